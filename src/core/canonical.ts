@@ -1,0 +1,304 @@
+/**
+ * The canonical model (SPEC §1): what apps send and what they get back, whichever provider
+ * serves them. Written once in zod; TypeScript types come from `z.infer` and the gateway's
+ * OpenAPI document is generated from these schemas.
+ *
+ * Incoming schemas are strict (an unknown field is an error, never ignored).
+ */
+import { z } from 'zod';
+
+export const MODELS = [
+  'kling-v3',
+  'kling-v3-omni',
+  'kling-v2-6',
+  'kling-v2-5-turbo',
+  'kling-v2-1-master',
+  'kling-v2-master',
+  'kling-v1-6',
+  'kling-v1',
+  // The legacy Kling-API serves virtual try-on with its own Kolors models; they are
+  // canonical models too so that a try-on request names what it runs on.
+  'kolors-virtual-try-on-v1',
+  'kolors-virtual-try-on-v1-5',
+] as const;
+export const Model = z.enum(MODELS).meta({ id: 'Model', description: 'Canonical model name.' });
+export type Model = z.infer<typeof Model>;
+
+export const QUALITIES = ['pro', 'std'] as const;
+export const Quality = z.enum(QUALITIES).meta({ id: 'Quality' });
+export type Quality = z.infer<typeof Quality>;
+
+export const OPERATIONS = [
+  'text-to-video',
+  'image-to-video',
+  'reference-to-video',
+  'video-edit',
+  'video-extend',
+  'lip-sync',
+  'image-generation',
+  'virtual-try-on',
+] as const;
+export const Operation = z.enum(OPERATIONS).meta({ id: 'Operation' });
+export type Operation = z.infer<typeof Operation>;
+
+/** Operations whose result is an image rather than a video. */
+export const IMAGE_OPERATIONS: ReadonlySet<Operation> = new Set(['image-generation', 'virtual-try-on']);
+
+export const ASPECT_RATIOS = ['16:9', '9:16', '1:1', 'auto'] as const;
+export const AspectRatio = z.enum(ASPECT_RATIOS).meta({ id: 'AspectRatio' });
+export type AspectRatio = z.infer<typeof AspectRatio>;
+
+export const TASK_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'canceled'] as const;
+export const TaskStatus = z.enum(TASK_STATUSES).meta({
+  id: 'TaskStatus',
+  description:
+    '`queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. ' +
+    '`succeeded`, `failed`, `canceled` are terminal.',
+});
+export type TaskStatus = z.infer<typeof TaskStatus>;
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'canceled']);
+
+export const ERROR_CODES = [
+  'content_policy',
+  'invalid_request',
+  'provider_error',
+  'timeout',
+  'insufficient_credits',
+  'no_provider_available',
+  'expired',
+] as const;
+export const ErrorCode = z.enum(ERROR_CODES).meta({ id: 'ErrorCode' });
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+export const ROUTING_STRATEGIES = ['priority', 'cheapest', 'weighted', 'fastest'] as const;
+export const RoutingStrategy = z.enum(ROUTING_STRATEGIES).meta({ id: 'RoutingStrategy' });
+export type RoutingStrategy = z.infer<typeof RoutingStrategy>;
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048);
+const providerId = z.string().min(1).max(64);
+
+export const MultiShotItem = z
+  .strictObject({
+    prompt: z.string().min(1).max(2500),
+    duration: z.int().min(1).max(15).optional().meta({
+      description: 'Seconds for this shot. Providers that take per-shot durations need it on every shot.',
+    }),
+  })
+  .meta({ id: 'MultiShotItem' });
+
+export const Element = z
+  .strictObject({
+    frontal_image_url: httpUrl,
+    reference_image_urls: z.array(httpUrl).max(4).default([]),
+  })
+  .meta({ id: 'Element', description: 'A character or object kept consistent across the video.' });
+
+export const LipSyncText = z.strictObject({
+  text: z.string().min(1).max(120),
+  voice_id: z.string().min(1).max(128),
+  voice_language: z.enum(['zh', 'en']).default('en'),
+  voice_speed: z.number().min(0.8).max(2).default(1),
+});
+export const LipSyncAudio = z.strictObject({ audio_url: httpUrl });
+export const LipSync = z.union([LipSyncText, LipSyncAudio]).meta({
+  id: 'LipSync',
+  description: 'Either text spoken by a voice, or an audio file to sync the lips to.',
+});
+
+export const RoutingOverride = z
+  .strictObject({
+    strategy: RoutingStrategy.optional(),
+    providers: z.array(providerId).min(1).max(16).optional().meta({
+      description: 'Only these providers, tried in this order (before the strategy orders the rest).',
+    }),
+    exclude: z.array(providerId).max(16).optional(),
+    allow_fallbacks: z.boolean().optional().meta({
+      description: '`false` pins the task to the first eligible provider: no failover.',
+    }),
+    max_credits: z.number().nonnegative().optional().meta({
+      description: 'Providers whose estimate for this request is higher (or unknown) are not eligible.',
+    }),
+  })
+  .meta({ id: 'RoutingOverride' });
+export type RoutingOverride = z.infer<typeof RoutingOverride>;
+
+const metadataSchema = z
+  .record(z.string().min(1).max(64), z.string().max(512))
+  .refine((value) => Object.keys(value).length <= 16, { message: 'at most 16 keys' });
+
+/** Fields of a create request that describe the generation (what capability checks read). */
+export const CreateVideoRequest = z
+  .strictObject({
+    model: Model,
+    quality: Quality.optional().meta({ description: 'Default `pro`.' }),
+    operation: Operation.optional().meta({ description: 'Inferred from the inputs when absent.' }),
+    prompt: z.string().min(1).max(2500).optional(),
+    negative_prompt: z.string().min(1).max(2500).optional(),
+    duration: z.int().min(3).max(15).optional().meta({ description: 'Seconds, default 5 (video operations).' }),
+    aspect_ratio: AspectRatio.optional().meta({ description: 'Default `16:9`; `auto` is Omni only.' }),
+    cfg_scale: z.number().min(0).max(2).optional(),
+    start_image_url: httpUrl.optional(),
+    end_image_url: httpUrl.optional(),
+    reference_images: z.array(httpUrl).min(1).max(7).optional(),
+    reference_video_url: httpUrl.optional(),
+    video_url: httpUrl.optional(),
+    video_id: z.string().min(1).max(128).optional(),
+    multi_shot: z.array(MultiShotItem).min(1).max(6).optional(),
+    elements: z.array(Element).min(1).max(4).optional(),
+    audio: z.boolean().optional().meta({ description: 'Native audio; default `true` where the provider can.' }),
+    voice_ids: z.array(z.string().min(1).max(128)).min(1).max(2).optional(),
+    keep_original_sound: z.boolean().optional(),
+    lip_sync: LipSync.optional(),
+    webhook_url: httpUrl.optional(),
+    metadata: metadataSchema.optional(),
+    routing: RoutingOverride.optional(),
+  })
+  .superRefine((request, ctx) => {
+    const shots = request.multi_shot;
+    if (shots) {
+      const total = shots.reduce((sum, shot) => sum + (shot.duration ?? 0), 0);
+      if (total > 15) {
+        ctx.addIssue({ code: 'custom', path: ['multi_shot'], message: `shots add up to ${total} s; at most 15 s` });
+      }
+      const timed = shots.filter((shot) => shot.duration !== undefined).length;
+      if (timed !== 0 && timed !== shots.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['multi_shot'],
+          message: 'give a duration on every shot or on none',
+        });
+      }
+    }
+    if (request.end_image_url && !request.start_image_url) {
+      ctx.addIssue({ code: 'custom', path: ['end_image_url'], message: 'needs start_image_url' });
+    }
+  })
+  .meta({ id: 'CreateVideoRequest' });
+export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
+
+/**
+ * The canonical request as accepted: defaults applied and the operation settled. This is
+ * what adapters map from and what a Task echoes as `request`.
+ */
+export type VideoRequest = Omit<CreateVideoRequest, 'quality' | 'operation'> & {
+  quality: Quality;
+  operation: Operation;
+};
+
+/** Canonical request fields that a provider's capabilities have to cover. */
+export const CAPABILITY_FIELDS = [
+  'prompt',
+  'negative_prompt',
+  'duration',
+  'aspect_ratio',
+  'cfg_scale',
+  'start_image_url',
+  'end_image_url',
+  'reference_images',
+  'reference_video_url',
+  'video_url',
+  'video_id',
+  'multi_shot',
+  'elements',
+  'audio',
+  'voice_ids',
+  'keep_original_sound',
+  'lip_sync',
+] as const satisfies readonly (keyof CreateVideoRequest)[];
+export type CapabilityField = (typeof CAPABILITY_FIELDS)[number];
+
+export const TaskOutput = z
+  .object({
+    type: z.enum(['video', 'image']),
+    url: z.string(),
+    duration: z.number().nullable().meta({ description: 'Seconds, for videos when the provider reports it.' }),
+  })
+  .meta({ id: 'TaskOutput' });
+export type TaskOutput = z.infer<typeof TaskOutput>;
+
+export const TaskError = z
+  .object({
+    code: ErrorCode,
+    message: z.string(),
+    provider_code: z.string().nullable(),
+  })
+  .meta({ id: 'TaskError' });
+export type TaskError = z.infer<typeof TaskError>;
+
+export const TaskCost = z
+  .object({
+    credits: z.number().nullable(),
+    estimated: z.boolean().meta({ description: '`false` once the provider reported what it charged.' }),
+    currency_amount: z.number().nullable(),
+    currency: z.string().nullable(),
+  })
+  .meta({ id: 'TaskCost' });
+export type TaskCost = z.infer<typeof TaskCost>;
+
+export const ATTEMPT_OUTCOMES = ['sending', 'accepted', 'failed', 'ambiguous', 'skipped', 'interrupted'] as const;
+export const AttemptOutcome = z.enum(ATTEMPT_OUTCOMES).meta({
+  id: 'AttemptOutcome',
+  description:
+    '`accepted`: the provider took the task. `failed`: it certainly did not. `ambiguous`: no answer after ' +
+    'the request was sent (the task may exist upstream). `skipped`: not called (open circuit, rate limit). ' +
+    '`interrupted`: the gateway stopped while the request was in flight.',
+});
+export type AttemptOutcome = z.infer<typeof AttemptOutcome>;
+
+export const TaskAttempt = z
+  .object({
+    provider: z.string(),
+    outcome: AttemptOutcome,
+    error_code: z.string().nullable(),
+    http_status: z.number().nullable(),
+    latency_ms: z.number().nullable(),
+    at: z.string(),
+    message: z.string().nullable(),
+  })
+  .meta({ id: 'TaskAttempt' });
+export type TaskAttempt = z.infer<typeof TaskAttempt>;
+
+export const Task = z
+  .object({
+    id: z.string(),
+    object: z.literal('video'),
+    status: TaskStatus,
+    model: Model,
+    quality: Quality,
+    operation: Operation,
+    created_at: z.string(),
+    updated_at: z.string(),
+    completed_at: z.string().nullable(),
+    provider: z.string().nullable(),
+    provider_task_id: z.string().nullable(),
+    provider_status: z.string().nullable().meta({ description: 'The raw upstream status word.' }),
+    outputs: z.array(TaskOutput),
+    error: TaskError.nullable(),
+    cost: TaskCost,
+    attempts: z.array(TaskAttempt),
+    warnings: z.array(z.string()).meta({ description: 'Things the gateway could not honour exactly.' }),
+    metadata: z.record(z.string(), z.string()),
+    request: z.record(z.string(), z.unknown()).meta({ description: 'The canonical request as accepted.' }),
+  })
+  .meta({ id: 'Task' });
+export type Task = z.infer<typeof Task>;
+
+export const TaskList = z
+  .object({ data: z.array(Task), next_cursor: z.string().nullable() })
+  .meta({ id: 'TaskList' });
+
+export const ProblemDetails = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number(),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    providers: z
+      .array(z.object({ provider: z.string(), reasons: z.array(z.string()) }))
+      .optional()
+      .meta({ description: 'For 422 capability misses: why each provider cannot serve the request.' }),
+  })
+  .meta({ id: 'ProblemDetails', description: 'RFC 9457 problem details.' });
+export type ProblemDetails = z.infer<typeof ProblemDetails>;

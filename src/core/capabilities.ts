@@ -1,0 +1,147 @@
+/**
+ * Reads the capability tables providers declare (`Offering`) against a request. The same
+ * functions answer validation (`422`), `quote`, `/v1/models` and the router, so they never
+ * disagree about what a provider can do.
+ */
+import {
+  CAPABILITY_FIELDS,
+  IMAGE_OPERATIONS,
+  type CapabilityField,
+  type CreateVideoRequest,
+  type Operation,
+  type VideoRequest,
+} from './canonical.js';
+import type { FieldRule, Offering } from './provider.js';
+
+/** A request with its defaults applied, and which fields the caller actually wrote. */
+export interface ResolvedRequest {
+  request: VideoRequest;
+  explicit: ReadonlySet<string>;
+}
+
+/** Picks the operation from the inputs when the caller did not name one (SPEC §1). */
+export function inferOperation(input: CreateVideoRequest): Operation {
+  if (input.operation) return input.operation;
+  if (input.model.startsWith('kolors-virtual-try-on')) return 'virtual-try-on';
+  if (input.lip_sync) return 'lip-sync';
+  if (input.video_id) return 'video-extend';
+  if (input.video_url) return 'video-edit';
+  if (input.reference_video_url || input.reference_images) return 'reference-to-video';
+  if (input.start_image_url) return 'image-to-video';
+  return 'text-to-video';
+}
+
+const GENERATIVE_VIDEO: ReadonlySet<Operation> = new Set(['text-to-video', 'image-to-video', 'reference-to-video']);
+
+/**
+ * Applies the canonical defaults: `quality: pro`; for text/image/reference-to-video also
+ * `duration: 5` (or the sum of timed shots), `aspect_ratio: 16:9` and `audio: true`.
+ * Operations that take no duration (edit, extend, lip-sync, images) get none.
+ */
+export function resolveRequest(input: CreateVideoRequest): ResolvedRequest {
+  const explicit = new Set(Object.keys(input).filter((key) => (input as Record<string, unknown>)[key] !== undefined));
+  const operation = inferOperation(input);
+  const request: VideoRequest = { ...input, quality: input.quality ?? 'pro', operation };
+  if (GENERATIVE_VIDEO.has(operation)) {
+    const shots = input.multi_shot;
+    const timedShots = shots?.every((shot) => shot.duration !== undefined)
+      ? shots.reduce((sum, shot) => sum + (shot.duration ?? 0), 0)
+      : undefined;
+    request.duration ??= timedShots ?? 5;
+    request.aspect_ratio ??= '16:9';
+    request.audio ??= true;
+  }
+  return { request, explicit };
+}
+
+/** Fields that, when filled by a default the provider cannot honour, are worth a warning. */
+const WARN_WHEN_DEFAULT_DROPPED: ReadonlySet<CapabilityField> = new Set(['audio']);
+
+export interface OfferingCheck {
+  /** Why the offering cannot serve the request; empty when it can. */
+  reasons: string[];
+  /** What it will do differently from the defaults. */
+  warnings: string[];
+}
+
+function describeValue(value: unknown): string {
+  return typeof value === 'string' ? `"${value}"` : JSON.stringify(value);
+}
+
+function checkRule(field: CapabilityField, value: unknown, rule: FieldRule): string | undefined {
+  if (rule.values && !Array.isArray(value) && !rule.values.includes(value as string | number | boolean)) {
+    return `${field} ${describeValue(value)} is not supported (allowed: ${rule.values.map(describeValue).join(', ')})`;
+  }
+  if (typeof value === 'number') {
+    if (rule.min !== undefined && value < rule.min) return `${field} must be at least ${rule.min}`;
+    if (rule.max !== undefined && value > rule.max) return `${field} must be at most ${rule.max}`;
+  }
+  if (typeof value === 'string' && rule.maxLength !== undefined && value.length > rule.maxLength) {
+    return `${field} is longer than ${rule.maxLength} characters`;
+  }
+  if (Array.isArray(value) && rule.maxItems !== undefined && value.length > rule.maxItems) {
+    return `${field} has ${value.length} items; at most ${rule.maxItems}`;
+  }
+  return undefined;
+}
+
+/** Checks one offering against a request, field by field. */
+export function checkOffering(offering: Offering, resolved: ResolvedRequest): OfferingCheck {
+  const { request, explicit } = resolved;
+  const reasons: string[] = [];
+  const warnings: string[] = [];
+  if (!offering.qualities.includes(request.quality)) {
+    reasons.push(
+      `${request.model} ${request.operation} is served at quality ${offering.qualities.join(' or ')}, not ${request.quality}`,
+    );
+  }
+  for (const field of CAPABILITY_FIELDS) {
+    const value = request[field];
+    const rule = offering.fields[field];
+    if (value === undefined) {
+      if (rule?.required) reasons.push(`${field} is required for ${request.model} ${request.operation}`);
+      continue;
+    }
+    if (!rule) {
+      if (explicit.has(field)) {
+        reasons.push(`${field} is not supported for ${request.model} ${request.operation}`);
+      } else if (WARN_WHEN_DEFAULT_DROPPED.has(field) && value === true) {
+        warnings.push(`${field} defaults to true but ${request.model} ${request.operation} here cannot generate it`);
+      }
+      continue;
+    }
+    const problem = checkRule(field, value, rule);
+    if (problem) reasons.push(problem);
+  }
+  reasons.push(...(offering.check?.(request) ?? []));
+  return { reasons, warnings };
+}
+
+export interface OfferingMatch {
+  offering?: Offering;
+  reasons: string[];
+  warnings: string[];
+}
+
+/** The offering of a provider that serves this request, or every reason none does. */
+export function matchOffering(offerings: readonly Offering[], resolved: ResolvedRequest): OfferingMatch {
+  const { request } = resolved;
+  const candidates = offerings.filter((o) => o.model === request.model && o.operation === request.operation);
+  if (candidates.length === 0) {
+    const operations = [...new Set(offerings.filter((o) => o.model === request.model).map((o) => o.operation))];
+    const detail = operations.length > 0 ? `; it serves ${request.model} for ${operations.join(', ')}` : '';
+    return { reasons: [`does not serve ${request.operation} with ${request.model}${detail}`], warnings: [] };
+  }
+  let first: OfferingMatch | undefined;
+  for (const offering of candidates) {
+    const check = checkOffering(offering, resolved);
+    if (check.reasons.length === 0) return { offering, ...check };
+    first ??= { reasons: check.reasons, warnings: check.warnings };
+  }
+  return first ?? { reasons: [], warnings: [] };
+}
+
+/** Kind of output an operation produces. */
+export function outputTypeOf(operation: Operation): 'video' | 'image' {
+  return IMAGE_OPERATIONS.has(operation) ? 'image' : 'video';
+}

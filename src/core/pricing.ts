@@ -1,0 +1,88 @@
+/**
+ * Prices (SPEC §3): per provider, credits per second or per task by model, quality, operation
+ * and audio, and what one credit is worth in a currency. The first matching rule wins.
+ */
+import { z } from 'zod';
+import { Model, Operation, Quality, type VideoRequest } from './canonical.js';
+
+const oneOrMany = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).min(1)]);
+
+export const PriceRule = z
+  .strictObject({
+    model: oneOrMany(Model).optional(),
+    quality: oneOrMany(Quality).optional(),
+    operation: oneOrMany(Operation).optional(),
+    /** Matches only requests with (true) or without (false) native audio. */
+    audio: z.boolean().optional(),
+    credits_per_second: z.number().nonnegative().optional(),
+    credits_per_task: z.number().nonnegative().optional(),
+  })
+  .refine((rule) => (rule.credits_per_second === undefined) !== (rule.credits_per_task === undefined), {
+    message: 'give exactly one of credits_per_second and credits_per_task',
+  });
+export type PriceRule = z.infer<typeof PriceRule>;
+
+export const PricingConfig = z.strictObject({
+  /** ISO 4217 code of `credit_value`. */
+  currency: z.string().min(3).max(3).default('USD'),
+  /** What one credit costs in `currency`. */
+  credit_value: z.number().nonnegative(),
+  rules: z.array(PriceRule).default([]),
+});
+export type PricingConfig = z.infer<typeof PricingConfig>;
+
+export interface CostEstimate {
+  credits: number;
+  currencyAmount: number;
+  currency: string;
+}
+
+function matches<T>(selector: T | T[] | undefined, value: T): boolean {
+  if (selector === undefined) return true;
+  return Array.isArray(selector) ? selector.includes(value) : selector === value;
+}
+
+/** Seconds of output the request asks for, which per-second prices multiply. */
+export function billableSeconds(request: VideoRequest): number {
+  if (request.duration !== undefined) return request.duration;
+  const shots = request.multi_shot;
+  if (shots?.every((shot) => shot.duration !== undefined)) {
+    return shots.reduce((sum, shot) => sum + (shot.duration ?? 0), 0);
+  }
+  return 5;
+}
+
+export function findPriceRule(pricing: PricingConfig, request: VideoRequest): PriceRule | undefined {
+  const audio = request.audio ?? false;
+  return pricing.rules.find(
+    (rule) =>
+      matches(rule.model, request.model) &&
+      matches(rule.quality, request.quality) &&
+      matches(rule.operation, request.operation) &&
+      (rule.audio === undefined || rule.audio === audio),
+  );
+}
+
+/** What this request should cost on a provider with this price list; `undefined` when no rule covers it. */
+export function estimateCost(pricing: PricingConfig | undefined, request: VideoRequest): CostEstimate | undefined {
+  if (!pricing) return undefined;
+  const rule = findPriceRule(pricing, request);
+  if (!rule) return undefined;
+  const credits =
+    rule.credits_per_task !== undefined ? rule.credits_per_task : (rule.credits_per_second ?? 0) * billableSeconds(request);
+  return costOf(pricing, credits);
+}
+
+/** Currency value of a number of credits. */
+export function costOf(pricing: Pick<PricingConfig, 'credit_value' | 'currency'>, credits: number): CostEstimate {
+  return {
+    credits: roundTo(credits, 4),
+    currencyAmount: roundTo(credits * pricing.credit_value, 6),
+    currency: pricing.currency,
+  };
+}
+
+function roundTo(value: number, digits: number): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}

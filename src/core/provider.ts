@@ -1,0 +1,208 @@
+/**
+ * The provider contract. `src/core` talks to every reseller through this interface and knows
+ * nothing else about them; each `src/providers/<id>/` folder implements it.
+ */
+import type { CapabilityField, Model, Operation, Quality, TaskOutput, VideoRequest } from './canonical.js';
+import type { Clock } from './clock.js';
+import type { PricingConfig } from './pricing.js';
+import type { MappedUpstreamError } from './upstream-error.js';
+
+/** Limits on one canonical field for one offering. A field without a rule is not accepted. */
+export interface FieldRule {
+  /** The offering cannot run without it. */
+  required?: boolean;
+  /** Allowed values (durations in seconds, aspect ratios, booleans). */
+  values?: readonly (string | number | boolean)[];
+  /** Numeric range, inclusive. */
+  min?: number;
+  max?: number;
+  /** Longest string. */
+  maxLength?: number;
+  /** Most array items. */
+  maxItems?: number;
+}
+
+/**
+ * One thing a provider serves: a model, at some qualities, for one operation, and the canonical
+ * fields it takes with their limits. Declared once per provider, read by validation, quotes,
+ * `/v1/models` and the router.
+ */
+export interface Offering {
+  model: Model;
+  qualities: readonly Quality[];
+  operation: Operation;
+  /** Upstream route or type this maps to, for `/v1/models` and logs (e.g. `POST /v1/ai/video/kling-v3-pro`). */
+  upstream: string;
+  fields: Partial<Record<CapabilityField, FieldRule>>;
+  /** Rules across fields that the table cannot say; each string is a reason the request is not served. */
+  check?: (request: VideoRequest) => string[];
+}
+
+/** The provider's own record of an accepted task, enough to ask about it later. */
+export interface ProviderTaskRef {
+  providerTaskId: string;
+  /** Adapter-private routing data saved with the task (e.g. which status family to poll). */
+  tracking: Record<string, string>;
+}
+
+/** Normalized status of an upstream task. `unknown` is an upstream word the adapter does not know. */
+export type UpstreamTaskStatus = 'queued' | 'processing' | 'succeeded' | 'failed' | 'unknown';
+
+export interface StatusReport {
+  status: UpstreamTaskStatus;
+  /** The raw upstream word (kept on the task as `provider_status`). */
+  providerStatus: string;
+  outputs: TaskOutput[];
+  error?: MappedUpstreamError;
+  /** Credits the upstream says it charged (kling3api `consumed_credits`, legacy `final_unit_deduction`). */
+  reportedCredits?: number;
+}
+
+export interface SubmitResult extends StatusReport {
+  ref: ProviderTaskRef;
+}
+
+/** One upstream call, described without base URL or auth (the client adds those). */
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  /** Path under the provider's base URL, starting with `/`. */
+  path: string;
+  query?: Record<string, string>;
+  body?: unknown;
+  /** Label for metrics and logs: `submit`, `status`, ... */
+  operation: string;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string>;
+  data: unknown;
+}
+
+/**
+ * HTTP to one provider, with its base URL, auth headers, time limit, logging and metrics.
+ * Non-2xx answers and transport failures throw `UpstreamError` (mapped by the provider's
+ * `mapHttpError`).
+ */
+export interface UpstreamClient {
+  send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse>;
+}
+
+export interface CallContext {
+  http: UpstreamClient;
+  signal?: AbortSignal;
+}
+
+export interface SubmitContext extends CallContext {
+  /** The gateway's id for the task; adapters may send it upstream as an external id. */
+  taskId: string;
+  /** Unique per submission attempt (`<taskId>-<n>`), for upstream external ids. */
+  attemptKey: string;
+  /** Where the upstream should call back, when the provider supports it and it is configured. */
+  callbackUrl?: string;
+}
+
+/** A webhook as it arrived: headers lower-cased, body exactly as received. */
+export interface InboundWebhook {
+  headers: Record<string, string | undefined>;
+  rawBody: Buffer;
+}
+
+export type WebhookVerification =
+  | { ok: true; webhookId: string; providerTaskId: string; report?: StatusReport }
+  | { ok: false; reason: string };
+
+/** How the upstream tells the gateway about progress, besides polling. */
+export type InboundWebhookKind =
+  /** Signed webhooks on `/v1/webhooks/<id>`, verified by `verifyWebhook`. */
+  | 'signed'
+  /** Unsigned callbacks on `/v1/webhooks/<id>/<token>`; confirmed by a status fetch. */
+  | 'token'
+  /** Polling only. */
+  | 'none';
+
+export interface VideoProvider {
+  readonly id: string;
+  /** Human name for `/v1/providers`. */
+  readonly name: string;
+  readonly offerings: readonly Offering[];
+  /** Price list used when `config.yaml` gives none. */
+  readonly defaultPricing?: PricingConfig;
+  readonly inboundWebhook: InboundWebhookKind;
+  /** Shortest time a task of this request can plausibly take upstream; polling never starts earlier. */
+  minimumRunTimeMs(request: VideoRequest): number;
+  /** Headers that authenticate a call. They never reach a log line. */
+  authHeaders(apiKey: string): Record<string, string>;
+  /** Canonical error for a non-2xx upstream answer. */
+  mapHttpError(status: number, body: unknown): MappedUpstreamError;
+  submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult>;
+  getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport>;
+  /** For `signed` providers: check signature, timestamp, and read the event. */
+  verifyWebhook?(webhook: InboundWebhook, secret: string, nowMs: number): WebhookVerification;
+  /** For `token` providers: the upstream task id a callback body is about, if it says. */
+  readCallbackTaskId?(body: unknown): string | undefined;
+  /** Starts the built-in simulator of this provider (sandbox, tests, benchmarks). */
+  createSimulator(options: SimulatorOptions): ProviderSimulator;
+}
+
+/** What every simulator can be told to do wrong, on its next calls. */
+export interface SimulatedFault {
+  /** Which calls to hit: `submit`, `status`, or both (default `submit`). */
+  on?: 'submit' | 'status' | 'any';
+  /** How many calls (default 1). */
+  times?: number;
+  /** Answer with this HTTP status and body (a provider-shaped error body when omitted). */
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** `reset`: destroy the socket without answering. `hang`: never answer. */
+  transport?: 'reset' | 'hang';
+  /** Answer normally, but only after this long (real milliseconds). */
+  delayMs?: number;
+  /** Kind of provider error to produce (the simulator builds the provider's own body). */
+  kind?: 'rate_limited' | 'insufficient_credits' | 'server_error' | 'unavailable' | 'unauthorized' | 'invalid';
+}
+
+/** How a simulated task ends. */
+export type SimulatedOutcome = 'succeed' | 'fail' | 'content_policy';
+
+export interface SimulatorOptions {
+  clock: Clock;
+  /** Key the simulator accepts. */
+  apiKey: string;
+  /** Secret for signing webhooks (signed providers). */
+  webhookSecret?: string;
+  /** Time a task spends queued, then processing, in clock milliseconds. */
+  timing?: { queuedMs?: number; processingMs?: number };
+  /** Base URL the simulator uses in result URLs; defaults to where it listens. */
+  publicUrl?: string;
+}
+
+export interface SimulatedTask {
+  id: string;
+  /** Path the task was created on. */
+  path: string;
+  /** The body the simulator received, as parsed JSON. */
+  body: unknown;
+  createdAt: number;
+  outcome: SimulatedOutcome;
+  /** Current raw status word. */
+  status: string;
+}
+
+/** A provider's HTTP contract served on loopback. */
+export interface ProviderSimulator {
+  readonly providerId: string;
+  /** Starts listening (port 0 = any free port) and returns the base URL. */
+  listen(port?: number, host?: string): Promise<string>;
+  close(): Promise<void>;
+  /** Queues faults for the next matching calls. */
+  injectFault(fault: SimulatedFault): void;
+  clearFaults(): void;
+  /** How the next created tasks end (default `succeed`). */
+  setOutcome(outcome: SimulatedOutcome, times?: number): void;
+  /** Every task created so far, oldest first. */
+  readonly tasks: readonly SimulatedTask[];
+  /** Every request received (method, path), oldest first; for asserting upstream traffic. */
+  readonly requests: readonly { method: string; path: string; at: number }[];
+}

@@ -1,0 +1,165 @@
+/**
+ * The HTTP client every adapter calls through. It adds the base URL, auth headers and the time
+ * limit, and turns every failure into an `UpstreamError`: transport failures by kind (refused,
+ * reset, timeout — the router needs to know whether the request may have been accepted) and
+ * error answers through the provider's own `mapHttpError`.
+ */
+import axios, { AxiosError, type AxiosInstance } from 'axios';
+import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
+import { UpstreamError, type TransportFailure } from './upstream-error.js';
+
+/** Told about every upstream call once it ends (metrics, logs). */
+export interface UpstreamCallRecord {
+  provider: string;
+  operation: string;
+  method: string;
+  path: string;
+  /** HTTP status, when there was an answer. */
+  status?: number;
+  /** `ok`, an error code, or a transport failure. */
+  outcome: string;
+  durationMs: number;
+  /** Bound context (task id, request id). */
+  context: Record<string, string>;
+}
+
+export interface UpstreamClientOptions {
+  provider: Pick<VideoProvider, 'id' | 'authHeaders' | 'mapHttpError'>;
+  baseUrl: string;
+  apiKey: string;
+  timeoutMs: number;
+  onCall?: (record: UpstreamCallRecord) => void;
+  /** Monotonic-enough time source for latency. */
+  now?: () => number;
+}
+
+const MAX_LOGGED_BODY = 2048;
+
+function truncateBody(data: unknown): unknown {
+  const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
+  if (text.length <= MAX_LOGGED_BODY) return data;
+  return `${text.slice(0, MAX_LOGGED_BODY)}…`;
+}
+
+/** `Retry-After` as milliseconds (seconds or an HTTP date). */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
+}
+
+function transportFailureOf(error: AxiosError): TransportFailure {
+  const code = error.code ?? '';
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) return 'refused';
+  if (code === 'ERR_CANCELED' || code === 'ECONNABORTED' || code === 'ETIMEDOUT') return 'timeout';
+  return 'reset';
+}
+
+function plainHeaders(headers: unknown): Record<string, string> {
+  const result: Record<string, string> = {};
+  if (headers && typeof headers === 'object') {
+    for (const [key, value] of Object.entries(headers as Record<string, unknown>)) {
+      if (value !== undefined && value !== null) result[key.toLowerCase()] = String(value);
+    }
+  }
+  return result;
+}
+
+export class HttpUpstreamClient implements UpstreamClient {
+  private readonly http: AxiosInstance;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly options: UpstreamClientOptions,
+    private readonly context: Record<string, string> = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.http = axios.create({
+      baseURL: options.baseUrl.replace(/\/+$/, ''),
+      validateStatus: () => true,
+      maxRedirects: 0,
+      // Upstream answers are small JSON; anything bigger is an error page we only log.
+      maxContentLength: 4 * 1024 * 1024,
+      headers: { 'user-agent': 'kling-gateway/0.1', accept: 'application/json' },
+    });
+  }
+
+  /** A client whose log lines and metrics carry this context (task id, request id). */
+  withContext(context: Record<string, string>): HttpUpstreamClient {
+    return new HttpUpstreamClient(this.options, { ...this.context, ...context });
+  }
+
+  async send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse> {
+    const { provider } = this.options;
+    const started = this.now();
+    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const query = request.query ? `?${new URLSearchParams(request.query).toString()}` : '';
+    const url = `${request.path}${query}`;
+    const record = (outcome: string, status?: number) =>
+      this.options.onCall?.({
+        provider: provider.id,
+        operation: request.operation,
+        method: request.method,
+        path: request.path,
+        status,
+        outcome,
+        durationMs: this.now() - started,
+        context: this.context,
+      });
+
+    let response;
+    try {
+      response = await this.http.request({
+        method: request.method,
+        url,
+        data: request.body,
+        headers: {
+          ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...provider.authHeaders(this.options.apiKey),
+        },
+        signal: combined,
+      });
+    } catch (error) {
+      if (signal?.aborted) {
+        record('aborted');
+        throw signal.reason ?? error;
+      }
+      const transport = error instanceof AxiosError ? transportFailureOf(error) : 'reset';
+      const failure = timeout.aborted ? 'timeout' : transport;
+      record(failure);
+      throw new UpstreamError({
+        provider: provider.id,
+        operation: request.operation,
+        url,
+        code: failure === 'timeout' ? 'timeout' : 'provider_error',
+        message:
+          failure === 'timeout'
+            ? `${provider.id} did not answer within ${this.options.timeoutMs} ms`
+            : `${provider.id} ${failure === 'refused' ? 'refused the connection' : 'closed the connection without an answer'}`,
+        transport: failure,
+      });
+    }
+
+    const headers = plainHeaders(response.headers);
+    if (response.status >= 200 && response.status < 300) {
+      record('ok', response.status);
+      return { status: response.status, headers, data: response.data };
+    }
+    const mapped = provider.mapHttpError(response.status, response.data);
+    record(mapped.code, response.status);
+    throw new UpstreamError({
+      provider: provider.id,
+      operation: request.operation,
+      url,
+      code: mapped.code,
+      message: mapped.message,
+      providerCode: mapped.providerCode,
+      statusCode: response.status,
+      responseBody: truncateBody(response.data),
+      retryAfterMs: parseRetryAfter(headers['retry-after'], Date.now()),
+    });
+  }
+}

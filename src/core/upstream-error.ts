@@ -1,0 +1,82 @@
+import type { ErrorCode } from './canonical.js';
+
+/** How a call failed below HTTP, if it did. */
+export type TransportFailure =
+  /** The connection was refused or the host not found: the request never left. */
+  | 'refused'
+  /** The connection broke before any answer. */
+  | 'reset'
+  /** No answer within the time limit, after the request was sent. */
+  | 'timeout';
+
+export interface UpstreamErrorInit {
+  provider: string;
+  /** What the gateway was doing: `submit`, `status`, ... */
+  operation: string;
+  /** Path and query of the upstream call (never the key). */
+  url: string;
+  code: ErrorCode;
+  message: string;
+  statusCode?: number;
+  /** Upstream's own error code (`INSUFFICIENT_CREDITS`, `1102`, ...). */
+  providerCode?: string;
+  /** The answer body, cut to a few kilobytes, for logs and attempts. */
+  responseBody?: unknown;
+  transport?: TransportFailure;
+  /** `Retry-After` from a 429 or 503, in milliseconds. */
+  retryAfterMs?: number;
+}
+
+/**
+ * The one error type for upstream calls. Adapters and the HTTP client turn every failure into
+ * this, with a canonical `code`; the router decides from it whether failing over is safe.
+ */
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+  readonly provider: string;
+  readonly operation: string;
+  readonly url: string;
+  readonly code: ErrorCode;
+  readonly statusCode: number | undefined;
+  readonly providerCode: string | undefined;
+  readonly responseBody: unknown;
+  readonly transport: TransportFailure | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(init: UpstreamErrorInit) {
+    super(init.message);
+    this.provider = init.provider;
+    this.operation = init.operation;
+    this.url = init.url;
+    this.code = init.code;
+    this.statusCode = init.statusCode;
+    this.providerCode = init.providerCode;
+    this.responseBody = init.responseBody;
+    this.transport = init.transport;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+
+  /**
+   * True when the upstream certainly did not create anything: it refused the connection or
+   * answered with an error status. A timeout after sending is not certain.
+   */
+  get certainlyNotAccepted(): boolean {
+    return this.transport !== 'timeout';
+  }
+}
+
+/** What an adapter's error mapping returns for an upstream error answer. */
+export interface MappedUpstreamError {
+  code: ErrorCode;
+  message: string;
+  providerCode?: string;
+}
+
+/** The canonical code for an HTTP status when the body says nothing more specific. */
+export function errorCodeForHttpStatus(status: number): ErrorCode {
+  if (status === 402) return 'insufficient_credits';
+  if (status === 400 || status === 404 || status === 405 || status === 409 || status === 413 || status === 422) {
+    return 'invalid_request';
+  }
+  return 'provider_error';
+}

@@ -1,0 +1,237 @@
+/**
+ * What every provider simulator shares: an express app on loopback, the log of requests and
+ * tasks, injected faults and outcomes, a task lifecycle driven by the injected clock, result
+ * files that really play, and callback delivery with retries. A provider's simulator adds only
+ * its own routes and bodies.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import express, { type Express, type Request, type Response } from 'express';
+import type {
+  SimulatedFault,
+  SimulatedOutcome,
+  SimulatedTask,
+  SimulatorOptions,
+} from '../core/provider.js';
+
+const assetsDir = new URL('./assets/', import.meta.url);
+/** A two-second 160×90 H.264/AAC MP4 that any player opens. */
+export const SAMPLE_MP4: Buffer = readFileSync(new URL('sample.mp4', assetsDir));
+/** A 160×90 PNG for image operations. */
+export const SAMPLE_PNG: Buffer = readFileSync(new URL('sample.png', assetsDir));
+
+/** Lifecycle phase of a simulated task at a given time. */
+export type SimulatedPhase = 'queued' | 'processing' | 'done';
+
+export interface KitTask extends SimulatedTask {
+  /** Extra per-provider data (e.g. callback URL, type). */
+  data: Record<string, unknown>;
+}
+
+interface QueuedFault extends SimulatedFault {
+  remaining: number;
+}
+
+export class SimulatorKit {
+  readonly app: Express;
+  readonly tasks: KitTask[] = [];
+  readonly requests: { method: string; path: string; at: number }[] = [];
+  readonly clock: SimulatorOptions['clock'];
+  readonly queuedMs: number;
+  readonly processingMs: number;
+  private faults: QueuedFault[] = [];
+  private outcomes: { outcome: SimulatedOutcome; remaining: number }[] = [];
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private baseUrl = '';
+  private closed = false;
+
+  constructor(
+    readonly providerId: string,
+    readonly options: SimulatorOptions,
+  ) {
+    this.clock = options.clock;
+    this.queuedMs = options.timing?.queuedMs ?? 1_000;
+    this.processingMs = options.timing?.processingMs ?? 4_000;
+    this.app = express();
+    this.app.disable('x-powered-by');
+    this.app.use((req, _res, next) => {
+      this.requests.push({ method: req.method, path: req.path, at: this.clock.now() });
+      next();
+    });
+    this.app.get('/sim-files/:name', (req, res) => {
+      const name = String(req.params.name);
+      if (name.endsWith('.mp4')) {
+        res.type('video/mp4').send(SAMPLE_MP4);
+      } else if (name.endsWith('.png')) {
+        res.type('image/png').send(SAMPLE_PNG);
+      } else {
+        res.status(404).end();
+      }
+    });
+  }
+
+  /** Base URL other parties should use for this simulator (result files, callbacks). */
+  get publicUrl(): string {
+    return (this.options.publicUrl ?? this.baseUrl).replace(/\/+$/, '');
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    const server = this.app.listen(port, host);
+    this.server = server;
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const address = server.address();
+    if (!address || typeof address === 'string') throw new Error('simulator has no TCP address');
+    this.baseUrl = `http://${host}:${address.port}`;
+    return this.baseUrl;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const socket of this.sockets) socket.destroy();
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.server = undefined;
+  }
+
+  injectFault(fault: SimulatedFault): void {
+    this.faults.push({ ...fault, remaining: fault.times ?? 1 });
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  setOutcome(outcome: SimulatedOutcome, times = 1): void {
+    this.outcomes.push({ outcome, remaining: times });
+  }
+
+  /** The outcome the next created task will have. */
+  nextOutcome(): SimulatedOutcome {
+    const head = this.outcomes[0];
+    if (!head) return 'succeed';
+    head.remaining -= 1;
+    if (head.remaining <= 0) this.outcomes.shift();
+    return head.outcome;
+  }
+
+  private takeFault(call: 'submit' | 'status'): QueuedFault | undefined {
+    const index = this.faults.findIndex((fault) => (fault.on ?? 'submit') === call || fault.on === 'any');
+    const fault = this.faults[index];
+    if (!fault) return undefined;
+    fault.remaining -= 1;
+    if (fault.remaining <= 0) this.faults.splice(index, 1);
+    return fault;
+  }
+
+  /**
+   * Applies the next queued fault for this kind of call. Returns true when the fault answered
+   * (or swallowed) the request; false when the handler should answer normally — after the
+   * fault's delay, if it had one.
+   */
+  async applyFault(
+    call: 'submit' | 'status',
+    req: Request,
+    res: Response,
+    errorFor: (fault: SimulatedFault) => { status: number; body: unknown; headers?: Record<string, string> },
+  ): Promise<boolean> {
+    const fault = this.takeFault(call);
+    if (!fault) return false;
+    if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    if (fault.transport === 'reset') {
+      req.socket.destroy();
+      return true;
+    }
+    if (fault.transport === 'hang') {
+      // Never answer; the socket is destroyed when the simulator closes or the client gives up.
+      return true;
+    }
+    if (fault.status === undefined && fault.kind === undefined && fault.body === undefined) return false;
+    const built = errorFor(fault);
+    const status = fault.status ?? built.status;
+    res.status(status).set({ ...built.headers, ...fault.headers });
+    res.json(fault.body ?? built.body);
+    return true;
+  }
+
+  /** Records a new task created through `path` with `body`. */
+  createTask(id: string, path: string, body: unknown, data: Record<string, unknown> = {}): KitTask {
+    const task: KitTask = {
+      id,
+      path,
+      body,
+      createdAt: this.clock.now(),
+      outcome: this.nextOutcome(),
+      status: '',
+      data,
+    };
+    this.tasks.push(task);
+    return task;
+  }
+
+  findTask(id: string): KitTask | undefined {
+    return this.tasks.find((task) => task.id === id);
+  }
+
+  /** Where a task is in its life at the current clock time. */
+  phaseOf(task: KitTask): SimulatedPhase {
+    const age = this.clock.now() - task.createdAt;
+    if (age < this.queuedMs) return 'queued';
+    if (age < this.queuedMs + this.processingMs) return 'processing';
+    return 'done';
+  }
+
+  /** Calls `onPhase` when the task starts processing and when it is done, on the injected clock. */
+  scheduleTransitions(task: KitTask, onPhase: (phase: SimulatedPhase) => void): void {
+    this.clock.setTimeout(() => !this.closed && onPhase('processing'), this.queuedMs);
+    this.clock.setTimeout(() => !this.closed && onPhase('done'), this.queuedMs + this.processingMs);
+  }
+
+  /** A URL under this simulator that serves a playable result file. */
+  resultUrl(taskId: string, kind: 'mp4' | 'png'): string {
+    return `${this.publicUrl}/sim-files/${encodeURIComponent(taskId)}.${kind}`;
+  }
+
+  /**
+   * POSTs `body` to `url` with `headers`; retries a few times with backoff on the injected clock
+   * when the receiver does not answer 2xx, as real providers do.
+   */
+  deliver(url: string, body: string, headers: Record<string, string>, attempt = 1): void {
+    if (this.closed) return;
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      signal: AbortSignal.timeout(5_000),
+    })
+      .then(async (response) => {
+        await response.arrayBuffer().catch(() => undefined);
+        if (!response.ok) throw new Error(`callback answered ${response.status}`);
+      })
+      .catch(() => {
+        if (attempt >= 4) return;
+        this.clock.setTimeout(() => this.deliver(url, body, headers, attempt + 1), 1_000 * 2 ** attempt);
+      });
+  }
+}
+
+/** A random id in the style of `prefix` + hex. */
+export function randomId(prefix = '', bytes = 12): string {
+  return `${prefix}${randomBytes(bytes).toString('hex')}`;
+}
+
+/** A random RFC 4122 v4 UUID (Freepik task ids). */
+export function randomUuid(): string {
+  return crypto.randomUUID();
+}
+
