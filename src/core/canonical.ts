@@ -105,6 +105,34 @@ export const LipSync = z.union([LipSyncText, LipSyncAudio]).meta({
   description: 'Either text spoken by a voice, or an audio file to sync the lips to.',
 });
 
+const cameraAxis = z.number().min(-10).max(10).optional();
+export const CameraControl = z
+  .strictObject({
+    type: z.enum(['simple', 'down_back', 'forward_up', 'right_turn_forward', 'left_turn_forward']),
+    config: z
+      .strictObject({
+        horizontal: cameraAxis,
+        vertical: cameraAxis,
+        pan: cameraAxis,
+        tilt: cameraAxis,
+        roll: cameraAxis,
+        zoom: cameraAxis,
+      })
+      .optional()
+      .meta({ description: 'For `simple` only: exactly one axis, -10 to 10.' }),
+  })
+  .superRefine((camera, ctx) => {
+    const axes = Object.values(camera.config ?? {}).filter((value) => value !== undefined && value !== 0);
+    if (camera.type === 'simple' && axes.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['config'], message: '`simple` takes exactly one non-zero axis' });
+    }
+    if (camera.type !== 'simple' && camera.config !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['config'], message: `\`${camera.type}\` takes no config` });
+    }
+  })
+  .meta({ id: 'CameraControl', description: 'Kling camera movement (legacy Kling-API models that take it).' });
+export type CameraControl = z.infer<typeof CameraControl>;
+
 export const RoutingOverride = z
   .strictObject({
     strategy: RoutingStrategy.optional(),
@@ -149,6 +177,7 @@ export const CreateVideoRequest = z
     voice_ids: z.array(z.string().min(1).max(128)).min(1).max(2).optional(),
     keep_original_sound: z.boolean().optional(),
     lip_sync: LipSync.optional(),
+    camera_control: CameraControl.optional(),
     webhook_url: httpUrl.optional(),
     metadata: metadataSchema.optional(),
     routing: RoutingOverride.optional(),
@@ -204,6 +233,7 @@ export const CAPABILITY_FIELDS = [
   'voice_ids',
   'keep_original_sound',
   'lip_sync',
+  'camera_control',
 ] as const satisfies readonly (keyof CreateVideoRequest)[];
 export type CapabilityField = (typeof CAPABILITY_FIELDS)[number];
 
