@@ -113,7 +113,7 @@ export function checkOffering(offering: Offering, resolved: ResolvedRequest): Of
     const problem = checkRule(field, value, rule);
     if (problem) reasons.push(problem);
   }
-  reasons.push(...(offering.check?.(request) ?? []));
+  reasons.push(...(offering.check?.(request, explicit) ?? []));
   return { reasons, warnings };
 }
 
@@ -132,13 +132,19 @@ export function matchOffering(offerings: readonly Offering[], resolved: Resolved
     const detail = operations.length > 0 ? `; it serves ${request.model} for ${operations.join(', ')}` : '';
     return { reasons: [`does not serve ${request.operation} with ${request.model}${detail}`], warnings: [] };
   }
-  let first: OfferingMatch | undefined;
+  // When none fits, report the offering that came closest: its reasons are the useful ones.
+  // An offering whose required inputs are missing is a poor match for what the caller meant.
+  let closest: (OfferingMatch & { score: number }) | undefined;
   for (const offering of candidates) {
     const check = checkOffering(offering, resolved);
     if (check.reasons.length === 0) return { offering, ...check };
-    first ??= { reasons: check.reasons, warnings: check.warnings };
+    const missingRequired = Object.entries(offering.fields).filter(
+      ([field, rule]) => rule?.required && request[field as CapabilityField] === undefined,
+    ).length;
+    const score = check.reasons.length + 10 * missingRequired;
+    if (!closest || score < closest.score) closest = { reasons: check.reasons, warnings: check.warnings, score };
   }
-  return first ?? { reasons: [], warnings: [] };
+  return closest ? { reasons: closest.reasons, warnings: closest.warnings } : { reasons: [], warnings: [] };
 }
 
 /** Kind of output an operation produces. */

@@ -31,6 +31,31 @@ export const PricingConfig = z.strictObject({
 });
 export type PricingConfig = z.infer<typeof PricingConfig>;
 
+/**
+ * A price list as written in config.yaml: any part may be left out, and the provider's shipped
+ * default supplies the rest (e.g. set only `credit_value` and keep kling3api's credit table).
+ */
+export const PricingOverride = z.strictObject({
+  currency: z.string().min(3).max(3).optional(),
+  credit_value: z.coerce.number().nonnegative().optional(),
+  rules: z.array(PriceRule).optional(),
+});
+export type PricingOverride = z.infer<typeof PricingOverride>;
+
+/** The effective price list: the override over the shipped default. Undefined without rules. */
+export function mergePricing(
+  shipped: PricingConfig | undefined,
+  override: PricingOverride | undefined,
+): PricingConfig | undefined {
+  const rules = override?.rules ?? shipped?.rules;
+  if (!rules) return undefined;
+  return {
+    currency: override?.currency ?? shipped?.currency ?? 'USD',
+    credit_value: override?.credit_value ?? shipped?.credit_value ?? 0,
+    rules,
+  };
+}
+
 export interface CostEstimate {
   credits: number;
   currencyAmount: number;

@@ -34,8 +34,11 @@ export interface Offering {
   /** Upstream route or type this maps to, for `/v1/models` and logs (e.g. `POST /v1/ai/video/kling-v3-pro`). */
   upstream: string;
   fields: Partial<Record<CapabilityField, FieldRule>>;
-  /** Rules across fields that the table cannot say; each string is a reason the request is not served. */
-  check?: (request: VideoRequest) => string[];
+  /**
+   * Rules across fields that the table cannot say; each string is a reason the request is not
+   * served. `explicit` holds the fields the caller wrote (the rest are defaults).
+   */
+  check?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
 }
 
 /** The provider's own record of an accepted task, enough to ask about it later. */

@@ -29,8 +29,10 @@ export interface UpstreamClientOptions {
   apiKey: string;
   timeoutMs: number;
   onCall?: (record: UpstreamCallRecord) => void;
-  /** Monotonic-enough time source for latency. */
+  /** Time source for latency. */
   now?: () => number;
+  /** The gateway clock, for `Retry-After` dates. */
+  clockNow?: () => number;
 }
 
 const MAX_LOGGED_BODY = 2048;
@@ -159,7 +161,7 @@ export class HttpUpstreamClient implements UpstreamClient {
       providerCode: mapped.providerCode,
       statusCode: response.status,
       responseBody: truncateBody(response.data),
-      retryAfterMs: parseRetryAfter(headers['retry-after'], Date.now()),
+      retryAfterMs: parseRetryAfter(headers['retry-after'], (this.options.clockNow ?? Date.now)()),
     });
   }
 }

@@ -25,6 +25,11 @@ export interface UpstreamErrorInit {
   transport?: TransportFailure;
   /** `Retry-After` from a 429 or 503, in milliseconds. */
   retryAfterMs?: number;
+  /**
+   * The upstream may have created the task even though this call failed: a 2xx create answer
+   * that could not be read (no task id, not JSON). Such a failure is never failed over.
+   */
+  mayHaveCreated?: boolean;
 }
 
 /**
@@ -42,6 +47,7 @@ export class UpstreamError extends Error {
   readonly responseBody: unknown;
   readonly transport: TransportFailure | undefined;
   readonly retryAfterMs: number | undefined;
+  readonly mayHaveCreated: boolean;
 
   constructor(init: UpstreamErrorInit) {
     super(init.message);
@@ -54,6 +60,7 @@ export class UpstreamError extends Error {
     this.responseBody = init.responseBody;
     this.transport = init.transport;
     this.retryAfterMs = init.retryAfterMs;
+    this.mayHaveCreated = init.mayHaveCreated ?? false;
   }
 
   /**
@@ -61,7 +68,7 @@ export class UpstreamError extends Error {
    * answered with an error status. A timeout after sending is not certain.
    */
   get certainlyNotAccepted(): boolean {
-    return this.transport !== 'timeout';
+    return this.transport !== 'timeout' && !this.mayHaveCreated;
   }
 }
 

@@ -1,0 +1,245 @@
+/**
+ * `config.yaml`, validated at start (SPEC §6). A bad file stops the start with a message that
+ * names the field. Every provider block is keyed by provider id; which ids exist is decided by
+ * the provider registry, not here.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { RoutingStrategy } from '../core/canonical.js';
+import { PricingOverride } from '../core/pricing.js';
+import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
+
+/** A boolean that may come from an environment variable as text. */
+const booleanish = z.union([z.boolean(), z.stringbool()]);
+const count = (min = 0) => z.coerce.number().int().min(min);
+const milliseconds = z.coerce.number().int().min(0);
+/** An optional string where an empty value (an unset `${VAR:-}`) means absent. */
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+export const RateLimitWindow = z.strictObject({
+  /** Requests allowed within `window_ms`. */
+  limit: count(1),
+  window_ms: count(1),
+});
+
+export const ProviderConfig = z.strictObject({
+  enabled: booleanish.default(true),
+  /** Upstream base URL. Ignored when the provider runs against its simulator. */
+  base_url: optionalText,
+  /** Upstream key. Absent: the provider runs against its built-in simulator. */
+  api_key: optionalText,
+  /** Secret that signs the provider's webhooks to the gateway (Freepik). */
+  webhook_secret: optionalText,
+  /** Rank for the `priority` strategy (lower first). */
+  priority: z.coerce.number().int().default(100),
+  /** Share for the `weighted` strategy. */
+  weight: z.coerce.number().min(0).default(1),
+  /** Time limit for one upstream call. */
+  timeout_ms: count(1).default(30_000),
+  /** Tasks in flight (submitting or tracked) at once; more wait as `queued`. */
+  max_in_flight: count(1).default(20),
+  /** Upstream request-rate limits, all enforced together. */
+  rate_limits: z.array(RateLimitWindow).default([]),
+  circuit_breaker: z
+    .strictObject({
+      consecutive_failures: count(1).default(5),
+      half_open_after_ms: milliseconds.default(30_000),
+    })
+    .default({ consecutive_failures: 5, half_open_after_ms: 30_000 }),
+  /** Price list; parts left out come from the provider's shipped default. */
+  pricing: PricingOverride.optional(),
+});
+export type ProviderConfig = z.infer<typeof ProviderConfig>;
+
+const apiKeyList = z
+  .string()
+  .transform((text, ctx) => {
+    const keys: { tenant: string; key: string }[] = [];
+    for (const pair of text.split(',').map((item) => item.trim()).filter(Boolean)) {
+      const separator = pair.indexOf(':');
+      const tenant = pair.slice(0, separator).trim();
+      const key = pair.slice(separator + 1).trim();
+      if (separator <= 0 || !key) {
+        ctx.addIssue({ code: 'custom', message: `"${pair.replace(/:.*/, ':…')}" is not tenant:key` });
+        return z.NEVER;
+      }
+      if (key.length < 6) {
+        ctx.addIssue({ code: 'custom', message: `the key of tenant ${tenant} is shorter than 6 characters` });
+        return z.NEVER;
+      }
+      keys.push({ tenant, key });
+    }
+    if (keys.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'at least one tenant:key is required' });
+      return z.NEVER;
+    }
+    return keys;
+  });
+
+export const GatewayConfig = z.strictObject({
+  server: z
+    .strictObject({
+      port: z.coerce.number().int().min(0).max(65535).default(8080),
+      host: z.string().default('0.0.0.0'),
+      /** How upstreams reach the gateway's webhook routes. */
+      public_url: z.url(),
+      /** Largest request body. */
+      body_limit: z.string().default('256kb'),
+      /** Express `trust proxy` (client IPs behind a load balancer). */
+      trust_proxy: booleanish.default(false),
+    }),
+  database: z.strictObject({
+    /** `sqlite:<file>`, `sqlite::memory:` or `postgres://…` */
+    url: z.string().min(1),
+  }),
+  auth: z.strictObject({
+    /** Comma-separated `tenant:key` pairs. */
+    api_keys: apiKeyList,
+  }),
+  tenants: z
+    .record(
+      z.string(),
+      z.strictObject({
+        /** `whsec_…` secret that signs this tenant's outbound webhooks. */
+        webhook_secret: optionalText,
+      }),
+    )
+    .default({}),
+  routing: z
+    .strictObject({
+      strategy: RoutingStrategy.default('priority'),
+      allow_fallbacks: booleanish.default(true),
+      /** Fail over after a timeout that happened once the request was sent (may duplicate). */
+      failover_on_timeout: booleanish.default(false),
+    })
+    .default({ strategy: 'priority', allow_fallbacks: true, failover_on_timeout: false }),
+  tasks: z
+    .strictObject({
+      /** A task not finished this long after creation fails with `timeout`. */
+      deadline_ms: count(1000).default(30 * 60_000),
+      /** How long an Idempotency-Key is remembered (at least 24 h). */
+      idempotency_ttl_ms: count(24 * 3600_000).default(24 * 3600_000),
+    })
+    .default({ deadline_ms: 30 * 60_000, idempotency_ttl_ms: 24 * 3600_000 }),
+  tracking: z
+    .strictObject({
+      poll_min_interval_ms: count(100).default(2_000),
+      poll_max_interval_ms: count(100).default(60_000),
+      poll_backoff: z.coerce.number().min(1).default(1.5),
+      /** Fraction of each delay randomized either way. */
+      poll_jitter: z.coerce.number().min(0).max(0.9).default(0.2),
+      /** Poll interval while an upstream webhook is expected (polling is then only a safety net). */
+      webhook_safety_poll_ms: count(1000).default(60_000),
+      /** How long a replica owns a task it is tracking or submitting before another may take over. */
+      lease_ms: count(1000).default(60_000),
+      /** How often each worker loop looks for work. */
+      tick_ms: count(50).default(1_000),
+    })
+    .default({
+      poll_min_interval_ms: 2_000,
+      poll_max_interval_ms: 60_000,
+      poll_backoff: 1.5,
+      poll_jitter: 0.2,
+      webhook_safety_poll_ms: 60_000,
+      lease_ms: 60_000,
+      tick_ms: 1_000,
+    }),
+  webhooks: z
+    .strictObject({
+      /** Let `webhook_url` point at private, loopback or link-local addresses. */
+      allow_private_targets: booleanish.default(false),
+      max_attempts: count(1).default(8),
+      timeout_ms: count(100).default(10_000),
+    })
+    .default({ allow_private_targets: false, max_attempts: 8, timeout_ms: 10_000 }),
+  sandbox: z
+    .strictObject({
+      /** Simulated time a task spends queued and processing. */
+      queued_ms: count(0).default(1_000),
+      processing_ms: count(0).default(4_000),
+    })
+    .default({ queued_ms: 1_000, processing_ms: 4_000 }),
+  log: z
+    .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+    .default({ level: 'info' }),
+  providers: z.record(z.string(), ProviderConfig).default({}),
+});
+export type GatewayConfig = z.infer<typeof GatewayConfig>;
+
+/** Why a configuration was refused, one line per field. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source} is not valid:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  }
+}
+
+function describePath(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.') || '(root)';
+}
+
+/**
+ * Validates a parsed document. `knownProviders` are the ids in the registry: a block for any
+ * other id is refused, so a typo never silently disables a provider.
+ */
+export function parseConfig(
+  document: unknown,
+  env: NodeJS.ProcessEnv,
+  knownProviders: readonly string[],
+  source = 'config.yaml',
+): GatewayConfig {
+  let expanded: unknown;
+  try {
+    expanded = expandEnvironmentDeep(document ?? {}, env);
+  } catch (error) {
+    if (error instanceof ConfigFieldError) throw new ConfigError(source, [error.message]);
+    throw error;
+  }
+  const result = GatewayConfig.safeParse(expanded);
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.map((issue) => `${describePath(issue.path)}: ${issue.message}`),
+    );
+  }
+  const problems: string[] = [];
+  for (const id of Object.keys(result.data.providers)) {
+    if (!knownProviders.includes(id)) {
+      problems.push(`providers.${id}: unknown provider (known: ${knownProviders.join(', ')})`);
+    }
+  }
+  const tenants = new Set(result.data.auth.api_keys.map((entry) => entry.tenant));
+  for (const tenant of Object.keys(result.data.tenants)) {
+    if (!tenants.has(tenant)) problems.push(`tenants.${tenant}: no API key names this tenant`);
+  }
+  for (const [tenant, settings] of Object.entries(result.data.tenants)) {
+    if (settings.webhook_secret && !settings.webhook_secret.startsWith('whsec_')) {
+      problems.push(`tenants.${tenant}.webhook_secret: must start with whsec_`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return result.data;
+}
+
+/** Reads, expands and validates a YAML file. */
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv, knownProviders: readonly string[]): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [`cannot be read: ${(error as Error).message}`]);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(path, [`is not valid YAML: ${(error as Error).message}`]);
+  }
+  return parseConfig(document, env, knownProviders, path);
+}

@@ -1,0 +1,100 @@
+/**
+ * Whether a failed create may move on to the next provider (SPEC §3). The rule that matters:
+ * fail over only when the upstream certainly did not accept the task, because a second
+ * provider accepting it too means a video generated — and paid for — twice.
+ */
+import type { AttemptOutcome, ErrorCode } from './canonical.js';
+import { CircuitBreakerOpenError } from './provider-runtime.js';
+import { UpstreamError } from './upstream-error.js';
+
+export type FailoverReason =
+  | 'circuit_open'
+  | 'connection_refused'
+  | 'connection_reset'
+  | 'timeout'
+  | 'rate_limited'
+  | 'server_error'
+  | 'unauthorized'
+  | 'insufficient_credits'
+  | 'invalid_request'
+  | 'rejected'
+  | 'content_policy'
+  | 'unexpected_reply';
+
+export interface CreateFailureDecision {
+  /** Try the next provider. */
+  failover: boolean;
+  /** How the attempt is recorded. */
+  outcome: AttemptOutcome;
+  reason: FailoverReason;
+  /** Canonical error, if the task ends here. */
+  code: ErrorCode;
+  message: string;
+  httpStatus: number | null;
+  providerCode: string | null;
+}
+
+export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean): CreateFailureDecision {
+  if (error instanceof CircuitBreakerOpenError) {
+    return decision(true, 'skipped', 'circuit_open', 'no_provider_available', error.message);
+  }
+  if (!(error instanceof UpstreamError)) {
+    // The upstream may have answered 2xx with something we could not read: it may have created
+    // the task, so sending it elsewhere could duplicate it.
+    const message = error instanceof Error ? error.message : String(error);
+    return decision(false, 'ambiguous', 'unexpected_reply', 'provider_error', `unreadable answer: ${message}`);
+  }
+  const status = error.statusCode ?? null;
+  const base = { httpStatus: status, providerCode: error.providerCode ?? null, message: error.message };
+  if (error.code === 'content_policy') {
+    return { ...base, failover: false, outcome: 'failed', reason: 'content_policy', code: 'content_policy' };
+  }
+  if (error.mayHaveCreated || (status !== null && status >= 200 && status < 300)) {
+    return {
+      ...base,
+      failover: false,
+      outcome: 'ambiguous',
+      reason: 'unexpected_reply',
+      code: 'provider_error',
+      message: `${error.message}; the provider may have created the task, so it was not sent to another provider`,
+    };
+  }
+  if (error.transport === 'timeout') {
+    return {
+      ...base,
+      failover: failoverOnTimeout,
+      outcome: 'ambiguous',
+      reason: 'timeout',
+      code: 'timeout',
+      message: failoverOnTimeout
+        ? `${error.message}; failed over (failover_on_timeout) although the task may exist upstream`
+        : `${error.message}; the task may have been created (and billed) upstream, so it was not sent to another provider`,
+    };
+  }
+  const certainly = (reason: FailoverReason) => ({
+    ...base,
+    failover: true,
+    outcome: 'failed' as const,
+    reason,
+    code: error.code,
+  });
+  if (error.transport === 'refused') return certainly('connection_refused');
+  if (error.transport === 'reset') return certainly('connection_reset');
+  if (error.code === 'insufficient_credits' || status === 402) return certainly('insufficient_credits');
+  if (status === 429) return certainly('rate_limited');
+  if (status !== null && status >= 500) return certainly('server_error');
+  if (status === 401 || status === 403) return certainly('unauthorized');
+  if (error.code === 'invalid_request') return certainly('invalid_request');
+  // Any other error answer: the upstream said no, so it holds no task.
+  return certainly('rejected');
+}
+
+function decision(
+  failover: boolean,
+  outcome: AttemptOutcome,
+  reason: FailoverReason,
+  code: ErrorCode,
+  message: string,
+): CreateFailureDecision {
+  return { failover, outcome, reason, code, message, httpStatus: null, providerCode: null };
+}

@@ -1,0 +1,43 @@
+/**
+ * Errors the gateway answers itself, as RFC 9457 problem details. They are never upstream
+ * failures and never trigger failover.
+ */
+import type { ProblemDetails } from './canonical.js';
+
+const TYPE_BASE = 'https://kling-gateway.dev/problems/';
+
+export class ProblemError extends Error {
+  override readonly name = 'ProblemError';
+  readonly problem: ProblemDetails;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    slug: string,
+    title: string,
+    detail?: string,
+    extra: Partial<Pick<ProblemDetails, 'errors' | 'providers'>> = {},
+    headers: Record<string, string> = {},
+  ) {
+    super(detail ?? title);
+    this.problem = { type: `${TYPE_BASE}${slug}`, title, status, ...(detail ? { detail } : {}), ...extra };
+    this.headers = headers;
+  }
+
+  get status(): number {
+    return this.problem.status;
+  }
+}
+
+export const problems = {
+  validation: (errors: { path: string; message: string }[], detail = 'The request is not valid.') =>
+    new ProblemError(400, 'validation', 'Invalid request', detail, { errors }),
+  unauthorized: (detail: string) =>
+    new ProblemError(401, 'unauthorized', 'Unauthorized', detail, {}, { 'www-authenticate': 'Bearer' }),
+  notFound: (detail: string) => new ProblemError(404, 'not-found', 'Not found', detail),
+  conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
+  unsupported: (detail: string, providers: { provider: string; reasons: string[] }[]) =>
+    new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { providers }),
+  unprocessable: (detail: string, errors?: { path: string; message: string }[]) =>
+    new ProblemError(422, 'unprocessable', 'Unprocessable request', detail, errors ? { errors } : {}),
+};

@@ -1,0 +1,159 @@
+/**
+ * Routing policy (SPEC §3) as data and pure functions: which providers may serve a request,
+ * with every reason the others may not, and the order to try them in. `quote`, `create` and
+ * `/v1/models` all read this, so the order a quote shows is the order a create tries.
+ */
+import type { RoutingOverride, RoutingStrategy } from './canonical.js';
+import { matchOffering, type ResolvedRequest } from './capabilities.js';
+import type { CostEstimate, PricingConfig } from './pricing.js';
+import { estimateCost } from './pricing.js';
+import type { Offering, VideoProvider } from './provider.js';
+
+/** What routing needs to know about a provider (a plain view of its runtime). */
+export interface RoutingProvider {
+  id: string;
+  provider: Pick<VideoProvider, 'offerings'>;
+  enabled: boolean;
+  priority: number;
+  weight: number;
+  pricing: PricingConfig | undefined;
+  /** Recent median time to complete, for `fastest`. */
+  medianCompletionMs: number | null;
+}
+
+export interface RoutingPolicy {
+  strategy: RoutingStrategy;
+  allowFallbacks: boolean;
+}
+
+/** One provider's standing for one request. */
+export interface ProviderEvaluation {
+  provider: string;
+  eligible: boolean;
+  /** Why not (empty when eligible). */
+  reasons: string[];
+  warnings: string[];
+  offering?: Offering;
+  estimate?: CostEstimate;
+  priority: number;
+  weight: number;
+  medianCompletionMs: number | null;
+}
+
+export interface RoutePlan {
+  strategy: RoutingStrategy;
+  /** Eligible providers in the order they will be tried. */
+  order: ProviderEvaluation[];
+  /** Every provider, eligible or not. */
+  evaluations: ProviderEvaluation[];
+}
+
+/** Evaluates every provider for a request: capabilities, configuration, per-request routing. */
+export function evaluateProviders(
+  providers: readonly RoutingProvider[],
+  resolved: ResolvedRequest,
+  override: RoutingOverride | undefined,
+): ProviderEvaluation[] {
+  return providers.map((candidate) => {
+    const reasons: string[] = [];
+    if (!candidate.enabled) reasons.push('disabled in configuration');
+    if (override?.exclude?.includes(candidate.id)) reasons.push('excluded by routing.exclude');
+    if (override?.providers && !override.providers.includes(candidate.id)) {
+      reasons.push('not listed in routing.providers');
+    }
+    const match = matchOffering(candidate.provider.offerings, resolved);
+    reasons.push(...match.reasons);
+    const estimate = match.offering ? estimateCost(candidate.pricing, resolved.request) : undefined;
+    if (override?.max_credits !== undefined && match.offering) {
+      if (!estimate) reasons.push('no price configured for this request, so max_credits cannot be checked');
+      else if (estimate.credits > override.max_credits) {
+        reasons.push(`estimated ${estimate.credits} credits exceeds max_credits ${override.max_credits}`);
+      }
+    }
+    return {
+      provider: candidate.id,
+      eligible: reasons.length === 0,
+      reasons,
+      warnings: match.warnings,
+      ...(match.offering ? { offering: match.offering } : {}),
+      ...(estimate ? { estimate } : {}),
+      priority: candidate.priority,
+      weight: candidate.weight,
+      medianCompletionMs: candidate.medianCompletionMs,
+    };
+  });
+}
+
+const byPriority = (a: ProviderEvaluation, b: ProviderEvaluation) =>
+  a.priority - b.priority || a.provider.localeCompare(b.provider);
+
+/** Sorts with `undefined` keys last, ties broken by priority. */
+function byKey(key: (e: ProviderEvaluation) => number | null | undefined) {
+  return (a: ProviderEvaluation, b: ProviderEvaluation) => {
+    const ka = key(a);
+    const kb = key(b);
+    if (ka == null && kb == null) return byPriority(a, b);
+    if (ka == null) return 1;
+    if (kb == null) return -1;
+    return ka - kb || byPriority(a, b);
+  };
+}
+
+/**
+ * Orders eligible providers by a strategy.
+ * - `priority`: configured rank.
+ * - `cheapest`: lowest estimated currency amount for this request; unpriced last.
+ * - `weighted`: random order where each provider's chance to lead is its share of the weights
+ *   (Efraimidis–Spirakis keys); weight 0 only as a last resort.
+ * - `fastest`: lowest recent median time to complete; providers without history last.
+ */
+export function orderByStrategy(
+  strategy: RoutingStrategy,
+  eligible: readonly ProviderEvaluation[],
+  random: () => number = Math.random,
+): ProviderEvaluation[] {
+  const list = [...eligible];
+  switch (strategy) {
+    case 'priority':
+      return list.sort(byPriority);
+    case 'cheapest':
+      return list.sort(byKey((e) => e.estimate?.currencyAmount));
+    case 'fastest':
+      return list.sort(byKey((e) => e.medianCompletionMs));
+    case 'weighted': {
+      const keyed = list.map((e) => ({
+        e,
+        key: e.weight > 0 ? Math.pow(Math.max(random(), Number.MIN_VALUE), 1 / e.weight) : -1,
+      }));
+      return keyed.sort((a, b) => b.key - a.key || byPriority(a.e, b.e)).map((k) => k.e);
+    }
+  }
+}
+
+/**
+ * The whole routing decision for a request: evaluations of every provider and the try order.
+ * `routing.providers` without a strategy is taken as the exact order; with one, the strategy
+ * orders within the list. `allow_fallbacks: false` keeps only the first.
+ */
+export function planRoute(
+  providers: readonly RoutingProvider[],
+  resolved: ResolvedRequest,
+  policy: RoutingPolicy,
+  override: RoutingOverride | undefined,
+  random: () => number = Math.random,
+): RoutePlan {
+  const evaluations = evaluateProviders(providers, resolved, override);
+  const eligible = evaluations.filter((e) => e.eligible);
+  const strategy = override?.strategy ?? policy.strategy;
+  let order: ProviderEvaluation[];
+  if (override?.providers && !override.strategy) {
+    order = override.providers
+      .map((id) => eligible.find((e) => e.provider === id))
+      .filter((e): e is ProviderEvaluation => e !== undefined);
+  } else {
+    order = orderByStrategy(strategy, eligible, random);
+  }
+  const allowFallbacks = override?.allow_fallbacks ?? policy.allowFallbacks;
+  if (!allowFallbacks) order = order.slice(0, 1);
+  return { strategy, order, evaluations };
+}

@@ -1,0 +1,165 @@
+/**
+ * Follows accepted tasks to the end (SPEC §4). Each due task is leased to one replica for one
+ * poll, so a task is polled by exactly one worker at a time. Webhooks and callbacks apply their
+ * news at once; polling stays as the safety net; a task past its deadline fails with `timeout`.
+ * Client reads never come through here: they only read the store.
+ */
+import type { TaskError } from './canonical.js';
+import type { Engine } from './engine.js';
+import { CircuitBreakerOpenError, type ProviderRuntime } from './provider-runtime.js';
+import type { ProviderTaskRef, StatusReport } from './provider.js';
+import { nextPollDelay } from './polling.js';
+import { TaskLifecycle } from './task-lifecycle.js';
+import { UpstreamError } from './upstream-error.js';
+import type { TaskRow } from '../store/task-store.js';
+
+const POLL_BATCH = 50;
+const POLL_CONCURRENCY = 8;
+
+export class Tracker {
+  readonly lifecycle: TaskLifecycle;
+  private running: Promise<void> | undefined;
+  private rerun = false;
+
+  constructor(private readonly engine: Engine) {
+    this.lifecycle = new TaskLifecycle(engine);
+  }
+
+  private refOf(task: TaskRow): ProviderTaskRef {
+    return {
+      providerTaskId: task.provider_task_id ?? '',
+      tracking: task.tracking_json ? (JSON.parse(task.tracking_json) as Record<string, string>) : {},
+    };
+  }
+
+  /** Polls every due task once; fails overdue ones. Overlapping calls fold into one rerun. */
+  async tick(): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.rerun = false;
+        await this.expireOverdue();
+        const { store, clock, config, owner } = this.engine;
+        for (;;) {
+          const due = await store.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_BATCH);
+          if (due.length === 0) break;
+          for (let i = 0; i < due.length; i += POLL_CONCURRENCY) {
+            await Promise.all(due.slice(i, i + POLL_CONCURRENCY).map((task) => this.pollLeased(task)));
+          }
+          if (due.length < POLL_BATCH) break;
+        }
+      } while (this.rerun);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private schedule(task: TaskRow): { nextPollAt: number; pollCount: number } {
+    const { config, clock, random } = this.engine;
+    const pollCount = task.poll_count + 1;
+    const delay = nextPollDelay(pollCount, config.tracking, random, task.expects_webhook === 1);
+    return { nextPollAt: Math.min(clock.now() + delay, task.deadline_at + 1), pollCount };
+  }
+
+  /** Gives back the lease with a new poll time, without news from upstream. */
+  private async reschedule(task: TaskRow, at: number, countAsPoll: boolean): Promise<void> {
+    await this.engine.store.updateTask(
+      task.id,
+      {
+        next_poll_at: Math.min(at, task.deadline_at + 1),
+        ...(countAsPoll ? { poll_count: task.poll_count + 1 } : {}),
+        lease_owner: null,
+        lease_until: null,
+      },
+      { phases: ['tracking'], leaseOwner: this.engine.owner },
+    );
+  }
+
+  /** One poll of a task this replica has leased. */
+  private async pollLeased(task: TaskRow): Promise<void> {
+    const { runtimes, metrics, clock, logger } = this.engine;
+    const runtime = task.provider ? runtimes.get(task.provider) : undefined;
+    if (!runtime) {
+      // Provider removed from configuration: nothing can be asked; the deadline ends the task.
+      await this.reschedule(task, task.deadline_at + 1, false);
+      return;
+    }
+    if (!runtime.limiter.tryAcquire()) {
+      metrics.polls.inc({ provider: runtime.id, outcome: 'rate_limited' });
+      await this.reschedule(task, clock.now() + Math.max(runtime.limiter.waitTime(), 100), false);
+      return;
+    }
+    try {
+      const report = await runtime.call((signal) =>
+        runtime.provider.getStatus(this.refOf(task), {
+          http: runtime.clientFor({ task_id: task.id }),
+          signal,
+        }),
+      );
+      metrics.polls.inc({ provider: runtime.id, outcome: report.status });
+      await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'], leaseOwner: this.engine.owner }, this.schedule(task));
+    } catch (error) {
+      if (error instanceof CircuitBreakerOpenError) {
+        metrics.polls.inc({ provider: runtime.id, outcome: 'circuit_open' });
+        await this.reschedule(task, clock.now() + runtime.config.circuit_breaker.half_open_after_ms, false);
+        return;
+      }
+      const code = error instanceof UpstreamError ? error.code : 'unexpected';
+      metrics.polls.inc({ provider: runtime.id, outcome: `error_${code}` });
+      logger.warn({ task_id: task.id, provider: runtime.id, err: error }, 'status poll failed; will retry');
+      if (error instanceof UpstreamError && error.statusCode === 429) runtime.coolDown(error.retryAfterMs);
+      const next = this.schedule(task);
+      const retryAfter = error instanceof UpstreamError && error.retryAfterMs !== undefined ? clock.now() + error.retryAfterMs : 0;
+      await this.reschedule(task, Math.max(next.nextPollAt, retryAfter), true);
+    }
+  }
+
+  /** Tasks past their deadline fail with `timeout` (SPEC §5). */
+  async expireOverdue(): Promise<number> {
+    const { store, clock, config } = this.engine;
+    const overdue = await store.listOverdue(clock.now(), 100);
+    for (const task of overdue) {
+      const minutes = Math.round(config.tasks.deadline_ms / 60_000);
+      const error: TaskError = {
+        code: 'timeout',
+        message:
+          task.phase === 'dispatch'
+            ? `no provider took the task within the ${minutes}-minute deadline`
+            : `the task did not finish within the ${minutes}-minute deadline` +
+              (task.provider_status ? ` (last upstream status: ${task.provider_status})` : ''),
+        provider_code: null,
+      };
+      await this.lifecycle.fail(task, error, { phases: ['dispatch', 'tracking'] });
+    }
+    return overdue.length;
+  }
+
+  /**
+   * News from a verified webhook. A report that parsed is applied at once; otherwise the task is
+   * polled right away to learn the truth.
+   */
+  async onWebhook(task: TaskRow, report: StatusReport | undefined): Promise<void> {
+    const runtime = task.provider ? this.engine.runtimes.get(task.provider) : undefined;
+    if (!runtime || task.phase !== 'tracking') return;
+    if (report) {
+      await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'] });
+      return;
+    }
+    await this.pollSoon(task);
+  }
+
+  /** Makes a task due for polling now (a callback to confirm, a webhook we could not read). */
+  async pollSoon(task: TaskRow): Promise<void> {
+    await this.engine.store.updateTask(task.id, { next_poll_at: this.engine.clock.now() }, { phases: ['tracking'] });
+    void this.tick();
+  }
+
+  /** Runtime of a task's provider (for routes that need it). */
+  runtimeOf(task: TaskRow): ProviderRuntime | undefined {
+    return task.provider ? this.engine.runtimes.get(task.provider) : undefined;
+  }
+}

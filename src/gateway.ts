@@ -1,0 +1,212 @@
+/**
+ * The composition root: builds the engine (store, provider runtimes, dispatcher, tracker,
+ * outbound webhooks) and the HTTP app from a validated configuration, and runs the workers.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
+import { ProviderConfig, type GatewayConfig } from './config/config.js';
+import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
+import { Dispatcher } from './core/dispatcher.js';
+import type { Engine } from './core/engine.js';
+import { OutboundWebhooks } from './core/outbound-webhooks.js';
+import type { VideoProvider } from './core/provider.js';
+import { ProviderRuntime } from './core/provider-runtime.js';
+import { TaskEvents } from './core/task-events.js';
+import { TaskService } from './core/task-service.js';
+import { Tracker } from './core/tracker.js';
+import { createApp } from './http/app.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { GatewayMetrics } from './observability/metrics.js';
+import type { ProviderEndpoint } from './sandbox/sandbox.js';
+import { openStore, type Store } from './store/database.js';
+import { TaskStore } from './store/task-store.js';
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  providers: readonly VideoProvider[];
+  /** How to reach each provider (live or simulator); providers without one are not run. */
+  endpoints: ReadonlyMap<string, ProviderEndpoint>;
+  clock?: Clock;
+  logger?: Logger;
+  random?: () => number;
+  /** Replica id for leases (random by default). */
+  owner?: string;
+  /** An already open store (otherwise `config.database.url` is opened). */
+  store?: Store;
+  /** Collect Node's process metrics too. */
+  defaultMetrics?: boolean;
+}
+
+/** Milliseconds between purges of expired idempotency keys and webhook ids. */
+const PURGE_EVERY_MS = 10 * 60_000;
+/** How long a provider's webhook id is remembered for replay protection. */
+const WEBHOOK_ID_RETENTION_MS = 7 * 24 * 3600_000;
+
+export class Gateway {
+  readonly app: Express;
+  readonly engine: Engine;
+  readonly service: TaskService;
+  readonly dispatcher: Dispatcher;
+  readonly tracker: Tracker;
+  readonly webhooks: OutboundWebhooks;
+  private loopTimer: TimerHandle | undefined;
+  private stopping = false;
+  private loopRun: Promise<void> | undefined;
+  private lastPurge = 0;
+  private server: Server | undefined;
+
+  private constructor(
+    engine: Engine,
+    private readonly ownsStore: boolean,
+  ) {
+    this.engine = engine;
+    this.dispatcher = new Dispatcher(engine);
+    this.tracker = new Tracker(engine);
+    this.webhooks = new OutboundWebhooks(engine);
+    this.service = new TaskService(engine, this.dispatcher);
+    this.app = createApp({ config: engine.config, engine, service: this.service, tracker: this.tracker });
+  }
+
+  static async create(options: GatewayOptions): Promise<Gateway> {
+    const { config } = options;
+    const clock = options.clock ?? systemClock;
+    const logger = options.logger ?? createLogger(config.log.level);
+    const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
+    const store = options.store ?? (await openStore(config.database.url));
+    const taskStore = new TaskStore(store);
+    const runtimes = new Map<string, ProviderRuntime>();
+    for (const provider of options.providers) {
+      const endpoint = options.endpoints.get(provider.id);
+      const settings = config.providers[provider.id];
+      if (!endpoint || settings?.enabled === false) continue;
+      runtimes.set(
+        provider.id,
+        new ProviderRuntime({
+          provider,
+          config: settings ?? ProviderConfig.parse({}),
+          baseUrl: endpoint.baseUrl,
+          apiKey: endpoint.apiKey,
+          ...(endpoint.webhookSecret ? { webhookSecret: endpoint.webhookSecret } : {}),
+          simulated: endpoint.simulated,
+          ...(endpoint.runTimeMs !== undefined ? { simulatedRunTimeMs: endpoint.runTimeMs } : {}),
+          clock,
+          metrics,
+          logger,
+        }),
+      );
+    }
+    await taskStore.registerProviders([...runtimes.keys()]);
+    const engine: Engine = {
+      store: taskStore,
+      runtimes,
+      config,
+      clock,
+      metrics,
+      logger,
+      events: new TaskEvents(),
+      owner: options.owner ?? `gw-${randomBytes(6).toString('hex')}`,
+      random: options.random ?? Math.random,
+      publicUrl: config.server.public_url,
+    };
+    metrics.onScrape(async () => {
+      const counts = await taskStore.countByPhase();
+      let queued = 0;
+      for (const runtime of runtimes.values()) {
+        const inFlight = (counts.get(`submitting:${runtime.id}`) ?? 0) + (counts.get(`tracking:${runtime.id}`) ?? 0);
+        metrics.tasksInFlight.set({ provider: runtime.id }, inFlight);
+      }
+      for (const [key, count] of counts) if (key.startsWith('dispatch:')) queued += count;
+      metrics.tasksQueued.set(queued);
+    });
+    const gateway = new Gateway(engine, options.store === undefined);
+    await gateway.recoverAtStart();
+    return gateway;
+  }
+
+  /**
+   * After a restart: with the embedded store this is the only process, so every lease left
+   * behind belongs to the previous run and is released now (tracking resumes at once; creates
+   * that were mid-flight are settled by the dispatcher). With PostgreSQL, other replicas may be
+   * alive: their leases are left to expire.
+   */
+  private async recoverAtStart(): Promise<void> {
+    const { store, clock } = this.engine;
+    if (store.store.dialect === 'sqlite') {
+      await store.store.db
+        .updateTable('tasks')
+        .set({ lease_until: 0 })
+        .where('phase', '!=', 'done')
+        .where('lease_owner', 'is not', null)
+        .execute();
+      await store.store.db
+        .updateTable('deliveries')
+        .set({ lease_until: 0 })
+        .where('status', '=', 'pending')
+        .execute();
+    }
+    await this.dispatcher.recoverAbandoned(clock.now());
+  }
+
+  /** One pass of every worker: recovery, dispatch, polling, deadlines, outbound webhooks. */
+  async runOnce(): Promise<void> {
+    await this.dispatcher.tick();
+    await this.tracker.tick();
+    await this.webhooks.tick();
+    const now = this.engine.clock.now();
+    if (now - this.lastPurge >= PURGE_EVERY_MS) {
+      this.lastPurge = now;
+      await this.engine.store.purgeExpired(now, now - WEBHOOK_ID_RETENTION_MS);
+    }
+  }
+
+  /** Runs the workers every `tracking.tick_ms` on the gateway's clock. */
+  startWorkers(): void {
+    const tick = () => {
+      if (this.stopping) return;
+      this.loopRun = this.runOnce()
+        .catch((error) => this.engine.logger.error({ err: error }, 'worker pass failed'))
+        .finally(() => {
+          this.loopRun = undefined;
+          if (!this.stopping) this.loopTimer = this.engine.clock.setTimeout(tick, this.engine.config.tracking.tick_ms);
+        });
+    };
+    this.loopTimer = this.engine.clock.setTimeout(tick, 0);
+  }
+
+  /** Starts serving HTTP; returns the base URL. */
+  async listen(port = this.engine.config.server.port, host = this.engine.config.server.host): Promise<string> {
+    const server = this.app.listen(port, host);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    const address = server.address() as AddressInfo;
+    const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+    return `http://${shownHost}:${address.port}`;
+  }
+
+  /** Points upstream callbacks at this URL (tests and tools that listen on a random port). */
+  setPublicUrl(url: string): void {
+    this.engine.publicUrl = url;
+  }
+
+  /** Stops workers and HTTP (finishing requests in progress), then closes the store. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    this.loopTimer?.cancel();
+    const server = this.server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Long-held waits and event streams would keep close() waiting; end them.
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      });
+    }
+    await this.loopRun;
+    if (this.ownsStore) await this.engine.store.store.close();
+  }
+}

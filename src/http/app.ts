@@ -1,0 +1,80 @@
+/**
+ * The express application: middleware order, routes, and errors as problem details.
+ */
+import express, { type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import swaggerUi from 'swagger-ui-express';
+import type { GatewayConfig } from '../config/config.js';
+import type { Engine } from '../core/engine.js';
+import type { TaskService } from '../core/task-service.js';
+import type { Tracker } from '../core/tracker.js';
+import { catalogRoutes } from './catalog-routes.js';
+import { bearerAuth, httpMetrics, notFoundHandler, problemHandler, requestId } from './middleware.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { videoRoutes } from './video-routes.js';
+import { webhookRoutes } from './webhook-routes.js';
+
+export interface AppDependencies {
+  config: GatewayConfig;
+  engine: Engine;
+  service: TaskService;
+  tracker: Tracker;
+}
+
+export function createApp({ config, engine, service, tracker }: AppDependencies): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.server.trust_proxy);
+  app.set('query parser', 'simple');
+
+  app.use(requestId());
+  app.use(httpMetrics(engine.metrics));
+  app.use(
+    pinoHttp({
+      logger: engine.logger,
+      genReqId: (req) => (req as express.Request).id,
+      // Only what is needed: no headers, so no key can reach the log.
+      serializers: {
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      },
+      customProps: (req) => ({ request_id: (req as express.Request).id }),
+      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+    }),
+  );
+
+  const document = buildOpenApiDocument();
+  app.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(document, { customSiteTitle: 'Kling Gateway API' }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await engine.store.ping();
+      res.json({ status: 'ready', store: engine.store.store.dialect });
+    } catch {
+      res.status(503).json({ status: 'unavailable', store: engine.store.store.dialect });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await engine.metrics.exposition();
+    res.type(contentType).send(body);
+  });
+
+  // Webhooks read their raw body (signatures are over the exact bytes): before the JSON parser.
+  app.use('/v1/webhooks', webhookRoutes(engine, tracker));
+
+  const auth = bearerAuth(config.auth.api_keys);
+  const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json' });
+  app.use('/v1/videos', auth, json, videoRoutes(service, engine));
+  app.use('/v1', auth, catalogRoutes(engine));
+
+  app.use(notFoundHandler());
+  app.use(problemHandler(engine.logger));
+  return app;
+}

@@ -1,0 +1,197 @@
+/**
+ * The gateway's OpenAPI document, generated from the same zod schemas that validate requests
+ * (never written by hand). `npm run generate:openapi` writes it to `openapi/gateway.json`; a
+ * test fails when the committed file drifts from this.
+ */
+import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
+import { z } from 'zod';
+import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus } from '../core/canonical.js';
+import { Health, ModelList, ProviderList, Quote, WebhookAck } from './api-schemas.js';
+
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemDetails } },
+});
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export function buildOpenApiDocument() {
+  const registry = new OpenAPIRegistry();
+  const bearer = registry.registerComponent('securitySchemes', 'gatewayKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A gateway key from config.yaml (`GATEWAY_API_KEYS`); each key names its tenant.',
+  });
+  const security = [{ [bearer.name]: [] }];
+  const videoId = z.object({ id: z.string().meta({ description: 'Task id (`vid_…`).', example: 'vid_4f3a9c0d2b1e' }) });
+  const requestIdHeader = {
+    'x-request-id': { description: 'Echoes the client id or a generated one.', schema: { type: 'string' as const } },
+  };
+
+  registry.registerPath({
+    method: 'post',
+    path: '/v1/videos',
+    summary: 'Create a video generation task',
+    description:
+      'Validates the request, picks a provider by policy and submits it (failing over when the provider certainly ' +
+      'did not take it). Answers with the task: `processing` once a provider accepted it, `queued` while it waits for ' +
+      'a provider slot, or `failed` when no provider would take it.',
+    security,
+    request: {
+      headers: z.object({
+        'idempotency-key': z.string().max(255).optional().meta({
+          description: 'Repeats with the same key and body return the same task (kept 24 h); a different body is 409.',
+        }),
+      }),
+      body: { required: true, content: { 'application/json': { schema: CreateVideoRequest } } },
+    },
+    responses: {
+      202: { ...json(Task, 'The task.'), headers: requestIdHeader },
+      400: problem('Invalid request (`errors[]` names each field).'),
+      401: problem('Missing or invalid gateway key.'),
+      409: problem('Idempotency-Key reused with a different body, or still being submitted.'),
+      413: problem('Body too large.'),
+      415: problem('Body is not JSON.'),
+      422: problem('No provider can serve the request (`providers[]` gives every reason).'),
+    },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/v1/videos/quote',
+    summary: 'Quote a request without creating anything',
+    description: 'Every provider with eligibility, reasons, estimated credits and cost, and the order routing would try.',
+    security,
+    request: { body: { required: true, content: { 'application/json': { schema: CreateVideoRequest } } } },
+    responses: {
+      200: json(Quote, 'The quote.'),
+      400: problem('Invalid request.'),
+      401: problem('Missing or invalid gateway key.'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/videos',
+    summary: "List the caller's tasks, newest first",
+    security,
+    request: {
+      query: z.object({
+        status: TaskStatus.optional(),
+        provider: z.string().optional(),
+        limit: z.number().int().min(1).max(100).optional().meta({ description: 'Default 20.' }),
+        cursor: z.string().optional().meta({ description: '`next_cursor` of the previous page.' }),
+      }),
+    },
+    responses: {
+      200: json(TaskList, 'A page of tasks.'),
+      400: problem('Invalid query.'),
+      401: problem('Missing or invalid gateway key.'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/videos/{id}',
+    summary: 'Get one task',
+    description: 'Reads the store only; never calls a provider. `wait` holds the request until the task is terminal.',
+    security,
+    request: {
+      params: videoId,
+      query: z.object({
+        wait: z.number().int().min(0).max(60).optional().meta({ description: 'Seconds to wait for a terminal status.' }),
+      }),
+    },
+    responses: {
+      200: json(Task, 'The task.'),
+      400: problem('Invalid query.'),
+      401: problem('Missing or invalid gateway key.'),
+      404: problem('No such task for this tenant.'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/videos/{id}/events',
+    summary: 'Server-Sent Events of one task',
+    description: 'One event per status change (event name = status, data = Task); the stream closes when terminal.',
+    security,
+    request: { params: videoId },
+    responses: {
+      200: { description: 'An event stream.', content: { 'text/event-stream': { schema: z.string() } } },
+      401: problem('Missing or invalid gateway key.'),
+      404: problem('No such task for this tenant.'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/models',
+    summary: 'Canonical models and operations, and which providers serve each',
+    security,
+    responses: { 200: json(ModelList, 'Models.'), 401: problem('Missing or invalid gateway key.') },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/providers',
+    summary: 'Providers: enabled, circuit, in flight, recent success and latency, pricing',
+    security,
+    responses: { 200: json(ProviderList, 'Providers.'), 401: problem('Missing or invalid gateway key.') },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/v1/webhooks/freepik',
+    summary: 'Inbound Freepik webhook',
+    description:
+      'Verified with `webhook-id`, `webhook-timestamp` and `webhook-signature` (HMAC-SHA256, `v1,<base64>`), a 5-minute ' +
+      'timestamp tolerance, and replay protection by `webhook-id`.',
+    request: {
+      headers: z.object({ 'webhook-id': z.string(), 'webhook-timestamp': z.string(), 'webhook-signature': z.string() }),
+      body: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } },
+    },
+    responses: {
+      200: json(WebhookAck, 'Accepted (or a replay, which changes nothing).'),
+      401: problem('Signature or timestamp not valid; nothing changed.'),
+      404: problem('Webhooks not configured.'),
+    },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/v1/webhooks/kling-legacy/{token}',
+    summary: 'Inbound legacy Kling-API callback',
+    description: 'Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.',
+    request: {
+      params: z.object({ token: z.string() }),
+      body: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } },
+    },
+    responses: { 200: json(WebhookAck, 'Accepted; the task is confirmed by a status fetch.'), 404: problem('Unknown token.') },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/healthz',
+    summary: 'Liveness',
+    responses: { 200: json(Health, 'Alive.') },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/readyz',
+    summary: 'Readiness (the store answers)',
+    responses: { 200: json(Health, 'Ready.'), 503: json(Health, 'Store unreachable.') },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    responses: { 200: { description: 'Exposition format.', content: { 'text/plain': { schema: z.string() } } } },
+  });
+
+  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'Kling Gateway',
+      version: '1.0.0',
+      description:
+        'One REST API for Kling video generation across Freepik, kling3api.com and the legacy Kling-API: routing by ' +
+        'policy, failover, tracking, normalized results and per-video cost. Errors are RFC 9457 problem details.',
+    },
+    servers: [{ url: '/' }],
+  });
+}

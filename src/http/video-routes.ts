@@ -1,0 +1,109 @@
+/**
+ * `/v1/videos`: create, quote, list, get (with `?wait=`), and Server-Sent Events.
+ */
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import { TERMINAL_STATUSES, type TaskStatus } from '../core/canonical.js';
+import type { Engine } from '../core/engine.js';
+import { problems } from '../core/problem.js';
+import type { TaskService } from '../core/task-service.js';
+import { issuesToErrors } from '../core/task-service.js';
+import { toTask } from '../core/task-resource.js';
+import { requireJson } from './middleware.js';
+
+const WaitQuery = z.strictObject({ wait: z.coerce.number().int().min(0).max(60).optional() });
+
+function tenantOf(req: Request): string {
+  if (!req.tenant) throw problems.unauthorized('not authenticated');
+  return req.tenant;
+}
+
+export function videoRoutes(service: TaskService, engine: Engine): Router {
+  const router = Router();
+
+  router.post('/', requireJson(), async (req, res) => {
+    const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });
+    if (result.replayed) res.setHeader('idempotent-replayed', 'true');
+    res.status(202).location(`/v1/videos/${result.task.id}`).json(result.task);
+  });
+
+  router.post('/quote', requireJson(), (req, res) => {
+    tenantOf(req);
+    res.json(service.quote(req.body));
+  });
+
+  router.get('/', async (req, res) => {
+    res.json(await service.list(tenantOf(req), req.query));
+  });
+
+  router.get('/:id', async (req, res) => {
+    const parsed = WaitQuery.safeParse(req.query);
+    if (!parsed.success) throw problems.validation(issuesToErrors(parsed.error.issues), 'The query is not valid.');
+    const id = String(req.params.id);
+    const wait = parsed.data.wait ?? 0;
+    if (wait === 0) {
+      res.json(await service.get(tenantOf(req), id));
+      return;
+    }
+    const aborted = new AbortController();
+    res.on('close', () => aborted.abort());
+    const task = await service.waitFor(tenantOf(req), id, wait, aborted.signal);
+    if (!res.writableEnded && !aborted.signal.aborted) res.json(task);
+  });
+
+  router.get('/:id/events', async (req, res) => {
+    const tenant = tenantOf(req);
+    const id = String(req.params.id);
+    const first = await service.get(tenant, id);
+    res.status(200).set({
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.flushHeaders();
+    let lastStatus = '';
+    let lastVersion = -1;
+    let closed = false;
+    const send = (task: ReturnType<typeof toTask>, version: number) => {
+      if (closed || version <= lastVersion) return;
+      lastVersion = version;
+      if (task.status === lastStatus) return;
+      lastStatus = task.status;
+      res.write(`id: ${version}\nevent: ${task.status}\ndata: ${JSON.stringify(task)}\n\n`);
+      if (TERMINAL_STATUSES.has(task.status as TaskStatus)) close();
+    };
+    const timers: { cancel(): void }[] = [];
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      unsubscribe();
+      timers.forEach((timer) => timer.cancel());
+      clearInterval(heartbeat);
+      res.end();
+    };
+    const publish = async (version: number) => {
+      const row = await engine.store.getTask(id);
+      if (!row) return;
+      send(toTask(row, await engine.store.getAttempts(id)), Math.max(version, row.version));
+    };
+    const unsubscribe = engine.events.subscribe(id, (row) => {
+      void publish(row.version);
+    });
+    // Other replicas' changes arrive through the store.
+    const recheck = () => {
+      if (closed) return;
+      void publish(-1).finally(() => {
+        if (!closed) timers.push(engine.clock.setTimeout(recheck, 2_000));
+      });
+    };
+    timers.push(engine.clock.setTimeout(recheck, 2_000));
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    heartbeat.unref();
+    req.on('close', close);
+    const firstRow = await engine.store.getTask(id);
+    send(first, firstRow?.version ?? 0);
+  });
+
+  return router;
+}

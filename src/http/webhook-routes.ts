@@ -1,0 +1,84 @@
+/**
+ * Inbound provider webhooks (SPEC §4). Signed ones (`/v1/webhooks/<provider>`) are verified by
+ * the provider's adapter (signature, timestamp) and de-duplicated by `webhook-id` before they
+ * change anything. Unsigned callbacks (`/v1/webhooks/<provider>/<token>`) are accepted only on a
+ * task's secret token and never believed as such: they make the task poll now.
+ */
+import express, { Router } from 'express';
+import type { Engine } from '../core/engine.js';
+import { ProblemError, problems } from '../core/problem.js';
+import type { Tracker } from '../core/tracker.js';
+
+export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
+  const router = Router();
+  const raw = express.raw({ type: () => true, limit: '1mb' });
+  const { metrics, store, clock, logger } = engine;
+
+  router.post('/:provider', raw, async (req, res) => {
+    const providerId = String(req.params.provider);
+    const runtime = engine.runtimes.get(providerId);
+    if (!runtime || runtime.provider.inboundWebhook !== 'signed' || !runtime.provider.verifyWebhook) {
+      throw problems.notFound(`no signed webhooks for provider ${providerId}`);
+    }
+    if (!runtime.webhookSecret) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'no_secret' });
+      throw problems.notFound(`webhooks for ${providerId} are not configured (no webhook secret)`);
+    }
+    const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const headers: Record<string, string | undefined> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      headers[name.toLowerCase()] = Array.isArray(value) ? value.join(' ') : value;
+    }
+    const verification = runtime.provider.verifyWebhook({ headers, rawBody }, runtime.webhookSecret, clock.now());
+    if (!verification.ok) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'rejected' });
+      logger.warn({ provider: providerId, reason: verification.reason, request_id: req.id }, 'webhook rejected');
+      throw new ProblemError(401, 'bad-signature', 'Webhook not verified', verification.reason);
+    }
+    const fresh = await store.rememberInboundWebhook(providerId, verification.webhookId, clock.now());
+    if (!fresh) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'duplicate' });
+      res.json({ received: true, duplicate: true });
+      return;
+    }
+    const task = await store.findByProviderTask(providerId, verification.providerTaskId);
+    if (!task) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unmatched' });
+      res.json({ received: true, matched: false });
+      return;
+    }
+    metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'applied' });
+    await tracker.onWebhook(task, verification.report);
+    res.json({ received: true, matched: true });
+  });
+
+  router.post('/:provider/:token', raw, async (req, res) => {
+    const providerId = String(req.params.provider);
+    const runtime = engine.runtimes.get(providerId);
+    if (!runtime || runtime.provider.inboundWebhook !== 'token') {
+      throw problems.notFound(`no callbacks for provider ${providerId}`);
+    }
+    const task = await store.findByCallbackToken(String(req.params.token));
+    if (!task || task.provider !== providerId) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unknown_token' });
+      throw problems.notFound('unknown callback');
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse((Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)).toString('utf8') || 'null');
+    } catch {
+      body = undefined;
+    }
+    const named = runtime.provider.readCallbackTaskId?.(body);
+    if (named && task.provider_task_id && named !== task.provider_task_id) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'mismatch' });
+      throw problems.validation([{ path: 'task_id', message: 'does not match this callback' }]);
+    }
+    metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'confirming' });
+    // Unsigned: believe nothing in the body; ask the provider.
+    await tracker.pollSoon(task);
+    res.json({ received: true, matched: true });
+  });
+
+  return router;
+}

@@ -1,0 +1,137 @@
+/**
+ * Prometheus metrics (SPEC §6), prefix `kling_gateway_`. One registry per gateway instance so
+ * tests and benchmarks can run several side by side. Labels never carry keys, ids or URLs.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const PREFIX = 'kling_gateway_';
+
+/** Time buckets for HTTP and upstream calls (seconds). */
+const CALL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Time buckets for whole tasks (seconds). */
+const TASK_BUCKETS = [5, 15, 30, 60, 120, 180, 300, 600, 900, 1800];
+
+export type CircuitStateName = 'closed' | 'open' | 'half_open' | 'isolated';
+const CIRCUIT_STATE_VALUE: Record<CircuitStateName, number> = { closed: 0, open: 1, half_open: 2, isolated: 3 };
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly scrapeHooks: (() => Promise<void>)[] = [];
+
+  readonly httpRequests = new Counter({
+    name: `${PREFIX}http_requests_total`,
+    help: 'HTTP requests served by the gateway.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: `${PREFIX}http_request_duration_seconds`,
+    help: 'Time to answer an HTTP request.',
+    labelNames: ['method', 'route'] as const,
+    buckets: CALL_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly upstreamRequests = new Counter({
+    name: `${PREFIX}upstream_requests_total`,
+    help: 'Calls to upstream providers by outcome (ok, a canonical error code, or refused/reset/timeout).',
+    labelNames: ['provider', 'operation', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamDuration = new Histogram({
+    name: `${PREFIX}upstream_request_duration_seconds`,
+    help: 'Latency of calls to upstream providers.',
+    labelNames: ['provider', 'operation'] as const,
+    buckets: CALL_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly taskOutcomes = new Counter({
+    name: `${PREFIX}tasks_finished_total`,
+    help: 'Tasks that reached a terminal status.',
+    labelNames: ['provider', 'model', 'status', 'error_code'] as const,
+    registers: [this.registry],
+  });
+  readonly taskDuration = new Histogram({
+    name: `${PREFIX}task_duration_seconds`,
+    help: 'Time from creation to a terminal status.',
+    labelNames: ['provider', 'model', 'status'] as const,
+    buckets: TASK_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly creditsSpent = new Counter({
+    name: `${PREFIX}credits_spent_total`,
+    help: 'Credits spent on succeeded tasks (reported by the provider where it reports them, else estimated).',
+    labelNames: ['provider', 'model'] as const,
+    registers: [this.registry],
+  });
+  readonly currencySpent = new Counter({
+    name: `${PREFIX}currency_spent_total`,
+    help: 'Currency value of the credits spent.',
+    labelNames: ['provider', 'model', 'currency'] as const,
+    registers: [this.registry],
+  });
+  readonly failovers = new Counter({
+    name: `${PREFIX}failovers_total`,
+    help: 'Create attempts that moved on to another provider, by the reason they left.',
+    labelNames: ['provider', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly circuitState = new Gauge({
+    name: `${PREFIX}circuit_state`,
+    help: 'Circuit breaker state per provider: 0 closed, 1 open, 2 half-open, 3 isolated.',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly tasksInFlight = new Gauge({
+    name: `${PREFIX}tasks_in_flight`,
+    help: 'Tasks being submitted to or tracked at a provider.',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly tasksQueued = new Gauge({
+    name: `${PREFIX}tasks_queued`,
+    help: 'Tasks waiting for a provider slot or rate allowance.',
+    registers: [this.registry],
+  });
+  readonly polls = new Counter({
+    name: `${PREFIX}polls_total`,
+    help: 'Status polls of upstream tasks by result.',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly unknownStatuses = new Counter({
+    name: `${PREFIX}unknown_upstream_status_total`,
+    help: 'Upstream status words the adapter did not recognise (the task stays non-terminal).',
+    labelNames: ['provider', 'provider_status'] as const,
+    registers: [this.registry],
+  });
+  readonly inboundWebhooks = new Counter({
+    name: `${PREFIX}inbound_webhooks_total`,
+    help: 'Webhooks and callbacks received from providers, by result.',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookDeliveries = new Counter({
+    name: `${PREFIX}webhook_deliveries_total`,
+    help: 'Attempts to deliver task events to client webhook URLs, by result.',
+    labelNames: ['event_type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+
+  setCircuitState(provider: string, state: CircuitStateName): void {
+    this.circuitState.set({ provider }, CIRCUIT_STATE_VALUE[state]);
+  }
+
+  /** Refreshes gauges that are read from the store just before a scrape. */
+  onScrape(refresh: () => Promise<void>): void {
+    this.scrapeHooks.push(refresh);
+  }
+
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    for (const hook of this.scrapeHooks) await hook();
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The sandbox (SPEC §6): every enabled provider without an upstream key gets its built-in
+ * simulator on loopback, with a fresh key and webhook secret, so the whole product runs on a
+ * fresh machine with nothing else installed.
+ */
+import { randomBytes } from 'node:crypto';
+import type { GatewayConfig } from '../config/config.js';
+import type { Clock } from '../core/clock.js';
+import type { ProviderSimulator, VideoProvider } from '../core/provider.js';
+
+/** Where and how the gateway reaches one provider. */
+export interface ProviderEndpoint {
+  baseUrl: string;
+  apiKey: string;
+  webhookSecret?: string;
+  simulated: boolean;
+  /** For simulators: how long their tasks take, which bounds the first poll. */
+  runTimeMs?: number;
+}
+
+export interface Sandbox {
+  endpoints: Map<string, ProviderEndpoint>;
+  simulators: Map<string, ProviderSimulator>;
+  close(): Promise<void>;
+}
+
+/** True when a provider has no key and so runs against its simulator. */
+export function needsSimulator(config: GatewayConfig, providerId: string): boolean {
+  const settings = config.providers[providerId];
+  return (settings?.enabled ?? true) && !settings?.api_key;
+}
+
+/** The configured upstream of a live provider. */
+export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {
+  const settings = config.providers[provider.id];
+  if (!settings?.api_key) return undefined;
+  if (!settings.base_url) {
+    throw new Error(`providers.${provider.id}.base_url: required when an api_key is set`);
+  }
+  return {
+    baseUrl: settings.base_url,
+    apiKey: settings.api_key,
+    ...(settings.webhook_secret ? { webhookSecret: settings.webhook_secret } : {}),
+    simulated: false,
+  };
+}
+
+/** Starts simulators for every provider that needs one; other providers get their live endpoint. */
+export async function startSandbox(
+  config: GatewayConfig,
+  providers: readonly VideoProvider[],
+  clock: Clock,
+  host = '127.0.0.1',
+): Promise<Sandbox> {
+  const endpoints = new Map<string, ProviderEndpoint>();
+  const simulators = new Map<string, ProviderSimulator>();
+  try {
+    for (const provider of providers) {
+      const live = liveEndpoint(config, provider);
+      if (live) {
+        endpoints.set(provider.id, live);
+        continue;
+      }
+      if (!needsSimulator(config, provider.id)) continue;
+      const apiKey = `sim-${randomBytes(16).toString('hex')}`;
+      const webhookSecret = randomBytes(24).toString('base64url');
+      const simulator = provider.createSimulator({
+        clock,
+        apiKey,
+        webhookSecret,
+        timing: { queuedMs: config.sandbox.queued_ms, processingMs: config.sandbox.processing_ms },
+      });
+      const baseUrl = await simulator.listen(0, host);
+      simulators.set(provider.id, simulator);
+      endpoints.set(provider.id, {
+        baseUrl,
+        apiKey,
+        webhookSecret,
+        simulated: true,
+        runTimeMs: config.sandbox.queued_ms + config.sandbox.processing_ms,
+      });
+    }
+  } catch (error) {
+    await Promise.all([...simulators.values()].map((simulator) => simulator.close()));
+    throw error;
+  }
+  return {
+    endpoints,
+    simulators,
+    close: async () => {
+      await Promise.all([...simulators.values()].map((simulator) => simulator.close()));
+    },
+  };
+}

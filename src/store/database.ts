@@ -1,0 +1,115 @@
+/**
+ * One query layer (Kysely) over two engines: SQLite through better-sqlite3 in WAL mode as the
+ * embedded default, PostgreSQL through `pg` for replicas that share one database. The URL in
+ * config picks the engine; nothing above this file knows which it is, except where a statement
+ * needs row locks (`dialect === 'postgres'`).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { CodeMigrationProvider } from './migrations.js';
+import type { Database } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Store {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  /** Where it is, without credentials (for logs). */
+  description: string;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** PostgreSQL schema to use (created when missing); tests use one per run. */
+  schema?: string;
+  /** Pool size for PostgreSQL. */
+  maxConnections?: number;
+}
+
+const PG_INT8 = 20;
+
+function describePostgres(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `postgres://${parsed.host}${parsed.pathname}`;
+  } catch {
+    return 'postgres';
+  }
+}
+
+/** `sqlite:<path>`, `sqlite::memory:`, `postgres://…` / `postgresql://…`. */
+export function parseDatabaseUrl(url: string): { dialect: Dialect; location: string } {
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { dialect: 'postgres', location: url };
+  if (url.startsWith('sqlite:')) return { dialect: 'sqlite', location: url.slice('sqlite:'.length) || ':memory:' };
+  if (url.endsWith('.db') || url.endsWith('.sqlite')) return { dialect: 'sqlite', location: url };
+  throw new Error(`database.url must start with sqlite: or postgres:// (got "${url.replace(/\/\/[^@]*@/, '//…@')}")`);
+}
+
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  const { dialect, location } = parseDatabaseUrl(url);
+  if (dialect === 'sqlite') {
+    const inMemory = location === ':memory:';
+    if (!inMemory) mkdirSync(dirname(resolve(location)), { recursive: true });
+    const sqlite = new SqliteDatabase(location);
+    if (!inMemory) sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const store: Store = {
+      db,
+      dialect,
+      description: inMemory ? 'sqlite (in memory)' : `sqlite:${location}`,
+      close: () => db.destroy(),
+    };
+    await migrate(store);
+    return store;
+  }
+
+  const schema = options.schema;
+  if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
+  if (schema) {
+    const setup = new pg.Client({ connectionString: location });
+    await setup.connect();
+    try {
+      await setup.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    } finally {
+      await setup.end();
+    }
+  }
+  const pool = new pg.Pool({
+    connectionString: location,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    max: options.maxConnections ?? 10,
+    // Times are bigint columns; read them back as numbers (safe up to 2^53 ms).
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === PG_INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const store: Store = {
+    db,
+    dialect,
+    description: describePostgres(location) + (schema ? ` (schema ${schema})` : ''),
+    close: () => db.destroy(),
+  };
+  await migrate(store, schema);
+  return store;
+}
+
+async function migrate(store: Store, schema?: string): Promise<void> {
+  const migrator = new Migrator({
+    db: store.db,
+    provider: new CodeMigrationProvider(store.dialect),
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((result) => result.status === 'Error');
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? error}`);
+  }
+}

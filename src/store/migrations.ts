@@ -1,0 +1,137 @@
+/**
+ * Schema migrations, in code so the same list runs on SQLite and PostgreSQL through Kysely's
+ * migrator (which records what ran and takes a lock, so replicas starting together are safe).
+ */
+import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Dialect } from './database.js';
+
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const time = 'bigint' as const;
+  return {
+    '0001_initial': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('tasks')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('phase', 'text', (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('quality', 'text', (c) => c.notNull())
+          .addColumn('operation', 'text', (c) => c.notNull())
+          .addColumn('request_json', 'text', (c) => c.notNull())
+          .addColumn('plan_json', 'text', (c) => c.notNull())
+          .addColumn('warnings_json', 'text', (c) => c.notNull())
+          .addColumn('metadata_json', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text')
+          .addColumn('provider_task_id', 'text')
+          .addColumn('provider_status', 'text')
+          .addColumn('tracking_json', 'text')
+          .addColumn('outputs_json', 'text', (c) => c.notNull())
+          .addColumn('error_json', 'text')
+          .addColumn('cost_json', 'text', (c) => c.notNull())
+          .addColumn('webhook_url', 'text')
+          .addColumn('callback_token', 'text')
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('updated_at', time, (c) => c.notNull())
+          .addColumn('completed_at', time)
+          .addColumn('deadline_at', time, (c) => c.notNull())
+          .addColumn('dispatch_after', time, (c) => c.notNull())
+          .addColumn('next_poll_at', time)
+          .addColumn('poll_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', time)
+          .addColumn('expects_webhook', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.createIndex('tasks_tenant_created').on('tasks').columns(['tenant', 'created_at', 'id']).execute();
+        await db.schema.createIndex('tasks_phase_poll').on('tasks').columns(['phase', 'next_poll_at']).execute();
+        await db.schema.createIndex('tasks_phase_created').on('tasks').columns(['phase', 'created_at']).execute();
+        await db.schema.createIndex('tasks_provider_phase').on('tasks').columns(['provider', 'phase']).execute();
+        await db.schema
+          .createIndex('tasks_provider_task')
+          .on('tasks')
+          .columns(['provider', 'provider_task_id'])
+          .execute();
+        await db.schema.createIndex('tasks_callback_token').on('tasks').column('callback_token').unique().execute();
+
+        let attempts = db.schema.createTable('attempts');
+        attempts =
+          dialect === 'postgres'
+            ? attempts.addColumn('id', 'serial', (c) => c.primaryKey())
+            : attempts.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        await attempts
+          .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('error_code', 'text')
+          .addColumn('http_status', 'integer')
+          .addColumn('latency_ms', 'integer')
+          .addColumn('message', 'text')
+          .addColumn('at', time, (c) => c.notNull())
+          .addUniqueConstraint('attempts_task_seq', ['task_id', 'seq'])
+          .execute();
+
+        await db.schema
+          .createTable('idempotency_keys')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('request_hash', 'text', (c) => c.notNull())
+          .addColumn('task_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('expires_at', time, (c) => c.notNull())
+          .addPrimaryKeyConstraint('idempotency_keys_pk', ['tenant', 'key'])
+          .execute();
+
+        await db.schema
+          .createTable('inbound_webhooks')
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('webhook_id', 'text', (c) => c.notNull())
+          .addColumn('received_at', time, (c) => c.notNull())
+          .addPrimaryKeyConstraint('inbound_webhooks_pk', ['provider', 'webhook_id'])
+          .execute();
+
+        await db.schema.createTable('providers').addColumn('id', 'text', (c) => c.primaryKey()).execute();
+
+        await db.schema
+          .createTable('deliveries')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('event_type', 'text', (c) => c.notNull())
+          .addColumn('payload_json', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', time, (c) => c.notNull())
+          .addColumn('last_status', 'integer')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('delivered_at', time)
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', time)
+          .execute();
+        await db.schema
+          .createIndex('deliveries_due')
+          .on('deliveries')
+          .columns(['status', 'next_attempt_at'])
+          .execute();
+        await db.schema.createIndex('deliveries_task').on('deliveries').column('task_id').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        for (const table of ['deliveries', 'providers', 'inbound_webhooks', 'idempotency_keys', 'attempts', 'tasks']) {
+          await db.schema.dropTable(table).ifExists().execute();
+        }
+      },
+    },
+  };
+}
+
+export class CodeMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}

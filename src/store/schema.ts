@@ -1,0 +1,117 @@
+/**
+ * Table shapes, shared by SQLite and PostgreSQL. Times are integer milliseconds since the epoch
+ * (bigint in PostgreSQL, read back as numbers); JSON is stored as text so both dialects read it
+ * the same way.
+ */
+import type { Generated } from 'kysely';
+
+/** Where a task is in the gateway's own work, beside its public status. */
+export type TaskPhase =
+  /** Waiting for a provider slot or rate allowance (`queued`). */
+  | 'dispatch'
+  /** A create request to a provider is being sent (held by one replica's lease). */
+  | 'submitting'
+  /** Accepted upstream; followed by polling and webhooks. */
+  | 'tracking'
+  /** Terminal. */
+  | 'done';
+
+export interface TasksTable {
+  id: string;
+  tenant: string;
+  status: string;
+  phase: TaskPhase;
+  model: string;
+  quality: string;
+  operation: string;
+  /** The canonical request as accepted (JSON). */
+  request_json: string;
+  /** Providers in the order routing will try them, with estimates (JSON). */
+  plan_json: string;
+  warnings_json: string;
+  metadata_json: string;
+  provider: string | null;
+  provider_task_id: string | null;
+  provider_status: string | null;
+  /** Adapter-private tracking data (JSON). */
+  tracking_json: string | null;
+  outputs_json: string;
+  error_json: string | null;
+  cost_json: string;
+  webhook_url: string | null;
+  /** Secret token in the legacy callback path. */
+  callback_token: string | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+  deadline_at: number;
+  /** When the dispatcher may next try (rate-limit waits). */
+  dispatch_after: number;
+  next_poll_at: number | null;
+  poll_count: number;
+  /** Replica that currently owns the task's submission or tracking step. */
+  lease_owner: string | null;
+  lease_until: number | null;
+  /** Whether an upstream webhook or callback is expected. */
+  expects_webhook: number;
+  version: number;
+}
+
+export interface AttemptsTable {
+  id: Generated<number>;
+  task_id: string;
+  seq: number;
+  provider: string;
+  outcome: string;
+  error_code: string | null;
+  http_status: number | null;
+  latency_ms: number | null;
+  message: string | null;
+  at: number;
+}
+
+export interface IdempotencyKeysTable {
+  tenant: string;
+  key: string;
+  request_hash: string;
+  task_id: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface InboundWebhooksTable {
+  provider: string;
+  webhook_id: string;
+  received_at: number;
+}
+
+export interface ProvidersTable {
+  id: string;
+}
+
+export interface DeliveriesTable {
+  id: string;
+  task_id: string;
+  tenant: string;
+  url: string;
+  event_type: string;
+  payload_json: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: number;
+  delivered_at: number | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+export interface Database {
+  tasks: TasksTable;
+  attempts: AttemptsTable;
+  idempotency_keys: IdempotencyKeysTable;
+  inbound_webhooks: InboundWebhooksTable;
+  providers: ProvidersTable;
+  deliveries: DeliveriesTable;
+}

@@ -1,0 +1,409 @@
+/**
+ * Every read and write of tasks, attempts, idempotency keys, inbound webhook ids and outbound
+ * deliveries. State changes are conditional updates (`WHERE phase = … AND lease_owner = …`), so
+ * when two replicas race for the same step exactly one of them wins and the other sees `false`.
+ */
+import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
+import type { Store } from './database.js';
+import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
+
+export type TaskRow = Selectable<TasksTable>;
+export type NewTaskRow = Insertable<TasksTable>;
+export type TaskPatch = Updateable<TasksTable>;
+export type AttemptRow = Selectable<AttemptsTable>;
+export type DeliveryRow = Selectable<DeliveriesTable>;
+
+/** Phases in which a task holds one of its provider's in-flight slots. */
+export const IN_FLIGHT_PHASES: readonly TaskPhase[] = ['submitting', 'tracking'];
+
+export interface ListQuery {
+  tenant: string;
+  status?: string;
+  provider?: string;
+  limit: number;
+  /** Exclusive: tasks strictly older than this position. */
+  before?: { createdAt: number; id: string };
+}
+
+export type CreateOutcome =
+  | { created: true; task: TaskRow }
+  | { created: false; existing: { taskId: string; requestHash: string } };
+
+export class TaskStore {
+  constructor(readonly store: Store) {}
+
+  private get db() {
+    return this.store.db;
+  }
+
+  /** Makes sure each provider has a row to lock when counting slots. */
+  async registerProviders(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      await this.db.insertInto('providers').values({ id }).onConflict((oc) => oc.column('id').doNothing()).execute();
+    }
+  }
+
+  /**
+   * Inserts a task, and its idempotency key in the same transaction. When the key exists (and
+   * has not expired) nothing is written and the existing task id is returned.
+   */
+  async createTask(
+    row: NewTaskRow,
+    idempotency?: { key: string; requestHash: string; expiresAt: number },
+  ): Promise<CreateOutcome> {
+    return this.db.transaction().execute(async (trx) => {
+      if (idempotency) {
+        await trx
+          .deleteFrom('idempotency_keys')
+          .where('tenant', '=', row.tenant)
+          .where('key', '=', idempotency.key)
+          .where('expires_at', '<=', row.created_at)
+          .execute();
+        const inserted = await trx
+          .insertInto('idempotency_keys')
+          .values({
+            tenant: row.tenant,
+            key: idempotency.key,
+            request_hash: idempotency.requestHash,
+            task_id: row.id,
+            created_at: row.created_at,
+            expires_at: idempotency.expiresAt,
+          })
+          .onConflict((oc) => oc.columns(['tenant', 'key']).doNothing())
+          .returning('task_id')
+          .executeTakeFirst();
+        if (!inserted) {
+          const existing = await trx
+            .selectFrom('idempotency_keys')
+            .select(['task_id', 'request_hash'])
+            .where('tenant', '=', row.tenant)
+            .where('key', '=', idempotency.key)
+            .executeTakeFirstOrThrow();
+          return { created: false, existing: { taskId: existing.task_id, requestHash: existing.request_hash } };
+        }
+      }
+      // Insert the task before its key row commits: both happen in this one transaction.
+      await trx.insertInto('tasks').values(row).execute();
+      const task = await trx.selectFrom('tasks').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+      return { created: true, task };
+    });
+  }
+
+  async getTask(id: string): Promise<TaskRow | undefined> {
+    return this.db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async getAttempts(taskId: string): Promise<AttemptRow[]> {
+    return this.db.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('seq').execute();
+  }
+
+  async getAttemptsFor(taskIds: readonly string[]): Promise<Map<string, AttemptRow[]>> {
+    const byTask = new Map<string, AttemptRow[]>();
+    if (taskIds.length === 0) return byTask;
+    const rows = await this.db
+      .selectFrom('attempts')
+      .selectAll()
+      .where('task_id', 'in', taskIds)
+      .orderBy('task_id')
+      .orderBy('seq')
+      .execute();
+    for (const row of rows) {
+      const list = byTask.get(row.task_id) ?? [];
+      list.push(row);
+      byTask.set(row.task_id, list);
+    }
+    return byTask;
+  }
+
+  /** Newest first, keyset-paginated on (created_at, id). */
+  async listTasks(query: ListQuery): Promise<TaskRow[]> {
+    let select = this.db.selectFrom('tasks').selectAll().where('tenant', '=', query.tenant);
+    if (query.status) select = select.where('status', '=', query.status);
+    if (query.provider) select = select.where('provider', '=', query.provider);
+    const before = query.before;
+    if (before) {
+      select = select.where((eb) =>
+        eb.or([
+          eb('created_at', '<', before.createdAt),
+          eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)]),
+        ]),
+      );
+    }
+    return select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit).execute();
+  }
+
+  /**
+   * Applies `patch` when the task is still in one of `phases` (and, when given, owned by
+   * `leaseOwner`). Bumps the version. When `delivery` is given it is inserted in the same
+   * transaction, so an outbound webhook is never lost between the two writes. Returns the
+   * updated row, or undefined if the condition no longer held (and then nothing is written).
+   */
+  async updateTask(
+    id: string,
+    patch: TaskPatch,
+    condition: { phases?: readonly TaskPhase[]; leaseOwner?: string | null } = {},
+    delivery?: (task: TaskRow) => Insertable<DeliveriesTable> | undefined,
+  ): Promise<TaskRow | undefined> {
+    const run = async (db: Kysely<Database>) => {
+      let update = db
+        .updateTable('tasks')
+        .set((eb) => ({ ...patch, version: eb('version', '+', 1) }))
+        .where('id', '=', id);
+      if (condition.phases) update = update.where('phase', 'in', condition.phases);
+      if (condition.leaseOwner !== undefined) {
+        update =
+          condition.leaseOwner === null
+            ? update.where('lease_owner', 'is', null)
+            : update.where('lease_owner', '=', condition.leaseOwner);
+      }
+      const row = await update.returningAll().executeTakeFirst();
+      const deliveryRow = row && delivery?.(row);
+      if (deliveryRow) await db.insertInto('deliveries').values(deliveryRow).execute();
+      return row;
+    };
+    return delivery ? this.db.transaction().execute(run) : run(this.db);
+  }
+
+  async countInFlight(provider: string, trx?: Transaction<Database>): Promise<number> {
+    const row = await (trx ?? this.db)
+      .selectFrom('tasks')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('provider', '=', provider)
+      .where('phase', 'in', IN_FLIGHT_PHASES)
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+
+  async countByPhase(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .select(['phase', 'provider'])
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('phase', '!=', 'done')
+      .groupBy(['phase', 'provider'])
+      .execute();
+    const counts = new Map<string, number>();
+    for (const row of rows) counts.set(`${row.phase}:${row.provider ?? ''}`, Number(row.count));
+    return counts;
+  }
+
+  /**
+   * Takes an in-flight slot of `provider` for the task, if fewer than `cap` are in use, and
+   * moves the task into `submitting` under `owner`'s lease. Serialized per provider (a row lock
+   * in PostgreSQL; SQLite serializes writers anyway), so replicas never overshoot the cap.
+   */
+  async claimSlot(input: {
+    taskId: string;
+    provider: string;
+    cap: number;
+    owner: string;
+    leaseUntil: number;
+    now: number;
+    /** The task must be in one of these phases (and, for `submitting`, owned by `owner`). */
+    fromPhases: readonly TaskPhase[];
+  }): Promise<TaskRow | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      if (this.store.dialect === 'postgres') {
+        await trx.selectFrom('providers').select('id').where('id', '=', input.provider).forUpdate().execute();
+      }
+      const current = await trx
+        .selectFrom('tasks')
+        .select(['provider', 'phase'])
+        .where('id', '=', input.taskId)
+        .executeTakeFirst();
+      if (!current || !input.fromPhases.includes(current.phase)) return undefined;
+      // A task moving between providers frees its old slot as it takes the new one.
+      const alreadyHolds = current.provider === input.provider && IN_FLIGHT_PHASES.includes(current.phase);
+      const inFlight = await this.countInFlight(input.provider, trx);
+      if (!alreadyHolds && inFlight >= input.cap) return undefined;
+      let update = trx
+        .updateTable('tasks')
+        .set((eb) => ({
+          phase: 'submitting' as const,
+          provider: input.provider,
+          lease_owner: input.owner,
+          lease_until: input.leaseUntil,
+          updated_at: input.now,
+          version: eb('version', '+', 1),
+        }))
+        .where('id', '=', input.taskId)
+        .where('phase', 'in', input.fromPhases);
+      if (current.phase === 'submitting') update = update.where('lease_owner', '=', input.owner);
+      return update.returningAll().executeTakeFirst();
+    });
+  }
+
+  /** Queued tasks that may be dispatched now, oldest first (fair order). */
+  async listDispatchable(now: number, limit: number): Promise<TaskRow[]> {
+    return this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('phase', '=', 'dispatch')
+      .where('dispatch_after', '<=', now)
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  /** Whether a task created before this one is still waiting (then a new one must queue behind it). */
+  async hasOlderWaitingTask(createdAt: number, id: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('phase', '=', 'dispatch')
+      .where((eb) =>
+        eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]),
+      )
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /**
+   * Leases up to `limit` tracked tasks whose next poll is due and that no live lease holds.
+   * In PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint batches.
+   */
+  async claimDueForTracking(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
+    return this.db.transaction().execute(async (trx) => {
+      let due = trx
+        .selectFrom('tasks')
+        .select('id')
+        .where('phase', '=', 'tracking')
+        .where('next_poll_at', '<=', now)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .orderBy('next_poll_at')
+        .limit(limit);
+      if (this.store.dialect === 'postgres') due = due.forUpdate().skipLocked();
+      const ids = (await due.execute()).map((row) => row.id);
+      if (ids.length === 0) return [];
+      return trx
+        .updateTable('tasks')
+        .set({ lease_owner: owner, lease_until: now + leaseMs })
+        .where('id', 'in', ids)
+        .where('phase', '=', 'tracking')
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .returningAll()
+        .execute();
+    });
+  }
+
+  /** Submissions whose owner's lease ran out (the replica died or hung mid-create). */
+  async listAbandonedSubmissions(now: number, limit: number): Promise<TaskRow[]> {
+    return this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('phase', '=', 'submitting')
+      .where('lease_until', '<', now)
+      .limit(limit)
+      .execute();
+  }
+
+  /** Unfinished tasks past their deadline. */
+  async listOverdue(now: number, limit: number): Promise<TaskRow[]> {
+    return this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('phase', '!=', 'done')
+      .where('deadline_at', '<', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .limit(limit)
+      .execute();
+  }
+
+  async findByProviderTask(provider: string, providerTaskId: string): Promise<TaskRow | undefined> {
+    return this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('provider', '=', provider)
+      .where('provider_task_id', '=', providerTaskId)
+      .executeTakeFirst();
+  }
+
+  async findByCallbackToken(token: string): Promise<TaskRow | undefined> {
+    return this.db.selectFrom('tasks').selectAll().where('callback_token', '=', token).executeTakeFirst();
+  }
+
+  async addAttempt(attempt: Omit<Insertable<AttemptsTable>, 'id' | 'seq'>): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const last = await trx
+        .selectFrom('attempts')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .where('task_id', '=', attempt.task_id)
+        .executeTakeFirst();
+      const seq = Number(last?.seq ?? 0) + 1;
+      await trx.insertInto('attempts').values({ ...attempt, seq }).execute();
+      return seq;
+    });
+  }
+
+  async updateAttempt(taskId: string, seq: number, patch: Updateable<AttemptsTable>): Promise<void> {
+    await this.db.updateTable('attempts').set(patch).where('task_id', '=', taskId).where('seq', '=', seq).execute();
+  }
+
+  /** Remembers an inbound webhook id; false when it was seen before (a replay). */
+  async rememberInboundWebhook(provider: string, webhookId: string, now: number): Promise<boolean> {
+    const inserted = await this.db
+      .insertInto('inbound_webhooks')
+      .values({ provider, webhook_id: webhookId, received_at: now })
+      .onConflict((oc) => oc.columns(['provider', 'webhook_id']).doNothing())
+      .returning('webhook_id')
+      .executeTakeFirst();
+    return inserted !== undefined;
+  }
+
+  async getIdempotencyKey(tenant: string, key: string) {
+    return this.db
+      .selectFrom('idempotency_keys')
+      .selectAll()
+      .where('tenant', '=', tenant)
+      .where('key', '=', key)
+      .executeTakeFirst();
+  }
+
+  /** Drops idempotency keys past their time and inbound webhook ids older than `webhookIdsBefore`. */
+  async purgeExpired(now: number, webhookIdsBefore: number): Promise<void> {
+    await this.db.deleteFrom('idempotency_keys').where('expires_at', '<=', now).execute();
+    await this.db.deleteFrom('inbound_webhooks').where('received_at', '<', webhookIdsBefore).execute();
+  }
+
+  async insertDelivery(row: Insertable<DeliveriesTable>): Promise<void> {
+    await this.db.insertInto('deliveries').values(row).execute();
+  }
+
+  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRow[]> {
+    return this.db.transaction().execute(async (trx) => {
+      let due = trx
+        .selectFrom('deliveries')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .orderBy('next_attempt_at')
+        .limit(limit);
+      if (this.store.dialect === 'postgres') due = due.forUpdate().skipLocked();
+      const ids = (await due.execute()).map((row) => row.id);
+      if (ids.length === 0) return [];
+      return trx
+        .updateTable('deliveries')
+        .set({ lease_owner: owner, lease_until: now + leaseMs })
+        .where('id', 'in', ids)
+        .where('status', '=', 'pending')
+        .returningAll()
+        .execute();
+    });
+  }
+
+  async updateDelivery(id: string, patch: Updateable<DeliveriesTable>): Promise<void> {
+    await this.db.updateTable('deliveries').set(patch).where('id', '=', id).execute();
+  }
+
+  async listDeliveries(taskId: string): Promise<DeliveryRow[]> {
+    return this.db.selectFrom('deliveries').selectAll().where('task_id', '=', taskId).orderBy('created_at').execute();
+  }
+
+  /** Cheap query for readiness. */
+  async ping(): Promise<void> {
+    await this.db.selectFrom('providers').select('id').limit(1).execute();
+  }
+}
