@@ -1,0 +1,68 @@
+/**
+ * Freepik error answers → canonical errors. Documented bodies (seed 001, every endpoint's
+ * `400`/`401`/`500`/`503`): `{message}` and the problem form with `invalid_params`. `402` and
+ * `429` are not on the seed pages; they are read the same way.
+ */
+import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream-error.js';
+import { readFreepikError } from './freepik-schemas.js';
+
+/**
+ * Heuristic for "the generation was refused for its content": Freepik documents no error code
+ * for it, so the words are matched. Kept narrow (policy, NSFW, safety, moderation, flagged or
+ * inappropriate content) because a content-policy error is never failed over.
+ */
+const CONTENT_POLICY_PATTERN =
+  /content[\s_-]*(policy|policies|moderation|filter)|\bnsfw\b|\bsafety\b|\bmoderation\b|\bflagged\b|inappropriate|explicit content|sensitive content/i;
+
+/** Whether upstream text reads as a content-policy refusal (see `CONTENT_POLICY_PATTERN`). */
+export function looksLikeContentPolicy(text: string): boolean {
+  return CONTENT_POLICY_PATTERN.test(text);
+}
+
+/**
+ * The seed documents no credits error at all; `402` is read as one, and so is a `403` whose
+ * message speaks of credits, in case Freepik reports an empty balance as forbidden.
+ */
+const CREDITS_PATTERN = /insufficient[\s_-]*(credits|balance|funds)|not enough credits|out of credits|no credits/i;
+
+const MAX_MESSAGE = 500;
+
+/** The human text of an error body: its message, and the invalid params named one by one. */
+export function describeFreepikError(body: unknown): string {
+  const parsed = readFreepikError(body);
+  if (!parsed) {
+    if (typeof body === 'string' && body.trim()) return body.trim().slice(0, MAX_MESSAGE);
+    return '';
+  }
+  const message = parsed.message ?? parsed.problem?.message ?? '';
+  const params = [...(parsed.invalid_params ?? []), ...(parsed.problem?.invalid_params ?? [])]
+    .map((param) => [param.name, param.reason].filter(Boolean).join(': '))
+    .filter((text) => text.length > 0);
+  const text = params.length > 0 ? `${message}${message ? ' ' : ''}(${params.join('; ')})` : message;
+  return text.slice(0, MAX_MESSAGE);
+}
+
+/** Canonical error for a non-2xx Freepik answer (`VideoProvider.mapHttpError`). */
+export function mapFreepikHttpError(status: number, body: unknown): MappedUpstreamError {
+  const detail = describeFreepikError(body);
+  const said = (fallback: string) => `Freepik answered ${status}: ${detail || fallback}`;
+
+  if (status === 401) return { code: 'provider_error', message: said('unauthorized'), providerCode: 'unauthorized' };
+  if (status === 402 || (status === 403 && CREDITS_PATTERN.test(detail))) {
+    return { code: 'insufficient_credits', message: said('insufficient credits'), providerCode: 'insufficient_credits' };
+  }
+  if (status === 403) return { code: 'provider_error', message: said('forbidden'), providerCode: 'forbidden' };
+  if (status === 429) return { code: 'provider_error', message: said('rate limited'), providerCode: 'rate_limited' };
+  if (status >= 500) {
+    const providerCode = status === 503 ? 'unavailable' : 'server_error';
+    return { code: 'provider_error', message: said('server error'), providerCode };
+  }
+  // Only a 4xx about the request itself may mean its content was refused; a 5xx that says
+  // "safety" is still an outage, and must stay eligible for failover.
+  if (status >= 400 && looksLikeContentPolicy(detail)) {
+    return { code: 'content_policy', message: said('content policy'), providerCode: 'content_policy' };
+  }
+  if (status === 400) return { code: 'invalid_request', message: said('bad request'), providerCode: 'bad_request' };
+  if (status === 404) return { code: 'invalid_request', message: said('not found'), providerCode: 'not_found' };
+  return { code: errorCodeForHttpStatus(status), message: said(`HTTP ${status}`), providerCode: `http_${status}` };
+}

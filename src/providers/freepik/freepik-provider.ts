@@ -1,0 +1,89 @@
+/**
+ * The Freepik provider (SPEC: provider id `freepik`, Kling 3 / Kling 3 Omni endpoints, header
+ * `x-freepik-api-key`). Ties the pure pieces together: capabilities, request mapping, status
+ * and error mapping, webhook verification, and the simulator.
+ */
+import type {
+  CallContext,
+  Offering,
+  ProviderTaskRef,
+  StatusReport,
+  SubmitContext,
+  SubmitResult,
+  VideoProvider,
+} from '../../core/provider.js';
+import type { VideoRequest } from '../../core/canonical.js';
+import { UpstreamError } from '../../core/upstream-error.js';
+import { FREEPIK_OFFERINGS, isFreepikStatusFamily } from './freepik-capabilities.js';
+import { mapFreepikHttpError } from './freepik-errors.js';
+import { toFreepikRequest } from './freepik-request.js';
+import { readFreepikTask } from './freepik-schemas.js';
+import { FreepikSimulator } from './freepik-simulator.js';
+import { toFreepikStatusReport } from './freepik-status.js';
+import { verifyFreepikWebhook } from './freepik-webhook.js';
+
+/**
+ * Seed 001, Kling 3 FAQ: "Typical generation takes 30-120 seconds depending on duration and
+ * complexity". The low end is the floor for every request: Freepik publishes nothing finer,
+ * and a floor set too high would only delay noticing a fast finish.
+ */
+const MINIMUM_RUN_TIME_MS = 30_000;
+
+function unreadableAnswer(operation: string, url: string, status: number, data: unknown): UpstreamError {
+  return new UpstreamError({
+    provider: 'freepik',
+    operation,
+    url,
+    code: 'provider_error',
+    message: `Freepik answered ${status} without a readable task (task_id, status)`,
+    statusCode: status,
+    providerCode: 'unreadable_answer',
+    responseBody: data,
+    // A 2xx create we cannot read may still have created the task: never fail it over.
+    mayHaveCreated: operation === 'submit',
+  });
+}
+
+async function submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult> {
+  const upstream = toFreepikRequest(request, offering);
+  // The gateway's own callback, when it has one; the app's `webhook_url` is never sent upstream.
+  const body = context.callbackUrl ? { ...upstream.body, webhook_url: context.callbackUrl } : upstream.body;
+  const response = await context.http.send(
+    { method: 'POST', path: upstream.path, body, operation: 'submit' },
+    context.signal,
+  );
+  const task = readFreepikTask(response.data);
+  if (!task?.task_id) throw unreadableAnswer('submit', upstream.path, response.status, response.data);
+  return {
+    ...toFreepikStatusReport(task),
+    ref: { providerTaskId: task.task_id, tracking: { family: upstream.statusFamily } },
+  };
+}
+
+async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
+  const family = ref.tracking.family;
+  // Tracking data comes back from the store; only a known family is ever put in a path.
+  if (!isFreepikStatusFamily(family)) {
+    throw new Error(`Freepik task ${ref.providerTaskId} has no known status family (${String(family)})`);
+  }
+  const path = `${family}/${encodeURIComponent(ref.providerTaskId)}`;
+  const response = await context.http.send({ method: 'GET', path, operation: 'status' }, context.signal);
+  const task = readFreepikTask(response.data);
+  if (!task?.status) throw unreadableAnswer('status', path, response.status, response.data);
+  return toFreepikStatusReport(task);
+}
+
+/** Freepik's Kling 3 and Kling 3 Omni endpoints. No default prices: Freepik publishes none in the seeds. */
+export const freepikProvider: VideoProvider = {
+  id: 'freepik',
+  name: 'Freepik',
+  offerings: FREEPIK_OFFERINGS,
+  inboundWebhook: 'signed',
+  minimumRunTimeMs: () => MINIMUM_RUN_TIME_MS,
+  authHeaders: (apiKey) => ({ 'x-freepik-api-key': apiKey }),
+  mapHttpError: mapFreepikHttpError,
+  submit,
+  getStatus,
+  verifyWebhook: verifyFreepikWebhook,
+  createSimulator: (options) => new FreepikSimulator(options),
+};

@@ -1,0 +1,258 @@
+/**
+ * Freepik's HTTP contract on loopback (`openapi/freepik.yaml`, seeds 000, 001, 003): the six
+ * create endpoints, the three status families and their list endpoints, the documented `401`
+ * and `400` bodies, tasks that go CREATED → IN_PROGRESS → COMPLETED/FAILED on the injected
+ * clock with a playable MP4 in `generated`, and signed webhooks on every status change.
+ */
+import type { NextFunction, Request, Response } from 'express';
+import express from 'express';
+import type { z } from 'zod';
+import type {
+  ProviderSimulator,
+  SimulatedFault,
+  SimulatedOutcome,
+  SimulatedTask,
+  SimulatorOptions,
+} from '../../core/provider.js';
+import { randomId, randomUuid, SimulatorKit, type KitTask } from '../../sandbox/simulator-kit.js';
+import { FREEPIK_STATUS_FAMILIES, type FreepikStatusFamily } from './freepik-capabilities.js';
+import {
+  invalidParamsOf,
+  KlingV3OmniRequestSchema,
+  KlingV3OmniVideoReferenceRequestSchema,
+  KlingV3RequestSchema,
+  type InvalidParam,
+} from './freepik-simulator-validation.js';
+import { signFreepikWebhook } from './freepik-webhook.js';
+
+/** Freepik's status words (`task.status` enum). */
+type FreepikStatusWord = 'CREATED' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED';
+
+/** Which body schema each family's create endpoints take. */
+const SCHEMA_OF_FAMILY: Readonly<Record<FreepikStatusFamily, z.ZodType>> = {
+  '/v1/ai/video/kling-v3': KlingV3RequestSchema,
+  '/v1/ai/video/kling-v3-omni': KlingV3OmniRequestSchema,
+  '/v1/ai/reference-to-video/kling-v3-omni': KlingV3OmniVideoReferenceRequestSchema,
+};
+
+// Seed bodies where the seed has them (401, 500, 503); plain `{message}` where it does not.
+const BODIES = {
+  missingKey: { message: 'Missing API key' },
+  invalidKey: { message: 'Invalid API key' },
+  badRequest: { message: "Parameter ':attribute' is not valid" },
+  rateLimited: { message: 'Too many requests. Please slow down.' },
+  noCredits: { message: 'Insufficient credits to run this generation.' },
+  serverError: { message: 'Internal Server Error' },
+  unavailable: { message: 'Service Unavailable. Please try again later.' },
+  notFound: { message: 'Not found' },
+} as const;
+
+/** Why a `content_policy` task failed; Freepik documents no field for it, so this one is invented. */
+const CONTENT_POLICY_REASON = 'The generation was blocked by the content policy (NSFW filter)';
+
+function errorForFault(fault: SimulatedFault): { status: number; body: unknown; headers?: Record<string, string> } {
+  const kind = fault.kind ?? kindOfStatus(fault.status);
+  switch (kind) {
+    case 'rate_limited':
+      return { status: 429, body: BODIES.rateLimited, headers: { 'retry-after': '1' } };
+    case 'insufficient_credits':
+      return { status: 402, body: BODIES.noCredits };
+    case 'unauthorized':
+      return { status: 401, body: BODIES.invalidKey };
+    case 'invalid':
+      return { status: 400, body: BODIES.badRequest };
+    case 'unavailable':
+      return { status: 503, body: BODIES.unavailable };
+    default:
+      return { status: fault.status ?? 500, body: BODIES.serverError };
+  }
+}
+
+function kindOfStatus(status: number | undefined): SimulatedFault['kind'] {
+  switch (status) {
+    case 400:
+      return 'invalid';
+    case 401:
+      return 'unauthorized';
+    case 402:
+      return 'insufficient_credits';
+    case 429:
+      return 'rate_limited';
+    case 503:
+      return 'unavailable';
+    default:
+      return 'server_error';
+  }
+}
+
+/** The problem form of a `400`, as the seed's example has it (fields at the top level). */
+function sendInvalidParams(res: Response, invalidParams: InvalidParam[]): void {
+  res
+    .status(400)
+    .type('application/problem+json')
+    .send(JSON.stringify({ message: "Your request parameters didn't validate.", invalid_params: invalidParams }));
+}
+
+/**
+ * A Freepik simulator. Tasks of `setOutcome('fail')` end FAILED with no reason (as the seed's
+ * task schema has no field for one); `content_policy` ones end FAILED with an `error` string.
+ * Webhooks are sent only when `webhookSecret` is set: Freepik signs every webhook.
+ */
+export class FreepikSimulator implements ProviderSimulator {
+  readonly providerId = 'freepik';
+  private readonly kit: SimulatorKit;
+
+  constructor(private readonly options: SimulatorOptions) {
+    this.kit = new SimulatorKit('freepik', options);
+    this.routes();
+  }
+
+  get tasks(): readonly SimulatedTask[] {
+    return this.kit.tasks;
+  }
+
+  get requests(): readonly { method: string; path: string; at: number }[] {
+    return this.kit.requests;
+  }
+
+  listen(port?: number, host?: string): Promise<string> {
+    return this.kit.listen(port, host);
+  }
+
+  close(): Promise<void> {
+    return this.kit.close();
+  }
+
+  injectFault(fault: SimulatedFault): void {
+    this.kit.injectFault(fault);
+  }
+
+  clearFaults(): void {
+    this.kit.clearFaults();
+  }
+
+  setOutcome(outcome: SimulatedOutcome, times?: number): void {
+    this.kit.setOutcome(outcome, times);
+  }
+
+  private routes(): void {
+    const app = this.kit.app;
+    app.use('/v1', (req, res, next) => this.authenticate(req, res, next));
+    app.use(express.json({ limit: '1mb' }));
+    for (const family of FREEPIK_STATUS_FAMILIES) {
+      for (const quality of ['pro', 'std'] as const) {
+        app.post(`${family}-${quality}`, (req, res) => this.create(family, req, res));
+      }
+      app.get(family, (req, res) => this.list(family, req, res));
+      app.get(`${family}/:taskId`, (req, res) => this.status(family, req, res));
+    }
+    app.use((_req: Request, res: Response) => {
+      res.status(404).json(BODIES.notFound);
+    });
+    app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+      if (res.headersSent) return next(error);
+      const parseFailed = (error as { type?: unknown }).type === 'entity.parse.failed';
+      if (parseFailed) res.status(400).json({ message: 'Request body is not valid JSON' });
+      else res.status(500).json(BODIES.serverError);
+    });
+  }
+
+  private authenticate(req: Request, res: Response, next: NextFunction): void {
+    const key = req.get('x-freepik-api-key');
+    if (!key) {
+      res.status(401).json(BODIES.missingKey);
+    } else if (key !== this.options.apiKey) {
+      res.status(401).json(BODIES.invalidKey);
+    } else {
+      next();
+    }
+  }
+
+  private async create(family: FreepikStatusFamily, req: Request, res: Response): Promise<void> {
+    if (await this.kit.applyFault('submit', req, res, errorForFault)) return;
+    const body: unknown = req.body;
+    const invalidParams = invalidParamsOf(SCHEMA_OF_FAMILY[family], body);
+    if (invalidParams.length > 0) {
+      sendInvalidParams(res, invalidParams);
+      return;
+    }
+    const webhookUrl = (body as { webhook_url?: string }).webhook_url;
+    const task = this.kit.createTask(randomUuid(), req.path, body, { family, webhookUrl });
+    task.status = 'CREATED';
+    this.kit.scheduleTransitions(task, () => this.notify(task));
+    res.status(200).json({ data: this.detailOf(task) });
+  }
+
+  private async status(family: FreepikStatusFamily, req: Request, res: Response): Promise<void> {
+    if (await this.kit.applyFault('status', req, res, errorForFault)) return;
+    const task = this.kit.findTask(String(req.params.taskId));
+    // A task is only known to the family it was created in, as upstream.
+    if (!task || task.data.family !== family) {
+      res.status(404).json(BODIES.notFound);
+      return;
+    }
+    res.json({ data: this.detailOf(task) });
+  }
+
+  /** `GET <family>`: newest first, `page` (from 1) and `page_size` (1-100, default 20). */
+  private list(family: FreepikStatusFamily, req: Request, res: Response): void {
+    const invalid: InvalidParam[] = [];
+    const page = this.positiveInteger(req.query.page, 1, 'page', invalid);
+    const pageSize = this.positiveInteger(req.query.page_size, 20, 'page_size', invalid);
+    if (pageSize > 100) invalid.push({ name: 'page_size', reason: "Parameter 'page_size' must be at most 100" });
+    if (invalid.length > 0) {
+      sendInvalidParams(res, invalid);
+      return;
+    }
+    const data = this.kit.tasks
+      .filter((task) => task.data.family === family)
+      .reverse()
+      .slice((page - 1) * pageSize, page * pageSize)
+      .map((task) => ({ task_id: task.id, status: this.statusOf(task) }));
+    res.json({ data });
+  }
+
+  private positiveInteger(raw: unknown, fallback: number, name: string, invalid: InvalidParam[]): number {
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1) {
+      invalid.push({ name, reason: `Parameter '${name}' must be greater than 0` });
+      return fallback;
+    }
+    return value;
+  }
+
+  private statusOf(task: KitTask): FreepikStatusWord {
+    const phase = this.kit.phaseOf(task);
+    const status: FreepikStatusWord =
+      phase === 'queued' ? 'CREATED' : phase === 'processing' ? 'IN_PROGRESS' : task.outcome === 'succeed' ? 'COMPLETED' : 'FAILED';
+    task.status = status;
+    return status;
+  }
+
+  /** `task-detail` as of now. */
+  private detailOf(task: KitTask): Record<string, unknown> {
+    const status = this.statusOf(task);
+    return {
+      task_id: task.id,
+      status,
+      generated: status === 'COMPLETED' ? [this.kit.resultUrl(task.id, 'mp4')] : [],
+      ...(status === 'FAILED' && task.outcome === 'content_policy' ? { error: CONTENT_POLICY_REASON } : {}),
+    };
+  }
+
+  /** POSTs the task as it is now to its `webhook_url`, signed as Freepik does (seed 001, "Webhooks"). */
+  private notify(task: KitTask): void {
+    const url = task.data.webhookUrl;
+    const secret = this.options.webhookSecret;
+    if (typeof url !== 'string' || !secret) return;
+    const body = JSON.stringify(this.detailOf(task));
+    const webhookId = randomId('msg_');
+    const timestamp = String(Math.floor(this.kit.clock.now() / 1000));
+    this.kit.deliver(url, body, {
+      'webhook-id': webhookId,
+      'webhook-timestamp': timestamp,
+      'webhook-signature': signFreepikWebhook(secret, webhookId, timestamp, body),
+    });
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Freepik webhook verification (seed 001, "Webhooks"). Signatures in these tests are made
+ * independently of the code under test: with the `standardwebhooks` library in raw-key mode, and
+ * with a hand-written HMAC for a non-ASCII secret.
+ */
+import { createHmac } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import { describe, expect, it } from 'vitest';
+import type { InboundWebhook } from '../../../src/core/provider.js';
+import { verifyFreepikWebhook } from '../../../src/providers/freepik/freepik-webhook.js';
+
+const SECRET = 'fpk-webhook-secret-123';
+// Deliberately far from the real clock: verification must use `nowMs`, not Date.now().
+const NOW_MS = Date.UTC(2031, 5, 1, 12, 0, 0);
+const NOW_S = Math.floor(NOW_MS / 1000);
+const TASK_ID = '046b6c7f-0b8a-43b9-b35d-6489e6daee91';
+const BODY = JSON.stringify({ task_id: TASK_ID, status: 'COMPLETED', generated: ['https://ai-statics.freepik.com/v.mp4'] });
+
+function signWithLibrary(secret: string, id: string, timestampS: number, body: string): string {
+  return new Webhook(secret, { format: 'raw' }).sign(id, new Date(timestampS * 1000), body);
+}
+
+function webhook(options: { id?: string; timestamp?: number; signature?: string; body?: string; omit?: string[] } = {}): InboundWebhook {
+  const id = options.id ?? 'msg_2abc';
+  const timestamp = options.timestamp ?? NOW_S;
+  const body = options.body ?? BODY;
+  const headers: Record<string, string | undefined> = {
+    'webhook-id': id,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': options.signature ?? signWithLibrary(SECRET, id, timestamp, body),
+  };
+  for (const name of options.omit ?? []) delete headers[name];
+  return { headers, rawBody: Buffer.from(body, 'utf8') };
+}
+
+describe('verifyFreepikWebhook', () => {
+  it('accepts a good signature and reads the task', () => {
+    expect(verifyFreepikWebhook(webhook(), SECRET, NOW_MS)).toEqual({
+      ok: true,
+      webhookId: 'msg_2abc',
+      providerTaskId: TASK_ID,
+      report: {
+        status: 'succeeded',
+        providerStatus: 'COMPLETED',
+        outputs: [{ type: 'video', url: 'https://ai-statics.freepik.com/v.mp4', duration: null }],
+      },
+    });
+  });
+
+  it('keys the HMAC with the secret UTF-8 bytes, not base64-decoded', () => {
+    const secret = 'clé-secrète-ü';
+    const id = 'msg_utf8';
+    const digest = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${id}.${NOW_S}.${BODY}`).digest('base64');
+    expect(verifyFreepikWebhook(webhook({ id, signature: `v1,${digest}` }), secret, NOW_MS).ok).toBe(true);
+
+    // A Standard Webhooks `whsec_` style key (base64-decoded) is a different key.
+    const base64Secret = Buffer.from('raw-key-bytes').toString('base64');
+    const decodedDigest = createHmac('sha256', Buffer.from(base64Secret, 'base64')).update(`${id}.${NOW_S}.${BODY}`).digest('base64');
+    expect(verifyFreepikWebhook(webhook({ id, signature: `v1,${decodedDigest}` }), base64Secret, NOW_MS).ok).toBe(false);
+  });
+
+  it('refuses a bad signature', () => {
+    const result = verifyFreepikWebhook(webhook({ signature: `v1,${Buffer.alloc(32, 7).toString('base64')}` }), SECRET, NOW_MS);
+    expect(result).toEqual({ ok: false, reason: 'no webhook-signature entry matches' });
+  });
+
+  it('refuses a signature made with another secret', () => {
+    const signature = signWithLibrary('another-secret', 'msg_2abc', NOW_S, BODY);
+    expect(verifyFreepikWebhook(webhook({ signature }), SECRET, NOW_MS).ok).toBe(false);
+  });
+
+  it('refuses a tampered body', () => {
+    const signature = signWithLibrary(SECRET, 'msg_2abc', NOW_S, BODY);
+    const tampered = BODY.replace('COMPLETED', 'FAILED');
+    expect(verifyFreepikWebhook(webhook({ signature, body: tampered }), SECRET, NOW_MS).ok).toBe(false);
+  });
+
+  it('refuses a signature replayed under another webhook-id', () => {
+    const signature = signWithLibrary(SECRET, 'msg_original', NOW_S, BODY);
+    expect(verifyFreepikWebhook(webhook({ id: 'msg_other', signature }), SECRET, NOW_MS).ok).toBe(false);
+  });
+
+  it('accepts timestamps up to five minutes off either way, and refuses stale and future ones', () => {
+    expect(verifyFreepikWebhook(webhook({ timestamp: NOW_S - 300 }), SECRET, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ timestamp: NOW_S + 300 }), SECRET, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ timestamp: NOW_S - 301 }), SECRET, NOW_MS)).toEqual({
+      ok: false,
+      reason: 'webhook-timestamp is too old',
+    });
+    expect(verifyFreepikWebhook(webhook({ timestamp: NOW_S + 301 }), SECRET, NOW_MS)).toEqual({
+      ok: false,
+      reason: 'webhook-timestamp is in the future',
+    });
+  });
+
+  it('measures the tolerance with nowMs, not the real clock', () => {
+    const realNowS = Math.floor(Date.now() / 1000);
+    expect(verifyFreepikWebhook(webhook({ timestamp: realNowS }), SECRET, NOW_MS).ok).toBe(false);
+  });
+
+  it('refuses a timestamp that is not Unix seconds', () => {
+    const hook = webhook();
+    hook.headers['webhook-timestamp'] = '2031-06-01T12:00:00Z';
+    expect(verifyFreepikWebhook(hook, SECRET, NOW_MS)).toEqual({ ok: false, reason: 'webhook-timestamp is not Unix seconds' });
+  });
+
+  it.each(['webhook-id', 'webhook-timestamp', 'webhook-signature'])('refuses a webhook without %s', (header) => {
+    const result = verifyFreepikWebhook(webhook({ omit: [header] }), SECRET, NOW_MS);
+    expect(result.ok).toBe(false);
+    expect(result.ok === false && result.reason).toContain('missing');
+  });
+
+  it('accepts a header with several signatures when one of them is valid', () => {
+    const good = signWithLibrary(SECRET, 'msg_2abc', NOW_S, BODY);
+    const wrong = `v1,${Buffer.alloc(32, 1).toString('base64')}`;
+    expect(verifyFreepikWebhook(webhook({ signature: `${wrong} ${good}` }), SECRET, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ signature: `v2,garbage ${good.replace('v1,', 'v2,')}` }), SECRET, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ signature: `${wrong} nocomma v1,` }), SECRET, NOW_MS).ok).toBe(false);
+  });
+
+  it('refuses every webhook when no secret is configured', () => {
+    expect(verifyFreepikWebhook(webhook(), '', NOW_MS).ok).toBe(false);
+  });
+
+  it('reads a body wrapped in data', () => {
+    const body = JSON.stringify({ data: { task_id: TASK_ID, status: 'IN_PROGRESS', generated: [] } });
+    const result = verifyFreepikWebhook(webhook({ body }), SECRET, NOW_MS);
+    expect(result).toMatchObject({ ok: true, providerTaskId: TASK_ID, report: { status: 'processing' } });
+  });
+
+  it('gives no report when the body has a task id but no status', () => {
+    const result = verifyFreepikWebhook(webhook({ body: JSON.stringify({ task_id: TASK_ID }) }), SECRET, NOW_MS);
+    expect(result).toEqual({ ok: true, webhookId: 'msg_2abc', providerTaskId: TASK_ID });
+  });
+
+  it.each([
+    ['not JSON', 'hello', 'webhook body is not a Freepik task'],
+    ['no task id', JSON.stringify({ status: 'COMPLETED' }), 'webhook body names no task_id'],
+  ])('refuses a correctly signed body that is %s', (_name, body, reason) => {
+    expect(verifyFreepikWebhook(webhook({ body }), SECRET, NOW_MS)).toEqual({ ok: false, reason });
+  });
+});
