@@ -1,0 +1,128 @@
+/**
+ * kling3api.com error answers → canonical errors.
+ * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Error Codes" (status, code, description).
+ * The seed shows the table but no error body, so bodies are read loosely
+ * (`Kling3apiErrorBody`) and the HTTP status is the fallback.
+ */
+import type { ErrorCode } from '../../core/canonical.js';
+import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream-error.js';
+import type { components } from './kling3api-api.generated.js';
+import { Kling3apiErrorBody } from './kling3api-schemas.js';
+
+/** An error code of the seed's table. */
+export type Kling3apiErrorCode = components['schemas']['ErrorCode'];
+
+/** One row of the seed's error table, with the canonical code the gateway reports. */
+export interface Kling3apiErrorCodeEntry {
+  /** HTTP status the seed gives for the code. */
+  httpStatus: number;
+  /** Canonical error code. */
+  code: ErrorCode;
+  /** The seed's description, used when the answer carries no message. */
+  description: string;
+}
+
+/** Seed 004 "Error Codes", row by row. */
+export const KLING3API_ERROR_CODES: Readonly<Record<Kling3apiErrorCode, Kling3apiErrorCodeEntry>> = {
+  INVALID_PROMPT: { httpStatus: 400, code: 'invalid_request', description: 'The prompt is invalid or empty' },
+  INVALID_DURATION: { httpStatus: 400, code: 'invalid_request', description: 'Duration out of supported range' },
+  INVALID_TYPE: { httpStatus: 400, code: 'invalid_request', description: 'Unsupported task type' },
+  MISSING_IMAGE: { httpStatus: 400, code: 'invalid_request', description: 'Image is required for image-to-video tasks' },
+  MISSING_VIDEO: { httpStatus: 400, code: 'invalid_request', description: 'Video is required for video-edit tasks' },
+  // A bad key is the gateway's misconfiguration, not the caller's request: provider_error, so
+  // the router fails over (SPEC §3) and the operator sees the provider code.
+  INVALID_API_KEY: { httpStatus: 401, code: 'provider_error', description: 'API key is missing or invalid' },
+  INSUFFICIENT_CREDITS: { httpStatus: 402, code: 'insufficient_credits', description: 'Not enough credits for this operation' },
+  RATE_LIMITED: { httpStatus: 429, code: 'provider_error', description: 'Too many requests, please slow down' },
+  INTERNAL_ERROR: { httpStatus: 500, code: 'provider_error', description: 'Server error, please try again later' },
+};
+
+function isKnownCode(code: string): code is Kling3apiErrorCode {
+  return Object.hasOwn(KLING3API_ERROR_CODES, code);
+}
+
+/**
+ * Heuristic: does an upstream message describe a content-policy / safety rejection? The seed
+ * has no code for it, so the wording is all there is. Keep this list narrow: a false positive
+ * stops failover (SPEC §3 never fails over on content policy).
+ */
+const CONTENT_POLICY_PATTERN =
+  /content[\s_-]*(policy|moderation|filter|review|violation)|safety|moderat(ion|ed)|sensitive|nsfw|inappropriate|prohibited|violat(e|es|ed|ion)|risk[\s_-]*control/i;
+
+/** True when an upstream message reads as a content-policy or safety rejection. */
+export function looksLikeContentPolicy(message: string | null | undefined): boolean {
+  return message !== null && message !== undefined && CONTENT_POLICY_PATTERN.test(message);
+}
+
+/** What an error body says, wherever it put it. */
+export interface Kling3apiErrorDetails {
+  /** The string code (`INVALID_PROMPT`, ...), when the body has one. */
+  providerCode?: string;
+  /** A numeric `code` (an HTTP-like status inside the envelope), when the body has one. */
+  numericCode?: number;
+  message?: string;
+}
+
+function parseBody(body: unknown): unknown {
+  if (typeof body !== 'string') return body;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the string code, numeric code and message out of any plausible error body. */
+export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
+  const parsed = Kling3apiErrorBody.safeParse(parseBody(body));
+  if (!parsed.success) return {};
+  const { code, error, error_code: errorCode, message, error_message: errorMessage } = parsed.data;
+  const nested = error !== null && typeof error === 'object' ? error : undefined;
+  const stringCodes = [code, errorCode, typeof error === 'string' ? error : undefined, nested?.code].filter(
+    (value): value is string => typeof value === 'string' && value.trim() !== '',
+  );
+  // A string that is all digits is a number in disguise, not a code name.
+  const providerCode = stringCodes.find((value) => !/^\d+$/.test(value.trim()))?.trim();
+  const numeric = [code, nested?.code].map((value) => (typeof value === 'string' ? Number(value) : value));
+  const numericCode = numeric.find((value): value is number => typeof value === 'number' && Number.isInteger(value));
+  const text = message ?? nested?.message ?? errorMessage ?? undefined;
+  return {
+    ...(providerCode !== undefined ? { providerCode } : {}),
+    ...(numericCode !== undefined ? { numericCode } : {}),
+    ...(text ? { message: text } : {}),
+  };
+}
+
+/** Statuses whose meaning no wording can change (auth, billing, throttling). */
+const NOT_CONTENT_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
+
+/**
+ * Canonical error for a kling3api error answer: by the seed's code when the body has a known
+ * one, else by HTTP status; a request-class rejection whose message reads as content policy
+ * becomes `content_policy`.
+ */
+export function mapKling3apiHttpError(status: number, body: unknown): MappedUpstreamError {
+  const details = readKling3apiError(body);
+  const code = details.providerCode?.toUpperCase();
+  const entry = code !== undefined && isKnownCode(code) ? KLING3API_ERROR_CODES[code] : undefined;
+  const message = details.message ?? entry?.description ?? `kling3api answered HTTP ${status}`;
+  let canonical: ErrorCode = entry?.code ?? errorCodeForHttpStatus(status);
+  const policyCandidate = entry ? entry.code === 'invalid_request' : !NOT_CONTENT_STATUSES.has(status);
+  if (policyCandidate && looksLikeContentPolicy(message)) canonical = 'content_policy';
+  return { code: canonical, message, ...(details.providerCode !== undefined ? { providerCode: details.providerCode } : {}) };
+}
+
+/**
+ * The HTTP status an error envelope inside a 2xx answer stands for: the seed's status for its
+ * code, else its numeric `code` when that is an error status, else 502 (an answer we cannot
+ * read as either success or a known error).
+ */
+export function kling3apiEnvelopeStatus(body: unknown): number {
+  const details = readKling3apiError(body);
+  const code = details.providerCode?.toUpperCase();
+  if (code !== undefined && isKnownCode(code)) return KLING3API_ERROR_CODES[code].httpStatus;
+  if (details.numericCode !== undefined && details.numericCode >= 400 && details.numericCode <= 599) {
+    return details.numericCode;
+  }
+  return 502;
+}

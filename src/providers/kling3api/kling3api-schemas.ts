@@ -1,0 +1,76 @@
+/**
+ * Loose readers for kling3api.com answers: `{code, message, data}` envelopes from
+ * `POST /api/generate` and `GET /api/status`, and error bodies.
+ * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Responses" (both endpoints) and "Error Codes".
+ *
+ * Deliberately permissive (`.nullish()`, `.loose()`): the upstream is a reseller whose answers
+ * may grow fields or drop them, and a reply we can still use must not fail on a detail.
+ */
+import { z } from 'zod';
+
+/** A number, or a numeric string (resellers are not always careful with JSON types). */
+const looseNumber = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const number = typeof value === 'number' ? value : Number(value);
+  if (!Number.isFinite(number)) {
+    ctx.addIssue({ code: 'custom', message: 'not a number' });
+    return z.NEVER;
+  }
+  return number;
+});
+
+/** The envelope around every answer. `code: 200` means success, even inside HTTP 200 (seed 004 "Responses"). */
+export const Kling3apiEnvelope = z
+  .object({
+    code: z.union([z.number(), z.string()]).nullish(),
+    message: z.string().nullish(),
+    data: z.unknown().nullish(),
+  })
+  .loose();
+export type Kling3apiEnvelope = z.infer<typeof Kling3apiEnvelope>;
+
+/** `data` of a `POST /api/generate` answer. */
+export const Kling3apiGenerateData = z
+  .object({
+    task_id: z.string().min(1),
+    status: z.string().nullish(),
+    consumed_credits: looseNumber.nullish().catch(undefined),
+  })
+  .loose();
+export type Kling3apiGenerateData = z.infer<typeof Kling3apiGenerateData>;
+
+/** `data` of a `GET /api/status` answer. */
+export const Kling3apiStatusData = z
+  .object({
+    task_id: z.string().nullish(),
+    status: z.string().nullish(),
+    consumed_credits: looseNumber.nullish().catch(undefined),
+    created_at: z.string().nullish(),
+    request: z.unknown().nullish(),
+    // The seed documents an array of URLs; a single string is accepted too.
+    response: z.union([z.array(z.unknown()), z.string()]).nullish().catch(undefined),
+    error_message: z.string().nullish(),
+    type: z.string().nullish(),
+  })
+  .loose();
+export type Kling3apiStatusData = z.infer<typeof Kling3apiStatusData>;
+
+/**
+ * An error body. Its shape is not in the seed, so every plausible place for the string code
+ * is read: `code` (string), `error` / `error_code` (string), or a nested `error: {code, message}`.
+ */
+export const Kling3apiErrorBody = z
+  .object({
+    code: z.union([z.string(), z.number()]).nullish(),
+    message: z.string().nullish(),
+    error: z
+      .union([
+        z.string(),
+        z.object({ code: z.union([z.string(), z.number()]).nullish(), message: z.string().nullish() }).loose(),
+      ])
+      .nullish()
+      .catch(undefined),
+    error_code: z.string().nullish(),
+    error_message: z.string().nullish(),
+  })
+  .loose();
+export type Kling3apiErrorBody = z.infer<typeof Kling3apiErrorBody>;

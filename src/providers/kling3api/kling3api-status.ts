@@ -1,0 +1,67 @@
+/**
+ * `data` of `GET /api/status` → normalized StatusReport.
+ * Sources: shared/seeds/004_1ace3cef13878ba3.txt, "/api/status → Responses" (IN_PROGRESS,
+ * SUCCESS, `response[]`, `error_message`, `consumed_credits`), and SPEC §2 (COMPLETED, FAILED,
+ * EXPIRED, and "an unknown upstream word never becomes success").
+ */
+import type { TaskOutput } from '../../core/canonical.js';
+import type { StatusReport, UpstreamTaskStatus } from '../../core/provider.js';
+import { looksLikeContentPolicy } from './kling3api-errors.js';
+
+/** The parts of a status (or generate) answer's `data` that the mapping reads. */
+export interface Kling3apiStatusFields {
+  status?: string | null;
+  response?: unknown;
+  error_message?: string | null;
+  consumed_credits?: number | null;
+}
+
+/** SPEC §2, kling3api column. Matching ignores case and surrounding spaces; the raw word is kept. */
+const STATUS_WORDS: Readonly<Record<string, UpstreamTaskStatus>> = {
+  IN_PROGRESS: 'processing',
+  SUCCESS: 'succeeded',
+  COMPLETED: 'succeeded',
+  FAILED: 'failed',
+  EXPIRED: 'failed',
+};
+
+/** Video URLs from `response`: the seed's array, or a lone string. */
+export function kling3apiVideoUrls(response: unknown): string[] {
+  const items = Array.isArray(response) ? response : [response];
+  return items.filter((item): item is string => typeof item === 'string' && item.trim() !== '');
+}
+
+/** Normalizes one status answer. Pure. */
+export function mapKling3apiStatus(data: Kling3apiStatusFields): StatusReport {
+  const providerStatus = data.status ?? '';
+  const status = STATUS_WORDS[providerStatus.trim().toUpperCase()] ?? 'unknown';
+  const credits = data.consumed_credits;
+  const report: StatusReport = {
+    status,
+    providerStatus,
+    outputs: [],
+    ...(typeof credits === 'number' && Number.isFinite(credits) && credits >= 0 ? { reportedCredits: credits } : {}),
+  };
+
+  if (status === 'succeeded') {
+    const outputs: TaskOutput[] = kling3apiVideoUrls(data.response).map((url) => ({ type: 'video', url, duration: null }));
+    // Success without a URL gives the caller nothing to fetch. Keep the task non-terminal: the
+    // URL may land on the next poll, and the task's deadline ends it if it never does.
+    if (outputs.length === 0) return { ...report, status: 'processing' };
+    return { ...report, outputs };
+  }
+
+  if (status === 'failed') {
+    const upstreamMessage = data.error_message?.trim() || undefined;
+    if (providerStatus.trim().toUpperCase() === 'EXPIRED') {
+      return { ...report, error: { code: 'expired', message: upstreamMessage ?? 'kling3api expired the task' } };
+    }
+    const message = upstreamMessage ?? 'kling3api reported the task failed';
+    return {
+      ...report,
+      error: { code: looksLikeContentPolicy(upstreamMessage) ? 'content_policy' : 'provider_error', message },
+    };
+  }
+
+  return report;
+}

@@ -1,0 +1,117 @@
+/**
+ * The seed's error table → canonical errors, across the body shapes the adapter accepts
+ * (the seed shows none), and the HTTP-status fallback.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  KLING3API_ERROR_CODES,
+  kling3apiEnvelopeStatus,
+  mapKling3apiHttpError,
+  readKling3apiError,
+  type Kling3apiErrorCode,
+} from '../../../src/providers/kling3api/index.js';
+
+/** Seed 004 "Error Codes": status, code → the canonical code SPEC and the brief give it. */
+const TABLE: [number, Kling3apiErrorCode, string][] = [
+  [400, 'INVALID_PROMPT', 'invalid_request'],
+  [400, 'INVALID_DURATION', 'invalid_request'],
+  [400, 'INVALID_TYPE', 'invalid_request'],
+  [400, 'MISSING_IMAGE', 'invalid_request'],
+  [400, 'MISSING_VIDEO', 'invalid_request'],
+  [401, 'INVALID_API_KEY', 'provider_error'],
+  [402, 'INSUFFICIENT_CREDITS', 'insufficient_credits'],
+  [429, 'RATE_LIMITED', 'provider_error'],
+  [500, 'INTERNAL_ERROR', 'provider_error'],
+];
+
+describe('mapKling3apiHttpError', () => {
+  it('has exactly the seed table, with its HTTP statuses', () => {
+    expect(Object.keys(KLING3API_ERROR_CODES).sort()).toEqual(TABLE.map(([, code]) => code).sort());
+    for (const [status, code] of TABLE) expect(KLING3API_ERROR_CODES[code].httpStatus).toBe(status);
+  });
+
+  for (const [status, providerCode, canonical] of TABLE) {
+    it(`${status} ${providerCode} → ${canonical}, whichever field carries the code`, () => {
+      const shapes = [
+        { code: providerCode, message: 'upstream says no' },
+        { code: status, error: providerCode, message: 'upstream says no' },
+        { code: status, error_code: providerCode, message: 'upstream says no' },
+        { error: { code: providerCode, message: 'upstream says no' } },
+        JSON.stringify({ code: providerCode, message: 'upstream says no' }),
+      ];
+      for (const body of shapes) {
+        expect(mapKling3apiHttpError(status, body)).toStrictEqual({ code: canonical, message: 'upstream says no', providerCode });
+      }
+    });
+  }
+
+  it('uses the seed description when the body has a code but no message', () => {
+    expect(mapKling3apiHttpError(400, { code: 'MISSING_VIDEO' })).toStrictEqual({
+      code: 'invalid_request',
+      message: 'Video is required for video-edit tasks',
+      providerCode: 'MISSING_VIDEO',
+    });
+  });
+
+  it('trusts the code over the status when they disagree (a 200-envelope 402 read as 400)', () => {
+    expect(mapKling3apiHttpError(400, { code: 'INSUFFICIENT_CREDITS' }).code).toBe('insufficient_credits');
+    expect(mapKling3apiHttpError(500, { code: 'invalid_prompt', message: 'empty' }).code).toBe('invalid_request');
+  });
+
+  it('falls back on the HTTP status for unknown codes and unreadable bodies', () => {
+    expect(mapKling3apiHttpError(404, { code: 'TASK_NOT_FOUND', message: 'Task not found' })).toStrictEqual({
+      code: 'invalid_request',
+      message: 'Task not found',
+      providerCode: 'TASK_NOT_FOUND',
+    });
+    expect(mapKling3apiHttpError(402, {})).toStrictEqual({ code: 'insufficient_credits', message: 'kling3api answered HTTP 402' });
+    expect(mapKling3apiHttpError(503, '<html>Bad gateway</html>')).toStrictEqual({
+      code: 'provider_error',
+      message: 'kling3api answered HTTP 503',
+    });
+    expect(mapKling3apiHttpError(502, null).code).toBe('provider_error');
+    expect(mapKling3apiHttpError(422, { code: 422, message: 'bad field' })).toStrictEqual({
+      code: 'invalid_request',
+      message: 'bad field',
+    });
+  });
+
+  it('reads a request rejection worded as content policy / safety as content_policy', () => {
+    expect(mapKling3apiHttpError(400, { code: 'INVALID_PROMPT', message: 'Prompt violates our content policy' })).toStrictEqual({
+      code: 'content_policy',
+      message: 'Prompt violates our content policy',
+      providerCode: 'INVALID_PROMPT',
+    });
+    expect(mapKling3apiHttpError(400, { message: 'Image failed the safety check' }).code).toBe('content_policy');
+    expect(mapKling3apiHttpError(400, { code: 'MODERATION_BLOCKED', message: 'Sensitive content' }).code).toBe('content_policy');
+  });
+
+  it('never reads auth, credit or rate-limit answers as content policy, whatever they say', () => {
+    expect(mapKling3apiHttpError(401, { code: 'INVALID_API_KEY', message: 'key violates policy' }).code).toBe('provider_error');
+    expect(mapKling3apiHttpError(402, { message: 'prohibited: no credits' }).code).toBe('insufficient_credits');
+    expect(mapKling3apiHttpError(429, { message: 'safety throttle' }).code).toBe('provider_error');
+    expect(mapKling3apiHttpError(500, { code: 'INTERNAL_ERROR', message: 'safety service down' }).code).toBe('provider_error');
+  });
+});
+
+describe('readKling3apiError', () => {
+  it('separates a numeric code from a string code', () => {
+    expect(readKling3apiError({ code: 429, error: 'RATE_LIMITED', message: 'slow down' })).toStrictEqual({
+      providerCode: 'RATE_LIMITED',
+      numericCode: 429,
+      message: 'slow down',
+    });
+    expect(readKling3apiError({ code: '402', message: 'no credits' })).toStrictEqual({ numericCode: 402, message: 'no credits' });
+    expect(readKling3apiError('not json')).toStrictEqual({});
+  });
+});
+
+describe('kling3apiEnvelopeStatus', () => {
+  it('gives the seed status for a known code, the numeric code otherwise, else 502', () => {
+    expect(kling3apiEnvelopeStatus({ code: 'INSUFFICIENT_CREDITS', message: 'x' })).toBe(402);
+    expect(kling3apiEnvelopeStatus({ code: 401, error: 'INVALID_API_KEY' })).toBe(401);
+    expect(kling3apiEnvelopeStatus({ code: 429, message: 'slow down' })).toBe(429);
+    expect(kling3apiEnvelopeStatus({ code: 'SOMETHING_NEW', message: 'x' })).toBe(502);
+    expect(kling3apiEnvelopeStatus({ code: 0, message: 'x' })).toBe(502);
+  });
+});

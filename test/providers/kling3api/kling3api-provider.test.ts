@@ -1,0 +1,281 @@
+/**
+ * The adapter through a real HttpUpstreamClient against nock: the exact upstream requests,
+ * and every way an answer can fail.
+ */
+import { createServer } from 'node:net';
+import nock from 'nock';
+import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
+import { HttpUpstreamClient } from '../../../src/core/upstream-client.js';
+import { UpstreamError } from '../../../src/core/upstream-error.js';
+import type { SubmitContext } from '../../../src/core/provider.js';
+import { kling3apiProvider, kling3apiMinimumRunTimeMs } from '../../../src/providers/kling3api/index.js';
+import { served } from './kling3api-fixtures.js';
+
+const BASE = 'https://kling3api.test';
+const KEY = 'sk-kling3-test';
+
+function client(baseUrl = BASE, timeoutMs = 2_000): HttpUpstreamClient {
+  return new HttpUpstreamClient({ provider: kling3apiProvider, baseUrl, apiKey: KEY, timeoutMs });
+}
+
+function submitContext(http = client()): SubmitContext {
+  return { http, taskId: 'vid_1', attemptKey: 'vid_1-1' };
+}
+
+const textToVideo = served({
+  model: 'kling-v3',
+  prompt: 'A majestic eagle soaring through clouds at sunset',
+  duration: 5,
+  aspect_ratio: '16:9',
+});
+
+function submitTextToVideo(http = client()) {
+  return kling3apiProvider.submit(textToVideo.request, textToVideo.offering, submitContext(http));
+}
+
+async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(UpstreamError);
+  return error as UpstreamError;
+}
+
+beforeAll(() => {
+  nock.disableNetConnect();
+  nock.enableNetConnect('127.0.0.1');
+});
+afterEach(() => {
+  nock.cleanAll();
+});
+afterAll(() => {
+  nock.enableNetConnect();
+});
+
+describe('kling3apiProvider: contract', () => {
+  it('is polling-only, Bearer-authenticated, with a realistic minimum run time', () => {
+    expect(kling3apiProvider.id).toBe('kling3api');
+    expect(kling3apiProvider.inboundWebhook).toBe('none');
+    expect(kling3apiProvider.authHeaders('abc')).toEqual({ authorization: 'Bearer abc' });
+    expect(kling3apiMinimumRunTimeMs(textToVideo.request)).toBe(45_000);
+    expect(kling3apiMinimumRunTimeMs({ ...textToVideo.request, duration: 15 })).toBe(75_000);
+    const edit = served({ model: 'kling-v3-omni', prompt: 'x', video_url: 'https://example.com/v.mp4' });
+    expect(kling3apiProvider.minimumRunTimeMs(edit.request)).toBe(60_000);
+  });
+});
+
+describe('kling3apiProvider.submit', () => {
+  it('POSTs the exact body with the Bearer key and reads the seed answer', async () => {
+    let sent: unknown;
+    const scope = nock(BASE)
+      .post('/api/generate', (body: unknown) => {
+        sent = body;
+        return true;
+      })
+      .matchHeader('authorization', `Bearer ${KEY}`)
+      .matchHeader('content-type', /application\/json/)
+      .reply(200, { code: 200, message: 'success', data: { task_id: 'n75abc123kling3', status: 'IN_PROGRESS', consumed_credits: 400 } });
+
+    const result = await submitTextToVideo();
+
+    expect(scope.isDone()).toBe(true);
+    expect(sent).toStrictEqual({
+      type: 'pro-text-to-video',
+      prompt: 'A majestic eagle soaring through clouds at sunset',
+      duration: 5,
+      aspect_ratio: '16:9',
+      sound: true,
+    });
+    expect(result).toStrictEqual({
+      ref: { providerTaskId: 'n75abc123kling3', tracking: { type: 'pro-text-to-video' } },
+      status: 'processing',
+      providerStatus: 'IN_PROGRESS',
+      outputs: [],
+      reportedCredits: 400,
+    });
+  });
+
+  it('keeps the O3 type on the ref and treats a missing status word as in progress', async () => {
+    const edit = served({ model: 'kling-v3-omni', quality: 'std', prompt: 'Autumn', video_url: 'https://example.com/v.mp4' });
+    nock(BASE)
+      .post('/api/generate', { type: 'o3-std-video-edit', prompt: 'Autumn', video: 'https://example.com/v.mp4' })
+      .reply(200, { code: 200, message: 'success', data: { task_id: 'n71ff00', consumed_credits: '360' } });
+    const result = await kling3apiProvider.submit(edit.request, edit.offering, submitContext());
+    expect(result.ref).toEqual({ providerTaskId: 'n71ff00', tracking: { type: 'o3-std-video-edit' } });
+    expect(result.status).toBe('processing');
+    expect(result.reportedCredits).toBe(360);
+  });
+
+  const documented: [number, string, string][] = [
+    [400, 'INVALID_PROMPT', 'invalid_request'],
+    [400, 'INVALID_DURATION', 'invalid_request'],
+    [400, 'INVALID_TYPE', 'invalid_request'],
+    [400, 'MISSING_IMAGE', 'invalid_request'],
+    [400, 'MISSING_VIDEO', 'invalid_request'],
+    [401, 'INVALID_API_KEY', 'provider_error'],
+    [402, 'INSUFFICIENT_CREDITS', 'insufficient_credits'],
+    [429, 'RATE_LIMITED', 'provider_error'],
+    [500, 'INTERNAL_ERROR', 'provider_error'],
+  ];
+  for (const [status, providerCode, canonical] of documented) {
+    it(`HTTP ${status} ${providerCode} → UpstreamError ${canonical}`, async () => {
+      nock(BASE).post('/api/generate').reply(status, { code: providerCode, message: `upstream: ${providerCode}` });
+      const error = await failure(submitTextToVideo());
+      expect(error).toMatchObject({
+        provider: 'kling3api',
+        operation: 'submit',
+        url: '/api/generate',
+        code: canonical,
+        statusCode: status,
+        providerCode,
+        message: `upstream: ${providerCode}`,
+        transport: undefined,
+      });
+      expect(error.certainlyNotAccepted).toBe(true);
+    });
+  }
+
+  it('429 with Retry-After → retryAfterMs', async () => {
+    nock(BASE).post('/api/generate').reply(429, { code: 'RATE_LIMITED', message: 'slow down' }, { 'Retry-After': '3' });
+    const error = await failure(submitTextToVideo());
+    expect(error).toMatchObject({ code: 'provider_error', statusCode: 429, providerCode: 'RATE_LIMITED', retryAfterMs: 3_000 });
+  });
+
+  it('a content-policy rejection is content_policy (never failed over)', async () => {
+    nock(BASE).post('/api/generate').reply(400, { code: 'INVALID_PROMPT', message: 'Prompt rejected by content moderation' });
+    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'content_policy', statusCode: 400 });
+  });
+
+  it('HTTP 200 with an error envelope → UpstreamError with the seed status for the code', async () => {
+    nock(BASE).post('/api/generate').reply(200, { code: 'INSUFFICIENT_CREDITS', message: 'Not enough credits' });
+    expect(await failure(submitTextToVideo())).toMatchObject({
+      code: 'insufficient_credits',
+      statusCode: 402,
+      providerCode: 'INSUFFICIENT_CREDITS',
+      message: 'Not enough credits',
+      url: '/api/generate',
+    });
+
+    nock(BASE).post('/api/generate').reply(200, { code: 401, error: 'INVALID_API_KEY', message: 'bad key' });
+    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'provider_error', statusCode: 401, providerCode: 'INVALID_API_KEY' });
+
+    nock(BASE).post('/api/generate').reply(200, { code: 400, message: 'The prompt is invalid or empty', data: null });
+    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'invalid_request', statusCode: 400 });
+
+    nock(BASE)
+      .post('/api/generate')
+      .reply(200, { code: 429, error: 'RATE_LIMITED', message: 'slow down' }, { 'Retry-After': '7' });
+    expect(await failure(submitTextToVideo())).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
+  });
+
+  it('a 2xx answer without a task id, or not an envelope, is an unreadable answer (502)', async () => {
+    nock(BASE).post('/api/generate').reply(200, { code: 200, message: 'success', data: {} });
+    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'provider_error', statusCode: 502 });
+    nock(BASE).post('/api/generate').reply(200, 'OK');
+    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'provider_error', statusCode: 502 });
+  });
+
+  it('an HTML error page falls back on the HTTP status', async () => {
+    nock(BASE).post('/api/generate').reply(502, '<html><body>Bad Gateway</body></html>', { 'content-type': 'text/html' });
+    expect(await failure(submitTextToVideo())).toMatchObject({
+      code: 'provider_error',
+      statusCode: 502,
+      message: 'kling3api answered HTTP 502',
+    });
+  });
+
+  it('connection refused → provider_error with transport refused (certainly not accepted)', async () => {
+    const port = await closedPort();
+    const error = await failure(submitTextToVideo(client(`http://127.0.0.1:${port}`)));
+    expect(error).toMatchObject({ code: 'provider_error', transport: 'refused', statusCode: undefined });
+    expect(error.certainlyNotAccepted).toBe(true);
+  });
+
+  it('no answer within the client time limit → timeout (ambiguous: may have been accepted)', async () => {
+    nock(BASE)
+      .post('/api/generate')
+      .reply(() => new Promise<never>(() => undefined));
+    const error = await failure(submitTextToVideo(client(BASE, 50)));
+    expect(error).toMatchObject({ code: 'timeout', transport: 'timeout' });
+    expect(error.certainlyNotAccepted).toBe(false);
+  });
+});
+
+describe('kling3apiProvider.getStatus', () => {
+  const ref = { providerTaskId: 'n75abc123kling3', tracking: { type: 'pro-text-to-video' } };
+
+  it('GETs /api/status?task_id= with the Bearer key and maps the seed answer', async () => {
+    const scope = nock(BASE)
+      .get('/api/status')
+      .query({ task_id: 'n75abc123kling3' })
+      .matchHeader('authorization', `Bearer ${KEY}`)
+      .reply(200, {
+        code: 200,
+        message: 'success',
+        data: {
+          task_id: 'n75abc123kling3',
+          status: 'SUCCESS',
+          consumed_credits: 400,
+          created_at: '2026-02-05T10:30:00Z',
+          request: { type: 'pro-text-to-video', prompt: 'A majestic eagle soaring through clouds at sunset', duration: 5, aspect_ratio: '16:9' },
+          response: ['https://cdn.example.com/videos/abc123.mp4'],
+          error_message: null,
+          type: 'pro-text-to-video',
+        },
+      });
+    const report = await kling3apiProvider.getStatus(ref, { http: client() });
+    expect(scope.isDone()).toBe(true);
+    expect(report).toStrictEqual({
+      status: 'succeeded',
+      providerStatus: 'SUCCESS',
+      outputs: [{ type: 'video', url: 'https://cdn.example.com/videos/abc123.mp4', duration: null }],
+      reportedCredits: 400,
+    });
+  });
+
+  it('encodes the task id in the query', async () => {
+    const scope = nock(BASE)
+      .get('/api/status')
+      .query({ task_id: 'n71a b&c' })
+      .reply(200, { code: 200, message: 'success', data: { task_id: 'n71a b&c', status: 'EXPIRED' } });
+    const report = await kling3apiProvider.getStatus({ providerTaskId: 'n71a b&c', tracking: {} }, { http: client() });
+    expect(scope.isDone()).toBe(true);
+    expect(report.error).toEqual({ code: 'expired', message: 'kling3api expired the task' });
+  });
+
+  it('an error envelope on status is an UpstreamError carrying the status url', async () => {
+    nock(BASE).get('/api/status').query(true).reply(200, { code: 'INTERNAL_ERROR', message: 'try later' });
+    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+      operation: 'status',
+      url: '/api/status?task_id=n75abc123kling3',
+      code: 'provider_error',
+      statusCode: 500,
+      providerCode: 'INTERNAL_ERROR',
+    });
+  });
+
+  it('an unknown task id answer (404) maps by status', async () => {
+    nock(BASE).get('/api/status').query(true).reply(404, { code: 'TASK_NOT_FOUND', message: 'Task not found' });
+    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+      code: 'invalid_request',
+      statusCode: 404,
+      providerCode: 'TASK_NOT_FOUND',
+    });
+  });
+
+  it('a 200 envelope without data is unreadable', async () => {
+    nock(BASE).get('/api/status').query(true).reply(200, { code: 200, message: 'success' });
+    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({ statusCode: 502 });
+  });
+});
+
+/** A loopback port nobody listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
