@@ -1,0 +1,112 @@
+/**
+ * Legacy Kling-API error answers → canonical errors. The service codes and the HTTP status
+ * each one comes with are the official table (Kling AI API, "General Information" → "Error
+ * Code"); aggregators pass the envelope `{code, message, request_id}` through, sometimes
+ * with HTTP 200.
+ */
+import type { ErrorCode } from '../../core/canonical.js';
+import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream-error.js';
+
+/** One row of the official error table. */
+export interface KlingLegacyErrorRow {
+  /** HTTP status the official API answers with. */
+  httpStatus: number;
+  code: ErrorCode;
+  /** The official explanation, for messages. */
+  meaning: string;
+}
+
+/**
+ * The official service codes. Account codes 1100–1102 come with HTTP 429 upstream but are a
+ * billing problem, not a rate limit: they are `insufficient_credits` so that the router fails
+ * over for the right reason.
+ */
+export const KLING_LEGACY_ERROR_CODES: Readonly<Record<number, KlingLegacyErrorRow>> = {
+  1000: { httpStatus: 401, code: 'provider_error', meaning: 'Authentication failed' },
+  1001: { httpStatus: 401, code: 'provider_error', meaning: 'Authorization is empty' },
+  1002: { httpStatus: 401, code: 'provider_error', meaning: 'Authorization is invalid' },
+  1003: { httpStatus: 401, code: 'provider_error', meaning: 'Authorization is not yet valid' },
+  1004: { httpStatus: 401, code: 'provider_error', meaning: 'Authorization has expired' },
+  1100: { httpStatus: 429, code: 'insufficient_credits', meaning: 'Account exception' },
+  1101: { httpStatus: 429, code: 'insufficient_credits', meaning: 'Account in arrears (postpaid)' },
+  1102: { httpStatus: 429, code: 'insufficient_credits', meaning: 'Resource pack exhausted or expired (prepaid)' },
+  1103: { httpStatus: 403, code: 'provider_error', meaning: 'No access to the requested resource (API or model)' },
+  1200: { httpStatus: 400, code: 'invalid_request', meaning: 'Invalid request parameters' },
+  1201: { httpStatus: 400, code: 'invalid_request', meaning: 'Invalid parameters (key or value)' },
+  1202: { httpStatus: 404, code: 'invalid_request', meaning: 'Invalid request method' },
+  1203: { httpStatus: 404, code: 'invalid_request', meaning: 'Requested resource does not exist' },
+  1300: { httpStatus: 400, code: 'content_policy', meaning: 'Blocked by platform policy' },
+  1301: { httpStatus: 400, code: 'content_policy', meaning: 'Content security policy triggered' },
+  1302: { httpStatus: 429, code: 'provider_error', meaning: 'Too many requests (rate limit)' },
+  1303: { httpStatus: 429, code: 'provider_error', meaning: 'Concurrency or QPS over the resource pack limit' },
+  1304: { httpStatus: 429, code: 'provider_error', meaning: 'IP whitelist policy triggered' },
+  5000: { httpStatus: 500, code: 'provider_error', meaning: 'Server internal error' },
+  5001: { httpStatus: 503, code: 'provider_error', meaning: 'Service temporarily unavailable' },
+  5002: { httpStatus: 504, code: 'provider_error', meaning: 'Server internal timeout' },
+};
+
+/** The code the upstream reports when a task id is unknown (official 1203, HTTP 404). */
+export const KLING_LEGACY_NOT_FOUND_CODE = 1203;
+
+/**
+ * A code outside the table, by its family (the first two digits), so that a new code in a
+ * known family still lands right; anything else is a provider error with HTTP 500.
+ */
+function rowForUnknownCode(code: number): KlingLegacyErrorRow {
+  if (code >= 1000 && code < 1100) return { httpStatus: 401, code: 'provider_error', meaning: 'Authentication failed' };
+  if (code >= 1100 && code < 1103) return { httpStatus: 429, code: 'insufficient_credits', meaning: 'Account exception' };
+  if (code >= 1103 && code < 1200) return { httpStatus: 403, code: 'provider_error', meaning: 'Account exception' };
+  if (code >= 1200 && code < 1300) return { httpStatus: 400, code: 'invalid_request', meaning: 'Invalid request parameters' };
+  if (code >= 1300 && code < 1302) return { httpStatus: 400, code: 'content_policy', meaning: 'Policy triggered' };
+  if (code >= 1302 && code < 1400) return { httpStatus: 429, code: 'provider_error', meaning: 'Policy triggered' };
+  return { httpStatus: 500, code: 'provider_error', meaning: 'Upstream error' };
+}
+
+/** The table row for a service code (or its family's). */
+export function klingLegacyErrorRow(code: number): KlingLegacyErrorRow {
+  return KLING_LEGACY_ERROR_CODES[code] ?? rowForUnknownCode(code);
+}
+
+/** The envelope's numeric `code`, when the body has one (number or numeric string). */
+export function klingLegacyServiceCode(body: unknown): number | undefined {
+  if (!body || typeof body !== 'object') return undefined;
+  const raw = (body as Record<string, unknown>).code;
+  const code = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  return typeof code === 'number' && Number.isInteger(code) ? code : undefined;
+}
+
+function messageOf(body: unknown): string | undefined {
+  if (!body || typeof body !== 'object') return undefined;
+  const message = (body as Record<string, unknown>).message;
+  return typeof message === 'string' && message.trim() !== '' ? message : undefined;
+}
+
+/** Canonical error for a service code, with the upstream's message when it gave one. */
+export function mapKlingLegacyServiceCode(code: number, body?: unknown): MappedUpstreamError & { httpStatus: number } {
+  const row = klingLegacyErrorRow(code);
+  const detail = messageOf(body);
+  return {
+    code: row.code,
+    message: `kling-legacy ${code} ${row.meaning}${detail && detail !== row.meaning ? `: ${detail}` : ''}`,
+    providerCode: String(code),
+    httpStatus: row.httpStatus,
+  };
+}
+
+/**
+ * Canonical error for a non-2xx answer: by the envelope's service code when there is one
+ * (it is more precise than the status: a 429 may be a rate limit or an empty resource pack),
+ * else by the HTTP status.
+ */
+export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUpstreamError {
+  const code = klingLegacyServiceCode(body);
+  if (code !== undefined && code !== 0) {
+    const { httpStatus: _httpStatus, ...mapped } = mapKlingLegacyServiceCode(code, body);
+    return mapped;
+  }
+  const detail = messageOf(body) ?? (typeof body === 'string' && body.trim() !== '' ? body.slice(0, 200) : undefined);
+  return {
+    code: errorCodeForHttpStatus(status),
+    message: `kling-legacy answered HTTP ${status}${detail ? `: ${detail}` : ''}`,
+  };
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import {
+  KLING_LEGACY_ERROR_CODES,
+  klingLegacyErrorRow,
+  mapKlingLegacyHttpError,
+} from '../../../src/providers/kling-legacy/kling-legacy-errors.js';
+
+const envelope = (code: number, message = 'upstream says no') => ({ code, message, request_id: 'req-1' });
+
+describe('KLING_LEGACY_ERROR_CODES (official "Error Code" table)', () => {
+  it.each([
+    [[1000, 1001, 1002, 1003, 1004], 401, 'provider_error'],
+    [[1100, 1101, 1102], 429, 'insufficient_credits'],
+    [[1103], 403, 'provider_error'],
+    [[1200, 1201], 400, 'invalid_request'],
+    [[1202, 1203], 404, 'invalid_request'],
+    [[1300, 1301], 400, 'content_policy'],
+    [[1302, 1303, 1304], 429, 'provider_error'],
+    [[5000], 500, 'provider_error'],
+    [[5001], 503, 'provider_error'],
+    [[5002], 504, 'provider_error'],
+  ] as const)('codes %j answer HTTP %i and map to %s', (codes, httpStatus, code) => {
+    for (const serviceCode of codes) {
+      expect(KLING_LEGACY_ERROR_CODES[serviceCode]).toMatchObject({ httpStatus, code });
+    }
+  });
+
+  it('places unknown codes by family', () => {
+    expect(klingLegacyErrorRow(1099)).toMatchObject({ httpStatus: 401, code: 'provider_error' });
+    expect(klingLegacyErrorRow(1250)).toMatchObject({ httpStatus: 400, code: 'invalid_request' });
+    expect(klingLegacyErrorRow(1399)).toMatchObject({ httpStatus: 429, code: 'provider_error' });
+    expect(klingLegacyErrorRow(9999)).toMatchObject({ httpStatus: 500, code: 'provider_error' });
+  });
+});
+
+describe('mapKlingLegacyHttpError', () => {
+  it.each([
+    [401, 1000, 'provider_error'],
+    [401, 1004, 'provider_error'],
+    [429, 1102, 'insufficient_credits'],
+    [429, 1101, 'insufficient_credits'],
+    [403, 1103, 'provider_error'],
+    [400, 1201, 'invalid_request'],
+    [404, 1203, 'invalid_request'],
+    [400, 1301, 'content_policy'],
+    [400, 1300, 'content_policy'],
+    [429, 1302, 'provider_error'],
+    [429, 1303, 'provider_error'],
+    [500, 5000, 'provider_error'],
+    [503, 5001, 'provider_error'],
+    [504, 5002, 'provider_error'],
+  ] as const)('HTTP %i with code %i → %s, keeping the code', (status, serviceCode, code) => {
+    const mapped = mapKlingLegacyHttpError(status, envelope(serviceCode));
+    expect(mapped.code).toBe(code);
+    expect(mapped.providerCode).toBe(String(serviceCode));
+    expect(mapped.message).toContain(String(serviceCode));
+    expect(mapped.message).toContain('upstream says no');
+  });
+
+  it('trusts the service code over the status (a 429 with 1102 is credits, not a rate limit)', () => {
+    expect(mapKlingLegacyHttpError(429, envelope(1102)).code).toBe('insufficient_credits');
+    expect(mapKlingLegacyHttpError(500, { code: '1301', message: 'risk' }).code).toBe('content_policy');
+  });
+
+  it('falls back to the HTTP status without an envelope', () => {
+    expect(mapKlingLegacyHttpError(502, '<html>Bad Gateway</html>')).toEqual({
+      code: 'provider_error',
+      message: 'kling-legacy answered HTTP 502: <html>Bad Gateway</html>',
+    });
+    expect(mapKlingLegacyHttpError(404, undefined).code).toBe('invalid_request');
+    expect(mapKlingLegacyHttpError(402, {}).code).toBe('insufficient_credits');
+    expect(mapKlingLegacyHttpError(401, { message: 'Unauthorized' })).toEqual({
+      code: 'provider_error',
+      message: 'kling-legacy answered HTTP 401: Unauthorized',
+    });
+  });
+});
