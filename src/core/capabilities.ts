@@ -103,6 +103,8 @@ export function checkOffering(offering: Offering, resolved: ResolvedRequest): Of
       continue;
     }
     if (!rule) {
+      // Asking for no audio from a provider that only makes silent video is asking for what it does.
+      if (field === 'audio' && value === false) continue;
       if (explicit.has(field)) {
         reasons.push(`${field} is not supported for ${request.model} ${request.operation}`);
       } else if (WARN_WHEN_DEFAULT_DROPPED.has(field) && value === true) {
@@ -114,6 +116,7 @@ export function checkOffering(offering: Offering, resolved: ResolvedRequest): Of
     if (problem) reasons.push(problem);
   }
   reasons.push(...(offering.check?.(request, explicit) ?? []));
+  warnings.push(...(offering.warnings?.(request, explicit) ?? []));
   return { reasons, warnings };
 }
 

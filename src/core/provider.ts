@@ -39,6 +39,8 @@ export interface Offering {
    * served. `explicit` holds the fields the caller wrote (the rest are defaults).
    */
   check?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
+  /** What the offering will do differently from defaults the caller did not write (shown on the task). */
+  warnings?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
 }
 
 /** The provider's own record of an accepted task, enough to ask about it later. */

@@ -281,7 +281,7 @@ export interface components {
              * @description Whether to generate native audio for the video.
              * @default true
              */
-            generate_audio: boolean;
+            generate_audio?: boolean;
             /** @description Custom voice identifiers for video generation. Maximum 2 voices per task. Reference voices in your prompt with <<<voice_1>>> and <<<voice_2>>>. */
             voice_ids?: string[];
             /**
@@ -291,20 +291,20 @@ export interface components {
              * @default customize
              * @enum {string}
              */
-            shot_type: "customize" | "intelligent";
+            shot_type?: "customize" | "intelligent";
             aspect_ratio?: components["schemas"]["kling-v3-aspect-ratio"];
             duration?: components["schemas"]["kling-v3-duration"];
             /**
              * @description Undesired elements to avoid in the generated video. Maximum 2500 characters.
              * @default blur, distort, and low quality
              */
-            negative_prompt: string;
+            negative_prompt?: string;
             /**
              * Format: float
              * @description Guidance scale for prompt adherence: 0 maximum flexibility, 0.5 (default) balanced, 2 strict adherence.
              * @default 0.5
              */
-            cfg_scale: number;
+            cfg_scale?: number;
         };
         /**
          * Kling 3 Omni Request
@@ -326,7 +326,7 @@ export interface components {
              * @default customize
              * @enum {string}
              */
-            shot_type: "customize";
+            shot_type?: "customize";
             /**
              * @description URL of the start frame image for image-to-video generation.
              *     Required for image-to-video mode. Minimum 300x300 pixels, maximum 10MB, JPG/JPEG/PNG.
@@ -381,12 +381,12 @@ export interface components {
              * @description Guidance scale for prompt adherence: 0 maximum flexibility, 0.5 (default) balanced, 2 strict adherence.
              * @default 0.5
              */
-            cfg_scale: number;
+            cfg_scale?: number;
             /**
              * @description Undesired elements to avoid in the generated video. Maximum 2500 characters.
              * @default blur, distort, and low quality
              */
-            negative_prompt: string;
+            negative_prompt?: string;
         };
         /** @description Multi-shot prompt item with prompt text and duration for Kling V3. */
         "kling-v3-multi-prompt-item": {

@@ -10,25 +10,12 @@ import type { components } from './freepik-api.generated.js';
 /** The request bodies the adapter sends, one per create endpoint (generated from `openapi/freepik.yaml`). */
 type Schemas = components['schemas'];
 
-/**
- * openapi-typescript marks every property that has a `default` as present (`generate_audio`,
- * `shot_type`, `negative_prompt`, `cfg_scale`): true of what Freepik stores, not of what a
- * request has to send. These keep the generated names and types but let those be left out.
- */
-type WithOptional<T, Defaulted extends keyof T> = Omit<T, Defaulted> & Partial<Pick<T, Defaulted>>;
-
 /** Body of `POST /v1/ai/video/kling-v3-{pro|std}`. */
-export type FreepikKlingV3Body = WithOptional<
-  Schemas['kling-v3-request'],
-  'generate_audio' | 'shot_type' | 'negative_prompt' | 'cfg_scale'
->;
+export type FreepikKlingV3Body = Schemas['kling-v3-request'];
 /** Body of `POST /v1/ai/video/kling-v3-omni-{pro|std}`. */
-export type FreepikOmniBody = WithOptional<Schemas['kling-v3-omni-request'], 'shot_type'>;
+export type FreepikOmniBody = Schemas['kling-v3-omni-request'];
 /** Body of `POST /v1/ai/reference-to-video/kling-v3-omni-{pro|std}`. */
-export type FreepikOmniReferenceBody = WithOptional<
-  Schemas['kling-v3-omni-video-reference-request'],
-  'negative_prompt' | 'cfg_scale'
->;
+export type FreepikOmniReferenceBody = Schemas['kling-v3-omni-video-reference-request'];
 /** Any create body. */
 export type FreepikCreateBody = FreepikKlingV3Body | FreepikOmniBody | FreepikOmniReferenceBody;
 
