@@ -1,0 +1,11 @@
+/**
+ * Every provider the gateway knows. Adding one is a folder under `src/providers/` and a line here.
+ */
+import type { VideoProvider } from '../core/provider.js';
+import { freepikProvider } from './freepik/index.js';
+import { kling3apiProvider } from './kling3api/index.js';
+import { klingLegacyProvider } from './kling-legacy/index.js';
+
+export const PROVIDERS: readonly VideoProvider[] = [freepikProvider, kling3apiProvider, klingLegacyProvider];
+
+export const PROVIDER_IDS: readonly string[] = PROVIDERS.map((provider) => provider.id);

@@ -1,0 +1,186 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+const textToVideo = { model: 'kling-v3', prompt: 'a red fox running through fresh snow', duration: 5 };
+
+describe('videos API over HTTP against the simulators', () => {
+  let gw: TestGateway;
+  beforeEach(async () => {
+    gw = await startTestGateway();
+  });
+  afterEach(async () => {
+    await gw.close();
+  });
+
+  it('creates a task, follows it to success, and serves a playable MP4', async () => {
+    const created = await gw.create(textToVideo);
+    expect(created.status).toBe(202);
+    expect(created.headers.get('location')).toBe(`/v1/videos/${created.body.id}`);
+    expect(created.body).toMatchObject({
+      object: 'video',
+      status: 'processing',
+      model: 'kling-v3',
+      quality: 'pro',
+      operation: 'text-to-video',
+      provider: 'freepik',
+      provider_status: 'CREATED',
+      error: null,
+      request: { model: 'kling-v3', duration: 5, aspect_ratio: '16:9', audio: true, quality: 'pro' },
+    });
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'accepted' })]);
+    expect(created.body.cost).toEqual({ credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' });
+
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.provider_status).toBe('COMPLETED');
+    expect(done.completed_at).not.toBeNull();
+    expect(done.outputs).toHaveLength(1);
+    expect(done.outputs[0]).toMatchObject({ type: 'video' });
+    const video = await fetch(done.outputs[0].url);
+    expect(video.headers.get('content-type')).toContain('video/mp4');
+    const bytes = Buffer.from(await video.arrayBuffer());
+    expect(bytes.subarray(4, 8).toString('latin1')).toBe('ftyp');
+  });
+
+  it('reports an upstream FAILED task as failed with a canonical error', async () => {
+    gw.simulator('freepik').setOutcome('fail');
+    const created = await gw.create(textToVideo);
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('failed');
+    expect(done.provider_status).toBe('FAILED');
+    expect(done.error).toMatchObject({ code: 'provider_error' });
+    expect(done.outputs).toEqual([]);
+  });
+
+  it('refuses requests without a valid gateway key', async () => {
+    const missing = await gw.request('POST', '/v1/videos', textToVideo, {}, null);
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('content-type')).toContain('application/problem+json');
+    expect(missing.headers.get('www-authenticate')).toBe('Bearer');
+    const wrong = await gw.request('GET', '/v1/videos', undefined, {}, 'not-a-key');
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toMatchObject({ status: 401, title: 'Unauthorized' });
+    expect(gw.simulator('freepik').tasks).toHaveLength(0);
+  });
+
+  it("hides one tenant's tasks from another", async () => {
+    const created = await gw.create(textToVideo);
+    const other = await gw.request('GET', `/v1/videos/${created.body.id}`, undefined, {}, OTHER_TENANT_KEY);
+    expect(other.status).toBe(404);
+    const otherList = await gw.request('GET', '/v1/videos', undefined, {}, OTHER_TENANT_KEY);
+    expect(otherList.body.data).toEqual([]);
+    const mine = await gw.get(created.body.id);
+    expect(mine.status).toBe(200);
+  });
+
+  it('answers invalid input with field paths and creates nothing', async () => {
+    const bad = await gw.create({
+      model: 'kling-v9',
+      prompt: '',
+      duration: 20,
+      cfg_scale: 3,
+      start_image_url: 'ftp://example.com/a.png',
+      unknown_field: true,
+      metadata: { a: 'b' },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toContain('application/problem+json');
+    const paths = bad.body.errors.map((error: { path: string }) => error.path);
+    expect(paths).toEqual(expect.arrayContaining(['model', 'prompt', 'duration', 'cfg_scale', 'start_image_url', '(body)']));
+    const malformed = await gw.request('POST', '/v1/videos', '{"model": ', {});
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.errors).toEqual([{ path: '(body)', message: 'malformed JSON' }]);
+    const notJson = await gw.request('POST', '/v1/videos', 'model=kling-v3', { 'content-type': 'text/plain' });
+    expect(notJson.status).toBe(415);
+    const list = await gw.request('GET', '/v1/videos');
+    expect(list.body.data).toEqual([]);
+    expect([...gw.simulators.values()].every((simulator) => simulator.tasks.length === 0)).toBe(true);
+  });
+
+  it('refuses bodies over the size limit', async () => {
+    const huge = await gw.create({ ...textToVideo, prompt: 'x'.repeat(300_000) });
+    expect(huge.status).toBe(413);
+    expect(huge.body.title).toBe('Payload too large');
+  });
+
+  it('answers 422 naming why each provider cannot serve a request, and creates nothing', async () => {
+    const answer = await gw.create({ model: 'kling-v3-omni', prompt: 'p', cfg_scale: 1.5, negative_prompt: 'blur', duration: 5 });
+    expect(answer.status).toBe(422);
+    expect(answer.body.type).toContain('no-capable-provider');
+    const byProvider = Object.fromEntries(
+      answer.body.providers.map((entry: { provider: string; reasons: string[] }) => [entry.provider, entry.reasons.join(' | ')]),
+    );
+    expect(byProvider.freepik).toMatch(/cfg_scale/);
+    expect(byProvider.kling3api).toMatch(/cfg_scale/);
+    expect(byProvider['kling-legacy']).toMatch(/does not serve/);
+    expect((await gw.request('GET', '/v1/videos')).body.data).toEqual([]);
+  });
+
+  it('echoes a sane x-request-id and makes one up otherwise', async () => {
+    const echoed = await gw.request('GET', '/healthz', undefined, { 'x-request-id': 'req-123.abc' });
+    expect(echoed.headers.get('x-request-id')).toBe('req-123.abc');
+    const replaced = await gw.request('GET', '/healthz', undefined, { 'x-request-id': 'bad id with spaces' });
+    expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('holds GET ?wait= until the task is terminal', async () => {
+    const created = await gw.create(textToVideo);
+    const waiting = gw.request('GET', `/v1/videos/${created.body.id}?wait=30`);
+    let settled = false;
+    void waiting.then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).toBe(false);
+    await gw.advanceUntil(async () => settled);
+    const answer = await waiting;
+    expect(answer.status).toBe(200);
+    expect(answer.body.status).toBe('succeeded');
+  });
+
+  it('returns the current task when ?wait= runs out, and validates it', async () => {
+    const created = await gw.create(textToVideo);
+    const waiting = gw.request('GET', `/v1/videos/${created.body.id}?wait=1`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await gw.clock.advance(1_100);
+    const answer = await waiting;
+    expect(answer.body.status).toBe('processing');
+    const invalid = await gw.request('GET', `/v1/videos/${created.body.id}?wait=61`);
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.errors[0].path).toBe('wait');
+  });
+
+  it('lists tasks newest first with cursor pagination and filters', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const created = await gw.create({ ...textToVideo, prompt: `shot ${i}` });
+      ids.push(created.body.id);
+      await gw.clock.advance(10);
+    }
+    const first = await gw.request('GET', '/v1/videos?limit=2');
+    expect(first.body.data.map((task: { id: string }) => task.id)).toEqual([ids[4], ids[3]]);
+    expect(first.body.next_cursor).toEqual(expect.any(String));
+    const second = await gw.request('GET', `/v1/videos?limit=2&cursor=${first.body.next_cursor}`);
+    expect(second.body.data.map((task: { id: string }) => task.id)).toEqual([ids[2], ids[1]]);
+    const third = await gw.request('GET', `/v1/videos?limit=2&cursor=${second.body.next_cursor}`);
+    expect(third.body.data.map((task: { id: string }) => task.id)).toEqual([ids[0]]);
+    expect(third.body.next_cursor).toBeNull();
+
+    const byProvider = await gw.request('GET', '/v1/videos?provider=kling3api');
+    expect(byProvider.body.data).toEqual([]);
+    const byStatus = await gw.request('GET', '/v1/videos?status=processing&limit=100');
+    expect(byStatus.body.data).toHaveLength(5);
+    const badCursor = await gw.request('GET', '/v1/videos?cursor=nonsense');
+    expect(badCursor.status).toBe(400);
+    const badLimit = await gw.request('GET', '/v1/videos?limit=500');
+    expect(badLimit.status).toBe(400);
+  });
+
+  it('serves health, readiness, the OpenAPI document and the docs page', async () => {
+    expect((await gw.request('GET', '/healthz', undefined, {}, null)).body).toEqual({ status: 'ok' });
+    expect((await gw.request('GET', '/readyz', undefined, {}, null)).body).toEqual({ status: 'ready', store: 'sqlite' });
+    const openapi = await gw.request('GET', '/openapi.json', undefined, {}, null);
+    expect(openapi.body.paths['/v1/videos'].post).toBeDefined();
+    const docs = await fetch(`${gw.url}/docs/`);
+    expect(await docs.text()).toContain('swagger-ui');
+    expect((await gw.request('GET', '/nowhere')).status).toBe(404);
+  });
+});

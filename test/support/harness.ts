@@ -1,0 +1,206 @@
+/**
+ * The whole gateway over real HTTP against the built-in simulators, on a ManualClock: tests
+ * move time with `advance` (which also runs one pass of every worker) instead of sleeping.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, type GatewayConfig } from '../../src/config/config.js';
+import { ManualClock } from '../../src/core/clock.js';
+import type { ProviderSimulator, VideoProvider } from '../../src/core/provider.js';
+import { Gateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
+import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
+import type { Store } from '../../src/store/database.js';
+
+export const TENANT_KEY = 'acme-secret-key';
+export const OTHER_TENANT_KEY = 'other-secret-key';
+export const TENANT_WEBHOOK_SECRET = 'whsec_dGVzdC10ZW5hbnQtd2ViaG9vay1zZWNyZXQ=';
+
+function merge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const result: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const current = result[key];
+    result[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object' && !Array.isArray(current)
+        ? merge(current as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return result;
+}
+
+/** A test configuration: two tenants, in-memory SQLite, fast simulators, lenient limits. */
+export function testConfig(overrides: Record<string, unknown> = {}): GatewayConfig {
+  const base = {
+    server: { port: 0, host: '127.0.0.1', public_url: 'http://127.0.0.1:1' },
+    database: { url: 'sqlite::memory:' },
+    auth: { api_keys: `acme:${TENANT_KEY},other:${OTHER_TENANT_KEY}` },
+    tenants: { acme: { webhook_secret: TENANT_WEBHOOK_SECRET } },
+    routing: { strategy: 'priority' },
+    tracking: {
+      poll_min_interval_ms: 1_000,
+      poll_max_interval_ms: 10_000,
+      poll_backoff: 1.5,
+      poll_jitter: 0,
+      webhook_safety_poll_ms: 10_000,
+      lease_ms: 30_000,
+      tick_ms: 500,
+    },
+    webhooks: { allow_private_targets: true, max_attempts: 3, timeout_ms: 2_000 },
+    sandbox: { queued_ms: 1_000, processing_ms: 4_000 },
+    log: { level: 'silent' },
+    providers: {
+      freepik: {
+        priority: 1,
+        timeout_ms: 2_000,
+        circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 },
+        pricing: {
+          currency: 'USD',
+          credit_value: 0.01,
+          rules: [
+            { model: ['kling-v3', 'kling-v3-omni'], quality: 'pro', credits_per_second: 11.2 },
+            { model: ['kling-v3', 'kling-v3-omni'], quality: 'std', credits_per_second: 8.4 },
+          ],
+        },
+      },
+      kling3api: { priority: 2, timeout_ms: 2_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
+      'kling-legacy': { priority: 3, timeout_ms: 2_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
+    },
+  };
+  return parseConfig(merge(base, overrides), {}, PROVIDER_IDS, 'test config');
+}
+
+export interface HttpAnswer<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface TestGatewayOptions {
+  config?: Record<string, unknown>;
+  clock?: ManualClock;
+  /** Reuse simulators (and their tasks) from an earlier gateway, e.g. across a restart. */
+  endpoints?: ReadonlyMap<string, ProviderEndpoint>;
+  simulators?: Map<string, ProviderSimulator>;
+  store?: Store;
+  providers?: readonly VideoProvider[];
+  random?: () => number;
+  owner?: string;
+}
+
+export class TestGateway {
+  constructor(
+    readonly gateway: Gateway,
+    readonly url: string,
+    readonly clock: ManualClock,
+    readonly simulators: Map<string, ProviderSimulator>,
+    readonly endpoints: ReadonlyMap<string, ProviderEndpoint>,
+    readonly config: GatewayConfig,
+    private readonly ownsSimulators: boolean,
+  ) {}
+
+  simulator(id: string): ProviderSimulator {
+    const simulator = this.simulators.get(id);
+    if (!simulator) throw new Error(`no simulator ${id}`);
+    return simulator;
+  }
+
+  async request<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+    key: string | null = TENANT_KEY,
+  ): Promise<HttpAnswer<T>> {
+    const response = await fetch(`${this.url}${path}`, {
+      method,
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Not JSON: keep the text.
+    }
+    return { status: response.status, headers: response.headers, body: parsed as T };
+  }
+
+  create(body: unknown, headers: Record<string, string> = {}) {
+    return this.request('POST', '/v1/videos', body, headers);
+  }
+
+  get(id: string) {
+    return this.request('GET', `/v1/videos/${id}`);
+  }
+
+  /** Moves the clock and runs one pass of every worker (several, to let follow-ups settle). */
+  async advance(ms: number): Promise<void> {
+    await this.clock.advance(ms);
+    await this.gateway.runOnce();
+  }
+
+  /** Advances in steps until `check` holds (bounded), for real-socket effects like webhooks. */
+  async advanceUntil(check: () => Promise<boolean>, stepMs = 1_000, maxSteps = 60): Promise<void> {
+    for (let step = 0; step < maxSteps; step++) {
+      if (await check()) return;
+      await this.advance(stepMs);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    if (!(await check())) throw new Error('condition not reached');
+  }
+
+  /** Advances until the task is terminal; returns it. */
+  async finish(id: string, stepMs = 1_000): Promise<any> {
+    let task: any;
+    await this.advanceUntil(async () => {
+      task = (await this.get(id)).body;
+      return ['succeeded', 'failed', 'canceled'].includes(task.status);
+    }, stepMs);
+    return task;
+  }
+
+  async close(): Promise<void> {
+    await this.gateway.close();
+    if (this.ownsSimulators) await Promise.all([...this.simulators.values()].map((simulator) => simulator.close()));
+  }
+}
+
+/** Starts simulators (unless given) and a gateway listening on a random loopback port. */
+export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
+  const config = testConfig(options.config);
+  const clock = options.clock ?? new ManualClock(Date.UTC(2026, 10, 22, 12, 0, 0));
+  const providers = options.providers ?? PROVIDERS;
+  let endpoints = options.endpoints;
+  let simulators = options.simulators;
+  const ownsSimulators = !endpoints;
+  if (!endpoints) {
+    const sandbox = await startSandbox(config, providers, clock);
+    endpoints = sandbox.endpoints;
+    simulators = sandbox.simulators;
+  }
+  const gateway = await Gateway.create({
+    config,
+    providers,
+    endpoints,
+    clock,
+    logger: createLogger('silent'),
+    random: options.random ?? (() => 0.5),
+    ...(options.owner ? { owner: options.owner } : {}),
+    ...(options.store ? { store: options.store } : {}),
+  });
+  const url = await gateway.listen(0, '127.0.0.1');
+  gateway.setPublicUrl(url);
+  return new TestGateway(gateway, url, clock, simulators ?? new Map(), endpoints, config, ownsSimulators);
+}
+
+/** A fresh SQLite file path (for restart tests). */
+export function tempDatabaseUrl(): string {
+  return `sqlite:${join(mkdtempSync(join(tmpdir(), 'kling-gw-')), 'gateway.db')}`;
+}
