@@ -151,6 +151,7 @@ export class Gateway {
 
   /** One pass of every worker: recovery, dispatch, polling, deadlines, outbound webhooks. */
   async runOnce(): Promise<void> {
+    await this.tracker.expireOverdue();
     await this.dispatcher.tick();
     await this.tracker.tick();
     await this.webhooks.tick();

@@ -279,7 +279,8 @@ export const TaskAttempt = z
   .object({
     provider: z.string(),
     outcome: AttemptOutcome,
-    error_code: z.string().nullable(),
+    error_code: z.string().nullable().meta({ description: 'Canonical error code, or `circuit_open` for a skip.' }),
+    provider_code: z.string().nullable().meta({ description: "The upstream's own error code, when it gave one." }),
     http_status: z.number().nullable(),
     latency_ms: z.number().nullable(),
     at: z.string(),

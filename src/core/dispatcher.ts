@@ -87,6 +87,7 @@ export class Dispatcher {
             provider: runtime.id,
             outcome: 'skipped',
             error_code: 'circuit_open',
+            provider_code: null,
             http_status: null,
             latency_ms: null,
             message: 'circuit open: recent calls to this provider failed',
@@ -136,6 +137,7 @@ export class Dispatcher {
         provider: runtime.id,
         outcome: 'sending',
         error_code: null,
+        provider_code: null,
         http_status: null,
         latency_ms: null,
         message: null,
@@ -158,7 +160,9 @@ export class Dispatcher {
           ...(entry.estimate ? { estimate: entry.estimate } : {}),
           warnings: match.warnings,
           expectsWebhook: callbackUrl !== undefined,
-          firstPollAt: clock.now() + firstPollDelay(runtime.minimumRunTimeMs(request), config.tracking, this.engine.random),
+          firstPollAt:
+            clock.now() +
+            firstPollDelay(runtime.minimumRunTimeMs(request), config.tracking, this.engine.random, callbackUrl !== undefined),
         });
         if (!accepted) {
           this.engine.logger.error(
@@ -171,7 +175,8 @@ export class Dispatcher {
         const decision = classifyCreateFailure(error, config.routing.failover_on_timeout);
         await store.updateAttempt(taskId, seq, {
           outcome: decision.outcome,
-          error_code: decision.providerCode ? `${decision.code}:${decision.providerCode}` : decision.code,
+          error_code: decision.code,
+          provider_code: decision.providerCode,
           http_status: decision.httpStatus,
           latency_ms: clock.now() - started,
           message: decision.message.slice(0, 500),
@@ -187,7 +192,15 @@ export class Dispatcher {
       }
     }
 
-    if (Number.isFinite(retryAt) && clock.now() < task.deadline_at) {
+    if (Number.isFinite(retryAt) && clock.now() >= task.deadline_at) {
+      const minutes = Math.round(config.tasks.deadline_ms / 60_000);
+      return this.finishFailed(
+        task,
+        { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null },
+        holding,
+      );
+    }
+    if (Number.isFinite(retryAt)) {
       // Every usable provider is busy or asked for a pause: wait in line, durably.
       const patch = {
         phase: 'dispatch' as const,

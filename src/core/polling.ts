@@ -16,9 +16,17 @@ function jittered(delay: number, jitter: number, random: () => number): number {
   return Math.round(delay * (1 + jitter * (2 * random() - 1)));
 }
 
-/** Delay from acceptance to the first poll. */
-export function firstPollDelay(minimumRunTimeMs: number, settings: PollingSettings, random: () => number): number {
-  const base = Math.max(minimumRunTimeMs, settings.poll_min_interval_ms);
+/**
+ * Delay from acceptance to the first poll. While a webhook is expected the poll is only a
+ * safety net, so it waits at least the safety interval.
+ */
+export function firstPollDelay(
+  minimumRunTimeMs: number,
+  settings: PollingSettings,
+  random: () => number,
+  expectsWebhook = false,
+): number {
+  const base = Math.max(minimumRunTimeMs, settings.poll_min_interval_ms, expectsWebhook ? settings.webhook_safety_poll_ms : 0);
   // Jitter only upwards here: never earlier than the job could finish.
   return base + Math.round(base * settings.poll_jitter * random());
 }

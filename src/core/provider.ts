@@ -146,6 +146,11 @@ export interface VideoProvider {
   verifyWebhook?(webhook: InboundWebhook, secret: string, nowMs: number): WebhookVerification;
   /** For `token` providers: the upstream task id a callback body is about, if it says. */
   readCallbackTaskId?(body: unknown): string | undefined;
+  /**
+   * For `token` providers: whether a callback claims the task finished. Only such claims are
+   * worth a confirming status fetch; progress claims wait for the next poll.
+   */
+  callbackClaimsFinished?(body: unknown): boolean;
   /** Starts the built-in simulator of this provider (sandbox, tests, benchmarks). */
   createSimulator(options: SimulatorOptions): ProviderSimulator;
 }

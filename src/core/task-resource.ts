@@ -20,6 +20,7 @@ export function toAttempt(row: AttemptRow): TaskAttempt {
     provider: row.provider,
     outcome: row.outcome as TaskAttempt['outcome'],
     error_code: row.error_code,
+    provider_code: row.provider_code,
     http_status: row.http_status,
     latency_ms: row.latency_ms,
     at: iso(row.at),

@@ -74,9 +74,11 @@ export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'mismatch' });
       throw problems.validation([{ path: 'task_id', message: 'does not match this callback' }]);
     }
-    metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'confirming' });
-    // Unsigned: believe nothing in the body; ask the provider.
-    await tracker.pollSoon(task);
+    // Unsigned: believe nothing in the body. A claim that the task finished is confirmed by
+    // asking the provider now; a progress claim changes nothing and waits for the next poll.
+    const claimsFinished = runtime.provider.callbackClaimsFinished?.(body) ?? true;
+    metrics.inboundWebhooks.inc({ provider: providerId, outcome: claimsFinished ? 'confirming' : 'progress' });
+    if (claimsFinished) await tracker.pollSoon(task);
     res.json({ received: true, matched: true });
   });
 

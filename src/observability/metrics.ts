@@ -118,7 +118,14 @@ export class GatewayMetrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    if (options.defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+      // prom-client names these gauges `_total`, which Prometheus reserves for counters
+      // (`promtool check metrics` refuses them); the process metrics are complete without them.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+        this.registry.removeSingleMetric(`${PREFIX}${name}`);
+      }
+    }
   }
 
   setCircuitState(provider: string, state: CircuitStateName): void {

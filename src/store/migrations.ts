@@ -66,6 +66,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('provider', 'text', (c) => c.notNull())
           .addColumn('outcome', 'text', (c) => c.notNull())
           .addColumn('error_code', 'text')
+          .addColumn('provider_code', 'text')
           .addColumn('http_status', 'integer')
           .addColumn('latency_ms', 'integer')
           .addColumn('message', 'text')

@@ -64,6 +64,7 @@ export interface AttemptsTable {
   provider: string;
   outcome: string;
   error_code: string | null;
+  provider_code: string | null;
   http_status: number | null;
   latency_ms: number | null;
   message: string | null;

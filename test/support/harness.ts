@@ -87,6 +87,8 @@ export interface TestGatewayOptions {
   providers?: readonly VideoProvider[];
   random?: () => number;
   owner?: string;
+  /** Changes to how the gateway reaches a provider (a closed port, a wrong key). */
+  endpointOverrides?: Record<string, Partial<ProviderEndpoint>>;
 }
 
 export class TestGateway {
@@ -185,10 +187,15 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     endpoints = sandbox.endpoints;
     simulators = sandbox.simulators;
   }
+  const effective = new Map(endpoints);
+  for (const [id, override] of Object.entries(options.endpointOverrides ?? {})) {
+    const current = effective.get(id);
+    if (current) effective.set(id, { ...current, ...override });
+  }
   const gateway = await Gateway.create({
     config,
     providers,
-    endpoints,
+    endpoints: effective,
     clock,
     logger: createLogger('silent'),
     random: options.random ?? (() => 0.5),

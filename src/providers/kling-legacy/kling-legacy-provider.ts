@@ -154,7 +154,8 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
  * The upstream task id a callback is about. The legacy callback body is the task object
  * (`task_id` at the top); some aggregators wrap it in the envelope (`data.task_id`).
  */
-export function readKlingLegacyCallbackTaskId(body: unknown): string | undefined {
+/** The callback body as an object (the task, bare or under `data`), if it is one. */
+function callbackTask(body: unknown): Record<string, unknown> | undefined {
   let value = body;
   if (Buffer.isBuffer(value)) value = value.toString('utf8');
   if (typeof value === 'string') {
@@ -166,14 +167,26 @@ export function readKlingLegacyCallbackTaskId(body: unknown): string | undefined
   }
   if (!value || typeof value !== 'object') return undefined;
   const record = value as Record<string, unknown>;
-  const direct = KlingLegacyTask.shape.task_id.safeParse(record.task_id);
-  if (direct.success && direct.data !== '') return direct.data;
-  const data = record.data;
-  if (data && typeof data === 'object') {
-    const nested = KlingLegacyTask.shape.task_id.safeParse((data as Record<string, unknown>).task_id);
-    if (nested.success && nested.data !== '') return nested.data;
+  if (record.task_id === undefined && record.data && typeof record.data === 'object') {
+    return record.data as Record<string, unknown>;
   }
-  return undefined;
+  return record;
+}
+
+export function readKlingLegacyCallbackTaskId(body: unknown): string | undefined {
+  const task = callbackTask(body);
+  const id = KlingLegacyTask.shape.task_id.safeParse(task?.task_id);
+  return id.success && id.data !== '' ? id.data : undefined;
+}
+
+/**
+ * Whether a callback claims the task ended (`succeed` / `failed`), or says nothing readable
+ * (then it is treated as a claim, to be confirmed). Progress callbacks are not worth a fetch.
+ */
+export function klingLegacyCallbackClaimsFinished(body: unknown): boolean {
+  const status = callbackTask(body)?.task_status;
+  if (typeof status !== 'string') return true;
+  return !['submitted', 'processing'].includes(status.trim().toLowerCase());
 }
 
 /** The legacy Kling-API as resold under `/kling/v1`: older models, extend, lip-sync, images, try-on. */
@@ -191,5 +204,6 @@ export const klingLegacyProvider: VideoProvider = {
   submit,
   getStatus,
   readCallbackTaskId: readKlingLegacyCallbackTaskId,
+  callbackClaimsFinished: klingLegacyCallbackClaimsFinished,
   createSimulator: (options) => new KlingLegacySimulator(options),
 };

@@ -1,0 +1,139 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { OPERATIONS } from '../../src/core/canonical.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway;
+afterEach(async () => {
+  await gw?.close();
+});
+
+describe('quote', () => {
+  it('lists every provider with eligibility, reasons, estimates and the try order, and creates nothing', async () => {
+    gw = await startTestGateway();
+    const quote = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'quote me', duration: 10 });
+    expect(quote.status).toBe(200);
+    expect(quote.body.strategy).toBe('priority');
+    expect(quote.body.order).toEqual(['freepik', 'kling3api', 'kling-legacy']);
+    const byId = Object.fromEntries(quote.body.providers.map((p: { provider: string }) => [p.provider, p]));
+    expect(byId.freepik).toMatchObject({ eligible: true, order: 1, estimated_credits: 112, estimated_cost: 1.12, currency: 'USD' });
+    // kling3api's shipped credit table: pro with audio = 80/s.
+    expect(byId.kling3api).toMatchObject({ eligible: true, order: 2, estimated_credits: 800, estimated_cost: 0.8 });
+    expect(byId['kling-legacy']).toMatchObject({ eligible: true, order: 3, estimated_credits: null });
+    expect((await gw.request('GET', '/v1/videos')).body.data).toEqual([]);
+  });
+
+  it('names why a provider is not eligible', async () => {
+    gw = await startTestGateway();
+    const quote = await gw.request('POST', '/v1/videos/quote', {
+      model: 'kling-v3',
+      prompt: 'x'.repeat(2100),
+      routing: { exclude: ['kling-legacy'] },
+    });
+    const byId = Object.fromEntries(quote.body.providers.map((p: { provider: string }) => [p.provider, p]));
+    expect(byId.freepik.eligible).toBe(true);
+    expect(byId.kling3api.eligible).toBe(false);
+    expect(byId.kling3api.reasons.join(' ')).toMatch(/prompt is longer than 2000/);
+    expect(byId['kling-legacy'].reasons).toContain('excluded by routing.exclude');
+    expect(quote.body.order).toEqual(['freepik']);
+  });
+
+  it('validates like create', async () => {
+    gw = await startTestGateway();
+    const bad = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', duration: 99 });
+    expect(bad.status).toBe(400);
+    const unknownProvider = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', routing: { providers: ['runway'] } });
+    expect(unknownProvider.status).toBe(400);
+    expect(unknownProvider.body.errors[0].path).toBe('routing.providers.0');
+  });
+});
+
+describe('cost', () => {
+  it('cheapest picks the provider the price lists say is cheapest for this request', async () => {
+    gw = await startTestGateway({ config: { routing: { strategy: 'cheapest' } } });
+    // 5 s pro with audio: freepik 56 credits × $0.01 = $0.56; kling3api 400 × $0.001 = $0.40.
+    const withAudio = await gw.create({ model: 'kling-v3', prompt: 'cheap', duration: 5 });
+    expect(withAudio.body.provider).toBe('kling3api');
+    // std without audio: kling3api 40/s → $0.20; freepik 8.4 × 5 × $0.01 = $0.42.
+    const quote = await gw.request('POST', '/v1/videos/quote', {
+      model: 'kling-v3',
+      quality: 'std',
+      audio: false,
+      prompt: 'cheap',
+      duration: 5,
+    });
+    expect(quote.body.order[0]).toBe('kling3api');
+    // Make Freepik cheaper for the same request, and it wins.
+    await gw.close();
+    gw = await startTestGateway({
+      config: {
+        routing: { strategy: 'cheapest' },
+        providers: { freepik: { pricing: { credit_value: 0.001 } } },
+      },
+    });
+    expect((await gw.create({ model: 'kling-v3', prompt: 'cheap', duration: 5 })).body.provider).toBe('freepik');
+  });
+
+  it('agrees between quote and the final cost for kling3api tasks, which the upstream reports', async () => {
+    gw = await startTestGateway();
+    const body = { model: 'kling-v3', quality: 'std', prompt: 'a bakery at dawn', duration: 8, routing: { providers: ['kling3api'] } };
+    const quote = await gw.request('POST', '/v1/videos/quote', body);
+    const estimate = quote.body.providers.find((p: { provider: string }) => p.provider === 'kling3api');
+    const created = await gw.create(body);
+    expect(created.body.cost).toMatchObject({ estimated: true, credits: estimate.estimated_credits });
+    const done = await gw.finish(created.body.id);
+    expect(done.cost).toEqual({
+      credits: estimate.estimated_credits,
+      estimated: false,
+      currency_amount: estimate.estimated_cost,
+      currency: 'USD',
+    });
+  });
+
+  it('max_credits leaves out providers over budget or without a price', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create({ model: 'kling-v3', prompt: 'budget', duration: 5, routing: { max_credits: 100 } });
+    // Freepik estimates 56 credits; kling3api 400 (over); legacy has no price in the test config.
+    expect(created.body.provider).toBe('freepik');
+    const refused = await gw.create({ model: 'kling-v3', prompt: 'budget', duration: 5, routing: { max_credits: 10 } });
+    expect(refused.status).toBe(422);
+    expect(JSON.stringify(refused.body.providers)).toMatch(/exceeds max_credits 10/);
+  });
+
+  it('adds up spending in the metrics by provider and model', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create({ model: 'kling-v3', prompt: 'spend', duration: 5, routing: { providers: ['kling3api'] } });
+    await gw.finish(created.body.id);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toMatch(/kling_gateway_credits_spent_total\{provider="kling3api",model="kling-v3"\} 400/);
+    expect(metrics).toMatch(/kling_gateway_currency_spent_total\{provider="kling3api",model="kling-v3",currency="USD"\} 0\.4/);
+    expect(metrics).toMatch(/kling_gateway_tasks_finished_total\{provider="kling3api",model="kling-v3",status="succeeded",error_code=""\} 1/);
+  });
+});
+
+describe('GET /v1/models', () => {
+  it('lists every operation of the three providers with who serves it', async () => {
+    gw = await startTestGateway();
+    const models = await gw.request('GET', '/v1/models');
+    expect(models.status).toBe(200);
+    const served = new Set<string>();
+    const providersOf = (model: string, operation: string) =>
+      models.body.data
+        .find((m: { model: string }) => m.model === model)
+        ?.operations.find((o: { operation: string }) => o.operation === operation)
+        ?.providers.map((p: { provider: string }) => p.provider);
+    for (const model of models.body.data) {
+      for (const operation of model.operations) served.add(operation.operation);
+    }
+    expect([...served].sort()).toEqual([...OPERATIONS].sort());
+    expect(providersOf('kling-v3', 'text-to-video')).toEqual(['freepik', 'kling3api', 'kling-legacy']);
+    expect(providersOf('kling-v3-omni', 'video-edit')).toEqual(['kling3api']);
+    expect(providersOf('kling-v3-omni', 'reference-to-video')).toEqual(expect.arrayContaining(['freepik', 'kling3api']));
+    expect(providersOf('kling-v1-6', 'video-extend')).toEqual(['kling-legacy']);
+    expect(providersOf('kolors-virtual-try-on-v1', 'virtual-try-on')).toEqual(['kling-legacy']);
+    const freepikFields = models.body.data
+      .find((m: { model: string }) => m.model === 'kling-v3')
+      .operations.find((o: { operation: string }) => o.operation === 'text-to-video')
+      .providers.find((p: { provider: string }) => p.provider === 'freepik').fields;
+    expect(freepikFields.cfg_scale).toEqual({ min: 0, max: 2 });
+  });
+});

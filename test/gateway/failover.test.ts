@@ -1,0 +1,212 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+/** Served by Freepik (priority 1) and kling3api (priority 2); not by the legacy API. */
+const request = { model: 'kling-v3', prompt: 'a paper boat on a rainy street', duration: 5 };
+
+let gw: TestGateway;
+afterEach(async () => {
+  await gw?.close();
+});
+
+function upstreamTasks(gateway: TestGateway) {
+  return Object.fromEntries([...gateway.simulators].map(([id, simulator]) => [id, simulator.tasks.length]));
+}
+
+function createCalls(gateway: TestGateway, id: string) {
+  return gateway.simulator(id).requests.filter((r) => r.method === 'POST').length;
+}
+
+describe('failover on create', () => {
+  it('moves on when the first choice answers 503, and the task succeeds elsewhere', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503 });
+    const created = await gw.create(request);
+    expect(created.status).toBe(202);
+    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.attempts).toEqual([
+      expect.objectContaining({
+        provider: 'freepik',
+        outcome: 'failed',
+        http_status: 503,
+        error_code: 'provider_error',
+        provider_code: 'unavailable',
+      }),
+      expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
+    ]);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 1, 'kling-legacy': 0 });
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+  });
+
+  it('moves on when the first choice refuses connections', async () => {
+    gw = await startTestGateway({ endpointOverrides: { freepik: { baseUrl: 'http://127.0.0.1:1' } } });
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'failed', error_code: 'provider_error' });
+    expect(created.body.attempts[0].message).toMatch(/refused/);
+  });
+
+  it('moves on when the first choice reports insufficient credits', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.attempts[0]).toMatchObject({ http_status: 402, error_code: 'insufficient_credits' });
+  });
+
+  it('moves on when the first choice rejects our key (401) or the body (400)', async () => {
+    gw = await startTestGateway({ endpointOverrides: { freepik: { apiKey: 'revoked-key' } } });
+    const unauthorized = await gw.create(request);
+    expect(unauthorized.body.provider).toBe('kling3api');
+    expect(unauthorized.body.attempts[0]).toMatchObject({ http_status: 401 });
+    await gw.close();
+
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'invalid', status: 400 });
+    const rejected = await gw.create(request);
+    expect(rejected.body.provider).toBe('kling3api');
+    expect(rejected.body.attempts[0]).toMatchObject({ http_status: 400, error_code: 'invalid_request' });
+  });
+
+  it('honours 429 Retry-After: fails over now and keeps away until it passes', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'rate_limited', status: 429, headers: { 'retry-after': '30' } });
+    const first = await gw.create(request);
+    expect(first.body.provider).toBe('kling3api');
+    expect(first.body.attempts[0]).toMatchObject({ http_status: 429 });
+    const callsAfterFirst = createCalls(gw, 'freepik');
+    const second = await gw.create(request);
+    expect(second.body.provider).toBe('kling3api');
+    expect(createCalls(gw, 'freepik')).toBe(callsAfterFirst);
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik').cooling_down_until).not.toBeNull();
+    await gw.clock.advance(31_000);
+    const third = await gw.create(request);
+    expect(third.body.provider).toBe('freepik');
+  });
+
+  it('never fails over a content-policy rejection', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({
+      status: 400,
+      body: { message: 'The prompt violates our content policy' },
+    });
+    const created = await gw.create(request);
+    expect(created.body.status).toBe('failed');
+    expect(created.body.error).toMatchObject({ code: 'content_policy' });
+    expect(created.body.attempts).toHaveLength(1);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 0, 'kling-legacy': 0 });
+  });
+
+  it('reports a content-policy failure during generation as content_policy', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').setOutcome('content_policy');
+    const created = await gw.create(request);
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('failed');
+    expect(done.error.code).toBe('content_policy');
+    expect(upstreamTasks(gw)).toEqual({ freepik: 1, kling3api: 0, 'kling-legacy': 0 });
+  });
+
+  it('does not fail over a timeout after sending: the task may exist upstream', async () => {
+    gw = await startTestGateway({ config: { providers: { freepik: { timeout_ms: 300 } } } });
+    gw.simulator('freepik').injectFault({ transport: 'hang' });
+    const created = await gw.create(request);
+    expect(created.body.status).toBe('failed');
+    expect(created.body.error.code).toBe('timeout');
+    expect(created.body.error.message).toMatch(/may have been created/);
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'ambiguous' })]);
+    expect(createCalls(gw, 'kling3api')).toBe(0);
+  });
+
+  it('fails over a timeout when failover_on_timeout is set', async () => {
+    gw = await startTestGateway({
+      config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } },
+    });
+    gw.simulator('freepik').injectFault({ transport: 'hang' });
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['ambiguous', 'accepted']);
+  });
+
+  it('moves on when the connection is reset before any answer', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('kling3api');
+  });
+
+  it('keeps to one provider with allow_fallbacks: false', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503 });
+    const created = await gw.create({ ...request, routing: { allow_fallbacks: false } });
+    expect(created.body.status).toBe('failed');
+    expect(created.body.error.code).toBe('provider_error');
+    expect(createCalls(gw, 'kling3api')).toBe(0);
+  });
+
+  it('fails clearly when the only capable provider is down', async () => {
+    gw = await startTestGateway();
+    gw.simulator('kling-legacy').injectFault({ kind: 'server_error', status: 500 });
+    const created = await gw.create({ model: 'kling-v1', prompt: 'an old film look' });
+    expect(created.body.status).toBe('failed');
+    expect(created.body.attempts).toHaveLength(1);
+    expect(created.body.error.code).toBe('provider_error');
+  });
+
+  it('answers no_provider_available when every provider fails differently', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });
+    gw.simulator('kling3api').injectFault({ kind: 'server_error', status: 500 });
+    const created = await gw.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(created.body.status).toBe('failed');
+    expect(created.body.error.code).toBe('no_provider_available');
+    expect(created.body.attempts.map((a: { provider: string }) => a.provider)).toEqual(['freepik', 'kling3api']);
+  });
+
+  it('sends a slow but healthy provider its task without failing over', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ delayMs: 400 });
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('freepik');
+    expect(created.body.attempts).toHaveLength(1);
+    expect(created.body.attempts[0].latency_ms).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens after consecutive failures; an open circuit costs no upstream call', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503, times: 3 });
+    for (let i = 0; i < 3; i++) {
+      expect((await gw.create(request)).body.provider).toBe('kling3api');
+    }
+    const callsWhenOpened = createCalls(gw, 'freepik');
+    expect(callsWhenOpened).toBe(3);
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik').circuit).toBe('open');
+
+    const skipped = await gw.create(request);
+    expect(skipped.body.provider).toBe('kling3api');
+    expect(skipped.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'skipped', error_code: 'circuit_open' });
+    expect(createCalls(gw, 'freepik')).toBe(callsWhenOpened);
+
+    const quote = await gw.request('POST', '/v1/videos/quote', request);
+    const freepik = quote.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepik.eligible).toBe(false);
+    expect(freepik.reasons.join(' ')).toMatch(/circuit open/);
+    expect(quote.body.order).toEqual(['kling3api', 'kling-legacy']);
+
+    const metrics = await gw.request('GET', '/metrics', undefined, {}, null);
+    expect(metrics.body).toMatch(/kling_gateway_circuit_state\{provider="freepik"\} 1/);
+    expect(metrics.body).toMatch(/kling_gateway_failovers_total\{provider="freepik",reason="circuit_open"\} 1/);
+  });
+
+  it('does not count rejections of the request against the provider', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'invalid', status: 400, times: 5 });
+    for (let i = 0; i < 5; i++) await gw.create(request);
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik').circuit).toBe('closed');
+  });
+});

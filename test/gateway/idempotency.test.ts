@@ -1,0 +1,82 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+const request = { model: 'kling-v3', prompt: 'a hot-air balloon over vineyards', duration: 5 };
+
+describe('Idempotency-Key (SPEC §5)', () => {
+  let gw: TestGateway;
+  beforeEach(async () => {
+    gw = await startTestGateway();
+  });
+  afterEach(async () => {
+    await gw.close();
+  });
+
+  const upstreamTaskCount = () => [...gw.simulators.values()].reduce((sum, simulator) => sum + simulator.tasks.length, 0);
+
+  it('returns the same task for a repeat with the same body, and creates one upstream task', async () => {
+    const first = await gw.create(request, { 'idempotency-key': 'order-42' });
+    const second = await gw.create({ duration: 5, prompt: request.prompt, model: 'kling-v3' }, { 'idempotency-key': 'order-42' });
+    expect(second.status).toBe(202);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.body.id).toBe(first.body.id);
+    expect(upstreamTaskCount()).toBe(1);
+    expect((await gw.request('GET', '/v1/videos')).body.data).toHaveLength(1);
+  });
+
+  it('answers 409 for the same key with a different body, and creates nothing', async () => {
+    await gw.create(request, { 'idempotency-key': 'order-43' });
+    const conflict = await gw.create({ ...request, prompt: 'something else' }, { 'idempotency-key': 'order-43' });
+    expect(conflict.status).toBe(409);
+    expect(conflict.headers.get('content-type')).toContain('application/problem+json');
+    expect(upstreamTaskCount()).toBe(1);
+  });
+
+  it('keeps keys per tenant', async () => {
+    const mine = await gw.create(request, { 'idempotency-key': 'shared' });
+    const theirs = await gw.request('POST', '/v1/videos', request, { 'idempotency-key': 'shared' }, OTHER_TENANT_KEY);
+    expect(theirs.status).toBe(202);
+    expect(theirs.body.id).not.toBe(mine.body.id);
+    expect(upstreamTaskCount()).toBe(2);
+  });
+
+  it('makes a concurrent repeat wait for the first submission instead of creating a second task', async () => {
+    gw.simulator('freepik').injectFault({ delayMs: 300 });
+    const [a, b] = await Promise.all([
+      gw.create(request, { 'idempotency-key': 'double-click' }),
+      gw.create(request, { 'idempotency-key': 'double-click' }),
+    ]);
+    expect(a.status).toBe(202);
+    expect(b.status).toBe(202);
+    expect(a.body.id).toBe(b.body.id);
+    expect(a.body.status).toBe('processing');
+    expect(b.body.status).toBe('processing');
+    expect(upstreamTaskCount()).toBe(1);
+  });
+
+  it('remembers a key for 24 hours, then forgets it', async () => {
+    const first = await gw.create(request, { 'idempotency-key': 'daily' });
+    await gw.clock.advance(23 * 3600_000);
+    expect((await gw.create(request, { 'idempotency-key': 'daily' })).body.id).toBe(first.body.id);
+    await gw.clock.advance(2 * 3600_000);
+    const later = await gw.create(request, { 'idempotency-key': 'daily' });
+    expect(later.body.id).not.toBe(first.body.id);
+  });
+
+  it('returns a failed task on repeat rather than trying again', async () => {
+    gw.simulator('freepik').injectFault({ status: 400, body: { message: 'violates our content policy' } });
+    const first = await gw.create(request, { 'idempotency-key': 'blocked' });
+    expect(first.body.status).toBe('failed');
+    const repeat = await gw.create(request, { 'idempotency-key': 'blocked' });
+    expect(repeat.body.id).toBe(first.body.id);
+    expect(gw.simulator('freepik').requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+  });
+
+  it('refuses a malformed key without creating anything', async () => {
+    const answer = await gw.create(request, { 'idempotency-key': 'x'.repeat(300) });
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors[0].path).toBe('header.idempotency-key');
+    expect(upstreamTaskCount()).toBe(0);
+  });
+});

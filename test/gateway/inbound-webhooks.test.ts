@@ -1,0 +1,220 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-webhook.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+const request = { model: 'kling-v3', prompt: 'waves on a pebble beach', duration: 5 };
+
+/** Posts a Freepik webhook, signed with `secret` unless a signature is given. */
+async function postFreepikWebhook(
+  gw: TestGateway,
+  body: unknown,
+  options: { id?: string; timestamp?: number; secret?: string; signature?: string } = {},
+) {
+  const raw = JSON.stringify(body);
+  const id = options.id ?? `wh_${Math.random().toString(16).slice(2)}`;
+  const timestamp = String(options.timestamp ?? Math.floor(gw.clock.now() / 1000));
+  const secret = options.secret ?? gw.endpoints.get('freepik')!.webhookSecret!;
+  const signature = options.signature ?? signFreepikWebhook(secret, id, timestamp, raw);
+  return gw.request(
+    'POST',
+    '/v1/webhooks/freepik',
+    raw,
+    { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature },
+    null,
+  );
+}
+
+describe('inbound Freepik webhooks', () => {
+  let gw: TestGateway;
+  beforeEach(async () => {
+    gw = await startTestGateway();
+  });
+  afterEach(async () => {
+    await gw.close();
+  });
+
+  async function processingTask() {
+    const created = await gw.create(request);
+    expect(created.body.status).toBe('processing');
+    return created.body as { id: string; provider_task_id: string };
+  }
+
+  it('applies a correctly signed webhook at once, without polling', async () => {
+    const task = await processingTask();
+    const url = 'https://cdn.example.com/result.mp4';
+    const answer = await postFreepikWebhook(gw, { task_id: task.provider_task_id, status: 'COMPLETED', generated: [url] });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ received: true, matched: true });
+    const after = (await gw.get(task.id)).body;
+    expect(after.status).toBe('succeeded');
+    expect(after.outputs).toEqual([{ type: 'video', url, duration: null }]);
+    const statusCalls = gw.simulator('freepik').requests.filter((r) => r.method === 'GET');
+    expect(statusCalls).toHaveLength(0);
+  });
+
+  it('refuses a bad signature with 401 and changes nothing', async () => {
+    const task = await processingTask();
+    const answer = await postFreepikWebhook(
+      gw,
+      { task_id: task.provider_task_id, status: 'COMPLETED', generated: ['https://evil.example/x.mp4'] },
+      { secret: 'not-the-secret' },
+    );
+    expect(answer.status).toBe(401);
+    expect(answer.headers.get('content-type')).toContain('application/problem+json');
+    const after = (await gw.get(task.id)).body;
+    expect(after.status).toBe('processing');
+    expect(after.outputs).toEqual([]);
+  });
+
+  it('refuses a tampered body (signature over other bytes)', async () => {
+    const task = await processingTask();
+    const id = 'wh_tampered';
+    const timestamp = String(Math.floor(gw.clock.now() / 1000));
+    const signed = JSON.stringify({ task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] });
+    const signature = signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, id, timestamp, signed);
+    const answer = await postFreepikWebhook(
+      gw,
+      { task_id: task.provider_task_id, status: 'FAILED', generated: [] },
+      { id, timestamp: Number(timestamp), signature },
+    );
+    expect(answer.status).toBe(401);
+    expect((await gw.get(task.id)).body.status).toBe('processing');
+  });
+
+  it('refuses stale and future timestamps outside the tolerance', async () => {
+    const task = await processingTask();
+    const body = { task_id: task.provider_task_id, status: 'FAILED', generated: [] };
+    const now = Math.floor(gw.clock.now() / 1000);
+    const stale = await postFreepikWebhook(gw, body, { timestamp: now - 6 * 60 });
+    expect(stale.status).toBe(401);
+    expect(stale.body.detail).toMatch(/too old/);
+    const future = await postFreepikWebhook(gw, body, { timestamp: now + 6 * 60 });
+    expect(future.status).toBe(401);
+    expect((await gw.get(task.id)).body.status).toBe('processing');
+    // Within the tolerance it is accepted.
+    const recent = await postFreepikWebhook(gw, body, { timestamp: now - 4 * 60 });
+    expect(recent.status).toBe(200);
+    expect((await gw.get(task.id)).body.status).toBe('failed');
+  });
+
+  it('ignores a replayed webhook-id even when re-signed with different content', async () => {
+    const task = await processingTask();
+    const first = await postFreepikWebhook(gw, { task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] }, { id: 'wh_once' });
+    expect(first.body).toEqual({ received: true, matched: true });
+    expect((await gw.get(task.id)).body.provider_status).toBe('IN_PROGRESS');
+    const replay = await postFreepikWebhook(
+      gw,
+      { task_id: task.provider_task_id, status: 'FAILED', generated: [] },
+      { id: 'wh_once' },
+    );
+    expect(replay.status).toBe(200);
+    expect(replay.body).toEqual({ received: true, duplicate: true });
+    const after = (await gw.get(task.id)).body;
+    expect(after.status).toBe('processing');
+    expect(after.provider_status).toBe('IN_PROGRESS');
+  });
+
+  it('refuses webhooks without the three headers', async () => {
+    const answer = await gw.request('POST', '/v1/webhooks/freepik', JSON.stringify({ task_id: 'x', status: 'COMPLETED' }), {}, null);
+    expect(answer.status).toBe(401);
+  });
+
+  it('acknowledges a verified webhook about a task it does not know, changing nothing', async () => {
+    const answer = await postFreepikWebhook(gw, { task_id: '00000000-0000-4000-8000-000000000000', status: 'COMPLETED', generated: [] });
+    expect(answer.body).toEqual({ received: true, matched: false });
+  });
+
+  it('finishes a task from the simulator’s own signed webhooks', async () => {
+    const task = await processingTask();
+    await gw.clock.advance(5_000);
+    await gw.advanceUntil(async () => (await gw.get(task.id)).body.status === 'succeeded', 10);
+    const freepikStatusCalls = gw.simulator('freepik').requests.filter((r) => r.method === 'GET' && !r.path.startsWith('/sim-files'));
+    // The webhook made polling unnecessary: the first poll is not due yet.
+    expect(freepikStatusCalls).toHaveLength(0);
+  });
+});
+
+describe('legacy Kling-API callbacks', () => {
+  let gw: TestGateway;
+  beforeEach(async () => {
+    gw = await startTestGateway();
+  });
+  afterEach(async () => {
+    await gw.close();
+  });
+
+  it('answers 404 for an unknown token and changes nothing', async () => {
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
+    expect(created.body.provider).toBe('kling-legacy');
+    const answer = await gw.request(
+      'POST',
+      '/v1/webhooks/kling-legacy/not-a-token',
+      JSON.stringify({ task_id: created.body.provider_task_id, task_status: 'succeed' }),
+      {},
+      null,
+    );
+    expect(answer.status).toBe(404);
+    expect((await gw.get(created.body.id)).body.status).toBe('processing');
+  });
+
+  it('does not believe a callback body: it confirms with a status fetch', async () => {
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
+    const task = await gw.gateway.engine.store.getTask(created.body.id);
+    const path = `/v1/webhooks/kling-legacy/${task!.callback_token}`;
+    const before = gw.simulator('kling-legacy').requests.filter((r) => r.method === 'GET').length;
+    // A forged "succeed" while the upstream task is still processing.
+    const answer = await gw.request(
+      'POST',
+      path,
+      JSON.stringify({ task_id: created.body.provider_task_id, task_status: 'succeed', task_result: { videos: [{ url: 'https://evil.example/x.mp4' }] } }),
+      {},
+      null,
+    );
+    expect(answer.status).toBe(200);
+    await gw.gateway.runOnce();
+    const after = (await gw.get(created.body.id)).body;
+    expect(after.status).toBe('processing');
+    expect(after.outputs).toEqual([]);
+    const fetched = gw.simulator('kling-legacy').requests.filter((r) => r.method === 'GET').length;
+    expect(fetched).toBe(before + 1);
+  });
+
+  it('does not spend an upstream call on a callback that only claims progress', async () => {
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
+    const task = await gw.gateway.engine.store.getTask(created.body.id);
+    const statusCalls = () => gw.simulator('kling-legacy').requests.filter((r) => r.method === 'GET').length;
+    const before = statusCalls();
+    const answer = await gw.request(
+      'POST',
+      `/v1/webhooks/kling-legacy/${task!.callback_token}`,
+      JSON.stringify({ task_id: created.body.provider_task_id, task_status: 'processing' }),
+      {},
+      null,
+    );
+    expect(answer.status).toBe(200);
+    await gw.gateway.runOnce();
+    expect(statusCalls()).toBe(before);
+  });
+
+  it('refuses a callback naming another task id', async () => {
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
+    const task = await gw.gateway.engine.store.getTask(created.body.id);
+    const answer = await gw.request(
+      'POST',
+      `/v1/webhooks/kling-legacy/${task!.callback_token}`,
+      JSON.stringify({ task_id: 'someone-else', task_status: 'succeed' }),
+      {},
+      null,
+    );
+    expect(answer.status).toBe(400);
+  });
+
+  it('finishes a task from the simulator’s real callbacks, confirmed by fetching', async () => {
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
+    const done = await gw.finish(created.body.id, 500);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0].type).toBe('video');
+    const bytes = Buffer.from(await (await fetch(done.outputs[0].url)).arrayBuffer());
+    expect(bytes.subarray(4, 8).toString('latin1')).toBe('ftyp');
+  });
+});

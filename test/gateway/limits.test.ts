@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+const pinned = { model: 'kling-v3', prompt: 'a kite over dunes', duration: 5, routing: { providers: ['kling3api'] } };
+
+let gw: TestGateway;
+afterEach(async () => {
+  await gw?.close();
+});
+
+describe('per-provider concurrency cap', () => {
+  it('queues tasks beyond the cap and dispatches them in order as slots free', async () => {
+    gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 2 } } } });
+    const ids: string[] = [];
+    const statuses: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const created = await gw.create({ ...pinned, prompt: `kite ${i}` });
+      ids.push(created.body.id);
+      statuses.push(created.body.status);
+      await gw.clock.advance(1);
+    }
+    expect(statuses).toEqual(['processing', 'processing', 'queued', 'queued']);
+    expect(gw.simulator('kling3api').tasks).toHaveLength(2);
+
+    const providers = await gw.request('GET', '/v1/providers');
+    const kling3api = providers.body.data.find((p: { id: string }) => p.id === 'kling3api');
+    expect(kling3api).toMatchObject({ in_flight: 2, max_in_flight: 2, queued: 2 });
+
+    // The first two finish; the two waiting ones go out, oldest first.
+    await gw.advanceUntil(async () => (await gw.get(ids[2]!)).body.status === 'processing');
+    const order = gw.simulator('kling3api').tasks.map((task) => (task.body as { prompt: string }).prompt);
+    expect(order.slice(0, 3)).toEqual(['kite 0', 'kite 1', 'kite 2']);
+    for (const id of ids) expect((await gw.finish(id)).status).toBe('succeeded');
+    expect(gw.simulator('kling3api').tasks.map((task) => (task.body as { prompt: string }).prompt)).toEqual([
+      'kite 0',
+      'kite 1',
+      'kite 2',
+      'kite 3',
+    ]);
+  });
+
+  it('lets a new task go to another provider when its first choice is full', async () => {
+    gw = await startTestGateway({ config: { providers: { freepik: { max_in_flight: 1 } } } });
+    const request = { model: 'kling-v3', prompt: 'two kites', duration: 5 };
+    const first = await gw.create(request);
+    const second = await gw.create(request);
+    expect(first.body.provider).toBe('freepik');
+    expect(second.body.provider).toBe('kling3api');
+    expect(second.body.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' })]);
+  });
+
+  it('queues a new task behind older waiting ones instead of jumping the line', async () => {
+    gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 1 } } } });
+    await gw.create({ ...pinned, prompt: 'first' });
+    const waiting = await gw.create({ ...pinned, prompt: 'second' });
+    expect(waiting.body.status).toBe('queued');
+    const later = await gw.create({ ...pinned, prompt: 'third' });
+    expect(later.body.status).toBe('queued');
+  });
+});
+
+describe('upstream request-rate limit', () => {
+  it('keeps creates within the configured window, queueing the excess', async () => {
+    gw = await startTestGateway({
+      config: { providers: { kling3api: { rate_limits: [{ limit: 2, window_ms: 10_000 }], max_in_flight: 50 } } },
+    });
+    const statuses: string[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await gw.create({ ...pinned, prompt: `burst ${i}` })).body.status);
+    expect(statuses).toEqual(['processing', 'processing', 'queued']);
+    expect(gw.simulator('kling3api').requests.filter((r) => r.method === 'POST')).toHaveLength(2);
+  });
+});

@@ -1,0 +1,140 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+
+interface Received {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A local receiver answering with the given statuses in turn (then 200). */
+async function receiver(statuses: number[] = []): Promise<{ url: string; received: Received[]; server: Server }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8') });
+      res.statusCode = statuses.shift() ?? 200;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received, server };
+}
+
+let gw: TestGateway;
+let server: Server | undefined;
+afterEach(async () => {
+  await gw?.close();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+const request = { model: 'kling-v3', prompt: 'a lantern festival', duration: 5, routing: { providers: ['kling3api'] } };
+
+describe('outbound webhooks (Standard Webhooks)', () => {
+  it('delivers signed video.processing and video.succeeded events with the task', async () => {
+    const target = await receiver();
+    server = target.server;
+    // Real time: the receiver verifies timestamps against its own clock.
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()) });
+    const created = await gw.create({ ...request, webhook_url: target.url, metadata: { order: '42' } });
+    await gw.finish(created.body.id);
+    await gw.advanceUntil(async () => target.received.length >= 2, 100);
+
+    const verifier = new Webhook(TENANT_WEBHOOK_SECRET);
+    const events = target.received.map((delivery) => verifier.verify(delivery.body, delivery.headers) as any);
+    expect(events.map((event) => event.type)).toEqual(['video.processing', 'video.succeeded']);
+    expect(events[1].data).toMatchObject({ id: created.body.id, status: 'succeeded', metadata: { order: '42' } });
+    expect(events[1].data.outputs[0].url).toMatch(/\.mp4$/);
+    expect(target.received[0]!.headers['webhook-id']).toMatch(/^msg_/);
+    expect(() => new Webhook('whsec_' + Buffer.from('other').toString('base64')).verify(target.received[0]!.body, target.received[0]!.headers)).toThrow();
+
+    const deliveries = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    expect(deliveries.map((d) => [d.event_type, d.status, d.attempts, d.last_status])).toEqual([
+      ['video.processing', 'delivered', 1, 200],
+      ['video.succeeded', 'delivered', 1, 200],
+    ]);
+  });
+
+  it('retries with back-off when the receiver fails, and records every attempt', async () => {
+    const target = await receiver([500, 503]);
+    server = target.server;
+    // The task stays processing: only its first event is delivered here.
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ ...request, webhook_url: target.url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+    let [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    expect(delivery).toMatchObject({ status: 'pending', attempts: 1, last_status: 500 });
+    await gw.advance(5_000);
+    [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    expect(delivery).toMatchObject({ status: 'pending', attempts: 2, last_status: 503 });
+    await gw.advance(10_000);
+    [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    expect(delivery).toMatchObject({ status: 'delivered', attempts: 3, last_status: 200 });
+    const ids = new Set(target.received.slice(0, 3).map((r) => r.headers['webhook-id']));
+    expect(ids.size).toBe(1);
+  });
+
+  it('gives up after max_attempts and says why', async () => {
+    const target = await receiver([500, 500, 500, 500]);
+    server = target.server;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ ...request, webhook_url: target.url });
+    for (let i = 0; i < 6; i++) await gw.advance(20_000);
+    const [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    expect(delivery).toMatchObject({ status: 'failed', attempts: 3, last_error: 'answered 500' });
+  });
+
+  it('refuses private, loopback and link-local targets unless allowed', async () => {
+    gw = await startTestGateway({ config: { webhooks: { allow_private_targets: false } } });
+    for (const url of ['http://127.0.0.1:9/x', 'http://169.254.169.254/latest', 'http://10.0.0.5/hook', 'http://localhost/x', 'http://[::1]/x']) {
+      const answer = await gw.create({ ...request, webhook_url: url });
+      expect(answer.status, url).toBe(422);
+      expect(answer.body.errors[0].path).toBe('webhook_url');
+    }
+    expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+  });
+
+  it('refuses webhook_url for a tenant without a webhook secret', async () => {
+    gw = await startTestGateway();
+    const answer = await gw.request('POST', '/v1/videos', { ...request, webhook_url: 'https://hooks.example.com/x' }, {}, OTHER_TENANT_KEY);
+    expect(answer.status).toBe(422);
+    expect(answer.body.detail).toMatch(/no webhook secret/);
+  });
+});
+
+describe('Server-Sent Events', () => {
+  it('streams one event per status change and closes when the task is terminal', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(request);
+    const response = await fetch(`${gw.url}/v1/videos/${created.body.id}/events`, {
+      headers: { authorization: 'Bearer acme-secret-key' },
+    });
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    const text = response.text();
+    await gw.finish(created.body.id);
+    const stream = await text;
+    const events = stream
+      .split('\n\n')
+      .filter((block) => block.includes('event:'))
+      .map((block) => /event: (\w+)/.exec(block)?.[1]);
+    expect(events).toEqual(['processing', 'succeeded']);
+    const last = stream.split('\n').filter((line) => line.startsWith('data: ')).at(-1)!;
+    expect(JSON.parse(last.slice(6))).toMatchObject({ id: created.body.id, status: 'succeeded' });
+  });
+
+  it('answers 404 for another tenant’s task', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(request);
+    const response = await fetch(`${gw.url}/v1/videos/${created.body.id}/events`, {
+      headers: { authorization: `Bearer ${OTHER_TENANT_KEY}` },
+    });
+    expect(response.status).toBe(404);
+  });
+});

@@ -1,0 +1,160 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { openStore } from '../../src/store/database.js';
+import { TaskStore } from '../../src/store/task-store.js';
+import { startSandbox } from '../../src/sandbox/sandbox.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
+import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+
+const request = { model: 'kling-v3', prompt: 'a train crossing a viaduct', duration: 5 };
+
+const open: TestGateway[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const gw of open.splice(0)) await gw.close().catch(() => undefined);
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+async function sandbox(clock: ManualClock) {
+  const started = await startSandbox(testConfig(), PROVIDERS, clock);
+  cleanups.push(() => started.close());
+  return started;
+}
+
+describe('restart and crash recovery (SPEC §5)', () => {
+  it('resumes tracking after a restart and finishes the task exactly once upstream', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    // kling3api: polling only, so the second gateway must find the task itself.
+    const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    const created = await first.create({ ...request, routing: { providers: ['kling3api'] } });
+    expect(created.body.status).toBe('processing');
+    await first.close();
+
+    await clock.advance(10_000);
+    const second = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    open.push(second);
+    const done = await second.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
+
+  it('resumes a queued task after a restart', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    const config = { database: { url: database }, providers: { kling3api: { max_in_flight: 1 } } };
+    const first = await startTestGateway({ clock, endpoints, simulators, config });
+    const pinned = { ...request, routing: { providers: ['kling3api'] } };
+    const a = await first.create(pinned);
+    const b = await first.create(pinned);
+    expect(a.body.status).toBe('processing');
+    expect(b.body.status).toBe('queued');
+    await first.close();
+
+    const second = await startTestGateway({ clock, endpoints, simulators, config });
+    open.push(second);
+    expect((await second.finish(b.body.id)).status).toBe('succeeded');
+    expect(simulators.get('kling3api')!.tasks).toHaveLength(2);
+  });
+
+  it('never re-sends a create that was in flight when the gateway died; it reports it instead', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    // What a replica leaves behind when it dies mid-create: the task held in `submitting`
+    // and its attempt written as `sending` before the request left.
+    const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    const created = await first.create(request);
+    await first.close();
+    const store = await openStore(database);
+    const tasks = new TaskStore(store);
+    await tasks.updateTask(created.body.id, {
+      phase: 'submitting',
+      status: 'queued',
+      provider_task_id: null,
+      lease_owner: 'dead-replica',
+      lease_until: clock.now() + 60_000,
+    });
+    await tasks.addAttempt({
+      task_id: created.body.id,
+      provider: 'kling3api',
+      outcome: 'sending',
+      error_code: null,
+      provider_code: null,
+      http_status: null,
+      latency_ms: null,
+      message: null,
+      at: clock.now(),
+    });
+    await store.close();
+    const upstreamBefore = [...simulators.values()].map((simulator) => simulator.tasks.length);
+
+    const second = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    open.push(second);
+    await second.gateway.runOnce();
+    const task = (await second.get(created.body.id)).body;
+    expect(task.status).toBe('failed');
+    expect(task.error.code).toBe('provider_error');
+    expect(task.error.message).toMatch(/stopped while submitting to kling3api/);
+    expect(task.attempts.at(-1)).toMatchObject({ provider: 'kling3api', outcome: 'interrupted' });
+    expect([...simulators.values()].map((simulator) => simulator.tasks.length)).toEqual(upstreamBefore);
+  });
+
+  it('puts a task that was between attempts back in the queue, and finishes it', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    const created = await first.create(request);
+    await first.close();
+    const store = await openStore(database);
+    // Held in `submitting` with nothing in flight (crash between two attempts).
+    await new TaskStore(store).updateTask(created.body.id, {
+      phase: 'submitting',
+      status: 'queued',
+      provider: 'kling3api',
+      provider_task_id: null,
+      lease_owner: 'dead-replica',
+      lease_until: clock.now() + 60_000,
+    });
+    await store.close();
+
+    const second = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    open.push(second);
+    const done = await second.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+  });
+});
+
+describe('deadlines', () => {
+  it('fails a task that does not finish in time with timeout', async () => {
+    const gw = await startTestGateway({ config: { tasks: { deadline_ms: 60_000 }, sandbox: { processing_ms: 600_000 } } });
+    open.push(gw);
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api'] } });
+    await gw.advance(30_000);
+    expect((await gw.get(created.body.id)).body.status).toBe('processing');
+    await gw.advance(31_000);
+    const task = (await gw.get(created.body.id)).body;
+    expect(task.status).toBe('failed');
+    expect(task.error.code).toBe('timeout');
+    expect(task.error.message).toMatch(/1-minute deadline/);
+  });
+
+  it('fails a task that waited in the queue past its deadline', async () => {
+    const gw = await startTestGateway({
+      config: { tasks: { deadline_ms: 60_000 }, providers: { kling3api: { max_in_flight: 1 } }, sandbox: { processing_ms: 600_000 } },
+    });
+    open.push(gw);
+    const pinned = { ...request, routing: { providers: ['kling3api'] } };
+    await gw.create(pinned);
+    const waiting = await gw.create(pinned);
+    expect(waiting.body.status).toBe('queued');
+    await gw.advance(61_000);
+    const task = (await gw.get(waiting.body.id)).body;
+    expect(task.status).toBe('failed');
+    expect(task.error).toMatchObject({ code: 'timeout' });
+    expect(task.error.message).toMatch(/no provider took the task/);
+  });
+});
