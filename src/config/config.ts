@@ -59,12 +59,18 @@ const apiKeyList = z
   .string()
   .transform((text, ctx) => {
     const keys: { tenant: string; key: string }[] = [];
-    for (const pair of text.split(',').map((item) => item.trim()).filter(Boolean)) {
+    const pairs = text.split(',').map((item) => item.trim()).filter(Boolean);
+    for (const [index, pair] of pairs.entries()) {
       const separator = pair.indexOf(':');
       const tenant = pair.slice(0, separator).trim();
       const key = pair.slice(separator + 1).trim();
       if (separator <= 0 || !key) {
-        ctx.addIssue({ code: 'custom', message: `"${pair.replace(/:.*/, ':…')}" is not tenant:key` });
+        // Never echo the entry: a pasted bare key is a secret.
+        ctx.addIssue({ code: 'custom', message: `entry ${index + 1} is not tenant:key` });
+        return z.NEVER;
+      }
+      if (keys.some((entry) => entry.key === key)) {
+        ctx.addIssue({ code: 'custom', message: `entry ${index + 1} repeats a key already given (each key names one tenant)` });
         return z.NEVER;
       }
       if (key.length < 6) {

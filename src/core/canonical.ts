@@ -136,7 +136,13 @@ export type CameraControl = z.infer<typeof CameraControl>;
 export const RoutingOverride = z
   .strictObject({
     strategy: RoutingStrategy.optional(),
-    providers: z.array(providerId).min(1).max(16).optional().meta({
+    providers: z
+      .array(providerId)
+      .min(1)
+      .max(16)
+      .refine((ids) => new Set(ids).size === ids.length, { message: 'lists a provider more than once' })
+      .optional()
+      .meta({
       description: 'Only these providers, tried in this order (before the strategy orders the rest).',
     }),
     exclude: z.array(providerId).max(16).optional(),

@@ -28,8 +28,11 @@ const PRIVATE_RANGES = (() => {
   ];
   for (const [network, prefix] of v4) list.addSubnet(network, prefix, 'ipv4');
   const v6: [string, number][] = [
-    ['::', 128],
-    ['::1', 128],
+    // Unspecified, loopback and the deprecated IPv4-compatible range (::a.b.c.d).
+    ['::', 96],
+    // NAT64: reaches IPv4 addresses, private ones included.
+    ['64:ff9b::', 96],
+    ['fec0::', 10],
     ['fc00::', 7],
     ['fe80::', 10],
     ['ff00::', 8],

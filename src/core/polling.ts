@@ -41,5 +41,6 @@ export function nextPollDelay(
   const exponent = Math.max(0, pollCount - 1);
   let delay = Math.min(settings.poll_max_interval_ms, settings.poll_min_interval_ms * settings.poll_backoff ** exponent);
   if (expectsWebhook) delay = Math.max(delay, settings.webhook_safety_poll_ms);
-  return Math.max(settings.poll_min_interval_ms, jittered(delay, settings.poll_jitter, random));
+  const ceiling = Math.max(settings.poll_max_interval_ms, expectsWebhook ? settings.webhook_safety_poll_ms : 0);
+  return Math.min(ceiling, Math.max(settings.poll_min_interval_ms, jittered(delay, settings.poll_jitter, random)));
 }

@@ -49,11 +49,12 @@ export function mergePricing(
 ): PricingConfig | undefined {
   const rules = override?.rules ?? shipped?.rules;
   if (!rules) return undefined;
-  return {
-    currency: override?.currency ?? shipped?.currency ?? 'USD',
-    credit_value: override?.credit_value ?? shipped?.credit_value ?? 0,
-    rules,
-  };
+  const creditValue = override?.credit_value ?? shipped?.credit_value;
+  if (creditValue === undefined) {
+    // Without it every credit would be worth 0 and the provider would always look cheapest.
+    throw new Error('pricing.credit_value is required: nothing says what one credit costs');
+  }
+  return { currency: override?.currency ?? shipped?.currency ?? 'USD', credit_value: creditValue, rules };
 }
 
 export interface CostEstimate {

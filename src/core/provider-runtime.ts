@@ -84,7 +84,11 @@ export class ProviderRuntime {
     this.simulated = options.simulated;
     this.baseUrl = options.baseUrl;
     this.webhookSecret = options.webhookSecret;
-    this.pricing = mergePricing(options.provider.defaultPricing, options.config.pricing);
+    try {
+      this.pricing = mergePricing(options.provider.defaultPricing, options.config.pricing);
+    } catch (error) {
+      throw new Error(`providers.${options.provider.id}.${(error as Error).message}`);
+    }
     this.clock = options.clock;
     this.metrics = options.metrics;
     this.simulatedRunTimeMs = options.simulatedRunTimeMs;

@@ -21,6 +21,9 @@ export interface ProviderStatsSnapshot {
   completions: number;
 }
 
+/** Completions older than this no longer count towards the median. */
+const COMPLETION_WINDOW_MS = 6 * 3600_000;
+
 function quantile(sorted: readonly number[], q: number): number | null {
   if (sorted.length === 0) return null;
   const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
@@ -29,7 +32,7 @@ function quantile(sorted: readonly number[], q: number): number | null {
 
 export class ProviderStats {
   private calls: CallSample[] = [];
-  private completions: number[] = [];
+  private completions: { at: number; durationMs: number }[] = [];
 
   constructor(
     private readonly windowMs = 10 * 60_000,
@@ -42,15 +45,20 @@ export class ProviderStats {
     if (this.calls.length > this.maxCalls) this.calls.shift();
   }
 
-  recordCompletion(durationMs: number): void {
-    this.completions.push(durationMs);
+  /** A task that finished `durationMs` after creation, at `at`. */
+  recordCompletion(durationMs: number, at: number): void {
+    this.completions.push({ at, durationMs });
     if (this.completions.length > this.maxCompletions) this.completions.shift();
   }
 
   snapshot(now: number): ProviderStatsSnapshot {
     const recent = this.calls.filter((call) => call.at >= now - this.windowMs);
     const latencies = recent.map((call) => call.latencyMs).sort((a, b) => a - b);
-    const completions = [...this.completions].sort((a, b) => a - b);
+    // Old completions say little about a provider that has since slowed down or stopped.
+    const completions = this.completions
+      .filter((completion) => completion.at >= now - COMPLETION_WINDOW_MS)
+      .map((completion) => completion.durationMs)
+      .sort((a, b) => a - b);
     return {
       successRate: recent.length === 0 ? null : recent.filter((call) => call.ok).length / recent.length,
       calls: recent.length,

@@ -33,7 +33,7 @@ export class SlidingWindowRateLimiter {
         // The call that has to leave the window before another fits.
         const index = this.calls.length - window.limit;
         const leaving = this.calls[index] ?? now;
-        wait = Math.max(wait, leaving + window.windowMs - now + 1);
+        wait = Math.max(wait, leaving + window.windowMs - now);
       }
     }
     return wait;

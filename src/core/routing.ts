@@ -147,7 +147,7 @@ export function planRoute(
   const strategy = override?.strategy ?? policy.strategy;
   let order: ProviderEvaluation[];
   if (override?.providers && !override.strategy) {
-    order = override.providers
+    order = [...new Set(override.providers)]
       .map((id) => eligible.find((e) => e.provider === id))
       .filter((e): e is ProviderEvaluation => e !== undefined);
   } else {

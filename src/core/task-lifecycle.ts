@@ -181,7 +181,7 @@ export class TaskLifecycle {
       options,
     );
     if (updated) {
-      runtime.stats.recordCompletion(now - task.created_at);
+      runtime.stats.recordCompletion(now - task.created_at, now);
       this.recordFinish(updated, cost);
     }
     return updated;

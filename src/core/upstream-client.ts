@@ -129,6 +129,20 @@ export class HttpUpstreamClient implements UpstreamClient {
         record('aborted');
         throw signal.reason ?? error;
       }
+      if (error instanceof AxiosError && (error.response !== undefined || error.code === AxiosError.ERR_BAD_RESPONSE)) {
+        // An answer arrived but could not be read (too large, broken): the upstream acted on
+        // the request, so a create may exist there.
+        record('unreadable', error.response?.status);
+        throw new UpstreamError({
+          provider: provider.id,
+          operation: request.operation,
+          url,
+          code: 'provider_error',
+          message: `${provider.id} answered but the answer could not be read: ${error.message}`,
+          ...(error.response?.status !== undefined ? { statusCode: error.response.status } : {}),
+          mayHaveCreated: true,
+        });
+      }
       const transport = error instanceof AxiosError ? transportFailureOf(error) : 'reset';
       const failure = timeout.aborted ? 'timeout' : transport;
       record(failure);

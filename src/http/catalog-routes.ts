@@ -3,6 +3,7 @@
  * doing. Both read the same capability declarations the router reads.
  */
 import { Router } from 'express';
+import { rememberMountPath } from './middleware.js';
 import { MODELS, OPERATIONS, type Model, type Operation, type Quality } from '../core/canonical.js';
 import type { Engine } from '../core/engine.js';
 import type { FieldRule } from '../core/provider.js';
@@ -82,6 +83,7 @@ export async function listProviders(engine: Engine) {
 
 export function catalogRoutes(engine: Engine): Router {
   const router = Router();
+  router.use(rememberMountPath());
   router.get('/models', (_req, res) => {
     res.json(listModels(engine));
   });

@@ -14,7 +14,17 @@ declare module 'express-serve-static-core' {
     id: string;
     /** Tenant of the gateway key, once authenticated. */
     tenant?: string;
+    /** Where the router that handled the request is mounted (express resets `baseUrl` on exit). */
+    mountPath?: string;
   }
+}
+
+/** Use first in every mounted router, so metrics can name the route after an error too. */
+export function rememberMountPath(): RequestHandler {
+  return (req, _res, next) => {
+    req.mountPath = req.baseUrl;
+    next();
+  };
 }
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -57,7 +67,9 @@ export function httpMetrics(metrics: GatewayMetrics): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      const route = req.route?.path
+        ? `${req.mountPath ?? req.baseUrl}${String(req.route.path)}`.replace(/(.)\/$/, '$1')
+        : 'unmatched';
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
       metrics.httpDuration.observe({ method: req.method, route }, seconds);

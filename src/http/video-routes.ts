@@ -9,7 +9,7 @@ import { problems } from '../core/problem.js';
 import type { TaskService } from '../core/task-service.js';
 import { issuesToErrors } from '../core/task-service.js';
 import { toTask } from '../core/task-resource.js';
-import { requireJson } from './middleware.js';
+import { rememberMountPath, requireJson } from './middleware.js';
 
 const WaitQuery = z.strictObject({ wait: z.coerce.number().int().min(0).max(60).optional() });
 
@@ -20,6 +20,7 @@ function tenantOf(req: Request): string {
 
 export function videoRoutes(service: TaskService, engine: Engine): Router {
   const router = Router();
+  router.use(rememberMountPath());
 
   router.post('/', requireJson(), async (req, res) => {
     const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });

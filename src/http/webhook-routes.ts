@@ -5,12 +5,14 @@
  * task's secret token and never believed as such: they make the task poll now.
  */
 import express, { Router } from 'express';
+import { rememberMountPath } from './middleware.js';
 import type { Engine } from '../core/engine.js';
 import { ProblemError, problems } from '../core/problem.js';
 import type { Tracker } from '../core/tracker.js';
 
 export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
   const router = Router();
+  router.use(rememberMountPath());
   const raw = express.raw({ type: () => true, limit: '1mb' });
   const { metrics, store, clock, logger } = engine;
 

@@ -324,17 +324,28 @@ export class TaskStore {
     return this.db.selectFrom('tasks').selectAll().where('callback_token', '=', token).executeTakeFirst();
   }
 
+  /**
+   * Appends an attempt with the next sequence number. Two replicas appending to one task at the
+   * same moment may pick the same number; the unique (task_id, seq) key refuses the second, which
+   * then simply tries again with the next one.
+   */
   async addAttempt(attempt: Omit<Insertable<AttemptsTable>, 'id' | 'seq'>): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
-      const last = await trx
-        .selectFrom('attempts')
-        .select((eb) => eb.fn.max('seq').as('seq'))
-        .where('task_id', '=', attempt.task_id)
-        .executeTakeFirst();
-      const seq = Number(last?.seq ?? 0) + 1;
-      await trx.insertInto('attempts').values({ ...attempt, seq }).execute();
-      return seq;
-    });
+    for (let round = 1; ; round++) {
+      try {
+        return await this.db.transaction().execute(async (trx) => {
+          const last = await trx
+            .selectFrom('attempts')
+            .select((eb) => eb.fn.max('seq').as('seq'))
+            .where('task_id', '=', attempt.task_id)
+            .executeTakeFirst();
+          const seq = Number(last?.seq ?? 0) + 1;
+          await trx.insertInto('attempts').values({ ...attempt, seq }).execute();
+          return seq;
+        });
+      } catch (error) {
+        if (round >= 10 || !isUniqueViolation(error)) throw error;
+      }
+    }
   }
 
   async updateAttempt(taskId: string, seq: number, patch: Updateable<AttemptsTable>): Promise<void> {
@@ -406,4 +417,10 @@ export class TaskStore {
   async ping(): Promise<void> {
     await this.db.selectFrom('providers').select('id').limit(1).execute();
   }
+}
+
+/** A unique-key violation, in PostgreSQL (23505) or SQLite terms. */
+function isUniqueViolation(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: string };
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }

@@ -9,7 +9,7 @@ import { parseConfig, type GatewayConfig } from '../../src/config/config.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { ProviderSimulator, VideoProvider } from '../../src/core/provider.js';
 import { Gateway } from '../../src/gateway.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import type { Store } from '../../src/store/database.js';
@@ -87,6 +87,8 @@ export interface TestGatewayOptions {
   providers?: readonly VideoProvider[];
   random?: () => number;
   owner?: string;
+  /** Where logs go (silent by default). */
+  logger?: Logger;
   /** Changes to how the gateway reaches a provider (a closed port, a wrong key). */
   endpointOverrides?: Record<string, Partial<ProviderEndpoint>>;
 }
@@ -197,7 +199,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     providers,
     endpoints: effective,
     clock,
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
     random: options.random ?? (() => 0.5),
     ...(options.owner ? { owner: options.owner } : {}),
     ...(options.store ? { store: options.store } : {}),

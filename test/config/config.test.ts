@@ -1,0 +1,392 @@
+/**
+ * config.yaml (SPEC §6): `${VAR}` / `${VAR:-default}` expansion, validation whose every message
+ * names the field, and the shipped file loading as it is, with and without upstream keys.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/config.js';
+import {
+  ConfigFieldError,
+  MissingEnvironmentVariableError,
+  expandEnvironment,
+  expandEnvironmentDeep,
+} from '../../src/config/env-expansion.js';
+
+const PROVIDER_IDS = ['freepik', 'kling3api', 'kling-legacy'];
+const SHIPPED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config.yaml');
+
+/** The smallest valid document. */
+function document(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    server: { public_url: 'https://gateway.example.com' },
+    database: { url: 'sqlite::memory:' },
+    auth: { api_keys: 'acme:acme-key-123' },
+    ...extra,
+  };
+}
+
+/** The problems a ConfigError lists, or fails the test when the document is accepted. */
+function problemsOf(doc: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(doc, env, PROVIDER_IDS);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected the configuration to be refused');
+}
+
+describe('expandEnvironment', () => {
+  it('replaces ${VAR} with its value', () => {
+    expect(expandEnvironment('key=${API_KEY}', { API_KEY: 'abc' })).toBe('key=abc');
+  });
+
+  it('uses the default of ${VAR:-default} only when VAR is unset or empty', () => {
+    expect(expandEnvironment('${PORT:-8080}', {})).toBe('8080');
+    expect(expandEnvironment('${PORT:-8080}', { PORT: '' })).toBe('8080');
+    expect(expandEnvironment('${PORT:-8080}', { PORT: '9090' })).toBe('9090');
+  });
+
+  it('takes an empty default as the empty string', () => {
+    expect(expandEnvironment('${FREEPIK_API_KEY:-}', {})).toBe('');
+  });
+
+  it('expands a reference inside a default', () => {
+    const text = '${PUBLIC_URL:-http://127.0.0.1:${PORT:-8080}}';
+    expect(expandEnvironment(text, {})).toBe('http://127.0.0.1:8080');
+    expect(expandEnvironment(text, { PORT: '3000' })).toBe('http://127.0.0.1:3000');
+    expect(expandEnvironment(text, { PUBLIC_URL: 'https://gw.example.com', PORT: '3000' })).toBe('https://gw.example.com');
+  });
+
+  // Regression: see the commit that fixed it.
+  it('does not need a variable that only appears in an unused default', () => {
+    expect(expandEnvironment('${PUBLIC_URL:-http://127.0.0.1:${PORT}}', { PUBLIC_URL: 'https://gw.example.com' })).toBe(
+      'https://gw.example.com',
+    );
+  });
+
+  it('expands several references in one string and leaves other text alone', () => {
+    expect(expandEnvironment('postgres://${DB_USER}@${DB_HOST:-localhost}:5432/$db', { DB_USER: 'kg' })).toBe(
+      'postgres://kg@localhost:5432/$db',
+    );
+  });
+
+  it('keeps a set but empty variable without default as the empty string', () => {
+    expect(expandEnvironment('[${EMPTY}]', { EMPTY: '' })).toBe('[]');
+  });
+
+  it('refuses an unset variable without default, naming it', () => {
+    expect(() => expandEnvironment('${FREEPIK_API_KEY}', {})).toThrow(MissingEnvironmentVariableError);
+    expect(() => expandEnvironment('${FREEPIK_API_KEY}', {})).toThrow(
+      'environment variable FREEPIK_API_KEY is not set and has no default',
+    );
+  });
+});
+
+describe('expandEnvironmentDeep', () => {
+  it('expands strings at every depth and leaves other values as they are', () => {
+    const input = {
+      server: { port: '${PORT:-8080}', trust_proxy: true },
+      rate_limits: [{ limit: 250, window_ms: '${WINDOW:-5000}' }],
+      nothing: null,
+    };
+    expect(expandEnvironmentDeep(input, { WINDOW: '1000' })).toEqual({
+      server: { port: '8080', trust_proxy: true },
+      rate_limits: [{ limit: 250, window_ms: '1000' }],
+      nothing: null,
+    });
+  });
+
+  it('names the field of a missing variable, array indexes included', () => {
+    const run = (doc: unknown) => {
+      try {
+        expandEnvironmentDeep(doc, {});
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigFieldError);
+        return (error as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(run({ providers: { freepik: { api_key: '${FREEPIK_KEY}' } } })).toBe(
+      'providers.freepik.api_key: environment variable FREEPIK_KEY is not set and has no default',
+    );
+    expect(run({ list: ['ok', '${MISSING}'] })).toBe('list.1: environment variable MISSING is not set and has no default');
+    expect(run('${MISSING}')).toBe('(root): environment variable MISSING is not set and has no default');
+  });
+});
+
+describe('parseConfig', () => {
+  it('fills every default around the required fields', () => {
+    const config = parseConfig(document(), {}, PROVIDER_IDS);
+    expect(config.server).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      public_url: 'https://gateway.example.com',
+      body_limit: '256kb',
+      trust_proxy: false,
+    });
+    expect(config.routing).toEqual({ strategy: 'priority', allow_fallbacks: true, failover_on_timeout: false });
+    expect(config.tasks).toEqual({ deadline_ms: 1_800_000, idempotency_ttl_ms: 86_400_000 });
+    expect(config.webhooks.allow_private_targets).toBe(false);
+    expect(config.providers).toEqual({});
+  });
+
+  it('fills a provider block from its defaults', () => {
+    const config = parseConfig(document({ providers: { freepik: {} } }), {}, PROVIDER_IDS);
+    expect(config.providers.freepik).toEqual({
+      enabled: true,
+      base_url: undefined,
+      api_key: undefined,
+      webhook_secret: undefined,
+      priority: 100,
+      weight: 1,
+      timeout_ms: 30_000,
+      max_in_flight: 20,
+      rate_limits: [],
+      circuit_breaker: { consecutive_failures: 5, half_open_after_ms: 30_000 },
+    });
+  });
+
+  it('names the field of a missing environment variable, in a ConfigError', () => {
+    const doc = document({ server: { public_url: '${PUBLIC_URL}' } });
+    expect(() => parseConfig(doc, {}, PROVIDER_IDS)).toThrow(
+      'config.yaml is not valid:\n  - server.public_url: environment variable PUBLIC_URL is not set and has no default',
+    );
+  });
+
+  it('names the field of a bad value', () => {
+    expect(problemsOf(document({ providers: { freepik: { timeout_ms: 0 } } }))).toEqual([
+      'providers.freepik.timeout_ms: Too small: expected number to be >=1',
+    ]);
+    expect(problemsOf(document({ providers: { freepik: { timeout_ms: '${TIMEOUT}' } } }), { TIMEOUT: 'soon' })).toEqual([
+      'providers.freepik.timeout_ms: Invalid input: expected number, received NaN',
+    ]);
+    expect(problemsOf(document({ providers: { kling3api: { rate_limits: [{ limit: 0, window_ms: 1000 }] } } }))).toEqual([
+      'providers.kling3api.rate_limits.0.limit: Too small: expected number to be >=1',
+    ]);
+  });
+
+  it('lists every problem at once', () => {
+    const problems = problemsOf({
+      server: {},
+      database: { url: '' },
+      auth: { api_keys: 'acme:acme-key-123' },
+      routing: { strategy: 'random' },
+    });
+    expect(problems.map((problem) => problem.split(':')[0])).toEqual(['server.public_url', 'database.url', 'routing.strategy']);
+  });
+
+  it('refuses an unknown field rather than ignoring it', () => {
+    expect(problemsOf(document({ providers: { freepik: { api_kye: 'x' } } }))).toEqual([
+      'providers.freepik: Unrecognized key: "api_kye"',
+    ]);
+  });
+
+  it('refuses a block for an unknown provider, listing the known ones', () => {
+    expect(problemsOf(document({ providers: { freepick: {} } }))).toEqual([
+      'providers.freepick: unknown provider (known: freepik, kling3api, kling-legacy)',
+    ]);
+  });
+
+  it('refuses a tenant that no API key names', () => {
+    expect(problemsOf(document({ tenants: { acme: {}, ghost: { webhook_secret: 'whsec_abc' } } }))).toEqual([
+      'tenants.ghost: no API key names this tenant',
+    ]);
+  });
+
+  it('refuses a tenant webhook secret that does not start with whsec_', () => {
+    expect(problemsOf(document({ tenants: { acme: { webhook_secret: 'c2VjcmV0' } } }))).toEqual([
+      'tenants.acme.webhook_secret: must start with whsec_',
+    ]);
+    const config = parseConfig(document({ tenants: { acme: { webhook_secret: 'whsec_c2VjcmV0' } } }), {}, PROVIDER_IDS);
+    expect(config.tenants.acme?.webhook_secret).toBe('whsec_c2VjcmV0');
+  });
+
+  it('takes an empty optional text (an unset ${VAR:-}) as absent, and trims the rest', () => {
+    const doc = document({
+      providers: { freepik: { api_key: '${FREEPIK_API_KEY:-}', base_url: '  https://api.freepik.com  ' } },
+      tenants: { acme: { webhook_secret: '${ACME_SECRET:-}' } },
+    });
+    const config = parseConfig(doc, {}, PROVIDER_IDS);
+    expect(config.providers.freepik?.api_key).toBeUndefined();
+    expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
+    expect(config.tenants.acme?.webhook_secret).toBeUndefined();
+  });
+
+  it('reads numbers that come from the environment as text', () => {
+    const doc = document({
+      server: { public_url: 'https://g.example', port: '${PORT}' },
+      providers: { kling3api: { priority: '${P}', pricing: { credit_value: '${CV}' } } },
+    });
+    const config = parseConfig(doc, { PORT: '9090', P: '2', CV: '0.002' }, PROVIDER_IDS);
+    expect(config.server.port).toBe(9090);
+    expect(config.providers.kling3api?.priority).toBe(2);
+    expect(config.providers.kling3api?.pricing?.credit_value).toBe(0.002);
+  });
+
+  it.each([
+    ['false', false],
+    ['true', true],
+    ['0', false],
+    ['1', true],
+  ])('reads the boolean "%s" from the environment as %s', (text, value) => {
+    const doc = document({
+      routing: { allow_fallbacks: '${FLAG}', failover_on_timeout: '${FLAG}' },
+      providers: { freepik: { enabled: '${FLAG}' } },
+      webhooks: { allow_private_targets: '${FLAG}' },
+    });
+    const config = parseConfig(doc, { FLAG: text }, PROVIDER_IDS);
+    expect(config.routing.allow_fallbacks).toBe(value);
+    expect(config.routing.failover_on_timeout).toBe(value);
+    expect(config.providers.freepik?.enabled).toBe(value);
+    expect(config.webhooks.allow_private_targets).toBe(value);
+  });
+
+  it('refuses a boolean it cannot read, naming the field', () => {
+    const problems = problemsOf(document({ providers: { freepik: { enabled: '${FLAG}' } } }), { FLAG: 'maybe' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^providers\.freepik\.enabled: /);
+  });
+});
+
+describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
+  const KEYS_FROM_ENV = document({ auth: { api_keys: '${GATEWAY_API_KEYS}' } });
+
+  it('reads several tenant:key pairs, trimming spaces and skipping empty items', () => {
+    const config = parseConfig(KEYS_FROM_ENV, { GATEWAY_API_KEYS: ' acme:acme-key-123 , beta:beta-key-456,, ' }, PROVIDER_IDS);
+    expect(config.auth.api_keys).toEqual([
+      { tenant: 'acme', key: 'acme-key-123' },
+      { tenant: 'beta', key: 'beta-key-456' },
+    ]);
+  });
+
+  it('keeps a colon inside the key', () => {
+    const config = parseConfig(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:abc:def:ghi' }, PROVIDER_IDS);
+    expect(config.auth.api_keys).toEqual([{ tenant: 'acme', key: 'abc:def:ghi' }]);
+  });
+
+  it('refuses a pair without a tenant, without echoing the key', () => {
+    const problems = problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:acme-key-123,:orphan-key-456' });
+    expect(problems).toEqual(['auth.api_keys: entry 2 is not tenant:key']);
+    expect(problems.join('\n')).not.toContain('orphan-key-456');
+  });
+
+  it('refuses a pair without a key', () => {
+    expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:' })).toEqual(['auth.api_keys: entry 1 is not tenant:key']);
+  });
+
+  it('refuses the same key given to two tenants', () => {
+    expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:same-key-123,other:same-key-123' })).toEqual([
+      'auth.api_keys: entry 2 repeats a key already given (each key names one tenant)',
+    ]);
+  });
+
+  // Regression: see the commit that fixed it.
+  it('refuses a bare key without echoing it', () => {
+    const problems = problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'sk_live_barekey123' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^auth\.api_keys: /);
+    expect(problems.join('\n')).not.toContain('sk_live_barekey123');
+  });
+
+  it('refuses a key shorter than 6 characters, naming the tenant', () => {
+    expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:abc12' })).toEqual([
+      'auth.api_keys: the key of tenant acme is shorter than 6 characters',
+    ]);
+  });
+
+  it('refuses a list with no pair in it', () => {
+    expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: ' , ' })).toEqual(['auth.api_keys: at least one tenant:key is required']);
+  });
+});
+
+describe('loadConfigFile', () => {
+  it('loads the shipped config.yaml with an empty environment: every provider on its simulator', () => {
+    const config = loadConfigFile(SHIPPED_CONFIG, {}, PROVIDER_IDS);
+    expect(Object.keys(config.providers)).toEqual(PROVIDER_IDS);
+    for (const id of PROVIDER_IDS) {
+      expect(config.providers[id]?.enabled).toBe(true);
+      expect(config.providers[id]?.api_key).toBeUndefined();
+    }
+    expect(config.server.public_url).toBe('http://127.0.0.1:8080');
+    expect(config.server.port).toBe(8080);
+    expect(config.database.url).toBe('sqlite:./data/kling-gateway.db');
+    expect(config.auth.api_keys).toEqual([{ tenant: 'dev', key: 'dev-key' }]);
+    expect(config.tenants.dev?.webhook_secret).toMatch(/^whsec_/);
+    expect(config.routing).toEqual({ strategy: 'priority', allow_fallbacks: true, failover_on_timeout: false });
+    expect(config.providers.freepik?.rate_limits).toEqual([
+      { limit: 250, window_ms: 5_000 },
+      { limit: 1_200, window_ms: 120_000 },
+    ]);
+    expect(config.providers.freepik?.webhook_secret).toBeUndefined();
+    // kling3api keeps its shipped credit table: config sets only what a credit costs.
+    expect(config.providers.kling3api?.pricing).toEqual({ currency: 'USD', credit_value: 0.001 });
+    expect(config.providers['kling-legacy']?.pricing?.rules?.length).toBeGreaterThan(0);
+  });
+
+  it('loads the shipped config.yaml with real keys and overrides from the environment', () => {
+    const config = loadConfigFile(
+      SHIPPED_CONFIG,
+      {
+        FREEPIK_API_KEY: 'fpk_live_123456',
+        FREEPIK_WEBHOOK_SECRET: 'whsec_ZnJlZXBpaw==',
+        KLING3API_API_KEY: 'k3_live_123456',
+        KLING_LEGACY_API_KEY: 'legacy_live_123456',
+        KLING_LEGACY_ENABLED: 'false',
+        KLING3API_CREDIT_VALUE: '0.0025',
+        PORT: '9090',
+        GATEWAY_API_KEYS: 'acme:acme-key-123,dev:dev-key-456',
+        ROUTING_STRATEGY: 'cheapest',
+        DATABASE_URL: 'postgres://kg@db.internal:5432/kling',
+        TRUST_PROXY: 'true',
+      },
+      PROVIDER_IDS,
+    );
+    expect(config.providers.freepik?.api_key).toBe('fpk_live_123456');
+    expect(config.providers.freepik?.webhook_secret).toBe('whsec_ZnJlZXBpaw==');
+    expect(config.providers.kling3api?.api_key).toBe('k3_live_123456');
+    expect(config.providers['kling-legacy']?.api_key).toBe('legacy_live_123456');
+    expect(config.providers['kling-legacy']?.enabled).toBe(false);
+    expect(config.providers.kling3api?.pricing?.credit_value).toBe(0.0025);
+    expect(config.server.port).toBe(9090);
+    expect(config.server.public_url).toBe('http://127.0.0.1:9090');
+    expect(config.server.trust_proxy).toBe(true);
+    expect(config.auth.api_keys.map((entry) => entry.tenant)).toEqual(['acme', 'dev']);
+    expect(config.routing.strategy).toBe('cheapest');
+    expect(config.database.url).toBe('postgres://kg@db.internal:5432/kling');
+  });
+
+  it('refuses the shipped config.yaml when the environment breaks it, naming the field', () => {
+    expect(() => loadConfigFile(SHIPPED_CONFIG, { ROUTING_STRATEGY: 'random' }, PROVIDER_IDS)).toThrow(/routing\.strategy: /);
+    expect(() => loadConfigFile(SHIPPED_CONFIG, { GATEWAY_API_KEYS: 'acme:acme-key-123' }, PROVIDER_IDS)).toThrow(
+      'tenants.dev: no API key names this tenant',
+    );
+  });
+
+  it('says when the file cannot be read or is not YAML, naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
+    const missing = join(dir, 'missing.yaml');
+    expect(() => loadConfigFile(missing, {}, PROVIDER_IDS)).toThrow(new RegExp(`^${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not valid:\n  - cannot be read: `));
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'server:\n  port: [8080\n');
+    expect(() => loadConfigFile(broken, {}, PROVIDER_IDS)).toThrow(/is not valid YAML: /);
+  });
+
+  it('names the file in its error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
+    const path = join(dir, 'gateway.yaml');
+    writeFileSync(path, 'server:\n  public_url: not a url\ndatabase:\n  url: "sqlite::memory:"\nauth:\n  api_keys: acme:acme-key-123\n');
+    try {
+      loadConfigFile(path, {}, PROVIDER_IDS);
+      expect.unreachable('the file should be refused');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).source).toBe(path);
+      expect((error as ConfigError).problems).toHaveLength(1);
+      expect((error as ConfigError).problems[0]).toMatch(/^server\.public_url: /);
+    }
+  });
+});

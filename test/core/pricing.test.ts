@@ -1,0 +1,217 @@
+/**
+ * Prices (SPEC §3): the first matching rule wins; per-second prices multiply the seconds asked
+ * for, per-task prices do not; credits become currency at `credit_value`; a price list in
+ * config.yaml overrides parts of a provider's shipped one.
+ */
+import { describe, expect, it } from 'vitest';
+import type { CreateVideoRequest } from '../../src/core/canonical.js';
+import { resolveRequest } from '../../src/core/capabilities.js';
+import {
+  PriceRule,
+  PricingConfig,
+  PricingOverride,
+  billableSeconds,
+  costOf,
+  estimateCost,
+  findPriceRule,
+  mergePricing,
+} from '../../src/core/pricing.js';
+
+function request(input: Partial<CreateVideoRequest> = {}) {
+  return resolveRequest({ model: 'kling-v3', prompt: 'a harbour at dawn', ...input }).request;
+}
+
+const LEGACY = PricingConfig.parse({
+  currency: 'USD',
+  credit_value: 0.14,
+  rules: [
+    { model: ['kling-v1', 'kling-v1-6'], quality: 'std', operation: ['text-to-video', 'image-to-video'], credits_per_second: 0.2 },
+    { model: 'kling-v3', quality: 'pro', operation: ['text-to-video', 'image-to-video'], credits_per_second: 0.8 },
+    { model: 'kling-v3', quality: 'std', operation: ['text-to-video', 'image-to-video'], credits_per_second: 0.6 },
+    { operation: 'video-extend', credits_per_task: 1 },
+    { operation: 'lip-sync', credits_per_task: 0.5 },
+  ],
+});
+
+const BY_AUDIO = PricingConfig.parse({
+  credit_value: 0.001,
+  rules: [
+    { model: 'kling-v3', quality: 'pro', audio: true, credits_per_second: 80 },
+    { model: 'kling-v3', quality: 'pro', audio: false, credits_per_second: 54 },
+    { model: 'kling-v3', credits_per_second: 1 },
+  ],
+});
+
+describe('findPriceRule', () => {
+  it('takes the first rule that matches, even when a later one matches too', () => {
+    const pricing = PricingConfig.parse({
+      credit_value: 1,
+      rules: [
+        { model: 'kling-v3', credits_per_second: 2 },
+        { model: 'kling-v3', quality: 'pro', credits_per_second: 9 },
+      ],
+    });
+    expect(findPriceRule(pricing, request())?.credits_per_second).toBe(2);
+  });
+
+  it('matches a single selector and a list of them', () => {
+    expect(findPriceRule(LEGACY, request({ model: 'kling-v1-6', quality: 'std' }))?.credits_per_second).toBe(0.2);
+    expect(findPriceRule(LEGACY, request({ model: 'kling-v1', quality: 'std' }))?.credits_per_second).toBe(0.2);
+    expect(findPriceRule(LEGACY, request({ quality: 'std', start_image_url: 'https://example.com/a.png' }))?.credits_per_second).toBe(0.6);
+  });
+
+  it('skips a rule when any one selector differs', () => {
+    // kling-v1 pro: only a std rule names kling-v1.
+    expect(findPriceRule(LEGACY, request({ model: 'kling-v1' }))).toBeUndefined();
+    // kling-v3 reference-to-video: no operation list includes it.
+    expect(findPriceRule(LEGACY, request({ reference_images: ['https://example.com/a.png'] }))).toBeUndefined();
+  });
+
+  it('a rule without selectors matches every request', () => {
+    expect(findPriceRule(LEGACY, request({ operation: 'video-extend', video_id: 'v1' }))?.credits_per_task).toBe(1);
+  });
+
+  it('matches audio: true only with audio, audio: false only without', () => {
+    expect(findPriceRule(BY_AUDIO, request())?.credits_per_second).toBe(80);
+    expect(findPriceRule(BY_AUDIO, request({ audio: false }))?.credits_per_second).toBe(54);
+  });
+
+  it('counts a request with no audio field (operations without sound) as silent', () => {
+    const edit = resolveRequest({ model: 'kling-v3', video_url: 'https://example.com/v.mp4' }).request;
+    expect(edit.audio).toBeUndefined();
+    expect(findPriceRule(BY_AUDIO, edit)?.credits_per_second).toBe(54);
+  });
+
+  it('finds nothing in an empty price list', () => {
+    expect(findPriceRule(PricingConfig.parse({ credit_value: 1 }), request())).toBeUndefined();
+  });
+});
+
+describe('estimateCost', () => {
+  it('multiplies a per-second price by the duration', () => {
+    expect(estimateCost(LEGACY, request())).toEqual({ credits: 4, currencyAmount: 0.56, currency: 'USD' });
+    expect(estimateCost(LEGACY, request({ duration: 10 }))).toEqual({ credits: 8, currencyAmount: 1.12, currency: 'USD' });
+  });
+
+  it('charges a per-task price once, whatever the duration', () => {
+    const extend = resolveRequest({ model: 'kling-v1', video_id: 'v1', duration: 10 }).request;
+    expect(estimateCost(LEGACY, extend)).toEqual({ credits: 1, currencyAmount: 0.14, currency: 'USD' });
+  });
+
+  it('prices multi-shot by the sum of the shot durations', () => {
+    const shots = request({ multi_shot: [{ prompt: 'a', duration: 3 }, { prompt: 'b', duration: 6 }] });
+    expect(estimateCost(BY_AUDIO, shots)?.credits).toBe(720);
+  });
+
+  it('prices the audio asked for', () => {
+    expect(estimateCost(BY_AUDIO, request())).toEqual({ credits: 400, currencyAmount: 0.4, currency: 'USD' });
+    expect(estimateCost(BY_AUDIO, request({ audio: false }))).toEqual({ credits: 270, currencyAmount: 0.27, currency: 'USD' });
+  });
+
+  it('is undefined without a price list or without a matching rule', () => {
+    expect(estimateCost(undefined, request())).toBeUndefined();
+    expect(estimateCost(LEGACY, request({ model: 'kling-v3-omni' }))).toBeUndefined();
+  });
+
+  it('is zero credits for a free rule, not undefined', () => {
+    const free = PricingConfig.parse({ credit_value: 0.5, rules: [{ credits_per_task: 0 }] });
+    expect(estimateCost(free, request())).toEqual({ credits: 0, currencyAmount: 0, currency: 'USD' });
+  });
+});
+
+describe('billableSeconds', () => {
+  it('is the duration when there is one', () => {
+    expect(billableSeconds(request({ duration: 12 }))).toBe(12);
+  });
+
+  it('is the sum of timed shots without a duration, else 5', () => {
+    const base = { model: 'kling-v3' as const, quality: 'pro' as const, operation: 'video-edit' as const };
+    expect(billableSeconds({ ...base, multi_shot: [{ prompt: 'a', duration: 2 }, { prompt: 'b', duration: 2 }] })).toBe(4);
+    expect(billableSeconds({ ...base, multi_shot: [{ prompt: 'a' }] })).toBe(5);
+    expect(billableSeconds(base)).toBe(5);
+  });
+});
+
+describe('costOf', () => {
+  it('rounds credits to 4 decimals and the currency amount to 6', () => {
+    // 11.2 × 5 in floating point is 56.00000000000001.
+    expect(costOf({ credit_value: 0.01, currency: 'USD' }, 11.2 * 5)).toEqual({
+      credits: 56,
+      currencyAmount: 0.56,
+      currency: 'USD',
+    });
+    expect(costOf({ credit_value: 0.0000013, currency: 'EUR' }, 1.23456789)).toEqual({
+      credits: 1.2346,
+      currencyAmount: 0.000002,
+      currency: 'EUR',
+    });
+    expect(costOf({ credit_value: 0.1, currency: 'USD' }, 0.1 + 0.2)).toEqual({
+      credits: 0.3,
+      currencyAmount: 0.03,
+      currency: 'USD',
+    });
+  });
+});
+
+describe('mergePricing', () => {
+  const SHIPPED = PricingConfig.parse({
+    currency: 'USD',
+    credit_value: 0.001,
+    rules: [{ model: 'kling-v3', credits_per_second: 80 }],
+  });
+
+  it('keeps the shipped table when config sets only the credit value', () => {
+    expect(mergePricing(SHIPPED, PricingOverride.parse({ credit_value: '0.002' }))).toEqual({
+      currency: 'USD',
+      credit_value: 0.002,
+      rules: SHIPPED.rules,
+    });
+  });
+
+  it('replaces the rules and currency when config gives them', () => {
+    const rules = [{ credits_per_task: 3 }];
+    expect(mergePricing(SHIPPED, { currency: 'EUR', rules })).toEqual({ currency: 'EUR', credit_value: 0.001, rules });
+  });
+
+  it('is the shipped list without an override, and the override alone without a shipped list', () => {
+    expect(mergePricing(SHIPPED, undefined)).toEqual(SHIPPED);
+    expect(mergePricing(undefined, { credit_value: 0.14, rules: [{ credits_per_task: 1 }] })).toEqual({
+      currency: 'USD',
+      credit_value: 0.14,
+      rules: [{ credits_per_task: 1 }],
+    });
+  });
+
+  // Regression: see the commit that fixed it.
+  it('refuses rules that have no credit value from config or the shipped list', () => {
+    expect(() => mergePricing(undefined, { rules: [{ credits_per_task: 1 }] })).toThrow(/credit_value/);
+  });
+
+  it('is undefined when neither side has rules: the provider is unpriced', () => {
+    expect(mergePricing(undefined, undefined)).toBeUndefined();
+    expect(mergePricing(undefined, { currency: 'USD', credit_value: 0.14 })).toBeUndefined();
+  });
+});
+
+describe('PriceRule', () => {
+  it('refuses a rule with both prices or with neither', () => {
+    const both = PriceRule.safeParse({ model: 'kling-v3', credits_per_second: 1, credits_per_task: 5 });
+    const neither = PriceRule.safeParse({ model: 'kling-v3' });
+    expect(both.success).toBe(false);
+    expect(neither.success).toBe(false);
+    expect(both.error?.issues[0]?.message).toBe('give exactly one of credits_per_second and credits_per_task');
+    expect(neither.error?.issues[0]?.message).toBe('give exactly one of credits_per_second and credits_per_task');
+  });
+
+  it('accepts either price alone, and selectors as one value or a list', () => {
+    expect(PriceRule.safeParse({ credits_per_second: 1 }).success).toBe(true);
+    expect(PriceRule.safeParse({ model: ['kling-v1', 'kling-v3'], quality: 'std', credits_per_task: 2 }).success).toBe(true);
+  });
+
+  it('refuses an unknown model, an empty selector list, a negative price and an unknown field', () => {
+    expect(PriceRule.safeParse({ model: 'kling-v9', credits_per_task: 1 }).success).toBe(false);
+    expect(PriceRule.safeParse({ model: [], credits_per_task: 1 }).success).toBe(false);
+    expect(PriceRule.safeParse({ credits_per_task: -1 }).success).toBe(false);
+    expect(PriceRule.safeParse({ credits_per_task: 1, per_minute: 2 }).success).toBe(false);
+  });
+});

@@ -1,0 +1,372 @@
+/**
+ * The HTTP client every adapter calls through, against nock (and a closed local port for a
+ * refused connection): the request that leaves, how each kind of answer and failure comes back
+ * as an `UpstreamError`, what is recorded per call, and that the API key never leaks.
+ */
+import { createServer } from 'node:net';
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { classifyCreateFailure } from '../../src/core/failover.js';
+import type { MappedUpstreamError } from '../../src/core/upstream-error.js';
+import { UpstreamError } from '../../src/core/upstream-error.js';
+import {
+  HttpUpstreamClient,
+  parseRetryAfter,
+  type UpstreamCallRecord,
+  type UpstreamClientOptions,
+} from '../../src/core/upstream-client.js';
+
+const BASE = 'https://upstream.example';
+const API_KEY = 'sk_live_9f8e7d6c5b4a';
+
+/** A provider as the client sees it: id, auth and error mapping. */
+const fakeProvider = {
+  id: 'fake',
+  authHeaders: (apiKey: string) => ({ authorization: `Bearer ${apiKey}`, 'x-api-key': apiKey }),
+  mapHttpError: (status: number, body: unknown): MappedUpstreamError => {
+    const code = (body as { code?: string } | null)?.code;
+    if (status === 402) return { code: 'insufficient_credits', message: 'fake: out of credits', providerCode: code ?? 'credits' };
+    if (status === 400) return { code: 'invalid_request', message: 'fake: bad request', providerCode: code ?? 'bad_request' };
+    return { code: 'provider_error', message: `fake answered ${status}`, ...(code ? { providerCode: code } : {}) };
+  },
+};
+
+function client(options: Partial<UpstreamClientOptions> = {}) {
+  const calls: UpstreamCallRecord[] = [];
+  const http = new HttpUpstreamClient({
+    provider: fakeProvider,
+    baseUrl: BASE,
+    apiKey: API_KEY,
+    timeoutMs: 2_000,
+    onCall: (record) => calls.push(record),
+    ...options,
+  });
+  return { http, calls };
+}
+
+async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(UpstreamError);
+  return error as UpstreamError;
+}
+
+/** A local port with nothing listening on it. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+beforeAll(() => {
+  nock.disableNetConnect();
+  // Real connections only to loopback (closed ports, a resetting server) and to an unresolvable
+  // `.invalid` name (RFC 6761), for the transport failures nock cannot play faithfully.
+  nock.enableNetConnect((host) => host.startsWith('127.0.0.1') || host.includes('.invalid'));
+});
+
+afterEach(() => {
+  nock.cleanAll();
+});
+
+afterAll(() => {
+  nock.enableNetConnect();
+});
+
+describe('the request that leaves', () => {
+  it('joins the base URL (with a path and a trailing slash) and the request path', async () => {
+    const scope = nock(BASE).get('/api/v2/tasks/t1').reply(200, { ok: true });
+    const { http } = client({ baseUrl: `${BASE}/api/v2/` });
+    const response = await http.send({ method: 'GET', path: '/tasks/t1', operation: 'status' });
+    expect(response.data).toEqual({ ok: true });
+    expect(scope.isDone()).toBe(true);
+  });
+
+  it('sends the auth headers, a JSON body with its content type, and the gateway user agent', async () => {
+    const seen: Record<string, unknown> = {};
+    nock(BASE)
+      .post('/v1/videos')
+      .reply(async (request: Request) => {
+        seen.authorization = request.headers.get('authorization');
+        seen.apiKey = request.headers.get('x-api-key');
+        seen.contentType = request.headers.get('content-type');
+        seen.userAgent = request.headers.get('user-agent');
+        seen.accept = request.headers.get('accept');
+        seen.body = await request.json();
+        return [201, { id: 'up_1' }];
+      });
+    const { http } = client();
+    const body = { prompt: 'a fox', duration: 5, nested: { list: [1, 2] } };
+    const response = await http.send({ method: 'POST', path: '/v1/videos', body, operation: 'submit' });
+    expect(response.status).toBe(201);
+    expect(seen).toEqual({
+      authorization: `Bearer ${API_KEY}`,
+      apiKey: API_KEY,
+      contentType: 'application/json',
+      userAgent: 'kling-gateway/0.1',
+      accept: 'application/json',
+      body,
+    });
+  });
+
+  it('sends the query string, encoded, and no content type without a body', async () => {
+    let contentType: string | null = 'unset';
+    const scope = nock(BASE)
+      .get('/status')
+      .query({ task_id: 'a b&c', page: '2' })
+      .reply((request: Request) => {
+        contentType = request.headers.get('content-type');
+        return [200, { status: 'IN_PROGRESS' }];
+      });
+    const { http } = client();
+    await http.send({ method: 'GET', path: '/status', query: { task_id: 'a b&c', page: '2' }, operation: 'status' });
+    expect(scope.isDone()).toBe(true);
+    expect(contentType).toBeNull();
+  });
+});
+
+describe('answers', () => {
+  it('returns a 2xx answer with its status, lower-cased headers and parsed body', async () => {
+    nock(BASE).get('/t').reply(200, { data: { task_id: 't1' } }, { 'X-Request-Id': 'r-1' });
+    const { http } = client();
+    const response = await http.send({ method: 'GET', path: '/t', operation: 'status' });
+    expect(response.status).toBe(200);
+    expect(response.data).toEqual({ data: { task_id: 't1' } });
+    expect(response.headers['x-request-id']).toBe('r-1');
+  });
+
+  it('returns a 2xx body that is not JSON as text, for the adapter to judge', async () => {
+    nock(BASE).post('/v').reply(200, 'OK, queued');
+    const { http } = client();
+    const response = await http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' });
+    expect(response.data).toBe('OK, queued');
+  });
+
+  it('turns an error answer into an UpstreamError through the provider mapping', async () => {
+    nock(BASE).post('/v').reply(402, { code: 'NO_CREDITS', message: 'top up' });
+    const { http } = client();
+    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(error).toMatchObject({
+      provider: 'fake',
+      operation: 'submit',
+      url: '/v',
+      code: 'insufficient_credits',
+      message: 'fake: out of credits',
+      statusCode: 402,
+      providerCode: 'NO_CREDITS',
+      responseBody: { code: 'NO_CREDITS', message: 'top up' },
+      transport: undefined,
+      retryAfterMs: undefined,
+      mayHaveCreated: false,
+    });
+  });
+
+  it('keeps the path and query of the call in the error, never the base URL', async () => {
+    nock(BASE).get('/status').query({ id: '7' }).reply(500, {});
+    const { http } = client();
+    const error = await failure(http.send({ method: 'GET', path: '/status', query: { id: '7' }, operation: 'status' }));
+    expect(error.url).toBe('/status?id=7');
+  });
+
+  it('cuts a long error body to 2048 characters', async () => {
+    nock(BASE).get('/t').reply(502, `<html>${'x'.repeat(10_000)}</html>`);
+    const { http } = client();
+    const error = await failure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
+    expect(typeof error.responseBody).toBe('string');
+    expect(error.responseBody).toBe(`<html>${'x'.repeat(2042)}…`);
+  });
+
+  it('cuts a long JSON error body to 2048 characters of its JSON', async () => {
+    const body = { errors: Array.from({ length: 500 }, (_, i) => ({ field: `f${i}`, reason: 'invalid' })) };
+    nock(BASE).post('/v').reply(400, body);
+    const { http } = client();
+    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(error.responseBody).toBe(`${JSON.stringify(body).slice(0, 2048)}…`);
+  });
+
+  it('reads Retry-After in seconds', async () => {
+    nock(BASE).post('/v').reply(429, { code: 'rate_limited' }, { 'Retry-After': '7' });
+    const { http } = client();
+    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(error.statusCode).toBe(429);
+    expect(error.retryAfterMs).toBe(7_000);
+  });
+
+  it('reads Retry-After as an HTTP date against the gateway clock, not the wall clock', async () => {
+    const clockNow = Date.UTC(2031, 5, 1, 12, 0, 0);
+    const retryAt = new Date(clockNow + 90_000).toUTCString();
+    nock(BASE).get('/t').reply(503, {}, { 'Retry-After': retryAt });
+    const { http } = client({ clockNow: () => clockNow });
+    const error = await failure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
+    expect(error.retryAfterMs).toBe(90_000);
+  });
+});
+
+describe('transport failures', () => {
+  it('a refused connection is transport "refused": nothing left, safe to fail over', async () => {
+    const port = await closedPort();
+    const { http, calls } = client({ baseUrl: `http://127.0.0.1:${port}` });
+    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(error).toMatchObject({
+      transport: 'refused',
+      code: 'provider_error',
+      message: 'fake refused the connection',
+      statusCode: undefined,
+    });
+    expect(error.certainlyNotAccepted).toBe(true);
+    expect(calls.map((call) => call.outcome)).toEqual(['refused']);
+  });
+
+  it('no answer within timeoutMs is transport "timeout": the request may have been accepted', async () => {
+    nock(BASE).post('/v').delay(2_000).reply(200, { id: 'late' });
+    const { http, calls } = client({ timeoutMs: 50 });
+    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(error).toMatchObject({ transport: 'timeout', code: 'timeout', message: 'fake did not answer within 50 ms' });
+    expect(error.certainlyNotAccepted).toBe(false);
+    expect(calls.map((call) => call.outcome)).toEqual(['timeout']);
+  });
+
+  it('a connection reset before any answer is transport "reset"', async () => {
+    // A server that reads the request and drops the connection without answering.
+    const server = createServer((socket) => socket.once('data', () => socket.destroy()));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const { http, calls } = client({ baseUrl: `http://127.0.0.1:${port}` });
+      const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+      expect(error).toMatchObject({
+        transport: 'reset',
+        code: 'provider_error',
+        message: 'fake closed the connection without an answer',
+      });
+      expect(calls.map((call) => call.outcome)).toEqual(['reset']);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('a host that does not resolve is transport "refused"', async () => {
+    // A generous time limit: a slow resolver must not turn this into a timeout.
+    const { http } = client({ baseUrl: 'http://kling-gateway-test.invalid', timeoutMs: 15_000 });
+    const error = await failure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
+    expect(error.transport).toBe('refused');
+    expect(error.message).toBe('fake refused the connection');
+  });
+
+  it('when the caller aborts, rethrows the caller’s reason (not an UpstreamError) and records "aborted"', async () => {
+    const controller = new AbortController();
+    const reason = new Error('client went away');
+    nock(BASE)
+      .post('/v')
+      .delay(2_000)
+      .reply(() => [200, {}]);
+    const { http, calls } = client({ timeoutMs: 5_000 });
+    const sending = http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }, controller.signal);
+    queueMicrotask(() => controller.abort(reason));
+    await expect(sending).rejects.toBe(reason);
+    expect(calls.map((call) => call.outcome)).toEqual(['aborted']);
+  });
+
+  // Regression: see the commit that fixed it.
+  it('a 2xx create answer too large to read is not failed over', async () => {
+    nock(BASE).post('/v').reply(200, 'x'.repeat(5 * 1024 * 1024));
+    const { http } = client();
+    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(error.transport).not.toBe('reset');
+    expect(classifyCreateFailure(error, false).failover).toBe(false);
+  });
+});
+
+describe('onCall records', () => {
+  it('records each call once: provider, operation, method, path, status, outcome, duration, context', async () => {
+    nock(BASE).get('/t').query({ id: '1' }).reply(200, {});
+    nock(BASE).post('/v').reply(400, { code: 'bad_prompt' });
+    const ticks = [1_000, 1_250, 2_000, 2_040];
+    const { http, calls } = client({ now: () => ticks.shift() ?? 0 });
+    const bound = http.withContext({ task_id: 'task_1', request_id: 'req_1' });
+    await bound.send({ method: 'GET', path: '/t', query: { id: '1' }, operation: 'status' });
+    await failure(bound.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(calls).toEqual([
+      {
+        provider: 'fake',
+        operation: 'status',
+        method: 'GET',
+        path: '/t',
+        status: 200,
+        outcome: 'ok',
+        durationMs: 250,
+        context: { task_id: 'task_1', request_id: 'req_1' },
+      },
+      {
+        provider: 'fake',
+        operation: 'submit',
+        method: 'POST',
+        path: '/v',
+        status: 400,
+        outcome: 'invalid_request',
+        durationMs: 40,
+        context: { task_id: 'task_1', request_id: 'req_1' },
+      },
+    ]);
+  });
+
+  it('withContext adds to the context and leaves the original client unbound', async () => {
+    nock(BASE).get('/t').times(2).reply(200, {});
+    const { http, calls } = client();
+    await http.withContext({ request_id: 'r' }).withContext({ task_id: 't' }).send({ method: 'GET', path: '/t', operation: 'status' });
+    await http.send({ method: 'GET', path: '/t', operation: 'status' });
+    expect(calls.map((call) => call.context)).toEqual([{ request_id: 'r', task_id: 't' }, {}]);
+  });
+});
+
+describe('the API key never leaks', () => {
+  it('is in no call record and no error, for an error answer, a timeout and a refused connection', async () => {
+    nock(BASE).post('/v').reply(401, { code: 'unauthorized' });
+    nock(BASE).post('/v').delay(2_000).reply(200, {});
+    const port = await closedPort();
+    const { http, calls } = client({ timeoutMs: 50 });
+    const refusedClient = client({ baseUrl: `http://127.0.0.1:${port}` });
+    const errors = [
+      await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
+      await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
+      await failure(refusedClient.http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
+    ];
+    expect(errors.map((error) => error.transport ?? error.statusCode)).toEqual([401, 'timeout', 'refused']);
+    for (const error of errors) {
+      expect(error.message).not.toContain(API_KEY);
+      expect(JSON.stringify({ ...error, stack: error.stack })).not.toContain(API_KEY);
+    }
+    expect(JSON.stringify([...calls, ...refusedClient.calls])).not.toContain(API_KEY);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const now = Date.UTC(2026, 0, 1, 0, 0, 0);
+
+  it.each<[string | undefined, number | undefined]>([
+    [undefined, undefined],
+    ['', undefined],
+    ['0', 0],
+    ['1', 1_000],
+    ['120', 120_000],
+    ['1.5', 1_500],
+    ['-5', 0],
+    ['soon', undefined],
+  ])('%j → %j', (value, expected) => {
+    expect(parseRetryAfter(value, now)).toBe(expected);
+  });
+
+  it('reads an HTTP date as the time from now until then', () => {
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000);
+  });
+
+  it('is 0 for an HTTP date in the past', () => {
+    expect(parseRetryAfter('Wed, 31 Dec 2025 23:59:00 GMT', now)).toBe(0);
+  });
+});

@@ -1,0 +1,55 @@
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/logger.js';
+import { TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+
+describe('logs', () => {
+  const lines: Record<string, unknown>[] = [];
+  let raw = '';
+  let gw: TestGateway;
+  let taskId: string;
+
+  beforeAll(async () => {
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        raw += chunk.toString();
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    gw = await startTestGateway({ logger: createLogger('info', sink) });
+    gw.simulator('freepik').injectFault({ kind: 'unauthorized', status: 401 });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'logged', duration: 5 }, { 'x-request-id': 'req-logs-1', 'idempotency-key': 'idem-secret-ish' });
+    taskId = created.body.id;
+    await gw.finish(taskId);
+    await gw.request('GET', '/v1/videos', undefined, {}, 'wrong-key-value');
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('never contains a gateway key, an upstream key or a webhook secret', () => {
+    const secrets = [TENANT_KEY, 'wrong-key-value', TENANT_WEBHOOK_SECRET];
+    for (const endpoint of gw.endpoints.values()) {
+      secrets.push(endpoint.apiKey);
+      if (endpoint.webhookSecret) secrets.push(endpoint.webhookSecret);
+    }
+    expect(raw.length).toBeGreaterThan(0);
+    for (const secret of secrets) expect(raw.includes(secret), `log contains ${secret.slice(0, 4)}…`).toBe(false);
+  });
+
+  it('writes one structured line per request, with its request id', () => {
+    const request = lines.find((line) => line.request_id === 'req-logs-1' && line.msg === 'request completed');
+    expect(request).toMatchObject({ level: 'info', req: { method: 'POST', url: '/v1/videos' }, res: { status: 202 } });
+  });
+
+  it('writes one line per upstream call, with the task and request ids', () => {
+    const upstream = lines.filter((line) => line.msg === 'upstream call' && line.task_id === taskId);
+    expect(upstream.map((line) => `${line.provider}:${(line.upstream as { operation: string }).operation}:${line.outcome}`)).toEqual(
+      expect.arrayContaining(['freepik:submit:provider_error', 'kling3api:submit:ok', 'kling3api:status:ok']),
+    );
+    const submit = upstream.find((line) => line.provider === 'kling3api' && (line.upstream as { operation: string }).operation === 'submit');
+    expect(submit).toMatchObject({ request_id: 'req-logs-1', upstream: { method: 'POST', path: '/api/generate', status: 200 } });
+    expect(typeof submit?.duration_ms).toBe('number');
+  });
+});

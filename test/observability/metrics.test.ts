@@ -1,0 +1,58 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+/** Prometheus's own checker, when the machine has it (Debian package `prometheus`). */
+const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((path) => existsSync(path));
+
+describe('/metrics', () => {
+  let gw: TestGateway;
+  let exposition: string;
+  beforeAll(async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503 });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'metrics', duration: 5 });
+    await gw.finish(created.body.id);
+    await gw.create({ model: 'kling-v1', prompt: 'legacy metrics' });
+    await gw.request('GET', '/v1/videos/missing');
+    exposition = (await gw.request('GET', '/metrics', undefined, {}, null)).body;
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it.skipIf(!PROMTOOL)('passes promtool check metrics', () => {
+    const output = execFileSync(PROMTOOL!, ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+    expect(output).toBe('');
+  });
+
+  it('gives every family HELP and TYPE, counters end in _total, and all names carry the prefix', () => {
+    const families = new Map<string, string>();
+    for (const line of exposition.split('\n')) {
+      const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+      if (type) families.set(type[1]!, type[2]!);
+    }
+    expect(families.size).toBeGreaterThan(10);
+    for (const [name, type] of families) {
+      expect(name.startsWith('kling_gateway_'), name).toBe(true);
+      expect(exposition).toContain(`# HELP ${name} `);
+      if (type === 'counter') expect(name.endsWith('_total'), name).toBe(true);
+      else expect(name.endsWith('_total'), name).toBe(false);
+    }
+  });
+
+  it('counts requests, upstream calls, failovers, outcomes, circuit state, in-flight and polls', () => {
+    expect(exposition).toMatch(/kling_gateway_http_requests_total\{method="POST",route="\/v1\/videos",status="202"\} 2/);
+    expect(exposition).toMatch(/kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="404"\} 1/);
+    expect(exposition).toMatch(/kling_gateway_upstream_requests_total\{provider="freepik",operation="submit",outcome="provider_error"\} 1/);
+    expect(exposition).toMatch(/kling_gateway_upstream_request_duration_seconds_count\{provider="kling3api",operation="submit"\} 1/);
+    expect(exposition).toMatch(/kling_gateway_failovers_total\{provider="freepik",reason="server_error"\} 1/);
+    expect(exposition).toMatch(/kling_gateway_tasks_finished_total\{provider="kling3api",model="kling-v3",status="succeeded",error_code=""\} 1/);
+    expect(exposition).toMatch(/kling_gateway_task_duration_seconds_count\{provider="kling3api",model="kling-v3",status="succeeded"\} 1/);
+    expect(exposition).toMatch(/kling_gateway_circuit_state\{provider="freepik"\} 0/);
+    expect(exposition).toMatch(/kling_gateway_tasks_in_flight\{provider="kling-legacy"\} 1/);
+    expect(exposition).toMatch(/kling_gateway_tasks_queued 0/);
+    expect(exposition).toMatch(/kling_gateway_polls_total\{provider="kling3api",outcome="succeeded"\} 1/);
+  });
+});

@@ -1,0 +1,747 @@
+/**
+ * The task store (SPEC §5) on both engines it runs on: SQLite in memory (the embedded default)
+ * and PostgreSQL (replicas sharing one database). The same suite runs on each, so the two never
+ * drift apart. The PostgreSQL run uses a schema of its own and drops it afterwards; it is
+ * skipped only when no PostgreSQL answers and this is not CI (in CI it must run).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql, type Insertable } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openStore, parseDatabaseUrl, type Store } from '../../src/store/database.js';
+import type { DeliveriesTable } from '../../src/store/schema.js';
+import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
+
+const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** 2026-01-01: past 2^31, so PostgreSQL bigint columns have to come back as numbers. */
+const T0 = Date.UTC(2026, 0, 1);
+const MINUTE = 60_000;
+
+async function postgresReachable(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+const pgAvailable = await postgresReachable();
+const requirePostgres = process.env.CI === 'true';
+
+interface Backend {
+  name: 'sqlite' | 'postgres';
+  skip: boolean;
+  /** Opens a fresh, empty store for the suite. */
+  open(): Promise<Store>;
+  /** A location that survives closing the store, for the migration test; and its cleanup. */
+  persistent(): { open: () => Promise<Store>; cleanup: () => Promise<void> };
+  cleanup(): Promise<void>;
+}
+
+const schemas: string[] = [];
+
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+function newSchema(): string {
+  const schema = `kg_test_${randomBytes(6).toString('hex')}`;
+  schemas.push(schema);
+  return schema;
+}
+
+const BACKENDS: Backend[] = [
+  {
+    name: 'sqlite',
+    skip: false,
+    open: () => openStore('sqlite::memory:'),
+    persistent() {
+      const file = join(mkdtempSync(join(tmpdir(), 'kg-store-')), 'gateway.db');
+      return { open: () => openStore(`sqlite:${file}`), cleanup: async () => undefined };
+    },
+    cleanup: async () => undefined,
+  },
+  {
+    name: 'postgres',
+    skip: !pgAvailable && !requirePostgres,
+    open: () => openStore(PG_URL, { schema: newSchema() }),
+    persistent() {
+      const schema = newSchema();
+      return { open: () => openStore(PG_URL, { schema }), cleanup: () => dropSchema(schema) };
+    },
+    async cleanup() {
+      for (const schema of schemas.splice(0)) await dropSchema(schema);
+    },
+  },
+];
+
+/** A task row with every column, as the task service writes a freshly accepted task. */
+function taskRow(id: string, overrides: Partial<NewTaskRow> = {}): NewTaskRow {
+  return {
+    id,
+    tenant: 'acme',
+    status: 'queued',
+    phase: 'dispatch',
+    model: 'kling-v3',
+    quality: 'pro',
+    operation: 'text-to-video',
+    request_json: JSON.stringify({ model: 'kling-v3', prompt: 'a fox', quality: 'pro', operation: 'text-to-video' }),
+    plan_json: JSON.stringify({ candidates: [{ provider: 'freepik' }], explicit: ['model', 'prompt'] }),
+    warnings_json: '[]',
+    metadata_json: '{}',
+    provider: null,
+    provider_task_id: null,
+    provider_status: null,
+    tracking_json: null,
+    outputs_json: '[]',
+    error_json: null,
+    cost_json: JSON.stringify({ credits: null, estimated: true, currency_amount: null, currency: 'USD' }),
+    webhook_url: null,
+    callback_token: null,
+    created_at: T0,
+    updated_at: T0,
+    completed_at: null,
+    deadline_at: T0 + 30 * MINUTE,
+    dispatch_after: T0,
+    next_poll_at: null,
+    poll_count: 0,
+    lease_owner: null,
+    lease_until: null,
+    expects_webhook: 0,
+    version: 0,
+    ...overrides,
+  };
+}
+
+/** A tracked task: accepted upstream, next poll due at `nextPollAt`. */
+function trackedRow(id: string, nextPollAt: number, overrides: Partial<NewTaskRow> = {}): NewTaskRow {
+  return taskRow(id, {
+    status: 'processing',
+    phase: 'tracking',
+    provider: 'freepik',
+    provider_task_id: `up-${id}`,
+    next_poll_at: nextPollAt,
+    ...overrides,
+  });
+}
+
+function deliveryRow(id: string, taskId: string, overrides: Partial<Insertable<DeliveriesTable>> = {}): Insertable<DeliveriesTable> {
+  return {
+    id,
+    task_id: taskId,
+    tenant: 'acme',
+    url: 'https://hooks.example.com/kling',
+    event_type: 'video.succeeded',
+    payload_json: '{}',
+    status: 'pending',
+    attempts: 0,
+    next_attempt_at: T0,
+    last_status: null,
+    last_error: null,
+    created_at: T0,
+    delivered_at: null,
+    lease_owner: null,
+    lease_until: null,
+    ...overrides,
+  };
+}
+
+const KEY = { key: 'idem-1', requestHash: 'sha256:aaa', expiresAt: T0 + 24 * 60 * MINUTE };
+
+describe('parseDatabaseUrl', () => {
+  it.each([
+    ['sqlite:./data/kling-gateway.db', { dialect: 'sqlite', location: './data/kling-gateway.db' }],
+    ['sqlite:/var/lib/kg.db', { dialect: 'sqlite', location: '/var/lib/kg.db' }],
+    ['sqlite::memory:', { dialect: 'sqlite', location: ':memory:' }],
+    ['sqlite:', { dialect: 'sqlite', location: ':memory:' }],
+    ['./gateway.db', { dialect: 'sqlite', location: './gateway.db' }],
+    ['data/gateway.sqlite', { dialect: 'sqlite', location: 'data/gateway.sqlite' }],
+    ['postgres://kg:pw@db:5432/kling', { dialect: 'postgres', location: 'postgres://kg:pw@db:5432/kling' }],
+    ['postgresql://db/kling', { dialect: 'postgres', location: 'postgresql://db/kling' }],
+  ])('%s', (url, expected) => {
+    expect(parseDatabaseUrl(url)).toEqual(expected);
+  });
+
+  it('refuses anything else, without echoing the password', () => {
+    expect(() => parseDatabaseUrl('mysql://kg:hunter2@db/kling')).toThrow(
+      'database.url must start with sqlite: or postgres:// (got "mysql://…@db/kling")',
+    );
+    expect(() => parseDatabaseUrl('mysql://kg:hunter2@db/kling')).not.toThrow(/hunter2/);
+  });
+});
+
+describe.each(BACKENDS)('TaskStore on $name', (backend) => {
+  describe.skipIf(backend.skip)(`${backend.name}`, () => {
+    let store: Store;
+    let tasks: TaskStore;
+
+    beforeAll(async () => {
+      store = await backend.open();
+      tasks = new TaskStore(store);
+    });
+
+    afterAll(async () => {
+      await store?.close();
+      await backend.cleanup();
+    });
+
+    beforeEach(async () => {
+      for (const table of ['deliveries', 'attempts', 'idempotency_keys', 'inbound_webhooks', 'tasks', 'providers'] as const) {
+        await store.db.deleteFrom(table).execute();
+      }
+      await tasks.registerProviders(['freepik', 'kling3api']);
+    });
+
+    describe('openStore and migrations', () => {
+      it('reports which engine it is', () => {
+        expect(store.dialect).toBe(backend.name);
+        expect(store.description).not.toMatch(/:[^/@]*@/);
+      });
+
+      it('opens an existing database again without migrating twice, and keeps its rows', async () => {
+        const location = backend.persistent();
+        try {
+          const first = await location.open();
+          await new TaskStore(first).createTask(taskRow('t_kept'));
+          await first.close();
+          const second = await location.open();
+          try {
+            expect((await new TaskStore(second).getTask('t_kept'))?.id).toBe('t_kept');
+            const ran = await sql<{ name: string }>`select name from kysely_migration`.execute(second.db);
+            expect(ran.rows.map((row) => row.name)).toEqual(['0001_initial']);
+          } finally {
+            await second.close();
+          }
+        } finally {
+          await location.cleanup();
+        }
+      });
+
+      it('registers providers once, however often it is asked', async () => {
+        await tasks.registerProviders(['freepik', 'kling3api', 'kling-legacy']);
+        const rows = await store.db.selectFrom('providers').select('id').orderBy('id').execute();
+        expect(rows.map((row) => row.id)).toEqual(['freepik', 'kling-legacy', 'kling3api']);
+        await expect(tasks.ping()).resolves.toBeUndefined();
+      });
+    });
+
+    describe('createTask', () => {
+      it('inserts the task and reads it back as written, times as numbers', async () => {
+        const row = taskRow('t_1', { next_poll_at: T0 + 5_000, lease_until: T0 + MINUTE, lease_owner: 'w1' });
+        const outcome = await tasks.createTask(row);
+        expect(outcome.created).toBe(true);
+        const stored = await tasks.getTask('t_1');
+        expect(stored).toEqual(row);
+        expect(typeof stored?.created_at).toBe('number');
+        expect(typeof stored?.deadline_at).toBe('number');
+        expect(typeof stored?.lease_until).toBe('number');
+        expect(stored?.created_at).toBe(T0);
+      });
+
+      it('records the idempotency key with the task', async () => {
+        await tasks.createTask(taskRow('t_1'), KEY);
+        expect(await tasks.getIdempotencyKey('acme', 'idem-1')).toEqual({
+          tenant: 'acme',
+          key: 'idem-1',
+          request_hash: 'sha256:aaa',
+          task_id: 't_1',
+          created_at: T0,
+          expires_at: KEY.expiresAt,
+        });
+      });
+
+      it('a second create with the same key returns the first task and writes nothing', async () => {
+        await tasks.createTask(taskRow('t_1'), KEY);
+        const again = await tasks.createTask(taskRow('t_2', { created_at: T0 + MINUTE }), { ...KEY, requestHash: 'sha256:bbb' });
+        expect(again).toEqual({ created: false, existing: { taskId: 't_1', requestHash: 'sha256:aaa' } });
+        expect(await tasks.getTask('t_2')).toBeUndefined();
+        expect((await tasks.getIdempotencyKey('acme', 'idem-1'))?.task_id).toBe('t_1');
+      });
+
+      it('two creates with the same key at once make exactly one task', async () => {
+        const outcomes = await Promise.all(
+          ['t_a', 't_b', 't_c'].map((id) => tasks.createTask(taskRow(id), KEY)),
+        );
+        const created = outcomes.filter((outcome) => outcome.created);
+        expect(created).toHaveLength(1);
+        const winner = created[0]?.created ? created[0].task.id : '';
+        for (const outcome of outcomes.filter((o) => !o.created)) {
+          expect(outcome).toEqual({ created: false, existing: { taskId: winner, requestHash: 'sha256:aaa' } });
+        }
+        const rows = await store.db.selectFrom('tasks').select('id').execute();
+        expect(rows.map((row) => row.id)).toEqual([winner]);
+      });
+
+      it('replaces an expired key with the new task', async () => {
+        await tasks.createTask(taskRow('t_old'), { ...KEY, expiresAt: T0 + MINUTE });
+        const later = await tasks.createTask(taskRow('t_new', { created_at: T0 + MINUTE }), { ...KEY, requestHash: 'sha256:bbb' });
+        expect(later.created).toBe(true);
+        expect(await tasks.getIdempotencyKey('acme', 'idem-1')).toMatchObject({ task_id: 't_new', request_hash: 'sha256:bbb' });
+        expect(await tasks.getTask('t_old')).toBeDefined();
+      });
+
+      it('keeps keys per tenant', async () => {
+        await tasks.createTask(taskRow('t_acme'), KEY);
+        const other = await tasks.createTask(taskRow('t_other', { tenant: 'other' }), KEY);
+        expect(other.created).toBe(true);
+      });
+
+      it('writes no key when the task cannot be inserted', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await expect(tasks.createTask(taskRow('t_1'), { ...KEY, key: 'idem-dup' })).rejects.toThrow();
+        expect(await tasks.getIdempotencyKey('acme', 'idem-dup')).toBeUndefined();
+      });
+    });
+
+    describe('listTasks', () => {
+      beforeEach(async () => {
+        await tasks.createTask(taskRow('t_1', { created_at: T0 + 1_000, status: 'succeeded', provider: 'freepik' }));
+        await tasks.createTask(taskRow('t_2', { created_at: T0 + 2_000, status: 'failed', provider: 'kling3api' }));
+        await tasks.createTask(taskRow('t_3a', { created_at: T0 + 3_000, status: 'succeeded', provider: 'kling3api' }));
+        await tasks.createTask(taskRow('t_3b', { created_at: T0 + 3_000, status: 'queued' }));
+        await tasks.createTask(taskRow('t_4', { created_at: T0 + 4_000, status: 'succeeded', provider: 'freepik' }));
+        await tasks.createTask(taskRow('t_x', { created_at: T0 + 5_000, tenant: 'other' }));
+      });
+
+      const ids = (rows: { id: string }[]) => rows.map((row) => row.id);
+
+      it('lists the tenant’s tasks newest first, same-millisecond ties by id', async () => {
+        expect(ids(await tasks.listTasks({ tenant: 'acme', limit: 10 }))).toEqual(['t_4', 't_3b', 't_3a', 't_2', 't_1']);
+      });
+
+      it('pages with a keyset cursor, strictly before it, without gaps or repeats', async () => {
+        const seen: string[] = [];
+        let before: { createdAt: number; id: string } | undefined;
+        for (let page = 0; page < 5; page++) {
+          const rows = await tasks.listTasks({ tenant: 'acme', limit: 2, ...(before ? { before } : {}) });
+          if (rows.length === 0) break;
+          seen.push(...ids(rows));
+          const last = rows[rows.length - 1];
+          if (!last) break;
+          before = { createdAt: last.created_at, id: last.id };
+        }
+        expect(seen).toEqual(['t_4', 't_3b', 't_3a', 't_2', 't_1']);
+        expect(ids(await tasks.listTasks({ tenant: 'acme', limit: 10, before: { createdAt: T0 + 3_000, id: 't_3b' } }))).toEqual([
+          't_3a',
+          't_2',
+          't_1',
+        ]);
+      });
+
+      it('filters by status and by provider', async () => {
+        expect(ids(await tasks.listTasks({ tenant: 'acme', status: 'succeeded', limit: 10 }))).toEqual(['t_4', 't_3a', 't_1']);
+        expect(ids(await tasks.listTasks({ tenant: 'acme', provider: 'kling3api', limit: 10 }))).toEqual(['t_3a', 't_2']);
+        expect(
+          ids(await tasks.listTasks({ tenant: 'acme', status: 'succeeded', provider: 'kling3api', limit: 10 })),
+        ).toEqual(['t_3a']);
+      });
+
+      it('never shows another tenant’s tasks', async () => {
+        expect(ids(await tasks.listTasks({ tenant: 'other', limit: 10 }))).toEqual(['t_x']);
+        expect(ids(await tasks.listTasks({ tenant: 'nobody', limit: 10 }))).toEqual([]);
+      });
+    });
+
+    describe('updateTask', () => {
+      it('applies the patch and bumps the version', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        const updated = await tasks.updateTask('t_1', { status: 'processing', phase: 'tracking', updated_at: T0 + 1 });
+        expect(updated).toMatchObject({ status: 'processing', phase: 'tracking', version: 1, updated_at: T0 + 1 });
+        const again = await tasks.updateTask('t_1', { poll_count: 1 });
+        expect(again?.version).toBe(2);
+        expect(await tasks.getTask('t_1')).toMatchObject({ poll_count: 1, version: 2, phase: 'tracking' });
+      });
+
+      it('writes nothing when the task is no longer in the expected phase', async () => {
+        await tasks.createTask(taskRow('t_1', { phase: 'done', status: 'succeeded' }));
+        const result = await tasks.updateTask('t_1', { status: 'failed' }, { phases: ['tracking', 'submitting'] });
+        expect(result).toBeUndefined();
+        expect(await tasks.getTask('t_1')).toMatchObject({ status: 'succeeded', version: 0 });
+      });
+
+      it('writes nothing when another owner holds the lease', async () => {
+        await tasks.createTask(trackedRow('t_1', T0, { lease_owner: 'replica-a', lease_until: T0 + MINUTE }));
+        expect(await tasks.updateTask('t_1', { poll_count: 9 }, { leaseOwner: 'replica-b' })).toBeUndefined();
+        expect(await tasks.updateTask('t_1', { poll_count: 9 }, { leaseOwner: null })).toBeUndefined();
+        expect((await tasks.getTask('t_1'))?.poll_count).toBe(0);
+        expect(await tasks.updateTask('t_1', { poll_count: 1 }, { leaseOwner: 'replica-a', phases: ['tracking'] })).toMatchObject({
+          poll_count: 1,
+        });
+      });
+
+      it('a lease condition of null matches only an unowned task', async () => {
+        await tasks.createTask(taskRow('t_free'));
+        expect(await tasks.updateTask('t_free', { lease_owner: 'me' }, { leaseOwner: null })).toMatchObject({ lease_owner: 'me' });
+      });
+
+      it('is undefined for a task that does not exist', async () => {
+        expect(await tasks.updateTask('t_missing', { status: 'failed' })).toBeUndefined();
+      });
+
+      it('when two replicas race from the same phase, exactly one wins', async () => {
+        await tasks.createTask(taskRow('t_1', { phase: 'submitting', lease_owner: 'a', lease_until: T0 + MINUTE }));
+        const results = await Promise.all(
+          ['replica-1', 'replica-2', 'replica-3'].map((owner) =>
+            tasks.updateTask('t_1', { phase: 'tracking', lease_owner: owner }, { phases: ['submitting'] }),
+          ),
+        );
+        expect(results.filter((row) => row !== undefined)).toHaveLength(1);
+        expect((await tasks.getTask('t_1'))?.version).toBe(1);
+      });
+
+      it('inserts the delivery in the same transaction, built from the updated row', async () => {
+        await tasks.createTask(trackedRow('t_1', T0, { webhook_url: 'https://hooks.example.com/kling' }));
+        const seenStatus: string[] = [];
+        const updated = await tasks.updateTask(
+          't_1',
+          { status: 'succeeded', phase: 'done', completed_at: T0 + 90_000 },
+          { phases: ['tracking'] },
+          (task) => {
+            seenStatus.push(task.status);
+            return deliveryRow('d_1', task.id, { url: task.webhook_url ?? '', payload_json: JSON.stringify({ status: task.status }) });
+          },
+        );
+        expect(updated?.status).toBe('succeeded');
+        expect(seenStatus).toEqual(['succeeded']);
+        const deliveries = await tasks.listDeliveries('t_1');
+        expect(deliveries).toHaveLength(1);
+        expect(deliveries[0]).toMatchObject({
+          id: 'd_1',
+          url: 'https://hooks.example.com/kling',
+          payload_json: '{"status":"succeeded"}',
+          next_attempt_at: T0,
+        });
+      });
+
+      it('inserts no delivery when the condition fails', async () => {
+        await tasks.createTask(trackedRow('t_1', T0, { phase: 'done', status: 'failed' }));
+        let asked = false;
+        const result = await tasks.updateTask('t_1', { status: 'succeeded' }, { phases: ['tracking'] }, (task) => {
+          asked = true;
+          return deliveryRow('d_1', task.id);
+        });
+        expect(result).toBeUndefined();
+        expect(asked).toBe(false);
+        expect(await tasks.listDeliveries('t_1')).toEqual([]);
+      });
+
+      it('inserts no delivery when the callback returns none, and still updates', async () => {
+        await tasks.createTask(trackedRow('t_1', T0));
+        expect(await tasks.updateTask('t_1', { provider_status: 'IN_PROGRESS' }, {}, () => undefined)).toBeDefined();
+        expect(await tasks.listDeliveries('t_1')).toEqual([]);
+        expect((await tasks.getTask('t_1'))?.provider_status).toBe('IN_PROGRESS');
+      });
+
+      it('rolls the status change back when the delivery cannot be written', async () => {
+        await tasks.createTask(trackedRow('t_1', T0));
+        await tasks.insertDelivery(deliveryRow('d_taken', 't_1'));
+        await expect(
+          tasks.updateTask('t_1', { status: 'succeeded', phase: 'done' }, { phases: ['tracking'] }, (task) =>
+            deliveryRow('d_taken', task.id),
+          ),
+        ).rejects.toThrow();
+        expect(await tasks.getTask('t_1')).toMatchObject({ status: 'processing', phase: 'tracking', version: 0 });
+      });
+    });
+
+    describe('claimSlot', () => {
+      const claim = (taskId: string, overrides: Partial<Parameters<TaskStore['claimSlot']>[0]> = {}) =>
+        tasks.claimSlot({
+          taskId,
+          provider: 'freepik',
+          cap: 2,
+          owner: 'replica-a',
+          leaseUntil: T0 + MINUTE,
+          now: T0 + 1,
+          fromPhases: ['dispatch'],
+          ...overrides,
+        });
+
+      it('moves a queued task into submitting under the owner’s lease', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        expect(await claim('t_1')).toMatchObject({
+          phase: 'submitting',
+          provider: 'freepik',
+          lease_owner: 'replica-a',
+          lease_until: T0 + MINUTE,
+          updated_at: T0 + 1,
+          version: 1,
+        });
+        expect(await tasks.countInFlight('freepik')).toBe(1);
+      });
+
+      it('refuses once the cap is reached, counting submitting and tracking tasks', async () => {
+        await tasks.createTask(trackedRow('t_tracking', T0 + MINUTE));
+        await tasks.createTask(taskRow('t_1'));
+        await tasks.createTask(taskRow('t_2'));
+        expect(await claim('t_1')).toBeDefined();
+        expect(await claim('t_2')).toBeUndefined();
+        expect(await tasks.getTask('t_2')).toMatchObject({ phase: 'dispatch', provider: null, version: 0 });
+      });
+
+      it('does not count finished or queued tasks against the cap', async () => {
+        await tasks.createTask(taskRow('t_done', { phase: 'done', status: 'succeeded', provider: 'freepik' }));
+        await tasks.createTask(taskRow('t_queued', { provider: 'freepik' }));
+        await tasks.createTask(taskRow('t_1'));
+        expect(await claim('t_1', { cap: 1 })).toBeDefined();
+      });
+
+      it('never exceeds the cap when many claims race', async () => {
+        const ids = Array.from({ length: 8 }, (_, i) => `t_${i}`);
+        for (const id of ids) await tasks.createTask(taskRow(id));
+        const results = await Promise.all(ids.map((id, i) => claim(id, { cap: 3, owner: `replica-${i % 3}` })));
+        expect(results.filter((row) => row !== undefined)).toHaveLength(3);
+        expect(await tasks.countInFlight('freepik')).toBe(3);
+      });
+
+      it('refuses a task that is not in a phase it may be claimed from', async () => {
+        await tasks.createTask(trackedRow('t_1', T0));
+        expect(await claim('t_1')).toBeUndefined();
+        expect(await claim('t_missing')).toBeUndefined();
+      });
+
+      it('a task moving to another provider keeps one slot: it frees the old one as it takes the new', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await claim('t_1', { cap: 1 });
+        const moved = await claim('t_1', { provider: 'kling3api', cap: 1, fromPhases: ['submitting'] });
+        expect(moved).toMatchObject({ provider: 'kling3api', phase: 'submitting', lease_owner: 'replica-a' });
+        expect(await tasks.countInFlight('freepik')).toBe(0);
+        expect(await tasks.countInFlight('kling3api')).toBe(1);
+        // Freepik's only slot is free again for the next task.
+        await tasks.createTask(taskRow('t_2'));
+        expect(await claim('t_2', { cap: 1 })).toBeDefined();
+      });
+
+      it('a task that already holds a slot of the provider may claim it again at the cap', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await claim('t_1', { cap: 1 });
+        expect(await claim('t_1', { cap: 1, fromPhases: ['submitting'], leaseUntil: T0 + 2 * MINUTE })).toMatchObject({
+          lease_until: T0 + 2 * MINUTE,
+        });
+        expect(await tasks.countInFlight('freepik')).toBe(1);
+      });
+
+      it('a task moving to a provider that is full stays where it is', async () => {
+        await tasks.createTask(trackedRow('t_busy', T0, { provider: 'kling3api' }));
+        await tasks.createTask(taskRow('t_1'));
+        await claim('t_1');
+        expect(await claim('t_1', { provider: 'kling3api', cap: 1, fromPhases: ['submitting'] })).toBeUndefined();
+        expect(await tasks.getTask('t_1')).toMatchObject({ provider: 'freepik', phase: 'submitting' });
+      });
+
+      it('another owner cannot take over a submission in progress', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await claim('t_1');
+        expect(await claim('t_1', { owner: 'replica-b', fromPhases: ['submitting'] })).toBeUndefined();
+        expect((await tasks.getTask('t_1'))?.lease_owner).toBe('replica-a');
+      });
+    });
+
+    describe('claimDueForTracking', () => {
+      it('leases due tasks, most overdue first, up to the limit', async () => {
+        await tasks.createTask(trackedRow('t_late', T0 - 5_000));
+        await tasks.createTask(trackedRow('t_due', T0));
+        await tasks.createTask(trackedRow('t_later', T0 - 1_000));
+        await tasks.createTask(trackedRow('t_future', T0 + 1));
+        const claimed = await tasks.claimDueForTracking(T0, 'replica-a', MINUTE, 2);
+        expect(claimed.map((row) => row.id).sort()).toEqual(['t_late', 't_later']);
+        for (const row of claimed) expect(row).toMatchObject({ lease_owner: 'replica-a', lease_until: T0 + MINUTE });
+        const rest = await tasks.claimDueForTracking(T0, 'replica-a', MINUTE, 10);
+        expect(rest.map((row) => row.id)).toEqual(['t_due']);
+      });
+
+      it('skips tasks under a live lease, and takes over a lease that ran out', async () => {
+        await tasks.createTask(trackedRow('t_live', T0, { lease_owner: 'replica-b', lease_until: T0 + 1 }));
+        await tasks.createTask(trackedRow('t_expired', T0, { lease_owner: 'replica-b', lease_until: T0 - 1 }));
+        const claimed = await tasks.claimDueForTracking(T0, 'replica-a', MINUTE, 10);
+        expect(claimed.map((row) => row.id)).toEqual(['t_expired']);
+        expect((await tasks.getTask('t_live'))?.lease_owner).toBe('replica-b');
+      });
+
+      it('leaves tasks in other phases alone', async () => {
+        await tasks.createTask(taskRow('t_queued', { next_poll_at: T0 - 1 }));
+        await tasks.createTask(trackedRow('t_done', T0 - 1, { phase: 'done', status: 'succeeded' }));
+        expect(await tasks.claimDueForTracking(T0, 'replica-a', MINUTE, 10)).toEqual([]);
+      });
+
+      it('two replicas claiming at once get disjoint sets that cover every due task', async () => {
+        const ids = Array.from({ length: 12 }, (_, i) => `t_${String(i).padStart(2, '0')}`);
+        for (const [i, id] of ids.entries()) await tasks.createTask(trackedRow(id, T0 - i));
+        const [a, b] = await Promise.all([
+          tasks.claimDueForTracking(T0, 'replica-a', MINUTE, 6),
+          tasks.claimDueForTracking(T0, 'replica-b', MINUTE, 6),
+        ]);
+        const aIds = (a ?? []).map((row) => row.id);
+        const bIds = (b ?? []).map((row) => row.id);
+        expect(aIds.filter((id) => bIds.includes(id))).toEqual([]);
+        expect([...aIds, ...bIds].sort()).toEqual(ids);
+        const stored = await Promise.all(ids.map((id) => tasks.getTask(id)));
+        for (const row of stored) {
+          expect(row?.lease_owner).toBe(aIds.includes(row?.id ?? '') ? 'replica-a' : 'replica-b');
+        }
+      });
+    });
+
+    describe('recovery queries', () => {
+      it('listAbandonedSubmissions finds submissions whose lease ran out', async () => {
+        await tasks.createTask(taskRow('t_dead', { phase: 'submitting', provider: 'freepik', lease_owner: 'gone', lease_until: T0 - 1 }));
+        await tasks.createTask(taskRow('t_alive', { phase: 'submitting', provider: 'freepik', lease_owner: 'here', lease_until: T0 + MINUTE }));
+        await tasks.createTask(trackedRow('t_tracked', T0, { lease_owner: 'gone', lease_until: T0 - 1 }));
+        const rows = await tasks.listAbandonedSubmissions(T0, 10);
+        expect(rows.map((row) => row.id)).toEqual(['t_dead']);
+      });
+
+      it('listOverdue finds unfinished tasks past their deadline that no live lease holds', async () => {
+        const past = T0 - 1;
+        await tasks.createTask(taskRow('t_queued', { deadline_at: past }));
+        await tasks.createTask(trackedRow('t_tracking', T0, { deadline_at: past, lease_owner: 'gone', lease_until: T0 - 1 }));
+        await tasks.createTask(trackedRow('t_held', T0, { deadline_at: past, lease_owner: 'here', lease_until: T0 + MINUTE }));
+        await tasks.createTask(taskRow('t_done', { phase: 'done', status: 'succeeded', deadline_at: past }));
+        await tasks.createTask(taskRow('t_in_time', { deadline_at: T0 + MINUTE }));
+        await tasks.createTask(taskRow('t_exactly', { deadline_at: T0 }));
+        const rows = await tasks.listOverdue(T0, 10);
+        expect(rows.map((row) => row.id).sort()).toEqual(['t_queued', 't_tracking']);
+        expect(await tasks.listOverdue(T0, 1)).toHaveLength(1);
+      });
+
+      it('listDispatchable lists queued tasks that may go now, oldest first', async () => {
+        await tasks.createTask(taskRow('t_b', { created_at: T0 + 2 }));
+        await tasks.createTask(taskRow('t_a', { created_at: T0 + 1 }));
+        await tasks.createTask(taskRow('t_wait', { created_at: T0, dispatch_after: T0 + MINUTE }));
+        await tasks.createTask(trackedRow('t_tracking', T0));
+        expect((await tasks.listDispatchable(T0 + 10, 10)).map((row) => row.id)).toEqual(['t_a', 't_b']);
+        expect(await tasks.hasOlderWaitingTask(T0 + 2, 't_b')).toBe(true);
+        expect(await tasks.hasOlderWaitingTask(T0, 't_wait')).toBe(false);
+      });
+
+      it('finds a task by its upstream id and by its callback token', async () => {
+        await tasks.createTask(trackedRow('t_1', T0, { callback_token: 'tok_abc' }));
+        expect((await tasks.findByProviderTask('freepik', 'up-t_1'))?.id).toBe('t_1');
+        expect(await tasks.findByProviderTask('kling3api', 'up-t_1')).toBeUndefined();
+        expect((await tasks.findByCallbackToken('tok_abc'))?.id).toBe('t_1');
+        expect(await tasks.findByCallbackToken('tok_other')).toBeUndefined();
+      });
+    });
+
+    describe('attempts', () => {
+      const attempt = (taskId: string, provider: string, outcome: string) => ({
+        task_id: taskId,
+        provider,
+        outcome,
+        error_code: outcome === 'failed' ? 'provider_error' : null,
+        http_status: outcome === 'failed' ? 503 : null,
+        latency_ms: 120,
+        message: null,
+        at: T0,
+      });
+
+      it('numbers attempts 1, 2, 3 per task', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await tasks.createTask(taskRow('t_2'));
+        expect(await tasks.addAttempt(attempt('t_1', 'freepik', 'failed'))).toBe(1);
+        expect(await tasks.addAttempt(attempt('t_1', 'kling3api', 'sending'))).toBe(2);
+        expect(await tasks.addAttempt(attempt('t_2', 'freepik', 'sending'))).toBe(1);
+        await tasks.updateAttempt('t_1', 2, { outcome: 'accepted', latency_ms: 340 });
+        expect(await tasks.addAttempt(attempt('t_1', 'kling3api', 'sending'))).toBe(3);
+        const rows = await tasks.getAttempts('t_1');
+        expect(rows.map((row) => [row.seq, row.provider, row.outcome])).toEqual([
+          [1, 'freepik', 'failed'],
+          [2, 'kling3api', 'accepted'],
+          [3, 'kling3api', 'sending'],
+        ]);
+        expect(rows[0]).toMatchObject({ http_status: 503, error_code: 'provider_error', at: T0 });
+        expect(typeof rows[0]?.at).toBe('number');
+        const byTask = await tasks.getAttemptsFor(['t_1', 't_2', 't_none']);
+        expect([...byTask.keys()].sort()).toEqual(['t_1', 't_2']);
+        expect(byTask.get('t_2')?.map((row) => row.seq)).toEqual([1]);
+        expect((await tasks.getAttemptsFor([])).size).toBe(0);
+      });
+
+      // Regression: see the commit that fixed it.
+      it('numbers attempts added at once without colliding', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        const seqs = await Promise.all(
+          ['replica-a', 'replica-b', 'replica-c'].map((replica) => tasks.addAttempt({ ...attempt('t_1', 'freepik', 'skipped'), message: replica })),
+        );
+        expect([...seqs].sort()).toEqual([1, 2, 3]);
+        expect((await tasks.getAttempts('t_1')).map((row) => row.seq)).toEqual([1, 2, 3]);
+      });
+    });
+
+    describe('inbound webhook ids and purging', () => {
+      it('rememberInboundWebhook is true the first time and false for a replay', async () => {
+        expect(await tasks.rememberInboundWebhook('freepik', 'msg_1', T0)).toBe(true);
+        expect(await tasks.rememberInboundWebhook('freepik', 'msg_1', T0 + 5)).toBe(false);
+        expect(await tasks.rememberInboundWebhook('kling-legacy', 'msg_1', T0)).toBe(true);
+      });
+
+      it('purgeExpired drops expired keys and old webhook ids, and keeps the rest', async () => {
+        await tasks.createTask(taskRow('t_old'), { key: 'k-old', requestHash: 'h', expiresAt: T0 + MINUTE });
+        await tasks.createTask(taskRow('t_new'), { key: 'k-new', requestHash: 'h', expiresAt: T0 + 2 * MINUTE + 1 });
+        await tasks.rememberInboundWebhook('freepik', 'msg_old', T0);
+        await tasks.rememberInboundWebhook('freepik', 'msg_new', T0 + MINUTE);
+        await tasks.purgeExpired(T0 + 2 * MINUTE, T0 + MINUTE);
+        expect(await tasks.getIdempotencyKey('acme', 'k-old')).toBeUndefined();
+        expect(await tasks.getIdempotencyKey('acme', 'k-new')).toBeDefined();
+        // The old id is forgotten (a replay that old is refused by the timestamp check instead).
+        expect(await tasks.rememberInboundWebhook('freepik', 'msg_old', T0 + 2 * MINUTE)).toBe(true);
+        expect(await tasks.rememberInboundWebhook('freepik', 'msg_new', T0 + 2 * MINUTE)).toBe(false);
+        // Tasks themselves are never purged.
+        expect(await tasks.getTask('t_old')).toBeDefined();
+      });
+    });
+
+    describe('deliveries', () => {
+      it('claimDueDeliveries leases due pending deliveries once', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await tasks.insertDelivery(deliveryRow('d_due', 't_1', { next_attempt_at: T0 }));
+        await tasks.insertDelivery(deliveryRow('d_later', 't_1', { next_attempt_at: T0 + MINUTE }));
+        await tasks.insertDelivery(deliveryRow('d_sent', 't_1', { status: 'delivered', delivered_at: T0 }));
+        const [a, b] = await Promise.all([
+          tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 10),
+          tasks.claimDueDeliveries(T0, 'replica-b', 15_000, 10),
+        ]);
+        const claimed = [...(a ?? []), ...(b ?? [])];
+        expect(claimed.map((row) => row.id)).toEqual(['d_due']);
+        expect(claimed[0]?.lease_until).toBe(T0 + 15_000);
+        await tasks.updateDelivery('d_due', { status: 'delivered', attempts: 1, last_status: 200, delivered_at: T0 + 1 });
+        expect((await tasks.listDeliveries('t_1')).find((row) => row.id === 'd_due')).toMatchObject({
+          status: 'delivered',
+          attempts: 1,
+          last_status: 200,
+        });
+      });
+    });
+
+    describe('counts', () => {
+      it('countByPhase counts unfinished tasks by phase and provider', async () => {
+        await tasks.createTask(taskRow('t_q1'));
+        await tasks.createTask(taskRow('t_q2'));
+        await tasks.createTask(trackedRow('t_t1', T0));
+        await tasks.createTask(taskRow('t_d', { phase: 'done', status: 'succeeded', provider: 'freepik' }));
+        const counts = await tasks.countByPhase();
+        expect(Object.fromEntries(counts)).toEqual({ 'dispatch:': 2, 'tracking:freepik': 1 });
+        expect(typeof (await tasks.countInFlight('freepik'))).toBe('number');
+      });
+    });
+  });
+});
+
+if (!pgAvailable && !requirePostgres) {
+  // Say so once, so a skipped PostgreSQL run is visible in the output.
+  console.warn(`task-store: PostgreSQL at ${PG_URL.replace(/\/\/[^@]*@/, '//…@')} is unreachable; its suite is skipped.`);
+}

@@ -1,0 +1,45 @@
+/**
+ * PostgreSQL for tests: a fresh schema per suite on the server named by TEST_DATABASE_URL
+ * (default: the local trust-auth server). Outside CI the PostgreSQL suites skip when no server
+ * answers; in CI (`CI=true`) an unreachable server fails them.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { openStore, type Store } from '../../src/store/database.js';
+
+export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Whether the server answers (checked once per process). */
+export async function postgresAvailable(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch (error) {
+    if (process.env.CI === 'true') {
+      throw new Error(`PostgreSQL is required in CI but ${POSTGRES_URL} did not answer: ${(error as Error).message}`);
+    }
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export function newSchemaName(): string {
+  return `kg_test_${randomBytes(6).toString('hex')}`;
+}
+
+export async function openPostgresStore(schema: string): Promise<Store> {
+  return openStore(POSTGRES_URL, { schema });
+}
+
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
