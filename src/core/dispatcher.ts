@@ -7,6 +7,7 @@
  */
 import type { TaskError } from './canonical.js';
 import { matchOffering } from './capabilities.js';
+import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { classifyCreateFailure, type CreateFailureDecision } from './failover.js';
 import type { CostEstimate } from './pricing.js';
@@ -35,8 +36,7 @@ const DISPATCH_CONCURRENCY = 8;
 
 export class Dispatcher {
   private readonly lifecycle: TaskLifecycle;
-  private running: Promise<void> | undefined;
-  private rerun = false;
+  private readonly runner = new CoalescingRunner(() => this.dispatchWaiting());
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
@@ -287,29 +287,21 @@ export class Dispatcher {
   }
 
   /** Dispatches waiting tasks in creation order. Calls while one runs are folded into one rerun. */
-  async tick(): Promise<void> {
-    if (this.running) {
-      this.rerun = true;
-      return this.running;
+  tick(): Promise<void> {
+    return this.runner.run();
+  }
+
+  private async dispatchWaiting(): Promise<void> {
+    await this.recoverAbandoned();
+    const waiting = await this.engine.store.listDispatchable(this.engine.clock.now(), 200);
+    for (let i = 0; i < waiting.length; i += DISPATCH_CONCURRENCY) {
+      await Promise.all(
+        waiting.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
+          this.dispatch(task.id).catch((error) =>
+            this.engine.logger.error({ task_id: task.id, err: error }, 'dispatch failed'),
+          ),
+        ),
+      );
     }
-    this.running = (async () => {
-      do {
-        this.rerun = false;
-        await this.recoverAbandoned();
-        const waiting = await this.engine.store.listDispatchable(this.engine.clock.now(), 200);
-        for (let i = 0; i < waiting.length; i += DISPATCH_CONCURRENCY) {
-          await Promise.all(
-            waiting.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
-              this.dispatch(task.id).catch((error) =>
-                this.engine.logger.error({ task_id: task.id, err: error }, 'dispatch failed'),
-              ),
-            ),
-          );
-        }
-      } while (this.rerun);
-    })().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
   }
 }

@@ -7,6 +7,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import type { DeliveryRow } from '../store/task-store.js';
 
@@ -86,21 +87,19 @@ export function deliveryBackoffMs(attempt: number): number {
 }
 
 export class OutboundWebhooks {
-  private running: Promise<void> | undefined;
+  private readonly runner = new CoalescingRunner(() => this.deliverDue());
 
   constructor(private readonly engine: Engine) {}
 
   /** Delivers every due delivery once. */
-  async tick(): Promise<void> {
-    if (this.running) return this.running;
-    this.running = (async () => {
-      const { store, clock, owner, config } = this.engine;
-      const due = await store.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, 50);
-      await Promise.all(due.map((delivery) => this.deliver(delivery)));
-    })().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+  tick(): Promise<void> {
+    return this.runner.run();
+  }
+
+  private async deliverDue(): Promise<void> {
+    const { store, clock, owner, config } = this.engine;
+    const due = await store.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, 50);
+    await Promise.all(due.map((delivery) => this.deliver(delivery)));
   }
 
   private async deliver(delivery: DeliveryRow): Promise<void> {

@@ -5,6 +5,7 @@
  * Client reads never come through here: they only read the store.
  */
 import type { TaskError } from './canonical.js';
+import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { CircuitBreakerOpenError, type ProviderRuntime } from './provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from './provider.js';
@@ -18,8 +19,7 @@ const POLL_CONCURRENCY = 8;
 
 export class Tracker {
   readonly lifecycle: TaskLifecycle;
-  private running: Promise<void> | undefined;
-  private rerun = false;
+  private readonly runner = new CoalescingRunner(() => this.pollDue());
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
@@ -33,29 +33,21 @@ export class Tracker {
   }
 
   /** Polls every due task once; fails overdue ones. Overlapping calls fold into one rerun. */
-  async tick(): Promise<void> {
-    if (this.running) {
-      this.rerun = true;
-      return this.running;
+  tick(): Promise<void> {
+    return this.runner.run();
+  }
+
+  private async pollDue(): Promise<void> {
+    await this.expireOverdue();
+    const { store, clock, config, owner } = this.engine;
+    for (;;) {
+      const due = await store.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_BATCH);
+      if (due.length === 0) break;
+      for (let i = 0; i < due.length; i += POLL_CONCURRENCY) {
+        await Promise.all(due.slice(i, i + POLL_CONCURRENCY).map((task) => this.pollLeased(task)));
+      }
+      if (due.length < POLL_BATCH) break;
     }
-    this.running = (async () => {
-      do {
-        this.rerun = false;
-        await this.expireOverdue();
-        const { store, clock, config, owner } = this.engine;
-        for (;;) {
-          const due = await store.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_BATCH);
-          if (due.length === 0) break;
-          for (let i = 0; i < due.length; i += POLL_CONCURRENCY) {
-            await Promise.all(due.slice(i, i + POLL_CONCURRENCY).map((task) => this.pollLeased(task)));
-          }
-          if (due.length < POLL_BATCH) break;
-        }
-      } while (this.rerun);
-    })().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
   }
 
   private schedule(task: TaskRow): { nextPollAt: number; pollCount: number } {

@@ -10,6 +10,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
 import type {
+  ProviderSimulator,
   SimulatedFault,
   SimulatedOutcome,
   SimulatedTask,
@@ -222,6 +223,49 @@ export class SimulatorKit {
         if (attempt >= 4) return;
         this.clock.setTimeout(() => this.deliver(url, body, headers, attempt + 1), 1_000 * 2 ** attempt);
       });
+  }
+}
+
+/**
+ * The `ProviderSimulator` surface every simulator shares, served by its kit; a provider's
+ * simulator extends this and only adds its routes to `kit.app`.
+ */
+export abstract class KitSimulator implements ProviderSimulator {
+  protected readonly kit: SimulatorKit;
+
+  constructor(
+    readonly providerId: string,
+    options: SimulatorOptions,
+  ) {
+    this.kit = new SimulatorKit(providerId, options);
+  }
+
+  get tasks(): readonly SimulatedTask[] {
+    return this.kit.tasks;
+  }
+
+  get requests(): readonly { method: string; path: string; at: number }[] {
+    return this.kit.requests;
+  }
+
+  listen(port?: number, host?: string): Promise<string> {
+    return this.kit.listen(port, host);
+  }
+
+  close(): Promise<void> {
+    return this.kit.close();
+  }
+
+  injectFault(fault: SimulatedFault): void {
+    this.kit.injectFault(fault);
+  }
+
+  clearFaults(): void {
+    this.kit.clearFaults();
+  }
+
+  setOutcome(outcome: SimulatedOutcome, times?: number): void {
+    this.kit.setOutcome(outcome, times);
   }
 }
 

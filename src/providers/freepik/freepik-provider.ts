@@ -13,7 +13,7 @@ import type {
   VideoProvider,
 } from '../../core/provider.js';
 import type { VideoRequest } from '../../core/canonical.js';
-import { UpstreamError } from '../../core/upstream-error.js';
+import { unreadableAnswer } from '../../core/upstream-error.js';
 import { FREEPIK_OFFERINGS, isFreepikStatusFamily } from './freepik-capabilities.js';
 import { mapFreepikHttpError } from './freepik-errors.js';
 import { toFreepikRequest } from './freepik-request.js';
@@ -29,20 +29,6 @@ import { verifyFreepikWebhook } from './freepik-webhook.js';
  */
 const MINIMUM_RUN_TIME_MS = 30_000;
 
-function unreadableAnswer(operation: string, url: string, status: number, data: unknown): UpstreamError {
-  return new UpstreamError({
-    provider: 'freepik',
-    operation,
-    url,
-    code: 'provider_error',
-    message: `Freepik answered ${status} without a readable task (task_id, status)`,
-    statusCode: status,
-    providerCode: 'unreadable_answer',
-    responseBody: data,
-    // A 2xx create we cannot read may still have created the task: never fail it over.
-    mayHaveCreated: operation === 'submit',
-  });
-}
 
 async function submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult> {
   const upstream = toFreepikRequest(request, offering);
@@ -53,7 +39,7 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
     context.signal,
   );
   const task = readFreepikTask(response.data);
-  if (!task?.task_id) throw unreadableAnswer('submit', upstream.path, response.status, response.data);
+  if (!task?.task_id) throw unreadableAnswer({ provider: 'freepik', operation: 'submit', url: upstream.path }, response.status, response.data, 'no task_id');
   return {
     ...toFreepikStatusReport(task),
     ref: { providerTaskId: task.task_id, tracking: { family: upstream.statusFamily } },
@@ -69,7 +55,7 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   const path = `${family}/${encodeURIComponent(ref.providerTaskId)}`;
   const response = await context.http.send({ method: 'GET', path, operation: 'status' }, context.signal);
   const task = readFreepikTask(response.data);
-  if (!task?.status) throw unreadableAnswer('status', path, response.status, response.data);
+  if (!task?.status) throw unreadableAnswer({ provider: 'freepik', operation: 'status', url: path }, response.status, response.data, 'no status');
   return toFreepikStatusReport(task);
 }
 

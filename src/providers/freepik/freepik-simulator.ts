@@ -7,14 +7,8 @@
 import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
 import type { z } from 'zod';
-import type {
-  ProviderSimulator,
-  SimulatedFault,
-  SimulatedOutcome,
-  SimulatedTask,
-  SimulatorOptions,
-} from '../../core/provider.js';
-import { randomId, randomUuid, SimulatorKit, type KitTask } from '../../sandbox/simulator-kit.js';
+import type { SimulatedFault, SimulatorOptions } from '../../core/provider.js';
+import { KitSimulator, randomId, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
 import { FREEPIK_STATUS_FAMILIES, type FreepikStatusFamily } from './freepik-capabilities.js';
 import {
   invalidParamsOf,
@@ -98,41 +92,11 @@ function sendInvalidParams(res: Response, invalidParams: InvalidParam[]): void {
  * task schema has no field for one); `content_policy` ones end FAILED with an `error` string.
  * Webhooks are sent only when `webhookSecret` is set: Freepik signs every webhook.
  */
-export class FreepikSimulator implements ProviderSimulator {
-  readonly providerId = 'freepik';
-  private readonly kit: SimulatorKit;
+export class FreepikSimulator extends KitSimulator {
 
   constructor(private readonly options: SimulatorOptions) {
-    this.kit = new SimulatorKit('freepik', options);
+    super('freepik', options);
     this.routes();
-  }
-
-  get tasks(): readonly SimulatedTask[] {
-    return this.kit.tasks;
-  }
-
-  get requests(): readonly { method: string; path: string; at: number }[] {
-    return this.kit.requests;
-  }
-
-  listen(port?: number, host?: string): Promise<string> {
-    return this.kit.listen(port, host);
-  }
-
-  close(): Promise<void> {
-    return this.kit.close();
-  }
-
-  injectFault(fault: SimulatedFault): void {
-    this.kit.injectFault(fault);
-  }
-
-  clearFaults(): void {
-    this.kit.clearFaults();
-  }
-
-  setOutcome(outcome: SimulatedOutcome, times?: number): void {
-    this.kit.setOutcome(outcome, times);
   }
 
   private routes(): void {

@@ -17,7 +17,7 @@ import type {
   VideoProvider,
 } from '../../core/provider.js';
 import { parseRetryAfter } from '../../core/upstream-client.js';
-import { UpstreamError } from '../../core/upstream-error.js';
+import { UpstreamError, unreadableAnswer } from '../../core/upstream-error.js';
 import {
   KLING_LEGACY_OFFERINGS,
   klingLegacyActionPath,
@@ -68,19 +68,8 @@ interface CallInfo {
   url: string;
 }
 
-function unreadableAnswer(call: CallInfo, response: UpstreamResponse, why: string): UpstreamError {
-  return new UpstreamError({
-    provider: KLING_LEGACY_PROVIDER_ID,
-    operation: call.operation,
-    url: call.url,
-    code: 'provider_error',
-    message: `kling-legacy answered HTTP ${response.status} with an unusable body (${why})`,
-    // 502: the answer could not be used (the real status is in the message).
-    statusCode: 502,
-    responseBody: response.data,
-    // A 2xx create we cannot read may still have created the task: never fail it over.
-    mayHaveCreated: call.operation === 'submit',
-  });
+function unreadable(call: CallInfo, response: UpstreamResponse, why: string): UpstreamError {
+  return unreadableAnswer({ provider: KLING_LEGACY_PROVIDER_ID, ...call }, response.status, response.data, why);
 }
 
 /**
@@ -91,7 +80,7 @@ function unreadableAnswer(call: CallInfo, response: UpstreamResponse, why: strin
 function readTask(call: CallInfo, response: UpstreamResponse): KlingLegacyTask {
   const envelope = KlingLegacyEnvelope.safeParse(response.data);
   if (!envelope.success || typeof response.data !== 'object' || response.data === null) {
-    throw unreadableAnswer(call, response, 'not a {code, message, data} envelope');
+    throw unreadable(call, response, 'not a {code, message, data} envelope');
   }
   const code = klingLegacyServiceCode(response.data);
   if (code !== undefined && code !== 0) {
@@ -109,7 +98,7 @@ function readTask(call: CallInfo, response: UpstreamResponse): KlingLegacyTask {
     });
   }
   const task = KlingLegacyTask.safeParse(envelope.data.data);
-  if (!task.success) throw unreadableAnswer(call, response, 'no data.task_id');
+  if (!task.success) throw unreadable(call, response, 'no data.task_id');
   return task.data;
 }
 

@@ -10,14 +10,8 @@
  */
 import { randomInt } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type {
-  ProviderSimulator,
-  SimulatedFault,
-  SimulatedOutcome,
-  SimulatedTask,
-  SimulatorOptions,
-} from '../../core/provider.js';
-import { SimulatorKit, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
+import type { SimulatedFault, SimulatorOptions } from '../../core/provider.js';
+import { KitSimulator, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
 import { KLING_LEGACY_ERROR_CODES, KLING_LEGACY_NOT_FOUND_CODE } from './kling-legacy-errors.js';
 
 const PROVIDER_ID = 'kling-legacy';
@@ -143,15 +137,13 @@ function round(units: number): number {
 }
 
 /** The legacy Kling-API simulator. */
-export class KlingLegacySimulator implements ProviderSimulator {
-  readonly providerId = PROVIDER_ID;
-  private readonly kit: SimulatorKit;
+export class KlingLegacySimulator extends KitSimulator {
   /** Video ids this simulator produced, with their durations (sources for extend and lip-sync). */
   private readonly videos = new Map<string, number>();
   private readonly externalTaskIds = new Set<string>();
 
   constructor(private readonly options: SimulatorOptions) {
-    this.kit = new SimulatorKit(PROVIDER_ID, options);
+    super(PROVIDER_ID, options);
     const app = this.kit.app;
     app.use(express.json({ limit: '4mb' }));
     for (const route of CREATE_ROUTES) {
@@ -171,34 +163,6 @@ export class KlingLegacySimulator implements ProviderSimulator {
       if (parseError) res.status(400).json(klingLegacyErrorBody(1200, 'Invalid request parameters: body is not valid JSON'));
       else res.status(500).json(klingLegacyErrorBody(5000));
     });
-  }
-
-  get tasks(): readonly SimulatedTask[] {
-    return this.kit.tasks;
-  }
-
-  get requests(): readonly { method: string; path: string; at: number }[] {
-    return this.kit.requests;
-  }
-
-  listen(port?: number, host?: string): Promise<string> {
-    return this.kit.listen(port, host);
-  }
-
-  close(): Promise<void> {
-    return this.kit.close();
-  }
-
-  injectFault(fault: SimulatedFault): void {
-    this.kit.injectFault(fault);
-  }
-
-  clearFaults(): void {
-    this.kit.clearFaults();
-  }
-
-  setOutcome(outcome: SimulatedOutcome, times?: number): void {
-    this.kit.setOutcome(outcome, times);
   }
 
   /** Official auth answers: 1001 when the header is empty, 1000 when the key is wrong (HTTP 401). */

@@ -15,7 +15,7 @@ import type {
   VideoProvider,
 } from '../../core/provider.js';
 import { parseRetryAfter } from '../../core/upstream-client.js';
-import { UpstreamError } from '../../core/upstream-error.js';
+import { UpstreamError, unreadableAnswer } from '../../core/upstream-error.js';
 import { KLING3API_OFFERINGS } from './kling3api-capabilities.js';
 import { kling3apiEnvelopeStatus, mapKling3apiHttpError } from './kling3api-errors.js';
 import { KLING3API_DEFAULT_PRICING } from './kling3api-pricing.js';
@@ -44,19 +44,8 @@ interface CallInfo {
   url: string;
 }
 
-function unreadableAnswer(call: CallInfo, response: UpstreamResponse, why: string): UpstreamError {
-  return new UpstreamError({
-    provider: KLING3API_PROVIDER_ID,
-    operation: call.operation,
-    url: call.url,
-    code: 'provider_error',
-    message: `kling3api answered HTTP ${response.status} with an unreadable body (${why})`,
-    // 502: the upstream's answer could not be used (the real status is in the message).
-    statusCode: 502,
-    responseBody: response.data,
-    // A 2xx create we cannot read may still have created the task: never fail it over.
-    mayHaveCreated: call.operation === 'submit',
-  });
+function unreadable(call: CallInfo, response: UpstreamResponse, why: string): UpstreamError {
+  return unreadableAnswer({ provider: KLING3API_PROVIDER_ID, ...call }, response.status, response.data, why);
 }
 
 /**
@@ -66,7 +55,7 @@ function unreadableAnswer(call: CallInfo, response: UpstreamResponse, why: strin
  */
 function readEnvelopeData(call: CallInfo, response: UpstreamResponse): unknown {
   const envelope = Kling3apiEnvelope.safeParse(response.data);
-  if (!envelope.success) throw unreadableAnswer(call, response, 'not a {code, message, data} envelope');
+  if (!envelope.success) throw unreadable(call, response, 'not a {code, message, data} envelope');
   const { code, data } = envelope.data;
   // Absent `code` is tolerated when the data is usable; the seed always sends 200.
   if (code !== undefined && code !== null && String(code).trim() !== '200') {
@@ -95,7 +84,7 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
     context.signal,
   );
   const parsed = Kling3apiGenerateData.safeParse(readEnvelopeData(call, response));
-  if (!parsed.success) throw unreadableAnswer(call, response, 'no data.task_id');
+  if (!parsed.success) throw unreadable(call, response, 'no data.task_id');
   const data = parsed.data;
   // A task id means the task exists: without a status word it is in progress, not "unknown".
   const report: StatusReport = data.status
@@ -116,7 +105,7 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
     context.signal,
   );
   const parsed = Kling3apiStatusData.safeParse(readEnvelopeData(call, response));
-  if (!parsed.success) throw unreadableAnswer(call, response, 'no data');
+  if (!parsed.success) throw unreadable(call, response, 'no data');
   return mapKling3apiStatus(parsed.data);
 }
 

@@ -15,14 +15,8 @@
  *   seed does not mention refunds).
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type {
-  ProviderSimulator,
-  SimulatedFault,
-  SimulatedOutcome,
-  SimulatedTask,
-  SimulatorOptions,
-} from '../../core/provider.js';
-import { SimulatorKit, randomId, type KitTask, type SimulatedPhase } from '../../sandbox/simulator-kit.js';
+import type { SimulatedFault, SimulatorOptions } from '../../core/provider.js';
+import { KitSimulator, randomId, type KitTask, type SimulatedPhase } from '../../sandbox/simulator-kit.js';
 import {
   KLING3API_ALL_TASK_TYPES,
   KLING3API_MAX_PROMPT_LENGTH,
@@ -222,13 +216,11 @@ function faultAnswer(fault: SimulatedFault): { status: number; body: unknown; he
 }
 
 /** The kling3api.com simulator. Besides the common controls it can make tasks end EXPIRED. */
-export class Kling3apiSimulator implements ProviderSimulator {
-  readonly providerId = 'kling3api';
-  private readonly kit: SimulatorKit;
+export class Kling3apiSimulator extends KitSimulator {
   private expiries = 0;
 
   constructor(private readonly options: SimulatorOptions) {
-    this.kit = new SimulatorKit(this.providerId, options);
+    super('kling3api', options);
     const app = this.kit.app;
     app.post('/api/generate', express.json({ limit: '1mb' }), (req, res) => this.generate(req, res));
     app.get('/api/status', (req, res) => this.status(req, res));
@@ -245,34 +237,6 @@ export class Kling3apiSimulator implements ProviderSimulator {
         res.status(500).json(errorBody('INTERNAL_ERROR', 'Server error, please try again later'));
       }
     });
-  }
-
-  get tasks(): readonly SimulatedTask[] {
-    return this.kit.tasks;
-  }
-
-  get requests(): readonly { method: string; path: string; at: number }[] {
-    return this.kit.requests;
-  }
-
-  listen(port?: number, host?: string): Promise<string> {
-    return this.kit.listen(port, host);
-  }
-
-  close(): Promise<void> {
-    return this.kit.close();
-  }
-
-  injectFault(fault: SimulatedFault): void {
-    this.kit.injectFault(fault);
-  }
-
-  clearFaults(): void {
-    this.kit.clearFaults();
-  }
-
-  setOutcome(outcome: SimulatedOutcome, times?: number): void {
-    this.kit.setOutcome(outcome, times);
   }
 
   /** The next `times` created tasks end EXPIRED instead of their outcome. */
