@@ -6,7 +6,9 @@
  */
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
-import { UpstreamError, type TransportFailure } from './upstream-error.js';
+import { UpstreamError, parseRetryAfter, type TransportFailure } from './upstream-error.js';
+
+export { parseRetryAfter };
 
 /** Told about every upstream call once it ends (metrics, logs). */
 export interface UpstreamCallRecord {
@@ -43,14 +45,6 @@ function truncateBody(data: unknown): unknown {
   return `${text.slice(0, MAX_LOGGED_BODY)}…`;
 }
 
-/** `Retry-After` as milliseconds (seconds or an HTTP date). */
-export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
-}
 
 function transportFailureOf(error: AxiosError): TransportFailure {
   const code = error.code ?? '';

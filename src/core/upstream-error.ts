@@ -113,3 +113,34 @@ export function unreadableAnswer(call: UpstreamCall, status: number, body: unkno
     mayHaveCreated: call.operation === 'submit',
   });
 }
+
+/** `Retry-After` as milliseconds (seconds or an HTTP date). */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
+}
+
+/**
+ * An error the upstream reported inside a 2xx answer (an envelope whose `code` says failure).
+ * It carries the HTTP status the provider documents for that code, so the router reasons as if
+ * the upstream had answered with it.
+ */
+export function errorInSuccessAnswer(
+  call: UpstreamCall,
+  mapped: MappedUpstreamError,
+  statusCode: number,
+  response: { data: unknown; headers: Record<string, string> },
+): UpstreamError {
+  return new UpstreamError({
+    ...call,
+    code: mapped.code,
+    message: mapped.message,
+    ...(mapped.providerCode !== undefined ? { providerCode: mapped.providerCode } : {}),
+    statusCode,
+    responseBody: response.data,
+    retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now()),
+  });
+}

@@ -16,8 +16,7 @@ import type {
   UpstreamResponse,
   VideoProvider,
 } from '../../core/provider.js';
-import { parseRetryAfter } from '../../core/upstream-client.js';
-import { UpstreamError, unreadableAnswer } from '../../core/upstream-error.js';
+import { errorInSuccessAnswer, unreadableAnswer, type UpstreamError } from '../../core/upstream-error.js';
 import {
   KLING_LEGACY_OFFERINGS,
   klingLegacyActionPath,
@@ -85,17 +84,7 @@ function readTask(call: CallInfo, response: UpstreamResponse): KlingLegacyTask {
   const code = klingLegacyServiceCode(response.data);
   if (code !== undefined && code !== 0) {
     const mapped = mapKlingLegacyServiceCode(code, response.data);
-    throw new UpstreamError({
-      provider: KLING_LEGACY_PROVIDER_ID,
-      operation: call.operation,
-      url: call.url,
-      code: mapped.code,
-      message: mapped.message,
-      providerCode: mapped.providerCode,
-      statusCode: mapped.httpStatus,
-      responseBody: response.data,
-      retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now()),
-    });
+    throw errorInSuccessAnswer({ provider: KLING_LEGACY_PROVIDER_ID, ...call }, mapped, mapped.httpStatus, response);
   }
   const task = KlingLegacyTask.safeParse(envelope.data.data);
   if (!task.success) throw unreadable(call, response, 'no data.task_id');

@@ -14,8 +14,7 @@ import type {
   UpstreamResponse,
   VideoProvider,
 } from '../../core/provider.js';
-import { parseRetryAfter } from '../../core/upstream-client.js';
-import { UpstreamError, unreadableAnswer } from '../../core/upstream-error.js';
+import { errorInSuccessAnswer, unreadableAnswer, type UpstreamError } from '../../core/upstream-error.js';
 import { KLING3API_OFFERINGS } from './kling3api-capabilities.js';
 import { kling3apiEnvelopeStatus, mapKling3apiHttpError } from './kling3api-errors.js';
 import { KLING3API_DEFAULT_PRICING } from './kling3api-pricing.js';
@@ -61,17 +60,7 @@ function readEnvelopeData(call: CallInfo, response: UpstreamResponse): unknown {
   if (code !== undefined && code !== null && String(code).trim() !== '200') {
     const statusCode = kling3apiEnvelopeStatus(response.data);
     const mapped = mapKling3apiHttpError(statusCode, response.data);
-    throw new UpstreamError({
-      provider: KLING3API_PROVIDER_ID,
-      operation: call.operation,
-      url: call.url,
-      code: mapped.code,
-      message: mapped.message,
-      ...(mapped.providerCode !== undefined ? { providerCode: mapped.providerCode } : {}),
-      statusCode,
-      responseBody: response.data,
-      retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now()),
-    });
+    throw errorInSuccessAnswer({ provider: KLING3API_PROVIDER_ID, ...call }, mapped, statusCode, response);
   }
   return data;
 }
