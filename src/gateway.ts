@@ -78,9 +78,13 @@ export class Gateway {
     const taskStore = new TaskStore(store);
     const runtimes = new Map<string, ProviderRuntime>();
     for (const provider of options.providers) {
-      const endpoint = options.endpoints.get(provider.id);
       const settings = config.providers[provider.id];
-      if (!endpoint || settings?.enabled === false) continue;
+      // A disabled provider still has a runtime, so /v1/providers, /v1/models and quotes can say
+      // it is disabled; it is never called.
+      const endpoint =
+        options.endpoints.get(provider.id) ??
+        (settings?.enabled === false ? { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false } : undefined);
+      if (!endpoint) continue;
       runtimes.set(
         provider.id,
         new ProviderRuntime({

@@ -69,7 +69,9 @@ export const ProviderStatus = z
     id: z.string(),
     name: z.string(),
     enabled: z.boolean(),
-    mode: z.enum(['live', 'simulator']).meta({ description: '`simulator` when no upstream key is configured.' }),
+    mode: z.enum(['live', 'simulator', 'disabled']).meta({
+      description: '`simulator` when no upstream key is configured; `disabled` when turned off in config.',
+    }),
     circuit: z.enum(['closed', 'open', 'half_open', 'isolated']),
     in_flight: z.number().int(),
     max_in_flight: z.number().int(),

@@ -56,7 +56,7 @@ export async function listProviders(engine: Engine) {
         id: runtime.id,
         name: runtime.provider.name,
         enabled: runtime.enabled,
-        mode: runtime.simulated ? ('simulator' as const) : ('live' as const),
+        mode: !runtime.enabled ? ('disabled' as const) : runtime.simulated ? ('simulator' as const) : ('live' as const),
         circuit: runtime.circuit,
         in_flight: inFlight,
         max_in_flight: runtime.config.max_in_flight,

@@ -137,3 +137,21 @@ describe('GET /v1/models', () => {
     expect(freepikFields.cfg_scale).toEqual({ min: 0, max: 2 });
   });
 });
+
+describe('a provider disabled in config', () => {
+  it('is listed as disabled, never called, and named as the reason in quotes and 422s', async () => {
+    gw = await startTestGateway({ config: { providers: { freepik: { enabled: false } } } });
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik')).toMatchObject({ enabled: false, mode: 'disabled' });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'no freepik', duration: 5 });
+    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.attempts.map((a: { provider: string }) => a.provider)).toEqual(['kling3api']);
+    const refused = await gw.create({ model: 'kling-v3', prompt: 'only freepik', routing: { providers: ['freepik'] } });
+    expect(refused.status).toBe(422);
+    expect(refused.body.providers.find((p: { provider: string }) => p.provider === 'freepik').reasons).toContain('disabled in configuration');
+    const models = await gw.request('GET', '/v1/models');
+    const v3 = models.body.data.find((m: { model: string }) => m.model === 'kling-v3');
+    const t2v = v3.operations.find((o: { operation: string }) => o.operation === 'text-to-video');
+    expect(t2v.providers.find((p: { provider: string }) => p.provider === 'freepik').enabled).toBe(false);
+  });
+});
