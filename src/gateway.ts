@@ -183,6 +183,8 @@ export class Gateway {
   /** Starts serving HTTP; returns the base URL. */
   async listen(port = this.engine.config.server.port, host = this.engine.config.server.host): Promise<string> {
     const server = this.app.listen(port, host);
+    server.keepAliveTimeout = this.engine.config.server.keep_alive_timeout_ms;
+    server.headersTimeout = this.engine.config.server.keep_alive_timeout_ms + 1_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);

@@ -97,6 +97,11 @@ export const GatewayConfig = z.strictObject({
       body_limit: z.string().default('256kb'),
       /** Express `trust proxy` (client IPs behind a load balancer). */
       trust_proxy: booleanish.default(false),
+      /**
+       * How long an idle keep-alive connection stays open. Longer than a load balancer's idle
+       * timeout (60 s on common ones), or the balancer may reuse a connection the gateway closes.
+       */
+      keep_alive_timeout_ms: count(1000).default(65_000),
     }),
   database: z.strictObject({
     /** `sqlite:<file>`, `sqlite::memory:` or `postgres://…` */

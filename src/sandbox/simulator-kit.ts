@@ -29,7 +29,14 @@ export type SimulatedPhase = 'queued' | 'processing' | 'done';
 export interface KitTask extends SimulatedTask {
   /** Extra per-provider data (e.g. callback URL, type). */
   data: Record<string, unknown>;
+  /** The latest phase a transition timer announced (a timer may fire a millisecond "early"). */
+  reached?: SimulatedPhase;
 }
+
+const PHASE_ORDER: Record<SimulatedPhase, number> = { queued: 0, processing: 1, done: 2 };
+
+/** Requests kept for inspection; older ones are dropped so a long-running sandbox stays small. */
+const MAX_LOGGED_REQUESTS = 10_000;
 
 interface QueuedFault extends SimulatedFault {
   remaining: number;
@@ -39,6 +46,7 @@ export class SimulatorKit {
   readonly app: Express;
   readonly tasks: KitTask[] = [];
   readonly requests: { method: string; path: string; at: number }[] = [];
+  private readonly tasksById = new Map<string, KitTask>();
   readonly clock: SimulatorOptions['clock'];
   readonly queuedMs: number;
   readonly processingMs: number;
@@ -60,6 +68,7 @@ export class SimulatorKit {
     this.app.disable('x-powered-by');
     this.app.use((req, _res, next) => {
       this.requests.push({ method: req.method, path: req.path, at: this.clock.now() });
+      if (this.requests.length > MAX_LOGGED_REQUESTS) this.requests.splice(0, this.requests.length - MAX_LOGGED_REQUESTS);
       next();
     });
     this.app.get('/sim-files/:name', (req, res) => {
@@ -177,25 +186,34 @@ export class SimulatorKit {
       data,
     };
     this.tasks.push(task);
+    this.tasksById.set(id, task);
     return task;
   }
 
   findTask(id: string): KitTask | undefined {
-    return this.tasks.find((task) => task.id === id);
+    return this.tasksById.get(id);
   }
 
-  /** Where a task is in its life at the current clock time. */
+  /**
+   * Where a task is in its life at the current clock time, and never behind what a transition
+   * timer already announced: real timers may fire when the clock still reads a millisecond short.
+   */
   phaseOf(task: KitTask): SimulatedPhase {
     const age = this.clock.now() - task.createdAt;
-    if (age < this.queuedMs) return 'queued';
-    if (age < this.queuedMs + this.processingMs) return 'processing';
-    return 'done';
+    const byClock: SimulatedPhase =
+      age < this.queuedMs ? 'queued' : age < this.queuedMs + this.processingMs ? 'processing' : 'done';
+    return task.reached && PHASE_ORDER[task.reached] > PHASE_ORDER[byClock] ? task.reached : byClock;
   }
 
   /** Calls `onPhase` when the task starts processing and when it is done, on the injected clock. */
   scheduleTransitions(task: KitTask, onPhase: (phase: SimulatedPhase) => void): void {
-    this.clock.setTimeout(() => !this.closed && onPhase('processing'), this.queuedMs);
-    this.clock.setTimeout(() => !this.closed && onPhase('done'), this.queuedMs + this.processingMs);
+    const announce = (phase: SimulatedPhase) => {
+      if (this.closed) return;
+      task.reached = phase;
+      onPhase(phase);
+    };
+    this.clock.setTimeout(() => announce('processing'), this.queuedMs);
+    this.clock.setTimeout(() => announce('done'), this.queuedMs + this.processingMs);
   }
 
   /** A URL under this simulator that serves a playable result file. */

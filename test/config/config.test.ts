@@ -127,6 +127,7 @@ describe('parseConfig', () => {
       public_url: 'https://gateway.example.com',
       body_limit: '256kb',
       trust_proxy: false,
+      keep_alive_timeout_ms: 65_000,
     });
     expect(config.routing).toEqual({ strategy: 'priority', allow_fallbacks: true, failover_on_timeout: false });
     expect(config.tasks).toEqual({ deadline_ms: 1_800_000, idempotency_ttl_ms: 86_400_000 });
