@@ -126,24 +126,26 @@ export async function startBenchStack(config: GatewayConfig, databaseDirectory: 
   });
   gcObserver.observe({ entryTypes: ['gc'] });
 
+  // Counted as requests arrive: the simulators keep only their recent requests.
+  const traffic: Record<string, UpstreamTraffic> = {};
+  for (const [id, simulator] of sandbox.simulators) {
+    const routes = UPSTREAM_ROUTES[id];
+    const counts: UpstreamTraffic = { status: 0, submit: 0, other: 0 };
+    traffic[id] = counts;
+    simulator.onRequest((request) => {
+      if (routes?.isStatus(request.method, request.path)) counts.status += 1;
+      else if (routes?.isSubmit(request.method, request.path)) counts.submit += 1;
+      else counts.other += 1;
+    });
+  }
+
   const simulators: Record<string, SimulatorAddress> = {};
   for (const [id, endpoint] of sandbox.endpoints) simulators[id] = { baseUrl: endpoint.baseUrl, apiKey: endpoint.apiKey };
 
   return {
     addresses: { gatewayUrl, gatewayKey: BENCH_TENANT_KEY, simulators, pid: process.pid },
     async upstreamTraffic() {
-      const traffic: Record<string, UpstreamTraffic> = {};
-      for (const [id, simulator] of sandbox.simulators) {
-        const routes = UPSTREAM_ROUTES[id];
-        const counts: UpstreamTraffic = { status: 0, submit: 0, other: 0 };
-        for (const request of simulator.requests) {
-          if (routes?.isStatus(request.method, request.path)) counts.status += 1;
-          else if (routes?.isSubmit(request.method, request.path)) counts.submit += 1;
-          else counts.other += 1;
-        }
-        traffic[id] = counts;
-      }
-      return traffic;
+      return Object.fromEntries(Object.entries(traffic).map(([id, counts]) => [id, { ...counts }]));
     },
     async lastUpstreamCreate(providerId) {
       const tasks = sandbox.simulators.get(providerId)?.tasks ?? [];

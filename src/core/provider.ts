@@ -213,6 +213,8 @@ export interface ProviderSimulator {
   setOutcome(outcome: SimulatedOutcome, times?: number): void;
   /** Every task created so far, oldest first. */
   readonly tasks: readonly SimulatedTask[];
-  /** Every request received (method, path), oldest first; for asserting upstream traffic. */
+  /** Recent requests received (method, path), oldest first; for asserting upstream traffic. */
   readonly requests: readonly { method: string; path: string; at: number }[];
+  /** Calls `listener` for every request from now on (for counting beyond the retained log). */
+  onRequest(listener: (request: { method: string; path: string; at: number }) => void): void;
 }

@@ -47,6 +47,7 @@ export class SimulatorKit {
   readonly tasks: KitTask[] = [];
   readonly requests: { method: string; path: string; at: number }[] = [];
   private readonly tasksById = new Map<string, KitTask>();
+  private readonly requestListeners: ((request: { method: string; path: string; at: number }) => void)[] = [];
   readonly clock: SimulatorOptions['clock'];
   readonly queuedMs: number;
   readonly processingMs: number;
@@ -67,7 +68,9 @@ export class SimulatorKit {
     this.app = express();
     this.app.disable('x-powered-by');
     this.app.use((req, _res, next) => {
-      this.requests.push({ method: req.method, path: req.path, at: this.clock.now() });
+      const request = { method: req.method, path: req.path, at: this.clock.now() };
+      for (const listener of this.requestListeners) listener(request);
+      this.requests.push(request);
       if (this.requests.length > MAX_LOGGED_REQUESTS) this.requests.splice(0, this.requests.length - MAX_LOGGED_REQUESTS);
       next();
     });
@@ -116,6 +119,10 @@ export class SimulatorKit {
 
   injectFault(fault: SimulatedFault): void {
     this.faults.push({ ...fault, remaining: fault.times ?? 1 });
+  }
+
+  onRequest(listener: (request: { method: string; path: string; at: number }) => void): void {
+    this.requestListeners.push(listener);
   }
 
   clearFaults(): void {
@@ -284,6 +291,10 @@ export abstract class KitSimulator implements ProviderSimulator {
 
   setOutcome(outcome: SimulatedOutcome, times?: number): void {
     this.kit.setOutcome(outcome, times);
+  }
+
+  onRequest(listener: (request: { method: string; path: string; at: number }) => void): void {
+    this.kit.onRequest(listener);
   }
 }
 
