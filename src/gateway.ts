@@ -51,9 +51,9 @@ export class Gateway {
   readonly dispatcher: Dispatcher;
   readonly tracker: Tracker;
   readonly webhooks: OutboundWebhooks;
-  private loopTimer: TimerHandle | undefined;
+  private readonly loopTimers = new Map<string, TimerHandle>();
+  private readonly loopRuns = new Set<Promise<unknown>>();
   private stopping = false;
-  private loopRun: Promise<void> | undefined;
   private lastPurge = 0;
   private server: Server | undefined;
 
@@ -80,11 +80,12 @@ export class Gateway {
     for (const provider of options.providers) {
       const settings = config.providers[provider.id];
       // A disabled provider still has a runtime, so /v1/providers, /v1/models and quotes can say
-      // it is disabled; it is never called.
+      // it is disabled (and why); it is never called.
       const endpoint =
         options.endpoints.get(provider.id) ??
         (settings?.enabled === false ? { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false } : undefined);
       if (!endpoint) continue;
+      if (endpoint.disabledReason) logger.warn({ provider: provider.id }, `${provider.id} disabled: ${endpoint.disabledReason}`);
       runtimes.set(
         provider.id,
         new ProviderRuntime({
@@ -94,6 +95,7 @@ export class Gateway {
           apiKey: endpoint.apiKey,
           ...(endpoint.webhookSecret ? { webhookSecret: endpoint.webhookSecret } : {}),
           simulated: endpoint.simulated,
+          ...(endpoint.disabledReason ? { disabledReason: endpoint.disabledReason } : {}),
           ...(endpoint.runTimeMs !== undefined ? { simulatedRunTimeMs: endpoint.runTimeMs } : {}),
           clock,
           metrics,
@@ -166,18 +168,38 @@ export class Gateway {
     }
   }
 
-  /** Runs the workers every `tracking.tick_ms` on the gateway's clock. */
+  /**
+   * Runs the workers every `tracking.tick_ms` on the gateway's clock, each in its own loop, so a
+   * slow webhook receiver never delays dispatching or polling.
+   */
   startWorkers(): void {
-    const tick = () => {
-      if (this.stopping) return;
-      this.loopRun = this.runOnce()
-        .catch((error) => this.engine.logger.error({ err: error }, 'worker pass failed'))
-        .finally(() => {
-          this.loopRun = undefined;
-          if (!this.stopping) this.loopTimer = this.engine.clock.setTimeout(tick, this.engine.config.tracking.tick_ms);
-        });
-    };
-    this.loopTimer = this.engine.clock.setTimeout(tick, 0);
+    const now = () => this.engine.clock.now();
+    const loops: [string, () => Promise<unknown>][] = [
+      ['dispatch', async () => {
+        await this.tracker.expireOverdue();
+        await this.dispatcher.tick();
+      }],
+      ['tracking', () => this.tracker.tick()],
+      ['webhooks', () => this.webhooks.tick()],
+      ['purge', async () => {
+        if (now() - this.lastPurge < PURGE_EVERY_MS) return;
+        this.lastPurge = now();
+        await this.engine.store.purgeExpired(now(), now() - WEBHOOK_ID_RETENTION_MS);
+      }],
+    ];
+    for (const [name, pass] of loops) {
+      const tick = () => {
+        if (this.stopping) return;
+        const run = pass()
+          .catch((error) => this.engine.logger.error({ err: error, worker: name }, 'worker pass failed'))
+          .finally(() => {
+            this.loopRuns.delete(run);
+            if (!this.stopping) this.loopTimers.set(name, this.engine.clock.setTimeout(tick, this.engine.config.tracking.tick_ms));
+          });
+        this.loopRuns.add(run);
+      };
+      this.loopTimers.set(name, this.engine.clock.setTimeout(tick, 0));
+    }
   }
 
   /** Starts serving HTTP; returns the base URL. */
@@ -200,20 +222,26 @@ export class Gateway {
     this.engine.publicUrl = url;
   }
 
-  /** Stops workers and HTTP (finishing requests in progress), then closes the store. */
+  /**
+   * Stops taking requests and work, lets creates that are talking to an upstream finish and
+   * record what the upstream answered (bounded by the longest upstream timeout), ends long-held
+   * waits and event streams, then closes the store.
+   */
   async close(): Promise<void> {
     this.stopping = true;
-    this.loopTimer?.cancel();
+    for (const timer of this.loopTimers.values()) timer.cancel();
     const server = this.server;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        // Long-held waits and event streams would keep close() waiting; end them.
-        setTimeout(() => server.closeAllConnections(), 2_000).unref();
-      });
-    }
-    await this.loopRun;
+    const closed = server
+      ? new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        })
+      : Promise.resolve();
+    const longestTimeout = Math.max(0, ...[...this.engine.runtimes.values()].map((runtime) => runtime.config.timeout_ms));
+    await this.dispatcher.drain(longestTimeout + 5_000);
+    server?.closeAllConnections();
+    await closed;
+    await Promise.allSettled([...this.loopRuns]);
     if (this.ownsStore) await this.engine.store.store.close();
   }
 }

@@ -169,11 +169,17 @@ export const GatewayConfig = z.strictObject({
     .default({ allow_private_targets: false, max_attempts: 8, timeout_ms: 10_000 }),
   sandbox: z
     .strictObject({
+      /**
+       * `auto`: providers without a key run their simulator only when no provider has a key (the
+       * sandbox); in a live deployment a keyless provider is disabled. `always`: simulate keyless
+       * providers beside live ones (development). `never`: no simulators.
+       */
+      simulators: z.enum(['auto', 'always', 'never']).default('auto'),
       /** Simulated time a task spends queued and processing. */
       queued_ms: count(0).default(1_000),
       processing_ms: count(0).default(4_000),
     })
-    .default({ queued_ms: 1_000, processing_ms: 4_000 }),
+    .default({ simulators: 'auto', queued_ms: 1_000, processing_ms: 4_000 }),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .default({ level: 'info' }),

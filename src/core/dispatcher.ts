@@ -2,8 +2,12 @@
  * Gets tasks accepted by a provider (SPEC §3, §5). For one task it walks the routing plan:
  * skips providers whose circuit is open, waits (queued) when every usable provider is at its
  * concurrency cap or asked us to back off, and on a failure moves on only when the upstream
- * certainly holds no task. Each attempt is written down *before* the request leaves, so a
- * crash mid-create is found afterwards and reported instead of silently sent again.
+ * certainly holds no task.
+ *
+ * What protects against paying twice: each attempt is written down *before* the request leaves;
+ * the moment a provider accepts, its task id is written on the attempt, before anything else. So
+ * after a crash at any point the next process either resumes tracking that upstream task or,
+ * if the request was in flight with no answer recorded, reports it — it never sends it again.
  */
 import type { TaskError } from './canonical.js';
 import { matchOffering } from './capabilities.js';
@@ -12,9 +16,10 @@ import type { Engine } from './engine.js';
 import { classifyCreateFailure, type CreateFailureDecision } from './failover.js';
 import type { CostEstimate } from './pricing.js';
 import { CircuitBreakerOpenError, type ProviderRuntime } from './provider-runtime.js';
+import type { SubmitResult } from './provider.js';
 import { TaskLifecycle, requestOf } from './task-lifecycle.js';
 import { firstPollDelay } from './polling.js';
-import type { TaskRow } from '../store/task-store.js';
+import type { AttemptRow, TaskRow } from '../store/task-store.js';
 
 /** One provider in a task's stored routing plan. */
 export interface PlanEntry {
@@ -29,14 +34,31 @@ export interface StoredPlan {
   candidates: PlanEntry[];
 }
 
+/** What one pass of the dispatcher has learned, shared by the tasks it dispatches. */
+interface PassState {
+  /** Providers found without a free slot in this pass: later tasks do not ask again. */
+  full: Set<string>;
+}
+
 /** Longest a create waits in-line for a rate allowance before the task is queued instead. */
 const MAX_INLINE_RATE_WAIT_MS = 2_000;
-/** Tasks dispatched at once by one tick. */
+/** Tasks dispatched at once by one pass. */
 const DISPATCH_CONCURRENCY = 8;
+/** Waiting tasks read per page. */
+const DISPATCH_PAGE = 200;
+/** Tries for the store writes after an upstream accepted (a dropped connection, a busy file). */
+const PERSIST_TRIES = 4;
+
+/** `,a,b,`: the stored form of a task's candidate providers. */
+export function candidatesColumn(providers: readonly string[]): string {
+  return providers.length === 0 ? '' : `,${providers.join(',')},`;
+}
 
 export class Dispatcher {
   private readonly lifecycle: TaskLifecycle;
   private readonly runner = new CoalescingRunner(() => this.dispatchWaiting());
+  /** Dispatches running in this process, by task id (recovery leaves them alone; shutdown waits). */
+  private readonly inFlight = new Map<string, Promise<TaskRow | undefined>>();
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
@@ -56,19 +78,56 @@ export class Dispatcher {
   }
 
   /**
+   * How long a submission owns its task: long enough that a healthy but slow upstream answer
+   * always arrives before anyone may take the task over.
+   */
+  private submissionLeaseMs(runtime: ProviderRuntime): number {
+    return Math.max(this.engine.config.tracking.lease_ms, runtime.config.timeout_ms + MAX_INLINE_RATE_WAIT_MS + 10_000);
+  }
+
+  /**
    * Tries to get one queued task accepted. Returns the task as it ends up: `processing`,
    * `failed`, or still `queued` (waiting for a slot or a rate allowance).
    */
-  async dispatch(taskId: string, context: Record<string, string> = {}): Promise<TaskRow | undefined> {
+  dispatch(taskId: string, context: Record<string, string> = {}, pass?: PassState): Promise<TaskRow | undefined> {
+    const running = this.inFlight.get(taskId);
+    if (running) return running;
+    const promise = this.dispatchOnce(taskId, context, pass).finally(() => this.inFlight.delete(taskId));
+    this.inFlight.set(taskId, promise);
+    return promise;
+  }
+
+  /** Waits (at most `timeoutMs`, real time) for the dispatches running in this process. */
+  async drain(timeoutMs: number): Promise<void> {
+    const running = [...this.inFlight.values()];
+    if (running.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(running),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private async dispatchOnce(taskId: string, context: Record<string, string>, pass?: PassState): Promise<TaskRow | undefined> {
     const { store, runtimes, clock, config, metrics, owner } = this.engine;
     const initial = await store.getTask(taskId);
     if (!initial || initial.phase !== 'dispatch') return initial;
+    if (clock.now() >= initial.deadline_at) {
+      // Never send upstream (and pay for) a task the gateway has already given up on.
+      return this.finishFailed(initial, this.deadlineError(), false);
+    }
     const plan = JSON.parse(initial.plan_json) as StoredPlan;
     const request = requestOf(initial);
     const resolved = { request, explicit: new Set(plan.explicit) };
     const attempts = await store.getAttempts(taskId);
-    const done = new Set(attempts.filter((a) => a.outcome !== 'sending').map((a) => `${a.provider}:${a.outcome}`));
-    const failedBefore = new Set(attempts.filter((a) => a.outcome === 'failed').map((a) => a.provider));
+    const skippedBefore = new Set(attempts.filter((a) => a.outcome === 'skipped').map((a) => a.provider));
+    // A provider that said no stays out for this task; a 429 only meant "later".
+    const failedBefore = new Set(
+      attempts.filter((a) => a.outcome === 'failed' && a.http_status !== 429).map((a) => a.provider),
+    );
 
     let task: TaskRow = initial;
     /** True once this call holds the task in `submitting`. */
@@ -81,7 +140,7 @@ export class Dispatcher {
       const runtime = runtimes.get(entry.provider);
       if (!runtime || !runtime.enabled) continue;
       if (runtime.circuit === 'open') {
-        if (!done.has(`${runtime.id}:skipped`)) {
+        if (!skippedBefore.has(runtime.id)) {
           await store.addAttempt({
             task_id: taskId,
             provider: runtime.id,
@@ -93,7 +152,7 @@ export class Dispatcher {
             message: 'circuit open: recent calls to this provider failed',
             at: clock.now(),
           });
-          done.add(`${runtime.id}:skipped`);
+          skippedBefore.add(runtime.id);
           metrics.failovers.inc({ provider: runtime.id, reason: 'circuit_open' });
         }
         failures.push(classifyCreateFailure(new CircuitBreakerOpenError(runtime.id), false));
@@ -106,6 +165,10 @@ export class Dispatcher {
       }
       const match = matchOffering(runtime.provider.offerings, resolved);
       if (!match.offering) continue;
+      if (pass?.full.has(runtime.id)) {
+        retryAt = Math.min(retryAt, clock.now() + config.tracking.tick_ms);
+        continue;
+      }
 
       const now = clock.now();
       const claimed = await store.claimSlot({
@@ -113,7 +176,7 @@ export class Dispatcher {
         provider: runtime.id,
         cap: runtime.config.max_in_flight,
         owner,
-        leaseUntil: now + config.tracking.lease_ms,
+        leaseUntil: now + this.submissionLeaseMs(runtime),
         now,
         fromPhases: holding ? ['submitting'] : ['dispatch'],
       });
@@ -121,6 +184,7 @@ export class Dispatcher {
         const current = await store.getTask(taskId);
         // Someone else took the task (another replica, or it finished): not ours any more.
         if (!current || current.phase !== (holding ? 'submitting' : 'dispatch')) return current;
+        pass?.full.add(runtime.id);
         retryAt = Math.min(retryAt, now + config.tracking.tick_ms);
         continue;
       }
@@ -145,8 +209,9 @@ export class Dispatcher {
       });
       const started = clock.now();
       const callbackUrl = this.callbackUrlFor(runtime, task);
+      let result: SubmitResult;
       try {
-        const result = await runtime.call((signal) =>
+        result = await runtime.call((signal) =>
           runtime.provider.submit(request, match.offering!, {
             http: runtime.clientFor({ task_id: taskId, ...context }),
             signal,
@@ -155,22 +220,6 @@ export class Dispatcher {
             ...(callbackUrl ? { callbackUrl } : {}),
           }),
         );
-        await store.updateAttempt(taskId, seq, { outcome: 'accepted', latency_ms: clock.now() - started });
-        const accepted = await this.lifecycle.accepted(task, runtime, result, {
-          ...(entry.estimate ? { estimate: entry.estimate } : {}),
-          warnings: match.warnings,
-          expectsWebhook: callbackUrl !== undefined,
-          firstPollAt:
-            clock.now() +
-            firstPollDelay(runtime.minimumRunTimeMs(request), config.tracking, this.engine.random, callbackUrl !== undefined),
-        });
-        if (!accepted) {
-          this.engine.logger.error(
-            { task_id: taskId, provider: runtime.id, provider_task_id: result.ref.providerTaskId },
-            'task accepted upstream after its submission lease was taken over',
-          );
-        }
-        return accepted ?? (await store.getTask(taskId));
       } catch (error) {
         const decision = classifyCreateFailure(error, config.routing.failover_on_timeout);
         await store.updateAttempt(taskId, seq, {
@@ -181,41 +230,109 @@ export class Dispatcher {
           latency_ms: clock.now() - started,
           message: decision.message.slice(0, 500),
         });
-        if (decision.httpStatus === 429) {
-          runtime.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
-        }
         if (!decision.failover) {
           return this.finishFailed(task, this.errorOf(decision), holding);
         }
-        failures.push(decision);
         metrics.failovers.inc({ provider: runtime.id, reason: decision.reason });
+        if (decision.reason === 'rate_limited') {
+          // "Too many requests" is not a refusal of this task: it waits for Retry-After.
+          runtime.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
+          retryAt = Math.min(retryAt, runtime.coolingDownUntil || clock.now() + config.tracking.tick_ms);
+        } else {
+          failures.push(decision);
+        }
+        continue;
       }
+
+      // Accepted upstream. From here on the upstream id must not be lost.
+      return this.recordAccepted(task, runtime, result, {
+        seq,
+        latencyMs: clock.now() - started,
+        ...(entry.estimate ? { estimate: entry.estimate } : {}),
+        warnings: match.warnings,
+        callbackUrl,
+      });
     }
 
     if (Number.isFinite(retryAt) && clock.now() >= task.deadline_at) {
-      const minutes = Math.round(config.tasks.deadline_ms / 60_000);
-      return this.finishFailed(
-        task,
-        { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null },
-        holding,
-      );
+      return this.finishFailed(task, this.deadlineError(), holding);
     }
     if (Number.isFinite(retryAt)) {
       // Every usable provider is busy or asked for a pause: wait in line, durably.
-      const patch = {
-        phase: 'dispatch' as const,
-        status: 'queued',
-        provider: null,
-        lease_owner: null,
-        lease_until: null,
-        dispatch_after: Math.max(retryAt, clock.now()),
-      };
+      const dispatchAfter = Math.max(retryAt, clock.now());
       const waiting = holding
-        ? await this.lifecycle.transition(task, patch, { phases: ['submitting'], leaseOwner: owner })
-        : await this.lifecycle.transition(task, { dispatch_after: patch.dispatch_after }, { phases: ['dispatch'] });
+        ? await this.lifecycle.transition(
+            task,
+            { phase: 'dispatch', status: 'queued', provider: null, lease_owner: null, lease_until: null, dispatch_after: dispatchAfter },
+            { phases: ['submitting'], leaseOwner: owner },
+          )
+        : await this.lifecycle.transition(task, { dispatch_after: dispatchAfter }, { phases: ['dispatch'] });
       return waiting ?? (await store.getTask(taskId));
     }
     return this.finishFailed(task, this.summarize(failures), holding);
+  }
+
+  /**
+   * Writes down an accepted create: first the upstream id on the attempt (one small write, so a
+   * crash right after still knows what the upstream holds), then the task's move to tracking.
+   * Both are retried on store errors; if they still fail, the task stays in `submitting` and
+   * recovery resumes tracking it from the attempt once the lease runs out.
+   */
+  private async recordAccepted(
+    task: TaskRow,
+    runtime: ProviderRuntime,
+    result: SubmitResult,
+    details: { seq: number; latencyMs: number; estimate?: CostEstimate; warnings: string[]; callbackUrl: string | undefined },
+  ): Promise<TaskRow | undefined> {
+    const { store, clock, config, logger, random } = this.engine;
+    const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
+    const persisted = await this.persist(logContext, 'record the accepted attempt', () =>
+      store.updateAttempt(task.id, details.seq, {
+        outcome: 'accepted',
+        latency_ms: details.latencyMs,
+        provider_task_id: result.ref.providerTaskId,
+        tracking_json: JSON.stringify(result.ref.tracking),
+      }),
+    );
+    if (!persisted.ok) return store.getTask(task.id).catch(() => task);
+    const request = requestOf(task);
+    const accepted = await this.persist(logContext, 'move the accepted task to tracking', () =>
+      this.lifecycle.accepted(task, runtime, result, {
+        ...(details.estimate ? { estimate: details.estimate } : {}),
+        warnings: details.warnings,
+        expectsWebhook: details.callbackUrl !== undefined,
+        firstPollAt:
+          clock.now() +
+          firstPollDelay(runtime.minimumRunTimeMs(request), config.tracking, random, details.callbackUrl !== undefined),
+      }),
+    );
+    if (accepted.ok && !accepted.value) {
+      logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
+    }
+    return (accepted.ok ? accepted.value : undefined) ?? store.getTask(task.id).catch(() => task);
+  }
+
+  private async persist<T>(
+    logContext: Record<string, string>,
+    what: string,
+    write: () => Promise<T>,
+  ): Promise<{ ok: true; value: T } | { ok: false }> {
+    for (let round = 1; ; round++) {
+      try {
+        return { ok: true, value: await write() };
+      } catch (error) {
+        if (round >= PERSIST_TRIES) {
+          this.engine.logger.error({ ...logContext, err: error }, `could not ${what}; recovery will resume it`);
+          return { ok: false };
+        }
+        this.engine.logger.warn({ ...logContext, err: error }, `could not ${what}; trying again`);
+      }
+    }
+  }
+
+  private deadlineError(): TaskError {
+    const minutes = Math.round(this.engine.config.tasks.deadline_ms / 60_000);
+    return { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null };
   }
 
   private async finishFailed(task: TaskRow, error: TaskError, holding: boolean): Promise<TaskRow | undefined> {
@@ -249,17 +366,23 @@ export class Dispatcher {
   }
 
   /**
-   * Finds submissions whose replica stopped mid-create (lease expired). If a request had been
-   * sent, the upstream may hold the task: the task fails with a clear error rather than being
-   * sent again. If nothing was in flight, it goes back to the queue.
+   * Settles submissions whose replica stopped mid-create (their lease ran out), except those this
+   * process is still running:
+   * - the provider accepted (its task id is on the attempt): tracking resumes from it;
+   * - a request was in flight with no answer recorded: the upstream may hold the task, so the
+   *   task fails with a clear error rather than being sent again;
+   * - nothing was in flight: the task goes back to the queue.
    */
   async recoverAbandoned(now = this.engine.clock.now()): Promise<number> {
     const { store } = this.engine;
-    const abandoned = await store.listAbandonedSubmissions(now, 100);
+    const abandoned = (await store.listAbandonedSubmissions(now, 100)).filter((task) => !this.inFlight.has(task.id));
     for (const task of abandoned) {
       const attempts = await store.getAttempts(task.id);
+      const accepted = attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.provider_task_id);
       const inFlight = attempts.find((attempt) => attempt.outcome === 'sending');
-      if (inFlight) {
+      if (accepted) {
+        await this.resumeAccepted(task, accepted, now);
+      } else if (inFlight) {
         await store.updateAttempt(task.id, inFlight.seq, {
           outcome: 'interrupted',
           message: 'the gateway stopped while this request was in flight',
@@ -286,6 +409,32 @@ export class Dispatcher {
     return abandoned.length;
   }
 
+  /** Tracks an upstream task whose acceptance was recorded on the attempt but not yet on the task. */
+  private async resumeAccepted(task: TaskRow, attempt: AttemptRow, now: number): Promise<void> {
+    const plan = JSON.parse(task.plan_json) as StoredPlan;
+    const entry = plan.candidates.find((candidate) => candidate.provider === attempt.provider);
+    await this.lifecycle.transition(
+      task,
+      {
+        phase: 'tracking',
+        status: 'processing',
+        provider: attempt.provider,
+        provider_task_id: attempt.provider_task_id,
+        tracking_json: attempt.tracking_json ?? '{}',
+        warnings_json: JSON.stringify(entry?.warnings ?? []),
+        next_poll_at: now,
+        poll_count: 0,
+        lease_owner: null,
+        lease_until: null,
+      },
+      { phases: ['submitting'], leaseOwner: task.lease_owner },
+    );
+    this.engine.logger.warn(
+      { task_id: task.id, provider: attempt.provider, provider_task_id: attempt.provider_task_id },
+      'resumed tracking of a task accepted upstream before the gateway stopped',
+    );
+  }
+
   /** Dispatches waiting tasks in creation order. Calls while one runs are folded into one rerun. */
   tick(): Promise<void> {
     return this.runner.run();
@@ -293,15 +442,29 @@ export class Dispatcher {
 
   private async dispatchWaiting(): Promise<void> {
     await this.recoverAbandoned();
-    const waiting = await this.engine.store.listDispatchable(this.engine.clock.now(), 200);
-    for (let i = 0; i < waiting.length; i += DISPATCH_CONCURRENCY) {
-      await Promise.all(
-        waiting.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
-          this.dispatch(task.id).catch((error) =>
-            this.engine.logger.error({ task_id: task.id, err: error }, 'dispatch failed'),
+    const pass: PassState = { full: new Set() };
+    let after: { createdAt: number; id: string } | undefined;
+    for (;;) {
+      const page = await this.engine.store.listDispatchable(this.engine.clock.now(), DISPATCH_PAGE, after);
+      // Tasks whose every provider is known full this pass are left alone without a query.
+      const runnable = page.filter((task) => task.candidates === '' || !this.allFull(task, pass));
+      for (let i = 0; i < runnable.length; i += DISPATCH_CONCURRENCY) {
+        await Promise.all(
+          runnable.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
+            this.dispatch(task.id, {}, pass).catch((error) =>
+              this.engine.logger.error({ task_id: task.id, err: error }, 'dispatch failed'),
+            ),
           ),
-        ),
-      );
+        );
+      }
+      const last = page[page.length - 1];
+      if (!last || page.length < DISPATCH_PAGE) break;
+      after = { createdAt: last.created_at, id: last.id };
     }
+  }
+
+  private allFull(task: TaskRow, pass: PassState): boolean {
+    const providers = task.candidates.split(',').filter(Boolean);
+    return providers.length > 0 && providers.every((provider) => pass.full.has(provider));
   }
 }

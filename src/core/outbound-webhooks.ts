@@ -4,8 +4,9 @@
  * are rows in the store (written in the same transaction as the status change), so they
  * survive restarts; each is retried with exponential back-off and its attempts are recorded.
  */
-import { lookup } from 'node:dns/promises';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
+import axios, { AxiosError } from 'axios';
 import { Webhook } from 'standardwebhooks';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
@@ -70,15 +71,40 @@ export function refuseLiteralTarget(url: string, allowPrivate: boolean): string 
   return undefined;
 }
 
-/** Resolves the host and refuses private targets (also catches DNS names that resolve inward). */
-export async function refuseResolvedTarget(url: string, allowPrivate: boolean): Promise<string | undefined> {
-  const literal = refuseLiteralTarget(url, allowPrivate);
-  if (literal || allowPrivate) return literal;
-  const host = hostOf(url);
-  if (isIP(host)) return undefined;
-  const addresses = await lookup(host, { all: true });
-  const inward = addresses.find((entry) => isPrivateAddress(entry.address));
-  return inward ? `resolves to a private address (${inward.address})` : undefined;
+/** A webhook target whose name resolved to an address it may not reach. */
+export class PrivateTargetError extends Error {
+  override readonly name = 'PrivateTargetError';
+}
+
+/** The address list shape axios's `lookup` option takes. */
+type VettedAddress = { address: string; family: 4 | 6 };
+type LookupCallback = (error: Error | null, addresses: VettedAddress[]) => void;
+
+/**
+ * A DNS lookup for the delivery connection itself that refuses private addresses. The check and
+ * the connection use the same answer, so a name that resolves publicly for a check and inward
+ * for the connection (DNS rebinding) cannot slip through. Gives up after `timeoutMs`.
+ */
+export function vettedLookup(timeoutMs: number) {
+  return (hostname: string, _options: object, callback: LookupCallback): void => {
+    let settled = false;
+    const finish = (error: Error | null, addresses: VettedAddress[]) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      callback(error, addresses);
+    };
+    const timer = setTimeout(() => finish(new Error(`DNS lookup of ${hostname} timed out`), []), timeoutMs);
+    dnsLookup(hostname, { all: true }, (error, addresses) => {
+      if (error) return finish(error, []);
+      const inward = addresses.find((entry) => isPrivateAddress(entry.address));
+      if (inward) return finish(new PrivateTargetError(`resolves to a private address (${inward.address})`), []);
+      finish(
+        null,
+        addresses.map((entry: LookupAddress) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 })),
+      );
+    });
+  };
 }
 
 /** Back-off before retry `attempt` (1-based): 5 s, 10 s, 20 s … capped at one hour. */
@@ -114,16 +140,14 @@ export class OutboundWebhooks {
         failure = `tenant ${delivery.tenant} has no webhook_secret configured`;
         permanent = true;
       } else {
-        const refused = await refuseResolvedTarget(delivery.url, config.webhooks.allow_private_targets);
+        const refused = refuseLiteralTarget(delivery.url, config.webhooks.allow_private_targets);
         if (refused) {
           failure = `target refused: ${refused}`;
           permanent = true;
         } else {
           const sentAt = new Date(clock.now());
           const signature = new Webhook(secret).sign(delivery.id, sentAt, delivery.payload_json);
-          const response = await fetch(delivery.url, {
-            method: 'POST',
-            redirect: 'manual',
+          const response = await axios.post(delivery.url, delivery.payload_json, {
             headers: {
               'content-type': 'application/json',
               'user-agent': 'kling-gateway-webhooks/0.1',
@@ -131,16 +155,25 @@ export class OutboundWebhooks {
               'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
               'webhook-signature': signature,
             },
-            body: delivery.payload_json,
-            signal: AbortSignal.timeout(config.webhooks.timeout_ms),
+            timeout: config.webhooks.timeout_ms,
+            maxRedirects: 0,
+            maxContentLength: 64 * 1024,
+            responseType: 'text',
+            validateStatus: () => true,
+            ...(config.webhooks.allow_private_targets ? {} : { lookup: vettedLookup(config.webhooks.timeout_ms) }),
           });
           status = response.status;
-          await response.arrayBuffer().catch(() => undefined);
-          if (!response.ok) failure = `answered ${response.status}`;
+          if (status < 200 || status >= 300) failure = `answered ${status}`;
         }
       }
     } catch (error) {
-      failure = error instanceof Error ? error.message : String(error);
+      const cause = error instanceof AxiosError ? (error.cause ?? error) : error;
+      if (cause instanceof PrivateTargetError) {
+        failure = `target refused: ${cause.message}`;
+        permanent = true;
+      } else {
+        failure = cause instanceof Error ? cause.message : String(cause);
+      }
     }
 
     const now = clock.now();

@@ -52,6 +52,8 @@ export interface ProviderRuntimeOptions {
   webhookSecret?: string;
   /** True when this runtime talks to the built-in simulator. */
   simulated: boolean;
+  /** Set when the provider must not be used, with the reason shown to callers. */
+  disabledReason?: string;
   /** Polling-floor scale: simulators finish in seconds, not minutes. */
   simulatedRunTimeMs?: number;
   clock: Clock;
@@ -64,6 +66,7 @@ export class ProviderRuntime {
   readonly provider: VideoProvider;
   readonly config: ProviderConfig;
   readonly simulated: boolean;
+  readonly disabledReason: string | undefined;
   readonly baseUrl: string;
   readonly webhookSecret: string | undefined;
   readonly pricing: PricingConfig | undefined;
@@ -82,6 +85,7 @@ export class ProviderRuntime {
     this.provider = options.provider;
     this.config = options.config;
     this.simulated = options.simulated;
+    this.disabledReason = options.config.enabled ? options.disabledReason : 'disabled in configuration';
     this.baseUrl = options.baseUrl;
     this.webhookSecret = options.webhookSecret;
     try {
@@ -120,7 +124,7 @@ export class ProviderRuntime {
   }
 
   get enabled(): boolean {
-    return this.config.enabled;
+    return this.disabledReason === undefined;
   }
 
   /** Circuit state as the router sees it: open means calls are refused right now. */

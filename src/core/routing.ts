@@ -14,6 +14,8 @@ export interface RoutingProvider {
   id: string;
   provider: Pick<VideoProvider, 'offerings'>;
   enabled: boolean;
+  /** Why it is not enabled (shown as the reason). */
+  disabledReason?: string;
   priority: number;
   weight: number;
   pricing: PricingConfig | undefined;
@@ -56,7 +58,7 @@ export function evaluateProviders(
 ): ProviderEvaluation[] {
   return providers.map((candidate) => {
     const reasons: string[] = [];
-    if (!candidate.enabled) reasons.push('disabled in configuration');
+    if (!candidate.enabled) reasons.push(candidate.disabledReason ?? 'disabled in configuration');
     if (override?.exclude?.includes(candidate.id)) reasons.push('excluded by routing.exclude');
     if (override?.providers && !override.providers.includes(candidate.id)) {
       reasons.push('not listed in routing.providers');

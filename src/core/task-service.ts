@@ -13,7 +13,7 @@ import {
   type TaskStatus as TaskStatusType,
 } from './canonical.js';
 import { resolveRequest, type ResolvedRequest } from './capabilities.js';
-import type { Dispatcher, StoredPlan } from './dispatcher.js';
+import { candidatesColumn, type Dispatcher, type StoredPlan } from './dispatcher.js';
 import type { Engine } from './engine.js';
 import { problems } from './problem.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from './routing.js';
@@ -101,6 +101,7 @@ export class TaskService {
       priority: runtime.config.priority,
       weight: runtime.config.weight,
       pricing: runtime.pricing,
+      ...(runtime.disabledReason ? { disabledReason: runtime.disabledReason } : {}),
       medianCompletionMs: runtime.stats.snapshot(this.engine.clock.now()).medianCompletionMs,
     }));
   }
@@ -212,6 +213,7 @@ export class TaskService {
       lease_until: null,
       expects_webhook: 0,
       version: 0,
+      candidates: candidatesColumn(plan.order.map((e) => e.provider)),
     };
     const outcome = await store.createTask(
       row,
@@ -228,7 +230,7 @@ export class TaskService {
     }
 
     let task: TaskRow | undefined = outcome.task;
-    if (await store.hasOlderWaitingTask(task.created_at, task.id)) {
+    if (await store.hasOlderWaitingTask(task.created_at, task.id, storedPlan.candidates.map((c) => c.provider))) {
       // Older tasks are waiting for a slot: queue behind them, in order.
       void this.dispatcher.tick();
     } else {
@@ -284,7 +286,7 @@ export class TaskService {
   ): Promise<TaskRow | undefined> {
     const { store, events, clock } = this.engine;
     const current = await store.getTask(id);
-    if (!current || done(current)) return current;
+    if (!current || done(current) || signal?.aborted) return current;
     return new Promise<TaskRow | undefined>((resolve) => {
       let settled = false;
       let latest: TaskRow | undefined = current;

@@ -110,8 +110,17 @@ export class Tracker {
     }
   }
 
-  /** Tasks past their deadline fail with `timeout` (SPEC §5). */
+  /** Tasks past their deadline fail with `timeout` (SPEC §5); all of them, page by page. */
   async expireOverdue(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const expired = await this.expireOverduePage();
+      total += expired;
+      if (expired < 100) return total;
+    }
+  }
+
+  private async expireOverduePage(): Promise<number> {
     const { store, clock, config } = this.engine;
     const overdue = await store.listOverdue(clock.now(), 100);
     for (const task of overdue) {

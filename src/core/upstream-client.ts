@@ -45,6 +45,15 @@ function truncateBody(data: unknown): unknown {
   return `${text.slice(0, MAX_LOGGED_BODY)}…`;
 }
 
+/** Removes the key from text an upstream sent back (an error that echoes the request). */
+function scrub(value: unknown, secret: string): unknown {
+  if (!secret || secret.length < 6) return value;
+  if (typeof value === 'string') return value.split(secret).join('[redacted]');
+  if (value === null || typeof value !== 'object') return value;
+  const text = JSON.stringify(value);
+  return text.includes(secret) ? JSON.parse(text.split(secret).join('[redacted]')) : value;
+}
+
 
 function transportFailureOf(error: AxiosError): TransportFailure {
   const code = error.code ?? '';
@@ -156,9 +165,10 @@ export class HttpUpstreamClient implements UpstreamClient {
     const headers = plainHeaders(response.headers);
     if (response.status >= 200 && response.status < 300) {
       record('ok', response.status);
-      return { status: response.status, headers, data: response.data };
+      return { status: response.status, headers, data: scrub(response.data, this.options.apiKey) };
     }
-    const mapped = provider.mapHttpError(response.status, response.data);
+    const body = scrub(response.data, this.options.apiKey);
+    const mapped = provider.mapHttpError(response.status, body);
     record(mapped.code, response.status);
     throw new UpstreamError({
       provider: provider.id,
@@ -168,7 +178,7 @@ export class HttpUpstreamClient implements UpstreamClient {
       message: mapped.message,
       providerCode: mapped.providerCode,
       statusCode: response.status,
-      responseBody: truncateBody(response.data),
+      responseBody: truncateBody(body),
       retryAfterMs: parseRetryAfter(headers['retry-after'], (this.options.clockNow ?? Date.now)()),
     });
   }

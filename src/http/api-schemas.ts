@@ -72,6 +72,7 @@ export const ProviderStatus = z
     mode: z.enum(['live', 'simulator', 'disabled']).meta({
       description: '`simulator` when no upstream key is configured; `disabled` when turned off in config.',
     }),
+    disabled_reason: z.string().nullable(),
     circuit: z.enum(['closed', 'open', 'half_open', 'isolated']),
     in_flight: z.number().int(),
     max_in_flight: z.number().int(),

@@ -21,6 +21,11 @@ export interface AppDependencies {
   tracker: Tracker;
 }
 
+/** Callback tokens in paths are secrets: logs show the route, not the token. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]');
+}
+
 export function createApp({ config, engine, service, tracker }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -35,7 +40,7 @@ export function createApp({ config, engine, service, tracker }: AppDependencies)
       genReqId: (req) => (req as express.Request).id,
       // Only what is needed: no headers, so no key can reach the log.
       serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
       },
       customProps: (req) => ({ request_id: (req as express.Request).id }),

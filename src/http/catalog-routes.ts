@@ -57,6 +57,7 @@ export async function listProviders(engine: Engine) {
         name: runtime.provider.name,
         enabled: runtime.enabled,
         mode: !runtime.enabled ? ('disabled' as const) : runtime.simulated ? ('simulator' as const) : ('live' as const),
+        disabled_reason: runtime.disabledReason ?? null,
         circuit: runtime.circuit,
         in_flight: inFlight,
         max_in_flight: runtime.config.max_in_flight,

@@ -9,6 +9,7 @@ import { problems } from '../core/problem.js';
 import type { TaskService } from '../core/task-service.js';
 import { issuesToErrors } from '../core/task-service.js';
 import { toTask } from '../core/task-resource.js';
+import type { TaskRow } from '../store/task-store.js';
 import { rememberMountPath, requireJson } from './middleware.js';
 
 const WaitQuery = z.strictObject({ wait: z.coerce.number().int().min(0).max(60).optional() });
@@ -55,7 +56,20 @@ export function videoRoutes(service: TaskService, engine: Engine): Router {
   router.get('/:id/events', async (req, res) => {
     const tenant = tenantOf(req);
     const id = String(req.params.id);
-    const first = await service.get(tenant, id);
+    // Registered before the first await: a client gone during the first read is still noticed.
+    let closed = false;
+    const cleanups: (() => void)[] = [];
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      for (const cleanup of cleanups) cleanup();
+      if (!res.writableEnded) res.end();
+    };
+    res.on('close', close);
+
+    const first = await engine.store.getTask(id);
+    if (!first || first.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
+    if (closed) return;
     res.status(200).set({
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
@@ -63,47 +77,40 @@ export function videoRoutes(service: TaskService, engine: Engine): Router {
       'x-accel-buffering': 'no',
     });
     res.flushHeaders();
+
     let lastStatus = '';
     let lastVersion = -1;
-    let closed = false;
-    const send = (task: ReturnType<typeof toTask>, version: number) => {
-      if (closed || version <= lastVersion) return;
-      lastVersion = version;
-      if (task.status === lastStatus) return;
-      lastStatus = task.status;
-      res.write(`id: ${version}\nevent: ${task.status}\ndata: ${JSON.stringify(task)}\n\n`);
+    /** Sends the row when it is newer than the last one sent and its status changed. */
+    const send = async (row: TaskRow) => {
+      if (closed || row.version <= lastVersion) return;
+      lastVersion = row.version;
+      if (row.status === lastStatus) return;
+      lastStatus = row.status;
+      const task = toTask(row, await engine.store.getAttempts(id));
+      if (closed) return;
+      res.write(`id: ${row.version}\nevent: ${task.status}\ndata: ${JSON.stringify(task)}\n\n`);
       if (TERMINAL_STATUSES.has(task.status as TaskStatus)) close();
     };
-    const timers: { cancel(): void }[] = [];
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      unsubscribe();
-      timers.forEach((timer) => timer.cancel());
-      clearInterval(heartbeat);
-      res.end();
-    };
-    const publish = async (version: number) => {
-      const row = await engine.store.getTask(id);
-      if (!row) return;
-      send(toTask(row, await engine.store.getAttempts(id)), Math.max(version, row.version));
-    };
-    const unsubscribe = engine.events.subscribe(id, (row) => {
-      void publish(row.version);
-    });
+    cleanups.push(engine.events.subscribe(id, (row) => void send(row)));
     // Other replicas' changes arrive through the store.
     const recheck = () => {
       if (closed) return;
-      void publish(-1).finally(() => {
-        if (!closed) timers.push(engine.clock.setTimeout(recheck, 2_000));
-      });
+      void engine.store
+        .getTask(id)
+        .then((row) => row && send(row))
+        .finally(() => {
+          if (!closed) {
+            const timer = engine.clock.setTimeout(recheck, 2_000);
+            cleanups.push(() => timer.cancel());
+          }
+        });
     };
-    timers.push(engine.clock.setTimeout(recheck, 2_000));
+    const timer = engine.clock.setTimeout(recheck, 2_000);
+    cleanups.push(() => timer.cancel());
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     heartbeat.unref();
-    req.on('close', close);
-    const firstRow = await engine.store.getTask(id);
-    send(first, firstRow?.version ?? 0);
+    cleanups.push(() => clearInterval(heartbeat));
+    await send(first);
   });
 
   return router;

@@ -37,20 +37,28 @@ export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
       logger.warn({ provider: providerId, reason: verification.reason, request_id: req.id }, 'webhook rejected');
       throw new ProblemError(401, 'bad-signature', 'Webhook not verified', verification.reason);
     }
+    const task = await store.findByProviderTask(providerId, verification.providerTaskId);
+    if (!task) {
+      // Not remembered: it may be about a create whose answer is still being recorded, and a
+      // retry should then be applied.
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unmatched' });
+      res.json({ received: true, matched: false });
+      return;
+    }
     const fresh = await store.rememberInboundWebhook(providerId, verification.webhookId, clock.now());
     if (!fresh) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'duplicate' });
       res.json({ received: true, duplicate: true });
       return;
     }
-    const task = await store.findByProviderTask(providerId, verification.providerTaskId);
-    if (!task) {
-      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unmatched' });
-      res.json({ received: true, matched: false });
-      return;
+    try {
+      await tracker.onWebhook(task, verification.report);
+    } catch (error) {
+      // Not applied: forget the id so the sender's retry is not taken for a replay.
+      await store.forgetInboundWebhook(providerId, verification.webhookId).catch(() => undefined);
+      throw error;
     }
     metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'applied' });
-    await tracker.onWebhook(task, verification.report);
     res.json({ received: true, matched: true });
   });
 

@@ -16,7 +16,12 @@ export interface ProviderEndpoint {
   simulated: boolean;
   /** For simulators: how long their tasks take, which bounds the first poll. */
   runTimeMs?: number;
+  /** Set when the provider is not to be used, with the reason. */
+  disabledReason?: string;
 }
+
+/** Stands in for a provider that is not used: never called. */
+const UNUSED_ENDPOINT = { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false } as const;
 
 export interface Sandbox {
   endpoints: Map<string, ProviderEndpoint>;
@@ -24,10 +29,25 @@ export interface Sandbox {
   close(): Promise<void>;
 }
 
-/** True when a provider has no key and so runs against its simulator. */
-export function needsSimulator(config: GatewayConfig, providerId: string): boolean {
-  const settings = config.providers[providerId];
-  return (settings?.enabled ?? true) && !settings?.api_key;
+function isEnabled(config: GatewayConfig, providerId: string): boolean {
+  return config.providers[providerId]?.enabled ?? true;
+}
+
+/** True when some enabled provider has an upstream key: a live deployment. */
+export function isLive(config: GatewayConfig, providers: readonly VideoProvider[]): boolean {
+  return providers.some((provider) => isEnabled(config, provider.id) && Boolean(config.providers[provider.id]?.api_key));
+}
+
+/**
+ * Whether a provider runs against its simulator: it is enabled, has no key, and either no
+ * provider is live (the sandbox) or `sandbox.simulators: always` asks for simulators beside live
+ * providers. In a live deployment a keyless provider is disabled instead, so real requests never
+ * land on a simulator because a key was not injected.
+ */
+export function needsSimulator(config: GatewayConfig, providers: readonly VideoProvider[], providerId: string): boolean {
+  if (!isEnabled(config, providerId) || config.providers[providerId]?.api_key) return false;
+  if (config.sandbox.simulators === 'never') return false;
+  return config.sandbox.simulators === 'always' || !isLive(config, providers);
 }
 
 /** The configured upstream of a live provider. */
@@ -61,7 +81,15 @@ export async function startSandbox(
         endpoints.set(provider.id, live);
         continue;
       }
-      if (!needsSimulator(config, provider.id)) continue;
+      if (!needsSimulator(config, providers, provider.id)) {
+        if (isEnabled(config, provider.id)) {
+          endpoints.set(provider.id, {
+            ...UNUSED_ENDPOINT,
+            disabledReason: 'no api_key configured (simulators run only when no provider has a key; see sandbox.simulators)',
+          });
+        }
+        continue;
+      }
       const apiKey = `sim-${randomBytes(16).toString('hex')}`;
       const webhookSecret = randomBytes(24).toString('base64url');
       const simulator = provider.createSimulator({

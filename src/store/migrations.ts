@@ -126,6 +126,27 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0002_recovery_and_fair_queue': {
+      async up(db: Kysely<unknown>) {
+        // The upstream's id is written on the attempt the moment a create is accepted, so a crash
+        // before the task itself is updated can resume tracking instead of sending it again.
+        await db.schema.alterTable('attempts').addColumn('provider_task_id', 'text').execute();
+        await db.schema.alterTable('attempts').addColumn('tracking_json', 'text').execute();
+        // Providers a waiting task may go to (`,a,b,`), so a new task queues only behind older
+        // tasks that compete for the same providers.
+        await db.schema
+          .alterTable('tasks')
+          .addColumn('candidates', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema.createIndex('tasks_phase_deadline').on('tasks').columns(['phase', 'deadline_at']).execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropIndex('tasks_phase_deadline').ifExists().execute();
+        await db.schema.alterTable('tasks').dropColumn('candidates').execute();
+        await db.schema.alterTable('attempts').dropColumn('tracking_json').execute();
+        await db.schema.alterTable('attempts').dropColumn('provider_task_id').execute();
+      },
+    },
   };
 }
 

@@ -55,6 +55,8 @@ export interface TasksTable {
   /** Whether an upstream webhook or callback is expected. */
   expects_webhook: number;
   version: number;
+  /** Providers the task may be sent to, as `,a,b,` (for fair queueing per provider). */
+  candidates: Generated<string>;
 }
 
 export interface AttemptsTable {
@@ -69,6 +71,9 @@ export interface AttemptsTable {
   latency_ms: number | null;
   message: string | null;
   at: number;
+  /** Set when the provider accepted: its id for the task, and the adapter's tracking data. */
+  provider_task_id: Generated<string | null>;
+  tracking_json: Generated<string | null>;
 }
 
 export interface IdempotencyKeysTable {

@@ -233,21 +233,34 @@ export class TaskStore {
     });
   }
 
-  /** Queued tasks that may be dispatched now, oldest first (fair order). */
-  async listDispatchable(now: number, limit: number): Promise<TaskRow[]> {
-    return this.db
+  /**
+   * Queued tasks that may be dispatched now and are still within their deadline, oldest first
+   * (fair order), one page after `after`.
+   */
+  async listDispatchable(now: number, limit: number, after?: { createdAt: number; id: string }): Promise<TaskRow[]> {
+    let select = this.db
       .selectFrom('tasks')
       .selectAll()
       .where('phase', '=', 'dispatch')
       .where('dispatch_after', '<=', now)
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(limit)
-      .execute();
+      .where('deadline_at', '>', now);
+    if (after) {
+      select = select.where((eb) =>
+        eb.or([
+          eb('created_at', '>', after.createdAt),
+          eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)]),
+        ]),
+      );
+    }
+    return select.orderBy('created_at').orderBy('id').limit(limit).execute();
   }
 
-  /** Whether a task created before this one is still waiting (then a new one must queue behind it). */
-  async hasOlderWaitingTask(createdAt: number, id: string): Promise<boolean> {
+  /**
+   * Whether a task created before this one still waits for one of the same providers (then the
+   * new one queues behind it, so nobody jumps the line for a slot).
+   */
+  async hasOlderWaitingTask(createdAt: number, id: string, providers: readonly string[]): Promise<boolean> {
+    if (providers.length === 0) return false;
     const row = await this.db
       .selectFrom('tasks')
       .select('id')
@@ -255,6 +268,7 @@ export class TaskStore {
       .where((eb) =>
         eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]),
       )
+      .where((eb) => eb.or(providers.map((provider) => eb('candidates', 'like', `%,${provider},%`))))
       .limit(1)
       .executeTakeFirst();
     return row !== undefined;
@@ -304,7 +318,7 @@ export class TaskStore {
     return this.db
       .selectFrom('tasks')
       .selectAll()
-      .where('phase', '!=', 'done')
+      .where('phase', 'in', ['dispatch', 'submitting', 'tracking'])
       .where('deadline_at', '<', now)
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
       .limit(limit)
@@ -361,6 +375,14 @@ export class TaskStore {
       .returning('webhook_id')
       .executeTakeFirst();
     return inserted !== undefined;
+  }
+
+  async forgetInboundWebhook(provider: string, webhookId: string): Promise<void> {
+    await this.db
+      .deleteFrom('inbound_webhooks')
+      .where('provider', '=', provider)
+      .where('webhook_id', '=', webhookId)
+      .execute();
   }
 
   async getIdempotencyKey(tenant: string, key: string) {

@@ -77,16 +77,12 @@ describe('restart and crash recovery (SPEC §5)', () => {
       lease_owner: 'dead-replica',
       lease_until: clock.now() + 60_000,
     });
-    await tasks.addAttempt({
-      task_id: created.body.id,
-      provider: 'kling3api',
+    // Its one attempt was written as `sending` before the request left; no answer was recorded.
+    await tasks.updateAttempt(created.body.id, 1, {
       outcome: 'sending',
-      error_code: null,
-      provider_code: null,
-      http_status: null,
       latency_ms: null,
-      message: null,
-      at: clock.now(),
+      provider_task_id: null,
+      tracking_json: null,
     });
     await store.close();
     const upstreamBefore = [...simulators.values()].map((simulator) => simulator.tasks.length);
@@ -97,8 +93,8 @@ describe('restart and crash recovery (SPEC §5)', () => {
     const task = (await second.get(created.body.id)).body;
     expect(task.status).toBe('failed');
     expect(task.error.code).toBe('provider_error');
-    expect(task.error.message).toMatch(/stopped while submitting to kling3api/);
-    expect(task.attempts.at(-1)).toMatchObject({ provider: 'kling3api', outcome: 'interrupted' });
+    expect(task.error.message).toMatch(/stopped while submitting to freepik/);
+    expect(task.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'interrupted' })]);
     expect([...simulators.values()].map((simulator) => simulator.tasks.length)).toEqual(upstreamBefore);
   });
 

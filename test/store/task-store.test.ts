@@ -222,7 +222,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
           try {
             expect((await new TaskStore(second).getTask('t_kept'))?.id).toBe('t_kept');
             const ran = await sql<{ name: string }>`select name from kysely_migration`.execute(second.db);
-            expect(ran.rows.map((row) => row.name)).toEqual(['0001_initial']);
+            expect(ran.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_recovery_and_fair_queue']);
           } finally {
             await second.close();
           }
@@ -245,7 +245,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const outcome = await tasks.createTask(row);
         expect(outcome.created).toBe(true);
         const stored = await tasks.getTask('t_1');
-        expect(stored).toEqual(row);
+        expect(stored).toEqual({ candidates: '', ...row });
         expect(typeof stored?.created_at).toBe('number');
         expect(typeof stored?.deadline_at).toBe('number');
         expect(typeof stored?.lease_until).toBe('number');
@@ -618,14 +618,25 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         expect(await tasks.listOverdue(T0, 1)).toHaveLength(1);
       });
 
-      it('listDispatchable lists queued tasks that may go now, oldest first', async () => {
-        await tasks.createTask(taskRow('t_b', { created_at: T0 + 2 }));
-        await tasks.createTask(taskRow('t_a', { created_at: T0 + 1 }));
-        await tasks.createTask(taskRow('t_wait', { created_at: T0, dispatch_after: T0 + MINUTE }));
+      it('listDispatchable lists queued tasks that may go now and are in time, oldest first, by pages', async () => {
+        await tasks.createTask(taskRow('t_b', { created_at: T0 + 2, candidates: ',freepik,' }));
+        await tasks.createTask(taskRow('t_a', { created_at: T0 + 1, candidates: ',freepik,kling3api,' }));
+        await tasks.createTask(taskRow('t_wait', { created_at: T0, dispatch_after: T0 + MINUTE, candidates: ',freepik,' }));
+        await tasks.createTask(taskRow('t_late', { created_at: T0, deadline_at: T0 + 5, candidates: ',freepik,' }));
         await tasks.createTask(trackedRow('t_tracking', T0));
         expect((await tasks.listDispatchable(T0 + 10, 10)).map((row) => row.id)).toEqual(['t_a', 't_b']);
-        expect(await tasks.hasOlderWaitingTask(T0 + 2, 't_b')).toBe(true);
-        expect(await tasks.hasOlderWaitingTask(T0, 't_wait')).toBe(false);
+        expect((await tasks.listDispatchable(T0 + 10, 1)).map((row) => row.id)).toEqual(['t_a']);
+        expect((await tasks.listDispatchable(T0 + 10, 1, { createdAt: T0 + 1, id: 't_a' })).map((row) => row.id)).toEqual(['t_b']);
+      });
+
+      it('hasOlderWaitingTask only counts older tasks waiting for one of the same providers', async () => {
+        await tasks.createTask(taskRow('t_a', { created_at: T0 + 1, candidates: ',freepik,kling3api,' }));
+        await tasks.createTask(taskRow('t_b', { created_at: T0 + 2, candidates: ',kling3api,' }));
+        expect(await tasks.hasOlderWaitingTask(T0 + 2, 't_b', ['kling3api'])).toBe(true);
+        expect(await tasks.hasOlderWaitingTask(T0 + 3, 't_new', ['freepik'])).toBe(true);
+        expect(await tasks.hasOlderWaitingTask(T0 + 3, 't_new', ['kling-legacy'])).toBe(false);
+        expect(await tasks.hasOlderWaitingTask(T0 + 1, 't_a', ['freepik', 'kling3api'])).toBe(false);
+        expect(await tasks.hasOlderWaitingTask(T0 + 3, 't_new', [])).toBe(false);
       });
 
       it('finds a task by its upstream id and by its callback token', async () => {
