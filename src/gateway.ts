@@ -242,6 +242,8 @@ export class Gateway {
     server?.closeAllConnections();
     await closed;
     await Promise.allSettled([...this.loopRuns]);
+    // Passes started outside the loops (by a webhook, a create) must not outlive the store.
+    await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle()]);
     if (this.ownsStore) await this.engine.store.store.close();
   }
 }

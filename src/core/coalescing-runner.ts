@@ -24,4 +24,9 @@ export class CoalescingRunner {
     });
     return this.running;
   }
+
+  /** Settles when no pass is running (a pass started by a webhook or a create, too). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+  }
 }

@@ -440,6 +440,11 @@ export class Dispatcher {
     return this.runner.run();
   }
 
+  /** Settles once no pass is running; the gateway waits for it before closing the store. */
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+
   private async dispatchWaiting(): Promise<void> {
     await this.recoverAbandoned();
     const pass: PassState = { full: new Set() };

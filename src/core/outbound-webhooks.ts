@@ -122,6 +122,11 @@ export class OutboundWebhooks {
     return this.runner.run();
   }
 
+  /** Settles once no pass is running; the gateway waits for it before closing the store. */
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+
   private async deliverDue(): Promise<void> {
     const { store, clock, owner, config } = this.engine;
     const due = await store.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, 50);

@@ -38,6 +38,8 @@ export const problems = {
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
   unsupported: (detail: string, providers: { provider: string; reasons: string[] }[]) =>
     new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { providers }),
+  retryLater: (detail: string, retryAfterSeconds: number) =>
+    new ProblemError(503, 'retry-later', 'Retry later', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   unprocessable: (detail: string, errors?: { path: string; message: string }[]) =>
     new ProblemError(422, 'unprocessable', 'Unprocessable request', detail, errors ? { errors } : {}),
 };

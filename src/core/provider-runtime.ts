@@ -39,6 +39,8 @@ export function isProviderHealthFailure(error: unknown): boolean {
   if (!(error instanceof UpstreamError)) return false;
   if (error.transport) return true;
   if (error.code === 'insufficient_credits') return true;
+  // A 2xx the adapter cannot read is a broken upstream too, whatever its status says.
+  if (error.providerCode === 'unreadable_answer') return true;
   const status = error.statusCode ?? 0;
   return status >= 500 || status === 401 || status === 403 || status === 402;
 }

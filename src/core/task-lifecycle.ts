@@ -122,6 +122,19 @@ export class TaskLifecycle {
     schedule?: { nextPollAt: number; pollCount: number },
   ): Promise<TaskRow | undefined> {
     const { metrics } = this.engine;
+    if (report.status === 'succeeded' && report.outputs.length === 0) {
+      // "Done" with nothing to download is not a success a caller can use.
+      return this.fail(
+        task,
+        {
+          code: 'provider_error',
+          message: `${runtime.id} reported the task as ${report.providerStatus} but gave no result to download`,
+          provider_code: report.providerStatus || null,
+        },
+        options,
+        report,
+      );
+    }
     if (report.status === 'succeeded') return this.succeed(task, runtime, report, options);
     if (report.status === 'failed') {
       const error: TaskError = {
@@ -194,6 +207,10 @@ export class TaskLifecycle {
     report?: StatusReport,
   ): Promise<TaskRow | undefined> {
     const now = this.engine.clock.now();
+    // A task no provider accepted cost nothing; keep the currency of the estimate for clarity.
+    const neverAccepted = task.provider_task_id === null && report === undefined;
+    const estimate = JSON.parse(task.cost_json) as TaskCost;
+    const unbilled: TaskCost = { credits: 0, estimated: false, currency_amount: 0, currency: estimate.currency };
     const updated = await this.transition(
       task,
       {
@@ -208,6 +225,7 @@ export class TaskLifecycle {
         ...(report?.reportedCredits !== undefined && task.provider
           ? { cost_json: JSON.stringify(this.reportedCostFor(task.provider, report.reportedCredits)) }
           : {}),
+        ...(neverAccepted ? { cost_json: JSON.stringify(unbilled) } : {}),
       },
       options,
     );

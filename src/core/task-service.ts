@@ -232,7 +232,7 @@ export class TaskService {
     let task: TaskRow | undefined = outcome.task;
     if (await store.hasOlderWaitingTask(task.created_at, task.id, storedPlan.candidates.map((c) => c.provider))) {
       // Older tasks are waiting for a slot: queue behind them, in order.
-      void this.dispatcher.tick();
+      this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
     } else {
       task = await this.dispatcher.dispatch(task.id, context);
     }

@@ -37,6 +37,11 @@ export class Tracker {
     return this.runner.run();
   }
 
+  /** Settles once no pass is running; the gateway waits for it before closing the store. */
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+
   private async pollDue(): Promise<void> {
     await this.expireOverdue();
     const { store, clock, config, owner } = this.engine;
@@ -156,7 +161,7 @@ export class Tracker {
   /** Makes a task due for polling now (a callback to confirm, a webhook we could not read). */
   async pollSoon(task: TaskRow): Promise<void> {
     await this.engine.store.updateTask(task.id, { next_poll_at: this.engine.clock.now() }, { phases: ['tracking'] });
-    void this.tick();
+    this.tick().catch((error) => this.engine.logger.error({ err: error }, 'tracking pass failed'));
   }
 
   /** Runtime of a task's provider (for routes that need it). */

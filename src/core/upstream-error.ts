@@ -98,16 +98,15 @@ export interface UpstreamCall {
 
 /**
  * A 2xx answer the adapter cannot use (no task id, not the documented envelope). Reported as a
- * 502-like `provider_error`; on a create it is `mayHaveCreated`, since the upstream did accept
- * the request and may hold the task, so it is never failed over.
+ * `provider_error` with the real status; on a create it is `mayHaveCreated`, since the upstream
+ * did accept the request and may hold the task, so it is never failed over.
  */
 export function unreadableAnswer(call: UpstreamCall, status: number, body: unknown, why: string): UpstreamError {
   return new UpstreamError({
     ...call,
     code: 'provider_error',
     message: `${call.provider} answered HTTP ${status} with an unreadable body (${why})`,
-    // 502: the answer could not be used; the real status is in the message.
-    statusCode: 502,
+    statusCode: status,
     providerCode: 'unreadable_answer',
     responseBody: body,
     mayHaveCreated: call.operation === 'submit',

@@ -10,6 +10,9 @@ import type { Engine } from '../core/engine.js';
 import { ProblemError, problems } from '../core/problem.js';
 import type { Tracker } from '../core/tracker.js';
 
+/** How long a sender is asked to wait when news arrives before its task is recorded. */
+const WEBHOOK_RETRY_AFTER_S = 5;
+
 export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
   const router = Router();
   router.use(rememberMountPath());
@@ -39,8 +42,13 @@ export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
     }
     const task = await store.findByProviderTask(providerId, verification.providerTaskId);
     if (!task) {
-      // Not remembered: it may be about a create whose answer is still being recorded, and a
-      // retry should then be applied.
+      // Not known (yet?). While a create to this provider is still being recorded it may be
+      // about that task: ask the sender to retry shortly rather than drop the news. Otherwise it
+      // is not ours (another client of the same account), and a retry would change nothing.
+      if (await store.isSubmittingTo(providerId)) {
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
+        throw problems.retryLater('a create to this provider is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
+      }
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unmatched' });
       res.json({ received: true, matched: false });
       return;
@@ -72,6 +80,11 @@ export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
     if (!task || task.provider !== providerId) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unknown_token' });
       throw problems.notFound('unknown callback');
+    }
+    if (task.phase === 'submitting') {
+      // The create's answer is not recorded yet, so there is nothing to confirm against: retry.
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
+      throw problems.retryLater('the create is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
     }
     let body: unknown;
     try {

@@ -174,6 +174,18 @@ export class TaskStore {
     return Number(row.count);
   }
 
+  /** Whether a create to `provider` is being sent right now (its answer not yet recorded). */
+  async isSubmittingTo(provider: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('provider', '=', provider)
+      .where('phase', '=', 'submitting')
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async countByPhase(): Promise<Map<string, number>> {
     const rows = await this.db
       .selectFrom('tasks')

@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../src/core/canonical.js';
 import { classifyCreateFailure } from '../../src/core/failover.js';
-import { CircuitBreakerOpenError } from '../../src/core/provider-runtime.js';
-import { UpstreamError, type UpstreamErrorInit } from '../../src/core/upstream-error.js';
+import { CircuitBreakerOpenError, isProviderHealthFailure } from '../../src/core/provider-runtime.js';
+import { unreadableAnswer, UpstreamError, type UpstreamErrorInit } from '../../src/core/upstream-error.js';
 
 function upstream(init: Partial<UpstreamErrorInit> & { code: ErrorCode }): UpstreamError {
   return new UpstreamError({
@@ -177,5 +177,24 @@ describe('classifyCreateFailure: open circuit', () => {
       httpStatus: null,
       providerCode: null,
     });
+  });
+});
+
+describe('isProviderHealthFailure: what counts towards opening a circuit', () => {
+  it('counts outages, bad credentials, no credits and unreadable 2xx answers', () => {
+    expect(isProviderHealthFailure(answered(503, 'provider_error'))).toBe(true);
+    expect(isProviderHealthFailure(answered(401, 'provider_error'))).toBe(true);
+    expect(isProviderHealthFailure(answered(402, 'insufficient_credits'))).toBe(true);
+    expect(isProviderHealthFailure(upstream({ code: 'timeout', transport: 'timeout' }))).toBe(true);
+    const call = { provider: 'kling3api', operation: 'status' as const, url: '/api/status' };
+    expect(isProviderHealthFailure(unreadableAnswer(call, 200, {}, 'no data'))).toBe(true);
+  });
+
+  it('does not count rejections of the request, rate limits or unknown task ids', () => {
+    expect(isProviderHealthFailure(answered(400, 'invalid_request'))).toBe(false);
+    expect(isProviderHealthFailure(answered(422, 'content_policy'))).toBe(false);
+    expect(isProviderHealthFailure(answered(429, 'provider_error'))).toBe(false);
+    expect(isProviderHealthFailure(answered(404, 'invalid_request'))).toBe(false);
+    expect(isProviderHealthFailure(new Error('not an upstream error'))).toBe(false);
   });
 });

@@ -202,6 +202,21 @@ describe('circuit breaker', () => {
     expect(metrics.body).toMatch(/kling_gateway_failovers_total\{provider="freepik",reason="circuit_open"\} 1/);
   });
 
+  it('fails fast with no_provider_available when the only capable provider is open, with no upstream call', async () => {
+    gw = await startTestGateway();
+    const legacyOnly = { model: 'kling-v1', prompt: 'an old film look' };
+    gw.simulator('kling-legacy').injectFault({ kind: 'server_error', status: 500, times: 3 });
+    for (let i = 0; i < 3; i++) expect((await gw.create(legacyOnly)).body.status).toBe('failed');
+    const calls = createCalls(gw, 'kling-legacy');
+
+    const created = await gw.create(legacyOnly);
+    expect(created.status).toBe(202);
+    expect(created.body).toMatchObject({ status: 'failed', error: { code: 'no_provider_available' } });
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'skipped', error_code: 'circuit_open' })]);
+    expect(created.body.cost).toMatchObject({ credits: 0, currency_amount: 0 });
+    expect(createCalls(gw, 'kling-legacy')).toBe(calls);
+  });
+
   it('does not count rejections of the request against the provider', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ kind: 'invalid', status: 400, times: 5 });

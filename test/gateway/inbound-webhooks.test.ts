@@ -218,3 +218,55 @@ describe('legacy Kling-API callbacks', () => {
     expect(bytes.subarray(4, 8).toString('latin1')).toBe('ftyp');
   });
 });
+
+describe('news that arrives while its create is still being recorded', () => {
+  let gw: TestGateway;
+  beforeEach(async () => {
+    gw = await startTestGateway();
+  });
+  afterEach(async () => {
+    await gw.close();
+  });
+
+  /** Starts a create the provider answers slowly; resolves once the request has reached it. */
+  async function createInFlight(provider: string, body: unknown) {
+    const reached = new Promise<void>((resolve) =>
+      gw.simulator(provider).onRequest((r) => {
+        if (r.method === 'POST') resolve();
+      }),
+    );
+    gw.simulator(provider).injectFault({ delayMs: 300 });
+    const created = gw.create(body);
+    await reached;
+    return { created };
+  }
+
+  it('asks Freepik to retry a webhook it cannot match yet (503, Retry-After), and acknowledges it once nothing is in flight', async () => {
+    const { created } = await createInFlight('freepik', request);
+    const unknown = { task_id: '00000000-0000-4000-8000-000000000000', status: 'COMPLETED', generated: [] };
+    const early = await postFreepikWebhook(gw, unknown, { id: 'wh_early' });
+    expect(early.status).toBe(503);
+    expect(early.headers.get('retry-after')).toBe('5');
+    expect((await created).body.status).toBe('processing');
+
+    // The retry (same webhook-id) is not taken for a replay: the first was never applied.
+    const retried = await postFreepikWebhook(gw, unknown, { id: 'wh_early' });
+    expect(retried.status).toBe(200);
+    expect(retried.body).toEqual({ received: true, matched: false });
+  });
+
+  it('asks the legacy API to retry a callback for a task whose create is not recorded yet', async () => {
+    const { created } = await createInFlight('kling-legacy', { model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
+    const [submitting] = await gw.gateway.engine.store.listTasks({ tenant: 'acme', limit: 10 });
+    expect(submitting?.phase).toBe('submitting');
+    const path = `/v1/webhooks/kling-legacy/${submitting!.callback_token}`;
+    const early = await gw.request('POST', path, JSON.stringify({ task_status: 'succeed' }), {}, null);
+    expect(early.status).toBe(503);
+    expect(early.headers.get('retry-after')).toBe('5');
+
+    const task = (await created).body;
+    expect(task.status).toBe('processing');
+    const retried = await gw.request('POST', path, JSON.stringify({ task_id: task.provider_task_id, task_status: 'succeed' }), {}, null);
+    expect(retried.status).toBe(200);
+  });
+});

@@ -240,6 +240,7 @@ export const FREEPIK_OFFERINGS: readonly Offering[] = [
       aspect_ratio: { values: OMNI_ASPECT_RATIOS },
       cfg_scale: CFG,
     },
+    check: checkOmniAutoAspect,
   },
   OMNI_REFERENCE_IMAGES,
 ];

@@ -44,22 +44,21 @@ export function mapKling3apiStatus(data: Kling3apiStatusFields): StatusReport {
   };
 
   if (status === 'succeeded') {
+    // Success without a URL is reported as is; the gateway fails such a task (nothing to fetch).
     const outputs: TaskOutput[] = kling3apiVideoUrls(data.response).map((url) => ({ type: 'video', url, duration: null }));
-    // Success without a URL gives the caller nothing to fetch. Keep the task non-terminal: the
-    // URL may land on the next poll, and the task's deadline ends it if it never does.
-    if (outputs.length === 0) return { ...report, status: 'processing' };
     return { ...report, outputs };
   }
 
   if (status === 'failed') {
     const upstreamMessage = data.error_message?.trim() || undefined;
-    if (providerStatus.trim().toUpperCase() === 'EXPIRED') {
-      return { ...report, error: { code: 'expired', message: upstreamMessage ?? 'kling3api expired the task' } };
+    const providerCode = providerStatus.trim().toUpperCase();
+    if (providerCode === 'EXPIRED') {
+      return { ...report, error: { code: 'expired', message: upstreamMessage ?? 'kling3api expired the task', providerCode } };
     }
     const message = upstreamMessage ?? 'kling3api reported the task failed';
     return {
       ...report,
-      error: { code: looksLikeContentPolicy(upstreamMessage) ? 'content_policy' : 'provider_error', message },
+      error: { code: looksLikeContentPolicy(upstreamMessage) ? 'content_policy' : 'provider_error', message, providerCode },
     };
   }
 

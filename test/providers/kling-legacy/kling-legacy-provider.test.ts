@@ -97,11 +97,18 @@ describe('klingLegacyProvider.submit over HttpUpstreamClient', () => {
     expect(result.ref.providerTaskId).toBe('12345');
   });
 
-  it('refuses a 2xx answer without a task id as a provider error (502)', async () => {
+  it('refuses a 2xx answer without a task id as an unreadable answer that may have created the task', async () => {
     const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
     interceptCreate('/kling/v1/videos/text2video', { body: { code: 0, message: 'SUCCEED', data: null } });
     const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
-    expect(error).toMatchObject({ code: 'provider_error', statusCode: 502, operation: 'submit', url: '/kling/v1/videos/text2video' });
+    expect(error).toMatchObject({
+      code: 'provider_error',
+      statusCode: 200,
+      providerCode: 'unreadable_answer',
+      mayHaveCreated: true,
+      operation: 'submit',
+      url: '/kling/v1/videos/text2video',
+    });
   });
 });
 

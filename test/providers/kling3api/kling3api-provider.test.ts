@@ -169,11 +169,12 @@ describe('kling3apiProvider.submit', () => {
     expect(await failure(submitTextToVideo())).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
   });
 
-  it('a 2xx answer without a task id, or not an envelope, is an unreadable answer (502)', async () => {
+  it('a 2xx answer without a task id, or not an envelope, is an unreadable answer that may have created the task', async () => {
+    const unreadable = { code: 'provider_error', statusCode: 200, providerCode: 'unreadable_answer', mayHaveCreated: true };
     nock(BASE).post('/api/generate').reply(200, { code: 200, message: 'success', data: {} });
-    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'provider_error', statusCode: 502 });
+    expect(await failure(submitTextToVideo())).toMatchObject(unreadable);
     nock(BASE).post('/api/generate').reply(200, 'OK');
-    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'provider_error', statusCode: 502 });
+    expect(await failure(submitTextToVideo())).toMatchObject(unreadable);
   });
 
   it('an HTML error page falls back on the HTTP status', async () => {
@@ -241,7 +242,7 @@ describe('kling3apiProvider.getStatus', () => {
       .reply(200, { code: 200, message: 'success', data: { task_id: 'n71a b&c', status: 'EXPIRED' } });
     const report = await kling3apiProvider.getStatus({ providerTaskId: 'n71a b&c', tracking: {} }, { http: client() });
     expect(scope.isDone()).toBe(true);
-    expect(report.error).toEqual({ code: 'expired', message: 'kling3api expired the task' });
+    expect(report.error).toEqual({ code: 'expired', message: 'kling3api expired the task', providerCode: 'EXPIRED' });
   });
 
   it('an error envelope on status is an UpstreamError carrying the status url', async () => {
@@ -266,7 +267,11 @@ describe('kling3apiProvider.getStatus', () => {
 
   it('a 200 envelope without data is unreadable', async () => {
     nock(BASE).get('/api/status').query(true).reply(200, { code: 200, message: 'success' });
-    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({ statusCode: 502 });
+    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+      statusCode: 200,
+      providerCode: 'unreadable_answer',
+      mayHaveCreated: false,
+    });
   });
 });
 

@@ -36,9 +36,9 @@ describe('mapKling3apiStatus', () => {
     ]);
   });
 
-  it('SUCCESS without any URL stays non-terminal (processing), keeping the raw word', () => {
+  it('SUCCESS without any URL is reported as succeeded with no outputs (the gateway fails such a task)', () => {
     expect(mapKling3apiStatus({ status: 'SUCCESS', response: [] })).toStrictEqual({
-      status: 'processing',
+      status: 'succeeded',
       providerStatus: 'SUCCESS',
       outputs: [],
     });
@@ -50,11 +50,12 @@ describe('mapKling3apiStatus', () => {
       providerStatus: 'FAILED',
       outputs: [],
       reportedCredits: 240,
-      error: { code: 'provider_error', message: 'Render node crashed' },
+      error: { code: 'provider_error', message: 'Render node crashed', providerCode: 'FAILED' },
     });
     expect(mapKling3apiStatus({ status: 'FAILED', error_message: null }).error).toEqual({
       code: 'provider_error',
       message: 'kling3api reported the task failed',
+      providerCode: 'FAILED',
     });
   });
 
@@ -74,7 +75,7 @@ describe('mapKling3apiStatus', () => {
       status: 'failed',
       providerStatus: 'EXPIRED',
       outputs: [],
-      error: { code: 'expired', message: 'kling3api expired the task' },
+      error: { code: 'expired', message: 'kling3api expired the task', providerCode: 'EXPIRED' },
     });
     // Even a safety-sounding message does not turn an expiry into something else.
     expect(mapKling3apiStatus({ status: 'EXPIRED', error_message: 'safety queue timed out' }).error?.code).toBe('expired');
