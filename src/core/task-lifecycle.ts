@@ -105,7 +105,8 @@ export class TaskLifecycle {
     };
     const updated = await this.transition(task, patch, { phases: ['submitting'], leaseOwner: this.engine.owner });
     if (updated && (result.status === 'succeeded' || result.status === 'failed')) {
-      return this.applyReport(updated, runtime, result, { phases: ['tracking'] });
+      // Judged against the task as it was before this answer, so an empty success is confirmed.
+      return this.applyReport({ ...updated, provider_status: null }, runtime, result, { phases: ['tracking'] });
     }
     return updated;
   }
@@ -123,7 +124,23 @@ export class TaskLifecycle {
   ): Promise<TaskRow | undefined> {
     const { metrics } = this.engine;
     if (report.status === 'succeeded' && report.outputs.length === 0) {
-      // "Done" with nothing to download is not a success a caller can use.
+      // "Done" with nothing to download is not a success a caller can use. The result may land a
+      // moment after the status word, so the first such report is confirmed by one more poll
+      // soon; the same word again with still nothing fails the task instead of waiting for the
+      // deadline.
+      if (task.provider_status !== report.providerStatus) {
+        return this.transition(
+          task,
+          {
+            provider_status: report.providerStatus,
+            status: 'processing',
+            next_poll_at: this.engine.clock.now() + this.engine.config.tracking.poll_min_interval_ms,
+            ...(schedule ? { poll_count: schedule.pollCount } : {}),
+            ...(options.leaseOwner ? { lease_owner: null, lease_until: null } : {}),
+          },
+          options,
+        );
+      }
       return this.fail(
         task,
         {

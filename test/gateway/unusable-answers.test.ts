@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-webhook.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
@@ -14,25 +15,41 @@ const kling3apiRequest = {
   routing: { providers: ['kling3api'] },
 };
 
+/** A kling3api status answer saying SUCCESS with nothing to download. */
+function emptyKling3apiSuccess(taskId: string) {
+  return { code: 200, message: 'success', data: { task_id: taskId, status: 'SUCCESS', response: [] } };
+}
+
 describe('a provider that says "done" but gives nothing to download', () => {
-  it('kling3api SUCCESS without a URL fails the task as provider_error, naming the upstream word', async () => {
+  it('kling3api: the same SUCCESS without a URL twice fails the task as provider_error, naming the upstream word', async () => {
     gw = await startTestGateway();
     const created = await gw.create(kling3apiRequest);
     expect(created.status).toBe(202);
-    const taskId = gw.simulator('kling3api').tasks[0]!.id;
-    gw.simulator('kling3api').injectFault({
-      on: 'status',
-      status: 200,
-      body: { code: 200, message: 'success', data: { task_id: taskId, status: 'SUCCESS', response: [] } },
-    });
+    const simulator = gw.simulator('kling3api');
+    simulator.injectFault({ on: 'status', status: 200, times: 2, body: emptyKling3apiSuccess(simulator.tasks[0]!.id) });
     const task = await gw.finish(created.body.id);
     expect(task.status).toBe('failed');
     expect(task.outputs).toEqual([]);
     expect(task.error).toMatchObject({ code: 'provider_error', provider_code: 'SUCCESS' });
     expect(task.error.message).toMatch(/gave no result to download/);
+    const statusCalls = simulator.requests.filter((r) => r.method === 'GET' && r.path === '/api/status');
+    expect(statusCalls).toHaveLength(2);
   });
 
-  it('legacy succeed without videos fails the task the same way', async () => {
+  it('kling3api: a SUCCESS whose URL lands on the next poll is a success (one confirming poll)', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(kling3apiRequest);
+    const simulator = gw.simulator('kling3api');
+    // Let the simulated task really finish, then have its first status answer lag behind.
+    await gw.clock.advance(10_000);
+    simulator.injectFault({ on: 'status', status: 200, body: emptyKling3apiSuccess(simulator.tasks[0]!.id) });
+    const task = await gw.finish(created.body.id);
+    expect(task.status).toBe('succeeded');
+    expect(task.outputs).toHaveLength(1);
+    expect(task.provider_status).toBe('SUCCESS');
+  });
+
+  it('legacy: succeed without videos, twice, fails the task the same way', async () => {
     gw = await startTestGateway();
     const created = await gw.create({ model: 'kling-v1', prompt: 'an old film look' });
     expect(created.body.provider).toBe('kling-legacy');
@@ -40,6 +57,7 @@ describe('a provider that says "done" but gives nothing to download', () => {
     gw.simulator('kling-legacy').injectFault({
       on: 'status',
       status: 200,
+      times: 5,
       body: {
         code: 0,
         message: 'SUCCEED',
@@ -50,6 +68,29 @@ describe('a provider that says "done" but gives nothing to download', () => {
     const task = await gw.finish(created.body.id);
     expect(task.status).toBe('failed');
     expect(task.error).toMatchObject({ code: 'provider_error', provider_code: 'succeed' });
+  });
+
+  it('freepik: a signed COMPLETED webhook without files is confirmed by a poll before anything is decided', async () => {
+    // The simulated task stays queued long enough that its own webhooks do not interleave.
+    gw = await startTestGateway({ config: { sandbox: { queued_ms: 60_000 } } });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'x', duration: 5 });
+    expect(created.body.provider).toBe('freepik');
+    const providerTaskId = created.body.provider_task_id;
+    const raw = JSON.stringify({ task_id: providerTaskId, status: 'COMPLETED', generated: [] });
+    const timestamp = String(Math.floor(gw.clock.now() / 1000));
+    const signature = signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, 'wh_empty', timestamp, raw);
+    const headers = { 'webhook-id': 'wh_empty', 'webhook-timestamp': timestamp, 'webhook-signature': signature };
+    expect((await gw.request('POST', '/v1/webhooks/freepik', raw, headers, null)).status).toBe(200);
+    // Not believed yet: still processing, a confirming poll is due.
+    expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'processing', provider_status: 'COMPLETED' });
+
+    const simulator = gw.simulator('freepik');
+    simulator.injectFault({ on: 'status', status: 200, body: { data: { task_id: providerTaskId, status: 'COMPLETED', generated: [] } } });
+    await gw.advance(1_000);
+    const task = (await gw.get(created.body.id)).body;
+    expect(task.status).toBe('failed');
+    expect(task.error).toMatchObject({ code: 'provider_error', provider_code: 'COMPLETED' });
+    expect(simulator.requests.filter((r) => r.method === 'GET' && !r.path.startsWith('/sim-files'))).toHaveLength(1);
   });
 });
 

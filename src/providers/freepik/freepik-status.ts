@@ -63,14 +63,6 @@ export function toFreepikStatusReport(task: FreepikTask): StatusReport {
   const status = mapFreepikStatus(task.status);
   const outputs = generatedUrls(task).map((url) => ({ type: 'video' as const, url, duration: null }));
   if (status === 'failed') return { status, providerStatus, outputs, error: failureOf(task) };
-  if (status === 'succeeded' && outputs.length === 0) {
-    // A success with nothing to show is not a success the caller can use.
-    return {
-      status: 'failed',
-      providerStatus,
-      outputs,
-      error: { code: 'provider_error', message: 'Freepik reported COMPLETED without a generated file', providerCode: 'COMPLETED' },
-    };
-  }
+  // COMPLETED without `generated` is reported as is: the gateway confirms it once, then fails it.
   return { status, providerStatus, outputs };
 }

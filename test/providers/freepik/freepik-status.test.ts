@@ -91,11 +91,9 @@ describe('toFreepikStatusReport', () => {
     expect(task && toFreepikStatusReport(task).error?.code).toBe('provider_error');
   });
 
-  it('does not call COMPLETED without a file a success', () => {
+  it('reports COMPLETED without a file as a success with no outputs (the gateway confirms, then fails it)', () => {
     const task = readFreepikTask({ data: { task_id: TASK_ID, status: 'COMPLETED', generated: [] } });
-    const report = task && toFreepikStatusReport(task);
-    expect(report?.status).toBe('failed');
-    expect(report?.error?.code).toBe('provider_error');
+    expect(task && toFreepikStatusReport(task)).toStrictEqual({ status: 'succeeded', providerStatus: 'COMPLETED', outputs: [] });
   });
 });
 
