@@ -114,7 +114,8 @@ export interface InboundWebhook {
 }
 
 export type WebhookVerification =
-  | { ok: true; webhookId: string; providerTaskId: string; report?: StatusReport }
+  /** Authentic. `providerTaskId` is absent when the body names no task the adapter can read. */
+  | { ok: true; webhookId: string; providerTaskId?: string; report?: StatusReport }
   | { ok: false; reason: string };
 
 /** How the upstream tells the gateway about progress, besides polling. */

@@ -40,6 +40,12 @@ export function webhookRoutes(engine: Engine, tracker: Tracker): Router {
       logger.warn({ provider: providerId, reason: verification.reason, request_id: req.id }, 'webhook rejected');
       throw new ProblemError(401, 'bad-signature', 'Webhook not verified', verification.reason);
     }
+    if (verification.providerTaskId === undefined) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unreadable' });
+      logger.warn({ provider: providerId, webhook_id: verification.webhookId, request_id: req.id }, 'signed webhook names no task; polling covers it');
+      res.json({ received: true, matched: false });
+      return;
+    }
     const task = await store.findByProviderTask(providerId, verification.providerTaskId);
     if (!task) {
       // Not known (yet?). While a create to this provider is still being recorded it may be

@@ -124,6 +124,14 @@ describe('inbound Freepik webhooks', () => {
     expect(answer.body).toEqual({ received: true, matched: false });
   });
 
+  it('acknowledges a verified webhook that names no task (a retry would change nothing), changing nothing', async () => {
+    const task = await processingTask();
+    const answer = await postFreepikWebhook(gw, { status: 'COMPLETED', generated: ['https://cdn.example.com/x.mp4'] });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ received: true, matched: false });
+    expect((await gw.get(task.id)).body.status).toBe('processing');
+  });
+
   it('finishes a task from the simulator’s own signed webhooks', async () => {
     const task = await processingTask();
     await gw.clock.advance(5_000);

@@ -98,10 +98,35 @@ describe('verifyFreepikWebhook', () => {
     expect(verifyFreepikWebhook(webhook({ timestamp: realNowS }), SECRET, NOW_MS).ok).toBe(false);
   });
 
-  it('refuses a timestamp that is not Unix seconds', () => {
+  it('refuses a timestamp that is not a Unix time', () => {
     const hook = webhook();
     hook.headers['webhook-timestamp'] = '2031-06-01T12:00:00Z';
-    expect(verifyFreepikWebhook(hook, SECRET, NOW_MS)).toEqual({ ok: false, reason: 'webhook-timestamp is not Unix seconds' });
+    expect(verifyFreepikWebhook(hook, SECRET, NOW_MS)).toEqual({ ok: false, reason: 'webhook-timestamp is not a Unix time' });
+  });
+
+  it('reads a 13-digit timestamp as milliseconds (the seed names no unit), still within the tolerance', () => {
+    const sign = (timestamp: string) =>
+      `v1,${createHmac('sha256', SECRET).update(`msg_2abc.${timestamp}.${BODY}`).digest('base64')}`;
+    const at = (timestamp: string) => {
+      const hook = webhook({ signature: sign(timestamp) });
+      hook.headers['webhook-timestamp'] = timestamp;
+      return verifyFreepikWebhook(hook, SECRET, NOW_MS);
+    };
+    expect(at(String(NOW_MS))).toMatchObject({ ok: true, providerTaskId: TASK_ID });
+    expect(at(String(NOW_MS - 6 * 60_000))).toEqual({ ok: false, reason: 'webhook-timestamp is too old' });
+  });
+
+  it('also accepts a signature keyed with the base64-decoded secret (the seed\'s PHP sample; whsec_ keys)', () => {
+    const whsec = `whsec_${Buffer.alloc(24, 7).toString('base64')}`;
+    const signedByLibrary = new Webhook(whsec).sign('msg_2abc', new Date(NOW_S * 1000), BODY);
+    expect(verifyFreepikWebhook(webhook({ signature: signedByLibrary }), whsec, NOW_MS).ok).toBe(true);
+
+    const plainBase64 = Buffer.from('a-php-style-secret-of-some-length').toString('base64');
+    const decodedKey = Buffer.from(plainBase64, 'base64');
+    const phpStyle = `v1,${createHmac('sha256', decodedKey).update(`msg_2abc.${NOW_S}.${BODY}`).digest('base64')}`;
+    expect(verifyFreepikWebhook(webhook({ signature: phpStyle }), plainBase64, NOW_MS).ok).toBe(true);
+    // Still only keys derived from the configured secret.
+    expect(verifyFreepikWebhook(webhook({ signature: phpStyle }), SECRET, NOW_MS).ok).toBe(false);
   });
 
   it.each(['webhook-id', 'webhook-timestamp', 'webhook-signature'])('refuses a webhook without %s', (header) => {
@@ -134,9 +159,9 @@ describe('verifyFreepikWebhook', () => {
   });
 
   it.each([
-    ['not JSON', 'hello', 'webhook body is not a Freepik task'],
-    ['no task id', JSON.stringify({ status: 'COMPLETED' }), 'webhook body names no task_id'],
-  ])('refuses a correctly signed body that is %s', (_name, body, reason) => {
-    expect(verifyFreepikWebhook(webhook({ body }), SECRET, NOW_MS)).toEqual({ ok: false, reason });
+    ['not JSON', 'hello'],
+    ['no task id', JSON.stringify({ status: 'COMPLETED' })],
+  ])('takes a correctly signed body that is %s as authentic but about no task', (_name, body) => {
+    expect(verifyFreepikWebhook(webhook({ body }), SECRET, NOW_MS)).toEqual({ ok: true, webhookId: 'msg_2abc' });
   });
 });
