@@ -599,7 +599,7 @@ export interface components {
                 "application/json": components["schemas"]["get_all_style_transfer_tasks_400_response"];
             };
         };
-        /** @description Not on the seed pages. Rate limited (SPEC: 50 hits/s over 5 s, 10/s averaged over 2 minutes); may carry `Retry-After`. */
+        /** @description Rate limited. Seed 001 ("Rate limiting"): API requests are subject to rate limiting, so every route, status reads included, can answer it; the status code and limits (50 hits/s over 5 s, 10/s averaged over 2 minutes) are from SPEC. May carry `Retry-After`. */
         TooManyRequests: {
             headers: {
                 /** @description Seconds to wait before retrying. */
@@ -695,6 +695,7 @@ export interface operations {
             200: components["responses"]["TaskList"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -715,6 +716,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -775,6 +777,7 @@ export interface operations {
             200: components["responses"]["TaskList"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -795,6 +798,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -860,6 +864,7 @@ export interface operations {
             200: components["responses"]["TaskList"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -880,6 +885,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
         };

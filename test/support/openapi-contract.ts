@@ -1,0 +1,170 @@
+/**
+ * An upstream's documented contract (`openapi/<provider>.yaml`) compiled by Ajv, for checking
+ * the requests the adapters send and the answers the simulators give, independently of the
+ * project's own types and zod mirrors.
+ *
+ * Requests are checked strictly: every object schema that lists its properties is closed
+ * (`additionalProperties: false`), so a field the document does not name is caught. Answers are
+ * checked as documented (open objects), since an upstream may add fields.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { parse } from 'yaml';
+import type { UpstreamRequest } from '../../src/core/provider.js';
+
+// ajv-formats is CommonJS with a default export; under NodeNext the callable is on `.default`.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+type Json = Record<string, unknown>;
+
+/** Adds `additionalProperties: false` to every object schema that lists its properties. */
+function closeObjects(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(closeObjects);
+  if (!node || typeof node !== 'object') return node;
+  const copy: Json = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, closeObjects(value)]));
+  if (copy.properties && typeof copy.properties === 'object' && copy.additionalProperties === undefined) {
+    copy.additionalProperties = false;
+  }
+  return copy;
+}
+
+/** Points `#/components/...` references at one of the registered component sets. */
+function rebase(node: unknown, id: string): unknown {
+  if (Array.isArray(node)) return node.map((item) => rebase(item, id));
+  if (!node || typeof node !== 'object') return node;
+  return Object.fromEntries(
+    Object.entries(node).map(([key, value]) => [
+      key,
+      key === '$ref' && typeof value === 'string' && value.startsWith('#/') ? `${id}${value}` : rebase(value, id),
+    ]),
+  );
+}
+
+/** Ajv's errors as one line, naming the property an object does not allow. */
+function describeErrors(errors: ValidateFunction['errors']): string {
+  return (errors ?? [])
+    .map((error) => {
+      const extra = (error.params as { additionalProperty?: string }).additionalProperty;
+      return `${error.instancePath || '/'} ${error.message}${extra ? `: ${extra}` : ''}`;
+    })
+    .join('; ');
+}
+
+interface CompiledOperation {
+  pathPattern: RegExp;
+  pathParams: { name: string; validate: ValidateFunction }[];
+  queryParams: { name: string; required: boolean; validate: ValidateFunction }[];
+  body?: ValidateFunction;
+  /** By HTTP status (or `default`): the answer's JSON schema, `null` when it documents no body. */
+  responses: Map<string, ValidateFunction | null>;
+}
+
+export interface OpenApiContract {
+  /** Problems with one request, empty when the document allows it. */
+  requestProblems(request: Pick<UpstreamRequest, 'method' | 'path' | 'query' | 'body'>): string[];
+  /** Problems with an answer to that request, empty when the document describes it. */
+  responseProblems(request: Pick<UpstreamRequest, 'method' | 'path'>, status: number, body: unknown): string[];
+}
+
+let schemaIds = 0;
+
+export function loadOpenApiContract(file: string): OpenApiContract {
+  const document = parse(readFileSync(new URL(`../../openapi/${file}`, import.meta.url), 'utf8')) as Json;
+  const components = (document.components as Json | undefined) ?? {};
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  addFormats(ajv);
+  // OpenAPI 3.0 `format: float` / `int32` are informational here.
+  for (const format of ['float', 'double', 'int32', 'int64']) ajv.addFormat(format, true);
+  ajv.addSchema({ $id: 'closed', components: { schemas: closeObjects(components.schemas ?? {}) } });
+  ajv.addSchema({ $id: 'open', components: { schemas: components.schemas ?? {} } });
+  const compileClosed = (schema: unknown) =>
+    ajv.compile({ $id: `request-${(schemaIds += 1)}`, ...(closeObjects(rebase(schema, 'closed')) as Json) });
+  const compileOpen = (schema: unknown) => ajv.compile({ $id: `response-${(schemaIds += 1)}`, ...(rebase(schema, 'open') as Json) });
+  const resolveResponse = (response: Json): Json => {
+    const ref = response.$ref;
+    if (typeof ref !== 'string') return response;
+    const name = ref.replace('#/components/responses/', '');
+    return ((components.responses as Json | undefined)?.[name] as Json | undefined) ?? {};
+  };
+
+  const operations: { method: string; op: CompiledOperation }[] = [];
+  for (const [path, item] of Object.entries(document.paths as Record<string, Json>)) {
+    for (const method of ['get', 'post'] as const) {
+      const op = item[method] as Json | undefined;
+      if (!op) continue;
+      const parameters = [...((item.parameters as Json[] | undefined) ?? []), ...((op.parameters as Json[] | undefined) ?? [])];
+      const body = ((op.requestBody as Json | undefined)?.content as Json | undefined)?.['application/json'] as Json | undefined;
+      const responses = new Map<string, ValidateFunction | null>();
+      for (const [status, response] of Object.entries((op.responses as Json | undefined) ?? {})) {
+        const content = (resolveResponse(response as Json).content as Json | undefined)?.['application/json'] as Json | undefined;
+        responses.set(status, content?.schema ? compileOpen(content.schema) : null);
+      }
+      operations.push({
+        method: method.toUpperCase(),
+        op: {
+          pathPattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, '([^/]+)')}$`),
+          pathParams: [...path.matchAll(/\{([^}]+)\}/g)].map(([, name]) => {
+            const declared = parameters.find((p) => p.in === 'path' && p.name === name);
+            return { name: name!, validate: compileClosed(declared?.schema ?? { type: 'string' }) };
+          }),
+          queryParams: parameters
+            .filter((p) => p.in === 'query')
+            .map((p) => ({ name: p.name as string, required: p.required === true, validate: compileClosed(p.schema) })),
+          ...(body ? { body: compileClosed(body.schema) } : {}),
+          responses,
+        },
+      });
+    }
+  }
+
+  const find = (method: string, path: string) =>
+    operations
+      .filter((entry) => entry.method === method)
+      .map(({ op }) => ({ op, groups: op.pathPattern.exec(path) }))
+      .filter((m) => m.groups)
+      // A literal path wins over a template that also matches it.
+      .sort((a, b) => a.op.pathParams.length - b.op.pathParams.length)[0];
+
+  return {
+    requestProblems(request) {
+      const match = find(request.method, request.path);
+      if (!match) return [`${request.method} ${request.path} is not in ${file}`];
+      const problems: string[] = [];
+      match.op.pathParams.forEach((param, index) => {
+        const value = decodeURIComponent(match.groups![index + 1]!);
+        if (!param.validate(value)) problems.push(`path {${param.name}} = ${value}: ${describeErrors(param.validate.errors)}`);
+      });
+      const query = request.query ?? {};
+      for (const param of match.op.queryParams) {
+        const value = query[param.name];
+        if (value === undefined) {
+          if (param.required) problems.push(`query ${param.name} is required`);
+        } else if (!param.validate(value)) {
+          problems.push(`query ${param.name}: ${describeErrors(param.validate.errors)}`);
+        }
+      }
+      for (const name of Object.keys(query)) {
+        if (!match.op.queryParams.some((p) => p.name === name)) problems.push(`query ${name} is not documented`);
+      }
+      if (match.op.body) {
+        if (!match.op.body(request.body)) problems.push(`body ${describeErrors(match.op.body.errors)}`);
+      } else if (request.body !== undefined) {
+        problems.push('sends a body the operation does not take');
+      }
+      return problems;
+    },
+
+    responseProblems(request, status, body) {
+      const match = find(request.method, request.path);
+      if (!match) return [`${request.method} ${request.path} is not in ${file}`];
+      const key = String(status);
+      if (!match.op.responses.has(key) && !match.op.responses.has('default')) {
+        return [`${request.method} ${request.path} documents no ${status} answer`];
+      }
+      const validate = match.op.responses.has(key) ? match.op.responses.get(key) : match.op.responses.get('default');
+      if (!validate) return [];
+      return validate(body) ? [] : [`${status} answer ${describeErrors(validate.errors)}`];
+    },
+  };
+}
