@@ -40,6 +40,12 @@ export const ProviderConfig = z.strictObject({
   weight: z.coerce.number().min(0).default(1),
   /** Time limit for one upstream call. */
   timeout_ms: count(1).default(30_000),
+  /**
+   * Time limit for opening a connection (TCP and TLS), within `timeout_ms`. A create that
+   * cannot connect sent nothing, so it fails over at once instead of waiting out `timeout_ms`
+   * and ending as an ambiguous timeout.
+   */
+  connect_timeout_ms: count(1).default(5_000),
   /** Tasks in flight (submitting or tracked) at once; more wait as `queued`. */
   max_in_flight: count(1).default(20),
   /** Upstream request-rate limits, all enforced together. */

@@ -10,6 +10,7 @@ import { UpstreamError } from './upstream-error.js';
 export type FailoverReason =
   | 'circuit_open'
   | 'connection_refused'
+  | 'connect_timeout'
   | 'connection_reset'
   | 'timeout'
   | 'rate_limited'
@@ -79,6 +80,7 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
     code: error.code,
   });
   if (error.transport === 'refused') return certainly('connection_refused');
+  if (error.transport === 'connect_timeout') return certainly('connect_timeout');
   if (error.transport === 'reset') return certainly('connection_reset');
   if (error.code === 'insufficient_credits' || status === 402) return certainly('insufficient_credits');
   if (status === 429) return certainly('rate_limited');

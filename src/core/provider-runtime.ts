@@ -119,6 +119,7 @@ export class ProviderRuntime {
       baseUrl: options.baseUrl,
       apiKey: options.apiKey,
       timeoutMs: options.config.timeout_ms,
+      connectTimeoutMs: options.config.connect_timeout_ms,
       now: () => Date.now(),
       clockNow: () => options.clock.now(),
       onCall: (record) => this.onUpstreamCall(record, logger),

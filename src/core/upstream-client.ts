@@ -4,6 +4,10 @@
  * reset, timeout — the router needs to know whether the request may have been accepted) and
  * error answers through the provider's own `mapHttpError`.
  */
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
 import { UpstreamError, parseRetryAfter, type TransportFailure } from './upstream-error.js';
@@ -30,6 +34,11 @@ export interface UpstreamClientOptions {
   baseUrl: string;
   apiKey: string;
   timeoutMs: number;
+  /**
+   * Time limit for opening a connection (TCP, and TLS for https), counted within `timeoutMs`.
+   * Running out of it means nothing was sent: a `connect_timeout`, not an ambiguous `timeout`.
+   */
+  connectTimeoutMs?: number;
   onCall?: (record: UpstreamCallRecord) => void;
   /** Time source for latency. */
   now?: () => number;
@@ -55,11 +64,56 @@ function scrub(value: unknown, secret: string): unknown {
 }
 
 
+/** Error code of a socket that did not connect within the connect time limit. */
+const CONNECT_TIMEOUT_CODE = 'EKGCONNECTTIMEOUT';
+
+/**
+ * Keep-alive agents (Node's global defaults) whose new sockets are destroyed when they are not
+ * connected — TLS handshake included — within `connectTimeoutMs`. A socket reused from the pool
+ * is already connected, so the limit never touches a request in flight.
+ */
+function connectTimeoutAgents(connectTimeoutMs: number): { httpAgent: http.Agent; httpsAgent: https.Agent } {
+  const limit = <T extends http.Agent>(agent: T): T => {
+    const target = agent as unknown as { createConnection: (...args: unknown[]) => Socket };
+    const create = target.createConnection.bind(agent);
+    target.createConnection = (...args: unknown[]) => {
+      const socket = create(...args);
+      if (!socket.connecting) return socket;
+      const timer = setTimeout(() => {
+        const error = Object.assign(new Error(`no connection within ${connectTimeoutMs} ms`), { code: CONNECT_TIMEOUT_CODE });
+        socket.destroy(error);
+      }, connectTimeoutMs);
+      timer.unref();
+      const clear = () => clearTimeout(timer);
+      socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', clear);
+      socket.once('close', clear);
+      return socket;
+    };
+    return agent;
+  };
+  const options = { keepAlive: true, scheduling: 'lifo' as const, timeout: 5_000 };
+  return { httpAgent: limit(new http.Agent(options)), httpsAgent: limit(new https.Agent(options)) };
+}
+
 function transportFailureOf(error: AxiosError): TransportFailure {
   const code = error.code ?? '';
+  if (code === CONNECT_TIMEOUT_CODE) return 'connect_timeout';
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) return 'refused';
   if (code === 'ERR_CANCELED' || code === 'ECONNABORTED' || code === 'ETIMEDOUT') return 'timeout';
   return 'reset';
+}
+
+function transportMessage(provider: string, failure: TransportFailure, options: UpstreamClientOptions): string {
+  switch (failure) {
+    case 'timeout':
+      return `${provider} did not answer within ${options.timeoutMs} ms`;
+    case 'connect_timeout':
+      return `${provider} could not be connected to within ${options.connectTimeoutMs} ms; nothing was sent`;
+    case 'refused':
+      return `${provider} refused the connection`;
+    case 'reset':
+      return `${provider} closed the connection without an answer`;
+  }
 }
 
 function plainHeaders(headers: unknown): Record<string, string> {
@@ -75,13 +129,22 @@ function plainHeaders(headers: unknown): Record<string, string> {
 export class HttpUpstreamClient implements UpstreamClient {
   private readonly http: AxiosInstance;
   private readonly now: () => number;
+  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent } | undefined;
 
   constructor(
     private readonly options: UpstreamClientOptions,
     private readonly context: Record<string, string> = {},
+    agents?: { httpAgent: http.Agent; httpsAgent: https.Agent },
   ) {
     this.now = options.now ?? Date.now;
+    // Shared by every `withContext` copy, so connections are pooled per provider.
+    this.agents =
+      agents ??
+      (options.connectTimeoutMs !== undefined && options.connectTimeoutMs < options.timeoutMs
+        ? connectTimeoutAgents(options.connectTimeoutMs)
+        : undefined);
     this.http = axios.create({
+      ...this.agents,
       baseURL: options.baseUrl.replace(/\/+$/, ''),
       validateStatus: () => true,
       maxRedirects: 0,
@@ -93,7 +156,7 @@ export class HttpUpstreamClient implements UpstreamClient {
 
   /** A client whose log lines and metrics carry this context (task id, request id). */
   withContext(context: Record<string, string>): HttpUpstreamClient {
-    return new HttpUpstreamClient(this.options, { ...this.context, ...context });
+    return new HttpUpstreamClient(this.options, { ...this.context, ...context }, this.agents);
   }
 
   async send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse> {
@@ -154,10 +217,7 @@ export class HttpUpstreamClient implements UpstreamClient {
         operation: request.operation,
         url,
         code: failure === 'timeout' ? 'timeout' : 'provider_error',
-        message:
-          failure === 'timeout'
-            ? `${provider.id} did not answer within ${this.options.timeoutMs} ms`
-            : `${provider.id} ${failure === 'refused' ? 'refused the connection' : 'closed the connection without an answer'}`,
+        message: transportMessage(provider.id, failure, this.options),
         transport: failure,
       });
     }

@@ -4,6 +4,8 @@ import type { ErrorCode } from './canonical.js';
 export type TransportFailure =
   /** The connection was refused or the host not found: the request never left. */
   | 'refused'
+  /** No connection (TCP and TLS) within the connect time limit: the request never left. */
+  | 'connect_timeout'
   /** The connection broke before any answer. */
   | 'reset'
   /** No answer within the time limit, after the request was sent. */

@@ -145,6 +145,7 @@ describe('parseConfig', () => {
       priority: 100,
       weight: 1,
       timeout_ms: 30_000,
+      connect_timeout_ms: 5_000,
       max_in_flight: 20,
       rate_limits: [],
       circuit_breaker: { consecutive_failures: 5, half_open_after_ms: 30_000 },

@@ -31,6 +31,7 @@ function answered(statusCode: number, code: ErrorCode, providerCode?: string): U
 describe('classifyCreateFailure: certainly not accepted, so fail over', () => {
   it.each([
     ['connection refused', 'connection_refused', upstream({ code: 'provider_error', transport: 'refused' })],
+    ['no connection within the connect limit', 'connect_timeout', upstream({ code: 'provider_error', transport: 'connect_timeout' })],
     ['connection reset', 'connection_reset', upstream({ code: 'provider_error', transport: 'reset' })],
     ['429', 'rate_limited', answered(429, 'provider_error', 'rate_limited')],
     ['500', 'server_error', answered(500, 'provider_error', 'server_error')],

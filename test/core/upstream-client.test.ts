@@ -231,6 +231,61 @@ describe('transport failures', () => {
     expect(calls.map((call) => call.outcome)).toEqual(['timeout']);
   });
 
+  /** A loopback server that accepts connections and never says a word; returns what it was sent. */
+  async function silentServer() {
+    const received: Buffer[] = [];
+    const sockets = new Set<import('node:net').Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    return {
+      port,
+      received: () => Buffer.concat(received).toString('latin1'),
+      close: async () => {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it('no connection (TLS handshake included) within connectTimeoutMs is "connect_timeout": nothing was sent, so it fails over', async () => {
+    // TCP connects, but the TLS handshake is never answered: the HTTP request cannot have left.
+    const silent = await silentServer();
+    try {
+      const { http, calls } = client({ baseUrl: `https://127.0.0.1:${silent.port}`, timeoutMs: 5_000, connectTimeoutMs: 100 });
+      const error = await failure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
+      expect(error).toMatchObject({
+        transport: 'connect_timeout',
+        code: 'provider_error',
+        message: 'fake could not be connected to within 100 ms; nothing was sent',
+      });
+      expect(error.certainlyNotAccepted).toBe(true);
+      expect(classifyCreateFailure(error, false)).toMatchObject({ failover: true, outcome: 'failed', reason: 'connect_timeout' });
+      expect(calls.map((call) => call.outcome)).toEqual(['connect_timeout']);
+      expect(silent.received()).not.toContain('POST /v');
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('the connect limit never cuts a request already sent: no answer is still an ambiguous "timeout"', async () => {
+    const silent = await silentServer();
+    try {
+      const { http } = client({ baseUrl: `http://127.0.0.1:${silent.port}`, timeoutMs: 300, connectTimeoutMs: 100 });
+      const error = await failure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
+      expect(error).toMatchObject({ transport: 'timeout', code: 'timeout' });
+      expect(classifyCreateFailure(error, false)).toMatchObject({ failover: false, outcome: 'ambiguous' });
+      expect(silent.received()).toContain('POST /v');
+    } finally {
+      await silent.close();
+    }
+  });
+
   it('a connection reset before any answer is transport "reset"', async () => {
     // A server that reads the request and drops the connection without answering.
     const server = createServer((socket) => socket.once('data', () => socket.destroy()));

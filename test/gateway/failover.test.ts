@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
@@ -44,6 +45,34 @@ describe('failover on create', () => {
     expect(created.body.provider).toBe('kling3api');
     expect(created.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'failed', error_code: 'provider_error' });
     expect(created.body.attempts[0].message).toMatch(/refused/);
+  });
+
+  it('moves on when the first choice cannot be connected to in time: nothing was sent, so nothing can be duplicated', async () => {
+    // Accepts TCP and never answers the TLS handshake: the create cannot have left the gateway.
+    const sockets: Socket[] = [];
+    const blackhole = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    const { port } = blackhole.address() as AddressInfo;
+    try {
+      gw = await startTestGateway({
+        config: { providers: { freepik: { connect_timeout_ms: 100 } } },
+        endpointOverrides: { freepik: { baseUrl: `https://127.0.0.1:${port}` } },
+      });
+      const created = await gw.create(request);
+      expect(created.body.provider).toBe('kling3api');
+      expect(created.body.attempts).toEqual([
+        expect.objectContaining({ provider: 'freepik', outcome: 'failed', error_code: 'provider_error', http_status: null }),
+        expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
+      ]);
+      expect(created.body.attempts[0].message).toMatch(/could not be connected to within 100 ms; nothing was sent/);
+      expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => blackhole.close(() => resolve()));
+    }
   });
 
   it('moves on when the first choice reports insufficient credits', async () => {

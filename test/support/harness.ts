@@ -54,6 +54,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): GatewayConf
       freepik: {
         priority: 1,
         timeout_ms: 2_000,
+        connect_timeout_ms: 1_000,
         circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 },
         pricing: {
           currency: 'USD',
@@ -64,8 +65,8 @@ export function testConfig(overrides: Record<string, unknown> = {}): GatewayConf
           ],
         },
       },
-      kling3api: { priority: 2, timeout_ms: 2_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
-      'kling-legacy': { priority: 3, timeout_ms: 2_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
+      kling3api: { priority: 2, timeout_ms: 2_000, connect_timeout_ms: 1_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
+      'kling-legacy': { priority: 3, timeout_ms: 2_000, connect_timeout_ms: 1_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
     },
   };
   return parseConfig(merge(base, overrides), {}, PROVIDER_IDS, 'test config');
