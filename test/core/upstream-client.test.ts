@@ -15,6 +15,7 @@ import {
   type UpstreamCallRecord,
   type UpstreamClientOptions,
 } from '../../src/core/upstream-client.js';
+import { silentServer } from '../support/silent-server.js';
 
 const BASE = 'https://upstream.example';
 const API_KEY = 'sk_live_9f8e7d6c5b4a';
@@ -230,28 +231,6 @@ describe('transport failures', () => {
     expect(error.certainlyNotAccepted).toBe(false);
     expect(calls.map((call) => call.outcome)).toEqual(['timeout']);
   });
-
-  /** A loopback server that accepts connections and never says a word; returns what it was sent. */
-  async function silentServer() {
-    const received: Buffer[] = [];
-    const sockets = new Set<import('node:net').Socket>();
-    const server = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('data', (chunk: Buffer) => received.push(chunk));
-      socket.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    return {
-      port,
-      received: () => Buffer.concat(received).toString('latin1'),
-      close: async () => {
-        for (const socket of sockets) socket.destroy();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      },
-    };
-  }
 
   it('no connection (TLS handshake included) within connectTimeoutMs is "connect_timeout": nothing was sent, so it fails over', async () => {
     // TCP connects, but the TLS handshake is never answered: the HTTP request cannot have left.

@@ -1,6 +1,6 @@
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { silentServer } from '../support/silent-server.js';
 
 /** Served by Freepik (priority 1) and kling3api (priority 2); not by the legacy API. */
 const request = { model: 'kling-v3', prompt: 'a paper boat on a rainy street', duration: 5 };
@@ -49,17 +49,11 @@ describe('failover on create', () => {
 
   it('moves on when the first choice cannot be connected to in time: nothing was sent, so nothing can be duplicated', async () => {
     // Accepts TCP and never answers the TLS handshake: the create cannot have left the gateway.
-    const sockets: Socket[] = [];
-    const blackhole = createServer((socket) => {
-      sockets.push(socket);
-      socket.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
-    const { port } = blackhole.address() as AddressInfo;
+    const blackhole = await silentServer();
     try {
       gw = await startTestGateway({
         config: { providers: { freepik: { connect_timeout_ms: 100 } } },
-        endpointOverrides: { freepik: { baseUrl: `https://127.0.0.1:${port}` } },
+        endpointOverrides: { freepik: { baseUrl: `https://127.0.0.1:${blackhole.port}` } },
       });
       const created = await gw.create(request);
       expect(created.body.provider).toBe('kling3api');
@@ -70,8 +64,7 @@ describe('failover on create', () => {
       expect(created.body.attempts[0].message).toMatch(/could not be connected to within 100 ms; nothing was sent/);
       expect((await gw.finish(created.body.id)).status).toBe('succeeded');
     } finally {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => blackhole.close(() => resolve()));
+      await blackhole.close();
     }
   });
 

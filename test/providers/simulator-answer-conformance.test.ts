@@ -6,8 +6,6 @@
  * drives each call, so these are the calls the gateway really makes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateVideoRequest } from '../../src/core/canonical.js';
-import { resolveRequest } from '../../src/core/capabilities.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type {
   ProviderSimulator,
@@ -18,18 +16,12 @@ import type {
   VideoProvider,
 } from '../../src/core/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
-import { baseRequest } from '../support/capability-requests.js';
-import { loadOpenApiContract, type OpenApiContract } from '../support/openapi-contract.js';
+import { resolvedBaseRequest } from '../support/capability-requests.js';
+import { contractOf, type OpenApiContract } from '../support/openapi-contract.js';
 
 const API_KEY = 'conformance-key';
 const QUEUED_MS = 1_000;
 const PROCESSING_MS = 4_000;
-
-const CONTRACT_FILES: Record<string, string> = {
-  freepik: 'freepik.yaml',
-  kling3api: 'kling3api.yaml',
-  'kling-legacy': 'kling-legacy.yaml',
-};
 
 interface Exchange {
   request: UpstreamRequest;
@@ -99,7 +91,7 @@ const FAULT_KINDS: NonNullable<SimulatedFault['kind']>[] = [
 ];
 
 describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))('%s simulator', (id, provider) => {
-  const contract = loadOpenApiContract(CONTRACT_FILES[id]!);
+  const contract = contractOf(id);
   const clock = new ManualClock();
   let simulator: ProviderSimulator;
   let baseUrl: string;
@@ -123,8 +115,7 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))('%s
     const refs = [];
     for (const offering of provider.offerings) {
       for (const quality of offering.qualities) {
-        const resolved = resolveRequest(CreateVideoRequest.parse(baseRequest(offering, quality)));
-        const created = await provider.submit(resolved.request, offering, { http: client, ...attempt() });
+        const created = await provider.submit(resolvedBaseRequest(offering, quality), offering, { http: client, ...attempt() });
         refs.push(created.ref);
         await provider.getStatus(created.ref, { http: client });
       }
@@ -147,8 +138,8 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))('%s
     const client = new CheckingClient(provider, baseUrl, API_KEY);
     const offering = provider.offerings[0]!;
     simulator.setOutcome(outcome, 1);
-    const resolved = resolveRequest(CreateVideoRequest.parse(baseRequest(offering, offering.qualities[0]!)));
-    const created = await provider.submit(resolved.request, offering, { http: client, ...attempt() });
+    const request = resolvedBaseRequest(offering);
+    const created = await provider.submit(request, offering, { http: client, ...attempt() });
     await clock.advance(QUEUED_MS + PROCESSING_MS);
     const report = await provider.getStatus(created.ref, { http: client });
     expect(report.status).toBe('failed');
@@ -160,11 +151,11 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))('%s
     // Reading a task costs no credits: no provider answers a status read with "insufficient credits".
     const onStatusToo = kind !== 'insufficient_credits';
     const offering = provider.offerings[0]!;
-    const resolved = resolveRequest(CreateVideoRequest.parse(baseRequest(offering, offering.qualities[0]!)));
+    const request = resolvedBaseRequest(offering);
     const context = { http: client, ...attempt() };
     simulator.injectFault({ kind, on: 'submit' });
-    await expect(provider.submit(resolved.request, offering, context)).rejects.toThrow();
-    const created = await provider.submit(resolved.request, offering, context);
+    await expect(provider.submit(request, offering, context)).rejects.toThrow();
+    const created = await provider.submit(request, offering, context);
     if (onStatusToo) {
       simulator.injectFault({ kind, on: 'status' });
       await provider.getStatus(created.ref, { http: client }).catch(() => undefined);
@@ -182,10 +173,10 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))('%s
   it('answers a wrong key and an unknown task as documented', async () => {
     const wrongKey = new CheckingClient(provider, baseUrl, 'not-the-key');
     const offering = provider.offerings[0]!;
-    const resolved = resolveRequest(CreateVideoRequest.parse(baseRequest(offering, offering.qualities[0]!)));
-    await expect(provider.submit(resolved.request, offering, { http: wrongKey, ...attempt() })).rejects.toThrow();
+    const request = resolvedBaseRequest(offering);
+    await expect(provider.submit(request, offering, { http: wrongKey, ...attempt() })).rejects.toThrow();
     const client = new CheckingClient(provider, baseUrl, API_KEY);
-    const created = await provider.submit(resolved.request, offering, { http: client, ...attempt() });
+    const created = await provider.submit(request, offering, { http: client, ...attempt() });
     const unknown = { ...created.ref, providerTaskId: `${created.ref.providerTaskId.slice(0, 3)}0000000000` };
     await provider.getStatus(unknown, { http: client }).catch(() => undefined);
     expect(wrongKey.exchanges.map((exchange) => exchange.status)).toEqual([401]);

@@ -16,9 +16,7 @@ import { checkOffering, resolveRequest } from '../../src/core/capabilities.js';
 import type { Offering, UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from '../../src/core/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { variants } from '../support/capability-requests.js';
-import { loadOpenApiContract } from '../support/openapi-contract.js';
-
-type Json = Record<string, unknown>;
+import { contractOf, loadOpenApiContract } from '../support/openapi-contract.js';
 
 /** A well-formed "accepted" answer per provider, so `submit` runs to the end. */
 const CREATED: Record<string, unknown> = {
@@ -41,14 +39,8 @@ class RecordingClient implements UpstreamClient {
   }
 }
 
-const CONTRACT_FILES: Record<string, string> = {
-  freepik: 'freepik.yaml',
-  kling3api: 'kling3api.yaml',
-  'kling-legacy': 'kling-legacy.yaml',
-};
-
-async function sentBy(provider: VideoProvider, offering: Offering, input: Json) {
-  const resolved = resolveRequest(CreateVideoRequest.parse(input));
+async function sentBy(provider: VideoProvider, offering: Offering, input: CreateVideoRequest) {
+  const resolved = resolveRequest(input);
   const check = checkOffering(offering, resolved);
   if (check.reasons.length > 0) return { served: false as const, reasons: check.reasons };
   const http = new RecordingClient(CREATED[provider.id]);
@@ -69,7 +61,7 @@ async function sentBy(provider: VideoProvider, offering: Offering, input: Json) 
 describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))(
   '%s: every request the adapter can send is valid for its OpenAPI document',
   (id, provider) => {
-    const contract = loadOpenApiContract(CONTRACT_FILES[id]!);
+    const contract = contractOf(id);
 
     it.each(provider.offerings.map((offering) => [`${offering.model} ${offering.operation}`, offering] as const))(
       '%s',
@@ -79,10 +71,9 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))(
         const coveredFields = new Set<string>();
         for (const quality of offering.qualities) {
           for (const variant of variants(offering, quality)) {
-            if (!CreateVideoRequest.safeParse(variant.input).success) {
-              throw new Error(`test generated an invalid canonical request (${variant.label})`);
-            }
-            const outcome = await sentBy(provider, offering, variant.input);
+            const parsed = CreateVideoRequest.safeParse(variant.input);
+            if (!parsed.success) throw new Error(`test generated an invalid canonical request (${variant.label})`);
+            const outcome = await sentBy(provider, offering, parsed.data);
             if (!outcome.served) {
               refused.push(`${quality} ${variant.label}: ${outcome.reasons.join('; ')}`);
               continue;

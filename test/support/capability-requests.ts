@@ -3,7 +3,7 @@
  * quality, the smallest request it serves, then each field it takes at every allowed value and
  * at the edges of its limits (longest prompt, most references, highest cfg).
  */
-import { CreateVideoRequest } from '../../src/core/canonical.js';
+import { CreateVideoRequest, type VideoRequest } from '../../src/core/canonical.js';
 import { checkOffering, resolveRequest } from '../../src/core/capabilities.js';
 import type { FieldRule, Offering } from '../../src/core/provider.js';
 
@@ -72,12 +72,12 @@ function valuesFor(field: string, rule: FieldRule): unknown[] {
   }
 }
 
-export interface Variant {
+interface Variant {
   label: string;
   input: Json;
 }
 
-export function served(offering: Offering, input: Json): boolean {
+function served(offering: Offering, input: Json): boolean {
   const parsed = CreateVideoRequest.safeParse(input);
   return parsed.success && checkOffering(offering, resolveRequest(parsed.data)).reasons.length === 0;
 }
@@ -96,7 +96,7 @@ function requiredRequest(offering: Offering, quality: string): Json {
  * The smallest request the offering serves: its required inputs, plus one optional input when
  * a rule across fields asks for it (reference-to-video needs images or a video).
  */
-export function baseRequest(offering: Offering, quality: string): Json {
+function baseRequest(offering: Offering, quality: string): Json {
   const base = requiredRequest(offering, quality);
   if (served(offering, base)) return base;
   for (const [field, rule] of Object.entries(offering.fields)) {
@@ -105,6 +105,11 @@ export function baseRequest(offering: Offering, quality: string): Json {
     if (served(offering, widened)) return widened;
   }
   return base;
+}
+
+/** `baseRequest` as the gateway accepts it: parsed, defaults applied. */
+export function resolvedBaseRequest(offering: Offering, quality: string = offering.qualities[0]!): VideoRequest {
+  return resolveRequest(CreateVideoRequest.parse(baseRequest(offering, quality))).request;
 }
 
 function withField(offering: Offering, base: Json, field: string, value: unknown): Json {

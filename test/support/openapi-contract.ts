@@ -69,6 +69,11 @@ export interface OpenApiContract {
 
 let schemaIds = 0;
 
+/** `openapi/<provider id>.yaml`. */
+export function contractOf(providerId: string): OpenApiContract {
+  return loadOpenApiContract(`${providerId}.yaml`);
+}
+
 export function loadOpenApiContract(file: string): OpenApiContract {
   const document = parse(readFileSync(new URL(`../../openapi/${file}`, import.meta.url), 'utf8')) as Json;
   const components = (document.components as Json | undefined) ?? {};
