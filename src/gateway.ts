@@ -8,14 +8,14 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
-import { Dispatcher } from './core/dispatcher.js';
-import type { Engine } from './core/engine.js';
-import { OutboundWebhooks } from './core/outbound-webhooks.js';
-import type { VideoProvider } from './core/provider.js';
-import { ProviderRuntime } from './core/provider-runtime.js';
-import { TaskEvents } from './core/task-events.js';
-import { TaskService } from './core/task-service.js';
-import { Tracker } from './core/tracker.js';
+import { Dispatcher } from './core/tasks/dispatcher.js';
+import type { Engine } from './core/tasks/engine.js';
+import { OutboundWebhooks } from './core/tasks/outbound-webhooks.js';
+import type { VideoProvider } from './core/upstream/provider.js';
+import { ProviderRuntime } from './core/upstream/provider-runtime.js';
+import { TaskEvents } from './core/tasks/task-events.js';
+import { TaskService } from './core/tasks/task-service.js';
+import { Tracker } from './core/tasks/tracker.js';
 import { createApp } from './http/app.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
@@ -58,6 +58,7 @@ export class Gateway {
   private server: Server | undefined;
 
   private constructor(
+    readonly config: GatewayConfig,
     engine: Engine,
     private readonly ownsStore: boolean,
   ) {
@@ -66,7 +67,7 @@ export class Gateway {
     this.tracker = new Tracker(engine);
     this.webhooks = new OutboundWebhooks(engine);
     this.service = new TaskService(engine, this.dispatcher);
-    this.app = createApp({ config: engine.config, engine, service: this.service, tracker: this.tracker });
+    this.app = createApp({ config, engine, service: this.service, tracker: this.tracker });
   }
 
   static async create(options: GatewayOptions): Promise<Gateway> {
@@ -126,7 +127,7 @@ export class Gateway {
       for (const [key, count] of counts) if (key.startsWith('dispatch:')) queued += count;
       metrics.tasksQueued.set(queued);
     });
-    const gateway = new Gateway(engine, options.store === undefined);
+    const gateway = new Gateway(config, engine, options.store === undefined);
     await gateway.recoverAtStart();
     return gateway;
   }
@@ -203,10 +204,10 @@ export class Gateway {
   }
 
   /** Starts serving HTTP; returns the base URL. */
-  async listen(port = this.engine.config.server.port, host = this.engine.config.server.host): Promise<string> {
+  async listen(port = this.config.server.port, host = this.config.server.host): Promise<string> {
     const server = this.app.listen(port, host);
-    server.keepAliveTimeout = this.engine.config.server.keep_alive_timeout_ms;
-    server.headersTimeout = this.engine.config.server.keep_alive_timeout_ms + 1_000;
+    server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
+    server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);

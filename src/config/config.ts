@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { RoutingStrategy } from '../core/canonical.js';
-import { PricingOverride } from '../core/pricing.js';
+import { RoutingStrategy } from '../core/model/canonical.js';
+import { PricingOverride } from '../core/model/pricing.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 
 /** A boolean that may come from an environment variable as text. */

@@ -3,7 +3,7 @@
  * health). With the canonical schemas they make up the gateway's OpenAPI document.
  */
 import { z } from 'zod';
-import { Model, Operation, Quality, RoutingStrategy } from '../core/canonical.js';
+import { Model, Operation, Quality, RoutingStrategy } from '../core/model/canonical.js';
 
 export const QuoteProvider = z
   .object({

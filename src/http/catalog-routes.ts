@@ -4,9 +4,9 @@
  */
 import { Router } from 'express';
 import { rememberMountPath } from './middleware.js';
-import { MODELS, OPERATIONS, type Model, type Operation, type Quality } from '../core/canonical.js';
-import type { Engine } from '../core/engine.js';
-import type { FieldRule } from '../core/provider.js';
+import { MODELS, OPERATIONS, type Model, type Operation, type Quality } from '../core/model/canonical.js';
+import type { Engine } from '../core/tasks/engine.js';
+import type { FieldRule } from '../core/model/offerings.js';
 
 interface ModelEntry {
   model: Model;

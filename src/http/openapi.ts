@@ -5,7 +5,7 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus } from '../core/canonical.js';
+import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus } from '../core/model/canonical.js';
 import { Health, ModelList, ProviderList, Quote, WebhookAck } from './api-schemas.js';
 
 const problem = (description: string) => ({

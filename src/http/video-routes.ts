@@ -3,12 +3,12 @@
  */
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import { TERMINAL_STATUSES, type TaskStatus } from '../core/canonical.js';
-import type { Engine } from '../core/engine.js';
-import { problems } from '../core/problem.js';
-import type { TaskService } from '../core/task-service.js';
-import { issuesToErrors } from '../core/task-service.js';
-import { toTask } from '../core/task-resource.js';
+import { TERMINAL_STATUSES, type TaskStatus } from '../core/model/canonical.js';
+import type { Engine } from '../core/tasks/engine.js';
+import { problems } from '../core/model/problems.js';
+import type { TaskService } from '../core/tasks/task-service.js';
+import { issuesToErrors } from '../core/tasks/task-service.js';
+import { toTask } from '../core/tasks/task-resource.js';
 import type { TaskRow } from '../store/task-store.js';
 import { rememberMountPath, requireJson } from './middleware.js';
 

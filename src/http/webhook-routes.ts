@@ -6,9 +6,9 @@
  */
 import express, { Router } from 'express';
 import { rememberMountPath } from './middleware.js';
-import type { Engine } from '../core/engine.js';
-import { ProblemError, problems } from '../core/problem.js';
-import type { Tracker } from '../core/tracker.js';
+import type { Engine } from '../core/tasks/engine.js';
+import { ProblemError, problems } from '../core/model/problems.js';
+import type { Tracker } from '../core/tasks/tracker.js';
 
 /** How long a sender is asked to wait when news arrives before its task is recorded. */
 const WEBHOOK_RETRY_AFTER_S = 5;

@@ -1,7 +1,7 @@
 /**
  * Every provider the gateway knows. Adding one is a folder under `src/providers/` and a line here.
  */
-import type { VideoProvider } from '../core/provider.js';
+import type { VideoProvider } from '../core/upstream/provider.js';
 import { freepikProvider } from './freepik/index.js';
 import { kling3apiProvider } from './kling3api/index.js';
 import { klingLegacyProvider } from './kling-legacy/index.js';

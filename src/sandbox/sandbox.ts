@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
-import type { ProviderSimulator, VideoProvider } from '../core/provider.js';
+import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
 
 /** Where and how the gateway reaches one provider. */
 export interface ProviderEndpoint {

@@ -15,7 +15,7 @@ import type {
   SimulatedOutcome,
   SimulatedTask,
   SimulatorOptions,
-} from '../core/provider.js';
+} from '../core/upstream/provider.js';
 
 const assetsDir = new URL('./assets/', import.meta.url);
 /** A two-second 160×90 H.264/AAC MP4 that any player opens. */

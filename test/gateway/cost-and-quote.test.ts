@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { OPERATIONS } from '../../src/core/canonical.js';
+import { OPERATIONS } from '../../src/core/model/canonical.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;

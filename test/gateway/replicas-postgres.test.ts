@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
-import type { ProviderSimulator } from '../../src/core/provider.js';
+import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import type { Store } from '../../src/store/database.js';

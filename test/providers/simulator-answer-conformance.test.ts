@@ -14,7 +14,7 @@ import type {
   UpstreamRequest,
   UpstreamResponse,
   VideoProvider,
-} from '../../src/core/provider.js';
+} from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { resolvedBaseRequest } from '../support/capability-requests.js';
 import { contractOf, type OpenApiContract } from '../support/openapi-contract.js';

@@ -11,9 +11,10 @@
  * of `openapi/freepik.yaml` are the seed's own (seeds 000/001/003, unchanged).
  */
 import { describe, expect, it } from 'vitest';
-import { CreateVideoRequest } from '../../src/core/canonical.js';
-import { checkOffering, resolveRequest } from '../../src/core/capabilities.js';
-import type { Offering, UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from '../../src/core/provider.js';
+import { CreateVideoRequest } from '../../src/core/model/canonical.js';
+import { checkOffering, resolveRequest } from '../../src/core/model/capabilities.js';
+import type { Offering } from '../../src/core/model/offerings.js';
+import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { variants } from '../support/capability-requests.js';
 import { contractOf, loadOpenApiContract } from '../support/openapi-contract.js';

@@ -3,9 +3,9 @@
  * quality, the smallest request it serves, then each field it takes at every allowed value and
  * at the edges of its limits (longest prompt, most references, highest cfg).
  */
-import { CreateVideoRequest, type VideoRequest } from '../../src/core/canonical.js';
-import { checkOffering, resolveRequest } from '../../src/core/capabilities.js';
-import type { FieldRule, Offering } from '../../src/core/provider.js';
+import { CreateVideoRequest, type VideoRequest } from '../../src/core/model/canonical.js';
+import { checkOffering, resolveRequest } from '../../src/core/model/capabilities.js';
+import type { FieldRule, Offering } from '../../src/core/model/offerings.js';
 
 type Json = Record<string, unknown>;
 

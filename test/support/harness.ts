@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type GatewayConfig } from '../../src/config/config.js';
 import { ManualClock } from '../../src/core/clock.js';
-import type { ProviderSimulator, VideoProvider } from '../../src/core/provider.js';
+import type { ProviderSimulator, VideoProvider } from '../../src/core/upstream/provider.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parse } from 'yaml';
-import type { UpstreamRequest } from '../../src/core/provider.js';
+import type { UpstreamRequest } from '../../src/core/upstream/provider.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext the callable is on `.default`.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;

@@ -4,9 +4,9 @@
  * `003_*.txt`. Each offering lists exactly the canonical fields its endpoint's schema takes; a
  * field without a rule is a capability miss, never a silent drop.
  */
-import type { VideoRequest } from '../../core/canonical.js';
-import { checkOffering } from '../../core/capabilities.js';
-import type { FieldRule, Offering } from '../../core/provider.js';
+import type { VideoRequest } from '../../core/model/canonical.js';
+import { checkOffering } from '../../core/model/capabilities.js';
+import type { FieldRule, Offering } from '../../core/model/offerings.js';
 
 /**
  * The three families of Freepik task endpoints. A task is created at `<family>-<quality>` and

@@ -3,7 +3,7 @@
  * `400`/`401`/`500`/`503`): `{message}` and the problem form with `invalid_params`. `402` and
  * `429` are not on the seed pages; they are read the same way.
  */
-import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream-error.js';
+import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { readFreepikError } from './freepik-schemas.js';
 
 /**

@@ -3,17 +3,10 @@
  * `x-freepik-api-key`). Ties the pure pieces together: capabilities, request mapping, status
  * and error mapping, webhook verification, and the simulator.
  */
-import type {
-  CallContext,
-  Offering,
-  ProviderTaskRef,
-  StatusReport,
-  SubmitContext,
-  SubmitResult,
-  VideoProvider,
-} from '../../core/provider.js';
-import type { VideoRequest } from '../../core/canonical.js';
-import { unreadableAnswer } from '../../core/upstream-error.js';
+import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, VideoProvider } from '../../core/upstream/provider.js';
+import type { Offering } from '../../core/model/offerings.js';
+import type { VideoRequest } from '../../core/model/canonical.js';
+import { unreadableAnswer } from '../../core/upstream/upstream-error.js';
 import { FREEPIK_OFFERINGS, isFreepikStatusFamily } from './freepik-capabilities.js';
 import { mapFreepikHttpError } from './freepik-errors.js';
 import { toFreepikRequest } from './freepik-request.js';

@@ -3,8 +3,8 @@
  * `POST /v1/ai/video/kling-v3-omni-{pro|std}` or `POST /v1/ai/reference-to-video/kling-v3-omni-{pro|std}`
  * (`openapi/freepik.yaml`, from seeds 001 and 003). Pure: no HTTP, no clock.
  */
-import { CAPABILITY_FIELDS, type VideoRequest } from '../../core/canonical.js';
-import type { Offering } from '../../core/provider.js';
+import { CAPABILITY_FIELDS, type VideoRequest } from '../../core/model/canonical.js';
+import type { Offering } from '../../core/model/offerings.js';
 import { freepikEndpointOf, type FreepikStatusFamily } from './freepik-capabilities.js';
 import type {
   FreepikCreateBody,

@@ -7,7 +7,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
 import type { z } from 'zod';
-import type { SimulatedFault, SimulatorOptions } from '../../core/provider.js';
+import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
 import { KitSimulator, randomId, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
 import { FREEPIK_STATUS_FAMILIES, type FreepikStatusFamily } from './freepik-capabilities.js';
 import {

@@ -2,8 +2,8 @@
  * Freepik task status → canonical status (SPEC §2). Upstream words: `task.status` enum in seed
  * 001 ("Kling 3 Omni - Get task status"): `CREATED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`.
  */
-import type { StatusReport, UpstreamTaskStatus } from '../../core/provider.js';
-import type { MappedUpstreamError } from '../../core/upstream-error.js';
+import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
+import type { MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { looksLikeContentPolicy } from './freepik-errors.js';
 import { generatedUrls, type FreepikTask } from './freepik-schemas.js';
 

@@ -8,7 +8,7 @@
  * Replay protection by `webhook-id` is the core's job.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { InboundWebhook, WebhookVerification } from '../../core/provider.js';
+import type { InboundWebhook, WebhookVerification } from '../../core/upstream/provider.js';
 import { readFreepikTask } from './freepik-schemas.js';
 import { toFreepikStatusReport } from './freepik-status.js';
 

@@ -8,8 +8,8 @@
  * Conservative by design: a field the official pages do not confirm for a model is not
  * declared, so a caller who sets it gets a capability miss instead of a silent drop.
  */
-import type { Model, Operation, Quality, VideoRequest } from '../../core/canonical.js';
-import type { FieldRule, Offering } from '../../core/provider.js';
+import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
+import type { FieldRule, Offering } from '../../core/model/offerings.js';
 import type { components } from './kling-legacy-api.generated.js';
 
 type Schemas = components['schemas'];

@@ -4,8 +4,8 @@
  * Code"); aggregators pass the envelope `{code, message, request_id}` through, sometimes
  * with HTTP 200.
  */
-import type { ErrorCode } from '../../core/canonical.js';
-import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream-error.js';
+import type { ErrorCode } from '../../core/model/canonical.js';
+import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 
 /** One row of the official error table. */
 export interface KlingLegacyErrorRow {

@@ -5,18 +5,10 @@
  * path and confirms with a poll. Bearer auth.
  * Sources: shared/seeds/002_c5b198a4c5a04c7f.txt; official Kling AI API reference.
  */
-import type { VideoRequest } from '../../core/canonical.js';
-import type {
-  CallContext,
-  Offering,
-  ProviderTaskRef,
-  StatusReport,
-  SubmitContext,
-  SubmitResult,
-  UpstreamResponse,
-  VideoProvider,
-} from '../../core/provider.js';
-import { errorInSuccessAnswer, unreadableAnswer, type UpstreamError } from '../../core/upstream-error.js';
+import type { VideoRequest } from '../../core/model/canonical.js';
+import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, UpstreamResponse, VideoProvider } from '../../core/upstream/provider.js';
+import type { Offering } from '../../core/model/offerings.js';
+import { errorInSuccessAnswer, unreadableAnswer, type UpstreamError } from '../../core/upstream/upstream-error.js';
 import {
   KLING_LEGACY_OFFERINGS,
   klingLegacyActionPath,

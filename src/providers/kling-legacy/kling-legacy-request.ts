@@ -4,8 +4,8 @@
  * rejected what the route cannot take, so every mapped field is sent, none is dropped.
  * Upstream bodies: openapi/kling-legacy.yaml (official Kling AI API create-task pages).
  */
-import type { VideoRequest } from '../../core/canonical.js';
-import type { Offering } from '../../core/provider.js';
+import type { VideoRequest } from '../../core/model/canonical.js';
+import type { Offering } from '../../core/model/offerings.js';
 import type { components } from './kling-legacy-api.generated.js';
 import {
   KLING_LEGACY_IMAGE_MODELS,

@@ -10,7 +10,7 @@
  */
 import { randomInt } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { SimulatedFault, SimulatorOptions } from '../../core/provider.js';
+import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
 import { KitSimulator, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
 import { KLING_LEGACY_ERROR_CODES, KLING_LEGACY_NOT_FOUND_CODE } from './kling-legacy-errors.js';
 

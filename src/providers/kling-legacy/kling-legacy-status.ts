@@ -5,9 +5,9 @@
  * Source: seed 002 "Get task" (`data.task_status`, `task_status_msg`, `task_result`), the
  * official "Callback Protocol" (legacy: `task_status` enum, `final_unit_deduction`).
  */
-import type { TaskOutput } from '../../core/canonical.js';
-import type { StatusReport, UpstreamTaskStatus } from '../../core/provider.js';
-import type { MappedUpstreamError } from '../../core/upstream-error.js';
+import type { TaskOutput } from '../../core/model/canonical.js';
+import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
+import type { MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import type { KlingLegacyTask } from './kling-legacy-schemas.js';
 
 const STATUS_WORDS: Readonly<Record<string, UpstreamTaskStatus>> = {

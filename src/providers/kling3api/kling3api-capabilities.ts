@@ -3,8 +3,8 @@
  * qualities, each naming the upstream `type` it maps to.
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Available Models" and "Request Body".
  */
-import type { Model, Operation, Quality, VideoRequest } from '../../core/canonical.js';
-import type { FieldRule, Offering } from '../../core/provider.js';
+import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
+import type { FieldRule, Offering } from '../../core/model/offerings.js';
 import type { components } from './kling3api-api.generated.js';
 
 /** An upstream task type, e.g. `pro-text-to-video` or `o3-std-video-edit`. */

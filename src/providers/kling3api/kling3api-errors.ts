@@ -4,8 +4,8 @@
  * The seed shows the table but no error body, so bodies are read loosely
  * (`Kling3apiErrorBody`) and the HTTP status is the fallback.
  */
-import type { ErrorCode } from '../../core/canonical.js';
-import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream-error.js';
+import type { ErrorCode } from '../../core/model/canonical.js';
+import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import type { components } from './kling3api-api.generated.js';
 import { Kling3apiErrorBody } from './kling3api-schemas.js';
 

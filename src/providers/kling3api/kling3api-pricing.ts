@@ -2,7 +2,7 @@
  * kling3api.com's credit table as the shipped default price list (SPEC §3).
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Available Models" (Credits column).
  */
-import type { PricingConfig } from '../../core/pricing.js';
+import type { PricingConfig } from '../../core/model/pricing.js';
 
 /**
  * What one kling3api credit is assumed to cost when `config.yaml` says nothing. The seed gives

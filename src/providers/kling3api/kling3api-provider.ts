@@ -3,18 +3,10 @@
  * poll. Bearer auth, no webhooks.
  * Source: shared/seeds/004_1ace3cef13878ba3.txt ("Authentication", "API Endpoints").
  */
-import type { VideoRequest } from '../../core/canonical.js';
-import type {
-  CallContext,
-  Offering,
-  ProviderTaskRef,
-  StatusReport,
-  SubmitContext,
-  SubmitResult,
-  UpstreamResponse,
-  VideoProvider,
-} from '../../core/provider.js';
-import { errorInSuccessAnswer, unreadableAnswer, type UpstreamError } from '../../core/upstream-error.js';
+import type { VideoRequest } from '../../core/model/canonical.js';
+import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, UpstreamResponse, VideoProvider } from '../../core/upstream/provider.js';
+import type { Offering } from '../../core/model/offerings.js';
+import { errorInSuccessAnswer, unreadableAnswer, type UpstreamError } from '../../core/upstream/upstream-error.js';
 import { KLING3API_OFFERINGS } from './kling3api-capabilities.js';
 import { kling3apiEnvelopeStatus, mapKling3apiHttpError } from './kling3api-errors.js';
 import { KLING3API_DEFAULT_PRICING } from './kling3api-pricing.js';

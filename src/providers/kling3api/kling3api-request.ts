@@ -2,8 +2,8 @@
  * Canonical request → body of `POST /api/generate`.
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Request Body" and the four JSON examples.
  */
-import type { CapabilityField, VideoRequest } from '../../core/canonical.js';
-import type { Offering } from '../../core/provider.js';
+import type { CapabilityField, VideoRequest } from '../../core/model/canonical.js';
+import type { Offering } from '../../core/model/offerings.js';
 import type { components } from './kling3api-api.generated.js';
 import { kling3apiTaskTypeFor, type Kling3apiTaskType } from './kling3api-capabilities.js';
 

@@ -15,7 +15,7 @@
  *   seed does not mention refunds).
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { SimulatedFault, SimulatorOptions } from '../../core/provider.js';
+import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
 import { KitSimulator, randomId, type KitTask, type SimulatedPhase } from '../../sandbox/simulator-kit.js';
 import {
   KLING3API_ALL_TASK_TYPES,

@@ -4,8 +4,8 @@
  * SUCCESS, `response[]`, `error_message`, `consumed_credits`), and SPEC §2 (COMPLETED, FAILED,
  * EXPIRED, and "an unknown upstream word never becomes success").
  */
-import type { TaskOutput } from '../../core/canonical.js';
-import type { StatusReport, UpstreamTaskStatus } from '../../core/provider.js';
+import type { TaskOutput } from '../../core/model/canonical.js';
+import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
 import { looksLikeContentPolicy } from './kling3api-errors.js';
 
 /** The parts of a status (or generate) answer's `data` that the mapping reads. */

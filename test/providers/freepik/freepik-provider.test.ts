@@ -7,11 +7,11 @@ import { createServer } from 'node:net';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { CreateVideoRequest } from '../../../src/core/canonical.js';
-import { matchOffering, resolveRequest } from '../../../src/core/capabilities.js';
-import type { SubmitContext } from '../../../src/core/provider.js';
-import { HttpUpstreamClient } from '../../../src/core/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream-error.js';
+import { CreateVideoRequest } from '../../../src/core/model/canonical.js';
+import { matchOffering, resolveRequest } from '../../../src/core/model/capabilities.js';
+import type { SubmitContext } from '../../../src/core/upstream/provider.js';
+import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { freepikProvider } from '../../../src/providers/freepik/index.js';
 
 const BASE = 'https://api.freepik.test';

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { CreateVideoRequest } from '../../../src/core/canonical.js';
-import { matchOffering, resolveRequest } from '../../../src/core/capabilities.js';
+import { CreateVideoRequest } from '../../../src/core/model/canonical.js';
+import { matchOffering, resolveRequest } from '../../../src/core/model/capabilities.js';
 import { FREEPIK_OFFERINGS } from '../../../src/providers/freepik/freepik-capabilities.js';
 import { toFreepikDuration, toFreepikRequest } from '../../../src/providers/freepik/freepik-request.js';
 

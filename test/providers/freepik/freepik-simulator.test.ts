@@ -6,12 +6,12 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { CreateVideoRequest } from '../../../src/core/canonical.js';
-import { matchOffering, resolveRequest } from '../../../src/core/capabilities.js';
+import { CreateVideoRequest } from '../../../src/core/model/canonical.js';
+import { matchOffering, resolveRequest } from '../../../src/core/model/capabilities.js';
 import { ManualClock } from '../../../src/core/clock.js';
-import type { InboundWebhook, ProviderSimulator, SubmitContext } from '../../../src/core/provider.js';
-import { HttpUpstreamClient } from '../../../src/core/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream-error.js';
+import type { InboundWebhook, ProviderSimulator, SubmitContext } from '../../../src/core/upstream/provider.js';
+import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { freepikProvider } from '../../../src/providers/freepik/index.js';
 import { verifyFreepikWebhook } from '../../../src/providers/freepik/freepik-webhook.js';
 

@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import type { InboundWebhook } from '../../../src/core/provider.js';
+import type { InboundWebhook } from '../../../src/core/upstream/provider.js';
 import { verifyFreepikWebhook } from '../../../src/providers/freepik/freepik-webhook.js';
 
 const SECRET = 'fpk-webhook-secret-123';

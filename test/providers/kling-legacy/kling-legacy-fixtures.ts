@@ -1,7 +1,7 @@
 /** Shared helpers for the kling-legacy tests: canonical requests as the core accepts them. */
-import { matchOffering, resolveRequest, type OfferingMatch } from '../../../src/core/capabilities.js';
-import { CreateVideoRequest, type VideoRequest } from '../../../src/core/canonical.js';
-import type { Offering } from '../../../src/core/provider.js';
+import { matchOffering, resolveRequest, type OfferingMatch } from '../../../src/core/model/capabilities.js';
+import { CreateVideoRequest, type VideoRequest } from '../../../src/core/model/canonical.js';
+import type { Offering } from '../../../src/core/model/offerings.js';
 import { KLING_LEGACY_OFFERINGS } from '../../../src/providers/kling-legacy/kling-legacy-capabilities.js';
 
 /** Parses a create body strictly, applies defaults, and matches the legacy offerings. */

@@ -2,9 +2,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { SubmitContext } from '../../../src/core/provider.js';
-import { HttpUpstreamClient } from '../../../src/core/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream-error.js';
+import type { SubmitContext } from '../../../src/core/upstream/provider.js';
+import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { klingLegacyMinimumRunTimeMs, klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import { CALLBACK, END_IMAGE, GARMENT, IMAGE, served } from './kling-legacy-fixtures.js';
 

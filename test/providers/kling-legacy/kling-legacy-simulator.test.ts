@@ -2,9 +2,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
-import type { ProviderSimulator, SubmitContext } from '../../../src/core/provider.js';
-import { HttpUpstreamClient } from '../../../src/core/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream-error.js';
+import type { ProviderSimulator, SubmitContext } from '../../../src/core/upstream/provider.js';
+import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import {
   KLING_LEGACY_SIM_FAILURE_MESSAGE,

@@ -3,9 +3,9 @@
  * exactly as the gateway does it (src/core/capabilities.ts).
  */
 import { expect } from 'vitest';
-import { CreateVideoRequest, type VideoRequest } from '../../../src/core/canonical.js';
-import { matchOffering, resolveRequest, type OfferingMatch } from '../../../src/core/capabilities.js';
-import type { Offering } from '../../../src/core/provider.js';
+import { CreateVideoRequest, type VideoRequest } from '../../../src/core/model/canonical.js';
+import { matchOffering, resolveRequest, type OfferingMatch } from '../../../src/core/model/capabilities.js';
+import type { Offering } from '../../../src/core/model/offerings.js';
 import { KLING3API_OFFERINGS } from '../../../src/providers/kling3api/index.js';
 
 /** Validates (strict canonical zod), resolves and matches; the request must be served. */

@@ -3,7 +3,7 @@
  * (src/core/pricing.ts), and agrees with what the simulator charges.
  */
 import { describe, expect, it } from 'vitest';
-import { PricingConfig, estimateCost } from '../../../src/core/pricing.js';
+import { PricingConfig, estimateCost } from '../../../src/core/model/pricing.js';
 import {
   KLING3API_DEFAULT_PRICING,
   kling3apiProvider,

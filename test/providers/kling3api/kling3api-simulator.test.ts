@@ -4,10 +4,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
-import { estimateCost } from '../../../src/core/pricing.js';
-import type { ProviderTaskRef } from '../../../src/core/provider.js';
-import { HttpUpstreamClient } from '../../../src/core/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream-error.js';
+import { estimateCost } from '../../../src/core/model/pricing.js';
+import type { ProviderTaskRef } from '../../../src/core/upstream/provider.js';
+import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import {
   KLING3API_ALL_TASK_TYPES,
   KLING3API_DEFAULT_PRICING,

@@ -4,15 +4,15 @@
  * `422` and a quote show, so their wording is part of the contract.
  */
 import { describe, expect, it } from 'vitest';
-import type { CreateVideoRequest, VideoRequest } from '../../src/core/canonical.js';
+import type { CreateVideoRequest, VideoRequest } from '../../../src/core/model/canonical.js';
 import {
   checkOffering,
   inferOperation,
   matchOffering,
   outputTypeOf,
   resolveRequest,
-} from '../../src/core/capabilities.js';
-import type { Offering } from '../../src/core/provider.js';
+} from '../../../src/core/model/capabilities.js';
+import type { Offering } from '../../../src/core/model/offerings.js';
 
 const IMAGE = 'https://example.com/frame.png';
 const VIDEO = 'https://example.com/clip.mp4';

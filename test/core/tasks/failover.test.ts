@@ -4,10 +4,10 @@
  * have created a task upstream as ambiguous (not failed over, unless configured for timeouts).
  */
 import { describe, expect, it } from 'vitest';
-import type { ErrorCode } from '../../src/core/canonical.js';
-import { classifyCreateFailure } from '../../src/core/failover.js';
-import { CircuitBreakerOpenError, isProviderHealthFailure } from '../../src/core/provider-runtime.js';
-import { unreadableAnswer, UpstreamError, type UpstreamErrorInit } from '../../src/core/upstream-error.js';
+import type { ErrorCode } from '../../../src/core/model/canonical.js';
+import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
+import { CircuitBreakerOpenError, isProviderHealthFailure } from '../../../src/core/upstream/provider-runtime.js';
+import { unreadableAnswer, UpstreamError, type UpstreamErrorInit } from '../../../src/core/upstream/upstream-error.js';
 
 function upstream(init: Partial<UpstreamErrorInit> & { code: ErrorCode }): UpstreamError {
   return new UpstreamError({

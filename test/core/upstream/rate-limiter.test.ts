@@ -4,8 +4,8 @@
  * wait is exact and no test sleeps.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import { SlidingWindowRateLimiter, type RateWindow } from '../../src/core/rate-limiter.js';
+import { ManualClock } from '../../../src/core/clock.js';
+import { SlidingWindowRateLimiter, type RateWindow } from '../../../src/core/upstream/rate-limiter.js';
 
 const FREEPIK: RateWindow[] = [
   { limit: 250, windowMs: 5_000 },

@@ -4,10 +4,10 @@
  * real `PricingConfig`s so `cheapest` is judged on the estimate for the exact request.
  */
 import { describe, expect, it } from 'vitest';
-import type { CreateVideoRequest, RoutingOverride } from '../../src/core/canonical.js';
-import { resolveRequest } from '../../src/core/capabilities.js';
-import { PricingConfig } from '../../src/core/pricing.js';
-import type { Offering } from '../../src/core/provider.js';
+import type { CreateVideoRequest, RoutingOverride } from '../../../src/core/model/canonical.js';
+import { resolveRequest } from '../../../src/core/model/capabilities.js';
+import { PricingConfig } from '../../../src/core/model/pricing.js';
+import type { Offering } from '../../../src/core/model/offerings.js';
 import {
   evaluateProviders,
   orderByStrategy,
@@ -15,7 +15,7 @@ import {
   type ProviderEvaluation,
   type RoutingPolicy,
   type RoutingProvider,
-} from '../../src/core/routing.js';
+} from '../../../src/core/model/routing.js';
 
 const V3_TEXT: Offering = {
   model: 'kling-v3',

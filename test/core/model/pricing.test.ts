@@ -4,8 +4,8 @@
  * config.yaml overrides parts of a provider's shipped one.
  */
 import { describe, expect, it } from 'vitest';
-import type { CreateVideoRequest } from '../../src/core/canonical.js';
-import { resolveRequest } from '../../src/core/capabilities.js';
+import type { CreateVideoRequest } from '../../../src/core/model/canonical.js';
+import { resolveRequest } from '../../../src/core/model/capabilities.js';
 import {
   PriceRule,
   PricingConfig,
@@ -15,7 +15,7 @@ import {
   estimateCost,
   findPriceRule,
   mergePricing,
-} from '../../src/core/pricing.js';
+} from '../../../src/core/model/pricing.js';
 
 function request(input: Partial<CreateVideoRequest> = {}) {
   return resolveRequest({ model: 'kling-v3', prompt: 'a harbour at dawn', ...input }).request;

@@ -11,12 +11,13 @@ import {
   handleWhen,
   type CircuitBreakerPolicy,
 } from 'cockatiel';
-import type { ProviderConfig } from '../config/config.js';
-import type { CircuitStateName, GatewayMetrics } from '../observability/metrics.js';
-import type { Logger } from '../observability/logger.js';
-import type { Clock } from './clock.js';
-import { mergePricing, type PricingConfig } from './pricing.js';
+
+import type { CircuitStateName, GatewayMetrics } from '../../observability/metrics.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Clock } from '../clock.js';
+import { mergePricing, type PricingConfig } from '../model/pricing.js';
 import type { VideoProvider } from './provider.js';
+import type { ProviderSettings } from './provider-settings.js';
 import { ProviderStats } from './provider-stats.js';
 import { SlidingWindowRateLimiter } from './rate-limiter.js';
 import { HttpUpstreamClient, type UpstreamCallRecord } from './upstream-client.js';
@@ -47,7 +48,7 @@ export function isProviderHealthFailure(error: unknown): boolean {
 
 export interface ProviderRuntimeOptions {
   provider: VideoProvider;
-  config: ProviderConfig;
+  config: ProviderSettings;
   /** Where requests go (the simulator's URL in the sandbox). */
   baseUrl: string;
   apiKey: string;
@@ -66,7 +67,7 @@ export interface ProviderRuntimeOptions {
 export class ProviderRuntime {
   readonly id: string;
   readonly provider: VideoProvider;
-  readonly config: ProviderConfig;
+  readonly config: ProviderSettings;
   readonly simulated: boolean;
   readonly disabledReason: string | undefined;
   readonly baseUrl: string;

@@ -10,7 +10,7 @@ import axios, { AxiosError } from 'axios';
 import { Webhook } from 'standardwebhooks';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
-import type { DeliveryRow } from '../store/task-store.js';
+import type { DeliveryRow } from '../../store/task-store.js';
 
 /** Address ranges a webhook may not reach unless configuration allows it. */
 const PRIVATE_RANGES = (() => {

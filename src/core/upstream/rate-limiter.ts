@@ -3,7 +3,7 @@
  * 50 hits/s over 5 s *and* 10/s averaged over 2 minutes). Kept per replica: with N replicas,
  * configure each with 1/N of the upstream's allowance.
  */
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 export interface RateWindow {
   limit: number;

@@ -4,15 +4,15 @@
  * news at once; polling stays as the safety net; a task past its deadline fails with `timeout`.
  * Client reads never come through here: they only read the store.
  */
-import type { TaskError } from './canonical.js';
+import type { TaskError } from '../model/canonical.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
-import { CircuitBreakerOpenError, type ProviderRuntime } from './provider-runtime.js';
-import type { ProviderTaskRef, StatusReport } from './provider.js';
+import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
+import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { nextPollDelay } from './polling.js';
 import { TaskLifecycle } from './task-lifecycle.js';
-import { UpstreamError } from './upstream-error.js';
-import type { TaskRow } from '../store/task-store.js';
+import { UpstreamError } from '../upstream/upstream-error.js';
+import type { TaskRow } from '../../store/task-store.js';
 
 const POLL_BATCH = 50;
 const POLL_CONCURRENCY = 8;

@@ -9,17 +9,17 @@
  * after a crash at any point the next process either resumes tracking that upstream task or,
  * if the request was in flight with no answer recorded, reports it — it never sends it again.
  */
-import type { TaskError } from './canonical.js';
-import { matchOffering } from './capabilities.js';
+import type { TaskError } from '../model/canonical.js';
+import { matchOffering } from '../model/capabilities.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { classifyCreateFailure, type CreateFailureDecision } from './failover.js';
-import type { CostEstimate } from './pricing.js';
-import { CircuitBreakerOpenError, type ProviderRuntime } from './provider-runtime.js';
-import type { SubmitResult } from './provider.js';
+import type { CostEstimate } from '../model/pricing.js';
+import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
+import type { SubmitResult } from '../upstream/provider.js';
 import { TaskLifecycle, requestOf } from './task-lifecycle.js';
 import { firstPollDelay } from './polling.js';
-import type { AttemptRow, TaskRow } from '../store/task-store.js';
+import type { AttemptRow, TaskRow } from '../../store/task-store.js';
 
 /** One provider in a task's stored routing plan. */
 export interface PlanEntry {

@@ -1,8 +1,8 @@
 /**
  * Stored task rows as the public `Task` resource (SPEC §1).
  */
-import type { Model, Operation, Quality, Task, TaskAttempt, TaskCost, TaskError, TaskOutput, TaskStatus } from './canonical.js';
-import type { AttemptRow, TaskRow } from '../store/task-store.js';
+import type { Model, Operation, Quality, Task, TaskAttempt, TaskCost, TaskError, TaskOutput, TaskStatus } from '../model/canonical.js';
+import type { AttemptRow, TaskRow } from '../../store/task-store.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -2,18 +2,19 @@
  * What the task engine's parts share: store, provider runtimes, configuration, clock, metrics,
  * logs, events, and this replica's identity for leases.
  */
-import type { GatewayConfig } from '../config/config.js';
-import type { Logger } from '../observability/logger.js';
-import type { GatewayMetrics } from '../observability/metrics.js';
-import type { TaskStore } from '../store/task-store.js';
-import type { Clock } from './clock.js';
-import type { ProviderRuntime } from './provider-runtime.js';
+
+import type { Logger } from '../../observability/logger.js';
+import type { GatewayMetrics } from '../../observability/metrics.js';
+import type { TaskStore } from '../../store/task-store.js';
+import type { Clock } from '../clock.js';
+import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { TaskEvents } from './task-events.js';
+import type { TaskEngineSettings } from './task-settings.js';
 
 export interface Engine {
   store: TaskStore;
   runtimes: ReadonlyMap<string, ProviderRuntime>;
-  config: GatewayConfig;
+  config: TaskEngineSettings;
   clock: Clock;
   metrics: GatewayMetrics;
   logger: Logger;

@@ -11,7 +11,7 @@ import {
   type Operation,
   type VideoRequest,
 } from './canonical.js';
-import type { FieldRule, Offering } from './provider.js';
+import type { FieldRule, Offering } from './offerings.js';
 
 /** A request with its defaults applied, and which fields the caller actually wrote. */
 export interface ResolvedRequest {

@@ -3,9 +3,9 @@
  * fail over only when the upstream certainly did not accept the task, because a second
  * provider accepting it too means a video generated — and paid for — twice.
  */
-import type { AttemptOutcome, ErrorCode } from './canonical.js';
-import { CircuitBreakerOpenError } from './provider-runtime.js';
-import { UpstreamError } from './upstream-error.js';
+import type { AttemptOutcome, ErrorCode } from '../model/canonical.js';
+import { CircuitBreakerOpenError } from '../upstream/provider-runtime.js';
+import { UpstreamError } from '../upstream/upstream-error.js';
 
 export type FailoverReason =
   | 'circuit_open'

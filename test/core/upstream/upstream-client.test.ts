@@ -6,16 +6,16 @@
 import { createServer } from 'node:net';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { classifyCreateFailure } from '../../src/core/failover.js';
-import type { MappedUpstreamError } from '../../src/core/upstream-error.js';
-import { UpstreamError } from '../../src/core/upstream-error.js';
+import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
+import type { MappedUpstreamError } from '../../../src/core/upstream/upstream-error.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import {
   HttpUpstreamClient,
   parseRetryAfter,
   type UpstreamCallRecord,
   type UpstreamClientOptions,
-} from '../../src/core/upstream-client.js';
-import { silentServer } from '../support/silent-server.js';
+} from '../../../src/core/upstream/upstream-client.js';
+import { silentServer } from '../../support/silent-server.js';
 
 const BASE = 'https://upstream.example';
 const API_KEY = 'sk_live_9f8e7d6c5b4a';

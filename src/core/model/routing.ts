@@ -7,12 +7,12 @@ import type { RoutingOverride, RoutingStrategy } from './canonical.js';
 import { matchOffering, type ResolvedRequest } from './capabilities.js';
 import type { CostEstimate, PricingConfig } from './pricing.js';
 import { estimateCost } from './pricing.js';
-import type { Offering, VideoProvider } from './provider.js';
+import type { Offering } from './offerings.js';
 
 /** What routing needs to know about a provider (a plain view of its runtime). */
 export interface RoutingProvider {
   id: string;
-  provider: Pick<VideoProvider, 'offerings'>;
+  provider: { readonly offerings: readonly Offering[] };
   enabled: boolean;
   /** Why it is not enabled (shown as the reason). */
   disabledReason?: string;

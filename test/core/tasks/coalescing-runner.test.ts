@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CoalescingRunner } from '../../src/core/coalescing-runner.js';
+import { CoalescingRunner } from '../../../src/core/tasks/coalescing-runner.js';
 
 describe('CoalescingRunner', () => {
   it('never runs two passes at once, and runs once more for calls made during a pass', async () => {

@@ -4,7 +4,7 @@
  * safety net. Random sources are fixed so every delay is exact.
  */
 import { describe, expect, it } from 'vitest';
-import { firstPollDelay, nextPollDelay, type PollingSettings } from '../../src/core/polling.js';
+import { firstPollDelay, nextPollDelay, type PollingSettings } from '../../../src/core/tasks/polling.js';
 
 /** The tracking section of the shipped config.yaml. */
 const SETTINGS: PollingSettings = {

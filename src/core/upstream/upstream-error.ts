@@ -1,4 +1,4 @@
-import type { ErrorCode } from './canonical.js';
+import type { ErrorCode } from '../model/canonical.js';
 
 /** How a call failed below HTTP, if it did. */
 export type TransportFailure =

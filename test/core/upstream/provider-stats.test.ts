@@ -3,7 +3,7 @@
  * reads it: success rate and latency of recent upstream calls, median time to complete.
  */
 import { describe, expect, it } from 'vitest';
-import { ProviderStats } from '../../src/core/provider-stats.js';
+import { ProviderStats } from '../../../src/core/upstream/provider-stats.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 const MINUTE = 60_000;

@@ -11,16 +11,16 @@ import {
   type RoutingOverride,
   type Task,
   type TaskStatus as TaskStatusType,
-} from './canonical.js';
-import { resolveRequest, type ResolvedRequest } from './capabilities.js';
+} from '../model/canonical.js';
+import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { candidatesColumn, type Dispatcher, type StoredPlan } from './dispatcher.js';
 import type { Engine } from './engine.js';
-import { problems } from './problem.js';
-import { planRoute, type RoutePlan, type RoutingProvider } from './routing.js';
+import { problems } from '../model/problems.js';
+import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
 import { refuseLiteralTarget } from './outbound-webhooks.js';
 import { costFromEstimate } from './task-lifecycle.js';
 import { toTask } from './task-resource.js';
-import type { TaskRow } from '../store/task-store.js';
+import type { TaskRow } from '../../store/task-store.js';
 
 /** Canonical JSON (sorted keys) so that the same body always hashes the same. */
 export function stableStringify(value: unknown): string {

@@ -2,46 +2,11 @@
  * The provider contract. `src/core` talks to every reseller through this interface and knows
  * nothing else about them; each `src/providers/<id>/` folder implements it.
  */
-import type { CapabilityField, Model, Operation, Quality, TaskOutput, VideoRequest } from './canonical.js';
-import type { Clock } from './clock.js';
-import type { PricingConfig } from './pricing.js';
+import type { TaskOutput, VideoRequest } from '../model/canonical.js';
+import type { Offering } from '../model/offerings.js';
+import type { Clock } from '../clock.js';
+import type { PricingConfig } from '../model/pricing.js';
 import type { MappedUpstreamError } from './upstream-error.js';
-
-/** Limits on one canonical field for one offering. A field without a rule is not accepted. */
-export interface FieldRule {
-  /** The offering cannot run without it. */
-  required?: boolean;
-  /** Allowed values (durations in seconds, aspect ratios, booleans). */
-  values?: readonly (string | number | boolean)[];
-  /** Numeric range, inclusive. */
-  min?: number;
-  max?: number;
-  /** Longest string. */
-  maxLength?: number;
-  /** Most array items. */
-  maxItems?: number;
-}
-
-/**
- * One thing a provider serves: a model, at some qualities, for one operation, and the canonical
- * fields it takes with their limits. Declared once per provider, read by validation, quotes,
- * `/v1/models` and the router.
- */
-export interface Offering {
-  model: Model;
-  qualities: readonly Quality[];
-  operation: Operation;
-  /** Upstream route or type this maps to, for `/v1/models` and logs (e.g. `POST /v1/ai/video/kling-v3-pro`). */
-  upstream: string;
-  fields: Partial<Record<CapabilityField, FieldRule>>;
-  /**
-   * Rules across fields that the table cannot say; each string is a reason the request is not
-   * served. `explicit` holds the fields the caller wrote (the rest are defaults).
-   */
-  check?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
-  /** What the offering will do differently from defaults the caller did not write (shown on the task). */
-  warnings?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
-}
 
 /** The provider's own record of an accepted task, enough to ask about it later. */
 export interface ProviderTaskRef {

@@ -4,7 +4,7 @@
  * and the back-off between delivery attempts.
  */
 import { describe, expect, it } from 'vitest';
-import { deliveryBackoffMs, isPrivateAddress, refuseLiteralTarget } from '../../src/core/outbound-webhooks.js';
+import { deliveryBackoffMs, isPrivateAddress, refuseLiteralTarget } from '../../../src/core/tasks/outbound-webhooks.js';
 
 describe('isPrivateAddress', () => {
   it.each([

@@ -6,14 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Insertable } from 'kysely';
-import type { TaskCost, TaskError, TaskOutput, TaskStatus, VideoRequest } from './canonical.js';
+import type { TaskCost, TaskError, TaskOutput, TaskStatus, VideoRequest } from '../model/canonical.js';
 import type { Engine } from './engine.js';
-import { costOf, type CostEstimate } from './pricing.js';
-import type { ProviderRuntime } from './provider-runtime.js';
-import type { StatusReport, SubmitResult } from './provider.js';
+import { costOf, type CostEstimate } from '../model/pricing.js';
+import type { ProviderRuntime } from '../upstream/provider-runtime.js';
+import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import { toTask } from './task-resource.js';
-import type { DeliveriesTable, TaskPhase } from '../store/schema.js';
-import type { TaskPatch, TaskRow } from '../store/task-store.js';
+import type { DeliveriesTable, TaskPhase } from '../../store/schema.js';
+import type { TaskPatch, TaskRow } from '../../store/task-store.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
 const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {

@@ -3,7 +3,7 @@
  * replica's changes are not seen here; waiters also re-read the store periodically for that.
  */
 import { EventEmitter } from 'node:events';
-import type { TaskRow } from '../store/task-store.js';
+import type { TaskRow } from '../../store/task-store.js';
 
 export class TaskEvents {
   private readonly emitter = new EventEmitter();

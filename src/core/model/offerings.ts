@@ -1,0 +1,42 @@
+/**
+ * What a provider serves, as data: offerings (model, qualities, operation) and the limits on each
+ * canonical field. Declared once per provider; read by validation, quotes, `/v1/models` and the
+ * router.
+ */
+import type { CapabilityField, Model, Operation, Quality, VideoRequest } from './canonical.js';
+
+/** Limits on one canonical field for one offering. A field without a rule is not accepted. */
+export interface FieldRule {
+  /** The offering cannot run without it. */
+  required?: boolean;
+  /** Allowed values (durations in seconds, aspect ratios, booleans). */
+  values?: readonly (string | number | boolean)[];
+  /** Numeric range, inclusive. */
+  min?: number;
+  max?: number;
+  /** Longest string. */
+  maxLength?: number;
+  /** Most array items. */
+  maxItems?: number;
+}
+
+/**
+ * One thing a provider serves: a model, at some qualities, for one operation, and the canonical
+ * fields it takes with their limits. Declared once per provider, read by validation, quotes,
+ * `/v1/models` and the router.
+ */
+export interface Offering {
+  model: Model;
+  qualities: readonly Quality[];
+  operation: Operation;
+  /** Upstream route or type this maps to, for `/v1/models` and logs (e.g. `POST /v1/ai/video/kling-v3-pro`). */
+  upstream: string;
+  fields: Partial<Record<CapabilityField, FieldRule>>;
+  /**
+   * Rules across fields that the table cannot say; each string is a reason the request is not
+   * served. `explicit` holds the fields the caller wrote (the rest are defaults).
+   */
+  check?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
+  /** What the offering will do differently from defaults the caller did not write (shown on the task). */
+  warnings?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
+}
