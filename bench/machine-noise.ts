@@ -6,7 +6,6 @@
  * the figures are NaN.
  */
 import { readFileSync } from 'node:fs';
-import type { BenchStack } from './bench-stack.js';
 
 /** Milliseconds per clock tick of `/proc/stat` (USER_HZ, 100 on every mainstream kernel). */
 const TICK_MS = 10;
@@ -72,10 +71,4 @@ export async function watchMachineNoise(ownCpuMs: OwnCpuReader): Promise<() => P
 export function processCpuMs(): number {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
-}
-
-/** CPU of the load generator plus, when it runs apart, the serving process. */
-export function benchmarkCpuReader(stack: BenchStack): OwnCpuReader {
-  const separate = stack.addresses.pid !== process.pid;
-  return async () => processCpuMs() + (separate ? await stack.cpuMs() : 0);
 }

@@ -4,7 +4,7 @@
  */
 import type { BenchSettings } from './bench-settings.js';
 import type { BenchStack } from './bench-stack.js';
-import { benchmarkCpuReader, watchMachineNoise, type MachineNoise } from './machine-noise.js';
+import { processCpuMs, watchMachineNoise, type MachineNoise, type OwnCpuReader } from './machine-noise.js';
 
 export interface PhaseContext {
   stack: BenchStack;
@@ -18,4 +18,10 @@ export interface PhaseContext {
 export function phaseContext(stack: BenchStack, settings: BenchSettings, log: (line: string) => void): PhaseContext {
   const ownCpu = benchmarkCpuReader(stack);
   return { stack, settings, log, watchNoise: () => watchMachineNoise(ownCpu) };
+}
+
+/** CPU of the load generator plus, when it runs apart, the serving process. */
+function benchmarkCpuReader(stack: BenchStack): OwnCpuReader {
+  const separate = stack.addresses.pid !== process.pid;
+  return async () => processCpuMs() + (separate ? await stack.cpuMs() : 0);
 }

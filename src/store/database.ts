@@ -10,9 +10,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { CodeMigrationProvider } from './migrations.js';
-import type { Database } from './schema.js';
-
-export type Dialect = 'sqlite' | 'postgres';
+import type { Database, Dialect } from './schema.js';
 
 export interface Store {
   db: Kysely<Database>;

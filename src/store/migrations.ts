@@ -3,7 +3,7 @@
  * migrator (which records what ran and takes a lock, so replicas starting together are safe).
  */
 import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import type { Dialect } from './database.js';
+import type { Dialect } from './schema.js';
 
 function migrations(dialect: Dialect): Record<string, Migration> {
   const time = 'bigint' as const;

@@ -5,6 +5,9 @@
  */
 import type { Generated } from 'kysely';
 
+/** The two engines these tables live in. */
+export type Dialect = 'sqlite' | 'postgres';
+
 /** Where a task is in the gateway's own work, beside its public status. */
 export type TaskPhase =
   /** Waiting for a provider slot or rate allowance (`queued`). */
