@@ -11,7 +11,12 @@ export type TaskRow = Selectable<TasksTable>;
 export type NewTaskRow = Insertable<TasksTable>;
 export type TaskPatch = Updateable<TasksTable>;
 export type AttemptRow = Selectable<AttemptsTable>;
+/** An attempt to append: the store numbers it. */
+export type NewAttemptRow = Omit<Insertable<AttemptsTable>, 'id' | 'seq'>;
+export type AttemptPatch = Updateable<AttemptsTable>;
 export type DeliveryRow = Selectable<DeliveriesTable>;
+export type NewDeliveryRow = Insertable<DeliveriesTable>;
+export type DeliveryPatch = Updateable<DeliveriesTable>;
 
 /** Phases in which a task holds one of its provider's in-flight slots. */
 export const IN_FLIGHT_PHASES: readonly TaskPhase[] = ['submitting', 'tracking'];
@@ -142,7 +147,7 @@ export class TaskStore {
     id: string,
     patch: TaskPatch,
     condition: { phases?: readonly TaskPhase[]; leaseOwner?: string | null } = {},
-    delivery?: (task: TaskRow) => Insertable<DeliveriesTable> | undefined,
+    delivery?: (task: TaskRow) => NewDeliveryRow | undefined,
   ): Promise<TaskRow | undefined> {
     const run = async (db: Kysely<Database>) => {
       let update = db
@@ -355,7 +360,7 @@ export class TaskStore {
    * same moment may pick the same number; the unique (task_id, seq) key refuses the second, which
    * then simply tries again with the next one.
    */
-  async addAttempt(attempt: Omit<Insertable<AttemptsTable>, 'id' | 'seq'>): Promise<number> {
+  async addAttempt(attempt: NewAttemptRow): Promise<number> {
     for (let round = 1; ; round++) {
       try {
         return await this.db.transaction().execute(async (trx) => {
@@ -374,7 +379,7 @@ export class TaskStore {
     }
   }
 
-  async updateAttempt(taskId: string, seq: number, patch: Updateable<AttemptsTable>): Promise<void> {
+  async updateAttempt(taskId: string, seq: number, patch: AttemptPatch): Promise<void> {
     await this.db.updateTable('attempts').set(patch).where('task_id', '=', taskId).where('seq', '=', seq).execute();
   }
 
@@ -412,7 +417,7 @@ export class TaskStore {
     await this.db.deleteFrom('inbound_webhooks').where('received_at', '<', webhookIdsBefore).execute();
   }
 
-  async insertDelivery(row: Insertable<DeliveriesTable>): Promise<void> {
+  async insertDelivery(row: NewDeliveryRow): Promise<void> {
     await this.db.insertInto('deliveries').values(row).execute();
   }
 
@@ -439,12 +444,27 @@ export class TaskStore {
     });
   }
 
-  async updateDelivery(id: string, patch: Updateable<DeliveriesTable>): Promise<void> {
+  async updateDelivery(id: string, patch: DeliveryPatch): Promise<void> {
     await this.db.updateTable('deliveries').set(patch).where('id', '=', id).execute();
   }
 
   async listDeliveries(taskId: string): Promise<DeliveryRow[]> {
     return this.db.selectFrom('deliveries').selectAll().where('task_id', '=', taskId).orderBy('created_at').execute();
+  }
+
+  /**
+   * Ends every lease on unfinished tasks and pending deliveries, so their work can be taken up
+   * at once. Only for a database no other process shares: every lease in it is then left over
+   * from a previous run.
+   */
+  async expireAllLeases(): Promise<void> {
+    await this.db
+      .updateTable('tasks')
+      .set({ lease_until: 0 })
+      .where('phase', '!=', 'done')
+      .where('lease_owner', 'is not', null)
+      .execute();
+    await this.db.updateTable('deliveries').set({ lease_until: 0 }).where('status', '=', 'pending').execute();
   }
 
   /** Cheap query for readiness. */
