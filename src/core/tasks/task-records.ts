@@ -1,0 +1,353 @@
+/**
+ * Tasks, attempts and outbound deliveries as the engine works with them: typed objects, mapped
+ * to and from the store's rows here and nowhere else. JSON columns are read and written in
+ * this file only; the rest of core never sees a column name.
+ */
+import type {
+  AttemptOutcome,
+  Model,
+  Operation,
+  Quality,
+  TaskCost,
+  TaskError,
+  TaskOutput,
+  TaskStatus,
+  VideoRequest,
+} from '../model/canonical.js';
+import type { CostEstimate } from '../model/pricing.js';
+import type { TaskPhase } from '../../store/schema.js';
+import type {
+  AttemptPatch,
+  AttemptRow,
+  DeliveryRow,
+  NewAttemptRow,
+  NewDeliveryRow,
+  NewTaskRow,
+  TaskPatch,
+  TaskRow,
+} from '../../store/task-store.js';
+
+export type { TaskPhase };
+
+/** One provider in a task's routing plan. */
+export interface PlanEntry {
+  provider: string;
+  /** The cost estimate routing made for this provider, when it has prices. */
+  estimate?: CostEstimate;
+  /** What this provider cannot honour exactly; they become the task's warnings if it is used. */
+  warnings: string[];
+}
+
+/** The routing decision made at create time, kept with the task for the dispatcher. */
+export interface TaskPlan {
+  /** Request fields the caller wrote (capability checks treat defaults more leniently). */
+  explicit: string[];
+  /** Providers in the order they will be tried. */
+  candidates: PlanEntry[];
+}
+
+/** A task as the engine sees it. Times are milliseconds since the epoch. */
+export interface TaskRecord {
+  readonly id: string;
+  readonly tenant: string;
+  /** The public status (SPEC §1). */
+  readonly status: TaskStatus;
+  /** Where the task is in the gateway's own work. */
+  readonly phase: TaskPhase;
+  readonly model: Model;
+  readonly quality: Quality;
+  readonly operation: Operation;
+  /** The canonical request as accepted. */
+  readonly request: VideoRequest;
+  readonly plan: TaskPlan;
+  /** What the provider the task went to could not honour exactly. */
+  readonly warnings: string[];
+  /** The caller's metadata, echoed back. */
+  readonly metadata: Record<string, string>;
+  /** The provider holding (or last tried for) the task. */
+  readonly provider: string | null;
+  readonly providerTaskId: string | null;
+  /** The raw upstream status word. */
+  readonly providerStatus: string | null;
+  /** Adapter-private tracking data saved at acceptance. */
+  readonly tracking: Record<string, string> | null;
+  readonly outputs: TaskOutput[];
+  readonly error: TaskError | null;
+  readonly cost: TaskCost;
+  /** Where the caller wants task events. */
+  readonly webhookUrl: string | null;
+  /** Secret in the path of token-authenticated upstream callbacks. */
+  readonly callbackToken: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly completedAt: number | null;
+  readonly deadlineAt: number;
+  /** When the dispatcher may next try (a wait for a slot or a rate allowance). */
+  readonly dispatchAfter: number;
+  readonly nextPollAt: number | null;
+  readonly pollCount: number;
+  /** The replica that owns the task's current submission or poll, and until when. */
+  readonly leaseOwner: string | null;
+  readonly leaseUntil: number | null;
+  /** Whether an upstream webhook or callback is expected (polling is then a safety net). */
+  readonly expectsWebhook: boolean;
+  /** Bumped by every change; newer versions are newer states. */
+  readonly version: number;
+}
+
+/** The fields a state change may set. Only the lifecycle builds these. */
+export type TaskChange = Partial<
+  Pick<
+    TaskRecord,
+    | 'status'
+    | 'phase'
+    | 'provider'
+    | 'providerTaskId'
+    | 'providerStatus'
+    | 'tracking'
+    | 'outputs'
+    | 'error'
+    | 'cost'
+    | 'warnings'
+    | 'updatedAt'
+    | 'completedAt'
+    | 'dispatchAfter'
+    | 'nextPollAt'
+    | 'pollCount'
+    | 'leaseOwner'
+    | 'leaseUntil'
+    | 'expectsWebhook'
+  >
+>;
+
+/** One create request to one provider (or a provider passed over), in the order they happened. */
+export interface AttemptRecord {
+  /** 1, 2, 3 … per task. */
+  readonly seq: number;
+  readonly provider: string;
+  readonly outcome: AttemptOutcome;
+  /** Canonical error code, or `circuit_open` for a skip. */
+  readonly errorCode: string | null;
+  readonly providerCode: string | null;
+  readonly httpStatus: number | null;
+  readonly latencyMs: number | null;
+  readonly message: string | null;
+  readonly at: number;
+  /** Set the moment the provider accepted: its id for the task and the adapter's tracking data. */
+  readonly providerTaskId: string | null;
+  readonly tracking: Record<string, string> | null;
+}
+
+/** An attempt to append; fields left out are unknown (null). */
+export type NewAttempt = Pick<AttemptRecord, 'provider' | 'outcome' | 'at'> &
+  Partial<Pick<AttemptRecord, 'errorCode' | 'providerCode' | 'httpStatus' | 'latencyMs' | 'message'>>;
+
+/** What an attempt learns once it has an answer. */
+export type AttemptChange = Partial<Omit<AttemptRecord, 'seq' | 'provider' | 'at'>>;
+
+/** One task event on its way to the caller's `webhook_url`. */
+export interface DeliveryRecord {
+  /** Also the `webhook-id` header: the same for every retry. */
+  readonly id: string;
+  readonly taskId: string;
+  readonly tenant: string;
+  readonly url: string;
+  readonly eventType: string;
+  /** The exact body that is signed and sent. */
+  readonly payload: string;
+  /** Tries made so far. */
+  readonly attempts: number;
+}
+
+/** A delivery to queue with a status change. */
+export type NewDelivery = Omit<DeliveryRecord, 'attempts'> & { createdAt: number };
+
+/** How a delivery try ended. */
+export type DeliveryResult =
+  | { delivered: true; attempts: number; lastStatus: number | null; at: number }
+  | { delivered: false; attempts: number; lastStatus: number | null; error: string; giveUp: boolean; retryAt: number };
+
+/** `,a,b,`: the stored form of a task's candidate providers (for fair queueing per provider). */
+function candidatesColumn(plan: TaskPlan): string {
+  const providers = plan.candidates.map((entry) => entry.provider);
+  return providers.length === 0 ? '' : `,${providers.join(',')},`;
+}
+
+/** Reads a JSON column; a value that does not parse reads as `fallback` rather than failing the read. */
+function parsed<T>(json: string | null, fallback: T): T {
+  if (json === null) return fallback;
+  try {
+    return JSON.parse(json) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+const UNKNOWN_COST: TaskCost = { credits: null, estimated: true, currency_amount: null, currency: null };
+
+export function taskFromRow(row: TaskRow): TaskRecord {
+  return {
+    id: row.id,
+    tenant: row.tenant,
+    status: row.status as TaskStatus,
+    phase: row.phase,
+    model: row.model as Model,
+    quality: row.quality as Quality,
+    operation: row.operation as Operation,
+    request: parsed(row.request_json, {} as VideoRequest),
+    plan: parsed<TaskPlan>(row.plan_json, { explicit: [], candidates: [] }),
+    warnings: parsed<string[]>(row.warnings_json, []),
+    metadata: parsed<Record<string, string>>(row.metadata_json, {}),
+    provider: row.provider,
+    providerTaskId: row.provider_task_id,
+    providerStatus: row.provider_status,
+    tracking: parsed<Record<string, string> | null>(row.tracking_json, null),
+    outputs: parsed<TaskOutput[]>(row.outputs_json, []),
+    error: parsed<TaskError | null>(row.error_json, null),
+    cost: parsed(row.cost_json, UNKNOWN_COST),
+    webhookUrl: row.webhook_url,
+    callbackToken: row.callback_token,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    completedAt: row.completed_at,
+    deadlineAt: row.deadline_at,
+    dispatchAfter: row.dispatch_after,
+    nextPollAt: row.next_poll_at,
+    pollCount: row.poll_count,
+    leaseOwner: row.lease_owner,
+    leaseUntil: row.lease_until,
+    expectsWebhook: row.expects_webhook === 1,
+    version: row.version,
+  };
+}
+
+export function rowFromTask(task: TaskRecord): NewTaskRow {
+  return {
+    id: task.id,
+    tenant: task.tenant,
+    status: task.status,
+    phase: task.phase,
+    model: task.model,
+    quality: task.quality,
+    operation: task.operation,
+    request_json: JSON.stringify(task.request),
+    plan_json: JSON.stringify(task.plan),
+    warnings_json: JSON.stringify(task.warnings),
+    metadata_json: JSON.stringify(task.metadata),
+    provider: task.provider,
+    provider_task_id: task.providerTaskId,
+    provider_status: task.providerStatus,
+    tracking_json: task.tracking === null ? null : JSON.stringify(task.tracking),
+    outputs_json: JSON.stringify(task.outputs),
+    error_json: task.error === null ? null : JSON.stringify(task.error),
+    cost_json: JSON.stringify(task.cost),
+    webhook_url: task.webhookUrl,
+    callback_token: task.callbackToken,
+    created_at: task.createdAt,
+    updated_at: task.updatedAt,
+    completed_at: task.completedAt,
+    deadline_at: task.deadlineAt,
+    dispatch_after: task.dispatchAfter,
+    next_poll_at: task.nextPollAt,
+    poll_count: task.pollCount,
+    lease_owner: task.leaseOwner,
+    lease_until: task.leaseUntil,
+    expects_webhook: task.expectsWebhook ? 1 : 0,
+    version: task.version,
+    candidates: candidatesColumn(task.plan),
+  };
+}
+
+/** The columns a change writes; fields it leaves out stay as they are. */
+export function patchFromChange(change: TaskChange): TaskPatch {
+  const patch: TaskPatch = {};
+  if (change.status !== undefined) patch.status = change.status;
+  if (change.phase !== undefined) patch.phase = change.phase;
+  if (change.provider !== undefined) patch.provider = change.provider;
+  if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
+  if (change.providerStatus !== undefined) patch.provider_status = change.providerStatus;
+  if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
+  if (change.outputs !== undefined) patch.outputs_json = JSON.stringify(change.outputs);
+  if (change.error !== undefined) patch.error_json = change.error === null ? null : JSON.stringify(change.error);
+  if (change.cost !== undefined) patch.cost_json = JSON.stringify(change.cost);
+  if (change.warnings !== undefined) patch.warnings_json = JSON.stringify(change.warnings);
+  if (change.updatedAt !== undefined) patch.updated_at = change.updatedAt;
+  if (change.completedAt !== undefined) patch.completed_at = change.completedAt;
+  if (change.dispatchAfter !== undefined) patch.dispatch_after = change.dispatchAfter;
+  if (change.nextPollAt !== undefined) patch.next_poll_at = change.nextPollAt;
+  if (change.pollCount !== undefined) patch.poll_count = change.pollCount;
+  if (change.leaseOwner !== undefined) patch.lease_owner = change.leaseOwner;
+  if (change.leaseUntil !== undefined) patch.lease_until = change.leaseUntil;
+  if (change.expectsWebhook !== undefined) patch.expects_webhook = change.expectsWebhook ? 1 : 0;
+  return patch;
+}
+
+export function attemptFromRow(row: AttemptRow): AttemptRecord {
+  return {
+    seq: row.seq,
+    provider: row.provider,
+    outcome: row.outcome as AttemptOutcome,
+    errorCode: row.error_code,
+    providerCode: row.provider_code,
+    httpStatus: row.http_status,
+    latencyMs: row.latency_ms,
+    message: row.message,
+    at: row.at,
+    providerTaskId: row.provider_task_id,
+    tracking: parsed<Record<string, string> | null>(row.tracking_json, null),
+  };
+}
+
+export function rowFromAttempt(taskId: string, attempt: NewAttempt): NewAttemptRow {
+  return {
+    task_id: taskId,
+    provider: attempt.provider,
+    outcome: attempt.outcome,
+    error_code: attempt.errorCode ?? null,
+    provider_code: attempt.providerCode ?? null,
+    http_status: attempt.httpStatus ?? null,
+    latency_ms: attempt.latencyMs ?? null,
+    message: attempt.message ?? null,
+    at: attempt.at,
+  };
+}
+
+export function patchFromAttemptChange(change: AttemptChange): AttemptPatch {
+  const patch: AttemptPatch = {};
+  if (change.outcome !== undefined) patch.outcome = change.outcome;
+  if (change.errorCode !== undefined) patch.error_code = change.errorCode;
+  if (change.providerCode !== undefined) patch.provider_code = change.providerCode;
+  if (change.httpStatus !== undefined) patch.http_status = change.httpStatus;
+  if (change.latencyMs !== undefined) patch.latency_ms = change.latencyMs;
+  if (change.message !== undefined) patch.message = change.message;
+  if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
+  if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
+  return patch;
+}
+
+export function deliveryFromRow(row: DeliveryRow): DeliveryRecord {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    tenant: row.tenant,
+    url: row.url,
+    eventType: row.event_type,
+    payload: row.payload_json,
+    attempts: row.attempts,
+  };
+}
+
+export function rowFromDelivery(delivery: NewDelivery): NewDeliveryRow {
+  return {
+    id: delivery.id,
+    task_id: delivery.taskId,
+    tenant: delivery.tenant,
+    url: delivery.url,
+    event_type: delivery.eventType,
+    payload_json: delivery.payload,
+    status: 'pending',
+    attempts: 0,
+    next_attempt_at: delivery.createdAt,
+    created_at: delivery.createdAt,
+  };
+}

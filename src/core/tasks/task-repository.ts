@@ -1,0 +1,246 @@
+/**
+ * The engine's door to the store: the same operations as `TaskStore`, in typed records
+ * (`task-records.ts`) instead of rows. The store keeps the guarantees (conditional updates,
+ * slot claims, leases); this class only maps, so it adds no round-trip.
+ */
+import type { ListQuery, TaskStore } from '../../store/task-store.js';
+import {
+  attemptFromRow,
+  deliveryFromRow,
+  patchFromAttemptChange,
+  patchFromChange,
+  rowFromAttempt,
+  rowFromDelivery,
+  rowFromTask,
+  taskFromRow,
+  type AttemptChange,
+  type AttemptRecord,
+  type DeliveryRecord,
+  type DeliveryResult,
+  type NewAttempt,
+  type NewDelivery,
+  type TaskChange,
+  type TaskPhase,
+  type TaskRecord,
+} from './task-records.js';
+
+/** The condition a change is written under: the task must still be where the caller left it. */
+export interface ChangeCondition {
+  /** Phases the task must still be in. */
+  phases?: readonly TaskPhase[];
+  /** Lease the caller must still hold (`null`: no lease held; undefined: not checked). */
+  leaseOwner?: string | null;
+}
+
+export type CreateOutcome =
+  | { created: true; task: TaskRecord }
+  | { created: false; existing: { taskId: string; requestHash: string } };
+
+/** Tasks holding each provider's slots, and tasks waiting for one. */
+export interface TaskLoad {
+  inFlight(provider: string): number;
+  queued: number;
+}
+
+export class TaskRepository {
+  constructor(private readonly store: TaskStore) {}
+
+  /** Which engine holds the tasks (`sqlite`, `postgres`). */
+  get engineName(): string {
+    return this.store.store.dialect;
+  }
+
+  /** Whether other replicas may share this database (their leases must then run out by themselves). */
+  get sharedByReplicas(): boolean {
+    return this.store.store.dialect === 'postgres';
+  }
+
+  ping(): Promise<void> {
+    return this.store.ping();
+  }
+
+  registerProviders(ids: readonly string[]): Promise<void> {
+    return this.store.registerProviders(ids);
+  }
+
+  /** Inserts a new task, with its idempotency key in the same transaction. */
+  async create(
+    task: TaskRecord,
+    idempotency?: { key: string; requestHash: string; expiresAt: number },
+  ): Promise<CreateOutcome> {
+    const outcome = await this.store.createTask(rowFromTask(task), idempotency);
+    return outcome.created ? { created: true, task: taskFromRow(outcome.task) } : outcome;
+  }
+
+  async get(id: string): Promise<TaskRecord | undefined> {
+    const row = await this.store.getTask(id);
+    return row && taskFromRow(row);
+  }
+
+  async list(query: ListQuery): Promise<TaskRecord[]> {
+    return (await this.store.listTasks(query)).map(taskFromRow);
+  }
+
+  async attempts(taskId: string): Promise<AttemptRecord[]> {
+    return (await this.store.getAttempts(taskId)).map(attemptFromRow);
+  }
+
+  async attemptsOf(taskIds: readonly string[]): Promise<Map<string, AttemptRecord[]>> {
+    const rows = await this.store.getAttemptsFor(taskIds);
+    return new Map([...rows].map(([taskId, attempts]) => [taskId, attempts.map(attemptFromRow)]));
+  }
+
+  /**
+   * Writes `change` if `condition` still holds, and queues the delivery `delivery` builds from
+   * the changed task in the same transaction. Undefined when the condition no longer held.
+   * The lifecycle is the only caller: every status change goes through it.
+   */
+  async update(
+    id: string,
+    change: TaskChange,
+    condition: ChangeCondition,
+    delivery?: (task: TaskRecord) => NewDelivery | undefined,
+  ): Promise<TaskRecord | undefined> {
+    const row = await this.store.updateTask(
+      id,
+      patchFromChange(change),
+      condition,
+      delivery &&
+        ((changed) => {
+          const queued = delivery(taskFromRow(changed));
+          return queued && rowFromDelivery(queued);
+        }),
+    );
+    return row && taskFromRow(row);
+  }
+
+  /** Takes a slot of `provider` and moves the task into `submitting` under `owner`'s lease (see `TaskStore.claimSlot`). */
+  async claimSlot(input: {
+    task: TaskRecord;
+    provider: string;
+    cap: number;
+    owner: string;
+    leaseUntil: number;
+    now: number;
+  }): Promise<TaskRecord | undefined> {
+    const row = await this.store.claimSlot({
+      taskId: input.task.id,
+      provider: input.provider,
+      cap: input.cap,
+      owner: input.owner,
+      leaseUntil: input.leaseUntil,
+      now: input.now,
+      fromPhases: [input.task.phase],
+    });
+    return row && taskFromRow(row);
+  }
+
+  async listDispatchable(now: number, limit: number, after?: { createdAt: number; id: string }): Promise<TaskRecord[]> {
+    return (await this.store.listDispatchable(now, limit, after)).map(taskFromRow);
+  }
+
+  /** Whether an older task still waits for one of this task's providers (then this one queues behind it). */
+  hasOlderWaitingTask(task: TaskRecord): Promise<boolean> {
+    return this.store.hasOlderWaitingTask(
+      task.createdAt,
+      task.id,
+      task.plan.candidates.map((entry) => entry.provider),
+    );
+  }
+
+  async claimDueForTracking(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRecord[]> {
+    return (await this.store.claimDueForTracking(now, owner, leaseMs, limit)).map(taskFromRow);
+  }
+
+  async listAbandonedSubmissions(now: number, limit: number): Promise<TaskRecord[]> {
+    return (await this.store.listAbandonedSubmissions(now, limit)).map(taskFromRow);
+  }
+
+  async listOverdue(now: number, limit: number): Promise<TaskRecord[]> {
+    return (await this.store.listOverdue(now, limit)).map(taskFromRow);
+  }
+
+  async findByProviderTask(provider: string, providerTaskId: string): Promise<TaskRecord | undefined> {
+    const row = await this.store.findByProviderTask(provider, providerTaskId);
+    return row && taskFromRow(row);
+  }
+
+  async findByCallbackToken(token: string): Promise<TaskRecord | undefined> {
+    const row = await this.store.findByCallbackToken(token);
+    return row && taskFromRow(row);
+  }
+
+  /** Whether a create to `provider` is being sent right now (its answer not yet recorded). */
+  isSubmittingTo(provider: string): Promise<boolean> {
+    return this.store.isSubmittingTo(provider);
+  }
+
+  /** Appends an attempt; returns its sequence number. */
+  addAttempt(taskId: string, attempt: NewAttempt): Promise<number> {
+    return this.store.addAttempt(rowFromAttempt(taskId, attempt));
+  }
+
+  updateAttempt(taskId: string, seq: number, change: AttemptChange): Promise<void> {
+    return this.store.updateAttempt(taskId, seq, patchFromAttemptChange(change));
+  }
+
+  async load(): Promise<TaskLoad> {
+    const counts = await this.store.countByPhase();
+    let queued = 0;
+    for (const [key, count] of counts) if (key.startsWith('dispatch:')) queued += count;
+    return {
+      inFlight: (provider) => (counts.get(`submitting:${provider}`) ?? 0) + (counts.get(`tracking:${provider}`) ?? 0),
+      queued,
+    };
+  }
+
+  /** Remembers an inbound webhook id; false when it was seen before (a replay). */
+  rememberInboundWebhook(provider: string, webhookId: string, now: number): Promise<boolean> {
+    return this.store.rememberInboundWebhook(provider, webhookId, now);
+  }
+
+  forgetInboundWebhook(provider: string, webhookId: string): Promise<void> {
+    return this.store.forgetInboundWebhook(provider, webhookId);
+  }
+
+  purgeExpired(now: number, webhookIdsBefore: number): Promise<void> {
+    return this.store.purgeExpired(now, webhookIdsBefore);
+  }
+
+  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRecord[]> {
+    return (await this.store.claimDueDeliveries(now, owner, leaseMs, limit)).map(deliveryFromRow);
+  }
+
+  /** Records how a delivery try ended and gives its lease back. */
+  recordDelivery(id: string, result: DeliveryResult): Promise<void> {
+    const released = { lease_owner: null, lease_until: null };
+    return this.store.updateDelivery(
+      id,
+      result.delivered
+        ? {
+            status: 'delivered',
+            attempts: result.attempts,
+            last_status: result.lastStatus,
+            last_error: null,
+            delivered_at: result.at,
+            ...released,
+          }
+        : {
+            status: result.giveUp ? 'failed' : 'pending',
+            attempts: result.attempts,
+            last_status: result.lastStatus,
+            last_error: result.error,
+            next_attempt_at: result.retryAt,
+            ...released,
+          },
+    );
+  }
+
+  /**
+   * Ends every lease at once, so work left behind by a previous run is taken up now. Only when
+   * no other replica shares the database (`sharedByReplicas` false).
+   */
+  expireLeftoverLeases(): Promise<void> {
+    return this.store.expireAllLeases();
+  }
+}
