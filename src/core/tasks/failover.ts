@@ -91,6 +91,11 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
   return certainly('rejected');
 }
 
+/** A provider passed over because its circuit is open: it holds no task, so the next one may go. */
+export function circuitOpenFailure(provider: string): CreateFailureDecision {
+  return classifyCreateFailure(new CircuitBreakerOpenError(provider), false);
+}
+
 function decision(
   failover: boolean,
   outcome: AttemptOutcome,

@@ -1,0 +1,151 @@
+/**
+ * What to do with one queued task, as data (SPEC §3). For each provider of the task's plan, in
+ * order: try it, wait until it can be used, or pass it over (writing an attempt when the caller
+ * should see why). When the plan runs out with nobody accepting: wait in line until the
+ * earliest provider is usable, or fail, with which error. No I/O here: `dispatcher.ts` carries
+ * the decisions out.
+ */
+import type { TaskError } from '../model/canonical.js';
+import { matchOffering, type ResolvedRequest } from '../model/capabilities.js';
+import type { Offering } from '../model/offerings.js';
+import { circuitOpenFailure, type CreateFailureDecision } from './failover.js';
+import type { AttemptRecord, NewAttempt, PlanEntry } from './task-records.js';
+
+/** How a provider stands when the dispatcher reaches it in a task's plan. */
+export interface ProviderStanding {
+  /** Configured and enabled. */
+  usable: boolean;
+  /** Calls are refused right now (recent failures). */
+  circuitOpen: boolean;
+  /** Until when it asked us to back off (a 429 with `Retry-After`); 0 when it did not. */
+  coolingDownUntil: number;
+  offerings: readonly Offering[];
+  /** Found without a free slot earlier in this dispatch pass (not asked again). */
+  knownFull: boolean;
+}
+
+/** What a task's earlier attempts say about its providers. */
+export interface AttemptHistory {
+  /** Providers that said no to this task. A 429 only meant "later", so it is not a refusal. */
+  refused: ReadonlySet<string>;
+  /** Providers whose open circuit is already written on the task. */
+  skipped: ReadonlySet<string>;
+}
+
+/** What one provider of the plan came to, once the dispatcher is done with it. */
+export type CandidateOutcome =
+  /** Not for this task now (refused it before, switched off, cannot serve the request). */
+  | { kind: 'passed' }
+  /** Usable again from `until` (no free slot, cooling down, no rate allowance). */
+  | { kind: 'wait'; until: number }
+  /** Certainly holds no task and will not take it now; counts towards the error if nobody does. */
+  | { kind: 'refused'; failure: CreateFailureDecision };
+
+/** The decision for one provider: try it, or what it comes to without trying (and what to write down). */
+export type CandidateStep =
+  | { kind: 'try'; offering: Offering; warnings: string[] }
+  | (CandidateOutcome & { record?: NewAttempt });
+
+/** What happens to the task when no provider of the plan accepted it. */
+export type Conclusion = { kind: 'wait'; until: number } | { kind: 'fail'; error: TaskError };
+
+export interface DecisionContext {
+  /** The task's request, with the fields its caller wrote. */
+  request: ResolvedRequest;
+  history: AttemptHistory;
+  now: number;
+  /** How soon a provider found busy is looked at again. */
+  retryMs: number;
+}
+
+export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHistory {
+  return {
+    refused: new Set(attempts.filter((a) => a.outcome === 'failed' && a.httpStatus !== 429).map((a) => a.provider)),
+    skipped: new Set(attempts.filter((a) => a.outcome === 'skipped').map((a) => a.provider)),
+  };
+}
+
+const PASSED: CandidateOutcome = { kind: 'passed' };
+
+/** The decision for one provider of the plan; `standing` is undefined when it is not configured. */
+export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | undefined, context: DecisionContext): CandidateStep {
+  const { provider } = entry;
+  if (context.history.refused.has(provider)) return PASSED;
+  if (!standing?.usable) return PASSED;
+  if (standing.circuitOpen) {
+    const skip: CandidateStep = { kind: 'refused', failure: circuitOpenFailure(provider) };
+    if (context.history.skipped.has(provider)) return skip;
+    return {
+      ...skip,
+      record: {
+        provider,
+        outcome: 'skipped',
+        errorCode: 'circuit_open',
+        message: 'circuit open: recent calls to this provider failed',
+        at: context.now,
+      },
+    };
+  }
+  if (standing.coolingDownUntil) return { kind: 'wait', until: standing.coolingDownUntil };
+  const match = matchOffering(standing.offerings, context.request);
+  if (!match.offering) return PASSED;
+  if (standing.knownFull) return { kind: 'wait', until: context.now + context.retryMs };
+  return { kind: 'try', offering: match.offering, warnings: match.warnings };
+}
+
+/**
+ * What a failed create comes to: the task fails here when the provider may hold it (failing
+ * over could make and bill it twice); a 429 waits for the provider's cool-down; any other
+ * certain refusal moves on to the next provider.
+ */
+export function afterCreateFailure(
+  failure: CreateFailureDecision,
+  context: { now: number; retryMs: number; coolingDownUntil: number },
+): CandidateOutcome | Extract<Conclusion, { kind: 'fail' }> {
+  if (!failure.failover) {
+    return { kind: 'fail', error: { code: failure.code, message: failure.message, provider_code: failure.providerCode } };
+  }
+  if (failure.reason === 'rate_limited') {
+    return { kind: 'wait', until: context.coolingDownUntil || context.now + context.retryMs };
+  }
+  return { kind: 'refused', failure };
+}
+
+/**
+ * The plan ran out. While a provider will be usable later, the task waits in line for the
+ * earliest one, unless its deadline has passed; otherwise it fails with what the providers said.
+ */
+export function conclude(
+  outcomes: readonly CandidateOutcome[],
+  task: { now: number; deadlineAt: number; deadlineMs: number },
+): Conclusion {
+  const waits = outcomes.flatMap((outcome) => (outcome.kind === 'wait' ? [outcome.until] : []));
+  if (waits.length > 0) {
+    if (task.now >= task.deadlineAt) return { kind: 'fail', error: deadlineError(task.deadlineMs) };
+    return { kind: 'wait', until: Math.max(Math.min(...waits), task.now) };
+  }
+  return { kind: 'fail', error: summarize(outcomes.flatMap((outcome) => (outcome.kind === 'refused' ? [outcome.failure] : []))) };
+}
+
+/** The error of a task no provider took before its deadline. */
+export function deadlineError(deadlineMs: number): TaskError {
+  const minutes = Math.round(deadlineMs / 60_000);
+  return { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null };
+}
+
+/** One error for a task no provider took: their shared code, else `no_provider_available`. */
+function summarize(failures: readonly CreateFailureDecision[]): TaskError {
+  if (failures.length === 0) {
+    return { code: 'no_provider_available', message: 'no eligible provider is enabled', provider_code: null };
+  }
+  const codes = new Set(failures.map((failure) => failure.code));
+  const last = failures[failures.length - 1]!;
+  if (codes.size === 1 && last.code !== 'no_provider_available') {
+    return { code: last.code, message: last.message, provider_code: last.providerCode };
+  }
+  return {
+    code: 'no_provider_available',
+    message: `no provider accepted the task: ${failures.map((f) => f.message).join('; ')}`.slice(0, 1000),
+    provider_code: null,
+  };
+}

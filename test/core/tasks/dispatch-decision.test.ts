@@ -1,0 +1,228 @@
+/**
+ * The dispatch decision on its own (SPEC §3), from fixtures: per provider of a task's plan try
+ * it, wait until it is usable, or pass it over (writing an attempt for an open circuit once);
+ * after a failed create end, wait or move on; and when the plan runs out wait in line or fail
+ * with the right error.
+ */
+import { describe, expect, it } from 'vitest';
+import { resolveRequest } from '../../../src/core/model/capabilities.js';
+import type { Offering } from '../../../src/core/model/offerings.js';
+import {
+  afterCreateFailure,
+  attemptHistory,
+  conclude,
+  decideCandidate,
+  type CandidateOutcome,
+  type DecisionContext,
+  type ProviderStanding,
+} from '../../../src/core/tasks/dispatch-decision.js';
+import { circuitOpenFailure, classifyCreateFailure, type CreateFailureDecision } from '../../../src/core/tasks/failover.js';
+import type { AttemptRecord } from '../../../src/core/tasks/task-records.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
+
+const NOW = Date.UTC(2026, 10, 22, 12);
+
+const textToVideo: Offering = {
+  model: 'kling-v3',
+  qualities: ['pro', 'std'],
+  operation: 'text-to-video',
+  upstream: 'POST /v1/ai/video/kling-v3',
+  fields: { prompt: { required: true, maxLength: 2500 }, duration: { values: [5, 10] }, aspect_ratio: { values: ['16:9'] } },
+};
+const imageOnly: Offering = { ...textToVideo, operation: 'image-to-video', fields: { start_image_url: { required: true } } };
+
+function standing(overrides: Partial<ProviderStanding> = {}): ProviderStanding {
+  return { usable: true, circuitOpen: false, coolingDownUntil: 0, offerings: [textToVideo], knownFull: false, ...overrides };
+}
+
+function attempt(provider: string, outcome: AttemptRecord['outcome'], httpStatus: number | null = null): AttemptRecord {
+  return {
+    seq: 1,
+    provider,
+    outcome,
+    errorCode: null,
+    providerCode: null,
+    httpStatus,
+    latencyMs: null,
+    message: null,
+    at: NOW - 1_000,
+    providerTaskId: null,
+    tracking: null,
+  };
+}
+
+function context(attempts: AttemptRecord[] = []): DecisionContext {
+  return {
+    request: resolveRequest({ model: 'kling-v3', prompt: 'a fox in the snow' }),
+    history: attemptHistory(attempts),
+    now: NOW,
+    retryMs: 500,
+  };
+}
+
+const entry = (provider: string) => ({ provider, warnings: [] });
+
+function failure(statusCode: number, init: { transport?: 'timeout' } = {}): CreateFailureDecision {
+  return classifyCreateFailure(
+    new UpstreamError({
+      provider: 'freepik',
+      operation: 'submit',
+      url: '/v1/ai/video/kling-v3-pro',
+      message: `answered ${statusCode}`,
+      code: statusCode === 402 ? 'insufficient_credits' : 'provider_error',
+      statusCode,
+      ...init,
+    }),
+    false,
+  );
+}
+
+describe('decideCandidate', () => {
+  it('tries a usable provider that serves the request, with the offering and its warnings', () => {
+    expect(decideCandidate(entry('freepik'), standing(), context())).toEqual({
+      kind: 'try',
+      offering: textToVideo,
+      warnings: ['audio defaults to true but kling-v3 text-to-video here cannot generate it'],
+    });
+  });
+
+  it('passes over a provider that is not configured, is switched off, or cannot serve the request', () => {
+    expect(decideCandidate(entry('gone'), undefined, context())).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), standing({ usable: false }), context())).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), standing({ offerings: [imageOnly] }), context())).toEqual({ kind: 'passed' });
+  });
+
+  it('passes over a provider that refused this task before, but asks again one that only said 429', () => {
+    expect(decideCandidate(entry('freepik'), standing(), context([attempt('freepik', 'failed', 400)]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), standing(), context([attempt('freepik', 'failed', 429)]))).toMatchObject({ kind: 'try' });
+    expect(decideCandidate(entry('freepik'), standing(), context([attempt('kling3api', 'failed', 400)]))).toMatchObject({ kind: 'try' });
+  });
+
+  it('counts an open circuit as a refusal and writes it on the task once', () => {
+    const first = decideCandidate(entry('freepik'), standing({ circuitOpen: true }), context());
+    expect(first).toEqual({
+      kind: 'refused',
+      failure: circuitOpenFailure('freepik'),
+      record: {
+        provider: 'freepik',
+        outcome: 'skipped',
+        errorCode: 'circuit_open',
+        message: 'circuit open: recent calls to this provider failed',
+        at: NOW,
+      },
+    });
+    const again = decideCandidate(entry('freepik'), standing({ circuitOpen: true }), context([attempt('freepik', 'skipped')]));
+    expect(again).toEqual({ kind: 'refused', failure: circuitOpenFailure('freepik') });
+  });
+
+  it('waits for a provider cooling down after a 429 until its Retry-After, whatever the request', () => {
+    expect(decideCandidate(entry('freepik'), standing({ coolingDownUntil: NOW + 7_000 }), context())).toEqual({
+      kind: 'wait',
+      until: NOW + 7_000,
+    });
+  });
+
+  it('waits one retry interval for a provider found full earlier in the pass, without asking it again', () => {
+    expect(decideCandidate(entry('freepik'), standing({ knownFull: true }), context())).toEqual({ kind: 'wait', until: NOW + 500 });
+    // Full matters only for a provider that could take the task at all.
+    expect(decideCandidate(entry('freepik'), standing({ knownFull: true, offerings: [imageOnly] }), context())).toEqual({
+      kind: 'passed',
+    });
+  });
+
+  it('checks in the order: refused before, switched off, circuit, cool-down, offering, slots', () => {
+    const everything = standing({ circuitOpen: true, coolingDownUntil: NOW + 1, knownFull: true });
+    expect(decideCandidate(entry('freepik'), everything, context([attempt('freepik', 'failed', 503)]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), { ...everything, usable: false }, context())).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), everything, context())).toMatchObject({ kind: 'refused' });
+    expect(decideCandidate(entry('freepik'), { ...everything, circuitOpen: false }, context())).toEqual({ kind: 'wait', until: NOW + 1 });
+  });
+});
+
+describe('afterCreateFailure', () => {
+  const at = { now: NOW, retryMs: 500, coolingDownUntil: 0 };
+
+  it('ends the task when the provider may hold it, with the error the caller sees', () => {
+    const timeout = failure(0, { transport: 'timeout' });
+    expect(afterCreateFailure(timeout, at)).toEqual({
+      kind: 'fail',
+      error: { code: 'timeout', message: timeout.message, provider_code: null },
+    });
+  });
+
+  it('waits for the cool-down after a 429, or one retry interval when none was set', () => {
+    expect(afterCreateFailure(failure(429), { ...at, coolingDownUntil: NOW + 3_000 })).toEqual({ kind: 'wait', until: NOW + 3_000 });
+    expect(afterCreateFailure(failure(429), at)).toEqual({ kind: 'wait', until: NOW + 500 });
+  });
+
+  it('moves on after a certain refusal, keeping it for the error', () => {
+    const refusal = failure(503);
+    expect(afterCreateFailure(refusal, at)).toEqual({ kind: 'refused', failure: refusal });
+  });
+});
+
+describe('conclude', () => {
+  const task = { now: NOW, deadlineAt: NOW + 60_000, deadlineMs: 30 * 60_000 };
+
+  it('waits in line until the earliest provider is usable, never in the past', () => {
+    const outcomes: CandidateOutcome[] = [
+      { kind: 'wait', until: NOW + 9_000 },
+      { kind: 'refused', failure: failure(503) },
+      { kind: 'wait', until: NOW + 2_000 },
+      { kind: 'passed' },
+    ];
+    expect(conclude(outcomes, task)).toEqual({ kind: 'wait', until: NOW + 2_000 });
+    expect(conclude([{ kind: 'wait', until: NOW - 5 }], task)).toEqual({ kind: 'wait', until: NOW });
+  });
+
+  it('fails with timeout instead of waiting once the deadline has passed', () => {
+    expect(conclude([{ kind: 'wait', until: NOW + 500 }], { ...task, deadlineAt: NOW })).toEqual({
+      kind: 'fail',
+      error: { code: 'timeout', message: 'no provider took the task within the 30-minute deadline', provider_code: null },
+    });
+  });
+
+  it('with nobody to wait for, fails with the code every provider gave', () => {
+    const credits = failure(402);
+    expect(conclude([{ kind: 'refused', failure: failure(402) }, { kind: 'refused', failure: credits }], task)).toEqual({
+      kind: 'fail',
+      error: { code: 'insufficient_credits', message: credits.message, provider_code: null },
+    });
+  });
+
+  it('with different answers, fails as no_provider_available naming each', () => {
+    const conclusion = conclude(
+      [
+        { kind: 'refused', failure: failure(503) },
+        { kind: 'refused', failure: circuitOpenFailure('kling3api') },
+      ],
+      task,
+    );
+    expect(conclusion).toEqual({
+      kind: 'fail',
+      error: {
+        code: 'no_provider_available',
+        message: `no provider accepted the task: answered 503; ${circuitOpenFailure('kling3api').message}`,
+        provider_code: null,
+      },
+    });
+  });
+
+  it('an open circuit alone is no_provider_available with its reason', () => {
+    expect(conclude([{ kind: 'refused', failure: circuitOpenFailure('freepik') }], task)).toEqual({
+      kind: 'fail',
+      error: {
+        code: 'no_provider_available',
+        message: `no provider accepted the task: ${circuitOpenFailure('freepik').message}`,
+        provider_code: null,
+      },
+    });
+  });
+
+  it('with no provider tried at all, says none is enabled', () => {
+    expect(conclude([{ kind: 'passed' }], task)).toEqual({
+      kind: 'fail',
+      error: { code: 'no_provider_available', message: 'no eligible provider is enabled', provider_code: null },
+    });
+  });
+});
