@@ -10,12 +10,15 @@ import { ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { Dispatcher } from './core/tasks/dispatcher.js';
 import type { Engine } from './core/tasks/engine.js';
+import { InboundWebhooks } from './core/tasks/inbound-webhooks.js';
 import { OutboundWebhooks } from './core/tasks/outbound-webhooks.js';
-import type { VideoProvider } from './core/upstream/provider.js';
-import { ProviderRuntime } from './core/upstream/provider-runtime.js';
+import { ProviderCatalog } from './core/tasks/provider-catalog.js';
 import { TaskEvents } from './core/tasks/task-events.js';
+import { TaskRepository } from './core/tasks/task-repository.js';
 import { TaskService } from './core/tasks/task-service.js';
 import { Tracker } from './core/tasks/tracker.js';
+import type { VideoProvider } from './core/upstream/provider.js';
+import { ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { createApp } from './http/app.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
@@ -41,13 +44,12 @@ export interface GatewayOptions {
 
 /** Milliseconds between purges of expired idempotency keys and webhook ids. */
 const PURGE_EVERY_MS = 10 * 60_000;
-/** How long a provider's webhook id is remembered for replay protection. */
-const WEBHOOK_ID_RETENTION_MS = 7 * 24 * 3600_000;
 
 export class Gateway {
   readonly app: Express;
   readonly engine: Engine;
   readonly service: TaskService;
+  readonly catalog: ProviderCatalog;
   readonly dispatcher: Dispatcher;
   readonly tracker: Tracker;
   readonly webhooks: OutboundWebhooks;
@@ -60,6 +62,8 @@ export class Gateway {
   private constructor(
     readonly config: GatewayConfig,
     engine: Engine,
+    /** The task store under the engine's repository, in rows (for tools and tests). */
+    readonly store: TaskStore,
     private readonly ownsStore: boolean,
   ) {
     this.engine = engine;
@@ -67,7 +71,15 @@ export class Gateway {
     this.tracker = new Tracker(engine);
     this.webhooks = new OutboundWebhooks(engine);
     this.service = new TaskService(engine, this.dispatcher);
-    this.app = createApp({ config, engine, service: this.service, tracker: this.tracker });
+    this.catalog = new ProviderCatalog(engine);
+    this.app = createApp({
+      config,
+      service: this.service,
+      catalog: this.catalog,
+      inbound: new InboundWebhooks(engine, this.tracker),
+      metrics: engine.metrics,
+      logger: engine.logger,
+    });
   }
 
   static async create(options: GatewayOptions): Promise<Gateway> {
@@ -104,9 +116,8 @@ export class Gateway {
         }),
       );
     }
-    await taskStore.registerProviders([...runtimes.keys()]);
     const engine: Engine = {
-      store: taskStore,
+      tasks: new TaskRepository(taskStore),
       runtimes,
       config,
       clock,
@@ -117,43 +128,11 @@ export class Gateway {
       random: options.random ?? Math.random,
       publicUrl: config.server.public_url,
     };
-    metrics.onScrape(async () => {
-      const counts = await taskStore.countByPhase();
-      let queued = 0;
-      for (const runtime of runtimes.values()) {
-        const inFlight = (counts.get(`submitting:${runtime.id}`) ?? 0) + (counts.get(`tracking:${runtime.id}`) ?? 0);
-        metrics.tasksInFlight.set({ provider: runtime.id }, inFlight);
-      }
-      for (const [key, count] of counts) if (key.startsWith('dispatch:')) queued += count;
-      metrics.tasksQueued.set(queued);
-    });
-    const gateway = new Gateway(config, engine, options.store === undefined);
-    await gateway.recoverAtStart();
+    await engine.tasks.registerProviders([...runtimes.keys()]);
+    const gateway = new Gateway(config, engine, taskStore, options.store === undefined);
+    metrics.onScrape(() => gateway.catalog.updateLoadGauges());
+    await gateway.dispatcher.recovery.atStart();
     return gateway;
-  }
-
-  /**
-   * After a restart: with the embedded store this is the only process, so every lease left
-   * behind belongs to the previous run and is released now (tracking resumes at once; creates
-   * that were mid-flight are settled by the dispatcher). With PostgreSQL, other replicas may be
-   * alive: their leases are left to expire.
-   */
-  private async recoverAtStart(): Promise<void> {
-    const { store, clock } = this.engine;
-    if (store.store.dialect === 'sqlite') {
-      await store.store.db
-        .updateTable('tasks')
-        .set({ lease_until: 0 })
-        .where('phase', '!=', 'done')
-        .where('lease_owner', 'is not', null)
-        .execute();
-      await store.store.db
-        .updateTable('deliveries')
-        .set({ lease_until: 0 })
-        .where('status', '=', 'pending')
-        .execute();
-    }
-    await this.dispatcher.recoverAbandoned(clock.now());
   }
 
   /** One pass of every worker: recovery, dispatch, polling, deadlines, outbound webhooks. */
@@ -165,7 +144,7 @@ export class Gateway {
     const now = this.engine.clock.now();
     if (now - this.lastPurge >= PURGE_EVERY_MS) {
       this.lastPurge = now;
-      await this.engine.store.purgeExpired(now, now - WEBHOOK_ID_RETENTION_MS);
+      await this.service.purgeExpired();
     }
   }
 
@@ -185,7 +164,7 @@ export class Gateway {
       ['purge', async () => {
         if (now() - this.lastPurge < PURGE_EVERY_MS) return;
         this.lastPurge = now();
-        await this.engine.store.purgeExpired(now(), now() - WEBHOOK_ID_RETENTION_MS);
+        await this.service.purgeExpired();
       }],
     ];
     for (const [name, pass] of loops) {
@@ -245,6 +224,6 @@ export class Gateway {
     await Promise.allSettled([...this.loopRuns]);
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
     await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle()]);
-    if (this.ownsStore) await this.engine.store.store.close();
+    if (this.ownsStore) await this.store.store.close();
   }
 }

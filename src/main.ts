@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     {
       url,
       public_url: config.server.public_url,
-      store: gateway.engine.store.store.description,
+      store: gateway.store.store.description,
       providers: [...sandbox.endpoints].map(([id, endpoint]) => ({ id, mode: endpoint.simulated ? 'simulator' : 'live' })),
     },
     `kling-gateway listening on ${url} (docs at ${url}/docs)`,

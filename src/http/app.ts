@@ -5,20 +5,25 @@ import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import type { GatewayConfig } from '../config/config.js';
-import type { Engine } from '../core/tasks/engine.js';
+import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
+import type { ProviderCatalog } from '../core/tasks/provider-catalog.js';
 import type { TaskService } from '../core/tasks/task-service.js';
-import type { Tracker } from '../core/tasks/tracker.js';
+import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { bearerAuth, httpMetrics, notFoundHandler, problemHandler, requestId } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { videoRoutes } from './video-routes.js';
 import { webhookRoutes } from './webhook-routes.js';
 
+/** The core services the routes call; routes never reach the store themselves. */
 export interface AppDependencies {
   config: GatewayConfig;
-  engine: Engine;
   service: TaskService;
-  tracker: Tracker;
+  catalog: ProviderCatalog;
+  inbound: InboundWebhooks;
+  metrics: GatewayMetrics;
+  logger: Logger;
 }
 
 /** Callback tokens in paths are secrets: logs show the route, not the token. */
@@ -26,17 +31,17 @@ export function redactUrl(url: string): string {
   return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]');
 }
 
-export function createApp({ config, engine, service, tracker }: AppDependencies): Express {
+export function createApp({ config, service, catalog, inbound, metrics, logger }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trust_proxy);
   app.set('query parser', 'simple');
 
   app.use(requestId());
-  app.use(httpMetrics(engine.metrics));
+  app.use(httpMetrics(metrics));
   app.use(
     pinoHttp({
-      logger: engine.logger,
+      logger,
       genReqId: (req) => (req as express.Request).id,
       // Only what is needed: no headers, so no key can reach the log.
       serializers: {
@@ -59,27 +64,23 @@ export function createApp({ config, engine, service, tracker }: AppDependencies)
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    try {
-      await engine.store.ping();
-      res.json({ status: 'ready', store: engine.store.store.dialect });
-    } catch {
-      res.status(503).json({ status: 'unavailable', store: engine.store.store.dialect });
-    }
+    const { ready, store } = await service.readiness();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', store });
   });
   app.get('/metrics', async (_req, res) => {
-    const { contentType, body } = await engine.metrics.exposition();
+    const { contentType, body } = await metrics.exposition();
     res.type(contentType).send(body);
   });
 
   // Webhooks read their raw body (signatures are over the exact bytes): before the JSON parser.
-  app.use('/v1/webhooks', webhookRoutes(engine, tracker));
+  app.use('/v1/webhooks', webhookRoutes(inbound));
 
   const auth = bearerAuth(config.auth.api_keys);
   const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json' });
-  app.use('/v1/videos', auth, json, videoRoutes(service, engine));
-  app.use('/v1', auth, catalogRoutes(engine));
+  app.use('/v1/videos', auth, json, videoRoutes(service));
+  app.use('/v1', auth, catalogRoutes(catalog));
 
   app.use(notFoundHandler());
-  app.use(problemHandler(engine.logger));
+  app.use(problemHandler(logger));
   return app;
 }

@@ -3,23 +3,23 @@
  */
 import { Router, type Request } from 'express';
 import { z } from 'zod';
-import { TERMINAL_STATUSES, type TaskStatus } from '../core/model/canonical.js';
-import type { Engine } from '../core/tasks/engine.js';
 import { problems } from '../core/model/problems.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { issuesToErrors } from '../core/tasks/task-service.js';
-import { toTask } from '../core/tasks/task-resource.js';
-import type { TaskRow } from '../store/task-store.js';
 import { rememberMountPath, requireJson } from './middleware.js';
 
 const WaitQuery = z.strictObject({ wait: z.coerce.number().int().min(0).max(60).optional() });
+
+/** An event stream may stay open for the whole job: it looks for other replicas' changes less often than `?wait`. */
+const STREAM_RECHECK_MS = 2_000;
+const STREAM_HEARTBEAT_MS = 15_000;
 
 function tenantOf(req: Request): string {
   if (!req.tenant) throw problems.unauthorized('not authenticated');
   return req.tenant;
 }
 
-export function videoRoutes(service: TaskService, engine: Engine): Router {
+export function videoRoutes(service: TaskService): Router {
   const router = Router();
   router.use(rememberMountPath());
 
@@ -55,21 +55,16 @@ export function videoRoutes(service: TaskService, engine: Engine): Router {
 
   router.get('/:id/events', async (req, res) => {
     const tenant = tenantOf(req);
-    const id = String(req.params.id);
     // Registered before the first await: a client gone during the first read is still noticed.
-    let closed = false;
-    const cleanups: (() => void)[] = [];
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      for (const cleanup of cleanups) cleanup();
-      if (!res.writableEnded) res.end();
-    };
-    res.on('close', close);
-
-    const first = await engine.store.getTask(id);
-    if (!first || first.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
-    if (closed) return;
+    const gone = new AbortController();
+    res.on('close', () => gone.abort());
+    const changes = service.watch(tenant, String(req.params.id), { signal: gone.signal, recheckMs: STREAM_RECHECK_MS });
+    // The first change is read before anything is written, so an unknown task is a plain 404.
+    let change = await changes.next();
+    if (change.done) {
+      res.end();
+      return;
+    }
     res.status(200).set({
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
@@ -77,40 +72,24 @@ export function videoRoutes(service: TaskService, engine: Engine): Router {
       'x-accel-buffering': 'no',
     });
     res.flushHeaders();
-
-    let lastStatus = '';
-    let lastVersion = -1;
-    /** Sends the row when it is newer than the last one sent and its status changed. */
-    const send = async (row: TaskRow) => {
-      if (closed || row.version <= lastVersion) return;
-      lastVersion = row.version;
-      if (row.status === lastStatus) return;
-      lastStatus = row.status;
-      const task = toTask(row, await engine.store.getAttempts(id));
-      if (closed) return;
-      res.write(`id: ${row.version}\nevent: ${task.status}\ndata: ${JSON.stringify(task)}\n\n`);
-      if (TERMINAL_STATUSES.has(task.status as TaskStatus)) close();
-    };
-    cleanups.push(engine.events.subscribe(id, (row) => void send(row)));
-    // Other replicas' changes arrive through the store.
-    const recheck = () => {
-      if (closed) return;
-      void engine.store
-        .getTask(id)
-        .then((row) => row && send(row))
-        .finally(() => {
-          if (!closed) {
-            const timer = engine.clock.setTimeout(recheck, 2_000);
-            cleanups.push(() => timer.cancel());
-          }
-        });
-    };
-    const timer = engine.clock.setTimeout(recheck, 2_000);
-    cleanups.push(() => timer.cancel());
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), STREAM_HEARTBEAT_MS);
     heartbeat.unref();
-    cleanups.push(() => clearInterval(heartbeat));
-    await send(first);
+    try {
+      let lastStatus: string | undefined;
+      // One event per status change; the watch ends after the terminal one.
+      for (; !change.done && !gone.signal.aborted; change = await changes.next()) {
+        const task = change.value;
+        if (task.status === lastStatus) continue;
+        lastStatus = task.status;
+        const resource = await service.resourceOf(task);
+        if (gone.signal.aborted) break;
+        res.write(`id: ${task.version}\nevent: ${resource.status}\ndata: ${JSON.stringify(resource)}\n\n`);
+      }
+    } finally {
+      clearInterval(heartbeat);
+      await changes.return();
+      if (!res.writableEnded) res.end();
+    }
   });
 
   return router;

@@ -16,7 +16,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
-// Regression (review): a crash after updateAttempt('accepted') but before lifecycle.accepted() commits makes recoverAbandoned requeue the task and submit it upstream a second time (paid twice).
+// Regression (review): a crash after updateAttempt('accepted') but before lifecycle.startTracking() commits makes recoverAbandoned requeue the task and submit it upstream a second time (paid twice).
 it('does not create a second upstream task after a crash between the accepted attempt and the tracking write', async () => {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
@@ -32,7 +32,7 @@ it('does not create a second upstream task after a crash between the accepted at
   cleanups.push(() => first.close());
   // The process "dies" right after `store.updateAttempt(..., { outcome: 'accepted' })`: the next
   // await (moving the task to tracking with its provider_task_id) never completes.
-  (first.gateway.dispatcher as unknown as { lifecycle: { accepted: () => Promise<never> } }).lifecycle.accepted = () =>
+  (first.gateway.dispatcher as unknown as { lifecycle: { startTracking: () => Promise<never> } }).lifecycle.startTracking = () =>
     new Promise<never>(() => undefined);
 
   const client = new AbortController();

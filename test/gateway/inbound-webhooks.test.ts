@@ -167,7 +167,7 @@ describe('legacy Kling-API callbacks', () => {
 
   it('does not believe a callback body: it confirms with a status fetch', async () => {
     const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
-    const task = await gw.gateway.engine.store.getTask(created.body.id);
+    const task = await gw.gateway.store.getTask(created.body.id);
     const path = `/v1/webhooks/kling-legacy/${task!.callback_token}`;
     const before = gw.simulator('kling-legacy').requests.filter((r) => r.method === 'GET').length;
     // A forged "succeed" while the upstream task is still processing.
@@ -189,7 +189,7 @@ describe('legacy Kling-API callbacks', () => {
 
   it('does not spend an upstream call on a callback that only claims progress', async () => {
     const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
-    const task = await gw.gateway.engine.store.getTask(created.body.id);
+    const task = await gw.gateway.store.getTask(created.body.id);
     const statusCalls = () => gw.simulator('kling-legacy').requests.filter((r) => r.method === 'GET').length;
     const before = statusCalls();
     const answer = await gw.request(
@@ -206,7 +206,7 @@ describe('legacy Kling-API callbacks', () => {
 
   it('refuses a callback naming another task id', async () => {
     const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
-    const task = await gw.gateway.engine.store.getTask(created.body.id);
+    const task = await gw.gateway.store.getTask(created.body.id);
     const answer = await gw.request(
       'POST',
       `/v1/webhooks/kling-legacy/${task!.callback_token}`,
@@ -265,7 +265,7 @@ describe('news that arrives while its create is still being recorded', () => {
 
   it('asks the legacy API to retry a callback for a task whose create is not recorded yet', async () => {
     const { created } = await createInFlight('kling-legacy', { model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
-    const [submitting] = await gw.gateway.engine.store.listTasks({ tenant: 'acme', limit: 10 });
+    const [submitting] = await gw.gateway.store.listTasks({ tenant: 'acme', limit: 10 });
     expect(submitting?.phase).toBe('submitting');
     const path = `/v1/webhooks/kling-legacy/${submitting!.callback_token}`;
     const early = await gw.request('POST', path, JSON.stringify({ task_status: 'succeed' }), {}, null);

@@ -54,7 +54,7 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(target.received[0]!.headers['webhook-id']).toMatch(/^msg_/);
     expect(() => new Webhook('whsec_' + Buffer.from('other').toString('base64')).verify(target.received[0]!.body, target.received[0]!.headers)).toThrow();
 
-    const deliveries = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    const deliveries = await gw.gateway.store.listDeliveries(created.body.id);
     expect(deliveries.map((d) => [d.event_type, d.status, d.attempts, d.last_status])).toEqual([
       ['video.processing', 'delivered', 1, 200],
       ['video.succeeded', 'delivered', 1, 200],
@@ -69,13 +69,13 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     const created = await gw.create({ ...request, webhook_url: target.url });
     await gw.gateway.runOnce();
     await gw.advanceUntil(async () => target.received.length >= 1, 100);
-    let [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    let [delivery] = await gw.gateway.store.listDeliveries(created.body.id);
     expect(delivery).toMatchObject({ status: 'pending', attempts: 1, last_status: 500 });
     await gw.advance(5_000);
-    [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    [delivery] = await gw.gateway.store.listDeliveries(created.body.id);
     expect(delivery).toMatchObject({ status: 'pending', attempts: 2, last_status: 503 });
     await gw.advance(10_000);
-    [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    [delivery] = await gw.gateway.store.listDeliveries(created.body.id);
     expect(delivery).toMatchObject({ status: 'delivered', attempts: 3, last_status: 200 });
     const ids = new Set(target.received.slice(0, 3).map((r) => r.headers['webhook-id']));
     expect(ids.size).toBe(1);
@@ -87,7 +87,7 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
     const created = await gw.create({ ...request, webhook_url: target.url });
     for (let i = 0; i < 6; i++) await gw.advance(20_000);
-    const [delivery] = await gw.gateway.engine.store.listDeliveries(created.body.id);
+    const [delivery] = await gw.gateway.store.listDeliveries(created.body.id);
     expect(delivery).toMatchObject({ status: 'failed', attempts: 3, last_error: 'answered 500' });
   });
 

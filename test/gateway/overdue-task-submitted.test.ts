@@ -24,7 +24,7 @@ it('never sends upstream a task that is already past its deadline', async () => 
   expect(running.body.status).toBe('processing');
   const queued = await gw.create(request);
   expect(queued.body.status).toBe('queued');
-  const store = gw.gateway.engine.store;
+  const store = gw.gateway.store;
   const template = (await store.getTask(queued.body.id))!;
   for (let i = 0; i < 149; i++) {
     await store.createTask({ ...template, id: `vid_burst_${String(i).padStart(4, '0')}`, callback_token: `tok_${i}` });

@@ -25,7 +25,7 @@ it('dispatches a task for an idle provider while 200 older tasks wait for a full
   expect(waiting.body.status).toBe('queued');
 
   // 199 more tasks waiting for kling3api (written directly: the same rows a burst of creates makes).
-  const store = gw.gateway.engine.store;
+  const store = gw.gateway.store;
   const template = (await store.getTask(waiting.body.id))!;
   for (let i = 0; i < 199; i++) {
     await store.createTask({ ...template, id: `vid_burst_${String(i).padStart(4, '0')}`, callback_token: `tok_${i}` });

@@ -112,7 +112,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const a = await replica('replica-a');
     const created = await a.create(pinned);
     // Replica A "dies" holding a lease in the middle of a poll.
-    await a.gateway.engine.store.updateTask(created.body.id, { lease_owner: 'replica-a', lease_until: clock.now() + 30_000 });
+    await a.gateway.store.updateTask(created.body.id, { lease_owner: 'replica-a', lease_until: clock.now() + 30_000 });
     const b = await replica('replica-b');
     await clock.advance(10_000);
     await b.gateway.runOnce();

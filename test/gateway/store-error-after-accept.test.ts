@@ -18,7 +18,7 @@ const request = { model: 'kling-v3', prompt: 'a transient store error', duration
 // Regression (review): a transient store error after an accepted create fails the task as "unreadable answer" and drops the provider_task_id; the paid upstream video is orphaned.
 it('keeps tracking a task the upstream accepted when the first store write after it fails once', async () => {
   gw = await startTestGateway();
-  const store = gw.gateway.engine.store;
+  const store = gw.gateway.store;
   const updateTask = store.updateTask.bind(store);
   let failOnce = true;
   store.updateTask = async (...args: Parameters<typeof store.updateTask>) => {

@@ -21,7 +21,7 @@ it('releases the stream when the client disconnects while the stream is being op
   const id = created.body.id as string;
 
   const client = new AbortController();
-  const store = gw.gateway.engine.store;
+  const store = gw.gateway.store;
   const getAttempts = store.getAttempts.bind(store);
   let armed = true;
   store.getAttempts = async (taskId: string) => {

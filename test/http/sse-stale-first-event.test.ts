@@ -25,7 +25,7 @@ it('streams the terminal event when the task finishes while the stream is being 
 
   // A worker pass (poll → succeeded) lands while the SSE handler is between its reads: here,
   // while `service.get` loads the attempts.
-  const store = gw.gateway.engine.store;
+  const store = gw.gateway.store;
   const getAttempts = store.getAttempts.bind(store);
   let armed = true;
   store.getAttempts = async (taskId: string) => {

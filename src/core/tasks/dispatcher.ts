@@ -1,44 +1,47 @@
 /**
- * Gets tasks accepted by a provider (SPEC §3, §5). For one task it walks the routing plan:
- * skips providers whose circuit is open, waits (queued) when every usable provider is at its
- * concurrency cap or asked us to back off, and on a failure moves on only when the upstream
- * certainly holds no task.
+ * Gets queued tasks accepted by a provider (SPEC §3, §5). What to do with each provider of a
+ * task's plan is decided in `dispatch-decision.ts`; this file carries the decisions out: it
+ * claims a provider slot, waits briefly for a rate allowance, sends the create, and writes down
+ * what happened.
  *
  * What protects against paying twice: each attempt is written down *before* the request leaves;
  * the moment a provider accepts, its task id is written on the attempt, before anything else. So
  * after a crash at any point the next process either resumes tracking that upstream task or,
- * if the request was in flight with no answer recorded, reports it — it never sends it again.
+ * if the request was in flight with no answer recorded, reports it (`recovery.ts`): it never
+ * sends it again.
  */
 import type { TaskError } from '../model/canonical.js';
-import { matchOffering } from '../model/capabilities.js';
-import { CoalescingRunner } from './coalescing-runner.js';
-import type { Engine } from './engine.js';
-import { classifyCreateFailure, type CreateFailureDecision } from './failover.js';
 import type { CostEstimate } from '../model/pricing.js';
-import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
+import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { SubmitResult } from '../upstream/provider.js';
-import { TaskLifecycle, requestOf } from './task-lifecycle.js';
+import { CoalescingRunner } from './coalescing-runner.js';
+import {
+  afterCreateFailure,
+  attemptHistory,
+  conclude,
+  deadlineError,
+  decideCandidate,
+  type CandidateOutcome,
+  type CandidateStep,
+  type ProviderStanding,
+} from './dispatch-decision.js';
+import type { Engine } from './engine.js';
+import { classifyCreateFailure } from './failover.js';
 import { firstPollDelay } from './polling.js';
-import type { AttemptRow, TaskRow } from '../../store/task-store.js';
-
-/** One provider in a task's stored routing plan. */
-export interface PlanEntry {
-  provider: string;
-  estimate?: CostEstimate;
-  warnings: string[];
-}
-
-/** Stored with the task: the plan, and which request fields the caller wrote (for capability checks). */
-export interface StoredPlan {
-  explicit: string[];
-  candidates: PlanEntry[];
-}
+import { Recovery } from './recovery.js';
+import { TaskLifecycle } from './task-lifecycle.js';
+import type { NewAttempt, PlanEntry, TaskRecord } from './task-records.js';
 
 /** What one pass of the dispatcher has learned, shared by the tasks it dispatches. */
 interface PassState {
   /** Providers found without a free slot in this pass: later tasks do not ask again. */
   full: Set<string>;
 }
+
+/** How trying one provider ended: the task is settled (accepted, failed, taken by someone else), or the plan goes on. */
+type TryResult =
+  | { settled: true; task: TaskRecord | undefined }
+  | { settled: false; task: TaskRecord; outcome: CandidateOutcome };
 
 /** Longest a create waits in-line for a rate allowance before the task is queued instead. */
 const MAX_INLINE_RATE_WAIT_MS = 2_000;
@@ -49,29 +52,27 @@ const DISPATCH_PAGE = 200;
 /** Tries for the store writes after an upstream accepted (a dropped connection, a busy file). */
 const PERSIST_TRIES = 4;
 
-/** `,a,b,`: the stored form of a task's candidate providers. */
-export function candidatesColumn(providers: readonly string[]): string {
-  return providers.length === 0 ? '' : `,${providers.join(',')},`;
-}
-
 export class Dispatcher {
   private readonly lifecycle: TaskLifecycle;
+  /** Settles submissions a stopped replica left behind; run before every pass. */
+  readonly recovery: Recovery;
   private readonly runner = new CoalescingRunner(() => this.dispatchWaiting());
   /** Dispatches running in this process, by task id (recovery leaves them alone; shutdown waits). */
-  private readonly inFlight = new Map<string, Promise<TaskRow | undefined>>();
+  private readonly inFlight = new Map<string, Promise<TaskRecord | undefined>>();
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
+    this.recovery = new Recovery(engine, this.lifecycle, (taskId) => this.inFlight.has(taskId));
   }
 
   /** The webhook or callback URL the upstream should use for this task, if any. */
-  callbackUrlFor(runtime: ProviderRuntime, task: TaskRow): string | undefined {
+  callbackUrlFor(runtime: ProviderRuntime, task: TaskRecord): string | undefined {
     const base = this.engine.publicUrl.replace(/\/+$/, '');
     switch (runtime.provider.inboundWebhook) {
       case 'signed':
         return runtime.webhookSecret ? `${base}/v1/webhooks/${runtime.id}` : undefined;
       case 'token':
-        return task.callback_token ? `${base}/v1/webhooks/${runtime.id}/${task.callback_token}` : undefined;
+        return task.callbackToken ? `${base}/v1/webhooks/${runtime.id}/${task.callbackToken}` : undefined;
       default:
         return undefined;
     }
@@ -89,7 +90,7 @@ export class Dispatcher {
    * Tries to get one queued task accepted. Returns the task as it ends up: `processing`,
    * `failed`, or still `queued` (waiting for a slot or a rate allowance).
    */
-  dispatch(taskId: string, context: Record<string, string> = {}, pass?: PassState): Promise<TaskRow | undefined> {
+  dispatch(taskId: string, context: Record<string, string> = {}, pass?: PassState): Promise<TaskRecord | undefined> {
     const running = this.inFlight.get(taskId);
     if (running) return running;
     const promise = this.dispatchOnce(taskId, context, pass).finally(() => this.inFlight.delete(taskId));
@@ -111,165 +112,140 @@ export class Dispatcher {
     clearTimeout(timer);
   }
 
-  private async dispatchOnce(taskId: string, context: Record<string, string>, pass?: PassState): Promise<TaskRow | undefined> {
-    const { store, runtimes, clock, config, metrics, owner } = this.engine;
-    const initial = await store.getTask(taskId);
-    if (!initial || initial.phase !== 'dispatch') return initial;
-    if (clock.now() >= initial.deadline_at) {
+  /** Walks the task's plan, one decision per provider, and carries out the conclusion. */
+  private async dispatchOnce(taskId: string, context: Record<string, string>, pass?: PassState): Promise<TaskRecord | undefined> {
+    const { tasks, runtimes, clock, config } = this.engine;
+    let task = await tasks.get(taskId);
+    if (!task || task.phase !== 'dispatch') return task;
+    if (clock.now() >= task.deadlineAt) {
       // Never send upstream (and pay for) a task the gateway has already given up on.
-      return this.finishFailed(initial, this.deadlineError(), false);
+      return this.failSubmission(task, deadlineError(config.tasks.deadline_ms));
     }
-    const plan = JSON.parse(initial.plan_json) as StoredPlan;
-    const request = requestOf(initial);
-    const resolved = { request, explicit: new Set(plan.explicit) };
-    const attempts = await store.getAttempts(taskId);
-    const skippedBefore = new Set(attempts.filter((a) => a.outcome === 'skipped').map((a) => a.provider));
-    // A provider that said no stays out for this task; a 429 only meant "later".
-    const failedBefore = new Set(
-      attempts.filter((a) => a.outcome === 'failed' && a.http_status !== 429).map((a) => a.provider),
-    );
-
-    let task: TaskRow = initial;
-    /** True once this call holds the task in `submitting`. */
-    let holding = false;
-    let retryAt = Number.POSITIVE_INFINITY;
-    const failures: CreateFailureDecision[] = [];
-
-    for (const entry of plan.candidates) {
-      if (failedBefore.has(entry.provider)) continue;
+    const request = { request: task.request, explicit: new Set(task.plan.explicit) };
+    const history = attemptHistory(await tasks.attempts(taskId));
+    const outcomes: CandidateOutcome[] = [];
+    for (const entry of task.plan.candidates) {
       const runtime = runtimes.get(entry.provider);
-      if (!runtime || !runtime.enabled) continue;
-      if (runtime.circuit === 'open') {
-        if (!skippedBefore.has(runtime.id)) {
-          await store.addAttempt({
-            task_id: taskId,
-            provider: runtime.id,
-            outcome: 'skipped',
-            error_code: 'circuit_open',
-            provider_code: null,
-            http_status: null,
-            latency_ms: null,
-            message: 'circuit open: recent calls to this provider failed',
-            at: clock.now(),
-          });
-          skippedBefore.add(runtime.id);
-          metrics.failovers.inc({ provider: runtime.id, reason: 'circuit_open' });
-        }
-        failures.push(classifyCreateFailure(new CircuitBreakerOpenError(runtime.id), false));
-        continue;
-      }
-      const cooling = runtime.coolingDownUntil;
-      if (cooling) {
-        retryAt = Math.min(retryAt, cooling);
-        continue;
-      }
-      const match = matchOffering(runtime.provider.offerings, resolved);
-      if (!match.offering) continue;
-      if (pass?.full.has(runtime.id)) {
-        retryAt = Math.min(retryAt, clock.now() + config.tracking.tick_ms);
-        continue;
-      }
-
-      const now = clock.now();
-      const claimed = await store.claimSlot({
-        taskId,
-        provider: runtime.id,
-        cap: runtime.config.max_in_flight,
-        owner,
-        leaseUntil: now + this.submissionLeaseMs(runtime),
-        now,
-        fromPhases: holding ? ['submitting'] : ['dispatch'],
+      const step = decideCandidate(entry, runtime && this.standingOf(runtime, pass), {
+        request,
+        history,
+        now: clock.now(),
+        retryMs: config.tracking.tick_ms,
       });
-      if (!claimed) {
-        const current = await store.getTask(taskId);
-        // Someone else took the task (another replica, or it finished): not ours any more.
-        if (!current || current.phase !== (holding ? 'submitting' : 'dispatch')) return current;
-        pass?.full.add(runtime.id);
-        retryAt = Math.min(retryAt, now + config.tracking.tick_ms);
-        continue;
+      if (step.kind === 'try') {
+        // Only a configured provider is ever tried.
+        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass);
+        if (tried.settled) return tried.task;
+        task = tried.task;
+        outcomes.push(tried.outcome);
+      } else {
+        if (step.record) await this.recordSkip(task, step.record);
+        outcomes.push(step);
       }
-      task = claimed;
-      holding = true;
+    }
 
-      if (!(await runtime.limiter.acquire(MAX_INLINE_RATE_WAIT_MS))) {
-        retryAt = Math.min(retryAt, clock.now() + runtime.limiter.waitTime());
-        continue;
-      }
+    const conclusion = conclude(outcomes, { now: clock.now(), deadlineAt: task.deadlineAt, deadlineMs: config.tasks.deadline_ms });
+    if (conclusion.kind === 'fail') return this.failSubmission(task, conclusion.error);
+    // Every usable provider is busy or asked for a pause: wait in line, durably.
+    const waiting =
+      task.phase === 'submitting'
+        ? await this.lifecycle.requeue(task, conclusion.until)
+        : await this.lifecycle.postpone(task, conclusion.until);
+    return waiting ?? (await tasks.get(taskId));
+  }
 
-      const seq = await store.addAttempt({
-        task_id: taskId,
-        provider: runtime.id,
-        outcome: 'sending',
-        error_code: null,
-        provider_code: null,
-        http_status: null,
-        latency_ms: null,
-        message: null,
-        at: clock.now(),
+  private standingOf(runtime: ProviderRuntime, pass: PassState | undefined): ProviderStanding {
+    return {
+      usable: runtime.enabled,
+      circuitOpen: runtime.circuit === 'open',
+      coolingDownUntil: runtime.coolingDownUntil,
+      offerings: runtime.provider.offerings,
+      knownFull: pass?.full.has(runtime.id) ?? false,
+    };
+  }
+
+  private async recordSkip(task: TaskRecord, attempt: NewAttempt): Promise<void> {
+    await this.engine.tasks.addAttempt(task.id, attempt);
+    this.engine.metrics.failovers.inc({ provider: attempt.provider, reason: attempt.errorCode ?? 'skipped' });
+  }
+
+  /**
+   * Takes a slot of the provider (the task moves to `submitting` under this replica's lease),
+   * waits briefly for a rate allowance, writes the attempt, then sends the create.
+   */
+  private async tryProvider(
+    task: TaskRecord,
+    runtime: ProviderRuntime,
+    entry: PlanEntry,
+    step: Extract<CandidateStep, { kind: 'try' }>,
+    context: Record<string, string>,
+    pass: PassState | undefined,
+  ): Promise<TryResult> {
+    const { tasks, clock, config, metrics, owner } = this.engine;
+    const retryMs = config.tracking.tick_ms;
+    const now = clock.now();
+    const claimed = await tasks.claimSlot({
+      task,
+      provider: runtime.id,
+      cap: runtime.config.max_in_flight,
+      owner,
+      leaseUntil: now + this.submissionLeaseMs(runtime),
+      now,
+    });
+    if (!claimed) {
+      const current = await tasks.get(task.id);
+      // Someone else took the task (another replica, or it finished): not ours any more.
+      if (!current || current.phase !== task.phase) return { settled: true, task: current };
+      pass?.full.add(runtime.id);
+      return { settled: false, task, outcome: { kind: 'wait', until: now + retryMs } };
+    }
+    if (!(await runtime.limiter.acquire(MAX_INLINE_RATE_WAIT_MS))) {
+      return { settled: false, task: claimed, outcome: { kind: 'wait', until: clock.now() + runtime.limiter.waitTime() } };
+    }
+
+    const seq = await tasks.addAttempt(task.id, { provider: runtime.id, outcome: 'sending', at: clock.now() });
+    const started = clock.now();
+    const callbackUrl = this.callbackUrlFor(runtime, claimed);
+    let result: SubmitResult;
+    try {
+      result = await runtime.call((signal) =>
+        runtime.provider.submit(claimed.request, step.offering, {
+          http: runtime.clientFor({ task_id: task.id, ...context }),
+          signal,
+          taskId: task.id,
+          attemptKey: `${task.id}-${seq}`,
+          ...(callbackUrl ? { callbackUrl } : {}),
+        }),
+      );
+    } catch (error) {
+      const failure = classifyCreateFailure(error, config.routing.failover_on_timeout);
+      await tasks.updateAttempt(task.id, seq, {
+        outcome: failure.outcome,
+        errorCode: failure.code,
+        providerCode: failure.providerCode,
+        httpStatus: failure.httpStatus,
+        latencyMs: clock.now() - started,
+        message: failure.message.slice(0, 500),
       });
-      const started = clock.now();
-      const callbackUrl = this.callbackUrlFor(runtime, task);
-      let result: SubmitResult;
-      try {
-        result = await runtime.call((signal) =>
-          runtime.provider.submit(request, match.offering!, {
-            http: runtime.clientFor({ task_id: taskId, ...context }),
-            signal,
-            taskId,
-            attemptKey: `${taskId}-${seq}`,
-            ...(callbackUrl ? { callbackUrl } : {}),
-          }),
-        );
-      } catch (error) {
-        const decision = classifyCreateFailure(error, config.routing.failover_on_timeout);
-        await store.updateAttempt(taskId, seq, {
-          outcome: decision.outcome,
-          error_code: decision.code,
-          provider_code: decision.providerCode,
-          http_status: decision.httpStatus,
-          latency_ms: clock.now() - started,
-          message: decision.message.slice(0, 500),
-        });
-        if (!decision.failover) {
-          return this.finishFailed(task, this.errorOf(decision), holding);
-        }
-        metrics.failovers.inc({ provider: runtime.id, reason: decision.reason });
-        if (decision.reason === 'rate_limited') {
-          // "Too many requests" is not a refusal of this task: it waits for Retry-After.
-          runtime.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
-          retryAt = Math.min(retryAt, runtime.coolingDownUntil || clock.now() + config.tracking.tick_ms);
-        } else {
-          failures.push(decision);
-        }
-        continue;
-      }
+      if (failure.failover) metrics.failovers.inc({ provider: runtime.id, reason: failure.reason });
+      // "Too many requests" is not a refusal of this task: the provider is asked again after Retry-After.
+      if (failure.reason === 'rate_limited') runtime.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
+      const next = afterCreateFailure(failure, { now: clock.now(), retryMs, coolingDownUntil: runtime.coolingDownUntil });
+      if (next.kind === 'fail') return { settled: true, task: await this.failSubmission(claimed, next.error) };
+      return { settled: false, task: claimed, outcome: next };
+    }
 
-      // Accepted upstream. From here on the upstream id must not be lost.
-      return this.recordAccepted(task, runtime, result, {
+    // Accepted upstream. From here on the upstream id must not be lost.
+    return {
+      settled: true,
+      task: await this.recordAccepted(claimed, runtime, result, {
         seq,
         latencyMs: clock.now() - started,
         ...(entry.estimate ? { estimate: entry.estimate } : {}),
-        warnings: match.warnings,
+        warnings: step.warnings,
         callbackUrl,
-      });
-    }
-
-    if (Number.isFinite(retryAt) && clock.now() >= task.deadline_at) {
-      return this.finishFailed(task, this.deadlineError(), holding);
-    }
-    if (Number.isFinite(retryAt)) {
-      // Every usable provider is busy or asked for a pause: wait in line, durably.
-      const dispatchAfter = Math.max(retryAt, clock.now());
-      const waiting = holding
-        ? await this.lifecycle.transition(
-            task,
-            { phase: 'dispatch', status: 'queued', provider: null, lease_owner: null, lease_until: null, dispatch_after: dispatchAfter },
-            { phases: ['submitting'], leaseOwner: owner },
-          )
-        : await this.lifecycle.transition(task, { dispatch_after: dispatchAfter }, { phases: ['dispatch'] });
-      return waiting ?? (await store.getTask(taskId));
-    }
-    return this.finishFailed(task, this.summarize(failures), holding);
+      }),
+    };
   }
 
   /**
@@ -279,37 +255,36 @@ export class Dispatcher {
    * recovery resumes tracking it from the attempt once the lease runs out.
    */
   private async recordAccepted(
-    task: TaskRow,
+    task: TaskRecord,
     runtime: ProviderRuntime,
     result: SubmitResult,
     details: { seq: number; latencyMs: number; estimate?: CostEstimate; warnings: string[]; callbackUrl: string | undefined },
-  ): Promise<TaskRow | undefined> {
-    const { store, clock, config, logger, random } = this.engine;
+  ): Promise<TaskRecord | undefined> {
+    const { tasks, clock, config, logger, random } = this.engine;
     const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
     const persisted = await this.persist(logContext, 'record the accepted attempt', () =>
-      store.updateAttempt(task.id, details.seq, {
+      tasks.updateAttempt(task.id, details.seq, {
         outcome: 'accepted',
-        latency_ms: details.latencyMs,
-        provider_task_id: result.ref.providerTaskId,
-        tracking_json: JSON.stringify(result.ref.tracking),
+        latencyMs: details.latencyMs,
+        providerTaskId: result.ref.providerTaskId,
+        tracking: result.ref.tracking,
       }),
     );
-    if (!persisted.ok) return store.getTask(task.id).catch(() => task);
-    const request = requestOf(task);
+    if (!persisted.ok) return tasks.get(task.id).catch(() => task);
+    const expectsWebhook = details.callbackUrl !== undefined;
     const accepted = await this.persist(logContext, 'move the accepted task to tracking', () =>
-      this.lifecycle.accepted(task, runtime, result, {
+      this.lifecycle.startTracking(task, runtime, result, {
         ...(details.estimate ? { estimate: details.estimate } : {}),
         warnings: details.warnings,
-        expectsWebhook: details.callbackUrl !== undefined,
+        expectsWebhook,
         firstPollAt:
-          clock.now() +
-          firstPollDelay(runtime.minimumRunTimeMs(request), config.tracking, random, details.callbackUrl !== undefined),
+          clock.now() + firstPollDelay(runtime.minimumRunTimeMs(task.request), config.tracking, random, expectsWebhook),
       }),
     );
     if (accepted.ok && !accepted.value) {
       logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
     }
-    return (accepted.ok ? accepted.value : undefined) ?? store.getTask(task.id).catch(() => task);
+    return (accepted.ok ? accepted.value : undefined) ?? tasks.get(task.id).catch(() => task);
   }
 
   private async persist<T>(
@@ -330,109 +305,8 @@ export class Dispatcher {
     }
   }
 
-  private deadlineError(): TaskError {
-    const minutes = Math.round(this.engine.config.tasks.deadline_ms / 60_000);
-    return { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null };
-  }
-
-  private async finishFailed(task: TaskRow, error: TaskError, holding: boolean): Promise<TaskRow | undefined> {
-    const failed = await this.lifecycle.fail(
-      task,
-      error,
-      holding ? { phases: ['submitting'], leaseOwner: this.engine.owner } : { phases: ['dispatch'] },
-    );
-    return failed ?? (await this.engine.store.getTask(task.id));
-  }
-
-  private errorOf(decision: CreateFailureDecision): TaskError {
-    return { code: decision.code, message: decision.message, provider_code: decision.providerCode };
-  }
-
-  /** One error for a task no provider took: their shared code, else `no_provider_available`. */
-  private summarize(failures: readonly CreateFailureDecision[]): TaskError {
-    if (failures.length === 0) {
-      return { code: 'no_provider_available', message: 'no eligible provider is enabled', provider_code: null };
-    }
-    const codes = new Set(failures.map((failure) => failure.code));
-    const last = failures[failures.length - 1]!;
-    if (codes.size === 1 && last.code !== 'no_provider_available') {
-      return { code: last.code, message: last.message, provider_code: last.providerCode };
-    }
-    return {
-      code: 'no_provider_available',
-      message: `no provider accepted the task: ${failures.map((f) => f.message).join('; ')}`.slice(0, 1000),
-      provider_code: null,
-    };
-  }
-
-  /**
-   * Settles submissions whose replica stopped mid-create (their lease ran out), except those this
-   * process is still running:
-   * - the provider accepted (its task id is on the attempt): tracking resumes from it;
-   * - a request was in flight with no answer recorded: the upstream may hold the task, so the
-   *   task fails with a clear error rather than being sent again;
-   * - nothing was in flight: the task goes back to the queue.
-   */
-  async recoverAbandoned(now = this.engine.clock.now()): Promise<number> {
-    const { store } = this.engine;
-    const abandoned = (await store.listAbandonedSubmissions(now, 100)).filter((task) => !this.inFlight.has(task.id));
-    for (const task of abandoned) {
-      const attempts = await store.getAttempts(task.id);
-      const accepted = attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.provider_task_id);
-      const inFlight = attempts.find((attempt) => attempt.outcome === 'sending');
-      if (accepted) {
-        await this.resumeAccepted(task, accepted, now);
-      } else if (inFlight) {
-        await store.updateAttempt(task.id, inFlight.seq, {
-          outcome: 'interrupted',
-          message: 'the gateway stopped while this request was in flight',
-        });
-        await this.lifecycle.fail(
-          task,
-          {
-            code: 'provider_error',
-            message:
-              `the gateway stopped while submitting to ${inFlight.provider}; the provider may have accepted ` +
-              'the task, so it was not sent again (to avoid paying twice)',
-            provider_code: null,
-          },
-          { phases: ['submitting'], leaseOwner: task.lease_owner },
-        );
-      } else {
-        await this.lifecycle.transition(
-          task,
-          { phase: 'dispatch', status: 'queued', provider: null, lease_owner: null, lease_until: null, dispatch_after: now },
-          { phases: ['submitting'], leaseOwner: task.lease_owner },
-        );
-      }
-    }
-    return abandoned.length;
-  }
-
-  /** Tracks an upstream task whose acceptance was recorded on the attempt but not yet on the task. */
-  private async resumeAccepted(task: TaskRow, attempt: AttemptRow, now: number): Promise<void> {
-    const plan = JSON.parse(task.plan_json) as StoredPlan;
-    const entry = plan.candidates.find((candidate) => candidate.provider === attempt.provider);
-    await this.lifecycle.transition(
-      task,
-      {
-        phase: 'tracking',
-        status: 'processing',
-        provider: attempt.provider,
-        provider_task_id: attempt.provider_task_id,
-        tracking_json: attempt.tracking_json ?? '{}',
-        warnings_json: JSON.stringify(entry?.warnings ?? []),
-        next_poll_at: now,
-        poll_count: 0,
-        lease_owner: null,
-        lease_until: null,
-      },
-      { phases: ['submitting'], leaseOwner: task.lease_owner },
-    );
-    this.engine.logger.warn(
-      { task_id: task.id, provider: attempt.provider, provider_task_id: attempt.provider_task_id },
-      'resumed tracking of a task accepted upstream before the gateway stopped',
-    );
+  private async failSubmission(task: TaskRecord, error: TaskError): Promise<TaskRecord | undefined> {
+    return (await this.lifecycle.failSubmission(task, error)) ?? (await this.engine.tasks.get(task.id));
   }
 
   /** Dispatches waiting tasks in creation order. Calls while one runs are folded into one rerun. */
@@ -446,13 +320,13 @@ export class Dispatcher {
   }
 
   private async dispatchWaiting(): Promise<void> {
-    await this.recoverAbandoned();
+    await this.recovery.recoverAbandoned();
     const pass: PassState = { full: new Set() };
     let after: { createdAt: number; id: string } | undefined;
     for (;;) {
-      const page = await this.engine.store.listDispatchable(this.engine.clock.now(), DISPATCH_PAGE, after);
+      const page = await this.engine.tasks.listDispatchable(this.engine.clock.now(), DISPATCH_PAGE, after);
       // Tasks whose every provider is known full this pass are left alone without a query.
-      const runnable = page.filter((task) => task.candidates === '' || !this.allFull(task, pass));
+      const runnable = page.filter((task) => !this.allFull(task, pass));
       for (let i = 0; i < runnable.length; i += DISPATCH_CONCURRENCY) {
         await Promise.all(
           runnable.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
@@ -464,12 +338,12 @@ export class Dispatcher {
       }
       const last = page[page.length - 1];
       if (!last || page.length < DISPATCH_PAGE) break;
-      after = { createdAt: last.created_at, id: last.id };
+      after = { createdAt: last.createdAt, id: last.id };
     }
   }
 
-  private allFull(task: TaskRow, pass: PassState): boolean {
-    const providers = task.candidates.split(',').filter(Boolean);
-    return providers.length > 0 && providers.every((provider) => pass.full.has(provider));
+  private allFull(task: TaskRecord, pass: PassState): boolean {
+    const { candidates } = task.plan;
+    return candidates.length > 0 && candidates.every((entry) => pass.full.has(entry.provider));
   }
 }

@@ -1,18 +1,19 @@
 /**
- * What the task engine's parts share: store, provider runtimes, configuration, clock, metrics,
- * logs, events, and this replica's identity for leases.
+ * What the task engine's parts share: the task repository, provider runtimes, configuration,
+ * clock, metrics, logs, events, and this replica's identity for leases.
  */
 
 import type { Logger } from '../../observability/logger.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
-import type { TaskStore } from '../../store/task-store.js';
 import type { Clock } from '../clock.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { TaskEvents } from './task-events.js';
+import type { TaskRepository } from './task-repository.js';
 import type { TaskEngineSettings } from './task-settings.js';
 
 export interface Engine {
-  store: TaskStore;
+  /** Tasks, attempts and deliveries, as typed records. */
+  tasks: TaskRepository;
   runtimes: ReadonlyMap<string, ProviderRuntime>;
   config: TaskEngineSettings;
   clock: Clock;

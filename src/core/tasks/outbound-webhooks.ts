@@ -10,7 +10,7 @@ import axios, { AxiosError } from 'axios';
 import { Webhook } from 'standardwebhooks';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
-import type { DeliveryRow } from '../../store/task-store.js';
+import type { DeliveryRecord } from './task-records.js';
 
 /** Address ranges a webhook may not reach unless configuration allows it. */
 const PRIVATE_RANGES = (() => {
@@ -128,13 +128,13 @@ export class OutboundWebhooks {
   }
 
   private async deliverDue(): Promise<void> {
-    const { store, clock, owner, config } = this.engine;
-    const due = await store.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, 50);
+    const { tasks, clock, owner, config } = this.engine;
+    const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, 50);
     await Promise.all(due.map((delivery) => this.deliver(delivery)));
   }
 
-  private async deliver(delivery: DeliveryRow): Promise<void> {
-    const { store, clock, config, metrics, logger } = this.engine;
+  private async deliver(delivery: DeliveryRecord): Promise<void> {
+    const { tasks, clock, config, metrics, logger } = this.engine;
     const secret = config.tenants[delivery.tenant]?.webhook_secret;
     const attempt = delivery.attempts + 1;
     let status: number | null = null;
@@ -151,8 +151,8 @@ export class OutboundWebhooks {
           permanent = true;
         } else {
           const sentAt = new Date(clock.now());
-          const signature = new Webhook(secret).sign(delivery.id, sentAt, delivery.payload_json);
-          const response = await axios.post(delivery.url, delivery.payload_json, {
+          const signature = new Webhook(secret).sign(delivery.id, sentAt, delivery.payload);
+          const response = await axios.post(delivery.url, delivery.payload, {
             headers: {
               'content-type': 'application/json',
               'user-agent': 'kling-gateway-webhooks/0.1',
@@ -183,32 +183,23 @@ export class OutboundWebhooks {
 
     const now = clock.now();
     if (!failure) {
-      metrics.webhookDeliveries.inc({ event_type: delivery.event_type, outcome: 'delivered' });
-      await store.updateDelivery(delivery.id, {
-        status: 'delivered',
-        attempts: attempt,
-        last_status: status,
-        last_error: null,
-        delivered_at: now,
-        lease_owner: null,
-        lease_until: null,
-      });
+      metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: 'delivered' });
+      await tasks.recordDelivery(delivery.id, { delivered: true, attempts: attempt, lastStatus: status, at: now });
       return;
     }
     const giveUp = permanent || attempt >= config.webhooks.max_attempts;
-    metrics.webhookDeliveries.inc({ event_type: delivery.event_type, outcome: giveUp ? 'failed' : 'retrying' });
+    metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: giveUp ? 'failed' : 'retrying' });
     logger.warn(
-      { task_id: delivery.task_id, delivery_id: delivery.id, attempt, status, reason: failure },
+      { task_id: delivery.taskId, delivery_id: delivery.id, attempt, status, reason: failure },
       giveUp ? 'webhook delivery abandoned' : 'webhook delivery failed; will retry',
     );
-    await store.updateDelivery(delivery.id, {
-      status: giveUp ? 'failed' : 'pending',
+    await tasks.recordDelivery(delivery.id, {
+      delivered: false,
       attempts: attempt,
-      last_status: status,
-      last_error: failure.slice(0, 500),
-      next_attempt_at: now + deliveryBackoffMs(attempt),
-      lease_owner: null,
-      lease_until: null,
+      lastStatus: status,
+      error: failure.slice(0, 500),
+      giveUp,
+      retryAt: now + deliveryBackoffMs(attempt),
     });
   }
 }

@@ -1,9 +1,9 @@
 /**
- * In-process notifications of task changes, for `?wait=` and Server-Sent Events. Another
- * replica's changes are not seen here; waiters also re-read the store periodically for that.
+ * In-process notifications of task changes, for `watch` (SSE and `?wait=`). Another replica's
+ * changes are not seen here; watchers also re-read the store periodically for those.
  */
 import { EventEmitter } from 'node:events';
-import type { TaskRow } from '../../store/task-store.js';
+import type { TaskRecord } from './task-records.js';
 
 export class TaskEvents {
   private readonly emitter = new EventEmitter();
@@ -13,12 +13,12 @@ export class TaskEvents {
     this.emitter.setMaxListeners(0);
   }
 
-  publish(task: TaskRow): void {
+  publish(task: TaskRecord): void {
     this.emitter.emit(task.id, task);
   }
 
   /** Calls `listener` on each change of the task; returns the unsubscribe function. */
-  subscribe(taskId: string, listener: (task: TaskRow) => void): () => void {
+  subscribe(taskId: string, listener: (task: TaskRecord) => void): () => void {
     this.emitter.on(taskId, listener);
     return () => this.emitter.off(taskId, listener);
   }

@@ -1,19 +1,19 @@
 /**
- * The only place a task's public status changes. Each transition is one conditional store
- * update (with its outbound webhook in the same transaction), then events, metrics and stats.
- * A transition that loses a race (the task already moved on) changes nothing and returns
- * undefined.
+ * The only place a task changes state. Each state change has a name (`startTracking`,
+ * `requeue`, `reschedulePoll`, `fail` …) and is one conditional store update, with the
+ * client's webhook queued in the same transaction when the public status changes; then
+ * events, metrics and stats. A change that loses a race (the task already moved on) writes
+ * nothing and returns undefined.
  */
 import { randomBytes } from 'node:crypto';
-import type { Insertable } from 'kysely';
-import type { TaskCost, TaskError, TaskOutput, TaskStatus, VideoRequest } from '../model/canonical.js';
-import type { Engine } from './engine.js';
+import type { TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
+import type { Engine } from './engine.js';
+import type { ChangeCondition } from './task-repository.js';
+import type { AttemptRecord, NewDelivery, TaskChange, TaskPhase, TaskRecord } from './task-records.js';
 import { toTask } from './task-resource.js';
-import type { DeliveriesTable, TaskPhase } from '../../store/schema.js';
-import type { TaskPatch, TaskRow } from '../../store/task-store.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
 const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
@@ -22,121 +22,183 @@ const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
   failed: 'video.failed',
 };
 
+/** Gives the task's lease back: part of every change made by the lease's holder. */
+const RELEASE_LEASE = { leaseOwner: null, leaseUntil: null } as const satisfies TaskChange;
+
 export function costFromEstimate(estimate: CostEstimate | undefined): TaskCost {
   return estimate
     ? { credits: estimate.credits, estimated: true, currency_amount: estimate.currencyAmount, currency: estimate.currency }
     : { credits: null, estimated: true, currency_amount: null, currency: null };
 }
 
-export interface TransitionOptions {
-  /** Phases the task must still be in. */
+/** Where the caller found the task: the change is written only if it is still there. */
+export interface TransitionOptions extends ChangeCondition {
   phases: readonly TaskPhase[];
-  /** Lease the caller must still hold (undefined: not checked). */
-  leaseOwner?: string | null;
 }
 
 export class TaskLifecycle {
   constructor(private readonly engine: Engine) {}
 
+  /** The condition under which this replica changes a task it holds in `phase`. */
+  private held(phase: TaskPhase): TransitionOptions {
+    return { phases: [phase], leaseOwner: this.engine.owner };
+  }
+
   /**
-   * Writes `patch`; when the public status changes, queues the client's webhook in the same
+   * Writes `change`; when the public status changes, queues the client's webhook in the same
    * transaction, then publishes the change.
    */
-  async transition(task: TaskRow, patch: TaskPatch, options: TransitionOptions): Promise<TaskRow | undefined> {
-    const { store, clock } = this.engine;
+  private async transition(task: TaskRecord, change: TaskChange, options: TransitionOptions): Promise<TaskRecord | undefined> {
+    const { tasks, clock } = this.engine;
     const now = clock.now();
-    const statusChanges = patch.status !== undefined && patch.status !== task.status;
-    const eventType = statusChanges ? EVENT_TYPES[patch.status as TaskStatus] : undefined;
-    const attempts = eventType && task.webhook_url ? await store.getAttempts(task.id) : [];
+    const statusChanges = change.status !== undefined && change.status !== task.status;
+    const eventType = statusChanges && change.status ? EVENT_TYPES[change.status] : undefined;
+    const attempts = eventType && task.webhookUrl ? await tasks.attempts(task.id) : [];
     const delivery =
-      eventType && task.webhook_url
-        ? (row: TaskRow): Insertable<DeliveriesTable> => ({
+      eventType && task.webhookUrl
+        ? (changed: TaskRecord): NewDelivery => ({
             id: `msg_${randomBytes(12).toString('hex')}`,
-            task_id: row.id,
-            tenant: row.tenant,
-            url: row.webhook_url ?? '',
-            event_type: eventType,
-            payload_json: JSON.stringify({
-              type: eventType,
-              timestamp: new Date(now).toISOString(),
-              data: toTask(row, attempts),
-            }),
-            status: 'pending',
-            attempts: 0,
-            next_attempt_at: now,
-            created_at: now,
+            taskId: changed.id,
+            tenant: changed.tenant,
+            url: changed.webhookUrl ?? '',
+            eventType,
+            payload: JSON.stringify({ type: eventType, timestamp: new Date(now).toISOString(), data: toTask(changed, attempts) }),
+            createdAt: now,
           })
         : undefined;
-    const updated = await store.updateTask(
-      task.id,
-      { ...patch, updated_at: now },
-      { phases: options.phases, ...(options.leaseOwner !== undefined ? { leaseOwner: options.leaseOwner } : {}) },
-      delivery,
-    );
+    const updated = await tasks.update(task.id, { ...change, updatedAt: now }, options, delivery);
     if (updated) this.engine.events.publish(updated);
     return updated;
   }
 
-  /** The provider took the task: it is now `processing` and tracked. */
-  async accepted(
-    task: TaskRow,
+  /**
+   * Writes a change that is bookkeeping, not news (when to poll next): `updated_at` stays and
+   * nothing is published.
+   */
+  private async writeQuietly(task: TaskRecord, change: TaskChange, options: TransitionOptions): Promise<TaskRecord | undefined> {
+    return this.engine.tasks.update(task.id, change, options);
+  }
+
+  /** The provider took the task (from `submitting`, held by this replica): it is now `processing` and tracked. */
+  async startTracking(
+    task: TaskRecord,
     runtime: ProviderRuntime,
     result: SubmitResult,
     extra: { estimate?: CostEstimate; warnings: string[]; expectsWebhook: boolean; firstPollAt: number },
-  ): Promise<TaskRow | undefined> {
-    const patch: TaskPatch = {
-      phase: 'tracking',
-      status: 'processing',
-      provider: runtime.id,
-      provider_task_id: result.ref.providerTaskId,
-      provider_status: result.providerStatus,
-      tracking_json: JSON.stringify(result.ref.tracking),
-      cost_json: JSON.stringify(
-        result.reportedCredits !== undefined
-          ? this.reportedCost(runtime, result.reportedCredits, true)
-          : costFromEstimate(extra.estimate),
-      ),
-      warnings_json: JSON.stringify(extra.warnings),
-      expects_webhook: extra.expectsWebhook ? 1 : 0,
-      next_poll_at: extra.firstPollAt,
-      poll_count: 0,
-      lease_owner: null,
-      lease_until: null,
-    };
-    const updated = await this.transition(task, patch, { phases: ['submitting'], leaseOwner: this.engine.owner });
+  ): Promise<TaskRecord | undefined> {
+    const updated = await this.transition(
+      task,
+      {
+        phase: 'tracking',
+        status: 'processing',
+        provider: runtime.id,
+        providerTaskId: result.ref.providerTaskId,
+        providerStatus: result.providerStatus,
+        tracking: result.ref.tracking,
+        cost:
+          result.reportedCredits !== undefined
+            ? this.reportedCost(runtime, result.reportedCredits, true)
+            : costFromEstimate(extra.estimate),
+        warnings: extra.warnings,
+        expectsWebhook: extra.expectsWebhook,
+        nextPollAt: extra.firstPollAt,
+        pollCount: 0,
+        ...RELEASE_LEASE,
+      },
+      this.held('submitting'),
+    );
     if (updated && (result.status === 'succeeded' || result.status === 'failed')) {
       // Judged against the task as it was before this answer, so an empty success is confirmed.
-      return this.applyReport({ ...updated, provider_status: null }, runtime, result, { phases: ['tracking'] });
+      return this.applyReport({ ...updated, providerStatus: null }, runtime, result, { phases: ['tracking'] });
     }
     return updated;
   }
 
   /**
+   * Tracks a task whose acceptance was written on its attempt but never on the task (the
+   * replica holding it stopped in between): polled at once.
+   */
+  resumeTracking(task: TaskRecord, accepted: AttemptRecord, now: number): Promise<TaskRecord | undefined> {
+    const entry = task.plan.candidates.find((candidate) => candidate.provider === accepted.provider);
+    return this.transition(
+      task,
+      {
+        phase: 'tracking',
+        status: 'processing',
+        provider: accepted.provider,
+        providerTaskId: accepted.providerTaskId,
+        tracking: accepted.tracking ?? {},
+        warnings: entry?.warnings ?? [],
+        nextPollAt: now,
+        pollCount: 0,
+        ...RELEASE_LEASE,
+      },
+      { phases: ['submitting'], leaseOwner: task.leaseOwner },
+    );
+  }
+
+  /**
+   * Puts a submission back in the queue, to be tried again from `at`: its provider slot and
+   * lease are freed. `leaseOwner` is the holder the caller found (this replica, or one that died).
+   */
+  requeue(task: TaskRecord, at: number, leaseOwner: string | null = this.engine.owner): Promise<TaskRecord | undefined> {
+    return this.transition(
+      task,
+      { phase: 'dispatch', status: 'queued', provider: null, dispatchAfter: at, ...RELEASE_LEASE },
+      { phases: ['submitting'], leaseOwner },
+    );
+  }
+
+  /** A queued task waits in line until `at` (every usable provider is busy or asked for a pause). */
+  postpone(task: TaskRecord, at: number): Promise<TaskRecord | undefined> {
+    return this.transition(task, { dispatchAfter: at }, { phases: ['dispatch'] });
+  }
+
+  /** Gives back this replica's polling lease with the time of the next poll, without news from upstream. */
+  reschedulePoll(task: TaskRecord, at: number, countAsPoll: boolean): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(
+      task,
+      {
+        nextPollAt: Math.min(at, task.deadlineAt + 1),
+        ...(countAsPoll ? { pollCount: task.pollCount + 1 } : {}),
+        ...RELEASE_LEASE,
+      },
+      this.held('tracking'),
+    );
+  }
+
+  /** Makes a tracked task due for polling now (a callback to confirm, a webhook we could not read). */
+  pollNow(task: TaskRecord): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(task, { nextPollAt: this.engine.clock.now() }, { phases: ['tracking'] });
+  }
+
+  /**
    * Applies what the upstream said about a task (a poll, a webhook, a confirmed callback).
-   * Terminal reports finish the task; others record the raw word. Returns the new row.
+   * Terminal reports finish the task; others record the raw word. Returns the new record.
    */
   async applyReport(
-    task: TaskRow,
+    task: TaskRecord,
     runtime: ProviderRuntime,
     report: StatusReport,
     options: TransitionOptions,
     schedule?: { nextPollAt: number; pollCount: number },
-  ): Promise<TaskRow | undefined> {
+  ): Promise<TaskRecord | undefined> {
     const { metrics } = this.engine;
+    const releaseHeldLease = options.leaseOwner ? RELEASE_LEASE : {};
     if (report.status === 'succeeded' && report.outputs.length === 0) {
       // "Done" with nothing to download is not a success a caller can use. The result may land a
       // moment after the status word, so the first such report is confirmed by one more poll
       // soon; the same word again with still nothing fails the task instead of waiting for the
       // deadline.
-      if (task.provider_status !== report.providerStatus) {
+      if (task.providerStatus !== report.providerStatus) {
         return this.transition(
           task,
           {
-            provider_status: report.providerStatus,
+            providerStatus: report.providerStatus,
             status: 'processing',
-            next_poll_at: this.engine.clock.now() + this.engine.config.tracking.poll_min_interval_ms,
-            ...(schedule ? { poll_count: schedule.pollCount } : {}),
-            ...(options.leaseOwner ? { lease_owner: null, lease_until: null } : {}),
+            nextPollAt: this.engine.clock.now() + this.engine.config.tracking.poll_min_interval_ms,
+            ...(schedule ? { pollCount: schedule.pollCount } : {}),
+            ...releaseHeldLease,
           },
           options,
         );
@@ -168,86 +230,84 @@ export class TaskLifecycle {
         'unknown upstream status; task stays in progress',
       );
     }
-    const patch: TaskPatch = {
-      provider_status: report.providerStatus,
-      // An upstream that moved the task back is not believed: it stays processing.
-      status: 'processing',
-      ...(schedule ? { next_poll_at: schedule.nextPollAt, poll_count: schedule.pollCount } : {}),
-      ...(options.leaseOwner ? { lease_owner: null, lease_until: null } : {}),
-    };
-    if (report.reportedCredits !== undefined) {
-      patch.cost_json = JSON.stringify(this.reportedCost(runtime, report.reportedCredits, true));
-    }
-    return this.transition(task, patch, options);
+    return this.transition(
+      task,
+      {
+        providerStatus: report.providerStatus,
+        // An upstream that moved the task back is not believed: it stays processing.
+        status: 'processing',
+        ...(schedule ? { nextPollAt: schedule.nextPollAt, pollCount: schedule.pollCount } : {}),
+        ...releaseHeldLease,
+        ...(report.reportedCredits !== undefined ? { cost: this.reportedCost(runtime, report.reportedCredits, true) } : {}),
+      },
+      options,
+    );
   }
 
   async succeed(
-    task: TaskRow,
+    task: TaskRecord,
     runtime: ProviderRuntime,
     report: StatusReport,
     options: TransitionOptions,
-  ): Promise<TaskRow | undefined> {
+  ): Promise<TaskRecord | undefined> {
     const now = this.engine.clock.now();
-    const outputs: TaskOutput[] = report.outputs;
-    const previousCost = JSON.parse(task.cost_json) as TaskCost;
-    const cost =
-      report.reportedCredits !== undefined
-        ? this.reportedCost(runtime, report.reportedCredits, false)
-        : previousCost;
+    const cost = report.reportedCredits !== undefined ? this.reportedCost(runtime, report.reportedCredits, false) : task.cost;
     const updated = await this.transition(
       task,
       {
         phase: 'done',
         status: 'succeeded',
-        provider_status: report.providerStatus,
-        outputs_json: JSON.stringify(outputs),
-        cost_json: JSON.stringify(cost),
-        error_json: null,
-        completed_at: now,
-        next_poll_at: null,
-        lease_owner: null,
-        lease_until: null,
+        providerStatus: report.providerStatus,
+        outputs: report.outputs,
+        cost,
+        error: null,
+        completedAt: now,
+        nextPollAt: null,
+        ...RELEASE_LEASE,
       },
       options,
     );
     if (updated) {
-      runtime.stats.recordCompletion(now - task.created_at, now);
-      this.recordFinish(updated, cost);
+      runtime.stats.recordCompletion(now - task.createdAt, now);
+      this.recordFinish(updated);
     }
     return updated;
   }
 
   async fail(
-    task: TaskRow,
+    task: TaskRecord,
     error: TaskError,
     options: TransitionOptions,
     report?: StatusReport,
-  ): Promise<TaskRow | undefined> {
+  ): Promise<TaskRecord | undefined> {
     const now = this.engine.clock.now();
     // A task no provider accepted cost nothing; keep the currency of the estimate for clarity.
-    const neverAccepted = task.provider_task_id === null && report === undefined;
-    const estimate = JSON.parse(task.cost_json) as TaskCost;
-    const unbilled: TaskCost = { credits: 0, estimated: false, currency_amount: 0, currency: estimate.currency };
+    const neverAccepted = task.providerTaskId === null && report === undefined;
+    const unbilled: TaskCost = { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency };
+    const reported =
+      report?.reportedCredits !== undefined && task.provider ? this.reportedCostFor(task.provider, report.reportedCredits) : undefined;
+    const cost = neverAccepted ? unbilled : reported;
     const updated = await this.transition(
       task,
       {
         phase: 'done',
         status: 'failed',
-        error_json: JSON.stringify(error),
-        completed_at: now,
-        next_poll_at: null,
-        lease_owner: null,
-        lease_until: null,
-        ...(report ? { provider_status: report.providerStatus } : {}),
-        ...(report?.reportedCredits !== undefined && task.provider
-          ? { cost_json: JSON.stringify(this.reportedCostFor(task.provider, report.reportedCredits)) }
-          : {}),
-        ...(neverAccepted ? { cost_json: JSON.stringify(unbilled) } : {}),
+        error,
+        completedAt: now,
+        nextPollAt: null,
+        ...RELEASE_LEASE,
+        ...(report ? { providerStatus: report.providerStatus } : {}),
+        ...(cost ? { cost } : {}),
       },
       options,
     );
-    if (updated) this.recordFinish(updated, JSON.parse(updated.cost_json) as TaskCost);
+    if (updated) this.recordFinish(updated);
     return updated;
+  }
+
+  /** Fails a task that is not tracked yet: still queued, or in this replica's submission. */
+  failSubmission(task: TaskRecord, error: TaskError): Promise<TaskRecord | undefined> {
+    return this.fail(task, error, task.phase === 'submitting' ? this.held('submitting') : { phases: ['dispatch'] });
   }
 
   private reportedCostFor(providerId: string, credits: number): TaskCost {
@@ -262,14 +322,14 @@ export class TaskLifecycle {
     return { credits: cost.credits, estimated: provisional, currency_amount: cost.currencyAmount, currency: cost.currency };
   }
 
-  private recordFinish(task: TaskRow, cost: TaskCost): void {
+  private recordFinish(task: TaskRecord): void {
     const { metrics } = this.engine;
     const provider = task.provider ?? 'none';
-    const error = task.error_json ? (JSON.parse(task.error_json) as TaskError) : null;
-    metrics.taskOutcomes.inc({ provider, model: task.model, status: task.status, error_code: error?.code ?? '' });
+    const { cost } = task;
+    metrics.taskOutcomes.inc({ provider, model: task.model, status: task.status, error_code: task.error?.code ?? '' });
     metrics.taskDuration.observe(
       { provider, model: task.model, status: task.status },
-      ((task.completed_at ?? task.updated_at) - task.created_at) / 1000,
+      ((task.completedAt ?? task.updatedAt) - task.createdAt) / 1000,
     );
     if (task.status === 'succeeded' && cost.credits !== null) {
       metrics.creditsSpent.inc({ provider, model: task.model }, cost.credits);
@@ -278,9 +338,4 @@ export class TaskLifecycle {
       }
     }
   }
-}
-
-/** The canonical request stored on a task. */
-export function requestOf(task: TaskRow): VideoRequest {
-  return JSON.parse(task.request_json) as VideoRequest;
 }

@@ -1,53 +1,44 @@
 /**
- * Stored task rows as the public `Task` resource (SPEC §1).
+ * Task records as the public `Task` resource (SPEC §1).
  */
-import type { Model, Operation, Quality, Task, TaskAttempt, TaskCost, TaskError, TaskOutput, TaskStatus } from '../model/canonical.js';
-import type { AttemptRow, TaskRow } from '../../store/task-store.js';
+import type { Task, TaskAttempt } from '../model/canonical.js';
+import type { AttemptRecord, TaskRecord } from './task-records.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function parse<T>(json: string | null, fallback: T): T {
-  if (json === null) return fallback;
-  try {
-    return JSON.parse(json) as T;
-  } catch {
-    return fallback;
-  }
-}
-
-export function toAttempt(row: AttemptRow): TaskAttempt {
+export function toAttempt(attempt: AttemptRecord): TaskAttempt {
   return {
-    provider: row.provider,
-    outcome: row.outcome as TaskAttempt['outcome'],
-    error_code: row.error_code,
-    provider_code: row.provider_code,
-    http_status: row.http_status,
-    latency_ms: row.latency_ms,
-    at: iso(row.at),
-    message: row.message,
+    provider: attempt.provider,
+    outcome: attempt.outcome,
+    error_code: attempt.errorCode,
+    provider_code: attempt.providerCode,
+    http_status: attempt.httpStatus,
+    latency_ms: attempt.latencyMs,
+    at: iso(attempt.at),
+    message: attempt.message,
   };
 }
 
-export function toTask(row: TaskRow, attempts: readonly AttemptRow[]): Task {
+export function toTask(task: TaskRecord, attempts: readonly AttemptRecord[]): Task {
   return {
-    id: row.id,
+    id: task.id,
     object: 'video',
-    status: row.status as TaskStatus,
-    model: row.model as Model,
-    quality: row.quality as Quality,
-    operation: row.operation as Operation,
-    created_at: iso(row.created_at),
-    updated_at: iso(row.updated_at),
-    completed_at: row.completed_at === null ? null : iso(row.completed_at),
-    provider: row.provider,
-    provider_task_id: row.provider_task_id,
-    provider_status: row.provider_status,
-    outputs: parse<TaskOutput[]>(row.outputs_json, []),
-    error: parse<TaskError | null>(row.error_json, null),
-    cost: parse<TaskCost>(row.cost_json, { credits: null, estimated: true, currency_amount: null, currency: null }),
+    status: task.status,
+    model: task.model,
+    quality: task.quality,
+    operation: task.operation,
+    created_at: iso(task.createdAt),
+    updated_at: iso(task.updatedAt),
+    completed_at: task.completedAt === null ? null : iso(task.completedAt),
+    provider: task.provider,
+    provider_task_id: task.providerTaskId,
+    provider_status: task.providerStatus,
+    outputs: task.outputs,
+    error: task.error,
+    cost: task.cost,
     attempts: attempts.map(toAttempt),
-    warnings: parse<string[]>(row.warnings_json, []),
-    metadata: parse<Record<string, string>>(row.metadata_json, {}),
-    request: parse<Record<string, unknown>>(row.request_json, {}),
+    warnings: task.warnings,
+    metadata: task.metadata,
+    request: task.request as unknown as Record<string, unknown>,
   };
 }

@@ -4,23 +4,17 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import {
-  CreateVideoRequest,
-  TERMINAL_STATUSES,
-  TaskStatus,
-  type RoutingOverride,
-  type Task,
-  type TaskStatus as TaskStatusType,
-} from '../model/canonical.js';
+import { CreateVideoRequest, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task } from '../model/canonical.js';
 import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
-import { candidatesColumn, type Dispatcher, type StoredPlan } from './dispatcher.js';
-import type { Engine } from './engine.js';
 import { problems } from '../model/problems.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { Engine } from './engine.js';
 import { refuseLiteralTarget } from './outbound-webhooks.js';
 import { costFromEstimate } from './task-lifecycle.js';
+import type { TaskRecord } from './task-records.js';
 import { toTask } from './task-resource.js';
-import type { TaskRow } from '../../store/task-store.js';
+import { watchTask, type WatchOptions } from './task-watch.js';
 
 /** Canonical JSON (sorted keys) so that the same body always hashes the same. */
 export function stableStringify(value: unknown): string {
@@ -51,8 +45,8 @@ export const ListQuery = z.strictObject({
   cursor: z.string().min(1).max(200).optional(),
 });
 
-function encodeCursor(row: TaskRow): string {
-  return Buffer.from(JSON.stringify({ c: row.created_at, i: row.id })).toString('base64url');
+function encodeCursor(task: TaskRecord): string {
+  return Buffer.from(JSON.stringify({ c: task.createdAt, i: task.id })).toString('base64url');
 }
 
 function decodeCursor(cursor: string): { createdAt: number; id: string } | undefined {
@@ -64,6 +58,9 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } | undef
   }
   return undefined;
 }
+
+/** How long inbound webhook ids are remembered for replay protection. */
+const WEBHOOK_ID_RETENTION_MS = 7 * 24 * 3600_000;
 
 export interface CreateResult {
   task: Task;
@@ -149,7 +146,7 @@ export class TaskService {
   }
 
   async create(tenant: string, body: unknown, idempotencyKey: string | undefined, context: Record<string, string> = {}): Promise<CreateResult> {
-    const { store, clock, config } = this.engine;
+    const { tasks, clock, config } = this.engine;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw problems.validation(
         [{ path: 'header.idempotency-key', message: 'must be 1-255 visible ASCII characters' }],
@@ -172,51 +169,49 @@ export class TaskService {
 
     const now = clock.now();
     const first = plan.order[0];
-    const storedPlan: StoredPlan = {
-      explicit: [...resolved.explicit],
-      candidates: plan.order.map((e) => ({
-        provider: e.provider,
-        ...(e.estimate ? { estimate: e.estimate } : {}),
-        warnings: e.warnings,
-      })),
-    };
     const requestHash = createHash('sha256').update(stableStringify(body)).digest('hex');
-    const row = {
+    const task: TaskRecord = {
       id: `vid_${randomBytes(12).toString('base64url')}`,
       tenant,
       status: 'queued',
-      phase: 'dispatch' as const,
+      phase: 'dispatch',
       model: resolved.request.model,
       quality: resolved.request.quality,
       operation: resolved.request.operation,
-      request_json: JSON.stringify(resolved.request),
-      plan_json: JSON.stringify(storedPlan),
-      warnings_json: JSON.stringify(first?.warnings ?? []),
-      metadata_json: JSON.stringify(input.metadata ?? {}),
+      request: resolved.request,
+      plan: {
+        explicit: [...resolved.explicit],
+        candidates: plan.order.map((e) => ({
+          provider: e.provider,
+          ...(e.estimate ? { estimate: e.estimate } : {}),
+          warnings: e.warnings,
+        })),
+      },
+      warnings: first?.warnings ?? [],
+      metadata: input.metadata ?? {},
       provider: null,
-      provider_task_id: null,
-      provider_status: null,
-      tracking_json: null,
-      outputs_json: '[]',
-      error_json: null,
-      cost_json: JSON.stringify(costFromEstimate(first?.estimate)),
-      webhook_url: input.webhook_url ?? null,
-      callback_token: randomBytes(24).toString('base64url'),
-      created_at: now,
-      updated_at: now,
-      completed_at: null,
-      deadline_at: now + config.tasks.deadline_ms,
-      dispatch_after: now,
-      next_poll_at: null,
-      poll_count: 0,
-      lease_owner: null,
-      lease_until: null,
-      expects_webhook: 0,
+      providerTaskId: null,
+      providerStatus: null,
+      tracking: null,
+      outputs: [],
+      error: null,
+      cost: costFromEstimate(first?.estimate),
+      webhookUrl: input.webhook_url ?? null,
+      callbackToken: randomBytes(24).toString('base64url'),
+      createdAt: now,
+      updatedAt: now,
+      completedAt: null,
+      deadlineAt: now + config.tasks.deadline_ms,
+      dispatchAfter: now,
+      nextPollAt: null,
+      pollCount: 0,
+      leaseOwner: null,
+      leaseUntil: null,
+      expectsWebhook: false,
       version: 0,
-      candidates: candidatesColumn(plan.order.map((e) => e.provider)),
     };
-    const outcome = await store.createTask(
-      row,
+    const outcome = await tasks.create(
+      task,
       idempotencyKey
         ? { key: idempotencyKey, requestHash, expiresAt: now + config.tasks.idempotency_ttl_ms }
         : undefined,
@@ -225,99 +220,68 @@ export class TaskService {
       if (outcome.existing.requestHash !== requestHash) {
         throw problems.conflict('This Idempotency-Key was used with a different request body.');
       }
-      const existing = await this.settledSubmission(outcome.existing.taskId);
-      return { task: existing, replayed: true };
+      return { task: await this.settledSubmission(tenant, outcome.existing.taskId), replayed: true };
     }
 
-    let task: TaskRow | undefined = outcome.task;
-    if (await store.hasOlderWaitingTask(task.created_at, task.id, storedPlan.candidates.map((c) => c.provider))) {
+    let dispatched: TaskRecord | undefined = outcome.task;
+    if (await tasks.hasOlderWaitingTask(outcome.task)) {
       // Older tasks are waiting for a slot: queue behind them, in order.
       this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
     } else {
-      task = await this.dispatcher.dispatch(task.id, context);
+      dispatched = await this.dispatcher.dispatch(task.id, context);
     }
-    return { task: await this.load(task?.id ?? row.id), replayed: false };
+    return { task: await this.load(dispatched?.id ?? task.id), replayed: false };
   }
 
   /** For an idempotent repeat: the earlier task, once it is no longer mid-submission. */
-  private async settledSubmission(taskId: string): Promise<Task> {
+  private async settledSubmission(tenant: string, taskId: string): Promise<Task> {
     const timeoutMs = Math.max(...[...this.engine.runtimes.values()].map((r) => r.config.timeout_ms), 1_000) + 2_000;
-    const row = await this.waitForRow(taskId, (task) => task.phase !== 'submitting', timeoutMs);
-    if (!row) throw problems.notFound('task not found');
-    if (row.phase === 'submitting') {
+    let latest: TaskRecord | undefined;
+    for await (const task of this.watch(tenant, taskId, { timeoutMs })) {
+      latest = task;
+      if (task.phase !== 'submitting') break;
+    }
+    if (!latest) throw problems.notFound('task not found');
+    if (latest.phase === 'submitting') {
       throw problems.conflict('A request with this Idempotency-Key is still being submitted; retry shortly.');
     }
-    return this.load(taskId);
+    return this.resourceOf(latest);
   }
 
   private async load(taskId: string): Promise<Task> {
-    const { store } = this.engine;
-    const row = await store.getTask(taskId);
-    if (!row) throw problems.notFound(`video ${taskId} not found`);
-    return toTask(row, await store.getAttempts(taskId));
+    const task = await this.engine.tasks.get(taskId);
+    if (!task) throw problems.notFound(`video ${taskId} not found`);
+    return this.resourceOf(task);
+  }
+
+  /** The public resource of a task record: the record with its attempts. */
+  async resourceOf(task: TaskRecord): Promise<Task> {
+    return toTask(task, await this.engine.tasks.attempts(task.id));
   }
 
   /** One task of this tenant; another tenant's id is answered as not found. */
   async get(tenant: string, id: string): Promise<Task> {
-    const row = await this.engine.store.getTask(id);
-    if (!row || row.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
-    return toTask(row, await this.engine.store.getAttempts(id));
+    const task = await this.engine.tasks.get(id);
+    if (!task || task.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
+    return this.resourceOf(task);
   }
 
   /** Holds until the task is terminal or `seconds` pass (SPEC §1 `?wait=`). */
   async waitFor(tenant: string, id: string, seconds: number, signal?: AbortSignal): Promise<Task> {
-    const row = await this.engine.store.getTask(id);
-    if (!row || row.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
-    if (seconds > 0 && !TERMINAL_STATUSES.has(row.status as TaskStatusType)) {
-      await this.waitForRow(id, (task) => TERMINAL_STATUSES.has(task.status as TaskStatusType), seconds * 1000, signal);
+    let latest: TaskRecord | undefined;
+    for await (const task of this.watch(tenant, id, { timeoutMs: seconds * 1000, ...(signal ? { signal } : {}) })) {
+      latest = task;
     }
-    return this.get(tenant, id);
+    // A terminal task changes no more; otherwise read it again, for the newest word of any replica.
+    return latest && TERMINAL_STATUSES.has(latest.status) ? this.resourceOf(latest) : this.get(tenant, id);
   }
 
   /**
-   * Resolves with the task once `done(task)` holds, or with its last state after `timeoutMs`.
-   * Listens for local changes and re-reads the store every second for other replicas' changes.
+   * The task of this tenant as it changes, until it is terminal (see `watchTask`): what SSE and
+   * `?wait=` follow. Not found is thrown before the first change.
    */
-  async waitForRow(
-    id: string,
-    done: (task: TaskRow) => boolean,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<TaskRow | undefined> {
-    const { store, events, clock } = this.engine;
-    const current = await store.getTask(id);
-    if (!current || done(current) || signal?.aborted) return current;
-    return new Promise<TaskRow | undefined>((resolve) => {
-      let settled = false;
-      let latest: TaskRow | undefined = current;
-      const timers: { cancel(): void }[] = [];
-      const finish = () => {
-        if (settled) return;
-        settled = true;
-        unsubscribe();
-        timers.forEach((timer) => timer.cancel());
-        signal?.removeEventListener('abort', finish);
-        resolve(latest);
-      };
-      const unsubscribe = events.subscribe(id, (task) => {
-        latest = task;
-        if (done(task)) finish();
-      });
-      const recheck = () => {
-        if (settled) return;
-        store
-          .getTask(id)
-          .then((task) => {
-            latest = task ?? latest;
-            if (task && done(task)) finish();
-            else if (!settled) timers.push(clock.setTimeout(recheck, 1_000));
-          })
-          .catch(() => undefined);
-      };
-      timers.push(clock.setTimeout(recheck, 1_000));
-      timers.push(clock.setTimeout(finish, timeoutMs));
-      signal?.addEventListener('abort', finish, { once: true });
-    });
+  watch(tenant: string, id: string, options: WatchOptions = {}): AsyncGenerator<TaskRecord, void, undefined> {
+    return watchTask(this.engine, tenant, id, options);
   }
 
   async list(tenant: string, query: unknown): Promise<{ data: Task[]; next_cursor: string | null }> {
@@ -326,19 +290,19 @@ export class TaskService {
     const { status, provider, limit, cursor } = parsed.data;
     const before = cursor ? decodeCursor(cursor) : undefined;
     if (cursor && !before) throw problems.validation([{ path: 'cursor', message: 'not a cursor issued by this API' }]);
-    const rows = await this.engine.store.listTasks({
+    const found = await this.engine.tasks.list({
       tenant,
       limit: limit + 1,
       ...(status ? { status } : {}),
       ...(provider ? { provider } : {}),
       ...(before ? { before } : {}),
     });
-    const page = rows.slice(0, limit);
-    const attempts = await this.engine.store.getAttemptsFor(page.map((row) => row.id));
+    const page = found.slice(0, limit);
+    const attempts = await this.engine.tasks.attemptsOf(page.map((task) => task.id));
     const last = page[page.length - 1];
     return {
-      data: page.map((row) => toTask(row, attempts.get(row.id) ?? [])),
-      next_cursor: rows.length > limit && last ? encodeCursor(last) : null,
+      data: page.map((task) => toTask(task, attempts.get(task.id) ?? [])),
+      next_cursor: found.length > limit && last ? encodeCursor(last) : null,
     };
   }
 
@@ -374,5 +338,22 @@ export class TaskService {
         };
       }),
     };
+  }
+
+  /** Whether the task store answers (`/readyz`), and which engine it is. */
+  async readiness(): Promise<{ ready: boolean; store: string }> {
+    const { tasks } = this.engine;
+    try {
+      await tasks.ping();
+      return { ready: true, store: tasks.engineName };
+    } catch {
+      return { ready: false, store: tasks.engineName };
+    }
+  }
+
+  /** Forgets idempotency keys past their time and inbound webhook ids past the replay window. */
+  purgeExpired(): Promise<void> {
+    const now = this.engine.clock.now();
+    return this.engine.tasks.purgeExpired(now, now - WEBHOOK_ID_RETENTION_MS);
   }
 }

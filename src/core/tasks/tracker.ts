@@ -7,12 +7,12 @@
 import type { TaskError } from '../model/canonical.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
-import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
+import { CircuitBreakerOpenError } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { nextPollDelay } from './polling.js';
 import { TaskLifecycle } from './task-lifecycle.js';
+import type { TaskRecord } from './task-records.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
-import type { TaskRow } from '../../store/task-store.js';
 
 const POLL_BATCH = 50;
 const POLL_CONCURRENCY = 8;
@@ -25,11 +25,8 @@ export class Tracker {
     this.lifecycle = new TaskLifecycle(engine);
   }
 
-  private refOf(task: TaskRow): ProviderTaskRef {
-    return {
-      providerTaskId: task.provider_task_id ?? '',
-      tracking: task.tracking_json ? (JSON.parse(task.tracking_json) as Record<string, string>) : {},
-    };
+  private refOf(task: TaskRecord): ProviderTaskRef {
+    return { providerTaskId: task.providerTaskId ?? '', tracking: task.tracking ?? {} };
   }
 
   /** Polls every due task once; fails overdue ones. Overlapping calls fold into one rerun. */
@@ -44,9 +41,9 @@ export class Tracker {
 
   private async pollDue(): Promise<void> {
     await this.expireOverdue();
-    const { store, clock, config, owner } = this.engine;
+    const { tasks, clock, config, owner } = this.engine;
     for (;;) {
-      const due = await store.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_BATCH);
+      const due = await tasks.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_BATCH);
       if (due.length === 0) break;
       for (let i = 0; i < due.length; i += POLL_CONCURRENCY) {
         await Promise.all(due.slice(i, i + POLL_CONCURRENCY).map((task) => this.pollLeased(task)));
@@ -55,39 +52,25 @@ export class Tracker {
     }
   }
 
-  private schedule(task: TaskRow): { nextPollAt: number; pollCount: number } {
+  private schedule(task: TaskRecord): { nextPollAt: number; pollCount: number } {
     const { config, clock, random } = this.engine;
-    const pollCount = task.poll_count + 1;
-    const delay = nextPollDelay(pollCount, config.tracking, random, task.expects_webhook === 1);
-    return { nextPollAt: Math.min(clock.now() + delay, task.deadline_at + 1), pollCount };
-  }
-
-  /** Gives back the lease with a new poll time, without news from upstream. */
-  private async reschedule(task: TaskRow, at: number, countAsPoll: boolean): Promise<void> {
-    await this.engine.store.updateTask(
-      task.id,
-      {
-        next_poll_at: Math.min(at, task.deadline_at + 1),
-        ...(countAsPoll ? { poll_count: task.poll_count + 1 } : {}),
-        lease_owner: null,
-        lease_until: null,
-      },
-      { phases: ['tracking'], leaseOwner: this.engine.owner },
-    );
+    const pollCount = task.pollCount + 1;
+    const delay = nextPollDelay(pollCount, config.tracking, random, task.expectsWebhook);
+    return { nextPollAt: Math.min(clock.now() + delay, task.deadlineAt + 1), pollCount };
   }
 
   /** One poll of a task this replica has leased. */
-  private async pollLeased(task: TaskRow): Promise<void> {
+  private async pollLeased(task: TaskRecord): Promise<void> {
     const { runtimes, metrics, clock, logger } = this.engine;
     const runtime = task.provider ? runtimes.get(task.provider) : undefined;
     if (!runtime) {
       // Provider removed from configuration: nothing can be asked; the deadline ends the task.
-      await this.reschedule(task, task.deadline_at + 1, false);
+      await this.lifecycle.reschedulePoll(task, task.deadlineAt + 1, false);
       return;
     }
     if (!runtime.limiter.tryAcquire()) {
       metrics.polls.inc({ provider: runtime.id, outcome: 'rate_limited' });
-      await this.reschedule(task, clock.now() + Math.max(runtime.limiter.waitTime(), 100), false);
+      await this.lifecycle.reschedulePoll(task, clock.now() + Math.max(runtime.limiter.waitTime(), 100), false);
       return;
     }
     try {
@@ -102,7 +85,7 @@ export class Tracker {
     } catch (error) {
       if (error instanceof CircuitBreakerOpenError) {
         metrics.polls.inc({ provider: runtime.id, outcome: 'circuit_open' });
-        await this.reschedule(task, clock.now() + runtime.config.circuit_breaker.half_open_after_ms, false);
+        await this.lifecycle.reschedulePoll(task, clock.now() + runtime.config.circuit_breaker.half_open_after_ms, false);
         return;
       }
       const code = error instanceof UpstreamError ? error.code : 'unexpected';
@@ -111,7 +94,7 @@ export class Tracker {
       if (error instanceof UpstreamError && error.statusCode === 429) runtime.coolDown(error.retryAfterMs);
       const next = this.schedule(task);
       const retryAfter = error instanceof UpstreamError && error.retryAfterMs !== undefined ? clock.now() + error.retryAfterMs : 0;
-      await this.reschedule(task, Math.max(next.nextPollAt, retryAfter), true);
+      await this.lifecycle.reschedulePoll(task, Math.max(next.nextPollAt, retryAfter), true);
     }
   }
 
@@ -126,8 +109,8 @@ export class Tracker {
   }
 
   private async expireOverduePage(): Promise<number> {
-    const { store, clock, config } = this.engine;
-    const overdue = await store.listOverdue(clock.now(), 100);
+    const { tasks, clock, config } = this.engine;
+    const overdue = await tasks.listOverdue(clock.now(), 100);
     for (const task of overdue) {
       const minutes = Math.round(config.tasks.deadline_ms / 60_000);
       const error: TaskError = {
@@ -136,7 +119,7 @@ export class Tracker {
           task.phase === 'dispatch'
             ? `no provider took the task within the ${minutes}-minute deadline`
             : `the task did not finish within the ${minutes}-minute deadline` +
-              (task.provider_status ? ` (last upstream status: ${task.provider_status})` : ''),
+              (task.providerStatus ? ` (last upstream status: ${task.providerStatus})` : ''),
         provider_code: null,
       };
       await this.lifecycle.fail(task, error, { phases: ['dispatch', 'tracking'] });
@@ -148,7 +131,7 @@ export class Tracker {
    * News from a verified webhook. A report that parsed is applied at once; otherwise the task is
    * polled right away to learn the truth.
    */
-  async onWebhook(task: TaskRow, report: StatusReport | undefined): Promise<void> {
+  async onWebhook(task: TaskRecord, report: StatusReport | undefined): Promise<void> {
     const runtime = task.provider ? this.engine.runtimes.get(task.provider) : undefined;
     if (!runtime || task.phase !== 'tracking') return;
     if (report) {
@@ -159,13 +142,8 @@ export class Tracker {
   }
 
   /** Makes a task due for polling now (a callback to confirm, a webhook we could not read). */
-  async pollSoon(task: TaskRow): Promise<void> {
-    await this.engine.store.updateTask(task.id, { next_poll_at: this.engine.clock.now() }, { phases: ['tracking'] });
+  async pollSoon(task: TaskRecord): Promise<void> {
+    await this.lifecycle.pollNow(task);
     this.tick().catch((error) => this.engine.logger.error({ err: error }, 'tracking pass failed'));
-  }
-
-  /** Runtime of a task's provider (for routes that need it). */
-  runtimeOf(task: TaskRow): ProviderRuntime | undefined {
-    return task.provider ? this.engine.runtimes.get(task.provider) : undefined;
   }
 }

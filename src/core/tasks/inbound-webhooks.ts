@@ -1,0 +1,106 @@
+/**
+ * News from providers about their tasks (SPEC §4). A signed webhook is verified by the
+ * provider's adapter (signature, timestamp) and de-duplicated by its id before it changes
+ * anything. An unsigned callback is accepted only on a task's secret token and never believed
+ * as such: it makes the task poll now. Both answer with what the sender should be told.
+ */
+import { ProblemError, problems } from '../model/problems.js';
+import type { InboundWebhook } from '../upstream/provider.js';
+import type { Engine } from './engine.js';
+import type { Tracker } from './tracker.js';
+
+/** How long a sender is asked to wait when news arrives before its task is recorded. */
+const WEBHOOK_RETRY_AFTER_S = 5;
+
+/** The body of the 200 answer to a provider. */
+export type WebhookReceipt = { received: true; matched: boolean } | { received: true; duplicate: true };
+
+export class InboundWebhooks {
+  constructor(
+    private readonly engine: Engine,
+    private readonly tracker: Tracker,
+  ) {}
+
+  /** A signed webhook to `/v1/webhooks/<provider>`. Throws problem details when it is refused. */
+  async receiveSigned(providerId: string, webhook: InboundWebhook, requestId?: string): Promise<WebhookReceipt> {
+    const { runtimes, metrics, tasks, clock, logger } = this.engine;
+    const runtime = runtimes.get(providerId);
+    if (!runtime || runtime.provider.inboundWebhook !== 'signed' || !runtime.provider.verifyWebhook) {
+      throw problems.notFound(`no signed webhooks for provider ${providerId}`);
+    }
+    if (!runtime.webhookSecret) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'no_secret' });
+      throw problems.notFound(`webhooks for ${providerId} are not configured (no webhook secret)`);
+    }
+    const verification = runtime.provider.verifyWebhook(webhook, runtime.webhookSecret, clock.now());
+    if (!verification.ok) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'rejected' });
+      logger.warn({ provider: providerId, reason: verification.reason, request_id: requestId }, 'webhook rejected');
+      throw new ProblemError(401, 'bad-signature', 'Webhook not verified', verification.reason);
+    }
+    if (verification.providerTaskId === undefined) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unreadable' });
+      logger.warn(
+        { provider: providerId, webhook_id: verification.webhookId, request_id: requestId },
+        'signed webhook names no task; polling covers it',
+      );
+      return { received: true, matched: false };
+    }
+    const task = await tasks.findByProviderTask(providerId, verification.providerTaskId);
+    if (!task) {
+      // Not known (yet?). While a create to this provider is still being recorded it may be
+      // about that task: ask the sender to retry shortly rather than drop the news. Otherwise it
+      // is not ours (another client of the same account), and a retry would change nothing.
+      if (await tasks.isSubmittingTo(providerId)) {
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
+        throw problems.retryLater('a create to this provider is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
+      }
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unmatched' });
+      return { received: true, matched: false };
+    }
+    const fresh = await tasks.rememberInboundWebhook(providerId, verification.webhookId, clock.now());
+    if (!fresh) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'duplicate' });
+      return { received: true, duplicate: true };
+    }
+    try {
+      await this.tracker.onWebhook(task, verification.report);
+    } catch (error) {
+      // Not applied: forget the id so the sender's retry is not taken for a replay.
+      await tasks.forgetInboundWebhook(providerId, verification.webhookId).catch(() => undefined);
+      throw error;
+    }
+    metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'applied' });
+    return { received: true, matched: true };
+  }
+
+  /** An unsigned callback to `/v1/webhooks/<provider>/<token>`; `body` is its parsed JSON, if it parsed. */
+  async receiveCallback(providerId: string, token: string, body: unknown): Promise<WebhookReceipt> {
+    const { runtimes, metrics, tasks } = this.engine;
+    const runtime = runtimes.get(providerId);
+    if (!runtime || runtime.provider.inboundWebhook !== 'token') {
+      throw problems.notFound(`no callbacks for provider ${providerId}`);
+    }
+    const task = await tasks.findByCallbackToken(token);
+    if (!task || task.provider !== providerId) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unknown_token' });
+      throw problems.notFound('unknown callback');
+    }
+    if (task.phase === 'submitting') {
+      // The create's answer is not recorded yet, so there is nothing to confirm against: retry.
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
+      throw problems.retryLater('the create is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
+    }
+    const named = runtime.provider.readCallbackTaskId?.(body);
+    if (named && task.providerTaskId && named !== task.providerTaskId) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'mismatch' });
+      throw problems.validation([{ path: 'task_id', message: 'does not match this callback' }]);
+    }
+    // Unsigned: believe nothing in the body. A claim that the task finished is confirmed by
+    // asking the provider now; a progress claim changes nothing and waits for the next poll.
+    const claimsFinished = runtime.provider.callbackClaimsFinished?.(body) ?? true;
+    metrics.inboundWebhooks.inc({ provider: providerId, outcome: claimsFinished ? 'confirming' : 'progress' });
+    if (claimsFinished) await this.tracker.pollSoon(task);
+    return { received: true, matched: true };
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * One task's changes as an async iterator: what Server-Sent Events and `?wait=` read (SPEC §1).
+ * Changes made in this process arrive at once (`TaskEvents`); another replica's are found by
+ * re-reading the task now and then. Reads only the store, never an upstream.
+ */
+import type { Clock, TimerHandle } from '../clock.js';
+import { TERMINAL_STATUSES } from '../model/canonical.js';
+import { problems } from '../model/problems.js';
+import type { TaskEvents } from './task-events.js';
+import type { TaskRecord } from './task-records.js';
+import type { TaskRepository } from './task-repository.js';
+
+export interface WatchOptions {
+  /** Ends the watch (the client went away). */
+  signal?: AbortSignal;
+  /** Ends the watch after this long, on the engine's clock. */
+  timeoutMs?: number;
+  /** How often the task is re-read for other replicas' changes (default 1 s). */
+  recheckMs?: number;
+}
+
+const DEFAULT_RECHECK_MS = 1_000;
+
+/**
+ * Yields the task as it is now, then each newer version as it lands, and ends after yielding
+ * a terminal one (or when `signal` aborts or `timeoutMs` passes). Versions only go forward:
+ * none is yielded twice, and while the consumer is busy only the newest waiting one is kept.
+ * A task of another tenant is not found (thrown before the first yield).
+ */
+export async function* watchTask(
+  engine: { tasks: TaskRepository; events: TaskEvents; clock: Clock },
+  tenant: string,
+  id: string,
+  options: WatchOptions = {},
+): AsyncGenerator<TaskRecord, void, undefined> {
+  const { tasks, events, clock } = engine;
+  const { signal } = options;
+  let newest: TaskRecord | undefined;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const offer = (task: TaskRecord) => {
+    if (newest && task.version <= newest.version) return;
+    newest = task;
+    wake?.();
+  };
+  const end = () => {
+    ended = true;
+    wake?.();
+  };
+  let timeout: TimerHandle | undefined;
+  let recheckTimer: TimerHandle | undefined;
+  // Subscribed before the first read, so no change can slip in between.
+  const unsubscribe = events.subscribe(id, offer);
+  signal?.addEventListener('abort', end, { once: true });
+  try {
+    const current = await tasks.get(id);
+    if (!current || current.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
+    offer(current);
+    if (options.timeoutMs !== undefined) timeout = clock.setTimeout(end, options.timeoutMs);
+    const recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
+    const recheck = () => {
+      if (ended) return;
+      tasks
+        .get(id)
+        .then((task) => task && offer(task))
+        .catch(() => undefined)
+        .finally(() => {
+          if (!ended) recheckTimer = clock.setTimeout(recheck, recheckMs);
+        });
+    };
+    recheckTimer = clock.setTimeout(recheck, recheckMs);
+
+    let yielded = -1;
+    while (!signal?.aborted) {
+      const task = newest!;
+      if (task.version > yielded) {
+        yielded = task.version;
+        yield task;
+        if (TERMINAL_STATUSES.has(task.status)) return;
+      } else if (ended) {
+        return;
+      } else {
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    }
+  } finally {
+    ended = true;
+    unsubscribe();
+    signal?.removeEventListener('abort', end);
+    timeout?.cancel();
+    recheckTimer?.cancel();
+  }
+}
