@@ -3,13 +3,20 @@ import { OPERATIONS } from '../../src/core/model/canonical.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
+
+/**
+ * The legacy API ships placeholder prices; the tests that need a provider without a price for
+ * the request empty its list (a price list without rules prices nothing).
+ */
+const LEGACY_UNPRICED = { providers: { 'kling-legacy': { pricing: { rules: [] } } } };
+
 afterEach(async () => {
   await gw?.close();
 });
 
 describe('quote', () => {
   it('lists every provider with eligibility, reasons, estimates and the try order, and creates nothing', async () => {
-    gw = await startTestGateway();
+    gw = await startTestGateway({ config: LEGACY_UNPRICED });
     const quote = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'quote me', duration: 10 });
     expect(quote.status).toBe(200);
     expect(quote.body.strategy).toBe('priority');
@@ -90,7 +97,7 @@ describe('cost', () => {
   });
 
   it('max_credits leaves out providers over budget or without a price', async () => {
-    gw = await startTestGateway();
+    gw = await startTestGateway({ config: LEGACY_UNPRICED });
     const created = await gw.create({ model: 'kling-v3', prompt: 'budget', duration: 5, routing: { max_credits: 100 } });
     // Freepik estimates 56 credits; kling3api 400 (over); legacy has no price in the test config.
     expect(created.body.provider).toBe('freepik');

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { signFreepikWebhook } from '../../src/providers/freepik/freepik-webhook.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 const request = { model: 'kling-v3', prompt: 'waves on a pebble beach', duration: 5 };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { signFreepikWebhook } from '../../src/providers/freepik/freepik-webhook.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;

@@ -92,6 +92,17 @@ export type InboundWebhookKind =
   /** Polling only. */
   | 'none';
 
+/**
+ * How a `signed` provider's webhooks prove they are genuine, as the gateway's API document
+ * shows them to whoever points the upstream at the gateway.
+ */
+export interface WebhookSignatureDescription {
+  /** Headers every webhook must carry (lower-case). */
+  headers: readonly string[];
+  /** How signature and timestamp are checked. */
+  description: string;
+}
+
 export interface VideoProvider {
   readonly id: string;
   /** Human name for `/v1/providers`. */
@@ -100,6 +111,8 @@ export interface VideoProvider {
   /** Price list used when `config.yaml` gives none. */
   readonly defaultPricing?: PricingConfig;
   readonly inboundWebhook: InboundWebhookKind;
+  /** For `signed` providers: the signature headers and checks (documentation only). */
+  readonly webhookSignature?: WebhookSignatureDescription;
   /** Shortest time a task of this request can plausibly take upstream; polling never starts earlier. */
   minimumRunTimeMs(request: VideoRequest): number;
   /** Headers that authenticate a call. They never reach a log line. */
@@ -119,6 +132,15 @@ export interface VideoProvider {
   callbackClaimsFinished?(body: unknown): boolean;
   /** Starts the built-in simulator of this provider (sandbox, tests, benchmarks). */
   createSimulator(options: SimulatorOptions): ProviderSimulator;
+}
+
+/**
+ * The names of the headers that carry the providers' keys (what `authHeaders` produces), in
+ * lower case: whoever builds the logger redacts them.
+ */
+export function authHeaderNames(providers: readonly VideoProvider[]): string[] {
+  const names = providers.flatMap((provider) => Object.keys(provider.authHeaders('key')).map((name) => name.toLowerCase()));
+  return [...new Set(names)];
 }
 
 /** What every simulator can be told to do wrong, on its next calls. */

@@ -3,21 +3,9 @@
  * `400`/`401`/`500`/`503`): `{message}` and the problem form with `invalid_params`. `402` and
  * `429` are not on the seed pages; they are read the same way.
  */
+import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { readFreepikError } from './freepik-schemas.js';
-
-/**
- * Heuristic for "the generation was refused for its content": Freepik documents no error code
- * for it, so the words are matched. Kept narrow (policy, NSFW, safety, moderation, flagged or
- * inappropriate content) because a content-policy error is never failed over.
- */
-const CONTENT_POLICY_PATTERN =
-  /content[\s_-]*(policy|policies|moderation|filter)|\bnsfw\b|\bsafety\b|\bmoderation\b|\bflagged\b|inappropriate|explicit content|sensitive content/i;
-
-/** Whether upstream text reads as a content-policy refusal (see `CONTENT_POLICY_PATTERN`). */
-export function looksLikeContentPolicy(text: string): boolean {
-  return CONTENT_POLICY_PATTERN.test(text);
-}
 
 /**
  * The seed documents no credits error at all; `402` is read as one, and so is a `403` whose
@@ -57,7 +45,8 @@ export function mapFreepikHttpError(status: number, body: unknown): MappedUpstre
     const providerCode = status === 503 ? 'unavailable' : 'server_error';
     return { code: 'provider_error', message: said('server error'), providerCode };
   }
-  // Only a 4xx about the request itself may mean its content was refused; a 5xx that says
+  // Freepik documents no code for a refusal of the content, so its wording is read (the core's
+  // one rule). Only a 4xx about the request itself may mean that; a 5xx that says
   // "safety" is still an outage, and must stay eligible for failover.
   if (status >= 400 && looksLikeContentPolicy(detail)) {
     return { code: 'content_policy', message: said('content policy'), providerCode: 'content_policy' };

@@ -9,11 +9,11 @@ import type { VideoRequest } from '../../core/model/canonical.js';
 import { unreadableAnswer } from '../../core/upstream/upstream-error.js';
 import { FREEPIK_OFFERINGS, isFreepikStatusFamily } from './freepik-capabilities.js';
 import { mapFreepikHttpError } from './freepik-errors.js';
+import { FREEPIK_DEFAULT_PRICING } from './freepik-pricing.js';
 import { toFreepikRequest } from './freepik-request.js';
 import { readFreepikTask } from './freepik-schemas.js';
 import { FreepikSimulator } from './freepik-simulator.js';
-import { toFreepikStatusReport } from './freepik-status.js';
-import { verifyFreepikWebhook } from './freepik-webhook.js';
+import { toFreepikStatusReport, verifyFreepikWebhook } from './freepik-status.js';
 
 /**
  * Seed 001, Kling 3 FAQ: "Typical generation takes 30-120 seconds depending on duration and
@@ -21,7 +21,6 @@ import { verifyFreepikWebhook } from './freepik-webhook.js';
  * and a floor set too high would only delay noticing a fast finish.
  */
 const MINIMUM_RUN_TIME_MS = 30_000;
-
 
 async function submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult> {
   const upstream = toFreepikRequest(request, offering);
@@ -52,12 +51,20 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   return toFreepikStatusReport(task);
 }
 
-/** Freepik's Kling 3 and Kling 3 Omni endpoints. No default prices: Freepik publishes none in the seeds. */
+/** Freepik's Kling 3 and Kling 3 Omni endpoints. */
 export const freepikProvider: VideoProvider = {
   id: 'freepik',
   name: 'Freepik',
   offerings: FREEPIK_OFFERINGS,
+  // Placeholders: Freepik publishes no prices in the seeds (see freepik-pricing.ts).
+  defaultPricing: FREEPIK_DEFAULT_PRICING,
   inboundWebhook: 'signed',
+  webhookSignature: {
+    headers: ['webhook-id', 'webhook-timestamp', 'webhook-signature'],
+    description:
+      'Verified with `webhook-id`, `webhook-timestamp` and `webhook-signature` (HMAC-SHA256, `v1,<base64>`), a 5-minute ' +
+      'timestamp tolerance, and replay protection by `webhook-id`.',
+  },
   minimumRunTimeMs: () => MINIMUM_RUN_TIME_MS,
   authHeaders: (apiKey) => ({ 'x-freepik-api-key': apiKey }),
   mapHttpError: mapFreepikHttpError,

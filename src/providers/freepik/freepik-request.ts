@@ -5,6 +5,7 @@
  */
 import { CAPABILITY_FIELDS, type VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
+import { compact } from '../../core/upstream/upstream-body.js';
 import { freepikEndpointOf, type FreepikStatusFamily } from './freepik-capabilities.js';
 import type {
   FreepikCreateBody,
@@ -41,11 +42,6 @@ function oneOf<T extends string>(allowed: readonly T[], value: string | undefine
   const found = allowed.find((candidate) => candidate === value);
   if (!found) throw new Error(`${field} "${value}" is not one of ${allowed.join(', ')}`);
   return found;
-}
-
-/** Drops keys whose value is `undefined`, so the JSON sent is exactly the fields that were set. */
-function compact<T extends object>(body: T): T {
-  return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined)) as T;
 }
 
 /** Elements: `{frontal_image_url, reference_image_urls}` in both schemas; an empty reference list is left out. */

@@ -5,6 +5,8 @@
  * (`task-detail`, `get_all_style_transfer_tasks_400_response*`), from seed 001.
  */
 import { z } from 'zod';
+import { unwrapDataEnvelope } from '../../core/upstream/answer-envelope.js';
+import { readJsonBody } from '../../core/upstream/upstream-body.js';
 import type { components } from './freepik-api.generated.js';
 
 /** The request bodies the adapter sends, one per create endpoint (generated from `openapi/freepik.yaml`). */
@@ -38,21 +40,13 @@ export const FreepikTask = z
 /** A task as Freepik reports it (`task-detail`), read loosely. */
 export type FreepikTask = z.infer<typeof FreepikTask>;
 
-const FreepikEnvelope = z.object({ data: FreepikTask }).loose();
-
 /**
  * The task in an answer: `{data: {...}}` as documented for create and status, or a bare task
  * object (how webhook payloads arrive). `undefined` when neither reads as a task.
  */
 export function readFreepikTask(body: unknown): FreepikTask | undefined {
-  const parsed = typeof body === 'string' ? parseJson(body) : body;
-  if (!parsed || typeof parsed !== 'object') return undefined;
-  if ('data' in parsed) {
-    const envelope = FreepikEnvelope.safeParse(parsed);
-    return envelope.success ? envelope.data.data : undefined;
-  }
-  const bare = FreepikTask.safeParse(parsed);
-  return bare.success ? bare.data : undefined;
+  const task = FreepikTask.safeParse(unwrapDataEnvelope(body, 'task_id'));
+  return task.success ? task.data : undefined;
 }
 
 /** The URLs in `generated`: strings, or objects with a `url` string (tolerated, not documented). */
@@ -89,16 +83,8 @@ export type FreepikErrorBody = z.infer<typeof FreepikErrorBody>;
 
 /** Parses an error body; `undefined` when it is not a JSON object. */
 export function readFreepikError(body: unknown): FreepikErrorBody | undefined {
-  const parsed = typeof body === 'string' ? parseJson(body) : body;
+  const parsed = readJsonBody(body);
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
   const result = FreepikErrorBody.safeParse(parsed);
   return result.success ? result.data : undefined;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

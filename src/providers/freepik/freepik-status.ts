@@ -1,11 +1,21 @@
 /**
- * Freepik task status → canonical status (SPEC §2). Upstream words: `task.status` enum in seed
- * 001 ("Kling 3 Omni - Get task status"): `CREATED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`.
+ * How the gateway learns where a Freepik task is: its status answer or a signed webhook, both
+ * mapped to the canonical status (SPEC §2). Upstream words: `task.status` enum in seed 001
+ * ("Kling 3 Omni - Get task status"): `CREATED`, `IN_PROGRESS`, `COMPLETED`, `FAILED`.
+ *
+ * Webhook signatures (seed 001, "Webhooks" → "Webhook security"): headers `webhook-id`,
+ * `webhook-timestamp` (Unix seconds) and `webhook-signature` (space-separated `<version>,<base64>`
+ * entries); the signature is base64 HMAC-SHA256 of `${id}.${timestamp}.${body}`, keyed with the
+ * secret's UTF-8 bytes as given — what the seed's prose and its Python/JS/Java samples do. Its
+ * PHP sample base64-decodes the secret first (as Standard Webhooks does with `whsec_` keys), so
+ * a signature made with the decoded secret is accepted too: both keys come from the one secret.
+ * Replay protection by `webhook-id` is the core's job.
  */
-import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
+import type { InboundWebhook, StatusReport, UpstreamTaskStatus, WebhookVerification } from '../../core/upstream/provider.js';
 import type { MappedUpstreamError } from '../../core/upstream/upstream-error.js';
-import { looksLikeContentPolicy } from './freepik-errors.js';
-import { generatedUrls, type FreepikTask } from './freepik-schemas.js';
+import { generatedUrls, readFreepikTask, type FreepikTask } from './freepik-schemas.js';
 
 const STATUS_WORDS: ReadonlyMap<string, UpstreamTaskStatus> = new Map([
   ['CREATED', 'queued'],
@@ -65,4 +75,82 @@ export function toFreepikStatusReport(task: FreepikTask): StatusReport {
   if (status === 'failed') return { status, providerStatus, outputs, error: failureOf(task) };
   // COMPLETED without `generated` is reported as is: the gateway confirms it once, then fails it.
   return { status, providerStatus, outputs };
+}
+
+/** How far a webhook's timestamp may be from now, either way. */
+export const FREEPIK_WEBHOOK_TOLERANCE_MS = 5 * 60 * 1000;
+
+/** The HMAC keys one secret may stand for: its UTF-8 bytes, then its base64 decoding if it is one. */
+function keysOf(secret: string): Buffer[] {
+  const keys = [Buffer.from(secret, 'utf8')];
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) && encoded.length % 4 === 0) {
+    const decoded = Buffer.from(encoded, 'base64');
+    if (decoded.length >= 16) keys.push(decoded);
+  }
+  return keys;
+}
+
+function digest(key: string | Buffer, webhookId: string, timestamp: string, rawBody: Buffer): Buffer {
+  // The body is signed as received, byte for byte; decoding and re-encoding it could change it.
+  return createHmac('sha256', typeof key === 'string' ? Buffer.from(key, 'utf8') : key)
+    .update(`${webhookId}.${timestamp}.`, 'utf8')
+    .update(rawBody)
+    .digest();
+}
+
+/** The `webhook-signature` entry Freepik would send for this message: `v1,<base64>`. */
+export function signFreepikWebhook(secret: string, webhookId: string, timestamp: string, rawBody: Buffer | string): string {
+  const body = typeof rawBody === 'string' ? Buffer.from(rawBody, 'utf8') : rawBody;
+  return `v1,${digest(secret, webhookId, timestamp, body).toString('base64')}`;
+}
+
+/**
+ * `webhook-timestamp` as epoch milliseconds: Unix seconds as documented by Standard Webhooks;
+ * a 13-digit value is read as milliseconds, since the seed does not name the unit.
+ */
+function timestampMs(timestamp: string): number | undefined {
+  if (/^\d{1,12}$/.test(timestamp)) return Number(timestamp) * 1000;
+  if (/^\d{13}$/.test(timestamp)) return Number(timestamp);
+  return undefined;
+}
+
+/**
+ * Checks a Freepik webhook: headers present, timestamp within five minutes of `nowMs`, and a
+ * signature entry that matches. Every entry is compared whatever its version label: the seed
+ * uses the label only to tell rotated secrets apart, and its own examples ignore it.
+ */
+export function verifyFreepikWebhook(webhook: InboundWebhook, secret: string, nowMs: number): WebhookVerification {
+  const webhookId = webhook.headers['webhook-id']?.trim();
+  const timestamp = webhook.headers['webhook-timestamp']?.trim();
+  const signatures = webhook.headers['webhook-signature']?.trim();
+  if (!webhookId || !timestamp || !signatures) {
+    return { ok: false, reason: 'missing webhook-id, webhook-timestamp or webhook-signature header' };
+  }
+  if (!secret) return { ok: false, reason: 'no Freepik webhook secret is configured' };
+  const sentAtMs = timestampMs(timestamp);
+  if (sentAtMs === undefined) return { ok: false, reason: 'webhook-timestamp is not a Unix time' };
+  const skewMs = nowMs - sentAtMs;
+  if (skewMs > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is too old' };
+  if (-skewMs > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is in the future' };
+
+  const expected = keysOf(secret).map((key) => digest(key, webhookId, timestamp, webhook.rawBody));
+  const matches = signatures.split(/\s+/).some((entry) => {
+    const comma = entry.indexOf(',');
+    if (comma < 0) return false;
+    const candidate = Buffer.from(entry.slice(comma + 1), 'base64');
+    return expected.some((digest) => candidate.length === digest.length && timingSafeEqual(candidate, digest));
+  });
+  if (!matches) return { ok: false, reason: 'no webhook-signature entry matches' };
+
+  // Authentic from here on: a body the adapter cannot read is acknowledged, not refused, since
+  // the sender retrying it would change nothing (the safety poll still tracks the task).
+  const task = readFreepikTask(webhook.rawBody.toString('utf8'));
+  if (!task?.task_id) return { ok: true, webhookId };
+  return {
+    ok: true,
+    webhookId,
+    providerTaskId: task.task_id,
+    ...(task.status ? { report: toFreepikStatusReport(task) } : {}),
+  };
 }

@@ -5,6 +5,7 @@
  * with HTTP 200.
  */
 import type { ErrorCode } from '../../core/model/canonical.js';
+import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 
 /** One row of the official error table. */
@@ -109,4 +110,15 @@ export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUp
     code: errorCodeForHttpStatus(status),
     message: `kling-legacy answered HTTP ${status}${detail ? `: ${detail}` : ''}`,
   };
+}
+
+/**
+ * The error a `{code, message, data}` answer reports under HTTP 2xx: any service code other
+ * than 0, with the HTTP status the official table gives for it.
+ */
+export function klingLegacyEnvelopeError(_envelope: unknown, body: unknown): ErrorInEnvelope | undefined {
+  const code = klingLegacyServiceCode(body);
+  if (code === undefined || code === 0) return undefined;
+  const { httpStatus, ...error } = mapKlingLegacyServiceCode(code, body);
+  return { error, httpStatus };
 }

@@ -6,20 +6,22 @@
  * Sources: shared/seeds/002_c5b198a4c5a04c7f.txt; official Kling AI API reference.
  */
 import type { VideoRequest } from '../../core/model/canonical.js';
-import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, UpstreamResponse, VideoProvider } from '../../core/upstream/provider.js';
 import type { Offering } from '../../core/model/offerings.js';
-import { errorInSuccessAnswer, unreadableAnswer, type UpstreamError } from '../../core/upstream/upstream-error.js';
+import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
+import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, UpstreamResponse, VideoProvider } from '../../core/upstream/provider.js';
+import type { UpstreamCall } from '../../core/upstream/upstream-error.js';
 import {
   KLING_LEGACY_OFFERINGS,
   klingLegacyActionPath,
   type KlingLegacyAction,
   type KlingLegacyFamily,
 } from './kling-legacy-capabilities.js';
-import { klingLegacyServiceCode, mapKlingLegacyHttpError, mapKlingLegacyServiceCode } from './kling-legacy-errors.js';
+import { klingLegacyEnvelopeError, mapKlingLegacyHttpError } from './kling-legacy-errors.js';
+import { KLING_LEGACY_DEFAULT_PRICING } from './kling-legacy-pricing.js';
 import { toKlingLegacyRequest } from './kling-legacy-request.js';
 import { KlingLegacyEnvelope, KlingLegacyTask } from './kling-legacy-schemas.js';
 import { KlingLegacySimulator } from './kling-legacy-simulator.js';
-import { mapKlingLegacyStatus } from './kling-legacy-status.js';
+import { klingLegacyCallbackClaimsFinished, mapKlingLegacyStatus, readKlingLegacyCallbackTaskId } from './kling-legacy-status.js';
 
 export const KLING_LEGACY_PROVIDER_ID = 'kling-legacy';
 
@@ -54,33 +56,16 @@ export function klingLegacyMinimumRunTimeMs(request: VideoRequest): number {
   }
 }
 
-interface CallInfo {
-  operation: string;
-  url: string;
-}
-
-function unreadable(call: CallInfo, response: UpstreamResponse, why: string): UpstreamError {
-  return unreadableAnswer({ provider: KLING_LEGACY_PROVIDER_ID, ...call }, response.status, response.data, why);
-}
-
 /**
- * The task of a 2xx answer. Aggregators may answer HTTP 200 with a non-zero `code`; that
- * becomes an UpstreamError carrying the HTTP status the official table gives for the code,
- * so the router reasons as if the upstream had used it.
+ * Every answer is a `{code, message, request_id, data}` envelope. Aggregators may answer HTTP
+ * 200 with a non-zero `code`; that becomes an UpstreamError carrying the HTTP status the
+ * official table gives for the code, so the router reasons as if the upstream had used it.
  */
-function readTask(call: CallInfo, response: UpstreamResponse): KlingLegacyTask {
-  const envelope = KlingLegacyEnvelope.safeParse(response.data);
-  if (!envelope.success || typeof response.data !== 'object' || response.data === null) {
-    throw unreadable(call, response, 'not a {code, message, data} envelope');
-  }
-  const code = klingLegacyServiceCode(response.data);
-  if (code !== undefined && code !== 0) {
-    const mapped = mapKlingLegacyServiceCode(code, response.data);
-    throw errorInSuccessAnswer({ provider: KLING_LEGACY_PROVIDER_ID, ...call }, mapped, mapped.httpStatus, response);
-  }
-  const task = KlingLegacyTask.safeParse(envelope.data.data);
-  if (!task.success) throw unreadable(call, response, 'no data.task_id');
-  return task.data;
+const ENVELOPE: CodedEnvelope<KlingLegacyEnvelope> = { schema: KlingLegacyEnvelope, errorOf: klingLegacyEnvelopeError };
+
+/** The task of a 2xx answer. */
+function readTask(call: Omit<UpstreamCall, 'provider'>, response: UpstreamResponse): KlingLegacyTask {
+  return readCodedEnvelope({ provider: KLING_LEGACY_PROVIDER_ID, ...call }, response, ENVELOPE, KlingLegacyTask, 'no data.task_id');
 }
 
 async function submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult> {
@@ -120,53 +105,14 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   return mapKlingLegacyStatus(readTask({ operation: 'status', url: path }, response));
 }
 
-/**
- * The upstream task id a callback is about. The legacy callback body is the task object
- * (`task_id` at the top); some aggregators wrap it in the envelope (`data.task_id`).
- */
-/** The callback body as an object (the task, bare or under `data`), if it is one. */
-function callbackTask(body: unknown): Record<string, unknown> | undefined {
-  let value = body;
-  if (Buffer.isBuffer(value)) value = value.toString('utf8');
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      return undefined;
-    }
-  }
-  if (!value || typeof value !== 'object') return undefined;
-  const record = value as Record<string, unknown>;
-  if (record.task_id === undefined && record.data && typeof record.data === 'object') {
-    return record.data as Record<string, unknown>;
-  }
-  return record;
-}
-
-export function readKlingLegacyCallbackTaskId(body: unknown): string | undefined {
-  const task = callbackTask(body);
-  const id = KlingLegacyTask.shape.task_id.safeParse(task?.task_id);
-  return id.success && id.data !== '' ? id.data : undefined;
-}
-
-/**
- * Whether a callback claims the task ended (`succeed` / `failed`), or says nothing readable
- * (then it is treated as a claim, to be confirmed). Progress callbacks are not worth a fetch.
- */
-export function klingLegacyCallbackClaimsFinished(body: unknown): boolean {
-  const status = callbackTask(body)?.task_status;
-  if (typeof status !== 'string') return true;
-  return !['submitted', 'processing'].includes(status.trim().toLowerCase());
-}
-
 /** The legacy Kling-API as resold under `/kling/v1`: older models, extend, lip-sync, images, try-on. */
 export const klingLegacyProvider: VideoProvider = {
   id: KLING_LEGACY_PROVIDER_ID,
   name: 'Legacy Kling-API',
   offerings: KLING_LEGACY_OFFERINGS,
-  // Prices are in config.yaml: the official API bills in resource-pack "units" whose value
-  // depends on the pack and the reseller; a shipped table would only mislead `cheapest`.
-  defaultPricing: undefined,
+  // Placeholders: the legacy API bills in resource-pack units and seed 002 publishes no price
+  // (see kling-legacy-pricing.ts).
+  defaultPricing: KLING_LEGACY_DEFAULT_PRICING,
   inboundWebhook: 'token',
   minimumRunTimeMs: klingLegacyMinimumRunTimeMs,
   authHeaders: (apiKey) => ({ authorization: `Bearer ${apiKey}` }),

@@ -6,6 +6,7 @@
  */
 import type { VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
+import { compact } from '../../core/upstream/upstream-body.js';
 import type { components } from './kling-legacy-api.generated.js';
 import {
   KLING_LEGACY_IMAGE_MODELS,
@@ -55,11 +56,6 @@ export interface KlingLegacyCallOptions {
    * the other create pages do not, so it is not sent there.
    */
   externalTaskId?: string;
-}
-
-// Keys whose value is undefined are left out, so the body is exactly what is sent.
-function compact<T extends object>(body: T): T {
-  return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== undefined)) as T;
 }
 
 function videoModel(request: VideoRequest) {

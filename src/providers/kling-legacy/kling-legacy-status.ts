@@ -1,14 +1,18 @@
 /**
- * Legacy Kling-API task → normalized status (SPEC §2): `submitted` → queued, `processing` →
- * processing, `succeed` → succeeded, `failed` → failed with a code read from
+ * How the gateway learns where a legacy Kling-API task is: the task object of a status answer
+ * or of an unsigned callback, mapped to the normalized status (SPEC §2): `submitted` → queued,
+ * `processing` → processing, `succeed` → succeeded, `failed` → failed with a code read from
  * `task_status_msg`. Any other word is `unknown`, never success.
  * Source: seed 002 "Get task" (`data.task_status`, `task_status_msg`, `task_result`), the
  * official "Callback Protocol" (legacy: `task_status` enum, `final_unit_deduction`).
  */
 import type { TaskOutput } from '../../core/model/canonical.js';
+import { unwrapDataEnvelope } from '../../core/upstream/answer-envelope.js';
+import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
 import type { MappedUpstreamError } from '../../core/upstream/upstream-error.js';
-import type { KlingLegacyTask } from './kling-legacy-schemas.js';
+import { KLING_LEGACY_ERROR_CODES } from './kling-legacy-errors.js';
+import { KlingLegacyTask } from './kling-legacy-schemas.js';
 
 const STATUS_WORDS: Readonly<Record<string, UpstreamTaskStatus>> = {
   submitted: 'queued',
@@ -17,23 +21,27 @@ const STATUS_WORDS: Readonly<Record<string, UpstreamTaskStatus>> = {
   failed: 'failed',
 };
 
-/**
- * Failure messages that mean the content was refused. Kling reports these as "risk control"
- * failures (e.g. "Failure to pass the risk control system"), in English or Chinese (风控,
- * 敏感, 违规); aggregators add their own words for the same thing.
- */
-const CONTENT_POLICY_MESSAGE =
-  /risk[\s_-]*control|content[\s_-]*(security|safety|policy|moderation)|sensitive|inappropriate|violat|prohibited|nsfw|policy|\b130[01]\b|风控|敏感|违规|审核/i;
-
 /** Failure messages that blame the input (image too small, unreadable video...). */
 const INVALID_INPUT_MESSAGE =
-  /invalid|unsupported|not supported|too (small|large|big|long|short)|resolution|aspect ratio|format|no face|face not|cannot (be )?(download|read|decode)|\b120[0-3]\b/i;
+  /invalid|unsupported|not supported|too (small|large|big|long|short)|resolution|aspect ratio|format|no face|face not|cannot (be )?(download|read|decode)/i;
 
-/** Canonical error for a failed task, from its `task_status_msg`. */
+/** The canonical codes of the service codes a message names (`... 1301 ...`), by the official table. */
+function codesNamedIn(text: string): Set<string> {
+  const named = [...text.matchAll(/\b(\d{4})\b/g)].map((match) => KLING_LEGACY_ERROR_CODES[Number(match[1])]?.code);
+  return new Set(named.filter((code) => code !== undefined));
+}
+
+/**
+ * Canonical error for a failed task, from its `task_status_msg`. Kling reports a refusal of the
+ * content as a "risk control" failure ("Failure to pass the risk control system"), in English
+ * or Chinese; that wording is the core's one content-policy rule. A message that names a
+ * service code of the official table (1300/1301 policy, 1200–1203 invalid) is read by it.
+ */
 export function klingLegacyFailure(message: string | null | undefined): MappedUpstreamError {
   const text = message?.trim() || 'the task failed without a reason';
-  if (CONTENT_POLICY_MESSAGE.test(text)) return { code: 'content_policy', message: text, providerCode: 'failed' };
-  if (INVALID_INPUT_MESSAGE.test(text)) return { code: 'invalid_request', message: text, providerCode: 'failed' };
+  const named = codesNamedIn(text);
+  if (looksLikeContentPolicy(text) || named.has('content_policy')) return { code: 'content_policy', message: text, providerCode: 'failed' };
+  if (INVALID_INPUT_MESSAGE.test(text) || named.has('invalid_request')) return { code: 'invalid_request', message: text, providerCode: 'failed' };
   return { code: 'provider_error', message: text, providerCode: 'failed' };
 }
 
@@ -72,4 +80,24 @@ export function mapKlingLegacyStatus(task: KlingLegacyTask): StatusReport {
   const credits = klingLegacyReportedCredits(task);
   if (credits !== undefined) report.reportedCredits = credits;
   return report;
+}
+
+/**
+ * The upstream task id a callback is about. The legacy callback body is the task object
+ * (`task_id` at the top); some aggregators wrap it in the envelope (`data.task_id`).
+ */
+export function readKlingLegacyCallbackTaskId(body: unknown): string | undefined {
+  const task = unwrapDataEnvelope(body, 'task_id');
+  const id = KlingLegacyTask.shape.task_id.safeParse(task?.task_id);
+  return id.success && id.data !== '' ? id.data : undefined;
+}
+
+/**
+ * Whether a callback claims the task ended (`succeed` / `failed`), or says nothing readable
+ * (then it is treated as a claim, to be confirmed). Progress callbacks are not worth a fetch.
+ */
+export function klingLegacyCallbackClaimsFinished(body: unknown): boolean {
+  const status = unwrapDataEnvelope(body, 'task_id')?.task_status;
+  if (typeof status !== 'string') return true;
+  return !['submitted', 'processing'].includes(status.trim().toLowerCase());
 }

@@ -5,9 +5,12 @@
  * (`Kling3apiErrorBody`) and the HTTP status is the fallback.
  */
 import type { ErrorCode } from '../../core/model/canonical.js';
+import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
+import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
+import { readJsonBody } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import type { components } from './kling3api-api.generated.js';
-import { Kling3apiErrorBody } from './kling3api-schemas.js';
+import { Kling3apiErrorBody, type Kling3apiEnvelope } from './kling3api-schemas.js';
 
 /** An error code of the seed's table. */
 export type Kling3apiErrorCode = components['schemas']['ErrorCode'];
@@ -41,19 +44,6 @@ function isKnownCode(code: string): code is Kling3apiErrorCode {
   return Object.hasOwn(KLING3API_ERROR_CODES, code);
 }
 
-/**
- * Heuristic: does an upstream message describe a content-policy / safety rejection? The seed
- * has no code for it, so the wording is all there is. Keep this list narrow: a false positive
- * stops failover (SPEC §3 never fails over on content policy).
- */
-const CONTENT_POLICY_PATTERN =
-  /content[\s_-]*(policy|moderation|filter|review|violation)|safety|moderat(ion|ed)|sensitive|nsfw|inappropriate|prohibited|violat(e|es|ed|ion)|risk[\s_-]*control/i;
-
-/** True when an upstream message reads as a content-policy or safety rejection. */
-export function looksLikeContentPolicy(message: string | null | undefined): boolean {
-  return message !== null && message !== undefined && CONTENT_POLICY_PATTERN.test(message);
-}
-
 /** What an error body says, wherever it put it. */
 export interface Kling3apiErrorDetails {
   /** The string code (`INVALID_PROMPT`, ...), when the body has one. */
@@ -63,18 +53,9 @@ export interface Kling3apiErrorDetails {
   message?: string;
 }
 
-function parseBody(body: unknown): unknown {
-  if (typeof body !== 'string') return body;
-  try {
-    return JSON.parse(body) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Reads the string code, numeric code and message out of any plausible error body. */
 export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
-  const parsed = Kling3apiErrorBody.safeParse(parseBody(body));
+  const parsed = Kling3apiErrorBody.safeParse(readJsonBody(body));
   if (!parsed.success) return {};
   const { code, error, error_code: errorCode, message, error_message: errorMessage } = parsed.data;
   const nested = error !== null && typeof error === 'object' ? error : undefined;
@@ -99,7 +80,7 @@ const NOT_CONTENT_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
 /**
  * Canonical error for a kling3api error answer: by the seed's code when the body has a known
  * one, else by HTTP status; a request-class rejection whose message reads as content policy
- * becomes `content_policy`.
+ * (the core's one wording rule: the seed has no code for it) becomes `content_policy`.
  */
 export function mapKling3apiHttpError(status: number, body: unknown): MappedUpstreamError {
   const details = readKling3apiError(body);
@@ -125,4 +106,16 @@ export function kling3apiEnvelopeStatus(body: unknown): number {
     return details.numericCode;
   }
   return 502;
+}
+
+/**
+ * The error a `{code, message, data}` answer reports under HTTP 2xx: any `code` other than 200
+ * (seed 004 "Responses" always sends 200 on success; an absent `code` is tolerated), with the
+ * HTTP status its code stands for.
+ */
+export function kling3apiEnvelopeError(envelope: Kling3apiEnvelope, body: unknown): ErrorInEnvelope | undefined {
+  const code = envelope.code;
+  if (code === undefined || code === null || String(code).trim() === '200') return undefined;
+  const httpStatus = kling3apiEnvelopeStatus(body);
+  return { error: mapKling3apiHttpError(httpStatus, body), httpStatus };
 }

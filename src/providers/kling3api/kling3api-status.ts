@@ -5,8 +5,8 @@
  * EXPIRED, and "an unknown upstream word never becomes success").
  */
 import type { TaskOutput } from '../../core/model/canonical.js';
+import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
-import { looksLikeContentPolicy } from './kling3api-errors.js';
 
 /** The parts of a status (or generate) answer's `data` that the mapping reads. */
 export interface Kling3apiStatusFields {

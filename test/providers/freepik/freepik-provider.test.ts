@@ -13,6 +13,7 @@ import type { SubmitContext } from '../../../src/core/upstream/provider.js';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { freepikProvider } from '../../../src/providers/freepik/index.js';
+import { FREEPIK_DEFAULT_PRICING } from '../../../src/providers/freepik/freepik-pricing.js';
 
 const BASE = 'https://api.freepik.test';
 const KEY = 'fpk_live_abc123';
@@ -301,10 +302,10 @@ describe('transport failures', () => {
 });
 
 describe('provider description', () => {
-  it('authenticates with x-freepik-api-key, takes signed webhooks and leaves prices to config', () => {
+  it('authenticates with x-freepik-api-key, takes signed webhooks and ships placeholder prices', () => {
     expect(freepikProvider.authHeaders('k')).toEqual({ 'x-freepik-api-key': 'k' });
     expect(freepikProvider.inboundWebhook).toBe('signed');
-    expect(freepikProvider.defaultPricing).toBeUndefined();
+    expect(freepikProvider.defaultPricing).toBe(FREEPIK_DEFAULT_PRICING);
   });
 
   it('never expects a video sooner than the 30 s the seed calls typical', () => {

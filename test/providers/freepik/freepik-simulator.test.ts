@@ -13,7 +13,7 @@ import type { InboundWebhook, ProviderSimulator, SubmitContext } from '../../../
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { freepikProvider } from '../../../src/providers/freepik/index.js';
-import { verifyFreepikWebhook } from '../../../src/providers/freepik/freepik-webhook.js';
+import { verifyFreepikWebhook } from '../../../src/providers/freepik/freepik-status.js';
 
 const API_KEY = 'sim-freepik-key';
 const WEBHOOK_SECRET = 'sim-freepik-webhook-secret';

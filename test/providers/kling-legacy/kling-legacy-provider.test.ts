@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SubmitContext } from '../../../src/core/upstream/provider.js';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
+import { KLING_LEGACY_DEFAULT_PRICING } from '../../../src/providers/kling-legacy/kling-legacy-pricing.js';
 import { klingLegacyMinimumRunTimeMs, klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import { CALLBACK, END_IMAGE, GARMENT, IMAGE, served } from './kling-legacy-fixtures.js';
 
@@ -285,11 +286,11 @@ describe('klingLegacyProvider errors', () => {
 });
 
 describe('klingLegacyProvider contract details', () => {
-  it('authenticates with a Bearer header and takes token callbacks', () => {
+  it('authenticates with a Bearer header, takes token callbacks and ships placeholder prices', () => {
     expect(klingLegacyProvider.authHeaders('k')).toEqual({ authorization: 'Bearer k' });
     expect(klingLegacyProvider.inboundWebhook).toBe('token');
     expect(klingLegacyProvider.id).toBe('kling-legacy');
-    expect(klingLegacyProvider.defaultPricing).toBeUndefined();
+    expect(klingLegacyProvider.defaultPricing).toBe(KLING_LEGACY_DEFAULT_PRICING);
   });
 
   it('gives realistic minimum run times per operation', () => {

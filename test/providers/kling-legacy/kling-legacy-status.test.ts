@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { readKlingLegacyCallbackTaskId } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import { KlingLegacyTask } from '../../../src/providers/kling-legacy/kling-legacy-schemas.js';
-import { klingLegacyFailure, mapKlingLegacyStatus } from '../../../src/providers/kling-legacy/kling-legacy-status.js';
+import {
+  klingLegacyFailure,
+  mapKlingLegacyStatus,
+  readKlingLegacyCallbackTaskId,
+} from '../../../src/providers/kling-legacy/kling-legacy-status.js';
 
 function status(task: Record<string, unknown>) {
   return mapKlingLegacyStatus(KlingLegacyTask.parse({ task_id: '831922345719271433', created_at: 1722769557708, ...task }));

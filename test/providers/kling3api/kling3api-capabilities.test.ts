@@ -3,7 +3,7 @@
  * (`resolveRequest` + `matchOffering` from src/core/capabilities.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { KLING3API_OFFERINGS } from '../../../src/providers/kling3api/index.js';
+import { KLING3API_OFFERINGS } from '../../../src/providers/kling3api/kling3api-capabilities.js';
 import { match, matchUnparsed, served } from './kling3api-fixtures.js';
 
 describe('kling3api offerings', () => {

@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import { CreateVideoRequest, type VideoRequest } from '../../../src/core/model/canonical.js';
 import { matchOffering, resolveRequest, type OfferingMatch } from '../../../src/core/model/capabilities.js';
 import type { Offering } from '../../../src/core/model/offerings.js';
-import { KLING3API_OFFERINGS } from '../../../src/providers/kling3api/index.js';
+import { KLING3API_OFFERINGS } from '../../../src/providers/kling3api/kling3api-capabilities.js';
 
 /** Validates (strict canonical zod), resolves and matches; the request must be served. */
 export function served(input: unknown): { request: VideoRequest; offering: Offering; warnings: string[] } {

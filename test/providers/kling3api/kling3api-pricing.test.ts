@@ -4,12 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PricingConfig, estimateCost } from '../../../src/core/model/pricing.js';
-import {
-  KLING3API_DEFAULT_PRICING,
-  kling3apiProvider,
-  kling3apiSimulatedCredits,
-  toKling3apiRequest,
-} from '../../../src/providers/kling3api/index.js';
+import { KLING3API_DEFAULT_PRICING } from '../../../src/providers/kling3api/kling3api-pricing.js';
+import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-provider.js';
+import { toKling3apiRequest } from '../../../src/providers/kling3api/kling3api-request.js';
+import { kling3apiSimulatedCredits } from '../../../src/providers/kling3api/kling3api-simulator.js';
 import { served } from './kling3api-fixtures.js';
 
 function credits(input: unknown): number | undefined {

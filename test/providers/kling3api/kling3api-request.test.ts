@@ -5,12 +5,8 @@
  * defaults), the extra field is called out.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  KLING3API_ALL_TASK_TYPES,
-  kling3apiTaskTypeFor,
-  toKling3apiRequest,
-  type Kling3apiGenerateRequest,
-} from '../../../src/providers/kling3api/index.js';
+import { KLING3API_ALL_TASK_TYPES, kling3apiTaskTypeFor } from '../../../src/providers/kling3api/kling3api-capabilities.js';
+import { toKling3apiRequest, type Kling3apiGenerateRequest } from '../../../src/providers/kling3api/kling3api-request.js';
 import { served } from './kling3api-fixtures.js';
 
 function bodyFor(input: unknown): Kling3apiGenerateRequest {

@@ -8,16 +8,11 @@ import { estimateCost } from '../../../src/core/model/pricing.js';
 import type { ProviderTaskRef } from '../../../src/core/upstream/provider.js';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
-import {
-  KLING3API_ALL_TASK_TYPES,
-  KLING3API_DEFAULT_PRICING,
-  KLING3API_SIM_CONTENT_POLICY_MESSAGE,
-  KLING3API_SIM_EXPIRED_MESSAGE,
-  KLING3API_SIM_FAILURE_MESSAGE,
-  Kling3apiSimulator,
-  kling3apiProvider,
-  toKling3apiRequest,
-} from '../../../src/providers/kling3api/index.js';
+import { KLING3API_ALL_TASK_TYPES } from '../../../src/providers/kling3api/kling3api-capabilities.js';
+import { KLING3API_DEFAULT_PRICING } from '../../../src/providers/kling3api/kling3api-pricing.js';
+import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-provider.js';
+import { toKling3apiRequest } from '../../../src/providers/kling3api/kling3api-request.js';
+import { KLING3API_SIM_CONTENT_POLICY_MESSAGE, KLING3API_SIM_EXPIRED_MESSAGE, KLING3API_SIM_FAILURE_MESSAGE, Kling3apiSimulator } from '../../../src/providers/kling3api/kling3api-simulator.js';
 import { served } from './kling3api-fixtures.js';
 
 const KEY = 'sk-sim-key';

@@ -2,7 +2,7 @@
  * Status words → canonical status (SPEC §2, kling3api column), outputs and reported credits.
  */
 import { describe, expect, it } from 'vitest';
-import { mapKling3apiStatus } from '../../../src/providers/kling3api/index.js';
+import { mapKling3apiStatus } from '../../../src/providers/kling3api/kling3api-status.js';
 
 const URL = 'https://cdn.example.com/videos/abc123.mp4';
 
