@@ -1,14 +1,15 @@
 /**
- * Writes the gateway's OpenAPI document (generated from the zod schemas) to
- * `openapi/gateway.json`. `--check` exits non-zero when the committed file is out of date.
+ * Writes the gateway's OpenAPI document (generated from the zod schemas, with the webhook routes
+ * of every registered provider) to `openapi/gateway.json`. `--check` exits non-zero when the committed file is out of date.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { buildOpenApiDocument } from '../src/http/openapi.js';
+import { PROVIDERS } from '../src/providers/registry.js';
 
 export const GATEWAY_OPENAPI_PATH = new URL('../openapi/gateway.json', import.meta.url);
 
 export function renderGatewayOpenApi(): string {
-  return `${JSON.stringify(buildOpenApiDocument(), null, 2)}\n`;
+  return `${JSON.stringify(buildOpenApiDocument(PROVIDERS), null, 2)}\n`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

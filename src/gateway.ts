@@ -79,6 +79,7 @@ export class Gateway {
       inbound: new InboundWebhooks(engine, this.tracker),
       metrics: engine.metrics,
       logger: engine.logger,
+      providers: [...engine.runtimes.values()].map((runtime) => runtime.provider),
     });
   }
 

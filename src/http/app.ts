@@ -8,6 +8,7 @@ import type { GatewayConfig } from '../config/config.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { ProviderCatalog } from '../core/tasks/provider-catalog.js';
 import type { TaskService } from '../core/tasks/task-service.js';
+import type { VideoProvider } from '../core/upstream/provider.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
@@ -24,6 +25,8 @@ export interface AppDependencies {
   inbound: InboundWebhooks;
   metrics: GatewayMetrics;
   logger: Logger;
+  /** The providers the gateway serves: their inbound webhook routes are in the API document. */
+  providers: readonly VideoProvider[];
 }
 
 /** Callback tokens in paths are secrets: logs show the route, not the token. */
@@ -31,7 +34,7 @@ export function redactUrl(url: string): string {
   return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]');
 }
 
-export function createApp({ config, service, catalog, inbound, metrics, logger }: AppDependencies): Express {
+export function createApp({ config, service, catalog, inbound, metrics, logger, providers }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trust_proxy);
@@ -54,7 +57,7 @@ export function createApp({ config, service, catalog, inbound, metrics, logger }
     }),
   );
 
-  const document = buildOpenApiDocument();
+  const document = buildOpenApiDocument(providers);
   app.get('/openapi.json', (_req, res) => {
     res.json(document);
   });

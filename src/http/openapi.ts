@@ -6,6 +6,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus } from '../core/model/canonical.js';
+import type { VideoProvider } from '../core/upstream/provider.js';
 import { Health, ModelList, ProviderList, Quote, WebhookAck } from './api-schemas.js';
 
 const problem = (description: string) => ({
@@ -18,7 +19,51 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { 'application/json': { schema } },
 });
 
-export function buildOpenApiDocument() {
+/**
+ * The route a provider's upstream calls back on, as its declaration says (`inboundWebhook` and
+ * `webhookSignature`); nothing for a provider that is only polled.
+ */
+function registerInboundWebhook(registry: OpenAPIRegistry, provider: VideoProvider): void {
+  const body = { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } };
+  switch (provider.inboundWebhook) {
+    case 'signed': {
+      const headers = provider.webhookSignature?.headers ?? [];
+      registry.registerPath({
+        method: 'post',
+        path: `/v1/webhooks/${provider.id}`,
+        summary: `Inbound ${provider.name} webhook`,
+        description:
+          provider.webhookSignature?.description ??
+          `Verified by the ${provider.name} adapter (signature and timestamp), with replay protection by webhook id.`,
+        request: {
+          ...(headers.length > 0 ? { headers: z.object(Object.fromEntries(headers.map((name) => [name, z.string()]))) } : {}),
+          body,
+        },
+        responses: {
+          200: json(WebhookAck, 'Accepted (or a replay, which changes nothing).'),
+          401: problem('Signature or timestamp not valid; nothing changed.'),
+          404: problem('Webhooks not configured.'),
+        },
+      });
+      return;
+    }
+    case 'token':
+      registry.registerPath({
+        method: 'post',
+        path: `/v1/webhooks/${provider.id}/{token}`,
+        summary: `Inbound ${provider.name} callback`,
+        description: 'Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.',
+        request: { params: z.object({ token: z.string() }), body },
+        responses: { 200: json(WebhookAck, 'Accepted; the task is confirmed by a status fetch.'), 404: problem('Unknown token.') },
+      });
+      return;
+    case 'none':
+      return;
+  }
+}
+
+/** The document for a gateway serving `providers` (their inbound webhook routes included). */
+export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
   const registry = new OpenAPIRegistry();
   const bearer = registry.registerComponent('securitySchemes', 'gatewayKey', {
     type: 'http',
@@ -136,34 +181,7 @@ export function buildOpenApiDocument() {
     security,
     responses: { 200: json(ProviderList, 'Providers.'), 401: problem('Missing or invalid gateway key.') },
   });
-  registry.registerPath({
-    method: 'post',
-    path: '/v1/webhooks/freepik',
-    summary: 'Inbound Freepik webhook',
-    description:
-      'Verified with `webhook-id`, `webhook-timestamp` and `webhook-signature` (HMAC-SHA256, `v1,<base64>`), a 5-minute ' +
-      'timestamp tolerance, and replay protection by `webhook-id`.',
-    request: {
-      headers: z.object({ 'webhook-id': z.string(), 'webhook-timestamp': z.string(), 'webhook-signature': z.string() }),
-      body: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } },
-    },
-    responses: {
-      200: json(WebhookAck, 'Accepted (or a replay, which changes nothing).'),
-      401: problem('Signature or timestamp not valid; nothing changed.'),
-      404: problem('Webhooks not configured.'),
-    },
-  });
-  registry.registerPath({
-    method: 'post',
-    path: '/v1/webhooks/kling-legacy/{token}',
-    summary: 'Inbound legacy Kling-API callback',
-    description: 'Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.',
-    request: {
-      params: z.object({ token: z.string() }),
-      body: { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } },
-    },
-    responses: { 200: json(WebhookAck, 'Accepted; the task is confirmed by a status fetch.'), 404: problem('Unknown token.') },
-  });
+  for (const provider of providers) registerInboundWebhook(registry, provider);
   registry.registerPath({
     method: 'get',
     path: '/healthz',

@@ -2,6 +2,14 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GATEWAY_OPENAPI_PATH, renderGatewayOpenApi } from '../../scripts/generate-openapi.js';
 import { generateUpstreamTypes } from '../../scripts/generate-upstream-types.js';
+import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
+
+/** Where each registered provider's upstream calls back, by the kind of webhook it declares. */
+const WEBHOOK_ROUTES = PROVIDERS.flatMap((provider) => {
+  if (provider.inboundWebhook === 'signed') return [`/v1/webhooks/${provider.id}`];
+  if (provider.inboundWebhook === 'token') return [`/v1/webhooks/${provider.id}/{token}`];
+  return [];
+});
 
 describe('generated files are committed up to date', () => {
   it('openapi/gateway.json matches the document generated from the zod schemas', () => {
@@ -9,7 +17,7 @@ describe('generated files are committed up to date', () => {
     expect(committed, 'run npm run generate:openapi').toBe(renderGatewayOpenApi());
   });
 
-  it('the gateway document describes every public route', () => {
+  it('the gateway document describes every public route, and the webhook route of every provider that takes webhooks', () => {
     const document = JSON.parse(renderGatewayOpenApi()) as { paths: Record<string, Record<string, unknown>> };
     expect(Object.keys(document.paths).sort()).toEqual(
       [
@@ -22,8 +30,7 @@ describe('generated files are committed up to date', () => {
         '/v1/videos/quote',
         '/v1/videos/{id}',
         '/v1/videos/{id}/events',
-        '/v1/webhooks/freepik',
-        '/v1/webhooks/kling-legacy/{token}',
+        ...WEBHOOK_ROUTES,
       ].sort(),
     );
     expect(Object.keys(document.paths['/v1/videos']!)).toEqual(['post', 'get']);
@@ -31,11 +38,7 @@ describe('generated files are committed up to date', () => {
 
   it('upstream types match what openapi-typescript generates from openapi/<provider>.yaml', async () => {
     const outputs = await generateUpstreamTypes();
-    expect([...outputs.keys()].sort()).toEqual([
-      'src/providers/freepik/freepik-api.generated.ts',
-      'src/providers/kling-legacy/kling-legacy-api.generated.ts',
-      'src/providers/kling3api/kling3api-api.generated.ts',
-    ]);
+    expect([...outputs.keys()].sort()).toEqual(PROVIDER_IDS.map((id) => `src/providers/${id}/${id}-api.generated.ts`).sort());
     for (const [path, content] of outputs) {
       expect(readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8'), `run npm run generate:upstream (${path})`).toBe(content);
     }
