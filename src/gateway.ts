@@ -17,7 +17,7 @@ import { TaskEvents } from './core/tasks/task-events.js';
 import { TaskRepository } from './core/tasks/task-repository.js';
 import { TaskService } from './core/tasks/task-service.js';
 import { Tracker } from './core/tasks/tracker.js';
-import type { VideoProvider } from './core/upstream/provider.js';
+import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js';
 import { ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { createApp } from './http/app.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -86,7 +86,7 @@ export class Gateway {
   static async create(options: GatewayOptions): Promise<Gateway> {
     const { config } = options;
     const clock = options.clock ?? systemClock;
-    const logger = options.logger ?? createLogger(config.log.level);
+    const logger = options.logger ?? createLogger(config.log.level, { secretHeaders: authHeaderNames(options.providers) });
     const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
     const store = options.store ?? (await openStore(config.database.url));
     const taskStore = new TaskStore(store);

@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, loadConfigFile } from './config/config.js';
 import { systemClock } from './core/clock.js';
+import { authHeaderNames } from './core/upstream/provider.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './observability/logger.js';
 import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS) });
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
   const gateway = await Gateway.create({
     config,

@@ -6,15 +6,13 @@ import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
 
-/** Paths pino replaces with `[redacted]` wherever they appear. */
-export const REDACTED_PATHS = [
+/** Paths redacted in every deployment: the gateway's own secrets and the usual auth headers. */
+const ALWAYS_REDACTED = [
   'req.headers.authorization',
-  'req.headers["x-freepik-api-key"]',
   'req.headers["idempotency-key"]',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
   'headers.authorization',
-  'headers["x-freepik-api-key"]',
   '*.api_key',
   '*.apiKey',
   '*.webhook_secret',
@@ -22,15 +20,35 @@ export const REDACTED_PATHS = [
   '*.secret',
 ];
 
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/**
+ * Every path pino replaces with `[redacted]`: the fixed list, and `secretHeaders` wherever
+ * request headers are logged. The header names come from whoever knows the providers (the
+ * composition root passes what their `authHeaders` produce); this module knows none.
+ */
+export function redactedPaths(secretHeaders: readonly string[] = []): string[] {
+  const headerPaths = secretHeaders
+    .map((name) => name.toLowerCase())
+    .filter((name) => /^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(name))
+    .flatMap((name) => [`req.headers["${name}"]`, `headers["${name}"]`]);
+  return [...new Set([...ALWAYS_REDACTED, ...headerPaths])];
+}
+
+export interface LoggerOptions {
+  /** Where the lines go (standard output when absent). */
+  destination?: DestinationStream;
+  /** Headers that carry upstream keys (the providers' `authHeaders`), redacted wherever headers are logged. */
+  secretHeaders?: readonly string[];
+}
+
+export function createLogger(level: string, options: LoggerOptions = {}): Logger {
   return pino(
     {
       level,
       base: { service: 'kling-gateway' },
-      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      redact: { paths: redactedPaths(options.secretHeaders), censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination,
+    options.destination,
   );
 }

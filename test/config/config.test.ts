@@ -14,8 +14,8 @@ import {
   expandEnvironment,
   expandEnvironmentDeep,
 } from '../../src/config/env-expansion.js';
+import { PROVIDER_IDS } from '../../src/providers/registry.js';
 
-const PROVIDER_IDS = ['freepik', 'kling3api', 'kling-legacy'];
 const SHIPPED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config.yaml');
 
 /** The smallest valid document. */

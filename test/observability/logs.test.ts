@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/observability/logger.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
 import { TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
 
 describe('logs', () => {
@@ -17,7 +17,7 @@ describe('logs', () => {
         done();
       },
     });
-    gw = await startTestGateway({ logger: createLogger('info', sink) });
+    gw = await startTestGateway({ logTo: sink });
     gw.simulator('freepik').injectFault({ kind: 'unauthorized', status: 401 });
     const created = await gw.create({ model: 'kling-v3', prompt: 'logged', duration: 5 }, { 'x-request-id': 'req-logs-1', 'idempotency-key': 'idem-secret-ish' });
     taskId = created.body.id;
@@ -51,5 +51,20 @@ describe('logs', () => {
     const submit = upstream.find((line) => line.provider === 'kling3api' && (line.upstream as { operation: string }).operation === 'submit');
     expect(submit).toMatchObject({ request_id: 'req-logs-1', upstream: { method: 'POST', path: '/api/generate', status: 200 } });
     expect(typeof submit?.duration_ms).toBe('number');
+  });
+
+  it("redacts every provider's auth headers wherever headers are logged", () => {
+    const before = lines.length;
+    for (const provider of PROVIDERS) {
+      const headers = provider.authHeaders(`upstream-key-of-${provider.id}`);
+      gw.gateway.engine.logger.warn({ provider: provider.id, headers, req: { headers } }, 'headers by mistake');
+    }
+    const logged = lines.slice(before);
+    expect(logged).toHaveLength(PROVIDERS.length);
+    for (const provider of PROVIDERS) {
+      expect(raw).not.toContain(`upstream-key-of-${provider.id}`);
+      const line = logged.find((entry) => entry.provider === provider.id) as { headers: Record<string, string> };
+      for (const name of Object.keys(provider.authHeaders('k'))) expect(line.headers[name]).toBe('[redacted]');
+    }
   });
 });

@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type GatewayConfig } from '../../src/config/config.js';
 import { ManualClock } from '../../src/core/clock.js';
-import type { ProviderSimulator, VideoProvider } from '../../src/core/upstream/provider.js';
+import type { DestinationStream } from 'pino';
+import { authHeaderNames, type ProviderSimulator, type VideoProvider } from '../../src/core/upstream/provider.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
-import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import type { Store } from '../../src/store/database.js';
 
@@ -30,8 +31,24 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown>): R
   return result;
 }
 
-/** A test configuration: two tenants, in-memory SQLite, fast simulators, lenient limits. */
-export function testConfig(overrides: Record<string, unknown> = {}): GatewayConfig {
+/**
+ * What every provider gets in tests: short time limits, a circuit that opens after three
+ * failures, and its shipped default prices. Priorities follow the registry's order.
+ */
+function testProviderSettings(index: number): Record<string, unknown> {
+  return {
+    priority: index + 1,
+    timeout_ms: 2_000,
+    connect_timeout_ms: 1_000,
+    circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 },
+  };
+}
+
+/**
+ * A test configuration for `providers` (the registry by default): two tenants, in-memory
+ * SQLite, fast simulators, lenient limits.
+ */
+export function testConfig(overrides: Record<string, unknown> = {}, providers: readonly VideoProvider[] = PROVIDERS): GatewayConfig {
   const base = {
     server: { port: 0, host: '127.0.0.1', public_url: 'http://127.0.0.1:1' },
     database: { url: 'sqlite::memory:' },
@@ -50,26 +67,10 @@ export function testConfig(overrides: Record<string, unknown> = {}): GatewayConf
     webhooks: { allow_private_targets: true, max_attempts: 3, timeout_ms: 2_000 },
     sandbox: { queued_ms: 1_000, processing_ms: 4_000 },
     log: { level: 'silent' },
-    providers: {
-      freepik: {
-        priority: 1,
-        timeout_ms: 2_000,
-        connect_timeout_ms: 1_000,
-        circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 },
-        pricing: {
-          currency: 'USD',
-          credit_value: 0.01,
-          rules: [
-            { model: ['kling-v3', 'kling-v3-omni'], quality: 'pro', credits_per_second: 11.2 },
-            { model: ['kling-v3', 'kling-v3-omni'], quality: 'std', credits_per_second: 8.4 },
-          ],
-        },
-      },
-      kling3api: { priority: 2, timeout_ms: 2_000, connect_timeout_ms: 1_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
-      'kling-legacy': { priority: 3, timeout_ms: 2_000, connect_timeout_ms: 1_000, circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 60_000 } },
-    },
+    providers: Object.fromEntries(providers.map((provider, index) => [provider.id, testProviderSettings(index)])),
   };
-  return parseConfig(merge(base, overrides), {}, PROVIDER_IDS, 'test config');
+  const ids = providers.map((provider) => provider.id);
+  return parseConfig(merge(base, overrides), {}, ids, 'test config');
 }
 
 export interface HttpAnswer<T = any> {
@@ -88,8 +89,10 @@ export interface TestGatewayOptions {
   providers?: readonly VideoProvider[];
   random?: () => number;
   owner?: string;
-  /** Where logs go (silent by default). */
+  /** A logger of the test's own (otherwise one like the gateway's, see `logTo`). */
   logger?: Logger;
+  /** Where the gateway's logs go, at `info`, redacting what the providers' auth headers carry (silent when absent). */
+  logTo?: DestinationStream;
   /** Changes to how the gateway reaches a provider (a closed port, a wrong key). */
   endpointOverrides?: Record<string, Partial<ProviderEndpoint>>;
 }
@@ -179,9 +182,9 @@ export class TestGateway {
 
 /** Starts simulators (unless given) and a gateway listening on a random loopback port. */
 export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
-  const config = testConfig(options.config);
-  const clock = options.clock ?? new ManualClock(Date.UTC(2026, 10, 22, 12, 0, 0));
   const providers = options.providers ?? PROVIDERS;
+  const config = testConfig(options.config, providers);
+  const clock = options.clock ?? new ManualClock(Date.UTC(2026, 10, 22, 12, 0, 0));
   let endpoints = options.endpoints;
   let simulators = options.simulators;
   const ownsSimulators = !endpoints;
@@ -200,7 +203,12 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     providers,
     endpoints: effective,
     clock,
-    logger: options.logger ?? createLogger('silent'),
+    logger:
+      options.logger ??
+      createLogger(options.logTo ? 'info' : 'silent', {
+        ...(options.logTo ? { destination: options.logTo } : {}),
+        secretHeaders: authHeaderNames(providers),
+      }),
     random: options.random ?? (() => 0.5),
     ...(options.owner ? { owner: options.owner } : {}),
     ...(options.store ? { store: options.store } : {}),
