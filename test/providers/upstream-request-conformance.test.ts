@@ -9,51 +9,90 @@
  * documents are closed for this check (`additionalProperties: false` where a schema lists its
  * properties), so a field the document does not name is caught too. The request-body schemas
  * of `openapi/freepik.yaml` are the seed's own (seeds 000/001/003, unchanged).
+ *
+ * Every call is answered with what the provider's own simulator answered to one create, so
+ * `submit` runs to the end on a well-formed answer and the status call goes where the adapter
+ * really polls; the check itself reads only the documents.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
 import { CreateVideoRequest } from '../../src/core/model/canonical.js';
 import { checkOffering, resolveRequest } from '../../src/core/model/capabilities.js';
 import type { Offering } from '../../src/core/model/offerings.js';
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
-import { variants } from '../support/capability-requests.js';
+import { resolvedBaseRequest, variants } from '../support/capability-requests.js';
 import { contractOf, loadOpenApiContract } from '../support/openapi-contract.js';
 
-/** A well-formed "accepted" answer per provider, so `submit` runs to the end. */
-const CREATED: Record<string, unknown> = {
-  freepik: { data: { task_id: '046b6c7f-0b8a-43b9-b35d-6489e6daee91', status: 'CREATED', generated: [] } },
-  kling3api: { code: 200, message: 'success', data: { task_id: 'n75abc123kling3', status: 'IN_PROGRESS' } },
-  'kling-legacy': {
-    code: 0,
-    message: 'SUCCEED',
-    request_id: 'req-1',
-    data: { task_id: '711540030950776026', task_status: 'submitted', created_at: 1722769557708, updated_at: 1722769557708 },
-  },
-};
+const API_KEY = 'conformance-key';
 
+/** Keeps every call the adapter makes, and answers each with the same accepted answer. */
 class RecordingClient implements UpstreamClient {
   readonly sent: UpstreamRequest[] = [];
-  constructor(private readonly answer: unknown) {}
+  constructor(private readonly answer: UpstreamResponse) {}
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
     this.sent.push(request);
-    return { status: 200, headers: { 'content-type': 'application/json' }, data: this.answer };
+    return this.answer;
   }
 }
 
-async function sentBy(provider: VideoProvider, offering: Offering, input: CreateVideoRequest) {
+/** Plain HTTP to a simulator, the provider's auth headers included; non-2xx answers throw. */
+class SimulatorClient implements UpstreamClient {
+  constructor(
+    private readonly provider: VideoProvider,
+    private readonly baseUrl: string,
+  ) {}
+
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const response = await fetch(this.baseUrl + request.path, {
+      method: request.method,
+      headers: { ...this.provider.authHeaders(API_KEY), 'content-type': 'application/json' },
+      body: JSON.stringify(request.body),
+    });
+    const data: unknown = await response.json();
+    if (!response.ok) throw new Error(`the ${this.provider.id} simulator answered ${response.status}: ${JSON.stringify(data)}`);
+    return { status: response.status, headers: Object.fromEntries(response.headers), data };
+  }
+}
+
+/** What the provider's simulator answers when it accepts a create (its first offering's smallest request). */
+async function acceptedAnswerOf(provider: VideoProvider): Promise<UpstreamResponse> {
+  const simulator = provider.createSimulator({ clock: new ManualClock(), apiKey: API_KEY });
+  try {
+    const baseUrl = await simulator.listen(0);
+    let answer: UpstreamResponse | undefined;
+    const http: UpstreamClient = {
+      send: async (request) => (answer = await new SimulatorClient(provider, baseUrl).send(request)),
+    };
+    const offering = provider.offerings[0]!;
+    await provider.submit(resolvedBaseRequest(offering), offering, { http, taskId: 'task_0', attemptKey: 'task_0-1' });
+    if (!answer) throw new Error(`${provider.id} sent nothing to create a task`);
+    return answer;
+  } finally {
+    await simulator.close();
+  }
+}
+
+/** Where the gateway would ask the upstream to call back, by the kind of webhook the provider takes. */
+function callbackUrlOf(provider: VideoProvider): string | undefined {
+  switch (provider.inboundWebhook) {
+    case 'signed':
+      return `https://gateway.example.com/v1/webhooks/${provider.id}`;
+    case 'token':
+      return `https://gateway.example.com/v1/webhooks/${provider.id}/tok_0123456789abcdef`;
+    case 'none':
+      return undefined;
+  }
+}
+
+async function sentBy(provider: VideoProvider, accepted: UpstreamResponse, offering: Offering, input: CreateVideoRequest) {
   const resolved = resolveRequest(input);
   const check = checkOffering(offering, resolved);
   if (check.reasons.length > 0) return { served: false as const, reasons: check.reasons };
-  const http = new RecordingClient(CREATED[provider.id]);
+  const http = new RecordingClient(accepted);
   const context = { http, taskId: 'task_1', attemptKey: 'task_1-1' };
-  const callbackUrl =
-    provider.inboundWebhook === 'signed'
-      ? 'https://gateway.example.com/v1/webhooks/freepik'
-      : 'https://gateway.example.com/v1/webhooks/kling-legacy/tok_0123456789abcdef';
-  const result = await provider.submit(resolved.request, offering, {
-    ...context,
-    ...(provider.inboundWebhook === 'none' ? {} : { callbackUrl }),
-  });
+  const callbackUrl = callbackUrlOf(provider);
+  const result = await provider.submit(resolved.request, offering, { ...context, ...(callbackUrl ? { callbackUrl } : {}) });
   // The status call for the task it just created, at whatever route the adapter chose.
   await provider.getStatus(result.ref, { http }).catch(() => undefined);
   return { served: true as const, sent: http.sent };
@@ -63,6 +102,11 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))(
   '%s: every request the adapter can send is valid for its OpenAPI document',
   (id, provider) => {
     const contract = contractOf(id);
+    let accepted: UpstreamResponse;
+
+    beforeAll(async () => {
+      accepted = await acceptedAnswerOf(provider);
+    });
 
     it.each(provider.offerings.map((offering) => [`${offering.model} ${offering.operation}`, offering] as const))(
       '%s',
@@ -74,7 +118,7 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))(
           for (const variant of variants(offering, quality)) {
             const parsed = CreateVideoRequest.safeParse(variant.input);
             if (!parsed.success) throw new Error(`test generated an invalid canonical request (${variant.label})`);
-            const outcome = await sentBy(provider, offering, parsed.data);
+            const outcome = await sentBy(provider, accepted, offering, parsed.data);
             if (!outcome.served) {
               refused.push(`${quality} ${variant.label}: ${outcome.reasons.join('; ')}`);
               continue;
