@@ -207,8 +207,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       title: 'Kling Gateway',
       version: '1.0.0',
       description:
-        'One REST API for Kling video generation across Freepik, kling3api.com and the legacy Kling-API: routing by ' +
-        'policy, failover, tracking, normalized results and per-video cost. Errors are RFC 9457 problem details.',
+        `One REST API for Kling video generation across ${new Intl.ListFormat('en').format(providers.map((provider) => provider.name))}: ` +
+        'routing by policy, failover, tracking, normalized results and per-video cost. Errors are RFC 9457 problem details.',
     },
     servers: [{ url: '/' }],
   });
