@@ -65,6 +65,13 @@ describe('mapKlingLegacyStatus', () => {
     expect(klingLegacyFailure('The content may contain sensitive information').code).toBe('content_policy');
   });
 
+  it('reads a service code the message names by the official table', () => {
+    expect(klingLegacyFailure('task 2024 failed: 1301').code).toBe('content_policy');
+    expect(klingLegacyFailure('error 1201, please check').code).toBe('invalid_request');
+    // 1304 is the rate-limit family: neither the code nor "policy" alone reads as a content refusal.
+    expect(klingLegacyFailure('1304 IP whitelist policy triggered').code).toBe('provider_error');
+  });
+
   it('reads the failure code from task_status_msg: input and generic failures', () => {
     expect(klingLegacyFailure('Image resolution too small').code).toBe('invalid_request');
     expect(klingLegacyFailure('Task failed due to an internal error, please try again later')).toEqual({
