@@ -10,15 +10,7 @@
  */
 import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
 import type { FieldRule, Offering } from '../../core/model/offerings.js';
-import type { components } from './kling-legacy-api.generated.js';
-
-type Schemas = components['schemas'];
-/** Upstream `model_name` of text2video / image2video. */
-export type KlingLegacyVideoModelName = Schemas['VideoModelName'];
-/** Upstream `model_name` of images/generations. */
-export type KlingLegacyImageModelName = Schemas['ImageModelName'];
-/** Upstream `model_name` of images/kolors-virtual-try-on. */
-export type KlingLegacyTryOnModelName = Schemas['TryOnModelName'];
+import type { KlingLegacyImageModelName, KlingLegacyTryOnModelName, KlingLegacyVideoModelName } from './kling-legacy-schemas.js';
 
 /** `videos` or `images`: the first path segment after `/kling/v1`, also of the status path. */
 export type KlingLegacyFamily = 'videos' | 'images';

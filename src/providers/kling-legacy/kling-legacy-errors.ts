@@ -7,6 +7,7 @@
 import type { ErrorCode } from '../../core/model/canonical.js';
 import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
+import { KlingLegacyErrorBody } from './kling-legacy-schemas.js';
 
 /** One row of the official error table. */
 export interface KlingLegacyErrorRow {
@@ -70,15 +71,13 @@ export function klingLegacyErrorRow(code: number): KlingLegacyErrorRow {
 
 /** The envelope's numeric `code`, when the body has one (number or numeric string). */
 export function klingLegacyServiceCode(body: unknown): number | undefined {
-  if (!body || typeof body !== 'object') return undefined;
-  const raw = (body as Record<string, unknown>).code;
+  const raw = KlingLegacyErrorBody.safeParse(body).data?.code;
   const code = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
   return typeof code === 'number' && Number.isInteger(code) ? code : undefined;
 }
 
 function messageOf(body: unknown): string | undefined {
-  if (!body || typeof body !== 'object') return undefined;
-  const message = (body as Record<string, unknown>).message;
+  const message = KlingLegacyErrorBody.safeParse(body).data?.message;
   return typeof message === 'string' && message.trim() !== '' ? message : undefined;
 }
 

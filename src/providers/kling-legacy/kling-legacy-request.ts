@@ -7,7 +7,6 @@
 import type { VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
 import { compact } from '../../core/upstream/upstream-body.js';
-import type { components } from './kling-legacy-api.generated.js';
 import {
   KLING_LEGACY_IMAGE_MODELS,
   KLING_LEGACY_ROUTES,
@@ -19,22 +18,16 @@ import {
   klingLegacyAudioPossible,
 } from './kling-legacy-capabilities.js';
 
-type Schemas = components['schemas'];
-export type KlingLegacyText2VideoBody = Schemas['Text2VideoRequest'];
-export type KlingLegacyImage2VideoBody = Schemas['Image2VideoRequest'];
-export type KlingLegacyVideoExtendBody = Schemas['VideoExtendRequest'];
-export type KlingLegacyLipSyncBody = Schemas['LipSyncRequest'];
-export type KlingLegacyImageGenerationBody = Schemas['ImageGenerationRequest'];
-export type KlingLegacyVirtualTryOnBody = Schemas['VirtualTryOnRequest'];
-
-/** Any create body the adapter sends. */
-export type KlingLegacyCreateBody =
-  | KlingLegacyText2VideoBody
-  | KlingLegacyImage2VideoBody
-  | KlingLegacyVideoExtendBody
-  | KlingLegacyLipSyncBody
-  | KlingLegacyImageGenerationBody
-  | KlingLegacyVirtualTryOnBody;
+import type {
+  KlingLegacyCreateBody,
+  KlingLegacyImage2VideoBody,
+  KlingLegacyImageGenerationBody,
+  KlingLegacyLipSyncBody,
+  KlingLegacyText2VideoBody,
+  KlingLegacyVideoExtendBody,
+  KlingLegacyVirtualTryOnBody,
+  KlingLegacyWireSchemas as Schemas,
+} from './kling-legacy-schemas.js';
 
 /** One create call, and where its task is polled afterwards. */
 export interface KlingLegacyCreateCall {

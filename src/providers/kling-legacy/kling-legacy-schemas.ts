@@ -1,10 +1,35 @@
 /**
- * Loose zod for what the legacy Kling-API answers: the `{code, message, request_id, data}`
+ * The legacy Kling-API on the wire: the create bodies and model names (generated from
+ * openapi/kling-legacy.yaml), and loose zod for what it answers: the `{code, message, request_id, data}`
  * envelope (seed 002 "Get task") and the task object, which is also the callback body
  * (official "Callback Protocol", legacy design). Deliberately tolerant: unknown keys pass,
  * numbers may come as strings, absent fields are `undefined`.
  */
 import { z } from 'zod';
+import type { components } from './kling-legacy-api.generated.js';
+
+/** Every schema of openapi/kling-legacy.yaml, for the enums a create body is built from. */
+export type KlingLegacyWireSchemas = components['schemas'];
+export type KlingLegacyText2VideoBody = KlingLegacyWireSchemas['Text2VideoRequest'];
+export type KlingLegacyImage2VideoBody = KlingLegacyWireSchemas['Image2VideoRequest'];
+export type KlingLegacyVideoExtendBody = KlingLegacyWireSchemas['VideoExtendRequest'];
+export type KlingLegacyLipSyncBody = KlingLegacyWireSchemas['LipSyncRequest'];
+export type KlingLegacyImageGenerationBody = KlingLegacyWireSchemas['ImageGenerationRequest'];
+export type KlingLegacyVirtualTryOnBody = KlingLegacyWireSchemas['VirtualTryOnRequest'];
+/** Any create body the adapter sends. */
+export type KlingLegacyCreateBody =
+  | KlingLegacyText2VideoBody
+  | KlingLegacyImage2VideoBody
+  | KlingLegacyVideoExtendBody
+  | KlingLegacyLipSyncBody
+  | KlingLegacyImageGenerationBody
+  | KlingLegacyVirtualTryOnBody;
+/** Upstream `model_name` of text2video / image2video. */
+export type KlingLegacyVideoModelName = KlingLegacyWireSchemas['VideoModelName'];
+/** Upstream `model_name` of images/generations. */
+export type KlingLegacyImageModelName = KlingLegacyWireSchemas['ImageModelName'];
+/** Upstream `model_name` of images/kolors-virtual-try-on. */
+export type KlingLegacyTryOnModelName = KlingLegacyWireSchemas['TryOnModelName'];
 
 const idString = z.union([z.string(), z.number()]).transform((value) => String(value));
 const numeric = z.union([z.number(), z.string()]).transform((value) => Number(value));
@@ -49,3 +74,13 @@ export const KlingLegacyEnvelope = z.looseObject({
   data: z.unknown().optional(),
 });
 export type KlingLegacyEnvelope = z.infer<typeof KlingLegacyEnvelope>;
+
+/**
+ * An error answer: the envelope with a non-zero `code` (official "Error Code" table). Each field
+ * is read on its own, so an odd `message` does not hide the code and the other way round.
+ */
+export const KlingLegacyErrorBody = z.looseObject({
+  code: z.union([z.number(), z.string()]).nullish().catch(undefined),
+  message: z.string().nullish().catch(undefined),
+});
+export type KlingLegacyErrorBody = z.infer<typeof KlingLegacyErrorBody>;

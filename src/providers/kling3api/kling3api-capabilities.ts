@@ -5,10 +5,7 @@
  */
 import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
 import type { FieldRule, Offering } from '../../core/model/offerings.js';
-import type { components } from './kling3api-api.generated.js';
-
-/** An upstream task type, e.g. `pro-text-to-video` or `o3-std-video-edit`. */
-export type Kling3apiTaskType = components['schemas']['TaskType'];
+import type { Kling3apiTaskType } from './kling3api-schemas.js';
 
 /** Canonical operations kling3api serves, and for each quality the upstream type. */
 type TypesByOperation = Partial<Record<Operation, Record<Quality, Kling3apiTaskType>>>;

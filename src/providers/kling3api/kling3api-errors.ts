@@ -9,11 +9,7 @@ import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
 import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import { readJsonBody } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
-import type { components } from './kling3api-api.generated.js';
-import { Kling3apiErrorBody, type Kling3apiEnvelope } from './kling3api-schemas.js';
-
-/** An error code of the seed's table. */
-export type Kling3apiErrorCode = components['schemas']['ErrorCode'];
+import { Kling3apiErrorBody, type Kling3apiEnvelope, type Kling3apiErrorCode } from './kling3api-schemas.js';
 
 /** One row of the seed's error table, with the canonical code the gateway reports. */
 export interface Kling3apiErrorCodeEntry {

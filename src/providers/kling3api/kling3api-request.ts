@@ -4,11 +4,8 @@
  */
 import type { CapabilityField, VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
-import type { components } from './kling3api-api.generated.js';
-import { kling3apiTaskTypeFor, type Kling3apiTaskType } from './kling3api-capabilities.js';
-
-/** Body of `POST /api/generate`, generated from openapi/kling3api.yaml: a field outside it does not compile. */
-export type Kling3apiGenerateRequest = components['schemas']['GenerateRequest'];
+import { kling3apiTaskTypeFor } from './kling3api-capabilities.js';
+import type { Kling3apiGenerateRequest, Kling3apiTaskType } from './kling3api-schemas.js';
 
 /**
  * The upstream type for this request on this offering. The quality comes from the request,

@@ -1,5 +1,6 @@
 /**
- * Loose readers for kling3api.com answers: `{code, message, data}` envelopes from
+ * kling3api.com on the wire: the request body and enums (generated from openapi/kling3api.yaml),
+ * and loose readers for its answers: `{code, message, data}` envelopes from
  * `POST /api/generate` and `GET /api/status`, and error bodies.
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Responses" (both endpoints) and "Error Codes".
  *
@@ -7,6 +8,14 @@
  * may grow fields or drop them, and a reply we can still use must not fail on a detail.
  */
 import { z } from 'zod';
+import type { components } from './kling3api-api.generated.js';
+
+/** Body of `POST /api/generate`, generated from openapi/kling3api.yaml: a field outside it does not compile. */
+export type Kling3apiGenerateRequest = components['schemas']['GenerateRequest'];
+/** An upstream task type, e.g. `pro-text-to-video` or `o3-std-video-edit`. */
+export type Kling3apiTaskType = components['schemas']['TaskType'];
+/** An error code of the seed's table. */
+export type Kling3apiErrorCode = components['schemas']['ErrorCode'];
 
 /** A number, or a numeric string (resellers are not always careful with JSON types). */
 const looseNumber = z.union([z.number(), z.string()]).transform((value, ctx) => {

@@ -22,8 +22,8 @@ import {
   KLING3API_MAX_PROMPT_LENGTH,
   KLING3API_MAX_REFERENCE_IMAGES,
   isKling3apiO3Type,
-  type Kling3apiTaskType,
 } from './kling3api-capabilities.js';
+import type { Kling3apiTaskType } from './kling3api-schemas.js';
 
 /** The `error_message` of a task that ends with the `fail` outcome. */
 export const KLING3API_SIM_FAILURE_MESSAGE = 'Video generation failed: the render worker stopped unexpectedly';

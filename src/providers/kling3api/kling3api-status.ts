@@ -7,14 +7,10 @@
 import type { TaskOutput } from '../../core/model/canonical.js';
 import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
+import type { Kling3apiStatusData } from './kling3api-schemas.js';
 
 /** The parts of a status (or generate) answer's `data` that the mapping reads. */
-export interface Kling3apiStatusFields {
-  status?: string | null;
-  response?: unknown;
-  error_message?: string | null;
-  consumed_credits?: number | null;
-}
+export type Kling3apiStatusFields = Pick<Kling3apiStatusData, 'status' | 'response' | 'error_message' | 'consumed_credits'>;
 
 /** SPEC §2, kling3api column. Matching ignores case and surrounding spaces; the raw word is kept. */
 const STATUS_WORDS: Readonly<Record<string, UpstreamTaskStatus>> = {

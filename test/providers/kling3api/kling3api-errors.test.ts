@@ -3,7 +3,8 @@
  * (the seed shows none), and the HTTP-status fallback.
  */
 import { describe, expect, it } from 'vitest';
-import { KLING3API_ERROR_CODES, kling3apiEnvelopeStatus, mapKling3apiHttpError, readKling3apiError, type Kling3apiErrorCode } from '../../../src/providers/kling3api/kling3api-errors.js';
+import { KLING3API_ERROR_CODES, kling3apiEnvelopeStatus, mapKling3apiHttpError, readKling3apiError } from '../../../src/providers/kling3api/kling3api-errors.js';
+import type { Kling3apiErrorCode } from '../../../src/providers/kling3api/kling3api-schemas.js';
 
 /** Seed 004 "Error Codes": status, code → the canonical code SPEC and the brief give it. */
 const TABLE: [number, Kling3apiErrorCode, string][] = [

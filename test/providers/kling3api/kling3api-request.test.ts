@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { KLING3API_ALL_TASK_TYPES, kling3apiTaskTypeFor } from '../../../src/providers/kling3api/kling3api-capabilities.js';
-import { toKling3apiRequest, type Kling3apiGenerateRequest } from '../../../src/providers/kling3api/kling3api-request.js';
+import { toKling3apiRequest } from '../../../src/providers/kling3api/kling3api-request.js';
+import type { Kling3apiGenerateRequest } from '../../../src/providers/kling3api/kling3api-schemas.js';
 import { served } from './kling3api-fixtures.js';
 
 function bodyFor(input: unknown): Kling3apiGenerateRequest {
