@@ -4,7 +4,7 @@
  * provider's shipped default prices are what the shipped config.yaml says, so a configuration
  * without a `pricing` block prices as the shipped one does.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/config/config.js';
 import { mergePricing } from '../../src/core/model/pricing.js';
@@ -13,10 +13,30 @@ import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
 const PROVIDERS_DIR = new URL('../../src/providers/', import.meta.url);
 const FIXTURE_DIR = new URL('../fixtures/providers/', import.meta.url);
 
-/** Every provider folder holds these files and nothing else (the fixture adds its OpenAPI document). */
+/**
+ * The files of every provider folder, in the order they may import each other: a file imports
+ * only files before it (the fixture adds its OpenAPI document beside them).
+ */
+const ROLES = ['api.generated', 'pricing', 'schemas', 'capabilities', 'errors', 'request', 'status', 'simulator', 'provider'];
+
 function fileSet(id: string): string[] {
-  const roles = ['provider', 'capabilities', 'request', 'status', 'errors', 'schemas', 'pricing', 'simulator', 'api.generated'];
-  return [...roles.map((role) => `${id}-${role}.ts`), 'index.ts'].sort();
+  return [...ROLES.map((role) => `${id}-${role}.ts`), 'index.ts'].sort();
+}
+
+/** The sibling files a provider file imports, by role (`index` for the index). */
+function siblingImports(dir: URL, file: string, id: string): string[] {
+  const source = readFileSync(new URL(file, dir), 'utf8');
+  return [...source.matchAll(/from '\.\/([^']+)\.js'/g)].map(([, name]) => (name === 'index' ? 'index' : name!.replace(`${id}-`, '')));
+}
+
+function expectLayered(dir: URL, id: string): void {
+  ROLES.forEach((role, position) => {
+    for (const imported of siblingImports(dir, `${id}-${role}.ts`, id)) {
+      expect(ROLES.indexOf(imported), `${id}-${role}.ts imports ${imported}`).toBeGreaterThanOrEqual(0);
+      expect(ROLES.indexOf(imported), `${id}-${role}.ts imports ${imported}`).toBeLessThan(position);
+    }
+  });
+  expect(siblingImports(dir, 'index.ts', id)).toEqual(['provider']);
 }
 
 function foldersIn(dir: URL): string[] {
@@ -36,9 +56,14 @@ describe('the provider registry', () => {
     expect(readdirSync(new URL(`${id}/`, PROVIDERS_DIR)).sort()).toEqual(fileSet(id));
   });
 
-  it('the fixture fourth provider has that file set too, beside its OpenAPI document', () => {
+  it.each(PROVIDER_IDS)('%s: each file imports only the files before it in the set, and the index only the provider', (id) => {
+    expectLayered(new URL(`${id}/`, PROVIDERS_DIR), id);
+  });
+
+  it('the fixture fourth provider has that file set and layering too, beside its OpenAPI document', () => {
     for (const id of foldersIn(FIXTURE_DIR)) {
       expect(readdirSync(new URL(`${id}/`, FIXTURE_DIR)).sort()).toEqual([...fileSet(id), `${id}.yaml`].sort());
+      expectLayered(new URL(`${id}/`, FIXTURE_DIR), id);
     }
   });
 
