@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type GatewayConfig } from '../src/config/config.js';
-import { PROVIDER_IDS } from '../src/providers/registry.js';
+import { PROVIDER_IDS, PROVIDERS } from '../src/providers/registry.js';
 import type { BenchSettings } from './bench-settings.js';
 
 /** The one tenant the benchmark creates tasks as. */
@@ -65,11 +65,7 @@ export function benchConfig(settings: BenchSettings, databaseDirectory: string):
     },
     sandbox: { queued_ms: settings.queuedMs, processing_ms: settings.processingMs },
     log: { level: 'silent' },
-    providers: {
-      freepik: unlimitedProvider(1),
-      kling3api: unlimitedProvider(2),
-      'kling-legacy': unlimitedProvider(3),
-    },
+    providers: Object.fromEntries(PROVIDERS.map((provider, index) => [provider.id, unlimitedProvider(index + 1)])),
   };
   return parseConfig(document, {}, PROVIDER_IDS, 'benchmark config');
 }

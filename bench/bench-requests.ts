@@ -2,16 +2,22 @@
  * The one create request every phase sends: a plain 5-second Kling 3 Pro text-to-video, the
  * most common job, pinned to one provider so each phase knows which simulator it exercises.
  */
+import type { InboundWebhookKind } from '../src/core/upstream/provider.js';
+import { PROVIDERS } from '../src/providers/registry.js';
 
 /** Provider whose create and status routes are the latency and read baselines. */
 export const BASELINE_PROVIDER = 'freepik';
 
-/** What each provider's upstream tells the gateway besides polling (for the report). */
-export const TRACKING_STYLE: Record<string, string> = {
-  freepik: 'signed webhook',
-  kling3api: 'polling only',
-  'kling-legacy': 'callback + confirm',
+const TRACKING_BY_WEBHOOK_KIND: Record<InboundWebhookKind, string> = {
+  signed: 'signed webhook',
+  token: 'callback + confirm',
+  none: 'polling only',
 };
+
+/** What each provider's upstream tells the gateway besides polling (for the report). */
+export const TRACKING_STYLE: Record<string, string> = Object.fromEntries(
+  PROVIDERS.map((provider) => [provider.id, TRACKING_BY_WEBHOOK_KIND[provider.inboundWebhook]]),
+);
 
 export function benchCreateRequest(providerId: string): Record<string, unknown> {
   return {

@@ -10,6 +10,7 @@ import { systemClock } from '../src/core/clock.js';
 import { Gateway } from '../src/gateway.js';
 import { PROVIDERS } from '../src/providers/registry.js';
 import { startSandbox } from '../src/sandbox/sandbox.js';
+import { SIM_FILES_PATH } from '../src/sandbox/simulator-kit.js';
 import { BENCH_TENANT_KEY } from './bench-config.js';
 import { processCpuMs } from './machine-noise.js';
 
@@ -79,26 +80,16 @@ export interface BenchStack {
 }
 
 /**
- * Which simulator requests are status reads. This is upstream knowledge (each reseller's status
- * route, from `openapi/<id>.yaml`), kept here because only the benchmark needs it.
+ * Which simulator requests are creates and status reads. Every adapter creates a task with a
+ * POST and reads it with a GET (its `submit` and `getStatus`); the simulator's result files are
+ * downloads, neither of the two.
  */
-const UPSTREAM_ROUTES: Record<string, { isStatus(method: string, path: string): boolean; isSubmit(method: string, path: string): boolean }> = {
-  // GET /v1/ai/<family>/{task-id}; creates are POST /v1/ai/<family>-{pro|std}.
-  freepik: {
-    isStatus: (method, path) => method === 'GET' && path.startsWith('/v1/ai/'),
-    isSubmit: (method, path) => method === 'POST' && path.startsWith('/v1/ai/'),
-  },
-  // GET /api/status?task_id=…; creates are POST /api/generate.
-  kling3api: {
-    isStatus: (method, path) => method === 'GET' && path === '/api/status',
-    isSubmit: (method, path) => method === 'POST' && path === '/api/generate',
-  },
-  // GET /kling/v1/<family>/<action>/{task_id}; creates are POST /kling/v1/<family>/<action>.
-  'kling-legacy': {
-    isStatus: (method, path) => method === 'GET' && path.startsWith('/kling/v1/'),
-    isSubmit: (method, path) => method === 'POST' && path.startsWith('/kling/v1/'),
-  },
-};
+function upstreamCallKind(method: string, path: string): keyof UpstreamTraffic {
+  if (path.startsWith(`${SIM_FILES_PATH}/`)) return 'other';
+  if (method === 'POST') return 'submit';
+  if (method === 'GET') return 'status';
+  return 'other';
+}
 
 /** Starts simulators and gateway with workers running; the returned stack owns them. */
 export async function startBenchStack(config: GatewayConfig, databaseDirectory: string): Promise<BenchStack> {
@@ -129,13 +120,10 @@ export async function startBenchStack(config: GatewayConfig, databaseDirectory: 
   // Counted as requests arrive: the simulators keep only their recent requests.
   const traffic: Record<string, UpstreamTraffic> = {};
   for (const [id, simulator] of sandbox.simulators) {
-    const routes = UPSTREAM_ROUTES[id];
     const counts: UpstreamTraffic = { status: 0, submit: 0, other: 0 };
     traffic[id] = counts;
     simulator.onRequest((request) => {
-      if (routes?.isStatus(request.method, request.path)) counts.status += 1;
-      else if (routes?.isSubmit(request.method, request.path)) counts.submit += 1;
-      else counts.other += 1;
+      counts[upstreamCallKind(request.method, request.path)] += 1;
     });
   }
 

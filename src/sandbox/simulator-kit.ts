@@ -23,6 +23,9 @@ export const SAMPLE_MP4: Buffer = readFileSync(new URL('sample.mp4', assetsDir))
 /** A 160×90 PNG for image operations. */
 export const SAMPLE_PNG: Buffer = readFileSync(new URL('sample.png', assetsDir));
 
+/** Where every simulator serves its result files (`<path>/<task id>.mp4|.png`). */
+export const SIM_FILES_PATH = '/sim-files';
+
 /** Lifecycle phase of a simulated task at a given time. */
 export type SimulatedPhase = 'queued' | 'processing' | 'done';
 
@@ -74,7 +77,7 @@ export class SimulatorKit {
       if (this.requests.length > MAX_LOGGED_REQUESTS) this.requests.splice(0, this.requests.length - MAX_LOGGED_REQUESTS);
       next();
     });
-    this.app.get('/sim-files/:name', (req, res) => {
+    this.app.get(`${SIM_FILES_PATH}/:name`, (req, res) => {
       const name = String(req.params.name);
       if (name.endsWith('.mp4')) {
         res.type('video/mp4').send(SAMPLE_MP4);
@@ -225,7 +228,7 @@ export class SimulatorKit {
 
   /** A URL under this simulator that serves a playable result file. */
   resultUrl(taskId: string, kind: 'mp4' | 'png'): string {
-    return `${this.publicUrl}/sim-files/${encodeURIComponent(taskId)}.${kind}`;
+    return `${this.publicUrl}${SIM_FILES_PATH}/${encodeURIComponent(taskId)}.${kind}`;
   }
 
   /**
