@@ -77,6 +77,8 @@ export function toFreepikStatusReport(task: FreepikTask): StatusReport {
   return { status, providerStatus, outputs };
 }
 
+// Signed webhooks (see the header): the same task object, pushed by Freepik.
+
 /** How far a webhook's timestamp may be from now, either way. */
 export const FREEPIK_WEBHOOK_TOLERANCE_MS = 5 * 60 * 1000;
 
