@@ -1,0 +1,65 @@
+/**
+ * How the gateway's numbers read to people, the same in the CLI and the web console: costs with
+ * their currency and whether they are estimates, durations, sizes, shares.
+ */
+import type { TaskCost } from './gateway-types.js';
+
+/** `$0.56 (56 credits, estimated)`; `—` when nothing is known. */
+export function formatCost(cost: TaskCost | null | undefined): string {
+  if (!cost || (cost.credits === null && cost.currency_amount === null)) return '—';
+  const amount = cost.currency_amount === null ? null : formatMoney(cost.currency_amount, cost.currency);
+  const credits = cost.credits === null ? null : `${formatNumber(cost.credits)} credits`;
+  const parts = [amount ?? credits, amount && credits ? credits : null, cost.estimated ? 'estimated' : null].filter(Boolean);
+  return parts.length > 1 ? `${parts[0]} (${parts.slice(1).join(', ')})` : String(parts[0]);
+}
+
+/** Short form for tables: `$0.56~` (~ = estimated). */
+export function formatCostShort(cost: TaskCost | null | undefined): string {
+  if (!cost) return '—';
+  const text =
+    cost.currency_amount !== null
+      ? formatMoney(cost.currency_amount, cost.currency)
+      : cost.credits !== null
+        ? `${formatNumber(cost.credits)} cr`
+        : '—';
+  return text !== '—' && cost.estimated ? `${text}~` : text;
+}
+
+export function formatMoney(amount: number, currency: string | null): string {
+  if (currency === 'USD') return `$${amount.toFixed(amount !== 0 && Math.abs(amount) < 0.01 ? 4 : 2)}`;
+  return `${formatNumber(amount)} ${currency ?? ''}`.trim();
+}
+
+export function formatNumber(value: number): string {
+  return Number.isInteger(value) ? String(value) : String(Number(value.toFixed(4)));
+}
+
+/** `0:07`, `12:03`, `1:02:03`. */
+export function formatElapsed(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = String(total % 60).padStart(2, '0');
+  return hours > 0 ? `${hours}:${String(minutes).padStart(2, '0')}:${seconds}` : `${minutes}:${seconds}`;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+export function formatMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '—';
+  return ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
+}
+
+export function formatPercent(share: number | null | undefined): string {
+  return share === null || share === undefined ? '—' : `${Math.round(share * 100)}%`;
+}

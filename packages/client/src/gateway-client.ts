@@ -1,0 +1,389 @@
+/**
+ * The typed client of the Kling Gateway API. Requests and answers are typed by the paths of
+ * `openapi/gateway.json` (openapi-typescript + openapi-fetch), so a call the document does not
+ * describe fails to compile; errors arrive as `GatewayError` with the problem details.
+ *
+ * Works in Node 20 and in browsers (fetch, streams): the CLI and the web console both use it.
+ */
+import createClient from 'openapi-fetch';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
+import type { paths } from './gateway-api.generated.js';
+import {
+  EndpointNotAvailableError,
+  errorFromResponse,
+  GatewayError,
+  GatewayUnreachableError,
+  WaitTimeoutError,
+} from './gateway-errors.js';
+import {
+  isTerminal,
+  type CreateVideoRequest,
+  type ListVideosQuery,
+  type ModelList,
+  type OutputDownload,
+  type ProviderList,
+  type Quote,
+  type Task,
+  type TaskEvent,
+  type TaskList,
+  type UsageQuery,
+  type UsageReport,
+} from './gateway-types.js';
+
+/**
+ * Endpoints of this API version (SPEC §7) that a gateway may not have yet. The client calls them
+ * without generated types until openapi/gateway.json describes them (a test says when it does).
+ */
+export const OPTIONAL_ENDPOINTS = {
+  cancel: 'POST /v1/videos/{id}/cancel',
+  content: 'GET /v1/videos/{id}/content',
+  usage: 'GET /v1/usage',
+} as const;
+
+export type OptionalEndpoint = keyof typeof OPTIONAL_ENDPOINTS;
+
+export interface GatewayClientOptions {
+  /** The gateway's base URL, e.g. `http://127.0.0.1:8080` (a path prefix is kept). */
+  baseUrl: string;
+  /** A gateway key (`Authorization: Bearer`). Sent only to the gateway's own origin. */
+  apiKey: string;
+  /** A fetch implementation (tests, proxies); the global one by default. */
+  fetch?: typeof globalThis.fetch;
+  /** Extra headers on every request to the gateway. */
+  headers?: Record<string, string>;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+export interface CreateOptions extends RequestOptions {
+  /** `Idempotency-Key`: a repeat with the same key and body returns the same task. */
+  idempotencyKey?: string;
+}
+
+export interface WaitOptions extends RequestOptions {
+  /** Give up after this long (default 30 minutes, the gateway's default task deadline). */
+  timeoutMs?: number;
+  /** Called with the task whenever its status or `updated_at` changes. */
+  onUpdate?: (task: Task) => void;
+  /**
+   * `auto` (default): the event stream, and long polling (`?wait=`) if the stream cannot be
+   * opened or ends early (a proxy that buffers or cuts streams). `poll`: long polling only.
+   */
+  transport?: 'auto' | 'poll';
+  /** Longest single `?wait=` when polling, in seconds (default 10, at most 60). */
+  pollWindowSeconds?: number;
+}
+
+const DEFAULT_WAIT_MS = 30 * 60_000;
+
+/** Statuses that say the request itself is wrong; waiting or retrying cannot help. */
+const FINAL_ERROR_STATUSES = new Set([400, 401, 403, 404]);
+
+export class GatewayClient {
+  readonly baseUrl: string;
+  private readonly origin: string;
+  private readonly fetchImpl: typeof globalThis.fetch;
+  private readonly api: ReturnType<typeof createClient<paths>>;
+  private readonly headers: Record<string, string>;
+  private endpoints: Promise<Set<string> | null> | undefined;
+
+  constructor(options: GatewayClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.origin = new URL(this.baseUrl).origin;
+    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.fetchImpl = fetchImpl;
+    this.headers = { ...options.headers, authorization: `Bearer ${options.apiKey}` };
+    this.api = createClient<paths>({
+      baseUrl: this.baseUrl,
+      headers: this.headers,
+      fetch: async (request) => {
+        try {
+          return await fetchImpl(request);
+        } catch (error) {
+          if (request.signal?.aborted) throw request.signal.reason ?? error;
+          throw new GatewayUnreachableError(this.baseUrl, error);
+        }
+      },
+    });
+  }
+
+  // ---- videos ---------------------------------------------------------------------------
+
+  /** `POST /v1/videos`: creates a task (202). */
+  async createVideo(body: CreateVideoRequest, options: CreateOptions = {}): Promise<Task> {
+    return this.unwrap(
+      await this.api.POST('/v1/videos', {
+        body,
+        ...(options.idempotencyKey ? { params: { header: { 'idempotency-key': options.idempotencyKey } } } : {}),
+        ...this.signalOf(options),
+      }),
+    );
+  }
+
+  /** `GET /v1/videos/{id}`, optionally holding up to `wait` seconds (≤ 60) for a terminal status. */
+  async getVideo(id: string, options: RequestOptions & { wait?: number } = {}): Promise<Task> {
+    return this.unwrap(
+      await this.api.GET('/v1/videos/{id}', {
+        params: { path: { id }, ...(options.wait ? { query: { wait: options.wait } } : {}) },
+        ...this.signalOf(options),
+      }),
+    );
+  }
+
+  /** `GET /v1/videos`: one page of the caller's tasks, newest first. */
+  async listVideos(query: ListVideosQuery = {}, options: RequestOptions = {}): Promise<TaskList> {
+    return this.unwrap(await this.api.GET('/v1/videos', { params: { query }, ...this.signalOf(options) }));
+  }
+
+  /** Every task matching `query`, following `next_cursor` page by page. */
+  async *listAllVideos(query: Omit<ListVideosQuery, 'cursor'> = {}, options: RequestOptions = {}): AsyncGenerator<Task> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listVideos({ ...query, ...(cursor ? { cursor } : {}) }, options);
+      yield* page.data;
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+  }
+
+  /** `POST /v1/videos/quote`: who would serve the request, in which order, for how much. */
+  async quote(body: CreateVideoRequest, options: RequestOptions = {}): Promise<Quote> {
+    return this.unwrap(await this.api.POST('/v1/videos/quote', { body, ...this.signalOf(options) }));
+  }
+
+  /**
+   * `GET /v1/videos/{id}/events`: the task's status changes as they happen, read with fetch (so
+   * the key travels in the Authorization header, which EventSource cannot send). Ends when the
+   * task is terminal or the stream closes.
+   */
+  async *videoEvents(id: string, options: RequestOptions = {}): AsyncGenerator<TaskEvent> {
+    const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/events`;
+    const response = await this.send(url, { headers: { accept: 'text/event-stream' }, ...this.signalOf(options) });
+    if (!response.ok) throw await errorFromResponse(response);
+    if (!response.body || !(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
+      await response.body?.cancel();
+      throw new GatewayUnreachableError(url, new Error('the answer is not an event stream'));
+    }
+    const reader = response.body
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(new EventSourceParserStream())
+      .getReader();
+    try {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        if (!value.data) continue;
+        yield { event: value.event ?? 'message', id: value.id, task: JSON.parse(value.data) as Task };
+      }
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Resolves with the task once it is terminal (succeeded, failed or canceled); throws
+   * `WaitTimeoutError` when `timeoutMs` passes first. Follows the event stream, and falls back to
+   * long polling when the stream cannot be used.
+   */
+  async waitForVideo(id: string, options: WaitOptions = {}): Promise<Task> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
+    const deadline = Date.now() + timeoutMs;
+    let last: Task | undefined;
+    const seen = (task: Task) => {
+      if (!last || last.status !== task.status || last.updated_at !== task.updated_at) options.onUpdate?.(task);
+      last = task;
+    };
+    const timedOut = async () => new WaitTimeoutError(last ?? (await this.getVideo(id, this.signalOf(options))), timeoutMs);
+
+    if (options.transport !== 'poll') {
+      const stream = new AbortController();
+      const timer = setTimeout(() => stream.abort(new Error('wait timed out')), timeoutMs);
+      const forward = () => stream.abort(options.signal?.reason);
+      options.signal?.addEventListener('abort', forward, { once: true });
+      try {
+        for await (const { task } of this.videoEvents(id, { signal: stream.signal })) {
+          seen(task);
+          if (isTerminal(task)) return task;
+        }
+        // The stream closed before the end (a proxy, a restarting replica): poll from here.
+      } catch (error) {
+        if (options.signal?.aborted) throw options.signal.reason ?? error;
+        if (Date.now() >= deadline) throw await timedOut();
+        if (error instanceof GatewayError && FINAL_ERROR_STATUSES.has(error.status)) throw error;
+      } finally {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', forward);
+      }
+    }
+
+    const window = Math.min(60, Math.max(1, options.pollWindowSeconds ?? 10));
+    while (true) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw await timedOut();
+      const task = await this.getVideo(id, { wait: Math.min(window, Math.ceil(remaining / 1000)), ...this.signalOf(options) });
+      seen(task);
+      if (isTerminal(task)) return task;
+    }
+  }
+
+  /**
+   * `POST /v1/videos/{id}/cancel`: a task no provider holds yet ends `canceled` at cost 0; one an
+   * upstream holds answers 409. `EndpointNotAvailableError` on a gateway without cancel.
+   */
+  async cancelVideo(id: string, options: RequestOptions = {}): Promise<Task> {
+    const response = await this.sendOptional('cancel', `/v1/videos/${encodeURIComponent(id)}/cancel`, {
+      method: 'POST',
+      ...this.signalOf(options),
+    });
+    return (await response.json()) as Task;
+  }
+
+  /**
+   * Streams output `index` of a task: the gateway's stored copy (`GET /v1/videos/{id}/content`)
+   * where the gateway keeps one, otherwise the output's own URL. The gateway key is only ever
+   * sent to the gateway's origin, never to a provider's file host.
+   */
+  async downloadOutput(id: string, options: RequestOptions & { index?: number } = {}): Promise<OutputDownload> {
+    const index = options.index ?? 0;
+    if ((await this.hasEndpoint('content')) === true) {
+      const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/content?index=${index}`;
+      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options));
+      return this.toDownload(response, 'gateway', response.url || url);
+    }
+    const task = await this.getVideo(id, this.signalOf(options));
+    const output = task.outputs[index];
+    if (!output) {
+      throw new GatewayError(
+        404,
+        { type: 'about:blank', title: 'Not found', status: 404, detail: `video ${id} has no output ${index} (it has ${task.outputs.length})` },
+        null,
+      );
+    }
+    const url = new URL(output.url, `${this.baseUrl}/`);
+    const own = url.origin === this.origin;
+    const response = await this.send(url.href, this.signalOf(options));
+    if (!response.ok) throw await errorFromResponse(response);
+    return this.toDownload(response, own ? 'gateway' : 'upstream', url.href);
+  }
+
+  // ---- catalog and operations -------------------------------------------------------------
+
+  /** `GET /v1/models`: canonical models and operations, and who serves each. */
+  async listModels(options: RequestOptions = {}): Promise<ModelList> {
+    return this.unwrap(await this.api.GET('/v1/models', this.signalOf(options)));
+  }
+
+  /** `GET /v1/providers`: each provider's circuit, load, success rate, latency and prices. */
+  async listProviders(options: RequestOptions = {}): Promise<ProviderList> {
+    return this.unwrap(await this.api.GET('/v1/providers', this.signalOf(options)));
+  }
+
+  /** `GET /v1/usage`: spend and outcomes grouped as asked. `EndpointNotAvailableError` without it. */
+  async usage(query: UsageQuery = {}, options: RequestOptions = {}): Promise<UsageReport> {
+    const response = await this.sendOptional('usage', `/v1/usage${usageQueryString(query)}`, this.signalOf(options));
+    return (await response.json()) as UsageReport;
+  }
+
+  /** `GET /v1/usage?format=csv`: the same report as CSV text. */
+  async usageCsv(query: UsageQuery = {}, options: RequestOptions = {}): Promise<string> {
+    const response = await this.sendOptional('usage', `/v1/usage${usageQueryString(query, 'csv')}`, this.signalOf(options));
+    return response.text();
+  }
+
+  /**
+   * Whether the gateway has an endpoint, from its own OpenAPI document (`/openapi.json`, read
+   * once): `true`/`false`, or `null` when the document cannot be read.
+   */
+  async hasEndpoint(endpoint: OptionalEndpoint): Promise<boolean | null> {
+    this.endpoints ??= this.readEndpoints();
+    const endpoints = await this.endpoints;
+    return endpoints ? endpoints.has(OPTIONAL_ENDPOINTS[endpoint]) : null;
+  }
+
+  /** Forgets what `/openapi.json` said (after the gateway was upgraded). */
+  forgetEndpoints(): void {
+    this.endpoints = undefined;
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------
+
+  private async readEndpoints(): Promise<Set<string> | null> {
+    try {
+      const response = await this.fetchImpl(`${this.baseUrl}/openapi.json`);
+      if (!response.ok) return null;
+      const document = (await response.json()) as { paths?: Record<string, Record<string, unknown>> };
+      const endpoints = new Set<string>();
+      for (const [path, item] of Object.entries(document.paths ?? {})) {
+        for (const method of Object.keys(item)) endpoints.add(`${method.toUpperCase()} ${path}`);
+      }
+      return endpoints;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A request to one of the optional endpoints; throws unless the answer is 2xx. */
+  private async sendOptional(endpoint: OptionalEndpoint, pathAndQuery: string, init: RequestInit = {}): Promise<Response> {
+    if ((await this.hasEndpoint(endpoint)) === false) throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
+    const response = await this.send(`${this.baseUrl}${pathAndQuery}`, init);
+    if (response.ok) return response;
+    const error = await errorFromResponse(response);
+    // A gateway whose document could not be read: its router's own 404 says the route is missing.
+    if (error.status === 404 && /^no route for /.test(error.problem.detail ?? '')) {
+      throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
+    }
+    throw error;
+  }
+
+  /** A request outside openapi-fetch: the gateway's headers (and key) go to its own origin only. */
+  private async send(url: string, init: RequestInit): Promise<Response> {
+    const own = new URL(url).origin === this.origin;
+    const headers = new Headers(own ? this.headers : {});
+    for (const [name, value] of new Headers(init.headers)) headers.set(name, value);
+    if (!own) headers.delete('authorization');
+    try {
+      return await this.fetchImpl(url, { ...init, headers });
+    } catch (error) {
+      if (init.signal?.aborted) throw init.signal.reason ?? error;
+      throw new GatewayUnreachableError(own ? this.baseUrl : url, error);
+    }
+  }
+
+  private toDownload(response: Response, source: OutputDownload['source'], url: string): OutputDownload {
+    if (!response.body) throw new GatewayUnreachableError(url, new Error('the answer has no body'));
+    const length = Number(response.headers.get('content-length'));
+    return {
+      body: response.body,
+      size: Number.isFinite(length) && length > 0 ? length : null,
+      contentType: response.headers.get('content-type'),
+      source,
+      url,
+    };
+  }
+
+  private signalOf(options: RequestOptions): { signal?: AbortSignal } {
+    return options.signal ? { signal: options.signal } : {};
+  }
+
+  private async unwrap<T>(result: { data?: T; error?: unknown; response: Response }): Promise<T> {
+    if (result.response.ok && result.data !== undefined) return result.data;
+    if (result.response.ok) throw new GatewayUnreachableError(this.baseUrl, new Error(`empty ${result.response.status} answer`));
+    throw await errorFromResponse(result.response, result.error);
+  }
+}
+
+function usageQueryString(query: UsageQuery, format?: 'csv'): string {
+  const params = new URLSearchParams();
+  if (query.group_by?.length) params.set('group_by', query.group_by.join(','));
+  if (query.from) params.set('from', query.from);
+  if (query.to) params.set('to', query.to);
+  if (format) params.set('format', format);
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+/** A client for one gateway and key. */
+export function createGatewayClient(options: GatewayClientOptions): GatewayClient {
+  return new GatewayClient(options);
+}

@@ -1,0 +1,92 @@
+/**
+ * What can go wrong when talking to the gateway, as classes a caller can tell apart: the gateway
+ * answered with a problem (RFC 9457), could not be reached, lacks an endpoint, or a wait ran out.
+ */
+import type { ProblemDetails, Task } from './gateway-types.js';
+
+/** The gateway answered with an error status; `problem` is its RFC 9457 body. */
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+
+  constructor(
+    /** HTTP status of the answer. */
+    readonly status: number,
+    /** The problem details (a minimal one is made up when the body was not problem+json). */
+    readonly problem: ProblemDetails,
+    /** The gateway's `x-request-id`, to quote in a support request. */
+    readonly requestId: string | null,
+  ) {
+    super(problem.detail ? `${problem.title}: ${problem.detail}` : problem.title);
+  }
+}
+
+/** The gateway could not be reached (connection refused, DNS, reset) or its answer was unreadable. */
+export class GatewayUnreachableError extends Error {
+  override readonly name = 'GatewayUnreachableError';
+
+  constructor(
+    readonly url: string,
+    override readonly cause: unknown,
+  ) {
+    super(`cannot reach ${url}: ${describeCause(cause)}`);
+  }
+}
+
+/** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND …) is on its cause. */
+function describeCause(cause: unknown): string {
+  const inner = (cause as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  if (inner && typeof inner.code === 'string') return `${inner.code}${typeof inner.message === 'string' ? ` (${inner.message})` : ''}`;
+  if (inner && typeof inner.message === 'string') return inner.message;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/**
+ * The gateway does not have this endpoint (an older version or one that has not enabled it), as
+ * its own OpenAPI document or a "no route" 404 says.
+ */
+export class EndpointNotAvailableError extends Error {
+  override readonly name = 'EndpointNotAvailableError';
+
+  constructor(
+    /** `METHOD /path/template`, e.g. `POST /v1/videos/{id}/cancel`. */
+    readonly endpoint: string,
+  ) {
+    super(`${endpoint} is not available on this gateway`);
+  }
+}
+
+/** `wait` ran out of time before the task reached a terminal status. */
+export class WaitTimeoutError extends Error {
+  override readonly name = 'WaitTimeoutError';
+
+  constructor(
+    /** The task as last seen. */
+    readonly task: Task,
+    readonly timeoutMs: number,
+  ) {
+    super(`video ${task.id} is still ${task.status} after ${Math.round(timeoutMs / 1000)} s`);
+  }
+}
+
+/** Reads an error answer into a GatewayError, whatever its body. */
+export async function errorFromResponse(response: Response, body?: unknown): Promise<GatewayError> {
+  let parsed = body;
+  if (parsed === undefined) {
+    const text = await response.text().catch(() => '');
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+  }
+  const problem: ProblemDetails =
+    parsed && typeof parsed === 'object' && typeof (parsed as ProblemDetails).title === 'string'
+      ? (parsed as ProblemDetails)
+      : {
+          type: 'about:blank',
+          title: response.statusText || `HTTP ${response.status}`,
+          status: response.status,
+          ...(typeof parsed === 'string' && parsed ? { detail: parsed.slice(0, 500) } : {}),
+        };
+  return new GatewayError(response.status, problem, response.headers.get('x-request-id'));
+}
