@@ -1,0 +1,153 @@
+/**
+ * What the gateway offers and how it is doing: models, providers, usage.
+ */
+import type { Command } from 'commander';
+import {
+  accountsOf,
+  formatMoney,
+  formatMs,
+  formatNumber,
+  formatPercent,
+  type ProviderAccountStatus,
+  type ProviderStatus,
+  type UsageRow,
+} from '../../packages/client/src/index.js';
+import { formatTime } from './cli-output.js';
+import type { CliContext } from './cli-context.js';
+
+const USAGE_GROUPS = ['provider', 'model', 'operation', 'quality', 'day'];
+
+/** One providers-table row: a provider, or one of its accounts (indented under it). */
+interface ProviderRow {
+  name: string;
+  mode: string;
+  circuit: string;
+  inFlight: string;
+  queued: string;
+  success: string;
+  calls: string;
+  p50: string;
+  p95: string;
+  completion: string;
+}
+
+function providerRow(provider: ProviderStatus): ProviderRow {
+  return {
+    name: provider.id,
+    mode: provider.mode,
+    circuit: provider.circuit.replace('_', '-') + (provider.cooling_down_until ? ` (cool-down until ${formatTime(provider.cooling_down_until)})` : ''),
+    inFlight: `${provider.in_flight}/${provider.max_in_flight}`,
+    queued: String(provider.queued),
+    success: formatPercent(provider.success_rate),
+    calls: String(provider.calls),
+    p50: formatMs(provider.latency_p50_ms),
+    p95: formatMs(provider.latency_p95_ms),
+    completion: formatMs(provider.median_completion_ms),
+  };
+}
+
+function accountRow(account: ProviderAccountStatus): ProviderRow {
+  const count = (value: unknown) => (typeof value === 'number' ? String(value) : '—');
+  return {
+    name: `  └ ${account.id}`,
+    mode: '',
+    circuit: typeof account.circuit === 'string' ? account.circuit.replace('_', '-') : '—',
+    inFlight: `${count(account.in_flight)}/${count(account.max_in_flight)}`,
+    queued: '',
+    success: formatPercent(account.success_rate),
+    calls: count(account.calls),
+    p50: formatMs(account.latency_p50_ms),
+    p95: formatMs(account.latency_p95_ms),
+    completion: '',
+  };
+}
+
+export function registerCatalogCommands(program: Command, context: CliContext): void {
+  program
+    .command('models')
+    .description('canonical models and operations, and which providers serve each')
+    .option('--model <model>', 'only this model')
+    .action(async (options: { model?: string }, command: Command) => {
+      const out = context.outputFor(command);
+      const models = await context.clientFor(command).listModels({ signal: context.signal });
+      out.data(options.model ? { data: models.data.filter((entry) => entry.model === options.model) } : models);
+      const rows = models.data
+        .filter((entry) => !options.model || entry.model === options.model)
+        .flatMap((entry) =>
+          entry.operations.flatMap((operation) =>
+            operation.providers.map((provider) => ({ model: entry.model, operation: operation.operation, ...provider })),
+          ),
+        );
+      out.table(rows, [
+        { header: 'MODEL', value: (r) => r.model },
+        { header: 'OPERATION', value: (r) => r.operation },
+        { header: 'PROVIDER', value: (r) => r.provider + (r.enabled ? '' : ' (disabled)') },
+        { header: 'QUALITIES', value: (r) => r.qualities.join(',') },
+        { header: 'UPSTREAM', value: (r) => r.upstream },
+      ]);
+    });
+
+  program
+    .command('providers')
+    .description('each provider (and account): mode, circuit, load, success rate, latency')
+    .action(async (_options: unknown, command: Command) => {
+      const out = context.outputFor(command);
+      const providers = await context.clientFor(command).listProviders({ signal: context.signal });
+      out.data(providers);
+      const rows = providers.data.flatMap((provider) => [providerRow(provider), ...accountsOf(provider).map(accountRow)]);
+      out.table(rows, [
+        { header: 'PROVIDER', value: (r) => r.name },
+        { header: 'MODE', value: (r) => r.mode },
+        { header: 'CIRCUIT', value: (r) => r.circuit },
+        { header: 'IN FLIGHT', value: (r) => r.inFlight, right: true },
+        { header: 'QUEUED', value: (r) => r.queued, right: true },
+        { header: 'SUCCESS', value: (r) => r.success, right: true },
+        { header: 'CALLS', value: (r) => r.calls, right: true },
+        { header: 'P50', value: (r) => r.p50, right: true },
+        { header: 'P95', value: (r) => r.p95, right: true },
+        { header: 'MEDIAN DONE', value: (r) => r.completion, right: true },
+      ]);
+      for (const provider of providers.data) {
+        if (provider.disabled_reason) out.note(`${provider.id}: ${provider.disabled_reason}`);
+      }
+      out.note('queued = tasks waiting for any provider; success and latency over the last 10 minutes of upstream calls');
+    });
+
+  program
+    .command('usage')
+    .description('spend and outcomes grouped by provider, model, operation, quality or day')
+    .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS.join(', ')}`, 'provider,model')
+    .option('--from <date>', 'from this date or time (inclusive, ISO 8601)')
+    .option('--to <date>', 'until this date or time (exclusive, ISO 8601)')
+    .option('--csv', 'print the CSV the gateway produces')
+    .action(async (options: { groupBy: string; from?: string; to?: string; csv?: boolean }, command: Command) => {
+      const out = context.outputFor(command);
+      const client = context.clientFor(command);
+      const groupBy = options.groupBy.split(',').map((field) => field.trim()).filter(Boolean);
+      const query = { group_by: groupBy, ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) };
+      if (options.csv) {
+        process.stdout.write(await client.usageCsv(query, { signal: context.signal }));
+        return;
+      }
+      const report = await client.usage(query, { signal: context.signal });
+      out.data(report);
+      if (report.data.length === 0) {
+        out.line('no usage in this period');
+        return;
+      }
+      const count = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
+      out.table(report.data, [
+        ...groupBy.map((field) => ({ header: field.toUpperCase(), value: (row: UsageRow) => String(row[field] ?? '—') })),
+        { header: 'TASKS', value: (row: UsageRow) => count(row.tasks), right: true },
+        { header: 'SUCCEEDED', value: (row: UsageRow) => count(row.succeeded), right: true },
+        { header: 'FAILED', value: (row: UsageRow) => count(row.failed), right: true },
+        { header: 'SECONDS', value: (row: UsageRow) => count(row.video_seconds), right: true },
+        { header: 'CREDITS', value: (row: UsageRow) => count(row.credits), right: true },
+        {
+          header: 'COST',
+          value: (row: UsageRow) => (typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'),
+          right: true,
+        },
+      ]);
+    });
+}

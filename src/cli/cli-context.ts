@@ -1,0 +1,59 @@
+/**
+ * What every command needs: a client for the gateway named by `--url`/`--key` (or
+ * `KLING_GATEWAY_URL`/`KLING_GATEWAY_API_KEY`), the output mode, a signal that Ctrl-C aborts, and
+ * a way to set the exit code.
+ */
+import type { Command } from 'commander';
+import { GatewayClient } from '../../packages/client/src/index.js';
+import { CliOutput } from './cli-output.js';
+import { CliError, ExitCode } from './exit-codes.js';
+
+export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080';
+
+export interface GlobalOptions {
+  url?: string;
+  key?: string;
+  json?: boolean;
+}
+
+export class CliContext {
+  readonly aborter = new AbortController();
+  exitCode: number = ExitCode.ok;
+
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  get signal(): AbortSignal {
+    return this.aborter.signal;
+  }
+
+  /** Sets the exit code a command ends with (without stopping it). */
+  exit(code: number): void {
+    this.exitCode = code;
+  }
+
+  globals(command: Command): GlobalOptions {
+    return command.optsWithGlobals() as GlobalOptions;
+  }
+
+  outputFor(command: Command): CliOutput {
+    return new CliOutput(this.globals(command).json === true);
+  }
+
+  clientFor(command: Command): GatewayClient {
+    const globals = this.globals(command);
+    const url = globals.url ?? this.env.KLING_GATEWAY_URL ?? DEFAULT_GATEWAY_URL;
+    const key = globals.key ?? this.env.KLING_GATEWAY_API_KEY;
+    if (!key) {
+      throw new CliError(
+        'no gateway key: pass --key or set KLING_GATEWAY_API_KEY (the sandbox from `npm start` takes dev-key)',
+        ExitCode.usage,
+      );
+    }
+    try {
+      new URL(url);
+    } catch {
+      throw new CliError(`--url ${url} is not a URL (e.g. ${DEFAULT_GATEWAY_URL})`, ExitCode.usage);
+    }
+    return new GatewayClient({ baseUrl: url, apiKey: key });
+  }
+}

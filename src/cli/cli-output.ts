@@ -1,0 +1,67 @@
+/**
+ * How the CLI writes: results on stdout (a table or text for people, the API's JSON with
+ * `--json`), everything else (progress, hints, errors) on stderr, so `kling-gateway … --json | jq`
+ * always gets clean JSON.
+ */
+import type { GatewayError } from '../../packages/client/src/index.js';
+
+export interface Column<Row> {
+  header: string;
+  value: (row: Row) => string;
+  /** Right-align (numbers). */
+  right?: boolean;
+}
+
+export class CliOutput {
+  constructor(
+    readonly json: boolean,
+    private readonly stdout: NodeJS.WritableStream = process.stdout,
+    private readonly stderr: NodeJS.WritableStream = process.stderr,
+  ) {}
+
+  /** A result line for people (skipped with --json). */
+  line(text = ''): void {
+    if (!this.json) this.stdout.write(`${text}\n`);
+  }
+
+  /** The machine-readable result (only with --json). */
+  data(value: unknown): void {
+    if (this.json) this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** Progress, hints and errors: stderr, in both modes. */
+  note(text: string): void {
+    this.stderr.write(`${text}\n`);
+  }
+
+  /** Aligned columns, like `docker ps`: easy to read and to cut. */
+  table<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): void {
+    if (this.json) return;
+    const cells = rows.map((row) => columns.map((column) => column.value(row)));
+    const widths = columns.map((column, index) => Math.max(column.header.length, ...cells.map((row) => row[index]!.length)));
+    const render = (values: string[]) =>
+      values
+        .map((value, index) => (columns[index]!.right ? value.padStart(widths[index]!) : value.padEnd(widths[index]!)))
+        .join('  ')
+        .trimEnd();
+    this.line(render(columns.map((column) => column.header)));
+    for (const row of cells) this.line(render(row));
+  }
+}
+
+/** `2026-11-22 12:00:05` in UTC: sortable, and the same for everyone reading a pasted log. */
+export function formatTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : `${date.toISOString().slice(0, 19).replace('T', ' ')}Z`;
+}
+
+/** A problem as the lines a person needs: title, detail, each invalid field, each provider's reasons. */
+export function describeProblem(error: GatewayError): string[] {
+  const { problem } = error;
+  const lines = [`error: ${problem.title} (${error.status})${problem.detail ? `: ${problem.detail}` : ''}`];
+  for (const field of problem.errors ?? []) lines.push(`  ${field.path}: ${field.message}`);
+  for (const provider of problem.providers ?? []) lines.push(`  ${provider.provider}: ${provider.reasons.join('; ')}`);
+  if (error.requestId) lines.push(`  request id: ${error.requestId}`);
+  return lines;
+}

@@ -1,0 +1,77 @@
+/**
+ * What the CLI's exit status means, so scripts can branch on it without parsing text. Listed in
+ * `kling-gateway --help` and the README.
+ */
+import {
+  EndpointNotAvailableError,
+  GatewayError,
+  GatewayUnreachableError,
+  WaitTimeoutError,
+} from '../../packages/client/src/index.js';
+
+export const ExitCode = {
+  /** Done as asked (for generate --wait: the video succeeded and was saved). */
+  ok: 0,
+  /** Something unexpected (a bug): the message says what. */
+  unexpected: 1,
+  /** The command line is wrong: unknown flag, missing argument, unreadable --file, no key. */
+  usage: 2,
+  /** The gateway refused the request (400, 409, 413, 415, 422 …): fix the request. */
+  refused: 3,
+  /** The gateway key is missing or not valid (401, 403). */
+  auth: 4,
+  /** No such task for this key (404). */
+  notFound: 5,
+  /** The video ended failed or canceled. */
+  taskFailed: 6,
+  /** This gateway does not have the endpoint (an older gateway). */
+  notAvailable: 7,
+  /** Waiting timed out; the task is still running. */
+  timeout: 8,
+  /** The gateway (or, for migrate, the database) cannot be reached, or answered 5xx. */
+  unreachable: 9,
+  /** Interrupted (Ctrl-C). */
+  interrupted: 130,
+  /** check-config / migrate: the configuration file is not valid (EX_CONFIG). */
+  badConfig: 78,
+} as const;
+
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** A failure the CLI explains itself, with the exit code that goes with it. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+  ) {
+    super(message);
+  }
+}
+
+export function exitCodeFor(error: unknown): ExitCode {
+  if (error instanceof CliError) return error.exitCode;
+  if (error instanceof EndpointNotAvailableError) return ExitCode.notAvailable;
+  if (error instanceof WaitTimeoutError) return ExitCode.timeout;
+  if (error instanceof GatewayUnreachableError) return ExitCode.unreachable;
+  if (error instanceof GatewayError) {
+    if (error.status === 401 || error.status === 403) return ExitCode.auth;
+    if (error.status === 404) return ExitCode.notFound;
+    if (error.status >= 500) return ExitCode.unreachable;
+    return ExitCode.refused;
+  }
+  return ExitCode.unexpected;
+}
+
+/** The table printed at the end of `--help`. */
+export const EXIT_CODE_HELP = `Exit codes:
+  0   done (generate --wait: the video succeeded and was saved)
+  2   wrong command line (unknown flag, missing argument, unreadable --file, no key)
+  3   the gateway refused the request (400, 409, 413, 415, 422)
+  4   the gateway key is missing or not valid (401, 403)
+  5   no such task for this key (404)
+  6   the video ended failed or canceled
+  7   this gateway does not have the endpoint
+  8   timed out waiting; the task is still running
+  9   cannot reach the gateway (or the database), or it answered 5xx
+  78  check-config, migrate: the configuration is not valid
+  1   anything else (a bug)`;

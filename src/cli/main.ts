@@ -1,0 +1,74 @@
+/**
+ * `kling-gateway`: the command-line client (commander). API commands talk to a gateway through
+ * the typed client (`packages/client`); operator commands read this machine's config and store.
+ * Exit codes are listed in `exit-codes.ts` and at the end of `--help`.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { EndpointNotAvailableError, GatewayError } from '../../packages/client/src/index.js';
+import { registerCatalogCommands } from './catalog-commands.js';
+import { CliContext, DEFAULT_GATEWAY_URL } from './cli-context.js';
+import { describeProblem } from './cli-output.js';
+import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
+import { registerOperatorCommands } from './operator-commands.js';
+import { registerVideoCommands } from './video-commands.js';
+
+const VERSION = '0.1.0';
+
+export function buildProgram(context: CliContext): Command {
+  const program = new Command('kling-gateway')
+    .description('Kling Gateway from the command line: create and follow videos, compare providers, check a config.')
+    .version(VERSION)
+    .addOption(new Option('--url <url>', `the gateway (default: $KLING_GATEWAY_URL or ${DEFAULT_GATEWAY_URL})`))
+    .addOption(new Option('--key <key>', 'a gateway key (default: $KLING_GATEWAY_API_KEY)'))
+    .option('--json', "print the API's JSON instead of tables (progress and errors stay on stderr)")
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `\n${EXIT_CODE_HELP}`)
+    .exitOverride();
+  registerVideoCommands(program, context);
+  registerCatalogCommands(program, context);
+  registerOperatorCommands(program, context);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code (never calls process.exit itself). */
+export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const context = new CliContext(env);
+  const program = buildProgram(context);
+  const interrupt = () => {
+    if (context.signal.aborted) process.exit(ExitCode.interrupted);
+    context.aborter.abort(new CliError('interrupted', ExitCode.interrupted));
+  };
+  process.on('SIGINT', interrupt);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return context.exitCode;
+  } catch (error) {
+    return report(error, context);
+  } finally {
+    process.off('SIGINT', interrupt);
+  }
+}
+
+function report(error: unknown, context: CliContext): number {
+  if (error instanceof CommanderError) {
+    // Help and --version end here too; commander already printed them.
+    return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  }
+  const reason = context.signal.aborted ? context.signal.reason : error;
+  if (reason instanceof CliError && reason.exitCode === ExitCode.interrupted) {
+    process.stderr.write('\ninterrupted\n');
+    return ExitCode.interrupted;
+  }
+  if (error instanceof GatewayError) {
+    for (const line of describeProblem(error)) process.stderr.write(`${line}\n`);
+  } else if (error instanceof EndpointNotAvailableError) {
+    process.stderr.write(`error: ${error.message} (a newer gateway has it)\n`);
+  } else if (error instanceof Error) {
+    process.stderr.write(`error: ${error.message}\n`);
+    if (exitCodeFor(error) === ExitCode.unexpected && process.env.KLING_GATEWAY_DEBUG) process.stderr.write(`${error.stack}\n`);
+  } else {
+    process.stderr.write(`error: ${String(error)}\n`);
+  }
+  return exitCodeFor(error);
+}

@@ -1,0 +1,206 @@
+/**
+ * Operator commands that work on this machine's files rather than through the API:
+ * `check-config` validates a config file the way the gateway does at start and shows what would
+ * run; `migrate` brings a database to the current schema before a rollout.
+ *
+ * The server's modules are loaded only when one of these runs, so the API commands start fast.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { GatewayConfig } from '../config/config.js';
+import { formatNumber } from '../../packages/client/src/index.js';
+import type { CliOutput } from './cli-output.js';
+import { CliError, ExitCode } from './exit-codes.js';
+import type { CliContext } from './cli-context.js';
+
+/** The sample key config.yaml ships with: fine for the sandbox, never for real traffic. */
+const SHIPPED_SAMPLE_KEY = 'dev-key';
+
+function configPath(file: string | undefined): string {
+  return resolve(file ?? process.env.CONFIG_FILE ?? 'config.yaml');
+}
+
+/** A database URL without its password. */
+function describeDatabase(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:…@');
+}
+
+async function loadConfig(path: string): Promise<GatewayConfig> {
+  const [{ ConfigError, loadConfigFile }, { PROVIDER_IDS }] = await Promise.all([
+    import('../config/config.js'),
+    import('../providers/registry.js'),
+  ]);
+  try {
+    return loadConfigFile(path, process.env, PROVIDER_IDS);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, ExitCode.badConfig);
+    throw error;
+  }
+}
+
+interface ProviderPlan {
+  id: string;
+  mode: 'live' | 'simulator' | 'disabled';
+  reason: string | null;
+  base_url: string | null;
+  priority: number;
+  weight: number;
+  max_in_flight: number;
+  timeout_ms: number;
+  rate_limits: { limit: number; window_ms: number }[];
+  webhooks: boolean;
+  pricing: { currency: string; credit_value: number; rules: number } | null;
+}
+
+/** What a gateway started with this configuration would run, without secrets. */
+async function planFor(path: string, config: GatewayConfig) {
+  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint }, { mergePricing }] = await Promise.all([
+    import('../providers/registry.js'),
+    import('../sandbox/sandbox.js'),
+    import('../core/model/pricing.js'),
+  ]);
+  const live = isLive(config, PROVIDERS);
+  const problems: string[] = [];
+  const providers: ProviderPlan[] = PROVIDERS.map((provider) => {
+    const settings = config.providers[provider.id];
+    let mode: ProviderPlan['mode'];
+    let reason: string | null = null;
+    let baseUrl: string | null = null;
+    if (settings?.enabled === false) {
+      mode = 'disabled';
+      reason = 'enabled: false';
+    } else if (settings?.api_key) {
+      try {
+        baseUrl = liveEndpoint(config, provider)?.baseUrl ?? null;
+        mode = 'live';
+      } catch (error) {
+        problems.push((error as Error).message);
+        mode = 'disabled';
+        reason = (error as Error).message;
+      }
+    } else if (needsSimulator(config, PROVIDERS, provider.id)) {
+      mode = 'simulator';
+    } else {
+      mode = 'disabled';
+      reason = 'no api_key (simulators run only when no provider has a key; see sandbox.simulators)';
+    }
+    const pricing = settings ? mergePricing(provider.defaultPricing, settings.pricing) : provider.defaultPricing;
+    return {
+      id: provider.id,
+      mode,
+      reason,
+      base_url: baseUrl,
+      priority: settings?.priority ?? 100,
+      weight: settings?.weight ?? 1,
+      max_in_flight: settings?.max_in_flight ?? 20,
+      timeout_ms: settings?.timeout_ms ?? 30_000,
+      rate_limits: settings?.rate_limits ?? [],
+      webhooks: Boolean(settings?.webhook_secret),
+      pricing: pricing ? { currency: pricing.currency, credit_value: pricing.credit_value, rules: pricing.rules.length } : null,
+    };
+  });
+  const warnings: string[] = [];
+  if (live && config.auth.api_keys.some((entry) => entry.key === SHIPPED_SAMPLE_KEY)) {
+    warnings.push(`auth.api_keys: the sample key "${SHIPPED_SAMPLE_KEY}" from the repository is accepted in a live deployment; set GATEWAY_API_KEYS`);
+  }
+  if (providers.every((provider) => provider.mode === 'disabled')) warnings.push('no provider would run: every request would be refused');
+  return {
+    file: path,
+    valid: problems.length === 0,
+    problems,
+    deployment: live ? ('live' as const) : ('sandbox' as const),
+    listen: `${config.server.host}:${config.server.port}`,
+    public_url: config.server.public_url,
+    database: describeDatabase(config.database.url),
+    tenants: config.auth.api_keys.map((entry) => ({
+      tenant: entry.tenant,
+      webhook_secret: Boolean(config.tenants[entry.tenant]?.webhook_secret),
+    })),
+    routing: config.routing,
+    task_deadline_ms: config.tasks.deadline_ms,
+    providers,
+    warnings,
+  };
+}
+
+function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): void {
+  out.line(`${plan.file}: ${plan.valid ? 'valid' : 'not valid'}`);
+  out.line(`  deployment  ${plan.deployment === 'live' ? 'live (an upstream key is set)' : 'sandbox (no upstream key: built-in simulators)'}`);
+  out.line(`  listen      ${plan.listen}  (public URL ${plan.public_url})`);
+  out.line(`  database    ${plan.database}`);
+  out.line(`  tenants     ${plan.tenants.map((t) => t.tenant + (t.webhook_secret ? ' (webhooks signed)' : '')).join(', ')}`);
+  out.line(`  routing     ${plan.routing.strategy}${plan.routing.allow_fallbacks ? ', failover on' : ', no failover'}${plan.routing.failover_on_timeout ? ', also after timeouts' : ''}`);
+  out.line(`  deadline    ${formatNumber(plan.task_deadline_ms / 60_000)} min`);
+  out.line('');
+  out.table(plan.providers, [
+    { header: 'PROVIDER', value: (p) => p.id },
+    { header: 'MODE', value: (p) => p.mode },
+    { header: 'UPSTREAM', value: (p) => p.base_url ?? (p.mode === 'simulator' ? 'loopback simulator' : '—') },
+    { header: 'PRIORITY', value: (p) => String(p.priority), right: true },
+    { header: 'CAP', value: (p) => String(p.max_in_flight), right: true },
+    { header: 'RATE', value: (p) => p.rate_limits.map((r) => `${r.limit}/${formatNumber(r.window_ms / 1000)}s`).join(' ') || '—' },
+    { header: 'PRICING', value: (p) => (p.pricing ? `${p.pricing.rules} rules, 1 credit = ${formatNumber(p.pricing.credit_value)} ${p.pricing.currency}` : 'none') },
+  ]);
+  for (const provider of plan.providers) if (provider.reason) out.line(`  ${provider.id}: ${provider.reason}`);
+}
+
+export function registerOperatorCommands(program: Command, context: CliContext): void {
+  program
+    .command('check-config')
+    .description('validate a config file as the gateway would at start, and show what would run (no secrets shown)')
+    .argument('[file]', 'the config file (default: $CONFIG_FILE or ./config.yaml)')
+    .action(async (file: string | undefined, _options: unknown, command: Command) => {
+      const out = context.outputFor(command);
+      const path = configPath(file);
+      let plan;
+      try {
+        plan = await planFor(path, await loadConfig(path));
+      } catch (error) {
+        if (error instanceof CliError && error.exitCode === ExitCode.badConfig) {
+          out.data({ file: path, valid: false, problems: error.message.split('\n').slice(1).map((line) => line.replace(/^\s*- /, '')) });
+        }
+        throw error;
+      }
+      out.data(plan);
+      printPlan(out, plan);
+      for (const warning of plan.warnings) out.note(`warning: ${warning}`);
+      if (!plan.valid) {
+        for (const problem of plan.problems) out.note(`error: ${problem}`);
+        context.exit(ExitCode.badConfig);
+      }
+    });
+
+  program
+    .command('migrate')
+    .description('bring the database to the current schema (the gateway also does this at start)')
+    .option('-c, --config <file>', 'read database.url from this config file (default: $CONFIG_FILE or ./config.yaml)')
+    .option('--database-url <url>', 'this database instead (sqlite:<file> or postgres://…)')
+    .action(async (options: { config?: string; databaseUrl?: string }, command: Command) => {
+      const out = context.outputFor(command);
+      const url = options.databaseUrl ?? (await loadConfig(configPath(options.config))).database.url;
+      const [{ openStore }, { sql }] = await Promise.all([import('../store/database.js'), import('kysely')]);
+      const startedAt = new Date();
+      let store;
+      try {
+        store = await openStore(url);
+      } catch (error) {
+        const message = (error as Error).message;
+        throw new CliError(`${describeDatabase(url)}: ${message}`, /migration/.test(message) ? ExitCode.unexpected : ExitCode.unreachable);
+      }
+      try {
+        const applied = await sql<{ name: string; timestamp: string }>`select name, timestamp from kysely_migration order by name`.execute(store.db);
+        const migrations = applied.rows.map((row) => ({
+          name: row.name,
+          applied_at: new Date(row.timestamp).toISOString(),
+          now: new Date(row.timestamp).getTime() >= startedAt.getTime() - 1000,
+        }));
+        out.data({ database: describeDatabase(url), migrations });
+        out.line(`${describeDatabase(url)}: schema up to date`);
+        for (const migration of migrations) {
+          out.line(`  ${migration.name.padEnd(32)} ${migration.now ? 'applied now' : `applied ${migration.applied_at}`}`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}

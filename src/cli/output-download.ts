@@ -1,0 +1,77 @@
+/**
+ * Saving a task's outputs to disk with a byte progress bar. Written to `<file>.part` and renamed
+ * when complete, so a file under the final name is always whole.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import type { GatewayClient, Task } from '../../packages/client/src/index.js';
+import { DownloadProgress, type ProgressStream } from './progress-display.js';
+import { CliError, ExitCode } from './exit-codes.js';
+
+const EXTENSIONS: Record<string, string> = { 'video/mp4': '.mp4', 'video/quicktime': '.mov', 'video/webm': '.webm', 'image/png': '.png', 'image/jpeg': '.jpg', 'image/webp': '.webp' };
+
+function extensionFor(contentType: string | null, url: string, type: 'video' | 'image'): string {
+  const known = contentType ? EXTENSIONS[contentType.split(';')[0]!.trim().toLowerCase()] : undefined;
+  if (known) return known;
+  const fromUrl = extname(new URL(url).pathname);
+  if (/^\.[a-z0-9]{2,5}$/i.test(fromUrl)) return fromUrl.toLowerCase();
+  return type === 'image' ? '.png' : '.mp4';
+}
+
+/**
+ * Where output `index` of `count` goes: `--output` as a file (one output), a directory (existing,
+ * or ending in /), or the current directory; named `<task id>[-<index>]<ext>`.
+ */
+function targetPath(output: string | undefined, task: Task, index: number, extension: string): string {
+  const name = `${task.id}${task.outputs.length > 1 ? `-${index}` : ''}${extension}`;
+  if (!output) return name;
+  const isDirectory = output.endsWith('/') || (existsSync(output) && statSync(output).isDirectory());
+  if (isDirectory) return join(output, name);
+  if (task.outputs.length === 1) return output;
+  const extensionOfOutput = extname(output);
+  return `${output.slice(0, output.length - extensionOfOutput.length)}-${index}${extensionOfOutput || extension}`;
+}
+
+/** Downloads every output of a succeeded task; returns the paths written. */
+export async function saveOutputs(
+  client: GatewayClient,
+  task: Task,
+  output: string | undefined,
+  progressStream: ProgressStream,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const saved: string[] = [];
+  for (const [index, described] of task.outputs.entries()) {
+    const download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });
+    const path = targetPath(output, task, index, extensionFor(download.contentType, download.url, described.type));
+    const partial = `${path}.part`;
+    const progress = new DownloadProgress(progressStream, basename(path), download.size);
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        progress.add(chunk.length);
+        callback(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>), counter, createWriteStream(partial), signal ? { signal } : {});
+      const written = statSync(partial).size;
+      if (download.size !== null && written !== download.size) {
+        throw new CliError(`download of ${path} stopped at ${written} of ${download.size} bytes`, ExitCode.unreachable);
+      }
+      await rename(partial, path);
+    } catch (error) {
+      progress.fail();
+      await rm(partial, { force: true });
+      if (error instanceof CliError || signal?.aborted) throw error;
+      throw new CliError(`download of output ${index} failed: ${(error as Error).message}`, ExitCode.unreachable);
+    }
+    progress.finish(path);
+    saved.push(path);
+  }
+  return saved;
+}

@@ -1,0 +1,277 @@
+/**
+ * Task commands: generate, get, wait, download, list, quote, cancel.
+ */
+import { randomUUID } from 'node:crypto';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import gatewayDocument from '../../openapi/gateway.json' with { type: 'json' };
+import {
+  formatCost,
+  formatCostShort,
+  formatElapsed,
+  formatMoney,
+  formatMs,
+  formatNumber,
+  isTerminal,
+  type CreateVideoRequest,
+  type GatewayClient,
+  type Task,
+  type TaskStatus,
+} from '../../packages/client/src/index.js';
+import { formatTime, type CliOutput } from './cli-output.js';
+import { CliError, ExitCode } from './exit-codes.js';
+import type { CliContext } from './cli-context.js';
+import { saveOutputs } from './output-download.js';
+import { TaskProgressLine } from './progress-display.js';
+import { addRequestFlags, requestFromFlags } from './request-flags.js';
+
+const TASK_STATUSES = (gatewayDocument as unknown as { components: { schemas: { TaskStatus: { enum: TaskStatus[] } } } }).components
+  .schemas.TaskStatus.enum;
+
+/** A task for people: what it is, where it ran, what it cost, what came out, and every attempt. */
+export function printTask(out: CliOutput, task: Task): void {
+  out.line(`${task.id}  ${task.status}`);
+  const row = (label: string, value: string) => out.line(`  ${label.padEnd(11)} ${value}`);
+  row('model', `${task.model} · ${task.quality} · ${task.operation}`);
+  const upstream = [task.provider_task_id ? `task ${task.provider_task_id}` : null, task.provider_status ? `upstream ${task.provider_status}` : null]
+    .filter(Boolean)
+    .join(', ');
+  row('provider', task.provider ? `${task.provider}${upstream ? ` (${upstream})` : ''}` : '— (not accepted by a provider)');
+  row('created', formatTime(task.created_at));
+  if (task.completed_at) {
+    row('completed', `${formatTime(task.completed_at)} (took ${formatElapsed(Date.parse(task.completed_at) - Date.parse(task.created_at))})`);
+  }
+  row('cost', formatCost(task.cost));
+  const prompt = task.request.prompt;
+  if (typeof prompt === 'string') row('prompt', prompt.length > 100 ? `${prompt.slice(0, 99)}…` : prompt);
+  for (const [index, output] of task.outputs.entries()) {
+    row(`output ${index}`, `${output.type} ${output.url}${output.duration ? ` (${formatNumber(output.duration)} s)` : ''}`);
+  }
+  if (task.error) row('error', `${task.error.code}: ${task.error.message}${task.error.provider_code ? ` (upstream ${task.error.provider_code})` : ''}`);
+  for (const warning of task.warnings) row('warning', warning);
+  const metadata = Object.entries(task.metadata);
+  if (metadata.length > 0) row('metadata', metadata.map(([key, value]) => `${key}=${value}`).join(' '));
+  if (task.attempts.length > 0) {
+    out.line('  attempts');
+    out.table(
+      task.attempts.map((attempt, index) => ({ ...attempt, index })),
+      [
+        { header: '    #', value: (a) => `    ${a.index + 1}` },
+        { header: 'AT', value: (a) => formatTime(a.at) },
+        { header: 'PROVIDER', value: (a) => a.provider },
+        { header: 'OUTCOME', value: (a) => a.outcome },
+        { header: 'HTTP', value: (a) => (a.http_status === null ? '—' : String(a.http_status)), right: true },
+        { header: 'LATENCY', value: (a) => formatMs(a.latency_ms), right: true },
+        { header: 'ERROR', value: (a) => [a.error_code, a.provider_code, a.message].filter(Boolean).join(' · ') || '—' },
+      ],
+    );
+  }
+}
+
+interface FollowOptions {
+  timeout?: number;
+  output?: string;
+  download?: boolean;
+}
+
+/**
+ * Follows a task to its end with the live progress line, then downloads its outputs. Returns the
+ * exit code: 0 when it succeeded (and was saved), 6 when it failed or was canceled.
+ */
+async function follow(context: CliContext, client: GatewayClient, out: CliOutput, first: Task, options: FollowOptions, startedAt: number): Promise<number> {
+  const progress = new TaskProgressLine(process.stderr, startedAt);
+  progress.update(first);
+  let task = first;
+  try {
+    if (!isTerminal(first)) {
+      task = await client.waitForVideo(first.id, {
+        ...(options.timeout ? { timeoutMs: options.timeout * 1000 } : {}),
+        onUpdate: (update) => progress.update(update),
+        signal: context.signal,
+      });
+      progress.update(task);
+    }
+  } finally {
+    progress.finish();
+  }
+  out.data(task);
+  if (task.status !== 'succeeded') {
+    printTask(out, task);
+    out.note(`video ${task.id} ${task.status}${task.error ? `: ${task.error.code}: ${task.error.message}` : ''}`);
+    return ExitCode.taskFailed;
+  }
+  let saved: string[] = [];
+  if (options.download !== false && task.outputs.length > 0) {
+    saved = await saveOutputs(client, task, options.output, process.stderr, context.signal);
+  }
+  if (!out.json) {
+    printTask(out, task);
+    for (const path of saved) out.line(`  saved       ${path}`);
+  }
+  return ExitCode.ok;
+}
+
+function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) === 0) throw new InvalidArgumentError('not a positive integer.');
+  return Number(value);
+}
+
+function waitFlags(command: Command): Command {
+  return command
+    .option('--timeout <seconds>', 'stop waiting after this long (exit 8)', (value) => {
+      const seconds = Number(value);
+      if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('not a positive number of seconds.');
+      return seconds;
+    })
+    .option('-o, --output <path>', 'where to save the result: a file, or a directory (default: ./<task id>.<ext>)')
+    .option('--no-download', 'do not download the result');
+}
+
+export function registerVideoCommands(program: Command, context: CliContext): void {
+  const generate = program
+    .command('generate')
+    .description('create a video; with --wait, follow it live and download the result')
+    .argument('[prompt]', 'the prompt (same as --prompt)')
+    .option('-w, --wait', 'follow the task until it ends, showing status, provider, elapsed time and cost, then download it')
+    .option('--idempotency-key <key>', 'repeats with the same key return the same task (default with --wait: a new random key)');
+  waitFlags(generate);
+  const generateFlags = addRequestFlags(generate);
+  generate.action(async (prompt: string | undefined, _options: unknown, command: Command) => {
+    const options = command.opts();
+    const body = requestFromFlags(generateFlags, options);
+    if (prompt !== undefined) {
+      if (body.prompt !== undefined && body.prompt !== prompt) throw new CliError('give the prompt once: as an argument or as --prompt', ExitCode.usage);
+      body.prompt = prompt;
+    }
+    const client = context.clientFor(command);
+    const out = context.outputFor(command);
+    const startedAt = Date.now();
+    // An idempotency key makes a retried command (after a dropped connection) safe.
+    const idempotencyKey = (options.idempotencyKey as string | undefined) ?? (options.wait ? `cli-${randomUUID()}` : undefined);
+    const task = await client.createVideo(body as CreateVideoRequest, { ...(idempotencyKey ? { idempotencyKey } : {}), signal: context.signal });
+    if (options.wait) {
+      context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
+      return;
+    }
+    out.data(task);
+    printTask(out, task);
+    if (!isTerminal(task)) out.note(`follow it: kling-gateway wait ${task.id}`);
+    context.exit(task.status === 'failed' || task.status === 'canceled' ? ExitCode.taskFailed : ExitCode.ok);
+  });
+
+  program
+    .command('get')
+    .description('show one task: status, provider, cost, outputs, attempts')
+    .argument('<id>', 'task id (vid_…)')
+    .addOption(new Option('--wait <seconds>', 'hold until the task ends or this many seconds pass (≤ 60)').argParser(positiveInteger))
+    .action(async (id: string, options: { wait?: number }, command: Command) => {
+      const out = context.outputFor(command);
+      const task = await context.clientFor(command).getVideo(id, { ...(options.wait ? { wait: options.wait } : {}), signal: context.signal });
+      out.data(task);
+      printTask(out, task);
+    });
+
+  waitFlags(
+    program
+      .command('wait')
+      .description('follow a task live until it ends, then download the result')
+      .argument('<id>', 'task id (vid_…)'),
+  ).action(async (id: string, options: FollowOptions, command: Command) => {
+    const client = context.clientFor(command);
+    const task = await client.getVideo(id, { signal: context.signal });
+    context.exit(await follow(context, client, context.outputFor(command), task, options, Date.parse(task.created_at)));
+  });
+
+  program
+    .command('download')
+    .description("save a succeeded task's outputs")
+    .argument('<id>', 'task id (vid_…)')
+    .option('-o, --output <path>', 'a file, or a directory (default: ./<task id>.<ext>)')
+    .action(async (id: string, options: { output?: string }, command: Command) => {
+      const client = context.clientFor(command);
+      const out = context.outputFor(command);
+      const task = await client.getVideo(id, { signal: context.signal });
+      if (task.status !== 'succeeded') {
+        throw new CliError(`video ${id} is ${task.status}; nothing to download`, isTerminal(task) ? ExitCode.taskFailed : ExitCode.timeout);
+      }
+      const saved = await saveOutputs(client, task, options.output, process.stderr, context.signal);
+      out.data({ id, saved });
+      for (const path of saved) out.line(path);
+    });
+
+  program
+    .command('list')
+    .description('your tasks, newest first')
+    .addOption(new Option('--status <status>', 'only this status').choices(TASK_STATUSES))
+    .option('--provider <id>', 'only tasks served by this provider')
+    .addOption(new Option('--limit <n>', 'tasks per page (≤ 100)').default(20).argParser(positiveInteger))
+    .option('--cursor <cursor>', 'the page after this cursor (printed under a full page)')
+    .option('--all', 'follow every page')
+    .action(async (options: { status?: TaskStatus; provider?: string; limit: number; cursor?: string; all?: boolean }, command: Command) => {
+      const client = context.clientFor(command);
+      const out = context.outputFor(command);
+      const query = {
+        ...(options.status ? { status: options.status } : {}),
+        ...(options.provider ? { provider: options.provider } : {}),
+        limit: options.limit,
+      };
+      let page;
+      if (options.all) {
+        const data: Task[] = [];
+        for await (const task of client.listAllVideos(query, { signal: context.signal })) data.push(task);
+        page = { data, next_cursor: null };
+      } else {
+        page = await client.listVideos({ ...query, ...(options.cursor ? { cursor: options.cursor } : {}) }, { signal: context.signal });
+      }
+      out.data(page);
+      if (page.data.length === 0) {
+        out.line('no tasks');
+        return;
+      }
+      out.table(page.data, [
+        { header: 'ID', value: (t) => t.id },
+        { header: 'STATUS', value: (t) => t.status },
+        { header: 'MODEL', value: (t) => `${t.model} ${t.quality}` },
+        { header: 'OPERATION', value: (t) => t.operation },
+        { header: 'PROVIDER', value: (t) => t.provider ?? '—' },
+        { header: 'COST', value: (t) => formatCostShort(t.cost), right: true },
+        { header: 'CREATED', value: (t) => formatTime(t.created_at) },
+      ]);
+      if (page.next_cursor) out.note(`more: kling-gateway list --cursor ${page.next_cursor}`);
+      if (page.data.some((task) => task.cost.estimated)) out.note('~ = estimated cost (the provider has not reported its charge)');
+    });
+
+  const quote = program
+    .command('quote')
+    .description('who would serve a request, in which order, for how much (creates nothing)')
+    .argument('[prompt]', 'the prompt (same as --prompt)');
+  const quoteFlags = addRequestFlags(quote);
+  quote.action(async (prompt: string | undefined, _options: unknown, command: Command) => {
+    const body = requestFromFlags(quoteFlags, command.opts());
+    if (prompt !== undefined) body.prompt = prompt;
+    const out = context.outputFor(command);
+    const answer = await context.clientFor(command).quote(body as CreateVideoRequest, { signal: context.signal });
+    out.data(answer);
+    const rows = [...answer.providers].sort((a, b) => (a.order ?? 99) - (b.order ?? 99));
+    out.line(`strategy ${answer.strategy}; try order: ${answer.order.length > 0 ? answer.order.join(' → ') : 'none'}`);
+    out.table(rows, [
+      { header: 'ORDER', value: (p) => (p.order === null ? '—' : String(p.order)), right: true },
+      { header: 'PROVIDER', value: (p) => p.provider },
+      { header: 'ELIGIBLE', value: (p) => (p.eligible ? 'yes' : 'no') },
+      { header: 'CREDITS', value: (p) => (p.estimated_credits === null ? '—' : formatNumber(p.estimated_credits)), right: true },
+      { header: 'COST', value: (p) => (p.estimated_cost === null ? '—' : formatMoney(p.estimated_cost, p.currency)), right: true },
+      { header: 'WHY NOT / WARNINGS', value: (p) => [...p.reasons, ...p.warnings].join('; ') || '—' },
+    ]);
+    if (answer.order.length === 0) out.note('no provider can serve this request as it is');
+  });
+
+  program
+    .command('cancel')
+    .description('cancel a task no provider has started (a task already upstream answers 409)')
+    .argument('<id>', 'task id (vid_…)')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const out = context.outputFor(command);
+      const task = await context.clientFor(command).cancelVideo(id, { signal: context.signal });
+      out.data(task);
+      printTask(out, task);
+    });
+}
