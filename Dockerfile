@@ -9,9 +9,14 @@ RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 ENV SCARF_ANALYTICS=false
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+# npm ci's prepare step builds the web console, so its sources come first.
+COPY scripts ./scripts
+COPY console ./console
+COPY packages ./packages
+COPY openapi ./openapi
+COPY bin ./bin
 RUN npm ci
-COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
@@ -23,6 +28,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/console/dist ./console/dist
+COPY --from=build /app/bin ./bin
 COPY package.json config.yaml ./
 RUN mkdir -p /app/data && chown node:node /app/data
 VOLUME ["/app/data"]

@@ -14,11 +14,12 @@ trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 echo "== build stage (in $work/build)"
 mkdir -p "$work/build" "$work/app"
 cd "$work/build"
-# COPY package.json package-lock.json ./ ; RUN npm ci
-cp "$repo/package.json" "$repo/package-lock.json" .
+# COPY package.json package-lock.json tsconfig*.json ./ ; COPY scripts console packages openapi bin ; RUN npm ci
+cp "$repo/package.json" "$repo/package-lock.json" "$repo/tsconfig.json" "$repo/tsconfig.build.json" .
+for dir in scripts console packages openapi bin; do cp -r "$repo/$dir" "./$dir"; done
+rm -rf ./console/dist
 SCARF_ANALYTICS=false npm ci --no-audit --no-fund
-# COPY tsconfig.json tsconfig.build.json ./ ; COPY src ./src
-cp "$repo/tsconfig.json" "$repo/tsconfig.build.json" .
+# COPY src ./src
 cp -r "$repo/src" ./src
 # RUN npm run build && npm prune --omit=dev
 npm run build
@@ -27,7 +28,8 @@ npm prune --omit=dev
 echo "== runtime stage (in $work/app)"
 cd "$work/app"
 # COPY --from=build node_modules, dist ; COPY package.json config.yaml ./
-cp -r "$work/build/node_modules" "$work/build/dist" .
+cp -r "$work/build/node_modules" "$work/build/dist" "$work/build/bin" .
+mkdir -p console && cp -r "$work/build/console/dist" console/dist
 cp "$repo/package.json" "$repo/config.yaml" .
 mkdir -p data
 
@@ -53,4 +55,8 @@ echo "task $id: $status"
 curl -fs "$url" -o "$work/video.mp4"
 head -c 8 "$work/video.mp4" | tail -c 4 | grep -q ftyp || { echo "result is not an MP4"; exit 1; }
 echo "result: $(wc -c < "$work/video.mp4") bytes of MP4"
+
+echo "== the console and the CLI from the built image"
+curl -fs "http://127.0.0.1:$port/console/" | grep -q '<div id="app">' || { echo "console not served"; exit 1; }
+KLING_GATEWAY_URL="http://127.0.0.1:$port" KLING_GATEWAY_API_KEY=dev-key node bin/kling-gateway.js get "$id" | head -1
 echo "OK: the Dockerfile's steps build and run"

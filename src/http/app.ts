@@ -12,6 +12,7 @@ import type { VideoProvider } from '../core/upstream/provider.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
+import { consoleRoutes } from './console-routes.js';
 import { bearerAuth, httpMetrics, notFoundHandler, problemHandler, requestId } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { videoRoutes } from './video-routes.js';
@@ -82,6 +83,9 @@ export function createApp({ config, service, catalog, inbound, metrics, logger, 
   const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json' });
   app.use('/v1/videos', auth, json, videoRoutes(service));
   app.use('/v1', auth, catalogRoutes(catalog));
+
+  app.use('/console', consoleRoutes());
+  app.get('/', (_req, res) => res.redirect(302, '/console/'));
 
   app.use(notFoundHandler());
   app.use(problemHandler(logger));

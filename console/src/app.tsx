@@ -1,0 +1,131 @@
+/**
+ * The console's shell: sign-in gate, navigation, and the pages (hash routes, so the gateway
+ * serves one static index for every page and a reload keeps the page).
+ */
+import type { ComponentChildren } from 'preact';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { Link, Route, Router, Switch, useLocation } from 'wouter-preact';
+import { useHashLocation } from 'wouter-preact/use-hash-location';
+import { SessionContext, type ConsoleSession } from './gateway-context.js';
+import { CostPage } from './pages/cost-page.js';
+import { CreatePage } from './pages/create-page.js';
+import { ProvidersPage } from './pages/providers-page.js';
+import { SignInPage } from './pages/sign-in-page.js';
+import { TaskListPage } from './pages/task-list-page.js';
+import { TaskPage } from './pages/task-page.js';
+import { clientFor, forgetKey, storeKey, storedKey } from './session.js';
+
+const NAVIGATION = [
+  { href: '/', label: 'Tasks' },
+  { href: '/new', label: 'New video' },
+  { href: '/providers', label: 'Providers' },
+  { href: '/cost', label: 'Cost' },
+];
+
+function NavLink({ href, children }: { href: string; children: ComponentChildren }) {
+  const [location] = useLocation();
+  const current = href === '/' ? location === '/' || location.startsWith('/tasks') : location.startsWith(href);
+  return (
+    <Link href={href} aria-current={current ? 'page' : undefined}>
+      {children}
+    </Link>
+  );
+}
+
+function Shell({ children, onSignOut }: { children: ComponentChildren; onSignOut: () => void }) {
+  return (
+    <>
+      <a class="skip-link" href="#main" onClick={(event) => {
+        event.preventDefault();
+        document.getElementById('main')?.focus();
+      }}>
+        Skip to content
+      </a>
+      <header class="top">
+        <div class="brand">Kling Gateway</div>
+        <nav aria-label="Console">
+          <ul>
+            {NAVIGATION.map((item) => (
+              <li key={item.href}>
+                <NavLink href={item.href}>{item.label}</NavLink>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <button type="button" class="link-button" onClick={onSignOut}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {children}
+      </main>
+    </>
+  );
+}
+
+export function App() {
+  const [key, setKey] = useState<string | null>(() => storedKey());
+  const [reason, setReason] = useState<string | null>(null);
+  const [announcement, setAnnouncement] = useState('');
+  const announceTimer = useRef<ReturnType<typeof setTimeout>>();
+
+  const signOut = useCallback((why?: string) => {
+    forgetKey();
+    setKey(null);
+    setReason(why ?? null);
+  }, []);
+
+  const announce = useCallback((message: string) => {
+    // Cleared first so the same words twice are read twice.
+    setAnnouncement('');
+    clearTimeout(announceTimer.current);
+    announceTimer.current = setTimeout(() => setAnnouncement(message), 50);
+  }, []);
+
+  const session = useMemo<ConsoleSession | null>(
+    () => (key ? { client: clientFor(key), signOut, announce } : null),
+    [key, signOut, announce],
+  );
+
+  useEffect(() => () => clearTimeout(announceTimer.current), []);
+
+  return (
+    <Router hook={useHashLocation}>
+      <div aria-live="polite" class="visually-hidden" id="announcer">
+        {announcement}
+      </div>
+      {session ? (
+        <SessionContext.Provider value={session}>
+          <Shell onSignOut={() => signOut()}>
+            <Switch>
+              <Route path="/">{() => <TaskListPage />}</Route>
+              <Route path="/tasks/:id">{(params) => <TaskPage id={decodeURIComponent(params.id)} />}</Route>
+              <Route path="/new">{() => <CreatePage />}</Route>
+              <Route path="/providers">{() => <ProvidersPage />}</Route>
+              <Route path="/cost">{() => <CostPage />}</Route>
+              <Route>
+                {() => (
+                  <section>
+                    <h1>Page not found</h1>
+                    <p>
+                      <Link href="/">Back to the tasks</Link>
+                    </p>
+                  </section>
+                )}
+              </Route>
+            </Switch>
+          </Shell>
+        </SessionContext.Provider>
+      ) : (
+        <SignInPage
+          reason={reason}
+          onSignedIn={(value) => {
+            storeKey(value);
+            setReason(null);
+            setKey(value);
+          }}
+        />
+      )}
+    </Router>
+  );
+}

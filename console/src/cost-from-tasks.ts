@@ -1,0 +1,53 @@
+/**
+ * Spend worked out in the browser from the task list, for gateways without `GET /v1/usage`:
+ * the same rows the usage report gives (tasks, succeeded, failed, seconds, credits, amount), from
+ * each task's own cost. Bounded: at most MAX_TASKS of the most recent tasks in the period.
+ */
+import type { GatewayClient, Task, UsageRow } from '../../packages/client/src/index.js';
+
+export const MAX_TASKS = 1_000;
+
+export type UsageGroup = 'provider' | 'model' | 'day';
+
+function groupValue(task: Task, group: UsageGroup): string {
+  if (group === 'day') return task.created_at.slice(0, 10);
+  if (group === 'provider') return task.provider ?? '(none)';
+  return task.model;
+}
+
+/** Rows grouped by one field (and by currency, so amounts in different currencies never add up). */
+export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): UsageRow[] {
+  const rows = new Map<string, UsageRow & { tasks: number; succeeded: number; failed: number; video_seconds: number }>();
+  for (const task of tasks) {
+    const value = groupValue(task, group);
+    const currency = task.cost.currency ?? null;
+    const key = `${value}\u0000${currency ?? ''}`;
+    let row = rows.get(key);
+    if (!row) {
+      row = { [group]: value, tasks: 0, succeeded: 0, failed: 0, video_seconds: 0, credits: 0, currency_amount: 0, currency, estimated_tasks: 0 };
+      rows.set(key, row);
+    }
+    row.tasks += 1;
+    if (task.status === 'succeeded') {
+      row.succeeded += 1;
+      const seconds = task.outputs.reduce((sum, output) => sum + (output.duration ?? 0), 0) || Number(task.request.duration ?? 0);
+      row.video_seconds += Number.isFinite(seconds) ? seconds : 0;
+    }
+    if (task.status === 'failed') row.failed += 1;
+    row.credits = (row.credits ?? 0) + (task.cost.credits ?? 0);
+    row.currency_amount = Math.round(((row.currency_amount ?? 0) + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
+    if (task.cost.estimated) row.estimated_tasks = Number(row.estimated_tasks) + 1;
+  }
+  return [...rows.values()];
+}
+
+/** The caller's tasks created since `from`, newest first, up to MAX_TASKS. */
+export async function recentTasks(client: GatewayClient, from: Date, signal: AbortSignal): Promise<{ tasks: Task[]; truncated: boolean }> {
+  const tasks: Task[] = [];
+  for await (const task of client.listAllVideos({ limit: 100 }, { signal })) {
+    if (Date.parse(task.created_at) < from.getTime()) return { tasks, truncated: false };
+    if (tasks.length >= MAX_TASKS) return { tasks, truncated: true };
+    tasks.push(task);
+  }
+  return { tasks, truncated: false };
+}

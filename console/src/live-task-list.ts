@@ -1,0 +1,213 @@
+/**
+ * The task list, kept live. How (EventSource cannot send an Authorization header, so streams are
+ * read with fetch through the client):
+ *
+ * - the first page is read again every few seconds while the tab is visible, which brings in new
+ *   tasks (also those created elsewhere) and any change the streams did not cover;
+ * - each visible task that is still running gets its own event stream
+ *   (`GET /v1/videos/{id}/events`), so its status, provider and cost change the moment the gateway
+ *   knows. At most MAX_STREAMS at once: a browser allows six connections per origin over HTTP/1.1,
+ *   and the console's other requests need some; tasks beyond that move with the refresh.
+ *
+ * Filters on status and provider are asked of the API; the model filter is applied here (the API
+ * has no model filter), over the tasks loaded so far. Every filter is also applied here, so a task
+ * that changes status leaves a filtered view at once.
+ */
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { GatewayError, isTerminal, type Task, type TaskStatus } from '../../packages/client/src/index.js';
+import { useSession } from './gateway-context.js';
+import { shortId } from './display.js';
+
+export const MAX_STREAMS = 4;
+export const REFRESH_MS = 5_000;
+const PAGE_SIZE = 25;
+/** A stream that failed is not reopened for this long (the refresh covers the task meanwhile). */
+const STREAM_RETRY_MS = 15_000;
+
+export interface TaskFilters {
+  status?: TaskStatus | undefined;
+  provider?: string | undefined;
+  model?: string | undefined;
+}
+
+export interface LiveTaskList {
+  /** The loaded tasks that match the filters, newest first. */
+  tasks: Task[];
+  /** How many tasks are loaded before the model filter (to tell "none match" from "none"). */
+  loadedCount: number;
+  hasMore: boolean;
+  loading: boolean;
+  error: unknown;
+  loadMore(): void;
+  /** Ids of the tasks followed by an event stream right now. */
+  streaming: ReadonlySet<string>;
+  refreshedAt: number | null;
+}
+
+function newer(a: Task, b: Task | undefined): boolean {
+  return !b || Date.parse(a.updated_at) >= Date.parse(b.updated_at);
+}
+
+function byNewest(a: Task, b: Task): number {
+  return Date.parse(b.created_at) - Date.parse(a.created_at) || (a.id < b.id ? 1 : -1);
+}
+
+export function matchesFilters(task: Task, filters: TaskFilters): boolean {
+  return (
+    (!filters.status || task.status === filters.status) &&
+    (!filters.provider || task.provider === filters.provider) &&
+    (!filters.model || task.model === filters.model)
+  );
+}
+
+export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
+  const { client, announce, signOut } = useSession();
+  const [byId, setById] = useState<Map<string, Task>>(new Map());
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<unknown>(undefined);
+  const [refreshedAt, setRefreshedAt] = useState<number | null>(null);
+  const [streaming, setStreaming] = useState<ReadonlySet<string>>(new Set());
+  const streams = useRef(new Map<string, AbortController>());
+  const failedAt = useRef(new Map<string, number>());
+  const known = useRef(new Map<string, TaskStatus>());
+
+  const merge = useCallback(
+    (tasks: Task[], announceChanges: boolean) => {
+      setById((current) => {
+        const next = new Map(current);
+        for (const task of tasks) {
+          if (!newer(task, next.get(task.id))) continue;
+          next.set(task.id, task);
+        }
+        return next;
+      });
+      for (const task of tasks) {
+        const before = known.current.get(task.id);
+        if (announceChanges && before && before !== task.status) announce(`Video ${shortId(task.id)} ${task.status}`);
+        known.current.set(task.id, task.status);
+      }
+    },
+    [announce],
+  );
+
+  const fail = useCallback(
+    (caught: unknown) => {
+      if (caught instanceof GatewayError && caught.status === 401) signOut('The gateway no longer accepts this key. Sign in again.');
+      else setError(caught);
+    },
+    [signOut],
+  );
+
+  // The first page, again and again; a filter change starts over.
+  useEffect(() => {
+    const aborter = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let first = true;
+    setById(new Map());
+    setCursor(null);
+    setLoading(true);
+    const query = {
+      limit: PAGE_SIZE,
+      ...(filters.status ? { status: filters.status } : {}),
+      ...(filters.provider ? { provider: filters.provider } : {}),
+    };
+    const refresh = async () => {
+      if (!document.hidden) {
+        try {
+          const page = await client.listVideos(query, { signal: aborter.signal });
+          if (aborter.signal.aborted) return;
+          merge(page.data, !first);
+          if (first) setCursor(page.next_cursor);
+          first = false;
+          setError(undefined);
+          setRefreshedAt(Date.now());
+        } catch (caught) {
+          if (aborter.signal.aborted) return;
+          fail(caught);
+        } finally {
+          if (!aborter.signal.aborted) setLoading(false);
+        }
+      }
+      if (!aborter.signal.aborted) timer = setTimeout(() => void refresh(), REFRESH_MS);
+    };
+    void refresh();
+    return () => {
+      aborter.abort();
+      if (timer) clearTimeout(timer);
+    };
+  }, [client, filters.status, filters.provider, merge, fail]);
+
+  const loadMore = useCallback(() => {
+    if (!cursor) return;
+    setLoading(true);
+    client
+      .listVideos({
+        limit: PAGE_SIZE,
+        cursor,
+        ...(filters.status ? { status: filters.status } : {}),
+        ...(filters.provider ? { provider: filters.provider } : {}),
+      })
+      .then((page) => {
+        merge(page.data, false);
+        setCursor(page.next_cursor);
+      }, fail)
+      .finally(() => setLoading(false));
+  }, [client, cursor, filters.status, filters.provider, merge, fail]);
+
+  const tasks = [...byId.values()].filter((task) => matchesFilters(task, filters)).sort(byNewest);
+
+  // One stream per visible running task, up to MAX_STREAMS.
+  const wanted = tasks
+    .filter((task) => !isTerminal(task))
+    .filter((task) => Date.now() - (failedAt.current.get(task.id) ?? 0) > STREAM_RETRY_MS)
+    .slice(0, MAX_STREAMS)
+    .map((task) => task.id);
+  const wantedKey = wanted.join(',');
+  useEffect(() => {
+    const open = streams.current;
+    for (const [id, aborter] of open) {
+      if (!wanted.includes(id)) {
+        aborter.abort();
+        open.delete(id);
+      }
+    }
+    for (const id of wanted) {
+      if (open.has(id)) continue;
+      const aborter = new AbortController();
+      open.set(id, aborter);
+      void (async () => {
+        try {
+          for await (const event of client.videoEvents(id, { signal: aborter.signal })) merge([event.task], true);
+        } catch (caught) {
+          if (!aborter.signal.aborted) failedAt.current.set(id, Date.now());
+          if (caught instanceof GatewayError && caught.status === 401) fail(caught);
+        } finally {
+          if (open.get(id) === aborter) open.delete(id);
+          setStreaming(new Set(open.keys()));
+        }
+      })();
+    }
+    setStreaming(new Set(open.keys()));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [wantedKey, client, merge, fail]);
+
+  useEffect(
+    () => () => {
+      for (const aborter of streams.current.values()) aborter.abort();
+      streams.current.clear();
+    },
+    [],
+  );
+
+  return {
+    tasks,
+    loadedCount: byId.size,
+    hasMore: cursor !== null,
+    loading,
+    error,
+    loadMore,
+    streaming,
+    refreshedAt,
+  };
+}

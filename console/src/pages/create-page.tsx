@@ -1,0 +1,435 @@
+/**
+ * Create a video. The quote (who would serve it, in which order, for how much) is asked again as
+ * the form changes and shown before anything is sent; "Create" sends exactly the quoted request.
+ */
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useLocation } from 'wouter-preact';
+import {
+  formatMoney,
+  formatNumber,
+  GatewayError,
+  type CreateVideoRequest,
+  type ModelList,
+  type Quote,
+} from '../../../packages/client/src/index.js';
+import { PageHeading } from '../components/page-heading.js';
+import { ProblemMessage } from '../components/problem-message.js';
+import { useSession } from '../gateway-context.js';
+import { useGatewayData } from '../use-gateway-data.js';
+
+const QUOTE_DELAY_MS = 350;
+
+interface FormState {
+  model: string;
+  operation: string;
+  quality: string;
+  prompt: string;
+  negative_prompt: string;
+  duration: string;
+  aspect_ratio: string;
+  audio: '' | 'on' | 'off';
+  cfg_scale: string;
+  start_image_url: string;
+  end_image_url: string;
+  reference_images: string;
+  reference_video_url: string;
+  video_url: string;
+  strategy: string;
+  providers: string[];
+  extra: string;
+}
+
+const INITIAL: FormState = {
+  model: 'kling-v3',
+  operation: '',
+  quality: '',
+  prompt: '',
+  negative_prompt: '',
+  duration: '5',
+  aspect_ratio: '',
+  audio: '',
+  cfg_scale: '',
+  start_image_url: '',
+  end_image_url: '',
+  reference_images: '',
+  reference_video_url: '',
+  video_url: '',
+  strategy: '',
+  providers: [],
+  extra: '',
+};
+
+/** The request body from the form: only what was filled in, plus the JSON of other fields. */
+function buildRequest(form: FormState): { body: Record<string, unknown>; extraError: string | null } {
+  const body: Record<string, unknown> = { model: form.model };
+  const text = (field: keyof FormState) => {
+    const value = String(form[field]).trim();
+    if (value) body[field] = value;
+  };
+  (['operation', 'quality', 'prompt', 'negative_prompt', 'aspect_ratio', 'start_image_url', 'end_image_url', 'reference_video_url', 'video_url'] as const).forEach(
+    text,
+  );
+  if (form.duration.trim()) body.duration = Number(form.duration);
+  if (form.cfg_scale.trim()) body.cfg_scale = Number(form.cfg_scale);
+  if (form.audio) body.audio = form.audio === 'on';
+  const references = form.reference_images.split(/\s+/).map((line) => line.trim()).filter(Boolean);
+  if (references.length > 0) body.reference_images = references;
+  const routing: Record<string, unknown> = {};
+  if (form.strategy) routing.strategy = form.strategy;
+  if (form.providers.length > 0) routing.providers = form.providers;
+  if (Object.keys(routing).length > 0) body.routing = routing;
+  let extraError: string | null = null;
+  if (form.extra.trim()) {
+    try {
+      const extra = JSON.parse(form.extra) as unknown;
+      if (!extra || typeof extra !== 'object' || Array.isArray(extra)) extraError = 'Other fields must be a JSON object.';
+      else Object.assign(body, extra);
+    } catch (error) {
+      extraError = `Other fields are not valid JSON: ${(error as Error).message}`;
+    }
+  }
+  return { body, extraError };
+}
+
+function operationsOf(models: ModelList | undefined, model: string) {
+  return models?.data.find((entry) => entry.model === model)?.operations ?? [];
+}
+
+interface QuoteState {
+  key: string;
+  quote?: Quote;
+  error?: unknown;
+}
+
+export function CreatePage() {
+  const { client } = useSession();
+  const [, navigate] = useLocation();
+  const [form, setForm] = useState<FormState>(INITIAL);
+  const [quote, setQuote] = useState<QuoteState | null>(null);
+  const [quoting, setQuoting] = useState(false);
+  const [creating, setCreating] = useState(false);
+  const [createError, setCreateError] = useState<unknown>(undefined);
+  const models = useGatewayData((_c, signal) => client.listModels({ signal }), [client]);
+  const providers = useGatewayData((_c, signal) => client.listProviders({ signal }), [client]);
+
+  const { body, extraError } = useMemo(() => buildRequest(form), [form]);
+  const key = JSON.stringify(body);
+
+  useEffect(() => {
+    if (extraError) return;
+    const aborter = new AbortController();
+    setQuoting(true);
+    const timer = setTimeout(() => {
+      client
+        .quote(body as CreateVideoRequest, { signal: aborter.signal })
+        .then(
+          (answer) => setQuote({ key, quote: answer }),
+          (error: unknown) => {
+            if (!aborter.signal.aborted) setQuote({ key, error });
+          },
+        )
+        .finally(() => {
+          if (!aborter.signal.aborted) setQuoting(false);
+        });
+    }, QUOTE_DELAY_MS);
+    return () => {
+      clearTimeout(timer);
+      aborter.abort();
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key, extraError, client]);
+
+  const current = quote && quote.key === key ? quote : null;
+  const fieldErrors = new Map<string, string>();
+  if (current?.error instanceof GatewayError) {
+    for (const error of current.error.problem.errors ?? []) {
+      const field = error.path.split('.')[0] ?? error.path;
+      fieldErrors.set(field, fieldErrors.has(field) ? `${fieldErrors.get(field)}; ${error.message}` : error.message);
+    }
+  }
+  const canCreate = Boolean(current?.quote && current.quote.order.length > 0) && !creating && !extraError;
+
+  const update = (field: keyof FormState) => (event: Event) => {
+    const value = (event.target as HTMLInputElement).value;
+    setForm((state) => ({ ...state, [field]: value }));
+  };
+  const toggleProvider = (id: string) => (event: Event) => {
+    const checked = (event.target as HTMLInputElement).checked;
+    setForm((state) => ({ ...state, providers: checked ? [...state.providers, id] : state.providers.filter((item) => item !== id) }));
+  };
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    if (!canCreate) return;
+    setCreating(true);
+    setCreateError(undefined);
+    try {
+      // One key per click: a retried request after a dropped connection cannot create twice.
+      const task = await client.createVideo(body as CreateVideoRequest, { idempotencyKey: `console-${crypto.randomUUID()}` });
+      navigate(`/tasks/${encodeURIComponent(task.id)}`);
+    } catch (error) {
+      setCreateError(error);
+      setCreating(false);
+    }
+  };
+
+  const operations = operationsOf(models.data, form.model);
+  const qualities = [
+    ...new Set(
+      operations
+        .filter((entry) => !form.operation || entry.operation === form.operation)
+        .flatMap((entry) => entry.providers.flatMap((provider) => provider.qualities)),
+    ),
+  ];
+  const described = (field: string, hint?: string) => {
+    const ids = [hint ? `${field}-hint` : null, fieldErrors.has(field) ? `${field}-error` : null].filter(Boolean).join(' ');
+    return {
+      id: `field-${field}`,
+      name: field,
+      ...(ids ? { 'aria-describedby': ids } : {}),
+      ...(fieldErrors.has(field) ? { 'aria-invalid': 'true' as const } : {}),
+    };
+  };
+  const errorOf = (field: string) =>
+    fieldErrors.has(field) ? (
+      <div id={`${field}-error`} class="field-error">
+        {fieldErrors.get(field)}
+      </div>
+    ) : null;
+
+  return (
+    <section>
+      <PageHeading title="New video" />
+      <form class="create-form" onSubmit={submit} noValidate>
+        <div class="form-grid">
+          <fieldset>
+            <legend>What to make</legend>
+            <div class="field">
+              <label for="field-model">Model</label>
+              <select {...described('model')} value={form.model} onChange={update('model')}>
+                {(models.data?.data ?? [{ model: form.model }]).map((entry) => (
+                  <option key={entry.model} value={entry.model}>
+                    {entry.model}
+                  </option>
+                ))}
+              </select>
+              {errorOf('model')}
+            </div>
+            <div class="field">
+              <label for="field-operation">Operation</label>
+              <select {...described('operation')} value={form.operation} onChange={update('operation')}>
+                <option value="">Inferred from the inputs</option>
+                {operations.map((entry) => (
+                  <option key={entry.operation} value={entry.operation}>
+                    {entry.operation}
+                  </option>
+                ))}
+              </select>
+              {errorOf('operation')}
+            </div>
+            <div class="field">
+              <label for="field-prompt">Prompt</label>
+              <textarea {...described('prompt', 'prompt')} rows={4} maxLength={2500} value={form.prompt} onInput={update('prompt')} />
+              <div id="prompt-hint" class="muted small">
+                {form.prompt.length} / 2500 characters (kling3api takes 2000)
+              </div>
+              {errorOf('prompt')}
+            </div>
+            <div class="field">
+              <label for="field-negative_prompt">Negative prompt (optional)</label>
+              <input {...described('negative_prompt')} type="text" value={form.negative_prompt} onInput={update('negative_prompt')} />
+              {errorOf('negative_prompt')}
+            </div>
+            <div class="field-row">
+              <div class="field">
+                <label for="field-duration">Duration (seconds)</label>
+                <input {...described('duration')} type="number" min={3} max={15} step={1} inputMode="numeric" value={form.duration} onInput={update('duration')} />
+                {errorOf('duration')}
+              </div>
+              <div class="field">
+                <label for="field-quality">Quality</label>
+                <select {...described('quality')} value={form.quality} onChange={update('quality')}>
+                  <option value="">Default (pro)</option>
+                  {qualities.map((quality) => (
+                    <option key={quality} value={quality}>
+                      {quality}
+                    </option>
+                  ))}
+                </select>
+                {errorOf('quality')}
+              </div>
+              <div class="field">
+                <label for="field-aspect_ratio">Aspect ratio</label>
+                <select {...described('aspect_ratio')} value={form.aspect_ratio} onChange={update('aspect_ratio')}>
+                  <option value="">Default (16:9)</option>
+                  <option value="16:9">16:9</option>
+                  <option value="9:16">9:16</option>
+                  <option value="1:1">1:1</option>
+                  <option value="auto">auto (Omni)</option>
+                </select>
+                {errorOf('aspect_ratio')}
+              </div>
+              <div class="field">
+                <label for="field-audio">Audio</label>
+                <select {...described('audio')} value={form.audio} onChange={update('audio')}>
+                  <option value="">Default</option>
+                  <option value="on">On</option>
+                  <option value="off">Off</option>
+                </select>
+                {errorOf('audio')}
+              </div>
+            </div>
+          </fieldset>
+
+          <fieldset>
+            <legend>Inputs (optional)</legend>
+            <div class="field">
+              <label for="field-start_image_url">Start image URL</label>
+              <input {...described('start_image_url')} type="url" value={form.start_image_url} onInput={update('start_image_url')} />
+              {errorOf('start_image_url')}
+            </div>
+            <div class="field">
+              <label for="field-end_image_url">End image URL</label>
+              <input {...described('end_image_url')} type="url" value={form.end_image_url} onInput={update('end_image_url')} />
+              {errorOf('end_image_url')}
+            </div>
+            <div class="field">
+              <label for="field-reference_images">Reference image URLs</label>
+              <textarea {...described('reference_images', 'reference_images')} rows={2} value={form.reference_images} onInput={update('reference_images')} />
+              <div id="reference_images-hint" class="muted small">
+                One per line (Omni).
+              </div>
+              {errorOf('reference_images')}
+            </div>
+            <div class="field">
+              <label for="field-reference_video_url">Reference video URL</label>
+              <input {...described('reference_video_url')} type="url" value={form.reference_video_url} onInput={update('reference_video_url')} />
+              {errorOf('reference_video_url')}
+            </div>
+            <div class="field">
+              <label for="field-video_url">Source video URL (edit, lip-sync)</label>
+              <input {...described('video_url')} type="url" value={form.video_url} onInput={update('video_url')} />
+              {errorOf('video_url')}
+            </div>
+            <div class="field">
+              <label for="field-cfg_scale">CFG scale</label>
+              <input {...described('cfg_scale')} type="number" min={0} max={2} step={0.1} value={form.cfg_scale} onInput={update('cfg_scale')} />
+              {errorOf('cfg_scale')}
+            </div>
+          </fieldset>
+
+          <fieldset>
+            <legend>Routing</legend>
+            <div class="field">
+              <label for="field-strategy">Strategy</label>
+              <select id="field-strategy" name="strategy" value={form.strategy} onChange={update('strategy')}>
+                <option value="">Gateway default</option>
+                <option value="priority">priority (configured order)</option>
+                <option value="cheapest">cheapest for this request</option>
+                <option value="weighted">weighted</option>
+                <option value="fastest">fastest recently</option>
+              </select>
+            </div>
+            <fieldset class="inline-choices">
+              <legend>Only these providers, in this order (none ticked: all)</legend>
+              {(providers.data?.data ?? []).map((provider) => (
+                <label key={provider.id} class="choice">
+                  <input type="checkbox" checked={form.providers.includes(provider.id)} onChange={toggleProvider(provider.id)} />{' '}
+                  {provider.id}
+                  {form.providers.includes(provider.id) ? <span class="muted"> #{form.providers.indexOf(provider.id) + 1}</span> : null}
+                </label>
+              ))}
+            </fieldset>
+            <div class="field">
+              <label for="field-extra">Other fields (JSON object, optional)</label>
+              <textarea
+                id="field-extra"
+                name="extra"
+                rows={3}
+                spellcheck={false}
+                placeholder='{"multi_shot": [{"prompt": "…", "duration": 5}], "metadata": {"order": "42"}}'
+                value={form.extra}
+                onInput={update('extra')}
+                aria-describedby={extraError ? 'extra-error' : 'extra-hint'}
+                aria-invalid={extraError ? 'true' : undefined}
+              />
+              <div id="extra-hint" class="muted small">
+                Any other canonical field (multi_shot, elements, voice_ids, lip_sync, metadata, webhook_url…), merged into the request.
+              </div>
+              {extraError ? (
+                <div id="extra-error" class="field-error">
+                  {extraError}
+                </div>
+              ) : null}
+            </div>
+          </fieldset>
+        </div>
+
+        <section class="quote panel" aria-labelledby="quote-heading" aria-busy={quoting ? 'true' : 'false'}>
+          <h2 id="quote-heading">Quote</h2>
+          <QuoteView state={current} quoting={quoting} />
+        </section>
+
+        <ProblemMessage error={createError} />
+        <div class="actions">
+          <button type="submit" class="primary" disabled={!canCreate} aria-describedby="create-hint">
+            {creating ? 'Creating…' : 'Create video'}
+          </button>
+          <span id="create-hint" class="muted small">
+            {canCreate
+              ? `Sends the request quoted above; ${current?.quote?.order[0]} is tried first.`
+              : 'Available once the quote shows a provider that can serve this request.'}
+          </span>
+        </div>
+      </form>
+    </section>
+  );
+}
+
+function QuoteView({ state, quoting }: { state: QuoteState | null; quoting: boolean }) {
+  if (!state) return <p class="muted">{quoting ? 'Asking the gateway…' : 'Fill in the form to see the quote.'}</p>;
+  if (state.error) return <ProblemMessage error={state.error} context="Quote" />;
+  const quote = state.quote!;
+  const rows = [...quote.providers].sort((a, b) => (a.order ?? 99) - (b.order ?? 99));
+  return (
+    <>
+      <p class="quote-summary" data-order={quote.order.join(',')}>
+        {quote.order.length > 0 ? (
+          <>
+            Strategy <strong>{quote.strategy}</strong>: tried in this order: <strong>{quote.order.join(' → ')}</strong>.
+          </>
+        ) : (
+          <strong>No provider can serve this request as it is.</strong>
+        )}
+        {quoting ? <span class="muted"> (updating…)</span> : null}
+      </p>
+      <div class="table-scroll" role="region" aria-label="Quote by provider" tabIndex={0}>
+        <table class="quote-table">
+          <caption class="visually-hidden">Each provider: eligible or why not, and the estimated cost</caption>
+          <thead>
+            <tr>
+              <th scope="col">Order</th>
+              <th scope="col">Provider</th>
+              <th scope="col">Eligible</th>
+              <th scope="col" class="number">Credits</th>
+              <th scope="col" class="number">Cost</th>
+              <th scope="col">Why not / warnings</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((provider) => (
+              <tr key={provider.provider} data-provider={provider.provider}>
+                <td>{provider.order ?? '—'}</td>
+                <th scope="row">{provider.provider}</th>
+                <td>{provider.eligible ? 'yes' : 'no'}</td>
+                <td class="number">{provider.estimated_credits === null ? '—' : formatNumber(provider.estimated_credits)}</td>
+                <td class="number">{provider.estimated_cost === null ? '—' : formatMoney(provider.estimated_cost, provider.currency)}</td>
+                <td class="small">{[...provider.reasons, ...provider.warnings].join('; ') || '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}

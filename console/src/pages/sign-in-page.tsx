@@ -1,0 +1,81 @@
+/**
+ * Sign in with a gateway key. The key is checked against the gateway before it is kept (for this
+ * tab only, in sessionStorage).
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { GatewayError } from '../../../packages/client/src/index.js';
+import { ProblemMessage } from '../components/problem-message.js';
+import { clientFor } from '../session.js';
+
+export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) => void; reason: string | null }) {
+  const [key, setKey] = useState('');
+  const [error, setError] = useState<unknown>(undefined);
+  const [checking, setChecking] = useState(false);
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  useEffect(() => {
+    document.title = 'Sign in · Kling Gateway';
+    heading.current?.focus();
+  }, []);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const trimmed = key.trim();
+    if (!trimmed) return;
+    setChecking(true);
+    setError(undefined);
+    try {
+      // Any authenticated read proves the key; providers is small and has no side effects.
+      await clientFor(trimmed).listProviders();
+      onSignedIn(trimmed);
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setChecking(false);
+    }
+  };
+
+  const refused = error instanceof GatewayError && error.status === 401;
+  return (
+    <main id="main" class="sign-in">
+      <h1 tabIndex={-1} ref={heading}>
+        Kling Gateway console
+      </h1>
+      <p>Sign in with a gateway key. It is kept in this browser tab only and forgotten when the tab closes.</p>
+      {reason ? (
+        <p class="notice" role="status">
+          {reason}
+        </p>
+      ) : null}
+      <form onSubmit={submit} class="stack" aria-describedby={refused ? 'key-error' : undefined}>
+        <label for="gateway-key">Gateway key</label>
+        <input
+          id="gateway-key"
+          name="gateway-key"
+          type="password"
+          autoComplete="off"
+          spellcheck={false}
+          required
+          value={key}
+          onInput={(event) => setKey((event.target as HTMLInputElement).value)}
+          aria-invalid={refused ? 'true' : undefined}
+          aria-describedby="key-hint"
+        />
+        <div id="key-hint" class="muted small">
+          A key from the gateway's <code>GATEWAY_API_KEYS</code> (the sandbox started by <code>npm start</code> takes{' '}
+          <code>dev-key</code>).
+        </div>
+        {refused ? (
+          <p id="key-error" class="problem" role="alert">
+            The gateway does not accept this key.
+          </p>
+        ) : (
+          <ProblemMessage error={error} />
+        )}
+        <button type="submit" class="primary" disabled={checking}>
+          {checking ? 'Checking…' : 'Sign in'}
+        </button>
+      </form>
+    </main>
+  );
+}

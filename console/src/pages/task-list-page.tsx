@@ -1,0 +1,158 @@
+/**
+ * The task list: newest first, filtered by status, provider and model, updating live (see
+ * live-task-list.ts for how).
+ */
+import { useState } from 'preact/hooks';
+import { Link } from 'wouter-preact';
+import { formatCostShort, type TaskStatus } from '../../../packages/client/src/index.js';
+import { PageHeading } from '../components/page-heading.js';
+import { ProblemMessage } from '../components/problem-message.js';
+import { StatusBadge } from '../components/status-badge.js';
+import { localTime, timeAgo } from '../display.js';
+import { useSession } from '../gateway-context.js';
+import { useLiveTaskList, type TaskFilters } from '../live-task-list.js';
+import { TASK_STATUSES } from '../task-statuses.js';
+import { useGatewayData } from '../use-gateway-data.js';
+
+export function TaskListPage() {
+  const [filters, setFilters] = useState<TaskFilters>({});
+  const live = useLiveTaskList(filters);
+  const { client } = useSession();
+  const providers = useGatewayData((_c, signal) => client.listProviders({ signal }), [client]);
+  const models = useGatewayData((_c, signal) => client.listModels({ signal }), [client]);
+  const set = (field: keyof TaskFilters) => (event: Event) => {
+    const value = (event.target as HTMLSelectElement).value;
+    setFilters((current) => ({ ...current, [field]: value || undefined }));
+  };
+  const filtered = Boolean(filters.status || filters.provider || filters.model);
+
+  return (
+    <section aria-labelledby="tasks-heading">
+      <div class="page-head">
+        <PageHeading title="Tasks" />
+        <Link href="/new" class="button primary">
+          New video
+        </Link>
+      </div>
+      <form class="filters" aria-label="Filter tasks" onSubmit={(event) => event.preventDefault()}>
+        <div class="field">
+          <label for="filter-status">Status</label>
+          <select id="filter-status" value={filters.status ?? ''} onChange={set('status')}>
+            <option value="">Any</option>
+            {TASK_STATUSES.map((status) => (
+              <option key={status} value={status}>
+                {status}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="field">
+          <label for="filter-provider">Provider</label>
+          <select id="filter-provider" value={filters.provider ?? ''} onChange={set('provider')}>
+            <option value="">Any</option>
+            {(providers.data?.data ?? []).map((provider) => (
+              <option key={provider.id} value={provider.id}>
+                {provider.id}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="field">
+          <label for="filter-model">Model</label>
+          <select id="filter-model" value={filters.model ?? ''} onChange={set('model')} aria-describedby="model-filter-hint">
+            <option value="">Any</option>
+            {(models.data?.data ?? []).map((entry) => (
+              <option key={entry.model} value={entry.model}>
+                {entry.model}
+              </option>
+            ))}
+          </select>
+          <span id="model-filter-hint" class="visually-hidden">
+            Applied to the tasks loaded so far; use Load more to look further back.
+          </span>
+        </div>
+        {filtered ? (
+          <button type="button" class="link-button" onClick={() => setFilters({})}>
+            Clear filters
+          </button>
+        ) : null}
+      </form>
+
+      <p class="live-status muted small" aria-live="off">
+        <span class="live-dot" aria-hidden="true" /> Live: {live.streaming.size > 0 ? `following ${live.streaming.size} running task${live.streaming.size === 1 ? '' : 's'} as they change; ` : ''}
+        list refreshed {live.refreshedAt ? timeAgo(new Date(live.refreshedAt).toISOString()) : '…'}
+      </p>
+
+      <ProblemMessage error={live.error} />
+
+      {live.tasks.length === 0 && !live.loading ? (
+        <div class="empty">
+          {filtered && live.loadedCount > 0 ? (
+            <p>No loaded task matches these filters.{live.hasMore ? ' Load more to look further back.' : ''}</p>
+          ) : filtered ? (
+            <p>No task matches these filters.</p>
+          ) : (
+            <p>
+              No videos yet. <Link href="/new">Create the first one</Link>.
+            </p>
+          )}
+        </div>
+      ) : (
+        <div class="table-scroll" role="region" aria-label="Tasks" tabIndex={0}>
+          <table class="tasks responsive" role="table">
+            <caption class="visually-hidden">Tasks, newest first{filtered ? ', filtered' : ''}</caption>
+            <thead>
+              <tr role="row">
+                <th scope="col">Task</th>
+                <th scope="col">Status</th>
+                <th scope="col" class="wide-only">Model</th>
+                <th scope="col">Provider</th>
+                <th scope="col" class="number">Cost</th>
+                <th scope="col" class="wide-only">Created</th>
+              </tr>
+            </thead>
+            <tbody>
+              {live.tasks.map((task) => {
+                const prompt = typeof task.request.prompt === 'string' ? task.request.prompt : '';
+                return (
+                  <tr key={task.id} role="row" data-task-id={task.id} data-status={task.status}>
+                    <td role="cell" class="primary-cell">
+                      <Link href={`/tasks/${encodeURIComponent(task.id)}`} class="task-link">
+                        <code>{task.id}</code>
+                      </Link>
+                      {prompt ? <div class="prompt-excerpt muted small">{prompt}</div> : null}
+                    </td>
+                    <td role="cell" data-label="Status">
+                      <StatusBadge status={task.status as TaskStatus} />
+                      {live.streaming.has(task.id) ? <span class="visually-hidden"> (live)</span> : null}
+                    </td>
+                    <td role="cell" class="wide-only" data-label="Model">
+                      {task.model} <span class="muted">{task.quality}</span>
+                    </td>
+                    <td role="cell" data-label="Provider">{task.provider ?? <span class="muted">—</span>}</td>
+                    <td role="cell" data-label="Cost" class="number" title={task.cost.estimated ? 'estimated' : 'reported by the provider'}>
+                      {formatCostShort(task.cost)}
+                    </td>
+                    <td role="cell" class="wide-only" data-label="Created">
+                      <time dateTime={task.created_at} title={localTime(task.created_at)}>
+                        {timeAgo(task.created_at)}
+                      </time>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <div class="list-footer">
+        {live.hasMore ? (
+          <button type="button" onClick={live.loadMore} disabled={live.loading}>
+            {live.loading ? 'Loading…' : 'Load more'}
+          </button>
+        ) : null}
+        {live.tasks.some((task) => task.cost.estimated) ? <span class="muted small">~ estimated cost</span> : null}
+      </div>
+    </section>
+  );
+}

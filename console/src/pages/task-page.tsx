@@ -1,0 +1,257 @@
+/**
+ * One task: status (live while it runs), what it is, what it cost, the video playing inline, and
+ * every attempt as a timeline.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import { Link } from 'wouter-preact';
+import {
+  formatCost,
+  formatElapsed,
+  GatewayError,
+  isTerminal,
+  type Task,
+  type TaskStatus,
+} from '../../../packages/client/src/index.js';
+import { AttemptsTimeline } from '../components/attempts-timeline.js';
+import { PageHeading } from '../components/page-heading.js';
+import { ProblemMessage } from '../components/problem-message.js';
+import { StatusBadge } from '../components/status-badge.js';
+import { localTime } from '../display.js';
+import { useSession } from '../gateway-context.js';
+
+/** Follow a running task this long at most (the gateway's deadline ends it sooner). */
+const FOLLOW_MS = 6 * 3600_000;
+
+function OutputMedia({ task, index }: { task: Task; index: number }) {
+  const { client } = useSession();
+  const output = task.outputs[index]!;
+  const [src, setSrc] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(undefined);
+
+  useEffect(() => {
+    const aborter = new AbortController();
+    let objectUrl: string | undefined;
+    (async () => {
+      // A gateway that keeps its own copy serves it only with the key, which a <video> element
+      // cannot send: fetch it and play it from memory. Otherwise play the output's URL.
+      if ((await client.hasEndpoint('content')) === true) {
+        const download = await client.downloadOutput(task.id, { index, signal: aborter.signal });
+        const blob = await new Response(download.body).blob();
+        if (aborter.signal.aborted) return;
+        objectUrl = URL.createObjectURL(blob);
+        setSrc(objectUrl);
+      } else {
+        setSrc(output.url);
+      }
+    })().catch((caught: unknown) => {
+      if (!aborter.signal.aborted) setError(caught);
+    });
+    return () => {
+      aborter.abort();
+      if (objectUrl) URL.revokeObjectURL(objectUrl);
+    };
+  }, [client, task.id, index, output.url]);
+
+  const label = `${output.type === 'video' ? 'Video' : 'Image'} output ${index + 1}`;
+  return (
+    <figure class="output">
+      {error ? <ProblemMessage error={error} /> : null}
+      {src === null && !error ? <p class="muted">Loading…</p> : null}
+      {src !== null && output.type === 'video' ? (
+        <video class="output-video" controls playsInline preload="metadata" src={src} aria-label={label} />
+      ) : null}
+      {src !== null && output.type === 'image' ? <img class="output-image" src={src} alt={`Generated image, output ${index + 1}`} /> : null}
+      <figcaption>
+        {label}
+        {output.duration ? ` · ${output.duration} s` : ''} ·{' '}
+        <a href={output.url} target="_blank" rel="noopener noreferrer">
+          open the file
+        </a>
+      </figcaption>
+    </figure>
+  );
+}
+
+function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Task) => void }) {
+  const { client } = useSession();
+  const [available, setAvailable] = useState<boolean | null>(null);
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    void client.hasEndpoint('cancel').then(setAvailable);
+  }, [client]);
+  if (isTerminal(task)) return null;
+  if (available === false) return <p class="muted small">Cancel is not available on this gateway.</p>;
+  const cancel = async () => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      onCanceled(await client.cancelVideo(task.id));
+      setConfirming(false);
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="cancel">
+      {confirming ? (
+        <div role="group" aria-label="Confirm cancel">
+          <span>Cancel this video? A task a provider already holds cannot be canceled.</span>{' '}
+          <button type="button" class="danger" onClick={cancel} disabled={busy}>
+            Yes, cancel
+          </button>{' '}
+          <button type="button" onClick={() => setConfirming(false)}>
+            Keep it
+          </button>
+        </div>
+      ) : (
+        <button type="button" onClick={() => setConfirming(true)}>
+          Cancel video
+        </button>
+      )}
+      <ProblemMessage error={error} context="Cancel" />
+    </div>
+  );
+}
+
+export function TaskPage({ id }: { id: string }) {
+  const { client, announce, signOut } = useSession();
+  const [task, setTask] = useState<Task | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+
+  useEffect(() => {
+    const aborter = new AbortController();
+    setTask(undefined);
+    setError(undefined);
+    (async () => {
+      const first = await client.getVideo(id, { signal: aborter.signal });
+      setTask(first);
+      if (isTerminal(first)) return;
+      const last = await client.waitForVideo(id, { signal: aborter.signal, timeoutMs: FOLLOW_MS, onUpdate: setTask });
+      setTask(last);
+      announce(`Video ${last.status}`);
+    })().catch((caught: unknown) => {
+      if (aborter.signal.aborted) return;
+      if (caught instanceof GatewayError && caught.status === 401) signOut('The gateway no longer accepts this key. Sign in again.');
+      else setError(caught);
+    });
+    return () => aborter.abort();
+  }, [client, id, announce, signOut]);
+
+  if (!task) {
+    return (
+      <section>
+        <PageHeading title={`Video ${id}`} />
+        {error ? <ProblemMessage error={error} /> : <p class="muted">Loading…</p>}
+        <p>
+          <Link href="/">Back to the tasks</Link>
+        </p>
+      </section>
+    );
+  }
+
+  const prompt = typeof task.request.prompt === 'string' ? task.request.prompt : null;
+  const took = task.completed_at ? formatElapsed(Date.parse(task.completed_at) - Date.parse(task.created_at)) : null;
+  return (
+    <article aria-labelledby="task-title" class="task-page">
+      <p class="breadcrumb">
+        <Link href="/">Tasks</Link> <span aria-hidden="true">›</span> <code>{task.id}</code>
+      </p>
+      <div class="page-head">
+        <PageHeading title={`Video ${task.id}`}>
+          <span id="task-title">Video</span> <code class="task-id">{task.id}</code>
+        </PageHeading>
+        <div class="status-line" aria-live="polite">
+          <StatusBadge status={task.status as TaskStatus} />
+          {!isTerminal(task) ? <span class="muted small"> following live…</span> : null}
+        </div>
+      </div>
+      <ProblemMessage error={error} />
+      {prompt ? <blockquote class="prompt">{prompt}</blockquote> : null}
+
+      <div class="task-grid">
+        <section aria-labelledby="result-heading" class="panel">
+          <h2 id="result-heading">Result</h2>
+          {task.outputs.length > 0 ? (
+            task.outputs.map((_output, index) => <OutputMedia key={index} task={task} index={index} />)
+          ) : task.status === 'failed' || task.status === 'canceled' ? (
+            <div class="problem">
+              <strong>{task.status === 'failed' ? 'Failed' : 'Canceled'}</strong>
+              {task.error ? (
+                <>
+                  : <code>{task.error.code}</code> — {task.error.message}
+                  {task.error.provider_code ? <span class="muted"> (upstream code {task.error.provider_code})</span> : null}
+                </>
+              ) : null}
+            </div>
+          ) : (
+            <p class="muted">The video appears here when it is ready.</p>
+          )}
+          <CancelControl task={task} onCanceled={setTask} />
+        </section>
+
+        <section aria-labelledby="details-heading" class="panel">
+          <h2 id="details-heading">Details</h2>
+          <dl class="details">
+            <dt>Cost</dt>
+            <dd class="cost" data-estimated={String(task.cost.estimated)}>
+              {formatCost(task.cost)}
+              <div class="muted small">
+                {task.cost.estimated ? 'estimated from the price list; replaced by the provider’s figure when it reports one' : 'as reported by the provider'}
+              </div>
+            </dd>
+            <dt>Model</dt>
+            <dd>
+              {task.model} · {task.quality} · {task.operation}
+            </dd>
+            <dt>Provider</dt>
+            <dd>
+              {task.provider ?? '— (no provider accepted it)'}
+              {task.provider_task_id ? <div class="muted small">upstream task {task.provider_task_id}</div> : null}
+              {task.provider_status ? <div class="muted small">upstream status {task.provider_status}</div> : null}
+            </dd>
+            <dt>Created</dt>
+            <dd>{localTime(task.created_at)}</dd>
+            <dt>Finished</dt>
+            <dd>{task.completed_at ? `${localTime(task.completed_at)} (took ${took})` : '—'}</dd>
+            {Object.keys(task.metadata).length > 0 ? (
+              <>
+                <dt>Metadata</dt>
+                <dd>
+                  {Object.entries(task.metadata).map(([key, value]) => (
+                    <div key={key}>
+                      <code>{key}</code> = {value}
+                    </div>
+                  ))}
+                </dd>
+              </>
+            ) : null}
+          </dl>
+          {task.warnings.length > 0 ? (
+            <div class="notice">
+              <strong>Warnings</strong>
+              <ul>
+                {task.warnings.map((warning) => (
+                  <li key={warning}>{warning}</li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
+        </section>
+      </div>
+
+      <section aria-labelledby="timeline-heading" class="panel">
+        <h2 id="timeline-heading">Attempts</h2>
+        <AttemptsTimeline task={task} />
+      </section>
+
+      <details class="panel">
+        <summary>The request as accepted</summary>
+        <pre>{JSON.stringify(task.request, null, 2)}</pre>
+      </details>
+    </article>
+  );
+}

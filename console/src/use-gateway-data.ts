@@ -1,0 +1,75 @@
+/**
+ * Loading from the gateway in a component: the data, the error, whether it is loading, and a
+ * reload. Requests of a previous render are aborted; a 401 signs the console out.
+ */
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { GatewayError, type GatewayClient } from '../../packages/client/src/index.js';
+import { useSession } from './gateway-context.js';
+
+export interface GatewayData<T> {
+  data: T | undefined;
+  error: unknown;
+  loading: boolean;
+  reload(): void;
+}
+
+export function useGatewayData<T>(
+  load: (client: GatewayClient, signal: AbortSignal) => Promise<T>,
+  deps: readonly unknown[],
+  options: { refreshMs?: number } = {},
+): GatewayData<T> {
+  const session = useSession();
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<unknown>(undefined);
+  const [loading, setLoading] = useState(true);
+  const [generation, setGeneration] = useState(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+
+  useEffect(() => {
+    const aborter = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const run = async () => {
+      setLoading(true);
+      try {
+        const value = await loadRef.current(session.client, aborter.signal);
+        if (aborter.signal.aborted) return;
+        setData(value);
+        setError(undefined);
+      } catch (caught) {
+        if (aborter.signal.aborted) return;
+        if (caught instanceof GatewayError && caught.status === 401) {
+          session.signOut('The gateway no longer accepts this key. Sign in again.');
+          return;
+        }
+        setError(caught);
+      } finally {
+        if (!aborter.signal.aborted) {
+          setLoading(false);
+          // Refresh only while the tab is visible; a hidden tab catches up when shown again.
+          if (options.refreshMs) timer = setTimeout(() => void (document.hidden ? waitVisible().then(run) : run()), options.refreshMs);
+        }
+      }
+    };
+    void run();
+    return () => {
+      aborter.abort();
+      if (timer) clearTimeout(timer);
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, generation]);
+
+  const reload = useCallback(() => setGeneration((value) => value + 1), []);
+  return { data, error, loading, reload };
+}
+
+function waitVisible(): Promise<void> {
+  return new Promise((resolve) => {
+    const onChange = () => {
+      if (document.hidden) return;
+      document.removeEventListener('visibilitychange', onChange);
+      resolve();
+    };
+    document.addEventListener('visibilitychange', onChange);
+  });
+}
