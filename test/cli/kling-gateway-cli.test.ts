@@ -1,0 +1,199 @@
+/**
+ * The `kling-gateway` command as a user runs it: a subprocess (`bin/kling-gateway.js`, what
+ * `npx kling-gateway` runs) against a gateway with its simulators, checked against the API's own
+ * answers, with the exit codes the README lists.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayClient, type Task } from '../../packages/client/src/index.js';
+import { TENANT_KEY } from '../support/harness.js';
+import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
+
+const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+// Each run starts a Node process with tsx (about a second on a busy machine): generous timeouts.
+describe('kling-gateway CLI', { timeout: 90_000 }, () => {
+  let live: LiveGateway;
+  let api: GatewayClient;
+  let workdir: string;
+
+  /** Runs the CLI in a scratch directory, pointed at the test gateway through the environment. */
+  function run(args: string[], env: Record<string, string | undefined> = {}, cwd = workdir): Promise<Run> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd,
+        env: { ...process.env, KLING_GATEWAY_URL: live.url, KLING_GATEWAY_API_KEY: TENANT_KEY, CI: process.env.CI, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  beforeAll(async () => {
+    live = await startLiveGateway();
+    api = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY });
+    workdir = mkdtempSync(join(tmpdir(), 'kling-cli-'));
+  });
+  afterAll(async () => {
+    await live.close();
+  });
+
+  it('generate --wait shows progress, saves the video and prints the task the API has', async () => {
+    const result = await run(['generate', 'a red fox running through fresh snow', '--model', 'kling-v3', '--duration', '5', '--wait']);
+    expect(result.stderr).toMatch(/^(queued|processing) · freepik · 0:0\d · \$0\.56 \(56 credits, estimated\)$/m);
+    expect(result.stderr).toMatch(/^succeeded · freepik · 0:0\d · \$0\.56/m);
+    expect(result.code, result.stderr).toBe(0);
+    const id = /^(vid_\S+)\s+succeeded$/m.exec(result.stdout)?.[1];
+    expect(id).toBeDefined();
+    const task = await api.getVideo(id!);
+    expect(task.status).toBe('succeeded');
+    expect(result.stdout).toContain(`provider    freepik (task ${task.provider_task_id}, upstream ${task.provider_status})`);
+    expect(result.stdout).toContain('cost        $0.56 (56 credits, estimated)');
+    expect(result.stdout).toContain(`output 0    video ${task.outputs[0]!.url}`);
+    expect(result.stdout).toMatch(/1 {2}\S+ \S+ +freepik +accepted/);
+    expect(result.stderr).toMatch(new RegExp(`^saved ${id}\\.mp4 \\(\\d+(\\.\\d)? kB\\)$`, 'm'));
+    const saved = readFileSync(join(workdir, `${id}.mp4`));
+    const original = Buffer.from(await (await fetch(task.outputs[0]!.url)).arrayBuffer());
+    expect(saved.equals(original)).toBe(true);
+    expect(existsSync(join(workdir, `${id}.mp4.part`))).toBe(false);
+  });
+
+  it('--json prints exactly what the API answers, and list and get agree with it', async () => {
+    const generated = await run(['--json', 'generate', '--model', 'kling-v3', '--prompt', 'json please', '--wait', '--no-download', '--metadata', 'run=cli']);
+    expect(generated.code, generated.stderr).toBe(0);
+    const task = JSON.parse(generated.stdout) as Task;
+    expect(task).toMatchObject({ status: 'succeeded', metadata: { run: 'cli' }, request: { prompt: 'json please' } });
+    expect(existsSync(join(workdir, `${task.id}.mp4`))).toBe(false);
+
+    const [got, table] = await Promise.all([run(['get', task.id, '--json']), run(['list', '--limit', '5'])]);
+    expect(JSON.parse(got.stdout)).toEqual(await api.getVideo(task.id));
+    const page = await api.listVideos({ limit: 5 });
+    const lines = table.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^ID +STATUS +MODEL +OPERATION +PROVIDER +COST +CREATED$/);
+    expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual(page.data.map((row) => row.id));
+  });
+
+  it('quote, providers and models print tables that match the API', async () => {
+    const [quote, providers, models] = await Promise.all([
+      run(['quote', '--model', 'kling-v3', '--duration', '10', '--prompt', 'x']),
+      run(['providers']),
+      run(['models', '--model', 'kling-v3']),
+    ]);
+    const quoted = await api.quote({ model: 'kling-v3', duration: 10, prompt: 'x' });
+    expect(quote.code).toBe(0);
+    expect(quote.stdout).toContain(`try order: ${quoted.order.join(' → ')}`);
+    for (const provider of quoted.providers) {
+      const credits = provider.estimated_credits === null ? '—' : String(provider.estimated_credits);
+      expect(quote.stdout).toMatch(new RegExp(`^ +${provider.order ?? '—'} +${provider.provider} +${provider.eligible ? 'yes' : 'no'} +${credits} `, 'm'));
+    }
+    const standing = await api.listProviders();
+    for (const provider of standing.data) {
+      expect(providers.stdout).toMatch(new RegExp(`^${provider.id} +${provider.mode} +${provider.circuit.replace('_', '-')} +\\d+/${provider.max_in_flight} `, 'm'));
+    }
+    expect(models.stdout).toMatch(/^kling-v3 +text-to-video +freepik +pro,std +/m);
+  });
+
+  it('exits with a code that says what went wrong', async () => {
+    const server = await import('node:net').then(({ createServer }) => createServer());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const deadPort = (server.address() as { port: number }).port;
+    await new Promise((resolve) => server.close(resolve));
+
+    const [invalid, unknown, badKey, noKey, unreachable, usage, cancel] = await Promise.all([
+      run(['generate', '--model', 'kling-v3', '--duration', '99', '--prompt', 'x']),
+      run(['get', 'vid_doesnotexist']),
+      run(['list'], { KLING_GATEWAY_API_KEY: 'wrong-key-123' }),
+      run(['list'], { KLING_GATEWAY_API_KEY: undefined }),
+      run(['--url', `http://127.0.0.1:${deadPort}`, 'list']),
+      run(['usage']),
+      run(['cancel', 'vid_x']),
+    ]);
+    expect([invalid.code, invalid.stderr]).toEqual([3, expect.stringMatching(/Invalid request \(400\)[^\n]*\n {2}duration: /)]);
+    expect([unknown.code, unknown.stderr]).toEqual([5, expect.stringContaining('video vid_doesnotexist not found')]);
+    expect(badKey.code).toBe(4);
+    expect([noKey.code, noKey.stderr]).toEqual([2, expect.stringContaining('KLING_GATEWAY_API_KEY')]);
+    expect([unreachable.code, unreachable.stderr]).toEqual([9, expect.stringContaining('ECONNREFUSED')]);
+    expect([usage.code, usage.stderr]).toEqual([7, expect.stringContaining('GET /v1/usage is not available on this gateway')]);
+    expect([cancel.code, cancel.stderr]).toEqual([7, expect.stringContaining('POST /v1/videos/{id}/cancel is not available')]);
+    expect(`${invalid.stdout}${unknown.stdout}${usage.stdout}`).toBe('');
+  });
+
+  it('exits 6 when the video fails, and 8 when waiting runs out', async () => {
+    live.simulator('freepik').setOutcome('fail');
+    const failed = await run(['generate', '--model', 'kling-v3', '--prompt', 'doomed', '--wait']);
+    expect(failed.code).toBe(6);
+    expect(failed.stderr).toMatch(/^failed · freepik · .* · provider_error: /m);
+    const id = /^(vid_\S+)\s+failed$/m.exec(failed.stdout)?.[1];
+    expect((await api.getVideo(id!)).status).toBe('failed');
+
+    const slow = await startLiveGateway({ sandbox: { queued_ms: 60_000, processing_ms: 60_000 } });
+    try {
+      const created = await new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY }).createVideo({ model: 'kling-v3', prompt: 'slow' });
+      const timedOut = await run(['wait', created.id, '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
+      expect([timedOut.code, timedOut.stderr]).toEqual([8, expect.stringContaining(`video ${created.id} is still processing`)]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('check-config shows what would run without secrets, and names the field of a bad file', async () => {
+    const sandbox = await run(['check-config', join(REPO, 'config.yaml')], { FREEPIK_API_KEY: undefined, KLING3API_API_KEY: undefined, KLING_LEGACY_API_KEY: undefined });
+    expect(sandbox.code, sandbox.stderr).toBe(0);
+    expect(sandbox.stdout).toContain('deployment  sandbox (no upstream key: built-in simulators)');
+    expect(sandbox.stdout).toMatch(/^freepik +simulator +loopback simulator +1 +20 /m);
+
+    const live = await run(['--json', 'check-config', join(REPO, 'config.yaml')], { FREEPIK_API_KEY: 'fpk-live-secret-value', GATEWAY_API_KEYS: 'dev:dev-key-live-123,ops:ops-key-123' });
+    expect(live.code, live.stderr).toBe(0);
+    expect(live.stdout).not.toContain('fpk-live-secret-value');
+    expect(live.stdout).not.toContain('ops-key-123');
+    expect(live.stdout).not.toContain('dev-key-live-123');
+    const plan = JSON.parse(live.stdout);
+    expect(plan.deployment).toBe('live');
+    expect(plan.providers.map((provider: { id: string; mode: string }) => [provider.id, provider.mode])).toEqual([
+      ['freepik', 'live'],
+      ['kling3api', 'disabled'],
+      ['kling-legacy', 'disabled'],
+    ]);
+    expect(plan.tenants).toEqual([
+      { tenant: 'dev', webhook_secret: true },
+      { tenant: 'ops', webhook_secret: false },
+    ]);
+
+    const broken = join(workdir, 'broken.yaml');
+    writeFileSync(broken, readFileSync(join(REPO, 'config.yaml'), 'utf8').replace('timeout_ms: 30000', 'timeout_ms: -5'));
+    const refused = await run(['check-config', broken]);
+    expect(refused.code).toBe(78);
+    expect(refused.stderr).toMatch(/providers\.freepik\.timeout_ms: /);
+  });
+
+  it('migrate brings a database to the current schema and says what it applied', async () => {
+    const url = `sqlite:${join(workdir, 'migrate.db')}`;
+    const first = await run(['migrate', '--database-url', url]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^ {2}0001_initial +applied now$/m);
+    const second = await run(['--json', 'migrate', '--database-url', url]);
+    const report = JSON.parse(second.stdout);
+    expect(report.migrations.map((migration: { name: string }) => migration.name)).toContain('0001_initial');
+    expect(report.migrations.every((migration: { now: boolean }) => migration.now === false)).toBe(true);
+  });
+});

@@ -1,0 +1,73 @@
+/**
+ * What `generate --wait` draws: a live line redrawn in place on a terminal, plain lines
+ * elsewhere, and a byte progress bar for the download.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Task } from '../../packages/client/src/index.js';
+import { DownloadProgress, TaskProgressLine } from '../../src/cli/progress-display.js';
+
+function stream(isTTY: boolean) {
+  const writes: string[] = [];
+  return { writes, isTTY, columns: 120, write: (text: string) => writes.push(text) > 0 };
+}
+
+function task(status: Task['status'], provider: string | null, credits: number | null, estimated = true): Task {
+  return {
+    id: 'vid_1',
+    status,
+    provider,
+    cost: { credits, estimated, currency_amount: credits === null ? null : credits / 100, currency: 'USD' },
+    error: status === 'failed' ? { code: 'provider_error', message: 'upstream failed', provider_code: null } : null,
+  } as Task;
+}
+
+describe('progress display', () => {
+  it('redraws one line on a terminal with status, provider, elapsed time and cost, and ends it with a mark', () => {
+    let now = 0;
+    const out = stream(true);
+    const line = new TaskProgressLine(out, 0, () => now);
+    line.update(task('queued', null, null));
+    now = 3_000;
+    line.update(task('processing', 'freepik', 56));
+    now = 65_000;
+    line.update(task('succeeded', 'freepik', 56, false));
+    line.finish();
+    expect(out.writes[0]).toMatch(/^\r\x1b\[2K⠋ queued · no provider yet · 0:00 · —$/);
+    expect(out.writes[1]).toContain('processing · freepik · 0:03 · $0.56 (56 credits, estimated)');
+    expect(out.writes.at(-1)).toBe('\r\x1b[2K✔ succeeded · freepik · 1:05 · $0.56 (56 credits)\n');
+  });
+
+  it('writes a plain line per change when not on a terminal', () => {
+    let now = 0;
+    const out = stream(false);
+    const line = new TaskProgressLine(out, 0, () => now);
+    line.update(task('processing', 'kling3api', 400));
+    now = 1_000;
+    line.update(task('processing', 'kling3api', 400));
+    now = 2_000;
+    line.update(task('failed', 'kling3api', 0, false));
+    line.finish();
+    expect(out.writes).toEqual([
+      'processing · kling3api · 0:00 · $4.00 (400 credits, estimated)\n',
+      'failed · kling3api · 0:02 · $0.00 (0 credits) · provider_error: upstream failed\n',
+    ]);
+  });
+
+  it('draws a byte bar on a terminal and one summary line anywhere', () => {
+    const tty = stream(true);
+    const bar = new DownloadProgress(tty, 'vid_1.mp4', 2048);
+    bar.add(1024);
+    bar.add(1024);
+    bar.finish('vid_1.mp4');
+    const drawn = tty.writes.join('');
+    expect(drawn).toContain('vid_1.mp4 [');
+    expect(drawn).toMatch(/100% \| 2\.0 kB \/ 2\.0 kB/);
+    expect(tty.writes.at(-1)).toBe('saved vid_1.mp4 (2.0 kB)\n');
+
+    const plain = stream(false);
+    const quiet = new DownloadProgress(plain, 'vid_1.mp4', null);
+    quiet.add(300);
+    quiet.finish('out/vid_1.mp4');
+    expect(plain.writes).toEqual(['saved out/vid_1.mp4 (300 B)\n']);
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * Every canonical request field is a flag named like the field, and flags become exactly the
+ * request body the API takes.
+ */
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { CliError } from '../../src/cli/exit-codes.js';
+import { addRequestFlags, requestFromFlags } from '../../src/cli/request-flags.js';
+
+const document = JSON.parse(readFileSync(new URL('../../openapi/gateway.json', import.meta.url), 'utf8'));
+const fields = Object.keys(document.components.schemas.CreateVideoRequest.properties as object);
+
+function parse(argv: string[]) {
+  const command = new Command('generate').exitOverride().configureOutput({ writeErr: () => undefined });
+  const flags = addRequestFlags(command);
+  command.parse(argv, { from: 'user' });
+  return requestFromFlags(flags, command.opts());
+}
+
+describe('request flags from the OpenAPI document', () => {
+  it('has a flag named like every field of CreateVideoRequest', () => {
+    const command = new Command('generate');
+    addRequestFlags(command);
+    const longFlags = command.options.map((option) => option.long);
+    expect(fields.length).toBeGreaterThan(20);
+    for (const field of fields) expect(longFlags, field).toContain(`--${field.replace(/_/g, '-')}`);
+  });
+
+  it('turns flags into the request body, typed as the schema says', () => {
+    const body = parse([
+      '--model', 'kling-v3-omni',
+      '--prompt', 'a fox',
+      '--duration', '10',
+      '--cfg-scale', '0.5',
+      '--no-audio',
+      '--reference-images', 'https://example.com/a.png',
+      '--reference-images', 'https://example.com/b,c.png',
+      '--voice-ids', 'v1,v2',
+      '--metadata', 'order=42',
+      '--metadata', 'team=video',
+      '--multi-shot', '[{"prompt":"one","duration":5}]',
+      '--routing-strategy', 'cheapest',
+      '--routing-providers', 'freepik,kling3api',
+      '--no-routing-allow-fallbacks',
+    ]);
+    expect(body).toEqual({
+      model: 'kling-v3-omni',
+      prompt: 'a fox',
+      duration: 10,
+      cfg_scale: 0.5,
+      audio: false,
+      reference_images: ['https://example.com/a.png', 'https://example.com/b,c.png'],
+      voice_ids: ['v1', 'v2'],
+      metadata: { order: '42', team: 'video' },
+      multi_shot: [{ prompt: 'one', duration: 5 }],
+      routing: { strategy: 'cheapest', providers: ['freepik', 'kling3api'], allow_fallbacks: false },
+    });
+  });
+
+  it('starts from --file and lets flags override it, routing merged field by field', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'kling-cli-'));
+    const file = join(directory, 'request.json');
+    writeFileSync(file, JSON.stringify({ model: 'kling-v3', prompt: 'from file', duration: 5, routing: { exclude: ['kling-legacy'] } }));
+    expect(parse(['--file', file, '--duration', '8', '--routing-strategy', 'cheapest'])).toEqual({
+      model: 'kling-v3',
+      prompt: 'from file',
+      duration: 8,
+      routing: { exclude: ['kling-legacy'], strategy: 'cheapest' },
+    });
+  });
+
+  it('refuses values the schema cannot take before anything is sent', () => {
+    expect(() => parse(['--model', 'kling-v9'])).toThrow(/Allowed choices are kling-v3/);
+    expect(() => parse(['--duration', 'ten'])).toThrow(/not an integer/);
+    expect(() => parse(['--multi-shot', '[{'])).toThrow(/not valid JSON/);
+    expect(() => parse(['--metadata', 'novalue'])).toThrow(/key=value/);
+    expect(() => parse(['--file', '/nonexistent/request.json'])).toThrow(CliError);
+  });
+});

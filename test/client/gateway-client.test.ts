@@ -1,0 +1,299 @@
+/**
+ * The typed client against a running gateway and its simulators (real clock, ~1 s tasks). Every
+ * request the client makes and every answer it reads is held to openapi/gateway.json.
+ */
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  EndpointNotAvailableError,
+  GatewayClient,
+  GatewayError,
+  GatewayUnreachableError,
+  WaitTimeoutError,
+  type Task,
+} from '../../packages/client/src/index.js';
+import { GatewayWebhookError, verifyGatewayWebhook } from '../../packages/client/src/webhooks.js';
+import { contractCheckingFetch, type ContractCheckingFetch } from '../support/contract-checking-fetch.js';
+import { OTHER_TENANT_KEY, TENANT_KEY, TENANT_WEBHOOK_SECRET } from '../support/harness.js';
+import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
+
+const textToVideo = { model: 'kling-v3', prompt: 'a red fox running through fresh snow', duration: 5 } as const;
+
+async function listen(server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('typed client against a running gateway', () => {
+  let live: LiveGateway;
+  let checked: ContractCheckingFetch;
+  let client: GatewayClient;
+
+  beforeAll(async () => {
+    live = await startLiveGateway();
+  });
+  afterAll(async () => {
+    await live.close();
+  });
+  beforeEach(() => {
+    checked = contractCheckingFetch(live.url);
+    client = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY, fetch: checked.fetch });
+  });
+  afterEach(() => {
+    expect(checked.problems, 'the client and the gateway answered as openapi/gateway.json says').toEqual([]);
+  });
+
+  it('creates, follows the event stream to success, and downloads the video without sending the key to the file host', async () => {
+    const created = await client.createVideo(textToVideo, { idempotencyKey: 'client-test-1' });
+    expect(created).toMatchObject({ object: 'video', model: 'kling-v3', provider: 'freepik' });
+    expect(['queued', 'processing']).toContain(created.status);
+
+    const seen: string[] = [];
+    const done = await client.waitForVideo(created.id, { timeoutMs: 15_000, onUpdate: (task) => seen.push(task.status) });
+    expect(done.status).toBe('succeeded');
+    expect(seen.at(-1)).toBe('succeeded');
+    expect(checked.calls.some((call) => call.url.endsWith(`/v1/videos/${created.id}/events`))).toBe(true);
+    // The stream alone delivered the end: no polling was needed.
+    expect(checked.calls.filter((call) => call.url.includes(`/v1/videos/${created.id}?wait=`))).toEqual([]);
+
+    const download = await client.downloadOutput(done.id);
+    expect(download.source).toBe('upstream');
+    expect(download.contentType).toContain('video/mp4');
+    const bytes = Buffer.from(await new Response(download.body).arrayBuffer());
+    expect(bytes.subarray(4, 8).toString('latin1')).toBe('ftyp');
+    expect(download.size).toBe(bytes.length);
+    const fileCall = checked.calls.find((call) => call.url === done.outputs[0]!.url);
+    expect(fileCall).toMatchObject({ status: 200, authorization: null });
+    const apiCalls = checked.calls.filter((call) => call.url.startsWith(`${live.url}/v1/`));
+    expect(apiCalls.every((call) => call.authorization === `Bearer ${TENANT_KEY}`)).toBe(true);
+
+    // The same key and body give the same task back.
+    const again = await client.createVideo(textToVideo, { idempotencyKey: 'client-test-1' });
+    expect(again.id).toBe(created.id);
+  });
+
+  it('falls back to long polling when the event stream cannot be opened', async () => {
+    const streamless = new GatewayClient({
+      baseUrl: live.url,
+      apiKey: TENANT_KEY,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (url.endsWith('/events')) return Promise.reject(new TypeError('fetch failed'));
+        return checked.fetch(input, init);
+      },
+    });
+    const created = await streamless.createVideo(textToVideo);
+    const done = await streamless.waitForVideo(created.id, { timeoutMs: 15_000, pollWindowSeconds: 2 });
+    expect(done.status).toBe('succeeded');
+    expect(checked.calls.some((call) => call.url.includes(`/v1/videos/${created.id}?wait=`))).toBe(true);
+  });
+
+  it('gives up with WaitTimeoutError carrying the task as last seen', async () => {
+    const created = await client.createVideo(textToVideo);
+    const error = await client.waitForVideo(created.id, { timeoutMs: 150 }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(WaitTimeoutError);
+    expect((error as WaitTimeoutError).task.id).toBe(created.id);
+    expect(['queued', 'processing']).toContain((error as WaitTimeoutError).task.status);
+    await client.waitForVideo(created.id, { timeoutMs: 15_000 });
+  });
+
+  it('pages through the list newest first, and quotes without creating anything', async () => {
+    const other = new GatewayClient({ baseUrl: live.url, apiKey: OTHER_TENANT_KEY, fetch: checked.fetch });
+    const made: Task[] = [];
+    for (let index = 0; index < 3; index += 1) made.push(await other.createVideo({ ...textToVideo, prompt: `paging ${index}` }));
+    const first = await other.listVideos({ limit: 2 });
+    expect(first.data.map((task) => task.id)).toEqual([made[2]!.id, made[1]!.id]);
+    expect(first.next_cursor).toEqual(expect.any(String));
+    const all: string[] = [];
+    for await (const task of other.listAllVideos({ limit: 2 })) all.push(task.id);
+    expect(all).toEqual(made.map((task) => task.id).reverse());
+
+    const quote = await other.quote({ ...textToVideo, duration: 10 });
+    expect(quote.order[0]).toBe('freepik');
+    expect(quote.providers.find((provider) => provider.provider === 'freepik')).toMatchObject({ eligible: true, estimated_credits: 112 });
+    expect((await other.listVideos({ limit: 100 })).data).toHaveLength(3);
+
+    const models = await other.listModels();
+    expect(models.data.map((entry) => entry.model)).toContain('kling-v3');
+    const providers = await other.listProviders();
+    expect(providers.data.map((provider) => provider.id).sort()).toEqual(['freepik', 'kling-legacy', 'kling3api']);
+  });
+
+  it('turns answers into GatewayError with the problem details, and a dead address into GatewayUnreachableError', async () => {
+    const invalid = await client.createVideo({ ...textToVideo, duration: 99 }).catch((caught: unknown) => caught);
+    expect(invalid).toBeInstanceOf(GatewayError);
+    expect((invalid as GatewayError).status).toBe(400);
+    expect((invalid as GatewayError).problem.errors?.map((error) => error.path)).toContain('duration');
+    expect((invalid as GatewayError).requestId).toEqual(expect.any(String));
+    // The contract check saw the same thing the gateway did (so it is not a check that cannot fail).
+    expect(checked.problems.splice(0)).toEqual(['POST /v1/videos: body /duration must be <= 15']);
+
+    const missing = await client.getVideo('vid_doesnotexist').catch((caught: unknown) => caught);
+    expect(missing).toMatchObject({ status: 404 });
+
+    const wrongKey = new GatewayClient({ baseUrl: live.url, apiKey: 'not-a-key', fetch: checked.fetch });
+    await expect(wrongKey.listVideos()).rejects.toMatchObject({ name: 'GatewayError', status: 401 });
+    await expect(wrongKey.waitForVideo('vid_x', { timeoutMs: 5_000 })).rejects.toMatchObject({ status: 401 });
+
+    const server = createServer();
+    const deadUrl = await listen(server);
+    server.close();
+    await expect(new GatewayClient({ baseUrl: deadUrl, apiKey: TENANT_KEY }).listVideos()).rejects.toBeInstanceOf(GatewayUnreachableError);
+  });
+
+  it('says cancel and usage are not available on a gateway that lacks them, from its OpenAPI document or its 404', async () => {
+    expect(await client.hasEndpoint('cancel')).toBe(false);
+    await expect(client.cancelVideo('vid_x')).rejects.toBeInstanceOf(EndpointNotAvailableError);
+    await expect(client.usage({ group_by: ['provider'] })).rejects.toBeInstanceOf(EndpointNotAvailableError);
+
+    // Without /openapi.json the router's own 404 tells the same.
+    const blind = new GatewayClient({
+      baseUrl: live.url,
+      apiKey: TENANT_KEY,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        return url.endsWith('/openapi.json') ? Promise.resolve(new Response('', { status: 404 })) : checked.fetch(input, init);
+      },
+    });
+    expect(await blind.hasEndpoint('usage')).toBeNull();
+    await expect(blind.usage()).rejects.toBeInstanceOf(EndpointNotAvailableError);
+    // A 404 for a task that does not exist stays a 404.
+    await expect(blind.getVideo('vid_nope')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('verifies the outbound webhooks the gateway signs, and refuses a tampered one', async () => {
+    const received: { body: string; headers: Record<string, string | string[] | undefined> }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      req.on('end', () => {
+        received.push({ body, headers: req.headers });
+        res.writeHead(204).end();
+      });
+    });
+    const receiverUrl = await listen(receiver);
+    try {
+      const created = await client.createVideo({ ...textToVideo, webhook_url: `${receiverUrl}/hooks` });
+      await client.waitForVideo(created.id, { timeoutMs: 15_000 });
+      const deadline = Date.now() + 10_000;
+      while (!received.some((hook) => hook.body.includes('video.succeeded')) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const succeeded = received.find((hook) => hook.body.includes('video.succeeded'))!;
+      const event = verifyGatewayWebhook(succeeded.body, succeeded.headers, TENANT_WEBHOOK_SECRET);
+      expect(event).toMatchObject({ type: 'video.succeeded', data: { id: created.id, status: 'succeeded' } });
+      expect(() => verifyGatewayWebhook(succeeded.body.replace('succeeded', 'failed'), succeeded.headers, TENANT_WEBHOOK_SECRET)).toThrow(
+        GatewayWebhookError,
+      );
+      expect(() => verifyGatewayWebhook(succeeded.body, succeeded.headers, 'whsec_b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA==')).toThrow(
+        GatewayWebhookError,
+      );
+    } finally {
+      receiver.close();
+    }
+  });
+});
+
+describe('typed client against a gateway that has cancel, content and usage', () => {
+  let server: Server;
+  let url: string;
+  const seen: { method: string; path: string; authorization: string | undefined }[] = [];
+  const task = (status: string): Record<string, unknown> => ({
+    id: 'vid_newer',
+    object: 'video',
+    status,
+    model: 'kling-v3',
+    quality: 'pro',
+    operation: 'text-to-video',
+    created_at: '2026-11-22T12:00:00.000Z',
+    updated_at: '2026-11-22T12:00:01.000Z',
+    completed_at: status === 'canceled' ? '2026-11-22T12:00:01.000Z' : null,
+    provider: null,
+    provider_task_id: null,
+    provider_status: null,
+    outputs: [{ type: 'video', url: 'https://files.provider.example/v.mp4', duration: 5 }],
+    error: null,
+    cost: { credits: 0, estimated: false, currency_amount: 0, currency: 'USD' },
+    attempts: [],
+    warnings: [],
+    metadata: {},
+    request: {},
+  });
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0]!;
+      seen.push({ method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization });
+      const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (path === '/openapi.json') {
+        return json(200, {
+          paths: {
+            '/v1/videos/{id}': { get: {} },
+            '/v1/videos/{id}/cancel': { post: {} },
+            '/v1/videos/{id}/content': { get: {} },
+            '/v1/usage': { get: {} },
+          },
+        });
+      }
+      if (req.method === 'POST' && path === '/v1/videos/vid_newer/cancel') return json(200, task('canceled'));
+      if (req.method === 'POST' && path === '/v1/videos/vid_held/cancel') {
+        return res
+          .writeHead(409, { 'content-type': 'application/problem+json' })
+          .end(JSON.stringify({ type: 'about:blank', title: 'Conflict', status: 409, detail: 'a provider holds it' }));
+      }
+      if (path === '/v1/videos/vid_newer/content') {
+        return res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': '4' }).end(Buffer.from('mp4!'));
+      }
+      if (path === '/v1/usage') {
+        return json(200, { data: [{ provider: 'freepik', tasks: 2, currency_amount: 1.12, currency: 'USD' }] });
+      }
+      return json(404, { type: 'about:blank', title: 'Not found', status: 404, detail: `no route for ${req.method} ${path}` });
+    });
+    url = await listen(server);
+  });
+  afterAll(() => {
+    server.close();
+  });
+
+  it('cancels, downloads the stored copy with the key, and reads usage', async () => {
+    const client = new GatewayClient({ baseUrl: url, apiKey: TENANT_KEY });
+    expect(await client.hasEndpoint('cancel')).toBe(true);
+    expect(await client.cancelVideo('vid_newer')).toMatchObject({ id: 'vid_newer', status: 'canceled' });
+    await expect(client.cancelVideo('vid_held')).rejects.toMatchObject({ status: 409, problem: { detail: 'a provider holds it' } });
+
+    const download = await client.downloadOutput('vid_newer', { index: 0 });
+    expect(download).toMatchObject({ source: 'gateway', size: 4, contentType: 'video/mp4' });
+    expect(Buffer.from(await new Response(download.body).arrayBuffer()).toString()).toBe('mp4!');
+
+    const usage = await client.usage({ group_by: ['provider', 'day'], from: '2026-11-01' });
+    expect(usage.data[0]).toMatchObject({ provider: 'freepik', currency_amount: 1.12 });
+    expect(seen.find((call) => call.path.startsWith('/v1/usage'))?.path).toBe('/v1/usage?group_by=provider%2Cday&from=2026-11-01');
+    expect(seen.filter((call) => call.path.startsWith('/v1/')).every((call) => call.authorization === `Bearer ${TENANT_KEY}`)).toBe(true);
+  });
+});
+
+describe('webhook verification', () => {
+  it('accepts what standardwebhooks signs with the secret and refuses an old timestamp', () => {
+    const body = JSON.stringify({ type: 'video.failed', timestamp: new Date().toISOString(), data: { id: 'vid_1', status: 'failed' } });
+    const webhook = new Webhook(TENANT_WEBHOOK_SECRET);
+    const now = new Date();
+    const headers = new Headers({
+      'webhook-id': 'msg_1',
+      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+      'webhook-signature': webhook.sign('msg_1', now, body),
+    });
+    expect(verifyGatewayWebhook(new TextEncoder().encode(body), headers, TENANT_WEBHOOK_SECRET).type).toBe('video.failed');
+
+    const old = new Date(Date.now() - 3600_000);
+    const stale = {
+      'webhook-id': 'msg_2',
+      'webhook-timestamp': String(Math.floor(old.getTime() / 1000)),
+      'webhook-signature': webhook.sign('msg_2', old, body),
+    };
+    expect(() => verifyGatewayWebhook(body, stale, TENANT_WEBHOOK_SECRET)).toThrow(GatewayWebhookError);
+  });
+});
