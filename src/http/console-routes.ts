@@ -22,16 +22,17 @@ const CONTENT_SECURITY_POLICY = [
   "object-src 'none'",
 ].join('; ');
 
-/** `console/dist` from the sources (src/http) or from the compiled build (dist/src/http). */
-export function findConsoleAssets(): string | undefined {
+/** `console/dist` from the sources (src/http) or from the compiled build (dist/src/http); null when not built. */
+export function findConsoleAssets(): string | null {
   for (const relative of ['../../console/dist/', '../../../console/dist/']) {
     const directory = fileURLToPath(new URL(relative, import.meta.url));
     if (existsSync(`${directory}index.html`)) return directory;
   }
-  return undefined;
+  return null;
 }
 
-export function consoleRoutes(directory: string | undefined = findConsoleAssets()): Router {
+/** The console's files from `directory` (null: not built, which the answer explains). */
+export function consoleRoutes(directory: string | null = findConsoleAssets()): Router {
   const router = Router();
   router.use((_req, res, next) => {
     res.set({

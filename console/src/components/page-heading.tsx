@@ -1,15 +1,19 @@
 /**
- * A page's h1. On navigation it takes focus (so screen readers announce the new page and the
- * keyboard starts from it) and names the browser tab.
+ * A page's h1. After a navigation inside the console it takes focus (so screen readers announce
+ * the new page and the keyboard starts from it); on the first page of a load focus stays at the
+ * top of the document, where Tab reaches the skip link. It also names the browser tab.
  */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
+
+let firstPageShown = false;
 
 export function PageHeading({ title, children }: { title: string; children?: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · Kling Gateway`;
-    heading.current?.focus({ preventScroll: true });
+    if (firstPageShown) heading.current?.focus({ preventScroll: true });
+    firstPageShown = true;
   }, [title]);
   return (
     <h1 tabIndex={-1} ref={heading}>

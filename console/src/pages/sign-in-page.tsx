@@ -11,11 +11,12 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
   const [key, setKey] = useState('');
   const [error, setError] = useState<unknown>(undefined);
   const [checking, setChecking] = useState(false);
-  const heading = useRef<HTMLHeadingElement>(null);
+  const input = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
     document.title = 'Sign in · Kling Gateway';
-    heading.current?.focus();
+    // One field: start in it (its label is read out).
+    input.current?.focus();
   }, []);
 
   const submit = async (event: Event) => {
@@ -38,9 +39,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
   const refused = error instanceof GatewayError && error.status === 401;
   return (
     <main id="main" class="sign-in">
-      <h1 tabIndex={-1} ref={heading}>
-        Kling Gateway console
-      </h1>
+      <h1>Kling Gateway console</h1>
       <p>Sign in with a gateway key. It is kept in this browser tab only and forgotten when the tab closes.</p>
       {reason ? (
         <p class="notice" role="status">
@@ -51,6 +50,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
         <label for="gateway-key">Gateway key</label>
         <input
           id="gateway-key"
+          ref={input}
           name="gateway-key"
           type="password"
           autoComplete="off"

@@ -1,0 +1,266 @@
+/**
+ * The web console in a real headless Chromium (Debian's package, driven by playwright-core)
+ * against a gateway with its simulators: sign in, create a video from the quoted form, watch it
+ * succeed live, play it, see the cost chart, and check each page against the API's own answers.
+ * Screenshots go to test-artifacts/console/ (git-ignored).
+ *
+ * In CI (CI=true) a missing browser fails these tests; elsewhere they are skipped.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { formatCost, formatMoney, GatewayClient, type Task } from '../../packages/client/src/index.js';
+import { buildConsole } from '../../scripts/build-console.js';
+import { TENANT_KEY } from '../support/harness.js';
+import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
+
+// The page's globals, for the callbacks page.evaluate runs in the browser (this file compiles for Node).
+declare const window: { location: { hash: string }; innerWidth: number } & Record<string, unknown>;
+declare const document: {
+  activeElement: { textContent: string | null; id: string; tagName: string } | null;
+  documentElement: { scrollWidth: number };
+};
+declare const sessionStorage: { length: number };
+declare const localStorage: { length: number };
+interface HTMLVideoElement {
+  muted: boolean;
+  readyState: number;
+  currentTime: number;
+  error: { code: number } | null;
+  play(): Promise<void>;
+}
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const HAVE_BROWSER = existsSync(CHROMIUM);
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/console/', import.meta.url));
+const AXE_SOURCE = readFileSync(fileURLToPath(new URL('../../node_modules/axe-core/axe.min.js', import.meta.url)), 'utf8');
+
+/** Without these Chromium reaches for the network (updates, sync, QUIC probes) and stalls here. */
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { timeout: 60_000 }, () => {
+  let live: LiveGateway;
+  let api: GatewayClient;
+  let context: BrowserContext;
+  let profile: string;
+  let page: Page;
+  let browserErrors: string[];
+
+  beforeAll(async () => {
+    // Tested as built from the current sources.
+    await buildConsole();
+    // Tasks run about three seconds: long enough to watch one change while a page is open.
+    live = await startLiveGateway({ sandbox: { queued_ms: 200, processing_ms: 3_000 } });
+    api = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    profile = mkdtempSync(join(tmpdir(), 'kling-console-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
+      timeout: 30_000,
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await live?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  async function openConsole(path = ''): Promise<Page> {
+    page = await context.newPage();
+    browserErrors = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') browserErrors.push(message.text());
+    });
+    page.on('pageerror', (error) => browserErrors.push(error.message));
+    await page.goto(`${live.url}/console/${path}`);
+    return page;
+  }
+
+  async function signIn(target: Page): Promise<void> {
+    await target.getByLabel('Gateway key').fill(TENANT_KEY);
+    await target.getByRole('button', { name: 'Sign in' }).click();
+    await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+  }
+
+  /** Serious or critical accessibility problems axe-core finds on the page as it is now. */
+  async function accessibilityProblems(target: Page): Promise<string[]> {
+    // Evaluated through the DevTools protocol, which the page's Content-Security-Policy allows.
+    await target.evaluate(AXE_SOURCE);
+    const violations = await target.evaluate(async () => {
+      const result = await (window as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe.run();
+      return result.violations.map((violation) => ({ id: violation.id, impact: violation.impact, targets: violation.nodes.map((node) => node.target.join(' ')) }));
+    });
+    return violations.filter((violation) => violation.impact === 'serious' || violation.impact === 'critical').map((violation) => `${violation.id}: ${violation.targets.join(', ')}`);
+  }
+
+  afterEach(async () => {
+    expect(browserErrors, 'the browser console stayed free of errors').toEqual([]);
+    await page?.close();
+  });
+
+  it('signs in, creates a video from the quoted form, follows it live to success and plays it inline', async () => {
+    const target = await openConsole();
+    await target.getByLabel('Gateway key').fill('not-the-key');
+    await target.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('does not accept this key');
+    browserErrors.length = 0; // the browser logs the refused request (401) itself
+    await signIn(target);
+    expect(await target.evaluate(() => sessionStorage.length + localStorage.length)).toBe(1);
+
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    const prompt = 'a red fox running through fresh snow';
+    await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await target.getByLabel('Duration (seconds)').fill('10');
+    const quoted = await api.quote({ model: 'kling-v3', prompt, duration: 10 });
+    await expect.poll(() => target.locator('.quote-summary').getAttribute('data-order')).toBe(quoted.order.join(','));
+    for (const provider of quoted.providers) {
+      const row = target.locator(`.quote-table tr[data-provider="${provider.provider}"]`);
+      await expect.poll(() => row.locator('td').nth(2).textContent()).toBe(String(provider.estimated_credits ?? '—'));
+    }
+    await target.screenshot({ path: join(ARTIFACTS, 'create-with-quote.png'), fullPage: true });
+
+    await target.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+    await target.getByRole('button', { name: 'Create video' }).click();
+    await target.waitForURL(/#\/tasks\/vid_/);
+    const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+    await target.locator('.status-line .status-succeeded').waitFor({ timeout: 20_000 });
+    // Followed live: the page was never reloaded.
+    expect(await target.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+
+    const task: Task = await api.getVideo(id);
+    expect(task).toMatchObject({ status: 'succeeded', provider: 'freepik', request: { prompt, duration: 10 } });
+    expect(await target.locator('dd.cost').textContent()).toContain(formatCost(task.cost));
+    await expect.poll(() => target.locator('.timeline').textContent()).toContain('Attempt 1: freepik accepted the task');
+
+    const video = target.locator('video.output-video');
+    expect(await video.getAttribute('src')).toBe(task.outputs[0]!.url);
+    await video.evaluate((element: HTMLVideoElement) => {
+      element.muted = true;
+      return element.play();
+    });
+    await expect
+      .poll(() => video.evaluate((element: HTMLVideoElement) => ({ ready: element.readyState >= 2, playing: element.currentTime > 0.2, error: element.error?.code ?? null })), {
+        timeout: 10_000,
+      })
+      .toEqual({ ready: true, playing: true, error: null });
+    await target.screenshot({ path: join(ARTIFACTS, 'task-playing.png'), fullPage: true });
+    expect(await accessibilityProblems(target)).toEqual([]);
+  });
+
+  it('keeps the task list live and filters it as the API does', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    const streams: string[] = [];
+    target.on('request', (request) => {
+      const match = /\/v1\/videos\/([^/]+)\/events$/.exec(request.url());
+      if (match) streams.push(decodeURIComponent(match[1]!));
+    });
+
+    // A running task in the list is followed by its own event stream until it ends.
+    const running = await api.createVideo({ model: 'kling-v3', prompt: 'followed live' });
+    await target.reload();
+    const runningRow = target.locator(`tr[data-task-id="${running.id}"]`);
+    await runningRow.waitFor();
+    expect(['queued', 'processing']).toContain(await runningRow.getAttribute('data-status'));
+    await expect.poll(() => target.locator('.live-status').textContent()).toContain('following 1 running task');
+    await target.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+    await expect.poll(() => runningRow.getAttribute('data-status'), { timeout: 20_000 }).toBe('succeeded');
+    expect(streams).toContain(running.id);
+
+    // A task created elsewhere (here: through the API) shows up with the next refresh.
+    const created = await api.createVideo({ model: 'kling-v3', prompt: 'made outside the console' });
+    const row = target.locator(`tr[data-task-id="${created.id}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 20_000 }).toBe('succeeded');
+    expect(await target.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+
+    live.simulator('freepik').setOutcome('fail');
+    const doomed = await api.createVideo({ model: 'kling-v3', prompt: 'this one fails' });
+    await api.waitForVideo(doomed.id, { timeoutMs: 15_000 });
+    await target.getByLabel('Status').selectOption('failed');
+    const failedIds = (await api.listVideos({ status: 'failed' })).data.map((task) => task.id);
+    await expect.poll(() => target.locator('tbody tr').evaluateAll((rows) => rows.map((element) => element.getAttribute('data-task-id')))).toEqual(failedIds);
+    expect(failedIds).toContain(doomed.id);
+    await target.screenshot({ path: join(ARTIFACTS, 'task-list-failed.png'), fullPage: true });
+
+    await target.getByLabel('Status').selectOption('');
+    await target.getByLabel('Model').selectOption('kling-v3-omni');
+    await expect.poll(() => target.locator('.empty').textContent()).toContain('No loaded task matches these filters');
+    expect(await accessibilityProblems(target)).toEqual([]);
+  });
+
+  it('shows providers and the cost chart as the API reports them, by keyboard and at phone width', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.reload();
+    await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+
+    // Keyboard: after a load the first Tab reaches the skip link, which moves focus to the page.
+    await target.keyboard.press('Tab');
+    expect(await target.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await target.keyboard.press('Enter');
+    expect(await target.evaluate(() => document.activeElement?.id)).toBe('main');
+    await target.getByRole('link', { name: 'Providers' }).focus();
+    await target.keyboard.press('Enter');
+    await target.getByRole('heading', { level: 1, name: 'Providers' }).waitFor();
+    expect(await target.evaluate(() => document.activeElement?.tagName)).toBe('H1');
+
+    const providers = await api.listProviders();
+    for (const provider of providers.data) {
+      const row = target.locator(`tr[data-provider="${provider.id}"]`);
+      await row.waitFor();
+      const text = (await row.textContent()) ?? '';
+      expect(text).toContain(provider.mode);
+      expect(text).toContain(provider.circuit.replace('_', '-'));
+      expect(text).toContain(`${provider.in_flight} / ${provider.max_in_flight}`);
+    }
+    expect(await accessibilityProblems(target)).toEqual([]);
+
+    await target.getByRole('link', { name: 'Cost' }).click();
+    const chart = target.locator('svg[data-chart="chart-provider"]');
+    await chart.waitFor();
+    const tasks: Task[] = [];
+    for await (const task of api.listAllVideos({ limit: 100 })) tasks.push(task);
+    const freepikSpend = tasks.filter((task) => task.provider === 'freepik').reduce((sum, task) => sum + (task.cost.currency_amount ?? 0), 0);
+    expect(freepikSpend).toBeGreaterThan(0);
+    expect(await chart.locator('text.bar-value').allTextContents()).toContain(formatMoney(Math.round(freepikSpend * 1e6) / 1e6, 'USD'));
+    expect(await chart.locator('rect.bar').count()).toBeGreaterThan(0);
+    expect(await target.locator('[data-source="tasks"]').textContent()).toContain(`${tasks.length} most recent task`);
+    await target.screenshot({ path: join(ARTIFACTS, 'cost-chart.png'), fullPage: true });
+    expect(await accessibilityProblems(target)).toEqual([]);
+
+    // Phone width: nothing wider than the screen, every page still usable.
+    await target.setViewportSize({ width: 390, height: 844 });
+    for (const [hash, name] of [
+      ['#/', 'tasks'],
+      [`#/tasks/${tasks[0]!.id}`, 'task'],
+      ['#/new', 'create'],
+      ['#/providers', 'providers'],
+      ['#/cost', 'cost'],
+    ] as const) {
+      await target.evaluate((to) => (window.location.hash = to), hash);
+      await target.locator('h1').first().waitFor();
+      await target.waitForTimeout(300);
+      const overflow = await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${name} page fits 390 px`).toBeLessThanOrEqual(0);
+      await target.screenshot({ path: join(ARTIFACTS, `phone-${name}.png`), fullPage: true });
+    }
+  });
+});
