@@ -126,7 +126,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
       const groupBy = options.groupBy.split(',').map((field) => field.trim()).filter(Boolean);
       const query = { group_by: groupBy, ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) };
       if (options.csv) {
-        process.stdout.write(await client.usageCsv(query, { signal: context.signal }));
+        context.stdout.write(await client.usageCsv(query, { signal: context.signal }));
         return;
       }
       const report = await client.usage(query, { signal: context.signal });

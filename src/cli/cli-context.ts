@@ -7,8 +7,16 @@ import type { Command } from 'commander';
 import { GatewayClient } from '../../packages/client/src/index.js';
 import { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
+import type { ProgressStream } from './progress-display.js';
 
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080';
+
+/** Where the CLI reads its settings and writes (the process's own, unless a test gives others). */
+export interface CliIo {
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WritableStream & ProgressStream;
+  stderr: NodeJS.WritableStream & ProgressStream;
+}
 
 export interface GlobalOptions {
   url?: string;
@@ -20,7 +28,19 @@ export class CliContext {
   readonly aborter = new AbortController();
   exitCode: number = ExitCode.ok;
 
-  constructor(private readonly env: NodeJS.ProcessEnv) {}
+  constructor(readonly io: CliIo) {}
+
+  get env(): NodeJS.ProcessEnv {
+    return this.io.env;
+  }
+
+  get stdout(): CliIo['stdout'] {
+    return this.io.stdout;
+  }
+
+  get stderr(): CliIo['stderr'] {
+    return this.io.stderr;
+  }
 
   get signal(): AbortSignal {
     return this.aborter.signal;
@@ -36,7 +56,7 @@ export class CliContext {
   }
 
   outputFor(command: Command): CliOutput {
-    return new CliOutput(this.globals(command).json === true);
+    return new CliOutput(this.globals(command).json === true, this.io.stdout, this.io.stderr);
   }
 
   clientFor(command: Command): GatewayClient {

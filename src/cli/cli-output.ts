@@ -15,8 +15,8 @@ export interface Column<Row> {
 export class CliOutput {
   constructor(
     readonly json: boolean,
-    private readonly stdout: NodeJS.WritableStream = process.stdout,
-    private readonly stderr: NodeJS.WritableStream = process.stderr,
+    private readonly stdout: NodeJS.WritableStream,
+    private readonly stderr: NodeJS.WritableStream,
   ) {}
 
   /** A result line for people (skipped with --json). */

@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EndpointNotAvailableError, GatewayError } from '../../packages/client/src/index.js';
 import { registerCatalogCommands } from './catalog-commands.js';
-import { CliContext, DEFAULT_GATEWAY_URL } from './cli-context.js';
+import { CliContext, DEFAULT_GATEWAY_URL, type CliIo } from './cli-context.js';
 import { describeProblem } from './cli-output.js';
 import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerOperatorCommands } from './operator-commands.js';
@@ -21,19 +21,23 @@ export function buildProgram(context: CliContext): Command {
     .addOption(new Option('--url <url>', `the gateway (default: $KLING_GATEWAY_URL or ${DEFAULT_GATEWAY_URL})`))
     .addOption(new Option('--key <key>', 'a gateway key (default: $KLING_GATEWAY_API_KEY)'))
     .option('--json', "print the API's JSON instead of tables (progress and errors stay on stderr)")
+    .configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => context.stderr.write(text) })
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `\n${EXIT_CODE_HELP}`)
     .exitOverride();
   registerVideoCommands(program, context);
   registerCatalogCommands(program, context);
   registerOperatorCommands(program, context);
-  for (const command of program.commands) command.exitOverride();
+  for (const command of program.commands) {
+    command.exitOverride();
+    command.configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => context.stderr.write(text) });
+  }
   return program;
 }
 
 /** Runs the CLI; resolves with the exit code (never calls process.exit itself). */
-export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const context = new CliContext(env);
+export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
+  const context = new CliContext({ env: process.env, stdout: process.stdout, stderr: process.stderr, ...io });
   const program = buildProgram(context);
   const interrupt = () => {
     if (context.signal.aborted) process.exit(ExitCode.interrupted);
@@ -51,24 +55,25 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv = p
 }
 
 function report(error: unknown, context: CliContext): number {
+  const stderr = context.stderr;
   if (error instanceof CommanderError) {
     // Help and --version end here too; commander already printed them.
     return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   }
   const reason = context.signal.aborted ? context.signal.reason : error;
   if (reason instanceof CliError && reason.exitCode === ExitCode.interrupted) {
-    process.stderr.write('\ninterrupted\n');
+    stderr.write('\ninterrupted\n');
     return ExitCode.interrupted;
   }
   if (error instanceof GatewayError) {
-    for (const line of describeProblem(error)) process.stderr.write(`${line}\n`);
+    for (const line of describeProblem(error)) stderr.write(`${line}\n`);
   } else if (error instanceof EndpointNotAvailableError) {
-    process.stderr.write(`error: ${error.message} (a newer gateway has it)\n`);
+    stderr.write(`error: ${error.message} (a newer gateway has it)\n`);
   } else if (error instanceof Error) {
-    process.stderr.write(`error: ${error.message}\n`);
-    if (exitCodeFor(error) === ExitCode.unexpected && process.env.KLING_GATEWAY_DEBUG) process.stderr.write(`${error.stack}\n`);
+    stderr.write(`error: ${error.message}\n`);
+    if (exitCodeFor(error) === ExitCode.unexpected && context.env.KLING_GATEWAY_DEBUG) stderr.write(`${error.stack}\n`);
   } else {
-    process.stderr.write(`error: ${String(error)}\n`);
+    stderr.write(`error: ${String(error)}\n`);
   }
   return exitCodeFor(error);
 }

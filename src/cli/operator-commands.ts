@@ -16,8 +16,8 @@ import type { CliContext } from './cli-context.js';
 /** The sample key config.yaml ships with: fine for the sandbox, never for real traffic. */
 const SHIPPED_SAMPLE_KEY = 'dev-key';
 
-function configPath(file: string | undefined): string {
-  return resolve(file ?? process.env.CONFIG_FILE ?? 'config.yaml');
+function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
+  return resolve(file ?? env.CONFIG_FILE ?? 'config.yaml');
 }
 
 /** A database URL without its password. */
@@ -25,13 +25,13 @@ function describeDatabase(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:…@');
 }
 
-async function loadConfig(path: string): Promise<GatewayConfig> {
+async function loadConfig(path: string, env: NodeJS.ProcessEnv): Promise<GatewayConfig> {
   const [{ ConfigError, loadConfigFile }, { PROVIDER_IDS }] = await Promise.all([
     import('../config/config.js'),
     import('../providers/registry.js'),
   ]);
   try {
-    return loadConfigFile(path, process.env, PROVIDER_IDS);
+    return loadConfigFile(path, env, PROVIDER_IDS);
   } catch (error) {
     if (error instanceof ConfigError) throw new CliError(error.message, ExitCode.badConfig);
     throw error;
@@ -151,10 +151,10 @@ export function registerOperatorCommands(program: Command, context: CliContext):
     .argument('[file]', 'the config file (default: $CONFIG_FILE or ./config.yaml)')
     .action(async (file: string | undefined, _options: unknown, command: Command) => {
       const out = context.outputFor(command);
-      const path = configPath(file);
+      const path = configPath(file, context.env);
       let plan;
       try {
-        plan = await planFor(path, await loadConfig(path));
+        plan = await planFor(path, await loadConfig(path, context.env));
       } catch (error) {
         if (error instanceof CliError && error.exitCode === ExitCode.badConfig) {
           out.data({ file: path, valid: false, problems: error.message.split('\n').slice(1).map((line) => line.replace(/^\s*- /, '')) });
@@ -177,7 +177,7 @@ export function registerOperatorCommands(program: Command, context: CliContext):
     .option('--database-url <url>', 'this database instead (sqlite:<file> or postgres://…)')
     .action(async (options: { config?: string; databaseUrl?: string }, command: Command) => {
       const out = context.outputFor(command);
-      const url = options.databaseUrl ?? (await loadConfig(configPath(options.config))).database.url;
+      const url = options.databaseUrl ?? (await loadConfig(configPath(options.config, context.env), context.env)).database.url;
       const [{ openStore }, { sql }] = await Promise.all([import('../store/database.js'), import('kysely')]);
       const startedAt = new Date();
       let store;
@@ -192,7 +192,7 @@ export function registerOperatorCommands(program: Command, context: CliContext):
         const migrations = applied.rows.map((row) => ({
           name: row.name,
           applied_at: new Date(row.timestamp).toISOString(),
-          now: new Date(row.timestamp).getTime() >= startedAt.getTime() - 1000,
+          now: new Date(row.timestamp).getTime() >= startedAt.getTime(),
         }));
         out.data({ database: describeDatabase(url), migrations });
         out.line(`${describeDatabase(url)}: schema up to date`);

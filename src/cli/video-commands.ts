@@ -78,7 +78,7 @@ interface FollowOptions {
  * exit code: 0 when it succeeded (and was saved), 6 when it failed or was canceled.
  */
 async function follow(context: CliContext, client: GatewayClient, out: CliOutput, first: Task, options: FollowOptions, startedAt: number): Promise<number> {
-  const progress = new TaskProgressLine(process.stderr, startedAt);
+  const progress = new TaskProgressLine(context.stderr, startedAt);
   progress.update(first);
   let task = first;
   try {
@@ -101,7 +101,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   }
   let saved: string[] = [];
   if (options.download !== false && task.outputs.length > 0) {
-    saved = await saveOutputs(client, task, options.output, process.stderr, context.signal);
+    saved = await saveOutputs(client, task, options.output, context.stderr, context.signal);
   }
   if (!out.json) {
     printTask(out, task);
@@ -193,7 +193,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       if (task.status !== 'succeeded') {
         throw new CliError(`video ${id} is ${task.status}; nothing to download`, isTerminal(task) ? ExitCode.taskFailed : ExitCode.timeout);
       }
-      const saved = await saveOutputs(client, task, options.output, process.stderr, context.signal);
+      const saved = await saveOutputs(client, task, options.output, context.stderr, context.signal);
       out.data({ id, saved });
       for (const path of saved) out.line(path);
     });

@@ -1,15 +1,19 @@
 /**
- * The `kling-gateway` command as a user runs it: a subprocess (`bin/kling-gateway.js`, what
- * `npx kling-gateway` runs) against a gateway with its simulators, checked against the API's own
- * answers, with the exit codes the README lists.
+ * The `kling-gateway` command against a gateway with its simulators, checked against the API's
+ * own answers, with the exit codes the README lists. The main paths run as a user runs them: a
+ * subprocess of `bin/kling-gateway.js` (what `npx kling-gateway` runs). The other commands run
+ * in this process through the same entry point (`runCli`, with its output captured), since each
+ * subprocess costs a second of tsx start-up.
  */
 import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
+import { runCli } from '../../src/cli/main.js';
 import { TENANT_KEY } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 
@@ -49,6 +53,25 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     });
   }
 
+  /** The same command in this process: same entry point, output captured. */
+  async function runHere(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+    let stdout = '';
+    let stderr = '';
+    const sink = (append: (text: string) => void) =>
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          append(chunk.toString('utf8'));
+          callback();
+        },
+      });
+    const code = await runCli(args, {
+      env: { KLING_GATEWAY_URL: live.url, KLING_GATEWAY_API_KEY: TENANT_KEY, ...env },
+      stdout: sink((text) => (stdout += text)),
+      stderr: sink((text) => (stderr += text)),
+    });
+    return { code, stdout, stderr };
+  }
+
   beforeAll(async () => {
     live = await startLiveGateway();
     api = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY });
@@ -85,7 +108,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(task).toMatchObject({ status: 'succeeded', metadata: { run: 'cli' }, request: { prompt: 'json please' } });
     expect(existsSync(join(workdir, `${task.id}.mp4`))).toBe(false);
 
-    const [got, table] = await Promise.all([run(['get', task.id, '--json']), run(['list', '--limit', '5'])]);
+    const [got, table] = await Promise.all([runHere(['get', task.id, '--json']), runHere(['list', '--limit', '5'])]);
     expect(JSON.parse(got.stdout)).toEqual(await api.getVideo(task.id));
     const page = await api.listVideos({ limit: 5 });
     const lines = table.stdout.trim().split('\n');
@@ -95,9 +118,9 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it('quote, providers and models print tables that match the API', async () => {
     const [quote, providers, models] = await Promise.all([
-      run(['quote', '--model', 'kling-v3', '--duration', '10', '--prompt', 'x']),
-      run(['providers']),
-      run(['models', '--model', 'kling-v3']),
+      runHere(['quote', '--model', 'kling-v3', '--duration', '10', '--prompt', 'x']),
+      runHere(['providers']),
+      runHere(['models', '--model', 'kling-v3']),
     ]);
     const quoted = await api.quote({ model: 'kling-v3', duration: 10, prompt: 'x' });
     expect(quote.code).toBe(0);
@@ -119,28 +142,34 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const deadPort = (server.address() as { port: number }).port;
     await new Promise((resolve) => server.close(resolve));
 
-    const [invalid, unknown, badKey, noKey, unreachable, usage, cancel] = await Promise.all([
+    // From the real process: the exit status itself, and nothing but errors on stderr.
+    const [invalid, noKey, unreachable] = await Promise.all([
       run(['generate', '--model', 'kling-v3', '--duration', '99', '--prompt', 'x']),
-      run(['get', 'vid_doesnotexist']),
-      run(['list'], { KLING_GATEWAY_API_KEY: 'wrong-key-123' }),
       run(['list'], { KLING_GATEWAY_API_KEY: undefined }),
       run(['--url', `http://127.0.0.1:${deadPort}`, 'list']),
-      run(['usage']),
-      run(['cancel', 'vid_x']),
     ]);
     expect([invalid.code, invalid.stderr]).toEqual([3, expect.stringMatching(/Invalid request \(400\)[^\n]*\n {2}duration: /)]);
-    expect([unknown.code, unknown.stderr]).toEqual([5, expect.stringContaining('video vid_doesnotexist not found')]);
-    expect(badKey.code).toBe(4);
     expect([noKey.code, noKey.stderr]).toEqual([2, expect.stringContaining('KLING_GATEWAY_API_KEY')]);
     expect([unreachable.code, unreachable.stderr]).toEqual([9, expect.stringContaining('ECONNREFUSED')]);
+    expect(`${invalid.stdout}${noKey.stdout}${unreachable.stdout}`).toBe('');
+
+    const [unknown, badKey, badFlag, usage, cancel] = await Promise.all([
+      runHere(['get', 'vid_doesnotexist']),
+      runHere(['list'], { KLING_GATEWAY_API_KEY: 'wrong-key-123' }),
+      runHere(['list', '--bogus']),
+      runHere(['usage']),
+      runHere(['cancel', 'vid_x']),
+    ]);
+    expect([unknown.code, unknown.stderr]).toEqual([5, expect.stringContaining('video vid_doesnotexist not found')]);
+    expect([badKey.code, badKey.stderr]).toEqual([4, expect.stringContaining('The gateway key is not valid')]);
+    expect([badFlag.code, badFlag.stderr]).toEqual([2, expect.stringContaining("unknown option '--bogus'")]);
     expect([usage.code, usage.stderr]).toEqual([7, expect.stringContaining('GET /v1/usage is not available on this gateway')]);
     expect([cancel.code, cancel.stderr]).toEqual([7, expect.stringContaining('POST /v1/videos/{id}/cancel is not available')]);
-    expect(`${invalid.stdout}${unknown.stdout}${usage.stdout}`).toBe('');
   });
 
   it('exits 6 when the video fails, and 8 when waiting runs out', async () => {
     live.simulator('freepik').setOutcome('fail');
-    const failed = await run(['generate', '--model', 'kling-v3', '--prompt', 'doomed', '--wait']);
+    const failed = await runHere(['generate', '--model', 'kling-v3', '--prompt', 'doomed', '--wait']);
     expect(failed.code).toBe(6);
     expect(failed.stderr).toMatch(/^failed · freepik · .* · provider_error: /m);
     const id = /^(vid_\S+)\s+failed$/m.exec(failed.stdout)?.[1];
@@ -149,7 +178,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const slow = await startLiveGateway({ sandbox: { queued_ms: 60_000, processing_ms: 60_000 } });
     try {
       const created = await new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY }).createVideo({ model: 'kling-v3', prompt: 'slow' });
-      const timedOut = await run(['wait', created.id, '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
+      const timedOut = await runHere(['wait', created.id, '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
       expect([timedOut.code, timedOut.stderr]).toEqual([8, expect.stringContaining(`video ${created.id} is still processing`)]);
     } finally {
       await slow.close();
@@ -157,12 +186,12 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   });
 
   it('check-config shows what would run without secrets, and names the field of a bad file', async () => {
-    const sandbox = await run(['check-config', join(REPO, 'config.yaml')], { FREEPIK_API_KEY: undefined, KLING3API_API_KEY: undefined, KLING_LEGACY_API_KEY: undefined });
+    const sandbox = await runHere(['check-config', join(REPO, 'config.yaml')]);
     expect(sandbox.code, sandbox.stderr).toBe(0);
     expect(sandbox.stdout).toContain('deployment  sandbox (no upstream key: built-in simulators)');
     expect(sandbox.stdout).toMatch(/^freepik +simulator +loopback simulator +1 +20 /m);
 
-    const live = await run(['--json', 'check-config', join(REPO, 'config.yaml')], { FREEPIK_API_KEY: 'fpk-live-secret-value', GATEWAY_API_KEYS: 'dev:dev-key-live-123,ops:ops-key-123' });
+    const live = await runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { FREEPIK_API_KEY: 'fpk-live-secret-value', GATEWAY_API_KEYS: 'dev:dev-key-live-123,ops:ops-key-123' });
     expect(live.code, live.stderr).toBe(0);
     expect(live.stdout).not.toContain('fpk-live-secret-value');
     expect(live.stdout).not.toContain('ops-key-123');
@@ -191,7 +220,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const first = await run(['migrate', '--database-url', url]);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/^ {2}0001_initial +applied now$/m);
-    const second = await run(['--json', 'migrate', '--database-url', url]);
+    const second = await runHere(['--json', 'migrate', '--database-url', url]);
     const report = JSON.parse(second.stdout);
     expect(report.migrations.map((migration: { name: string }) => migration.name)).toContain('0001_initial');
     expect(report.migrations.every((migration: { now: boolean }) => migration.now === false)).toBe(true);
