@@ -509,7 +509,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Inbound legacy Kling-API callback
+         * Inbound Legacy Kling-API callback
          * @description Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.
          */
         post: {
