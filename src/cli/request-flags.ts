@@ -72,7 +72,8 @@ function limits(schema: JsonSchema): string {
 }
 
 function describe(schema: JsonSchema, extra?: string): string {
-  return [extra, limits(schema), schema.description?.replace(/`/g, '')].filter(Boolean).join('. ');
+  // Backticks (\x60) are Markdown in the document's descriptions; a terminal shows them raw.
+  return [extra, limits(schema), schema.description?.replace(/\x60/g, '')].filter(Boolean).join('. ');
 }
 
 function parseInteger(value: string): number {
