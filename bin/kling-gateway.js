@@ -4,6 +4,14 @@
 // without sources (the Docker image) runs the compiled build.
 import { existsSync } from 'node:fs';
 
+// A reader that goes away early (`kling-gateway list | head -1`) ends the command quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 const source = new URL('../src/cli/main.ts', import.meta.url);
 let runCli;
 if (existsSync(source)) {
