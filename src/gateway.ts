@@ -17,13 +17,18 @@ import { TaskEvents } from './core/tasks/task-events.js';
 import { TaskRepository } from './core/tasks/task-repository.js';
 import { TaskService } from './core/tasks/task-service.js';
 import { Tracker } from './core/tasks/tracker.js';
+import { LOCAL_ONLY_FEED, replicaFeedOver, type ReplicaFeed } from './core/replica-feed.js';
 import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js';
 import { ProviderRuntime } from './core/upstream/provider-runtime.js';
+import { InProcessProviderState, type ProviderStateStore } from './core/upstream/provider-state.js';
+import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createApp } from './http/app.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import { openStore, type Store } from './store/database.js';
+import type { PostgresNotificationChannel } from './store/notification-channel.js';
+import { SharedStateStore } from './store/shared-state-store.js';
 import { TaskStore } from './store/task-store.js';
 
 export interface GatewayOptions {
@@ -44,6 +49,8 @@ export interface GatewayOptions {
 
 /** Milliseconds between purges of expired idempotency keys and webhook ids. */
 const PURGE_EVERY_MS = 10 * 60_000;
+/** How often shared provider figures (success rate, latency, completions) are written and read back. */
+const FIGURES_REFRESH_MS = 2_000;
 
 export class Gateway {
   readonly app: Express;
@@ -57,7 +64,9 @@ export class Gateway {
   private readonly loopRuns = new Set<Promise<unknown>>();
   private stopping = false;
   private lastPurge = 0;
+  private lastFiguresRefresh = Number.NEGATIVE_INFINITY;
   private server: Server | undefined;
+  private readonly unsubscribes: (() => void)[] = [];
 
   private constructor(
     readonly config: GatewayConfig,
@@ -65,6 +74,9 @@ export class Gateway {
     /** The task store under the engine's repository, in rows (for tools and tests). */
     readonly store: TaskStore,
     private readonly ownsStore: boolean,
+    /** The LISTEN/NOTIFY channel to the other replicas (PostgreSQL only). */
+    readonly notifications: PostgresNotificationChannel | undefined,
+    private readonly sharedState: SharedStateStore | undefined,
   ) {
     this.engine = engine;
     this.dispatcher = new Dispatcher(engine);
@@ -90,6 +102,21 @@ export class Gateway {
     const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
     const store = options.store ?? (await openStore(config.database.url));
     const taskStore = new TaskStore(store);
+    const owner = options.owner ?? `gw-${randomBytes(6).toString('hex')}`;
+    const tasks = new TaskRepository(taskStore);
+
+    // Replicas on PostgreSQL share the providers' standing and figures and hear each other's
+    // news; a SQLite file has one process, which keeps them in memory.
+    const onFeedError = (error: unknown, what = 'could not tell the other replicas') => logger.warn({ err: error }, what);
+    const notifications = store.openNotificationChannel?.(onFeedError);
+    if (notifications) {
+      await notifications.start().catch((error) => onFeedError(error, 'not listening to other replicas yet; retrying'));
+    }
+    const feed: ReplicaFeed = notifications ? replicaFeedOver(notifications, owner, onFeedError) : LOCAL_ONLY_FEED;
+    const sharedState = store.dialect === 'postgres' ? new SharedStateStore(store) : undefined;
+    const providerState: ProviderStateStore = sharedState ?? new InProcessProviderState(clock);
+    const figuresOf = (id: string): ProviderFigures => (sharedState ? new SharedProviderStats(id, id, sharedState) : new ProviderStats());
+
     const runtimes = new Map<string, ProviderRuntime>();
     for (const provider of options.providers) {
       const settings = config.providers[provider.id];
@@ -100,40 +127,71 @@ export class Gateway {
         (settings?.enabled === false ? { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false } : undefined);
       if (!endpoint) continue;
       if (endpoint.disabledReason) logger.warn({ provider: provider.id }, `${provider.id} disabled: ${endpoint.disabledReason}`);
-      runtimes.set(
-        provider.id,
-        new ProviderRuntime({
-          provider,
-          config: settings ?? ProviderConfig.parse({}),
-          baseUrl: endpoint.baseUrl,
-          apiKey: endpoint.apiKey,
-          ...(endpoint.webhookSecret ? { webhookSecret: endpoint.webhookSecret } : {}),
-          simulated: endpoint.simulated,
-          ...(endpoint.disabledReason ? { disabledReason: endpoint.disabledReason } : {}),
-          ...(endpoint.runTimeMs !== undefined ? { simulatedRunTimeMs: endpoint.runTimeMs } : {}),
-          clock,
-          metrics,
-          logger,
-        }),
-      );
+      const runtime = new ProviderRuntime({
+        provider,
+        config: settings ?? ProviderConfig.parse({}),
+        baseUrl: endpoint.baseUrl,
+        apiKey: endpoint.apiKey,
+        ...(endpoint.webhookSecret ? { webhookSecret: endpoint.webhookSecret } : {}),
+        simulated: endpoint.simulated,
+        ...(endpoint.disabledReason ? { disabledReason: endpoint.disabledReason } : {}),
+        ...(endpoint.runTimeMs !== undefined ? { simulatedRunTimeMs: endpoint.runTimeMs } : {}),
+        clock,
+        metrics,
+        logger,
+        state: providerState,
+        stats: figuresOf(provider.id),
+        owner,
+        feed,
+      });
+      await runtime.start();
+      runtimes.set(provider.id, runtime);
     }
     const engine: Engine = {
-      tasks: new TaskRepository(taskStore),
+      tasks,
       runtimes,
       config,
       clock,
       metrics,
       logger,
-      events: new TaskEvents(),
-      owner: options.owner ?? `gw-${randomBytes(6).toString('hex')}`,
+      events: new TaskEvents(feed, (id) => tasks.get(id), (error) => onFeedError(error, 'could not read a task another replica changed')),
+      owner,
       random: options.random ?? Math.random,
       publicUrl: config.server.public_url,
     };
     await engine.tasks.registerProviders([...runtimes.keys()]);
-    const gateway = new Gateway(config, engine, taskStore, options.store === undefined);
+    const gateway = new Gateway(config, engine, taskStore, options.store === undefined, notifications, sharedState);
+    gateway.followOtherReplicas(feed);
     metrics.onScrape(() => gateway.catalog.updateLoadGauges());
     await gateway.dispatcher.recovery.atStart();
     return gateway;
+  }
+
+  /** Re-reads a provider's standing when another replica changed it, and everything after a lost connection. */
+  private followOtherReplicas(feed: ReplicaFeed): void {
+    const refresh = (runtime: ProviderRuntime) =>
+      runtime.refreshStanding().catch((error) => this.engine.logger.warn({ err: error, provider: runtime.id }, 'could not re-read a provider standing'));
+    this.unsubscribes.push(
+      feed.subscribe((message) => {
+        if (message.kind !== 'account') return;
+        for (const runtime of this.engine.runtimes.values()) if (runtime.stateKey === message.key) void refresh(runtime);
+      }),
+      feed.onResync(() => {
+        for (const runtime of this.engine.runtimes.values()) void refresh(runtime);
+      }),
+    );
+  }
+
+  /** Writes this replica's provider figures and reads every replica's (shared store only; at most every 2 s). */
+  async refreshFigures(force = false): Promise<void> {
+    const now = this.engine.clock.now();
+    if (!force && now - this.lastFiguresRefresh < FIGURES_REFRESH_MS) return;
+    this.lastFiguresRefresh = now;
+    await Promise.all(
+      [...this.engine.runtimes.values()].map((runtime) =>
+        runtime.stats.refresh(now).catch((error) => this.engine.logger.warn({ err: error, provider: runtime.id }, 'could not share provider figures')),
+      ),
+    );
   }
 
   /** One pass of every worker: recovery, dispatch, polling, deadlines, outbound webhooks. */
@@ -142,11 +200,18 @@ export class Gateway {
     await this.dispatcher.tick();
     await this.tracker.tick();
     await this.webhooks.tick();
+    await this.refreshFigures();
     const now = this.engine.clock.now();
     if (now - this.lastPurge >= PURGE_EVERY_MS) {
       this.lastPurge = now;
-      await this.service.purgeExpired();
+      await this.purge();
     }
+  }
+
+  /** Forgets expired idempotency keys and webhook ids, and shared call samples nobody reads any more. */
+  private async purge(): Promise<void> {
+    await this.service.purgeExpired();
+    await this.sharedState?.purgeBefore(this.engine.clock.now() - CALL_WINDOW_MS - 60_000);
   }
 
   /**
@@ -165,9 +230,18 @@ export class Gateway {
       ['purge', async () => {
         if (now() - this.lastPurge < PURGE_EVERY_MS) return;
         this.lastPurge = now();
-        await this.service.purgeExpired();
+        await this.purge();
       }],
+      ['figures', () => this.refreshFigures()],
     ];
+    // A slot another replica freed (a task it finished or put back) may let a queued task go now,
+    // rather than at the next dispatch tick.
+    this.unsubscribes.push(
+      this.engine.events.onRemoteChange((change) => {
+        if (this.stopping || (change.phase !== 'done' && change.phase !== 'dispatch')) return;
+        this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
+      }),
+    );
     for (const [name, pass] of loops) {
       const tick = () => {
         if (this.stopping) return;
@@ -225,6 +299,8 @@ export class Gateway {
     await Promise.allSettled([...this.loopRuns]);
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
     await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle()]);
+    for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
+    await this.notifications?.close();
     if (this.ownsStore) await this.store.store.close();
   }
 }

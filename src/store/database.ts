@@ -7,9 +7,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { CodeMigrationProvider } from './migrations.js';
+import { PostgresNotificationChannel } from './notification-channel.js';
 import type { Database, Dialect } from './schema.js';
 
 export interface Store {
@@ -17,6 +18,11 @@ export interface Store {
   dialect: Dialect;
   /** Where it is, without credentials (for logs). */
   description: string;
+  /**
+   * A LISTEN/NOTIFY channel between the replicas sharing this database (PostgreSQL only; a SQLite
+   * file has one process). Not started: call `start()`.
+   */
+  openNotificationChannel?(onError?: (error: unknown, what: string) => void): PostgresNotificationChannel;
   close(): Promise<void>;
 }
 
@@ -25,6 +31,8 @@ export interface OpenStoreOptions {
   schema?: string;
   /** Pool size for PostgreSQL. */
   maxConnections?: number;
+  /** Bring the schema up to date (default). Off when a separate step migrates (`npm run migrate`). */
+  migrate?: boolean;
 }
 
 const PG_INT8 = 20;
@@ -63,7 +71,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       description: inMemory ? 'sqlite (in memory)' : `sqlite:${location}`,
       close: () => db.destroy(),
     };
-    await migrate(store);
+    if (options.migrate !== false) await migrate(store);
     return store;
   }
 
@@ -93,9 +101,18 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     db,
     dialect,
     description: describePostgres(location) + (schema ? ` (schema ${schema})` : ''),
+    openNotificationChannel: (onError) =>
+      new PostgresNotificationChannel({
+        url: location,
+        ...(schema ? { schema } : {}),
+        ...(onError ? { onError } : {}),
+        send: async (channel, payload) => {
+          await sql`SELECT pg_notify(${channel}, ${payload})`.execute(db);
+        },
+      }),
     close: () => db.destroy(),
   };
-  await migrate(store, schema);
+  if (options.migrate !== false) await migrate(store, schema);
   return store;
 }
 
@@ -123,7 +140,20 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
   };
 }
 
-async function migrate(store: Store, schema?: string): Promise<void> {
+/**
+ * Brings the database at `url` up to the latest schema and closes it: the deployment's migration
+ * step, run once before the replicas start. Returns the names of the migrations it applied.
+ */
+export async function migrateDatabase(url: string, options: { schema?: string } = {}): Promise<string[]> {
+  const store = await openStore(url, { ...options, migrate: false, maxConnections: 1 });
+  try {
+    return await migrate(store, options.schema);
+  } finally {
+    await store.close();
+  }
+}
+
+async function migrate(store: Store, schema?: string): Promise<string[]> {
   const migrator = new Migrator({
     db: store.db,
     provider: new CodeMigrationProvider(store.dialect),
@@ -134,4 +164,5 @@ async function migrate(store: Store, schema?: string): Promise<void> {
     const failed = results?.find((result) => result.status === 'Error');
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? error}`);
   }
+  return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName);
 }

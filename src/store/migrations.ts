@@ -147,6 +147,57 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('attempts').dropColumn('provider_task_id').execute();
       },
     },
+    '0003_shared_provider_state': {
+      async up(db: Kysely<unknown>) {
+        // Circuit and cool-down per upstream account, shared by every replica.
+        await db.schema
+          .createTable('provider_state')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('opened_at', time)
+          .addColumn('trial_owner', 'text')
+          .addColumn('trial_until', time)
+          .addColumn('cooldown_until', time, (c) => c.notNull().defaultTo(0))
+          .addColumn('updated_at', time, (c) => c.notNull().defaultTo(0))
+          .execute();
+        // Calls allowed by the rate windows: a sliding log per account.
+        let grants = db.schema.createTable('rate_grants');
+        grants =
+          dialect === 'postgres'
+            ? grants.addColumn('id', 'bigserial', (c) => c.primaryKey())
+            : grants.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        await grants
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('at', time, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('rate_grants_key_at').on('rate_grants').columns(['key', 'at']).execute();
+        // Samples of recent upstream calls, for the figures every replica routes by.
+        let calls = db.schema.createTable('upstream_calls');
+        calls =
+          dialect === 'postgres'
+            ? calls.addColumn('id', 'bigserial', (c) => c.primaryKey())
+            : calls.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+        await calls
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('at', time, (c) => c.notNull())
+          .addColumn('ok', 'integer', (c) => c.notNull())
+          .addColumn('latency_ms', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('upstream_calls_key_at').on('upstream_calls').columns(['key', 'at']).execute();
+        // Recent completions per provider (the median time to complete that `fastest` routes by).
+        await db.schema
+          .createIndex('tasks_provider_status_completed')
+          .on('tasks')
+          .columns(['provider', 'status', 'completed_at'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropIndex('tasks_provider_status_completed').ifExists().execute();
+        for (const table of ['upstream_calls', 'rate_grants', 'provider_state']) {
+          await db.schema.dropTable(table).ifExists().execute();
+        }
+      },
+    },
   };
 }
 

@@ -116,7 +116,45 @@ export interface DeliveriesTable {
   lease_until: number | null;
 }
 
+/**
+ * How one upstream account stands, shared by every replica: its circuit and its `Retry-After`
+ * cool-down. Keyed by the provider id today; an account of a provider will be `provider:account`.
+ */
+export interface ProviderStateTable {
+  key: string;
+  /** Health failures in a row (reset by a success). */
+  failures: number;
+  /** When the circuit opened; null while it is closed. */
+  opened_at: number | null;
+  /** Replica holding the single call allowed while the account is in doubt, and until when. */
+  trial_owner: string | null;
+  trial_until: number | null;
+  /** No calls before this time (0: none asked). */
+  cooldown_until: number;
+  updated_at: number;
+}
+
+/** One upstream call allowed by the rate windows of `key`, at `at` (a sliding log). */
+export interface RateGrantsTable {
+  id: Generated<number>;
+  key: string;
+  at: number;
+}
+
+/** A sample of one upstream call (outcome, latency) for the shared provider figures. */
+export interface UpstreamCallsTable {
+  id: Generated<number>;
+  key: string;
+  at: number;
+  /** 1 when the call succeeded. */
+  ok: number;
+  latency_ms: number;
+}
+
 export interface Database {
+  provider_state: ProviderStateTable;
+  rate_grants: RateGrantsTable;
+  upstream_calls: UpstreamCallsTable;
   tasks: TasksTable;
   attempts: AttemptsTable;
   idempotency_keys: IdempotencyKeysTable;

@@ -67,6 +67,11 @@ export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHisto
 
 const PASSED: CandidateOutcome = { kind: 'passed' };
 
+/** The attempt that tells the caller a provider was passed over because its circuit is open. */
+export function circuitOpenAttempt(provider: string, at: number): NewAttempt {
+  return { provider, outcome: 'skipped', errorCode: 'circuit_open', message: 'circuit open: recent calls to this provider failed', at };
+}
+
 /** The decision for one provider of the plan; `standing` is undefined when it is not configured. */
 export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | undefined, context: DecisionContext): CandidateStep {
   const { provider } = entry;
@@ -75,16 +80,7 @@ export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | u
   if (standing.circuitOpen) {
     const skip: CandidateStep = { kind: 'refused', failure: circuitOpenFailure(provider) };
     if (context.history.skipped.has(provider)) return skip;
-    return {
-      ...skip,
-      record: {
-        provider,
-        outcome: 'skipped',
-        errorCode: 'circuit_open',
-        message: 'circuit open: recent calls to this provider failed',
-        at: context.now,
-      },
-    };
+    return { ...skip, record: circuitOpenAttempt(provider, context.now) };
   }
   if (standing.coolingDownUntil) return { kind: 'wait', until: standing.coolingDownUntil };
   const match = matchOffering(standing.offerings, context.request);

@@ -18,6 +18,7 @@ import { CoalescingRunner } from './coalescing-runner.js';
 import {
   afterCreateFailure,
   attemptHistory,
+  circuitOpenAttempt,
   conclude,
   deadlineError,
   decideCandidate,
@@ -26,7 +27,7 @@ import {
   type ProviderStanding,
 } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
-import { classifyCreateFailure } from './failover.js';
+import { circuitOpenFailure, classifyCreateFailure } from './failover.js';
 import { firstPollDelay } from './polling.js';
 import { Recovery } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
@@ -199,8 +200,13 @@ export class Dispatcher {
       pass?.full.add(runtime.id);
       return { settled: false, task, outcome: { kind: 'wait', until: now + retryMs } };
     }
-    if (!(await runtime.limiter.acquire(MAX_INLINE_RATE_WAIT_MS))) {
-      return { settled: false, task: claimed, outcome: { kind: 'wait', until: clock.now() + runtime.limiter.waitTime() } };
+    // Leave to call: cool-down, circuit (one call at a time across replicas while in doubt), rate windows.
+    const admission = await runtime.admit(MAX_INLINE_RATE_WAIT_MS);
+    if (!admission.granted) {
+      if (admission.reason !== 'circuit_open') return { settled: false, task: claimed, outcome: { kind: 'wait', until: admission.retryAt } };
+      // Opened since the plan was read (another replica's failures): passed over, as it would have been.
+      await this.recordSkip(claimed, circuitOpenAttempt(runtime.id, clock.now()));
+      return { settled: false, task: claimed, outcome: { kind: 'refused', failure: circuitOpenFailure(runtime.id) } };
     }
 
     const seq = await tasks.addAttempt(task.id, { provider: runtime.id, outcome: 'sending', at: clock.now() });
@@ -208,14 +214,16 @@ export class Dispatcher {
     const callbackUrl = this.callbackUrlFor(runtime, claimed);
     let result: SubmitResult;
     try {
-      result = await runtime.call((signal) =>
-        runtime.provider.submit(claimed.request, step.offering, {
-          http: runtime.clientFor({ task_id: task.id, ...context }),
-          signal,
-          taskId: task.id,
-          attemptKey: `${task.id}-${seq}`,
-          ...(callbackUrl ? { callbackUrl } : {}),
-        }),
+      result = await runtime.call(
+        (signal) =>
+          runtime.provider.submit(claimed.request, step.offering, {
+            http: runtime.clientFor({ task_id: task.id, ...context }),
+            signal,
+            taskId: task.id,
+            attemptKey: `${task.id}-${seq}`,
+            ...(callbackUrl ? { callbackUrl } : {}),
+          }),
+        admission.permit,
       );
     } catch (error) {
       const failure = classifyCreateFailure(error, config.routing.failover_on_timeout);

@@ -47,6 +47,16 @@ export class ProviderCatalog {
   async providers() {
     const load = await this.engine.tasks.load();
     const now = this.engine.clock.now();
+    // Every replica answers alike: figures and circuits as the shared store has them now.
+    await Promise.all(
+      [...this.engine.runtimes.values()].map(async (runtime) => {
+        try {
+          await Promise.all([runtime.stats.refresh(now), runtime.refreshStanding()]);
+        } catch (error) {
+          this.engine.logger.warn({ err: error, provider: runtime.id }, 'showing the last known provider figures');
+        }
+      }),
+    );
     return {
       data: [...this.engine.runtimes.values()].map((runtime) => {
         const stats = runtime.stats.snapshot(now);

@@ -1,7 +1,8 @@
 /**
  * One task's changes as an async iterator: what Server-Sent Events and `?wait=` read (SPEC §1).
- * Changes made in this process arrive at once (`TaskEvents`); another replica's are found by
- * re-reading the task now and then. Reads only the store, never an upstream.
+ * Changes arrive through `TaskEvents`: at once from this process, and from other replicas as
+ * soon as their notification lands (PostgreSQL `LISTEN/NOTIFY`). The task is also re-read now
+ * and then, as the safety net for a lost notification. Reads only the store, never an upstream.
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import { TERMINAL_STATUSES } from '../model/canonical.js';
@@ -15,11 +16,16 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** Ends the watch after this long, on the engine's clock. */
   timeoutMs?: number;
-  /** How often the task is re-read for other replicas' changes (default 1 s). */
+  /**
+   * How often the task is re-read for other replicas' changes (default 1 s). When other
+   * replicas' changes are notified, only a safety net: at least every 5 s.
+   */
   recheckMs?: number;
 }
 
 const DEFAULT_RECHECK_MS = 1_000;
+/** Re-reads while notifications from other replicas arrive: only for a notification lost on the way. */
+const NOTIFIED_RECHECK_MS = 5_000;
 
 /**
  * Yields the task as it is now, then each newer version as it lands, and ends after yielding
@@ -57,7 +63,9 @@ export async function* watchTask(
     if (!current || current.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
     offer(current);
     if (options.timeoutMs !== undefined) timeout = clock.setTimeout(end, options.timeoutMs);
-    const recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS;
+    const recheckMs = events.hearsOtherReplicas
+      ? Math.max(options.recheckMs ?? 0, NOTIFIED_RECHECK_MS)
+      : (options.recheckMs ?? DEFAULT_RECHECK_MS);
     const recheck = () => {
       if (ended) return;
       tasks

@@ -68,17 +68,21 @@ export class Tracker {
       await this.lifecycle.reschedulePoll(task, task.deadlineAt + 1, false);
       return;
     }
-    if (!runtime.limiter.tryAcquire()) {
-      metrics.polls.inc({ provider: runtime.id, outcome: 'rate_limited' });
-      await this.lifecycle.reschedulePoll(task, clock.now() + Math.max(runtime.limiter.waitTime(), 100), false);
+    // Leave to call: cool-down, circuit (one call at a time across replicas while in doubt), rate windows.
+    const admission = await runtime.admit(0);
+    if (!admission.granted) {
+      metrics.polls.inc({ provider: runtime.id, outcome: admission.reason });
+      await this.lifecycle.reschedulePoll(task, Math.max(admission.retryAt, clock.now() + 100), false);
       return;
     }
     try {
-      const report = await runtime.call((signal) =>
-        runtime.provider.getStatus(this.refOf(task), {
-          http: runtime.clientFor({ task_id: task.id }),
-          signal,
-        }),
+      const report = await runtime.call(
+        (signal) =>
+          runtime.provider.getStatus(this.refOf(task), {
+            http: runtime.clientFor({ task_id: task.id }),
+            signal,
+          }),
+        admission.permit,
       );
       metrics.polls.inc({ provider: runtime.id, outcome: report.status });
       await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'], leaseOwner: this.engine.owner }, this.schedule(task));

@@ -1,7 +1,8 @@
 /**
  * Recent behaviour of one provider, for `GET /v1/providers` and the `fastest` strategy:
  * outcome and latency of recent upstream calls, and time-to-complete of recent tasks.
- * Kept in memory per replica and seeded from the store at start.
+ * `ProviderStats` keeps them in this process (one replica on SQLite); `SharedProviderStats`
+ * reads every replica's from the shared store, so replicas route the same request alike.
  */
 
 interface CallSample {
@@ -22,7 +23,22 @@ export interface ProviderStatsSnapshot {
 }
 
 /** Completions older than this no longer count towards the median. */
-const COMPLETION_WINDOW_MS = 6 * 3600_000;
+export const COMPLETION_WINDOW_MS = 6 * 3600_000;
+/** Calls older than this no longer count towards success rate and latency. */
+export const CALL_WINDOW_MS = 10 * 60_000;
+const MAX_CALLS = 500;
+const MAX_COMPLETIONS = 50;
+
+/** The figures of one provider, wherever they are kept. */
+export interface ProviderFigures {
+  recordCall(at: number, ok: boolean, latencyMs: number): void;
+  /** A task that finished `durationMs` after creation, at `at`. */
+  recordCompletion(durationMs: number, at: number): void;
+  /** The figures as of the last refresh (synchronous: the router reads them on every create). */
+  snapshot(now: number): ProviderStatsSnapshot;
+  /** Brings the figures up to date with other replicas' (nothing to do for in-process figures). */
+  refresh(now: number): Promise<void>;
+}
 
 function quantile(sorted: readonly number[], q: number): number | null {
   if (sorted.length === 0) return null;
@@ -30,15 +46,19 @@ function quantile(sorted: readonly number[], q: number): number | null {
   return sorted[index] ?? null;
 }
 
-export class ProviderStats {
+export class ProviderStats implements ProviderFigures {
   private calls: CallSample[] = [];
   private completions: { at: number; durationMs: number }[] = [];
 
   constructor(
-    private readonly windowMs = 10 * 60_000,
-    private readonly maxCalls = 500,
-    private readonly maxCompletions = 50,
+    private readonly windowMs = CALL_WINDOW_MS,
+    private readonly maxCalls = MAX_CALLS,
+    private readonly maxCompletions = MAX_COMPLETIONS,
   ) {}
+
+  async refresh(): Promise<void> {
+    // Everything is here already.
+  }
 
   recordCall(at: number, ok: boolean, latencyMs: number): void {
     this.calls.push({ at, ok, latencyMs });
@@ -49,6 +69,14 @@ export class ProviderStats {
   recordCompletion(durationMs: number, at: number): void {
     this.completions.push({ at, durationMs });
     if (this.completions.length > this.maxCompletions) this.completions.shift();
+  }
+
+  /** A copy, to add calls to without changing this one. */
+  clone(): ProviderStats {
+    const copy = new ProviderStats(this.windowMs, this.maxCalls, this.maxCompletions);
+    copy.calls = [...this.calls];
+    copy.completions = [...this.completions];
+    return copy;
   }
 
   snapshot(now: number): ProviderStatsSnapshot {
@@ -67,5 +95,75 @@ export class ProviderStats {
       medianCompletionMs: quantile(completions, 0.5),
       completions: completions.length,
     };
+  }
+}
+
+/** Where the shared figures are kept (`store/shared-state-store.ts` fits this). */
+export interface SharedStatsSource {
+  recordCalls(samples: readonly { key: string; at: number; ok: boolean; latencyMs: number }[]): Promise<void>;
+  /** Newest first. */
+  recentCalls(key: string, since: number, limit: number): Promise<{ at: number; ok: boolean; latencyMs: number }[]>;
+  recentCompletionTimes(provider: string, since: number, limit: number): Promise<number[]>;
+}
+
+/**
+ * Figures every replica shares: this replica's call samples are written to the store in batches
+ * at each refresh, and the snapshot is rebuilt from every replica's samples and the tasks table.
+ * Calls not yet written count at once here, so this replica never lags behind its own calls.
+ */
+export class SharedProviderStats implements ProviderFigures {
+  private pending: CallSample[] = [];
+  private shared = new ProviderStats();
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    /** The account key call samples are kept under. */
+    private readonly key: string,
+    /** The provider whose tasks' completion times count. */
+    private readonly provider: string,
+    private readonly source: SharedStatsSource,
+  ) {}
+
+  recordCall(at: number, ok: boolean, latencyMs: number): void {
+    this.pending.push({ at, ok, latencyMs });
+    if (this.pending.length > MAX_CALLS) this.pending.shift();
+  }
+
+  recordCompletion(): void {
+    // Read back from the tasks table, where every replica's completions already are.
+  }
+
+  snapshot(now: number): ProviderStatsSnapshot {
+    if (this.pending.length === 0) return this.shared.snapshot(now);
+    const merged = this.shared.clone();
+    for (const call of this.pending) merged.recordCall(call.at, call.ok, call.latencyMs);
+    return merged.snapshot(now);
+  }
+
+  /** Writes this replica's samples and reads everyone's. Concurrent calls share one refresh. */
+  refresh(now: number): Promise<void> {
+    this.refreshing ??= this.refreshOnce(now).finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async refreshOnce(now: number): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      await this.source.recordCalls(batch.map((call) => ({ key: this.key, ...call })));
+    } catch (error) {
+      // Keep them for the next refresh rather than lose them.
+      this.pending = [...batch, ...this.pending].slice(-MAX_CALLS);
+      throw error;
+    }
+    const [calls, completions] = await Promise.all([
+      this.source.recentCalls(this.key, now - CALL_WINDOW_MS, MAX_CALLS),
+      this.source.recentCompletionTimes(this.provider, now - COMPLETION_WINDOW_MS, MAX_COMPLETIONS),
+    ]);
+    const figures = new ProviderStats();
+    for (const call of [...calls].reverse()) figures.recordCall(call.at, call.ok, call.latencyMs);
+    // Completion times only count their number and median here, so their own time is `now`.
+    for (const durationMs of completions) figures.recordCompletion(durationMs, now);
+    this.shared = figures;
   }
 }

@@ -1,0 +1,116 @@
+/**
+ * Where the standing of upstream accounts is kept: circuit, `Retry-After` cool-down and the
+ * calls their rate windows allowed. With PostgreSQL every replica reads and writes the same rows
+ * (`store/shared-state-store.ts` fits this interface), so the configured limits and the circuit
+ * are the account's, whatever the replica count; with SQLite there is one process and
+ * `InProcessProviderState` keeps it in memory. Keys are provider ids today and will be
+ * `provider:account` once a provider has several accounts.
+ */
+import type { Clock } from '../clock.js';
+import { SlidingWindowRateLimiter, type RateWindow } from './rate-limiter.js';
+
+/** How one upstream account stands, as every replica sharing the store sees it. */
+export interface AccountStanding {
+  /** Health failures in a row (reset by a success). */
+  failures: number;
+  /** When the circuit opened; null while closed. */
+  openedAt: number | null;
+  /** The replica holding the single call allowed while the account is in doubt. */
+  trialOwner: string | null;
+  /** Until when that call is held (after that another replica may take it). */
+  trialUntil: number | null;
+  /** No calls before this time (0: none). */
+  cooldownUntil: number;
+}
+
+export const HEALTHY_STANDING: AccountStanding = Object.freeze({
+  failures: 0,
+  openedAt: null,
+  trialOwner: null,
+  trialUntil: null,
+  cooldownUntil: 0,
+});
+
+export interface ProviderStateStore {
+  /** True when other replicas see the same state (the cached standing must then be re-read now and then). */
+  readonly shared: boolean;
+  register(key: string, now: number): Promise<void>;
+  read(key: string): Promise<AccountStanding>;
+  /** Takes the single in-doubt call for `owner` until `until`; undefined when another holds it. */
+  claimTrial(key: string, owner: string, now: number, until: number): Promise<AccountStanding | undefined>;
+  recordSuccess(key: string, owner: string, now: number): Promise<AccountStanding>;
+  recordFailure(key: string, input: { owner: string; threshold: number; reopen: boolean; now: number }): Promise<AccountStanding>;
+  releaseTrial(key: string, owner: string, now: number): Promise<AccountStanding>;
+  extendCooldown(key: string, until: number, now: number): Promise<AccountStanding>;
+  /** Allows one call now if every window has room (0), else the milliseconds until one has. */
+  takeRateAllowance(key: string, windows: readonly RateWindow[], now: number): Promise<number>;
+}
+
+/** The standing of accounts used by this process only (SQLite: one replica). */
+export class InProcessProviderState implements ProviderStateStore {
+  readonly shared = false;
+  private readonly standings = new Map<string, AccountStanding>();
+  private readonly limiters = new Map<string, SlidingWindowRateLimiter>();
+
+  constructor(private readonly clock: Clock) {}
+
+  private current(key: string): AccountStanding {
+    return this.standings.get(key) ?? HEALTHY_STANDING;
+  }
+
+  private write(key: string, change: Partial<AccountStanding>): AccountStanding {
+    const next = { ...this.current(key), ...change };
+    this.standings.set(key, next);
+    return { ...next };
+  }
+
+  async register(key: string): Promise<void> {
+    if (!this.standings.has(key)) this.standings.set(key, { ...HEALTHY_STANDING });
+  }
+
+  async read(key: string): Promise<AccountStanding> {
+    return { ...this.current(key) };
+  }
+
+  async claimTrial(key: string, owner: string, now: number, until: number): Promise<AccountStanding | undefined> {
+    const standing = this.current(key);
+    if (standing.trialUntil !== null && standing.trialUntil > now) return undefined;
+    return this.write(key, { trialOwner: owner, trialUntil: until });
+  }
+
+  private released(key: string, owner: string): Partial<AccountStanding> {
+    return this.current(key).trialOwner === owner ? { trialOwner: null, trialUntil: null } : {};
+  }
+
+  async recordSuccess(key: string, owner: string): Promise<AccountStanding> {
+    return this.write(key, { failures: 0, openedAt: null, ...this.released(key, owner) });
+  }
+
+  async recordFailure(key: string, input: { owner: string; threshold: number; reopen: boolean; now: number }): Promise<AccountStanding> {
+    const standing = this.current(key);
+    const failures = standing.failures + 1;
+    const openedAt = input.reopen
+      ? input.now
+      : standing.openedAt === null && failures >= input.threshold
+        ? input.now
+        : standing.openedAt;
+    return this.write(key, { failures, openedAt, ...this.released(key, input.owner) });
+  }
+
+  async releaseTrial(key: string, owner: string): Promise<AccountStanding> {
+    return this.write(key, this.released(key, owner));
+  }
+
+  async extendCooldown(key: string, until: number): Promise<AccountStanding> {
+    return this.write(key, { cooldownUntil: Math.max(this.current(key).cooldownUntil, until) });
+  }
+
+  async takeRateAllowance(key: string, windows: readonly RateWindow[]): Promise<number> {
+    let limiter = this.limiters.get(key);
+    if (!limiter) {
+      limiter = new SlidingWindowRateLimiter(windows, this.clock);
+      this.limiters.set(key, limiter);
+    }
+    return limiter.tryAcquire() ? 0 : Math.max(1, limiter.waitTime());
+  }
+}
