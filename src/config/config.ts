@@ -184,8 +184,13 @@ export const GatewayConfig = z.strictObject({
       /** Simulated time a task spends queued and processing. */
       queued_ms: count(0).default(1_000),
       processing_ms: count(0).default(4_000),
+      /**
+       * Control URL of simulators running in a process of their own (`npm run simulators`), shared
+       * by several replicas, instead of simulators inside this process.
+       */
+      simulators_url: optionalText.pipe(z.url().optional()),
     })
-    .default({ simulators: 'auto', queued_ms: 1_000, processing_ms: 4_000 }),
+    .default({ simulators: 'auto', queued_ms: 1_000, processing_ms: 4_000, simulators_url: undefined }),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .default({ level: 'info' }),

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
+import { fetchHostedEndpoints, type HostedSimulatorEndpoint } from './simulator-host.js';
 
 /** Where and how the gateway reaches one provider. */
 export interface ProviderEndpoint {
@@ -74,6 +75,7 @@ export async function startSandbox(
 ): Promise<Sandbox> {
   const endpoints = new Map<string, ProviderEndpoint>();
   const simulators = new Map<string, ProviderSimulator>();
+  const hosted = config.sandbox.simulators_url ? await hostedEndpoints(config.sandbox.simulators_url) : undefined;
   try {
     for (const provider of providers) {
       const live = liveEndpoint(config, provider);
@@ -88,6 +90,19 @@ export async function startSandbox(
             disabledReason: 'no api_key configured (simulators run only when no provider has a key; see sandbox.simulators)',
           });
         }
+        continue;
+      }
+      if (hosted) {
+        // Simulators in their own process, shared with the other replicas.
+        const remote = hosted[provider.id];
+        if (!remote) throw new Error(`the simulator host at ${config.sandbox.simulators_url} runs no ${provider.id} simulator`);
+        endpoints.set(provider.id, {
+          baseUrl: remote.base_url,
+          apiKey: remote.api_key,
+          webhookSecret: remote.webhook_secret,
+          simulated: true,
+          runTimeMs: remote.run_time_ms,
+        });
         continue;
       }
       const apiKey = `sim-${randomBytes(16).toString('hex')}`;
@@ -119,4 +134,16 @@ export async function startSandbox(
       await Promise.all([...simulators.values()].map((simulator) => simulator.close()));
     },
   };
+}
+
+/** The hosted simulators' endpoints; the host may still be starting, so a few tries. */
+async function hostedEndpoints(url: string): Promise<Record<string, HostedSimulatorEndpoint>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchHostedEndpoints(url);
+    } catch (error) {
+      if (attempt >= 20) throw new Error(`sandbox.simulators_url: no simulator host answers at ${url}: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
 }

@@ -18,6 +18,8 @@ export interface Store {
   dialect: Dialect;
   /** Where it is, without credentials (for logs). */
   description: string;
+  /** The PostgreSQL schema its tables are in, when not the default. */
+  schema?: string;
   /**
    * A LISTEN/NOTIFY channel between the replicas sharing this database (PostgreSQL only; a SQLite
    * file has one process). Not started: call `start()`.
@@ -43,6 +45,19 @@ function describePostgres(url: string): string {
     return `postgres://${parsed.host}${parsed.pathname}`;
   } catch {
     return 'postgres';
+  }
+}
+
+/** Takes `schema` out of a PostgreSQL URL's query. */
+function splitSchema(url: string): { url: string; schema?: string } {
+  try {
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get('schema');
+    if (!schema) return { url };
+    parsed.searchParams.delete('schema');
+    return { url: parsed.toString(), schema };
+  } catch {
+    return { url };
   }
 }
 
@@ -75,10 +90,12 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     return store;
   }
 
-  const schema = options.schema;
+  // `?schema=name` in the URL puts the gateway's tables in their own schema.
+  const { url: connectionUrl, schema: urlSchema } = splitSchema(location);
+  const schema = options.schema ?? urlSchema;
   if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
   if (schema) {
-    const setup = new pg.Client({ connectionString: location });
+    const setup = new pg.Client({ connectionString: connectionUrl });
     await setup.connect();
     try {
       await setup.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
@@ -87,7 +104,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     }
   }
   const pool = new pg.Pool({
-    connectionString: location,
+    connectionString: connectionUrl,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
     max: options.maxConnections ?? 10,
     // Times are bigint columns; read them back as numbers (safe up to 2^53 ms).
@@ -100,10 +117,11 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const store: Store = {
     db,
     dialect,
-    description: describePostgres(location) + (schema ? ` (schema ${schema})` : ''),
+    description: describePostgres(connectionUrl) + (schema ? ` (schema ${schema})` : ''),
+    ...(schema ? { schema } : {}),
     openNotificationChannel: (onError) =>
       new PostgresNotificationChannel({
-        url: location,
+        url: connectionUrl,
         ...(schema ? { schema } : {}),
         ...(onError ? { onError } : {}),
         send: async (channel, payload) => {
@@ -112,7 +130,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       }),
     close: () => db.destroy(),
   };
-  if (options.migrate !== false) await migrate(store, schema);
+  if (options.migrate !== false) await migrate(store);
   return store;
 }
 
@@ -147,13 +165,14 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
 export async function migrateDatabase(url: string, options: { schema?: string } = {}): Promise<string[]> {
   const store = await openStore(url, { ...options, migrate: false, maxConnections: 1 });
   try {
-    return await migrate(store, options.schema);
+    return await migrate(store);
   } finally {
     await store.close();
   }
 }
 
-async function migrate(store: Store, schema?: string): Promise<string[]> {
+async function migrate(store: Store): Promise<string[]> {
+  const { schema } = store;
   const migrator = new Migrator({
     db: store.db,
     provider: new CodeMigrationProvider(store.dialect),
