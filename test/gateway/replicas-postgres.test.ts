@@ -121,4 +121,40 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     await b.gateway.runOnce();
     expect((await b.get(created.body.id)).body.status).toBe('succeeded');
   });
+
+  it("wakes a client waiting on one replica when another records the change (LISTEN/NOTIFY), with no re-read", async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    const created = await a.create(pinned);
+    // The upstream job is done; nobody has asked yet.
+    await clock.advance(5_500);
+    const waiting = b.request('GET', `/v1/videos/${created.body.id}?wait=30`);
+    // Replica B is following the task now; from here on the clock stays put, so B never re-reads it.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await a.gateway.runOnce();
+    const answered = await waiting;
+    expect(answered.body.status).toBe('succeeded');
+  });
+
+  it('shares the circuit: failures on one replica open it for the other', async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    simulators.get('freepik')!.injectFault({ kind: 'unavailable', status: 503, times: 3 });
+    const request = { model: 'kling-v3', prompt: 'shared circuit', duration: 5 };
+    for (let i = 0; i < 3; i++) expect((await a.create(request)).body.provider).toBe('kling3api');
+    const providers = await b.request('GET', '/v1/providers');
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik').circuit).toBe('open');
+    const skipped = await b.create(request);
+    expect(skipped.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'skipped', error_code: 'circuit_open' });
+    expect(simulators.get('freepik')!.requests.filter((r) => r.method === 'POST')).toHaveLength(3);
+  });
+
+  it('counts both replicas against one rate window', async () => {
+    const config = { providers: { kling3api: { rate_limits: [{ limit: 2, window_ms: 10_000 }] } } };
+    const a = await replica('replica-a', config);
+    const b = await replica('replica-b', config);
+    const statuses = [(await a.create(pinned)).body.status, (await b.create(pinned)).body.status, (await a.create(pinned)).body.status, (await b.create(pinned)).body.status];
+    expect(statuses).toEqual(['processing', 'processing', 'queued', 'queued']);
+    expect(simulators.get('kling3api')!.tasks).toHaveLength(2);
+  });
 });

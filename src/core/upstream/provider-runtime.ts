@@ -6,7 +6,7 @@
  * cool-down and rate windows live in a `ProviderStateStore`: in this process for SQLite, in
  * PostgreSQL for replicas, where they are the account's whatever the replica count. This
  * runtime keeps a copy of the account's standing for the router (refreshed by other replicas'
- * news, by its own writes, and re-read at least every second before a call).
+ * news and by its own writes), and reads the shared one again before every call.
  */
 import type { CircuitStateName, GatewayMetrics } from '../../observability/metrics.js';
 import type { Logger } from '../../observability/logger.js';
@@ -62,8 +62,6 @@ export type Admission =
  * a window apart, one over its limit.
  */
 export const RATE_WINDOW_MARGIN_MS = 100;
-/** The cached standing is re-read before a call when older than this (other replicas' news may have been lost). */
-const STANDING_MAX_AGE_MS = 1_000;
 /** A trial is held for the call's timeout plus this, then another replica may take it. */
 const TRIAL_MARGIN_MS = 5_000;
 /** Back-off after a 429 without `Retry-After`. */
@@ -116,7 +114,6 @@ export class ProviderRuntime {
   private readonly feed: ReplicaFeed;
   private readonly simulatedRunTimeMs: number | undefined;
   private standing: AccountStanding = HEALTHY_STANDING;
-  private standingReadAt = Number.NEGATIVE_INFINITY;
   private shownCircuit: CircuitStateName = 'closed';
 
   constructor(options: ProviderRuntimeOptions) {
@@ -199,13 +196,11 @@ export class ProviderRuntime {
 
   /** Re-reads the account's standing (another replica announced a change, or the copy is old). */
   async refreshStanding(): Promise<void> {
-    const readAt = this.clock.now();
-    this.apply(await this.state.read(this.stateKey), readAt);
+    this.apply(await this.state.read(this.stateKey));
   }
 
-  private apply(standing: AccountStanding, readAt = this.clock.now()): void {
+  private apply(standing: AccountStanding): void {
     this.standing = standing;
-    this.standingReadAt = readAt;
     const shown = this.circuit;
     if (shown !== this.shownCircuit) {
       this.shownCircuit = shown;
@@ -214,8 +209,13 @@ export class ProviderRuntime {
     }
   }
 
+  /**
+   * Before a call, a shared standing is read again (one primary-key read): news from other
+   * replicas may still be on its way, and a call let through on an old copy is the one that
+   * could pass `consecutive_failures`.
+   */
   private async freshStanding(): Promise<void> {
-    if (!this.state.shared || this.clock.now() - this.standingReadAt < STANDING_MAX_AGE_MS) return;
+    if (!this.state.shared) return;
     try {
       await this.refreshStanding();
     } catch (error) {
@@ -253,7 +253,6 @@ export class ProviderRuntime {
         const refused = refuse('circuit_busy', circuit.until);
         if (refused) return refused;
         await waitUntil(circuit.until);
-        this.standingReadAt = Number.NEGATIVE_INFINITY;
         continue;
       }
       let trial = false;

@@ -48,7 +48,7 @@ export interface ProviderStateStore {
 
 /** The standing of accounts used by this process only (SQLite: one replica). */
 export class InProcessProviderState implements ProviderStateStore {
-  readonly shared = false;
+  readonly shared: boolean = false;
   private readonly standings = new Map<string, AccountStanding>();
   private readonly limiters = new Map<string, SlidingWindowRateLimiter>();
 

@@ -1,0 +1,101 @@
+/**
+ * Replicas sharing one account's standing (issue 13): two runtimes over one state store stand
+ * for two replicas. A dead provider costs `consecutive_failures` calls plus one probe per
+ * half-open period in total, a `Retry-After` one replica was given holds for the other, and the
+ * rate windows are the account's.
+ */
+import { describe, expect, it } from 'vitest';
+import { ProviderConfig } from '../../../src/config/config.js';
+import { ManualClock } from '../../../src/core/clock.js';
+import { ProviderRuntime, RATE_WINDOW_MARGIN_MS } from '../../../src/core/upstream/provider-runtime.js';
+import { InProcessProviderState, type ProviderStateStore } from '../../../src/core/upstream/provider-state.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { GatewayMetrics } from '../../../src/observability/metrics.js';
+import { PROVIDERS } from '../../../src/providers/registry.js';
+
+const provider = PROVIDERS.find((candidate) => candidate.id === 'kling3api')!;
+
+/** One state both runtimes read and write, as replicas do the PostgreSQL rows. */
+class SharedInMemory extends InProcessProviderState {
+  override readonly shared = true;
+}
+
+function replicas(settings: Record<string, unknown> = {}) {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const state: ProviderStateStore = new SharedInMemory(clock);
+  const config = ProviderConfig.parse({ circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 30_000 }, ...settings });
+  const replica = (owner: string) =>
+    new ProviderRuntime({
+      provider,
+      config,
+      baseUrl: 'http://127.0.0.1:1',
+      apiKey: 'k',
+      simulated: true,
+      clock,
+      metrics: new GatewayMetrics(),
+      logger: createLogger('silent'),
+      state,
+      owner,
+    });
+  return { clock, a: replica('replica-a'), b: replica('replica-b') };
+}
+
+const down = () => new UpstreamError({ provider: 'kling3api', operation: 'status', url: '/x', code: 'provider_error', message: 'down', statusCode: 503 });
+
+describe('one account shared by replicas', () => {
+  it('spends consecutive_failures calls on a dead provider, then one probe per half-open period, in total', async () => {
+    const { clock, a, b } = replicas();
+    let calls = 0;
+    const dead = async () => {
+      calls += 1;
+      throw down();
+    };
+    const tryBoth = async () => {
+      for (const runtime of [a, b, a, b]) {
+        const admission = await runtime.admit(0);
+        if (admission.granted) await runtime.call(dead, admission.permit).catch(() => undefined);
+      }
+    };
+    for (let round = 0; round < 5; round++) await tryBoth();
+    expect(calls).toBe(3);
+    expect([a.circuit, b.circuit]).toEqual(['open', 'open']);
+    await clock.advance(30_000);
+    for (let round = 0; round < 5; round++) await tryBoth();
+    expect(calls).toBe(4);
+    // The probe failed: open for another period.
+    expect(b.circuit).toBe('open');
+  });
+
+  it('lets one call through at a time once the account is in doubt', async () => {
+    const { a, b } = replicas();
+    const admission = await a.admit(0);
+    await a.call(async () => Promise.reject(down()), admission.granted ? admission.permit : undefined).catch(() => undefined);
+    const asks = await Promise.all([a, b, a, b, a, b].map((runtime) => runtime.admit(0)));
+    expect(asks.filter((ask) => ask.granted)).toHaveLength(1);
+    expect(asks.filter((ask) => !ask.granted).every((ask) => !ask.granted && ask.reason === 'circuit_busy')).toBe(true);
+    // The trial answers: the account is healthy again and calls flow.
+    const trial = asks.find((ask) => ask.granted)!;
+    const holder = asks.indexOf(trial) % 2 === 0 ? a : b;
+    await holder.call(async () => 'ok', trial.granted ? trial.permit : undefined);
+    expect((await b.admit(0)).granted).toBe(true);
+    expect((await a.admit(0)).granted).toBe(true);
+  });
+
+  it('honours on every replica a Retry-After one of them was given', async () => {
+    const { clock, a, b } = replicas();
+    a.coolDown(10_000);
+    await clock.advance(0);
+    await b.refreshStanding();
+    expect(await b.admit(0)).toEqual({ granted: false, reason: 'cooling_down', retryAt: clock.now() + 10_000 });
+    await clock.advance(10_000);
+    expect((await b.admit(0)).granted).toBe(true);
+  });
+
+  it('counts every replica against the configured rate window', async () => {
+    const { clock, a, b } = replicas({ rate_limits: [{ limit: 3, window_ms: 1_000 }] });
+    const asks = await Promise.all([a, b, a, b, a].map((runtime) => runtime.admit(0)));
+    expect(asks.filter((ask) => ask.granted)).toHaveLength(3);
+    expect(asks.at(-1)).toEqual({ granted: false, reason: 'rate_limited', retryAt: clock.now() + 1_000 + RATE_WINDOW_MARGIN_MS });
+  });
+});
