@@ -1,0 +1,42 @@
+/**
+ * `deploy/` read as Docker Compose would (no engine here): the services the scale-out needs,
+ * the migration before the replicas, health checks, and every file and command it names.
+ * `npm run deploy:check` also runs the deployment with local processes.
+ */
+import { mkdtempSync, cpSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { checkDeployment } from '../../scripts/deploy-check.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('deploy/docker-compose.yml', () => {
+  it('describes PostgreSQL, a migration that runs once first, three replicas and a balancer, all checked', () => {
+    const { deployment, problems } = checkDeployment(ROOT);
+    expect(problems).toEqual([]);
+    expect(deployment.gateways).toEqual(['gateway-1', 'gateway-2', 'gateway-3']);
+    expect(deployment.upstreams).toEqual(['gateway-1:8080', 'gateway-2:8080', 'gateway-3:8080']);
+    expect(deployment.services['gateway-2']!.environment?.SIMULATORS_URL).toBe('http://simulators:9100');
+  });
+
+  it('finds what is wrong with a broken copy', () => {
+    const copy = mkdtempSync(join(tmpdir(), 'kling-deploy-test-'));
+    for (const part of ['deploy', 'src', 'Dockerfile']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+    const compose = readFileSync(join(copy, 'deploy/docker-compose.yml'), 'utf8')
+      .replace('condition: service_completed_successfully', 'condition: service_started')
+      .replace('dist/src/migrate.js', 'dist/src/migrations-runner.js');
+    writeFileSync(join(copy, 'deploy/docker-compose.yml'), compose);
+    writeFileSync(join(copy, 'deploy/nginx.conf'), readFileSync(join(copy, 'deploy/nginx.conf'), 'utf8').replace('server gateway-3:8080', 'server gateway-4:8080'));
+    const { problems } = checkDeployment(copy);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'gateway-1 does not wait for the migration to complete',
+        'migrate: dist/src/migrations-runner.js is built from src/migrations-runner.ts, which does not exist',
+        'nginx.conf does not send traffic to gateway-3:8080',
+        'nginx.conf names gateway-4:8080, which is no gateway service',
+      ]),
+    );
+  });
+});
