@@ -1,7 +1,8 @@
 /**
  * Upstream request-rate limits as sliding windows, all enforced at once (Freepik documents
- * 50 hits/s over 5 s *and* 10/s averaged over 2 minutes). Kept per replica: with N replicas,
- * configure each with 1/N of the upstream's allowance.
+ * 50 hits/s over 5 s *and* 10/s averaged over 2 minutes), in this process: what a gateway on
+ * SQLite (one replica) uses. Replicas on PostgreSQL keep the same log in the shared store
+ * (`store/shared-state-store.ts`), so the limits are the account's whatever the replica count.
  */
 import type { Clock } from '../clock.js';
 
