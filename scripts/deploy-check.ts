@@ -69,7 +69,11 @@ export function checkDeployment(root = ROOT): { deployment: Deployment; problems
     }
     const command = Array.isArray(service.command) ? service.command : service.command?.split(' ');
     if (command?.[0] === 'node' && command[1]) {
-      if (!existsSync(join(root, sourceOf(command[1])))) problems.push(`${name}: ${command[1]} is built from ${sourceOf(command[1])}, which does not exist`);
+      if (command[1].startsWith('dist/')) {
+        if (!existsSync(join(root, sourceOf(command[1])))) problems.push(`${name}: ${command[1]} is built from ${sourceOf(command[1])}, which does not exist`);
+      } else if (!existsSync(join(root, command[1]))) {
+        problems.push(`${name}: ${command[1]} does not exist`);
+      }
     }
     for (const volume of service.volumes ?? []) {
       const source = volume.split(':')[0] ?? '';
@@ -153,8 +157,9 @@ async function main(): Promise<void> {
     const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
     if (build.status !== 0) throw new Error('npm run build failed');
 
-    console.log('== migrate, once');
-    const migrate = spawnSync('node', ['dist/src/migrate.js'], { cwd: ROOT, env: { ...process.env, DATABASE_URL: databaseUrl }, encoding: 'utf8' });
+    console.log('== migrate, once (the compose file\'s migrate command)');
+    const migrateCommand = deployment.services.migrate!.command as string[];
+    const migrate = spawnSync(migrateCommand[0]!, migrateCommand.slice(1), { cwd: ROOT, env: { ...process.env, DATABASE_URL: databaseUrl }, encoding: 'utf8' });
     process.stdout.write(migrate.stdout);
     if (migrate.status !== 0) throw new Error(`migration failed: ${migrate.stderr}`);
 

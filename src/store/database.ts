@@ -33,8 +33,6 @@ export interface OpenStoreOptions {
   schema?: string;
   /** Pool size for PostgreSQL. */
   maxConnections?: number;
-  /** Bring the schema up to date (default). Off when a separate step migrates (`npm run migrate`). */
-  migrate?: boolean;
 }
 
 const PG_INT8 = 20;
@@ -86,7 +84,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       description: inMemory ? 'sqlite (in memory)' : `sqlite:${location}`,
       close: () => db.destroy(),
     };
-    if (options.migrate !== false) await migrate(store);
+    await migrate(store);
     return store;
   }
 
@@ -130,7 +128,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       }),
     close: () => db.destroy(),
   };
-  if (options.migrate !== false) await migrate(store);
+  await migrate(store);
   return store;
 }
 
@@ -156,19 +154,6 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
       return statement;
     },
   };
-}
-
-/**
- * Brings the database at `url` up to the latest schema and closes it: the deployment's migration
- * step, run once before the replicas start. Returns the names of the migrations it applied.
- */
-export async function migrateDatabase(url: string, options: { schema?: string } = {}): Promise<string[]> {
-  const store = await openStore(url, { ...options, migrate: false, maxConnections: 1 });
-  try {
-    return await migrate(store);
-  } finally {
-    await store.close();
-  }
 }
 
 async function migrate(store: Store): Promise<string[]> {

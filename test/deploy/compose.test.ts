@@ -23,10 +23,10 @@ describe('deploy/docker-compose.yml', () => {
 
   it('finds what is wrong with a broken copy', () => {
     const copy = mkdtempSync(join(tmpdir(), 'kling-deploy-test-'));
-    for (const part of ['deploy', 'src', 'Dockerfile']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+    for (const part of ['deploy', 'src', 'bin', 'Dockerfile']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
     const compose = readFileSync(join(copy, 'deploy/docker-compose.yml'), 'utf8')
       .replace('condition: service_completed_successfully', 'condition: service_started')
-      .replace('dist/src/migrate.js', 'dist/src/migrations-runner.js');
+      .replace('"bin/kling-gateway.js", "migrate"', '"dist/src/migrations-runner.js"');
     writeFileSync(join(copy, 'deploy/docker-compose.yml'), compose);
     writeFileSync(join(copy, 'deploy/nginx.conf'), readFileSync(join(copy, 'deploy/nginx.conf'), 'utf8').replace('server gateway-3:8080', 'server gateway-4:8080'));
     const { problems } = checkDeployment(copy);
