@@ -224,9 +224,11 @@ export class SharedStateStore {
     return rows.map((row) => Number(row.completed_at) - Number(row.created_at));
   }
 
-  /** Forgets call samples and rate grants older than `before`. */
+  /**
+   * Forgets call samples older than `before`. (Rate grants are forgotten by each allowance as
+   * they leave the longest window of their key, which may be longer than any sample is kept.)
+   */
   async purgeBefore(before: number): Promise<void> {
     await this.db.deleteFrom('upstream_calls').where('at', '<', before).execute();
-    await this.db.deleteFrom('rate_grants').where('at', '<', before).execute();
   }
 }

@@ -292,7 +292,10 @@ describe.skipIf(!available)('three replicas on PostgreSQL, one killed repeatedly
     const answers = await Promise.all(
       cluster.replicas.map(async (replica) => ((await (await fetch(`${replica.url}/v1/providers`, { headers })).json()) as any).data),
     );
-    const pick = (data: any[]) => data.map((p) => ({ id: p.id, calls: p.calls, success_rate: p.success_rate, median_completion_ms: p.median_completion_ms }));
+    // The providers nothing runs on any more (the outage test's legacy tasks may still be finishing).
+    const quiet = new Set(['freepik', 'kling3api']);
+    const pick = (data: any[]) =>
+      data.filter((p) => quiet.has(p.id)).map((p) => ({ id: p.id, calls: p.calls, success_rate: p.success_rate, median_completion_ms: p.median_completion_ms }));
     const kling3api = answers[0].find((p: any) => p.id === 'kling3api');
     expect(kling3api.calls).toBeGreaterThan(20);
     expect(kling3api.median_completion_ms).not.toBeNull();

@@ -95,7 +95,12 @@ describe.skipIf(!available)('shared provider state on PostgreSQL', () => {
       { at: T0 + 20, ok: true, latencyMs: 80 },
       { at: T0 + 10, ok: false, latencyMs: 30 },
     ]);
-    await a.purgeBefore(T0 + 15);
-    expect(await a.recentCalls('figures', 0, 10)).toHaveLength(1);
+    const hourly = [{ limit: 1, windowMs: 3_600_000 }];
+    await a.register('hourly', T0);
+    expect(await a.takeRateAllowance('hourly', hourly, T0)).toBe(0);
+    await a.purgeBefore(T0 + 1_800_000);
+    expect(await a.recentCalls('figures', 0, 10)).toEqual([]);
+    // Rate grants stay: a window may be longer than samples are kept.
+    expect(await b.takeRateAllowance('hourly', hourly, T0 + 1_800_000)).toBe(1_800_000);
   });
 });
