@@ -2,19 +2,22 @@
  * The composition root: builds the engine (store, provider runtimes, dispatcher, tracker,
  * outbound webhooks) and the HTTP app from a validated configuration, and runs the workers.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
+import { ContentLinks } from './core/tasks/content-links.js';
 import { Dispatcher } from './core/tasks/dispatcher.js';
 import type { Engine } from './core/tasks/engine.js';
 import { InboundWebhooks } from './core/tasks/inbound-webhooks.js';
 import { OutboundWebhooks } from './core/tasks/outbound-webhooks.js';
+import { OutputContent } from './core/tasks/output-content.js';
 import { ProviderCatalog } from './core/tasks/provider-catalog.js';
 import { TaskEvents } from './core/tasks/task-events.js';
 import { TaskRepository } from './core/tasks/task-repository.js';
+import { ResultCustody } from './core/tasks/result-custody.js';
 import { TaskService } from './core/tasks/task-service.js';
 import { Tracker } from './core/tasks/tracker.js';
 import { LOCAL_ONLY_FEED, replicaFeedOver, type ReplicaFeed } from './core/replica-feed.js';
@@ -26,6 +29,8 @@ import { createApp } from './http/app.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
+import type { ObjectStorage } from './storage/object-storage.js';
+import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
 import { openStore, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
@@ -45,12 +50,54 @@ export interface GatewayOptions {
   store?: Store;
   /** Collect Node's process metrics too. */
   defaultMetrics?: boolean;
+  /**
+   * Origins whose result URLs may be copied though they are private: the sandbox's simulators
+   * (`Sandbox.resultOrigins`). Nothing else is exempt from the address checks.
+   */
+  trustedResultOrigins?: readonly string[];
+  /** Storage for result copies (otherwise `config.storage` is opened; none in passthrough mode). */
+  objectStorage?: ObjectStorage;
+}
+
+/** The backend `config.storage` names. */
+export function storageBackendSettings(config: GatewayConfig['storage']): StorageBackendSettings {
+  if (config.backend === 'filesystem') return { backend: 'filesystem', path: config.filesystem.path };
+  const s3 = config.s3;
+  return {
+    backend: 's3',
+    bucket: s3.bucket ?? '',
+    prefix: s3.prefix,
+    region: s3.region,
+    endpoint: s3.endpoint,
+    forcePathStyle: s3.force_path_style,
+    accessKeyId: s3.access_key_id,
+    secretAccessKey: s3.secret_access_key,
+    sessionToken: s3.session_token,
+    partSizeBytes: s3.part_size_mb * 1024 * 1024,
+    queueSize: 2,
+  };
+}
+
+/**
+ * The key that signs a tenant's content links: derived from its first gateway key (and the
+ * optional `storage.url_signing_secret`), so every replica signs alike with nothing more to
+ * configure, and rotating a tenant's key retires its links.
+ */
+function contentSigningKeys(config: GatewayConfig): (tenant: string) => Buffer | undefined {
+  const keys = new Map<string, Buffer>();
+  for (const { tenant, key } of config.auth.api_keys) {
+    if (keys.has(tenant)) continue;
+    keys.set(tenant, createHmac('sha256', `kling-gateway content links\n${config.storage.url_signing_secret ?? ''}`).update(key).digest());
+  }
+  return (tenant) => keys.get(tenant);
 }
 
 /** Milliseconds between purges of expired idempotency keys and webhook ids. */
 const PURGE_EVERY_MS = 10 * 60_000;
 /** How often shared provider figures (success rate, latency, completions) are written and read back. */
 const FIGURES_REFRESH_MS = 2_000;
+/** Milliseconds between retention passes over stored outputs. */
+const RETENTION_EVERY_MS = 60_000;
 
 export class Gateway {
   readonly app: Express;
@@ -60,11 +107,13 @@ export class Gateway {
   readonly dispatcher: Dispatcher;
   readonly tracker: Tracker;
   readonly webhooks: OutboundWebhooks;
+  readonly custody: ResultCustody;
   private readonly loopTimers = new Map<string, TimerHandle>();
   private readonly loopRuns = new Set<Promise<unknown>>();
   private stopping = false;
   private lastPurge = 0;
   private lastFiguresRefresh = Number.NEGATIVE_INFINITY;
+  private lastRetention = 0;
   private server: Server | undefined;
   private readonly unsubscribes: (() => void)[] = [];
 
@@ -77,16 +126,23 @@ export class Gateway {
     /** The LISTEN/NOTIFY channel to the other replicas (PostgreSQL only). */
     readonly notifications: PostgresNotificationChannel | undefined,
     private readonly sharedState: SharedStateStore | undefined,
+    private readonly ownsObjectStorage: boolean,
   ) {
     this.engine = engine;
     this.dispatcher = new Dispatcher(engine);
     this.tracker = new Tracker(engine);
     this.webhooks = new OutboundWebhooks(engine);
+    this.custody = new ResultCustody(engine);
+    engine.onOutputsDue = () => {
+      if (this.stopping) return;
+      this.custody.tick().catch((error) => engine.logger.error({ err: error }, 'storing pass failed'));
+    };
     this.service = new TaskService(engine, this.dispatcher);
     this.catalog = new ProviderCatalog(engine);
     this.app = createApp({
       config,
       service: this.service,
+      content: new OutputContent(engine),
       catalog: this.catalog,
       inbound: new InboundWebhooks(engine, this.tracker),
       metrics: engine.metrics,
@@ -101,6 +157,10 @@ export class Gateway {
     const logger = options.logger ?? createLogger(config.log.level, { secretHeaders: authHeaderNames(options.providers) });
     const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
     const store = options.store ?? (await openStore(config.database.url));
+    const objectStorage =
+      config.storage.mode === 'passthrough'
+        ? undefined
+        : (options.objectStorage ?? (await openObjectStorage(storageBackendSettings(config.storage))));
     const taskStore = new TaskStore(store);
     const owner = options.owner ?? `gw-${randomBytes(6).toString('hex')}`;
     const tasks = new TaskRepository(taskStore);
@@ -158,9 +218,18 @@ export class Gateway {
       owner,
       random: options.random ?? Math.random,
       publicUrl: config.server.public_url,
+      storage: objectStorage,
+      links: new ContentLinks({
+        baseUrl: () => engine.publicUrl,
+        signingKeyFor: contentSigningKeys(config),
+        ttlMs: config.storage.url_ttl_seconds * 1000,
+        now: () => clock.now(),
+      }),
+      trustedResultOrigins: new Set((options.trustedResultOrigins ?? []).map((origin) => new URL(origin).origin)),
     };
+    if (objectStorage) logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
     await engine.tasks.registerProviders([...runtimes.keys()]);
-    const gateway = new Gateway(config, engine, taskStore, options.store === undefined, notifications, sharedState);
+    const gateway = new Gateway(config, engine, taskStore, options.store === undefined, notifications, sharedState, options.objectStorage === undefined);
     gateway.followOtherReplicas(feed);
     metrics.onScrape(() => gateway.catalog.updateLoadGauges());
     await gateway.dispatcher.recovery.atStart();
@@ -194,11 +263,14 @@ export class Gateway {
     );
   }
 
-  /** One pass of every worker: recovery, dispatch, polling, deadlines, outbound webhooks. */
+  /** One pass of every worker: recovery, dispatch, polling, deadlines, storing, retention, outbound webhooks. */
   async runOnce(): Promise<void> {
     await this.tracker.expireOverdue();
+    await this.service.cancelOverdue();
     await this.dispatcher.tick();
     await this.tracker.tick();
+    await this.custody.tick();
+    await this.custody.purge();
     await this.webhooks.tick();
     await this.refreshFigures();
     const now = this.engine.clock.now();
@@ -223,9 +295,16 @@ export class Gateway {
     const loops: [string, () => Promise<unknown>][] = [
       ['dispatch', async () => {
         await this.tracker.expireOverdue();
+        await this.service.cancelOverdue();
         await this.dispatcher.tick();
       }],
       ['tracking', () => this.tracker.tick()],
+      ['storing', async () => {
+        await this.custody.tick();
+        if (now() - this.lastRetention < RETENTION_EVERY_MS) return;
+        this.lastRetention = now();
+        await this.custody.purge();
+      }],
       ['webhooks', () => this.webhooks.tick()],
       ['purge', async () => {
         if (now() - this.lastPurge < PURGE_EVERY_MS) return;
@@ -292,15 +371,18 @@ export class Gateway {
           server.closeIdleConnections();
         })
       : Promise.resolve();
+    // Copies in flight stop now; their tasks are copied again after a restart or by another replica.
+    this.custody.stop();
     const longestTimeout = Math.max(0, ...[...this.engine.runtimes.values()].map((runtime) => runtime.config.timeout_ms));
     await this.dispatcher.drain(longestTimeout + 5_000);
     server?.closeAllConnections();
     await closed;
     await Promise.allSettled([...this.loopRuns]);
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
-    await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle()]);
+    await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle(), this.custody.idle()]);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     await this.notifications?.close();
+    if (this.ownsObjectStorage) await this.engine.storage?.close();
     if (this.ownsStore) await this.store.store.close();
   }
 }

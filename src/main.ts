@@ -31,6 +31,7 @@ async function main(): Promise<void> {
     endpoints: sandbox.endpoints,
     logger,
     defaultMetrics: true,
+    trustedResultOrigins: sandbox.resultOrigins,
   });
   const url = await gateway.listen();
   gateway.startWorkers();
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
       url,
       public_url: config.server.public_url,
       store: gateway.store.store.description,
+      storage: gateway.engine.storage ? `${gateway.engine.storage.description} (${config.storage.mode})` : 'passthrough',
       providers: [...sandbox.endpoints].map(([id, endpoint]) => ({ id, mode: endpoint.simulated ? 'simulator' : 'live' })),
     },
     `kling-gateway listening on ${url} (docs at ${url}/docs)`,

@@ -20,6 +20,76 @@ const optionalText = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
+/** A number of days where an empty value (an unset `${VAR:-}`) means "not set". */
+const optionalDays = z
+  .union([z.number(), z.string()])
+  .optional()
+  .transform((value, ctx) => {
+    if (value === undefined || (typeof value === 'string' && value.trim() === '')) return undefined;
+    const days = Number(value);
+    if (!Number.isFinite(days) || days <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'must be a positive number of days' });
+      return z.NEVER;
+    }
+    return days;
+  });
+
+/** Result custody: where copies of outputs are kept and how (SPEC §7). */
+export const StorageConfig = z
+  .strictObject({
+    /** `copy`: outputs are copied before a task reports `succeeded`; `passthrough`: upstream URLs only. */
+    mode: z.enum(['copy', 'passthrough']).default('copy'),
+    /** `filesystem` (embedded default) or `s3` (S3-compatible object storage, for replicas). */
+    backend: z.enum(['filesystem', 's3']).default('filesystem'),
+    filesystem: z
+      .strictObject({ path: z.string().min(1).default('./data/outputs') })
+      .prefault({}),
+    s3: z
+      .strictObject({
+        bucket: optionalText,
+        /** Key prefix, e.g. `kling-gateway/`. */
+        prefix: z.string().default(''),
+        region: z.string().min(1).default('us-east-1'),
+        /** Endpoint of an S3-compatible server; absent: AWS. */
+        endpoint: optionalText,
+        /** Bucket in the path, not the host name (MinIO, Ceph, most self-hosted stores). */
+        force_path_style: booleanish.default(false),
+        /** Static credentials; absent: the AWS SDK's default chain (AWS_ACCESS_KEY_ID …, profile, role). */
+        access_key_id: optionalText,
+        secret_access_key: optionalText,
+        session_token: optionalText,
+        part_size_mb: z.coerce.number().int().min(5).max(512).default(8),
+        /** Serve content by redirecting to a presigned URL, or stream it through the gateway. */
+        serve: z.enum(['redirect', 'proxy']).default('redirect'),
+        /** Lifetime of those presigned URLs. */
+        presign_ttl_seconds: count(1).max(7 * 24 * 3600).default(900),
+      })
+      .prefault({}),
+    /** Days a stored copy is kept unless its tenant says otherwise; absent: kept until deleted by hand. */
+    retention_days: optionalDays,
+    /** Copies of one output tried (with back-off from 5 s) before it is reported as not stored. */
+    max_attempts: count(1).default(6),
+    copy_timeout_ms: count(1000).default(10 * 60_000),
+    /** Longest the source may send nothing mid-copy. */
+    idle_timeout_ms: count(1000).default(30_000),
+    max_bytes: count(1).default(2 * 1024 ** 3),
+    /** Let result URLs point at private, loopback or link-local addresses (the sandbox's own simulators always may). */
+    allow_private_sources: booleanish.default(false),
+    /** How long the signed content links on a Task work. */
+    url_ttl_seconds: count(60).default(24 * 3600),
+    /** Signs content links together with each tenant's key; set it to invalidate every link at once. */
+    url_signing_secret: optionalText,
+  })
+  .superRefine((storage, ctx) => {
+    if (storage.backend === 's3' && !storage.s3.bucket) {
+      ctx.addIssue({ code: 'custom', path: ['s3', 'bucket'], message: 'required when storage.backend is s3' });
+    }
+    if (Boolean(storage.s3.access_key_id) !== Boolean(storage.s3.secret_access_key)) {
+      ctx.addIssue({ code: 'custom', path: ['s3', 'secret_access_key'], message: 'give access_key_id and secret_access_key together' });
+    }
+  });
+export type StorageConfig = z.infer<typeof StorageConfig>;
+
 export const RateLimitWindow = z.strictObject({
   /** Requests allowed within `window_ms`. */
   limit: count(1),
@@ -123,6 +193,8 @@ export const GatewayConfig = z.strictObject({
       z.strictObject({
         /** `whsec_…` secret that signs this tenant's outbound webhooks. */
         webhook_secret: optionalText,
+        /** Days this tenant's stored outputs are kept (overrides `storage.retention_days`). */
+        retention_days: optionalDays,
       }),
     )
     .default({}),
@@ -191,6 +263,7 @@ export const GatewayConfig = z.strictObject({
       simulators_url: optionalText.pipe(z.url().optional()),
     })
     .default({ simulators: 'auto', queued_ms: 1_000, processing_ms: 4_000, simulators_url: undefined }),
+  storage: StorageConfig.prefault({}),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .default({ level: 'info' }),

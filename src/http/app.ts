@@ -6,6 +6,7 @@ import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import type { GatewayConfig } from '../config/config.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
+import type { OutputContent } from '../core/tasks/output-content.js';
 import type { ProviderCatalog } from '../core/tasks/provider-catalog.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
@@ -13,7 +14,8 @@ import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { consoleRoutes } from './console-routes.js';
-import { bearerAuth, httpMetrics, notFoundHandler, problemHandler, requestId } from './middleware.js';
+import { contentRoutes } from './content-routes.js';
+import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, requestId } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { videoRoutes } from './video-routes.js';
 import { webhookRoutes } from './webhook-routes.js';
@@ -22,6 +24,8 @@ import { webhookRoutes } from './webhook-routes.js';
 export interface AppDependencies {
   config: GatewayConfig;
   service: TaskService;
+  /** Stored outputs (`/v1/videos/{id}/content`). */
+  content: OutputContent;
   catalog: ProviderCatalog;
   inbound: InboundWebhooks;
   metrics: GatewayMetrics;
@@ -30,12 +34,12 @@ export interface AppDependencies {
   providers: readonly VideoProvider[];
 }
 
-/** Callback tokens in paths are secrets: logs show the route, not the token. */
+/** Callback tokens in paths and content-link signatures are secrets: logs show the route, not them. */
 export function redactUrl(url: string): string {
-  return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]');
+  return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
 }
 
-export function createApp({ config, service, catalog, inbound, metrics, logger, providers }: AppDependencies): Express {
+export function createApp({ config, service, content, catalog, inbound, metrics, logger, providers }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trust_proxy);
@@ -81,6 +85,8 @@ export function createApp({ config, service, catalog, inbound, metrics, logger, 
 
   const auth = bearerAuth(config.auth.api_keys);
   const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json' });
+  // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
+  app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
   app.use('/v1/videos', auth, json, videoRoutes(service));
   app.use('/v1', auth, catalogRoutes(catalog));
 

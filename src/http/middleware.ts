@@ -63,6 +63,21 @@ export function bearerAuth(keys: readonly { tenant: string; key: string }[]): Re
   };
 }
 
+/**
+ * Like `bearerAuth` when an `Authorization` header is sent; without one the request goes on
+ * unauthenticated (`req.tenant` unset), for routes that also take a signed link.
+ */
+export function optionalBearerAuth(keys: readonly { tenant: string; key: string }[]): RequestHandler {
+  const required = bearerAuth(keys);
+  return (req, res, next) => {
+    if (req.header('authorization') === undefined) {
+      next();
+      return;
+    }
+    required(req, res, next);
+  };
+}
+
 export function httpMetrics(metrics: GatewayMetrics): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();

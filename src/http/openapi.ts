@@ -155,10 +155,82 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     },
   });
   registry.registerPath({
+    method: 'post',
+    path: '/v1/videos/{id}/cancel',
+    summary: 'Cancel a task',
+    description:
+      'A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` ' +
+      'webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if ' +
+      'the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the ' +
+      'providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again.',
+    security,
+    request: { params: videoId },
+    responses: {
+      200: json(Task, 'The canceled task.'),
+      401: problem('Missing or invalid gateway key.'),
+      404: problem('No such task for this tenant.'),
+      409: problem('The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided.'),
+      502: problem('The provider was asked to cancel and did not.'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/videos/{id}/content',
+    summary: 'Download a stored output',
+    description:
+      "The gateway's stored copy of output `index` (SHA-256 checked at copy time). Authenticated by the gateway key, or by " +
+      'the signed link in `outputs[].url` (`expires` + `signature`, no key needed until it expires). Supports `Range` ' +
+      '(one range → 206 with `Content-Range`; outside the file → 416), `If-None-Match` / `If-Range` against the ETag (the ' +
+      'SHA-256). With S3 storage (`storage.s3.serve: redirect`) the answer is a 302 to a presigned URL. An output that was ' +
+      'never stored (storage off, or the copy failed for good) redirects (307) to the provider\'s URL while it exists.',
+    security: [...security, {}],
+    request: {
+      params: videoId,
+      query: z.object({
+        index: z.number().int().min(0).optional().meta({ description: 'Which output (default 0).' }),
+        expires: z.number().int().optional().meta({ description: 'Signed links: expiry (Unix seconds).' }),
+        signature: z.string().optional().meta({ description: 'Signed links: the signature.' }),
+      }),
+      headers: z.object({
+        range: z.string().optional().meta({ description: 'One byte range, e.g. `bytes=0-1023`.', example: 'bytes=0-1023' }),
+        'if-none-match': z.string().optional(),
+        'if-range': z.string().optional(),
+      }),
+    },
+    responses: {
+      200: {
+        description: 'The whole file.',
+        headers: {
+          'content-type': { description: 'As the provider served it.', schema: { type: 'string' as const } },
+          'content-length': { schema: { type: 'integer' as const } },
+          etag: { description: 'The SHA-256 of the file, quoted.', schema: { type: 'string' as const } },
+          'accept-ranges': { schema: { type: 'string' as const } },
+        },
+        content: { 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } },
+      },
+      206: {
+        description: 'The range asked for.',
+        headers: { 'content-range': { schema: { type: 'string' as const } }, 'content-length': { schema: { type: 'integer' as const } } },
+        content: { 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } },
+      },
+      302: { description: 'Redirect to a presigned URL of the stored copy (S3).', headers: { location: { schema: { type: 'string' as const } } } },
+      304: { description: 'Not modified (`If-None-Match` matched the ETag).' },
+      307: { description: 'Not stored: redirect to the provider\'s URL.', headers: { location: { schema: { type: 'string' as const } } } },
+      400: problem('Invalid query.'),
+      401: problem('No gateway key and no valid signed link.'),
+      404: problem('No such task for this tenant, or no output at that index.'),
+      409: problem('The output is still being copied (the task is processing).'),
+      410: problem('The stored copy was deleted after its retention, or was never stored and the provider no longer has it.'),
+      416: problem('The range is outside the file (`Content-Range: bytes */<size>`).'),
+    },
+  });
+  registry.registerPath({
     method: 'get',
     path: '/v1/videos/{id}/events',
     summary: 'Server-Sent Events of one task',
-    description: 'One event per status change (event name = status, data = Task); the stream closes when terminal.',
+    description:
+      'One event per status change (event name = status, data = Task); the stream closes after a terminal status ' +
+      '(`succeeded`, `failed` or `canceled`).',
     security,
     request: { params: videoId },
     responses: {

@@ -1,5 +1,5 @@
 /**
- * `/v1/videos`: create, quote, list, get (with `?wait=`), and Server-Sent Events.
+ * `/v1/videos`: create, quote, list, get (with `?wait=`), cancel, and Server-Sent Events.
  */
 import { Router, type Request } from 'express';
 import { z } from 'zod';
@@ -51,6 +51,10 @@ export function videoRoutes(service: TaskService): Router {
     res.on('close', () => aborted.abort());
     const task = await service.waitFor(tenantOf(req), id, wait, aborted.signal);
     if (!res.writableEnded && !aborted.signal.aborted) res.json(task);
+  });
+
+  router.post('/:id/cancel', async (req, res) => {
+    res.json(await service.cancel(tenantOf(req), String(req.params.id)));
   });
 
   router.get('/:id/events', async (req, res) => {

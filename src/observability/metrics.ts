@@ -117,6 +117,24 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly outputCopies = new Counter({
+    name: `${PREFIX}output_copies_total`,
+    help: "Copies of results into the gateway's storage by outcome (stored, retrying, not_stored, expired).",
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly outputBytesStored = new Counter({
+    name: `${PREFIX}output_stored_bytes_total`,
+    help: "Bytes of results copied into the gateway's storage.",
+    registers: [this.registry],
+  });
+  readonly contentServed = new Counter({
+    name: `${PREFIX}output_content_requests_total`,
+    help: 'Requests for stored outputs by how they were answered (file, partial, redirect, not_modified, gone …).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry, prefix: PREFIX });

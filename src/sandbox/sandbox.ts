@@ -27,6 +27,11 @@ const UNUSED_ENDPOINT = { baseUrl: 'http://disabled.invalid', apiKey: '', simula
 export interface Sandbox {
   endpoints: Map<string, ProviderEndpoint>;
   simulators: Map<string, ProviderSimulator>;
+  /**
+   * The simulators' own origins (`http://127.0.0.1:<port>`): where their result files are, the
+   * only private origins result custody may copy from without `storage.allow_private_sources`.
+   */
+  resultOrigins: string[];
   close(): Promise<void>;
 }
 
@@ -130,6 +135,7 @@ export async function startSandbox(
   return {
     endpoints,
     simulators,
+    resultOrigins: [...simulators.keys()].map((id) => new URL(endpoints.get(id)?.baseUrl ?? '').origin),
     close: async () => {
       await Promise.all([...simulators.values()].map((simulator) => simulator.close()));
     },

@@ -198,6 +198,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0004_cancel_and_custody': {
+      async up(db: Kysely<unknown>) {
+        // `cancel_after`: when a task still queued is canceled.
+        await db.schema.alterTable('tasks').addColumn('cancel_at', time).execute();
+        // Retention of stored outputs: the earliest deadline among a task's stored files.
+        await db.schema.alterTable('tasks').addColumn('storage_expires_at', time).execute();
+        await db.schema.createIndex('tasks_phase_cancel').on('tasks').columns(['phase', 'cancel_at']).execute();
+        await db.schema.createIndex('tasks_storage_expires').on('tasks').column('storage_expires_at').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropIndex('tasks_storage_expires').ifExists().execute();
+        await db.schema.dropIndex('tasks_phase_cancel').ifExists().execute();
+        await db.schema.alterTable('tasks').dropColumn('storage_expires_at').execute();
+        await db.schema.alterTable('tasks').dropColumn('cancel_at').execute();
+      },
+    },
   };
 }
 

@@ -16,6 +16,11 @@ export type TaskPhase =
   | 'submitting'
   /** Accepted upstream; followed by polling and webhooks. */
   | 'tracking'
+  /**
+   * Finished upstream; its outputs are being copied into the gateway's storage before it reports
+   * `succeeded` (the public status stays `processing`). Holds no provider slot.
+   */
+  | 'storing'
   /** Terminal. */
   | 'done';
 
@@ -60,6 +65,10 @@ export interface TasksTable {
   version: number;
   /** Providers the task may be sent to, as `,a,b,` (for fair queueing per provider). */
   candidates: Generated<string>;
+  /** A task still queued at this time is canceled (the caller's `cancel_after`). */
+  cancel_at: Generated<number | null>;
+  /** The earliest retention deadline among the task's stored outputs (for the retention pass). */
+  storage_expires_at: Generated<number | null>;
 }
 
 export interface AttemptsTable {

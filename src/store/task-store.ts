@@ -260,7 +260,9 @@ export class TaskStore {
       .selectAll()
       .where('phase', '=', 'dispatch')
       .where('dispatch_after', '<=', now)
-      .where('deadline_at', '>', now);
+      .where('deadline_at', '>', now)
+      // A task whose `cancel_after` has passed is canceled, not sent.
+      .where((eb) => eb.or([eb('cancel_at', 'is', null), eb('cancel_at', '>', now)]));
     if (after) {
       select = select.where((eb) =>
         eb.or([
@@ -295,12 +297,22 @@ export class TaskStore {
    * Leases up to `limit` tracked tasks whose next poll is due and that no live lease holds.
    * In PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint batches.
    */
-  async claimDueForTracking(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
+  claimDueForTracking(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
+    return this.claimDue('tracking', now, owner, leaseMs, limit);
+  }
+
+  /** Leases up to `limit` tasks whose outputs are due to be copied into storage (as `claimDueForTracking`). */
+  claimDueForStorage(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
+    return this.claimDue('storing', now, owner, leaseMs, limit);
+  }
+
+  /** Tasks in `phase` whose `next_poll_at` is due and that no live lease holds, leased to `owner`. */
+  private async claimDue(phase: TaskPhase, now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
     return this.db.transaction().execute(async (trx) => {
       let due = trx
         .selectFrom('tasks')
         .select('id')
-        .where('phase', '=', 'tracking')
+        .where('phase', '=', phase)
         .where('next_poll_at', '<=', now)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
         .orderBy('next_poll_at')
@@ -312,11 +324,34 @@ export class TaskStore {
         .updateTable('tasks')
         .set({ lease_owner: owner, lease_until: now + leaseMs })
         .where('id', 'in', ids)
-        .where('phase', '=', 'tracking')
+        .where('phase', '=', phase)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
         .returningAll()
         .execute();
     });
+  }
+
+  /** Queued tasks whose `cancel_after` has passed. */
+  async listCancelDue(now: number, limit: number): Promise<TaskRow[]> {
+    return this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('phase', '=', 'dispatch')
+      .where('cancel_at', '<=', now)
+      .limit(limit)
+      .execute();
+  }
+
+  /** Tasks with a stored output whose retention ended. */
+  async listStorageExpired(now: number, limit: number): Promise<TaskRow[]> {
+    return this.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('phase', '=', 'done')
+      .where('storage_expires_at', '<=', now)
+      .orderBy('storage_expires_at')
+      .limit(limit)
+      .execute();
   }
 
   /** Submissions whose owner's lease ran out (the replica died or hung mid-create). */

@@ -47,7 +47,24 @@ describe('inbound Freepik webhooks', () => {
     expect(answer.body).toEqual({ received: true, matched: true });
     const after = (await gw.get(task.id)).body;
     expect(after.status).toBe('succeeded');
-    expect(after.outputs).toEqual([{ type: 'video', url, duration: null }]);
+    expect(after.outputs).toEqual([
+      {
+        type: 'video',
+        url,
+        url_expires_at: null,
+        duration: null,
+        upstream_url: url,
+        upstream_url_expires_at: null,
+        upstream_url_gone: false,
+        storage: 'passthrough',
+        storage_error: null,
+        sha256: null,
+        bytes: null,
+        content_type: null,
+        stored_at: null,
+        expires_at: null,
+      },
+    ]);
     const statusCalls = gw.simulator('freepik').requests.filter((r) => r.method === 'GET');
     expect(statusCalls).toHaveLength(0);
   });

@@ -29,11 +29,15 @@ describe('generated files are committed up to date', () => {
         '/v1/videos',
         '/v1/videos/quote',
         '/v1/videos/{id}',
+        '/v1/videos/{id}/cancel',
+        '/v1/videos/{id}/content',
         '/v1/videos/{id}/events',
         ...WEBHOOK_ROUTES,
       ].sort(),
     );
     expect(Object.keys(document.paths['/v1/videos']!)).toEqual(['post', 'get']);
+    expect(Object.keys(document.paths['/v1/videos/{id}/cancel']!)).toEqual(['post']);
+    expect(Object.keys(document.paths['/v1/videos/{id}/content']!)).toEqual(['get']);
   });
 
   it('upstream types match what openapi-typescript generates from openapi/<provider>.yaml', async () => {

@@ -222,7 +222,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
           try {
             expect((await new TaskStore(second).getTask('t_kept'))?.id).toBe('t_kept');
             const ran = await sql<{ name: string }>`select name from kysely_migration`.execute(second.db);
-            expect(ran.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_recovery_and_fair_queue', '0003_shared_provider_state']);
+            expect(ran.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_recovery_and_fair_queue', '0003_shared_provider_state', '0004_cancel_and_custody']);
           } finally {
             await second.close();
           }
@@ -245,7 +245,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const outcome = await tasks.createTask(row);
         expect(outcome.created).toBe(true);
         const stored = await tasks.getTask('t_1');
-        expect(stored).toEqual({ candidates: '', ...row });
+        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, ...row });
         expect(typeof stored?.created_at).toBe('number');
         expect(typeof stored?.deadline_at).toBe('number');
         expect(typeof stored?.lease_until).toBe('number');

@@ -13,6 +13,7 @@ import { Gateway } from '../../src/gateway.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
+import type { ObjectStorage } from '../../src/storage/object-storage.js';
 import type { Store } from '../../src/store/database.js';
 
 export const TENANT_KEY = 'acme-secret-key';
@@ -66,6 +67,9 @@ export function testConfig(overrides: Record<string, unknown> = {}, providers: r
     },
     webhooks: { allow_private_targets: true, max_attempts: 3, timeout_ms: 2_000 },
     sandbox: { queued_ms: 1_000, processing_ms: 4_000 },
+    // Most suites look at other things than result custody: outputs keep the upstream URL unless
+    // a test asks for copies (`storage: { mode: 'copy' }`), which go to a fresh directory.
+    storage: { mode: 'passthrough', filesystem: { path: mkdtempSync(join(tmpdir(), 'kling-gw-outputs-')) } },
     log: { level: 'silent' },
     providers: Object.fromEntries(providers.map((provider, index) => [provider.id, testProviderSettings(index)])),
   };
@@ -95,6 +99,8 @@ export interface TestGatewayOptions {
   logTo?: DestinationStream;
   /** Changes to how the gateway reaches a provider (a closed port, a wrong key). */
   endpointOverrides?: Record<string, Partial<ProviderEndpoint>>;
+  /** Storage for result copies (otherwise the configured one). */
+  objectStorage?: ObjectStorage;
 }
 
 export class TestGateway {
@@ -210,6 +216,11 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
         secretHeaders: authHeaderNames(providers),
       }),
     random: options.random ?? (() => 0.5),
+    trustedResultOrigins: [...(simulators?.keys() ?? [])].flatMap((id) => {
+      const endpoint = endpoints.get(id);
+      return endpoint ? [endpoint.baseUrl] : [];
+    }),
+    ...(options.objectStorage ? { objectStorage: options.objectStorage } : {}),
     ...(options.owner ? { owner: options.owner } : {}),
     ...(options.store ? { store: options.store } : {}),
   });

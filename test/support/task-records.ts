@@ -43,6 +43,7 @@ export function taskRecord(id: string, overrides: Partial<TaskRecord> = {}): Tas
     leaseOwner: null,
     leaseUntil: null,
     expectsWebhook: false,
+    cancelAt: null,
     version: 0,
     ...overrides,
   };

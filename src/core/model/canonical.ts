@@ -66,8 +66,12 @@ export const ERROR_CODES = [
   'insufficient_credits',
   'no_provider_available',
   'expired',
+  'canceled',
 ] as const;
-export const ErrorCode = z.enum(ERROR_CODES).meta({ id: 'ErrorCode' });
+export const ErrorCode = z.enum(ERROR_CODES).meta({
+  id: 'ErrorCode',
+  description: '`canceled` is the reason of a `canceled` task (by `POST /v1/videos/{id}/cancel` or `cancel_after`).',
+});
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
 export const ROUTING_STRATEGIES = ['priority', 'cheapest', 'weighted', 'fastest'] as const;
@@ -187,6 +191,11 @@ export const CreateVideoRequest = z
     webhook_url: httpUrl.optional(),
     metadata: metadataSchema.optional(),
     routing: RoutingOverride.optional(),
+    cancel_after: z.int().min(1).max(7 * 24 * 3600).optional().meta({
+      description:
+        'Seconds: a task still `queued` (not yet sent to any provider) this long after creation is `canceled` ' +
+        'at no cost. A task a provider has accepted runs to the end.',
+    }),
   })
   .superRefine((request, ctx) => {
     const shots = request.multi_shot;
@@ -243,11 +252,47 @@ export const CAPABILITY_FIELDS = [
 ] as const satisfies readonly (keyof CreateVideoRequest)[];
 export type CapabilityField = (typeof CAPABILITY_FIELDS)[number];
 
+/** A result as a provider reports it: what adapters return. */
+export interface UpstreamOutput {
+  type: 'video' | 'image';
+  /** Where the upstream serves the file. */
+  url: string;
+  /** Seconds, for videos when the provider reports it. */
+  duration: number | null;
+}
+
+export const OUTPUT_STORAGE_STATES = ['pending', 'stored', 'not_stored', 'expired', 'passthrough'] as const;
+export const OutputStorageState = z.enum(OUTPUT_STORAGE_STATES).meta({
+  id: 'OutputStorageState',
+  description:
+    '`pending`: being copied into the gateway\'s storage (the task is still `processing`). `stored`: a copy is kept; ' +
+    '`url` serves it. `not_stored`: the copy failed for good (`storage_error` says why); `url` is the upstream\'s. ' +
+    '`expired`: the copy was deleted after the tenant\'s retention. `passthrough`: storage is off (`storage.mode: passthrough`).',
+});
+export type OutputStorageState = z.infer<typeof OutputStorageState>;
+
 export const TaskOutput = z
   .object({
     type: z.enum(['video', 'image']),
-    url: z.string(),
+    url: z.string().meta({
+      description:
+        "Where to fetch the result: the gateway's content URL (`/v1/videos/{id}/content?index=N`, signed so it works " +
+        "without the gateway key until `url_expires_at`) once stored; the upstream's URL otherwise.",
+    }),
+    url_expires_at: z.string().nullable().meta({ description: 'When the signature in `url` stops working (fetch the task again for a fresh one).' }),
     duration: z.number().nullable().meta({ description: 'Seconds, for videos when the provider reports it.' }),
+    upstream_url: z.string().meta({ description: "The provider's own URL of the result." }),
+    upstream_url_expires_at: z.string().nullable().meta({
+      description: 'When the provider deletes its copy, where it documents a lifetime (Kling: 30 days); null when undocumented.',
+    }),
+    upstream_url_gone: z.boolean().meta({ description: 'The provider answered 404/410 for `upstream_url`: its copy is gone.' }),
+    storage: OutputStorageState,
+    storage_error: z.string().nullable().meta({ description: 'Why the output is not stored, or why the copy was deleted.' }),
+    sha256: z.string().nullable().meta({ description: 'Hex SHA-256 of the stored bytes.' }),
+    bytes: z.number().int().nullable().meta({ description: 'Size of the stored file.' }),
+    content_type: z.string().nullable(),
+    stored_at: z.string().nullable(),
+    expires_at: z.string().nullable().meta({ description: "When the stored copy is deleted (the tenant's retention); null: kept." }),
   })
   .meta({ id: 'TaskOutput' });
 export type TaskOutput = z.infer<typeof TaskOutput>;

@@ -40,6 +40,10 @@ export const problems = {
     new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { providers }),
   retryLater: (detail: string, retryAfterSeconds: number) =>
     new ProblemError(503, 'retry-later', 'Retry later', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
+  badGateway: (detail: string) => new ProblemError(502, 'upstream-error', 'The provider did not do it', detail),
+  gone: (detail: string) => new ProblemError(410, 'gone', 'Gone', detail),
+  rangeNotSatisfiable: (detail: string, size: number) =>
+    new ProblemError(416, 'range-not-satisfiable', 'Range not satisfiable', detail, {}, { 'content-range': `bytes */${size}` }),
   unprocessable: (detail: string, errors?: { path: string; message: string }[]) =>
     new ProblemError(422, 'unprocessable', 'Unprocessable request', detail, errors ? { errors } : {}),
 };

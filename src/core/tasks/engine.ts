@@ -5,8 +5,10 @@
 
 import type { Logger } from '../../observability/logger.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
+import type { ObjectStorage } from '../../storage/object-storage.js';
 import type { Clock } from '../clock.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
+import type { ContentLinks } from './content-links.js';
 import type { TaskEvents } from './task-events.js';
 import type { TaskRepository } from './task-repository.js';
 import type { TaskEngineSettings } from './task-settings.js';
@@ -24,6 +26,17 @@ export interface Engine {
   owner: string;
   /** Randomness for jitter and weighted routing (seeded in tests). */
   random: () => number;
-  /** Base URL upstreams call back on; defaults to `config.server.public_url`. */
+  /** Base URL upstreams call back on and content links point at; defaults to `config.server.public_url`. */
   publicUrl: string;
+  /** Where copies of results are kept; undefined when `storage.mode` is `passthrough`. */
+  storage?: ObjectStorage | undefined;
+  /** Signed links to stored outputs. */
+  links: ContentLinks;
+  /**
+   * Origins whose result URLs may be copied although they are private (the sandbox's own
+   * simulators on loopback); nothing else is exempt from the address checks.
+   */
+  trustedResultOrigins: ReadonlySet<string>;
+  /** Called when a task's outputs wait to be copied, so the copy starts without waiting for the next pass. */
+  onOutputsDue?: (() => void) | undefined;
 }

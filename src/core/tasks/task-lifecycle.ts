@@ -6,13 +6,13 @@
  * nothing and returns undefined.
  */
 import { randomBytes } from 'node:crypto';
-import type { TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
+import type { TaskCost, TaskError, TaskStatus, UpstreamOutput } from '../model/canonical.js';
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition } from './task-repository.js';
-import type { AttemptRecord, NewDelivery, TaskChange, TaskPhase, TaskRecord } from './task-records.js';
+import type { AttemptRecord, NewDelivery, OutputRecord, TaskChange, TaskPhase, TaskRecord } from './task-records.js';
 import { toTask } from './task-resource.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
@@ -20,10 +20,35 @@ const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
   processing: 'video.processing',
   succeeded: 'video.succeeded',
   failed: 'video.failed',
+  canceled: 'video.canceled',
 };
 
 /** Gives the task's lease back: part of every change made by the lease's holder. */
 const RELEASE_LEASE = { leaseOwner: null, leaseUntil: null } as const satisfies TaskChange;
+
+/**
+ * A result as the provider reported it, before any copy: `pending` when the gateway will copy
+ * it, `passthrough` when storage is off. `lifetimeMs` is how long the provider documents
+ * keeping it.
+ */
+export function newOutput(output: UpstreamOutput, now: number, lifetimeMs: number | undefined, willCopy: boolean): OutputRecord {
+  return {
+    type: output.type,
+    duration: output.duration,
+    upstreamUrl: output.url,
+    upstreamExpiresAt: lifetimeMs !== undefined ? now + lifetimeMs : null,
+    upstreamGone: false,
+    storage: willCopy ? 'pending' : 'passthrough',
+    storageError: null,
+    key: null,
+    sha256: null,
+    bytes: null,
+    contentType: null,
+    storedAt: null,
+    expiresAt: null,
+    copyAttempts: 0,
+  };
+}
 
 export function costFromEstimate(estimate: CostEstimate | undefined): TaskCost {
   return estimate
@@ -54,6 +79,7 @@ export class TaskLifecycle {
     const statusChanges = change.status !== undefined && change.status !== task.status;
     const eventType = statusChanges && change.status ? EVENT_TYPES[change.status] : undefined;
     const attempts = eventType && task.webhookUrl ? await tasks.attempts(task.id) : [];
+    const { links } = this.engine;
     const delivery =
       eventType && task.webhookUrl
         ? (changed: TaskRecord): NewDelivery => ({
@@ -62,7 +88,7 @@ export class TaskLifecycle {
             tenant: changed.tenant,
             url: changed.webhookUrl ?? '',
             eventType,
-            payload: JSON.stringify({ type: eventType, timestamp: new Date(now).toISOString(), data: toTask(changed, attempts) }),
+            payload: JSON.stringify({ type: eventType, timestamp: new Date(now).toISOString(), data: toTask(changed, attempts, links) }),
             createdAt: now,
           })
         : undefined;
@@ -244,33 +270,93 @@ export class TaskLifecycle {
     );
   }
 
+  /**
+   * The upstream finished the task. With result custody on, the task first moves to `storing`
+   * (still `processing` to callers) until its outputs are copied (`ResultCustody`); otherwise it
+   * reports `succeeded` at once.
+   */
   async succeed(
     task: TaskRecord,
     runtime: ProviderRuntime,
     report: StatusReport,
     options: TransitionOptions,
   ): Promise<TaskRecord | undefined> {
-    const now = this.engine.clock.now();
+    const { clock, storage, config } = this.engine;
+    const now = clock.now();
     const cost = report.reportedCredits !== undefined ? this.reportedCost(runtime, report.reportedCredits, false) : task.cost;
+    const willCopy = storage !== undefined && config.storage.mode === 'copy';
+    const outputs = report.outputs.map((output) => newOutput(output, now, runtime.provider.resultLifetimeMs, willCopy));
+    const finished = { providerStatus: report.providerStatus, outputs, cost, error: null, ...RELEASE_LEASE } satisfies TaskChange;
+    if (willCopy && outputs.length > 0) {
+      const storing = await this.transition(task, { ...finished, phase: 'storing', status: 'processing', nextPollAt: now, pollCount: 0 }, options);
+      if (storing) {
+        runtime.stats.recordCompletion(now - task.createdAt, now);
+        this.engine.onOutputsDue?.();
+      }
+      return storing;
+    }
     const updated = await this.transition(
       task,
-      {
-        phase: 'done',
-        status: 'succeeded',
-        providerStatus: report.providerStatus,
-        outputs: report.outputs,
-        cost,
-        error: null,
-        completedAt: now,
-        nextPollAt: null,
-        ...RELEASE_LEASE,
-      },
+      { ...finished, phase: 'done', status: 'succeeded', completedAt: now, nextPollAt: null },
       options,
     );
     if (updated) {
       runtime.stats.recordCompletion(now - task.createdAt, now);
       this.recordFinish(updated);
     }
+    return updated;
+  }
+
+  /** Every output of a task this replica holds in `storing` is settled (stored or given up on): it reports `succeeded`. */
+  async finishStoring(task: TaskRecord, outputs: OutputRecord[]): Promise<TaskRecord | undefined> {
+    const now = this.engine.clock.now();
+    const updated = await this.transition(
+      task,
+      { phase: 'done', status: 'succeeded', outputs, completedAt: now, nextPollAt: null, ...RELEASE_LEASE },
+      this.held('storing'),
+    );
+    if (updated) this.recordFinish(updated);
+    return updated;
+  }
+
+  /** Some copies failed and will be tried again at `at`: their attempts are written down, the lease given back. */
+  retryStoringAt(task: TaskRecord, outputs: OutputRecord[], at: number): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(task, { outputs, nextPollAt: at, ...RELEASE_LEASE }, this.held('storing'));
+  }
+
+  /** Stored copies were deleted at the end of their retention: the outputs say so. */
+  expireStored(task: TaskRecord, outputs: OutputRecord[]): Promise<TaskRecord | undefined> {
+    return this.transition(task, { outputs }, { phases: ['done'] });
+  }
+
+  /**
+   * A task no provider has taken (`queued`) ends `canceled` at no cost, unless a dispatcher
+   * claimed it first (then nothing is written and undefined is returned).
+   */
+  async cancelQueued(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
+    return this.cancel(task, reason, { phases: ['dispatch'] }, { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency });
+  }
+
+  /** The provider canceled a task it held, at the caller's request (providers that can). */
+  cancelTracked(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
+    return this.cancel(task, reason, { phases: ['tracking'] }, task.cost);
+  }
+
+  private async cancel(task: TaskRecord, reason: string, options: TransitionOptions, cost: TaskCost): Promise<TaskRecord | undefined> {
+    const updated = await this.transition(
+      task,
+      {
+        phase: 'done',
+        status: 'canceled',
+        error: { code: 'canceled', message: reason, provider_code: null },
+        cost,
+        completedAt: this.engine.clock.now(),
+        nextPollAt: null,
+        ...RELEASE_LEASE,
+      },
+      options,
+    );
+    if (updated) this.recordFinish(updated);
     return updated;
   }
 

@@ -7,10 +7,10 @@ import type {
   AttemptOutcome,
   Model,
   Operation,
+  OutputStorageState,
   Quality,
   TaskCost,
   TaskError,
-  TaskOutput,
   TaskStatus,
   VideoRequest,
 } from '../model/canonical.js';
@@ -46,6 +46,35 @@ export interface TaskPlan {
   candidates: PlanEntry[];
 }
 
+/**
+ * One result of a task: where the upstream serves it and, once copied, where the gateway keeps
+ * it (SPEC §7 result custody).
+ */
+export interface OutputRecord {
+  readonly type: 'video' | 'image';
+  /** Seconds, for videos when the provider reports it. */
+  readonly duration: number | null;
+  /** The provider's URL of the file. */
+  readonly upstreamUrl: string;
+  /** When the provider deletes its copy (its documented lifetime), or null. */
+  readonly upstreamExpiresAt: number | null;
+  /** The provider answered 404/410 for `upstreamUrl`. */
+  readonly upstreamGone: boolean;
+  readonly storage: OutputStorageState;
+  /** Why the output is not stored, or why the copy was deleted. */
+  readonly storageError: string | null;
+  /** The object's key in the gateway's storage, once written. */
+  readonly key: string | null;
+  readonly sha256: string | null;
+  readonly bytes: number | null;
+  readonly contentType: string | null;
+  readonly storedAt: number | null;
+  /** When the stored copy is deleted (the tenant's retention), or null to keep it. */
+  readonly expiresAt: number | null;
+  /** Copies tried so far (failed ones are retried with back-off). */
+  readonly copyAttempts: number;
+}
+
 /** A task as the engine sees it. Times are milliseconds since the epoch. */
 export interface TaskRecord {
   readonly id: string;
@@ -71,7 +100,7 @@ export interface TaskRecord {
   readonly providerStatus: string | null;
   /** Adapter-private tracking data saved at acceptance. */
   readonly tracking: Record<string, string> | null;
-  readonly outputs: TaskOutput[];
+  readonly outputs: OutputRecord[];
   readonly error: TaskError | null;
   readonly cost: TaskCost;
   /** Where the caller wants task events. */
@@ -91,6 +120,8 @@ export interface TaskRecord {
   readonly leaseUntil: number | null;
   /** Whether an upstream webhook or callback is expected (polling is then a safety net). */
   readonly expectsWebhook: boolean;
+  /** A task still queued at this time is canceled (the caller's `cancel_after`), or null. */
+  readonly cancelAt: number | null;
   /** Bumped by every change; newer versions are newer states. */
   readonly version: number;
 }
@@ -173,6 +204,40 @@ function candidatesColumn(plan: TaskPlan): string {
   return providers.length === 0 ? '' : `,${providers.join(',')},`;
 }
 
+/**
+ * Outputs as stored. Tasks finished before result custody existed hold `{type, url, duration}`:
+ * they read as outputs that were never copied (`passthrough`).
+ */
+function outputsFromColumn(json: string): OutputRecord[] {
+  const items = parsed<unknown[]>(json, []);
+  return (Array.isArray(items) ? items : []).map((item) => {
+    const output = item as Partial<OutputRecord> & { url?: string };
+    if (typeof output.upstreamUrl === 'string') return output as OutputRecord;
+    return {
+      type: output.type === 'image' ? 'image' : 'video',
+      duration: output.duration ?? null,
+      upstreamUrl: output.url ?? '',
+      upstreamExpiresAt: null,
+      upstreamGone: false,
+      storage: 'passthrough',
+      storageError: null,
+      key: null,
+      sha256: null,
+      bytes: null,
+      contentType: null,
+      storedAt: null,
+      expiresAt: null,
+      copyAttempts: 0,
+    };
+  });
+}
+
+/** The earliest retention deadline of the stored outputs: what the retention pass looks for. */
+function storageExpiresAt(outputs: readonly OutputRecord[]): number | null {
+  const deadlines = outputs.flatMap((output) => (output.storage === 'stored' && output.expiresAt !== null ? [output.expiresAt] : []));
+  return deadlines.length > 0 ? Math.min(...deadlines) : null;
+}
+
 /** Reads a JSON column; a value that does not parse reads as `fallback` rather than failing the read. */
 function parsed<T>(json: string | null, fallback: T): T {
   if (json === null) return fallback;
@@ -202,7 +267,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     providerTaskId: row.provider_task_id,
     providerStatus: row.provider_status,
     tracking: parsed<Record<string, string> | null>(row.tracking_json, null),
-    outputs: parsed<TaskOutput[]>(row.outputs_json, []),
+    outputs: outputsFromColumn(row.outputs_json),
     error: parsed<TaskError | null>(row.error_json, null),
     cost: parsed(row.cost_json, UNKNOWN_COST),
     webhookUrl: row.webhook_url,
@@ -217,6 +282,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     leaseOwner: row.lease_owner,
     leaseUntil: row.lease_until,
     expectsWebhook: row.expects_webhook === 1,
+    cancelAt: row.cancel_at ?? null,
     version: row.version,
   };
 }
@@ -255,6 +321,8 @@ export function rowFromTask(task: TaskRecord): NewTaskRow {
     expects_webhook: task.expectsWebhook ? 1 : 0,
     version: task.version,
     candidates: candidatesColumn(task.plan),
+    cancel_at: task.cancelAt,
+    storage_expires_at: storageExpiresAt(task.outputs),
   };
 }
 
@@ -267,7 +335,10 @@ export function patchFromChange(change: TaskChange): TaskPatch {
   if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
   if (change.providerStatus !== undefined) patch.provider_status = change.providerStatus;
   if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
-  if (change.outputs !== undefined) patch.outputs_json = JSON.stringify(change.outputs);
+  if (change.outputs !== undefined) {
+    patch.outputs_json = JSON.stringify(change.outputs);
+    patch.storage_expires_at = storageExpiresAt(change.outputs);
+  }
   if (change.error !== undefined) patch.error_json = change.error === null ? null : JSON.stringify(change.error);
   if (change.cost !== undefined) patch.cost_json = JSON.stringify(change.cost);
   if (change.warnings !== undefined) patch.warnings_json = JSON.stringify(change.warnings);

@@ -152,6 +152,20 @@ export class TaskRepository {
     return (await this.store.claimDueForTracking(now, owner, leaseMs, limit)).map(taskFromRow);
   }
 
+  async claimDueForStorage(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRecord[]> {
+    return (await this.store.claimDueForStorage(now, owner, leaseMs, limit)).map(taskFromRow);
+  }
+
+  /** Queued tasks whose `cancel_after` has passed. */
+  async listCancelDue(now: number, limit: number): Promise<TaskRecord[]> {
+    return (await this.store.listCancelDue(now, limit)).map(taskFromRow);
+  }
+
+  /** Finished tasks with a stored output whose retention ended. */
+  async listStorageExpired(now: number, limit: number): Promise<TaskRecord[]> {
+    return (await this.store.listStorageExpired(now, limit)).map(taskFromRow);
+  }
+
   async listAbandonedSubmissions(now: number, limit: number): Promise<TaskRecord[]> {
     return (await this.store.listAbandonedSubmissions(now, limit)).map(taskFromRow);
   }

@@ -11,7 +11,7 @@ import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routin
 import type { Dispatcher } from './dispatcher.js';
 import type { Engine } from './engine.js';
 import { refuseLiteralTarget } from './outbound-webhooks.js';
-import { costFromEstimate } from './task-lifecycle.js';
+import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
 import type { TaskRecord } from './task-records.js';
 import { toTask } from './task-resource.js';
 import { watchTask, type WatchOptions } from './task-watch.js';
@@ -84,11 +84,20 @@ export interface QuoteResult {
   }[];
 }
 
+/** Tasks canceled per page by the `cancel_after` pass. */
+const CANCEL_BATCH = 100;
+/** Times a cancel goes round when a dispatcher keeps taking the task back and forth. */
+const CANCEL_ROUNDS = 5;
+
 export class TaskService {
+  private readonly lifecycle: TaskLifecycle;
+
   constructor(
     private readonly engine: Engine,
     private readonly dispatcher: Dispatcher,
-  ) {}
+  ) {
+    this.lifecycle = new TaskLifecycle(engine);
+  }
 
   private routingProviders(): RoutingProvider[] {
     return [...this.engine.runtimes.values()].map((runtime) => ({
@@ -208,6 +217,7 @@ export class TaskService {
       leaseOwner: null,
       leaseUntil: null,
       expectsWebhook: false,
+      cancelAt: input.cancel_after !== undefined ? now + input.cancel_after * 1000 : null,
       version: 0,
     };
     const outcome = await tasks.create(
@@ -235,6 +245,18 @@ export class TaskService {
 
   /** For an idempotent repeat: the earlier task, once it is no longer mid-submission. */
   private async settledSubmission(tenant: string, taskId: string): Promise<Task> {
+    const latest = await this.afterSubmission(tenant, taskId);
+    if (latest.phase === 'submitting') {
+      throw problems.conflict('A request with this Idempotency-Key is still being submitted; retry shortly.');
+    }
+    return this.resourceOf(latest);
+  }
+
+  /**
+   * The task once no create request for it is in flight (a submission's answer is recorded within
+   * the upstream time limit), or as it is when that takes longer than the longest limit + 2 s.
+   */
+  private async afterSubmission(tenant: string, taskId: string): Promise<TaskRecord> {
     const timeoutMs = Math.max(...[...this.engine.runtimes.values()].map((r) => r.config.timeout_ms), 1_000) + 2_000;
     let latest: TaskRecord | undefined;
     for await (const task of this.watch(tenant, taskId, { timeoutMs })) {
@@ -242,10 +264,88 @@ export class TaskService {
       if (task.phase !== 'submitting') break;
     }
     if (!latest) throw problems.notFound('task not found');
-    if (latest.phase === 'submitting') {
-      throw problems.conflict('A request with this Idempotency-Key is still being submitted; retry shortly.');
+    return latest;
+  }
+
+  /**
+   * Cancels a task (SPEC §7). A task no provider has taken ends `canceled` at no cost. One being
+   * sent right now is waited for: the upstream may accept it, and a task an upstream accepted is
+   * never marked canceled behind its back. A task a provider holds is canceled there when the
+   * provider can do that; otherwise the answer is 409 saying why. Canceling a canceled task
+   * answers it again.
+   */
+  async cancel(tenant: string, id: string): Promise<Task> {
+    let task = await this.engine.tasks.get(id);
+    if (!task || task.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
+    for (let round = 0; round < CANCEL_ROUNDS; round++) {
+      switch (task.phase) {
+        case 'done':
+          if (task.status === 'canceled') return this.resourceOf(task);
+          throw problems.conflict(`video ${id} already ${task.status}; only a task that has not finished can be canceled.`);
+        case 'dispatch': {
+          const canceled = await this.lifecycle.cancelQueued(task, 'canceled by the caller before any provider took it');
+          if (canceled) return this.resourceOf(canceled);
+          // A dispatcher took it at this very moment: see where it went.
+          break;
+        }
+        case 'submitting':
+          task = await this.afterSubmission(tenant, id);
+          if (task.phase === 'submitting') {
+            throw problems.conflict(
+              `video ${id} is being sent to ${task.provider ?? 'a provider'} right now and whether it accepts is not known yet; ` +
+                'retry the cancel in a few seconds.',
+            );
+          }
+          continue;
+        case 'tracking':
+          return this.cancelAtProvider(task);
+        case 'storing':
+          throw problems.conflict(`video ${id} is already generated (${task.provider} finished it); its result is being stored.`);
+      }
+      const current = await this.engine.tasks.get(id);
+      if (!current) throw problems.notFound(`video ${id} not found`);
+      task = current;
     }
-    return this.resourceOf(latest);
+    throw problems.conflict(`video ${id} is changing hands right now; retry the cancel in a few seconds.`);
+  }
+
+  /** A task a provider accepted: canceled there if the provider can, else 409. */
+  private async cancelAtProvider(task: TaskRecord): Promise<Task> {
+    const runtime = task.provider ? this.engine.runtimes.get(task.provider) : undefined;
+    const cancel = runtime?.provider.cancel;
+    if (!runtime || !cancel) {
+      throw problems.conflict(
+        `video ${task.id} was accepted by ${task.provider ?? 'a provider'}, which documents no way to cancel a task; ` +
+          'it runs to the end and is billed as usual.',
+      );
+    }
+    try {
+      await runtime.call((signal) =>
+        cancel.call(
+          runtime.provider,
+          { providerTaskId: task.providerTaskId ?? '', tracking: task.tracking ?? {} },
+          { http: runtime.clientFor({ task_id: task.id }), signal },
+        ),
+      );
+    } catch (error) {
+      throw problems.badGateway(`${runtime.id} did not cancel video ${task.id}: ${(error as Error).message}`);
+    }
+    const canceled = await this.lifecycle.cancelTracked(task, `canceled by the caller; ${runtime.id} confirmed`);
+    return this.resourceOf(canceled ?? (await this.engine.tasks.get(task.id)) ?? task);
+  }
+
+  /** Cancels tasks still queued when their `cancel_after` ran out; returns how many. */
+  async cancelOverdue(): Promise<number> {
+    const { tasks, clock } = this.engine;
+    let total = 0;
+    for (;;) {
+      const due = await tasks.listCancelDue(clock.now(), CANCEL_BATCH);
+      for (const task of due) {
+        const seconds = task.cancelAt !== null ? Math.round((task.cancelAt - task.createdAt) / 1000) : 0;
+        if (await this.lifecycle.cancelQueued(task, `still queued after cancel_after (${seconds} s); no provider took it`)) total++;
+      }
+      if (due.length < CANCEL_BATCH) return total;
+    }
   }
 
   private async load(taskId: string): Promise<Task> {
@@ -256,7 +356,7 @@ export class TaskService {
 
   /** The public resource of a task record: the record with its attempts. */
   async resourceOf(task: TaskRecord): Promise<Task> {
-    return toTask(task, await this.engine.tasks.attempts(task.id));
+    return toTask(task, await this.engine.tasks.attempts(task.id), this.engine.links);
   }
 
   /** One task of this tenant; another tenant's id is answered as not found. */
@@ -301,7 +401,7 @@ export class TaskService {
     const attempts = await this.engine.tasks.attemptsOf(page.map((task) => task.id));
     const last = page[page.length - 1];
     return {
-      data: page.map((task) => toTask(task, attempts.get(task.id) ?? [])),
+      data: page.map((task) => toTask(task, attempts.get(task.id) ?? [], this.engine.links)),
       next_cursor: found.length > limit && last ? encodeCursor(last) : null,
     };
   }

@@ -36,6 +36,31 @@ export interface TaskEngineSettings {
     max_attempts: number;
     timeout_ms: number;
   };
-  /** Per tenant: the `whsec_` secret that signs its outbound webhooks. */
-  tenants: Readonly<Record<string, { webhook_secret?: string | undefined }>>;
+  /** Result custody (SPEC §7): copies of outputs in the gateway's storage. */
+  storage: {
+    /** `copy`: outputs are copied before a task reports `succeeded`; `passthrough`: upstream URLs only. */
+    mode: 'copy' | 'passthrough';
+    /** Copies of one output tried before it is reported as not stored. */
+    max_attempts: number;
+    /** Longest one copy may take, start to end. */
+    copy_timeout_ms: number;
+    /** Longest the source may send nothing mid-copy. */
+    idle_timeout_ms: number;
+    /** Largest file copied. */
+    max_bytes: number;
+    /** Let result URLs point at private, loopback or link-local addresses. */
+    allow_private_sources: boolean;
+    /** Days a stored copy is kept, unless the tenant says otherwise; undefined: kept. */
+    retention_days?: number | undefined;
+    /** How long the signed content links on a Task work. */
+    url_ttl_seconds: number;
+    s3: {
+      /** Serve content by redirect to a presigned URL (`redirect`) or through the gateway (`proxy`). */
+      serve: 'redirect' | 'proxy';
+      /** Lifetime of a presigned URL the content route redirects to. */
+      presign_ttl_seconds: number;
+    };
+  };
+  /** Per tenant: the `whsec_` secret that signs its outbound webhooks, and how long its stored outputs are kept. */
+  tenants: Readonly<Record<string, { webhook_secret?: string | undefined; retention_days?: number | undefined }>>;
 }

@@ -2,7 +2,7 @@
  * The provider contract. `src/core` talks to every reseller through this interface and knows
  * nothing else about them; each `src/providers/<id>/` folder implements it.
  */
-import type { TaskOutput, VideoRequest } from '../model/canonical.js';
+import type { UpstreamOutput, VideoRequest } from '../model/canonical.js';
 import type { Offering } from '../model/offerings.js';
 import type { Clock } from '../clock.js';
 import type { PricingConfig } from '../model/pricing.js';
@@ -22,7 +22,7 @@ export interface StatusReport {
   status: UpstreamTaskStatus;
   /** The raw upstream word (kept on the task as `provider_status`). */
   providerStatus: string;
-  outputs: TaskOutput[];
+  outputs: UpstreamOutput[];
   error?: MappedUpstreamError;
   /** Credits the upstream says it charged (kling3api `consumed_credits`, legacy `final_unit_deduction`). */
   reportedCredits?: number;
@@ -113,6 +113,11 @@ export interface VideoProvider {
   readonly inboundWebhook: InboundWebhookKind;
   /** For `signed` providers: the signature headers and checks (documentation only). */
   readonly webhookSignature?: WebhookSignatureDescription;
+  /**
+   * How long the provider keeps a result file at its URL, where it documents a lifetime
+   * (shown on outputs as `upstream_url_expires_at`); undefined when it documents none.
+   */
+  readonly resultLifetimeMs?: number;
   /** Shortest time a task of this request can plausibly take upstream; polling never starts earlier. */
   minimumRunTimeMs(request: VideoRequest): number;
   /** Headers that authenticate a call. They never reach a log line. */
@@ -121,6 +126,12 @@ export interface VideoProvider {
   mapHttpError(status: number, body: unknown): MappedUpstreamError;
   submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult>;
   getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport>;
+  /**
+   * Cancels a task the provider holds, for providers that document a way to. Resolves once the
+   * provider confirmed; throws `UpstreamError` when it refused. Without it, a task a provider
+   * accepted cannot be canceled (`POST /v1/videos/{id}/cancel` answers 409).
+   */
+  cancel?(ref: ProviderTaskRef, context: CallContext): Promise<void>;
   /** For `signed` providers: check signature, timestamp, and read the event. */
   verifyWebhook?(webhook: InboundWebhook, secret: string, nowMs: number): WebhookVerification;
   /** For `token` providers: the upstream task id a callback body is about, if it says. */

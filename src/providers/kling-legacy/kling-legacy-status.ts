@@ -6,7 +6,7 @@
  * Source: seed 002 "Get task" (`data.task_status`, `task_status_msg`, `task_result`), the
  * official "Callback Protocol" (legacy: `task_status` enum, `final_unit_deduction`).
  */
-import type { TaskOutput } from '../../core/model/canonical.js';
+import type { UpstreamOutput } from '../../core/model/canonical.js';
 import { unwrapDataEnvelope } from '../../core/upstream/answer-envelope.js';
 import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
@@ -52,8 +52,8 @@ function durationSeconds(value: string | number | null | undefined): number | nu
 }
 
 /** Videos and images of the task result, in upstream order; entries without a URL are skipped. */
-export function klingLegacyOutputs(task: KlingLegacyTask): TaskOutput[] {
-  const outputs: TaskOutput[] = [];
+export function klingLegacyOutputs(task: KlingLegacyTask): UpstreamOutput[] {
+  const outputs: UpstreamOutput[] = [];
   for (const video of task.task_result?.videos ?? []) {
     if (video.url) outputs.push({ type: 'video', url: video.url, duration: durationSeconds(video.duration) });
   }

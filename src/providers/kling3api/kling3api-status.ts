@@ -4,7 +4,7 @@
  * SUCCESS, `response[]`, `error_message`, `consumed_credits`), and SPEC §2 (COMPLETED, FAILED,
  * EXPIRED, and "an unknown upstream word never becomes success").
  */
-import type { TaskOutput } from '../../core/model/canonical.js';
+import type { UpstreamOutput } from '../../core/model/canonical.js';
 import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
 import type { Kling3apiStatusData } from './kling3api-schemas.js';
@@ -41,7 +41,7 @@ export function mapKling3apiStatus(data: Kling3apiStatusFields): StatusReport {
 
   if (status === 'succeeded') {
     // Success without a URL is reported as is; the gateway fails such a task (nothing to fetch).
-    const outputs: TaskOutput[] = kling3apiVideoUrls(data.response).map((url) => ({ type: 'video', url, duration: null }));
+    const outputs: UpstreamOutput[] = kling3apiVideoUrls(data.response).map((url) => ({ type: 'video', url, duration: null }));
     return { ...report, outputs };
   }
 

@@ -1,0 +1,118 @@
+/**
+ * `GET /v1/videos/{id}/content?index=N` (SPEC §7): finds the stored copy of one output for a
+ * caller who holds the tenant's gateway key or a signed link to it. What is found is described
+ * here; the HTTP route does the byte ranges and conditional requests.
+ */
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { problems } from '../model/problems.js';
+import { ObjectNotFoundError, type ByteRange } from '../../storage/object-storage.js';
+import type { Engine } from './engine.js';
+import { extensionOf } from './output-copy.js';
+import { issuesToErrors } from './task-service.js';
+
+export const ContentQuery = z.strictObject({
+  index: z.coerce.number().int().min(0).max(1000).default(0),
+  expires: z.coerce.number().int().positive().optional(),
+  signature: z.string().min(1).max(200).optional(),
+});
+
+/** A stored copy the route may serve. */
+export interface StoredContent {
+  kind: 'stored';
+  bytes: number;
+  sha256: string;
+  contentType: string;
+  /** `<task id>-<index>.<ext>`, for `Content-Disposition`. */
+  filename: string;
+  storedAt: number;
+  /** Reads the copy (or one range of it). */
+  open(range?: ByteRange): Promise<Readable>;
+}
+
+/** Where a caller is sent instead: a presigned storage URL, or the upstream's own URL. */
+export interface RedirectContent {
+  kind: 'redirect';
+  location: string;
+  /** `presigned` (storage serves the copy) or `upstream` (no copy is kept). */
+  via: 'presigned' | 'upstream';
+}
+
+export class OutputContent {
+  constructor(private readonly engine: Engine) {}
+
+  /**
+   * The output a caller asked for. `tenant` is set when the caller sent a valid gateway key;
+   * otherwise the link's signature must hold. Throws problem details: 400 bad query, 401 no key
+   * and no valid signature, 404 no such task or output, 409 still being copied, 410 deleted or
+   * gone upstream.
+   */
+  async locate(tenant: string | undefined, id: string, query: unknown): Promise<StoredContent | RedirectContent> {
+    const parsed = ContentQuery.safeParse(query);
+    if (!parsed.success) throw problems.validation(issuesToErrors(parsed.error.issues), 'The query is not valid.');
+    const { index, expires, signature } = parsed.data;
+    const { tasks, links, storage, config } = this.engine;
+    const task = await tasks.get(id);
+    if (tenant === undefined) {
+      const signed = task && expires !== undefined && signature !== undefined && links.verify(task.tenant, id, index, expires, signature);
+      if (!signed) {
+        throw problems.unauthorized(
+          'Send your gateway key as "Authorization: Bearer <key>", or use the signed link from the task (it may have expired: read the task again).',
+        );
+      }
+    } else if (!task || task.tenant !== tenant) {
+      throw problems.notFound(`video ${id} not found`);
+    }
+    if (!task) throw problems.notFound(`video ${id} not found`);
+    const output = task.outputs[index];
+    if (!output) {
+      throw problems.notFound(`video ${id} has ${task.outputs.length} output${task.outputs.length === 1 ? '' : 's'}; there is none at index ${index}`);
+    }
+    switch (output.storage) {
+      case 'pending':
+        throw problems.conflict(`output ${index} of video ${id} is still being copied into storage; it is served once the task has succeeded.`);
+      case 'expired':
+        throw problems.gone(`output ${index} of video ${id} was ${output.storageError ?? 'deleted after its retention'}.`);
+      case 'not_stored':
+      case 'passthrough':
+        if (output.upstreamGone) {
+          throw problems.gone(
+            `output ${index} of video ${id} was not stored (${output.storageError ?? 'storage is off'}) and the provider no longer has it.`,
+          );
+        }
+        return { kind: 'redirect', location: output.upstreamUrl, via: 'upstream' };
+      case 'stored':
+        break;
+    }
+    if (!storage || !output.key || output.sha256 === null || output.bytes === null) {
+      throw problems.gone(`output ${index} of video ${id} was stored, but the gateway's storage is not configured any more.`);
+    }
+    const key = output.key;
+    const contentType = output.contentType ?? (output.type === 'video' ? 'video/mp4' : 'image/png');
+    const filename = `${id}-${index}.${extensionOf(contentType)}`;
+    if (storage.presignedUrl && config.storage.s3.serve === 'redirect') {
+      const location = await storage.presignedUrl(key, {
+        expiresInSeconds: config.storage.s3.presign_ttl_seconds,
+        contentType,
+        filename,
+      });
+      return { kind: 'redirect', location, via: 'presigned' };
+    }
+    return {
+      kind: 'stored',
+      bytes: output.bytes,
+      sha256: output.sha256,
+      contentType,
+      filename,
+      storedAt: output.storedAt ?? task.completedAt ?? task.updatedAt,
+      open: async (range) => {
+        try {
+          return await storage.read(key, range);
+        } catch (error) {
+          if (error instanceof ObjectNotFoundError) throw problems.gone(`the stored copy of output ${index} of video ${id} is missing from storage.`);
+          throw error;
+        }
+      },
+    };
+  }
+}

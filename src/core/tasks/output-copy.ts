@@ -1,0 +1,186 @@
+/**
+ * Copies one result file from the provider's URL into the gateway's storage, streaming: the
+ * bytes go from the upstream socket through a hash into the storage backend, never whole into
+ * memory. The source must be http(s) and, unless configured otherwise, on a public address:
+ * the same checks (and the same DNS-rebinding-proof lookup) as outbound webhooks, applied to
+ * every redirect too. The sandbox's own simulators are the only origins exempt.
+ */
+import { createHash } from 'node:crypto';
+import { extname } from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import axios, { AxiosError } from 'axios';
+import type { ObjectStorage } from '../../storage/object-storage.js';
+import { PrivateTargetError, refuseLiteralTarget, vettedLookup } from './outbound-webhooks.js';
+
+/** What a copy may do. */
+export interface CopyPolicy {
+  allowPrivate: boolean;
+  /** Origins exempt from the address checks (`http://127.0.0.1:port` of the sandbox's simulators). */
+  trustedOrigins: ReadonlySet<string>;
+  /** Longest the whole copy may take. */
+  timeoutMs: number;
+  /** Longest the source may send nothing. */
+  idleTimeoutMs: number;
+  maxBytes: number;
+}
+
+export type CopyOutcome =
+  | { ok: true; sha256: string; bytes: number; contentType: string }
+  | {
+      ok: false;
+      /** Worth trying again later (network, 5xx, storage errors). */
+      retryable: boolean;
+      /** The source answered 404/410: the provider's copy is gone. */
+      gone: boolean;
+      reason: string;
+    };
+
+/** Raised when the copy was stopped from outside (the gateway is stopping): not a failure of the copy. */
+export class CopyAbortedError extends Error {
+  override readonly name = 'CopyAbortedError';
+}
+
+const MEDIA_TYPES: Record<string, string> = {
+  '.mp4': 'video/mp4',
+  '.mov': 'video/quicktime',
+  '.webm': 'video/webm',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.gif': 'image/gif',
+};
+
+const EXTENSIONS: Record<string, string> = {
+  'video/mp4': 'mp4',
+  'video/quicktime': 'mov',
+  'video/webm': 'webm',
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+};
+
+/**
+ * The media type to record: the source's own, unless it is missing or says nothing
+ * (`application/octet-stream`, as some CDNs answer); then the URL's extension, then the kind.
+ */
+export function mediaTypeOf(header: string | undefined, url: string, kind: 'video' | 'image'): string {
+  const given = header?.split(';')[0]?.trim().toLowerCase();
+  if (given && given !== 'application/octet-stream' && /^[a-z]+\/[a-z0-9.+-]+$/.test(given)) return given;
+  let extension = '';
+  try {
+    extension = extname(new URL(url).pathname).toLowerCase();
+  } catch {
+    // Not a URL we can read: fall through to the kind.
+  }
+  return MEDIA_TYPES[extension] ?? (kind === 'video' ? 'video/mp4' : 'image/png');
+}
+
+/** A file extension for a media type (storage keys and download names). */
+export function extensionOf(mediaType: string): string {
+  return EXTENSIONS[mediaType] ?? 'bin';
+}
+
+/** Why a source URL may not be fetched at all, or undefined. */
+export function refuseSource(url: string, policy: Pick<CopyPolicy, 'allowPrivate' | 'trustedOrigins'>): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'is not a URL';
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `is not http(s) (${parsed.protocol.replace(/:$/, '')})`;
+  if (policy.trustedOrigins.has(parsed.origin)) return undefined;
+  return refuseLiteralTarget(url, policy.allowPrivate);
+}
+
+/** Hashes and counts what passes through; fails once more than `maxBytes` went by. */
+class MeasuringStream extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+
+  constructor(private readonly maxBytes: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) {
+      callback(new TooLargeError(`the file is larger than storage.max_bytes (${this.maxBytes} bytes)`));
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+}
+
+class TooLargeError extends Error {
+  override readonly name = 'TooLargeError';
+}
+
+function failure(reason: string, retryable: boolean, gone = false): CopyOutcome {
+  return { ok: false, retryable, gone, reason: reason.slice(0, 500) };
+}
+
+/**
+ * Copies `url` into `storage` under `key`. Never throws for a failed copy (the outcome says
+ * whether it is worth retrying); throws `CopyAbortedError` when `signal` stopped it.
+ */
+export async function copyToStorage(input: {
+  url: string;
+  key: string;
+  kind: 'video' | 'image';
+  storage: ObjectStorage;
+  policy: CopyPolicy;
+  signal?: AbortSignal;
+}): Promise<CopyOutcome> {
+  const { url, policy } = input;
+  const refused = refuseSource(url, policy);
+  if (refused) return failure(`the result URL ${refused}`, false);
+  const deadline = AbortSignal.timeout(policy.timeoutMs);
+  const signal = input.signal ? AbortSignal.any([input.signal, deadline]) : deadline;
+  let source: Readable | undefined;
+  try {
+    const response = await axios.get<Readable>(url, {
+      responseType: 'stream',
+      signal,
+      timeout: policy.idleTimeoutMs,
+      maxRedirects: 5,
+      maxContentLength: -1,
+      validateStatus: () => true,
+      headers: { 'user-agent': 'kling-gateway-custody/0.1', accept: '*/*' },
+      // Every hop of a redirect is checked as the first one was.
+      beforeRedirect: (options: { protocol?: string; hostname?: string; host?: string; port?: string | number }) => {
+        const port = options.port ? `:${options.port}` : '';
+        const next = `${options.protocol ?? 'http:'}//${options.hostname ?? options.host ?? ''}${port}/`;
+        const refusedHop = refuseSource(next, policy);
+        if (refusedHop) throw new PrivateTargetError(`redirected to a URL that ${refusedHop}`);
+      },
+      ...(policy.allowPrivate ? {} : { lookup: vettedLookup(policy.idleTimeoutMs) }),
+    });
+    source = response.data;
+    const status = response.status;
+    if (status < 200 || status >= 300) {
+      source.destroy();
+      if (status === 404 || status === 410) return failure(`the provider answered ${status}: its copy is gone`, false, true);
+      const retryable = status >= 500 || status === 408 || status === 429;
+      return failure(`the provider answered ${status} for the result URL`, retryable);
+    }
+    const contentType = mediaTypeOf(String(response.headers['content-type'] ?? ''), url, input.kind);
+    const measuring = new MeasuringStream(policy.maxBytes);
+    source.on('error', (error) => measuring.destroy(error));
+    source.pipe(measuring);
+    await input.storage.write(input.key, measuring, { contentType, signal });
+    return { ok: true, sha256: measuring.hash.digest('hex'), bytes: measuring.bytes, contentType };
+  } catch (error) {
+    source?.destroy();
+    if (input.signal?.aborted) throw new CopyAbortedError('the copy was stopped');
+    const cause = error instanceof AxiosError ? (error.cause ?? error) : error;
+    if (cause instanceof PrivateTargetError) return failure(`the result URL was refused: ${cause.message}`, false);
+    if (cause instanceof TooLargeError) return failure(cause.message, false);
+    if (deadline.aborted) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
+    const message = cause instanceof Error ? cause.message : String(cause);
+    return failure(`the copy failed: ${message}`, true);
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Result custody (SPEC §7): keeps what was paid for. A task the upstream finished waits in
+ * `storing` (still `processing` to callers) while this worker copies each output into the
+ * gateway's storage; then it reports `succeeded`. Like tracking, each task is leased to one
+ * replica at a time and every step is written to the store, so a crash or a restart resumes
+ * the copy instead of losing it. A copy that fails is retried with back-off; one that keeps
+ * failing never fails the generation: the task succeeds with that output marked `not_stored`
+ * and pointing at the upstream's URL. A second pass deletes copies past the tenant's retention.
+ */
+import { CoalescingRunner } from './coalescing-runner.js';
+import type { Engine } from './engine.js';
+import { deliveryBackoffMs } from './outbound-webhooks.js';
+import { copyToStorage, CopyAbortedError, extensionOf, mediaTypeOf, type CopyPolicy } from './output-copy.js';
+import { TaskLifecycle } from './task-lifecycle.js';
+import type { OutputRecord, TaskRecord } from './task-records.js';
+
+/** Tasks leased per claim, and copied at once. */
+const STORAGE_BATCH = 20;
+const STORAGE_CONCURRENCY = 4;
+/** Tasks looked at per retention page. */
+const RETENTION_BATCH = 100;
+const DAY_MS = 24 * 3600_000;
+
+/** The storage key of output `index`: one folder per tenant and task. */
+export function outputKey(task: Pick<TaskRecord, 'tenant' | 'id'>, index: number, contentType: string): string {
+  const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, '_');
+  return `${safe(task.tenant)}/${safe(task.id)}/${index}.${extensionOf(contentType)}`;
+}
+
+export class ResultCustody {
+  readonly lifecycle: TaskLifecycle;
+  private readonly runner = new CoalescingRunner(() => this.copyDue());
+  private readonly retention = new CoalescingRunner(async () => {
+    await this.expireRetained();
+  });
+  /** Aborted when the gateway stops: copies in flight end without counting as failures. */
+  private readonly stopping = new AbortController();
+
+  constructor(private readonly engine: Engine) {
+    this.lifecycle = new TaskLifecycle(engine);
+  }
+
+  /** Copies the outputs of every task whose copy is due. Overlapping calls fold into one rerun. */
+  tick(): Promise<void> {
+    return this.runner.run();
+  }
+
+  /** Deletes stored copies past their retention. */
+  purge(): Promise<void> {
+    return this.retention.run();
+  }
+
+  /** Stops copies in flight (their tasks are picked up again after a restart or by another replica). */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  /** Settles once no pass is running. */
+  async idle(): Promise<void> {
+    await Promise.all([this.runner.idle(), this.retention.idle()]);
+  }
+
+  private get policy(): CopyPolicy {
+    const { config, trustedResultOrigins } = this.engine;
+    return {
+      allowPrivate: config.storage.allow_private_sources,
+      trustedOrigins: trustedResultOrigins,
+      timeoutMs: config.storage.copy_timeout_ms,
+      idleTimeoutMs: config.storage.idle_timeout_ms,
+      maxBytes: config.storage.max_bytes,
+    };
+  }
+
+  /** How long a copying replica owns a task: every output of it is copied at once, each within the copy time limit. */
+  private get leaseMs(): number {
+    return this.engine.config.storage.copy_timeout_ms + 30_000;
+  }
+
+  private async copyDue(): Promise<void> {
+    const { tasks, clock, owner, storage } = this.engine;
+    if (!storage || this.stopping.signal.aborted) return;
+    for (;;) {
+      const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, STORAGE_BATCH);
+      for (let i = 0; i < due.length; i += STORAGE_CONCURRENCY) {
+        await Promise.all(
+          due.slice(i, i + STORAGE_CONCURRENCY).map((task) =>
+            this.storeLeased(task).catch((error) =>
+              this.engine.logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'),
+            ),
+          ),
+        );
+      }
+      if (due.length < STORAGE_BATCH || this.stopping.signal.aborted) break;
+    }
+  }
+
+  /** Copies the pending outputs of a task this replica leased, then finishes it or schedules the next try. */
+  private async storeLeased(task: TaskRecord): Promise<void> {
+    const { clock, config } = this.engine;
+    const outputs = await Promise.all(task.outputs.map((output, index) => this.copyOutput(task, output, index)));
+    if (outputs.some((output) => output === undefined)) {
+      // Stopped mid-copy: give the task back as it was, to be copied again at once elsewhere or after a restart.
+      await this.lifecycle.retryStoringAt(task, task.outputs, clock.now());
+      return;
+    }
+    const settled = outputs as OutputRecord[];
+    const waiting = settled.filter((output) => output.storage === 'pending');
+    if (waiting.length === 0) {
+      await this.lifecycle.finishStoring(task, settled);
+      return;
+    }
+    const attempts = Math.max(...waiting.map((output) => output.copyAttempts));
+    const retryAt = clock.now() + Math.min(deliveryBackoffMs(attempts), config.storage.copy_timeout_ms * 4);
+    await this.lifecycle.retryStoringAt(task, settled, retryAt);
+  }
+
+  /** One output after one copy try: stored, still pending (to retry), or given up on. Undefined when stopped. */
+  private async copyOutput(task: TaskRecord, output: OutputRecord, index: number): Promise<OutputRecord | undefined> {
+    const { storage, clock, config, metrics, logger } = this.engine;
+    if (output.storage !== 'pending' || !storage) return output;
+    const started = clock.now();
+    let outcome;
+    try {
+      // The key's extension follows the URL; the media type recorded is what the provider sends.
+      const key = outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type));
+      outcome = await copyToStorage({
+        url: output.upstreamUrl,
+        key,
+        kind: output.type,
+        storage,
+        policy: this.policy,
+        signal: this.stopping.signal,
+      });
+      if (outcome.ok) {
+        const now = clock.now();
+        const days = this.retentionDays(task.tenant);
+        metrics.outputCopies.inc({ outcome: 'stored' });
+        metrics.outputBytesStored.inc(outcome.bytes);
+        logger.info(
+          { task_id: task.id, output: index, bytes: outcome.bytes, duration_ms: now - started, storage: storage.kind },
+          'output stored',
+        );
+        return {
+          ...output,
+          storage: 'stored',
+          storageError: null,
+          key,
+          sha256: outcome.sha256,
+          bytes: outcome.bytes,
+          contentType: outcome.contentType,
+          storedAt: now,
+          expiresAt: days !== undefined ? now + days * DAY_MS : null,
+          copyAttempts: output.copyAttempts + 1,
+        };
+      }
+    } catch (error) {
+      if (error instanceof CopyAbortedError) return undefined;
+      outcome = { ok: false as const, retryable: true, gone: false, reason: `the copy failed: ${(error as Error).message}` };
+    }
+    const copyAttempts = output.copyAttempts + 1;
+    const giveUp = !outcome.retryable || copyAttempts >= config.storage.max_attempts;
+    metrics.outputCopies.inc({ outcome: giveUp ? 'not_stored' : 'retrying' });
+    logger.warn(
+      { task_id: task.id, output: index, attempt: copyAttempts, reason: outcome.reason },
+      giveUp ? 'output not stored; the task reports the upstream URL' : 'output copy failed; will retry',
+    );
+    return {
+      ...output,
+      storage: giveUp ? 'not_stored' : 'pending',
+      storageError: giveUp && outcome.retryable ? `${outcome.reason} (gave up after ${copyAttempts} tries)` : outcome.reason,
+      upstreamGone: output.upstreamGone || outcome.gone,
+      copyAttempts,
+    };
+  }
+
+  /** Days the tenant's stored outputs are kept (its own setting, else the gateway's), or undefined to keep them. */
+  private retentionDays(tenant: string): number | undefined {
+    const { config } = this.engine;
+    return config.tenants[tenant]?.retention_days ?? config.storage.retention_days;
+  }
+
+  /** Deletes stored copies whose retention ended, page by page; returns how many copies were deleted. */
+  async expireRetained(): Promise<number> {
+    const { tasks, clock, storage, logger, metrics } = this.engine;
+    if (!storage) return 0;
+    let deleted = 0;
+    for (;;) {
+      const now = clock.now();
+      const page = await tasks.listStorageExpired(now, RETENTION_BATCH);
+      const before = deleted;
+      for (const task of page) {
+        const outputs: OutputRecord[] = [];
+        for (const output of task.outputs) {
+          if (output.storage !== 'stored' || output.expiresAt === null || output.expiresAt > now || !output.key) {
+            outputs.push(output);
+            continue;
+          }
+          try {
+            await storage.delete(output.key);
+          } catch (error) {
+            // Left as it is: the next pass tries again.
+            logger.warn({ task_id: task.id, err: error }, 'could not delete an expired output; will retry');
+            outputs.push(output);
+            continue;
+          }
+          deleted++;
+          metrics.outputCopies.inc({ outcome: 'expired' });
+          const days = Math.round((output.expiresAt - (output.storedAt ?? output.expiresAt)) / DAY_MS);
+          outputs.push({ ...output, storage: 'expired', storageError: `deleted after the ${days}-day retention`, key: null });
+        }
+        await this.lifecycle.expireStored(task, outputs);
+      }
+      // A page where nothing could be deleted is tried again by the next pass, not in a loop now.
+      if (page.length < RETENTION_BATCH || deleted === before) return deleted;
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * `GET /v1/videos/{id}/content?index=N`: the stored copy of an output (SPEC §7). With the
+ * gateway key, or with the signed link a Task carries. Byte ranges (`206`, `416`), `ETag` from
+ * the SHA-256 and conditional requests (`304`) are answered here; on S3 the caller may be
+ * redirected to a presigned URL instead.
+ */
+import { pipeline } from 'node:stream/promises';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { problems } from '../core/model/problems.js';
+import type { OutputContent, StoredContent } from '../core/tasks/output-content.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import { rememberMountPath } from './middleware.js';
+
+/** Whether an `If-None-Match` list names this ETag (weak comparison, as RFC 9110 asks for it). */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag);
+}
+
+/** The one range to serve, `undefined` for the whole file, or `unsatisfiable`. */
+function rangeOf(req: Request, content: StoredContent, etag: string): { start: number; end: number } | 'unsatisfiable' | undefined {
+  if (!req.header('range')) return undefined;
+  // A range of an older version is not what the caller wants: If-Range with another validator gets the whole file.
+  const ifRange = req.header('if-range');
+  if (ifRange !== undefined && ifRange.trim() !== etag) return undefined;
+  const ranges = req.range(content.bytes, { combine: true });
+  if (ranges === -1) return 'unsatisfiable';
+  // Malformed (-2), another unit, or several ranges: answered with the whole file (RFC 9110 allows ignoring Range).
+  if (ranges === undefined || ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
+  const [range] = ranges;
+  return range ? { start: range.start, end: range.end } : undefined;
+}
+
+async function sendStored(req: Request, res: Response, content: StoredContent, metrics: GatewayMetrics): Promise<void> {
+  const etag = `"${content.sha256}"`;
+  res.set({
+    etag,
+    'accept-ranges': 'bytes',
+    'last-modified': new Date(content.storedAt).toUTCString(),
+    'cache-control': 'private, max-age=3600',
+    'content-disposition': `inline; filename="${content.filename}"`,
+  });
+  if (matchesEtag(req.header('if-none-match'), etag)) {
+    metrics.contentServed.inc({ outcome: 'not_modified' });
+    res.status(304).end();
+    return;
+  }
+  const range = rangeOf(req, content, etag);
+  if (range === 'unsatisfiable') {
+    metrics.contentServed.inc({ outcome: 'unsatisfiable' });
+    throw problems.rangeNotSatisfiable(`the file has ${content.bytes} bytes; the range asked for is outside it`, content.bytes);
+  }
+  const length = range ? range.end - range.start + 1 : content.bytes;
+  res.status(range ? 206 : 200).set({ 'content-type': content.contentType, 'content-length': String(length) });
+  if (range) res.set('content-range', `bytes ${range.start}-${range.end}/${content.bytes}`);
+  metrics.contentServed.inc({ outcome: range ? 'partial' : 'file' });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  const body = await content.open(range);
+  res.flushHeaders();
+  await pipeline(body, res).catch((error: unknown) => {
+    // The client went away mid-file, or storage failed mid-read: the headers are gone, so end the response.
+    if (!res.destroyed) res.destroy(error instanceof Error ? error : undefined);
+  });
+}
+
+/** `auth` authenticates a gateway key when one is sent and lets the request on without one (a signed link). */
+export function contentRoutes(content: OutputContent, metrics: GatewayMetrics, auth: RequestHandler): Router {
+  const router = Router();
+  router.use(rememberMountPath());
+  router.get('/:id/content', auth, async (req, res) => {
+    const found = await content.locate(req.tenant, String(req.params.id), req.query);
+    if (found.kind === 'redirect') {
+      metrics.contentServed.inc({ outcome: found.via === 'presigned' ? 'redirect' : 'upstream_redirect' });
+      // A presigned URL is short-lived and the upstream's may change: never cached.
+      res.set('cache-control', 'no-store').redirect(found.via === 'presigned' ? 302 : 307, found.location);
+      return;
+    }
+    await sendStored(req, res, found, metrics);
+  });
+  return router;
+}

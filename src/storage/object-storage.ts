@@ -1,0 +1,42 @@
+/**
+ * Where the gateway keeps copies of results: one interface over the local filesystem (the
+ * embedded default) and S3-compatible object storage. Backends move bytes by key and know
+ * nothing of tasks; hashing, naming and retention are the engine's.
+ */
+import type { Readable } from 'node:stream';
+
+/** A byte range, both ends inclusive (as HTTP `Range` gives it). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface ObjectStorage {
+  /** `filesystem` or `s3`. */
+  readonly kind: string;
+  /** Where it is, without credentials (for logs). */
+  readonly description: string;
+  /**
+   * Writes `body` under `key`, streaming. The object appears whole or not at all: a failed or
+   * aborted write leaves nothing (or the previous object) behind.
+   */
+  write(key: string, body: Readable, options: { contentType: string; signal?: AbortSignal }): Promise<void>;
+  /** Reads the object, or one range of it. Throws `ObjectNotFoundError` when it is not there. */
+  read(key: string, range?: ByteRange): Promise<Readable>;
+  /** Deletes the object; nothing happens when it is not there. */
+  delete(key: string): Promise<void>;
+  /**
+   * A time-limited URL that serves the object without the gateway (S3 presigned), for backends
+   * that have one.
+   */
+  presignedUrl?(key: string, options: { expiresInSeconds: number; contentType: string; filename: string }): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The object is not in storage. */
+export class ObjectNotFoundError extends Error {
+  override readonly name = 'ObjectNotFoundError';
+  constructor(readonly key: string) {
+    super(`no stored object ${key}`);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Copies kept in S3 or an S3-compatible store (MinIO, Cloudflare R2, Ceph RGW …) through the
+ * AWS SDK v3. Writes stream in parts (`@aws-sdk/lib-storage`), so a video is never held whole
+ * in memory; reads can ask for a byte range; the gateway can hand out presigned URLs instead of
+ * proxying the bytes. The SDK is loaded only when this backend is configured.
+ */
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
+
+export interface S3StorageSettings {
+  bucket: string;
+  /** Key prefix, e.g. `kling-gateway/` (joined as given). */
+  prefix: string;
+  region: string;
+  /** Endpoint of an S3-compatible server (`https://minio.example.com`); absent: AWS. */
+  endpoint?: string | undefined;
+  /** `bucket` in the path instead of the host name (MinIO, Ceph and most self-hosted stores). */
+  forcePathStyle: boolean;
+  /** Static credentials; absent: the SDK's default chain (environment, profile, instance role). */
+  accessKeyId?: string | undefined;
+  secretAccessKey?: string | undefined;
+  sessionToken?: string | undefined;
+  /** Bytes per uploaded part (≥ 5 MiB, S3's minimum); parts in flight at once. */
+  partSizeBytes: number;
+  queueSize: number;
+}
+
+/** The SDK modules, loaded once on first use. */
+type S3Modules = {
+  sdk: typeof import('@aws-sdk/client-s3');
+  storage: typeof import('@aws-sdk/lib-storage');
+  presigner: typeof import('@aws-sdk/s3-request-presigner');
+};
+
+export class S3Storage implements ObjectStorage {
+  readonly kind = 's3';
+  readonly description: string;
+
+  private constructor(
+    private readonly settings: S3StorageSettings,
+    private readonly client: S3Client,
+    private readonly modules: S3Modules,
+  ) {
+    this.description = `s3://${settings.bucket}/${settings.prefix}${settings.endpoint ? ` at ${new URL(settings.endpoint).origin}` : ''}`;
+  }
+
+  static async open(settings: S3StorageSettings): Promise<S3Storage> {
+    const [sdk, storage, presigner] = await Promise.all([
+      import('@aws-sdk/client-s3'),
+      import('@aws-sdk/lib-storage'),
+      import('@aws-sdk/s3-request-presigner'),
+    ]);
+    const client = new sdk.S3Client({
+      region: settings.region,
+      forcePathStyle: settings.forcePathStyle,
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      ...(settings.accessKeyId && settings.secretAccessKey
+        ? {
+            credentials: {
+              accessKeyId: settings.accessKeyId,
+              secretAccessKey: settings.secretAccessKey,
+              ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
+            },
+          }
+        : {}),
+      // The SDK's default CRC checksums send bodies as `aws-chunked`, which several S3-compatible
+      // stores store verbatim (corrupting the object); checksums only where S3 requires them.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    return new S3Storage(settings, client, { sdk, storage, presigner });
+  }
+
+  private keyOf(key: string): string {
+    return `${this.settings.prefix}${key}`;
+  }
+
+  async write(key: string, body: Readable, options: { contentType: string; signal?: AbortSignal }): Promise<void> {
+    const upload = new this.modules.storage.Upload({
+      client: this.client,
+      params: { Bucket: this.settings.bucket, Key: this.keyOf(key), Body: body, ContentType: options.contentType },
+      partSize: this.settings.partSizeBytes,
+      queueSize: this.settings.queueSize,
+      // A failed multipart upload is aborted, so no invisible parts are left to pay for.
+      leavePartsOnError: false,
+    });
+    const abort = () => void upload.abort().catch(() => undefined);
+    options.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      // A source that fails mid-way must fail the upload, not end it short.
+      const failed = new Promise<never>((_resolve, reject) => body.once('error', reject));
+      failed.catch(() => undefined);
+      await Promise.race([upload.done(), failed]);
+    } catch (error) {
+      abort();
+      throw error;
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    try {
+      const answer = await this.client.send(
+        new this.modules.sdk.GetObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: this.keyOf(key),
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
+      );
+      return answer.Body as Readable;
+    } catch (error) {
+      if (error instanceof this.modules.sdk.NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') {
+        throw new ObjectNotFoundError(key);
+      }
+      throw error;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new this.modules.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }));
+  }
+
+  async presignedUrl(key: string, options: { expiresInSeconds: number; contentType: string; filename: string }): Promise<string> {
+    const command = new this.modules.sdk.GetObjectCommand({
+      Bucket: this.settings.bucket,
+      Key: this.keyOf(key),
+      ResponseContentType: options.contentType,
+      ResponseContentDisposition: `inline; filename="${options.filename.replace(/["\\\r\n]/g, '_')}"`,
+    });
+    return this.modules.presigner.getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds });
+  }
+
+  /** Whether the bucket answers (checked at start, to warn early). */
+  async check(): Promise<void> {
+    await this.client.send(new this.modules.sdk.HeadBucketCommand({ Bucket: this.settings.bucket }));
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
