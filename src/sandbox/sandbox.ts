@@ -117,6 +117,7 @@ export async function startSandbox(
         apiKey,
         webhookSecret,
         timing: { queuedMs: config.sandbox.queued_ms, processingMs: config.sandbox.processing_ms },
+        ...(provider.resultLifetimeMs !== undefined ? { resultLifetimeMs: provider.resultLifetimeMs } : {}),
       });
       const baseUrl = await simulator.listen(0, host);
       simulators.set(provider.id, simulator);

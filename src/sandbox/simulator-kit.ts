@@ -55,6 +55,8 @@ export class SimulatorKit {
   readonly queuedMs: number;
   readonly processingMs: number;
   private faults: QueuedFault[] = [];
+  /** Result files deleted on purpose (`expireResult`): their URLs answer 404. */
+  private readonly expiredResults = new Set<string>();
   private outcomes: { outcome: SimulatedOutcome; remaining: number }[] = [];
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
@@ -79,6 +81,10 @@ export class SimulatorKit {
     });
     this.app.get(`${SIM_FILES_PATH}/:name`, (req, res) => {
       const name = String(req.params.name);
+      if (this.resultIsGone(name.replace(/\.[a-z0-9]+$/, ''))) {
+        res.status(404).type('text/plain').send('Not Found');
+        return;
+      }
       if (name.endsWith('.mp4')) {
         res.type('video/mp4').send(SAMPLE_MP4);
       } else if (name.endsWith('.png')) {
@@ -226,6 +232,26 @@ export class SimulatorKit {
     this.clock.setTimeout(() => announce('done'), this.queuedMs + this.processingMs);
   }
 
+  /**
+   * Deletes the result files of a task (its URL then answers 404), as a provider does when its
+   * retention runs out.
+   */
+  expireResult(taskId: string): void {
+    this.expiredResults.add(taskId);
+  }
+
+  /**
+   * Whether the file named `base` (`<task id>` or `<task id>-<n>`) is gone: deleted on purpose,
+   * or older than the provider's documented lifetime (`SimulatorOptions.resultLifetimeMs`).
+   */
+  private resultIsGone(base: string): boolean {
+    const taskId = this.findTask(base) ? base : base.replace(/-\d+$/, '');
+    if (this.expiredResults.has(taskId)) return true;
+    const lifetime = this.options.resultLifetimeMs;
+    const task = this.findTask(taskId);
+    return lifetime !== undefined && task !== undefined && this.clock.now() > task.createdAt + this.queuedMs + this.processingMs + lifetime;
+  }
+
   /** A URL under this simulator that serves a playable result file. */
   resultUrl(taskId: string, kind: 'mp4' | 'png'): string {
     return `${this.publicUrl}${SIM_FILES_PATH}/${encodeURIComponent(taskId)}.${kind}`;
@@ -294,6 +320,10 @@ export abstract class KitSimulator implements ProviderSimulator {
 
   setOutcome(outcome: SimulatedOutcome, times?: number): void {
     this.kit.setOutcome(outcome, times);
+  }
+
+  expireResult(taskId: string): void {
+    this.kit.expireResult(taskId);
   }
 
   onRequest(listener: (request: { method: string; path: string; at: number }) => void): void {

@@ -169,6 +169,9 @@ export async function copyToStorage(input: {
     }
     const contentType = mediaTypeOf(String(response.headers['content-type'] ?? ''), url, input.kind);
     const measuring = new MeasuringStream(policy.maxBytes);
+    // Bytes flow before the backend starts reading (it may create folders first): an error in that
+    // window stays on the stream (`errored`) for the backend's pipeline to report, not unhandled.
+    measuring.on('error', () => undefined);
     source.on('error', (error) => measuring.destroy(error));
     source.pipe(measuring);
     await input.storage.write(input.key, measuring, { contentType, signal });

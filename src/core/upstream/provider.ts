@@ -185,6 +185,8 @@ export interface SimulatorOptions {
   timing?: { queuedMs?: number; processingMs?: number };
   /** Base URL the simulator uses in result URLs; defaults to where it listens. */
   publicUrl?: string;
+  /** How long result files stay downloadable after a task ends (the provider's documented lifetime); forever when absent. */
+  resultLifetimeMs?: number;
 }
 
 export interface SimulatedTask {
@@ -210,6 +212,8 @@ export interface ProviderSimulator {
   clearFaults(): void;
   /** How the next created tasks end (default `succeed`). */
   setOutcome(outcome: SimulatedOutcome, times?: number): void;
+  /** Deletes a task's result files: their URLs answer 404 from now on (an upstream URL that expired). */
+  expireResult(providerTaskId: string): void;
   /** Every task created so far, oldest first. */
   readonly tasks: readonly SimulatedTask[];
   /** Recent requests received (method, path), oldest first; for asserting upstream traffic. */

@@ -59,6 +59,7 @@ export const freepikProvider: VideoProvider = {
   // Placeholders: Freepik publishes no prices in the seeds (see freepik-pricing.ts).
   defaultPricing: FREEPIK_DEFAULT_PRICING,
   inboundWebhook: 'signed',
+  // No lifetime of the `generated` URLs is documented (seeds 000, 001, 003): no `resultLifetimeMs`.
   webhookSignature: {
     headers: ['webhook-id', 'webhook-timestamp', 'webhook-signature'],
     description:

@@ -114,6 +114,9 @@ export const klingLegacyProvider: VideoProvider = {
   // (see kling-legacy-pricing.ts).
   defaultPricing: KLING_LEGACY_DEFAULT_PRICING,
   inboundWebhook: 'token',
+  // Official Kling API reference, task result `url`: "generated images/videos will be cleared after
+  // 30 days, please save them in time" (seed 002 resells that API and says nothing else).
+  resultLifetimeMs: 30 * 24 * 3600_000,
   minimumRunTimeMs: klingLegacyMinimumRunTimeMs,
   authHeaders: (apiKey) => ({ authorization: `Bearer ${apiKey}` }),
   mapHttpError: mapKlingLegacyHttpError,

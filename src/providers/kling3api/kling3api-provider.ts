@@ -78,6 +78,7 @@ export const kling3apiProvider: VideoProvider = {
   defaultPricing: KLING3API_DEFAULT_PRICING,
   // The seed documents no callback: tracking is by polling only.
   inboundWebhook: 'none',
+  // Seed 004 documents no lifetime of the `response` URLs: no `resultLifetimeMs`.
   minimumRunTimeMs: kling3apiMinimumRunTimeMs,
   authHeaders: (apiKey) => ({ authorization: `Bearer ${apiKey}` }),
   mapHttpError: mapKling3apiHttpError,

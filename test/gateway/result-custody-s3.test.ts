@@ -1,0 +1,136 @@
+/**
+ * Result custody against a real S3-compatible server (s3rver, started here on loopback).
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SAMPLE_MP4 } from '../../src/sandbox/simulator-kit.js';
+import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+const BUCKET = 'kling-results';
+const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+const DAY_MS = 24 * 3600_000;
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+let server: S3rver;
+let endpoint: string;
+let client: S3Client;
+let gw: TestGateway | undefined;
+
+beforeAll(async () => {
+  server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: mkdtempSync(join(tmpdir(), 's3rver-')) });
+  const { port } = (await server.run()) as { port: number };
+  endpoint = `http://127.0.0.1:${port}`;
+  client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: CREDENTIALS });
+  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+});
+
+afterAll(async () => {
+  client?.destroy();
+  await server?.close();
+});
+
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+});
+
+function s3Config(extra: Record<string, unknown> = {}) {
+  return {
+    storage: {
+      mode: 'copy',
+      backend: 's3',
+      s3: {
+        bucket: BUCKET,
+        prefix: 'test-run/',
+        endpoint,
+        region: 'us-east-1',
+        force_path_style: true,
+        access_key_id: CREDENTIALS.accessKeyId,
+        secret_access_key: CREDENTIALS.secretAccessKey,
+        ...extra,
+      },
+    },
+  };
+}
+
+async function objectBytes(key: string): Promise<Buffer> {
+  const answer = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  return Buffer.from(await answer.Body!.transformToByteArray());
+}
+
+describe('result custody on S3-compatible storage', () => {
+  it.each(['freepik', 'kling3api', 'kling-legacy'])('stores the %s result in the bucket and redirects to a working presigned URL', async (provider) => {
+    gw = await startTestGateway({ config: s3Config() });
+    const model = provider === 'kling-legacy' ? 'kling-v2-6' : 'kling-v3';
+    const done = await gw.finish((await gw.create({ model, prompt: 'a lighthouse', duration: 5, routing: { providers: [provider] } })).body.id);
+    expect(done.status).toBe('succeeded');
+    const upstream = Buffer.from(await (await fetch(done.outputs[0].upstream_url)).arrayBuffer());
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(upstream), bytes: upstream.length, content_type: 'video/mp4' });
+
+    // The object is in the bucket under the prefix, byte for byte.
+    expect((await objectBytes(`test-run/acme/${done.id}/0.mp4`)).equals(upstream)).toBe(true);
+
+    // The content route answers with a presigned URL of that object.
+    const redirect = await fetch(`${gw.url}/v1/videos/${done.id}/content?index=0`, {
+      headers: { authorization: `Bearer ${TENANT_KEY}` },
+      redirect: 'manual',
+    });
+    expect(redirect.status).toBe(302);
+    const location = redirect.headers.get('location')!;
+    expect(location.startsWith(`${endpoint}/${BUCKET}/test-run/acme/${done.id}/0.mp4?`)).toBe(true);
+    expect(location).toContain('X-Amz-Signature=');
+    expect(location).toContain('X-Amz-Expires=900');
+    const presigned = await fetch(location);
+    expect(presigned.status).toBe(200);
+    expect(Buffer.from(await presigned.arrayBuffer()).equals(upstream)).toBe(true);
+    // Ranges go straight to the store.
+    const range = await fetch(location, { headers: { range: 'bytes=0-15' } });
+    expect(range.status).toBe(206);
+    expect(Buffer.from(await range.arrayBuffer()).equals(upstream.subarray(0, 16))).toBe(true);
+
+    // The signed link on the task leads there too, without the gateway key.
+    const viaLink = await fetch(done.outputs[0].url);
+    expect(viaLink.status).toBe(200);
+    expect(Buffer.from(await viaLink.arrayBuffer()).equals(upstream)).toBe(true);
+  });
+
+  it('serves through the gateway with ranges when serve is proxy, after the upstream file is gone', async () => {
+    gw = await startTestGateway({ config: s3Config({ serve: 'proxy' }) });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['freepik'] } })).body.id);
+    gw.simulator('freepik').expireResult(done.provider_task_id);
+    expect((await fetch(done.outputs[0].upstream_url)).status).toBe(404);
+
+    const whole = await fetch(done.outputs[0].url);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('content-type')).toBe('video/mp4');
+    expect(whole.headers.get('etag')).toBe(`"${sha256(SAMPLE_MP4)}"`);
+    expect(Buffer.from(await whole.arrayBuffer()).equals(SAMPLE_MP4)).toBe(true);
+    const part = await fetch(done.outputs[0].url, { headers: { range: 'bytes=100-199' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 100-199/${SAMPLE_MP4.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(SAMPLE_MP4.subarray(100, 200))).toBe(true);
+  });
+
+  it('deletes the object after the retention', async () => {
+    gw = await startTestGateway({ config: { ...s3Config(), tenants: { acme: { retention_days: 1 } } } });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const key = `test-run/acme/${done.id}/0.mp4`;
+    expect((await objectBytes(key)).length).toBe(SAMPLE_MP4.length);
+    await gw.advance(DAY_MS + 60_000);
+    expect((await gw.get(done.id)).body.outputs[0].storage).toBe('expired');
+    await expect(objectBytes(key)).rejects.toMatchObject({ name: 'NoSuchKey' });
+  });
+
+  it('retries while the bucket cannot be written, then reports the output not stored', async () => {
+    gw = await startTestGateway({ config: { ...s3Config({ bucket: 'no-such-bucket' }), storage: { ...s3Config({ bucket: 'no-such-bucket' }).storage, max_attempts: 2 } } });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', url: done.outputs[0].upstream_url });
+    expect(done.outputs[0].storage_error).toMatch(/gave up after 2 tries/);
+  });
+});

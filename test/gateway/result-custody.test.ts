@@ -1,0 +1,370 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { SAMPLE_MP4, SAMPLE_PNG } from '../../src/sandbox/simulator-kit.js';
+import type { ObjectStorage } from '../../src/storage/object-storage.js';
+import { FilesystemStorage } from '../../src/storage/filesystem-storage.js';
+import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
+import { ResultServer } from '../support/result-server.js';
+
+const DAY_MS = 24 * 3600_000;
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+let gw: TestGateway | undefined;
+let files: ResultServer | undefined;
+afterEach(async () => {
+  await gw?.close();
+  await files?.close();
+  gw = undefined;
+  files = undefined;
+});
+
+function outputsDir(): string {
+  return mkdtempSync(join(tmpdir(), 'kling-gw-custody-'));
+}
+
+async function startCopying(config: Record<string, unknown> = {}, directory = outputsDir()) {
+  const storage = { mode: 'copy', filesystem: { path: directory }, ...(config.storage as object | undefined) };
+  gw = await startTestGateway({ config: { ...config, storage } });
+  return gw;
+}
+
+async function download(url: string, headers: Record<string, string> = {}) {
+  const response = await fetch(url, { headers, redirect: 'manual' });
+  return { response, bytes: Buffer.from(await response.arrayBuffer()) };
+}
+
+/** A Freepik task whose (signed) webhook reports it done with `urls` as its results. */
+async function freepikTaskFinishedWith(gateway: TestGateway, urls: string[], extra: Record<string, unknown> = {}) {
+  const created = await gateway.create({ model: 'kling-v3', prompt: 'a heron in reeds', duration: 5, routing: { providers: ['freepik'] }, ...extra });
+  expect(created.body.status).toBe('processing');
+  const raw = JSON.stringify({ task_id: created.body.provider_task_id, status: 'COMPLETED', generated: urls });
+  const id = `wh_${Math.random().toString(16).slice(2)}`;
+  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
+  const secret = gateway.endpoints.get('freepik')!.webhookSecret!;
+  const answer = await gateway.request('POST', '/v1/webhooks/freepik', raw, {
+    'webhook-id': id,
+    'webhook-timestamp': timestamp,
+    'webhook-signature': signFreepikWebhook(secret, id, timestamp, raw),
+  }, null);
+  expect(answer.status).toBe(200);
+  return created.body.id as string;
+}
+
+describe('result custody on the filesystem', () => {
+  it.each([
+    ['freepik', { model: 'kling-v3', prompt: 'a red fox in snow', duration: 5 }, 'video/mp4', SAMPLE_MP4],
+    ['kling3api', { model: 'kling-v3', prompt: 'a red fox in snow', duration: 5 }, 'video/mp4', SAMPLE_MP4],
+    ['kling-legacy', { model: 'kling-v2-6', prompt: 'a red fox in snow', duration: 5 }, 'video/mp4', SAMPLE_MP4],
+    ['kling-legacy', { model: 'kling-v1', operation: 'image-generation', prompt: 'a red fox' }, 'image/png', SAMPLE_PNG],
+  ] as const)('copies the %s result before the task succeeds, byte for byte, and serves it (%s)', async (provider, request, type, sample) => {
+    const directory = outputsDir();
+    const gateway = await startCopying({}, directory);
+    const created = await gateway.create({ ...request, routing: { providers: [provider] } });
+    const done = await gateway.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    const [output] = done.outputs;
+
+    // The upstream's file, fetched from the upstream itself, is the reference.
+    const upstream = await download(output.upstream_url);
+    expect(upstream.response.status).toBe(200);
+    expect(upstream.bytes.equals(sample)).toBe(true);
+    expect(output).toMatchObject({
+      storage: 'stored',
+      storage_error: null,
+      sha256: sha256(upstream.bytes),
+      bytes: upstream.bytes.length,
+      content_type: type,
+      upstream_url_gone: false,
+      expires_at: null,
+    });
+    expect(output.stored_at).not.toBeNull();
+    expect(output.url).toMatch(new RegExp(`^${gateway.url}/v1/videos/${done.id}/content\\?index=0&expires=\\d+&signature=`));
+    expect(Date.parse(output.url_expires_at)).toBeGreaterThan(gateway.clock.now());
+    // Kling documents that it deletes results after 30 days; Freepik and kling3api document no lifetime.
+    if (provider === 'kling-legacy') {
+      // Counted from when the gateway saw the upstream finish: between creation and completion.
+      const finishedUpstream = Date.parse(output.upstream_url_expires_at) - 30 * DAY_MS;
+      expect(finishedUpstream).toBeGreaterThan(Date.parse(done.created_at));
+      expect(finishedUpstream).toBeLessThanOrEqual(Date.parse(done.completed_at));
+    } else {
+      expect(output.upstream_url_expires_at).toBeNull();
+    }
+
+    // The signed link works without the key; the content route works with it.
+    for (const [url, headers] of [
+      [output.url, {}],
+      [`${gateway.url}/v1/videos/${done.id}/content?index=0`, { authorization: `Bearer ${TENANT_KEY}` }],
+    ] as const) {
+      const copy = await download(url, headers);
+      expect(copy.response.status).toBe(200);
+      expect(copy.bytes.equals(upstream.bytes)).toBe(true);
+      expect(copy.response.headers.get('content-type')).toBe(type);
+      expect(copy.response.headers.get('content-length')).toBe(String(upstream.bytes.length));
+      expect(copy.response.headers.get('etag')).toBe(`"${output.sha256}"`);
+      expect(copy.response.headers.get('accept-ranges')).toBe('bytes');
+    }
+    // The copy is a file under the storage directory, one folder per tenant and task.
+    expect(readdirSync(join(directory, 'acme', done.id))).toEqual([type === 'video/mp4' ? '0.mp4' : '0.png']);
+  });
+
+  it('answers byte ranges (206), an unsatisfiable range (416), HEAD and a matching ETag (304)', async () => {
+    const gateway = await startCopying();
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const url = `${gateway.url}/v1/videos/${done.id}/content`;
+    const auth = { authorization: `Bearer ${TENANT_KEY}` };
+    const size = SAMPLE_MP4.length;
+
+    const first = await download(url, { ...auth, range: 'bytes=0-9' });
+    expect(first.response.status).toBe(206);
+    expect(first.response.headers.get('content-range')).toBe(`bytes 0-9/${size}`);
+    expect(first.response.headers.get('content-length')).toBe('10');
+    expect(first.bytes.equals(SAMPLE_MP4.subarray(0, 10))).toBe(true);
+
+    const tail = await download(url, { ...auth, range: 'bytes=-100' });
+    expect(tail.response.status).toBe(206);
+    expect(tail.response.headers.get('content-range')).toBe(`bytes ${size - 100}-${size - 1}/${size}`);
+    expect(tail.bytes.equals(SAMPLE_MP4.subarray(size - 100))).toBe(true);
+
+    const middle = await download(url, { ...auth, range: `bytes=1000-${size + 50}` });
+    expect(middle.response.status).toBe(206);
+    expect(middle.bytes.equals(SAMPLE_MP4.subarray(1000))).toBe(true);
+
+    const outside = await download(url, { ...auth, range: `bytes=${size}-` });
+    expect(outside.response.status).toBe(416);
+    expect(outside.response.headers.get('content-range')).toBe(`bytes */${size}`);
+    expect(outside.response.headers.get('content-type')).toContain('application/problem+json');
+
+    // An If-Range for another version gets the whole file.
+    const stale = await download(url, { ...auth, range: 'bytes=0-9', 'if-range': '"not-this-one"' });
+    expect(stale.response.status).toBe(200);
+    expect(stale.bytes.length).toBe(size);
+
+    const head = await fetch(url, { method: 'HEAD', headers: auth });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(size));
+
+    const notModified = await download(url, { ...auth, 'if-none-match': `"${done.outputs[0].sha256}"` });
+    expect(notModified.response.status).toBe(304);
+    expect(notModified.bytes.length).toBe(0);
+  });
+
+  it('checks the tenant: another tenant, a forged or expired signature and no key are refused', async () => {
+    const gateway = await startCopying({ storage: { mode: 'copy', url_ttl_seconds: 3600 } });
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const base = `${gateway.url}/v1/videos/${done.id}/content?index=0`;
+    expect((await download(base, { authorization: `Bearer ${OTHER_TENANT_KEY}` })).response.status).toBe(404);
+    expect((await download(base)).response.status).toBe(401);
+    expect((await download(base, { authorization: 'Bearer not-a-key' })).response.status).toBe(401);
+    const signed = new URL(done.outputs[0].url);
+    signed.searchParams.set('signature', 'A'.repeat(43));
+    expect((await download(signed.toString())).response.status).toBe(401);
+    // A link for output 0 does not open output 1 (or any other index).
+    const moved = new URL(done.outputs[0].url);
+    moved.searchParams.set('index', '1');
+    expect((await download(moved.toString())).response.status).toBe(401);
+    expect((await download(`${gateway.url}/v1/videos/${done.id}/content?index=1`, { authorization: `Bearer ${TENANT_KEY}` })).response.status).toBe(404);
+    expect((await download(`${gateway.url}/v1/videos/${done.id}/content?index=x`, { authorization: `Bearer ${TENANT_KEY}` })).response.status).toBe(400);
+    // Past its expiry the link stops working; a fresh read of the task gives a new one.
+    await gateway.clock.advance(2 * 3600_000);
+    expect((await download(done.outputs[0].url)).response.status).toBe(401);
+    const again = (await gateway.get(done.id)).body;
+    expect((await download(again.outputs[0].url)).response.status).toBe(200);
+  });
+
+  it('keeps serving the copy after the upstream deletes its file (by hand, and Kling after 30 days)', async () => {
+    const gateway = await startCopying();
+    const freepik = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['freepik'] } })).body.id);
+    gateway.simulator('freepik').expireResult(freepik.provider_task_id);
+    expect((await download(freepik.outputs[0].upstream_url)).response.status).toBe(404);
+    const copy = await download(freepik.outputs[0].url);
+    expect(copy.response.status).toBe(200);
+    expect(copy.bytes.equals(SAMPLE_MP4)).toBe(true);
+
+    const legacy = await gateway.finish(
+      (await gateway.create({ model: 'kling-v2-6', prompt: 'x', duration: 5, routing: { providers: ['kling-legacy'] } })).body.id,
+    );
+    expect((await download(legacy.outputs[0].upstream_url)).response.status).toBe(200);
+    await gateway.clock.advance(31 * DAY_MS);
+    expect((await download(legacy.outputs[0].upstream_url)).response.status).toBe(404);
+    const fresh = (await gateway.get(legacy.id)).body;
+    const kept = await download(fresh.outputs[0].url);
+    expect(kept.response.status).toBe(200);
+    expect(kept.bytes.equals(SAMPLE_MP4)).toBe(true);
+  });
+
+  it("deletes copies after the tenant's retention (and only those), and says so on the output", async () => {
+    const directory = outputsDir();
+    const gateway = await startCopying({ tenants: { acme: { retention_days: 2 } }, storage: { mode: 'copy', retention_days: 10 } }, directory);
+    const request = { model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } };
+    const mine = await gateway.finish((await gateway.create(request)).body.id);
+    const theirId = (await gateway.request('POST', '/v1/videos', request, {}, OTHER_TENANT_KEY)).body.id;
+    let theirs: any;
+    await gateway.advanceUntil(async () => {
+      theirs = (await gateway.request('GET', `/v1/videos/${theirId}`, undefined, {}, OTHER_TENANT_KEY)).body;
+      return theirs.status === 'succeeded';
+    });
+    expect(Date.parse(mine.outputs[0].expires_at) - Date.parse(mine.outputs[0].stored_at)).toBe(2 * DAY_MS);
+    expect(Date.parse(theirs.outputs[0].expires_at) - Date.parse(theirs.outputs[0].stored_at)).toBe(10 * DAY_MS);
+    const file = join(directory, 'acme', mine.id, '0.mp4');
+    expect(existsSync(file)).toBe(true);
+
+    await gateway.advance(DAY_MS);
+    expect((await gateway.get(mine.id)).body.outputs[0].storage).toBe('stored');
+    await gateway.advance(DAY_MS + 60_000);
+    const expired = (await gateway.get(mine.id)).body;
+    expect(expired.status).toBe('succeeded');
+    expect(expired.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 2-day retention', url: mine.outputs[0].upstream_url });
+    expect(existsSync(file)).toBe(false);
+    const gone = await download(`${gateway.url}/v1/videos/${mine.id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(gone.response.status).toBe(410);
+    // The other tenant's copy is kept for its own (the gateway's) ten days.
+    const kept = (await gateway.request('GET', `/v1/videos/${theirs.id}`, undefined, {}, OTHER_TENANT_KEY)).body;
+    expect(kept.outputs[0].storage).toBe('stored');
+  });
+
+  it('keeps the task processing while a copy fails, retries it from the store, then succeeds', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 4 } });
+    const url = files.host('/flaky.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [503, 502] });
+    const id = await freepikTaskFinishedWith(gateway, [url]);
+    await gateway.advanceUntil(async () => files!.requests.length >= 1, 100);
+    await gateway.advance(0);
+    const waiting = (await gateway.get(id)).body;
+    expect(waiting.status).toBe('processing');
+    expect(waiting.provider_status).toBe('COMPLETED');
+    expect(waiting.outputs[0]).toMatchObject({ storage: 'pending', upstream_url: url, url });
+
+    const done = await gateway.finish(id);
+    expect(done.status).toBe('succeeded');
+    expect(files.requests).toEqual(['/flaky.mp4', '/flaky.mp4', '/flaky.mp4']);
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4), bytes: SAMPLE_MP4.length });
+  });
+
+  it('reports succeeded with the output not stored (and why) when the copy keeps failing', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 3 } });
+    const url = files.host('/down.mp4', { body: SAMPLE_MP4, status: 503 });
+    const id = await freepikTaskFinishedWith(gateway, [url]);
+    const done = await gateway.finish(id);
+    expect(done.status).toBe('succeeded');
+    expect(done.error).toBeNull();
+    expect(files.requests).toHaveLength(3);
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', url, upstream_url: url, sha256: null, upstream_url_gone: false });
+    expect(done.outputs[0].storage_error).toMatch(/answered 503.*gave up after 3 tries/);
+    // The content route sends the caller to the upstream's URL while it exists.
+    const answer = await download(`${gateway.url}/v1/videos/${id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(answer.response.status).toBe(307);
+    expect(answer.response.headers.get('location')).toBe(url);
+  });
+
+  it('reports an upstream URL that is gone (404) at once, on the output, without retrying', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true } });
+    const url = `${files.url}/deleted.mp4`;
+    const id = await freepikTaskFinishedWith(gateway, [url]);
+    const done = await gateway.finish(id);
+    expect(done.status).toBe('succeeded');
+    expect(files.requests).toEqual(['/deleted.mp4']);
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', upstream_url_gone: true });
+    expect(done.outputs[0].storage_error).toMatch(/404/);
+    const answer = await download(`${gateway.url}/v1/videos/${id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(answer.response.status).toBe(410);
+  });
+
+  it('refuses result URLs on private addresses (other than the simulators) unless allowed', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying();
+    const url = files.host('/inside.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4' });
+    const id = await freepikTaskFinishedWith(gateway, [url]);
+    const done = await gateway.finish(id);
+    expect(files.requests).toEqual([]);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', url });
+    expect(done.outputs[0].storage_error).toMatch(/refused|private|loopback/);
+  });
+
+  it('streams a large file through in pieces and records its hash and size', async () => {
+    files = await new ResultServer().start();
+    const directory = outputsDir();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true } }, directory);
+    const big = Buffer.alloc(24 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i);
+    const url = files.host('/big.mp4', { body: big, contentType: 'video/mp4', chunkBytes: 64 * 1024 });
+    const done = await gateway.finish(await freepikTaskFinishedWith(gateway, [url]), 200);
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored', bytes: big.length, sha256: sha256(big) });
+    const copy = await download(done.outputs[0].url);
+    expect(copy.bytes.equals(big)).toBe(true);
+  });
+
+  it('refuses a file larger than storage.max_bytes and keeps no partial file', async () => {
+    files = await new ResultServer().start();
+    const directory = outputsDir();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_bytes: 1000 } }, directory);
+    const url = files.host('/huge.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', chunkBytes: 512 });
+    const done = await gateway.finish(await freepikTaskFinishedWith(gateway, [url]));
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored' });
+    expect(done.outputs[0].storage_error).toMatch(/larger than storage.max_bytes/);
+    expect(files.requests).toHaveLength(1);
+    expect(existsSync(join(directory, 'acme', done.id)) ? readdirSync(join(directory, 'acme', done.id)) : []).toEqual([]);
+  });
+
+  it('resumes a copy after a restart: a task left in storing is copied by the next process', async () => {
+    const database = tempDatabaseUrl();
+    const directory = outputsDir();
+    // The first process's storage never finishes a write: the gateway stops mid-copy.
+    const hanging: ObjectStorage = {
+      kind: 'hanging',
+      description: 'never finishes',
+      write: (_key, body, options) =>
+        new Promise((_resolve, reject) => {
+          body.resume();
+          options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true });
+        }),
+      read: () => Promise.reject(new Error('unused')),
+      delete: async () => undefined,
+      close: async () => undefined,
+    };
+    const first = await startTestGateway({
+      config: { database: { url: database }, storage: { mode: 'copy', filesystem: { path: directory } } },
+      objectStorage: hanging,
+    });
+    const created = await first.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } });
+    // Polled by hand: a whole worker pass would wait for the copy that never ends.
+    for (let step = 0; step < 30 && (await first.gateway.store.getTask(created.body.id))?.phase !== 'storing'; step++) {
+      await first.clock.advance(1_000);
+      await first.gateway.tracker.tick();
+    }
+    expect((await first.gateway.store.getTask(created.body.id))?.phase).toBe('storing');
+    expect((await first.get(created.body.id)).body.status).toBe('processing');
+    await first.gateway.close();
+
+    gw = await startTestGateway({
+      config: { database: { url: database }, storage: { mode: 'copy', filesystem: { path: directory } } },
+      clock: first.clock,
+      endpoints: first.endpoints,
+      simulators: first.simulators,
+      objectStorage: new FilesystemStorage(directory),
+    });
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
+    expect(gw.simulator('kling3api').tasks).toHaveLength(1);
+    for (const simulator of first.simulators.values()) await simulator.close();
+  });
+});
+
+describe('passthrough mode', () => {
+  it('keeps the upstream URL and copies nothing', async () => {
+    gw = await startTestGateway({ config: { storage: { mode: 'passthrough' } } });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect(done.outputs[0]).toMatchObject({ storage: 'passthrough', sha256: null });
+    expect(done.outputs[0].url).toBe(done.outputs[0].upstream_url);
+    const answer = await download(`${gw.url}/v1/videos/${done.id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(answer.response.status).toBe(307);
+    expect(answer.response.headers.get('location')).toBe(done.outputs[0].upstream_url);
+  });
+});
