@@ -1,0 +1,212 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import type { ProviderTaskRef, VideoProvider } from '../../src/core/upstream/provider.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
+import { reelhouseProvider } from '../fixtures/providers/reelhouse/index.js';
+import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+
+const pinned = { model: 'kling-v3', prompt: 'a paper boat on a puddle', duration: 5, routing: { providers: ['kling3api'] } };
+
+let gw: TestGateway | undefined;
+let receiver: Server | undefined;
+afterEach(async () => {
+  await gw?.close();
+  await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
+  gw = undefined;
+  receiver = undefined;
+});
+
+const creates = (gateway: TestGateway, provider = 'kling3api') =>
+  gateway.simulator(provider).requests.filter((request) => request.method === 'POST').length;
+
+/** A gateway whose kling3api takes one task at a time, with that slot taken: the next task waits queued. */
+async function withFullProvider(options: Parameters<typeof startTestGateway>[0] = {}) {
+  const gateway = await startTestGateway({ ...options, config: { providers: { kling3api: { max_in_flight: 1 } }, ...options.config } });
+  gw = gateway;
+  const running = await gateway.create({ ...pinned, prompt: 'takes the slot' });
+  expect(running.body.status).toBe('processing');
+  return { gateway, running: running.body };
+}
+
+describe('POST /v1/videos/{id}/cancel', () => {
+  it('cancels a queued task at no cost; it is never sent upstream and stays canceled', async () => {
+    const { gateway } = await withFullProvider();
+    const queued = await gateway.create(pinned);
+    expect(queued.body.status).toBe('queued');
+    const answer = await gateway.request('POST', `/v1/videos/${queued.body.id}/cancel`);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({
+      id: queued.body.id,
+      status: 'canceled',
+      provider: null,
+      provider_task_id: null,
+      error: { code: 'canceled', message: 'canceled by the caller before any provider took it', provider_code: null },
+      cost: { credits: 0, estimated: false, currency_amount: 0 },
+      outputs: [],
+    });
+    expect(answer.body.completed_at).not.toBeNull();
+    // The slot frees, time passes: the canceled task is not dispatched.
+    await gateway.advance(60_000);
+    expect(creates(gateway)).toBe(1);
+    expect((await gateway.get(queued.body.id)).body.status).toBe('canceled');
+    // Listed under its status, and canceling again answers the same task.
+    const listed = await gateway.request('GET', '/v1/videos?status=canceled');
+    expect(listed.body.data.map((task: { id: string }) => task.id)).toEqual([queued.body.id]);
+    const again = await gateway.request('POST', `/v1/videos/${queued.body.id}/cancel`);
+    expect(again.status).toBe(200);
+    expect(again.body.status).toBe('canceled');
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/kling_gateway_tasks_finished_total\{provider="none",model="kling-v3",status="canceled",error_code="canceled"\} 1/);
+  });
+
+  it('answers 409 for a task a provider accepted, which then runs to the end', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(pinned);
+    expect(created.body.status).toBe('processing');
+    const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
+    expect(answer.status).toBe(409);
+    expect(answer.headers.get('content-type')).toContain('application/problem+json');
+    expect(answer.body.detail).toBe(
+      `video ${created.body.id} was accepted by kling3api, which documents no way to cancel a task; it runs to the end and is billed as usual.`,
+    );
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+  });
+
+  it('answers 409 for a finished task, and 404 for an unknown or another tenant\'s task', async () => {
+    gw = await startTestGateway();
+    const done = await gw.finish((await gw.create(pinned)).body.id);
+    const finished = await gw.request('POST', `/v1/videos/${done.id}/cancel`);
+    expect(finished.status).toBe(409);
+    expect(finished.body.detail).toMatch(/already succeeded/);
+    expect((await gw.request('POST', '/v1/videos/vid_nope/cancel')).status).toBe(404);
+    const theirs = await gw.request('POST', `/v1/videos/${done.id}/cancel`, undefined, {}, OTHER_TENANT_KEY);
+    expect(theirs.status).toBe(404);
+    expect((await gw.request('POST', `/v1/videos/${done.id}/cancel`, undefined, {}, null)).status).toBe(401);
+  });
+
+  it('waits out a submission in flight: a task the provider accepts meanwhile is not canceled', async () => {
+    gw = await startTestGateway();
+    gw.simulator('kling3api').injectFault({ on: 'submit', delayMs: 400 });
+    const creating = gw.create(pinned);
+    // Find the task while its create request is on its way.
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      id = (await gw.request('GET', '/v1/videos')).body.data[0]?.id;
+    }
+    expect((await gw.gateway.store.getTask(id!))?.phase).toBe('submitting');
+    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    expect(answer.status).toBe(409);
+    expect(answer.body.detail).toMatch(/accepted by kling3api/);
+    expect((await creating).body.status).toBe('processing');
+    expect((await gw.get(id!)).body.status).toBe('processing');
+  });
+
+  it('cancels a task whose submission ended back in the queue (the provider asked to wait)', async () => {
+    gw = await startTestGateway();
+    gw.simulator('kling3api').injectFault({ on: 'submit', kind: 'rate_limited', headers: { 'retry-after': '30' }, delayMs: 300 });
+    const creating = gw.create(pinned);
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      id = (await gw.request('GET', '/v1/videos')).body.data[0]?.id;
+    }
+    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    expect(answer.status).toBe(200);
+    expect(answer.body.status).toBe('canceled');
+    expect((await creating).status).toBe(202);
+    await gw.advance(60_000);
+    expect(creates(gw)).toBe(1);
+    expect((await gw.get(id!)).body.status).toBe('canceled');
+  });
+
+  it('sends video.canceled to the webhook and ends waits and event streams', async () => {
+    const received: { headers: Record<string, string>; body: string }[] = [];
+    receiver = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8') });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver!.listen(0, '127.0.0.1', resolve));
+    const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+    const { gateway } = await withFullProvider({ clock: new ManualClock(Date.now()) });
+    const queued = await gateway.create({ ...pinned, webhook_url: hook });
+    expect(queued.body.status).toBe('queued');
+
+    const waiting = gateway.request('GET', `/v1/videos/${queued.body.id}?wait=30`);
+    const stream = fetch(`${gateway.url}/v1/videos/${queued.body.id}/events`, { headers: { authorization: 'Bearer acme-secret-key' } }).then((r) => r.text());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await gateway.request('POST', `/v1/videos/${queued.body.id}/cancel`)).status).toBe(200);
+    expect((await waiting).body.status).toBe('canceled');
+    const events = await stream;
+    expect(events).toMatch(/event: queued/);
+    expect(events).toMatch(/event: canceled\n/);
+
+    await gateway.advanceUntil(async () => received.length >= 1, 100);
+    const event = new Webhook(TENANT_WEBHOOK_SECRET).verify(received[0]!.body, received[0]!.headers) as any;
+    expect(event.type).toBe('video.canceled');
+    expect(event.data).toMatchObject({ id: queued.body.id, status: 'canceled', error: { code: 'canceled' } });
+  });
+});
+
+describe('cancel_after', () => {
+  it('cancels a task still queued when the time runs out', async () => {
+    const { gateway, running } = await withFullProvider();
+    const queued = await gateway.create({ ...pinned, cancel_after: 3 });
+    expect(queued.body.request.cancel_after).toBe(3);
+    await gateway.advance(2_000);
+    expect((await gateway.get(queued.body.id)).body.status).toBe('queued');
+    await gateway.advance(1_500);
+    const canceled = (await gateway.get(queued.body.id)).body;
+    expect(canceled).toMatchObject({ status: 'canceled', error: { code: 'canceled', message: 'still queued after cancel_after (3 s); no provider took it' } });
+    expect(canceled.cost).toMatchObject({ credits: 0, estimated: false });
+    expect((await gateway.finish(running.id)).status).toBe('succeeded');
+    await gateway.advance(10_000);
+    expect(creates(gateway)).toBe(1);
+  });
+
+  it('leaves a task a provider took in time alone', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create({ ...pinned, cancel_after: 1 });
+    expect(created.body.status).toBe('processing');
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+  });
+
+  it('refuses a cancel_after out of range without creating anything', async () => {
+    gw = await startTestGateway();
+    for (const value of [0, -5, 1.5, 'soon', 8 * 24 * 3600]) {
+      const answer = await gw.create({ ...pinned, cancel_after: value });
+      expect(answer.status).toBe(400);
+      expect(answer.body.errors[0].path).toBe('cancel_after');
+    }
+    expect(creates(gw)).toBe(0);
+  });
+});
+
+describe('a provider that can cancel', () => {
+  it('cancels a task it holds there and reports it canceled', async () => {
+    const canceledUpstream: ProviderTaskRef[] = [];
+    const cancellable: VideoProvider = {
+      ...reelhouseProvider,
+      cancel: async (ref) => {
+        canceledUpstream.push(ref);
+      },
+    };
+    gw = await startTestGateway({ providers: [...PROVIDERS, cancellable] });
+    const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 10, routing: { providers: ['reelhouse'] } });
+    expect(created.body.status).toBe('processing');
+    const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ status: 'canceled', provider: 'reelhouse', error: { code: 'canceled', message: 'canceled by the caller; reelhouse confirmed' } });
+    expect(canceledUpstream).toEqual([{ providerTaskId: created.body.provider_task_id, tracking: {} }]);
+    // Later news from the upstream changes nothing.
+    await gw.advance(30_000);
+    expect((await gw.get(created.body.id)).body.status).toBe('canceled');
+  });
+});
