@@ -100,8 +100,15 @@ export const ProviderConfig = z.strictObject({
   enabled: booleanish.default(true),
   /** Upstream base URL. Ignored when the provider runs against its simulator. */
   base_url: optionalText,
-  /** Upstream key. Absent: the provider runs against its built-in simulator. */
+  /** Upstream key. Absent (with no access key either): the provider runs against its built-in simulator. */
   api_key: optionalText,
+  /** Access key + secret key, signed into a short-lived token per call (Kling's own API), instead of `api_key`. */
+  access_key: optionalText,
+  secret_key: optionalText,
+  /** A base URL by name, for providers that declare regions (Kling: `singapore`, `beijing`, `global`); `base_url` wins when both are set. */
+  region: optionalText,
+  /** Which API shape the endpoint speaks, for providers with more than one (legacy Kling-API: `aggregator` or `official`). */
+  api_shape: optionalText,
   /** Secret that signs the provider's webhooks to the gateway (Freepik). */
   webhook_secret: optionalText,
   /** Rank for the `priority` strategy (lower first). */
@@ -313,6 +320,11 @@ export function parseConfig(
   for (const id of Object.keys(result.data.providers)) {
     if (!knownProviders.includes(id)) {
       problems.push(`providers.${id}: unknown provider (known: ${knownProviders.join(', ')})`);
+    }
+  }
+  for (const [id, settings] of Object.entries(result.data.providers)) {
+    if (Boolean(settings.access_key) !== Boolean(settings.secret_key)) {
+      problems.push(`providers.${id}.${settings.access_key ? 'secret_key' : 'access_key'}: give access_key and secret_key together`);
     }
   }
   const tenants = new Set(result.data.auth.api_keys.map((entry) => entry.tenant));

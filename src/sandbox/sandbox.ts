@@ -13,6 +13,11 @@ import { fetchHostedEndpoints, type HostedSimulatorEndpoint } from './simulator-
 export interface ProviderEndpoint {
   baseUrl: string;
   apiKey: string;
+  /** Access key + secret key (signed tokens) instead of `apiKey`, for providers that take them. */
+  accessKey?: string;
+  secretKey?: string;
+  /** Which of the provider's API shapes the endpoint speaks (its default when absent). */
+  apiShape?: string;
   webhookSecret?: string;
   simulated: boolean;
   /** For simulators: how long their tasks take, which bounds the first poll. */
@@ -39,9 +44,14 @@ function isEnabled(config: GatewayConfig, providerId: string): boolean {
   return config.providers[providerId]?.enabled ?? true;
 }
 
-/** True when some enabled provider has an upstream key: a live deployment. */
+/** Whether a provider block names upstream credentials: an API key, or an access key + secret key. */
+function hasCredentials(settings: GatewayConfig['providers'][string] | undefined): boolean {
+  return Boolean(settings?.api_key || (settings?.access_key && settings.secret_key));
+}
+
+/** True when some enabled provider has upstream credentials: a live deployment. */
 export function isLive(config: GatewayConfig, providers: readonly VideoProvider[]): boolean {
-  return providers.some((provider) => isEnabled(config, provider.id) && Boolean(config.providers[provider.id]?.api_key));
+  return providers.some((provider) => isEnabled(config, provider.id) && hasCredentials(config.providers[provider.id]));
 }
 
 /**
@@ -51,21 +61,46 @@ export function isLive(config: GatewayConfig, providers: readonly VideoProvider[
  * land on a simulator because a key was not injected.
  */
 export function needsSimulator(config: GatewayConfig, providers: readonly VideoProvider[], providerId: string): boolean {
-  if (!isEnabled(config, providerId) || config.providers[providerId]?.api_key) return false;
+  if (!isEnabled(config, providerId) || hasCredentials(config.providers[providerId])) return false;
   if (config.sandbox.simulators === 'never') return false;
   return config.sandbox.simulators === 'always' || !isLive(config, providers);
 }
 
-/** The configured upstream of a live provider. */
+/**
+ * The configured upstream of a live provider: its credentials (an API key, or an access key +
+ * secret key where the provider signs tokens), and its base URL, given as `base_url` or by
+ * `region` name. A region also names the API shape spoken there unless `api_shape` says
+ * otherwise. Throws naming the field when the block does not add up.
+ */
 export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {
   const settings = config.providers[provider.id];
-  if (!settings?.api_key) return undefined;
-  if (!settings.base_url) {
-    throw new Error(`providers.${provider.id}.base_url: required when an api_key is set`);
+  if (!settings || !hasCredentials(settings)) return undefined;
+  const field = (name: string) => `providers.${provider.id}.${name}`;
+  if (settings.api_key && settings.access_key) {
+    throw new Error(`${field('api_key')}: give api_key, or access_key and secret_key, not both`);
+  }
+  if (settings.access_key && !provider.createAuth) {
+    throw new Error(`${field('access_key')}: ${provider.id} takes an api_key, not an access key and secret key`);
+  }
+  let region;
+  if (settings.region !== undefined) {
+    region = provider.regions?.[settings.region];
+    if (!region) {
+      const known = Object.keys(provider.regions ?? {});
+      throw new Error(`${field('region')}: unknown region "${settings.region}"${known.length > 0 ? ` (known: ${known.join(', ')})` : ` (${provider.id} has none)`}`);
+    }
+  }
+  const baseUrl = settings.base_url ?? region?.baseUrl;
+  if (!baseUrl) throw new Error(`${field('base_url')}: required when credentials are set (or name a region)`);
+  const apiShape = settings.api_shape ?? (settings.base_url === undefined ? region?.apiShape : undefined);
+  if (apiShape !== undefined && !(provider.apiShapes ?? []).includes(apiShape)) {
+    throw new Error(`${field('api_shape')}: ${provider.id} speaks ${(provider.apiShapes ?? ['one API']).join(' or ')}, not "${apiShape}"`);
   }
   return {
-    baseUrl: settings.base_url,
-    apiKey: settings.api_key,
+    baseUrl,
+    apiKey: settings.api_key ?? '',
+    ...(settings.access_key && settings.secret_key ? { accessKey: settings.access_key, secretKey: settings.secret_key } : {}),
+    ...(apiShape !== undefined ? { apiShape } : {}),
     ...(settings.webhook_secret ? { webhookSecret: settings.webhook_secret } : {}),
     simulated: false,
   };

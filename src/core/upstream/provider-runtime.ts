@@ -73,6 +73,11 @@ export interface ProviderRuntimeOptions {
   /** Where requests go (the simulator's URL in the sandbox). */
   baseUrl: string;
   apiKey: string;
+  /** Access key + secret key (signed tokens), for providers that take them instead of `apiKey`. */
+  accessKey?: string | undefined;
+  secretKey?: string | undefined;
+  /** Which of the provider's API shapes the endpoint speaks (its default when absent). */
+  apiShape?: string | undefined;
   webhookSecret?: string;
   /** True when this runtime talks to the built-in simulator. */
   simulated: boolean;
@@ -140,10 +145,16 @@ export class ProviderRuntime {
     const logger = options.logger.child({ provider: this.id });
     this.logger = logger;
     this.metrics.setCircuitState(this.id, 'closed');
+    const signed =
+      options.accessKey && options.secretKey && options.provider.createAuth
+        ? options.provider.createAuth({ accessKey: options.accessKey, secretKey: options.secretKey }, options.clock)
+        : undefined;
     this.client = new HttpUpstreamClient({
       provider: options.provider,
       baseUrl: options.baseUrl,
       apiKey: options.apiKey,
+      ...(signed ? { auth: signed } : {}),
+      apiShape: options.apiShape,
       timeoutMs: options.config.timeout_ms,
       connectTimeoutMs: options.config.connect_timeout_ms,
       now: () => Date.now(),

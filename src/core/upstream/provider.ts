@@ -56,6 +56,29 @@ export interface UpstreamResponse {
  */
 export interface UpstreamClient {
   send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse>;
+  /** Which of the provider's `apiShapes` this endpoint speaks; undefined: the provider's default. */
+  readonly apiShape?: string | undefined;
+}
+
+/** What one account with a provider authenticates with (today one per provider; later one of several accounts). */
+export interface ProviderCredentials {
+  /** A key sent as the provider's `authHeaders` say. */
+  apiKey?: string | undefined;
+  /** Access key + secret key, signed into a short-lived token per call (Kling's own API). */
+  accessKey?: string | undefined;
+  secretKey?: string | undefined;
+}
+
+/** How one account's calls are authenticated: the headers of each call, and every secret to keep out of logs and answers. */
+export interface UpstreamAuth {
+  headers(): Promise<Record<string, string>>;
+  readonly secrets: readonly string[];
+}
+
+/** A base URL the provider is reached at by name (Kling's regions), and the API shape spoken there. */
+export interface ProviderRegion {
+  baseUrl: string;
+  apiShape?: string;
 }
 
 export interface CallContext {
@@ -122,6 +145,18 @@ export interface VideoProvider {
   minimumRunTimeMs(request: VideoRequest): number;
   /** Headers that authenticate a call. They never reach a log line. */
   authHeaders(apiKey: string): Record<string, string>;
+  /**
+   * Auth from an access key + secret key (signed tokens), for providers that take them; a plain
+   * `apiKey` always goes through `authHeaders`.
+   */
+  createAuth?(credentials: Required<Pick<ProviderCredentials, 'accessKey' | 'secretKey'>>, clock: Clock): UpstreamAuth;
+  /** Base URLs by region name (`providers.<id>.region`). */
+  readonly regions?: Readonly<Record<string, ProviderRegion>>;
+  /**
+   * The API shapes the adapter speaks, the default first (`providers.<id>.api_shape`), e.g. the
+   * legacy Kling-API as aggregators resell it and Kling's own API.
+   */
+  readonly apiShapes?: readonly string[];
   /** Canonical error for a non-2xx upstream answer. */
   mapHttpError(status: number, body: unknown): MappedUpstreamError;
   submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult>;
@@ -179,6 +214,9 @@ export interface SimulatorOptions {
   clock: Clock;
   /** Key the simulator accepts. */
   apiKey: string;
+  /** An access key + secret key pair whose signed tokens the simulator accepts too (providers that take them). */
+  accessKey?: string;
+  secretKey?: string;
   /** Secret for signing webhooks (signed providers). */
   webhookSecret?: string;
   /** Time a task spends queued, then processing, in clock milliseconds. */

@@ -9,7 +9,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
-import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
+import type { UpstreamAuth, UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
 import { UpstreamError, parseRetryAfter, type TransportFailure } from './upstream-error.js';
 
 export { parseRetryAfter };
@@ -33,6 +33,10 @@ export interface UpstreamClientOptions {
   provider: Pick<VideoProvider, 'id' | 'authHeaders' | 'mapHttpError'>;
   baseUrl: string;
   apiKey: string;
+  /** Auth other than `authHeaders(apiKey)` (signed tokens); its secrets are scrubbed like the key. */
+  auth?: UpstreamAuth;
+  /** Which of the provider's API shapes this endpoint speaks. */
+  apiShape?: string | undefined;
   timeoutMs: number;
   /**
    * Time limit for opening a connection (TCP, and TLS for https), counted within `timeoutMs`.
@@ -55,12 +59,16 @@ function truncateBody(data: unknown): unknown {
 }
 
 /** Removes the key from text an upstream sent back (an error that echoes the request). */
-function scrub(value: unknown, secret: string): unknown {
+function scrubOne(value: unknown, secret: string): unknown {
   if (!secret || secret.length < 6) return value;
   if (typeof value === 'string') return value.split(secret).join('[redacted]');
   if (value === null || typeof value !== 'object') return value;
   const text = JSON.stringify(value);
   return text.includes(secret) ? JSON.parse(text.split(secret).join('[redacted]')) : value;
+}
+
+function scrub(value: unknown, secrets: readonly string[]): unknown {
+  return secrets.reduce(scrubOne, value);
 }
 
 
@@ -130,6 +138,8 @@ export class HttpUpstreamClient implements UpstreamClient {
   private readonly http: AxiosInstance;
   private readonly now: () => number;
   private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent } | undefined;
+  private readonly secrets: readonly string[];
+  readonly apiShape: string | undefined;
 
   constructor(
     private readonly options: UpstreamClientOptions,
@@ -137,6 +147,8 @@ export class HttpUpstreamClient implements UpstreamClient {
     agents?: { httpAgent: http.Agent; httpsAgent: https.Agent },
   ) {
     this.now = options.now ?? Date.now;
+    this.secrets = [options.apiKey, ...(options.auth?.secrets ?? [])];
+    this.apiShape = options.apiShape;
     // Shared by every `withContext` copy, so connections are pooled per provider.
     this.agents =
       agents ??
@@ -186,7 +198,7 @@ export class HttpUpstreamClient implements UpstreamClient {
         data: request.body,
         headers: {
           ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...provider.authHeaders(this.options.apiKey),
+          ...(this.options.auth ? await this.options.auth.headers() : provider.authHeaders(this.options.apiKey)),
         },
         signal: combined,
       });
@@ -225,9 +237,9 @@ export class HttpUpstreamClient implements UpstreamClient {
     const headers = plainHeaders(response.headers);
     if (response.status >= 200 && response.status < 300) {
       record('ok', response.status);
-      return { status: response.status, headers, data: scrub(response.data, this.options.apiKey) };
+      return { status: response.status, headers, data: scrub(response.data, this.secrets) };
     }
-    const body = scrub(response.data, this.options.apiKey);
+    const body = scrub(response.data, this.secrets);
     const mapped = provider.mapHttpError(response.status, body);
     record(mapped.code, response.status);
     throw new UpstreamError({

@@ -34,12 +34,25 @@ export const KLING_LEGACY_ROUTES: Partial<Record<Operation, { family: KlingLegac
   'virtual-try-on': { family: 'images', action: 'kolors-virtual-try-on' },
 };
 
-/** Base of every upstream path. */
-export const KLING_LEGACY_BASE_PATH = '/kling/v1';
+/**
+ * The API shapes the adapter speaks: `aggregator` (seed 002: the Kling API resold under
+ * `/kling/v1`, the default) and `official` (Kling's own hosts, the same routes under `/v1`).
+ */
+export const KLING_LEGACY_API_SHAPES = ['aggregator', 'official'] as const;
+export type KlingLegacyApiShape = (typeof KLING_LEGACY_API_SHAPES)[number];
 
-/** `/kling/v1/<family>/<action>`: the create path, and the status path without the task id. */
-export function klingLegacyActionPath(family: KlingLegacyFamily, action: KlingLegacyAction): string {
-  return `${KLING_LEGACY_BASE_PATH}/${family}/${action}`;
+/** Base of every upstream path of the aggregator shape (seed 002). */
+export const KLING_LEGACY_BASE_PATH = '/kling/v1';
+/** Base of every path of Kling's own API (official API reference, e.g. `POST /v1/videos/text2video`). */
+export const KLING_OFFICIAL_BASE_PATH = '/v1';
+
+/**
+ * `/kling/v1/<family>/<action>` (or `/v1/…` on Kling's own API): the create path, and the status
+ * path without the task id.
+ */
+export function klingLegacyActionPath(family: KlingLegacyFamily, action: KlingLegacyAction, apiShape?: string): string {
+  const base = apiShape === 'official' ? KLING_OFFICIAL_BASE_PATH : KLING_LEGACY_BASE_PATH;
+  return `${base}/${family}/${action}`;
 }
 
 /** Official prompt limits: video 2500 (Text/Image to Video), image 500 / negative 200 (Image Generation). */

@@ -2,15 +2,19 @@
  * The legacy Kling-API adapter: `POST /kling/v1/<videos|images>/<action>` to create,
  * `GET /kling/v1/<videos|images>/<action>/<task_id>` to poll (seed 002 "Get task"), and the
  * unsigned `callback_url` callback, which the core authenticates by a per-task token in the
- * path and confirms with a poll. Bearer auth.
+ * path and confirms with a poll. Bearer auth with the aggregator's key. The same adapter speaks
+ * Kling's own API (`api_shape: official`, the same routes under `/v1`, on a regional host): with
+ * an access key + secret key signed into a JWT per request, or an API key as Bearer.
  * Sources: shared/seeds/002_c5b198a4c5a04c7f.txt; official Kling AI API reference.
  */
 import type { VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
 import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
+import { JwtBearerAuth } from '../../core/upstream/jwt-bearer-auth.js';
 import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, UpstreamResponse, VideoProvider } from '../../core/upstream/provider.js';
 import type { UpstreamCall } from '../../core/upstream/upstream-error.js';
 import {
+  KLING_LEGACY_API_SHAPES,
   KLING_LEGACY_OFFERINGS,
   klingLegacyActionPath,
   type KlingLegacyAction,
@@ -72,6 +76,7 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
   const call = toKlingLegacyRequest(request, offering, {
     callbackUrl: context.callbackUrl,
     externalTaskId: context.attemptKey,
+    apiShape: context.http.apiShape,
   });
   const info = { operation: 'submit', url: call.path };
   const response = await context.http.send(
@@ -88,19 +93,19 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
   };
 }
 
-/** `GET /kling/v1/<family>/<action>/<task_id>` for a tracked task. */
-export function klingLegacyStatusPath(ref: ProviderTaskRef): string {
+/** `GET /kling/v1/<family>/<action>/<task_id>` (`/v1/…` on Kling's own API) for a tracked task. */
+export function klingLegacyStatusPath(ref: ProviderTaskRef, apiShape?: string): string {
   const family = ref.tracking.family ?? '';
   const action = ref.tracking.action ?? '';
   if (!FAMILIES.has(family) || !ACTIONS.has(action)) {
     throw new Error(`kling-legacy task ${ref.providerTaskId} has no status route (tracking ${JSON.stringify(ref.tracking)})`);
   }
-  const base = klingLegacyActionPath(family as KlingLegacyFamily, action as KlingLegacyAction);
+  const base = klingLegacyActionPath(family as KlingLegacyFamily, action as KlingLegacyAction, apiShape);
   return `${base}/${encodeURIComponent(ref.providerTaskId)}`;
 }
 
 async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
-  const path = klingLegacyStatusPath(ref);
+  const path = klingLegacyStatusPath(ref, context.http.apiShape);
   const response = await context.http.send({ method: 'GET', path, operation: 'status' }, context.signal);
   return mapKlingLegacyStatus(readTask({ operation: 'status', url: path }, response));
 }
@@ -119,6 +124,18 @@ export const klingLegacyProvider: VideoProvider = {
   resultLifetimeMs: 30 * 24 * 3600_000,
   minimumRunTimeMs: klingLegacyMinimumRunTimeMs,
   authHeaders: (apiKey) => ({ authorization: `Bearer ${apiKey}` }),
+  // Kling's own API: an HS256 JWT per request from the access key and secret key, `iss` = access
+  // key, valid 30 minutes from 5 s ago (official API reference, "General Information" →
+  // authentication); signed again 5 minutes before it would expire.
+  createAuth: ({ accessKey, secretKey }, clock) =>
+    new JwtBearerAuth({ accessKey, secretKey, lifetimeMs: 30 * 60_000, notBeforeSkewMs: 5_000, refreshBeforeMs: 5 * 60_000, clock }),
+  apiShapes: KLING_LEGACY_API_SHAPES,
+  // Kling's own hosts, by the names its documentation gives them; each speaks the official shape.
+  regions: {
+    global: { baseUrl: 'https://api.klingai.com', apiShape: 'official' },
+    singapore: { baseUrl: 'https://api-singapore.klingai.com', apiShape: 'official' },
+    beijing: { baseUrl: 'https://api-beijing.klingai.com', apiShape: 'official' },
+  },
   mapHttpError: mapKlingLegacyHttpError,
   submit,
   getStatus,

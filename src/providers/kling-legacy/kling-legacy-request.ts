@@ -49,6 +49,8 @@ export interface KlingLegacyCallOptions {
    * the other create pages do not, so it is not sent there.
    */
   externalTaskId?: string;
+  /** `official` for Kling's own API (paths under `/v1`); the aggregator shape otherwise. */
+  apiShape?: string | undefined;
 }
 
 function videoModel(request: VideoRequest) {
@@ -176,7 +178,7 @@ export function toKlingLegacyRequest(
 ): KlingLegacyCreateCall {
   const route = KLING_LEGACY_ROUTES[offering.operation];
   if (!route) throw new Error(`kling-legacy does not serve ${offering.operation}`);
-  const path = klingLegacyActionPath(route.family, route.action);
+  const path = klingLegacyActionPath(route.family, route.action, options.apiShape);
   const body = ((): KlingLegacyCreateBody => {
     switch (offering.operation) {
       case 'text-to-video':

@@ -10,12 +10,14 @@
  */
 import { randomInt } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
 import { KitSimulator, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
 import { KLING_LEGACY_ERROR_CODES, KLING_LEGACY_NOT_FOUND_CODE } from './kling-legacy-errors.js';
 
 const PROVIDER_ID = 'kling-legacy';
-const BASE = '/kling/v1';
+/** The aggregator shape (seed 002) and Kling's own API: the same routes under two bases. */
+const BASES = ['/kling/v1', '/v1'] as const;
 
 /** What the simulator knows about an upstream video model (official Capability Map). */
 interface SimVideoModel {
@@ -146,13 +148,15 @@ export class KlingLegacySimulator extends KitSimulator {
     super(PROVIDER_ID, options);
     const app = this.kit.app;
     app.use(express.json({ limit: '4mb' }));
-    for (const route of CREATE_ROUTES) {
-      app.post(`${BASE}/${route.family}/${route.action}`, (req, res) => this.create(route.family, route.action, req, res));
+    for (const base of BASES) {
+      for (const route of CREATE_ROUTES) {
+        app.post(`${base}/${route.family}/${route.action}`, (req, res) => this.create(route.family, route.action, req, res));
+      }
+      app.get(`${base}/:family/:action/:taskId`, (req, res) => this.query(req, res));
+      app.use(base, (_req: Request, res: Response) => {
+        res.status(404).json(klingLegacyErrorBody(1202, 'The requested method is invalid'));
+      });
     }
-    app.get(`${BASE}/:family/:action/:taskId`, (req, res) => this.query(req, res));
-    app.use(BASE, (_req: Request, res: Response) => {
-      res.status(404).json(klingLegacyErrorBody(1202, 'The requested method is invalid'));
-    });
     // Malformed JSON (express.json's parse error) is a parameter error; anything else is ours.
     app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
       if (res.headersSent) {
@@ -165,18 +169,49 @@ export class KlingLegacySimulator extends KitSimulator {
     });
   }
 
-  /** Official auth answers: 1001 when the header is empty, 1000 when the key is wrong (HTTP 401). */
-  private authorized(req: Request, res: Response): boolean {
+  /**
+   * Official auth answers (HTTP 401): 1001 when the header is empty, 1002 when it is not a
+   * Bearer token the API can read, 1003 before the token's `nbf`, 1004 after its `exp`, 1000
+   * when the key, the issuer or the signature is wrong. A token is an HS256 JWT whose `iss` is
+   * the access key, signed with its secret key (official API reference, authentication).
+   */
+  private async authorized(req: Request, res: Response): Promise<boolean> {
     const header = req.get('authorization')?.trim() ?? '';
-    if (header === '') {
-      res.status(401).json(klingLegacyErrorBody(1001, 'Authorization is empty'));
+    const refuse = (code: number, message: string) => {
+      res.status(401).json(klingLegacyErrorBody(code, message));
       return false;
+    };
+    if (header === '') return refuse(1001, 'Authorization is empty');
+    const bearer = /^Bearer (\S+)$/.exec(header);
+    if (!bearer?.[1]) return refuse(1002, 'Authorization is invalid');
+    const token = bearer[1];
+    if (token === this.options.apiKey) return true;
+    if (!this.options.accessKey || !this.options.secretKey || token.split('.').length !== 3) {
+      return refuse(1000, 'Authentication failed');
     }
-    if (header !== `Bearer ${this.options.apiKey}`) {
-      res.status(401).json(klingLegacyErrorBody(1000, 'Authentication failed'));
-      return false;
+    let issuer: unknown;
+    try {
+      const protectedHeader = decodeProtectedHeader(token);
+      if (protectedHeader.alg !== 'HS256') return refuse(1002, 'Authorization is invalid');
+      issuer = decodeJwt(token).iss;
+    } catch {
+      return refuse(1002, 'Authorization is invalid');
     }
-    return true;
+    if (issuer !== this.options.accessKey) return refuse(1000, 'Authentication failed');
+    try {
+      await jwtVerify(token, new TextEncoder().encode(this.options.secretKey), {
+        algorithms: ['HS256'],
+        issuer: this.options.accessKey,
+        requiredClaims: ['exp'],
+        currentDate: new Date(this.kit.clock.now()),
+      });
+      return true;
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) return refuse(1004, 'Authorization has expired');
+      if (error instanceof joseErrors.JWTClaimValidationFailed && error.claim === 'nbf') return refuse(1003, 'Authorization is not yet valid');
+      if (error instanceof joseErrors.JWSSignatureVerificationFailed) return refuse(1000, 'Authentication failed');
+      return refuse(1002, 'Authorization is invalid');
+    }
   }
 
   private faultAnswer(fault: SimulatedFault): { status: number; body: unknown; headers?: Record<string, string> } {
@@ -196,7 +231,7 @@ export class KlingLegacySimulator extends KitSimulator {
   }
 
   private async create(family: 'videos' | 'images', action: CreateAction, req: Request, res: Response): Promise<void> {
-    if (!this.authorized(req, res)) return;
+    if (!(await this.authorized(req, res))) return;
     if (await this.kit.applyFault('submit', req, res, (fault) => this.faultAnswer(fault))) return;
     let accepted: Accepted;
     try {
@@ -215,7 +250,7 @@ export class KlingLegacySimulator extends KitSimulator {
   }
 
   private async query(req: Request, res: Response): Promise<void> {
-    if (!this.authorized(req, res)) return;
+    if (!(await this.authorized(req, res))) return;
     if (await this.kit.applyFault('status', req, res, (fault) => this.faultAnswer(fault))) return;
     const { family, action, taskId } = req.params as Record<string, string>;
     // The official query accepts the task id or the caller's external_task_id.

@@ -1,0 +1,135 @@
+/**
+ * Regions and API shapes of the legacy adapter: Kling's own hosts by name, the aggregator shape
+ * of seed 002 for a base URL of its own, and the signed create that reaches a regional host.
+ */
+import { createHmac } from 'node:crypto';
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/config.js';
+import { ManualClock } from '../../../src/core/clock.js';
+import { ProviderRuntime } from '../../../src/core/upstream/provider-runtime.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { GatewayMetrics } from '../../../src/observability/metrics.js';
+import { klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
+import { PROVIDER_IDS, PROVIDERS } from '../../../src/providers/registry.js';
+import { liveEndpoint } from '../../../src/sandbox/sandbox.js';
+import { served } from './kling-legacy-fixtures.js';
+
+const ACCESS_KEY = 'ak-kling-official-0001';
+const SECRET_KEY = 'sk-kling-official-secret-0001';
+const T0 = Date.UTC(2026, 10, 22, 12, 0, 0);
+const seconds = (ms: number) => Math.floor(ms / 1000);
+
+/** The claims of a Bearer JWT, read by hand, with whether its signature holds for the secret key. */
+function readBearer(authorization: string | undefined) {
+  const [header, payload, signature] = (/^Bearer (.+)$/.exec(authorization ?? '')?.[1] ?? '').split('.');
+  return {
+    header: JSON.parse(Buffer.from(header ?? '', 'base64url').toString('utf8') || '{}'),
+    claims: JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8') || '{}'),
+    signed: signature === createHmac('sha256', SECRET_KEY).update(`${header}.${payload}`).digest('base64url'),
+  };
+}
+
+describe('regions and API shapes', () => {
+  beforeAll(() => nock.disableNetConnect());
+  afterEach(() => nock.cleanAll());
+  afterAll(() => nock.enableNetConnect());
+
+  const config = (legacy: Record<string, unknown>) =>
+    parseConfig(
+      {
+        server: { public_url: 'http://127.0.0.1:1' },
+        database: { url: 'sqlite::memory:' },
+        auth: { api_keys: 'acme:acme-secret-key' },
+        providers: { 'kling-legacy': legacy },
+      },
+      {},
+      PROVIDER_IDS,
+    );
+
+  it.each([
+    ['singapore', 'https://api-singapore.klingai.com'],
+    ['beijing', 'https://api-beijing.klingai.com'],
+    ['global', 'https://api.klingai.com'],
+  ])('region %s is %s, with the official /v1 routes', (region, baseUrl) => {
+    const endpoint = liveEndpoint(config({ region, access_key: ACCESS_KEY, secret_key: SECRET_KEY }), klingLegacyProvider);
+    expect(endpoint).toEqual({ baseUrl, apiKey: '', accessKey: ACCESS_KEY, secretKey: SECRET_KEY, apiShape: 'official', simulated: false });
+  });
+
+  it('keeps the aggregator shape for a base_url of its own (seed 002), and takes an API key as Bearer on Kling too', () => {
+    expect(liveEndpoint(config({ base_url: 'https://reseller.example.com', api_key: 'sk-agg-123' }), klingLegacyProvider)).toEqual({
+      baseUrl: 'https://reseller.example.com',
+      apiKey: 'sk-agg-123',
+      simulated: false,
+    });
+    expect(liveEndpoint(config({ region: 'singapore', api_key: 'sk-kling-123' }), klingLegacyProvider)).toMatchObject({
+      baseUrl: 'https://api-singapore.klingai.com',
+      apiKey: 'sk-kling-123',
+      apiShape: 'official',
+    });
+    expect(
+      liveEndpoint(config({ base_url: 'https://proxy.example.com', api_shape: 'official', api_key: 'sk-1234567' }), klingLegacyProvider),
+    ).toMatchObject({ baseUrl: 'https://proxy.example.com', apiShape: 'official' });
+  });
+
+  it('names the field of a block that does not add up', () => {
+    expect(() => liveEndpoint(config({ region: 'mars', api_key: 'sk-1234567' }), klingLegacyProvider)).toThrow(
+      'providers.kling-legacy.region: unknown region "mars" (known: global, singapore, beijing)',
+    );
+    expect(() => liveEndpoint(config({ region: 'global', api_key: 'sk-1234567', access_key: ACCESS_KEY, secret_key: SECRET_KEY }), klingLegacyProvider)).toThrow(
+      'providers.kling-legacy.api_key: give api_key, or access_key and secret_key, not both',
+    );
+    expect(() => liveEndpoint(config({ region: 'global', api_key: 'sk-1234567', api_shape: 'soap' }), klingLegacyProvider)).toThrow(
+      /providers\.kling-legacy\.api_shape/,
+    );
+    expect(() => config({ access_key: ACCESS_KEY })).toThrow('providers.kling-legacy.secret_key: give access_key and secret_key together');
+    const freepik = PROVIDERS.find((provider) => provider.id === 'freepik')!;
+    const withFreepik = parseConfig(
+      {
+        server: { public_url: 'http://127.0.0.1:1' },
+        database: { url: 'sqlite::memory:' },
+        auth: { api_keys: 'acme:acme-secret-key' },
+        providers: { freepik: { base_url: 'https://api.freepik.com', access_key: 'a', secret_key: 'b' } },
+      },
+      {},
+      PROVIDER_IDS,
+    );
+    expect(() => liveEndpoint(withFreepik, freepik)).toThrow('providers.freepik.access_key: freepik takes an api_key, not an access key and secret key');
+  });
+
+  it('sends the create to the regional host with a fresh JWT', async () => {
+    const clock = new ManualClock(T0);
+    const runtime = new ProviderRuntime({
+      provider: klingLegacyProvider,
+      // Connect timeout = call timeout: Node's own agents, which nock intercepts.
+      config: config({ timeout_ms: 2_000, connect_timeout_ms: 2_000 }).providers['kling-legacy']!,
+      baseUrl: 'https://api-singapore.klingai.com',
+      apiKey: '',
+      accessKey: ACCESS_KEY,
+      secretKey: SECRET_KEY,
+      apiShape: 'official',
+      simulated: false,
+      clock,
+      metrics: new GatewayMetrics(),
+      logger: createLogger('silent'),
+    });
+    let authorization: string | undefined;
+    const scope = nock('https://api-singapore.klingai.com')
+      .matchHeader('authorization', (value: string) => {
+        authorization = value;
+        return true;
+      })
+      .post('/v1/videos/text2video')
+      .reply(200, { code: 0, message: 'SUCCEED', request_id: 'r', data: { task_id: 'k-1', task_status: 'submitted' } });
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'a fox', quality: 'std', duration: 5 });
+    const result = await runtime.call((signal) =>
+      klingLegacyProvider.submit(request, offering, { http: runtime.clientFor({}), signal, taskId: 't', attemptKey: 't-1' }),
+    );
+    expect(scope.isDone()).toBe(true);
+    expect(result.ref.providerTaskId).toBe('k-1');
+    const token = readBearer(authorization);
+    expect(token.header).toEqual({ alg: 'HS256', typ: 'JWT' });
+    expect(token.claims).toEqual({ iss: ACCESS_KEY, exp: seconds(T0) + 1800, nbf: seconds(T0) - 5 });
+    expect(token.signed).toBe(true);
+  });
+});
