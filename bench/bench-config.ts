@@ -64,6 +64,8 @@ export function benchConfig(settings: BenchSettings, databaseDirectory: string):
       tick_ms: 100,
     },
     sandbox: { queued_ms: settings.queuedMs, processing_ms: settings.processingMs },
+    // Results are copied as `npm start` copies them, beside the benchmark's database.
+    storage: { mode: 'copy', filesystem: { path: join(databaseDirectory, 'outputs') } },
     log: { level: 'silent' },
     providers: Object.fromEntries(PROVIDERS.map((provider, index) => [provider.id, unlimitedProvider(index + 1)])),
   };

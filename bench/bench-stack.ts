@@ -96,7 +96,7 @@ export async function startBenchStack(config: GatewayConfig, databaseDirectory: 
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.create({ config, providers: PROVIDERS, endpoints: sandbox.endpoints });
+    gateway = await Gateway.create({ config, providers: PROVIDERS, endpoints: sandbox.endpoints, trustedResultOrigins: sandbox.resultOrigins });
   } catch (error) {
     await sandbox.close();
     throw error;
