@@ -31,7 +31,7 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/console/dist ./console/dist
 COPY --from=build /app/bin ./bin
 COPY package.json config.yaml ./
-RUN mkdir -p /app/data && chown node:node /app/data
+RUN mkdir -p /app/data/outputs && chown -R node:node /app/data
 VOLUME ["/app/data"]
 USER node
 EXPOSE 8080

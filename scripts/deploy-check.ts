@@ -130,13 +130,24 @@ async function waitFor(url: string, what: string, timeoutMs = 60_000): Promise<v
 }
 
 /** The compose file's environment for a gateway, with service names mapped to this machine. */
-function localEnvironment(service: ComposeService, local: { databaseUrl: string; simulatorsUrl: string; publicUrl: string }): Record<string, string> {
+function localEnvironment(
+  service: ComposeService,
+  local: { databaseUrl: string; simulatorsUrl: string; publicUrl: string; storagePath: string },
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(service.environment ?? {})) {
     // Compose interpolation: keep the default of ${VAR:-default}.
     env[key] = String(value).replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => process.env[name] ?? fallback);
   }
-  return { ...env, DATABASE_URL: local.databaseUrl, SIMULATORS_URL: local.simulatorsUrl, PUBLIC_URL: local.publicUrl, LOG_LEVEL: 'warn' };
+  return {
+    ...env,
+    DATABASE_URL: local.databaseUrl,
+    SIMULATORS_URL: local.simulatorsUrl,
+    PUBLIC_URL: local.publicUrl,
+    LOG_LEVEL: 'warn',
+    // The volume every replica mounts: one local directory they share.
+    ...(env.STORAGE_PATH ? { STORAGE_PATH: local.storagePath } : {}),
+  };
 }
 
 async function main(): Promise<void> {
@@ -178,7 +189,7 @@ async function main(): Promise<void> {
     const publicUrl = `http://127.0.0.1:${balancerPort}`;
     console.log(`== ${deployment.gateways.length} replicas on ports ${ports.join(', ')}`);
     deployment.gateways.forEach((name, index) => {
-      const env = localEnvironment(deployment.services[name]!, { databaseUrl, simulatorsUrl, publicUrl });
+      const env = localEnvironment(deployment.services[name]!, { databaseUrl, simulatorsUrl, publicUrl, storagePath: join(work, 'outputs') });
       run('node', ['dist/src/main.js'], { ...env, PORT: String(ports[index]), HOST: '127.0.0.1' }, join(work, `${name}.log`));
     });
     await Promise.all(ports.map((port, index) => waitFor(`http://127.0.0.1:${port}/readyz`, deployment.gateways[index]!)));

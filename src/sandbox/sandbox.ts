@@ -33,8 +33,9 @@ export interface Sandbox {
   endpoints: Map<string, ProviderEndpoint>;
   simulators: Map<string, ProviderSimulator>;
   /**
-   * The simulators' own origins (`http://127.0.0.1:<port>`): where their result files are, the
-   * only private origins result custody may copy from without `storage.allow_private_sources`.
+   * The simulators' own origins (`http://127.0.0.1:<port>`, or the simulator host's): where their
+   * result files are, the only private origins result custody may copy from without
+   * `storage.allow_private_sources`.
    */
   resultOrigins: string[];
   close(): Promise<void>;
@@ -171,7 +172,8 @@ export async function startSandbox(
   return {
     endpoints,
     simulators,
-    resultOrigins: [...simulators.keys()].map((id) => new URL(endpoints.get(id)?.baseUrl ?? '').origin),
+    // In this process or in a simulator host of their own (`sandbox.simulators_url`).
+    resultOrigins: [...endpoints.values()].filter((endpoint) => endpoint.simulated).map((endpoint) => new URL(endpoint.baseUrl).origin),
     close: async () => {
       await Promise.all([...simulators.values()].map((simulator) => simulator.close()));
     },

@@ -97,6 +97,7 @@ export async function startSimulatorHost(options: SimulatorHostOptions): Promise
         webhookSecret,
         timing: options.timing,
         ...(publicUrl ? { publicUrl } : {}),
+        ...(provider.resultLifetimeMs !== undefined ? { resultLifetimeMs: provider.resultLifetimeMs } : {}),
       });
       const listened = await simulator.listen(port, host);
       const baseUrl = publicUrl ?? listened;

@@ -282,6 +282,232 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/videos/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a task
+         * @description A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Task id (`vid_…`). */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The canceled task. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Task"];
+                    };
+                };
+                /** @description Missing or invalid gateway key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description No such task for this tenant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The provider was asked to cancel and did not. */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/videos/{id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a stored output
+         * @description The gateway's stored copy of output `index` (SHA-256 checked at copy time). Authenticated by the gateway key, or by the signed link in `outputs[].url` (`expires` + `signature`, no key needed until it expires). Supports `Range` (one range → 206 with `Content-Range`; outside the file → 416), `If-None-Match` / `If-Range` against the ETag (the SHA-256). With S3 storage (`storage.s3.serve: redirect`) the answer is a 302 to a presigned URL. An output that was never stored (storage off, or the copy failed for good) redirects (307) to the provider's URL while it exists.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Which output (default 0). */
+                    index?: number;
+                    /** @description Signed links: expiry (Unix seconds). */
+                    expires?: number;
+                    /** @description Signed links: the signature. */
+                    signature?: string;
+                };
+                header?: {
+                    /** @description One byte range, e.g. `bytes=0-1023`. */
+                    range?: string;
+                    "if-none-match"?: string;
+                    "if-range"?: string;
+                };
+                path: {
+                    /** @description Task id (`vid_…`). */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The whole file. */
+                200: {
+                    headers: {
+                        /** @description As the provider served it. */
+                        "content-type"?: string;
+                        "content-length"?: number;
+                        /** @description The SHA-256 of the file, quoted. */
+                        etag?: string;
+                        "accept-ranges"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description The range asked for. */
+                206: {
+                    headers: {
+                        "content-range"?: string;
+                        "content-length"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/octet-stream": string;
+                    };
+                };
+                /** @description Redirect to a presigned URL of the stored copy (S3). */
+                302: {
+                    headers: {
+                        location?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not modified (`If-None-Match` matched the ETag). */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not stored: redirect to the provider's URL. */
+                307: {
+                    headers: {
+                        location?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid query. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description No gateway key and no valid signed link. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description No such task for this tenant, or no output at that index. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The output is still being copied (the task is processing). */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The stored copy was deleted after its retention, or was never stored and the provider no longer has it. */
+                410: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The range is outside the file (`Content-Range: bytes *\/<size>`). */
+                416: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/videos/{id}/events": {
         parameters: {
             query?: never;
@@ -291,7 +517,7 @@ export interface paths {
         };
         /**
          * Server-Sent Events of one task
-         * @description One event per status change (event name = status, data = Task); the stream closes when terminal.
+         * @description One event per status change (event name = status, data = Task); the stream closes after a terminal status (`succeeded`, `failed` or `canceled`).
          */
         get: {
             parameters: {
@@ -722,17 +948,45 @@ export interface components {
         TaskOutput: {
             /** @enum {string} */
             type: "video" | "image";
+            /** @description Where to fetch the result: the gateway's content URL (`/v1/videos/{id}/content?index=N`, signed so it works without the gateway key until `url_expires_at`) once stored; the upstream's URL otherwise. */
             url: string;
+            /** @description When the signature in `url` stops working (fetch the task again for a fresh one). */
+            url_expires_at: string | null;
             /** @description Seconds, for videos when the provider reports it. */
             duration: number | null;
+            /** @description The provider's own URL of the result. */
+            upstream_url: string;
+            /** @description When the provider deletes its copy, where it documents a lifetime (Kling: 30 days); null when undocumented. */
+            upstream_url_expires_at: string | null;
+            /** @description The provider answered 404/410 for `upstream_url`: its copy is gone. */
+            upstream_url_gone: boolean;
+            storage: components["schemas"]["OutputStorageState"];
+            /** @description Why the output is not stored, or why the copy was deleted. */
+            storage_error: string | null;
+            /** @description Hex SHA-256 of the stored bytes. */
+            sha256: string | null;
+            /** @description Size of the stored file. */
+            bytes: number | null;
+            content_type: string | null;
+            stored_at: string | null;
+            /** @description When the stored copy is deleted (the tenant's retention); null: kept. */
+            expires_at: string | null;
         };
+        /**
+         * @description `pending`: being copied into the gateway's storage (the task is still `processing`). `stored`: a copy is kept; `url` serves it. `not_stored`: the copy failed for good (`storage_error` says why); `url` is the upstream's. `expired`: the copy was deleted after the tenant's retention. `passthrough`: storage is off (`storage.mode: passthrough`).
+         * @enum {string}
+         */
+        OutputStorageState: "pending" | "stored" | "not_stored" | "expired" | "passthrough";
         TaskError: {
             code: components["schemas"]["ErrorCode"];
             message: string;
             provider_code: string | null;
         } | null;
-        /** @enum {string} */
-        ErrorCode: "content_policy" | "invalid_request" | "provider_error" | "timeout" | "insufficient_credits" | "no_provider_available" | "expired";
+        /**
+         * @description `canceled` is the reason of a `canceled` task (by `POST /v1/videos/{id}/cancel` or `cancel_after`).
+         * @enum {string}
+         */
+        ErrorCode: "content_policy" | "invalid_request" | "provider_error" | "timeout" | "insufficient_credits" | "no_provider_available" | "expired" | "canceled";
         TaskCost: {
             credits: number | null;
             /** @description `false` once the provider reported what it charged. */
@@ -820,6 +1074,8 @@ export interface components {
                 [key: string]: string;
             };
             routing?: components["schemas"]["RoutingOverride"];
+            /** @description Seconds: a task still `queued` (not yet sent to any provider) this long after creation is `canceled` at no cost. A task a provider has accepted runs to the end. */
+            cancel_after?: number;
         };
         MultiShotItem: {
             prompt: string;

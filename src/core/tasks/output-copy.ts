@@ -6,6 +6,7 @@
  * every redirect too. The sandbox's own simulators are the only origins exempt.
  */
 import { createHash } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns';
 import { extname } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import axios, { AxiosError } from 'axios';
@@ -95,6 +96,24 @@ export function refuseSource(url: string, policy: Pick<CopyPolicy, 'allowPrivate
   return refuseLiteralTarget(url, policy.allowPrivate);
 }
 
+/**
+ * The DNS lookup of a copy: names of trusted origins (a simulator host on a private network)
+ * resolve as usual; every other name goes through the webhook check that refuses private answers.
+ */
+function sourceLookup(policy: CopyPolicy): ReturnType<typeof vettedLookup> {
+  const vetted = vettedLookup(policy.idleTimeoutMs);
+  const trustedHosts = new Set([...policy.trustedOrigins].map((origin) => new URL(origin).hostname));
+  return (hostname, options, callback) => {
+    if (!trustedHosts.has(hostname)) {
+      vetted(hostname, options, callback);
+      return;
+    }
+    dnsLookup(hostname, { all: true }, (error, addresses) =>
+      callback(error, (addresses ?? []).map((entry) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 }))),
+    );
+  };
+}
+
 /** Hashes and counts what passes through; fails once more than `maxBytes` went by. */
 class MeasuringStream extends Transform {
   readonly hash = createHash('sha256');
@@ -157,7 +176,7 @@ export async function copyToStorage(input: {
         const refusedHop = refuseSource(next, policy);
         if (refusedHop) throw new PrivateTargetError(`redirected to a URL that ${refusedHop}`);
       },
-      ...(policy.allowPrivate ? {} : { lookup: vettedLookup(policy.idleTimeoutMs) }),
+      ...(policy.allowPrivate ? {} : { lookup: sourceLookup(policy) }),
     });
     source = response.data;
     const status = response.status;
