@@ -131,7 +131,9 @@ export class Cluster {
     const ports = basePort === 0 ? await freePorts(options.replicas) : Array.from({ length: options.replicas }, (_, i) => basePort + i);
     const configFile = join(logDirectory, 'config.yaml');
     const document = (parseYaml(readFileSync(join(ROOT, 'config.yaml'), 'utf8')) ?? {}) as Record<string, unknown>;
-    writeFileSync(configFile, stringifyYaml(merge(document, options.config ?? {})));
+    // Stored results go beside the logs: one directory every replica of this cluster shares.
+    const storage = { storage: { filesystem: { path: join(logDirectory, 'outputs') } } };
+    writeFileSync(configFile, stringifyYaml(merge(merge(document, storage), options.config ?? {})));
     const env = { CONFIG_FILE: configFile, LOG_LEVEL: 'warn', ...options.env };
 
     const simulators = await startSimulatorsProcess(env, join(logDirectory, 'simulators.log'));

@@ -164,7 +164,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([badKey.code, badKey.stderr]).toEqual([4, expect.stringContaining('The gateway key is not valid')]);
     expect([badFlag.code, badFlag.stderr]).toEqual([2, expect.stringContaining("unknown option '--bogus'")]);
     expect([usage.code, usage.stderr]).toEqual([7, expect.stringContaining('GET /v1/usage is not available on this gateway')]);
-    expect([cancel.code, cancel.stderr]).toEqual([7, expect.stringContaining('POST /v1/videos/{id}/cancel is not available')]);
+    // The gateway has cancel now: an unknown video is simply not found.
+    expect([cancel.code, cancel.stderr]).toEqual([5, expect.stringContaining('video vid_x not found')]);
   });
 
   it('exits 6 when the video fails, and 8 when waiting runs out', async () => {

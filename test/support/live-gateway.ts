@@ -43,6 +43,7 @@ export async function startLiveGateway(overrides: Record<string, unknown> = {}):
     endpoints: sandbox.endpoints,
     clock: systemClock,
     logger: createLogger('silent'),
+    trustedResultOrigins: sandbox.resultOrigins,
   });
   const url = await gateway.listen(0, '127.0.0.1');
   gateway.setPublicUrl(url);

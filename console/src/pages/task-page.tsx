@@ -23,44 +23,18 @@ import { useSession } from '../gateway-context.js';
 const FOLLOW_MS = 6 * 3600_000;
 
 function OutputMedia({ task, index }: { task: Task; index: number }) {
-  const { client } = useSession();
   const output = task.outputs[index]!;
-  const [src, setSrc] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>(undefined);
-
-  useEffect(() => {
-    const aborter = new AbortController();
-    let objectUrl: string | undefined;
-    (async () => {
-      // A gateway that keeps its own copy serves it only with the key, which a <video> element
-      // cannot send: fetch it and play it from memory. Otherwise play the output's URL.
-      if ((await client.hasEndpoint('content')) === true) {
-        const download = await client.downloadOutput(task.id, { index, signal: aborter.signal });
-        const blob = await new Response(download.body).blob();
-        if (aborter.signal.aborted) return;
-        objectUrl = URL.createObjectURL(blob);
-        setSrc(objectUrl);
-      } else {
-        setSrc(output.url);
-      }
-    })().catch((caught: unknown) => {
-      if (!aborter.signal.aborted) setError(caught);
-    });
-    return () => {
-      aborter.abort();
-      if (objectUrl) URL.revokeObjectURL(objectUrl);
-    };
-  }, [client, task.id, index, output.url]);
+  // `url` is the gateway's signed link to its stored copy (it needs no key, and a <video> can ask
+  // it for ranges) or, where no copy is kept, the provider's own URL: either plays as it is.
+  const src = output.url;
 
   const label = `${output.type === 'video' ? 'Video' : 'Image'} output ${index + 1}`;
   return (
     <figure class="output">
-      {error ? <ProblemMessage error={error} /> : null}
-      {src === null && !error ? <p class="muted">Loading…</p> : null}
-      {src !== null && output.type === 'video' ? (
+      {output.type === 'video' ? (
         <video class="output-video" controls playsInline preload="metadata" src={src} aria-label={label} />
       ) : null}
-      {src !== null && output.type === 'image' ? <img class="output-image" src={src} alt={`Generated image, output ${index + 1}`} /> : null}
+      {output.type === 'image' ? <img class="output-image" src={src} alt={`Generated image, output ${index + 1}`} /> : null}
       <figcaption>
         {label}
         {output.duration ? ` · ${output.duration} s` : ''} ·{' '}

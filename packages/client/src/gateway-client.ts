@@ -241,16 +241,12 @@ export class GatewayClient {
 
   /**
    * Streams output `index` of a task: the gateway's stored copy (`GET /v1/videos/{id}/content`)
-   * where the gateway keeps one, otherwise the output's own URL. The gateway key is only ever
-   * sent to the gateway's origin, never to a provider's file host.
+   * where the gateway keeps one (`storage: stored`, or a gateway that does not say), otherwise the
+   * output's own URL. The gateway key is only ever sent to the gateway's origin, never to a
+   * provider's file host.
    */
   async downloadOutput(id: string, options: RequestOptions & { index?: number } = {}): Promise<OutputDownload> {
     const index = options.index ?? 0;
-    if ((await this.hasEndpoint('content')) === true) {
-      const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/content?index=${index}`;
-      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options));
-      return this.toDownload(response, 'gateway', response.url || url);
-    }
     const task = await this.getVideo(id, this.signalOf(options));
     const output = task.outputs[index];
     if (!output) {
@@ -259,6 +255,12 @@ export class GatewayClient {
         { type: 'about:blank', title: 'Not found', status: 404, detail: `video ${id} has no output ${index} (it has ${task.outputs.length})` },
         null,
       );
+    }
+    const storage = (output as { storage?: string }).storage;
+    if ((storage === undefined || storage === 'stored') && (await this.hasEndpoint('content')) === true) {
+      const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/content?index=${index}`;
+      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options));
+      return this.toDownload(response, 'gateway', response.url || url);
     }
     const url = new URL(output.url, `${this.baseUrl}/`);
     const own = url.origin === this.origin;
