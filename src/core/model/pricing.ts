@@ -1,11 +1,22 @@
 /**
  * Prices (SPEC §3): per provider, credits per second or per task by model, quality, operation
- * and audio, and what one credit is worth in a currency. The first matching rule wins.
+ * and audio, and what one credit is worth in a currency. A rule may carry `effective_from`, so
+ * a price change does not rewrite the past: a request is priced by the rules in effect when it
+ * was created. Among the matching rules in effect, the one with the latest `effective_from`
+ * wins (an undated rule has been in effect forever); between equals, the first listed.
  */
 import { z } from 'zod';
 import { Model, Operation, Quality, type VideoRequest } from './canonical.js';
 
 const oneOrMany = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).min(1)]);
+
+/** `2026-12-01` (midnight UTC) or an ISO date-time with a zone (`2026-12-01T09:00:00+01:00`). */
+const EffectiveFrom = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+
+/** Milliseconds since the epoch of an `effective_from` (a bare date is midnight UTC). */
+export function effectiveFromMs(value: string): number {
+  return Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
+}
 
 export const PriceRule = z
   .strictObject({
@@ -16,6 +27,10 @@ export const PriceRule = z
     audio: z.boolean().optional(),
     credits_per_second: z.number().nonnegative().optional(),
     credits_per_task: z.number().nonnegative().optional(),
+    /** From when the rule applies (inclusive). Absent: always. */
+    effective_from: EffectiveFrom.optional(),
+    /** What one credit costs under this rule, when it differs from the list's `credit_value` (a dated plan change). */
+    credit_value: z.number().nonnegative().optional(),
   })
   .refine((rule) => (rule.credits_per_second === undefined) !== (rule.credits_per_task === undefined), {
     message: 'give exactly one of credits_per_second and credits_per_task',
@@ -78,25 +93,55 @@ export function billableSeconds(request: VideoRequest): number {
   return 5;
 }
 
-export function findPriceRule(pricing: PricingConfig, request: VideoRequest): PriceRule | undefined {
+/**
+ * The rule that prices `request` at time `at` (default: now): among the matching rules in
+ * effect then, the latest `effective_from` wins; undated rules count as the oldest; ties go to
+ * the first listed.
+ */
+export function findPriceRule(pricing: PricingConfig, request: VideoRequest, at: number = Date.now()): PriceRule | undefined {
   const audio = request.audio ?? false;
-  return pricing.rules.find(
-    (rule) =>
+  let best: { rule: PriceRule; from: number } | undefined;
+  for (const rule of pricing.rules) {
+    const matchesRequest =
       matches(rule.model, request.model) &&
       matches(rule.quality, request.quality) &&
       matches(rule.operation, request.operation) &&
-      (rule.audio === undefined || rule.audio === audio),
-  );
+      (rule.audio === undefined || rule.audio === audio);
+    if (!matchesRequest) continue;
+    const from = rule.effective_from === undefined ? Number.NEGATIVE_INFINITY : effectiveFromMs(rule.effective_from);
+    if (from > at) continue;
+    if (!best || from > best.from) best = { rule, from };
+  }
+  return best?.rule;
 }
 
-/** What this request should cost on a provider with this price list; `undefined` when no rule covers it. */
-export function estimateCost(pricing: PricingConfig | undefined, request: VideoRequest): CostEstimate | undefined {
+/** A request priced by one rule: the estimate, and what one credit was worth under that rule. */
+export interface PricedRequest {
+  estimate: CostEstimate;
+  /** Converts the upstream's reported credits for this task into currency later. */
+  creditValue: number;
+  /** The rule's `effective_from`, or null for an undated rule. */
+  effectiveFrom: string | null;
+}
+
+/** Prices `request` as of `at` (default now); `undefined` when no rule in effect covers it. */
+export function priceRequest(pricing: PricingConfig | undefined, request: VideoRequest, at: number = Date.now()): PricedRequest | undefined {
   if (!pricing) return undefined;
-  const rule = findPriceRule(pricing, request);
+  const rule = findPriceRule(pricing, request, at);
   if (!rule) return undefined;
   const credits =
     rule.credits_per_task !== undefined ? rule.credits_per_task : (rule.credits_per_second ?? 0) * billableSeconds(request);
-  return costOf(pricing, credits);
+  const creditValue = rule.credit_value ?? pricing.credit_value;
+  return {
+    estimate: costOf({ credit_value: creditValue, currency: pricing.currency }, credits),
+    creditValue,
+    effectiveFrom: rule.effective_from ?? null,
+  };
+}
+
+/** What this request should cost on a provider with this price list (as of `at`); `undefined` when no rule covers it. */
+export function estimateCost(pricing: PricingConfig | undefined, request: VideoRequest, at?: number): CostEstimate | undefined {
+  return priceRequest(pricing, request, at)?.estimate;
 }
 
 /** Currency value of a number of credits. */
@@ -111,4 +156,16 @@ export function costOf(pricing: Pick<PricingConfig, 'credit_value' | 'currency'>
 function roundTo(value: number, digits: number): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
+}
+
+/**
+ * Money is added up in integer millionths of a currency unit (what `costOf` rounds to), so sums
+ * over many tasks never pick up floating-point dust.
+ */
+export function toMicros(amount: number): number {
+  return Math.round(amount * 1_000_000);
+}
+
+export function fromMicros(micros: number): number {
+  return micros / 1_000_000;
 }

@@ -6,7 +6,7 @@
 import type { RoutingOverride, RoutingStrategy } from './canonical.js';
 import { matchOffering, type ResolvedRequest } from './capabilities.js';
 import type { CostEstimate, PricingConfig } from './pricing.js';
-import { estimateCost } from './pricing.js';
+import { priceRequest } from './pricing.js';
 import type { Offering } from './offerings.js';
 
 /** What routing needs to know about a provider (a plain view of its runtime). */
@@ -26,6 +26,22 @@ export interface RoutingProvider {
 export interface RoutingPolicy {
   strategy: RoutingStrategy;
   allowFallbacks: boolean;
+  /** When the request is priced (its creation time); prices in effect then apply. Default: now. */
+  at?: number;
+  /** The caller's spending rules, when its tenant has a budget. */
+  spendLimit?: SpendLimit;
+}
+
+/**
+ * What a budgeted tenant's tasks must satisfy to go to a provider: a price for the request (an
+ * unpriced task cannot be reserved), in the budget's currency, within the per-task limit.
+ */
+export interface SpendLimit {
+  /** Whose budget it is (named in reasons). */
+  tenant: string;
+  currency: string;
+  /** Largest estimated currency amount one task may have. */
+  perTask?: number;
 }
 
 /** One provider's standing for one request. */
@@ -37,6 +53,8 @@ export interface ProviderEvaluation {
   warnings: string[];
   offering?: Offering;
   estimate?: CostEstimate;
+  /** What one credit is worth under the rule that gave the estimate. */
+  creditValue?: number;
   priority: number;
   weight: number;
   medianCompletionMs: number | null;
@@ -55,6 +73,7 @@ export function evaluateProviders(
   providers: readonly RoutingProvider[],
   resolved: ResolvedRequest,
   override: RoutingOverride | undefined,
+  context: Pick<RoutingPolicy, 'at' | 'spendLimit'> = {},
 ): ProviderEvaluation[] {
   return providers.map((candidate) => {
     const reasons: string[] = [];
@@ -65,25 +84,40 @@ export function evaluateProviders(
     }
     const match = matchOffering(candidate.provider.offerings, resolved);
     reasons.push(...match.reasons);
-    const estimate = match.offering ? estimateCost(candidate.pricing, resolved.request) : undefined;
+    const priced = match.offering ? priceRequest(candidate.pricing, resolved.request, context.at) : undefined;
+    const estimate = priced?.estimate;
     if (override?.max_credits !== undefined && match.offering) {
       if (!estimate) reasons.push('no price configured for this request, so max_credits cannot be checked');
       else if (estimate.credits > override.max_credits) {
         reasons.push(`estimated ${estimate.credits} credits exceeds max_credits ${override.max_credits}`);
       }
     }
+    const limit = context.spendLimit;
+    if (limit && match.offering) reasons.push(...spendLimitReasons(limit, estimate));
     return {
       provider: candidate.id,
       eligible: reasons.length === 0,
       reasons,
       warnings: match.warnings,
       ...(match.offering ? { offering: match.offering } : {}),
-      ...(estimate ? { estimate } : {}),
+      ...(priced ? { estimate: priced.estimate, creditValue: priced.creditValue } : {}),
       priority: candidate.priority,
       weight: candidate.weight,
       medianCompletionMs: candidate.medianCompletionMs,
     };
   });
+}
+
+/** Why a budgeted tenant's task may not go to a provider with this estimate. */
+function spendLimitReasons(limit: SpendLimit, estimate: CostEstimate | undefined): string[] {
+  if (!estimate) return [`no price configured for this request, and tenant ${limit.tenant} has a budget (every task must be priced)`];
+  if (estimate.currency !== limit.currency) {
+    return [`priced in ${estimate.currency}, but tenant ${limit.tenant}'s budget is in ${limit.currency}`];
+  }
+  if (limit.perTask !== undefined && estimate.currencyAmount > limit.perTask) {
+    return [`estimated ${estimate.currencyAmount} ${estimate.currency} exceeds tenant ${limit.tenant}'s per-task limit of ${limit.perTask} ${limit.currency}`];
+  }
+  return [];
 }
 
 const byPriority = (a: ProviderEvaluation, b: ProviderEvaluation) =>
@@ -144,7 +178,7 @@ export function planRoute(
   override: RoutingOverride | undefined,
   random: () => number = Math.random,
 ): RoutePlan {
-  const evaluations = evaluateProviders(providers, resolved, override);
+  const evaluations = evaluateProviders(providers, resolved, override, policy);
   const eligible = evaluations.filter((e) => e.eligible);
   const strategy = override?.strategy ?? policy.strategy;
   let order: ProviderEvaluation[];

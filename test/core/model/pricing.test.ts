@@ -1,5 +1,5 @@
 /**
- * Prices (SPEC §3): the first matching rule wins; per-second prices multiply the seconds asked
+ * Prices (SPEC §3): the first matching rule in effect wins (the latest dated one first); per-second prices multiply the seconds asked
  * for, per-task prices do not; credits become currency at `credit_value`; a price list in
  * config.yaml overrides parts of a provider's shipped one.
  */
@@ -12,9 +12,13 @@ import {
   PricingOverride,
   billableSeconds,
   costOf,
+  effectiveFromMs,
   estimateCost,
   findPriceRule,
+  fromMicros,
   mergePricing,
+  priceRequest,
+  toMicros,
 } from '../../../src/core/model/pricing.js';
 
 function request(input: Partial<CreateVideoRequest> = {}) {
@@ -213,5 +217,68 @@ describe('PriceRule', () => {
     expect(PriceRule.safeParse({ model: [], credits_per_task: 1 }).success).toBe(false);
     expect(PriceRule.safeParse({ credits_per_task: -1 }).success).toBe(false);
     expect(PriceRule.safeParse({ credits_per_task: 1, per_minute: 2 }).success).toBe(false);
+  });
+});
+
+describe('dated prices (effective_from)', () => {
+  const DEC_1 = Date.UTC(2026, 11, 1);
+  const DATED = PricingConfig.parse({
+    currency: 'USD',
+    credit_value: 0.01,
+    rules: [
+      { model: 'kling-v3', quality: 'pro', credits_per_second: 11.2 },
+      { model: 'kling-v3', quality: 'pro', credits_per_second: 12, effective_from: '2026-12-01' },
+      { model: 'kling-v3', quality: 'pro', credits_per_second: 14, credit_value: 0.02, effective_from: '2027-01-01T00:00:00+01:00' },
+      { model: 'kling-v3', quality: 'std', credits_per_second: 8.4 },
+    ],
+  });
+
+  it('prices a request by the rules in effect when it was created', () => {
+    expect(estimateCost(DATED, request(), DEC_1 - 1)).toEqual({ credits: 56, currencyAmount: 0.56, currency: 'USD' });
+    expect(estimateCost(DATED, request(), DEC_1)).toEqual({ credits: 60, currencyAmount: 0.6, currency: 'USD' });
+  });
+
+  it('reads a bare date as midnight UTC and a date-time with its zone', () => {
+    // 2027-01-01T00:00:00+01:00 is 23:00 UTC on 31 December.
+    const newYearInBerlin = Date.UTC(2026, 11, 31, 23);
+    expect(estimateCost(DATED, request(), newYearInBerlin - 1)?.credits).toBe(60);
+    expect(priceRequest(DATED, request(), newYearInBerlin)).toEqual({
+      estimate: { credits: 70, currencyAmount: 1.4, currency: 'USD' },
+      creditValue: 0.02,
+      effectiveFrom: '2027-01-01T00:00:00+01:00',
+    });
+  });
+
+  it('keeps undated rules for requests no dated rule matches', () => {
+    expect(estimateCost(DATED, request({ quality: 'std' }), Date.UTC(2030, 0, 1))?.credits).toBe(42);
+  });
+
+  it('prefers the first listed among rules of the same date, as undated lists always did', () => {
+    const twoSameDay = PricingConfig.parse({
+      credit_value: 1,
+      rules: [
+        { model: 'kling-v3', credits_per_task: 3, effective_from: '2026-12-01' },
+        { model: 'kling-v3', credits_per_task: 4, effective_from: '2026-12-01' },
+      ],
+    });
+    expect(findPriceRule(twoSameDay, request(), DEC_1)?.credits_per_task).toBe(3);
+    expect(findPriceRule(twoSameDay, request(), DEC_1 - 1)).toBeUndefined();
+  });
+
+  it('refuses an effective_from that is not an ISO date or a date-time with a zone', () => {
+    expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01' }).success).toBe(true);
+    expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01T10:00:00Z' }).success).toBe(true);
+    expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '01/12/2026' }).success).toBe(false);
+    expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01T10:00:00' }).success).toBe(false);
+    expect(effectiveFromMs('2026-12-01')).toBe(DEC_1);
+  });
+});
+
+describe('toMicros / fromMicros', () => {
+  it('adds money in whole millionths, so sums of many tasks stay exact to the cent', () => {
+    let micros = 0;
+    for (let i = 0; i < 1000; i++) micros += toMicros(0.1);
+    expect(fromMicros(micros)).toBe(100);
+    expect(toMicros(0.56)).toBe(560_000);
   });
 });

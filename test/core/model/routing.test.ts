@@ -407,3 +407,52 @@ describe('evaluateProviders', () => {
     expect(result.evaluations.every((e) => e.reasons[0] === 'aspect_ratio "auto" is not supported (allowed: "16:9", "9:16", "1:1")')).toBe(true);
   });
 });
+
+describe('a budgeted tenant (spend limit)', () => {
+  const EUR_PRICES = PricingConfig.parse({ currency: 'EUR', credit_value: 0.01, rules: [{ model: 'kling-v3', credits_per_second: 10 }] });
+  const budgeted = (perTask?: number): RoutingPolicy => ({
+    ...PRIORITY,
+    spendLimit: { tenant: 'acme', currency: 'USD', ...(perTask !== undefined ? { perTask } : {}) },
+  });
+
+  it('passes over providers without a price for the request: an unpriced task cannot be reserved', () => {
+    const result = plan([provider('unpriced', { priority: 1 }), provider('freepik', { priority: 2, pricing: FREEPIK_PRICES })], undefined, {}, budgeted());
+    expect(ids(result.order)).toEqual(['freepik']);
+    expect(result.evaluations[0]?.reasons).toEqual([
+      'no price configured for this request, and tenant acme has a budget (every task must be priced)',
+    ]);
+  });
+
+  it('passes over providers priced in another currency (budgets are never converted)', () => {
+    const [evaluation] = evaluateProviders([provider('euro', { pricing: EUR_PRICES })], resolved(), undefined, budgeted());
+    expect(evaluation?.reasons).toEqual(["priced in EUR, but tenant acme's budget is in USD"]);
+  });
+
+  it('passes over providers whose estimate is above the per-task limit', () => {
+    // Freepik: 11.2 credits/s × 5 s × $0.01 = $0.56.
+    const tight = plan([provider('freepik', { pricing: FREEPIK_PRICES })], undefined, {}, budgeted(0.5));
+    expect(tight.order).toEqual([]);
+    expect(tight.evaluations[0]?.reasons).toEqual(["estimated 0.56 USD exceeds tenant acme's per-task limit of 0.5 USD"]);
+    expect(ids(plan([provider('freepik', { pricing: FREEPIK_PRICES })], undefined, {}, budgeted(0.56)).order)).toEqual(['freepik']);
+  });
+
+  it('changes nothing for a tenant without a budget', () => {
+    expect(ids(plan([provider('unpriced'), provider('euro', { pricing: EUR_PRICES })]).order)).toEqual(['euro', 'unpriced']);
+  });
+});
+
+describe('prices in effect at creation', () => {
+  it('estimates with the rules in effect at `at`, and carries the rule\'s credit value', () => {
+    const dated = PricingConfig.parse({
+      currency: 'USD',
+      credit_value: 0.01,
+      rules: [
+        { model: 'kling-v3', credits_per_second: 10 },
+        { model: 'kling-v3', credits_per_second: 20, credit_value: 0.02, effective_from: '2026-12-01' },
+      ],
+    });
+    const at = (ms: number) => evaluateProviders([provider('p', { pricing: dated })], resolved(), undefined, { at: ms })[0];
+    expect(at(Date.UTC(2026, 10, 30))).toMatchObject({ estimate: { credits: 50, currencyAmount: 0.5 }, creditValue: 0.01 });
+    expect(at(Date.UTC(2026, 11, 1))).toMatchObject({ estimate: { credits: 100, currencyAmount: 2 }, creditValue: 0.02 });
+  });
+});
