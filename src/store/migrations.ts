@@ -2,7 +2,7 @@
  * Schema migrations, in code so the same list runs on SQLite and PostgreSQL through Kysely's
  * migrator (which records what ran and takes a lock, so replicas starting together are safe).
  */
-import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Dialect } from './schema.js';
 
 function migrations(dialect: Dialect): Record<string, Migration> {
@@ -214,7 +214,115 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('tasks').dropColumn('cancel_at').execute();
       },
     },
+    '0005_usage_and_budgets': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('task_usage')
+          .addColumn('task_id', 'text', (c) => c.primaryKey().references('tasks.id').onDelete('cascade'))
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('day', 'text', (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('quality', 'text', (c) => c.notNull())
+          .addColumn('operation', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text')
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('completed_at', time)
+          .addColumn('duration_ms', time)
+          .addColumn('video_seconds', 'double precision', (c) => c.notNull().defaultTo(0))
+          .addColumn('credits', 'double precision')
+          .addColumn('amount_micros', time)
+          .addColumn('currency', 'text')
+          .addColumn('reported', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('estimated_credits', 'double precision')
+          .addColumn('reported_credits', 'double precision')
+          .addColumn('budget_period', 'text')
+          .addColumn('reserved_micros', time, (c) => c.notNull().defaultTo(0))
+          .addColumn('settled', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.createIndex('task_usage_tenant_created').on('task_usage').columns(['tenant', 'created_at']).execute();
+        await db.schema.createIndex('task_usage_created').on('task_usage').column('created_at').execute();
+
+        await db.schema
+          .createTable('budgets')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('period', 'text', (c) => c.notNull())
+          .addColumn('spent_micros', time, (c) => c.notNull().defaultTo(0))
+          .addColumn('reserved_micros', time, (c) => c.notNull().defaultTo(0))
+          .addColumn('warned_at', time)
+          .addColumn('exhausted_at', time)
+          .addColumn('updated_at', time, (c) => c.notNull())
+          .addPrimaryKeyConstraint('budgets_pk', ['tenant', 'period'])
+          .execute();
+
+        // Usage rows for the tasks that existed before this migration, from their columns and
+        // cost JSON (read once, here).
+        const dayOf =
+          dialect === 'postgres'
+            ? sql`to_char(to_timestamp(created_at / 1000.0) at time zone 'UTC', 'YYYY-MM-DD')`
+            : sql`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')`;
+        const costField = (field: string, type: 'number' | 'text' | 'bool') => {
+          if (dialect === 'postgres') {
+            const cast = type === 'number' ? 'double precision' : type === 'bool' ? 'boolean' : 'text';
+            return sql.raw(`(cost_json::json->>'${field}')::${cast}`);
+          }
+          return sql.raw(`json_extract(cost_json, '$.${field}')`);
+        };
+        const reported = sql`case when ${costField('estimated', 'bool')} then 0 else 1 end`;
+        await sql`
+          insert into task_usage (task_id, tenant, created_at, day, model, quality, operation, provider, status,
+            completed_at, duration_ms, video_seconds, credits, amount_micros, currency, reported, settled)
+          select id, tenant, created_at, ${dayOf}, model, quality, operation, provider, status,
+            completed_at, completed_at - created_at, 0, ${costField('credits', 'number')},
+            cast(round(${costField('currency_amount', 'number')} * 1000000) as bigint), ${costField('currency', 'text')},
+            ${reported}, case when phase = 'done' then 1 else 0 end
+          from tasks`.execute(db);
+
+        // Account events (budget alerts) are deliveries with no task.
+        if (dialect === 'postgres') {
+          await sql`alter table deliveries alter column task_id drop not null`.execute(db);
+        } else {
+          await rebuildSqliteDeliveriesWithNullableTask(db);
+        }
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('budgets').ifExists().execute();
+        await db.schema.dropTable('task_usage').ifExists().execute();
+      },
+    },
   };
+}
+
+/** SQLite cannot drop a NOT NULL constraint: the table is rebuilt with the same rows and indexes. */
+async function rebuildSqliteDeliveriesWithNullableTask(db: Kysely<unknown>): Promise<void> {
+  const time = 'bigint' as const;
+  await db.schema
+    .createTable('deliveries_rebuilt')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('task_id', 'text', (c) => c.references('tasks.id').onDelete('cascade'))
+    .addColumn('tenant', 'text', (c) => c.notNull())
+    .addColumn('url', 'text', (c) => c.notNull())
+    .addColumn('event_type', 'text', (c) => c.notNull())
+    .addColumn('payload_json', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('next_attempt_at', time, (c) => c.notNull())
+    .addColumn('last_status', 'integer')
+    .addColumn('last_error', 'text')
+    .addColumn('created_at', time, (c) => c.notNull())
+    .addColumn('delivered_at', time)
+    .addColumn('lease_owner', 'text')
+    .addColumn('lease_until', time)
+    .execute();
+  const columns = sql.raw(
+    'id, task_id, tenant, url, event_type, payload_json, status, attempts, next_attempt_at, last_status, last_error, ' +
+      'created_at, delivered_at, lease_owner, lease_until',
+  );
+  await sql`insert into deliveries_rebuilt (${columns}) select ${columns} from deliveries`.execute(db);
+  await db.schema.dropTable('deliveries').execute();
+  await db.schema.alterTable('deliveries_rebuilt').renameTo('deliveries').execute();
+  await db.schema.createIndex('deliveries_due').on('deliveries').columns(['status', 'next_attempt_at']).execute();
+  await db.schema.createIndex('deliveries_task').on('deliveries').column('task_id').execute();
 }
 
 export class CodeMigrationProvider implements MigrationProvider {

@@ -109,7 +109,8 @@ export interface ProvidersTable {
 
 export interface DeliveriesTable {
   id: string;
-  task_id: string;
+  /** The task the event is about; null for account events (budget alerts). */
+  task_id: string | null;
   tenant: string;
   url: string;
   event_type: string;
@@ -160,6 +161,59 @@ export interface UpstreamCallsTable {
   latency_ms: number;
 }
 
+/**
+ * One row per task, written with the task and completed when it ends: what usage reports add
+ * up (narrow columns, indexed by tenant and time) instead of reading every task's JSON.
+ * Money is in integer millionths of `currency`.
+ */
+export interface TaskUsageTable {
+  task_id: string;
+  tenant: string;
+  created_at: number;
+  /** UTC calendar day of `created_at`, `YYYY-MM-DD`. */
+  day: string;
+  model: string;
+  quality: string;
+  operation: string;
+  provider: string | null;
+  status: string;
+  completed_at: number | null;
+  /** `completed_at - created_at` once finished. */
+  duration_ms: number | null;
+  /** Seconds of video the task delivered. */
+  video_seconds: number;
+  /** The task's charge in credits and money (current figure; final once `settled`). */
+  credits: number | null;
+  amount_micros: number | null;
+  currency: string | null;
+  /** 1 when the charge is the provider's own figure, 0 when it is the gateway's estimate. */
+  reported: number;
+  /** The estimate for the provider that took the task, from the prices in effect at creation. */
+  estimated_credits: number | null;
+  /** What the provider said it charged, when it said. */
+  reported_credits: number | null;
+  /** The budget period the task is charged to (null: its tenant had no budget at creation). */
+  budget_period: string | null;
+  /** Money held in the budget for this task until it settles. */
+  reserved_micros: number;
+  /** 1 once the final charge moved from reserved to spent. */
+  settled: number;
+}
+
+/** What each budgeted tenant has spent and holds in reserve, per period. Millionths of the budget currency. */
+export interface BudgetsTable {
+  tenant: string;
+  /** `2026-11-22` (day budgets) or `2026-11` (month budgets). */
+  period: string;
+  spent_micros: number;
+  reserved_micros: number;
+  /** When the 80 % alert was queued (once per period). */
+  warned_at: number | null;
+  /** When the 100 % alert was queued (once per period). */
+  exhausted_at: number | null;
+  updated_at: number;
+}
+
 export interface Database {
   provider_state: ProviderStateTable;
   rate_grants: RateGrantsTable;
@@ -170,4 +224,6 @@ export interface Database {
   inbound_webhooks: InboundWebhooksTable;
   providers: ProvidersTable;
   deliveries: DeliveriesTable;
+  task_usage: TaskUsageTable;
+  budgets: BudgetsTable;
 }

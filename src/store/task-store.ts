@@ -50,11 +50,13 @@ export class TaskStore {
 
   /**
    * Inserts a task, and its idempotency key in the same transaction. When the key exists (and
-   * has not expired) nothing is written and the existing task id is returned.
+   * has not expired) nothing is written and the existing task id is returned. `alongside` runs
+   * in the same transaction after the insert; if it throws, nothing is written.
    */
   async createTask(
     row: NewTaskRow,
     idempotency?: { key: string; requestHash: string; expiresAt: number },
+    alongside?: (trx: Kysely<Database>, task: TaskRow) => Promise<void>,
   ): Promise<CreateOutcome> {
     return this.db.transaction().execute(async (trx) => {
       if (idempotency) {
@@ -90,6 +92,7 @@ export class TaskStore {
       // Insert the task before its key row commits: both happen in this one transaction.
       await trx.insertInto('tasks').values(row).execute();
       const task = await trx.selectFrom('tasks').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+      await alongside?.(trx, task);
       return { created: true, task };
     });
   }
@@ -140,14 +143,16 @@ export class TaskStore {
   /**
    * Applies `patch` when the task is still in one of `phases` (and, when given, owned by
    * `leaseOwner`). Bumps the version. When `delivery` is given it is inserted in the same
-   * transaction, so an outbound webhook is never lost between the two writes. Returns the
-   * updated row, or undefined if the condition no longer held (and then nothing is written).
+   * transaction, so an outbound webhook is never lost between the two writes; `alongside` runs
+   * in that transaction too, only when the update was written. Returns the updated row, or
+   * undefined if the condition no longer held (and then nothing is written).
    */
   async updateTask(
     id: string,
     patch: TaskPatch,
     condition: { phases?: readonly TaskPhase[]; leaseOwner?: string | null } = {},
     delivery?: (task: TaskRow) => NewDeliveryRow | undefined,
+    alongside?: (trx: Kysely<Database>, task: TaskRow) => Promise<void>,
   ): Promise<TaskRow | undefined> {
     const run = async (db: Kysely<Database>) => {
       let update = db
@@ -164,9 +169,10 @@ export class TaskStore {
       const row = await update.returningAll().executeTakeFirst();
       const deliveryRow = row && delivery?.(row);
       if (deliveryRow) await db.insertInto('deliveries').values(deliveryRow).execute();
+      if (row) await alongside?.(db, row);
       return row;
     };
-    return delivery ? this.db.transaction().execute(run) : run(this.db);
+    return delivery || alongside ? this.db.transaction().execute(run) : run(this.db);
   }
 
   async countInFlight(provider: string, trx?: Transaction<Database>): Promise<number> {
@@ -202,6 +208,18 @@ export class TaskStore {
     const counts = new Map<string, number>();
     for (const row of rows) counts.set(`${row.phase}:${row.provider ?? ''}`, Number(row.count));
     return counts;
+  }
+
+  /** Creation time of the oldest task waiting in the queue, if any (indexed by phase and time). */
+  async oldestWaitingSince(): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('tasks')
+      .select('created_at')
+      .where('phase', '=', 'dispatch')
+      .orderBy('created_at')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.created_at ?? null;
   }
 
   /**
@@ -452,8 +470,8 @@ export class TaskStore {
     await this.db.deleteFrom('inbound_webhooks').where('received_at', '<', webhookIdsBefore).execute();
   }
 
-  async insertDelivery(row: NewDeliveryRow): Promise<void> {
-    await this.db.insertInto('deliveries').values(row).execute();
+  async insertDelivery(row: NewDeliveryRow, db: Kysely<Database> = this.db): Promise<void> {
+    await db.insertInto('deliveries').values(row).execute();
   }
 
   async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRow[]> {

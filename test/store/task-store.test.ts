@@ -222,7 +222,13 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
           try {
             expect((await new TaskStore(second).getTask('t_kept'))?.id).toBe('t_kept');
             const ran = await sql<{ name: string }>`select name from kysely_migration`.execute(second.db);
-            expect(ran.rows.map((row) => row.name)).toEqual(['0001_initial', '0002_recovery_and_fair_queue', '0003_shared_provider_state', '0004_cancel_and_custody']);
+            expect(ran.rows.map((row) => row.name)).toEqual([
+              '0001_initial',
+              '0002_recovery_and_fair_queue',
+              '0003_shared_provider_state',
+              '0004_cancel_and_custody',
+              '0005_usage_and_budgets',
+            ]);
           } finally {
             await second.close();
           }

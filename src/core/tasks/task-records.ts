@@ -16,6 +16,7 @@ import type {
 } from '../model/canonical.js';
 import type { CostEstimate } from '../model/pricing.js';
 import type { TaskPhase } from '../../store/schema.js';
+import type { BudgetRow, NewUsageRow, UsagePatch, UsageRow } from '../../store/usage-store.js';
 import type {
   AttemptPatch,
   AttemptRow,
@@ -34,6 +35,8 @@ export interface PlanEntry {
   provider: string;
   /** The cost estimate routing made for this provider, when it has prices. */
   estimate?: CostEstimate;
+  /** What one credit was worth under the rule that gave the estimate (reported credits convert at it). */
+  creditValue?: number;
   /** What this provider cannot honour exactly; they become the task's warnings if it is used. */
   warnings: string[];
 }
@@ -180,7 +183,8 @@ export type AttemptChange = Partial<Omit<AttemptRecord, 'seq' | 'provider' | 'at
 export interface DeliveryRecord {
   /** Also the `webhook-id` header: the same for every retry. */
   readonly id: string;
-  readonly taskId: string;
+  /** The task the event is about; null for account events (budget alerts). */
+  readonly taskId: string | null;
   readonly tenant: string;
   readonly url: string;
   readonly eventType: string;
@@ -420,5 +424,135 @@ export function rowFromDelivery(delivery: NewDelivery): NewDeliveryRow {
     attempts: 0,
     next_attempt_at: delivery.createdAt,
     created_at: delivery.createdAt,
+  };
+}
+
+/**
+ * A task's line in the usage ledger: what it was, what it cost, and what its tenant's budget
+ * holds for it. Written with the task at create and kept in step by the lifecycle.
+ */
+export interface UsageRecord {
+  readonly taskId: string;
+  readonly tenant: string;
+  readonly createdAt: number;
+  /** UTC calendar day of creation, `YYYY-MM-DD`. */
+  readonly day: string;
+  readonly model: Model;
+  readonly quality: Quality;
+  readonly operation: Operation;
+  readonly provider: string | null;
+  readonly status: TaskStatus;
+  readonly completedAt: number | null;
+  readonly durationMs: number | null;
+  /** Seconds of video delivered (succeeded tasks). */
+  readonly videoSeconds: number;
+  /** The current charge (final once settled). */
+  readonly credits: number | null;
+  readonly amountMicros: number | null;
+  readonly currency: string | null;
+  /** The charge is a final figure, not the gateway's estimate. */
+  readonly reported: boolean;
+  /** The estimate for the provider that took the task (prices in effect at creation). */
+  readonly estimatedCredits: number | null;
+  /** What the provider said it charged. */
+  readonly reportedCredits: number | null;
+  /** Budget period the task is charged to; null when its tenant had no budget at creation. */
+  readonly budgetPeriod: string | null;
+  /** Money the budget holds for the task until it settles. */
+  readonly reservedMicros: number;
+  readonly settled: boolean;
+}
+
+export type UsageChange = Partial<Omit<UsageRecord, 'taskId' | 'tenant' | 'createdAt' | 'day' | 'model' | 'quality' | 'operation'>>;
+
+/** A tenant's budget counters for one period (millionths of the budget currency). */
+export interface BudgetRecord {
+  readonly tenant: string;
+  readonly period: string;
+  readonly spentMicros: number;
+  readonly reservedMicros: number;
+  readonly warnedAt: number | null;
+  readonly exhaustedAt: number | null;
+}
+
+export function usageFromRow(row: UsageRow): UsageRecord {
+  return {
+    taskId: row.task_id,
+    tenant: row.tenant,
+    createdAt: row.created_at,
+    day: row.day,
+    model: row.model as Model,
+    quality: row.quality as Quality,
+    operation: row.operation as Operation,
+    provider: row.provider,
+    status: row.status as TaskStatus,
+    completedAt: row.completed_at,
+    durationMs: row.duration_ms,
+    videoSeconds: Number(row.video_seconds),
+    credits: row.credits === null ? null : Number(row.credits),
+    amountMicros: row.amount_micros,
+    currency: row.currency,
+    reported: row.reported === 1,
+    estimatedCredits: row.estimated_credits === null ? null : Number(row.estimated_credits),
+    reportedCredits: row.reported_credits === null ? null : Number(row.reported_credits),
+    budgetPeriod: row.budget_period,
+    reservedMicros: Number(row.reserved_micros),
+    settled: row.settled === 1,
+  };
+}
+
+export function rowFromUsage(usage: UsageRecord): NewUsageRow {
+  return {
+    task_id: usage.taskId,
+    tenant: usage.tenant,
+    created_at: usage.createdAt,
+    day: usage.day,
+    model: usage.model,
+    quality: usage.quality,
+    operation: usage.operation,
+    provider: usage.provider,
+    status: usage.status,
+    completed_at: usage.completedAt,
+    duration_ms: usage.durationMs,
+    video_seconds: usage.videoSeconds,
+    credits: usage.credits,
+    amount_micros: usage.amountMicros,
+    currency: usage.currency,
+    reported: usage.reported ? 1 : 0,
+    estimated_credits: usage.estimatedCredits,
+    reported_credits: usage.reportedCredits,
+    budget_period: usage.budgetPeriod,
+    reserved_micros: usage.reservedMicros,
+    settled: usage.settled ? 1 : 0,
+  };
+}
+
+export function patchFromUsageChange(change: UsageChange): UsagePatch {
+  const patch: UsagePatch = {};
+  if (change.provider !== undefined) patch.provider = change.provider;
+  if (change.status !== undefined) patch.status = change.status;
+  if (change.completedAt !== undefined) patch.completed_at = change.completedAt;
+  if (change.durationMs !== undefined) patch.duration_ms = change.durationMs;
+  if (change.videoSeconds !== undefined) patch.video_seconds = change.videoSeconds;
+  if (change.credits !== undefined) patch.credits = change.credits;
+  if (change.amountMicros !== undefined) patch.amount_micros = change.amountMicros;
+  if (change.currency !== undefined) patch.currency = change.currency;
+  if (change.reported !== undefined) patch.reported = change.reported ? 1 : 0;
+  if (change.estimatedCredits !== undefined) patch.estimated_credits = change.estimatedCredits;
+  if (change.reportedCredits !== undefined) patch.reported_credits = change.reportedCredits;
+  if (change.budgetPeriod !== undefined) patch.budget_period = change.budgetPeriod;
+  if (change.reservedMicros !== undefined) patch.reserved_micros = change.reservedMicros;
+  if (change.settled !== undefined) patch.settled = change.settled ? 1 : 0;
+  return patch;
+}
+
+export function budgetFromRow(row: BudgetRow): BudgetRecord {
+  return {
+    tenant: row.tenant,
+    period: row.period,
+    spentMicros: Number(row.spent_micros),
+    reservedMicros: Number(row.reserved_micros),
+    warnedAt: row.warned_at,
+    exhaustedAt: row.exhausted_at,
   };
 }

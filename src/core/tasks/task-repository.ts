@@ -3,9 +3,16 @@
  * (`task-records.ts`) instead of rows. The store keeps the guarantees (conditional updates,
  * slot claims, leases); this class only maps, so it adds no round-trip.
  */
+import type { Kysely } from 'kysely';
+import type { Database } from '../../store/schema.js';
 import type { ListQuery, TaskStore } from '../../store/task-store.js';
+import { UsageStore, type UsageFilter, type UsageGroupColumn, type UsageMedian, type UsageSums } from '../../store/usage-store.js';
 import {
   attemptFromRow,
+  budgetFromRow,
+  patchFromUsageChange,
+  rowFromUsage,
+  usageFromRow,
   deliveryFromRow,
   patchFromAttemptChange,
   patchFromChange,
@@ -22,7 +29,36 @@ import {
   type TaskChange,
   type TaskPhase,
   type TaskRecord,
+  type BudgetRecord,
+  type UsageChange,
+  type UsageRecord,
 } from './task-records.js';
+
+export type { UsageFilter, UsageGroupColumn, UsageMedian, UsageSums };
+
+/**
+ * What may be written inside a task's own transaction (its insert or a status change) about
+ * money: its usage line, its tenant's budget counters, and account events. In records.
+ */
+export interface LedgerTransaction {
+  usage(taskId: string): Promise<UsageRecord | undefined>;
+  insertUsage(usage: UsageRecord): Promise<void>;
+  updateUsage(taskId: string, change: UsageChange): Promise<void>;
+  /** Adds to the reserve if spent + reserved + amount stays within the limit; undefined (nothing written) otherwise. */
+  reserve(input: { tenant: string; period: string; amountMicros: number; limitMicros: number; now: number }): Promise<BudgetRecord | undefined>;
+  /** Moves money unconditionally (the upstream already holds it). */
+  changeBudget(input: {
+    tenant: string;
+    period: string;
+    reservedDeltaMicros: number;
+    spentDeltaMicros: number;
+    now: number;
+  }): Promise<BudgetRecord | undefined>;
+  budget(tenant: string, period: string): Promise<BudgetRecord | undefined>;
+  /** Records that an alert went out for this period; true only for the first caller. */
+  markBudgetAlert(input: { tenant: string; period: string; alert: 'warned' | 'exhausted'; at: number }): Promise<boolean>;
+  queueDelivery(delivery: NewDelivery): Promise<void>;
+}
 
 /** The condition a change is written under: the task must still be where the caller left it. */
 export interface ChangeCondition {
@@ -40,10 +76,90 @@ export type CreateOutcome =
 export interface TaskLoad {
   inFlight(provider: string): number;
   queued: number;
+  /** Creation time of the oldest waiting task, null when none waits. */
+  oldestQueuedAt: number | null;
 }
 
 export class TaskRepository {
-  constructor(private readonly store: TaskStore) {}
+  private readonly usageStore: UsageStore;
+
+  constructor(
+    private readonly store: TaskStore,
+    usageStore?: UsageStore,
+  ) {
+    this.usageStore = usageStore ?? new UsageStore(store.store);
+  }
+
+  /** The ledger operations bound to one open transaction. */
+  private ledgerIn(db: Kysely<Database>): LedgerTransaction {
+    const usage = this.usageStore;
+    return {
+      usage: async (taskId) => {
+        const row = await usage.getUsage(taskId, db);
+        return row && usageFromRow(row);
+      },
+      insertUsage: (record) => usage.insertUsage(db, rowFromUsage(record)),
+      updateUsage: (taskId, change) => usage.updateUsage(db, taskId, patchFromUsageChange(change)),
+      reserve: async (input) => {
+        const row = await usage.reserve(db, {
+          tenant: input.tenant,
+          period: input.period,
+          amount: input.amountMicros,
+          limit: input.limitMicros,
+          now: input.now,
+        });
+        return row && budgetFromRow(row);
+      },
+      changeBudget: async (input) => {
+        const row = await usage.changeBudget(db, {
+          tenant: input.tenant,
+          period: input.period,
+          reservedDelta: input.reservedDeltaMicros,
+          spentDelta: input.spentDeltaMicros,
+          now: input.now,
+        });
+        return row && budgetFromRow(row);
+      },
+      budget: async (tenant, period) => {
+        const row = await usage.getBudget(tenant, period, db);
+        return row && budgetFromRow(row);
+      },
+      markBudgetAlert: (input) =>
+        usage.markBudgetAlert(db, {
+          tenant: input.tenant,
+          period: input.period,
+          column: input.alert === 'warned' ? 'warned_at' : 'exhausted_at',
+          at: input.at,
+        }),
+      queueDelivery: (delivery) => this.store.insertDelivery(rowFromDelivery(delivery), db),
+    };
+  }
+
+  /** Runs ledger work in a transaction of its own (e.g. an alert about a refused create). */
+  inLedgerTransaction<T>(work: (ledger: LedgerTransaction) => Promise<T>): Promise<T> {
+    return this.usageStore.transaction((db) => work(this.ledgerIn(db)));
+  }
+
+  /** A tenant's budget counters for one period, if any money moved in it. */
+  async budget(tenant: string, period: string): Promise<BudgetRecord | undefined> {
+    const row = await this.usageStore.getBudget(tenant, period);
+    return row && budgetFromRow(row);
+  }
+
+  /** Usage sums per group (plus currency, status and whether the figure was reported). */
+  usageSums(filter: UsageFilter, groupBy: readonly UsageGroupColumn[]): Promise<UsageSums[]> {
+    return this.usageStore.sums(filter, groupBy);
+  }
+
+  /** Median time to complete of the tasks with `status`, per group plus currency. */
+  usageMedians(filter: UsageFilter, groupBy: readonly UsageGroupColumn[], status: string): Promise<UsageMedian[]> {
+    return this.usageStore.medianDurations(filter, groupBy, status);
+  }
+
+  async usage(taskId: string): Promise<UsageRecord | undefined> {
+    const row = await this.usageStore.getUsage(taskId);
+    return row && usageFromRow(row);
+  }
 
   /** Which engine holds the tasks (`sqlite`, `postgres`). */
   get engineName(): string {
@@ -63,12 +179,20 @@ export class TaskRepository {
     return this.store.registerProviders(ids);
   }
 
-  /** Inserts a new task, with its idempotency key in the same transaction. */
+  /**
+   * Inserts a new task, with its idempotency key in the same transaction, and `alongside`'s
+   * ledger writes (its usage line, a budget reservation). If `alongside` throws, nothing is written.
+   */
   async create(
     task: TaskRecord,
     idempotency?: { key: string; requestHash: string; expiresAt: number },
+    alongside?: (ledger: LedgerTransaction) => Promise<void>,
   ): Promise<CreateOutcome> {
-    const outcome = await this.store.createTask(rowFromTask(task), idempotency);
+    const outcome = await this.store.createTask(
+      rowFromTask(task),
+      idempotency,
+      alongside && ((trx) => alongside(this.ledgerIn(trx))),
+    );
     return outcome.created ? { created: true, task: taskFromRow(outcome.task) } : outcome;
   }
 
@@ -92,14 +216,16 @@ export class TaskRepository {
 
   /**
    * Writes `change` if `condition` still holds, and queues the delivery `delivery` builds from
-   * the changed task in the same transaction. Undefined when the condition no longer held.
-   * The lifecycle is the only caller: every status change goes through it.
+   * the changed task in the same transaction, with `alongside`'s ledger writes. Undefined when
+   * the condition no longer held. The lifecycle is the only caller: every status change goes
+   * through it.
    */
   async update(
     id: string,
     change: TaskChange,
     condition: ChangeCondition,
     delivery?: (task: TaskRecord) => NewDelivery | undefined,
+    alongside?: (ledger: LedgerTransaction, changed: TaskRecord) => Promise<void>,
   ): Promise<TaskRecord | undefined> {
     const row = await this.store.updateTask(
       id,
@@ -110,6 +236,7 @@ export class TaskRepository {
           const queued = delivery(taskFromRow(changed));
           return queued && rowFromDelivery(queued);
         }),
+      alongside && ((trx, changed) => alongside(this.ledgerIn(trx), taskFromRow(changed))),
     );
     return row && taskFromRow(row);
   }
@@ -205,6 +332,7 @@ export class TaskRepository {
     return {
       inFlight: (provider) => (counts.get(`submitting:${provider}`) ?? 0) + (counts.get(`tracking:${provider}`) ?? 0),
       queued,
+      oldestQueuedAt: queued > 0 ? await this.store.oldestWaitingSince() : null,
     };
   }
 

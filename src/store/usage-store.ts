@@ -1,0 +1,230 @@
+/**
+ * Usage rows (one per task) and budget counters. Budget changes are single conditional
+ * `UPDATE`s on one row per tenant and period: PostgreSQL re-checks the condition after taking
+ * the row lock and SQLite serializes writers, so replicas reserving at the same moment can never
+ * commit more than the limit together. Methods that take `db` run inside the caller's
+ * transaction (a task insert or status change), so money moves exactly when the task does.
+ */
+import { sql, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
+import type { Store } from './database.js';
+import type { BudgetsTable, Database, TaskUsageTable } from './schema.js';
+
+export type UsageRow = Selectable<TaskUsageTable>;
+export type NewUsageRow = Insertable<TaskUsageTable>;
+export type UsagePatch = Updateable<TaskUsageTable>;
+export type BudgetRow = Selectable<BudgetsTable>;
+
+/** A database handle or an open transaction. */
+export type Executor = Kysely<Database>;
+
+/** Columns a usage report may group by. */
+export const USAGE_GROUP_COLUMNS = ['tenant', 'provider', 'model', 'operation', 'quality', 'day'] as const;
+export type UsageGroupColumn = (typeof USAGE_GROUP_COLUMNS)[number];
+
+export interface UsageFilter {
+  /** Only this tenant's tasks (all tenants when absent). */
+  tenant?: string;
+  /** Tasks created at or after (ms). */
+  from: number;
+  /** Tasks created before (ms). */
+  to: number;
+}
+
+/**
+ * Sums for one combination of the asked group columns plus `currency`, `status` and `reported`
+ * (so the caller can split them as it likes without a second pass over the rows).
+ */
+export interface UsageSums {
+  keys: Partial<Record<UsageGroupColumn, string | null>>;
+  currency: string | null;
+  status: string;
+  reported: number;
+  tasks: number;
+  /** Tasks with `completed_at`. */
+  finished: number;
+  video_seconds: number;
+  credits: number;
+  amount_micros: number;
+  /** Tasks with both an estimate and a reported figure, and those two sums over them. */
+  compared: number;
+  compared_estimated_credits: number;
+  compared_reported_credits: number;
+}
+
+export interface UsageMedian {
+  keys: Partial<Record<UsageGroupColumn, string | null>>;
+  currency: string | null;
+  median_duration_ms: number;
+}
+
+export class UsageStore {
+  constructor(readonly store: Store) {}
+
+  private get db() {
+    return this.store.db;
+  }
+
+  async insertUsage(db: Executor, row: NewUsageRow): Promise<void> {
+    await db.insertInto('task_usage').values(row).execute();
+  }
+
+  async getUsage(taskId: string, db: Executor = this.db): Promise<UsageRow | undefined> {
+    return db.selectFrom('task_usage').selectAll().where('task_id', '=', taskId).executeTakeFirst();
+  }
+
+  async updateUsage(db: Executor, taskId: string, patch: UsagePatch): Promise<void> {
+    await db.updateTable('task_usage').set(patch).where('task_id', '=', taskId).execute();
+  }
+
+  /**
+   * Adds `amount` to the reserve of (tenant, period) if spent + reserved + amount stays within
+   * `limit`. Returns the row after the change, or undefined when it would not fit (nothing
+   * written). All in millionths.
+   */
+  async reserve(
+    db: Executor,
+    input: { tenant: string; period: string; amount: number; limit: number; now: number },
+  ): Promise<BudgetRow | undefined> {
+    await db
+      .insertInto('budgets')
+      .values({ tenant: input.tenant, period: input.period, spent_micros: 0, reserved_micros: 0, updated_at: input.now })
+      .onConflict((oc) => oc.columns(['tenant', 'period']).doNothing())
+      .execute();
+    return db
+      .updateTable('budgets')
+      .set((eb) => ({ reserved_micros: eb('reserved_micros', '+', input.amount), updated_at: input.now }))
+      .where('tenant', '=', input.tenant)
+      .where('period', '=', input.period)
+      .where(sql<number>`spent_micros + reserved_micros + ${input.amount}`, '<=', input.limit)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** Moves money within (tenant, period) unconditionally: the upstream already holds it. */
+  async changeBudget(
+    db: Executor,
+    input: { tenant: string; period: string; reservedDelta: number; spentDelta: number; now: number },
+  ): Promise<BudgetRow | undefined> {
+    return db
+      .updateTable('budgets')
+      .set((eb) => ({
+        reserved_micros: eb('reserved_micros', '+', input.reservedDelta),
+        spent_micros: eb('spent_micros', '+', input.spentDelta),
+        updated_at: input.now,
+      }))
+      .where('tenant', '=', input.tenant)
+      .where('period', '=', input.period)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** Sets `column` to `at` if it is still empty; true for the one caller that set it. */
+  async markBudgetAlert(
+    db: Executor,
+    input: { tenant: string; period: string; column: 'warned_at' | 'exhausted_at'; at: number },
+  ): Promise<boolean> {
+    await db
+      .insertInto('budgets')
+      .values({ tenant: input.tenant, period: input.period, spent_micros: 0, reserved_micros: 0, updated_at: input.at })
+      .onConflict((oc) => oc.columns(['tenant', 'period']).doNothing())
+      .execute();
+    const row = await db
+      .updateTable('budgets')
+      .set({ [input.column]: input.at })
+      .where('tenant', '=', input.tenant)
+      .where('period', '=', input.period)
+      .where(input.column, 'is', null)
+      .returning('tenant')
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  async getBudget(tenant: string, period: string, db: Executor = this.db): Promise<BudgetRow | undefined> {
+    return db.selectFrom('budgets').selectAll().where('tenant', '=', tenant).where('period', '=', period).executeTakeFirst();
+  }
+
+  /** Runs `work` in one transaction. */
+  transaction<T>(work: (db: Executor) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(work);
+  }
+
+  /** Sums of usage rows in the filter, per asked group plus currency, status and reported. */
+  async sums(filter: UsageFilter, groupBy: readonly UsageGroupColumn[]): Promise<UsageSums[]> {
+    const keys = [...groupBy, 'currency', 'status', 'reported'] as const;
+    const rows = await this.filtered(filter)
+      .select(keys)
+      .select((eb) => [
+        eb.fn.countAll<number>().as('tasks'),
+        eb.fn.count<number>('completed_at').as('finished'),
+        sql<number>`cast(coalesce(sum(video_seconds), 0) as double precision)`.as('video_seconds'),
+        sql<number>`cast(coalesce(sum(credits), 0) as double precision)`.as('credits'),
+        sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount_micros'),
+        sql<number>`sum(case when estimated_credits is not null and reported_credits is not null then 1 else 0 end)`.as('compared'),
+        sql<number>`cast(coalesce(sum(case when reported_credits is not null then estimated_credits end), 0) as double precision)`.as(
+          'compared_estimated_credits',
+        ),
+        sql<number>`cast(coalesce(sum(case when estimated_credits is not null then reported_credits end), 0) as double precision)`.as(
+          'compared_reported_credits',
+        ),
+      ])
+      .groupBy([...keys])
+      .execute();
+    return rows.map((row) => {
+      const record = row as unknown as Record<string, unknown>;
+      return {
+        keys: Object.fromEntries(groupBy.map((column) => [column, (record[column] as string | null) ?? null])),
+        currency: row.currency,
+        status: row.status,
+        reported: Number(row.reported),
+        tasks: Number(row.tasks),
+        finished: Number(row.finished),
+        video_seconds: Number(row.video_seconds),
+        credits: Number(row.credits),
+        amount_micros: Number(row.amount_micros),
+        compared: Number(row.compared),
+        compared_estimated_credits: Number(row.compared_estimated_credits),
+        compared_reported_credits: Number(row.compared_reported_credits),
+      };
+    });
+  }
+
+  /**
+   * Median of `duration_ms` over the rows with `status`, per asked group plus currency: the
+   * middle row (or the mean of the middle two) by window functions, which SQLite and PostgreSQL
+   * both run, so no duration leaves the database.
+   */
+  async medianDurations(filter: UsageFilter, groupBy: readonly UsageGroupColumn[], status: string): Promise<UsageMedian[]> {
+    const keys = [...groupBy, 'currency'] as const;
+    const partition = sql.join(keys.map((key) => sql.ref(key)));
+    const ranked = this.filtered(filter)
+      .where('status', '=', status)
+      .where('duration_ms', 'is not', null)
+      .select(keys)
+      .select([
+        'duration_ms',
+        sql<number>`row_number() over (partition by ${partition} order by duration_ms)`.as('position'),
+        sql<number>`count(*) over (partition by ${partition})`.as('size'),
+      ]);
+    const rows = await this.db
+      .selectFrom(ranked.as('ranked'))
+      .select(keys.map((key) => `ranked.${key}` as const))
+      .select(sql<number>`cast(avg(duration_ms) as double precision)`.as('median'))
+      .where(sql<boolean>`position in ((size + 1) / 2, (size + 2) / 2)`)
+      .groupBy(keys.map((key) => `ranked.${key}` as const))
+      .execute();
+    return rows.map((row) => {
+      const record = row as unknown as Record<string, unknown>;
+      return {
+        keys: Object.fromEntries(groupBy.map((column) => [column, (record[column] as string | null) ?? null])),
+        currency: (record.currency as string | null) ?? null,
+        median_duration_ms: Number(record.median),
+      };
+    });
+  }
+
+  private filtered(filter: UsageFilter) {
+    let select = this.db.selectFrom('task_usage').where('created_at', '>=', filter.from).where('created_at', '<', filter.to);
+    if (filter.tenant !== undefined) select = select.where('tenant', '=', filter.tenant);
+    return select;
+  }
+}

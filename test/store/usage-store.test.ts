@@ -1,0 +1,335 @@
+/**
+ * Usage lines and budget counters on both engines: reservations that never commit more than
+ * the limit even when many connections race, alerts marked once, sums and medians grouped in
+ * the database, and the migration that writes usage lines for tasks that existed before it.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../src/store/database.js';
+import { CodeMigrationProvider } from '../../src/store/migrations.js';
+import type { Database } from '../../src/store/schema.js';
+import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
+import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
+import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
+
+const pgAvailable = await postgresAvailable();
+const T0 = Date.UTC(2026, 10, 22, 12);
+const HOUR = 3600_000;
+
+function taskRow(id: string, overrides: Partial<NewTaskRow> = {}): NewTaskRow {
+  return {
+    id,
+    tenant: 'acme',
+    status: 'queued',
+    phase: 'dispatch',
+    model: 'kling-v3',
+    quality: 'pro',
+    operation: 'text-to-video',
+    request_json: '{}',
+    plan_json: '{"explicit":[],"candidates":[]}',
+    warnings_json: '[]',
+    metadata_json: '{}',
+    provider: null,
+    provider_task_id: null,
+    provider_status: null,
+    tracking_json: null,
+    outputs_json: '[]',
+    error_json: null,
+    cost_json: JSON.stringify({ credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' }),
+    webhook_url: null,
+    callback_token: null,
+    created_at: T0,
+    updated_at: T0,
+    completed_at: null,
+    deadline_at: T0 + HOUR,
+    dispatch_after: T0,
+    next_poll_at: null,
+    poll_count: 0,
+    lease_owner: null,
+    lease_until: null,
+    expects_webhook: 0,
+    version: 0,
+    ...overrides,
+  };
+}
+
+function usageRow(taskId: string, overrides: Partial<NewUsageRow> = {}): NewUsageRow {
+  return {
+    task_id: taskId,
+    tenant: 'acme',
+    created_at: T0,
+    day: '2026-11-22',
+    model: 'kling-v3',
+    quality: 'pro',
+    operation: 'text-to-video',
+    provider: 'freepik',
+    status: 'succeeded',
+    completed_at: T0 + 60_000,
+    duration_ms: 60_000,
+    video_seconds: 5,
+    credits: 56,
+    amount_micros: 560_000,
+    currency: 'USD',
+    reported: 0,
+    estimated_credits: 56,
+    reported_credits: null,
+    budget_period: null,
+    reserved_micros: 0,
+    settled: 1,
+    ...overrides,
+  };
+}
+
+interface Backend {
+  name: string;
+  skip: boolean;
+  open(): Promise<{ store: Store; again: () => Promise<Store>; cleanup: () => Promise<void> }>;
+  /** A database migrated only up to `migration`, and a way to open it as the gateway does. */
+  migratedTo(migration: string): Promise<{ db: Kysely<Database>; open: () => Promise<Store>; cleanup: () => Promise<void> }>;
+}
+
+const BACKENDS: Backend[] = [
+  {
+    name: 'sqlite',
+    skip: false,
+    async open() {
+      const file = join(mkdtempSync(join(tmpdir(), 'kg-usage-')), 'gateway.db');
+      return { store: await openStore(`sqlite:${file}`), again: () => openStore(`sqlite:${file}`), cleanup: async () => undefined };
+    },
+    async migratedTo(migration) {
+      const file = join(mkdtempSync(join(tmpdir(), 'kg-usage-')), 'gateway.db');
+      const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
+      await new Migrator({ db, provider: new CodeMigrationProvider('sqlite') }).migrateTo(migration);
+      return { db, open: () => openStore(`sqlite:${file}`), cleanup: async () => undefined };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: !pgAvailable,
+    async open() {
+      const schema = newSchemaName();
+      return {
+        store: await openStore(POSTGRES_URL, { schema }),
+        again: () => openStore(POSTGRES_URL, { schema }),
+        cleanup: () => dropSchema(schema),
+      };
+    },
+    async migratedTo(migration) {
+      const schema = newSchemaName();
+      const setup = new pg.Client({ connectionString: POSTGRES_URL });
+      await setup.connect();
+      await setup.query(`CREATE SCHEMA ${schema}`);
+      await setup.end();
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}`, max: 2 });
+      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+      await new Migrator({ db, provider: new CodeMigrationProvider('postgres'), migrationTableSchema: schema }).migrateTo(migration);
+      return { db, open: () => openStore(POSTGRES_URL, { schema }), cleanup: () => dropSchema(schema) };
+    },
+  },
+];
+
+describe.each(BACKENDS)('UsageStore on $name', (backend) => {
+  describe.skipIf(backend.skip)(backend.name, () => {
+    let opened: Awaited<ReturnType<Backend['open']>>;
+    let usage: UsageStore;
+    let tasks: TaskStore;
+
+    beforeEach(async () => {
+      await opened?.store.close();
+      await opened?.cleanup();
+      opened = await backend.open();
+      usage = new UsageStore(opened.store);
+      tasks = new TaskStore(opened.store);
+    });
+
+    afterAll(async () => {
+      await opened?.store.close();
+      await opened?.cleanup();
+    });
+
+    const reserve = (store: UsageStore, amount: number, limit = 1_000_000) =>
+      store.transaction((db) => store.reserve(db, { tenant: 'acme', period: '2026-11', amount, limit, now: T0 }));
+
+    it('reserves while spent + reserved stays within the limit, and refuses (writing nothing) past it', async () => {
+      expect(await reserve(usage, 600_000)).toMatchObject({ spent_micros: 0, reserved_micros: 600_000 });
+      expect(await reserve(usage, 400_001)).toBeUndefined();
+      expect(await reserve(usage, 400_000)).toMatchObject({ reserved_micros: 1_000_000 });
+      expect(await reserve(usage, 1)).toBeUndefined();
+      expect(await usage.getBudget('acme', '2026-11')).toMatchObject({ spent_micros: 0, reserved_micros: 1_000_000 });
+    });
+
+    it('counts spent money against the limit too', async () => {
+      await usage.transaction((db) => usage.reserve(db, { tenant: 'acme', period: '2026-11', amount: 500_000, limit: 1_000_000, now: T0 }));
+      await usage.transaction((db) =>
+        usage.changeBudget(db, { tenant: 'acme', period: '2026-11', reservedDelta: -500_000, spentDelta: 700_000, now: T0 }),
+      );
+      expect(await reserve(usage, 300_001)).toBeUndefined();
+      expect(await reserve(usage, 300_000)).toMatchObject({ spent_micros: 700_000, reserved_micros: 300_000 });
+    });
+
+    it('keeps separate counters per tenant and period', async () => {
+      await reserve(usage, 1_000_000);
+      expect(
+        await usage.transaction((db) => usage.reserve(db, { tenant: 'acme', period: '2026-12', amount: 1_000_000, limit: 1_000_000, now: T0 })),
+      ).toMatchObject({ reserved_micros: 1_000_000 });
+      expect(
+        await usage.transaction((db) => usage.reserve(db, { tenant: 'other', period: '2026-11', amount: 1_000_000, limit: 1_000_000, now: T0 })),
+      ).toMatchObject({ reserved_micros: 1_000_000 });
+    });
+
+    it('never commits more than the limit when many reservations race', async () => {
+      // On PostgreSQL, separate stores (their own pools): what replicas are. SQLite is for one
+      // process (its driver blocks while another connection writes), so there the race is
+      // between concurrent transactions of one store.
+      const others = backend.name === 'postgres' ? await Promise.all([opened.again(), opened.again()]) : [];
+      try {
+        const stores = [usage, ...others.map((store) => new UsageStore(store))];
+        const attempts = Array.from({ length: 60 }, (_, i) => reserve(stores[i % stores.length]!, 70_000));
+        const granted = (await Promise.all(attempts)).filter((row) => row !== undefined);
+        // 14 × 70 000 = 980 000 fits in 1 000 000; a 15th would not.
+        expect(granted).toHaveLength(14);
+        expect(await usage.getBudget('acme', '2026-11')).toMatchObject({ reserved_micros: 980_000 });
+      } finally {
+        await Promise.all(others.map((store) => store.close()));
+      }
+    });
+
+    it('marks each alert once per period, whoever asks first', async () => {
+      const mark = () =>
+        usage.transaction((db) => usage.markBudgetAlert(db, { tenant: 'acme', period: '2026-11', column: 'warned_at', at: T0 }));
+      const results = await Promise.all([mark(), mark(), mark()]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await mark()).toBe(false);
+      expect(await usage.getBudget('acme', '2026-11')).toMatchObject({ warned_at: T0, exhausted_at: null });
+    });
+
+    it('adds up usage lines per group, currency, status and reported, in the time window and tenant', async () => {
+      const lines: [string, Partial<NewUsageRow>][] = [
+        ['a', {}],
+        ['b', { duration_ms: 120_000 }],
+        ['c', { provider: 'kling3api', credits: 400, amount_micros: 400_000, reported: 1, estimated_credits: 400, reported_credits: 400, duration_ms: 30_000 }],
+        ['d', { provider: 'kling3api', status: 'failed', credits: 380, amount_micros: 380_000, reported: 1, estimated_credits: 400, reported_credits: 380, video_seconds: 0 }],
+        ['e', { status: 'processing', completed_at: null, duration_ms: null, video_seconds: 0, settled: 0 }],
+        ['f', { tenant: 'other' }],
+        ['g', { created_at: T0 + 24 * HOUR, day: '2026-11-23' }],
+      ];
+      for (const [id, overrides] of lines) {
+        await tasks.createTask(taskRow(id, { tenant: overrides.tenant ?? 'acme', created_at: overrides.created_at ?? T0 }));
+        await usage.transaction((db) => usage.insertUsage(db, usageRow(id, overrides)));
+      }
+      const day = { tenant: 'acme', from: T0 - HOUR, to: T0 + HOUR };
+      const sums = await usage.sums(day, ['provider']);
+      const find = (provider: string, status: string) => sums.find((sum) => sum.keys.provider === provider && sum.status === status);
+      expect(find('freepik', 'succeeded')).toMatchObject({
+        currency: 'USD',
+        reported: 0,
+        tasks: 2,
+        finished: 2,
+        video_seconds: 10,
+        credits: 112,
+        amount_micros: 1_120_000,
+        compared: 0,
+      });
+      expect(find('freepik', 'processing')).toMatchObject({ tasks: 1, finished: 0 });
+      expect(find('kling3api', 'failed')).toMatchObject({
+        reported: 1,
+        credits: 380,
+        amount_micros: 380_000,
+        compared: 1,
+        compared_estimated_credits: 400,
+        compared_reported_credits: 380,
+      });
+      expect(sums.reduce((total, sum) => total + sum.tasks, 0)).toBe(5);
+      const everyone = await usage.sums({ from: T0 - HOUR, to: T0 + 48 * HOUR }, ['tenant', 'day']);
+      expect(everyone.filter((sum) => sum.keys.tenant === 'other')).toHaveLength(1);
+      expect(everyone.filter((sum) => sum.keys.day === '2026-11-23')).toHaveLength(1);
+    });
+
+    it('finds the median duration per group in the database (odd and even counts)', async () => {
+      const durations: [string, string, number][] = [
+        ['a', 'freepik', 30_000],
+        ['b', 'freepik', 90_000],
+        ['c', 'freepik', 60_000],
+        ['d', 'kling3api', 10_000],
+        ['e', 'kling3api', 40_000],
+      ];
+      for (const [id, provider, duration] of durations) {
+        await tasks.createTask(taskRow(id));
+        await usage.transaction((db) => usage.insertUsage(db, usageRow(id, { provider, duration_ms: duration })));
+      }
+      await tasks.createTask(taskRow('failed'));
+      await usage.transaction((db) => usage.insertUsage(db, usageRow('failed', { status: 'failed', duration_ms: 1 })));
+      const medians = await usage.medianDurations({ from: T0 - HOUR, to: T0 + HOUR }, ['provider'], 'succeeded');
+      const of = (provider: string) => medians.find((median) => median.keys.provider === provider)?.median_duration_ms;
+      expect(of('freepik')).toBe(60_000);
+      expect(of('kling3api')).toBe(25_000);
+      expect(await usage.medianDurations({ from: T0 - HOUR, to: T0 + HOUR }, [], 'succeeded')).toEqual([
+        { keys: {}, currency: 'USD', median_duration_ms: 40_000 },
+      ]);
+    });
+  });
+
+  describe.skipIf(backend.skip)(`${backend.name}: upgrading a database that has tasks`, () => {
+    it('writes a usage line for every existing task, from its columns and cost', async () => {
+      const older = await backend.migratedTo('0004_cancel_and_custody');
+      try {
+        await older.db
+          .insertInto('tasks')
+          .values([
+            taskRow('done', {
+              status: 'succeeded',
+              phase: 'done',
+              provider: 'kling3api',
+              completed_at: T0 + 90_000,
+              cost_json: JSON.stringify({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' }),
+            }),
+            taskRow('running', { status: 'processing', phase: 'tracking', provider: 'freepik' }),
+          ])
+          .execute();
+        await older.db.destroy();
+        const store = await older.open();
+        try {
+          const usage = new UsageStore(store);
+          expect(await usage.getUsage('done')).toMatchObject({
+            tenant: 'acme',
+            day: '2026-11-22',
+            provider: 'kling3api',
+            status: 'succeeded',
+            duration_ms: 90_000,
+            credits: 400,
+            amount_micros: 400_000,
+            currency: 'USD',
+            reported: 1,
+            settled: 1,
+          });
+          expect(await usage.getUsage('running')).toMatchObject({ status: 'processing', reported: 0, settled: 0, amount_micros: 560_000 });
+          // Budget alerts are deliveries without a task.
+          await store.db
+            .insertInto('deliveries')
+            .values({
+              id: 'msg_budget',
+              task_id: null,
+              tenant: 'acme',
+              url: 'https://example.com/events',
+              event_type: 'budget.warning',
+              payload_json: '{}',
+              status: 'pending',
+              attempts: 0,
+              next_attempt_at: T0,
+              created_at: T0,
+            })
+            .execute();
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await older.cleanup();
+      }
+    });
+  });
+});
