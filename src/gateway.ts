@@ -6,7 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
-import { ProviderConfig, type GatewayConfig } from './config/config.js';
+import { ConfigError, ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { ContentLinks } from './core/tasks/content-links.js';
 import { Dispatcher } from './core/tasks/dispatcher.js';
@@ -15,6 +15,8 @@ import { InboundWebhooks } from './core/tasks/inbound-webhooks.js';
 import { OutboundWebhooks } from './core/tasks/outbound-webhooks.js';
 import { OutputContent } from './core/tasks/output-content.js';
 import { ProviderCatalog } from './core/tasks/provider-catalog.js';
+import { budgetSettingsProblems } from './core/tasks/spend-ledger.js';
+import { UsageReport } from './core/tasks/usage-report.js';
 import { TaskEvents } from './core/tasks/task-events.js';
 import { TaskRepository } from './core/tasks/task-repository.js';
 import { ResultCustody } from './core/tasks/result-custody.js';
@@ -104,6 +106,7 @@ export class Gateway {
   readonly engine: Engine;
   readonly service: TaskService;
   readonly catalog: ProviderCatalog;
+  readonly usage: UsageReport;
   readonly dispatcher: Dispatcher;
   readonly tracker: Tracker;
   readonly webhooks: OutboundWebhooks;
@@ -139,11 +142,13 @@ export class Gateway {
     };
     this.service = new TaskService(engine, this.dispatcher);
     this.catalog = new ProviderCatalog(engine);
+    this.usage = new UsageReport(engine);
     this.app = createApp({
       config,
       service: this.service,
       content: new OutputContent(engine),
       catalog: this.catalog,
+      usage: this.usage,
       inbound: new InboundWebhooks(engine, this.tracker),
       metrics: engine.metrics,
       logger: engine.logger,
@@ -210,6 +215,11 @@ export class Gateway {
       await runtime.start();
       runtimes.set(provider.id, runtime);
     }
+    const budgetProblems = budgetSettingsProblems(config.tenants, runtimes, config.webhooks.allow_private_targets);
+    if (budgetProblems.length > 0) {
+      if (options.store === undefined) await store.close();
+      throw new ConfigError('config.yaml', budgetProblems);
+    }
     const engine: Engine = {
       tasks,
       runtimes,
@@ -235,6 +245,7 @@ export class Gateway {
     const gateway = new Gateway(config, engine, taskStore, options.store === undefined, notifications, sharedState, options.objectStorage === undefined);
     gateway.followOtherReplicas(feed);
     metrics.onScrape(() => gateway.catalog.updateLoadGauges());
+    metrics.onScrape(() => gateway.usage.updateBudgetGauges());
     await gateway.dispatcher.recovery.atStart();
     return gateway;
   }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { BudgetSettings } from '../core/model/budget.js';
 import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
@@ -202,6 +203,15 @@ export const GatewayConfig = z.strictObject({
         webhook_secret: optionalText,
         /** Days this tenant's stored outputs are kept (overrides `storage.retention_days`). */
         retention_days: optionalDays,
+        /** Spending cap per UTC day or month, with an optional per-task ceiling. */
+        budget: BudgetSettings.optional(),
+        /**
+         * Where account events (`budget.warning`, `budget.exhausted`) are POSTed, signed like
+         * task events with `webhook_secret`. Task events still go to each task's `webhook_url`.
+         */
+        events_url: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+        /** Keys of an admin tenant read every tenant's usage (`GET /v1/usage`, `group_by=tenant`). */
+        admin: booleanish.default(false),
       }),
     )
     .default({}),
@@ -334,6 +344,13 @@ export function parseConfig(
   for (const [tenant, settings] of Object.entries(result.data.tenants)) {
     if (settings.webhook_secret && !settings.webhook_secret.startsWith('whsec_')) {
       problems.push(`tenants.${tenant}.webhook_secret: must start with whsec_`);
+    }
+    if (settings.events_url && !settings.webhook_secret) {
+      problems.push(`tenants.${tenant}.events_url: needs tenants.${tenant}.webhook_secret to sign the events`);
+    }
+    const budget = settings.budget;
+    if (budget?.per_task_limit !== undefined && budget.per_task_limit > budget.amount) {
+      problems.push(`tenants.${tenant}.budget.per_task_limit: larger than the budget amount ${budget.amount}`);
     }
   }
   if (problems.length > 0) throw new ConfigError(source, problems);

@@ -106,3 +106,84 @@ export const WebhookAck = z
   .meta({ id: 'WebhookAck' });
 
 export const Health = z.object({ status: z.string(), store: z.string().optional() }).meta({ id: 'Health' });
+
+const money = (description: string) => z.number().nullable().meta({ description });
+
+export const UsageBudget = z
+  .object({
+    tenant: z.string(),
+    amount: z.number().meta({ description: 'The budget per period, in `currency`.' }),
+    currency: z.string(),
+    period: z.enum(['day', 'month']).meta({ description: 'UTC calendar day or month.' }),
+    period_key: z.string().meta({ description: '`2026-11-22` (day) or `2026-11` (month).', example: '2026-11' }),
+    period_start: z.string().meta({ description: 'Inclusive, ISO 8601 UTC.' }),
+    period_end: z.string().meta({ description: 'Exclusive, ISO 8601 UTC.' }),
+    per_task_limit: z.number().nullable().meta({ description: 'Largest estimated cost of one task; providers quoting more are passed over.' }),
+    spent: z.number().meta({ description: 'Final charges of the period’s finished tasks.' }),
+    reserved: z.number().meta({ description: 'Held for unfinished tasks (their estimate, or what their provider reported so far).' }),
+    remaining: z.number().meta({ description: '`amount - spent - reserved`, never below 0.' }),
+    used_ratio: z.number().nullable().meta({ description: '`(spent + reserved) / amount`.' }),
+    warned_at: z.string().nullable().meta({ description: 'When the 80 % alert (`budget.warning`) went out this period.' }),
+    exhausted_at: z.string().nullable().meta({ description: 'When the 100 % alert (`budget.exhausted`) went out this period.' }),
+  })
+  .meta({ id: 'UsageBudget', description: 'A tenant’s budget in the current period, across all replicas.' });
+
+export const UsageRow = z
+  .object({
+    provider: z.string().nullable().optional().meta({ description: 'Group key (with `group_by=provider`); null for tasks no provider took.' }),
+    model: z.string().optional().meta({ description: 'Group key (with `group_by=model`).' }),
+    operation: z.string().optional().meta({ description: 'Group key (with `group_by=operation`).' }),
+    quality: z.string().optional().meta({ description: 'Group key (with `group_by=quality`).' }),
+    day: z.string().optional().meta({ description: 'Group key (with `group_by=day`): UTC day of creation, `YYYY-MM-DD`.' }),
+    tenant: z.string().optional().meta({ description: 'Group key (with `group_by=tenant`, admin keys only).' }),
+    currency: z.string().nullable().meta({ description: 'Rows are always split by currency; null for providers without a price list.' }),
+    tasks: z.number().int().meta({ description: 'Tasks created in the window.' }),
+    succeeded: z.number().int(),
+    failed: z.number().int(),
+    canceled: z.number().int(),
+    in_progress: z.number().int().meta({ description: 'Not finished yet; their money is not counted until they are.' }),
+    video_seconds: z.number().meta({ description: 'Seconds of video delivered: the providers’ durations, else the duration asked for.' }),
+    credits: z.number().meta({ description: 'Credits charged for the finished tasks (failed ones included when charged).' }),
+    currency_amount: money('Currency value of `credits`, summed in millionths (exact to the cent).'),
+    credits_estimated: z.number().meta({ description: 'Part of `credits` from the gateway’s price lists (the provider reported no charge).' }),
+    credits_reported: z.number().meta({ description: 'Part of `credits` the providers reported charging.' }),
+    currency_amount_estimated: money('Currency value of `credits_estimated`.'),
+    currency_amount_reported: money('Currency value of `credits_reported`.'),
+    tasks_reported: z.number().int().meta({ description: 'Finished tasks whose charge the provider reported.' }),
+    cost_per_second: money('`currency_amount / video_seconds`: what a second of video cost.'),
+    success_rate: z.number().nullable().meta({ description: '`succeeded / (succeeded + failed)`.' }),
+    median_time_to_complete_ms: z.number().nullable().meta({ description: 'Median from creation to success, over the succeeded tasks.' }),
+    drift_tasks: z.number().int().meta({ description: 'Quote against actual: finished tasks with both an estimate and a reported charge.' }),
+    drift_estimated_credits: z.number().meta({ description: 'What the price list estimated for those tasks.' }),
+    drift_reported_credits: z.number().meta({ description: 'What the providers reported charging for them.' }),
+    drift_ratio: z.number().nullable().meta({
+      description: '`drift_reported_credits / drift_estimated_credits`: 1 is an exact price list; above 1 the estimates are too low.',
+    }),
+  })
+  .meta({ id: 'UsageRow' });
+
+export const UsageReportSchema = z
+  .object({
+    object: z.literal('usage'),
+    from: z.string().meta({ description: 'Inclusive start of the window (task creation time), ISO 8601 UTC.' }),
+    to: z.string().meta({ description: 'Exclusive end of the window.' }),
+    group_by: z.array(z.enum(['provider', 'model', 'operation', 'quality', 'day', 'tenant'])),
+    tenant: z.string().nullable().meta({ description: 'Whose tasks the rows cover; null when an admin key reads every tenant.' }),
+    data: z.array(UsageRow).meta({ description: 'One row per combination of the group keys and currency, sorted by them.' }),
+    budgets: z.array(UsageBudget).meta({ description: 'Budget state of the tenant (every budgeted tenant for an admin key).' }),
+  })
+  .meta({ id: 'UsageReport' });
+
+export const BudgetEvent = z
+  .object({
+    type: z.enum(['budget.warning', 'budget.exhausted']),
+    timestamp: z.string(),
+    data: UsageBudget.extend({
+      object: z.literal('budget'),
+      threshold_percent: z.union([z.literal(80), z.literal(100)]),
+      trigger: z.enum(['reserved', 'settled', 'refused']).meta({
+        description: 'What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.',
+      }),
+    }),
+  })
+  .meta({ id: 'BudgetEvent', description: 'An account event, POSTed to `tenants.<name>.events_url` (Standard Webhooks).' });

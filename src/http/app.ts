@@ -10,6 +10,7 @@ import type { OutputContent } from '../core/tasks/output-content.js';
 import type { ProviderCatalog } from '../core/tasks/provider-catalog.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
+import type { UsageReport } from '../core/tasks/usage-report.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
@@ -17,6 +18,7 @@ import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
 import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, requestId } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { usageRoutes } from './usage-routes.js';
 import { videoRoutes } from './video-routes.js';
 import { webhookRoutes } from './webhook-routes.js';
 
@@ -27,6 +29,7 @@ export interface AppDependencies {
   /** Stored outputs (`/v1/videos/{id}/content`). */
   content: OutputContent;
   catalog: ProviderCatalog;
+  usage: UsageReport;
   inbound: InboundWebhooks;
   metrics: GatewayMetrics;
   logger: Logger;
@@ -39,7 +42,7 @@ export function redactUrl(url: string): string {
   return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
 }
 
-export function createApp({ config, service, content, catalog, inbound, metrics, logger, providers }: AppDependencies): Express {
+export function createApp({ config, service, content, catalog, usage, inbound, metrics, logger, providers }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trust_proxy);
@@ -89,6 +92,7 @@ export function createApp({ config, service, content, catalog, inbound, metrics,
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
   app.use('/v1/videos', auth, json, videoRoutes(service));
   app.use('/v1', auth, catalogRoutes(catalog));
+  app.use('/v1', auth, usageRoutes(usage));
 
   app.use('/console', consoleRoutes());
   app.get('/', (_req, res) => res.redirect(302, '/console/'));

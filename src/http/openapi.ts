@@ -7,7 +7,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-ope
 import { z } from 'zod';
 import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus } from '../core/model/canonical.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
-import { Health, ModelList, ProviderList, Quote, WebhookAck } from './api-schemas.js';
+import { BudgetEvent, Health, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 
 const problem = (description: string) => ({
   description,
@@ -97,6 +97,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       202: { ...json(Task, 'The task.'), headers: requestIdHeader },
       400: problem('Invalid request (`errors[]` names each field).'),
       401: problem('Missing or invalid gateway key.'),
+      402: problem(
+        "The task's reservation would pass the tenant's budget (`budget`, `spent`, `reserved`, `requested`); nothing was sent to a provider.",
+      ),
       409: problem('Idempotency-Key reused with a different body, or still being submitted.'),
       413: problem('Body too large.'),
       415: problem('Body is not JSON.'),
@@ -253,6 +256,48 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     security,
     responses: { 200: json(ProviderList, 'Providers.'), 401: problem('Missing or invalid gateway key.') },
   });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/usage',
+    summary: 'Spend and outcomes, grouped: the provider comparison',
+    description:
+      "The caller's tasks created in `[from, to)`, added up per combination of the `group_by` keys (and always per currency): " +
+      'counts by outcome, seconds of video, credits and money (estimated vs reported by the provider), cost per second, ' +
+      'success rate, median time to complete, and quote against actual. Money of unfinished tasks is not counted until they ' +
+      'finish. With an admin key (`tenants.<name>.admin: true`) every tenant, `group_by=tenant` and `tenant=` are allowed. ' +
+      'Also the budget state. Read from per-task usage lines, not from the tasks.',
+    security,
+    request: {
+      query: z.object({
+        group_by: z.string().optional().meta({
+          description: 'Comma-separated, in column order: `provider`, `model`, `operation`, `quality`, `day`, `tenant` (admin).',
+          example: 'provider,model',
+        }),
+        from: z.string().optional().meta({
+          description: 'Inclusive; `YYYY-MM-DD` (00:00 UTC) or ISO 8601 with a zone. Default: the first of the current UTC month.',
+        }),
+        to: z.string().optional().meta({ description: 'Exclusive; same forms. Default: the end of the current UTC day.' }),
+        format: z.enum(['json', 'csv']).optional().meta({ description: '`csv`: `text/csv`, a header row, then one line per row.' }),
+        tenant: z.string().optional().meta({ description: 'Admin keys only: one tenant.' }),
+      }),
+    },
+    responses: {
+      200: {
+        description: 'The report.',
+        content: {
+          'application/json': { schema: UsageReportSchema },
+          'text/csv': {
+            schema: z.string().meta({
+              description: 'RFC 4180: the `group_by` keys, then the row fields from `currency` to `drift_ratio`; budgets are JSON only.',
+            }),
+          },
+        },
+      },
+      400: problem('Invalid query (unknown parameter or group key, a date that is not ISO 8601, `from` not before `to`).'),
+      401: problem('Missing or invalid gateway key.'),
+      403: problem('`group_by=tenant` or another tenant without an admin key.'),
+    },
+  });
   for (const provider of providers) registerInboundWebhook(registry, provider);
   registry.registerPath({
     method: 'get',
@@ -272,6 +317,23 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     summary: 'Prometheus metrics',
     responses: { 200: { description: 'Exposition format.', content: { 'text/plain': { schema: z.string() } } } },
   });
+
+  for (const [type, percent] of [
+    ['budget.warning', 80],
+    ['budget.exhausted', 100],
+  ] as const) {
+    registry.registerWebhook({
+      method: 'post',
+      path: type,
+      summary: `${type}: the tenant's budget reached ${percent} %`,
+      description:
+        `Sent once per budget period to \`tenants.<name>.events_url\`, signed like task events (Standard Webhooks, the ` +
+        `tenant's \`whsec_\` secret), when spent + reserved reaches ${percent} % of the budget` +
+        (percent === 100 ? ', or when a create is first refused for the budget.' : '.'),
+      request: { body: { content: { 'application/json': { schema: BudgetEvent } } } },
+      responses: { 200: { description: 'Any 2xx acknowledges; anything else is retried with back-off.' } },
+    });
+  }
 
   return new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: '3.1.0',

@@ -30,8 +30,7 @@ export function videoRoutes(service: TaskService): Router {
   });
 
   router.post('/quote', requireJson(), (req, res) => {
-    tenantOf(req);
-    res.json(service.quote(req.body));
+    res.json(service.quote(tenantOf(req), req.body));
   });
 
   router.get('/', async (req, res) => {

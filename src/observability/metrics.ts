@@ -10,6 +10,8 @@ const PREFIX = 'kling_gateway_';
 const CALL_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Time buckets for whole tasks (seconds). */
 const TASK_BUCKETS = [5, 15, 30, 60, 120, 180, 300, 600, 900, 1800];
+/** Reported ÷ estimated credits: 1 is an exact price list; the buckets are tight around it. */
+const DRIFT_BUCKETS = [0.5, 0.75, 0.9, 0.95, 0.99, 1, 1.01, 1.05, 1.1, 1.25, 1.5, 2];
 
 export type CircuitStateName = 'closed' | 'open' | 'half_open' | 'isolated';
 const CIRCUIT_STATE_VALUE: Record<CircuitStateName, number> = { closed: 0, open: 1, half_open: 2, isolated: 3 };
@@ -59,7 +61,7 @@ export class GatewayMetrics {
   });
   readonly creditsSpent = new Counter({
     name: `${PREFIX}credits_spent_total`,
-    help: 'Credits spent on succeeded tasks (reported by the provider where it reports them, else estimated).',
+    help: 'Credits charged for finished tasks, failed ones included (reported by the provider where it reports them, else estimated).',
     labelNames: ['provider', 'model'] as const,
     registers: [this.registry],
   });
@@ -67,6 +69,43 @@ export class GatewayMetrics {
     name: `${PREFIX}currency_spent_total`,
     help: 'Currency value of the credits spent.',
     labelNames: ['provider', 'model', 'currency'] as const,
+    registers: [this.registry],
+  });
+  readonly videoSeconds = new Counter({
+    name: `${PREFIX}video_seconds_total`,
+    help: 'Seconds of video delivered by succeeded tasks (the provider\'s durations, else the duration asked for).',
+    labelNames: ['provider', 'model'] as const,
+    registers: [this.registry],
+  });
+  readonly costDrift = new Histogram({
+    name: `${PREFIX}cost_drift_ratio`,
+    help: 'Quote against actual: credits the provider reported charging divided by the estimate from the price list, per finished task.',
+    labelNames: ['provider', 'model'] as const,
+    buckets: DRIFT_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly budgetAmount = new Gauge({
+    name: `${PREFIX}budget_amount`,
+    help: 'Budget of each budgeted tenant for the current period, in its currency.',
+    labelNames: ['tenant', 'currency', 'period'] as const,
+    registers: [this.registry],
+  });
+  readonly budgetSpent = new Gauge({
+    name: `${PREFIX}budget_spent`,
+    help: 'Settled spend of each budgeted tenant in the current period (all replicas), in the budget currency.',
+    labelNames: ['tenant', 'currency'] as const,
+    registers: [this.registry],
+  });
+  readonly budgetReserved = new Gauge({
+    name: `${PREFIX}budget_reserved`,
+    help: 'Money reserved for the unfinished tasks of each budgeted tenant in the current period, in the budget currency.',
+    labelNames: ['tenant', 'currency'] as const,
+    registers: [this.registry],
+  });
+  readonly budgetRefusals = new Counter({
+    name: `${PREFIX}budget_refusals_total`,
+    help: 'Creates refused (402) because their reservation would pass the tenant\'s budget.',
+    labelNames: ['tenant'] as const,
     registers: [this.registry],
   });
   readonly failovers = new Counter({
@@ -90,6 +129,11 @@ export class GatewayMetrics {
   readonly tasksQueued = new Gauge({
     name: `${PREFIX}tasks_queued`,
     help: 'Tasks waiting for a provider slot or rate allowance.',
+    registers: [this.registry],
+  });
+  readonly queueOldestAge = new Gauge({
+    name: `${PREFIX}queue_oldest_age_seconds`,
+    help: 'Age of the oldest task waiting for a provider (0 when none waits).',
     registers: [this.registry],
   });
   readonly polls = new Counter({

@@ -381,6 +381,23 @@ export const ProblemDetails = z
       .array(z.object({ provider: z.string(), reasons: z.array(z.string()) }))
       .optional()
       .meta({ description: 'For 422 capability misses: why each provider cannot serve the request.' }),
+    budget: z
+      .object({
+        tenant: z.string(),
+        amount: z.number(),
+        currency: z.string(),
+        period: z.enum(['day', 'month']),
+        period_start: z.string(),
+        period_end: z.string(),
+      })
+      .optional()
+      .meta({ description: 'For 402: the budget the request would pass (periods are UTC calendar days or months).' }),
+    spent: z.number().optional().meta({ description: 'For 402: settled spend in the budget period, in the budget currency.' }),
+    reserved: z.number().optional().meta({ description: 'For 402: money held for unfinished tasks in the period.' }),
+    requested: z
+      .number()
+      .optional()
+      .meta({ description: 'For 402: what this request would have reserved (the highest estimate among the providers it may go to).' }),
   })
   .meta({ id: 'ProblemDetails', description: 'RFC 9457 problem details.' });
 export type ProblemDetails = z.infer<typeof ProblemDetails>;

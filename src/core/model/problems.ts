@@ -16,7 +16,7 @@ export class ProblemError extends Error {
     slug: string,
     title: string,
     detail?: string,
-    extra: Partial<Pick<ProblemDetails, 'errors' | 'providers'>> = {},
+    extra: Partial<Pick<ProblemDetails, 'errors' | 'providers' | 'budget' | 'spent' | 'reserved' | 'requested'>> = {},
     headers: Record<string, string> = {},
   ) {
     super(detail ?? title);
@@ -44,6 +44,9 @@ export const problems = {
   gone: (detail: string) => new ProblemError(410, 'gone', 'Gone', detail),
   rangeNotSatisfiable: (detail: string, size: number) =>
     new ProblemError(416, 'range-not-satisfiable', 'Range not satisfiable', detail, {}, { 'content-range': `bytes */${size}` }),
+  budgetExceeded: (detail: string, extra: Required<Pick<ProblemDetails, 'budget' | 'spent' | 'reserved' | 'requested'>>) =>
+    new ProblemError(402, 'budget-exceeded', 'Budget exceeded', detail, extra),
+  forbidden: (detail: string) => new ProblemError(403, 'forbidden', 'Forbidden', detail),
   unprocessable: (detail: string, errors?: { path: string; message: string }[]) =>
     new ProblemError(422, 'unprocessable', 'Unprocessable request', detail, errors ? { errors } : {}),
 };

@@ -91,11 +91,12 @@ export class ProviderCatalog {
     };
   }
 
-  /** Sets the in-flight and queued gauges (on each metrics scrape). */
+  /** Sets the in-flight, queued and queue-age gauges (on each metrics scrape). */
   async updateLoadGauges(): Promise<void> {
-    const { metrics, runtimes } = this.engine;
+    const { metrics, runtimes, clock } = this.engine;
     const load = await this.engine.tasks.load();
     for (const runtime of runtimes.values()) metrics.tasksInFlight.set({ provider: runtime.id }, load.inFlight(runtime.id));
     metrics.tasksQueued.set(load.queued);
+    metrics.queueOldestAge.set(load.oldestQueuedAt === null ? 0 : Math.max(0, clock.now() - load.oldestQueuedAt) / 1000);
   }
 }

@@ -14,6 +14,7 @@ import type { Engine } from './engine.js';
 import type { ChangeCondition } from './task-repository.js';
 import type { AttemptRecord, NewDelivery, OutputRecord, TaskChange, TaskPhase, TaskRecord } from './task-records.js';
 import { toTask } from './task-resource.js';
+import { SpendLedger, deliveredSeconds } from './spend-ledger.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
 const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
@@ -62,7 +63,11 @@ export interface TransitionOptions extends ChangeCondition {
 }
 
 export class TaskLifecycle {
-  constructor(private readonly engine: Engine) {}
+  private readonly ledger: SpendLedger;
+
+  constructor(private readonly engine: Engine) {
+    this.ledger = new SpendLedger(engine);
+  }
 
   /** The condition under which this replica changes a task it holds in `phase`. */
   private held(phase: TaskPhase): TransitionOptions {
@@ -71,7 +76,9 @@ export class TaskLifecycle {
 
   /**
    * Writes `change`; when the public status changes, queues the client's webhook in the same
-   * transaction, then publishes the change.
+   * transaction, and keeps the task's usage line and its tenant's budget in step (a terminal
+   * change settles or releases the reservation, whichever transition ends the task), then
+   * publishes the change.
    */
   private async transition(task: TaskRecord, change: TaskChange, options: TransitionOptions): Promise<TaskRecord | undefined> {
     const { tasks, clock } = this.engine;
@@ -92,7 +99,7 @@ export class TaskLifecycle {
             createdAt: now,
           })
         : undefined;
-    const updated = await tasks.update(task.id, { ...change, updatedAt: now }, options, delivery);
+    const updated = await tasks.update(task.id, { ...change, updatedAt: now }, options, delivery, this.ledger.follow(task, change));
     if (updated) this.engine.events.publish(updated);
     return updated;
   }
@@ -123,7 +130,7 @@ export class TaskLifecycle {
         tracking: result.ref.tracking,
         cost:
           result.reportedCredits !== undefined
-            ? this.reportedCost(runtime, result.reportedCredits, true)
+            ? this.reportedCost(task, runtime, result.reportedCredits, true)
             : costFromEstimate(extra.estimate),
         warnings: extra.warnings,
         expectsWebhook: extra.expectsWebhook,
@@ -264,7 +271,7 @@ export class TaskLifecycle {
         status: 'processing',
         ...(schedule ? { nextPollAt: schedule.nextPollAt, pollCount: schedule.pollCount } : {}),
         ...releaseHeldLease,
-        ...(report.reportedCredits !== undefined ? { cost: this.reportedCost(runtime, report.reportedCredits, true) } : {}),
+        ...(report.reportedCredits !== undefined ? { cost: this.reportedCost(task, runtime, report.reportedCredits, true) } : {}),
       },
       options,
     );
@@ -283,7 +290,7 @@ export class TaskLifecycle {
   ): Promise<TaskRecord | undefined> {
     const { clock, storage, config } = this.engine;
     const now = clock.now();
-    const cost = report.reportedCredits !== undefined ? this.reportedCost(runtime, report.reportedCredits, false) : task.cost;
+    const cost = report.reportedCredits !== undefined ? this.reportedCost(task, runtime, report.reportedCredits, false) : task.cost;
     const willCopy = storage !== undefined && config.storage.mode === 'copy';
     const outputs = report.outputs.map((output) => newOutput(output, now, runtime.provider.resultLifetimeMs, willCopy));
     const finished = { providerStatus: report.providerStatus, outputs, cost, error: null, ...RELEASE_LEASE } satisfies TaskChange;
@@ -371,7 +378,7 @@ export class TaskLifecycle {
     const neverAccepted = task.providerTaskId === null && report === undefined;
     const unbilled: TaskCost = { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency };
     const reported =
-      report?.reportedCredits !== undefined && task.provider ? this.reportedCostFor(task.provider, report.reportedCredits) : undefined;
+      report?.reportedCredits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, report.reportedCredits) : undefined;
     const cost = neverAccepted ? unbilled : reported;
     const updated = await this.transition(
       task,
@@ -396,18 +403,28 @@ export class TaskLifecycle {
     return this.fail(task, error, task.phase === 'submitting' ? this.held('submitting') : { phases: ['dispatch'] });
   }
 
-  private reportedCostFor(providerId: string, credits: number): TaskCost {
+  private reportedCostFor(task: TaskRecord, providerId: string, credits: number): TaskCost {
     const runtime = this.engine.runtimes.get(providerId);
-    return runtime ? this.reportedCost(runtime, credits, false) : { credits, estimated: false, currency_amount: null, currency: null };
+    return runtime ? this.reportedCost(task, runtime, credits, false) : { credits, estimated: false, currency_amount: null, currency: null };
   }
 
-  /** The upstream's own figure; `estimated` stays true while the task may still change it. */
-  private reportedCost(runtime: ProviderRuntime, credits: number, provisional: boolean): TaskCost {
+  /**
+   * The upstream's own figure; `estimated` stays true while the task may still change it.
+   * Credits are valued at what one credit was worth under the rule that priced the task when it
+   * was created, so a later price change does not rewrite it.
+   */
+  private reportedCost(task: TaskRecord, runtime: ProviderRuntime, credits: number, provisional: boolean): TaskCost {
     if (!runtime.pricing) return { credits, estimated: provisional, currency_amount: null, currency: null };
-    const cost = costOf(runtime.pricing, credits);
+    const creditValue =
+      task.plan.candidates.find((entry) => entry.provider === runtime.id)?.creditValue ?? runtime.pricing.credit_value;
+    const cost = costOf({ credit_value: creditValue, currency: runtime.pricing.currency }, credits);
     return { credits: cost.credits, estimated: provisional, currency_amount: cost.currencyAmount, currency: cost.currency };
   }
 
+  /**
+   * Metrics of a finished task. Spend counts every task's final charge, failed ones included
+   * (a provider that reports charging for a failure was paid), exactly as `/v1/usage` adds it up.
+   */
   private recordFinish(task: TaskRecord): void {
     const { metrics } = this.engine;
     const provider = task.provider ?? 'none';
@@ -417,11 +434,19 @@ export class TaskLifecycle {
       { provider, model: task.model, status: task.status },
       ((task.completedAt ?? task.updatedAt) - task.createdAt) / 1000,
     );
-    if (task.status === 'succeeded' && cost.credits !== null) {
+    if (cost.credits !== null && cost.credits > 0) {
       metrics.creditsSpent.inc({ provider, model: task.model }, cost.credits);
       if (cost.currency_amount !== null && cost.currency) {
         metrics.currencySpent.inc({ provider, model: task.model, currency: cost.currency }, cost.currency_amount);
       }
+    }
+    const seconds = deliveredSeconds(task);
+    if (seconds > 0) metrics.videoSeconds.inc({ provider, model: task.model }, seconds);
+    // Quote against actual: the provider's figure over the estimate routing made for it.
+    const estimated = task.plan.candidates.find((entry) => entry.provider === task.provider)?.estimate?.credits;
+    const reported = !cost.estimated && task.providerTaskId !== null ? cost.credits : null;
+    if (estimated !== undefined && estimated > 0 && reported !== null) {
+      metrics.costDrift.observe({ provider, model: task.model }, reported / estimated);
     }
   }
 }

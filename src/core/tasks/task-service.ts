@@ -11,7 +11,9 @@ import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routin
 import type { Dispatcher } from './dispatcher.js';
 import type { Engine } from './engine.js';
 import { refuseLiteralTarget } from './outbound-webhooks.js';
+import { BudgetExceededError, SpendLedger, describeBudget } from './spend-ledger.js';
 import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
+import { fromMicros } from '../model/pricing.js';
 import type { TaskRecord } from './task-records.js';
 import { toTask } from './task-resource.js';
 import { watchTask, type WatchOptions } from './task-watch.js';
@@ -91,12 +93,14 @@ const CANCEL_ROUNDS = 5;
 
 export class TaskService {
   private readonly lifecycle: TaskLifecycle;
+  private readonly ledger: SpendLedger;
 
   constructor(
     private readonly engine: Engine,
     private readonly dispatcher: Dispatcher,
   ) {
     this.lifecycle = new TaskLifecycle(engine);
+    this.ledger = new SpendLedger(engine);
   }
 
   private routingProviders(): RoutingProvider[] {
@@ -136,12 +140,14 @@ export class TaskService {
     return { input, resolved: resolveRequest(input) };
   }
 
-  private plan(resolved: ResolvedRequest, routing: RoutingOverride | undefined): RoutePlan {
+  /** Routes a request for `tenant` with the prices in effect `at` (its creation) and its budget's rules. */
+  private plan(tenant: string, resolved: ResolvedRequest, routing: RoutingOverride | undefined, at: number): RoutePlan {
     const { config, random } = this.engine;
+    const spendLimit = this.ledger.spendLimit(tenant);
     return planRoute(
       this.routingProviders(),
       resolved,
-      { strategy: config.routing.strategy, allowFallbacks: config.routing.allow_fallbacks },
+      { strategy: config.routing.strategy, allowFallbacks: config.routing.allow_fallbacks, at, ...(spendLimit ? { spendLimit } : {}) },
       routing,
       random,
     );
@@ -173,10 +179,10 @@ export class TaskService {
         );
       }
     }
-    const plan = this.plan(resolved, input.routing);
+    const now = clock.now();
+    const plan = this.plan(tenant, resolved, input.routing, now);
     this.assertServable(plan);
 
-    const now = clock.now();
     const first = plan.order[0];
     const requestHash = createHash('sha256').update(stableStringify(body)).digest('hex');
     const task: TaskRecord = {
@@ -193,6 +199,7 @@ export class TaskService {
         candidates: plan.order.map((e) => ({
           provider: e.provider,
           ...(e.estimate ? { estimate: e.estimate } : {}),
+          ...(e.creditValue !== undefined ? { creditValue: e.creditValue } : {}),
           warnings: e.warnings,
         })),
       },
@@ -220,12 +227,17 @@ export class TaskService {
       cancelAt: input.cancel_after !== undefined ? now + input.cancel_after * 1000 : null,
       version: 0,
     };
-    const outcome = await tasks.create(
-      task,
-      idempotencyKey
-        ? { key: idempotencyKey, requestHash, expiresAt: now + config.tasks.idempotency_ttl_ms }
-        : undefined,
-    );
+    let outcome: Awaited<ReturnType<typeof tasks.create>>;
+    try {
+      outcome = await tasks.create(
+        task,
+        idempotencyKey ? { key: idempotencyKey, requestHash, expiresAt: now + config.tasks.idempotency_ttl_ms } : undefined,
+        this.ledger.open(task),
+      );
+    } catch (error) {
+      if (error instanceof BudgetExceededError) throw await this.refuseOverBudget(error);
+      throw error;
+    }
     if (!outcome.created) {
       if (outcome.existing.requestHash !== requestHash) {
         throw problems.conflict('This Idempotency-Key was used with a different request body.');
@@ -241,6 +253,34 @@ export class TaskService {
       dispatched = await this.dispatcher.dispatch(task.id, context);
     }
     return { task: await this.load(dispatched?.id ?? task.id), replayed: false };
+  }
+
+  /** The 402 for a create that does not fit the budget; the refusal also raises the 100 % alert. */
+  private async refuseOverBudget(error: BudgetExceededError) {
+    this.engine.metrics.budgetRefusals.inc({ tenant: error.status.tenant });
+    await this.ledger
+      .noteRefusal(error)
+      .catch((failure) => this.engine.logger.error({ err: failure, tenant: error.status.tenant }, 'could not record the budget alert'));
+    const budget = describeBudget(error.status);
+    const requested = fromMicros(error.requestedMicros);
+    return problems.budgetExceeded(
+      `This task would reserve ${requested} ${budget.currency}, but tenant ${budget.tenant} has ${budget.remaining} ${budget.currency} ` +
+        `left of its ${budget.period}ly budget of ${budget.amount} ${budget.currency} ` +
+        `(spent ${budget.spent}, reserved for unfinished tasks ${budget.reserved}). Nothing was sent to a provider.`,
+      {
+        budget: {
+          tenant: budget.tenant,
+          amount: budget.amount,
+          currency: budget.currency,
+          period: budget.period,
+          period_start: budget.period_start,
+          period_end: budget.period_end,
+        },
+        spent: budget.spent,
+        reserved: budget.reserved,
+        requested,
+      },
+    );
   }
 
   /** For an idempotent repeat: the earlier task, once it is no longer mid-submission. */
@@ -406,10 +446,13 @@ export class TaskService {
     };
   }
 
-  /** Every provider's standing for this request and the order a create would try (creates nothing). */
-  quote(body: unknown): QuoteResult {
+  /**
+   * Every provider's standing for this request and the order a create would try (creates
+   * nothing), with the prices in effect now and `tenant`'s budget rules.
+   */
+  quote(tenant: string, body: unknown): QuoteResult {
     const { input, resolved } = this.parseCreate(body);
-    const plan = this.plan(resolved, input.routing);
+    const plan = this.plan(tenant, resolved, input.routing, this.engine.clock.now());
     const order: string[] = [];
     for (const evaluation of plan.order) {
       const runtime = this.engine.runtimes.get(evaluation.provider);

@@ -2,7 +2,22 @@
  * What the task engine reads from the configuration. Core declares it; `src/config` builds it
  * from `config.yaml` (field names match the file).
  */
+import type { BudgetSettings } from '../model/budget.js';
 import type { RoutingStrategy } from '../model/canonical.js';
+
+/** What the engine knows about one tenant. */
+export interface TenantSettings {
+  /** The `whsec_` secret that signs its outbound webhooks. */
+  webhook_secret?: string | undefined;
+  /** Its spending budget, when it has one. */
+  budget?: BudgetSettings | undefined;
+  /** Where account events (budget alerts) are sent. */
+  events_url?: string | undefined;
+  /** Days this tenant's stored outputs are kept (overrides `storage.retention_days`). */
+  retention_days?: number | undefined;
+  /** Its keys may read every tenant's usage. */
+  admin?: boolean | undefined;
+}
 
 export interface TaskEngineSettings {
   routing: {
@@ -61,6 +76,6 @@ export interface TaskEngineSettings {
       presign_ttl_seconds: number;
     };
   };
-  /** Per tenant: the `whsec_` secret that signs its outbound webhooks, and how long its stored outputs are kept. */
-  tenants: Readonly<Record<string, { webhook_secret?: string | undefined; retention_days?: number | undefined }>>;
+  /** Per tenant: webhook secret, budget, account-event URL, admin flag. */
+  tenants: Readonly<Record<string, TenantSettings>>;
 }

@@ -1,0 +1,333 @@
+/**
+ * The money side of a task's life (SPEC §3, §7). Every task has a usage line, written with it
+ * and kept in step by the lifecycle in the same transaction as each change. A tenant with a
+ * budget has money reserved at create — the most any provider of the task's plan estimates, so
+ * failover cannot overspend — narrowed to the accepting provider's figure, and settled to the
+ * final charge when the task ends (a task nobody accepted, or a canceled one, settles at 0: a
+ * release). A create that does not fit is refused before anything is sent. Alerts at 80 % and
+ * 100 % of the budget are queued once per period as account events.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  BUDGET_THRESHOLDS,
+  budgetWindow,
+  reachedThresholds,
+  utcDay,
+  windowOfKey,
+  type BudgetSettings,
+  type BudgetThreshold,
+  type BudgetWindow,
+} from '../model/budget.js';
+import { billableSeconds, fromMicros, toMicros } from '../model/pricing.js';
+import type { SpendLimit } from '../model/routing.js';
+import type { Engine } from './engine.js';
+import { refuseLiteralTarget } from './outbound-webhooks.js';
+import type { LedgerTransaction } from './task-repository.js';
+import type { BudgetRecord, TaskChange, TaskRecord, UsageChange, UsageRecord } from './task-records.js';
+
+/** A tenant's budget for the current period, as usage reports and metrics show it. */
+export interface BudgetStatus {
+  tenant: string;
+  settings: BudgetSettings;
+  window: BudgetWindow;
+  spentMicros: number;
+  reservedMicros: number;
+  warnedAt: number | null;
+  exhaustedAt: number | null;
+}
+
+/** A create refused because its reservation would pass the tenant's budget. */
+export class BudgetExceededError extends Error {
+  override readonly name = 'BudgetExceededError';
+
+  constructor(
+    readonly status: BudgetStatus,
+    /** What the refused task would have reserved (millionths). */
+    readonly requestedMicros: number,
+  ) {
+    super(`budget of tenant ${status.tenant} exceeded`);
+  }
+}
+
+/** What caused an alert: a reservation, a settlement, or a refused create. */
+export type BudgetTrigger = 'reserved' | 'settled' | 'refused';
+
+/** The public view of a budget (usage report, 402 answers, alert payloads). */
+export function describeBudget(status: BudgetStatus) {
+  const { settings, window } = status;
+  const limit = toMicros(settings.amount);
+  const committed = status.spentMicros + status.reservedMicros;
+  return {
+    tenant: status.tenant,
+    amount: settings.amount,
+    currency: settings.currency,
+    period: settings.period,
+    period_key: window.key,
+    period_start: new Date(window.start).toISOString(),
+    period_end: new Date(window.end).toISOString(),
+    per_task_limit: settings.per_task_limit ?? null,
+    spent: fromMicros(status.spentMicros),
+    reserved: fromMicros(status.reservedMicros),
+    remaining: fromMicros(Math.max(0, limit - committed)),
+    used_ratio: limit > 0 ? Math.round((committed / limit) * 10_000) / 10_000 : null,
+    warned_at: status.warnedAt === null ? null : new Date(status.warnedAt).toISOString(),
+    exhausted_at: status.exhaustedAt === null ? null : new Date(status.exhaustedAt).toISOString(),
+  };
+}
+export type BudgetDescription = ReturnType<typeof describeBudget>;
+
+/** Seconds of video a finished task delivered: the providers' durations, else the duration asked for. */
+export function deliveredSeconds(task: TaskRecord): number {
+  if (task.status !== 'succeeded') return 0;
+  const videos = task.outputs.filter((output) => output.type === 'video');
+  if (videos.length === 0) return 0;
+  if (videos.every((video) => video.duration !== null && video.duration !== undefined)) {
+    return videos.reduce((sum, video) => sum + (video.duration ?? 0), 0);
+  }
+  return billableSeconds(task.request);
+}
+
+/** The task's current charge as usage columns. */
+function chargeOf(task: TaskRecord): Pick<UsageRecord, 'credits' | 'amountMicros' | 'currency' | 'reported' | 'reportedCredits'> {
+  const { cost } = task;
+  // `estimated: false` on an accepted task means the provider said what it charged; on a task
+  // nobody accepted it is the gateway's own certainty that nothing was billed.
+  const reported = !cost.estimated && task.providerTaskId !== null && cost.credits !== null;
+  return {
+    credits: cost.credits,
+    amountMicros: cost.currency_amount === null ? null : toMicros(cost.currency_amount),
+    currency: cost.currency,
+    reported,
+    reportedCredits: reported ? cost.credits : null,
+  };
+}
+
+/** The estimate routing made for the provider that holds the task. */
+function plannedCredits(task: TaskRecord): number | null {
+  const entry = task.provider ? task.plan.candidates.find((candidate) => candidate.provider === task.provider) : undefined;
+  return entry?.estimate?.credits ?? null;
+}
+
+export class SpendLedger {
+  constructor(private readonly engine: Engine) {}
+
+  private settingsOf(tenant: string): BudgetSettings | undefined {
+    return this.engine.config.tenants[tenant]?.budget;
+  }
+
+  /** What routing must respect for this tenant's tasks (undefined without a budget). */
+  spendLimit(tenant: string): SpendLimit | undefined {
+    const settings = this.settingsOf(tenant);
+    if (!settings) return undefined;
+    return {
+      tenant,
+      currency: settings.currency,
+      ...(settings.per_task_limit !== undefined ? { perTask: settings.per_task_limit } : {}),
+    };
+  }
+
+  /** The tenant's budget in the period that `at` falls in (undefined without a budget). */
+  async status(tenant: string, at = this.engine.clock.now()): Promise<BudgetStatus | undefined> {
+    const settings = this.settingsOf(tenant);
+    if (!settings) return undefined;
+    const window = budgetWindow(settings.period, at);
+    const record = await this.engine.tasks.budget(tenant, window.key);
+    return this.statusOf(tenant, settings, window, record);
+  }
+
+  private statusOf(tenant: string, settings: BudgetSettings, window: BudgetWindow, record: BudgetRecord | undefined): BudgetStatus {
+    return {
+      tenant,
+      settings,
+      window,
+      spentMicros: record?.spentMicros ?? 0,
+      reservedMicros: record?.reservedMicros ?? 0,
+      warnedAt: record?.warnedAt ?? null,
+      exhaustedAt: record?.exhaustedAt ?? null,
+    };
+  }
+
+  /**
+   * The writes that go with a new task: its usage line and, for a budgeted tenant, the
+   * reservation. Throws `BudgetExceededError` (inside the transaction, so nothing is written)
+   * when the reservation does not fit.
+   */
+  open(task: TaskRecord): (ledger: LedgerTransaction) => Promise<void> {
+    const settings = this.settingsOf(task.tenant);
+    const window = settings ? budgetWindow(settings.period, task.createdAt) : undefined;
+    // The most any provider of the plan may cost: failover never needs more than was reserved.
+    const reserve = Math.max(0, ...task.plan.candidates.map((entry) => toMicros(entry.estimate?.currencyAmount ?? 0)));
+    const line: UsageRecord = {
+      taskId: task.id,
+      tenant: task.tenant,
+      createdAt: task.createdAt,
+      day: utcDay(task.createdAt),
+      model: task.model,
+      quality: task.quality,
+      operation: task.operation,
+      provider: task.provider,
+      status: task.status,
+      completedAt: null,
+      durationMs: null,
+      videoSeconds: 0,
+      ...chargeOf(task),
+      reported: false,
+      reportedCredits: null,
+      estimatedCredits: null,
+      budgetPeriod: window?.key ?? null,
+      reservedMicros: settings ? reserve : 0,
+      settled: false,
+    };
+    return async (ledger) => {
+      await ledger.insertUsage(line);
+      if (!settings || !window) return;
+      const now = this.engine.clock.now();
+      const limit = toMicros(settings.amount);
+      const reserved = await ledger.reserve({ tenant: task.tenant, period: window.key, amountMicros: reserve, limitMicros: limit, now });
+      if (!reserved) {
+        const current = await ledger.budget(task.tenant, window.key);
+        throw new BudgetExceededError(this.statusOf(task.tenant, settings, window, current), reserve);
+      }
+      await this.alertIfReached(ledger, task.tenant, reserved, 'reserved');
+    };
+  }
+
+  /**
+   * The ledger writes that keep a task's usage line and budget in step with `change`, to run
+   * in the change's transaction; undefined when the change moves no money and no status.
+   * A terminal change settles: the reserve is released and the final charge is spent.
+   */
+  follow(before: TaskRecord, change: TaskChange): ((ledger: LedgerTransaction, after: TaskRecord) => Promise<void>) | undefined {
+    const terminal = change.phase === 'done' && before.phase !== 'done';
+    const costChanged = change.cost !== undefined && JSON.stringify(change.cost) !== JSON.stringify(before.cost);
+    const statusChanged = change.status !== undefined && change.status !== before.status;
+    const providerChanged = change.provider !== undefined && change.provider !== before.provider;
+    if (!terminal && !costChanged && !statusChanged && !providerChanged) return undefined;
+    return async (ledger, after) => {
+      const line = await ledger.usage(after.id);
+      if (!line || line.settled) return;
+      const charge = chargeOf(after);
+      const common: UsageChange = { status: after.status, provider: after.provider, estimatedCredits: plannedCredits(after), ...charge };
+      if (terminal) {
+        const completedAt = after.completedAt ?? after.updatedAt;
+        await ledger.updateUsage(after.id, {
+          ...common,
+          completedAt,
+          durationMs: completedAt - after.createdAt,
+          videoSeconds: deliveredSeconds(after),
+          reservedMicros: 0,
+          settled: true,
+        });
+        if (line.budgetPeriod) {
+          await this.moveBudget(ledger, after.tenant, line.budgetPeriod, -line.reservedMicros, charge.amountMicros ?? 0, 'settled');
+        }
+        return;
+      }
+      // Once a provider holds the task, the reserve is that provider's figure (its estimate,
+      // or what it reports charging); before that it stays what the create reserved.
+      const hold = line.budgetPeriod && after.phase === 'tracking' && charge.amountMicros !== null ? charge.amountMicros : line.reservedMicros;
+      await ledger.updateUsage(after.id, { ...common, reservedMicros: hold });
+      if (line.budgetPeriod && hold !== line.reservedMicros) {
+        await this.moveBudget(ledger, after.tenant, line.budgetPeriod, hold - line.reservedMicros, 0, 'reserved');
+      }
+    };
+  }
+
+  /** After a refused create: the 100 % alert, if it has not gone out this period. */
+  async noteRefusal(error: BudgetExceededError): Promise<void> {
+    const { status } = error;
+    await this.engine.tasks.inLedgerTransaction(async (ledger) => {
+      const threshold = BUDGET_THRESHOLDS.find((entry) => entry.percent === 100);
+      const current = await ledger.budget(status.tenant, status.window.key);
+      if (threshold) await this.alert(ledger, status.tenant, status.window.key, threshold, current, 'refused');
+    });
+  }
+
+  private async moveBudget(
+    ledger: LedgerTransaction,
+    tenant: string,
+    period: string,
+    reservedDeltaMicros: number,
+    spentDeltaMicros: number,
+    trigger: BudgetTrigger,
+  ): Promise<void> {
+    if (reservedDeltaMicros === 0 && spentDeltaMicros === 0) return;
+    const now = this.engine.clock.now();
+    const record = await ledger.changeBudget({ tenant, period, reservedDeltaMicros, spentDeltaMicros, now });
+    if (record) await this.alertIfReached(ledger, tenant, record, trigger);
+  }
+
+  private async alertIfReached(ledger: LedgerTransaction, tenant: string, record: BudgetRecord, trigger: BudgetTrigger): Promise<void> {
+    const settings = this.settingsOf(tenant);
+    if (!settings) return;
+    for (const threshold of reachedThresholds(record.spentMicros + record.reservedMicros, toMicros(settings.amount))) {
+      await this.alert(ledger, tenant, record.period, threshold, record, trigger);
+    }
+  }
+
+  /** Marks the alert for the period (once, across replicas) and queues its event to the tenant's events URL. */
+  private async alert(
+    ledger: LedgerTransaction,
+    tenant: string,
+    period: string,
+    threshold: BudgetThreshold,
+    record: BudgetRecord | undefined,
+    trigger: BudgetTrigger,
+  ): Promise<void> {
+    const tenantSettings = this.engine.config.tenants[tenant];
+    const settings = tenantSettings?.budget;
+    if (!settings) return;
+    const now = this.engine.clock.now();
+    const alert = threshold.percent >= 100 ? 'exhausted' : 'warned';
+    const first = await ledger.markBudgetAlert({ tenant, period, alert, at: now });
+    if (!first) return;
+    this.engine.logger.warn({ tenant, period, threshold: threshold.percent, trigger }, `budget ${threshold.event}`);
+    const url = tenantSettings.events_url;
+    if (!url) return;
+    const marked = await ledger.budget(tenant, period);
+    const status = this.statusOf(tenant, settings, windowOfKey(period), marked ?? record);
+    const payload = {
+      type: threshold.event,
+      timestamp: new Date(now).toISOString(),
+      data: { object: 'budget', threshold_percent: threshold.percent, trigger, ...describeBudget(status) },
+    };
+    await ledger.queueDelivery({
+      id: `msg_${randomBytes(12).toString('hex')}`,
+      taskId: null,
+      tenant,
+      url,
+      eventType: threshold.event,
+      payload: JSON.stringify(payload),
+      createdAt: now,
+    });
+  }
+}
+
+/**
+ * What is wrong with the tenants' budget settings against the providers actually running:
+ * budgets are never converted between currencies, so every priced provider a budgeted tenant
+ * could use must price in the budget's currency; an events URL must be a target webhooks may
+ * reach. One line per problem, naming the field.
+ */
+export function budgetSettingsProblems(
+  tenants: Engine['config']['tenants'],
+  runtimes: Engine['runtimes'],
+  allowPrivateTargets: boolean,
+): string[] {
+  const problems: string[] = [];
+  for (const [tenant, settings] of Object.entries(tenants)) {
+    const budget = settings.budget;
+    if (budget) {
+      for (const runtime of runtimes.values()) {
+        if (!runtime.enabled || !runtime.pricing || runtime.pricing.currency === budget.currency) continue;
+        problems.push(
+          `tenants.${tenant}.budget.currency: ${budget.currency}, but provider ${runtime.id} prices in ` +
+            `${runtime.pricing.currency}; budgets are not converted between currencies (give them the same currency)`,
+        );
+      }
+    }
+    const refused = settings.events_url ? refuseLiteralTarget(settings.events_url, allowPrivateTargets) : undefined;
+    if (refused) problems.push(`tenants.${tenant}.events_url: ${refused} (set webhooks.allow_private_targets to allow it)`);
+  }
+  return problems;
+}

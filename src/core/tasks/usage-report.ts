@@ -1,0 +1,302 @@
+/**
+ * `GET /v1/usage` (SPEC §7): spend and outcomes grouped by provider, model, operation, quality
+ * and day — the provider comparison — from the per-task usage lines (narrow, indexed columns),
+ * never from the tasks' JSON. Also budget state, and the budget gauges of `/metrics`.
+ */
+import { z } from 'zod';
+import { TERMINAL_STATUSES, type TaskStatus } from '../model/canonical.js';
+import { budgetWindow } from '../model/budget.js';
+import { problems } from '../model/problems.js';
+import { fromMicros } from '../model/pricing.js';
+import type { Engine } from './engine.js';
+import { SpendLedger, describeBudget, type BudgetDescription } from './spend-ledger.js';
+import type { UsageFilter, UsageGroupColumn, UsageMedian, UsageSums } from './task-repository.js';
+import { issuesToErrors } from './task-service.js';
+
+/** What `group_by` may name; `tenant` only with an admin key. */
+export const USAGE_GROUP_KEYS = ['provider', 'model', 'operation', 'quality', 'day', 'tenant'] as const;
+export type UsageGroupKey = (typeof USAGE_GROUP_KEYS)[number];
+
+/** `2026-11-01` (00:00 UTC) or an ISO date-time with a zone. */
+const Instant = z
+  .union([z.iso.date(), z.iso.datetime({ offset: true })])
+  .transform((value) => Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value));
+
+export const UsageQuery = z
+  .strictObject({
+    group_by: z
+      .string()
+      .max(200)
+      .optional()
+      .transform((value, ctx) => {
+        const keys = (value ?? '').split(',').map((key) => key.trim()).filter(Boolean);
+        for (const key of keys) {
+          if (!(USAGE_GROUP_KEYS as readonly string[]).includes(key)) {
+            ctx.addIssue({ code: 'custom', message: `unknown group key "${key}" (one of ${USAGE_GROUP_KEYS.join(', ')})` });
+            return z.NEVER;
+          }
+        }
+        if (new Set(keys).size !== keys.length) {
+          ctx.addIssue({ code: 'custom', message: 'names a group key more than once' });
+          return z.NEVER;
+        }
+        return keys as UsageGroupKey[];
+      }),
+    from: Instant.optional(),
+    to: Instant.optional(),
+    format: z.enum(['json', 'csv']).default('json'),
+    tenant: z.string().min(1).max(64).optional(),
+  })
+  .refine((query) => query.from === undefined || query.to === undefined || query.from < query.to, {
+    message: 'from must be before to',
+    path: ['to'],
+  });
+
+/** One row of the report: its group keys, then counts, spend and comparisons. */
+export interface UsageRow {
+  provider?: string | null;
+  model?: string | null;
+  operation?: string | null;
+  quality?: string | null;
+  day?: string | null;
+  tenant?: string | null;
+  currency: string | null;
+  tasks: number;
+  succeeded: number;
+  failed: number;
+  canceled: number;
+  in_progress: number;
+  video_seconds: number;
+  credits: number;
+  currency_amount: number | null;
+  credits_estimated: number;
+  credits_reported: number;
+  currency_amount_estimated: number | null;
+  currency_amount_reported: number | null;
+  tasks_reported: number;
+  cost_per_second: number | null;
+  success_rate: number | null;
+  median_time_to_complete_ms: number | null;
+  drift_tasks: number;
+  drift_estimated_credits: number;
+  drift_reported_credits: number;
+  drift_ratio: number | null;
+}
+
+/** Metric columns in the order CSV writes them, after the group keys. */
+export const USAGE_METRIC_COLUMNS = [
+  'currency',
+  'tasks',
+  'succeeded',
+  'failed',
+  'canceled',
+  'in_progress',
+  'video_seconds',
+  'credits',
+  'currency_amount',
+  'credits_estimated',
+  'credits_reported',
+  'currency_amount_estimated',
+  'currency_amount_reported',
+  'tasks_reported',
+  'cost_per_second',
+  'success_rate',
+  'median_time_to_complete_ms',
+  'drift_tasks',
+  'drift_estimated_credits',
+  'drift_reported_credits',
+  'drift_ratio',
+] as const satisfies readonly (keyof UsageRow)[];
+
+export interface UsageResult {
+  object: 'usage';
+  from: string;
+  to: string;
+  group_by: UsageGroupKey[];
+  /** The tenant the rows cover; null when an admin reads every tenant. */
+  tenant: string | null;
+  data: UsageRow[];
+  budgets: BudgetDescription[];
+  format: 'json' | 'csv';
+}
+
+const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
+const ratio = (part: number, whole: number, digits = 6) => (whole > 0 ? round(part / whole, digits) : null);
+
+interface Accumulator {
+  row: UsageRow;
+  estimatedMicros: number;
+  reportedMicros: number;
+}
+
+export class UsageReport {
+  private readonly ledger: SpendLedger;
+
+  constructor(private readonly engine: Engine) {
+    this.ledger = new SpendLedger(engine);
+  }
+
+  private isAdmin(tenant: string): boolean {
+    return this.engine.config.tenants[tenant]?.admin === true;
+  }
+
+  /** The report for the caller: its own tenant, or every tenant for an admin key. */
+  async report(caller: string, query: unknown): Promise<UsageResult> {
+    const parsed = UsageQuery.safeParse(query ?? {});
+    if (!parsed.success) throw problems.validation(queryErrors(parsed.error.issues), 'The query is not valid.');
+    const { group_by: groupBy = [], format } = parsed.data;
+    const admin = this.isAdmin(caller);
+    if (!admin && groupBy.includes('tenant')) throw problems.forbidden('Grouping by tenant needs an admin key.');
+    if (!admin && parsed.data.tenant !== undefined && parsed.data.tenant !== caller) {
+      throw problems.forbidden("Only an admin key can read another tenant's usage.");
+    }
+    const now = this.engine.clock.now();
+    const from = parsed.data.from ?? budgetWindow('month', now).start;
+    const to = parsed.data.to ?? budgetWindow('day', now).end;
+    if (from >= to) {
+      throw problems.validation([{ path: parsed.data.to === undefined ? 'from' : 'to', message: 'from must be before to' }], 'The query is not valid.');
+    }
+    const tenant = admin ? parsed.data.tenant : caller;
+    const filter: UsageFilter = { from, to, ...(tenant !== undefined ? { tenant } : {}) };
+    const columns = groupBy as UsageGroupColumn[];
+    const [sums, medians] = await Promise.all([
+      this.engine.tasks.usageSums(filter, columns),
+      this.engine.tasks.usageMedians(filter, columns, 'succeeded'),
+    ]);
+    return {
+      object: 'usage',
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      group_by: groupBy,
+      tenant: tenant ?? null,
+      data: this.rows(groupBy, sums, medians),
+      budgets: await this.budgets(tenant === undefined ? undefined : [tenant]),
+      format,
+    };
+  }
+
+  /** Folds the store's sums (split by status and reported) into one row per group and currency. */
+  private rows(groupBy: readonly UsageGroupKey[], sums: readonly UsageSums[], medians: readonly UsageMedian[]): UsageRow[] {
+    const keyOf = (keys: Partial<Record<string, string | null>>, currency: string | null) =>
+      JSON.stringify([...groupBy.map((key) => keys[key] ?? null), currency]);
+    const groups = new Map<string, Accumulator>();
+    for (const sum of sums) {
+      const id = keyOf(sum.keys, sum.currency);
+      let group = groups.get(id);
+      if (!group) {
+        group = { row: emptyRow(groupBy, sum.keys, sum.currency), estimatedMicros: 0, reportedMicros: 0 };
+        groups.set(id, group);
+      }
+      const { row } = group;
+      const status = sum.status as TaskStatus;
+      row.tasks += sum.tasks;
+      if (status === 'succeeded') row.succeeded += sum.tasks;
+      else if (status === 'failed') row.failed += sum.tasks;
+      else if (status === 'canceled') row.canceled += sum.tasks;
+      else row.in_progress += sum.tasks;
+      // Money counts once a task is finished: its charge is then final.
+      if (!TERMINAL_STATUSES.has(status)) continue;
+      row.video_seconds += sum.video_seconds;
+      if (sum.reported) {
+        row.credits_reported += sum.credits;
+        group.reportedMicros += sum.amount_micros;
+        row.tasks_reported += sum.tasks;
+      } else {
+        row.credits_estimated += sum.credits;
+        group.estimatedMicros += sum.amount_micros;
+      }
+      row.drift_tasks += sum.compared;
+      row.drift_estimated_credits += sum.compared_estimated_credits;
+      row.drift_reported_credits += sum.compared_reported_credits;
+    }
+    const medianOf = new Map(medians.map((median) => [keyOf(median.keys, median.currency), median.median_duration_ms]));
+    const rows = [...groups.entries()].map(([id, { row, estimatedMicros, reportedMicros }]) => {
+      // Tasks of providers without a price list have credits but no currency value.
+      const priced = row.currency !== null;
+      const amountMicros = estimatedMicros + reportedMicros;
+      row.video_seconds = round(row.video_seconds, 3);
+      row.credits = round(row.credits_estimated + row.credits_reported, 4);
+      row.credits_estimated = round(row.credits_estimated, 4);
+      row.credits_reported = round(row.credits_reported, 4);
+      row.currency_amount = priced ? fromMicros(amountMicros) : null;
+      row.currency_amount_estimated = priced ? fromMicros(estimatedMicros) : null;
+      row.currency_amount_reported = priced ? fromMicros(reportedMicros) : null;
+      row.cost_per_second = priced && row.video_seconds > 0 ? round(fromMicros(amountMicros) / row.video_seconds, 6) : null;
+      row.success_rate = ratio(row.succeeded, row.succeeded + row.failed, 4);
+      const median = medianOf.get(id);
+      row.median_time_to_complete_ms = median === undefined ? null : Math.round(median);
+      row.drift_estimated_credits = round(row.drift_estimated_credits, 4);
+      row.drift_reported_credits = round(row.drift_reported_credits, 4);
+      row.drift_ratio = ratio(row.drift_reported_credits, row.drift_estimated_credits);
+      return row;
+    });
+    const sortKey = (row: UsageRow) => [...groupBy.map((key) => row[key] ?? ''), row.currency ?? ''];
+    return rows.sort((a, b) => {
+      const ka = sortKey(a);
+      const kb = sortKey(b);
+      for (let i = 0; i < ka.length; i++) {
+        const order = String(ka[i]).localeCompare(String(kb[i]));
+        if (order !== 0) return order;
+      }
+      return 0;
+    });
+  }
+
+  /** Budget state for these tenants (every budgeted tenant when undefined). */
+  async budgets(tenants?: readonly string[]): Promise<BudgetDescription[]> {
+    const names = tenants ?? Object.keys(this.engine.config.tenants);
+    const descriptions: BudgetDescription[] = [];
+    for (const tenant of [...names].sort()) {
+      const status = await this.ledger.status(tenant);
+      if (status) descriptions.push(describeBudget(status));
+    }
+    return descriptions;
+  }
+
+  /** Sets the budget gauges from the store (what every replica has committed), on each scrape. */
+  async updateBudgetGauges(): Promise<void> {
+    const { metrics } = this.engine;
+    for (const budget of await this.budgets()) {
+      metrics.budgetAmount.set({ tenant: budget.tenant, currency: budget.currency, period: budget.period }, budget.amount);
+      metrics.budgetSpent.set({ tenant: budget.tenant, currency: budget.currency }, budget.spent);
+      metrics.budgetReserved.set({ tenant: budget.tenant, currency: budget.currency }, budget.reserved);
+    }
+  }
+}
+
+/** Query issues as `errors[]`, an unknown parameter named by its own path. */
+function queryErrors(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
+  return issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ path: key, message: `unknown query parameter (allowed: ${Object.keys(UsageQuery.shape).join(', ')})` }))
+      : issuesToErrors([issue]),
+  );
+}
+
+function emptyRow(groupBy: readonly UsageGroupKey[], keys: Partial<Record<string, string | null>>, currency: string | null): UsageRow {
+  const row = {} as UsageRow;
+  for (const key of groupBy) row[key] = keys[key] ?? null;
+  return Object.assign(row, {
+    currency,
+    tasks: 0,
+    succeeded: 0,
+    failed: 0,
+    canceled: 0,
+    in_progress: 0,
+    video_seconds: 0,
+    credits: 0,
+    currency_amount: null,
+    credits_estimated: 0,
+    credits_reported: 0,
+    currency_amount_estimated: null,
+    currency_amount_reported: null,
+    tasks_reported: 0,
+    cost_per_second: null,
+    success_rate: null,
+    median_time_to_complete_ms: null,
+    drift_tasks: 0,
+    drift_estimated_credits: 0,
+    drift_reported_credits: 0,
+    drift_ratio: null,
+  });
+}

@@ -1,0 +1,268 @@
+/**
+ * Tenant budgets over real HTTP against the simulators: money reserved at create, narrowed to
+ * the provider that takes the task, settled to the final charge (or released) when it ends;
+ * creates that would pass the budget refused with 402 before anything is sent; alerts at 80 %
+ * and 100 % delivered once per period to the tenant's events URL.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { ConfigError } from '../../src/config/config.js';
+import { ProblemDetails } from '../../src/core/model/canonical.js';
+import { BudgetEvent, UsageBudget } from '../../src/http/api-schemas.js';
+import { TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+
+interface Received {
+  headers: Record<string, string>;
+  body: string;
+}
+
+async function receiver(): Promise<{ url: string; received: Received[]; server: Server }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8') });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/account-events`, received, server };
+}
+
+let gw: TestGateway | undefined;
+let server: Server | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+function budgeted(budget: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return { tenants: { acme: { budget, ...extra } } };
+}
+
+/** 5 s pro with audio: Freepik estimates $0.56 (11.2 credits/s × $0.01), kling3api $0.40 (80/s × $0.001). */
+const video = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
+const onKling3api = { ...video, routing: { providers: ['kling3api'] } };
+
+async function budgetOf(test: TestGateway) {
+  const usage = await test.request('GET', '/v1/usage');
+  expect(usage.status).toBe(200);
+  return usage.body.budgets[0];
+}
+
+describe('budget reservations', () => {
+  it('reserves the estimate at create and settles it to the final charge', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    const created = await gw.create(video);
+    expect(created.status).toBe(202);
+    expect(created.body.provider).toBe('freepik');
+    expect(await budgetOf(gw)).toMatchObject({
+      tenant: 'acme',
+      amount: 10,
+      currency: 'USD',
+      period: 'month',
+      period_key: '2026-11',
+      period_start: '2026-11-01T00:00:00.000Z',
+      period_end: '2026-12-01T00:00:00.000Z',
+      spent: 0,
+      reserved: 0.56,
+      remaining: 9.44,
+    });
+    await gw.finish(created.body.id);
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.56, reserved: 0, remaining: 9.44 });
+  });
+
+  it('reserves the most any provider of the plan may cost, and narrows it to the provider that takes the task', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });
+    const created = await gw.create(video);
+    // Freepik ($0.56) refused it; kling3api ($0.40) took it: only its figure stays reserved.
+    expect(created.body.provider).toBe('kling3api');
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.4 });
+    const done = await gw.finish(created.body.id);
+    expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
+  });
+
+  it('releases the reservation of a task no provider accepted', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });
+    gw.simulator('kling3api').injectFault({ kind: 'server_error', status: 500 });
+    const created = await gw.create(video);
+    expect(created.body.status).toBe('failed');
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0 });
+  });
+
+  it('charges an accepted task that then failed what it was charged (the estimate when the provider reports nothing)', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    gw.simulator('freepik').setOutcome('fail');
+    const created = await gw.create(video);
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('failed');
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.56, reserved: 0 });
+  });
+
+  it('refuses a create that would pass the budget with 402, before anything is sent', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 1, currency: 'USD', period: 'month' }) });
+    const first = await gw.create(video);
+    expect(first.status).toBe(202);
+    const upstreamBefore = gw.simulator('freepik').tasks.length + gw.simulator('kling3api').tasks.length;
+    const refused = await gw.create(video, { 'idempotency-key': 'over-budget' });
+    expect(refused.status).toBe(402);
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.body).toMatchObject({
+      type: 'https://kling-gateway.dev/problems/budget-exceeded',
+      title: 'Budget exceeded',
+      status: 402,
+      budget: {
+        tenant: 'acme',
+        amount: 1,
+        currency: 'USD',
+        period: 'month',
+        period_start: '2026-11-01T00:00:00.000Z',
+        period_end: '2026-12-01T00:00:00.000Z',
+      },
+      spent: 0,
+      reserved: 0.56,
+      requested: 0.56,
+    });
+    expect(refused.body.detail).toMatch(/0\.44 USD left/);
+    expect(ProblemDetails.strict().safeParse(refused.body).error).toBeUndefined();
+    expect(gw.simulator('freepik').tasks.length + gw.simulator('kling3api').tasks.length).toBe(upstreamBefore);
+    expect((await gw.request('GET', '/v1/videos')).body.data).toHaveLength(1);
+    // A cheaper request still fits; the refused request's Idempotency-Key was not kept (a
+    // different body with it is not a 409).
+    const cheaper = await gw.create(onKling3api, { 'idempotency-key': 'over-budget' });
+    expect(cheaper.status).toBe(202);
+    expect(await budgetOf(gw)).toMatchObject({ reserved: 0.96 });
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toMatch(/kling_gateway_budget_refusals_total\{tenant="acme"\} 1/);
+  });
+
+  it('leaves other tenants alone', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 0.5, currency: 'USD', period: 'month' }) });
+    expect((await gw.create(video)).status).toBe(402);
+    const other = await gw.request('POST', '/v1/videos', video, {}, 'other-secret-key');
+    expect(other.status).toBe(202);
+    expect((await gw.request('GET', '/v1/usage', undefined, {}, 'other-secret-key')).body.budgets).toEqual([]);
+  });
+
+  it('passes over providers above the per-task limit, and says so in the quote', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month', per_task_limit: 0.5 }) });
+    const quote = await gw.request('POST', '/v1/videos/quote', video);
+    const freepik = quote.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepik.eligible).toBe(false);
+    expect(freepik.reasons).toContain("estimated 0.56 USD exceeds tenant acme's per-task limit of 0.5 USD");
+    const legacy = quote.body.providers.find((p: { provider: string }) => p.provider === 'kling-legacy');
+    expect(legacy.reasons).toContain('no price configured for this request, and tenant acme has a budget (every task must be priced)');
+    const created = await gw.create(video);
+    expect(created.body.provider).toBe('kling3api');
+    const tooDear = await gw.create({ ...video, duration: 10 });
+    expect(tooDear.status).toBe(422);
+    // A tenant without a budget is not limited.
+    expect((await gw.request('POST', '/v1/videos', { ...video, duration: 10 }, {}, 'other-secret-key')).body.provider).toBe('freepik');
+  });
+
+  it('charges each UTC day to its own period', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 23, 59, 0));
+    gw = await startTestGateway({ clock, config: budgeted({ amount: 0.6, currency: 'USD', period: 'day' }) });
+    const late = await gw.create(video);
+    expect(late.status).toBe(202);
+    expect((await gw.create(video)).status).toBe(402);
+    await gw.advance(60_000);
+    // 00:00 UTC: a new day with a fresh budget, while yesterday's task stays charged to yesterday.
+    const next = await gw.create(video);
+    expect(next.status).toBe(202);
+    expect(await budgetOf(gw)).toMatchObject({ period_key: '2026-11-23', reserved: 0.56, spent: 0 });
+    await gw.finish(late.body.id);
+    await gw.finish(next.body.id);
+    expect(await budgetOf(gw)).toMatchObject({ period_key: '2026-11-23', spent: 0.56, reserved: 0 });
+  });
+});
+
+describe('budget alerts', () => {
+  it('sends budget.warning at 80 % and budget.exhausted at 100 %, signed, once per period', async () => {
+    const target = await receiver();
+    server = target.server;
+    // Real time: the receiver checks signature timestamps against its own clock.
+    const clock = new ManualClock(Date.now());
+    gw = await startTestGateway({ clock, config: budgeted({ amount: 1, currency: 'USD', period: 'month' }, { events_url: target.url }) });
+    await gw.create(onKling3api); // 40 %
+    await gw.advance(100);
+    expect(target.received).toHaveLength(0);
+    await gw.create(onKling3api); // 80 %: the warning
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+    await gw.create(onKling3api); // 120 % would pass it: refused, and the budget is exhausted
+    await gw.create(onKling3api); // refused again: no second alert
+    await gw.advanceUntil(async () => target.received.length >= 2, 100);
+    await gw.advance(10_000);
+    expect(target.received).toHaveLength(2);
+
+    const verifier = new Webhook(TENANT_WEBHOOK_SECRET);
+    const [warning, exhausted] = target.received.map((delivery) => verifier.verify(delivery.body, delivery.headers) as any);
+    expect(warning).toMatchObject({
+      type: 'budget.warning',
+      data: { object: 'budget', tenant: 'acme', threshold_percent: 80, trigger: 'reserved', amount: 1, currency: 'USD', spent: 0, reserved: 0.8 },
+    });
+    expect(warning.data.warned_at).toEqual(expect.any(String));
+    expect(exhausted).toMatchObject({
+      type: 'budget.exhausted',
+      data: { tenant: 'acme', threshold_percent: 100, trigger: 'refused', spent: 0, reserved: 0.8 },
+    });
+    for (const event of [warning, exhausted]) expect(BudgetEvent.safeParse(event).error).toBeUndefined();
+    const usage = await budgetOf(gw);
+    expect(UsageBudget.strict().safeParse(usage).error).toBeUndefined();
+    expect(usage.warned_at).toBe(warning.data.warned_at);
+    expect(usage.exhausted_at).toEqual(expect.any(String));
+  });
+
+  it('starts every period afresh: the alerts go out again next month', async () => {
+    const target = await receiver();
+    server = target.server;
+    const clock = new ManualClock(Date.UTC(2026, 10, 30, 23, 0));
+    gw = await startTestGateway({ clock, config: budgeted({ amount: 1, currency: 'USD', period: 'month' }, { events_url: target.url }) });
+    await gw.create(onKling3api);
+    await gw.create(onKling3api);
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+    // December 1st, 00:00 UTC: November's tasks stay charged to November.
+    await gw.advance(3600_000);
+    for (let i = 0; i < 2; i++) expect((await gw.create(onKling3api)).status).toBe(202);
+    expect((await gw.create(onKling3api)).status).toBe(402);
+    await gw.advanceUntil(async () => target.received.length >= 3, 100);
+    const events = target.received.map((delivery) => JSON.parse(delivery.body));
+    expect(events.map((event) => [event.type, event.data.period_key, event.data.trigger])).toEqual([
+      ['budget.warning', '2026-11', 'reserved'],
+      ['budget.warning', '2026-12', 'reserved'],
+      ['budget.exhausted', '2026-12', 'refused'],
+    ]);
+  });
+});
+
+describe('budget configuration', () => {
+  it('refuses a budget in another currency than a provider it could use', async () => {
+    await expect(
+      startTestGateway({ config: budgeted({ amount: 10, currency: 'EUR', period: 'month' }) }),
+    ).rejects.toThrow(ConfigError);
+    await expect(startTestGateway({ config: budgeted({ amount: 10, currency: 'EUR', period: 'month' }) })).rejects.toThrow(
+      /tenants\.acme\.budget\.currency: EUR, but provider freepik prices in USD; budgets are not converted/,
+    );
+  });
+
+  it('refuses an events URL without a webhook secret to sign with, and a bad period', async () => {
+    await expect(startTestGateway({ config: { tenants: { other: { events_url: 'https://example.com/events' } } } })).rejects.toThrow(
+      /tenants\.other\.events_url: needs tenants\.other\.webhook_secret/,
+    );
+    await expect(startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'week' }) })).rejects.toThrow(
+      /tenants\.acme\.budget\.period/,
+    );
+    await expect(startTestGateway({ config: budgeted({ amount: -1, currency: 'USD', period: 'day' }) })).rejects.toThrow(
+      /tenants\.acme\.budget\.amount/,
+    );
+  });
+});

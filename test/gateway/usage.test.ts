@@ -1,0 +1,294 @@
+/**
+ * `GET /v1/usage` over real HTTP against the simulators, whose charges are known: Freepik reports
+ * none (the estimate stands), kling3api reports `consumed_credits` from its credit table, the
+ * legacy API reports `final_unit_deduction` (3.5 units for 5 s of kling-v3 pro, against a price
+ * list that estimates 4). The report and the metrics must agree with them to the cent.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { UsageReportSchema, UsageRow } from '../../src/http/api-schemas.js';
+import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+});
+
+/** The legacy API priced at 0.8 units/s × $0.14 (an estimate of 4 units for 5 s) where it charges 3.5. */
+const LEGACY_PRICES = {
+  providers: {
+    'kling-legacy': {
+      pricing: {
+        currency: 'USD',
+        credit_value: 0.14,
+        rules: [{ model: 'kling-v3', quality: 'pro', operation: ['text-to-video', 'image-to-video'], credits_per_second: 0.8 }],
+      },
+    },
+  },
+};
+
+const video = (provider: string, extra: Record<string, unknown> = {}) => ({
+  model: 'kling-v3',
+  prompt: `a paper boat on ${provider}`,
+  duration: 5,
+  routing: { providers: [provider] },
+  ...extra,
+});
+
+async function runAll(test: TestGateway, bodies: Record<string, unknown>[]): Promise<any[]> {
+  const created = [];
+  for (const body of bodies) created.push((await test.create(body)).body);
+  const done = [];
+  for (const task of created) done.push(await test.finish(task.id));
+  return done;
+}
+
+function metricValue(metrics: string, series: string): number | undefined {
+  const line = metrics.split('\n').find((entry) => entry.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('GET /v1/usage: the provider comparison', () => {
+  it('adds up each provider to the cent: known charges, estimates where none is reported, failures that were charged', async () => {
+    gw = await startTestGateway({ config: LEGACY_PRICES });
+    const finished = await runAll(gw, [video('freepik'), video('kling3api'), video('kling-legacy')]);
+    gw.simulator('kling3api').setOutcome('fail');
+    const [failed] = await runAll(gw, [video('kling3api', { prompt: 'this one fails' })]);
+    expect(failed.status).toBe('failed');
+    // kling3api still reports what it charged for the failed task (its credits are not refunded).
+    expect(failed.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+
+    const usage = await gw.request('GET', '/v1/usage?group_by=provider');
+    expect(usage.status).toBe(200);
+    expect(usage.body).toMatchObject({ object: 'usage', group_by: ['provider'], tenant: 'acme', from: '2026-11-01T00:00:00.000Z' });
+    // The OpenAPI document describes exactly what comes back (the console and CLI read it).
+    expect(UsageReportSchema.safeParse(usage.body).success).toBe(true);
+    for (const entry of usage.body.data) expect(UsageRow.strict().safeParse(entry).error).toBeUndefined();
+    const row = (provider: string) => usage.body.data.find((entry: { provider: string }) => entry.provider === provider);
+    const durationOf = (task: any) => Date.parse(task.completed_at) - Date.parse(task.created_at);
+    expect(usage.body.data.map((entry: { provider: string }) => entry.provider)).toEqual(['freepik', 'kling-legacy', 'kling3api']);
+    expect(row('freepik')).toEqual({
+      provider: 'freepik',
+      currency: 'USD',
+      tasks: 1,
+      succeeded: 1,
+      failed: 0,
+      canceled: 0,
+      in_progress: 0,
+      video_seconds: 5,
+      credits: 56,
+      currency_amount: 0.56,
+      credits_estimated: 56,
+      credits_reported: 0,
+      currency_amount_estimated: 0.56,
+      currency_amount_reported: 0,
+      tasks_reported: 0,
+      cost_per_second: 0.112,
+      success_rate: 1,
+      median_time_to_complete_ms: durationOf(finished[0]),
+      drift_tasks: 0,
+      drift_estimated_credits: 0,
+      drift_reported_credits: 0,
+      drift_ratio: null,
+    });
+    expect(row('kling3api')).toMatchObject({
+      tasks: 2,
+      succeeded: 1,
+      failed: 1,
+      video_seconds: 5,
+      credits: 800,
+      currency_amount: 0.8,
+      credits_reported: 800,
+      currency_amount_reported: 0.8,
+      currency_amount_estimated: 0,
+      tasks_reported: 2,
+      cost_per_second: 0.16,
+      success_rate: 0.5,
+      median_time_to_complete_ms: durationOf(finished[1]),
+      drift_tasks: 2,
+      drift_estimated_credits: 800,
+      drift_reported_credits: 800,
+      drift_ratio: 1,
+    });
+    expect(row('kling-legacy')).toMatchObject({
+      tasks: 1,
+      succeeded: 1,
+      video_seconds: 5,
+      credits: 3.5,
+      currency_amount: 0.49,
+      credits_reported: 3.5,
+      cost_per_second: 0.098,
+      drift_tasks: 1,
+      drift_estimated_credits: 4,
+      drift_reported_credits: 3.5,
+      drift_ratio: 0.875,
+    });
+
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    const spent = (provider: string) => ({
+      credits: metricValue(metrics, `kling_gateway_credits_spent_total{provider="${provider}",model="kling-v3"}`),
+      currency: metricValue(metrics, `kling_gateway_currency_spent_total{provider="${provider}",model="kling-v3",currency="USD"}`),
+      seconds: metricValue(metrics, `kling_gateway_video_seconds_total{provider="${provider}",model="kling-v3"}`),
+    });
+    expect(spent('freepik')).toEqual({ credits: 56, currency: 0.56, seconds: 5 });
+    expect(spent('kling3api')).toEqual({ credits: 800, currency: 0.8, seconds: 5 });
+    expect(spent('kling-legacy')).toEqual({ credits: 3.5, currency: 0.49, seconds: 5 });
+    // Quote against actual: the legacy price list estimates 4 units where 3.5 are charged.
+    const drift = (suffix: 'sum' | 'count', provider: string) =>
+      metricValue(metrics, `kling_gateway_cost_drift_ratio_${suffix}{provider="${provider}",model="kling-v3"}`);
+    expect(drift('sum', 'kling-legacy')).toBe(0.875);
+    expect(drift('count', 'kling-legacy')).toBe(1);
+    expect(metricValue(metrics, 'kling_gateway_cost_drift_ratio_bucket{le="0.75",provider="kling-legacy",model="kling-v3"}')).toBe(0);
+    expect(metricValue(metrics, 'kling_gateway_cost_drift_ratio_bucket{le="0.9",provider="kling-legacy",model="kling-v3"}')).toBe(1);
+    expect(drift('sum', 'kling3api')).toBe(2);
+    expect(drift('count', 'kling3api')).toBe(2);
+    // Freepik reports no charge: nothing to compare.
+    expect(drift('count', 'freepik')).toBeUndefined();
+  });
+
+  it('totals per currency without group_by, and counts unfinished tasks without their money', async () => {
+    gw = await startTestGateway({ config: LEGACY_PRICES });
+    await runAll(gw, [video('freepik'), video('kling3api')]);
+    await gw.create(video('kling3api', { prompt: 'still running' }));
+    const usage = await gw.request('GET', '/v1/usage');
+    expect(usage.body.data).toHaveLength(1);
+    expect(usage.body.data[0]).toMatchObject({
+      currency: 'USD',
+      tasks: 3,
+      succeeded: 2,
+      in_progress: 1,
+      credits: 456,
+      currency_amount: 0.96,
+      video_seconds: 10,
+    });
+    expect(usage.body.data[0]).not.toHaveProperty('provider');
+  });
+
+  it('groups by model, operation, quality and day', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    gw = await startTestGateway({ clock, config: LEGACY_PRICES });
+    await runAll(gw, [video('freepik'), video('freepik', { quality: 'std' })]);
+    await gw.advance(24 * 3600_000);
+    await runAll(gw, [video('freepik', { start_image_url: 'https://example.com/first-frame.png' })]);
+    const usage = await gw.request('GET', '/v1/usage?group_by=day,model,operation,quality');
+    expect(
+      usage.body.data.map((row: any) => [row.day, row.model, row.operation, row.quality, row.tasks, row.currency_amount]),
+    ).toEqual([
+      ['2026-11-22', 'kling-v3', 'text-to-video', 'pro', 1, 0.56],
+      ['2026-11-22', 'kling-v3', 'text-to-video', 'std', 1, 0.42],
+      ['2026-11-23', 'kling-v3', 'image-to-video', 'pro', 1, 0.56],
+    ]);
+    // from is inclusive, to exclusive; a bare date is midnight UTC.
+    const secondDay = await gw.request('GET', '/v1/usage?group_by=day&from=2026-11-23&to=2026-11-24');
+    expect(secondDay.body.data.map((row: any) => [row.day, row.tasks])).toEqual([['2026-11-23', 1]]);
+    const firstDay = await gw.request('GET', '/v1/usage?from=2026-11-22T00:00:00Z&to=2026-11-23T00:00:00%2B00:00');
+    expect(firstDay.body.data[0]).toMatchObject({ tasks: 2, currency_amount: 0.98 });
+    expect(firstDay.body).toMatchObject({ from: '2026-11-22T00:00:00.000Z', to: '2026-11-23T00:00:00.000Z' });
+  });
+
+  it('answers text/csv with format=csv: a header, then one line per row', async () => {
+    gw = await startTestGateway({ config: LEGACY_PRICES });
+    await runAll(gw, [video('freepik'), video('kling-legacy')]);
+    const csv = await gw.request('GET', '/v1/usage?group_by=provider&format=csv');
+    expect(csv.status).toBe(200);
+    expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(csv.headers.get('content-disposition')).toMatch(/^attachment; filename="usage-2026-11-01-2026-11-23\.csv"$/);
+    const [header, ...lines] = (csv.body as string).trim().split('\r\n');
+    const columns = header!.split(',');
+    expect(columns.slice(0, 6)).toEqual(['provider', 'currency', 'tasks', 'succeeded', 'failed', 'canceled']);
+    const rows = lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value])));
+    expect(rows.map((row) => [row.provider, row.currency_amount, row.drift_ratio])).toEqual([
+      ['freepik', '0.56', ''],
+      ['kling-legacy', '0.49', '0.875'],
+    ]);
+  });
+
+  it('shows only the caller\'s tenant', async () => {
+    gw = await startTestGateway();
+    await runAll(gw, [video('freepik')]);
+    const other = await gw.request('GET', '/v1/usage', undefined, {}, OTHER_TENANT_KEY);
+    expect(other.body).toMatchObject({ tenant: 'other', data: [] });
+    const forbidden = await gw.request('GET', '/v1/usage?tenant=acme', undefined, {}, OTHER_TENANT_KEY);
+    expect(forbidden.status).toBe(403);
+    const byTenant = await gw.request('GET', '/v1/usage?group_by=tenant', undefined, {}, OTHER_TENANT_KEY);
+    expect(byTenant.status).toBe(403);
+    expect(byTenant.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
+  it('gives an admin key every tenant, grouped by tenant on request', async () => {
+    gw = await startTestGateway({ config: { tenants: { other: { admin: true } } } });
+    await runAll(gw, [video('freepik')]);
+    await gw.request('POST', '/v1/videos', video('kling3api'), {}, OTHER_TENANT_KEY);
+    const all = await gw.request('GET', '/v1/usage?group_by=tenant,provider', undefined, {}, OTHER_TENANT_KEY);
+    expect(all.status).toBe(200);
+    expect(all.body.tenant).toBeNull();
+    expect(all.body.data.map((row: any) => [row.tenant, row.provider, row.tasks])).toEqual([
+      ['acme', 'freepik', 1],
+      ['other', 'kling3api', 1],
+    ]);
+    const one = await gw.request('GET', '/v1/usage?tenant=acme', undefined, {}, OTHER_TENANT_KEY);
+    expect(one.body).toMatchObject({ tenant: 'acme', data: [{ tasks: 1, currency_amount: 0.56 }] });
+  });
+
+  it.each([
+    ['an unknown parameter', 'colour=red', 'colour'],
+    ['an unknown group key', 'group_by=provider,colour', 'group_by'],
+    ['a repeated group key', 'group_by=day,day', 'group_by'],
+    ['a date that is not ISO', 'from=22/11/2026', 'from'],
+    ['a date-time without a zone', 'to=2026-11-22T10:00:00', 'to'],
+    ['from after to', 'from=2026-11-23&to=2026-11-22', 'to'],
+    ['an unknown format', 'format=xml', 'format'],
+    ['a repeated parameter', 'group_by=day&group_by=model', 'group_by'],
+  ])('refuses %s with 400 problem details', async (_name, query, path) => {
+    gw ??= await startTestGateway();
+    const answer = await gw.request('GET', `/v1/usage?${query}`);
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(answer.body.errors.map((error: { path: string }) => error.path)).toContain(path);
+  });
+
+  it('needs a gateway key', async () => {
+    gw = await startTestGateway();
+    expect((await gw.request('GET', '/v1/usage', undefined, {}, null)).status).toBe(401);
+  });
+});
+
+describe('dated prices', () => {
+  it('prices each task by the rules in effect when it was created, even when it finishes after a change', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 30, 23, 59, 58));
+    gw = await startTestGateway({
+      clock,
+      config: {
+        providers: {
+          freepik: {
+            pricing: {
+              rules: [
+                { model: 'kling-v3', quality: 'pro', credits_per_second: 11.2 },
+                { model: 'kling-v3', quality: 'pro', credits_per_second: 12, effective_from: '2026-12-01' },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const before = await gw.create(video('freepik'));
+    expect(before.body.cost).toMatchObject({ credits: 56, currency_amount: 0.56 });
+    await gw.advance(2_000);
+    const after = await gw.create(video('freepik'));
+    expect(after.body.cost).toMatchObject({ credits: 60, currency_amount: 0.6 });
+    expect((await gw.finish(before.body.id)).cost).toMatchObject({ credits: 56, currency_amount: 0.56 });
+    const usage = await gw.request('GET', '/v1/usage?group_by=day&from=2026-11-30&to=2026-12-02');
+    // The December task is still running: counted, with no money until it finishes.
+    expect(usage.body.data.map((row: any) => [row.day, row.in_progress, row.currency_amount])).toEqual([
+      ['2026-11-30', 0, 0.56],
+      ['2026-12-01', 1, 0],
+    ]);
+    await gw.finish(after.body.id);
+    const both = await gw.request('GET', '/v1/usage?group_by=day&from=2026-11-30&to=2026-12-02');
+    expect(both.body.data.map((row: any) => [row.day, row.currency_amount])).toEqual([
+      ['2026-11-30', 0.56],
+      ['2026-12-01', 0.6],
+    ]);
+  });
+});
