@@ -392,3 +392,66 @@ describe('loadConfigFile', () => {
     }
   });
 });
+
+describe('tenants: budgets, account events, admin', () => {
+  it('reads a budget, an events URL and the admin flag (also from the environment as text)', () => {
+    const config = parseConfig(
+      document({
+        tenants: {
+          acme: {
+            webhook_secret: 'whsec_c2VjcmV0',
+            budget: { amount: '250', currency: 'USD', period: 'month', per_task_limit: '2.5' },
+            events_url: 'https://hooks.example.com/kling',
+            admin: '${ACME_ADMIN}',
+          },
+        },
+      }),
+      { ACME_ADMIN: 'true' },
+      PROVIDER_IDS,
+    );
+    expect(config.tenants.acme).toEqual({
+      webhook_secret: 'whsec_c2VjcmV0',
+      budget: { amount: 250, currency: 'USD', period: 'month', per_task_limit: 2.5 },
+      events_url: 'https://hooks.example.com/kling',
+      admin: true,
+    });
+  });
+
+  it('takes an unset events URL as none, and admin as false by default', () => {
+    const config = parseConfig(document({ tenants: { acme: { events_url: '${EVENTS_URL:-}' } } }), {}, PROVIDER_IDS);
+    expect(config.tenants.acme).toEqual({ admin: false });
+  });
+
+  it('refuses a bad budget, naming each field', () => {
+    expect(
+      problemsOf(document({ tenants: { acme: { budget: { amount: 0, currency: 'usd', period: 'week', per_task_limit: -1 } } } })),
+    ).toEqual([
+      'tenants.acme.budget.amount: Too small: expected number to be >0',
+      'tenants.acme.budget.currency: an ISO 4217 code in capitals, e.g. USD',
+      'tenants.acme.budget.period: Invalid option: expected one of "day"|"month"',
+      'tenants.acme.budget.per_task_limit: Too small: expected number to be >0',
+    ]);
+    expect(problemsOf(document({ tenants: { acme: { budget: { amount: 10, currency: 'USD' } } } }))).toEqual([
+      'tenants.acme.budget.period: Invalid option: expected one of "day"|"month"',
+    ]);
+  });
+
+  it('refuses a per-task limit above the budget, and an events URL with nothing to sign it', () => {
+    expect(
+      problemsOf(
+        document({
+          tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'day', per_task_limit: 11 }, events_url: 'https://hooks.example.com' } },
+        }),
+      ),
+    ).toEqual([
+      'tenants.acme.events_url: needs tenants.acme.webhook_secret to sign the events',
+      'tenants.acme.budget.per_task_limit: larger than the budget amount 10',
+    ]);
+  });
+
+  it('refuses an events URL that is not http(s)', () => {
+    expect(problemsOf(document({ tenants: { acme: { webhook_secret: 'whsec_c2VjcmV0', events_url: 'ftp://example.com/x' } } }))[0]).toMatch(
+      /^tenants\.acme\.events_url: /,
+    );
+  });
+});

@@ -26,6 +26,7 @@ describe('generated files are committed up to date', () => {
         '/readyz',
         '/v1/models',
         '/v1/providers',
+        '/v1/usage',
         '/v1/videos',
         '/v1/videos/quote',
         '/v1/videos/{id}',
@@ -38,6 +39,11 @@ describe('generated files are committed up to date', () => {
     expect(Object.keys(document.paths['/v1/videos']!)).toEqual(['post', 'get']);
     expect(Object.keys(document.paths['/v1/videos/{id}/cancel']!)).toEqual(['post']);
     expect(Object.keys(document.paths['/v1/videos/{id}/content']!)).toEqual(['get']);
+  });
+
+  it('the gateway document describes the account events it sends', () => {
+    const document = JSON.parse(renderGatewayOpenApi()) as { webhooks?: Record<string, unknown> };
+    expect(Object.keys(document.webhooks ?? {})).toEqual(['budget.warning', 'budget.exhausted']);
   });
 
   it('upstream types match what openapi-typescript generates from openapi/<provider>.yaml', async () => {

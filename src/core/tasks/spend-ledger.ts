@@ -87,9 +87,16 @@ export function deliveredSeconds(task: TaskRecord): number {
   return billableSeconds(task.request);
 }
 
-/** The task's current charge as usage columns. */
-function chargeOf(task: TaskRecord): Pick<UsageRecord, 'credits' | 'amountMicros' | 'currency' | 'reported' | 'reportedCredits'> {
+/**
+ * The task's charge as usage columns: its current `cost`, except that a finished task no
+ * provider ever accepted (failed before acceptance, canceled while queued) cost nothing, whatever
+ * estimate it still carries.
+ */
+export function chargeOf(task: TaskRecord): Pick<UsageRecord, 'credits' | 'amountMicros' | 'currency' | 'reported' | 'reportedCredits'> {
   const { cost } = task;
+  if (task.phase === 'done' && task.providerTaskId === null) {
+    return { credits: 0, amountMicros: 0, currency: cost.currency, reported: false, reportedCredits: null };
+  }
   // `estimated: false` on an accepted task means the provider said what it charged; on a task
   // nobody accepted it is the gateway's own certainty that nothing was billed.
   const reported = !cost.estimated && task.providerTaskId !== null && cost.credits !== null;

@@ -14,7 +14,8 @@ import type { Engine } from './engine.js';
 import type { ChangeCondition } from './task-repository.js';
 import type { AttemptRecord, NewDelivery, OutputRecord, TaskChange, TaskPhase, TaskRecord } from './task-records.js';
 import { toTask } from './task-resource.js';
-import { SpendLedger, deliveredSeconds } from './spend-ledger.js';
+import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
+import { fromMicros } from '../model/pricing.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
 const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
@@ -428,25 +429,24 @@ export class TaskLifecycle {
   private recordFinish(task: TaskRecord): void {
     const { metrics } = this.engine;
     const provider = task.provider ?? 'none';
-    const { cost } = task;
+    const charge = chargeOf(task);
     metrics.taskOutcomes.inc({ provider, model: task.model, status: task.status, error_code: task.error?.code ?? '' });
     metrics.taskDuration.observe(
       { provider, model: task.model, status: task.status },
       ((task.completedAt ?? task.updatedAt) - task.createdAt) / 1000,
     );
-    if (cost.credits !== null && cost.credits > 0) {
-      metrics.creditsSpent.inc({ provider, model: task.model }, cost.credits);
-      if (cost.currency_amount !== null && cost.currency) {
-        metrics.currencySpent.inc({ provider, model: task.model, currency: cost.currency }, cost.currency_amount);
+    if (charge.credits !== null && charge.credits > 0) {
+      metrics.creditsSpent.inc({ provider, model: task.model }, charge.credits);
+      if (charge.amountMicros !== null && charge.currency) {
+        metrics.currencySpent.inc({ provider, model: task.model, currency: charge.currency }, fromMicros(charge.amountMicros));
       }
     }
     const seconds = deliveredSeconds(task);
     if (seconds > 0) metrics.videoSeconds.inc({ provider, model: task.model }, seconds);
     // Quote against actual: the provider's figure over the estimate routing made for it.
     const estimated = task.plan.candidates.find((entry) => entry.provider === task.provider)?.estimate?.credits;
-    const reported = !cost.estimated && task.providerTaskId !== null ? cost.credits : null;
-    if (estimated !== undefined && estimated > 0 && reported !== null) {
-      metrics.costDrift.observe({ provider, model: task.model }, reported / estimated);
+    if (estimated !== undefined && estimated > 0 && charge.reportedCredits !== null) {
+      metrics.costDrift.observe({ provider, model: task.model }, charge.reportedCredits / estimated);
     }
   }
 }

@@ -1,0 +1,100 @@
+/**
+ * The spend ledger as the lifecycle uses it: any transition that ends a task settles its
+ * reservation, including ones this round has not built yet (cancel). Run on a real store through
+ * a test gateway, with the transition written the way the lifecycle writes every change.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SpendLedger, chargeOf, deliveredSeconds } from '../../../src/core/tasks/spend-ledger.js';
+import type { TaskChange, TaskRecord } from '../../../src/core/tasks/task-records.js';
+import { startTestGateway, type TestGateway } from '../../support/harness.js';
+import { taskRecord } from '../../support/task-records.js';
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+});
+
+const pinned = { model: 'kling-v3', prompt: 'waiting in line', duration: 5, routing: { providers: ['kling3api'] } };
+
+describe('SpendLedger.follow', () => {
+  it('releases the reservation of a queued task that is canceled, whatever estimate its cost still shows', async () => {
+    gw = await startTestGateway({
+      config: {
+        tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'month' } } },
+        providers: { kling3api: { max_in_flight: 1 } },
+      },
+    });
+    await gw.create(pinned);
+    const waiting = await gw.create(pinned);
+    expect(waiting.body.status).toBe('queued');
+    const { engine } = gw.gateway;
+    const before = (await engine.tasks.get(waiting.body.id))!;
+    expect(before.cost).toMatchObject({ currency_amount: 0.4, estimated: true });
+    expect((await gw.request('GET', '/v1/usage')).body.budgets[0]).toMatchObject({ reserved: 0.8 });
+
+    // What a cancel does: one terminal change of a task still in dispatch, through the ledger.
+    const change: TaskChange = { phase: 'done', status: 'canceled', completedAt: engine.clock.now(), updatedAt: engine.clock.now() };
+    const updated = await engine.tasks.update(before.id, change, { phases: ['dispatch'] }, undefined, new SpendLedger(engine).follow(before, change));
+    expect(updated?.status).toBe('canceled');
+    expect((await gw.request('GET', '/v1/usage')).body.budgets[0]).toMatchObject({ reserved: 0.4, spent: 0 });
+    expect(await engine.tasks.usage(before.id)).toMatchObject({ status: 'canceled', amountMicros: 0, reservedMicros: 0, settled: true });
+    const usage = (await gw.request('GET', '/v1/usage')).body.data[0];
+    expect(usage).toMatchObject({ tasks: 2, canceled: 1, in_progress: 1, currency_amount: 0 });
+  });
+
+  it('settles once: a second terminal write finds the line settled and moves no money', async () => {
+    gw = await startTestGateway({ config: { tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'month' } } } } });
+    const created = await gw.create(pinned);
+    await gw.finish(created.body.id);
+    const { engine } = gw.gateway;
+    const done = (await engine.tasks.get(created.body.id))!;
+    const again: TaskChange = { phase: 'done', status: 'failed' };
+    const follow = new SpendLedger(engine).follow({ ...done, phase: 'tracking' }, again);
+    await engine.tasks.update(done.id, {}, {}, undefined, follow);
+    expect((await gw.request('GET', '/v1/usage')).body.budgets[0]).toMatchObject({ spent: 0.4, reserved: 0 });
+  });
+
+  it('asks for no write when a change moves neither money, status nor provider', async () => {
+    gw = await startTestGateway();
+    const ledger = new SpendLedger(gw.gateway.engine);
+    const task = taskRecord('t_1');
+    expect(ledger.follow(task, { nextPollAt: 5 })).toBeUndefined();
+    expect(ledger.follow(task, { status: task.status, cost: { ...task.cost } })).toBeUndefined();
+    expect(ledger.follow(task, { status: 'processing' })).toBeTypeOf('function');
+  });
+});
+
+describe('chargeOf and deliveredSeconds', () => {
+  const succeeded = (overrides: Partial<TaskRecord> = {}): TaskRecord =>
+    taskRecord('t_1', { status: 'succeeded', phase: 'done', provider: 'kling-legacy', providerTaskId: 'up-1', ...overrides });
+
+  it('is the provider\'s figure when it reported one, else the estimate', () => {
+    expect(chargeOf(succeeded({ cost: { credits: 3.5, estimated: false, currency_amount: 0.49, currency: 'USD' } }))).toEqual({
+      credits: 3.5,
+      amountMicros: 490_000,
+      currency: 'USD',
+      reported: true,
+      reportedCredits: 3.5,
+    });
+    expect(chargeOf(succeeded())).toMatchObject({ credits: 56, amountMicros: 560_000, reported: false, reportedCredits: null });
+  });
+
+  it('is nothing for a finished task no provider accepted', () => {
+    expect(chargeOf(succeeded({ status: 'canceled', providerTaskId: null }))).toEqual({
+      credits: 0,
+      amountMicros: 0,
+      currency: 'USD',
+      reported: false,
+      reportedCredits: null,
+    });
+  });
+
+  it('counts the durations the provider reports, else the seconds asked for, and nothing for images or failures', () => {
+    const request = { model: 'kling-v3', quality: 'pro', operation: 'text-to-video', duration: 10 } as TaskRecord['request'];
+    expect(deliveredSeconds(succeeded({ request, outputs: [{ type: 'video', url: 'https://x/a.mp4', duration: 10.04 }] }))).toBe(10.04);
+    expect(deliveredSeconds(succeeded({ request, outputs: [{ type: 'video', url: 'https://x/a.mp4', duration: null }] }))).toBe(10);
+    expect(deliveredSeconds(succeeded({ request, outputs: [{ type: 'image', url: 'https://x/a.png', duration: null }] }))).toBe(0);
+    expect(deliveredSeconds(succeeded({ request, status: 'failed', outputs: [] }))).toBe(0);
+  });
+});
