@@ -92,7 +92,7 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
   app.use('/v1/videos', auth, json, videoRoutes(service));
   app.use('/v1', auth, catalogRoutes(catalog));
-  app.use('/v1', auth, usageRoutes(usage));
+  app.use('/v1/usage', auth, usageRoutes(usage));
 
   app.use('/console', consoleRoutes());
   app.get('/', (_req, res) => res.redirect(302, '/console/'));

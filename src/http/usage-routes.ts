@@ -24,7 +24,7 @@ export function usageCsv(result: UsageResult): string {
 export function usageRoutes(usage: UsageReport): Router {
   const router = Router();
   router.use(rememberMountPath());
-  router.get('/usage', async (req, res) => {
+  router.get('/', async (req, res) => {
     const result = await usage.report(tenantOf(req), req.query);
     if (result.format === 'csv') {
       res

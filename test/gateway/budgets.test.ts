@@ -132,7 +132,7 @@ describe('budget reservations', () => {
       reserved: 0.56,
       requested: 0.56,
     });
-    expect(refused.body.detail).toMatch(/0\.44 USD left/);
+    expect(refused.body.detail).toMatch(/has 0\.44 USD left of its monthly budget of 1 USD/);
     expect(ProblemDetails.strict().safeParse(refused.body).error).toBeUndefined();
     expect(gw.simulator('freepik').tasks.length + gw.simulator('kling3api').tasks.length).toBe(upstreamBefore);
     expect((await gw.request('GET', '/v1/videos')).body.data).toHaveLength(1);
@@ -174,7 +174,9 @@ describe('budget reservations', () => {
     gw = await startTestGateway({ clock, config: budgeted({ amount: 0.6, currency: 'USD', period: 'day' }) });
     const late = await gw.create(video);
     expect(late.status).toBe(202);
-    expect((await gw.create(video)).status).toBe(402);
+    const refused = await gw.create(video);
+    expect(refused.status).toBe(402);
+    expect(refused.body.detail).toMatch(/of its daily budget of 0\.6 USD/);
     await gw.advance(60_000);
     // 00:00 UTC: a new day with a fresh budget, while yesterday's task stays charged to yesterday.
     const next = await gw.create(video);

@@ -248,9 +248,12 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(answer.body.errors.map((error: { path: string }) => error.path)).toContain(path);
   });
 
-  it('needs a gateway key', async () => {
+  it('needs a gateway key, and is counted under its own route in the HTTP metrics', async () => {
     gw = await startTestGateway();
     expect((await gw.request('GET', '/v1/usage', undefined, {}, null)).status).toBe(401);
+    expect((await gw.request('GET', '/v1/usage?group_by=day')).status).toBe(200);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toMatch(/kling_gateway_http_requests_total\{method="GET",route="\/v1\/usage",status="200"\} 1/);
   });
 });
 

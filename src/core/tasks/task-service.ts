@@ -265,7 +265,7 @@ export class TaskService {
     const requested = fromMicros(error.requestedMicros);
     return problems.budgetExceeded(
       `This task would reserve ${requested} ${budget.currency}, but tenant ${budget.tenant} has ${budget.remaining} ${budget.currency} ` +
-        `left of its ${budget.period}ly budget of ${budget.amount} ${budget.currency} ` +
+        `left of its ${budget.period === 'day' ? 'daily' : 'monthly'} budget of ${budget.amount} ${budget.currency} ` +
         `(spent ${budget.spent}, reserved for unfinished tasks ${budget.reserved}). Nothing was sent to a provider.`,
       {
         budget: {
