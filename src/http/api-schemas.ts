@@ -186,4 +186,5 @@ export const BudgetEvent = z
       }),
     }),
   })
-  .meta({ id: 'BudgetEvent', description: 'An account event, POSTed to `tenants.<name>.events_url` (Standard Webhooks).' });
+  // No component id: the generator does not collect schemas that only webhooks use, so it stays inline.
+  .meta({ description: 'An account event, POSTed to `tenants.<name>.events_url` (Standard Webhooks).' });

@@ -94,7 +94,7 @@ describe('budget reservations', () => {
     gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
     gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });
     gw.simulator('kling3api').injectFault({ kind: 'server_error', status: 500 });
-    const created = await gw.create(video);
+    const created = await gw.create({ ...video, routing: { providers: ['freepik', 'kling3api'] } });
     expect(created.body.status).toBe('failed');
     expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0 });
   });
@@ -159,8 +159,9 @@ describe('budget reservations', () => {
     const freepik = quote.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
     expect(freepik.eligible).toBe(false);
     expect(freepik.reasons).toContain("estimated 0.56 USD exceeds tenant acme's per-task limit of 0.5 USD");
+    // The legacy API's shipped placeholder: 0.8 units/s × $0.14 = $0.56 too.
     const legacy = quote.body.providers.find((p: { provider: string }) => p.provider === 'kling-legacy');
-    expect(legacy.reasons).toContain('no price configured for this request, and tenant acme has a budget (every task must be priced)');
+    expect(legacy.reasons).toContain("estimated 0.56 USD exceeds tenant acme's per-task limit of 0.5 USD");
     const created = await gw.create(video);
     expect(created.body.provider).toBe('kling3api');
     const tooDear = await gw.create({ ...video, duration: 10 });

@@ -105,6 +105,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The task's reservation would pass the tenant's budget (`budget`, `spent`, `reserved`, `requested`); nothing was sent to a provider. */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Idempotency-Key reused with a different body, or still being submitted. */
                 409: {
                     headers: {
@@ -658,6 +667,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Spend and outcomes, grouped: the provider comparison
+         * @description The caller's tasks created in `[from, to)`, added up per combination of the `group_by` keys (and always per currency): counts by outcome, seconds of video, credits and money (estimated vs reported by the provider), cost per second, success rate, median time to complete, and quote against actual. Money of unfinished tasks is not counted until they finish. With an admin key (`tenants.<name>.admin: true`) every tenant, `group_by=tenant` and `tenant=` are allowed. Also the budget state. Read from per-task usage lines, not from the tasks.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Comma-separated, in column order: `provider`, `model`, `operation`, `quality`, `day`, `tenant` (admin). */
+                    group_by?: string;
+                    /** @description Inclusive; `YYYY-MM-DD` (00:00 UTC) or ISO 8601 with a zone. Default: the first of the current UTC month. */
+                    from?: string;
+                    /** @description Exclusive; same forms. Default: the end of the current UTC day. */
+                    to?: string;
+                    /** @description `csv`: `text/csv`, a header row, then one line per row. */
+                    format?: "json" | "csv";
+                    /** @description Admin keys only: one tenant. */
+                    tenant?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The report. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UsageReport"];
+                        "text/csv": string;
+                    };
+                };
+                /** @description Invalid query (unknown parameter or group key, a date that is not ISO 8601, `from` not before `to`). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description Missing or invalid gateway key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description `group_by=tenant` or another tenant without an admin key. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks/freepik": {
         parameters: {
             query?: never;
@@ -899,7 +986,182 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "budget.warning": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * budget.warning: the tenant's budget reached 80 %
+         * @description Sent once per budget period to `tenants.<name>.events_url`, signed like task events (Standard Webhooks, the tenant's `whsec_` secret), when spent + reserved reaches 80 % of the budget.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "budget.warning" | "budget.exhausted";
+                        timestamp: string;
+                        data: {
+                            tenant: string;
+                            /** @description The budget per period, in `currency`. */
+                            amount: number;
+                            currency: string;
+                            /**
+                             * @description UTC calendar day or month.
+                             * @enum {string}
+                             */
+                            period: "day" | "month";
+                            /**
+                             * @description `2026-11-22` (day) or `2026-11` (month).
+                             * @example 2026-11
+                             */
+                            period_key: string;
+                            /** @description Inclusive, ISO 8601 UTC. */
+                            period_start: string;
+                            /** @description Exclusive, ISO 8601 UTC. */
+                            period_end: string;
+                            /** @description Largest estimated cost of one task; providers quoting more are passed over. */
+                            per_task_limit: number | null;
+                            /** @description Final charges of the period’s finished tasks. */
+                            spent: number;
+                            /** @description Held for unfinished tasks (their estimate, or what their provider reported so far). */
+                            reserved: number;
+                            /** @description `amount - spent - reserved`, never below 0. */
+                            remaining: number;
+                            /** @description `(spent + reserved) / amount`. */
+                            used_ratio: number | null;
+                            /** @description When the 80 % alert (`budget.warning`) went out this period. */
+                            warned_at: string | null;
+                            /** @description When the 100 % alert (`budget.exhausted`) went out this period. */
+                            exhausted_at: string | null;
+                            /** @enum {string} */
+                            object: "budget";
+                            threshold_percent: 80 | 100;
+                            /**
+                             * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
+                             * @enum {string}
+                             */
+                            trigger: "reserved" | "settled" | "refused";
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Any 2xx acknowledges; anything else is retried with back-off. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "budget.exhausted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * budget.exhausted: the tenant's budget reached 100 %
+         * @description Sent once per budget period to `tenants.<name>.events_url`, signed like task events (Standard Webhooks, the tenant's `whsec_` secret), when spent + reserved reaches 100 % of the budget, or when a create is first refused for the budget.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "budget.warning" | "budget.exhausted";
+                        timestamp: string;
+                        data: {
+                            tenant: string;
+                            /** @description The budget per period, in `currency`. */
+                            amount: number;
+                            currency: string;
+                            /**
+                             * @description UTC calendar day or month.
+                             * @enum {string}
+                             */
+                            period: "day" | "month";
+                            /**
+                             * @description `2026-11-22` (day) or `2026-11` (month).
+                             * @example 2026-11
+                             */
+                            period_key: string;
+                            /** @description Inclusive, ISO 8601 UTC. */
+                            period_start: string;
+                            /** @description Exclusive, ISO 8601 UTC. */
+                            period_end: string;
+                            /** @description Largest estimated cost of one task; providers quoting more are passed over. */
+                            per_task_limit: number | null;
+                            /** @description Final charges of the period’s finished tasks. */
+                            spent: number;
+                            /** @description Held for unfinished tasks (their estimate, or what their provider reported so far). */
+                            reserved: number;
+                            /** @description `amount - spent - reserved`, never below 0. */
+                            remaining: number;
+                            /** @description `(spent + reserved) / amount`. */
+                            used_ratio: number | null;
+                            /** @description When the 80 % alert (`budget.warning`) went out this period. */
+                            warned_at: string | null;
+                            /** @description When the 100 % alert (`budget.exhausted`) went out this period. */
+                            exhausted_at: string | null;
+                            /** @enum {string} */
+                            object: "budget";
+                            threshold_percent: 80 | 100;
+                            /**
+                             * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
+                             * @enum {string}
+                             */
+                            trigger: "reserved" | "settled" | "refused";
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Any 2xx acknowledges; anything else is retried with back-off. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         Task: {
@@ -1027,6 +1289,22 @@ export interface components {
                 provider: string;
                 reasons: string[];
             }[];
+            /** @description For 402: the budget the request would pass (periods are UTC calendar days or months). */
+            budget?: {
+                tenant: string;
+                amount: number;
+                currency: string;
+                /** @enum {string} */
+                period: "day" | "month";
+                period_start: string;
+                period_end: string;
+            };
+            /** @description For 402: settled spend in the budget period, in the budget currency. */
+            spent?: number;
+            /** @description For 402: money held for unfinished tasks in the period. */
+            reserved?: number;
+            /** @description For 402: what this request would have reserved (the highest estimate among the providers it may go to). */
+            requested?: number;
         };
         CreateVideoRequest: {
             model: components["schemas"]["Model"];
@@ -1219,6 +1497,109 @@ export interface components {
                     [key: string]: unknown;
                 }[];
             } | null;
+        };
+        UsageReport: {
+            /** @enum {string} */
+            object: "usage";
+            /** @description Inclusive start of the window (task creation time), ISO 8601 UTC. */
+            from: string;
+            /** @description Exclusive end of the window. */
+            to: string;
+            group_by: ("provider" | "model" | "operation" | "quality" | "day" | "tenant")[];
+            /** @description Whose tasks the rows cover; null when an admin key reads every tenant. */
+            tenant: string | null;
+            /** @description One row per combination of the group keys and currency, sorted by them. */
+            data: components["schemas"]["UsageRow"][];
+            /** @description Budget state of the tenant (every budgeted tenant for an admin key). */
+            budgets: components["schemas"]["UsageBudget"][];
+        };
+        UsageRow: {
+            /** @description Group key (with `group_by=provider`); null for tasks no provider took. */
+            provider?: string | null;
+            /** @description Group key (with `group_by=model`). */
+            model?: string;
+            /** @description Group key (with `group_by=operation`). */
+            operation?: string;
+            /** @description Group key (with `group_by=quality`). */
+            quality?: string;
+            /** @description Group key (with `group_by=day`): UTC day of creation, `YYYY-MM-DD`. */
+            day?: string;
+            /** @description Group key (with `group_by=tenant`, admin keys only). */
+            tenant?: string;
+            /** @description Rows are always split by currency; null for providers without a price list. */
+            currency: string | null;
+            /** @description Tasks created in the window. */
+            tasks: number;
+            succeeded: number;
+            failed: number;
+            canceled: number;
+            /** @description Not finished yet; their money is not counted until they are. */
+            in_progress: number;
+            /** @description Seconds of video delivered: the providers’ durations, else the duration asked for. */
+            video_seconds: number;
+            /** @description Credits charged for the finished tasks (failed ones included when charged). */
+            credits: number;
+            /** @description Currency value of `credits`, summed in millionths (exact to the cent). */
+            currency_amount: number | null;
+            /** @description Part of `credits` from the gateway’s price lists (the provider reported no charge). */
+            credits_estimated: number;
+            /** @description Part of `credits` the providers reported charging. */
+            credits_reported: number;
+            /** @description Currency value of `credits_estimated`. */
+            currency_amount_estimated: number | null;
+            /** @description Currency value of `credits_reported`. */
+            currency_amount_reported: number | null;
+            /** @description Finished tasks whose charge the provider reported. */
+            tasks_reported: number;
+            /** @description `currency_amount / video_seconds`: what a second of video cost. */
+            cost_per_second: number | null;
+            /** @description `succeeded / (succeeded + failed)`. */
+            success_rate: number | null;
+            /** @description Median from creation to success, over the succeeded tasks. */
+            median_time_to_complete_ms: number | null;
+            /** @description Quote against actual: finished tasks with both an estimate and a reported charge. */
+            drift_tasks: number;
+            /** @description What the price list estimated for those tasks. */
+            drift_estimated_credits: number;
+            /** @description What the providers reported charging for them. */
+            drift_reported_credits: number;
+            /** @description `drift_reported_credits / drift_estimated_credits`: 1 is an exact price list; above 1 the estimates are too low. */
+            drift_ratio: number | null;
+        };
+        /** @description A tenant’s budget in the current period, across all replicas. */
+        UsageBudget: {
+            tenant: string;
+            /** @description The budget per period, in `currency`. */
+            amount: number;
+            currency: string;
+            /**
+             * @description UTC calendar day or month.
+             * @enum {string}
+             */
+            period: "day" | "month";
+            /**
+             * @description `2026-11-22` (day) or `2026-11` (month).
+             * @example 2026-11
+             */
+            period_key: string;
+            /** @description Inclusive, ISO 8601 UTC. */
+            period_start: string;
+            /** @description Exclusive, ISO 8601 UTC. */
+            period_end: string;
+            /** @description Largest estimated cost of one task; providers quoting more are passed over. */
+            per_task_limit: number | null;
+            /** @description Final charges of the period’s finished tasks. */
+            spent: number;
+            /** @description Held for unfinished tasks (their estimate, or what their provider reported so far). */
+            reserved: number;
+            /** @description `amount - spent - reserved`, never below 0. */
+            remaining: number;
+            /** @description `(spent + reserved) / amount`. */
+            used_ratio: number | null;
+            /** @description When the 80 % alert (`budget.warning`) went out this period. */
+            warned_at: string | null;
+            /** @description When the 100 % alert (`budget.exhausted`) went out this period. */
+            exhausted_at: string | null;
         };
         WebhookAck: {
             received: boolean;
