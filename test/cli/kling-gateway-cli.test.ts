@@ -157,13 +157,13 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       runHere(['get', 'vid_doesnotexist']),
       runHere(['list'], { KLING_GATEWAY_API_KEY: 'wrong-key-123' }),
       runHere(['list', '--bogus']),
-      runHere(['usage']),
+      runHere(['usage', '--group-by', 'colour']),
       runHere(['cancel', 'vid_x']),
     ]);
     expect([unknown.code, unknown.stderr]).toEqual([5, expect.stringContaining('video vid_doesnotexist not found')]);
     expect([badKey.code, badKey.stderr]).toEqual([4, expect.stringContaining('The gateway key is not valid')]);
     expect([badFlag.code, badFlag.stderr]).toEqual([2, expect.stringContaining("unknown option '--bogus'")]);
-    expect([usage.code, usage.stderr]).toEqual([7, expect.stringContaining('GET /v1/usage is not available on this gateway')]);
+    expect([usage.code, usage.stderr]).toEqual([3, expect.stringContaining('unknown group key "colour"')]);
     // The gateway has cancel now: an unknown video is simply not found.
     expect([cancel.code, cancel.stderr]).toEqual([5, expect.stringContaining('video vid_x not found')]);
   });

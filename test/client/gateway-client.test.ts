@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  EndpointNotAvailableError,
   GatewayClient,
   GatewayError,
   GatewayUnreachableError,
@@ -145,14 +144,17 @@ describe('typed client against a running gateway', () => {
     await expect(new GatewayClient({ baseUrl: deadUrl, apiKey: TENANT_KEY }).listVideos()).rejects.toBeInstanceOf(GatewayUnreachableError);
   });
 
-  it('says usage is not available on a gateway that lacks it, from its OpenAPI document or its 404 (cancel and content are there)', async () => {
+  it('finds cancel, content and usage in the OpenAPI document, reads usage as JSON and CSV, and works without the document', async () => {
     expect(await client.hasEndpoint('cancel')).toBe(true);
     expect(await client.hasEndpoint('content')).toBe(true);
-    expect(await client.hasEndpoint('usage')).toBe(false);
+    // This gateway has GET /v1/usage (issue 15): the client reads it through the same document.
+    expect(await client.hasEndpoint('usage')).toBe(true);
     await expect(client.cancelVideo('vid_x')).rejects.toMatchObject({ status: 404 });
-    await expect(client.usage({ group_by: ['provider'] })).rejects.toBeInstanceOf(EndpointNotAvailableError);
+    const usage = await client.usage({ group_by: ['provider'] });
+    expect(Array.isArray(usage.data)).toBe(true);
+    expect(await client.usageCsv({ group_by: ['provider'] })).toMatch(/^provider,currency,tasks,/);
 
-    // Without /openapi.json the router's own 404 tells the same.
+    // Without /openapi.json the endpoints are simply tried.
     const blind = new GatewayClient({
       baseUrl: live.url,
       apiKey: TENANT_KEY,
@@ -162,8 +164,9 @@ describe('typed client against a running gateway', () => {
       },
     });
     expect(await blind.hasEndpoint('usage')).toBeNull();
-    await expect(blind.usage()).rejects.toBeInstanceOf(EndpointNotAvailableError);
+    expect(Array.isArray((await blind.usage({ group_by: ['day'] })).data)).toBe(true);
     // A 404 for a task that does not exist stays a 404.
+    await expect(blind.cancelVideo('vid_x')).rejects.toMatchObject({ status: 404 });
     await expect(blind.getVideo('vid_nope')).rejects.toMatchObject({ status: 404 });
   });
 

@@ -238,11 +238,13 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await chart.waitFor();
     const tasks: Task[] = [];
     for await (const task of api.listAllVideos({ limit: 100 })) tasks.push(task);
-    const freepikSpend = tasks.filter((task) => task.provider === 'freepik').reduce((sum, task) => sum + (task.cost.currency_amount ?? 0), 0);
+    // This gateway has GET /v1/usage: the chart shows the report's figures, not the browser's sums.
+    const usage = await api.usage({ group_by: ['provider'], from: new Date(Date.now() - 7 * 86_400_000).toISOString() });
+    const freepikSpend = usage.data.find((row) => row.provider === 'freepik')?.currency_amount ?? 0;
     expect(freepikSpend).toBeGreaterThan(0);
-    expect(await chart.locator('text.bar-value').allTextContents()).toContain(formatMoney(Math.round(freepikSpend * 1e6) / 1e6, 'USD'));
+    expect(await chart.locator('text.bar-value').allTextContents()).toContain(formatMoney(freepikSpend, 'USD'));
     expect(await chart.locator('rect.bar').count()).toBeGreaterThan(0);
-    expect(await target.locator('[data-source="tasks"]').textContent()).toContain(`${tasks.length} most recent task`);
+    expect(await target.locator('[data-source="tasks"]').count()).toBe(0);
     await target.screenshot({ path: join(ARTIFACTS, 'cost-chart.png'), fullPage: true });
     expect(await accessibilityProblems(target)).toEqual([]);
 
