@@ -99,6 +99,25 @@ describe('budget reservations', () => {
     expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0 });
   });
 
+  it('releases the reservation of a queued task that is canceled, by the caller or by cancel_after', async () => {
+    gw = await startTestGateway({
+      config: { ...budgeted({ amount: 10, currency: 'USD', period: 'month' }), providers: { kling3api: { max_in_flight: 1 } } },
+    });
+    const running = await gw.create(onKling3api);
+    const waiting = await gw.create(onKling3api);
+    const timed = await gw.create({ ...onKling3api, cancel_after: 30 });
+    expect([waiting.body.status, timed.body.status]).toEqual(['queued', 'queued']);
+    expect(await budgetOf(gw)).toMatchObject({ reserved: 1.2 });
+    expect((await gw.request('POST', `/v1/videos/${waiting.body.id}/cancel`)).status).toBe(200);
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.8 });
+    await gw.advance(31_000);
+    expect((await gw.get(timed.body.id)).body.status).toBe('canceled');
+    await gw.finish(running.body.id);
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
+    const usage = (await gw.request('GET', '/v1/usage')).body.data[0];
+    expect(usage).toMatchObject({ tasks: 3, succeeded: 1, canceled: 2, currency_amount: 0.4 });
+  });
+
   it('charges an accepted task that then failed what it was charged (the estimate when the provider reports nothing)', async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
     gw.simulator('freepik').setOutcome('fail');

@@ -230,9 +230,11 @@ export class SpendLedger {
         }
         return;
       }
-      // Once a provider holds the task, the reserve is that provider's figure (its estimate,
-      // or what it reports charging); before that it stays what the create reserved.
-      const hold = line.budgetPeriod && after.phase === 'tracking' && charge.amountMicros !== null ? charge.amountMicros : line.reservedMicros;
+      // Once a provider has accepted the task (tracked, or its result being stored), the reserve
+      // is that provider's figure (its estimate, or what it reports charging); before that it
+      // stays what the create reserved.
+      const accepted = after.providerTaskId !== null && after.phase !== 'dispatch' && after.phase !== 'submitting';
+      const hold = line.budgetPeriod && accepted && charge.amountMicros !== null ? charge.amountMicros : line.reservedMicros;
       await ledger.updateUsage(after.id, { ...common, reservedMicros: hold });
       if (line.budgetPeriod && hold !== line.reservedMicros) {
         await this.moveBudget(ledger, after.tenant, line.budgetPeriod, hold - line.reservedMicros, 0, 'reserved');

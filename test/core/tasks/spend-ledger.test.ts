@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpendLedger, chargeOf, deliveredSeconds } from '../../../src/core/tasks/spend-ledger.js';
-import type { TaskChange, TaskRecord } from '../../../src/core/tasks/task-records.js';
+import type { OutputRecord, TaskChange, TaskRecord } from '../../../src/core/tasks/task-records.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
 import { taskRecord } from '../../support/task-records.js';
 
@@ -65,6 +65,26 @@ describe('SpendLedger.follow', () => {
   });
 });
 
+/** An output as a provider reported it (passthrough: nothing stored). */
+function output(type: 'video' | 'image', duration: number | null): OutputRecord {
+  return {
+    type,
+    duration,
+    upstreamUrl: `https://cdn.example.com/result.${type === 'video' ? 'mp4' : 'png'}`,
+    upstreamExpiresAt: null,
+    upstreamGone: false,
+    storage: 'passthrough',
+    storageError: null,
+    key: null,
+    sha256: null,
+    bytes: null,
+    contentType: null,
+    storedAt: null,
+    expiresAt: null,
+    copyAttempts: 0,
+  };
+}
+
 describe('chargeOf and deliveredSeconds', () => {
   const succeeded = (overrides: Partial<TaskRecord> = {}): TaskRecord =>
     taskRecord('t_1', { status: 'succeeded', phase: 'done', provider: 'kling-legacy', providerTaskId: 'up-1', ...overrides });
@@ -92,9 +112,9 @@ describe('chargeOf and deliveredSeconds', () => {
 
   it('counts the durations the provider reports, else the seconds asked for, and nothing for images or failures', () => {
     const request = { model: 'kling-v3', quality: 'pro', operation: 'text-to-video', duration: 10 } as TaskRecord['request'];
-    expect(deliveredSeconds(succeeded({ request, outputs: [{ type: 'video', url: 'https://x/a.mp4', duration: 10.04 }] }))).toBe(10.04);
-    expect(deliveredSeconds(succeeded({ request, outputs: [{ type: 'video', url: 'https://x/a.mp4', duration: null }] }))).toBe(10);
-    expect(deliveredSeconds(succeeded({ request, outputs: [{ type: 'image', url: 'https://x/a.png', duration: null }] }))).toBe(0);
+    expect(deliveredSeconds(succeeded({ request, outputs: [output('video', 10.04)] }))).toBe(10.04);
+    expect(deliveredSeconds(succeeded({ request, outputs: [output('video', null)] }))).toBe(10);
+    expect(deliveredSeconds(succeeded({ request, outputs: [output('image', null)] }))).toBe(0);
     expect(deliveredSeconds(succeeded({ request, status: 'failed', outputs: [] }))).toBe(0);
   });
 });
