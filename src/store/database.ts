@@ -156,6 +156,12 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
   };
 }
 
+/** A "schema … does not exist" error about a schema that is not the one being migrated. */
+function droppedElsewhere(error: unknown, schema: string | undefined): boolean {
+  const found = /schema "([^"]+)" does not exist/.exec((error as Error)?.message ?? '');
+  return found !== null && found[1] !== schema;
+}
+
 async function migrate(store: Store): Promise<string[]> {
   const { schema } = store;
   const migrator = new Migrator({
@@ -163,7 +169,14 @@ async function migrate(store: Store): Promise<string[]> {
     provider: new CodeMigrationProvider(store.dialect),
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  let { error, results } = await migrator.migrateToLatest();
+  // Kysely's migrator reads the catalogue of every schema in the database; a schema dropped by
+  // someone else at that moment (test suites do, one schema each) fails the read, not our
+  // migration. Nothing ran then, so trying again is safe.
+  for (let round = 1; error && round < 5 && droppedElsewhere(error, schema); round++) {
+    await new Promise((resolve) => setTimeout(resolve, 50 * round));
+    ({ error, results } = await migrator.migrateToLatest());
+  }
   if (error) {
     const failed = results?.find((result) => result.status === 'Error');
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? error}`);
