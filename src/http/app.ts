@@ -2,7 +2,6 @@
  * The express application: middleware order, routes, and errors as problem details.
  */
 import express, { type Express } from 'express';
-import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import type { GatewayConfig } from '../config/config.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
@@ -16,7 +15,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
-import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, requestId } from './middleware.js';
+import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, requestId, requestLog } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { usageRoutes } from './usage-routes.js';
 import { videoRoutes } from './video-routes.js';
@@ -37,10 +36,8 @@ export interface AppDependencies {
   providers: readonly VideoProvider[];
 }
 
-/** Callback tokens in paths and content-link signatures are secrets: logs show the route, not them. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
-}
+/** Probes and scrapes: frequent, and not worth a log line each. */
+const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
 
 export function createApp({ config, service, content, catalog, usage, inbound, metrics, logger, providers }: AppDependencies): Express {
   const app = express();
@@ -50,20 +47,7 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
 
   app.use(requestId());
   app.use(httpMetrics(metrics));
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req) => (req as express.Request).id,
-      // Only what is needed: no headers, so no key can reach the log.
-      serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
-        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
-      },
-      customProps: (req) => ({ request_id: (req as express.Request).id }),
-      customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
-    }),
-  );
+  app.use(requestLog(logger, UNLOGGED_PATHS));
 
   const document = buildOpenApiDocument(providers);
   app.get('/openapi.json', (_req, res) => {
