@@ -9,8 +9,9 @@ RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 ENV SCARF_ANALYTICS=false
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
-# npm ci's prepare step builds the web console, so its sources come first.
+COPY package.json package-lock.json tsconfig.json ./
+# npm ci's prepare step builds the web console, so its sources come first (the gateway's own
+# sources come after, so that editing them does not invalidate the dependency layer).
 COPY scripts ./scripts
 COPY console ./console
 COPY packages ./packages
@@ -24,7 +25,8 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0 \
-    DATABASE_URL=sqlite:/app/data/kling-gateway.db
+    DATABASE_URL=sqlite:/app/data/kling-gateway.db \
+    NODE_OPTIONS=--max-old-space-size=160
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

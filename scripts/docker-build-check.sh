@@ -14,8 +14,8 @@ trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 echo "== build stage (in $work/build)"
 mkdir -p "$work/build" "$work/app"
 cd "$work/build"
-# COPY package.json package-lock.json tsconfig*.json ./ ; COPY scripts console packages openapi bin ; RUN npm ci
-cp "$repo/package.json" "$repo/package-lock.json" "$repo/tsconfig.json" "$repo/tsconfig.build.json" .
+# COPY package.json package-lock.json tsconfig.json ./ ; COPY scripts console packages openapi bin ; RUN npm ci
+cp "$repo/package.json" "$repo/package-lock.json" "$repo/tsconfig.json" .
 for dir in scripts console packages openapi bin; do cp -r "$repo/$dir" "./$dir"; done
 rm -rf ./console/dist
 SCARF_ANALYTICS=false npm ci --no-audit --no-fund
@@ -35,7 +35,7 @@ mkdir -p data
 
 echo "== CMD node dist/src/main.js"
 NODE_ENV=production PORT="$port" HOST=127.0.0.1 DATABASE_URL="sqlite:$work/app/data/kling-gateway.db" \
-  LOG_LEVEL=warn node dist/src/main.js &
+  LOG_LEVEL=warn NODE_OPTIONS=--max-old-space-size=160 node dist/src/main.js &
 pid=$!
 for _ in $(seq 1 50); do
   curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
