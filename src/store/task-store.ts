@@ -4,6 +4,7 @@
  * when two replicas race for the same step exactly one of them wins and the other sees `false`.
  */
 import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
+import { compiledOnce } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
 
@@ -40,6 +41,15 @@ export class TaskStore {
   private get db() {
     return this.store.db;
   }
+
+  // The reads every create and every `GET /v1/videos/{id}` makes, compiled once.
+  private readonly selectTask = compiledOnce((id: string) => this.db.selectFrom('tasks').selectAll().where('id', '=', id), 1);
+  private readonly selectAttempts = compiledOnce(
+    (taskId: string) => this.db.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('seq'),
+    1,
+  );
+  /** `hasOlderWaitingTask`'s query for each number of providers it is asked about. */
+  private readonly olderWaiting = new Map<number, ReturnType<typeof this.compileOlderWaiting>>();
 
   /** Makes sure each provider has a row to lock when counting slots. */
   async registerProviders(ids: readonly string[]): Promise<void> {
@@ -90,19 +100,18 @@ export class TaskStore {
         }
       }
       // Insert the task before its key row commits: both happen in this one transaction.
-      await trx.insertInto('tasks').values(row).execute();
-      const task = await trx.selectFrom('tasks').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+      const task = (await trx.insertInto('tasks').values(row).returningAll().executeTakeFirstOrThrow()) as TaskRow;
       await alongside?.(trx, task);
       return { created: true, task };
     });
   }
 
   async getTask(id: string): Promise<TaskRow | undefined> {
-    return this.db.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+    return (await this.selectTask(this.db, id)).rows[0];
   }
 
   async getAttempts(taskId: string): Promise<AttemptRow[]> {
-    return this.db.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('seq').execute();
+    return (await this.selectAttempts(this.db, taskId)).rows;
   }
 
   async getAttemptsFor(taskIds: readonly string[]): Promise<Map<string, AttemptRow[]>> {
@@ -298,17 +307,33 @@ export class TaskStore {
    */
   async hasOlderWaitingTask(createdAt: number, id: string, providers: readonly string[]): Promise<boolean> {
     if (providers.length === 0) return false;
-    const row = await this.db
-      .selectFrom('tasks')
-      .select('id')
-      .where('phase', '=', 'dispatch')
-      .where((eb) =>
-        eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]),
-      )
-      .where((eb) => eb.or(providers.map((provider) => eb('candidates', 'like', `%,${provider},%`))))
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
+    let query = this.olderWaiting.get(providers.length);
+    if (!query) {
+      query = this.compileOlderWaiting(providers.length);
+      this.olderWaiting.set(providers.length, query);
+    }
+    const { rows } = await query(this.db, createdAt, id, ...providers.map((provider) => `%,${provider},%`));
+    return rows.length > 0;
+  }
+
+  /**
+   * Walks the (phase, created_at) index over queued tasks up to this one's creation time: with
+   * nothing queued that is this task alone, so the check costs one index probe. Only the tasks
+   * it finds are matched against the providers.
+   */
+  private compileOlderWaiting(providerCount: number) {
+    return compiledOnce(
+      (createdAt: number, id: string, ...patterns: string[]) =>
+        this.db
+          .selectFrom('tasks')
+          .select('id')
+          .where('phase', '=', 'dispatch')
+          .where('created_at', '<=', createdAt)
+          .where((eb) => eb.or([eb('created_at', '<', createdAt), eb('id', '<', id)]))
+          .where((eb) => eb.or(patterns.map((pattern) => eb('candidates', 'like', pattern))))
+          .limit(1),
+      2 + providerCount,
+    );
   }
 
   /**

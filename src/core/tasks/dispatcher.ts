@@ -91,10 +91,16 @@ export class Dispatcher {
    * Tries to get one queued task accepted. Returns the task as it ends up: `processing`,
    * `failed`, or still `queued` (waiting for a slot or a rate allowance).
    */
-  dispatch(taskId: string, context: Record<string, string> = {}, pass?: PassState): Promise<TaskRecord | undefined> {
+  dispatch(
+    taskId: string,
+    context: Record<string, string> = {},
+    pass?: PassState,
+    /** The task as this process just created it (no attempts yet), so it is not read back. */
+    created?: TaskRecord,
+  ): Promise<TaskRecord | undefined> {
     const running = this.inFlight.get(taskId);
     if (running) return running;
-    const promise = this.dispatchOnce(taskId, context, pass).finally(() => this.inFlight.delete(taskId));
+    const promise = this.dispatchOnce(taskId, context, pass, created).finally(() => this.inFlight.delete(taskId));
     this.inFlight.set(taskId, promise);
     return promise;
   }
@@ -114,16 +120,21 @@ export class Dispatcher {
   }
 
   /** Walks the task's plan, one decision per provider, and carries out the conclusion. */
-  private async dispatchOnce(taskId: string, context: Record<string, string>, pass?: PassState): Promise<TaskRecord | undefined> {
+  private async dispatchOnce(
+    taskId: string,
+    context: Record<string, string>,
+    pass?: PassState,
+    created?: TaskRecord,
+  ): Promise<TaskRecord | undefined> {
     const { tasks, runtimes, clock, config } = this.engine;
-    let task = await tasks.get(taskId);
+    let task = created ?? (await tasks.get(taskId));
     if (!task || task.phase !== 'dispatch') return task;
     if (clock.now() >= task.deadlineAt) {
       // Never send upstream (and pay for) a task the gateway has already given up on.
       return this.failSubmission(task, deadlineError(config.tasks.deadline_ms));
     }
     const request = { request: task.request, explicit: new Set(task.plan.explicit) };
-    const history = attemptHistory(await tasks.attempts(taskId));
+    const history = attemptHistory(created ? [] : await tasks.attempts(taskId));
     const outcomes: CandidateOutcome[] = [];
     for (const entry of task.plan.candidates) {
       const runtime = runtimes.get(entry.provider);

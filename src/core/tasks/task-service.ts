@@ -250,9 +250,11 @@ export class TaskService {
       // Older tasks are waiting for a slot: queue behind them, in order.
       this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
     } else {
-      dispatched = await this.dispatcher.dispatch(task.id, context);
+      // The record just written is handed over, so the dispatcher need not read it back.
+      dispatched = await this.dispatcher.dispatch(task.id, context, undefined, outcome.task);
     }
-    return { task: await this.load(dispatched?.id ?? task.id), replayed: false };
+    // The dispatcher returns the task as its last write left it (RETURNING): no re-read.
+    return { task: dispatched ? await this.resourceOf(dispatched) : await this.load(task.id), replayed: false };
   }
 
   /** The 402 for a create that does not fit the budget; the refusal also raises the 100 % alert. */

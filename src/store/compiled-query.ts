@@ -1,0 +1,37 @@
+/**
+ * Queries built and compiled once. Kysely builds an AST and compiles it to SQL on every call,
+ * which on the hot paths (a create, a `GET /v1/videos/{id}`) cost about a tenth of the CPU and
+ * much of the garbage. A query here is built once with placeholders; each call only binds its
+ * values into the compiled SQL's parameter list (the SQL text then also hits SQLite's prepared
+ * statement cache).
+ */
+import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from 'kysely';
+
+/** Stands for the `index`-th argument while the query is compiled. */
+class Slot {
+  constructor(readonly index: number) {}
+}
+
+/** What a query is executed on: the store's database or a transaction of it. */
+type Executor = Pick<Kysely<unknown>, 'executeQuery'>;
+
+/**
+ * A query of a fixed shape, compiled once. `build` receives one placeholder per argument and
+ * must use each only as a plain value (`where('id', '=', id)`), never to pick a column or vary
+ * the shape; values that are not placeholders stay as compiled.
+ */
+export function compiledOnce<Args extends unknown[], Row>(
+  build: (...placeholders: Args) => Compilable<Row>,
+  arity: Args['length'],
+): (db: Executor, ...args: Args) => Promise<QueryResult<Row>> {
+  let compiled: CompiledQuery<Row> | undefined;
+  const compile = () => {
+    const slots = Array.from({ length: arity }, (_, index) => new Slot(index)) as unknown as Args;
+    return build(...slots).compile();
+  };
+  return (db, ...args) => {
+    compiled ??= compile();
+    const parameters = compiled.parameters.map((value) => (value instanceof Slot ? args[value.index] : value));
+    return db.executeQuery(CompiledQuery.raw(compiled.sql, parameters)) as Promise<QueryResult<Row>>;
+  };
+}
