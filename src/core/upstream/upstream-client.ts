@@ -76,12 +76,15 @@ function scrub(value: unknown, secrets: readonly string[]): unknown {
 const CONNECT_TIMEOUT_CODE = 'EKGCONNECTTIMEOUT';
 
 /**
- * Keep-alive agents (Node's global defaults) whose new sockets are destroyed when they are not
- * connected — TLS handshake included — within `connectTimeoutMs`. A socket reused from the pool
- * is already connected, so the limit never touches a request in flight.
+ * The provider's own keep-alive connection pool (most recently used socket first, idle sockets
+ * closed after 5 s), so creates and polls reuse warm connections instead of Node's global pool
+ * shared with everything else. With `connectTimeoutMs`, new sockets are destroyed when they are
+ * not connected — TLS handshake included — within it. A socket reused from the pool is already
+ * connected, so the limit never touches a request in flight.
  */
-function connectTimeoutAgents(connectTimeoutMs: number): { httpAgent: http.Agent; httpsAgent: https.Agent } {
+function providerAgents(connectTimeoutMs: number | undefined): { httpAgent: http.Agent; httpsAgent: https.Agent } {
   const limit = <T extends http.Agent>(agent: T): T => {
+    if (connectTimeoutMs === undefined) return agent;
     const target = agent as unknown as { createConnection: (...args: unknown[]) => Socket };
     const create = target.createConnection.bind(agent);
     target.createConnection = (...args: unknown[]) => {
@@ -137,45 +140,58 @@ function plainHeaders(headers: unknown): Record<string, string> {
 export class HttpUpstreamClient implements UpstreamClient {
   private readonly http: AxiosInstance;
   private readonly now: () => number;
-  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent } | undefined;
+  private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
   private readonly secrets: readonly string[];
   readonly apiShape: string | undefined;
 
   constructor(
     private readonly options: UpstreamClientOptions,
     private readonly context: Record<string, string> = {},
-    agents?: { httpAgent: http.Agent; httpsAgent: https.Agent },
+    /** The pool and axios instance of the client this one is a `withContext` copy of. */
+    shared?: { agents: { httpAgent: http.Agent; httpsAgent: https.Agent }; http: AxiosInstance },
   ) {
     this.now = options.now ?? Date.now;
     this.secrets = [options.apiKey, ...(options.auth?.secrets ?? [])];
     this.apiShape = options.apiShape;
-    // Shared by every `withContext` copy, so connections are pooled per provider.
+    // Shared by every `withContext` copy (one per call), so connections are pooled per provider
+    // and a call builds no axios instance of its own.
     this.agents =
-      agents ??
-      (options.connectTimeoutMs !== undefined && options.connectTimeoutMs < options.timeoutMs
-        ? connectTimeoutAgents(options.connectTimeoutMs)
-        : undefined);
-    this.http = axios.create({
-      ...this.agents,
-      baseURL: options.baseUrl.replace(/\/+$/, ''),
-      validateStatus: () => true,
-      maxRedirects: 0,
-      // Upstream answers are small JSON; anything bigger is an error page we only log.
-      maxContentLength: 4 * 1024 * 1024,
-      headers: { 'user-agent': 'kling-gateway/0.1', accept: 'application/json' },
-    });
+      shared?.agents ??
+      providerAgents(
+        options.connectTimeoutMs !== undefined && options.connectTimeoutMs < options.timeoutMs ? options.connectTimeoutMs : undefined,
+      );
+    this.http =
+      shared?.http ??
+      axios.create({
+        ...this.agents,
+        baseURL: options.baseUrl.replace(/\/+$/, ''),
+        validateStatus: () => true,
+        maxRedirects: 0,
+        // Upstream answers are small JSON; anything bigger is an error page we only log.
+        maxContentLength: 4 * 1024 * 1024,
+        headers: { 'user-agent': 'kling-gateway/0.1', accept: 'application/json' },
+      });
   }
 
   /** A client whose log lines and metrics carry this context (task id, request id). */
   withContext(context: Record<string, string>): HttpUpstreamClient {
-    return new HttpUpstreamClient(this.options, { ...this.context, ...context }, this.agents);
+    return new HttpUpstreamClient(this.options, { ...this.context, ...context }, { agents: this.agents, http: this.http });
   }
 
   async send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse> {
     const { provider } = this.options;
     const started = this.now();
-    const timeout = AbortSignal.timeout(this.options.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    // One controller and one timer per call: `AbortSignal.any` over the caller's long-lived
+    // signal registered every call with it (weak references the GC then had to sweep).
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.options.timeoutMs);
+    const forwardAbort = () => controller.abort(signal?.reason);
+    if (signal?.aborted) forwardAbort();
+    else signal?.addEventListener('abort', forwardAbort, { once: true });
     const query = request.query ? `?${new URLSearchParams(request.query).toString()}` : '';
     const url = `${request.path}${query}`;
     const record = (outcome: string, status?: number) =>
@@ -200,7 +216,7 @@ export class HttpUpstreamClient implements UpstreamClient {
           ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
           ...(this.options.auth ? await this.options.auth.headers() : provider.authHeaders(this.options.apiKey)),
         },
-        signal: combined,
+        signal: controller.signal,
       });
     } catch (error) {
       if (signal?.aborted) {
@@ -222,7 +238,7 @@ export class HttpUpstreamClient implements UpstreamClient {
         });
       }
       const transport = error instanceof AxiosError ? transportFailureOf(error) : 'reset';
-      const failure = timeout.aborted ? 'timeout' : transport;
+      const failure = timedOut ? 'timeout' : transport;
       record(failure);
       throw new UpstreamError({
         provider: provider.id,
@@ -232,6 +248,9 @@ export class HttpUpstreamClient implements UpstreamClient {
         message: transportMessage(provider.id, failure, this.options),
         transport: failure,
       });
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', forwardAbort);
     }
 
     const headers = plainHeaders(response.headers);
