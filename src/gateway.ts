@@ -181,6 +181,8 @@ export class Gateway {
     const sharedState = store.dialect === 'postgres' ? new SharedStateStore(store) : undefined;
     const providerState: ProviderStateStore = sharedState ?? new InProcessProviderState(clock);
     const figuresOf = (id: string): ProviderFigures => (sharedState ? new SharedProviderStats(id, id, sharedState) : new ProviderStats());
+    const accountFiguresOf = (id: string, account: string): ProviderFigures =>
+      sharedState ? new SharedProviderStats(`${id}:${account}`, id, sharedState) : new ProviderStats();
 
     const runtimes = new Map<string, ProviderRuntime>();
     for (const provider of options.providers) {
@@ -196,6 +198,7 @@ export class Gateway {
         provider,
         config: settings ?? ProviderConfig.parse({}),
         baseUrl: endpoint.baseUrl,
+        accounts: endpoint.accounts,
         apiKey: endpoint.apiKey,
         accessKey: endpoint.accessKey,
         secretKey: endpoint.secretKey,
@@ -209,6 +212,7 @@ export class Gateway {
         logger,
         state: providerState,
         stats: figuresOf(provider.id),
+        accountStats: (account) => accountFiguresOf(provider.id, account),
         owner,
         feed,
       });
@@ -257,7 +261,14 @@ export class Gateway {
     this.unsubscribes.push(
       feed.subscribe((message) => {
         if (message.kind !== 'account') return;
-        for (const runtime of this.engine.runtimes.values()) if (runtime.stateKey === message.key) void refresh(runtime);
+        for (const runtime of this.engine.runtimes.values()) {
+          const account = runtime.accounts.find((candidate) => candidate.stateKey === message.key);
+          if (account) {
+            account
+              .refreshStanding()
+              .catch((error) => this.engine.logger.warn({ err: error, provider: runtime.id, account: account.id }, 'could not re-read an account standing'));
+          }
+        }
       }),
       feed.onResync(() => {
         for (const runtime of this.engine.runtimes.values()) void refresh(runtime);
@@ -272,7 +283,7 @@ export class Gateway {
     this.lastFiguresRefresh = now;
     await Promise.all(
       [...this.engine.runtimes.values()].map((runtime) =>
-        runtime.stats.refresh(now).catch((error) => this.engine.logger.warn({ err: error, provider: runtime.id }, 'could not share provider figures')),
+        runtime.refreshFigures(now).catch((error) => this.engine.logger.warn({ err: error, provider: runtime.id }, 'could not share provider figures')),
       ),
     );
   }

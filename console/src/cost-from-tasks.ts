@@ -3,7 +3,7 @@
  * the same rows the usage report gives (tasks, succeeded, failed, seconds, credits, amount), from
  * each task's own cost. Bounded: at most MAX_TASKS of the most recent tasks in the period.
  */
-import type { GatewayClient, Task, UsageRow } from '../../packages/client/src/index.js';
+import type { GatewayClient, Task, UsageFigures } from '../../packages/client/src/index.js';
 
 export const MAX_TASKS = 1_000;
 
@@ -16,8 +16,8 @@ function groupValue(task: Task, group: UsageGroup): string {
 }
 
 /** Rows grouped by one field (and by currency, so amounts in different currencies never add up). */
-export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): UsageRow[] {
-  const rows = new Map<string, UsageRow & { tasks: number; succeeded: number; failed: number; video_seconds: number }>();
+export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): UsageFigures[] {
+  const rows = new Map<string, UsageFigures & { estimated_tasks: number }>();
   for (const task of tasks) {
     const value = groupValue(task, group);
     const currency = task.cost.currency ?? null;
@@ -34,9 +34,9 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
       row.video_seconds += Number.isFinite(seconds) ? seconds : 0;
     }
     if (task.status === 'failed') row.failed += 1;
-    row.credits = (row.credits ?? 0) + (task.cost.credits ?? 0);
+    row.credits += task.cost.credits ?? 0;
     row.currency_amount = Math.round(((row.currency_amount ?? 0) + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
-    if (task.cost.estimated) row.estimated_tasks = Number(row.estimated_tasks) + 1;
+    if (task.cost.estimated) row.estimated_tasks += 1;
   }
   return [...rows.values()];
 }

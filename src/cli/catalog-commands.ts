@@ -47,15 +47,14 @@ function providerRow(provider: ProviderStatus): ProviderRow {
 }
 
 function accountRow(account: ProviderAccountStatus): ProviderRow {
-  const count = (value: unknown) => (typeof value === 'number' ? String(value) : '—');
   return {
     name: `  └ ${account.id}`,
     mode: '',
-    circuit: typeof account.circuit === 'string' ? account.circuit.replace('_', '-') : '—',
-    inFlight: `${count(account.in_flight)}/${count(account.max_in_flight)}`,
+    circuit: account.circuit.replace('_', '-') + (account.cooling_down_until ? ` (cool-down until ${formatTime(account.cooling_down_until)})` : ''),
+    inFlight: `${account.in_flight}/${account.max_in_flight}`,
     queued: '',
     success: formatPercent(account.success_rate),
-    calls: count(account.calls),
+    calls: String(account.calls),
     p50: formatMs(account.latency_p50_ms),
     p95: formatMs(account.latency_p95_ms),
     completion: '',
@@ -137,7 +136,10 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
       }
       const count = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
       out.table(report.data, [
-        ...groupBy.map((field) => ({ header: field.toUpperCase(), value: (row: UsageRow) => String(row[field] ?? '—') })),
+        ...groupBy.map((field) => ({
+          header: field.toUpperCase(),
+          value: (row: UsageRow) => String((row as Record<string, unknown>)[field] ?? '—'),
+        })),
         { header: 'TASKS', value: (row: UsageRow) => count(row.tasks), right: true },
         { header: 'SUCCEEDED', value: (row: UsageRow) => count(row.succeeded), right: true },
         { header: 'FAILED', value: (row: UsageRow) => count(row.failed), right: true },

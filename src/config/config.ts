@@ -97,6 +97,25 @@ export const RateLimitWindow = z.strictObject({
   window_ms: count(1),
 });
 
+/**
+ * One upstream account of a provider (`providers.<id>.accounts[]`): its own credentials, and
+ * optionally its own in-flight cap and rate windows (the provider's when absent). Its id names it
+ * in `/v1/providers`, on attempts and as a metrics label, so it is a short closed word.
+ */
+export const ProviderAccountConfig = z.strictObject({
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1–32 lower-case letters, digits, - or _, starting with a letter or digit (it names the account in the API and metrics)'),
+  api_key: optionalText,
+  access_key: optionalText,
+  secret_key: optionalText,
+  /** Secret that signs this account's webhooks to the gateway (Freepik); the provider's `webhook_secret` when absent. */
+  webhook_secret: optionalText,
+  max_in_flight: count(1).optional(),
+  rate_limits: z.array(RateLimitWindow).optional(),
+});
+export type ProviderAccountConfig = z.infer<typeof ProviderAccountConfig>;
+
 export const ProviderConfig = z.strictObject({
   enabled: booleanish.default(true),
   /** Upstream base URL. Ignored when the provider runs against its simulator. */
@@ -112,6 +131,11 @@ export const ProviderConfig = z.strictObject({
   api_shape: optionalText,
   /** Secret that signs the provider's webhooks to the gateway (Freepik). */
   webhook_secret: optionalText,
+  /**
+   * Several upstream accounts, each with its own credentials, cap, rate windows and circuit,
+   * instead of `api_key` / `access_key` + `secret_key` (the one-account shorthand, account id `default`).
+   */
+  accounts: z.array(ProviderAccountConfig).min(1, 'give at least one account, or leave accounts out').optional(),
   /** Rank for the `priority` strategy (lower first). */
   priority: z.coerce.number().int().default(100),
   /** Share for the `weighted` strategy. */
@@ -124,9 +148,9 @@ export const ProviderConfig = z.strictObject({
    * and ending as an ambiguous timeout.
    */
   connect_timeout_ms: count(1).default(5_000),
-  /** Tasks in flight (submitting or tracked) at once; more wait as `queued`. */
+  /** Tasks in flight (submitting or tracked) at once, per account; more wait as `queued`. */
   max_in_flight: count(1).default(20),
-  /** Upstream request-rate limits, all enforced together. */
+  /** Upstream request-rate limits per account, all enforced together. */
   rate_limits: z.array(RateLimitWindow).default([]),
   circuit_breaker: z
     .strictObject({
@@ -333,9 +357,7 @@ export function parseConfig(
     }
   }
   for (const [id, settings] of Object.entries(result.data.providers)) {
-    if (Boolean(settings.access_key) !== Boolean(settings.secret_key)) {
-      problems.push(`providers.${id}.${settings.access_key ? 'secret_key' : 'access_key'}: give access_key and secret_key together`);
-    }
+    problems.push(...providerCredentialProblems(id, settings));
   }
   const tenants = new Set(result.data.auth.api_keys.map((entry) => entry.tenant));
   for (const tenant of Object.keys(result.data.tenants)) {
@@ -355,6 +377,36 @@ export function parseConfig(
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return result.data;
+}
+
+/** What does not add up in a provider block's credentials and accounts, one line per field. */
+function providerCredentialProblems(id: string, settings: ProviderConfig): string[] {
+  const problems: string[] = [];
+  const pairProblem = (path: string, block: { access_key?: string | undefined; secret_key?: string | undefined }) => {
+    if (Boolean(block.access_key) !== Boolean(block.secret_key)) {
+      problems.push(`${path}.${block.access_key ? 'secret_key' : 'access_key'}: give access_key and secret_key together`);
+    }
+  };
+  pairProblem(`providers.${id}`, settings);
+  if (!settings.accounts) return problems;
+  for (const field of ['api_key', 'access_key', 'secret_key'] as const) {
+    if (settings[field]) {
+      problems.push(`providers.${id}.${field}: give credentials either here (one account) or in accounts, not both`);
+    }
+  }
+  const seen = new Set<string>();
+  for (const [index, account] of settings.accounts.entries()) {
+    const path = `providers.${id}.accounts[${index}]`;
+    if (seen.has(account.id)) problems.push(`${path}.id: "${account.id}" is used by an earlier account of ${id}`);
+    seen.add(account.id);
+    pairProblem(path, account);
+    if (!account.api_key && !account.access_key) {
+      problems.push(`${path}: needs api_key (or access_key and secret_key)`);
+    } else if (account.api_key && account.access_key) {
+      problems.push(`${path}.api_key: give api_key, or access_key and secret_key, not both`);
+    }
+  }
+  return problems;
 }
 
 /** Reads, expands and validates a YAML file. */

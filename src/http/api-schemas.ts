@@ -64,6 +64,20 @@ export const ModelList = z
   })
   .meta({ id: 'ModelList' });
 
+export const ProviderAccountStatus = z
+  .object({
+    id: z.string(),
+    circuit: z.enum(['closed', 'open', 'half_open', 'isolated']),
+    in_flight: z.number().int(),
+    max_in_flight: z.number().int(),
+    cooling_down_until: z.string().nullable().meta({ description: 'Set after a 429 with Retry-After to this account.' }),
+    success_rate: z.number().nullable().meta({ description: "Share of this account's successful upstream calls in the last 10 minutes." }),
+    calls: z.number().int(),
+    latency_p50_ms: z.number().nullable(),
+    latency_p95_ms: z.number().nullable(),
+  })
+  .meta({ id: 'ProviderAccountStatus' });
+
 export const ProviderStatus = z
   .object({
     id: z.string(),
@@ -83,6 +97,11 @@ export const ProviderStatus = z
     latency_p50_ms: z.number().nullable(),
     latency_p95_ms: z.number().nullable(),
     median_completion_ms: z.number().nullable(),
+    accounts: z.array(ProviderAccountStatus).meta({
+      description:
+        "The provider's upstream accounts (`providers.<id>.accounts`; one account `default` for a single key), each with its own " +
+        'in-flight cap, rate windows, circuit and cool-down. The figures above sum them up: the provider is open only when every account is.',
+    }),
     priority: z.number(),
     weight: z.number(),
     pricing: z

@@ -1,6 +1,7 @@
 /**
  * Prometheus metrics (SPEC §6), prefix `kling_gateway_`. One registry per gateway instance so
- * tests and benchmarks can run several side by side. Labels never carry keys, ids or URLs.
+ * tests and benchmarks can run several side by side. Labels never carry keys, ids or URLs; the
+ * `account` label is an account id from the configuration (`default` for the one-account shorthand).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -35,14 +36,14 @@ export class GatewayMetrics {
   });
   readonly upstreamRequests = new Counter({
     name: `${PREFIX}upstream_requests_total`,
-    help: 'Calls to upstream providers by outcome (ok, a canonical error code, or refused/reset/timeout).',
-    labelNames: ['provider', 'operation', 'outcome'] as const,
+    help: 'Calls to upstream providers by account and outcome (ok, a canonical error code, or refused/reset/timeout).',
+    labelNames: ['provider', 'account', 'operation', 'outcome'] as const,
     registers: [this.registry],
   });
   readonly upstreamDuration = new Histogram({
     name: `${PREFIX}upstream_request_duration_seconds`,
-    help: 'Latency of calls to upstream providers.',
-    labelNames: ['provider', 'operation'] as const,
+    help: 'Latency of calls to upstream providers, by account.',
+    labelNames: ['provider', 'account', 'operation'] as const,
     buckets: CALL_BUCKETS,
     registers: [this.registry],
   });
@@ -116,14 +117,32 @@ export class GatewayMetrics {
   });
   readonly circuitState = new Gauge({
     name: `${PREFIX}circuit_state`,
-    help: 'Circuit breaker state per provider: 0 closed, 1 open, 2 half-open, 3 isolated.',
+    help: 'Circuit breaker state per provider (open only when every account is): 0 closed, 1 open, 2 half-open, 3 isolated.',
     labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly accountCircuitState = new Gauge({
+    name: `${PREFIX}account_circuit_state`,
+    help: 'Circuit breaker state per upstream account: 0 closed, 1 open, 2 half-open, 3 isolated.',
+    labelNames: ['provider', 'account'] as const,
     registers: [this.registry],
   });
   readonly tasksInFlight = new Gauge({
     name: `${PREFIX}tasks_in_flight`,
     help: 'Tasks being submitted to or tracked at a provider.',
     labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly accountTasksInFlight = new Gauge({
+    name: `${PREFIX}account_tasks_in_flight`,
+    help: 'Tasks being submitted to or tracked at a provider, per upstream account (each capped by its max_in_flight).',
+    labelNames: ['provider', 'account'] as const,
+    registers: [this.registry],
+  });
+  readonly accountMaxInFlight = new Gauge({
+    name: `${PREFIX}account_max_in_flight`,
+    help: 'The in-flight cap of each upstream account.',
+    labelNames: ['provider', 'account'] as const,
     registers: [this.registry],
   });
   readonly tasksQueued = new Gauge({
@@ -192,6 +211,11 @@ export class GatewayMetrics {
 
   setCircuitState(provider: string, state: CircuitStateName): void {
     this.circuitState.set({ provider }, CIRCUIT_STATE_VALUE[state]);
+  }
+
+  /** `account` is an id from the configuration (a closed set), never a key. */
+  setAccountCircuitState(provider: string, account: string, state: CircuitStateName): void {
+    this.accountCircuitState.set({ provider, account }, CIRCUIT_STATE_VALUE[state]);
   }
 
   /** Refreshes gauges that are read from the store just before a scrape. */

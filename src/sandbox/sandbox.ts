@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
+import type { AccountCredentials } from '../core/upstream/provider-account.js';
 import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
 import { fetchHostedEndpoints, type HostedSimulatorEndpoint } from './simulator-host.js';
 
@@ -19,6 +20,11 @@ export interface ProviderEndpoint {
   /** Which of the provider's API shapes the endpoint speaks (its default when absent). */
   apiShape?: string;
   webhookSecret?: string;
+  /**
+   * The provider's accounts (`providers.<id>.accounts`), each with its own credentials; when
+   * absent, the fields above are the one account, `default`.
+   */
+  accounts?: AccountCredentials[];
   simulated: boolean;
   /** For simulators: how long their tasks take, which bounds the first poll. */
   runTimeMs?: number;
@@ -45,9 +51,9 @@ function isEnabled(config: GatewayConfig, providerId: string): boolean {
   return config.providers[providerId]?.enabled ?? true;
 }
 
-/** Whether a provider block names upstream credentials: an API key, or an access key + secret key. */
+/** Whether a provider block names upstream credentials: an API key, an access key + secret key, or accounts. */
 function hasCredentials(settings: GatewayConfig['providers'][string] | undefined): boolean {
-  return Boolean(settings?.api_key || (settings?.access_key && settings.secret_key));
+  return Boolean(settings?.api_key || (settings?.access_key && settings.secret_key) || (settings?.accounts?.length ?? 0) > 0);
 }
 
 /** True when some enabled provider has upstream credentials: a live deployment. */
@@ -83,6 +89,11 @@ export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): Pr
   if (settings.access_key && !provider.createAuth) {
     throw new Error(`${field('access_key')}: ${provider.id} takes an api_key, not an access key and secret key`);
   }
+  for (const [index, account] of (settings.accounts ?? []).entries()) {
+    if (account.access_key && !provider.createAuth) {
+      throw new Error(`${field(`accounts[${index}].access_key`)}: ${provider.id} takes an api_key, not an access key and secret key`);
+    }
+  }
   let region;
   if (settings.region !== undefined) {
     region = provider.regions?.[settings.region];
@@ -97,8 +108,18 @@ export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): Pr
   if (apiShape !== undefined && !(provider.apiShapes ?? []).includes(apiShape)) {
     throw new Error(`${field('api_shape')}: ${provider.id} speaks ${(provider.apiShapes ?? ['one API']).join(' or ')}, not "${apiShape}"`);
   }
+  const accounts = settings.accounts?.map(
+    (account): AccountCredentials => ({
+      id: account.id,
+      apiKey: account.api_key,
+      ...(account.access_key && account.secret_key ? { accessKey: account.access_key, secretKey: account.secret_key } : {}),
+      // An account without a webhook secret of its own uses the provider's.
+      webhookSecret: account.webhook_secret ?? settings.webhook_secret,
+    }),
+  );
   return {
     baseUrl,
+    ...(accounts ? { accounts } : {}),
     apiKey: settings.api_key ?? '',
     ...(settings.access_key && settings.secret_key ? { accessKey: settings.access_key, secretKey: settings.secret_key } : {}),
     ...(apiShape !== undefined ? { apiShape } : {}),

@@ -290,6 +290,30 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('task_usage').ifExists().execute();
       },
     },
+    '0006_provider_accounts': {
+      async up(db: Kysely<unknown>) {
+        // Several accounts per provider: a task holds a slot of one account, and each attempt
+        // names the account it went through. Rows from before used the one account, `default`.
+        await db.schema.alterTable('tasks').addColumn('account', 'text').execute();
+        await db.schema.alterTable('attempts').addColumn('account', 'text').execute();
+        await sql`update tasks set account = 'default' where provider is not null`.execute(db);
+        await sql`update attempts set account = 'default' where outcome <> 'skipped'`.execute(db);
+        await db.schema.createIndex('tasks_provider_account_phase').on('tasks').columns(['provider', 'account', 'phase']).execute();
+        // Circuit, cool-down and rate windows were keyed by provider; now by `provider:account`.
+        for (const table of ['provider_state', 'rate_grants']) {
+          await sql`update ${sql.table(table)} set key = key || ':default' where key not like '%:%'`.execute(db);
+        }
+      },
+      async down(db: Kysely<unknown>) {
+        for (const table of ['provider_state', 'rate_grants']) {
+          await sql`delete from ${sql.table(table)} where key not like '%:default'`.execute(db);
+          await sql`update ${sql.table(table)} set key = substr(key, 1, length(key) - 8)`.execute(db);
+        }
+        await db.schema.dropIndex('tasks_provider_account_phase').ifExists().execute();
+        await db.schema.alterTable('attempts').dropColumn('account').execute();
+        await db.schema.alterTable('tasks').dropColumn('account').execute();
+      },
+    },
   };
 }
 

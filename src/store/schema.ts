@@ -69,6 +69,8 @@ export interface TasksTable {
   cancel_at: Generated<number | null>;
   /** The earliest retention deadline among the task's stored outputs (for the retention pass). */
   storage_expires_at: Generated<number | null>;
+  /** The account of `provider` whose slot the task holds (or last held). */
+  account: Generated<string | null>;
 }
 
 export interface AttemptsTable {
@@ -86,6 +88,8 @@ export interface AttemptsTable {
   /** Set when the provider accepted: its id for the task, and the adapter's tracking data. */
   provider_task_id: Generated<string | null>;
   tracking_json: Generated<string | null>;
+  /** The provider account the request went through; null when the provider was passed over. */
+  account: Generated<string | null>;
 }
 
 export interface IdempotencyKeysTable {
@@ -128,7 +132,7 @@ export interface DeliveriesTable {
 
 /**
  * How one upstream account stands, shared by every replica: its circuit and its `Retry-After`
- * cool-down. Keyed by the provider id today; an account of a provider will be `provider:account`.
+ * cool-down. Keyed by `provider:account`.
  */
 export interface ProviderStateTable {
   key: string;
@@ -144,14 +148,14 @@ export interface ProviderStateTable {
   updated_at: number;
 }
 
-/** One upstream call allowed by the rate windows of `key`, at `at` (a sliding log). */
+/** One upstream call allowed by the rate windows of `key` (`provider:account`), at `at` (a sliding log). */
 export interface RateGrantsTable {
   id: Generated<number>;
   key: string;
   at: number;
 }
 
-/** A sample of one upstream call (outcome, latency) for the shared provider figures. */
+/** A sample of one upstream call (outcome, latency) for the shared figures of `key`: a provider id, or `provider:account`. */
 export interface UpstreamCallsTable {
   id: Generated<number>;
   key: string;

@@ -1,8 +1,8 @@
 /**
  * What replicas on one database share about each upstream account besides tasks: its circuit
  * and cool-down (`provider_state`), the calls its rate windows allowed (`rate_grants`, a sliding
- * log) and samples of recent calls (`upstream_calls`). Rows keyed by `key` (a provider id today,
- * `provider:account` later). Each state change is one conditional statement, so two replicas
+ * log) and samples of recent calls (`upstream_calls`). Rows keyed by `key`: `provider:account`
+ * (samples also by provider id, for the provider's own figures). Each state change is one conditional statement, so two replicas
  * racing for the same step never both win; the policy (thresholds, windows) is the caller's.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';

@@ -184,14 +184,29 @@ export class TaskStore {
     return delivery || alongside ? this.db.transaction().execute(run) : run(this.db);
   }
 
-  async countInFlight(provider: string, trx?: Transaction<Database>): Promise<number> {
+  /** Tasks holding a slot of `provider`'s `account`. */
+  async countInFlight(provider: string, account: string, trx?: Transaction<Database>): Promise<number> {
     const row = await (trx ?? this.db)
       .selectFrom('tasks')
       .select((eb) => eb.fn.countAll<number>().as('count'))
       .where('provider', '=', provider)
+      .where('account', '=', account)
       .where('phase', 'in', IN_FLIGHT_PHASES)
       .executeTakeFirstOrThrow();
     return Number(row.count);
+  }
+
+  /** Tasks holding a slot of each account of `provider` (accounts with none are absent). */
+  async countInFlightByAccount(provider: string): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .select('account')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('provider', '=', provider)
+      .where('phase', 'in', IN_FLIGHT_PHASES)
+      .groupBy('account')
+      .execute();
+    return new Map(rows.map((row) => [row.account ?? '', Number(row.count)]));
   }
 
   /** Whether a create to `provider` is being sent right now (its answer not yet recorded). */
@@ -209,13 +224,16 @@ export class TaskStore {
   async countByPhase(): Promise<Map<string, number>> {
     const rows = await this.db
       .selectFrom('tasks')
-      .select(['phase', 'provider'])
+      .select(['phase', 'provider', 'account'])
       .select((eb) => eb.fn.countAll<number>().as('count'))
       .where('phase', '!=', 'done')
-      .groupBy(['phase', 'provider'])
+      .groupBy(['phase', 'provider', 'account'])
       .execute();
     const counts = new Map<string, number>();
-    for (const row of rows) counts.set(`${row.phase}:${row.provider ?? ''}`, Number(row.count));
+    for (const row of rows) {
+      const key = `${row.phase}:${row.provider ?? ''}:${row.account ?? ''}`;
+      counts.set(key, (counts.get(key) ?? 0) + Number(row.count));
+    }
     return counts;
   }
 
@@ -239,6 +257,8 @@ export class TaskStore {
   async claimSlot(input: {
     taskId: string;
     provider: string;
+    /** The account of `provider` whose slot is taken, and its cap. */
+    account: string;
     cap: number;
     owner: string;
     leaseUntil: number;
@@ -252,19 +272,21 @@ export class TaskStore {
       }
       const current = await trx
         .selectFrom('tasks')
-        .select(['provider', 'phase'])
+        .select(['provider', 'account', 'phase'])
         .where('id', '=', input.taskId)
         .executeTakeFirst();
       if (!current || !input.fromPhases.includes(current.phase)) return undefined;
-      // A task moving between providers frees its old slot as it takes the new one.
-      const alreadyHolds = current.provider === input.provider && IN_FLIGHT_PHASES.includes(current.phase);
-      const inFlight = await this.countInFlight(input.provider, trx);
+      // A task moving between providers or accounts frees its old slot as it takes the new one.
+      const alreadyHolds =
+        current.provider === input.provider && current.account === input.account && IN_FLIGHT_PHASES.includes(current.phase);
+      const inFlight = await this.countInFlight(input.provider, input.account, trx);
       if (!alreadyHolds && inFlight >= input.cap) return undefined;
       let update = trx
         .updateTable('tasks')
         .set((eb) => ({
           phase: 'submitting' as const,
           provider: input.provider,
+          account: input.account,
           lease_owner: input.owner,
           lease_until: input.leaseUntil,
           updated_at: input.now,

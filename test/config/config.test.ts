@@ -455,3 +455,58 @@ describe('tenants: budgets, account events, admin', () => {
     );
   });
 });
+
+describe('provider accounts', () => {
+  const accountsOf = (accounts: unknown, extra: Record<string, unknown> = {}) =>
+    document({ providers: { 'kling-legacy': { base_url: 'https://api-singapore.klingai.com', accounts, ...extra } } });
+
+  it('reads several accounts, each with its own credentials and optionally its own cap and rate windows', () => {
+    const config = parseConfig(
+      accountsOf([
+        { id: 'main', access_key: 'ak-main', secret_key: 'sk-main', max_in_flight: '4' },
+        { id: 'spare', api_key: '${SPARE_KEY}', rate_limits: [{ limit: 10, window_ms: 60_000 }] },
+      ]),
+      { SPARE_KEY: 'spare-key-123' },
+      PROVIDER_IDS,
+    );
+    expect(config.providers['kling-legacy']?.accounts).toEqual([
+      { id: 'main', access_key: 'ak-main', secret_key: 'sk-main', max_in_flight: 4 },
+      { id: 'spare', api_key: 'spare-key-123', rate_limits: [{ limit: 10, window_ms: 60_000 }] },
+    ]);
+  });
+
+  it('refuses two accounts with one id, naming the second', () => {
+    expect(problemsOf(accountsOf([{ id: 'main', api_key: 'key-one-1' }, { id: 'main', api_key: 'key-two-2' }]))).toEqual([
+      'providers.kling-legacy.accounts[1].id: "main" is used by an earlier account of kling-legacy',
+    ]);
+  });
+
+  it('refuses credentials both on the provider and in accounts', () => {
+    expect(problemsOf(accountsOf([{ id: 'main', api_key: 'key-one-1' }], { api_key: 'provider-key' }))).toEqual([
+      'providers.kling-legacy.api_key: give credentials either here (one account) or in accounts, not both',
+    ]);
+  });
+
+  it('refuses an account without credentials, with both kinds, or with half a key pair', () => {
+    expect(
+      problemsOf(
+        accountsOf([
+          { id: 'none' },
+          { id: 'both', api_key: 'key-one-1', access_key: 'ak', secret_key: 'sk' },
+          { id: 'half', access_key: 'ak' },
+        ]),
+      ),
+    ).toEqual([
+      'providers.kling-legacy.accounts[0]: needs api_key (or access_key and secret_key)',
+      'providers.kling-legacy.accounts[1].api_key: give api_key, or access_key and secret_key, not both',
+      'providers.kling-legacy.accounts[2].secret_key: give access_key and secret_key together',
+    ]);
+  });
+
+  it('refuses an account id that could not be a metrics label, and an empty list', () => {
+    expect(problemsOf(accountsOf([{ id: 'Main Key', api_key: 'key-one-1' }]))).toEqual([
+      expect.stringMatching(/^providers\.kling-legacy\.accounts\.0\.id: must be 1–32 lower-case letters/),
+    ]);
+    expect(problemsOf(accountsOf([]))).toEqual(['providers.kling-legacy.accounts: give at least one account, or leave accounts out']);
+  });
+});

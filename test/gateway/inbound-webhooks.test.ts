@@ -1,6 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
-import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
+import { startSandbox } from '../../src/sandbox/sandbox.js';
+import { startTestGateway, testConfig, type TestGateway } from '../support/harness.js';
 
 const request = { model: 'kling-v3', prompt: 'waves on a pebble beach', duration: 5 };
 
@@ -293,5 +296,55 @@ describe('news that arrives while its create is still being recorded', () => {
     expect(task.status).toBe('processing');
     const retried = await gw.request('POST', path, JSON.stringify({ task_id: task.provider_task_id, task_status: 'succeed' }), {}, null);
     expect(retried.status).toBe(200);
+  });
+});
+
+describe('inbound Freepik webhooks with several accounts', () => {
+  let gw: TestGateway;
+  let closeSandbox: () => Promise<void>;
+  afterEach(async () => {
+    await gw.close();
+    await closeSandbox();
+  });
+
+  it("believes a webhook about a task only when the secret of the account holding it signed it", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    closeSandbox = sandbox.close;
+    const freepik = sandbox.endpoints.get('freepik')!;
+    // Both accounts reach the simulator (it takes one key); each signs its webhooks with its own secret.
+    const endpoints = new Map(sandbox.endpoints).set('freepik', {
+      ...freepik,
+      accounts: [
+        { id: 'main', apiKey: freepik.apiKey, webhookSecret: 'secret-of-main' },
+        { id: 'spare', apiKey: freepik.apiKey, webhookSecret: 'secret-of-spare' },
+      ],
+    });
+    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators, config: { providers: { freepik: { max_in_flight: 1 } } } });
+    const pinned = { ...request, routing: { providers: ['freepik'] } };
+    const first = (await gw.create(pinned)).body;
+    const second = (await gw.create({ ...pinned, prompt: 'a second beach' })).body;
+    const accountOf = (task: { attempts: { account: string }[] }) => task.attempts[0]!.account;
+    expect([accountOf(first), accountOf(second)].sort()).toEqual(['main', 'spare']);
+    const secretOf = (account: string) => `secret-of-${account}`;
+    const otherOf = (account: string) => (account === 'main' ? 'spare' : 'main');
+
+    const url = 'https://cdn.example.com/beach.mp4';
+    const forged = await postFreepikWebhook(
+      gw,
+      { task_id: first.provider_task_id, status: 'COMPLETED', generated: [url] },
+      { secret: secretOf(otherOf(accountOf(first))) },
+    );
+    expect(forged.status).toBe(401);
+    expect((await gw.get(first.id)).body.status).toBe('processing');
+
+    const genuine = await postFreepikWebhook(
+      gw,
+      { task_id: first.provider_task_id, status: 'COMPLETED', generated: [url] },
+      { secret: secretOf(accountOf(first)) },
+    );
+    expect(genuine.body).toEqual({ received: true, matched: true });
+    expect((await gw.get(first.id)).body.status).toBe('succeeded');
+    expect((await gw.get(second.id)).body.status).toBe('processing');
   });
 });

@@ -133,6 +133,7 @@ function trackedRow(id: string, nextPollAt: number, overrides: Partial<NewTaskRo
     status: 'processing',
     phase: 'tracking',
     provider: 'freepik',
+    account: 'default',
     provider_task_id: `up-${id}`,
     next_poll_at: nextPollAt,
     ...overrides,
@@ -228,6 +229,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0003_shared_provider_state',
               '0004_cancel_and_custody',
               '0005_usage_and_budgets',
+              '0006_provider_accounts',
             ]);
           } finally {
             await second.close();
@@ -251,7 +253,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const outcome = await tasks.createTask(row);
         expect(outcome.created).toBe(true);
         const stored = await tasks.getTask('t_1');
-        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, ...row });
+        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, account: null, ...row });
         expect(typeof stored?.created_at).toBe('number');
         expect(typeof stored?.deadline_at).toBe('number');
         expect(typeof stored?.lease_until).toBe('number');
@@ -469,6 +471,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         tasks.claimSlot({
           taskId,
           provider: 'freepik',
+          account: 'default',
           cap: 2,
           owner: 'replica-a',
           leaseUntil: T0 + MINUTE,
@@ -487,7 +490,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
           updated_at: T0 + 1,
           version: 1,
         });
-        expect(await tasks.countInFlight('freepik')).toBe(1);
+        expect(await tasks.countInFlight('freepik', 'default')).toBe(1);
       });
 
       it('refuses once the cap is reached, counting submitting and tracking tasks', async () => {
@@ -511,7 +514,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         for (const id of ids) await tasks.createTask(taskRow(id));
         const results = await Promise.all(ids.map((id, i) => claim(id, { cap: 3, owner: `replica-${i % 3}` })));
         expect(results.filter((row) => row !== undefined)).toHaveLength(3);
-        expect(await tasks.countInFlight('freepik')).toBe(3);
+        expect(await tasks.countInFlight('freepik', 'default')).toBe(3);
       });
 
       it('refuses a task that is not in a phase it may be claimed from', async () => {
@@ -525,8 +528,8 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await claim('t_1', { cap: 1 });
         const moved = await claim('t_1', { provider: 'kling3api', cap: 1, fromPhases: ['submitting'] });
         expect(moved).toMatchObject({ provider: 'kling3api', phase: 'submitting', lease_owner: 'replica-a' });
-        expect(await tasks.countInFlight('freepik')).toBe(0);
-        expect(await tasks.countInFlight('kling3api')).toBe(1);
+        expect(await tasks.countInFlight('freepik', 'default')).toBe(0);
+        expect(await tasks.countInFlight('kling3api', 'default')).toBe(1);
         // Freepik's only slot is free again for the next task.
         await tasks.createTask(taskRow('t_2'));
         expect(await claim('t_2', { cap: 1 })).toBeDefined();
@@ -538,7 +541,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         expect(await claim('t_1', { cap: 1, fromPhases: ['submitting'], leaseUntil: T0 + 2 * MINUTE })).toMatchObject({
           lease_until: T0 + 2 * MINUTE,
         });
-        expect(await tasks.countInFlight('freepik')).toBe(1);
+        expect(await tasks.countInFlight('freepik', 'default')).toBe(1);
       });
 
       it('a task moving to a provider that is full stays where it is', async () => {
@@ -547,6 +550,19 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await claim('t_1');
         expect(await claim('t_1', { provider: 'kling3api', cap: 1, fromPhases: ['submitting'] })).toBeUndefined();
         expect(await tasks.getTask('t_1')).toMatchObject({ provider: 'freepik', phase: 'submitting' });
+      });
+
+      it('counts each account of a provider against its own cap', async () => {
+        for (const id of ['t_1', 't_2', 't_3']) await tasks.createTask(taskRow(id));
+        expect(await claim('t_1', { account: 'main', cap: 1 })).toMatchObject({ provider: 'freepik', account: 'main' });
+        expect(await claim('t_2', { account: 'main', cap: 1 })).toBeUndefined();
+        expect(await claim('t_2', { account: 'spare', cap: 1 })).toMatchObject({ account: 'spare' });
+        expect(await tasks.countInFlight('freepik', 'main')).toBe(1);
+        expect(Object.fromEntries(await tasks.countInFlightByAccount('freepik'))).toEqual({ main: 1, spare: 1 });
+        // Moving to another account frees the old slot as it takes the new one.
+        expect(await claim('t_3', { account: 'other', cap: 1 })).toBeDefined();
+        expect(await claim('t_3', { account: 'main', cap: 2, fromPhases: ['submitting'] })).toMatchObject({ account: 'main' });
+        expect(Object.fromEntries(await tasks.countInFlightByAccount('freepik'))).toEqual({ main: 2, spare: 1 });
       });
 
       it('another owner cannot take over a submission in progress', async () => {
@@ -751,8 +767,8 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await tasks.createTask(trackedRow('t_t1', T0));
         await tasks.createTask(taskRow('t_d', { phase: 'done', status: 'succeeded', provider: 'freepik' }));
         const counts = await tasks.countByPhase();
-        expect(Object.fromEntries(counts)).toEqual({ 'dispatch:': 2, 'tracking:freepik': 1 });
-        expect(typeof (await tasks.countInFlight('freepik'))).toBe('number');
+        expect(Object.fromEntries(counts)).toEqual({ 'dispatch::': 2, 'tracking:freepik:default': 1 });
+        expect(typeof (await tasks.countInFlight('freepik', 'default'))).toBe('number');
       });
     });
   });

@@ -25,6 +25,7 @@ export function taskRecord(id: string, overrides: Partial<TaskRecord> = {}): Tas
     warnings: ['audio is off'],
     metadata: { order: '42' },
     provider: null,
+    account: null,
     providerTaskId: null,
     providerStatus: null,
     tracking: null,

@@ -3,7 +3,7 @@
  * same charts are worked out in the browser from the caller's recent tasks, and the page says so.
  */
 import { useState } from 'preact/hooks';
-import { EndpointNotAvailableError, formatMoney, formatNumber, type UsageRow } from '../../../packages/client/src/index.js';
+import { EndpointNotAvailableError, formatMoney, formatNumber, type UsageFigures } from '../../../packages/client/src/index.js';
 import { MAX_TASKS, recentTasks, usageFromTasks } from '../cost-from-tasks.js';
 import { BarChart } from '../components/bar-chart.js';
 import { PageHeading } from '../components/page-heading.js';
@@ -24,11 +24,11 @@ const GROUPS = [
   { field: 'day', title: 'Spend by day' },
 ] as const;
 
-function amountOf(row: UsageRow): number {
+function amountOf(row: UsageFigures): number {
   return typeof row.currency_amount === 'number' ? row.currency_amount : 0;
 }
 
-function UsageTable({ field, rows }: { field: string; rows: UsageRow[] }) {
+function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; rows: UsageFigures[] }) {
   const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
   return (
     <div class="table-scroll" role="region" aria-label={`Usage by ${field}`} tabIndex={0}>

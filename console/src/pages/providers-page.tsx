@@ -1,6 +1,6 @@
 /**
- * Providers (and their accounts, on gateways that report them): mode, circuit, load, success rate,
- * latency, prices. Refreshed every few seconds.
+ * Providers (and their accounts, where a provider has several): mode, circuit, load, success
+ * rate, latency, prices. Refreshed every few seconds.
  */
 import {
   accountsOf,
@@ -32,12 +32,22 @@ function AccountRow({ account }: { account: ProviderAccountStatus }) {
         {account.id}
       </th>
       <td role="cell" class="empty-cell" />
-      <td role="cell" data-label="Circuit">{typeof account.circuit === 'string' ? <CircuitBadge circuit={account.circuit} /> : '—'}</td>
+      <td role="cell" data-label="Circuit">
+        <CircuitBadge circuit={account.circuit} />
+        {account.cooling_down_until ? (
+          <div class="muted small" title={localTime(account.cooling_down_until)}>
+            cool-down until {localTime(account.cooling_down_until)}
+          </div>
+        ) : null}
+      </td>
       <td role="cell" data-label="In flight" class="number">
         {count(account.in_flight)} / {count(account.max_in_flight)}
       </td>
       <td role="cell" class="number empty-cell" />
-      <td role="cell" data-label="Success" class="number">{formatPercent(account.success_rate)}</td>
+      <td role="cell" data-label="Success" class="number">
+        {formatPercent(account.success_rate)}
+        <div class="muted small">{account.calls} calls</div>
+      </td>
       <td role="cell" data-label="p50" class="number">{formatMs(account.latency_p50_ms)}</td>
       <td role="cell" data-label="p95" class="number">{formatMs(account.latency_p95_ms)}</td>
       <td role="cell" class="number wide-only empty-cell" />

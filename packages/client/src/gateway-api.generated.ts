@@ -1258,6 +1258,8 @@ export interface components {
         };
         TaskAttempt: {
             provider: string;
+            /** @description The provider account the request went through (`providers.<id>.accounts[].id`, `default` for a provider's single key); null when the provider was passed over. Every later status poll and webhook of the task uses this account. */
+            account: string | null;
             outcome: components["schemas"]["AttemptOutcome"];
             /** @description Canonical error code, or `circuit_open` for a skip. */
             error_code: string | null;
@@ -1488,6 +1490,8 @@ export interface components {
             latency_p50_ms: number | null;
             latency_p95_ms: number | null;
             median_completion_ms: number | null;
+            /** @description The provider's upstream accounts (`providers.<id>.accounts`; one account `default` for a single key), each with its own in-flight cap, rate windows, circuit and cool-down. The figures above sum them up: the provider is open only when every account is. */
+            accounts: components["schemas"]["ProviderAccountStatus"][];
             priority: number;
             weight: number;
             pricing: {
@@ -1497,6 +1501,20 @@ export interface components {
                     [key: string]: unknown;
                 }[];
             } | null;
+        };
+        ProviderAccountStatus: {
+            id: string;
+            /** @enum {string} */
+            circuit: "closed" | "open" | "half_open" | "isolated";
+            in_flight: number;
+            max_in_flight: number;
+            /** @description Set after a 429 with Retry-After to this account. */
+            cooling_down_until: string | null;
+            /** @description Share of this account's successful upstream calls in the last 10 minutes. */
+            success_rate: number | null;
+            calls: number;
+            latency_p50_ms: number | null;
+            latency_p95_ms: number | null;
         };
         UsageReport: {
             /** @enum {string} */

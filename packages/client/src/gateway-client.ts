@@ -380,6 +380,7 @@ function usageQueryString(query: UsageQuery, format?: 'csv'): string {
   if (query.group_by?.length) params.set('group_by', query.group_by.join(','));
   if (query.from) params.set('from', query.from);
   if (query.to) params.set('to', query.to);
+  if (query.tenant) params.set('tenant', query.tenant);
   if (format) params.set('format', format);
   const text = params.toString();
   return text ? `?${text}` : '';

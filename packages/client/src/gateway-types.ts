@@ -1,8 +1,7 @@
 /**
  * Names for the shapes of the gateway's API. Everything here comes from the generated
- * `gateway-api.generated.ts` (openapi/gateway.json), except the few marked provisional: the
- * endpoints announced for this version of the API that the document does not describe yet. Those
- * are read defensively and become generated types as soon as the document has them.
+ * `gateway-api.generated.ts` (openapi/gateway.json); `npm run generate` rewrites it and a test
+ * fails when it drifts from the document.
  */
 import type { components, paths } from './gateway-api.generated.js';
 
@@ -47,60 +46,38 @@ export interface TaskEvent {
   task: Task;
 }
 
-/** Provisional: `GET /v1/usage` query (SPEC §7, issue 15), until openapi/gateway.json describes it. */
-export interface UsageQuery {
-  /** Any of provider, model, operation, quality, day. */
-  group_by?: string[];
-  /** ISO date or date-time, inclusive. */
-  from?: string;
-  /** ISO date or date-time, exclusive. */
-  to?: string;
-}
-
-/** Provisional: one row of `GET /v1/usage`; read defensively until the document describes it. */
-export interface UsageRow {
-  provider?: string;
-  model?: string;
-  operation?: string;
-  quality?: string;
-  day?: string;
-  tasks?: number;
-  succeeded?: number;
-  failed?: number;
-  video_seconds?: number;
-  credits?: number | null;
-  currency_amount?: number | null;
-  currency?: string | null;
-  [field: string]: unknown;
-}
-
-/** Provisional: `GET /v1/usage` answer. */
-export interface UsageReport {
-  data: UsageRow[];
-  [field: string]: unknown;
-}
+export type UsageReport = Schemas['UsageReport'];
+export type UsageRow = Schemas['UsageRow'];
+export type UsageBudget = Schemas['UsageBudget'];
+/** A key `GET /v1/usage` groups by. */
+export type UsageGroupKey = UsageReport['group_by'][number];
 
 /**
- * Provisional: a provider account's standing (issue 14: several accounts per provider). Read from
- * `ProviderStatus.accounts` when the gateway sends it.
+ * Query of `GET /v1/usage` as the client takes it: `group_by` as a list of `UsageGroupKey`s (sent
+ * comma-separated; the gateway refuses an unknown key, naming it); the format is chosen by
+ * `usage` or `usageCsv`.
  */
-export interface ProviderAccountStatus {
-  id: string;
-  circuit?: string;
-  in_flight?: number;
-  max_in_flight?: number;
-  success_rate?: number | null;
-  latency_p50_ms?: number | null;
-  latency_p95_ms?: number | null;
-  [field: string]: unknown;
-}
+export type UsageQuery = Omit<NonNullable<paths['/v1/usage']['get']['parameters']['query']>, 'group_by' | 'format'> & {
+  group_by?: readonly string[];
+};
 
-/** The accounts of a provider, when the gateway reports them (empty otherwise). */
+/**
+ * The figures of one usage row a table or chart shows, with its group keys: what the report
+ * gives, and what a client can add up itself from tasks.
+ */
+export type UsageFigures = Pick<UsageRow, 'tasks' | 'succeeded' | 'failed' | 'video_seconds' | 'credits' | 'currency_amount' | 'currency'> &
+  Partial<Pick<UsageRow, UsageGroupKey>>;
+
+/** One upstream account of a provider, as `GET /v1/providers` reports it. */
+export type ProviderAccountStatus = Schemas['ProviderAccountStatus'];
+
+/**
+ * The accounts worth listing under a provider: all of them when it has several (or one with a
+ * name of its own); none for a single key (`default`), whose figures are the provider's own.
+ */
 export function accountsOf(provider: ProviderStatus): ProviderAccountStatus[] {
-  const accounts = (provider as ProviderStatus & { accounts?: unknown }).accounts;
-  return Array.isArray(accounts)
-    ? accounts.filter((account): account is ProviderAccountStatus => Boolean(account) && typeof account.id === 'string')
-    : [];
+  const [only, ...others] = provider.accounts;
+  return others.length === 0 && only?.id === 'default' ? [] : provider.accounts;
 }
 
 /** A downloaded output: a byte stream with what is known about it. */

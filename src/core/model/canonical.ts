@@ -329,6 +329,11 @@ export type AttemptOutcome = z.infer<typeof AttemptOutcome>;
 export const TaskAttempt = z
   .object({
     provider: z.string(),
+    account: z.string().nullable().meta({
+      description:
+        "The provider account the request went through (`providers.<id>.accounts[].id`, `default` for a provider's single key); " +
+        'null when the provider was passed over. Every later status poll and webhook of the task uses this account.',
+    }),
     outcome: AttemptOutcome,
     error_code: z.string().nullable().meta({ description: 'Canonical error code, or `circuit_open` for a skip.' }),
     provider_code: z.string().nullable().meta({ description: "The upstream's own error code, when it gave one." }),

@@ -22,6 +22,8 @@ export interface ProviderStanding {
   offerings: readonly Offering[];
   /** Found without a free slot earlier in this dispatch pass (not asked again). */
   knownFull: boolean;
+  /** Its account ids. */
+  accounts: readonly string[];
 }
 
 /** What a task's earlier attempts say about its providers. */
@@ -30,6 +32,11 @@ export interface AttemptHistory {
   refused: ReadonlySet<string>;
   /** Providers whose open circuit is already written on the task. */
   skipped: ReadonlySet<string>;
+  /**
+   * Accounts that turned the task down for a reason of their own (key refused, credits gone), by
+   * provider: the provider's other accounts may still take it.
+   */
+  refusedAccounts: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** What one provider of the plan came to, once the dispatcher is done with it. */
@@ -58,10 +65,30 @@ export interface DecisionContext {
   retryMs: number;
 }
 
+/** A failed create that says the account cannot take tasks now (its key refused, its credits gone), not that the request is wrong. */
+export function isAccountRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpStatus' | 'errorCode'>): boolean {
+  return (
+    attempt.outcome === 'failed' &&
+    (attempt.httpStatus === 401 || attempt.httpStatus === 402 || attempt.httpStatus === 403 || attempt.errorCode === 'insufficient_credits')
+  );
+}
+
 export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHistory {
+  const refused = new Set<string>();
+  const refusedAccounts = new Map<string, Set<string>>();
+  for (const attempt of attempts) {
+    // A 429 only meant "later".
+    if (attempt.outcome !== 'failed' || attempt.httpStatus === 429) continue;
+    if (attempt.account !== null && isAccountRefusal(attempt)) {
+      refusedAccounts.set(attempt.provider, new Set([...(refusedAccounts.get(attempt.provider) ?? []), attempt.account]));
+    } else {
+      refused.add(attempt.provider);
+    }
+  }
   return {
-    refused: new Set(attempts.filter((a) => a.outcome === 'failed' && a.httpStatus !== 429).map((a) => a.provider)),
+    refused,
     skipped: new Set(attempts.filter((a) => a.outcome === 'skipped').map((a) => a.provider)),
+    refusedAccounts,
   };
 }
 
@@ -77,6 +104,8 @@ export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | u
   const { provider } = entry;
   if (context.history.refused.has(provider)) return PASSED;
   if (!standing?.usable) return PASSED;
+  const refusedAccounts = context.history.refusedAccounts.get(provider);
+  if (refusedAccounts && standing.accounts.every((account) => refusedAccounts.has(account))) return PASSED;
   if (standing.circuitOpen) {
     const skip: CandidateStep = { kind: 'refused', failure: circuitOpenFailure(provider) };
     if (context.history.skipped.has(provider)) return skip;

@@ -12,7 +12,7 @@
  */
 import type { TaskError } from '../model/canonical.js';
 import type { CostEstimate } from '../model/pricing.js';
-import type { ProviderRuntime } from '../upstream/provider-runtime.js';
+import { pickAccounts, type CallPermit, type ProviderAccount, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { SubmitResult } from '../upstream/provider.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import {
@@ -27,7 +27,7 @@ import {
   type ProviderStanding,
 } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
-import { circuitOpenFailure, classifyCreateFailure } from './failover.js';
+import { circuitOpenFailure, classifyCreateFailure, isAccountTrouble } from './failover.js';
 import { firstPollDelay } from './polling.js';
 import { Recovery } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
@@ -67,11 +67,12 @@ export class Dispatcher {
   }
 
   /** The webhook or callback URL the upstream should use for this task, if any. */
-  callbackUrlFor(runtime: ProviderRuntime, task: TaskRecord): string | undefined {
+  callbackUrlFor(runtime: ProviderRuntime, account: ProviderAccount, task: TaskRecord): string | undefined {
     const base = this.engine.publicUrl.replace(/\/+$/, '');
     switch (runtime.provider.inboundWebhook) {
       case 'signed':
-        return runtime.webhookSecret ? `${base}/v1/webhooks/${runtime.id}` : undefined;
+        // Verified with the secret of the account that sent the task (`InboundWebhooks`).
+        return account.webhookSecret ? `${base}/v1/webhooks/${runtime.id}` : undefined;
       case 'token':
         return task.callbackToken ? `${base}/v1/webhooks/${runtime.id}/${task.callbackToken}` : undefined;
       default:
@@ -146,7 +147,8 @@ export class Dispatcher {
       });
       if (step.kind === 'try') {
         // Only a configured provider is ever tried.
-        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass);
+        const refusedAccounts = history.refusedAccounts.get(entry.provider) ?? new Set<string>();
+        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass, refusedAccounts);
         if (tried.settled) return tried.task;
         task = tried.task;
         outcomes.push(tried.outcome);
@@ -173,6 +175,7 @@ export class Dispatcher {
       coolingDownUntil: runtime.coolingDownUntil,
       offerings: runtime.provider.offerings,
       knownFull: pass?.full.has(runtime.id) ?? false,
+      accounts: runtime.accounts.map((account) => account.id),
     };
   }
 
@@ -182,8 +185,21 @@ export class Dispatcher {
   }
 
   /**
-   * Takes a slot of the provider (the task moves to `submitting` under this replica's lease),
-   * waits briefly for a rate allowance, writes the attempt, then sends the create.
+   * The provider's accounts to try for a new task, best first (`pickAccounts`: free slots,
+   * least loaded relative to its cap, then healthiest). A lone account is simply tried: its
+   * slot claim and admission say whether it can take the task.
+   */
+  private async accountsToTry(runtime: ProviderRuntime): Promise<readonly ProviderAccount[]> {
+    if (runtime.accounts.length === 1) return runtime.accounts;
+    const counts = await this.engine.tasks.inFlightByAccount(runtime.id);
+    const loads = runtime.accounts.map((account) => ({ account, inFlight: counts.get(account.id) ?? 0 }));
+    return pickAccounts(loads, this.engine.clock.now());
+  }
+
+  /**
+   * Sends the create through one of the provider's accounts, best first. When an account turns it
+   * down for a reason of its own (a 429, its key refused, its credits gone), the next account
+   * gets it at once; what the last one said decides the rest.
    */
   private async tryProvider(
     task: TaskRecord,
@@ -192,53 +208,116 @@ export class Dispatcher {
     step: Extract<CandidateStep, { kind: 'try' }>,
     context: Record<string, string>,
     pass: PassState | undefined,
+    refusedAccounts: ReadonlySet<string>,
   ): Promise<TryResult> {
-    const { tasks, clock, config, metrics, owner } = this.engine;
-    const retryMs = config.tracking.tick_ms;
-    const now = clock.now();
-    const claimed = await tasks.claimSlot({
-      task,
-      provider: runtime.id,
-      cap: runtime.config.max_in_flight,
-      owner,
-      leaseUntil: now + this.submissionLeaseMs(runtime),
-      now,
-    });
-    if (!claimed) {
-      const current = await tasks.get(task.id);
-      // Someone else took the task (another replica, or it finished): not ours any more.
-      if (!current || current.phase !== task.phase) return { settled: true, task: current };
-      pass?.full.add(runtime.id);
-      return { settled: false, task, outcome: { kind: 'wait', until: now + retryMs } };
+    const tried = new Set<string>(refusedAccounts);
+    let current = task;
+    let refusal: CandidateOutcome | undefined;
+    for (;;) {
+      const accounts = (await this.accountsToTry(runtime)).filter((account) => !tried.has(account.id));
+      if (refusal && accounts.length === 0) {
+        // An account the task has not been through yet is busy: it may take the task later.
+        const untried = runtime.accounts.some((account) => !tried.has(account.id) && account.circuit !== 'open');
+        const outcome: CandidateOutcome = untried && refusal.kind === 'refused' ? { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } : refusal;
+        return { settled: false, task: current, outcome };
+      }
+      const taken = await this.takeAccount(current, runtime, accounts, pass);
+      if (taken.kind === 'settled') return taken.result;
+      const { account, permit } = taken;
+      current = taken.task;
+      const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context);
+      if (sent.kind === 'settled') return sent.result;
+      tried.add(account.id);
+      refusal = sent.outcome;
+      if (!sent.accountTrouble) return { settled: false, task: current, outcome: refusal };
     }
-    // Leave to call: cool-down, circuit (one call at a time across replicas while in doubt), rate windows.
-    const admission = await runtime.admit(MAX_INLINE_RATE_WAIT_MS);
-    if (!admission.granted) {
-      if (admission.reason !== 'circuit_open') return { settled: false, task: claimed, outcome: { kind: 'wait', until: admission.retryAt } };
-      // Opened since the plan was read (another replica's failures): passed over, as it would have been.
-      await this.recordSkip(claimed, circuitOpenAttempt(runtime.id, clock.now()));
-      return { settled: false, task: claimed, outcome: { kind: 'refused', failure: circuitOpenFailure(runtime.id) } };
-    }
+  }
 
-    const seq = await tasks.addAttempt(task.id, { provider: runtime.id, outcome: 'sending', at: clock.now() });
+  /**
+   * Takes a slot of the first of `accounts` that has one free and gives leave to call now (the
+   * task moves to `submitting` under this replica's lease): its cool-down, circuit (one call at a
+   * time across replicas while in doubt) and rate windows. Only the last account waits in line
+   * for a rate allowance; the others give way to the next account.
+   */
+  private async takeAccount(
+    task: TaskRecord,
+    runtime: ProviderRuntime,
+    accounts: readonly ProviderAccount[],
+    pass: PassState | undefined,
+  ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'taken'; task: TaskRecord; account: ProviderAccount; permit: CallPermit }> {
+    const { tasks, clock, config, owner } = this.engine;
+    const retryMs = config.tracking.tick_ms;
+    let claimed: TaskRecord | undefined;
+    let retryAt = Number.POSITIVE_INFINITY;
+    for (const [index, account] of accounts.entries()) {
+      const now = clock.now();
+      const holder = claimed ?? task;
+      const slot = await tasks.claimSlot({
+        task: holder,
+        provider: runtime.id,
+        account: account.id,
+        cap: account.maxInFlight,
+        owner,
+        leaseUntil: now + this.submissionLeaseMs(runtime),
+        now,
+      });
+      if (!slot) {
+        const latest = await tasks.get(task.id);
+        // Someone else took the task (another replica, or it finished): not ours any more.
+        if (!latest || latest.phase !== holder.phase) return { kind: 'settled', result: { settled: true, task: latest } };
+        retryAt = Math.min(retryAt, now + retryMs);
+        continue;
+      }
+      claimed = slot;
+      const admission = await account.admit(index === accounts.length - 1 ? MAX_INLINE_RATE_WAIT_MS : 0);
+      if (admission.granted) return { kind: 'taken', task: slot, account, permit: admission.permit };
+      if (admission.reason !== 'circuit_open') retryAt = Math.min(retryAt, admission.retryAt);
+    }
+    if (!claimed) {
+      // No account has a free slot.
+      pass?.full.add(runtime.id);
+      return { kind: 'settled', result: { settled: false, task, outcome: { kind: 'wait', until: Math.min(retryAt, clock.now() + retryMs) } } };
+    }
+    if (Number.isFinite(retryAt) || runtime.circuit !== 'open') {
+      const until = Number.isFinite(retryAt) ? retryAt : clock.now() + retryMs;
+      return { kind: 'settled', result: { settled: false, task: claimed, outcome: { kind: 'wait', until } } };
+    }
+    // Every account's circuit opened since the plan was read (another replica's failures): passed over, as it would have been.
+    await this.recordSkip(claimed, circuitOpenAttempt(runtime.id, clock.now()));
+    return { kind: 'settled', result: { settled: false, task: claimed, outcome: { kind: 'refused', failure: circuitOpenFailure(runtime.id) } } };
+  }
+
+  /** Writes the attempt, sends the create through `account`, and writes down what happened. */
+  private async sendThrough(
+    claimed: TaskRecord,
+    runtime: ProviderRuntime,
+    account: ProviderAccount,
+    permit: CallPermit,
+    entry: PlanEntry,
+    step: Extract<CandidateStep, { kind: 'try' }>,
+    context: Record<string, string>,
+  ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'refused'; outcome: CandidateOutcome; accountTrouble: boolean }> {
+    const { tasks, clock, config, metrics } = this.engine;
+    const retryMs = config.tracking.tick_ms;
+    const seq = await tasks.addAttempt(claimed.id, { provider: runtime.id, account: account.id, outcome: 'sending', at: clock.now() });
     const started = clock.now();
-    const callbackUrl = this.callbackUrlFor(runtime, claimed);
+    const callbackUrl = this.callbackUrlFor(runtime, account, claimed);
     let result: SubmitResult;
     try {
-      result = await runtime.call(
+      result = await account.call(
         (signal) =>
           runtime.provider.submit(claimed.request, step.offering, {
-            http: runtime.clientFor({ task_id: task.id, ...context }),
+            http: account.clientFor({ task_id: claimed.id, ...context }),
             signal,
-            taskId: task.id,
-            attemptKey: `${task.id}-${seq}`,
+            taskId: claimed.id,
+            attemptKey: `${claimed.id}-${seq}`,
             ...(callbackUrl ? { callbackUrl } : {}),
           }),
-        admission.permit,
+        permit,
       );
     } catch (error) {
       const failure = classifyCreateFailure(error, config.routing.failover_on_timeout);
-      await tasks.updateAttempt(task.id, seq, {
+      await tasks.updateAttempt(claimed.id, seq, {
         outcome: failure.outcome,
         errorCode: failure.code,
         providerCode: failure.providerCode,
@@ -247,23 +326,26 @@ export class Dispatcher {
         message: failure.message.slice(0, 500),
       });
       if (failure.failover) metrics.failovers.inc({ provider: runtime.id, reason: failure.reason });
-      // "Too many requests" is not a refusal of this task: the provider is asked again after Retry-After.
-      if (failure.reason === 'rate_limited') runtime.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
+      // "Too many requests" is not a refusal of this task: the account is asked again after Retry-After.
+      if (failure.reason === 'rate_limited') account.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
       const next = afterCreateFailure(failure, { now: clock.now(), retryMs, coolingDownUntil: runtime.coolingDownUntil });
-      if (next.kind === 'fail') return { settled: true, task: await this.failSubmission(claimed, next.error) };
-      return { settled: false, task: claimed, outcome: next };
+      if (next.kind === 'fail') return { kind: 'settled', result: { settled: true, task: await this.failSubmission(claimed, next.error) } };
+      return { kind: 'refused', outcome: next, accountTrouble: isAccountTrouble(failure) };
     }
 
     // Accepted upstream. From here on the upstream id must not be lost.
     return {
-      settled: true,
-      task: await this.recordAccepted(claimed, runtime, result, {
-        seq,
-        latencyMs: clock.now() - started,
-        ...(entry.estimate ? { estimate: entry.estimate } : {}),
-        warnings: step.warnings,
-        callbackUrl,
-      }),
+      kind: 'settled',
+      result: {
+        settled: true,
+        task: await this.recordAccepted(claimed, runtime, result, {
+          seq,
+          latencyMs: clock.now() - started,
+          ...(entry.estimate ? { estimate: entry.estimate } : {}),
+          warnings: step.warnings,
+          callbackUrl,
+        }),
+      },
     };
   }
 

@@ -91,6 +91,15 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
   return certainly('rejected');
 }
 
+/**
+ * Whether a refused create says something about the account it went through rather than the
+ * request or the provider: too many requests, a key refused, credits gone. Another account of
+ * the same provider may then take the task at once.
+ */
+export function isAccountTrouble(failure: CreateFailureDecision): boolean {
+  return failure.failover && ['rate_limited', 'unauthorized', 'insufficient_credits'].includes(failure.reason);
+}
+
 /** A provider passed over because its circuit is open: it holds no task, so the next one may go. */
 export function circuitOpenFailure(provider: string): CreateFailureDecision {
   return classifyCreateFailure(new CircuitBreakerOpenError(provider), false);

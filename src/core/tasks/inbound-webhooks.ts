@@ -28,11 +28,16 @@ export class InboundWebhooks {
     if (!runtime || runtime.provider.inboundWebhook !== 'signed' || !runtime.provider.verifyWebhook) {
       throw problems.notFound(`no signed webhooks for provider ${providerId}`);
     }
-    if (!runtime.webhookSecret) {
+    const verify = runtime.provider.verifyWebhook.bind(runtime.provider);
+    // Each account signs with its own secret: those that verify name the accounts the webhook may be from.
+    const signers = runtime.accounts.filter((account) => account.webhookSecret !== undefined);
+    if (signers.length === 0) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'no_secret' });
       throw problems.notFound(`webhooks for ${providerId} are not configured (no webhook secret)`);
     }
-    const verification = runtime.provider.verifyWebhook(webhook, runtime.webhookSecret, clock.now());
+    const results = signers.map((account) => ({ account, result: verify(webhook, account.webhookSecret!, clock.now()) }));
+    const verifiedBy = new Set(results.filter(({ result }) => result.ok).map(({ account }) => account.id));
+    const verification = results.find(({ result }) => result.ok)?.result ?? results[0]!.result;
     if (!verification.ok) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'rejected' });
       logger.warn({ provider: providerId, reason: verification.reason, request_id: requestId }, 'webhook rejected');
@@ -46,7 +51,15 @@ export class InboundWebhooks {
       );
       return { received: true, matched: false };
     }
-    const task = await tasks.findByProviderTask(providerId, verification.providerTaskId);
+    const found = await tasks.findByProviderTask(providerId, verification.providerTaskId);
+    // News about a task is believed only from the account that holds it (another account's
+    // secret proves nothing about it).
+    const task = found && (found.account === null || verifiedBy.has(found.account)) ? found : undefined;
+    if (found && !task) {
+      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'rejected' });
+      logger.warn({ provider: providerId, account: found.account, task_id: found.id, request_id: requestId }, 'webhook signed by another account than the task\'s');
+      throw new ProblemError(401, 'bad-signature', 'Webhook not verified', 'signed by another account than the one holding the task');
+    }
     if (!task) {
       // Not known (yet?). While a create to this provider is still being recorded it may be
       // about that task: ask the sender to retry shortly rather than drop the news. Otherwise it

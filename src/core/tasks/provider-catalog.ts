@@ -51,7 +51,7 @@ export class ProviderCatalog {
     await Promise.all(
       [...this.engine.runtimes.values()].map(async (runtime) => {
         try {
-          await Promise.all([runtime.stats.refresh(now), runtime.refreshStanding()]);
+          await Promise.all([runtime.refreshFigures(now), runtime.refreshStanding()]);
         } catch (error) {
           this.engine.logger.warn({ err: error, provider: runtime.id }, 'showing the last known provider figures');
         }
@@ -69,7 +69,7 @@ export class ProviderCatalog {
           disabled_reason: runtime.disabledReason ?? null,
           circuit: runtime.circuit,
           in_flight: load.inFlight(runtime.id),
-          max_in_flight: runtime.config.max_in_flight,
+          max_in_flight: runtime.maxInFlight,
           queued: load.queued,
           cooling_down_until: cooling ? new Date(cooling).toISOString() : null,
           success_rate: stats.successRate,
@@ -77,6 +77,21 @@ export class ProviderCatalog {
           latency_p50_ms: stats.latencyP50Ms,
           latency_p95_ms: stats.latencyP95Ms,
           median_completion_ms: stats.medianCompletionMs,
+          accounts: runtime.accounts.map((account) => {
+            const figures = account.stats.snapshot(now);
+            const accountCooling = account.coolingDownUntil;
+            return {
+              id: account.id,
+              circuit: account.circuit,
+              in_flight: load.inFlight(runtime.id, account.id),
+              max_in_flight: account.maxInFlight,
+              cooling_down_until: accountCooling ? new Date(accountCooling).toISOString() : null,
+              success_rate: figures.successRate,
+              calls: figures.calls,
+              latency_p50_ms: figures.latencyP50Ms,
+              latency_p95_ms: figures.latencyP95Ms,
+            };
+          }),
           priority: runtime.config.priority,
           weight: runtime.config.weight,
           pricing: runtime.pricing
@@ -95,7 +110,14 @@ export class ProviderCatalog {
   async updateLoadGauges(): Promise<void> {
     const { metrics, runtimes, clock } = this.engine;
     const load = await this.engine.tasks.load();
-    for (const runtime of runtimes.values()) metrics.tasksInFlight.set({ provider: runtime.id }, load.inFlight(runtime.id));
+    for (const runtime of runtimes.values()) {
+      metrics.tasksInFlight.set({ provider: runtime.id }, load.inFlight(runtime.id));
+      for (const account of runtime.accounts) {
+        const labels = { provider: runtime.id, account: account.id };
+        metrics.accountTasksInFlight.set(labels, load.inFlight(runtime.id, account.id));
+        metrics.accountMaxInFlight.set(labels, account.maxInFlight);
+      }
+    }
     metrics.tasksQueued.set(load.queued);
     metrics.queueOldestAge.set(load.oldestQueuedAt === null ? 0 : Math.max(0, clock.now() - load.oldestQueuedAt) / 1000);
   }

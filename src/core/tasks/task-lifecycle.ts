@@ -160,6 +160,8 @@ export class TaskLifecycle {
         phase: 'tracking',
         status: 'processing',
         provider: accepted.provider,
+        // The account the accepted request went through is the one that can ask about it.
+        ...(accepted.account ? { account: accepted.account } : {}),
         providerTaskId: accepted.providerTaskId,
         tracking: accepted.tracking ?? {},
         warnings: entry?.warnings ?? [],
@@ -178,7 +180,7 @@ export class TaskLifecycle {
   requeue(task: TaskRecord, at: number, leaseOwner: string | null = this.engine.owner): Promise<TaskRecord | undefined> {
     return this.transition(
       task,
-      { phase: 'dispatch', status: 'queued', provider: null, dispatchAfter: at, ...RELEASE_LEASE },
+      { phase: 'dispatch', status: 'queued', provider: null, account: null, dispatchAfter: at, ...RELEASE_LEASE },
       { phases: ['submitting'], leaseOwner },
     );
   }

@@ -98,6 +98,8 @@ export interface TaskRecord {
   readonly metadata: Record<string, string>;
   /** The provider holding (or last tried for) the task. */
   readonly provider: string | null;
+  /** Which of the provider's accounts holds the task: every later call about it goes through this account. */
+  readonly account: string | null;
   readonly providerTaskId: string | null;
   /** The raw upstream status word. */
   readonly providerStatus: string | null;
@@ -136,6 +138,7 @@ export type TaskChange = Partial<
     | 'status'
     | 'phase'
     | 'provider'
+    | 'account'
     | 'providerTaskId'
     | 'providerStatus'
     | 'tracking'
@@ -159,6 +162,8 @@ export interface AttemptRecord {
   /** 1, 2, 3 … per task. */
   readonly seq: number;
   readonly provider: string;
+  /** The provider account the request went through; null when the provider was passed over. */
+  readonly account: string | null;
   readonly outcome: AttemptOutcome;
   /** Canonical error code, or `circuit_open` for a skip. */
   readonly errorCode: string | null;
@@ -174,10 +179,10 @@ export interface AttemptRecord {
 
 /** An attempt to append; fields left out are unknown (null). */
 export type NewAttempt = Pick<AttemptRecord, 'provider' | 'outcome' | 'at'> &
-  Partial<Pick<AttemptRecord, 'errorCode' | 'providerCode' | 'httpStatus' | 'latencyMs' | 'message'>>;
+  Partial<Pick<AttemptRecord, 'account' | 'errorCode' | 'providerCode' | 'httpStatus' | 'latencyMs' | 'message'>>;
 
 /** What an attempt learns once it has an answer. */
-export type AttemptChange = Partial<Omit<AttemptRecord, 'seq' | 'provider' | 'at'>>;
+export type AttemptChange = Partial<Omit<AttemptRecord, 'seq' | 'provider' | 'account' | 'at'>>;
 
 /** One task event on its way to the caller's `webhook_url`. */
 export interface DeliveryRecord {
@@ -268,6 +273,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     warnings: parsed<string[]>(row.warnings_json, []),
     metadata: parsed<Record<string, string>>(row.metadata_json, {}),
     provider: row.provider,
+    account: row.account ?? null,
     providerTaskId: row.provider_task_id,
     providerStatus: row.provider_status,
     tracking: parsed<Record<string, string> | null>(row.tracking_json, null),
@@ -305,6 +311,7 @@ export function rowFromTask(task: TaskRecord): NewTaskRow {
     warnings_json: JSON.stringify(task.warnings),
     metadata_json: JSON.stringify(task.metadata),
     provider: task.provider,
+    account: task.account,
     provider_task_id: task.providerTaskId,
     provider_status: task.providerStatus,
     tracking_json: task.tracking === null ? null : JSON.stringify(task.tracking),
@@ -336,6 +343,7 @@ export function patchFromChange(change: TaskChange): TaskPatch {
   if (change.status !== undefined) patch.status = change.status;
   if (change.phase !== undefined) patch.phase = change.phase;
   if (change.provider !== undefined) patch.provider = change.provider;
+  if (change.account !== undefined) patch.account = change.account;
   if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
   if (change.providerStatus !== undefined) patch.provider_status = change.providerStatus;
   if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
@@ -361,6 +369,7 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
   return {
     seq: row.seq,
     provider: row.provider,
+    account: row.account ?? null,
     outcome: row.outcome as AttemptOutcome,
     errorCode: row.error_code,
     providerCode: row.provider_code,
@@ -377,6 +386,7 @@ export function rowFromAttempt(taskId: string, attempt: NewAttempt): NewAttemptR
   return {
     task_id: taskId,
     provider: attempt.provider,
+    account: attempt.account ?? null,
     outcome: attempt.outcome,
     error_code: attempt.errorCode ?? null,
     provider_code: attempt.providerCode ?? null,

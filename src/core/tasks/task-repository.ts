@@ -74,7 +74,8 @@ export type CreateOutcome =
 
 /** Tasks holding each provider's slots, and tasks waiting for one. */
 export interface TaskLoad {
-  inFlight(provider: string): number;
+  /** Tasks in flight with the provider (all accounts), or with one of its accounts. */
+  inFlight(provider: string, account?: string): number;
   queued: number;
   /** Creation time of the oldest waiting task, null when none waits. */
   oldestQueuedAt: number | null;
@@ -241,10 +242,11 @@ export class TaskRepository {
     return row && taskFromRow(row);
   }
 
-  /** Takes a slot of `provider` and moves the task into `submitting` under `owner`'s lease (see `TaskStore.claimSlot`). */
+  /** Takes a slot of `provider`'s `account` and moves the task into `submitting` under `owner`'s lease (see `TaskStore.claimSlot`). */
   async claimSlot(input: {
     task: TaskRecord;
     provider: string;
+    account: string;
     cap: number;
     owner: string;
     leaseUntil: number;
@@ -253,6 +255,7 @@ export class TaskRepository {
     const row = await this.store.claimSlot({
       taskId: input.task.id,
       provider: input.provider,
+      account: input.account,
       cap: input.cap,
       owner: input.owner,
       leaseUntil: input.leaseUntil,
@@ -325,12 +328,27 @@ export class TaskRepository {
     return this.store.updateAttempt(taskId, seq, patchFromAttemptChange(change));
   }
 
+  /** Tasks in flight with each account of `provider`, by account id. */
+  inFlightByAccount(provider: string): Promise<Map<string, number>> {
+    return this.store.countInFlightByAccount(provider);
+  }
+
   async load(): Promise<TaskLoad> {
     const counts = await this.store.countByPhase();
     let queued = 0;
     for (const [key, count] of counts) if (key.startsWith('dispatch:')) queued += count;
+    const inFlight = (provider: string, account: string | undefined) => {
+      let total = 0;
+      for (const [key, count] of counts) {
+        const [phase, taskProvider, taskAccount] = key.split(':');
+        if ((phase === 'submitting' || phase === 'tracking') && taskProvider === provider && (account === undefined || taskAccount === account)) {
+          total += count;
+        }
+      }
+      return total;
+    };
     return {
-      inFlight: (provider) => (counts.get(`submitting:${provider}`) ?? 0) + (counts.get(`tracking:${provider}`) ?? 0),
+      inFlight,
       queued,
       oldestQueuedAt: queued > 0 ? await this.store.oldestWaitingSince() : null,
     };

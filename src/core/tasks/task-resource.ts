@@ -37,6 +37,7 @@ export function toOutput(task: TaskRecord, output: OutputRecord, index: number, 
 export function toAttempt(attempt: AttemptRecord): TaskAttempt {
   return {
     provider: attempt.provider,
+    account: attempt.account,
     outcome: attempt.outcome,
     error_code: attempt.errorCode,
     provider_code: attempt.providerCode,

@@ -206,6 +206,7 @@ export class TaskService {
       warnings: first?.warnings ?? [],
       metadata: input.metadata ?? {},
       provider: null,
+      account: null,
       providerTaskId: null,
       providerStatus: null,
       tracking: null,
@@ -354,19 +355,20 @@ export class TaskService {
   /** A task a provider accepted: canceled there if the provider can, else 409. */
   private async cancelAtProvider(task: TaskRecord): Promise<Task> {
     const runtime = task.provider ? this.engine.runtimes.get(task.provider) : undefined;
+    const account = runtime?.account(task.account);
     const cancel = runtime?.provider.cancel;
-    if (!runtime || !cancel) {
+    if (!runtime || !account || !cancel) {
       throw problems.conflict(
         `video ${task.id} was accepted by ${task.provider ?? 'a provider'}, which documents no way to cancel a task; ` +
           'it runs to the end and is billed as usual.',
       );
     }
     try {
-      await runtime.call((signal) =>
+      await account.call((signal) =>
         cancel.call(
           runtime.provider,
           { providerTaskId: task.providerTaskId ?? '', tracking: task.tracking ?? {} },
-          { http: runtime.clientFor({ task_id: task.id }), signal },
+          { http: account.clientFor({ task_id: task.id }), signal },
         ),
       );
     } catch (error) {

@@ -63,23 +63,26 @@ export class Tracker {
   private async pollLeased(task: TaskRecord): Promise<void> {
     const { runtimes, metrics, clock, logger } = this.engine;
     const runtime = task.provider ? runtimes.get(task.provider) : undefined;
-    if (!runtime) {
-      // Provider removed from configuration: nothing can be asked; the deadline ends the task.
+    // Only the account that accepted the task can ask about it (its key, its rate windows).
+    const account = runtime?.account(task.account);
+    if (!runtime || !account) {
+      // Provider or account removed from configuration: nothing can be asked; the deadline ends the task.
+      logger.warn({ task_id: task.id, provider: task.provider, account: task.account }, 'the account holding this task is no longer configured');
       await this.lifecycle.reschedulePoll(task, task.deadlineAt + 1, false);
       return;
     }
     // Leave to call: cool-down, circuit (one call at a time across replicas while in doubt), rate windows.
-    const admission = await runtime.admit(0);
+    const admission = await account.admit(0);
     if (!admission.granted) {
       metrics.polls.inc({ provider: runtime.id, outcome: admission.reason });
       await this.lifecycle.reschedulePoll(task, Math.max(admission.retryAt, clock.now() + 100), false);
       return;
     }
     try {
-      const report = await runtime.call(
+      const report = await account.call(
         (signal) =>
           runtime.provider.getStatus(this.refOf(task), {
-            http: runtime.clientFor({ task_id: task.id }),
+            http: account.clientFor({ task_id: task.id }),
             signal,
           }),
         admission.permit,
@@ -95,7 +98,7 @@ export class Tracker {
       const code = error instanceof UpstreamError ? error.code : 'unexpected';
       metrics.polls.inc({ provider: runtime.id, outcome: `error_${code}` });
       logger.warn({ task_id: task.id, provider: runtime.id, err: error }, 'status poll failed; will retry');
-      if (error instanceof UpstreamError && error.statusCode === 429) runtime.coolDown(error.retryAfterMs);
+      if (error instanceof UpstreamError && error.statusCode === 429) account.coolDown(error.retryAfterMs);
       const next = this.schedule(task);
       const retryAfter = error instanceof UpstreamError && error.retryAfterMs !== undefined ? clock.now() + error.retryAfterMs : 0;
       await this.lifecycle.reschedulePoll(task, Math.max(next.nextPollAt, retryAfter), true);

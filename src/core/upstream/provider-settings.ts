@@ -10,6 +10,13 @@ export interface RateLimitWindowSettings {
   window_ms: number;
 }
 
+/** What one account of a provider may override. */
+export interface AccountLimitSettings {
+  id: string;
+  max_in_flight?: number | undefined;
+  rate_limits?: readonly RateLimitWindowSettings[] | undefined;
+}
+
 export interface ProviderSettings {
   enabled: boolean;
   /** Rank for the `priority` strategy (lower first). */
@@ -20,10 +27,12 @@ export interface ProviderSettings {
   timeout_ms: number;
   /** Time limit for opening a connection (TCP and TLS), within `timeout_ms`. */
   connect_timeout_ms: number;
-  /** Tasks in flight (submitting or tracked) at once; more wait as `queued`. */
+  /** Tasks in flight (submitting or tracked) at once, per account; more wait as `queued`. */
   max_in_flight: number;
-  /** Upstream request-rate limits, all enforced together. */
+  /** Upstream request-rate limits per account, all enforced together. */
   rate_limits: readonly RateLimitWindowSettings[];
+  /** Per-account limits, by account id (credentials travel separately); absent fields are the provider's. */
+  accounts?: readonly AccountLimitSettings[] | undefined;
   circuit_breaker: { consecutive_failures: number; half_open_after_ms: number };
   /** Price list; parts left out come from the provider's shipped default. */
   pricing?: PricingOverride | undefined;

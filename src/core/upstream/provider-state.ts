@@ -3,8 +3,7 @@
  * calls their rate windows allowed. With PostgreSQL every replica reads and writes the same rows
  * (`store/shared-state-store.ts` fits this interface), so the configured limits and the circuit
  * are the account's, whatever the replica count; with SQLite there is one process and
- * `InProcessProviderState` keeps it in memory. Keys are provider ids today and will be
- * `provider:account` once a provider has several accounts.
+ * `InProcessProviderState` keeps it in memory. Keys are `provider:account`.
  */
 import type { Clock } from '../clock.js';
 import { SlidingWindowRateLimiter, type RateWindow } from './rate-limiter.js';

@@ -32,13 +32,14 @@ const textToVideo: Offering = {
 const imageOnly: Offering = { ...textToVideo, operation: 'image-to-video', fields: { start_image_url: { required: true } } };
 
 function standing(overrides: Partial<ProviderStanding> = {}): ProviderStanding {
-  return { usable: true, circuitOpen: false, coolingDownUntil: 0, offerings: [textToVideo], knownFull: false, ...overrides };
+  return { usable: true, circuitOpen: false, coolingDownUntil: 0, offerings: [textToVideo], knownFull: false, accounts: ['default'], ...overrides };
 }
 
 function attempt(provider: string, outcome: AttemptRecord['outcome'], httpStatus: number | null = null): AttemptRecord {
   return {
     seq: 1,
     provider,
+    account: outcome === 'skipped' ? null : 'default',
     outcome,
     errorCode: null,
     providerCode: null,
@@ -90,6 +91,18 @@ describe('decideCandidate', () => {
     expect(decideCandidate(entry('gone'), undefined, context())).toEqual({ kind: 'passed' });
     expect(decideCandidate(entry('freepik'), standing({ usable: false }), context())).toEqual({ kind: 'passed' });
     expect(decideCandidate(entry('freepik'), standing({ offerings: [imageOnly] }), context())).toEqual({ kind: 'passed' });
+  });
+
+  it('passes over a provider only once every one of its accounts refused the task for a reason of its own (key, credits)', () => {
+    const refusedBy = (account: string, httpStatus: number) => ({ ...attempt('freepik', 'failed', httpStatus), account });
+    const twoAccounts = standing({ accounts: ['main', 'spare'] });
+    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402)]))).toMatchObject({ kind: 'try' });
+    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402), refusedBy('spare', 401)]))).toEqual({
+      kind: 'passed',
+    });
+    // A refusal of the request itself is the provider's, whichever account said it.
+    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 400)]))).toEqual({ kind: 'passed' });
+    expect(attemptHistory([refusedBy('main', 402), refusedBy('spare', 429)]).refusedAccounts).toEqual(new Map([['freepik', new Set(['main'])]]));
   });
 
   it('passes over a provider that refused this task before, but asks again one that only said 429', () => {

@@ -122,12 +122,13 @@ describe('TaskRepository', () => {
 
   it('numbers attempts and reads what an accepted one learned as objects', async () => {
     await tasks.create(taskRecord('t_1'));
-    expect(await tasks.addAttempt('t_1', { provider: 'freepik', outcome: 'sending', at: T0 })).toBe(1);
+    expect(await tasks.addAttempt('t_1', { provider: 'freepik', account: 'main', outcome: 'sending', at: T0 })).toBe(1);
     await tasks.updateAttempt('t_1', 1, { outcome: 'accepted', latencyMs: 120, providerTaskId: 'up-1', tracking: { family: 'v3' } });
     expect(await tasks.attempts('t_1')).toEqual([
       {
         seq: 1,
         provider: 'freepik',
+        account: 'main',
         outcome: 'accepted',
         errorCode: null,
         providerCode: null,
@@ -144,10 +145,14 @@ describe('TaskRepository', () => {
 
   it('counts the load per provider and the queue', async () => {
     await tasks.create(taskRecord('t_queued'));
-    await tasks.create(taskRecord('t_tracked', { phase: 'tracking', status: 'processing', provider: 'freepik' }));
-    await tasks.create(taskRecord('t_sending', { phase: 'submitting', provider: 'freepik', leaseOwner: 'a', leaseUntil: T0 + 1 }));
+    await tasks.create(taskRecord('t_tracked', { phase: 'tracking', status: 'processing', provider: 'freepik', account: 'main' }));
+    await tasks.create(
+      taskRecord('t_sending', { phase: 'submitting', provider: 'freepik', account: 'spare', leaseOwner: 'a', leaseUntil: T0 + 1 }),
+    );
     const load = await tasks.load();
     expect([load.inFlight('freepik'), load.inFlight('kling3api'), load.queued]).toEqual([2, 0, 1]);
+    expect([load.inFlight('freepik', 'main'), load.inFlight('freepik', 'spare'), load.inFlight('freepik', 'default')]).toEqual([1, 1, 0]);
+    expect(Object.fromEntries(await tasks.inFlightByAccount('freepik'))).toEqual({ main: 1, spare: 1 });
   });
 
   it('ends every lease left over from a previous run', async () => {

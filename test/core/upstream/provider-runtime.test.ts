@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProviderConfig } from '../../../src/config/config.js';
 import { ManualClock } from '../../../src/core/clock.js';
-import { ProviderRuntime, RATE_WINDOW_MARGIN_MS } from '../../../src/core/upstream/provider-runtime.js';
+import { ProviderRuntime, RATE_WINDOW_MARGIN_MS, pickAccounts } from '../../../src/core/upstream/provider-runtime.js';
 import { InProcessProviderState, type ProviderStateStore } from '../../../src/core/upstream/provider-state.js';
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -37,7 +37,7 @@ function replicas(settings: Record<string, unknown> = {}) {
       logger: createLogger('silent'),
       state,
       owner,
-    });
+    }).accounts[0]!;
   return { clock, a: replica('replica-a'), b: replica('replica-b') };
 }
 
@@ -52,9 +52,9 @@ describe('one account shared by replicas', () => {
       throw down();
     };
     const tryBoth = async () => {
-      for (const runtime of [a, b, a, b]) {
-        const admission = await runtime.admit(0);
-        if (admission.granted) await runtime.call(dead, admission.permit).catch(() => undefined);
+      for (const account of [a, b, a, b]) {
+        const admission = await account.admit(0);
+        if (admission.granted) await account.call(dead, admission.permit).catch(() => undefined);
       }
     };
     for (let round = 0; round < 5; round++) await tryBoth();
@@ -71,7 +71,7 @@ describe('one account shared by replicas', () => {
     const { a, b } = replicas();
     const admission = await a.admit(0);
     await a.call(async () => Promise.reject(down()), admission.granted ? admission.permit : undefined).catch(() => undefined);
-    const asks = await Promise.all([a, b, a, b, a, b].map((runtime) => runtime.admit(0)));
+    const asks = await Promise.all([a, b, a, b, a, b].map((account) => account.admit(0)));
     expect(asks.filter((ask) => ask.granted)).toHaveLength(1);
     expect(asks.filter((ask) => !ask.granted).every((ask) => !ask.granted && ask.reason === 'circuit_busy')).toBe(true);
     // The trial answers: the account is healthy again and calls flow.
@@ -94,8 +94,72 @@ describe('one account shared by replicas', () => {
 
   it('counts every replica against the configured rate window', async () => {
     const { clock, a, b } = replicas({ rate_limits: [{ limit: 3, window_ms: 1_000 }] });
-    const asks = await Promise.all([a, b, a, b, a].map((runtime) => runtime.admit(0)));
+    const asks = await Promise.all([a, b, a, b, a].map((account) => account.admit(0)));
     expect(asks.filter((ask) => ask.granted)).toHaveLength(3);
     expect(asks.at(-1)).toEqual({ granted: false, reason: 'rate_limited', retryAt: clock.now() + 1_000 + RATE_WINDOW_MARGIN_MS });
+  });
+});
+
+function twoAccounts() {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const config = ProviderConfig.parse({
+    circuit_breaker: { consecutive_failures: 2, half_open_after_ms: 30_000 },
+    max_in_flight: 3,
+    accounts: [{ id: 'main', api_key: 'key-main' }, { id: 'spare', api_key: 'key-spare', max_in_flight: 6 }],
+  });
+  const runtime = new ProviderRuntime({
+    provider,
+    config,
+    baseUrl: 'http://127.0.0.1:1',
+    accounts: [
+      { id: 'main', apiKey: 'key-main' },
+      { id: 'spare', apiKey: 'key-spare' },
+    ],
+    simulated: false,
+    clock,
+    metrics: new GatewayMetrics(),
+    logger: createLogger('silent'),
+  });
+  const [main, spare] = runtime.accounts as [NonNullable<(typeof runtime.accounts)[0]>, NonNullable<(typeof runtime.accounts)[1]>];
+  return { clock, runtime, main, spare };
+}
+
+describe('several accounts of one provider', () => {
+  it('gives each account its own cap (the provider default where it names none) and state key', () => {
+    const { runtime, main, spare } = twoAccounts();
+    expect([main.maxInFlight, spare.maxInFlight, runtime.maxInFlight]).toEqual([3, 6, 9]);
+    expect([main.stateKey, spare.stateKey]).toEqual(['kling3api:main', 'kling3api:spare']);
+  });
+
+  it('tries the least loaded account relative to its cap first, and never a full one', () => {
+    const { clock, main, spare } = twoAccounts();
+    const now = clock.now();
+    // 1 of 3 is a third; 3 of 6 is a half.
+    expect(pickAccounts([{ account: main, inFlight: 1 }, { account: spare, inFlight: 3 }], now).map((a) => a.id)).toEqual(['main', 'spare']);
+    expect(pickAccounts([{ account: main, inFlight: 2 }, { account: spare, inFlight: 3 }], now).map((a) => a.id)).toEqual(['spare', 'main']);
+    expect(pickAccounts([{ account: main, inFlight: 3 }, { account: spare, inFlight: 5 }], now).map((a) => a.id)).toEqual(['spare']);
+    expect(pickAccounts([{ account: main, inFlight: 3 }, { account: spare, inFlight: 6 }], now)).toEqual([]);
+  });
+
+  it("opens one account's circuit without touching the other's; the provider is open only when every account is", async () => {
+    const { runtime, main, spare } = twoAccounts();
+    for (let i = 0; i < 2; i++) await main.call(async () => Promise.reject(down())).catch(() => undefined);
+    expect([main.circuit, spare.circuit, runtime.circuit]).toEqual(['open', 'closed', 'closed']);
+    expect(pickAccounts([{ account: main, inFlight: 0 }, { account: spare, inFlight: 5 }], 0).map((a) => a.id)).toEqual(['spare']);
+    expect((await spare.admit(0)).granted).toBe(true);
+    for (let i = 0; i < 2; i++) await spare.call(async () => Promise.reject(down())).catch(() => undefined);
+    expect(runtime.circuit).toBe('open');
+  });
+
+  it('holds a Retry-After for the account that was told, not its sibling', async () => {
+    const { clock, runtime, main, spare } = twoAccounts();
+    main.coolDown(10_000);
+    await clock.advance(0);
+    expect(main.coolingDownUntil).toBe(clock.now() + 10_000);
+    expect(runtime.coolingDownUntil).toBe(0);
+    expect((await spare.admit(0)).granted).toBe(true);
+    spare.coolDown(4_000);
+    await clock.advance(0);
+    expect(runtime.coolingDownUntil).toBe(clock.now() + 4_000);
   });
 });

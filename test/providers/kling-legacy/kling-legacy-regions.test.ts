@@ -122,8 +122,9 @@ describe('regions and API shapes', () => {
       .post('/v1/videos/text2video')
       .reply(200, { code: 0, message: 'SUCCEED', request_id: 'r', data: { task_id: 'k-1', task_status: 'submitted' } });
     const { request, offering } = served({ model: 'kling-v1', prompt: 'a fox', quality: 'std', duration: 5 });
-    const result = await runtime.call((signal) =>
-      klingLegacyProvider.submit(request, offering, { http: runtime.clientFor({}), signal, taskId: 't', attemptKey: 't-1' }),
+    const account = runtime.accounts[0]!;
+    const result = await account.call((signal) =>
+      klingLegacyProvider.submit(request, offering, { http: account.clientFor({}), signal, taskId: 't', attemptKey: 't-1' }),
     );
     expect(scope.isDone()).toBe(true);
     expect(result.ref.providerTaskId).toBe('k-1');

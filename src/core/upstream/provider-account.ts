@@ -1,0 +1,371 @@
+/**
+ * One upstream account of a provider, as the gateway runs it: its credentials and HTTP client,
+ * its in-flight cap, rate windows, circuit and `Retry-After` cool-down, and its recent figures.
+ * Kling's concurrency is per account (error 1303) and Freepik's limits are per key, so all of
+ * these are the account's, not the provider's. Every upstream call is admitted (`admit`:
+ * cool-down, circuit, rate windows) and then made through `call`, which tells the circuit how it
+ * went; so an open circuit costs no upstream request. Circuit, cool-down and rate windows live
+ * in a `ProviderStateStore` under `<provider>:<account>`: in this process for SQLite, in
+ * PostgreSQL for replicas, where they are the account's whatever the replica count. The account
+ * keeps a copy of its standing for the router (refreshed by other replicas' news and by its own
+ * writes), and reads the shared one again before every call.
+ */
+import type { CircuitStateName, GatewayMetrics } from '../../observability/metrics.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Clock } from '../clock.js';
+import type { ReplicaFeed } from '../replica-feed.js';
+import { circuitAdmission, circuitStateOf, healthOf, type CallHealth } from './circuit-breaker.js';
+import type { ProviderCredentials, VideoProvider } from './provider.js';
+import type { ProviderSettings, RateLimitWindowSettings } from './provider-settings.js';
+import { HEALTHY_STANDING, type AccountStanding, type ProviderStateStore } from './provider-state.js';
+import type { ProviderFigures } from './provider-stats.js';
+import { HttpUpstreamClient, type UpstreamCallRecord } from './upstream-client.js';
+
+/** The account id of the one-account shorthand (`providers.<id>.api_key`). */
+export const DEFAULT_ACCOUNT_ID = 'default';
+
+/** Raised instead of calling upstream while the circuit is open. */
+export class CircuitBreakerOpenError extends Error {
+  override readonly name = 'CircuitBreakerOpenError';
+  constructor(readonly provider: string) {
+    super(`circuit open for ${provider}: recent calls failed; not calling it until a probe succeeds`);
+  }
+}
+
+/** Raised instead of calling upstream when no call is allowed right now (rate window, cool-down, another replica's trial). */
+export class UpstreamBusyError extends Error {
+  override readonly name = 'UpstreamBusyError';
+  constructor(
+    readonly provider: string,
+    readonly reason: AdmissionRefusal,
+    readonly retryAt: number,
+  ) {
+    super(`${provider} cannot be called now (${reason}); try again at ${new Date(retryAt).toISOString()}`);
+  }
+}
+
+/** Why a call may not go now. */
+export type AdmissionRefusal = 'circuit_open' | 'circuit_busy' | 'cooling_down' | 'rate_limited';
+
+/** Leave to make one upstream call (see `ProviderAccount.admit`). */
+export interface CallPermit {
+  /** This call is the single one allowed while the account is in doubt. */
+  readonly trial: boolean;
+}
+
+export type Admission =
+  | { granted: true; permit: CallPermit }
+  | { granted: false; reason: AdmissionRefusal; retryAt: number };
+
+/**
+ * Each rate window is counted this much longer than configured. A call spends a moment between
+ * its allowance and the wire (its attempt is written first; the event loop may be busy), so
+ * without it two calls allowed a full window apart could reach the upstream a little less than
+ * a window apart, one over its limit.
+ */
+export const RATE_WINDOW_MARGIN_MS = 100;
+/** A trial is held for the call's timeout plus this, then another replica may take it. */
+const TRIAL_MARGIN_MS = 5_000;
+/** Back-off after a 429 without `Retry-After`. */
+const DEFAULT_COOLDOWN_MS = 5_000;
+
+/** One account's credentials as the composition root hands them over. */
+export interface AccountCredentials extends ProviderCredentials {
+  id: string;
+  /** Secret that signs this account's webhooks to the gateway (Freepik). */
+  webhookSecret?: string | undefined;
+}
+
+export interface ProviderAccountOptions {
+  provider: VideoProvider;
+  config: ProviderSettings;
+  credentials: AccountCredentials;
+  baseUrl: string;
+  apiShape?: string | undefined;
+  clock: Clock;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  state: ProviderStateStore;
+  /** The account's own figures. */
+  stats: ProviderFigures;
+  /** The provider's figures, which every account's calls count towards too (the same object for a lone account). */
+  providerStats: ProviderFigures;
+  owner: string;
+  feed: ReplicaFeed;
+  /** Told when the account's circuit as shown changes (the provider sums its accounts up). */
+  onCircuitChange: () => void;
+}
+
+export class ProviderAccount {
+  readonly id: string;
+  readonly providerId: string;
+  /** The key of this account in the shared state: `<provider>:<account>`. */
+  readonly stateKey: string;
+  /** Tasks in flight (submitting or tracked) at once with this account. */
+  readonly maxInFlight: number;
+  readonly rateLimits: readonly RateLimitWindowSettings[];
+  readonly webhookSecret: string | undefined;
+  readonly stats: ProviderFigures;
+  private readonly providerStats: ProviderFigures;
+  private readonly config: ProviderSettings;
+  private readonly state: ProviderStateStore;
+  private readonly client: HttpUpstreamClient;
+  private readonly clock: Clock;
+  private readonly metrics: GatewayMetrics;
+  private readonly logger: Logger;
+  private readonly owner: string;
+  private readonly feed: ReplicaFeed;
+  private readonly onCircuitChange: () => void;
+  private standing: AccountStanding = HEALTHY_STANDING;
+  private shownCircuit: CircuitStateName = 'closed';
+
+  constructor(options: ProviderAccountOptions) {
+    const { provider, credentials, config } = options;
+    const limits = config.accounts?.find((account) => account.id === credentials.id);
+    this.id = credentials.id;
+    this.providerId = provider.id;
+    this.stateKey = `${provider.id}:${credentials.id}`;
+    this.maxInFlight = limits?.max_in_flight ?? config.max_in_flight;
+    this.rateLimits = limits?.rate_limits ?? config.rate_limits;
+    this.webhookSecret = credentials.webhookSecret;
+    this.config = config;
+    this.state = options.state;
+    this.stats = options.stats;
+    this.providerStats = options.providerStats;
+    this.clock = options.clock;
+    this.metrics = options.metrics;
+    this.owner = options.owner;
+    this.feed = options.feed;
+    this.onCircuitChange = options.onCircuitChange;
+    const logger = options.logger.child({ provider: provider.id, account: credentials.id });
+    this.logger = logger;
+    this.metrics.setAccountCircuitState(provider.id, credentials.id, 'closed');
+    const signed =
+      credentials.accessKey && credentials.secretKey && provider.createAuth
+        ? provider.createAuth({ accessKey: credentials.accessKey, secretKey: credentials.secretKey }, options.clock)
+        : undefined;
+    this.client = new HttpUpstreamClient({
+      provider,
+      baseUrl: options.baseUrl,
+      apiKey: credentials.apiKey ?? '',
+      ...(signed ? { auth: signed } : {}),
+      apiShape: options.apiShape,
+      timeoutMs: config.timeout_ms,
+      connectTimeoutMs: config.connect_timeout_ms,
+      now: () => Date.now(),
+      clockNow: () => options.clock.now(),
+      onCall: (record) => this.onUpstreamCall(record, logger),
+    });
+  }
+
+  /** Makes sure the account has its shared row, and reads how it stands. */
+  async start(): Promise<void> {
+    await this.state.register(this.stateKey, this.clock.now());
+    await this.refreshStanding();
+  }
+
+  /** Circuit state as the router sees it: open means calls are refused right now. */
+  get circuit(): CircuitStateName {
+    return circuitStateOf(this.standing, this.clock.now(), this.config.circuit_breaker);
+  }
+
+  /** Until when a `429 Retry-After` asked us to stay away (clock ms), or 0. */
+  get coolingDownUntil(): number {
+    return this.standing.cooldownUntil > this.clock.now() ? this.standing.cooldownUntil : 0;
+  }
+
+  /** The account's standing as this replica last saw it. */
+  get currentStanding(): AccountStanding {
+    return { ...this.standing };
+  }
+
+  /**
+   * Honours a `Retry-After` (or a default back-off when the 429 gave none), for every replica:
+   * seen here at once, written to the shared state and announced to the others.
+   */
+  coolDown(retryAfterMs: number | undefined): void {
+    const now = this.clock.now();
+    const until = now + (retryAfterMs ?? DEFAULT_COOLDOWN_MS);
+    this.standing = { ...this.standing, cooldownUntil: Math.max(this.standing.cooldownUntil, until) };
+    this.state
+      .extendCooldown(this.stateKey, until, now)
+      .then((standing) => {
+        this.apply(standing);
+        this.feed.publish({ kind: 'account', key: this.stateKey });
+      })
+      .catch((error) => this.logger.warn({ err: error }, 'could not share a cool-down; it holds here only'));
+  }
+
+  /** Re-reads the account's standing (another replica announced a change, or the copy is old). */
+  async refreshStanding(): Promise<void> {
+    this.apply(await this.state.read(this.stateKey));
+  }
+
+  private apply(standing: AccountStanding): void {
+    this.standing = standing;
+    const shown = this.circuit;
+    if (shown !== this.shownCircuit) {
+      this.shownCircuit = shown;
+      this.metrics.setAccountCircuitState(this.providerId, this.id, shown);
+      this.logger.warn({ circuit: shown, failures: standing.failures }, `circuit ${shown}`);
+      this.onCircuitChange();
+    }
+  }
+
+  /**
+   * Before a call, a shared standing is read again (one primary-key read): news from other
+   * replicas may still be on its way, and a call let through on an old copy is the one that
+   * could pass `consecutive_failures`.
+   */
+  private async freshStanding(): Promise<void> {
+    if (!this.state.shared) return;
+    try {
+      await this.refreshStanding();
+    } catch (error) {
+      // The store is unreachable: the call will find out too; decide on the last known standing.
+      this.logger.warn({ err: error }, 'could not re-read the account standing');
+    }
+  }
+
+  /**
+   * Asks leave for one upstream call: not during a cool-down, not through an open circuit, one
+   * at a time across replicas while the account is in doubt, and within every rate window.
+   * Waits (on the clock) up to `maxWaitMs` when that is enough; otherwise says when to ask again.
+   */
+  async admit(maxWaitMs = 0, signal?: AbortSignal): Promise<Admission> {
+    const deadline = this.clock.now() + maxWaitMs;
+    for (;;) {
+      await this.freshStanding();
+      const now = this.clock.now();
+      const refuse = (reason: AdmissionRefusal, retryAt: number): Admission | undefined => {
+        if (retryAt <= deadline && reason !== 'circuit_open') return undefined;
+        return { granted: false, reason, retryAt };
+      };
+      const waitUntil = async (at: number) => {
+        await this.clock.sleep(Math.max(1, at - now), signal);
+      };
+      if (this.standing.cooldownUntil > now) {
+        const refused = refuse('cooling_down', this.standing.cooldownUntil);
+        if (refused) return refused;
+        await waitUntil(this.standing.cooldownUntil);
+        continue;
+      }
+      const circuit = circuitAdmission(this.standing, now, this.config.circuit_breaker);
+      if (circuit.kind === 'open') return { granted: false, reason: 'circuit_open', retryAt: circuit.until };
+      if (circuit.kind === 'busy') {
+        const refused = refuse('circuit_busy', circuit.until);
+        if (refused) return refused;
+        await waitUntil(circuit.until);
+        continue;
+      }
+      let trial = false;
+      if (circuit.kind === 'trial') {
+        const claimed = await this.state.claimTrial(this.stateKey, this.owner, now, now + this.config.timeout_ms + TRIAL_MARGIN_MS);
+        if (!claimed) {
+          // Another replica took it first: look again shortly.
+          await this.refreshStanding();
+          const retryAt = now + 50;
+          const refused = refuse('circuit_busy', retryAt);
+          if (refused) return refused;
+          await waitUntil(retryAt);
+          continue;
+        }
+        this.apply(claimed);
+        trial = true;
+      }
+      const wait = await this.state.takeRateAllowance(this.stateKey, this.rateWindows(), now);
+      if (wait === 0) return { granted: true, permit: { trial } };
+      if (trial) await this.releaseTrial();
+      const refused = refuse('rate_limited', now + wait);
+      if (refused) return refused;
+      await waitUntil(now + wait);
+    }
+  }
+
+  private rateWindows() {
+    return this.rateLimits.map((window) => ({ limit: window.limit, windowMs: window.window_ms + RATE_WINDOW_MARGIN_MS }));
+  }
+
+  private async releaseTrial(): Promise<void> {
+    try {
+      this.apply(await this.state.releaseTrial(this.stateKey, this.owner, this.clock.now()));
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not give the trial call back; it runs out by itself');
+    }
+  }
+
+  /** A client with this account's credentials, bound to a task and request for logs. */
+  clientFor(context: Record<string, string>): HttpUpstreamClient {
+    return this.client.withContext(context);
+  }
+
+  /**
+   * Makes one upstream call with the leave `admit` gave (asking for it now when none is given),
+   * and tells the circuit how it went.
+   */
+  async call<T>(fn: (signal: AbortSignal) => Promise<T>, permit?: CallPermit): Promise<T> {
+    if (!permit) {
+      const admission = await this.admit(0);
+      if (!admission.granted) {
+        if (admission.reason === 'circuit_open') throw new CircuitBreakerOpenError(this.providerId);
+        throw new UpstreamBusyError(this.providerId, admission.reason, admission.retryAt);
+      }
+      permit = admission.permit;
+    }
+    let result: T;
+    try {
+      result = await fn(new AbortController().signal);
+    } catch (error) {
+      await this.record(permit, healthOf(error));
+      throw error;
+    }
+    await this.record(permit, 'healthy');
+    return result;
+  }
+
+  /** Writes what a call showed about the account's health; a healthy call of a healthy account writes nothing. */
+  private async record(permit: CallPermit, health: CallHealth): Promise<void> {
+    const now = this.clock.now();
+    try {
+      if (health === 'healthy') {
+        if (!permit.trial && this.standing.failures === 0 && this.standing.openedAt === null) return;
+        this.apply(await this.state.recordSuccess(this.stateKey, this.owner, now));
+      } else if (health === 'unhealthy') {
+        this.apply(
+          await this.state.recordFailure(this.stateKey, {
+            owner: this.owner,
+            threshold: this.config.circuit_breaker.consecutive_failures,
+            // A failed probe of an open circuit opens it for another period.
+            reopen: permit.trial && this.standing.openedAt !== null,
+            now,
+          }),
+        );
+      } else {
+        if (permit.trial) await this.releaseTrial();
+        return;
+      }
+      this.feed.publish({ kind: 'account', key: this.stateKey });
+    } catch (error) {
+      this.logger.warn({ err: error, health }, 'could not record the call on the circuit');
+    }
+  }
+
+  private onUpstreamCall(record: UpstreamCallRecord, logger: Logger): void {
+    const ok = record.outcome === 'ok';
+    const now = this.clock.now();
+    this.stats.recordCall(now, ok, record.durationMs);
+    if (this.providerStats !== this.stats) this.providerStats.recordCall(now, ok, record.durationMs);
+    const labels = { provider: this.providerId, account: this.id, operation: record.operation };
+    this.metrics.upstreamRequests.inc({ ...labels, outcome: record.outcome });
+    this.metrics.upstreamDuration.observe(labels, record.durationMs / 1000);
+    logger[ok ? 'info' : 'warn'](
+      {
+        upstream: { operation: record.operation, method: record.method, path: record.path, status: record.status },
+        outcome: record.outcome,
+        duration_ms: record.durationMs,
+        ...record.context,
+      },
+      'upstream call',
+    );
+  }
+}
