@@ -45,7 +45,10 @@ interface ProviderPlan {
   base_url: string | null;
   priority: number;
   weight: number;
+  /** Over all accounts. */
   max_in_flight: number;
+  /** Each account's id and cap (one, `default`, for a single key). */
+  accounts: { id: string; max_in_flight: number }[];
   timeout_ms: number;
   rate_limits: { limit: number; window_ms: number }[];
   webhooks: boolean;
@@ -69,7 +72,7 @@ async function planFor(path: string, config: GatewayConfig) {
     if (settings?.enabled === false) {
       mode = 'disabled';
       reason = 'enabled: false';
-    } else if (settings?.api_key) {
+    } else if (settings?.api_key || settings?.access_key || settings?.accounts) {
       try {
         baseUrl = liveEndpoint(config, provider)?.baseUrl ?? null;
         mode = 'live';
@@ -85,6 +88,11 @@ async function planFor(path: string, config: GatewayConfig) {
       reason = 'no api_key (simulators run only when no provider has a key; see sandbox.simulators)';
     }
     const pricing = settings ? mergePricing(provider.defaultPricing, settings.pricing) : provider.defaultPricing;
+    const cap = settings?.max_in_flight ?? 20;
+    const accounts = (settings?.accounts ?? [{ id: 'default', max_in_flight: undefined }]).map((account) => ({
+      id: account.id,
+      max_in_flight: account.max_in_flight ?? cap,
+    }));
     return {
       id: provider.id,
       mode,
@@ -92,10 +100,11 @@ async function planFor(path: string, config: GatewayConfig) {
       base_url: baseUrl,
       priority: settings?.priority ?? 100,
       weight: settings?.weight ?? 1,
-      max_in_flight: settings?.max_in_flight ?? 20,
+      max_in_flight: accounts.reduce((sum, account) => sum + account.max_in_flight, 0),
+      accounts,
       timeout_ms: settings?.timeout_ms ?? 30_000,
       rate_limits: settings?.rate_limits ?? [],
-      webhooks: Boolean(settings?.webhook_secret),
+      webhooks: Boolean(settings?.webhook_secret || settings?.accounts?.some((account) => account.webhook_secret)),
       pricing: pricing ? { currency: pricing.currency, credit_value: pricing.credit_value, rules: pricing.rules.length } : null,
     };
   });
@@ -141,7 +150,12 @@ function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): v
     { header: 'RATE', value: (p) => p.rate_limits.map((r) => `${r.limit}/${formatNumber(r.window_ms / 1000)}s`).join(' ') || '—' },
     { header: 'PRICING', value: (p) => (p.pricing ? `${p.pricing.rules} rules, 1 credit = ${formatNumber(p.pricing.credit_value)} ${p.pricing.currency}` : 'none') },
   ]);
-  for (const provider of plan.providers) if (provider.reason) out.line(`  ${provider.id}: ${provider.reason}`);
+  for (const provider of plan.providers) {
+    if (provider.accounts.length > 1 || provider.accounts[0]?.id !== 'default') {
+      out.line(`  ${provider.id} accounts: ${provider.accounts.map((account) => `${account.id} (cap ${account.max_in_flight})`).join(', ')}`);
+    }
+    if (provider.reason) out.line(`  ${provider.id}: ${provider.reason}`);
+  }
 }
 
 export function registerOperatorCommands(program: Command, context: CliContext): void {

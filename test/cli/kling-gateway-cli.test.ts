@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
 import { runCli } from '../../src/cli/main.js';
-import { TENANT_KEY } from '../support/harness.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { startTestGateway, TENANT_KEY } from '../support/harness.js';
+import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
@@ -136,6 +138,38 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(models.stdout).toMatch(/^kling-v3 +text-to-video +freepik +pro,std +/m);
   });
 
+  it('lists the accounts of a provider that has several, under it', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const upstream = await MultiKeyKling3api.start(clock, ['key-east-0001', 'key-west-0002']);
+    const gw = await startTestGateway({
+      clock,
+      config: {
+        providers: {
+          kling3api: {
+            base_url: upstream.url,
+            accounts: [
+              { id: 'east', api_key: 'key-east-0001', max_in_flight: 2 },
+              { id: 'west', api_key: 'key-west-0002', max_in_flight: 4 },
+            ],
+          },
+        },
+      },
+    });
+    try {
+      await gw.create({ model: 'kling-v3', prompt: 'one kite', duration: 5 });
+      const providers = await runHere(['providers'], { KLING_GATEWAY_URL: gw.url });
+      expect(providers.code).toBe(0);
+      expect(providers.stdout).toMatch(/^kling3api +live +closed +1\/6 /m);
+      // Both were empty: the configured order decided.
+      expect(providers.stdout).toMatch(/^ +└ east +closed +1\/2 +100% +1 /m);
+      expect(providers.stdout).toMatch(/^ +└ west +closed +0\/4 +— +0 /m);
+      expect(providers.stdout).not.toContain('└ default');
+    } finally {
+      await gw.close();
+      await upstream.close();
+    }
+  });
+
   it('exits with a code that says what went wrong', async () => {
     const server = await import('node:net').then(({ createServer }) => createServer());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -208,6 +242,39 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       { tenant: 'dev', webhook_secret: true },
       { tenant: 'ops', webhook_secret: false },
     ]);
+
+    // Accounts (here on Kling's own API, signed keys) make a provider live, each with its cap, never showing a key.
+    const withAccounts = join(workdir, 'accounts.yaml');
+    writeFileSync(
+      withAccounts,
+      [
+        'server: { public_url: "https://gateway.example.com" }',
+        'database: { url: "sqlite::memory:" }',
+        'auth: { api_keys: "ops:ops-key-123" }',
+        'providers:',
+        '  kling-legacy:',
+        '    region: singapore',
+        '    max_in_flight: 4',
+        '    accounts:',
+        '      - { id: team-a, access_key: ak-team-a, secret_key: sk-team-a-secret }',
+        '      - { id: team-b, api_key: kl-team-b-secret, max_in_flight: 9 }',
+      ].join('\n'),
+    );
+    const accounts = await runHere(['--json', 'check-config', withAccounts]);
+    expect(accounts.code, accounts.stderr).toBe(0);
+    expect(accounts.stdout).not.toMatch(/sk-team-a-secret|kl-team-b-secret/);
+    const legacy = JSON.parse(accounts.stdout).providers.find((provider: { id: string }) => provider.id === 'kling-legacy');
+    expect(legacy).toMatchObject({
+      mode: 'live',
+      base_url: 'https://api-singapore.klingai.com',
+      max_in_flight: 13,
+      accounts: [
+        { id: 'team-a', max_in_flight: 4 },
+        { id: 'team-b', max_in_flight: 9 },
+      ],
+    });
+    const shown = await runHere(['check-config', withAccounts]);
+    expect(shown.stdout).toContain('kling-legacy accounts: team-a (cap 4), team-b (cap 9)');
 
     const broken = join(workdir, 'broken.yaml');
     writeFileSync(broken, readFileSync(join(REPO, 'config.yaml'), 'utf8').replace('timeout_ms: 30000', 'timeout_ms: -5'));

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Store } from '../../src/store/database.js';
 import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
-import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { TENANT_KEY, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
 const KEYS = { east: 'key-east-0001', west: 'key-west-0002' } as const;
@@ -37,9 +37,10 @@ const terminal = (status: string) => ['succeeded', 'failed', 'canceled'].include
 async function runToEnd(gateways: TestGateway[], clock: ManualClock, upstream: MultiKeyKling3api, ids: string[]): Promise<any[]> {
   for (let step = 0; step < 400; step++) {
     for (const key of Object.values(KEYS)) expect(upstream.runningWith(key)).toBeLessThanOrEqual(CAP);
-    const tasks = await Promise.all(ids.map(async (id) => (await gateways[0]!.get(id)).body));
+    const listed = (await gateways[0]!.request('GET', '/v1/videos?limit=100')).body.data as { id: string; status: string }[];
+    const tasks = ids.map((id) => listed.find((task) => task.id === id)!);
     if (tasks.every((task) => terminal(task.status))) return tasks;
-    await clock.advance(2_000);
+    await clock.advance(5_000);
     // Replicas run their workers at the same time, racing for the same slots.
     await Promise.all(gateways.map((gateway) => gateway.gateway.runOnce()));
   }
@@ -66,7 +67,7 @@ function expectPerAccountBehaviour(upstream: MultiKeyKling3api, tasks: any[]): v
   }
 }
 
-describe('several accounts of one provider', () => {
+describe('several accounts of one provider', { timeout: 120_000 }, () => {
   let upstream: MultiKeyKling3api | undefined;
   let gw: TestGateway | undefined;
   afterEach(async () => {
@@ -149,11 +150,56 @@ describe('several accounts of one provider', () => {
     expect(refused.status).toBe('failed');
     expect(refused.attempts.map((attempt: { account: string }) => attempt.account)).toEqual(['east', 'west']);
   });
+
+  it('resumes a task accepted just before a crash with the account that accepted it, which keeps its slot', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    upstream = await MultiKeyKling3api.start(clock, Object.values(KEYS));
+    const database = tempDatabaseUrl();
+    const config = { ...accountsConfig(upstream), database: { url: database } };
+    const crashed = await startTestGateway({ clock, config });
+    for (let n = 0; n < CAP; n++) await crashed.create(request(100 + n));
+    const before = new Set([...upstream.created.values()].flat());
+    // The process "dies" right after the accepted attempt is written, before the task moves to tracking.
+    (crashed.gateway.dispatcher as unknown as { lifecycle: { startTracking: () => Promise<never> } }).lifecycle.startTracking = () =>
+      new Promise<never>(() => undefined);
+    const client = new AbortController();
+    const pending = fetch(`${crashed.url}/v1/videos`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TENANT_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(request(1)),
+      signal: client.signal,
+    }).catch(() => undefined);
+    const createdSince = () => [...upstream!.created.entries()].flatMap(([key, ids]) => ids.filter((id) => !before.has(id)).map((id) => ({ key, id })));
+    for (let i = 0; i < 200 && createdSince().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    client.abort();
+    await pending;
+    const [crashedTask] = createdSince();
+    const account = Object.entries(KEYS).find(([, key]) => key === crashedTask!.key)![0];
+
+    gw = await startTestGateway({ clock, config });
+    const accounts = (await gw.request('GET', '/v1/providers')).body.data.find((p: { id: string }) => p.id === 'kling3api').accounts;
+    // Every task the upstream holds keeps a slot of the account that created it.
+    expect(accounts.map((entry: { id: string; in_flight: number }) => [entry.id, entry.in_flight])).toEqual(
+      Object.entries(KEYS).map(([id, key]) => [id, upstream!.created.get(key)?.length ?? 0]),
+    );
+    const resumed = (await gw.request('GET', '/v1/videos?limit=10')).body.data.find(
+      (task: { provider_task_id: string }) => task.provider_task_id === crashedTask!.id,
+    );
+    expect(resumed.status).toBe('processing');
+    const [done] = await runToEnd([gw], clock, upstream, [resumed.id]);
+    expect(done.attempts.map((attempt: { account: string; outcome: string }) => [attempt.account, attempt.outcome])).toEqual([[account, 'accepted']]);
+    expect(upstream.polls.filter((poll) => poll.taskId === crashedTask!.id).length).toBeGreaterThan(0);
+    expect(upstream.polls.filter((poll) => poll.polledWith !== poll.createdWith)).toEqual([]);
+    // Never sent again.
+    expect([...upstream.created.values()].flat()).toHaveLength(CAP + 1);
+    await crashed.gateway.close().catch(() => undefined);
+  });
 });
 
 const postgres = await postgresAvailable();
 
-describe.skipIf(!postgres)('several accounts of one provider, two gateways on one PostgreSQL', () => {
+describe.skipIf(!postgres)('several accounts of one provider, two gateways on one PostgreSQL', { timeout: 120_000 }, () => {
   let schema: string;
   let upstream: MultiKeyKling3api | undefined;
   const stores: Store[] = [];
