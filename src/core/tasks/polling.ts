@@ -31,15 +31,31 @@ export function firstPollDelay(
   return base + Math.round(base * settings.poll_jitter * random());
 }
 
-/** Delay after the `pollCount`-th poll (1 = after the first). */
+/**
+ * After the first poll of a job that has run `minimumRunTimeMs`, the next waits at least this
+ * share of the time the job has run so far (which grows by the same share each poll). A job that
+ * cannot finish in 30 s is not worth asking about every 2 s after that: polls come at 30, 37.5,
+ * 47, 59, 73 s…, so a 60 s job costs at most five polls and is seen finished within a quarter of
+ * its run time.
+ */
+export const RUN_TIME_SHARE = 0.25;
+
+/**
+ * Delay after the `pollCount`-th poll (1 = after the first): the back-off from the min interval,
+ * or, when longer, `RUN_TIME_SHARE` of the time a job of at least `minimumRunTimeMs` has run by
+ * then.
+ */
 export function nextPollDelay(
   pollCount: number,
   settings: PollingSettings,
   random: () => number,
   expectsWebhook: boolean,
+  minimumRunTimeMs = 0,
 ): number {
   const exponent = Math.max(0, pollCount - 1);
-  let delay = Math.min(settings.poll_max_interval_ms, settings.poll_min_interval_ms * settings.poll_backoff ** exponent);
+  const backoff = settings.poll_min_interval_ms * settings.poll_backoff ** exponent;
+  const shareOfRunTime = minimumRunTimeMs * RUN_TIME_SHARE * (1 + RUN_TIME_SHARE) ** exponent;
+  let delay = Math.min(settings.poll_max_interval_ms, Math.max(backoff, shareOfRunTime));
   if (expectsWebhook) delay = Math.max(delay, settings.webhook_safety_poll_ms);
   const ceiling = Math.max(settings.poll_max_interval_ms, expectsWebhook ? settings.webhook_safety_poll_ms : 0);
   return Math.min(ceiling, Math.max(settings.poll_min_interval_ms, jittered(delay, settings.poll_jitter, random)));

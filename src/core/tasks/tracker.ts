@@ -7,7 +7,7 @@
 import type { TaskError } from '../model/canonical.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
-import { CircuitBreakerOpenError } from '../upstream/provider-runtime.js';
+import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { nextPollDelay } from './polling.js';
 import { TaskLifecycle } from './task-lifecycle.js';
@@ -52,10 +52,10 @@ export class Tracker {
     }
   }
 
-  private schedule(task: TaskRecord): { nextPollAt: number; pollCount: number } {
+  private schedule(task: TaskRecord, runtime: ProviderRuntime): { nextPollAt: number; pollCount: number } {
     const { config, clock, random } = this.engine;
     const pollCount = task.pollCount + 1;
-    const delay = nextPollDelay(pollCount, config.tracking, random, task.expectsWebhook);
+    const delay = nextPollDelay(pollCount, config.tracking, random, task.expectsWebhook, runtime.minimumRunTimeMs(task.request));
     return { nextPollAt: Math.min(clock.now() + delay, task.deadlineAt + 1), pollCount };
   }
 
@@ -88,7 +88,7 @@ export class Tracker {
         admission.permit,
       );
       metrics.polls.inc({ provider: runtime.id, outcome: report.status });
-      await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'], leaseOwner: this.engine.owner }, this.schedule(task));
+      await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'], leaseOwner: this.engine.owner }, this.schedule(task, runtime));
     } catch (error) {
       if (error instanceof CircuitBreakerOpenError) {
         metrics.polls.inc({ provider: runtime.id, outcome: 'circuit_open' });
@@ -99,7 +99,7 @@ export class Tracker {
       metrics.polls.inc({ provider: runtime.id, outcome: `error_${code}` });
       logger.warn({ task_id: task.id, provider: runtime.id, err: error }, 'status poll failed; will retry');
       if (error instanceof UpstreamError && error.statusCode === 429) account.coolDown(error.retryAfterMs);
-      const next = this.schedule(task);
+      const next = this.schedule(task, runtime);
       const retryAfter = error instanceof UpstreamError && error.retryAfterMs !== undefined ? clock.now() + error.retryAfterMs : 0;
       await this.lifecycle.reschedulePoll(task, Math.max(next.nextPollAt, retryAfter), true);
     }

@@ -88,3 +88,40 @@ describe('nextPollDelay', () => {
     expect(nextPollDelay(1, SETTINGS, highest, false)).toBe(2_400);
   });
 });
+
+describe('a job that cannot finish early', () => {
+  // config.yaml's polling, and Freepik's shortest run (30 s) with no webhook expected.
+  const CONFIGURED: PollingSettings = { ...SETTINGS, poll_min_interval_ms: 2_000, poll_max_interval_ms: 30_000 };
+  const FREEPIK_MINIMUM_MS = 30_000;
+
+  /** Status polls until the first one at or after `jobMs`, with the given random source. */
+  function pollsFor(jobMs: number, random: () => number): number {
+    let at = firstPollDelay(FREEPIK_MINIMUM_MS, CONFIGURED, random);
+    let polls = 1;
+    while (at < jobMs) {
+      at += nextPollDelay(polls, CONFIGURED, random, false, FREEPIK_MINIMUM_MS);
+      polls += 1;
+    }
+    return polls;
+  }
+
+  it('waits a growing share of the run time after the first poll, not the 2 s minimum', () => {
+    const delays = [1, 2, 3].map((count) => nextPollDelay(count, NO_JITTER, middle, false, 30_000));
+    expect(delays).toEqual([7_500, 9_375, 11_719]);
+    // Never past the max interval.
+    expect(nextPollDelay(30, NO_JITTER, middle, false, 30_000)).toBe(30_000);
+  });
+
+  it('polls a 60 s Freepik job at most five times, whatever the jitter', () => {
+    let state = 7;
+    const seeded = () => {
+      state = (state * 48_271) % 2_147_483_647;
+      return state / 2_147_483_647;
+    };
+    for (const random of [lowest, middle, highest, seeded, seeded, seeded, seeded, seeded]) {
+      expect(pollsFor(60_000, random)).toBeLessThanOrEqual(5);
+    }
+    // The first poll already sees a job that ends as early as it could.
+    expect(pollsFor(30_000, lowest)).toBe(1);
+  });
+});
