@@ -47,10 +47,25 @@ export function benchDatabaseDirectory(): string {
  * 500 ms would multiply that background work by ten; 100 ms is fine enough for 100 ms polls.
  */
 export function benchConfig(settings: BenchSettings, databaseDirectory: string): GatewayConfig {
+  return parseConfig(benchConfigDocument(settings, databaseDirectory), {}, PROVIDER_IDS, 'benchmark config');
+}
+
+/** Where a gateway started as a process of its own listens and finds its simulators. */
+export interface ProcessPlacement {
+  port: number;
+  /** Control URL of the simulator host process (`sandbox.simulators_url`). */
+  simulatorsUrl: string;
+  /** Use `config.yaml`'s polling for real jobs instead of polling scaled to the short simulated ones. */
+  realPolling?: boolean;
+}
+
+/** The configuration document (what `config.yaml` would hold); see `benchConfig`. */
+export function benchConfigDocument(settings: BenchSettings, databaseDirectory: string, placement?: ProcessPlacement): Record<string, unknown> {
   const runTimeMs = settings.queuedMs + settings.processingMs;
-  const scale = runTimeMs / 30_000;
-  const document = {
-    server: { port: 0, host: '127.0.0.1', public_url: 'http://127.0.0.1:1' },
+  const scale = placement?.realPolling ? 1 : runTimeMs / 30_000;
+  const url = placement ? `http://127.0.0.1:${placement.port}` : 'http://127.0.0.1:1';
+  return {
+    server: { port: placement?.port ?? 0, host: '127.0.0.1', public_url: url },
     database: { url: `sqlite:${join(databaseDirectory, 'gateway.db')}` },
     auth: { api_keys: `bench:${BENCH_TENANT_KEY}` },
     routing: { strategy: 'priority', allow_fallbacks: true },
@@ -61,13 +76,16 @@ export function benchConfig(settings: BenchSettings, databaseDirectory: string):
       poll_jitter: 0.2,
       webhook_safety_poll_ms: Math.max(1_000, Math.round(60_000 * scale)),
       lease_ms: 30_000,
-      tick_ms: 100,
+      tick_ms: placement?.realPolling ? 500 : 100,
     },
-    sandbox: { queued_ms: settings.queuedMs, processing_ms: settings.processingMs },
+    sandbox: {
+      queued_ms: settings.queuedMs,
+      processing_ms: settings.processingMs,
+      ...(placement ? { simulators_url: placement.simulatorsUrl } : {}),
+    },
     // Results are copied as `npm start` copies them, beside the benchmark's database.
     storage: { mode: 'copy', filesystem: { path: join(databaseDirectory, 'outputs') } },
     log: { level: 'silent' },
     providers: Object.fromEntries(PROVIDERS.map((provider, index) => [provider.id, unlimitedProvider(index + 1)])),
   };
-  return parseConfig(document, {}, PROVIDER_IDS, 'benchmark config');
 }

@@ -4,8 +4,12 @@
  * iterating on the benchmark itself (its numbers are too few to quote).
  */
 
-/** Where the gateway and simulators run relative to the load generator. */
-export type BenchMode = 'child' | 'in-process';
+/**
+ * Where the gateway and simulators run relative to the load generator: `processes` (default)
+ * runs the compiled gateway and the simulators each in a process of their own, as deployed;
+ * `child` runs the TypeScript sources of both in one child process; `in-process` in this one.
+ */
+export type BenchMode = 'processes' | 'child' | 'in-process';
 
 export interface BenchSettings {
   quick: boolean;
@@ -26,6 +30,11 @@ export interface BenchSettings {
   readTasks: number;
   /** Tasks per provider in the upstream-calls-per-task phase. */
   trackedTasksPerProvider: number;
+  /** Memory phase: finished tasks stored before it creates `inFlightTasks` that stay in flight. */
+  finishedTasks: number;
+  inFlightTasks: number;
+  /** Memory phase: tasks stored for the last measurement (seeded into the database directly). */
+  storedTasks: number;
   /** Simulated task timing (what the sandbox's `queued_ms` / `processing_ms` become). */
   queuedMs: number;
   processingMs: number;
@@ -56,21 +65,24 @@ function positiveInteger(raw: string | undefined, fallback: number, name: string
 /** Reads `BENCH_*` variables; an explicit variable always wins over the quick-mode default. */
 export function readBenchSettings(env: NodeJS.ProcessEnv): BenchSettings {
   const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
-  const mode = env.BENCH_MODE ?? 'child';
-  if (mode !== 'child' && mode !== 'in-process') {
-    throw new Error(`BENCH_MODE must be child or in-process, got "${mode}"`);
+  const mode = env.BENCH_MODE ?? 'processes';
+  if (mode !== 'processes' && mode !== 'child' && mode !== 'in-process') {
+    throw new Error(`BENCH_MODE must be processes, child or in-process, got "${mode}"`);
   }
   return {
     quick,
     mode,
     profile: env.BENCH_PROFILE === '1' || env.BENCH_PROFILE === 'true',
-    rates: numberList(env.BENCH_RATES, quick ? [10, 25] : [10, 25, 50], 'BENCH_RATES'),
-    seconds: positive(env.BENCH_SECONDS, quick ? 3 : 15, 'BENCH_SECONDS'),
+    rates: numberList(env.BENCH_RATES, quick ? [25, 80] : [80, 150, 300], 'BENCH_RATES'),
+    seconds: positive(env.BENCH_SECONDS, quick ? 3 : 10, 'BENCH_SECONDS'),
     warmupRequests: positiveInteger(env.BENCH_WARMUP, quick ? 30 : 100, 'BENCH_WARMUP'),
-    readConcurrency: positiveInteger(env.BENCH_READ_CONCURRENCY, 16, 'BENCH_READ_CONCURRENCY'),
+    readConcurrency: positiveInteger(env.BENCH_READ_CONCURRENCY, 50, 'BENCH_READ_CONCURRENCY'),
     readSeconds: positive(env.BENCH_READ_SECONDS, quick ? 3 : 10, 'BENCH_READ_SECONDS'),
     readTasks: positiveInteger(env.BENCH_READ_TASKS, quick ? 20 : 100, 'BENCH_READ_TASKS'),
     trackedTasksPerProvider: positiveInteger(env.BENCH_TRACKED_TASKS, quick ? 10 : 50, 'BENCH_TRACKED_TASKS'),
+    finishedTasks: positiveInteger(env.BENCH_FINISHED_TASKS, quick ? 1_000 : 10_000, 'BENCH_FINISHED_TASKS'),
+    inFlightTasks: positiveInteger(env.BENCH_IN_FLIGHT_TASKS, quick ? 500 : 5_000, 'BENCH_IN_FLIGHT_TASKS'),
+    storedTasks: positiveInteger(env.BENCH_STORED_TASKS, quick ? 10_000 : 100_000, 'BENCH_STORED_TASKS'),
     queuedMs: positiveInteger(env.BENCH_QUEUED_MS, 200, 'BENCH_QUEUED_MS'),
     processingMs: positiveInteger(env.BENCH_PROCESSING_MS, 800, 'BENCH_PROCESSING_MS'),
   };

@@ -31,6 +31,11 @@ export interface CreateLatencyRow {
   rate: number;
   direct: OpenLoopSummary;
   gateway: OpenLoopSummary;
+  /**
+   * CPU the gateway's process spent per create sent through it during this rate (its webhooks
+   * and polls of those tasks included); NaN when the gateway shares its process.
+   */
+  gatewayCpuMsPerCreate: number;
   /** Event-loop delay of the serving process during this rate. */
   serverEventLoopDelayMs: EventLoopDelay;
   machineNoise: MachineNoise;
@@ -74,14 +79,19 @@ export async function measureCreateLatency({ stack, settings, log, watchNoise }:
   await gateway.waitUntilIdle();
 
   const rows: CreateLatencyRow[] = [];
+  // Only a gateway alone in its process has a CPU time of its own.
+  const separate = stack.addresses.pid !== process.pid && settings.mode === 'processes';
   for (const rate of settings.rates) {
     log(`creates at ${rate}/s for ${settings.seconds} s, interleaved: simulator directly and through the gateway`);
     await stack.eventLoopDelay();
     const stopWatch = await watchNoise();
+    const cpuBefore = await stack.cpuMs();
     const [direct, viaGateway] = await runOpenLoop(rate, settings.seconds, [sendDirect, sendGateway]);
+    const cpuDuring = (await stack.cpuMs()) - cpuBefore;
     const machineNoise = await stopWatch();
     const serverEventLoopDelayMs = await stack.eventLoopDelay();
-    rows.push({ rate, direct: summarize(direct), gateway: summarize(viaGateway), serverEventLoopDelayMs, machineNoise });
+    const gatewayCpuMsPerCreate = separate ? cpuDuring / Math.max(1, viaGateway?.sent ?? 0) : Number.NaN;
+    rows.push({ rate, direct: summarize(direct), gateway: summarize(viaGateway), gatewayCpuMsPerCreate, serverEventLoopDelayMs, machineNoise });
     // Let the tasks just created finish, so their tracking does not load the next rate.
     await gateway.waitUntilIdle();
   }

@@ -15,6 +15,8 @@ import { summarizeLatencies, type LatencySummary } from './stats.js';
 
 export interface ClosedLoopSummary {
   requestsPerSecond: number;
+  /** CPU its server process spent per answered request (NaN when not measurable apart). */
+  cpuMsPerRequest: number;
   latencyMs: LatencySummary;
   failures: Record<string, number>;
 }
@@ -29,12 +31,25 @@ export interface ReadThroughputResult {
   machineNoise: MachineNoise;
 }
 
-function summarize(result: LoadResult | undefined): ClosedLoopSummary {
+function summarize(result: LoadResult | undefined, cpuMs = Number.NaN): ClosedLoopSummary {
   if (!result) throw new Error('missing load result');
-  return { requestsPerSecond: result.throughput, latencyMs: summarizeLatencies(result.latenciesMs), failures: result.failures };
+  return {
+    requestsPerSecond: result.throughput,
+    cpuMsPerRequest: cpuMs / Math.max(1, result.latenciesMs.length),
+    latencyMs: summarizeLatencies(result.latenciesMs),
+    failures: result.failures,
+  };
 }
 
-export async function measureReadThroughput({ stack, settings, log, watchNoise }: PhaseContext): Promise<ReadThroughputResult> {
+/**
+ * The read baseline when the gateway runs as a process of its own: a bare express + zod +
+ * better-sqlite3 server answering the same Task JSON by primary key (`bare-server.mjs`).
+ */
+export interface BareBaseline {
+  start(template: unknown, rows: number): Promise<{ url: string; ids: string[]; cpuMs(): number; close(): Promise<void> }>;
+}
+
+export async function measureReadThroughput({ stack, settings, log, watchNoise }: PhaseContext, bare?: BareBaseline): Promise<ReadThroughputResult> {
   const gateway = new GatewayClient(stack.addresses);
   const simulator = new SimulatorClient(stack.addresses, BASELINE_PROVIDER);
 
@@ -54,6 +69,44 @@ export async function measureReadThroughput({ stack, settings, log, watchNoise }
   const upstreamPaths = tasks.map((task) => `${family}/${task.provider_task_id ?? ''}`);
   let nextDirect = 0;
   let nextGateway = 0;
+
+  if (bare) {
+    // The same Task JSON the gateway answers, one row per task read, in a server of its own.
+    const template = tasks[0];
+    const server = await bare.start(template, ids.length);
+    const headers = { authorization: `Bearer ${stack.addresses.gatewayKey}` };
+    const bareGet = async () => {
+      const response = await fetch(`${server.url}/v1/videos/${server.ids[nextDirect++ % server.ids.length] ?? ''}`, { headers });
+      await response.text();
+      return response.status;
+    };
+    try {
+      // Warm both (JIT, connections) before timing.
+      await runClosedLoop(settings.readConcurrency, 1, [bareGet, () => gateway.getStatus(ids[nextGateway++ % ids.length] ?? '')]);
+      log(`GET throughput, ${settings.readConcurrency} clients, ${settings.readSeconds} s per target in 1 s slices (bare server vs gateway)`);
+      const stopWatch = await watchNoise();
+      const gatewayCpuBefore = await stack.cpuMs();
+      const bareCpuBefore = server.cpuMs();
+      const [direct, viaGateway] = await runClosedLoop(settings.readConcurrency, settings.readSeconds, [
+        bareGet,
+        () => gateway.getStatus(ids[nextGateway++ % ids.length] ?? ''),
+      ]);
+      const bareCpu = server.cpuMs() - bareCpuBefore;
+      const gatewayCpu = (await stack.cpuMs()) - gatewayCpuBefore;
+      const machineNoise = await stopWatch();
+      return {
+        concurrency: settings.readConcurrency,
+        tasks: ids.length,
+        baselineRoute: 'GET /v1/videos/{id} on a bare express + zod + better-sqlite3 server',
+        direct: summarize(direct, bareCpu),
+        gateway: summarize(viaGateway, gatewayCpu),
+        serverEventLoopDelayMs: await stack.eventLoopDelay(),
+        machineNoise,
+      };
+    } finally {
+      await server.close();
+    }
+  }
 
   log(`GET throughput, ${settings.readConcurrency} clients, ${settings.readSeconds} s per target in 1 s slices`);
   await stack.eventLoopDelay();

@@ -10,6 +10,8 @@ import type { StackMemory } from './bench-stack.js';
 import type { CreateLatencyResult } from './create-latency.js';
 import type { ReadThroughputResult } from './read-throughput.js';
 import type { MachineNoise } from './machine-noise.js';
+import type { MemoryPhaseResult } from './memory-phase.js';
+import type { PollScheduleResult } from './poll-schedule.js';
 import { ratio } from './stats.js';
 import type { UpstreamCallsResult } from './upstream-calls.js';
 
@@ -34,7 +36,10 @@ export interface BenchReport {
   createLatency: CreateLatencyResult;
   readThroughput: ReadThroughputResult;
   upstreamCalls: UpstreamCallsResult;
+  pollSchedule: PollScheduleResult;
   memory: MemoryCheckpoint[];
+  /** Only when the gateway ran as a process of its own. */
+  memoryPhase?: MemoryPhaseResult;
 }
 
 /** The 1-minute load average (0 where the platform has none). */
@@ -134,12 +139,19 @@ export function renderReport(report: BenchReport): string {
   const out: string[] = [];
   out.push(
     `Kling Gateway benchmark: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, ` +
-      `${settings.mode === 'child' ? 'gateway + simulators in a child process' : 'everything in one process'}, ` +
+      `${
+        settings.mode === 'processes'
+          ? 'compiled gateway, simulators and baseline server each in a process of their own'
+          : settings.mode === 'child'
+            ? 'gateway + simulators in a child process'
+            : 'everything in one process'
+      }, ` +
       `SQLite file, simulated jobs ${settings.queuedMs} + ${settings.processingMs} ms${settings.quick ? ', QUICK MODE (numbers not for quoting)' : ''}`,
     `Load average (1 min): ${machine.loadAverageAtStart.toFixed(2)} at start, ${machine.loadAverageAtEnd.toFixed(2)} at end`,
   );
   const warning = busyMachineWarning(machine);
   if (warning) out.push(warning);
+  out.push('', ...renderGoals(report));
   const phases = [...createLatency.rows.map((row) => row.machineNoise), readThroughput.machineNoise, upstreamCalls.machineNoise];
   if (phases.some(isNoisy)) {
     out.push('WARNING: other work on the machine took CPU during phases marked "!"; rerun on a quiet machine before quoting them.');
@@ -183,7 +195,7 @@ export function renderReport(report: BenchReport): string {
   const read = readThroughput;
   out.push(
     '',
-    `2. Read throughput: GET /v1/videos/{id} vs ${read.baselineRoute} on the simulator`,
+    `2. Read throughput: GET /v1/videos/{id} vs ${read.baselineRoute}`,
     `   (${read.concurrency} clients, ${settings.readSeconds} s per target alternating in 1 s slices, ${read.tasks} finished tasks;` +
       ` server loop p99/max ${ms(read.serverEventLoopDelayMs.p99)} / ${ms(read.serverEventLoopDelayMs.max)};` +
       ` other cores ${noiseCell(read.machineNoise)})`,
@@ -192,10 +204,10 @@ export function renderReport(report: BenchReport): string {
     renderTable(
       ['target', 'throughput', 'p50', 'p99', 'errors'],
       [
-        ['simulator status GET', perSecond(read.direct.requestsPerSecond), ms(read.direct.latencyMs.p50), ms(read.direct.latencyMs.p99), failuresOf(read.direct.failures)],
+        ['baseline', perSecond(read.direct.requestsPerSecond), ms(read.direct.latencyMs.p50), ms(read.direct.latencyMs.p99), failuresOf(read.direct.failures)],
         ['gateway GET /v1/videos/{id}', perSecond(read.gateway.requestsPerSecond), ms(read.gateway.latencyMs.p50), ms(read.gateway.latencyMs.p99), failuresOf(read.gateway.failures)],
         [
-          'ratio gateway / simulator',
+          'ratio gateway / baseline',
           times(ratio(read.gateway.requestsPerSecond, read.direct.requestsPerSecond)),
           times(ratio(read.gateway.latencyMs.p50, read.direct.latencyMs.p50)),
           times(ratio(read.gateway.latencyMs.p99, read.direct.latencyMs.p99)),
@@ -244,6 +256,59 @@ export function renderReport(report: BenchReport): string {
   }
   out.push('', `Elapsed: ${(report.elapsedMs / 1000).toFixed(1)} s`);
   return out.join('\n');
+}
+
+function microseconds(valueMs: number): string {
+  return Number.isFinite(valueMs) ? `${Math.round(valueMs * 1000)} µs` : 'n/a';
+}
+
+/** The issue's table: each goal, what this run measured, and its baseline from the same run. */
+function renderGoals(report: BenchReport): string[] {
+  const { createLatency, readThroughput: read, pollSchedule, memoryPhase } = report;
+  const rows: Cell[][] = [];
+  for (const row of createLatency.rows) {
+    rows.push([
+      `create latency added at ${row.rate}/s (p50 / p99)`,
+      'p50 ≤ 1 ms, p99 ≤ 3 ms at 300/s',
+      `${signedMs(row.gateway.latencyMs.p50 - row.direct.latencyMs.p50)} / ${signedMs(row.gateway.latencyMs.p99 - row.direct.latencyMs.p99)}` +
+        (Object.keys(row.gateway.failures).length > 0 ? ` (${failuresOf(row.gateway.failures)} failed)` : ''),
+      `direct ${ms(row.direct.latencyMs.p50)} / ${ms(row.direct.latencyMs.p99)}`,
+      `${times(ratio(row.gateway.latencyMs.p50, row.direct.latencyMs.p50))} / ${times(ratio(row.gateway.latencyMs.p99, row.direct.latencyMs.p99))}`,
+    ]);
+  }
+  for (const row of createLatency.rows) {
+    rows.push([`gateway CPU per create at ${row.rate}/s`, '≤ 1.5 ms', ms(row.gatewayCpuMsPerCreate), '', '']);
+  }
+  rows.push([
+    `GET /v1/videos/{id}, ${read.concurrency} connections`,
+    '≥ 70 % of the bare server',
+    perSecond(read.gateway.requestsPerSecond),
+    `bare ${perSecond(read.direct.requestsPerSecond)}`,
+    `${(ratio(read.gateway.requestsPerSecond, read.direct.requestsPerSecond) * 100).toFixed(0)} %`,
+  ]);
+  rows.push([
+    'CPU per GET',
+    '',
+    microseconds(read.gateway.cpuMsPerRequest),
+    `bare ${microseconds(read.direct.cpuMsPerRequest)}`,
+    times(ratio(read.gateway.cpuMsPerRequest, read.direct.cpuMsPerRequest)),
+  ]);
+  for (const point of memoryPhase?.points ?? []) {
+    rows.push([`RSS, ${point.label}`, '≤ 200 MB', megabytes(point.rssBytes), '', `${(point.rssBytes / (200 * 1024 * 1024) * 100).toFixed(0)} % of goal`]);
+  }
+  rows.push([
+    `Freepik status calls per ${pollSchedule.jobMs / 1000} s job, no webhook`,
+    '≤ 5',
+    `${pollSchedule.meanPolls.toFixed(2)} (max ${pollSchedule.maxPolls})`,
+    `seen ${(pollSchedule.meanLatenessMs / 1000).toFixed(1)} s after it ended`,
+    '',
+  ]);
+  return [
+    'Goals (issue 12), each against a baseline measured in this run:',
+    renderTable(['what', 'goal', 'measured', 'baseline', 'ratio'], rows),
+    `   polls: config.yaml's schedule with Freepik's ${pollSchedule.minimumRunTimeMs / 1000} s floor over ${pollSchedule.draws} jitter draws` +
+      (memoryPhase ? `; RSS with a ${memoryPhase.heapLimitMb} MB heap bound, CPU per create of a task left in flight ${ms(memoryPhase.cpuMsPerInFlightCreate)}` : ''),
+  ];
 }
 
 /** Writes the report as JSON; returns the path written. */
