@@ -35,3 +35,28 @@ export function compiledOnce<Args extends unknown[], Row>(
     return db.executeQuery(CompiledQuery.raw(compiled.sql, parameters)) as Promise<QueryResult<Row>>;
   };
 }
+
+/**
+ * Queries whose shape varies with their input (which columns an update sets, how many phases a
+ * condition lists), compiled once per shape. `shape` names the shape (callers build it from what
+ * changes the SQL: column names, list lengths, null or not); `values` are bound in the order
+ * `build` uses them.
+ */
+export class CompiledShapes {
+  private readonly compiled = new Map<string, CompiledQuery>();
+
+  execute<Row>(db: Executor, shape: string, values: readonly unknown[], build: (slots: readonly unknown[]) => Compilable<Row>): Promise<QueryResult<Row>> {
+    let compiled = this.compiled.get(shape);
+    if (!compiled) {
+      compiled = build(values.map((_, index) => new Slot(index))).compile();
+      this.compiled.set(shape, compiled);
+    }
+    const parameters = compiled.parameters.map((value) => (value instanceof Slot ? values[value.index] : value));
+    return db.executeQuery(CompiledQuery.raw(compiled.sql, parameters)) as Promise<QueryResult<Row>>;
+  }
+}
+
+/** The keys of `row` whose value is defined, in order: what an insert or update of it writes. */
+export function definedKeys(row: object): string[] {
+  return Object.keys(row).filter((key) => (row as Record<string, unknown>)[key] !== undefined);
+}

@@ -4,7 +4,7 @@
  * when two replicas race for the same step exactly one of them wins and the other sees `false`.
  */
 import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
-import { compiledOnce } from './compiled-query.js';
+import { CompiledShapes, compiledOnce, definedKeys } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
 
@@ -48,6 +48,30 @@ export class TaskStore {
     (taskId: string) => this.db.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('seq'),
     1,
   );
+  private readonly selectPhase = compiledOnce(
+    (id: string) => this.db.selectFrom('tasks').select(['provider', 'account', 'phase']).where('id', '=', id),
+    1,
+  );
+  private readonly countAccountInFlight = compiledOnce(
+    (provider: string, account: string) =>
+      this.db
+        .selectFrom('tasks')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('provider', '=', provider)
+        .where('account', '=', account)
+        .where('phase', 'in', IN_FLIGHT_PHASES),
+    2,
+  );
+  private readonly lastAttemptSeq = compiledOnce(
+    (taskId: string) =>
+      this.db
+        .selectFrom('attempts')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .where('task_id', '=', taskId),
+    1,
+  );
+  /** Inserts and updates, compiled once per set of columns they write. */
+  private readonly shapes = new CompiledShapes();
   /** `hasOlderWaitingTask`'s query for each number of providers it is asked about. */
   private readonly olderWaiting = new Map<number, ReturnType<typeof this.compileOlderWaiting>>();
 
@@ -100,7 +124,14 @@ export class TaskStore {
         }
       }
       // Insert the task before its key row commits: both happen in this one transaction.
-      const task = (await trx.insertInto('tasks').values(row).returningAll().executeTakeFirstOrThrow()) as TaskRow;
+      const columns = definedKeys(row) as (keyof NewTaskRow)[];
+      const { rows } = await this.shapes.execute(trx, `insert-task:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
+        trx
+          .insertInto('tasks')
+          .values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as NewTaskRow)
+          .returningAll(),
+      );
+      const task = rows[0] as TaskRow;
       await alongside?.(trx, task);
       return { created: true, task };
     });
@@ -163,21 +194,27 @@ export class TaskStore {
     delivery?: (task: TaskRow) => NewDeliveryRow | undefined,
     alongside?: (trx: Kysely<Database>, task: TaskRow) => Promise<void>,
   ): Promise<TaskRow | undefined> {
+    const columns = definedKeys(patch) as (keyof TaskPatch)[];
+    const { phases, leaseOwner } = condition;
+    const shape = `update:${columns.join(',')}|${phases?.length ?? '-'}|${leaseOwner === undefined ? '-' : leaseOwner === null ? 'null' : '='}`;
+    const values = [...columns.map((column) => patch[column]), id, ...(phases ?? []), ...(leaseOwner ? [leaseOwner] : [])];
     const run = async (db: Kysely<Database>) => {
-      let update = db
-        .updateTable('tasks')
-        .set((eb) => ({ ...patch, version: eb('version', '+', 1) }))
-        .where('id', '=', id);
-      if (condition.phases) update = update.where('phase', 'in', condition.phases);
-      if (condition.leaseOwner !== undefined) {
-        update =
-          condition.leaseOwner === null
-            ? update.where('lease_owner', 'is', null)
-            : update.where('lease_owner', '=', condition.leaseOwner);
-      }
-      const row = await update.returningAll().executeTakeFirst();
+      const { rows } = await this.shapes.execute(db, shape, values, (slots) => {
+        const set = Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as TaskPatch;
+        let at = columns.length;
+        let update = db
+          .updateTable('tasks')
+          .set((eb) => ({ ...set, version: eb('version', '+', 1) }))
+          .where('id', '=', slots[at++] as string);
+        if (phases) update = update.where('phase', 'in', phases.map(() => slots[at++] as TaskPhase));
+        if (leaseOwner !== undefined) {
+          update = leaseOwner === null ? update.where('lease_owner', 'is', null) : update.where('lease_owner', '=', slots[at++] as string);
+        }
+        return update.returningAll();
+      });
+      const row = rows[0] as TaskRow | undefined;
       const deliveryRow = row && delivery?.(row);
-      if (deliveryRow) await db.insertInto('deliveries').values(deliveryRow).execute();
+      if (deliveryRow) await this.insertDelivery(deliveryRow, db);
       if (row) await alongside?.(db, row);
       return row;
     };
@@ -186,14 +223,8 @@ export class TaskStore {
 
   /** Tasks holding a slot of `provider`'s `account`. */
   async countInFlight(provider: string, account: string, trx?: Transaction<Database>): Promise<number> {
-    const row = await (trx ?? this.db)
-      .selectFrom('tasks')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('provider', '=', provider)
-      .where('account', '=', account)
-      .where('phase', 'in', IN_FLIGHT_PHASES)
-      .executeTakeFirstOrThrow();
-    return Number(row.count);
+    const { rows } = await this.countAccountInFlight(trx ?? this.db, provider, account);
+    return Number(rows[0]?.count ?? 0);
   }
 
   /** Tasks holding a slot of each account of `provider` (accounts with none are absent). */
@@ -270,32 +301,43 @@ export class TaskStore {
       if (this.store.dialect === 'postgres') {
         await trx.selectFrom('providers').select('id').where('id', '=', input.provider).forUpdate().execute();
       }
-      const current = await trx
-        .selectFrom('tasks')
-        .select(['provider', 'account', 'phase'])
-        .where('id', '=', input.taskId)
-        .executeTakeFirst();
+      const current = (await this.selectPhase(trx, input.taskId)).rows[0];
       if (!current || !input.fromPhases.includes(current.phase)) return undefined;
       // A task moving between providers or accounts frees its old slot as it takes the new one.
       const alreadyHolds =
         current.provider === input.provider && current.account === input.account && IN_FLIGHT_PHASES.includes(current.phase);
       const inFlight = await this.countInFlight(input.provider, input.account, trx);
       if (!alreadyHolds && inFlight >= input.cap) return undefined;
-      let update = trx
-        .updateTable('tasks')
-        .set((eb) => ({
-          phase: 'submitting' as const,
-          provider: input.provider,
-          account: input.account,
-          lease_owner: input.owner,
-          lease_until: input.leaseUntil,
-          updated_at: input.now,
-          version: eb('version', '+', 1),
-        }))
-        .where('id', '=', input.taskId)
-        .where('phase', 'in', input.fromPhases);
-      if (current.phase === 'submitting') update = update.where('lease_owner', '=', input.owner);
-      return update.returningAll().executeTakeFirst();
+      const owned = current.phase === 'submitting';
+      const { fromPhases } = input;
+      const values = [
+        input.provider,
+        input.account,
+        input.owner,
+        input.leaseUntil,
+        input.now,
+        input.taskId,
+        ...fromPhases,
+        ...(owned ? [input.owner] : []),
+      ];
+      const { rows } = await this.shapes.execute(trx, `claim-slot:${fromPhases.length}|${owned}`, values, (slots) => {
+        let update = trx
+          .updateTable('tasks')
+          .set((eb) => ({
+            phase: 'submitting' as const,
+            provider: slots[0] as string,
+            account: slots[1] as string,
+            lease_owner: slots[2] as string,
+            lease_until: slots[3] as number,
+            updated_at: slots[4] as number,
+            version: eb('version', '+', 1),
+          }))
+          .where('id', '=', slots[5] as string)
+          .where('phase', 'in', fromPhases.map((_, index) => slots[6 + index] as TaskPhase));
+        if (owned) update = update.where('lease_owner', '=', slots[6 + fromPhases.length] as string);
+        return update.returningAll();
+      });
+      return rows[0] as TaskRow | undefined;
     });
   }
 
@@ -464,13 +506,13 @@ export class TaskStore {
     for (let round = 1; ; round++) {
       try {
         return await this.db.transaction().execute(async (trx) => {
-          const last = await trx
-            .selectFrom('attempts')
-            .select((eb) => eb.fn.max('seq').as('seq'))
-            .where('task_id', '=', attempt.task_id)
-            .executeTakeFirst();
+          const last = (await this.lastAttemptSeq(trx, attempt.task_id)).rows[0];
           const seq = Number(last?.seq ?? 0) + 1;
-          await trx.insertInto('attempts').values({ ...attempt, seq }).execute();
+          const row = { ...attempt, seq };
+          const columns = definedKeys(row) as (keyof typeof row)[];
+          await this.shapes.execute(trx, `insert-attempt:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
+            trx.insertInto('attempts').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as typeof row),
+          );
           return seq;
         });
       } catch (error) {
@@ -480,7 +522,14 @@ export class TaskStore {
   }
 
   async updateAttempt(taskId: string, seq: number, patch: AttemptPatch): Promise<void> {
-    await this.db.updateTable('attempts').set(patch).where('task_id', '=', taskId).where('seq', '=', seq).execute();
+    const columns = definedKeys(patch) as (keyof AttemptPatch)[];
+    await this.shapes.execute(this.db, `update-attempt:${columns.join(',')}`, [...columns.map((column) => patch[column]), taskId, seq], (slots) =>
+      this.db
+        .updateTable('attempts')
+        .set(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as AttemptPatch)
+        .where('task_id', '=', slots[columns.length] as string)
+        .where('seq', '=', slots[columns.length + 1] as number),
+    );
   }
 
   /** Remembers an inbound webhook id; false when it was seen before (a replay). */
@@ -518,7 +567,10 @@ export class TaskStore {
   }
 
   async insertDelivery(row: NewDeliveryRow, db: Kysely<Database> = this.db): Promise<void> {
-    await db.insertInto('deliveries').values(row).execute();
+    const columns = definedKeys(row) as (keyof NewDeliveryRow)[];
+    await this.shapes.execute(db, `insert-delivery:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
+      db.insertInto('deliveries').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as NewDeliveryRow),
+    );
   }
 
   async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRow[]> {
