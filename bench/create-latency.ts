@@ -32,7 +32,7 @@ export interface CreateLatencyRow {
   direct: OpenLoopSummary;
   gateway: OpenLoopSummary;
   /**
-   * CPU the gateway's process spent per create sent through it during this rate (its webhooks
+   * CPU the gateway's process spent per create it accepted during this rate (its webhooks
    * and polls of those tasks included); NaN when the gateway shares its process.
    */
   gatewayCpuMsPerCreate: number;
@@ -90,7 +90,8 @@ export async function measureCreateLatency({ stack, settings, log, watchNoise }:
     const cpuDuring = (await stack.cpuMs()) - cpuBefore;
     const machineNoise = await stopWatch();
     const serverEventLoopDelayMs = await stack.eventLoopDelay();
-    const gatewayCpuMsPerCreate = separate ? cpuDuring / Math.max(1, viaGateway?.sent ?? 0) : Number.NaN;
+    // Per create the gateway answered: a request that never connected cost it nothing.
+    const gatewayCpuMsPerCreate = separate ? cpuDuring / Math.max(1, viaGateway?.latenciesMs.length ?? 0) : Number.NaN;
     rows.push({ rate, direct: summarize(direct), gateway: summarize(viaGateway), gatewayCpuMsPerCreate, serverEventLoopDelayMs, machineNoise });
     // Let the tasks just created finish, so their tracking does not load the next rate.
     await gateway.waitUntilIdle();

@@ -123,7 +123,7 @@ function webhookCell(total: number, byOutcome: Record<string, number>): string {
 }
 
 function megabytes(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+  return Number.isFinite(bytes) ? `${(bytes / 1024 / 1024).toFixed(0)} MB` : 'n/a';
 }
 
 function failuresOf(...groups: Record<string, number>[]): string {
