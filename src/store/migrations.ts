@@ -314,6 +314,27 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('tasks').dropColumn('account').execute();
       },
     },
+    '0007_leaner_task_indexes': {
+      async up(db: Kysely<unknown>) {
+        // Every index on `tasks` is written by every create and most state changes. Queued tasks
+        // are few, so cancel-due reads find them through (phase, created_at) like every other
+        // queue read; and only tasks with stored outputs have a retention deadline, so that
+        // index holds them alone (a query on `storage_expires_at <= ?` implies NOT NULL).
+        await db.schema.dropIndex('tasks_phase_cancel').ifExists().execute();
+        await db.schema.dropIndex('tasks_storage_expires').ifExists().execute();
+        await db.schema
+          .createIndex('tasks_storage_expires')
+          .on('tasks')
+          .column('storage_expires_at')
+          .where(sql.ref('storage_expires_at'), 'is not', null)
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropIndex('tasks_storage_expires').ifExists().execute();
+        await db.schema.createIndex('tasks_storage_expires').on('tasks').column('storage_expires_at').execute();
+        await db.schema.createIndex('tasks_phase_cancel').on('tasks').columns(['phase', 'cancel_at']).execute();
+      },
+    },
   };
 }
 

@@ -230,6 +230,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0004_cancel_and_custody',
               '0005_usage_and_budgets',
               '0006_provider_accounts',
+              '0007_leaner_task_indexes',
             ]);
           } finally {
             await second.close();
@@ -778,3 +779,30 @@ if (!pgAvailable && !requirePostgres) {
   // Say so once, so a skipped PostgreSQL run is visible in the output.
   console.warn(`task-store: PostgreSQL at ${PG_URL.replace(/\/\/[^@]*@/, '//…@')} is unreachable; its suite is skipped.`);
 }
+
+describe('indexes on SQLite', () => {
+  /** The plan SQLite picks for the store's own query (as `TaskStore` compiles it). */
+  async function planOf(store: Store, query: { compile(): { sql: string; parameters: readonly unknown[] } }): Promise<string> {
+    const compiled = query.compile();
+    let next = 0;
+    const literal = (value: unknown) => (typeof value === 'number' ? String(value) : `'${String(value)}'`);
+    const inlined = compiled.sql.replace(/\?/g, () => literal(compiled.parameters[next++]));
+    const rows = await sql<{ detail: string }>`explain query plan ${sql.raw(inlined)}`.execute(store.db);
+    return rows.rows.map((row) => row.detail).join('; ');
+  }
+
+  it('finds cancel-due tasks through a phase index (no index of their own) and indexes only tasks with a retention deadline', async () => {
+    const store = await openStore('sqlite::memory:');
+    try {
+      const names = await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'tasks'`.execute(store.db);
+      expect(names.rows.map((row) => row.name)).not.toContain('tasks_phase_cancel');
+      const cancelDue = store.db.selectFrom('tasks').selectAll().where('phase', '=', 'dispatch').where('cancel_at', '<=', 1);
+      expect(await planOf(store, cancelDue)).toMatch(/SEARCH tasks USING INDEX tasks_phase_\w+ \(phase=\?/);
+      // Only tasks with a retention deadline are in its index.
+      const retention = await sql<{ sql: string }>`select sql from sqlite_master where name = 'tasks_storage_expires'`.execute(store.db);
+      expect(retention.rows[0]?.sql).toMatch(/where "storage_expires_at" is not null/i);
+    } finally {
+      await store.close();
+    }
+  });
+});
