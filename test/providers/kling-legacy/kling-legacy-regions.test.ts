@@ -1,6 +1,7 @@
 /**
  * Regions and API shapes of the legacy adapter: Kling's own hosts by name, the aggregator shape
- * of seed 002 for a base URL of its own, and the signed create that reaches a regional host.
+ * of seed 002 for a base URL of its own, and the signed create that reaches a regional host,
+ * with each account signing its own calls.
  */
 import { createHmac } from 'node:crypto';
 import nock from 'nock';
@@ -132,5 +133,65 @@ describe('regions and API shapes', () => {
     expect(token.header).toEqual({ alg: 'HS256', typ: 'JWT' });
     expect(token.claims).toEqual({ iss: ACCESS_KEY, exp: seconds(T0) + 1800, nbf: seconds(T0) - 5 });
     expect(token.signed).toBe(true);
+  });
+
+  it("signs each account's calls with its own access key and secret key, creates and polls alike", async () => {
+    const clock = new ManualClock(T0);
+    const accounts = [
+      { id: 'team-a', access_key: 'ak-team-a-0001', secret_key: 'sk-team-a-secret-0001' },
+      { id: 'team-b', access_key: 'ak-team-b-0002', secret_key: 'sk-team-b-secret-0002' },
+    ];
+    const settings = config({ region: 'singapore', accounts, timeout_ms: 2_000, connect_timeout_ms: 2_000 });
+    const endpoint = liveEndpoint(settings, klingLegacyProvider)!;
+    expect(endpoint.accounts?.map((account) => [account.id, account.accessKey])).toEqual([
+      ['team-a', 'ak-team-a-0001'],
+      ['team-b', 'ak-team-b-0002'],
+    ]);
+    const runtime = new ProviderRuntime({
+      provider: klingLegacyProvider,
+      config: settings.providers['kling-legacy']!,
+      baseUrl: endpoint.baseUrl,
+      accounts: endpoint.accounts,
+      apiShape: endpoint.apiShape,
+      simulated: false,
+      clock,
+      metrics: new GatewayMetrics(),
+      logger: createLogger('silent'),
+    });
+    const seen: string[] = [];
+    const scope = nock('https://api-singapore.klingai.com')
+      .matchHeader('authorization', (value: string) => {
+        seen.push(value);
+        return true;
+      })
+      .post('/v1/videos/text2video')
+      .times(2)
+      .reply(200, { code: 0, message: 'SUCCEED', request_id: 'r', data: { task_id: 'k-1', task_status: 'submitted' } })
+      .get('/v1/videos/text2video/k-1')
+      .reply(200, { code: 0, message: 'SUCCEED', request_id: 'r', data: { task_id: 'k-1', task_status: 'processing' } });
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'a fox', quality: 'std', duration: 5 });
+    const [teamA, teamB] = runtime.accounts;
+    const results: Awaited<ReturnType<typeof klingLegacyProvider.submit>>[] = [];
+    for (const account of [teamA!, teamB!]) {
+      results.push(
+        await account.call((signal) =>
+          klingLegacyProvider.submit(request, offering, { http: account.clientFor({}), signal, taskId: 't', attemptKey: `t-${account.id}` }),
+        ),
+      );
+    }
+    await teamB!.call((signal) => klingLegacyProvider.getStatus(results[1]!.ref, { http: teamB!.clientFor({}), signal }));
+    expect(scope.isDone()).toBe(true);
+    const claims = seen.map((authorization) => JSON.parse(Buffer.from(authorization.split('.')[1]!, 'base64url').toString('utf8')).iss);
+    expect(claims).toEqual(['ak-team-a-0001', 'ak-team-b-0002', 'ak-team-b-0002']);
+    const signedWith = (authorization: string, secret: string) => {
+      const [header, payload, signature] = authorization.replace(/^Bearer /, '').split('.');
+      return signature === createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url');
+    };
+    expect([signedWith(seen[0]!, 'sk-team-a-secret-0001'), signedWith(seen[1]!, 'sk-team-b-secret-0002'), signedWith(seen[2]!, 'sk-team-b-secret-0002')]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect(signedWith(seen[1]!, 'sk-team-a-secret-0001')).toBe(false);
   });
 });
