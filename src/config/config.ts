@@ -111,6 +111,9 @@ export const ProviderAccountConfig = z.strictObject({
   secret_key: optionalText,
   /** Secret that signs this account's webhooks to the gateway (Freepik); the provider's `webhook_secret` when absent. */
   webhook_secret: optionalText,
+  /** Where this account is reached when not at the provider's `base_url` / `region` (a Kling key belongs to one region). */
+  base_url: optionalText,
+  region: optionalText,
   max_in_flight: count(1).optional(),
   rate_limits: z.array(RateLimitWindow).optional(),
 });

@@ -94,29 +94,40 @@ export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): Pr
       throw new Error(`${field(`accounts[${index}].access_key`)}: ${provider.id} takes an api_key, not an access key and secret key`);
     }
   }
-  let region;
-  if (settings.region !== undefined) {
-    region = provider.regions?.[settings.region];
-    if (!region) {
-      const known = Object.keys(provider.regions ?? {});
-      throw new Error(`${field('region')}: unknown region "${settings.region}"${known.length > 0 ? ` (known: ${known.join(', ')})` : ` (${provider.id} has none)`}`);
+  const place = (block: { base_url?: string | undefined; region?: string | undefined }, path: (name: string) => string) => {
+    let region;
+    if (block.region !== undefined) {
+      region = provider.regions?.[block.region];
+      if (!region) {
+        const known = Object.keys(provider.regions ?? {});
+        throw new Error(`${path('region')}: unknown region "${block.region}"${known.length > 0 ? ` (known: ${known.join(', ')})` : ` (${provider.id} has none)`}`);
+      }
     }
-  }
-  const baseUrl = settings.base_url ?? region?.baseUrl;
-  if (!baseUrl) throw new Error(`${field('base_url')}: required when credentials are set (or name a region)`);
-  const apiShape = settings.api_shape ?? (settings.base_url === undefined ? region?.apiShape : undefined);
-  if (apiShape !== undefined && !(provider.apiShapes ?? []).includes(apiShape)) {
-    throw new Error(`${field('api_shape')}: ${provider.id} speaks ${(provider.apiShapes ?? ['one API']).join(' or ')}, not "${apiShape}"`);
-  }
-  const accounts = settings.accounts?.map(
-    (account): AccountCredentials => ({
+    const apiShape = settings.api_shape ?? (block.base_url === undefined ? region?.apiShape : undefined);
+    if (apiShape !== undefined && !(provider.apiShapes ?? []).includes(apiShape)) {
+      throw new Error(`${field('api_shape')}: ${provider.id} speaks ${(provider.apiShapes ?? ['one API']).join(' or ')}, not "${apiShape}"`);
+    }
+    return { baseUrl: block.base_url ?? region?.baseUrl, apiShape };
+  };
+  const shared = place(settings, field);
+  const accounts = settings.accounts?.map((account, index): AccountCredentials => {
+    const own = account.base_url !== undefined || account.region !== undefined ? place(account, (name) => field(`accounts[${index}].${name}`)) : undefined;
+    if (!own?.baseUrl && !shared.baseUrl) {
+      throw new Error(`${field('base_url')}: required when credentials are set (or name a region, here or on every account)`);
+    }
+    return {
       id: account.id,
       apiKey: account.api_key,
       ...(account.access_key && account.secret_key ? { accessKey: account.access_key, secretKey: account.secret_key } : {}),
       // An account without a webhook secret of its own uses the provider's.
       webhookSecret: account.webhook_secret ?? settings.webhook_secret,
-    }),
-  );
+      // An account in a region (or at a base URL) of its own: Kling's keys belong to one region.
+      ...(own ? { baseUrl: own.baseUrl, apiShape: own.apiShape } : {}),
+    };
+  });
+  const baseUrl = shared.baseUrl ?? accounts?.[0]?.baseUrl;
+  if (!baseUrl) throw new Error(`${field('base_url')}: required when credentials are set (or name a region)`);
+  const apiShape = shared.baseUrl !== undefined ? shared.apiShape : accounts?.[0]?.apiShape;
   return {
     baseUrl,
     ...(accounts ? { accounts } : {}),

@@ -69,11 +69,14 @@ const TRIAL_MARGIN_MS = 5_000;
 /** Back-off after a 429 without `Retry-After`. */
 const DEFAULT_COOLDOWN_MS = 5_000;
 
-/** One account's credentials as the composition root hands them over. */
+/** One account's credentials as the composition root hands them over, and where it is reached when not at the provider's URL. */
 export interface AccountCredentials extends ProviderCredentials {
   id: string;
   /** Secret that signs this account's webhooks to the gateway (Freepik). */
   webhookSecret?: string | undefined;
+  /** A base URL of the account's own (its region's), with the API shape spoken there. */
+  baseUrl?: string | undefined;
+  apiShape?: string | undefined;
 }
 
 export interface ProviderAccountOptions {
@@ -146,10 +149,10 @@ export class ProviderAccount {
         : undefined;
     this.client = new HttpUpstreamClient({
       provider,
-      baseUrl: options.baseUrl,
+      baseUrl: credentials.baseUrl ?? options.baseUrl,
       apiKey: credentials.apiKey ?? '',
       ...(signed ? { auth: signed } : {}),
-      apiShape: options.apiShape,
+      apiShape: credentials.baseUrl !== undefined ? credentials.apiShape : options.apiShape,
       timeoutMs: config.timeout_ms,
       connectTimeoutMs: config.connect_timeout_ms,
       now: () => Date.now(),

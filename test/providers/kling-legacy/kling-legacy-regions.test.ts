@@ -194,4 +194,45 @@ describe('regions and API shapes', () => {
     ]);
     expect(signedWith(seen[1]!, 'sk-team-a-secret-0001')).toBe(false);
   });
+
+  it('reaches an account in a region of its own at that region\'s host', async () => {
+    const settings = config({
+      accounts: [
+        { id: 'sg', region: 'singapore', access_key: 'ak-sg-0001', secret_key: 'sk-sg-secret-0001' },
+        { id: 'cn', region: 'beijing', access_key: 'ak-cn-0002', secret_key: 'sk-cn-secret-0002' },
+      ],
+      timeout_ms: 2_000,
+      connect_timeout_ms: 2_000,
+    });
+    const endpoint = liveEndpoint(settings, klingLegacyProvider)!;
+    expect(endpoint.accounts?.map((account) => [account.id, account.baseUrl, account.apiShape])).toEqual([
+      ['sg', 'https://api-singapore.klingai.com', 'official'],
+      ['cn', 'https://api-beijing.klingai.com', 'official'],
+    ]);
+    const runtime = new ProviderRuntime({
+      provider: klingLegacyProvider,
+      config: settings.providers['kling-legacy']!,
+      baseUrl: endpoint.baseUrl,
+      accounts: endpoint.accounts,
+      apiShape: endpoint.apiShape,
+      simulated: false,
+      clock: new ManualClock(T0),
+      metrics: new GatewayMetrics(),
+      logger: createLogger('silent'),
+    });
+    const scope = nock('https://api-beijing.klingai.com')
+      .post('/v1/videos/text2video')
+      .reply(200, { code: 0, message: 'SUCCEED', request_id: 'r', data: { task_id: 'k-cn', task_status: 'submitted' } });
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'a fox', quality: 'std', duration: 5 });
+    const cn = runtime.account('cn')!;
+    const result = await cn.call((signal) =>
+      klingLegacyProvider.submit(request, offering, { http: cn.clientFor({}), signal, taskId: 't', attemptKey: 't-1' }),
+    );
+    expect(scope.isDone()).toBe(true);
+    expect(result.ref.providerTaskId).toBe('k-cn');
+    // Without a region or base URL anywhere, the account cannot be reached.
+    expect(() => liveEndpoint(config({ accounts: [{ id: 'lost', api_key: 'kl-lost-0001' }] }), klingLegacyProvider)).toThrow(
+      'providers.kling-legacy.base_url: required when credentials are set (or name a region, here or on every account)',
+    );
+  });
 });
