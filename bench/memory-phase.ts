@@ -13,7 +13,7 @@
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { GatewayClient } from './bench-client.js';
+import { GatewayClient, sumMetric } from './bench-client.js';
 import { BENCH_TENANT_KEY, benchDatabaseDirectory } from './bench-config.js';
 import { BASELINE_PROVIDER, benchCreateRequest } from './bench-requests.js';
 import type { BenchSettings } from './bench-settings.js';
@@ -25,6 +25,8 @@ export interface MemoryPoint {
   storedTasks: number;
   inFlightTasks: number;
   rssBytes: number;
+  /** V8 heap in use (the gateway's own `/metrics`), against the heap bound. */
+  heapUsedBytes: number;
 }
 
 export interface MemoryPhaseResult {
@@ -79,6 +81,10 @@ export function fillWithFinishedTasks(file: string, target: number): number {
   }
 }
 
+async function heapUsed(client: GatewayClient): Promise<number> {
+  return sumMetric(await client.metrics(), 'kling_gateway_nodejs_heap_size_used_bytes');
+}
+
 async function settle(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -102,7 +108,7 @@ export async function measureMemory(
     simulators = await SimulatorProcess.start({ ...settings, queuedMs: 1_000, processingMs: 3_600_000 }, directory, 'long-simulators');
     gateway = await GatewayProcess.start(settings, directory, simulators.url, true);
     const client = new GatewayClient({ gatewayUrl: gateway.url, gatewayKey: BENCH_TENANT_KEY, simulators: {}, pid: gateway.pid });
-    points.push({ label: 'started', storedTasks: finished, inFlightTasks: 0, rssBytes: rssOf(gateway.pid) });
+    points.push({ label: 'started', storedTasks: finished, inFlightTasks: 0, rssBytes: rssOf(gateway.pid), heapUsedBytes: await heapUsed(client) });
 
     log(`memory: creating ${settings.inFlightTasks} tasks that stay in flight`);
     const cpuBefore = cpuMsOf(gateway.pid);
@@ -119,6 +125,7 @@ export async function measureMemory(
       storedTasks: finished,
       inFlightTasks: settings.inFlightTasks - failed,
       rssBytes: rssOf(gateway.pid),
+      heapUsedBytes: await heapUsed(client),
     });
 
     await gateway.close();
@@ -137,6 +144,7 @@ export async function measureMemory(
       storedTasks: stored,
       inFlightTasks: settings.inFlightTasks - failed,
       rssBytes: rssOf(gateway.pid),
+      heapUsedBytes: await heapUsed(restarted),
     });
     return { heapLimitMb, points, cpuMsPerInFlightCreate };
   } finally {
