@@ -197,7 +197,8 @@ export class TaskStore {
     const columns = definedKeys(patch) as (keyof TaskPatch)[];
     const { phases, leaseOwner } = condition;
     const shape = `update:${columns.join(',')}|${phases?.length ?? '-'}|${leaseOwner === undefined ? '-' : leaseOwner === null ? 'null' : '='}`;
-    const values = [...columns.map((column) => patch[column]), id, ...(phases ?? []), ...(leaseOwner ? [leaseOwner] : [])];
+    const ownerBound = leaseOwner !== undefined && leaseOwner !== null;
+    const values = [...columns.map((column) => patch[column]), id, ...(phases ?? []), ...(ownerBound ? [leaseOwner] : [])];
     const run = async (db: Kysely<Database>) => {
       const { rows } = await this.shapes.execute(db, shape, values, (slots) => {
         const set = Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as TaskPatch;
