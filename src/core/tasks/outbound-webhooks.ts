@@ -4,108 +4,12 @@
  * are rows in the store (written in the same transaction as the status change), so they
  * survive restarts; each is retried with exponential back-off and its attempts are recorded.
  */
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { BlockList, isIP } from 'node:net';
 import axios, { AxiosError } from 'axios';
 import { Webhook } from 'standardwebhooks';
+import { guardedAgents, PrivateTargetError, refuseLiteralTarget } from './address-guard.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import type { DeliveryRecord } from './task-records.js';
-
-/** Address ranges a webhook may not reach unless configuration allows it. */
-const PRIVATE_RANGES = (() => {
-  const list = new BlockList();
-  const v4: [string, number][] = [
-    ['0.0.0.0', 8],
-    ['10.0.0.0', 8],
-    ['100.64.0.0', 10],
-    ['127.0.0.0', 8],
-    ['169.254.0.0', 16],
-    ['172.16.0.0', 12],
-    ['192.0.0.0', 24],
-    ['192.168.0.0', 16],
-    ['198.18.0.0', 15],
-    ['224.0.0.0', 4],
-    ['240.0.0.0', 4],
-  ];
-  for (const [network, prefix] of v4) list.addSubnet(network, prefix, 'ipv4');
-  const v6: [string, number][] = [
-    // Unspecified, loopback and the deprecated IPv4-compatible range (::a.b.c.d).
-    ['::', 96],
-    // NAT64: reaches IPv4 addresses, private ones included.
-    ['64:ff9b::', 96],
-    ['fec0::', 10],
-    ['fc00::', 7],
-    ['fe80::', 10],
-    ['ff00::', 8],
-  ];
-  for (const [network, prefix] of v6) list.addSubnet(network, prefix, 'ipv6');
-  return list;
-})();
-
-/** True for loopback, private, link-local, shared, multicast and reserved addresses. */
-export function isPrivateAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 4) return PRIVATE_RANGES.check(address, 'ipv4');
-  if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped?.[1]) return PRIVATE_RANGES.check(mapped[1], 'ipv4');
-    return PRIVATE_RANGES.check(address, 'ipv6');
-  }
-  return false;
-}
-
-function hostOf(url: string): string {
-  return new URL(url).hostname.replace(/^\[|\]$/g, '');
-}
-
-/**
- * Checks a webhook URL that can be judged without DNS (literal IPs, `localhost`). Returns the
- * reason it is refused, or undefined.
- */
-export function refuseLiteralTarget(url: string, allowPrivate: boolean): string | undefined {
-  if (allowPrivate) return undefined;
-  const host = hostOf(url).toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return 'points at localhost';
-  if (isIP(host) && isPrivateAddress(host)) return `points at a private, loopback or link-local address (${host})`;
-  return undefined;
-}
-
-/** A webhook target whose name resolved to an address it may not reach. */
-export class PrivateTargetError extends Error {
-  override readonly name = 'PrivateTargetError';
-}
-
-/** The address list shape axios's `lookup` option takes. */
-type VettedAddress = { address: string; family: 4 | 6 };
-type LookupCallback = (error: Error | null, addresses: VettedAddress[]) => void;
-
-/**
- * A DNS lookup for the delivery connection itself that refuses private addresses. The check and
- * the connection use the same answer, so a name that resolves publicly for a check and inward
- * for the connection (DNS rebinding) cannot slip through. Gives up after `timeoutMs`.
- */
-export function vettedLookup(timeoutMs: number) {
-  return (hostname: string, _options: object, callback: LookupCallback): void => {
-    let settled = false;
-    const finish = (error: Error | null, addresses: VettedAddress[]) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      callback(error, addresses);
-    };
-    const timer = setTimeout(() => finish(new Error(`DNS lookup of ${hostname} timed out`), []), timeoutMs);
-    dnsLookup(hostname, { all: true }, (error, addresses) => {
-      if (error) return finish(error, []);
-      const inward = addresses.find((entry) => isPrivateAddress(entry.address));
-      if (inward) return finish(new PrivateTargetError(`resolves to a private address (${inward.address})`), []);
-      finish(
-        null,
-        addresses.map((entry: LookupAddress) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 })),
-      );
-    });
-  };
-}
 
 /** Back-off before retry `attempt` (1-based): 5 s, 10 s, 20 s … capped at one hour. */
 export function deliveryBackoffMs(attempt: number): number {
@@ -114,8 +18,15 @@ export function deliveryBackoffMs(attempt: number): number {
 
 export class OutboundWebhooks {
   private readonly runner = new CoalescingRunner(() => this.deliverDue());
+  /** Connections to receivers: the address connected to is checked, and no proxy is used. */
+  private readonly agents: ReturnType<typeof guardedAgents>;
 
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly engine: Engine) {
+    this.agents = guardedAgents({
+      allowPrivate: engine.config.webhooks.allow_private_targets,
+      lookupTimeoutMs: engine.config.webhooks.timeout_ms,
+    });
+  }
 
   /** Delivers every due delivery once. */
   tick(): Promise<void> {
@@ -165,7 +76,8 @@ export class OutboundWebhooks {
             maxContentLength: 64 * 1024,
             responseType: 'text',
             validateStatus: () => true,
-            ...(config.webhooks.allow_private_targets ? {} : { lookup: vettedLookup(config.webhooks.timeout_ms) }),
+            ...this.agents,
+            proxy: false,
           });
           status = response.status;
           if (status < 200 || status >= 300) failure = `answered ${status}`;

@@ -2,16 +2,15 @@
  * Copies one result file from the provider's URL into the gateway's storage, streaming: the
  * bytes go from the upstream socket through a hash into the storage backend, never whole into
  * memory. The source must be http(s) and, unless configured otherwise, on a public address:
- * the same checks (and the same DNS-rebinding-proof lookup) as outbound webhooks, applied to
- * every redirect too. The sandbox's own simulators are the only origins exempt.
+ * the address guard of outbound webhooks (`address-guard.ts`: checked lookup, checked peer, no
+ * proxy), applied to every redirect too. The sandbox's own simulators are the only origins exempt.
  */
 import { createHash } from 'node:crypto';
-import { lookup as dnsLookup } from 'node:dns';
 import { extname } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import axios, { AxiosError } from 'axios';
 import type { ObjectStorage } from '../../storage/object-storage.js';
-import { PrivateTargetError, refuseLiteralTarget, vettedLookup } from './outbound-webhooks.js';
+import { guardedAgents, PrivateTargetError, refuseLiteralTarget, trustedHostOf } from './address-guard.js';
 
 /** What a copy may do. */
 export interface CopyPolicy {
@@ -96,22 +95,21 @@ export function refuseSource(url: string, policy: Pick<CopyPolicy, 'allowPrivate
   return refuseLiteralTarget(url, policy.allowPrivate);
 }
 
-/**
- * The DNS lookup of a copy: names of trusted origins (a simulator host on a private network)
- * resolve as usual; every other name goes through the webhook check that refuses private answers.
- */
-function sourceLookup(policy: CopyPolicy): ReturnType<typeof vettedLookup> {
-  const vetted = vettedLookup(policy.idleTimeoutMs);
-  const trustedHosts = new Set([...policy.trustedOrigins].map((origin) => new URL(origin).hostname));
-  return (hostname, options, callback) => {
-    if (!trustedHosts.has(hostname)) {
-      vetted(hostname, options, callback);
-      return;
-    }
-    dnsLookup(hostname, { all: true }, (error, addresses) =>
-      callback(error, (addresses ?? []).map((entry) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 }))),
-    );
-  };
+/** Agents per policy: a policy is built once per custody pass, agents are not worth rebuilding per file. */
+const agentsByPolicy = new WeakMap<CopyPolicy, ReturnType<typeof guardedAgents>>();
+
+/** Connections of a copy: checked as outbound webhooks are, except to the trusted origins. */
+function sourceAgents(policy: CopyPolicy): ReturnType<typeof guardedAgents> {
+  let agents = agentsByPolicy.get(policy);
+  if (!agents) {
+    agents = guardedAgents({
+      allowPrivate: policy.allowPrivate,
+      trustedHosts: new Set([...policy.trustedOrigins].map(trustedHostOf)),
+      lookupTimeoutMs: policy.idleTimeoutMs,
+    });
+    agentsByPolicy.set(policy, agents);
+  }
+  return agents;
 }
 
 /** Hashes and counts what passes through; fails once more than `maxBytes` went by. */
@@ -176,7 +174,8 @@ export async function copyToStorage(input: {
         const refusedHop = refuseSource(next, policy);
         if (refusedHop) throw new PrivateTargetError(`redirected to a URL that ${refusedHop}`);
       },
-      ...(policy.allowPrivate ? {} : { lookup: sourceLookup(policy) }),
+      ...sourceAgents(policy),
+      proxy: false,
     });
     source = response.data;
     const status = response.status;

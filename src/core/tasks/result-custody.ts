@@ -60,15 +60,18 @@ export class ResultCustody {
     await Promise.all([this.runner.idle(), this.retention.idle()]);
   }
 
+  private copyPolicy: CopyPolicy | undefined;
+
+  /** Built once: its connection agents (address guard) are kept with it. */
   private get policy(): CopyPolicy {
     const { config, trustedResultOrigins } = this.engine;
-    return {
+    return (this.copyPolicy ??= {
       allowPrivate: config.storage.allow_private_sources,
       trustedOrigins: trustedResultOrigins,
       timeoutMs: config.storage.copy_timeout_ms,
       idleTimeoutMs: config.storage.idle_timeout_ms,
       maxBytes: config.storage.max_bytes,
-    };
+    });
   }
 
   /** How long a copying replica owns a task: every output of it is copied at once, each within the copy time limit. */

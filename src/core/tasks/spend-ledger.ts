@@ -21,7 +21,7 @@ import {
 import { billableSeconds, fromMicros, toMicros } from '../model/pricing.js';
 import type { SpendLimit } from '../model/routing.js';
 import type { Engine } from './engine.js';
-import { refuseLiteralTarget } from './outbound-webhooks.js';
+import { refuseLiteralTarget } from './address-guard.js';
 import type { LedgerTransaction } from './task-repository.js';
 import type { BudgetRecord, TaskChange, TaskRecord, UsageChange, UsageRecord } from './task-records.js';
 

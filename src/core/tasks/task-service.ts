@@ -10,7 +10,7 @@ import { problems } from '../model/problems.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { Engine } from './engine.js';
-import { refuseLiteralTarget } from './outbound-webhooks.js';
+import { refuseLiteralTarget } from './address-guard.js';
 import { BudgetExceededError, SpendLedger, describeBudget } from './spend-ledger.js';
 import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
 import { fromMicros } from '../model/pricing.js';
