@@ -15,7 +15,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
-import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, requestId, requestLog } from './middleware.js';
+import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, requestId, requestLog, securityHeaders, swaggerUiPolicy } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { usageRoutes } from './usage-routes.js';
 import { videoRoutes } from './video-routes.js';
@@ -46,6 +46,7 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   app.set('query parser', 'simple');
 
   app.use(requestId());
+  app.use(securityHeaders());
   app.use(httpMetrics(metrics));
   app.use(requestLog(logger, UNLOGGED_PATHS));
 
@@ -53,7 +54,7 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   app.get('/openapi.json', (_req, res) => {
     res.json(document);
   });
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(document, { customSiteTitle: 'Kling Gateway API' }));
+  app.use('/docs', swaggerUiPolicy(), swaggerUi.serve, swaggerUi.setup(document, { customSiteTitle: 'Kling Gateway API' }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -71,7 +72,7 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   app.use('/v1/webhooks', webhookRoutes(inbound));
 
   const auth = bearerAuth(config.auth.api_keys);
-  const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json' });
+  const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
   app.use('/v1/videos', auth, json, videoRoutes(service));

@@ -38,6 +38,39 @@ export function requestId(): RequestHandler {
   };
 }
 
+/**
+ * On every answer: `nosniff`, so a body is never run as something else than its type says; and
+ * `no-store` on everything but the console's static files (task bodies, keys' usage, problems
+ * must not sit in shared caches). Routes that mean to be cached (stored content) say so later.
+ */
+export function securityHeaders(): RequestHandler {
+  return (req, res, next) => {
+    res.setHeader('x-content-type-options', 'nosniff');
+    if (!req.path.startsWith('/console')) res.setHeader('cache-control', 'no-store');
+    next();
+  };
+}
+
+/** Swagger UI loads its own scripts and styles only: nothing inline runs, nothing frames it. */
+export function swaggerUiPolicy(): RequestHandler {
+  const policy = [
+    "default-src 'self'",
+    "script-src 'self'",
+    // Swagger UI's page carries a <style> block and sets styles from its scripts.
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+  ].join('; ');
+  return (_req, res, next) => {
+    res.setHeader('content-security-policy', policy);
+    next();
+  };
+}
+
 const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
 
 /**
@@ -113,7 +146,8 @@ export function requestLog(logger: Logger, skip: ReadonlySet<string>): RequestHa
     const started = performance.now();
     res.on('finish', () => {
       const status = res.statusCode;
-      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      // A client that went away (499) is not the gateway's failure; other 4xx are the caller's mistakes.
+      const level = status >= 500 ? 'error' : status === CLIENT_GONE ? 'info' : status >= 400 ? 'warn' : 'info';
       if (!logger.isLevelEnabled(level)) return;
       logger[level](
         {
@@ -144,8 +178,37 @@ export function notFoundHandler(): RequestHandler {
 interface BodyParserError extends Error {
   type?: string;
   status?: number;
+  statusCode?: number;
+  expose?: boolean;
   limit?: number;
 }
+
+const PROTO_KEY_MESSAGE = 'a "__proto__" key is not allowed';
+
+/**
+ * A JSON reviver that refuses `__proto__` anywhere in a body: JavaScript objects built from it
+ * would drop the key silently (or change their prototype), so it is an error, never ignored.
+ */
+export function refuseProtoKeys(this: unknown, key: string, value: unknown): unknown {
+  if (key === '__proto__') throw new SyntaxError(`${PROTO_KEY_MESSAGE} (JSON objects here are plain data)`);
+  return value;
+}
+
+/** Status code for a request whose client went away before it was answered (nginx's convention). */
+export const CLIENT_GONE = 499;
+
+/** The 4xx status a library put on an error (http-errors: body parsers, path decoding), if any. */
+function clientStatusOf(error: BodyParserError | undefined): number | undefined {
+  const status = error?.status ?? error?.statusCode;
+  return typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500 ? status : undefined;
+}
+
+const CLIENT_ERROR_TYPES: Record<number, [type: string, title: string]> = {
+  400: ['bad-request', 'Bad request'],
+  408: ['request-timeout', 'Request timeout'],
+  413: ['too-large', 'Payload too large'],
+  415: ['unsupported-encoding', 'Unsupported encoding'],
+};
 
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -157,9 +220,17 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       sendProblem(res, error, req.originalUrl);
       return;
     }
-    const parserError = error as BodyParserError;
+    const parserError = error as BodyParserError | undefined;
+    if (parserError?.type === 'request.aborted' || !res.socket || res.socket.destroyed) {
+      // The client went away mid-upload: nobody is left to answer, and nothing went wrong here.
+      logger.debug({ request_id: req.id }, 'client went away before its request body was read');
+      res.statusCode = CLIENT_GONE;
+      res.end();
+      return;
+    }
     if (parserError?.type === 'entity.parse.failed') {
-      sendProblem(res, problems.validation([{ path: '(body)', message: 'malformed JSON' }], 'The body is not valid JSON.'));
+      const message = parserError.message.startsWith(PROTO_KEY_MESSAGE) ? parserError.message : 'malformed JSON';
+      sendProblem(res, problems.validation([{ path: '(body)', message }], 'The body is not valid JSON.'));
       return;
     }
     if (parserError?.type === 'entity.too.large') {
@@ -168,6 +239,16 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     }
     if (parserError?.type === 'encoding.unsupported' || parserError?.type === 'charset.unsupported') {
       sendProblem(res, new ProblemError(415, 'unsupported-encoding', 'Unsupported encoding', parserError.message));
+      return;
+    }
+    // Any other error a library marked as the client's (an undecodable path, a body that does
+    // not decompress as its content-encoding says): its status, as a problem, logged by pino-http
+    // at warn like every 4xx.
+    const status = clientStatusOf(parserError);
+    if (status !== undefined) {
+      const [type, title] = CLIENT_ERROR_TYPES[status] ?? ['bad-request', 'Bad request'];
+      const detail = parserError?.expose && parserError.message ? parserError.message.slice(0, 200) : 'The request could not be read.';
+      sendProblem(res, new ProblemError(status, type, title, detail), req.originalUrl);
       return;
     }
     logger.error({ err: error, request_id: req.id }, 'unhandled error');

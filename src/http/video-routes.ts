@@ -70,7 +70,7 @@ export function videoRoutes(service: TaskService): Router {
     }
     res.status(200).set({
       'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
+      'cache-control': 'no-store, no-transform',
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });

@@ -160,8 +160,17 @@ export const RoutingOverride = z
   .meta({ id: 'RoutingOverride' });
 export type RoutingOverride = z.infer<typeof RoutingOverride>;
 
+/** Names JavaScript gives a meaning to: as keys of a plain object they change or shadow its prototype. */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+const metadataKey = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine((key) => !RESERVED_KEYS.has(key), { message: 'is a reserved name (__proto__, constructor, prototype)' });
+
 const metadataSchema = z
-  .record(z.string().min(1).max(64), z.string().max(512))
+  .record(metadataKey, z.string().max(512))
   .refine((value) => Object.keys(value).length <= 16, { message: 'at most 16 keys' });
 
 /** Fields of a create request that describe the generation (what capability checks read). */

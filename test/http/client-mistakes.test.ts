@@ -1,0 +1,166 @@
+/**
+ * Client mistakes are 4xx problem details, never a 5xx or an error-level log line: undecodable
+ * path parameters, bodies whose `content-encoding` lies, clients that go away mid-upload, and
+ * metadata keys that JavaScript treats specially.
+ */
+import { request as httpRequest } from 'node:http';
+import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+
+const lines: { level: number | string; msg?: string }[] = [];
+let gw: TestGateway;
+let upstreamCalls = 0;
+
+beforeAll(async () => {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  gw = await startTestGateway({ logTo: sink });
+  for (const simulator of gw.simulators.values()) {
+    const count = () => void (upstreamCalls += 1);
+    (simulator as unknown as { onRequest?: (fn: () => void) => void }).onRequest?.(count);
+  }
+});
+
+afterAll(async () => {
+  await gw.close();
+});
+
+/** Error-level (50) and above lines logged since `from`. */
+const errorLinesSince = (from: number) => lines.slice(from).filter((line) => ['error', 'fatal', 50, 60].includes(line.level));
+
+const raw = (method: string, path: string, headers: Record<string, string>, body?: Buffer) =>
+  fetch(`${gw.url}${path}`, { method, headers, ...(body ? { body } : {}) }).then(async (response) => ({
+    status: response.status,
+    type: response.headers.get('content-type') ?? '',
+    body: await response.text(),
+  }));
+
+describe('undecodable paths', () => {
+  it.each([
+    ['GET', '/v1/videos/%ff'],
+    ['GET', '/v1/videos/%ff?wait=5'],
+    ['GET', '/v1/videos/%ff/events'],
+    ['GET', '/v1/videos/%ff/content'],
+    ['POST', '/v1/videos/%ff/cancel'],
+    ['POST', '/v1/webhooks/%ff'],
+    ['POST', '/v1/webhooks/kling-legacy/%ff'],
+  ])('%s %s is a 400 problem with a key (a 4xx without), and logs no error', async (method, path) => {
+    const from = lines.length;
+    for (const headers of [{ authorization: `Bearer ${TENANT_KEY}` }, {} as Record<string, string>]) {
+      const answer = await raw(method, path, { ...headers, 'content-type': 'application/json' }, method === 'POST' ? Buffer.from('{}') : undefined);
+      if (headers.authorization || path.startsWith('/v1/webhooks')) expect(answer.status).toBe(400);
+      else expect([400, 401]).toContain(answer.status);
+      expect(answer.type).toContain('application/problem+json');
+    }
+    expect(errorLinesSince(from)).toEqual([]);
+  });
+});
+
+describe('a content-encoding that lies', () => {
+  const routes: [string, Record<string, string>][] = [
+    ['/v1/videos', { authorization: `Bearer ${TENANT_KEY}` }],
+    ['/v1/videos/quote', { authorization: `Bearer ${TENANT_KEY}` }],
+    ['/v1/videos/vid_unknown/cancel', { authorization: `Bearer ${TENANT_KEY}` }],
+    ['/v1/webhooks/freepik', {}],
+    ['/v1/webhooks/kling-legacy/some-token', {}],
+  ];
+  const cases = routes.flatMap(([path, headers]) => ['gzip', 'deflate', 'br'].map((encoding) => [path, encoding, headers] as const));
+
+  it.each(cases)('POST %s with content-encoding %s over plain JSON is a 400 problem', async (path, encoding, headers) => {
+    const from = lines.length;
+    const answer = await raw('POST', path, { ...headers, 'content-type': 'application/json', 'content-encoding': encoding }, Buffer.from('{"model":"kling-v3","prompt":"x"}'));
+    expect(answer.status).toBe(400);
+    expect(answer.type).toContain('application/problem+json');
+    expect(errorLinesSince(from)).toEqual([]);
+  });
+
+  it('still reads an honest gzip body', async () => {
+    const answer = await raw(
+      'POST',
+      '/v1/videos/quote',
+      { authorization: `Bearer ${TENANT_KEY}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      gzipSync(Buffer.from(JSON.stringify({ model: 'kling-v3', prompt: 'gzip', duration: 5 }))),
+    );
+    expect(answer.status).toBe(200);
+  });
+});
+
+describe('a client that goes away mid-upload', () => {
+  it.each([
+    ['/v1/videos', { authorization: `Bearer ${TENANT_KEY}` }],
+    ['/v1/webhooks/freepik', {}],
+  ] as const)('POST %s is not logged at error level', async (path, headers) => {
+    const from = lines.length;
+    const url = new URL(`${gw.url}${path}`);
+    await new Promise<void>((resolve) => {
+      const req = httpRequest({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': '5000' },
+      });
+      req.on('error', () => resolve());
+      req.write('{"model":"kling-v3","prompt":"');
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 50);
+    });
+    // Give the server a moment to notice the gone client.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(errorLinesSince(from)).toEqual([]);
+  });
+});
+
+describe('metadata keys', () => {
+  it.each([['__proto__'], ['constructor'], ['prototype']])('a metadata key %s is a 400, and no task is created', async (key) => {
+    const before = (await gw.request('GET', '/v1/videos')).body.data.length;
+    const body = `{"model":"kling-v3","prompt":"proto","duration":5,"metadata":{"${key}":{"polluted":"yes"}}}`;
+    const answer = await gw.request('POST', '/v1/videos', body);
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('content-type')).toContain('application/problem+json');
+    expect(JSON.stringify(answer.body)).toMatch(key === '__proto__' ? /__proto__/ : /metadata/);
+    const stringValued = `{"model":"kling-v3","prompt":"proto","duration":5,"metadata":{"${key}":"x"}}`;
+    expect((await gw.request('POST', '/v1/videos', stringValued)).status).toBe(400);
+    expect((await gw.request('GET', '/v1/videos')).body.data.length).toBe(before);
+  });
+
+  it('a __proto__ key at the top of the body or inside routing is a 400', async () => {
+    const top = '{"model":"kling-v3","prompt":"proto","duration":5,"__proto__":{"admin":true}}';
+    expect((await gw.request('POST', '/v1/videos', top)).status).toBe(400);
+    const nested = '{"model":"kling-v3","prompt":"proto","duration":5,"routing":{"__proto__":{"providers":["freepik"]}}}';
+    expect((await gw.request('POST', '/v1/videos', nested)).status).toBe(400);
+  });
+
+  it('plain keys are kept as given', async () => {
+    const answer = await gw.create({ model: 'kling-v3', prompt: 'meta', duration: 5, metadata: { order: '42', 'user.id': 'u-1' } });
+    expect(answer.status).toBe(202);
+    expect(answer.body.metadata).toEqual({ order: '42', 'user.id': 'u-1' });
+  });
+});
+
+describe('response headers', () => {
+  it('API answers carry nosniff and no-store, errors included', async () => {
+    for (const answer of [await gw.request('GET', '/v1/videos'), await gw.request('GET', '/v1/videos/vid_nope'), await gw.request('GET', '/v1/models', undefined, {}, null)]) {
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+    }
+  });
+
+  it('Swagger UI is served under a content security policy that runs no inline script', async () => {
+    const response = await fetch(`${gw.url}/docs/`);
+    expect(response.status).toBe(200);
+    const policy = response.headers.get('content-security-policy') ?? '';
+    expect(policy).toContain("script-src 'self'");
+    expect(policy).not.toMatch(/script-src[^;]*unsafe-inline/);
+    expect(policy).toContain("frame-ancestors 'none'");
+    expect(await response.text()).not.toMatch(/<script>(?!\s*<\/script>)/);
+  });
+});
