@@ -6,7 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
-import { ConfigError, ProviderConfig, type GatewayConfig } from './config/config.js';
+import { ConfigError, configuredSecrets, ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { ContentLinks } from './core/tasks/content-links.js';
 import { Dispatcher } from './core/tasks/dispatcher.js';
@@ -30,6 +30,7 @@ import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigure
 import { createApp } from './http/app.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
+import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
@@ -159,7 +160,10 @@ export class Gateway {
   static async create(options: GatewayOptions): Promise<Gateway> {
     const { config } = options;
     const clock = options.clock ?? systemClock;
-    const logger = options.logger ?? createLogger(config.log.level, { secretHeaders: authHeaderNames(options.providers) });
+    const endpointSecrets = [...options.endpoints.values()].flatMap((endpoint) => [endpoint.apiKey, endpoint.accessKey, endpoint.secretKey, endpoint.webhookSecret]);
+    const secrets = new SecretScrubber([...configuredSecrets(config), ...endpointSecrets]);
+    const logger =
+      options.logger ?? createLogger(config.log.level, { secretHeaders: authHeaderNames(options.providers), secrets });
     const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
     const store = options.store ?? (await openStore(config.database.url));
     const objectStorage =
@@ -243,6 +247,7 @@ export class Gateway {
         now: () => clock.now(),
       }),
       trustedResultOrigins: new Set((options.trustedResultOrigins ?? []).map((origin) => new URL(origin).origin)),
+      secrets,
     };
     if (objectStorage) logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
     await engine.tasks.registerProviders([...runtimes.keys()]);

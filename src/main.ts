@@ -3,11 +3,12 @@
  * gateway until SIGINT/SIGTERM, then drains and stops.
  */
 import { resolve } from 'node:path';
-import { ConfigError, loadConfigFile } from './config/config.js';
+import { ConfigError, configuredSecrets, loadConfigFile } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './observability/logger.js';
+import { SecretScrubber } from './observability/secret-scrubber.js';
 import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
 import { startSandbox } from './sandbox/sandbox.js';
 
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS) });
+  const logger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS), secrets: new SecretScrubber(configuredSecrets(config)) });
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
   const gateway = await Gateway.create({
     config,

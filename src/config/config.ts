@@ -315,6 +315,22 @@ export const GatewayConfig = z.strictObject({
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
+/**
+ * Every secret the configuration holds: gateway keys, webhook secrets, upstream credentials,
+ * storage credentials. Logs and what tenants see are scrubbed of each, in every encoding.
+ */
+export function configuredSecrets(config: GatewayConfig): string[] {
+  const secrets: (string | undefined)[] = [
+    ...config.auth.api_keys.map((entry) => entry.key),
+    ...Object.values(config.tenants).map((tenant) => tenant.webhook_secret),
+    ...Object.values(config.providers).flatMap((provider) => [provider.api_key, provider.access_key, provider.secret_key, provider.webhook_secret]),
+    config.storage.s3.secret_access_key,
+    config.storage.s3.session_token,
+    config.storage.url_signing_secret,
+  ];
+  return secrets.filter((secret): secret is string => typeof secret === 'string' && secret.length > 0);
+}
+
 /** Why a configuration was refused, one line per field. */
 export class ConfigError extends Error {
   constructor(

@@ -3,6 +3,7 @@
  * first is that nothing logs headers or config objects that carry keys.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import type { SecretScrubber } from './secret-scrubber.js';
 
 export type { Logger };
 
@@ -38,6 +39,11 @@ export interface LoggerOptions {
   destination?: DestinationStream;
   /** Headers that carry upstream keys (the providers' `authHeaders`), redacted wherever headers are logged. */
   secretHeaders?: readonly string[];
+  /**
+   * Every configured secret, looked for in each finished line in all its encodings (an upstream
+   * answer or a webhook body logged as it came may echo one back).
+   */
+  secrets?: SecretScrubber;
 }
 
 export function createLogger(level: string, options: LoggerOptions = {}): Logger {
@@ -48,6 +54,9 @@ export function createLogger(level: string, options: LoggerOptions = {}): Logger
       redact: { paths: redactedPaths(options.secretHeaders), censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      ...(options.secrets && !options.secrets.empty
+        ? { hooks: { streamWrite: (line: string) => options.secrets!.scrub(line) } }
+        : {}),
     },
     options.destination,
   );

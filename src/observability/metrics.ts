@@ -163,8 +163,8 @@ export class GatewayMetrics {
   });
   readonly unknownStatuses = new Counter({
     name: `${PREFIX}unknown_upstream_status_total`,
-    help: 'Upstream status words the adapter did not recognise (the task stays non-terminal).',
-    labelNames: ['provider', 'provider_status'] as const,
+    help: 'Upstream status words the adapter did not recognise (the task stays non-terminal); the word is in the warn log.',
+    labelNames: ['provider'] as const,
     registers: [this.registry],
   });
   readonly inboundWebhooks = new Counter({

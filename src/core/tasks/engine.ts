@@ -5,6 +5,7 @@
 
 import type { Logger } from '../../observability/logger.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
+import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import type { ObjectStorage } from '../../storage/object-storage.js';
 import type { Clock } from '../clock.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
@@ -37,6 +38,8 @@ export interface Engine {
    * simulators on loopback); nothing else is exempt from the address checks.
    */
   trustedResultOrigins: ReadonlySet<string>;
+  /** Every configured secret (and the upstream keys in use): removed from upstream text a tenant sees. */
+  secrets: SecretScrubber;
   /** Called when a task's outputs wait to be copied, so the copy starts without waiting for the next pass. */
   onOutputsDue?: (() => void) | undefined;
 }

@@ -13,7 +13,7 @@ import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition } from './task-repository.js';
 import type { AttemptRecord, NewDelivery, OutputRecord, TaskChange, TaskPhase, TaskRecord } from './task-records.js';
-import { toTask } from './task-resource.js';
+import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
 import { fromMicros } from '../model/pricing.js';
 
@@ -24,6 +24,16 @@ const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
   failed: 'video.failed',
   canceled: 'video.canceled',
 };
+
+/** True for an absolute http: or https: URL. */
+function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
 
 /** Gives the task's lease back: part of every change made by the lease's holder. */
 const RELEASE_LEASE = { leaseOwner: null, leaseUntil: null } as const satisfies TaskChange;
@@ -96,7 +106,7 @@ export class TaskLifecycle {
             tenant: changed.tenant,
             url: changed.webhookUrl ?? '',
             eventType,
-            payload: JSON.stringify({ type: eventType, timestamp: new Date(now).toISOString(), data: toTask(changed, attempts, links) }),
+            payload: JSON.stringify({ type: eventType, timestamp: new Date(now).toISOString(), data: toTask(changed, attempts, links, this.engine.secrets) }),
             createdAt: now,
           })
         : undefined;
@@ -250,7 +260,21 @@ export class TaskLifecycle {
         report,
       );
     }
-    if (report.status === 'succeeded') return this.succeed(task, runtime, report, options);
+    if (report.status === 'succeeded') {
+      // A result URL is handed to callers and fetched by custody: anything but http(s)
+      // (javascript:, data:, file:) is the provider's error, never a success.
+      const unusable = report.outputs.find((output) => !isHttpUrl(output.url));
+      if (unusable) {
+        this.engine.logger.warn({ task_id: task.id, provider: runtime.id }, 'provider reported a result URL that is not http(s)');
+        return this.fail(
+          task,
+          { code: 'provider_error', message: `${runtime.id} reported a result URL that is not http(s); nothing to deliver`, provider_code: null },
+          options,
+          report,
+        );
+      }
+      return this.succeed(task, runtime, report, options);
+    }
     if (report.status === 'failed') {
       const error: TaskError = {
         code: report.error?.code ?? 'provider_error',
@@ -260,9 +284,10 @@ export class TaskLifecycle {
       return this.fail(task, error, options, report);
     }
     if (report.status === 'unknown') {
-      metrics.unknownStatuses.inc({ provider: runtime.id, provider_status: report.providerStatus.slice(0, 40) });
+      // The word itself goes to the log only: a label of it would add a series per made-up word.
+      metrics.unknownStatuses.inc({ provider: runtime.id });
       this.engine.logger.warn(
-        { task_id: task.id, provider: runtime.id, provider_status: report.providerStatus },
+        { task_id: task.id, provider: runtime.id, provider_status: report.providerStatus.slice(0, MAX_STATUS_CHARS) },
         'unknown upstream status; task stays in progress',
       );
     }

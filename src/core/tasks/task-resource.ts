@@ -2,10 +2,27 @@
  * Task records as the public `Task` resource (SPEC §1).
  */
 import type { Task, TaskAttempt, TaskOutput } from '../model/canonical.js';
+import { NO_SECRETS, type SecretScrubber } from '../../observability/secret-scrubber.js';
 import { ContentLinks } from './content-links.js';
 import type { AttemptRecord, OutputRecord, TaskRecord } from './task-records.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Longest upstream-derived message a tenant sees; the full text stays in the logs (scrubbed). */
+export const MAX_MESSAGE_CHARS = 500;
+/** Longest upstream status word a tenant sees. */
+export const MAX_STATUS_CHARS = 64;
+
+/**
+ * Text that came (in part) from an upstream, as a tenant may see it: scrubbed of every
+ * configured secret in every encoding, then bounded.
+ */
+export function tenantText(text: string, secrets: SecretScrubber, max = MAX_MESSAGE_CHARS): string {
+  const clean = secrets.scrub(text);
+  return clean.length <= max ? clean : `${clean.slice(0, max - 1)}…`;
+}
+const tenantTextOrNull = (text: string | null, secrets: SecretScrubber, max = MAX_MESSAGE_CHARS) =>
+  text === null ? null : tenantText(text, secrets, max);
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
 /**
@@ -13,7 +30,7 @@ const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
  * stored, the upstream's URL otherwise. Without `links` (no public base URL at hand) the
  * content link is the bare path.
  */
-export function toOutput(task: TaskRecord, output: OutputRecord, index: number, links?: ContentLinks): TaskOutput {
+export function toOutput(task: TaskRecord, output: OutputRecord, index: number, links?: ContentLinks, secrets: SecretScrubber = NO_SECRETS): TaskOutput {
   const stored = output.storage === 'stored';
   const link = stored ? (links?.linkFor(task.tenant, task.id, index) ?? { url: ContentLinks.path(task.id, index), expiresAt: null }) : undefined;
   return {
@@ -25,7 +42,7 @@ export function toOutput(task: TaskRecord, output: OutputRecord, index: number, 
     upstream_url_expires_at: isoOrNull(output.upstreamExpiresAt),
     upstream_url_gone: output.upstreamGone,
     storage: output.storage,
-    storage_error: output.storageError,
+    storage_error: tenantTextOrNull(output.storageError, secrets),
     sha256: output.sha256,
     bytes: output.bytes,
     content_type: output.contentType,
@@ -34,7 +51,7 @@ export function toOutput(task: TaskRecord, output: OutputRecord, index: number, 
   };
 }
 
-export function toAttempt(attempt: AttemptRecord): TaskAttempt {
+export function toAttempt(attempt: AttemptRecord, secrets: SecretScrubber = NO_SECRETS): TaskAttempt {
   return {
     provider: attempt.provider,
     account: attempt.account,
@@ -44,11 +61,15 @@ export function toAttempt(attempt: AttemptRecord): TaskAttempt {
     http_status: attempt.httpStatus,
     latency_ms: attempt.latencyMs,
     at: iso(attempt.at),
-    message: attempt.message,
+    message: tenantTextOrNull(attempt.message, secrets),
   };
 }
 
-export function toTask(task: TaskRecord, attempts: readonly AttemptRecord[], links?: ContentLinks): Task {
+/**
+ * `secrets`: the gateway's configured secrets; every text an upstream had a hand in (messages,
+ * status words, copy errors) is scrubbed of them and bounded.
+ */
+export function toTask(task: TaskRecord, attempts: readonly AttemptRecord[], links?: ContentLinks, secrets: SecretScrubber = NO_SECRETS): Task {
   return {
     id: task.id,
     object: 'video',
@@ -61,11 +82,11 @@ export function toTask(task: TaskRecord, attempts: readonly AttemptRecord[], lin
     completed_at: task.completedAt === null ? null : iso(task.completedAt),
     provider: task.provider,
     provider_task_id: task.providerTaskId,
-    provider_status: task.providerStatus,
-    outputs: task.outputs.map((output, index) => toOutput(task, output, index, links)),
-    error: task.error,
+    provider_status: tenantTextOrNull(task.providerStatus, secrets, MAX_STATUS_CHARS),
+    outputs: task.outputs.map((output, index) => toOutput(task, output, index, links, secrets)),
+    error: task.error ? { ...task.error, message: tenantText(task.error.message, secrets) } : null,
     cost: task.cost,
-    attempts: attempts.map(toAttempt),
+    attempts: attempts.map((attempt) => toAttempt(attempt, secrets)),
     warnings: task.warnings,
     metadata: task.metadata,
     request: task.request as unknown as Record<string, unknown>,

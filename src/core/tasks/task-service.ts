@@ -400,7 +400,7 @@ export class TaskService {
 
   /** The public resource of a task record: the record with its attempts. */
   async resourceOf(task: TaskRecord): Promise<Task> {
-    return toTask(task, await this.engine.tasks.attempts(task.id), this.engine.links);
+    return toTask(task, await this.engine.tasks.attempts(task.id), this.engine.links, this.engine.secrets);
   }
 
   /** One task of this tenant; another tenant's id is answered as not found. */
@@ -445,7 +445,7 @@ export class TaskService {
     const attempts = await this.engine.tasks.attemptsOf(page.map((task) => task.id));
     const last = page[page.length - 1];
     return {
-      data: page.map((task) => toTask(task, attempts.get(task.id) ?? [], this.engine.links)),
+      data: page.map((task) => toTask(task, attempts.get(task.id) ?? [], this.engine.links, this.engine.secrets)),
       next_cursor: found.length > limit && last ? encodeCursor(last) : null,
     };
   }

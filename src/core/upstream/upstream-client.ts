@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import type { UpstreamAuth, UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
+import { SecretScrubber } from '../../observability/secret-scrubber.js';
 import { UpstreamError, parseRetryAfter, type TransportFailure } from './upstream-error.js';
 
 export { parseRetryAfter };
@@ -57,20 +58,6 @@ function truncateBody(data: unknown): unknown {
   if (text.length <= MAX_LOGGED_BODY) return data;
   return `${text.slice(0, MAX_LOGGED_BODY)}…`;
 }
-
-/** Removes the key from text an upstream sent back (an error that echoes the request). */
-function scrubOne(value: unknown, secret: string): unknown {
-  if (!secret || secret.length < 6) return value;
-  if (typeof value === 'string') return value.split(secret).join('[redacted]');
-  if (value === null || typeof value !== 'object') return value;
-  const text = JSON.stringify(value);
-  return text.includes(secret) ? JSON.parse(text.split(secret).join('[redacted]')) : value;
-}
-
-function scrub(value: unknown, secrets: readonly string[]): unknown {
-  return secrets.reduce(scrubOne, value);
-}
-
 
 /** Error code of a socket that did not connect within the connect time limit. */
 const CONNECT_TIMEOUT_CODE = 'EKGCONNECTTIMEOUT';
@@ -141,17 +128,18 @@ export class HttpUpstreamClient implements UpstreamClient {
   private readonly http: AxiosInstance;
   private readonly now: () => number;
   private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
-  private readonly secrets: readonly string[];
+  /** The key and auth secrets, removed in every encoding from what the upstream sends back (an error that echoes the request). */
+  private readonly secrets: SecretScrubber;
   readonly apiShape: string | undefined;
 
   constructor(
     private readonly options: UpstreamClientOptions,
     private readonly context: Record<string, string> = {},
     /** The pool and axios instance of the client this one is a `withContext` copy of. */
-    shared?: { agents: { httpAgent: http.Agent; httpsAgent: https.Agent }; http: AxiosInstance },
+    shared?: { agents: { httpAgent: http.Agent; httpsAgent: https.Agent }; http: AxiosInstance; secrets: SecretScrubber },
   ) {
     this.now = options.now ?? Date.now;
-    this.secrets = [options.apiKey, ...(options.auth?.secrets ?? [])];
+    this.secrets = shared?.secrets ?? new SecretScrubber([options.apiKey, ...(options.auth?.secrets ?? [])]);
     this.apiShape = options.apiShape;
     // Shared by every `withContext` copy (one per call), so connections are pooled per provider
     // and a call builds no axios instance of its own.
@@ -175,7 +163,7 @@ export class HttpUpstreamClient implements UpstreamClient {
 
   /** A client whose log lines and metrics carry this context (task id, request id). */
   withContext(context: Record<string, string>): HttpUpstreamClient {
-    return new HttpUpstreamClient(this.options, { ...this.context, ...context }, { agents: this.agents, http: this.http });
+    return new HttpUpstreamClient(this.options, { ...this.context, ...context }, { agents: this.agents, http: this.http, secrets: this.secrets });
   }
 
   async send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse> {
@@ -256,9 +244,9 @@ export class HttpUpstreamClient implements UpstreamClient {
     const headers = plainHeaders(response.headers);
     if (response.status >= 200 && response.status < 300) {
       record('ok', response.status);
-      return { status: response.status, headers, data: scrub(response.data, this.secrets) };
+      return { status: response.status, headers, data: this.secrets.scrubDeep(response.data) };
     }
-    const body = scrub(response.data, this.secrets);
+    const body = this.secrets.scrubDeep(response.data);
     const mapped = provider.mapHttpError(response.status, body);
     record(mapped.code, response.status);
     throw new UpstreamError({

@@ -1,0 +1,129 @@
+/**
+ * Removes configured secrets from text the gateway did not write itself (upstream answers,
+ * webhook bodies) before it reaches a tenant or a log line. An upstream that echoes a key back
+ * rarely echoes it verbatim, so every secret is looked for in the forms it travels in: as is
+ * (any letter case), URL-encoded, base64 and base64url (at each of the three byte alignments, so
+ * a key inside a longer encoded string, like a Basic credential, is found too), and hex; and a
+ * form cut short is still found from its first `MIN_PREFIX` characters on.
+ */
+
+/** Shortest run of a secret's form that is taken for the secret (shorter secrets: whole only). */
+export const MIN_PREFIX = 8;
+/** Secrets shorter than this are not scrubbed (they would match ordinary words). */
+const MIN_SECRET = 6;
+export const REDACTED = '[redacted]';
+
+/** One form a secret travels in; `foldCase` forms are matched in any letter case. */
+interface SecretForm {
+  text: string;
+  foldCase: boolean;
+}
+
+/** ASCII-only lower case: keeps every index of the text where it was. */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+}
+
+/** The base64 text that stays the same wherever `bytes` sit in a longer encoded string at `offset` (0–2). */
+function alignedBase64(bytes: Buffer, offset: number): string {
+  const padded = Buffer.concat([Buffer.alloc(offset), bytes]);
+  const encoded = padded.toString('base64').replace(/=+$/, '');
+  // Characters mixing the padding's bits with the secret's, at the start and at the end, vary.
+  const start = offset === 0 ? 0 : 4;
+  const whole = Math.floor(padded.length / 3) * 4;
+  const end = padded.length % 3 === 0 ? encoded.length : whole;
+  return encoded.slice(start, end);
+}
+
+/** Every form `secret` is looked for in. */
+export function secretForms(secret: string): SecretForm[] {
+  const forms: SecretForm[] = [];
+  const add = (text: string, foldCase: boolean) => {
+    if (text.length >= Math.min(MIN_PREFIX, secret.length)) forms.push({ text, foldCase });
+  };
+  add(secret, true);
+  add(encodeURIComponent(secret), true);
+  // A form feeding a URL or form body (spaces as +).
+  add(encodeURIComponent(secret).replace(/%20/g, '+'), true);
+  for (const variant of new Set([secret, secret.toLowerCase(), secret.toUpperCase()])) {
+    const bytes = Buffer.from(variant, 'utf8');
+    add(bytes.toString('hex'), true);
+    for (const offset of [0, 1, 2]) {
+      const base64 = alignedBase64(bytes, offset);
+      add(base64, false);
+      add(base64.replace(/\+/g, '-').replace(/\//g, '_'), false);
+    }
+  }
+  const seen = new Set<string>();
+  return forms.filter((form) => {
+    const key = `${form.foldCase ? 'i' : 's'}:${form.foldCase ? asciiLower(form.text) : form.text}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Removes every form of a fixed set of secrets from text and from JSON-like values. */
+export class SecretScrubber {
+  private readonly forms: SecretForm[];
+
+  constructor(secrets: Iterable<string | undefined | null>) {
+    const unique = new Set<string>();
+    for (const secret of secrets) if (secret && secret.length >= MIN_SECRET) unique.add(secret);
+    this.forms = [...unique].flatMap(secretForms).map((form) => (form.foldCase ? { ...form, text: asciiLower(form.text) } : form));
+  }
+
+  /** True when there is nothing to look for. */
+  get empty(): boolean {
+    return this.forms.length === 0;
+  }
+
+  /** `text` with every run of a secret's form (from `MIN_PREFIX` characters on) replaced by `[redacted]`. */
+  scrub(text: string): string {
+    if (this.forms.length === 0 || text.length < Math.min(MIN_PREFIX, MIN_SECRET)) return text;
+    const folded = asciiLower(text);
+    const ranges: [number, number][] = [];
+    for (const form of this.forms) {
+      const haystack = form.foldCase ? folded : text;
+      const needle = form.text.slice(0, Math.min(MIN_PREFIX, form.text.length));
+      for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + 1)) {
+        let end = at + needle.length;
+        while (end - at < form.text.length && haystack[end] === form.text[end - at]) end += 1;
+        // A whole form shorter than MIN_PREFIX matched only if complete (guaranteed by the needle).
+        ranges.push([at, end]);
+      }
+    }
+    if (ranges.length === 0) return text;
+    ranges.sort((a, b) => a[0] - b[0]);
+    let result = '';
+    let cursor = 0;
+    for (const [start, end] of ranges) {
+      if (end <= cursor) continue;
+      if (start >= cursor) {
+        result += text.slice(cursor, start) + REDACTED;
+      }
+      cursor = Math.max(cursor, end);
+    }
+    return result + text.slice(cursor);
+  }
+
+  /** A copy of a JSON-like value with every string (keys too) scrubbed. */
+  scrubDeep<T>(value: T): T {
+    if (this.forms.length === 0) return value;
+    return this.walk(value) as T;
+  }
+
+  private walk(value: unknown): unknown {
+    if (typeof value === 'string') return this.scrub(value);
+    if (Array.isArray(value)) return value.map((item) => this.walk(item));
+    if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) {
+      const copy: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(value)) copy[this.scrub(key)] = this.walk(item);
+      return copy;
+    }
+    return value;
+  }
+}
+
+/** Scrubs nothing (no secrets configured). */
+export const NO_SECRETS = new SecretScrubber([]);

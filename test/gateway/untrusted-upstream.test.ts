@@ -1,0 +1,115 @@
+/**
+ * Upstream content is not trusted further than it must be: a signed webhook cannot make a task
+ * succeed with a non-http(s) result URL, made-up status words add no metrics series, and an
+ * upstream that echoes its key back (in any encoding, or cut short) never gets it to a tenant,
+ * a task event or a log line.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway | undefined;
+let upstream: Server | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+  await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
+  upstream = undefined;
+});
+
+async function postFreepikWebhook(gateway: TestGateway, body: unknown) {
+  const raw = JSON.stringify(body);
+  const id = `wh_${Math.random().toString(16).slice(2)}`;
+  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
+  const signature = signFreepikWebhook(gateway.endpoints.get('freepik')!.webhookSecret!, id, timestamp, raw);
+  return gateway.request('POST', '/v1/webhooks/freepik', raw, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature }, null);
+}
+
+const request = { model: 'kling-v3', prompt: 'untrusted', duration: 5 };
+
+describe('result URLs', () => {
+  it.each([['javascript:alert(document.cookie)'], ['data:text/html,<script>alert(1)</script>'], ['file:///etc/passwd'], ['//evil.example/x.mp4']])(
+    'a signed webhook reporting %s fails the task as a provider error',
+    async (url) => {
+      gw = await startTestGateway();
+      const created = await gw.create(request);
+      expect(created.body.provider).toBe('freepik');
+      const answer = await postFreepikWebhook(gw, { task_id: created.body.provider_task_id, status: 'COMPLETED', generated: [url] });
+      expect(answer.status).toBe(200);
+      const task = (await gw.get(created.body.id)).body;
+      expect(task.status).toBe('failed');
+      expect(task.error.code).toBe('provider_error');
+      expect(task.error.message).toMatch(/not http\(s\)/);
+      expect(task.outputs).toEqual([]);
+      expect(JSON.stringify(task)).not.toContain(url.slice(0, 12));
+    },
+  );
+});
+
+describe('metrics labels', () => {
+  it('made-up upstream status words add no series', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(request);
+    for (let i = 0; i < 25; i++) {
+      const answer = await postFreepikWebhook(gw, { task_id: created.body.provider_task_id, status: `MADE_UP_${i}_${'x'.repeat(i)}`, generated: [] });
+      expect(answer.status).toBe(200);
+    }
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    const series = metrics.split('\n').filter((line) => line.startsWith('kling_gateway_unknown_upstream_status_total{'));
+    expect(series).toEqual(['kling_gateway_unknown_upstream_status_total{provider="freepik"} 25']);
+    expect(metrics).not.toContain('MADE_UP');
+    // The tenant sees the word, bounded.
+    expect((await gw.get(created.body.id)).body.provider_status.length).toBeLessThanOrEqual(64);
+  });
+});
+
+describe('an upstream that echoes its key', () => {
+  const LIVE_KEY = 'k3a-LiveKey_7c1e9b2a4d6f8e0a';
+  const forms = [
+    LIVE_KEY,
+    LIVE_KEY.toLowerCase(),
+    LIVE_KEY.toUpperCase(),
+    encodeURIComponent(`${LIVE_KEY}/`),
+    Buffer.from(LIVE_KEY).toString('base64'),
+    Buffer.from(`Bearer ${LIVE_KEY}`).toString('base64url'),
+    Buffer.from(LIVE_KEY).toString('hex'),
+    LIVE_KEY.slice(0, 10),
+  ];
+
+  it('never shows any form of it in the task, its events or the logs', async () => {
+    upstream = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 400, error: `key ${forms.join(' , ')} rejected`, message: `invalid key ${forms.join(' | ')}` }));
+      });
+    });
+    await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
+    let logs = '';
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        logs += chunk.toString();
+        done();
+      },
+    });
+    gw = await startTestGateway({
+      logTo: sink,
+      config: { routing: { allow_fallbacks: false } },
+      endpointOverrides: { kling3api: { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, apiKey: LIVE_KEY, simulated: false } },
+    });
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api'] } });
+    const task = created.body.status === 'failed' ? created.body : await gw.finish(created.body.id);
+    expect(task.status).toBe('failed');
+    const shown = JSON.stringify([created.body, task, (await gw.request('GET', '/v1/videos')).body]);
+    expect(shown).toContain('[redacted]');
+    for (const form of forms) {
+      expect(shown.includes(form), `the task shows ${form.slice(0, 4)}…`).toBe(false);
+      expect(logs.includes(form), `the logs show ${form.slice(0, 4)}…`).toBe(false);
+    }
+    for (const attempt of task.attempts) expect((attempt.message ?? '').length).toBeLessThanOrEqual(500);
+    expect(task.error.message.length).toBeLessThanOrEqual(500);
+  });
+});

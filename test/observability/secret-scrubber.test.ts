@@ -1,0 +1,68 @@
+/**
+ * The scrubber finds a secret in the forms an upstream might echo it in: any letter case,
+ * URL-encoded, base64/base64url at any alignment inside a longer encoded string, hex, and cut
+ * short from 8 characters on. It leaves ordinary text alone.
+ */
+import { describe, expect, it } from 'vitest';
+import { REDACTED, SecretScrubber } from '../../src/observability/secret-scrubber.js';
+
+const KEY = 'sk-Live_9f8E7d6C5b4A3/x+y=z';
+const scrubber = new SecretScrubber([KEY, 'short', undefined]);
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+const b64url = (text: string) => Buffer.from(text).toString('base64url');
+
+describe('SecretScrubber', () => {
+  it.each([
+    ['verbatim', KEY],
+    ['lower case', KEY.toLowerCase()],
+    ['upper case', KEY.toUpperCase()],
+    ['URL-encoded', encodeURIComponent(KEY)],
+    ['URL-encoded, lower-case escapes', encodeURIComponent(KEY).toLowerCase()],
+    ['base64', b64(KEY)],
+    ['base64url', b64url(KEY)],
+    ['base64 of the lower-cased key', b64(KEY.toLowerCase())],
+    ['hex', Buffer.from(KEY).toString('hex')],
+    ['HEX', Buffer.from(KEY).toString('hex').toUpperCase()],
+    ['cut short to 8 characters', KEY.slice(0, 8)],
+    ['cut short to 12 characters', KEY.slice(0, 12)],
+  ])('removes the key %s', (_form, echoed) => {
+    const text = `invalid api key "${echoed}" for this account`;
+    const clean = scrubber.scrub(text);
+    expect(clean).toContain(REDACTED);
+    expect(clean).not.toContain(echoed);
+    expect(clean.startsWith('invalid api key "')).toBe(true);
+    expect(clean.endsWith('" for this account')).toBe(true);
+  });
+
+  it.each([['Bearer '], ['user:'], ['x'], ['xy'], ['xyz']])('finds the key base64-encoded after %j in one encoded string', (before) => {
+    for (const encode of [b64, b64url]) {
+      const encoded = encode(`${before}${KEY} trailing`);
+      const clean = scrubber.scrub(`Authorization: Basic ${encoded}`);
+      expect(clean).toContain(REDACTED);
+      // What is left cannot be decoded back to a run of the key as long as 8 characters.
+      const leftovers = clean.split(REDACTED).map((part) => Buffer.from(part.replace(/^Authorization: Basic /, ''), 'base64').toString('latin1'));
+      for (const leftover of leftovers) expect(leftover.includes(KEY.slice(0, 8))).toBe(false);
+    }
+  });
+
+  it('leaves ordinary text, and runs shorter than 8 characters, alone', () => {
+    const text = `task failed: ${KEY.slice(0, 7)} is not a model; sk-other-key-entirely`;
+    expect(scrubber.scrub(text)).toBe(text);
+  });
+
+  it('removes a short secret only whole, and ignores secrets under 6 characters', () => {
+    const withShort = new SecretScrubber(['dev-key']);
+    expect(withShort.scrub('key dev-key refused, DEV-KEY too')).toBe(`key ${REDACTED} refused, ${REDACTED} too`);
+    expect(withShort.scrub('a dev-ke word')).toBe('a dev-ke word');
+    expect(scrubber.scrub('short')).toBe('short');
+  });
+
+  it('scrubs keys and values of nested JSON-like values, leaving numbers and the original alone', () => {
+    const value = { error: { message: `bad ${KEY}`, [KEY]: 1, list: [encodeURIComponent(KEY), 2, null] } };
+    const clean = scrubber.scrubDeep(value);
+    expect(JSON.stringify(clean)).not.toContain(KEY.slice(0, 8));
+    expect(clean.error.list[1]).toBe(2);
+    expect(value.error.message).toBe(`bad ${KEY}`);
+  });
+});
