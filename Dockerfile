@@ -22,6 +22,10 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+# Without upstream keys the image runs the sandbox (simulators, the public key dev-key). With any
+# upstream key (FREEPIK_API_KEY …) it is live and refuses to start until GATEWAY_API_KEYS names
+# keys of your own; set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) for signed task events and
+# METRICS_TOKEN to keep /metrics (spend per provider and model) private. See README, "Security".
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0 \

@@ -13,9 +13,6 @@ import type { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
 
-/** The sample key config.yaml ships with: fine for the sandbox, never for real traffic. */
-const SHIPPED_SAMPLE_KEY = 'dev-key';
-
 function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
   return resolve(file ?? env.CONFIG_FILE ?? 'config.yaml');
 }
@@ -109,9 +106,7 @@ async function planFor(path: string, config: GatewayConfig) {
     };
   });
   const warnings: string[] = [];
-  if (live && config.auth.api_keys.some((entry) => entry.key === SHIPPED_SAMPLE_KEY)) {
-    warnings.push(`auth.api_keys: the sample key "${SHIPPED_SAMPLE_KEY}" from the repository is accepted in a live deployment; set GATEWAY_API_KEYS`);
-  }
+  // The shipped sandbox key and secret are refused by the config itself in a live deployment.
   if (providers.every((provider) => provider.mode === 'disabled')) warnings.push('no provider would run: every request would be refused');
   return {
     file: path,

@@ -197,6 +197,55 @@ const apiKeyList = z
     return keys;
   });
 
+/**
+ * `tenant:whsec_…` pairs, comma-separated (`GATEWAY_WEBHOOK_SECRETS`): each tenant's outbound
+ * webhook secret from the environment, for tenants that have no `tenants:` block. Empty: none.
+ */
+const webhookSecretList = z
+  .string()
+  .default('')
+  .transform((text, ctx) => {
+    const secrets: { tenant: string; secret: string }[] = [];
+    const pairs = text.split(',').map((item) => item.trim()).filter(Boolean);
+    for (const [index, pair] of pairs.entries()) {
+      const separator = pair.indexOf(':');
+      const tenant = pair.slice(0, separator).trim();
+      const secret = pair.slice(separator + 1).trim();
+      if (separator <= 0 || !secret) {
+        ctx.addIssue({ code: 'custom', message: `entry ${index + 1} is not tenant:whsec_…` });
+        return z.NEVER;
+      }
+      if (!secret.startsWith('whsec_')) {
+        ctx.addIssue({ code: 'custom', message: `the secret of tenant ${tenant} must start with whsec_` });
+        return z.NEVER;
+      }
+      if (secrets.some((entry) => entry.tenant === tenant)) {
+        ctx.addIssue({ code: 'custom', message: `tenant ${tenant} is given twice` });
+        return z.NEVER;
+      }
+      secrets.push({ tenant, secret });
+    }
+    return secrets;
+  });
+
+/** One tenant's settings (`tenants.<name>`); a tenant named only by an API key gets the defaults. */
+export const TenantConfig = z.strictObject({
+  /** `whsec_…` secret that signs this tenant's outbound webhooks. */
+  webhook_secret: optionalText,
+  /** Days this tenant's stored outputs are kept (overrides `storage.retention_days`). */
+  retention_days: optionalDays,
+  /** Spending cap per UTC day or month, with an optional per-task ceiling. */
+  budget: BudgetSettings.optional(),
+  /**
+   * Where account events (`budget.warning`, `budget.exhausted`) are POSTed, signed like
+   * task events with `webhook_secret`. Task events still go to each task's `webhook_url`.
+   */
+  events_url: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  /** Keys of an admin tenant read every tenant's usage (`GET /v1/usage`, `group_by=tenant`). */
+  admin: booleanish.default(false),
+});
+export type TenantConfig = z.infer<typeof TenantConfig>;
+
 export const GatewayConfig = z.strictObject({
   server: z
     .strictObject({
@@ -221,27 +270,10 @@ export const GatewayConfig = z.strictObject({
   auth: z.strictObject({
     /** Comma-separated `tenant:key` pairs. */
     api_keys: apiKeyList,
+    /** Comma-separated `tenant:whsec_…` pairs: webhook secrets of tenants from the environment. */
+    webhook_secrets: webhookSecretList,
   }),
-  tenants: z
-    .record(
-      z.string(),
-      z.strictObject({
-        /** `whsec_…` secret that signs this tenant's outbound webhooks. */
-        webhook_secret: optionalText,
-        /** Days this tenant's stored outputs are kept (overrides `storage.retention_days`). */
-        retention_days: optionalDays,
-        /** Spending cap per UTC day or month, with an optional per-task ceiling. */
-        budget: BudgetSettings.optional(),
-        /**
-         * Where account events (`budget.warning`, `budget.exhausted`) are POSTed, signed like
-         * task events with `webhook_secret`. Task events still go to each task's `webhook_url`.
-         */
-        events_url: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
-        /** Keys of an admin tenant read every tenant's usage (`GET /v1/usage`, `group_by=tenant`). */
-        admin: booleanish.default(false),
-      }),
-    )
-    .default({}),
+  tenants: z.record(z.string(), TenantConfig).default({}),
   routing: z
     .strictObject({
       strategy: RoutingStrategy.default('priority'),
@@ -316,6 +348,20 @@ export const GatewayConfig = z.strictObject({
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
 /**
+ * The credentials config.yaml ships with for the sandbox. Public (they are in the repository):
+ * a live deployment refuses to start while either is in use.
+ */
+export const SHIPPED_SANDBOX_KEY = 'dev-key';
+export const SHIPPED_SANDBOX_WEBHOOK_SECRET = 'whsec_ZGV2LXNhbmRib3gtc2VjcmV0LWNoYW5nZS1tZQ==';
+
+/** True when an enabled provider has upstream credentials (an API key, or an access key + secret key): real money. */
+export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
+  return Object.values(config.providers).some(
+    (settings) => settings.enabled && Boolean(settings.api_key || (settings.access_key && settings.secret_key)),
+  );
+}
+
+/**
  * Every secret the configuration holds: gateway keys, webhook secrets, upstream credentials,
  * storage credentials. Logs and what tenants see are scrubbed of each, in every encoding.
  */
@@ -378,11 +424,37 @@ export function parseConfig(
   for (const [id, settings] of Object.entries(result.data.providers)) {
     problems.push(...providerCredentialProblems(id, settings));
   }
-  const tenants = new Set(result.data.auth.api_keys.map((entry) => entry.tenant));
-  for (const tenant of Object.keys(result.data.tenants)) {
+  const config = result.data;
+  const tenants = new Set(config.auth.api_keys.map((entry) => entry.tenant));
+  for (const tenant of Object.keys(config.tenants)) {
     if (!tenants.has(tenant)) problems.push(`tenants.${tenant}: no API key names this tenant`);
   }
-  for (const [tenant, settings] of Object.entries(result.data.tenants)) {
+  for (const { tenant } of config.auth.webhook_secrets) {
+    if (!tenants.has(tenant)) problems.push(`auth.webhook_secrets: no API key names tenant ${tenant} (GATEWAY_API_KEYS)`);
+  }
+  // Tenants named only by a key work with the defaults; their secret may come from the environment.
+  const live = isLiveConfig(config);
+  for (const tenant of tenants) {
+    const settings = (config.tenants[tenant] ??= TenantConfig.parse({}));
+    settings.webhook_secret ??= config.auth.webhook_secrets.find((entry) => entry.tenant === tenant)?.secret;
+    // The sandbox signs with the shipped secret, so webhooks work with nothing configured.
+    if (!live) settings.webhook_secret ??= SHIPPED_SANDBOX_WEBHOOK_SECRET;
+  }
+  if (live) {
+    if (config.auth.api_keys.some((entry) => entry.key === SHIPPED_SANDBOX_KEY)) {
+      problems.push(
+        `auth.api_keys: the shipped sandbox key "${SHIPPED_SANDBOX_KEY}" is in use while an upstream key is set (a live deployment); set GATEWAY_API_KEYS to your own tenant:key pairs`,
+      );
+    }
+    for (const [tenant, settings] of Object.entries(config.tenants)) {
+      if (settings.webhook_secret === SHIPPED_SANDBOX_WEBHOOK_SECRET) {
+        problems.push(
+          `tenants.${tenant}.webhook_secret: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.${tenant}.webhook_secret`,
+        );
+      }
+    }
+  }
+  for (const [tenant, settings] of Object.entries(config.tenants)) {
     if (settings.webhook_secret && !settings.webhook_secret.startsWith('whsec_')) {
       problems.push(`tenants.${tenant}.webhook_secret: must start with whsec_`);
     }
@@ -395,7 +467,7 @@ export function parseConfig(
     }
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return result.data;
+  return config;
 }
 
 /** What does not add up in a provider block's credentials and accounts, one line per field. */

@@ -238,8 +238,9 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       ['kling3api', 'disabled'],
       ['kling-legacy', 'disabled'],
     ]);
+    // Live: no shipped sandbox secret fills in; GATEWAY_WEBHOOK_SECRETS or a tenants block would.
     expect(plan.tenants).toEqual([
-      { tenant: 'dev', webhook_secret: true },
+      { tenant: 'dev', webhook_secret: false },
       { tenant: 'ops', webhook_secret: false },
     ]);
 
@@ -275,6 +276,11 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     });
     const shown = await runHere(['check-config', withAccounts]);
     expect(shown.stdout).toContain('kling-legacy accounts: team-a (cap 4), team-b (cap 9)');
+
+    const shippedKey = await runHere(['check-config', join(REPO, 'config.yaml')], { FREEPIK_API_KEY: 'fpk-live-secret-value' });
+    expect(shippedKey.code).toBe(78);
+    expect(shippedKey.stderr).toContain('the shipped sandbox key "dev-key" is in use while an upstream key is set (a live deployment); set GATEWAY_API_KEYS');
+    expect(shippedKey.stderr).not.toContain('fpk-live-secret-value');
 
     const broken = join(workdir, 'broken.yaml');
     writeFileSync(broken, readFileSync(join(REPO, 'config.yaml'), 'utf8').replace('timeout_ms: 30000', 'timeout_ms: -5'));

@@ -2,12 +2,13 @@
  * config.yaml (SPEC §6): `${VAR}` / `${VAR:-default}` expansion, validation whose every message
  * names the field, and the shipped file loading as it is, with and without upstream keys.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/config.js';
+import { ConfigError, loadConfigFile, parseConfig, SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
 import {
   ConfigFieldError,
   MissingEnvironmentVariableError,
@@ -19,6 +20,11 @@ import { PROVIDER_IDS } from '../../src/providers/registry.js';
 const SHIPPED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config.yaml');
 
 /** The smallest valid document. */
+/** The shipped config.yaml, parsed but not expanded. */
+function loadDocument(): unknown {
+  return parseYaml(readFileSync(SHIPPED_CONFIG, 'utf8'));
+}
+
 function document(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     server: { public_url: 'https://gateway.example.com' },
@@ -215,7 +221,8 @@ describe('parseConfig', () => {
     const config = parseConfig(doc, {}, PROVIDER_IDS);
     expect(config.providers.freepik?.api_key).toBeUndefined();
     expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
-    expect(config.tenants.acme?.webhook_secret).toBeUndefined();
+    // Absent, so in the sandbox (no upstream key) the tenant signs with the shipped secret.
+    expect(config.tenants.acme?.webhook_secret).toBe(SHIPPED_SANDBOX_WEBHOOK_SECRET);
   });
 
   it('reads numbers that come from the environment as text', () => {
@@ -363,9 +370,45 @@ describe('loadConfigFile', () => {
 
   it('refuses the shipped config.yaml when the environment breaks it, naming the field', () => {
     expect(() => loadConfigFile(SHIPPED_CONFIG, { ROUTING_STRATEGY: 'random' }, PROVIDER_IDS)).toThrow(/routing\.strategy: /);
-    expect(() => loadConfigFile(SHIPPED_CONFIG, { GATEWAY_API_KEYS: 'acme:acme-key-123' }, PROVIDER_IDS)).toThrow(
-      'tenants.dev: no API key names this tenant',
+  });
+
+  it('runs tenants named only by GATEWAY_API_KEYS, with webhook secrets from GATEWAY_WEBHOOK_SECRETS', () => {
+    const sandbox = loadConfigFile(SHIPPED_CONFIG, { GATEWAY_API_KEYS: 'acme:acme-key-123' }, PROVIDER_IDS);
+    expect(Object.keys(sandbox.tenants)).toEqual(['acme']);
+    expect(sandbox.tenants.acme?.webhook_secret).toBe(SHIPPED_SANDBOX_WEBHOOK_SECRET);
+    const live = loadConfigFile(
+      SHIPPED_CONFIG,
+      { FREEPIK_API_KEY: 'fpk-live-123456', GATEWAY_API_KEYS: 'acme:acme-key-123,beta:beta-key-123', GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_YWNtZS1zZWNyZXQ=' },
+      PROVIDER_IDS,
     );
+    expect(live.tenants.acme?.webhook_secret).toBe('whsec_YWNtZS1zZWNyZXQ=');
+    expect(live.tenants.beta?.webhook_secret).toBeUndefined();
+    expect(() => loadConfigFile(SHIPPED_CONFIG, { GATEWAY_WEBHOOK_SECRETS: 'ghost:whsec_Z2hvc3Q=' }, PROVIDER_IDS)).toThrow(
+      'auth.webhook_secrets: no API key names tenant ghost (GATEWAY_API_KEYS)',
+    );
+    expect(() => loadConfigFile(SHIPPED_CONFIG, { GATEWAY_WEBHOOK_SECRETS: 'dev:not-a-whsec' }, PROVIDER_IDS)).toThrow(
+      'auth.webhook_secrets: the secret of tenant dev must start with whsec_',
+    );
+  });
+
+  it.each([
+    ['FREEPIK_API_KEY', { FREEPIK_API_KEY: 'fpk-live-123456' }],
+    ['KLING3API_API_KEY', { KLING3API_API_KEY: 'k3-live-123456' }],
+    ['KLING_LEGACY_ACCESS_KEY', { KLING_LEGACY_ACCESS_KEY: 'ak-live-123456', KLING_LEGACY_SECRET_KEY: 'sk-live-123456' }],
+  ])('refuses a live start (%s set) while the shipped key or the shipped webhook secret is in use, naming the variable', (_name, upstream) => {
+    expect(problemsOf(loadDocument(), upstream)).toEqual([
+      'auth.api_keys: the shipped sandbox key "dev-key" is in use while an upstream key is set (a live deployment); set GATEWAY_API_KEYS to your own tenant:key pairs',
+    ]);
+    expect(problemsOf(loadDocument(), { ...upstream, GATEWAY_API_KEYS: 'dev:dev-key,ops:ops-key-123' })[0]).toMatch(/set GATEWAY_API_KEYS/);
+    expect(
+      problemsOf(loadDocument(), { ...upstream, GATEWAY_API_KEYS: 'ops:ops-key-123', GATEWAY_WEBHOOK_SECRETS: `ops:${SHIPPED_SANDBOX_WEBHOOK_SECRET}` }),
+    ).toEqual([
+      'tenants.ops.webhook_secret: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.ops.webhook_secret',
+    ]);
+    // With keys of its own the live deployment starts.
+    expect(loadConfigFile(SHIPPED_CONFIG, { ...upstream, GATEWAY_API_KEYS: 'ops:ops-key-123' }, PROVIDER_IDS).auth.api_keys).toEqual([
+      { tenant: 'ops', key: 'ops-key-123' },
+    ]);
   });
 
   it('says when the file cannot be read or is not YAML, naming the file', () => {
@@ -419,7 +462,8 @@ describe('tenants: budgets, account events, admin', () => {
 
   it('takes an unset events URL as none, and admin as false by default', () => {
     const config = parseConfig(document({ tenants: { acme: { events_url: '${EVENTS_URL:-}' } } }), {}, PROVIDER_IDS);
-    expect(config.tenants.acme).toEqual({ admin: false });
+    expect(config.tenants.acme?.events_url).toBeUndefined();
+    expect(config.tenants.acme?.admin).toBe(false);
   });
 
   it('refuses a bad budget, naming each field', () => {
@@ -441,6 +485,8 @@ describe('tenants: budgets, account events, admin', () => {
       problemsOf(
         document({
           tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'day', per_task_limit: 11 }, events_url: 'https://hooks.example.com' } },
+          // Live: no sandbox secret fills in.
+          providers: { freepik: { api_key: 'fpk-live-123456' } },
         }),
       ),
     ).toEqual([

@@ -1,0 +1,56 @@
+/**
+ * `npm start` with an upstream key set (a live deployment) and the shipped sandbox key or
+ * webhook secret still in use refuses to start: exit 78, with the problem on one line that names
+ * the variable to set. The sandbox (no upstream key) keeps starting with nothing configured.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
+      cwd: REPO,
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'kg-live-start-')), 'gw.db')}`,
+        LOG_LEVEL: 'silent',
+        ...env,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+it('refuses a live start with the shipped key, naming GATEWAY_API_KEYS', { timeout: 30_000 }, async () => {
+  const refused = await start({ FREEPIK_API_KEY: 'fpk-live-secret-value' });
+  expect(refused.code).toBe(78);
+  const problem = refused.stderr.split('\n').filter((line) => line.includes('dev-key'));
+  expect(problem).toHaveLength(1);
+  expect(problem[0]).toContain('set GATEWAY_API_KEYS');
+  expect(refused.stderr).not.toContain('fpk-live-secret-value');
+});
+
+it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK_SECRETS', { timeout: 30_000 }, async () => {
+  const refused = await start({
+    KLING3API_API_KEY: 'k3-live-secret-value',
+    GATEWAY_API_KEYS: 'ops:ops-key-123456',
+    GATEWAY_WEBHOOK_SECRETS: 'ops:whsec_ZGV2LXNhbmRib3gtc2VjcmV0LWNoYW5nZS1tZQ==',
+  });
+  expect(refused.code).toBe(78);
+  expect(refused.stderr).toMatch(/tenants\.ops\.webhook_secret: the shipped sandbox webhook secret is in use .* set GATEWAY_WEBHOOK_SECRETS/);
+});
