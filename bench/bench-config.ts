@@ -69,6 +69,8 @@ export function benchConfigDocument(settings: BenchSettings, databaseDirectory: 
     database: { url: `sqlite:${join(databaseDirectory, 'gateway.db')}` },
     auth: { api_keys: `bench:${BENCH_TENANT_KEY}` },
     routing: { strategy: 'priority', allow_fallbacks: true },
+    // The tenant's own limits never decide a number either.
+    limits: { creates_per_minute: 10_000_000, open_streams: 100_000, open_waits: 100_000 },
     tracking: {
       poll_min_interval_ms: Math.max(100, Math.round(2_000 * scale)),
       poll_max_interval_ms: Math.max(100, Math.round(30_000 * scale)),

@@ -27,7 +27,8 @@ import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js
 import { ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { InProcessProviderState, type ProviderStateStore } from './core/upstream/provider-state.js';
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
-import { createApp } from './http/app.js';
+import { createApp, tenantLimits } from './http/app.js';
+import type { CreateLimiter } from './http/tenant-limits.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
@@ -38,6 +39,7 @@ import { openStore, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
 import { TaskStore } from './store/task-store.js';
+import { openWindowLimiter, type WindowLimiter } from './store/window-limiter.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -95,6 +97,27 @@ function contentSigningKeys(config: GatewayConfig): (tenant: string) => Buffer |
   return (tenant) => keys.get(tenant);
 }
 
+/**
+ * Creates per minute per tenant, counted in the store's limiter (PostgreSQL: across replicas).
+ * One counter family per limit value, opened on first use.
+ */
+function tenantCreateLimiter(store: Store, config: GatewayConfig): CreateLimiter {
+  const limitsFor = tenantLimits(config);
+  const limiters = new Map<number, Promise<WindowLimiter>>();
+  return {
+    async take(tenant) {
+      const points = limitsFor(tenant).creates_per_minute;
+      let limiter = limiters.get(points);
+      if (!limiter) {
+        limiter = openWindowLimiter(store, { name: `creates-per-minute-${points}`, points, windowMs: 60_000 });
+        limiters.set(points, limiter);
+        limiter.catch(() => limiters.delete(points));
+      }
+      return (await limiter).take(tenant);
+    },
+  };
+}
+
 /** Milliseconds between purges of expired idempotency keys and webhook ids. */
 const PURGE_EVERY_MS = 10 * 60_000;
 /** How often shared provider figures (success rate, latency, completions) are written and read back. */
@@ -131,6 +154,7 @@ export class Gateway {
     readonly notifications: PostgresNotificationChannel | undefined,
     private readonly sharedState: SharedStateStore | undefined,
     private readonly ownsObjectStorage: boolean,
+    createLimiter: CreateLimiter,
   ) {
     this.engine = engine;
     this.dispatcher = new Dispatcher(engine);
@@ -154,6 +178,8 @@ export class Gateway {
       metrics: engine.metrics,
       logger: engine.logger,
       providers: [...engine.runtimes.values()].map((runtime) => runtime.provider),
+      clock: engine.clock,
+      createLimiter,
     });
   }
 
@@ -251,7 +277,16 @@ export class Gateway {
     };
     if (objectStorage) logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
     await engine.tasks.registerProviders([...runtimes.keys()]);
-    const gateway = new Gateway(config, engine, taskStore, options.store === undefined, notifications, sharedState, options.objectStorage === undefined);
+    const gateway = new Gateway(
+      config,
+      engine,
+      taskStore,
+      options.store === undefined,
+      notifications,
+      sharedState,
+      options.objectStorage === undefined,
+      tenantCreateLimiter(store, config),
+    );
     gateway.followOtherReplicas(feed);
     metrics.onScrape(() => gateway.catalog.updateLoadGauges());
     metrics.onScrape(() => gateway.usage.updateBudgetGauges());

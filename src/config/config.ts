@@ -228,6 +228,16 @@ const webhookSecretList = z
     return secrets;
   });
 
+/** Per-tenant request limits; a tenant's own block overrides the top-level `limits`. */
+export const TenantLimits = z.strictObject({
+  /** Creates (`POST /v1/videos`) per minute, across replicas; beyond it 429 with Retry-After. */
+  creates_per_minute: count(1).optional(),
+  /** Event streams (`GET /v1/videos/{id}/events`) open at once, per replica. */
+  open_streams: count(1).optional(),
+  /** `GET /v1/videos/{id}?wait=` requests held at once, per replica. */
+  open_waits: count(1).optional(),
+});
+
 /** One tenant's settings (`tenants.<name>`); a tenant named only by an API key gets the defaults. */
 export const TenantConfig = z.strictObject({
   /** `whsec_…` secret that signs this tenant's outbound webhooks. */
@@ -243,6 +253,8 @@ export const TenantConfig = z.strictObject({
   events_url: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
   /** Keys of an admin tenant read every tenant's usage (`GET /v1/usage`, `group_by=tenant`). */
   admin: booleanish.default(false),
+  /** This tenant's request limits (unset fields: the top-level `limits`). */
+  limits: TenantLimits.optional(),
 });
 export type TenantConfig = z.infer<typeof TenantConfig>;
 
@@ -262,6 +274,10 @@ export const GatewayConfig = z.strictObject({
        * timeout (60 s on common ones), or the balancer may reuse a connection the gateway closes.
        */
       keep_alive_timeout_ms: count(1000).default(65_000),
+      /** Longest a client may take to send a request body (408 after it), webhook routes included. */
+      body_timeout_ms: count(100).default(10_000),
+      /** Bearer token `/metrics` asks for; unset: open to loopback only in a live deployment, open in the sandbox. */
+      metrics_token: optionalText,
     }),
   database: z.strictObject({
     /** `sqlite:<file>`, `sqlite::memory:` or `postgres://…` */
@@ -274,6 +290,14 @@ export const GatewayConfig = z.strictObject({
     webhook_secrets: webhookSecretList,
   }),
   tenants: z.record(z.string(), TenantConfig).default({}),
+  /** Every tenant's request limits unless its `tenants.<name>.limits` says otherwise. */
+  limits: z
+    .strictObject({
+      creates_per_minute: count(1).default(300),
+      open_streams: count(1).default(20),
+      open_waits: count(1).default(50),
+    })
+    .prefault({}),
   routing: z
     .strictObject({
       strategy: RoutingStrategy.default('priority'),

@@ -3,7 +3,9 @@
  */
 import express, { type Express } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import type { GatewayConfig } from '../config/config.js';
+import { createHash } from 'node:crypto';
+import { isLiveConfig, type GatewayConfig } from '../config/config.js';
+import type { Clock } from '../core/clock.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { OutputContent } from '../core/tasks/output-content.js';
 import type { ProviderCatalog } from '../core/tasks/provider-catalog.js';
@@ -17,6 +19,7 @@ import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
 import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, requestId, requestLog, securityHeaders, swaggerUiPolicy } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import { usageRoutes } from './usage-routes.js';
 import { videoRoutes } from './video-routes.js';
 import { webhookRoutes } from './webhook-routes.js';
@@ -34,12 +37,28 @@ export interface AppDependencies {
   logger: Logger;
   /** The providers the gateway serves: their inbound webhook routes are in the API document. */
   providers: readonly VideoProvider[];
+  /** The gateway's clock (body time limits). */
+  clock: Clock;
+  /** Counts creates per tenant (shared by replicas on PostgreSQL). */
+  createLimiter: CreateLimiter;
+}
+
+/** A tenant's limits: its own `tenants.<name>.limits` over the top-level `limits`. */
+export function tenantLimits(config: GatewayConfig): (tenant: string) => TenantLimitSettings {
+  return (tenant) => {
+    const own = config.tenants[tenant]?.limits ?? {};
+    return {
+      creates_per_minute: own.creates_per_minute ?? config.limits.creates_per_minute,
+      open_streams: own.open_streams ?? config.limits.open_streams,
+      open_waits: own.open_waits ?? config.limits.open_waits,
+    };
+  };
 }
 
 /** Probes and scrapes: frequent, and not worth a log line each. */
 const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
 
-export function createApp({ config, service, content, catalog, usage, inbound, metrics, logger, providers }: AppDependencies): Express {
+export function createApp({ config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trust_proxy);
@@ -49,6 +68,7 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   app.use(securityHeaders());
   app.use(httpMetrics(metrics));
   app.use(requestLog(logger, UNLOGGED_PATHS));
+  app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const document = buildOpenApiDocument(providers);
   app.get('/openapi.json', (_req, res) => {
@@ -63,7 +83,8 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
     const { ready, store } = await service.readiness();
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', store });
   });
-  app.get('/metrics', async (_req, res) => {
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+  app.get('/metrics', metricsAccess(config.server.metrics_token, isLiveConfig(config), sha256), async (_req, res) => {
     const { contentType, body } = await metrics.exposition();
     res.type(contentType).send(body);
   });
@@ -75,7 +96,8 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
-  app.use('/v1/videos', auth, json, videoRoutes(service));
+  const limitsFor = tenantLimits(config);
+  app.use('/v1/videos', auth, json, videoRoutes(service, { createLimit: createRateLimit(createLimiter, limitsFor), caps: new OpenRequestCaps(limitsFor) }));
   app.use('/v1', auth, catalogRoutes(catalog));
   app.use('/v1/usage', auth, usageRoutes(usage));
 

@@ -1,12 +1,21 @@
 /**
  * `/v1/videos`: create, quote, list, get (with `?wait=`), cancel, and Server-Sent Events.
  */
-import { Router, type Request } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { problems } from '../core/model/problems.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { issuesToErrors } from '../core/tasks/task-service.js';
 import { rememberMountPath, requireJson } from './middleware.js';
+import type { OpenRequestCaps } from './tenant-limits.js';
+
+/** The per-tenant limits of these routes. */
+export interface VideoRouteLimits {
+  /** Runs before a create (429 past the tenant's creates per minute). */
+  createLimit: RequestHandler;
+  /** Event streams and `?wait` requests open at once. */
+  caps: OpenRequestCaps;
+}
 
 const WaitQuery = z.strictObject({ wait: z.coerce.number().int().min(0).max(60).optional() });
 
@@ -19,11 +28,11 @@ function tenantOf(req: Request): string {
   return req.tenant;
 }
 
-export function videoRoutes(service: TaskService): Router {
+export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Router {
   const router = Router();
   router.use(rememberMountPath());
 
-  router.post('/', requireJson(), async (req, res) => {
+  router.post('/', limits.createLimit, requireJson(), async (req, res) => {
     const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });
     if (result.replayed) res.setHeader('idempotent-replayed', 'true');
     res.status(202).location(`/v1/videos/${result.task.id}`).json(result.task);
@@ -46,10 +55,18 @@ export function videoRoutes(service: TaskService): Router {
       res.json(await service.get(tenantOf(req), id));
       return;
     }
+    const release = limits.caps.acquire(tenantOf(req), 'waits');
     const aborted = new AbortController();
-    res.on('close', () => aborted.abort());
-    const task = await service.waitFor(tenantOf(req), id, wait, aborted.signal);
-    if (!res.writableEnded && !aborted.signal.aborted) res.json(task);
+    res.on('close', () => {
+      release();
+      aborted.abort();
+    });
+    try {
+      const task = await service.waitFor(tenantOf(req), id, wait, aborted.signal);
+      if (!res.writableEnded && !aborted.signal.aborted) res.json(task);
+    } finally {
+      release();
+    }
   });
 
   router.post('/:id/cancel', async (req, res) => {
@@ -58,13 +75,24 @@ export function videoRoutes(service: TaskService): Router {
 
   router.get('/:id/events', async (req, res) => {
     const tenant = tenantOf(req);
+    const release = limits.caps.acquire(tenant, 'streams');
     // Registered before the first await: a client gone during the first read is still noticed.
     const gone = new AbortController();
-    res.on('close', () => gone.abort());
+    res.on('close', () => {
+      release();
+      gone.abort();
+    });
     const changes = service.watch(tenant, String(req.params.id), { signal: gone.signal, recheckMs: STREAM_RECHECK_MS });
     // The first change is read before anything is written, so an unknown task is a plain 404.
-    let change = await changes.next();
+    let change;
+    try {
+      change = await changes.next();
+    } catch (error) {
+      release();
+      throw error;
+    }
     if (change.done) {
+      release();
       res.end();
       return;
     }
@@ -89,6 +117,7 @@ export function videoRoutes(service: TaskService): Router {
         res.write(`id: ${task.version}\nevent: ${resource.status}\ndata: ${JSON.stringify(resource)}\n\n`);
       }
     } finally {
+      release();
       clearInterval(heartbeat);
       await changes.return();
       if (!res.writableEnded) res.end();

@@ -20,6 +20,8 @@ export interface Store {
   description: string;
   /** The PostgreSQL schema its tables are in, when not the default. */
   schema?: string;
+  /** The connection pool under `db` (PostgreSQL only), for libraries that keep rows of their own. */
+  pool?: pg.Pool;
   /**
    * A LISTEN/NOTIFY channel between the replicas sharing this database (PostgreSQL only; a SQLite
    * file has one process). Not started: call `start()`.
@@ -117,6 +119,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     dialect,
     description: describePostgres(connectionUrl) + (schema ? ` (schema ${schema})` : ''),
     ...(schema ? { schema } : {}),
+    pool,
     openNotificationChannel: (onError) =>
       new PostgresNotificationChannel({
         url: connectionUrl,

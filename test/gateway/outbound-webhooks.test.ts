@@ -102,7 +102,8 @@ describe('outbound webhooks (Standard Webhooks)', () => {
   });
 
   it('refuses webhook_url for a tenant without a webhook secret', async () => {
-    gw = await startTestGateway();
+    // Live (an upstream key is set): no shipped sandbox secret fills in for the tenant.
+    gw = await startTestGateway({ config: { providers: { freepik: { api_key: 'fpk-live-123456', base_url: 'http://127.0.0.1:9' } } } });
     const answer = await gw.request('POST', '/v1/videos', { ...request, webhook_url: 'https://hooks.example.com/x' }, {}, OTHER_TENANT_KEY);
     expect(answer.status).toBe(422);
     expect(answer.body.detail).toMatch(/no webhook secret/);

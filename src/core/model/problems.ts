@@ -38,6 +38,8 @@ export const problems = {
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
   unsupported: (detail: string, providers: { provider: string; reasons: string[] }[]) =>
     new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { providers }),
+  tooManyRequests: (detail: string, retryAfterSeconds: number) =>
+    new ProblemError(429, 'too-many-requests', 'Too many requests', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   retryLater: (detail: string, retryAfterSeconds: number) =>
     new ProblemError(503, 'retry-later', 'Retry later', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   badGateway: (detail: string) => new ProblemError(502, 'upstream-error', 'The provider did not do it', detail),

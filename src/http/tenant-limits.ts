@@ -1,0 +1,130 @@
+/**
+ * Per-tenant request limits at the door: creates per minute (counted across replicas by the
+ * limiter the composition root hands in), event streams and `?wait` requests open at once (per
+ * replica), and the time a client may take to send a request body. Beyond a limit: 429 with
+ * Retry-After, or 408 for a body too slow, as problem details.
+ */
+import type { RequestHandler } from 'express';
+import type { Clock } from '../core/clock.js';
+import { ProblemError, problems } from '../core/model/problems.js';
+import { sendProblem } from './middleware.js';
+
+/** One tenant's limits, resolved (its own block over the defaults). */
+export interface TenantLimitSettings {
+  creates_per_minute: number;
+  open_streams: number;
+  open_waits: number;
+}
+
+/** Counts creates per tenant; shared by replicas when they share a database. */
+export interface CreateLimiter {
+  take(tenant: string): Promise<{ allowed: true } | { allowed: false; retryAfterMs: number }>;
+}
+
+/** 429 with Retry-After once a tenant has used its creates of the current minute. */
+export function createRateLimit(limiter: CreateLimiter, limitsFor: (tenant: string) => TenantLimitSettings): RequestHandler {
+  return async (req, _res, next) => {
+    const tenant = req.tenant;
+    if (!tenant) return next();
+    try {
+      const decision = await limiter.take(tenant);
+      if (decision.allowed) return next();
+      const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      next(
+        problems.tooManyRequests(
+          `This key's tenant may create ${limitsFor(tenant).creates_per_minute} videos per minute; retry in ${seconds} s.`,
+          seconds,
+        ),
+      );
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+export type OpenKind = 'streams' | 'waits';
+
+/** Requests a tenant holds open at once on this replica (event streams, long waits). */
+export class OpenRequestCaps {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly limitsFor: (tenant: string) => TenantLimitSettings) {}
+
+  /**
+   * Takes a place for `tenant`, or throws a 429 when its places are all taken. The returned
+   * function gives the place back (once, however often it is called).
+   */
+  acquire(tenant: string, kind: OpenKind): () => void {
+    const key = `${kind}\u0000${tenant}`;
+    const limits = this.limitsFor(tenant);
+    const cap = kind === 'streams' ? limits.open_streams : limits.open_waits;
+    const current = this.open.get(key) ?? 0;
+    if (current >= cap) {
+      const what = kind === 'streams' ? 'event streams' : '?wait requests';
+      throw problems.tooManyRequests(`This key's tenant already holds ${cap} ${what} open; close one or retry later.`, 1);
+    }
+    this.open.set(key, current + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(key) ?? 1) - 1;
+      if (left <= 0) this.open.delete(key);
+      else this.open.set(key, left);
+    };
+  }
+
+  /** Open requests of a kind for a tenant (for tests and metrics). */
+  count(tenant: string, kind: OpenKind): number {
+    return this.open.get(`${kind}\u0000${tenant}`) ?? 0;
+  }
+}
+
+/** True when a request announces a body still to come. */
+function hasBody(req: { headers: Record<string, string | string[] | undefined>; complete: boolean }): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Gives a client `timeoutMs` (on the gateway's clock) to send its whole body; after that the
+ * request is answered 408 and its connection closed, so a slow body cannot hold a socket and a
+ * parser open. Mounted before every body parser, the webhook routes' raw one included.
+ */
+export function bodyTimeout(timeoutMs: number, clock: Clock): RequestHandler {
+  return (req, res, next) => {
+    if (!hasBody(req)) return next();
+    const timer = clock.setTimeout(() => {
+      if (req.complete || res.headersSent) return;
+      res.setHeader('connection', 'close');
+      res.once('finish', () => req.socket.destroy());
+      sendProblem(res, new ProblemError(408, 'request-timeout', 'Request timeout', `The request body did not arrive within ${timeoutMs} ms.`));
+    }, timeoutMs);
+    const clear = () => timer.cancel();
+    req.once('end', clear);
+    req.once('close', clear);
+    res.once('close', clear);
+    next();
+  };
+}
+
+/**
+ * Who may read `/metrics`: with a token, whoever sends it as a bearer token (compared as SHA-256
+ * digests); without one, everybody in the sandbox and loopback clients only in a live deployment
+ * (the figures show spend per provider and model).
+ */
+export function metricsAccess(token: string | undefined, live: boolean, digest: (text: string) => string): RequestHandler {
+  const expected = token ? digest(token) : undefined;
+  return (req, _res, next) => {
+    if (expected) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization') ?? '');
+      if (match?.[1] && digest(match[1]) === expected) return next();
+      return next(problems.unauthorized('Send the metrics token as "Authorization: Bearer <token>".'));
+    }
+    if (!live) return next();
+    const peer = req.socket.remoteAddress ?? '';
+    if (peer === '127.0.0.1' || peer === '::1' || peer.startsWith('::ffff:127.') || peer.startsWith('127.')) return next();
+    next(problems.forbidden('Metrics are served to loopback clients only; set server.metrics_token (METRICS_TOKEN) to read them from elsewhere.'));
+  };
+}

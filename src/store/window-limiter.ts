@@ -1,0 +1,53 @@
+/**
+ * Fixed-window counters by key (rate-limiter-flexible): in PostgreSQL when replicas share one
+ * database, so a limit holds across all of them; in memory for the single SQLite process. The
+ * table is rate-limiter-flexible's own (`CREATE TABLE IF NOT EXISTS`, safe when replicas race).
+ */
+import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Store } from './database.js';
+
+/** The answer for one request: let it through, or how long until the window lets one through again. */
+export type WindowDecision = { allowed: true } | { allowed: false; retryAfterMs: number };
+
+export interface WindowLimiter {
+  /** Counts one request under `key`. */
+  take(key: string): Promise<WindowDecision>;
+}
+
+const TABLE = 'gateway_rate_windows';
+
+/** `points` requests per `windowMs` for every key, named `name` (one table, names keep limits apart). */
+export async function openWindowLimiter(store: Store, options: { name: string; points: number; windowMs: number }): Promise<WindowLimiter> {
+  const settings = { keyPrefix: options.name, points: options.points, duration: Math.max(1, Math.round(options.windowMs / 1000)) };
+  let limiter: RateLimiterAbstract;
+  if (store.dialect === 'postgres' && store.pool) {
+    const pool = store.pool;
+    limiter = await new Promise<RateLimiterAbstract>((resolve, reject) => {
+      const created: RateLimiterPostgres = new RateLimiterPostgres(
+        {
+          ...settings,
+          storeClient: pool,
+          storeType: 'pool',
+          tableName: TABLE,
+          ...(store.schema ? { schemaName: store.schema } : {}),
+          // Rows are one per key and name: nothing to sweep, and no timer outliving the pool.
+          clearExpiredByTimeout: false,
+        },
+        (error?: unknown) => (error ? reject(error) : resolve(created)),
+      );
+    });
+  } else {
+    limiter = new RateLimiterMemory(settings);
+  }
+  return {
+    async take(key) {
+      try {
+        await limiter.consume(key, 1);
+        return { allowed: true };
+      } catch (error) {
+        if (error instanceof RateLimiterRes) return { allowed: false, retryAfterMs: Math.max(1, error.msBeforeNext) };
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * Per-tenant limits at the door: creates per minute (429 with Retry-After, per tenant, held
+ * across replicas on PostgreSQL), event streams and `?wait` requests open at once (429), a time
+ * limit on request bodies (408, webhook routes included), and who may read `/metrics`.
+ */
+import { request as httpRequest } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+
+let gateways: TestGateway[] = [];
+afterEach(async () => {
+  await Promise.all(gateways.map((gw) => gw.close()));
+  gateways = [];
+});
+
+async function start(config: Record<string, unknown>): Promise<TestGateway> {
+  const gw = await startTestGateway({ config });
+  gateways.push(gw);
+  return gw;
+}
+
+const request = { model: 'kling-v3', prompt: 'limited', duration: 5 };
+
+describe('creates per minute', () => {
+  it('answers 429 with Retry-After past the tenant limit, sends nothing upstream, and leaves other tenants alone', async () => {
+    const gw = await start({ limits: { creates_per_minute: 3 }, tenants: { other: { limits: { creates_per_minute: 5 } } } });
+    for (let i = 0; i < 3; i++) expect((await gw.create(request)).status).toBe(202);
+    const upstreamBefore = [...gw.simulators.values()].reduce((sum, simulator) => sum + simulator.requests.length, 0);
+    const refused = await gw.create(request);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(refused.body.detail).toMatch(/3 videos per minute/);
+    expect([...gw.simulators.values()].reduce((sum, simulator) => sum + simulator.requests.length, 0)).toBe(upstreamBefore);
+    // The other tenant has a limit of its own.
+    for (let i = 0; i < 5; i++) expect((await gw.request('POST', '/v1/videos', request, {}, OTHER_TENANT_KEY)).status).toBe(202);
+    expect((await gw.request('POST', '/v1/videos', request, {}, OTHER_TENANT_KEY)).status).toBe(429);
+    // Reads are not creates.
+    expect((await gw.request('GET', '/v1/videos')).status).toBe(200);
+    expect((await gw.request('POST', '/v1/videos/quote', request)).status).toBe(200);
+  });
+});
+
+describe('open event streams and waits', () => {
+  it('refuses a stream or a wait past the tenant cap with 429, and gives the place back when the client goes', async () => {
+    const gw = await start({ limits: { open_streams: 1, open_waits: 1 } });
+    const task = (await gw.create(request)).body;
+
+    const first = new AbortController();
+    const stream = await fetch(`${gw.url}/v1/videos/${task.id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` }, signal: first.signal });
+    expect(stream.status).toBe(200);
+    const second = await gw.request('GET', `/v1/videos/${task.id}/events`);
+    expect(second.status).toBe(429);
+    expect(second.headers.get('retry-after')).toBe('1');
+    // Another tenant's streams are its own.
+    expect((await gw.request('GET', `/v1/videos/${task.id}/events`, undefined, {}, OTHER_TENANT_KEY)).status).toBe(404);
+
+    const waiting = new AbortController();
+    const wait = fetch(`${gw.url}/v1/videos/${task.id}?wait=30`, { headers: { authorization: `Bearer ${TENANT_KEY}` }, signal: waiting.signal }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await gw.request('GET', `/v1/videos/${task.id}?wait=30`)).status).toBe(429);
+    expect((await gw.request('GET', `/v1/videos/${task.id}`)).status).toBe(200);
+
+    first.abort();
+    waiting.abort();
+    await wait;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const again = new AbortController();
+    const reopened = await fetch(`${gw.url}/v1/videos/${task.id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` }, signal: again.signal });
+    expect(reopened.status).toBe(200);
+    again.abort();
+  });
+});
+
+describe('request body time limit', () => {
+  /** Starts a POST that sends part of its body and then nothing; resolves with the answer's status and body. */
+  function slowPost(gw: TestGateway, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+    const url = new URL(`${gw.url}${path}`);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': '1000' } },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.write('{"model":');
+    });
+  }
+
+  it.each([
+    ['/v1/videos', { authorization: `Bearer ${TENANT_KEY}` }],
+    ['/v1/webhooks/freepik', {}],
+    ['/v1/webhooks/kling-legacy/some-token', {}],
+  ] as const)('answers 408 on %s when the body does not arrive in time (on the gateway clock)', async (path, headers) => {
+    const gw = await start({ server: { body_timeout_ms: 5_000 } });
+    const answer = slowPost(gw, path, headers);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await gw.clock.advance(5_001);
+    const { status, body } = await answer;
+    expect(status).toBe(408);
+    expect(JSON.parse(body)).toMatchObject({ status: 408, title: 'Request timeout' });
+  });
+});
+
+describe('/metrics', () => {
+  it('asks for the metrics token when one is set', async () => {
+    const gw = await start({ server: { metrics_token: 'metrics-token-123456' } });
+    expect((await fetch(`${gw.url}/metrics`)).status).toBe(401);
+    expect((await fetch(`${gw.url}/metrics`, { headers: { authorization: 'Bearer wrong-token-000' } })).status).toBe(401);
+    const allowed = await fetch(`${gw.url}/metrics`, { headers: { authorization: 'Bearer metrics-token-123456' } });
+    expect(allowed.status).toBe(200);
+    expect(await allowed.text()).toContain('kling_gateway_');
+  });
+
+  it('is open without a token in the sandbox', async () => {
+    const gw = await start({});
+    expect((await fetch(`${gw.url}/metrics`)).status).toBe(200);
+  });
+});
