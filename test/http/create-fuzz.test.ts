@@ -1,0 +1,137 @@
+/**
+ * The create body fuzzed with generated input (fast-check): whatever arrives, the gateway never
+ * answers 5xx, every refusal is problem details, and a refused body never reaches an upstream.
+ * Three shapes of input: any JSON value, near-valid requests with fields of the wrong kind or
+ * out of range (private webhook targets in every spelling, reserved metadata keys), and raw
+ * bytes that are not JSON at all.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ASPECT_RATIOS, MODELS, OPERATIONS, QUALITIES } from '../../src/core/model/canonical.js';
+import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startTestGateway({ config: { limits: { creates_per_minute: 100_000 }, webhooks: { allow_private_targets: false } } });
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+const upstreamCalls = () => [...gw.simulators.values()].reduce((sum, simulator) => sum + simulator.requests.length, 0);
+
+/** Posts `body` as is; checks what every answer must hold. */
+async function postAndCheck(body: string, contentType = 'application/json'): Promise<number> {
+  const before = upstreamCalls();
+  const response = await fetch(`${gw.url}/v1/videos`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TENANT_KEY}`, 'content-type': contentType },
+    body,
+  });
+  const text = await response.text();
+  expect(response.status, text).toBeLessThan(500);
+  if (response.status >= 400) {
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+    const problem = JSON.parse(text);
+    expect(problem.status).toBe(response.status);
+    expect(typeof problem.title).toBe('string');
+    // Refused input never reaches a provider.
+    expect(upstreamCalls()).toBe(before);
+  } else {
+    expect(response.status).toBe(202);
+  }
+  return response.status;
+}
+
+const PRIVATE_TARGETS = [
+  'http://127.0.0.1/hook',
+  'http://localhost:8080/hook',
+  'http://[::1]/hook',
+  'http://[::ffff:7f00:1]/hook',
+  'http://[::ffff:0:7f00:1]/hook',
+  'http://[2002:7f00:1::1]/hook',
+  'http://[64:ff9b::7f00:1]/hook',
+  'http://[64:ff9b:1::7f00:1]/hook',
+  'http://169.254.169.254/latest/meta-data',
+  'http://0x7f.1/hook',
+  'http://2130706433/hook',
+  'javascript:alert(1)',
+  'file:///etc/passwd',
+];
+
+const anyScalar = fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null));
+
+/** Mostly a value of the right kind, sometimes anything. */
+const mostly = <T,>(valid: fc.Arbitrary<T>) => fc.oneof({ arbitrary: valid, weight: 12 }, { arbitrary: anyScalar as fc.Arbitrary<unknown>, weight: 1 });
+
+const nearValid = fc.record(
+  {
+    model: mostly(fc.constantFrom(...MODELS)),
+    quality: mostly(fc.constantFrom(...QUALITIES)),
+    operation: fc.oneof({ arbitrary: fc.constant('text-to-video'), weight: 6 }, { arbitrary: fc.constantFrom(...OPERATIONS), weight: 1 }, { arbitrary: anyScalar, weight: 1 }),
+    prompt: mostly(fc.oneof({ arbitrary: fc.string({ minLength: 1, maxLength: 80 }), weight: 9 }, { arbitrary: fc.string({ minLength: 2490, maxLength: 2600 }), weight: 1 })),
+    duration: mostly(fc.oneof({ arbitrary: fc.constantFrom(5, 10), weight: 6 }, { arbitrary: fc.integer({ min: -2, max: 20 }), weight: 1 }, { arbitrary: fc.double(), weight: 1 })),
+    aspect_ratio: mostly(fc.constantFrom(...ASPECT_RATIOS)),
+    cfg_scale: mostly(fc.double({ min: -1, max: 3, noNaN: true })),
+    start_image_url: fc.oneof({ arbitrary: fc.constantFrom(...PRIVATE_TARGETS), weight: 1 }, { arbitrary: anyScalar, weight: 1 }),
+    webhook_url: fc.oneof({ arbitrary: fc.constant('https://hooks.example.com/kling'), weight: 6 }, { arbitrary: fc.constantFrom(...PRIVATE_TARGETS), weight: 2 }, { arbitrary: anyScalar, weight: 1 }),
+    metadata: mostly(
+      fc.dictionary(
+        fc.oneof({ arbitrary: fc.string({ minLength: 1, maxLength: 70 }), weight: 9 }, { arbitrary: fc.constantFrom('__proto__', 'constructor', 'prototype'), weight: 1 }),
+        fc.oneof({ arbitrary: fc.string({ maxLength: 600 }), weight: 9 }, { arbitrary: anyScalar, weight: 1 }),
+        { maxKeys: 20 },
+      ),
+    ),
+    routing: mostly(fc.record({ providers: fc.array(fc.oneof(fc.constantFrom('freepik', 'kling3api', 'kling-legacy'), fc.string()), { minLength: 1, maxLength: 3 }) })),
+    cancel_after: mostly(fc.integer({ min: -5, max: 8 * 24 * 3600 })),
+    audio: mostly(fc.boolean()),
+  },
+  { requiredKeys: ['model', 'prompt', 'duration'] },
+).chain((body) => fc.oneof({ arbitrary: fc.constant(body), weight: 9 }, { arbitrary: fc.constant({ ...body, unknown_field: 1 }), weight: 1 }));
+
+describe('POST /v1/videos, fuzzed', () => {
+  it('any JSON value: never a 5xx, refusals are problems and reach no upstream', { timeout: 120_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), async (value) => {
+        await postAndCheck(JSON.stringify(value));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('near-valid requests with wrong kinds, ranges, private targets and reserved keys', { timeout: 120_000 }, async () => {
+    const seen = new Set<number>();
+    await fc.assert(
+      fc.asyncProperty(nearValid, async (body) => {
+        seen.add(await postAndCheck(JSON.stringify(body)));
+      }),
+      { numRuns: 250 },
+    );
+    // The generator reaches both sides of the door.
+    expect(seen.has(202) || seen.has(422)).toBe(true);
+    expect([...seen].some((status) => status === 400)).toBe(true);
+  });
+
+  it('a private or non-http webhook_url is always refused before anything is sent', { timeout: 60_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...PRIVATE_TARGETS), async (url) => {
+        const status = await postAndCheck(JSON.stringify({ model: 'kling-v3', prompt: 'fuzz', duration: 5, webhook_url: url }));
+        expect(status).toBeGreaterThanOrEqual(400);
+      }),
+      { numRuns: PRIVATE_TARGETS.length * 2 },
+    );
+  });
+
+  it('bytes that are not JSON, under any content type', { timeout: 60_000 }, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ maxLength: 200 }),
+        fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin-9'),
+        async (text, type) => {
+          await postAndCheck(text, type);
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+});
