@@ -122,6 +122,9 @@ async function planFor(path: string, config: GatewayConfig) {
     })),
     routing: config.routing,
     task_deadline_ms: config.tasks.deadline_ms,
+    /** Who may read /metrics: bearer token, loopback clients only (live without a token), or anyone (sandbox). */
+    metrics: config.server.metrics_token ? ('token' as const) : live ? ('loopback only' as const) : ('open' as const),
+    limits: config.limits,
     providers,
     warnings,
   };
@@ -135,6 +138,8 @@ function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): v
   out.line(`  tenants     ${plan.tenants.map((t) => t.tenant + (t.webhook_secret ? ' (webhooks signed)' : '')).join(', ')}`);
   out.line(`  routing     ${plan.routing.strategy}${plan.routing.allow_fallbacks ? ', failover on' : ', no failover'}${plan.routing.failover_on_timeout ? ', also after timeouts' : ''}`);
   out.line(`  deadline    ${formatNumber(plan.task_deadline_ms / 60_000)} min`);
+  out.line(`  metrics     ${plan.metrics === 'token' ? 'bearer token (METRICS_TOKEN)' : plan.metrics === 'loopback only' ? 'loopback clients only (set METRICS_TOKEN to scrape from elsewhere)' : 'open (sandbox)'}`);
+  out.line(`  limits      ${plan.limits.creates_per_minute} creates/min, ${plan.limits.open_streams} streams, ${plan.limits.open_waits} waits per tenant`);
   out.line('');
   out.table(plan.providers, [
     { header: 'PROVIDER', value: (p) => p.id },

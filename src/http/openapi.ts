@@ -41,7 +41,9 @@ function registerInboundWebhook(registry: OpenAPIRegistry, provider: VideoProvid
         },
         responses: {
           200: json(WebhookAck, 'Accepted (or a replay, which changes nothing).'),
+          400: problem('The body could not be read (e.g. a content-encoding it does not have).'),
           401: problem('Signature or timestamp not valid; nothing changed.'),
+          408: problem('The body did not arrive within `server.body_timeout_ms`.'),
           404: problem('Webhooks not configured.'),
         },
       });
@@ -101,9 +103,11 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
         "The task's reservation would pass the tenant's budget (`budget`, `spent`, `reserved`, `requested`); nothing was sent to a provider.",
       ),
       409: problem('Idempotency-Key reused with a different body, or still being submitted.'),
+      408: problem('The body did not arrive within `server.body_timeout_ms`.'),
       413: problem('Body too large.'),
       415: problem('Body is not JSON.'),
       422: problem('No provider can serve the request (`providers[]` gives every reason).'),
+      429: { ...problem("Past the tenant's creates per minute; `Retry-After` says when to try again."), headers: z.object({ 'retry-after': z.string() }) },
     },
   });
   registry.registerPath({
@@ -155,6 +159,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       400: problem('Invalid query.'),
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
+      429: problem("With `wait`: the tenant already holds its `open_waits` waits open."),
     },
   });
   registry.registerPath({
@@ -240,6 +245,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       200: { description: 'An event stream.', content: { 'text/event-stream': { schema: z.string() } } },
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
+      429: problem('The tenant already holds its `open_streams` event streams open.'),
     },
   });
   registry.registerPath({
@@ -315,7 +321,12 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     method: 'get',
     path: '/metrics',
     summary: 'Prometheus metrics',
-    responses: { 200: { description: 'Exposition format.', content: { 'text/plain': { schema: z.string() } } } },
+    description: 'With `server.metrics_token` set, it asks for it as a bearer token; without one it is open in the sandbox and to loopback clients only when live.',
+    responses: {
+      200: { description: 'Exposition format.', content: { 'text/plain': { schema: z.string() } } },
+      401: problem('The metrics token is missing or wrong.'),
+      403: problem('Live deployment without a metrics token: loopback clients only.'),
+    },
   });
 
   for (const [type, percent] of [

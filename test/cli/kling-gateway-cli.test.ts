@@ -224,6 +224,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const sandbox = await runHere(['check-config', join(REPO, 'config.yaml')]);
     expect(sandbox.code, sandbox.stderr).toBe(0);
     expect(sandbox.stdout).toContain('deployment  sandbox (no upstream key: built-in simulators)');
+    expect(sandbox.stdout).toContain('metrics     open (sandbox)');
     expect(sandbox.stdout).toMatch(/^freepik +simulator +loopback simulator +1 +20 /m);
 
     const live = await runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { FREEPIK_API_KEY: 'fpk-live-secret-value', GATEWAY_API_KEYS: 'dev:dev-key-live-123,ops:ops-key-123' });
@@ -233,6 +234,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(live.stdout).not.toContain('dev-key-live-123');
     const plan = JSON.parse(live.stdout);
     expect(plan.deployment).toBe('live');
+    expect(plan.metrics).toBe('loopback only');
     expect(plan.providers.map((provider: { id: string; mode: string }) => [provider.id, provider.mode])).toEqual([
       ['freepik', 'live'],
       ['kling3api', 'disabled'],

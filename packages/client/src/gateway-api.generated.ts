@@ -114,6 +114,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The body did not arrive within `server.body_timeout_ms`. */
+                408: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Idempotency-Key reused with a different body, or still being submitted. */
                 409: {
                     headers: {
@@ -144,6 +153,16 @@ export interface paths {
                 /** @description No provider can serve the request (`providers[]` gives every reason). */
                 422: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description Past the tenant's creates per minute; `Retry-After` says when to try again. */
+                429: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -274,6 +293,15 @@ export interface paths {
                 };
                 /** @description No such task for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description With `wait`: the tenant already holds its `open_waits` waits open. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -567,6 +595,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The tenant already holds its `open_streams` event streams open. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
             };
         };
         put?: never;
@@ -786,6 +823,15 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookAck"];
                     };
                 };
+                /** @description The body could not be read (e.g. a content-encoding it does not have). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Signature or timestamp not valid; nothing changed. */
                 401: {
                     headers: {
@@ -797,6 +843,15 @@ export interface paths {
                 };
                 /** @description Webhooks not configured. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The body did not arrive within `server.body_timeout_ms`. */
+                408: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -956,7 +1011,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /**
+         * Prometheus metrics
+         * @description With `server.metrics_token` set, it asks for it as a bearer token; without one it is open in the sandbox and to loopback clients only when live.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -973,6 +1031,24 @@ export interface paths {
                     };
                     content: {
                         "text/plain": string;
+                    };
+                };
+                /** @description The metrics token is missing or wrong. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description Live deployment without a metrics token: loopback clients only. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
             };
