@@ -4,6 +4,7 @@
  * limit on request bodies (408, webhook routes included), and who may read `/metrics`.
  */
 import { request as httpRequest } from 'node:http';
+import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 
@@ -120,5 +121,31 @@ describe('/metrics', () => {
   it('is open without a token in the sandbox', async () => {
     const gw = await start({});
     expect((await fetch(`${gw.url}/metrics`)).status).toBe(200);
+  });
+});
+
+describe('/metrics in a live deployment without a token', () => {
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((entry) => entry && !entry.internal && entry.family === 'IPv4')?.address;
+
+  it.skipIf(!external)('is served to loopback clients only', async () => {
+    // Live: an upstream key is set (the provider is never called here).
+    const gw = await startTestGateway({ config: { providers: { freepik: { api_key: 'fpk-live-123456', base_url: 'http://127.0.0.1:9' } } } });
+    gateways.push(gw);
+    expect((await fetch(`${gw.url}/metrics`)).status).toBe(200);
+    const port = new URL(gw.url).port;
+    // A second listener of the same app on a non-loopback address: the client's address is not loopback.
+    const server = gw.gateway.app.listen(0, external);
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const address = server.address() as { port: number };
+      const refused = await fetch(`http://${external}:${address.port}/metrics`);
+      expect(refused.status).toBe(403);
+      expect(await refused.text()).toContain('METRICS_TOKEN');
+      expect(port).not.toBe(String(address.port));
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
