@@ -134,7 +134,10 @@ describe('parseConfig', () => {
       body_limit: '256kb',
       trust_proxy: false,
       keep_alive_timeout_ms: 65_000,
+      body_timeout_ms: 10_000,
+      metrics_token: undefined,
     });
+    expect(config.limits).toEqual({ creates_per_minute: 300, open_streams: 20, open_waits: 50 });
     expect(config.routing).toEqual({ strategy: 'priority', allow_fallbacks: true, failover_on_timeout: false });
     expect(config.tasks).toEqual({ deadline_ms: 1_800_000, idempotency_ttl_ms: 86_400_000 });
     expect(config.webhooks.allow_private_targets).toBe(false);

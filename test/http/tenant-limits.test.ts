@@ -145,7 +145,7 @@ describe('/metrics in a live deployment without a token', () => {
     expect((await fetch(`${gw.url}/metrics`)).status).toBe(200);
     const port = new URL(gw.url).port;
     // A second listener of the same app on a non-loopback address: the client's address is not loopback.
-    const server = gw.gateway.app.listen(0, external);
+    const server = gw.gateway.app.listen(0, external!);
     await new Promise((resolve) => server.once('listening', resolve));
     try {
       const address = server.address() as { port: number };
