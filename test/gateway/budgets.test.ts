@@ -277,7 +277,9 @@ describe('budget configuration', () => {
   });
 
   it('refuses an events URL without a webhook secret to sign with, and a bad period', async () => {
-    await expect(startTestGateway({ config: { tenants: { other: { events_url: 'https://example.com/events' } } } })).rejects.toThrow(
+    // Live (an upstream key is set): no shipped sandbox secret signs for the tenant.
+    const live = { providers: { freepik: { api_key: 'fpk-live-123456', base_url: 'http://127.0.0.1:9' } } };
+    await expect(startTestGateway({ config: { ...live, tenants: { other: { events_url: 'https://example.com/events' } } } })).rejects.toThrow(
       /tenants\.other\.events_url: needs tenants\.other\.webhook_secret/,
     );
     await expect(startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'week' }) })).rejects.toThrow(
