@@ -186,7 +186,13 @@ export class Gateway {
   static async create(options: GatewayOptions): Promise<Gateway> {
     const { config } = options;
     const clock = options.clock ?? systemClock;
-    const endpointSecrets = [...options.endpoints.values()].flatMap((endpoint) => [endpoint.apiKey, endpoint.accessKey, endpoint.secretKey, endpoint.webhookSecret]);
+    const endpointSecrets = [...options.endpoints.values()].flatMap((endpoint) => [
+      endpoint.apiKey,
+      endpoint.accessKey,
+      endpoint.secretKey,
+      endpoint.webhookSecret,
+      ...(endpoint.accounts ?? []).flatMap((account) => [account.apiKey, account.accessKey, account.secretKey, account.webhookSecret]),
+    ]);
     const secrets = new SecretScrubber([...configuredSecrets(config), ...endpointSecrets]);
     const logger =
       options.logger ?? createLogger(config.log.level, { secretHeaders: authHeaderNames(options.providers), secrets });

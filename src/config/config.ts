@@ -378,10 +378,11 @@ export type GatewayConfig = z.infer<typeof GatewayConfig>;
 export const SHIPPED_SANDBOX_KEY = 'dev-key';
 export const SHIPPED_SANDBOX_WEBHOOK_SECRET = 'whsec_ZGV2LXNhbmRib3gtc2VjcmV0LWNoYW5nZS1tZQ==';
 
-/** True when an enabled provider has upstream credentials (an API key, or an access key + secret key): real money. */
+/** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
 export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
   return Object.values(config.providers).some(
-    (settings) => settings.enabled && Boolean(settings.api_key || (settings.access_key && settings.secret_key)),
+    (settings) =>
+      settings.enabled && Boolean(settings.api_key || (settings.access_key && settings.secret_key) || (settings.accounts?.length ?? 0) > 0),
   );
 }
 
@@ -393,7 +394,13 @@ export function configuredSecrets(config: GatewayConfig): string[] {
   const secrets: (string | undefined)[] = [
     ...config.auth.api_keys.map((entry) => entry.key),
     ...Object.values(config.tenants).map((tenant) => tenant.webhook_secret),
-    ...Object.values(config.providers).flatMap((provider) => [provider.api_key, provider.access_key, provider.secret_key, provider.webhook_secret]),
+    ...Object.values(config.providers).flatMap((provider) => [
+      provider.api_key,
+      provider.access_key,
+      provider.secret_key,
+      provider.webhook_secret,
+      ...(provider.accounts ?? []).flatMap((account) => [account.api_key, account.access_key, account.secret_key, account.webhook_secret]),
+    ]),
     config.storage.s3.secret_access_key,
     config.storage.s3.session_token,
     config.storage.url_signing_secret,

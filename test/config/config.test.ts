@@ -375,6 +375,14 @@ describe('loadConfigFile', () => {
     expect(() => loadConfigFile(SHIPPED_CONFIG, { ROUTING_STRATEGY: 'random' }, PROVIDER_IDS)).toThrow(/routing\.strategy: /);
   });
 
+  it('takes accounts as upstream credentials: the shipped key is refused then too', () => {
+    const doc = document({
+      auth: { api_keys: 'dev:dev-key' },
+      providers: { kling3api: { accounts: [{ id: 'team-a', api_key: 'k3-team-a-123456' }] } },
+    });
+    expect(problemsOf(doc)[0]).toMatch(/^auth\.api_keys: the shipped sandbox key "dev-key" is in use .*set GATEWAY_API_KEYS/);
+  });
+
   it('runs tenants named only by GATEWAY_API_KEYS, with webhook secrets from GATEWAY_WEBHOOK_SECRETS', () => {
     const sandbox = loadConfigFile(SHIPPED_CONFIG, { GATEWAY_API_KEYS: 'acme:acme-key-123' }, PROVIDER_IDS);
     expect(Object.keys(sandbox.tenants)).toEqual(['acme']);
