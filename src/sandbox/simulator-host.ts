@@ -68,7 +68,9 @@ function faultFrom(body: Record<string, unknown>): SimulatedFault | string {
     fault.kind = body.kind as SimulatedFault['kind'];
   }
   if (body.transport !== undefined) {
-    if (body.transport !== 'reset' && body.transport !== 'hang') return 'transport must be reset or hang';
+    if (body.transport !== 'reset' && body.transport !== 'hang' && body.transport !== 'drop_after_accept') {
+      return 'transport must be reset, hang or drop_after_accept';
+    }
     fault.transport = body.transport;
   }
   if (body.headers !== undefined) fault.headers = body.headers as Record<string, string>;

@@ -178,6 +178,16 @@ export class SimulatorKit {
       req.socket.destroy();
       return true;
     }
+    if (fault.transport === 'drop_after_accept') {
+      // The handler goes on as usual; its answer never leaves.
+      const drop = () => {
+        req.socket.destroy();
+        return res;
+      };
+      res.json = drop;
+      res.send = drop;
+      return false;
+    }
     if (fault.transport === 'hang') {
       // Never answer; the socket is destroyed when the simulator closes or the client gives up.
       return true;

@@ -151,11 +151,20 @@ describe('failover on create', () => {
     expect(created.body.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['ambiguous', 'accepted']);
   });
 
-  it('moves on when the connection is reset before any answer', async () => {
+  it('does not move on when the connection breaks after the create was sent: the upstream may hold it', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ transport: 'reset' });
     const created = await gw.create(request);
-    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'ambiguous' });
+    expect(createCalls(gw, 'kling3api')).toBe(0);
+  });
+
+  it('never creates a task twice when the upstream accepted and the connection dropped before the answer', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create(request);
+    expect(created.body.attempts[0]).toMatchObject({ provider: 'freepik' });
+    expect(upstreamTasks(gw)).toEqual({ freepik: 1, kling3api: 0, 'kling-legacy': 0 });
   });
 
   it('keeps to one provider with allow_fallbacks: false', async () => {

@@ -11,6 +11,7 @@ export type FailoverReason =
   | 'circuit_open'
   | 'connection_refused'
   | 'connect_timeout'
+  | 'not_sent'
   | 'connection_reset'
   | 'timeout'
   | 'rate_limited'
@@ -60,13 +61,15 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
       message: `${error.message}; the provider may have created the task, so it was not sent to another provider`,
     };
   }
-  if (error.transport === 'timeout') {
+  if (error.transport === 'timeout' || error.transport === 'reset') {
+    // The whole request was written before the failure: the upstream may have acted on it.
+    const reason: FailoverReason = error.transport === 'timeout' ? 'timeout' : 'connection_reset';
     return {
       ...base,
       failover: failoverOnTimeout,
       outcome: 'ambiguous',
-      reason: 'timeout',
-      code: 'timeout',
+      reason,
+      code: error.code,
       message: failoverOnTimeout
         ? `${error.message}; failed over (failover_on_timeout) although the task may exist upstream`
         : `${error.message}; the task may have been created (and billed) upstream, so it was not sent to another provider`,
@@ -81,7 +84,7 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
   });
   if (error.transport === 'refused') return certainly('connection_refused');
   if (error.transport === 'connect_timeout') return certainly('connect_timeout');
-  if (error.transport === 'reset') return certainly('connection_reset');
+  if (error.transport === 'not_sent') return certainly('not_sent');
   if (error.code === 'insufficient_credits' || status === 402) return certainly('insufficient_credits');
   if (status === 429) return certainly('rate_limited');
   if (status !== null && status >= 500) return certainly('server_error');

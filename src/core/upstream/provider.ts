@@ -199,8 +199,13 @@ export interface SimulatedFault {
   status?: number;
   body?: unknown;
   headers?: Record<string, string>;
-  /** `reset`: destroy the socket without answering. `hang`: never answer. */
-  transport?: 'reset' | 'hang';
+  /**
+   * `reset`: destroy the socket without answering (the request was read, nothing was done).
+   * `hang`: never answer. `drop_after_accept`: do what was asked (a create creates its task),
+   * then destroy the socket instead of answering — an upstream that accepted while the
+   * connection broke.
+   */
+  transport?: 'reset' | 'hang' | 'drop_after_accept';
   /** Answer normally, but only after this long (real milliseconds). */
   delayMs?: number;
   /** Kind of provider error to produce (the simulator builds the provider's own body). */

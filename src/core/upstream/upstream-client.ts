@@ -1,8 +1,13 @@
 /**
  * The HTTP client every adapter calls through. It adds the base URL, auth headers and the time
  * limit, and turns every failure into an `UpstreamError`: transport failures by kind (refused,
- * reset, timeout — the router needs to know whether the request may have been accepted) and
- * error answers through the provider's own `mapHttpError`.
+ * not sent, reset, timeout — the router needs to know whether the request may have been
+ * accepted) and error answers through the provider's own `mapHttpError`.
+ *
+ * Whether a request may have been accepted is read from the request itself, not from the error
+ * code: Node's `ClientRequest` emits `finish` once the last byte of the body is handed to the
+ * socket. A failure before that proves the upstream never had a whole request to act on; any
+ * failure after it (a reset, a timeout) leaves the upstream free to have acted on it.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -93,12 +98,28 @@ function providerAgents(connectTimeoutMs: number | undefined): { httpAgent: http
   return { httpAgent: limit(new http.Agent(options)), httpsAgent: limit(new https.Agent(options)) };
 }
 
-function transportFailureOf(error: AxiosError): TransportFailure {
-  const code = error.code ?? '';
+/**
+ * The kind of a failure without an answer. `written` says whether the whole request had been
+ * handed to the socket: before that nothing the upstream could act on has left (`not_sent`),
+ * after it the failure is ambiguous (`reset`, `timeout`).
+ */
+function transportFailureOf(error: unknown, written: boolean, timedOut: boolean): TransportFailure {
+  const code = error instanceof AxiosError ? (error.code ?? '') : '';
   if (code === CONNECT_TIMEOUT_CODE) return 'connect_timeout';
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) return 'refused';
-  if (code === 'ERR_CANCELED' || code === 'ECONNABORTED' || code === 'ETIMEDOUT') return 'timeout';
+  if (!written) return 'not_sent';
+  if (timedOut || code === 'ERR_CANCELED' || code === 'ECONNABORTED' || code === 'ETIMEDOUT') return 'timeout';
   return 'reset';
+}
+
+/** What axios calls to open a request (`transport`): Node's own, noting when the request was fully written. */
+function writeTrackingTransport(onWritten: () => void) {
+  const open = (module: typeof http | typeof https) => (options: http.RequestOptions, callback: (res: http.IncomingMessage) => void) => {
+    const req = module.request(options, callback);
+    req.once('finish', onWritten);
+    return req;
+  };
+  return { http: { request: open(http) }, https: { request: open(https) } };
 }
 
 function transportMessage(provider: string, failure: TransportFailure, options: UpstreamClientOptions): string {
@@ -109,8 +130,10 @@ function transportMessage(provider: string, failure: TransportFailure, options: 
       return `${provider} could not be connected to within ${options.connectTimeoutMs} ms; nothing was sent`;
     case 'refused':
       return `${provider} refused the connection`;
+    case 'not_sent':
+      return `${provider}: the connection failed before the request was fully sent; nothing was sent`;
     case 'reset':
-      return `${provider} closed the connection without an answer`;
+      return `${provider} closed the connection without an answer after the request was sent`;
   }
 }
 
@@ -194,9 +217,15 @@ export class HttpUpstreamClient implements UpstreamClient {
         context: this.context,
       });
 
+    let written = false;
+    const transports = writeTrackingTransport(() => {
+      written = true;
+    });
+    const baseUrl = this.options.baseUrl;
     let response;
     try {
       response = await this.http.request({
+        transport: baseUrl.startsWith('https:') ? transports.https : transports.http,
         method: request.method,
         url,
         data: request.body,
@@ -225,14 +254,13 @@ export class HttpUpstreamClient implements UpstreamClient {
           mayHaveCreated: true,
         });
       }
-      const transport = error instanceof AxiosError ? transportFailureOf(error) : 'reset';
-      const failure = timedOut ? 'timeout' : transport;
+      const failure = transportFailureOf(error, written, timedOut);
       record(failure);
       throw new UpstreamError({
         provider: provider.id,
         operation: request.operation,
         url,
-        code: failure === 'timeout' ? 'timeout' : 'provider_error',
+        code: failure === 'timeout' || (failure === 'not_sent' && timedOut) ? 'timeout' : 'provider_error',
         message: transportMessage(provider.id, failure, this.options),
         transport: failure,
       });

@@ -6,9 +6,14 @@ export type TransportFailure =
   | 'refused'
   /** No connection (TCP and TLS) within the connect time limit: the request never left. */
   | 'connect_timeout'
-  /** The connection broke before any answer. */
+  /**
+   * The connection broke, or the time ran out, before the whole request was written to it: the
+   * upstream never had a request to act on.
+   */
+  | 'not_sent'
+  /** The connection broke after the request was written, before any answer: it may have been acted on. */
   | 'reset'
-  /** No answer within the time limit, after the request was sent. */
+  /** No answer within the time limit, after the request was written: it may have been acted on. */
   | 'timeout';
 
 export interface UpstreamErrorInit {
@@ -66,11 +71,12 @@ export class UpstreamError extends Error {
   }
 
   /**
-   * True when the upstream certainly did not create anything: it refused the connection or
-   * answered with an error status. A timeout after sending is not certain.
+   * True when the upstream certainly did not create anything: the request never fully left
+   * (refused, no connection, broken while writing) or it answered with an error status. A reset
+   * or a timeout after the request was written is not certain.
    */
   get certainlyNotAccepted(): boolean {
-    return this.transport !== 'timeout' && !this.mayHaveCreated;
+    return this.transport !== 'timeout' && this.transport !== 'reset' && !this.mayHaveCreated;
   }
 }
 

@@ -32,7 +32,7 @@ describe('classifyCreateFailure: certainly not accepted, so fail over', () => {
   it.each([
     ['connection refused', 'connection_refused', upstream({ code: 'provider_error', transport: 'refused' })],
     ['no connection within the connect limit', 'connect_timeout', upstream({ code: 'provider_error', transport: 'connect_timeout' })],
-    ['connection reset', 'connection_reset', upstream({ code: 'provider_error', transport: 'reset' })],
+    ['connection broken before the request was fully written', 'not_sent', upstream({ code: 'provider_error', transport: 'not_sent' })],
     ['429', 'rate_limited', answered(429, 'provider_error', 'rate_limited')],
     ['500', 'server_error', answered(500, 'provider_error', 'server_error')],
     ['502', 'server_error', answered(502, 'provider_error')],
@@ -104,6 +104,13 @@ describe('classifyCreateFailure: ambiguous (the task may exist upstream)', () =>
     expect(decision.message).toBe(
       'freepik did not answer within 30000 ms; the task may have been created (and billed) upstream, so it was not sent to another provider',
     );
+  });
+
+  it('a connection dropped after the request was written is ambiguous like a timeout, never failed over by default', () => {
+    const dropped = upstream({ code: 'provider_error', transport: 'reset', message: 'freepik closed the connection without an answer after the request was sent' });
+    expect(classifyCreateFailure(dropped, false)).toMatchObject({ failover: false, outcome: 'ambiguous', reason: 'connection_reset' });
+    expect(classifyCreateFailure(dropped, true)).toMatchObject({ failover: true, outcome: 'ambiguous', reason: 'connection_reset' });
+    expect(dropped.certainlyNotAccepted).toBe(false);
   });
 
   it('a timeout is failed over with failover_on_timeout, still recorded as ambiguous', () => {
