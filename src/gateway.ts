@@ -29,6 +29,7 @@ import { InProcessProviderState, type ProviderStateStore } from './core/upstream
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createApp, tenantLimits } from './http/app.js';
 import type { CreateLimiter } from './http/tenant-limits.js';
+import { StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
@@ -142,6 +143,8 @@ export class Gateway {
   private lastFiguresRefresh = Number.NEGATIVE_INFINITY;
   private lastRetention = 0;
   private server: Server | undefined;
+  /** Refuses new requests once stopping, and counts the ones still running. */
+  private readonly gate = new StopGate();
   private readonly unsubscribes: (() => void)[] = [];
 
   private constructor(
@@ -180,6 +183,7 @@ export class Gateway {
       providers: [...engine.runtimes.values()].map((runtime) => runtime.provider),
       clock: engine.clock,
       createLimiter,
+      gate: this.gate,
     });
   }
 
@@ -407,6 +411,43 @@ export class Gateway {
     }
   }
 
+  /**
+   * Waits (at most `boundMs`, real time) until no counted request and no dispatch runs; a
+   * request running at the stop may start a dispatch, so both are asked again until both are
+   * quiet. Connections that go idle meanwhile are closed, so no client sends on them again.
+   */
+  private async drain(boundMs: number): Promise<void> {
+    const closeIdle = setInterval(() => this.server?.closeIdleConnections(), 100);
+    let timer: NodeJS.Timeout | undefined;
+    let bounded = false;
+    const quiet = (async () => {
+      while (!bounded && (this.gate.inFlight > 0 || this.dispatcher.busy)) {
+        await this.gate.idle();
+        await this.dispatcher.settled();
+      }
+    })();
+    try {
+      await Promise.race([
+        quiet,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            bounded = true;
+            resolve();
+          }, boundMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      clearInterval(closeIdle);
+    }
+    if (bounded) {
+      this.engine.logger.warn(
+        { requests: this.gate.inFlight, dispatches: this.dispatcher.busy },
+        `stopping after ${boundMs} ms with work still running; recovery settles it after a restart`,
+      );
+    }
+  }
+
   /** Starts serving HTTP; returns the base URL. */
   async listen(port = this.config.server.port, host = this.config.server.host): Promise<string> {
     const server = this.app.listen(port, host);
@@ -428,12 +469,16 @@ export class Gateway {
   }
 
   /**
-   * Stops taking requests and work, lets creates that are talking to an upstream finish and
-   * record what the upstream answered (bounded by the longest upstream timeout), ends long-held
-   * waits and event streams, then closes the store.
+   * Stops taking requests and work: `/readyz` and every new request answer 503 at once (kept-alive
+   * connections are closed as they go idle), and the listener closes. Then it waits until no
+   * create, cancel or dispatch is running any more — also ones that arrived just before the stop
+   * — so every create an upstream answered is recorded, bounded by `server.drain_timeout_ms`
+   * (default: the longest upstream timeout plus 5 s). Then it ends long-held waits and event
+   * streams, and closes the store.
    */
   async close(): Promise<void> {
     this.stopping = true;
+    this.gate.close();
     for (const timer of this.loopTimers.values()) timer.cancel();
     const server = this.server;
     const closed = server
@@ -445,7 +490,7 @@ export class Gateway {
     // Copies in flight stop now; their tasks are copied again after a restart or by another replica.
     this.custody.stop();
     const longestTimeout = Math.max(0, ...[...this.engine.runtimes.values()].map((runtime) => runtime.config.timeout_ms));
-    await this.dispatcher.drain(longestTimeout + 5_000);
+    await this.drain(this.config.server.drain_timeout_ms ?? longestTimeout + 5_000);
     server?.closeAllConnections();
     await closed;
     await Promise.allSettled([...this.loopRuns]);

@@ -278,6 +278,11 @@ export const GatewayConfig = z.strictObject({
       body_timeout_ms: count(100).default(10_000),
       /** Bearer token `/metrics` asks for; unset: open to loopback only in a live deployment, open in the sandbox. */
       metrics_token: optionalText,
+      /**
+       * Longest a graceful stop (SIGTERM) waits for creates, cancels and dispatches still running
+       * before the process exits. Unset: the longest upstream `timeout_ms` plus 5 s.
+       */
+      drain_timeout_ms: count(0).optional(),
     }),
   database: z.strictObject({
     /** `sqlite:<file>`, `sqlite::memory:` or `postgres://…` */

@@ -20,6 +20,7 @@ import { contentRoutes } from './content-routes.js';
 import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, requestId, requestLog, securityHeaders, swaggerUiPolicy } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
+import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
 import { videoRoutes } from './video-routes.js';
 import { webhookRoutes } from './webhook-routes.js';
@@ -41,6 +42,8 @@ export interface AppDependencies {
   clock: Clock;
   /** Counts creates per tenant (shared by replicas on PostgreSQL). */
   createLimiter: CreateLimiter;
+  /** Refuses new requests once the gateway is stopping, and counts those still running. */
+  gate?: StopGate;
 }
 
 /** A tenant's limits: its own `tenants.<name>.limits` over the top-level `limits`. */
@@ -58,7 +61,7 @@ export function tenantLimits(config: GatewayConfig): (tenant: string) => TenantL
 /** Probes and scrapes: frequent, and not worth a log line each. */
 const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
 
-export function createApp({ config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter }: AppDependencies): Express {
+export function createApp({ config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate }: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trust_proxy);
@@ -68,6 +71,7 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   app.use(securityHeaders());
   app.use(httpMetrics(metrics));
   app.use(requestLog(logger, UNLOGGED_PATHS));
+  if (gate) app.use(gate.middleware());
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const document = buildOpenApiDocument(providers);

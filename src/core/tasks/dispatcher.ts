@@ -106,18 +106,14 @@ export class Dispatcher {
     return promise;
   }
 
-  /** Waits (at most `timeoutMs`, real time) for the dispatches running in this process. */
-  async drain(timeoutMs: number): Promise<void> {
-    const running = [...this.inFlight.values()];
-    if (running.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(running),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+  /** Whether a dispatch is running in this process. */
+  get busy(): boolean {
+    return this.inFlight.size > 0;
+  }
+
+  /** Resolves once no dispatch runs in this process, including ones started while waiting. */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
   }
 
   /** Walks the task's plan, one decision per provider, and carries out the conclusion. */
