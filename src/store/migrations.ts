@@ -335,6 +335,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('tasks_phase_cancel').on('tasks').columns(['phase', 'cancel_at']).execute();
       },
     },
+    '0008_recovered_attempts': {
+      async up(db: Kysely<unknown>) {
+        // How an accepted task whose create answer was lost was found again.
+        await db.schema.alterTable('attempts').addColumn('recovered_by', 'text').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('attempts').dropColumn('recovered_by').execute();
+      },
+    },
   };
 }
 

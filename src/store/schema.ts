@@ -90,6 +90,8 @@ export interface AttemptsTable {
   tracking_json: Generated<string | null>;
   /** The provider account the request went through; null when the provider was passed over. */
   account: Generated<string | null>;
+  /** How an accepted task was found after its create answer was lost (`external_id`, `webhook`). */
+  recovered_by: Generated<string | null>;
 }
 
 export interface IdempotencyKeysTable {

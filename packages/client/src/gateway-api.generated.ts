@@ -1345,6 +1345,11 @@ export interface components {
             latency_ms: number | null;
             at: string;
             message: string | null;
+            /**
+             * @description Set on an `accepted` attempt whose create answer was lost and which the gateway found afterwards.
+             * @enum {string|null}
+             */
+            recovered_by: "external_id" | "webhook" | null;
         };
         /**
          * @description `accepted`: the provider took the task. `failed`: it certainly did not. `ambiguous`: no answer after the request was sent (the task may exist upstream). `skipped`: not called (open circuit, rate limit). `interrupted`: the gateway stopped while the request was in flight.

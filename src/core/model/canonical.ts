@@ -335,6 +335,17 @@ export const AttemptOutcome = z.enum(ATTEMPT_OUTCOMES).meta({
 });
 export type AttemptOutcome = z.infer<typeof AttemptOutcome>;
 
+/** How the gateway found a task a provider accepted while the create's answer was lost. */
+export const RECOVERED_BY = ['external_id', 'webhook'] as const;
+export const RecoveredBy = z.enum(RECOVERED_BY).meta({
+  id: 'RecoveredBy',
+  description:
+    'How an accepted task whose create answer was lost (the gateway stopped, or the connection broke after the ' +
+    'request was sent) was found and adopted: `external_id`: the provider was asked for the id the gateway sent ' +
+    'with the create; `webhook`: the provider\'s webhook or callback for this attempt named it.',
+});
+export type RecoveredBy = z.infer<typeof RecoveredBy>;
+
 export const TaskAttempt = z
   .object({
     provider: z.string(),
@@ -350,6 +361,9 @@ export const TaskAttempt = z
     latency_ms: z.number().nullable(),
     at: z.string(),
     message: z.string().nullable(),
+    recovered_by: RecoveredBy.nullable().meta({
+      description: 'Set on an `accepted` attempt whose create answer was lost and which the gateway found afterwards.',
+    }),
   })
   .meta({ id: 'TaskAttempt' });
 export type TaskAttempt = z.infer<typeof TaskAttempt>;

@@ -5,6 +5,7 @@
  */
 import type {
   AttemptOutcome,
+  RecoveredBy,
   Model,
   Operation,
   OutputStorageState,
@@ -175,6 +176,8 @@ export interface AttemptRecord {
   /** Set the moment the provider accepted: its id for the task and the adapter's tracking data. */
   readonly providerTaskId: string | null;
   readonly tracking: Record<string, string> | null;
+  /** How the task was found when the create's answer was lost (null: the answer said so). */
+  readonly recoveredBy: RecoveredBy | null;
 }
 
 /** An attempt to append; fields left out are unknown (null). */
@@ -379,6 +382,7 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
     at: row.at,
     providerTaskId: row.provider_task_id,
     tracking: parsed<Record<string, string> | null>(row.tracking_json, null),
+    recoveredBy: (row.recovered_by ?? null) as RecoveredBy | null,
   };
 }
 
@@ -407,6 +411,7 @@ export function patchFromAttemptChange(change: AttemptChange): AttemptPatch {
   if (change.message !== undefined) patch.message = change.message;
   if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
   if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
+  if (change.recoveredBy !== undefined) patch.recovered_by = change.recoveredBy;
   return patch;
 }
 

@@ -62,6 +62,7 @@ export function toAttempt(attempt: AttemptRecord, secrets: SecretScrubber = NO_S
     latency_ms: attempt.latencyMs,
     at: iso(attempt.at),
     message: tenantTextOrNull(attempt.message, secrets),
+    recovered_by: attempt.recoveredBy,
   };
 }
 

@@ -49,6 +49,7 @@ function attempt(provider: string, outcome: AttemptRecord['outcome'], httpStatus
     at: NOW - 1_000,
     providerTaskId: null,
     tracking: null,
+    recoveredBy: null,
   };
 }
 
