@@ -231,6 +231,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0005_usage_and_budgets',
               '0006_provider_accounts',
               '0007_leaner_task_indexes',
+              '0008_recovered_attempts',
             ]);
           } finally {
             await second.close();

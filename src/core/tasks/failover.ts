@@ -69,7 +69,7 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
       failover: failoverOnTimeout,
       outcome: 'ambiguous',
       reason,
-      code: error.code,
+      code: reason === 'timeout' ? 'timeout' : error.code,
       message: failoverOnTimeout
         ? `${error.message}; failed over (failover_on_timeout) although the task may exist upstream`
         : `${error.message}; the task may have been created (and billed) upstream, so it was not sent to another provider`,

@@ -117,6 +117,11 @@ function writeTrackingTransport(onWritten: () => void) {
   const open = (module: typeof http | typeof https) => (options: http.RequestOptions, callback: (res: http.IncomingMessage) => void) => {
     const req = module.request(options, callback);
     req.once('finish', onWritten);
+    // All of it went into a socket whose buffer is already empty: written, even where `finish`
+    // waits for a write callback that comes late (intercepted sockets in tests).
+    req.once('prefinish', () => {
+      if (req.socket && !req.socket.destroyed && req.socket.writableLength === 0) onWritten();
+    });
     return req;
   };
   return { http: { request: open(http) }, https: { request: open(https) } };

@@ -138,6 +138,7 @@ describe('TaskRepository', () => {
         at: T0,
         providerTaskId: 'up-1',
         tracking: { family: 'v3' },
+        recoveredBy: null,
       },
     ]);
     expect((await tasks.attemptsOf(['t_1', 't_none'])).get('t_1')?.map((a) => a.seq)).toEqual([1]);

@@ -3,7 +3,7 @@
  * refused connection): the request that leaves, how each kind of answer and failure comes back
  * as an `UpstreamError`, what is recorded per call, and that the API key never leaks.
  */
-import { createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
@@ -263,68 +263,6 @@ describe('transport failures', () => {
     } finally {
       await silent.close();
     }
-  });
-
-  /** A real TCP server whose connections are handled by `onConnection`; closed after `run`. */
-  async function withTcpServer(onConnection: (socket: Socket) => void, run: (baseUrl: string) => Promise<void>): Promise<void> {
-    const server = createServer(onConnection);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      await run(`http://127.0.0.1:${port}`);
-    } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  }
-
-  /** Reads one HTTP request to its last body byte (by Content-Length), then calls `then`. */
-  function afterWholeRequest(socket: Socket, then: () => void): void {
-    let received = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      const headerEnd = received.indexOf('\r\n\r\n');
-      if (headerEnd < 0) return;
-      const length = Number(/content-length: *(\d+)/i.exec(received.subarray(0, headerEnd).toString())?.[1] ?? 0);
-      if (received.length >= headerEnd + 4 + length) then();
-    });
-  }
-
-  it('a connection dropped after the whole request was read is transport "reset": ambiguous, never failed over by default', async () => {
-    await withTcpServer(
-      (socket) => afterWholeRequest(socket, () => socket.destroy()),
-      async (baseUrl) => {
-        const { http, calls } = client({ baseUrl });
-        const error = await failure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(10_000) }, operation: 'submit' }));
-        expect(error).toMatchObject({
-          transport: 'reset',
-          code: 'provider_error',
-          message: 'fake closed the connection without an answer after the request was sent',
-        });
-        expect(error.certainlyNotAccepted).toBe(false);
-        expect(classifyCreateFailure(error, false)).toMatchObject({ failover: false, outcome: 'ambiguous', reason: 'connection_reset' });
-        expect(calls.map((call) => call.outcome)).toEqual(['reset']);
-      },
-    );
-  });
-
-  it('a connection reset before the request was fully written is transport "not_sent": certain, failed over', async () => {
-    // The server resets every connection before reading anything; the body is far larger than
-    // the socket buffers, so the client is still writing when the reset arrives.
-    await withTcpServer(
-      (socket) => socket.resetAndDestroy(),
-      async (baseUrl) => {
-        // Time enough to serialize the body on a busy machine: the reset, not the limit, must end it.
-        const { http, calls } = client({ baseUrl, timeoutMs: 30_000 });
-        const error = await failure(
-          http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(16 * 1024 * 1024) }, operation: 'submit' }),
-        );
-        expect(error).toMatchObject({ transport: 'not_sent', code: 'provider_error' });
-        expect(error.certainlyNotAccepted).toBe(true);
-        expect(classifyCreateFailure(error, false)).toMatchObject({ failover: true, outcome: 'failed', reason: 'not_sent' });
-        expect(calls.map((call) => call.outcome)).toEqual(['not_sent']);
-      },
-    );
   });
 
   it('a host that does not resolve is transport "refused"', async () => {

@@ -1,0 +1,96 @@
+/**
+ * Whether a failed request may have reached the upstream, told by real TCP servers (no request
+ * interception here: an intercepted socket cannot show what was written). Only a failure before
+ * the last byte of the request was written proves nothing was sent (issue 11, defect 1).
+ */
+import { createServer, type Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
+import { HttpUpstreamClient, type UpstreamCallRecord } from '../../../src/core/upstream/upstream-client.js';
+import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
+
+const fakeProvider = {
+  id: 'fake',
+  authHeaders: (key: string) => ({ authorization: `Bearer ${key}` }),
+  mapHttpError: (status: number) => ({ code: 'provider_error' as const, message: `fake answered ${status}` }),
+};
+
+function client(baseUrl: string, timeoutMs: number) {
+  const calls: UpstreamCallRecord[] = [];
+  const http = new HttpUpstreamClient({ provider: fakeProvider, baseUrl, apiKey: 'k-123456', timeoutMs, onCall: (record) => calls.push(record) });
+  return { http, calls };
+}
+
+async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(UpstreamError);
+  return error as UpstreamError;
+}
+
+describe('a connection that breaks', () => {
+/** A real TCP server whose connections are handled by `onConnection`; closed after `run`. */
+async function withTcpServer(onConnection: (socket: Socket) => void, run: (baseUrl: string) => Promise<void>): Promise<void> {
+  const server = createServer(onConnection);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    await run(`http://127.0.0.1:${port}`);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** Reads one HTTP request to its last body byte (by Content-Length), then calls `then`. */
+function afterWholeRequest(socket: Socket, then: () => void): void {
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    const headerEnd = received.indexOf('\r\n\r\n');
+    if (headerEnd < 0) return;
+    const length = Number(/content-length: *(\d+)/i.exec(received.subarray(0, headerEnd).toString())?.[1] ?? 0);
+    if (received.length >= headerEnd + 4 + length) then();
+  });
+}
+
+it('a connection dropped after the whole request was read is transport "reset": ambiguous, never failed over by default', async () => {
+  await withTcpServer(
+    (socket) => afterWholeRequest(socket, () => socket.destroy()),
+    async (baseUrl) => {
+      const { http, calls } = client(baseUrl, 2_000);
+      const error = await failure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(10_000) }, operation: 'submit' }));
+      expect(error).toMatchObject({
+        transport: 'reset',
+        code: 'provider_error',
+        message: 'fake closed the connection without an answer after the request was sent',
+      });
+      expect(error.certainlyNotAccepted).toBe(false);
+      expect(classifyCreateFailure(error, false)).toMatchObject({ failover: false, outcome: 'ambiguous', reason: 'connection_reset' });
+      expect(calls.map((call) => call.outcome)).toEqual(['reset']);
+    },
+  );
+});
+
+it('a connection reset before the request was fully written is transport "not_sent": certain, failed over', async () => {
+  // The server resets every connection before reading anything; the body is far larger than
+  // the socket buffers, so the client is still writing when the reset arrives.
+  await withTcpServer(
+    (socket) => socket.resetAndDestroy(),
+    async (baseUrl) => {
+      // Time enough to serialize the body on a busy machine: the reset, not the limit, must end it.
+      const { http, calls } = client(baseUrl, 30_000);
+      const error = await failure(
+        http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(16 * 1024 * 1024) }, operation: 'submit' }),
+      );
+      expect(error).toMatchObject({ transport: 'not_sent', code: 'provider_error' });
+      expect(error.certainlyNotAccepted).toBe(true);
+      expect(classifyCreateFailure(error, false)).toMatchObject({ failover: true, outcome: 'failed', reason: 'not_sent' });
+      expect(calls.map((call) => call.outcome)).toEqual(['not_sent']);
+    },
+  );
+});
+
+});
