@@ -177,7 +177,7 @@ export class Gateway {
       content: new OutputContent(engine),
       catalog: this.catalog,
       usage: this.usage,
-      inbound: new InboundWebhooks(engine, this.tracker),
+      inbound: new InboundWebhooks(engine, this.tracker, this.dispatcher.recovery),
       metrics: engine.metrics,
       logger: engine.logger,
       providers: [...engine.runtimes.values()].map((runtime) => runtime.provider),

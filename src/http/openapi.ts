@@ -47,6 +47,26 @@ function registerInboundWebhook(registry: OpenAPIRegistry, provider: VideoProvid
           404: problem('Webhooks not configured.'),
         },
       });
+      registry.registerPath({
+        method: 'post',
+        path: `/v1/webhooks/${provider.id}/{attempt}`,
+        summary: `Inbound ${provider.name} webhook for one create`,
+        description:
+          'Where the gateway asks the provider to send the webhooks of each create (`attempt` is the attempt key it ' +
+          'sent). Verified exactly as the route without it; the path lets a verified webhook for a task whose create ' +
+          'answer was lost be matched to its attempt, and the task adopted.',
+        request: {
+          params: z.object({ attempt: z.string() }),
+          ...(headers.length > 0 ? { headers: z.object(Object.fromEntries(headers.map((name) => [name, z.string()]))) } : {}),
+          body,
+        },
+        responses: {
+          200: json(WebhookAck, 'Accepted (or a replay, which changes nothing).'),
+          401: problem('Signature or timestamp not valid; nothing changed.'),
+          404: problem('Webhooks not configured.'),
+          503: problem('The create this webhook is about is still being answered; send it again shortly.'),
+        },
+      });
       return;
     }
     case 'token':

@@ -339,8 +339,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       async up(db: Kysely<unknown>) {
         // How an accepted task whose create answer was lost was found again.
         await db.schema.alterTable('attempts').addColumn('recovered_by', 'text').execute();
+        // "Is this upstream task one of ours?" (a provider's task list read after a lost answer).
+        await db.schema.createIndex('attempts_provider_task').on('attempts').columns(['provider', 'provider_task_id']).execute();
       },
       async down(db: Kysely<unknown>) {
+        await db.schema.dropIndex('attempts_provider_task').ifExists().execute();
         await db.schema.alterTable('attempts').dropColumn('recovered_by').execute();
       },
     },

@@ -494,6 +494,18 @@ export class TaskStore {
       .executeTakeFirst();
   }
 
+  /** Which of `providerTaskIds` an attempt at `provider` recorded (accepted, or adopted). */
+  async knownProviderTaskIds(provider: string, providerTaskIds: readonly string[]): Promise<Set<string>> {
+    if (providerTaskIds.length === 0) return new Set();
+    const rows = await this.db
+      .selectFrom('attempts')
+      .select('provider_task_id')
+      .where('provider', '=', provider)
+      .where('provider_task_id', 'in', [...providerTaskIds])
+      .execute();
+    return new Set(rows.flatMap((row) => (row.provider_task_id ? [row.provider_task_id] : [])));
+  }
+
   async findByCallbackToken(token: string): Promise<TaskRow | undefined> {
     return this.db.selectFrom('tasks').selectAll().where('callback_token', '=', token).executeTakeFirst();
   }

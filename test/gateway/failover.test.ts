@@ -131,14 +131,15 @@ describe('failover on create', () => {
   });
 
   it('does not fail over a timeout after sending: the task may exist upstream', async () => {
-    gw = await startTestGateway({ config: { providers: { freepik: { timeout_ms: 300 } } } });
-    gw.simulator('freepik').injectFault({ transport: 'hang' });
-    const created = await gw.create(request);
+    // kling3api first: it documents no way to find a task, so nothing can settle the doubt.
+    gw = await startTestGateway({ config: { providers: { kling3api: { timeout_ms: 300 } } } });
+    gw.simulator('kling3api').injectFault({ transport: 'hang' });
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api', 'freepik'] } });
     expect(created.body.status).toBe('failed');
     expect(created.body.error.code).toBe('timeout');
     expect(created.body.error.message).toMatch(/may have been created/);
-    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'ambiguous' })]);
-    expect(createCalls(gw, 'kling3api')).toBe(0);
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous' })]);
+    expect(createCalls(gw, 'freepik')).toBe(0);
   });
 
   it('fails over a timeout when failover_on_timeout is set', async () => {

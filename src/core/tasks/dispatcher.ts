@@ -29,7 +29,7 @@ import {
 import type { Engine } from './engine.js';
 import { circuitOpenFailure, classifyCreateFailure, isAccountTrouble } from './failover.js';
 import { firstPollDelay } from './polling.js';
-import { Recovery } from './recovery.js';
+import { Recovery, attemptKeyOf } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import type { NewAttempt, PlanEntry, TaskRecord } from './task-records.js';
 
@@ -66,13 +66,17 @@ export class Dispatcher {
     this.recovery = new Recovery(engine, this.lifecycle, (taskId) => this.inFlight.has(taskId));
   }
 
-  /** The webhook or callback URL the upstream should use for this task, if any. */
-  callbackUrlFor(runtime: ProviderRuntime, account: ProviderAccount, task: TaskRecord): string | undefined {
+  /**
+   * The webhook or callback URL the upstream should use for this attempt, if any. A signed
+   * provider's webhooks come to the attempt's own path, so one for a task whose create answer was
+   * lost still says which attempt it is about (the signature, not the path, proves it genuine).
+   */
+  callbackUrlFor(runtime: ProviderRuntime, account: ProviderAccount, task: TaskRecord, attemptKey: string): string | undefined {
     const base = this.engine.publicUrl.replace(/\/+$/, '');
     switch (runtime.provider.inboundWebhook) {
       case 'signed':
         // Verified with the secret of the account that sent the task (`InboundWebhooks`).
-        return account.webhookSecret ? `${base}/v1/webhooks/${runtime.id}` : undefined;
+        return account.webhookSecret ? `${base}/v1/webhooks/${runtime.id}/${encodeURIComponent(attemptKey)}` : undefined;
       case 'token':
         return task.callbackToken ? `${base}/v1/webhooks/${runtime.id}/${task.callbackToken}` : undefined;
       default:
@@ -297,7 +301,8 @@ export class Dispatcher {
     const retryMs = config.tracking.tick_ms;
     const seq = await tasks.addAttempt(claimed.id, { provider: runtime.id, account: account.id, outcome: 'sending', at: clock.now() });
     const started = clock.now();
-    const callbackUrl = this.callbackUrlFor(runtime, account, claimed);
+    const attemptKey = attemptKeyOf(claimed.id, seq);
+    const callbackUrl = this.callbackUrlFor(runtime, account, claimed, attemptKey);
     let result: SubmitResult;
     try {
       result = await account.call(
@@ -306,7 +311,7 @@ export class Dispatcher {
             http: account.clientFor({ task_id: claimed.id, ...context }),
             signal,
             taskId: claimed.id,
-            attemptKey: `${claimed.id}-${seq}`,
+            attemptKey,
             ...(callbackUrl ? { callbackUrl } : {}),
           }),
         permit,
@@ -322,6 +327,12 @@ export class Dispatcher {
         message: failure.message.slice(0, 500),
       });
       if (failure.failover) metrics.failovers.inc({ provider: runtime.id, reason: failure.reason });
+      if (failure.outcome === 'ambiguous' && !failure.failover) {
+        // The upstream may hold the task: find out before failing it (adopt it, or go on when
+        // the provider proves it has none); recovery keeps at it while the answer may come.
+        const attempt = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
+        if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt) } };
+      }
       // "Too many requests" is not a refusal of this task: the account is asked again after Retry-After.
       if (failure.reason === 'rate_limited') account.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
       const next = afterCreateFailure(failure, { now: clock.now(), retryMs, coolingDownUntil: runtime.coolingDownUntil });

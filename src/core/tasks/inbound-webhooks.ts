@@ -7,6 +7,7 @@
 import { ProblemError, problems } from '../model/problems.js';
 import type { InboundWebhook } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
+import type { Recovery } from './recovery.js';
 import type { Tracker } from './tracker.js';
 
 /** How long a sender is asked to wait when news arrives before its task is recorded. */
@@ -19,10 +20,22 @@ export class InboundWebhooks {
   constructor(
     private readonly engine: Engine,
     private readonly tracker: Tracker,
+    /** Adopts the task of a create whose answer was lost, when news names it. */
+    private readonly recovery?: Recovery,
   ) {}
 
-  /** A signed webhook to `/v1/webhooks/<provider>`. Throws problem details when it is refused. */
-  async receiveSigned(providerId: string, webhook: InboundWebhook, requestId?: string): Promise<WebhookReceipt> {
+  /** Whether `providerId`'s webhooks are signed (then a path token names an attempt, not a task). */
+  isSigned(providerId: string): boolean {
+    return this.engine.runtimes.get(providerId)?.provider.inboundWebhook === 'signed';
+  }
+
+  /**
+   * A signed webhook to `/v1/webhooks/<provider>`, or to `/v1/webhooks/<provider>/<attempt key>`
+   * (the path the gateway gives each create). Throws problem details when it is refused. Only
+   * after the signature checks out does the path count: a webhook for a task the gateway never
+   * recorded — its create's answer was lost — is matched to its attempt and the task adopted.
+   */
+  async receiveSigned(providerId: string, webhook: InboundWebhook, requestId?: string, attemptKey?: string): Promise<WebhookReceipt> {
     const { runtimes, metrics, tasks, clock, logger } = this.engine;
     const runtime = runtimes.get(providerId);
     if (!runtime || runtime.provider.inboundWebhook !== 'signed' || !runtime.provider.verifyWebhook) {
@@ -54,11 +67,24 @@ export class InboundWebhooks {
     const found = await tasks.findByProviderTask(providerId, verification.providerTaskId);
     // News about a task is believed only from the account that holds it (another account's
     // secret proves nothing about it).
-    const task = found && (found.account === null || verifiedBy.has(found.account)) ? found : undefined;
+    let task = found && (found.account === null || verifiedBy.has(found.account)) ? found : undefined;
     if (found && !task) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'rejected' });
       logger.warn({ provider: providerId, account: found.account, task_id: found.id, request_id: requestId }, 'webhook signed by another account than the task\'s');
       throw new ProblemError(401, 'bad-signature', 'Webhook not verified', 'signed by another account than the one holding the task');
+    }
+    if (!found && attemptKey && this.recovery) {
+      // On an attempt's own path: the task of a create whose answer was lost, adopted when the
+      // account that sent the create signed this.
+      const adoption = await this.recovery.adoptNamed(providerId, attemptKey, verification.providerTaskId, { confirm: false, signedBy: verifiedBy });
+      if (adoption.kind === 'busy') {
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
+        throw problems.retryLater('the create this webhook is about is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
+      }
+      if (adoption.kind === 'adopted') {
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'adopted' });
+        task = adoption.task;
+      }
     }
     if (!task) {
       // Not known (yet?). While a create to this provider is still being recorded it may be
@@ -99,12 +125,24 @@ export class InboundWebhooks {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unknown_token' });
       throw problems.notFound('unknown callback');
     }
+    const named = runtime.provider.readCallbackTaskId?.(body);
+    if (task.phase === 'submitting' && named && this.recovery) {
+      // A create whose answer was lost: the callback names its task, which the provider confirms.
+      const attempts = await tasks.attempts(task.id);
+      const last = attempts[attempts.length - 1];
+      const adoption =
+        last && last.provider === providerId ? await this.recovery.adoptNamed(providerId, `${task.id}-${last.seq}`, named, { confirm: true }) : { kind: 'none' as const };
+      if (adoption.kind === 'adopted') {
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'adopted' });
+        if (adoption.task) await this.tracker.pollSoon(adoption.task);
+        return { received: true, matched: true };
+      }
+    }
     if (task.phase === 'submitting') {
       // The create's answer is not recorded yet, so there is nothing to confirm against: retry.
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
       throw problems.retryLater('the create is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
     }
-    const named = runtime.provider.readCallbackTaskId?.(body);
     if (named && task.providerTaskId && named !== task.providerTaskId) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'mismatch' });
       throw problems.validation([{ path: 'task_id', message: 'does not match this callback' }]);

@@ -1,18 +1,66 @@
 /**
- * Settles what a replica that stopped mid-create left behind (SPEC §5). A submission holds its
- * task under a lease; when the lease runs out with the task still in `submitting`, its attempts
- * tell what the upstream may hold:
+ * Settles what a replica that stopped mid-create left behind, and creates whose answer was lost
+ * (SPEC §5; README "Guarantees"). A submission holds its task under a lease; when the lease runs
+ * out with the task still in `submitting`, its attempts tell what the upstream may hold:
  * - the provider accepted (its task id is on the attempt): tracking resumes from it;
- * - a request was in flight with no answer recorded: the upstream may hold the task, so the
- *   task fails with a clear error rather than being sent again (paying twice);
+ * - a create's answer was lost (the gateway stopped while it was in flight, or the connection
+ *   broke after the request was written): the upstream may hold the task. The gateway finds out
+ *   before it decides anything — by what the create carried (the legacy API's
+ *   `external_task_id`), by a webhook or callback that names the attempt's task, or by a task
+ *   list that proves nothing was accepted. Found: the task is adopted (tracked, never sent
+ *   again). Proved absent: the attempt failed and the task goes on to the next provider. Neither
+ *   yet: the task waits, looked at again every few seconds, until the provider's answer could no
+ *   longer come; then it fails as before (`interrupted`, or the create's own `timeout`), never
+ *   resent (paying twice);
  * - nothing was in flight: the task goes back to the queue.
  */
+import type { ErrorCode, RecoveredBy } from '../model/canonical.js';
+import { matchOffering } from '../model/capabilities.js';
+import type { ProviderAccount } from '../upstream/provider-account.js';
+import type { ProviderRuntime } from '../upstream/provider-runtime.js';
+import type { CreateLookup, ProviderTaskRef, UnansweredCreate } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { AttemptRecord, TaskRecord } from './task-records.js';
 
 /** Abandoned submissions settled per call. */
 const RECOVERY_BATCH = 100;
+/** How often a create in doubt is looked at again. */
+const RECHECK_MS = 3_000;
+/**
+ * Beyond the provider's time limit, how long after sending a create the upstream could still
+ * be acting on it: a list read earlier may not show a task it is about to accept.
+ */
+const SETTLE_MARGIN_MS = 5_000;
+/** How long a create in doubt waits for a webhook or callback to name its task. */
+const NEWS_WAIT_MS = 10 * 60_000;
+/** How long a create in doubt is looked up when no news can come (lookups that failed). */
+const LOOKUP_WAIT_MS = 2 * 60_000;
+
+/**
+ * Attempt outcomes of a create whose answer the gateway never read: `sending` (the replica that
+ * sent it stopped), `interrupted` (so found after a stop, being looked for), `ambiguous` (the
+ * connection broke after the request was written, or no answer came in time).
+ */
+const IN_DOUBT = new Set(['sending', 'interrupted', 'ambiguous']);
+
+/** The attempt key a create carried upstream (`SubmitContext.attemptKey`). */
+export function attemptKeyOf(taskId: string, seq: number): string {
+  return `${taskId}-${seq}`;
+}
+
+function parseAttemptKey(key: string): { taskId: string; seq: number } | undefined {
+  const match = /^(.+)-(\d{1,6})$/.exec(key);
+  return match ? { taskId: match[1]!, seq: Number(match[2]) } : undefined;
+}
+
+/** What news naming an attempt's upstream task came to. */
+export type NamedTaskOutcome =
+  | { kind: 'adopted'; task: TaskRecord | undefined }
+  /** The create is still being answered here or by a live replica: its answer records it. */
+  | { kind: 'busy' }
+  /** Not an attempt in doubt (unknown, answered, or not this provider's). */
+  | { kind: 'none' };
 
 export class Recovery {
   constructor(
@@ -38,14 +86,189 @@ export class Recovery {
     const { tasks } = this.engine;
     const abandoned = (await tasks.listAbandonedSubmissions(now, RECOVERY_BATCH)).filter((task) => !this.dispatchingHere(task.id));
     for (const task of abandoned) {
-      const attempts = await tasks.attempts(task.id);
-      const accepted = attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.providerTaskId);
-      const inFlight = attempts.find((attempt) => attempt.outcome === 'sending');
-      if (accepted) await this.resumeAccepted(task, accepted, now);
-      else if (inFlight) await this.reportInterrupted(task, inFlight);
-      else await this.lifecycle.requeue(task, now, task.leaseOwner);
+      try {
+        const attempts = await tasks.attempts(task.id);
+        const accepted = attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.providerTaskId);
+        const last = attempts[attempts.length - 1];
+        if (accepted) await this.resumeAccepted(task, accepted, now);
+        else if (last && IN_DOUBT.has(last.outcome)) await this.resolve(task, last);
+        else await this.lifecycle.requeue(task, now, task.leaseOwner);
+      } catch (error) {
+        this.engine.logger.error({ task_id: task.id, err: error }, 'could not settle an abandoned submission; trying again later');
+      }
     }
     return abandoned.length;
+  }
+
+  /**
+   * Settles a create whose answer was lost (its attempt `sending` after a stop, or `ambiguous`
+   * after a broken connection or a timeout): adopts the upstream task when the provider shows
+   * it, goes on to the next provider when it proves there is none, waits while it may still
+   * tell, and gives up when it no longer can. Returns the task as it ends up.
+   */
+  async resolve(task: TaskRecord, found: AttemptRecord): Promise<TaskRecord | undefined> {
+    const { runtimes, clock, tasks } = this.engine;
+    let attempt = found;
+    if (attempt.outcome === 'sending') {
+      // Left by a replica that stopped: nobody is waiting for its answer any more.
+      const message = 'the gateway stopped while this request was in flight';
+      await tasks.updateAttempt(task.id, attempt.seq, { outcome: 'interrupted', message });
+      attempt = { ...attempt, outcome: 'interrupted', message };
+    }
+    const runtime = runtimes.get(attempt.provider);
+    // Only the account that sent the create can ask about it (its key sees its tasks).
+    const account = runtime?.account(attempt.account ?? task.account);
+    const create = runtime && this.unansweredCreate(task, attempt, runtime);
+    const lookup = runtime && account && create ? await this.lookUp(task, runtime, account, create) : undefined;
+    const now = clock.now();
+    if (lookup?.kind === 'found') return this.adopt(task, attempt, lookup.ref, 'external_id');
+
+    const settledAt = attempt.at + (runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
+    if (lookup?.kind === 'absent' && now >= settledAt) return this.provedAbsent(task, attempt, lookup.why);
+
+    const hearsNews = runtime !== undefined && account !== undefined && create !== undefined && this.mayHearOf(task, runtime, account);
+    const looksUp = runtime?.provider.findCreate !== undefined && account !== undefined && create !== undefined;
+    const waitEnd = hearsNews || looksUp ? Math.min(task.deadlineAt, Math.max(settledAt, attempt.at + (hearsNews ? NEWS_WAIT_MS : LOOKUP_WAIT_MS))) : now;
+    if (now < waitEnd) {
+      const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + RECHECK_MS;
+      return this.lifecycle.holdInDoubt(task, Math.min(next, waitEnd), task.leaseOwner);
+    }
+    return this.giveUp(task, attempt, lookup);
+  }
+
+  /**
+   * News (a verified webhook on the attempt's own path, a callback on the task's token) that
+   * names the upstream task of an attempt in doubt. `confirm` asks the provider first (an
+   * unsigned callback proves nothing by itself).
+   */
+  async adoptNamed(
+    provider: string,
+    attemptKey: string,
+    providerTaskId: string,
+    how: { confirm: boolean; signedBy?: ReadonlySet<string> },
+  ): Promise<NamedTaskOutcome> {
+    const { tasks, runtimes, clock } = this.engine;
+    const key = parseAttemptKey(attemptKey);
+    const runtime = runtimes.get(provider);
+    if (!key || !runtime?.provider.refOfCreate) return { kind: 'none' };
+    const task = await tasks.get(key.taskId);
+    if (!task || task.phase !== 'submitting') return { kind: 'none' };
+    const attempt = (await tasks.attempts(task.id)).find((candidate) => candidate.seq === key.seq);
+    if (!attempt || attempt.provider !== provider || attempt.providerTaskId || !IN_DOUBT.has(attempt.outcome)) return { kind: 'none' };
+    // A signed webhook counts only when the account that sent the create signed it.
+    if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
+    const account = runtime.account(attempt.account ?? task.account);
+    if (!account) return { kind: 'none' };
+    // A create still on its way (here, or on a replica whose lease runs) records its own answer.
+    const abandoned = (task.leaseUntil ?? 0) < clock.now() && !this.dispatchingHere(task.id);
+    if (attempt.outcome === 'sending' && !abandoned) return { kind: 'busy' };
+    const create = this.unansweredCreate(task, attempt, runtime);
+    if (!create) return { kind: 'none' };
+    const ref = runtime.provider.refOfCreate(create, providerTaskId);
+    if (how.confirm) {
+      const admission = await account.admit(0);
+      if (!admission.granted) return { kind: 'busy' };
+      try {
+        await account.call((signal) => runtime.provider.getStatus(ref, { http: account.clientFor({ task_id: task.id }), signal }), admission.permit);
+      } catch (error) {
+        this.engine.logger.warn({ task_id: task.id, provider, provider_task_id: providerTaskId, err: error }, 'a callback named a task the provider does not confirm');
+        return { kind: 'none' };
+      }
+    }
+    return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
+  }
+
+  /** What the create of `attempt` was, as the provider's adapter needs it; undefined when no offering fits any more. */
+  private unansweredCreate(task: TaskRecord, attempt: AttemptRecord, runtime: ProviderRuntime): UnansweredCreate | undefined {
+    const match = matchOffering(runtime.provider.offerings, { request: task.request, explicit: new Set(task.plan.explicit) });
+    return match.offering ? { request: task.request, offering: match.offering, attemptKey: attemptKeyOf(task.id, attempt.seq) } : undefined;
+  }
+
+  /** Whether a webhook or callback could still name the task of this create. */
+  private mayHearOf(task: TaskRecord, runtime: ProviderRuntime, account: ProviderAccount): boolean {
+    if (!runtime.provider.refOfCreate) return false;
+    if (runtime.provider.inboundWebhook === 'signed') return account.webhookSecret !== undefined;
+    if (runtime.provider.inboundWebhook === 'token') return task.callbackToken !== null;
+    return false;
+  }
+
+  /** Asks the provider about the create; any failure to ask is "cannot tell now". */
+  private async lookUp(task: TaskRecord, runtime: ProviderRuntime, account: ProviderAccount, create: UnansweredCreate): Promise<CreateLookup> {
+    const { provider } = runtime;
+    if (!provider.findCreate) return { kind: 'unknown', why: `${runtime.id} documents no way to find a task by what the create carried` };
+    const admission = await account.admit(0);
+    if (!admission.granted) return { kind: 'unknown', why: `${runtime.id} cannot be called now (${admission.reason})` };
+    try {
+      return await account.call(
+        (signal) =>
+          provider.findCreate!(create, {
+            http: account.clientFor({ task_id: task.id }),
+            signal,
+            knownTaskIds: (ids) => this.engine.tasks.knownProviderTaskIds(runtime.id, ids),
+          }),
+        admission.permit,
+      );
+    } catch (error) {
+      this.engine.logger.warn({ task_id: task.id, provider: runtime.id, err: error }, 'could not look up a create whose answer was lost');
+      return { kind: 'unknown', why: `the lookup failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
+  }
+
+  /** Records the upstream task on the attempt, then tracks it: no second create. */
+  private async adopt(task: TaskRecord, attempt: AttemptRecord, ref: ProviderTaskRef, via: RecoveredBy): Promise<TaskRecord | undefined> {
+    const { tasks, clock, logger } = this.engine;
+    const message = `the create's answer was lost; ${attempt.provider} holds the task, found by ${via === 'external_id' ? 'the id the create carried' : 'its webhook or callback'}`;
+    await tasks.updateAttempt(task.id, attempt.seq, {
+      outcome: 'accepted',
+      providerTaskId: ref.providerTaskId,
+      tracking: ref.tracking,
+      recoveredBy: via,
+      message,
+    });
+    const adopted = { ...attempt, outcome: 'accepted' as const, providerTaskId: ref.providerTaskId, tracking: ref.tracking, recoveredBy: via };
+    const tracked = await this.lifecycle.resumeTracking(task, adopted, clock.now());
+    logger.warn({ task_id: task.id, provider: attempt.provider, provider_task_id: ref.providerTaskId, recovered_by: via }, 'adopted an upstream task whose create answer was lost');
+    return tracked ?? tasks.get(task.id);
+  }
+
+  /** The provider proved it holds nothing from this create: the attempt failed, and the task goes on. */
+  private async provedAbsent(task: TaskRecord, attempt: AttemptRecord, why: string): Promise<TaskRecord | undefined> {
+    const { tasks, clock, metrics } = this.engine;
+    await tasks.updateAttempt(task.id, attempt.seq, {
+      outcome: 'failed',
+      errorCode: attempt.errorCode ?? 'provider_error',
+      message: `${attempt.message ?? 'the create was not answered'}; not accepted upstream: ${why}`.slice(0, 500),
+    });
+    metrics.failovers.inc({ provider: attempt.provider, reason: 'proved_absent' });
+    return (await this.lifecycle.requeue(task, clock.now(), task.leaseOwner)) ?? tasks.get(task.id);
+  }
+
+  /** Nothing can tell any more: the task fails as the upstream may hold it, and is never sent again. */
+  private async giveUp(task: TaskRecord, attempt: AttemptRecord, lookup: CreateLookup | undefined): Promise<TaskRecord | undefined> {
+    const { tasks } = this.engine;
+    const provider = attempt.provider;
+    const why = lookup && lookup.kind !== 'found' ? lookup.why : `${provider} documents no way to find a task by anything the gateway sent`;
+    if (attempt.outcome === 'interrupted') {
+      await tasks.updateAttempt(task.id, attempt.seq, { message: `the gateway stopped while this request was in flight; ${why}`.slice(0, 500) });
+      return this.lifecycle.fail(
+        task,
+        {
+          code: 'provider_error',
+          message:
+            `the gateway stopped while submitting to ${provider}; the provider may have accepted the task and ${why}, ` +
+            'so it was not sent again (to avoid paying twice)',
+          provider_code: null,
+        },
+        { phases: ['submitting'], leaseOwner: task.leaseOwner },
+      );
+    }
+    const code = (attempt.errorCode ?? 'provider_error') as ErrorCode;
+    await tasks.updateAttempt(task.id, attempt.seq, { message: `${attempt.message ?? ''}; ${why}`.slice(0, 500) });
+    return this.lifecycle.fail(
+      task,
+      { code, message: `${attempt.message ?? `${provider} did not answer`}; ${why}`, provider_code: attempt.providerCode },
+      { phases: ['submitting'], leaseOwner: task.leaseOwner },
+    );
   }
 
   /** Tracks an upstream task whose acceptance was recorded on the attempt but not yet on the task. */
@@ -54,25 +277,6 @@ export class Recovery {
     this.engine.logger.warn(
       { task_id: task.id, provider: attempt.provider, provider_task_id: attempt.providerTaskId },
       'resumed tracking of a task accepted upstream before the gateway stopped',
-    );
-  }
-
-  /** A create was on its way with no answer recorded: the upstream may hold the task, so it is not sent again. */
-  private async reportInterrupted(task: TaskRecord, attempt: AttemptRecord): Promise<void> {
-    await this.engine.tasks.updateAttempt(task.id, attempt.seq, {
-      outcome: 'interrupted',
-      message: 'the gateway stopped while this request was in flight',
-    });
-    await this.lifecycle.fail(
-      task,
-      {
-        code: 'provider_error',
-        message:
-          `the gateway stopped while submitting to ${attempt.provider}; the provider may have accepted ` +
-          'the task, so it was not sent again (to avoid paying twice)',
-        provider_code: null,
-      },
-      { phases: ['submitting'], leaseOwner: task.leaseOwner },
     );
   }
 }

@@ -184,6 +184,15 @@ export class TaskLifecycle {
   }
 
   /**
+   * Keeps a submission whose create answer was lost in `submitting` while the gateway finds out
+   * what the upstream holds: this replica takes its lease until `until`, when recovery looks
+   * again. Its provider slot stays taken — the upstream may be running it.
+   */
+  holdInDoubt(task: TaskRecord, until: number, leaseOwner: string | null): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(task, { leaseOwner: this.engine.owner, leaseUntil: until }, { phases: ['submitting'], leaseOwner });
+  }
+
+  /**
    * Puts a submission back in the queue, to be tried again from `at`: its provider slot and
    * lease are freed. `leaseOwner` is the holder the caller found (this replica, or one that died).
    */

@@ -309,6 +309,11 @@ export class TaskRepository {
     return row && taskFromRow(row);
   }
 
+  /** Which of these upstream task ids an attempt at `provider` recorded. */
+  knownProviderTaskIds(provider: string, providerTaskIds: readonly string[]): Promise<ReadonlySet<string>> {
+    return this.store.knownProviderTaskIds(provider, providerTaskIds);
+  }
+
   async findByCallbackToken(token: string): Promise<TaskRecord | undefined> {
     const row = await this.store.findByCallbackToken(token);
     return row && taskFromRow(row);

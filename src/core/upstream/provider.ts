@@ -95,6 +95,32 @@ export interface SubmitContext extends CallContext {
   callbackUrl?: string;
 }
 
+/**
+ * A create whose answer the gateway never read: it stopped while the request was in flight, or
+ * the connection broke after the request was written. The provider may hold the task.
+ */
+export interface UnansweredCreate {
+  request: VideoRequest;
+  /** The offering the create was sent to. */
+  offering: Offering;
+  /** The attempt's key (`SubmitContext.attemptKey`) as it went upstream: external id, webhook path. */
+  attemptKey: string;
+}
+
+/** What a provider can tell about an unanswered create. */
+export type CreateLookup =
+  /** It holds the task: tracking goes on from `ref`, no second create. */
+  | { kind: 'found'; ref: ProviderTaskRef }
+  /** It proves it holds no task from this create. */
+  | { kind: 'absent'; why: string }
+  /** It cannot tell (now, or ever). */
+  | { kind: 'unknown'; why: string };
+
+export interface LookupContext extends CallContext {
+  /** Which of these upstream task ids the gateway already knows (for this provider). */
+  knownTaskIds(providerTaskIds: readonly string[]): Promise<ReadonlySet<string>>;
+}
+
 /** A webhook as it arrived: headers lower-cased, body exactly as received. */
 export interface InboundWebhook {
   headers: Record<string, string | undefined>;
@@ -167,6 +193,18 @@ export interface VideoProvider {
    * accepted cannot be canceled (`POST /v1/videos/{id}/cancel` answers 409).
    */
   cancel?(ref: ProviderTaskRef, context: CallContext): Promise<void>;
+  /**
+   * Looks for the task an unanswered create may have become, by what the create carried (an
+   * external id) or what the provider lists. Absent when the provider documents no way to find
+   * one: such a create stays in doubt unless a webhook or callback names its task.
+   */
+  findCreate?(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup>;
+  /**
+   * The reference of the task an unanswered create became, from the upstream id a verified
+   * webhook (on the attempt's own path) or a confirmed callback named. Without it, such news
+   * cannot adopt a task.
+   */
+  refOfCreate?(create: UnansweredCreate, providerTaskId: string): ProviderTaskRef;
   /** For `signed` providers: check signature, timestamp, and read the event. */
   verifyWebhook?(webhook: InboundWebhook, secret: string, nowMs: number): WebhookVerification;
   /** For `token` providers: the upstream task id a callback body is about, if it says. */

@@ -3,7 +3,17 @@
  * `x-freepik-api-key`). Ties the pure pieces together: capabilities, request mapping, status
  * and error mapping, webhook verification, and the simulator.
  */
-import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, VideoProvider } from '../../core/upstream/provider.js';
+import type {
+  CallContext,
+  CreateLookup,
+  LookupContext,
+  ProviderTaskRef,
+  StatusReport,
+  SubmitContext,
+  SubmitResult,
+  UnansweredCreate,
+  VideoProvider,
+} from '../../core/upstream/provider.js';
 import type { Offering } from '../../core/model/offerings.js';
 import type { VideoRequest } from '../../core/model/canonical.js';
 import { unreadableAnswer } from '../../core/upstream/upstream-error.js';
@@ -11,7 +21,7 @@ import { FREEPIK_OFFERINGS, isFreepikStatusFamily } from './freepik-capabilities
 import { mapFreepikHttpError } from './freepik-errors.js';
 import { FREEPIK_DEFAULT_PRICING } from './freepik-pricing.js';
 import { toFreepikRequest } from './freepik-request.js';
-import { readFreepikTask } from './freepik-schemas.js';
+import { readFreepikTask, readFreepikTaskIds } from './freepik-schemas.js';
 import { FreepikSimulator } from './freepik-simulator.js';
 import { toFreepikStatusReport, verifyFreepikWebhook } from './freepik-status.js';
 
@@ -51,6 +61,54 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   return toFreepikStatusReport(task);
 }
 
+/** Tasks asked for per list page (the most the reference-to-video list documents). */
+const LIST_PAGE_SIZE = 100;
+/**
+ * The default page size the reference-to-video list documents. The other two lists document no
+ * paging, so a page is taken as the last only when it is shorter than this too: a list that
+ * ignores `page_size` and pages by its default is never mistaken for a short one.
+ */
+const LIST_DEFAULT_PAGE_SIZE = 20;
+/** Pages read at most: a longer list proves nothing (the create stays in doubt). */
+const LIST_MAX_PAGES = 10;
+
+/**
+ * Freepik documents no client-side id on a create, so an unanswered create is looked for in the
+ * task list of its family (seed 000 "Kling 3 - List tasks", seed 001 "Kling 3 Omni - List tasks",
+ * "Kling 3 Omni Reference-to-Video - List tasks"): a whole list in which every task is one the
+ * gateway knows proves the create was not accepted. A task the gateway does not know may be ours
+ * or another client's of the same key — the list gives no prompt or date to tell — so it proves
+ * nothing, and the create waits for the webhook on its attempt's own path to name its task.
+ */
+async function findCreate(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup> {
+  const family = toFreepikRequest(create.request, create.offering).statusFamily;
+  const seen = new Set<string>();
+  for (let page = 1; page <= LIST_MAX_PAGES; page++) {
+    const query = { page: String(page), page_size: String(LIST_PAGE_SIZE) };
+    const response = await context.http.send({ method: 'GET', path: family, query, operation: 'lookup' }, context.signal);
+    const ids = readFreepikTaskIds(response.data);
+    if (!ids) throw unreadableAnswer({ provider: 'freepik', operation: 'lookup', url: family }, response.status, response.data, 'no task list');
+    if (ids.some((id) => seen.has(id))) {
+      return { kind: 'unknown', why: `the ${family} list repeats tasks across pages, so it cannot be read whole` };
+    }
+    ids.forEach((id) => seen.add(id));
+    const known = await context.knownTaskIds(ids);
+    const strangers = ids.filter((id) => !known.has(id));
+    if (strangers.length > 0) {
+      return { kind: 'unknown', why: `the ${family} list holds ${strangers.length} task(s) the gateway does not know (ours, or another client's of this key)` };
+    }
+    if (ids.length < Math.min(LIST_PAGE_SIZE, LIST_DEFAULT_PAGE_SIZE)) {
+      return { kind: 'absent', why: `every one of the ${seen.size} task(s) in the ${family} list is known to the gateway` };
+    }
+  }
+  return { kind: 'unknown', why: `the ${family} list is longer than ${LIST_MAX_PAGES * LIST_PAGE_SIZE} tasks` };
+}
+
+/** The reference of the task a create became, from the id a verified webhook on the attempt's path named. */
+function refOfCreate(create: UnansweredCreate, providerTaskId: string): ProviderTaskRef {
+  return { providerTaskId, tracking: { family: toFreepikRequest(create.request, create.offering).statusFamily } };
+}
+
 /** Freepik's Kling 3 and Kling 3 Omni endpoints. */
 export const freepikProvider: VideoProvider = {
   id: 'freepik',
@@ -71,6 +129,8 @@ export const freepikProvider: VideoProvider = {
   mapHttpError: mapFreepikHttpError,
   submit,
   getStatus,
+  findCreate,
+  refOfCreate,
   verifyWebhook: verifyFreepikWebhook,
   createSimulator: (options) => new FreepikSimulator(options),
 };

@@ -49,6 +49,15 @@ export function readFreepikTask(body: unknown): FreepikTask | undefined {
   return task.success ? task.data : undefined;
 }
 
+/** `GET <family>` (seed 000 "Kling 3 - List tasks", seed 001 "... - List tasks"): `{data: [task]}`. */
+const FreepikTaskList = z.object({ data: z.array(z.object({ task_id: z.string() }).loose()) }).loose();
+
+/** The task ids of a list answer; `undefined` when it does not read as a list. */
+export function readFreepikTaskIds(body: unknown): string[] | undefined {
+  const list = FreepikTaskList.safeParse(readJsonBody(body));
+  return list.success ? list.data.data.map((task) => task.task_id) : undefined;
+}
+
 /** The URLs in `generated`: strings, or objects with a `url` string (tolerated, not documented). */
 export function generatedUrls(task: FreepikTask): string[] {
   const urls: string[] = [];

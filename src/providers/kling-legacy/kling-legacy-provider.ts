@@ -11,8 +11,19 @@ import type { VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
 import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
 import { JwtBearerAuth } from '../../core/upstream/jwt-bearer-auth.js';
-import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, UpstreamResponse, VideoProvider } from '../../core/upstream/provider.js';
-import type { UpstreamCall } from '../../core/upstream/upstream-error.js';
+import type {
+  CallContext,
+  CreateLookup,
+  LookupContext,
+  ProviderTaskRef,
+  StatusReport,
+  SubmitContext,
+  SubmitResult,
+  UnansweredCreate,
+  UpstreamResponse,
+  VideoProvider,
+} from '../../core/upstream/provider.js';
+import { UpstreamError, type UpstreamCall } from '../../core/upstream/upstream-error.js';
 import {
   KLING_LEGACY_API_SHAPES,
   KLING_LEGACY_OFFERINGS,
@@ -20,7 +31,7 @@ import {
   type KlingLegacyAction,
   type KlingLegacyFamily,
 } from './kling-legacy-capabilities.js';
-import { klingLegacyEnvelopeError, mapKlingLegacyHttpError } from './kling-legacy-errors.js';
+import { KLING_LEGACY_NOT_FOUND_CODE, klingLegacyEnvelopeError, mapKlingLegacyHttpError } from './kling-legacy-errors.js';
 import { KLING_LEGACY_DEFAULT_PRICING } from './kling-legacy-pricing.js';
 import { toKlingLegacyRequest } from './kling-legacy-request.js';
 import { KlingLegacyEnvelope, KlingLegacyTask } from './kling-legacy-schemas.js';
@@ -110,6 +121,50 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   return mapKlingLegacyStatus(readTask({ operation: 'status', url: path }, response));
 }
 
+/**
+ * Finds the task an unanswered create became by the `external_task_id` it carried (our attempt
+ * key): the query route takes it in place of the task id (official API reference, "Query Task
+ * (Single)": `task_id` or `external_task_id`). Found: its task, checked to echo our id in
+ * `task_info.external_task_id` when it says one. "Requested resource does not exist" (1203)
+ * proves the create was not accepted on Kling's own API (`api_shape: official`), where the query
+ * by external id is documented; from an aggregator (seed 002 shows only the task id) it proves
+ * nothing. Only text2video and image2video carry the id (see
+ * `kling-legacy-request.ts`); for the other actions only the per-task callback can tell.
+ */
+async function findCreate(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup> {
+  const call = toKlingLegacyRequest(create.request, create.offering, { externalTaskId: create.attemptKey, apiShape: context.http.apiShape });
+  if ((call.body as { external_task_id?: string }).external_task_id !== create.attemptKey) {
+    return { kind: 'unknown', why: `kling-legacy documents no external_task_id for ${call.action}, so no task can be looked up by it` };
+  }
+  const path = `${call.statusPath}/${encodeURIComponent(create.attemptKey)}`;
+  let response: UpstreamResponse;
+  let task: KlingLegacyTask;
+  try {
+    response = await context.http.send({ method: 'GET', path, operation: 'lookup' }, context.signal);
+    task = readTask({ operation: 'lookup', url: path }, response);
+  } catch (error) {
+    if (error instanceof UpstreamError && error.providerCode === String(KLING_LEGACY_NOT_FOUND_CODE)) {
+      // Only Kling's own API documents the query by external_task_id; an aggregator that does
+      // not pass it through would say "does not exist" of a task it holds.
+      return context.http.apiShape === 'official'
+        ? { kind: 'absent', why: `kling-legacy has no task with external_task_id ${create.attemptKey}` }
+        : { kind: 'unknown', why: `the aggregator found no task by external_task_id ${create.attemptKey}, which only Kling's own API documents` };
+    }
+    throw error;
+  }
+  const echoed = task.task_info?.external_task_id;
+  if (echoed && echoed !== create.attemptKey) {
+    return { kind: 'unknown', why: `kling-legacy answered with a task of another external_task_id (${echoed})` };
+  }
+  return { kind: 'found', ref: { providerTaskId: task.task_id, tracking: { family: call.family, action: call.action } } };
+}
+
+/** The reference of the task a create became, from the id a confirmed callback named. */
+function refOfCreate(create: UnansweredCreate, providerTaskId: string): ProviderTaskRef {
+  const call = toKlingLegacyRequest(create.request, create.offering, { externalTaskId: create.attemptKey });
+  return { providerTaskId, tracking: { family: call.family, action: call.action } };
+}
+
 /** The legacy Kling-API as resold under `/kling/v1`: older models, extend, lip-sync, images, try-on. */
 export const klingLegacyProvider: VideoProvider = {
   id: KLING_LEGACY_PROVIDER_ID,
@@ -139,6 +194,8 @@ export const klingLegacyProvider: VideoProvider = {
   mapHttpError: mapKlingLegacyHttpError,
   submit,
   getStatus,
+  findCreate,
+  refOfCreate,
   readCallbackTaskId: readKlingLegacyCallbackTaskId,
   callbackClaimsFinished: klingLegacyCallbackClaimsFinished,
   createSimulator: (options) => new KlingLegacySimulator(options),

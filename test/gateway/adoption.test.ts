@@ -1,0 +1,184 @@
+/**
+ * Creates whose answer was lost (issue 11, defect 3): the connection dropped after the request
+ * was written, or the gateway died while it was in flight. Where the provider gives a way to
+ * find the task, the gateway finds it and tracks it — no second create, no paid video left
+ * behind; where the provider proves it holds none, the task moves on; where nothing can tell,
+ * the task fails and says why. What a caller sees is asserted through the API.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
+import { startSandbox } from '../../src/sandbox/sandbox.js';
+import { openStore } from '../../src/store/database.js';
+import { TaskStore } from '../../src/store/task-store.js';
+import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+
+const klingV3 = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
+const legacyVideo = { model: 'kling-v1', prompt: 'an old film look', duration: 5 };
+
+const open: TestGateway[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const gateway of open.splice(0)) await gateway.close().catch(() => undefined);
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+async function gateway(config: Record<string, unknown> = {}): Promise<TestGateway> {
+  const gw = await startTestGateway({ config });
+  open.push(gw);
+  return gw;
+}
+
+function upstreamTasks(gw: TestGateway): Record<string, number> {
+  return Object.fromEntries([...gw.simulators].map(([id, simulator]) => [id, simulator.tasks.length]));
+}
+
+describe('a connection dropped after the upstream accepted the create', () => {
+  it('Freepik: the webhook on the attempt\'s own path names the task, which is adopted and finishes', async () => {
+    const gw = await gateway();
+    gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create(klingV3);
+    expect(created.status).toBe(202);
+    // In doubt, not failed, not sent elsewhere.
+    expect(created.body.status).toBe('queued');
+    expect(upstreamTasks(gw)).toEqual({ freepik: 1, kling3api: 0, 'kling-legacy': 0 });
+    const upstreamId = gw.simulator('freepik').tasks[0]!.id;
+
+    const finished = await gw.finish(created.body.id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider).toBe('freepik');
+    expect(finished.provider_task_id).toBe(upstreamId);
+    expect(finished.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'accepted', recovered_by: 'webhook' })]);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 1, kling3api: 0, 'kling-legacy': 0 });
+  });
+
+  it('legacy Kling-API: the task is found at once by the external_task_id the create carried', async () => {
+    const gw = await gateway();
+    gw.simulator('kling-legacy').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create(legacyVideo);
+    expect(created.body.status).toBe('processing');
+    expect(created.body.provider_task_id).toBe(gw.simulator('kling-legacy').tasks[0]!.id);
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'external_id' })]);
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+    expect(upstreamTasks(gw)['kling-legacy']).toBe(1);
+  });
+
+  it('kling3api: nothing can find the task, so it fails with the timeout rule and says why, never sent elsewhere', async () => {
+    const gw = await gateway();
+    gw.simulator('kling3api').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['kling3api', 'freepik'] } });
+    expect(created.body.status).toBe('failed');
+    expect(created.body.error.message).toMatch(/may have been created/);
+    expect(created.body.error.message).toMatch(/kling3api documents no way to find a task/);
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous', recovered_by: null })]);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 1, 'kling-legacy': 0 });
+  });
+});
+
+describe('a connection dropped before the upstream created anything', () => {
+  it('Freepik: once its answer can no longer come, a task list of known tasks only proves it — the task moves on', async () => {
+    const gw = await gateway();
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = await gw.create(klingV3);
+    expect(created.body.status).toBe('queued');
+    expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 0, 'kling-legacy': 0 });
+    const finished = await gw.finish(created.body.id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider).toBe('kling3api');
+    expect(finished.attempts).toEqual([
+      expect.objectContaining({ provider: 'freepik', outcome: 'failed', message: expect.stringMatching(/not accepted upstream: every one of the 0 task/) }),
+      expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
+    ]);
+  });
+
+  it('Freepik: a list holding a task the gateway does not know proves nothing; the task waits, then fails as a timeout', async () => {
+    const gw = await gateway();
+    // Someone else's task under the same key.
+    await fetch(`${gw.endpoints.get('freepik')!.baseUrl}/v1/ai/video/kling-v3-pro`, {
+      method: 'POST',
+      headers: { 'x-freepik-api-key': gw.endpoints.get('freepik')!.apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'another client', duration: '5' }),
+    });
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = await gw.create(klingV3);
+    const finished = await gw.finish(created.body.id, 30_000);
+    expect(finished.status).toBe('failed');
+    expect(finished.error.code).toBe('provider_error');
+    expect(finished.error.message).toMatch(/does not know/);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 1, kling3api: 0, 'kling-legacy': 0 });
+  });
+});
+
+describe('the gateway died while a create was in flight', () => {
+  /** Starts a gateway, creates `body`, and leaves the store as a replica that died mid-create would. */
+  async function diedMidCreate(body: Record<string, unknown>, fault?: { provider: string; transport: 'drop_after_accept' }) {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    cleanups.push(() => sandbox.close());
+    const database = tempDatabaseUrl();
+    const options = { clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators, config: { database: { url: database } } };
+    const first = await startTestGateway(options);
+    if (fault) sandbox.simulators.get(fault.provider)!.injectFault({ transport: fault.transport });
+    const created = await first.create(body);
+    await first.close();
+    const store = await openStore(database);
+    const tasks = new TaskStore(store);
+    await tasks.updateTask(created.body.id, { phase: 'submitting', status: 'queued', provider_task_id: null, lease_owner: 'dead-replica', lease_until: clock.now() - 1 });
+    await tasks.updateAttempt(created.body.id, 1, { outcome: 'sending', latency_ms: null, provider_task_id: null, tracking_json: null, message: null, error_code: null });
+    await store.close();
+    const second = await startTestGateway(options);
+    open.push(second);
+    return { second, id: created.body.id as string, simulators: sandbox.simulators, endpoints: sandbox.endpoints };
+  }
+
+  it('legacy Kling-API: the task is adopted by its external_task_id after the restart and finishes', async () => {
+    const { second, id, simulators } = await diedMidCreate(legacyVideo);
+    const task = (await second.get(id)).body;
+    expect(task.status).toBe('processing');
+    expect(task.provider_task_id).toBe(simulators.get('kling-legacy')!.tasks[0]!.id);
+    expect(task.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'external_id' })]);
+    expect((await second.finish(id)).status).toBe('succeeded');
+    expect(simulators.get('kling-legacy')!.tasks).toHaveLength(1);
+  });
+
+  it('Freepik: the task waits; a signed webhook on the attempt\'s path (sent again after the restart) adopts it', async () => {
+    const { second, id, simulators, endpoints } = await diedMidCreate(klingV3);
+    expect((await second.get(id)).body.status).toBe('queued');
+    const upstreamId = simulators.get('freepik')!.tasks[0]!.id;
+    const body = JSON.stringify({ task_id: upstreamId, status: 'IN_PROGRESS', generated: [] });
+    const timestamp = String(Math.floor(second.clock.now() / 1000));
+    const signed = (webhookId: string, secret: string) => ({
+      'webhook-id': webhookId,
+      'webhook-timestamp': timestamp,
+      'webhook-signature': signFreepikWebhook(secret, webhookId, timestamp, body),
+      'content-type': 'application/json',
+    });
+    // A forged one is refused and adopts nothing.
+    const forged = await fetch(`${second.url}/v1/webhooks/freepik/${id}-1`, { method: 'POST', headers: signed('msg_forged', 'not-the-secret'), body });
+    expect(forged.status).toBe(401);
+    expect((await second.get(id)).body.status).toBe('queued');
+    const genuine = await fetch(`${second.url}/v1/webhooks/freepik/${id}-1`, {
+      method: 'POST',
+      headers: signed('msg_after_restart', endpoints.get('freepik')!.webhookSecret!),
+      body,
+    });
+    expect(genuine.status).toBe(200);
+    const adopted = (await second.get(id)).body;
+    expect(adopted.status).toBe('processing');
+    expect(adopted.provider_task_id).toBe(upstreamId);
+    expect(adopted.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'webhook' })]);
+    expect((await second.finish(id)).status).toBe('succeeded');
+    expect(simulators.get('freepik')!.tasks).toHaveLength(1);
+  });
+
+  it('kling3api: no documented way to find the task, so it stays interrupted and says so', async () => {
+    const { second, id, simulators } = await diedMidCreate({ ...klingV3, routing: { providers: ['kling3api'] } });
+    const task = (await second.get(id)).body;
+    expect(task.status).toBe('failed');
+    expect(task.error.message).toMatch(/stopped while submitting to kling3api/);
+    expect(task.error.message).toMatch(/kling3api documents no way to find a task/);
+    expect(task.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'interrupted' })]);
+    expect(simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
+});
