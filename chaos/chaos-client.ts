@@ -130,8 +130,8 @@ export interface ChaosVerdict {
   lost: number;
   /** Tasks with more than one upstream create. */
   doubleCreates: number;
-  /** Upstream creates no gateway task tracks (a paid video nobody gets). */
-  orphanedUpstream: number;
+  /** Upstream creates no gateway task tracks (a paid video nobody gets), by provider. */
+  orphanedUpstream: Record<string, number>;
   /** Tasks that failed `interrupted` although the upstream holds them. */
   interruptedHeldUpstream: number;
   /** Every task that failed because the gateway stopped mid-create. */
@@ -149,7 +149,7 @@ export function judge(tasks: readonly ChaosTask[], answeredIds: ReadonlySet<stri
     tasks: tasks.length,
     lost: [...answeredIds].filter((id) => !byId.has(id)).length,
     doubleCreates: [...creates.values()].filter((list) => list.length > 1).length,
-    orphanedUpstream: 0,
+    orphanedUpstream: {},
     interruptedHeldUpstream: 0,
     interrupted: 0,
     unfinished: tasks.filter((task) => !TERMINAL.has(task.status)).length,
@@ -166,7 +166,9 @@ export function judge(tasks: readonly ChaosTask[], answeredIds: ReadonlySet<stri
     }
   }
   for (const list of creates.values()) {
-    for (const create of list) if (!tracked.has(`${create.provider}/${create.id}`)) verdict.orphanedUpstream += 1;
+    for (const create of list) {
+      if (!tracked.has(`${create.provider}/${create.id}`)) verdict.orphanedUpstream[create.provider] = (verdict.orphanedUpstream[create.provider] ?? 0) + 1;
+    }
   }
   return verdict;
 }

@@ -1,0 +1,95 @@
+/**
+ * `npm run chaos`: the gateway's worst day, bounded to a few minutes (issue 11). SIGKILL loops on
+ * SQLite and on one of two PostgreSQL replicas, SIGTERM under load, connections dropped after the
+ * upstream accepted — with the simulators in their own process counting every upstream create.
+ * Prints the figures and exits 1 if any promise broke: a task lost, a task created twice
+ * upstream, a legacy or Freepik task `interrupted` although the upstream holds it, any task
+ * `interrupted` after graceful stops, a task left unfinished. `CHAOS_SCALE` (default 1)
+ * multiplies the creates, `CHAOS_ONLY` runs the scenarios whose name holds it; PostgreSQL is
+ * `TEST_DATABASE_URL` (skipped when it does not answer).
+ */
+import pg from 'pg';
+import { brokenPromises, runScenario, type ScenarioOptions } from './chaos-scenarios.js';
+
+const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const scale = Number(process.env.CHAOS_SCALE ?? 1);
+
+async function postgresSchemaUrl(): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2_000 });
+  try {
+    await client.connect();
+  } catch {
+    return undefined;
+  }
+  const schema = `chaos_${Date.now().toString(36)}`;
+  await client.end();
+  return {
+    url: `${POSTGRES_URL}?schema=${schema}`,
+    drop: async () => {
+      const dropper = new pg.Client({ connectionString: POSTGRES_URL });
+      await dropper.connect();
+      await dropper.query(`drop schema if exists "${schema}" cascade`);
+      await dropper.end();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const common = { clients: 8, createDelayMs: 700, dropEveryMs: 1_500, settleMs: 120_000, log: (line: string) => console.log(line) };
+  const scenarios: { name: string; graceful: boolean; options: () => Promise<ScenarioOptions | undefined>; cleanup?: () => Promise<void> }[] = [];
+  scenarios.push({
+    name: 'SQLite, kill -9 mid-create',
+    graceful: false,
+    options: async () => ({ ...common, database: { kind: 'sqlite' }, creates: Math.round(120 * scale), stops: { signal: 'SIGKILL', count: 6, everyMs: 2_500 } }),
+  });
+  let dropSchema: (() => Promise<void>) | undefined;
+  scenarios.push({
+    name: 'PostgreSQL, two replicas, one killed again and again',
+    graceful: false,
+    options: async () => {
+      const postgres = await postgresSchemaUrl();
+      if (!postgres) return undefined;
+      dropSchema = postgres.drop;
+      return { ...common, database: { kind: 'postgres', url: postgres.url }, creates: Math.round(120 * scale), stops: { signal: 'SIGKILL', count: 5, everyMs: 3_000 } };
+    },
+    cleanup: async () => dropSchema?.(),
+  });
+  scenarios.push({
+    name: 'SQLite, SIGTERM under load',
+    graceful: true,
+    options: async () => ({ ...common, database: { kind: 'sqlite' }, creates: Math.round(80 * scale), stops: { signal: 'SIGTERM', count: 3, everyMs: 2_500 } }),
+  });
+
+  let failed = false;
+  const only = process.env.CHAOS_ONLY;
+  for (const scenario of scenarios.filter((candidate) => !only || candidate.name.toLowerCase().includes(only.toLowerCase()))) {
+    console.log(`== ${scenario.name}`);
+    const options = await scenario.options();
+    if (!options) {
+      console.log('  skipped: PostgreSQL did not answer');
+      continue;
+    }
+    try {
+      const result = await runScenario(options);
+      const { verdict } = result;
+      console.log(
+        `  ${verdict.tasks} tasks, ${result.stops} stops, ${Math.round(result.durationMs / 1000)} s; answers ${JSON.stringify(result.answers)}\n` +
+          `  lost ${verdict.lost}, created twice ${verdict.doubleCreates}, unfinished ${verdict.unfinished}, ` +
+          `interrupted ${verdict.interrupted} (held upstream: ${JSON.stringify(result.interruptedHeldByProvider)}), ` +
+          `upstream tasks no gateway task tracks ${JSON.stringify(verdict.orphanedUpstream)}, adopted ${JSON.stringify(verdict.recovered)}`,
+      );
+      const broken = brokenPromises(result, scenario.graceful);
+      for (const line of broken) console.log(`  BROKEN: ${line}`);
+      if (broken.length > 0) failed = true;
+    } finally {
+      await scenario.cleanup?.();
+    }
+  }
+  console.log(failed ? 'chaos: promises broken' : 'chaos: every promise held');
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((error) => {
+  console.error('chaos run failed:', error);
+  process.exit(2);
+});
