@@ -290,7 +290,14 @@ export class TaskService {
   private async settledSubmission(tenant: string, taskId: string): Promise<Task> {
     const latest = await this.afterSubmission(tenant, taskId);
     if (latest.phase === 'submitting') {
-      throw problems.conflict('A request with this Idempotency-Key is still being submitted; retry shortly.');
+      // A create whose answer was lost is being looked for upstream (recovery): that can take
+      // minutes and the task is what it is, so the repeat gets it. Only a request still on its
+      // way is worth waiting for.
+      const attempts = await this.engine.tasks.attempts(taskId);
+      const last = attempts[attempts.length - 1];
+      if (last?.outcome === 'sending' || last === undefined) {
+        throw problems.conflict('A request with this Idempotency-Key is still being submitted; retry shortly.');
+      }
     }
     return this.resourceOf(latest);
   }
