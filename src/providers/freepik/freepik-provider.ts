@@ -63,14 +63,8 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
 
 /** Tasks asked for per list page (the most the reference-to-video list documents). */
 const LIST_PAGE_SIZE = 100;
-/**
- * The default page size the reference-to-video list documents. The other two lists document no
- * paging, so a page is taken as the last only when it is shorter than this too: a list that
- * ignores `page_size` and pages by its default is never mistaken for a short one.
- */
-const LIST_DEFAULT_PAGE_SIZE = 20;
-/** Pages read at most: a longer list proves nothing (the create stays in doubt). */
-const LIST_MAX_PAGES = 10;
+/** Pages read at most (the last one empty): a longer list proves nothing. */
+const LIST_MAX_PAGES = 11;
 
 /**
  * Freepik documents no client-side id on a create, so an unanswered create is looked for in the
@@ -79,6 +73,10 @@ const LIST_MAX_PAGES = 10;
  * gateway knows proves the create was not accepted. A task the gateway does not know may be ours
  * or another client's of the same key — the list gives no prompt or date to tell — so it proves
  * nothing, and the create waits for the webhook on its attempt's own path to name its task.
+ *
+ * Paging: only the reference-to-video list documents `page` and `page_size`; the 400 examples of
+ * all three name `page`. So a list ends only at an *empty* page, whatever size its pages turn out
+ * to have, and a page that repeats tasks already read (paging ignored) proves nothing.
  */
 async function findCreate(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup> {
   const family = toFreepikRequest(create.request, create.offering).statusFamily;
@@ -88,6 +86,9 @@ async function findCreate(create: UnansweredCreate, context: LookupContext): Pro
     const response = await context.http.send({ method: 'GET', path: family, query, operation: 'lookup' }, context.signal);
     const ids = readFreepikTaskIds(response.data);
     if (!ids) throw unreadableAnswer({ provider: 'freepik', operation: 'lookup', url: family }, response.status, response.data, 'no task list');
+    if (ids.length === 0) {
+      return { kind: 'absent', why: `every one of the ${seen.size} task(s) in the ${family} list is known to the gateway` };
+    }
     if (ids.some((id) => seen.has(id))) {
       return { kind: 'unknown', why: `the ${family} list repeats tasks across pages, so it cannot be read whole` };
     }
@@ -97,11 +98,8 @@ async function findCreate(create: UnansweredCreate, context: LookupContext): Pro
     if (strangers.length > 0) {
       return { kind: 'unknown', why: `the ${family} list holds ${strangers.length} task(s) the gateway does not know (ours, or another client's of this key)` };
     }
-    if (ids.length < Math.min(LIST_PAGE_SIZE, LIST_DEFAULT_PAGE_SIZE)) {
-      return { kind: 'absent', why: `every one of the ${seen.size} task(s) in the ${family} list is known to the gateway` };
-    }
   }
-  return { kind: 'unknown', why: `the ${family} list is longer than ${LIST_MAX_PAGES * LIST_PAGE_SIZE} tasks` };
+  return { kind: 'unknown', why: `the ${family} list is longer than ${(LIST_MAX_PAGES - 1) * LIST_PAGE_SIZE} tasks` };
 }
 
 /** The reference of the task a create became, from the id a verified webhook on the attempt's path named. */
