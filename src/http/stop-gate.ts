@@ -5,7 +5,7 @@
  * and `Connection: close`, before it can start any work. Requests that change something and were
  * already running are counted, so the stop can wait for them to end.
  */
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import { problems } from '../core/model/problems.js';
 import { sendProblem } from './middleware.js';
 
@@ -18,6 +18,8 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export class StopGate {
   private stopping = false;
   private running = 0;
+  /** Answers not yet begun: told to close their connection once a stop begins. */
+  private readonly pending = new Set<Response>();
   private waiters: (() => void)[] = [];
 
   /** Whether the gateway is stopping. */
@@ -33,6 +35,8 @@ export class StopGate {
   /** From now on new requests are refused and `/readyz` says 503. */
   close(): void {
     this.stopping = true;
+    // Requests still running get their answer, on a connection that then closes.
+    for (const res of this.pending) if (!res.headersSent) res.shouldKeepAlive = false;
   }
 
   /** Resolves once no counted request is running. */
@@ -56,11 +60,13 @@ export class StopGate {
       }
       if (READ_METHODS.has(req.method)) return next();
       this.running += 1;
+      this.pending.add(res);
       let counted = true;
       const done = () => {
         if (!counted) return;
         counted = false;
         this.running -= 1;
+        this.pending.delete(res);
         if (this.running === 0) for (const resolve of this.waiters.splice(0)) resolve();
       };
       res.once('finish', done);
