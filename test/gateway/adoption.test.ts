@@ -64,6 +64,18 @@ describe('a connection dropped after the upstream accepted the create', () => {
     expect(upstreamTasks(gw)['kling-legacy']).toBe(1);
   });
 
+  it('legacy Kling-API without an external_task_id (lip-sync): its callback names the task, confirmed by a status fetch', async () => {
+    const gw = await gateway();
+    gw.simulator('kling-legacy').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ model: 'kling-v1-6', video_id: 'vid-123', lip_sync: { text: 'hello there', voice_id: 'genshin_vindi2' } });
+    expect(created.body.status).toBe('queued');
+    const finished = await gw.finish(created.body.id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider_task_id).toBe(gw.simulator('kling-legacy').tasks[0]!.id);
+    expect(finished.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'webhook' })]);
+    expect(upstreamTasks(gw)['kling-legacy']).toBe(1);
+  });
+
   it('kling3api: nothing can find the task, so it fails with the timeout rule and says why, never sent elsewhere', async () => {
     const gw = await gateway();
     gw.simulator('kling3api').injectFault({ transport: 'drop_after_accept' });

@@ -7,7 +7,7 @@
 import { ProblemError, problems } from '../model/problems.js';
 import type { InboundWebhook } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
-import type { Recovery } from './recovery.js';
+import { attemptKeyOf, type Recovery } from './recovery.js';
 import type { Tracker } from './tracker.js';
 
 /** How long a sender is asked to wait when news arrives before its task is recorded. */
@@ -131,7 +131,7 @@ export class InboundWebhooks {
       const attempts = await tasks.attempts(task.id);
       const last = attempts[attempts.length - 1];
       const adoption =
-        last && last.provider === providerId ? await this.recovery.adoptNamed(providerId, `${task.id}-${last.seq}`, named, { confirm: true }) : { kind: 'none' as const };
+        last && last.provider === providerId ? await this.recovery.adoptNamed(providerId, attemptKeyOf(task.id, last.seq), named, { confirm: true }) : { kind: 'none' as const };
       if (adoption.kind === 'adopted') {
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'adopted' });
         if (adoption.task) await this.tracker.pollSoon(adoption.task);
