@@ -6,7 +6,8 @@ import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
 
 /** Where each registered provider's upstream calls back, by the kind of webhook it declares. */
 const WEBHOOK_ROUTES = PROVIDERS.flatMap((provider) => {
-  if (provider.inboundWebhook === 'signed') return [`/v1/webhooks/${provider.id}`];
+  // A signed provider's webhooks come to its route, or to the path of the create they are about.
+  if (provider.inboundWebhook === 'signed') return [`/v1/webhooks/${provider.id}`, `/v1/webhooks/${provider.id}/{attempt}`];
   if (provider.inboundWebhook === 'token') return [`/v1/webhooks/${provider.id}/{token}`];
   return [];
 });
