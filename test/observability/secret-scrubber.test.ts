@@ -66,3 +66,23 @@ describe('SecretScrubber', () => {
     expect(value.error.message).toBe(`bad ${KEY}`);
   });
 });
+
+describe('log lines', () => {
+  it('are scrubbed of every form of a configured secret, whatever field carries it', async () => {
+    const { Writable } = await import('node:stream');
+    const { createLogger } = await import('../../src/observability/logger.js');
+    let written = '';
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        written += chunk.toString();
+        done();
+      },
+    });
+    const logger = createLogger('info', { destination, secrets: new SecretScrubber([KEY]) });
+    logger.warn({ upstream: { body: { echo: b64(`Bearer ${KEY}`), lower: KEY.toLowerCase() } }, note: encodeURIComponent(KEY) }, `answer ${KEY.slice(0, 10)}`);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(written).toContain(REDACTED);
+    for (const form of [KEY.slice(0, 8), KEY.toLowerCase().slice(0, 8), encodeURIComponent(KEY).slice(0, 8)]) expect(written).not.toContain(form);
+    expect(() => JSON.parse(written)).not.toThrow();
+  });
+});
