@@ -59,9 +59,11 @@ export class Replica {
 
   constructor(
     readonly index: number,
-    readonly port: number,
+    public port: number,
     private readonly env: Record<string, string>,
     private readonly logFile: string,
+    /** The port was picked free (not configured): a restart picks again, as another process may hold it now. */
+    private readonly anyPort = false,
   ) {}
 
   get url(): string {
@@ -75,6 +77,7 @@ export class Replica {
   /** Starts the process and waits until it answers `/readyz`. */
   async start(): Promise<void> {
     this.starts += 1;
+    if (this.anyPort && this.starts > 1) this.port = (await freePorts(1))[0] ?? this.port;
     const log = createWriteStream(this.logFile, { flags: 'a' });
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
       cwd: ROOT,
@@ -85,6 +88,9 @@ export class Replica {
     child.stderr?.pipe(log);
     this.child = child;
     await waitUntilReady(`${this.url}/readyz`, child, `replica ${this.index}`);
+    // Another process may have answered on a port this one could not take: it would exit.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    if (!this.running) throw new Error(`replica ${this.index} exited right after starting (see its log)`);
   }
 
   /** Ends the process at once, as a crash would (SIGKILL), or gracefully (SIGTERM). */
@@ -148,7 +154,7 @@ export class Cluster {
         PUBLIC_URL: balancer.url,
         SIMULATORS_URL: simulators.url,
       };
-      ports.forEach((port, index) => replicas.push(new Replica(index, port, replicaEnv, join(logDirectory, `replica-${index}.log`))));
+      ports.forEach((port, index) => replicas.push(new Replica(index, port, replicaEnv, join(logDirectory, `replica-${index}.log`), basePort === 0)));
       // The first replica migrates the schema; the others start once it has.
       await replicas[0]?.start();
       await Promise.all(replicas.slice(1).map((replica) => replica.start()));

@@ -58,8 +58,15 @@ it('answers every create after SIGTERM with 503 and Connection: close or normall
     agent.destroy();
   });
   await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const signalled = replica.stop('SIGTERM');
+  // The stop has begun once /readyz says so (the signal takes a moment to be handled).
+  for (;;) {
+    const ready = await fetch(`${replica.url}/readyz`).then((response) => response.status, () => 0);
+    if (ready !== 200) break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   signalAt = Date.now();
-  await replica.stop('SIGTERM');
+  await signalled;
   const exitedAt = Date.now();
   await new Promise((resolve) => setTimeout(resolve, 300));
   stop = true;
