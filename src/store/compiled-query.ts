@@ -7,6 +7,27 @@
  */
 import { CompiledQuery, type Compilable, type Kysely, type QueryResult } from 'kysely';
 
+/**
+ * Runs a read on SQLite at once, without Kysely's connection hand-off (several promise turns per
+ * query): returns the rows, or `undefined` when it cannot (a transaction is open on the
+ * connection, whose writes a read from outside must not see; or the SQL is not a read), and the
+ * query then goes through Kysely as usual, waiting for the transaction to end.
+ */
+export type DirectReader = (sql: string, parameters: readonly unknown[]) => unknown[] | undefined;
+
+/** The direct reader of each SQLite database handle (`openStore` registers it; PostgreSQL has none). */
+const directReaders = new WeakMap<object, DirectReader>();
+
+export function registerDirectReader(db: object, reader: DirectReader): void {
+  directReaders.set(db, reader);
+}
+
+function execute<Row>(db: Executor, compiled: CompiledQuery, parameters: unknown[]): Promise<QueryResult<Row>> {
+  const rows = directReaders.get(db)?.(compiled.sql, parameters);
+  if (rows) return Promise.resolve({ rows: rows as Row[] });
+  return db.executeQuery(CompiledQuery.raw(compiled.sql, parameters)) as Promise<QueryResult<Row>>;
+}
+
 /** Stands for the `index`-th argument while the query is compiled. */
 class Slot {
   constructor(readonly index: number) {}
@@ -32,7 +53,7 @@ export function compiledOnce<Args extends unknown[], Row>(
   return (db, ...args) => {
     compiled ??= compile();
     const parameters = compiled.parameters.map((value) => (value instanceof Slot ? args[value.index] : value));
-    return db.executeQuery(CompiledQuery.raw(compiled.sql, parameters)) as Promise<QueryResult<Row>>;
+    return execute<Row>(db, compiled, parameters);
   };
 }
 
@@ -52,7 +73,7 @@ export class CompiledShapes {
       this.compiled.set(shape, compiled);
     }
     const parameters = compiled.parameters.map((value) => (value instanceof Slot ? values[value.index] : value));
-    return db.executeQuery(CompiledQuery.raw(compiled.sql, parameters)) as Promise<QueryResult<Row>>;
+    return execute<Row>(db, compiled, parameters);
   }
 }
 

@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
+import { registerDirectReader } from './compiled-query.js';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { CodeMigrationProvider } from './migrations.js';
@@ -79,7 +80,14 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    const statements = withStatementCache(sqlite);
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
+    // Hot reads outside transactions skip Kysely's connection hand-off (see `compiled-query.ts`).
+    registerDirectReader(db, (text, parameters) => {
+      if (sqlite.inTransaction) return undefined;
+      const statement = statements.prepare(text);
+      return statement.reader ? statement.all(parameters) : undefined;
+    });
     const store: Store = {
       db,
       dialect,

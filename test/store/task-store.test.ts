@@ -317,6 +317,31 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
       });
     });
 
+    describe('reads beside an open transaction', () => {
+      it('a read never sees what an open transaction wrote, and sees the committed row after it rolls back', async () => {
+        await tasks.createTask(taskRow('t_read', { status: 'queued' }));
+        let written!: () => void;
+        const wrote = new Promise<void>((resolve) => (written = resolve));
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        const writer = store.db
+          .transaction()
+          .execute(async (trx) => {
+            await trx.updateTable('tasks').set({ status: 'failed' }).where('id', '=', 't_read').execute();
+            written();
+            await released;
+            throw new Error('rolled back');
+          })
+          .catch((error: Error) => error.message);
+        await wrote;
+        const read = tasks.getTask('t_read');
+        release();
+        expect(await writer).toBe('rolled back');
+        expect((await read)?.status).toBe('queued');
+        expect((await tasks.getTask('t_read'))?.status).toBe('queued');
+      });
+    });
+
     describe('listTasks', () => {
       beforeEach(async () => {
         await tasks.createTask(taskRow('t_1', { created_at: T0 + 1_000, status: 'succeeded', provider: 'freepik' }));
