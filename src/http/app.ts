@@ -22,7 +22,7 @@ import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
-import { videoRoutes } from './video-routes.js';
+import { readVideo, videoRoutes } from './video-routes.js';
 import { webhookRoutes } from './webhook-routes.js';
 
 /** The core services the routes call; routes never reach the store themselves. */
@@ -98,10 +98,13 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
 
   const auth = bearerAuth(config.auth.api_keys);
   const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
+  const limitsFor = tenantLimits(config);
+  const caps = new OpenRequestCaps(limitsFor);
+  // The hot read first, as a route of its own: it skips the content and video routers' layers.
+  app.get('/v1/videos/:id', auth, json, readVideo(service, caps));
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
-  const limitsFor = tenantLimits(config);
-  app.use('/v1/videos', auth, json, videoRoutes(service, { createLimit: createRateLimit(createLimiter, limitsFor), caps: new OpenRequestCaps(limitsFor) }));
+  app.use('/v1/videos', auth, json, videoRoutes(service, { createLimit: createRateLimit(createLimiter, limitsFor), caps }));
   app.use('/v1', auth, catalogRoutes(catalog));
   app.use('/v1/usage', auth, usageRoutes(usage));
 

@@ -46,7 +46,8 @@ export function requestId(): RequestHandler {
 export function securityHeaders(): RequestHandler {
   return (req, res, next) => {
     res.setHeader('x-content-type-options', 'nosniff');
-    if (!req.path.startsWith('/console')) res.setHeader('cache-control', 'no-store');
+    // `req.url` is the whole path here (the app level), and needs no parsing.
+    if (!req.url.startsWith('/console')) res.setHeader('cache-control', 'no-store');
     next();
   };
 }
@@ -111,16 +112,43 @@ export function optionalBearerAuth(keys: readonly { tenant: string; key: string 
   };
 }
 
+/**
+ * Counts and times every answer by method, route and status. The label children are looked up
+ * once per combination and kept (prom-client hashes a label object on every `inc`/`observe`
+ * otherwise), and the route name once per mounted route: a request pays two map lookups.
+ */
 export function httpMetrics(metrics: GatewayMetrics): RequestHandler {
+  type Children = { requests: { inc(): void }; duration: { observe(value: number): void } };
+  const children = new Map<string, Children>();
+  const routeNames = new Map<string, string>();
+  const routeOf = (req: Request): string => {
+    const path: unknown = req.route?.path;
+    if (!path) return 'unmatched';
+    const mount = req.mountPath ?? req.baseUrl;
+    const key = `${mount}\u0000${String(path)}`;
+    let name = routeNames.get(key);
+    if (name === undefined) {
+      name = `${mount}${String(path)}`.replace(/(.)\/$/, '$1');
+      routeNames.set(key, name);
+    }
+    return name;
+  };
   return (req, res, next) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     res.on('finish', () => {
-      const route = req.route?.path
-        ? `${req.mountPath ?? req.baseUrl}${String(req.route.path)}`.replace(/(.)\/$/, '$1')
-        : 'unmatched';
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
-      metrics.httpDuration.observe({ method: req.method, route }, seconds);
+      const route = routeOf(req);
+      const status = String(res.statusCode);
+      const key = `${req.method} ${route} ${status}`;
+      let labelled = children.get(key);
+      if (!labelled) {
+        labelled = {
+          requests: metrics.httpRequests.labels({ method: req.method, route, status }),
+          duration: metrics.httpDuration.labels({ method: req.method, route }),
+        };
+        children.set(key, labelled);
+      }
+      labelled.requests.inc();
+      labelled.duration.observe((performance.now() - started) / 1000);
     });
     next();
   };

@@ -22,7 +22,13 @@ export interface ContentLink {
   expiresAt: number | null;
 }
 
+/** Signatures kept for reuse: links made within a minute are the same link, and reads repeat. */
+const SIGNATURE_CACHE_SIZE = 4_096;
+
 export class ContentLinks {
+  /** Signatures of recent links, keyed by tenant, task, index and expiry (insertion order: oldest first). */
+  private readonly signatures = new Map<string, string>();
+
   constructor(private readonly options: ContentLinkOptions) {}
 
   /** The content path of output `index` of a task (relative to the public base URL). */
@@ -37,7 +43,7 @@ export class ContentLinks {
     if (!key) return { url: base, expiresAt: null };
     // Whole seconds, rounded up to the minute: links made within a minute are the same link.
     const expires = Math.ceil((this.options.now() + this.options.ttlMs) / 60_000) * 60;
-    return { url: `${base}&expires=${expires}&signature=${this.signature(key, taskId, index, expires)}`, expiresAt: expires * 1000 };
+    return { url: `${base}&expires=${expires}&signature=${this.cachedSignature(tenant, key, taskId, index, expires)}`, expiresAt: expires * 1000 };
   }
 
   /** Whether `signature` is this tenant's valid, unexpired signature of the link. */
@@ -47,6 +53,21 @@ export class ContentLinks {
     const expected = Buffer.from(this.signature(key, taskId, index, expires));
     const given = Buffer.from(signature);
     return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  /** `signature`, computed once per link while it stays among the most recent (the key is per tenant). */
+  private cachedSignature(tenant: string, key: Buffer, taskId: string, index: number, expires: number): string {
+    const id = `${tenant}\n${taskId}\n${index}\n${expires}`;
+    let signature = this.signatures.get(id);
+    if (signature === undefined) {
+      signature = this.signature(key, taskId, index, expires);
+      if (this.signatures.size >= SIGNATURE_CACHE_SIZE) {
+        const oldest = this.signatures.keys().next().value;
+        if (oldest !== undefined) this.signatures.delete(oldest);
+      }
+      this.signatures.set(id, signature);
+    }
+    return signature;
   }
 
   private signature(key: Buffer, taskId: string, index: number, expires: number): string {
