@@ -188,7 +188,7 @@ export class BareServerProcess {
     writeFileSync(templateFile, JSON.stringify(template));
     const { child, line } = await startWithJsonLine<{ url: string; ids: string[] }>(
       process.execPath,
-      [join(ROOT, 'bench/bare-server.mjs')],
+      [...(process.env.BENCH_BARE_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_BARE_PROFILE_DIR] : []), join(ROOT, 'bench/bare-server.mjs')],
       { BARE_DATABASE: join(directory, 'bare.db'), BARE_TEMPLATE: templateFile, BARE_ROWS: String(rows), BARE_KEY: BENCH_TENANT_KEY },
       'the bare baseline server',
     );
