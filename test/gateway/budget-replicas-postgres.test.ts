@@ -2,14 +2,9 @@
  * One budget, two gateway replicas on one PostgreSQL schema, creates racing on both: the money
  * committed (spent + reserved) never passes the budget, and no refused create reaches a provider.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
-import { PROVIDERS } from '../../src/providers/registry.js';
-import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
-import type { Store } from '../../src/store/database.js';
-import { startTestGateway, testConfig, type TestGateway } from '../support/harness.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { describe, expect, it } from 'vitest';
+import { postgresAvailable } from '../support/postgres.js';
+import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
 
@@ -18,37 +13,8 @@ const BUDGET = { tenants: { acme: { budget: { amount: 5, currency: 'USD', period
 const video = { model: 'kling-v3', prompt: 'racing replicas', duration: 5 };
 
 describe.skipIf(!available)('a budget shared by two replicas on PostgreSQL', () => {
-  let schema: string;
-  let clock: ManualClock;
-  let endpoints: Map<string, ProviderEndpoint>;
-  let simulators: Map<string, ProviderSimulator>;
-  let closeSandbox: () => Promise<void>;
-  const stores: Store[] = [];
-  const gateways: TestGateway[] = [];
-
-  beforeEach(async () => {
-    schema = newSchemaName();
-    clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-    endpoints = sandbox.endpoints;
-    simulators = sandbox.simulators;
-    closeSandbox = sandbox.close;
-  });
-
-  afterEach(async () => {
-    for (const gateway of gateways.splice(0)) await gateway.close();
-    for (const store of stores.splice(0)) await store.close();
-    await closeSandbox();
-    await dropSchema(schema);
-  });
-
-  async function replica(name: string): Promise<TestGateway> {
-    const store = await openPostgresStore(schema);
-    stores.push(store);
-    const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config: BUDGET });
-    gateways.push(gateway);
-    return gateway;
-  }
+  const replicas = usePostgresReplicas(BUDGET);
+  const { replica } = replicas;
 
   /**
    * Lets gateway time run (in small steps) while `work` is pending: a create that waits on the
@@ -63,12 +29,12 @@ describe.skipIf(!available)('a budget shared by two replicas on PostgreSQL', () 
     );
     while (!settled) {
       await new Promise((resolve) => setTimeout(resolve, 25));
-      await clock.advance(50);
+      await replicas.clock.advance(50);
     }
     return work;
   }
 
-  const upstreamTasks = () => [...simulators.values()].reduce((sum, simulator) => sum + simulator.tasks.length, 0);
+  const upstreamTasks = () => [...replicas.simulators.values()].reduce((sum, simulator) => sum + simulator.tasks.length, 0);
 
   it('never commits more than the budget when both replicas create at once', async () => {
     const a = await replica('replica-a');
@@ -97,7 +63,7 @@ describe.skipIf(!available)('a budget shared by two replicas on PostgreSQL', () 
     const a = await replica('replica-a');
     const b = await replica('replica-b');
     // Some creates lose Freepik and fail over to kling3api: each reserved the larger $0.56.
-    simulators.get('freepik')!.injectFault({ kind: 'server_error', status: 500, times: 2 });
+    replicas.simulators.get('freepik')!.injectFault({ kind: 'server_error', status: 500, times: 2 });
     const committed = async () => {
       const budget = (await a.request('GET', '/v1/usage')).body.budgets[0];
       return Math.round((budget.spent + budget.reserved) * 1e6) / 1e6;
@@ -111,12 +77,12 @@ describe.skipIf(!available)('a budget shared by two replicas on PostgreSQL', () 
       expect(answers.every((answer) => answer.status === 202 || answer.status === 402)).toBe(true);
       expect(await committed()).toBeLessThanOrEqual(5);
       // Let some finish and settle before the next round.
-      await clock.advance(6_000);
+      await replicas.clock.advance(6_000);
       await Promise.all([a.gateway.runOnce(), b.gateway.runOnce()]);
       expect(await committed()).toBeLessThanOrEqual(5);
     }
     expect(accepted).toBeGreaterThan(0);
-    await clock.advance(60_000);
+    await replicas.clock.advance(60_000);
     await Promise.all([a.gateway.runOnce(), b.gateway.runOnce()]);
     const budget = (await a.request('GET', '/v1/usage')).body.budgets[0];
     expect(budget.reserved).toBe(0);

@@ -1,50 +1,16 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
-import { PROVIDERS } from '../../src/providers/registry.js';
-import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
-import type { Store } from '../../src/store/database.js';
-import { startTestGateway, testConfig, type TestGateway } from '../support/harness.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { describe, expect, it } from 'vitest';
+import { postgresAvailable } from '../support/postgres.js';
+import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
 
 const pinned = { model: 'kling-v3', prompt: 'two replicas, one task', duration: 5, routing: { providers: ['kling3api'] } };
 
 describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
-  let schema: string;
-  let clock: ManualClock;
-  let endpoints: Map<string, ProviderEndpoint>;
-  let simulators: Map<string, ProviderSimulator>;
-  let closeSandbox: () => Promise<void>;
-  const stores: Store[] = [];
-  const gateways: TestGateway[] = [];
+  const replicas = usePostgresReplicas();
+  const { replica } = replicas;
 
-  beforeEach(async () => {
-    schema = newSchemaName();
-    clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-    endpoints = sandbox.endpoints;
-    simulators = sandbox.simulators;
-    closeSandbox = sandbox.close;
-  });
-
-  afterEach(async () => {
-    for (const gateway of gateways.splice(0)) await gateway.close();
-    for (const store of stores.splice(0)) await store.close();
-    await closeSandbox();
-    await dropSchema(schema);
-  });
-
-  async function replica(name: string, config: Record<string, unknown> = {}): Promise<TestGateway> {
-    const store = await openPostgresStore(schema);
-    stores.push(store);
-    const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config });
-    gateways.push(gateway);
-    return gateway;
-  }
-
-  const statusCalls = () => simulators.get('kling3api')!.requests.filter((r) => r.method === 'GET' && r.path === '/api/status').length;
+  const statusCalls = () => replicas.simulators.get('kling3api')!.requests.filter((r) => r.method === 'GET' && r.path === '/api/status').length;
 
   it('serves a task created on one replica from the other', async () => {
     const a = await replica('replica-a');
@@ -56,7 +22,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const done = await b.finish(created.body.id);
     expect(done.status).toBe('succeeded');
     expect((await a.get(created.body.id)).body.status).toBe('succeeded');
-    expect(simulators.get('kling3api')!.tasks).toHaveLength(1);
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
   });
 
   it('polls each task from exactly one replica at a time', async () => {
@@ -65,7 +31,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) ids.push((await a.create({ ...pinned, prompt: `task ${i}` })).body.id);
     // First poll falls due at 5 s (the simulator's run time); both replicas race for it.
-    await clock.advance(5_500);
+    await replicas.clock.advance(5_500);
     await Promise.all([a.gateway.runOnce(), b.gateway.runOnce(), a.gateway.runOnce(), b.gateway.runOnce()]);
     expect(statusCalls()).toBe(10);
     for (const id of ids) expect((await a.get(id)).body.status).toBe('succeeded');
@@ -81,13 +47,13 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     await Promise.all([a.gateway.runOnce(), b.gateway.runOnce()]);
     const statuses = await Promise.all(answers.map(async (answer) => (await a.get(answer.body.id)).body.status));
     expect(statuses.sort()).toEqual(['processing', 'processing', 'queued', 'queued']);
-    expect(simulators.get('kling3api')!.tasks).toHaveLength(2);
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(2);
   });
 
   it('keeps an Idempotency-Key across replicas: one upstream task', async () => {
     const a = await replica('replica-a');
     const b = await replica('replica-b');
-    simulators.get('kling3api')!.injectFault({ delayMs: 200 });
+    replicas.simulators.get('kling3api')!.injectFault({ delayMs: 200 });
     const both = Promise.all([
       a.create(pinned, { 'idempotency-key': 'cross-replica' }),
       b.create(pinned, { 'idempotency-key': 'cross-replica' }),
@@ -100,24 +66,24 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     // timeout + 2 s) is not reached while the first submission is really still in flight.
     while (!settled) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      await clock.advance(100);
+      await replicas.clock.advance(100);
     }
     const [first, second] = await both;
     expect(second.status, JSON.stringify(second.body)).toBe(202);
     expect(first.body.id).toBe(second.body.id);
-    expect(simulators.get('kling3api')!.tasks).toHaveLength(1);
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
   });
 
   it('takes over tracking from a replica that died mid-poll, once its lease runs out', async () => {
     const a = await replica('replica-a');
     const created = await a.create(pinned);
     // Replica A "dies" holding a lease in the middle of a poll.
-    await a.gateway.store.updateTask(created.body.id, { lease_owner: 'replica-a', lease_until: clock.now() + 30_000 });
+    await a.gateway.store.updateTask(created.body.id, { lease_owner: 'replica-a', lease_until: replicas.clock.now() + 30_000 });
     const b = await replica('replica-b');
-    await clock.advance(10_000);
+    await replicas.clock.advance(10_000);
     await b.gateway.runOnce();
     expect((await b.get(created.body.id)).body.status).toBe('processing');
-    await clock.advance(25_000);
+    await replicas.clock.advance(25_000);
     await b.gateway.runOnce();
     expect((await b.get(created.body.id)).body.status).toBe('succeeded');
   });
@@ -127,7 +93,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const b = await replica('replica-b');
     const created = await a.create(pinned);
     // The upstream job is done; nobody has asked yet.
-    await clock.advance(5_500);
+    await replicas.clock.advance(5_500);
     const waiting = b.request('GET', `/v1/videos/${created.body.id}?wait=30`);
     // Replica B is following the task now; from here on the clock stays put, so B never re-reads it.
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -139,14 +105,14 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
   it('shares the circuit: failures on one replica open it for the other', async () => {
     const a = await replica('replica-a');
     const b = await replica('replica-b');
-    simulators.get('freepik')!.injectFault({ kind: 'unavailable', status: 503, times: 3 });
+    replicas.simulators.get('freepik')!.injectFault({ kind: 'unavailable', status: 503, times: 3 });
     const request = { model: 'kling-v3', prompt: 'shared circuit', duration: 5 };
     for (let i = 0; i < 3; i++) expect((await a.create(request)).body.provider).toBe('kling3api');
     const providers = await b.request('GET', '/v1/providers');
     expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik').circuit).toBe('open');
     const skipped = await b.create(request);
     expect(skipped.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'skipped', error_code: 'circuit_open' });
-    expect(simulators.get('freepik')!.requests.filter((r) => r.method === 'POST')).toHaveLength(3);
+    expect(replicas.simulators.get('freepik')!.requests.filter((r) => r.method === 'POST')).toHaveLength(3);
   });
 
   it('counts both replicas against one rate window', async () => {
@@ -155,6 +121,6 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const b = await replica('replica-b', config);
     const statuses = [(await a.create(pinned)).body.status, (await b.create(pinned)).body.status, (await a.create(pinned)).body.status, (await b.create(pinned)).body.status];
     expect(statuses).toEqual(['processing', 'processing', 'queued', 'queued']);
-    expect(simulators.get('kling3api')!.tasks).toHaveLength(2);
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(2);
   });
 });

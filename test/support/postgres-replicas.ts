@@ -1,0 +1,65 @@
+/**
+ * Gateway replicas sharing one PostgreSQL schema, for a `describe` block: each test gets a fresh
+ * schema, a manual clock and one sandbox of simulators shared by its replicas; everything is
+ * closed and the schema dropped after it.
+ */
+import { afterEach, beforeEach } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
+import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
+import type { Store } from '../../src/store/database.js';
+import { startTestGateway, testConfig, type TestGateway } from './harness.js';
+import { dropSchema, newSchemaName, openPostgresStore } from './postgres.js';
+
+export interface PostgresReplicas {
+  /** The clock every replica of the current test runs on. */
+  readonly clock: ManualClock;
+  /** The current test's simulators, by provider id. */
+  readonly simulators: Map<string, ProviderSimulator>;
+  /** Starts a replica named `name` on the shared schema; `config` adds to the block's own. */
+  replica(name: string, config?: Record<string, unknown>): Promise<TestGateway>;
+}
+
+/** Registers the hooks; call inside a `describe`. `config` applies to every replica. */
+export function usePostgresReplicas(config: Record<string, unknown> = {}): PostgresReplicas {
+  let schema: string;
+  let clock: ManualClock;
+  let endpoints: Map<string, ProviderEndpoint>;
+  let simulators: Map<string, ProviderSimulator>;
+  let closeSandbox: () => Promise<void>;
+  const stores: Store[] = [];
+  const gateways: TestGateway[] = [];
+
+  beforeEach(async () => {
+    schema = newSchemaName();
+    clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    endpoints = sandbox.endpoints;
+    simulators = sandbox.simulators;
+    closeSandbox = sandbox.close;
+  });
+
+  afterEach(async () => {
+    for (const gateway of gateways.splice(0)) await gateway.close();
+    for (const store of stores.splice(0)) await store.close();
+    await closeSandbox();
+    await dropSchema(schema);
+  });
+
+  return {
+    get clock() {
+      return clock;
+    },
+    get simulators() {
+      return simulators;
+    },
+    async replica(name, extra = {}) {
+      const store = await openPostgresStore(schema);
+      stores.push(store);
+      const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config: { ...config, ...extra } });
+      gateways.push(gateway);
+      return gateway;
+    },
+  };
+}
