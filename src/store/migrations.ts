@@ -347,6 +347,25 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('attempts').dropColumn('recovered_by').execute();
       },
     },
+    '0009_rate_window_table': {
+      async up(db: Kysely<unknown>) {
+        // rate-limiter-flexible's table for windows shared by replicas (`window-limiter.ts`), made
+        // here, once, under the migrator's lock: its own CREATE TABLE IF NOT EXISTS, raced by
+        // replicas taking their first create at the same moment, fails one of them. SQLite
+        // counts in memory and needs no table.
+        if (dialect !== 'postgres') return;
+        await db.schema
+          .createTable('gateway_rate_windows')
+          .ifNotExists()
+          .addColumn('key', 'varchar(255)', (c) => c.primaryKey())
+          .addColumn('points', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('expire', 'bigint')
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        if (dialect === 'postgres') await db.schema.dropTable('gateway_rate_windows').ifExists().execute();
+      },
+    },
   };
 }
 

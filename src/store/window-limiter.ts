@@ -1,7 +1,8 @@
 /**
  * Fixed-window counters by key (rate-limiter-flexible): in PostgreSQL when replicas share one
  * database, so a limit holds across all of them; in memory for the single SQLite process. The
- * table is rate-limiter-flexible's own (`CREATE TABLE IF NOT EXISTS`, safe when replicas race).
+ * table has rate-limiter-flexible's shape and is made by migration 0009, never by the limiter
+ * (its CREATE TABLE IF NOT EXISTS fails when replicas race to it).
  */
 import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Store } from './database.js';
@@ -21,20 +22,15 @@ export async function openWindowLimiter(store: Store, options: { name: string; p
   const settings = { keyPrefix: options.name, points: options.points, duration: Math.max(1, Math.round(options.windowMs / 1000)) };
   let limiter: RateLimiterAbstract;
   if (store.dialect === 'postgres' && store.pool) {
-    const pool = store.pool;
-    limiter = await new Promise<RateLimiterAbstract>((resolve, reject) => {
-      const created: RateLimiterPostgres = new RateLimiterPostgres(
-        {
-          ...settings,
-          storeClient: pool,
-          storeType: 'pool',
-          tableName: TABLE,
-          ...(store.schema ? { schemaName: store.schema } : {}),
-          // Rows are one per key and name: nothing to sweep, and no timer outliving the pool.
-          clearExpiredByTimeout: false,
-        },
-        (error?: unknown) => (error ? reject(error) : resolve(created)),
-      );
+    limiter = new RateLimiterPostgres({
+      ...settings,
+      storeClient: store.pool,
+      storeType: 'pool',
+      tableName: TABLE,
+      tableCreated: true,
+      ...(store.schema ? { schemaName: store.schema } : {}),
+      // Rows are one per key and name: nothing to sweep, and no timer outliving the pool.
+      clearExpiredByTimeout: false,
     });
   } else {
     limiter = new RateLimiterMemory(settings);

@@ -232,6 +232,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0006_provider_accounts',
               '0007_leaner_task_indexes',
               '0008_recovered_attempts',
+              '0009_rate_window_table',
             ]);
           } finally {
             await second.close();
