@@ -6,13 +6,13 @@
  * nothing and returns undefined.
  */
 import { randomBytes } from 'node:crypto';
-import type { TaskCost, TaskError, TaskStatus, UpstreamOutput } from '../model/canonical.js';
+import type { TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition } from './task-repository.js';
-import type { AttemptRecord, NewDelivery, OutputRecord, TaskChange, TaskPhase, TaskRecord } from './task-records.js';
+import { newOutput, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
 import { fromMicros } from '../model/pricing.js';
@@ -38,29 +38,6 @@ function isHttpUrl(text: string): boolean {
 /** Gives the task's lease back: part of every change made by the lease's holder. */
 const RELEASE_LEASE = { leaseOwner: null, leaseUntil: null } as const satisfies TaskChange;
 
-/**
- * A result as the provider reported it, before any copy: `pending` when the gateway will copy
- * it, `passthrough` when storage is off. `lifetimeMs` is how long the provider documents
- * keeping it.
- */
-export function newOutput(output: UpstreamOutput, now: number, lifetimeMs: number | undefined, willCopy: boolean): OutputRecord {
-  return {
-    type: output.type,
-    duration: output.duration,
-    upstreamUrl: output.url,
-    upstreamExpiresAt: lifetimeMs !== undefined ? now + lifetimeMs : null,
-    upstreamGone: false,
-    storage: willCopy ? 'pending' : 'passthrough',
-    storageError: null,
-    key: null,
-    sha256: null,
-    bytes: null,
-    contentType: null,
-    storedAt: null,
-    expiresAt: null,
-    copyAttempts: 0,
-  };
-}
 
 export function costFromEstimate(estimate: CostEstimate | undefined): TaskCost {
   return estimate

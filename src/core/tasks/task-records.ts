@@ -13,6 +13,7 @@ import type {
   TaskCost,
   TaskError,
   TaskStatus,
+  UpstreamOutput,
   VideoRequest,
 } from '../model/canonical.js';
 import type { CostEstimate } from '../model/pricing.js';
@@ -217,6 +218,30 @@ function candidatesColumn(plan: TaskPlan): string {
 }
 
 /**
+ * A result as the provider reported it, before any copy: `pending` when the gateway will copy
+ * it, `passthrough` when storage is off. `lifetimeMs` is how long the provider documents
+ * keeping it.
+ */
+export function newOutput(output: UpstreamOutput, now: number, lifetimeMs: number | undefined, willCopy: boolean): OutputRecord {
+  return {
+    type: output.type,
+    duration: output.duration,
+    upstreamUrl: output.url,
+    upstreamExpiresAt: lifetimeMs !== undefined ? now + lifetimeMs : null,
+    upstreamGone: false,
+    storage: willCopy ? 'pending' : 'passthrough',
+    storageError: null,
+    key: null,
+    sha256: null,
+    bytes: null,
+    contentType: null,
+    storedAt: null,
+    expiresAt: null,
+    copyAttempts: 0,
+  };
+}
+
+/**
  * Outputs as stored. Tasks finished before result custody existed hold `{type, url, duration}`:
  * they read as outputs that were never copied (`passthrough`).
  */
@@ -225,22 +250,7 @@ function outputsFromColumn(json: string): OutputRecord[] {
   return (Array.isArray(items) ? items : []).map((item) => {
     const output = item as Partial<OutputRecord> & { url?: string };
     if (typeof output.upstreamUrl === 'string') return output as OutputRecord;
-    return {
-      type: output.type === 'image' ? 'image' : 'video',
-      duration: output.duration ?? null,
-      upstreamUrl: output.url ?? '',
-      upstreamExpiresAt: null,
-      upstreamGone: false,
-      storage: 'passthrough',
-      storageError: null,
-      key: null,
-      sha256: null,
-      bytes: null,
-      contentType: null,
-      storedAt: null,
-      expiresAt: null,
-      copyAttempts: 0,
-    };
+    return newOutput({ type: output.type === 'image' ? 'image' : 'video', duration: output.duration ?? null, url: output.url ?? '' }, 0, undefined, false);
   });
 }
 

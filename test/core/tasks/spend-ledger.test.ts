@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpendLedger, chargeOf, deliveredSeconds } from '../../../src/core/tasks/spend-ledger.js';
-import type { OutputRecord, TaskChange, TaskRecord } from '../../../src/core/tasks/task-records.js';
+import { newOutput, type OutputRecord, type TaskChange, type TaskRecord } from '../../../src/core/tasks/task-records.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
 import { taskRecord } from '../../support/task-records.js';
 
@@ -67,22 +67,7 @@ describe('SpendLedger.follow', () => {
 
 /** An output as a provider reported it (passthrough: nothing stored). */
 function output(type: 'video' | 'image', duration: number | null): OutputRecord {
-  return {
-    type,
-    duration,
-    upstreamUrl: `https://cdn.example.com/result.${type === 'video' ? 'mp4' : 'png'}`,
-    upstreamExpiresAt: null,
-    upstreamGone: false,
-    storage: 'passthrough',
-    storageError: null,
-    key: null,
-    sha256: null,
-    bytes: null,
-    contentType: null,
-    storedAt: null,
-    expiresAt: null,
-    copyAttempts: 0,
-  };
+  return newOutput({ type, duration, url: `https://cdn.example.com/result.${type === 'video' ? 'mp4' : 'png'}` }, 0, undefined, false);
 }
 
 describe('chargeOf and deliveredSeconds', () => {
