@@ -1,0 +1,34 @@
+/**
+ * `npm run bench:create`: only the create-latency phase of `npm run bench` (the compiled gateway
+ * and the simulators each in a process of their own, as in the full run, and the same `BENCH_*`
+ * settings: `BENCH_RATES`, `BENCH_SECONDS`, `BENCH_GATEWAY_PROFILE_DIR`). Prints the added
+ * latency and the gateway's CPU per create at each rate; for iterating on the create path, not
+ * for quoting: quote the full run's table.
+ */
+import { measureCreateLatency } from './create-latency.js';
+import { launchProcessStack } from './process-stack.js';
+import { readBenchSettings } from './bench-settings.js';
+import { phaseContext } from './phase.js';
+
+async function main(): Promise<void> {
+  const settings = { ...readBenchSettings(process.env), mode: 'processes' as const };
+  const log = (line: string) => process.stderr.write(`[bench:create] ${line}\n`);
+  const processes = await launchProcessStack(settings);
+  try {
+    const result = await measureCreateLatency(phaseContext(processes, settings, log));
+    const lines = result.rows.map((row) => {
+      const added = (pick: 'p50' | 'p99') => (row.gateway.latencyMs[pick] - row.direct.latencyMs[pick]).toFixed(1);
+      const failures = Object.values(row.gateway.failures).reduce((sum, count) => sum + count, 0);
+      return (
+        `${String(row.rate).padStart(4)}/s  added p50 +${added('p50')} ms  p99 +${added('p99')} ms  ` +
+        `CPU ${row.gatewayCpuMsPerCreate.toFixed(2)} ms per create  ` +
+        `(direct p50 ${row.direct.latencyMs.p50.toFixed(1)} ms, ${failures} gateway failures)`
+      );
+    });
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await processes.close();
+  }
+}
+
+await main();
