@@ -534,10 +534,10 @@ export class TaskStore {
     }
   }
 
-  async updateAttempt(taskId: string, seq: number, patch: AttemptPatch): Promise<void> {
+  async updateAttempt(taskId: string, seq: number, patch: AttemptPatch, db: Kysely<Database> = this.db): Promise<void> {
     const columns = definedKeys(patch) as (keyof AttemptPatch)[];
-    await this.shapes.execute(this.db, `update-attempt:${columns.join(',')}`, [...columns.map((column) => patch[column]), taskId, seq], (slots) =>
-      this.db
+    await this.shapes.execute(db, `update-attempt:${columns.join(',')}`, [...columns.map((column) => patch[column]), taskId, seq], (slots) =>
+      db
         .updateTable('attempts')
         .set(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as AttemptPatch)
         .where('task_id', '=', slots[columns.length] as string)

@@ -1,7 +1,9 @@
 /**
- * A crash between the two writes that follow an accepted create (dispatcher.ts: the attempt is
- * marked `accepted`, then the task is moved to `tracking` with the upstream id) must not make
- * the next start send the same task upstream again.
+ * A crash around the write that follows an accepted create (dispatcher.ts: the attempt is marked
+ * `accepted` and the task moved to `tracking` with the upstream id, in one transaction) must not
+ * make the next start send the same task upstream again: a crash just after the write resumes
+ * tracking that upstream task; a crash just before it leaves the attempt `sending`, which is never
+ * sent again.
  */
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -16,8 +18,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
 
-// Regression (review): a crash after updateAttempt('accepted') but before lifecycle.startTracking() commits makes recoverAbandoned requeue the task and submit it upstream a second time (paid twice).
-it('does not create a second upstream task after a crash between the accepted attempt and the tracking write', async () => {
+type Stage = 'after the write' | 'before the write';
+
+async function crashAroundTheAcceptedWrite(stage: Stage) {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
   cleanups.push(() => sandbox.close());
@@ -30,10 +33,14 @@ it('does not create a second upstream task after a crash between the accepted at
     config: { database: { url: database } },
   });
   cleanups.push(() => first.close());
-  // The process "dies" right after `store.updateAttempt(..., { outcome: 'accepted' })`: the next
-  // await (moving the task to tracking with its provider_task_id) never completes.
-  (first.gateway.dispatcher as unknown as { lifecycle: { startTracking: () => Promise<never> } }).lifecycle.startTracking = () =>
-    new Promise<never>(() => undefined);
+  // The process "dies" just after (or just before) the write of the accepted create: nothing it
+  // does afterwards reaches the database.
+  const lifecycle = (first.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+  const startTracking = lifecycle.startTracking.bind(lifecycle);
+  lifecycle.startTracking = async (...args: unknown[]) => {
+    if (stage === 'after the write') await startTracking(...args);
+    return new Promise<never>(() => undefined);
+  };
 
   const client = new AbortController();
   const pending = fetch(`${first.url}/v1/videos`, {
@@ -45,7 +52,7 @@ it('does not create a second upstream task after a crash between the accepted at
   const kling3api = sandbox.simulators.get('kling3api')!;
   for (let i = 0; i < 200 && kling3api.tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   expect(kling3api.tasks).toHaveLength(1);
-  // Let the 'accepted' attempt write land, then the client gives up.
+  // Let the write land (or not), then the client gives up.
   await new Promise((resolve) => setTimeout(resolve, 50));
   client.abort();
   await pending;
@@ -58,11 +65,53 @@ it('does not create a second upstream task after a crash between the accepted at
     config: { database: { url: database } },
   });
   cleanups.push(() => second.close());
-  const [task] = (await second.request('GET', '/v1/videos')).body.data;
-  expect(task.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['accepted']);
+  const [before] = (await second.request('GET', '/v1/videos')).body.data;
   await second.advance(1_000);
   await second.advance(1_000);
+  const after = (await second.request('GET', `/v1/videos/${before.id}`)).body;
+  return { kling3api, before, after };
+}
 
+// Regression (review): a crash after the accepted attempt was written but before the task moved to tracking made recoverAbandoned requeue the task and submit it upstream a second time (paid twice). Both are now one write.
+it('resumes tracking the upstream task after a crash just after the accepted create was written', async () => {
+  const { kling3api, before, after } = await crashAroundTheAcceptedWrite('after the write');
+  expect(before.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['accepted']);
+  expect(before.status).toBe('processing');
+  expect(after.provider_task_id).toBe(kling3api.tasks[0]!.id);
   // The upstream already holds (and bills) the first task: it must not be sent again.
   expect(kling3api.tasks).toHaveLength(1);
+});
+
+it('never sends the task again after a crash just before the accepted create was written', async () => {
+  const { kling3api, before, after } = await crashAroundTheAcceptedWrite('before the write');
+  // Neither the upstream id nor the move to tracking reached the database: the create is in
+  // doubt, and kling3api documents no way to look it up, so the next process says so.
+  expect(before.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['interrupted']);
+  expect(after.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['interrupted']);
+  expect(kling3api.tasks).toHaveLength(1);
+});
+
+it('still writes the upstream id on the attempt when the task was taken over while its create was on the way', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+  cleanups.push(() => sandbox.close());
+  const gw = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators });
+  cleanups.push(() => gw.close());
+  // While the create is on its way, another replica takes the task over (its lease ran out).
+  const lifecycle = (gw.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+  const startTracking = lifecycle.startTracking.bind(lifecycle);
+  lifecycle.startTracking = async (...args: unknown[]) => {
+    const [task] = args as [{ id: string }];
+    await gw.gateway.store.updateTask(task.id, { lease_owner: 'another-replica' });
+    return startTracking(...args);
+  };
+
+  const created = await gw.request('POST', '/v1/videos', request);
+  const kling3api = sandbox.simulators.get('kling3api')!;
+  expect(kling3api.tasks).toHaveLength(1);
+  // Not moved to tracking here (it is not this replica's any more) ...
+  expect(created.body.status).toBe('queued');
+  // ... but whoever holds it learns what the upstream holds, instead of looking for it.
+  const attempts = await gw.gateway.engine.tasks.attempts(created.body.id);
+  expect(attempts.map((attempt) => [attempt.outcome, attempt.providerTaskId])).toEqual([['accepted', kling3api.tasks[0]!.id]]);
 });

@@ -159,9 +159,14 @@ describe('several accounts of one provider', { timeout: 120_000 }, () => {
     const crashed = await startTestGateway({ clock, config });
     for (let n = 0; n < CAP; n++) await crashed.create(request(100 + n));
     const before = new Set([...upstream.created.values()].flat());
-    // The process "dies" right after the accepted attempt is written, before the task moves to tracking.
-    (crashed.gateway.dispatcher as unknown as { lifecycle: { startTracking: () => Promise<never> } }).lifecycle.startTracking = () =>
-      new Promise<never>(() => undefined);
+    // The process "dies" right after the accepted create is written (the attempt's upstream id
+    // and the task's move to tracking, one transaction): nothing it does afterwards lands.
+    const lifecycle = (crashed.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+    const startTracking = lifecycle.startTracking.bind(lifecycle);
+    lifecycle.startTracking = async (...args: unknown[]) => {
+      await startTracking(...args);
+      return new Promise<never>(() => undefined);
+    };
     const client = new AbortController();
     const pending = fetch(`${crashed.url}/v1/videos`, {
       method: 'POST',

@@ -357,10 +357,12 @@ export class Dispatcher {
   }
 
   /**
-   * Writes down an accepted create: first the upstream id on the attempt (one small write, so a
-   * crash right after still knows what the upstream holds), then the task's move to tracking.
-   * Both are retried on store errors; if they still fail, the task stays in `submitting` and
-   * recovery resumes tracking it from the attempt once the lease runs out.
+   * Writes down an accepted create: the upstream id on the attempt and the task's move to
+   * tracking, in one transaction (so a crash at any moment leaves both or neither: with neither,
+   * recovery finds the attempt still `sending` and looks the create up). Retried on store errors.
+   * If the task is no longer held here (its lease was taken over) or the store keeps failing, the
+   * upstream id is still written on the attempt alone, so whoever resumes the task adopts it
+   * instead of looking for it.
    */
   private async recordAccepted(
     task: TaskRecord,
@@ -370,29 +372,35 @@ export class Dispatcher {
   ): Promise<TaskRecord | undefined> {
     const { tasks, clock, config, logger, random } = this.engine;
     const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
-    const persisted = await this.persist(logContext, 'record the accepted attempt', () =>
-      tasks.updateAttempt(task.id, details.seq, {
-        outcome: 'accepted',
+    const acceptedAttempt = {
+      seq: details.seq,
+      change: {
+        outcome: 'accepted' as const,
         latencyMs: details.latencyMs,
         providerTaskId: result.ref.providerTaskId,
         tracking: result.ref.tracking,
-      }),
-    );
-    if (!persisted.ok) return tasks.get(task.id).catch(() => task);
+      },
+    };
     const expectsWebhook = details.callbackUrl !== undefined;
-    const accepted = await this.persist(logContext, 'move the accepted task to tracking', () =>
-      this.lifecycle.startTracking(task, runtime, result, {
-        ...(details.estimate ? { estimate: details.estimate } : {}),
-        warnings: details.warnings,
-        expectsWebhook,
-        firstPollAt:
-          clock.now() + firstPollDelay(runtime.minimumRunTimeMs(task.request), config.tracking, random, expectsWebhook),
-      }),
+    const tracked = await this.persist(logContext, 'move the accepted task to tracking', () =>
+      this.lifecycle.startTracking(
+        task,
+        runtime,
+        result,
+        {
+          ...(details.estimate ? { estimate: details.estimate } : {}),
+          warnings: details.warnings,
+          expectsWebhook,
+          firstPollAt:
+            clock.now() + firstPollDelay(runtime.minimumRunTimeMs(task.request), config.tracking, random, expectsWebhook),
+        },
+        acceptedAttempt,
+      ),
     );
-    if (accepted.ok && !accepted.value) {
-      logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
-    }
-    return (accepted.ok ? accepted.value : undefined) ?? tasks.get(task.id).catch(() => task);
+    if (tracked.ok && tracked.value) return tracked.value;
+    if (tracked.ok) logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
+    await this.persist(logContext, 'record the accepted attempt', () => tasks.updateAttempt(task.id, acceptedAttempt.seq, acceptedAttempt.change));
+    return tasks.get(task.id).catch(() => task);
   }
 
   private async persist<T>(

@@ -12,7 +12,7 @@ import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition } from './task-repository.js';
-import { newOutput, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
+import { newOutput, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
 import { fromMicros } from '../model/pricing.js';
@@ -68,7 +68,13 @@ export class TaskLifecycle {
    * change settles or releases the reservation, whichever transition ends the task), then
    * publishes the change.
    */
-  private async transition(task: TaskRecord, change: TaskChange, options: TransitionOptions): Promise<TaskRecord | undefined> {
+  private async transition(
+    task: TaskRecord,
+    change: TaskChange,
+    options: TransitionOptions,
+    /** An attempt's change written in the same transaction (only if the task's change is). */
+    attempt?: { seq: number; change: AttemptChange },
+  ): Promise<TaskRecord | undefined> {
     const { tasks, clock } = this.engine;
     const now = clock.now();
     const statusChanges = change.status !== undefined && change.status !== task.status;
@@ -87,7 +93,7 @@ export class TaskLifecycle {
             createdAt: now,
           })
         : undefined;
-    const updated = await tasks.update(task.id, { ...change, updatedAt: now }, options, delivery, this.ledger.follow(task, change));
+    const updated = await tasks.update(task.id, { ...change, updatedAt: now }, options, delivery, this.ledger.follow(task, change), attempt);
     if (updated) this.engine.events.publish(updated);
     return updated;
   }
@@ -100,12 +106,17 @@ export class TaskLifecycle {
     return this.engine.tasks.update(task.id, change, options);
   }
 
-  /** The provider took the task (from `submitting`, held by this replica): it is now `processing` and tracked. */
+  /**
+   * The provider took the task (from `submitting`, held by this replica): it is now `processing`
+   * and tracked. `accepted` (the attempt's upstream id) is written in the same transaction; when
+   * the task is no longer held here nothing is written, and the caller writes the attempt alone.
+   */
   async startTracking(
     task: TaskRecord,
     runtime: ProviderRuntime,
     result: SubmitResult,
     extra: { estimate?: CostEstimate; warnings: string[]; expectsWebhook: boolean; firstPollAt: number },
+    accepted?: { seq: number; change: AttemptChange },
   ): Promise<TaskRecord | undefined> {
     const updated = await this.transition(
       task,
@@ -127,6 +138,7 @@ export class TaskLifecycle {
         ...RELEASE_LEASE,
       },
       this.held('submitting'),
+      accepted,
     );
     if (updated && (result.status === 'succeeded' || result.status === 'failed')) {
       // Judged against the task as it was before this answer, so an empty success is confirmed.

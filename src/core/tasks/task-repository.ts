@@ -5,7 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
-import type { ListQuery, TaskStore } from '../../store/task-store.js';
+import type { ListQuery, TaskRow, TaskStore } from '../../store/task-store.js';
 import { UsageStore, type UsageFilter, type UsageGroupColumn, type UsageMedian, type UsageSums } from '../../store/usage-store.js';
 import {
   attemptFromRow,
@@ -227,19 +227,32 @@ export class TaskRepository {
     condition: ChangeCondition,
     delivery?: (task: TaskRecord) => NewDelivery | undefined,
     alongside?: (ledger: LedgerTransaction, changed: TaskRecord) => Promise<void>,
+    attempt?: { seq: number; change: AttemptChange },
   ): Promise<TaskRecord | undefined> {
+    // The changed row is mapped to a record once, however many of the hooks read it.
+    let record: { row: TaskRow; task: TaskRecord } | undefined;
+    const recordOf = (row: TaskRow): TaskRecord => {
+      if (record?.row !== row) record = { row, task: taskFromRow(row) };
+      return record.task;
+    };
+    const writesAlongside = alongside !== undefined || attempt !== undefined;
     const row = await this.store.updateTask(
       id,
       patchFromChange(change),
       condition,
       delivery &&
         ((changed) => {
-          const queued = delivery(taskFromRow(changed));
+          const queued = delivery(recordOf(changed));
           return queued && rowFromDelivery(queued);
         }),
-      alongside && ((trx, changed) => alongside(this.ledgerIn(trx), taskFromRow(changed))),
+      writesAlongside
+        ? async (trx, changed) => {
+            if (attempt) await this.store.updateAttempt(id, attempt.seq, patchFromAttemptChange(attempt.change), trx);
+            await alongside?.(this.ledgerIn(trx), recordOf(changed));
+          }
+        : undefined,
     );
-    return row && taskFromRow(row);
+    return row && recordOf(row);
   }
 
   /** Takes a slot of `provider`'s `account` and moves the task into `submitting` under `owner`'s lease (see `TaskStore.claimSlot`). */
