@@ -112,7 +112,7 @@ export class TaskService {
       weight: runtime.config.weight,
       pricing: runtime.pricing,
       ...(runtime.disabledReason ? { disabledReason: runtime.disabledReason } : {}),
-      medianCompletionMs: runtime.stats.snapshot(this.engine.clock.now()).medianCompletionMs,
+      medianCompletionMs: runtime.stats.medianCompletionMs(this.engine.clock.now()),
     }));
   }
 

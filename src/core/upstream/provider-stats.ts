@@ -36,6 +36,8 @@ export interface ProviderFigures {
   recordCompletion(durationMs: number, at: number): void;
   /** The figures as of the last refresh (synchronous: the router reads them on every create). */
   snapshot(now: number): ProviderStatsSnapshot;
+  /** The snapshot's `medianCompletionMs` alone, without going through the call samples (the router reads it on every create). */
+  medianCompletionMs(now: number): number | null;
   /** Brings the figures up to date with other replicas' (nothing to do for in-process figures). */
   refresh(now: number): Promise<void>;
 }
@@ -79,14 +81,22 @@ export class ProviderStats implements ProviderFigures {
     return copy;
   }
 
-  snapshot(now: number): ProviderStatsSnapshot {
-    const recent = this.calls.filter((call) => call.at >= now - this.windowMs);
-    const latencies = recent.map((call) => call.latencyMs).sort((a, b) => a - b);
-    // Old completions say little about a provider that has since slowed down or stopped.
-    const completions = this.completions
+  /** Recent completion times, shortest first: old ones say little about a provider that has since slowed down or stopped. */
+  private recentCompletions(now: number): number[] {
+    return this.completions
       .filter((completion) => completion.at >= now - COMPLETION_WINDOW_MS)
       .map((completion) => completion.durationMs)
       .sort((a, b) => a - b);
+  }
+
+  medianCompletionMs(now: number): number | null {
+    return quantile(this.recentCompletions(now), 0.5);
+  }
+
+  snapshot(now: number): ProviderStatsSnapshot {
+    const recent = this.calls.filter((call) => call.at >= now - this.windowMs);
+    const latencies = recent.map((call) => call.latencyMs).sort((a, b) => a - b);
+    const completions = this.recentCompletions(now);
     return {
       successRate: recent.length === 0 ? null : recent.filter((call) => call.ok).length / recent.length,
       calls: recent.length,
@@ -131,6 +141,11 @@ export class SharedProviderStats implements ProviderFigures {
 
   recordCompletion(): void {
     // Read back from the tasks table, where every replica's completions already are.
+  }
+
+  medianCompletionMs(now: number): number | null {
+    // Completions are read back from the tasks table: calls not yet written do not change them.
+    return this.shared.medianCompletionMs(now);
   }
 
   snapshot(now: number): ProviderStatsSnapshot {

@@ -79,6 +79,9 @@ describe('ProviderStats', () => {
     // With an even number, the lower of the two middle values.
     stats.recordCompletion(240_000, NOW);
     expect(stats.snapshot(NOW)).toMatchObject({ medianCompletionMs: 120_000, completions: 4 });
+    // What the router reads on every create, without the call samples: the same figure.
+    expect(stats.medianCompletionMs(NOW)).toBe(120_000);
+    expect(stats.medianCompletionMs(NOW + 7 * 60 * MINUTE)).toBeNull();
   });
 
   it('keeps only the most recent completions, so the median follows a change in speed', () => {
