@@ -545,6 +545,22 @@ export class TaskStore {
     );
   }
 
+  /**
+   * Writes `patch` on an attempt still `sending` that names no upstream task yet; false when the
+   * attempt has moved on (its answer was recorded, or it was settled otherwise).
+   */
+  async updateSendingAttempt(taskId: string, seq: number, patch: AttemptPatch): Promise<boolean> {
+    const result = await this.db
+      .updateTable('attempts')
+      .set(patch)
+      .where('task_id', '=', taskId)
+      .where('seq', '=', seq)
+      .where('outcome', '=', 'sending')
+      .where('provider_task_id', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
   /** Remembers an inbound webhook id; false when it was seen before (a replay). */
   async rememberInboundWebhook(provider: string, webhookId: string, now: number): Promise<boolean> {
     const inserted = await this.db

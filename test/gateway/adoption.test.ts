@@ -123,6 +123,15 @@ describe('a connection dropped before the upstream created anything', () => {
 });
 
 describe('the gateway died while a create was in flight', () => {
+  /** Leaves the store as a replica that died mid-create would, its submission lease running for `leaseLeftMs`. */
+  async function leaveMidCreate(database: string, id: string, leaseUntil: number) {
+    const store = await openStore(database);
+    const tasks = new TaskStore(store);
+    await tasks.updateTask(id, { phase: 'submitting', status: 'queued', provider_task_id: null, lease_owner: 'dead-replica', lease_until: leaseUntil });
+    await tasks.updateAttempt(id, 1, { outcome: 'sending', latency_ms: null, provider_task_id: null, tracking_json: null, message: null, error_code: null, recovered_by: null });
+    await store.close();
+  }
+
   /** Starts a gateway, creates `body`, and leaves the store as a replica that died mid-create would. */
   async function diedMidCreate(body: Record<string, unknown>, fault?: { provider: string; transport: 'drop_after_accept' }) {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
@@ -134,14 +143,10 @@ describe('the gateway died while a create was in flight', () => {
     if (fault) sandbox.simulators.get(fault.provider)!.injectFault({ transport: fault.transport });
     const created = await first.create(body);
     await first.close();
-    const store = await openStore(database);
-    const tasks = new TaskStore(store);
-    await tasks.updateTask(created.body.id, { phase: 'submitting', status: 'queued', provider_task_id: null, lease_owner: 'dead-replica', lease_until: clock.now() - 1 });
-    await tasks.updateAttempt(created.body.id, 1, { outcome: 'sending', latency_ms: null, provider_task_id: null, tracking_json: null, message: null, error_code: null });
-    await store.close();
+    await leaveMidCreate(database, created.body.id, clock.now() - 1);
     const second = await startTestGateway(options);
     open.push(second);
-    return { second, id: created.body.id as string, simulators: sandbox.simulators, endpoints: sandbox.endpoints };
+    return { second, id: created.body.id as string, simulators: sandbox.simulators, endpoints: sandbox.endpoints, database };
   }
 
   it('legacy Kling-API: the task is adopted by its external_task_id after the restart and finishes', async () => {
@@ -181,6 +186,39 @@ describe('the gateway died while a create was in flight', () => {
     expect(adopted.provider_task_id).toBe(upstreamId);
     expect(adopted.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'webhook' })]);
     expect((await second.finish(id)).status).toBe('succeeded');
+    expect(simulators.get('freepik')!.tasks).toHaveLength(1);
+  });
+
+  it('Freepik: a signed webhook while the dead replica\'s lease still runs is kept, and the task is tracked once the lease ends', async () => {
+    // The submission lease outlives the upstream's timeout by design; the sender's retries may
+    // not. Answering "retry later" until the lease ends could lose the only news of the task.
+    const { second, id, simulators, endpoints, database } = await diedMidCreate(klingV3);
+    // As another replica sharing the store would see it: that replica's lease still runs.
+    await leaveMidCreate(database, id, second.clock.now() + 20_000);
+    const upstreamId = simulators.get('freepik')!.tasks[0]!.id;
+    const body = JSON.stringify({ task_id: upstreamId, status: 'IN_PROGRESS', generated: [] });
+    const timestamp = String(Math.floor(second.clock.now() / 1000));
+    const secret = endpoints.get('freepik')!.webhookSecret!;
+    const received = await fetch(`${second.url}/v1/webhooks/freepik/${id}-1`, {
+      method: 'POST',
+      headers: {
+        'webhook-id': 'msg_while_leased',
+        'webhook-timestamp': timestamp,
+        'webhook-signature': signFreepikWebhook(secret, 'msg_while_leased', timestamp, body),
+        'content-type': 'application/json',
+      },
+      body,
+    });
+    expect(received.status).toBe(200);
+    // Still the dead replica's until its lease ends, but the upstream id is on the attempt.
+    const held = (await second.get(id)).body;
+    expect(held.status).toBe('queued');
+    expect(held.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'webhook' })]);
+    // Once the lease ends, recovery resumes tracking that upstream task (no ten-minute wait for news).
+    await second.advance(21_000);
+    const finished = await second.finish(id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider_task_id).toBe(upstreamId);
     expect(simulators.get('freepik')!.tasks).toHaveLength(1);
   });
 

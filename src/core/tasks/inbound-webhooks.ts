@@ -81,6 +81,11 @@ export class InboundWebhooks {
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
         throw problems.retryLater('the create this webhook is about is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
       }
+      if (adoption.kind === 'noted') {
+        // Written on the attempt; the replica sending the create (or recovery) takes it from there.
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
+        return { received: true, matched: true };
+      }
       if (adoption.kind === 'adopted') {
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'adopted' });
         task = adoption.task;

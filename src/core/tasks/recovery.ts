@@ -59,6 +59,12 @@ export type NamedTaskOutcome =
   | { kind: 'adopted'; task: TaskRecord | undefined }
   /** The create is still being answered here or by a live replica: its answer records it. */
   | { kind: 'busy' }
+  /**
+   * The create is still being answered here or by a replica whose lease runs, and signed news
+   * named its upstream task: that is now written on the attempt, so the task is tracked even if
+   * the answer never comes (that replica stopped), once the lease runs out.
+   */
+  | { kind: 'noted' }
   /** Not an attempt in doubt (unknown, answered, or not this provider's). */
   | { kind: 'none' };
 
@@ -109,6 +115,12 @@ export class Recovery {
   async resolve(task: TaskRecord, found: AttemptRecord): Promise<TaskRecord | undefined> {
     const { runtimes, clock, tasks } = this.engine;
     let attempt = found;
+    const named = runtimes.get(found.provider);
+    const namedCreate = found.providerTaskId && named?.provider.refOfCreate ? this.unansweredCreate(task, found, named) : undefined;
+    if (found.providerTaskId && named?.provider.refOfCreate && namedCreate) {
+      // A signed webhook named the upstream task while the create's answer was awaited (`adoptNamed`).
+      return this.adopt(task, found, named.provider.refOfCreate(namedCreate, found.providerTaskId), found.recoveredBy ?? 'webhook');
+    }
     if (attempt.outcome === 'sending') {
       // Left by a replica that stopped: nobody is waiting for its answer any more.
       const message = 'the gateway stopped while this request was in flight';
@@ -161,10 +173,24 @@ export class Recovery {
     if (!account) return { kind: 'none' };
     // A create still on its way (here, or on a replica whose lease runs) records its own answer.
     const abandoned = (task.leaseUntil ?? 0) < clock.now() && !this.dispatchingHere(task.id);
-    if (attempt.outcome === 'sending' && !abandoned) return { kind: 'busy' };
+    if (attempt.outcome === 'sending' && !abandoned && how.confirm) return { kind: 'busy' };
     const create = this.unansweredCreate(task, attempt, runtime);
     if (!create) return { kind: 'none' };
     const ref = runtime.provider.refOfCreate(create, providerTaskId);
+    if (attempt.outcome === 'sending' && !abandoned) {
+      // A signed webhook is proof enough of what the upstream holds. Telling its sender to retry
+      // until the lease runs out could outlast its retries when the replica sending the create
+      // has died (its lease outlives the upstream's timeout); then nothing would ever name the
+      // task. So the upstream id is written on the attempt now: the create's answer, if it comes,
+      // records the same, and if it never does, recovery resumes tracking from the attempt.
+      const noted = await tasks.updateSendingAttempt(task.id, attempt.seq, {
+        outcome: 'accepted',
+        providerTaskId: ref.providerTaskId,
+        tracking: ref.tracking,
+        recoveredBy: 'webhook',
+      });
+      return noted ? { kind: 'noted' } : { kind: 'busy' };
+    }
     if (how.confirm) {
       const admission = await account.admit(0);
       if (!admission.granted) return { kind: 'busy' };

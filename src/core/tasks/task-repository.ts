@@ -346,6 +346,11 @@ export class TaskRepository {
     return this.store.updateAttempt(taskId, seq, patchFromAttemptChange(change));
   }
 
+  /** Writes `change` on an attempt still `sending` with no upstream id; false when it has moved on. */
+  updateSendingAttempt(taskId: string, seq: number, change: AttemptChange): Promise<boolean> {
+    return this.store.updateSendingAttempt(taskId, seq, patchFromAttemptChange(change));
+  }
+
   /** Tasks in flight with each account of `provider`, by account id. */
   inFlightByAccount(provider: string): Promise<Map<string, number>> {
     return this.store.countInFlightByAccount(provider);
