@@ -148,11 +148,15 @@ describe.skipIf(!available)('three replicas on PostgreSQL, one killed repeatedly
       })();
 
       const follow = async (id: string, from: number): Promise<any> => {
+        // A task still unfinished after this long is reported with what it says, rather than
+        // left to the test's timeout (whose kill loop would then run into the next test).
+        const giveUpAt = Date.now() + 150_000;
         for (;;) {
           const sentAt = Date.now();
           const { response } = await onSomeReplica(from, `/v1/videos/${id}?wait=20`);
           const receivedAt = Date.now();
           const task = (await response.json()) as any;
+          if (receivedAt > giveUpAt) throw new Error(`task ${id} is still ${task.status} after 150 s: ${JSON.stringify(task.attempts)}`);
           if (['succeeded', 'failed'].includes(task.status)) {
             const changedAt = Date.parse(task.completed_at ?? task.updated_at);
             // Only a wait that was open when the change was written measures the notification.
@@ -186,9 +190,13 @@ describe.skipIf(!available)('three replicas on PostgreSQL, one killed repeatedly
         }
         return tasks;
       });
-      const finished = (await Promise.all(clients)).flat();
-      stopKilling = true;
-      await killer;
+      let finished: any[];
+      try {
+        finished = (await Promise.all(clients)).flat();
+      } finally {
+        stopKilling = true;
+        await killer;
+      }
 
       // No task lost: every accepted create is terminal and readable from any replica.
       const lost = [];
