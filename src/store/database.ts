@@ -80,6 +80,9 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    // Statement journals and sorts in memory: on disk, each was a temp file opened, written and
+    // unlinked (about one every other create).
+    sqlite.pragma('temp_store = MEMORY');
     const statements = withStatementCache(sqlite);
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
     // Hot reads outside transactions skip Kysely's connection hand-off (see `compiled-query.ts`).

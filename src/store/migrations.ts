@@ -366,6 +366,53 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         if (dialect === 'postgres') await db.schema.dropTable('gateway_rate_windows').ifExists().execute();
       },
     },
+    '0010_partial_task_indexes': {
+      async up(db: Kysely<unknown>) {
+        // An index is written whenever a column it holds (or its WHERE reads) changes. Indexes
+        // led by `phase` were rewritten by every state change of every task, and held every task
+        // ever made. Each query reads tasks of one or two phases, so each index now holds only
+        // those: a task enters and leaves a few of them in its life, and the finished majority
+        // sits in none. The queries name the phases as literals (`task-store.ts`), so that SQLite
+        // and PostgreSQL can prove the index covers them.
+        for (const name of [
+          'tasks_phase_poll',
+          'tasks_phase_created',
+          'tasks_provider_phase',
+          'tasks_phase_deadline',
+          'tasks_provider_account_phase',
+          'tasks_provider_status_completed',
+          'tasks_provider_task',
+        ]) {
+          await db.schema.dropIndex(name).ifExists().execute();
+        }
+        // The queue, in fair order.
+        await sql`create index tasks_queue on tasks (created_at, id) where phase = 'dispatch'`.execute(db);
+        // Submissions under way (abandoned when their lease ran out).
+        await sql`create index tasks_submitting on tasks (lease_until) where phase = 'submitting'`.execute(db);
+        // Slots in use per account.
+        await sql`create index tasks_in_flight on tasks (provider, account, phase) where phase in ('submitting', 'tracking')`.execute(db);
+        // Polls and result copies due.
+        await sql`create index tasks_due on tasks (phase, next_poll_at) where phase in ('tracking', 'storing')`.execute(db);
+        // Deadlines of unfinished tasks.
+        await sql`create index tasks_unfinished_deadline on tasks (deadline_at) where phase in ('dispatch', 'submitting', 'tracking')`.execute(db);
+        // News from a provider names its task id.
+        await sql`create index tasks_provider_task on tasks (provider, provider_task_id) where provider_task_id is not null`.execute(db);
+        // Recent completion times per provider (figures shared by replicas).
+        await sql`create index tasks_succeeded on tasks (provider, completed_at) where status = 'succeeded'`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        for (const name of ['tasks_queue', 'tasks_submitting', 'tasks_in_flight', 'tasks_due', 'tasks_unfinished_deadline', 'tasks_provider_task', 'tasks_succeeded']) {
+          await db.schema.dropIndex(name).ifExists().execute();
+        }
+        await db.schema.createIndex('tasks_phase_poll').on('tasks').columns(['phase', 'next_poll_at']).execute();
+        await db.schema.createIndex('tasks_phase_created').on('tasks').columns(['phase', 'created_at']).execute();
+        await db.schema.createIndex('tasks_provider_phase').on('tasks').columns(['provider', 'phase']).execute();
+        await db.schema.createIndex('tasks_phase_deadline').on('tasks').columns(['phase', 'deadline_at']).execute();
+        await db.schema.createIndex('tasks_provider_account_phase').on('tasks').columns(['provider', 'account', 'phase']).execute();
+        await db.schema.createIndex('tasks_provider_status_completed').on('tasks').columns(['provider', 'status', 'completed_at']).execute();
+        await db.schema.createIndex('tasks_provider_task').on('tasks').columns(['provider', 'provider_task_id']).execute();
+      },
+    },
   };
 }
 

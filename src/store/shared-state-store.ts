@@ -216,7 +216,8 @@ export class SharedStateStore {
       .selectFrom('tasks')
       .select(['created_at', 'completed_at'])
       .where('provider', '=', provider)
-      .where('status', '=', 'succeeded')
+      // As the partial index `tasks_succeeded` says it (migration 0010), so it is used.
+      .where(sql<boolean>`status = 'succeeded'`)
       .where('completed_at', '>=', since)
       .orderBy('completed_at', 'desc')
       .limit(limit)

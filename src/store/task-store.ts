@@ -3,7 +3,7 @@
  * deliveries. State changes are conditional updates (`WHERE phase = … AND lease_owner = …`), so
  * when two replicas race for the same step exactly one of them wins and the other sees `false`.
  */
-import type { Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
+import { sql, type Insertable, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely';
 import { CompiledShapes, compiledOnce, definedKeys } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
@@ -21,6 +21,17 @@ export type DeliveryPatch = Updateable<DeliveriesTable>;
 
 /** Phases in which a task holds one of its provider's in-flight slots. */
 export const IN_FLIGHT_PHASES: readonly TaskPhase[] = ['submitting', 'tracking'];
+
+/**
+ * The WHERE terms of the partial indexes on `tasks` (migration 0010), written exactly as there:
+ * a query repeats its index's term word for word (phases as literals, not bound values) so that
+ * SQLite and PostgreSQL can prove the index holds every row it asks for.
+ */
+const QUEUED = sql<boolean>`phase = 'dispatch'`;
+const SUBMITTING = sql<boolean>`phase = 'submitting'`;
+const IN_FLIGHT = sql<boolean>`phase in ('submitting', 'tracking')`;
+const DUE = sql<boolean>`phase in ('tracking', 'storing')`;
+const UNFINISHED = sql<boolean>`phase in ('dispatch', 'submitting', 'tracking')`;
 
 export interface ListQuery {
   tenant: string;
@@ -59,7 +70,7 @@ export class TaskStore {
         .select((eb) => eb.fn.countAll<number>().as('count'))
         .where('provider', '=', provider)
         .where('account', '=', account)
-        .where('phase', 'in', IN_FLIGHT_PHASES),
+        .where(IN_FLIGHT),
     2,
   );
   private readonly lastAttemptSeq = compiledOnce(
@@ -235,7 +246,7 @@ export class TaskStore {
       .select('account')
       .select((eb) => eb.fn.countAll<number>().as('count'))
       .where('provider', '=', provider)
-      .where('phase', 'in', IN_FLIGHT_PHASES)
+      .where(IN_FLIGHT)
       .groupBy('account')
       .execute();
     return new Map(rows.map((row) => [row.account ?? '', Number(row.count)]));
@@ -246,23 +257,33 @@ export class TaskStore {
     const row = await this.db
       .selectFrom('tasks')
       .select('id')
+      .where(SUBMITTING)
       .where('provider', '=', provider)
-      .where('phase', '=', 'submitting')
       .limit(1)
       .executeTakeFirst();
     return row !== undefined;
   }
 
+  /** Unfinished tasks by phase, provider and account; each part read through the partial index that holds it. */
   async countByPhase(): Promise<Map<string, number>> {
-    const rows = await this.db
+    const count = (where: typeof QUEUED) =>
+      this.db
+        .selectFrom('tasks')
+        .select(['phase', 'provider', 'account'])
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where(where)
+        .groupBy(['phase', 'provider', 'account'])
+        .execute();
+    const parts = await Promise.all([count(QUEUED), count(IN_FLIGHT), this.db
       .selectFrom('tasks')
       .select(['phase', 'provider', 'account'])
       .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('phase', '!=', 'done')
+      .where(DUE)
+      .where('phase', '=', 'storing')
       .groupBy(['phase', 'provider', 'account'])
-      .execute();
+      .execute()]);
     const counts = new Map<string, number>();
-    for (const row of rows) {
+    for (const row of parts.flat()) {
       const key = `${row.phase}:${row.provider ?? ''}:${row.account ?? ''}`;
       counts.set(key, (counts.get(key) ?? 0) + Number(row.count));
     }
@@ -274,7 +295,7 @@ export class TaskStore {
     const row = await this.db
       .selectFrom('tasks')
       .select('created_at')
-      .where('phase', '=', 'dispatch')
+      .where(QUEUED)
       .orderBy('created_at')
       .limit(1)
       .executeTakeFirst();
@@ -350,7 +371,7 @@ export class TaskStore {
     let select = this.db
       .selectFrom('tasks')
       .selectAll()
-      .where('phase', '=', 'dispatch')
+      .where(QUEUED)
       .where('dispatch_after', '<=', now)
       .where('deadline_at', '>', now)
       // A task whose `cancel_after` has passed is canceled, not sent.
@@ -382,7 +403,7 @@ export class TaskStore {
   }
 
   /**
-   * Walks the (phase, created_at) index over queued tasks up to this one's creation time: with
+   * Walks the queue's index (created_at, id) over queued tasks up to this one's creation time: with
    * nothing queued that is this task alone, so the check costs one index probe. Only the tasks
    * it finds are matched against the providers.
    */
@@ -392,7 +413,7 @@ export class TaskStore {
         this.db
           .selectFrom('tasks')
           .select('id')
-          .where('phase', '=', 'dispatch')
+          .where(QUEUED)
           .where('created_at', '<=', createdAt)
           .where((eb) => eb.or([eb('created_at', '<', createdAt), eb('id', '<', id)]))
           .where((eb) => eb.or(patterns.map((pattern) => eb('candidates', 'like', pattern))))
@@ -420,6 +441,7 @@ export class TaskStore {
       let due = trx
         .selectFrom('tasks')
         .select('id')
+        .where(DUE)
         .where('phase', '=', phase)
         .where('next_poll_at', '<=', now)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
@@ -444,7 +466,7 @@ export class TaskStore {
     return this.db
       .selectFrom('tasks')
       .selectAll()
-      .where('phase', '=', 'dispatch')
+      .where(QUEUED)
       .where('cancel_at', '<=', now)
       .limit(limit)
       .execute();
@@ -467,7 +489,7 @@ export class TaskStore {
     return this.db
       .selectFrom('tasks')
       .selectAll()
-      .where('phase', '=', 'submitting')
+      .where(SUBMITTING)
       .where('lease_until', '<', now)
       .limit(limit)
       .execute();
@@ -478,7 +500,7 @@ export class TaskStore {
     return this.db
       .selectFrom('tasks')
       .selectAll()
-      .where('phase', 'in', ['dispatch', 'submitting', 'tracking'])
+      .where(UNFINISHED)
       .where('deadline_at', '<', now)
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
       .limit(limit)
