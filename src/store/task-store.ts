@@ -204,6 +204,8 @@ export class TaskStore {
     condition: { phases?: readonly TaskPhase[]; leaseOwner?: string | null } = {},
     delivery?: (task: TaskRow) => NewDeliveryRow | undefined,
     alongside?: (trx: Kysely<Database>, task: TaskRow) => Promise<void>,
+    /** Runs first in the same transaction; if it throws, nothing is written. */
+    before?: (trx: Kysely<Database>) => Promise<void>,
   ): Promise<TaskRow | undefined> {
     const columns = definedKeys(patch) as (keyof TaskPatch)[];
     const { phases, leaseOwner } = condition;
@@ -211,6 +213,7 @@ export class TaskStore {
     const ownerBound = leaseOwner !== undefined && leaseOwner !== null;
     const values = [...columns.map((column) => patch[column]), id, ...(phases ?? []), ...(ownerBound ? [leaseOwner] : [])];
     const run = async (db: Kysely<Database>) => {
+      await before?.(db);
       const { rows } = await this.shapes.execute(db, shape, values, (slots) => {
         const set = Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as TaskPatch;
         let at = columns.length;
@@ -230,7 +233,7 @@ export class TaskStore {
       if (row) await alongside?.(db, row);
       return row;
     };
-    return delivery || alongside ? this.db.transaction().execute(run) : run(this.db);
+    return delivery || alongside || before ? this.db.transaction().execute(run) : run(this.db);
   }
 
   /** Tasks holding a slot of `provider`'s `account`. */
@@ -584,8 +587,8 @@ export class TaskStore {
   }
 
   /** Remembers an inbound webhook id; false when it was seen before (a replay). */
-  async rememberInboundWebhook(provider: string, webhookId: string, now: number): Promise<boolean> {
-    const inserted = await this.db
+  async rememberInboundWebhook(provider: string, webhookId: string, now: number, db: Kysely<Database> = this.db): Promise<boolean> {
+    const inserted = await db
       .insertInto('inbound_webhooks')
       .values({ provider, webhook_id: webhookId, received_at: now })
       .onConflict((oc) => oc.columns(['provider', 'webhook_id']).doNothing())

@@ -134,6 +134,20 @@ describe('inbound Freepik webhooks', () => {
     expect(after.provider_status).toBe('IN_PROGRESS');
   });
 
+  it('knows a replay of a webhook that changed nothing, and of one that finished the task', async () => {
+    const task = await processingTask();
+    const progress = { task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] };
+    await postFreepikWebhook(gw, progress, { id: 'wh_progress_1' });
+    // The same news again under a new id changes nothing, and is still remembered.
+    const same = await postFreepikWebhook(gw, progress, { id: 'wh_progress_2' });
+    expect(same.body).toEqual({ received: true, matched: true });
+    expect((await postFreepikWebhook(gw, progress, { id: 'wh_progress_2' })).body).toEqual({ received: true, duplicate: true });
+    const failed = { task_id: task.provider_task_id, status: 'FAILED', generated: [] };
+    expect((await postFreepikWebhook(gw, failed, { id: 'wh_failed' })).body).toEqual({ received: true, matched: true });
+    expect((await gw.get(task.id)).body.status).toBe('failed');
+    expect((await postFreepikWebhook(gw, failed, { id: 'wh_failed' })).body).toEqual({ received: true, duplicate: true });
+  });
+
   it('refuses webhooks without the three headers', async () => {
     const answer = await gw.request('POST', '/v1/webhooks/freepik', JSON.stringify({ task_id: 'x', status: 'COMPLETED' }), {}, null);
     expect(answer.status).toBe(401);

@@ -7,6 +7,7 @@
 import { ProblemError, problems } from '../model/problems.js';
 import type { InboundWebhook } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
+import { DuplicateInboundWebhookError, type InboundMark } from './task-repository.js';
 import { attemptKeyOf, type Recovery } from './recovery.js';
 import type { Tracker } from './tracker.js';
 
@@ -102,18 +103,22 @@ export class InboundWebhooks {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unmatched' });
       return { received: true, matched: false };
     }
-    const fresh = await tasks.rememberInboundWebhook(providerId, verification.webhookId, clock.now());
-    if (!fresh) {
+    // The id is remembered in the transaction of the change the webhook makes (a replay then
+    // writes nothing), or on its own when it changes nothing.
+    const mark: InboundMark = { provider: providerId, webhookId: verification.webhookId, at: clock.now(), remembered: false };
+    const duplicate = () => {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'duplicate' });
-      return { received: true, duplicate: true };
-    }
+      return { received: true, duplicate: true } as const;
+    };
     try {
-      await this.tracker.onWebhook(task, verification.report);
+      await this.tracker.onWebhook(task, verification.report, mark);
     } catch (error) {
+      if (error instanceof DuplicateInboundWebhookError) return duplicate();
       // Not applied: forget the id so the sender's retry is not taken for a replay.
-      await tasks.forgetInboundWebhook(providerId, verification.webhookId).catch(() => undefined);
+      if (mark.remembered) await tasks.forgetInboundWebhook(providerId, verification.webhookId).catch(() => undefined);
       throw error;
     }
+    if (!mark.remembered && !(await tasks.rememberInboundWebhook(providerId, verification.webhookId, mark.at))) return duplicate();
     metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'applied' });
     return { received: true, matched: true };
   }

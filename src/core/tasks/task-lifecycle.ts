@@ -11,7 +11,7 @@ import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
-import type { ChangeCondition } from './task-repository.js';
+import type { ChangeCondition, InboundMark } from './task-repository.js';
 import { newOutput, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
@@ -48,6 +48,8 @@ export function costFromEstimate(estimate: CostEstimate | undefined): TaskCost {
 /** Where the caller found the task: the change is written only if it is still there. */
 export interface TransitionOptions extends ChangeCondition {
   phases: readonly TaskPhase[];
+  /** The provider webhook the change comes from, remembered with the first change it makes. */
+  inbound?: InboundMark;
 }
 
 export class TaskLifecycle {
@@ -93,7 +95,13 @@ export class TaskLifecycle {
             createdAt: now,
           })
         : undefined;
-    const updated = await tasks.update(task.id, { ...change, updatedAt: now }, options, delivery, this.ledger.follow(task, change), attempt);
+    const alongside = this.ledger.follow(task, change);
+    const updated = await tasks.update(
+      task.id,
+      { ...change, updatedAt: now },
+      options,
+      { ...(delivery ? { delivery } : {}), ...(alongside ? { alongside } : {}), ...(attempt ? { attempt } : {}), ...(options.inbound ? { inbound: options.inbound } : {}) },
+    );
     if (updated) this.engine.events.publish(updated);
     return updated;
   }
@@ -103,7 +111,7 @@ export class TaskLifecycle {
    * nothing is published.
    */
   private async writeQuietly(task: TaskRecord, change: TaskChange, options: TransitionOptions): Promise<TaskRecord | undefined> {
-    return this.engine.tasks.update(task.id, change, options);
+    return this.engine.tasks.update(task.id, change, options, options.inbound ? { inbound: options.inbound } : {});
   }
 
   /**

@@ -34,6 +34,27 @@ import {
   type UsageRecord,
 } from './task-records.js';
 
+/**
+ * A provider webhook about to change a task: its id is remembered in the transaction of the
+ * first change it makes (a replay then writes nothing), and `remembered` says it was.
+ */
+export interface InboundMark {
+  provider: string;
+  webhookId: string;
+  at: number;
+  remembered: boolean;
+}
+
+/** The webhook was seen before: the change it would make was not written. */
+export class DuplicateInboundWebhookError extends Error {
+  constructor(
+    readonly provider: string,
+    readonly webhookId: string,
+  ) {
+    super(`webhook ${webhookId} from ${provider} was already received`);
+  }
+}
+
 export type { UsageFilter, UsageGroupColumn, UsageMedian, UsageSums };
 
 /**
@@ -225,10 +246,20 @@ export class TaskRepository {
     id: string,
     change: TaskChange,
     condition: ChangeCondition,
-    delivery?: (task: TaskRecord) => NewDelivery | undefined,
-    alongside?: (ledger: LedgerTransaction, changed: TaskRecord) => Promise<void>,
-    attempt?: { seq: number; change: AttemptChange },
+    writes: {
+      /** The client's webhook to queue, built from the changed task. */
+      delivery?: (task: TaskRecord) => NewDelivery | undefined;
+      /** Ledger writes that go with the change. */
+      alongside?: (ledger: LedgerTransaction, changed: TaskRecord) => Promise<void>;
+      /** An attempt's change written with the task's (only if the task's is). */
+      attempt?: { seq: number; change: AttemptChange };
+      /** The provider webhook this change comes from, remembered in the same transaction (see `InboundMark`). */
+      inbound?: InboundMark;
+    } = {},
   ): Promise<TaskRecord | undefined> {
+    const { delivery, alongside, attempt } = writes;
+    // A webhook is remembered by the first change it makes; a replay writes nothing.
+    const inbound = writes.inbound && !writes.inbound.remembered ? writes.inbound : undefined;
     // The changed row is mapped to a record once, however many of the hooks read it.
     let record: { row: TaskRow; task: TaskRecord } | undefined;
     const recordOf = (row: TaskRow): TaskRecord => {
@@ -251,7 +282,14 @@ export class TaskRepository {
             await alongside?.(this.ledgerIn(trx), recordOf(changed));
           }
         : undefined,
+      inbound &&
+        (async (trx) => {
+          if (!(await this.store.rememberInboundWebhook(inbound.provider, inbound.webhookId, inbound.at, trx))) {
+            throw new DuplicateInboundWebhookError(inbound.provider, inbound.webhookId);
+          }
+        }),
     );
+    if (inbound) inbound.remembered = true;
     return row && recordOf(row);
   }
 

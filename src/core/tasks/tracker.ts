@@ -12,6 +12,7 @@ import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { nextPollDelay } from './polling.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import type { TaskRecord } from './task-records.js';
+import type { InboundMark } from './task-repository.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
 
 const POLL_BATCH = 50;
@@ -138,11 +139,12 @@ export class Tracker {
    * News from a verified webhook. A report that parsed is applied at once; otherwise the task is
    * polled right away to learn the truth.
    */
-  async onWebhook(task: TaskRecord, report: StatusReport | undefined): Promise<void> {
+  async onWebhook(task: TaskRecord, report: StatusReport | undefined, inbound?: InboundMark): Promise<void> {
     const runtime = task.provider ? this.engine.runtimes.get(task.provider) : undefined;
     if (!runtime || task.phase !== 'tracking') return;
     if (report) {
-      await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'] });
+      // The webhook's id is remembered in the transaction of the change it makes.
+      await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'], ...(inbound ? { inbound } : {}) });
       return;
     }
     await this.pollSoon(task);

@@ -35,7 +35,8 @@ describe('SpendLedger.follow', () => {
 
     // What a cancel does: one terminal change of a task still in dispatch, through the ledger.
     const change: TaskChange = { phase: 'done', status: 'canceled', completedAt: engine.clock.now(), updatedAt: engine.clock.now() };
-    const updated = await engine.tasks.update(before.id, change, { phases: ['dispatch'] }, undefined, new SpendLedger(engine).follow(before, change));
+    const alongside = new SpendLedger(engine).follow(before, change)!;
+    const updated = await engine.tasks.update(before.id, change, { phases: ['dispatch'] }, { alongside });
     expect(updated?.status).toBe('canceled');
     expect((await gw.request('GET', '/v1/usage')).body.budgets[0]).toMatchObject({ reserved: 0.4, spent: 0 });
     expect(await engine.tasks.usage(before.id)).toMatchObject({ status: 'canceled', amountMicros: 0, reservedMicros: 0, settled: true });
@@ -50,8 +51,8 @@ describe('SpendLedger.follow', () => {
     const { engine } = gw.gateway;
     const done = (await engine.tasks.get(created.body.id))!;
     const again: TaskChange = { phase: 'done', status: 'failed' };
-    const follow = new SpendLedger(engine).follow({ ...done, phase: 'tracking' }, again);
-    await engine.tasks.update(done.id, {}, {}, undefined, follow);
+    const follow = new SpendLedger(engine).follow({ ...done, phase: 'tracking' }, again)!;
+    await engine.tasks.update(done.id, {}, {}, { alongside: follow });
     expect((await gw.request('GET', '/v1/usage')).body.budgets[0]).toMatchObject({ spent: 0.4, reserved: 0 });
   });
 

@@ -89,7 +89,7 @@ describe('TaskRepository', () => {
 
   it('queues a delivery built from the changed task in the same write', async () => {
     await tasks.create(taskRecord('t_1'));
-    await tasks.update('t_1', { status: 'processing' }, {}, (changed) => ({
+    await tasks.update('t_1', { status: 'processing' }, {}, { delivery: (changed) => ({
       id: 'msg_1',
       taskId: changed.id,
       tenant: changed.tenant,
@@ -97,7 +97,7 @@ describe('TaskRepository', () => {
       eventType: 'video.processing',
       payload: JSON.stringify({ status: changed.status }),
       createdAt: T0 + 1,
-    }));
+    }) });
     const [delivery] = await tasks.claimDueDeliveries(T0 + 1, 'replica-a', 1_000, 10);
     expect(delivery).toEqual({
       id: 'msg_1',
