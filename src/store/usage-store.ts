@@ -76,6 +76,18 @@ export class UsageStore {
     await db.updateTable('task_usage').set(patch).where('task_id', '=', taskId).execute();
   }
 
+  /** Writes `patch` on a task's line if it is not settled and reserves no budget; false otherwise (or when there is none). */
+  async updateUnbudgetedUsage(db: Executor, taskId: string, patch: UsagePatch): Promise<boolean> {
+    const result = await db
+      .updateTable('task_usage')
+      .set(patch)
+      .where('task_id', '=', taskId)
+      .where('settled', '=', 0)
+      .where('budget_period', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
   /**
    * Adds `amount` to the reserve of (tenant, period) if spent + reserved + amount stays within
    * `limit`. Returns the row after the change, or undefined when it would not fit (nothing

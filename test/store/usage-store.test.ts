@@ -155,6 +155,22 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
     const reserve = (store: UsageStore, amount: number, limit = 1_000_000) =>
       store.transaction((db) => store.reserve(db, { tenant: 'acme', period: '2026-11', amount, limit, now: T0 }));
 
+    it('writes an unsettled line without a budget reservation in one conditional write, and leaves the others alone', async () => {
+      for (const id of ['open', 'budgeted', 'settled']) await tasks.createTask(taskRow(id));
+      await usage.transaction(async (db) => {
+        await usage.insertUsage(db, usageRow('open', { status: 'queued', settled: 0 }));
+        await usage.insertUsage(db, usageRow('budgeted', { status: 'queued', settled: 0, budget_period: '2026-11', reserved_micros: 500_000 }));
+        await usage.insertUsage(db, usageRow('settled', { status: 'succeeded', settled: 1 }));
+      });
+      const results = await usage.transaction(async (db) =>
+        Promise.all(['open', 'budgeted', 'settled', 'missing'].map((id) => usage.updateUnbudgetedUsage(db, id, { status: 'processing' }))),
+      );
+      expect(results).toEqual([true, false, false, false]);
+      expect((await usage.getUsage('open'))?.status).toBe('processing');
+      expect((await usage.getUsage('budgeted'))?.status).toBe('queued');
+      expect((await usage.getUsage('settled'))?.status).toBe('succeeded');
+    });
+
     it('reserves while spent + reserved stays within the limit, and refuses (writing nothing) past it', async () => {
       expect(await reserve(usage, 600_000)).toMatchObject({ spent_micros: 0, reserved_micros: 600_000 });
       expect(await reserve(usage, 400_001)).toBeUndefined();

@@ -211,20 +211,23 @@ export class SpendLedger {
     const providerChanged = change.provider !== undefined && change.provider !== before.provider;
     if (!terminal && !costChanged && !statusChanged && !providerChanged) return undefined;
     return async (ledger, after) => {
-      const line = await ledger.usage(after.id);
-      if (!line || line.settled) return;
       const charge = chargeOf(after);
       const common: UsageChange = { status: after.status, provider: after.provider, estimatedCredits: plannedCredits(after), ...charge };
+      const completedAt = after.completedAt ?? after.updatedAt;
+      const settlement: UsageChange = {
+        ...common,
+        completedAt,
+        durationMs: completedAt - after.createdAt,
+        videoSeconds: deliveredSeconds(after),
+        reservedMicros: 0,
+        settled: true,
+      };
+      // Most lines reserve no budget: one conditional write keeps them in step, without reading them first.
+      if (await ledger.updateUnbudgetedUsage(after.id, terminal ? settlement : common)) return;
+      const line = await ledger.usage(after.id);
+      if (!line || line.settled) return;
       if (terminal) {
-        const completedAt = after.completedAt ?? after.updatedAt;
-        await ledger.updateUsage(after.id, {
-          ...common,
-          completedAt,
-          durationMs: completedAt - after.createdAt,
-          videoSeconds: deliveredSeconds(after),
-          reservedMicros: 0,
-          settled: true,
-        });
+        await ledger.updateUsage(after.id, settlement);
         if (line.budgetPeriod) {
           await this.moveBudget(ledger, after.tenant, line.budgetPeriod, -line.reservedMicros, charge.amountMicros ?? 0, 'settled');
         }

@@ -65,6 +65,8 @@ export interface LedgerTransaction {
   usage(taskId: string): Promise<UsageRecord | undefined>;
   insertUsage(usage: UsageRecord): Promise<void>;
   updateUsage(taskId: string, change: UsageChange): Promise<void>;
+  /** Writes `change` on a line that is not settled and reserves no budget (most lines): false, writing nothing, otherwise. */
+  updateUnbudgetedUsage(taskId: string, change: UsageChange): Promise<boolean>;
   /** Adds to the reserve if spent + reserved + amount stays within the limit; undefined (nothing written) otherwise. */
   reserve(input: { tenant: string; period: string; amountMicros: number; limitMicros: number; now: number }): Promise<BudgetRecord | undefined>;
   /** Moves money unconditionally (the upstream already holds it). */
@@ -122,6 +124,7 @@ export class TaskRepository {
       },
       insertUsage: (record) => usage.insertUsage(db, rowFromUsage(record)),
       updateUsage: (taskId, change) => usage.updateUsage(db, taskId, patchFromUsageChange(change)),
+      updateUnbudgetedUsage: (taskId, change) => usage.updateUnbudgetedUsage(db, taskId, patchFromUsageChange(change)),
       reserve: async (input) => {
         const row = await usage.reserve(db, {
           tenant: input.tenant,
