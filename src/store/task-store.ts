@@ -43,8 +43,32 @@ export interface ListQuery {
 }
 
 export type CreateOutcome =
-  | { created: true; task: TaskRow }
+  | {
+      created: true;
+      task: TaskRow;
+      /** What came of `claim`: the slot taken and the first attempt written (its seq), or why not. */
+      first?: { claimed: true; seq: number } | { claimed: false; why: 'queue' | 'full' | 'refused' };
+    }
   | { created: false; existing: { taskId: string; requestHash: string } };
+
+/**
+ * A slot for a task in the transaction that creates it (see `createTask`): the task goes straight
+ * to `submitting` under `owner`'s lease with its first attempt written `sending`, unless an older
+ * task waits for one of `providers`, the account has `cap` tasks in flight, or `admit` says no.
+ */
+export interface NewTaskClaim {
+  provider: string;
+  account: string;
+  cap: number;
+  owner: string;
+  leaseUntil: number;
+  now: number;
+  /** Every provider of the task's plan (an older task waiting for one of them goes first). */
+  providers: readonly string[];
+  /** Leave to call the provider now; asked last, once the slot is known to be free. */
+  admit: () => Promise<boolean>;
+  attempt: Omit<NewAttemptRow, 'task_id'>;
+}
 
 export class TaskStore {
   constructor(readonly store: Store) {}
@@ -102,6 +126,7 @@ export class TaskStore {
     row: NewTaskRow,
     idempotency?: { key: string; requestHash: string; expiresAt: number },
     alongside?: (trx: Kysely<Database>, task: TaskRow) => Promise<void>,
+    claim?: NewTaskClaim,
   ): Promise<CreateOutcome> {
     return this.db.transaction().execute(async (trx) => {
       if (idempotency) {
@@ -144,8 +169,47 @@ export class TaskStore {
       );
       const task = rows[0] as TaskRow;
       await alongside?.(trx, task);
-      return { created: true, task };
+      if (!claim) return { created: true, task };
+      const first = await this.claimNew(trx, task, claim);
+      return first.claimed ? { created: true, task: first.task, first: { claimed: true, seq: first.seq } } : { created: true, task, first };
     });
+  }
+
+  /** `createTask`'s slot claim and first attempt, in its transaction (as `claimSlot` and `addAttempt` do apart). */
+  private async claimNew(
+    trx: Transaction<Database>,
+    task: TaskRow,
+    claim: NewTaskClaim,
+  ): Promise<{ claimed: true; task: TaskRow; seq: number } | { claimed: false; why: 'queue' | 'full' | 'refused' }> {
+    if (claim.providers.length > 0 && (await this.olderWaitingIn(trx, task.created_at, task.id, claim.providers))) return { claimed: false, why: 'queue' };
+    if (this.store.dialect === 'postgres') {
+      await trx.selectFrom('providers').select('id').where('id', '=', claim.provider).forUpdate().execute();
+    }
+    if ((await this.countInFlight(claim.provider, claim.account, trx)) >= claim.cap) return { claimed: false, why: 'full' };
+    if (!(await claim.admit())) return { claimed: false, why: 'refused' };
+    const values = [claim.provider, claim.account, claim.owner, claim.leaseUntil, claim.now, task.id, 'dispatch'];
+    const { rows } = await this.shapes.execute(trx, 'claim-slot:1|false', values, (slots) =>
+      trx
+        .updateTable('tasks')
+        .set((eb) => ({
+          phase: 'submitting' as const,
+          provider: slots[0] as string,
+          account: slots[1] as string,
+          lease_owner: slots[2] as string,
+          lease_until: slots[3] as number,
+          updated_at: slots[4] as number,
+          version: eb('version', '+', 1),
+        }))
+        .where('id', '=', slots[5] as string)
+        .where('phase', 'in', [slots[6] as TaskPhase])
+        .returningAll(),
+    );
+    const attempt = { ...claim.attempt, task_id: task.id, seq: 1 };
+    const columns = definedKeys(attempt) as (keyof typeof attempt)[];
+    await this.shapes.execute(trx, `insert-attempt:${columns.join(',')}`, columns.map((column) => attempt[column]), (slots) =>
+      trx.insertInto('attempts').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as typeof attempt),
+    );
+    return { claimed: true, task: rows[0] as TaskRow, seq: 1 };
   }
 
   async getTask(id: string): Promise<TaskRow | undefined> {
@@ -395,13 +459,17 @@ export class TaskStore {
    * new one queues behind it, so nobody jumps the line for a slot).
    */
   async hasOlderWaitingTask(createdAt: number, id: string, providers: readonly string[]): Promise<boolean> {
+    return this.olderWaitingIn(this.db, createdAt, id, providers);
+  }
+
+  private async olderWaitingIn(db: Kysely<Database>, createdAt: number, id: string, providers: readonly string[]): Promise<boolean> {
     if (providers.length === 0) return false;
     let query = this.olderWaiting.get(providers.length);
     if (!query) {
       query = this.compileOlderWaiting(providers.length);
       this.olderWaiting.set(providers.length, query);
     }
-    const { rows } = await query(this.db, createdAt, id, ...providers.map((provider) => `%,${provider},%`));
+    const { rows } = await query(db, createdAt, id, ...providers.map((provider) => `%,${provider},%`));
     return rows.length > 0;
   }
 

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, parseDatabaseUrl, type Store } from '../../src/store/database.js';
 import type { DeliveriesTable } from '../../src/store/schema.js';
-import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
+import { TaskStore, type NewTaskClaim, type NewTaskRow } from '../../src/store/task-store.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** 2026-01-01: past 2^31, so PostgreSQL bigint columns have to come back as numbers. */
@@ -786,6 +786,51 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
           attempts: 1,
           last_status: 200,
         });
+      });
+    });
+
+    describe('a slot taken in the create\'s own transaction', () => {
+      const claim = (overrides: Partial<NewTaskClaim> = {}): NewTaskClaim => ({
+        provider: 'freepik',
+        account: 'default',
+        cap: 1,
+        owner: 'replica-a',
+        leaseUntil: T0 + MINUTE,
+        now: T0,
+        providers: ['freepik'],
+        admit: async () => true,
+        attempt: { provider: 'freepik', account: 'default', outcome: 'sending', at: T0 },
+        ...overrides,
+      });
+
+      it('writes the task in submitting under the lease with its first attempt sending, all or nothing', async () => {
+        const outcome = await tasks.createTask(taskRow('t_first', { candidates: ',freepik,' }), undefined, undefined, claim());
+        expect(outcome).toMatchObject({ created: true, first: { claimed: true, seq: 1 } });
+        expect(outcome.created && outcome.task).toMatchObject({ phase: 'submitting', provider: 'freepik', account: 'default', lease_owner: 'replica-a', lease_until: T0 + MINUTE });
+        expect((await tasks.getAttempts('t_first')).map((attempt) => [attempt.seq, attempt.outcome, attempt.account])).toEqual([[1, 'sending', 'default']]);
+        // A failure later in the same transaction leaves neither the task nor its attempt.
+        const failing = claim({ cap: 5, admit: async () => { throw new Error('boom'); } });
+        await expect(tasks.createTask(taskRow('t_rolled_back'), undefined, undefined, failing)).rejects.toThrow('boom');
+        expect(await tasks.getTask('t_rolled_back')).toBeUndefined();
+        expect(await tasks.getAttempts('t_rolled_back')).toEqual([]);
+      });
+
+      it('creates the task queued, with no attempt, when the account is full, the call may not go now, or an older task waits', async () => {
+        await tasks.createTask(taskRow('t_holder', { phase: 'tracking', provider: 'freepik', account: 'default' }));
+        let asked = false;
+        const full = await tasks.createTask(taskRow('t_full', { created_at: T0 + 1 }), undefined, undefined, claim({ admit: async () => (asked = true) }));
+        expect(full).toMatchObject({ created: true, first: { claimed: false, why: 'full' } });
+        // The rate windows are not asked (nor a call spent) for a slot that is not free.
+        expect(asked).toBe(false);
+        const refused = await tasks.createTask(taskRow('t_refused', { created_at: T0 + 2 }), undefined, undefined, claim({ cap: 5, admit: async () => false }));
+        expect(refused).toMatchObject({ created: true, first: { claimed: false, why: 'refused' } });
+        await tasks.createTask(taskRow('t_older', { created_at: T0 + 3, candidates: ',freepik,' }));
+        const behind = await tasks.createTask(taskRow('t_behind', { created_at: T0 + 4 }), undefined, undefined, claim({ cap: 5 }));
+        expect(behind).toMatchObject({ created: true, first: { claimed: false, why: 'queue' } });
+        for (const id of ['t_full', 't_refused', 't_behind']) {
+          expect((await tasks.getTask(id))?.phase).toBe('dispatch');
+          expect(await tasks.getAttempts(id)).toEqual([]);
+        }
       });
     });
 

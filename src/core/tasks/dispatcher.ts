@@ -32,6 +32,28 @@ import { firstPollDelay } from './polling.js';
 import { Recovery, attemptKeyOf } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import type { NewAttempt, PlanEntry, TaskRecord } from './task-records.js';
+import type { FirstClaim } from './task-repository.js';
+
+/** A slot and first attempt taken with the task, handed to the dispatch that sends it. */
+interface FirstTaken {
+  provider: string;
+  account: ProviderAccount;
+  permit: CallPermit;
+  seq: number;
+  step: Extract<CandidateStep, { kind: 'try' }>;
+}
+
+/** A create's first provider, tried in the transaction that writes the task (`Dispatcher.firstTry`). */
+export interface FirstTry {
+  runtime: ProviderRuntime;
+  account: ProviderAccount;
+  entry: PlanEntry;
+  step: Extract<CandidateStep, { kind: 'try' }>;
+  /** What the store takes in the create's transaction. */
+  claim: FirstClaim;
+  /** The leave to call, once `claim.admit` gave it. */
+  permit: () => CallPermit | undefined;
+}
 
 /** What one pass of the dispatcher has learned, shared by the tasks it dispatches. */
 interface PassState {
@@ -102,10 +124,12 @@ export class Dispatcher {
     pass?: PassState,
     /** The task as this process just created it (no attempts yet), so it is not read back. */
     created?: TaskRecord,
+    /** Its first provider's slot and attempt, written with it (`sendFirst`). */
+    first?: FirstTaken,
   ): Promise<TaskRecord | undefined> {
     const running = this.inFlight.get(taskId);
     if (running) return running;
-    const promise = this.dispatchOnce(taskId, context, pass, created).finally(() => this.inFlight.delete(taskId));
+    const promise = this.dispatchOnce(taskId, context, pass, created, first).finally(() => this.inFlight.delete(taskId));
     this.inFlight.set(taskId, promise);
     return promise;
   }
@@ -120,16 +144,75 @@ export class Dispatcher {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
   }
 
+  /**
+   * What a create may take in the transaction that writes it (SQLite, where provider standing and
+   * rate windows are in this process): a slot of its first provider's best account, when that
+   * provider is to be tried now. The store then also checks the queue, the account's cap and, last,
+   * the rate windows (`FirstTry.admit`), and writes the first attempt `sending`; `sendFirst` sends it.
+   */
+  async firstTry(task: TaskRecord): Promise<FirstTry | undefined> {
+    const { runtimes, clock, config, owner } = this.engine;
+    const entry = task.plan.candidates[0];
+    const runtime = entry && runtimes.get(entry.provider);
+    if (!entry || !runtime) return undefined;
+    const step = decideCandidate(entry, this.standingOf(runtime, undefined), {
+      request: { request: task.request, explicit: new Set(task.plan.explicit) },
+      history: attemptHistory([]),
+      now: clock.now(),
+      retryMs: config.tracking.tick_ms,
+    });
+    if (step.kind !== 'try') return undefined;
+    const [account] = await this.accountsToTry(runtime);
+    if (!account) return undefined;
+    const now = clock.now();
+    let permit: CallPermit | undefined;
+    return {
+      runtime,
+      account,
+      entry,
+      step,
+      claim: {
+        provider: runtime.id,
+        account: account.id,
+        cap: account.maxInFlight,
+        owner,
+        leaseUntil: now + this.submissionLeaseMs(runtime),
+        now,
+        // Only a call that may go at once: one that would wait for its rate window goes the usual way.
+        admit: async () => {
+          const admission = await account.admit(0);
+          if (admission.granted) permit = admission.permit;
+          return admission.granted;
+        },
+        attempt: { provider: runtime.id, account: account.id, outcome: 'sending', at: now },
+      },
+      permit: () => permit,
+    };
+  }
+
+  /**
+   * Sends the create of a task whose slot and first attempt were written with it (`firstTry`), and
+   * goes on through the plan as any dispatch would if that provider turns it down.
+   */
+  sendFirst(task: TaskRecord, first: FirstTry, seq: number, context: Record<string, string> = {}): Promise<TaskRecord | undefined> {
+    const permit = first.permit();
+    if (!permit) throw new Error(`task ${task.id} has no leave to call ${first.runtime.id}`);
+    return this.dispatch(task.id, context, undefined, task, { provider: first.runtime.id, account: first.account, permit, seq, step: first.step });
+  }
+
   /** Walks the task's plan, one decision per provider, and carries out the conclusion. */
   private async dispatchOnce(
     taskId: string,
     context: Record<string, string>,
     pass?: PassState,
     created?: TaskRecord,
+    first?: FirstTaken,
   ): Promise<TaskRecord | undefined> {
-    const { tasks, runtimes, clock, config } = this.engine;
+    const { tasks, runtimes, clock, config, owner } = this.engine;
     let task = created ?? (await tasks.get(taskId));
-    if (!task || task.phase !== 'dispatch') return task;
+    // Queued; or, with its first slot taken as it was created, held here.
+    const held = first !== undefined && task?.phase === 'submitting' && task.leaseOwner === owner;
+    if (!task || !(task.phase === 'dispatch' || held)) return task;
     if (clock.now() >= task.deadlineAt) {
       // Never send upstream (and pay for) a task the gateway has already given up on.
       return this.failSubmission(task, deadlineError(config.tasks.deadline_ms));
@@ -139,16 +222,20 @@ export class Dispatcher {
     const outcomes: CandidateOutcome[] = [];
     for (const entry of task.plan.candidates) {
       const runtime = runtimes.get(entry.provider);
-      const step = decideCandidate(entry, runtime && this.standingOf(runtime, pass), {
-        request,
-        history,
-        now: clock.now(),
-        retryMs: config.tracking.tick_ms,
-      });
+      // The slot taken with the task was taken on this decision: its attempt is on its way.
+      const given = first && first.provider === entry.provider ? first : undefined;
+      const step =
+        given?.step ??
+        decideCandidate(entry, runtime && this.standingOf(runtime, pass), {
+          request,
+          history,
+          now: clock.now(),
+          retryMs: config.tracking.tick_ms,
+        });
       if (step.kind === 'try') {
         // Only a configured provider is ever tried.
         const refusedAccounts = history.refusedAccounts.get(entry.provider) ?? new Set<string>();
-        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass, refusedAccounts);
+        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass, refusedAccounts, given);
         if (tried.settled) return tried.task;
         task = tried.task;
         outcomes.push(tried.outcome);
@@ -209,23 +296,32 @@ export class Dispatcher {
     context: Record<string, string>,
     pass: PassState | undefined,
     refusedAccounts: ReadonlySet<string>,
+    /** A slot and attempt already taken (`sendFirst`): sent before anything else. */
+    given?: FirstTaken,
   ): Promise<TryResult> {
     const tried = new Set<string>(refusedAccounts);
     let current = task;
     let refusal: CandidateOutcome | undefined;
+    let first = given;
     for (;;) {
-      const accounts = (await this.accountsToTry(runtime)).filter((account) => !tried.has(account.id));
-      if (refusal && accounts.length === 0) {
-        // An account the task has not been through yet is busy: it may take the task later.
-        const untried = runtime.accounts.some((account) => !tried.has(account.id) && account.circuit !== 'open');
-        const outcome: CandidateOutcome = untried && refusal.kind === 'refused' ? { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } : refusal;
-        return { settled: false, task: current, outcome };
+      let taken: Awaited<ReturnType<Dispatcher['takeAccount']>>;
+      if (first) {
+        taken = { kind: 'taken', task: current, account: first.account, permit: first.permit };
+      } else {
+        const accounts = (await this.accountsToTry(runtime)).filter((account) => !tried.has(account.id));
+        if (refusal && accounts.length === 0) {
+          // An account the task has not been through yet is busy: it may take the task later.
+          const untried = runtime.accounts.some((account) => !tried.has(account.id) && account.circuit !== 'open');
+          const outcome: CandidateOutcome = untried && refusal.kind === 'refused' ? { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } : refusal;
+          return { settled: false, task: current, outcome };
+        }
+        taken = await this.takeAccount(current, runtime, accounts, pass);
       }
-      const taken = await this.takeAccount(current, runtime, accounts, pass);
       if (taken.kind === 'settled') return taken.result;
       const { account, permit } = taken;
       current = taken.task;
-      const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context);
+      const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context, first?.seq);
+      first = undefined;
       if (sent.kind === 'settled') return sent.result;
       tried.add(account.id);
       refusal = sent.outcome;
@@ -296,10 +392,12 @@ export class Dispatcher {
     entry: PlanEntry,
     step: Extract<CandidateStep, { kind: 'try' }>,
     context: Record<string, string>,
+    /** The attempt, when it was written with the slot claim (`sendFirst`). */
+    written?: number,
   ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'refused'; outcome: CandidateOutcome; accountTrouble: boolean }> {
     const { tasks, clock, config, metrics } = this.engine;
     const retryMs = config.tracking.tick_ms;
-    const seq = await tasks.addAttempt(claimed.id, { provider: runtime.id, account: account.id, outcome: 'sending', at: clock.now() });
+    const seq = written ?? (await tasks.addAttempt(claimed.id, { provider: runtime.id, account: account.id, outcome: 'sending', at: clock.now() }));
     const started = clock.now();
     const attemptKey = attemptKeyOf(claimed.id, seq);
     const callbackUrl = this.callbackUrlFor(runtime, account, claimed, attemptKey);

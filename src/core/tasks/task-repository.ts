@@ -5,7 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
-import type { ListQuery, TaskRow, TaskStore } from '../../store/task-store.js';
+import type { ListQuery, NewTaskClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import { UsageStore, type UsageFilter, type UsageGroupColumn, type UsageMedian, type UsageSums } from '../../store/usage-store.js';
 import {
   attemptFromRow,
@@ -92,8 +92,26 @@ export interface ChangeCondition {
 }
 
 export type CreateOutcome =
-  | { created: true; task: TaskRecord }
+  | {
+      created: true;
+      task: TaskRecord;
+      /** What came of the first slot claim asked for: taken with the first attempt written (its seq), or why not. */
+      first?: { claimed: true; seq: number } | { claimed: false; why: 'queue' | 'full' | 'refused' };
+    }
   | { created: false; existing: { taskId: string; requestHash: string } };
+
+/** A slot claimed in the transaction that creates the task (`TaskStore.createTask`), with its first attempt. */
+export interface FirstClaim {
+  provider: string;
+  account: string;
+  cap: number;
+  owner: string;
+  leaseUntil: number;
+  now: number;
+  /** Leave to call the provider now, asked last. */
+  admit: () => Promise<boolean>;
+  attempt: NewAttempt;
+}
 
 /** Tasks holding each provider's slots, and tasks waiting for one. */
 export interface TaskLoad {
@@ -212,13 +230,21 @@ export class TaskRepository {
     task: TaskRecord,
     idempotency?: { key: string; requestHash: string; expiresAt: number },
     alongside?: (ledger: LedgerTransaction) => Promise<void>,
+    /**
+     * A slot of the first provider taken in the same transaction, with the first attempt written
+     * `sending` (unless an older task waits for one of the task's providers, the account is full,
+     * or `admit` says no: then the task is created queued).
+     */
+    claim?: FirstClaim,
   ): Promise<CreateOutcome> {
-    const outcome = await this.store.createTask(
-      rowFromTask(task),
-      idempotency,
-      alongside && ((trx) => alongside(this.ledgerIn(trx))),
-    );
-    return outcome.created ? { created: true, task: taskFromRow(outcome.task) } : outcome;
+    let first: NewTaskClaim | undefined;
+    if (claim) {
+      const { task_id: _taskId, ...attemptRow } = rowFromAttempt(task.id, claim.attempt);
+      first = { ...claim, providers: task.plan.candidates.map((entry) => entry.provider), attempt: attemptRow };
+    }
+    const outcome = await this.store.createTask(rowFromTask(task), idempotency, alongside && ((trx) => alongside(this.ledgerIn(trx))), first);
+    if (!outcome.created) return outcome;
+    return { created: true, task: taskFromRow(outcome.task), ...(outcome.first ? { first: outcome.first } : {}) };
   }
 
   async get(id: string): Promise<TaskRecord | undefined> {

@@ -228,12 +228,18 @@ export class TaskService {
       cancelAt: input.cancel_after !== undefined ? now + input.cancel_after * 1000 : null,
       version: 0,
     };
+    // With the store to itself (SQLite: provider standing and rate windows in this process), the
+    // create's own transaction also takes its first provider's slot and writes the attempt, so an
+    // accepted create costs two transactions. Replicas sharing PostgreSQL claim the slot apart, under
+    // the provider's row lock and with rate windows in other rows.
+    const firstTry = tasks.sharedByReplicas ? undefined : await this.dispatcher.firstTry(task);
     let outcome: Awaited<ReturnType<typeof tasks.create>>;
     try {
       outcome = await tasks.create(
         task,
         idempotencyKey ? { key: idempotencyKey, requestHash, expiresAt: now + config.tasks.idempotency_ttl_ms } : undefined,
         this.ledger.open(task),
+        firstTry?.claim,
       );
     } catch (error) {
       if (error instanceof BudgetExceededError) throw await this.refuseOverBudget(error);
@@ -247,7 +253,10 @@ export class TaskService {
     }
 
     let dispatched: TaskRecord | undefined = outcome.task;
-    if (await tasks.hasOlderWaitingTask(outcome.task)) {
+    const claimed = outcome.first;
+    if (firstTry && claimed?.claimed) {
+      dispatched = await this.dispatcher.sendFirst(outcome.task, firstTry, claimed.seq, context);
+    } else if (claimed && !claimed.claimed ? claimed.why === 'queue' : await tasks.hasOlderWaitingTask(outcome.task)) {
       // Older tasks are waiting for a slot: queue behind them, in order.
       this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
     } else {
