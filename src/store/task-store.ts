@@ -56,13 +56,17 @@ export type CreateOutcome =
  * to `submitting` under `owner`'s lease with its first attempt written `sending`, unless an older
  * task waits for one of `providers`, the account has `cap` tasks in flight, or `admit` says no.
  */
-export interface NewTaskClaim {
+/** A slot of `provider`'s `account` (which holds at most `cap` tasks in flight), taken under `owner`'s lease. */
+export interface SlotClaim {
   provider: string;
   account: string;
   cap: number;
   owner: string;
   leaseUntil: number;
   now: number;
+}
+
+export interface NewTaskClaim extends SlotClaim {
   /** Every provider of the task's plan (an older task waiting for one of them goes first). */
   providers: readonly string[];
   /** Leave to call the provider now; asked last, once the slot is known to be free. */
@@ -182,14 +186,32 @@ export class TaskStore {
     claim: NewTaskClaim,
   ): Promise<{ claimed: true; task: TaskRow; seq: number } | { claimed: false; why: 'queue' | 'full' | 'refused' }> {
     if (claim.providers.length > 0 && (await this.olderWaitingIn(trx, task.created_at, task.id, claim.providers))) return { claimed: false, why: 'queue' };
-    if (this.store.dialect === 'postgres') {
-      await trx.selectFrom('providers').select('id').where('id', '=', claim.provider).forUpdate().execute();
-    }
+    await this.lockProvider(trx, claim.provider);
     if ((await this.countInFlight(claim.provider, claim.account, trx)) >= claim.cap) return { claimed: false, why: 'full' };
     if (!(await claim.admit())) return { claimed: false, why: 'refused' };
-    const values = [claim.provider, claim.account, claim.owner, claim.leaseUntil, claim.now, task.id, 'dispatch'];
-    const { rows } = await this.shapes.execute(trx, 'claim-slot:1|false', values, (slots) =>
-      trx
+    const claimed = await this.takeSlot(trx, claim, task.id, ['dispatch'], false);
+    await this.insertAttempt(trx, { ...claim.attempt, task_id: task.id, seq: 1 });
+    return { claimed: true, task: claimed!, seq: 1 };
+  }
+
+  /** Serializes slot claims of `provider` across replicas (a row lock in PostgreSQL; SQLite serializes writers anyway). */
+  private async lockProvider(trx: Transaction<Database>, provider: string): Promise<void> {
+    if (this.store.dialect === 'postgres') {
+      await trx.selectFrom('providers').select('id').where('id', '=', provider).forUpdate().execute();
+    }
+  }
+
+  /** Moves the task into `submitting` on `slot`'s account, if it is still in one of `fromPhases` (and, when `owned`, held by the slot's owner). */
+  private async takeSlot(
+    trx: Transaction<Database>,
+    slot: SlotClaim,
+    taskId: string,
+    fromPhases: readonly TaskPhase[],
+    owned: boolean,
+  ): Promise<TaskRow | undefined> {
+    const values = [slot.provider, slot.account, slot.owner, slot.leaseUntil, slot.now, taskId, ...fromPhases, ...(owned ? [slot.owner] : [])];
+    const { rows } = await this.shapes.execute(trx, `claim-slot:${fromPhases.length}|${owned}`, values, (slots) => {
+      let update = trx
         .updateTable('tasks')
         .set((eb) => ({
           phase: 'submitting' as const,
@@ -201,15 +223,18 @@ export class TaskStore {
           version: eb('version', '+', 1),
         }))
         .where('id', '=', slots[5] as string)
-        .where('phase', 'in', [slots[6] as TaskPhase])
-        .returningAll(),
+        .where('phase', 'in', fromPhases.map((_, index) => slots[6 + index] as TaskPhase));
+      if (owned) update = update.where('lease_owner', '=', slots[6 + fromPhases.length] as string);
+      return update.returningAll();
+    });
+    return rows[0] as TaskRow | undefined;
+  }
+
+  private async insertAttempt(trx: Transaction<Database>, row: NewAttemptRow & { seq: number }): Promise<void> {
+    const columns = definedKeys(row) as (keyof typeof row)[];
+    await this.shapes.execute(trx, `insert-attempt:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
+      trx.insertInto('attempts').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as typeof row),
     );
-    const attempt = { ...claim.attempt, task_id: task.id, seq: 1 };
-    const columns = definedKeys(attempt) as (keyof typeof attempt)[];
-    await this.shapes.execute(trx, `insert-attempt:${columns.join(',')}`, columns.map((column) => attempt[column]), (slots) =>
-      trx.insertInto('attempts').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as typeof attempt),
-    );
-    return { claimed: true, task: rows[0] as TaskRow, seq: 1 };
   }
 
   async getTask(id: string): Promise<TaskRow | undefined> {
@@ -374,22 +399,15 @@ export class TaskStore {
    * moves the task into `submitting` under `owner`'s lease. Serialized per provider (a row lock
    * in PostgreSQL; SQLite serializes writers anyway), so replicas never overshoot the cap.
    */
-  async claimSlot(input: {
-    taskId: string;
-    provider: string;
-    /** The account of `provider` whose slot is taken, and its cap. */
-    account: string;
-    cap: number;
-    owner: string;
-    leaseUntil: number;
-    now: number;
-    /** The task must be in one of these phases (and, for `submitting`, owned by `owner`). */
-    fromPhases: readonly TaskPhase[];
-  }): Promise<TaskRow | undefined> {
+  async claimSlot(
+    input: SlotClaim & {
+      taskId: string;
+      /** The task must be in one of these phases (and, for `submitting`, owned by `owner`). */
+      fromPhases: readonly TaskPhase[];
+    },
+  ): Promise<TaskRow | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      if (this.store.dialect === 'postgres') {
-        await trx.selectFrom('providers').select('id').where('id', '=', input.provider).forUpdate().execute();
-      }
+      await this.lockProvider(trx, input.provider);
       const current = (await this.selectPhase(trx, input.taskId)).rows[0];
       if (!current || !input.fromPhases.includes(current.phase)) return undefined;
       // A task moving between providers or accounts frees its old slot as it takes the new one.
@@ -397,38 +415,10 @@ export class TaskStore {
         current.provider === input.provider && current.account === input.account && IN_FLIGHT_PHASES.includes(current.phase);
       const inFlight = await this.countInFlight(input.provider, input.account, trx);
       if (!alreadyHolds && inFlight >= input.cap) return undefined;
-      const owned = current.phase === 'submitting';
-      const { fromPhases } = input;
-      const values = [
-        input.provider,
-        input.account,
-        input.owner,
-        input.leaseUntil,
-        input.now,
-        input.taskId,
-        ...fromPhases,
-        ...(owned ? [input.owner] : []),
-      ];
-      const { rows } = await this.shapes.execute(trx, `claim-slot:${fromPhases.length}|${owned}`, values, (slots) => {
-        let update = trx
-          .updateTable('tasks')
-          .set((eb) => ({
-            phase: 'submitting' as const,
-            provider: slots[0] as string,
-            account: slots[1] as string,
-            lease_owner: slots[2] as string,
-            lease_until: slots[3] as number,
-            updated_at: slots[4] as number,
-            version: eb('version', '+', 1),
-          }))
-          .where('id', '=', slots[5] as string)
-          .where('phase', 'in', fromPhases.map((_, index) => slots[6 + index] as TaskPhase));
-        if (owned) update = update.where('lease_owner', '=', slots[6 + fromPhases.length] as string);
-        return update.returningAll();
-      });
-      return rows[0] as TaskRow | undefined;
+      return this.takeSlot(trx, input, input.taskId, input.fromPhases, current.phase === 'submitting');
     });
   }
+
 
   /**
    * Queued tasks that may be dispatched now and are still within their deadline, oldest first
@@ -614,11 +604,7 @@ export class TaskStore {
         return await this.db.transaction().execute(async (trx) => {
           const last = (await this.lastAttemptSeq(trx, attempt.task_id)).rows[0];
           const seq = Number(last?.seq ?? 0) + 1;
-          const row = { ...attempt, seq };
-          const columns = definedKeys(row) as (keyof typeof row)[];
-          await this.shapes.execute(trx, `insert-attempt:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
-            trx.insertInto('attempts').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as typeof row),
-          );
+          await this.insertAttempt(trx, { ...attempt, seq });
           return seq;
         });
       } catch (error) {

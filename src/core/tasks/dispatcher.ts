@@ -32,7 +32,7 @@ import { firstPollDelay } from './polling.js';
 import { Recovery, attemptKeyOf } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import type { NewAttempt, PlanEntry, TaskRecord } from './task-records.js';
-import type { FirstClaim } from './task-repository.js';
+import type { FirstClaim, SlotClaim } from './task-repository.js';
 
 /** A slot and first attempt taken with the task, handed to the dispatch that sends it. */
 interface FirstTaken {
@@ -114,6 +114,11 @@ export class Dispatcher {
     return Math.max(this.engine.config.tracking.lease_ms, runtime.config.timeout_ms + MAX_INLINE_RATE_WAIT_MS + 10_000);
   }
 
+  /** A slot of `account` taken now by this replica, for as long as a submission owns its task. */
+  private slotOf(runtime: ProviderRuntime, account: ProviderAccount, now: number): SlotClaim {
+    return { provider: runtime.id, account: account.id, cap: account.maxInFlight, owner: this.engine.owner, leaseUntil: now + this.submissionLeaseMs(runtime), now };
+  }
+
   /**
    * Tries to get one queued task accepted. Returns the task as it ends up: `processing`,
    * `failed`, or still `queued` (waiting for a slot or a rate allowance).
@@ -151,7 +156,7 @@ export class Dispatcher {
    * the rate windows (`FirstTry.admit`), and writes the first attempt `sending`; `sendFirst` sends it.
    */
   async firstTry(task: TaskRecord): Promise<FirstTry | undefined> {
-    const { runtimes, clock, config, owner } = this.engine;
+    const { runtimes, clock, config } = this.engine;
     const entry = task.plan.candidates[0];
     const runtime = entry && runtimes.get(entry.provider);
     if (!entry || !runtime) return undefined;
@@ -172,12 +177,7 @@ export class Dispatcher {
       entry,
       step,
       claim: {
-        provider: runtime.id,
-        account: account.id,
-        cap: account.maxInFlight,
-        owner,
-        leaseUntil: now + this.submissionLeaseMs(runtime),
-        now,
+        ...this.slotOf(runtime, account, now),
         // Only a call that may go at once: one that would wait for its rate window goes the usual way.
         admit: async () => {
           const admission = await account.admit(0);
@@ -341,22 +341,14 @@ export class Dispatcher {
     accounts: readonly ProviderAccount[],
     pass: PassState | undefined,
   ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'taken'; task: TaskRecord; account: ProviderAccount; permit: CallPermit }> {
-    const { tasks, clock, config, owner } = this.engine;
+    const { tasks, clock, config } = this.engine;
     const retryMs = config.tracking.tick_ms;
     let claimed: TaskRecord | undefined;
     let retryAt = Number.POSITIVE_INFINITY;
     for (const [index, account] of accounts.entries()) {
       const now = clock.now();
       const holder = claimed ?? task;
-      const slot = await tasks.claimSlot({
-        task: holder,
-        provider: runtime.id,
-        account: account.id,
-        cap: account.maxInFlight,
-        owner,
-        leaseUntil: now + this.submissionLeaseMs(runtime),
-        now,
-      });
+      const slot = await tasks.claimSlot(holder, this.slotOf(runtime, account, now));
       if (!slot) {
         const latest = await tasks.get(task.id);
         // Someone else took the task (another replica, or it finished): not ours any more.

@@ -5,7 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
-import type { ListQuery, NewTaskClaim, TaskRow, TaskStore } from '../../store/task-store.js';
+import type { ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import { UsageStore, type UsageFilter, type UsageGroupColumn, type UsageMedian, type UsageSums } from '../../store/usage-store.js';
 import {
   attemptFromRow,
@@ -100,14 +100,10 @@ export type CreateOutcome =
     }
   | { created: false; existing: { taskId: string; requestHash: string } };
 
+export type { SlotClaim };
+
 /** A slot claimed in the transaction that creates the task (`TaskStore.createTask`), with its first attempt. */
-export interface FirstClaim {
-  provider: string;
-  account: string;
-  cap: number;
-  owner: string;
-  leaseUntil: number;
-  now: number;
+export interface FirstClaim extends SlotClaim {
   /** Leave to call the provider now, asked last. */
   admit: () => Promise<boolean>;
   attempt: NewAttempt;
@@ -323,25 +319,8 @@ export class TaskRepository {
   }
 
   /** Takes a slot of `provider`'s `account` and moves the task into `submitting` under `owner`'s lease (see `TaskStore.claimSlot`). */
-  async claimSlot(input: {
-    task: TaskRecord;
-    provider: string;
-    account: string;
-    cap: number;
-    owner: string;
-    leaseUntil: number;
-    now: number;
-  }): Promise<TaskRecord | undefined> {
-    const row = await this.store.claimSlot({
-      taskId: input.task.id,
-      provider: input.provider,
-      account: input.account,
-      cap: input.cap,
-      owner: input.owner,
-      leaseUntil: input.leaseUntil,
-      now: input.now,
-      fromPhases: [input.task.phase],
-    });
+  async claimSlot(task: TaskRecord, slot: SlotClaim): Promise<TaskRecord | undefined> {
+    const row = await this.store.claimSlot({ ...slot, taskId: task.id, fromPhases: [task.phase] });
     return row && taskFromRow(row);
   }
 
