@@ -3,7 +3,7 @@
  * deliveries. State changes are conditional updates (`WHERE phase = … AND lease_owner = …`), so
  * when two replicas race for the same step exactly one of them wins and the other sees `false`.
  */
-import { sql, type Insertable, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely';
+import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type Transaction, type Updateable } from 'kysely';
 import { CompiledShapes, compiledOnce, definedKeys } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
@@ -15,6 +15,8 @@ export type AttemptRow = Selectable<AttemptsTable>;
 /** An attempt to append: the store numbers it. */
 export type NewAttemptRow = Omit<Insertable<AttemptsTable>, 'id' | 'seq'>;
 export type AttemptPatch = Updateable<AttemptsTable>;
+/** A task's row with its attempts, as one statement reads them (`getTaskWithAttempts`). */
+export type TaskWithAttemptsRow = { task: TaskRow; attempts: AttemptRow[] };
 export type DeliveryRow = Selectable<DeliveriesTable>;
 export type NewDeliveryRow = Insertable<DeliveriesTable>;
 export type DeliveryPatch = Updateable<DeliveriesTable>;
@@ -74,6 +76,40 @@ export interface NewTaskClaim extends SlotClaim {
   attempt: Omit<NewAttemptRow, 'task_id'>;
 }
 
+/** Every column of `attempts`, in the order the JSON of `attemptsAsJson` lists them. */
+const ATTEMPT_COLUMNS = [
+  'id',
+  'task_id',
+  'seq',
+  'provider',
+  'outcome',
+  'error_code',
+  'provider_code',
+  'http_status',
+  'latency_ms',
+  'message',
+  'at',
+  'provider_task_id',
+  'tracking_json',
+  'account',
+  'recovered_by',
+] as const satisfies readonly (keyof AttemptsTable)[];
+// A column added to `attempts` and not to the list above fails to compile here.
+const everyAttemptColumn: Exclude<keyof AttemptsTable, (typeof ATTEMPT_COLUMNS)[number]> extends never ? true : never = true;
+void everyAttemptColumn;
+
+/**
+ * The attempts of the outer query's task (`tasks.id`) as one JSON array of rows, oldest first:
+ * `json_group_array` on SQLite (text), `json_agg` on PostgreSQL (parsed by `pg`; null when the
+ * task has none).
+ */
+function attemptsAsJson(dialect: Store['dialect']): RawBuilder<unknown> {
+  const fields = sql.join(ATTEMPT_COLUMNS.map((column) => sql`${sql.lit(column)}, a.${sql.ref(column)}`));
+  return dialect === 'postgres'
+    ? sql`(select json_agg(json_build_object(${fields}) order by a.seq) from attempts a where a.task_id = tasks.id)`
+    : sql`(select json_group_array(json_object(${fields}) order by a.seq) from attempts a where a.task_id = tasks.id)`;
+}
+
 export class TaskStore {
   constructor(readonly store: Store) {}
 
@@ -85,6 +121,16 @@ export class TaskStore {
   private readonly selectTask = compiledOnce((id: string) => this.db.selectFrom('tasks').selectAll().where('id', '=', id), 1);
   private readonly selectAttempts = compiledOnce(
     (taskId: string) => this.db.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('seq'),
+    1,
+  );
+  /** `GET /v1/videos/{id}`'s one statement: the task and its attempts. */
+  private readonly selectTaskWithAttempts = compiledOnce(
+    (id: string) =>
+      this.db
+        .selectFrom('tasks')
+        .selectAll('tasks')
+        .select(attemptsAsJson(this.store.dialect).as('attempts_json'))
+        .where('tasks.id', '=', id),
     1,
   );
   private readonly selectPhase = compiledOnce(
@@ -239,6 +285,15 @@ export class TaskStore {
 
   async getTask(id: string): Promise<TaskRow | undefined> {
     return (await this.selectTask(this.db, id)).rows[0];
+  }
+
+  /** The task and its attempts (by `seq`) in one statement: one read where `getTask` and `getAttempts` make two. */
+  async getTaskWithAttempts(id: string): Promise<TaskWithAttemptsRow | undefined> {
+    const row = (await this.selectTaskWithAttempts(this.db, id)).rows[0];
+    if (!row) return undefined;
+    const { attempts_json: json, ...task } = row as TaskRow & { attempts_json: unknown };
+    const attempts = (typeof json === 'string' ? JSON.parse(json) : (json ?? [])) as AttemptRow[];
+    return { task, attempts };
   }
 
   async getAttempts(taskId: string): Promise<AttemptRow[]> {

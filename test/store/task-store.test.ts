@@ -319,6 +319,31 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
       });
     });
 
+    describe('getTaskWithAttempts', () => {
+      it('reads the same task and attempts in one statement as getTask and getAttempts in two', async () => {
+        await tasks.createTask(taskRow('t_read', { provider: 'freepik', provider_task_id: 'up_1' }));
+        await tasks.createTask(taskRow('t_other'));
+        await tasks.addAttempt({ task_id: 't_read', provider: 'kling3api', outcome: 'failed', error_code: 'provider_error', provider_code: '503', http_status: 503, latency_ms: 1_234, message: 'upstream said "no"\nand then: ünïcødé ✓ \\ {"json": [1]}', at: T0 + 1, account: 'second' });
+        await tasks.addAttempt({ task_id: 't_other', provider: 'freepik', outcome: 'accepted', at: T0 + 2 });
+        const seq = await tasks.addAttempt({ task_id: 't_read', provider: 'freepik', outcome: 'accepted', at: T0 + 3, account: 'default' });
+        await tasks.updateAttempt('t_read', seq, { provider_task_id: 'up_1', tracking_json: JSON.stringify({ family: '/v1/ai/video/kling-v3' }), recovered_by: 'webhook' });
+        await tasks.addAttempt({ task_id: 't_read', provider: 'kling-legacy', outcome: 'passed', at: T0 + 4 });
+
+        const read = await tasks.getTaskWithAttempts('t_read');
+        expect(read?.task).toEqual(await tasks.getTask('t_read'));
+        const attempts = await tasks.getAttempts('t_read');
+        expect(attempts.map((attempt) => attempt.seq)).toEqual([1, 2, 3]);
+        expect(read?.attempts).toEqual(attempts);
+        expect(typeof read?.attempts[0]?.at).toBe('number');
+      });
+
+      it('reads a task without attempts with none, and no task as undefined', async () => {
+        await tasks.createTask(taskRow('t_alone'));
+        expect(await tasks.getTaskWithAttempts('t_alone')).toEqual({ task: await tasks.getTask('t_alone'), attempts: [] });
+        expect(await tasks.getTaskWithAttempts('t_missing')).toBeUndefined();
+      });
+    });
+
     describe('reads beside an open transaction', () => {
       it('a read never sees what an open transaction wrote, and sees the committed row after it rolls back', async () => {
         await tasks.createTask(taskRow('t_read', { status: 'queued' }));

@@ -248,6 +248,12 @@ export class TaskRepository {
     return row && taskFromRow(row);
   }
 
+  /** The task and its attempts, read together (one statement). */
+  async getWithAttempts(id: string): Promise<{ task: TaskRecord; attempts: AttemptRecord[] } | undefined> {
+    const found = await this.store.getTaskWithAttempts(id);
+    return found && { task: taskFromRow(found.task), attempts: found.attempts.map(attemptFromRow) };
+  }
+
   async list(query: ListQuery): Promise<TaskRecord[]> {
     return (await this.store.listTasks(query)).map(taskFromRow);
   }

@@ -421,9 +421,9 @@ export class TaskService {
 
   /** One task of this tenant; another tenant's id is answered as not found. */
   async get(tenant: string, id: string): Promise<Task> {
-    const task = await this.engine.tasks.get(id);
-    if (!task || task.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
-    return this.resourceOf(task);
+    const found = await this.engine.tasks.getWithAttempts(id);
+    if (!found || found.task.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
+    return toTask(found.task, found.attempts, this.engine.links, this.engine.secrets);
   }
 
   /** Holds until the task is terminal or `seconds` pass (SPEC §1 `?wait=`). */
