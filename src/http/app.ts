@@ -17,7 +17,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
-import { bearerAuth, httpMetrics, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, requestId, requestLog, securityHeaders, swaggerUiPolicy } from './middleware.js';
+import { bearerAuth, everyRequest, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, swaggerUiPolicy } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
@@ -67,12 +67,17 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   app.set('trust proxy', config.server.trust_proxy);
   app.set('query parser', 'simple');
 
-  app.use(requestId());
-  app.use(securityHeaders());
-  app.use(httpMetrics(metrics));
-  app.use(requestLog(logger, UNLOGGED_PATHS));
+  app.use(everyRequest(metrics, logger, UNLOGGED_PATHS));
   if (gate) app.use(gate.middleware());
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
+
+  const auth = bearerAuth(config.auth.api_keys);
+  const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
+  const limitsFor = tenantLimits(config);
+  const caps = new OpenRequestCaps(limitsFor);
+  // The hot read first, as a route of its own right after what every request gets: it skips the
+  // layers of the document, probe, webhook, content and video routes (no other route matches it).
+  app.get('/v1/videos/:id', auth, json, readVideo(service, caps));
 
   const document = buildOpenApiDocument(providers);
   app.get('/openapi.json', (_req, res) => {
@@ -96,12 +101,6 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   // Webhooks read their raw body (signatures are over the exact bytes): before the JSON parser.
   app.use('/v1/webhooks', webhookRoutes(inbound));
 
-  const auth = bearerAuth(config.auth.api_keys);
-  const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
-  const limitsFor = tenantLimits(config);
-  const caps = new OpenRequestCaps(limitsFor);
-  // The hot read first, as a route of its own: it skips the content and video routers' layers.
-  app.get('/v1/videos/:id', auth, json, readVideo(service, caps));
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
   app.use('/v1/videos', auth, json, videoRoutes(service, { createLimit: createRateLimit(createLimiter, limitsFor), caps }));

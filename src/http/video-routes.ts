@@ -119,7 +119,8 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
 export function readVideo(service: TaskService, caps: OpenRequestCaps): RequestHandler {
   return async (req, res) => {
     const id = String(req.params.id);
-    const wait = waitOf(req.query);
+    // Without a `?` there is no query to parse.
+    const wait = req.url.includes('?') ? waitOf(req.query) : 0;
     if (wait === 0) {
       res.json(await service.get(tenantOf(req), id));
       return;
