@@ -64,8 +64,15 @@ export function secretForms(secret: string): SecretForm[] {
 }
 
 /** Removes every form of a fixed set of secrets from text and from JSON-like values. */
+/** Short texts scrubbed lately are remembered: status words and upstream messages repeat on every read of a task. */
+const RECENT_MAX_CHARS = 512;
+const RECENT_SIZE = 1_024;
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
 export class SecretScrubber {
   private readonly forms: SecretForm[];
+  /** Scrubbed short texts by their original (the forms never change, so neither does the result). */
+  private readonly recent = new Map<string, string>();
 
   constructor(secrets: Iterable<string | undefined | null>) {
     const unique = new Set<string>();
@@ -81,7 +88,19 @@ export class SecretScrubber {
   /** `text` with every run of a secret's form (from `MIN_PREFIX` characters on) replaced by `[redacted]`. */
   scrub(text: string): string {
     if (this.forms.length === 0 || text.length < Math.min(MIN_PREFIX, MIN_SECRET)) return text;
-    const folded = asciiLower(text);
+    if (text.length > RECENT_MAX_CHARS) return this.scrubNow(text);
+    let clean = this.recent.get(text);
+    if (clean === undefined) {
+      clean = this.scrubNow(text);
+      if (this.recent.size >= RECENT_SIZE) this.recent.clear();
+      this.recent.set(text, clean);
+    }
+    return clean;
+  }
+
+  private scrubNow(text: string): string {
+    // ASCII text lowers at once; other text letter by letter, so every index stays where it was.
+    const folded = ASCII_ONLY.test(text) ? text.toLowerCase() : asciiLower(text);
     const ranges: [number, number][] = [];
     for (const form of this.forms) {
       const haystack = form.foldCase ? folded : text;

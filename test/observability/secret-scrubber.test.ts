@@ -58,6 +58,16 @@ describe('SecretScrubber', () => {
     expect(scrubber.scrub('short')).toBe('short');
   });
 
+  it('scrubs a text read again the same way, around letters that change length when lowered', () => {
+    // 'İ' lowers to two characters: the secret's place in the text must not shift.
+    const text = `İİ status ${KEY.toUpperCase()} İ`;
+    const first = scrubber.scrub(text);
+    expect(first).toBe(`İİ status ${REDACTED} İ`);
+    expect(scrubber.scrub(text)).toBe(first);
+    expect(scrubber.scrub(`Job ${KEY} done`)).toBe(`Job ${REDACTED} done`);
+    expect(scrubber.scrub(`Job ${KEY} done`)).toBe(`Job ${REDACTED} done`);
+  });
+
   it('scrubs keys and values of nested JSON-like values, leaving numbers and the original alone', () => {
     const value = { error: { message: `bad ${KEY}`, [KEY]: 1, list: [encodeURIComponent(KEY), 2, null] } };
     const clean = scrubber.scrubDeep(value);
