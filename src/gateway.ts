@@ -3,7 +3,7 @@
  * outbound webhooks) and the HTTP app from a validated configuration, and runs the workers.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { ConfigError, configuredSecrets, ProviderConfig, type GatewayConfig } from './config/config.js';
@@ -27,7 +27,8 @@ import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js
 import { ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { InProcessProviderState, type ProviderStateStore } from './core/upstream/provider-state.js';
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
-import { createApp, tenantLimits } from './http/app.js';
+import { createHttp, tenantLimits } from './http/app.js';
+import type { RequestListener } from './http/hot-read.js';
 import type { CreateLimiter } from './http/tenant-limits.js';
 import { StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -127,7 +128,10 @@ const FIGURES_REFRESH_MS = 2_000;
 const RETENTION_EVERY_MS = 60_000;
 
 export class Gateway {
+  /** The express app (the hot read of `GET /v1/videos/{id}` is in front of it, in `listener`). */
   readonly app: Express;
+  /** What the HTTP server runs. */
+  private readonly listener: RequestListener;
   readonly engine: Engine;
   readonly service: TaskService;
   readonly catalog: ProviderCatalog;
@@ -171,7 +175,7 @@ export class Gateway {
     this.service = new TaskService(engine, this.dispatcher);
     this.catalog = new ProviderCatalog(engine);
     this.usage = new UsageReport(engine);
-    this.app = createApp({
+    const http = createHttp({
       config,
       service: this.service,
       content: new OutputContent(engine),
@@ -185,6 +189,8 @@ export class Gateway {
       createLimiter,
       gate: this.gate,
     });
+    this.app = http.app;
+    this.listener = http.listener;
   }
 
   static async create(options: GatewayOptions): Promise<Gateway> {
@@ -450,7 +456,7 @@ export class Gateway {
 
   /** Starts serving HTTP; returns the base URL. */
   async listen(port = this.config.server.port, host = this.config.server.host): Promise<string> {
-    const server = this.app.listen(port, host);
+    const server = createServer(this.listener).listen(port, host);
     server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
     server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
     this.server = server;

@@ -17,7 +17,8 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
-import { bearerAuth, everyRequest, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, swaggerUiPolicy } from './middleware.js';
+import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
+import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, swaggerUiPolicy } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
@@ -61,13 +62,42 @@ export function tenantLimits(config: GatewayConfig): (tenant: string) => TenantL
 /** Probes and scrapes: frequent, and not worth a log line each. */
 const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
 
-export function createApp({ config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate }: AppDependencies): Express {
+/** The express app, and what the HTTP server runs: the app behind the hot read (`hot-read.ts`). */
+export interface GatewayHttp {
+  app: Express;
+  listener: RequestListener;
+}
+
+export function createHttp(dependencies: AppDependencies): GatewayHttp {
+  const { config, service, metrics, logger, gate } = dependencies;
+  const recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS);
+  const app = createApp(dependencies, recording);
+  const tenantOfKey = keyTenants(config.auth.api_keys);
+  const etagOf = app.get('etag fn') as ((body: Buffer) => string | undefined) | undefined;
+  const listener = withHotRead(app as unknown as RequestListener, {
+    service,
+    tenantOf: (authorization) => {
+      const key = bearerKeyOf(authorization);
+      return key === undefined ? undefined : tenantOfKey(key);
+    },
+    recording,
+    stopping: () => gate?.closed ?? false,
+    etag: (body) => etagOf?.(body),
+  });
+  return { app, listener };
+}
+
+/** The express app alone (`createHttp` puts the hot read in front of it). */
+export function createApp(
+  { config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate }: AppDependencies,
+  recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS),
+): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trust_proxy);
   app.set('query parser', 'simple');
 
-  app.use(everyRequest(metrics, logger, UNLOGGED_PATHS));
+  app.use(everyRequest(recording));
   if (gate) app.use(gate.middleware());
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
@@ -77,7 +107,8 @@ export function createApp({ config, service, content, catalog, usage, inbound, m
   const caps = new OpenRequestCaps(limitsFor);
   // The hot read first, as a route of its own right after what every request gets: it skips the
   // layers of the document, probe, webhook, content and video routes (no other route matches it).
-  app.get('/v1/videos/:id', auth, json, readVideo(service, caps));
+  // Its plain case rarely gets here: `createHttp` answers it ahead of express (`hot-read.ts`).
+  app.get(READ_VIDEO_ROUTE, auth, json, readVideo(service, caps));
 
   const document = buildOpenApiDocument(providers);
   app.get('/openapi.json', (_req, res) => {

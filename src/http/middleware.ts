@@ -29,35 +29,49 @@ export function rememberMountPath(): RequestHandler {
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A request's id: its `x-request-id` when the client sent a sane one, a fresh UUID otherwise. */
+export function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === 'string' && CLIENT_REQUEST_ID.test(header) ? header : randomUUID();
+}
+
 /**
  * What every request gets, in one middleware: one router layer and one `finish` listener where
- * four separate ones cost a layer and a listener each on every request (the hot read most of all).
+ * four separate ones cost a layer and a listener each on every request.
  *
- * - its request id: `x-request-id` when the client sent a sane one, a fresh UUID otherwise, on
- *   `req.id` and on the answer;
+ * - its request id (`requestIdOf`), on `req.id` and on the answer;
  * - `nosniff`, so a body is never run as something else than its type says; and `no-store` on
  *   everything but the console's static files (task bodies, keys' usage, problems must not sit in
  *   shared caches). Routes that mean to be cached (stored content) say so later;
- * - when its answer is finished: the HTTP metrics (`httpMetricsRecorder`) and, unless its path is
- *   in `unlogged`, its log line (`requestLogLine`).
+ * - when its answer is finished: its HTTP metrics and log line (`RequestRecording`).
+ *
+ * The hot read (`hot-read.ts`) sends the same headers and records the same way.
  */
-export function everyRequest(metrics: GatewayMetrics, logger: Logger, unlogged: ReadonlySet<string>): RequestHandler {
-  const record = httpMetricsRecorder(metrics);
-  const logLine = requestLogLine(logger);
+export function everyRequest(recording: RequestRecording): RequestHandler {
+  const routeNames = new Map<string, string>();
+  // The route as metrics name it: where its router is mounted and its path, once per route.
+  const routeOf = (req: Request): string => {
+    const path: unknown = req.route?.path;
+    if (!path) return 'unmatched';
+    const mount = req.mountPath ?? req.baseUrl;
+    const key = `${mount}\u0000${String(path)}`;
+    let name = routeNames.get(key);
+    if (name === undefined) {
+      name = `${mount}${String(path)}`.replace(/(.)\/$/, '$1');
+      routeNames.set(key, name);
+    }
+    return name;
+  };
   return (req, res, next) => {
-    const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && CLIENT_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const id = requestIdOf(req.headers['x-request-id']);
     req.id = id;
     res.setHeader('x-request-id', id);
     res.setHeader('x-content-type-options', 'nosniff');
     // `req.url` is the whole path here (the app level), and needs no parsing.
     if (!req.url.startsWith('/console')) res.setHeader('cache-control', 'no-store');
     const started = performance.now();
-    const logged = !unlogged.has(req.url) && logger.isLevelEnabled('warn');
+    const logged = recording.logs(req.url);
     res.on('finish', () => {
-      const elapsedMs = performance.now() - started;
-      record(req, res.statusCode, elapsedMs);
-      if (logged) logLine(req, res.statusCode, elapsedMs);
+      recording.finished(req.id, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged);
     });
     next();
   };
@@ -84,21 +98,32 @@ export function swaggerUiPolicy(): RequestHandler {
 }
 
 const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The key of an `Authorization: Bearer <key>` header; undefined when the header has not that form. */
+export function bearerKeyOf(header: string | undefined): string | undefined {
+  return BEARER.exec(header ?? '')?.[1];
+}
 
 /**
- * `Authorization: Bearer <gateway key>`. Keys are held as SHA-256 digests, so lookups do not
- * compare secrets byte by byte.
+ * The tenant of each gateway key. Keys are held as SHA-256 digests, so lookups do not compare
+ * secrets byte by byte.
  */
-export function bearerAuth(keys: readonly { tenant: string; key: string }[]): RequestHandler {
+export function keyTenants(keys: readonly { tenant: string; key: string }[]): (key: string) => string | undefined {
   const tenants = new Map(keys.map((entry) => [hashKey(entry.key), entry.tenant]));
+  return (key) => tenants.get(hashKey(key));
+}
+
+/** `Authorization: Bearer <gateway key>`. */
+export function bearerAuth(keys: readonly { tenant: string; key: string }[]): RequestHandler {
+  const tenantOf = keyTenants(keys);
   return (req, _res, next) => {
-    const header = req.header('authorization') ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match?.[1]) {
+    const key = bearerKeyOf(req.header('authorization'));
+    if (!key) {
       next(problems.unauthorized('Send your gateway key as "Authorization: Bearer <key>".'));
       return;
     }
-    const tenant = tenants.get(hashKey(match[1]));
+    const tenant = tenantOf(key);
     if (!tenant) {
       next(problems.unauthorized('The gateway key is not valid.'));
       return;
@@ -124,68 +149,68 @@ export function optionalBearerAuth(keys: readonly { tenant: string; key: string 
 }
 
 /**
- * Counts and times an answer by method, route and status. The label children are looked up
- * once per combination and kept (prom-client hashes a label object on every `inc`/`observe`
- * otherwise), and the route name once per mounted route: an answer pays two map lookups.
+ * The HTTP metrics and the request log line of finished answers, for express's routes
+ * (`everyRequest`) and the hot read alike.
+ *
+ * Metrics count and time every answer by method, route and status. The label children are
+ * looked up once per combination and kept (prom-client hashes a label object on every
+ * `inc`/`observe` otherwise): an answer pays one map lookup.
+ *
+ * The log line: one per request when its answer is finished (method, redacted URL, status and
+ * time) at `info` (`warn` for 4xx, `error` for 5xx). No headers are logged, so no key can reach
+ * the line; no per-request child logger is built (it cost more than the route on a `GET`).
  */
-function httpMetricsRecorder(metrics: GatewayMetrics): (req: Request, statusCode: number, elapsedMs: number) => void {
-  type Children = { requests: { inc(): void }; duration: { observe(value: number): void } };
-  const children = new Map<string, Children>();
-  const routeNames = new Map<string, string>();
-  const routeOf = (req: Request): string => {
-    const path: unknown = req.route?.path;
-    if (!path) return 'unmatched';
-    const mount = req.mountPath ?? req.baseUrl;
-    const key = `${mount}\u0000${String(path)}`;
-    let name = routeNames.get(key);
-    if (name === undefined) {
-      name = `${mount}${String(path)}`.replace(/(.)\/$/, '$1');
-      routeNames.set(key, name);
-    }
-    return name;
-  };
-  return (req, statusCode, elapsedMs) => {
-    const route = routeOf(req);
+export class RequestRecording {
+  private readonly children = new Map<string, { requests: { inc(): void }; duration: { observe(value: number): void } }>();
+
+  /** `unlogged`: paths not worth a log line (probes, scrapes). */
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+    private readonly unlogged: ReadonlySet<string>,
+  ) {}
+
+  /** Whether a request to `url` (the whole path and query) gets a log line. */
+  logs(url: string): boolean {
+    return !this.unlogged.has(url) && this.logger.isLevelEnabled('warn');
+  }
+
+  /** Counts and times an answer, and writes its log line when `logged` (`logs` said so when it came in). */
+  finished(id: string, method: string, url: string, route: string, statusCode: number, elapsedMs: number, logged: boolean): void {
     const status = String(statusCode);
-    const key = `${req.method} ${route} ${status}`;
-    let labelled = children.get(key);
+    const key = `${method} ${route} ${status}`;
+    let labelled = this.children.get(key);
     if (!labelled) {
       labelled = {
-        requests: metrics.httpRequests.labels({ method: req.method, route, status }),
-        duration: metrics.httpDuration.labels({ method: req.method, route }),
+        requests: this.metrics.httpRequests.labels({ method, route, status }),
+        duration: this.metrics.httpDuration.labels({ method, route }),
       };
-      children.set(key, labelled);
+      this.children.set(key, labelled);
     }
     labelled.requests.inc();
     labelled.duration.observe(elapsedMs / 1000);
-  };
-}
+    if (logged) this.log(id, method, url, statusCode, elapsedMs);
+  }
 
-/** Callback tokens in paths and content-link signatures are secrets: logs show the route, not them. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
-}
-
-/**
- * One log line per request when its answer is finished: method, redacted URL, status and time,
- * at `info` (`warn` for 4xx, `error` for 5xx). No headers are logged, so no key can reach the
- * line; no per-request child logger is built (it cost more than the route on a `GET`).
- */
-function requestLogLine(logger: Logger): (req: Request, status: number, elapsedMs: number) => void {
-  return (req, status, elapsedMs) => {
+  private log(id: string, method: string, url: string, status: number, elapsedMs: number): void {
     // A client that went away (499) is not the gateway's failure; other 4xx are the caller's mistakes.
     const level = status >= 500 ? 'error' : status === CLIENT_GONE ? 'info' : status >= 400 ? 'warn' : 'info';
-    if (!logger.isLevelEnabled(level)) return;
-    logger[level](
+    if (!this.logger.isLevelEnabled(level)) return;
+    this.logger[level](
       {
-        request_id: req.id,
-        req: { method: req.method, url: redactUrl(req.originalUrl) },
+        request_id: id,
+        req: { method, url: redactUrl(url) },
         res: { status },
         responseTime: Math.round(elapsedMs),
       },
       'request completed',
     );
-  };
+  }
+}
+
+/** Callback tokens in paths and content-link signatures are secrets: logs show the route, not them. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
 }
 
 export function sendProblem(res: Response, error: ProblemError, instance?: string): void {
