@@ -4,11 +4,10 @@
  * so a reader or a crash never sees half a file.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
 
 export class FilesystemStorage implements ObjectStorage {
@@ -34,16 +33,23 @@ export class FilesystemStorage implements ObjectStorage {
     await mkdir(dirname(path), { recursive: true });
     const partial = `${path}.partial-${randomBytes(6).toString('hex')}`;
     try {
-      await pipeline(body, createWriteStream(partial, { flags: 'wx' }), options.signal ? { signal: options.signal } : {});
-      // Flushed before the rename, so the name never points at bytes still in the page cache only.
-      const handle = await open(partial, 'r');
+      // One handle writes, flushes and closes (half the CPU of a write stream, then a second open
+      // for the flush). Each chunk is written before the next is read: the source waits meanwhile.
+      const handle = await open(partial, 'wx');
       try {
-        await handle.sync();
+        for await (const chunk of body) {
+          options.signal?.throwIfAborted();
+          await handle.write(chunk as Buffer);
+        }
+        // Flushed before the rename, so the name never points at bytes still in the page cache
+        // only (the data and the size that reads it back; the file's times need not be).
+        await handle.datasync();
       } finally {
         await handle.close();
       }
       await rename(partial, path);
     } catch (error) {
+      body.destroy();
       await rm(partial, { force: true });
       throw error;
     }

@@ -106,6 +106,8 @@ function sourceAgents(policy: CopyPolicy): ReturnType<typeof guardedAgents> {
       allowPrivate: policy.allowPrivate,
       trustedHosts: new Set([...policy.trustedOrigins].map(trustedHostOf)),
       lookupTimeoutMs: policy.idleTimeoutMs,
+      // Results come from a few hosts of each provider, one copy after another.
+      keepAlive: true,
     });
     agentsByPolicy.set(policy, agents);
   }
