@@ -7,7 +7,7 @@ import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
 import { HttpUpstreamClient, type UpstreamCallRecord } from '../../../src/core/upstream/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
+import { upstreamFailure } from '../../support/upstream-failure.js';
 
 const fakeProvider = {
   id: 'fake',
@@ -19,15 +19,6 @@ function client(baseUrl: string, timeoutMs: number) {
   const calls: UpstreamCallRecord[] = [];
   const http = new HttpUpstreamClient({ provider: fakeProvider, baseUrl, apiKey: 'k-123456', timeoutMs, onCall: (record) => calls.push(record) });
   return { http, calls };
-}
-
-async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  return error as UpstreamError;
 }
 
 describe('a connection that breaks', () => {
@@ -61,7 +52,7 @@ it('a connection dropped after the whole request was read is transport "reset": 
     (socket) => afterWholeRequest(socket, () => socket.destroy()),
     async (baseUrl) => {
       const { http, calls } = client(baseUrl, 2_000);
-      const error = await failure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(10_000) }, operation: 'submit' }));
+      const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(10_000) }, operation: 'submit' }));
       expect(error).toMatchObject({
         transport: 'reset',
         code: 'provider_error',
@@ -82,7 +73,7 @@ it('a connection reset before the request was fully written is transport "not_se
     async (baseUrl) => {
       // Time enough to serialize the body on a busy machine: the reset, not the limit, must end it.
       const { http, calls } = client(baseUrl, 30_000);
-      const error = await failure(
+      const error = await upstreamFailure(
         http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(16 * 1024 * 1024) }, operation: 'submit' }),
       );
       expect(error).toMatchObject({ transport: 'not_sent', code: 'provider_error' });

@@ -16,6 +16,7 @@ import {
   type UpstreamClientOptions,
 } from '../../../src/core/upstream/upstream-client.js';
 import { silentServer } from '../../support/silent-server.js';
+import { upstreamFailure } from '../../support/upstream-failure.js';
 
 const BASE = 'https://upstream.example';
 const API_KEY = 'sk_live_9f8e7d6c5b4a';
@@ -43,15 +44,6 @@ function client(options: Partial<UpstreamClientOptions> = {}) {
     ...options,
   });
   return { http, calls };
-}
-
-async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  return error as UpstreamError;
 }
 
 /** A local port with nothing listening on it. */
@@ -151,7 +143,7 @@ describe('answers', () => {
   it('turns an error answer into an UpstreamError through the provider mapping', async () => {
     nock(BASE).post('/v').reply(402, { code: 'NO_CREDITS', message: 'top up' });
     const { http } = client();
-    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(error).toMatchObject({
       provider: 'fake',
       operation: 'submit',
@@ -170,14 +162,14 @@ describe('answers', () => {
   it('keeps the path and query of the call in the error, never the base URL', async () => {
     nock(BASE).get('/status').query({ id: '7' }).reply(500, {});
     const { http } = client();
-    const error = await failure(http.send({ method: 'GET', path: '/status', query: { id: '7' }, operation: 'status' }));
+    const error = await upstreamFailure(http.send({ method: 'GET', path: '/status', query: { id: '7' }, operation: 'status' }));
     expect(error.url).toBe('/status?id=7');
   });
 
   it('cuts a long error body to 2048 characters', async () => {
     nock(BASE).get('/t').reply(502, `<html>${'x'.repeat(10_000)}</html>`);
     const { http } = client();
-    const error = await failure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
+    const error = await upstreamFailure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
     expect(typeof error.responseBody).toBe('string');
     expect(error.responseBody).toBe(`<html>${'x'.repeat(2042)}…`);
   });
@@ -186,14 +178,14 @@ describe('answers', () => {
     const body = { errors: Array.from({ length: 500 }, (_, i) => ({ field: `f${i}`, reason: 'invalid' })) };
     nock(BASE).post('/v').reply(400, body);
     const { http } = client();
-    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(error.responseBody).toBe(`${JSON.stringify(body).slice(0, 2048)}…`);
   });
 
   it('reads Retry-After in seconds', async () => {
     nock(BASE).post('/v').reply(429, { code: 'rate_limited' }, { 'Retry-After': '7' });
     const { http } = client();
-    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(error.statusCode).toBe(429);
     expect(error.retryAfterMs).toBe(7_000);
   });
@@ -203,7 +195,7 @@ describe('answers', () => {
     const retryAt = new Date(clockNow + 90_000).toUTCString();
     nock(BASE).get('/t').reply(503, {}, { 'Retry-After': retryAt });
     const { http } = client({ clockNow: () => clockNow });
-    const error = await failure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
+    const error = await upstreamFailure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
     expect(error.retryAfterMs).toBe(90_000);
   });
 });
@@ -212,7 +204,7 @@ describe('transport failures', () => {
   it('a refused connection is transport "refused": nothing left, safe to fail over', async () => {
     const port = await closedPort();
     const { http, calls } = client({ baseUrl: `http://127.0.0.1:${port}` });
-    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(error).toMatchObject({
       transport: 'refused',
       code: 'provider_error',
@@ -226,7 +218,7 @@ describe('transport failures', () => {
   it('no answer within timeoutMs is transport "timeout": the request may have been accepted', async () => {
     nock(BASE).post('/v').delay(2_000).reply(200, { id: 'late' });
     const { http, calls } = client({ timeoutMs: 50 });
-    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(error).toMatchObject({ transport: 'timeout', code: 'timeout', message: 'fake did not answer within 50 ms' });
     expect(error.certainlyNotAccepted).toBe(false);
     expect(calls.map((call) => call.outcome)).toEqual(['timeout']);
@@ -237,7 +229,7 @@ describe('transport failures', () => {
     const silent = await silentServer();
     try {
       const { http, calls } = client({ baseUrl: `https://127.0.0.1:${silent.port}`, timeoutMs: 5_000, connectTimeoutMs: 100 });
-      const error = await failure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
+      const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
       expect(error).toMatchObject({
         transport: 'connect_timeout',
         code: 'provider_error',
@@ -256,7 +248,7 @@ describe('transport failures', () => {
     const silent = await silentServer();
     try {
       const { http } = client({ baseUrl: `http://127.0.0.1:${silent.port}`, timeoutMs: 300, connectTimeoutMs: 100 });
-      const error = await failure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
+      const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
       expect(error).toMatchObject({ transport: 'timeout', code: 'timeout' });
       expect(classifyCreateFailure(error, false)).toMatchObject({ failover: false, outcome: 'ambiguous' });
       expect(silent.received()).toContain('POST /v');
@@ -268,7 +260,7 @@ describe('transport failures', () => {
   it('a host that does not resolve is transport "refused"', async () => {
     // A generous time limit: a slow resolver must not turn this into a timeout.
     const { http } = client({ baseUrl: 'http://kling-gateway-test.invalid', timeoutMs: 15_000 });
-    const error = await failure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
+    const error = await upstreamFailure(http.send({ method: 'GET', path: '/t', operation: 'status' }));
     expect(error.transport).toBe('refused');
     expect(error.message).toBe('fake refused the connection');
   });
@@ -291,7 +283,7 @@ describe('transport failures', () => {
   it('a 2xx create answer too large to read is not failed over', async () => {
     nock(BASE).post('/v').reply(200, 'x'.repeat(5 * 1024 * 1024));
     const { http } = client();
-    const error = await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(error.transport).not.toBe('reset');
     expect(classifyCreateFailure(error, false).failover).toBe(false);
   });
@@ -305,7 +297,7 @@ describe('onCall records', () => {
     const { http, calls } = client({ now: () => ticks.shift() ?? 0 });
     const bound = http.withContext({ task_id: 'task_1', request_id: 'req_1' });
     await bound.send({ method: 'GET', path: '/t', query: { id: '1' }, operation: 'status' });
-    await failure(bound.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    await upstreamFailure(bound.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(calls).toEqual([
       {
         provider: 'fake',
@@ -347,9 +339,9 @@ describe('the API key never leaks', () => {
     const { http, calls } = client({ timeoutMs: 50 });
     const refusedClient = client({ baseUrl: `http://127.0.0.1:${port}` });
     const errors = [
-      await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
-      await failure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
-      await failure(refusedClient.http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
+      await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
+      await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
+      await upstreamFailure(refusedClient.http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' })),
     ];
     expect(errors.map((error) => error.transport ?? error.statusCode)).toEqual([401, 'timeout', 'refused']);
     for (const error of errors) {

@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../../src/config/config.js';
+import { parseConfig, type GatewayConfig } from '../../../src/config/config.js';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ProviderRuntime } from '../../../src/core/upstream/provider-runtime.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -29,6 +29,21 @@ function readBearer(authorization: string | undefined) {
     claims: JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8') || '{}'),
     signed: signature === createHmac('sha256', SECRET_KEY).update(`${header}.${payload}`).digest('base64url'),
   };
+}
+
+/** The live runtime `settings` and its endpoint make (as the gateway builds it), on `clock`. */
+function liveRuntime(settings: GatewayConfig, endpoint: NonNullable<ReturnType<typeof liveEndpoint>>, clock: ManualClock): ProviderRuntime {
+  return new ProviderRuntime({
+    provider: klingLegacyProvider,
+    config: settings.providers['kling-legacy']!,
+    baseUrl: endpoint.baseUrl,
+    accounts: endpoint.accounts,
+    apiShape: endpoint.apiShape,
+    simulated: false,
+    clock,
+    metrics: new GatewayMetrics(),
+    logger: createLogger('silent'),
+  });
 }
 
 describe('regions and API shapes', () => {
@@ -147,17 +162,7 @@ describe('regions and API shapes', () => {
       ['team-a', 'ak-team-a-0001'],
       ['team-b', 'ak-team-b-0002'],
     ]);
-    const runtime = new ProviderRuntime({
-      provider: klingLegacyProvider,
-      config: settings.providers['kling-legacy']!,
-      baseUrl: endpoint.baseUrl,
-      accounts: endpoint.accounts,
-      apiShape: endpoint.apiShape,
-      simulated: false,
-      clock,
-      metrics: new GatewayMetrics(),
-      logger: createLogger('silent'),
-    });
+    const runtime = liveRuntime(settings, endpoint, clock);
     const seen: string[] = [];
     const scope = nock('https://api-singapore.klingai.com')
       .matchHeader('authorization', (value: string) => {
@@ -209,17 +214,7 @@ describe('regions and API shapes', () => {
       ['sg', 'https://api-singapore.klingai.com', 'official'],
       ['cn', 'https://api-beijing.klingai.com', 'official'],
     ]);
-    const runtime = new ProviderRuntime({
-      provider: klingLegacyProvider,
-      config: settings.providers['kling-legacy']!,
-      baseUrl: endpoint.baseUrl,
-      accounts: endpoint.accounts,
-      apiShape: endpoint.apiShape,
-      simulated: false,
-      clock: new ManualClock(T0),
-      metrics: new GatewayMetrics(),
-      logger: createLogger('silent'),
-    });
+    const runtime = liveRuntime(settings, endpoint, new ManualClock(T0));
     const scope = nock('https://api-beijing.klingai.com')
       .post('/v1/videos/text2video')
       .reply(200, { code: 0, message: 'SUCCEED', request_id: 'r', data: { task_id: 'k-cn', task_status: 'submitted' } });

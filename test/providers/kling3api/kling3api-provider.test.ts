@@ -10,6 +10,7 @@ import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import type { SubmitContext } from '../../../src/core/upstream/provider.js';
 import { kling3apiProvider, kling3apiMinimumRunTimeMs } from '../../../src/providers/kling3api/kling3api-provider.js';
 import { served } from './kling3api-fixtures.js';
+import { upstreamFailure } from '../../support/upstream-failure.js';
 
 const BASE = 'https://kling3api.test';
 const KEY = 'sk-kling3-test';
@@ -31,15 +32,6 @@ const textToVideo = served({
 
 function submitTextToVideo(http = client()) {
   return kling3apiProvider.submit(textToVideo.request, textToVideo.offering, submitContext(http));
-}
-
-async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  return error as UpstreamError;
 }
 
 beforeAll(() => {
@@ -121,7 +113,7 @@ describe('kling3apiProvider.submit', () => {
   for (const [status, providerCode, canonical] of documented) {
     it(`HTTP ${status} ${providerCode} → UpstreamError ${canonical}`, async () => {
       nock(BASE).post('/api/generate').reply(status, { code: providerCode, message: `upstream: ${providerCode}` });
-      const error = await failure(submitTextToVideo());
+      const error = await upstreamFailure(submitTextToVideo());
       expect(error).toMatchObject({
         provider: 'kling3api',
         operation: 'submit',
@@ -138,18 +130,18 @@ describe('kling3apiProvider.submit', () => {
 
   it('429 with Retry-After → retryAfterMs', async () => {
     nock(BASE).post('/api/generate').reply(429, { code: 'RATE_LIMITED', message: 'slow down' }, { 'Retry-After': '3' });
-    const error = await failure(submitTextToVideo());
+    const error = await upstreamFailure(submitTextToVideo());
     expect(error).toMatchObject({ code: 'provider_error', statusCode: 429, providerCode: 'RATE_LIMITED', retryAfterMs: 3_000 });
   });
 
   it('a content-policy rejection is content_policy (never failed over)', async () => {
     nock(BASE).post('/api/generate').reply(400, { code: 'INVALID_PROMPT', message: 'Prompt rejected by content moderation' });
-    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'content_policy', statusCode: 400 });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ code: 'content_policy', statusCode: 400 });
   });
 
   it('HTTP 200 with an error envelope → UpstreamError with the seed status for the code', async () => {
     nock(BASE).post('/api/generate').reply(200, { code: 'INSUFFICIENT_CREDITS', message: 'Not enough credits' });
-    expect(await failure(submitTextToVideo())).toMatchObject({
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({
       code: 'insufficient_credits',
       statusCode: 402,
       providerCode: 'INSUFFICIENT_CREDITS',
@@ -158,28 +150,28 @@ describe('kling3apiProvider.submit', () => {
     });
 
     nock(BASE).post('/api/generate').reply(200, { code: 401, error: 'INVALID_API_KEY', message: 'bad key' });
-    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'provider_error', statusCode: 401, providerCode: 'INVALID_API_KEY' });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ code: 'provider_error', statusCode: 401, providerCode: 'INVALID_API_KEY' });
 
     nock(BASE).post('/api/generate').reply(200, { code: 400, message: 'The prompt is invalid or empty', data: null });
-    expect(await failure(submitTextToVideo())).toMatchObject({ code: 'invalid_request', statusCode: 400 });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ code: 'invalid_request', statusCode: 400 });
 
     nock(BASE)
       .post('/api/generate')
       .reply(200, { code: 429, error: 'RATE_LIMITED', message: 'slow down' }, { 'Retry-After': '7' });
-    expect(await failure(submitTextToVideo())).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
   });
 
   it('a 2xx answer without a task id, or not an envelope, is an unreadable answer that may have created the task', async () => {
     const unreadable = { code: 'provider_error', statusCode: 200, providerCode: 'unreadable_answer', mayHaveCreated: true };
     nock(BASE).post('/api/generate').reply(200, { code: 200, message: 'success', data: {} });
-    expect(await failure(submitTextToVideo())).toMatchObject(unreadable);
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject(unreadable);
     nock(BASE).post('/api/generate').reply(200, 'OK');
-    expect(await failure(submitTextToVideo())).toMatchObject(unreadable);
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject(unreadable);
   });
 
   it('an HTML error page falls back on the HTTP status', async () => {
     nock(BASE).post('/api/generate').reply(502, '<html><body>Bad Gateway</body></html>', { 'content-type': 'text/html' });
-    expect(await failure(submitTextToVideo())).toMatchObject({
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({
       code: 'provider_error',
       statusCode: 502,
       message: 'kling3api answered HTTP 502',
@@ -188,7 +180,7 @@ describe('kling3apiProvider.submit', () => {
 
   it('connection refused → provider_error with transport refused (certainly not accepted)', async () => {
     const port = await closedPort();
-    const error = await failure(submitTextToVideo(client(`http://127.0.0.1:${port}`)));
+    const error = await upstreamFailure(submitTextToVideo(client(`http://127.0.0.1:${port}`)));
     expect(error).toMatchObject({ code: 'provider_error', transport: 'refused', statusCode: undefined });
     expect(error.certainlyNotAccepted).toBe(true);
   });
@@ -197,7 +189,7 @@ describe('kling3apiProvider.submit', () => {
     nock(BASE)
       .post('/api/generate')
       .reply(() => new Promise<never>(() => undefined));
-    const error = await failure(submitTextToVideo(client(BASE, 50)));
+    const error = await upstreamFailure(submitTextToVideo(client(BASE, 50)));
     expect(error).toMatchObject({ code: 'timeout', transport: 'timeout' });
     expect(error.certainlyNotAccepted).toBe(false);
   });
@@ -247,7 +239,7 @@ describe('kling3apiProvider.getStatus', () => {
 
   it('an error envelope on status is an UpstreamError carrying the status url', async () => {
     nock(BASE).get('/api/status').query(true).reply(200, { code: 'INTERNAL_ERROR', message: 'try later' });
-    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+    expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
       operation: 'status',
       url: '/api/status?task_id=n75abc123kling3',
       code: 'provider_error',
@@ -258,7 +250,7 @@ describe('kling3apiProvider.getStatus', () => {
 
   it('an unknown task id answer (404) maps by status', async () => {
     nock(BASE).get('/api/status').query(true).reply(404, { code: 'TASK_NOT_FOUND', message: 'Task not found' });
-    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+    expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
       code: 'invalid_request',
       statusCode: 404,
       providerCode: 'TASK_NOT_FOUND',
@@ -267,7 +259,7 @@ describe('kling3apiProvider.getStatus', () => {
 
   it('a 200 envelope without data is unreadable', async () => {
     nock(BASE).get('/api/status').query(true).reply(200, { code: 200, message: 'success' });
-    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+    expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
       statusCode: 200,
       providerCode: 'unreadable_answer',
       mayHaveCreated: false,

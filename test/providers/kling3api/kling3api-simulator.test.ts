@@ -7,13 +7,13 @@ import { ManualClock } from '../../../src/core/clock.js';
 import { estimateCost } from '../../../src/core/model/pricing.js';
 import type { ProviderTaskRef } from '../../../src/core/upstream/provider.js';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { KLING3API_ALL_TASK_TYPES } from '../../../src/providers/kling3api/kling3api-capabilities.js';
 import { KLING3API_DEFAULT_PRICING } from '../../../src/providers/kling3api/kling3api-pricing.js';
 import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-provider.js';
 import { toKling3apiRequest } from '../../../src/providers/kling3api/kling3api-request.js';
 import { KLING3API_SIM_CONTENT_POLICY_MESSAGE, KLING3API_SIM_EXPIRED_MESSAGE, KLING3API_SIM_FAILURE_MESSAGE, Kling3apiSimulator } from '../../../src/providers/kling3api/kling3api-simulator.js';
 import { served } from './kling3api-fixtures.js';
+import { upstreamFailure } from '../../support/upstream-failure.js';
 
 const KEY = 'sk-sim-key';
 const QUEUED_MS = 1_000;
@@ -26,15 +26,6 @@ let baseUrl: string;
 
 function client(apiKey = KEY, timeoutMs = 2_000): HttpUpstreamClient {
   return new HttpUpstreamClient({ provider: kling3apiProvider, baseUrl, apiKey, timeoutMs });
-}
-
-async function failure(promise: Promise<unknown>): Promise<UpstreamError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(UpstreamError);
-  return error as UpstreamError;
 }
 
 /** A canonical request per upstream type. */
@@ -197,10 +188,10 @@ describe('kling3api simulator: how tasks end', () => {
 
 describe('kling3api simulator: auth and unknown tasks', () => {
   it('401 INVALID_API_KEY on a wrong key, for generate and status', async () => {
-    const error = await failure(submit(REQUESTS['pro-text-to-video'], client('sk-wrong')));
+    const error = await upstreamFailure(submit(REQUESTS['pro-text-to-video'], client('sk-wrong')));
     expect(error).toMatchObject({ code: 'provider_error', statusCode: 401, providerCode: 'INVALID_API_KEY' });
     const ref: ProviderTaskRef = { providerTaskId: 'n75whatever', tracking: {} };
-    expect(await failure(kling3apiProvider.getStatus(ref, { http: client('sk-wrong') }))).toMatchObject({
+    expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client('sk-wrong') }))).toMatchObject({
       statusCode: 401,
       providerCode: 'INVALID_API_KEY',
     });
@@ -208,7 +199,7 @@ describe('kling3api simulator: auth and unknown tasks', () => {
 
   it('an unknown task id answers 404 TASK_NOT_FOUND', async () => {
     const ref: ProviderTaskRef = { providerTaskId: 'n75doesnotexist', tracking: {} };
-    expect(await failure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+    expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
       code: 'invalid_request',
       statusCode: 404,
       providerCode: 'TASK_NOT_FOUND',
@@ -251,7 +242,7 @@ describe('kling3api simulator: validation', () => {
   for (const [name, body, providerCode] of cases) {
     it(`${name} → 400 ${providerCode}`, async () => {
       const before = simulator.tasks.length;
-      expect(await failure(post(body))).toMatchObject({ code: 'invalid_request', statusCode: 400, providerCode });
+      expect(await upstreamFailure(post(body))).toMatchObject({ code: 'invalid_request', statusCode: 400, providerCode });
       expect(simulator.tasks.length).toBe(before);
     });
   }
@@ -270,7 +261,7 @@ describe('kling3api simulator: validation', () => {
 describe('kling3api simulator: injected faults', () => {
   it('429 RATE_LIMITED with Retry-After', async () => {
     simulator.injectFault({ kind: 'rate_limited' });
-    expect(await failure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
       code: 'provider_error',
       statusCode: 429,
       providerCode: 'RATE_LIMITED',
@@ -280,19 +271,19 @@ describe('kling3api simulator: injected faults', () => {
 
   it('402 INSUFFICIENT_CREDITS, 500 INTERNAL_ERROR, 503', async () => {
     simulator.injectFault({ status: 402 });
-    expect(await failure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
       code: 'insufficient_credits',
       statusCode: 402,
       providerCode: 'INSUFFICIENT_CREDITS',
     });
     simulator.injectFault({ kind: 'server_error' });
-    expect(await failure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
       code: 'provider_error',
       statusCode: 500,
       providerCode: 'INTERNAL_ERROR',
     });
     simulator.injectFault({ kind: 'unavailable' });
-    expect(await failure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
       code: 'provider_error',
       statusCode: 503,
       retryAfterMs: 5_000,
@@ -301,7 +292,7 @@ describe('kling3api simulator: injected faults', () => {
 
   it('an error envelope inside HTTP 200', async () => {
     simulator.injectFault({ status: 200, body: { code: 'INSUFFICIENT_CREDITS', message: 'Not enough credits' } });
-    expect(await failure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
       code: 'insufficient_credits',
       statusCode: 402,
     });
@@ -311,19 +302,19 @@ describe('kling3api simulator: injected faults', () => {
     const { result } = await submit(REQUESTS['pro-text-to-video']);
     simulator.injectFault({ on: 'status', kind: 'rate_limited', times: 2 });
     for (let i = 0; i < 2; i++) {
-      expect(await failure(kling3apiProvider.getStatus(result.ref, { http: client() }))).toMatchObject({ statusCode: 429 });
+      expect(await upstreamFailure(kling3apiProvider.getStatus(result.ref, { http: client() }))).toMatchObject({ statusCode: 429 });
     }
     expect((await kling3apiProvider.getStatus(result.ref, { http: client() })).status).toBe('processing');
   });
 
   it('reset → transport reset, hang → timeout', async () => {
     simulator.injectFault({ transport: 'reset' });
-    expect(await failure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video']))).toMatchObject({
       code: 'provider_error',
       transport: 'reset',
     });
     simulator.injectFault({ transport: 'hang' });
-    expect(await failure(submit(REQUESTS['pro-text-to-video'], client(KEY, 100)))).toMatchObject({
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 100)))).toMatchObject({
       code: 'timeout',
       transport: 'timeout',
     });
@@ -331,7 +322,7 @@ describe('kling3api simulator: injected faults', () => {
 
   it('a slow answer times out a short client and then answers normally', async () => {
     simulator.injectFault({ delayMs: 300 });
-    expect(await failure(submit(REQUESTS['pro-text-to-video'], client(KEY, 50)))).toMatchObject({ transport: 'timeout' });
+    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 50)))).toMatchObject({ transport: 'timeout' });
     simulator.injectFault({ delayMs: 20 });
     expect((await submit(REQUESTS['pro-text-to-video'])).result.status).toBe('processing');
   });
