@@ -8,10 +8,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { freePorts } from '../cluster/cluster.js';
 import { SIM_FILES_PATH } from '../src/sandbox/simulator-kit.js';
 import { BENCH_TENANT_KEY, benchConfigDocument, benchDatabaseDirectory } from './bench-config.js';
 import type { BenchSettings } from './bench-settings.js';
@@ -37,15 +37,6 @@ export function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kilobytes = /VmRSS:\s+(\d+)/.exec(status)?.[1];
   return Number(kilobytes ?? 0) * 1024;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Starts a process and resolves with the first JSON line it prints on stdout. */
@@ -151,7 +142,7 @@ export class GatewayProcess {
   }
 
   static async start(settings: BenchSettings, directory: string, simulatorsUrl: string, realPolling = false): Promise<GatewayProcess> {
-    const port = await freePort();
+    const port = (await freePorts(1))[0]!;
     const configFile = join(directory, 'gateway.config.json');
     writeFileSync(configFile, JSON.stringify(benchConfigDocument(settings, directory, { port, simulatorsUrl, realPolling })));
     // `BENCH_GATEWAY_PROFILE_DIR`: a V8 CPU profile of the gateway process, written when it stops.

@@ -229,7 +229,7 @@ async function startSimulatorsProcess(env: Record<string, string>, logFile: stri
 }
 
 /** Ports nobody listens on right now. */
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   const { createServer } = await import('node:net');
   const servers = await Promise.all(
     Array.from(
