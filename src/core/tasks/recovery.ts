@@ -115,12 +115,9 @@ export class Recovery {
   async resolve(task: TaskRecord, found: AttemptRecord): Promise<TaskRecord | undefined> {
     const { runtimes, clock, tasks } = this.engine;
     let attempt = found;
-    const named = runtimes.get(found.provider);
-    const namedCreate = found.providerTaskId && named?.provider.refOfCreate ? this.unansweredCreate(task, found, named) : undefined;
-    if (found.providerTaskId && named?.provider.refOfCreate && namedCreate) {
-      // A signed webhook named the upstream task while the create's answer was awaited (`adoptNamed`).
-      return this.adopt(task, found, named.provider.refOfCreate(namedCreate, found.providerTaskId), found.recoveredBy ?? 'webhook');
-    }
+    // A signed webhook named the upstream task while the create's answer was awaited (`adoptNamed`).
+    const named = found.providerTaskId ? this.refOfNamed(task, found, found.providerTaskId) : undefined;
+    if (named) return this.adopt(task, found, named, found.recoveredBy ?? 'webhook');
     if (attempt.outcome === 'sending') {
       // Left by a replica that stopped: nobody is waiting for its answer any more.
       const message = 'the gateway stopped while this request was in flight';
@@ -174,9 +171,8 @@ export class Recovery {
     // A create still on its way (here, or on a replica whose lease runs) records its own answer.
     const abandoned = (task.leaseUntil ?? 0) < clock.now() && !this.dispatchingHere(task.id);
     if (attempt.outcome === 'sending' && !abandoned && how.confirm) return { kind: 'busy' };
-    const create = this.unansweredCreate(task, attempt, runtime);
-    if (!create) return { kind: 'none' };
-    const ref = runtime.provider.refOfCreate(create, providerTaskId);
+    const ref = this.refOfNamed(task, attempt, providerTaskId);
+    if (!ref) return { kind: 'none' };
     if (attempt.outcome === 'sending' && !abandoned) {
       // A signed webhook is proof enough of what the upstream holds. Telling its sender to retry
       // until the lease runs out could outlast its retries when the replica sending the create
@@ -202,6 +198,13 @@ export class Recovery {
       }
     }
     return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
+  }
+
+  /** The upstream task `providerTaskId` as the attempt's provider tracks a create's; undefined when it cannot tell. */
+  private refOfNamed(task: TaskRecord, attempt: AttemptRecord, providerTaskId: string): ProviderTaskRef | undefined {
+    const runtime = this.engine.runtimes.get(attempt.provider);
+    const create = runtime?.provider.refOfCreate && this.unansweredCreate(task, attempt, runtime);
+    return create ? runtime.provider.refOfCreate!(create, providerTaskId) : undefined;
   }
 
   /** What the create of `attempt` was, as the provider's adapter needs it; undefined when no offering fits any more. */
