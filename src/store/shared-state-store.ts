@@ -4,6 +4,7 @@
  * log) and samples of recent calls (`upstream_calls`). Rows keyed by `key`: `provider:account`
  * (samples also by provider id, for the provider's own figures). Each state change is one conditional statement, so two replicas
  * racing for the same step never both win; the policy (thresholds, windows) is the caller's.
+ * `within` gives the same operations inside a transaction another part of the store opened.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Store } from './database.js';
@@ -46,14 +47,30 @@ function recordOf(row: Pick<ProviderStateTable, 'failures' | 'opened_at' | 'tria
 
 const STATE_COLUMNS = ['failures', 'opened_at', 'trial_owner', 'trial_until', 'cooldown_until'] as const;
 
+/** A transaction open on `store`, handed on by the part of the store that opened it (a create's: `TaskStore.createTask`). */
+export interface StoreTransaction {
+  store: Store;
+  db: Transaction<Database>;
+}
+
 export class SharedStateStore {
   /** True: every replica on this database sees the same state. */
   readonly shared = true;
 
-  constructor(readonly store: Store) {}
+  constructor(
+    readonly store: Store,
+    /** Where the statements run: the store's pool, or one open transaction (`within`). */
+    private readonly db: Kysely<Database> = store.db,
+  ) {}
 
-  private get db(): Kysely<Database> {
-    return this.store.db;
+  /**
+   * The same operations inside `transaction`, on its connection: nothing here then waits for a
+   * second connection while the caller holds one, and what is taken (a rate allowance, the trial
+   * call) commits or rolls back with the caller's writes.
+   */
+  within(transaction: StoreTransaction): SharedStateStore {
+    if (transaction.store !== this.store) throw new Error('a transaction of another store');
+    return new SharedStateStore(this.store, transaction.db);
   }
 
   /** Makes sure `key` has a row (to lock, and to update conditionally). */
@@ -154,13 +171,13 @@ export class SharedStateStore {
   /**
    * Allows one call of `key` at `now` if every window has room (fewer than `limit` calls in the
    * last `windowMs`), and logs it. Returns 0 when allowed, else how long until the window that
-   * is furthest from room has some. Serialized per key (a row lock in PostgreSQL; SQLite
-   * serializes writers), so replicas together never pass a window.
+   * is furthest from room has some. Serialized per key (a row lock in PostgreSQL, held until the
+   * transaction ends; SQLite serializes writers), so replicas together never pass a window.
    */
   async takeRateAllowance(key: string, windows: readonly RateWindowLimit[], now: number): Promise<number> {
     if (windows.length === 0) return 0;
     const longest = Math.max(...windows.map((window) => window.windowMs));
-    return this.db.transaction().execute(async (trx) => {
+    const take = async (trx: Kysely<Database>): Promise<number> => {
       await this.lockKey(trx, key);
       let wait = 0;
       for (const window of windows) {
@@ -180,10 +197,12 @@ export class SharedStateStore {
       await trx.insertInto('rate_grants').values({ key, at: now }).execute();
       await trx.deleteFrom('rate_grants').where('key', '=', key).where('at', '<=', now - longest).execute();
       return 0;
-    });
+    };
+    // Inside a transaction already open (`within`), the allowance is part of it.
+    return this.db.isTransaction ? take(this.db) : this.db.transaction().execute(take);
   }
 
-  private async lockKey(trx: Transaction<Database>, key: string): Promise<void> {
+  private async lockKey(trx: Kysely<Database>, key: string): Promise<void> {
     if (this.store.dialect !== 'postgres') return;
     await trx.selectFrom('provider_state').select('key').where('key', '=', key).forUpdate().execute();
   }

@@ -6,6 +6,7 @@
 import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type Transaction, type Updateable } from 'kysely';
 import { CompiledShapes, compiledOnce, definedKeys } from './compiled-query.js';
 import type { Store } from './database.js';
+import type { StoreTransaction } from './shared-state-store.js';
 import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
 
 export type TaskRow = Selectable<TasksTable>;
@@ -53,11 +54,6 @@ export type CreateOutcome =
     }
   | { created: false; existing: { taskId: string; requestHash: string } };
 
-/**
- * A slot for a task in the transaction that creates it (see `createTask`): the task goes straight
- * to `submitting` under `owner`'s lease with its first attempt written `sending`, unless an older
- * task waits for one of `providers`, the account has `cap` tasks in flight, or `admit` says no.
- */
 /** A slot of `provider`'s `account` (which holds at most `cap` tasks in flight), taken under `owner`'s lease. */
 export interface SlotClaim {
   provider: string;
@@ -68,11 +64,19 @@ export interface SlotClaim {
   now: number;
 }
 
+/**
+ * A slot for a task in the transaction that creates it (see `createTask`): the task goes straight
+ * to `submitting` under `owner`'s lease with its first attempt written `sending`, unless an older
+ * task waits for one of `providers`, the account has `cap` tasks in flight, or `admit` says no.
+ */
 export interface NewTaskClaim extends SlotClaim {
   /** Every provider of the task's plan (an older task waiting for one of them goes first). */
   providers: readonly string[];
-  /** Leave to call the provider now; asked last, once the slot is known to be free. */
-  admit: () => Promise<boolean>;
+  /**
+   * Leave to call the provider now; asked last, once the slot is known to be free, inside the
+   * create's transaction (handed over, so that what it reads and writes is on its connection).
+   */
+  admit: (transaction: StoreTransaction) => Promise<boolean>;
   attempt: Omit<NewAttemptRow, 'task_id'>;
 }
 
@@ -218,23 +222,31 @@ export class TaskStore {
           .returningAll(),
       );
       const task = rows[0] as TaskRow;
+      const inLine = claim !== undefined && (await this.olderWaitingIn(trx, task.created_at, task.id, claim.providers));
+      // The provider's lock comes before `alongside`'s writes (a budget reservation): a slot claim
+      // holds that lock while it waits for a task's row, and a status change holds a task's row
+      // while it waits for its budget's, so a create holding a budget row and waiting for the lock
+      // could close a circle of waits.
+      if (claim && !inLine) await this.lockProvider(trx, claim.provider);
       await alongside?.(trx, task);
       if (!claim) return { created: true, task };
+      if (inLine) return { created: true, task, first: { claimed: false, why: 'queue' } };
       const first = await this.claimNew(trx, task, claim);
       return first.claimed ? { created: true, task: first.task, first: { claimed: true, seq: first.seq } } : { created: true, task, first };
     });
   }
 
-  /** `createTask`'s slot claim and first attempt, in its transaction (as `claimSlot` and `addAttempt` do apart). */
+  /**
+   * `createTask`'s slot claim and first attempt, in its transaction and under the provider's lock
+   * (as `claimSlot` and `addAttempt` do apart).
+   */
   private async claimNew(
     trx: Transaction<Database>,
     task: TaskRow,
     claim: NewTaskClaim,
-  ): Promise<{ claimed: true; task: TaskRow; seq: number } | { claimed: false; why: 'queue' | 'full' | 'refused' }> {
-    if (claim.providers.length > 0 && (await this.olderWaitingIn(trx, task.created_at, task.id, claim.providers))) return { claimed: false, why: 'queue' };
-    await this.lockProvider(trx, claim.provider);
+  ): Promise<{ claimed: true; task: TaskRow; seq: number } | { claimed: false; why: 'full' | 'refused' }> {
     if ((await this.countInFlight(claim.provider, claim.account, trx)) >= claim.cap) return { claimed: false, why: 'full' };
-    if (!(await claim.admit())) return { claimed: false, why: 'refused' };
+    if (!(await claim.admit({ store: this.store, db: trx }))) return { claimed: false, why: 'refused' };
     const claimed = await this.takeSlot(trx, claim, task.id, ['dispatch'], false);
     await this.insertAttempt(trx, { ...claim.attempt, task_id: task.id, seq: 1 });
     return { claimed: true, task: claimed!, seq: 1 };

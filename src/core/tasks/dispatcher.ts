@@ -150,10 +150,10 @@ export class Dispatcher {
   }
 
   /**
-   * What a create may take in the transaction that writes it (SQLite, where provider standing and
-   * rate windows are in this process): a slot of its first provider's best account, when that
-   * provider is to be tried now. The store then also checks the queue, the account's cap and, last,
-   * the rate windows (`FirstTry.admit`), and writes the first attempt `sending`; `sendFirst` sends it.
+   * What a create may take in the transaction that writes it: a slot of its first provider's best
+   * account, when that provider is to be tried now. The store then also checks the queue, the
+   * account's cap and, last, the circuit and rate windows (`FirstClaim.admit`, asked inside that
+   * transaction), and writes the first attempt `sending`; `sendFirst` sends it.
    */
   async firstTry(task: TaskRecord): Promise<FirstTry | undefined> {
     const { runtimes, clock, config } = this.engine;
@@ -179,8 +179,8 @@ export class Dispatcher {
       claim: {
         ...this.slotOf(runtime, account, now),
         // Only a call that may go at once: one that would wait for its rate window goes the usual way.
-        admit: async () => {
-          const admission = await account.admit(0);
+        admit: async (transaction) => {
+          const admission = await account.admitWithin(transaction);
           if (admission.granted) permit = admission.permit;
           return admission.granted;
         },

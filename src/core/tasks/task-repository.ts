@@ -5,6 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
+import type { OpenTransaction } from '../upstream/provider-state.js';
 import type { ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import { UsageStore, type UsageFilter, type UsageGroupColumn, type UsageMedian, type UsageSums } from '../../store/usage-store.js';
 import {
@@ -104,8 +105,8 @@ export type { SlotClaim };
 
 /** A slot claimed in the transaction that creates the task (`TaskStore.createTask`), with its first attempt. */
 export interface FirstClaim extends SlotClaim {
-  /** Leave to call the provider now, asked last. */
-  admit: () => Promise<boolean>;
+  /** Leave to call the provider now, asked last, inside that transaction (`ProviderAccount.admitWithin`). */
+  admit: (transaction: OpenTransaction) => Promise<boolean>;
   attempt: NewAttempt;
 }
 

@@ -228,11 +228,9 @@ export class TaskService {
       cancelAt: input.cancel_after !== undefined ? now + input.cancel_after * 1000 : null,
       version: 0,
     };
-    // With the store to itself (SQLite: provider standing and rate windows in this process), the
-    // create's own transaction also takes its first provider's slot and writes the attempt, so an
-    // accepted create costs two transactions. Replicas sharing PostgreSQL claim the slot apart, under
-    // the provider's row lock and with rate windows in other rows.
-    const firstTry = tasks.sharedByReplicas ? undefined : await this.dispatcher.firstTry(task);
+    // The create's own transaction also takes its first provider's slot and writes the attempt (the
+    // circuit and rate windows asked in it, shared or not), so an accepted create costs two transactions.
+    const firstTry = await this.dispatcher.firstTry(task);
     let outcome: Awaited<ReturnType<typeof tasks.create>>;
     try {
       outcome = await tasks.create(

@@ -17,7 +17,7 @@ import type { ReplicaFeed } from '../replica-feed.js';
 import { circuitAdmission, circuitStateOf, healthOf, type CallHealth } from './circuit-breaker.js';
 import type { ProviderCredentials, VideoProvider } from './provider.js';
 import type { ProviderSettings, RateLimitWindowSettings } from './provider-settings.js';
-import { HEALTHY_STANDING, type AccountStanding, type ProviderStateStore } from './provider-state.js';
+import { HEALTHY_STANDING, type AccountStanding, type OpenTransaction, type ProviderStateStore } from './provider-state.js';
 import type { ProviderFigures } from './provider-stats.js';
 import { HttpUpstreamClient, type UpstreamCallRecord } from './upstream-client.js';
 
@@ -220,8 +220,11 @@ export class ProviderAccount {
    * replicas may still be on its way, and a call let through on an old copy is the one that
    * could pass `consecutive_failures`.
    */
-  private async freshStanding(): Promise<void> {
-    if (!this.state.shared) return;
+  private async freshStanding(state: ProviderStateStore): Promise<void> {
+    if (!state.shared) return;
+    // A state other than the account's own is bound to a transaction (`admitWithin`): a store
+    // error has ended that transaction, and its caller must learn so.
+    if (state !== this.state) return this.apply(await state.read(this.stateKey));
     try {
       await this.refreshStanding();
     } catch (error) {
@@ -235,10 +238,24 @@ export class ProviderAccount {
    * at a time across replicas while the account is in doubt, and within every rate window.
    * Waits (on the clock) up to `maxWaitMs` when that is enough; otherwise says when to ask again.
    */
-  async admit(maxWaitMs = 0, signal?: AbortSignal): Promise<Admission> {
+  admit(maxWaitMs = 0, signal?: AbortSignal): Promise<Admission> {
+    return this.admitThrough(this.state, maxWaitMs, signal);
+  }
+
+  /**
+   * `admit(0)` asked inside an open transaction of the store (a create's, which takes the
+   * account's slot in it): a shared standing and the rate windows are read and written through
+   * that transaction, so the caller never holds one connection while waiting for another, and the
+   * allowance or trial taken commits or rolls back with the caller's writes. Never waits.
+   */
+  admitWithin(transaction: OpenTransaction): Promise<Admission> {
+    return this.admitThrough(this.state.within(transaction), 0);
+  }
+
+  private async admitThrough(state: ProviderStateStore, maxWaitMs: number, signal?: AbortSignal): Promise<Admission> {
     const deadline = this.clock.now() + maxWaitMs;
     for (;;) {
-      await this.freshStanding();
+      await this.freshStanding(state);
       const now = this.clock.now();
       const refuse = (reason: AdmissionRefusal, retryAt: number): Admission | undefined => {
         if (retryAt <= deadline && reason !== 'circuit_open') return undefined;
@@ -263,10 +280,10 @@ export class ProviderAccount {
       }
       let trial = false;
       if (circuit.kind === 'trial') {
-        const claimed = await this.state.claimTrial(this.stateKey, this.owner, now, now + this.config.timeout_ms + TRIAL_MARGIN_MS);
+        const claimed = await state.claimTrial(this.stateKey, this.owner, now, now + this.config.timeout_ms + TRIAL_MARGIN_MS);
         if (!claimed) {
           // Another replica took it first: look again shortly.
-          await this.refreshStanding();
+          this.apply(await state.read(this.stateKey));
           const retryAt = now + 50;
           const refused = refuse('circuit_busy', retryAt);
           if (refused) return refused;
@@ -276,9 +293,9 @@ export class ProviderAccount {
         this.apply(claimed);
         trial = true;
       }
-      const wait = await this.state.takeRateAllowance(this.stateKey, this.rateWindows(), now);
+      const wait = await state.takeRateAllowance(this.stateKey, this.rateWindows(), now);
       if (wait === 0) return { granted: true, permit: { trial } };
-      if (trial) await this.releaseTrial();
+      if (trial) await this.releaseTrial(state);
       const refused = refuse('rate_limited', now + wait);
       if (refused) return refused;
       await waitUntil(now + wait);
@@ -289,7 +306,9 @@ export class ProviderAccount {
     return this.rateLimits.map((window) => ({ limit: window.limit, windowMs: window.window_ms + RATE_WINDOW_MARGIN_MS }));
   }
 
-  private async releaseTrial(): Promise<void> {
+  private async releaseTrial(state: ProviderStateStore = this.state): Promise<void> {
+    // Inside a transaction a store error has ended it (see `freshStanding`).
+    if (state !== this.state) return this.apply(await state.releaseTrial(this.stateKey, this.owner, this.clock.now()));
     try {
       this.apply(await this.state.releaseTrial(this.stateKey, this.owner, this.clock.now()));
     } catch (error) {

@@ -4,6 +4,10 @@
  * (`store/shared-state-store.ts` fits this interface), so the configured limits and the circuit
  * are the account's, whatever the replica count; with SQLite there is one process and
  * `InProcessProviderState` keeps it in memory. Keys are `provider:account`.
+ *
+ * A shared state can also be asked inside a transaction another part of the store opened
+ * (`within`): a create's slot claim asks the rate windows and the circuit in the create's own
+ * transaction, on its connection, instead of holding that connection while waiting for another.
  */
 import type { Clock } from '../clock.js';
 import { SlidingWindowRateLimiter, type RateWindow } from './rate-limiter.js';
@@ -30,9 +34,21 @@ export const HEALTHY_STANDING: AccountStanding = Object.freeze({
   cooldownUntil: 0,
 });
 
+/**
+ * A transaction open on the store, handed from the part of the store that opened it to the state
+ * kept in the same database (`ProviderStateStore.within`); opaque to everyone in between.
+ */
+export type OpenTransaction = object;
+
 export interface ProviderStateStore {
   /** True when other replicas see the same state (the cached standing must then be re-read now and then). */
   readonly shared: boolean;
+  /**
+   * The same state, read and written inside `transaction`: what is taken there (a rate allowance,
+   * the trial call) commits or rolls back with it. A state kept in this process has no connection
+   * to hold and is itself.
+   */
+  within(transaction: OpenTransaction): ProviderStateStore;
   register(key: string, now: number): Promise<void>;
   read(key: string): Promise<AccountStanding>;
   /** Takes the single in-doubt call for `owner` until `until`; undefined when another holds it. */
@@ -52,6 +68,10 @@ export class InProcessProviderState implements ProviderStateStore {
   private readonly limiters = new Map<string, SlidingWindowRateLimiter>();
 
   constructor(private readonly clock: Clock) {}
+
+  within(): ProviderStateStore {
+    return this;
+  }
 
   private current(key: string): AccountStanding {
     return this.standings.get(key) ?? HEALTHY_STANDING;
