@@ -2,6 +2,7 @@
  * What replicas share about upstream accounts (issue 13), on the real PostgreSQL: two stores
  * on one schema stand for two replicas racing for the same rate windows and the same trial call.
  */
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
 import { SharedStateStore } from '../../src/store/shared-state-store.js';
@@ -27,6 +28,12 @@ describe.skipIf(!available)('shared provider state on PostgreSQL', () => {
     await dropSchema(schema);
   });
 
+  /** Whether a statement is waiting for the transaction `id` to end (a row it locked). */
+  async function waitsFor(id: string): Promise<boolean> {
+    const { rows } = await sql<{ waiting: number }>`select count(*)::int as waiting from pg_locks where locktype = 'transactionid' and transactionid::text = ${id} and not granted`.execute(stores[1]!.db);
+    return rows[0]!.waiting > 0;
+  }
+
   it('never allows more calls than a window holds, however many replicas ask at once', async () => {
     await a.register('racing', T0);
     const windows = [{ limit: 5, windowMs: 1_000 }];
@@ -50,6 +57,42 @@ describe.skipIf(!available)('shared provider state on PostgreSQL', () => {
       if ((await (t % 200 ? a : b).takeRateAllowance('two-windows', windows, t)) === 0) allowed.push(t);
     }
     expect(allowed).toEqual([T0, T0 + 100, T0 + 200, T0 + 1_000]);
+  });
+
+  it('inside a transaction of the store, what is taken rolls back with it, or holds the key until it commits', async () => {
+    const store = stores[0]!;
+    const windows = [{ limit: 1, windowMs: 1_000 }];
+    await a.register('inside', T0);
+    const failed = store.db.transaction().execute(async (db) => {
+      const inside = a.within({ store, db });
+      expect(await inside.claimTrial('inside', 'replica-a', T0, T0 + 5_000)).toMatchObject({ trialOwner: 'replica-a' });
+      expect(await inside.takeRateAllowance('inside', windows, T0)).toBe(0);
+      throw new Error('the create failed');
+    });
+    await expect(failed).rejects.toThrow('the create failed');
+    // As if never asked: the trial is free and the window has its room.
+    expect(await b.read('inside')).toMatchObject({ trialOwner: null });
+    expect(await b.takeRateAllowance('inside', windows, T0)).toBe(0);
+
+    await a.register('held', T0);
+    let commit!: () => void;
+    const committing = new Promise<void>((resolve) => (commit = resolve));
+    let transactionId!: string;
+    let taken!: () => void;
+    const granted = new Promise<void>((resolve) => (taken = resolve));
+    const holding = store.db.transaction().execute(async (db) => {
+      expect(await a.within({ store, db }).takeRateAllowance('held', windows, T0)).toBe(0);
+      transactionId = String((await sql<{ id: string }>`select txid_current()::text as id`.execute(db)).rows[0]!.id);
+      taken();
+      await committing;
+    });
+    await granted;
+    // Another replica asking meanwhile waits for that transaction, and then sees its call.
+    const other = b.takeRateAllowance('held', windows, T0 + 1);
+    while (!(await waitsFor(transactionId))) await new Promise((resolve) => setImmediate(resolve));
+    commit();
+    await holding;
+    expect(await other).toBe(999);
   });
 
   it('gives the single trial call to one replica until it reports or its time runs out', async () => {
