@@ -14,25 +14,7 @@ const video = { model: 'kling-v3', prompt: 'racing replicas', duration: 5 };
 
 describe.skipIf(!available)('a budget shared by two replicas on PostgreSQL', () => {
   const replicas = usePostgresReplicas(BUDGET);
-  const { replica } = replicas;
-
-  /**
-   * Lets gateway time run (in small steps) while `work` is pending: a create that waits on the
-   * gateway's clock (a provider in doubt after a failure lets one call through at a time) must
-   * not wait for a clock nobody moves.
-   */
-  async function withClockRunning<T>(work: Promise<T>): Promise<T> {
-    let settled = false;
-    void work.then(
-      () => (settled = true),
-      () => (settled = true),
-    );
-    while (!settled) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-      await replicas.clock.advance(50);
-    }
-    return work;
-  }
+  const { replica, withClockRunning } = replicas;
 
   const upstreamTasks = () => [...replicas.simulators.values()].reduce((sum, simulator) => sum + simulator.tasks.length, 0);
 

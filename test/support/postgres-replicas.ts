@@ -8,7 +8,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
-import type { Store } from '../../src/store/database.js';
+import type { OpenStoreOptions, Store } from '../../src/store/database.js';
 import { startTestGateway, testConfig, type TestGateway } from './harness.js';
 import { dropSchema, newSchemaName, openPostgresStore } from './postgres.js';
 
@@ -17,8 +17,14 @@ export interface PostgresReplicas {
   readonly clock: ManualClock;
   /** The current test's simulators, by provider id. */
   readonly simulators: Map<string, ProviderSimulator>;
-  /** Starts a replica named `name` on the shared schema; `config` adds to the block's own. */
-  replica(name: string, config?: Record<string, unknown>): Promise<TestGateway>;
+  /** Starts a replica named `name` on the shared schema; `config` adds to the block's own, `store` sets its pool. */
+  replica(name: string, config?: Record<string, unknown>, store?: Omit<OpenStoreOptions, 'schema'>): Promise<TestGateway>;
+  /**
+   * Lets gateway time run (in small steps) while `work` is pending: a create that waits on the
+   * gateway's clock (a provider in doubt after a failure lets one call through at a time) must
+   * not wait for a clock nobody moves.
+   */
+  withClockRunning<T>(work: Promise<T>): Promise<T>;
 }
 
 /** Registers the hooks; call inside a `describe`. `config` applies to every replica. */
@@ -54,8 +60,20 @@ export function usePostgresReplicas(config: Record<string, unknown> = {}): Postg
     get simulators() {
       return simulators;
     },
-    async replica(name, extra = {}) {
-      const store = await openPostgresStore(schema);
+    async withClockRunning(work) {
+      let settled = false;
+      void work.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      while (!settled) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        await clock.advance(50);
+      }
+      return work;
+    },
+    async replica(name, extra = {}, storeOptions = {}) {
+      const store = await openPostgresStore(schema, storeOptions);
       stores.push(store);
       const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config: { ...config, ...extra } });
       gateways.push(gateway);

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openStore, type Store } from '../../src/store/database.js';
+import { openStore, type OpenStoreOptions, type Store } from '../../src/store/database.js';
 
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -30,8 +30,8 @@ export function newSchemaName(): string {
   return `kg_test_${randomBytes(6).toString('hex')}`;
 }
 
-export async function openPostgresStore(schema: string): Promise<Store> {
-  return openStore(POSTGRES_URL, { schema });
+export async function openPostgresStore(schema: string, options: Omit<OpenStoreOptions, 'schema'> = {}): Promise<Store> {
+  return openStore(POSTGRES_URL, { ...options, schema });
 }
 
 export async function dropSchema(schema: string): Promise<void> {
