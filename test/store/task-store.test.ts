@@ -8,11 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql, type Insertable } from 'kysely';
+import { sql, type Insertable, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, parseDatabaseUrl, type Store } from '../../src/store/database.js';
-import type { DeliveriesTable } from '../../src/store/schema.js';
+import type { Database, DeliveriesTable } from '../../src/store/schema.js';
 import { TaskStore, type NewTaskClaim, type NewTaskRow } from '../../src/store/task-store.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -199,6 +199,13 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
       await store?.close();
       await backend.cleanup();
     });
+
+    /** Resolves once a statement of this schema waits for a row of `table` another transaction holds (PostgreSQL). */
+    async function waitingForRow(table: 'tasks' | 'providers'): Promise<void> {
+      // The first waiter for a locked row holds a lock on that tuple while it waits.
+      const waiters = () => sql<{ n: number }>`select count(*)::int as n from pg_locks where locktype = 'tuple' and relation = ${table}::regclass`.execute(store.db);
+      while ((await waiters()).rows[0]!.n === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
 
     beforeEach(async () => {
       for (const table of ['deliveries', 'attempts', 'idempotency_keys', 'inbound_webhooks', 'tasks', 'providers'] as const) {
@@ -857,6 +864,36 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
           expect(await tasks.getAttempts(id)).toEqual([]);
         }
       });
+
+      it.skipIf(backend.name !== 'postgres')(
+        'never closes a circle of waits with a slot claim and a status change: the provider is locked before the budget row',
+        async () => {
+          // A status change holds a task's row, then wants its budget's row; a slot claim holds the
+          // provider's lock, then wants that task's row; a create wants the same provider and budget.
+          await store.db.insertInto('budgets').values({ tenant: 'acme', period: '2026-01', spent_micros: 0, reserved_micros: 0, warned_at: null, exhausted_at: null, updated_at: T0 }).execute();
+          await tasks.createTask(taskRow('t_queued', { candidates: ',kling3api,' }));
+          const change = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${store.schema}` });
+          await change.connect();
+          try {
+            await change.query('begin');
+            await change.query(`update tasks set version = version + 1 where id = 't_queued'`);
+            const claiming = tasks.claimSlot({ provider: 'freepik', account: 'default', cap: 5, owner: 'replica-b', leaseUntil: T0 + MINUTE, now: T0, taskId: 't_queued', fromPhases: ['dispatch'] });
+            await waitingForRow('tasks');
+            const reserve = async (trx: Kysely<Database>) => {
+              await trx.updateTable('budgets').set((eb) => ({ reserved_micros: eb('reserved_micros', '+', 1) })).where('tenant', '=', 'acme').execute();
+            };
+            const creating = tasks.createTask(taskRow('t_new', { created_at: T0 + 1, candidates: ',freepik,' }), undefined, reserve, claim({ cap: 5 }));
+            await waitingForRow('providers');
+            await change.query(`update budgets set reserved_micros = reserved_micros + 2 where tenant = 'acme'`);
+            await change.query('commit');
+            expect(await claiming).toMatchObject({ id: 't_queued', phase: 'submitting', provider: 'freepik' });
+            expect(await creating).toMatchObject({ created: true, first: { claimed: true, seq: 1 } });
+            expect(await store.db.selectFrom('budgets').select('reserved_micros').executeTakeFirst()).toEqual({ reserved_micros: 3 });
+          } finally {
+            await change.end();
+          }
+        },
+      );
     });
 
     describe('counts', () => {
