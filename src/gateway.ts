@@ -22,7 +22,7 @@ import { TaskRepository } from './core/tasks/task-repository.js';
 import { ResultCustody } from './core/tasks/result-custody.js';
 import { TaskService } from './core/tasks/task-service.js';
 import { Tracker } from './core/tasks/tracker.js';
-import { LOCAL_ONLY_FEED, replicaFeedOver, type ReplicaFeed } from './core/replica-feed.js';
+import { LOCAL_ONLY_FEED, replicaFeedOver, type ReplicaFeed, type TextChannel } from './core/replica-feed.js';
 import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js';
 import { ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { InProcessProviderState, type ProviderStateStore } from './core/upstream/provider-state.js';
@@ -64,6 +64,18 @@ export interface GatewayOptions {
   trustedResultOrigins?: readonly string[];
   /** Storage for result copies (otherwise `config.storage` is opened; none in passthrough mode). */
   objectStorage?: ObjectStorage;
+  /** Set when this gateway is one of several worker processes of one primary (`WORKERS`). */
+  workers?: WorkerLink;
+}
+
+/** A worker's line to its primary (`workers/worker-link.ts`). */
+export interface WorkerLink {
+  /** News between the workers, relayed by the primary. */
+  readonly channel: TextChannel;
+  /** Every worker's metrics for a scrape (this one's included). */
+  collectMetrics(): Promise<unknown[]>;
+  /** What this worker sends when another one's scrape collects. */
+  serveMetrics(snapshot: () => Promise<unknown>): void;
 }
 
 /** The backend `config.storage` names. */
@@ -103,7 +115,7 @@ function contentSigningKeys(config: GatewayConfig): (tenant: string) => Buffer |
  * Creates per minute per tenant, counted in the store's limiter (PostgreSQL: across replicas).
  * One counter family per limit value, opened on first use.
  */
-function tenantCreateLimiter(store: Store, config: GatewayConfig): CreateLimiter {
+function tenantCreateLimiter(store: Store, config: GatewayConfig, acrossWorkers: boolean): CreateLimiter {
   const limitsFor = tenantLimits(config);
   const limiters = new Map<number, Promise<WindowLimiter>>();
   return {
@@ -111,7 +123,7 @@ function tenantCreateLimiter(store: Store, config: GatewayConfig): CreateLimiter
       const points = limitsFor(tenant).creates_per_minute;
       let limiter = limiters.get(points);
       if (!limiter) {
-        limiter = openWindowLimiter(store, { name: `creates-per-minute-${points}`, points, windowMs: 60_000 });
+        limiter = openWindowLimiter(store, { name: `creates-per-minute-${points}`, points, windowMs: 60_000, acrossWorkers });
         limiters.set(points, limiter);
         limiter.catch(() => limiters.delete(points));
       }
@@ -207,7 +219,12 @@ export class Gateway {
     const logger =
       options.logger ?? createLogger(config.log.level, { secretHeaders: authHeaderNames(options.providers), secrets });
     const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
-    const store = options.store ?? (await openStore(config.database.url));
+    const { workers } = options;
+    if (workers) {
+      workers.serveMetrics(() => metrics.snapshot());
+      metrics.reportAcrossWorkers(() => workers.collectMetrics());
+    }
+    const store = options.store ?? (await openStore(config.database.url, { sharedByProcesses: workers !== undefined }));
     const objectStorage =
       config.storage.mode === 'passthrough'
         ? undefined
@@ -216,15 +233,17 @@ export class Gateway {
     const owner = options.owner ?? `gw-${randomBytes(6).toString('hex')}`;
     const tasks = new TaskRepository(taskStore);
 
-    // Replicas on PostgreSQL share the providers' standing and figures and hear each other's
-    // news; a SQLite file has one process, which keeps them in memory.
+    // Replicas on PostgreSQL, and the workers of one primary, share the providers' standing and
+    // figures in the store and hear each other's news (LISTEN/NOTIFY; the primary's relay for
+    // workers on a SQLite file); a SQLite file with one process keeps them in memory.
     const onFeedError = (error: unknown, what = 'could not tell the other replicas') => logger.warn({ err: error }, what);
     const notifications = store.openNotificationChannel?.(onFeedError);
     if (notifications) {
       await notifications.start().catch((error) => onFeedError(error, 'not listening to other replicas yet; retrying'));
     }
-    const feed: ReplicaFeed = notifications ? replicaFeedOver(notifications, owner, onFeedError) : LOCAL_ONLY_FEED;
-    const sharedState = store.dialect === 'postgres' ? new SharedStateStore(store) : undefined;
+    const channel = notifications ?? workers?.channel;
+    const feed: ReplicaFeed = channel ? replicaFeedOver(channel, owner, onFeedError) : LOCAL_ONLY_FEED;
+    const sharedState = store.shared ? new SharedStateStore(store) : undefined;
     const providerState: ProviderStateStore = sharedState ?? new InProcessProviderState(clock);
     const figuresOf = (id: string): ProviderFigures => (sharedState ? new SharedProviderStats(id, id, sharedState) : new ProviderStats());
     const accountFiguresOf = (id: string, account: string): ProviderFigures =>
@@ -301,7 +320,7 @@ export class Gateway {
       notifications,
       sharedState,
       options.objectStorage === undefined,
-      tenantCreateLimiter(store, config),
+      tenantCreateLimiter(store, config, workers !== undefined && store.dialect !== 'postgres'),
     );
     gateway.followOtherReplicas(feed);
     metrics.onScrape(() => gateway.catalog.updateLoadGauges());

@@ -1,22 +1,30 @@
 /**
  * `npm start`: reads config.yaml, starts simulators for providers without keys, and serves the
- * gateway until SIGINT/SIGTERM, then drains and stops.
+ * gateway until SIGINT/SIGTERM, then drains and stops. With `WORKERS` above 1 this process is the
+ * primary of that many worker processes (`workers/primary.ts`), each a gateway on the same port
+ * and store.
  */
+import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { ConfigError, configuredSecrets, loadConfigFile } from './config/config.js';
+import { ConfigError, configuredSecrets, loadConfigFile, type GatewayConfig } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { Gateway } from './gateway.js';
-import { createLogger } from './observability/logger.js';
+import { createLogger, type Logger } from './observability/logger.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
 import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
 import { startSandbox } from './sandbox/sandbox.js';
+import { Primary } from './workers/primary.js';
+import { WorkerLink } from './workers/worker-link.js';
+import { workerCount } from './workers/worker-count.js';
 
 async function main(): Promise<void> {
   const configPath = resolve(process.env.CONFIG_FILE ?? 'config.yaml');
   let config;
+  let workers;
   try {
     config = loadConfigFile(configPath, process.env, PROVIDER_IDS);
+    workers = workerCount(process.env.WORKERS, config.database.url);
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`kling-gateway: ${error.message}`);
@@ -25,40 +33,90 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS), secrets: new SecretScrubber(configuredSecrets(config)) });
+  if (cluster.isWorker) return serveAsWorker(config, logger);
+
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
-  const gateway = await Gateway.create({
-    config,
-    providers: PROVIDERS,
-    endpoints: sandbox.endpoints,
-    logger,
-    defaultMetrics: true,
-    trustedResultOrigins: sandbox.resultOrigins,
-  });
-  const url = await gateway.listen();
-  gateway.startWorkers();
-  logger.info(
-    {
-      url,
-      public_url: config.server.public_url,
-      store: gateway.store.store.description,
-      storage: gateway.engine.storage ? `${gateway.engine.storage.description} (${config.storage.mode})` : 'passthrough',
-      providers: [...sandbox.endpoints].map(([id, endpoint]) => ({ id, mode: endpoint.simulated ? 'simulator' : 'live' })),
-    },
-    `kling-gateway listening on ${url} (docs at ${url}/docs)`,
-  );
+  const described = {
+    public_url: config.server.public_url,
+    storage: config.storage.mode === 'passthrough' ? 'passthrough' : `${config.storage.backend} (${config.storage.mode})`,
+    providers: [...sandbox.endpoints].map(([id, endpoint]) => ({ id, mode: endpoint.simulated ? 'simulator' : 'live' })),
+  };
+  let stopWork: () => Promise<void>;
+  if (workers > 1) {
+    const primary = await Primary.start({
+      workers,
+      databaseUrl: config.database.url,
+      endpoints: sandbox.endpoints,
+      resultOrigins: sandbox.resultOrigins,
+      logger,
+      onReady: (url) => logger.info({ url, workers, ...described }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
+    });
+    stopWork = () => primary.stop();
+  } else {
+    const gateway = await Gateway.create({
+      config,
+      providers: PROVIDERS,
+      endpoints: sandbox.endpoints,
+      logger,
+      defaultMetrics: true,
+      trustedResultOrigins: sandbox.resultOrigins,
+    });
+    const url = await gateway.listen();
+    gateway.startWorkers();
+    logger.info(
+      { url, store: gateway.store.store.description, ...described },
+      `kling-gateway listening on ${url} (docs at ${url}/docs)`,
+    );
+    stopWork = () => gateway.close();
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    await gateway.close();
+    await stopWork();
     await sandbox.close();
     logger.flush();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** One of the primary's workers: a gateway on the shared port, told by the primary what to serve with. */
+async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promise<void> {
+  const link = await WorkerLink.connect();
+  const { index, owner, endpoints, resultOrigins } = link.start;
+  const logger = parentLogger.child({ worker: index });
+  const gateway = await Gateway.create({
+    config,
+    providers: PROVIDERS,
+    endpoints: new Map(endpoints),
+    logger,
+    owner,
+    defaultMetrics: true,
+    trustedResultOrigins: resultOrigins,
+    workers: link,
+  });
+  const url = await gateway.listen();
+  gateway.startWorkers();
+  link.ready(url);
+
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ why }, 'worker stopping');
+    await gateway.close();
+    link.close();
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // The primary is gone (killed): nothing hands this worker connections any more.
+  process.on('disconnect', () => void stop('primary gone'));
 }
 
 main().catch((error) => {

@@ -3,7 +3,7 @@
  * tests and benchmarks can run several side by side. Labels never carry keys, ids or URLs; the
  * `account` label is an account id from the configuration (`default` for the one-account shorthand).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
 const PREFIX = 'kling_gateway_';
 
@@ -17,9 +17,19 @@ const DRIFT_BUCKETS = [0.5, 0.75, 0.9, 0.95, 0.99, 1, 1.01, 1.05, 1.1, 1.25, 1.5
 export type CircuitStateName = 'closed' | 'open' | 'half_open' | 'isolated';
 const CIRCUIT_STATE_VALUE: Record<CircuitStateName, number> = { closed: 0, open: 1, half_open: 2, isolated: 3 };
 
+/** One process's metrics as prom-client's JSON (what workers send for a scrape). */
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * With several worker processes (`WORKERS`) a scrape reaches one of them and must report them
+ * all: counters and histograms are added up; gauges the store or the shared standing set
+ * (budgets, slots, the queue, circuits) are the same in every worker, refreshed for the scrape,
+ * so one worker's value (`first`; `max` for circuits, the worst any worker sees) is reported.
+ */
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly scrapeHooks: (() => Promise<void>)[] = [];
+  private gatherWorkers: (() => Promise<unknown[]>) | undefined;
 
   readonly httpRequests = new Counter({
     name: `${PREFIX}http_requests_total`,
@@ -89,18 +99,21 @@ export class GatewayMetrics {
     name: `${PREFIX}budget_amount`,
     help: 'Budget of each budgeted tenant for the current period, in its currency.',
     labelNames: ['tenant', 'currency', 'period'] as const,
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly budgetSpent = new Gauge({
     name: `${PREFIX}budget_spent`,
     help: 'Settled spend of each budgeted tenant in the current period (all replicas), in the budget currency.',
     labelNames: ['tenant', 'currency'] as const,
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly budgetReserved = new Gauge({
     name: `${PREFIX}budget_reserved`,
     help: 'Money reserved for the unfinished tasks of each budgeted tenant in the current period, in the budget currency.',
     labelNames: ['tenant', 'currency'] as const,
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly budgetRefusals = new Counter({
@@ -119,40 +132,47 @@ export class GatewayMetrics {
     name: `${PREFIX}circuit_state`,
     help: 'Circuit breaker state per provider (open only when every account is): 0 closed, 1 open, 2 half-open, 3 isolated.',
     labelNames: ['provider'] as const,
+    aggregator: 'max',
     registers: [this.registry],
   });
   readonly accountCircuitState = new Gauge({
     name: `${PREFIX}account_circuit_state`,
     help: 'Circuit breaker state per upstream account: 0 closed, 1 open, 2 half-open, 3 isolated.',
     labelNames: ['provider', 'account'] as const,
+    aggregator: 'max',
     registers: [this.registry],
   });
   readonly tasksInFlight = new Gauge({
     name: `${PREFIX}tasks_in_flight`,
     help: 'Tasks being submitted to or tracked at a provider.',
     labelNames: ['provider'] as const,
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly accountTasksInFlight = new Gauge({
     name: `${PREFIX}account_tasks_in_flight`,
     help: 'Tasks being submitted to or tracked at a provider, per upstream account (each capped by its max_in_flight).',
     labelNames: ['provider', 'account'] as const,
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly accountMaxInFlight = new Gauge({
     name: `${PREFIX}account_max_in_flight`,
     help: 'The in-flight cap of each upstream account.',
     labelNames: ['provider', 'account'] as const,
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly tasksQueued = new Gauge({
     name: `${PREFIX}tasks_queued`,
     help: 'Tasks waiting for a provider slot or rate allowance.',
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly queueOldestAge = new Gauge({
     name: `${PREFIX}queue_oldest_age_seconds`,
     help: 'Age of the oldest task waiting for a provider (0 when none waits).',
+    aggregator: 'first',
     registers: [this.registry],
   });
   readonly polls = new Counter({
@@ -223,7 +243,25 @@ export class GatewayMetrics {
     this.scrapeHooks.push(refresh);
   }
 
+  /** Answers scrapes with every worker's metrics (`gather` collects their snapshots, this one's included). */
+  reportAcrossWorkers(gather: () => Promise<unknown[]>): void {
+    this.gatherWorkers = gather;
+  }
+
+  /** This process's metrics, store-read gauges refreshed. */
+  async snapshot(): Promise<MetricsSnapshot> {
+    for (const hook of this.scrapeHooks) await hook();
+    return this.registry.getMetricsAsJSON();
+  }
+
   async exposition(): Promise<{ contentType: string; body: string }> {
+    if (this.gatherWorkers) {
+      const parts = (await this.gatherWorkers()).filter(Array.isArray) as MetricsSnapshot[];
+      if (parts.length > 0) {
+        const merged = AggregatorRegistry.aggregate(parts);
+        return { contentType: merged.contentType, body: await merged.metrics() };
+      }
+    }
     for (const hook of this.scrapeHooks) await hook();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }

@@ -21,6 +21,12 @@ export interface Store {
   description: string;
   /** The PostgreSQL schema its tables are in, when not the default. */
   schema?: string;
+  /**
+   * Whether other processes may use this store at the same time: always for PostgreSQL (replicas);
+   * for a SQLite file only when opened for several workers (`sharedByProcesses`). Whoever shares
+   * keeps leases, circuits and rate windows in the store rather than in memory.
+   */
+  shared: boolean;
   /** The connection pool under `db` (PostgreSQL only), for libraries that keep rows of their own. */
   pool?: pg.Pool;
   /**
@@ -36,6 +42,8 @@ export interface OpenStoreOptions {
   schema?: string;
   /** Pool size for PostgreSQL. */
   maxConnections?: number;
+  /** A SQLite file other processes (the gateway's `WORKERS`) use at the same time. */
+  sharedByProcesses?: boolean;
 }
 
 const PG_INT8 = 20;
@@ -94,6 +102,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const store: Store = {
       db,
       dialect,
+      shared: !inMemory && options.sharedByProcesses === true,
       description: inMemory ? 'sqlite (in memory)' : `sqlite:${location}`,
       close: () => db.destroy(),
     };
@@ -128,6 +137,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const store: Store = {
     db,
     dialect,
+    shared: true,
     description: describePostgres(connectionUrl) + (schema ? ` (schema ${schema})` : ''),
     ...(schema ? { schema } : {}),
     pool,
@@ -153,12 +163,19 @@ const STATEMENT_CACHE_SIZE = 500;
  * Kysely prepares every query anew; better-sqlite3 statements can be reused, which saves most of
  * a simple query's cost (preparing was about a tenth of the gateway's CPU in the benchmark).
  * Bounded, oldest first out, for SQL that varies (e.g. `IN (…)` with different lengths).
+ *
+ * Kysely opens a transaction with a plain (deferred) `begin`: its first write would then have to
+ * upgrade a read snapshot, which fails at once (`SQLITE_BUSY`, no waiting) when another process
+ * wrote meanwhile. Every transaction here reads and then writes, so it takes the write lock at
+ * its start (`begin immediate`), waiting its turn under `busy_timeout`; with one process it
+ * changes nothing.
  */
 function withStatementCache(sqlite: SqliteDatabase.Database) {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => sqlite.close(),
-    prepare(sql: string) {
+    prepare(text: string) {
+      const sql = text === 'begin' ? 'begin immediate' : text;
       let statement = cache.get(sql);
       if (!statement) {
         statement = sqlite.prepare(sql);

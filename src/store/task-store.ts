@@ -794,6 +794,15 @@ export class TaskStore {
     await this.db.updateTable('deliveries').set({ lease_until: 0 }).where('status', '=', 'pending').execute();
   }
 
+  /**
+   * Ends the leases `owner` holds (a replica known to be dead), so others take its work up now.
+   * A lease it no longer holds is left alone.
+   */
+  async expireLeasesOf(owner: string): Promise<void> {
+    await this.db.updateTable('tasks').set({ lease_until: 0 }).where('lease_owner', '=', owner).where('phase', '!=', 'done').execute();
+    await this.db.updateTable('deliveries').set({ lease_until: 0 }).where('lease_owner', '=', owner).where('status', '=', 'pending').execute();
+  }
+
   /** Cheap query for readiness. */
   async ping(): Promise<void> {
     await this.db.selectFrom('providers').select('id').limit(1).execute();

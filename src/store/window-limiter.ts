@@ -1,10 +1,12 @@
 /**
  * Fixed-window counters by key (rate-limiter-flexible): in PostgreSQL when replicas share one
- * database, so a limit holds across all of them; in memory for the single SQLite process. The
+ * database, so a limit holds across all of them; with several worker processes on a SQLite file
+ * (`WORKERS`), in the primary's memory, asked over node:cluster's IPC (`RateLimiterCluster`; the
+ * primary runs its `RateLimiterClusterMaster`); in memory for the single SQLite process. The
  * table has rate-limiter-flexible's shape and is made by migration 0009, never by the limiter
  * (its CREATE TABLE IF NOT EXISTS fails when replicas race to it).
  */
-import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterCluster, RateLimiterMemory, RateLimiterPostgres, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Store } from './database.js';
 
 /** The answer for one request: let it through, or how long until the window lets one through again. */
@@ -18,7 +20,10 @@ export interface WindowLimiter {
 const TABLE = 'gateway_rate_windows';
 
 /** `points` requests per `windowMs` for every key, named `name` (one table, names keep limits apart). */
-export async function openWindowLimiter(store: Store, options: { name: string; points: number; windowMs: number }): Promise<WindowLimiter> {
+export async function openWindowLimiter(
+  store: Store,
+  options: { name: string; points: number; windowMs: number; acrossWorkers?: boolean },
+): Promise<WindowLimiter> {
   const settings = { keyPrefix: options.name, points: options.points, duration: Math.max(1, Math.round(options.windowMs / 1000)) };
   let limiter: RateLimiterAbstract;
   if (store.dialect === 'postgres' && store.pool) {
@@ -32,6 +37,8 @@ export async function openWindowLimiter(store: Store, options: { name: string; p
       // Rows are one per key and name: nothing to sweep, and no timer outliving the pool.
       clearExpiredByTimeout: false,
     });
+  } else if (options.acrossWorkers) {
+    limiter = new RateLimiterCluster({ ...settings, timeoutMs: 5_000 });
   } else {
     limiter = new RateLimiterMemory(settings);
   }

@@ -208,7 +208,7 @@ export class TaskRepository {
 
   /** Whether other replicas may share this database (their leases must then run out by themselves). */
   get sharedByReplicas(): boolean {
-    return this.store.store.dialect === 'postgres';
+    return this.store.store.shared;
   }
 
   ping(): Promise<void> {

@@ -1,0 +1,206 @@
+/**
+ * The primary of `WORKERS`: the gateway as several node:cluster worker processes sharing one
+ * port and one store, so a machine's cores all serve. The primary serves no request itself. It
+ * readies the store (migrations; on a SQLite file, the leases a previous run left), forks the
+ * workers and tells each what to serve with (the simulators run here, once for all), relays news
+ * between them (a task changed, an account's standing changed), keeps the per-tenant counters
+ * they share (rate-limiter-flexible's cluster master), gathers their metrics for a scrape, and
+ * replaces a worker that dies — ending that worker's leases first, so its tasks are taken up at
+ * once instead of when the leases run out. A stop is passed to every worker, and waited for.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
+import type { Logger } from '../observability/logger.js';
+import type { ProviderEndpoint } from '../sandbox/sandbox.js';
+import { openStore, type Store } from '../store/database.js';
+import { TaskStore } from '../store/task-store.js';
+import { PRIMARY_TAG, type PrimaryMessage, type WorkerMessage } from './worker-protocol.js';
+
+export interface PrimaryOptions {
+  workers: number;
+  databaseUrl: string;
+  endpoints: ReadonlyMap<string, ProviderEndpoint>;
+  resultOrigins: readonly string[];
+  logger: Logger;
+  /** Called once every worker serves, with the URL they serve on. */
+  onReady?: (url: string) => void;
+}
+
+/** How long the metrics of one scrape wait for the slowest worker. */
+const COLLECT_WAIT_MS = 2_500;
+/** A worker that dies is replaced after this, doubled while replacements keep dying young. */
+const FIRST_RESTART_DELAY_MS = 500;
+const MAX_RESTART_DELAY_MS = 30_000;
+/** A worker that lived this long was healthy: the next replacement starts without delay growth. */
+const HEALTHY_AFTER_MS = 30_000;
+
+interface Slot {
+  index: number;
+  owner: string;
+  worker: Worker;
+  startedAt: number;
+  ready: boolean;
+}
+
+interface Collection {
+  requester: Worker;
+  requestId: number;
+  waiting: Set<number>;
+  parts: unknown[];
+  timer: NodeJS.Timeout;
+}
+
+export class Primary {
+  private readonly slots = new Map<number, Slot>();
+  private readonly collections = new Map<string, Collection>();
+  private nextCollection = 1;
+  private restartDelay = FIRST_RESTART_DELAY_MS;
+  private stopping = false;
+  private announced = false;
+
+  private constructor(
+    private readonly options: PrimaryOptions,
+    private readonly store: Store,
+    private readonly tasks: TaskStore,
+  ) {}
+
+  /** Readies the store and starts the workers. */
+  static async start(options: PrimaryOptions): Promise<Primary> {
+    const store = await openStore(options.databaseUrl, { sharedByProcesses: true, maxConnections: 2 });
+    const tasks = new TaskStore(store);
+    // No worker runs yet: on a file only this gateway uses, whatever holds a lease was left by a
+    // previous run. Replicas on PostgreSQL may be alive, so their leases run out by themselves.
+    if (store.dialect === 'sqlite') await tasks.expireAllLeases();
+    new RateLimiterClusterMaster();
+    const primary = new Primary(options, store, tasks);
+    cluster.on('message', (worker, message) => primary.receive(worker, message));
+    cluster.on('exit', (worker, code, signal) => primary.exited(worker, code, signal));
+    for (let index = 1; index <= options.workers; index++) primary.fork(index);
+    return primary;
+  }
+
+  /** The workers now running (their process ids), for tools and tests. */
+  get pids(): number[] {
+    return [...this.slots.values()].flatMap((slot) => (slot.worker.process.pid ? [slot.worker.process.pid] : []));
+  }
+
+  private fork(index: number): void {
+    const owner = `gw-w${index}-${randomBytes(4).toString('hex')}`;
+    const worker = cluster.fork({ KLING_GATEWAY_WORKER: String(index) });
+    this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false });
+  }
+
+  private slotOf(worker: Worker): Slot | undefined {
+    for (const slot of this.slots.values()) if (slot.worker === worker) return slot;
+    return undefined;
+  }
+
+  private send(worker: Worker, message: PrimaryMessage): void {
+    if (!worker.isConnected()) return;
+    worker.send(message, (error: Error | null) => {
+      if (error && !this.stopping) this.options.logger.debug({ err: error }, 'could not reach a worker');
+    });
+  }
+
+  private receive(worker: Worker, raw: unknown): void {
+    if (typeof raw !== 'object' || raw === null || (raw as { tag?: unknown }).tag !== PRIMARY_TAG) return;
+    const message = raw as WorkerMessage;
+    const slot = this.slotOf(worker);
+    if (!slot) return;
+    switch (message.type) {
+      case 'hello':
+        this.send(worker, {
+          tag: PRIMARY_TAG,
+          type: 'start',
+          start: {
+            index: slot.index,
+            owner: slot.owner,
+            endpoints: [...this.options.endpoints],
+            resultOrigins: [...this.options.resultOrigins],
+          },
+        });
+        break;
+      case 'ready':
+        slot.ready = true;
+        if (!this.announced && [...this.slots.values()].every((each) => each.ready)) {
+          this.announced = true;
+          this.options.onReady?.(message.url);
+        }
+        break;
+      case 'feed':
+        for (const other of this.slots.values()) {
+          if (other.worker !== worker) this.send(other.worker, { tag: PRIMARY_TAG, type: 'feed', text: message.text });
+        }
+        break;
+      case 'metrics?':
+        this.collect(worker, message.id);
+        break;
+      case 'metrics':
+        this.collected(message.id, worker, message.metrics);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Asks every worker for its metrics; answers `requester` once all have (or time is up). */
+  private collect(requester: Worker, requestId: number): void {
+    const id = String(this.nextCollection++);
+    const workers = [...this.slots.values()].map((slot) => slot.worker).filter((worker) => worker.isConnected());
+    const timer = setTimeout(() => this.answer(id), COLLECT_WAIT_MS);
+    this.collections.set(id, { requester, requestId, waiting: new Set(workers.map((worker) => worker.id)), parts: [], timer });
+    for (const worker of workers) this.send(worker, { tag: PRIMARY_TAG, type: 'collect', id });
+  }
+
+  private collected(id: string, worker: Worker, metrics: unknown): void {
+    const collection = this.collections.get(id);
+    if (!collection || !collection.waiting.delete(worker.id)) return;
+    if (metrics !== null) collection.parts.push(metrics);
+    if (collection.waiting.size === 0) this.answer(id);
+  }
+
+  private answer(id: string): void {
+    const collection = this.collections.get(id);
+    if (!collection) return;
+    this.collections.delete(id);
+    clearTimeout(collection.timer);
+    this.send(collection.requester, { tag: PRIMARY_TAG, type: 'collected', id: collection.requestId, parts: collection.parts });
+  }
+
+  private exited(worker: Worker, code: number | null, signal: string | null): void {
+    const slot = this.slotOf(worker);
+    if (!slot) return;
+    this.slots.delete(slot.index);
+    for (const [id, collection] of this.collections) {
+      if (collection.waiting.delete(worker.id) && collection.waiting.size === 0) this.answer(id);
+    }
+    if (this.stopping) return;
+    const lived = Date.now() - slot.startedAt;
+    this.restartDelay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : Math.min(this.restartDelay * 2, MAX_RESTART_DELAY_MS);
+    const delay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : this.restartDelay;
+    this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} died; replacing it in ${delay} ms`);
+    // Its leases end now: the other workers take up its submissions, polls and copies at once.
+    this.tasks
+      .expireLeasesOf(slot.owner)
+      .catch((error) => this.options.logger.warn({ err: error, worker: slot.index }, 'could not end the leases of a dead worker; they run out'));
+    setTimeout(() => {
+      if (!this.stopping) this.fork(slot.index);
+    }, delay).unref();
+  }
+
+  /** Stops every worker (each drains as a lone gateway would) and waits for them. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.stopping = true;
+    const exits = [...this.slots.values()].map(
+      ({ worker }) =>
+        new Promise<void>((resolve) => {
+          if (worker.isDead()) return resolve();
+          worker.once('exit', () => resolve());
+          worker.process.kill(signal);
+        }),
+    );
+    await Promise.all(exits);
+    await this.store.close();
+  }
+}

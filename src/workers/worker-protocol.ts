@@ -1,0 +1,41 @@
+/**
+ * The messages between the primary and its workers (`WORKERS`), over node:cluster's IPC channel.
+ * Tagged, so rate-limiter-flexible's own cluster messages on the same channel pass them by.
+ */
+import type { ProviderEndpoint } from '../sandbox/sandbox.js';
+
+export const PRIMARY_TAG = 'kling-gateway-workers';
+
+/** What a worker serves with, from the primary (the simulators run there, once for all workers). */
+export interface WorkerStart {
+  /** 1…WORKERS: this worker's place. */
+  index: number;
+  /** The replica id this worker's leases carry, so the primary can end them if it dies. */
+  owner: string;
+  endpoints: [string, ProviderEndpoint][];
+  resultOrigins: string[];
+}
+
+type Tagged<T> = T & { tag: typeof PRIMARY_TAG };
+
+/** Primary → worker. */
+export type PrimaryMessage = Tagged<
+  | { type: 'start'; start: WorkerStart }
+  /** News from another worker. */
+  | { type: 'feed'; text: string }
+  /** Send your metrics for scrape `id`. */
+  | { type: 'collect'; id: string }
+  /** Every worker's metrics for your scrape `id`. */
+  | { type: 'collected'; id: number; parts: unknown[] }
+>;
+
+/** Worker → primary. */
+export type WorkerMessage = Tagged<
+  | { type: 'hello' }
+  | { type: 'ready'; url: string }
+  | { type: 'feed'; text: string }
+  /** Collect every worker's metrics for my scrape `id`. */
+  | { type: 'metrics?'; id: number }
+  /** My metrics for the primary's collection `id` (null: none). */
+  | { type: 'metrics'; id: string; metrics: unknown }
+>;

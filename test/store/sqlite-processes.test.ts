@@ -1,0 +1,50 @@
+/**
+ * A SQLite file several processes write at once (`WORKERS`): every transaction reads and then
+ * writes, and none may fail or lose an update because another process wrote in between. (With
+ * SQLite's default deferred `BEGIN`, the write after the read fails at once with `SQLITE_BUSY`
+ * whenever another process committed meanwhile.)
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { expect, it } from 'vitest';
+import { openStore } from '../../src/store/database.js';
+
+const CHILD = fileURLToPath(new URL('../fixtures/sqlite-counter-child.ts', import.meta.url));
+const ROUNDS = 300;
+
+function run(file: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, file, String(ROUNDS)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk.toString()));
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+it('serializes read-then-write transactions of several processes on one file: none fails, none is lost', { timeout: 60_000 }, async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kg-sqlite-processes-')), 'shared.db');
+  const store = await openStore(`sqlite:${file}`, { sharedByProcesses: true });
+  expect(store.shared).toBe(true);
+  await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
+  await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
+
+  const results = await Promise.all([run(file), run(file), run(file)]);
+  for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
+  const { rows } = await sql<{ n: number }>`SELECT n FROM counter`.execute(store.db);
+  expect(rows[0]!.n).toBe(3 * ROUNDS);
+  await store.close();
+});
+
+it('is shared only when asked: a lone process keeps standing and limits in memory', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kg-sqlite-lone-')), 'lone.db');
+  const lone = await openStore(`sqlite:${file}`);
+  expect(lone.shared).toBe(false);
+  await lone.close();
+  const memory = await openStore('sqlite::memory:', { sharedByProcesses: true });
+  expect(memory.shared).toBe(false);
+  await memory.close();
+});

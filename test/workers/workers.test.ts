@@ -1,0 +1,228 @@
+/**
+ * `WORKERS=2` on a SQLite file, as `npm start` runs it (the sources through tsx): a primary and
+ * two worker processes on one port and one store. What a user sees: both workers answer; every
+ * task ends once, with one accepted attempt; the per-tenant create limit counts across both; a
+ * scrape of `/metrics` adds both up; a `?wait` held by one worker is woken by a change another
+ * made; a worker killed with SIGKILL is replaced and its leases end at once; SIGTERM stops all.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import SqliteDatabase from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts } from '../../cluster/cluster.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const KEY = { authorization: 'Bearer dev-key', 'content-type': 'application/json' };
+/** A second tenant, with a create limit of its own, for the tests after the limit's. */
+const OPS = { authorization: 'Bearer ops-key-123456', 'content-type': 'application/json' };
+const CREATES_PER_MINUTE = 30;
+
+interface LogLine {
+  worker?: number;
+  msg?: string;
+  owner?: string;
+  req?: { method: string; url: string };
+}
+
+let child: ChildProcess;
+let base: string;
+let dbFile: string;
+const lines: LogLine[] = [];
+
+function waitForLine(test: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const check = () => {
+      const found = lines.find(test);
+      if (found) return resolve(found);
+      if (Date.now() - started > timeoutMs) return reject(new Error('log line never came'));
+      setTimeout(check, 50);
+    };
+    check();
+  });
+}
+
+async function create(body: Record<string, unknown>, headers: Record<string, string> = KEY): Promise<{ status: number; id?: string }> {
+  const response = await fetch(`${base}/v1/videos`, { method: 'POST', headers, body: JSON.stringify(body) });
+  const json = (await response.json()) as { id?: string };
+  if (response.status === 400) throw new Error(`create refused: ${JSON.stringify(json)}`);
+  return { status: response.status, id: json.id };
+}
+
+interface Task {
+  id: string;
+  status: string;
+  attempts: { provider: string; outcome: string }[];
+}
+
+async function waitTerminal(id: string, headers: Record<string, string> = KEY): Promise<Task> {
+  for (;;) {
+    const response = await fetch(`${base}/v1/videos/${id}?wait=30`, { headers });
+    const task = (await response.json()) as Task;
+    if (!['queued', 'processing'].includes(task.status)) return task;
+  }
+}
+
+/** The primary's worker processes. */
+function workerPids(): number[] {
+  const out = execFileSync('ps', ['--ppid', String(child.pid), '-o', 'pid='], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((line) => Number(line.trim()))
+    .filter((pid) => pid > 0);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition never held');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function metricValue(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((each) => each.startsWith(`${name}{`) && each.includes(labels));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-workers-'));
+  dbFile = join(dir, 'gw.db');
+  const [port] = await freePorts(1);
+  base = `http://127.0.0.1:${port}`;
+  child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
+    cwd: REPO,
+    env: {
+      PATH: process.env.PATH ?? '',
+      WORKERS: '2',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: `sqlite:${dbFile}`,
+      STORAGE_PATH: join(dir, 'outputs'),
+      SANDBOX_QUEUED_MS: '200',
+      SANDBOX_PROCESSING_MS: '1000',
+      GATEWAY_API_KEYS: 'dev:dev-key,ops:ops-key-123456',
+      TENANT_CREATES_PER_MINUTE: String(CREATES_PER_MINUTE),
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let rest = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const parts = (rest + chunk.toString()).split('\n');
+    rest = parts.pop() ?? '';
+    for (const part of parts) {
+      try {
+        lines.push(JSON.parse(part) as LogLine);
+        if (/"level":[56]0/.test(part)) process.stderr.write(part + '\n');
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  await waitForLine((line) => line.msg?.includes('with 2 workers') === true, 60_000);
+}, 90_000);
+
+afterAll(async () => {
+  if (child.exitCode === null) {
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+});
+
+describe('WORKERS=2 on a SQLite file', () => {
+  it('serves creates from both workers, ends each task once, and counts the create limit across both', { timeout: 90_000 }, async () => {
+    // More creates than the tenant's limit, at once: the limit is the tenant's, not each worker's.
+    const answers = await Promise.all(
+      Array.from({ length: CREATES_PER_MINUTE + 10 }, (_, index) =>
+        create({ model: 'kling-v3', prompt: `worker fox ${index}`, duration: 5, ...(index % 2 ? { routing: { providers: ['kling3api'] } } : {}) }),
+      ),
+    );
+    const accepted = answers.filter((answer) => answer.status === 202);
+    expect(accepted).toHaveLength(CREATES_PER_MINUTE);
+    expect(answers.filter((answer) => answer.status === 429)).toHaveLength(10);
+
+    const served = new Set(lines.filter((line) => line.req?.method === 'POST' && line.req.url === '/v1/videos').map((line) => line.worker));
+    expect([...served].sort()).toEqual([1, 2]);
+
+    const tasks = await Promise.all(accepted.map((answer) => waitTerminal(answer.id!)));
+    for (const task of tasks) {
+      expect(task.status).toBe('succeeded');
+      expect(task.attempts.filter((attempt) => attempt.outcome === 'accepted')).toHaveLength(1);
+    }
+
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metricValue(metrics, 'kling_gateway_http_requests_total', 'route="/v1/videos",status="202"')).toBe(CREATES_PER_MINUTE);
+    expect(metricValue(metrics, 'kling_gateway_http_requests_total', 'route="/v1/videos",status="429"')).toBe(10);
+  });
+
+  it('wakes a ?wait held by one worker when another worker finishes the task', { timeout: 60_000 }, async () => {
+    const { status, id } = await create({ model: 'kling-v3', prompt: 'a fox waiting', duration: 5 }, OPS);
+    expect(status).toBe(202);
+    const started = Date.now();
+    // Several waits on connections of their own: the primary spreads them over both workers.
+    const waits = await Promise.all(
+      Array.from({ length: 4 }, () => fetch(`${base}/v1/videos/${id}?wait=30`, { headers: OPS }).then((r) => r.json() as Promise<Task>)),
+    );
+    const took = Date.now() - started;
+    for (const task of waits) expect(task.status).toBe('succeeded');
+    // The simulated job takes 1.2 s; a waiter nobody told would read the task again only after 5 s.
+    expect(took).toBeLessThan(4_500);
+  });
+
+  it('replaces a worker killed with SIGKILL, ends its leases at once, and every task still ends once', { timeout: 90_000 }, async () => {
+    const workersBefore = workerPids();
+    expect(workersBefore).toHaveLength(2);
+    const victim = workersBefore[0]!;
+    // Creates under way on both workers (polled kling3api and Freepik's webhooks) when one dies.
+    const creates = Array.from({ length: 16 }, (_, index) =>
+      create({ model: 'kling-v3', prompt: `fox under fire ${index}`, duration: 5, ...(index % 2 ? { routing: { providers: ['kling3api'] } } : {}) }, OPS).catch(
+        () => ({ status: 0 }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    process.kill(victim, 'SIGKILL');
+    await Promise.all(creates);
+
+    const died = await waitForLine((line) => line.msg?.includes('died; replacing it') === true, 10_000);
+    // The dead worker's leases were ended by the primary, not left to run out (60 s).
+    const db = new SqliteDatabase(dbFile, { readonly: true });
+    try {
+      const held = db.prepare('SELECT count(*) AS n FROM tasks WHERE lease_owner = ? AND lease_until > ?').get(died.owner, Date.now() + 1_000) as { n: number };
+      expect(held.n).toBe(0);
+    } finally {
+      db.close();
+    }
+    // A replacement serves in its place.
+    await waitFor(() => workerPids().length === 2 && !workerPids().includes(victim), 30_000);
+
+    // Every task of the tenant ends, well before a lease would have run out, and none twice.
+    const listed = (await (await fetch(`${base}/v1/videos?limit=100`, { headers: OPS })).json()) as { data: Task[] };
+    const ended = await Promise.all(listed.data.map((task) => waitTerminal(task.id, OPS)));
+    expect(ended.length).toBeGreaterThanOrEqual(16);
+    for (const task of ended) {
+      expect(task.attempts.filter((attempt) => attempt.outcome === 'accepted').length).toBeLessThanOrEqual(1);
+    }
+    expect(ended.filter((task) => task.status === 'succeeded').length).toBeGreaterThanOrEqual(14);
+  });
+
+  it('stops every worker on SIGTERM and exits 0', { timeout: 60_000 }, async () => {
+    const workers = workerPids();
+    child.kill('SIGTERM');
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+    for (const pid of workers) expect(alive(pid)).toBe(false);
+  });
+});
