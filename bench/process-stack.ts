@@ -7,7 +7,7 @@
  * reads each one's CPU time and RSS from `/proc`, so every figure is that process's alone.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,46 @@ export function cpuMsOf(pid: number): number {
   // Fields after the command name (which may hold spaces) start at state (field 3).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/**
+ * A process and every process under it (the workers of `WORKERS`), from `/proc`: the gateway's
+ * figures are those of all its processes together.
+ */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(parent, [...(parents.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let index = 0; index < tree.length; index++) tree.push(...(parents.get(tree[index]!) ?? []));
+  return tree;
+}
+
+/** CPU time of a process and the processes under it, in milliseconds. */
+export function treeCpuMs(pid: number): number {
+  return processTree(pid).reduce((sum, each) => sum + ifAlive(() => cpuMsOf(each)), 0);
+}
+
+/** Resident set size of a process and the processes under it, in bytes. */
+export function treeRss(pid: number): number {
+  return processTree(pid).reduce((sum, each) => sum + ifAlive(() => rssOf(each)), 0);
+}
+
+/** A figure of a process that may have ended since it was listed (then 0). */
+function ifAlive(read: () => number): number {
+  try {
+    return read();
+  } catch {
+    return 0;
+  }
 }
 
 /** Resident set size of a process, in bytes, from `/proc`. */
@@ -247,13 +287,13 @@ export async function launchProcessStack(settings: BenchSettings): Promise<Proce
     },
     lastUpstreamCreate: (providerId) => simulators.lastCreate(providerId),
     async memory(): Promise<StackMemory> {
-      return { rss: rssOf(gateway.pid), heapUsed: Number.NaN };
+      return { rss: treeRss(gateway.pid), heapUsed: Number.NaN };
     },
     async eventLoopDelay() {
       return NO_LOOP_FIGURES;
     },
     async cpuMs() {
-      return cpuMsOf(gateway.pid);
+      return treeCpuMs(gateway.pid);
     },
     async close() {
       await gateway.close();
