@@ -357,17 +357,23 @@ export class TaskStore {
   async updateTask(
     id: string,
     patch: TaskPatch,
-    condition: { phases?: readonly TaskPhase[]; leaseOwner?: string | null } = {},
+    condition: { phases?: readonly TaskPhase[]; leaseOwner?: string | null; version?: number } = {},
     delivery?: (task: TaskRow) => NewDeliveryRow | undefined,
     alongside?: (trx: Kysely<Database>, task: TaskRow) => Promise<void>,
     /** Runs first in the same transaction; if it throws, nothing is written. */
     before?: (trx: Kysely<Database>) => Promise<void>,
   ): Promise<TaskRow | undefined> {
     const columns = definedKeys(patch) as (keyof TaskPatch)[];
-    const { phases, leaseOwner } = condition;
-    const shape = `update:${columns.join(',')}|${phases?.length ?? '-'}|${leaseOwner === undefined ? '-' : leaseOwner === null ? 'null' : '='}`;
+    const { phases, leaseOwner, version } = condition;
+    const shape = `update:${columns.join(',')}|${phases?.length ?? '-'}|${leaseOwner === undefined ? '-' : leaseOwner === null ? 'null' : '='}|${version === undefined ? '-' : 'v'}`;
     const ownerBound = leaseOwner !== undefined && leaseOwner !== null;
-    const values = [...columns.map((column) => patch[column]), id, ...(phases ?? []), ...(ownerBound ? [leaseOwner] : [])];
+    const values = [
+      ...columns.map((column) => patch[column]),
+      id,
+      ...(phases ?? []),
+      ...(ownerBound ? [leaseOwner] : []),
+      ...(version === undefined ? [] : [version]),
+    ];
     const run = async (db: Kysely<Database>) => {
       await before?.(db);
       const { rows } = await this.shapes.execute(db, shape, values, (slots) => {
@@ -381,6 +387,7 @@ export class TaskStore {
         if (leaseOwner !== undefined) {
           update = leaseOwner === null ? update.where('lease_owner', 'is', null) : update.where('lease_owner', '=', slots[at++] as string);
         }
+        if (version !== undefined) update = update.where('version', '=', slots[at++] as number);
         return update.returningAll();
       });
       const row = rows[0] as TaskRow | undefined;

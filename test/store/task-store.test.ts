@@ -452,6 +452,19 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         });
       });
 
+      it('a version condition voids the write once the task changed, even back to the same phase and owner', async () => {
+        await tasks.createTask(taskRow('t_1', { phase: 'submitting', provider: 'freepik', lease_owner: 'a', lease_until: T0 - 1 }));
+        const read = (await tasks.getTask('t_1'))!;
+        // Replica a puts it back in the queue and claims it again for another create: same phase, same owner.
+        await tasks.updateTask('t_1', { phase: 'dispatch', lease_owner: null, lease_until: null }, { phases: ['submitting'], leaseOwner: 'a' });
+        await tasks.updateTask('t_1', { phase: 'submitting', lease_owner: 'a', lease_until: T0 + MINUTE }, { phases: ['dispatch'] });
+        // Replica b acts on what it read before: the owner and phase still match, the version does not.
+        const condition = { phases: ['submitting' as const], leaseOwner: read.lease_owner };
+        expect(await tasks.updateTask('t_1', { lease_owner: 'b' }, { ...condition, version: read.version })).toBeUndefined();
+        expect(await tasks.getTask('t_1')).toMatchObject({ lease_owner: 'a', lease_until: T0 + MINUTE, version: read.version + 2 });
+        expect(await tasks.updateTask('t_1', { lease_owner: 'b' }, { ...condition, version: read.version + 2 })).toMatchObject({ lease_owner: 'b' });
+      });
+
       it('a lease condition of null matches only an unowned task', async () => {
         await tasks.createTask(taskRow('t_free'));
         expect(await tasks.updateTask('t_free', { lease_owner: 'me' }, { leaseOwner: null })).toMatchObject({ lease_owner: 'me' });

@@ -66,13 +66,13 @@ async function waitTerminal(id: string, headers: Record<string, string> = KEY): 
   }
 }
 
-/** The primary's worker processes. */
+/** The primary's worker processes (node; tsx also runs an esbuild service under it). */
 function workerPids(): number[] {
-  const out = execFileSync('ps', ['--ppid', String(child.pid), '-o', 'pid='], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .map((line) => Number(line.trim()))
-    .filter((pid) => pid > 0);
+  const out = execFileSync('ps', ['--ppid', String(child.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
+  return out.split('\n').flatMap((line) => {
+    const [pid, command] = line.trim().split(/\s+/);
+    return command === 'node' ? [Number(pid)] : [];
+  });
 }
 
 function alive(pid: number): boolean {
@@ -194,7 +194,8 @@ describe('WORKERS=2 on a SQLite file', () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 150));
     process.kill(victim, 'SIGKILL');
-    await Promise.all(creates);
+    // A create the dead worker was answering fails on the client's side; the others are answered.
+    const answered = (await Promise.all(creates)).flatMap((answer) => ('id' in answer && answer.status === 202 ? [answer.id!] : []));
 
     const died = await waitForLine((line) => line.msg?.includes('died; replacing it') === true, 10_000);
     // The dead worker's leases were ended by the primary, not left to run out (60 s).
@@ -211,11 +212,22 @@ describe('WORKERS=2 on a SQLite file', () => {
     // Every task of the tenant ends, well before a lease would have run out, and none twice.
     const listed = (await (await fetch(`${base}/v1/videos?limit=100`, { headers: OPS })).json()) as { data: Task[] };
     const ended = await Promise.all(listed.data.map((task) => waitTerminal(task.id, OPS)));
-    expect(ended.length).toBeGreaterThanOrEqual(16);
+    expect(listed.data.map((task) => task.id)).toEqual(expect.arrayContaining(answered));
     for (const task of ended) {
+      if (task.attempts.filter((attempt) => attempt.outcome === 'accepted').length > 1) {
+        console.log('TWICE', JSON.stringify(task, null, 1), died.owner);
+        console.log(JSON.stringify(lines.filter((line) => JSON.stringify(line).includes(task.id))));
+      }
       expect(task.attempts.filter((attempt) => attempt.outcome === 'accepted').length).toBeLessThanOrEqual(1);
     }
-    expect(ended.filter((task) => task.status === 'succeeded').length).toBeGreaterThanOrEqual(14);
+    // What a client was told was accepted succeeds; a create the dead worker never answered may end otherwise.
+    for (const task of ended.filter((each) => answered.includes(each.id))) {
+      if (task.status !== 'succeeded') {
+        console.log('NOTOK', JSON.stringify(task, null, 1), died.owner);
+        console.log(JSON.stringify(lines.filter((line) => JSON.stringify(line).includes(task.id))));
+      }
+      expect(task.status).toBe('succeeded');
+    }
   });
 
   it('stops every worker on SIGTERM and exits 0', { timeout: 60_000 }, async () => {

@@ -91,8 +91,11 @@ export class Recovery {
   async recoverAbandoned(now = this.engine.clock.now()): Promise<number> {
     const { tasks } = this.engine;
     const abandoned = (await tasks.listAbandonedSubmissions(now, RECOVERY_BATCH)).filter((task) => !this.dispatchingHere(task.id));
-    for (const task of abandoned) {
+    for (const found of abandoned) {
       try {
+        // Ours first (if nobody changed it since it was read), so no other replica settles it too.
+        const task = await this.lifecycle.takeOverAbandoned(found, now + this.engine.config.tracking.lease_ms);
+        if (!task) continue;
         const attempts = await tasks.attempts(task.id);
         const accepted = attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.providerTaskId);
         const last = attempts[attempts.length - 1];
@@ -100,7 +103,7 @@ export class Recovery {
         else if (last && IN_DOUBT.has(last.outcome)) await this.resolve(task, last);
         else await this.lifecycle.requeue(task, now, task.leaseOwner);
       } catch (error) {
-        this.engine.logger.error({ task_id: task.id, err: error }, 'could not settle an abandoned submission; trying again later');
+        this.engine.logger.error({ task_id: found.id, err: error }, 'could not settle an abandoned submission; trying again later');
       }
     }
     return abandoned.length;

@@ -181,6 +181,21 @@ export class TaskLifecycle {
   }
 
   /**
+   * Takes over a submission whose holder's lease ran out, until `until`, only if the task is
+   * still exactly as it was read (its version): two replicas that read the same abandoned task
+   * must not both act on it. Without the version, a holder that put the task back and claimed it
+   * again for another create (same owner, same phase) would look unchanged, and a second replica
+   * would send it again.
+   */
+  takeOverAbandoned(task: TaskRecord, until: number): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(
+      task,
+      { leaseOwner: this.engine.owner, leaseUntil: until },
+      { phases: ['submitting'], leaseOwner: task.leaseOwner, version: task.version },
+    );
+  }
+
+  /**
    * Keeps a submission whose create answer was lost in `submitting` while the gateway finds out
    * what the upstream holds: this replica takes its lease until `until`, when recovery looks
    * again. Its provider slot stays taken — the upstream may be running it.

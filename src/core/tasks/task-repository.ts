@@ -90,6 +90,8 @@ export interface ChangeCondition {
   phases?: readonly TaskPhase[];
   /** Lease the caller must still hold (`null`: no lease held; undefined: not checked). */
   leaseOwner?: string | null;
+  /** The version the caller read: any change since voids this one (undefined: not checked). */
+  version?: number;
 }
 
 export type CreateOutcome =
