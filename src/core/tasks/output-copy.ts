@@ -4,13 +4,14 @@
  * memory. The source must be http(s) and, unless configured otherwise, on a public address:
  * the address guard of outbound webhooks (`address-guard.ts`: checked lookup, checked peer, no
  * proxy), applied to every redirect too. The sandbox's own simulators are the only origins exempt.
+ * The download itself is a plain GET on node's http (`result-download.ts`).
  */
 import { createHash } from 'node:crypto';
 import { extname } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import axios, { AxiosError } from 'axios';
 import type { ObjectStorage } from '../../storage/object-storage.js';
 import { guardedAgents, PrivateTargetError, refuseLiteralTarget, trustedHostOf } from './address-guard.js';
+import { download } from './result-download.js';
 
 /** What a copy may do. */
 export interface CopyPolicy {
@@ -161,25 +162,18 @@ export async function copyToStorage(input: {
   const signal = input.signal ? AbortSignal.any([input.signal, deadline]) : deadline;
   let source: Readable | undefined;
   try {
-    const response = await axios.get<Readable>(url, {
-      responseType: 'stream',
-      signal,
-      timeout: policy.idleTimeoutMs,
-      maxRedirects: 5,
-      maxContentLength: -1,
-      validateStatus: () => true,
+    const response = await download(url, {
       headers: { 'user-agent': 'kling-gateway-custody/0.1', accept: '*/*' },
+      signal,
+      idleTimeoutMs: policy.idleTimeoutMs,
+      agents: sourceAgents(policy),
       // Every hop of a redirect is checked as the first one was.
-      beforeRedirect: (options: { protocol?: string; hostname?: string; host?: string; port?: string | number }) => {
-        const port = options.port ? `:${options.port}` : '';
-        const next = `${options.protocol ?? 'http:'}//${options.hostname ?? options.host ?? ''}${port}/`;
+      refuseHop: (next) => {
         const refusedHop = refuseSource(next, policy);
-        if (refusedHop) throw new PrivateTargetError(`redirected to a URL that ${refusedHop}`);
+        return refusedHop ? new PrivateTargetError(`redirected to a URL that ${refusedHop}`) : undefined;
       },
-      ...sourceAgents(policy),
-      proxy: false,
     });
-    source = response.data;
+    source = response.body;
     const status = response.status;
     if (status < 200 || status >= 300) {
       source.destroy();
@@ -187,7 +181,7 @@ export async function copyToStorage(input: {
       const retryable = status >= 500 || status === 408 || status === 429;
       return failure(`the provider answered ${status} for the result URL`, retryable);
     }
-    const contentType = mediaTypeOf(String(response.headers['content-type'] ?? ''), url, input.kind);
+    const contentType = mediaTypeOf(response.contentType ?? '', url, input.kind);
     const measuring = new MeasuringStream(policy.maxBytes);
     // Bytes flow before the backend starts reading (it may create folders first): an error in that
     // window stays on the stream (`errored`) for the backend's pipeline to report, not unhandled.
@@ -199,11 +193,10 @@ export async function copyToStorage(input: {
   } catch (error) {
     source?.destroy();
     if (input.signal?.aborted) throw new CopyAbortedError('the copy was stopped');
-    const cause = error instanceof AxiosError ? (error.cause ?? error) : error;
-    if (cause instanceof PrivateTargetError) return failure(`the result URL was refused: ${cause.message}`, false);
-    if (cause instanceof TooLargeError) return failure(cause.message, false);
+    if (error instanceof PrivateTargetError) return failure(`the result URL was refused: ${error.message}`, false);
+    if (error instanceof TooLargeError) return failure(error.message, false);
     if (deadline.aborted) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
-    const message = cause instanceof Error ? cause.message : String(cause);
+    const message = error instanceof Error ? error.message : String(error);
     return failure(`the copy failed: ${message}`, true);
   }
 }

@@ -1,0 +1,141 @@
+/**
+ * One result copy against a file host on loopback: what is asked for, what is stored (a
+ * compressed answer decoded), redirects and their checks, and why a copy fails.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { copyToStorage, type CopyPolicy } from '../../../src/core/tasks/output-copy.js';
+import type { ObjectStorage } from '../../../src/storage/object-storage.js';
+
+const FILE = Buffer.from(Array.from({ length: 40_000 }, (_, i) => (i * 7) % 251));
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** Storage that keeps what it was given, by key. */
+class MemoryStorage {
+  readonly kind = 'memory';
+  readonly description = 'memory';
+  readonly objects = new Map<string, { bytes: Buffer; contentType: string }>();
+  async write(key: string, body: Readable, options: { contentType: string }): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    this.objects.set(key, { bytes: Buffer.concat(chunks), contentType: options.contentType });
+  }
+}
+
+type Route = (res: ServerResponse, headers: IncomingHttpHeaders) => void;
+
+describe('copying a result file', () => {
+  const routes = new Map<string, Route>();
+  const asked: { path: string; headers: IncomingHttpHeaders }[] = [];
+  let server: Server;
+  let origin: string;
+  let storage: MemoryStorage;
+  let policy: CopyPolicy;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      asked.push({ path: req.url ?? '', headers: req.headers });
+      const route = routes.get(req.url ?? '');
+      if (route) route(res, req.headers);
+      else res.writeHead(404).end('no such file');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  beforeEach(() => {
+    routes.clear();
+    asked.length = 0;
+    storage = new MemoryStorage();
+    policy = { allowPrivate: false, trustedOrigins: new Set([origin]), timeoutMs: 10_000, idleTimeoutMs: 5_000, maxBytes: 1_000_000 };
+  });
+
+  const copy = (path: string) =>
+    copyToStorage({ url: `${origin}${path}`, key: 'acme/vid_1/0.mp4', kind: 'video', storage: storage as unknown as ObjectStorage, policy });
+
+  it('stores the file with its hash, size and type, asking as the gateway always has', async () => {
+    routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': FILE.length }).end(FILE));
+    expect(await copy('/out.mp4')).toEqual({ ok: true, sha256: sha256(FILE), bytes: FILE.length, contentType: 'video/mp4' });
+    expect(storage.objects.get('acme/vid_1/0.mp4')).toEqual({ bytes: FILE, contentType: 'video/mp4' });
+    expect(asked[0]?.headers).toMatchObject({
+      'user-agent': 'kling-gateway-custody/0.1',
+      accept: '*/*',
+      'accept-encoding': 'gzip, compress, deflate, br',
+    });
+  });
+
+  it.each([
+    ['gzip', gzipSync(FILE)],
+    ['x-gzip', gzipSync(FILE)],
+    ['deflate', deflateSync(FILE)],
+    ['deflate', deflateRawSync(FILE)],
+    ['br', brotliCompressSync(FILE)],
+  ])('stores a %s-encoded answer decoded', async (encoding, sent) => {
+    routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-encoding': encoding }).end(sent));
+    expect(await copy('/out.mp4')).toMatchObject({ ok: true, sha256: sha256(FILE), bytes: FILE.length });
+    expect(storage.objects.get('acme/vid_1/0.mp4')?.bytes.equals(FILE)).toBe(true);
+  });
+
+  it('stores an answer in an encoding it does not decode as sent', async () => {
+    const sent = Buffer.from('not really compressed');
+    routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-encoding': 'identity' }).end(sent));
+    expect(await copy('/out.mp4')).toMatchObject({ ok: true, sha256: sha256(sent), bytes: sent.length, contentType: 'video/mp4' });
+  });
+
+  it('follows up to five redirects, relative ones too', async () => {
+    for (let hop = 1; hop <= 5; hop++) routes.set(`/hop${hop}`, (res) => res.writeHead(302, { location: hop === 5 ? `${origin}/out.mp4` : `/hop${hop + 1}` }).end());
+    routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4' }).end(FILE));
+    expect(await copy('/hop1')).toMatchObject({ ok: true, sha256: sha256(FILE) });
+    expect(asked.map((entry) => entry.path)).toEqual(['/hop1', '/hop2', '/hop3', '/hop4', '/hop5', '/out.mp4']);
+  });
+
+  it('gives up after five redirects, as a failure worth retrying', async () => {
+    for (let hop = 1; hop <= 6; hop++) routes.set(`/hop${hop}`, (res) => res.writeHead(301, { location: `/hop${hop + 1}` }).end());
+    routes.set('/hop7', (res) => res.writeHead(200).end(FILE));
+    expect(await copy('/hop1')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: Maximum number of redirects exceeded' });
+    expect(asked).toHaveLength(6);
+  });
+
+  it('refuses a redirect to a private address before asking it', async () => {
+    routes.set('/out.mp4', (res) => res.writeHead(302, { location: 'http://10.1.2.3/inside.mp4' }).end());
+    expect(await copy('/out.mp4')).toEqual({
+      ok: false,
+      retryable: false,
+      gone: false,
+      reason: 'the result URL was refused: redirected to a URL that points at a private, loopback or link-local address (10.1.2.3)',
+    });
+    routes.set('/local.mp4', (res) => res.writeHead(307, { location: 'http://localhost:9/x.mp4' }).end());
+    expect(await copy('/local.mp4')).toMatchObject({ ok: false, retryable: false, reason: 'the result URL was refused: redirected to a URL that points at localhost' });
+    expect(storage.objects.size).toBe(0);
+  });
+
+  it('says a file the provider no longer has is gone, and a server error is worth retrying', async () => {
+    routes.set('/gone.mp4', (res) => res.writeHead(410).end());
+    routes.set('/busy.mp4', (res) => res.writeHead(503).end('busy'));
+    expect(await copy('/gone.mp4')).toEqual({ ok: false, retryable: false, gone: true, reason: 'the provider answered 410: its copy is gone' });
+    expect(await copy('/busy.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the provider answered 503 for the result URL' });
+    expect(await copy('/missing.mp4')).toMatchObject({ ok: false, gone: true });
+  });
+
+  it('fails, worth retrying, when the source sends nothing for the idle time', async () => {
+    policy = { ...policy, idleTimeoutMs: 150 };
+    routes.set('/silent.mp4', () => undefined);
+    expect(await copy('/silent.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: timeout of 150ms exceeded' });
+  });
+
+  it('fails, worth retrying, when the source breaks off mid-file, and stores nothing', async () => {
+    routes.set('/cut.mp4', (res) => {
+      res.writeHead(200, { 'content-length': FILE.length });
+      res.write(FILE.subarray(0, 1000), () => res.destroy());
+    });
+    expect(await copy('/cut.mp4')).toMatchObject({ ok: false, retryable: true, gone: false, reason: 'the copy failed: aborted' });
+    expect(storage.objects.size).toBe(0);
+  });
+});
