@@ -19,6 +19,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TaskService } from '../core/tasks/task-service.js';
+import { sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
 import { requestIdOf, type RequestRecording } from './middleware.js';
 
 /** The read's route, as express registers it and as metrics name it. */
@@ -36,7 +37,7 @@ export interface HotReadOptions {
   /** Whether the gateway is stopping (then express refuses the request). */
   stopping: () => boolean;
   /** The app's `etag fn`, as `res.send` calls it on a body. */
-  etag: (body: Buffer) => string | undefined;
+  etag: EtagOf;
 }
 
 /** Whether a request announces a body (express's JSON parser would read it). */
@@ -49,21 +50,11 @@ function announcesBody(headers: IncomingHttpHeaders): boolean {
 export function withHotRead(app: RequestListener, { service, tenantOf, recording, stopping, etag }: HotReadOptions): RequestListener {
   const answer = (req: IncomingMessage, res: ServerResponse, task: unknown, started: number) => {
     const id = requestIdOf(req.headers['x-request-id']);
-    const body = Buffer.from(JSON.stringify(task));
-    const tag = etag(body);
-    const headers: Record<string, string | number> = {
-      'x-request-id': id,
-      'x-content-type-options': 'nosniff',
-      'cache-control': 'no-store',
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': body.length,
-    };
-    if (tag) headers.ETag = tag;
     const url = req.url ?? '';
     const logged = recording.logs(url);
     res.once('finish', () => recording.finished(id, 'GET', url, READ_VIDEO_ROUTE, 200, performance.now() - started, logged));
-    res.writeHead(200, headers);
-    res.end(body);
+    setEveryRequestHeaders(res, id);
+    sendText(res, 200, 'application/json', JSON.stringify(task), etag);
   };
 
   return (req, res) => {

@@ -5,7 +5,8 @@
  * and `Connection: close`, before it can start any work. Requests that change something and were
  * already running are counted, so the stop can wait for them to end.
  */
-import type { RequestHandler, Response } from 'express';
+import type { ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
 import { problems } from '../core/model/problems.js';
 import { sendProblem } from './middleware.js';
 
@@ -19,7 +20,7 @@ export class StopGate {
   private stopping = false;
   private running = 0;
   /** Answers not yet begun: told to close their connection once a stop begins. */
-  private readonly pending = new Set<Response>();
+  private readonly pending = new Set<ServerResponse>();
   private waiters: (() => void)[] = [];
 
   /** Whether the gateway is stopping. */
@@ -45,6 +46,25 @@ export class StopGate {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /**
+   * Counts a request that changes something until its answer is finished or its connection
+   * closes (the middleware's, and the hot webhook's, `hot-webhook.ts`).
+   */
+  count(res: ServerResponse): void {
+    this.running += 1;
+    this.pending.add(res);
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      this.running -= 1;
+      this.pending.delete(res);
+      if (this.running === 0) for (const resolve of this.waiters.splice(0)) resolve();
+    };
+    res.once('finish', done);
+    res.once('close', done);
+  }
+
   middleware(): RequestHandler {
     return (req, res, next) => {
       if (this.stopping) {
@@ -59,18 +79,7 @@ export class StopGate {
         return;
       }
       if (READ_METHODS.has(req.method)) return next();
-      this.running += 1;
-      this.pending.add(res);
-      let counted = true;
-      const done = () => {
-        if (!counted) return;
-        counted = false;
-        this.running -= 1;
-        this.pending.delete(res);
-        if (this.running === 0) for (const resolve of this.waiters.splice(0)) resolve();
-      };
-      res.once('finish', done);
-      res.once('close', done);
+      this.count(res);
       next();
     };
   }

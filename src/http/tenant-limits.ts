@@ -4,6 +4,7 @@
  * replica), and the time a client may take to send a request body. Beyond a limit: 429 with
  * Retry-After, or 408 for a body too slow, as problem details.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
@@ -81,7 +82,7 @@ export class OpenRequestCaps {
 }
 
 /** True when a request announces a body still to come. */
-function hasBody(req: { headers: Record<string, string | string[] | undefined>; complete: boolean }): boolean {
+function hasBody(req: IncomingMessage): boolean {
   if (req.complete) return false;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
@@ -89,22 +90,33 @@ function hasBody(req: { headers: Record<string, string | string[] | undefined>; 
 
 /**
  * Gives a client `timeoutMs` (on the gateway's clock) to send its whole body; after that the
- * request is answered 408 and its connection closed, so a slow body cannot hold a socket and a
- * parser open. Mounted before every body parser, the webhook routes' raw one included.
+ * request is answered 408 (by `sendTimeout`) and its connection closed, so a slow body cannot hold
+ * a socket and a parser open. For express's routes (`bodyTimeout`) and the hot webhook alike.
  */
+export function limitBodyTime(
+  req: IncomingMessage,
+  res: ServerResponse,
+  timeoutMs: number,
+  clock: Clock,
+  sendTimeout: (problem: ProblemError) => void,
+): void {
+  if (!hasBody(req)) return;
+  const timer = clock.setTimeout(() => {
+    if (req.complete || res.headersSent) return;
+    res.setHeader('connection', 'close');
+    res.once('finish', () => req.socket.destroy());
+    sendTimeout(new ProblemError(408, 'request-timeout', 'Request timeout', `The request body did not arrive within ${timeoutMs} ms.`));
+  }, timeoutMs);
+  const clear = () => timer.cancel();
+  req.once('end', clear);
+  req.once('close', clear);
+  res.once('close', clear);
+}
+
+/** `limitBodyTime` for every request express answers: mounted before every body parser, the webhook routes' raw one included. */
 export function bodyTimeout(timeoutMs: number, clock: Clock): RequestHandler {
   return (req, res, next) => {
-    if (!hasBody(req)) return next();
-    const timer = clock.setTimeout(() => {
-      if (req.complete || res.headersSent) return;
-      res.setHeader('connection', 'close');
-      res.once('finish', () => req.socket.destroy());
-      sendProblem(res, new ProblemError(408, 'request-timeout', 'Request timeout', `The request body did not arrive within ${timeoutMs} ms.`));
-    }, timeoutMs);
-    const clear = () => timer.cancel();
-    req.once('end', clear);
-    req.once('close', clear);
-    res.once('close', clear);
+    limitBodyTime(req, res, timeoutMs, clock, (problem) => sendProblem(res, problem));
     next();
   };
 }

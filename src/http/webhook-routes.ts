@@ -2,48 +2,66 @@
  * Inbound provider webhooks (SPEC §4): signed ones on `/v1/webhooks/<provider>` or on the path
  * of the attempt they are about (`/v1/webhooks/<provider>/<attempt key>`), unsigned callbacks on
  * `/v1/webhooks/<provider>/<token>`. What they mean is decided in core
- * (`InboundWebhooks`); these routes hand over the raw request.
+ * (`InboundWebhooks`); these routes hand over the raw request. The plain case is answered ahead of
+ * express (`hot-webhook.ts`) through the same `receiveWebhook`.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import express, { Router, type Request } from 'express';
-import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
+import type { InboundWebhooks, WebhookReceipt } from '../core/tasks/inbound-webhooks.js';
 import { rememberMountPath } from './middleware.js';
+
+/** Largest webhook body read, in bytes (1 MiB). */
+export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 
 function rawBodyOf(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
 
-function headersOf(req: Request): Record<string, string | undefined> {
+function headersOf(incoming: IncomingHttpHeaders): Record<string, string | undefined> {
   const headers: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
+  for (const [name, value] of Object.entries(incoming)) {
     headers[name.toLowerCase()] = Array.isArray(value) ? value.join(' ') : value;
   }
   return headers;
+}
+
+/**
+ * A webhook to `/v1/webhooks/<provider>[/<token>]`, with its headers and raw body: what the
+ * provider is told (problem details are thrown).
+ */
+export async function receiveWebhook(
+  inbound: InboundWebhooks,
+  provider: string,
+  token: string | undefined,
+  incoming: IncomingHttpHeaders,
+  rawBody: Buffer,
+  requestId: string,
+): Promise<WebhookReceipt> {
+  if (token === undefined || inbound.isSigned(provider)) {
+    // On a token path: a signed provider's webhook on the attempt's own path (see `Dispatcher.callbackUrlFor`).
+    return inbound.receiveSigned(provider, { headers: headersOf(incoming), rawBody }, requestId, token);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody.toString('utf8') || 'null');
+  } catch {
+    body = undefined;
+  }
+  return inbound.receiveCallback(provider, token, body);
 }
 
 export function webhookRoutes(inbound: InboundWebhooks): Router {
   const router = Router();
   router.use(rememberMountPath());
   // Signatures are over the exact bytes: the body is read raw.
-  const raw = express.raw({ type: () => true, limit: '1mb' });
+  const raw = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT });
 
   router.post('/:provider', raw, async (req, res) => {
-    res.json(await inbound.receiveSigned(String(req.params.provider), { headers: headersOf(req), rawBody: rawBodyOf(req) }, req.id));
+    res.json(await receiveWebhook(inbound, String(req.params.provider), undefined, req.headers, rawBodyOf(req), req.id));
   });
 
   router.post('/:provider/:token', raw, async (req, res) => {
-    const provider = String(req.params.provider);
-    if (inbound.isSigned(provider)) {
-      // A signed provider's webhook on the attempt's own path (see `Dispatcher.callbackUrlFor`).
-      res.json(await inbound.receiveSigned(provider, { headers: headersOf(req), rawBody: rawBodyOf(req) }, req.id, String(req.params.token)));
-      return;
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(rawBodyOf(req).toString('utf8') || 'null');
-    } catch {
-      body = undefined;
-    }
-    res.json(await inbound.receiveCallback(String(req.params.provider), String(req.params.token), body));
+    res.json(await receiveWebhook(inbound, String(req.params.provider), String(req.params.token), req.headers, rawBodyOf(req), req.id));
   });
 
   return router;

@@ -12,39 +12,9 @@ import { problems } from '../../src/core/model/problems.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { GatewayMetrics } from '../../src/observability/metrics.js';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+import { comparable, headerOf, rawRequest, type RawAnswer } from '../support/raw-answer.js';
 
-interface RawAnswer {
-  status: number;
-  rawHeaders: string[];
-  body: string;
-}
-
-function rawGet(base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(base, { method, headers, path }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, rawHeaders: response.rawHeaders, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    request.on('error', reject);
-    request.end();
-  });
-}
-
-const headerOf = (answer: RawAnswer, name: string) => {
-  const index = answer.rawHeaders.findIndex((header, at) => at % 2 === 0 && header.toLowerCase() === name);
-  return index === -1 ? undefined : answer.rawHeaders[index + 1];
-};
-
-/** Header names and values in order, without those that differ between any two answers. */
-const comparable = (answer: RawAnswer) => {
-  const pairs: [string, string][] = [];
-  for (let at = 0; at < answer.rawHeaders.length; at += 2) {
-    const name = answer.rawHeaders[at] ?? '';
-    pairs.push([name, ['x-request-id', 'date'].includes(name.toLowerCase()) ? '…' : (answer.rawHeaders[at + 1] ?? '')]);
-  }
-  return pairs;
-};
+const rawGet = (base: string, path: string, headers: Record<string, string> = {}, method = 'GET') => rawRequest(base, path, { method, headers });
 
 describe('the hot read decides what it answers', () => {
   const TASK = { id: 'vid_1', object: 'video', status: 'succeeded', outputs: [], note: 'ünïcødé ✓' };

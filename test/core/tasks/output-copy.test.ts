@@ -3,13 +3,13 @@
  * compressed answer decoded), redirects and their checks, and why a copy fails.
  */
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyToStorage, type CopyPolicy } from '../../../src/core/tasks/output-copy.js';
 import type { ObjectStorage } from '../../../src/storage/object-storage.js';
+import { loopbackServer } from '../../support/raw-answer.js';
 
 const FILE = Buffer.from(Array.from({ length: 40_000 }, (_, i) => (i * 7) % 251));
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -31,25 +31,20 @@ type Route = (res: ServerResponse, headers: IncomingHttpHeaders) => void;
 describe('copying a result file', () => {
   const routes = new Map<string, Route>();
   const asked: { path: string; headers: IncomingHttpHeaders }[] = [];
-  let server: Server;
   let origin: string;
+  let close: () => Promise<void>;
   let storage: MemoryStorage;
   let policy: CopyPolicy;
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
+    ({ base: origin, close } = await loopbackServer((req, res) => {
       asked.push({ path: req.url ?? '', headers: req.headers });
       const route = routes.get(req.url ?? '');
       if (route) route(res, req.headers);
       else res.writeHead(404).end('no such file');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    }));
   });
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  afterAll(() => close());
   beforeEach(() => {
     routes.clear();
     asked.length = 0;

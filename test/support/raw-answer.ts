@@ -1,0 +1,54 @@
+/**
+ * An HTTP answer as it came off the wire (status, raw headers in order, body), for tests that hold
+ * a path answering ahead of express to express's own bytes.
+ */
+import { createServer, request as httpRequest, type RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface RawAnswer {
+  status: number;
+  rawHeaders: string[];
+  body: string;
+}
+
+/** Sends one request and reads its answer whole. */
+export function rawRequest(base: string, path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(base, { method: options.method ?? 'GET', headers: options.headers ?? {}, path }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, rawHeaders: response.rawHeaders, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    request.on('error', reject);
+    request.end(options.body);
+  });
+}
+
+/** The value of a header (any letter case), or undefined. */
+export function headerOf(answer: RawAnswer, name: string): string | undefined {
+  const index = answer.rawHeaders.findIndex((header, at) => at % 2 === 0 && header.toLowerCase() === name);
+  return index === -1 ? undefined : answer.rawHeaders[index + 1];
+}
+
+/** Header names and values in order, without those that differ between any two answers. */
+export function comparable(answer: RawAnswer): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let at = 0; at < answer.rawHeaders.length; at += 2) {
+    const name = answer.rawHeaders[at] ?? '';
+    pairs.push([name, ['x-request-id', 'date'].includes(name.toLowerCase()) ? '…' : (answer.rawHeaders[at + 1] ?? '')]);
+  }
+  return pairs;
+}
+
+/** An HTTP server on a free loopback port: its base URL, and a close that drops kept connections. */
+export async function loopbackServer(listener: RequestListener): Promise<{ base: string; close: () => Promise<void> }> {
+  const server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
