@@ -18,6 +18,7 @@ import { catalogRoutes } from './catalog-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
+import { withHotWebhooks } from './hot-webhook.js';
 import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, swaggerUiPolicy } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
@@ -62,19 +63,21 @@ export function tenantLimits(config: GatewayConfig): (tenant: string) => TenantL
 /** Probes and scrapes: frequent, and not worth a log line each. */
 const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
 
-/** The express app, and what the HTTP server runs: the app behind the hot read (`hot-read.ts`). */
+/** The express app, and what the HTTP server runs: the app behind the hot read and webhooks (`hot-read.ts`, `hot-webhook.ts`). */
 export interface GatewayHttp {
   app: Express;
   listener: RequestListener;
 }
 
 export function createHttp(dependencies: AppDependencies): GatewayHttp {
-  const { config, service, metrics, logger, gate } = dependencies;
+  const { config, service, inbound, metrics, logger, clock, gate } = dependencies;
   const recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS);
   const app = createApp(dependencies, recording);
   const tenantOfKey = keyTenants(config.auth.api_keys);
   const etagOf = app.get('etag fn') as ((body: Buffer) => string | undefined) | undefined;
-  const listener = withHotRead(app as unknown as RequestListener, {
+  const etag = (body: Buffer) => etagOf?.(body);
+  const webhooks = withHotWebhooks(app as unknown as RequestListener, { inbound, recording, logger, gate, bodyTimeoutMs: config.server.body_timeout_ms, clock, etag });
+  const listener = withHotRead(webhooks, {
     service,
     tenantOf: (authorization) => {
       const key = bearerKeyOf(authorization);
@@ -82,12 +85,12 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
     },
     recording,
     stopping: () => gate?.closed ?? false,
-    etag: (body) => etagOf?.(body),
+    etag,
   });
   return { app, listener };
 }
 
-/** The express app alone (`createHttp` puts the hot read in front of it). */
+/** The express app alone (`createHttp` puts the hot read and webhooks in front of it). */
 export function createApp(
   { config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate }: AppDependencies,
   recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS),
