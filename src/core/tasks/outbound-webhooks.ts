@@ -3,13 +3,14 @@
  * `webhook-timestamp`, `webhook-signature` signed with the tenant's `whsec_` secret. Deliveries
  * are rows in the store (written in the same transaction as the status change), so they
  * survive restarts; each is retried with exponential back-off and its attempts are recorded.
+ * The POST itself is `webhook-post.ts` (node's http).
  */
-import axios, { AxiosError } from 'axios';
 import { Webhook } from 'standardwebhooks';
 import { guardedAgents, PrivateTargetError, refuseLiteralTarget } from './address-guard.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import type { DeliveryRecord } from './task-records.js';
+import { postWebhook } from './webhook-post.js';
 
 /** Back-off before retry `attempt` (1-based): 5 s, 10 s, 20 s … capped at one hour. */
 export function deliveryBackoffMs(attempt: number): number {
@@ -63,7 +64,7 @@ export class OutboundWebhooks {
         } else {
           const sentAt = new Date(clock.now());
           const signature = new Webhook(secret).sign(delivery.id, sentAt, delivery.payload);
-          const response = await axios.post(delivery.url, delivery.payload, {
+          status = await postWebhook(delivery.url, delivery.payload, {
             headers: {
               'content-type': 'application/json',
               'user-agent': 'kling-gateway-webhooks/0.1',
@@ -71,25 +72,18 @@ export class OutboundWebhooks {
               'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
               'webhook-signature': signature,
             },
-            timeout: config.webhooks.timeout_ms,
-            maxRedirects: 0,
-            maxContentLength: 64 * 1024,
-            responseType: 'text',
-            validateStatus: () => true,
-            ...this.agents,
-            proxy: false,
+            timeoutMs: config.webhooks.timeout_ms,
+            agents: this.agents,
           });
-          status = response.status;
           if (status < 200 || status >= 300) failure = `answered ${status}`;
         }
       }
     } catch (error) {
-      const cause = error instanceof AxiosError ? (error.cause ?? error) : error;
-      if (cause instanceof PrivateTargetError) {
-        failure = `target refused: ${cause.message}`;
+      if (error instanceof PrivateTargetError) {
+        failure = `target refused: ${error.message}`;
         permanent = true;
       } else {
-        failure = cause instanceof Error ? cause.message : String(cause);
+        failure = error instanceof Error ? error.message : String(error);
       }
     }
 

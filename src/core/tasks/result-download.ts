@@ -16,7 +16,7 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import zlib from 'node:zlib';
 
 /** What axios asks for (and then decodes): gzip, compress, deflate and br. */
-const ACCEPT_ENCODING = 'gzip, compress, deflate, br';
+export const ACCEPT_ENCODING = 'gzip, compress, deflate, br';
 /** Redirects followed before giving up, as axios's `maxRedirects: 5`. */
 const MAX_REDIRECTS = 5;
 const ZLIB_OPTIONS = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
@@ -77,6 +77,12 @@ function decodersFor(status: number, headers: IncomingHttpHeaders): Transform[] 
   }
 }
 
+/** A response's body as axios reads it: decoded when it was compressed in an encoding axios decodes. */
+export function decodedBody(response: IncomingMessage): Readable {
+  const decoders = decodersFor(response.statusCode ?? 0, response.headers);
+  return decoders.length === 0 ? response : (pipeline([response, ...decoders], () => undefined) as unknown as Readable);
+}
+
 function requestOnce(url: URL, options: DownloadOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const client = url.protocol === 'https:' ? https : http;
@@ -105,8 +111,6 @@ export async function download(url: string, options: DownloadOptions): Promise<D
       if (refused) throw refused;
       continue;
     }
-    const decoders = decodersFor(status, response.headers);
-    const body = decoders.length === 0 ? response : (pipeline([response, ...decoders], () => undefined) as unknown as Readable);
-    return { status, contentType: response.headers['content-type'], body };
+    return { status, contentType: response.headers['content-type'], body: decodedBody(response) };
   }
 }
