@@ -127,7 +127,7 @@ export function vettedLookup(timeoutMs: number) {
       settled = true;
       clearTimeout(timer);
       if (error) return callback(error, []);
-      // net.connect asks for one address, axios for all of them.
+      // net.connect asks for one address, or for all of them (family autoselection).
       if (options?.all) return callback(null, addresses);
       const first = addresses[0];
       if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), []);
@@ -174,7 +174,8 @@ export function trustedHostOf(origin: string): string {
 /**
  * HTTP and HTTPS agents for outbound connections under `policy`: private answers to the lookup
  * are refused, and once connected the peer's address is checked again (a literal address, or
- * anything that reached a socket another way). Pass them to axios with `proxy: false`.
+ * anything that reached a socket another way). Pass them to node's http (`result-download.ts`,
+ * `webhook-post.ts`), or to axios with `proxy: false`.
  */
 export function guardedAgents(policy: AddressPolicy): { httpAgent: http.Agent; httpsAgent: https.Agent } {
   const lookup = vettedLookup(policy.lookupTimeoutMs);
