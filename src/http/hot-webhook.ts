@@ -92,10 +92,10 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
     req.once('end', () => {
       // The body time limit answered already: the body is not handled (as express's parser would not).
       if (res.headersSent) return;
-      receiveWebhook(inbound, provider, token, req.headers, Buffer.concat(chunks), id).then(
-        (receipt) => sendText(res, 200, 'application/json', JSON.stringify(receipt), etag),
-        fail,
-      );
+      receiveWebhook(inbound, provider, token, req.headers, Buffer.concat(chunks), id)
+        .then((receipt) => sendText(res, 200, 'application/json', JSON.stringify(receipt), etag), fail)
+        // The answer could not be written at all: the connection is dropped rather than left hanging.
+        .catch((error: unknown) => res.destroy(error instanceof Error ? error : undefined));
     });
     req.once('close', () => {
       if (req.complete || res.headersSent) return;
