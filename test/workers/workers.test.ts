@@ -213,21 +213,13 @@ describe('WORKERS=2 on a SQLite file', () => {
     const listed = (await (await fetch(`${base}/v1/videos?limit=100`, { headers: OPS })).json()) as { data: Task[] };
     const ended = await Promise.all(listed.data.map((task) => waitTerminal(task.id, OPS)));
     expect(listed.data.map((task) => task.id)).toEqual(expect.arrayContaining(answered));
+    // On failure: the task and the gateway's log lines about it.
+    const story = (task: Task) => JSON.stringify({ task, log: lines.filter((line) => JSON.stringify(line).includes(task.id)) });
     for (const task of ended) {
-      if (task.attempts.filter((attempt) => attempt.outcome === 'accepted').length > 1) {
-        console.log('TWICE', JSON.stringify(task, null, 1), died.owner);
-        console.log(JSON.stringify(lines.filter((line) => JSON.stringify(line).includes(task.id))));
-      }
-      expect(task.attempts.filter((attempt) => attempt.outcome === 'accepted').length).toBeLessThanOrEqual(1);
+      expect(task.attempts.filter((attempt) => attempt.outcome === 'accepted').length, story(task)).toBeLessThanOrEqual(1);
     }
     // What a client was told was accepted succeeds; a create the dead worker never answered may end otherwise.
-    for (const task of ended.filter((each) => answered.includes(each.id))) {
-      if (task.status !== 'succeeded') {
-        console.log('NOTOK', JSON.stringify(task, null, 1), died.owner);
-        console.log(JSON.stringify(lines.filter((line) => JSON.stringify(line).includes(task.id))));
-      }
-      expect(task.status).toBe('succeeded');
-    }
+    for (const task of ended.filter((each) => answered.includes(each.id))) expect(task.status, story(task)).toBe('succeeded');
   });
 
   it('stops every worker on SIGTERM and exits 0', { timeout: 60_000 }, async () => {
