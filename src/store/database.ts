@@ -8,7 +8,20 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { registerDirectReader } from './compiled-query.js';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Dialect as KyselyDialect,
+  type Driver,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { CodeMigrationProvider } from './migrations.js';
 import { PostgresNotificationChannel } from './notification-channel.js';
@@ -87,12 +100,17 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     if (!inMemory) sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
-    sqlite.pragma('busy_timeout = 5000');
+    // Shared by worker processes: a lock another process holds is waited for here, without
+    // blocking the event loop (`TurnTakingDriver`), not in SQLite's busy handler, which sleeps
+    // the whole process with growing pauses (up to 100 ms each) and starves under contention.
+    const shared = !inMemory && options.sharedByProcesses === true;
+    sqlite.pragma(`busy_timeout = ${shared ? 0 : 5000}`);
     // Statement journals and sorts in memory: on disk, each was a temp file opened, written and
     // unlinked (about one every other create).
     sqlite.pragma('temp_store = MEMORY');
     const statements = withStatementCache(sqlite);
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
+    const engine = new SqliteDialect({ database: statements });
+    const db = new Kysely<Database>({ dialect: shared ? new TurnTakingSqliteDialect(engine, sqlite) : engine });
     // Hot reads outside transactions skip Kysely's connection hand-off (see `compiled-query.ts`).
     registerDirectReader(db, (text, parameters) => {
       if (sqlite.inTransaction) return undefined;
@@ -102,7 +120,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const store: Store = {
       db,
       dialect,
-      shared: !inMemory && options.sharedByProcesses === true,
+      shared,
       description: inMemory ? 'sqlite (in memory)' : `sqlite:${location}`,
       close: () => db.destroy(),
     };
@@ -154,6 +172,101 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   };
   await migrate(store);
   return store;
+}
+
+/** How long a statement waits for another process's write lock before it fails (as `busy_timeout` did). */
+const TURN_WAIT_MS = 5_000;
+
+function isBusy(error: unknown): boolean {
+  return typeof (error as { code?: unknown })?.code === 'string' && (error as { code: string }).code.startsWith('SQLITE_BUSY');
+}
+
+/**
+ * SQLite shared by several processes (`WORKERS`): a statement that finds another process holding
+ * the write lock (`SQLITE_BUSY`, with `busy_timeout` 0) is tried again after a millisecond, the
+ * event loop free meanwhile, for up to `TURN_WAIT_MS`. Only outside a transaction: that is where
+ * a write lock is taken (`begin immediate`, or a lone write), and where nothing has been written
+ * yet when it is refused. Everything else is Kysely's SQLite dialect.
+ */
+class TurnTakingSqliteDialect implements KyselyDialect {
+  constructor(
+    private readonly inner: SqliteDialect,
+    private readonly sqlite: SqliteDatabase.Database,
+  ) {}
+
+  createDriver(): Driver {
+    return new TurnTakingDriver(this.inner.createDriver(), this.sqlite);
+  }
+
+  createQueryCompiler() {
+    return this.inner.createQueryCompiler();
+  }
+
+  createAdapter() {
+    return this.inner.createAdapter();
+  }
+
+  createIntrospector(db: Kysely<unknown>) {
+    return this.inner.createIntrospector(db);
+  }
+}
+
+class TurnTakingDriver implements Driver {
+  private readonly wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
+
+  constructor(
+    private readonly inner: Driver,
+    private readonly sqlite: SqliteDatabase.Database,
+  ) {}
+
+  init(): Promise<void> {
+    return this.inner.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await this.inner.acquireConnection();
+    let turnTaking = this.wrapped.get(connection);
+    if (!turnTaking) {
+      turnTaking = {
+        executeQuery: <R>(query: CompiledQuery) => this.takingTurns(() => connection.executeQuery<R>(query)),
+        streamQuery: <R>(query: CompiledQuery, chunkSize?: number) => connection.streamQuery<R>(query, chunkSize),
+      };
+      this.wrapped.set(connection, turnTaking);
+    }
+    return turnTaking;
+  }
+
+  private async takingTurns<R>(run: () => Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+    const giveUpAt = Date.now() + TURN_WAIT_MS;
+    for (;;) {
+      try {
+        return await run();
+      } catch (error) {
+        if (!isBusy(error) || this.sqlite.inTransaction || Date.now() >= giveUpAt) throw error;
+        await sleep(1);
+      }
+    }
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.inner.beginTransaction(connection, settings);
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.commitTransaction(connection);
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.rollbackTransaction(connection);
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.inner.releaseConnection(connection);
+  }
+
+  destroy(): Promise<void> {
+    return this.inner.destroy();
+  }
 }
 
 /** Prepared statements kept per SQL text; the gateway issues a few dozen distinct ones. */

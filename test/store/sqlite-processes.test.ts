@@ -14,6 +14,7 @@ import { expect, it } from 'vitest';
 import { openStore } from '../../src/store/database.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/sqlite-counter-child.ts', import.meta.url));
+const HOLDER = fileURLToPath(new URL('../fixtures/sqlite-lock-holder.ts', import.meta.url));
 const ROUNDS = 300;
 
 function run(file: string): Promise<{ code: number | null; stderr: string }> {
@@ -36,6 +37,32 @@ it('serializes read-then-write transactions of several processes on one file: no
   for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
   const { rows } = await sql<{ n: number }>`SELECT n FROM counter`.execute(store.db);
   expect(rows[0]!.n).toBe(3 * ROUNDS);
+  await store.close();
+});
+
+it("waits for another process's write lock without stopping this process", { timeout: 30_000 }, async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kg-sqlite-turns-')), 'shared.db');
+  const store = await openStore(`sqlite:${file}`, { sharedByProcesses: true });
+  await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
+  await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
+  const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, '400'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+
+  // Timers keep firing while the transaction waits its turn (SQLite's busy handler would sleep the process).
+  let ticks = 0;
+  const ticking = setInterval(() => ticks++, 10);
+  const started = Date.now();
+  await store.db.transaction().execute(async (trx) => {
+    await sql`UPDATE counter SET n = n + 1`.execute(trx);
+  });
+  const waited = Date.now() - started;
+  clearInterval(ticking);
+  await new Promise((resolve) => holder.once('exit', resolve));
+
+  expect(waited).toBeGreaterThan(200);
+  expect(ticks).toBeGreaterThan(waited / 10 / 3);
+  const { rows } = await sql<{ n: number }>`SELECT n FROM counter`.execute(store.db);
+  expect(rows[0]!.n).toBe(1);
   await store.close();
 });
 
