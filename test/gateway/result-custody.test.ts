@@ -9,6 +9,7 @@ import type { ObjectStorage } from '../../src/storage/object-storage.js';
 import { FilesystemStorage } from '../../src/storage/filesystem-storage.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
 import { ResultServer } from '../support/result-server.js';
+import { silentServer } from '../support/silent-server.js';
 
 const DAY_MS = 24 * 3600_000;
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -55,6 +56,38 @@ async function freepikTaskFinishedWith(gateway: TestGateway, urls: string[], ext
 }
 
 describe('result custody on the filesystem', () => {
+  it('renews its lease while a copy runs, so a replica that dies mid-copy holds the task for one lease, not the copy time limit', async () => {
+    const silent = await silentServer();
+    try {
+      const gateway = await startCopying({
+        tracking: { lease_ms: 30_000 },
+        storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 },
+      });
+      const id = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/slow.mp4`]);
+      for (let i = 0; i < 200 && !silent.received().includes('GET /slow.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(silent.received()).toContain('GET /slow.mp4');
+
+      // Copying: leased for one lease (30 s), not for the copy time limit (10 min).
+      const copying = (await gateway.gateway.store.getTask(id))!;
+      expect(copying.phase).toBe('storing');
+      expect(copying.lease_owner).not.toBeNull();
+      expect(Number(copying.lease_until) - gateway.clock.now()).toBeLessThanOrEqual(30_000);
+
+      // A minute and a half of gateway time with the copy still running: the lease was renewed all along.
+      // (The clock alone: a worker pass would wait for the hanging copy.)
+      for (let step = 0; step < 9; step++) {
+        await gateway.clock.advance(10_000);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const held = (await gateway.gateway.store.getTask(id))!;
+        expect(held).toMatchObject({ phase: 'storing', lease_owner: copying.lease_owner });
+        expect(Number(held.lease_until)).toBeGreaterThan(gateway.clock.now());
+      }
+      expect((await gateway.get(id)).body.status).toBe('processing');
+    } finally {
+      await silent.close();
+    }
+  });
+
   it.each([
     ['freepik', { model: 'kling-v3', prompt: 'a red fox in snow', duration: 5 }, 'video/mp4', SAMPLE_MP4],
     ['kling3api', { model: 'kling-v3', prompt: 'a red fox in snow', duration: 5 }, 'video/mp4', SAMPLE_MP4],

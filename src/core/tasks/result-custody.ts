@@ -7,6 +7,7 @@
  * failing never fails the generation: the task succeeds with that output marked `not_stored`
  * and pointing at the upstream's URL. A second pass deletes copies past the tenant's retention.
  */
+import type { TimerHandle } from '../clock.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { deliveryBackoffMs } from './outbound-webhooks.js';
@@ -74,9 +75,41 @@ export class ResultCustody {
     });
   }
 
-  /** How long a copying replica owns a task: every output of it is copied at once, each within the copy time limit. */
+  /**
+   * How long a copying replica owns a task before it renews its lease (every third of it, while
+   * the copies run; `keepLease`). A replica that dies mid-copy holds the task for one lease
+   * (`tracking.lease_ms`), not for the whole copy time limit (`storage.copy_timeout_ms`, minutes).
+   */
   private get leaseMs(): number {
-    return this.engine.config.storage.copy_timeout_ms + 30_000;
+    return this.engine.config.tracking.lease_ms;
+  }
+
+  /** Renews this replica's lease on `task` until `stop` (its copies are done). */
+  private keepLease(task: TaskRecord): { stop(): void } {
+    const { clock, logger } = this.engine;
+    let timer: TimerHandle | undefined;
+    let stopped = false;
+    const schedule = () => {
+      timer = clock.setTimeout(() => {
+        this.lifecycle
+          .extendLease(task, 'storing', clock.now() + this.leaseMs)
+          .then((held) => {
+            if (!held) logger.warn({ task_id: task.id }, 'the lease of a task being copied was lost; its copy is finished elsewhere');
+            else if (!stopped) schedule();
+          })
+          .catch((error) => {
+            logger.warn({ task_id: task.id, err: error }, 'could not renew the lease of a task being copied; trying again');
+            if (!stopped) schedule();
+          });
+      }, this.leaseMs / 3);
+    };
+    schedule();
+    return {
+      stop() {
+        stopped = true;
+        timer?.cancel();
+      },
+    };
   }
 
   private async copyDue(): Promise<void> {
@@ -84,15 +117,18 @@ export class ResultCustody {
     if (!storage || this.stopping.signal.aborted) return;
     for (;;) {
       const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, STORAGE_BATCH);
+      // Every claimed task's lease is kept from now, also while it waits for its turn to be copied.
+      const leases = due.map((task) => this.keepLease(task));
       for (let i = 0; i < due.length; i += STORAGE_CONCURRENCY) {
         await Promise.all(
-          due.slice(i, i + STORAGE_CONCURRENCY).map((task) =>
-            this.storeLeased(task).catch((error) =>
-              this.engine.logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'),
-            ),
+          due.slice(i, i + STORAGE_CONCURRENCY).map((task, offset) =>
+            this.storeLeased(task)
+              .catch((error) => this.engine.logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'))
+              .finally(() => leases[i + offset]!.stop()),
           ),
         );
       }
+      for (const lease of leases) lease.stop();
       if (due.length < STORAGE_BATCH || this.stopping.signal.aborted) break;
     }
   }

@@ -216,6 +216,11 @@ export class TaskLifecycle {
     );
   }
 
+  /** Keeps this replica's lease on a task it holds in `phase` until `until` (bookkeeping: nothing published). */
+  extendLease(task: TaskRecord, phase: TaskPhase, until: number): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(task, { leaseUntil: until }, this.held(phase));
+  }
+
   /** A queued task waits in line until `at` (every usable provider is busy or asked for a pause). */
   postpone(task: TaskRecord, at: number): Promise<TaskRecord | undefined> {
     return this.transition(task, { dispatchAfter: at }, { phases: ['dispatch'] });
