@@ -432,22 +432,17 @@ export class TaskStore {
 
   /** Unfinished tasks by phase, provider and account; each part read through the partial index that holds it. */
   async countByPhase(): Promise<Map<string, number>> {
-    const count = (where: typeof QUEUED) =>
-      this.db
+    /** The tasks `where` holds (in `only` of its phases, when given), grouped. */
+    const count = (where: typeof QUEUED, only?: TaskPhase) => {
+      let query = this.db
         .selectFrom('tasks')
         .select(['phase', 'provider', 'account'])
         .select((eb) => eb.fn.countAll<number>().as('count'))
-        .where(where)
-        .groupBy(['phase', 'provider', 'account'])
-        .execute();
-    const parts = await Promise.all([count(QUEUED), count(IN_FLIGHT), this.db
-      .selectFrom('tasks')
-      .select(['phase', 'provider', 'account'])
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where(DUE)
-      .where('phase', '=', 'storing')
-      .groupBy(['phase', 'provider', 'account'])
-      .execute()]);
+        .where(where);
+      if (only) query = query.where('phase', '=', only);
+      return query.groupBy(['phase', 'provider', 'account']).execute();
+    };
+    const parts = await Promise.all([count(QUEUED), count(IN_FLIGHT), count(DUE, 'storing')]);
     const counts = new Map<string, number>();
     for (const row of parts.flat()) {
       const key = `${row.phase}:${row.provider ?? ''}:${row.account ?? ''}`;
@@ -492,7 +487,6 @@ export class TaskStore {
       return this.takeSlot(trx, input, input.taskId, input.fromPhases, current.phase === 'submitting');
     });
   }
-
 
   /**
    * Queued tasks that may be dispatched now and are still within their deadline, oldest first
@@ -787,27 +781,18 @@ export class TaskStore {
   }
 
   /**
-   * Ends every lease on unfinished tasks and pending deliveries, so their work can be taken up
-   * at once. Only for a database no other process shares: every lease in it is then left over
-   * from a previous run.
+   * Ends leases on unfinished tasks and pending deliveries, so their work can be taken up at once:
+   * every lease, for a database no other process shares (each is then left over from a previous
+   * run), or those `owner` holds (a replica known to be dead; a lease it no longer holds is left
+   * alone).
    */
-  async expireAllLeases(): Promise<void> {
-    await this.db
-      .updateTable('tasks')
-      .set({ lease_until: 0 })
-      .where('phase', '!=', 'done')
-      .where('lease_owner', 'is not', null)
-      .execute();
-    await this.db.updateTable('deliveries').set({ lease_until: 0 }).where('status', '=', 'pending').execute();
-  }
-
-  /**
-   * Ends the leases `owner` holds (a replica known to be dead), so others take its work up now.
-   * A lease it no longer holds is left alone.
-   */
-  async expireLeasesOf(owner: string): Promise<void> {
-    await this.db.updateTable('tasks').set({ lease_until: 0 }).where('lease_owner', '=', owner).where('phase', '!=', 'done').execute();
-    await this.db.updateTable('deliveries').set({ lease_until: 0 }).where('lease_owner', '=', owner).where('status', '=', 'pending').execute();
+  async expireLeases(owner?: string): Promise<void> {
+    let tasks = this.db.updateTable('tasks').set({ lease_until: 0 }).where('phase', '!=', 'done');
+    tasks = owner === undefined ? tasks.where('lease_owner', 'is not', null) : tasks.where('lease_owner', '=', owner);
+    await tasks.execute();
+    let deliveries = this.db.updateTable('deliveries').set({ lease_until: 0 }).where('status', '=', 'pending');
+    if (owner !== undefined) deliveries = deliveries.where('lease_owner', '=', owner);
+    await deliveries.execute();
   }
 
   /** Cheap query for readiness. */

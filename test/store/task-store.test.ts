@@ -701,7 +701,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         expect(rows.map((row) => row.id)).toEqual(['t_dead']);
       });
 
-      it('expireLeasesOf ends the leases of one dead owner only, so the others take its work up now', async () => {
+      it('expireLeases(owner) ends the leases of one dead owner only, so the others take its work up now', async () => {
         await tasks.createTask(taskRow('t_dead_submit', { phase: 'submitting', provider: 'freepik', lease_owner: 'dead', lease_until: T0 + MINUTE }));
         await tasks.createTask(trackedRow('t_dead_poll', T0, { lease_owner: 'dead', lease_until: T0 + MINUTE }));
         await tasks.createTask(taskRow('t_alive', { phase: 'submitting', provider: 'freepik', lease_owner: 'alive', lease_until: T0 + MINUTE }));
@@ -709,7 +709,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await tasks.insertDelivery(deliveryRow('d_alive', 't_alive', { lease_owner: 'alive', lease_until: T0 + MINUTE }));
         expect((await tasks.listAbandonedSubmissions(T0, 10)).map((row) => row.id)).toEqual([]);
 
-        await tasks.expireLeasesOf('dead');
+        await tasks.expireLeases('dead');
         expect((await tasks.listAbandonedSubmissions(T0, 10)).map((row) => row.id)).toEqual(['t_dead_submit']);
         expect((await tasks.getTask('t_dead_poll'))?.lease_until).toBe(0);
         expect((await tasks.getTask('t_alive'))?.lease_until).toBe(T0 + MINUTE);

@@ -479,6 +479,6 @@ export class TaskRepository {
    * no other replica shares the database (`sharedByReplicas` false).
    */
   expireLeftoverLeases(): Promise<void> {
-    return this.store.expireAllLeases();
+    return this.store.expireLeases();
   }
 }
