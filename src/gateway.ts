@@ -140,7 +140,7 @@ const FIGURES_REFRESH_MS = 2_000;
 const RETENTION_EVERY_MS = 60_000;
 
 export class Gateway {
-  /** The express app (the hot read of `GET /v1/videos/{id}` is in front of it, in `listener`). */
+  /** The express app (the hot read and the hot provider webhooks are in front of it, in `listener`). */
   readonly app: Express;
   /** What the HTTP server runs. */
   private readonly listener: RequestListener;
@@ -320,7 +320,7 @@ export class Gateway {
       notifications,
       sharedState,
       options.objectStorage === undefined,
-      tenantCreateLimiter(store, config, workers !== undefined && store.dialect !== 'postgres'),
+      tenantCreateLimiter(store, config, workers !== undefined),
     );
     gateway.followOtherReplicas(feed);
     metrics.onScrape(() => gateway.catalog.updateLoadGauges());

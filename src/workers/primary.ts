@@ -71,7 +71,7 @@ export class Primary {
     const tasks = new TaskStore(store);
     // No worker runs yet: on a file only this gateway uses, whatever holds a lease was left by a
     // previous run. Replicas on PostgreSQL may be alive, so their leases run out by themselves.
-    if (store.dialect === 'sqlite') await tasks.expireAllLeases();
+    if (store.dialect === 'sqlite') await tasks.expireLeases();
     new RateLimiterClusterMaster();
     const primary = new Primary(options, store, tasks);
     cluster.on('message', (worker, message) => primary.receive(worker, message));
@@ -178,11 +178,11 @@ export class Primary {
     if (this.stopping) return;
     const lived = Date.now() - slot.startedAt;
     this.restartDelay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : Math.min(this.restartDelay * 2, MAX_RESTART_DELAY_MS);
-    const delay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : this.restartDelay;
+    const delay = this.restartDelay;
     this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} died; replacing it in ${delay} ms`);
     // Its leases end now: the other workers take up its submissions, polls and copies at once.
     this.tasks
-      .expireLeasesOf(slot.owner)
+      .expireLeases(slot.owner)
       .catch((error) => this.options.logger.warn({ err: error, worker: slot.index }, 'could not end the leases of a dead worker; they run out'));
     setTimeout(() => {
       if (!this.stopping) this.fork(slot.index);
