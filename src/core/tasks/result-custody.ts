@@ -94,8 +94,10 @@ export class ResultCustody {
         this.lifecycle
           .extendLease(task, 'storing', clock.now() + this.leaseMs)
           .then((held) => {
+            // Stopped meanwhile: the copy is done and the lease given back with it.
+            if (stopped) return;
             if (!held) logger.warn({ task_id: task.id }, 'the lease of a task being copied was lost; its copy is finished elsewhere');
-            else if (!stopped) schedule();
+            else schedule();
           })
           .catch((error) => {
             logger.warn({ task_id: task.id, err: error }, 'could not renew the lease of a task being copied; trying again');
@@ -128,7 +130,6 @@ export class ResultCustody {
           ),
         );
       }
-      for (const lease of leases) lease.stop();
       if (due.length < STORAGE_BATCH || this.stopping.signal.aborted) break;
     }
   }
