@@ -248,9 +248,14 @@ export class GatewayMetrics {
     this.gatherWorkers = gather;
   }
 
+  /** Reads the gauges that come from the store, for a scrape. */
+  private async refresh(): Promise<void> {
+    for (const hook of this.scrapeHooks) await hook();
+  }
+
   /** This process's metrics, store-read gauges refreshed. */
   async snapshot(): Promise<MetricsSnapshot> {
-    for (const hook of this.scrapeHooks) await hook();
+    await this.refresh();
     return this.registry.getMetricsAsJSON();
   }
 
@@ -262,7 +267,7 @@ export class GatewayMetrics {
         return { contentType: merged.contentType, body: await merged.metrics() };
       }
     }
-    for (const hook of this.scrapeHooks) await hook();
+    await this.refresh();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }
