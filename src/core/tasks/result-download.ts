@@ -83,10 +83,14 @@ export function decodedBody(response: IncomingMessage): Readable {
   return decoders.length === 0 ? response : (pipeline([response, ...decoders], () => undefined) as unknown as Readable);
 }
 
+/** Node's client for `url`'s scheme, with the agent of that scheme. */
+export function clientFor(url: URL, agents: { httpAgent: http.Agent; httpsAgent: https.Agent }): { client: typeof http | typeof https; agent: http.Agent } {
+  return url.protocol === 'https:' ? { client: https, agent: agents.httpsAgent } : { client: http, agent: agents.httpAgent };
+}
+
 function requestOnce(url: URL, options: DownloadOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const client = url.protocol === 'https:' ? https : http;
-    const agent = url.protocol === 'https:' ? options.agents.httpsAgent : options.agents.httpAgent;
+    const { client, agent } = clientFor(url, options.agents);
     const request = client.get(url, { agent, headers: { ...options.headers, 'accept-encoding': ACCEPT_ENCODING }, signal: options.signal }, resolve);
     request.setTimeout(options.idleTimeoutMs, () => request.destroy(new DownloadTimeoutError(`timeout of ${options.idleTimeoutMs}ms exceeded`)));
     request.on('error', reject);

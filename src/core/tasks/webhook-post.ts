@@ -13,7 +13,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { ACCEPT_ENCODING, decodedBody } from './result-download.js';
+import { ACCEPT_ENCODING, clientFor, decodedBody } from './result-download.js';
 
 /** What axios's `Accept` says by default. */
 const ACCEPT = 'application/json, text/plain, */*';
@@ -35,11 +35,11 @@ export function postWebhook(url: string, body: string, options: WebhookPostOptio
       reject(new Error(`Unsupported protocol ${target.protocol}`));
       return;
     }
-    const secure = target.protocol === 'https:';
     const payload = Buffer.from(body);
-    const request = (secure ? https : http).request(target, {
+    const { client, agent } = clientFor(target, options.agents);
+    const request = client.request(target, {
       method: 'POST',
-      agent: secure ? options.agents.httpsAgent : options.agents.httpAgent,
+      agent,
       headers: { accept: ACCEPT, ...options.headers, 'content-length': payload.length, 'accept-encoding': ACCEPT_ENCODING },
     });
     const timer = setTimeout(() => request.destroy(new Error(`timeout of ${options.timeoutMs}ms exceeded`)), options.timeoutMs);
