@@ -46,8 +46,28 @@ export function usePostgresReplicas(config: Record<string, unknown> = {}): Postg
     closeSandbox = sandbox.close;
   });
 
+  /** See `withClockRunning` below. */
+  const withClockRunning = async <T>(work: Promise<T>): Promise<T> => {
+    let settled = false;
+    void work.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    while (!settled) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      await clock.advance(50);
+    }
+    return work;
+  };
+
   afterEach(async () => {
-    for (const gateway of gateways.splice(0)) await gateway.close();
+    // A dispatch pass a replica started on its own (news from the other) may be waiting on the
+    // gateway's clock; closing waits for it, so the clock keeps moving meanwhile.
+    await withClockRunning(
+      (async () => {
+        for (const gateway of gateways.splice(0)) await gateway.close();
+      })(),
+    );
     for (const store of stores.splice(0)) await store.close();
     await closeSandbox();
     await dropSchema(schema);
@@ -60,18 +80,7 @@ export function usePostgresReplicas(config: Record<string, unknown> = {}): Postg
     get simulators() {
       return simulators;
     },
-    async withClockRunning(work) {
-      let settled = false;
-      void work.then(
-        () => (settled = true),
-        () => (settled = true),
-      );
-      while (!settled) {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        await clock.advance(50);
-      }
-      return work;
-    },
+    withClockRunning,
     async replica(name, extra = {}, storeOptions = {}) {
       const store = await openPostgresStore(schema, storeOptions);
       stores.push(store);
