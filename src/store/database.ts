@@ -112,10 +112,12 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const engine = new SqliteDialect({ database: statements });
     const db = new Kysely<Database>({ dialect: shared ? new TurnTakingSqliteDialect(engine, sqlite) : engine });
     // Hot reads outside transactions skip Kysely's connection hand-off (see `compiled-query.ts`).
+    // Shared by processes, only true reads do: a write (an `UPDATE … RETURNING`) may find another
+    // process holding the lock, and must then wait its turn in the driver instead of failing.
     registerDirectReader(db, (text, parameters) => {
       if (sqlite.inTransaction) return undefined;
       const statement = statements.prepare(text);
-      return statement.reader ? statement.all(parameters) : undefined;
+      return statement.reader && (statement.readonly || !shared) ? statement.all(parameters) : undefined;
     });
     const store: Store = {
       db,

@@ -9,8 +9,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { expect, it } from 'vitest';
+import { compiledOnce } from '../../src/store/compiled-query.js';
 import { openStore } from '../../src/store/database.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/sqlite-counter-child.ts', import.meta.url));
@@ -63,6 +64,24 @@ it("waits for another process's write lock without stopping this process", { tim
   expect(ticks).toBeGreaterThan(waited / 10 / 3);
   const { rows } = await sql<{ n: number }>`SELECT n FROM counter`.execute(store.db);
   expect(rows[0]!.n).toBe(1);
+  await store.close();
+});
+
+it("a compiled write outside a transaction waits for another process's write lock too", { timeout: 30_000 }, async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kg-sqlite-direct-')), 'shared.db');
+  const store = await openStore(`sqlite:${file}`, { sharedByProcesses: true });
+  await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
+  await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
+  // The shape of the gateway's hot writes (a task's status change): compiled once, `RETURNING`
+  // rows, run on the database itself rather than in a transaction.
+  const db = store.db as unknown as Kysely<{ counter: { n: number } }>;
+  const add = compiledOnce((step: number) => db.updateTable('counter').set({ n: sql`n + ${step}` }).returning('n'), 1);
+  const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, '300'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+
+  const { rows } = await add(store.db, 5);
+  await new Promise((resolve) => holder.once('exit', resolve));
+  expect(rows).toEqual([{ n: 5 }]);
   await store.close();
 });
 
