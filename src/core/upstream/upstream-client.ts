@@ -64,6 +64,9 @@ function truncateBody(data: unknown): unknown {
   return `${text.slice(0, MAX_LOGGED_BODY)}…`;
 }
 
+/** The TCP keep-alive delay axios gives every request's socket (its http adapter's `1000 * 60`). */
+export const AXIOS_KEEP_ALIVE_PROBE_MS = 60_000;
+
 /** Error code of a socket that did not connect within the connect time limit. */
 const CONNECT_TIMEOUT_CODE = 'EKGCONNECTTIMEOUT';
 
@@ -94,7 +97,10 @@ function providerAgents(connectTimeoutMs: number | undefined): { httpAgent: http
     };
     return agent;
   };
-  const options = { keepAlive: true, scheduling: 'lifo' as const, timeout: 5_000 };
+  // axios sets a 60 s keep-alive probe on every request's socket; the pool releasing a socket sets
+  // its own (`keepAliveMsecs`). The same value on both makes the second call find the socket as
+  // it is and skip the system call, where 1 s against 60 s changed it twice per request.
+  const options = { keepAlive: true, keepAliveMsecs: AXIOS_KEEP_ALIVE_PROBE_MS, scheduling: 'lifo' as const, timeout: 5_000 };
   return { httpAgent: limit(new http.Agent(options)), httpsAgent: limit(new https.Agent(options)) };
 }
 

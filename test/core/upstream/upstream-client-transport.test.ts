@@ -3,10 +3,11 @@
  * interception here: an intercepted socket cannot show what was written). Only a failure before
  * the last byte of the request was written proves nothing was sent (issue 11, defect 1).
  */
-import { createServer, type Socket } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, Socket } from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
 import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
-import { HttpUpstreamClient, type UpstreamCallRecord } from '../../../src/core/upstream/upstream-client.js';
+import { AXIOS_KEEP_ALIVE_PROBE_MS, HttpUpstreamClient, type UpstreamCallRecord } from '../../../src/core/upstream/upstream-client.js';
 import { upstreamFailure } from '../../support/upstream-failure.js';
 
 const fakeProvider = {
@@ -84,4 +85,26 @@ it('a connection reset before the request was fully written is transport "not_se
   );
 });
 
+});
+
+it('a pooled connection keeps one TCP keep-alive setting: later requests on it change nothing at the socket', async () => {
+  const server = createHttpServer((_req, res) => res.setHeader('content-type', 'application/json').end('{"ok":true}'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const settings = vi.spyOn(Socket.prototype, 'setKeepAlive');
+  try {
+    const address = server.address();
+    const { http } = client(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, 2_000);
+    for (let round = 0; round < 3; round++) {
+      expect((await http.send({ method: 'GET', path: '/status', operation: 'status' })).status).toBe(200);
+    }
+    // axios asks for its probe delay on every request and the pool for its own whenever a socket
+    // goes back to it; the socket only makes a system call when the asked delay differs.
+    const delays = settings.mock.calls.filter(([enable]) => enable).map(([, delay]) => delay);
+    expect(delays.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(delays)).toEqual(new Set([AXIOS_KEEP_ALIVE_PROBE_MS]));
+  } finally {
+    settings.mockRestore();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
