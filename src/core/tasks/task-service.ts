@@ -2,7 +2,7 @@
  * What the public API does with tasks (SPEC §1, §5): validate, route, remember idempotency keys,
  * hand the task to the dispatcher, and read tasks back. Reads never call an upstream.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CreateVideoRequest, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task } from '../model/canonical.js';
 import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
@@ -15,6 +15,7 @@ import { BudgetExceededError, SpendLedger, describeBudget } from './spend-ledger
 import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
 import { fromMicros } from '../model/pricing.js';
 import type { TaskRecord } from './task-records.js';
+import { randomToken } from './random-token.js';
 import { toTask } from './task-resource.js';
 import { watchTask, type WatchOptions } from './task-watch.js';
 
@@ -184,9 +185,10 @@ export class TaskService {
     this.assertServable(plan);
 
     const first = plan.order[0];
-    const requestHash = createHash('sha256').update(stableStringify(body)).digest('hex');
+    // Only a create with a key is ever compared with another.
+    const requestHash = idempotencyKey === undefined ? '' : createHash('sha256').update(stableStringify(body)).digest('hex');
     const task: TaskRecord = {
-      id: `vid_${randomBytes(12).toString('base64url')}`,
+      id: `vid_${randomToken(12)}`,
       tenant,
       status: 'queued',
       phase: 'dispatch',
@@ -214,7 +216,7 @@ export class TaskService {
       error: null,
       cost: costFromEstimate(first?.estimate),
       webhookUrl: input.webhook_url ?? null,
-      callbackToken: randomBytes(24).toString('base64url'),
+      callbackToken: randomToken(24),
       createdAt: now,
       updatedAt: now,
       completedAt: null,
