@@ -159,6 +159,22 @@ export class TaskStore {
         .where('task_id', '=', taskId),
     1,
   );
+  /** The task an inbound webhook or a found create names (every webhook looks it up). */
+  private readonly selectByProviderTask = compiledOnce(
+    (provider: string, providerTaskId: string) =>
+      this.db.selectFrom('tasks').selectAll().where('provider', '=', provider).where('provider_task_id', '=', providerTaskId),
+    2,
+  );
+  /** A webhook's id, kept once: the row comes back only for its first delivery. */
+  private readonly insertInboundWebhook = compiledOnce(
+    (provider: string, webhookId: string, receivedAt: number) =>
+      this.db
+        .insertInto('inbound_webhooks')
+        .values({ provider, webhook_id: webhookId, received_at: receivedAt })
+        .onConflict((oc) => oc.columns(['provider', 'webhook_id']).doNothing())
+        .returning('webhook_id'),
+    3,
+  );
   /** Inserts and updates, compiled once per set of columns they write. */
   private readonly shapes = new CompiledShapes();
   /** `hasOlderWaitingTask`'s query for each number of providers it is asked about. */
@@ -637,12 +653,7 @@ export class TaskStore {
   }
 
   async findByProviderTask(provider: string, providerTaskId: string): Promise<TaskRow | undefined> {
-    return this.db
-      .selectFrom('tasks')
-      .selectAll()
-      .where('provider', '=', provider)
-      .where('provider_task_id', '=', providerTaskId)
-      .executeTakeFirst();
+    return (await this.selectByProviderTask(this.db, provider, providerTaskId)).rows[0];
   }
 
   /** Which of `providerTaskIds` an attempt at `provider` recorded (accepted, or adopted). */
@@ -710,13 +721,8 @@ export class TaskStore {
 
   /** Remembers an inbound webhook id; false when it was seen before (a replay). */
   async rememberInboundWebhook(provider: string, webhookId: string, now: number, db: Kysely<Database> = this.db): Promise<boolean> {
-    const inserted = await db
-      .insertInto('inbound_webhooks')
-      .values({ provider, webhook_id: webhookId, received_at: now })
-      .onConflict((oc) => oc.columns(['provider', 'webhook_id']).doNothing())
-      .returning('webhook_id')
-      .executeTakeFirst();
-    return inserted !== undefined;
+    const { rows } = await this.insertInboundWebhook(db, provider, webhookId, now);
+    return rows.length > 0;
   }
 
   async forgetInboundWebhook(provider: string, webhookId: string): Promise<void> {

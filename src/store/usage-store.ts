@@ -6,6 +6,7 @@
  * transaction (a task insert or status change), so money moves exactly when the task does.
  */
 import { sql, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { CompiledShapes, definedKeys } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { BudgetsTable, Database, TaskUsageTable } from './schema.js';
 
@@ -64,8 +65,14 @@ export class UsageStore {
     return this.store.db;
   }
 
+  /** The usage writes every task makes (its line, then each change), compiled once per set of columns. */
+  private readonly shapes = new CompiledShapes();
+
   async insertUsage(db: Executor, row: NewUsageRow): Promise<void> {
-    await db.insertInto('task_usage').values(row).execute();
+    const columns = definedKeys(row) as (keyof NewUsageRow)[];
+    await this.shapes.execute(db, `insert:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
+      db.insertInto('task_usage').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as NewUsageRow),
+    );
   }
 
   async getUsage(taskId: string, db: Executor = this.db): Promise<UsageRow | undefined> {
@@ -78,14 +85,17 @@ export class UsageStore {
 
   /** Writes `patch` on a task's line if it is not settled and reserves no budget; false otherwise (or when there is none). */
   async updateUnbudgetedUsage(db: Executor, taskId: string, patch: UsagePatch): Promise<boolean> {
-    const result = await db
-      .updateTable('task_usage')
-      .set(patch)
-      .where('task_id', '=', taskId)
-      .where('settled', '=', 0)
-      .where('budget_period', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) > 0;
+    const columns = definedKeys(patch) as (keyof UsagePatch)[];
+    const values = [...columns.map((column) => patch[column]), taskId];
+    const result = await this.shapes.execute(db, `update-unbudgeted:${columns.join(',')}`, values, (slots) =>
+      db
+        .updateTable('task_usage')
+        .set(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as UsagePatch)
+        .where('task_id', '=', slots[columns.length] as string)
+        .where('settled', '=', 0)
+        .where('budget_period', 'is', null),
+    );
+    return Number(result.numAffectedRows ?? 0) > 0;
   }
 
   /**
