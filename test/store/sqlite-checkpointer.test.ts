@@ -1,0 +1,90 @@
+/**
+ * The SQLite file's write-ahead log is folded into the database by a thread of its own, not by
+ * the commits of the gateway's connection (which paused the event loop for milliseconds each time).
+ * The thread runs on real time; these tests wait for what it does, they never time it.
+ */
+import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../src/store/database.js';
+import { FALLBACK_CHECKPOINT_PAGES, startCheckpointer } from '../../src/store/sqlite-checkpointer.js';
+
+const ROWS = 150;
+const ROW_BYTES = 2_000;
+
+function databaseFile(): string {
+  return join(mkdtempSync(join(tmpdir(), 'kg-checkpoint-')), 'gateway.db');
+}
+
+/** 150 commits of 2 kB each: a few hundred pages of log, under both automatic thresholds. */
+async function writeRows(store: Store): Promise<void> {
+  await sql`CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`.execute(store.db);
+  for (let row = 0; row < ROWS; row++) {
+    await store.db.transaction().execute(async (trx) => {
+      await sql`INSERT INTO notes (body) VALUES (${'x'.repeat(ROW_BYTES)})`.execute(trx);
+    });
+  }
+}
+
+async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return check();
+}
+
+describe('background checkpoints', () => {
+  it('copy the log into the database file while the gateway connection only appends', async () => {
+    const file = databaseFile();
+    const store = await openStore(`sqlite:${file}`);
+    await writeRows(store);
+    // Every row reaches the database file itself, with no checkpoint run by this connection.
+    expect(await eventually(() => statSync(file).size >= ROWS * ROW_BYTES)).toBe(true);
+    const { rows } = await sql<{ count: number }>`SELECT count(*) AS count FROM notes`.execute(store.db);
+    expect(rows[0]!.count).toBe(ROWS);
+    await store.close();
+  });
+
+  it('leave the log alone when turned off (SQLite checkpoints only past its own threshold)', async () => {
+    const file = databaseFile();
+    const store = await openStore(`sqlite:${file}`, { backgroundCheckpoints: false });
+    await writeRows(store);
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(statSync(file).size).toBeLessThan(ROWS * ROW_BYTES / 4);
+    await store.close();
+  });
+
+  it('stop with the store: its thread is gone once the store is closed', async () => {
+    // The thread pool for file operations starts on first use: start it before counting threads.
+    await stat(tmpdir());
+    const threads = () => readdirSync('/proc/self/task').length;
+    const before = threads();
+    const file = databaseFile();
+    const store = await openStore(`sqlite:${file}`);
+    expect(threads()).toBeGreaterThan(before);
+    await writeRows(store);
+    await store.close();
+    expect(await eventually(() => threads() === before)).toBe(true);
+    // And every row is in the database file, the log folded in by the last connection to close.
+    expect(existsSync(`${file}-wal`)).toBe(false);
+    const reopened = new SqliteDatabase(file, { readonly: true });
+    expect(reopened.prepare('SELECT count(*) AS count FROM notes').get()).toEqual({ count: ROWS });
+    reopened.close();
+  });
+
+  it("give the gateway's connection SQLite's own threshold back when the thread ends by itself", async () => {
+    const sqlite = new SqliteDatabase(':memory:');
+    // A file that does not exist: the thread's connection fails and the thread ends.
+    const checkpointer = startCheckpointer(sqlite, join(mkdtempSync(join(tmpdir(), 'kg-checkpoint-')), 'missing.db'), 50);
+    expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(FALLBACK_CHECKPOINT_PAGES);
+    expect(await eventually(() => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1_000)).toBe(true);
+    await checkpointer.stop();
+    sqlite.close();
+  });
+});
