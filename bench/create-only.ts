@@ -22,7 +22,9 @@ async function main(): Promise<void> {
       return (
         `${String(row.rate).padStart(4)}/s  added p50 +${added('p50')} ms  p99 +${added('p99')} ms  ` +
         `CPU ${row.gatewayCpuMsPerCreate.toFixed(2)} ms per create  ` +
-        `(direct p50 ${row.direct.latencyMs.p50.toFixed(1)} ms, ${failures} gateway failures)`
+        `(direct p50 ${row.direct.latencyMs.p50.toFixed(1)} ms, ${failures} gateway failures)  ` +
+        `event loop p99 ${row.serverEventLoopDelayMs.p99.toFixed(0)} / max ${row.serverEventLoopDelayMs.max.toFixed(0)} ms, ` +
+        `GC ${row.serverEventLoopDelayMs.gcTotal.toFixed(0)} ms`
       );
     });
     process.stdout.write(`${lines.join('\n')}\n`);

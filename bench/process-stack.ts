@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts } from '../cluster/cluster.js';
 import { SIM_FILES_PATH } from '../src/sandbox/simulator-kit.js';
 import { BENCH_TENANT_KEY, benchConfigDocument, benchDatabaseDirectory } from './bench-config.js';
+import { parsePrometheusText } from './bench-client.js';
 import type { BenchSettings } from './bench-settings.js';
 import type { BenchStack, EventLoopDelay, StackMemory, UpstreamCreateSample, UpstreamTraffic } from './bench-stack.js';
 
@@ -239,7 +240,25 @@ function callKind(method: string, path: string): keyof UpstreamTraffic {
   return 'other';
 }
 
-const NO_LOOP_FIGURES: EventLoopDelay = { p50: Number.NaN, p99: Number.NaN, max: Number.NaN, gcMaxPause: Number.NaN, gcTotal: Number.NaN };
+/**
+ * The gateway's event-loop delay since the previous call, from its own `/metrics` (prom-client's
+ * `monitorEventLoopDelay` figures, 10 ms resolution, reset by each scrape), and the garbage
+ * collection time since the previous call (the sum of `nodejs_gc_duration_seconds`; the longest
+ * pause is not in the exposition). Call it once before a window and once after.
+ */
+function loopFiguresOf(metricsUrl: string): () => Promise<EventLoopDelay> {
+  let gcSecondsBefore: number | undefined;
+  return async () => {
+    const answer = await fetch(metricsUrl);
+    if (!answer.ok) throw new Error(`${metricsUrl} answered ${answer.status}`);
+    const samples = parsePrometheusText(await answer.text());
+    const seconds = (name: string) => samples.find((sample) => sample.name === `kling_gateway_nodejs_eventloop_lag_${name}_seconds`)?.value ?? Number.NaN;
+    const gcSeconds = samples.filter((sample) => sample.name === 'kling_gateway_nodejs_gc_duration_seconds_sum').reduce((sum, sample) => sum + sample.value, 0);
+    const gcTotal = gcSecondsBefore === undefined ? Number.NaN : (gcSeconds - gcSecondsBefore) * 1000;
+    gcSecondsBefore = gcSeconds;
+    return { p50: seconds('p50') * 1000, p99: seconds('p99') * 1000, max: seconds('max') * 1000, gcMaxPause: Number.NaN, gcTotal };
+  };
+}
 
 /** The stack of separate processes; `gateway` and `simulators` stay reachable for the memory phase. */
 export interface ProcessStack extends BenchStack {
@@ -289,9 +308,7 @@ export async function launchProcessStack(settings: BenchSettings): Promise<Proce
     async memory(): Promise<StackMemory> {
       return { rss: treeRss(gateway.pid), heapUsed: Number.NaN };
     },
-    async eventLoopDelay() {
-      return NO_LOOP_FIGURES;
-    },
+    eventLoopDelay: loopFiguresOf(`${gateway.url}/metrics`),
     async cpuMs() {
       return treeCpuMs(gateway.pid);
     },

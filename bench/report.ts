@@ -187,8 +187,10 @@ export function renderReport(report: BenchReport): string {
 
   out.push(
     '   client lag = how late the load generator itself sent (its own process starved of CPU);',
-    '   server loop = event-loop delay of the serving process (everything it serves waits behind it);',
-    '   GC = garbage-collection pauses of the serving process during the rate: longest / sum;',
+    '   server loop = event-loop delay of the serving process (everything it serves waits behind it;',
+    '     a gateway process of its own reports it on /metrics, at 10 ms resolution);',
+    '   GC = garbage-collection pauses of the serving process during the rate: longest / sum',
+    '     (a gateway process of its own reports the sum only);',
     '   other cores = CPU used by processes other than the benchmark ("!" = enough to distort the row)',
   );
 
