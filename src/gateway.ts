@@ -224,7 +224,12 @@ export class Gateway {
       workers.serveMetrics(() => metrics.snapshot());
       metrics.reportAcrossWorkers(() => workers.collectMetrics());
     }
-    const store = options.store ?? (await openStore(config.database.url, { sharedByProcesses: workers !== undefined }));
+    const store =
+      options.store ??
+      (await openStore(config.database.url, {
+        sharedByProcesses: workers !== undefined,
+        onBackgroundError: (error, what) => logger.warn({ err: error }, `${what} stopped; SQLite checkpoints inside commits again`),
+      }));
     const objectStorage =
       config.storage.mode === 'passthrough'
         ? undefined

@@ -196,7 +196,8 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       const startedAt = new Date();
       let store;
       try {
-        store = await openStore(url);
+        // A short-lived command: SQLite's own checkpoints, no thread.
+        store = await openStore(url, { backgroundCheckpoints: false });
       } catch (error) {
         const message = (error as Error).message;
         throw new CliError(`${describeDatabase(url)}: ${message}`, /migration/.test(message) ? ExitCode.unexpected : ExitCode.unreachable);

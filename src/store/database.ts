@@ -63,6 +63,8 @@ export interface OpenStoreOptions {
    * rather than inside commits; on by default. Off, SQLite checkpoints as it does by default.
    */
   backgroundCheckpoints?: boolean;
+  /** Told when the background checkpoint thread fails (SQLite then checkpoints as by default). */
+  onBackgroundError?: (error: unknown, what: string) => void;
 }
 
 const PG_INT8 = 20;
@@ -114,7 +116,11 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     // Statement journals and sorts in memory: on disk, each was a temp file opened, written and
     // unlinked (about one every other create).
     sqlite.pragma('temp_store = MEMORY');
-    const checkpointer = !inMemory && options.backgroundCheckpoints !== false ? startCheckpointer(sqlite, resolve(location)) : undefined;
+    const { onBackgroundError } = options;
+    const checkpointer =
+      !inMemory && options.backgroundCheckpoints !== false
+        ? startCheckpointer(sqlite, resolve(location), onBackgroundError ? { onError: (error) => onBackgroundError(error, 'sqlite checkpoints') } : {})
+        : undefined;
     const statements = withStatementCache(sqlite);
     const engine = new SqliteDialect({ database: statements });
     const db = new Kysely<Database>({ dialect: shared ? new TurnTakingSqliteDialect(engine, sqlite) : engine });
@@ -137,7 +143,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         await db.destroy();
       },
     };
-    await migrate(store);
+    await migrateOrClose(store);
     return store;
   }
 
@@ -183,8 +189,18 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       }),
     close: () => db.destroy(),
   };
-  await migrate(store);
+  await migrateOrClose(store);
   return store;
+}
+
+/** Migrates a store just opened; one that cannot be migrated is closed (its connections and thread) before the error goes on. */
+async function migrateOrClose(store: Store): Promise<void> {
+  try {
+    await migrate(store);
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 /** How long a statement waits for another process's write lock before it fails (as `busy_timeout` did). */

@@ -67,7 +67,8 @@ export class Primary {
 
   /** Readies the store and starts the workers. */
   static async start(options: PrimaryOptions): Promise<Primary> {
-    const store = await openStore(options.databaseUrl, { sharedByProcesses: true, maxConnections: 2 });
+    // Each worker folds the log in from its own thread; the primary hardly writes.
+    const store = await openStore(options.databaseUrl, { sharedByProcesses: true, maxConnections: 2, backgroundCheckpoints: false });
     const tasks = new TaskStore(store);
     // No worker runs yet: on a file only this gateway uses, whatever holds a lease was left by a
     // previous run. Replicas on PostgreSQL may be alive, so their leases run out by themselves.

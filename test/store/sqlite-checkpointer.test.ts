@@ -78,13 +78,30 @@ describe('background checkpoints', () => {
     reopened.close();
   });
 
-  it("give the gateway's connection SQLite's own threshold back when the thread ends by itself", async () => {
+  it("give the gateway's connection SQLite's own threshold back, and say so, when the thread ends by itself", async () => {
     const sqlite = new SqliteDatabase(':memory:');
+    const errors: unknown[] = [];
     // A file that does not exist: the thread's connection fails and the thread ends.
-    const checkpointer = startCheckpointer(sqlite, join(mkdtempSync(join(tmpdir(), 'kg-checkpoint-')), 'missing.db'), 50);
+    const missing = join(mkdtempSync(join(tmpdir(), 'kg-checkpoint-')), 'missing.db');
+    const checkpointer = startCheckpointer(sqlite, missing, { intervalMs: 50, onError: (error) => errors.push(error) });
     expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(FALLBACK_CHECKPOINT_PAGES);
     expect(await eventually(() => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1_000)).toBe(true);
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as Error).message).toMatch(/SQLITE_CANTOPEN/);
     await checkpointer.stop();
     sqlite.close();
+  });
+
+  it('close the store and its thread when the database cannot be migrated', async () => {
+    const file = databaseFile();
+    // A table the gateway's first migration creates, already there with another shape.
+    const foreign = new SqliteDatabase(file);
+    foreign.exec('CREATE TABLE tasks (something_else TEXT)');
+    foreign.close();
+    await stat(tmpdir());
+    const threads = () => readdirSync('/proc/self/task').length;
+    const before = threads();
+    await expect(openStore(`sqlite:${file}`)).rejects.toThrow(/migration/);
+    expect(await eventually(() => threads() === before)).toBe(true);
   });
 });

@@ -47,6 +47,8 @@ it("waits for another process's write lock without stopping this process", { tim
   await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
   await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
   const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, '400'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Listened for at once: the holder may be gone before this process looks again.
+  const holderGone = new Promise((resolve) => holder.once('exit', resolve));
   await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
 
   // Timers keep firing while the transaction waits its turn (SQLite's busy handler would sleep the process).
@@ -58,7 +60,7 @@ it("waits for another process's write lock without stopping this process", { tim
   });
   const waited = Date.now() - started;
   clearInterval(ticking);
-  await new Promise((resolve) => holder.once('exit', resolve));
+  await holderGone;
 
   expect(waited).toBeGreaterThan(200);
   expect(ticks).toBeGreaterThan(waited / 10 / 3);
@@ -77,10 +79,11 @@ it("a compiled write outside a transaction waits for another process's write loc
   const db = store.db as unknown as Kysely<{ counter: { n: number } }>;
   const add = compiledOnce((step: number) => db.updateTable('counter').set({ n: sql`n + ${step}` }).returning('n'), 1);
   const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, '300'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const holderGone = new Promise((resolve) => holder.once('exit', resolve));
   await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
 
   const { rows } = await add(store.db, 5);
-  await new Promise((resolve) => holder.once('exit', resolve));
+  await holderGone;
   expect(rows).toEqual([{ n: 5 }]);
   await store.close();
 });
