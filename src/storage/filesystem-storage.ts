@@ -5,10 +5,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
+
+/**
+ * Opens a new file for writing; its folder is made only when the open says it is missing. Most
+ * writes go to a folder that exists (one per tenant and day), and asking for it first on every
+ * write was a system call each time.
+ */
+async function openCreatingFolder(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'wx');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(dirname(path), { recursive: true });
+    return open(path, 'wx');
+  }
+}
 
 export class FilesystemStorage implements ObjectStorage {
   readonly kind = 'filesystem';
@@ -30,12 +45,11 @@ export class FilesystemStorage implements ObjectStorage {
 
   async write(key: string, body: Readable, options: { contentType: string; signal?: AbortSignal }): Promise<void> {
     const path = this.pathOf(key);
-    await mkdir(dirname(path), { recursive: true });
     const partial = `${path}.partial-${randomBytes(6).toString('hex')}`;
     try {
       // One handle writes, flushes and closes (half the CPU of a write stream, then a second open
       // for the flush). Each chunk is written before the next is read: the source waits meanwhile.
-      const handle = await open(partial, 'wx');
+      const handle = await openCreatingFolder(partial);
       try {
         for await (const chunk of body) {
           options.signal?.throwIfAborted();

@@ -73,7 +73,7 @@ describe('result custody on S3-compatible storage', () => {
     expect(done.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(upstream), bytes: upstream.length, content_type: 'video/mp4' });
 
     // The object is in the bucket under the prefix, byte for byte.
-    expect((await objectBytes(`test-run/acme/${done.id}/0.mp4`)).equals(upstream)).toBe(true);
+    expect((await objectBytes(`test-run/acme/${done.created_at.slice(0, 10)}/${done.id}-0.mp4`)).equals(upstream)).toBe(true);
 
     // The content route answers with a presigned URL of that object.
     const redirect = await fetch(`${gw.url}/v1/videos/${done.id}/content?index=0`, {
@@ -82,7 +82,7 @@ describe('result custody on S3-compatible storage', () => {
     });
     expect(redirect.status).toBe(302);
     const location = redirect.headers.get('location')!;
-    expect(location.startsWith(`${endpoint}/${BUCKET}/test-run/acme/${done.id}/0.mp4?`)).toBe(true);
+    expect(location.startsWith(`${endpoint}/${BUCKET}/test-run/acme/${done.created_at.slice(0, 10)}/${done.id}-0.mp4?`)).toBe(true);
     expect(location).toContain('X-Amz-Signature=');
     expect(location).toContain('X-Amz-Expires=900');
     const presigned = await fetch(location);
@@ -119,7 +119,7 @@ describe('result custody on S3-compatible storage', () => {
   it('deletes the object after the retention', async () => {
     gw = await startTestGateway({ config: { ...s3Config(), tenants: { acme: { retention_days: 1 } } } });
     const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
-    const key = `test-run/acme/${done.id}/0.mp4`;
+    const key = `test-run/acme/${done.created_at.slice(0, 10)}/${done.id}-0.mp4`;
     expect((await objectBytes(key)).length).toBe(SAMPLE_MP4.length);
     await gw.advance(DAY_MS + 60_000);
     expect((await gw.get(done.id)).body.outputs[0].storage).toBe('expired');

@@ -140,8 +140,8 @@ describe('result custody on the filesystem', () => {
       expect(copy.response.headers.get('etag')).toBe(`"${output.sha256}"`);
       expect(copy.response.headers.get('accept-ranges')).toBe('bytes');
     }
-    // The copy is a file under the storage directory, one folder per tenant and task.
-    expect(readdirSync(join(directory, 'acme', done.id))).toEqual([type === 'video/mp4' ? '0.mp4' : '0.png']);
+    // The copy is a file under the storage directory, one folder per tenant and UTC day of the task's creation.
+    expect(readdirSync(join(directory, 'acme', done.created_at.slice(0, 10)))).toEqual([`${done.id}-0.${type === 'video/mp4' ? 'mp4' : 'png'}`]);
   });
 
   it('answers byte ranges (206), an unsatisfiable range (416), HEAD and a matching ETag (304)', async () => {
@@ -242,7 +242,7 @@ describe('result custody on the filesystem', () => {
     });
     expect(Date.parse(mine.outputs[0].expires_at) - Date.parse(mine.outputs[0].stored_at)).toBe(2 * DAY_MS);
     expect(Date.parse(theirs.outputs[0].expires_at) - Date.parse(theirs.outputs[0].stored_at)).toBe(10 * DAY_MS);
-    const file = join(directory, 'acme', mine.id, '0.mp4');
+    const file = join(directory, 'acme', mine.created_at.slice(0, 10), `${mine.id}-0.mp4`);
     expect(existsSync(file)).toBe(true);
 
     await gateway.advance(DAY_MS);

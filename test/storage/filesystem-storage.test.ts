@@ -55,3 +55,13 @@ it('refuses a key that would leave its directory', async () => {
   const { storage: files } = storage();
   await expect(files.write('../outside.mp4', Readable.from([Buffer.from('x')]), { contentType: 'video/mp4' })).rejects.toThrow(/leaves the storage directory/);
 });
+
+it("makes a key's folder when it is missing, also when it was removed after an earlier write", async () => {
+  const { storage: files, directory } = storage();
+  await files.write('acme/2026-12-01/vid_1-0.mp4', Readable.from([Buffer.from('one')]), { contentType: 'video/mp4' });
+  await files.write('acme/2026-12-01/vid_2-0.mp4', Readable.from([Buffer.from('two')]), { contentType: 'video/mp4' });
+  rmSync(join(directory, 'acme'), { recursive: true });
+  await files.write('acme/2026-12-01/vid_3-0.mp4', Readable.from([Buffer.from('three')]), { contentType: 'video/mp4' });
+  expect(readFileSync(join(directory, 'acme/2026-12-01/vid_3-0.mp4'), 'utf8')).toBe('three');
+  expect(filesUnder(directory)).toEqual(['vid_3-0.mp4']);
+});
