@@ -77,6 +77,14 @@ export class CompiledShapes {
   }
 }
 
+/**
+ * What a shape's `build` writes: each of `columns` bound to the placeholder of the same position
+ * (`slots[i]`), for `values()` or `set()`.
+ */
+export function slotted<Row>(columns: readonly string[], slots: readonly unknown[]): Row {
+  return Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as Row;
+}
+
 /** The keys of `row` whose value is defined, in order: what an insert or update of it writes. */
 export function definedKeys(row: object): string[] {
   return Object.keys(row).filter((key) => (row as Record<string, unknown>)[key] !== undefined);

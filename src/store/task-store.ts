@@ -4,7 +4,7 @@
  * when two replicas race for the same step exactly one of them wins and the other sees `false`.
  */
 import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type Transaction, type Updateable } from 'kysely';
-import { CompiledShapes, compiledOnce, definedKeys } from './compiled-query.js';
+import { CompiledShapes, compiledOnce, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { StoreTransaction } from './shared-state-store.js';
 import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
@@ -234,7 +234,7 @@ export class TaskStore {
       const { rows } = await this.shapes.execute(trx, `insert-task:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
         trx
           .insertInto('tasks')
-          .values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as NewTaskRow)
+          .values(slotted<NewTaskRow>(columns, slots))
           .returningAll(),
       );
       const task = rows[0] as TaskRow;
@@ -307,7 +307,7 @@ export class TaskStore {
   private async insertAttempt(trx: Transaction<Database>, row: NewAttemptRow & { seq: number }): Promise<void> {
     const columns = definedKeys(row) as (keyof typeof row)[];
     await this.shapes.execute(trx, `insert-attempt:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
-      trx.insertInto('attempts').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as typeof row),
+      trx.insertInto('attempts').values(slotted<typeof row>(columns, slots)),
     );
   }
 
@@ -393,7 +393,7 @@ export class TaskStore {
     const run = async (db: Kysely<Database>) => {
       await before?.(db);
       const { rows } = await this.shapes.execute(db, shape, values, (slots) => {
-        const set = Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as TaskPatch;
+        const set = slotted<TaskPatch>(columns, slots);
         let at = columns.length;
         let update = db
           .updateTable('tasks')
@@ -697,7 +697,7 @@ export class TaskStore {
     await this.shapes.execute(db, `update-attempt:${columns.join(',')}`, [...columns.map((column) => patch[column]), taskId, seq], (slots) =>
       db
         .updateTable('attempts')
-        .set(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as AttemptPatch)
+        .set(slotted<AttemptPatch>(columns, slots))
         .where('task_id', '=', slots[columns.length] as string)
         .where('seq', '=', slots[columns.length + 1] as number),
     );
@@ -751,7 +751,7 @@ export class TaskStore {
   async insertDelivery(row: NewDeliveryRow, db: Kysely<Database> = this.db): Promise<void> {
     const columns = definedKeys(row) as (keyof NewDeliveryRow)[];
     await this.shapes.execute(db, `insert-delivery:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
-      db.insertInto('deliveries').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as NewDeliveryRow),
+      db.insertInto('deliveries').values(slotted<NewDeliveryRow>(columns, slots)),
     );
   }
 

@@ -6,7 +6,7 @@
  * transaction (a task insert or status change), so money moves exactly when the task does.
  */
 import { sql, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
-import { CompiledShapes, definedKeys } from './compiled-query.js';
+import { CompiledShapes, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { BudgetsTable, Database, TaskUsageTable } from './schema.js';
 
@@ -71,7 +71,7 @@ export class UsageStore {
   async insertUsage(db: Executor, row: NewUsageRow): Promise<void> {
     const columns = definedKeys(row) as (keyof NewUsageRow)[];
     await this.shapes.execute(db, `insert:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
-      db.insertInto('task_usage').values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as NewUsageRow),
+      db.insertInto('task_usage').values(slotted<NewUsageRow>(columns, slots)),
     );
   }
 
@@ -90,7 +90,7 @@ export class UsageStore {
     const result = await this.shapes.execute(db, `update-unbudgeted:${columns.join(',')}`, values, (slots) =>
       db
         .updateTable('task_usage')
-        .set(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as UsagePatch)
+        .set(slotted<UsagePatch>(columns, slots))
         .where('task_id', '=', slots[columns.length] as string)
         .where('settled', '=', 0)
         .where('budget_period', 'is', null),
