@@ -15,6 +15,8 @@ import { FALLBACK_CHECKPOINT_PAGES, startCheckpointer } from '../../src/store/sq
 
 const ROWS = 150;
 const ROW_BYTES = 2_000;
+/** How long and how often a test waits for what the thread does. */
+const POLL = { timeout: 10_000, interval: 50 };
 
 function databaseFile(): string {
   return join(mkdtempSync(join(tmpdir(), 'kg-checkpoint-')), 'gateway.db');
@@ -30,22 +32,13 @@ async function writeRows(store: Store): Promise<void> {
   }
 }
 
-async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return check();
-}
-
 describe('background checkpoints', () => {
   it('copy the log into the database file while the gateway connection only appends', async () => {
     const file = databaseFile();
     const store = await openStore(`sqlite:${file}`);
     await writeRows(store);
     // Every row reaches the database file itself, with no checkpoint run by this connection.
-    expect(await eventually(() => statSync(file).size >= ROWS * ROW_BYTES)).toBe(true);
+    await expect.poll(() => statSync(file).size >= ROWS * ROW_BYTES, POLL).toBe(true);
     const { rows } = await sql<{ count: number }>`SELECT count(*) AS count FROM notes`.execute(store.db);
     expect(rows[0]!.count).toBe(ROWS);
     await store.close();
@@ -70,7 +63,7 @@ describe('background checkpoints', () => {
     expect(threads()).toBeGreaterThan(before);
     await writeRows(store);
     await store.close();
-    expect(await eventually(() => threads() === before)).toBe(true);
+    await expect.poll(() => threads() === before, POLL).toBe(true);
     // And every row is in the database file, the log folded in by the last connection to close.
     expect(existsSync(`${file}-wal`)).toBe(false);
     const reopened = new SqliteDatabase(file, { readonly: true });
@@ -85,7 +78,7 @@ describe('background checkpoints', () => {
     const missing = join(mkdtempSync(join(tmpdir(), 'kg-checkpoint-')), 'missing.db');
     const checkpointer = startCheckpointer(sqlite, missing, { intervalMs: 50, onError: (error) => errors.push(error) });
     expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(FALLBACK_CHECKPOINT_PAGES);
-    expect(await eventually(() => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1_000)).toBe(true);
+    await expect.poll(() => sqlite.pragma('wal_autocheckpoint', { simple: true }) === 1_000, POLL).toBe(true);
     expect(errors).toHaveLength(1);
     expect((errors[0] as Error).message).toMatch(/SQLITE_CANTOPEN/);
     await checkpointer.stop();
@@ -102,6 +95,6 @@ describe('background checkpoints', () => {
     const threads = () => readdirSync('/proc/self/task').length;
     const before = threads();
     await expect(openStore(`sqlite:${file}`)).rejects.toThrow(/migration/);
-    expect(await eventually(() => threads() === before)).toBe(true);
+    await expect.poll(() => threads() === before, POLL).toBe(true);
   });
 });

@@ -12,11 +12,31 @@ import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
 import { expect, it } from 'vitest';
 import { compiledOnce } from '../../src/store/compiled-query.js';
-import { openStore } from '../../src/store/database.js';
+import { openStore, type Store } from '../../src/store/database.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/sqlite-counter-child.ts', import.meta.url));
 const HOLDER = fileURLToPath(new URL('../fixtures/sqlite-lock-holder.ts', import.meta.url));
 const ROUNDS = 300;
+
+/** A SQLite file opened as shared by processes, with `counter.n` at 0. */
+async function sharedCounter(prefix: string): Promise<{ file: string; store: Store }> {
+  const file = join(mkdtempSync(join(tmpdir(), prefix)), 'shared.db');
+  const store = await openStore(`sqlite:${file}`, { sharedByProcesses: true });
+  await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
+  await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
+  return { file, store };
+}
+
+/**
+ * Another process takes the file's write lock and keeps it for `ms`; resolves once it holds it,
+ * with its exit (listened for at once: it may be gone before this process looks again).
+ */
+async function holdWriteLock(file: string, ms: number): Promise<{ gone: Promise<unknown> }> {
+  const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const gone = new Promise((resolve) => holder.once('exit', resolve));
+  await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+  return { gone };
+}
 
 function run(file: string): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -28,11 +48,8 @@ function run(file: string): Promise<{ code: number | null; stderr: string }> {
 }
 
 it('serializes read-then-write transactions of several processes on one file: none fails, none is lost', { timeout: 60_000 }, async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'kg-sqlite-processes-')), 'shared.db');
-  const store = await openStore(`sqlite:${file}`, { sharedByProcesses: true });
+  const { file, store } = await sharedCounter('kg-sqlite-processes-');
   expect(store.shared).toBe(true);
-  await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
-  await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
 
   const results = await Promise.all([run(file), run(file), run(file)]);
   for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
@@ -42,14 +59,8 @@ it('serializes read-then-write transactions of several processes on one file: no
 });
 
 it("waits for another process's write lock without stopping this process", { timeout: 30_000 }, async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'kg-sqlite-turns-')), 'shared.db');
-  const store = await openStore(`sqlite:${file}`, { sharedByProcesses: true });
-  await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
-  await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
-  const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, '400'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  // Listened for at once: the holder may be gone before this process looks again.
-  const holderGone = new Promise((resolve) => holder.once('exit', resolve));
-  await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+  const { file, store } = await sharedCounter('kg-sqlite-turns-');
+  const holder = await holdWriteLock(file, 400);
 
   // Timers keep firing while the transaction waits its turn (SQLite's busy handler would sleep the process).
   let ticks = 0;
@@ -60,7 +71,7 @@ it("waits for another process's write lock without stopping this process", { tim
   });
   const waited = Date.now() - started;
   clearInterval(ticking);
-  await holderGone;
+  await holder.gone;
 
   expect(waited).toBeGreaterThan(200);
   expect(ticks).toBeGreaterThan(waited / 10 / 3);
@@ -70,20 +81,15 @@ it("waits for another process's write lock without stopping this process", { tim
 });
 
 it("a compiled write outside a transaction waits for another process's write lock too", { timeout: 30_000 }, async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'kg-sqlite-direct-')), 'shared.db');
-  const store = await openStore(`sqlite:${file}`, { sharedByProcesses: true });
-  await sql`CREATE TABLE counter (n INTEGER NOT NULL)`.execute(store.db);
-  await sql`INSERT INTO counter (n) VALUES (0)`.execute(store.db);
+  const { file, store } = await sharedCounter('kg-sqlite-direct-');
   // The shape of the gateway's hot writes (a task's status change): compiled once, `RETURNING`
   // rows, run on the database itself rather than in a transaction.
   const db = store.db as unknown as Kysely<{ counter: { n: number } }>;
   const add = compiledOnce((step: number) => db.updateTable('counter').set({ n: sql`n + ${step}` }).returning('n'), 1);
-  const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, '300'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const holderGone = new Promise((resolve) => holder.once('exit', resolve));
-  await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+  const holder = await holdWriteLock(file, 300);
 
   const { rows } = await add(store.db, 5);
-  await holderGone;
+  await holder.gone;
   expect(rows).toEqual([{ n: 5 }]);
   await store.close();
 });
