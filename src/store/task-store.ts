@@ -509,24 +509,36 @@ export class TaskStore {
    * (fair order), one page after `after`.
    */
   async listDispatchable(now: number, limit: number, after?: { createdAt: number; id: string }): Promise<TaskRow[]> {
-    let select = this.db
+    const page = after
+      ? await this.selectDispatchableAfter(this.db, now, limit, after.createdAt, after.id)
+      : await this.selectDispatchable(this.db, now, limit);
+    return page.rows;
+  }
+
+  /** Queued, due and within its deadline; a task whose `cancel_after` has passed is canceled, not sent. */
+  private dispatchable(now: number) {
+    return this.db
       .selectFrom('tasks')
       .selectAll()
       .where(QUEUED)
       .where('dispatch_after', '<=', now)
       .where('deadline_at', '>', now)
-      // A task whose `cancel_after` has passed is canceled, not sent.
       .where((eb) => eb.or([eb('cancel_at', 'is', null), eb('cancel_at', '>', now)]));
-    if (after) {
-      select = select.where((eb) =>
-        eb.or([
-          eb('created_at', '>', after.createdAt),
-          eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)]),
-        ]),
-      );
-    }
-    return select.orderBy('created_at').orderBy('id').limit(limit).execute();
   }
+
+  private readonly selectDispatchable = compiledOnce(
+    (now: number, limit: number) => this.dispatchable(now).orderBy('created_at').orderBy('id').limit(limit),
+    2,
+  );
+  private readonly selectDispatchableAfter = compiledOnce(
+    (now: number, limit: number, createdAt: number, id: string) =>
+      this.dispatchable(now)
+        .where((eb) => eb.or([eb('created_at', '>', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '>', id)])]))
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(limit),
+    4,
+  );
 
   /**
    * Whether a task created before this one still waits for one of the same providers (then the
@@ -580,42 +592,81 @@ export class TaskStore {
     return this.claimDue('storing', now, owner, leaseMs, limit);
   }
 
-  /** Tasks in `phase` whose `next_poll_at` is due and that no live lease holds, leased to `owner`. */
+  /**
+   * Tasks in `phase` whose `next_poll_at` is due and that no live lease holds, leased to `owner`.
+   *
+   * PostgreSQL: in one transaction, the due rows locked (`FOR UPDATE SKIP LOCKED`) so replicas
+   * claim disjoint batches. SQLite has one writer at a time and no row locks: a read outside any
+   * transaction first asks whether anything is due (on most worker ticks nothing is, and a
+   * transaction took the write lock every time), then one statement picks and leases the batch,
+   * so workers claiming at once take one batch after another.
+   */
   private async claimDue(phase: TaskPhase, now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
-    return this.db.transaction().execute(async (trx) => {
-      let due = trx
-        .selectFrom('tasks')
-        .select('id')
-        .where(DUE)
-        .where('phase', '=', phase)
-        .where('next_poll_at', '<=', now)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .orderBy('next_poll_at')
-        .limit(limit);
-      if (this.store.dialect === 'postgres') due = due.forUpdate().skipLocked();
-      const ids = (await due.execute()).map((row) => row.id);
-      if (ids.length === 0) return [];
-      return trx
-        .updateTable('tasks')
-        .set({ lease_owner: owner, lease_until: now + leaseMs })
-        .where('id', 'in', ids)
-        .where('phase', '=', phase)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .returningAll()
-        .execute();
-    });
+    if (this.store.dialect === 'postgres') {
+      return this.db.transaction().execute(async (trx) => {
+        const ids = (await this.dueTasks(trx, phase, now).limit(limit).forUpdate().skipLocked().execute()).map((row) => row.id);
+        if (ids.length === 0) return [];
+        return trx
+          .updateTable('tasks')
+          .set({ lease_owner: owner, lease_until: now + leaseMs })
+          .where('id', 'in', ids)
+          .where('phase', '=', phase)
+          .returningAll()
+          .execute();
+      });
+    }
+    if ((await this.anyDue(this.db, phase, now)).rows.length === 0) return [];
+    return (await this.leaseDue(this.db, phase, now, owner, now + leaseMs, limit)).rows;
   }
+
+  /** Tasks in `phase` due at `now` that no live lease holds, most overdue first. */
+  private dueTasks(db: Kysely<Database>, phase: TaskPhase, now: number) {
+    return db
+      .selectFrom('tasks')
+      .select('id')
+      .where(DUE)
+      .where('phase', '=', phase)
+      .where('next_poll_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('next_poll_at');
+  }
+
+  private readonly anyDue = compiledOnce((phase: TaskPhase, now: number) => this.dueTasks(this.db, phase, now).limit(1), 2);
+  private readonly leaseDue = compiledOnce(
+    (phase: TaskPhase, now: number, owner: string, leaseUntil: number, limit: number) =>
+      this.db
+        .updateTable('tasks')
+        .set({ lease_owner: owner, lease_until: leaseUntil })
+        .where('id', 'in', this.dueTasks(this.db, phase, now).limit(limit))
+        .returningAll(),
+    5,
+  );
 
   /** Queued tasks whose `cancel_after` has passed. */
   async listCancelDue(now: number, limit: number): Promise<TaskRow[]> {
-    return this.db
-      .selectFrom('tasks')
-      .selectAll()
-      .where(QUEUED)
-      .where('cancel_at', '<=', now)
-      .limit(limit)
-      .execute();
+    return (await this.selectCancelDue(this.db, now, limit)).rows;
   }
+
+  // The reads of every worker tick, compiled once.
+  private readonly selectCancelDue = compiledOnce(
+    (now: number, limit: number) => this.db.selectFrom('tasks').selectAll().where(QUEUED).where('cancel_at', '<=', now).limit(limit),
+    2,
+  );
+  private readonly selectAbandonedSubmissions = compiledOnce(
+    (now: number, limit: number) => this.db.selectFrom('tasks').selectAll().where(SUBMITTING).where('lease_until', '<', now).limit(limit),
+    2,
+  );
+  private readonly selectOverdue = compiledOnce(
+    (now: number, limit: number) =>
+      this.db
+        .selectFrom('tasks')
+        .selectAll()
+        .where(UNFINISHED)
+        .where('deadline_at', '<', now)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .limit(limit),
+    2,
+  );
 
   /** Tasks with a stored output whose retention ended. */
   async listStorageExpired(now: number, limit: number): Promise<TaskRow[]> {
@@ -631,25 +682,12 @@ export class TaskStore {
 
   /** Submissions whose owner's lease ran out (the replica died or hung mid-create). */
   async listAbandonedSubmissions(now: number, limit: number): Promise<TaskRow[]> {
-    return this.db
-      .selectFrom('tasks')
-      .selectAll()
-      .where(SUBMITTING)
-      .where('lease_until', '<', now)
-      .limit(limit)
-      .execute();
+    return (await this.selectAbandonedSubmissions(this.db, now, limit)).rows;
   }
 
   /** Unfinished tasks past their deadline. */
   async listOverdue(now: number, limit: number): Promise<TaskRow[]> {
-    return this.db
-      .selectFrom('tasks')
-      .selectAll()
-      .where(UNFINISHED)
-      .where('deadline_at', '<', now)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .limit(limit)
-      .execute();
+    return (await this.selectOverdue(this.db, now, limit)).rows;
   }
 
   async findByProviderTask(provider: string, providerTaskId: string): Promise<TaskRow | undefined> {
@@ -755,28 +793,46 @@ export class TaskStore {
     );
   }
 
+  /** Pending deliveries due at `now` that no live lease holds, leased to `owner` (as `claimDue` leases tasks). */
   async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRow[]> {
-    return this.db.transaction().execute(async (trx) => {
-      let due = trx
-        .selectFrom('deliveries')
-        .select('id')
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .orderBy('next_attempt_at')
-        .limit(limit);
-      if (this.store.dialect === 'postgres') due = due.forUpdate().skipLocked();
-      const ids = (await due.execute()).map((row) => row.id);
-      if (ids.length === 0) return [];
-      return trx
-        .updateTable('deliveries')
-        .set({ lease_owner: owner, lease_until: now + leaseMs })
-        .where('id', 'in', ids)
-        .where('status', '=', 'pending')
-        .returningAll()
-        .execute();
-    });
+    if (this.store.dialect === 'postgres') {
+      return this.db.transaction().execute(async (trx) => {
+        const ids = (await this.dueDeliveries(trx, now).limit(limit).forUpdate().skipLocked().execute()).map((row) => row.id);
+        if (ids.length === 0) return [];
+        return trx
+          .updateTable('deliveries')
+          .set({ lease_owner: owner, lease_until: now + leaseMs })
+          .where('id', 'in', ids)
+          .where('status', '=', 'pending')
+          .returningAll()
+          .execute();
+      });
+    }
+    if ((await this.anyDeliveryDue(this.db, now)).rows.length === 0) return [];
+    return (await this.leaseDueDeliveries(this.db, now, owner, now + leaseMs, limit)).rows;
   }
+
+  /** Pending deliveries due at `now` that no live lease holds, earliest first. */
+  private dueDeliveries(db: Kysely<Database>, now: number) {
+    return db
+      .selectFrom('deliveries')
+      .select('id')
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('next_attempt_at');
+  }
+
+  private readonly anyDeliveryDue = compiledOnce((now: number) => this.dueDeliveries(this.db, now).limit(1), 1);
+  private readonly leaseDueDeliveries = compiledOnce(
+    (now: number, owner: string, leaseUntil: number, limit: number) =>
+      this.db
+        .updateTable('deliveries')
+        .set({ lease_owner: owner, lease_until: leaseUntil })
+        .where('id', 'in', this.dueDeliveries(this.db, now).limit(limit))
+        .returningAll(),
+    4,
+  );
 
   async updateDelivery(id: string, patch: DeliveryPatch): Promise<void> {
     await this.db.updateTable('deliveries').set(patch).where('id', '=', id).execute();

@@ -9,10 +9,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import SqliteDatabase from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { expect, it } from 'vitest';
 import { compiledOnce } from '../../src/store/compiled-query.js';
 import { openStore, type Store } from '../../src/store/database.js';
+import { TaskStore } from '../../src/store/task-store.js';
+import { MINUTE, T0, trackedRow } from '../fixtures/task-rows.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/sqlite-counter-child.ts', import.meta.url));
 const HOLDER = fileURLToPath(new URL('../fixtures/sqlite-lock-holder.ts', import.meta.url));
@@ -91,6 +94,30 @@ it("a compiled write outside a transaction waits for another process's write loc
   const { rows } = await add(store.db, 5);
   await holder.gone;
   expect(rows).toEqual([{ n: 5 }]);
+  await store.close();
+});
+
+it("a worker tick with nothing due does not wait for another process's write lock; one with a task due leases it in its turn", { timeout: 30_000 }, async () => {
+  const { file, store } = await sharedCounter('kg-sqlite-ticks-');
+  const tasks = new TaskStore(store);
+  await tasks.createTask(trackedRow('t_later', T0 + MINUTE));
+
+  let holder = await holdWriteLock(file, 2_000);
+  // Nothing due: each claim answers at once, while the other process still holds the lock.
+  expect(await tasks.claimDueForTracking(T0, 'worker-a', MINUTE, 10)).toEqual([]);
+  expect(await tasks.claimDueForStorage(T0, 'worker-a', MINUTE, 10)).toEqual([]);
+  expect(await tasks.claimDueDeliveries(T0, 'worker-a', MINUTE, 10)).toEqual([]);
+  const probe = new SqliteDatabase(file, { timeout: 0 });
+  expect(() => probe.exec('begin immediate')).toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
+  probe.close();
+  await holder.gone;
+
+  await tasks.createTask(trackedRow('t_due', T0 - 1));
+  // A task due: the claim writes, so it waits until the other process lets go (rather than failing).
+  holder = await holdWriteLock(file, 300);
+  const claimed = await tasks.claimDueForTracking(T0, 'worker-a', MINUTE, 10);
+  await holder.gone;
+  expect(claimed.map((row) => [row.id, row.lease_owner, row.lease_until])).toEqual([['t_due', 'worker-a', T0 + MINUTE]]);
   await store.close();
 });
 

@@ -14,11 +14,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, parseDatabaseUrl, type Store } from '../../src/store/database.js';
 import type { Database, DeliveriesTable } from '../../src/store/schema.js';
 import { TaskStore, type NewTaskClaim, type NewTaskRow } from '../../src/store/task-store.js';
+import { MINUTE, T0, taskRow, trackedRow } from '../fixtures/task-rows.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-/** 2026-01-01: past 2^31, so PostgreSQL bigint columns have to come back as numbers. */
-const T0 = Date.UTC(2026, 0, 1);
-const MINUTE = 60_000;
 
 async function postgresReachable(): Promise<boolean> {
   const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3_000 });
@@ -88,57 +86,6 @@ const BACKENDS: Backend[] = [
     },
   },
 ];
-
-/** A task row with every column, as the task service writes a freshly accepted task. */
-function taskRow(id: string, overrides: Partial<NewTaskRow> = {}): NewTaskRow {
-  return {
-    id,
-    tenant: 'acme',
-    status: 'queued',
-    phase: 'dispatch',
-    model: 'kling-v3',
-    quality: 'pro',
-    operation: 'text-to-video',
-    request_json: JSON.stringify({ model: 'kling-v3', prompt: 'a fox', quality: 'pro', operation: 'text-to-video' }),
-    plan_json: JSON.stringify({ candidates: [{ provider: 'freepik' }], explicit: ['model', 'prompt'] }),
-    warnings_json: '[]',
-    metadata_json: '{}',
-    provider: null,
-    provider_task_id: null,
-    provider_status: null,
-    tracking_json: null,
-    outputs_json: '[]',
-    error_json: null,
-    cost_json: JSON.stringify({ credits: null, estimated: true, currency_amount: null, currency: 'USD' }),
-    webhook_url: null,
-    callback_token: null,
-    created_at: T0,
-    updated_at: T0,
-    completed_at: null,
-    deadline_at: T0 + 30 * MINUTE,
-    dispatch_after: T0,
-    next_poll_at: null,
-    poll_count: 0,
-    lease_owner: null,
-    lease_until: null,
-    expects_webhook: 0,
-    version: 0,
-    ...overrides,
-  };
-}
-
-/** A tracked task: accepted upstream, next poll due at `nextPollAt`. */
-function trackedRow(id: string, nextPollAt: number, overrides: Partial<NewTaskRow> = {}): NewTaskRow {
-  return taskRow(id, {
-    status: 'processing',
-    phase: 'tracking',
-    provider: 'freepik',
-    account: 'default',
-    provider_task_id: `up-${id}`,
-    next_poll_at: nextPollAt,
-    ...overrides,
-  });
-}
 
 function deliveryRow(id: string, taskId: string, overrides: Partial<Insertable<DeliveriesTable>> = {}): Insertable<DeliveriesTable> {
   return {
