@@ -611,6 +611,7 @@ export class TaskStore {
           .set({ lease_owner: owner, lease_until: now + leaseMs })
           .where('id', 'in', ids)
           .where('phase', '=', phase)
+          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
           .returningAll()
           .execute();
       });
