@@ -15,7 +15,7 @@ import { expect, it } from 'vitest';
 import { compiledOnce } from '../../src/store/compiled-query.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { MINUTE, T0, trackedRow } from '../fixtures/task-rows.js';
+import { MINUTE, T0, trackedRow } from '../support/task-rows.js';
 
 const CHILD = fileURLToPath(new URL('../fixtures/sqlite-counter-child.ts', import.meta.url));
 const HOLDER = fileURLToPath(new URL('../fixtures/sqlite-lock-holder.ts', import.meta.url));

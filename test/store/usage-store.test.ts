@@ -16,46 +16,22 @@ import type { Database } from '../../src/store/schema.js';
 import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
 import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
 import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
+import { taskRow as queuedTaskRow } from '../support/task-rows.js';
 
 const pgAvailable = await postgresAvailable();
 const T0 = Date.UTC(2026, 10, 22, 12);
 const HOUR = 3600_000;
 
+/** A queued task row created at this file's `T0`, with its cost estimated. */
 function taskRow(id: string, overrides: Partial<NewTaskRow> = {}): NewTaskRow {
-  return {
-    id,
-    tenant: 'acme',
-    status: 'queued',
-    phase: 'dispatch',
-    model: 'kling-v3',
-    quality: 'pro',
-    operation: 'text-to-video',
-    request_json: '{}',
-    plan_json: '{"explicit":[],"candidates":[]}',
-    warnings_json: '[]',
-    metadata_json: '{}',
-    provider: null,
-    provider_task_id: null,
-    provider_status: null,
-    tracking_json: null,
-    outputs_json: '[]',
-    error_json: null,
-    cost_json: JSON.stringify({ credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' }),
-    webhook_url: null,
-    callback_token: null,
+  return queuedTaskRow(id, {
     created_at: T0,
     updated_at: T0,
-    completed_at: null,
     deadline_at: T0 + HOUR,
     dispatch_after: T0,
-    next_poll_at: null,
-    poll_count: 0,
-    lease_owner: null,
-    lease_until: null,
-    expects_webhook: 0,
-    version: 0,
+    cost_json: JSON.stringify({ credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' }),
     ...overrides,
-  };
+  });
 }
 
 function usageRow(taskId: string, overrides: Partial<NewUsageRow> = {}): NewUsageRow {
