@@ -594,35 +594,19 @@ export class TaskStore {
 
   /**
    * Tasks in `phase` whose `next_poll_at` is due and that no live lease holds, leased to `owner`.
-   *
-   * PostgreSQL: in one transaction, the due rows locked (`FOR UPDATE SKIP LOCKED`) so replicas
-   * claim disjoint batches. SQLite has one writer at a time and no row locks: a read outside any
-   * transaction first asks whether anything is due (on most worker ticks nothing is, and a
-   * transaction took the write lock every time), then one statement picks and leases the batch,
-   * so workers claiming at once take one batch after another.
+   * A read first asks whether anything is due: on most worker ticks nothing is, and then no
+   * transaction is opened (on SQLite one took the write lock every time). Then one statement
+   * picks the batch and leases it, so replicas and workers claiming at once take one batch after
+   * another; on PostgreSQL its pick locks the rows it takes and skips those another claim holds.
    */
   private async claimDue(phase: TaskPhase, now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
-    if (this.store.dialect === 'postgres') {
-      return this.db.transaction().execute(async (trx) => {
-        const ids = (await this.dueTasks(trx, phase, now).limit(limit).forUpdate().skipLocked().execute()).map((row) => row.id);
-        if (ids.length === 0) return [];
-        return trx
-          .updateTable('tasks')
-          .set({ lease_owner: owner, lease_until: now + leaseMs })
-          .where('id', 'in', ids)
-          .where('phase', '=', phase)
-          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-          .returningAll()
-          .execute();
-      });
-    }
     if ((await this.anyDue(this.db, phase, now)).rows.length === 0) return [];
     return (await this.leaseDue(this.db, phase, now, owner, now + leaseMs, limit)).rows;
   }
 
   /** Tasks in `phase` due at `now` that no live lease holds, most overdue first. */
-  private dueTasks(db: Kysely<Database>, phase: TaskPhase, now: number) {
-    return db
+  private dueTasks(phase: TaskPhase, now: number) {
+    return this.db
       .selectFrom('tasks')
       .select('id')
       .where(DUE)
@@ -632,16 +616,21 @@ export class TaskStore {
       .orderBy('next_poll_at');
   }
 
-  private readonly anyDue = compiledOnce((phase: TaskPhase, now: number) => this.dueTasks(this.db, phase, now).limit(1), 2);
+  private readonly anyDue = compiledOnce((phase: TaskPhase, now: number) => this.dueTasks(phase, now).limit(1), 2);
   private readonly leaseDue = compiledOnce(
     (phase: TaskPhase, now: number, owner: string, leaseUntil: number, limit: number) =>
       this.db
         .updateTable('tasks')
         .set({ lease_owner: owner, lease_until: leaseUntil })
-        .where('id', 'in', this.dueTasks(this.db, phase, now).limit(limit))
+        .where('id', 'in', this.lockedForLease(this.dueTasks(phase, now).limit(limit)))
         .returningAll(),
     5,
   );
+
+  /** A pick of rows to lease: on PostgreSQL it locks them and skips rows another claim holds (SQLite has one writer). */
+  private lockedForLease<Pick extends { forUpdate(): { skipLocked(): Pick } }>(pick: Pick): Pick {
+    return this.store.dialect === 'postgres' ? pick.forUpdate().skipLocked() : pick;
+  }
 
   /** Queued tasks whose `cancel_after` has passed. */
   async listCancelDue(now: number, limit: number): Promise<TaskRow[]> {
@@ -796,26 +785,13 @@ export class TaskStore {
 
   /** Pending deliveries due at `now` that no live lease holds, leased to `owner` (as `claimDue` leases tasks). */
   async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRow[]> {
-    if (this.store.dialect === 'postgres') {
-      return this.db.transaction().execute(async (trx) => {
-        const ids = (await this.dueDeliveries(trx, now).limit(limit).forUpdate().skipLocked().execute()).map((row) => row.id);
-        if (ids.length === 0) return [];
-        return trx
-          .updateTable('deliveries')
-          .set({ lease_owner: owner, lease_until: now + leaseMs })
-          .where('id', 'in', ids)
-          .where('status', '=', 'pending')
-          .returningAll()
-          .execute();
-      });
-    }
     if ((await this.anyDeliveryDue(this.db, now)).rows.length === 0) return [];
     return (await this.leaseDueDeliveries(this.db, now, owner, now + leaseMs, limit)).rows;
   }
 
   /** Pending deliveries due at `now` that no live lease holds, earliest first. */
-  private dueDeliveries(db: Kysely<Database>, now: number) {
-    return db
+  private dueDeliveries(now: number) {
+    return this.db
       .selectFrom('deliveries')
       .select('id')
       .where('status', '=', 'pending')
@@ -824,13 +800,13 @@ export class TaskStore {
       .orderBy('next_attempt_at');
   }
 
-  private readonly anyDeliveryDue = compiledOnce((now: number) => this.dueDeliveries(this.db, now).limit(1), 1);
+  private readonly anyDeliveryDue = compiledOnce((now: number) => this.dueDeliveries(now).limit(1), 1);
   private readonly leaseDueDeliveries = compiledOnce(
     (now: number, owner: string, leaseUntil: number, limit: number) =>
       this.db
         .updateTable('deliveries')
         .set({ lease_owner: owner, lease_until: leaseUntil })
-        .where('id', 'in', this.dueDeliveries(this.db, now).limit(limit))
+        .where('id', 'in', this.lockedForLease(this.dueDeliveries(now).limit(limit)))
         .returningAll(),
     4,
   );
