@@ -104,7 +104,8 @@ export class GatewayClient {
 
 /** Calls one simulator directly with the provider's own auth headers. */
 export class SimulatorClient {
-  private readonly headers: Record<string, string>;
+  /** The provider's own auth headers for this simulator's key. */
+  readonly authHeaders: Record<string, string>;
   private readonly baseUrl: string;
 
   constructor(addresses: StackAddresses, providerId: string) {
@@ -112,14 +113,14 @@ export class SimulatorClient {
     const provider = PROVIDERS.find((candidate) => candidate.id === providerId);
     if (!simulator || !provider) throw new Error(`no simulator for provider ${providerId}`);
     this.baseUrl = simulator.baseUrl;
-    this.headers = provider.authHeaders(simulator.apiKey);
+    this.authHeaders = provider.authHeaders(simulator.apiKey);
   }
 
   /** `POST <path>` with a JSON body given as text; reads the answer as text. */
   async postStatus(path: string, bodyText: string): Promise<number> {
     const response = await fetch(`${this.baseUrl}${path}`, {
       method: 'POST',
-      headers: { ...this.headers, 'content-type': 'application/json' },
+      headers: { ...this.authHeaders, 'content-type': 'application/json' },
       body: bodyText,
     });
     await response.text();
@@ -128,7 +129,7 @@ export class SimulatorClient {
 
   /** `GET <path>`; reads the answer as text. */
   async getStatus(path: string): Promise<number> {
-    const response = await fetch(`${this.baseUrl}${path}`, { headers: this.headers });
+    const response = await fetch(`${this.baseUrl}${path}`, { headers: this.authHeaders });
     await response.text();
     return response.status;
   }

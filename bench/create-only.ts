@@ -6,7 +6,7 @@
  * for quoting: quote the full run's table.
  */
 import { measureCreateLatency } from './create-latency.js';
-import { launchProcessStack } from './process-stack.js';
+import { bareCreateBaseline, launchProcessStack } from './process-stack.js';
 import { readBenchSettings } from './bench-settings.js';
 import { phaseContext } from './phase.js';
 
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`[bench:create] ${line}\n`);
   const processes = await launchProcessStack(settings);
   try {
-    const result = await measureCreateLatency(phaseContext(processes, settings, log));
+    const result = await measureCreateLatency(phaseContext(processes, settings, log), bareCreateBaseline(processes));
     const lines = result.rows.map((row) => {
       const added = (pick: 'p50' | 'p99') => (row.gateway.latencyMs[pick] - row.direct.latencyMs[pick]).toFixed(1);
       const failures = Object.values(row.gateway.failures).reduce((sum, count) => sum + count, 0);
@@ -27,7 +27,13 @@ async function main(): Promise<void> {
         `GC ${row.serverEventLoopDelayMs.gcTotal.toFixed(0)} ms`
       );
     });
-    process.stdout.write(`${lines.join('\n')}\n`);
+    const bareLines = result.rows.flatMap(({ rate, bare }) => {
+      if (!bare) return [];
+      const added = (pick: 'p50' | 'p99') => (bare.bare.latencyMs[pick] - bare.direct.latencyMs[pick]).toFixed(1);
+      const failures = Object.values(bare.bare.failures).reduce((sum, count) => sum + count, 0);
+      return [`${String(rate).padStart(4)}/s  bare create server: added p50 +${added('p50')} ms  p99 +${added('p99')} ms  CPU ${bare.cpuMsPerCreate.toFixed(2)} ms per create  (${failures} failures)`];
+    });
+    process.stdout.write(`${[...lines, ...bareLines].join('\n')}\n`);
   } finally {
     await processes.close();
   }

@@ -17,6 +17,8 @@ import { BENCH_TENANT_KEY, benchConfigDocument, benchDatabaseDirectory } from '.
 import { parsePrometheusText } from './bench-client.js';
 import type { BenchSettings } from './bench-settings.js';
 import type { BenchStack, EventLoopDelay, StackMemory, UpstreamCreateSample, UpstreamTraffic } from './bench-stack.js';
+import type { BareCreateBaseline, BareUpstreamCreate } from './create-latency.js';
+import { BASELINE_PROVIDER } from './bench-requests.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const START_TIMEOUT_MS = 60_000;
@@ -133,6 +135,7 @@ export function buildGateway(): void {
 interface HostedEndpoint {
   base_url: string;
   api_key: string;
+  webhook_secret: string;
 }
 
 /** A simulator host process (`dist/src/simulators.js`) with the given job timing. */
@@ -232,6 +235,37 @@ export class BareServerProcess {
   }
 }
 
+/** The create baseline server (`bare-create-server.mjs`), making `upstream`'s create for each of its own. */
+export class BareCreateServerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
+  static async start(directory: string, upstream: BareUpstreamCreate, webhookSecret: string): Promise<BareCreateServerProcess> {
+    const { child, line } = await startWithJsonLine<{ url: string }>(
+      process.execPath,
+      [...(process.env.BENCH_BARE_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_BARE_PROFILE_DIR] : []), join(ROOT, 'bench/bare-create-server.mjs')],
+      {
+        BARE_DATABASE: join(directory, 'bare-create.db'),
+        BARE_KEY: BENCH_TENANT_KEY,
+        BARE_UPSTREAM: JSON.stringify(upstream),
+        BARE_WEBHOOK_SECRET: webhookSecret,
+      },
+      'the bare create server',
+    );
+    return new BareCreateServerProcess(child, line.url);
+  }
+
+  close(): Promise<void> {
+    return stop(this.child);
+  }
+}
+
 /** Which simulator requests are creates and status reads (see `bench-stack.ts`). */
 function callKind(method: string, path: string): keyof UpstreamTraffic {
   if (path.startsWith(`${SIM_FILES_PATH}/`)) return 'other';
@@ -257,6 +291,19 @@ function loopFiguresOf(metricsUrl: string): () => Promise<EventLoopDelay> {
     const gcTotal = gcSecondsBefore === undefined ? Number.NaN : (gcSeconds - gcSecondsBefore) * 1000;
     gcSecondsBefore = gcSeconds;
     return { p50: seconds('p50') * 1000, p99: seconds('p99') * 1000, max: seconds('max') * 1000, gcMaxPause: Number.NaN, gcTotal };
+  };
+}
+
+/** The bare create server against `processes`' Freepik simulator, for `measureCreateLatency`. */
+export function bareCreateBaseline(processes: ProcessStack): BareCreateBaseline {
+  const endpoint = processes.simulators.endpoints[BASELINE_PROVIDER];
+  if (!endpoint) throw new Error(`the simulator process runs no ${BASELINE_PROVIDER} simulator`);
+  return {
+    webhookSecret: endpoint.webhook_secret,
+    start: async (upstream, webhookSecret) => {
+      const server = await BareCreateServerProcess.start(processes.directory, upstream, webhookSecret);
+      return { url: server.url, cpuMs: () => cpuMsOf(server.pid), close: () => server.close() };
+    },
   };
 }
 

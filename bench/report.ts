@@ -185,6 +185,34 @@ export function renderReport(report: BenchReport): string {
     ),
   );
 
+  if (createLatency.rows.some((row) => row.bare)) {
+    out.push(
+      '   The same rates with the bare create server (bench/bare-create-server.mjs) in the gateway\'s place, interleaved',
+      '   with the simulator directly again: the floor a create costs on the same stack (CPU includes its webhooks;',
+      '   it copies no result and keeps no usage, limits, idempotency or metrics).',
+      renderTable(
+        ['rate', 'direct p50', 'direct p99', 'bare p50', 'bare p99', 'added p50', 'added p99', 'errors', 'bare CPU per create', 'gateway / bare CPU'],
+        createLatency.rows.flatMap(({ rate, bare, gatewayCpuMsPerCreate }) =>
+          bare
+            ? [
+                [
+                  `${rate}/s`,
+                  ms(bare.direct.latencyMs.p50),
+                  ms(bare.direct.latencyMs.p99),
+                  ms(bare.bare.latencyMs.p50),
+                  ms(bare.bare.latencyMs.p99),
+                  signedMs(bare.bare.latencyMs.p50 - bare.direct.latencyMs.p50),
+                  signedMs(bare.bare.latencyMs.p99 - bare.direct.latencyMs.p99),
+                  failuresOf(bare.direct.failures, bare.bare.failures),
+                  ms(bare.cpuMsPerCreate),
+                  times(ratio(gatewayCpuMsPerCreate, bare.cpuMsPerCreate)),
+                ],
+              ]
+            : [],
+        ),
+      ),
+    );
+  }
   out.push(
     '   client lag = how late the load generator itself sent (its own process starved of CPU);',
     '   server loop = event-loop delay of the serving process (everything it serves waits behind it;',
@@ -278,8 +306,26 @@ function renderGoals(report: BenchReport): string[] {
       `${times(ratio(row.gateway.latencyMs.p50, row.direct.latencyMs.p50))} / ${times(ratio(row.gateway.latencyMs.p99, row.direct.latencyMs.p99))}`,
     ]);
   }
+  for (const { rate, bare } of createLatency.rows) {
+    if (!bare) continue;
+    rows.push([
+      `  the bare create server at ${rate}/s`,
+      '',
+      `${signedMs(bare.bare.latencyMs.p50 - bare.direct.latencyMs.p50)} / ${signedMs(bare.bare.latencyMs.p99 - bare.direct.latencyMs.p99)}` +
+        (Object.keys(bare.bare.failures).length > 0 ? ` (${failuresOf(bare.bare.failures)} failed)` : ''),
+      `direct ${ms(bare.direct.latencyMs.p50)} / ${ms(bare.direct.latencyMs.p99)}`,
+      `${times(ratio(bare.bare.latencyMs.p50, bare.direct.latencyMs.p50))} / ${times(ratio(bare.bare.latencyMs.p99, bare.direct.latencyMs.p99))}`,
+    ]);
+  }
   for (const row of createLatency.rows) {
-    rows.push([`gateway CPU per create at ${row.rate}/s`, '≤ 1.5 ms', ms(row.gatewayCpuMsPerCreate), '', '']);
+    const bare = row.bare?.cpuMsPerCreate;
+    rows.push([
+      `gateway CPU per create at ${row.rate}/s`,
+      '≤ 1.5 ms',
+      ms(row.gatewayCpuMsPerCreate),
+      bare === undefined ? '' : `bare create server ${ms(bare)}`,
+      bare === undefined ? '' : times(ratio(row.gatewayCpuMsPerCreate, bare)),
+    ]);
   }
   rows.push([
     `GET /v1/videos/{id}, ${read.concurrency} connections`,

@@ -2,6 +2,7 @@
  * `npm run bench`: one run against the built-in simulators on loopback that measures
  *   1. the latency the gateway adds to a create (p50, p99) against calling the simulator
  *      directly, at several open-loop request rates, and the gateway's CPU per create;
+ *      and the same against a bare create server on the same stack (the floor a create costs);
  *   2. the throughput of `GET /v1/videos/{id}` against a bare express + zod + better-sqlite3
  *      server answering the same JSON, and CPU per request of each;
  *   3. upstream status calls per completed task, per provider, and Freepik's polls per 60 s job;
@@ -16,7 +17,7 @@ import { measureCreateLatency } from './create-latency.js';
 import { launchBenchStack } from './launch-stack.js';
 import { measureMemory, type MemoryPhaseResult } from './memory-phase.js';
 import { freepikPollsPerJob } from './poll-schedule.js';
-import { BareServerProcess, cpuMsOf, launchProcessStack, type ProcessStack } from './process-stack.js';
+import { BareServerProcess, bareCreateBaseline, cpuMsOf, launchProcessStack, type ProcessStack } from './process-stack.js';
 import { measureReadThroughput, type BareBaseline } from './read-throughput.js';
 import { readBenchSettings } from './bench-settings.js';
 import type { BenchStack } from './bench-stack.js';
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
   try {
     await checkpoint('started');
     const context = phaseContext(stack, settings, log);
-    const createLatency = await measureCreateLatency(context);
+    const createLatency = await measureCreateLatency(context, processes && bareCreateBaseline(processes));
     await checkpoint('after create phases');
     const bare: BareBaseline | undefined = processes && {
       start: async (template, rows) => {
