@@ -141,6 +141,27 @@ describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))(
   },
 );
 
+describe.each(PROVIDERS.filter((provider) => provider.findCreate).map((provider) => [provider.id, provider] as const))(
+  '%s: every lookup of a create whose answer was lost is valid for its OpenAPI document',
+  (id, provider) => {
+    const contract = contractOf(id);
+
+    it.each(provider.offerings.map((offering) => [`${offering.model} ${offering.operation}`, offering] as const))(
+      '%s',
+      async (_name, offering) => {
+        // An empty answer of every shape: a task list ends at once, a task query finds nothing.
+        const http = new RecordingClient({ status: 200, headers: {}, data: { code: 0, data: [] } });
+        const request = resolvedBaseRequest(offering);
+        await provider
+          .findCreate!({ request, offering, attemptKey: 'task_1-1' }, { http, knownTaskIds: async () => new Set() })
+          .catch(() => undefined);
+        const invalid = http.sent.flatMap((sent) => contract.requestProblems(sent).map((problem) => `${sent.method} ${sent.path}: ${problem}`));
+        expect(invalid).toEqual([]);
+      },
+    );
+  },
+);
+
 describe('the conformance check itself', () => {
   const problemsOf = loadOpenApiContract('freepik.yaml').requestProblems;
   const body = { prompt: 'a fox', duration: '5', aspect_ratio: '16:9' };

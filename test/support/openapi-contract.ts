@@ -54,7 +54,8 @@ function describeErrors(errors: ValidateFunction['errors']): string {
 interface CompiledOperation {
   pathPattern: RegExp;
   pathParams: { name: string; validate: ValidateFunction }[];
-  queryParams: { name: string; required: boolean; validate: ValidateFunction }[];
+  /** `numeric`: the schema is a number or an integer, so the wire's text is read as a number first. */
+  queryParams: { name: string; required: boolean; numeric: boolean; validate: ValidateFunction }[];
   body?: ValidateFunction;
   /** By HTTP status (or `default`): the answer's JSON schema, `null` when it documents no body. */
   responses: Map<string, ValidateFunction | null>;
@@ -115,7 +116,12 @@ export function loadOpenApiContract(file: string): OpenApiContract {
           }),
           queryParams: parameters
             .filter((p) => p.in === 'query')
-            .map((p) => ({ name: p.name as string, required: p.required === true, validate: compileClosed(p.schema) })),
+            .map((p) => ({
+              name: p.name as string,
+              required: p.required === true,
+              numeric: ['integer', 'number'].includes(String((p.schema as Json | undefined)?.type)),
+              validate: compileClosed(p.schema),
+            })),
           ...(body ? { body: compileClosed(body.schema) } : {}),
           responses,
         },
@@ -145,7 +151,7 @@ export function loadOpenApiContract(file: string): OpenApiContract {
         const value = query[param.name];
         if (value === undefined) {
           if (param.required) problems.push(`query ${param.name} is required`);
-        } else if (!param.validate(value)) {
+        } else if (!param.validate(param.numeric && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value)) {
           problems.push(`query ${param.name}: ${describeErrors(param.validate.errors)}`);
         }
       }

@@ -24,6 +24,15 @@ export function isFreepikStatusFamily(value: unknown): value is FreepikStatusFam
   return typeof value === 'string' && (FREEPIK_STATUS_FAMILIES as readonly string[]).includes(value);
 }
 
+/**
+ * The families whose task list (`GET <family>`) documents paging (`page`, `page_size` ≤ 100):
+ * only "Kling 3 Omni Reference-to-Video - List tasks" (seed 001). The Kling 3 list (seed 000)
+ * and the Kling 3 Omni list (seed 001) take no parameters and return "the list of all" tasks.
+ */
+export const FREEPIK_PAGED_LIST_FAMILIES: ReadonlySet<FreepikStatusFamily> = new Set<FreepikStatusFamily>([
+  '/v1/ai/reference-to-video/kling-v3-omni',
+]);
+
 /** Which request schema an offering's endpoint takes (the `openapi/freepik.yaml` schema names). */
 export type FreepikRequestSchema = 'kling-v3-request' | 'kling-v3-omni-request' | 'kling-v3-omni-video-reference-request';
 

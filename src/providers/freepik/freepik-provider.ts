@@ -17,7 +17,7 @@ import type {
 import type { Offering } from '../../core/model/offerings.js';
 import type { VideoRequest } from '../../core/model/canonical.js';
 import { unreadableAnswer } from '../../core/upstream/upstream-error.js';
-import { FREEPIK_OFFERINGS, isFreepikStatusFamily } from './freepik-capabilities.js';
+import { FREEPIK_OFFERINGS, FREEPIK_PAGED_LIST_FAMILIES, isFreepikStatusFamily } from './freepik-capabilities.js';
 import { mapFreepikHttpError } from './freepik-errors.js';
 import { FREEPIK_DEFAULT_PRICING } from './freepik-pricing.js';
 import { toFreepikRequest } from './freepik-request.js';
@@ -61,10 +61,13 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   return toFreepikStatusReport(task);
 }
 
-/** Tasks asked for per list page (the most the reference-to-video list documents). */
+/** Tasks asked for per list page, where the list has pages (the most its `page_size` takes). */
 const LIST_PAGE_SIZE = 100;
 /** Pages read at most (the last one empty): a longer list proves nothing. */
 const LIST_MAX_PAGES = 11;
+
+/** What one list answer (a page, or a whole unpaged list) says about the create. */
+type ListVerdict = { kind: 'more' } | { kind: 'end' } | CreateLookup;
 
 /**
  * Freepik documents no client-side id on a create, so an unanswered create is looked for in the
@@ -74,21 +77,18 @@ const LIST_MAX_PAGES = 11;
  * or another client's of the same key — the list gives no prompt or date to tell — so it proves
  * nothing, and the create waits for the webhook on its attempt's own path to name its task.
  *
- * Paging: only the reference-to-video list documents `page` and `page_size`; the 400 examples of
- * all three name `page`. So a list ends only at an *empty* page, whatever size its pages turn out
- * to have, and a page that repeats tasks already read (paging ignored) proves nothing.
+ * Paging: only the reference-to-video list documents `page` and `page_size`; it is read to its
+ * empty end page, and a page that repeats tasks already read (paging ignored) proves nothing. The
+ * other two lists take no parameters and answer "the list of all" tasks: one call, sent as
+ * documented (no query), is the whole list.
  */
 async function findCreate(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup> {
   const family = toFreepikRequest(create.request, create.offering).statusFamily;
   const seen = new Set<string>();
-  for (let page = 1; page <= LIST_MAX_PAGES; page++) {
-    const query = { page: String(page), page_size: String(LIST_PAGE_SIZE) };
-    const response = await context.http.send({ method: 'GET', path: family, query, operation: 'lookup' }, context.signal);
+  const read = async (query?: Record<string, string>): Promise<ListVerdict> => {
+    const response = await context.http.send({ method: 'GET', path: family, ...(query ? { query } : {}), operation: 'lookup' }, context.signal);
     const ids = readFreepikTaskIds(response.data);
     if (!ids) throw unreadableAnswer({ provider: 'freepik', operation: 'lookup', url: family }, response.status, response.data, 'no task list');
-    if (ids.length === 0) {
-      return { kind: 'absent', why: `every one of the ${seen.size} task(s) in the ${family} list is known to the gateway` };
-    }
     if (ids.some((id) => seen.has(id))) {
       return { kind: 'unknown', why: `the ${family} list repeats tasks across pages, so it cannot be read whole` };
     }
@@ -98,6 +98,18 @@ async function findCreate(create: UnansweredCreate, context: LookupContext): Pro
     if (strangers.length > 0) {
       return { kind: 'unknown', why: `the ${family} list holds ${strangers.length} task(s) the gateway does not know (ours, or another client's of this key)` };
     }
+    return ids.length === 0 ? { kind: 'end' } : { kind: 'more' };
+  };
+  const absent = (): CreateLookup => ({ kind: 'absent', why: `every one of the ${seen.size} task(s) in the ${family} list is known to the gateway` });
+
+  if (!FREEPIK_PAGED_LIST_FAMILIES.has(family)) {
+    const verdict = await read();
+    return verdict.kind === 'more' || verdict.kind === 'end' ? absent() : verdict;
+  }
+  for (let page = 1; page <= LIST_MAX_PAGES; page++) {
+    const verdict = await read({ page: String(page), page_size: String(LIST_PAGE_SIZE) });
+    if (verdict.kind === 'end') return absent();
+    if (verdict.kind !== 'more') return verdict;
   }
   return { kind: 'unknown', why: `the ${family} list is longer than ${(LIST_MAX_PAGES - 1) * LIST_PAGE_SIZE} tasks` };
 }

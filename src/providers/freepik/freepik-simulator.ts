@@ -15,7 +15,7 @@ import express from 'express';
 import { z } from 'zod';
 import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
 import { KitSimulator, randomId, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
-import { FREEPIK_STATUS_FAMILIES, type FreepikStatusFamily } from './freepik-capabilities.js';
+import { FREEPIK_PAGED_LIST_FAMILIES, FREEPIK_STATUS_FAMILIES, type FreepikStatusFamily } from './freepik-capabilities.js';
 import { signFreepikWebhook } from './freepik-status.js';
 
 // The request schemas, as the simulator checks them.
@@ -273,21 +273,28 @@ export class FreepikSimulator extends KitSimulator {
     res.json({ data: this.detailOf(task) });
   }
 
-  /** `GET <family>`: newest first, `page` (from 1) and `page_size` (1-100, default 20). */
+  /**
+   * `GET <family>`: newest first. Only the reference-to-video list documents paging, `page`
+   * (from 1) and `page_size` (1-100, default 20); the other two take no parameters and answer
+   * every task, and refuse a parameter they do not have (seeds 000 and 001, "List tasks").
+   */
   private list(family: FreepikStatusFamily, req: Request, res: Response): void {
-    const invalid: InvalidParam[] = [];
-    const page = this.positiveInteger(req.query.page, 1, 'page', invalid);
-    const pageSize = this.positiveInteger(req.query.page_size, 20, 'page_size', invalid);
-    if (pageSize > 100) invalid.push({ name: 'page_size', reason: "Parameter 'page_size' must be at most 100" });
+    const paged = FREEPIK_PAGED_LIST_FAMILIES.has(family);
+    const invalid: InvalidParam[] = paged
+      ? []
+      : Object.keys(req.query).map((name) => ({ name, reason: `Parameter '${name}' is not valid` }));
+    const page = paged ? this.positiveInteger(req.query.page, 1, 'page', invalid) : 1;
+    const pageSize = paged ? this.positiveInteger(req.query.page_size, 20, 'page_size', invalid) : Number.POSITIVE_INFINITY;
+    if (pageSize > 100 && paged) invalid.push({ name: 'page_size', reason: "Parameter 'page_size' must be at most 100" });
     if (invalid.length > 0) {
       sendInvalidParams(res, invalid);
       return;
     }
-    const data = this.kit.tasks
-      .filter((task) => task.data.family === family)
-      .reverse()
-      .slice((page - 1) * pageSize, page * pageSize)
-      .map((task) => ({ task_id: task.id, status: this.statusOf(task) }));
+    const tasks = this.kit.tasks.filter((task) => task.data.family === family).reverse();
+    const data = (paged ? tasks.slice((page - 1) * pageSize, page * pageSize) : tasks).map((task) => ({
+      task_id: task.id,
+      status: this.statusOf(task),
+    }));
     res.json({ data });
   }
 

@@ -1,7 +1,8 @@
 /**
  * Freepik's answer to "did this create whose answer was lost make a task?" (issue 11): its task
- * list per model family (seed 000, seed 001 "List tasks") read to its empty end page. Only a
- * whole list of tasks the gateway knows proves nothing was accepted.
+ * list per model family (seed 000, seed 001 "List tasks"). The Kling 3 and Kling 3 Omni lists take
+ * no parameters and answer every task at once; only the reference-to-video list has pages, read to
+ * its empty end page. Only a whole list of tasks the gateway knows proves nothing was accepted.
  */
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +14,12 @@ import { freepikProvider } from '../../../src/providers/freepik/index.js';
 
 const BASE = 'https://api.freepik.test';
 
-function create(): UnansweredCreate {
-  const resolved = resolveRequest(CreateVideoRequest.parse({ model: 'kling-v3', prompt: 'x', duration: 5 }));
+const KLING_V3 = { model: 'kling-v3', prompt: 'x', duration: 5 };
+const OMNI = { model: 'kling-v3-omni', prompt: 'x', duration: 5 };
+const OMNI_REFERENCE = { model: 'kling-v3-omni', prompt: 'x @Video1', reference_video_url: 'https://cdn.example.com/ref.mp4' };
+
+function create(input: object = KLING_V3): UnansweredCreate {
+  const resolved = resolveRequest(CreateVideoRequest.parse(input));
   const { offering } = matchOffering(freepikProvider.offerings, resolved);
   return { request: resolved.request, offering: offering!, attemptKey: 'vid_1-1' };
 }
@@ -26,11 +31,22 @@ function context(known: readonly string[]): LookupContext {
   };
 }
 
+const taskList = (ids: string[]) => ({ data: ids.map((task_id) => ({ task_id, status: 'IN_PROGRESS' })) });
+
+/** A page of the reference-to-video list, the one list that documents `page` and `page_size`. */
 function page(n: number, ids: string[]) {
   return nock(BASE)
-    .get('/v1/ai/video/kling-v3')
+    .get('/v1/ai/reference-to-video/kling-v3-omni')
     .query({ page: String(n), page_size: '100' })
-    .reply(200, { data: ids.map((task_id) => ({ task_id, status: 'IN_PROGRESS' })) });
+    .reply(200, taskList(ids));
+}
+
+/** An unpaged list, answered only when asked as documented: no query parameters at all. */
+function wholeList(path: string, ids: string[]) {
+  return nock(BASE)
+    .get(path)
+    .query((query) => Object.keys(query).length === 0)
+    .reply(200, taskList(ids));
 }
 
 beforeAll(() => nock.disableNetConnect());
@@ -38,23 +54,40 @@ afterEach(() => nock.cleanAll());
 afterAll(() => nock.enableNetConnect());
 
 describe('freepikProvider.findCreate', () => {
-  it('a list of known tasks read to its empty end proves the create was not accepted', async () => {
-    const scopes = [page(1, ['a', 'b']), page(2, ['c']), page(3, [])];
+  it('the Kling 3 list takes no parameters: one call, every task in it known, proves the create was not accepted', async () => {
+    const scope = wholeList('/v1/ai/video/kling-v3', ['a', 'b', 'c']);
     const lookup = await freepikProvider.findCreate!(create(), context(['a', 'b', 'c']));
     expect(lookup).toEqual({ kind: 'absent', why: 'every one of the 3 task(s) in the /v1/ai/video/kling-v3 list is known to the gateway' });
-    expect(scopes.every((scope) => scope.isDone())).toBe(true);
+    expect(scope.isDone()).toBe(true);
   });
 
-  it('a task the gateway does not know proves nothing: it may be ours or another client\'s', async () => {
-    page(1, ['a', 'stranger']);
+  it('the Kling 3 Omni list is read the same way, and an empty one proves it too', async () => {
+    const scope = wholeList('/v1/ai/video/kling-v3-omni', []);
+    const lookup = await freepikProvider.findCreate!(create(OMNI), context([]));
+    expect(lookup).toEqual({ kind: 'absent', why: 'every one of the 0 task(s) in the /v1/ai/video/kling-v3-omni list is known to the gateway' });
+    expect(scope.isDone()).toBe(true);
+  });
+
+  it("a task the gateway does not know proves nothing: it may be ours or another client's", async () => {
+    wholeList('/v1/ai/video/kling-v3', ['a', 'stranger']);
     const lookup = await freepikProvider.findCreate!(create(), context(['a']));
     expect(lookup).toMatchObject({ kind: 'unknown', why: expect.stringMatching(/1 task\(s\) the gateway does not know/) });
   });
 
-  it('a list that ignores paging (the same tasks again) proves nothing', async () => {
+  it('the reference-to-video list is read page by page to its empty end', async () => {
+    const scopes = [page(1, ['a', 'b']), page(2, ['c']), page(3, [])];
+    const lookup = await freepikProvider.findCreate!(create(OMNI_REFERENCE), context(['a', 'b', 'c']));
+    expect(lookup).toEqual({
+      kind: 'absent',
+      why: 'every one of the 3 task(s) in the /v1/ai/reference-to-video/kling-v3-omni list is known to the gateway',
+    });
+    expect(scopes.every((scope) => scope.isDone())).toBe(true);
+  });
+
+  it('a paged list that ignores paging (the same tasks again) proves nothing', async () => {
     page(1, ['a']);
     page(2, ['a']);
-    const lookup = await freepikProvider.findCreate!(create(), context(['a']));
+    const lookup = await freepikProvider.findCreate!(create(OMNI_REFERENCE), context(['a']));
     expect(lookup).toMatchObject({ kind: 'unknown', why: expect.stringMatching(/repeats tasks/) });
   });
 

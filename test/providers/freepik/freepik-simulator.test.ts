@@ -335,9 +335,13 @@ describe('HTTP contract', () => {
     expect(list.data).toEqual([{ task_id: created.ref.providerTaskId, status: 'CREATED' }]);
     const other = (await (await fetch(`${baseUrl}/v1/ai/video/kling-v3`, { headers })).json()) as { data: { task_id: string }[] };
     expect(other.data.map((task) => task.task_id)).not.toContain(created.ref.providerTaskId);
-    const bad = await fetch(`${baseUrl}/v1/ai/video/kling-v3-omni?page=0`, { headers });
+    const bad = await fetch(`${baseUrl}/v1/ai/reference-to-video/kling-v3-omni?page=0`, { headers });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ invalid_params: [{ name: 'page' }] });
+    // The Kling 3 and Kling 3 Omni lists document no parameters at all (seeds 000, 001).
+    const undocumented = await fetch(`${baseUrl}/v1/ai/video/kling-v3-omni?page=1&page_size=100`, { headers });
+    expect(undocumented.status).toBe(400);
+    expect(await undocumented.json()).toMatchObject({ invalid_params: [{ name: 'page' }, { name: 'page_size' }] });
     expect((await fetch(`${baseUrl}/v1/ai/video/kling-v3`)).status).toBe(401);
   });
 });
