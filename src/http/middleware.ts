@@ -42,7 +42,9 @@ export function requestIdOf(header: string | string[] | undefined): string {
  * - `nosniff`, so a body is never run as something else than its type says; and `no-store` on
  *   everything but the console's static files (task bodies, keys' usage, problems must not sit in
  *   shared caches). Routes that mean to be cached (stored content) say so later;
- * - when its answer is finished: its HTTP metrics and log line (`RequestRecording`).
+ * - when its answer is finished: its HTTP metrics and log line (`RequestRecording`);
+ * - a `400` for a NUL (`%00`) anywhere in its path or query: no id, token, filter or file name
+ *   holds one, and PostgreSQL refuses a query that binds one (a 500 otherwise).
  *
  * The hot read (`hot-read.ts`) sends the same headers and records the same way.
  */
@@ -73,6 +75,10 @@ export function everyRequest(recording: RequestRecording): RequestHandler {
     res.on('finish', () => {
       recording.finished(req.id, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged);
     });
+    if (req.url.includes('%00')) {
+      next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));
+      return;
+    }
     next();
   };
 }

@@ -1,0 +1,60 @@
+/**
+ * A NUL character in a path or a query is the caller's mistake on both engines: a 400 problem,
+ * never a 500 (PostgreSQL's text cannot hold a NUL, and a query that binds one fails).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/store/database.js';
+import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+
+const postgres = await postgresAvailable();
+
+const engines: { name: string; available: boolean; store: () => Promise<{ store?: Store; drop(): Promise<void> }> }[] = [
+  { name: 'SQLite', available: true, store: async () => ({ drop: async () => undefined }) },
+  {
+    name: 'PostgreSQL',
+    available: postgres,
+    store: async () => {
+      const schema = newSchemaName();
+      const store = await openPostgresStore(schema);
+      return { store, drop: () => dropSchema(schema) };
+    },
+  },
+];
+
+describe.each(engines)('on $name', ({ available, store: openStore }) => {
+  let gw: TestGateway;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    if (!available) return;
+    const opened = await openStore();
+    drop = opened.drop;
+    gw = await startTestGateway({ ...(opened.store ? { store: opened.store } : {}), config: { webhooks: { allow_private_targets: false } } });
+  });
+  afterAll(async () => {
+    if (!available) return;
+    await gw.close();
+    await drop();
+  });
+
+  it.skipIf(!available).each([
+    ['GET', '/v1/videos/%00'],
+    ['GET', '/v1/videos/vid_a%00b?wait=1'],
+    ['GET', '/v1/videos/%00/events'],
+    ['GET', '/v1/videos/%00/content'],
+    ['GET', '/v1/videos/%00/content?index=0&expires=1796266200&signature=abc'],
+    ['GET', '/v1/videos?provider=%00'],
+    ['GET', '/v1/videos?provider=freepik%00'],
+    ['POST', '/v1/videos/%00/cancel'],
+    ['POST', '/v1/webhooks/kling-legacy/%00'],
+    ['POST', '/v1/webhooks/kling-legacy/token%00'],
+  ])('%s %s is a 400 problem', async (method, path) => {
+    const keys = path.includes('signature=') || path.startsWith('/v1/webhooks') ? [null] : [TENANT_KEY];
+    for (const key of keys) {
+      const answer = await gw.request(method, path, method === 'POST' ? {} : undefined, {}, key);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.headers.get('content-type')).toContain('application/problem+json');
+    }
+  });
+});
