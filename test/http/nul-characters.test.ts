@@ -1,6 +1,7 @@
 /**
- * A NUL character in a path or a query is the caller's mistake on both engines: a 400 problem,
- * never a 500 (PostgreSQL's text cannot hold a NUL, and a query that binds one fails).
+ * A NUL character in a path or a query, or a cursor the API did not issue, is the caller's
+ * mistake on both engines: a 400 problem, never a 500 (PostgreSQL's text cannot hold a NUL, its
+ * bigint no time past it, and a query that binds one fails).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
@@ -8,6 +9,9 @@ import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from 
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 
 const postgres = await postgresAvailable();
+
+/** A cursor shaped like the API's, carrying `position` (base64url JSON). */
+const cursorOf = (position: unknown) => Buffer.from(JSON.stringify(position)).toString('base64url');
 
 const engines: { name: string; available: boolean; store: () => Promise<{ store?: Store; drop(): Promise<void> }> }[] = [
   { name: 'SQLite', available: true, store: async () => ({ drop: async () => undefined }) },
@@ -56,5 +60,28 @@ describe.each(engines)('on $name', ({ available, store: openStore }) => {
       expect(answer.status, JSON.stringify(answer.body)).toBe(400);
       expect(answer.headers.get('content-type')).toContain('application/problem+json');
     }
+  });
+
+  it.skipIf(!available).each([
+    ['a NUL in the id', { c: Date.UTC(2026, 10, 22), i: 'vid_a\u0000' }],
+    ['a time past any date', { c: 1e308, i: 'vid_a' }],
+    ['a time below any date', { c: -1e308, i: 'vid_a' }],
+    ['a fractional time', { c: 1.5, i: 'vid_a' }],
+    ['a time past the safe integers', { c: 99999999999999999999, i: 'vid_a' }],
+  ])('a forged cursor with %s is a 400 problem', async (_what, position) => {
+    const answer = await gw.request('GET', `/v1/videos?limit=2&cursor=${cursorOf(position)}`);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+    expect(answer.headers.get('content-type')).toContain('application/problem+json');
+    expect(answer.body.errors).toEqual([{ path: 'cursor', message: 'not a cursor issued by this API' }]);
+  });
+
+  it.skipIf(!available)('a cursor the API issued still pages', async () => {
+    for (const prompt of ['first', 'second']) expect((await gw.create({ model: 'kling-v3', prompt, duration: 5 })).status).toBe(202);
+    const first = await gw.request('GET', '/v1/videos?limit=1');
+    expect(first.body.next_cursor).toEqual(expect.any(String));
+    const next = await gw.request('GET', `/v1/videos?limit=1&cursor=${first.body.next_cursor}`);
+    expect(next.status).toBe(200);
+    expect(next.body.data).toHaveLength(1);
+    expect(next.body.data[0].id).not.toBe(first.body.data[0].id);
   });
 });

@@ -52,10 +52,19 @@ function encodeCursor(task: TaskRecord): string {
   return Buffer.from(JSON.stringify({ c: task.createdAt, i: task.id })).toString('base64url');
 }
 
+/** What `encodeCursor` writes: a creation time in ms and a task id (`randomToken`'s base64url). */
+const CURSOR_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The position of a cursor we issued; undefined for anything else. A forged one must not reach
+ * the store as it is: PostgreSQL fails a query binding a NUL or a time past its bigint.
+ */
 function decodeCursor(cursor: string): { createdAt: number; id: string } | undefined {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { c?: unknown; i?: unknown };
-    if (typeof value.c === 'number' && typeof value.i === 'string') return { createdAt: value.c, id: value.i };
+    if (Number.isSafeInteger(value.c) && (value.c as number) >= 0 && typeof value.i === 'string' && CURSOR_ID.test(value.i)) {
+      return { createdAt: value.c as number, id: value.i };
+    }
   } catch {
     // Fall through: not a cursor we issued.
   }
