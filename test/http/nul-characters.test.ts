@@ -1,7 +1,8 @@
 /**
- * A NUL character in a path or a query, or a cursor the API did not issue, is the caller's
- * mistake on both engines: a 400 problem, never a 500 (PostgreSQL's text cannot hold a NUL, its
- * bigint no time past it, and a query that binds one fails).
+ * A NUL character in a path or a query, a cursor the API did not issue, or a control character in
+ * a URL field is the caller's mistake on both engines: a 400 problem, never a 500 (PostgreSQL's
+ * text cannot hold a NUL, its bigint no time past it, and a query that binds one fails), and
+ * nothing is created. A NUL inside free text (a prompt, metadata) is kept as given.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
@@ -41,6 +42,8 @@ describe.each(engines)('on $name', ({ available, store: openStore }) => {
     await gw.close();
     await drop();
   });
+
+  const taskCount = async () => (await gw.request('GET', '/v1/videos?limit=100')).body.data.length as number;
 
   it.skipIf(!available).each([
     ['GET', '/v1/videos/%00'],
@@ -83,5 +86,24 @@ describe.each(engines)('on $name', ({ available, store: openStore }) => {
     expect(next.status).toBe(200);
     expect(next.body.data).toHaveLength(1);
     expect(next.body.data[0].id).not.toBe(first.body.data[0].id);
+  });
+
+  it.skipIf(!available).each([['webhook_url'], ['start_image_url']])('a control character in %s is a 400 naming the field, and creates nothing', async (field) => {
+    const before = await taskCount();
+    for (const url of ['https://hooks.example.com/a\u0000b', 'https://hooks.example.com/a\u0001b', 'https://hooks.example.com/a\u007fb']) {
+      const answer = await gw.create({ model: 'kling-v3', prompt: 'control', duration: 5, [field]: url });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+      expect(answer.headers.get('content-type')).toContain('application/problem+json');
+      expect(answer.body.errors).toEqual([{ path: field, message: expect.stringContaining('control character') }]);
+    }
+    expect(await taskCount()).toBe(before);
+  });
+
+  it.skipIf(!available)('a NUL inside a prompt or metadata is kept as given', async () => {
+    const created = await gw.create({ model: 'kling-v3', prompt: 'a\u0000b', duration: 5, metadata: { 'k\u0000': 'v\u0000' } });
+    expect(created.status).toBe(202);
+    const read = await gw.get(created.body.id);
+    expect(read.body.request.prompt).toBe('a\u0000b');
+    expect(read.body.metadata).toEqual({ 'k\u0000': 'v\u0000' });
   });
 });

@@ -78,7 +78,12 @@ export const ROUTING_STRATEGIES = ['priority', 'cheapest', 'weighted', 'fastest'
 export const RoutingStrategy = z.enum(ROUTING_STRATEGIES).meta({ id: 'RoutingStrategy' });
 export type RoutingStrategy = z.infer<typeof RoutingStrategy>;
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048);
+// Control characters are refused, not passed on: a URL holds none (RFC 3986), and PostgreSQL
+// cannot store a NUL (`webhook_url` has a column of its own).
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+  .max(2048)
+  .refine((url) => !/[\u0000-\u001f\u007f]/.test(url), 'must not contain a control character');
 const providerId = z.string().min(1).max(64);
 
 export const MultiShotItem = z
