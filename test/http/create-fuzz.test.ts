@@ -46,6 +46,8 @@ async function postAndCheck(body: string, contentType = 'application/json'): Pro
 const PRIVATE_TARGETS = [
   'http://127.0.0.1/hook',
   'http://localhost:8080/hook',
+  'http://localhost./hook',
+  'http://api.localhost.:8080/hook',
   'http://[::1]/hook',
   'http://[::ffff:7f00:1]/hook',
   'http://[::ffff:0:7f00:1]/hook',
@@ -121,6 +123,17 @@ describe('POST /v1/videos, fuzzed', () => {
       { numRuns: PRIVATE_TARGETS.length * 2 },
     );
   });
+
+  it.each([['http://localhost./hook'], ['http://api.localhost.:8080/hook'], ['http://localhost%2e/hook']])(
+    'webhook_url %s (localhost, fully qualified) is a 422 like localhost',
+    async (url) => {
+      const before = upstreamCalls();
+      const answer = await gw.create({ model: 'kling-v3', prompt: 'trailing dot', duration: 5, webhook_url: url });
+      expect(answer.status).toBe(422);
+      expect(answer.body.detail).toBe('webhook_url points at localhost');
+      expect(upstreamCalls()).toBe(before);
+    },
+  );
 
   it('bytes that are not JSON, under any content type', { timeout: 60_000 }, async () => {
     await fc.assert(

@@ -99,7 +99,8 @@ function hostOf(url: string): string {
  */
 export function refuseLiteralTarget(url: string, allowPrivate: boolean): string | undefined {
   if (allowPrivate) return undefined;
-  const host = hostOf(url).toLowerCase();
+  // A trailing dot names the same host (`localhost.` is the fully qualified `localhost`).
+  const host = hostOf(url).toLowerCase().replace(/\.+$/, '');
   if (host === 'localhost' || host.endsWith('.localhost')) return 'points at localhost';
   if (isPrivateAddress(host)) return `points at a private, loopback or link-local address (${host})`;
   return undefined;
