@@ -2,7 +2,8 @@
  * A NUL character in a path or a query, a cursor the API did not issue, or a control character in
  * a URL field is the caller's mistake on both engines: a 400 problem, never a 500 (PostgreSQL's
  * text cannot hold a NUL, its bigint no time past it, and a query that binds one fails), and
- * nothing is created. A NUL inside free text (a prompt, metadata) is kept as given.
+ * nothing is created. A NUL inside free text (a prompt, metadata) is kept as given, and one in an
+ * upstream's message (which may echo what the caller sent) is stored as U+FFFD.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
@@ -105,5 +106,15 @@ describe.each(engines)('on $name', ({ available, store: openStore }) => {
     const read = await gw.get(created.body.id);
     expect(read.body.request.prompt).toBe('a\u0000b');
     expect(read.body.metadata).toEqual({ 'k\u0000': 'v\u0000' });
+  });
+
+  it.skipIf(!available)('an upstream error message holding a NUL is kept (as U+FFFD), and the create fails over', async () => {
+    gw.simulator('freepik').injectFault({ status: 400, body: { message: 'Invalid request', invalid_params: [{ name: 'prompt', reason: 'bad text "a\u0000b"' }] } });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'echoed', duration: 5 });
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    expect(created.body.provider).toBe('kling3api');
+    const read = await gw.get(created.body.id);
+    expect(read.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'failed', http_status: 400 });
+    expect(read.body.attempts[0].message).toContain('bad text "a\uFFFDb"');
   });
 });

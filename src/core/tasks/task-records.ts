@@ -310,6 +310,15 @@ export function taskFromRow(row: TaskRow): TaskRecord {
   };
 }
 
+/**
+ * Text an upstream wrote (its messages, codes and status words, which may echo what a caller sent)
+ * as a text column holds it: a NUL, which PostgreSQL's text cannot store (the whole write failed),
+ * becomes U+FFFD. JSON columns need nothing: JSON writes a NUL as `\u0000`.
+ */
+function storableText<T extends string | null | undefined>(text: T): T {
+  return (typeof text === 'string' && text.includes('\u0000') ? text.replace(/\u0000/g, '\uFFFD') : text) as T;
+}
+
 export function rowFromTask(task: TaskRecord): NewTaskRow {
   return {
     id: task.id,
@@ -326,7 +335,7 @@ export function rowFromTask(task: TaskRecord): NewTaskRow {
     provider: task.provider,
     account: task.account,
     provider_task_id: task.providerTaskId,
-    provider_status: task.providerStatus,
+    provider_status: storableText(task.providerStatus),
     tracking_json: task.tracking === null ? null : JSON.stringify(task.tracking),
     outputs_json: JSON.stringify(task.outputs),
     error_json: task.error === null ? null : JSON.stringify(task.error),
@@ -358,7 +367,7 @@ export function patchFromChange(change: TaskChange): TaskPatch {
   if (change.provider !== undefined) patch.provider = change.provider;
   if (change.account !== undefined) patch.account = change.account;
   if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
-  if (change.providerStatus !== undefined) patch.provider_status = change.providerStatus;
+  if (change.providerStatus !== undefined) patch.provider_status = storableText(change.providerStatus);
   if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
   if (change.outputs !== undefined) {
     patch.outputs_json = JSON.stringify(change.outputs);
@@ -403,10 +412,10 @@ export function rowFromAttempt(taskId: string, attempt: NewAttempt): NewAttemptR
     account: attempt.account ?? null,
     outcome: attempt.outcome,
     error_code: attempt.errorCode ?? null,
-    provider_code: attempt.providerCode ?? null,
+    provider_code: storableText(attempt.providerCode ?? null),
     http_status: attempt.httpStatus ?? null,
     latency_ms: attempt.latencyMs ?? null,
-    message: attempt.message ?? null,
+    message: storableText(attempt.message ?? null),
     at: attempt.at,
   };
 }
@@ -415,10 +424,10 @@ export function patchFromAttemptChange(change: AttemptChange): AttemptPatch {
   const patch: AttemptPatch = {};
   if (change.outcome !== undefined) patch.outcome = change.outcome;
   if (change.errorCode !== undefined) patch.error_code = change.errorCode;
-  if (change.providerCode !== undefined) patch.provider_code = change.providerCode;
+  if (change.providerCode !== undefined) patch.provider_code = storableText(change.providerCode);
   if (change.httpStatus !== undefined) patch.http_status = change.httpStatus;
   if (change.latencyMs !== undefined) patch.latency_ms = change.latencyMs;
-  if (change.message !== undefined) patch.message = change.message;
+  if (change.message !== undefined) patch.message = storableText(change.message);
   if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
   if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
   if (change.recoveredBy !== undefined) patch.recovered_by = change.recoveredBy;
