@@ -3,6 +3,8 @@
  * error into RFC 9457 problem details.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { ProblemError, problems } from '../core/model/problems.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
@@ -310,6 +312,41 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     logger.error({ err: error, request_id: req.id }, 'unhandled error');
     sendProblem(res, new ProblemError(500, 'internal', 'Internal error', `Something went wrong (request ${req.id}).`));
   };
+}
+
+/** The status node answers each of its HTTP parser's refusals with (its own `socketOnError`). */
+const PARSER_REFUSALS: Record<string, [status: number, type: string, title: string, detail: string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'headers-too-large', 'Request header fields too large', 'The request line and headers exceed the size limit.'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'too-large', 'Payload too large', 'The chunk extensions exceed the size limit.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request-timeout', 'Request timeout', 'The request did not arrive in time.'],
+};
+const MALFORMED_REQUEST: [number, string, string, string] = [400, 'bad-request', 'Bad request', 'The request is not well-formed HTTP.'];
+
+/**
+ * The server's `clientError` listener: a request node's HTTP parser refused before any route saw it
+ * (headers past the size limit, a malformed request line or header) is answered with problem
+ * details and a request id, like every other refusal, where node would send a bare status line.
+ * As node does, nothing is written when an answer on the connection has begun; the connection is
+ * closed either way.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, type, title, detail] = (error.code && PARSER_REFUSALS[error.code]) || MALFORMED_REQUEST;
+  const body = JSON.stringify(new ProblemError(status, type, title, detail).problem);
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? title}`,
+    `x-request-id: ${randomUUID()}`,
+    'x-content-type-options: nosniff',
+    'cache-control: no-store',
+    'content-type: application/problem+json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+  ];
+  socket.write(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
 }
 
 /** Requires a JSON body on writes (415 otherwise), so a form post never parses as empty. */

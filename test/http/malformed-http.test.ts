@@ -1,0 +1,61 @@
+/**
+ * Requests node's HTTP parser refuses before any route sees them (headers past the size limit, a
+ * malformed request line or header) are answered as every other refusal is: problem details with
+ * the status node chose and a request id, then the connection is closed. The gateway keeps serving.
+ */
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startTestGateway();
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+/** Writes `raw` on a fresh connection; resolves with everything read until the server closes it. */
+function exchange(raw: string): Promise<string> {
+  const { hostname, port } = new URL(gw.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(raw));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+}
+
+function parse(answer: string): { status: number; headers: Record<string, string>; body: string } {
+  const [head = '', body = ''] = answer.split('\r\n\r\n');
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((line) => {
+      const colon = line.indexOf(':');
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
+    }),
+  );
+  return { status: Number(statusLine.split(' ')[1]), headers, body };
+}
+
+describe('requests the HTTP parser refuses', () => {
+  it.each([
+    ['headers past the size limit', 431, `GET /v1/videos HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`],
+    ['an id past the size limit', 431, `GET /v1/videos/${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+    ['a malformed Content-Length', 400, 'POST /v1/videos HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
+    ['a header with no colon', 400, 'GET /v1/videos HTTP/1.1\r\nHost: x\r\nnot a header\r\n\r\n'],
+    ['a malformed request line', 400, 'GET /v1/videos HTTP/9.Z\r\nHost: x\r\n\r\n'],
+    ['both Content-Length and Transfer-Encoding', 400, 'POST /v1/webhooks/freepik HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+  ])('%s: %i as problem details, connection closed', async (_what, status, raw) => {
+    const answer = parse(await exchange(raw));
+    expect(answer.status).toBe(status);
+    expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(answer.headers.connection).toBe('close');
+    expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
+    expect(JSON.parse(answer.body)).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
+    // The gateway still answers.
+    expect((await gw.request('GET', '/healthz', undefined, {}, null)).status).toBe(200);
+  });
+});
