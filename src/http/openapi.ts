@@ -141,6 +141,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       200: json(Quote, 'The quote.'),
       400: problem('Invalid request.'),
       401: problem('Missing or invalid gateway key.'),
+      422: problem('A `webhook_url` create would refuse (a private target, or no webhook secret for the tenant).'),
     },
   });
   registry.registerPath({

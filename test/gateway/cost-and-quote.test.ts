@@ -52,6 +52,22 @@ describe('quote', () => {
     expect(unknownProvider.status).toBe(400);
     expect(unknownProvider.body.errors[0].path).toBe('routing.providers.0');
   });
+
+  it('refuses a webhook_url create would refuse, with the same problem', async () => {
+    gw = await startTestGateway({ config: { webhooks: { allow_private_targets: false } } });
+    const body = { model: 'kling-v3', prompt: 'quote me', webhook_url: 'http://127.0.0.1:9/hook' };
+    const quote = await gw.request('POST', '/v1/videos/quote', body);
+    const create = await gw.request('POST', '/v1/videos', body);
+    expect(quote.status).toBe(422);
+    expect(quote.body.errors).toEqual([{ path: 'webhook_url', message: expect.stringMatching(/private, loopback/) }]);
+    expect({ status: create.status, detail: create.body.detail, errors: create.body.errors }).toEqual({
+      status: quote.status,
+      detail: quote.body.detail,
+      errors: quote.body.errors,
+    });
+    const publicTarget = await gw.request('POST', '/v1/videos/quote', { ...body, webhook_url: 'https://hooks.example.com/kling' });
+    expect(publicTarget.status).toBe(200);
+  });
 });
 
 describe('cost', () => {

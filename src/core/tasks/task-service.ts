@@ -170,6 +170,22 @@ export class TaskService {
     throw problems.unsupported(`No provider can serve this request. ${summary}`, providers);
   }
 
+  /**
+   * A `webhook_url` the gateway will not call (a private target, or a tenant with no secret to
+   * sign with) is a `422` for the whole request, whichever provider would serve it.
+   */
+  private assertWebhookTarget(tenant: string, webhookUrl: string | undefined): void {
+    if (!webhookUrl) return;
+    const refused = refuseLiteralTarget(webhookUrl, this.engine.config.webhooks.allow_private_targets);
+    if (refused) throw problems.unprocessable(`webhook_url ${refused}`, [{ path: 'webhook_url', message: refused }]);
+    if (!this.engine.config.tenants[tenant]?.webhook_secret) {
+      throw problems.unprocessable(
+        `tenant ${tenant} has no webhook secret configured, so webhook_url cannot be signed`,
+        [{ path: 'webhook_url', message: 'no webhook secret configured for this tenant' }],
+      );
+    }
+  }
+
   async create(tenant: string, body: unknown, idempotencyKey: string | undefined, context: Record<string, string> = {}): Promise<CreateResult> {
     const { tasks, clock, config } = this.engine;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
@@ -179,16 +195,7 @@ export class TaskService {
       );
     }
     const { input, resolved } = this.parseCreate(body);
-    if (input.webhook_url) {
-      const refused = refuseLiteralTarget(input.webhook_url, config.webhooks.allow_private_targets);
-      if (refused) throw problems.unprocessable(`webhook_url ${refused}`, [{ path: 'webhook_url', message: refused }]);
-      if (!config.tenants[tenant]?.webhook_secret) {
-        throw problems.unprocessable(
-          `tenant ${tenant} has no webhook secret configured, so webhook_url cannot be signed`,
-          [{ path: 'webhook_url', message: 'no webhook secret configured for this tenant' }],
-        );
-      }
-    }
+    this.assertWebhookTarget(tenant, input.webhook_url);
     const now = clock.now();
     const plan = this.plan(tenant, resolved, input.routing, now);
     this.assertServable(plan);
@@ -481,6 +488,8 @@ export class TaskService {
    */
   quote(tenant: string, body: unknown): QuoteResult {
     const { input, resolved } = this.parseCreate(body);
+    // What create would refuse before choosing any provider, quote refuses the same way.
+    this.assertWebhookTarget(tenant, input.webhook_url);
     const plan = this.plan(tenant, resolved, input.routing, this.engine.clock.now());
     const order: string[] = [];
     for (const evaluation of plan.order) {
