@@ -511,6 +511,8 @@ export class Gateway {
     this.stopping = true;
     this.gate.close();
     for (const timer of this.loopTimers.values()) timer.cancel();
+    // A dispatch pass running now sends no queued task it has not started.
+    this.dispatcher.stop();
     const server = this.server;
     const closed = server
       ? new Promise<void>((resolve) => {

@@ -82,6 +82,8 @@ export class Dispatcher {
   private readonly runner = new CoalescingRunner(() => this.dispatchWaiting());
   /** Dispatches running in this process, by task id (recovery leaves them alone; shutdown waits). */
   private readonly inFlight = new Map<string, Promise<TaskRecord | undefined>>();
+  /** Set by a graceful stop: passes start no queued task any more (those stay queued for the next start). */
+  private stopped = false;
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
@@ -525,7 +527,16 @@ export class Dispatcher {
     return this.runner.idle();
   }
 
+  /**
+   * A graceful stop takes no more work: a pass running now finishes the creates it started and
+   * sends no other queued task. Dispatches of creates that arrived before the stop still run.
+   */
+  stop(): void {
+    this.stopped = true;
+  }
+
   private async dispatchWaiting(): Promise<void> {
+    if (this.stopped) return;
     await this.recovery.recoverAbandoned();
     const pass: PassState = { full: new Set() };
     let after: { createdAt: number; id: string } | undefined;
@@ -534,6 +545,7 @@ export class Dispatcher {
       // Tasks whose every provider is known full this pass are left alone without a query.
       const runnable = page.filter((task) => !this.allFull(task, pass));
       for (let i = 0; i < runnable.length; i += DISPATCH_CONCURRENCY) {
+        if (this.stopped) return;
         await Promise.all(
           runnable.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
             this.dispatch(task.id, {}, pass).catch((error) =>
