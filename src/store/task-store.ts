@@ -652,6 +652,8 @@ export class TaskStore {
         .selectFrom('tasks')
         .selectAll()
         .where(UNFINISHED)
+        // A submission is settled by recovery (its create may be upstream), never by its deadline.
+        .where('phase', '!=', 'submitting')
         .where('deadline_at', '<', now)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
         .limit(limit),
@@ -675,7 +677,7 @@ export class TaskStore {
     return (await this.selectAbandonedSubmissions(this.db, now, limit)).rows;
   }
 
-  /** Unfinished tasks past their deadline. */
+  /** Queued and tracked tasks past their deadline that no live lease holds (submissions are recovery's). */
   async listOverdue(now: number, limit: number): Promise<TaskRow[]> {
     return (await this.selectOverdue(this.db, now, limit)).rows;
   }

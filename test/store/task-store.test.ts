@@ -667,7 +667,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         ]);
       });
 
-      it('listOverdue finds unfinished tasks past their deadline that no live lease holds', async () => {
+      it('listOverdue finds queued and tracked tasks past their deadline that no live lease holds', async () => {
         const past = T0 - 1;
         await tasks.createTask(taskRow('t_queued', { deadline_at: past }));
         await tasks.createTask(trackedRow('t_tracking', T0, { deadline_at: past, lease_owner: 'gone', lease_until: T0 - 1 }));
@@ -675,6 +675,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await tasks.createTask(taskRow('t_done', { phase: 'done', status: 'succeeded', deadline_at: past }));
         await tasks.createTask(taskRow('t_in_time', { deadline_at: T0 + MINUTE }));
         await tasks.createTask(taskRow('t_exactly', { deadline_at: T0 }));
+        await tasks.createTask(taskRow('t_submitting', { phase: 'submitting', deadline_at: past, lease_owner: 'gone', lease_until: T0 - 1 }));
         const rows = await tasks.listOverdue(T0, 10);
         expect(rows.map((row) => row.id).sort()).toEqual(['t_queued', 't_tracking']);
         expect(await tasks.listOverdue(T0, 1)).toHaveLength(1);
