@@ -15,7 +15,10 @@ import type { TaskRecord } from './task-records.js';
 import type { InboundMark } from './task-repository.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
 
-const POLL_BATCH = 50;
+/**
+ * Polls run at once, and tasks leased per claim: a task is leased only when its poll starts, so no
+ * lease runs out while its task waits behind slower polls (another replica would poll it too).
+ */
 const POLL_CONCURRENCY = 8;
 
 export class Tracker {
@@ -44,12 +47,9 @@ export class Tracker {
     await this.expireOverdue();
     const { tasks, clock, config, owner } = this.engine;
     for (;;) {
-      const due = await tasks.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_BATCH);
-      if (due.length === 0) break;
-      for (let i = 0; i < due.length; i += POLL_CONCURRENCY) {
-        await Promise.all(due.slice(i, i + POLL_CONCURRENCY).map((task) => this.pollLeased(task)));
-      }
-      if (due.length < POLL_BATCH) break;
+      const due = await tasks.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_CONCURRENCY);
+      await Promise.all(due.map((task) => this.pollLeased(task)));
+      if (due.length < POLL_CONCURRENCY) break;
     }
   }
 
