@@ -222,6 +222,49 @@ describe('the gateway died while a create was in flight', () => {
     expect(simulators.get('freepik')!.tasks).toHaveLength(1);
   });
 
+  it('legacy Kling-API: a confirmed callback while the dead replica\'s lease still runs is kept, and the task is tracked once the lease ends', async () => {
+    // Lip-sync carries no external_task_id: only the callback can name its task. The legacy API
+    // documents no retries of a callback, so one answered "retry later" may be the last word.
+    const lipSync = { model: 'kling-v1-6', video_id: 'vid-123', lip_sync: { text: 'hello there', voice_id: 'genshin_vindi2' } };
+    const { second, id, simulators, database } = await diedMidCreate(lipSync);
+    await leaveMidCreate(database, id, second.clock.now() + 20_000);
+    const store = await openStore(database);
+    const token = (await new TaskStore(store).getTask(id))!.callback_token;
+    await store.close();
+    const upstreamId = simulators.get('kling-legacy')!.tasks[0]!.id;
+    const received = await fetch(`${second.url}/v1/webhooks/kling-legacy/${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task_id: upstreamId, task_status: 'processing' }),
+    });
+    expect(received.status).toBe(200);
+    const held = (await second.get(id)).body;
+    expect(held.status).toBe('queued');
+    expect(held.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'webhook' })]);
+    // No further callback comes; once the lease ends, recovery tracks the named task.
+    await second.advance(21_000);
+    const finished = await second.finish(id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider_task_id).toBe(upstreamId);
+    expect(simulators.get('kling-legacy')!.tasks).toHaveLength(1);
+  });
+
+  it('legacy Kling-API: a callback naming a task the provider does not confirm is not kept', async () => {
+    const lipSync = { model: 'kling-v1-6', video_id: 'vid-123', lip_sync: { text: 'hello there', voice_id: 'genshin_vindi2' } };
+    const { second, id, database } = await diedMidCreate(lipSync);
+    await leaveMidCreate(database, id, second.clock.now() + 20_000);
+    const store = await openStore(database);
+    const token = (await new TaskStore(store).getTask(id))!.callback_token;
+    await store.close();
+    const received = await fetch(`${second.url}/v1/webhooks/kling-legacy/${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task_id: 'not-a-task-of-ours', task_status: 'processing' }),
+    });
+    expect(received.status).toBe(503);
+    expect((await second.get(id)).body.attempts).toEqual([expect.objectContaining({ outcome: 'sending' })]);
+  });
+
   it('kling3api: no documented way to find the task, so it stays interrupted and says so', async () => {
     const { second, id, simulators } = await diedMidCreate({ ...klingV3, routing: { providers: ['kling3api'] } });
     const task = (await second.get(id)).body;

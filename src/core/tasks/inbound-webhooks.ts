@@ -147,6 +147,11 @@ export class InboundWebhooks {
         if (adoption.task) await this.tracker.pollSoon(adoption.task);
         return { received: true, matched: true };
       }
+      if (adoption.kind === 'noted') {
+        // Written on the attempt; the replica sending the create (or recovery) takes it from there.
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
+        return { received: true, matched: true };
+      }
     }
     if (task.phase === 'submitting') {
       // The create's answer is not recorded yet, so there is nothing to confirm against: retry.

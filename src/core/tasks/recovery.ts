@@ -171,25 +171,12 @@ export class Recovery {
     if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
     const account = runtime.account(attempt.account ?? task.account);
     if (!account) return { kind: 'none' };
-    // A create still on its way (here, or on a replica whose lease runs) records its own answer.
-    const abandoned = (task.leaseUntil ?? 0) < clock.now() && !this.dispatchingHere(task.id);
-    if (attempt.outcome === 'sending' && !abandoned && how.confirm) return { kind: 'busy' };
+    const sendingHere = this.dispatchingHere(task.id);
+    // A create still on its way here records its own answer: an unsigned callback is not worth a fetch then.
+    if (attempt.outcome === 'sending' && sendingHere && how.confirm) return { kind: 'busy' };
+    const abandoned = (task.leaseUntil ?? 0) < clock.now() && !sendingHere;
     const ref = this.refOfNamed(task, attempt, providerTaskId);
     if (!ref) return { kind: 'none' };
-    if (attempt.outcome === 'sending' && !abandoned) {
-      // A signed webhook is proof enough of what the upstream holds. Telling its sender to retry
-      // until the lease runs out could outlast its retries when the replica sending the create
-      // has died (its lease outlives the upstream's timeout); then nothing would ever name the
-      // task. So the upstream id is written on the attempt now: the create's answer, if it comes,
-      // records the same, and if it never does, recovery resumes tracking from the attempt.
-      const noted = await tasks.updateSendingAttempt(task.id, attempt.seq, {
-        outcome: 'accepted',
-        providerTaskId: ref.providerTaskId,
-        tracking: ref.tracking,
-        recoveredBy: 'webhook',
-      });
-      return noted ? { kind: 'noted' } : { kind: 'busy' };
-    }
     if (how.confirm) {
       const admission = await account.admit(0);
       if (!admission.granted) return { kind: 'busy' };
@@ -199,6 +186,21 @@ export class Recovery {
         this.engine.logger.warn({ task_id: task.id, provider, provider_task_id: providerTaskId, err: error }, 'a callback named a task the provider does not confirm');
         return { kind: 'none' };
       }
+    }
+    if (attempt.outcome === 'sending' && !abandoned) {
+      // A signed webhook, or a callback on the task's token that the provider confirmed, is proof
+      // enough of what the upstream holds. Telling its sender to retry until the lease runs out
+      // could outlast its retries when the replica sending the create has died (its lease
+      // outlives the upstream's timeout); then nothing would ever name the task. So the upstream
+      // id is written on the attempt now: the create's answer, if it comes, records the same,
+      // and if it never does, recovery resumes tracking from the attempt.
+      const noted = await tasks.updateSendingAttempt(task.id, attempt.seq, {
+        outcome: 'accepted',
+        providerTaskId: ref.providerTaskId,
+        tracking: ref.tracking,
+        recoveredBy: 'webhook',
+      });
+      return noted ? { kind: 'noted' } : { kind: 'busy' };
     }
     return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
   }
