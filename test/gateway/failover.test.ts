@@ -152,6 +152,26 @@ describe('failover on create', () => {
     expect(created.body.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['ambiguous', 'accepted']);
   });
 
+  it('with failover_on_timeout, never sends the task again to the provider that may hold it', async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    // Freepik takes the create and the connection drops; kling3api then asks for a pause.
+    gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
+    gw.simulator('kling3api').injectFault({ kind: 'rate_limited', status: 429, headers: { 'retry-after': '10' } });
+    const created = await gw.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(created.body.status).toBe('queued');
+    expect(created.body.attempts.map((a: { provider: string; outcome: string }) => [a.provider, a.outcome])).toEqual([
+      ['freepik', 'ambiguous'],
+      ['kling3api', 'failed'],
+    ]);
+    // The pause ends: the task goes on to kling3api, not back to Freepik.
+    await gw.advance(11_000);
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.provider).toBe('kling3api');
+    expect(upstreamTasks(gw)).toEqual({ freepik: 1, kling3api: 1, 'kling-legacy': 0 });
+    expect(createCalls(gw, 'freepik')).toBe(1);
+  });
+
   it('does not move on when the connection breaks after the create was sent: the upstream may hold it', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ transport: 'reset' });

@@ -28,7 +28,11 @@ export interface ProviderStanding {
 
 /** What a task's earlier attempts say about its providers. */
 export interface AttemptHistory {
-  /** Providers that said no to this task. A 429 only meant "later", so it is not a refusal. */
+  /**
+   * Providers not to send this task to again: those that said no to it (a 429 only meant "later",
+   * so it is not a refusal), and those that may hold it already (a create whose answer was lost,
+   * failed over with `failover_on_timeout`): sending it there again could make and bill it twice.
+   */
   refused: ReadonlySet<string>;
   /** Providers whose open circuit is already written on the task. */
   skipped: ReadonlySet<string>;
@@ -77,6 +81,7 @@ export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHisto
   const refused = new Set<string>();
   const refusedAccounts = new Map<string, Set<string>>();
   for (const attempt of attempts) {
+    if (attempt.outcome === 'ambiguous' || attempt.outcome === 'interrupted') refused.add(attempt.provider);
     // A 429 only meant "later".
     if (attempt.outcome !== 'failed' || attempt.httpStatus === 429) continue;
     if (attempt.account !== null && isAccountRefusal(attempt)) {
