@@ -654,6 +654,8 @@ export class TaskStore {
         .where(UNFINISHED)
         // A submission is settled by recovery (its create may be upstream), never by its deadline.
         .where('phase', '!=', 'submitting')
+        // A tracked task's last look at the upstream, due at its deadline, comes first.
+        .where((eb) => eb.or([eb('phase', '!=', 'tracking'), eb('next_poll_at', 'is', null), eb('next_poll_at', '>', eb.ref('deadline_at'))]))
         .where('deadline_at', '<', now)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
         .limit(limit),
@@ -677,7 +679,10 @@ export class TaskStore {
     return (await this.selectAbandonedSubmissions(this.db, now, limit)).rows;
   }
 
-  /** Queued and tracked tasks past their deadline that no live lease holds (submissions are recovery's). */
+  /**
+   * Queued and tracked tasks past their deadline that no live lease holds (submissions are
+   * recovery's), a tracked task only once its poll at the deadline was made.
+   */
   async listOverdue(now: number, limit: number): Promise<TaskRow[]> {
     return (await this.selectOverdue(this.db, now, limit)).rows;
   }

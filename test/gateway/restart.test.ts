@@ -140,6 +140,20 @@ describe('deadlines', () => {
     expect(task.error.message).toMatch(/1-minute deadline/);
   });
 
+  it('looks at a tracked task once more at its deadline: a video finished in time is not failed', async () => {
+    const gw = await startTestGateway({
+      config: { tasks: { deadline_ms: 60_000 }, tracking: { poll_max_interval_ms: 30_000 }, sandbox: { processing_ms: 57_500 } },
+    });
+    open.push(gw);
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api'] } });
+    // Polled at 45 s and 57 s (still running); the upstream finishes at 58.5 s, and the next poll
+    // by the back-off would come after the deadline.
+    for (let second = 0; second < 66; second++) await gw.advance(1_000);
+    const task = (await gw.get(created.body.id)).body;
+    expect(task.status).toBe('succeeded');
+    expect(gw.simulator('kling3api').tasks).toHaveLength(1);
+  });
+
   it('fails a task that waited in the queue past its deadline', async () => {
     const gw = await startTestGateway({
       config: { tasks: { deadline_ms: 60_000 }, providers: { kling3api: { max_in_flight: 1 } }, sandbox: { processing_ms: 600_000 } },

@@ -28,7 +28,7 @@ import {
 } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
 import { circuitOpenFailure, classifyCreateFailure, isAccountTrouble } from './failover.js';
-import { firstPollDelay } from './polling.js';
+import { firstPollDelay, lastPollAt } from './polling.js';
 import { Recovery, attemptKeyOf } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import type { NewAttempt, PlanEntry, TaskRecord } from './task-records.js';
@@ -483,8 +483,10 @@ export class Dispatcher {
           ...(details.estimate ? { estimate: details.estimate } : {}),
           warnings: details.warnings,
           expectsWebhook,
-          firstPollAt:
+          firstPollAt: Math.min(
             clock.now() + firstPollDelay(runtime.minimumRunTimeMs(task.request), config.tracking, random, expectsWebhook),
+            lastPollAt(task.deadlineAt, clock.now()),
+          ),
         },
         acceptedAttempt,
       ),

@@ -60,3 +60,12 @@ export function nextPollDelay(
   const ceiling = Math.max(settings.poll_max_interval_ms, expectsWebhook ? settings.webhook_safety_poll_ms : 0);
   return Math.min(ceiling, Math.max(settings.poll_min_interval_ms, jittered(delay, settings.poll_jitter, random)));
 }
+
+/**
+ * The latest a task's next poll may be: its deadline itself while that has not come, so a job
+ * that finished in time is seen before the deadline pass ends the task (one last look); just past
+ * it after that, when the deadline pass ends the task instead.
+ */
+export function lastPollAt(deadlineAt: number, now: number): number {
+  return now < deadlineAt ? deadlineAt : deadlineAt + 1;
+}

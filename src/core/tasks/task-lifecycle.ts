@@ -13,6 +13,7 @@ import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition, InboundMark } from './task-repository.js';
 import { newOutput, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
+import { lastPollAt } from './polling.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
 import { fromMicros } from '../model/pricing.js';
@@ -231,7 +232,7 @@ export class TaskLifecycle {
     return this.writeQuietly(
       task,
       {
-        nextPollAt: Math.min(at, task.deadlineAt + 1),
+        nextPollAt: Math.min(at, lastPollAt(task.deadlineAt, this.engine.clock.now())),
         ...(countAsPoll ? { pollCount: task.pollCount + 1 } : {}),
         ...RELEASE_LEASE,
       },

@@ -9,7 +9,7 @@ import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
-import { nextPollDelay } from './polling.js';
+import { lastPollAt, nextPollDelay } from './polling.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import type { TaskRecord } from './task-records.js';
 import type { InboundMark } from './task-repository.js';
@@ -57,7 +57,8 @@ export class Tracker {
     const { config, clock, random } = this.engine;
     const pollCount = task.pollCount + 1;
     const delay = nextPollDelay(pollCount, config.tracking, random, task.expectsWebhook, runtime.minimumRunTimeMs(task.request));
-    return { nextPollAt: Math.min(clock.now() + delay, task.deadlineAt + 1), pollCount };
+    const now = clock.now();
+    return { nextPollAt: Math.min(now + delay, lastPollAt(task.deadlineAt, now)), pollCount };
   }
 
   /** One poll of a task this replica has leased. */
@@ -89,7 +90,13 @@ export class Tracker {
         admission.permit,
       );
       metrics.polls.inc({ provider: runtime.id, outcome: report.status });
-      await this.lifecycle.applyReport(task, runtime, report, { phases: ['tracking'], leaseOwner: this.engine.owner }, this.schedule(task, runtime));
+      const held = { phases: ['tracking'] as const, leaseOwner: this.engine.owner };
+      if (report.status !== 'succeeded' && report.status !== 'failed' && clock.now() >= task.deadlineAt) {
+        // The last look at the deadline found it still running: the deadline ends it.
+        await this.lifecycle.fail(task, this.deadlineError({ ...task, providerStatus: report.providerStatus }), held, report);
+        return;
+      }
+      await this.lifecycle.applyReport(task, runtime, report, held, this.schedule(task, runtime));
     } catch (error) {
       if (error instanceof CircuitBreakerOpenError) {
         metrics.polls.inc({ provider: runtime.id, outcome: 'circuit_open' });
@@ -117,22 +124,26 @@ export class Tracker {
   }
 
   private async expireOverduePage(): Promise<number> {
-    const { tasks, clock, config } = this.engine;
+    const { tasks, clock } = this.engine;
     const overdue = await tasks.listOverdue(clock.now(), 100);
     for (const task of overdue) {
-      const minutes = Math.round(config.tasks.deadline_ms / 60_000);
-      const error: TaskError = {
-        code: 'timeout',
-        message:
-          task.phase === 'dispatch'
-            ? `no provider took the task within the ${minutes}-minute deadline`
-            : `the task did not finish within the ${minutes}-minute deadline` +
-              (task.providerStatus ? ` (last upstream status: ${task.providerStatus})` : ''),
-        provider_code: null,
-      };
-      await this.lifecycle.fail(task, error, { phases: ['dispatch', 'tracking'] });
+      await this.lifecycle.fail(task, this.deadlineError(task), { phases: ['dispatch', 'tracking'] });
     }
     return overdue.length;
+  }
+
+  /** Why a task past its deadline fails. */
+  private deadlineError(task: TaskRecord): TaskError {
+    const minutes = Math.round(this.engine.config.tasks.deadline_ms / 60_000);
+    return {
+      code: 'timeout',
+      message:
+        task.phase === 'dispatch'
+          ? `no provider took the task within the ${minutes}-minute deadline`
+          : `the task did not finish within the ${minutes}-minute deadline` +
+            (task.providerStatus ? ` (last upstream status: ${task.providerStatus})` : ''),
+      provider_code: null,
+    };
   }
 
   /**
