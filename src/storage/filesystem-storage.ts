@@ -1,12 +1,13 @@
 /**
  * Copies kept as files under a directory (by default `./data/outputs`, beside the SQLite file).
- * A write goes to a temporary file in the same directory and is renamed into place once flushed,
- * so a reader or a crash never sees half a file.
+ * A write goes to a temporary file in the storage's own `.partial` folder and is renamed into
+ * place once flushed, so a reader or a crash never sees half a file under a key. A process killed
+ * mid-write leaves its temporary file behind: `sweepAbandoned` deletes those nobody writes any more.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { dirname, relative, resolve, sep } from 'node:path';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
 
@@ -24,6 +25,24 @@ async function openCreatingFolder(path: string): Promise<FileHandle> {
     return open(path, 'wx');
   }
 }
+
+/** Moves a finished file to its key; the key's folder is made only when the rename says it is missing. */
+async function renameCreatingFolder(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(dirname(to), { recursive: true });
+    await rename(from, to);
+  }
+}
+
+/**
+ * The folder of files being written, beside the keys' folders (one filesystem, so the rename is
+ * atomic). Temporary files are kept out of the keys' folders so that finding the abandoned ones
+ * is one listing of one folder, not a walk through every tenant and day.
+ */
+const PARTIAL_FOLDER = '.partial';
 
 export class FilesystemStorage implements ObjectStorage {
   readonly kind = 'filesystem';
@@ -45,7 +64,7 @@ export class FilesystemStorage implements ObjectStorage {
 
   async write(key: string, body: Readable, options: { contentType: string; signal?: AbortSignal }): Promise<void> {
     const path = this.pathOf(key);
-    const partial = `${path}.partial-${randomBytes(6).toString('hex')}`;
+    const partial = join(this.root, PARTIAL_FOLDER, `${randomBytes(9).toString('hex')}.partial`);
     try {
       // One handle writes, flushes and closes (half the CPU of a write stream, then a second open
       // for the flush). Each chunk is written before the next is read: the source waits meanwhile.
@@ -61,7 +80,7 @@ export class FilesystemStorage implements ObjectStorage {
       } finally {
         await handle.close();
       }
-      await rename(partial, path);
+      await renameCreatingFolder(partial, path);
     } catch (error) {
       body.destroy();
       await rm(partial, { force: true });
@@ -82,6 +101,38 @@ export class FilesystemStorage implements ObjectStorage {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
+  }
+
+  /**
+   * Deletes temporary files nothing has written to for `idleMs` (wall-clock time, as file times
+   * are): left by a process killed mid-write. A write in progress touches its file with every
+   * chunk, and a copy ends (its file removed) within the copy time limit, so a longer `idleMs`
+   * never takes a live write's file, also on a folder replicas share. Returns how many went.
+   */
+  async sweepAbandoned(idleMs: number): Promise<number> {
+    const folder = join(this.root, PARTIAL_FOLDER);
+    let names: string[];
+    try {
+      names = await readdir(folder);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw error;
+    }
+    let deleted = 0;
+    for (const name of names) {
+      if (!name.endsWith('.partial')) continue;
+      const path = join(folder, name);
+      try {
+        const file = await stat(path);
+        if (!file.isFile() || Date.now() - file.mtimeMs <= idleMs) continue;
+        await rm(path, { force: true });
+        deleted++;
+      } catch (error) {
+        // Renamed into place or swept by another replica meanwhile.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+    return deleted;
   }
 
   async close(): Promise<void> {

@@ -30,6 +30,12 @@ export interface ObjectStorage {
    * that have one.
    */
   presignedUrl?(key: string, options: { expiresInSeconds: number; contentType: string; filename: string }): Promise<string>;
+  /**
+   * Deletes what writes of processes that died mid-write left behind, untouched for `idleMs`;
+   * returns how many. The filesystem's temporary files; not S3's (a bucket lifecycle rule
+   * aborts incomplete multipart uploads there).
+   */
+  sweepAbandoned?(idleMs: number): Promise<number>;
   close(): Promise<void>;
 }
 

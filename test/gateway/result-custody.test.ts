@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -257,6 +257,22 @@ describe('result custody on the filesystem', () => {
     // The other tenant's copy is kept for its own (the gateway's) ten days.
     const kept = (await gateway.request('GET', `/v1/videos/${theirs.id}`, undefined, {}, OTHER_TENANT_KEY)).body;
     expect(kept.outputs[0].storage).toBe('stored');
+  });
+
+  it('deletes the half-written files of copies whose process was killed, once no copy could still be writing them', async () => {
+    const directory = outputsDir();
+    const gateway = await startCopying({ storage: { mode: 'copy', copy_timeout_ms: 60_000 } }, directory);
+    // What a process killed mid-copy an hour ago left, and what a live copy (another replica's) is writing now.
+    mkdirSync(join(directory, '.partial'));
+    const abandoned = join(directory, '.partial', 'abandoned.partial');
+    const live = join(directory, '.partial', 'live.partial');
+    writeFileSync(abandoned, Buffer.alloc(4096, 1));
+    writeFileSync(live, Buffer.alloc(4096, 2));
+    const hourAgo = new Date(Date.now() - 3600_000);
+    utimesSync(abandoned, hourAgo, hourAgo);
+    await gateway.advance(61_000);
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(live)).toBe(true);
   });
 
   it('keeps the task processing while a copy fails, retries it from the store, then succeeds', async () => {

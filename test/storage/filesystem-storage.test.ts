@@ -2,13 +2,16 @@
  * Copies kept as files: a write lands whole under its key or not at all (no half file under the
  * key, no temporary file left behind), whatever happens to the bytes on their way.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterEach, expect, it, vi } from 'vitest';
 import { FilesystemStorage } from '../../src/storage/filesystem-storage.js';
 
+const WRITER = fileURLToPath(new URL('../fixtures/storage-writer-child.ts', import.meta.url));
 const directories: string[] = [];
 afterEach(() => {
   for (const directory of directories.splice(0)) rmSync(directory, { recursive: true, force: true });
@@ -64,4 +67,33 @@ it("makes a key's folder when it is missing, also when it was removed after an e
   await files.write('acme/2026-12-01/vid_3-0.mp4', Readable.from([Buffer.from('three')]), { contentType: 'video/mp4' });
   expect(readFileSync(join(directory, 'acme/2026-12-01/vid_3-0.mp4'), 'utf8')).toBe('three');
   expect(filesUnder(directory)).toEqual(['vid_3-0.mp4']);
+});
+
+it('deletes what a process killed mid-write left behind, once untouched long enough, and never a write in progress', async () => {
+  const { storage: files, directory } = storage();
+  const writer = spawn(process.execPath, ['--import', 'tsx', WRITER, directory, 'acme/2026-12-01/vid_1-0.mp4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const gone = new Promise((resolve) => writer.once('exit', resolve));
+  await new Promise<void>((resolve) => writer.stdout.once('data', () => resolve()));
+  writer.kill('SIGKILL');
+  await gone;
+  // The killed write left its bytes, under no key.
+  const left = readdirSync(directory, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+  expect(left).toHaveLength(1);
+  expect(readdirSync(directory, { recursive: true })).not.toContain('acme/2026-12-01/vid_1-0.mp4');
+  // A write of this process is under way meanwhile.
+  const source = new Readable({ read() {} });
+  source.push(Buffer.alloc(4096, 2));
+  const writing = files.write('acme/2026-12-01/vid_2-0.mp4', source, { contentType: 'video/mp4' });
+  await vi.waitFor(() => expect(filesUnder(directory)).toHaveLength(2));
+
+  // Recently touched: kept (it could be another replica's write on a shared folder).
+  expect(await files.sweepAbandoned(60_000)).toBe(0);
+  expect(filesUnder(directory)).toHaveLength(2);
+  // An hour after the crash, the dead write's file goes; the live one stays and lands under its key.
+  const hourAgo = new Date(Date.now() - 3600_000);
+  utimesSync(join(left[0]!.parentPath, left[0]!.name), hourAgo, hourAgo);
+  expect(await files.sweepAbandoned(60_000)).toBe(1);
+  source.push(null);
+  await writing;
+  expect(filesUnder(directory)).toEqual(['vid_2-0.mp4']);
 });

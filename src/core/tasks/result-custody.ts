@@ -41,6 +41,7 @@ export class ResultCustody {
   private readonly runner = new CoalescingRunner(() => this.copyDue());
   private readonly retention = new CoalescingRunner(async () => {
     await this.expireRetained();
+    await this.sweepAbandonedWrites();
   });
   /** Aborted when the gateway stops: copies in flight end without counting as failures. */
   private readonly stopping = new AbortController();
@@ -219,6 +220,23 @@ export class ResultCustody {
       upstreamGone: output.upstreamGone || outcome.gone,
       copyAttempts,
     };
+  }
+
+  /**
+   * Deletes temporary files of copies whose process died mid-write (kill -9): nothing else ever
+   * would. Untouched for twice the copy time limit: no live copy runs that long.
+   */
+  async sweepAbandonedWrites(): Promise<number> {
+    const { storage, config, logger } = this.engine;
+    if (!storage?.sweepAbandoned) return 0;
+    try {
+      const deleted = await storage.sweepAbandoned(2 * config.storage.copy_timeout_ms);
+      if (deleted > 0) logger.info({ deleted }, 'deleted files of copies interrupted mid-write');
+      return deleted;
+    } catch (error) {
+      logger.warn({ err: error }, 'could not sweep files of interrupted copies; will retry');
+      return 0;
+    }
   }
 
   /** Days the tenant's stored outputs are kept (its own setting, else the gateway's), or undefined to keep them. */
