@@ -6,7 +6,7 @@
  *
  * It behaves as the axios call it replaced did, so a copy stores the same bytes and fails for the
  * same reasons: the same request headers (`Accept-Encoding` included, and a compressed answer is
- * decoded as axios decodes it), redirects followed up to five hops with every hop checked by
+ * decoded as axios decodes it, except that a gzip or brotli stream cut short fails), redirects followed up to five hops with every hop checked by
  * `refuseHop` before it is requested, `timeout of <n>ms exceeded` when the source sends nothing for
  * the idle time, and the connection's own errors as they are.
  */
@@ -20,7 +20,14 @@ export const ACCEPT_ENCODING = 'gzip, compress, deflate, br';
 /** Redirects followed before giving up, as axios's `maxRedirects: 5`. */
 const MAX_REDIRECTS = 5;
 const ZLIB_OPTIONS = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
-const BROTLI_OPTIONS = { flush: zlib.constants.BROTLI_OPERATION_FLUSH, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH };
+/**
+ * Gzip and brotli streams must end where their format says they end: a body cut short inside
+ * a whole HTTP answer (a proxy's truncation with a recomputed length) is an error, where axios's
+ * lenient finish would have stored the first part of the file as all of it. Deflate keeps
+ * axios's finish: a raw deflate body gets a zlib header and so never has the trailer to check.
+ */
+const STRICT_ZLIB_OPTIONS = { flush: zlib.constants.Z_SYNC_FLUSH };
+const BROTLI_OPTIONS = { flush: zlib.constants.BROTLI_OPERATION_FLUSH };
 
 export interface DownloadOptions {
   headers: Record<string, string>;
@@ -67,7 +74,7 @@ function decodersFor(status: number, headers: IncomingHttpHeaders): Transform[] 
     case 'x-gzip':
     case 'compress':
     case 'x-compress':
-      return [zlib.createUnzip(ZLIB_OPTIONS)];
+      return [zlib.createUnzip(STRICT_ZLIB_OPTIONS)];
     case 'deflate':
       return [new DeflateHeaderStream(), zlib.createUnzip(ZLIB_OPTIONS)];
     case 'br':

@@ -78,6 +78,17 @@ describe('copying a result file', () => {
     expect(storage.objects.get('acme/vid_1/0.mp4')?.bytes.equals(FILE)).toBe(true);
   });
 
+  it.each([
+    ['gzip', gzipSync(FILE)],
+    ['br', brotliCompressSync(FILE)],
+  ])('fails, worth retrying, when a %s-encoded answer ends before its compressed stream does, and stores nothing', async (encoding, sent) => {
+    // The HTTP framing is whole (the length matches what came): only the compressed stream shows the cut.
+    const cut = sent.subarray(0, sent.length - 100);
+    routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-encoding': encoding, 'content-length': cut.length }).end(cut));
+    expect(await copy('/out.mp4')).toMatchObject({ ok: false, retryable: true, gone: false, reason: 'the copy failed: unexpected end of file' });
+    expect(storage.objects.size).toBe(0);
+  });
+
   it('stores an answer in an encoding it does not decode as sent', async () => {
     const sent = Buffer.from('not really compressed');
     routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-encoding': 'identity' }).end(sent));
