@@ -115,7 +115,7 @@ function sourceAgents(policy: CopyPolicy): ReturnType<typeof guardedAgents> {
   return agents;
 }
 
-/** Hashes and counts what passes through; fails once more than `maxBytes` went by. */
+/** Hashes and counts what passes through; fails once more than `maxBytes` went by, or at the end when nothing did. */
 class MeasuringStream extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
@@ -132,6 +132,11 @@ class MeasuringStream extends Transform {
     }
     this.hash.update(chunk);
     callback(null, chunk);
+  }
+
+  /** No bytes at all is no result (a CDN not ready yet, a broken upstream): failing here keeps it out of storage. */
+  override _flush(callback: TransformCallback): void {
+    callback(this.bytes === 0 ? new Error('the provider sent an empty file') : null);
   }
 }
 

@@ -89,6 +89,15 @@ describe('copying a result file', () => {
     expect(storage.objects.size).toBe(0);
   });
 
+  it('fails, worth retrying, when the source answers with no bytes at all, and stores nothing', async () => {
+    routes.set('/empty.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': 0 }).end());
+    routes.set('/empty-gzip.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-encoding': 'gzip' }).end(gzipSync(Buffer.alloc(0))));
+    for (const path of ['/empty.mp4', '/empty-gzip.mp4']) {
+      expect(await copy(path)).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: the provider sent an empty file' });
+    }
+    expect(storage.objects.size).toBe(0);
+  });
+
   it('stores an answer in an encoding it does not decode as sent', async () => {
     const sent = Buffer.from('not really compressed');
     routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-encoding': 'identity' }).end(sent));
