@@ -40,6 +40,9 @@ async function sendStored(req: Request, res: Response, content: StoredContent, m
     'last-modified': new Date(content.storedAt).toUTCString(),
     'cache-control': 'private, max-age=3600',
     'content-disposition': `inline; filename="${content.filename}"`,
+    // Bytes a third party made, served from the gateway's origin: opened directly they run nothing
+    // and reach nothing of it (the console's session included). Media plays as before.
+    'content-security-policy': 'sandbox',
   });
   if (matchesEtag(req.header('if-none-match'), etag)) {
     metrics.contentServed.inc({ outcome: 'not_modified' });

@@ -349,6 +349,28 @@ describe('result custody on the filesystem', () => {
     expect(copy.bytes.equals(big)).toBe(true);
   });
 
+  it('never serves a result as a page of its own origin, whatever type the upstream gave it', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true } });
+    const page = Buffer.from('<script>fetch("/v1/videos").then(r => r.text()).then(alert)</script>');
+    const urls = [
+      files.host('/result-a', { body: page, contentType: 'text/html; charset=utf-8' }),
+      files.host('/result-b.mp4', { body: page, contentType: 'image/svg+xml' }),
+      files.host('/result-c.mp4', { body: SAMPLE_MP4, contentType: 'binary/octet-stream' }),
+    ];
+    const done = await gateway.finish(await freepikTaskFinishedWith(gateway, urls));
+    // A video output is recorded and served as a video: the upstream's type only when it is one.
+    expect(done.outputs.map((output: { content_type: string }) => output.content_type)).toEqual(['video/mp4', 'video/mp4', 'video/mp4']);
+    for (const index of [0, 1, 2]) {
+      const copy = await download(`${gateway.url}/v1/videos/${done.id}/content?index=${index}`, { authorization: `Bearer ${TENANT_KEY}` });
+      expect(copy.response.status).toBe(200);
+      expect(copy.response.headers.get('content-type')).toBe('video/mp4');
+      // Opened directly, the answer is sandboxed (no script, no origin), as a file a third party wrote.
+      expect(copy.response.headers.get('content-security-policy')).toBe('sandbox');
+      expect(copy.response.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+  });
+
   it('refuses a file larger than storage.max_bytes and keeps no partial file', async () => {
     files = await new ResultServer().start();
     const directory = outputsDir();

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { problems } from '../model/problems.js';
 import { ObjectNotFoundError, type ByteRange } from '../../storage/object-storage.js';
 import type { Engine } from './engine.js';
-import { extensionOf } from './output-copy.js';
+import { extensionOf, mediaTypeOf } from './output-copy.js';
 import { issuesToErrors } from './task-service.js';
 
 export const ContentQuery = z.strictObject({
@@ -88,7 +88,8 @@ export class OutputContent {
       throw problems.gone(`output ${index} of video ${id} was stored, but the gateway's storage is not configured any more.`);
     }
     const key = output.key;
-    const contentType = output.contentType ?? (output.type === 'video' ? 'video/mp4' : 'image/png');
+    // Checked again here: copies stored before the type was checked at copy time may carry any.
+    const contentType = mediaTypeOf(output.contentType ?? undefined, output.upstreamUrl, output.type);
     const filename = `${id}-${index}.${extensionOf(contentType)}`;
     if (storage.presignedUrl && config.storage.s3.serve === 'redirect') {
       const location = await storage.presignedUrl(key, {

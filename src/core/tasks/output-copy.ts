@@ -63,12 +63,15 @@ const EXTENSIONS: Record<string, string> = {
 };
 
 /**
- * The media type to record: the source's own, unless it is missing or says nothing
- * (`application/octet-stream`, as some CDNs answer); then the URL's extension, then the kind.
+ * The media type to record: the source's own when it is one of the output's kind (`video/…` for
+ * a video, `image/…` but SVG for an image); then the URL's extension, then the kind. Anything else
+ * says nothing (`application/octet-stream`, S3's `binary/octet-stream`) or is not a result: the
+ * copy is served from the gateway's own origin, where an upstream's `text/html` or SVG would be a
+ * page running its scripts.
  */
 export function mediaTypeOf(header: string | undefined, url: string, kind: 'video' | 'image'): string {
   const given = header?.split(';')[0]?.trim().toLowerCase();
-  if (given && given !== 'application/octet-stream' && /^[a-z]+\/[a-z0-9.+-]+$/.test(given)) return given;
+  if (given?.startsWith(`${kind}/`) && given !== 'image/svg+xml' && /^[a-z]+\/[a-z0-9.+-]+$/.test(given)) return given;
   let extension = '';
   try {
     extension = extname(new URL(url).pathname).toLowerCase();
