@@ -65,6 +65,11 @@ export interface OpenStoreOptions {
   backgroundCheckpoints?: boolean;
   /** Told when the background checkpoint thread fails (SQLite then checkpoints as by default). */
   onBackgroundError?: (error: unknown, what: string) => void;
+  /**
+   * Told when PostgreSQL ends an idle pool connection (a restart, `pg_terminate_backend`): the pool
+   * drops it and opens another for the next query.
+   */
+  onConnectionError?: (error: unknown) => void;
 }
 
 const PG_INT8 = 20;
@@ -170,6 +175,8 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         oid === PG_INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
+  // An idle connection the server ends emits `error` on the pool; unheard, it would end the process.
+  pool.on('error', (error) => options.onConnectionError?.(error));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const store: Store = {
     db,

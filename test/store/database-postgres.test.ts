@@ -1,0 +1,45 @@
+/**
+ * The PostgreSQL store outlives a connection the server ends: an operator's
+ * `pg_terminate_backend`, a restart or a failover ends idle pool connections, and the process must
+ * go on (the pool opens a new connection for the next query) rather than die of the error.
+ */
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/store/database.js';
+import { dropSchema, newSchemaName, openPostgresStore, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
+
+const available = await postgresAvailable();
+
+async function terminate(pid: number): Promise<void> {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+  } finally {
+    await admin.end();
+  }
+}
+
+describe.skipIf(!available)('PostgreSQL store', () => {
+  const schema = newSchemaName();
+  let store: Store | undefined;
+
+  afterEach(async () => {
+    await store?.close();
+    await dropSchema(schema);
+  });
+
+  it('goes on after the server ends an idle pool connection, and tells whoever listens', async () => {
+    const errors: string[] = [];
+    store = await openPostgresStore(schema, { maxConnections: 1, onConnectionError: (error) => errors.push((error as Error).message) });
+    const { rows } = await store.pool!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const idle = rows[0]!.pid;
+
+    await terminate(idle);
+    for (let tries = 0; errors.length === 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+
+    expect(errors).toEqual([expect.stringMatching(/terminating connection/)]);
+    const after = await store.pool!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    expect(after.rows[0]!.pid).not.toBe(idle);
+  });
+});
