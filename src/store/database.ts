@@ -73,6 +73,7 @@ export interface OpenStoreOptions {
 }
 
 const PG_INT8 = 20;
+const PG_UNIQUE_VIOLATION = '23505';
 
 function describePostgres(url: string): string {
   try {
@@ -160,7 +161,11 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const setup = new pg.Client({ connectionString: connectionUrl });
     await setup.connect();
     try {
-      await setup.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await setup.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch((error: unknown) => {
+        // Two replicas creating it at the same moment: the second is told of a duplicate key
+        // (IF NOT EXISTS notwithstanding); the schema is there, which is all this wanted.
+        if ((error as { code?: string }).code !== PG_UNIQUE_VIOLATION) throw error;
+      });
     } finally {
       await setup.end();
     }

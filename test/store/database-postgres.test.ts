@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/store/database.js';
+import { openStore, type Store } from '../../src/store/database.js';
 import { dropSchema, newSchemaName, openPostgresStore, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 
 const available = await postgresAvailable();
@@ -26,6 +26,7 @@ describe.skipIf(!available)('PostgreSQL store', () => {
 
   afterEach(async () => {
     await store?.close();
+    store = undefined;
     await dropSchema(schema);
   });
 
@@ -42,4 +43,39 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     const after = await store.pool!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     expect(after.rows[0]!.pid).not.toBe(idle);
   });
+
+  it('starts while another replica creates the same schema at that very moment', async () => {
+    // The other replica's CREATE SCHEMA is held open, so this one's runs into it: PostgreSQL then
+    // answers a duplicate key although both said IF NOT EXISTS.
+    const other = new pg.Client({ connectionString: POSTGRES_URL });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`CREATE SCHEMA ${schema}`);
+      const opening = openStore(`${POSTGRES_URL}?schema=${schema}`);
+      await waitForBlockedQuery('CREATE SCHEMA IF NOT EXISTS');
+      await other.query('COMMIT');
+      store = await opening;
+    } finally {
+      await other.end();
+    }
+    const { rows } = await store.pool!.query<{ tasks: string }>('SELECT count(*) AS tasks FROM tasks');
+    expect(rows).toEqual([{ tasks: 0 }]);
+  });
 });
+
+/** Waits until a query starting with `start` waits for a lock (watched from a connection of its own: a transaction sees one snapshot of pg_stat_activity). */
+async function waitForBlockedQuery(start: string): Promise<void> {
+  const watcher = new pg.Client({ connectionString: POSTGRES_URL });
+  await watcher.connect();
+  try {
+    for (let tries = 0; tries < 200; tries++) {
+      const { rows } = await watcher.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`${start}%`]);
+      if (rows.length > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error(`no query ${start} waited`);
+  } finally {
+    await watcher.end();
+  }
+}
