@@ -1,5 +1,6 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { postgresAvailable } from '../support/postgres.js';
+import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
@@ -100,6 +101,49 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     await a.gateway.runOnce();
     const answered = await waiting;
     expect(answered.body.status).toBe('succeeded');
+  });
+
+  it('wakes a waiting client again once the server ended the listening connections (pg_terminate_backend)', async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    const created = await a.create(pinned);
+    await replicas.clock.advance(5_500);
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      const ended = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${b.gateway.notifications!.channel}`]);
+      expect(ended.rowCount).toBe(2);
+    } finally {
+      await admin.end();
+    }
+    for (let tries = 0; !(b.gateway.notifications!.listening && a.gateway.notifications!.listening) && tries < 200; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const waiting = b.request('GET', `/v1/videos/${created.body.id}?wait=30`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The clock stays put: only the notification can answer the client.
+    await a.gateway.runOnce();
+    expect((await waiting).body.status).toBe('succeeded');
+  });
+
+  it('answers a waiting client whose task changed while the listening connection was down, once it is back', async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    const created = await a.create(pinned);
+    await replicas.clock.advance(5_500);
+    const waiting = b.request('GET', `/v1/videos/${created.body.id}?wait=30`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${b.gateway.notifications!.channel}`]);
+    } finally {
+      await admin.end();
+    }
+    while (b.gateway.notifications!.listening) await new Promise((resolve) => setTimeout(resolve, 5));
+    // The change lands while B hears nothing; the clock stays put, so B's slow re-read never runs.
+    await a.gateway.runOnce();
+    expect((await waiting).body.status).toBe('succeeded');
   });
 
   it('shares the circuit: failures on one replica open it for the other', async () => {
