@@ -230,7 +230,7 @@ export class Gateway {
       (await openStore(config.database.url, {
         sharedByProcesses: workers !== undefined,
         onBackgroundError: (error, what) => logger.warn({ err: error }, `${what} stopped; SQLite checkpoints inside commits again`),
-        onConnectionError: (error) => logger.warn({ err: error }, 'the database ended an idle connection; the next query opens another'),
+        onConnectionError: (error) => logger.warn({ err: error }, 'the database ended a connection; the next query opens another'),
       }));
     const objectStorage =
       config.storage.mode === 'passthrough'

@@ -66,8 +66,8 @@ export interface OpenStoreOptions {
   /** Told when the background checkpoint thread fails (SQLite then checkpoints as by default). */
   onBackgroundError?: (error: unknown, what: string) => void;
   /**
-   * Told when PostgreSQL ends an idle pool connection (a restart, `pg_terminate_backend`): the pool
-   * drops it and opens another for the next query.
+   * Told when PostgreSQL ends a pool connection (a restart, `pg_terminate_backend`): the pool drops
+   * it and opens another for the next query.
    */
   onConnectionError?: (error: unknown) => void;
 }
@@ -180,8 +180,12 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         oid === PG_INT8 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle connection the server ends emits `error` on the pool; unheard, it would end the process.
-  pool.on('error', (error) => options.onConnectionError?.(error));
+  // A connection the server ends emits `error`; unheard, that would end the process. Every
+  // connection listens from the start, idle or checked out between two queries (a transaction
+  // waiting on other work): the pool drops an idle one at once, a checked-out one fails its next
+  // query and is dropped when given back. The pool's own `error` repeats an idle one's.
+  pool.on('connect', (client) => client.on('error', (error) => options.onConnectionError?.(error)));
+  pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const store: Store = {
     db,

@@ -3,6 +3,7 @@
  * `pg_terminate_backend`, a restart or a failover ends idle pool connections, and the process must
  * go on (the pool opens a new connection for the next query) rather than die of the error.
  */
+import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
@@ -42,6 +43,23 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     expect(errors).toEqual([expect.stringMatching(/terminating connection/)]);
     const after = await store.pool!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     expect(after.rows[0]!.pid).not.toBe(idle);
+  });
+
+  it('goes on after the server ends a connection held between two queries of a transaction', async () => {
+    const errors: string[] = [];
+    store = await openPostgresStore(schema, { maxConnections: 2, onConnectionError: (error) => errors.push((error as Error).message) });
+    const held = store.db.transaction().execute(async (trx) => {
+      const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(trx);
+      // Between two queries (a transaction waiting on other work) the server ends it.
+      await terminate(rows[0]!.pid);
+      for (let tries = 0; errors.length === 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+      await sql`SELECT 1`.execute(trx);
+    });
+
+    await expect(held).rejects.toThrow();
+    expect(errors).toEqual([expect.stringMatching(/terminating connection/)]);
+    const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(store.db);
+    expect(rows).toEqual([{ one: 1 }]);
   });
 
   it('starts while another replica creates the same schema at that very moment', async () => {
