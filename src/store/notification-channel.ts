@@ -24,6 +24,8 @@ export interface NotificationChannelOptions {
   send: (channel: string, payload: string) => Promise<void>;
   /** Where send and connection errors are reported. */
   onError?: (error: unknown, what: string) => void;
+  /** How often the listening connection is checked (tests shorten it). */
+  heartbeatMs?: number;
 }
 
 /** The channel name of a schema's replicas. */
@@ -97,10 +99,18 @@ export class PostgresNotificationChannel {
 
   private startHeartbeat(client: pg.Client, lost: (error?: unknown) => void): void {
     clearInterval(this.heartbeat);
+    let answered = true;
     this.heartbeat = setInterval(() => {
       if (this.client !== client) return;
-      client.query('SELECT 1').catch((error) => lost(error));
-    }, HEARTBEAT_MS);
+      // A path that died without a reset leaves the query unanswered, not failed: a heartbeat
+      // still unanswered at the next one means the connection is gone.
+      if (!answered) return lost(new Error('the listening connection stopped answering'));
+      answered = false;
+      client.query('SELECT 1').then(
+        () => (answered = true),
+        (error) => lost(error),
+      );
+    }, this.options.heartbeatMs ?? HEARTBEAT_MS);
     this.heartbeat.unref();
   }
 

@@ -3,10 +3,11 @@
  * schema's channel (and no other schema's), and a dropped listening connection comes back and
  * says so, so followers can re-read what they may have missed.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
-import type { PostgresNotificationChannel } from '../../src/store/notification-channel.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { PostgresNotificationChannel } from '../../src/store/notification-channel.js';
+import { dropSchema, newSchemaName, openPostgresStore, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 
 const available = await postgresAvailable();
 
@@ -72,5 +73,76 @@ describe.skipIf(!available)('PostgreSQL notification channel', () => {
 
   it('refuses a message too large for NOTIFY', async () => {
     await expect(channels[0]!.publish('x'.repeat(8_000))).rejects.toThrow(/too large/);
+  });
+});
+
+/**
+ * A TCP relay to the server whose open connections can go silent: bytes stop flowing both ways
+ * while both sockets stay open, as when a network path dies without a reset (the connection looks
+ * up, nothing answers). Connections made afterwards flow again.
+ */
+async function silenceableRelay(): Promise<{ url: string; silenceOpenConnections(): void; close(): Promise<void> }> {
+  const target = new URL(POSTGRES_URL);
+  const open = new Set<{ silent: boolean; sockets: net.Socket[] }>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(Number(target.port || 5432), target.hostname);
+    const connection = { silent: false, sockets: [inbound, outbound] };
+    open.add(connection);
+    for (const [from, to] of [
+      [inbound, outbound],
+      [outbound, inbound],
+    ] as const) {
+      from.on('data', (chunk) => {
+        if (!connection.silent) to.write(chunk);
+      });
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        to.destroy();
+        open.delete(connection);
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const relayed = new URL(POSTGRES_URL);
+  relayed.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return {
+    url: relayed.toString(),
+    silenceOpenConnections: () => {
+      for (const connection of open) connection.silent = true;
+    },
+    close: async () => {
+      for (const connection of open) for (const socket of connection.sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe.skipIf(!available)('PostgreSQL notification channel on a connection gone silent', () => {
+  it('gives up a listening connection whose heartbeat gets no answer, and listens again', async () => {
+    const relay = await silenceableRelay();
+    const schema = newSchemaName();
+    const store = await openPostgresStore(schema);
+    const channel = new PostgresNotificationChannel({
+      url: relay.url,
+      schema,
+      heartbeatMs: 100,
+      send: (name, payload) => store.pool!.query('SELECT pg_notify($1, $2)', [name, payload]).then(() => undefined),
+    });
+    try {
+      await channel.start();
+      const reconnected = new Promise<void>((resolve) => channel.onReconnect(resolve));
+      // The path dies silently: the connection stays open, no answer comes back.
+      relay.silenceOpenConnections();
+      await reconnected;
+      expect(channel.listening).toBe(true);
+      const arrived = nextMessage(channel);
+      await channel.publish('heard again');
+      expect(await arrived).toBe('heard again');
+    } finally {
+      await channel.close();
+      await relay.close();
+      await store.close();
+      await dropSchema(schema);
+    }
   });
 });
