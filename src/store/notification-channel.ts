@@ -5,6 +5,7 @@
  * after every reconnect the `onReconnect` listeners run: they re-read whatever they follow.
  * Carries opaque text; what the messages mean is the caller's.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 /** Longest wait between two reconnect tries. */
@@ -28,9 +29,16 @@ export interface NotificationChannelOptions {
   heartbeatMs?: number;
 }
 
+/** The longest channel name NOTIFY takes (a PostgreSQL identifier; LISTEN cuts a longer one short, NOTIFY refuses it). */
+const MAX_CHANNEL_NAME = 63;
+
 /** The channel name of a schema's replicas. */
 export function channelNameOf(schema: string | undefined): string {
-  return schema ? `kling_gateway_${schema}` : 'kling_gateway';
+  const name = schema ? `kling_gateway_${schema}` : 'kling_gateway';
+  if (name.length <= MAX_CHANNEL_NAME) return name;
+  // A long schema name: its start and a digest of all of it, so schemas that differ only at the end keep channels apart.
+  const digest = createHash('sha256').update(schema!).digest('hex').slice(0, 16);
+  return `${name.slice(0, MAX_CHANNEL_NAME - digest.length - 1)}_${digest}`;
 }
 
 export class PostgresNotificationChannel {

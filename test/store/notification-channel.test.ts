@@ -71,6 +71,23 @@ describe.skipIf(!available)('PostgreSQL notification channel', () => {
     expect(await arrived).toBe('after the reconnect');
   });
 
+  it('carries messages between replicas of a schema whose name is as long as PostgreSQL allows', async () => {
+    // 63 characters, the longest name PostgreSQL keeps; a channel is a name too, and NOTIFY refuses a longer one.
+    const schema = `${newSchemaName()}_${'x'.repeat(63)}`.slice(0, 63);
+    const [first, second] = [await openPostgresStore(schema), await openPostgresStore(schema)];
+    const [a, b] = [first.openNotificationChannel!(), second.openNotificationChannel!()];
+    try {
+      await Promise.all([a.start(), b.start()]);
+      const arrived = nextMessage(b);
+      await a.publish('a long schema');
+      expect(await arrived).toBe('a long schema');
+    } finally {
+      for (const channel of [a, b]) await channel.close();
+      for (const store of [first, second]) await store.close();
+      await dropSchema(schema);
+    }
+  });
+
   it('refuses a message too large for NOTIFY', async () => {
     await expect(channels[0]!.publish('x'.repeat(8_000))).rejects.toThrow(/too large/);
   });
