@@ -4,6 +4,7 @@
  * the provider registry, not here.
  */
 import { readFileSync } from 'node:fs';
+import { Webhook } from 'standardwebhooks';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BudgetSettings } from '../core/model/budget.js';
@@ -197,6 +198,22 @@ const apiKeyList = z
     return keys;
   });
 
+/** Why a `whsec_` secret is refused when it cannot sign (see `canSign`). */
+const UNSIGNABLE = 'must be whsec_ followed by the base64 of a non-empty key';
+
+/**
+ * True when Standard Webhooks can sign with `secret`: what follows `whsec_` is base64 of a
+ * non-empty key. Checked at start, since every delivery signed with it would fail otherwise.
+ */
+function canSign(secret: string): boolean {
+  try {
+    new Webhook(secret);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * `tenant:whsec_…` pairs, comma-separated (`GATEWAY_WEBHOOK_SECRETS`): each tenant's outbound
  * webhook secret from the environment, for tenants that have no `tenants:` block. Empty: none.
@@ -217,6 +234,10 @@ const webhookSecretList = z
       }
       if (!secret.startsWith('whsec_')) {
         ctx.addIssue({ code: 'custom', message: `the secret of tenant ${tenant} must start with whsec_` });
+        return z.NEVER;
+      }
+      if (!canSign(secret)) {
+        ctx.addIssue({ code: 'custom', message: `the secret of tenant ${tenant} ${UNSIGNABLE}` });
         return z.NEVER;
       }
       if (secrets.some((entry) => entry.tenant === tenant)) {
@@ -493,6 +514,8 @@ export function parseConfig(
   for (const [tenant, settings] of Object.entries(config.tenants)) {
     if (settings.webhook_secret && !settings.webhook_secret.startsWith('whsec_')) {
       problems.push(`tenants.${tenant}.webhook_secret: must start with whsec_`);
+    } else if (settings.webhook_secret && !canSign(settings.webhook_secret)) {
+      problems.push(`tenants.${tenant}.webhook_secret: ${UNSIGNABLE}`);
     }
     if (settings.events_url && !settings.webhook_secret) {
       problems.push(`tenants.${tenant}.events_url: needs tenants.${tenant}.webhook_secret to sign the events`);

@@ -3,6 +3,7 @@
  * names the field, and the shipped file loading as it is, with and without upstream keys.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { Webhook } from 'standardwebhooks';
 import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -203,7 +204,7 @@ describe('parseConfig', () => {
   });
 
   it('refuses a tenant that no API key names', () => {
-    expect(problemsOf(document({ tenants: { acme: {}, ghost: { webhook_secret: 'whsec_abc' } } }))).toEqual([
+    expect(problemsOf(document({ tenants: { acme: {}, ghost: { webhook_secret: 'whsec_Z2hvc3Q=' } } }))).toEqual([
       'tenants.ghost: no API key names this tenant',
     ]);
   });
@@ -214,6 +215,21 @@ describe('parseConfig', () => {
     ]);
     const config = parseConfig(document({ tenants: { acme: { webhook_secret: 'whsec_c2VjcmV0' } } }), {}, PROVIDER_IDS);
     expect(config.tenants.acme?.webhook_secret).toBe('whsec_c2VjcmV0');
+  });
+
+  it('refuses a whsec_ secret that cannot sign (not base64, or an empty key), in a block or from the environment', () => {
+    const message = 'must be whsec_ followed by the base64 of a non-empty key';
+    for (const secret of ['whsec_', 'whsec_abc', 'whsec_not base64!', 'whsec_-_-_']) {
+      expect(problemsOf(document({ tenants: { acme: { webhook_secret: secret } } })), secret).toEqual([
+        `tenants.acme.webhook_secret: ${message}`,
+      ]);
+      expect(problemsOf(document({ auth: { api_keys: 'acme:acme-key-123', webhook_secrets: `acme:${secret}` } })), secret).toEqual([
+        `auth.webhook_secrets: the secret of tenant acme ${message}`,
+      ]);
+    }
+    // What the gateway accepts, the Standard Webhooks library signs with.
+    const config = parseConfig(document({ auth: { api_keys: 'acme:acme-key-123', webhook_secrets: 'acme:whsec_YWNtZS1zZWNyZXQ=' } }), {}, PROVIDER_IDS);
+    expect(new Webhook(config.tenants.acme!.webhook_secret!).sign('msg_1', new Date(0), '{}')).toMatch(/^v1,/);
   });
 
   it('takes an empty optional text (an unset ${VAR:-}) as absent, and trims the rest', () => {
