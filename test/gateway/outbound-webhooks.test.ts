@@ -81,6 +81,29 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(ids.size).toBe(1);
   });
 
+  it('counts a 2xx as delivered whatever the receiver writes after it, and never sends that event again', async () => {
+    const received: string[] = [];
+    server = createServer((req, res) => {
+      req.on('data', () => undefined);
+      req.on('end', () => {
+        received.push(String(req.headers['webhook-id']));
+        // An acknowledgement with a large page behind it (a framework's default HTML, a debug dump).
+        res.writeHead(200, { 'content-type': 'text/html' }).end(Buffer.alloc(256 * 1024, 'x'));
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ ...request, webhook_url: url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => (await gw.gateway.store.listDeliveries(created.body.id))[0]?.attempts === 1, 100);
+    for (let i = 0; i < 3; i++) await gw.advance(60_000);
+
+    const [delivery] = await gw.gateway.store.listDeliveries(created.body.id);
+    expect(delivery).toMatchObject({ status: 'delivered', attempts: 1, last_status: 200, last_error: null });
+    expect(received).toHaveLength(1);
+  });
+
   it('gives up after max_attempts and says why', async () => {
     const target = await receiver([500, 500, 500, 500]);
     server = target.server;

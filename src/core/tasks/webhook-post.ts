@@ -4,12 +4,13 @@
  * transforms that parse the JSON body again, interceptors, its response pipeline) cost more CPU
  * than the delivery itself. Calls to provider APIs keep axios.
  *
- * It behaves as the axios call it replaced did (`maxRedirects: 0`, `responseType: 'text'`,
- * `maxContentLength` 64 KB), so receivers get the same request and deliveries fail for the same
- * reasons: the same headers (axios's `Accept` and `Accept-Encoding` included), no redirect
- * followed (a 3xx is the answer), `timeout of <n>ms exceeded` when the whole exchange takes longer,
- * an answer body read (decoded as axios decodes it) and refused past 64 KB, and the connection's
- * own errors as they are.
+ * Receivers get the request the axios call it replaced sent (`maxRedirects: 0`): the same
+ * headers (axios's `Accept` and `Accept-Encoding` included), no redirect followed (a 3xx is the
+ * answer), `timeout of <n>ms exceeded` when no status came within the time limit, and the
+ * connection's own errors as they are. The status is the receiver's answer: once it is in, the
+ * body is read (decoded as axios decodes it) only so that the connection can be reused, up to
+ * 64 KB and within the time limit; a body past either, or cut off, ends the exchange with that
+ * status (a 2xx is delivered, and is never sent again because of what followed it).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -42,14 +43,24 @@ export function postWebhook(url: string, body: string, options: WebhookPostOptio
       agent,
       headers: { accept: ACCEPT, ...options.headers, 'content-length': payload.length, 'accept-encoding': ACCEPT_ENCODING },
     });
-    const timer = setTimeout(() => request.destroy(new Error(`timeout of ${options.timeoutMs}ms exceeded`)), options.timeoutMs);
-    const fail = (error: Error) => {
+    /** The receiver's status, once its answer began. */
+    let status: number | undefined;
+    /** Ends the exchange with the status when there is one, else with `error`. */
+    const finish = (error?: Error) => {
       clearTimeout(timer);
-      reject(error);
+      if (status !== undefined) resolve(status);
+      else reject(error ?? new Error('no answer'));
     };
-    request.on('error', fail);
+    const timer = setTimeout(() => {
+      if (status === undefined) request.destroy(new Error(`timeout of ${options.timeoutMs}ms exceeded`));
+      else {
+        request.destroy();
+        finish();
+      }
+    }, options.timeoutMs);
+    request.on('error', (error) => finish(error));
     request.on('response', (response) => {
-      const status = response.statusCode ?? 0;
+      status = response.statusCode ?? 0;
       const answer = decodedBody(response);
       let read = 0;
       response.on('aborted', () => answer.destroy(new Error('stream has been aborted')));
@@ -57,14 +68,11 @@ export function postWebhook(url: string, body: string, options: WebhookPostOptio
         read += chunk.length;
         if (read > MAX_ANSWER_BYTES) answer.destroy(new Error(`maxContentLength size of ${MAX_ANSWER_BYTES} exceeded`));
       });
-      answer.on('error', (error) => {
+      answer.on('error', () => {
         request.destroy();
-        fail(error);
+        finish();
       });
-      answer.on('end', () => {
-        clearTimeout(timer);
-        resolve(status);
-      });
+      answer.on('end', () => finish());
     });
     request.end(payload);
   });
