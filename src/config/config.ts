@@ -22,6 +22,9 @@ const optionalText = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
+/** An optional http(s) URL where an empty value (an unset `${VAR:-}`) means absent. */
+const optionalHttpUrl = optionalText.pipe(z.url({ protocol: /^https?$/ }).optional());
+
 /** A number of days where an empty value (an unset `${VAR:-}`) means "not set". */
 const optionalDays = z
   .union([z.number(), z.string()])
@@ -113,7 +116,7 @@ export const ProviderAccountConfig = z.strictObject({
   /** Secret that signs this account's webhooks to the gateway (Freepik); the provider's `webhook_secret` when absent. */
   webhook_secret: optionalText,
   /** Where this account is reached when not at the provider's `base_url` / `region` (a Kling key belongs to one region). */
-  base_url: optionalText,
+  base_url: optionalHttpUrl,
   region: optionalText,
   max_in_flight: count(1).optional(),
   rate_limits: z.array(RateLimitWindow).optional(),
@@ -123,7 +126,7 @@ export type ProviderAccountConfig = z.infer<typeof ProviderAccountConfig>;
 export const ProviderConfig = z.strictObject({
   enabled: booleanish.default(true),
   /** Upstream base URL. Ignored when the provider runs against its simulator. */
-  base_url: optionalText,
+  base_url: optionalHttpUrl,
   /** Upstream key. Absent (with no access key either): the provider runs against its built-in simulator. */
   api_key: optionalText,
   /** Access key + secret key, signed into a short-lived token per call (Kling's own API), instead of `api_key`. */
@@ -271,7 +274,7 @@ export const TenantConfig = z.strictObject({
    * Where account events (`budget.warning`, `budget.exhausted`) are POSTed, signed like
    * task events with `webhook_secret`. Task events still go to each task's `webhook_url`.
    */
-  events_url: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  events_url: optionalHttpUrl,
   /** Keys of an admin tenant read every tenant's usage (`GET /v1/usage`, `group_by=tenant`). */
   admin: booleanish.default(false),
   /** This tenant's request limits (unset fields: the top-level `limits`). */
@@ -285,7 +288,7 @@ export const GatewayConfig = z.strictObject({
       port: z.coerce.number().int().min(0).max(65535).default(8080),
       host: z.string().default('0.0.0.0'),
       /** How upstreams reach the gateway's webhook routes. */
-      public_url: z.url(),
+      public_url: z.url({ protocol: /^https?$/ }),
       /** Largest request body. */
       body_limit: z.string().default('256kb'),
       /** Express `trust proxy` (client IPs behind a load balancer). */

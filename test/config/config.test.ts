@@ -191,6 +191,25 @@ describe('parseConfig', () => {
     expect(problems.map((problem) => problem.split(':')[0])).toEqual(['server.public_url', 'database.url', 'routing.strategy']);
   });
 
+  it('refuses a base URL or public URL that is not an http(s) URL, naming the field', () => {
+    for (const url of ['api.freepik.com', 'not a url', 'ftp://api.freepik.com']) {
+      const problems = problemsOf(
+        document({
+          server: { public_url: url },
+          providers: { freepik: { api_key: 'fpk-live-123456', base_url: url }, kling3api: { accounts: [{ id: 'main', api_key: 'k3-live-123456', base_url: url }] } },
+        }),
+      );
+      expect(problems.map((problem) => problem.split(':')[0]), url).toEqual([
+        'server.public_url',
+        'providers.freepik.base_url',
+        'providers.kling3api.accounts.0.base_url',
+      ]);
+    }
+    const config = parseConfig(document({ providers: { freepik: { base_url: ' https://api.freepik.com ' }, 'kling-legacy': { base_url: '${KLING_LEGACY_BASE_URL:-}' } } }), {}, PROVIDER_IDS);
+    expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
+    expect(config.providers['kling-legacy']?.base_url).toBeUndefined();
+  });
+
   it('refuses an unknown field rather than ignoring it', () => {
     expect(problemsOf(document({ providers: { freepik: { api_kye: 'x' } } }))).toEqual([
       'providers.freepik: Unrecognized key: "api_kye"',
