@@ -184,6 +184,10 @@ const apiKeyList = z
         ctx.addIssue({ code: 'custom', message: `entry ${index + 1} is not tenant:key` });
         return z.NEVER;
       }
+      if (tenant in Object.prototype) {
+        ctx.addIssue({ code: 'custom', message: `entry ${index + 1}: "${tenant}" cannot name a tenant (it is a reserved word)` });
+        return z.NEVER;
+      }
       if (keys.some((entry) => entry.key === key)) {
         ctx.addIssue({ code: 'custom', message: `entry ${index + 1} repeats a key already given (each key names one tenant)` });
         return z.NEVER;

@@ -345,6 +345,16 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     ]);
   });
 
+  it('refuses a tenant name every object already has, leaving other settings alone', () => {
+    for (const tenant of ['__proto__', 'constructor', 'toString']) {
+      expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: `acme:acme-key-123,${tenant}:some-key-123` }), tenant).toEqual([
+        `auth.api_keys: entry 2: "${tenant}" cannot name a tenant (it is a reserved word)`,
+      ]);
+    }
+    expect(({} as Record<string, unknown>).webhook_secret).toBeUndefined();
+    expect((Object as unknown as Record<string, unknown>).webhook_secret).toBeUndefined();
+  });
+
   it('refuses a list with no pair in it', () => {
     expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: ' , ' })).toEqual(['auth.api_keys: at least one tenant:key is required']);
   });
