@@ -293,8 +293,15 @@ export const GatewayConfig = z.strictObject({
       host: z.string().default('0.0.0.0'),
       /** How upstreams reach the gateway's webhook routes. */
       public_url: z.url({ protocol: /^https?$/ }),
-      /** Largest request body. */
-      body_limit: z.string().default('256kb'),
+      /**
+       * Largest request body, as express reads it. Anything else is refused here: express would
+       * take `256kib` as 256 bytes (its parser stops at the first non-digit).
+       */
+      body_limit: z
+        .string()
+        .trim()
+        .regex(/^[1-9]\d*(\.\d+)? *(b|kb|mb|gb)?$/i, 'must be a size such as 256kb or 1mb (b, kb, mb or gb)')
+        .default('256kb'),
       /** Express `trust proxy` (client IPs behind a load balancer). */
       trust_proxy: booleanish.default(false),
       /**

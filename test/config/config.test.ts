@@ -210,6 +210,17 @@ describe('parseConfig', () => {
     expect(config.providers['kling-legacy']?.base_url).toBeUndefined();
   });
 
+  it('refuses a body limit express would misread, naming the field', () => {
+    for (const limit of ['256kib', '1 MiB', 'lots', '0kb', '-1mb', '']) {
+      expect(problemsOf(document({ server: { public_url: 'https://g.example', body_limit: limit } })), limit).toEqual([
+        'server.body_limit: must be a size such as 256kb or 1mb (b, kb, mb or gb)',
+      ]);
+    }
+    for (const limit of ['512kb', '1mb', '1.5 MB', '300000']) {
+      expect(parseConfig(document({ server: { public_url: 'https://g.example', body_limit: limit } }), {}, PROVIDER_IDS).server.body_limit).toBe(limit);
+    }
+  });
+
   it('refuses an unknown field rather than ignoring it', () => {
     expect(problemsOf(document({ providers: { freepik: { api_kye: 'x' } } }))).toEqual([
       'providers.freepik: Unrecognized key: "api_kye"',
