@@ -3,7 +3,8 @@
  * what it describes with local processes:
  *
  * 1. reads the compose file and `deploy/nginx.conf`: every service the deployment needs is there,
- *    each gateway waits for the migration to complete, every health check, build context,
+ *    each gateway waits for the migration to complete and is given the time its graceful stop
+ *    may take before Docker kills it, every health check, build context,
  *    Dockerfile, mounted file and command it names exists (commands as the build compiles them);
  * 2. builds (`npm run build`, as the image does), runs the migration command once against the
  *    local PostgreSQL (in a schema of its own), starts the simulators and the three replicas
@@ -35,6 +36,7 @@ interface ComposeService {
   environment?: Record<string, string>;
   depends_on?: Record<string, { condition?: string }> | string[];
   healthcheck?: { test?: string[] | string };
+  stop_grace_period?: string;
   volumes?: string[];
   ports?: string[];
 }
@@ -43,6 +45,21 @@ export interface Deployment {
   services: Record<string, ComposeService>;
   gateways: string[];
   upstreams: string[];
+}
+
+/**
+ * Longest a gateway's graceful stop takes with the shipped config.yaml: the longest upstream
+ * `timeout_ms` (30 s) plus 5 s (`server.drain_timeout_ms` unset). Docker kills a container 10 s
+ * after SIGTERM unless its `stop_grace_period` says otherwise.
+ */
+const GRACEFUL_STOP_MS = 35_000;
+
+/** Milliseconds of a Compose duration (`40s`, `1m30s`, `500ms`); NaN when unreadable. */
+export function composeDurationMs(text: string): number {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
+  if (parts.map((part) => part[0]).join('') !== text.trim()) return Number.NaN;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+  return parts.reduce((sum, part) => sum + Number(part[1]) * unit[part[2] as keyof typeof unit], 0);
 }
 
 /** Where a compiled `dist/src/x.js` comes from. */
@@ -90,6 +107,10 @@ export function checkDeployment(root = ROOT): { deployment: Deployment; problems
     const migrate = !Array.isArray(dependsOn) ? dependsOn?.migrate : undefined;
     if (migrate?.condition !== 'service_completed_successfully') problems.push(`${name} does not wait for the migration to complete`);
     if (!services[name]!.environment?.DATABASE_URL?.startsWith('postgres://')) problems.push(`${name} has no PostgreSQL DATABASE_URL`);
+    const grace = services[name]!.stop_grace_period;
+    if (!grace || !(composeDurationMs(grace) >= GRACEFUL_STOP_MS)) {
+      problems.push(`${name}: stop_grace_period ${grace ?? '(Docker default 10s)'} is shorter than its graceful stop (${GRACEFUL_STOP_MS / 1000}s); Docker would kill the drain`);
+    }
   }
   const migrateDepends = services.migrate?.depends_on;
   if (Array.isArray(migrateDepends) || migrateDepends?.postgres?.condition !== 'service_healthy') {
