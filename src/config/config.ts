@@ -16,6 +16,10 @@ import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 const booleanish = z.union([z.boolean(), z.stringbool()]);
 const count = (min = 0) => z.coerce.number().int().min(min);
 const milliseconds = z.coerce.number().int().min(0);
+/** Longest delay node's timers keep: a longer one fires at once (TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2_147_483_647;
+/** A time limit the gateway sets a timer for. */
+const timerMs = (min = 0) => count(min).max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24 days), the longest timer node keeps`);
 /** An optional string where an empty value (an unset `${VAR:-}`) means absent. */
 const optionalText = z
   .string()
@@ -74,9 +78,9 @@ export const StorageConfig = z
     retention_days: optionalDays,
     /** Copies of one output tried (with back-off from 5 s) before it is reported as not stored. */
     max_attempts: count(1).default(6),
-    copy_timeout_ms: count(1000).default(10 * 60_000),
+    copy_timeout_ms: timerMs(1000).default(10 * 60_000),
     /** Longest the source may send nothing mid-copy. */
-    idle_timeout_ms: count(1000).default(30_000),
+    idle_timeout_ms: timerMs(1000).default(30_000),
     max_bytes: count(1).default(2 * 1024 ** 3),
     /** Let result URLs point at private, loopback or link-local addresses (the sandbox's own simulators always may). */
     allow_private_sources: booleanish.default(false),
@@ -148,13 +152,13 @@ export const ProviderConfig = z.strictObject({
   /** Share for the `weighted` strategy. */
   weight: z.coerce.number().min(0).default(1),
   /** Time limit for one upstream call. */
-  timeout_ms: count(1).default(30_000),
+  timeout_ms: timerMs(1).default(30_000),
   /**
    * Time limit for opening a connection (TCP and TLS), within `timeout_ms`. A create that
    * cannot connect sent nothing, so it fails over at once instead of waiting out `timeout_ms`
    * and ending as an ambiguous timeout.
    */
-  connect_timeout_ms: count(1).default(5_000),
+  connect_timeout_ms: timerMs(1).default(5_000),
   /** Tasks in flight (submitting or tracked) at once, per account; more wait as `queued`. */
   max_in_flight: count(1).default(20),
   /** Upstream request-rate limits per account, all enforced together. */
@@ -308,16 +312,16 @@ export const GatewayConfig = z.strictObject({
        * How long an idle keep-alive connection stays open. Longer than a load balancer's idle
        * timeout (60 s on common ones), or the balancer may reuse a connection the gateway closes.
        */
-      keep_alive_timeout_ms: count(1000).default(65_000),
+      keep_alive_timeout_ms: timerMs(1000).default(65_000),
       /** Longest a client may take to send a request body (408 after it), webhook routes included. */
-      body_timeout_ms: count(100).default(10_000),
+      body_timeout_ms: timerMs(100).default(10_000),
       /** Bearer token `/metrics` asks for; unset: open to loopback only in a live deployment, open in the sandbox. */
       metrics_token: optionalText,
       /**
        * Longest a graceful stop (SIGTERM) waits for creates, cancels and dispatches still running
        * before the process exits. Unset: the longest upstream `timeout_ms` plus 5 s.
        */
-      drain_timeout_ms: count(0).optional(),
+      drain_timeout_ms: timerMs(0).optional(),
     }),
   database: z.strictObject({
     /** `sqlite:<file>`, `sqlite::memory:` or `postgres://…` */
@@ -366,7 +370,7 @@ export const GatewayConfig = z.strictObject({
       /** How long a replica owns a task it is tracking or submitting before another may take over. */
       lease_ms: count(1000).default(60_000),
       /** How often each worker loop looks for work. */
-      tick_ms: count(50).default(1_000),
+      tick_ms: timerMs(50).default(1_000),
     })
     .default({
       poll_min_interval_ms: 2_000,
@@ -382,7 +386,7 @@ export const GatewayConfig = z.strictObject({
       /** Let `webhook_url` point at private, loopback or link-local addresses. */
       allow_private_targets: booleanish.default(false),
       max_attempts: count(1).default(8),
-      timeout_ms: count(100).default(10_000),
+      timeout_ms: timerMs(100).default(10_000),
     })
     .default({ allow_private_targets: false, max_attempts: 8, timeout_ms: 10_000 }),
   sandbox: z

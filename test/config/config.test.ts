@@ -221,6 +221,31 @@ describe('parseConfig', () => {
     }
   });
 
+  it('refuses a time limit longer than node can keep a timer for, which would fire at once', () => {
+    const tooLong = 3_000_000_000;
+    const message = 'must be at most 2147483647 ms (about 24 days), the longest timer node keeps';
+    expect(
+      problemsOf(
+        document({
+          server: { public_url: 'https://g.example', body_timeout_ms: tooLong, drain_timeout_ms: tooLong },
+          webhooks: { timeout_ms: tooLong },
+          tracking: { tick_ms: tooLong },
+          storage: { copy_timeout_ms: tooLong },
+          providers: { freepik: { timeout_ms: tooLong, connect_timeout_ms: tooLong } },
+        }),
+      ),
+    ).toEqual([
+      `server.body_timeout_ms: ${message}`,
+      `server.drain_timeout_ms: ${message}`,
+      `tracking.tick_ms: ${message}`,
+      `webhooks.timeout_ms: ${message}`,
+      `storage.copy_timeout_ms: ${message}`,
+      `providers.freepik.timeout_ms: ${message}`,
+      `providers.freepik.connect_timeout_ms: ${message}`,
+    ]);
+    expect(parseConfig(document({ webhooks: { timeout_ms: 2_147_483_647 } }), {}, PROVIDER_IDS).webhooks.timeout_ms).toBe(2_147_483_647);
+  });
+
   it('refuses an unknown field rather than ignoring it', () => {
     expect(problemsOf(document({ providers: { freepik: { api_kye: 'x' } } }))).toEqual([
       'providers.freepik: Unrecognized key: "api_kye"',
