@@ -60,7 +60,7 @@ export const StorageConfig = z
         prefix: z.string().default(''),
         region: z.string().min(1).default('us-east-1'),
         /** Endpoint of an S3-compatible server; absent: AWS. */
-        endpoint: optionalText,
+        endpoint: optionalHttpUrl,
         /** Bucket in the path, not the host name (MinIO, Ceph, most self-hosted stores). */
         force_path_style: booleanish.default(false),
         /** Static credentials; absent: the AWS SDK's default chain (AWS_ACCESS_KEY_ID …, profile, role). */
@@ -404,7 +404,7 @@ export const GatewayConfig = z.strictObject({
        * Control URL of simulators running in a process of their own (`npm run simulators`), shared
        * by several replicas, instead of simulators inside this process.
        */
-      simulators_url: optionalText.pipe(z.url().optional()),
+      simulators_url: optionalHttpUrl,
     })
     .default({ simulators: 'auto', queued_ms: 1_000, processing_ms: 4_000, simulators_url: undefined }),
   storage: StorageConfig.prefault({}),

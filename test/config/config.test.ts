@@ -191,7 +191,7 @@ describe('parseConfig', () => {
     expect(problems.map((problem) => problem.split(':')[0])).toEqual(['server.public_url', 'database.url', 'routing.strategy']);
   });
 
-  it('refuses a base URL or public URL that is not an http(s) URL, naming the field', () => {
+  it('refuses a base URL, public URL, S3 endpoint or simulators URL that is not an http(s) URL, naming the field', () => {
     for (const url of ['api.freepik.com', 'not a url', 'ftp://api.freepik.com']) {
       const problems = problemsOf(
         document({
@@ -205,6 +205,10 @@ describe('parseConfig', () => {
         'providers.kling3api.accounts.0.base_url',
       ]);
     }
+    expect(problemsOf(document({ storage: { s3: { endpoint: 'minio:9000' } }, sandbox: { simulators_url: 'ftp://127.0.0.1:9100' } }))).toEqual([
+      'sandbox.simulators_url: Invalid URL',
+      'storage.s3.endpoint: Invalid URL',
+    ]);
     const config = parseConfig(document({ providers: { freepik: { base_url: ' https://api.freepik.com ' }, 'kling-legacy': { base_url: '${KLING_LEGACY_BASE_URL:-}' } } }), {}, PROVIDER_IDS);
     expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
     expect(config.providers['kling-legacy']?.base_url).toBeUndefined();
