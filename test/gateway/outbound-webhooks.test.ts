@@ -61,6 +61,23 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     ]);
   });
 
+  it('sends each event with the task as it reads after the change, attempts included', async () => {
+    const target = await receiver();
+    server = target.server;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+    for (const provider of ['kling3api', 'freepik', 'kling-legacy']) {
+      target.received.length = 0;
+      const created = await gw.create({ ...request, routing: { providers: [provider] }, webhook_url: target.url });
+      await gw.advanceUntil(async () => target.received.length >= 1, 100);
+      const event = JSON.parse(target.received[0]!.body);
+      const read = (await gw.get(created.body.id)).body;
+      expect(event.type, provider).toBe('video.processing');
+      // The provider accepted the attempt in the same write that made the task processing.
+      expect(event.data.attempts, provider).toEqual(read.attempts);
+      expect(event.data.attempts[0]).toMatchObject({ provider, outcome: 'accepted' });
+    }
+  });
+
   it('retries with back-off when the receiver fails, and records every attempt', async () => {
     const target = await receiver([500, 503]);
     server = target.server;

@@ -12,7 +12,7 @@ import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition, InboundMark } from './task-repository.js';
-import { newOutput, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
+import { newOutput, withAttemptChange, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
 import { lastPollAt } from './polling.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
@@ -82,7 +82,9 @@ export class TaskLifecycle {
     const now = clock.now();
     const statusChanges = change.status !== undefined && change.status !== task.status;
     const eventType = statusChanges && change.status ? EVENT_TYPES[change.status] : undefined;
-    const attempts = eventType && task.webhookUrl ? await tasks.attempts(task.id) : [];
+    const recorded = eventType && task.webhookUrl ? await tasks.attempts(task.id) : [];
+    // The event carries the task as it reads after this write, the attempt written with it included.
+    const attempts = attempt ? recorded.map((entry) => (entry.seq === attempt.seq ? withAttemptChange(entry, attempt.change) : entry)) : recorded;
     const { links } = this.engine;
     const delivery =
       eventType && task.webhookUrl

@@ -434,6 +434,17 @@ export function patchFromAttemptChange(change: AttemptChange): AttemptPatch {
   return patch;
 }
 
+/** `attempt` as it reads once `change` is written (`patchFromAttemptChange`). */
+export function withAttemptChange(attempt: AttemptRecord, change: AttemptChange): AttemptRecord {
+  const defined = Object.fromEntries(Object.entries(change).filter(([, value]) => value !== undefined)) as AttemptChange;
+  return {
+    ...attempt,
+    ...defined,
+    ...(defined.providerCode !== undefined ? { providerCode: storableText(defined.providerCode) } : {}),
+    ...(defined.message !== undefined ? { message: storableText(defined.message) } : {}),
+  };
+}
+
 export function deliveryFromRow(row: DeliveryRow): DeliveryRecord {
   return {
     id: row.id,
