@@ -4,7 +4,8 @@
  *
  * 1. reads the compose file and `deploy/nginx.conf`: every service the deployment needs is there,
  *    each gateway waits for the migration to complete and is given the time its graceful stop
- *    may take before Docker kills it, every health check, build context,
+ *    may take before Docker kills it and every provider and storage variable config.yaml reads,
+ *    every health check, build context,
  *    Dockerfile, mounted file and command it names exists (commands as the build compiles them);
  * 2. builds (`npm run build`, as the image does), runs the migration command once against the
  *    local PostgreSQL (in a schema of its own), starts the simulators and the three replicas
@@ -110,6 +111,18 @@ export function checkDeployment(root = ROOT): { deployment: Deployment; problems
     const grace = services[name]!.stop_grace_period;
     if (!grace || !(composeDurationMs(grace) >= GRACEFUL_STOP_MS)) {
       problems.push(`${name}: stop_grace_period ${grace ?? '(Docker default 10s)'} is shorter than its graceful stop (${GRACEFUL_STOP_MS / 1000}s); Docker would kill the drain`);
+    }
+  }
+  // What config.yaml reads for the providers and storage must reach the replicas: a variable
+  // left out is silently its default there (an aggregator's KLING_LEGACY_API_KEY without its
+  // KLING_LEGACY_BASE_URL would be sent to Kling's own API).
+  const configFile = join(root, 'config.yaml');
+  if (existsSync(configFile)) {
+    const uncommented = readFileSync(configFile, 'utf8').replace(/#.*$/gm, '');
+    const variables = new Set([...uncommented.matchAll(/\$\{((?:FREEPIK|KLING3API|KLING_LEGACY|S3|STORAGE)_[A-Z0-9_]+)/g)].map((match) => match[1]!));
+    for (const name of gateways) {
+      const missing = [...variables].filter((variable) => !(variable in (services[name]!.environment ?? {})));
+      if (missing.length > 0) problems.push(`${name} is not given ${missing.join(', ')} (config.yaml reads them)`);
     }
   }
   const migrateDepends = services.migrate?.depends_on;

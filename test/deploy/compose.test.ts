@@ -28,11 +28,14 @@ describe('deploy/docker-compose.yml', () => {
 
   it('finds what is wrong with a broken copy', () => {
     const copy = mkdtempSync(join(tmpdir(), 'kling-deploy-test-'));
-    for (const part of ['deploy', 'src', 'bin', 'Dockerfile']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+    for (const part of ['deploy', 'src', 'bin', 'Dockerfile', 'config.yaml']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
     const compose = readFileSync(join(copy, 'deploy/docker-compose.yml'), 'utf8')
       .replace('condition: service_completed_successfully', 'condition: service_started')
       .replace('"bin/kling-gateway.js", "migrate"', '"dist/src/migrations-runner.js"');
-    writeFileSync(join(copy, 'deploy/docker-compose.yml'), compose.replace(/^\s*stop_grace_period: .*\n/m, ''));
+    writeFileSync(
+      join(copy, 'deploy/docker-compose.yml'),
+      compose.replace(/^\s*stop_grace_period: .*\n/m, '').replace(/^\s*KLING_LEGACY_BASE_URL: .*\n/m, '').replace(/^\s*S3_SECRET_ACCESS_KEY: .*\n/m, ''),
+    );
     writeFileSync(join(copy, 'deploy/nginx.conf'), readFileSync(join(copy, 'deploy/nginx.conf'), 'utf8').replace('server gateway-3:8080', 'server gateway-4:8080'));
     const { problems } = checkDeployment(copy);
     expect(problems).toEqual(
@@ -42,6 +45,7 @@ describe('deploy/docker-compose.yml', () => {
         'nginx.conf does not send traffic to gateway-3:8080',
         'nginx.conf names gateway-4:8080, which is no gateway service',
         'gateway-1: stop_grace_period (Docker default 10s) is shorter than its graceful stop (35s); Docker would kill the drain',
+        'gateway-3 is not given S3_SECRET_ACCESS_KEY, KLING_LEGACY_BASE_URL (config.yaml reads them)',
       ]),
     );
   });
