@@ -196,6 +196,11 @@ const apiKeyList = z
         ctx.addIssue({ code: 'custom', message: `entry ${index + 1} repeats a key already given (each key names one tenant)` });
         return z.NEVER;
       }
+      if (!/^[\x21-\x7e]+$/.test(key)) {
+        // `Authorization: Bearer <key>` carries one run of visible ASCII: such a key could never be sent.
+        ctx.addIssue({ code: 'custom', message: `the key of tenant ${tenant} holds a space, a control or a non-ASCII character (separate entries with commas)` });
+        return z.NEVER;
+      }
       if (key.length < 6) {
         ctx.addIssue({ code: 'custom', message: `the key of tenant ${tenant} is shorter than 6 characters` });
         return z.NEVER;

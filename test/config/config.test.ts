@@ -379,6 +379,15 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     expect(problems.join('\n')).not.toContain('sk_live_barekey123');
   });
 
+  it('refuses a key that no Authorization header could carry, naming the tenant without echoing the key', () => {
+    for (const keys of ['acme:key with space', 'acme:acme-key-123\nbeta:beta-key-456', 'acme:clé-secrète-123', 'acme:tab\tkey-123']) {
+      const problems = problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: keys });
+      expect(problems, keys).toEqual([
+        'auth.api_keys: the key of tenant acme holds a space, a control or a non-ASCII character (separate entries with commas)',
+      ]);
+    }
+  });
+
   it('refuses a key shorter than 6 characters, naming the tenant', () => {
     expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:abc12' })).toEqual([
       'auth.api_keys: the key of tenant acme is shorter than 6 characters',
