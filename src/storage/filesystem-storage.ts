@@ -5,8 +5,8 @@
  * mid-write leaves its temporary file behind: `sweepAbandoned` deletes those nobody writes any more.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
@@ -52,6 +52,22 @@ export class FilesystemStorage implements ObjectStorage {
   constructor(directory: string) {
     this.root = resolve(directory);
     this.description = `filesystem:${this.root}`;
+  }
+
+  /**
+   * The storage under `directory`, made if missing, once it is known to be writable: a directory
+   * this process cannot write (a volume owned by another user, a read-only mount) stops the start
+   * instead of failing every copy later while tasks wait for them.
+   */
+  static async open(directory: string): Promise<FilesystemStorage> {
+    const storage = new FilesystemStorage(directory);
+    try {
+      await mkdir(storage.root, { recursive: true });
+      await access(storage.root, constants.W_OK);
+    } catch (error) {
+      throw new Error(`storage.filesystem.path: ${storage.root} cannot be written (${(error as Error).message})`);
+    }
+    return storage;
   }
 
   /** The file of a key; a key that would leave the directory is refused. */

@@ -10,6 +10,6 @@ export type StorageBackendSettings =
   | ({ backend: 's3' } & S3StorageSettings);
 
 export async function openObjectStorage(settings: StorageBackendSettings): Promise<ObjectStorage> {
-  if (settings.backend === 'filesystem') return new FilesystemStorage(settings.path);
+  if (settings.backend === 'filesystem') return FilesystemStorage.open(settings.path);
   return S3Storage.open(settings);
 }

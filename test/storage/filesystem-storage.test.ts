@@ -3,13 +3,14 @@
  * key, no temporary file left behind), whatever happens to the bytes on their way.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it, vi } from 'vitest';
 import { FilesystemStorage } from '../../src/storage/filesystem-storage.js';
+import { openObjectStorage } from '../../src/storage/open-storage.js';
 
 const WRITER = fileURLToPath(new URL('../fixtures/storage-writer-child.ts', import.meta.url));
 const directories: string[] = [];
@@ -96,4 +97,16 @@ it('deletes what a process killed mid-write left behind, once untouched long eno
   source.push(null);
   await writing;
   expect(filesUnder(directory)).toEqual(['vid_2-0.mp4']);
+});
+
+it('is opened only on a directory it can write, made when missing, naming the setting otherwise', async () => {
+  const { directory } = storage();
+  const opened = await openObjectStorage({ backend: 'filesystem', path: join(directory, 'data/outputs') });
+  expect(opened.kind).toBe('filesystem');
+  expect(statSync(join(directory, 'data/outputs')).isDirectory()).toBe(true);
+  // A path that cannot be a directory (here, under a file): the start stops instead of every copy failing.
+  writeFileSync(join(directory, 'taken'), '');
+  await expect(openObjectStorage({ backend: 'filesystem', path: join(directory, 'taken/outputs') })).rejects.toThrow(
+    /^storage\.filesystem\.path: .*taken\/outputs cannot be written \(ENOTDIR/,
+  );
 });
