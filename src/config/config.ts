@@ -174,6 +174,9 @@ export const ProviderConfig = z.strictObject({
 });
 export type ProviderConfig = z.infer<typeof ProviderConfig>;
 
+/** What `Authorization: Bearer <token>` can carry: one run of visible ASCII. */
+const BEARER_TOKEN = /^[\x21-\x7e]+$/;
+
 const apiKeyList = z
   .string()
   .transform((text, ctx) => {
@@ -196,7 +199,7 @@ const apiKeyList = z
         ctx.addIssue({ code: 'custom', message: `entry ${index + 1} repeats a key already given (each key names one tenant)` });
         return z.NEVER;
       }
-      if (!/^[\x21-\x7e]+$/.test(key)) {
+      if (!BEARER_TOKEN.test(key)) {
         // `Authorization: Bearer <key>` carries one run of visible ASCII: such a key could never be sent.
         ctx.addIssue({ code: 'custom', message: `the key of tenant ${tenant} holds a space, a control or a non-ASCII character (separate entries with commas)` });
         return z.NEVER;
@@ -321,7 +324,9 @@ export const GatewayConfig = z.strictObject({
       /** Longest a client may take to send a request body (408 after it), webhook routes included. */
       body_timeout_ms: timerMs(100).default(10_000),
       /** Bearer token `/metrics` asks for; unset: open to loopback only in a live deployment, open in the sandbox. */
-      metrics_token: optionalText,
+      metrics_token: optionalText.pipe(
+        z.string().regex(BEARER_TOKEN, 'holds a space, a control or a non-ASCII character: no Authorization header could carry it').optional(),
+      ),
       /**
        * Longest a graceful stop (SIGTERM) waits for creates, cancels and dispatches still running
        * before the process exits. Unset: the longest upstream `timeout_ms` plus 5 s.

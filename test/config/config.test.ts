@@ -388,6 +388,13 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     }
   });
 
+  it('refuses a metrics token that no Authorization header could carry', () => {
+    expect(problemsOf(document({ server: { public_url: 'https://g.example', metrics_token: 'scrape me please' } }))).toEqual([
+      'server.metrics_token: holds a space, a control or a non-ASCII character: no Authorization header could carry it',
+    ]);
+    expect(parseConfig(document({ server: { public_url: 'https://g.example', metrics_token: ' tok-123 ' } }), {}, PROVIDER_IDS).server.metrics_token).toBe('tok-123');
+  });
+
   it('refuses a key shorter than 6 characters, naming the tenant', () => {
     expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:abc12' })).toEqual([
       'auth.api_keys: the key of tenant acme is shorter than 6 characters',
