@@ -164,6 +164,33 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('drops a chosen operation and quality the newly chosen model does not offer', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a lighthouse at dusk');
+    const quotes: Record<string, unknown>[] = [];
+    target.on('request', (request) => {
+      if (request.url().endsWith('/v1/videos/quote')) quotes.push(request.postDataJSON() as Record<string, unknown>);
+    });
+    // kling-v2-1-master has no std; kling-v1-6 extends videos, kling-v3 does not.
+    await target.getByLabel('Quality').selectOption('std');
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v2-1-master');
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v1-6');
+    await target.getByLabel('Operation').selectOption('video-extend');
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v3');
+
+    // What the selects show is what is asked: the defaults, and a quote with a provider.
+    const shown = (label: string) => target.getByLabel(label, { exact: true }).evaluate((element: { selectedOptions: ArrayLike<{ textContent: string | null }> }) => element.selectedOptions[0]?.textContent ?? null);
+    expect(await shown('Operation')).toBe('Inferred from the inputs');
+    expect(await shown('Quality')).toBe('Default (pro)');
+    const quoted = await api.quote({ model: 'kling-v3', prompt: 'a lighthouse at dusk', duration: 5 });
+    expect(quoted.order.length).toBeGreaterThan(0);
+    await expect.poll(() => target.locator('.quote-summary').getAttribute('data-order')).toBe(quoted.order.join(','));
+    expect(quotes.at(-1)).toEqual({ model: 'kling-v3', prompt: 'a lighthouse at dusk', duration: 5 });
+    expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
+  });
+
   it('keeps the task list live and filters it as the API does', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -95,6 +95,30 @@ function operationsOf(models: ModelList | undefined, model: string) {
   return models?.data.find((entry) => entry.model === model)?.operations ?? [];
 }
 
+/** The qualities the providers offer for `operation` of a model (any operation when none is chosen). */
+function qualitiesOf(operations: ReturnType<typeof operationsOf>, operation: string): string[] {
+  return [
+    ...new Set(
+      operations
+        .filter((entry) => !operation || entry.operation === operation)
+        .flatMap((entry) => entry.providers.flatMap((provider) => provider.qualities)),
+    ),
+  ];
+}
+
+/**
+ * The form after its model or operation changed: a chosen operation or quality the new choice
+ * does not offer goes back to the default, so the request never carries a value its select
+ * cannot show.
+ */
+function keepOffered(form: FormState, models: ModelList | undefined): FormState {
+  if (!models) return form;
+  const operations = operationsOf(models, form.model);
+  const operation = operations.some((entry) => entry.operation === form.operation) ? form.operation : '';
+  const quality = qualitiesOf(operations, operation).includes(form.quality) ? form.quality : '';
+  return { ...form, operation, quality };
+}
+
 interface QuoteState {
   key: string;
   quote?: Quote;
@@ -151,7 +175,7 @@ export function CreatePage() {
 
   const update = (field: keyof FormState) => (event: Event) => {
     const value = (event.target as HTMLInputElement).value;
-    setForm((state) => ({ ...state, [field]: value }));
+    setForm((state) => (field === 'model' || field === 'operation' ? keepOffered({ ...state, [field]: value }, models.data) : { ...state, [field]: value }));
   };
   const toggleProvider = (id: string) => (event: Event) => {
     const checked = (event.target as HTMLInputElement).checked;
@@ -174,13 +198,7 @@ export function CreatePage() {
   };
 
   const operations = operationsOf(models.data, form.model);
-  const qualities = [
-    ...new Set(
-      operations
-        .filter((entry) => !form.operation || entry.operation === form.operation)
-        .flatMap((entry) => entry.providers.flatMap((provider) => provider.qualities)),
-    ),
-  ];
+  const qualities = qualitiesOf(operations, form.operation);
   const described = (field: string, hint?: string) => {
     const ids = [hint ? `${field}-hint` : null, fieldErrors.has(field) ? `${field}-error` : null].filter(Boolean).join(' ');
     return {
