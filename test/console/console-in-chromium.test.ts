@@ -164,6 +164,24 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('keeps following a running task after the gateway could not be reached for a while', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    const task = await api.createVideo({ model: 'kling-v3', prompt: 'through a dropped connection' });
+    // The gateway cannot be reached for this task: every read of it, its event stream and long polls.
+    const cutOff = (url: URL) => url.pathname.endsWith(`/v1/videos/${task.id}/events`) || url.pathname.endsWith(`/v1/videos/${task.id}`);
+    await target.route(cutOff, (route) => route.abort('connectionrefused'));
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+
+    // Back again: the page picks the task up by itself, shows how it ended and drops the error.
+    await target.unroute(cutOff);
+    await target.locator('.status-line .status-succeeded').waitFor({ timeout: 20_000 });
+    expect(await target.getByRole('alert').count()).toBe(0);
+    expect(await target.locator('video.output-video').getAttribute('src')).toBe((await api.getVideo(task.id)).outputs[0]!.url);
+    browserErrors.length = 0; // the browser logs the refused connections itself
+  });
+
   it('drops a chosen operation and quality the newly chosen model does not offer', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -8,6 +8,7 @@ import {
   formatCost,
   formatElapsed,
   GatewayError,
+  GatewayUnreachableError,
   isTerminal,
   type Task,
   type TaskStatus,
@@ -21,6 +22,23 @@ import { useSession } from '../gateway-context.js';
 
 /** Follow a running task this long at most (the gateway's deadline ends it sooner). */
 const FOLLOW_MS = 6 * 3600_000;
+/** After the gateway could not be reached (a restart, a dropped connection), look again this soon. */
+const FOLLOW_RETRY_MS = 3_000;
+
+/** A failure that passes: the gateway down or restarting, or busy. Waiting can help. */
+function passing(error: unknown): boolean {
+  return error instanceof GatewayUnreachableError || (error instanceof GatewayError && (error.status >= 500 || error.status === 429));
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
 
 function OutputMedia({ task, index }: { task: Task; index: number }) {
   const output = task.outputs[index]!;
@@ -100,13 +118,33 @@ export function TaskPage({ id }: { id: string }) {
     const aborter = new AbortController();
     setTask(undefined);
     setError(undefined);
+    const seen = (current: Task) => {
+      setTask(current);
+      setError(undefined);
+    };
     (async () => {
-      const first = await client.getVideo(id, { signal: aborter.signal });
-      setTask(first);
-      if (isTerminal(first)) return;
-      const last = await client.waitForVideo(id, { signal: aborter.signal, timeoutMs: FOLLOW_MS, onUpdate: setTask });
-      setTask(last);
-      announce(`Video ${last.status}`);
+      // A gateway that cannot be reached for a while (a restart, a dropped connection) is shown,
+      // and the task is looked at again until it answers: the page never stops following.
+      let followed = false;
+      while (!aborter.signal.aborted) {
+        try {
+          const current = await client.getVideo(id, { signal: aborter.signal });
+          seen(current);
+          if (isTerminal(current)) {
+            if (followed) announce(`Video ${current.status}`);
+            return;
+          }
+          followed = true;
+          const last = await client.waitForVideo(id, { signal: aborter.signal, timeoutMs: FOLLOW_MS, onUpdate: seen });
+          seen(last);
+          announce(`Video ${last.status}`);
+          return;
+        } catch (caught) {
+          if (aborter.signal.aborted || !passing(caught)) throw caught;
+          setError(caught);
+          await pause(FOLLOW_RETRY_MS, aborter.signal);
+        }
+      }
     })().catch((caught: unknown) => {
       if (aborter.signal.aborted) return;
       if (caught instanceof GatewayError && caught.status === 401) signOut('The gateway no longer accepts this key. Sign in again.');
@@ -140,7 +178,7 @@ export function TaskPage({ id }: { id: string }) {
         </PageHeading>
         <div class="status-line" aria-live="polite">
           <StatusBadge status={task.status as TaskStatus} />
-          {!isTerminal(task) ? <span class="muted small"> following live…</span> : null}
+          {!isTerminal(task) ? <span class="muted small">{error ? ' reconnecting…' : ' following live…'}</span> : null}
         </div>
       </div>
       <ProblemMessage error={error} />
