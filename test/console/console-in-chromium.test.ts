@@ -202,11 +202,32 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const shown = (label: string) => target.getByLabel(label, { exact: true }).evaluate((element: { selectedOptions: ArrayLike<{ textContent: string | null }> }) => element.selectedOptions[0]?.textContent ?? null);
     expect(await shown('Operation')).toBe('Inferred from the inputs');
     expect(await shown('Quality')).toBe('Default (pro)');
-    const quoted = await api.quote({ model: 'kling-v3', prompt: 'a lighthouse at dusk', duration: 5 });
+    const quoted = await api.quote({ model: 'kling-v3', prompt: 'a lighthouse at dusk' });
     expect(quoted.order.length).toBeGreaterThan(0);
     await expect.poll(() => target.locator('.quote-summary').getAttribute('data-order')).toBe(quoted.order.join(','));
-    expect(quotes.at(-1)).toEqual({ model: 'kling-v3', prompt: 'a lighthouse at dusk', duration: 5 });
+    expect(quotes.at(-1)).toEqual({ model: 'kling-v3', prompt: 'a lighthouse at dusk' });
     expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
+  });
+
+  it('makes an image from the form as it opens: no duration is sent unless one is typed', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    const prompt = 'a lighthouse on a cliff';
+    await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v1');
+    await target.getByLabel('Operation').selectOption('image-generation');
+    const quoted = await api.quote({ model: 'kling-v1', operation: 'image-generation', prompt });
+    expect(quoted.order).toEqual(['kling-legacy']);
+    await expect.poll(() => target.locator('.quote-summary').getAttribute('data-order')).toBe('kling-legacy');
+
+    await target.getByRole('button', { name: 'Create video' }).click();
+    await target.waitForURL(/#\/tasks\/vid_/);
+    const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+    await target.locator('.status-line .status-succeeded').waitFor({ timeout: 20_000 });
+    expect((await api.getVideo(id)).request).not.toHaveProperty('duration');
+    const image = target.locator('img.output-image');
+    await expect.poll(() => image.evaluate((element: { complete: boolean; naturalWidth: number }) => element.complete && element.naturalWidth > 0)).toBe(true);
   });
 
   it('keeps the task list live and filters it as the API does', async () => {

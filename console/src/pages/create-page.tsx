@@ -45,7 +45,8 @@ const INITIAL: FormState = {
   quality: '',
   prompt: '',
   negative_prompt: '',
-  duration: '5',
+  // Empty: the gateway's default (5 s) for a video; image, lip-sync, try-on and extend take none.
+  duration: '',
   aspect_ratio: '',
   audio: '',
   cfg_scale: '',
@@ -261,7 +262,20 @@ export function CreatePage() {
             <div class="field-row">
               <div class="field">
                 <label for="field-duration">Duration (seconds)</label>
-                <input {...described('duration')} type="number" min={3} max={15} step={1} inputMode="numeric" value={form.duration} onInput={update('duration')} />
+                <input
+                  {...described('duration', 'duration')}
+                  type="number"
+                  min={3}
+                  max={15}
+                  step={1}
+                  inputMode="numeric"
+                  placeholder="5"
+                  value={form.duration}
+                  onInput={update('duration')}
+                />
+                <div id="duration-hint" class="muted small">
+                  Empty: 5 for a video
+                </div>
                 {errorOf('duration')}
               </div>
               <div class="field">
