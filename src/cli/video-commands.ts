@@ -11,6 +11,8 @@ import {
   formatMoney,
   formatMs,
   formatNumber,
+  GatewayError,
+  GatewayUnreachableError,
   isTerminal,
   type CreateVideoRequest,
   type GatewayClient,
@@ -110,6 +112,48 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   return ExitCode.ok;
 }
 
+/** Pauses between sends of one create whose answer was lost (then the command gives up). */
+const CREATE_RETRY_DELAYS_MS = [500, 2_000];
+
+/** The create's answer never arrived (the connection dropped, the gateway restarted, a 5xx). */
+function answerLost(error: unknown): boolean {
+  return error instanceof GatewayUnreachableError || (error instanceof GatewayError && error.status >= 500);
+}
+
+/**
+ * Creates the task with an Idempotency-Key, sending it again with the same key when the answer
+ * was lost: the gateway may have created the task already, and the same key then answers with
+ * that task instead of making (and billing) a second video. If every send is lost, says which key
+ * to re-run with.
+ */
+async function createIdempotently(client: GatewayClient, out: CliOutput, body: CreateVideoRequest, idempotencyKey: string, signal: AbortSignal): Promise<Task> {
+  for (let retry = 0; ; retry += 1) {
+    try {
+      return await client.createVideo(body, { idempotencyKey, signal });
+    } catch (error) {
+      if (signal.aborted || !answerLost(error)) throw error;
+      const delay = CREATE_RETRY_DELAYS_MS[retry];
+      if (delay === undefined) {
+        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${idempotencyKey} to get it rather than a second one`);
+        throw error;
+      }
+      out.note(`no answer to the create (${error instanceof Error ? error.message : String(error)}); sending it again with the same Idempotency-Key`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+      if (signal.aborted) throw signal.reason;
+    }
+  }
+}
+
 function positiveInteger(value: string): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) === 0) throw new InvalidArgumentError('not a positive integer.');
   return Number(value);
@@ -145,9 +189,11 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     const client = context.clientFor(command);
     const out = context.outputFor(command);
     const startedAt = Date.now();
-    // An idempotency key makes a retried command (after a dropped connection) safe.
+    // An idempotency key makes a create sent again (after a dropped connection) safe.
     const idempotencyKey = (options.idempotencyKey as string | undefined) ?? (options.wait ? `cli-${randomUUID()}` : undefined);
-    const task = await client.createVideo(body as CreateVideoRequest, { ...(idempotencyKey ? { idempotencyKey } : {}), signal: context.signal });
+    const task = idempotencyKey
+      ? await createIdempotently(client, out, body as CreateVideoRequest, idempotencyKey, context.signal)
+      : await client.createVideo(body as CreateVideoRequest, { signal: context.signal });
     if (options.wait) {
       context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
       return;
