@@ -209,6 +209,40 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
   });
 
+  it('creates one video, not two, when Create is clicked again after the answer was lost', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // The first create reaches the gateway, which makes the task; its answer never gets back.
+    const keys: string[] = [];
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/videos'),
+      async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        keys.push((await route.request().headerValue('idempotency-key')) ?? '');
+        if (keys.length > 1) return route.continue();
+        await route.fetch();
+        return route.abort('connectionreset');
+      },
+    );
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    const prompt = `an answer lost on the way ${Date.now()}`;
+    await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+    const create = target.getByRole('button', { name: 'Create video' });
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    await create.click();
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+
+    await create.click();
+    await target.waitForURL(/#\/tasks\/vid_/);
+    const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(keys[0]);
+    const made: string[] = [];
+    for await (const task of api.listAllVideos({ limit: 100 })) if (task.request.prompt === prompt) made.push(task.id);
+    expect(made).toEqual([id]);
+    browserErrors.length = 0; // the browser logs the dropped connection itself
+  });
+
   it('makes an image from the form as it opens: no duration is sent unless one is typed', async () => {
     const target = await openConsole();
     await signIn(target);

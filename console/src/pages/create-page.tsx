@@ -2,7 +2,7 @@
  * Create a video. The quote (who would serve it, in which order, for how much) is asked again as
  * the form changes and shown before anything is sent; "Create" sends exactly the quoted request.
  */
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'wouter-preact';
 import {
   formatMoney,
@@ -134,6 +134,8 @@ export function CreatePage() {
   const [quoting, setQuoting] = useState(false);
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<unknown>(undefined);
+  /** The Idempotency-Key of the last create sent, and the request it was sent with. */
+  const sent = useRef<{ request: string; idempotencyKey: string } | null>(null);
   const models = useGatewayData((_c, signal) => client.listModels({ signal }), [client]);
   const providers = useGatewayData((_c, signal) => client.listProviders({ signal }), [client]);
 
@@ -188,9 +190,12 @@ export function CreatePage() {
     if (!canCreate) return;
     setCreating(true);
     setCreateError(undefined);
+    // One key per request: Create clicked again after an answer was lost (a dropped connection, a
+    // restarting gateway) sends the same key, so the gateway answers with the task it may have
+    // made instead of making a second one. A changed request gets a new key.
+    if (sent.current?.request !== key) sent.current = { request: key, idempotencyKey: `console-${crypto.randomUUID()}` };
     try {
-      // One key per click: a retried request after a dropped connection cannot create twice.
-      const task = await client.createVideo(body as CreateVideoRequest, { idempotencyKey: `console-${crypto.randomUUID()}` });
+      const task = await client.createVideo(body as CreateVideoRequest, { idempotencyKey: sent.current.idempotencyKey });
       navigate(`/tasks/${encodeURIComponent(task.id)}`);
     } catch (error) {
       setCreateError(error);
