@@ -14,6 +14,7 @@ import {
   GatewayError,
   GatewayUnreachableError,
   isTerminal,
+  WaitTimeoutError,
   type CreateVideoRequest,
   type GatewayClient,
   type Task,
@@ -92,9 +93,14 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
       });
       progress.update(task);
     }
-  } finally {
+  } catch (error) {
     progress.finish();
+    // The task goes on at the gateway (and is billed): say which one, so it can be followed
+    // again rather than made again. A timeout's own message already names it.
+    if (!(error instanceof WaitTimeoutError)) out.note(`video ${first.id} goes on at the gateway; follow it with: kling-gateway wait ${first.id}`);
+    throw error;
   }
+  progress.finish();
   out.data(task);
   if (task.status !== 'succeeded') {
     printTask(out, task);

@@ -240,6 +240,39 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('generate --wait names the task it made when following it fails, so it can be followed again', async () => {
+    // The create gets through; every read of the task after it (stream, polls) loses its connection.
+    const { createServer, request } = await import('node:http');
+    const gateway = new URL(live.url);
+    const proxy = createServer((incoming, outgoing) => {
+      if (incoming.method === 'GET' && incoming.url?.startsWith('/v1/videos/vid_')) {
+        incoming.socket.destroy();
+        return;
+      }
+      const upstream = request({ host: gateway.hostname, port: gateway.port, path: incoming.url, method: incoming.method, headers: incoming.headers }, (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      });
+      incoming.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const prompt = `followed through a flaky link ${Date.now()}`;
+      const result = await runHere(['--json', 'generate', prompt, '--model', 'kling-v3', '--wait'], {
+        KLING_GATEWAY_URL: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+      });
+      const made: Task[] = [];
+      for await (const task of api.listAllVideos({ limit: 100 })) if (task.request.prompt === prompt) made.push(task);
+      expect(made).toHaveLength(1);
+      expect(result.code).toBe(9);
+      expect(result.stderr).toContain(`kling-gateway wait ${made[0]!.id}`);
+      const resumed = await runHere(['wait', made[0]!.id, '--no-download']);
+      expect([resumed.code, resumed.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^${made[0]!.id}\\s+succeeded$`, 'm'))]);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it('exits 6 when the video fails, and 8 when waiting runs out', async () => {
     live.simulator('freepik').setOutcome('fail');
     const failed = await runHere(['generate', '--model', 'kling-v3', '--prompt', 'doomed', '--wait']);
