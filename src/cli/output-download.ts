@@ -3,9 +3,9 @@
  * when complete, so a file under the final name is always whole.
  */
 import { existsSync, statSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
@@ -58,6 +58,8 @@ export async function saveOutputs(
       },
     });
     try {
+      // `-o new/dir/` or `-o new/dir/fox.mp4`: made as asked.
+      await mkdir(dirname(partial), { recursive: true });
       await pipeline(Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>), counter, createWriteStream(partial), signal ? { signal } : {});
       const written = statSync(partial).size;
       if (download.size !== null && written !== download.size) {
@@ -66,8 +68,13 @@ export async function saveOutputs(
       await rename(partial, path);
     } catch (error) {
       progress.fail();
-      await rm(partial, { force: true });
+      await rm(partial, { force: true }).catch(() => undefined);
       if (error instanceof CliError || signal?.aborted) throw error;
+      // A file this machine cannot write is not the gateway's fault: exit 9 would say "try again
+      // later", and trying generate again makes a second video.
+      if (error instanceof Error && 'path' in error) {
+        throw new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
+      }
       throw new CliError(`download of output ${index} failed: ${(error as Error).message}`, ExitCode.unreachable);
     }
     progress.finish(path);

@@ -273,6 +273,23 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('download makes the directory -o names, and a file it cannot write is not "gateway unreachable"', async () => {
+    const task = await api.createVideo({ model: 'kling-v3', prompt: 'saved somewhere new' });
+    await api.waitForVideo(task.id, { timeoutMs: 20_000 });
+
+    const into = join(workdir, 'new', 'folder');
+    const saved = await runHere(['download', task.id, '-o', `${into}/`]);
+    expect([saved.code, saved.stderr]).toEqual([0, expect.stringContaining(`saved ${join(into, `${task.id}.mp4`)}`)]);
+    expect(existsSync(join(into, `${task.id}.mp4`))).toBe(true);
+
+    // Under a regular file nothing can be written: exit 2 (fix the command line), not 9 (which
+    // says "try again later"), with the way to save it once -o is right.
+    const blocker = join(workdir, 'a-file');
+    writeFileSync(blocker, 'not a directory');
+    const refused = await runHere(['download', task.id, '-o', join(blocker, 'fox.mp4')]);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining(`kling-gateway download ${task.id} -o`)]);
+  });
+
   it('exits 6 when the video fails, and 8 when waiting runs out', async () => {
     live.simulator('freepik').setOutcome('fail');
     const failed = await runHere(['generate', '--model', 'kling-v3', '--prompt', 'doomed', '--wait']);
