@@ -182,7 +182,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .description('create a video; with --wait, follow it live and download the result')
     .argument('[prompt]', 'the prompt (same as --prompt)')
     .option('-w, --wait', 'follow the task until it ends, showing status, provider, elapsed time and cost, then download it')
-    .option('--idempotency-key <key>', 'repeats with the same key return the same task (default with --wait: a new random key)');
+    .option('--idempotency-key <key>', 'repeats with the same key return the same task (default: a new random key)');
   waitFlags(generate);
   const generateFlags = addRequestFlags(generate);
   generate.action(async (prompt: string | undefined, _options: unknown, command: Command) => {
@@ -196,10 +196,8 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     const out = context.outputFor(command);
     const startedAt = Date.now();
     // An idempotency key makes a create sent again (after a dropped connection) safe.
-    const idempotencyKey = (options.idempotencyKey as string | undefined) ?? (options.wait ? `cli-${randomUUID()}` : undefined);
-    const task = idempotencyKey
-      ? await createIdempotently(client, out, body as CreateVideoRequest, idempotencyKey, context.signal)
-      : await client.createVideo(body as CreateVideoRequest, { signal: context.signal });
+    const idempotencyKey = (options.idempotencyKey as string | undefined) ?? `cli-${randomUUID()}`;
+    const task = await createIdempotently(client, out, body as CreateVideoRequest, idempotencyKey, context.signal);
     if (options.wait) {
       context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
       return;
