@@ -182,6 +182,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the refused connections itself
   });
 
+  it('does not credit a provider with the cost of a task no provider took', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // The only provider it may use is busy (429), so it waits in the queue, and is canceled there.
+    live.simulator('freepik').injectFault({ status: 429, times: 100 });
+    const refused = await api.createVideo({ model: 'kling-v3', prompt: 'canceled in the queue', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    const ended = await api.cancelVideo(refused.id);
+    live.simulator('freepik').clearFaults();
+    expect(ended).toMatchObject({ status: 'canceled', provider: null, cost: { estimated: false } });
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(refused.id)}`);
+    const cost = target.locator('dd.cost');
+    await cost.waitFor();
+    expect(await cost.textContent()).toContain('no provider took this task: nothing is charged');
+    expect(await cost.textContent()).not.toContain('as reported by the provider');
+  });
+
   it('drops a chosen operation and quality the newly chosen model does not offer', async () => {
     const target = await openConsole();
     await signIn(target);

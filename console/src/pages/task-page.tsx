@@ -212,7 +212,11 @@ export function TaskPage({ id }: { id: string }) {
             <dd class="cost" data-estimated={String(task.cost.estimated)}>
               {formatCost(task.cost)}
               <div class="muted small">
-                {task.cost.estimated ? 'estimated from the price list; replaced by the provider’s figure when it reports one' : 'as reported by the provider'}
+                {task.cost.estimated
+                  ? 'estimated from the price list; replaced by the provider’s figure when it reports one'
+                  : task.provider
+                    ? 'as reported by the provider'
+                    : 'no provider took this task: nothing is charged'}
               </div>
             </dd>
             <dt>Model</dt>
