@@ -210,27 +210,43 @@ describe('the gateway died while a create was in flight', () => {
       body,
     });
     expect(received.status).toBe(200);
-    // Still the dead replica's until its lease ends, but the upstream id is on the attempt.
+    await expectKeptThenTracked(second, id, upstreamId);
+    expect(simulators.get('freepik')!.tasks).toHaveLength(1);
+  });
+
+  /**
+   * The news was kept: the task is still the dead replica's until its lease ends, but the upstream
+   * id is on the attempt; once the lease ends, recovery tracks that upstream task to the end (no
+   * ten-minute wait for more news).
+   */
+  async function expectKeptThenTracked(second: Awaited<ReturnType<typeof diedMidCreate>>['second'], id: string, upstreamId: string) {
     const held = (await second.get(id)).body;
     expect(held.status).toBe('queued');
     expect(held.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'webhook' })]);
-    // Once the lease ends, recovery resumes tracking that upstream task (no ten-minute wait for news).
     await second.advance(21_000);
     const finished = await second.finish(id);
     expect(finished.status).toBe('succeeded');
     expect(finished.provider_task_id).toBe(upstreamId);
-    expect(simulators.get('freepik')!.tasks).toHaveLength(1);
-  });
+  }
+
+  /**
+   * A legacy lip-sync (no external_task_id: only its callback can name its task) whose replica
+   * died mid-create, its lease still running for 20 s; with the task's callback token.
+   */
+  async function legacyLipSyncLeftMidCreate() {
+    const lipSync = { model: 'kling-v1-6', video_id: 'vid-123', lip_sync: { text: 'hello there', voice_id: 'genshin_vindi2' } };
+    const died = await diedMidCreate(lipSync);
+    await leaveMidCreate(died.database, died.id, died.second.clock.now() + 20_000);
+    const store = await openStore(died.database);
+    const token = (await new TaskStore(store).getTask(died.id))!.callback_token;
+    await store.close();
+    return { ...died, token };
+  }
 
   it('legacy Kling-API: a confirmed callback while the dead replica\'s lease still runs is kept, and the task is tracked once the lease ends', async () => {
     // Lip-sync carries no external_task_id: only the callback can name its task. The legacy API
     // documents no retries of a callback, so one answered "retry later" may be the last word.
-    const lipSync = { model: 'kling-v1-6', video_id: 'vid-123', lip_sync: { text: 'hello there', voice_id: 'genshin_vindi2' } };
-    const { second, id, simulators, database } = await diedMidCreate(lipSync);
-    await leaveMidCreate(database, id, second.clock.now() + 20_000);
-    const store = await openStore(database);
-    const token = (await new TaskStore(store).getTask(id))!.callback_token;
-    await store.close();
+    const { second, id, simulators, token } = await legacyLipSyncLeftMidCreate();
     const upstreamId = simulators.get('kling-legacy')!.tasks[0]!.id;
     const received = await fetch(`${second.url}/v1/webhooks/kling-legacy/${token}`, {
       method: 'POST',
@@ -238,24 +254,13 @@ describe('the gateway died while a create was in flight', () => {
       body: JSON.stringify({ task_id: upstreamId, task_status: 'processing' }),
     });
     expect(received.status).toBe(200);
-    const held = (await second.get(id)).body;
-    expect(held.status).toBe('queued');
-    expect(held.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'webhook' })]);
-    // No further callback comes; once the lease ends, recovery tracks the named task.
-    await second.advance(21_000);
-    const finished = await second.finish(id);
-    expect(finished.status).toBe('succeeded');
-    expect(finished.provider_task_id).toBe(upstreamId);
+    // No further callback comes.
+    await expectKeptThenTracked(second, id, upstreamId);
     expect(simulators.get('kling-legacy')!.tasks).toHaveLength(1);
   });
 
   it('legacy Kling-API: a callback naming a task the provider does not confirm is not kept', async () => {
-    const lipSync = { model: 'kling-v1-6', video_id: 'vid-123', lip_sync: { text: 'hello there', voice_id: 'genshin_vindi2' } };
-    const { second, id, database } = await diedMidCreate(lipSync);
-    await leaveMidCreate(database, id, second.clock.now() + 20_000);
-    const store = await openStore(database);
-    const token = (await new TaskStore(store).getTask(id))!.callback_token;
-    await store.close();
+    const { second, id, token } = await legacyLipSyncLeftMidCreate();
     const received = await fetch(`${second.url}/v1/webhooks/kling-legacy/${token}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

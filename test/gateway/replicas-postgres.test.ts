@@ -7,6 +7,18 @@ const available = await postgresAvailable();
 
 const pinned = { model: 'kling-v3', prompt: 'two replicas, one task', duration: 5, routing: { providers: ['kling3api'] } };
 
+/** Ends, from the server side, every connection listening on `channel`; how many it ended. */
+async function endListeningConnections(channel: string): Promise<number> {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    const ended = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`]);
+    return ended.rowCount ?? 0;
+  } finally {
+    await admin.end();
+  }
+}
+
 describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
   const replicas = usePostgresReplicas();
   const { replica } = replicas;
@@ -108,14 +120,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const b = await replica('replica-b');
     const created = await a.create(pinned);
     await replicas.clock.advance(5_500);
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    try {
-      const ended = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${b.gateway.notifications!.channel}`]);
-      expect(ended.rowCount).toBe(2);
-    } finally {
-      await admin.end();
-    }
+    expect(await endListeningConnections(b.gateway.notifications!.channel)).toBe(2);
     for (let tries = 0; !(b.gateway.notifications!.listening && a.gateway.notifications!.listening) && tries < 200; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
@@ -133,13 +138,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     await replicas.clock.advance(5_500);
     const waiting = b.request('GET', `/v1/videos/${created.body.id}?wait=30`);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    try {
-      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${b.gateway.notifications!.channel}`]);
-    } finally {
-      await admin.end();
-    }
+    await endListeningConnections(b.gateway.notifications!.channel);
     while (b.gateway.notifications!.listening) await new Promise((resolve) => setTimeout(resolve, 5));
     // The change lands while B hears nothing; the clock stays put, so B's slow re-read never runs.
     await a.gateway.runOnce();
