@@ -6,34 +6,24 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { access, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { access, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
 
 /**
- * Opens a new file for writing; its folder is made only when the open says it is missing. Most
- * writes go to a folder that exists (one per tenant and day), and asking for it first on every
- * write was a system call each time.
+ * Runs `step` on `path` (opening a new file there, or renaming one to it); the path's folder is
+ * made only when the step says it is missing, and the step tried once more. Most writes go to
+ * folders that exist (the temporary folder, one per tenant and day), and asking for them first
+ * on every write was a system call each time.
  */
-async function openCreatingFolder(path: string): Promise<FileHandle> {
+async function creatingFolderOf<T>(path: string, step: () => Promise<T>): Promise<T> {
   try {
-    return await open(path, 'wx');
+    return await step();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     await mkdir(dirname(path), { recursive: true });
-    return open(path, 'wx');
-  }
-}
-
-/** Moves a finished file to its key; the key's folder is made only when the rename says it is missing. */
-async function renameCreatingFolder(from: string, to: string): Promise<void> {
-  try {
-    await rename(from, to);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    await mkdir(dirname(to), { recursive: true });
-    await rename(from, to);
+    return step();
   }
 }
 
@@ -84,7 +74,7 @@ export class FilesystemStorage implements ObjectStorage {
     try {
       // One handle writes, flushes and closes (half the CPU of a write stream, then a second open
       // for the flush). Each chunk is written before the next is read: the source waits meanwhile.
-      const handle = await openCreatingFolder(partial);
+      const handle = await creatingFolderOf(partial, () => open(partial, 'wx'));
       try {
         for await (const chunk of body) {
           options.signal?.throwIfAborted();
@@ -96,7 +86,7 @@ export class FilesystemStorage implements ObjectStorage {
       } finally {
         await handle.close();
       }
-      await renameCreatingFolder(partial, path);
+      await creatingFolderOf(path, () => rename(partial, path));
     } catch (error) {
       body.destroy();
       await rm(partial, { force: true });
