@@ -5,8 +5,7 @@
 // missing or older than its sources (someone editing `src/`) runs the sources through tsx
 // instead, so the command never runs stale code. An installation without sources (the Docker
 // image) always runs the build.
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { buildIsFresh, hasSources } from './build-freshness.js';
 
 // A reader that goes away early (`kling-gateway list | head -1`) ends the command quietly.
 for (const stream of [process.stdout, process.stderr]) {
@@ -16,28 +15,10 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const sources = fileURLToPath(new URL('../src/', import.meta.url));
 const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
-const buildStamp = fileURLToPath(new URL('../dist/src/.built', import.meta.url));
-
-/** Whether some source file changed after the last build (a few milliseconds of `stat`s). */
-function sourcesNewerThan(time) {
-  for (const entry of readdirSync(sources, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile()) continue;
-    if (statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs > time) return true;
-  }
-  // The API document is compiled in too (the CLI reads its operations).
-  return statSync(new URL('../openapi/gateway.json', import.meta.url)).mtimeMs > time;
-}
-
-function useBuild() {
-  if (!existsSync(sources)) return true;
-  if (!existsSync(buildStamp)) return false;
-  return !sourcesNewerThan(statSync(buildStamp).mtimeMs);
-}
 
 let runCli;
-if (useBuild()) {
+if (!hasSources() || buildIsFresh()) {
   ({ runCli } = await import(compiled.href));
 } else {
   const { register } = await import('tsx/esm/api');

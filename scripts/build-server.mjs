@@ -10,15 +10,21 @@
  * A checkout without sources (the Docker image's runtime stage) has nothing to compile: the
  * script says so and leaves the existing build alone.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildIsFresh } from '../bin/build-freshness.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const sources = join(root, 'src');
 /** The typed API client the CLI imports (`packages/client/src`), compiled beside it. */
 const clientSources = join(root, 'packages/client/src');
 const outdir = join(root, 'dist');
+/** Held while a build runs, so that replicas started together from one checkout build once. */
+const lock = join(outdir, '.building');
+/** A lock older than this was left by a build that was killed. */
+const STALE_LOCK_MS = 120_000;
 
 /** Every `.ts` file under `directory`. */
 function typescriptFiles(directory) {
@@ -27,13 +33,17 @@ function typescriptFiles(directory) {
     .map((entry) => join(entry.parentPath ?? entry.path, entry.name));
 }
 
+/**
+ * Compiles into a scratch folder beside `dist/src`, then swaps it in with two renames, so that a
+ * gateway starting from the same checkout meanwhile never finds the build half written or gone.
+ */
 export async function buildServer() {
   const { build } = await import('esbuild');
-  rmSync(join(outdir, 'src'), { recursive: true, force: true });
-  rmSync(join(outdir, 'packages'), { recursive: true, force: true });
+  const scratch = join(outdir, `.next-${process.pid}`);
+  rmSync(scratch, { recursive: true, force: true });
   await build({
     entryPoints: [...typescriptFiles(sources), ...typescriptFiles(clientSources)],
-    outdir,
+    outdir: scratch,
     outbase: root,
     bundle: false,
     format: 'esm',
@@ -44,19 +54,52 @@ export async function buildServer() {
   });
   // Files the code reads beside itself at run time: the simulators' assets, and the JSON
   // documents imported with `with { type: 'json' }` (the import keeps its relative path).
-  cpSync(join(sources, 'sandbox/assets'), join(outdir, 'src/sandbox/assets'), { recursive: true });
-  mkdirSync(join(outdir, 'openapi'), { recursive: true });
-  cpSync(join(root, 'openapi/gateway.json'), join(outdir, 'openapi/gateway.json'));
-  // Written last: \`bin/kling-gateway.js\` runs the build only when no source is newer than this.
-  writeFileSync(join(outdir, 'src/.built'), `${new Date().toISOString()}\n`);
+  cpSync(join(sources, 'sandbox/assets'), join(scratch, 'src/sandbox/assets'), { recursive: true });
+  mkdirSync(join(scratch, 'openapi'), { recursive: true });
+  cpSync(join(root, 'openapi/gateway.json'), join(scratch, 'openapi/gateway.json'));
+  // Written last: `bin/kling-gateway.js` and `--if-stale` trust a build only when no source is newer.
+  writeFileSync(join(scratch, 'src/.built'), `${new Date().toISOString()}\n`);
+  for (const part of ['src', 'packages', 'openapi']) {
+    const old = join(outdir, `.old-${process.pid}-${part}`);
+    if (existsSync(join(outdir, part))) renameSync(join(outdir, part), old);
+    renameSync(join(scratch, part), join(outdir, part));
+    rmSync(old, { recursive: true, force: true });
+  }
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+/** Runs `work` holding the build lock; waits for a build another process is running. */
+async function whileLocked(work) {
+  mkdirSync(outdir, { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true });
+      else await sleep(100);
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // `--if-stale` (npm start's prestart): keep a build no source is newer than.
+  const ifStale = process.argv.includes('--if-stale');
   if (!existsSync(sources)) {
     console.log('no sources to compile; running the existing build');
   } else {
-    const started = Date.now();
-    await buildServer();
-    console.log(`gateway compiled into ${relative(process.cwd(), join(outdir, 'src')) || 'dist/src'} in ${Date.now() - started} ms`);
+    await whileLocked(async () => {
+      if (ifStale && buildIsFresh()) return;
+      const started = Date.now();
+      await buildServer();
+      console.log(`gateway compiled into ${relative(process.cwd(), join(outdir, 'src')) || 'dist/src'} in ${Date.now() - started} ms`);
+    });
   }
 }
