@@ -76,7 +76,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const directory = mkdtempSync(join(tmpdir(), 'kling-chaos-'));
   const replicas = options.database.kind === 'sqlite' ? 1 : 2;
   const databaseUrl = options.database.kind === 'sqlite' ? `sqlite:${join(directory, 'gateway.db')}` : options.database.url;
-  const cluster = await Cluster.start({ replicas, databaseUrl, logDirectory: directory, config: clusterConfig(options.createDelayMs) });
+  const cluster = await Cluster.start({ replicas, databaseUrl, logDirectory: directory, config: clusterConfig(options.createDelayMs), compiled: true });
   log(`  started ${replicas} replica(s) on ${options.database.kind}; logs in the run's temporary folder`);
   try {
     const slow = { on: 'submit', delayMs: options.createDelayMs, times: 100_000 };

@@ -13,7 +13,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { startBalancer, type Balancer } from './balancer.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** Starting a replica includes compiling TypeScript with tsx and migrating the schema. */
+/** Starting a replica may include compiling TypeScript with tsx, and migrating the schema. */
 const START_TIMEOUT_MS = 90_000;
 
 export interface ClusterOptions {
@@ -31,6 +31,16 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Where process logs go (default: a fresh temporary folder). */
   logDirectory?: string;
+  /**
+   * Run the compiled build (`dist/src`, as `npm start` and the Docker image do) instead of the
+   * sources through tsx: a restarted replica is back in well under a second instead of about three.
+   */
+  compiled?: boolean;
+}
+
+/** How to start one of the project's entry points (`main`, `simulators`) in a process of its own. */
+function nodeArguments(entry: 'main' | 'simulators', compiled: boolean): string[] {
+  return compiled ? [join(ROOT, `dist/src/${entry}.js`)] : ['--import', 'tsx', join(ROOT, `src/${entry}.ts`)];
 }
 
 export interface UpstreamRequest {
@@ -64,6 +74,7 @@ export class Replica {
     private readonly logFile: string,
     /** The port was picked free (not configured): a restart picks again, as another process may hold it now. */
     private readonly anyPort = false,
+    private readonly compiled = false,
   ) {}
 
   get url(): string {
@@ -79,7 +90,7 @@ export class Replica {
     this.starts += 1;
     if (this.anyPort && this.starts > 1) this.port = (await freePorts(1))[0] ?? this.port;
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
+    const child = spawn(process.execPath, nodeArguments('main', this.compiled), {
       cwd: ROOT,
       env: { ...process.env, ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,7 +153,8 @@ export class Cluster {
     writeFileSync(configFile, stringifyYaml(merge(merge(document, storage), options.config ?? {})));
     const env = { CONFIG_FILE: configFile, LOG_LEVEL: 'warn', ...options.env };
 
-    const simulators = await startSimulatorsProcess(env, join(logDirectory, 'simulators.log'));
+    const compiled = options.compiled ?? false;
+    const simulators = await startSimulatorsProcess(env, join(logDirectory, 'simulators.log'), compiled);
     let balancer: Balancer | undefined;
     const replicas: Replica[] = [];
     try {
@@ -154,7 +166,7 @@ export class Cluster {
         PUBLIC_URL: balancer.url,
         SIMULATORS_URL: simulators.url,
       };
-      ports.forEach((port, index) => replicas.push(new Replica(index, port, replicaEnv, join(logDirectory, `replica-${index}.log`), basePort === 0)));
+      ports.forEach((port, index) => replicas.push(new Replica(index, port, replicaEnv, join(logDirectory, `replica-${index}.log`), basePort === 0, compiled)));
       // The first replica migrates the schema; the others start once it has.
       await replicas[0]?.start();
       await Promise.all(replicas.slice(1).map((replica) => replica.start()));
@@ -204,9 +216,9 @@ export class Cluster {
   }
 }
 
-async function startSimulatorsProcess(env: Record<string, string>, logFile: string): Promise<{ url: string; child: ChildProcess }> {
+async function startSimulatorsProcess(env: Record<string, string>, logFile: string, compiled: boolean): Promise<{ url: string; child: ChildProcess }> {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/simulators.ts')], {
+  const child = spawn(process.execPath, nodeArguments('simulators', compiled), {
     cwd: ROOT,
     env: { ...process.env, ...env, SIMULATORS_PORT: env.SIMULATORS_PORT ?? '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
