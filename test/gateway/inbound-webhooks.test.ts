@@ -57,6 +57,7 @@ describe('inbound Freepik webhooks', () => {
         url_expires_at: null,
         duration: null,
         upstream_url: url,
+        upstream_id: null,
         upstream_url_expires_at: null,
         upstream_url_gone: false,
         storage: 'passthrough',

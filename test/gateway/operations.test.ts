@@ -57,3 +57,35 @@ describe('every operation of every provider, end to end through the gateway', ()
     else expect(file.subarray(1, 4).toString('latin1')).toBe('PNG');
   });
 });
+
+describe('a legacy video used as the source of video-extend and lip-sync', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startTestGateway({ config: { tasks: { deadline_ms: 3_600_000 } } });
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('names the upstream video id (task_result.videos[].id, seed 002) on the output, and extends by it', async () => {
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk', routing: { providers: ['kling-legacy'] } });
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    const videoId = done.outputs[0].upstream_id;
+    expect(videoId).toBe(`${done.provider_task_id}-video`);
+
+    const extended = await gw.create({ model: 'kling-v1-6', operation: 'video-extend', video_id: videoId, prompt: 'keep going' });
+    expect(extended.status, JSON.stringify(extended.body)).toBe(202);
+    const longer = await gw.finish(extended.body.id);
+    expect(longer.status, JSON.stringify(longer.error)).toBe('succeeded');
+    // The extension adds about 5 s to the 5 s source.
+    expect(longer.outputs[0].duration).toBe(10);
+    expect(longer.outputs[0].upstream_id).toBe(`${longer.provider_task_id}-video`);
+  });
+
+  it('names no upstream id where the provider gives none', async () => {
+    const created = await gw.create({ model: 'kling-v3', prompt: 'waves', routing: { providers: ['kling3api'] } });
+    const done = await gw.finish(created.body.id);
+    expect(done.outputs[0].upstream_id).toBeNull();
+  });
+});

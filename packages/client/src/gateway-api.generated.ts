@@ -1381,6 +1381,8 @@ export interface components {
             duration: number | null;
             /** @description The provider's own URL of the result. */
             upstream_url: string;
+            /** @description The provider's own id of the result, where it gives one: on the legacy Kling-API the video id that `video-extend` and `lip-sync` take as `video_id`. Null otherwise. */
+            upstream_id: string | null;
             /** @description When the provider deletes its copy, where it documents a lifetime (Kling: 30 days); null when undocumented. */
             upstream_url_expires_at: string | null;
             /** @description The provider answered 404/410 for `upstream_url`: its copy is gone. */

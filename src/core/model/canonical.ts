@@ -273,6 +273,11 @@ export interface UpstreamOutput {
   url: string;
   /** Seconds, for videos when the provider reports it. */
   duration: number | null;
+  /**
+   * The provider's own id of this result, when it gives one (legacy Kling-API
+   * `task_result.videos[].id`: what video-extend and lip-sync take as `video_id`).
+   */
+  id?: string;
 }
 
 export const OUTPUT_STORAGE_STATES = ['pending', 'stored', 'not_stored', 'expired', 'passthrough'] as const;
@@ -296,6 +301,11 @@ export const TaskOutput = z
     url_expires_at: z.string().nullable().meta({ description: 'When the signature in `url` stops working (fetch the task again for a fresh one).' }),
     duration: z.number().nullable().meta({ description: 'Seconds, for videos when the provider reports it.' }),
     upstream_url: z.string().meta({ description: "The provider's own URL of the result." }),
+    upstream_id: z.string().nullable().meta({
+      description:
+        "The provider's own id of the result, where it gives one: on the legacy Kling-API the video id that " +
+        '`video-extend` and `lip-sync` take as `video_id`. Null otherwise.',
+    }),
     upstream_url_expires_at: z.string().nullable().meta({
       description: 'When the provider deletes its copy, where it documents a lifetime (Kling: 30 days); null when undocumented.',
     }),

@@ -61,6 +61,8 @@ export interface OutputRecord {
   readonly duration: number | null;
   /** The provider's URL of the file. */
   readonly upstreamUrl: string;
+  /** The provider's own id of the result (legacy Kling video id), or null. */
+  readonly upstreamId: string | null;
   /** When the provider deletes its copy (its documented lifetime), or null. */
   readonly upstreamExpiresAt: number | null;
   /** The provider answered 404/410 for `upstreamUrl`. */
@@ -227,6 +229,7 @@ export function newOutput(output: UpstreamOutput, now: number, lifetimeMs: numbe
     type: output.type,
     duration: output.duration,
     upstreamUrl: output.url,
+    upstreamId: output.id ?? null,
     upstreamExpiresAt: lifetimeMs !== undefined ? now + lifetimeMs : null,
     upstreamGone: false,
     storage: willCopy ? 'pending' : 'passthrough',
@@ -249,7 +252,8 @@ function outputsFromColumn(json: string): OutputRecord[] {
   const items = parsed<unknown[]>(json, []);
   return (Array.isArray(items) ? items : []).map((item) => {
     const output = item as Partial<OutputRecord> & { url?: string };
-    if (typeof output.upstreamUrl === 'string') return output as OutputRecord;
+    // Outputs stored before the provider's id was kept have none.
+    if (typeof output.upstreamUrl === 'string') return { ...output, upstreamId: output.upstreamId ?? null } as OutputRecord;
     return newOutput({ type: output.type === 'image' ? 'image' : 'video', duration: output.duration ?? null, url: output.url ?? '' }, 0, undefined, false);
   });
 }

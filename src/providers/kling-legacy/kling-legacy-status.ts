@@ -51,11 +51,17 @@ function durationSeconds(value: string | number | null | undefined): number | nu
   return Number.isFinite(seconds) ? seconds : null;
 }
 
-/** Videos and images of the task result, in upstream order; entries without a URL are skipped. */
+/**
+ * Videos and images of the task result, in upstream order; entries without a URL are skipped.
+ * A video keeps its `id`: it is what video-extend and lip-sync take as `video_id`.
+ */
 export function klingLegacyOutputs(task: KlingLegacyTask): UpstreamOutput[] {
   const outputs: UpstreamOutput[] = [];
   for (const video of task.task_result?.videos ?? []) {
-    if (video.url) outputs.push({ type: 'video', url: video.url, duration: durationSeconds(video.duration) });
+    if (!video.url) continue;
+    const output: UpstreamOutput = { type: 'video', url: video.url, duration: durationSeconds(video.duration) };
+    if (video.id) output.id = video.id;
+    outputs.push(output);
   }
   for (const image of task.task_result?.images ?? []) {
     if (image.url) outputs.push({ type: 'image', url: image.url, duration: null });

@@ -168,7 +168,7 @@ describe('klingLegacyProvider: one create and one poll per operation', () => {
       providerStatus: 'succeed',
       outputs: isImage
         ? [{ type: 'image', url: 'https://cdn.example.com/img-0.png', duration: null }]
-        : [{ type: 'video', url: 'https://cdn.example.com/vid-9.mp4', duration: 5.1 }],
+        : [{ type: 'video', url: 'https://cdn.example.com/vid-9.mp4', duration: 5.1, id: 'vid-9' }],
       reportedCredits: 2.5,
     });
   });

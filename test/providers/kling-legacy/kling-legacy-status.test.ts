@@ -35,7 +35,7 @@ describe('mapKlingLegacyStatus', () => {
         task_status: 'succeed',
         task_result: { videos: [{ id: 'v1', url: 'https://cdn.example.com/v1.mp4', duration: '5.1' }] },
       }).outputs,
-    ).toEqual([{ type: 'video', url: 'https://cdn.example.com/v1.mp4', duration: 5.1 }]);
+    ).toEqual([{ type: 'video', url: 'https://cdn.example.com/v1.mp4', duration: 5.1, id: 'v1' }]);
     expect(
       status({
         task_status: 'succeed',
