@@ -324,4 +324,26 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       out.data(task);
       printTask(out, task);
     });
+
+  program
+    .command('webhooks')
+    .description("the deliveries of a task's events to its webhook_url: tries, last status, last error")
+    .argument('<id>', 'task id (vid_…)')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      const out = context.outputFor(command);
+      const answer = await context.clientFor(command).webhookDeliveries(id, { signal: context.signal });
+      out.data(answer);
+      if (answer.data.length === 0) {
+        out.note(`no webhook events for ${id} (it was created without webhook_url, or none is due yet)`);
+        return;
+      }
+      out.table(answer.data, [
+        { header: 'EVENT', value: (d) => d.type },
+        { header: 'STATUS', value: (d) => d.status },
+        { header: 'TRIES', value: (d) => String(d.attempts), right: true },
+        { header: 'LAST', value: (d) => (d.last_status === null ? '—' : String(d.last_status)), right: true },
+        { header: 'WHEN', value: (d) => formatTime(d.delivered_at ?? d.next_attempt_at ?? d.created_at) },
+        { header: 'ERROR', value: (d) => d.last_error ?? '—' },
+      ]);
+    });
 }

@@ -5,7 +5,7 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus } from '../core/model/canonical.js';
+import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
 import { BudgetEvent, Health, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 
@@ -267,6 +267,22 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
       429: problem('The tenant already holds its `open_streams` event streams open.'),
+    },
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/v1/videos/{id}/webhooks',
+    summary: "Deliveries of one task's events to its webhook_url",
+    description:
+      'Each event sent (or being sent) to the task\'s `webhook_url`, oldest first: its `webhook-id`, whether it was ' +
+      'delivered, how many tries, the last HTTP status and error, and when the next try is due. Empty for a task without ' +
+      '`webhook_url`.',
+    security,
+    request: { params: videoId },
+    responses: {
+      200: json(WebhookDeliveryList, 'The deliveries.'),
+      401: problem('Missing or invalid gateway key.'),
+      404: problem('No such task for this tenant.'),
     },
   });
   registry.registerPath({

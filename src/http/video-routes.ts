@@ -1,5 +1,6 @@
 /**
- * `/v1/videos`: create, quote, list, get (with `?wait=`), cancel, and Server-Sent Events.
+ * `/v1/videos`: create, quote, list, get (with `?wait=`), cancel, Server-Sent Events, and the
+ * deliveries of a task's events to its `webhook_url`.
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
@@ -56,6 +57,10 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
 
   router.post('/:id/cancel', async (req, res) => {
     res.json(await service.cancel(tenantOf(req), String(req.params.id)));
+  });
+
+  router.get('/:id/webhooks', async (req, res) => {
+    res.json(await service.webhookDeliveries(tenantOf(req), String(req.params.id)));
   });
 
   router.get('/:id/events', async (req, res) => {

@@ -6,6 +6,7 @@
  * subprocess costs a second of tsx start-up.
  */
 import { spawn } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { Writable } from 'node:stream';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -200,6 +201,40 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([usage.code, usage.stderr]).toEqual([3, expect.stringContaining('unknown group key "colour"')]);
     // The gateway has cancel now: an unknown video is simply not found.
     expect([cancel.code, cancel.stderr]).toEqual([5, expect.stringContaining('video vid_x not found')]);
+  });
+
+  it('webhooks shows the deliveries of a task\'s events as the API has them', async () => {
+    const hits: string[] = [];
+    const receiver = createHttpServer((req, res) => {
+      hits.push(String(req.headers['webhook-id']));
+      req.resume();
+      // The first try fails, so the table has a retry to show.
+      res.writeHead(hits.length === 1 ? 503 : 204).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+      const task = await api.createVideo({ model: 'kling-v3', prompt: 'a paper boat', duration: 5, webhook_url: url });
+      const deadline = Date.now() + 20_000;
+      const tried = async () => ((await api.webhookDeliveries(task.id)).data[0]?.attempts ?? 0) >= 1;
+      while (!(await tried()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+
+      const [table, json, none] = await Promise.all([
+        runHere(['webhooks', task.id]),
+        runHere(['--json', 'webhooks', task.id]),
+        runHere(['webhooks', (await api.createVideo({ model: 'kling-v3', prompt: 'no hook', duration: 5 })).id]),
+      ]);
+      const answer = await api.webhookDeliveries(task.id);
+      expect(JSON.parse(json.stdout).data.map((d: { id: string }) => d.id)).toEqual(answer.data.map((d) => d.id));
+      expect(answer.data[0]).toMatchObject({ id: hits[0], type: 'video.processing', last_status: 503 });
+      expect(table.code).toBe(0);
+      expect(table.stdout).toMatch(/^EVENT\s+STATUS\s+TRIES\s+LAST\s+WHEN\s+ERROR/);
+      expect(table.stdout).toMatch(/video\.processing\s+pending\s+1\s+503/);
+      expect([none.code, none.stderr]).toEqual([0, expect.stringContaining('no webhook events')]);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   it('generate sends a create whose answer was lost again with the same key: one video, not two', async () => {

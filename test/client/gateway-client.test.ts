@@ -144,11 +144,13 @@ describe('typed client against a running gateway', () => {
     await expect(new GatewayClient({ baseUrl: deadUrl, apiKey: TENANT_KEY }).listVideos()).rejects.toBeInstanceOf(GatewayUnreachableError);
   });
 
-  it('finds cancel, content and usage in the OpenAPI document, reads usage as JSON and CSV, and works without the document', async () => {
+  it('finds cancel, content, usage and webhooks in the OpenAPI document, reads usage as JSON and CSV, and works without the document', async () => {
     expect(await client.hasEndpoint('cancel')).toBe(true);
     expect(await client.hasEndpoint('content')).toBe(true);
     // This gateway has GET /v1/usage (issue 15): the client reads it through the same document.
     expect(await client.hasEndpoint('usage')).toBe(true);
+    expect(await client.hasEndpoint('webhooks')).toBe(true);
+    await expect(client.webhookDeliveries('vid_x')).rejects.toMatchObject({ status: 404 });
     await expect(client.cancelVideo('vid_x')).rejects.toMatchObject({ status: 404 });
     const usage = await client.usage({ group_by: ['provider'] });
     expect(Array.isArray(usage.data)).toBe(true);

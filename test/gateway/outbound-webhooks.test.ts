@@ -98,6 +98,45 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(ids.size).toBe(1);
   });
 
+  it('shows the tenant every delivery of a task through GET /v1/videos/{id}/webhooks, and no one else', async () => {
+    const target = await receiver([500]);
+    server = target.server;
+    const clock = new ManualClock(Date.now());
+    gw = await startTestGateway({ clock, config: { sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ ...request, webhook_url: target.url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+
+    const failing = await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`);
+    expect(failing.status).toBe(200);
+    expect(failing.body.data).toHaveLength(1);
+    const [first] = failing.body.data;
+    expect(first).toMatchObject({
+      id: target.received[0]!.headers['webhook-id'],
+      type: 'video.processing',
+      url: target.url,
+      status: 'pending',
+      attempts: 1,
+      last_status: 500,
+      delivered_at: null,
+    });
+    expect(first.last_error).toMatch(/500/);
+    expect(Date.parse(first.next_attempt_at)).toBeGreaterThan(clock.now());
+
+    await gw.advance(5_000);
+    const delivered = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data[0];
+    expect(delivered).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200, last_error: null, next_attempt_at: null });
+    expect(Date.parse(delivered.delivered_at)).toBe(clock.now());
+
+    // Another tenant's task is not found; a task without webhook_url has no deliveries.
+    const other = await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`, undefined, {}, OTHER_TENANT_KEY);
+    expect(other.status).toBe(404);
+    expect(other.body.detail).toContain('not found');
+    const plain = await gw.create(request);
+    expect((await gw.request<any>('GET', `/v1/videos/${plain.body.id}/webhooks`)).body).toEqual({ data: [] });
+    expect((await gw.request<any>('GET', '/v1/videos/vid_nope/webhooks')).status).toBe(404);
+  });
+
   it('counts a 2xx as delivered whatever the receiver writes after it, and never sends that event again', async () => {
     const received: string[] = [];
     server = createServer((req, res) => {

@@ -34,6 +34,7 @@ describe('generated files are committed up to date', () => {
         '/v1/videos/{id}/cancel',
         '/v1/videos/{id}/content',
         '/v1/videos/{id}/events',
+        '/v1/videos/{id}/webhooks',
         ...WEBHOOK_ROUTES,
       ].sort(),
     );

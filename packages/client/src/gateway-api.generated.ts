@@ -623,6 +623,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/videos/{id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deliveries of one task's events to its webhook_url
+         * @description Each event sent (or being sent) to the task's `webhook_url`, oldest first: its `webhook-id`, whether it was delivered, how many tries, the last HTTP status and error, and when the next try is due. Empty for a task without `webhook_url`.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Task id (`vid_…`). */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The deliveries. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WebhookDeliveryList"];
+                    };
+                };
+                /** @description Missing or invalid gateway key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description No such task for this tenant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -1606,6 +1666,33 @@ export interface components {
         TaskList: {
             data: components["schemas"]["Task"][];
             next_cursor: string | null;
+        };
+        WebhookDeliveryList: {
+            /** @description Oldest first. */
+            data: components["schemas"]["WebhookDelivery"][];
+        };
+        WebhookDelivery: {
+            /** @description The `webhook-id` header of every try of this event: the receiver's key to drop repeats. */
+            id: string;
+            /** @description The event: `video.processing`, `video.succeeded`, `video.failed` or `video.canceled`. */
+            type: string;
+            /** @description Where it is sent (the task's `webhook_url`). */
+            url: string;
+            /**
+             * @description `pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed` (tries used up).
+             * @enum {string}
+             */
+            status: "pending" | "delivered" | "failed";
+            /** @description Tries made so far. */
+            attempts: number;
+            /** @description The HTTP status of the last try; null when no answer came. */
+            last_status: number | null;
+            /** @description Why the last try did not count as delivered; null once delivered. */
+            last_error: string | null;
+            created_at: string;
+            /** @description When the next try is due; null once delivered or failed. */
+            next_attempt_at: string | null;
+            delivered_at: string | null;
         };
         ModelList: {
             data: {

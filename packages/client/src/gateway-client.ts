@@ -28,6 +28,7 @@ import {
   type TaskList,
   type UsageQuery,
   type UsageReport,
+  type WebhookDeliveryList,
 } from './gateway-types.js';
 
 /**
@@ -38,6 +39,7 @@ export const OPTIONAL_ENDPOINTS = {
   cancel: 'POST /v1/videos/{id}/cancel',
   content: 'GET /v1/videos/{id}/content',
   usage: 'GET /v1/usage',
+  webhooks: 'GET /v1/videos/{id}/webhooks',
 } as const;
 
 export type OptionalEndpoint = keyof typeof OPTIONAL_ENDPOINTS;
@@ -237,6 +239,16 @@ export class GatewayClient {
       ...this.signalOf(options),
     });
     return (await response.json()) as Task;
+  }
+
+  /**
+   * `GET /v1/videos/{id}/webhooks`: each event sent (or being sent) to the task's `webhook_url`,
+   * oldest first, with its tries, last status and error. `EndpointNotAvailableError` on a
+   * gateway without it.
+   */
+  async webhookDeliveries(id: string, options: RequestOptions = {}): Promise<WebhookDeliveryList> {
+    const response = await this.sendOptional('webhooks', `/v1/videos/${encodeURIComponent(id)}/webhooks`, this.signalOf(options));
+    return (await response.json()) as WebhookDeliveryList;
   }
 
   /**

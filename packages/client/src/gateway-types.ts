@@ -26,6 +26,8 @@ export type ModelList = Schemas['ModelList'];
 export type ProviderList = Schemas['ProviderList'];
 export type ProviderStatus = Schemas['ProviderStatus'];
 export type ProblemDetails = Schemas['ProblemDetails'];
+export type WebhookDelivery = Schemas['WebhookDelivery'];
+export type WebhookDeliveryList = Schemas['WebhookDeliveryList'];
 
 /** Query of `GET /v1/videos`. */
 export type ListVideosQuery = NonNullable<paths['/v1/videos']['get']['parameters']['query']>;

@@ -412,6 +412,31 @@ export const TaskList = z
   .object({ data: z.array(Task), next_cursor: z.string().nullable() })
   .meta({ id: 'TaskList' });
 
+export const WEBHOOK_DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
+
+/** One event on its way to a task's `webhook_url`, as its sender can see it (`GET /v1/videos/{id}/webhooks`). */
+export const WebhookDelivery = z
+  .object({
+    id: z.string().meta({ description: 'The `webhook-id` header of every try of this event: the receiver\'s key to drop repeats.' }),
+    type: z.string().meta({ description: 'The event: `video.processing`, `video.succeeded`, `video.failed` or `video.canceled`.' }),
+    url: z.string().meta({ description: 'Where it is sent (the task\'s `webhook_url`).' }),
+    status: z.enum(WEBHOOK_DELIVERY_STATUSES).meta({
+      description: '`pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed` (tries used up).',
+    }),
+    attempts: z.number().int().meta({ description: 'Tries made so far.' }),
+    last_status: z.number().int().nullable().meta({ description: 'The HTTP status of the last try; null when no answer came.' }),
+    last_error: z.string().nullable().meta({ description: 'Why the last try did not count as delivered; null once delivered.' }),
+    created_at: z.string(),
+    next_attempt_at: z.string().nullable().meta({ description: 'When the next try is due; null once delivered or failed.' }),
+    delivered_at: z.string().nullable(),
+  })
+  .meta({ id: 'WebhookDelivery' });
+export type WebhookDelivery = z.infer<typeof WebhookDelivery>;
+
+export const WebhookDeliveryList = z
+  .object({ data: z.array(WebhookDelivery).meta({ description: 'Oldest first.' }) })
+  .meta({ id: 'WebhookDeliveryList' });
+
 export const ProblemDetails = z
   .object({
     type: z.string(),

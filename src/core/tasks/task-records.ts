@@ -205,6 +205,21 @@ export interface DeliveryRecord {
   readonly attempts: number;
 }
 
+/** Where a delivery stands, as its task's tenant may read it. */
+export interface DeliveryState {
+  readonly id: string;
+  readonly eventType: string;
+  readonly url: string;
+  readonly status: 'pending' | 'delivered' | 'failed';
+  readonly attempts: number;
+  readonly lastStatus: number | null;
+  readonly lastError: string | null;
+  readonly createdAt: number;
+  /** Null once delivered or failed. */
+  readonly nextAttemptAt: number | null;
+  readonly deliveredAt: number | null;
+}
+
 /** A delivery to queue with a status change. */
 export type NewDelivery = Omit<DeliveryRecord, 'attempts'> & { createdAt: number };
 
@@ -458,6 +473,22 @@ export function deliveryFromRow(row: DeliveryRow): DeliveryRecord {
     eventType: row.event_type,
     payload: row.payload_json,
     attempts: row.attempts,
+  };
+}
+
+export function deliveryStateFromRow(row: DeliveryRow): DeliveryState {
+  const status = row.status === 'delivered' || row.status === 'failed' ? row.status : 'pending';
+  return {
+    id: row.id,
+    eventType: row.event_type,
+    url: row.url,
+    status,
+    attempts: row.attempts,
+    lastStatus: row.last_status,
+    lastError: row.last_error,
+    createdAt: row.created_at,
+    nextAttemptAt: status === 'pending' ? row.next_attempt_at : null,
+    deliveredAt: row.delivered_at,
   };
 }
 

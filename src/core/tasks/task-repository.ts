@@ -15,6 +15,7 @@ import {
   rowFromUsage,
   usageFromRow,
   deliveryFromRow,
+  deliveryStateFromRow,
   patchFromAttemptChange,
   patchFromChange,
   rowFromAttempt,
@@ -25,6 +26,7 @@ import {
   type AttemptRecord,
   type DeliveryRecord,
   type DeliveryResult,
+  type DeliveryState,
   type NewAttempt,
   type NewDelivery,
   type TaskChange,
@@ -447,6 +449,11 @@ export class TaskRepository {
 
   async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRecord[]> {
     return (await this.store.claimDueDeliveries(now, owner, leaseMs, limit)).map(deliveryFromRow);
+  }
+
+  /** The deliveries of one task's events, oldest first. */
+  async deliveriesOf(taskId: string): Promise<DeliveryState[]> {
+    return (await this.store.listDeliveries(taskId)).map(deliveryStateFromRow);
   }
 
   /** Records how a delivery try ended and gives its lease back. */

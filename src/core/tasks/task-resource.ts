@@ -1,10 +1,10 @@
 /**
  * Task records as the public `Task` resource (SPEC §1).
  */
-import type { Task, TaskAttempt, TaskOutput } from '../model/canonical.js';
+import type { Task, TaskAttempt, TaskOutput, WebhookDelivery } from '../model/canonical.js';
 import { NO_SECRETS, type SecretScrubber } from '../../observability/secret-scrubber.js';
 import { ContentLinks } from './content-links.js';
-import type { AttemptRecord, OutputRecord, TaskRecord } from './task-records.js';
+import type { AttemptRecord, DeliveryState, OutputRecord, TaskRecord } from './task-records.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -92,5 +92,21 @@ export function toTask(task: TaskRecord, attempts: readonly AttemptRecord[], lin
     warnings: task.warnings,
     metadata: task.metadata,
     request: task.request as unknown as Record<string, unknown>,
+  };
+}
+
+/** One delivery of a task's events as its tenant reads it; the error text is scrubbed and bounded like upstream text. */
+export function toWebhookDelivery(delivery: DeliveryState, secrets: SecretScrubber = NO_SECRETS): WebhookDelivery {
+  return {
+    id: delivery.id,
+    type: delivery.eventType,
+    url: delivery.url,
+    status: delivery.status,
+    attempts: delivery.attempts,
+    last_status: delivery.lastStatus,
+    last_error: tenantTextOrNull(delivery.lastError, secrets),
+    created_at: iso(delivery.createdAt),
+    next_attempt_at: isoOrNull(delivery.nextAttemptAt),
+    delivered_at: isoOrNull(delivery.deliveredAt),
   };
 }

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { CreateVideoRequest, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task } from '../model/canonical.js';
+import { CreateVideoRequest, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
 import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { problems } from '../model/problems.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
@@ -16,7 +16,7 @@ import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
 import { fromMicros } from '../model/pricing.js';
 import type { TaskRecord } from './task-records.js';
 import { randomToken } from './random-token.js';
-import { toTask } from './task-resource.js';
+import { toTask, toWebhookDelivery } from './task-resource.js';
 import { watchTask, type WatchOptions } from './task-watch.js';
 
 /** Canonical JSON (sorted keys) so that the same body always hashes the same. */
@@ -440,6 +440,14 @@ export class TaskService {
     const found = await this.engine.tasks.getWithAttempts(id);
     if (!found || found.task.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
     return toTask(found.task, found.attempts, this.engine.links, this.engine.secrets);
+  }
+
+  /** The deliveries of one task's events to its `webhook_url`, oldest first (none without one). */
+  async webhookDeliveries(tenant: string, id: string): Promise<{ data: WebhookDelivery[] }> {
+    const task = await this.engine.tasks.get(id);
+    if (!task || task.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
+    const deliveries = await this.engine.tasks.deliveriesOf(task.id);
+    return { data: deliveries.map((delivery) => toWebhookDelivery(delivery, this.engine.secrets)) };
   }
 
   /** Holds until the task is terminal or `seconds` pass (SPEC §1 `?wait=`). */
