@@ -112,6 +112,20 @@ describe('cost', () => {
     });
   });
 
+  it('keeps kling3api\'s charge from the create when the final status answer leaves consumed_credits out', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create({ model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling3api'] } });
+    expect(created.body.cost).toMatchObject({ credits: 400, estimated: true });
+    const simulator = gw.simulator('kling3api');
+    await gw.clock.advance(10_000);
+    // Seed 004's status answer, as an upstream may send it: no `consumed_credits` this time.
+    const finished = { task_id: simulator.tasks[0]!.id, status: 'SUCCESS', response: ['https://cdn.example.com/videos/harbour.mp4'] };
+    simulator.injectFault({ on: 'status', status: 200, body: { code: 200, message: 'success', data: finished } });
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+  });
+
   it('max_credits leaves out providers over budget or without a price', async () => {
     gw = await startTestGateway({ config: LEGACY_UNPRICED });
     const created = await gw.create({ model: 'kling-v3', prompt: 'budget', duration: 5, routing: { max_credits: 100 } });

@@ -51,9 +51,24 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
     : { ...mapKling3apiStatus(data), status: 'processing' };
   return {
     ...report,
-    // The type is kept so that logs and a later poll know which family (n75 / n71) it is.
-    ref: { providerTaskId: data.task_id, tracking: { type: body.type } },
+    // The type is kept so that logs and a later poll know which family (n75 / n71) it is; the
+    // credits the create reported, so that a status answer without them still states the charge.
+    ref: { providerTaskId: data.task_id, tracking: trackingOf(body.type, report.reportedCredits) },
   };
+}
+
+/** Key of `tracking` holding the `consumed_credits` of the create's answer, as a decimal string. */
+const CREATE_CREDITS_KEY = 'consumed_credits';
+
+function trackingOf(type: string, reportedCredits: number | undefined): Record<string, string> {
+  return { type, ...(reportedCredits !== undefined ? { [CREATE_CREDITS_KEY]: String(reportedCredits) } : {}) };
+}
+
+/** The credits the create reported, when its answer had them. */
+function createCreditsOf(ref: ProviderTaskRef): number | undefined {
+  const saved = ref.tracking[CREATE_CREDITS_KEY];
+  const credits = saved === undefined ? Number.NaN : Number(saved);
+  return Number.isFinite(credits) && credits >= 0 ? credits : undefined;
 }
 
 async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
@@ -67,7 +82,12 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
     { method: 'GET', path: KLING3API_STATUS_PATH, query, operation: call.operation },
     context.signal,
   );
-  return mapKling3apiStatus(readCodedEnvelope(call, response, ENVELOPE, Kling3apiStatusData, 'no data'));
+  const report = mapKling3apiStatus(readCodedEnvelope(call, response, ENVELOPE, Kling3apiStatusData, 'no data'));
+  // Seed 004 charges at creation (`consumed_credits` in the generate answer); a status answer
+  // that leaves the figure out has not taken it back.
+  const createCredits = createCreditsOf(ref);
+  if (report.reportedCredits !== undefined || createCredits === undefined) return report;
+  return { ...report, reportedCredits: createCredits };
 }
 
 /** kling3api.com: Kling 3.0 and Kling Video O3 behind one `type`-routed endpoint. */

@@ -80,7 +80,7 @@ describe('kling3apiProvider.submit', () => {
       sound: true,
     });
     expect(result).toStrictEqual({
-      ref: { providerTaskId: 'n75abc123kling3', tracking: { type: 'pro-text-to-video' } },
+      ref: { providerTaskId: 'n75abc123kling3', tracking: { type: 'pro-text-to-video', consumed_credits: '400' } },
       status: 'processing',
       providerStatus: 'IN_PROGRESS',
       outputs: [],
@@ -94,7 +94,7 @@ describe('kling3apiProvider.submit', () => {
       .post('/api/generate', { type: 'o3-std-video-edit', prompt: 'Autumn', video: 'https://example.com/v.mp4' })
       .reply(200, { code: 200, message: 'success', data: { task_id: 'n71ff00', consumed_credits: '360' } });
     const result = await kling3apiProvider.submit(edit.request, edit.offering, submitContext());
-    expect(result.ref).toEqual({ providerTaskId: 'n71ff00', tracking: { type: 'o3-std-video-edit' } });
+    expect(result.ref).toEqual({ providerTaskId: 'n71ff00', tracking: { type: 'o3-std-video-edit', consumed_credits: '360' } });
     expect(result.status).toBe('processing');
     expect(result.reportedCredits).toBe(360);
   });
@@ -225,6 +225,20 @@ describe('kling3apiProvider.getStatus', () => {
       outputs: [{ type: 'video', url: 'https://cdn.example.com/videos/abc123.mp4', duration: null }],
       reportedCredits: 400,
     });
+  });
+
+  it('a status answer without consumed_credits reports what the create charged', async () => {
+    nock(BASE)
+      .get('/api/status')
+      .query({ task_id: 'n75abc123kling3' })
+      .reply(200, {
+        code: 200,
+        message: 'success',
+        data: { task_id: 'n75abc123kling3', status: 'SUCCESS', response: ['https://cdn.example.com/videos/abc123.mp4'] },
+      });
+    const charged = { providerTaskId: 'n75abc123kling3', tracking: { type: 'pro-text-to-video', consumed_credits: '400' } };
+    const report = await kling3apiProvider.getStatus(charged, { http: client() });
+    expect(report).toMatchObject({ status: 'succeeded', reportedCredits: 400 });
   });
 
   it('encodes the task id in the query', async () => {

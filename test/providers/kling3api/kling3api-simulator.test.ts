@@ -99,7 +99,7 @@ describe('kling3api simulator: every type end to end', () => {
       expect(expectedCredits).toBeGreaterThan(0);
 
       // Created: the ref, the id family, the body the simulator received.
-      expect(result.ref.tracking).toEqual({ type });
+      expect(result.ref.tracking).toEqual({ type, consumed_credits: String(expectedCredits) });
       expect(result.ref.providerTaskId).toMatch(type.startsWith('o3-') ? /^n71[0-9a-f]{24}$/ : /^n75[0-9a-f]{24}$/);
       expect(result).toMatchObject({ status: 'processing', providerStatus: 'IN_PROGRESS', reportedCredits: expectedCredits });
       const task = simulator.tasks.find((t) => t.id === result.ref.providerTaskId);
