@@ -86,6 +86,17 @@ describe('a connection dropped after the upstream accepted the create', () => {
     expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous', recovered_by: null })]);
     expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 1, 'kling-legacy': 0 });
   });
+
+  it('kling3api: a create that may have been billed keeps its estimate as the cost, and usage counts it', async () => {
+    const gw = await gateway();
+    gw.simulator('kling3api').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['kling3api'] } });
+    expect(created.body.status).toBe('failed');
+    // The simulator did create (and charge) it: 5 s Kling 3.0 pro with sound, 400 credits.
+    expect(created.body.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
+    const usage = await gw.request('GET', '/v1/usage');
+    expect(usage.body.data).toEqual([expect.objectContaining({ tasks: 1, failed: 1, credits: 400, currency_amount: 0.4, credits_reported: 0 })]);
+  });
 });
 
 describe('a connection dropped before the upstream created anything', () => {
@@ -278,5 +289,7 @@ describe('the gateway died while a create was in flight', () => {
     expect(task.error.message).toMatch(/kling3api documents no way to find a task/);
     expect(task.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'interrupted' })]);
     expect(simulators.get('kling3api')!.tasks).toHaveLength(1);
+    // It may exist, and be billed, upstream: the estimate stands, not a certain 0.
+    expect(task.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
   });
 });

@@ -284,7 +284,7 @@ export class Recovery {
     const why = lookup && lookup.kind !== 'found' ? lookup.why : `${provider} documents no way to find a task by anything the gateway sent`;
     if (attempt.outcome === 'interrupted') {
       await tasks.updateAttempt(task.id, attempt.seq, { message: `the gateway stopped while this request was in flight; ${why}`.slice(0, 500) });
-      return this.lifecycle.fail(
+      return this.lifecycle.failInDoubt(
         task,
         {
           code: 'provider_error',
@@ -294,14 +294,16 @@ export class Recovery {
           provider_code: null,
         },
         { phases: ['submitting'], leaseOwner: task.leaseOwner },
+        provider,
       );
     }
     const code = (attempt.errorCode ?? 'provider_error') as ErrorCode;
     await tasks.updateAttempt(task.id, attempt.seq, { message: `${attempt.message ?? ''}; ${why}`.slice(0, 500) });
-    return this.lifecycle.fail(
+    return this.lifecycle.failInDoubt(
       task,
       { code, message: `${attempt.message ?? `${provider} did not answer`}; ${why}`, provider_code: attempt.providerCode },
       { phases: ['submitting'], leaseOwner: task.leaseOwner },
+      provider,
     );
   }
 

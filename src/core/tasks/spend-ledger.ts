@@ -88,13 +88,22 @@ export function deliveredSeconds(task: TaskRecord): number {
 }
 
 /**
+ * A finished task whose create went to a provider and was never answered, when nothing could
+ * tell whether the provider holds it (`TaskLifecycle.failInDoubt`): failed, with a provider but
+ * no upstream id, its cost still that provider's estimate. It may have been billed.
+ */
+function mayHaveBeenBilled(task: TaskRecord): boolean {
+  return task.status === 'failed' && task.provider !== null && task.cost.estimated;
+}
+
+/**
  * The task's charge as usage columns: its current `cost`, except that a finished task no
  * provider ever accepted (failed before acceptance, canceled while queued) cost nothing, whatever
- * estimate it still carries.
+ * estimate it still carries; one that may have been billed counts its estimate.
  */
 export function chargeOf(task: TaskRecord): Pick<UsageRecord, 'credits' | 'amountMicros' | 'currency' | 'reported' | 'reportedCredits'> {
   const { cost } = task;
-  if (task.phase === 'done' && task.providerTaskId === null) {
+  if (task.phase === 'done' && task.providerTaskId === null && !mayHaveBeenBilled(task)) {
     return { credits: 0, amountMicros: 0, currency: cost.currency, reported: false, reportedCredits: null };
   }
   // `estimated: false` on an accepted task means the provider said what it charged; on a task

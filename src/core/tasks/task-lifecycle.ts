@@ -430,13 +430,33 @@ export class TaskLifecycle {
     options: TransitionOptions,
     report?: StatusReport,
   ): Promise<TaskRecord | undefined> {
-    const now = this.engine.clock.now();
     // A task no provider accepted cost nothing; keep the currency of the estimate for clarity.
     const neverAccepted = task.providerTaskId === null && report === undefined;
     const unbilled: TaskCost = { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency };
     const reported =
       report?.reportedCredits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, report.reportedCredits) : undefined;
-    const cost = neverAccepted ? unbilled : reported;
+    return this.writeFailure(task, error, options, neverAccepted ? unbilled : reported, report);
+  }
+
+  /**
+   * Fails a task whose create went to `provider` and was never answered (a broken connection
+   * after the request was written, or a stop mid-request) when nothing can tell whether the
+   * provider holds it: it may have been generated and billed, so the cost stays that provider's
+   * estimate, still `estimated`, rather than a certain 0.
+   */
+  failInDoubt(task: TaskRecord, error: TaskError, options: TransitionOptions, provider: string): Promise<TaskRecord | undefined> {
+    const estimate = task.plan.candidates.find((entry) => entry.provider === provider)?.estimate;
+    return this.writeFailure(task, error, options, costFromEstimate(estimate));
+  }
+
+  private async writeFailure(
+    task: TaskRecord,
+    error: TaskError,
+    options: TransitionOptions,
+    cost: TaskCost | undefined,
+    report?: StatusReport,
+  ): Promise<TaskRecord | undefined> {
+    const now = this.engine.clock.now();
     const updated = await this.transition(
       task,
       {

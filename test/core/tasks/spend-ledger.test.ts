@@ -96,6 +96,14 @@ describe('chargeOf and deliveredSeconds', () => {
     });
   });
 
+  it('is the estimate for a failed task whose create may have been accepted (sent, never answered)', () => {
+    const inDoubt = succeeded({ status: 'failed', providerTaskId: null });
+    expect(inDoubt.cost.estimated).toBe(true);
+    expect(chargeOf(inDoubt)).toMatchObject({ credits: 56, amountMicros: 560_000, reported: false, reportedCredits: null });
+    const refused = succeeded({ status: 'failed', providerTaskId: null, cost: { credits: 0, estimated: false, currency_amount: 0, currency: 'USD' } });
+    expect(chargeOf(refused)).toMatchObject({ credits: 0, amountMicros: 0 });
+  });
+
   it('counts the durations the provider reports, else the seconds asked for, and nothing for images or failures', () => {
     const request = { model: 'kling-v3', quality: 'pro', operation: 'text-to-video', duration: 10 } as TaskRecord['request'];
     expect(deliveredSeconds(succeeded({ request, outputs: [output('video', 10.04)] }))).toBe(10.04);
