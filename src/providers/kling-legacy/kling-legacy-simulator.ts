@@ -7,6 +7,12 @@
  *
  * Validation follows the official create pages closely enough that a body the adapter should
  * never send is refused with 1201, as the real API would. Unit charges are simulated values.
+ *
+ * Status paths: by default each task answers at its create's action, as Kling's own API does
+ * (`videos/video-extend/<id>` for an extension). `setStatusActions('seed')` makes it a reseller
+ * that keeps to seed 002's list of action2 (generations, text2video, image2video, lip-sync,
+ * kolors-virtual-try-on): `video-extend` is refused like an unknown route, and an extension
+ * answers at `videos/text2video/<id>`.
  */
 import { randomInt } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -66,6 +72,12 @@ const CREATE_ROUTES: readonly { family: 'videos' | 'images'; action: CreateActio
   { family: 'images', action: 'generations' },
   { family: 'images', action: 'kolors-virtual-try-on' },
 ];
+
+/** Which action2 values the query answers at: each create's own (official), or seed 002's list. */
+export type KlingLegacyStatusActions = 'official' | 'seed';
+
+/** Seed 002 "Get task", path param action2. */
+const SEED_STATUS_ACTIONS: ReadonlySet<string> = new Set(['generations', 'text2video', 'image2video', 'lip-sync', 'kolors-virtual-try-on']);
 
 /** What a valid create turns into. */
 interface Accepted {
@@ -143,6 +155,7 @@ export class KlingLegacySimulator extends KitSimulator {
   /** Video ids this simulator produced, with their durations (sources for extend and lip-sync). */
   private readonly videos = new Map<string, number>();
   private readonly externalTaskIds = new Set<string>();
+  private statusActions: KlingLegacyStatusActions = 'official';
 
   constructor(private readonly options: SimulatorOptions) {
     super(PROVIDER_ID, options);
@@ -249,15 +262,29 @@ export class KlingLegacySimulator extends KitSimulator {
     res.json({ code: 0, message: 'SUCCEED', request_id: randomUuid(), data: this.taskObject(task, false) });
   }
 
+  /** Where tasks answer from now on: at their create's action (default), or only at seed 002's action2 values. */
+  setStatusActions(actions: KlingLegacyStatusActions): void {
+    this.statusActions = actions;
+  }
+
+  /** The action2 a task of `action` answers at. */
+  private statusActionOf(action: CreateAction): string {
+    return this.statusActions === 'seed' && action === 'video-extend' ? 'text2video' : action;
+  }
+
   private async query(req: Request, res: Response): Promise<void> {
     if (!(await this.authorized(req, res))) return;
     if (await this.kit.applyFault('status', req, res, (fault) => this.faultAnswer(fault))) return;
     const { family, action, taskId } = req.params as Record<string, string>;
+    if (this.statusActions === 'seed' && !SEED_STATUS_ACTIONS.has(action ?? '')) {
+      res.status(404).json(klingLegacyErrorBody(1202, 'The requested method is invalid'));
+      return;
+    }
     // The official query accepts the task id or the caller's external_task_id.
     const task = this.kit.tasks.find((candidate) => {
       const data = candidate.data as LegacyTaskData;
       const matches = candidate.id === taskId || (taskId !== '' && data.accepted.externalTaskId === taskId);
-      return matches && data.family === family && data.action === action;
+      return matches && data.family === family && this.statusActionOf(data.action) === action;
     });
     if (!task) {
       res.status(404).json(klingLegacyErrorBody(KLING_LEGACY_NOT_FOUND_CODE, 'task not found'));

@@ -7,6 +7,7 @@ import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.j
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import {
+  KlingLegacySimulator,
   KLING_LEGACY_SIM_FAILURE_MESSAGE,
   KLING_LEGACY_SIM_RISK_CONTROL_MESSAGE,
   klingLegacyErrorBody,
@@ -142,6 +143,24 @@ describe('kling-legacy simulator: every operation over real HTTP', () => {
     const extendId = (extended.body.data as { task_id: string }).task_id;
     await clock.advance(QUEUED_MS + PROCESSING_MS);
     expect((await get(`/kling/v1/videos/video-extend/${extendId}`)).body.data.task_result.videos[0].duration).toBe('10');
+  });
+
+  it('keeps to the seed list of action2 when told: video-extend is refused, the extension answers at text2video', async () => {
+    (simulator as KlingLegacySimulator).setStatusActions('seed');
+    const created = await post('/kling/v1/videos/text2video', { model_name: 'kling-v1', prompt: 'walk', duration: '5' });
+    const taskId = (created.body.data as { task_id: string }).task_id;
+    await clock.advance(QUEUED_MS + PROCESSING_MS);
+    const video = (await get(`/kling/v1/videos/text2video/${taskId}`)).body.data.task_result.videos[0];
+    const extended = await post('/kling/v1/videos/video-extend', { video_id: video.id, prompt: 'keep walking' });
+    const extendId = (extended.body.data as { task_id: string }).task_id;
+    await clock.advance(QUEUED_MS + PROCESSING_MS);
+    expect(await get(`/kling/v1/videos/video-extend/${extendId}`)).toMatchObject({ status: 404, body: { code: 1202 } });
+    expect((await get(`/kling/v1/videos/text2video/${extendId}`)).body.data.task_result.videos[0].duration).toBe('10');
+    // Every action the seed lists still answers for its own tasks only.
+    const image = await post('/kling/v1/images/generations', { prompt: 'x' });
+    const imageId = (image.body.data as { task_id: string }).task_id;
+    expect((await get(`/kling/v1/images/generations/${imageId}`)).status).toBe(200);
+    expect(await get(`/kling/v1/videos/text2video/${imageId}`)).toMatchObject({ status: 404, body: { code: 1203 } });
   });
 
   it('answers the query by external_task_id too, and echoes it in task_info', async () => {
