@@ -260,6 +260,8 @@ export class TaskLifecycle {
   ): Promise<TaskRecord | undefined> {
     const { metrics } = this.engine;
     const releaseHeldLease = options.leaseOwner ? RELEASE_LEASE : {};
+    // What the adapter learned about where to ask goes with the task's next poll.
+    const learned = report.tracking ? { tracking: report.tracking } : {};
     if (report.status === 'succeeded' && report.outputs.length === 0) {
       // "Done" with nothing to download is not a success a caller can use. The result may land a
       // moment after the status word, so the first such report is confirmed by one more poll
@@ -274,6 +276,7 @@ export class TaskLifecycle {
             nextPollAt: this.engine.clock.now() + this.engine.config.tracking.poll_min_interval_ms,
             ...(schedule ? { pollCount: schedule.pollCount } : {}),
             ...releaseHeldLease,
+            ...learned,
           },
           options,
         );
@@ -329,6 +332,7 @@ export class TaskLifecycle {
         ...(schedule ? { nextPollAt: schedule.nextPollAt, pollCount: schedule.pollCount } : {}),
         ...releaseHeldLease,
         ...(report.reportedCredits !== undefined ? { cost: this.reportedCost(task, runtime, report.reportedCredits, true) } : {}),
+        ...learned,
       },
       options,
     );

@@ -107,7 +107,7 @@ export interface TaskRecord {
   readonly providerTaskId: string | null;
   /** The raw upstream status word. */
   readonly providerStatus: string | null;
-  /** Adapter-private tracking data saved at acceptance. */
+  /** Adapter-private tracking data saved at acceptance, and replaced by what a poll learned (`StatusReport.tracking`). */
   readonly tracking: Record<string, string> | null;
   readonly outputs: OutputRecord[];
   readonly error: TaskError | null;

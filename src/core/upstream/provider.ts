@@ -26,6 +26,11 @@ export interface StatusReport {
   error?: MappedUpstreamError;
   /** Credits the upstream says it charged (kling3api `consumed_credits`, legacy `final_unit_deduction`). */
   reportedCredits?: number;
+  /**
+   * Tracking the adapter learned on this call (e.g. the status path that answered when the
+   * documented one was refused): saved on the task in place of the old, so later polls use it.
+   */
+  tracking?: Record<string, string>;
 }
 
 export interface SubmitResult extends StatusReport {

@@ -463,7 +463,9 @@ export interface operations {
                 action: "images" | "videos";
                 /**
                  * @description The create action: `text2video`, `image2video`, `video-extend`, `lip-sync` (videos);
-                 *     `generations`, `kolors-virtual-try-on` (images).
+                 *     `generations`, `kolors-virtual-try-on` (images). Seed 002 lists no `video-extend` (the
+                 *     official API polls an extension there): where that path is refused, an extension is
+                 *     asked about at `videos/text2video/{task_id}`.
                  */
                 action2: "text2video" | "image2video" | "video-extend" | "lip-sync" | "generations" | "kolors-virtual-try-on";
                 /** @description The upstream task id (the official API also accepts the caller's `external_task_id` here). */

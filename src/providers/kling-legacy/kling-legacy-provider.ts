@@ -1,6 +1,7 @@
 /**
  * The legacy Kling-API adapter: `POST /kling/v1/<videos|images>/<action>` to create,
- * `GET /kling/v1/<videos|images>/<action>/<task_id>` to poll (seed 002 "Get task"), and the
+ * `GET /kling/v1/<videos|images>/<action>/<task_id>` to poll (seed 002 "Get task"; an extension
+ * at `videos/text2video/<task_id>` where its own path is refused, see `getStatus`), and the
  * unsigned `callback_url` callback, which the core authenticates by a per-task token in the
  * path and confirms with a poll. Bearer auth with the aggregator's key. The same adapter speaks
  * Kling's own API (`api_shape: official`, the same routes under `/v1`, on a regional host): with
@@ -104,10 +105,13 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
   };
 }
 
-/** `GET /kling/v1/<family>/<action>/<task_id>` (`/v1/…` on Kling's own API) for a tracked task. */
+/**
+ * `GET /kling/v1/<family>/<action>/<task_id>` (`/v1/…` on Kling's own API) for a tracked task:
+ * at the create's action, or at `tracking.statusAction` once the task answered there instead.
+ */
 export function klingLegacyStatusPath(ref: ProviderTaskRef, apiShape?: string): string {
   const family = ref.tracking.family ?? '';
-  const action = ref.tracking.action ?? '';
+  const action = ref.tracking.statusAction ?? ref.tracking.action ?? '';
   if (!FAMILIES.has(family) || !ACTIONS.has(action)) {
     throw new Error(`kling-legacy task ${ref.providerTaskId} has no status route (tracking ${JSON.stringify(ref.tracking)})`);
   }
@@ -115,10 +119,59 @@ export function klingLegacyStatusPath(ref: ProviderTaskRef, apiShape?: string): 
   return `${base}/${encodeURIComponent(ref.providerTaskId)}`;
 }
 
-async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
+/**
+ * Where a task is asked about when its own action's path is refused. Kling's own API polls an
+ * extension at `videos/video-extend/<id>`, but seed 002's "Get task" lists action2 as only
+ * generations, text2video, image2video, lip-sync and kolors-virtual-try-on: a reseller keeping to
+ * that list answers for an extension at its generic video path. Every other action is listed.
+ */
+const STATUS_ACTION_FALLBACKS: Partial<Record<string, KlingLegacyAction>> = { 'video-extend': 'text2video' };
+
+/** HTTP statuses with which a server refuses a route it does not serve. */
+const ROUTE_REFUSAL_STATUSES: ReadonlySet<number> = new Set([400, 404, 405]);
+
+/**
+ * Whether an answer refuses the path itself: by the envelope's code when it has one (1200–1203,
+ * invalid parameters, method or resource), else by an HTTP 400, 404 or 405. A rate limit, an
+ * auth failure or a server error says nothing about the path.
+ */
+function refusesThePath(error: unknown): boolean {
+  if (!(error instanceof UpstreamError) || error.transport !== undefined) return false;
+  const serviceCode = error.providerCode === undefined ? NaN : Number(error.providerCode);
+  if (Number.isInteger(serviceCode)) return serviceCode >= 1200 && serviceCode <= 1203;
+  return error.statusCode !== undefined && ROUTE_REFUSAL_STATUSES.has(error.statusCode);
+}
+
+/** The task asked about at its fallback path; undefined when it has none or already asks there. */
+function atFallbackPath(ref: ProviderTaskRef): ProviderTaskRef | undefined {
+  const fallback = STATUS_ACTION_FALLBACKS[ref.tracking.action ?? ''];
+  if (!fallback || ref.tracking.statusAction !== undefined) return undefined;
+  return { providerTaskId: ref.providerTaskId, tracking: { ...ref.tracking, statusAction: fallback } };
+}
+
+async function askStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
   const path = klingLegacyStatusPath(ref, context.http.apiShape);
   const response = await context.http.send({ method: 'GET', path, operation: 'status' }, context.signal);
   return mapKlingLegacyStatus(readTask({ operation: 'status', url: path }, response));
+}
+
+/**
+ * The task's status at its path; when that path is refused and the action has a fallback, at
+ * the fallback, whose tracking the report carries so the core keeps asking there. Refused on
+ * both, the poll fails with the first refusal, as it would without the fallback.
+ */
+async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
+  try {
+    return await askStatus(ref, context);
+  } catch (refusal) {
+    const fallback = atFallbackPath(ref);
+    if (!fallback || !refusesThePath(refusal)) throw refusal;
+    try {
+      return { ...(await askStatus(fallback, context)), tracking: fallback.tracking };
+    } catch (error) {
+      throw refusesThePath(error) ? refusal : error;
+    }
+  }
 }
 
 /**
