@@ -47,8 +47,8 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
     res.status(202).location(`/v1/videos/${result.task.id}`).json(result.task);
   });
 
-  router.post('/quote', requireJson(), (req, res) => {
-    res.json(service.quote(tenantOf(req), req.body));
+  router.post('/quote', requireJson(), async (req, res) => {
+    res.json(await service.quote(tenantOf(req), req.body));
   });
 
   router.get('/', async (req, res) => {

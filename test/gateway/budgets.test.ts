@@ -164,6 +164,23 @@ describe('budget reservations', () => {
     expect(metrics).toMatch(/kling_gateway_budget_refusals_total\{tenant="acme"\} 1/);
   });
 
+  it('quotes a request the budget cannot take as the create answers it: no provider, and why', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 1, currency: 'USD', period: 'month' }) });
+    expect((await gw.create(video)).status).toBe(202);
+    const quote = await gw.request('POST', '/v1/videos/quote', video);
+    expect(quote.status).toBe(200);
+    expect(quote.body.order).toEqual([]);
+    for (const provider of quote.body.providers) {
+      expect(provider).toMatchObject({ eligible: false, order: null });
+      expect(provider.reasons.join(' ')).toMatch(/would reserve 0\.56 USD, but tenant acme has 0\.44 USD left of its monthly budget of 1 USD/);
+    }
+    expect((await gw.create(video)).status).toBe(402);
+    // A request that still fits is quoted and created alike.
+    const cheaper = await gw.request('POST', '/v1/videos/quote', onKling3api);
+    expect(cheaper.body.order).toEqual(['kling3api']);
+    expect((await gw.create(onKling3api)).body.provider).toBe('kling3api');
+  });
+
   it('leaves other tenants alone', async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 0.5, currency: 'USD', period: 'month' }) });
     expect((await gw.create(video)).status).toBe(402);

@@ -124,6 +124,11 @@ function plannedCredits(task: TaskRecord): number | null {
   return entry?.estimate?.credits ?? null;
 }
 
+/** What a new task reserves: the most any provider of its plan may cost, so failover never needs more (millionths). */
+export function reserveFor(candidates: readonly { estimate?: { currencyAmount: number | null } | undefined }[]): number {
+  return Math.max(0, ...candidates.map((entry) => toMicros(entry.estimate?.currencyAmount ?? 0)));
+}
+
 export class SpendLedger {
   constructor(private readonly engine: Engine) {}
 
@@ -164,6 +169,22 @@ export class SpendLedger {
   }
 
   /**
+   * Why a create reserving `reserveMicros` now would be refused for the tenant's budget (the
+   * 402 of `open`, as a quote says it), or undefined when it fits or the tenant has no budget.
+   */
+  async shortfall(tenant: string, reserveMicros: number, at = this.engine.clock.now()): Promise<string | undefined> {
+    const status = await this.status(tenant, at);
+    if (!status) return undefined;
+    if (status.spentMicros + status.reservedMicros + reserveMicros <= toMicros(status.settings.amount)) return undefined;
+    const budget = describeBudget(status);
+    return (
+      `this task would reserve ${fromMicros(reserveMicros)} ${budget.currency}, but tenant ${budget.tenant} has ${budget.remaining} ${budget.currency} ` +
+      `left of its ${budget.period === 'day' ? 'daily' : 'monthly'} budget of ${budget.amount} ${budget.currency} ` +
+      `(spent ${budget.spent}, reserved ${budget.reserved}); a create is refused with 402`
+    );
+  }
+
+  /**
    * The writes that go with a new task: its usage line and, for a budgeted tenant, the
    * reservation. Throws `BudgetExceededError` (inside the transaction, so nothing is written)
    * when the reservation does not fit.
@@ -171,8 +192,7 @@ export class SpendLedger {
   open(task: TaskRecord): (ledger: LedgerTransaction) => Promise<void> {
     const settings = this.settingsOf(task.tenant);
     const window = settings ? budgetWindow(settings.period, task.createdAt) : undefined;
-    // The most any provider of the plan may cost: failover never needs more than was reserved.
-    const reserve = Math.max(0, ...task.plan.candidates.map((entry) => toMicros(entry.estimate?.currencyAmount ?? 0)));
+    const reserve = reserveFor(task.plan.candidates);
     const line: UsageRecord = {
       taskId: task.id,
       tenant: task.tenant,

@@ -11,7 +11,7 @@ import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routin
 import type { Dispatcher } from './dispatcher.js';
 import type { Engine } from './engine.js';
 import { refuseLiteralTarget } from './address-guard.js';
-import { BudgetExceededError, SpendLedger, describeBudget } from './spend-ledger.js';
+import { BudgetExceededError, SpendLedger, describeBudget, reserveFor } from './spend-ledger.js';
 import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
 import { fromMicros } from '../model/pricing.js';
 import type { TaskRecord } from './task-records.js';
@@ -494,15 +494,18 @@ export class TaskService {
    * Every provider's standing for this request and the order a create would try (creates
    * nothing), with the prices in effect now and `tenant`'s budget rules.
    */
-  quote(tenant: string, body: unknown): QuoteResult {
+  async quote(tenant: string, body: unknown): Promise<QuoteResult> {
     const { input, resolved } = this.parseCreate(body);
     // What create would refuse before choosing any provider, quote refuses the same way.
     this.assertWebhookTarget(tenant, input.webhook_url);
-    const plan = this.plan(tenant, resolved, input.routing, this.engine.clock.now());
+    const now = this.engine.clock.now();
+    const plan = this.plan(tenant, resolved, input.routing, now);
+    // A create reserving what this plan may cost would be refused (402) whoever would serve it.
+    const overBudget = await this.ledger.shortfall(tenant, reserveFor(plan.order), now);
     const order: string[] = [];
     for (const evaluation of plan.order) {
       const runtime = this.engine.runtimes.get(evaluation.provider);
-      if (runtime?.circuit === 'open') continue;
+      if (runtime?.circuit === 'open' || overBudget) continue;
       order.push(evaluation.provider);
     }
     return {
@@ -513,6 +516,7 @@ export class TaskService {
         const runtime = this.engine.runtimes.get(evaluation.provider);
         const reasons = [...evaluation.reasons];
         if (runtime?.circuit === 'open') reasons.push('circuit open: recent calls failed; skipped until a probe succeeds');
+        if (overBudget && plan.order.includes(evaluation)) reasons.push(overBudget);
         const rank = order.indexOf(evaluation.provider);
         return {
           provider: evaluation.provider,
