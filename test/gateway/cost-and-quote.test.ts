@@ -53,6 +53,31 @@ describe('quote', () => {
     expect(unknownProvider.body.errors[0].path).toBe('routing.providers.0');
   });
 
+  it('puts a provider that cannot take a task this moment after the others, as a create goes', async () => {
+    gw = await startTestGateway({ config: { providers: { freepik: { max_in_flight: 1 } } } });
+    const body = { model: 'kling-v3', prompt: 'quote me', duration: 5 };
+    const providerOf = async () => (await gw.create(body)).body.provider;
+    const freepikOf = (quote: { body: { providers: { provider: string; warnings: string[]; eligible: boolean }[] } }) =>
+      quote.body.providers.find((p) => p.provider === 'freepik')!;
+
+    // A 429 with Retry-After: Freepik cools down, and creates go to kling3api meanwhile.
+    gw.simulator('freepik').injectFault({ kind: 'rate_limited', status: 429, headers: { 'retry-after': '60' } });
+    expect(await providerOf()).toBe('kling3api');
+    const cooling = await gw.request('POST', '/v1/videos/quote', body);
+    expect(cooling.body.order).toEqual(['kling3api', 'kling-legacy', 'freepik']);
+    expect(freepikOf(cooling).eligible).toBe(true);
+    expect(freepikOf(cooling).warnings.join(' ')).toMatch(/cooling down until .*tried after the providers that can take it now/);
+    expect(await providerOf()).toBe('kling3api');
+
+    // Its one slot taken: the same.
+    await gw.advance(61_000);
+    expect(await providerOf()).toBe('freepik');
+    const full = await gw.request('POST', '/v1/videos/quote', body);
+    expect(full.body.order).toEqual(['kling3api', 'kling-legacy', 'freepik']);
+    expect(freepikOf(full).warnings.join(' ')).toMatch(/no free slot \(1 of 1 tasks in flight\)/);
+    expect(await providerOf()).toBe('kling3api');
+  });
+
   it('refuses a webhook_url create would refuse, with the same problem', async () => {
     gw = await startTestGateway({ config: { webhooks: { allow_private_targets: false } } });
     const body = { model: 'kling-v3', prompt: 'quote me', webhook_url: 'http://127.0.0.1:9/hook' };

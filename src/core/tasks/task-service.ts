@@ -9,6 +9,7 @@ import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { problems } from '../model/problems.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
 import type { Dispatcher } from './dispatcher.js';
+import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
 import { refuseLiteralTarget } from './address-guard.js';
 import { BudgetExceededError, SpendLedger, describeBudget, reserveFor } from './spend-ledger.js';
@@ -502,12 +503,18 @@ export class TaskService {
     const plan = this.plan(tenant, resolved, input.routing, now);
     // A create reserving what this plan may cost would be refused (402) whoever would serve it.
     const overBudget = await this.ledger.shortfall(tenant, reserveFor(plan.order), now);
-    const order: string[] = [];
+    // As a create goes: providers that can take it now in the plan's order, then those it would wait for.
+    const freeNow: string[] = [];
+    const later: string[] = [];
+    const waitReasons = new Map<string, string>();
     for (const evaluation of plan.order) {
       const runtime = this.engine.runtimes.get(evaluation.provider);
-      if (runtime?.circuit === 'open' || overBudget) continue;
-      order.push(evaluation.provider);
+      if (!runtime || runtime.circuit === 'open' || overBudget) continue;
+      const wait = await this.whyWaitFor(runtime, now);
+      if (wait) waitReasons.set(runtime.id, wait);
+      (wait ? later : freeNow).push(runtime.id);
     }
+    const order = [...freeNow, ...later];
     return {
       strategy: plan.strategy,
       request: resolved.request as unknown as Record<string, unknown>,
@@ -523,7 +530,7 @@ export class TaskService {
           eligible: reasons.length === 0 && rank >= 0,
           reasons:
             reasons.length === 0 && rank < 0 ? ['not tried: allow_fallbacks is false and another provider comes first'] : reasons,
-          warnings: evaluation.warnings,
+          warnings: [...evaluation.warnings, ...(waitReasons.has(evaluation.provider) ? [waitReasons.get(evaluation.provider)!] : [])],
           order: rank >= 0 ? rank + 1 : null,
           estimated_credits: evaluation.estimate?.credits ?? null,
           estimated_cost: evaluation.estimate?.currencyAmount ?? null,
@@ -531,6 +538,22 @@ export class TaskService {
         };
       }),
     };
+  }
+
+  /**
+   * Why a create could not send to this provider this moment, so that it goes to the next one
+   * first and comes back to this one only if none takes it: every account cooling down after a
+   * 429, or none with a free slot and leave from its circuit. Undefined when one can take it now.
+   */
+  private async whyWaitFor(runtime: ProviderRuntime, now: number): Promise<string | undefined> {
+    const later = 'tried after the providers that can take it now';
+    const cooling = runtime.coolingDownUntil;
+    if (cooling) return `cooling down until ${new Date(cooling).toISOString()} (it answered 429); ${later}`;
+    const counts = await this.engine.tasks.inFlightByAccount(runtime.id);
+    const loads = runtime.accounts.map((account) => ({ account, inFlight: counts.get(account.id) ?? 0 }));
+    if (pickAccounts(loads, now).length > 0) return undefined;
+    const inFlight = loads.reduce((sum, load) => sum + load.inFlight, 0);
+    return `no free slot (${inFlight} of ${runtime.maxInFlight} tasks in flight); ${later}`;
   }
 
   /** Whether the task store answers (`/readyz`), and which engine it is. */
