@@ -107,6 +107,18 @@ describe('failover on create', () => {
     expect(third.body.provider).toBe('freepik');
   });
 
+  it('keeps away at most an hour, whatever Retry-After says, and still answers /v1/providers and quotes', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'rate_limited', status: 429, headers: { 'retry-after': '9999999999999' } });
+    expect((await gw.create(request)).body.provider).toBe('kling3api');
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(providers.status).toBe(200);
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik').cooling_down_until).toBe('2026-11-22T13:00:00.000Z');
+    expect((await gw.request('POST', '/v1/videos/quote', request)).status).toBe(200);
+    await gw.clock.advance(3_601_000);
+    expect((await gw.create(request)).body.provider).toBe('freepik');
+  });
+
   it('never fails over a content-policy rejection', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({

@@ -121,13 +121,24 @@ export function unreadableAnswer(call: UpstreamCall, status: number, body: unkno
   });
 }
 
-/** `Retry-After` as milliseconds (seconds or an HTTP date). */
+/**
+ * The longest pause a `Retry-After` can ask for. An upstream's word must not switch a provider
+ * off for good (a figure in years, or past what a date can hold): after this long it is asked
+ * again, and a provider that still refuses says so with its next 429.
+ */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** `Retry-After` as milliseconds (seconds or an HTTP date), at most `MAX_RETRY_AFTER_MS`. */
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
   if (!value) return undefined;
   const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  if (Number.isFinite(seconds)) return boundedPause(seconds * 1000);
   const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
+  return Number.isNaN(date) ? undefined : boundedPause(date - nowMs);
+}
+
+function boundedPause(ms: number): number {
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
 /**

@@ -364,12 +364,21 @@ describe('parseRetryAfter', () => {
     ['1.5', 1_500],
     ['-5', 0],
     ['soon', undefined],
+    // An absurd figure does not switch the provider off for good: an hour at most.
+    ['3600', 3_600_000],
+    ['3601', 3_600_000],
+    ['9999999999999', 3_600_000],
+    ['1e400', undefined],
   ])('%j → %j', (value, expected) => {
     expect(parseRetryAfter(value, now)).toBe(expected);
   });
 
   it('reads an HTTP date as the time from now until then', () => {
     expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000);
+  });
+
+  it('is an hour at most for an HTTP date further away', () => {
+    expect(parseRetryAfter('Fri, 01 Jan 2027 00:00:00 GMT', now)).toBe(3_600_000);
   });
 
   it('is 0 for an HTTP date in the past', () => {
