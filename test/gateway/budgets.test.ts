@@ -127,6 +127,29 @@ describe('budget reservations', () => {
     expect(await budgetOf(gw)).toMatchObject({ spent: 0.56, reserved: 0 });
   });
 
+  it('charges the estimate of a task whose create went unanswered: the provider may have made and billed it', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    // kling3api accepts (and bills) the create, then the connection drops before its answer;
+    // kling3api documents no way to find the task, so the task fails without being sent again.
+    gw.simulator('kling3api').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create(onKling3api);
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('failed');
+    expect(done.attempts.map((attempt: { outcome: string }) => attempt.outcome)).toEqual(['ambiguous']);
+    expect(gw.simulator('kling3api').tasks).toHaveLength(1);
+    expect(done.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
+    const usage = (await gw.request('GET', '/v1/usage')).body.data[0];
+    expect(usage).toMatchObject({ failed: 1, credits: 400, currency_amount: 0.4, currency_amount_estimated: 0.4 });
+
+    // A create every provider certainly refused still costs nothing.
+    gw.simulator('kling3api').injectFault({ kind: 'server_error', status: 500 });
+    const refused = await gw.create(onKling3api);
+    expect(refused.body.status).toBe('failed');
+    expect(refused.body.cost).toEqual({ credits: 0, estimated: false, currency_amount: 0, currency: 'USD' });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
+  });
+
   it('refuses a create that would pass the budget with 402, before anything is sent', async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 1, currency: 'USD', period: 'month' }) });
     const first = await gw.create(video);
