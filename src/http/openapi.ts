@@ -141,6 +141,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       200: json(Quote, 'The quote.'),
       400: problem('Invalid request.'),
       401: problem('Missing or invalid gateway key.'),
+      408: problem('The body did not arrive within `server.body_timeout_ms`.'),
+      413: problem('Body too large.'),
+      415: problem('Body is not JSON.'),
       422: problem('A `webhook_url` create would refuse (a private target, or no webhook secret for the tenant).'),
     },
   });

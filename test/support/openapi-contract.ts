@@ -76,7 +76,11 @@ export function contractOf(providerId: string): OpenApiContract {
 }
 
 export function loadOpenApiContract(file: string): OpenApiContract {
-  const document = parse(readFileSync(new URL(`../../openapi/${file}`, import.meta.url), 'utf8')) as Json;
+  return openApiContract(parse(readFileSync(new URL(`../../openapi/${file}`, import.meta.url), 'utf8')) as Json, file);
+}
+
+/** The contract of a document already read (`file` names it in the problems). */
+export function openApiContract(document: Json, file: string): OpenApiContract {
   const components = (document.components as Json | undefined) ?? {};
   const ajv = new Ajv({ strict: false, allErrors: true });
   addFormats(ajv);

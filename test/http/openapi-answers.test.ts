@@ -1,0 +1,160 @@
+/**
+ * `/openapi.json` against what the gateway really answers: every route called for each status it
+ * can give a client, each answer held to the served document (status documented, body valid by
+ * its schema), every answer with an `x-request-id`, and every problem with `type`, `title`,
+ * `status` and `detail` (and `errors[]` of `{path, message}` for a validation failure).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openApiContract, type OpenApiContract } from '../support/openapi-contract.js';
+import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+
+const textToVideo = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
+
+interface Exchange {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: string;
+  headers?: Record<string, string>;
+  key?: string | null;
+}
+
+describe('the OpenAPI document describes every real answer', () => {
+  let gw: TestGateway;
+  let served: OpenApiContract;
+  const drift: string[] = [];
+  const seen = new Set<string>();
+
+  /** Sends one request; records every way its answer differs from the served document. */
+  async function call({ method, path, body, headers = {}, key = TENANT_KEY }: Exchange): Promise<{ status: number; body: any }> {
+    const response = await fetch(`${gw.url}${path}`, {
+      method,
+      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      ...(body !== undefined ? { body } : {}),
+    });
+    const text = await response.text();
+    const type = response.headers.get('content-type') ?? '';
+    const parsed: unknown = type.includes('json') && text ? JSON.parse(text) : text;
+    const where = `${method} ${path} → ${response.status}`;
+    seen.add(where);
+    if (!response.headers.get('x-request-id')) drift.push(`${where}: no x-request-id`);
+    const pathname = new URL(path, gw.url).pathname;
+    for (const problem of served.responseProblems({ method, path: pathname }, response.status, type.includes('json') ? parsed : undefined)) {
+      drift.push(`${where}: ${problem}`);
+    }
+    if (response.status >= 400) {
+      if (!type.startsWith('application/problem+json')) drift.push(`${where}: content-type ${type}`);
+      const problem = parsed as Record<string, unknown>;
+      for (const field of ['type', 'title', 'detail'] as const) {
+        if (typeof problem[field] !== 'string' || problem[field] === '') drift.push(`${where}: problem without ${field}`);
+      }
+      if (problem.status !== response.status) drift.push(`${where}: problem status ${String(problem.status)}`);
+    }
+    return { status: response.status, body: parsed };
+  }
+
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      config: { tenants: { other: { limits: { creates_per_minute: 1, open_streams: 1, open_waits: 1 } } } },
+    });
+    served = openApiContract((await (await fetch(`${gw.url}/openapi.json`)).json()) as Record<string, unknown>, '/openapi.json');
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+  beforeEach(() => {
+    drift.length = 0;
+  });
+
+  it('creates, reads, lists and cancels as documented', async () => {
+    const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), headers: { 'idempotency-key': 'doc-1' } });
+    expect(created.status).toBe(202);
+    const id = created.body.id as string;
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), headers: { 'idempotency-key': 'doc-1' } });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify({ ...textToVideo, duration: 6 }), headers: { 'idempotency-key': 'doc-1' } });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), headers: { 'idempotency-key': 'k'.repeat(300) } });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify({ model: 'kling-v9' }) });
+    await call({ method: 'POST', path: '/v1/videos', body: '{"model":' });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), headers: { 'content-type': 'text/plain' } });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify({ ...textToVideo, prompt: 'x'.repeat(3_000_000) }) });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify({ ...textToVideo, routing: { providers: ['kling3api'], allow_fallbacks: false }, cfg_scale: 2 }) });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify({ ...textToVideo, model: 'kling-v1', operation: 'image-generation' }) });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: null });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: OTHER_TENANT_KEY });
+    await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: OTHER_TENANT_KEY });
+
+    await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify(textToVideo) });
+    await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify({ model: 'kling-v9' }) });
+    await call({ method: 'POST', path: '/v1/videos/quote', body: '{"model":' });
+    await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify(textToVideo), headers: { 'content-type': 'text/plain' } });
+    await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify({ ...textToVideo, prompt: 'x'.repeat(3_000_000) }) });
+    await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify({ ...textToVideo, webhook_url: 'https://example.com/hook' }), key: OTHER_TENANT_KEY });
+    await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify(textToVideo), key: null });
+
+    await call({ method: 'GET', path: `/v1/videos/${id}` });
+    await call({ method: 'GET', path: `/v1/videos/${id}?wait=0` });
+    await call({ method: 'GET', path: `/v1/videos/${id}?wait=61` });
+    await call({ method: 'GET', path: `/v1/videos/${id}?wait=-1` });
+    await call({ method: 'GET', path: `/v1/videos/${id}?wait=soon` });
+    await call({ method: 'GET', path: `/v1/videos/${id}?other=1` });
+    await call({ method: 'GET', path: `/v1/videos/${id}`, key: OTHER_TENANT_KEY });
+    await call({ method: 'GET', path: '/v1/videos/vid_nothing' });
+    await call({ method: 'GET', path: `/v1/videos/${id}`, key: 'wrong' });
+
+    await call({ method: 'GET', path: '/v1/videos' });
+    await call({ method: 'GET', path: '/v1/videos?limit=1&status=processing&provider=freepik' });
+    await call({ method: 'GET', path: '/v1/videos?limit=101' });
+    await call({ method: 'GET', path: '/v1/videos?limit=0' });
+    await call({ method: 'GET', path: '/v1/videos?status=done' });
+    await call({ method: 'GET', path: '/v1/videos?cursor=nonsense' });
+    await call({ method: 'GET', path: '/v1/videos', key: null });
+
+    await call({ method: 'GET', path: `/v1/videos/${id}/events`, key: OTHER_TENANT_KEY });
+    await call({ method: 'GET', path: `/v1/videos/vid_nothing/events` });
+    await call({ method: 'GET', path: `/v1/videos/${id}/events`, key: null });
+
+    await call({ method: 'POST', path: `/v1/videos/${id}/cancel` });
+    await call({ method: 'POST', path: '/v1/videos/vid_nothing/cancel' });
+    await call({ method: 'POST', path: `/v1/videos/${id}/cancel`, key: null });
+
+    await call({ method: 'GET', path: '/v1/models' });
+    await call({ method: 'GET', path: '/v1/providers' });
+    await call({ method: 'GET', path: '/v1/models', key: null });
+    await call({ method: 'GET', path: '/v1/providers', key: null });
+    await call({ method: 'GET', path: '/v1/usage' });
+    await call({ method: 'GET', path: '/v1/usage?group_by=colour' });
+    await call({ method: 'GET', path: '/v1/usage?group_by=tenant' });
+    await call({ method: 'GET', path: '/healthz', key: null });
+    await call({ method: 'GET', path: '/readyz', key: null });
+
+    expect(drift).toEqual([]);
+    // The statuses the calls above reached (so the check is not one that cannot fail).
+    expect([...seen].filter((where) => /→ (400|401|404|409|413|415|422|429)$/.test(where)).length).toBeGreaterThan(20);
+  });
+
+  it('answers a conditional read, and the open-request caps as documented', async () => {
+    const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
+    const id = created.body.id as string;
+    const first = await fetch(`${gw.url}/v1/videos/${id}?wait=0`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
+    const etag = first.headers.get('etag');
+    await first.arrayBuffer();
+    if (etag) await call({ method: 'GET', path: `/v1/videos/${id}`, headers: { 'if-none-match': etag } });
+
+    const mine = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: OTHER_TENANT_KEY });
+    const theirs = mine.status === 202 ? (mine.body.id as string) : undefined;
+    if (theirs) {
+      const stream = new AbortController();
+      const open = await fetch(`${gw.url}/v1/videos/${theirs}/events`, { headers: { authorization: `Bearer ${OTHER_TENANT_KEY}` }, signal: stream.signal });
+      expect(open.status).toBe(200);
+      expect(open.headers.get('x-request-id')).toBeTruthy();
+      await call({ method: 'GET', path: `/v1/videos/${theirs}/events`, key: OTHER_TENANT_KEY });
+      stream.abort();
+      const wait = new AbortController();
+      const waiting = fetch(`${gw.url}/v1/videos/${theirs}?wait=30`, { headers: { authorization: `Bearer ${OTHER_TENANT_KEY}` }, signal: wait.signal }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await call({ method: 'GET', path: `/v1/videos/${theirs}?wait=30`, key: OTHER_TENANT_KEY });
+      wait.abort();
+      await waiting;
+    }
+    expect(drift).toEqual([]);
+  });
+});
