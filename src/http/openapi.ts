@@ -261,12 +261,19 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     path: '/v1/videos/{id}/events',
     summary: 'Server-Sent Events of one task',
     description:
-      'One event per status change (event name = status, data = Task); the stream closes after a terminal status ' +
-      '(`succeeded`, `failed` or `canceled`).',
+      'One event per status change (event name = status, data = Task, id = the task version); the stream closes after a ' +
+      'terminal status (`succeeded`, `failed` or `canceled`). A client that reconnects with `Last-Event-ID` is not sent ' +
+      'again what it read: nothing until the task changes, or `204` when it already read the terminal event.',
     security,
-    request: { params: videoId },
+    request: {
+      params: videoId,
+      headers: z.object({
+        'last-event-id': z.string().optional().meta({ description: 'The `id` of the last event read (set by SSE clients on reconnect).' }),
+      }),
+    },
     responses: {
       200: { description: 'An event stream.', content: { 'text/event-stream': { schema: z.string() } } },
+      204: { description: 'The client already read the terminal event (`Last-Event-ID`): nothing more will come.' },
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
       429: problem('The tenant already holds its `open_streams` event streams open.'),

@@ -4,6 +4,7 @@
  */
 import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
+import { TERMINAL_STATUSES } from '../core/model/canonical.js';
 import { problems } from '../core/model/problems.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { issuesToErrors } from '../core/tasks/task-service.js';
@@ -30,6 +31,16 @@ function waitOf(query: unknown): number {
   const parsed = WaitQuery.safeParse(query);
   if (!parsed.success) throw problems.validation(issuesToErrors(parsed.error.issues), 'The query is not valid.');
   return parsed.data.wait ?? 0;
+}
+
+/**
+ * The task version a reconnecting event-stream client last read (`Last-Event-ID`, which the
+ * stream's `id:` fields set); undefined without one or when it is not a version.
+ */
+function lastEventIdOf(req: Request): number | undefined {
+  const header = req.header('last-event-id')?.trim();
+  if (!header || !/^\d{1,15}$/.test(header)) return undefined;
+  return Number(header);
 }
 
 function tenantOf(req: Request): string {
@@ -86,6 +97,16 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
       res.end();
       return;
     }
+    // A reconnecting client already has every version up to the one it names.
+    const lastRead = lastEventIdOf(req);
+    const alreadyRead = lastRead !== undefined && change.value.version <= lastRead;
+    if (alreadyRead && TERMINAL_STATUSES.has(change.value.status)) {
+      // It read the terminal event: 204 tells an EventSource to stop reconnecting.
+      release();
+      await changes.return();
+      res.status(204).end();
+      return;
+    }
     res.status(200).set({
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store, no-transform',
@@ -96,7 +117,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), STREAM_HEARTBEAT_MS);
     heartbeat.unref();
     try {
-      let lastStatus: string | undefined;
+      let lastStatus: string | undefined = alreadyRead ? change.value.status : undefined;
       // One event per status change; the watch ends after the terminal one.
       for (; !change.done && !gone.signal.aborted; change = await changes.next()) {
         const task = change.value;

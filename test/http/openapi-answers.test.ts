@@ -131,7 +131,7 @@ describe('the OpenAPI document describes every real answer', () => {
     expect([...seen].filter((where) => /→ (400|401|404|409|413|415|422|429)$/.test(where)).length).toBeGreaterThan(20);
   });
 
-  it('answers a conditional read, and the open-request caps as documented', async () => {
+  it('answers a conditional read, the open-request caps and an event stream reconnect as documented', async () => {
     const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
     const id = created.body.id as string;
     const first = await fetch(`${gw.url}/v1/videos/${id}?wait=0`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
@@ -155,6 +155,12 @@ describe('the OpenAPI document describes every real answer', () => {
       wait.abort();
       await waiting;
     }
+    await gw.finish(id);
+    const stream = await fetch(`${gw.url}/v1/videos/${id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
+    const lastEventId = /^id: (\d+)$/m.exec(await stream.text())?.[1];
+    expect(lastEventId).toBeDefined();
+    const reconnect = await call({ method: 'GET', path: `/v1/videos/${id}/events`, headers: { 'last-event-id': lastEventId! } });
+    expect(reconnect.status).toBe(204);
     expect(drift).toEqual([]);
   });
 });

@@ -590,12 +590,15 @@ export interface paths {
         };
         /**
          * Server-Sent Events of one task
-         * @description One event per status change (event name = status, data = Task); the stream closes after a terminal status (`succeeded`, `failed` or `canceled`).
+         * @description One event per status change (event name = status, data = Task, id = the task version); the stream closes after a terminal status (`succeeded`, `failed` or `canceled`). A client that reconnects with `Last-Event-ID` is not sent again what it read: nothing until the task changes, or `204` when it already read the terminal event.
          */
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description The `id` of the last event read (set by SSE clients on reconnect). */
+                    "last-event-id"?: string;
+                };
                 path: {
                     /** @description Task id (`vid_…`). */
                     id: string;
@@ -612,6 +615,13 @@ export interface paths {
                     content: {
                         "text/event-stream": string;
                     };
+                };
+                /** @description The client already read the terminal event (`Last-Event-ID`): nothing more will come. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Missing or invalid gateway key. */
                 401: {

@@ -1,0 +1,89 @@
+/**
+ * `GET /v1/videos/{id}/events` and `Last-Event-ID`. A standard SSE client (a browser's EventSource,
+ * the `eventsource` package) reconnects whenever the stream ends, the normal close after the
+ * terminal event included, and sends the id of the last event it read. The gateway must not send
+ * again what that client already has: after a terminal event it answers `204` (which tells an
+ * EventSource to stop reconnecting), and a reconnect to a task that did not change since sends
+ * nothing until it does.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+const request = { model: 'kling-v3', prompt: 'a paper boat on a river', duration: 5 };
+
+interface StreamEvent {
+  id: string;
+  event: string;
+}
+
+function eventsOf(text: string): StreamEvent[] {
+  return [...text.matchAll(/^id: (\d+)\nevent: (\w+)$/gm)].map((match) => ({ id: match[1]!, event: match[2]! }));
+}
+
+describe('event stream reconnects with Last-Event-ID', () => {
+  let gw: TestGateway;
+  beforeEach(async () => {
+    gw = await startTestGateway();
+  });
+  afterEach(async () => {
+    await gw.close();
+  });
+
+  const open = (id: string, lastEventId?: string, signal?: AbortSignal) =>
+    fetch(`${gw.url}/v1/videos/${id}/events`, {
+      headers: { authorization: `Bearer ${TENANT_KEY}`, ...(lastEventId !== undefined ? { 'last-event-id': lastEventId } : {}) },
+      ...(signal ? { signal } : {}),
+    });
+
+  it('answers 204 to a client that already read the terminal event, and streams it to one that did not', async () => {
+    const created = await gw.create(request);
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+
+    const first = await open(created.body.id);
+    const events = eventsOf(await first.text());
+    expect(events.map((e) => e.event)).toEqual(['succeeded']);
+
+    const reconnect = await open(created.body.id, events[0]!.id);
+    expect(reconnect.status).toBe(204);
+    expect(await reconnect.text()).toBe('');
+    expect(reconnect.headers.get('x-request-id')).toBeTruthy();
+
+    // An id from before the end: the terminal event is still news to that client.
+    const behind = await open(created.body.id, '0');
+    expect(behind.status).toBe(200);
+    expect(eventsOf(await behind.text()).map((e) => e.event)).toEqual(['succeeded']);
+
+    // Not a number: read as no id at all.
+    const garbled = await open(created.body.id, 'yesterday');
+    expect(eventsOf(await garbled.text()).map((e) => e.event)).toEqual(['succeeded']);
+  });
+
+  it('sends nothing again to a client that reconnects before the task changed, then the next change', async () => {
+    const created = await gw.create(request);
+    const id = created.body.id as string;
+    const first = new AbortController();
+    const firstStream = await open(id, undefined, first.signal);
+    const reader = firstStream.body!.getReader();
+    const chunk = await reader.read();
+    const seen = eventsOf(new TextDecoder().decode(chunk.value));
+    expect(seen.map((e) => e.event)).toEqual(['processing']);
+    first.abort();
+
+    const again = new AbortController();
+    const resumed = await open(id, seen[0]!.id, again.signal);
+    expect(resumed.status).toBe(200);
+    let text = '';
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      for (const body = resumed.body!.getReader(); ; ) {
+        const next = await body.read().catch(() => ({ done: true as const, value: undefined }));
+        if (next.done) return;
+        text += decoder.decode(next.value);
+      }
+    })();
+    await gw.finish(id);
+    await reading;
+    expect(eventsOf(text).map((e) => e.event)).toEqual(['succeeded']);
+  });
+});
