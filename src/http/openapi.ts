@@ -3,7 +3,7 @@
  * (never written by hand). `npm run generate:openapi` writes it to `openapi/gateway.json`; a
  * test fails when the committed file drifts from this.
  */
-import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
+import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
@@ -14,6 +14,19 @@ const problem = (description: string) => ({
   content: { 'application/problem+json': { schema: ProblemDetails } },
 });
 
+/** What every route but the probes answers once the gateway is stopping (`stop-gate.ts`). */
+const stopping = {
+  ...problem('The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it).'),
+  headers: z.object({ 'retry-after': z.string() }),
+};
+
+/** Registers a route of the API, with the 503 of a stopping gateway unless it documents a 503 of its own. */
+type RegisterRoute = (route: RouteConfig) => void;
+
+function routeRegistrar(registry: OpenAPIRegistry): RegisterRoute {
+  return (route) => registry.registerPath({ ...route, responses: { ...route.responses, 503: route.responses[503] ?? stopping } });
+}
+
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { 'application/json': { schema } },
@@ -23,12 +36,12 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
  * The route a provider's upstream calls back on, as its declaration says (`inboundWebhook` and
  * `webhookSignature`); nothing for a provider that is only polled.
  */
-function registerInboundWebhook(registry: OpenAPIRegistry, provider: VideoProvider): void {
+function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider): void {
   const body = { content: { 'application/json': { schema: z.record(z.string(), z.unknown()) } } };
   switch (provider.inboundWebhook) {
     case 'signed': {
       const headers = provider.webhookSignature?.headers ?? [];
-      registry.registerPath({
+      register({
         method: 'post',
         path: `/v1/webhooks/${provider.id}`,
         summary: `Inbound ${provider.name} webhook`,
@@ -47,7 +60,7 @@ function registerInboundWebhook(registry: OpenAPIRegistry, provider: VideoProvid
           404: problem('Webhooks not configured.'),
         },
       });
-      registry.registerPath({
+      register({
         method: 'post',
         path: `/v1/webhooks/${provider.id}/{attempt}`,
         summary: `Inbound ${provider.name} webhook for one create`,
@@ -70,7 +83,7 @@ function registerInboundWebhook(registry: OpenAPIRegistry, provider: VideoProvid
       return;
     }
     case 'token':
-      registry.registerPath({
+      register({
         method: 'post',
         path: `/v1/webhooks/${provider.id}/{token}`,
         summary: `Inbound ${provider.name} callback`,
@@ -93,12 +106,13 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     description: 'A gateway key from config.yaml (`GATEWAY_API_KEYS`); each key names its tenant.',
   });
   const security = [{ [bearer.name]: [] }];
+  const register = routeRegistrar(registry);
   const videoId = z.object({ id: z.string().meta({ description: 'Task id (`vid_…`).', example: 'vid_4f3a9c0d2b1e' }) });
   const requestIdHeader = {
     'x-request-id': { description: 'Echoes the client id or a generated one.', schema: { type: 'string' as const } },
   };
 
-  registry.registerPath({
+  register({
     method: 'post',
     path: '/v1/videos',
     summary: 'Create a video generation task',
@@ -130,7 +144,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       429: { ...problem("Past the tenant's creates per minute; `Retry-After` says when to try again."), headers: z.object({ 'retry-after': z.string() }) },
     },
   });
-  registry.registerPath({
+  register({
     method: 'post',
     path: '/v1/videos/quote',
     summary: 'Quote a request without creating anything',
@@ -147,7 +161,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       422: problem('A `webhook_url` create would refuse (a private target, or no webhook secret for the tenant).'),
     },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/videos',
     summary: "List the caller's tasks, newest first",
@@ -166,7 +180,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       401: problem('Missing or invalid gateway key.'),
     },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/videos/{id}',
     summary: 'Get one task',
@@ -186,7 +200,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       429: problem("With `wait`: the tenant already holds its `open_waits` waits open."),
     },
   });
-  registry.registerPath({
+  register({
     method: 'post',
     path: '/v1/videos/{id}/cancel',
     summary: 'Cancel a task',
@@ -205,7 +219,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       502: problem('The provider was asked to cancel and did not.'),
     },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/videos/{id}/content',
     summary: 'Download a stored output',
@@ -256,7 +270,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       416: problem('The range is outside the file (`Content-Range: bytes */<size>`).'),
     },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/videos/{id}/events',
     summary: 'Server-Sent Events of one task',
@@ -279,7 +293,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       429: problem('The tenant already holds its `open_streams` event streams open.'),
     },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/videos/{id}/webhooks',
     summary: "Deliveries of one task's events to its webhook_url",
@@ -302,14 +316,14 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     security,
     responses: { 200: json(ModelList, 'Models.'), 401: problem('Missing or invalid gateway key.') },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/providers',
     summary: 'Providers: enabled, circuit, in flight, recent success and latency, pricing',
     security,
     responses: { 200: json(ProviderList, 'Providers.'), 401: problem('Missing or invalid gateway key.') },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/usage',
     summary: 'Spend and outcomes, grouped: the provider comparison',
@@ -351,7 +365,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       403: problem('`group_by=tenant` or another tenant without an admin key.'),
     },
   });
-  for (const provider of providers) registerInboundWebhook(registry, provider);
+  for (const provider of providers) registerInboundWebhook(register, provider);
   registry.registerPath({
     method: 'get',
     path: '/healthz',

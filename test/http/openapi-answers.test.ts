@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openApiContract, type OpenApiContract } from '../support/openapi-contract.js';
+import type { StopGate } from '../../src/http/stop-gate.js';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 
 const textToVideo = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
@@ -163,4 +164,28 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(reconnect.status).toBe(204);
     expect(drift).toEqual([]);
   });
+
+  // Last: the gateway stays stopping.
+  it('answers every API route with a documented 503 once the gateway is stopping', async () => {
+    // The gateway's stop gate, closed as `Gateway.close` closes it first (the listener stays up here).
+    (gw.gateway as unknown as { gate: StopGate }).gate.close();
+    const routes: Exchange[] = [
+      { method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) },
+      { method: 'POST', path: '/v1/videos/quote', body: JSON.stringify(textToVideo) },
+      { method: 'GET', path: '/v1/videos' },
+      { method: 'GET', path: '/v1/videos/vid_nothing' },
+      { method: 'GET', path: '/v1/videos/vid_nothing?wait=5' },
+      { method: 'GET', path: '/v1/videos/vid_nothing/events' },
+      { method: 'POST', path: '/v1/videos/vid_nothing/cancel' },
+      { method: 'GET', path: '/v1/videos/vid_nothing/content' },
+      { method: 'GET', path: '/v1/models' },
+      { method: 'GET', path: '/v1/providers' },
+      { method: 'GET', path: '/v1/usage' },
+      { method: 'POST', path: '/v1/webhooks/freepik', body: '{}', key: null },
+      { method: 'POST', path: '/v1/webhooks/kling-legacy/some-token', body: '{}', key: null },
+    ];
+    for (const route of routes) expect((await call(route)).status, `${route.method} ${route.path}`).toBe(503);
+    expect(drift).toEqual([]);
+  });
 });
+

@@ -53,6 +53,16 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
             };
         };
         put?: never;
@@ -169,6 +179,16 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -266,6 +286,16 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -339,6 +369,16 @@ export interface paths {
                 /** @description With `wait`: the tenant already holds its `open_waits` waits open. */
                 429: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -419,6 +459,16 @@ export interface paths {
                 /** @description The provider was asked to cancel and did not. */
                 502: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -571,6 +621,16 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
             };
         };
         put?: never;
@@ -644,6 +704,16 @@ export interface paths {
                 /** @description The tenant already holds its `open_streams` event streams open. */
                 429: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -755,6 +825,16 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
             };
         };
         put?: never;
@@ -794,6 +874,16 @@ export interface paths {
                 /** @description Missing or invalid gateway key. */
                 401: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -872,6 +962,16 @@ export interface paths {
                 /** @description `group_by=tenant` or another tenant without an admin key. */
                 403: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -959,6 +1059,16 @@ export interface paths {
                 /** @description The body did not arrive within `server.body_timeout_ms`. */
                 408: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1093,6 +1203,16 @@ export interface paths {
                 /** @description Unknown token. */
                 404: {
                     headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                503: {
+                    headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
