@@ -27,6 +27,16 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/** A problem answer as the gateway sends it, with `Retry-After`. */
+function problemAnswer(status: number, type: string, title: string, retryAfter: string): Promise<Response> {
+  return Promise.resolve(
+    new Response(JSON.stringify({ type, title, status, detail: 'try again' }), {
+      status,
+      headers: { 'content-type': 'application/problem+json', 'retry-after': retryAfter, 'x-request-id': 'test' },
+    }),
+  );
+}
+
 describe('typed client against a running gateway', () => {
   let live: LiveGateway;
   let checked: ContractCheckingFetch;
@@ -89,6 +99,35 @@ describe('typed client against a running gateway', () => {
     const done = await streamless.waitForVideo(created.id, { timeoutMs: 15_000, pollWindowSeconds: 2 });
     expect(done.status).toBe('succeeded');
     expect(checked.calls.some((call) => call.url.includes(`/v1/videos/${created.id}?wait=`))).toBe(true);
+  });
+
+  it('keeps waiting through a stopping replica, a full wait cap and a lost connection while it polls', async () => {
+    const hiccups = [
+      // What a stopping replica answers (stop-gate.ts), and the cap of open waits (tenant-limits.ts).
+      () => problemAnswer(503, 'retry-later', 'Retry later', '0'),
+      () => problemAnswer(429, 'rate-limited', 'Too many requests', '0'),
+      () => Promise.reject(new TypeError('fetch failed')),
+    ];
+    const flaky = new GatewayClient({
+      baseUrl: live.url,
+      apiKey: TENANT_KEY,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (url.endsWith('/events')) return Promise.reject(new TypeError('fetch failed'));
+        const hiccup = url.includes('?wait=') ? hiccups.shift() : undefined;
+        return hiccup ? hiccup() : checked.fetch(input, init);
+      },
+    });
+    const created = await flaky.createVideo(textToVideo);
+    const done = await flaky.waitForVideo(created.id, { timeoutMs: 15_000, pollWindowSeconds: 2 });
+    expect(done.status).toBe('succeeded');
+    expect(hiccups).toEqual([]);
+  });
+
+  it('still stops waiting at once on an answer that says the wait itself is wrong', async () => {
+    const error = await client.waitForVideo('vid_nothing', { timeoutMs: 15_000, transport: 'poll' }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect((error as GatewayError).status).toBe(404);
   });
 
   it('gives up with WaitTimeoutError carrying the task as last seen', async () => {

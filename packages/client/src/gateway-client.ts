@@ -83,6 +83,41 @@ const DEFAULT_WAIT_MS = 30 * 60_000;
 /** Statuses that say the request itself is wrong; waiting or retrying cannot help. */
 const FINAL_ERROR_STATUSES = new Set([400, 401, 403, 404]);
 
+/** Answers a read gets while a gateway is busy, stopping or behind a restarting proxy: asked again. */
+const PASSING_ERROR_STATUSES = new Set([429, 502, 503, 504]);
+/** Pause before a read is asked again when the answer named no `Retry-After`. */
+const DEFAULT_RETRY_PAUSE_MS = 1_000;
+/** Polls in a row that may fail so before the wait gives up (a gateway that stays away is an error). */
+const MAX_FAILED_POLLS = 3;
+
+/** How long to pause before reading again after `error`; undefined when reading again cannot help. */
+function retryPauseOf(error: unknown): number | undefined {
+  if (error instanceof GatewayUnreachableError) return DEFAULT_RETRY_PAUSE_MS;
+  if (error instanceof GatewayError && PASSING_ERROR_STATUSES.has(error.status)) {
+    return error.retryAfterSeconds !== null ? error.retryAfterSeconds * 1000 : DEFAULT_RETRY_PAUSE_MS;
+  }
+  return undefined;
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', abort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', abort, { once: true });
+  });
+}
+
 export class GatewayClient {
   readonly baseUrl: string;
   private readonly origin: string;
@@ -186,7 +221,9 @@ export class GatewayClient {
   /**
    * Resolves with the task once it is terminal (succeeded, failed or canceled); throws
    * `WaitTimeoutError` when `timeoutMs` passes first. Follows the event stream, and falls back to
-   * long polling when the stream cannot be used.
+   * long polling when the stream cannot be used. A poll answered 429, 502, 503 or 504 (after its
+   * `Retry-After`), or that could not reach the gateway, is sent again, up to three times in a row:
+   * the task goes on meanwhile (a replica stopping for a deploy, a dropped connection).
    */
   async waitForVideo(id: string, options: WaitOptions = {}): Promise<Task> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
@@ -220,10 +257,22 @@ export class GatewayClient {
     }
 
     const window = Math.min(60, Math.max(1, options.pollWindowSeconds ?? 10));
+    let failedPolls = 0;
     while (true) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw await timedOut();
-      const task = await this.getVideo(id, { wait: Math.min(window, Math.ceil(remaining / 1000)), ...this.signalOf(options) });
+      let task: Task;
+      try {
+        task = await this.getVideo(id, { wait: Math.min(window, Math.ceil(remaining / 1000)), ...this.signalOf(options) });
+      } catch (error) {
+        // A busy or stopping gateway, or a lost connection: the task goes on, so the wait does too.
+        const retryPause = options.signal?.aborted ? undefined : retryPauseOf(error);
+        failedPolls += 1;
+        if (retryPause === undefined || failedPolls > MAX_FAILED_POLLS) throw error;
+        await pause(Math.min(retryPause, Math.max(0, deadline - Date.now())), options.signal);
+        continue;
+      }
+      failedPolls = 0;
       seen(task);
       if (isTerminal(task)) return task;
     }

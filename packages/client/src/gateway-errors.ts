@@ -15,6 +15,8 @@ export class GatewayError extends Error {
     readonly problem: ProblemDetails,
     /** The gateway's `x-request-id`, to quote in a support request. */
     readonly requestId: string | null,
+    /** `Retry-After` in seconds (429, 503), null without one. */
+    readonly retryAfterSeconds: number | null = null,
   ) {
     super(problem.detail ? `${problem.title}: ${problem.detail}` : problem.title);
   }
@@ -88,5 +90,10 @@ export async function errorFromResponse(response: Response, body?: unknown): Pro
           status: response.status,
           ...(typeof parsed === 'string' && parsed ? { detail: parsed.slice(0, 500) } : {}),
         };
-  return new GatewayError(response.status, problem, response.headers.get('x-request-id'));
+  return new GatewayError(response.status, problem, response.headers.get('x-request-id'), retryAfterOf(response.headers.get('retry-after')));
+}
+
+/** `Retry-After` as seconds: its delay-seconds form only (the gateway sends no dates). */
+function retryAfterOf(header: string | null): number | null {
+  return header !== null && /^\d{1,6}$/.test(header.trim()) ? Number(header.trim()) : null;
 }
