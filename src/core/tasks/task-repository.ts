@@ -248,6 +248,12 @@ export class TaskRepository {
     return { created: true, task: taskFromRow(outcome.task), ...(outcome.first ? { first: outcome.first } : {}) };
   }
 
+  /** The task an unexpired idempotency key of `tenant` made, and the hash of the body it came with. */
+  async idempotencyKey(tenant: string, key: string, now: number): Promise<{ taskId: string; requestHash: string } | undefined> {
+    const row = await this.store.getIdempotencyKey(tenant, key);
+    return row && row.expires_at > now ? { taskId: row.task_id, requestHash: row.request_hash } : undefined;
+  }
+
   async get(id: string): Promise<TaskRecord | undefined> {
     const row = await this.store.getTask(id);
     return row && taskFromRow(row);

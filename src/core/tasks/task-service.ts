@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CreateVideoRequest, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
 import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
-import { problems } from '../model/problems.js';
+import { ProblemError, problems } from '../model/problems.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
 import type { Dispatcher } from './dispatcher.js';
 import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
@@ -195,15 +195,23 @@ export class TaskService {
         'The Idempotency-Key header is not valid.',
       );
     }
-    const { input, resolved } = this.parseCreate(body);
-    this.assertWebhookTarget(tenant, input.webhook_url);
-    const now = clock.now();
-    const plan = this.plan(tenant, resolved, input.routing, now);
-    this.assertServable(plan);
-
-    const first = plan.order[0];
     // Only a create with a key is ever compared with another.
     const requestHash = idempotencyKey === undefined ? '' : createHash('sha256').update(stableStringify(body)).digest('hex');
+    const now = clock.now();
+    let accepted: { input: CreateVideoRequest; resolved: ResolvedRequest; plan: RoutePlan };
+    try {
+      accepted = this.accept(tenant, body, now);
+    } catch (error) {
+      // A repeat gets the task its key made even when a new create of it would be refused now.
+      if (idempotencyKey !== undefined && error instanceof ProblemError) {
+        const replay = await this.replayOfKey(tenant, idempotencyKey, requestHash, now);
+        if (replay) return replay;
+      }
+      throw error;
+    }
+    const { input, resolved, plan } = accepted;
+
+    const first = plan.order[0];
     const task: TaskRecord = {
       id: `vid_${randomToken(12)}`,
       tenant,
@@ -262,12 +270,7 @@ export class TaskService {
       if (error instanceof BudgetExceededError) throw await this.refuseOverBudget(error);
       throw error;
     }
-    if (!outcome.created) {
-      if (outcome.existing.requestHash !== requestHash) {
-        throw problems.conflict('This Idempotency-Key was used with a different request body.');
-      }
-      return { task: await this.settledSubmission(tenant, outcome.existing.taskId), replayed: true };
-    }
+    if (!outcome.created) return this.replay(tenant, outcome.existing, requestHash);
 
     let dispatched: TaskRecord | undefined = outcome.task;
     const claimed = outcome.first;
@@ -282,6 +285,29 @@ export class TaskService {
     }
     // The dispatcher returns the task as its last write left it (RETURNING): no re-read.
     return { task: dispatched ? await this.resourceOf(dispatched) : await this.load(task.id), replayed: false };
+  }
+
+  /** What a create must pass before anything is written: a valid body, a webhook target, a provider to route to. */
+  private accept(tenant: string, body: unknown, now: number): { input: CreateVideoRequest; resolved: ResolvedRequest; plan: RoutePlan } {
+    const { input, resolved } = this.parseCreate(body);
+    this.assertWebhookTarget(tenant, input.webhook_url);
+    const plan = this.plan(tenant, resolved, input.routing, now);
+    this.assertServable(plan);
+    return { input, resolved, plan };
+  }
+
+  /** The answer to a repeat of the create that made `existing`: its task, or 409 for another body. */
+  private async replay(tenant: string, existing: { taskId: string; requestHash: string }, requestHash: string): Promise<CreateResult> {
+    if (existing.requestHash !== requestHash) {
+      throw problems.conflict('This Idempotency-Key was used with a different request body.');
+    }
+    return { task: await this.settledSubmission(tenant, existing.taskId), replayed: true };
+  }
+
+  /** `replay` for a key already in use, undefined when the key made no task (or expired). */
+  private async replayOfKey(tenant: string, key: string, requestHash: string, now: number): Promise<CreateResult | undefined> {
+    const existing = await this.engine.tasks.idempotencyKey(tenant, key, now);
+    return existing ? this.replay(tenant, existing, requestHash) : undefined;
   }
 
   /** The 402 for a create that does not fit the budget; the refusal also raises the 100 % alert. */
