@@ -157,6 +157,13 @@ describe('the OpenAPI document describes every real answer', () => {
       await waiting;
     }
     await gw.finish(id);
+    await call({ method: 'GET', path: `/v1/videos/${id}?wait=1` });
+    await call({ method: 'GET', path: '/v1/videos?status=succeeded' });
+    gw.simulator('freepik').setOutcome('fail');
+    const failing = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
+    await gw.finish(failing.body.id as string);
+    await call({ method: 'GET', path: `/v1/videos/${failing.body.id as string}` });
+    await call({ method: 'GET', path: '/v1/videos?status=failed' });
     const stream = await fetch(`${gw.url}/v1/videos/${id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
     const lastEventId = /^id: (\d+)$/m.exec(await stream.text())?.[1];
     expect(lastEventId).toBeDefined();
