@@ -309,7 +309,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       404: problem('No such task for this tenant.'),
     },
   });
-  registry.registerPath({
+  register({
     method: 'get',
     path: '/v1/models',
     summary: 'Canonical models and operations, and which providers serve each',
