@@ -31,7 +31,7 @@ import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
 import { answerClientError } from './http/middleware.js';
 import type { CreateLimiter } from './http/tenant-limits.js';
-import { StopGate } from './http/stop-gate.js';
+import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
@@ -160,6 +160,7 @@ export class Gateway {
   private lastFiguresRefresh = Number.NEGATIVE_INFINITY;
   private lastRetention = 0;
   private server: Server | undefined;
+  private listenerStop: ListenerStop | undefined;
   /** Refuses new requests once stopping, and counts the ones still running. */
   private readonly gate = new StopGate();
   private readonly unsubscribes: (() => void)[] = [];
@@ -449,7 +450,6 @@ export class Gateway {
    * quiet. Connections that go idle meanwhile are closed, so no client sends on them again.
    */
   private async drain(boundMs: number): Promise<void> {
-    const closeIdle = setInterval(() => this.server?.closeIdleConnections(), 100);
     let timer: NodeJS.Timeout | undefined;
     let bounded = false;
     const quiet = (async () => {
@@ -470,7 +470,6 @@ export class Gateway {
       ]);
     } finally {
       clearTimeout(timer);
-      clearInterval(closeIdle);
     }
     if (bounded) {
       this.engine.logger.warn(
@@ -486,6 +485,7 @@ export class Gateway {
     server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
     server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
     this.server = server;
+    this.listenerStop = new ListenerStop(server);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -501,32 +501,25 @@ export class Gateway {
   }
 
   /**
-   * Stops taking requests and work: `/readyz` and every new request answer 503 at once (kept-alive
-   * connections are closed as they go idle), and the listener closes. Then it waits until no
-   * create, cancel or dispatch is running any more — also ones that arrived just before the stop
-   * — so every create an upstream answered is recorded, bounded by `server.drain_timeout_ms`
-   * (default: the longest upstream timeout plus 5 s). Then it ends long-held waits and event
-   * streams, and closes the store.
+   * Stops taking requests and work: `/readyz` and every new request answer 503 at once, with
+   * `Connection: close`. Then it waits until no create, cancel or dispatch is running any more —
+   * also ones that arrived just before the stop — so every create an upstream answered is
+   * recorded, bounded by `server.drain_timeout_ms` (default: the longest upstream timeout plus
+   * 5 s). Then the listener closes (`ListenerStop`: a request already sent is answered, not
+   * reset), which ends long-held waits and event streams, and the store closes.
    */
   async close(): Promise<void> {
     this.stopping = true;
     this.gate.close();
+    this.listenerStop?.begin();
     for (const timer of this.loopTimers.values()) timer.cancel();
     // A dispatch pass running now sends no queued task it has not started.
     this.dispatcher.stop();
-    const server = this.server;
-    const closed = server
-      ? new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        })
-      : Promise.resolve();
     // Copies in flight stop now; their tasks are copied again after a restart or by another replica.
     this.custody.stop();
     const longestTimeout = Math.max(0, ...[...this.engine.runtimes.values()].map((runtime) => runtime.config.timeout_ms));
     await this.drain(this.config.server.drain_timeout_ms ?? longestTimeout + 5_000);
-    server?.closeAllConnections();
-    await closed;
+    await this.listenerStop?.close();
     await Promise.allSettled([...this.loopRuns]);
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
     await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle(), this.custody.idle()]);

@@ -5,13 +5,20 @@
  * and `Connection: close`, before it can start any work. Requests that change something and were
  * already running are counted, so the stop can wait for them to end.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestHandler } from 'express';
 import { problems } from '../core/model/problems.js';
 import { sendProblem } from './middleware.js';
 
 /** Seconds a refused client is asked to wait (another replica, or this one after its restart). */
 const RETRY_AFTER_S = 2;
+
+/** How long, at most, the end of a stop waits for connections it accepted to send their request. */
+const FRESH_CONNECTION_GRACE_MS = 250;
+/** A pause that lets the event loop accept connections waiting on the listener. */
+const ACCEPT_TURN_MS = 5;
 
 /** Reads and probes never start work upstream: a stop does not wait for them. */
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -71,16 +78,81 @@ export class StopGate {
         // Liveness and metrics still answer: the process is alive while it drains.
         if (req.path === '/healthz' || req.path === '/metrics') return next();
         res.set('connection', 'close');
-        if (req.path === '/readyz') {
-          res.status(503).json({ status: 'stopping' });
-          return;
-        }
-        sendProblem(res, problems.retryLater('the gateway is stopping; send this request again (to another replica)', RETRY_AFTER_S), req.originalUrl);
+        const refuse = () => {
+          if (req.path === '/readyz') res.status(503).json({ status: 'stopping' });
+          else sendProblem(res, problems.retryLater('the gateway is stopping; send this request again (to another replica)', RETRY_AFTER_S), req.originalUrl);
+        };
+        // The body is read first: a connection closed with a body left unread ends with a reset,
+        // which can reach the client before the 503 and read to it as "maybe created".
+        if (req.readableEnded) refuse();
+        else req.once('end', refuse).resume();
         return;
       }
       if (READ_METHODS.has(req.method)) return next();
       this.count(res);
       next();
     };
+  }
+}
+
+/**
+ * The listener's end of a stop. Node's `server.close()` destroys every connection it counts as
+ * idle, and a connection accepted whose request has not been read yet counts as idle: a create
+ * already on its way in would be reset, and a client without an Idempotency-Key could not tell
+ * whether its video was made. So the listener stays open through the drain (every request is
+ * answered 503 with `Connection: close`); at its end it stops accepting, gives connections it had
+ * accepted a moment to send their request and get that answer, and only then closes the rest
+ * (kept-alive idle ones, long-held waits and event streams).
+ */
+export class ListenerStop {
+  /** Connections that have not sent a request's headers yet. */
+  private readonly fresh = new Set<Socket>();
+  /** Answers to requests that arrived once the stop began (all refusals), not yet written. */
+  private readonly refusing = new Set<ServerResponse>();
+  private stopping = false;
+
+  constructor(private readonly server: Server) {
+    server.on('connection', (socket: Socket) => {
+      this.fresh.add(socket);
+      socket.once('close', () => this.fresh.delete(socket));
+    });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.fresh.delete(req.socket);
+      if (!this.stopping) return;
+      this.refusing.add(res);
+      const done = () => this.refusing.delete(res);
+      res.once('finish', done);
+      res.once('close', done);
+    });
+  }
+
+  /** The stop began: requests from now on are refused, and their answers waited for. */
+  begin(): void {
+    this.stopping = true;
+  }
+
+  /**
+   * Closes the listener without resetting a request already sent: connections waiting to be
+   * accepted are taken and answered first (a listener that closes resets them), then it stops
+   * accepting, gives the last ones accepted a moment too, and then closes every connection.
+   */
+  async close(): Promise<void> {
+    const { server } = this;
+    this.begin();
+    await this.answerWaiting();
+    // `net.Server#close` only stops accepting; `http.Server#close` would also drop the fresh ones.
+    const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+    await this.answerWaiting();
+    server.closeAllConnections();
+    // Also ends the connection checks `http.Server` runs (its `close()` after the listener's is a no-op otherwise).
+    server.close();
+    await closed;
+  }
+
+  /** Lets the event loop accept what is waiting, then waits (briefly) for those requests to be answered. */
+  private async answerWaiting(): Promise<void> {
+    const deadline = Date.now() + FRESH_CONNECTION_GRACE_MS;
+    await sleep(ACCEPT_TURN_MS);
+    while ((this.fresh.size > 0 || this.refusing.size > 0) && Date.now() < deadline) await sleep(ACCEPT_TURN_MS);
   }
 }

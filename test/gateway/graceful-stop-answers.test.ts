@@ -1,0 +1,61 @@
+/**
+ * A graceful stop (SIGTERM) answers every request a client had already sent: a create whose
+ * bytes reached the gateway just before the stop gets its answer (`202`) or a `503` with
+ * `Retry-After` and `Connection: close`, never a reset connection, which would leave a client
+ * without an Idempotency-Key unable to tell whether its video was made.
+ */
+import { connect, type Socket } from 'node:net';
+import { afterEach, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close().catch(() => undefined);
+  gw = undefined;
+});
+
+/** What came back on a raw connection: the status line's code, or how the connection ended without one. */
+function sendRaw(url: string, body: string): { socket: Socket; written: Promise<void>; answer: Promise<string> } {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  const request =
+    `POST /v1/videos HTTP/1.1\r\nhost: ${hostname}:${port}\r\nauthorization: Bearer ${TENANT_KEY}\r\n` +
+    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const written = new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => socket.write(request, (error) => (error ? reject(error) : resolve())));
+    socket.once('error', reject);
+  });
+  const answer = new Promise<string>((resolve) => {
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? error.code ?? 'error'));
+    socket.on('close', () => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? 'closed without an answer'));
+  });
+  return { socket, written, answer };
+}
+
+it('answers every create already sent when the stop begins, 202 or 503, and resets none', async () => {
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()) });
+  const body = JSON.stringify({ model: 'kling-v3', prompt: 'sent just before a deploy', duration: 5 });
+  const sent = Array.from({ length: 20 }, () => sendRaw(gw!.url, body));
+  await Promise.all(sent.map((one) => one.written));
+  // SIGTERM: the requests are on their way in, most not read yet.
+  const closing = gw.gateway.close();
+  const answers = await Promise.all(sent.map((one) => one.answer));
+  await closing;
+  gw = undefined;
+  expect(answers.filter((code) => code !== '202' && code !== '503')).toEqual([]);
+});
+
+it('still refuses new connections once the stop is over', async () => {
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()) });
+  const { url } = gw;
+  await gw.gateway.close();
+  gw = undefined;
+  const after = await fetch(`${url}/healthz`).then(
+    (response) => String(response.status),
+    (error: Error & { cause?: { code?: string } }) => error.cause?.code ?? 'error',
+  );
+  expect(after).toBe('ECONNREFUSED');
+});
