@@ -151,7 +151,7 @@ export class Cluster {
     // Stored results go beside the logs: one directory every replica of this cluster shares.
     const storage = { storage: { filesystem: { path: join(logDirectory, 'outputs') } } };
     writeFileSync(configFile, stringifyYaml(merge(merge(document, storage), options.config ?? {})));
-    const env = { CONFIG_FILE: configFile, LOG_LEVEL: 'warn', ...options.env };
+    const env = { CONFIG_FILE: configFile, LOG_LEVEL: process.env.CLUSTER_LOG_LEVEL ?? 'warn', ...options.env };
 
     const compiled = options.compiled ?? false;
     const simulators = await startSimulatorsProcess(env, join(logDirectory, 'simulators.log'), compiled);
