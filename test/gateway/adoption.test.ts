@@ -144,7 +144,11 @@ describe('the gateway died while a create was in flight', () => {
   }
 
   /** Starts a gateway, creates `body`, and leaves the store as a replica that died mid-create would. */
-  async function diedMidCreate(body: Record<string, unknown>, fault?: { provider: string; transport: 'drop_after_accept' }) {
+  async function diedMidCreate(
+    body: Record<string, unknown>,
+    fault?: { provider: string; transport: 'drop_after_accept' },
+    restart: { config?: Record<string, unknown>; beforeRestart?: (simulators: Map<string, { injectFault: (fault: Record<string, unknown>) => void }>) => void } = {},
+  ) {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
     const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
     cleanups.push(() => sandbox.close());
@@ -155,10 +159,28 @@ describe('the gateway died while a create was in flight', () => {
     const created = await first.create(body);
     await first.close();
     await leaveMidCreate(database, created.body.id, clock.now() - 1);
-    const second = await startTestGateway(options);
+    restart.beforeRestart?.(sandbox.simulators as never);
+    const second = await startTestGateway({ ...options, config: { ...options.config, ...restart.config } });
     open.push(second);
+    // The first pass of its workers (it runs as soon as the gateway listens) settles what was left
+    // (not waited for when a fault was set up to hold it).
+    if (!restart.beforeRestart) await second.gateway.runOnce();
     return { second, id: created.body.id as string, simulators: sandbox.simulators, endpoints: sandbox.endpoints, database };
   }
+
+  it('listens before it asks the providers about what was left: a lookup that hangs does not hold the start', async () => {
+    // The legacy lookup (by external_task_id) never answers, and the provider's time limit is
+    // longer than this test: a start that waited for it would never listen in time.
+    const { second, id } = await diedMidCreate(legacyVideo, undefined, {
+      config: { providers: { 'kling-legacy': { timeout_ms: 600_000 } } },
+      beforeRestart: (simulators) => simulators.get('kling-legacy')!.injectFault({ on: 'status', transport: 'hang', times: 100 }),
+    });
+    expect((await fetch(`${second.url}/healthz`)).status).toBe(200);
+    // Still in doubt, never sent again, and readable meanwhile.
+    const task = (await second.get(id)).body;
+    expect(task.status).toBe('queued');
+    expect(task.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy' })]);
+  });
 
   it('legacy Kling-API: the task is adopted by its external_task_id after the restart and finishes', async () => {
     const { second, id, simulators } = await diedMidCreate(legacyVideo);

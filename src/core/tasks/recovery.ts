@@ -79,12 +79,13 @@ export class Recovery {
   /**
    * After a restart. With a database no other replica shares, this is the only process, so every
    * lease left in it belongs to the previous run and ends now (tracking resumes at once). With
-   * shared PostgreSQL other replicas may be alive: their leases are left to run out.
+   * shared PostgreSQL other replicas may be alive: their leases are left to run out. The
+   * submissions left behind are settled by the first dispatch pass (`recoverAbandoned`), which
+   * runs once the gateway listens: settling them asks the providers (a lookup each), and the
+   * webhooks that name them can then already arrive.
    */
   async atStart(): Promise<void> {
-    const { tasks, clock } = this.engine;
-    if (!tasks.sharedByReplicas) await tasks.expireLeftoverLeases();
-    await this.recoverAbandoned(clock.now());
+    if (!this.engine.tasks.sharedByReplicas) await this.engine.tasks.expireLeftoverLeases();
   }
 
   /** Settles submissions whose lease ran out, except those this process is still running. */
