@@ -137,7 +137,7 @@ export function createApp(
 
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
-  app.use('/v1/videos', auth, json, videoRoutes(service, { createLimit: createRateLimit(createLimiter, limitsFor), caps }));
+  app.use('/v1/videos', auth, json, videoRoutes(service, { createLimit: createRateLimit(createLimiter, limitsFor, (tenant, key) => service.isRepeat(tenant, key)), caps }));
   app.use('/v1', auth, catalogRoutes(catalog));
   app.use('/v1/usage', auth, usageRoutes(usage));
 

@@ -23,13 +23,21 @@ export interface CreateLimiter {
 }
 
 /** 429 with Retry-After once a tenant has used its creates of the current minute. */
-export function createRateLimit(limiter: CreateLimiter, limitsFor: (tenant: string) => TenantLimitSettings): RequestHandler {
+export function createRateLimit(
+  limiter: CreateLimiter,
+  limitsFor: (tenant: string) => TenantLimitSettings,
+  /** Whether an Idempotency-Key already made a task: its repeat makes no video, so the limit lets it by. */
+  isRepeat: (tenant: string, key: string) => Promise<boolean> = async () => false,
+): RequestHandler {
   return async (req, _res, next) => {
     const tenant = req.tenant;
     if (!tenant) return next();
     try {
       const decision = await limiter.take(tenant);
       if (decision.allowed) return next();
+      // A client sending its create again after a lost answer gets its task, not a 429.
+      const key = req.header('idempotency-key');
+      if (key !== undefined && (await isRepeat(tenant, key))) return next();
       const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       next(
         problems.tooManyRequests(

@@ -42,6 +42,23 @@ describe('creates per minute', () => {
     expect((await gw.request('GET', '/v1/videos')).status).toBe(200);
     expect((await gw.request('POST', '/v1/videos/quote', request)).status).toBe(200);
   });
+
+  it('lets a repeat of a create past the limit through to its task: the repeat makes no video', async () => {
+    const gw = await start({ limits: { creates_per_minute: 2 } });
+    const first = await gw.create(request, { 'idempotency-key': 'order-1' });
+    expect(first.status).toBe(202);
+    expect((await gw.create(request)).status).toBe(202);
+    // At the limit: a new key is refused, the repeat of a key that made a task gets that task.
+    expect((await gw.create(request, { 'idempotency-key': 'order-2' })).status).toBe(429);
+    const repeat = await gw.create(request, { 'idempotency-key': 'order-1' });
+    expect(repeat.status).toBe(202);
+    expect(repeat.headers.get('idempotent-replayed')).toBe('true');
+    expect(repeat.body.id).toBe(first.body.id);
+    // The same key with another body is still the documented conflict, and creates nothing.
+    const other = await gw.create({ ...request, prompt: 'something else' }, { 'idempotency-key': 'order-1' });
+    expect(other.status).toBe(409);
+    expect((await gw.request('GET', '/v1/videos')).body.data).toHaveLength(2);
+  });
 });
 
 describe('open event streams and waits', () => {

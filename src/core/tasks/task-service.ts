@@ -296,6 +296,15 @@ export class TaskService {
     return { input, resolved, plan };
   }
 
+  /**
+   * Whether `key` already made a task of this tenant (unexpired): a create carrying it is a
+   * repeat, answered from that task (or 409), never a new video.
+   */
+  async isRepeat(tenant: string, key: string): Promise<boolean> {
+    if (!IDEMPOTENCY_KEY.test(key)) return false;
+    return (await this.engine.tasks.idempotencyKey(tenant, key, this.engine.clock.now())) !== undefined;
+  }
+
   /** The answer to a repeat of the create that made `existing`: its task, or 409 for another body. */
   private async replay(tenant: string, existing: { taskId: string; requestHash: string }, requestHash: string): Promise<CreateResult> {
     if (existing.requestHash !== requestHash) {
