@@ -16,7 +16,7 @@ import { sendProblem } from './middleware.js';
 const RETRY_AFTER_S = 2;
 
 /** How long, at most, the end of a stop waits for connections it accepted to send their request. */
-const FRESH_CONNECTION_GRACE_MS = 250;
+const FRESH_CONNECTION_GRACE_MS = 2_000;
 /** A pause that lets the event loop accept connections waiting on the listener. */
 const ACCEPT_TURN_MS = 5;
 
