@@ -381,4 +381,30 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.screenshot({ path: join(ARTIFACTS, `phone-${name}.png`), fullPage: true });
     }
   });
+  it('shows a prompt, metadata and provider messages holding HTML or long unbroken URLs as text, inside a 375 px screen', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    const html = '<img src=x onerror="window.pwned=1"><b>bold</b>';
+    const longUrl = `https://assets.example.com/${'a1b2c3d4'.repeat(30)}.png`;
+    // The first two providers refuse with HTML and a long URL in their message; the third takes it.
+    live.simulator('freepik').injectFault({ status: 400, body: { message: `${html} ${longUrl}` } });
+    live.simulator('kling3api').injectFault({ status: 400, body: { code: 400, msg: html, message: html } });
+    const task = await api.createVideo({ model: 'kling-v3', prompt: `${html} in the style of ${longUrl}`, metadata: { note: html } });
+    await api.waitForVideo(task.id, { timeoutMs: 15_000 });
+
+    await target.setViewportSize({ width: 375, height: 812 });
+    for (const hash of ['#/', `#/tasks/${encodeURIComponent(task.id)}`]) {
+      await target.evaluate((to) => (window.location.hash = to), hash);
+      await target.locator(hash === '#/' ? `tr[data-task-id="${task.id}"]` : '.status-line .status-succeeded').waitFor();
+      const overflow = await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${hash} fits 375 px`).toBeLessThanOrEqual(0);
+    }
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-task-with-long-text.png'), fullPage: true });
+    // Every piece of HTML is shown as its text: nothing ran, no element was made from it.
+    expect(await target.locator('blockquote.prompt').textContent()).toContain(html);
+    expect(await target.locator('dl.details').textContent()).toContain(html);
+    expect(await target.locator('.timeline').textContent()).toContain(html);
+    expect(await target.locator('main b, main img').count()).toBe(0);
+    expect(await target.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+  });
 });
