@@ -6,6 +6,7 @@
  *
  * In CI (CI=true) a missing browser fails these tests; elsewhere they are skipped.
  */
+import { createServer as createHttpServer } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -406,5 +407,65 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.locator('.timeline').textContent()).toContain(html);
     expect(await target.locator('main b, main img').count()).toBe(0);
     expect(await target.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+  });
+  it('shows the deliveries of a task\'s events to its webhook_url, live, as the API has them', async () => {
+    const hits: string[] = [];
+    const receiver = createHttpServer((req, res) => {
+      hits.push(String(req.headers['webhook-id']));
+      req.resume();
+      // The first try fails, so there is a retry to watch.
+      res.writeHead(hits.length === 1 ? 503 : 204).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const target = await openConsole();
+      await signIn(target);
+      const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+      const plain = await api.createVideo({ model: 'kling-v3', prompt: 'no webhook here' });
+      const task = await api.createVideo({ model: 'kling-v3', prompt: 'told by webhook', webhook_url: url });
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+      const section = target.getByRole('region', { name: 'Webhook deliveries' }).first();
+      await target.getByRole('heading', { level: 2, name: 'Webhook deliveries' }).waitFor();
+      expect(await target.locator('.webhook-deliveries').textContent()).toContain(url);
+
+      // The refused first try shows while it waits for its retry, then the page sees it delivered.
+      await expect.poll(() => hits.length, { timeout: 10_000 }).toBeGreaterThan(0);
+      const first = target.locator(`.webhook-deliveries tr[data-delivery-id="${hits[0]}"]`);
+      await expect.poll(() => first.getAttribute('data-status'), { timeout: 10_000 }).toBe('pending');
+      expect(await first.locator('td').nth(0).textContent()).toBe('video.processing');
+      expect(await first.locator('td').nth(3).textContent()).toBe('503');
+      await target.screenshot({ path: join(ARTIFACTS, 'task-webhook-retrying.png'), fullPage: true });
+      await target.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+      await expect.poll(() => first.getAttribute('data-status'), { timeout: 20_000 }).toBe('delivered');
+      expect(await target.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+
+      // Row for row what GET /v1/videos/{id}/webhooks says, once every event is delivered.
+      await expect.poll(async () => (await api.webhookDeliveries(task.id)).data.map((d) => d.status), { timeout: 20_000 }).toEqual(['delivered', 'delivered']);
+      const answer = await api.webhookDeliveries(task.id);
+      const rows = () =>
+        section.locator('tbody tr').evaluateAll((elements) =>
+          elements.map((row) => {
+            const cells = [...row.querySelectorAll('td')].map((cell) => cell.textContent ?? '');
+            return { id: row.getAttribute('data-delivery-id'), type: cells[0], status: cells[1], attempts: cells[2], last_status: cells[3] };
+          }),
+        );
+      await expect
+        .poll(rows, { timeout: 10_000 })
+        .toEqual(answer.data.map((d) => ({ id: d.id, type: d.type, status: d.status, attempts: String(d.attempts), last_status: String(d.last_status) })));
+      expect(answer.data.map((d) => [d.type, d.attempts])).toEqual([['video.processing', 2], ['video.succeeded', 1]]);
+      expect(await accessibilityProblems(target)).toEqual([]);
+
+      await target.setViewportSize({ width: 375, height: 812 });
+      expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+      await target.screenshot({ path: join(ARTIFACTS, 'phone-task-webhooks.png'), fullPage: true });
+
+      // A task without a webhook_url has no such section.
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(plain.id)}`);
+      await target.getByRole('heading', { level: 2, name: 'Attempts' }).waitFor();
+      expect(await target.getByRole('heading', { name: 'Webhook deliveries' }).count()).toBe(0);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 });

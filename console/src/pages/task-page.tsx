@@ -17,6 +17,7 @@ import { AttemptsTimeline } from '../components/attempts-timeline.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
+import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliveries.js';
 import { localTime } from '../display.js';
 import { useSession } from '../gateway-context.js';
 
@@ -166,6 +167,7 @@ export function TaskPage({ id }: { id: string }) {
   }
 
   const prompt = typeof task.request.prompt === 'string' ? task.request.prompt : null;
+  const webhookUrl = webhookUrlOf(task);
   const took = task.completed_at ? formatElapsed(Date.parse(task.completed_at) - Date.parse(task.created_at)) : null;
   return (
     <article aria-labelledby="task-title" class="task-page">
@@ -263,6 +265,8 @@ export function TaskPage({ id }: { id: string }) {
         <h2 id="timeline-heading">Attempts</h2>
         <AttemptsTimeline task={task} />
       </section>
+
+      {webhookUrl ? <WebhookDeliveries task={task} url={webhookUrl} /> : null}
 
       <details class="panel">
         <summary>The request as accepted</summary>
