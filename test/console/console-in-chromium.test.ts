@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatCost, formatMoney, GatewayClient, type Task } from '../../packages/client/src/index.js';
+import { formatCost, formatCostShort, formatMoney, GatewayClient, type Task } from '../../packages/client/src/index.js';
 import { buildConsole } from '../../scripts/build-console.js';
 import { TENANT_KEY } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
@@ -467,5 +467,27 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       receiver.closeAllConnections();
       await new Promise((resolve) => receiver.close(resolve));
     }
+  });
+  it('says in the task list why a failed or canceled task ended, next to its cost', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    live.simulator('freepik').setOutcome('fail');
+    const failed = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'ends failed', routing: { providers: ['freepik'], allow_fallbacks: false } })).id, { timeoutMs: 15_000 });
+    live.simulator('freepik').injectFault({ status: 429, times: 100 });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'canceled while queued', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    const canceled = await api.cancelVideo(queued.id);
+    live.simulator('freepik').clearFaults();
+    expect([failed.status, canceled.status]).toEqual(['failed', 'canceled']);
+
+    await target.reload();
+    for (const task of [failed, canceled]) {
+      const row = target.locator(`tr[data-task-id="${task.id}"]`);
+      await row.waitFor();
+      expect(await row.locator('td[data-label="Status"]').textContent()).toContain(task.error!.message);
+      expect(await row.locator('td[data-label="Cost"]').textContent()).toBe(formatCostShort(task.cost));
+    }
+    await target.setViewportSize({ width: 375, height: 812 });
+    expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-task-list-ended.png'), fullPage: true });
   });
 });

@@ -125,6 +125,9 @@ export function TaskListPage() {
                     <td role="cell" data-label="Status">
                       <StatusBadge status={task.status as TaskStatus} />
                       {live.streaming.has(task.id) ? <span class="visually-hidden"> (live)</span> : null}
+                      {task.error && (task.status === 'failed' || task.status === 'canceled') ? (
+                        <div class="task-reason muted small">{task.error.message}</div>
+                      ) : null}
                     </td>
                     <td role="cell" class="wide-only" data-label="Model">
                       {task.model} <span class="muted">{task.quality}</span>
