@@ -37,6 +37,8 @@ export interface LiveTaskList {
   loadedCount: number;
   hasMore: boolean;
   loading: boolean;
+  /** The first page for these filters has been read (until then an empty list means nothing). */
+  loaded: boolean;
   error: unknown;
   loadMore(): void;
   /** Ids of the tasks followed by an event stream right now. */
@@ -65,6 +67,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
   const [byId, setById] = useState<Map<string, Task>>(new Map());
   const [cursor, setCursor] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
+  const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
   const [refreshedAt, setRefreshedAt] = useState<number | null>(null);
   const [streaming, setStreaming] = useState<ReadonlySet<string>>(new Set());
@@ -107,6 +110,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     setById(new Map());
     setCursor(null);
     setLoading(true);
+    setLoaded(false);
     const query = {
       limit: PAGE_SIZE,
       ...(filters.status ? { status: filters.status } : {}),
@@ -120,6 +124,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
           merge(page.data, !first);
           if (first) setCursor(page.next_cursor);
           first = false;
+          setLoaded(true);
           setError(undefined);
           setRefreshedAt(Date.now());
         } catch (caught) {
@@ -205,6 +210,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     loadedCount: byId.size,
     hasMore: cursor !== null,
     loading,
+    loaded,
     error,
     loadMore,
     streaming,

@@ -490,4 +490,21 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
     await target.screenshot({ path: join(ARTIFACTS, 'phone-task-list-ended.png'), fullPage: true });
   });
+  it('does not call the task list empty while the gateway cannot be reached, and fills it once it can', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    const task = await api.createVideo({ model: 'kling-v3', prompt: 'there all along' });
+    const cutOff = (url: URL) => url.pathname.endsWith('/v1/videos');
+    await target.route(cutOff, (route) => route.abort('connectionrefused'));
+    await target.reload();
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+    expect(await target.locator('.empty').count()).toBe(0);
+    expect(await target.locator('main').textContent()).not.toContain('No videos yet');
+
+    // Back again: the next refresh brings the tasks in and drops the error.
+    await target.unroute(cutOff);
+    await target.locator(`tr[data-task-id="${task.id}"]`).waitFor({ timeout: 15_000 });
+    expect(await target.getByRole('alert').count()).toBe(0);
+    browserErrors.length = 0; // the browser logs the refused connections itself
+  });
 });

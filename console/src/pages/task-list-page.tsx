@@ -85,7 +85,10 @@ export function TaskListPage() {
 
       <ProblemMessage error={live.error} />
 
-      {live.tasks.length === 0 && !live.loading ? (
+      {live.tasks.length === 0 && !live.loaded ? (
+        // Not read yet (or the gateway cannot be reached): nothing to say about the list itself.
+        live.error ? null : <p class="muted">Loading…</p>
+      ) : live.tasks.length === 0 ? (
         <div class="empty">
           {filtered && live.loadedCount > 0 ? (
             <p>No loaded task matches these filters.{live.hasMore ? ' Load more to look further back.' : ''}</p>
