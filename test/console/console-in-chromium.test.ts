@@ -507,4 +507,52 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('alert').count()).toBe(0);
     browserErrors.length = 0; // the browser logs the refused connections itself
   });
+  it('plays the gateway\'s stored copy, and says so, and shows an output no one still has as gone instead of a dead player', async () => {
+    // A gateway that keeps copies of its outputs.
+    const keeping = await startLiveGateway({
+      sandbox: { queued_ms: 100, processing_ms: 800 },
+      storage: { mode: 'copy', filesystem: { path: mkdtempSync(join(tmpdir(), 'kling-console-copies-')) } },
+    });
+    try {
+      const keepingApi = new GatewayClient({ baseUrl: keeping.url, apiKey: TENANT_KEY });
+      const kept = await keepingApi.waitForVideo((await keepingApi.createVideo({ model: 'kling-v3', prompt: 'kept by the gateway' })).id, { timeoutMs: 15_000 });
+      // The provider deletes this one's file before the gateway could copy it.
+      const lostTask = await keepingApi.createVideo({ model: 'kling-v3', prompt: 'lost upstream' });
+      keeping.simulator('freepik').expireResult(lostTask.provider_task_id!);
+      await keepingApi.waitForVideo(lostTask.id, { timeoutMs: 15_000 });
+      await expect.poll(async () => (await keepingApi.getVideo(lostTask.id)).outputs[0]?.storage, { timeout: 15_000 }).toBe('not_stored');
+      const lost = await keepingApi.getVideo(lostTask.id);
+      expect(kept.outputs[0]).toMatchObject({ storage: 'stored' });
+      expect(lost.outputs[0]).toMatchObject({ upstream_url_gone: true });
+
+      page = await context.newPage();
+      browserErrors = [];
+      page.on('console', (message) => {
+        if (message.type() === 'error') browserErrors.push(message.text());
+      });
+      await page.goto(`${keeping.url}/console/`);
+      await signIn(page);
+
+      await page.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(kept.id)}`);
+      const video = page.locator('video.output-video');
+      await video.waitFor();
+      expect(await video.getAttribute('src')).toBe(kept.outputs[0]!.url);
+      expect(await page.locator('figure.output figcaption').textContent()).toContain("From the gateway's stored copy.");
+      await video.evaluate((element: HTMLVideoElement) => {
+        element.muted = true;
+        return element.play();
+      });
+      await expect.poll(() => video.evaluate((element: HTMLVideoElement) => element.currentTime > 0.2 && element.error === null), { timeout: 10_000 }).toBe(true);
+
+      await page.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(lost.id)}`);
+      const gone = page.locator('.output-gone');
+      await gone.waitFor();
+      expect(await gone.textContent()).toContain('Video output 1 can no longer be fetched');
+      expect(await gone.textContent()).toContain(lost.outputs[0]!.storage_error!);
+      expect(await page.locator('video').count()).toBe(0);
+      await page.screenshot({ path: join(ARTIFACTS, 'task-output-gone.png'), fullPage: true });
+    } finally {
+      await keeping.close();
+    }
+  });
 });

@@ -11,6 +11,7 @@ import {
   GatewayUnreachableError,
   isTerminal,
   type Task,
+  type TaskOutput,
   type TaskStatus,
 } from '../../../packages/client/src/index.js';
 import { AttemptsTimeline } from '../components/attempts-timeline.js';
@@ -41,15 +42,45 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Where an output's file comes from, in words: the gateway's stored copy or the provider's. */
+function outputSource(output: TaskOutput): string {
+  const kept = output.expires_at ? `, kept until ${localTime(output.expires_at)}` : '';
+  const upstreamUntil = output.upstream_url_expires_at ? ` (the provider keeps it until ${localTime(output.upstream_url_expires_at)})` : '';
+  switch (output.storage) {
+    case 'stored':
+      return `the gateway's stored copy${kept}`;
+    case 'pending':
+      return `the provider's copy; the gateway is still storing its own${upstreamUntil}`;
+    case 'not_stored':
+      return `the provider's copy; the gateway could not store one${output.storage_error ? `: ${output.storage_error}` : ''}${upstreamUntil}`;
+    case 'expired':
+      return `the provider's copy; the gateway's copy was deleted${output.storage_error ? `: ${output.storage_error}` : ''}${upstreamUntil}`;
+    default:
+      return `the provider's copy${upstreamUntil}`;
+  }
+}
+
+/** No copy can be fetched any more: the gateway kept none and the provider's is gone. */
+function outputGone(output: TaskOutput): boolean {
+  return output.storage !== 'stored' && output.upstream_url_gone;
+}
+
 function OutputMedia({ task, index }: { task: Task; index: number }) {
   const output = task.outputs[index]!;
+  const label = `${output.type === 'video' ? 'Video' : 'Image'} output ${index + 1}`;
+  if (outputGone(output)) {
+    return (
+      <div class="notice output-gone" role="status">
+        <strong>{label} can no longer be fetched.</strong> The gateway kept no copy
+        {output.storage_error ? ` (${output.storage_error})` : ''} and the provider no longer has it.
+      </div>
+    );
+  }
   // `url` is the gateway's signed link to its stored copy (it needs no key, and a <video> can ask
   // it for ranges) or, where no copy is kept, the provider's own URL: either plays as it is.
   const src = output.url;
-
-  const label = `${output.type === 'video' ? 'Video' : 'Image'} output ${index + 1}`;
   return (
-    <figure class="output">
+    <figure class="output" data-storage={output.storage}>
       {output.type === 'video' ? (
         <video class="output-video" controls playsInline preload="metadata" src={src} aria-label={label} />
       ) : null}
@@ -60,6 +91,7 @@ function OutputMedia({ task, index }: { task: Task; index: number }) {
         <a href={output.url} target="_blank" rel="noopener noreferrer">
           open the file
         </a>
+        <div class="output-source">From {outputSource(output)}.</div>
       </figcaption>
     </figure>
   );
