@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { formatCost, formatCostShort, formatMoney, GatewayClient, type Task } from '../../packages/client/src/index.js';
+import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, type Task } from '../../packages/client/src/index.js';
 import { buildConsole } from '../../scripts/build-console.js';
 import { TENANT_KEY } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
@@ -553,5 +553,34 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     } finally {
       await keeping.close();
     }
+  });
+  it('shows each of the API\'s field errors next to the field it is fixed in, Other fields included', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a fox');
+    await target.getByLabel('Duration (seconds)').fill('99');
+    const extra = { metadata: { order: 42 }, multi_shot: [{ prompt: 'one shot', duration: 99 }] };
+    await target.getByLabel('Other fields (JSON object, optional)').fill(JSON.stringify(extra));
+    const refused = await api.quote({ model: 'kling-v3', prompt: 'a fox', duration: 99, ...(extra as object) } as never).catch((error: unknown) => error);
+    const errors = (refused as GatewayError).problem.errors!;
+    expect(errors.map((error) => error.path)).toEqual(expect.arrayContaining(['duration', 'metadata.order', 'multi_shot.0.duration']));
+
+    // Each message sits under its control, which names it as its description and is marked invalid.
+    const described = async (label: string) => {
+      const field = target.getByLabel(label, { exact: true });
+      const ids = ((await field.getAttribute('aria-describedby')) ?? '').split(' ').filter(Boolean);
+      const texts = await Promise.all(ids.map((id) => target.locator(`[id="${id}"]`).textContent()));
+      return { invalid: await field.getAttribute('aria-invalid'), text: texts.join(' ') };
+    };
+    await expect.poll(() => described('Duration (seconds)').then((field) => field.invalid)).toBe('true');
+    const duration = await described('Duration (seconds)');
+    for (const error of errors.filter((item) => item.path === 'duration')) expect(duration.text).toContain(error.message);
+    const other = await described('Other fields (JSON object, optional)');
+    expect(other.invalid).toBe('true');
+    for (const error of errors.filter((item) => item.path !== 'duration')) expect(other.text).toContain(`${error.path}: ${error.message}`);
+    expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(false);
+    await target.screenshot({ path: join(ARTIFACTS, 'create-field-errors.png'), fullPage: true });
+    browserErrors.length = 0; // the browser logs the refused quotes (400) itself
   });
 });

@@ -120,6 +120,28 @@ function keepOffered(form: FormState, models: ModelList | undefined): FormState 
   return { ...form, operation, quality };
 }
 
+/** The fields the form has a control of its own for; anything else is written in "Other fields". */
+const FORM_FIELDS = new Set<string>([
+  'model', 'operation', 'quality', 'prompt', 'negative_prompt', 'duration', 'aspect_ratio', 'audio', 'cfg_scale',
+  'start_image_url', 'end_image_url', 'reference_images', 'reference_video_url', 'video_url',
+]);
+
+/**
+ * The API's field errors by the control they belong to: a field with its own control gets its
+ * messages; one written in "Other fields" (metadata, multi_shot, routing…) gets them at that box,
+ * with the path, so every message stands next to where it is fixed.
+ */
+function fieldErrorsOf(error: unknown): Map<string, string> {
+  const errors = new Map<string, string>();
+  if (!(error instanceof GatewayError)) return errors;
+  for (const { path, message } of error.problem.errors ?? []) {
+    const field = path.split('.')[0] ?? path;
+    const [control, text] = FORM_FIELDS.has(field) ? [field, message] : ['extra', `${path}: ${message}`];
+    errors.set(control, errors.has(control) ? `${errors.get(control)}; ${text}` : text);
+  }
+  return errors;
+}
+
 interface QuoteState {
   key: string;
   quote?: Quote;
@@ -167,13 +189,7 @@ export function CreatePage() {
   }, [key, extraError, client]);
 
   const current = quote && quote.key === key ? quote : null;
-  const fieldErrors = new Map<string, string>();
-  if (current?.error instanceof GatewayError) {
-    for (const error of current.error.problem.errors ?? []) {
-      const field = error.path.split('.')[0] ?? error.path;
-      fieldErrors.set(field, fieldErrors.has(field) ? `${fieldErrors.get(field)}; ${error.message}` : error.message);
-    }
-  }
+  const fieldErrors = fieldErrorsOf(current?.error);
   const canCreate = Boolean(current?.quote && current.quote.order.length > 0) && !creating && !extraError;
 
   const update = (field: keyof FormState) => (event: Event) => {
@@ -387,8 +403,8 @@ export function CreatePage() {
                 placeholder='{"multi_shot": [{"prompt": "…", "duration": 5}], "metadata": {"order": "42"}}'
                 value={form.extra}
                 onInput={update('extra')}
-                aria-describedby={extraError ? 'extra-error' : 'extra-hint'}
-                aria-invalid={extraError ? 'true' : undefined}
+                aria-describedby={extraError ? 'extra-error' : fieldErrors.has('extra') ? 'extra-hint extra-error' : 'extra-hint'}
+                aria-invalid={extraError || fieldErrors.has('extra') ? 'true' : undefined}
               />
               <div id="extra-hint" class="muted small">
                 Any other canonical field (multi_shot, elements, voice_ids, lip_sync, metadata, webhook_url…), merged into the request.
@@ -397,7 +413,9 @@ export function CreatePage() {
                 <div id="extra-error" class="field-error">
                   {extraError}
                 </div>
-              ) : null}
+              ) : (
+                errorOf('extra')
+              )}
             </div>
           </fieldset>
         </div>
