@@ -15,7 +15,12 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, type Task } from '../../packages/client/src/index.js';
 import { buildConsole } from '../../scripts/build-console.js';
-import { TENANT_KEY } from '../support/harness.js';
+import { systemClock } from '../../src/core/clock.js';
+import { Gateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
+import { startSandbox } from '../../src/sandbox/sandbox.js';
+import { TENANT_KEY, testConfig } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 
 // The page's globals, for the callbacks page.evaluate runs in the browser (this file compiles for Node).
@@ -582,5 +587,49 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(false);
     await target.screenshot({ path: join(ARTIFACTS, 'create-field-errors.png'), fullPage: true });
     browserErrors.length = 0; // the browser logs the refused quotes (400) itself
+  });
+  it('follows a running task through a real restart of the gateway, on its file database, without a reload', async () => {
+    const database = join(mkdtempSync(join(tmpdir(), 'kling-console-restart-')), 'gateway.db');
+    const config = testConfig({
+      database: { url: `sqlite:${database}` },
+      sandbox: { queued_ms: 100, processing_ms: 6_000 },
+      tracking: { poll_min_interval_ms: 200, poll_max_interval_ms: 1_000, poll_backoff: 1.5, poll_jitter: 0, webhook_safety_poll_ms: 1_000, lease_ms: 30_000, tick_ms: 50 },
+    });
+    const sandbox = await startSandbox(config, PROVIDERS, systemClock);
+    const start = async (port: number) => {
+      const gateway = await Gateway.create({ config, providers: PROVIDERS, endpoints: sandbox.endpoints, clock: systemClock, logger: createLogger('silent'), trustedResultOrigins: sandbox.resultOrigins });
+      const url = await gateway.listen(port, '127.0.0.1');
+      gateway.setPublicUrl(url);
+      gateway.startWorkers();
+      return { gateway, url };
+    };
+    let running = await start(0);
+    try {
+      const task = await new GatewayClient({ baseUrl: running.url, apiKey: TENANT_KEY }).createVideo({ model: 'kling-v3', prompt: 'through a restart' });
+      page = await context.newPage();
+      browserErrors = [];
+      // Only the page's own errors count here: the browser logs the refused connections itself.
+      page.on('pageerror', (error) => browserErrors.push(error.message));
+      await page.goto(`${running.url}/console/`);
+      await signIn(page);
+      await page.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+      await expect.poll(() => page.locator('.status-line').textContent()).toContain('following live');
+      await page.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+
+      // The gateway stops (its event stream ends) and is away for a while: the page says so.
+      const port = Number(new URL(running.url).port);
+      await running.gateway.close();
+      await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 10_000 }).toContain('Cannot reach the gateway');
+      expect(await page.locator('.status-line').textContent()).toContain('reconnecting');
+
+      // Back on the same address: the page finds the task again and follows it to its end.
+      running = await start(port);
+      await page.locator('.status-line .status-succeeded').waitFor({ timeout: 25_000 });
+      expect(await page.getByRole('alert').count()).toBe(0);
+      expect(await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed)).toBe(true);
+    } finally {
+      await running.gateway.close();
+      await sandbox.close();
+    }
   });
 });
