@@ -58,7 +58,7 @@ export function WebhookDeliveries({ task, url }: { task: Task; url: string }) {
         Events sent to <code class="webhook-url">{url}</code>
       </p>
       <ProblemMessage error={deliveries.error} context="Webhook deliveries" />
-      <DeliveryTable deliveries={deliveries.data} />
+      {deliveries.error && !deliveries.data ? null : <DeliveryTable deliveries={deliveries.data} />}
     </section>
   );
 }
