@@ -632,4 +632,16 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await sandbox.close();
     }
   });
+  it('signs out: the key is forgotten, and a reload stays signed out', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    expect(await target.evaluate(() => sessionStorage.length + localStorage.length)).toBe(1);
+    await target.getByRole('button', { name: 'Sign out' }).click();
+    await target.getByLabel('Gateway key').waitFor();
+    expect(await target.evaluate(() => sessionStorage.length + localStorage.length)).toBe(0);
+    expect(await context.cookies()).toEqual([]);
+    await target.reload();
+    await target.getByLabel('Gateway key').waitFor();
+    expect(await target.getByRole('link', { name: 'Tasks' }).count()).toBe(0);
+  });
 });
