@@ -511,7 +511,6 @@ export class Gateway {
   async close(): Promise<void> {
     this.stopping = true;
     this.gate.close();
-    this.listenerStop?.begin();
     for (const timer of this.loopTimers.values()) timer.cancel();
     // A dispatch pass running now sends no queued task it has not started.
     this.dispatcher.stop();
@@ -519,6 +518,8 @@ export class Gateway {
     this.custody.stop();
     const longestTimeout = Math.max(0, ...[...this.engine.runtimes.values()].map((runtime) => runtime.config.timeout_ms));
     await this.drain(this.config.server.drain_timeout_ms ?? longestTimeout + 5_000);
+    // Event streams end cleanly and waits answer with the task as it is, before the listener closes.
+    this.service.endWatches();
     await this.listenerStop?.close();
     await Promise.allSettled([...this.loopRuns]);
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.

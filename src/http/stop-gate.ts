@@ -15,7 +15,10 @@ import { sendProblem } from './middleware.js';
 /** Seconds a refused client is asked to wait (another replica, or this one after its restart). */
 const RETRY_AFTER_S = 2;
 
-/** How long, at most, the end of a stop waits for connections it accepted to send their request. */
+/**
+ * How long, at most, the end of a stop waits for connections it accepted to send their request,
+ * and for answers being written (refusals, event streams and waits being ended, downloads).
+ */
 const FRESH_CONNECTION_GRACE_MS = 2_000;
 /** A pause that lets the event loop accept connections waiting on the listener. */
 const ACCEPT_TURN_MS = 5;
@@ -107,9 +110,8 @@ export class StopGate {
 export class ListenerStop {
   /** Connections that have not sent a request's headers yet. */
   private readonly fresh = new Set<Socket>();
-  /** Answers to requests that arrived once the stop began (all refusals), not yet written. */
-  private readonly refusing = new Set<ServerResponse>();
-  private stopping = false;
+  /** Answers not yet written: refusals once the stop began, event streams and waits being ended. */
+  private readonly answering = new Set<ServerResponse>();
 
   constructor(private readonly server: Server) {
     server.on('connection', (socket: Socket) => {
@@ -118,17 +120,11 @@ export class ListenerStop {
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.fresh.delete(req.socket);
-      if (!this.stopping) return;
-      this.refusing.add(res);
-      const done = () => this.refusing.delete(res);
+      this.answering.add(res);
+      const done = () => this.answering.delete(res);
       res.once('finish', done);
       res.once('close', done);
     });
-  }
-
-  /** The stop began: requests from now on are refused, and their answers waited for. */
-  begin(): void {
-    this.stopping = true;
   }
 
   /**
@@ -138,7 +134,6 @@ export class ListenerStop {
    */
   async close(): Promise<void> {
     const { server } = this;
-    this.begin();
     await this.answerWaiting();
     // `net.Server#close` only stops accepting; `http.Server#close` would also drop the fresh ones.
     const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
@@ -153,6 +148,6 @@ export class ListenerStop {
   private async answerWaiting(): Promise<void> {
     const deadline = Date.now() + FRESH_CONNECTION_GRACE_MS;
     await sleep(ACCEPT_TURN_MS);
-    while ((this.fresh.size > 0 || this.refusing.size > 0) && Date.now() < deadline) await sleep(ACCEPT_TURN_MS);
+    while ((this.fresh.size > 0 || this.answering.size > 0) && Date.now() < deadline) await sleep(ACCEPT_TURN_MS);
   }
 }

@@ -59,3 +59,23 @@ it('still refuses new connections once the stop is over', async () => {
   );
   expect(after).toBe('ECONNREFUSED');
 });
+
+it('ends event streams cleanly and answers long waits with the task as it is, instead of cutting them', async () => {
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+  const task = (await gw.create({ model: 'kling-v3', prompt: 'watched through a deploy', duration: 5 })).body;
+  const headers = { authorization: `Bearer ${TENANT_KEY}` };
+  const stream = await fetch(`${gw.url}/v1/videos/${task.id}/events`, { headers });
+  expect(stream.status).toBe(200);
+  const streamed = stream.text();
+  const waiting = fetch(`${gw.url}/v1/videos/${task.id}?wait=60`, { headers }).then(async (response) => ({ status: response.status, body: await response.json() }));
+  // Both are held open before the stop.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await gw.gateway.close();
+  gw = undefined;
+  // The stream's body ends (a cut one would reject with a terminated body) after its first event.
+  const events = await streamed;
+  expect(events).toMatch(/^id: \d+\nevent: (queued|processing)\ndata: /);
+  const waited = await waiting;
+  expect(waited.status).toBe(200);
+  expect(waited.body).toMatchObject({ id: task.id, status: events.match(/event: (\w+)/)![1] });
+});

@@ -105,6 +105,8 @@ const CANCEL_ROUNDS = 5;
 export class TaskService {
   private readonly lifecycle: TaskLifecycle;
   private readonly ledger: SpendLedger;
+  /** Aborted when the gateway stops: every watch (event stream, `?wait=`) ends then. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly engine: Engine,
@@ -501,7 +503,16 @@ export class TaskService {
    * `?wait=` follow. Not found is thrown before the first change.
    */
   watch(tenant: string, id: string, options: WatchOptions = {}): AsyncGenerator<TaskRecord, void, undefined> {
-    return watchTask(this.engine, tenant, id, options);
+    const signal = options.signal ? AbortSignal.any([options.signal, this.stopping.signal]) : this.stopping.signal;
+    return watchTask(this.engine, tenant, id, { ...options, signal });
+  }
+
+  /**
+   * Ends every watch, as a stop does before the listener closes: an event stream ends cleanly
+   * (its client reconnects, to another replica), a `?wait=` answers with the task as it is.
+   */
+  endWatches(): void {
+    this.stopping.abort();
   }
 
   async list(tenant: string, query: unknown): Promise<{ data: Task[]; next_cursor: string | null }> {
