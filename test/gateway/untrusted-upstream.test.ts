@@ -113,3 +113,49 @@ describe('an upstream that echoes its key', () => {
     expect(task.error.message.length).toBeLessThanOrEqual(500);
   });
 });
+
+/** An upstream at `endpoint` that refuses every call with a 400 quoting the request (headers and body) back. */
+async function quotingUpstream(received: { authorization: string[]; bodies: string[] }): Promise<string> {
+  upstream = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      received.authorization.push(req.headers.authorization ?? '');
+      received.bodies.push(body);
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ code: 1201, message: `bad request: ${body} sent with ${req.headers.authorization}`, request_id: 'r1' }));
+    });
+  });
+  await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+}
+
+describe('an upstream that quotes the request it refused', () => {
+  it('never shows the signed token the call carried (a bearer credential for its lifetime) in the task or the logs', async () => {
+    const received = { authorization: [] as string[], bodies: [] as string[] };
+    const baseUrl = await quotingUpstream(received);
+    let logs = '';
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        logs += chunk.toString();
+        done();
+      },
+    });
+    gw = await startTestGateway({
+      logTo: sink,
+      config: { routing: { allow_fallbacks: false } },
+      endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: '', accessKey: 'legacy-access-key-5d1c', secretKey: 'legacy-secret-key-9e2f', simulated: false } },
+    });
+    const created = await gw.create({ model: 'kling-v1', prompt: 'quoted', routing: { providers: ['kling-legacy'] } });
+    const task = created.body.status === 'failed' ? created.body : await gw.finish(created.body.id);
+    expect(task.status).toBe('failed');
+    const token = /^Bearer (\S+)$/.exec(received.authorization[0]!)![1]!;
+    const signature = token.split('.')[2]!;
+    const shown = JSON.stringify([created.body, task, (await gw.request('GET', '/v1/videos')).body]);
+    expect(shown).toContain('bad request');
+    for (const [where, text] of [['the task', shown], ['the logs', logs]] as const) {
+      expect(text.includes(token), `${where} show the token`).toBe(false);
+      expect(text.includes(signature), `${where} show the token's signature`).toBe(false);
+    }
+  });
+});

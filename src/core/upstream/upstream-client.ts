@@ -158,22 +158,46 @@ function plainHeaders(headers: unknown): Record<string, string> {
   return result;
 }
 
+/**
+ * What is removed from upstream answers: the key and the auth secrets, and the credentials a call
+ * sent. A signed token is a credential the upstream accepts until it expires, known only once
+ * signed, so the scrubber is built again when the sent credentials change (a token is reused
+ * for most of its lifetime, so that is rare) and shared by every `withContext` copy.
+ */
+class AnswerScrubber {
+  private current: { sent: string; scrubber: SecretScrubber } | undefined;
+
+  constructor(private readonly secrets: readonly (string | undefined)[]) {}
+
+  /** The scrubber for an answer to a call that sent `credentials`. */
+  for(credentials: readonly string[]): SecretScrubber {
+    const sent = credentials.join('\n');
+    if (this.current?.sent !== sent) this.current = { sent, scrubber: new SecretScrubber([...this.secrets, ...credentials]) };
+    return this.current.scrubber;
+  }
+}
+
+/** The credential in each auth header value: its last word (the token after a scheme like `Bearer`). */
+function credentialsIn(headers: Record<string, string>): string[] {
+  return Object.values(headers).flatMap((value) => /\S+$/.exec(value)?.[0] ?? []);
+}
+
 export class HttpUpstreamClient implements UpstreamClient {
   private readonly http: AxiosInstance;
   private readonly now: () => number;
   private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
-  /** The key and auth secrets, removed in every encoding from what the upstream sends back (an error that echoes the request). */
-  private readonly secrets: SecretScrubber;
+  /** The key, auth secrets and sent tokens, removed in every encoding from what the upstream sends back (an error that echoes the request). */
+  private readonly secrets: AnswerScrubber;
   readonly apiShape: string | undefined;
 
   constructor(
     private readonly options: UpstreamClientOptions,
     private readonly context: Record<string, string> = {},
     /** The pool and axios instance of the client this one is a `withContext` copy of. */
-    shared?: { agents: { httpAgent: http.Agent; httpsAgent: https.Agent }; http: AxiosInstance; secrets: SecretScrubber },
+    shared?: { agents: { httpAgent: http.Agent; httpsAgent: https.Agent }; http: AxiosInstance; secrets: AnswerScrubber },
   ) {
     this.now = options.now ?? Date.now;
-    this.secrets = shared?.secrets ?? new SecretScrubber([options.apiKey, ...(options.auth?.secrets ?? [])]);
+    this.secrets = shared?.secrets ?? new AnswerScrubber([options.apiKey, ...(options.auth?.secrets ?? [])]);
     this.apiShape = options.apiShape;
     // Shared by every `withContext` copy (one per call), so connections are pooled per provider
     // and a call builds no axios instance of its own.
@@ -233,8 +257,12 @@ export class HttpUpstreamClient implements UpstreamClient {
       written = true;
     });
     const baseUrl = this.options.baseUrl;
+    // A key's headers are made of the key, scrubbed anyway; signed headers carry a token of their own.
+    let sentCredentials: string[] = [];
     let response;
     try {
+      const authHeaders = this.options.auth ? await this.options.auth.headers() : provider.authHeaders(this.options.apiKey);
+      if (this.options.auth) sentCredentials = credentialsIn(authHeaders);
       response = await this.http.request({
         transport: baseUrl.startsWith('https:') ? transports.https : transports.http,
         method: request.method,
@@ -242,7 +270,7 @@ export class HttpUpstreamClient implements UpstreamClient {
         data: request.body,
         headers: {
           ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(this.options.auth ? await this.options.auth.headers() : provider.authHeaders(this.options.apiKey)),
+          ...authHeaders,
         },
         signal: controller.signal,
       });
@@ -280,12 +308,13 @@ export class HttpUpstreamClient implements UpstreamClient {
       signal?.removeEventListener('abort', forwardAbort);
     }
 
+    const secrets = this.secrets.for(sentCredentials);
     const headers = plainHeaders(response.headers);
     if (response.status >= 200 && response.status < 300) {
       record('ok', response.status);
-      return { status: response.status, headers, data: this.secrets.scrubDeep(response.data) };
+      return { status: response.status, headers, data: secrets.scrubDeep(response.data) };
     }
-    const body = this.secrets.scrubDeep(response.data);
+    const body = secrets.scrubDeep(response.data);
     const mapped = provider.mapHttpError(response.status, body);
     record(mapped.code, response.status);
     throw new UpstreamError({
