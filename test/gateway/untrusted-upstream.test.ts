@@ -158,4 +158,30 @@ describe('an upstream that quotes the request it refused', () => {
       expect(text.includes(signature), `${where} show the token's signature`).toBe(false);
     }
   });
+
+  it("never shows the task's callback token (it lets anyone report the task's outcome) in the task or the logs", async () => {
+    const received = { authorization: [] as string[], bodies: [] as string[] };
+    const baseUrl = await quotingUpstream(received);
+    let logs = '';
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        logs += chunk.toString();
+        done();
+      },
+    });
+    gw = await startTestGateway({
+      logTo: sink,
+      config: { routing: { allow_fallbacks: false } },
+      endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: '', accessKey: 'legacy-access-key-5d1c', secretKey: 'legacy-secret-key-9e2f', simulated: false } },
+    });
+    const created = await gw.create({ model: 'kling-v1', prompt: 'quoted', routing: { providers: ['kling-legacy'] } });
+    const task = created.body.status === 'failed' ? created.body : await gw.finish(created.body.id);
+    expect(task.status).toBe('failed');
+    const callbackUrl = (JSON.parse(received.bodies[0]!) as { callback_url: string }).callback_url;
+    const callbackToken = /\/v1\/webhooks\/kling-legacy\/([^/?]+)$/.exec(callbackUrl)![1]!;
+    const shown = JSON.stringify([created.body, task, (await gw.request('GET', '/v1/videos')).body]);
+    expect(shown).toContain('bad request');
+    expect(shown.includes(callbackToken), 'the task shows the callback token').toBe(false);
+    expect(logs.includes(callbackToken), 'the logs show the callback token').toBe(false);
+  });
 });

@@ -400,7 +400,8 @@ export class Dispatcher {
       result = await account.call(
         (signal) =>
           runtime.provider.submit(claimed.request, step.offering, {
-            http: account.clientFor({ task_id: claimed.id, ...context }),
+            // The callback URL carries the task's token: an upstream quoting the request must not show it.
+            http: account.clientFor({ task_id: claimed.id, ...context }, claimed.callbackToken ? [claimed.callbackToken] : []),
             signal,
             taskId: claimed.id,
             attemptKey,

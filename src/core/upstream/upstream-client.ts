@@ -195,6 +195,8 @@ export class HttpUpstreamClient implements UpstreamClient {
     private readonly context: Record<string, string> = {},
     /** The pool and axios instance of the client this one is a `withContext` copy of. */
     shared?: { agents: { httpAgent: http.Agent; httpsAgent: https.Agent }; http: AxiosInstance; secrets: AnswerScrubber },
+    /** Secrets of this copy's calls alone (a task's callback token), removed from their answers too. */
+    private readonly callSecrets?: SecretScrubber,
   ) {
     this.now = options.now ?? Date.now;
     this.secrets = shared?.secrets ?? new AnswerScrubber([options.apiKey, ...(options.auth?.secrets ?? [])]);
@@ -219,9 +221,20 @@ export class HttpUpstreamClient implements UpstreamClient {
       });
   }
 
-  /** A client whose log lines and metrics carry this context (task id, request id). */
-  withContext(context: Record<string, string>): HttpUpstreamClient {
-    return new HttpUpstreamClient(this.options, { ...this.context, ...context }, { agents: this.agents, http: this.http, secrets: this.secrets });
+  /**
+   * A client whose log lines and metrics carry this context (task id, request id), and whose
+   * answers lose `secrets` as well: what its calls send besides the credentials (a task's
+   * callback token in the callback URL), which an upstream quoting the request would send back.
+   */
+  withContext(context: Record<string, string>, secrets: readonly string[] = []): HttpUpstreamClient {
+    const callSecrets = secrets.length > 0 ? new SecretScrubber([...secrets]) : this.callSecrets;
+    return new HttpUpstreamClient(this.options, { ...this.context, ...context }, { agents: this.agents, http: this.http, secrets: this.secrets }, callSecrets);
+  }
+
+  /** `data` without any secret of the client or of this call. */
+  private scrubbed(data: unknown, secrets: SecretScrubber): unknown {
+    const clean = secrets.scrubDeep(data);
+    return this.callSecrets ? this.callSecrets.scrubDeep(clean) : clean;
   }
 
   async send(request: UpstreamRequest, signal?: AbortSignal): Promise<UpstreamResponse> {
@@ -312,9 +325,9 @@ export class HttpUpstreamClient implements UpstreamClient {
     const headers = plainHeaders(response.headers);
     if (response.status >= 200 && response.status < 300) {
       record('ok', response.status);
-      return { status: response.status, headers, data: secrets.scrubDeep(response.data) };
+      return { status: response.status, headers, data: this.scrubbed(response.data, secrets) };
     }
-    const body = secrets.scrubDeep(response.data);
+    const body = this.scrubbed(response.data, secrets);
     const mapped = provider.mapHttpError(response.status, body);
     record(mapped.code, response.status);
     throw new UpstreamError({
