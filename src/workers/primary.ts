@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
 import { openStore, type Store } from '../store/database.js';
 import { TaskStore } from '../store/task-store.js';
+import { WorkerMetricsLedger } from './worker-metrics.js';
 import { PRIMARY_TAG, type PrimaryMessage, type WorkerMessage } from './worker-protocol.js';
 
 export interface PrimaryOptions {
@@ -47,13 +48,16 @@ interface Collection {
   requester: Worker;
   requestId: number;
   waiting: Set<number>;
-  parts: unknown[];
+  /** The workers that answered. */
+  answered: Set<number>;
   timer: NodeJS.Timeout;
 }
 
 export class Primary {
   private readonly slots = new Map<number, Slot>();
   private readonly collections = new Map<string, Collection>();
+  /** Every worker's last metrics and the dead ones' counts: what a scrape adds up. */
+  private readonly metrics = new WorkerMetricsLedger();
   private nextCollection = 1;
   private restartDelay = FIRST_RESTART_DELAY_MS;
   private stopping = false;
@@ -150,14 +154,16 @@ export class Primary {
     const id = String(this.nextCollection++);
     const workers = [...this.slots.values()].map((slot) => slot.worker).filter((worker) => worker.isConnected());
     const timer = setTimeout(() => this.answer(id), COLLECT_WAIT_MS);
-    this.collections.set(id, { requester, requestId, waiting: new Set(workers.map((worker) => worker.id)), parts: [], timer });
+    this.collections.set(id, { requester, requestId, waiting: new Set(workers.map((worker) => worker.id)), answered: new Set(), timer });
     for (const worker of workers) this.send(worker, { tag: PRIMARY_TAG, type: 'collect', id });
   }
 
   private collected(id: string, worker: Worker, metrics: unknown): void {
+    // Kept even when it comes too late for its scrape: it stands for the worker in the next ones.
+    this.metrics.answered(worker.id, metrics);
     const collection = this.collections.get(id);
     if (!collection || !collection.waiting.delete(worker.id)) return;
-    if (metrics !== null) collection.parts.push(metrics);
+    if (metrics !== null) collection.answered.add(worker.id);
     if (collection.waiting.size === 0) this.answer(id);
   }
 
@@ -166,13 +172,15 @@ export class Primary {
     if (!collection) return;
     this.collections.delete(id);
     clearTimeout(collection.timer);
-    this.send(collection.requester, { tag: PRIMARY_TAG, type: 'collected', id: collection.requestId, parts: collection.parts });
+    this.send(collection.requester, { tag: PRIMARY_TAG, type: 'collected', id: collection.requestId, parts: this.metrics.parts(collection.answered) });
   }
 
   private exited(worker: Worker, code: number | null, signal: string | null): void {
     const slot = this.slotOf(worker);
     if (!slot) return;
     this.slots.delete(slot.index);
+    // What it counted stays counted: the sum of a scrape never goes down.
+    this.metrics.retire(worker.id);
     for (const [id, collection] of this.collections) {
       if (collection.waiting.delete(worker.id) && collection.waiting.size === 0) this.answer(id);
     }

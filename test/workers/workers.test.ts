@@ -2,7 +2,7 @@
  * `WORKERS=2` on a SQLite file, as `npm start` runs it (the sources through tsx): a primary and
  * two worker processes on one port and one store. What a user sees: both workers answer; every
  * task ends once, with one accepted attempt; the per-tenant create limit counts across both; a
- * scrape of `/metrics` adds both up; a `?wait` held by one worker is woken by a change another
+ * scrape of `/metrics` adds both up (and keeps what a dead worker counted); a `?wait` held by one worker is woken by a change another
  * made; a worker killed with SIGKILL is replaced and its leases end at once; SIGTERM stops all.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -186,6 +186,9 @@ describe('WORKERS=2 on a SQLite file', () => {
     const workersBefore = workerPids();
     expect(workersBefore).toHaveLength(2);
     const victim = workersBefore[0]!;
+    // Both workers have answered creates by now (the first test): the scrape adds both up.
+    const countedBefore = metricValue(await (await fetch(`${base}/metrics`)).text(), 'kling_gateway_http_requests_total', 'route="/v1/videos",status="202"');
+    expect(countedBefore).toBeGreaterThanOrEqual(CREATES_PER_MINUTE);
     // Creates under way on both workers (polled kling3api and Freepik's webhooks) when one dies.
     const creates = Array.from({ length: 16 }, (_, index) =>
       create({ model: 'kling-v3', prompt: `fox under fire ${index}`, duration: 5, ...(index % 2 ? { routing: { providers: ['kling3api'] } } : {}) }, OPS).catch(
@@ -208,6 +211,10 @@ describe('WORKERS=2 on a SQLite file', () => {
     }
     // A replacement serves in its place.
     await waitFor(() => workerPids().length === 2 && !workerPids().includes(victim), 30_000);
+    // What the dead worker counted is still counted: a counter that went down would read to
+    // Prometheus as a restart, and every rate of the process would spike.
+    const countedAfter = metricValue(await (await fetch(`${base}/metrics`)).text(), 'kling_gateway_http_requests_total', 'route="/v1/videos",status="202"');
+    expect(countedAfter).toBeGreaterThanOrEqual(countedBefore);
 
     // Every task of the tenant ends, well before a lease would have run out, and none twice.
     const listed = (await (await fetch(`${base}/v1/videos?limit=100`, { headers: OPS })).json()) as { data: Task[] };

@@ -1,0 +1,59 @@
+/**
+ * What the primary adds up for a scrape: a worker that answers late counts with its last answer,
+ * one that died goes on counting with what it had counted, and neither brings its gauges along.
+ */
+import { AggregatorRegistry } from 'prom-client';
+import { expect, it } from 'vitest';
+import { GatewayMetrics } from '../../src/observability/metrics.js';
+import { WorkerMetricsLedger } from '../../src/workers/worker-metrics.js';
+
+const CREATED = 'kling_gateway_http_requests_total{method="POST",route="/v1/videos",status="202"}';
+const CREATED_TIMED = 'kling_gateway_http_request_duration_seconds_count{method="POST",route="/v1/videos"}';
+
+async function scrape(ledger: WorkerMetricsLedger, answered: number[]): Promise<Map<string, number>> {
+  const text = await AggregatorRegistry.aggregate(ledger.parts(new Set(answered))).metrics();
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const at = line.lastIndexOf(' ');
+    values.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return values;
+}
+
+function worker(creates: number, queued: number): GatewayMetrics {
+  const metrics = new GatewayMetrics();
+  metrics.httpRequests.inc({ method: 'POST', route: '/v1/videos', status: '202' }, creates);
+  for (let index = 0; index < creates; index++) metrics.httpDuration.observe({ method: 'POST', route: '/v1/videos' }, 0.01);
+  metrics.tasksQueued.set(queued);
+  return metrics;
+}
+
+it('never reports fewer than it did when a worker answers late or dies', async () => {
+  const ledger = new WorkerMetricsLedger();
+  const one = worker(3, 4);
+  const two = worker(5, 4);
+  ledger.answered(1, await one.snapshot());
+  ledger.answered(2, await two.snapshot());
+  expect((await scrape(ledger, [1, 2])).get(CREATED)).toBe(8);
+
+  // Worker 2 is too slow for this scrape: its last answer stands for it.
+  one.httpRequests.inc({ method: 'POST', route: '/v1/videos', status: '202' });
+  ledger.answered(1, await one.snapshot());
+  const late = await scrape(ledger, [1]);
+  expect(late.get(CREATED)).toBe(9);
+  expect(late.get(CREATED_TIMED)).toBe(8);
+
+  // Worker 2 dies; its replacement (3) starts from nothing, and has the store's newer queue.
+  two.tasksQueued.set(99);
+  two.setCircuitState('freepik', 'open');
+  ledger.answered(2, await two.snapshot());
+  ledger.retire(2);
+  ledger.answered(3, await worker(1, 6).snapshot());
+  const replaced = await scrape(ledger, [1, 3]);
+  expect(replaced.get(CREATED)).toBe(10);
+  expect(replaced.get(CREATED_TIMED)).toBe(9);
+  // Gauges come from the workers that answered, never from a dead one.
+  expect(replaced.get('kling_gateway_tasks_queued')).toBe(4);
+  expect(replaced.has('kling_gateway_circuit_state{provider="freepik"}')).toBe(false);
+});
