@@ -1,7 +1,8 @@
 /**
  * The Grafana dashboard and Prometheus alert rules that ship in `monitoring/`: the rules pass
  * `promtool check rules` and their unit tests (`promtool test rules`), every dashboard query is
- * valid PromQL, and every metric and label they name is one the gateway exports. promtool comes
+ * valid PromQL, and every metric and label they name is one the gateway exports (and a real scrape
+ * of `/metrics` declares). promtool comes
  * with Debian's `prometheus` package (`.ci/run` installs it when missing); outside CI the
  * promtool checks are skipped when it is not installed, in CI they must run.
  */
@@ -10,8 +11,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayMetrics } from '../../src/observability/metrics.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const RULES = join(ROOT, 'monitoring/prometheus/kling-gateway-alerts.yml');
@@ -196,6 +198,34 @@ describe('dashboard and alert queries read only what the gateway exports', () =>
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  describe('against a real scrape of /metrics', () => {
+    let gw: TestGateway;
+    let scraped: Set<string>;
+    beforeAll(async () => {
+      gw = await startTestGateway();
+      const exposition = await (await fetch(`${gw.url}/metrics`)).text();
+      // Every family the scrape declares, with the series names a histogram's family stands for.
+      scraped = new Set(
+        [...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) =>
+          type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name!],
+        ),
+      );
+    });
+    afterAll(async () => {
+      await gw.close();
+    });
+
+    it('declares every metric a dashboard query or an alert rule reads', () => {
+      expect(scraped.size).toBeGreaterThan(10);
+      const missing = everyQuery.flatMap(({ where, expr }) =>
+        metricNames(expr)
+          .filter((name) => !scraped.has(name))
+          .map((name) => `${where}: ${name}`),
+      );
+      expect(missing).toEqual([]);
+    });
   });
 
   it('would notice a metric the gateway does not export', () => {
