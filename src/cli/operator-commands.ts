@@ -17,9 +17,13 @@ function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
   return resolve(file ?? env.CONFIG_FILE ?? 'config.yaml');
 }
 
-/** A database URL without its password. */
+/**
+ * A database URL without its passwords: the one in its user part, and those in its query
+ * (node-postgres takes every query parameter as a connection setting, `password` and
+ * `sslpassword` included).
+ */
 function describeDatabase(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:…@');
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:…@').replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
 }
 
 async function loadConfig(path: string, env: NodeJS.ProcessEnv): Promise<GatewayConfig> {

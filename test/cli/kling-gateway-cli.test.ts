@@ -348,6 +348,21 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('check-config never shows a database password, in the URL\'s user part or in its query', async () => {
+    for (const url of [
+      'postgres://gateway:pg-pass-in-userinfo@db.example:5432/gateway?sslmode=require',
+      'postgres://gateway@db.example:5432/gateway?sslmode=require&password=pg-pass-in-query',
+      'postgresql://gateway@db.example/gateway?sslpassword=pg-pass-of-the-key&schema=gw',
+    ]) {
+      for (const json of [false, true]) {
+        const checked = await runHere([...(json ? ['--json'] : []), 'check-config', join(REPO, 'config.yaml')], { DATABASE_URL: url });
+        expect(checked.code, checked.stderr).toBe(0);
+        expect(checked.stdout).toContain('db.example');
+        expect(`${checked.stdout}${checked.stderr}`).not.toMatch(/pg-pass/);
+      }
+    }
+  });
+
   it('check-config shows what would run without secrets, and names the field of a bad file', async () => {
     const sandbox = await runHere(['check-config', join(REPO, 'config.yaml')]);
     expect(sandbox.code, sandbox.stderr).toBe(0);
