@@ -5,7 +5,7 @@
  * Retry-After, or 408 for a body too slow, as problem details.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
 import { sendProblem } from './middleware.js';
@@ -129,10 +129,30 @@ export function bodyTimeout(timeoutMs: number, clock: Clock): RequestHandler {
   };
 }
 
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
+/** A `Forwarded: for=` node as an address: no quotes, no brackets, no port. */
+function forwardedNode(node: string): string {
+  const unquoted = node.replace(/^"|"$/g, '');
+  const bracketed = /^\[([^\]]*)\]/.exec(unquoted);
+  if (bracketed) return bracketed[1]!;
+  return /^\d+\.\d+\.\d+\.\d+:\d+$/.test(unquoted) ? unquoted.replace(/:\d+$/, '') : unquoted;
+}
+
+/** Every client a proxy in front says it forwards for (`X-Forwarded-For`, `Forwarded: for=`). */
+function forwardedClients(req: Request): string[] {
+  const listed = (req.header('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim());
+  const forwarded = [...(req.header('forwarded') ?? '').matchAll(/for=\s*("[^"]*"|[^;,\s]*)/gi)].map((match) => forwardedNode(match[1]!));
+  return [...listed, ...forwarded].filter((entry) => entry !== '');
+}
+
 /**
  * Who may read `/metrics`: with a token, whoever sends it as a bearer token (compared as SHA-256
  * digests); without one, everybody in the sandbox and loopback clients only in a live deployment
- * (the figures show spend per provider and model).
+ * (the figures show spend per provider and model). A request a proxy on this host forwards comes
+ * from loopback too: it is a loopback client's only when every client the proxy names is.
  */
 export function metricsAccess(token: string | undefined, live: boolean, digest: (text: string) => string): RequestHandler {
   const expected = token ? digest(token) : undefined;
@@ -143,8 +163,7 @@ export function metricsAccess(token: string | undefined, live: boolean, digest: 
       return next(problems.unauthorized('Send the metrics token as "Authorization: Bearer <token>".'));
     }
     if (!live) return next();
-    const peer = req.socket.remoteAddress ?? '';
-    if (peer === '127.0.0.1' || peer === '::1' || peer.startsWith('::ffff:127.') || peer.startsWith('127.')) return next();
+    if (isLoopback(req.socket.remoteAddress ?? '') && forwardedClients(req).every(isLoopback)) return next();
     next(problems.forbidden('Metrics are served to loopback clients only; set server.metrics_token (METRICS_TOKEN) to read them from elsewhere.'));
   };
 }

@@ -174,4 +174,23 @@ describe('/metrics in a live deployment without a token', () => {
       await new Promise((resolve) => server.close(resolve));
     }
   });
+
+  it('is not served to a remote client a reverse proxy on the same host forwards', async () => {
+    const gw = await startTestGateway({
+      config: { server: { trust_proxy: true }, providers: { freepik: { api_key: 'fpk-live-123456', base_url: 'http://127.0.0.1:9' } } },
+    });
+    gateways.push(gw);
+    // nginx's `proxy_add_x_forwarded_for`: the proxy (on loopback) appends its client's address,
+    // after whatever that client sent itself.
+    for (const forwarded of ['203.0.113.7', '127.0.0.1, 203.0.113.7']) {
+      const refused = await fetch(`${gw.url}/metrics`, { headers: { 'x-forwarded-for': forwarded } });
+      expect(refused.status, forwarded).toBe(403);
+    }
+    // The standard header (RFC 7239) says the same.
+    expect((await fetch(`${gw.url}/metrics`, { headers: { forwarded: 'for="[2001:db8::7]:4711";proto=https' } })).status).toBe(403);
+    expect((await fetch(`${gw.url}/metrics`, { headers: { forwarded: 'for=127.0.0.1:5000' } })).status).toBe(200);
+    // Prometheus on the same host, scraping directly (or through the proxy from loopback).
+    expect((await fetch(`${gw.url}/metrics`)).status).toBe(200);
+    expect((await fetch(`${gw.url}/metrics`, { headers: { 'x-forwarded-for': '127.0.0.1' } })).status).toBe(200);
+  });
 });
