@@ -177,9 +177,19 @@ class AnswerScrubber {
   }
 }
 
-/** The credential in each auth header value: its last word (the token after a scheme like `Bearer`). */
+/**
+ * The credential in each auth header value: its last word (the token after a scheme like
+ * `Bearer`); of a JWT, its signature. A JWT's header is the same in every token of its kind and
+ * its payload is mostly names (a signed URL in an answer may carry another JWT that must stay
+ * whole), while without its signature a token is worthless.
+ */
 function credentialsIn(headers: Record<string, string>): string[] {
-  return Object.values(headers).flatMap((value) => /\S+$/.exec(value)?.[0] ?? []);
+  return Object.values(headers).flatMap((value) => {
+    const token = /\S+$/.exec(value)?.[0];
+    if (!token) return [];
+    const jwt = /^[\w-]+\.[\w-]+\.([\w-]+)$/.exec(token);
+    return [jwt ? jwt[1]! : token];
+  });
 }
 
 export class HttpUpstreamClient implements UpstreamClient {

@@ -352,6 +352,23 @@ describe('the API key never leaks', () => {
   });
 });
 
+describe('a signed token the call sent', () => {
+  const header = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url');
+  const sent = `${header}.${Buffer.from('{"iss":"access-1","exp":2}').toString('base64url')}.nGnHntGD4_-anyPDEcx_ktLG33htO99LNPmhrhH7st0`;
+  const other = `${header}.${Buffer.from('{"path":"/v.mp4"}').toString('base64url')}.Qm8vZr2T1kXp0aJcW7sYd4uLfE9hBn3gHq6tVy5oRiU`;
+  const auth = { headers: async () => ({ authorization: `Bearer ${sent}` }), secrets: ['secret-key-1'] };
+
+  it('is scrubbed from an answer that quotes it, and another JWT in an answer stays whole', async () => {
+    nock(BASE).post('/v').reply(401, { message: `token ${sent} expired` });
+    nock(BASE).get('/t').reply(200, { url: `https://cdn.example/v.mp4?token=${other}` });
+    const { http } = client({ auth });
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(JSON.stringify(error.responseBody)).not.toContain(sent.split('.')[2]);
+    const answer = await http.send({ method: 'GET', path: '/t', operation: 'status' });
+    expect(answer.data).toEqual({ url: `https://cdn.example/v.mp4?token=${other}` });
+  });
+});
+
 describe('parseRetryAfter', () => {
   const now = Date.UTC(2026, 0, 1, 0, 0, 0);
 
