@@ -29,7 +29,7 @@ import { InProcessProviderState, type ProviderStateStore } from './core/upstream
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
-import { answerClientError } from './http/middleware.js';
+import { answerClientError, refuseExpectation, requireHostHeader } from './http/middleware.js';
 import type { CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -481,7 +481,10 @@ export class Gateway {
 
   /** Starts serving HTTP; returns the base URL. */
   async listen(port = this.config.server.port, host = this.config.server.host): Promise<string> {
-    const server = createServer(this.listener).on('clientError', answerClientError).listen(port, host);
+    const server = createServer({ requireHostHeader: false }, requireHostHeader(this.listener))
+      .on('clientError', answerClientError)
+      .on('checkExpectation', refuseExpectation)
+      .listen(port, host);
     server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
     server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
     this.server = server;

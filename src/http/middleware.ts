@@ -3,7 +3,7 @@
  * error into RFC 9457 problem details.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { ProblemError, problems } from '../core/model/problems.js';
@@ -347,6 +347,41 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     'connection: close',
   ];
   socket.write(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
+}
+
+/**
+ * Answers a request node's HTTP server refuses after parsing it, before any route: with problem
+ * details and a request id, like every other refusal, and a closed connection (its body is not
+ * read), where node would send a bare status line.
+ */
+function refuseBeforeRoutes(req: IncomingMessage, res: ServerResponse, error: ProblemError): void {
+  const body = JSON.stringify(error.problem);
+  res.setHeader('x-request-id', requestIdOf(req.headers['x-request-id']));
+  res.setHeader('x-content-type-options', 'nosniff');
+  res.setHeader('cache-control', 'no-store');
+  res.setHeader('connection', 'close');
+  res.writeHead(error.status, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/**
+ * `listener`, but an HTTP/1.1 request without a `Host` header is refused (400) as node would
+ * (RFC 9112 §3.2), with problem details. The server is created with `requireHostHeader: false`
+ * so that this answers it.
+ */
+export function requireHostHeader(listener: RequestListener): RequestListener {
+  return (req, res) => {
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+      refuseBeforeRoutes(req, res, new ProblemError(400, 'bad-request', 'Bad request', 'An HTTP/1.1 request must carry a Host header.'));
+      return;
+    }
+    listener(req, res);
+  };
+}
+
+/** The server's `checkExpectation` listener: an `Expect` other than `100-continue` is refused (417), with problem details. */
+export function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+  refuseBeforeRoutes(req, res, new ProblemError(417, 'expectation-failed', 'Expectation failed', 'Only "Expect: 100-continue" is supported.'));
 }
 
 /** Requires a JSON body on writes (415 otherwise), so a form post never parses as empty. */

@@ -1,6 +1,7 @@
 /**
  * Requests node's HTTP parser refuses before any route sees them (headers past the size limit, a
- * malformed request line or header) are answered as every other refusal is: problem details with
+ * malformed request line or header), and those node's HTTP server refuses after parsing (no Host
+ * in HTTP/1.1, an Expect it cannot meet), are answered as every other refusal is: problem details with
  * the status node chose and a request id, then the connection is closed. The gateway keeps serving.
  */
 import { connect } from 'node:net';
@@ -47,6 +48,9 @@ describe('requests the HTTP parser refuses', () => {
     ['a header with no colon', 400, 'GET /v1/videos HTTP/1.1\r\nHost: x\r\nnot a header\r\n\r\n'],
     ['a malformed request line', 400, 'GET /v1/videos HTTP/9.Z\r\nHost: x\r\n\r\n'],
     ['both Content-Length and Transfer-Encoding', 400, 'POST /v1/webhooks/freepik HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+    // Refused by node's HTTP server after parsing, before the application.
+    ['an HTTP/1.1 request without Host', 400, 'GET /healthz HTTP/1.1\r\n\r\n'],
+    ['an Expect other than 100-continue', 417, 'POST /v1/videos HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'],
   ])('%s: %i as problem details, connection closed', async (_what, status, raw) => {
     const answer = parse(await exchange(raw));
     expect(answer.status).toBe(status);
