@@ -102,7 +102,9 @@ export function parseDatabaseUrl(url: string): { dialect: Dialect; location: str
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { dialect: 'postgres', location: url };
   if (url.startsWith('sqlite:')) return { dialect: 'sqlite', location: url.slice('sqlite:'.length) || ':memory:' };
   if (url.endsWith('.db') || url.endsWith('.sqlite')) return { dialect: 'sqlite', location: url };
-  throw new Error(`database.url must start with sqlite: or postgres:// (got "${url.replace(/\/\/[^@]*@/, '//…@')}")`);
+  // Shown without its passwords: the user part's, and the query's (node-postgres reads `password` there too).
+  const shown = url.replace(/\/\/[^@]*@/, '//…@').replace(/([?&](?:ssl)?password=)[^&#"]*/gi, '$1…');
+  throw new Error(`database.url must start with sqlite: or postgres:// (got "${shown}")`);
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {

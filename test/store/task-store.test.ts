@@ -129,6 +129,9 @@ describe('parseDatabaseUrl', () => {
       'database.url must start with sqlite: or postgres:// (got "mysql://…@db/kling")',
     );
     expect(() => parseDatabaseUrl('mysql://kg:hunter2@db/kling')).not.toThrow(/hunter2/);
+    // node-postgres also takes a password from the query.
+    expect(() => parseDatabaseUrl('"postgres://kg@db/kling?sslmode=require&password=hunter3"')).toThrow(/sslmode=require&password=…"/);
+    expect(() => parseDatabaseUrl('"postgres://kg@db/kling?sslmode=require&password=hunter3"')).not.toThrow(/hunter3/);
   });
 });
 
