@@ -4,7 +4,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Express } from 'express';
 import { ConfigError, configuredSecrets, ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
@@ -481,13 +481,7 @@ export class Gateway {
 
   /** Starts serving HTTP; returns the base URL. */
   async listen(port = this.config.server.port, host = this.config.server.host): Promise<string> {
-    const server = createServer({ requireHostHeader: false }, requireHostHeader(this.listener))
-      .on('clientError', answerClientError)
-      .on('checkExpectation', refuseExpectation)
-      .listen(port, host);
-    server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
-    server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
-    this.server = server;
+    const server = this.httpServer().listen(port, host);
     this.listenerStop = new ListenerStop(server);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -496,6 +490,30 @@ export class Gateway {
     const address = server.address() as AddressInfo;
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
     return `http://${shownHost}:${address.port}`;
+  }
+
+  /**
+   * Serves HTTP on connections another process accepts and hands over: a worker of `WORKERS`,
+   * whose primary holds the port. `noMoreConnections` resolves once the primary, stopping, has
+   * closed its listener and handed over everything it accepted. Returns what takes each connection.
+   */
+  serveHandedConnections(noMoreConnections: () => Promise<void>): (socket: Socket) => void {
+    const server = this.httpServer();
+    this.listenerStop = new ListenerStop(server, noMoreConnections);
+    // http.Server times its connections (headersTimeout, requestTimeout) and keeps the list
+    // `closeAllConnections` ends from when it listens; this one serves where the primary listens.
+    server.emit('listening');
+    return (socket) => server.emit('connection', socket);
+  }
+
+  private httpServer(): Server {
+    const server = createServer({ requireHostHeader: false }, requireHostHeader(this.listener))
+      .on('clientError', answerClientError)
+      .on('checkExpectation', refuseExpectation);
+    server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
+    server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
+    this.server = server;
+    return server;
   }
 
   /** Points upstream callbacks at this URL (tests and tools that listen on a random port). */

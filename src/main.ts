@@ -45,6 +45,8 @@ async function main(): Promise<void> {
   if (workers > 1) {
     const primary = await Primary.start({
       workers,
+      port: config.server.port,
+      host: config.server.host,
       databaseUrl: config.database.url,
       endpoints: sandbox.endpoints,
       resultOrigins: sandbox.resultOrigins,
@@ -84,7 +86,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-/** One of the primary's workers: a gateway on the shared port, told by the primary what to serve with. */
+/**
+ * One of the primary's workers: a gateway serving the connections the primary accepts on the
+ * shared port, told by the primary what to serve with.
+ */
 async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promise<void> {
   const link = await WorkerLink.connect();
   const { index, owner, endpoints, resultOrigins } = link.start;
@@ -99,9 +104,9 @@ async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promi
     trustedResultOrigins: resultOrigins,
     workers: link,
   });
-  const url = await gateway.listen();
+  const serve = gateway.serveHandedConnections(() => link.noMoreConnections());
   gateway.startWorkers();
-  link.ready(url);
+  link.ready(serve);
 
   let stopping = false;
   const stop = async (why: string) => {

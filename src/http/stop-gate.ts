@@ -21,7 +21,7 @@ const RETRY_AFTER_S = 2;
  */
 const FRESH_CONNECTION_GRACE_MS = 2_000;
 /** A pause that lets the event loop accept connections waiting on the listener. */
-const ACCEPT_TURN_MS = 5;
+export const ACCEPT_TURN_MS = 5;
 
 /** Reads and probes never start work upstream: a stop does not wait for them. */
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -106,6 +106,11 @@ export class StopGate {
  * answered 503 with `Connection: close`); at its end it stops accepting, gives connections it had
  * accepted a moment to send their request and get that answer, and only then closes the rest
  * (kept-alive idle ones, long-held waits and event streams).
+ *
+ * A worker of `WORKERS` does not listen itself: the primary holds the port and hands it the
+ * connections it accepts (`workers/primary.ts`). There the listener's end is the primary's,
+ * which `noMoreConnections` waits for: the primary stops accepting once every worker has
+ * drained, hands over what it had accepted, and only then says so.
  */
 export class ListenerStop {
   /** Connections that have not sent a request's headers yet. */
@@ -113,7 +118,11 @@ export class ListenerStop {
   /** Answers not yet written: refusals once the stop began, event streams and waits being ended. */
   private readonly answering = new Set<ServerResponse>();
 
-  constructor(private readonly server: Server) {
+  constructor(
+    private readonly server: Server,
+    /** Resolves once no connection comes any more (the listener closed, or the primary said so). */
+    private readonly noMoreConnections: () => Promise<void> = async () => undefined,
+  ) {
     server.on('connection', (socket: Socket) => {
       this.fresh.add(socket);
       socket.once('close', () => this.fresh.delete(socket));
@@ -137,6 +146,7 @@ export class ListenerStop {
     await this.answerWaiting();
     // `net.Server#close` only stops accepting; `http.Server#close` would also drop the fresh ones.
     const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+    await this.noMoreConnections();
     await this.answerWaiting();
     server.closeAllConnections();
     // Also ends the connection checks `http.Server` runs (its `close()` after the listener's is a no-op otherwise).

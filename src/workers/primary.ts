@@ -1,12 +1,15 @@
 /**
  * The primary of `WORKERS`: the gateway as several node:cluster worker processes sharing one
  * port and one store, so a machine's cores all serve. The primary serves no request itself. It
- * readies the store (migrations; on a SQLite file, the leases a previous run left), forks the
- * workers and tells each what to serve with (the simulators run here, once for all), relays news
+ * readies the store (migrations; on a SQLite file, the leases a previous run left), holds the
+ * port and hands each connection to a worker in turn (`shared-port.ts`), forks the workers and
+ * tells each what to serve with (the simulators run here, once for all), relays news
  * between them (a task changed, an account's standing changed), keeps the per-tenant counters
  * they share (rate-limiter-flexible's cluster master), gathers their metrics for a scrape, and
  * replaces a worker that dies — ending that worker's leases first, so its tasks are taken up at
- * once instead of when the leases run out. A stop is passed to every worker, and waited for.
+ * once instead of when the leases run out. A stop is passed to every worker, and waited for;
+ * the port closes once every worker has drained, and a worker exits only after the connections
+ * handed to it were answered.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
@@ -15,11 +18,15 @@ import type { Logger } from '../observability/logger.js';
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
 import { openStore, type Store } from '../store/database.js';
 import { TaskStore } from '../store/task-store.js';
+import { SharedPort } from './shared-port.js';
 import { WorkerMetricsLedger } from './worker-metrics.js';
 import { PRIMARY_TAG, type PrimaryMessage, type WorkerMessage } from './worker-protocol.js';
 
 export interface PrimaryOptions {
   workers: number;
+  /** Where the workers serve: the primary listens there. */
+  port: number;
+  host: string;
   databaseUrl: string;
   endpoints: ReadonlyMap<string, ProviderEndpoint>;
   resultOrigins: readonly string[];
@@ -42,6 +49,8 @@ interface Slot {
   worker: Worker;
   startedAt: number;
   ready: boolean;
+  /** Its drain is over (a stop): it takes no more connections. */
+  drained: boolean;
 }
 
 interface Collection {
@@ -62,12 +71,16 @@ export class Primary {
   private restartDelay = FIRST_RESTART_DELAY_MS;
   private stopping = false;
   private announced = false;
+  private readonly port: SharedPort;
+  private url = '';
 
   private constructor(
     private readonly options: PrimaryOptions,
     private readonly store: Store,
     private readonly tasks: TaskStore,
-  ) {}
+  ) {
+    this.port = new SharedPort(() => this.serving(), options.logger);
+  }
 
   /** Readies the store and starts the workers. */
   static async start(options: PrimaryOptions): Promise<Primary> {
@@ -79,6 +92,8 @@ export class Primary {
     if (store.dialect === 'sqlite') await tasks.expireLeases();
     new RateLimiterClusterMaster();
     const primary = new Primary(options, store, tasks);
+    // Connections that come before a worker serves wait for one.
+    primary.url = await primary.port.listen(options.port, options.host);
     cluster.on('message', (worker, message) => primary.receive(worker, message));
     cluster.on('exit', (worker, code, signal) => primary.exited(worker, code, signal));
     for (let index = 1; index <= options.workers; index++) primary.fork(index);
@@ -93,7 +108,12 @@ export class Primary {
   private fork(index: number): void {
     const owner = `gw-w${index}-${randomBytes(4).toString('hex')}`;
     const worker = cluster.fork({ KLING_GATEWAY_WORKER: String(index) });
-    this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false });
+    this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false, drained: false });
+  }
+
+  /** The workers that take connections: started, not drained, and still reachable. */
+  private serving(): Worker[] {
+    return [...this.slots.values()].filter((slot) => slot.ready && !slot.drained && slot.worker.isConnected()).map((slot) => slot.worker);
   }
 
   private slotOf(worker: Worker): Slot | undefined {
@@ -128,10 +148,14 @@ export class Primary {
         break;
       case 'ready':
         slot.ready = true;
+        this.port.resume();
         if (!this.announced && [...this.slots.values()].every((each) => each.ready)) {
           this.announced = true;
-          this.options.onReady?.(message.url);
+          this.options.onReady?.(this.url);
         }
+        break;
+      case 'drained':
+        void this.drained(slot);
         break;
       case 'feed':
         for (const other of this.slots.values()) {
@@ -175,6 +199,18 @@ export class Primary {
     this.send(collection.requester, { tag: PRIMARY_TAG, type: 'collected', id: collection.requestId, parts: this.metrics.parts(collection.answered) });
   }
 
+  /**
+   * A worker's drain is over: it is told once it gets no more connections. Another worker takes
+   * them from now on; when none does and the gateway is stopping, the port closes first (what it
+   * accepted until then goes to this worker, which answers it 503).
+   */
+  private async drained(slot: Slot): Promise<void> {
+    const others = this.serving().filter((worker) => worker !== slot.worker);
+    if (others.length === 0 && this.stopping) await this.port.close();
+    slot.drained = true;
+    this.send(slot.worker, { tag: PRIMARY_TAG, type: 'no-more-connections' });
+  }
+
   private exited(worker: Worker, code: number | null, signal: string | null): void {
     const slot = this.slotOf(worker);
     if (!slot) return;
@@ -184,7 +220,11 @@ export class Primary {
     for (const [id, collection] of this.collections) {
       if (collection.waiting.delete(worker.id) && collection.waiting.size === 0) this.answer(id);
     }
-    if (this.stopping) return;
+    if (this.stopping) {
+      // The last worker that took connections died during the stop: nobody answers them any more.
+      if (this.serving().length === 0) void this.port.close();
+      return;
+    }
     const lived = Date.now() - slot.startedAt;
     this.restartDelay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : Math.min(this.restartDelay * 2, MAX_RESTART_DELAY_MS);
     const delay = this.restartDelay;
@@ -210,6 +250,7 @@ export class Primary {
         }),
     );
     await Promise.all(exits);
+    await this.port.close();
     await this.store.close();
   }
 }

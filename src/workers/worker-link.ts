@@ -3,8 +3,10 @@
  * (`primary.ts`) over node:cluster's IPC channel. News for the other workers goes through the
  * primary, which relays it; a scrape of `/metrics` asks the primary for every worker's metrics.
  * The shared per-tenant counters travel on rate-limiter-flexible's own messages
- * (`RateLimiterCluster`), not these.
+ * (`RateLimiterCluster`), not these. The primary holds the port: the connections this worker
+ * serves come to it here, and at the end of a stop the primary says when no more will.
  */
+import { Socket } from 'node:net';
 import type { TextChannel } from '../core/replica-feed.js';
 import { PRIMARY_TAG, type PrimaryMessage, type WorkerMessage, type WorkerStart } from './worker-protocol.js';
 
@@ -12,7 +14,8 @@ import { PRIMARY_TAG, type PrimaryMessage, type WorkerMessage, type WorkerStart 
 const METRICS_WAIT_MS = 3_000;
 
 function send(message: WorkerMessage): void {
-  process.send?.(message);
+  // A primary that is gone (killed) reads nothing; sending to it would raise an error.
+  if (process.connected) process.send?.(message);
 }
 
 export class WorkerLink {
@@ -20,10 +23,16 @@ export class WorkerLink {
   private readonly pending = new Map<number, { resolve: (parts: unknown[]) => void; timer: NodeJS.Timeout }>();
   private nextRequest = 1;
   private snapshot: (() => Promise<unknown>) | undefined;
-  private readonly onMessage = (message: unknown) => this.receive(message);
+  private readonly onMessage = (message: unknown, handle: unknown) => this.receive(message, handle);
+  private serveConnection: ((socket: Socket) => void) | undefined;
+  private readonly connectionsEnded: Promise<void>;
+  private endConnections: () => void = () => undefined;
 
   private constructor(readonly start: WorkerStart) {
+    this.connectionsEnded = new Promise((resolve) => (this.endConnections = resolve));
     process.on('message', this.onMessage);
+    // A primary that is gone hands nothing over any more.
+    process.once('disconnect', () => this.endConnections());
   }
 
   /** Waits for the primary's start message (what the worker is to serve with). */
@@ -70,9 +79,20 @@ export class WorkerLink {
     });
   }
 
-  /** Tells the primary this worker is serving (it logs once all are). */
-  ready(url: string): void {
-    send({ tag: PRIMARY_TAG, type: 'ready', url });
+  /** Tells the primary this worker serves the connections it hands over with `serve` (it logs once all do). */
+  ready(serve: (socket: Socket) => void): void {
+    this.serveConnection = serve;
+    send({ tag: PRIMARY_TAG, type: 'ready' });
+  }
+
+  /**
+   * The end of this worker's drain: tells the primary, and resolves once it hands this worker no
+   * more connections (every other worker drained too and it closed its listener, or another
+   * worker takes them), so each connection it handed over was taken first.
+   */
+  noMoreConnections(): Promise<void> {
+    send({ tag: PRIMARY_TAG, type: 'drained' });
+    return this.connectionsEnded;
   }
 
   close(): void {
@@ -84,9 +104,17 @@ export class WorkerLink {
     this.pending.clear();
   }
 
-  private receive(message: unknown): void {
+  private receive(message: unknown, handle: unknown): void {
     if (!isPrimaryMessage(message)) return;
     switch (message.type) {
+      case 'connection':
+        if (!(handle instanceof Socket)) break;
+        if (this.serveConnection) this.serveConnection(handle);
+        else handle.destroy();
+        break;
+      case 'no-more-connections':
+        this.endConnections();
+        break;
       case 'feed':
         for (const listener of this.listeners) listener(message.text);
         break;

@@ -1,5 +1,6 @@
 /**
- * The messages between the primary and its workers (`WORKERS`), over node:cluster's IPC channel.
+ * The messages between the primary and its workers (`WORKERS`), over node:cluster's IPC channel
+ * (which keeps their order, also of a message carrying a connection).
  * Tagged, so rate-limiter-flexible's own cluster messages on the same channel pass them by.
  */
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
@@ -27,12 +28,18 @@ export type PrimaryMessage = Tagged<
   | { type: 'collect'; id: string }
   /** Every worker's metrics for your scrape `id`. */
   | { type: 'collected'; id: number; parts: unknown[] }
+  /** A connection the primary accepted, for you to serve (the socket travels with the message). */
+  | { type: 'connection' }
+  /** No connection comes to you any more: everything handed to you was sent before this. */
+  | { type: 'no-more-connections' }
 >;
 
 /** Worker → primary. */
 export type WorkerMessage = Tagged<
   | { type: 'hello' }
-  | { type: 'ready'; url: string }
+  | { type: 'ready' }
+  /** My drain is over (a stop): tell me once no connection comes to me any more. */
+  | { type: 'drained' }
   | { type: 'feed'; text: string }
   /** Collect every worker's metrics for my scrape `id`. */
   | { type: 'metrics?'; id: number }

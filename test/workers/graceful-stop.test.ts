@@ -1,0 +1,94 @@
+/**
+ * SIGTERM to a `WORKERS=2` gateway (a primary and two worker processes, as `npm start` runs it)
+ * answers every request a client had already sent: a create whose bytes were written just before
+ * the signal gets its answer (`202`) or a `503` with `Connection: close`, never a reset
+ * connection, which would leave a client without an Idempotency-Key unable to tell whether its
+ * video was made. And the gateway still exits promptly, with 0.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { freePorts } from '../../cluster/cluster.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const KEY = 'dev-key';
+
+let child: ChildProcess;
+let port: number;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-workers-stop-'));
+  [port] = (await freePorts(1)) as [number];
+  child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
+    cwd: REPO,
+    env: {
+      PATH: process.env.PATH ?? '',
+      WORKERS: '2',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: `sqlite:${join(dir, 'gw.db')}`,
+      STORAGE_PATH: join(dir, 'outputs'),
+      GATEWAY_API_KEYS: `dev:${KEY}`,
+      TENANT_CREATES_PER_MINUTE: '1000',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error('the workers never served')), 60_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes('with 2 workers')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}, 90_000);
+
+afterAll(async () => {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+});
+
+/** A create on a raw connection: resolves once its bytes are written, then with the status code or how the connection ended. */
+function sendRaw(body: string): { written: Promise<void>; answer: Promise<string> } {
+  const socket: Socket = connect(port, '127.0.0.1');
+  const request =
+    `POST /v1/videos HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${KEY}\r\n` +
+    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const written = new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => socket.write(request, (error) => (error ? reject(error) : resolve())));
+    socket.once('error', reject);
+  });
+  const answer = new Promise<string>((resolve) => {
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? error.code ?? 'error'));
+    socket.on('close', () => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? 'closed without an answer'));
+  });
+  return { written, answer };
+}
+
+it('answers every create already sent when SIGTERM reaches the primary, 202 or 503, resets none, and exits 0', { timeout: 60_000 }, async () => {
+  // Enough that the primary still holds some it accepted when the workers' drains end.
+  const body = JSON.stringify({ model: 'kling-v3', prompt: 'sent just before a deploy', duration: 5 });
+  const sent = Array.from({ length: 300 }, () => sendRaw(body));
+  await Promise.all(sent.map((one) => one.written));
+  const signalledAt = Date.now();
+  child.kill('SIGTERM');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const answers = await Promise.all(sent.map((one) => one.answer));
+  const code = await exited;
+  expect(answers.filter((answer) => answer !== '202' && answer !== '503')).toEqual([]);
+  expect(code).toBe(0);
+  // Prompt: the drain waits for the creates in flight, not for a timeout.
+  expect(Date.now() - signalledAt).toBeLessThan(10_000);
+});
