@@ -156,6 +156,19 @@ export class SharedStateStore {
     return this.read(key);
   }
 
+  /**
+   * Gives back every trial `owner` holds, on any account: `owner` is gone (a worker of `WORKERS`
+   * that died), so its trial calls will never end, and others may probe at once instead of when
+   * the trials run out.
+   */
+  async releaseTrialsOf(owner: string, now: number): Promise<void> {
+    await this.db
+      .updateTable('provider_state')
+      .set({ trial_owner: null, trial_until: null, updated_at: now })
+      .where('trial_owner', '=', owner)
+      .execute();
+  }
+
   /** No calls before `until` (kept when a later one was already asked). */
   async extendCooldown(key: string, until: number, now: number): Promise<AccountStateRecord> {
     const greatest = this.store.dialect === 'postgres' ? sql<number>`GREATEST(cooldown_until, ${until})` : sql<number>`MAX(cooldown_until, ${until})`;

@@ -6,8 +6,9 @@
  * tells each what to serve with (the simulators run here, once for all), relays news
  * between them (a task changed, an account's standing changed), keeps the per-tenant counters
  * they share (rate-limiter-flexible's cluster master), gathers their metrics for a scrape, and
- * replaces a worker that dies — ending that worker's leases first, so its tasks are taken up at
- * once instead of when the leases run out. A stop is passed to every worker, and waited for;
+ * replaces a worker that dies — ending that worker's leases and giving back the trial calls it
+ * held on accounts in doubt first, so its tasks are taken up, and the accounts probed, at once
+ * instead of when the leases and trials run out. A stop is passed to every worker, and waited for;
  * the port closes once every worker has drained, and a worker exits only after the connections
  * handed to it were answered.
  */
@@ -17,6 +18,7 @@ import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
 import { openStore, type Store } from '../store/database.js';
+import { SharedStateStore } from '../store/shared-state-store.js';
 import { TaskStore } from '../store/task-store.js';
 import { SharedPort } from './shared-port.js';
 import { WorkerMetricsLedger } from './worker-metrics.js';
@@ -148,6 +150,8 @@ export class Primary {
         break;
       case 'ready':
         slot.ready = true;
+        // The owner is what its leases and trial calls carry in the store.
+        this.options.logger.info({ worker: slot.index, owner: slot.owner, pid: worker.process.pid }, `worker ${slot.index} serving`);
         this.port.resume();
         if (!this.announced && [...this.slots.values()].every((each) => each.ready)) {
           this.announced = true;
@@ -233,6 +237,11 @@ export class Primary {
     this.tasks
       .expireLeases(slot.owner)
       .catch((error) => this.options.logger.warn({ err: error, worker: slot.index }, 'could not end the leases of a dead worker; they run out'));
+    // A trial call it held (the one call allowed to an account in doubt) will never end: the
+    // other workers may probe the account now, not after the call's timeout.
+    new SharedStateStore(this.store)
+      .releaseTrialsOf(slot.owner, Date.now())
+      .catch((error) => this.options.logger.warn({ err: error, worker: slot.index }, 'could not give back the trial calls of a dead worker; they run out'));
     setTimeout(() => {
       if (!this.stopping) this.fork(slot.index);
     }, delay).unref();

@@ -2,8 +2,9 @@
  * `WORKERS=2` on a SQLite file, as `npm start` runs it (the sources through tsx): a primary and
  * two worker processes on one port and one store. What a user sees: both workers answer; every
  * task ends once, with one accepted attempt; the per-tenant create limit counts across both; a
- * scrape of `/metrics` adds both up (and keeps what a dead worker counted); a `?wait` held by one worker is woken by a change another
- * made; a worker killed with SIGKILL is replaced and its leases end at once; SIGTERM stops all.
+ * scrape of `/metrics` adds both up (and keeps what a dead worker counted); a `?wait` held by one
+ * worker is woken by a change another made; a worker killed with SIGKILL is replaced, and its
+ * leases and the trial calls it held on accounts in doubt end at once; SIGTERM stops all.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -24,6 +25,7 @@ interface LogLine {
   worker?: number;
   msg?: string;
   owner?: string;
+  pid?: number;
   req?: { method: string; url: string };
 }
 
@@ -89,6 +91,30 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<voi
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error('condition never held');
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Makes each of `owners` hold the trial call of an account in doubt (one of its own), for a minute. */
+function holdTrials(owners: string[]): void {
+  const db = new SqliteDatabase(dbFile, { timeout: 5_000 });
+  try {
+    const hold = db.prepare(
+      'INSERT INTO provider_state (key, failures, cooldown_until, updated_at, opened_at, trial_owner, trial_until) VALUES (?, 5, 0, ?, ?, ?, ?)',
+    );
+    for (const owner of owners) hold.run(`trial-of:${owner}`, Date.now(), Date.now(), owner, Date.now() + 60_000);
+  } finally {
+    db.close();
+  }
+}
+
+/** Who holds the trial call of each account (null: nobody). */
+function trialOwners(): Map<string, string | null> {
+  const db = new SqliteDatabase(dbFile, { readonly: true });
+  try {
+    const rows = db.prepare('SELECT key, trial_owner AS owner FROM provider_state').all() as { key: string; owner: string | null }[];
+    return new Map(rows.map((row) => [row.key, row.owner]));
+  } finally {
+    db.close();
   }
 }
 
@@ -182,7 +208,7 @@ describe('WORKERS=2 on a SQLite file', () => {
     expect(took).toBeLessThan(4_500);
   });
 
-  it('replaces a worker killed with SIGKILL, ends its leases at once, and every task still ends once', { timeout: 90_000 }, async () => {
+  it('replaces a worker killed with SIGKILL, ends its leases and trial calls at once, and every task still ends once', { timeout: 90_000 }, async () => {
     const workersBefore = workerPids();
     expect(workersBefore).toHaveLength(2);
     const victim = workersBefore[0]!;
@@ -196,6 +222,9 @@ describe('WORKERS=2 on a SQLite file', () => {
       ),
     );
     await new Promise((resolve) => setTimeout(resolve, 150));
+    // Each worker holds the single trial call of an account in doubt.
+    const owners = workersBefore.map((pid) => [...lines].reverse().find((line) => line.pid === pid && line.msg?.endsWith(' serving'))?.owner);
+    holdTrials(owners.map((owner) => owner!));
     process.kill(victim, 'SIGKILL');
     // A create the dead worker was answering fails on the client's side; the others are answered.
     const answered = (await Promise.all(creates)).flatMap((answer) => ('id' in answer && answer.status === 202 ? [answer.id!] : []));
@@ -209,6 +238,11 @@ describe('WORKERS=2 on a SQLite file', () => {
     } finally {
       db.close();
     }
+    // The trial call the dead worker held is given back: the others may probe that account now,
+    // not when the call's timeout (plus 5 s) runs out. The survivor's is still its own.
+    expect(died.owner).toBe(owners[0]);
+    await waitFor(() => trialOwners().get(`trial-of:${owners[0]}`) === null, 5_000);
+    expect(trialOwners().get(`trial-of:${owners[1]}`)).toBe(owners[1]);
     // A replacement serves in its place.
     await waitFor(() => workerPids().length === 2 && !workerPids().includes(victim), 30_000);
     // What the dead worker counted is still counted: a counter that went down would read to
