@@ -1,6 +1,7 @@
 /**
- * Console-only wording: times relative to now, in the reader's locale.
+ * Console-only wording: times relative to now, in the reader's locale; where a cost comes from.
  */
+import type { Task } from '../../packages/client/src/index.js';
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' });
 
 /** "12 sec. ago", "3 min. ago", "yesterday". */
@@ -23,4 +24,13 @@ export function localTime(iso: string | null | undefined): string {
 
 export function shortId(id: string): string {
   return id.length > 14 ? `${id.slice(0, 12)}…` : id;
+}
+
+/**
+ * Where a task's cost comes from: the price list (`estimated`), the provider's own figure, or
+ * nothing at all — no provider holds the task (canceled while queued, every create refused).
+ */
+export function costSource(task: Pick<Task, 'cost' | 'provider_task_id'>): 'estimate' | 'provider' | 'nothing' {
+  if (task.cost.estimated) return 'estimate';
+  return task.provider_task_id ? 'provider' : 'nothing';
 }

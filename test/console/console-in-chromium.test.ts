@@ -490,6 +490,13 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       expect(await row.locator('td[data-label="Status"]').textContent()).toContain(task.error!.message);
       expect(await row.locator('td[data-label="Cost"]').textContent()).toBe(formatCostShort(task.cost));
     }
+    // Where each cost comes from: the canceled task was never held by a provider, so nothing is charged.
+    expect(await target.locator(`tr[data-task-id="${canceled.id}"] td[data-label="Cost"]`).getAttribute('title')).toBe(
+      'nothing charged: no provider holds this task',
+    );
+    expect(await target.locator(`tr[data-task-id="${failed.id}"] td[data-label="Cost"]`).getAttribute('title')).toBe(
+      failed.cost.estimated ? 'estimated' : 'reported by the provider',
+    );
     await target.setViewportSize({ width: 375, height: 812 });
     expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
     await target.screenshot({ path: join(ARTIFACTS, 'phone-task-list-ended.png'), fullPage: true });

@@ -8,11 +8,14 @@ import { formatCostShort, type TaskStatus } from '../../../packages/client/src/i
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
-import { localTime, timeAgo } from '../display.js';
+import { costSource, localTime, timeAgo } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { useLiveTaskList, type TaskFilters } from '../live-task-list.js';
 import { TASK_STATUSES } from '../task-statuses.js';
 import { useGatewayData } from '../use-gateway-data.js';
+
+/** The cost cell's title: where the figure comes from. */
+const COST_TITLES = { estimate: 'estimated', provider: 'reported by the provider', nothing: 'nothing charged: no provider holds this task' } as const;
 
 export function TaskListPage() {
   const [filters, setFilters] = useState<TaskFilters>({});
@@ -136,7 +139,7 @@ export function TaskListPage() {
                       {task.model} <span class="muted">{task.quality}</span>
                     </td>
                     <td role="cell" data-label="Provider">{task.provider ?? <span class="muted">—</span>}</td>
-                    <td role="cell" data-label="Cost" class="number" title={task.cost.estimated ? 'estimated' : 'reported by the provider'}>
+                    <td role="cell" data-label="Cost" class="number" title={COST_TITLES[costSource(task)]}>
                       {formatCostShort(task.cost)}
                     </td>
                     <td role="cell" class="wide-only" data-label="Created">

@@ -19,8 +19,15 @@ import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliveries.js';
-import { localTime } from '../display.js';
+import { costSource, localTime } from '../display.js';
 import { useSession } from '../gateway-context.js';
+
+/** What the task's cost is, under it. */
+const COST_NOTES = {
+  estimate: 'estimated from the price list; replaced by the provider’s figure when it reports one',
+  provider: 'as reported by the provider',
+  nothing: 'no provider holds this task: nothing is charged',
+} as const;
 
 /** Follow a running task this long at most (the gateway's deadline ends it sooner). */
 const FOLLOW_MS = 6 * 3600_000;
@@ -246,11 +253,7 @@ export function TaskPage({ id }: { id: string }) {
             <dd class="cost" data-estimated={String(task.cost.estimated)}>
               {formatCost(task.cost)}
               <div class="muted small">
-                {task.cost.estimated
-                  ? 'estimated from the price list; replaced by the provider’s figure when it reports one'
-                  : task.provider
-                    ? 'as reported by the provider'
-                    : 'no provider took this task: nothing is charged'}
+                {COST_NOTES[costSource(task)]}
               </div>
             </dd>
             <dt>Model</dt>
