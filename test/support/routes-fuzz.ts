@@ -157,7 +157,12 @@ export function describeRoutesFuzz(engine: FuzzEngine): void {
     share = engine.runShare;
     const opened = engine.openStore ? await engine.openStore() : undefined;
     drop = opened?.drop;
-    gw = await startTestGateway({ ...(opened ? { store: opened.store } : {}), config: { limits: { creates_per_minute: 100_000 }, storage: { mode: 'copy' } } });
+    // Room for every task the properties create, so a later create is still sent at once.
+    const roomy = { max_in_flight: 10_000 };
+    gw = await startTestGateway({
+      ...(opened ? { store: opened.store } : {}),
+      config: { limits: { creates_per_minute: 100_000 }, storage: { mode: 'copy' }, providers: { freepik: roomy, kling3api: roomy, 'kling-legacy': roomy } },
+    });
     const created = await gw.create({ model: 'kling-v3', prompt: 'the fuzzed one', duration: 5 });
     expect(created.status).toBe(202);
     const task = await gw.finish(created.body.id);
