@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { TERMINAL_STATUSES } from '../core/model/canonical.js';
 import { problems } from '../core/model/problems.js';
 import type { TaskService } from '../core/tasks/task-service.js';
-import { issuesToErrors } from '../core/tasks/task-service.js';
+import { parseQuery } from '../core/tasks/task-service.js';
 import { rememberMountPath, requireJson } from './middleware.js';
 import type { OpenRequestCaps } from './tenant-limits.js';
 
@@ -28,9 +28,7 @@ const STREAM_HEARTBEAT_MS = 15_000;
 /** `?wait=` in seconds, 0 without one; a plain read (no query at all) skips the schema. */
 function waitOf(query: unknown): number {
   if (query && typeof query === 'object' && Object.keys(query).length === 0) return 0;
-  const parsed = WaitQuery.safeParse(query);
-  if (!parsed.success) throw problems.validation(issuesToErrors(parsed.error.issues), 'The query is not valid.');
-  return parsed.data.wait ?? 0;
+  return parseQuery(WaitQuery, query).wait ?? 0;
 }
 
 /**

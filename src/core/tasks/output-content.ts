@@ -9,7 +9,7 @@ import { problems } from '../model/problems.js';
 import { ObjectNotFoundError, type ByteRange } from '../../storage/object-storage.js';
 import type { Engine } from './engine.js';
 import { extensionOf, mediaTypeOf } from './output-copy.js';
-import { issuesToErrors } from './task-service.js';
+import { parseQuery } from './task-service.js';
 
 export const ContentQuery = z.strictObject({
   index: z.coerce.number().int().min(0).max(1000).default(0),
@@ -48,9 +48,7 @@ export class OutputContent {
    * gone upstream.
    */
   async locate(tenant: string | undefined, id: string, query: unknown): Promise<StoredContent | RedirectContent> {
-    const parsed = ContentQuery.safeParse(query);
-    if (!parsed.success) throw problems.validation(issuesToErrors(parsed.error.issues), 'The query is not valid.');
-    const { index, expires, signature } = parsed.data;
+    const { index, expires, signature } = parseQuery(ContentQuery, query);
     const { tasks, links, storage, config } = this.engine;
     const task = await tasks.get(id);
     if (tenant === undefined) {

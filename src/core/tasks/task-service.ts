@@ -40,6 +40,32 @@ export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): { path: str
   }));
 }
 
+/**
+ * Query issues as `errors[]`, each naming its parameter: an unknown one by its own name (with the
+ * names `allowed`), and one given more than once (it arrives as a list) as such, whatever its
+ * schema said about a list.
+ */
+function queryIssuesToErrors(issues: readonly z.core.$ZodIssue[], query: Record<string, unknown>, allowed: readonly string[]): { path: string; message: string }[] {
+  const repeated = Object.keys(query).filter((name) => Array.isArray(query[name]));
+  const errors = repeated.map((name) => ({ path: name, message: 'given more than once; give it once' }));
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      errors.push(...issue.keys.map((name) => ({ path: name, message: `unknown query parameter (allowed: ${allowed.join(', ')})` })));
+    } else if (!repeated.includes(String(issue.path[0]))) {
+      errors.push(...issuesToErrors([issue]));
+    }
+  }
+  return errors;
+}
+
+/** A query read with `schema` (a strict object of its parameters); problem details naming each parameter at fault otherwise. */
+export function parseQuery<T extends z.ZodObject>(schema: T, query: unknown): z.output<T> {
+  const given = query && typeof query === 'object' ? (query as Record<string, unknown>) : {};
+  const parsed = schema.safeParse(given);
+  if (!parsed.success) throw problems.validation(queryIssuesToErrors(parsed.error.issues, given, Object.keys(schema.shape)), 'The query is not valid.');
+  return parsed.data;
+}
+
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export const ListQuery = z.strictObject({
@@ -516,9 +542,7 @@ export class TaskService {
   }
 
   async list(tenant: string, query: unknown): Promise<{ data: Task[]; next_cursor: string | null }> {
-    const parsed = ListQuery.safeParse(query);
-    if (!parsed.success) throw problems.validation(issuesToErrors(parsed.error.issues), 'The query is not valid.');
-    const { status, provider, limit, cursor } = parsed.data;
+    const { status, provider, limit, cursor } = parseQuery(ListQuery, query);
     const before = cursor ? decodeCursor(cursor) : undefined;
     if (cursor && !before) throw problems.validation([{ path: 'cursor', message: 'not a cursor issued by this API' }]);
     const found = await this.engine.tasks.list({

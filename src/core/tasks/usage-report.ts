@@ -11,7 +11,7 @@ import { fromMicros } from '../model/pricing.js';
 import type { Engine } from './engine.js';
 import { SpendLedger, describeBudget, type BudgetDescription } from './spend-ledger.js';
 import type { UsageFilter, UsageGroupColumn, UsageMedian, UsageSums } from './task-repository.js';
-import { issuesToErrors } from './task-service.js';
+import { parseQuery } from './task-service.js';
 
 /** What `group_by` may name; `tenant` only with an admin key. */
 export const USAGE_GROUP_KEYS = ['provider', 'model', 'operation', 'quality', 'day', 'tenant'] as const;
@@ -142,21 +142,20 @@ export class UsageReport {
 
   /** The report for the caller: its own tenant, or every tenant for an admin key. */
   async report(caller: string, query: unknown): Promise<UsageResult> {
-    const parsed = UsageQuery.safeParse(query ?? {});
-    if (!parsed.success) throw problems.validation(queryErrors(parsed.error.issues), 'The query is not valid.');
-    const { group_by: groupBy = [], format } = parsed.data;
+    const parsed = parseQuery(UsageQuery, query);
+    const { group_by: groupBy = [], format } = parsed;
     const admin = this.isAdmin(caller);
     if (!admin && groupBy.includes('tenant')) throw problems.forbidden('Grouping by tenant needs an admin key.');
-    if (!admin && parsed.data.tenant !== undefined && parsed.data.tenant !== caller) {
+    if (!admin && parsed.tenant !== undefined && parsed.tenant !== caller) {
       throw problems.forbidden("Only an admin key can read another tenant's usage.");
     }
     const now = this.engine.clock.now();
-    const from = parsed.data.from ?? budgetWindow('month', now).start;
-    const to = parsed.data.to ?? budgetWindow('day', now).end;
+    const from = parsed.from ?? budgetWindow('month', now).start;
+    const to = parsed.to ?? budgetWindow('day', now).end;
     if (from >= to) {
-      throw problems.validation([{ path: parsed.data.to === undefined ? 'from' : 'to', message: 'from must be before to' }], 'The query is not valid.');
+      throw problems.validation([{ path: parsed.to === undefined ? 'from' : 'to', message: 'from must be before to' }], 'The query is not valid.');
     }
-    const tenant = admin ? parsed.data.tenant : caller;
+    const tenant = admin ? parsed.tenant : caller;
     const filter: UsageFilter = { from, to, ...(tenant !== undefined ? { tenant } : {}) };
     const columns = groupBy as UsageGroupColumn[];
     const [sums, medians] = await Promise.all([
@@ -262,15 +261,6 @@ export class UsageReport {
       metrics.budgetReserved.set({ tenant: budget.tenant, currency: budget.currency }, budget.reserved);
     }
   }
-}
-
-/** Query issues as `errors[]`, an unknown parameter named by its own path. */
-function queryErrors(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
-  return issues.flatMap((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? issue.keys.map((key) => ({ path: key, message: `unknown query parameter (allowed: ${Object.keys(UsageQuery.shape).join(', ')})` }))
-      : issuesToErrors([issue]),
-  );
 }
 
 function emptyRow(groupBy: readonly UsageGroupKey[], keys: Partial<Record<string, string | null>>, currency: string | null): UsageRow {

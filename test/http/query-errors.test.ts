@@ -1,0 +1,46 @@
+/**
+ * A query the gateway refuses names the parameter at fault, on every route that reads one: an
+ * unknown parameter by its own name (a GET has no body to blame), and a parameter given more
+ * than once as such (not as a value of the wrong kind).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startTestGateway();
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+const ROUTES = ['/v1/videos', '/v1/videos/vid_unknown', '/v1/videos/vid_unknown/content', '/v1/usage'];
+/** A valid value of one parameter each route reads. */
+const PARAMETER: Record<string, [name: string, value: string]> = {
+  '/v1/videos': ['status', 'queued'],
+  '/v1/videos/vid_unknown': ['wait', '1'],
+  '/v1/videos/vid_unknown/content': ['index', '0'],
+  '/v1/usage': ['format', 'csv'],
+};
+
+describe.each(ROUTES)('GET %s', (route) => {
+  it.each([['colour=red', 'colour'], ['filter%5B%5D=x', 'filter[]']])('an unknown parameter (%s) is named by its own path', async (query, name) => {
+    const answer = await gw.request('GET', `${route}?${query}`);
+    expect(answer.status).toBe(400);
+    expect(answer.body.type).toMatch(/\/validation$/);
+    expect(answer.body.errors).toEqual([{ path: name, message: expect.stringMatching(/^unknown query parameter \(allowed: .+\)$/) }]);
+  });
+
+  it('a parameter given twice is named, and says so', async () => {
+    const [name, value] = PARAMETER[route]!;
+    const answer = await gw.request('GET', `${route}?${name}=${value}&${name}=${value}`);
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toEqual([{ path: name, message: 'given more than once; give it once' }]);
+  });
+
+  it('a valid value is still read (the refusal is about the repeat alone)', async () => {
+    const [name, value] = PARAMETER[route]!;
+    const answer = await gw.request('GET', `${route}?${name}=${value}`);
+    expect(answer.status).not.toBe(400);
+  });
+});
