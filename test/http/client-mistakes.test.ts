@@ -164,3 +164,27 @@ describe('response headers', () => {
     expect(await response.text()).not.toMatch(/<script>(?!\s*<\/script>)/);
   });
 });
+
+describe('validation messages say what is wrong', () => {
+  const valid = { model: 'kling-v3', prompt: 'messages', duration: 5 };
+  const tooLong = `https://hooks.example.com/${'a'.repeat(2048)}`;
+
+  it.each([['webhook_url'], ['start_image_url']])('an http(s) %s past 2048 characters is refused for its length, not its scheme', async (field) => {
+    const answer = await gw.create({ ...valid, [field]: tooLong });
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toEqual([{ path: field, message: 'must be at most 2048 characters' }]);
+  });
+
+  it.each([
+    ['k'.repeat(65), /at most 64 characters|<=64 characters/],
+    ['', />=1 characters/],
+    ['constructor', /reserved name/],
+  ])('a metadata key %j is refused with the reason', async (key, reason) => {
+    const answer = await gw.create({ ...valid, metadata: { [key]: 'v' } });
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toHaveLength(1);
+    expect(answer.body.errors[0].path).toBe(`metadata.${key}`);
+    expect(answer.body.errors[0].message).toMatch(/^invalid key: /);
+    expect(answer.body.errors[0].message).toMatch(reason);
+  });
+});

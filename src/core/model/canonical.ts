@@ -82,7 +82,8 @@ export type RoutingStrategy = z.infer<typeof RoutingStrategy>;
 // cannot store a NUL (`webhook_url` has a column of its own).
 const httpUrl = z
   .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
-  .max(2048)
+  // A message of its own: the one above would otherwise be said of a URL that is merely long.
+  .max(2048, 'must be at most 2048 characters')
   .refine((url) => !/[\u0000-\u001f\u007f]/.test(url), 'must not contain a control character');
 const providerId = z.string().min(1).max(64);
 

@@ -32,11 +32,14 @@ export function stableStringify(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** zod issues as problem-details `errors[]` with JSON-pointer-ish dotted paths. */
+/**
+ * zod issues as problem-details `errors[]` with JSON-pointer-ish dotted paths. A refused record
+ * key (metadata) says why: zod's own message is only "Invalid key in record".
+ */
 export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
   return issues.map((issue) => ({
     path: issue.path.map(String).join('.') || '(body)',
-    message: issue.message,
+    message: issue.code === 'invalid_key' ? `invalid key: ${issue.issues.map((inner) => inner.message).join('; ')}` : issue.message,
   }));
 }
 
