@@ -176,6 +176,16 @@ describe('validation messages say what is wrong', () => {
   });
 
   it.each([
+    [{ text: 'hello' }, 'lip_sync.voice_id', /expected string/],
+    [{ audio_url: 'ftp://example.com/a.mp3' }, 'lip_sync.audio_url', /http\(s\) URL/],
+    [{ text: 'hello', voice_id: 'v1', voice_speed: 9 }, 'lip_sync.voice_speed', /<=2/],
+  ])('lip_sync %j, a form of neither kind, is refused naming what its closest form lacks', async (lipSync, path, reason) => {
+    const answer = await gw.create({ ...valid, lip_sync: lipSync });
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toEqual([{ path, message: expect.stringMatching(reason) }]);
+  });
+
+  it.each([
     ['k'.repeat(65), /at most 64 characters|<=64 characters/],
     ['', />=1 characters/],
     ['constructor', /reserved name/],

@@ -33,14 +33,28 @@ export function stableStringify(value: unknown): string {
 }
 
 /**
- * zod issues as problem-details `errors[]` with JSON-pointer-ish dotted paths. A refused record
- * key (metadata) says why: zod's own message is only "Invalid key in record".
+ * The issues of the form of a union the value came closest to (the fewest issues), under the
+ * union's path; undefined when zod kept none.
+ */
+function closestForm(issue: z.core.$ZodIssueInvalidUnion): z.core.$ZodIssue[] | undefined {
+  const forms = issue.errors.filter((form) => form.length > 0);
+  if (forms.length === 0) return undefined;
+  const closest = forms.reduce((best, form) => (form.length < best.length ? form : best));
+  return closest.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] }));
+}
+
+/**
+ * zod issues as problem-details `errors[]` with JSON-pointer-ish dotted paths. A value of no form
+ * of a union (lip_sync) is refused naming what its closest form lacks, and a refused record key
+ * (metadata) says why: zod's own messages are only "Invalid input" and "Invalid key in record".
  */
 export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
-  return issues.map((issue) => ({
-    path: issue.path.map(String).join('.') || '(body)',
-    message: issue.code === 'invalid_key' ? `invalid key: ${issue.issues.map((inner) => inner.message).join('; ')}` : issue.message,
-  }));
+  return issues.flatMap((issue) => {
+    const closest = issue.code === 'invalid_union' ? closestForm(issue) : undefined;
+    if (closest) return issuesToErrors(closest);
+    const message = issue.code === 'invalid_key' ? `invalid key: ${issue.issues.map((inner) => inner.message).join('; ')}` : issue.message;
+    return [{ path: issue.path.map(String).join('.') || '(body)', message }];
+  });
 }
 
 /**
