@@ -252,6 +252,18 @@ export function refuseProtoKeys(this: unknown, key: string, value: unknown): unk
   return value;
 }
 
+/**
+ * Why a JSON body could not be read: a `__proto__` key, nesting deeper than the parser's stack
+ * (valid JSON, but no request is shaped like it), or malformed JSON.
+ */
+function unreadableJson(parserMessage: string): ProblemError {
+  if (parserMessage.startsWith(PROTO_KEY_MESSAGE)) return problems.validation([{ path: '(body)', message: parserMessage }], 'The body is not valid JSON.');
+  if (/maximum call stack/i.test(parserMessage)) {
+    return problems.validation([{ path: '(body)', message: 'nested too deeply' }], 'The body is nested too deeply to read.');
+  }
+  return problems.validation([{ path: '(body)', message: 'malformed JSON' }], 'The body is not valid JSON.');
+}
+
 /** Status code for a request whose client went away before it was answered (nginx's convention). */
 export const CLIENT_GONE = 499;
 
@@ -287,8 +299,7 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     if (parserError?.type === 'entity.parse.failed') {
-      const message = parserError.message.startsWith(PROTO_KEY_MESSAGE) ? parserError.message : 'malformed JSON';
-      sendProblem(res, problems.validation([{ path: '(body)', message }], 'The body is not valid JSON.'));
+      sendProblem(res, unreadableJson(parserError.message));
       return;
     }
     if (parserError?.type === 'entity.too.large') {

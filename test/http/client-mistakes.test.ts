@@ -198,3 +198,14 @@ describe('validation messages say what is wrong', () => {
     expect(answer.body.errors[0].message).toMatch(reason);
   });
 });
+
+describe('a body nested too deeply to read', () => {
+  it('is a 400 saying so, not "malformed JSON", and creates nothing', async () => {
+    const depth = 50_000;
+    const body = `{"model":"kling-v3","prompt":"deep","duration":5,"metadata":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    const answer = await gw.request('POST', '/v1/videos', body);
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toEqual([{ path: '(body)', message: 'nested too deeply' }]);
+    expect(answer.body.detail).toBe('The body is nested too deeply to read.');
+  });
+});
