@@ -91,6 +91,60 @@ const nearValid = fc.record(
   { requiredKeys: ['model', 'prompt', 'duration'] },
 ).chain((body) => fc.oneof({ arbitrary: fc.constant(body), weight: 9 }, { arbitrary: fc.constant({ ...body, unknown_field: 1 }), weight: 1 }));
 
+const IMAGE = 'https://cdn.example.com/a.png';
+const longUrl = (length: number) => `https://cdn.example.com/${'a'.repeat(length - 'https://cdn.example.com/'.length)}`;
+
+/**
+ * Every field of CreateVideoRequest with values at its limits (which validation lets through:
+ * a provider may still not serve them, 422) and just beyond them (a 400 naming the field).
+ */
+const LIMITS: Record<string, { at: unknown[]; beyond: unknown[] }> = {
+  model: { at: ['kling-v3', 'kolors-virtual-try-on-v1-5'], beyond: ['kling-v4', '', 'KLING-V3', null] },
+  quality: { at: ['pro', 'std'], beyond: ['hd', 'PRO', 1] },
+  operation: { at: ['text-to-video'], beyond: ['text_to_video', ''] },
+  prompt: { at: ['a', 'a'.repeat(2500), '😀'.repeat(1250)], beyond: ['', 'a'.repeat(2501), '😀'.repeat(2501), ['a']] },
+  negative_prompt: { at: ['a', 'n'.repeat(2500)], beyond: ['', 'n'.repeat(2501)] },
+  duration: { at: [3, 15, 5.0], beyond: [2, 16, 5.5, '5', 1e400 as number, -0.5] },
+  aspect_ratio: { at: ['16:9', '9:16', '1:1'], beyond: ['4:3', '16/9'] },
+  cfg_scale: { at: [0, 2, 0.5], beyond: [-0.01, 2.01, '1'] },
+  start_image_url: { at: [IMAGE, longUrl(2048)], beyond: [longUrl(2049), 'ftp://cdn.example.com/a.png', 'data:image/png;base64,AA', 'https://cdn.example.com/\u0001'] },
+  reference_images: { at: [[IMAGE], Array(7).fill(IMAGE)], beyond: [[], Array(8).fill(IMAGE), [5]] },
+  reference_video_url: { at: [IMAGE], beyond: ['not a url'] },
+  video_url: { at: [IMAGE], beyond: ['ws://cdn.example.com/v.mp4'] },
+  video_id: { at: ['v', 'v'.repeat(128)], beyond: ['', 'v'.repeat(129)] },
+  multi_shot: {
+    at: [[{ prompt: 'a' }], Array(6).fill({ prompt: 'a' }), [{ prompt: 'a', duration: 10 }, { prompt: 'b', duration: 5 }]],
+    beyond: [[], Array(7).fill({ prompt: 'a' }), [{ prompt: 'a', duration: 10 }, { prompt: 'b', duration: 6 }], [{ prompt: 'a', duration: 5 }, { prompt: 'b' }], [{ prompt: 'a', extra: 1 }]],
+  },
+  elements: { at: [[{ frontal_image_url: IMAGE, reference_image_urls: Array(4).fill(IMAGE) }]], beyond: [[], Array(5).fill({ frontal_image_url: IMAGE }), [{ frontal_image_url: IMAGE, reference_image_urls: Array(5).fill(IMAGE) }]] },
+  audio: { at: [true, false], beyond: ['true', 1] },
+  voice_ids: { at: [['v'], ['v', 'w']], beyond: [[], ['a', 'b', 'c'], [''], ['v'.repeat(129)]] },
+  keep_original_sound: { at: [true], beyond: ['yes'] },
+  lip_sync: {
+    at: [{ text: 't'.repeat(120), voice_id: 'v', voice_speed: 2 }, { audio_url: IMAGE }],
+    beyond: [{ text: 't'.repeat(121), voice_id: 'v' }, { text: 'hi' }, { text: 'hi', voice_id: 'v', voice_speed: 0.7 }, { audio_url: 'ftp://x' }, {}],
+  },
+  camera_control: {
+    at: [{ type: 'simple', config: { zoom: 10 } }, { type: 'down_back' }],
+    beyond: [{ type: 'simple', config: { zoom: 11 } }, { type: 'simple', config: { zoom: 1, pan: 1 } }, { type: 'down_back', config: { zoom: 1 } }, { type: 'spin' }],
+  },
+  webhook_url: { at: ['https://hooks.example.com/k', longUrl(2048)], beyond: [longUrl(2049), 'hooks.example.com/k'] },
+  metadata: {
+    at: [{}, Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`${'k'.repeat(62)}${String(i).padStart(2, '0')}`, 'v'.repeat(512)]))],
+    beyond: [{ ['k'.repeat(65)]: 'v' }, { k: 'v'.repeat(513) }, Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v'])), { k: 1 }, []],
+  },
+  routing: {
+    at: [{ providers: ['freepik'] }, { exclude: [] }, { max_credits: 0 }, { strategy: 'cheapest', allow_fallbacks: false }],
+    beyond: [{ providers: [] }, { providers: ['freepik', 'freepik'] }, { providers: ['nope'] }, { max_credits: -1 }, { strategy: 'random' }, { extra: 1 }],
+  },
+  cancel_after: { at: [1, 604800], beyond: [0, 604801, 1.5] },
+};
+
+/** A request that `field` may stand in: start_image_url where end_image_url needs it. */
+function requestWith(field: string, value: unknown): Record<string, unknown> {
+  return { model: 'kling-v3', prompt: 'limits', duration: 5, [field]: value };
+}
+
 describe('POST /v1/videos, fuzzed', () => {
   it('any JSON value: never a 5xx, refusals are problems and reach no upstream', { timeout: 120_000 }, async () => {
     await fc.assert(
@@ -146,5 +200,27 @@ describe('POST /v1/videos, fuzzed', () => {
       ),
       { numRuns: 120 },
     );
+  });
+  it('every field just beyond its limits is a 400 naming that field, and reaches no upstream', { timeout: 60_000 }, async () => {
+    const cases = Object.entries(LIMITS).flatMap(([field, { beyond }]) => beyond.map((value) => [field, value] as const));
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...cases), async ([field, value]) => {
+        const before = upstreamCalls();
+        const answer = await gw.create(requestWith(field, value));
+        expect(answer.status, `${field} ${JSON.stringify(value)?.slice(0, 80)}`).toBe(400);
+        const paths = (answer.body.errors as { path: string }[]).map((error) => error.path);
+        expect(paths.some((path) => path === field || path.startsWith(`${field}.`)), JSON.stringify(answer.body.errors)).toBe(true);
+        expect(upstreamCalls()).toBe(before);
+      }),
+      { numRuns: cases.length * 2 },
+    );
+  });
+
+  it('every field at its limits passes validation (a provider may still not serve it)', { timeout: 60_000 }, async () => {
+    const cases = Object.entries(LIMITS).flatMap(([field, { at }]) => at.map((value) => [field, value] as const));
+    for (const [field, value] of cases) {
+      const answer = await gw.request('POST', '/v1/videos/quote', requestWith(field, value));
+      expect([200, 422], `${field} ${JSON.stringify(answer.body).slice(0, 300)}`).toContain(answer.status);
+    }
   });
 });
