@@ -6,7 +6,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import { z } from 'zod';
 import { ProblemError, problems } from '../core/model/problems.js';
+import { parseQuery } from '../core/tasks/task-service.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 
@@ -393,6 +395,20 @@ export function requireHostHeader(listener: RequestListener): RequestListener {
 /** The server's `checkExpectation` listener: an `Expect` other than `100-continue` is refused (417), with problem details. */
 export function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
   refuseBeforeRoutes(req, res, new ProblemError(417, 'expectation-failed', 'Expectation failed', 'Only "Expect: 100-continue" is supported.'));
+}
+
+const NO_PARAMETERS = z.strictObject({});
+
+/** For routes that take no query: a parameter is refused (400, named), never ignored. */
+export function noQuery(): RequestHandler {
+  return (req, _res, next) => {
+    try {
+      parseQuery(NO_PARAMETERS, req.query);
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
 }
 
 /** Requires a JSON body on writes (415 otherwise), so a form post never parses as empty. */

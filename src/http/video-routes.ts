@@ -8,7 +8,7 @@ import { TERMINAL_STATUSES } from '../core/model/canonical.js';
 import { problems } from '../core/model/problems.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { parseQuery } from '../core/tasks/task-service.js';
-import { rememberMountPath, requireJson } from './middleware.js';
+import { noQuery, rememberMountPath, requireJson } from './middleware.js';
 import type { OpenRequestCaps } from './tenant-limits.js';
 
 /** The per-tenant limits of these routes. */
@@ -64,15 +64,15 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
     res.json(await service.list(tenantOf(req), req.query));
   });
 
-  router.post('/:id/cancel', async (req, res) => {
+  router.post('/:id/cancel', noQuery(), async (req, res) => {
     res.json(await service.cancel(tenantOf(req), String(req.params.id)));
   });
 
-  router.get('/:id/webhooks', async (req, res) => {
+  router.get('/:id/webhooks', noQuery(), async (req, res) => {
     res.json(await service.webhookDeliveries(tenantOf(req), String(req.params.id)));
   });
 
-  router.get('/:id/events', async (req, res) => {
+  router.get('/:id/events', noQuery(), async (req, res) => {
     const tenant = tenantOf(req);
     const release = limits.caps.acquire(tenant, 'streams');
     // Registered before the first await: a client gone during the first read is still noticed.

@@ -44,3 +44,22 @@ describe.each(ROUTES)('GET %s', (route) => {
     expect(answer.status).not.toBe(400);
   });
 });
+
+describe.each([
+  ['GET', '/v1/videos/vid_unknown/events'],
+  ['GET', '/v1/videos/vid_unknown/webhooks'],
+  ['POST', '/v1/videos/vid_unknown/cancel'],
+  ['GET', '/v1/models'],
+  ['GET', '/v1/providers'],
+])('%s %s, which takes no query', (method, route) => {
+  it('refuses a parameter, named, rather than ignoring it', async () => {
+    const answer = await gw.request(method, `${route}?colour=red`);
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toEqual([{ path: 'colour', message: 'unknown query parameter (this route takes none)' }]);
+  });
+
+  it('answers as before without one', async () => {
+    const answer = await gw.request(method, route);
+    expect(answer.status).not.toBe(400);
+  });
+});

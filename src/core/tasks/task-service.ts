@@ -67,7 +67,8 @@ function queryIssuesToErrors(issues: readonly z.core.$ZodIssue[], query: Record<
   const errors = repeated.map((name) => ({ path: name, message: 'given more than once; give it once' }));
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
-      errors.push(...issue.keys.map((name) => ({ path: name, message: `unknown query parameter (allowed: ${allowed.join(', ')})` })));
+      const known = allowed.length > 0 ? `allowed: ${allowed.join(', ')}` : 'this route takes none';
+      errors.push(...issue.keys.map((name) => ({ path: name, message: `unknown query parameter (${known})` })));
     } else if (!repeated.includes(String(issue.path[0]))) {
       errors.push(...issuesToErrors([issue]));
     }
