@@ -81,7 +81,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
       release();
       gone.abort();
     });
-    const changes = service.watch(tenant, String(req.params.id), { signal: gone.signal, recheckMs: STREAM_RECHECK_MS });
+    const changes = service.watch(tenant, String(req.params.id), { signal: gone.signal, recheckMs: STREAM_RECHECK_MS, everyStatus: true });
     // The first change is read before anything is written, so an unknown task is a plain 404.
     let change;
     try {

@@ -21,6 +21,11 @@ export interface WatchOptions {
    * replicas' changes are notified, only a safety net: at least every 5 s.
    */
   recheckMs?: number;
+  /**
+   * Yields every status the task moves to (an event stream, one event per status change),
+   * rather than only the newest version once the consumer is ready (a wait for the outcome).
+   */
+  everyStatus?: boolean;
 }
 
 const DEFAULT_RECHECK_MS = 1_000;
@@ -28,9 +33,38 @@ const DEFAULT_RECHECK_MS = 1_000;
 const NOTIFIED_RECHECK_MS = 5_000;
 
 /**
+ * The `processing` a task went through between `before` (`queued`) and `after` (terminal) when
+ * no version of it was seen here (another replica's changes are read back whole, and by then
+ * the task may be done). A provider took it (it has the provider's id: only the move to
+ * `processing` sets that), and a task never goes from `processing` back to `queued`, so the
+ * version just before `after` (every write adds one) was `processing`: it is given as `after`
+ * tells it, without the outcome.
+ */
+function processingBetween(before: TaskRecord, after: TaskRecord): TaskRecord | undefined {
+  const skipped =
+    before.status === 'queued' &&
+    TERMINAL_STATUSES.has(after.status) &&
+    after.providerTaskId !== null &&
+    after.version - 1 > before.version;
+  if (!skipped) return undefined;
+  return {
+    ...after,
+    status: 'processing',
+    phase: 'tracking',
+    outputs: [],
+    error: null,
+    cost: { ...after.cost, estimated: true },
+    completedAt: null,
+    version: after.version - 1,
+  };
+}
+
+/**
  * Yields the task as it is now, then each newer version as it lands, and ends after yielding
  * a terminal one (or when `signal` aborts or `timeoutMs` passes). Versions only go forward:
- * none is yielded twice, and while the consumer is busy only the newest waiting one is kept.
+ * none is yielded twice, and while the consumer is busy only the newest waiting one is kept —
+ * with `everyStatus`, the newest of each status waiting, and a `processing` only another
+ * replica saw is stood for by `processingBetween`, so no status is skipped.
  * A task of another tenant is not found (thrown before the first yield).
  */
 export async function* watchTask(
@@ -40,13 +74,18 @@ export async function* watchTask(
   options: WatchOptions = {},
 ): AsyncGenerator<TaskRecord, void, undefined> {
   const { tasks, events, clock } = engine;
-  const { signal } = options;
-  let newest: TaskRecord | undefined;
+  const { signal, everyStatus = false } = options;
+  /** Versions not yet yielded, oldest first: one, or with `everyStatus` one per status change. */
+  const waiting: TaskRecord[] = [];
+  let newestVersion = -1;
   let ended = false;
   let wake: (() => void) | undefined;
   const offer = (task: TaskRecord) => {
-    if (newest && task.version <= newest.version) return;
-    newest = task;
+    if (task.version <= newestVersion) return;
+    newestVersion = task.version;
+    const last = waiting.at(-1);
+    if (last && (!everyStatus || last.status === task.status)) waiting[waiting.length - 1] = task;
+    else waiting.push(task);
     wake?.();
   };
   const end = () => {
@@ -78,11 +117,13 @@ export async function* watchTask(
     };
     recheckTimer = clock.setTimeout(recheck, recheckMs);
 
-    let yielded = -1;
+    let previous: TaskRecord | undefined;
     while (!signal?.aborted) {
-      const task = newest!;
-      if (task.version > yielded) {
-        yielded = task.version;
+      const task = waiting.shift();
+      if (task) {
+        const missed = everyStatus && previous && processingBetween(previous, task);
+        if (missed) yield missed;
+        previous = task;
         yield task;
         if (TERMINAL_STATUSES.has(task.status)) return;
       } else if (ended) {

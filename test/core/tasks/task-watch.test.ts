@@ -120,4 +120,69 @@ describe('watchTask', () => {
     await watch.return();
     expect(listeners()).toBe(0);
   });
+
+  describe('with everyStatus (an event stream)', () => {
+    const accepted = { status: 'processing', phase: 'tracking', provider: 'kling3api', providerTaskId: 'up_1' } as const;
+    const failed = { status: 'failed', phase: 'done', error: { code: 'provider_error', message: 'boom', provider_code: null } } as const;
+
+    it('keeps each status that lands while the consumer is busy, in order', async () => {
+      const watch = watchTask({ tasks, events, clock }, 'acme', 't_1', { everyStatus: true });
+      expect((await watch.next()).value).toMatchObject({ version: 0, status: 'queued' });
+      await changeHere(accepted);
+      await changeHere({ providerStatus: 'IN_PROGRESS' });
+      await changeHere(failed);
+      const rest: TaskRecord[] = [];
+      for await (const task of watch) rest.push(task);
+      expect(rest.map((task) => [task.version, task.status])).toEqual([
+        [2, 'processing'],
+        [3, 'failed'],
+      ]);
+      expect(listeners()).toBe(0);
+    });
+
+    it('yields the processing another replica went through when it only reads the task back done', async () => {
+      const { seen, done } = collect(watchTask({ tasks, events, clock }, 'acme', 't_1', { everyStatus: true, recheckMs: 1_000 }));
+      await clock.advance(0);
+      // Written by another process, between two re-reads here.
+      await tasks.update('t_1', accepted, {});
+      await tasks.update('t_1', { providerStatus: 'IN_PROGRESS' }, {});
+      await tasks.update('t_1', failed, {});
+      await clock.advance(1_000);
+      await done;
+      expect(seen.map((task) => [task.version, task.status])).toEqual([
+        [0, 'queued'],
+        [2, 'processing'],
+        [3, 'failed'],
+      ]);
+      expect(seen[1]).toMatchObject({ phase: 'tracking', providerTaskId: 'up_1', outputs: [], error: null, completedAt: null });
+    });
+
+    it('yields no processing for a task no provider took', async () => {
+      const { seen, done } = collect(watchTask({ tasks, events, clock }, 'acme', 't_1', { everyStatus: true, recheckMs: 1_000 }));
+      await clock.advance(0);
+      await tasks.update('t_1', { phase: 'submitting' }, {});
+      await tasks.update('t_1', failed, {});
+      await clock.advance(1_000);
+      await done;
+      expect(seen.map((task) => task.status)).toEqual(['queued', 'failed']);
+    });
+
+    it('yields only the terminal version of a task already done', async () => {
+      await tasks.update('t_1', accepted, {});
+      await tasks.update('t_1', failed, {});
+      const { seen, done } = collect(watchTask({ tasks, events, clock }, 'acme', 't_1', { everyStatus: true }));
+      await done;
+      expect(seen.map((task) => [task.version, task.status])).toEqual([[2, 'failed']]);
+    });
+  });
+
+  it('without everyStatus (a wait for the outcome) keeps only the newest version while the consumer is busy', async () => {
+    const watch = watchTask({ tasks, events, clock }, 'acme', 't_1');
+    expect((await watch.next()).value).toMatchObject({ version: 0 });
+    await changeHere({ status: 'processing', phase: 'tracking', providerTaskId: 'up_1' });
+    await changeHere({ status: 'failed', phase: 'done' });
+    const rest: TaskRecord[] = [];
+    for await (const task of watch) rest.push(task);
+    expect(rest.map((task) => [task.version, task.status])).toEqual([[2, 'failed']]);
+  });
 });
