@@ -221,6 +221,8 @@ export class Primary {
     this.slots.delete(slot.index);
     // What it counted stays counted: the sum of a scrape never goes down.
     this.metrics.retire(worker.id);
+    // Connections queued for it go to the workers that serve.
+    this.port.lost(worker);
     for (const [id, collection] of this.collections) {
       if (collection.waiting.delete(worker.id) && collection.waiting.size === 0) this.answer(id);
     }

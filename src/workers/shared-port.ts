@@ -18,8 +18,15 @@ export class SharedPort {
   private readonly server: Server;
   /** Accepted while no worker serves (at the start, or while the only one is being replaced). */
   private readonly waiting: Socket[] = [];
+  /**
+   * Per worker, the connections handed to it whose sending has not happened yet: Node sends one
+   * connection at a time to a worker and queues the next until the worker acknowledges the
+   * last. A worker that dies meanwhile never takes them (`lost`).
+   */
+  private readonly unsent = new Map<Worker, Set<Socket>>();
   private turn = 0;
   private closing: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     /** The workers that take connections now. */
@@ -59,21 +66,50 @@ export class SharedPort {
       // Right after the event loop's turn that accepts connections (not before its next one).
       await new Promise((resolve) => setImmediate(resolve));
       this.server.close();
+      this.closed = true;
       if (this.serving().length === 0) for (const socket of this.waiting.splice(0)) socket.destroy();
     })();
     return this.closing;
   }
 
+  /**
+   * A worker died: the connections that were never sent to it go to another worker (or wait for
+   * one). Call it once the worker no longer counts as serving.
+   */
+  lost(worker: Worker): void {
+    const stranded = this.unsent.get(worker);
+    this.unsent.delete(worker);
+    for (const socket of stranded ?? []) if (!socket.destroyed) this.handOver(socket);
+  }
+
   private handOver(socket: Socket): void {
     const workers = this.serving();
     if (workers.length === 0) {
-      this.waiting.push(socket);
+      // Nobody will serve any more: closed rather than left open unanswered.
+      if (this.closed) socket.destroy();
+      else this.waiting.push(socket);
       return;
     }
     const worker = workers[this.turn++ % workers.length]!;
+    const unsent = this.unsentTo(worker);
+    unsent.add(socket);
     const message: PrimaryMessage = { tag: PRIMARY_TAG, type: 'connection' };
-    worker.send(message, socket, (error: Error | null) => {
+    // Kept open here until it is written to the worker (the message then holds the connection
+    // for it): Node would otherwise hold it until the worker acknowledges it, and never close it
+    // when the worker dies first, leaving the client waiting for an answer forever.
+    worker.send(message, socket, { keepOpen: true }, (error: Error | null) => {
+      unsent.delete(socket);
       if (error) this.logger.warn({ err: error }, 'could not hand a connection to a worker');
+      socket.destroy();
     });
+  }
+
+  private unsentTo(worker: Worker): Set<Socket> {
+    let unsent = this.unsent.get(worker);
+    if (!unsent) {
+      unsent = new Set();
+      this.unsent.set(worker, unsent);
+    }
+    return unsent;
   }
 }

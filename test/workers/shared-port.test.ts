@@ -1,0 +1,72 @@
+/**
+ * The primary's port hands connections to workers over IPC, one at a time: a connection handed
+ * while the previous one is not yet acknowledged waits in Node's queue for that worker. A worker
+ * that dies then (kill -9 under load) never takes it; the connection must go to a worker that
+ * serves, not stay open in the primary with nobody to answer it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Worker } from 'node:cluster';
+import { connect } from 'node:net';
+import { afterEach, expect, it, vi } from 'vitest';
+import { createLogger } from '../../src/observability/logger.js';
+import { SharedPort } from '../../src/workers/shared-port.js';
+
+/** A worker stuck in a long synchronous task: it reads nothing, so acknowledges no connection. */
+const STUCK = 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)';
+/** A worker that answers every connection it is handed with a 200. */
+const ANSWERING =
+  "process.on('message', (m, socket) => socket && socket.end('HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\nconnection: close\\r\\n\\r\\nok'))";
+
+const children: ChildProcess[] = [];
+
+function child(code: string): Promise<ChildProcess> {
+  const started = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  children.push(started);
+  return new Promise((resolve, reject) => {
+    started.once('spawn', () => resolve(started));
+    started.once('error', reject);
+  });
+}
+
+afterEach(() => {
+  for (const each of children.splice(0)) each.kill('SIGKILL');
+});
+
+/** Sends a request on a new connection; resolves with the status line, or how the connection ended. */
+function request(port: number): Promise<string> {
+  const socket = connect(port, '127.0.0.1', () => socket.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'));
+  return new Promise((resolve) => {
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const ended = () => resolve(received.split('\r\n')[0] || 'closed without an answer');
+    socket.on('error', ended);
+    socket.on('close', ended);
+    setTimeout(() => {
+      resolve(received.split('\r\n')[0] || 'left hanging');
+      socket.destroy();
+    }, 5_000).unref();
+  });
+}
+
+it('gives a connection queued for a worker that died to a worker that serves', { timeout: 20_000 }, async () => {
+  const stuck = await child(STUCK);
+  const answering = await child(ANSWERING);
+  const send = vi.spyOn(stuck, 'send');
+  const port = new SharedPort(
+    () => [(stuck.connected ? stuck : answering) as unknown as Worker],
+    createLogger('silent'),
+  );
+  stuck.once('exit', () => port.lost(stuck as unknown as Worker));
+  const url = await port.listen(0, '127.0.0.1');
+  const portNumber = Number(new URL(url).port);
+  // The first is written to the stuck worker and awaits its acknowledgement; the second queues behind it.
+  const first = request(portNumber);
+  await vi.waitFor(() => expect(send).toHaveBeenCalledTimes(1));
+  const second = request(portNumber);
+  await vi.waitFor(() => expect(send).toHaveBeenCalledTimes(2));
+  stuck.kill('SIGKILL');
+  // The first was on its way into the worker that died: it is closed, never left open.
+  expect(await first).not.toBe('left hanging');
+  expect(await second).toBe('HTTP/1.1 200 OK');
+  await port.close();
+});
