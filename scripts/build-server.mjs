@@ -10,7 +10,7 @@
  * A checkout without sources (the Docker image's runtime stage) has nothing to compile: the
  * script says so and leaves the existing build alone.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,7 +23,9 @@ const clientSources = join(root, 'packages/client/src');
 const outdir = join(root, 'dist');
 /** Held while a build runs, so that replicas started together from one checkout build once. */
 const lock = join(outdir, '.building');
-/** A lock older than this was left by a build that was killed. */
+/** The process holding the lock, written in it: a lock whose holder is gone was left by a killed build. */
+const lockHolder = join(lock, 'pid');
+/** A lock older than this was left by a build that was killed (when its holder cannot be told). */
 const STALE_LOCK_MS = 120_000;
 
 /** Every `.ts` file under `directory`. */
@@ -68,17 +70,48 @@ export async function buildServer() {
   rmSync(scratch, { recursive: true, force: true });
 }
 
+/** Whether process `pid` is running (a process of another user counts). */
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/** The process the lock names; undefined while it names none yet (or the lock is gone). */
+function holderOfLock() {
+  try {
+    const pid = Number(readFileSync(lockHolder, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the lock was left by a build that cannot finish: its holder (a build stopped with
+ * Ctrl-C or kill -9 never removes it) is no longer running, or it is older than any build takes.
+ */
+function lockIsStale() {
+  const holder = holderOfLock();
+  if (holder !== undefined && !isRunning(holder)) return true;
+  const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+  return age > STALE_LOCK_MS;
+}
+
 /** Runs `work` holding the build lock; waits for a build another process is running. */
 async function whileLocked(work) {
   mkdirSync(outdir, { recursive: true });
   for (;;) {
     try {
       mkdirSync(lock);
+      writeFileSync(lockHolder, `${process.pid}\n`);
       break;
     } catch (error) {
       if (error.code !== 'EEXIST') throw error;
-      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      if (age > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true });
+      if (lockIsStale()) rmSync(lock, { recursive: true, force: true });
       else await sleep(100);
     }
   }

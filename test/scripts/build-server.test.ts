@@ -4,7 +4,7 @@
  * and builds once when several start together, each finding the whole build when its prestart returns. Runs on a
  * scratch copy of what the build reads, so the checkout's own `dist/` is left alone.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,19 @@ describe('build-server --if-stale', { timeout: 120_000 }, () => {
     expect(readFileSync(join(root, 'dist/src/.built'), 'utf8')).toMatch(/^\d{4}-/);
     // No scratch folder or lock is left behind.
     expect(readdirSync(join(root, 'dist')).sort()).toEqual(['openapi', 'packages', 'src']);
+  });
+
+  it('a start right after a build was killed (Ctrl-C, kill -9) does not wait for the lock it left', async () => {
+    await build();
+    editedAfterTheBuild('src/main.ts');
+    const killed = spawn(process.execPath, [join(root, 'scripts/build-server.mjs')], { cwd: root, stdio: 'ignore' });
+    while (!existsSync(join(root, 'dist/.building'))) await new Promise((resolve) => setTimeout(resolve, 10));
+    killed.kill('SIGKILL');
+    await new Promise((resolve) => killed.once('exit', resolve));
+    // A build takes a second or two; the lock's own expiry is minutes.
+    const next = await run(process.execPath, [join(root, 'scripts/build-server.mjs'), '--if-stale'], { cwd: root, timeout: 20_000 });
+    expect(next.stdout).toContain('gateway compiled');
+    expect(readdirSync(join(root, 'dist')).filter((name) => name === '.building')).toEqual([]);
   });
 
   it('replicas started together after an edit build once, and each finds the whole build when its prestart returns', async () => {
