@@ -151,6 +151,8 @@ export class TaskService {
   private readonly ledger: SpendLedger;
   /** Aborted when the gateway stops: every watch (event stream, `?wait=`) ends then. */
   private readonly stopping = new AbortController();
+  /** How to end each watch running now, which `endWatches` does. */
+  private readonly watchEnds = new Set<() => void>();
 
   constructor(
     private readonly engine: Engine,
@@ -546,9 +548,19 @@ export class TaskService {
    * The task of this tenant as it changes, until it is terminal (see `watchTask`): what SSE and
    * `?wait=` follow. Not found is thrown before the first change.
    */
-  watch(tenant: string, id: string, options: WatchOptions = {}): AsyncGenerator<TaskRecord, void, undefined> {
-    const signal = options.signal ? AbortSignal.any([options.signal, this.stopping.signal]) : this.stopping.signal;
-    return watchTask(this.engine, tenant, id, { ...options, signal });
+  async *watch(tenant: string, id: string, options: WatchOptions = {}): AsyncGenerator<TaskRecord, void, undefined> {
+    // Each watch has its own end, which a stop triggers. Joined to the stop's signal with
+    // `AbortSignal.any`, every watch would leave an entry on it for as long as the gateway runs.
+    const ended = new AbortController();
+    const end = () => ended.abort();
+    if (this.stopping.signal.aborted) end();
+    this.watchEnds.add(end);
+    try {
+      const signal = options.signal ? AbortSignal.any([options.signal, ended.signal]) : ended.signal;
+      yield* watchTask(this.engine, tenant, id, { ...options, signal });
+    } finally {
+      this.watchEnds.delete(end);
+    }
   }
 
   /**
@@ -557,6 +569,7 @@ export class TaskService {
    */
   endWatches(): void {
     this.stopping.abort();
+    for (const end of this.watchEnds) end();
   }
 
   async list(tenant: string, query: unknown): Promise<{ data: Task[]; next_cursor: string | null }> {
