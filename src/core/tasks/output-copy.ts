@@ -167,7 +167,13 @@ export async function copyToStorage(input: {
   const refused = refuseSource(url, policy);
   if (refused) return failure(`the result URL ${refused}`, false);
   const deadline = AbortSignal.timeout(policy.timeoutMs);
-  const signal = input.signal ? AbortSignal.any([input.signal, deadline]) : deadline;
+  // The caller's signal lives as long as the gateway: joined with `AbortSignal.any`, it would keep
+  // an entry for every copy ever made. A listener, removed when the copy ends, leaves nothing.
+  const stopped = new AbortController();
+  const stop = () => stopped.abort();
+  if (input.signal?.aborted) stop();
+  else input.signal?.addEventListener('abort', stop, { once: true });
+  const signal = AbortSignal.any([stopped.signal, deadline]);
   let source: Readable | undefined;
   try {
     const response = await download(url, {
@@ -206,5 +212,7 @@ export async function copyToStorage(input: {
     if (deadline.aborted) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
     const message = error instanceof Error ? error.message : String(error);
     return failure(`the copy failed: ${message}`, true);
+  } finally {
+    input.signal?.removeEventListener('abort', stop);
   }
 }

@@ -66,6 +66,26 @@ describe('copying a result file', () => {
     });
   });
 
+  it('leaves nothing behind on the stop signal it is given, which lives as long as the gateway', async () => {
+    routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4' }).end(FILE));
+    const stopping = new AbortController();
+    for (let i = 0; i < 10; i++) {
+      const outcome = await copyToStorage({
+        url: `${origin}/out.mp4`,
+        key: `acme/vid_${i}/0.mp4`,
+        kind: 'video',
+        storage: storage as unknown as ObjectStorage,
+        policy,
+        signal: stopping.signal,
+      });
+      expect(outcome.ok).toBe(true);
+    }
+    // Node keeps the signals joined to it with `AbortSignal.any` in a set under this symbol.
+    const key = Object.getOwnPropertySymbols(stopping.signal).find((symbol) => symbol.description === 'kDependantSignals');
+    const joined = key ? ((stopping.signal as unknown as Record<symbol, Set<unknown>>)[key]?.size ?? 0) : 0;
+    expect(joined).toBe(0);
+  });
+
   it.each([
     ['gzip', gzipSync(FILE)],
     ['x-gzip', gzipSync(FILE)],
