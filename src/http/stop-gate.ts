@@ -21,7 +21,7 @@ const RETRY_AFTER_S = 2;
  */
 const FRESH_CONNECTION_GRACE_MS = 2_000;
 /** A pause that lets the event loop accept connections waiting on the listener. */
-export const ACCEPT_TURN_MS = 5;
+const ACCEPT_TURN_MS = 5;
 
 /** Reads and probes never start work upstream: a stop does not wait for them. */
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

@@ -10,9 +10,11 @@
 import type { Worker } from 'node:cluster';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ACCEPT_TURN_MS } from '../http/stop-gate.js';
 import type { Logger } from '../observability/logger.js';
 import { PRIMARY_TAG, type PrimaryMessage } from './worker-protocol.js';
+
+/** A pause that lets the event loop accept connections waiting on the port (as `http/stop-gate.ts` does). */
+const ACCEPT_TURN_MS = 5;
 
 export class SharedPort {
   private readonly server: Server;
