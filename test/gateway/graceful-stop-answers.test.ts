@@ -4,10 +4,10 @@
  * `Retry-After` and `Connection: close`, never a reset connection, which would leave a client
  * without an Idempotency-Key unable to tell whether its video was made.
  */
-import { connect, type Socket } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+import { sendRawCreate } from '../support/raw-answer.js';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
@@ -15,30 +15,10 @@ afterEach(async () => {
   gw = undefined;
 });
 
-/** What came back on a raw connection: the status line's code, or how the connection ended without one. */
-function sendRaw(url: string, body: string): { socket: Socket; written: Promise<void>; answer: Promise<string> } {
-  const { hostname, port } = new URL(url);
-  const socket = connect(Number(port), hostname);
-  const request =
-    `POST /v1/videos HTTP/1.1\r\nhost: ${hostname}:${port}\r\nauthorization: Bearer ${TENANT_KEY}\r\n` +
-    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-  const written = new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => socket.write(request, (error) => (error ? reject(error) : resolve())));
-    socket.once('error', reject);
-  });
-  const answer = new Promise<string>((resolve) => {
-    let received = '';
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? error.code ?? 'error'));
-    socket.on('close', () => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? 'closed without an answer'));
-  });
-  return { socket, written, answer };
-}
-
 it('answers every create already sent when the stop begins, 202 or 503, and resets none', async () => {
   gw = await startTestGateway({ clock: new ManualClock(Date.now()) });
   const body = JSON.stringify({ model: 'kling-v3', prompt: 'sent just before a deploy', duration: 5 });
-  const sent = Array.from({ length: 20 }, () => sendRaw(gw!.url, body));
+  const sent = Array.from({ length: 20 }, () => sendRawCreate(gw!.url, TENANT_KEY, body));
   await Promise.all(sent.map((one) => one.written));
   // SIGTERM: the requests are on their way in, most not read yet.
   const closing = gw.gateway.close();

@@ -3,7 +3,7 @@
  * a path answering ahead of express to express's own bytes.
  */
 import { createServer, request as httpRequest, type RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 
 export interface RawAnswer {
   status: number;
@@ -51,4 +51,29 @@ export async function loopbackServer(listener: RequestListener): Promise<{ base:
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * A create written on a raw connection of its own (no client library to retry or pool it):
+ * `written` resolves once its bytes are handed to the socket; `answer` with the status code of
+ * the answer, or how the connection ended without one (`ECONNRESET`, `closed without an answer`).
+ */
+export function sendRawCreate(base: string, key: string, body: string): { written: Promise<void>; answer: Promise<string> } {
+  const { hostname, port } = new URL(base);
+  const socket = connect(Number(port), hostname);
+  const request =
+    `POST /v1/videos HTTP/1.1\r\nhost: ${hostname}:${port}\r\nauthorization: Bearer ${key}\r\n` +
+    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const written = new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => socket.write(request, (error) => (error ? reject(error) : resolve())));
+    socket.once('error', reject);
+  });
+  const answer = new Promise<string>((resolve) => {
+    let received = '';
+    const status = () => received.match(/^HTTP\/1\.1 (\d{3})/)?.[1];
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(status() ?? error.code ?? 'error'));
+    socket.on('close', () => resolve(status() ?? 'closed without an answer'));
+  });
+  return { written, answer };
 }

@@ -7,12 +7,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePorts } from '../../cluster/cluster.js';
+import { sendRawCreate } from '../support/raw-answer.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const KEY = 'dev-key';
@@ -58,29 +58,10 @@ afterAll(async () => {
   }
 });
 
-/** A create on a raw connection: resolves once its bytes are written, then with the status code or how the connection ended. */
-function sendRaw(body: string): { written: Promise<void>; answer: Promise<string> } {
-  const socket: Socket = connect(port, '127.0.0.1');
-  const request =
-    `POST /v1/videos HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${KEY}\r\n` +
-    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-  const written = new Promise<void>((resolve, reject) => {
-    socket.once('connect', () => socket.write(request, (error) => (error ? reject(error) : resolve())));
-    socket.once('error', reject);
-  });
-  const answer = new Promise<string>((resolve) => {
-    let received = '';
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    socket.on('error', (error: NodeJS.ErrnoException) => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? error.code ?? 'error'));
-    socket.on('close', () => resolve(received.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? 'closed without an answer'));
-  });
-  return { written, answer };
-}
-
 it('answers every create already sent when SIGTERM reaches the primary, 202 or 503, resets none, and exits 0', { timeout: 60_000 }, async () => {
   // Enough that the primary still holds some it accepted when the workers' drains end.
   const body = JSON.stringify({ model: 'kling-v3', prompt: 'sent just before a deploy', duration: 5 });
-  const sent = Array.from({ length: 300 }, () => sendRaw(body));
+  const sent = Array.from({ length: 300 }, () => sendRawCreate(`http://127.0.0.1:${port}`, KEY, body));
   await Promise.all(sent.map((one) => one.written));
   const signalledAt = Date.now();
   child.kill('SIGTERM');
