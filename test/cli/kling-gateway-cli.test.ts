@@ -6,13 +6,13 @@
  * subprocess costs a second of tsx start-up.
  */
 import { spawn } from 'node:child_process';
-import { createServer as createHttpServer } from 'node:http';
 import { Writable } from 'node:stream';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loopbackServer } from '../support/raw-answer.js';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
 import { runCli } from '../../src/cli/main.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -205,15 +205,14 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it('webhooks shows the deliveries of a task\'s events as the API has them', async () => {
     const hits: string[] = [];
-    const receiver = createHttpServer((req, res) => {
+    const receiver = await loopbackServer((req, res) => {
       hits.push(String(req.headers['webhook-id']));
       req.resume();
       // The first try fails, so the table has a retry to show.
       res.writeHead(hits.length === 1 ? 503 : 204).end();
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     try {
-      const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+      const url = `${receiver.base}/hooks`;
       const task = await api.createVideo({ model: 'kling-v3', prompt: 'a paper boat', duration: 5, webhook_url: url });
       const deadline = Date.now() + 20_000;
       const tried = async () => ((await api.webhookDeliveries(task.id)).data[0]?.attempts ?? 0) >= 1;
@@ -232,8 +231,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       expect(table.stdout).toMatch(/video\.processing\s+pending\s+1\s+503/);
       expect([none.code, none.stderr]).toEqual([0, expect.stringContaining('no webhook events')]);
     } finally {
-      receiver.closeAllConnections();
-      await new Promise((resolve) => receiver.close(resolve));
+      await receiver.close();
     }
   });
 

@@ -6,13 +6,13 @@
  *
  * In CI (CI=true) a missing browser fails these tests; elsewhere they are skipped.
  */
-import { createServer as createHttpServer } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loopbackServer } from '../support/raw-answer.js';
 import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, type Task } from '../../packages/client/src/index.js';
 import { buildConsole } from '../../scripts/build-console.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -421,17 +421,16 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   });
   it('shows the deliveries of a task\'s events to its webhook_url, live, as the API has them', async () => {
     const hits: string[] = [];
-    const receiver = createHttpServer((req, res) => {
+    const receiver = await loopbackServer((req, res) => {
       hits.push(String(req.headers['webhook-id']));
       req.resume();
       // The first try fails, so there is a retry to watch.
       res.writeHead(hits.length === 1 ? 503 : 204).end();
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     try {
       const target = await openConsole();
       await signIn(target);
-      const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+      const url = `${receiver.base}/hooks`;
       const plain = await api.createVideo({ model: 'kling-v3', prompt: 'no webhook here' });
       const task = await api.createVideo({ model: 'kling-v3', prompt: 'told by webhook', webhook_url: url });
       await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
@@ -474,8 +473,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.getByRole('heading', { level: 2, name: 'Attempts' }).waitFor();
       expect(await target.getByRole('heading', { name: 'Webhook deliveries' }).count()).toBe(0);
     } finally {
-      receiver.closeAllConnections();
-      await new Promise((resolve) => receiver.close(resolve));
+      await receiver.close();
     }
   });
   it('says in the task list why a failed or canceled task ended, next to its cost', async () => {
