@@ -186,7 +186,15 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   // connection listens from the start, idle or checked out between two queries (a transaction
   // waiting on other work): the pool drops an idle one at once, a checked-out one fails its next
   // query and is dropped when given back. The pool's own `error` repeats an idle one's.
-  pool.on('connect', (client) => client.on('error', (error) => options.onConnectionError?.(error)));
+  // A connection ended this way errs twice (the server's notice, then the socket's end): told once.
+  pool.on('connect', (client) => {
+    let told = false;
+    client.on('error', (error) => {
+      if (told) return;
+      told = true;
+      options.onConnectionError?.(error);
+    });
+  });
   pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const store: Store = {
