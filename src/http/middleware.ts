@@ -218,9 +218,12 @@ export class RequestRecording {
   }
 }
 
-/** Callback tokens in paths and content-link signatures are secrets: logs show the route, not them. */
+/**
+ * Callback tokens in paths and content-link signatures are secrets: logs show the route, not them.
+ * In any letter case (express routes `/V1/Webhooks/…` too) and after extra leading slashes.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^(\/v1\/webhooks\/[^/?]+\/)[^/?]+/, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
+  return url.replace(/^(\/+v1\/+webhooks\/+[^/?]+\/+)[^/?]+/i, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
 }
 
 export function sendProblem(res: Response, error: ProblemError, instance?: string): void {

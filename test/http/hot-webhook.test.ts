@@ -221,6 +221,14 @@ describe('the hot webhook against express on a real gateway', () => {
     expect(requestLines('hot-1').at(-1)?.req?.url).toBe('/v1/webhooks/kling-legacy/[token]');
   });
 
+  it('a callback path in other letter case (express routes it too): its token is not in the log line either', async () => {
+    const answer = await rawPost(gw.url, '/V1/Webhooks/kling-legacy/tok_secret_in_path', '{"task_status":"succeed"}', { 'content-type': 'application/json', 'x-request-id': 'case-1' });
+    expect(answer.status).toBe(404);
+    expect(requestLines('case-1')).toHaveLength(1);
+    expect(requestLines('case-1')[0]?.req?.url).toBe('/V1/Webhooks/kling-legacy/[token]');
+    expect(JSON.stringify(lines)).not.toContain('tok_secret_in_path');
+  });
+
   it('a retry-later (503 with Retry-After) while the create it may be about is being recorded', async () => {
     const spy = vi.spyOn(gw.gateway.store, 'isSubmittingTo' as never).mockResolvedValue(true as never);
     try {
