@@ -19,7 +19,7 @@ import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
-import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, swaggerUiPolicy } from './middleware.js';
+import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, swaggerUiPolicy } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
@@ -144,6 +144,7 @@ export function createApp(
   app.use('/console', consoleRoutes());
   app.get('/', (_req, res) => res.redirect(302, '/console/'));
 
+  app.use(methodNotAllowedHandler({ ...document.paths, '/openapi.json': { get: {} } }));
   app.use(notFoundHandler());
   app.use(problemHandler(logger));
   return app;

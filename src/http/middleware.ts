@@ -234,6 +234,33 @@ export function sendProblem(res: Response, error: ProblemError, instance?: strin
     .send(JSON.stringify({ ...error.problem, ...(instance ? { instance } : {}) }));
 }
 
+/** The methods an API document's path item may hold. */
+const DOCUMENTED_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/**
+ * A request no route answered whose path is a route of the API document with other methods:
+ * `405` with `Allow` (RFC 9110 §15.5.6) instead of a `404` that says the route is not there.
+ * Paths match as express matches them: any letter case, a trailing slash, `{param}` one segment.
+ * `HEAD` is allowed wherever `GET` is (express answers it). An `OPTIONS` request goes on to the 404.
+ */
+export function methodNotAllowedHandler(paths: Readonly<Record<string, object | undefined>>): RequestHandler {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const routes = Object.entries(paths).map(([template, item]) => {
+    const segments = template.split('/').map((segment) => (/^\{[^/]+\}$/.test(segment) ? '[^/]+' : escape(segment)));
+    const methods = DOCUMENTED_METHODS.filter((method) => item && method in item).map((method) => method.toUpperCase());
+    if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD');
+    return { pattern: new RegExp(`^${segments.join('/')}/?$`, 'i'), methods };
+  });
+  return (req, _res, next: NextFunction) => {
+    if (req.method === 'OPTIONS') return next();
+    const allowed = new Set(routes.filter((route) => route.pattern.test(req.path)).flatMap((route) => route.methods));
+    // Not a route, or a route of this method that did not match (its answer is the 404).
+    if (allowed.size === 0 || allowed.has(req.method)) return next();
+    const allow = [...allowed].sort().join(', ');
+    next(problems.methodNotAllowed(`${req.path} does not take ${req.method}; it takes ${allow}`, allow));
+  };
+}
+
 export function notFoundHandler(): RequestHandler {
   return (req, _res, next: NextFunction) => next(problems.notFound(`no route for ${req.method} ${req.path}`));
 }

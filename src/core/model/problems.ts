@@ -35,6 +35,7 @@ export const problems = {
   unauthorized: (detail: string) =>
     new ProblemError(401, 'unauthorized', 'Unauthorized', detail, {}, { 'www-authenticate': 'Bearer' }),
   notFound: (detail: string) => new ProblemError(404, 'not-found', 'Not found', detail),
+  methodNotAllowed: (detail: string, allow: string) => new ProblemError(405, 'method-not-allowed', 'Method not allowed', detail, {}, { allow }),
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
   unsupported: (detail: string, providers: { provider: string; reasons: string[] }[]) =>
     new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { providers }),
