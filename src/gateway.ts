@@ -332,6 +332,7 @@ export class Gateway {
     );
     gateway.followOtherReplicas(feed);
     metrics.onScrape(() => gateway.catalog.updateLoadGauges());
+    metrics.onScrape(() => gateway.catalog.updateCircuitGauges());
     metrics.onScrape(() => gateway.usage.updateBudgetGauges());
     await gateway.dispatcher.recovery.atStart();
     return gateway;

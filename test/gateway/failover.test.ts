@@ -266,6 +266,19 @@ describe('circuit breaker', () => {
     expect(metrics.body).toMatch(/kling_gateway_failovers_total\{provider="freepik",reason="circuit_open"\} 1/);
   });
 
+  it('a circuit whose open time passed with no traffic is scraped as half-open, not open for ever', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503, times: 3 });
+    for (let i = 0; i < 3; i++) await gw.create(request);
+    const scrape = async () => (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(await scrape()).toMatch(/kling_gateway_circuit_state\{provider="freepik"\} 1\n/);
+
+    await gw.clock.advance(60_001);
+    const metrics = await scrape();
+    expect(metrics).toMatch(/kling_gateway_circuit_state\{provider="freepik"\} 2\n/);
+    expect(metrics).toMatch(/kling_gateway_account_circuit_state\{provider="freepik",account="default"\} 2\n/);
+  });
+
   it('fails fast with no_provider_available when the only capable provider is open, with no upstream call', async () => {
     gw = await startTestGateway();
     const legacyOnly = { model: 'kling-v1', prompt: 'an old film look' };

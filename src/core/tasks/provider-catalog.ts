@@ -106,6 +106,19 @@ export class ProviderCatalog {
     };
   }
 
+  /**
+   * Re-reads every provider's standing for a scrape: a circuit goes from open to half-open by
+   * time alone (a probe may go), and without traffic nothing else would show it: the gauges
+   * kept saying open. Another replica's change is read here too.
+   */
+  async updateCircuitGauges(): Promise<void> {
+    await Promise.all(
+      [...this.engine.runtimes.values()].map((runtime) =>
+        runtime.refreshStanding().catch((error) => this.engine.logger.warn({ err: error, provider: runtime.id }, 'scraped the last known circuit state')),
+      ),
+    );
+  }
+
   /** Sets the in-flight, queued and queue-age gauges (on each metrics scrape). */
   async updateLoadGauges(): Promise<void> {
     const { metrics, runtimes, clock } = this.engine;
