@@ -818,8 +818,10 @@ export class TaskStore {
     4,
   );
 
-  async updateDelivery(id: string, patch: DeliveryPatch): Promise<void> {
-    await this.db.updateTable('deliveries').set(patch).where('id', '=', id).execute();
+  /** Writes `patch` on a delivery `owner` holds the lease of; false when it does not (nothing written). */
+  async updateDelivery(id: string, owner: string, patch: DeliveryPatch): Promise<boolean> {
+    const result = await this.db.updateTable('deliveries').set(patch).where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   async listDeliveries(taskId: string): Promise<DeliveryRow[]> {

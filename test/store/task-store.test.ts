@@ -795,7 +795,10 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const claimed = [...(a ?? []), ...(b ?? [])];
         expect(claimed.map((row) => row.id)).toEqual(['d_due']);
         expect(claimed[0]?.lease_until).toBe(T0 + 15_000);
-        await tasks.updateDelivery('d_due', { status: 'delivered', attempts: 1, last_status: 200, delivered_at: T0 + 1 });
+        const holder = claimed[0]!.lease_owner!;
+        const other = holder === 'replica-a' ? 'replica-b' : 'replica-a';
+        expect(await tasks.updateDelivery('d_due', other, { status: 'failed', attempts: 1, last_status: 500 })).toBe(false);
+        expect(await tasks.updateDelivery('d_due', holder, { status: 'delivered', attempts: 1, last_status: 200, delivered_at: T0 + 1 })).toBe(true);
         expect((await tasks.listDeliveries('t_1')).find((row) => row.id === 'd_due')).toMatchObject({
           status: 'delivered',
           attempts: 1,

@@ -46,7 +46,7 @@ export class OutboundWebhooks {
   }
 
   private async deliver(delivery: DeliveryRecord): Promise<void> {
-    const { tasks, clock, config, metrics, logger } = this.engine;
+    const { tasks, clock, config, metrics, logger, owner } = this.engine;
     const secret = config.tenants[delivery.tenant]?.webhook_secret;
     const attempt = delivery.attempts + 1;
     let status: number | null = null;
@@ -90,7 +90,7 @@ export class OutboundWebhooks {
     const now = clock.now();
     if (!failure) {
       metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: 'delivered' });
-      await tasks.recordDelivery(delivery.id, { delivered: true, attempts: attempt, lastStatus: status, at: now });
+      this.record(delivery, await tasks.recordDelivery(delivery.id, owner, { delivered: true, attempts: attempt, lastStatus: status, at: now }));
       return;
     }
     const giveUp = permanent || attempt >= config.webhooks.max_attempts;
@@ -99,7 +99,7 @@ export class OutboundWebhooks {
       { task_id: delivery.taskId, delivery_id: delivery.id, attempt, status, reason: failure },
       giveUp ? 'webhook delivery abandoned' : 'webhook delivery failed; will retry',
     );
-    await tasks.recordDelivery(delivery.id, {
+    const recorded = await tasks.recordDelivery(delivery.id, owner, {
       delivered: false,
       attempts: attempt,
       lastStatus: status,
@@ -107,5 +107,11 @@ export class OutboundWebhooks {
       giveUp,
       retryAt: now + deliveryBackoffMs(attempt),
     });
+    this.record(delivery, recorded);
+  }
+
+  /** A try that outlived its lease: another replica or worker has the delivery now, and its record stands. */
+  private record(delivery: DeliveryRecord, recorded: boolean): void {
+    if (!recorded) this.engine.logger.warn({ task_id: delivery.taskId, delivery_id: delivery.id }, 'webhook delivery try outlived its lease; its outcome is not recorded');
   }
 }

@@ -462,11 +462,16 @@ export class TaskRepository {
     return (await this.store.listDeliveries(taskId)).map(deliveryStateFromRow);
   }
 
-  /** Records how a delivery try ended and gives its lease back. */
-  recordDelivery(id: string, result: DeliveryResult): Promise<void> {
+  /**
+   * Records how `owner`'s delivery try ended and gives its lease back; false (nothing written)
+   * when the lease is no longer `owner`'s: it ran out and another replica took the delivery over,
+   * whose own record stands.
+   */
+  recordDelivery(id: string, owner: string, result: DeliveryResult): Promise<boolean> {
     const released = { lease_owner: null, lease_until: null };
     return this.store.updateDelivery(
       id,
+      owner,
       result.delivered
         ? {
             status: 'delivered',

@@ -108,7 +108,7 @@ describe('TaskRepository', () => {
       payload: '{"status":"processing"}',
       attempts: 0,
     });
-    await tasks.recordDelivery('msg_1', { delivered: false, attempts: 1, lastStatus: 500, error: 'answered 500', giveUp: false, retryAt: T0 + 5_000 });
+    await tasks.recordDelivery('msg_1', 'replica-a', { delivered: false, attempts: 1, lastStatus: 500, error: 'answered 500', giveUp: false, retryAt: T0 + 5_000 });
     expect((await rows.listDeliveries('t_1'))[0]).toMatchObject({
       status: 'pending',
       attempts: 1,
@@ -118,6 +118,27 @@ describe('TaskRepository', () => {
       lease_owner: null,
       lease_until: null,
     });
+  });
+
+  it("a try whose lease ran out and passed to another replica does not overwrite that replica's record", async () => {
+    await tasks.create(taskRecord('t_1'));
+    await tasks.update('t_1', { status: 'processing' }, {}, { delivery: (changed) => ({
+      id: 'msg_1',
+      taskId: changed.id,
+      tenant: changed.tenant,
+      url: 'https://hooks.example.com/kling',
+      eventType: 'video.processing',
+      payload: '{}',
+      createdAt: T0 + 1,
+    }) });
+    expect(await tasks.claimDueDeliveries(T0 + 1, 'replica-a', 1_000, 10)).toHaveLength(1);
+    // replica-a stalls past its lease; replica-b takes the delivery over and gets it delivered.
+    expect(await tasks.claimDueDeliveries(T0 + 2_000, 'replica-b', 1_000, 10)).toHaveLength(1);
+    expect(await tasks.recordDelivery('msg_1', 'replica-b', { delivered: true, attempts: 1, lastStatus: 200, at: T0 + 2_100 })).toBe(true);
+    // replica-a's late failure would have put it back to pending, to be sent a third time.
+    expect(await tasks.recordDelivery('msg_1', 'replica-a', { delivered: false, attempts: 1, lastStatus: null, error: 'timeout', giveUp: false, retryAt: T0 + 9_000 })).toBe(false);
+    expect((await rows.listDeliveries('t_1'))[0]).toMatchObject({ status: 'delivered', attempts: 1, last_status: 200, last_error: null });
+    expect(await tasks.claimDueDeliveries(T0 + 10_000, 'replica-a', 1_000, 10)).toEqual([]);
   });
 
   it('numbers attempts and reads what an accepted one learned as objects', async () => {
