@@ -24,3 +24,27 @@ export function readJsonBody(body: unknown): unknown {
     return undefined;
   }
 }
+
+/**
+ * Characters an RFC 3986 URI may hold after its authority (path, query, fragment): unreserved,
+ * sub-delims, `:`, `@`, `/`, `?`, and `%` starting an escape. Anything else is escaped.
+ */
+const NOT_IN_URI_TAIL = /%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]/g;
+
+/**
+ * An http(s) URL as the RFC 3986 URI that names the same resource, for an upstream field typed
+ * `format: uri`. The canonical request takes what a browser takes (a space, `|`, `[`, `é`, a bare
+ * `%`), which is no URI as written: the host becomes ASCII (punycode) and every other character
+ * a URI cannot hold is percent-encoded as UTF-8 (a bare `%` as `%25`). A URL that already is a
+ * URI keeps its escapes.
+ */
+export function toHttpUri(url: string): string {
+  const parsed = new URL(url);
+  const escape = (part: string) =>
+    part.replace(NOT_IN_URI_TAIL, (character) => (character === '%' ? '%25' : encodeURIComponent(character)));
+  // A fragment is everything after the first `#`; a later one is escaped like any other character.
+  const hash = parsed.hash ? `#${escape(parsed.hash.slice(1))}` : '';
+  const tail = parsed.pathname + parsed.search + parsed.hash;
+  const head = parsed.href.slice(0, parsed.href.length - tail.length);
+  return `${head}${escape(parsed.pathname)}${escape(parsed.search)}${hash}`;
+}

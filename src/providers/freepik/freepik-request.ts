@@ -5,7 +5,7 @@
  */
 import { CAPABILITY_FIELDS, type VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
-import { compact } from '../../core/upstream/upstream-body.js';
+import { compact, toHttpUri } from '../../core/upstream/upstream-body.js';
 import { freepikEndpointOf, type FreepikStatusFamily } from './freepik-capabilities.js';
 import type {
   FreepikCreateBody,
@@ -107,11 +107,15 @@ function toOmniBody(request: VideoRequest): FreepikOmniBody {
   });
 }
 
-/** seed 001/003, `kling-v3-omni-video-reference-request`: the reference video is `video_url` (`@Video1`). */
+/**
+ * seed 001/003, `kling-v3-omni-video-reference-request`: the reference video is `video_url`
+ * (`@Video1`), `format: uri`, so it is sent as the URI of the URL the caller gave (a space in it
+ * as `%20`). The image fields are plain strings in every schema and go as written.
+ */
 function toOmniReferenceBody(request: VideoRequest): FreepikOmniReferenceBody {
   if (request.reference_video_url === undefined) throw new Error('reference-to-video needs reference_video_url');
   return compact<FreepikOmniReferenceBody>({
-    video_url: request.reference_video_url,
+    video_url: toHttpUri(request.reference_video_url),
     image_url: request.start_image_url,
     prompt: request.prompt,
     negative_prompt: request.negative_prompt,

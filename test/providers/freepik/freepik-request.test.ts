@@ -9,6 +9,7 @@ import { CreateVideoRequest } from '../../../src/core/model/canonical.js';
 import { matchOffering, resolveRequest } from '../../../src/core/model/capabilities.js';
 import { FREEPIK_OFFERINGS } from '../../../src/providers/freepik/freepik-capabilities.js';
 import { toFreepikDuration, toFreepikRequest } from '../../../src/providers/freepik/freepik-request.js';
+import { loadOpenApiContract } from '../../support/openapi-contract.js';
 
 type Input = z.input<typeof CreateVideoRequest>;
 
@@ -309,6 +310,35 @@ describe('kling-v3-omni reference video → POST /v1/ai/reference-to-video/kling
         aspect_ratio: 'auto',
       },
     });
+  });
+
+  it('sends a reference video URL the gateway accepted as the URI `video_url` is (`format: uri`), same resource', () => {
+    // Each of these passes the canonical check (a WHATWG URL) but is no RFC 3986 URI as written.
+    const written = [
+      'https://cdn.example.com/my dance.mp4',
+      'https://cdn.example.com/vidéo.mp4',
+      'https://cdn.example.com/take|2.mp4?v=a|b',
+      'https://cdn.example.com/clips/[final]^{2}.mp4',
+      'https://cdn.example.com/100%.mp4#t=1#2',
+      'https://exämple.com/v.mp4',
+    ];
+    const contract = loadOpenApiContract('freepik.yaml');
+    const sent = written.map((url) => {
+      const call = mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: url });
+      expect(contract.requestProblems({ method: 'POST', path: call.path, body: call.body })).toEqual([]);
+      return (call.body as { video_url: string }).video_url;
+    });
+    expect(sent).toEqual([
+      'https://cdn.example.com/my%20dance.mp4',
+      'https://cdn.example.com/vid%C3%A9o.mp4',
+      'https://cdn.example.com/take%7C2.mp4?v=a%7Cb',
+      'https://cdn.example.com/clips/%5Bfinal%5D%5E%7B2%7D.mp4',
+      'https://cdn.example.com/100%25.mp4#t=1%232',
+      'https://xn--exmple-cua.com/v.mp4',
+    ]);
+    // A URI already is one as written: sent unchanged, escapes and all.
+    const plain = 'https://cdn.example.com/a%20b/clip.mp4?sig=x%2By&exp=1#t=2';
+    expect(mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: plain }).body).toMatchObject({ video_url: plain });
   });
 
   it('serves the defaulted audio with a warning instead of sending it (the schema has no audio field)', () => {
