@@ -16,6 +16,7 @@ import type {
 } from '../../core/upstream/provider.js';
 import type { Offering } from '../../core/model/offerings.js';
 import type { VideoRequest } from '../../core/model/canonical.js';
+import { toHttpUri } from '../../core/upstream/upstream-body.js';
 import { unreadableAnswer } from '../../core/upstream/upstream-error.js';
 import { FREEPIK_OFFERINGS, FREEPIK_PAGED_LIST_FAMILIES, isFreepikStatusFamily } from './freepik-capabilities.js';
 import { mapFreepikHttpError } from './freepik-errors.js';
@@ -35,7 +36,8 @@ const MINIMUM_RUN_TIME_MS = 30_000;
 async function submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult> {
   const upstream = toFreepikRequest(request, offering);
   // The gateway's own callback, when it has one; the app's `webhook_url` is never sent upstream.
-  const body = context.callbackUrl ? { ...upstream.body, webhook_url: context.callbackUrl } : upstream.body;
+  // `webhook_url` is `format: uri` in every request schema: sent as the URI of the public URL.
+  const body = context.callbackUrl ? { ...upstream.body, webhook_url: toHttpUri(context.callbackUrl) } : upstream.body;
   const response = await context.http.send(
     { method: 'POST', path: upstream.path, body, operation: 'submit' },
     context.signal,

@@ -126,6 +126,17 @@ describe('submit', () => {
     expect(without.seen.body).not.toHaveProperty('webhook_url');
   });
 
+  it('sends the callback as the URI webhook_url is (format: uri) when the public URL is written as no URI', async () => {
+    // `server.public_url` is checked as a URL: an internationalized host or a space passes that.
+    const callbackUrl = 'https://passerelle.vidéo.example/kling gateway/v1/webhooks/freepik/task_1-1';
+    const { seen } = expectCreate('/v1/ai/video/kling-v3-pro', [200, CREATED]);
+    const { request, offering } = accepted({ model: 'kling-v3', prompt: 'Sunrise' });
+    await freepikProvider.submit(request, offering, context(client(), callbackUrl));
+    expect(seen.body).toMatchObject({
+      webhook_url: 'https://passerelle.xn--vido-dpa.example/kling%20gateway/v1/webhooks/freepik/task_1-1',
+    });
+  });
+
   it('never sends the app webhook_url upstream', async () => {
     const { seen } = expectCreate('/v1/ai/video/kling-v3-omni-pro', [200, CREATED]);
     const { request, offering } = accepted({ model: 'kling-v3-omni', prompt: 'x', webhook_url: 'https://app.example.com/hook' });
