@@ -4,6 +4,7 @@
  */
 import type { CapabilityField, VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
+import { toHttpUri } from '../../core/upstream/upstream-body.js';
 import { kling3apiTaskTypeFor } from './kling3api-capabilities.js';
 import type { Kling3apiGenerateRequest, Kling3apiTaskType } from './kling3api-schemas.js';
 
@@ -44,13 +45,14 @@ export function toKling3apiRequest(request: VideoRequest, offering: Offering): K
     body.aspect_ratio = request.aspect_ratio;
   }
   // "Image URL for image-to-video tasks" / "End frame image URL (image-to-video only)".
-  // `end_image` is the inferred name (see openapi/kling3api.yaml).
-  if (accepts('start_image_url') && request.start_image_url !== undefined) body.image = request.start_image_url;
-  if (accepts('end_image_url') && request.end_image_url !== undefined) body.end_image = request.end_image_url;
+  // `end_image` is the inferred name (see openapi/kling3api.yaml). Every URL goes as the URI of
+  // the URL given (a space as `%20`, the host in punycode): the fields are URLs the upstream fetches.
+  if (accepts('start_image_url') && request.start_image_url !== undefined) body.image = toHttpUri(request.start_image_url);
+  if (accepts('end_image_url') && request.end_image_url !== undefined) body.end_image = toHttpUri(request.end_image_url);
   // "Video URL for reference-to-video or video-edit tasks": one upstream field, two canonical ones.
-  if (accepts('reference_video_url') && request.reference_video_url !== undefined) body.video = request.reference_video_url;
-  if (accepts('video_url') && request.video_url !== undefined) body.video = request.video_url;
-  if (accepts('reference_images') && request.reference_images !== undefined) body.images = [...request.reference_images];
+  if (accepts('reference_video_url') && request.reference_video_url !== undefined) body.video = toHttpUri(request.reference_video_url);
+  if (accepts('video_url') && request.video_url !== undefined) body.video = toHttpUri(request.video_url);
+  if (accepts('reference_images') && request.reference_images !== undefined) body.images = request.reference_images.map(toHttpUri);
   if (accepts('audio') && request.audio !== undefined) body.sound = request.audio;
   if (accepts('cfg_scale') && request.cfg_scale !== undefined) body.cfg_scale = request.cfg_scale;
   if (accepts('keep_original_sound') && request.keep_original_sound !== undefined) {

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { KLING3API_ALL_TASK_TYPES, kling3apiTaskTypeFor } from '../../../src/providers/kling3api/kling3api-capabilities.js';
 import { toKling3apiRequest } from '../../../src/providers/kling3api/kling3api-request.js';
 import type { Kling3apiGenerateRequest } from '../../../src/providers/kling3api/kling3api-schemas.js';
+import { loadOpenApiContract } from '../../support/openapi-contract.js';
 import { served } from './kling3api-fixtures.js';
 
 function bodyFor(input: unknown): Kling3apiGenerateRequest {
@@ -254,6 +255,20 @@ describe('toKling3apiRequest', () => {
         keep_original_sound: false,
       },
     );
+  });
+
+  it('URLs the gateway accepted but that are no URI as written go as the URI of the same resource (format: uri)', () => {
+    const contract = loadOpenApiContract('kling3api.yaml');
+    const check = (body: Kling3apiGenerateRequest) => {
+      expect(contract.requestProblems({ method: 'POST', path: '/api/generate', body })).toEqual([]);
+      return body;
+    };
+    expect(check(bodyFor({ model: 'kling-v3', prompt: 'p', start_image_url: 'https://cdn.example.com/my frame|1.jpg', end_image_url: 'https://exämple.com/end.jpg' }))).toMatchObject({
+      image: 'https://cdn.example.com/my%20frame%7C1.jpg',
+      end_image: 'https://xn--exmple-cua.com/end.jpg',
+    });
+    expect(check(bodyFor({ model: 'kling-v3-omni', prompt: 'p', reference_images: ['https://cdn.example.com/[ref].jpg'] })).images).toEqual(['https://cdn.example.com/%5Bref%5D.jpg']);
+    expect(check(bodyFor({ model: 'kling-v3-omni', operation: 'video-edit', prompt: 'p', video_url: 'https://cdn.example.com/100%.mp4' })).video).toBe('https://cdn.example.com/100%25.mp4');
   });
 
   it('covered every one of the 12 upstream types above', () => {
