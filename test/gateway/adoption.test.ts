@@ -53,6 +53,25 @@ describe('a connection dropped after the upstream accepted the create', () => {
     expect(upstreamTasks(gw)).toEqual({ freepik: 1, kling3api: 0, 'kling-legacy': 0 });
   });
 
+  it('a task adopted from the provider it failed over to costs that provider\'s estimate, not the first one\'s', async () => {
+    const gw = await gateway();
+    gw.simulator('kling3api').injectFault({ status: 503, body: { code: 503, message: 'busy' } });
+    gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['kling3api', 'freepik'] } });
+    expect(created.body.status).toBe('queued');
+    const finished = await gw.finish(created.body.id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider).toBe('freepik');
+    expect(finished.attempts).toEqual([
+      expect.objectContaining({ provider: 'kling3api', outcome: 'failed' }),
+      expect.objectContaining({ provider: 'freepik', outcome: 'accepted', recovered_by: 'webhook' }),
+    ]);
+    // Freepik reports no charge: its estimate (5 s × 11.2 credits × US$0.01), never kling3api's 400 credits.
+    expect(finished.cost).toEqual({ credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' });
+    const usage = await gw.request('GET', '/v1/usage?group_by=provider');
+    expect(usage.body.data).toEqual([expect.objectContaining({ provider: 'freepik', succeeded: 1, credits: 56, currency_amount: 0.56 })]);
+  });
+
   it('legacy Kling-API: the task is found at once by the external_task_id the create carried', async () => {
     const gw = await gateway();
     gw.simulator('kling-legacy').injectFault({ transport: 'drop_after_accept' });

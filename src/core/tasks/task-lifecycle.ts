@@ -160,7 +160,9 @@ export class TaskLifecycle {
 
   /**
    * Tracks a task whose acceptance was written on its attempt but never on the task (the
-   * replica holding it stopped in between): polled at once.
+   * replica holding it stopped in between, or the create's answer was lost and the task was
+   * found upstream): polled at once. Its cost becomes the estimate of the provider that holds it,
+   * as `startTracking` does: until now it was the plan's first provider's, which may have refused it.
    */
   resumeTracking(task: TaskRecord, accepted: AttemptRecord, now: number): Promise<TaskRecord | undefined> {
     const entry = task.plan.candidates.find((candidate) => candidate.provider === accepted.provider);
@@ -174,6 +176,7 @@ export class TaskLifecycle {
         ...(accepted.account ? { account: accepted.account } : {}),
         providerTaskId: accepted.providerTaskId,
         tracking: accepted.tracking ?? {},
+        cost: costFromEstimate(entry?.estimate),
         warnings: entry?.warnings ?? [],
         nextPollAt: now,
         pollCount: 0,
