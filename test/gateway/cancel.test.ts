@@ -171,6 +171,29 @@ describe('cancel_after', () => {
     expect(creates(gateway)).toBe(1);
   });
 
+  it('cancels, rather than sends, a task whose time ran out while the dispatcher sent the tasks ahead of it', async () => {
+    gw = await startTestGateway();
+    const gateway = gw;
+    const upstream = gateway.simulator('kling3api');
+    upstream.injectFault({ kind: 'rate_limited', headers: { 'retry-after': '5' } });
+    const ahead: string[] = [];
+    for (let i = 0; i < 8; i++) ahead.push((await gateway.create({ ...pinned, prompt: `ahead of it ${i}` })).body.id);
+    // Created last, so it is dispatched last (tasks go oldest first).
+    gateway.clock.set(gateway.clock.now() + 1);
+    const behind = await gateway.create({ ...pinned, cancel_after: 10 });
+    expect(behind.body.status).toBe('queued');
+    // Each create the next pass sends takes the upstream 2 s: the eight ahead of it take 16.
+    upstream.onRequest((request) => {
+      if (request.method === 'POST') gateway.clock.set(gateway.clock.now() + 2_000);
+    });
+    await gateway.advance(6_000);
+    for (const id of ahead) expect((await gateway.get(id)).body.provider_task_id).toEqual(expect.any(String));
+    const canceled = (await gateway.get(behind.body.id)).body;
+    expect(canceled).toMatchObject({ status: 'canceled', error: { code: 'canceled', message: 'still queued after cancel_after (10 s); no provider took it' } });
+    expect(canceled.cost).toMatchObject({ credits: 0, estimated: false });
+    expect(creates(gateway)).toBe(1 + ahead.length);
+  });
+
   it('leaves a task a provider took in time alone', async () => {
     gw = await startTestGateway();
     const created = await gw.create({ ...pinned, cancel_after: 1 });

@@ -219,6 +219,10 @@ export class Dispatcher {
       // Never send upstream (and pay for) a task the gateway has already given up on.
       return this.failSubmission(task, deadlineError(config.tasks.deadline_ms));
     }
+    if (!held && task.cancelAt !== null && clock.now() >= task.cancelAt) {
+      // Nor one whose `cancel_after` ran out since the pass read it (the tasks ahead of it took that long).
+      return (await this.lifecycle.cancelOverdueQueued(task)) ?? (await tasks.get(taskId));
+    }
     const request = { request: task.request, explicit: new Set(task.plan.explicit) };
     const history = attemptHistory(created ? [] : await tasks.attempts(taskId));
     const outcomes: CandidateOutcome[] = [];

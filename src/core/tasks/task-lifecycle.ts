@@ -408,6 +408,12 @@ export class TaskLifecycle {
     return this.cancel(task, reason, { phases: ['dispatch'] }, { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency });
   }
 
+  /** A task still queued when its `cancel_after` ran out ends `canceled` at no cost (as `cancelQueued`). */
+  cancelOverdueQueued(task: TaskRecord): Promise<TaskRecord | undefined> {
+    const seconds = task.cancelAt !== null ? Math.round((task.cancelAt - task.createdAt) / 1000) : 0;
+    return this.cancelQueued(task, `still queued after cancel_after (${seconds} s); no provider took it`);
+  }
+
   /** The provider canceled a task it held, at the caller's request (providers that can). */
   cancelTracked(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
     return this.cancel(task, reason, { phases: ['tracking'] }, task.cost);

@@ -501,8 +501,7 @@ export class TaskService {
     for (;;) {
       const due = await tasks.listCancelDue(clock.now(), CANCEL_BATCH);
       for (const task of due) {
-        const seconds = task.cancelAt !== null ? Math.round((task.cancelAt - task.createdAt) / 1000) : 0;
-        if (await this.lifecycle.cancelQueued(task, `still queued after cancel_after (${seconds} s); no provider took it`)) total++;
+        if (await this.lifecycle.cancelOverdueQueued(task)) total++;
       }
       if (due.length < CANCEL_BATCH) return total;
     }
