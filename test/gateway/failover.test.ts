@@ -184,6 +184,37 @@ describe('failover on create', () => {
     expect(createCalls(gw, 'freepik')).toBe(1);
   });
 
+  it('with failover_on_timeout, a task no later provider takes costs the estimate of the one that may hold it, not a certain 0', async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    // kling3api takes the create (and charges it) but the connection drops; Freepik refuses the request.
+    gw.simulator('kling3api').injectFault({ transport: 'drop_after_accept' });
+    gw.simulator('freepik').injectFault({ status: 400, kind: 'invalid' });
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api', 'freepik'] } });
+    expect(created.body.status).toBe('failed');
+    expect(created.body.error.message).toMatch(/may exist upstream/);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 1, 'kling-legacy': 0 });
+    // 5 s Kling 3.0 pro with sound on kling3api: 400 credits, US$0.40 — maybe billed, so still an estimate.
+    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
+    const usage = await gw.request('GET', '/v1/usage?group_by=provider');
+    expect(usage.body.data).toEqual([expect.objectContaining({ provider: 'kling3api', failed: 1, credits: 400, currency_amount: 0.4 })]);
+  });
+
+  it('with failover_on_timeout, a queued task canceled after a create that may exist upstream keeps that estimate', async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    gw.simulator('kling3api').injectFault({ transport: 'drop_after_accept' });
+    gw.simulator('freepik').injectFault({ kind: 'rate_limited', status: 429, headers: { 'retry-after': '30' } });
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api', 'freepik'] } });
+    expect(created.body.status).toBe('queued');
+    const canceled = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
+    expect(canceled.status).toBe(200);
+    expect(canceled.body.status).toBe('canceled');
+    expect(canceled.body.provider).toBe('kling3api');
+    expect(canceled.body.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
+    const usage = await gw.request('GET', '/v1/usage?group_by=provider');
+    expect(usage.body.data).toEqual([expect.objectContaining({ provider: 'kling3api', canceled: 1, credits: 400, currency_amount: 0.4 })]);
+  });
+
   it('does not move on when the connection breaks after the create was sent: the upstream may hold it', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ transport: 'reset' });

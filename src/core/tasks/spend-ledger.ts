@@ -89,11 +89,12 @@ export function deliveredSeconds(task: TaskRecord): number {
 
 /**
  * A finished task whose create went to a provider and was never answered, when nothing could
- * tell whether the provider holds it (`TaskLifecycle.failInDoubt`): failed, with a provider but
- * no upstream id, its cost still that provider's estimate. It may have been billed.
+ * tell whether the provider holds it (`TaskLifecycle.failInDoubt`, or a queued task canceled after
+ * such a create): failed or canceled, with a provider but no upstream id, its cost still that
+ * provider's estimate. It may have been billed.
  */
 function mayHaveBeenBilled(task: TaskRecord): boolean {
-  return task.status === 'failed' && task.provider !== null && task.cost.estimated;
+  return (task.status === 'failed' || task.status === 'canceled') && task.provider !== null && task.cost.estimated;
 }
 
 /**

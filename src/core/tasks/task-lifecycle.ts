@@ -405,6 +405,8 @@ export class TaskLifecycle {
    * claimed it first (then nothing is written and undefined is returned).
    */
   async cancelQueued(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
+    const inDoubt = await this.inDoubtProvider(task);
+    if (inDoubt) return this.cancel(task, reason, { phases: ['dispatch'] }, this.inDoubtCost(task, inDoubt), inDoubt);
     return this.cancel(task, reason, { phases: ['dispatch'] }, { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency });
   }
 
@@ -419,7 +421,7 @@ export class TaskLifecycle {
     return this.cancel(task, reason, { phases: ['tracking'] }, task.cost);
   }
 
-  private async cancel(task: TaskRecord, reason: string, options: TransitionOptions, cost: TaskCost): Promise<TaskRecord | undefined> {
+  private async cancel(task: TaskRecord, reason: string, options: TransitionOptions, cost: TaskCost, provider?: string): Promise<TaskRecord | undefined> {
     const updated = await this.transition(
       task,
       {
@@ -427,6 +429,7 @@ export class TaskLifecycle {
         status: 'canceled',
         error: { code: 'canceled', message: reason, provider_code: null },
         cost,
+        ...(provider ? { provider } : {}),
         completedAt: this.engine.clock.now(),
         nextPollAt: null,
         ...RELEASE_LEASE,
@@ -445,6 +448,8 @@ export class TaskLifecycle {
   ): Promise<TaskRecord | undefined> {
     // A task no provider accepted cost nothing; keep the currency of the estimate for clarity.
     const neverAccepted = task.providerTaskId === null && report === undefined;
+    const inDoubt = neverAccepted ? await this.inDoubtProvider(task) : undefined;
+    if (inDoubt) return this.failInDoubt(task, error, options, inDoubt);
     const unbilled: TaskCost = { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency };
     const reported =
       report?.reportedCredits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, report.reportedCredits) : undefined;
@@ -458,8 +463,23 @@ export class TaskLifecycle {
    * estimate, still `estimated`, rather than a certain 0.
    */
   failInDoubt(task: TaskRecord, error: TaskError, options: TransitionOptions, provider: string): Promise<TaskRecord | undefined> {
-    const estimate = task.plan.candidates.find((entry) => entry.provider === provider)?.estimate;
-    return this.writeFailure(task, error, options, costFromEstimate(estimate));
+    return this.writeFailure(task, error, options, this.inDoubtCost(task, provider), undefined, provider);
+  }
+
+  /** What a task costs that `provider` may hold (its create sent, never answered): that provider's estimate, still `estimated`. */
+  private inDoubtCost(task: TaskRecord, provider: string): TaskCost {
+    return costFromEstimate(task.plan.candidates.find((entry) => entry.provider === provider)?.estimate);
+  }
+
+  /**
+   * The provider that may hold a task no provider accepted: the last one whose create was sent
+   * and never answered, and which the task was failed over from (`failover_on_timeout`) or
+   * moved on from. Undefined when every provider certainly refused it, or none was tried.
+   */
+  private async inDoubtProvider(task: TaskRecord): Promise<string | undefined> {
+    if (task.providerTaskId !== null) return undefined;
+    const attempts = await this.engine.tasks.attempts(task.id);
+    return attempts.findLast((attempt) => attempt.outcome === 'ambiguous' || attempt.outcome === 'interrupted')?.provider;
   }
 
   private async writeFailure(
@@ -468,6 +488,7 @@ export class TaskLifecycle {
     options: TransitionOptions,
     cost: TaskCost | undefined,
     report?: StatusReport,
+    provider?: string,
   ): Promise<TaskRecord | undefined> {
     const now = this.engine.clock.now();
     const updated = await this.transition(
@@ -481,6 +502,7 @@ export class TaskLifecycle {
         ...RELEASE_LEASE,
         ...(report ? { providerStatus: report.providerStatus } : {}),
         ...(cost ? { cost } : {}),
+        ...(provider ? { provider } : {}),
       },
       options,
     );

@@ -87,13 +87,22 @@ describe('chargeOf and deliveredSeconds', () => {
   });
 
   it('is nothing for a finished task no provider accepted', () => {
-    expect(chargeOf(succeeded({ status: 'canceled', providerTaskId: null }))).toEqual({
+    const unbilled = { credits: 0, estimated: false, currency_amount: 0, currency: 'USD' };
+    expect(chargeOf(succeeded({ status: 'canceled', providerTaskId: null, cost: unbilled }))).toEqual({
       credits: 0,
       amountMicros: 0,
       currency: 'USD',
       reported: false,
       reportedCredits: null,
     });
+    // Whatever estimate a task nobody took still carries.
+    expect(chargeOf(succeeded({ status: 'failed', provider: null, providerTaskId: null }))).toMatchObject({ credits: 0, amountMicros: 0 });
+  });
+
+  it('is the estimate for a queued task canceled after a create that may exist upstream (failed over from)', () => {
+    const inDoubt = succeeded({ status: 'canceled', providerTaskId: null });
+    expect(inDoubt.cost.estimated).toBe(true);
+    expect(chargeOf(inDoubt)).toMatchObject({ credits: 56, amountMicros: 560_000, reported: false, reportedCredits: null });
   });
 
   it('is the estimate for a failed task whose create may have been accepted (sent, never answered)', () => {
