@@ -106,9 +106,21 @@ export function refuseLiteralTarget(url: string, allowPrivate: boolean): string 
   return undefined;
 }
 
-/** A target that resolved to, or connected to, an address it may not reach. */
+/**
+ * A target that resolved to, or connected to, an address it may not reach. A name's private
+ * answer is on `address`, not in the message: the message reaches whoever named the target (a
+ * delivery's `last_error`), and the gateway's resolver must not tell a caller how it answers for
+ * names of the operator's own network. Log `address` for the operator.
+ */
 export class PrivateTargetError extends Error {
   override readonly name = 'PrivateTargetError';
+
+  constructor(
+    message: string,
+    readonly address?: string,
+  ) {
+    super(message);
+  }
 }
 
 type VettedAddress = { address: string; family: 4 | 6 };
@@ -138,7 +150,7 @@ export function vettedLookup(timeoutMs: number) {
     dnsLookup(hostname, { all: true }, (error, addresses) => {
       if (error) return finish(error, []);
       const inward = addresses.find((entry) => isPrivateAddress(entry.address));
-      if (inward) return finish(new PrivateTargetError(`resolves to a private address (${inward.address})`), []);
+      if (inward) return finish(new PrivateTargetError('resolves to a private, loopback or link-local address', inward.address), []);
       finish(
         null,
         addresses.map((entry: LookupAddress) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 })),

@@ -52,6 +52,8 @@ export class OutboundWebhooks {
     let status: number | null = null;
     let failure: string | undefined;
     let permanent = false;
+    /** The private address a target's name resolved to: for the operator's log line, never for the tenant. */
+    let refusedAddress: string | undefined;
     try {
       if (!secret) {
         failure = `tenant ${delivery.tenant} has no webhook_secret configured`;
@@ -81,6 +83,7 @@ export class OutboundWebhooks {
     } catch (error) {
       if (error instanceof PrivateTargetError) {
         failure = `target refused: ${error.message}`;
+        refusedAddress = error.address;
         permanent = true;
       } else {
         failure = error instanceof Error ? error.message : String(error);
@@ -96,7 +99,7 @@ export class OutboundWebhooks {
     const giveUp = permanent || attempt >= config.webhooks.max_attempts;
     metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: giveUp ? 'failed' : 'retrying' });
     logger.warn(
-      { task_id: delivery.taskId, delivery_id: delivery.id, attempt, status, reason: failure },
+      { task_id: delivery.taskId, delivery_id: delivery.id, attempt, status, reason: failure, ...(refusedAddress ? { address: refusedAddress } : {}) },
       giveUp ? 'webhook delivery abandoned' : 'webhook delivery failed; will retry',
     );
     const recorded = await tasks.recordDelivery(delivery.id, owner, {

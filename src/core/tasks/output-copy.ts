@@ -34,6 +34,8 @@ export type CopyOutcome =
       /** The source answered 404/410: the provider's copy is gone. */
       gone: boolean;
       reason: string;
+      /** The private address the source's name resolved to (for the log, not the task). */
+      address?: string;
     };
 
 /** Raised when the copy was stopped from outside (the gateway is stopping): not a failure of the copy. */
@@ -147,8 +149,8 @@ class TooLargeError extends Error {
   override readonly name = 'TooLargeError';
 }
 
-function failure(reason: string, retryable: boolean, gone = false): CopyOutcome {
-  return { ok: false, retryable, gone, reason: reason.slice(0, 500) };
+function failure(reason: string, retryable: boolean, gone = false, address?: string): CopyOutcome {
+  return { ok: false, retryable, gone, reason: reason.slice(0, 500), ...(address ? { address } : {}) };
 }
 
 /**
@@ -207,7 +209,7 @@ export async function copyToStorage(input: {
   } catch (error) {
     source?.destroy();
     if (input.signal?.aborted) throw new CopyAbortedError('the copy was stopped');
-    if (error instanceof PrivateTargetError) return failure(`the result URL was refused: ${error.message}`, false);
+    if (error instanceof PrivateTargetError) return failure(`the result URL was refused: ${error.message}`, false, false, error.address);
     if (error instanceof TooLargeError) return failure(error.message, false);
     if (deadline.aborted) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
     const message = error instanceof Error ? error.message : String(error);

@@ -210,7 +210,7 @@ export class ResultCustody {
     const giveUp = !outcome.retryable || copyAttempts >= config.storage.max_attempts;
     metrics.outputCopies.inc({ outcome: giveUp ? 'not_stored' : 'retrying' });
     logger.warn(
-      { task_id: task.id, output: index, attempt: copyAttempts, reason: outcome.reason },
+      { task_id: task.id, output: index, attempt: copyAttempts, reason: outcome.reason, ...(outcome.address ? { address: outcome.address } : {}) },
       giveUp ? 'output not stored; the task reports the upstream URL' : 'output copy failed; will retry',
     );
     return {
