@@ -432,6 +432,16 @@ export type GatewayConfig = z.infer<typeof GatewayConfig>;
 export const SHIPPED_SANDBOX_KEY = 'dev-key';
 export const SHIPPED_SANDBOX_WEBHOOK_SECRET = 'whsec_ZGV2LXNhbmRib3gtc2VjcmV0LWNoYW5nZS1tZQ==';
 
+/**
+ * True when `secret` signs with the shipped sandbox secret's key. Standard Webhooks decodes what
+ * follows `whsec_`, so another spelling of the same base64 (without its padding) is the same
+ * public key, and as refused live as the shipped text itself.
+ */
+function isShippedWebhookSecret(secret: string): boolean {
+  const keyOf = (text: string) => Buffer.from(text.replace(/^whsec_/, ''), 'base64');
+  return secret === SHIPPED_SANDBOX_WEBHOOK_SECRET || keyOf(secret).equals(keyOf(SHIPPED_SANDBOX_WEBHOOK_SECRET));
+}
+
 /** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
 export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
   return Object.values(config.providers).some(
@@ -532,7 +542,7 @@ export function parseConfig(
       );
     }
     for (const [tenant, settings] of Object.entries(config.tenants)) {
-      if (settings.webhook_secret === SHIPPED_SANDBOX_WEBHOOK_SECRET) {
+      if (settings.webhook_secret && isShippedWebhookSecret(settings.webhook_secret)) {
         problems.push(
           `tenants.${tenant}.webhook_secret: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.${tenant}.webhook_secret`,
         );

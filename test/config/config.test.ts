@@ -523,6 +523,20 @@ describe('loadConfigFile', () => {
     ]);
   });
 
+  it('refuses the shipped webhook secret live in another spelling of the same key (no base64 padding)', () => {
+    // Standard Webhooks reads `whsec_…` with or without its padding as the same key: it signs alike.
+    const unpadded = SHIPPED_SANDBOX_WEBHOOK_SECRET.replace(/=+$/, '');
+    expect(new Webhook(unpadded).sign('msg_1', new Date(0), '{}')).toBe(new Webhook(SHIPPED_SANDBOX_WEBHOOK_SECRET).sign('msg_1', new Date(0), '{}'));
+    const live = { FREEPIK_API_KEY: 'fpk-live-123456', GATEWAY_API_KEYS: 'ops:ops-key-123' };
+    expect(problemsOf(loadDocument(), { ...live, GATEWAY_WEBHOOK_SECRETS: `ops:${unpadded}` })).toEqual([
+      'tenants.ops.webhook_secret: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.ops.webhook_secret',
+    ]);
+    const doc = loadDocument() as Record<string, unknown>;
+    expect(problemsOf({ ...doc, tenants: { ops: { webhook_secret: unpadded } } }, live)).toEqual([
+      'tenants.ops.webhook_secret: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.ops.webhook_secret',
+    ]);
+  });
+
   it('says when the file cannot be read or is not YAML, naming the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
     const missing = join(dir, 'missing.yaml');
