@@ -185,3 +185,48 @@ describe('an upstream that quotes the request it refused', () => {
     expect(logs.includes(callbackToken), 'the logs show the callback token').toBe(false);
   });
 });
+
+describe('an upstream that quotes the callback URL in a later answer', () => {
+  it("never shows the task's callback token when a status answer quotes it", async () => {
+    let callbackUrl = '';
+    upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (req.method === 'POST') {
+          callbackUrl = (JSON.parse(body) as { callback_url: string }).callback_url;
+          res.end(JSON.stringify({ code: 0, message: 'SUCCEED', request_id: 'r1', data: { task_id: 'up-1', task_status: 'submitted' } }));
+          return;
+        }
+        res.end(
+          JSON.stringify({ code: 0, message: 'SUCCEED', request_id: 'r2', data: { task_id: 'up-1', task_status: 'failed', task_status_msg: `callback to ${callbackUrl} was refused` } }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
+    let logs = '';
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        logs += chunk.toString();
+        done();
+      },
+    });
+    gw = await startTestGateway({
+      logTo: sink,
+      config: { routing: { allow_fallbacks: false } },
+      endpointOverrides: {
+        'kling-legacy': { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, apiKey: '', accessKey: 'legacy-access-key-5d1c', secretKey: 'legacy-secret-key-9e2f', simulated: false },
+      },
+    });
+    const created = await gw.create({ model: 'kling-v1', prompt: 'quoted later', routing: { providers: ['kling-legacy'] } });
+    expect(created.status).toBe(202);
+    const task = await gw.finish(created.body.id);
+    expect(task.status).toBe('failed');
+    expect(task.error.message).toContain('was refused');
+    const callbackToken = /\/v1\/webhooks\/kling-legacy\/([^/?]+)$/.exec(callbackUrl)![1]!;
+    const shown = JSON.stringify([task, (await gw.request('GET', '/v1/videos')).body]);
+    expect(shown.includes(callbackToken), 'the task shows the callback token').toBe(false);
+    expect(logs.includes(callbackToken), 'the logs show the callback token').toBe(false);
+  });
+});

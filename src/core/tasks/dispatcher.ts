@@ -405,7 +405,7 @@ export class Dispatcher {
         (signal) =>
           runtime.provider.submit(claimed.request, step.offering, {
             // The callback URL carries the task's token: an upstream quoting the request must not show it.
-            http: account.clientFor({ task_id: claimed.id, ...context }, claimed.callbackToken ? [claimed.callbackToken] : []),
+            http: account.clientForTask(claimed, context),
             signal,
             taskId: claimed.id,
             attemptKey,

@@ -182,7 +182,7 @@ export class Recovery {
       const admission = await account.admit(0);
       if (!admission.granted) return { kind: 'busy' };
       try {
-        await account.call((signal) => runtime.provider.getStatus(ref, { http: account.clientFor({ task_id: task.id }), signal }), admission.permit);
+        await account.call((signal) => runtime.provider.getStatus(ref, { http: account.clientForTask(task), signal }), admission.permit);
       } catch (error) {
         this.engine.logger.warn({ task_id: task.id, provider, provider_task_id: providerTaskId, err: error }, 'a callback named a task the provider does not confirm');
         return { kind: 'none' };
@@ -237,7 +237,7 @@ export class Recovery {
       return await account.call(
         (signal) =>
           provider.findCreate!(create, {
-            http: account.clientFor({ task_id: task.id }),
+            http: account.clientForTask(task),
             signal,
             knownTaskIds: (ids) => this.engine.tasks.knownProviderTaskIds(runtime.id, ids),
           }),

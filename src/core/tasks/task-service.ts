@@ -484,7 +484,7 @@ export class TaskService {
         cancel.call(
           runtime.provider,
           { providerTaskId: task.providerTaskId ?? '', tracking: task.tracking ?? {} },
-          { http: account.clientFor({ task_id: task.id }), signal },
+          { http: account.clientForTask(task), signal },
         ),
       );
     } catch (error) {

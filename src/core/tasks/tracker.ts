@@ -84,7 +84,7 @@ export class Tracker {
       const report = await account.call(
         (signal) =>
           runtime.provider.getStatus(this.refOf(task), {
-            http: account.clientFor({ task_id: task.id }),
+            http: account.clientForTask(task),
             signal,
           }),
         admission.permit,

@@ -322,6 +322,15 @@ export class ProviderAccount {
   }
 
   /**
+   * A client for calls about `task`: bound to its id for logs, and with its callback token (in the
+   * callback URL its create carried) kept out of every answer, since an upstream may quote that URL
+   * in any later answer about the task (a status, a lookup, a cancel), not only in the create's.
+   */
+  clientForTask(task: { id: string; callbackToken: string | null }, context: Record<string, string> = {}): HttpUpstreamClient {
+    return this.client.withContext({ task_id: task.id, ...context }, task.callbackToken ? [task.callbackToken] : []);
+  }
+
+  /**
    * Makes one upstream call with the leave `admit` gave (asking for it now when none is given),
    * and tells the circuit how it went.
    */
