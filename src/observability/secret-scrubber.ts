@@ -5,10 +5,19 @@
  * (any letter case), URL-encoded, base64 and base64url (at each of the three byte alignments, so
  * a key inside a longer encoded string, like a Basic credential, is found too), and hex; and a
  * form cut short is still found from its first `MIN_PREFIX` characters on.
+ *
+ * A redaction runs on to the end of the word it starts in (the next space, quote, bracket or list
+ * separator), not only to where the secret stops matching. Otherwise what it leaves would tell how
+ * far a text matched: a tenant whose input an upstream quotes back could try each candidate for a
+ * secret's next character and see which one the redaction swallowed, and so read another tenant's
+ * key, or the upstream key, one character at a time.
  */
 
 /** Shortest run of a secret's form that is taken for the secret (shorter secrets: whole only). */
 export const MIN_PREFIX = 8;
+/** What ends the word a redaction runs on to: white space, quotes, brackets, list separators. */
+const WORD_END = /[\s"'`<>()[\]{},;&|]/;
+
 /** Secrets shorter than this are not scrubbed (they would match ordinary words). */
 const MIN_SECRET = 6;
 export const REDACTED = '[redacted]';
@@ -109,6 +118,8 @@ export class SecretScrubber {
         let end = at + needle.length;
         while (end - at < form.text.length && haystack[end] === form.text[end - at]) end += 1;
         // A whole form shorter than MIN_PREFIX matched only if complete (guaranteed by the needle).
+        // On to the end of the word: where the match stopped must not show (see the file's comment).
+        while (end < text.length && !WORD_END.test(text[end]!)) end += 1;
         ranges.push([at, end]);
       }
     }

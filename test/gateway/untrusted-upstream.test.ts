@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
-import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { OTHER_TENANT_KEY, startTestGateway, TENANT_WEBHOOK_SECRET, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
 let upstream: Server | undefined;
@@ -228,5 +228,43 @@ describe('an upstream that quotes the callback URL in a later answer', () => {
     const shown = JSON.stringify([task, (await gw.request('GET', '/v1/videos')).body]);
     expect(shown.includes(callbackToken), 'the task shows the callback token').toBe(false);
     expect(logs.includes(callbackToken), 'the logs show the callback token').toBe(false);
+  });
+});
+
+describe('an upstream that quotes what the tenant sent', () => {
+  it("does not let a tenant read another tenant's secret one character at a time through what the scrubber redacts", async () => {
+    // The provider refuses the prompt quoting it, as validation errors often do.
+    upstream = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        const prompt = (JSON.parse(body) as { prompt?: string }).prompt ?? '';
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ code: 400, message: `prompt not accepted: ${prompt}` }));
+      });
+    });
+    await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
+    gw = await startTestGateway({
+      config: { routing: { allow_fallbacks: false } },
+      endpointOverrides: { kling3api: { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, apiKey: 'k3a-LiveKey_7c1e9b2a4d6f8e0a', simulated: false } },
+    });
+    // Tenant "other" knows how a whsec_ secret begins (8 characters take a few thousand guesses)
+    // and tries each candidate for the next character of tenant acme's secret.
+    const known = TENANT_WEBHOOK_SECRET.slice(0, 8);
+    const right = TENANT_WEBHOOK_SECRET[8]!;
+    const wrong = right === 'Q' ? 'R' : 'Q';
+    const created = await gw.request(
+      'POST',
+      '/v1/videos',
+      { model: 'kling-v3', prompt: `probe ${known}${wrong} probe ${known}${right} end`, duration: 5, routing: { providers: ['kling3api'] } },
+      {},
+      OTHER_TENANT_KEY,
+    );
+    const task = created.body.status === 'failed' ? created.body : await gw.finish(created.body.id);
+    expect(task.status).toBe('failed');
+    const message: string = task.error.message;
+    expect(message).toContain('prompt not accepted: probe [redacted]');
+    // Whichever candidate was right, both read the same: the redaction does not show how far the secret matched.
+    expect(message).toMatch(/probe \[redacted\] probe \[redacted\] end$/);
   });
 });
