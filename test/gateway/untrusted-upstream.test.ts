@@ -268,3 +268,18 @@ describe('an upstream that quotes what the tenant sent', () => {
     expect(message).toMatch(/probe \[redacted\] probe \[redacted\] end$/);
   });
 });
+
+describe('a signed webhook that carries the upstream key', () => {
+  it('never shows the key in the task, though a signed webhook is not an answer the client scrubbed', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('freepik');
+    const key = gw.endpoints.get('freepik')!.apiKey;
+    const url = `http://cdn.example/result.mp4?api_key=${key}`;
+    const answer = await postFreepikWebhook(gw, { task_id: created.body.provider_task_id, status: 'COMPLETED', generated: [url] });
+    expect(answer.status).toBe(200);
+    const task = (await gw.get(created.body.id)).body;
+    const shown = JSON.stringify([task, (await gw.request('GET', '/v1/videos')).body]);
+    expect(shown.includes(key), 'the task shows the upstream key').toBe(false);
+  });
+});

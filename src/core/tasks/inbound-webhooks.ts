@@ -111,7 +111,8 @@ export class InboundWebhooks {
       return { received: true, duplicate: true } as const;
     };
     try {
-      await this.tracker.onWebhook(task, verification.report, mark);
+      // Read here, not through the upstream client that scrubs answers: the same secrets come out of it.
+      await this.tracker.onWebhook(task, verification.report && this.engine.secrets.scrubDeep(verification.report), mark);
     } catch (error) {
       if (error instanceof DuplicateInboundWebhookError) return duplicate();
       // Not applied: forget the id so the sender's retry is not taken for a replay.
