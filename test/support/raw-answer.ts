@@ -77,3 +77,23 @@ export function sendRawCreate(base: string, key: string, body: string): { writte
   });
   return { written, answer };
 }
+
+/**
+ * Writes `raw` on a fresh connection to `base`; resolves with everything read until the server
+ * closes it (or 3 s pass). `halfClose` ends the client's side once written: node then drops
+ * answers not yet ready, so only tests that look at no particular answer do it.
+ */
+export function rawExchange(base: string, raw: string | Buffer, halfClose = false): Promise<string> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => (halfClose ? socket.end(raw) : socket.write(raw)));
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => socket.destroy(), 3_000);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+}

@@ -6,7 +6,6 @@
  * nothing: no task is created, none changes, nothing reaches an upstream. The suite runs on each
  * store (`test/http/routes-fuzz*.test.ts`).
  */
-import { connect } from 'node:net';
 import { parse as parseQueryString } from 'node:querystring';
 import { deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
@@ -14,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import type { Store } from '../../src/store/database.js';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from './harness.js';
+import { rawExchange } from './raw-answer.js';
 
 /** Where the gateway keeps its tasks, and how much of each property's runs it gets. */
 export interface FuzzEngine {
@@ -143,25 +143,8 @@ const realId = (id: string) => (id === 'DONE' ? done.id : id);
 
 const FUZZ_TIMEOUT = 60_000;
 
-/**
- * Writes `raw` on a fresh connection; resolves with everything read until the server closes it
- * (or 3 s pass). `halfClose` ends the client's side once written: node then drops answers not yet
- * ready, so only tests that look at no particular answer do it.
- */
-function exchange(raw: string | Buffer, halfClose = false): Promise<string> {
-  const { hostname, port } = new URL(gw.url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => (halfClose ? socket.end(raw) : socket.write(raw)));
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(), 3_000);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('latin1'));
-    });
-  });
-}
+/** Writes `raw` on a fresh connection to the gateway (see `rawExchange`). */
+const exchange = (raw: string | Buffer, halfClose = false) => rawExchange(gw.url, raw, halfClose);
 
 const statusesOf = (answer: string) => [...answer.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((match) => Number(match[1]));
 
