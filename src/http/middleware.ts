@@ -220,10 +220,11 @@ export class RequestRecording {
 
 /**
  * Callback tokens in paths and content-link signatures are secrets: logs show the route, not them.
- * In any letter case (express routes `/V1/Webhooks/…` too) and after extra leading slashes.
+ * In any letter case (express routes `/V1/Webhooks/…` too), after extra leading slashes, and in a
+ * request line's absolute form (`POST http://host/v1/webhooks/…`, which express routes by its path).
  */
 export function redactUrl(url: string): string {
-  return url.replace(/^(\/+v1\/+webhooks\/+[^/?]+\/+)[^/?]+/i, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
+  return url.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?\/+v1\/+webhooks\/+[^/?]+\/+)[^/?]+/i, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
 }
 
 export function sendProblem(res: Response, error: ProblemError, instance?: string): void {

@@ -17,7 +17,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { GatewayMetrics } from '../../src/observability/metrics.js';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
-import { comparable, headerOf, loopbackServer, rawRequest, type RawAnswer } from '../support/raw-answer.js';
+import { comparable, headerOf, loopbackServer, rawExchange, rawRequest, type RawAnswer } from '../support/raw-answer.js';
 
 const rawPost = (base: string, path: string, body: string | undefined, headers: Record<string, string> = {}) => rawRequest(base, path, { method: 'POST', headers, body });
 
@@ -227,6 +227,13 @@ describe('the hot webhook against express on a real gateway', () => {
     expect(requestLines('case-1')).toHaveLength(1);
     expect(requestLines('case-1')[0]?.req?.url).toBe('/V1/Webhooks/kling-legacy/[token]');
     expect(JSON.stringify(lines)).not.toContain('tok_secret_in_path');
+  });
+
+  it('a callback in the absolute form of a request line (express routes it by its path): its token is not in the log line', async () => {
+    const answer = await rawExchange(gw.url, `POST http://gateway.example/v1/webhooks/kling-legacy/tok_absolute_form HTTP/1.1\r\nHost: gateway.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\nx-request-id: abs-1\r\nConnection: close\r\n\r\n{}`);
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    expect(requestLines('abs-1')[0]?.req?.url).toBe('http://gateway.example/v1/webhooks/kling-legacy/[token]');
+    expect(JSON.stringify(lines)).not.toContain('tok_absolute_form');
   });
 
   it('a retry-later (503 with Retry-After) while the create it may be about is being recorded', async () => {
