@@ -34,7 +34,10 @@ function rangeOf(req: Request, content: StoredContent, etag: string): { start: n
 
 async function sendStored(req: Request, res: Response, content: StoredContent, metrics: GatewayMetrics): Promise<void> {
   const etag = `"${content.sha256}"`;
-  res.set({
+  // The file's own headers go on the answers that are the file (200, 206, 304) and on nothing else:
+  // a problem carrying them (a copy storage cannot read, one deleted meanwhile) would be cached for
+  // an hour, revalidated as the file by its ETag, and saved under the file's name.
+  const fileHeaders = {
     etag,
     'accept-ranges': 'bytes',
     'last-modified': new Date(content.storedAt).toUTCString(),
@@ -43,26 +46,28 @@ async function sendStored(req: Request, res: Response, content: StoredContent, m
     // Bytes a third party made, served from the gateway's origin: opened directly they run nothing
     // and reach nothing of it (the console's session included). Media plays as before.
     'content-security-policy': 'sandbox',
-  });
+  };
   if (matchesEtag(req.header('if-none-match'), etag)) {
     metrics.contentServed.inc({ outcome: 'not_modified' });
-    res.status(304).end();
+    res.status(304).set(fileHeaders).end();
     return;
   }
   const range = rangeOf(req, content, etag);
   if (range === 'unsatisfiable') {
     metrics.contentServed.inc({ outcome: 'unsatisfiable' });
+    res.set('accept-ranges', 'bytes');
     throw problems.rangeNotSatisfiable(`the file has ${content.bytes} bytes; the range asked for is outside it`, content.bytes);
   }
+  // Opened before anything of the answer is set: a copy that cannot be read is answered as a problem.
+  const body = req.method === 'HEAD' ? undefined : await content.open(range);
   const length = range ? range.end - range.start + 1 : content.bytes;
-  res.status(range ? 206 : 200).set({ 'content-type': content.contentType, 'content-length': String(length) });
+  res.status(range ? 206 : 200).set({ ...fileHeaders, 'content-type': content.contentType, 'content-length': String(length) });
   if (range) res.set('content-range', `bytes ${range.start}-${range.end}/${content.bytes}`);
   metrics.contentServed.inc({ outcome: range ? 'partial' : 'file' });
-  if (req.method === 'HEAD') {
+  if (!body) {
     res.end();
     return;
   }
-  const body = await content.open(range);
   res.flushHeaders();
   await pipeline(body, res).catch((error: unknown) => {
     // The client went away mid-file, or storage failed mid-read: the headers are gone, so end the response.

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -183,6 +183,47 @@ describe('result custody on the filesystem', () => {
     const notModified = await download(url, { ...auth, 'if-none-match': `"${done.outputs[0].sha256}"` });
     expect(notModified.response.status).toBe(304);
     expect(notModified.bytes.length).toBe(0);
+  });
+
+  it("answers a copy it cannot read with a problem that carries none of the file's headers (not cacheable, no ETag, no file name)", async () => {
+    const directory = outputsDir();
+    let readFails = false;
+    const files = new FilesystemStorage(directory);
+    const flaky: ObjectStorage = {
+      kind: 'filesystem',
+      description: 'fails reads on demand',
+      write: (key, body, options) => files.write(key, body, options),
+      read: (key, range) => (readFails ? Promise.reject(new Error('storage is unavailable')) : files.read(key, range)),
+      delete: (key) => files.delete(key),
+      close: async () => undefined,
+    };
+    gw = await startTestGateway({ config: { storage: { mode: 'copy', filesystem: { path: directory } } }, objectStorage: flaky });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const url = `${gw.url}/v1/videos/${done.id}/content`;
+    const auth = { authorization: `Bearer ${TENANT_KEY}` };
+    const fileHeaders = ['last-modified', 'content-disposition', 'content-range', 'accept-ranges'];
+    const fileEtag = `"${done.outputs[0].sha256}"`;
+
+    // Storage fails for a moment: a browser or proxy must not keep the error as the file (nor revalidate it with the file's ETag).
+    readFails = true;
+    for (const headers of [auth, { ...auth, range: 'bytes=0-9' }]) {
+      const failed = await download(url, headers);
+      expect(failed.response.status).toBe(500);
+      expect(failed.response.headers.get('content-type')).toContain('application/problem+json');
+      expect(failed.response.headers.get('cache-control')).toBe('no-store');
+      for (const name of fileHeaders) expect([name, failed.response.headers.get(name)]).toEqual([name, null]);
+      expect(failed.response.headers.get('etag')).not.toBe(fileEtag);
+    }
+    readFails = false;
+    expect((await download(url, auth)).response.status).toBe(200);
+
+    // The file is gone from storage (deleted by hand): 410, and again nothing of the file.
+    rmSync(join(directory, 'acme', done.created_at.slice(0, 10), `${done.id}-0.mp4`));
+    const gone = await download(url, { ...auth, range: 'bytes=0-9' });
+    expect(gone.response.status).toBe(410);
+    expect(gone.response.headers.get('cache-control')).toBe('no-store');
+    for (const name of fileHeaders) expect([name, gone.response.headers.get(name)]).toEqual([name, null]);
+    expect(gone.response.headers.get('etag')).not.toBe(fileEtag);
   });
 
   it('checks the tenant: another tenant, a forged or expired signature and no key are refused', async () => {
