@@ -470,6 +470,52 @@ describe('result custody on the filesystem', () => {
 });
 
 describe('passthrough mode', () => {
+  it('finishes a task left mid-copy when the gateway restarts with storage turned off, instead of keeping it processing', async () => {
+    const database = tempDatabaseUrl();
+    const directory = outputsDir();
+    const hanging: ObjectStorage = {
+      kind: 'hanging',
+      description: 'never finishes',
+      write: (_key, body, options) =>
+        new Promise((_resolve, reject) => {
+          body.resume();
+          options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true });
+        }),
+      read: () => Promise.reject(new Error('unused')),
+      delete: async () => undefined,
+      close: async () => undefined,
+    };
+    const first = await startTestGateway({
+      config: { database: { url: database }, storage: { mode: 'copy', filesystem: { path: directory } } },
+      objectStorage: hanging,
+    });
+    const created = await first.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } });
+    for (let step = 0; step < 30 && (await first.gateway.store.getTask(created.body.id))?.phase !== 'storing'; step++) {
+      await first.clock.advance(1_000);
+      await first.gateway.tracker.tick();
+    }
+    expect((await first.gateway.store.getTask(created.body.id))?.phase).toBe('storing');
+    await first.gateway.close();
+
+    // The operator turns copies off (storage.mode: passthrough) and starts the gateway again.
+    gw = await startTestGateway({
+      config: { database: { url: database }, storage: { mode: 'passthrough' } },
+      clock: first.clock,
+      endpoints: first.endpoints,
+      simulators: first.simulators,
+    });
+    // Not at once (a replica that copies would take it first), but once a lease went by.
+    await gw.advance(1_000);
+    expect((await gw.get(created.body.id)).body.status).toBe('processing');
+    const done = await gw.finish(created.body.id, 5_000);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0]).toMatchObject({ storage: 'passthrough', sha256: null });
+    expect(done.outputs[0].url).toBe(done.outputs[0].upstream_url);
+    const answer = await download(`${gw.url}/v1/videos/${done.id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(answer.response.status).toBe(307);
+    for (const simulator of first.simulators.values()) await simulator.close();
+  });
+
   it('keeps the upstream URL and copies nothing', async () => {
     gw = await startTestGateway({ config: { storage: { mode: 'passthrough' } } });
     const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);

@@ -125,7 +125,11 @@ export class ResultCustody {
 
   private async copyDue(): Promise<void> {
     const { tasks, clock, owner, storage } = this.engine;
-    if (!storage || this.stopping.signal.aborted) return;
+    if (this.stopping.signal.aborted) return;
+    if (!storage) {
+      await this.finishWithoutStorage();
+      return;
+    }
     for (;;) {
       const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, STORAGE_BATCH);
       // Every claimed task's lease is kept from now, also while it waits for its turn to be copied.
@@ -140,6 +144,28 @@ export class ResultCustody {
         );
       }
       if (due.length < STORAGE_BATCH || this.stopping.signal.aborted) break;
+    }
+  }
+
+  /**
+   * Storage is off (`storage.mode: passthrough`) while tasks still wait in `storing`, left there
+   * by a process that copied before the operator turned copies off: nothing would ever copy them,
+   * and they would stay `processing` for good. They succeed now, their uncopied outputs passed
+   * through as the upstream's URLs, as if storage had been off when they finished. Only tasks
+   * nobody has taken for a whole lease past their due time: while replicas disagree on the mode
+   * (a rolling restart that turns copies on), the replicas that copy take theirs first.
+   */
+  private async finishWithoutStorage(): Promise<void> {
+    const { tasks, clock, owner, logger } = this.engine;
+    for (;;) {
+      // Due a lease ago and unleased since then; leased from now for one lease, as any claim.
+      const due = await tasks.claimDueForStorage(clock.now() - this.leaseMs, owner, 2 * this.leaseMs, STORAGE_BATCH);
+      for (const task of due) {
+        const outputs = task.outputs.map((output): OutputRecord => (output.storage === 'pending' ? { ...output, storage: 'passthrough' } : output));
+        logger.warn({ task_id: task.id }, 'storage is off: a task waiting for its copies succeeds with the upstream URLs');
+        await this.lifecycle.finishStoring(task, outputs);
+      }
+      if (due.length < STORAGE_BATCH || this.stopping.signal.aborted) return;
     }
   }
 
