@@ -38,6 +38,7 @@ import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
+import { S3Storage } from './storage/s3-storage.js';
 import { openStore, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
@@ -139,6 +140,8 @@ const PURGE_EVERY_MS = 10 * 60_000;
 const FIGURES_REFRESH_MS = 2_000;
 /** Milliseconds between retention passes over stored outputs. */
 const RETENTION_EVERY_MS = 60_000;
+/** Longest the start waits for the S3 bucket to answer its check. */
+const STORAGE_CHECK_TIMEOUT_MS = 5_000;
 
 export class Gateway {
   /** The express app (the hot read and the hot provider webhooks are in front of it, in `listener`). */
@@ -319,6 +322,11 @@ export class Gateway {
       secrets,
     };
     if (objectStorage) logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
+    // A bucket that does not answer is told now: every copy would fail on it (and be given up on).
+    const bucketProblem = objectStorage instanceof S3Storage ? await objectStorage.problem(STORAGE_CHECK_TIMEOUT_MS) : undefined;
+    if (bucketProblem) {
+      logger.warn({ storage: objectStorage?.description, problem: bucketProblem }, 'result storage does not answer: copies will fail until it does');
+    }
     await engine.tasks.registerProviders([...runtimes.keys()]);
     const gateway = new Gateway(
       config,

@@ -132,9 +132,26 @@ export class S3Storage implements ObjectStorage {
     return this.modules.presigner.getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds });
   }
 
-  /** Whether the bucket answers (checked at start, to warn early). */
-  async check(): Promise<void> {
-    await this.client.send(new this.modules.sdk.HeadBucketCommand({ Bucket: this.settings.bucket }));
+  /**
+   * Why the bucket does not answer, or undefined when it does: asked at start, so that a missing
+   * bucket or refused credentials are in the log before the first copy fails on them. The store's
+   * own words (and status), never the credentials. `HeadBucket` needs `s3:ListBucket`: a policy
+   * that grants only reads and writes of objects is refused here and still works.
+   */
+  async problem(timeoutMs: number): Promise<string | undefined> {
+    try {
+      await this.client.send(new this.modules.sdk.HeadBucketCommand({ Bucket: this.settings.bucket }), { abortSignal: AbortSignal.timeout(timeoutMs) });
+      return undefined;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404) return `bucket ${this.settings.bucket} does not exist`;
+      if (status === 301) return `bucket ${this.settings.bucket} is in another region than ${this.settings.region}`;
+      if (status === 400 || status === 403) {
+        return `bucket ${this.settings.bucket} refused the credentials or this request (${status}; the check needs s3:ListBucket)`;
+      }
+      const { name, message } = error as Error;
+      return `bucket ${this.settings.bucket} did not answer (${status ? `${status} ` : ''}${name}: ${message})`;
+    }
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -124,6 +125,25 @@ describe('result custody on S3-compatible storage', () => {
     await gw.advance(DAY_MS + 60_000);
     expect((await gw.get(done.id)).body.outputs[0].storage).toBe('expired');
     await expect(objectBytes(key)).rejects.toMatchObject({ name: 'NoSuchKey' });
+  });
+
+  it.each([
+    ['a bucket that does not exist', { bucket: 'no-such-bucket' }, /no-such-bucket/],
+    ['credentials the store refuses', { access_key_id: 'NOT-A-KEY', secret_access_key: 'wrong-secret-value' }, /kling-results/],
+  ])('warns at start when the bucket does not answer (%s), without the credentials', async (_case, s3, names) => {
+    let raw = '';
+    const logTo = new Writable({
+      write(chunk, _encoding, done) {
+        raw += chunk.toString();
+        done();
+      },
+    });
+    gw = await startTestGateway({ config: s3Config(s3), logTo });
+    const lines = raw.trim().split('\n').map((line) => JSON.parse(line) as { level: string; msg: string; storage?: string });
+    const warning = lines.find((line) => line.level === 'warn' && /storage/.test(line.msg));
+    expect(warning, raw).toBeDefined();
+    expect(JSON.stringify(warning)).toMatch(names);
+    expect(raw).not.toContain('wrong-secret-value');
   });
 
   it('retries while the bucket cannot be written, then reports the output not stored', async () => {
