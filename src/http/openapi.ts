@@ -265,7 +265,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       400: problem('Invalid query.'),
       401: problem('No gateway key and no valid signed link.'),
       404: problem('No such task for this tenant, or no output at that index.'),
-      409: problem('The output is still being copied (the task is processing).'),
+      409: problem('The task is still generating, or the output is still being copied (the task is processing either way).'),
       410: problem('The stored copy was deleted after its retention, or was never stored and the provider no longer has it.'),
       416: problem('The range is outside the file (`Content-Range: bytes */<size>`).'),
     },

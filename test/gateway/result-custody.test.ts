@@ -226,6 +226,22 @@ describe('result custody on the filesystem', () => {
     expect(gone.response.headers.get('etag')).not.toBe(fileEtag);
   });
 
+  it('answers 409 for the content of a task still generating (as for one being copied), and 404 for an index a finished task does not have', async () => {
+    const gateway = await startCopying();
+    const created = await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } });
+    expect(created.body.status).not.toBe('succeeded');
+    const url = `${gateway.url}/v1/videos/${created.body.id}/content?index=0`;
+    const auth = { authorization: `Bearer ${TENANT_KEY}` };
+    const early = await download(url, auth);
+    expect(early.response.status).toBe(409);
+    expect(JSON.parse(early.bytes.toString()).detail).toMatch(/served once the task has succeeded/);
+
+    // Once it succeeded, the output is served, and an index it does not have is 404.
+    await gateway.finish(created.body.id);
+    expect((await download(url, auth)).response.status).toBe(200);
+    expect((await download(url.replace('index=0', 'index=1'), auth)).response.status).toBe(404);
+  });
+
   it('checks the tenant: another tenant, a forged or expired signature and no key are refused', async () => {
     const gateway = await startCopying({ storage: { mode: 'copy', url_ttl_seconds: 3600 } });
     const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);

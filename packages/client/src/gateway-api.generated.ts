@@ -594,7 +594,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The output is still being copied (the task is processing). */
+                /** @description The task is still generating, or the output is still being copied (the task is processing either way). */
                 409: {
                     headers: {
                         [name: string]: unknown;

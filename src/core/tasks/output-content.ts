@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { TERMINAL_STATUSES } from '../model/canonical.js';
 import { problems } from '../model/problems.js';
 import { ObjectNotFoundError, type ByteRange } from '../../storage/object-storage.js';
 import type { Engine } from './engine.js';
@@ -44,8 +45,8 @@ export class OutputContent {
   /**
    * The output a caller asked for. `tenant` is set when the caller sent a valid gateway key;
    * otherwise the link's signature must hold. Throws problem details: 400 bad query, 401 no key
-   * and no valid signature, 404 no such task or output, 409 still being copied, 410 deleted or
-   * gone upstream.
+   * and no valid signature, 404 no such task or output, 409 still generating or being copied, 410
+   * deleted or gone upstream.
    */
   async locate(tenant: string | undefined, id: string, query: unknown): Promise<StoredContent | RedirectContent> {
     const { index, expires, signature } = parseQuery(ContentQuery, query);
@@ -63,6 +64,10 @@ export class OutputContent {
     }
     if (!task) throw problems.notFound(`video ${id} not found`);
     const output = task.outputs[index];
+    if (!output && task.outputs.length === 0 && !TERMINAL_STATUSES.has(task.status)) {
+      // Not "no such output": the task has not reported its outputs yet (as one being copied, 409).
+      throw problems.conflict(`video ${id} is still ${task.status}; its outputs are served once the task has succeeded.`);
+    }
     if (!output) {
       throw problems.notFound(`video ${id} has ${task.outputs.length} output${task.outputs.length === 1 ? '' : 's'}; there is none at index ${index}`);
     }
