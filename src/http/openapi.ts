@@ -268,6 +268,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       409: problem('The task is still generating, or the output is still being copied (the task is processing either way).'),
       410: problem('The stored copy was deleted after its retention, or was never stored and the provider no longer has it.'),
       416: problem('The range is outside the file (`Content-Range: bytes */<size>`).'),
+      503: problem('Storage could not read the stored copy right now (`Retry-After`).'),
     },
   });
   register({

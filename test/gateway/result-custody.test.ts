@@ -208,8 +208,12 @@ describe('result custody on the filesystem', () => {
     readFails = true;
     for (const headers of [auth, { ...auth, range: 'bytes=0-9' }]) {
       const failed = await download(url, headers);
-      expect(failed.response.status).toBe(500);
+      // Said as what it is, a storage problem to retry, without the store's own words.
+      expect(failed.response.status).toBe(503);
+      expect(failed.response.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(failed.response.headers.get('content-type')).toContain('application/problem+json');
+      expect(JSON.parse(failed.bytes.toString()).detail).toMatch(/could not be read from storage/);
+      expect(failed.bytes.toString()).not.toContain('storage is unavailable');
       expect(failed.response.headers.get('cache-control')).toBe('no-store');
       for (const name of fileHeaders) expect([name, failed.response.headers.get(name)]).toEqual([name, null]);
       expect(failed.response.headers.get('etag')).not.toBe(fileEtag);

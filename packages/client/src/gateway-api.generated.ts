@@ -621,10 +621,9 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                /** @description Storage could not read the stored copy right now (`Retry-After`). */
                 503: {
                     headers: {
-                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {

@@ -18,6 +18,9 @@ export const ContentQuery = z.strictObject({
   signature: z.string().min(1).max(200).optional(),
 });
 
+/** What a caller is told to wait before asking again for a copy storage could not read. */
+const STORAGE_RETRY_AFTER_SECONDS = 10;
+
 /** A stored copy the route may serve. */
 export interface StoredContent {
   kind: 'stored';
@@ -46,7 +49,7 @@ export class OutputContent {
    * The output a caller asked for. `tenant` is set when the caller sent a valid gateway key;
    * otherwise the link's signature must hold. Throws problem details: 400 bad query, 401 no key
    * and no valid signature, 404 no such task or output, 409 still generating or being copied, 410
-   * deleted or gone upstream.
+   * deleted or gone upstream, 503 storage could not read the copy.
    */
   async locate(tenant: string | undefined, id: string, query: unknown): Promise<StoredContent | RedirectContent> {
     const { index, expires, signature } = parseQuery(ContentQuery, query);
@@ -114,7 +117,10 @@ export class OutputContent {
           return await storage.read(key, range);
         } catch (error) {
           if (error instanceof ObjectNotFoundError) throw problems.gone(`the stored copy of output ${index} of video ${id} is missing from storage.`);
-          throw error;
+          // Storage down, a bucket gone or credentials refused: the operator's to fix, the caller's to
+          // retry. The store's own words go to the log, not to the caller.
+          this.engine.logger.error({ task_id: id, output: index, err: error, storage: storage.description }, 'a stored copy could not be read');
+          throw problems.retryLater(`the stored copy of output ${index} of video ${id} could not be read from storage right now; try again shortly.`, STORAGE_RETRY_AFTER_SECONDS);
         }
       },
     };
