@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { SAMPLE_MP4, SAMPLE_PNG } from '../../src/sandbox/simulator-kit.js';
@@ -369,6 +370,47 @@ describe('result custody on the filesystem', () => {
     const answer = await download(`${gateway.url}/v1/videos/${id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
     expect(answer.response.status).toBe(307);
     expect(answer.response.headers.get('location')).toBe(url);
+  });
+
+  it("tells the tenant that the gateway's storage failed, not the storage's own error (paths, addresses), which goes to the log", async () => {
+    const directory = outputsDir();
+    // What node says when the disk is full, and when an S3 endpoint on the operator's network is down.
+    const failures = [
+      Object.assign(new Error(`ENOSPC: no space left on device, write '${join(directory, '.partial', 'f00.partial')}'`), { code: 'ENOSPC' }),
+      Object.assign(new Error('connect ECONNREFUSED 10.20.30.40:9000'), { code: 'ECONNREFUSED' }),
+    ];
+    let writes = 0;
+    const failing: ObjectStorage = {
+      kind: 'filesystem',
+      description: 'fails every write',
+      write: async (_key, body) => {
+        for await (const _chunk of body) {
+          // Read the source as a real backend would, then fail.
+        }
+        throw failures[writes++ % failures.length];
+      },
+      read: () => Promise.reject(new Error('unused')),
+      delete: async () => undefined,
+      close: async () => undefined,
+    };
+    let raw = '';
+    const logTo = new Writable({
+      write(chunk, _encoding, done) {
+        raw += chunk.toString();
+        done();
+      },
+    });
+    gw = await startTestGateway({ config: { storage: { mode: 'copy', filesystem: { path: directory }, max_attempts: 2 } }, objectStorage: failing, logTo });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', url: done.outputs[0].upstream_url });
+    const said = done.outputs[0].storage_error as string;
+    expect(said).toMatch(/storage/);
+    expect(said).toMatch(/gave up after 2 tries/);
+    for (const internal of [directory, '.partial', '10.20.30.40', 'ENOSPC', 'ECONNREFUSED']) expect([internal, said.includes(internal)]).toEqual([internal, false]);
+    // The operator's log has the whole error.
+    expect(raw).toContain('10.20.30.40:9000');
+    expect(raw).toContain('no space left on device');
   });
 
   it('reports an upstream URL that is gone (404) at once, on the output, without retrying', async () => {

@@ -33,9 +33,16 @@ export type CopyOutcome =
       retryable: boolean;
       /** The source answered 404/410: the provider's copy is gone. */
       gone: boolean;
+      /** Why, as the tenant may read it (on the output's `storage_error`). */
       reason: string;
       /** The private address the source's name resolved to (for the log, not the task). */
       address?: string;
+      /**
+       * The storage backend's own error, when storage failed: for the operator's log only. Its
+       * message names what the tenant must not see (paths on the gateway's disk, the addresses of
+       * the operator's S3 endpoint); the tenant reads that the gateway's storage failed.
+       */
+      storageError?: unknown;
     };
 
 /** Raised when the copy was stopped from outside (the gateway is stopping): not a failure of the copy. */
@@ -124,6 +131,8 @@ function sourceAgents(policy: CopyPolicy): ReturnType<typeof guardedAgents> {
 class MeasuringStream extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
+  /** The error this stream failed the copy with (the source's, or its own checks'), if any. */
+  failure: unknown;
 
   constructor(private readonly maxBytes: number) {
     super();
@@ -132,7 +141,8 @@ class MeasuringStream extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) {
-      callback(new TooLargeError(`the file is larger than storage.max_bytes (${this.maxBytes} bytes)`));
+      this.failure = new TooLargeError(`the file is larger than storage.max_bytes (${this.maxBytes} bytes)`);
+      callback(this.failure as Error);
       return;
     }
     this.hash.update(chunk);
@@ -141,7 +151,8 @@ class MeasuringStream extends Transform {
 
   /** No bytes at all is no result (a CDN not ready yet, a broken upstream): failing here keeps it out of storage. */
   override _flush(callback: TransformCallback): void {
-    callback(this.bytes === 0 ? new Error('the provider sent an empty file') : null);
+    if (this.bytes === 0) this.failure = new Error('the provider sent an empty file');
+    callback((this.failure as Error | undefined) ?? null);
   }
 }
 
@@ -149,7 +160,7 @@ class TooLargeError extends Error {
   override readonly name = 'TooLargeError';
 }
 
-function failure(reason: string, retryable: boolean, gone = false, address?: string): CopyOutcome {
+function failure(reason: string, retryable: boolean, gone = false, address?: string): Extract<CopyOutcome, { ok: false }> {
   return { ok: false, retryable, gone, reason: reason.slice(0, 500), ...(address ? { address } : {}) };
 }
 
@@ -177,6 +188,7 @@ export async function copyToStorage(input: {
   else input.signal?.addEventListener('abort', stop, { once: true });
   const signal = AbortSignal.any([stopped.signal, deadline]);
   let source: Readable | undefined;
+  let measuring: MeasuringStream | undefined;
   try {
     const response = await download(url, {
       headers: { 'user-agent': 'kling-gateway-custody/0.1', accept: '*/*' },
@@ -198,20 +210,27 @@ export async function copyToStorage(input: {
       return failure(`the provider answered ${status} for the result URL`, retryable);
     }
     const contentType = mediaTypeOf(response.contentType ?? '', url, input.kind);
-    const measuring = new MeasuringStream(policy.maxBytes);
+    const measured = (measuring = new MeasuringStream(policy.maxBytes));
     // Bytes flow before the backend starts reading (it may create folders first): an error in that
     // window stays on the stream (`errored`) for the backend's pipeline to report, not unhandled.
-    measuring.on('error', () => undefined);
-    source.on('error', (error) => measuring.destroy(error));
-    source.pipe(measuring);
-    await input.storage.write(input.key, measuring, { contentType, signal });
-    return { ok: true, sha256: measuring.hash.digest('hex'), bytes: measuring.bytes, contentType };
+    measured.on('error', () => undefined);
+    source.on('error', (error) => {
+      measured.failure ??= error;
+      measured.destroy(error);
+    });
+    source.pipe(measured);
+    await input.storage.write(input.key, measured, { contentType, signal });
+    return { ok: true, sha256: measured.hash.digest('hex'), bytes: measured.bytes, contentType };
   } catch (error) {
     source?.destroy();
     if (input.signal?.aborted) throw new CopyAbortedError('the copy was stopped');
     if (error instanceof PrivateTargetError) return failure(`the result URL was refused: ${error.message}`, false, false, error.address);
     if (error instanceof TooLargeError) return failure(error.message, false);
     if (deadline.aborted) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
+    if (measuring && error !== measuring.failure) {
+      // Not the source's failure, passed on by the backend: the backend's own (disk, bucket, network to it).
+      return { ...failure("the gateway's storage could not write the copy", true), storageError: error };
+    }
     const message = error instanceof Error ? error.message : String(error);
     return failure(`the copy failed: ${message}`, true);
   } finally {

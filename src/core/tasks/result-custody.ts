@@ -236,7 +236,14 @@ export class ResultCustody {
     const giveUp = !outcome.retryable || copyAttempts >= config.storage.max_attempts;
     metrics.outputCopies.inc({ outcome: giveUp ? 'not_stored' : 'retrying' });
     logger.warn(
-      { task_id: task.id, output: index, attempt: copyAttempts, reason: outcome.reason, ...(outcome.address ? { address: outcome.address } : {}) },
+      {
+        task_id: task.id,
+        output: index,
+        attempt: copyAttempts,
+        reason: outcome.reason,
+        ...(outcome.address ? { address: outcome.address } : {}),
+        ...(outcome.storageError !== undefined ? { err: outcome.storageError, storage: storage.description } : {}),
+      },
       giveUp ? 'output not stored; the task reports the upstream URL' : 'output copy failed; will retry',
     );
     return {

@@ -3,11 +3,15 @@
  * compressed answer decoded), redirects and their checks, and why a copy fails.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyToStorage, type CopyPolicy } from '../../../src/core/tasks/output-copy.js';
+import { FilesystemStorage } from '../../../src/storage/filesystem-storage.js';
 import type { ObjectStorage } from '../../../src/storage/object-storage.js';
 import { loopbackServer } from '../../support/raw-answer.js';
 
@@ -172,5 +176,25 @@ describe('copying a result file', () => {
     });
     expect(await copy('/cut.mp4')).toMatchObject({ ok: false, retryable: true, gone: false, reason: 'the copy failed: aborted' });
     expect(storage.objects.size).toBe(0);
+  });
+
+  it("tells a source's failure from the storage's own, which it words for the tenant and keeps for the log", async () => {
+    routes.set('/cut.mp4', (res) => {
+      res.writeHead(200, { 'content-length': FILE.length });
+      res.write(FILE.subarray(0, 1000), () => res.destroy());
+    });
+    routes.set('/out.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4' }).end(FILE));
+    const onDisk = (path: string, directory: string) =>
+      copyToStorage({ url: `${origin}${path}`, key: 'acme/vid_1/0.mp4', kind: 'video', storage: new FilesystemStorage(directory), policy });
+    // The source broke off: its own words, through the filesystem backend too.
+    const cut = await onDisk('/cut.mp4', mkdtempSync(join(tmpdir(), 'kling-gw-copy-')));
+    expect(cut).toMatchObject({ ok: false, retryable: true, reason: 'the copy failed: aborted' });
+    expect(cut).not.toHaveProperty('storageError');
+    // The backend failed (here: its folder is a file): worth retrying, said as the gateway's storage, the error kept aside.
+    const directory = mkdtempSync(join(tmpdir(), 'kling-gw-copy-'));
+    writeFileSync(join(directory, '.partial'), 'not a folder');
+    const failed = await onDisk('/out.mp4', directory);
+    expect(failed).toMatchObject({ ok: false, retryable: true, gone: false, reason: "the gateway's storage could not write the copy" });
+    expect(String((failed as { storageError?: unknown }).storageError)).toContain(directory);
   });
 });
