@@ -5,7 +5,7 @@
  * mid-write leaves its temporary file behind: `sweepAbandoned` deletes those nobody writes any more.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -94,15 +94,21 @@ export class FilesystemStorage implements ObjectStorage {
     }
   }
 
+  /**
+   * Opened here, before the caller answers anything: a file deleted afterwards (the retention
+   * pass, another replica's) is still read whole from its open handle, where a stream opening
+   * later would fail after the caller had sent its headers.
+   */
   async read(key: string, range?: ByteRange): Promise<Readable> {
     const path = this.pathOf(key);
+    let handle;
     try {
-      await stat(path);
+      handle = await open(path, 'r');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFoundError(key);
       throw error;
     }
-    return createReadStream(path, range ? { start: range.start, end: range.end } : {});
+    return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
   }
 
   async delete(key: string): Promise<void> {

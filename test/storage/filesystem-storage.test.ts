@@ -38,6 +38,20 @@ it('writes every chunk under the key, in order, and leaves no temporary file', a
   expect(Buffer.concat(bytes).equals(chunks[1]!)).toBe(true);
 });
 
+it('reads a copy whole once it answered it, also when the retention pass deletes it at that moment', async () => {
+  const { storage: files, directory } = storage();
+  const bytes = Buffer.alloc(64 * 1024, 7);
+  await files.write('acme/2026-11-22/vid_1-0.mp4', Readable.from([bytes]), { contentType: 'video/mp4' });
+  // The content route has its stream (and has sent 200 with the length) when the file is deleted.
+  const read = await files.read('acme/2026-11-22/vid_1-0.mp4');
+  rmSync(join(directory, 'acme/2026-11-22/vid_1-0.mp4'));
+  const chunks: Buffer[] = [];
+  for await (const chunk of read) chunks.push(chunk as Buffer);
+  expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+  // Asked after the deletion, it is not there.
+  await expect(files.read('acme/2026-11-22/vid_1-0.mp4')).rejects.toMatchObject({ name: 'ObjectNotFoundError' });
+});
+
 it('leaves nothing when the bytes fail on their way or the write is stopped', async () => {
   const { storage: files, directory } = storage();
   async function* failing() {
