@@ -323,9 +323,11 @@ export class Gateway {
     };
     if (objectStorage) logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
     // A bucket that does not answer is told now: every copy would fail on it (and be given up on).
-    const bucketProblem = objectStorage instanceof S3Storage ? await objectStorage.problem(STORAGE_CHECK_TIMEOUT_MS) : undefined;
-    if (bucketProblem) {
-      logger.warn({ storage: objectStorage?.description, problem: bucketProblem }, 'result storage does not answer: copies will fail until it does');
+    // Not waited for: a store that does not answer must not hold the start (webhooks and restarts wait on it).
+    if (objectStorage instanceof S3Storage) {
+      void objectStorage.problem(STORAGE_CHECK_TIMEOUT_MS).then((problem) => {
+        if (problem) logger.warn({ storage: objectStorage.description, problem }, 'result storage does not answer: copies will fail until it does');
+      });
     }
     await engine.tasks.registerProviders([...runtimes.keys()]);
     const gateway = new Gateway(

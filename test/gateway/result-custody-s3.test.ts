@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SAMPLE_MP4 } from '../../src/sandbox/simulator-kit.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
@@ -139,9 +139,18 @@ describe('result custody on S3-compatible storage', () => {
       },
     });
     gw = await startTestGateway({ config: s3Config(s3), logTo });
-    const lines = raw.trim().split('\n').map((line) => JSON.parse(line) as { level: string; msg: string; storage?: string });
-    const warning = lines.find((line) => line.level === 'warn' && /storage/.test(line.msg));
-    expect(warning, raw).toBeDefined();
+    // The check runs beside the start (it does not hold it): its warning follows shortly.
+    const warningOf = () =>
+      raw
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { level: string; msg: string; storage?: string })
+        .find((line) => line.level === 'warn' && /storage/.test(line.msg));
+    const warning = await vi.waitFor(() => {
+      const found = warningOf();
+      if (!found) throw new Error(`no storage warning yet: ${raw}`);
+      return found;
+    });
     expect(JSON.stringify(warning)).toMatch(names);
     expect(raw).not.toContain('wrong-secret-value');
   });
