@@ -8,18 +8,20 @@ import { Webhook } from 'standardwebhooks';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BudgetSettings } from '../core/model/budget.js';
+import { configNumber } from '../core/model/config-number.js';
 import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 
 /** A boolean that may come from an environment variable as text. */
 const booleanish = z.union([z.boolean(), z.stringbool()]);
-const count = (min = 0) => z.coerce.number().int().min(min);
-const milliseconds = z.coerce.number().int().min(0);
+const count = (min = 0) => configNumber(z.number().int().min(min));
+const milliseconds = configNumber(z.number().int().min(0));
 /** Longest delay node's timers keep: a longer one fires at once (TimeoutOverflowWarning). */
 const MAX_TIMER_MS = 2_147_483_647;
 /** A time limit the gateway sets a timer for. */
-const timerMs = (min = 0) => count(min).max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24 days), the longest timer node keeps`);
+const timerMs = (min = 0) =>
+  configNumber(z.number().int().min(min).max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} ms (about 24 days), the longest timer node keeps`));
 /** An optional string where an empty value (an unset `${VAR:-}`) means absent. */
 const optionalText = z
   .string()
@@ -67,11 +69,11 @@ export const StorageConfig = z
         access_key_id: optionalText,
         secret_access_key: optionalText,
         session_token: optionalText,
-        part_size_mb: z.coerce.number().int().min(5).max(512).default(8),
+        part_size_mb: configNumber(z.number().int().min(5).max(512)).default(8),
         /** Serve content by redirecting to a presigned URL, or stream it through the gateway. */
         serve: z.enum(['redirect', 'proxy']).default('redirect'),
         /** Lifetime of those presigned URLs. */
-        presign_ttl_seconds: count(1).max(7 * 24 * 3600).default(900),
+        presign_ttl_seconds: configNumber(z.number().int().min(1).max(7 * 24 * 3600)).default(900),
       })
       .prefault({}),
     /** Days a stored copy is kept unless its tenant says otherwise; absent: kept until deleted by hand. */
@@ -148,9 +150,9 @@ export const ProviderConfig = z.strictObject({
    */
   accounts: z.array(ProviderAccountConfig).min(1, 'give at least one account, or leave accounts out').optional(),
   /** Rank for the `priority` strategy (lower first). */
-  priority: z.coerce.number().int().default(100),
+  priority: configNumber(z.number().int()).default(100),
   /** Share for the `weighted` strategy. */
-  weight: z.coerce.number().min(0).default(1),
+  weight: configNumber(z.number().min(0)).default(1),
   /** Time limit for one upstream call. */
   timeout_ms: timerMs(1).default(30_000),
   /**
@@ -301,7 +303,7 @@ export type TenantConfig = z.infer<typeof TenantConfig>;
 export const GatewayConfig = z.strictObject({
   server: z
     .strictObject({
-      port: z.coerce.number().int().min(0).max(65535).default(8080),
+      port: configNumber(z.number().int().min(0).max(65535)).default(8080),
       host: z.string().default('0.0.0.0'),
       /** How upstreams reach the gateway's webhook routes. */
       public_url: z.url({ protocol: /^https?$/ }),
@@ -372,9 +374,9 @@ export const GatewayConfig = z.strictObject({
     .strictObject({
       poll_min_interval_ms: count(100).default(2_000),
       poll_max_interval_ms: count(100).default(60_000),
-      poll_backoff: z.coerce.number().min(1).default(1.5),
+      poll_backoff: configNumber(z.number().min(1)).default(1.5),
       /** Fraction of each delay randomized either way. */
-      poll_jitter: z.coerce.number().min(0).max(0.9).default(0.2),
+      poll_jitter: configNumber(z.number().min(0).max(0.9)).default(0.2),
       /** Poll interval while an upstream webhook is expected (polling is then only a safety net). */
       webhook_safety_poll_ms: count(1000).default(60_000),
       /** How long a replica owns a task it is tracking or submitting before another may take over. */

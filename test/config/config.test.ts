@@ -174,7 +174,7 @@ describe('parseConfig', () => {
       'providers.freepik.timeout_ms: Too small: expected number to be >=1',
     ]);
     expect(problemsOf(document({ providers: { freepik: { timeout_ms: '${TIMEOUT}' } } }), { TIMEOUT: 'soon' })).toEqual([
-      'providers.freepik.timeout_ms: Invalid input: expected number, received NaN',
+      'providers.freepik.timeout_ms: expected a number, got "soon"',
     ]);
     expect(problemsOf(document({ providers: { kling3api: { rate_limits: [{ limit: 0, window_ms: 1000 }] } } }))).toEqual([
       'providers.kling3api.rate_limits.0.limit: Too small: expected number to be >=1',
@@ -312,6 +312,31 @@ describe('parseConfig', () => {
     expect(config.server.port).toBe(9090);
     expect(config.providers.kling3api?.priority).toBe(2);
     expect(config.providers.kling3api?.pricing?.credit_value).toBe(0.002);
+  });
+
+  it('refuses a number left blank or set to blanks, naming the field, rather than reading it as 0', () => {
+    // `port:` with nothing after it (YAML null) was a random port; a credit value set to a space
+    // in the environment made the provider free, so `cheapest` sent everything there.
+    const blank = document({
+      server: { public_url: 'https://g.example', port: null },
+      providers: { kling3api: { priority: null, weight: '${W}', pricing: { credit_value: '${CV}' } } },
+      tenants: { acme: { budget: { amount: '${AMOUNT}', currency: 'USD', period: 'day' } } },
+      sandbox: { queued_ms: '' },
+    });
+    const problems = problemsOf(blank, { W: ' ', CV: ' ', AMOUNT: ' ' });
+    expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual([
+      'providers.kling3api.pricing.credit_value',
+      'providers.kling3api.priority',
+      'providers.kling3api.weight',
+      'sandbox.queued_ms',
+      'server.port',
+      'tenants.acme.budget.amount',
+    ]);
+    for (const problem of problems) expect(problem).toMatch(/expected a number/);
+    // Text that is not a number says what it got.
+    expect(problemsOf(document({ providers: { freepik: { priority: 'first' } } }))).toEqual([
+      'providers.freepik.priority: expected a number, got "first"',
+    ]);
   });
 
   it.each([

@@ -3,6 +3,7 @@
  * days and months), and which alert thresholds a spend has reached. No I/O.
  */
 import { z } from 'zod';
+import { configNumber } from './config-number.js';
 
 export const BUDGET_PERIODS = ['day', 'month'] as const;
 export const BudgetPeriod = z.enum(BUDGET_PERIODS);
@@ -11,7 +12,7 @@ export type BudgetPeriod = z.infer<typeof BudgetPeriod>;
 /** `tenants.<name>.budget` in config.yaml. */
 export const BudgetSettings = z.strictObject({
   /** Most the tenant may commit (spent + reserved) in one period, in `currency`. */
-  amount: z.coerce.number().positive(),
+  amount: configNumber(z.number().positive()),
   /** ISO 4217 code; every provider a budgeted tenant can use must price in it (no conversion). */
   currency: z
     .string()
@@ -19,7 +20,7 @@ export const BudgetSettings = z.strictObject({
   /** Calendar day or month, in UTC. */
   period: BudgetPeriod,
   /** Largest estimated cost of one task, in `currency`; providers quoting more are passed over. */
-  per_task_limit: z.coerce.number().positive().optional(),
+  per_task_limit: configNumber(z.number().positive()).optional(),
 });
 export type BudgetSettings = z.infer<typeof BudgetSettings>;
 

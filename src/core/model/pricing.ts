@@ -6,6 +6,7 @@
  * wins (an undated rule has been in effect forever); between equals, the first listed.
  */
 import { z } from 'zod';
+import { configNumber } from './config-number.js';
 import { Model, Operation, Quality, type VideoRequest } from './canonical.js';
 
 const oneOrMany = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).min(1)]);
@@ -52,7 +53,7 @@ export type PricingConfig = z.infer<typeof PricingConfig>;
  */
 export const PricingOverride = z.strictObject({
   currency: z.string().min(3).max(3).optional(),
-  credit_value: z.coerce.number().nonnegative().optional(),
+  credit_value: configNumber(z.number().nonnegative()).optional(),
   rules: z.array(PriceRule).optional(),
 });
 export type PricingOverride = z.infer<typeof PricingOverride>;
