@@ -11,6 +11,15 @@ import type { ProgressStream } from './progress-display.js';
 
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080';
 
+/** The scheme of `text` as a URL (`http:`), undefined when it is not one. */
+function protocolOf(text: string): string | undefined {
+  try {
+    return new URL(text).protocol;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Where the CLI reads its settings and writes (the process's own, unless a test gives others). */
 export interface CliIo {
   env: NodeJS.ProcessEnv;
@@ -61,7 +70,9 @@ export class CliContext {
 
   clientFor(command: Command): GatewayClient {
     const globals = this.globals(command);
-    const url = globals.url ?? this.env.KLING_GATEWAY_URL ?? DEFAULT_GATEWAY_URL;
+    // Set but empty is unset (as `${VAR:-}` in config.yaml).
+    const source = globals.url !== undefined ? '--url' : this.env.KLING_GATEWAY_URL ? 'KLING_GATEWAY_URL' : undefined;
+    const url = globals.url ?? (this.env.KLING_GATEWAY_URL || DEFAULT_GATEWAY_URL);
     const key = globals.key ?? this.env.KLING_GATEWAY_API_KEY;
     if (!key) {
       throw new CliError(
@@ -69,10 +80,11 @@ export class CliContext {
         ExitCode.usage,
       );
     }
-    try {
-      new URL(url);
-    } catch {
-      throw new CliError(`--url ${url} is not a URL (e.g. ${DEFAULT_GATEWAY_URL})`, ExitCode.usage);
+    // `localhost:8080` parses as a URL of scheme `localhost:`; fetch would then say "unknown
+    // scheme", reported as an unreachable gateway (exit 9, "try again later").
+    if (!/^https?:$/.test(protocolOf(url) ?? '')) {
+      const hint = /^[a-z0-9.-]+(:\d+)?(\/|$)/i.test(url) ? `did you mean http://${url}?` : `e.g. ${DEFAULT_GATEWAY_URL}`;
+      throw new CliError(`${source ?? '--url'} ${url} is not an http(s) URL: ${hint}`, ExitCode.usage);
     }
     return new GatewayClient({ baseUrl: url, apiKey: key });
   }

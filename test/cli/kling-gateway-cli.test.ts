@@ -203,6 +203,24 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([cancel.code, cancel.stderr]).toEqual([5, expect.stringContaining('video vid_x not found')]);
   });
 
+  it('a gateway URL that is not http(s) is a command-line error naming where it came from, not "cannot reach"', async () => {
+    const port = new URL(live.url).port;
+    const [fromEnv, fromFlag] = await Promise.all([
+      runHere(['list'], { KLING_GATEWAY_URL: `localhost:${port}` }),
+      runHere(['--url', `127.0.0.1:${port}`, 'list']),
+    ]);
+    expect([fromEnv.code, fromEnv.stderr]).toEqual([
+      2,
+      `error: KLING_GATEWAY_URL localhost:${port} is not an http(s) URL: did you mean http://localhost:${port}?\n`,
+    ]);
+    expect([fromFlag.code, fromFlag.stderr]).toEqual([2, `error: --url 127.0.0.1:${port} is not an http(s) URL: did you mean http://127.0.0.1:${port}?\n`]);
+    // Set but empty is unset, as in config.yaml: the default gateway.
+    const empty = await runHere(['list', '--url', live.url], { KLING_GATEWAY_URL: '' });
+    expect(empty.code).toBe(0);
+    const defaulted = await runHere(['list'], { KLING_GATEWAY_URL: '' });
+    expect(defaulted.stderr).not.toMatch(/URL/);
+  });
+
   it('webhooks shows the deliveries of a task\'s events as the API has them', async () => {
     const hits: string[] = [];
     const receiver = await loopbackServer((req, res) => {
