@@ -14,6 +14,7 @@ import {
   GatewayError,
   GatewayUnreachableError,
   isTerminal,
+  UnexpectedAnswerError,
   WaitTimeoutError,
   type CreateVideoRequest,
   type GatewayClient,
@@ -123,6 +124,7 @@ const CREATE_RETRY_DELAYS_MS = [500, 2_000];
 
 /** The create's answer never arrived (the connection dropped, the gateway restarted, a 5xx). */
 function answerLost(error: unknown): boolean {
+  if (error instanceof UnexpectedAnswerError) return false; // something else answered: not a gateway
   return error instanceof GatewayUnreachableError || (error instanceof GatewayError && error.status >= 500);
 }
 

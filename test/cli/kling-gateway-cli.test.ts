@@ -221,6 +221,26 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(defaulted.stderr).not.toMatch(/URL/);
   });
 
+  it('a server that answers with a web page rather than the API is named as not a gateway, not a bug', async () => {
+    // Another app on the gateway's port, answering every path with its page.
+    const page = await loopbackServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>some app</body></html>');
+    });
+    try {
+      const results = await Promise.all(
+        [['list'], ['get', 'vid_x'], ['providers'], ['cancel', 'vid_x'], ['usage']].map((args) => runHere(args, { KLING_GATEWAY_URL: page.base })),
+      );
+      for (const result of results) {
+        expect([result.code, result.stderr]).toEqual([9, expect.stringMatching(/answered with text\/html, not JSON: is it a Kling Gateway\?/)]);
+        expect(result.stderr).not.toContain('Unexpected token');
+      }
+      expect(results[0]!.stderr).toBe(`error: ${page.base} answered with text/html, not JSON: is it a Kling Gateway? (GET /v1/videos)\n`);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('webhooks shows the deliveries of a task\'s events as the API has them', async () => {
     const hits: string[] = [];
     const receiver = await loopbackServer((req, res) => {

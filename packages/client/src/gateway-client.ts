@@ -9,10 +9,12 @@ import createClient from 'openapi-fetch';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import type { paths } from './gateway-api.generated.js';
 import {
+  answersJson,
   EndpointNotAvailableError,
   errorFromResponse,
   GatewayError,
   GatewayUnreachableError,
+  UnexpectedAnswerError,
   WaitTimeoutError,
 } from './gateway-errors.js';
 import {
@@ -136,12 +138,16 @@ export class GatewayClient {
       baseUrl: this.baseUrl,
       headers: this.headers,
       fetch: async (request) => {
+        let response: Response;
         try {
-          return await fetchImpl(request);
+          response = await fetchImpl(request);
         } catch (error) {
           if (request.signal?.aborted) throw request.signal.reason ?? error;
           throw new GatewayUnreachableError(this.baseUrl, error);
         }
+        // Every path the generated types describe answers JSON: anything else is not the gateway.
+        if (response.ok) await this.expectJson(response, request.method);
+        return response;
       },
     });
   }
@@ -287,7 +293,7 @@ export class GatewayClient {
       method: 'POST',
       ...this.signalOf(options),
     });
-    return (await response.json()) as Task;
+    return this.readJson<Task>(response, 'POST');
   }
 
   /**
@@ -297,7 +303,7 @@ export class GatewayClient {
    */
   async webhookDeliveries(id: string, options: RequestOptions = {}): Promise<WebhookDeliveryList> {
     const response = await this.sendOptional('webhooks', `/v1/videos/${encodeURIComponent(id)}/webhooks`, this.signalOf(options));
-    return (await response.json()) as WebhookDeliveryList;
+    return this.readJson<WebhookDeliveryList>(response, 'GET');
   }
 
   /**
@@ -345,7 +351,7 @@ export class GatewayClient {
   /** `GET /v1/usage`: spend and outcomes grouped as asked. `EndpointNotAvailableError` without it. */
   async usage(query: UsageQuery = {}, options: RequestOptions = {}): Promise<UsageReport> {
     const response = await this.sendOptional('usage', `/v1/usage${usageQueryString(query)}`, this.signalOf(options));
-    return (await response.json()) as UsageReport;
+    return this.readJson<UsageReport>(response, 'GET');
   }
 
   /** `GET /v1/usage?format=csv`: the same report as CSV text. */
@@ -411,6 +417,19 @@ export class GatewayClient {
       if (init.signal?.aborted) throw init.signal.reason ?? error;
       throw new GatewayUnreachableError(own ? this.baseUrl : url, error);
     }
+  }
+
+  /** Throws `UnexpectedAnswerError` when a success is not JSON (the body is then dropped). */
+  private async expectJson(response: Response, method: string): Promise<void> {
+    if (answersJson(response)) return;
+    await response.body?.cancel().catch(() => undefined);
+    throw new UnexpectedAnswerError(this.baseUrl, `${method} ${new URL(response.url || this.baseUrl).pathname}`, response.headers.get('content-type') ?? '');
+  }
+
+  /** The JSON body of a success outside openapi-fetch. */
+  private async readJson<T>(response: Response, method: string): Promise<T> {
+    await this.expectJson(response, method);
+    return (await response.json()) as T;
   }
 
   private toDownload(response: Response, source: OutputDownload['source'], url: string): OutputDownload {

@@ -24,7 +24,7 @@ export class GatewayError extends Error {
 
 /** The gateway could not be reached (connection refused, DNS, reset) or its answer was unreadable. */
 export class GatewayUnreachableError extends Error {
-  override readonly name = 'GatewayUnreachableError';
+  override readonly name: string = 'GatewayUnreachableError';
 
   constructor(
     readonly url: string,
@@ -32,6 +32,31 @@ export class GatewayUnreachableError extends Error {
   ) {
     super(`cannot reach ${url}: ${describeCause(cause)}`);
   }
+}
+
+/**
+ * Something answered at the gateway's URL, but not as the gateway does: a success that is not
+ * JSON (another app's page on that port, a captive portal, a base URL pointing at the console).
+ */
+export class UnexpectedAnswerError extends GatewayUnreachableError {
+  override readonly name = 'UnexpectedAnswerError';
+
+  constructor(
+    url: string,
+    /** `GET /v1/videos`: the request that got the answer. */
+    readonly request: string,
+    /** The answer's `content-type`. */
+    readonly contentType: string,
+  ) {
+    super(url, new Error(`answered ${request} with ${contentType}`));
+    this.message = `${url} answered with ${contentType}, not JSON: is it a Kling Gateway? (${request})`;
+  }
+}
+
+/** True unless the answer says it is something other than JSON. */
+export function answersJson(response: Response): boolean {
+  const type = response.headers.get('content-type');
+  return response.status === 204 || type === null || /[/+]json\s*(;|$)/i.test(type);
 }
 
 /** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND …) is on its cause. */
