@@ -39,7 +39,11 @@ async function main(): Promise<void> {
   const described = {
     public_url: config.server.public_url,
     storage: config.storage.mode === 'passthrough' ? 'passthrough' : `${config.storage.backend} (${config.storage.mode})`,
-    providers: [...sandbox.endpoints].map(([id, endpoint]) => ({ id, mode: endpoint.simulated ? 'simulator' : 'live' })),
+    // A keyless provider in a live deployment is disabled (`/v1/providers` gives the reason), not live.
+    providers: [...sandbox.endpoints].map(([id, endpoint]) => ({
+      id,
+      mode: endpoint.disabledReason ? 'disabled' : endpoint.simulated ? 'simulator' : 'live',
+    })),
   };
   let stopWork: () => Promise<void>;
   if (workers > 1) {

@@ -54,3 +54,40 @@ it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK
   expect(refused.code).toBe(78);
   expect(refused.stderr).toMatch(/tenants\.ops\.webhook_secret: the shipped sandbox webhook secret is in use .* set GATEWAY_WEBHOOK_SECRETS/);
 });
+
+it('says at start which providers a live deployment leaves disabled, not that they are live', { timeout: 30_000 }, async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
+    cwd: REPO,
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'sqlite::memory:',
+      STORAGE_PATH: mkdtempSync(join(tmpdir(), 'kg-live-start-')),
+      GATEWAY_API_KEYS: 'ops:ops-key-123456',
+      FREEPIK_API_KEY: 'fpk-live-secret-value',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  try {
+    let stdout = '';
+    const listening = await new Promise<{ providers: { id: string; mode: string }[] }>((resolve, reject) => {
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk.toString();
+        const line = stdout.split('\n').find((text) => text.includes('kling-gateway listening on'));
+        if (line) resolve(JSON.parse(line));
+      });
+      child.on('exit', () => reject(new Error(`the gateway ended before listening:\n${stdout}`)));
+    });
+    expect(listening.providers).toEqual([
+      { id: 'freepik', mode: 'live' },
+      { id: 'kling3api', mode: 'disabled' },
+      { id: 'kling-legacy', mode: 'disabled' },
+    ]);
+  } finally {
+    clearTimeout(timer);
+    child.kill('SIGTERM');
+    await new Promise((resolve) => (child.exitCode === null ? child.on('exit', resolve) : resolve(null)));
+  }
+});
