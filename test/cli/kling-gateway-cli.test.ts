@@ -241,6 +241,22 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('an error page from a proxy in front of a stopped gateway is summed up in one line, not printed as HTML', async () => {
+    // What nginx (deploy/nginx.conf) answers while no replica is up.
+    const proxy = await loopbackServer((req, res) => {
+      req.resume();
+      res
+        .writeHead(502, { 'content-type': 'text/html', server: 'nginx' })
+        .end('<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
+    });
+    try {
+      const result = await runHere(['list'], { KLING_GATEWAY_URL: proxy.base });
+      expect([result.code, result.stderr]).toEqual([9, 'error: Bad Gateway (502): an HTML page ("502 Bad Gateway"), not an answer of the gateway: a proxy in front of it?\n']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('webhooks shows the deliveries of a task\'s events as the API has them', async () => {
     const hits: string[] = [];
     const receiver = await loopbackServer((req, res) => {

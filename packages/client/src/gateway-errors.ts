@@ -113,9 +113,19 @@ export async function errorFromResponse(response: Response, body?: unknown): Pro
           type: 'about:blank',
           title: response.statusText || `HTTP ${response.status}`,
           status: response.status,
-          ...(typeof parsed === 'string' && parsed ? { detail: parsed.slice(0, 500) } : {}),
+          ...(typeof parsed === 'string' && parsed ? { detail: describeText(parsed, response.headers.get('content-type')) } : {}),
         };
   return new GatewayError(response.status, problem, response.headers.get('x-request-id'), retryAfterOf(response.headers.get('retry-after')));
+}
+
+/**
+ * A body that is not problem details, for a message: an HTML page (a proxy's error page while the
+ * gateway is down) by its title only, other text as it is (at most 500 characters).
+ */
+function describeText(text: string, contentType: string | null): string {
+  if (!/html/i.test(contentType ?? '') && !/^\s*<(!doctype|html)/i.test(text)) return text.slice(0, 500);
+  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return `an HTML page${title ? ` ("${title}")` : ''}, not an answer of the gateway: a proxy in front of it?`;
 }
 
 /** `Retry-After` as seconds: its delay-seconds form only (the gateway sends no dates). */
