@@ -191,7 +191,8 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     const options = command.opts();
     const body = requestFromFlags(generateFlags, options);
     if (prompt !== undefined) {
-      if (body.prompt !== undefined && body.prompt !== prompt) throw new CliError('give the prompt once: as an argument or as --prompt', ExitCode.usage);
+      // Like --prompt, the argument overrides the prompt of --file; both on the command line is unclear.
+      if (options.prompt !== undefined && options.prompt !== prompt) throw new CliError('give the prompt once: as an argument or as --prompt', ExitCode.usage);
       body.prompt = prompt;
     }
     const client = context.clientFor(command);

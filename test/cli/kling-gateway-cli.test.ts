@@ -257,6 +257,17 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('generate takes the prompt argument over the prompt of --file, as it takes --prompt', async () => {
+    const file = join(workdir, 'base-request.json');
+    writeFileSync(file, JSON.stringify({ model: 'kling-v3', prompt: 'a fox', duration: 5 }));
+    const created = await runHere(['generate', 'a wolf', '-f', file, '--json']);
+    expect([created.code, created.stderr]).toEqual([0, expect.any(String)]);
+    expect((JSON.parse(created.stdout) as Task).request.prompt).toBe('a wolf');
+    // Given twice on the command line, differently: which one was meant is unclear.
+    const twice = await runHere(['generate', 'a wolf', '--prompt', 'a bear', '-f', file]);
+    expect([twice.code, twice.stderr]).toEqual([2, 'error: give the prompt once: as an argument or as --prompt\n']);
+  });
+
   it('webhooks shows the deliveries of a task\'s events as the API has them', async () => {
     const hits: string[] = [];
     const receiver = await loopbackServer((req, res) => {
