@@ -110,7 +110,16 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   }
   let saved: string[] = [];
   if (options.download !== false && task.outputs.length > 0) {
-    saved = await saveOutputs(client, task, options.output, context.stderr, context.signal);
+    try {
+      saved = await saveOutputs(client, task, options.output, context.stderr, context.signal);
+    } catch (error) {
+      // The video is made (and billed): say so, or the command run again makes a second one. A
+      // file that cannot be written already says how to save it elsewhere.
+      if (!(error instanceof CliError && error.exitCode === ExitCode.usage)) {
+        out.note(`video ${task.id} succeeded but was not saved; save it with: kling-gateway download ${task.id}`);
+      }
+      throw error;
+    }
   }
   if (!out.json) {
     printTask(out, task);

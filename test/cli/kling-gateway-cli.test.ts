@@ -343,6 +343,48 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('generate --wait whose download breaks says the video is done and how to save it, not to make it again', async () => {
+    // Everything gets through except the video's bytes: its download stops half-way.
+    const { createServer, request } = await import('node:http');
+    const seen: string[] = [];
+    // A gateway that keeps copies, so the video comes from its /content.
+    const keeping = await startLiveGateway({ storage: { mode: 'copy', filesystem: { path: mkdtempSync(join(tmpdir(), 'kling-cli-copies-')) } } });
+    const gateway = new URL(keeping.url);
+    const proxy = createServer((incoming, outgoing) => {
+      const cut = incoming.url?.includes('/content');
+      seen.push(`${incoming.method} ${incoming.url}`);
+      const upstream = request({ host: gateway.hostname, port: gateway.port, path: incoming.url, method: incoming.method, headers: incoming.headers }, (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        if (!cut) {
+          answer.pipe(outgoing);
+          return;
+        }
+        answer.once('data', (chunk: Buffer) => {
+          outgoing.write(chunk.subarray(0, 100));
+          outgoing.socket?.destroy();
+          answer.destroy();
+        });
+      });
+      incoming.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const prompt = `saved through a flaky link ${Date.now()}`;
+      const result = await runHere(['generate', prompt, '--model', 'kling-v3', '--wait'], {
+        KLING_GATEWAY_URL: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+      });
+      const made = (await new GatewayClient({ baseUrl: keeping.url, apiKey: TENANT_KEY }).listVideos()).data;
+      expect(made.map((task) => [task.request.prompt, task.status, task.outputs[0]?.storage])).toEqual([[prompt, 'succeeded', 'stored']]);
+      expect(seen).toContain(`GET /v1/videos/${made[0]!.id}/content?index=0`);
+      expect(result.code).toBe(9);
+      expect(result.stderr).toContain(`video ${made[0]!.id} succeeded but was not saved; save it with: kling-gateway download ${made[0]!.id}`);
+      expect(existsSync(join(workdir, `${made[0]!.id}.mp4.part`))).toBe(false);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+      await keeping.close();
+    }
+  });
+
   it('generate --wait names the task it made when following it fails, so it can be followed again', async () => {
     // The create gets through; every read of the task after it (stream, polls) loses its connection.
     const { createServer, request } = await import('node:http');
