@@ -13,8 +13,20 @@ import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 
-/** A boolean that may come from an environment variable as text. */
-const booleanish = z.union([z.boolean(), z.stringbool()]);
+const TRUE_TEXT = new Set(['true', '1', 'yes', 'on', 'y', 'enabled']);
+const FALSE_TEXT = new Set(['false', '0', 'no', 'off', 'n', 'disabled']);
+/** A boolean that may come from an environment variable as text; anything else says what it takes. */
+const booleanish = z.preprocess((value, ctx) => {
+  if (typeof value === 'boolean') return value;
+  const text = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+  if (text !== undefined && TRUE_TEXT.has(text)) return true;
+  if (text !== undefined && FALSE_TEXT.has(text)) return false;
+  ctx.addIssue({
+    code: 'custom',
+    message: `expected true or false (or yes/no, on/off, 1/0), got ${value === null || value === undefined ? 'nothing' : JSON.stringify(value)}`,
+  });
+  return z.NEVER;
+}, z.boolean());
 const count = (min = 0) => configNumber(z.number().int().min(min));
 const milliseconds = configNumber(z.number().int().min(0));
 /** Longest delay node's timers keep: a longer one fires at once (TimeoutOverflowWarning). */

@@ -359,8 +359,11 @@ describe('parseConfig', () => {
 
   it('refuses a boolean it cannot read, naming the field', () => {
     const problems = problemsOf(document({ providers: { freepik: { enabled: '${FLAG}' } } }), { FLAG: 'maybe' });
-    expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatch(/^providers\.freepik\.enabled: /);
+    // What it takes, not just "Invalid input".
+    expect(problems).toEqual(['providers.freepik.enabled: expected true or false (or yes/no, on/off, 1/0), got "maybe"']);
+    expect(problemsOf(document({ routing: { allow_fallbacks: null } }))).toEqual([
+      'routing.allow_fallbacks: expected true or false (or yes/no, on/off, 1/0), got nothing',
+    ]);
   });
 });
 
