@@ -85,6 +85,23 @@ describe('typed client against a running gateway', () => {
     expect(again.id).toBe(created.id);
   });
 
+  it('waits without a limit (timeoutMs: Infinity, or longer than a timer holds) on the event stream, without a Node warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      for (const timeoutMs of [Number.POSITIVE_INFINITY, 40 * 24 * 3600_000]) {
+        const created = await client.createVideo(textToVideo);
+        const done = await client.waitForVideo(created.id, { timeoutMs });
+        expect(done.status).toBe('succeeded');
+        expect(checked.calls.filter((call) => call.url.includes(`/v1/videos/${created.id}?wait=`))).toEqual([]);
+      }
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it('falls back to long polling when the event stream cannot be opened', async () => {
     const streamless = new GatewayClient({
       baseUrl: live.url,

@@ -81,6 +81,8 @@ export interface WaitOptions extends RequestOptions {
 }
 
 const DEFAULT_WAIT_MS = 30 * 60_000;
+/** Longest delay a timer keeps (about 24 days). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** Statuses that say the request itself is wrong; waiting or retrying cannot help. */
 const FINAL_ERROR_STATUSES = new Set([400, 401, 403, 404]);
@@ -243,7 +245,9 @@ export class GatewayClient {
 
     if (options.transport !== 'poll') {
       const stream = new AbortController();
-      const timer = setTimeout(() => stream.abort(new Error('wait timed out')), timeoutMs);
+      // A timer past 2^31 - 1 ms (Infinity included) fires at once, with a warning: a wait that
+      // long ends the stream only when it closes, and the polls below mind the deadline.
+      const timer = timeoutMs <= MAX_TIMER_MS ? setTimeout(() => stream.abort(new Error('wait timed out')), timeoutMs) : undefined;
       const forward = () => stream.abort(options.signal?.reason);
       options.signal?.addEventListener('abort', forward, { once: true });
       try {
