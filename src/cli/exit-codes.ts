@@ -74,4 +74,5 @@ export const EXIT_CODE_HELP = `Exit codes:
   8   timed out waiting; the task is still running
   9   cannot reach the gateway (or the database), or it answered 5xx
   78  check-config, migrate: the configuration is not valid
+  130 interrupted (Ctrl-C); a video already created goes on at the gateway
   1   anything else (a bug)`;

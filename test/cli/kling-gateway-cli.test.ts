@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loopbackServer } from '../support/raw-answer.js';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
 import { runCli } from '../../src/cli/main.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, TENANT_KEY } from '../support/harness.js';
@@ -201,6 +202,13 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([usage.code, usage.stderr]).toEqual([3, expect.stringContaining('unknown group key "colour"')]);
     // The gateway has cancel now: an unknown video is simply not found.
     expect([cancel.code, cancel.stderr]).toEqual([5, expect.stringContaining('video vid_x not found')]);
+  });
+
+  it('--help lists every exit code the command can end with', async () => {
+    const help = await runHere(['--help']);
+    expect(help.code).toBe(0);
+    const listed = [...help.stdout.slice(help.stdout.indexOf('Exit codes:')).matchAll(/^ {2}(\d+) /gm)].map((match) => Number(match[1]));
+    expect(listed.sort((a, b) => a - b)).toEqual(Object.values(ExitCode).sort((a, b) => a - b));
   });
 
   it('a gateway URL that is not http(s) is a command-line error naming where it came from, not "cannot reach"', async () => {
