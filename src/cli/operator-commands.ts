@@ -39,6 +39,17 @@ async function loadConfig(path: string, env: NodeJS.ProcessEnv): Promise<Gateway
   }
 }
 
+/** Gateway processes the start would run (`WORKERS`), refused as the start refuses it. */
+async function workersFor(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<number> {
+  const [{ ConfigError }, { workerCount }] = await Promise.all([import('../config/config.js'), import('../workers/worker-count.js')]);
+  try {
+    return workerCount(env.WORKERS, config.database.url);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CliError(error.message, ExitCode.badConfig);
+    throw error;
+  }
+}
+
 interface ProviderPlan {
   id: string;
   mode: 'live' | 'simulator' | 'disabled';
@@ -57,7 +68,7 @@ interface ProviderPlan {
 }
 
 /** What a gateway started with this configuration would run, without secrets. */
-async function planFor(path: string, config: GatewayConfig) {
+async function planFor(path: string, config: GatewayConfig, workers: number) {
   const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint }, { mergePricing }] = await Promise.all([
     import('../providers/registry.js'),
     import('../sandbox/sandbox.js'),
@@ -118,6 +129,7 @@ async function planFor(path: string, config: GatewayConfig) {
     problems,
     deployment: live ? ('live' as const) : ('sandbox' as const),
     listen: `${config.server.host}:${config.server.port}`,
+    workers,
     public_url: config.server.public_url,
     database: describeDatabase(config.database.url),
     tenants: config.auth.api_keys.map((entry) => ({
@@ -137,7 +149,7 @@ async function planFor(path: string, config: GatewayConfig) {
 function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): void {
   out.line(`${plan.file}: ${plan.valid ? 'valid' : 'not valid'}`);
   out.line(`  deployment  ${plan.deployment === 'live' ? 'live (an upstream key is set)' : 'sandbox (no upstream key: built-in simulators)'}`);
-  out.line(`  listen      ${plan.listen}  (public URL ${plan.public_url})`);
+  out.line(`  listen      ${plan.listen}  (public URL ${plan.public_url})${plan.workers > 1 ? `, ${plan.workers} worker processes` : ''}`);
   out.line(`  database    ${plan.database}`);
   out.line(`  tenants     ${plan.tenants.map((t) => t.tenant + (t.webhook_secret ? ' (webhooks signed)' : '')).join(', ')}`);
   out.line(`  routing     ${plan.routing.strategy}${plan.routing.allow_fallbacks ? ', failover on' : ', no failover'}${plan.routing.failover_on_timeout ? ', also after timeouts' : ''}`);
@@ -172,7 +184,8 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       const path = configPath(file, context.env);
       let plan;
       try {
-        plan = await planFor(path, await loadConfig(path, context.env));
+        const config = await loadConfig(path, context.env);
+        plan = await planFor(path, config, await workersFor(config, context.env));
       } catch (error) {
         if (error instanceof CliError && error.exitCode === ExitCode.badConfig) {
           out.data({ file: path, valid: false, problems: error.message.split('\n').slice(1).map((line) => line.replace(/^\s*- /, '')) });

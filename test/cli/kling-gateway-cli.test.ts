@@ -476,6 +476,17 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('check-config refuses a WORKERS the gateway would refuse at start', async () => {
+    const [word, memory] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], { WORKERS: 'lots' }),
+      runHere(['check-config', join(REPO, 'config.yaml')], { WORKERS: '2', DATABASE_URL: 'sqlite::memory:' }),
+    ]);
+    expect([word.code, word.stderr]).toEqual([78, expect.stringContaining('WORKERS must be a whole number from 1 to 64, or auto (got "lots")')]);
+    expect([memory.code, memory.stderr]).toEqual([78, expect.stringContaining('WORKERS=2 needs a database the workers can share')]);
+    const two = await runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { WORKERS: '2' });
+    expect([two.code, JSON.parse(two.stdout).workers]).toEqual([0, 2]);
+  });
+
   it('check-config shows what would run without secrets, and names the field of a bad file', async () => {
     const sandbox = await runHere(['check-config', join(REPO, 'config.yaml')]);
     expect(sandbox.code, sandbox.stderr).toBe(0);
