@@ -200,6 +200,14 @@ describe('typed client against a running gateway', () => {
     await expect(new GatewayClient({ baseUrl: deadUrl, apiKey: TENANT_KEY }).listVideos()).rejects.toBeInstanceOf(GatewayUnreachableError);
   });
 
+  it('refuses at once a base URL that is not http(s), rather than failing every call as unreachable', () => {
+    // `localhost:8080` parses as a URL whose scheme is "localhost:".
+    expect(() => new GatewayClient({ baseUrl: 'localhost:8080', apiKey: TENANT_KEY })).toThrow(
+      new TypeError('baseUrl localhost:8080 is not an http(s) URL (e.g. http://localhost:8080)'),
+    );
+    expect(() => new GatewayClient({ baseUrl: 'ftp://gateway.example', apiKey: TENANT_KEY })).toThrow(/^baseUrl ftp:\/\/gateway\.example is not an http\(s\) URL/);
+  });
+
   it('finds cancel, content, usage and webhooks in the OpenAPI document, reads usage as JSON and CSV, and works without the document', async () => {
     expect(await client.hasEndpoint('cancel')).toBe(true);
     expect(await client.hasEndpoint('content')).toBe(true);

@@ -132,7 +132,7 @@ export class GatewayClient {
 
   constructor(options: GatewayClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.origin = new URL(this.baseUrl).origin;
+    this.origin = httpOrigin(options.baseUrl);
     const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.fetchImpl = fetchImpl;
     this.headers = { ...options.headers, authorization: `Bearer ${options.apiKey}` };
@@ -457,6 +457,22 @@ export class GatewayClient {
     if (result.response.ok) throw new GatewayUnreachableError(this.baseUrl, new Error(`empty ${result.response.status} answer`));
     throw await errorFromResponse(result.response, result.error);
   }
+}
+
+/**
+ * The origin of an http(s) base URL. Anything else is refused at once: `localhost:8080` parses as
+ * a URL of scheme `localhost:`, and every call would fail as unreachable ("unknown scheme").
+ */
+function httpOrigin(baseUrl: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    url = undefined;
+  }
+  if (url && (url.protocol === 'http:' || url.protocol === 'https:')) return url.origin;
+  const example = /^[a-z0-9.-]+(:\d+)?(\/|$)/i.test(baseUrl) ? `http://${baseUrl}` : 'http://127.0.0.1:8080';
+  throw new TypeError(`baseUrl ${baseUrl} is not an http(s) URL (e.g. ${example})`);
 }
 
 function usageQueryString(query: UsageQuery, format?: 'csv'): string {
