@@ -59,9 +59,16 @@ export function formatTime(iso: string | null | undefined): string {
 /** A problem as the lines a person needs: title, detail, each invalid field, each provider's reasons. */
 export function describeProblem(error: GatewayError): string[] {
   const { problem } = error;
-  const lines = [`error: ${problem.title} (${error.status})${problem.detail ? `: ${problem.detail}` : ''}`];
+  const providers = problem.providers ?? [];
+  let detail = problem.detail ?? '';
+  // The detail repeats each provider's reasons on one line (for clients that show only it); they
+  // are printed below, one line each.
+  const reasons = providers.length > 0 ? detail.indexOf(`${providers[0]!.provider}: `) : -1;
+  if (reasons >= 0) detail = detail.slice(0, reasons).trim();
+  if (detail.replace(/\.$/, '') === problem.title) detail = '';
+  const lines = [`error: ${problem.title} (${error.status})${detail ? `: ${detail}` : ''}`];
   for (const field of problem.errors ?? []) lines.push(`  ${field.path}: ${field.message}`);
-  for (const provider of problem.providers ?? []) lines.push(`  ${provider.provider}: ${provider.reasons.join('; ')}`);
+  for (const provider of providers) lines.push(`  ${provider.provider}: ${provider.reasons.join('; ')}`);
   if (error.requestId) lines.push(`  request id: ${error.requestId}`);
   return lines;
 }

@@ -204,6 +204,15 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([cancel.code, cancel.stderr]).toEqual([5, expect.stringContaining('video vid_x not found')]);
   });
 
+  it('a request no provider can serve says why once per provider, not again on the first line', async () => {
+    const refused = await runHere(['generate', 'x', '--model', 'kling-v1', '--operation', 'video-edit', '--video-url', 'https://example.com/a.mp4']);
+    expect(refused.code).toBe(3);
+    const lines = refused.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe('error: No provider can serve this request (422)');
+    expect(lines.slice(1, 4).map((line) => line.split(':')[0])).toEqual(['  freepik', '  kling3api', '  kling-legacy']);
+    expect(lines[4]).toMatch(/^ {2}request id: /);
+  });
+
   it('--help lists every exit code the command can end with', async () => {
     const help = await runHere(['--help']);
     expect(help.code).toBe(0);
