@@ -6,6 +6,7 @@ import {
   EndpointNotAvailableError,
   GatewayError,
   GatewayUnreachableError,
+  OutputUnavailableError,
   WaitTimeoutError,
 } from '../../packages/client/src/index.js';
 
@@ -22,7 +23,7 @@ export const ExitCode = {
   auth: 4,
   /** No such task for this key (404). */
   notFound: 5,
-  /** The video ended failed or canceled. */
+  /** The video ended failed or canceled, or its output is no longer to be had. */
   taskFailed: 6,
   /** This gateway does not have the endpoint (an older gateway). */
   notAvailable: 7,
@@ -52,6 +53,7 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof CliError) return error.exitCode;
   if (error instanceof EndpointNotAvailableError) return ExitCode.notAvailable;
   if (error instanceof WaitTimeoutError) return ExitCode.timeout;
+  if (error instanceof OutputUnavailableError) return ExitCode.taskFailed;
   if (error instanceof GatewayUnreachableError) return ExitCode.unreachable;
   if (error instanceof GatewayError) {
     if (error.status === 401 || error.status === 403) return ExitCode.auth;
@@ -69,7 +71,7 @@ export const EXIT_CODE_HELP = `Exit codes:
   3   the gateway refused the request (400, 409, 413, 415, 422)
   4   the gateway key is missing or not valid (401, 403)
   5   no such task for this key (404)
-  6   the video ended failed or canceled
+  6   the video ended failed or canceled, or its output is no longer to be had
   7   this gateway does not have the endpoint
   8   timed out waiting; the task is still running
   9   cannot reach the gateway (or the database), or it answered 5xx

@@ -213,6 +213,18 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(lines[4]).toMatch(/^ {2}request id: /);
   });
 
+  it('download of an output the provider no longer has says so, and does not blame the key or the task id', async () => {
+    const task = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'kept nowhere' })).id, { timeoutMs: 20_000 });
+    expect(task.outputs[0]!.storage).not.toBe('stored');
+    live.simulator('freepik').expireResult(task.provider_task_id!);
+    const result = await runHere(['download', task.id]);
+    expect(result.stderr).toBe(
+      `error: output 0 of video ${task.id} cannot be downloaded: the provider's file host answered 404 (its copy is gone or its link expired)\n`,
+    );
+    expect(result.code).toBe(6);
+    expect(existsSync(join(workdir, `${task.id}.mp4`))).toBe(false);
+  });
+
   it('--help lists every exit code the command can end with', async () => {
     const help = await runHere(['--help']);
     expect(help.code).toBe(0);

@@ -14,6 +14,7 @@ import {
   errorFromResponse,
   GatewayError,
   GatewayUnreachableError,
+  OutputUnavailableError,
   UnexpectedAnswerError,
   WaitTimeoutError,
 } from './gateway-errors.js';
@@ -336,6 +337,10 @@ export class GatewayClient {
     const url = new URL(output.url, `${this.baseUrl}/`);
     const own = url.origin === this.origin;
     const response = await this.send(url.href, this.signalOf(options));
+    if (!own && response.status >= 400 && response.status < 500) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new OutputUnavailableError(id, index, response.status);
+    }
     if (!response.ok) throw await errorFromResponse(response);
     return this.toDownload(response, own ? 'gateway' : 'upstream', url.href);
   }

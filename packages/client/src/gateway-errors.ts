@@ -82,6 +82,23 @@ export class EndpointNotAvailableError extends Error {
   }
 }
 
+/**
+ * An output kept only by the provider can no longer be fetched from it: its file host answered
+ * 4xx (the copy is gone or its link expired). The task itself is fine; asking again cannot help.
+ */
+export class OutputUnavailableError extends Error {
+  override readonly name = 'OutputUnavailableError';
+
+  constructor(
+    readonly id: string,
+    readonly index: number,
+    /** What the file host answered. */
+    readonly status: number,
+  ) {
+    super(`output ${index} of video ${id} cannot be downloaded: the provider's file host answered ${status} (its copy is gone or its link expired)`);
+  }
+}
+
 /** `wait` ran out of time before the task reached a terminal status. */
 export class WaitTimeoutError extends Error {
   override readonly name = 'WaitTimeoutError';
