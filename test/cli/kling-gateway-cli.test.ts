@@ -217,7 +217,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const task = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'kept nowhere' })).id, { timeoutMs: 20_000 });
     expect(task.outputs[0]!.storage).not.toBe('stored');
     live.simulator('freepik').expireResult(task.provider_task_id!);
-    const result = await runHere(['download', task.id]);
+    const result = await runHere(['download', task.id, '-o', `${workdir}/`]);
     expect(result.stderr).toBe(
       `error: output 0 of video ${task.id} cannot be downloaded: the provider's file host answered 404 (its copy is gone or its link expired)\n`,
     );
@@ -399,7 +399,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     try {
       const prompt = `saved through a flaky link ${Date.now()}`;
-      const result = await runHere(['generate', prompt, '--model', 'kling-v3', '--wait'], {
+      const result = await runHere(['generate', prompt, '--model', 'kling-v3', '--wait', '-o', `${workdir}/`], {
         KLING_GATEWAY_URL: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
       });
       const made = (await new GatewayClient({ baseUrl: keeping.url, apiKey: TENANT_KEY }).listVideos()).data;
@@ -408,6 +408,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       expect(result.code).toBe(9);
       expect(result.stderr).toContain(`video ${made[0]!.id} succeeded but was not saved; save it with: kling-gateway download ${made[0]!.id}`);
       expect(existsSync(join(workdir, `${made[0]!.id}.mp4.part`))).toBe(false);
+      expect(existsSync(join(workdir, `${made[0]!.id}.mp4`))).toBe(false);
     } finally {
       await new Promise((resolve) => proxy.close(resolve));
       await keeping.close();
