@@ -1,7 +1,7 @@
 /**
  * The express application: middleware order, routes, and errors as problem details.
  */
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import { createHash } from 'node:crypto';
 import { isLiveConfig, type GatewayConfig } from '../config/config.js';
@@ -113,11 +113,22 @@ export function createApp(
   // Its plain case rarely gets here: `createHttp` answers it ahead of express (`hot-read.ts`).
   app.get(READ_VIDEO_ROUTE, auth, json, readVideo(service, caps));
 
-  const document = buildOpenApiDocument(providers);
+  // Built when first asked for, not at start: it is about a tenth of a start's CPU, and a
+  // restarted gateway should listen (for webhooks naming its tasks) as soon as it can.
+  let built: ReturnType<typeof buildOpenApiDocument> | undefined;
+  const document = () => (built ??= buildOpenApiDocument(providers));
   app.get('/openapi.json', (_req, res) => {
-    res.json(document);
+    res.json(document());
   });
-  app.use('/docs', swaggerUiPolicy(), swaggerUi.serve, swaggerUi.setup(document, { customSiteTitle: 'Kling Gateway API' }));
+  // Swagger UI's page and its init script (which `serve` answers) are made by `setup`: made before
+  // either is served.
+  let docsPage: RequestHandler | undefined;
+  const docsReady: RequestHandler = (_req, _res, next) => {
+    docsPage ??= swaggerUi.setup(document(), { customSiteTitle: 'Kling Gateway API' });
+    next();
+  };
+  const docs: RequestHandler = (req, res, next) => docsPage!(req, res, next);
+  app.use('/docs', swaggerUiPolicy(), docsReady, swaggerUi.serve, docs);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -144,7 +155,7 @@ export function createApp(
   app.use('/console', consoleRoutes());
   app.get('/', (_req, res) => res.redirect(302, '/console/'));
 
-  app.use(methodNotAllowedHandler({ ...document.paths, '/openapi.json': { get: {} } }));
+  app.use(methodNotAllowedHandler(() => ({ ...document().paths, '/openapi.json': { get: {} } })));
   app.use(notFoundHandler());
   app.use(problemHandler(logger));
   return app;

@@ -244,16 +244,20 @@ const DOCUMENTED_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', '
  * Paths match as express matches them: any letter case, a trailing slash, `{param}` one segment.
  * `HEAD` is allowed wherever `GET` is (express answers it). An `OPTIONS` request goes on to the 404.
  */
-export function methodNotAllowedHandler(paths: Readonly<Record<string, object | undefined>>): RequestHandler {
+export function methodNotAllowedHandler(pathsOf: () => Readonly<Record<string, object | undefined>>): RequestHandler {
   const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const routes = Object.entries(paths).map(([template, item]) => {
-    const segments = template.split('/').map((segment) => (/^\{[^/]+\}$/.test(segment) ? '[^/]+' : escape(segment)));
-    const methods = DOCUMENTED_METHODS.filter((method) => item && method in item).map((method) => method.toUpperCase());
-    if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD');
-    return { pattern: new RegExp(`^${segments.join('/')}/?$`, 'i'), methods };
-  });
+  const compile = () =>
+    Object.entries(pathsOf()).map(([template, item]) => {
+      const segments = template.split('/').map((segment) => (/^\{[^/]+\}$/.test(segment) ? '[^/]+' : escape(segment)));
+      const methods = DOCUMENTED_METHODS.filter((method) => item && method in item).map((method) => method.toUpperCase());
+      if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD');
+      return { pattern: new RegExp(`^${segments.join('/')}/?$`, 'i'), methods };
+    });
+  // Compiled at the first request that gets this far (the document is built when first needed).
+  let routes: ReturnType<typeof compile> | undefined;
   return (req, _res, next: NextFunction) => {
     if (req.method === 'OPTIONS') return next();
+    routes ??= compile();
     const allowed = new Set(routes.filter((route) => route.pattern.test(req.path)).flatMap((route) => route.methods));
     // Not a route, or a route of this method that did not match (its answer is the 404).
     if (allowed.size === 0 || allowed.has(req.method)) return next();

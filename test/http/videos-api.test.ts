@@ -183,4 +183,18 @@ describe('videos API over HTTP against the simulators', () => {
     expect(await docs.text()).toContain('swagger-ui');
     expect((await gw.request('GET', '/nowhere')).status).toBe(404);
   });
+
+  it("serves the docs page's init script with the document even when it is the first thing asked for (the document is built when first needed)", async () => {
+    const fresh = await startTestGateway();
+    try {
+      const init = await fetch(`${fresh.url}/docs/swagger-ui-init.js`);
+      expect(init.status).toBe(200);
+      const script = await init.text();
+      expect(script).toContain('"/v1/videos"');
+      expect(script).toContain('Kling Gateway');
+      expect((await fresh.request('DELETE', '/v1/videos')).headers.get('allow')).toBe('GET, HEAD, POST');
+    } finally {
+      await fresh.close();
+    }
+  });
 });
