@@ -446,6 +446,24 @@ export type GatewayConfig = z.infer<typeof GatewayConfig>;
 export const SHIPPED_SANDBOX_KEY = 'dev-key';
 export const SHIPPED_SANDBOX_WEBHOOK_SECRET = 'whsec_ZGV2LXNhbmRib3gtc2VjcmV0LWNoYW5nZS1tZQ==';
 
+/** The PostgreSQL password `deploy/docker-compose.yml` falls back to when `POSTGRES_PASSWORD` is not set. */
+export const SHIPPED_DATABASE_PASSWORD = 'gateway';
+
+/**
+ * True when a PostgreSQL URL carries the password shipped in `deploy/docker-compose.yml`, in its
+ * user part or as `?password=`: anyone who read the repository knows it.
+ */
+function usesShippedDatabasePassword(url: string): boolean {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return false;
+  try {
+    const parsed = new URL(url);
+    const passwords = [decodeURIComponent(parsed.password), ...parsed.searchParams.getAll('password')];
+    return passwords.includes(SHIPPED_DATABASE_PASSWORD);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * True when `secret` signs with the shipped sandbox secret's key. Standard Webhooks decodes what
  * follows `whsec_`, so another spelling of the same base64 (without its padding) is the same
@@ -553,6 +571,11 @@ export function parseConfig(
     if (config.auth.api_keys.some((entry) => entry.key === SHIPPED_SANDBOX_KEY)) {
       problems.push(
         `auth.api_keys: the shipped sandbox key "${SHIPPED_SANDBOX_KEY}" is in use while an upstream key is set (a live deployment); set GATEWAY_API_KEYS to your own tenant:key pairs`,
+      );
+    }
+    if (usesShippedDatabasePassword(config.database.url)) {
+      problems.push(
+        'database.url: the PostgreSQL password shipped in deploy/docker-compose.yml is in use while an upstream key is set (a live deployment); set POSTGRES_PASSWORD (Compose) or a password of your own in DATABASE_URL',
       );
     }
     for (const [tenant, settings] of Object.entries(config.tenants)) {

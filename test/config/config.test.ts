@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile, parseConfig, SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
+import { ConfigError, loadConfigFile, parseConfig, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
 import {
   ConfigFieldError,
   MissingEnvironmentVariableError,
@@ -549,6 +549,26 @@ describe('loadConfigFile', () => {
     expect(loadConfigFile(SHIPPED_CONFIG, { ...upstream, GATEWAY_API_KEYS: 'ops:ops-key-123' }, PROVIDER_IDS).auth.api_keys).toEqual([
       { tenant: 'ops', key: 'ops-key-123' },
     ]);
+  });
+
+  it("refuses the PostgreSQL password deploy/docker-compose.yml ships (POSTGRES_PASSWORD's default) in a live start, and only then", () => {
+    const compose = readFileSync(new URL('../../deploy/docker-compose.yml', import.meta.url), 'utf8');
+    // The Compose file's own URL, with POSTGRES_PASSWORD unset.
+    const shippedUrl = /DATABASE_URL: (postgres:\/\/\S+)/.exec(compose)![1]!.replace(/\$\{POSTGRES_PASSWORD:-([^}]*)\}/, '$1');
+    expect(shippedUrl).toBe(`postgres://gateway:${SHIPPED_DATABASE_PASSWORD}@postgres:5432/gateway`);
+    const live = { FREEPIK_API_KEY: 'fpk-live-123456', GATEWAY_API_KEYS: 'ops:ops-key-123' };
+    const refusal =
+      'database.url: the PostgreSQL password shipped in deploy/docker-compose.yml is in use while an upstream key is set (a live deployment); set POSTGRES_PASSWORD (Compose) or a password of your own in DATABASE_URL';
+    expect(problemsOf(loadDocument(), { ...live, DATABASE_URL: shippedUrl })).toEqual([refusal]);
+    expect(problemsOf(loadDocument(), { ...live, DATABASE_URL: 'postgres://gateway@db:5432/gateway?password=gateway' })).toEqual([refusal]);
+    // A password of its own, no password (trust or a .pgpass), or the sandbox: it starts.
+    for (const env of [
+      { ...live, DATABASE_URL: 'postgres://gateway:Xk29-own-password@postgres:5432/gateway' },
+      { ...live, DATABASE_URL: 'postgres://gateway@postgres:5432/gateway' },
+      { DATABASE_URL: shippedUrl },
+    ]) {
+      expect(loadConfigFile(SHIPPED_CONFIG, env, PROVIDER_IDS).database.url).toBe(env.DATABASE_URL);
+    }
   });
 
   it('refuses the shipped webhook secret live in another spelling of the same key (no base64 padding)', () => {
