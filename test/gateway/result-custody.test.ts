@@ -587,4 +587,17 @@ describe('passthrough mode', () => {
     expect(answer.response.status).toBe(307);
     expect(answer.response.headers.get('location')).toBe(done.outputs[0].upstream_url);
   });
+
+  it('answers 410, not a redirect to a dead link, once the provider documents its copy gone (legacy: 30 days)', async () => {
+    const gateway = (gw = await startTestGateway({ config: { storage: { mode: 'passthrough' } } }));
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v1', prompt: 'x', routing: { providers: ['kling-legacy'] } })).body.id);
+    expect(done.outputs[0]).toMatchObject({ storage: 'passthrough', upstream_url_expires_at: expect.any(String) });
+    const content = () => download(`${gateway.url}/v1/videos/${done.id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect((await content()).response.status).toBe(307);
+    await gateway.clock.advance(Date.parse(done.outputs[0].upstream_url_expires_at) - gateway.clock.now() + 1_000);
+    const answer = await content();
+    expect(answer.response.status).toBe(410);
+    expect(answer.response.headers.get('location')).toBeNull();
+    expect(JSON.parse(answer.bytes.toString())).toMatchObject({ status: 410, detail: expect.stringMatching(/the provider kept its copy until .* only/) });
+  });
 });

@@ -86,6 +86,12 @@ export class OutputContent {
             `output ${index} of video ${id} was not stored (${output.storageError ?? 'storage is off'}) and the provider no longer has it.`,
           );
         }
+        if (output.upstreamExpiresAt !== null && this.engine.clock.now() >= output.upstreamExpiresAt) {
+          // The provider documents how long it keeps results: past that, a redirect leads to a dead link.
+          throw problems.gone(
+            `output ${index} of video ${id} was not stored (${output.storageError ?? 'storage is off'}), and the provider kept its copy until ${new Date(output.upstreamExpiresAt).toISOString()} only.`,
+          );
+        }
         return { kind: 'redirect', location: output.upstreamUrl, via: 'upstream' };
       case 'stored':
         break;
