@@ -29,7 +29,10 @@ export const ExitCode = {
   notAvailable: 7,
   /** Waiting timed out; the task is still running. */
   timeout: 8,
-  /** The gateway (or, for migrate, the database) cannot be reached, or answered 5xx. */
+  /**
+   * Try again later: the gateway (or, for migrate, the database) cannot be reached, answered 5xx,
+   * or 429 (too many requests: the message says when to retry).
+   */
   unreachable: 9,
   /** Interrupted (Ctrl-C). */
   interrupted: 130,
@@ -58,7 +61,7 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof GatewayError) {
     if (error.status === 401 || error.status === 403) return ExitCode.auth;
     if (error.status === 404) return ExitCode.notFound;
-    if (error.status >= 500) return ExitCode.unreachable;
+    if (error.status >= 500 || error.status === 429) return ExitCode.unreachable;
     return ExitCode.refused;
   }
   return ExitCode.unexpected;
@@ -74,7 +77,8 @@ export const EXIT_CODE_HELP = `Exit codes:
   6   the video ended failed or canceled, or its output is no longer to be had
   7   this gateway does not have the endpoint
   8   timed out waiting; the task is still running
-  9   cannot reach the gateway (or the database), or it answered 5xx
+  9   try again later: cannot reach the gateway (or the database), it answered 5xx, or 429
+      (too many requests)
   78  check-config, migrate: the configuration is not valid
   130 interrupted (Ctrl-C); a video already created goes on at the gateway
   1   anything else (a bug)`;

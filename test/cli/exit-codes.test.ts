@@ -1,0 +1,30 @@
+/**
+ * The exit status a script branches on: "fix the request" (3) only for what the request itself
+ * got wrong; "try again later" (9) for what waiting cures, a 429 included.
+ */
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../packages/client/src/index.js';
+import { ExitCode, exitCodeFor, EXIT_CODE_HELP } from '../../src/cli/exit-codes.js';
+
+const problem = (status: number) => new GatewayError(status, { type: 'about:blank', title: 'x', status }, 'req_1', status === 429 ? 12 : null);
+
+describe('exit codes of gateway problems', () => {
+  it.each([
+    [400, ExitCode.refused],
+    [402, ExitCode.refused],
+    [409, ExitCode.refused],
+    [422, ExitCode.refused],
+    [401, ExitCode.auth],
+    [404, ExitCode.notFound],
+    [429, ExitCode.unreachable],
+    [500, ExitCode.unreachable],
+    [503, ExitCode.unreachable],
+  ])('%i exits %i', (status, code) => {
+    expect(exitCodeFor(problem(status))).toBe(code);
+  });
+
+  it('--help says that 9 covers a 429 (too many requests: retry later)', () => {
+    expect(EXIT_CODE_HELP).toMatch(/^ {2}9 {3}.*429/m);
+    expect(EXIT_CODE_HELP).not.toMatch(/^ {2}3 {3}.*429/m);
+  });
+});
