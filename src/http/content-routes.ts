@@ -59,7 +59,11 @@ async function sendStored(req: Request, res: Response, content: StoredContent, m
     throw problems.rangeNotSatisfiable(`the file has ${content.bytes} bytes; the range asked for is outside it`, content.bytes);
   }
   // Opened before anything of the answer is set: a copy that cannot be read is answered as a problem.
-  const body = req.method === 'HEAD' ? undefined : await content.open(range);
+  // A HEAD opens it too (and lets it go), so it says what a GET would: gone, or storage failing.
+  const opened = await content.open(range);
+  const head = req.method === 'HEAD';
+  if (head) opened.destroy();
+  const body = head ? undefined : opened;
   const length = range ? range.end - range.start + 1 : content.bytes;
   res.status(range ? 206 : 200).set({ ...fileHeaders, 'content-type': content.contentType, 'content-length': String(length) });
   if (range) res.set('content-range', `bytes ${range.start}-${range.end}/${content.bytes}`);

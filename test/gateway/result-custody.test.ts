@@ -229,6 +229,12 @@ describe('result custody on the filesystem', () => {
     expect(gone.response.headers.get('cache-control')).toBe('no-store');
     for (const name of fileHeaders) expect([name, gone.response.headers.get(name)]).toEqual([name, null]);
     expect(gone.response.headers.get('etag')).not.toBe(fileEtag);
+    // HEAD says what GET would: gone, not a 200 with the file's headers.
+    const head = await fetch(url, { method: 'HEAD', headers: auth });
+    expect(head.status).toBe(410);
+    expect(head.headers.get('etag')).not.toBe(fileEtag);
+    readFails = true;
+    expect((await fetch(url, { method: 'HEAD', headers: auth })).status).toBe(503);
   });
 
   it('answers 409 for the content of a task still generating (as for one being copied), and 404 for an index a finished task does not have', async () => {
