@@ -12,20 +12,25 @@ import { expect, it } from 'vitest';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
+/** `npm start`'s entry in a process of its own, on a fresh SQLite file, with `env` over the basics. */
+function spawnGateway(env: Record<string, string>) {
+  return spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
+    cwd: REPO,
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'kg-live-start-')), 'gw.db')}`,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
-      cwd: REPO,
-      env: {
-        PATH: process.env.PATH ?? '',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'kg-live-start-')), 'gw.db')}`,
-        LOG_LEVEL: 'silent',
-        ...env,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawnGateway({ LOG_LEVEL: 'silent', ...env });
+    child.stdout.resume();
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGTERM'), 20_000);
@@ -56,19 +61,14 @@ it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK
 });
 
 it('says at start which providers a live deployment leaves disabled, not that they are live', { timeout: 30_000 }, async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: '0',
-      HOST: '127.0.0.1',
+  const child = spawnGateway(
+    {
       DATABASE_URL: 'sqlite::memory:',
       STORAGE_PATH: mkdtempSync(join(tmpdir(), 'kg-live-start-')),
       GATEWAY_API_KEYS: 'ops:ops-key-123456',
       FREEPIK_API_KEY: 'fpk-live-secret-value',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
   try {
     let stdout = '';
