@@ -39,6 +39,41 @@ async function download(url: string, headers: Record<string, string> = {}) {
   return { response, bytes: Buffer.from(await response.arrayBuffer()) };
 }
 
+/**
+ * A first gateway process whose storage never finishes a write, stopped mid-copy: its task is
+ * left in `storing` (still `processing` to the caller) in the SQLite file it leaves behind.
+ */
+async function stoppedMidCopy() {
+  const database = tempDatabaseUrl();
+  const directory = outputsDir();
+  const hanging: ObjectStorage = {
+    kind: 'hanging',
+    description: 'never finishes',
+    write: (_key, body, options) =>
+      new Promise((_resolve, reject) => {
+        body.resume();
+        options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true });
+      }),
+    read: () => Promise.reject(new Error('unused')),
+    delete: async () => undefined,
+    close: async () => undefined,
+  };
+  const first = await startTestGateway({
+    config: { database: { url: database }, storage: { mode: 'copy', filesystem: { path: directory } } },
+    objectStorage: hanging,
+  });
+  const created = await first.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } });
+  // Polled by hand: a whole worker pass would wait for the copy that never ends.
+  for (let step = 0; step < 30 && (await first.gateway.store.getTask(created.body.id))?.phase !== 'storing'; step++) {
+    await first.clock.advance(1_000);
+    await first.gateway.tracker.tick();
+  }
+  expect((await first.gateway.store.getTask(created.body.id))?.phase).toBe('storing');
+  expect((await first.get(created.body.id)).body.status).toBe('processing');
+  await first.gateway.close();
+  return { database, directory, first, created };
+}
+
 /** A Freepik task whose (signed) webhook reports it done with `urls` as its results. */
 async function freepikTaskFinishedWith(gateway: TestGateway, urls: string[], extra: Record<string, unknown> = {}) {
   const created = await gateway.create({ model: 'kling-v3', prompt: 'a heron in reeds', duration: 5, routing: { providers: ['freepik'] }, ...extra });
@@ -493,34 +528,7 @@ describe('result custody on the filesystem', () => {
   });
 
   it('resumes a copy after a restart: a task left in storing is copied by the next process', async () => {
-    const database = tempDatabaseUrl();
-    const directory = outputsDir();
-    // The first process's storage never finishes a write: the gateway stops mid-copy.
-    const hanging: ObjectStorage = {
-      kind: 'hanging',
-      description: 'never finishes',
-      write: (_key, body, options) =>
-        new Promise((_resolve, reject) => {
-          body.resume();
-          options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true });
-        }),
-      read: () => Promise.reject(new Error('unused')),
-      delete: async () => undefined,
-      close: async () => undefined,
-    };
-    const first = await startTestGateway({
-      config: { database: { url: database }, storage: { mode: 'copy', filesystem: { path: directory } } },
-      objectStorage: hanging,
-    });
-    const created = await first.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } });
-    // Polled by hand: a whole worker pass would wait for the copy that never ends.
-    for (let step = 0; step < 30 && (await first.gateway.store.getTask(created.body.id))?.phase !== 'storing'; step++) {
-      await first.clock.advance(1_000);
-      await first.gateway.tracker.tick();
-    }
-    expect((await first.gateway.store.getTask(created.body.id))?.phase).toBe('storing');
-    expect((await first.get(created.body.id)).body.status).toBe('processing');
-    await first.gateway.close();
+    const { database, directory, first, created } = await stoppedMidCopy();
 
     gw = await startTestGateway({
       config: { database: { url: database }, storage: { mode: 'copy', filesystem: { path: directory } } },
@@ -539,31 +547,7 @@ describe('result custody on the filesystem', () => {
 
 describe('passthrough mode', () => {
   it('finishes a task left mid-copy when the gateway restarts with storage turned off, instead of keeping it processing', async () => {
-    const database = tempDatabaseUrl();
-    const directory = outputsDir();
-    const hanging: ObjectStorage = {
-      kind: 'hanging',
-      description: 'never finishes',
-      write: (_key, body, options) =>
-        new Promise((_resolve, reject) => {
-          body.resume();
-          options.signal?.addEventListener('abort', () => reject(options.signal?.reason), { once: true });
-        }),
-      read: () => Promise.reject(new Error('unused')),
-      delete: async () => undefined,
-      close: async () => undefined,
-    };
-    const first = await startTestGateway({
-      config: { database: { url: database }, storage: { mode: 'copy', filesystem: { path: directory } } },
-      objectStorage: hanging,
-    });
-    const created = await first.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } });
-    for (let step = 0; step < 30 && (await first.gateway.store.getTask(created.body.id))?.phase !== 'storing'; step++) {
-      await first.clock.advance(1_000);
-      await first.gateway.tracker.tick();
-    }
-    expect((await first.gateway.store.getTask(created.body.id))?.phase).toBe('storing');
-    await first.gateway.close();
+    const { database, first, created } = await stoppedMidCopy();
 
     // The operator turns copies off (storage.mode: passthrough) and starts the gateway again.
     gw = await startTestGateway({
