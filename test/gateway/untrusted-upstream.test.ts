@@ -30,6 +30,18 @@ async function postFreepikWebhook(gateway: TestGateway, body: unknown) {
 
 const request = { model: 'kling-v3', prompt: 'untrusted', duration: 5 };
 
+/** Everything the gateway logs, as one text (`sink` is its `logTo`). */
+function capturedLogs(): { sink: Writable; text: () => string } {
+  let text = '';
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { sink, text: () => text };
+}
+
 describe('result URLs', () => {
   it.each([['javascript:alert(document.cookie)'], ['data:text/html,<script>alert(1)</script>'], ['file:///etc/passwd'], ['//evil.example/x.mp4']])(
     'a signed webhook reporting %s fails the task as a provider error',
@@ -88,15 +100,9 @@ describe('an upstream that echoes its key', () => {
       });
     });
     await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
-    let logs = '';
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        logs += chunk.toString();
-        done();
-      },
-    });
+    const logs = capturedLogs();
     gw = await startTestGateway({
-      logTo: sink,
+      logTo: logs.sink,
       config: { routing: { allow_fallbacks: false } },
       endpointOverrides: { kling3api: { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, apiKey: LIVE_KEY, simulated: false } },
     });
@@ -107,7 +113,7 @@ describe('an upstream that echoes its key', () => {
     expect(shown).toContain('[redacted]');
     for (const form of forms) {
       expect(shown.includes(form), `the task shows ${form.slice(0, 4)}…`).toBe(false);
-      expect(logs.includes(form), `the logs show ${form.slice(0, 4)}…`).toBe(false);
+      expect(logs.text().includes(form), `the logs show ${form.slice(0, 4)}…`).toBe(false);
     }
     for (const attempt of task.attempts) expect((attempt.message ?? '').length).toBeLessThanOrEqual(500);
     expect(task.error.message.length).toBeLessThanOrEqual(500);
@@ -134,15 +140,9 @@ describe('an upstream that quotes the request it refused', () => {
   it('never shows the signed token the call carried (a bearer credential for its lifetime) in the task or the logs', async () => {
     const received = { authorization: [] as string[], bodies: [] as string[] };
     const baseUrl = await quotingUpstream(received);
-    let logs = '';
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        logs += chunk.toString();
-        done();
-      },
-    });
+    const logs = capturedLogs();
     gw = await startTestGateway({
-      logTo: sink,
+      logTo: logs.sink,
       config: { routing: { allow_fallbacks: false } },
       endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: '', accessKey: 'legacy-access-key-5d1c', secretKey: 'legacy-secret-key-9e2f', simulated: false } },
     });
@@ -153,7 +153,7 @@ describe('an upstream that quotes the request it refused', () => {
     const signature = token.split('.')[2]!;
     const shown = JSON.stringify([created.body, task, (await gw.request('GET', '/v1/videos')).body]);
     expect(shown).toContain('bad request');
-    for (const [where, text] of [['the task', shown], ['the logs', logs]] as const) {
+    for (const [where, text] of [['the task', shown], ['the logs', logs.text()]] as const) {
       expect(text.includes(token), `${where} show the token`).toBe(false);
       expect(text.includes(signature), `${where} show the token's signature`).toBe(false);
     }
@@ -162,15 +162,9 @@ describe('an upstream that quotes the request it refused', () => {
   it("never shows the task's callback token (it lets anyone report the task's outcome) in the task or the logs", async () => {
     const received = { authorization: [] as string[], bodies: [] as string[] };
     const baseUrl = await quotingUpstream(received);
-    let logs = '';
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        logs += chunk.toString();
-        done();
-      },
-    });
+    const logs = capturedLogs();
     gw = await startTestGateway({
-      logTo: sink,
+      logTo: logs.sink,
       config: { routing: { allow_fallbacks: false } },
       endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: '', accessKey: 'legacy-access-key-5d1c', secretKey: 'legacy-secret-key-9e2f', simulated: false } },
     });
@@ -182,7 +176,7 @@ describe('an upstream that quotes the request it refused', () => {
     const shown = JSON.stringify([created.body, task, (await gw.request('GET', '/v1/videos')).body]);
     expect(shown).toContain('bad request');
     expect(shown.includes(callbackToken), 'the task shows the callback token').toBe(false);
-    expect(logs.includes(callbackToken), 'the logs show the callback token').toBe(false);
+    expect(logs.text().includes(callbackToken), 'the logs show the callback token').toBe(false);
   });
 });
 
@@ -205,15 +199,9 @@ describe('an upstream that quotes the callback URL in a later answer', () => {
       });
     });
     await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
-    let logs = '';
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        logs += chunk.toString();
-        done();
-      },
-    });
+    const logs = capturedLogs();
     gw = await startTestGateway({
-      logTo: sink,
+      logTo: logs.sink,
       config: { routing: { allow_fallbacks: false } },
       endpointOverrides: {
         'kling-legacy': { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, apiKey: '', accessKey: 'legacy-access-key-5d1c', secretKey: 'legacy-secret-key-9e2f', simulated: false },
@@ -227,7 +215,7 @@ describe('an upstream that quotes the callback URL in a later answer', () => {
     const callbackToken = /\/v1\/webhooks\/kling-legacy\/([^/?]+)$/.exec(callbackUrl)![1]!;
     const shown = JSON.stringify([task, (await gw.request('GET', '/v1/videos')).body]);
     expect(shown.includes(callbackToken), 'the task shows the callback token').toBe(false);
-    expect(logs.includes(callbackToken), 'the logs show the callback token').toBe(false);
+    expect(logs.text().includes(callbackToken), 'the logs show the callback token').toBe(false);
   });
 });
 
