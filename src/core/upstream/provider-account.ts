@@ -316,9 +316,9 @@ export class ProviderAccount {
     }
   }
 
-  /** A client with this account's credentials, bound to a task and request for logs; `secrets` its calls send are kept out of their answers. */
-  clientFor(context: Record<string, string>, secrets: readonly string[] = []): HttpUpstreamClient {
-    return this.client.withContext(context, secrets);
+  /** A client with this account's credentials, bound to `context` for logs (calls about a task: `clientForTask`). */
+  clientFor(context: Record<string, string>): HttpUpstreamClient {
+    return this.client.withContext(context);
   }
 
   /**
