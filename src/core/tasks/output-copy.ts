@@ -132,7 +132,7 @@ class MeasuringStream extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
   /** The error this stream failed the copy with (the source's, or its own checks'), if any. */
-  failure: unknown;
+  failure: Error | undefined;
 
   constructor(private readonly maxBytes: number) {
     super();
@@ -142,7 +142,7 @@ class MeasuringStream extends Transform {
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) {
       this.failure = new TooLargeError(`the file is larger than storage.max_bytes (${this.maxBytes} bytes)`);
-      callback(this.failure as Error);
+      callback(this.failure);
       return;
     }
     this.hash.update(chunk);
@@ -152,7 +152,7 @@ class MeasuringStream extends Transform {
   /** No bytes at all is no result (a CDN not ready yet, a broken upstream): failing here keeps it out of storage. */
   override _flush(callback: TransformCallback): void {
     if (this.bytes === 0) this.failure = new Error('the provider sent an empty file');
-    callback((this.failure as Error | undefined) ?? null);
+    callback(this.failure ?? null);
   }
 }
 
