@@ -410,7 +410,7 @@ export class TaskLifecycle {
     return this.cancel(task, reason, { phases: ['dispatch'] }, { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency });
   }
 
-  /** A task still queued when its `cancel_after` ran out ends `canceled` at no cost (as `cancelQueued`). */
+  /** A task still queued when its `cancel_after` ran out ends `canceled`, costed as `cancelQueued` costs it. */
   cancelOverdueQueued(task: TaskRecord): Promise<TaskRecord | undefined> {
     const seconds = task.cancelAt !== null ? Math.round((task.cancelAt - task.createdAt) / 1000) : 0;
     return this.cancelQueued(task, `still queued after cancel_after (${seconds} s); no provider took it`);
