@@ -38,7 +38,6 @@ import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
-import { S3Storage } from './storage/s3-storage.js';
 import { openStore, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
@@ -324,11 +323,9 @@ export class Gateway {
     if (objectStorage) logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
     // A bucket that does not answer is told now: every copy would fail on it (and be given up on).
     // Not waited for: a store that does not answer must not hold the start (webhooks and restarts wait on it).
-    if (objectStorage instanceof S3Storage) {
-      void objectStorage.problem(STORAGE_CHECK_TIMEOUT_MS).then((problem) => {
-        if (problem) logger.warn({ storage: objectStorage.description, problem }, 'result storage does not answer: copies will fail until it does');
-      });
-    }
+    void objectStorage?.problem?.(STORAGE_CHECK_TIMEOUT_MS).then((problem) => {
+      if (problem) logger.warn({ storage: objectStorage.description, problem }, 'result storage does not answer: copies will fail until it does');
+    });
     await engine.tasks.registerProviders([...runtimes.keys()]);
     const gateway = new Gateway(
       config,

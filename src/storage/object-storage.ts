@@ -36,6 +36,12 @@ export interface ObjectStorage {
    * aborts incomplete multipart uploads there).
    */
   sweepAbandoned?(idleMs: number): Promise<number>;
+  /**
+   * Why the store does not answer, or undefined when it does, within `timeoutMs`: asked at start so
+   * that a missing bucket or refused credentials show in the log before the first copy fails. For
+   * backends that can tell (S3); never the credentials.
+   */
+  problem?(timeoutMs: number): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
