@@ -4,21 +4,12 @@
  * a way to set the exit code.
  */
 import type { Command } from 'commander';
-import { GatewayClient } from '../../packages/client/src/index.js';
+import { GatewayClient, notHttpUrl } from '../../packages/client/src/index.js';
 import { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { ProgressStream } from './progress-display.js';
 
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080';
-
-/** The scheme of `text` as a URL (`http:`), undefined when it is not one. */
-function protocolOf(text: string): string | undefined {
-  try {
-    return new URL(text).protocol;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Where the CLI reads its settings and writes (the process's own, unless a test gives others). */
 export interface CliIo {
@@ -82,8 +73,9 @@ export class CliContext {
     }
     // `localhost:8080` parses as a URL of scheme `localhost:`; fetch would then say "unknown
     // scheme", reported as an unreachable gateway (exit 9, "try again later").
-    if (!/^https?:$/.test(protocolOf(url) ?? '')) {
-      const hint = /^[a-z0-9.-]+(:\d+)?(\/|$)/i.test(url) ? `did you mean http://${url}?` : `e.g. ${DEFAULT_GATEWAY_URL}`;
+    const wrong = notHttpUrl(url);
+    if (wrong) {
+      const hint = wrong.meant ? `did you mean ${wrong.meant}?` : `e.g. ${DEFAULT_GATEWAY_URL}`;
       throw new CliError(`${source ?? '--url'} ${url} is not an http(s) URL: ${hint}`, ExitCode.usage);
     }
     return new GatewayClient({ baseUrl: url, apiKey: key });

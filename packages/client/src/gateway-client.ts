@@ -464,20 +464,33 @@ export class GatewayClient {
   }
 }
 
+/** `text` as an http(s) URL; undefined when it is none (`localhost:8080` parses as a URL of scheme `localhost:`). */
+function httpUrlOf(text: string): URL | undefined {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * The origin of an http(s) base URL. Anything else is refused at once: `localhost:8080` parses as
- * a URL of scheme `localhost:`, and every call would fail as unreachable ("unknown scheme").
+ * Whether a gateway base URL is not an http(s) URL; then `meant` is the URL a host (and port)
+ * written without its scheme probably meant, if it looks like one.
+ */
+export function notHttpUrl(text: string): { meant: string | undefined } | undefined {
+  if (httpUrlOf(text)) return undefined;
+  return { meant: /^[a-z0-9.-]+(:\d+)?(\/|$)/i.test(text) ? `http://${text}` : undefined };
+}
+
+/**
+ * The origin of an http(s) base URL. Anything else is refused at once: every call would fail as
+ * unreachable ("unknown scheme").
  */
 function httpOrigin(baseUrl: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(baseUrl);
-  } catch {
-    url = undefined;
-  }
-  if (url && (url.protocol === 'http:' || url.protocol === 'https:')) return url.origin;
-  const example = /^[a-z0-9.-]+(:\d+)?(\/|$)/i.test(baseUrl) ? `http://${baseUrl}` : 'http://127.0.0.1:8080';
-  throw new TypeError(`baseUrl ${baseUrl} is not an http(s) URL (e.g. ${example})`);
+  const url = httpUrlOf(baseUrl);
+  if (url) return url.origin;
+  throw new TypeError(`baseUrl ${baseUrl} is not an http(s) URL (e.g. ${notHttpUrl(baseUrl)?.meant ?? 'http://127.0.0.1:8080'})`);
 }
 
 function usageQueryString(query: UsageQuery, format?: 'csv'): string {
