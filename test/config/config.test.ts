@@ -654,6 +654,12 @@ describe('tenants: budgets, account events, admin', () => {
     ]);
   });
 
+  it('refuses a price currency not in capitals, like a budget currency: usd beside USD would count as two currencies', () => {
+    expect(problemsOf(document({ providers: { kling3api: { pricing: { currency: 'usd', credit_value: 0.001 } } } }))).toEqual([
+      'providers.kling3api.pricing.currency: an ISO 4217 code in capitals, e.g. USD',
+    ]);
+  });
+
   it('refuses a per-task limit above the budget, and an events URL with nothing to sign it', () => {
     expect(
       problemsOf(

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { configNumber } from './config-number.js';
+import { CurrencyCode } from './pricing.js';
 
 export const BUDGET_PERIODS = ['day', 'month'] as const;
 export const BudgetPeriod = z.enum(BUDGET_PERIODS);
@@ -14,9 +15,7 @@ export const BudgetSettings = z.strictObject({
   /** Most the tenant may commit (spent + reserved) in one period, in `currency`. */
   amount: configNumber(z.number().positive()),
   /** ISO 4217 code; every provider a budgeted tenant can use must price in it (no conversion). */
-  currency: z
-    .string()
-    .regex(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals, e.g. USD'),
+  currency: CurrencyCode,
   /** Calendar day or month, in UTC. */
   period: BudgetPeriod,
   /** Largest estimated cost of one task, in `currency`; providers quoting more are passed over. */

@@ -38,9 +38,15 @@ export const PriceRule = z
   });
 export type PriceRule = z.infer<typeof PriceRule>;
 
+/**
+ * An ISO 4217 code in capitals. Money is summed and compared by this code as written, so `usd`
+ * beside `USD` would be two currencies (two usage rows, a budget that fits neither).
+ */
+export const CurrencyCode = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code in capitals, e.g. USD');
+
 export const PricingConfig = z.strictObject({
   /** ISO 4217 code of `credit_value`. */
-  currency: z.string().min(3).max(3).default('USD'),
+  currency: CurrencyCode.default('USD'),
   /** What one credit costs in `currency`. */
   credit_value: z.number().nonnegative(),
   rules: z.array(PriceRule).default([]),
@@ -52,7 +58,7 @@ export type PricingConfig = z.infer<typeof PricingConfig>;
  * default supplies the rest (e.g. set only `credit_value` and keep kling3api's credit table).
  */
 export const PricingOverride = z.strictObject({
-  currency: z.string().min(3).max(3).optional(),
+  currency: CurrencyCode.optional(),
   credit_value: configNumber(z.number().nonnegative()).optional(),
   rules: z.array(PriceRule).optional(),
 });
