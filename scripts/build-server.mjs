@@ -104,13 +104,22 @@ function lockIsStale() {
 /** Runs `work` holding the build lock; waits for a build another process is running. */
 async function whileLocked(work) {
   mkdirSync(outdir, { recursive: true });
+  // The lock appears with its holder already written in it (made aside, then renamed into
+  // place): a build killed between making the lock and naming itself would leave a lock that
+  // names nobody, which every start would wait out as a live build for minutes.
+  const claim = join(outdir, `.claim-${process.pid}`);
+  for (const name of readdirSync(outdir)) {
+    const pid = /^\.claim-(\d+)$/.exec(name)?.[1];
+    if (pid && !isRunning(Number(pid))) rmSync(join(outdir, name), { recursive: true, force: true });
+  }
+  mkdirSync(claim, { recursive: true });
+  writeFileSync(join(claim, 'pid'), `${process.pid}\n`);
   for (;;) {
     try {
-      mkdirSync(lock);
-      writeFileSync(lockHolder, `${process.pid}\n`);
+      renameSync(claim, lock);
       break;
     } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
+      if (error.code !== 'EEXIST' && error.code !== 'ENOTEMPTY') throw error;
       if (lockIsStale()) rmSync(lock, { recursive: true, force: true });
       else await sleep(100);
     }

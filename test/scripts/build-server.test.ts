@@ -68,6 +68,19 @@ describe('build-server --if-stale', { timeout: 120_000 }, () => {
     expect(readdirSync(join(root, 'dist')).filter((name) => name === '.building')).toEqual([]);
   });
 
+  it('a build killed between making its lock and naming itself in it leaves nothing a start waits for', async () => {
+    await build();
+    editedAfterTheBuild('src/main.ts');
+    // What a build killed at that instant left: a lock naming no one, and its claim of it.
+    mkdirSync(join(root, 'dist/.building'));
+    const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((resolve) => dead.once('exit', resolve));
+    mkdirSync(join(root, `dist/.claim-${dead.pid}`));
+    const next = await run(process.execPath, [join(root, 'scripts/build-server.mjs'), '--if-stale'], { cwd: root, timeout: 20_000 });
+    expect(next.stdout).toContain('gateway compiled');
+    expect(readdirSync(join(root, 'dist')).sort()).toEqual(['openapi', 'packages', 'src']);
+  });
+
   it('replicas started together after an edit build once, and each finds the whole build when its prestart returns', async () => {
     await build();
     editedAfterTheBuild('src/gateway.ts');
