@@ -95,9 +95,11 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
       res.end();
       return;
     }
-    // A reconnecting client already has every version up to the one it names.
+    // A reconnecting client already has every version up to the one it names, so it has the
+    // current status when it read a version from the one the task took that status at (polls
+    // and other bookkeeping move the version on, not the status).
     const lastRead = lastEventIdOf(req);
-    const alreadyRead = lastRead !== undefined && change.value.version <= lastRead;
+    const alreadyRead = lastRead !== undefined && (change.value.statusVersion ?? change.value.version) <= lastRead;
     if (alreadyRead && TERMINAL_STATUSES.has(change.value.status)) {
       // It read the terminal event: 204 tells an EventSource to stop reconnecting.
       release();

@@ -413,6 +413,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('tasks_provider_task').on('tasks').columns(['provider', 'provider_task_id']).execute();
       },
     },
+    '0011_status_version': {
+      async up(db: Kysely<unknown>) {
+        // The version at which the task took its current status: an event stream's reconnect
+        // (`Last-Event-ID`, a version) tells by it whether the client already has that status.
+        // Null on rows written before: those streams compare with the version, as before.
+        await db.schema.alterTable('tasks').addColumn('status_version', 'integer').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('tasks').dropColumn('status_version').execute();
+      },
+    },
   };
 }
 

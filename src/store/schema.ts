@@ -63,6 +63,8 @@ export interface TasksTable {
   /** Whether an upstream webhook or callback is expected. */
   expects_webhook: number;
   version: number;
+  /** The version at which the task took its current status (null on rows written before it was kept). */
+  status_version: Generated<number | null>;
   /** Providers the task may be sent to, as `,a,b,` (for fair queueing per provider). */
   candidates: Generated<string>;
   /** A task still queued at this time is canceled (the caller's `cancel_after`). */

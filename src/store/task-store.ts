@@ -395,9 +395,15 @@ export class TaskStore {
       const { rows } = await this.shapes.execute(db, shape, values, (slots) => {
         const set = slotted<TaskPatch>(columns, slots);
         let at = columns.length;
+        // A write that gives the task another status records the version it took it at (the old
+        // row's values are read on the right of SET, in SQLite as in PostgreSQL).
+        const statusVersion =
+          set.status === undefined
+            ? {}
+            : { status_version: sql<number | null>`case when status = ${set.status} then status_version else version + 1 end` };
         let update = db
           .updateTable('tasks')
-          .set((eb) => ({ ...set, version: eb('version', '+', 1) }))
+          .set((eb) => ({ ...set, ...statusVersion, version: eb('version', '+', 1) }))
           .where('id', '=', slots[at++] as string);
         if (phases) update = update.where('phase', 'in', phases.map(() => slots[at++] as TaskPhase));
         if (leaseOwner !== undefined) {

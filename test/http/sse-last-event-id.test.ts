@@ -7,6 +7,7 @@
  * nothing until it does.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
 const request = { model: 'kling-v3', prompt: 'a paper boat on a river', duration: 5 };
@@ -83,6 +84,39 @@ describe('event stream reconnects with Last-Event-ID', () => {
       }
     })();
     await gw.finish(id);
+    await reading;
+    expect(eventsOf(text).map((e) => e.event)).toEqual(['succeeded']);
+  });
+  it('sends nothing again to a client that reconnects after polls changed the task but not its status', async () => {
+    await gw.close();
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 120_000 } } });
+    const created = await gw.create(request);
+    const id = created.body.id as string;
+    const first = new AbortController();
+    const reader = (await open(id, undefined, first.signal)).body!.getReader();
+    const seen = eventsOf(new TextDecoder().decode((await reader.read()).value));
+    expect(seen.map((e) => e.event)).toEqual(['processing']);
+    first.abort();
+
+    // The client is away while the gateway polls the job (bookkeeping writes, no news).
+    const before = (await gw.gateway.store.getTask(id))!.version;
+    for (let i = 0; i < 3; i++) await gw.advance(15_000);
+    expect((await gw.gateway.store.getTask(id))!.version).toBeGreaterThan(before);
+    expect((await gw.get(id)).body.status).toBe('processing');
+
+    const again = new AbortController();
+    const resumed = await open(id, seen[0]!.id, again.signal);
+    expect(resumed.status).toBe(200);
+    let text = '';
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      for (const body = resumed.body!.getReader(); ; ) {
+        const next = await body.read().catch(() => ({ done: true as const, value: undefined }));
+        if (next.done) return;
+        text += decoder.decode(next.value);
+      }
+    })();
+    await gw.finish(id, 5_000);
     await reading;
     expect(eventsOf(text).map((e) => e.event)).toEqual(['succeeded']);
   });

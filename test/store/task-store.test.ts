@@ -191,6 +191,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0008_recovered_attempts',
               '0009_rate_window_table',
               '0010_partial_task_indexes',
+              '0011_status_version',
             ]);
           } finally {
             await second.close();
@@ -214,7 +215,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const outcome = await tasks.createTask(row);
         expect(outcome.created).toBe(true);
         const stored = await tasks.getTask('t_1');
-        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, account: null, ...row });
+        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, account: null, status_version: null, ...row });
         expect(typeof stored?.created_at).toBe('number');
         expect(typeof stored?.deadline_at).toBe('number');
         expect(typeof stored?.lease_until).toBe('number');
@@ -383,6 +384,15 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const again = await tasks.updateTask('t_1', { poll_count: 1 });
         expect(again?.version).toBe(2);
         expect(await tasks.getTask('t_1')).toMatchObject({ poll_count: 1, version: 2, phase: 'tracking' });
+      });
+
+      it('records the version at which the task took its status, and keeps it through writes that leave the status', async () => {
+        await tasks.createTask(taskRow('t_1', { status_version: 0 }));
+        expect(await tasks.updateTask('t_1', { poll_count: 1 })).toMatchObject({ version: 1, status_version: 0 });
+        expect(await tasks.updateTask('t_1', { status: 'processing', phase: 'tracking' })).toMatchObject({ version: 2, status_version: 2 });
+        expect(await tasks.updateTask('t_1', { status: 'processing', poll_count: 2 })).toMatchObject({ version: 3, status_version: 2 });
+        expect(await tasks.updateTask('t_1', { next_poll_at: T0 + 9 })).toMatchObject({ version: 4, status_version: 2 });
+        expect(await tasks.updateTask('t_1', { status: 'succeeded', phase: 'done' })).toMatchObject({ version: 5, status_version: 5 });
       });
 
       it('writes nothing when the task is no longer in the expected phase', async () => {

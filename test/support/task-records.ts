@@ -46,6 +46,7 @@ export function taskRecord(id: string, overrides: Partial<TaskRecord> = {}): Tas
     expectsWebhook: false,
     cancelAt: null,
     version: 0,
+    statusVersion: 0,
     ...overrides,
   };
 }

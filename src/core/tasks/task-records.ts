@@ -133,6 +133,11 @@ export interface TaskRecord {
   readonly cancelAt: number | null;
   /** Bumped by every change; newer versions are newer states. */
   readonly version: number;
+  /**
+   * The version at which the task took its current status (the store keeps it); absent on a
+   * record not read from the store, null on rows written before it was kept.
+   */
+  readonly statusVersion?: number | null;
 }
 
 /** The fields a state change may set. Only the lifecycle builds these. */
@@ -326,6 +331,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     expectsWebhook: row.expects_webhook === 1,
     cancelAt: row.cancel_at ?? null,
     version: row.version,
+    statusVersion: row.status_version ?? null,
   };
 }
 
@@ -372,6 +378,7 @@ export function rowFromTask(task: TaskRecord): NewTaskRow {
     lease_until: task.leaseUntil,
     expects_webhook: task.expectsWebhook ? 1 : 0,
     version: task.version,
+    status_version: task.statusVersion ?? task.version,
     candidates: candidatesColumn(task.plan),
     cancel_at: task.cancelAt,
     storage_expires_at: storageExpiresAt(task.outputs),

@@ -76,6 +76,7 @@ describe('TaskRepository', () => {
       tracking: { family: 'kling-v3' },
       expectsWebhook: true,
       version: 1,
+      statusVersion: 1,
     });
     expect(await tasks.update('t_1', { status: 'failed' }, { phases: ['dispatch'] })).toBeUndefined();
     expect((await tasks.get('t_1'))?.version).toBe(1);
