@@ -6,6 +6,7 @@ import { Router, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { TERMINAL_STATUSES } from '../core/model/canonical.js';
 import { problems } from '../core/model/problems.js';
+import { queryNumber } from '../core/model/query-number.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { parseQuery } from '../core/tasks/task-service.js';
 import { noQuery, rememberMountPath, requireJson } from './middleware.js';
@@ -19,7 +20,7 @@ export interface VideoRouteLimits {
   caps: OpenRequestCaps;
 }
 
-const WaitQuery = z.strictObject({ wait: z.coerce.number().int().min(0).max(60).optional() });
+const WaitQuery = z.strictObject({ wait: queryNumber(z.number().int().min(0).max(60)).optional() });
 
 /** An event stream may stay open for the whole job: it looks for other replicas' changes less often than `?wait`. */
 const STREAM_RECHECK_MS = 2_000;

@@ -63,3 +63,39 @@ describe.each([
     expect(answer.status).not.toBe(400);
   });
 });
+
+describe('a number in the query is written in decimal digits', () => {
+  /** Each route's whole-number parameter. */
+  const NUMBERS: [route: string, name: string][] = [
+    ['/v1/videos/vid_unknown', 'wait'],
+    ['/v1/videos', 'limit'],
+    ['/v1/videos/vid_unknown/content', 'index'],
+  ];
+
+  // Read as numbers before: an empty or blank value as 0 (`?wait=` answered at once, `?index=`
+  // served the first output), `0x3` as 3, `1e1` as 10.
+  it.each(NUMBERS.flatMap(([route, name]) => ['', '%20', '0x3', '1e1', '%2B2', 'Infinity'].map((value) => [route, name, value] as const)))(
+    '%s?%s=%s is refused, naming the parameter and what was given',
+    async (route, name, value) => {
+      const answer = await gw.request('GET', `${route}?${name}=${value}`);
+      expect(answer.status).toBe(400);
+      expect(answer.body.errors).toEqual([{ path: name, message: `expected a whole number in decimal digits, got ${JSON.stringify(decodeURIComponent(value))}` }]);
+    },
+  );
+
+  it.each([
+    ['/v1/videos/vid_unknown?wait=61', 'wait', /<=60/],
+    ['/v1/videos/vid_unknown?wait=-1', 'wait', />=0/],
+    ['/v1/videos/vid_unknown?wait=1.5', 'wait', /int/],
+    ['/v1/videos?limit=0', 'limit', />=1/],
+  ])('%s is still refused for its range', async (path, name, message) => {
+    const answer = await gw.request('GET', path);
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toEqual([{ path: name, message: expect.stringMatching(message) }]);
+  });
+
+  it('reads digits as before', async () => {
+    expect((await gw.request('GET', '/v1/videos?limit=007')).status).toBe(200);
+    expect((await gw.request('GET', '/v1/videos/vid_unknown?wait=0')).status).toBe(404);
+  });
+});

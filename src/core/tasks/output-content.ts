@@ -7,14 +7,15 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { TERMINAL_STATUSES } from '../model/canonical.js';
 import { problems } from '../model/problems.js';
+import { queryNumber } from '../model/query-number.js';
 import { ObjectNotFoundError, type ByteRange } from '../../storage/object-storage.js';
 import type { Engine } from './engine.js';
 import { extensionOf, mediaTypeOf } from './output-copy.js';
 import { parseQuery } from './task-service.js';
 
 export const ContentQuery = z.strictObject({
-  index: z.coerce.number().int().min(0).max(1000).default(0),
-  expires: z.coerce.number().int().positive().optional(),
+  index: queryNumber(z.number().int().min(0).max(1000)).default(0),
+  expires: queryNumber(z.number().int().positive()).optional(),
   signature: z.string().min(1).max(200).optional(),
 });
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { CreateVideoRequest, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
 import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, problems } from '../model/problems.js';
+import { queryNumber } from '../model/query-number.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
 import type { Dispatcher } from './dispatcher.js';
 import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
@@ -89,7 +90,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 export const ListQuery = z.strictObject({
   status: TaskStatus.optional(),
   provider: z.string().min(1).max(64).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: queryNumber(z.number().int().min(1).max(100)).default(20),
   cursor: z.string().min(1).max(200).optional(),
 });
 
