@@ -27,11 +27,30 @@ const looseNumber = z.union([z.number(), z.string()]).transform((value, ctx) => 
   return number;
 });
 
+/**
+ * Human text: a string, or what resellers send instead (a number, a list of validation
+ * messages, joined). Anything else reads as absent, so an odd message never hides the rest.
+ */
+const looseText = z
+  .union([z.string(), z.number(), z.array(z.unknown())])
+  .nullish()
+  .transform((value) => {
+    if (value === null || value === undefined) return value;
+    if (!Array.isArray(value)) return String(value);
+    const parts = value.filter((item): item is string => typeof item === 'string' && item.trim() !== '');
+    return parts.length > 0 ? parts.join('; ') : undefined;
+  })
+  .catch(undefined)
+  .optional();
+
+/** An identifier: a string, or a number sent for one. */
+const looseId = z.union([z.string(), z.number().transform(String)]);
+
 /** The envelope around every answer. `code: 200` means success, even inside HTTP 200 (seed 004 "Responses"). */
 export const Kling3apiEnvelope = z
   .object({
     code: z.union([z.number(), z.string()]).nullish(),
-    message: z.string().nullish(),
+    message: looseText,
     data: z.unknown().nullish(),
   })
   .loose();
@@ -40,8 +59,8 @@ export type Kling3apiEnvelope = z.infer<typeof Kling3apiEnvelope>;
 /** `data` of a `POST /api/generate` answer. */
 export const Kling3apiGenerateData = z
   .object({
-    task_id: z.string().min(1),
-    status: z.string().nullish(),
+    task_id: looseId.pipe(z.string().min(1)),
+    status: z.string().nullish().catch(undefined),
     consumed_credits: looseNumber.nullish().catch(undefined),
   })
   .loose();
@@ -50,15 +69,18 @@ export type Kling3apiGenerateData = z.infer<typeof Kling3apiGenerateData>;
 /** `data` of a `GET /api/status` answer. */
 export const Kling3apiStatusData = z
   .object({
-    task_id: z.string().nullish(),
-    status: z.string().nullish(),
+    // Fields only reported, never acted on (`task_id`, `created_at`, `request`, `type`), are
+    // read as anything: an epoch `created_at` or a numeric id must not make the answer unusable.
+    task_id: z.unknown().optional(),
+    // A status that is no string is no known word: the task stays in progress (SPEC §2).
+    status: z.string().nullish().catch(undefined),
     consumed_credits: looseNumber.nullish().catch(undefined),
-    created_at: z.string().nullish(),
-    request: z.unknown().nullish(),
+    created_at: z.unknown().optional(),
+    request: z.unknown().optional(),
     // The seed documents an array of URLs; a single string is accepted too.
     response: z.union([z.array(z.unknown()), z.string()]).nullish().catch(undefined),
-    error_message: z.string().nullish(),
-    type: z.string().nullish(),
+    error_message: looseText,
+    type: z.unknown().optional(),
   })
   .loose();
 export type Kling3apiStatusData = z.infer<typeof Kling3apiStatusData>;
@@ -66,20 +88,23 @@ export type Kling3apiStatusData = z.infer<typeof Kling3apiStatusData>;
 /**
  * An error body. Its shape is not in the seed, so every plausible place for the string code
  * is read: `code` (string), `error` / `error_code` (string), or a nested `error: {code, message}`.
+ * Each field is read on its own, so an odd one does not hide the others.
  */
 export const Kling3apiErrorBody = z
   .object({
-    code: z.union([z.string(), z.number()]).nullish(),
-    message: z.string().nullish(),
+    code: z.union([z.string(), z.number()]).nullish().catch(undefined),
+    message: looseText,
     error: z
       .union([
         z.string(),
-        z.object({ code: z.union([z.string(), z.number()]).nullish(), message: z.string().nullish() }).loose(),
+        z
+          .object({ code: z.union([z.string(), z.number()]).nullish().catch(undefined), message: looseText })
+          .loose(),
       ])
       .nullish()
       .catch(undefined),
-    error_code: z.string().nullish(),
-    error_message: z.string().nullish(),
+    error_code: z.union([z.string(), z.number()]).nullish().catch(undefined),
+    error_message: looseText,
   })
   .loose();
 export type Kling3apiErrorBody = z.infer<typeof Kling3apiErrorBody>;

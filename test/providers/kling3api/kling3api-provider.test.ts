@@ -161,6 +161,28 @@ describe('kling3apiProvider.submit', () => {
     expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
   });
 
+  it('an error envelope whose message is a list (HTTP 200 or 4xx) keeps its code, so credits run out → fail over', async () => {
+    nock(BASE).post('/api/generate').reply(200, { code: 402, message: ['Not enough credits for this operation'] });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({
+      code: 'insufficient_credits',
+      statusCode: 402,
+      message: 'Not enough credits for this operation',
+      mayHaveCreated: false,
+    });
+    nock(BASE).post('/api/generate').reply(400, { code: 'INSUFFICIENT_CREDITS', message: ['Not enough credits'], error_code: 402 });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({
+      code: 'insufficient_credits',
+      statusCode: 400,
+      providerCode: 'INSUFFICIENT_CREDITS',
+      message: 'Not enough credits',
+    });
+  });
+
+  it('a task id sent as a number is still the task (it exists upstream)', async () => {
+    nock(BASE).post('/api/generate').reply(200, { code: 200, message: 'success', data: { task_id: 75123, status: 'IN_PROGRESS' } });
+    expect((await submitTextToVideo()).ref.providerTaskId).toBe('75123');
+  });
+
   it('a 2xx answer without a task id, or not an envelope, is an unreadable answer that may have created the task', async () => {
     const unreadable = { code: 'provider_error', statusCode: 200, providerCode: 'unreadable_answer', mayHaveCreated: true };
     nock(BASE).post('/api/generate').reply(200, { code: 200, message: 'success', data: {} });
@@ -268,6 +290,43 @@ describe('kling3apiProvider.getStatus', () => {
       code: 'invalid_request',
       statusCode: 404,
       providerCode: 'TASK_NOT_FOUND',
+    });
+  });
+
+  it('reads a status answer whose fields it only reports come in other types (epoch created_at, numeric id, object message)', async () => {
+    nock(BASE)
+      .get('/api/status')
+      .query(true)
+      .reply(200, {
+        code: 200,
+        message: 'success',
+        data: {
+          task_id: 75123,
+          status: 'SUCCESS',
+          consumed_credits: 400,
+          created_at: 1770287400,
+          type: { family: 'kling-3' },
+          response: ['https://cdn.example.com/videos/abc123.mp4'],
+          error_message: { detail: 'none' },
+        },
+      });
+    expect(await kling3apiProvider.getStatus(ref, { http: client() })).toStrictEqual({
+      status: 'succeeded',
+      providerStatus: 'SUCCESS',
+      outputs: [{ type: 'video', url: 'https://cdn.example.com/videos/abc123.mp4', duration: null }],
+      reportedCredits: 400,
+    });
+  });
+
+  it('a FAILED answer whose error_message is a list of strings keeps their text', async () => {
+    nock(BASE)
+      .get('/api/status')
+      .query(true)
+      .reply(200, { code: 200, message: 'success', data: { status: 'FAILED', error_message: ['Content violates the safety policy'] } });
+    expect((await kling3apiProvider.getStatus(ref, { http: client() })).error).toEqual({
+      code: 'content_policy',
+      message: 'Content violates the safety policy',
+      providerCode: 'FAILED',
     });
   });
 
