@@ -9,7 +9,12 @@ import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
 import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import { readJsonBody } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
-import { Kling3apiErrorBody, type Kling3apiEnvelope, type Kling3apiErrorCode } from './kling3api-schemas.js';
+import {
+  Kling3apiErrorBody,
+  Kling3apiGenerateData,
+  type Kling3apiEnvelope,
+  type Kling3apiErrorCode,
+} from './kling3api-schemas.js';
 
 /** One row of the seed's error table, with the canonical code the gateway reports. */
 export interface Kling3apiErrorCodeEntry {
@@ -95,13 +100,18 @@ export function mapKling3apiHttpError(status: number, body: unknown): MappedUpst
  * read as either success or a known error).
  */
 export function kling3apiEnvelopeStatus(body: unknown): number {
+  return namedErrorStatus(body) ?? 502;
+}
+
+/** The HTTP status an envelope's code names: the seed's for its code, or a numeric 4xx/5xx. */
+function namedErrorStatus(body: unknown): number | undefined {
   const details = readKling3apiError(body);
   const code = details.providerCode?.toUpperCase();
   if (code !== undefined && isKnownCode(code)) return KLING3API_ERROR_CODES[code].httpStatus;
   if (details.numericCode !== undefined && details.numericCode >= 400 && details.numericCode <= 599) {
     return details.numericCode;
   }
-  return 502;
+  return undefined;
 }
 
 /**
@@ -114,4 +124,15 @@ export function kling3apiEnvelopeError(envelope: Kling3apiEnvelope, body: unknow
   if (code === undefined || code === null || String(code).trim() === '200') return undefined;
   const httpStatus = kling3apiEnvelopeStatus(body);
   return { error: mapKling3apiHttpError(httpStatus, body), httpStatus };
+}
+
+/**
+ * The same for a `POST /api/generate` answer, except that one carrying a task id under a code
+ * that names no error (`0`, `"OK"`) is the task: the upstream holds it, and reading the answer
+ * as a 502 would fail over and pay for the video twice.
+ */
+export function kling3apiCreateEnvelopeError(envelope: Kling3apiEnvelope, body: unknown): ErrorInEnvelope | undefined {
+  const reported = kling3apiEnvelopeError(envelope, body);
+  if (reported === undefined || namedErrorStatus(body) !== undefined) return reported;
+  return Kling3apiGenerateData.safeParse(envelope.data).success ? undefined : reported;
 }

@@ -8,7 +8,7 @@ import type { Offering } from '../../core/model/offerings.js';
 import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
 import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, VideoProvider } from '../../core/upstream/provider.js';
 import { KLING3API_OFFERINGS } from './kling3api-capabilities.js';
-import { kling3apiEnvelopeError, mapKling3apiHttpError } from './kling3api-errors.js';
+import { kling3apiCreateEnvelopeError, kling3apiEnvelopeError, mapKling3apiHttpError } from './kling3api-errors.js';
 import { KLING3API_DEFAULT_PRICING } from './kling3api-pricing.js';
 import { toKling3apiRequest } from './kling3api-request.js';
 import { Kling3apiEnvelope, Kling3apiGenerateData, Kling3apiStatusData } from './kling3api-schemas.js';
@@ -36,6 +36,8 @@ export function kling3apiMinimumRunTimeMs(request: VideoRequest): number {
  * gives for the code, so the router reasons as if the upstream had used it.
  */
 const ENVELOPE: CodedEnvelope<Kling3apiEnvelope> = { schema: Kling3apiEnvelope, errorOf: kling3apiEnvelopeError };
+/** A create's answer: as above, but a task id under a code that names no error is the task. */
+const CREATE_ENVELOPE: CodedEnvelope<Kling3apiEnvelope> = { schema: Kling3apiEnvelope, errorOf: kling3apiCreateEnvelopeError };
 
 async function submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult> {
   const body = toKling3apiRequest(request, offering);
@@ -44,7 +46,7 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
     { method: 'POST', path: KLING3API_GENERATE_PATH, body, operation: call.operation },
     context.signal,
   );
-  const data = readCodedEnvelope(call, response, ENVELOPE, Kling3apiGenerateData, 'no data.task_id');
+  const data = readCodedEnvelope(call, response, CREATE_ENVELOPE, Kling3apiGenerateData, 'no data.task_id');
   // A task id means the task exists: without a status word it is in progress, not "unknown".
   const report: StatusReport = data.status
     ? mapKling3apiStatus(data)

@@ -178,6 +178,20 @@ describe('kling3apiProvider.submit', () => {
     });
   });
 
+  it('a create answer whose code names no error but that carries a task id is that task (failing over would pay twice)', async () => {
+    nock(BASE)
+      .post('/api/generate')
+      .reply(200, { code: 0, message: 'success', data: { task_id: 'n75abc123kling3', status: 'IN_PROGRESS', consumed_credits: 400 } });
+    expect(await submitTextToVideo()).toMatchObject({
+      status: 'processing',
+      reportedCredits: 400,
+      ref: { providerTaskId: 'n75abc123kling3' },
+    });
+    // A code the seed's table or HTTP names is still the error it says, task id or not.
+    nock(BASE).post('/api/generate').reply(200, { code: 402, message: 'Not enough credits', data: { task_id: 'n75abc123kling3' } });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ code: 'insufficient_credits', statusCode: 402 });
+  });
+
   it('a task id sent as a number is still the task (it exists upstream)', async () => {
     nock(BASE).post('/api/generate').reply(200, { code: 200, message: 'success', data: { task_id: 75123, status: 'IN_PROGRESS' } });
     expect((await submitTextToVideo()).ref.providerTaskId).toBe('75123');
