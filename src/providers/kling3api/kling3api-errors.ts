@@ -80,8 +80,8 @@ const NOT_CONTENT_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
 
 /**
  * Canonical error for a kling3api error answer: by the seed's code when the body has a known
- * one, else by HTTP status; a request-class rejection whose message reads as content policy
- * (the core's one wording rule: the seed has no code for it) becomes `content_policy`.
+ * one, else by HTTP status; a request-class rejection whose message or code reads as content
+ * policy (the core's one wording rule: the seed has no code for it) becomes `content_policy`.
  */
 export function mapKling3apiHttpError(status: number, body: unknown): MappedUpstreamError {
   const details = readKling3apiError(body);
@@ -90,7 +90,10 @@ export function mapKling3apiHttpError(status: number, body: unknown): MappedUpst
   const message = details.message ?? entry?.description ?? `kling3api answered HTTP ${status}`;
   let canonical: ErrorCode = entry?.code ?? errorCodeForHttpStatus(status);
   const policyCandidate = entry ? entry.code === 'invalid_request' : !NOT_CONTENT_STATUSES.has(status);
-  if (policyCandidate && looksLikeContentPolicy(message)) canonical = 'content_policy';
+  // The wording may be in the code alone (`CONTENT_POLICY_VIOLATION`, `NSFW_CONTENT`) under a generic message.
+  if (policyCandidate && (looksLikeContentPolicy(message) || looksLikeContentPolicy(details.providerCode))) {
+    canonical = 'content_policy';
+  }
   return { code: canonical, message, ...(details.providerCode !== undefined ? { providerCode: details.providerCode } : {}) };
 }
 

@@ -81,6 +81,17 @@ describe('mapKling3apiHttpError', () => {
     expect(mapKling3apiHttpError(400, { code: 'MODERATION_BLOCKED', message: 'Sensitive content' }).code).toBe('content_policy');
   });
 
+  it('reads a rejection whose code (not its message) names content policy as content_policy, so it is never failed over', () => {
+    expect(mapKling3apiHttpError(400, { code: 'CONTENT_POLICY_VIOLATION', message: 'Request rejected' })).toStrictEqual({
+      code: 'content_policy',
+      message: 'Request rejected',
+      providerCode: 'CONTENT_POLICY_VIOLATION',
+    });
+    expect(mapKling3apiHttpError(422, { code: 422, error: 'NSFW_CONTENT', message: 'Cannot process this request' }).code).toBe('content_policy');
+    // A code the seed's table gives keeps its meaning.
+    expect(mapKling3apiHttpError(400, { code: 'INVALID_PROMPT', message: 'Request rejected' }).code).toBe('invalid_request');
+  });
+
   it('never reads auth, credit or rate-limit answers as content policy, whatever they say', () => {
     expect(mapKling3apiHttpError(401, { code: 'INVALID_API_KEY', message: 'key violates policy' }).code).toBe('provider_error');
     expect(mapKling3apiHttpError(402, { message: 'prohibited: no credits' }).code).toBe('insufficient_credits');
