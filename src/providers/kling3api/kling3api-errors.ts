@@ -12,6 +12,7 @@ import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/ups
 import {
   Kling3apiErrorBody,
   Kling3apiGenerateData,
+  listText,
   type Kling3apiEnvelope,
   type Kling3apiErrorCode,
 } from './kling3api-schemas.js';
@@ -58,16 +59,18 @@ export interface Kling3apiErrorDetails {
 export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
   const parsed = Kling3apiErrorBody.safeParse(readJsonBody(body));
   if (!parsed.success) return {};
-  const { code, error, error_code: errorCode, message, error_message: errorMessage } = parsed.data;
+  const { code, error, error_code: errorCode, message, error_message: errorMessage, detail } = parsed.data;
   const nested = error !== null && typeof error === 'object' ? error : undefined;
-  const stringCodes = [code, errorCode, typeof error === 'string' ? error : undefined, nested?.code].filter(
+  const nestedDetail = detail !== null && typeof detail === 'object' && !Array.isArray(detail) ? detail : undefined;
+  const stringCodes = [code, errorCode, typeof error === 'string' ? error : undefined, nested?.code, nestedDetail?.code].filter(
     (value): value is string => typeof value === 'string' && value.trim() !== '',
   );
   // A string that is all digits is a number in disguise, not a code name.
   const providerCode = stringCodes.find((value) => !/^\d+$/.test(value.trim()))?.trim();
-  const numeric = [code, nested?.code].map((value) => (typeof value === 'string' ? Number(value) : value));
+  const numeric = [code, nested?.code, nestedDetail?.code].map((value) => (typeof value === 'string' ? Number(value) : value));
   const numericCode = numeric.find((value): value is number => typeof value === 'number' && Number.isInteger(value));
-  const text = message ?? nested?.message ?? errorMessage ?? undefined;
+  const detailText = typeof detail === 'string' ? detail : Array.isArray(detail) ? listText(detail) : nestedDetail?.message;
+  const text = message ?? nested?.message ?? errorMessage ?? detailText ?? undefined;
   return {
     ...(providerCode !== undefined ? { providerCode } : {}),
     ...(numericCode !== undefined ? { numericCode } : {}),

@@ -27,6 +27,21 @@ const looseNumber = z.union([z.number(), z.string()]).transform((value, ctx) => 
   return number;
 });
 
+/** The text of one entry of a list of messages: a string, or an object's `message` / `msg`. */
+function entryText(item: unknown): string | undefined {
+  if (typeof item === 'string') return item.trim() || undefined;
+  if (item === null || typeof item !== 'object') return undefined;
+  const { message, msg } = item as { message?: unknown; msg?: unknown };
+  const text = typeof message === 'string' ? message : typeof msg === 'string' ? msg : undefined;
+  return text?.trim() || undefined;
+}
+
+/** A list of messages as one text, joined; `undefined` when no entry has any. */
+export function listText(items: readonly unknown[]): string | undefined {
+  const parts = items.map(entryText).filter((part): part is string => part !== undefined);
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
 /**
  * Human text: a string, or what resellers send instead (a number, a list of validation
  * messages, joined). Anything else reads as absent, so an odd message never hides the rest.
@@ -36,9 +51,7 @@ const looseText = z
   .nullish()
   .transform((value) => {
     if (value === null || value === undefined) return value;
-    if (!Array.isArray(value)) return String(value);
-    const parts = value.filter((item): item is string => typeof item === 'string' && item.trim() !== '');
-    return parts.length > 0 ? parts.join('; ') : undefined;
+    return Array.isArray(value) ? listText(value) : String(value);
   })
   .catch(undefined)
   .optional();
@@ -85,26 +98,26 @@ export const Kling3apiStatusData = z
   .loose();
 export type Kling3apiStatusData = z.infer<typeof Kling3apiStatusData>;
 
+/** An error nested in the body: `{code, message}`. */
+const NestedError = z
+  .object({ code: z.union([z.string(), z.number()]).nullish().catch(undefined), message: looseText })
+  .loose();
+
 /**
  * An error body. Its shape is not in the seed, so every plausible place for the string code
- * is read: `code` (string), `error` / `error_code` (string), or a nested `error: {code, message}`.
+ * is read: `code` (string), `error` / `error_code` (string), or a nested `error` or `detail`
+ * `{code, message}`.
  * Each field is read on its own, so an odd one does not hide the others.
  */
 export const Kling3apiErrorBody = z
   .object({
     code: z.union([z.string(), z.number()]).nullish().catch(undefined),
     message: looseText,
-    error: z
-      .union([
-        z.string(),
-        z
-          .object({ code: z.union([z.string(), z.number()]).nullish().catch(undefined), message: looseText })
-          .loose(),
-      ])
-      .nullish()
-      .catch(undefined),
+    error: z.union([z.string(), NestedError]).nullish().catch(undefined),
     error_code: z.union([z.string(), z.number()]).nullish().catch(undefined),
     error_message: looseText,
+    // Where a web framework puts an error: text, `{code, message}`, or a list of `{msg}`.
+    detail: z.union([z.string(), NestedError, z.array(z.unknown())]).nullish().catch(undefined),
   })
   .loose();
 export type Kling3apiErrorBody = z.infer<typeof Kling3apiErrorBody>;

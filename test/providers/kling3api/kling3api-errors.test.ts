@@ -92,6 +92,22 @@ describe('mapKling3apiHttpError', () => {
     expect(mapKling3apiHttpError(400, { code: 'INVALID_PROMPT', message: 'Request rejected' }).code).toBe('invalid_request');
   });
 
+  it('reads the code and message under `detail` (a framework\'s error body), so a policy refusal there is content_policy', () => {
+    expect(mapKling3apiHttpError(400, { detail: 'Prompt violates the content policy' })).toStrictEqual({
+      code: 'content_policy',
+      message: 'Prompt violates the content policy',
+    });
+    expect(mapKling3apiHttpError(400, { detail: { code: 'INSUFFICIENT_CREDITS', message: 'Not enough credits' } })).toStrictEqual({
+      code: 'insufficient_credits',
+      message: 'Not enough credits',
+      providerCode: 'INSUFFICIENT_CREDITS',
+    });
+    expect(mapKling3apiHttpError(422, { detail: [{ loc: ['body', 'duration'], msg: 'must be at most 15' }] })).toStrictEqual({
+      code: 'invalid_request',
+      message: 'must be at most 15',
+    });
+  });
+
   it('never reads auth, credit or rate-limit answers as content policy, whatever they say', () => {
     expect(mapKling3apiHttpError(401, { code: 'INVALID_API_KEY', message: 'key violates policy' }).code).toBe('provider_error');
     expect(mapKling3apiHttpError(402, { message: 'prohibited: no credits' }).code).toBe('insufficient_credits');
