@@ -15,6 +15,9 @@ import { TaskListPage } from './pages/task-list-page.js';
 import { TaskPage } from './pages/task-page.js';
 import { clientFor, forgetKey, storeKey, storedKey } from './session.js';
 
+/** Shown on the sign-in page after the gateway refused the key of a signed-in console. */
+const KEY_REFUSED = 'The gateway no longer accepts this key. Sign in again.';
+
 const NAVIGATION = [
   { href: '/', label: 'Tasks' },
   { href: '/new', label: 'New video' },
@@ -83,7 +86,7 @@ export function App() {
   }, []);
 
   const session = useMemo<ConsoleSession | null>(
-    () => (key ? { client: clientFor(key), signOut, announce } : null),
+    () => (key ? { client: clientFor(key, () => signOut(KEY_REFUSED)), signOut, announce } : null),
     [key, signOut, announce],
   );
 

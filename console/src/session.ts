@@ -39,6 +39,15 @@ export function gatewayBaseUrl(location: Location = window.location): string {
   return `${location.origin}${prefix}`;
 }
 
-export function clientFor(key: string): GatewayClient {
-  return new GatewayClient({ baseUrl: gatewayBaseUrl(), apiKey: key });
+/**
+ * A client with `key`. `onRefused` is called whenever the gateway answers 401 (the key was revoked
+ * or the gateway restarted without it), whichever page asked: a quote, a create, a cancel, a read.
+ */
+export function clientFor(key: string, onRefused?: () => void): GatewayClient {
+  const watching: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    if (response.status === 401) onRefused?.();
+    return response;
+  };
+  return new GatewayClient({ baseUrl: gatewayBaseUrl(), apiKey: key, ...(onRefused ? { fetch: watching } : {}) });
 }

@@ -663,4 +663,20 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByLabel('Gateway key').waitFor();
     expect(await target.getByRole('link', { name: 'Tasks' }).count()).toBe(0);
   });
+  it('signs out with its message when the gateway stops accepting the key on the New video page', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    // The key is revoked while the form is open: the next quote is refused.
+    const refused = { type: 'https://kling-gateway.dev/problems/unauthorized', title: 'Unauthorized', status: 401, detail: 'invalid API key' };
+    await target.route((url) => url.pathname.endsWith('/v1/videos/quote'), (route) =>
+      route.fulfill({ status: 401, contentType: 'application/problem+json', body: JSON.stringify(refused) }),
+    );
+    await target.getByLabel('Prompt', { exact: true }).fill('after the key was revoked');
+    await target.getByLabel('Gateway key').waitFor();
+    expect(await target.getByRole('status').textContent()).toContain('no longer accepts this key');
+    expect(await target.evaluate(() => sessionStorage.length + localStorage.length)).toBe(0);
+    browserErrors.length = 0; // the browser logs the refused request (401) itself
+  });
 });
