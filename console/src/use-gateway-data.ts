@@ -1,10 +1,19 @@
 /**
  * Loading from the gateway in a component: the data, the error, whether it is loading, and a
- * reload. Requests of a previous render are aborted; a 401 signs the console out.
+ * reload. Requests of a previous render are aborted; a 401 signs the console out; a failure that
+ * passes (the gateway down, restarting or busy) is asked again soon, so the page recovers by itself.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { GatewayError, type GatewayClient } from '../../packages/client/src/index.js';
+import { GatewayError, GatewayUnreachableError, type GatewayClient } from '../../packages/client/src/index.js';
 import { useSession } from './gateway-context.js';
+
+/** After a failure that passes, ask again this soon. */
+export const RETRY_MS = 3_000;
+
+/** A failure that passes: the gateway down or restarting, or busy. Waiting can help. */
+export function passing(error: unknown): boolean {
+  return error instanceof GatewayUnreachableError || (error instanceof GatewayError && (error.status >= 500 || error.status === 429));
+}
 
 export interface GatewayData<T> {
   data: T | undefined;
@@ -31,6 +40,7 @@ export function useGatewayData<T>(
     let timer: ReturnType<typeof setTimeout> | undefined;
     const run = async () => {
       setLoading(true);
+      let again = options.refreshMs;
       try {
         const value = await loadRef.current(session.client, aborter.signal);
         if (aborter.signal.aborted) return;
@@ -43,11 +53,12 @@ export function useGatewayData<T>(
           return;
         }
         setError(caught);
+        if (passing(caught)) again = Math.min(again ?? RETRY_MS, RETRY_MS);
       } finally {
         if (!aborter.signal.aborted) {
           setLoading(false);
           // Refresh only while the tab is visible; a hidden tab catches up when shown again.
-          if (options.refreshMs) timer = setTimeout(() => void (document.hidden ? waitVisible().then(run) : run()), options.refreshMs);
+          if (again) timer = setTimeout(() => void (document.hidden ? waitVisible().then(run) : run()), again);
         }
       }
     };

@@ -679,4 +679,25 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.evaluate(() => sessionStorage.length + localStorage.length)).toBe(0);
     browserErrors.length = 0; // the browser logs the refused request (401) itself
   });
+  it('shows the cost report and the quote by itself once the gateway can be reached again', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    const away = (url: URL) => url.pathname.endsWith('/v1/usage') || url.pathname.endsWith('/v1/videos/quote');
+    await target.route(away, (route) => route.abort('connectionrefused'));
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+    await target.unroute(away);
+    // Nobody touches the page: it asks again, drops the error and shows the report.
+    await target.locator('#chart-provider-title').waitFor({ timeout: 15_000 });
+    expect(await target.getByRole('alert').count()).toBe(0);
+
+    await target.route(away, (route) => route.abort('connectionrefused'));
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('asked while the gateway was away');
+    await expect.poll(() => target.locator('.quote').textContent()).toContain('Cannot reach the gateway');
+    await target.unroute(away);
+    await expect.poll(() => target.locator('.quote-summary').getAttribute('data-order'), { timeout: 15_000 }).toBeTruthy();
+    expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
+    browserErrors.length = 0; // the browser logs the refused connections itself
+  });
 });

@@ -15,7 +15,7 @@ import {
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { useSession } from '../gateway-context.js';
-import { useGatewayData } from '../use-gateway-data.js';
+import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
 const QUOTE_DELAY_MS = 350;
 
@@ -154,6 +154,8 @@ export function CreatePage() {
   const [form, setForm] = useState<FormState>(INITIAL);
   const [quote, setQuote] = useState<QuoteState | null>(null);
   const [quoting, setQuoting] = useState(false);
+  /** Counts the quotes asked again after a failure that passes. */
+  const [quoteAttempt, setQuoteAttempt] = useState(0);
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<unknown>(undefined);
   /** The Idempotency-Key of the last create sent, and the request it was sent with. */
@@ -167,6 +169,7 @@ export function CreatePage() {
   useEffect(() => {
     if (extraError) return;
     const aborter = new AbortController();
+    let again: ReturnType<typeof setTimeout> | undefined;
     setQuoting(true);
     const timer = setTimeout(() => {
       client
@@ -174,7 +177,10 @@ export function CreatePage() {
         .then(
           (answer) => setQuote({ key, quote: answer }),
           (error: unknown) => {
-            if (!aborter.signal.aborted) setQuote({ key, error });
+            if (aborter.signal.aborted) return;
+            setQuote({ key, error });
+            // The gateway down, restarting or busy: ask again soon, so the quote comes back by itself.
+            if (passing(error)) again = setTimeout(() => setQuoteAttempt((attempt) => attempt + 1), RETRY_MS);
           },
         )
         .finally(() => {
@@ -183,10 +189,11 @@ export function CreatePage() {
     }, QUOTE_DELAY_MS);
     return () => {
       clearTimeout(timer);
+      clearTimeout(again);
       aborter.abort();
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [key, extraError, client]);
+  }, [key, extraError, client, quoteAttempt]);
 
   const current = quote && quote.key === key ? quote : null;
   const fieldErrors = fieldErrorsOf(current?.error);

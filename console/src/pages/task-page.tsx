@@ -8,7 +8,6 @@ import {
   formatCost,
   formatElapsed,
   GatewayError,
-  GatewayUnreachableError,
   isTerminal,
   type Task,
   type TaskOutput,
@@ -21,6 +20,7 @@ import { StatusBadge } from '../components/status-badge.js';
 import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliveries.js';
 import { costSource, localTime } from '../display.js';
 import { useSession } from '../gateway-context.js';
+import { passing, RETRY_MS } from '../use-gateway-data.js';
 
 /** What the task's cost is, under it. */
 const COST_NOTES = {
@@ -31,13 +31,6 @@ const COST_NOTES = {
 
 /** Follow a running task this long at most (the gateway's deadline ends it sooner). */
 const FOLLOW_MS = 6 * 3600_000;
-/** After the gateway could not be reached (a restart, a dropped connection), look again this soon. */
-const FOLLOW_RETRY_MS = 3_000;
-
-/** A failure that passes: the gateway down or restarting, or busy. Waiting can help. */
-function passing(error: unknown): boolean {
-  return error instanceof GatewayUnreachableError || (error instanceof GatewayError && (error.status >= 500 || error.status === 429));
-}
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -182,7 +175,7 @@ export function TaskPage({ id }: { id: string }) {
         } catch (caught) {
           if (aborter.signal.aborted || !passing(caught)) throw caught;
           setError(caught);
-          await pause(FOLLOW_RETRY_MS, aborter.signal);
+          await pause(RETRY_MS, aborter.signal);
         }
       }
     })().catch((caught: unknown) => {
