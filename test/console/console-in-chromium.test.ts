@@ -700,4 +700,29 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
     browserErrors.length = 0; // the browser logs the refused connections itself
   });
+  it('keeps keyboard focus on the cancel controls, and on the result once canceled', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // Freepik is busy (429) and the only provider it may use, so it waits in the gateway's queue.
+    live.simulator('freepik').injectFault({ status: 429, times: 100 });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'canceled by keyboard', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      const focused = () => target.evaluate(() => document.activeElement?.textContent?.trim() ?? null);
+      await target.getByRole('button', { name: 'Cancel video' }).focus();
+      await target.keyboard.press('Enter');
+      expect(await focused()).toBe('Keep it');
+      await target.keyboard.press('Enter');
+      expect(await focused()).toBe('Cancel video');
+      await target.keyboard.press('Enter');
+      await target.keyboard.press('Shift+Tab');
+      expect(await focused()).toBe('Yes, cancel');
+      await target.keyboard.press('Enter');
+      await target.locator('.status-line .status-canceled').waitFor();
+      expect(await focused()).toBe('Result');
+    } finally {
+      live.simulator('freepik').clearFaults();
+      await api.cancelVideo(queued.id).catch(() => undefined);
+    }
+  });
 });

@@ -2,7 +2,7 @@
  * One task: status (live while it runs), what it is, what it cost, the video playing inline, and
  * every attempt as a timeline.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
 import {
   formatCost,
@@ -103,9 +103,22 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
   const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
+  // The control pressed is replaced by the next one: the keyboard's place moves with it.
+  const focusNext = useRef(false);
+  const cancelButton = useRef<HTMLButtonElement>(null);
+  const keepButton = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     void client.hasEndpoint('cancel').then(setAvailable);
   }, [client]);
+  useEffect(() => {
+    if (!focusNext.current) return;
+    focusNext.current = false;
+    (confirming ? keepButton : cancelButton).current?.focus();
+  }, [confirming]);
+  const confirm = (value: boolean) => {
+    focusNext.current = true;
+    setConfirming(value);
+  };
   if (isTerminal(task)) return null;
   if (available === false) return <p class="muted small">Cancel is not available on this gateway.</p>;
   const cancel = async () => {
@@ -128,12 +141,12 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
           <button type="button" class="danger" onClick={cancel} disabled={busy}>
             Yes, cancel
           </button>{' '}
-          <button type="button" onClick={() => setConfirming(false)}>
+          <button type="button" ref={keepButton} onClick={() => confirm(false)}>
             Keep it
           </button>
         </div>
       ) : (
-        <button type="button" onClick={() => setConfirming(true)}>
+        <button type="button" ref={cancelButton} onClick={() => confirm(true)}>
           Cancel video
         </button>
       )}
@@ -146,6 +159,7 @@ export function TaskPage({ id }: { id: string }) {
   const { client, announce, signOut } = useSession();
   const [task, setTask] = useState<Task | undefined>(undefined);
   const [error, setError] = useState<unknown>(undefined);
+  const resultHeading = useRef<HTMLHeadingElement>(null);
 
   useEffect(() => {
     const aborter = new AbortController();
@@ -220,7 +234,9 @@ export function TaskPage({ id }: { id: string }) {
 
       <div class="task-grid">
         <section aria-labelledby="result-heading" class="panel">
-          <h2 id="result-heading">Result</h2>
+          <h2 id="result-heading" tabIndex={-1} ref={resultHeading}>
+            Result
+          </h2>
           {task.outputs.length > 0 ? (
             task.outputs.map((_output, index) => <OutputMedia key={index} task={task} index={index} />)
           ) : task.status === 'failed' || task.status === 'canceled' ? (
@@ -236,7 +252,14 @@ export function TaskPage({ id }: { id: string }) {
           ) : (
             <p class="muted">The video appears here when it is ready.</p>
           )}
-          <CancelControl task={task} onCanceled={setTask} />
+          <CancelControl
+            task={task}
+            onCanceled={(canceled) => {
+              setTask(canceled);
+              // The cancel controls go away with the task's end: the keyboard goes on from the result.
+              resultHeading.current?.focus();
+            }}
+          />
         </section>
 
         <section aria-labelledby="details-heading" class="panel">
