@@ -725,4 +725,16 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await api.cancelVideo(queued.id).catch(() => undefined);
     }
   });
+  it('says at the key field that a key with characters no HTTP header can carry cannot be right', async () => {
+    const target = await openConsole();
+    const asked: string[] = [];
+    target.on('request', (request) => asked.push(request.url()));
+    await target.getByLabel('Gateway key').fill('ключ-dev');
+    await target.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('cannot be a gateway key');
+    const field = target.getByLabel('Gateway key');
+    expect(await field.getAttribute('aria-invalid')).toBe('true');
+    expect(await field.getAttribute('aria-describedby')).toContain('key-error');
+    expect(asked.filter((url) => url.includes('/v1/'))).toEqual([]);
+  });
 });

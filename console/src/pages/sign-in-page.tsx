@@ -7,6 +7,13 @@ import { GatewayError } from '../../../packages/client/src/index.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { clientFor } from '../session.js';
 
+/** A key the browser cannot send: it holds a character an HTTP header cannot carry. */
+class UnusableKey extends Error {
+  constructor(character: string) {
+    super(`This cannot be a gateway key: it holds “${character}”, which an HTTP header cannot carry.`);
+  }
+}
+
 export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) => void; reason: string | null }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<unknown>(undefined);
@@ -23,8 +30,15 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
     event.preventDefault();
     const trimmed = key.trim();
     if (!trimmed) return;
-    setChecking(true);
     setError(undefined);
+    // A key travels in the Authorization header, which holds Latin-1 only; the browser would
+    // refuse to send any other with a message about Headers.
+    const foreign = /[^\u0000-\u00ff]/u.exec(trimmed);
+    if (foreign) {
+      setError(new UnusableKey(foreign[0]));
+      return;
+    }
+    setChecking(true);
     try {
       // Any authenticated read proves the key; providers is small and has no side effects.
       await clientFor(trimmed).listProviders();
@@ -37,6 +51,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
   };
 
   const refused = error instanceof GatewayError && error.status === 401;
+  const fieldError = refused ? 'The gateway does not accept this key.' : error instanceof UnusableKey ? error.message : null;
   return (
     <main id="main" class="sign-in">
       <h1>Kling Gateway console</h1>
@@ -46,7 +61,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
           {reason}
         </p>
       ) : null}
-      <form onSubmit={submit} class="stack" aria-describedby={refused ? 'key-error' : undefined}>
+      <form onSubmit={submit} class="stack" aria-describedby={fieldError ? 'key-error' : undefined}>
         <label for="gateway-key">Gateway key</label>
         <input
           id="gateway-key"
@@ -58,16 +73,16 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
           required
           value={key}
           onInput={(event) => setKey((event.target as HTMLInputElement).value)}
-          aria-invalid={refused ? 'true' : undefined}
-          aria-describedby="key-hint"
+          aria-invalid={fieldError ? 'true' : undefined}
+          aria-describedby={fieldError ? 'key-hint key-error' : 'key-hint'}
         />
         <div id="key-hint" class="muted small">
           A key from the gateway's <code>GATEWAY_API_KEYS</code> (the sandbox started by <code>npm start</code> takes{' '}
           <code>dev-key</code>).
         </div>
-        {refused ? (
+        {fieldError ? (
           <p id="key-error" class="problem" role="alert">
-            The gateway does not accept this key.
+            {fieldError}
           </p>
         ) : (
           <ProblemMessage error={error} />
