@@ -6,6 +6,7 @@
  */
 import type { ErrorCode } from '../../core/model/canonical.js';
 import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
+import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { KlingLegacyErrorBody } from './kling-legacy-schemas.js';
 
@@ -81,12 +82,24 @@ function messageOf(body: unknown): string | undefined {
   return typeof message === 'string' && message.trim() !== '' ? message : undefined;
 }
 
+/** Statuses whose meaning no wording can change (auth, billing, throttling). */
+const NOT_CONTENT_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
+
+/**
+ * A request-class refusal (an `invalid_request` code, or a 4xx without one that is not about the
+ * account or throttling) whose wording reads as a refusal of the content is `content_policy`: the
+ * core's one rule (resellers do not always pass 1300/1301 through), so it is never failed over.
+ */
+function withContentWording(code: ErrorCode, text: string | undefined): ErrorCode {
+  return code === 'invalid_request' && looksLikeContentPolicy(text) ? 'content_policy' : code;
+}
+
 /** Canonical error for a service code, with the upstream's message when it gave one. */
 export function mapKlingLegacyServiceCode(code: number, body?: unknown): MappedUpstreamError & { httpStatus: number } {
   const row = klingLegacyErrorRow(code);
   const detail = messageOf(body);
   return {
-    code: row.code,
+    code: withContentWording(row.code, detail),
     message: `kling-legacy ${code} ${row.meaning}${detail && detail !== row.meaning ? `: ${detail}` : ''}`,
     providerCode: String(code),
     httpStatus: row.httpStatus,
@@ -105,8 +118,10 @@ export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUp
     return mapped;
   }
   const detail = messageOf(body) ?? (typeof body === 'string' && body.trim() !== '' ? body.slice(0, 200) : undefined);
+  const byStatus = errorCodeForHttpStatus(status);
+  const policyCandidate = status >= 400 && status < 500 && !NOT_CONTENT_STATUSES.has(status);
   return {
-    code: errorCodeForHttpStatus(status),
+    code: policyCandidate && looksLikeContentPolicy(detail) ? 'content_policy' : byStatus,
     message: `kling-legacy answered HTTP ${status}${detail ? `: ${detail}` : ''}`,
   };
 }

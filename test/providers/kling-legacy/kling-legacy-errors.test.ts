@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   KLING_LEGACY_ERROR_CODES,
+  klingLegacyEnvelopeError,
   klingLegacyErrorRow,
   mapKlingLegacyHttpError,
 } from '../../../src/providers/kling-legacy/kling-legacy-errors.js';
@@ -73,5 +74,35 @@ describe('mapKlingLegacyHttpError', () => {
       code: 'provider_error',
       message: 'kling-legacy answered HTTP 401: Unauthorized',
     });
+  });
+});
+
+describe('a refusal of the content worded in a request-class answer (the core\'s one rule)', () => {
+  const refusal = 'Prompt contains sensitive content, failure to pass the risk control system';
+
+  it('is content_policy under a 1200-1203 code, with or without HTTP 200, so it is never failed over', () => {
+    for (const serviceCode of [1200, 1201]) {
+      expect(mapKlingLegacyHttpError(400, envelope(serviceCode, refusal))).toMatchObject({ code: 'content_policy', providerCode: String(serviceCode) });
+      expect(klingLegacyEnvelopeError({}, envelope(serviceCode, refusal))).toMatchObject({
+        error: { code: 'content_policy', providerCode: String(serviceCode) },
+        httpStatus: 400,
+      });
+    }
+  });
+
+  it('is content_policy in a 4xx answer without a service code', () => {
+    expect(mapKlingLegacyHttpError(400, { message: refusal }).code).toBe('content_policy');
+    expect(mapKlingLegacyHttpError(400, `<html>${refusal}</html>`).code).toBe('content_policy');
+  });
+
+  it('changes nothing where the status or code is about the account, throttling or an outage', () => {
+    expect(mapKlingLegacyHttpError(401, envelope(1000, refusal)).code).toBe('provider_error');
+    expect(mapKlingLegacyHttpError(429, envelope(1102, refusal)).code).toBe('insufficient_credits');
+    expect(mapKlingLegacyHttpError(429, envelope(1303, refusal)).code).toBe('provider_error');
+    expect(mapKlingLegacyHttpError(403, { message: refusal }).code).toBe('provider_error');
+    expect(mapKlingLegacyHttpError(429, { message: refusal }).code).toBe('provider_error');
+    expect(mapKlingLegacyHttpError(502, { message: refusal }).code).toBe('provider_error');
+    expect(mapKlingLegacyHttpError(500, envelope(5000, refusal)).code).toBe('provider_error');
+    expect(mapKlingLegacyHttpError(400, envelope(1201, 'duration must be 5 or 10')).code).toBe('invalid_request');
   });
 });
