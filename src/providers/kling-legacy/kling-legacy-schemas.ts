@@ -33,28 +33,35 @@ export type KlingLegacyTryOnModelName = KlingLegacyWireSchemas['TryOnModelName']
 
 const idString = z.union([z.string(), z.number()]).transform((value) => String(value));
 const numeric = z.union([z.number(), z.string()]).transform((value) => Number(value));
+/**
+ * A field that only informs (a message, an echo, a timestamp): read when it has a usable type,
+ * else absent. A reseller that types one differently must not make a finished task unreadable.
+ */
+function informational<T extends z.ZodType>(schema: T) {
+  return schema.nullish().catch(undefined);
+}
 
 /** One generated video: `id` feeds video-extend and lip-sync, `duration` is seconds as a string. */
 export const KlingLegacyVideoResult = z.looseObject({
-  id: idString.nullish(),
-  url: z.string().nullish(),
-  duration: z.union([z.string(), z.number()]).nullish(),
+  id: informational(idString),
+  url: informational(z.string()),
+  duration: informational(z.union([z.string(), z.number()])),
 });
 
 /** One generated image. */
 export const KlingLegacyImageResult = z.looseObject({
-  index: z.number().nullish(),
-  url: z.string().nullish(),
+  index: informational(numeric),
+  url: informational(z.string()),
 });
 
 /** A task as the query, the create answer and the callback carry it. */
 export const KlingLegacyTask = z.looseObject({
   task_id: idString,
   task_status: z.string().nullish(),
-  task_status_msg: z.string().nullish(),
-  task_info: z.looseObject({ external_task_id: z.string().nullish() }).nullish(),
-  created_at: numeric.nullish(),
-  updated_at: numeric.nullish(),
+  task_status_msg: informational(idString),
+  task_info: informational(z.looseObject({ external_task_id: informational(idString) })),
+  created_at: informational(numeric),
+  updated_at: informational(numeric),
   task_result: z
     .looseObject({
       videos: z.array(KlingLegacyVideoResult).nullish(),
@@ -62,15 +69,15 @@ export const KlingLegacyTask = z.looseObject({
     })
     .nullish(),
   /** Units charged, a decimal string in the official callback (a number in some aggregators). */
-  final_unit_deduction: z.union([z.string(), z.number()]).nullish(),
+  final_unit_deduction: informational(z.union([z.string(), z.number()])),
 });
 export type KlingLegacyTask = z.infer<typeof KlingLegacyTask>;
 
-/** The envelope of every answer. `code` 0 is success. */
+/** The envelope of every answer. `code` 0 is success; `message` and `request_id` only inform. */
 export const KlingLegacyEnvelope = z.looseObject({
   code: z.union([z.number(), z.string()]).nullish(),
-  message: z.string().nullish(),
-  request_id: z.string().nullish(),
+  message: informational(z.string()),
+  request_id: informational(idString),
   data: z.unknown().optional(),
 });
 export type KlingLegacyEnvelope = z.infer<typeof KlingLegacyEnvelope>;

@@ -188,6 +188,49 @@ describe('klingLegacyProvider: one create and one poll per operation', () => {
     expect(report.error).toEqual({ code: 'content_policy', message: 'Failure to pass the risk control system', providerCode: 'failed' });
   });
 
+  it('reads a finished task whose informational fields come as other JSON types', async () => {
+    // Numbers where the seed shows strings and the other way round; none of them says anything
+    // about the task's state, so none may make a finished, paid task unreadable.
+    nock(BASE_URL)
+      .get(`/kling/v1/images/generations/${TASK_ID}`)
+      .reply(200, {
+        code: 0,
+        message: { en: 'SUCCEED' },
+        request_id: 8_302_218_119,
+        data: {
+          task_id: TASK_ID,
+          task_status: 'succeed',
+          task_status_msg: 0,
+          task_info: { external_task_id: 42 },
+          created_at: { seconds: 1722769557 },
+          task_result: { images: [{ index: '0', url: 'https://cdn.example.com/img-0.png' }, { index: 1, url: { href: 'x' } }] },
+          final_unit_deduction: '1',
+        },
+      });
+    const report = await klingLegacyProvider.getStatus(
+      { providerTaskId: TASK_ID, tracking: { family: 'images', action: 'generations' } },
+      { http: client() },
+    );
+    expect(report).toEqual({
+      status: 'succeeded',
+      providerStatus: 'succeed',
+      outputs: [{ type: 'image', url: 'https://cdn.example.com/img-0.png', duration: null }],
+      reportedCredits: 1,
+    });
+  });
+
+  it('reads the failure reason of a failed task when it comes as a number', async () => {
+    nock(BASE_URL)
+      .get(`/kling/v1/videos/text2video/${TASK_ID}`)
+      .reply(200, { code: 0, request_id: 7, data: { task_id: TASK_ID, task_status: 'failed', task_status_msg: 1301 } });
+    const report = await klingLegacyProvider.getStatus(
+      { providerTaskId: TASK_ID, tracking: { family: 'videos', action: 'text2video' } },
+      { http: client() },
+    );
+    expect(report.status).toBe('failed');
+    expect(report.error).toEqual({ code: 'content_policy', message: '1301', providerCode: 'failed' });
+  });
+
   it('refuses to poll a task whose tracking has no known route', async () => {
     await expect(
       klingLegacyProvider.getStatus({ providerTaskId: TASK_ID, tracking: { family: 'videos', action: '../admin' } }, { http: client() }),
