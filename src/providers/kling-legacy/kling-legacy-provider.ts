@@ -24,7 +24,7 @@ import type {
   UpstreamResponse,
   VideoProvider,
 } from '../../core/upstream/provider.js';
-import { UpstreamError, type UpstreamCall } from '../../core/upstream/upstream-error.js';
+import { UpstreamError, unreadableAnswer, type UpstreamCall } from '../../core/upstream/upstream-error.js';
 import {
   KLING_LEGACY_API_SHAPES,
   KLING_LEGACY_OFFERINGS,
@@ -96,6 +96,10 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
     context.signal,
   );
   const task = readTask(info, response);
+  if (task.task_id.trim() === '') {
+    // Nothing to poll or look for: the create may still have been accepted (lookup decides).
+    throw unreadableAnswer({ provider: KLING_LEGACY_PROVIDER_ID, ...info }, response.status, response.data, 'empty data.task_id');
+  }
   const report = mapKlingLegacyStatus(task);
   return {
     // A task id means the task exists: without a known word it is waiting, not "unknown".
@@ -204,6 +208,9 @@ async function findCreate(create: UnansweredCreate, context: LookupContext): Pro
         : { kind: 'unknown', why: `the aggregator found no task by external_task_id ${create.attemptKey}, which only Kling's own API documents` };
     }
     throw error;
+  }
+  if (task.task_id.trim() === '') {
+    return { kind: 'unknown', why: `kling-legacy answered the lookup of ${create.attemptKey} without a task id` };
   }
   const echoed = task.task_info?.external_task_id;
   if (echoed && echoed !== create.attemptKey) {

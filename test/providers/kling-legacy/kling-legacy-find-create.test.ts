@@ -47,6 +47,13 @@ describe('klingLegacyProvider.findCreate', () => {
     expect(await klingLegacyProvider.findCreate!(create(), context())).toMatchObject({ kind: 'unknown' });
   });
 
+  it('an answer naming no task (empty task_id) finds nothing to track', async () => {
+    nock(BASE)
+      .get('/kling/v1/videos/text2video/vid_7-2')
+      .reply(200, { code: 0, data: { task_id: '', task_status: 'processing', task_info: { external_task_id: 'vid_7-2' } } });
+    expect(await klingLegacyProvider.findCreate!(create(), context())).toMatchObject({ kind: 'unknown' });
+  });
+
   it('"does not exist" (1203) proves nothing was accepted on Kling\'s own API, and nothing from an aggregator', async () => {
     nock(BASE).get('/v1/videos/text2video/vid_7-2').reply(404, { code: 1203, message: 'Requested resource does not exist' });
     expect(await klingLegacyProvider.findCreate!(create(), context('official'))).toMatchObject({ kind: 'absent' });

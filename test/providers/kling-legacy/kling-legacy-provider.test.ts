@@ -111,6 +111,13 @@ describe('klingLegacyProvider.submit over HttpUpstreamClient', () => {
       url: '/kling/v1/videos/text2video',
     });
   });
+
+  it.each(['', '   '])('refuses a create answer with an empty task id (%j) as unreadable, so the task is looked for, not tracked', async (taskId) => {
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
+    interceptCreate('/kling/v1/videos/text2video', { body: created({ task_id: taskId }) });
+    const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
+    expect(error).toMatchObject({ providerCode: 'unreadable_answer', mayHaveCreated: true, operation: 'submit' });
+  });
 });
 
 describe('klingLegacyProvider: one create and one poll per operation', () => {
