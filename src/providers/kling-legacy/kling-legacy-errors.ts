@@ -65,6 +65,15 @@ function rowForUnknownCode(code: number): KlingLegacyErrorRow {
   return { httpStatus: 500, code: 'provider_error', meaning: 'Upstream error' };
 }
 
+/**
+ * Whether a code belongs to the official scheme: in the table, or in one of its families
+ * (1000–1399 account, request and policy; 5000–5999 server). Anything else (an HTTP status
+ * repeated as the code, -1, a reseller's own number) says nothing the table can read.
+ */
+export function klingLegacyOfficialCode(code: number): boolean {
+  return KLING_LEGACY_ERROR_CODES[code] !== undefined || (code >= 1000 && code < 1400) || (code >= 5000 && code < 6000);
+}
+
 /** The table row for a service code (or its family's). */
 export function klingLegacyErrorRow(code: number): KlingLegacyErrorRow {
   return KLING_LEGACY_ERROR_CODES[code] ?? rowForUnknownCode(code);
@@ -107,22 +116,24 @@ export function mapKlingLegacyServiceCode(code: number, body?: unknown): MappedU
 }
 
 /**
- * Canonical error for a non-2xx answer: by the envelope's service code when there is one
- * (it is more precise than the status: a 429 may be a rate limit or an empty resource pack),
- * else by the HTTP status.
+ * Canonical error for a non-2xx answer: by the envelope's service code when it is one of the
+ * official scheme (more precise than the status: a 429 may be a rate limit or an empty resource
+ * pack), else by the HTTP status, keeping any other non-zero code for the record.
  */
 export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUpstreamError {
   const code = klingLegacyServiceCode(body);
-  if (code !== undefined && code !== 0) {
+  if (code !== undefined && code !== 0 && klingLegacyOfficialCode(code)) {
     const { httpStatus: _httpStatus, ...mapped } = mapKlingLegacyServiceCode(code, body);
     return mapped;
   }
+  const ownCode = code !== undefined && code !== 0 ? code : undefined;
   const detail = messageOf(body) ?? (typeof body === 'string' && body.trim() !== '' ? body.slice(0, 200) : undefined);
   const byStatus = errorCodeForHttpStatus(status);
   const policyCandidate = status >= 400 && status < 500 && !NOT_CONTENT_STATUSES.has(status);
   return {
     code: policyCandidate && looksLikeContentPolicy(detail) ? 'content_policy' : byStatus,
-    message: `kling-legacy answered HTTP ${status}${detail ? `: ${detail}` : ''}`,
+    message: `kling-legacy answered HTTP ${status}${ownCode !== undefined ? ` (code ${ownCode})` : ''}${detail ? `: ${detail}` : ''}`,
+    ...(ownCode !== undefined ? { providerCode: String(ownCode) } : {}),
   };
 }
 

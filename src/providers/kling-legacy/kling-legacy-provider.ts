@@ -32,7 +32,12 @@ import {
   type KlingLegacyAction,
   type KlingLegacyFamily,
 } from './kling-legacy-capabilities.js';
-import { KLING_LEGACY_NOT_FOUND_CODE, klingLegacyEnvelopeError, mapKlingLegacyHttpError } from './kling-legacy-errors.js';
+import {
+  KLING_LEGACY_NOT_FOUND_CODE,
+  klingLegacyEnvelopeError,
+  klingLegacyOfficialCode,
+  mapKlingLegacyHttpError,
+} from './kling-legacy-errors.js';
 import { KLING_LEGACY_DEFAULT_PRICING } from './kling-legacy-pricing.js';
 import { toKlingLegacyRequest } from './kling-legacy-request.js';
 import { KlingLegacyEnvelope, KlingLegacyTask } from './kling-legacy-schemas.js';
@@ -135,14 +140,14 @@ const STATUS_ACTION_FALLBACKS: Partial<Record<string, KlingLegacyAction>> = { 'v
 const ROUTE_REFUSAL_STATUSES: ReadonlySet<number> = new Set([400, 404, 405]);
 
 /**
- * Whether an answer refuses the path itself: by the envelope's code when it has one (1200–1203,
- * invalid parameters, method or resource), else by an HTTP 400, 404 or 405. A rate limit, an
- * auth failure or a server error says nothing about the path.
+ * Whether an answer refuses the path itself: by the envelope's code when it is an official one
+ * (1200–1203, invalid parameters, method or resource), else by an HTTP 400, 404 or 405. A rate
+ * limit, an auth failure or a server error says nothing about the path.
  */
 function refusesThePath(error: unknown): boolean {
   if (!(error instanceof UpstreamError) || error.transport !== undefined) return false;
   const serviceCode = error.providerCode === undefined ? NaN : Number(error.providerCode);
-  if (Number.isInteger(serviceCode)) return serviceCode >= 1200 && serviceCode <= 1203;
+  if (Number.isInteger(serviceCode) && klingLegacyOfficialCode(serviceCode)) return serviceCode >= 1200 && serviceCode <= 1203;
   return error.statusCode !== undefined && ROUTE_REFUSAL_STATUSES.has(error.statusCode);
 }
 

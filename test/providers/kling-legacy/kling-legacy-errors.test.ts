@@ -106,3 +106,22 @@ describe('a refusal of the content worded in a request-class answer (the core\'s
     expect(mapKlingLegacyHttpError(400, envelope(1201, 'duration must be 5 or 10')).code).toBe('invalid_request');
   });
 });
+
+describe('a code outside the official scheme in a non-2xx answer', () => {
+  it('is read by the HTTP status, keeping the code', () => {
+    expect(mapKlingLegacyHttpError(400, { code: 400, message: 'prompt is required' })).toEqual({
+      code: 'invalid_request',
+      message: 'kling-legacy answered HTTP 400 (code 400): prompt is required',
+      providerCode: '400',
+    });
+    expect(mapKlingLegacyHttpError(402, { code: -1, message: 'quota exhausted' })).toMatchObject({ code: 'insufficient_credits', providerCode: '-1' });
+    expect(mapKlingLegacyHttpError(400, { code: 400, message: 'risk control: sensitive prompt' }).code).toBe('content_policy');
+    expect(mapKlingLegacyHttpError(500, { code: 'internal', message: 'boom' }).code).toBe('provider_error');
+  });
+
+  it('keeps the official families and codes as they are', () => {
+    expect(mapKlingLegacyHttpError(400, envelope(1250)).code).toBe('invalid_request');
+    expect(mapKlingLegacyHttpError(429, envelope(1102)).code).toBe('insufficient_credits');
+    expect(mapKlingLegacyHttpError(500, envelope(5003)).code).toBe('provider_error');
+  });
+});

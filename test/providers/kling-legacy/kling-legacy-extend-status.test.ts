@@ -62,6 +62,8 @@ describe('polling an extension on an upstream that keeps to the seed list of act
     ['HTTP 404 with 1203 (no such resource)', 404, refusal(1203)],
     ['HTTP 200 with 1200 in the envelope', 200, refusal(1200)],
     ['HTTP 404 with no envelope', 404, 'Not Found'],
+    ['HTTP 404 whose code repeats the status', 404, { code: 404, message: 'Not Found' }],
+    ['HTTP 400 with a code of its own', 400, { code: -1, message: 'unsupported action2' }],
     ['HTTP 405 with no envelope', 405, ''],
   ])('asks at videos/text2video/<id> once video-extend is refused with %s, and says so in the tracking', async (_name, status, body) => {
     const refused = nock(BASE_URL).get(EXTEND_PATH).reply(status, body as nock.Body);
