@@ -137,13 +137,23 @@ export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUp
   };
 }
 
+/** Whether an envelope's `data` names a task (a non-blank `task_id`). */
+function namesATask(data: unknown): boolean {
+  if (data === null || typeof data !== 'object') return false;
+  const id = (data as { task_id?: unknown }).task_id;
+  return (typeof id === 'string' && id.trim() !== '') || typeof id === 'number';
+}
+
 /**
  * The error a `{code, message, data}` answer reports under HTTP 2xx: any service code other
- * than 0, with the HTTP status the official table gives for it.
+ * than 0, with the HTTP status the official table gives for it. A code outside the official
+ * scheme (a reseller's `200`, `1`, `-1`) beside a task in `data` is no error: the task id is the
+ * upstream's word that the task exists, and failing that create over would pay for it twice.
  */
-export function klingLegacyEnvelopeError(_envelope: unknown, body: unknown): ErrorInEnvelope | undefined {
+export function klingLegacyEnvelopeError(envelope: { data?: unknown }, body: unknown): ErrorInEnvelope | undefined {
   const code = klingLegacyServiceCode(body);
   if (code === undefined || code === 0) return undefined;
+  if (!klingLegacyOfficialCode(code) && namesATask(envelope.data)) return undefined;
   const { httpStatus, ...error } = mapKlingLegacyServiceCode(code, body);
   return { error, httpStatus };
 }

@@ -293,6 +293,20 @@ describe('klingLegacyProvider errors', () => {
     expect(error.responseBody).toEqual({ code, message: 'refused', request_id: 'r' });
   });
 
+  it.each([200, 1, -1])('reads a 2xx create answer with code %i outside the official scheme that names a task as that task, never failing it over', async (code) => {
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
+    interceptCreate('/kling/v1/videos/text2video', { body: { ...created(), code, message: 'success' } });
+    const result = await klingLegacyProvider.submit(request, offering, context());
+    expect(result).toMatchObject({ status: 'queued', ref: { providerTaskId: TASK_ID } });
+  });
+
+  it('still refuses a 2xx answer with an unknown code and no task', async () => {
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
+    interceptCreate('/kling/v1/videos/text2video', { body: { code: 1, message: 'balance not enough', data: null } });
+    const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
+    expect(error).toMatchObject({ providerCode: '1', statusCode: 500 });
+  });
+
   it('maps a non-2xx answer without an envelope by its status', async () => {
     const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
     interceptCreate('/kling/v1/videos/text2video', { status: 502, body: 'Bad Gateway' });
