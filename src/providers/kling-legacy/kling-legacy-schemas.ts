@@ -57,7 +57,8 @@ export const KlingLegacyImageResult = z.looseObject({
 /** A task as the query, the create answer and the callback carry it. */
 export const KlingLegacyTask = z.looseObject({
   task_id: idString,
-  task_status: z.string().nullish(),
+  // Not a word (a number, an object): kept as an unknown status (SPEC §2), never success.
+  task_status: informational(idString),
   task_status_msg: informational(idString),
   task_info: informational(z.looseObject({ external_task_id: informational(idString) })),
   created_at: informational(numeric),

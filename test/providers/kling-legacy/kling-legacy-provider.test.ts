@@ -226,6 +226,17 @@ describe('klingLegacyProvider: one create and one poll per operation', () => {
     });
   });
 
+  it('keeps a status that is no word (a number) as an unknown status, not an unreadable answer', async () => {
+    nock(BASE_URL)
+      .get(`/kling/v1/videos/text2video/${TASK_ID}`)
+      .reply(200, { code: 0, data: { task_id: TASK_ID, task_status: 2 } });
+    const report = await klingLegacyProvider.getStatus(
+      { providerTaskId: TASK_ID, tracking: { family: 'videos', action: 'text2video' } },
+      { http: client() },
+    );
+    expect(report).toEqual({ status: 'unknown', providerStatus: '2', outputs: [] });
+  });
+
   it('reads the failure reason of a failed task when it comes as a number', async () => {
     nock(BASE_URL)
       .get(`/kling/v1/videos/text2video/${TASK_ID}`)
