@@ -361,8 +361,20 @@ function droppedElsewhere(error: unknown, schema: string | undefined): boolean {
   return found !== null && found[1] !== schema;
 }
 
+/**
+ * The schema whose migration tables Kysely's migrator must use. Told none, it looks for them in
+ * every schema of the database: another schema holding the gateway's tables (a second deployment,
+ * a test run) then made it skip creating them here and fail on their absence. So a PostgreSQL URL
+ * without `?schema=` names the connection's own default schema (`current_schema()`).
+ */
+async function migrationSchema(store: Store): Promise<string | undefined> {
+  if (store.schema || store.dialect !== 'postgres') return store.schema;
+  const { rows } = await sql<{ schema: string | null }>`SELECT current_schema() AS schema`.execute(store.db);
+  return rows[0]?.schema ?? undefined;
+}
+
 async function migrate(store: Store): Promise<string[]> {
-  const { schema } = store;
+  const schema = await migrationSchema(store);
   const migrator = new Migrator({
     db: store.db,
     provider: new CodeMigrationProvider(store.dialect),

@@ -80,6 +80,28 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     const { rows } = await store.pool!.query<{ tasks: string }>('SELECT count(*) AS tasks FROM tasks');
     expect(rows).toEqual([{ tasks: 0 }]);
   });
+
+  it("migrates a URL without ?schema= into its own default schema while another schema holds the gateway's tables", async () => {
+    // A second deployment (or a test run) keeps its tables in a schema of its own in the same
+    // database. The URL names no schema: the tables go where the connection's search_path says
+    // (set here through the URL's options, as a database's default schema would be).
+    const other = await openPostgresStore(`${schema}_other`);
+    await other.close();
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`).finally(() => admin.end());
+    try {
+      const url = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+      const opened = await Promise.allSettled([openStore(url), openStore(url), openStore(url)]);
+      for (const result of opened) if (result.status === 'fulfilled') await result.value.close();
+      expect(opened.map((result) => (result.status === 'rejected' ? String(result.reason) : 'started'))).toEqual(['started', 'started', 'started']);
+      store = await openStore(url);
+      const { rows } = await store.pool!.query<{ tasks: string }>(`SELECT count(*) AS tasks FROM ${schema}.tasks`);
+      expect(rows).toEqual([{ tasks: 0 }]);
+    } finally {
+      await dropSchema(`${schema}_other`);
+    }
+  });
 });
 
 /** Waits until a query starting with `start` waits for a lock (watched from a connection of its own: a transaction sees one snapshot of pg_stat_activity). */
