@@ -12,7 +12,8 @@
  * does what express does on the route step by step: the request id and the headers of
  * `everyRequest`; counted by the stop gate; the body time limit (408, connection closed); the
  * same `receiveWebhook`; the receipt as `res.json` sends it, a problem as `problemHandler` sends
- * it (its `instance`, its headers), any other error as its 500; a client gone mid-body as 499; and
+ * it (its `instance`, its headers), any other error as it does (500, or 503 when the store could not
+ * be reached); a client gone mid-body as 499; and
  * the same HTTP metrics and log line (`RequestRecording`). Bytes are `express-answer.ts`'s.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,7 +23,7 @@ import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { Logger } from '../observability/logger.js';
 import { sendProblemText, sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
 import type { RequestListener } from './hot-read.js';
-import { CLIENT_GONE, requestIdOf, type RequestRecording } from './middleware.js';
+import { CLIENT_GONE, requestIdOf, unexpectedProblem, type RequestRecording } from './middleware.js';
 import type { StopGate } from './stop-gate.js';
 import { limitBodyTime } from './tenant-limits.js';
 import { receiveWebhook, WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
@@ -84,8 +85,7 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
         sendProblemText(res, error, url, etag);
         return;
       }
-      logger.error({ err: error, request_id: id }, 'unhandled error');
-      sendProblemText(res, new ProblemError(500, 'internal', 'Internal error', `Something went wrong (request ${id}).`), undefined, etag);
+      sendProblemText(res, unexpectedProblem(error, id, logger), undefined, etag);
     };
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));

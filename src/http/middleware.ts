@@ -11,6 +11,7 @@ import { ProblemError, problems } from '../core/model/problems.js';
 import { parseQuery } from '../core/tasks/task-service.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
+import { isStoreUnreachable } from '../store/database.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -357,9 +358,28 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       sendProblem(res, new ProblemError(status, type, title, detail), req.originalUrl);
       return;
     }
-    logger.error({ err: error, request_id: req.id }, 'unhandled error');
-    sendProblem(res, new ProblemError(500, 'internal', 'Internal error', `Something went wrong (request ${req.id}).`));
+    sendProblem(res, unexpectedProblem(error, String(req.id), logger));
   };
+}
+
+/** Seconds a client is asked to wait when the store could not be reached. */
+const STORE_RETRY_AFTER_S = 2;
+
+/**
+ * The answer to an error no route turned into a problem: `503` with `Retry-After` when the store
+ * could not be reached (a database restarting: the same request may well succeed shortly, and a
+ * create repeated with its Idempotency-Key never makes a second task), otherwise `500`. Logged.
+ */
+export function unexpectedProblem(error: unknown, requestId: string, logger: Logger): ProblemError {
+  if (isStoreUnreachable(error)) {
+    logger.warn({ err: error, request_id: requestId }, 'the database could not be reached');
+    return problems.retryLater(
+      `The gateway could not reach its database; send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
+      STORE_RETRY_AFTER_S,
+    );
+  }
+  logger.error({ err: error, request_id: requestId }, 'unhandled error');
+  return new ProblemError(500, 'internal', 'Internal error', `Something went wrong (request ${requestId}).`);
 }
 
 /** The status node answers each of its HTTP parser's refusals with (its own `socketOnError`). */

@@ -219,6 +219,23 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   return store;
 }
 
+/** PostgreSQL's classes and codes of "the server is not there right now": connection exceptions, shutting down, starting up, full. */
+const UNREACHABLE_CODES = /^(08...|57P0[123]|53300)$/;
+/** Socket errors `pg` passes on as they are, and the ones it makes of its own. */
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/**
+ * Whether `error` says the store could not be reached or used right now (a database restarting,
+ * a dropped connection, SQLite's write lock held past the wait) rather than that something is
+ * wrong with what was asked: the same request may succeed shortly.
+ */
+export function isStoreUnreachable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNREACHABLE_CODES.test(code) || SOCKET_CODES.has(code) || code.startsWith('SQLITE_BUSY'))) return true;
+  return typeof message === 'string' && PG_CONNECTION_MESSAGES.test(message);
+}
+
 /** Migrates a store just opened; one that cannot be migrated is closed (its connections and thread) before the error goes on. */
 async function migrateOrClose(store: Store): Promise<void> {
   try {

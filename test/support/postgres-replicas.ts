@@ -8,17 +8,17 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
-import type { OpenStoreOptions, Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import { startTestGateway, testConfig, type TestGateway } from './harness.js';
-import { dropSchema, newSchemaName, openPostgresStore } from './postgres.js';
+import { dropSchema, newSchemaName, openPostgresStore, type PostgresStoreOptions } from './postgres.js';
 
 export interface PostgresReplicas {
   /** The clock every replica of the current test runs on. */
   readonly clock: ManualClock;
   /** The current test's simulators, by provider id. */
   readonly simulators: Map<string, ProviderSimulator>;
-  /** Starts a replica named `name` on the shared schema; `config` adds to the block's own, `store` sets its pool. */
-  replica(name: string, config?: Record<string, unknown>, store?: Omit<OpenStoreOptions, 'schema'>): Promise<TestGateway>;
+  /** Starts a replica named `name` on the shared schema; `config` adds to the block's own, `store` sets its pool (and how it reaches the server). */
+  replica(name: string, config?: Record<string, unknown>, store?: PostgresStoreOptions): Promise<TestGateway>;
   /**
    * Lets gateway time run (in small steps) while `work` is pending: a create that waits on the
    * gateway's clock (a provider in doubt after a failure lets one call through at a time) must

@@ -30,8 +30,11 @@ export function newSchemaName(): string {
   return `kg_test_${randomBytes(6).toString('hex')}`;
 }
 
-export async function openPostgresStore(schema: string, options: Omit<OpenStoreOptions, 'schema'> = {}): Promise<Store> {
-  return openStore(POSTGRES_URL, { ...options, schema });
+/** Options of a test's store: `url` reaches the same server another way (through a relay a test can break). */
+export type PostgresStoreOptions = Omit<OpenStoreOptions, 'schema'> & { url?: string };
+
+export async function openPostgresStore(schema: string, { url = POSTGRES_URL, ...options }: PostgresStoreOptions = {}): Promise<Store> {
+  return openStore(url, { ...options, schema });
 }
 
 export async function dropSchema(schema: string): Promise<void> {
