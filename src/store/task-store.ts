@@ -78,6 +78,12 @@ export interface NewTaskClaim extends SlotClaim {
    */
   admit: (transaction: StoreTransaction) => Promise<boolean>;
   attempt: Omit<NewAttemptRow, 'task_id'>;
+  /**
+   * The slot's `now` and `leaseUntil`, read again once the provider's lock is held: the create
+   * may have waited for it a long while (other replicas' creates), and the submission's lease and
+   * its attempt's time (when the request leaves) count from then, not from before the wait.
+   */
+  lockedAt: () => Pick<SlotClaim, 'now' | 'leaseUntil'>;
 }
 
 /** Every column of `attempts`, in the order the JSON of `attemptsAsJson` lists them. */
@@ -263,8 +269,9 @@ export class TaskStore {
   ): Promise<{ claimed: true; task: TaskRow; seq: number } | { claimed: false; why: 'full' | 'refused' }> {
     if ((await this.countInFlight(claim.provider, claim.account, trx)) >= claim.cap) return { claimed: false, why: 'full' };
     if (!(await claim.admit({ store: this.store, db: trx }))) return { claimed: false, why: 'refused' };
-    const claimed = await this.takeSlot(trx, claim, task.id, ['dispatch'], false);
-    await this.insertAttempt(trx, { ...claim.attempt, task_id: task.id, seq: 1 });
+    const slot = { ...claim, ...claim.lockedAt() };
+    const claimed = await this.takeSlot(trx, slot, task.id, ['dispatch'], false);
+    await this.insertAttempt(trx, { ...claim.attempt, at: slot.now, task_id: task.id, seq: 1 });
     return { claimed: true, task: claimed!, seq: 1 };
   }
 

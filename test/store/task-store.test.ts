@@ -828,6 +828,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         providers: ['freepik'],
         admit: async () => true,
         attempt: { provider: 'freepik', account: 'default', outcome: 'sending', at: T0 },
+        lockedAt: () => ({ now: T0, leaseUntil: T0 + MINUTE }),
         ...overrides,
       });
 

@@ -13,6 +13,8 @@ import { startTestGateway, testConfig, type TestGateway } from './harness.js';
 import { dropSchema, newSchemaName, openPostgresStore, type PostgresStoreOptions } from './postgres.js';
 
 export interface PostgresReplicas {
+  /** The current test's schema. */
+  readonly schema: string;
   /** The clock every replica of the current test runs on. */
   readonly clock: ManualClock;
   /** The current test's simulators, by provider id. */
@@ -74,6 +76,9 @@ export function usePostgresReplicas(config: Record<string, unknown> = {}): Postg
   });
 
   return {
+    get schema() {
+      return schema;
+    },
     get clock() {
       return clock;
     },

@@ -187,6 +187,12 @@ export class Dispatcher {
           return admission.granted;
         },
         attempt: { provider: runtime.id, account: account.id, outcome: 'sending', at: now },
+        // Counted again once the provider's lock is held: a long wait for it must not leave the
+        // submission's lease run out, or its attempt look sent long ago, as the request leaves.
+        lockedAt: () => {
+          const { now: at, leaseUntil } = this.slotOf(runtime, account, clock.now());
+          return { now: at, leaseUntil };
+        },
       },
       permit: () => permit,
     };

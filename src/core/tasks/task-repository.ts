@@ -112,6 +112,8 @@ export interface FirstClaim extends SlotClaim {
   /** Leave to call the provider now, asked last, inside that transaction (`ProviderAccount.admitWithin`). */
   admit: (transaction: OpenTransaction) => Promise<boolean>;
   attempt: NewAttempt;
+  /** The slot's `now` and `leaseUntil` once the provider's lock is held (the create may have waited for it): the lease and the attempt's time count from then. */
+  lockedAt: () => Pick<SlotClaim, 'now' | 'leaseUntil'>;
 }
 
 /** Tasks holding each provider's slots, and tasks waiting for one. */
