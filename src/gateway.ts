@@ -38,7 +38,7 @@ import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
-import { openStore, type Store } from './store/database.js';
+import { isStoreUnreachable, openStore, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
 import { TaskStore } from './store/task-store.js';
@@ -204,6 +204,7 @@ export class Gateway {
       clock: engine.clock,
       createLimiter,
       gate: this.gate,
+      storeUnreachable: isStoreUnreachable,
     });
     this.app = http.app;
     this.listener = http.listener;

@@ -19,7 +19,7 @@ import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
-import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, swaggerUiPolicy } from './middleware.js';
+import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, swaggerUiPolicy, type StoreUnreachable } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
@@ -46,6 +46,8 @@ export interface AppDependencies {
   createLimiter: CreateLimiter;
   /** Refuses new requests once the gateway is stopping, and counts those still running. */
   gate?: StopGate;
+  /** Whether an error says the store is unreachable right now (answered 503 + Retry-After, not 500). */
+  storeUnreachable: StoreUnreachable;
 }
 
 /** A tenant's limits: its own `tenants.<name>.limits` over the top-level `limits`. */
@@ -76,7 +78,16 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
   const tenantOfKey = keyTenants(config.auth.api_keys);
   const etagOf = app.get('etag fn') as ((body: Buffer) => string | undefined) | undefined;
   const etag = (body: Buffer) => etagOf?.(body);
-  const webhooks = withHotWebhooks(app as unknown as RequestListener, { inbound, recording, logger, gate, bodyTimeoutMs: config.server.body_timeout_ms, clock, etag });
+  const webhooks = withHotWebhooks(app as unknown as RequestListener, {
+    inbound,
+    recording,
+    logger,
+    gate,
+    bodyTimeoutMs: config.server.body_timeout_ms,
+    clock,
+    etag,
+    storeUnreachable: dependencies.storeUnreachable,
+  });
   const listener = withHotRead(webhooks, {
     service,
     tenantOf: (authorization) => {
@@ -92,7 +103,7 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
 
 /** The express app alone (`createHttp` puts the hot read and webhooks in front of it). */
 export function createApp(
-  { config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate }: AppDependencies,
+  { config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate, storeUnreachable }: AppDependencies,
   recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS),
 ): Express {
   const app = express();
@@ -157,6 +168,6 @@ export function createApp(
 
   app.use(methodNotAllowedHandler(() => ({ ...document().paths, '/openapi.json': { get: {} } })));
   app.use(notFoundHandler());
-  app.use(problemHandler(logger));
+  app.use(problemHandler(logger, storeUnreachable));
   return app;
 }

@@ -23,7 +23,7 @@ import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { Logger } from '../observability/logger.js';
 import { sendProblemText, sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
 import type { RequestListener } from './hot-read.js';
-import { CLIENT_GONE, requestIdOf, unexpectedProblem, type RequestRecording } from './middleware.js';
+import { CLIENT_GONE, requestIdOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
 import type { StopGate } from './stop-gate.js';
 import { limitBodyTime } from './tenant-limits.js';
 import { receiveWebhook, WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
@@ -41,6 +41,7 @@ export interface HotWebhookOptions {
   bodyTimeoutMs: number;
   clock: Clock;
   etag: EtagOf;
+  storeUnreachable: StoreUnreachable;
 }
 
 /** Whether a request's body is one express's raw parser would read as is, within the limit. */
@@ -85,7 +86,7 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
         sendProblemText(res, error, url, etag);
         return;
       }
-      sendProblemText(res, unexpectedProblem(error, id, logger), undefined, etag);
+      sendProblemText(res, unexpectedProblem(error, id, logger, options.storeUnreachable), undefined, etag);
     };
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -11,7 +11,6 @@ import { ProblemError, problems } from '../core/model/problems.js';
 import { parseQuery } from '../core/tasks/task-service.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
-import { isStoreUnreachable } from '../store/database.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -318,7 +317,7 @@ const CLIENT_ERROR_TYPES: Record<number, [type: string, title: string]> = {
   415: ['unsupported-encoding', 'Unsupported encoding'],
 };
 
-export function problemHandler(logger: Logger): ErrorRequestHandler {
+export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachable): ErrorRequestHandler {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) {
       res.end();
@@ -358,9 +357,16 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       sendProblem(res, new ProblemError(status, type, title, detail), req.originalUrl);
       return;
     }
-    sendProblem(res, unexpectedProblem(error, String(req.id), logger));
+    sendProblem(res, unexpectedProblem(error, String(req.id), logger, storeUnreachable));
   };
 }
+
+/**
+ * Whether an error says the store could not be reached right now (a database restarting, a
+ * dropped connection) rather than that something is wrong with the request: the store's own
+ * reading of its errors, handed in by the composition root (routes never reach the store).
+ */
+export type StoreUnreachable = (error: unknown) => boolean;
 
 /** Seconds a client is asked to wait when the store could not be reached. */
 const STORE_RETRY_AFTER_S = 2;
@@ -370,8 +376,8 @@ const STORE_RETRY_AFTER_S = 2;
  * could not be reached (a database restarting: the same request may well succeed shortly, and a
  * create repeated with its Idempotency-Key never makes a second task), otherwise `500`. Logged.
  */
-export function unexpectedProblem(error: unknown, requestId: string, logger: Logger): ProblemError {
-  if (isStoreUnreachable(error)) {
+export function unexpectedProblem(error: unknown, requestId: string, logger: Logger, storeUnreachable: StoreUnreachable): ProblemError {
+  if (storeUnreachable(error)) {
     logger.warn({ err: error, request_id: requestId }, 'the database could not be reached');
     return problems.retryLater(
       `The gateway could not reach its database; send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,

@@ -67,6 +67,7 @@ describe('the hot webhook decides what it takes', () => {
         bodyTimeoutMs: 10_000,
         clock: new ManualClock(0),
         etag: () => undefined,
+        storeUnreachable: () => false,
       },
     );
     ({ base, close } = await loopbackServer(listener));
