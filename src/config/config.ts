@@ -504,6 +504,68 @@ export function configuredSecrets(config: GatewayConfig): string[] {
   return secrets.filter((secret): secret is string => typeof secret === 'string' && secret.length > 0);
 }
 
+/** Fields whose text is a secret, wherever they sit in the document. */
+const SECRET_FIELDS = new Set([
+  'api_key',
+  'access_key',
+  'secret_key',
+  'webhook_secret',
+  'metrics_token',
+  'access_key_id',
+  'secret_access_key',
+  'session_token',
+  'url_signing_secret',
+]);
+/** Fields holding comma-separated `tenant:secret` pairs. */
+const SECRET_PAIR_FIELDS = new Set(['api_keys', 'webhook_secrets']);
+
+/**
+ * Every secret an expanded document holds, read without validating it (it is being refused):
+ * the text of secret fields, the secret half of each `tenant:secret` pair, a database password.
+ */
+function documentSecrets(value: unknown, field = ''): string[] {
+  if (typeof value === 'string') {
+    if (SECRET_FIELDS.has(field)) return [value.trim()];
+    if (SECRET_PAIR_FIELDS.has(field)) {
+      return value.split(',').flatMap((pair) => {
+        const colon = pair.indexOf(':');
+        return [(colon < 0 ? pair : pair.slice(colon + 1)).trim()];
+      });
+    }
+    if (field === 'url' && /^postgres(ql)?:\/\//i.test(value.trim())) {
+      try {
+        return [decodeURIComponent(new URL(value.trim()).password)];
+      } catch {
+        return [];
+      }
+    }
+    return [];
+  }
+  if (Array.isArray(value)) return value.flatMap((item) => documentSecrets(item, field));
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).flatMap(([key, item]) => documentSecrets(item, key));
+  }
+  return [];
+}
+
+/** Secrets shorter than this are ordinary words (as the log scrubber takes them). */
+const MIN_QUOTED_SECRET = 6;
+
+/** `message` with every quoted text (`"…"`) that holds one of `secrets` shown as `"[redacted]"`. */
+function withoutQuotedSecrets(message: string, secrets: readonly string[]): string {
+  const known = secrets.filter((secret) => secret.length >= MIN_QUOTED_SECRET);
+  if (known.length === 0) return message;
+  return message.replace(/"(?:[^"\\]|\\.)*"/g, (quoted) => {
+    let text: string;
+    try {
+      text = JSON.parse(quoted) as string;
+    } catch {
+      text = quoted;
+    }
+    return known.some((secret) => text.includes(secret)) ? '"[redacted]"' : quoted;
+  });
+}
+
 /** Why a configuration was refused, one line per field. */
 export class ConfigError extends Error {
   constructor(
@@ -537,9 +599,12 @@ export function parseConfig(
   }
   const result = GatewayConfig.safeParse(expanded);
   if (!result.success) {
+    // A message may quote what it got (`expected a number, got "…"`): when two variables are
+    // swapped, that is a key, so every secret the document holds is scrubbed from the lines.
+    const secrets = documentSecrets(expanded);
     throw new ConfigError(
       source,
-      result.error.issues.map((issue) => `${describePath(issue.path)}: ${issue.message}`),
+      result.error.issues.map((issue) => withoutQuotedSecrets(`${describePath(issue.path)}: ${issue.message}`, secrets)),
     );
   }
   const problems: string[] = [];

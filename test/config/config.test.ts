@@ -365,6 +365,44 @@ describe('parseConfig', () => {
       'routing.allow_fallbacks: expected true or false (or yes/no, on/off, 1/0), got nothing',
     ]);
   });
+
+  it('never quotes a configured secret that lands in a field it refuses (two variables swapped)', () => {
+    const upstreamKey = 'sk-live-ABCDEFGHIJ';
+    const gatewayKey = 'acme-key-123';
+    const tenantSecret = `whsec_${Buffer.from('a tenant signing key').toString('base64')}`;
+    const metricsToken = 'metrics-token-987';
+    const doc = document({
+      auth: { api_keys: '${GATEWAY_API_KEYS}', webhook_secrets: '${GATEWAY_WEBHOOK_SECRETS}' },
+      server: { public_url: 'https://gateway.example.com', port: '${PORT}', metrics_token: '${METRICS_TOKEN}' },
+      providers: { freepik: { api_key: '${FREEPIK_API_KEY}', enabled: '${FREEPIK_ENABLED}' } },
+      tasks: { deadline_ms: '${TASK_DEADLINE_MS}' },
+      routing: { allow_fallbacks: '${ALLOW}' },
+      limits: { creates_per_minute: '${LIMIT}' },
+    });
+    const problems = problemsOf(doc, {
+      GATEWAY_API_KEYS: `acme:${gatewayKey}`,
+      GATEWAY_WEBHOOK_SECRETS: `acme:${tenantSecret}`,
+      METRICS_TOKEN: metricsToken,
+      FREEPIK_API_KEY: upstreamKey,
+      // Each secret also set, by mistake, where a number or a switch goes.
+      TASK_DEADLINE_MS: upstreamKey,
+      PORT: gatewayKey,
+      FREEPIK_ENABLED: tenantSecret,
+      ALLOW: metricsToken,
+      LIMIT: `${upstreamKey}x`,
+    });
+    expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual([
+      'limits.creates_per_minute',
+      'providers.freepik.enabled',
+      'routing.allow_fallbacks',
+      'server.port',
+      'tasks.deadline_ms',
+    ]);
+    const text = problems.join('\n');
+    for (const secret of [upstreamKey, gatewayKey, tenantSecret, metricsToken]) expect(text).not.toContain(secret.slice(0, 8));
+    // What was refused still says what it takes.
+    expect(problems.find((problem) => problem.startsWith('tasks.deadline_ms'))).toMatch(/expected a number/);
+  });
 });
 
 describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
