@@ -9,7 +9,7 @@ import { Router, type Request, type RequestHandler, type Response } from 'expres
 import { problems } from '../core/model/problems.js';
 import type { OutputContent, StoredContent } from '../core/tasks/output-content.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import { rememberMountPath } from './middleware.js';
+import { logTaskId, rememberMountPath } from './middleware.js';
 
 /** Whether an `If-None-Match` list names this ETag (weak comparison, as RFC 9110 asks for it). */
 function matchesEtag(header: string | undefined, etag: string): boolean {
@@ -83,6 +83,7 @@ async function sendStored(req: Request, res: Response, content: StoredContent, m
 export function contentRoutes(content: OutputContent, metrics: GatewayMetrics, auth: RequestHandler): Router {
   const router = Router();
   router.use(rememberMountPath());
+  router.param('id', logTaskId);
   router.get('/:id/content', auth, async (req, res) => {
     const found = await content.locate(req.tenant, String(req.params.id), req.query);
     if (found.kind === 'redirect') {

@@ -48,11 +48,11 @@ function announcesBody(headers: IncomingHttpHeaders): boolean {
 
 /** `app`, with plain reads of a task answered before it. */
 export function withHotRead(app: RequestListener, { service, tenantOf, recording, stopping, etag }: HotReadOptions): RequestListener {
-  const answer = (req: IncomingMessage, res: ServerResponse, task: unknown, started: number) => {
+  const answer = (req: IncomingMessage, res: ServerResponse, taskId: string, task: unknown, started: number) => {
     const id = requestIdOf(req.headers['x-request-id']);
     const url = req.url ?? '';
     const logged = recording.logs(url);
-    res.once('finish', () => recording.finished(id, 'GET', url, READ_VIDEO_ROUTE, 200, performance.now() - started, logged));
+    res.once('finish', () => recording.finished(id, 'GET', url, READ_VIDEO_ROUTE, 200, performance.now() - started, logged, taskId));
     setEveryRequestHeaders(res, id);
     sendText(res, 200, 'application/json', JSON.stringify(task), etag);
   };
@@ -71,7 +71,7 @@ export function withHotRead(app: RequestListener, { service, tenantOf, recording
     service
       .get(tenant, taskId)
       .then(
-        (task) => answer(req, res, task, started),
+        (task) => answer(req, res, taskId, task, started),
         // Not found, another tenant's, or a failed read: express answers it (its problem, its log line).
         () => app(req, res),
       )

@@ -52,6 +52,15 @@ export function requestIdOf(header: string | string[] | undefined): string {
  *
  * The hot read (`hot-read.ts`) sends the same headers and records the same way.
  */
+/** Where a route puts the id of the task a request is about (`res.locals`), for its log line. */
+export const TASK_ID_LOCAL = 'taskId';
+
+/** Names the task of a route's `:id` on the request's log line (`router.param('id', …)`). */
+export function logTaskId(_req: Request, res: Response, next: NextFunction, id: unknown): void {
+  if (typeof id === 'string') res.locals[TASK_ID_LOCAL] = id;
+  next();
+}
+
 export function everyRequest(recording: RequestRecording): RequestHandler {
   const routeNames = new Map<string, string>();
   // The route as metrics name it: where its router is mounted and its path, once per route.
@@ -77,7 +86,8 @@ export function everyRequest(recording: RequestRecording): RequestHandler {
     const started = performance.now();
     const logged = recording.logs(req.url);
     res.on('finish', () => {
-      recording.finished(req.id, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged);
+      const taskId: unknown = res.locals[TASK_ID_LOCAL];
+      recording.finished(req.id, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
     });
     if (req.url.includes('%00')) {
       next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));
@@ -185,8 +195,20 @@ export class RequestRecording {
     return !this.unlogged.has(url) && this.logger.isLevelEnabled('warn');
   }
 
-  /** Counts and times an answer, and writes its log line when `logged` (`logs` said so when it came in). */
-  finished(id: string, method: string, url: string, route: string, statusCode: number, elapsedMs: number, logged: boolean): void {
+  /**
+   * Counts and times an answer, and writes its log line when `logged` (`logs` said so when it came
+   * in); `taskId` is the task the request was about (one it created, read, canceled …), if any.
+   */
+  finished(
+    id: string,
+    method: string,
+    url: string,
+    route: string,
+    statusCode: number,
+    elapsedMs: number,
+    logged: boolean,
+    taskId?: string,
+  ): void {
     const status = String(statusCode);
     const key = `${method} ${route} ${status}`;
     let labelled = this.children.get(key);
@@ -199,16 +221,17 @@ export class RequestRecording {
     }
     labelled.requests.inc();
     labelled.duration.observe(elapsedMs / 1000);
-    if (logged) this.log(id, method, url, statusCode, elapsedMs);
+    if (logged) this.log(id, method, url, statusCode, elapsedMs, taskId);
   }
 
-  private log(id: string, method: string, url: string, status: number, elapsedMs: number): void {
+  private log(id: string, method: string, url: string, status: number, elapsedMs: number, taskId: string | undefined): void {
     // A client that went away (499) is not the gateway's failure; other 4xx are the caller's mistakes.
     const level = status >= 500 ? 'error' : status === CLIENT_GONE ? 'info' : status >= 400 ? 'warn' : 'info';
     if (!this.logger.isLevelEnabled(level)) return;
     this.logger[level](
       {
         request_id: id,
+        ...(taskId === undefined ? {} : { task_id: taskId }),
         req: { method, url: redactUrl(url) },
         res: { status },
         responseTime: Math.round(elapsedMs),

@@ -9,7 +9,7 @@ import { problems } from '../core/model/problems.js';
 import { queryNumber } from '../core/model/query-number.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { parseQuery } from '../core/tasks/task-service.js';
-import { noQuery, rememberMountPath, requireJson } from './middleware.js';
+import { TASK_ID_LOCAL, logTaskId, noQuery, rememberMountPath, requireJson } from './middleware.js';
 import type { OpenRequestCaps } from './tenant-limits.js';
 
 /** The per-tenant limits of these routes. */
@@ -50,9 +50,11 @@ function tenantOf(req: Request): string {
 export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Router {
   const router = Router();
   router.use(rememberMountPath());
+  router.param('id', logTaskId);
 
   router.post('/', limits.createLimit, requireJson(), async (req, res) => {
     const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });
+    res.locals[TASK_ID_LOCAL] = result.task.id;
     if (result.replayed) res.setHeader('idempotent-replayed', 'true');
     res.status(202).location(`/v1/videos/${result.task.id}`).json(result.task);
   });
@@ -146,6 +148,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
 export function readVideo(service: TaskService, caps: OpenRequestCaps): RequestHandler {
   return async (req, res) => {
     const id = String(req.params.id);
+    res.locals[TASK_ID_LOCAL] = id;
     // Without a `?` there is no query to parse.
     const wait = req.url.includes('?') ? waitOf(req.query) : 0;
     if (wait === 0) {

@@ -43,6 +43,19 @@ describe('logs', () => {
     expect(request).toMatchObject({ level: 'info', req: { method: 'POST', url: '/v1/videos' }, res: { status: 202 } });
   });
 
+  it('puts the task id on the line of a request about one task: its create, reads, cancel and content', async () => {
+    const create = lines.find((line) => line.request_id === 'req-logs-1' && line.msg === 'request completed');
+    expect(create).toMatchObject({ task_id: taskId });
+    const paths = [`/v1/videos/${taskId}`, `/v1/videos/${taskId}?wait=1`, `/v1/videos/${taskId}/cancel`, `/v1/videos/${taskId}/content`];
+    for (const [index, path] of paths.entries()) {
+      await gw.request(path.endsWith('/cancel') ? 'POST' : 'GET', path, undefined, { 'x-request-id': `req-logs-task-${index}` });
+    }
+    for (const [index, path] of paths.entries()) {
+      const line = lines.find((entry) => entry.request_id === `req-logs-task-${index}` && entry.msg === 'request completed');
+      expect(line, path).toMatchObject({ task_id: taskId });
+    }
+  });
+
   it('writes one line per upstream call, with the task and request ids', () => {
     const upstream = lines.filter((line) => line.msg === 'upstream call' && line.task_id === taskId);
     expect(upstream.map((line) => `${line.provider}:${(line.upstream as { operation: string }).operation}:${line.outcome}`)).toEqual(
