@@ -12,6 +12,7 @@ import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routin
 import type { Dispatcher } from './dispatcher.js';
 import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
+import type { TimerHandle } from '../clock.js';
 import { refuseLiteralTarget } from './address-guard.js';
 import { BudgetExceededError, SpendLedger, describeBudget, reserveFor } from './spend-ledger.js';
 import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
@@ -86,6 +87,9 @@ export function parseQuery<T extends z.ZodObject>(schema: T, query: unknown): z.
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** Longest `/readyz` waits for the store: past it the gateway is not ready (a probe's own timeout is often 5 s). */
+export const READINESS_TIMEOUT_MS = 2_000;
 
 export const ListQuery = z.strictObject({
   status: TaskStatus.optional(),
@@ -657,14 +661,24 @@ export class TaskService {
     return `no free slot (${inFlight} of ${runtime.maxInFlight} tasks in flight); ${later}`;
   }
 
-  /** Whether the task store answers (`/readyz`), and which engine it is. */
+  /**
+   * Whether the task store answers (`/readyz`) within `READINESS_TIMEOUT_MS`, and which engine it
+   * is. A store that stopped answering (a frozen server, dropped packets: no error ever comes)
+   * is not ready; the probe is answered rather than left waiting.
+   */
   async readiness(): Promise<{ ready: boolean; store: string }> {
-    const { tasks } = this.engine;
+    const { tasks, clock } = this.engine;
+    let timer: TimerHandle | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = clock.setTimeout(() => reject(new Error('the store did not answer in time')), READINESS_TIMEOUT_MS);
+    });
     try {
-      await tasks.ping();
+      await Promise.race([tasks.ping(), late]);
       return { ready: true, store: tasks.engineName };
     } catch {
       return { ready: false, store: tasks.engineName };
+    } finally {
+      timer?.cancel();
     }
   }
 
