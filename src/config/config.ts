@@ -711,7 +711,9 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv, knownProvid
   try {
     document = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(path, [`is not valid YAML: ${(error as Error).message}`]);
+    // Where, not what: the parser quotes the offending line, and a line may hold a key.
+    const where = (error as Error).message.split('\n')[0]!.replace(/:\s*$/, '');
+    throw new ConfigError(path, [`is not valid YAML: ${where}`]);
   }
   return parseConfig(document, env, knownProviders, path);
 }

@@ -632,6 +632,20 @@ describe('loadConfigFile', () => {
     expect(() => loadConfigFile(broken, {}, PROVIDER_IDS)).toThrow(/is not valid YAML: /);
   });
 
+  it('says where a file is not YAML without quoting its text, which may hold a key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'providers:\n  freepik:\n    api_key: "sk-live-ABCDEFGHIJKL\n');
+    let message = '';
+    try {
+      loadConfigFile(broken, {}, PROVIDER_IDS);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/is not valid YAML: .*line \d+, column \d+/);
+    expect(message).not.toContain('sk-live-');
+  });
+
   it('names the file in its error', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
     const path = join(dir, 'gateway.yaml');
