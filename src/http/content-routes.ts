@@ -6,7 +6,7 @@
  */
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type RequestHandler, type Response } from 'express';
-import { problems } from '../core/model/problems.js';
+import { ProblemError, problems } from '../core/model/problems.js';
 import type { OutputContent, StoredContent } from '../core/tasks/output-content.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { logTaskId, rememberMountPath } from './middleware.js';
@@ -54,7 +54,6 @@ async function sendStored(req: Request, res: Response, content: StoredContent, m
   }
   const range = rangeOf(req, content, etag);
   if (range === 'unsatisfiable') {
-    metrics.contentServed.inc({ outcome: 'unsatisfiable' });
     res.set('accept-ranges', 'bytes');
     throw problems.rangeNotSatisfiable(`the file has ${content.bytes} bytes; the range asked for is outside it`, content.bytes);
   }
@@ -79,20 +78,38 @@ async function sendStored(req: Request, res: Response, content: StoredContent, m
   });
 }
 
+/** How a refused content request is counted, by the status it was answered with. */
+const REFUSED_OUTCOMES: Partial<Record<number, string>> = {
+  400: 'invalid',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'not_ready',
+  410: 'gone',
+  416: 'unsatisfiable',
+  503: 'unavailable',
+};
+
 /** `auth` authenticates a gateway key when one is sent and lets the request on without one (a signed link). */
 export function contentRoutes(content: OutputContent, metrics: GatewayMetrics, auth: RequestHandler): Router {
   const router = Router();
   router.use(rememberMountPath());
   router.param('id', logTaskId);
   router.get('/:id/content', auth, async (req, res) => {
-    const found = await content.locate(req.tenant, String(req.params.id), req.query);
-    if (found.kind === 'redirect') {
-      metrics.contentServed.inc({ outcome: found.via === 'presigned' ? 'redirect' : 'upstream_redirect' });
-      // A presigned URL is short-lived and the upstream's may change: never cached.
-      res.set('cache-control', 'no-store').redirect(found.via === 'presigned' ? 302 : 307, found.location);
-      return;
+    try {
+      const found = await content.locate(req.tenant, String(req.params.id), req.query);
+      if (found.kind === 'redirect') {
+        metrics.contentServed.inc({ outcome: found.via === 'presigned' ? 'redirect' : 'upstream_redirect' });
+        // A presigned URL is short-lived and the upstream's may change: never cached.
+        res.set('cache-control', 'no-store').redirect(found.via === 'presigned' ? 302 : 307, found.location);
+        return;
+      }
+      await sendStored(req, res, found, metrics);
+    } catch (error) {
+      // Refusals are counted too, by a closed set of reasons (never the problem's own words).
+      if (error instanceof ProblemError) metrics.contentServed.inc({ outcome: REFUSED_OUTCOMES[error.status] ?? 'refused' });
+      throw error;
     }
-    await sendStored(req, res, found, metrics);
   });
   return router;
 }

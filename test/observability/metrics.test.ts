@@ -14,8 +14,11 @@ describe('/metrics', () => {
     gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503 });
     const created = await gw.create({ model: 'kling-v3', prompt: 'metrics', duration: 5 });
     await gw.finish(created.body.id);
-    await gw.create({ model: 'kling-v1', prompt: 'legacy metrics' });
+    const unfinished = await gw.create({ model: 'kling-v1', prompt: 'legacy metrics' });
     await gw.request('GET', '/v1/videos/missing');
+    // Content asked for of a task that does not exist, and of one whose output is not ready.
+    await gw.request('GET', '/v1/videos/missing/content');
+    await gw.request('GET', `/v1/videos/${unfinished.body.id}/content`);
     exposition = (await gw.request('GET', '/metrics', undefined, {}, null)).body;
   });
   afterAll(async () => {
@@ -54,5 +57,11 @@ describe('/metrics', () => {
     expect(exposition).toMatch(/kling_gateway_tasks_in_flight\{provider="kling-legacy"\} 1/);
     expect(exposition).toMatch(/kling_gateway_tasks_queued 0/);
     expect(exposition).toMatch(/kling_gateway_polls_total\{provider="kling3api",outcome="succeeded"\} 1/);
+  });
+
+  it('counts content requests that were refused, by why, not only those answered with the file', () => {
+    const refused = [...exposition.matchAll(/^kling_gateway_output_content_requests_total\{outcome="([a-z_]+)"\} (\d+)$/gm)].map(([, outcome, count]) => [outcome, Number(count)]);
+    expect(refused).toContainEqual(['not_found', 1]);
+    expect(refused.reduce((sum, [, count]) => sum + (count as number), 0)).toBe(2);
   });
 });
