@@ -407,7 +407,13 @@ async function migrate(store: Store): Promise<string[]> {
   }
   if (error) {
     const failed = results?.find((result) => result.status === 'Error');
-    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? error}`);
+    const message = (error as Error).message ?? String(error);
+    if (failed) throw new Error(`database migration ${failed.migrationName} failed: ${message}`);
+    // No migration ran: the server was not reached (a system error: refused, unknown host …) or
+    // refused the session (a role, a database, a password). Named without its password.
+    const code = (error as { code?: unknown }).code;
+    const what = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? 'could not reach the database' : 'could not open the database';
+    throw new Error(`${what} ${store.description}: ${message}`);
   }
   return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName);
 }

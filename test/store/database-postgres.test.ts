@@ -119,3 +119,15 @@ async function waitForBlockedQuery(start: string): Promise<void> {
     await watcher.end();
   }
 }
+
+describe('a PostgreSQL server the gateway cannot reach', () => {
+  it('stops the start saying it could not reach which database, not that a migration failed, and without the password', async () => {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    const refused = await openStore('postgres://gateway:SuperSecretPass99@127.0.0.1:1/gateway').then(
+      () => undefined,
+      (error: unknown) => (error as Error).message,
+    );
+    expect(refused).toMatch(/^could not reach the database postgres:\/\/127\.0\.0\.1:1\/gateway: .*ECONNREFUSED/);
+    expect(refused).not.toContain('SuperSecretPass99');
+  });
+});
