@@ -38,6 +38,15 @@ export function requestIdOf(header: string | string[] | undefined): string {
   return typeof header === 'string' && CLIENT_REQUEST_ID.test(header) ? header : randomUUID();
 }
 
+/** Where a route puts the id of the task a request is about (`res.locals`), for its log line. */
+export const TASK_ID_LOCAL = 'taskId';
+
+/** Names the task of a route's `:id` on the request's log line (`router.param('id', …)`). */
+export function logTaskId(_req: Request, res: Response, next: NextFunction, id: unknown): void {
+  if (typeof id === 'string') res.locals[TASK_ID_LOCAL] = id;
+  next();
+}
+
 /**
  * What every request gets, in one middleware: one router layer and one `finish` listener where
  * four separate ones cost a layer and a listener each on every request.
@@ -52,15 +61,6 @@ export function requestIdOf(header: string | string[] | undefined): string {
  *
  * The hot read (`hot-read.ts`) sends the same headers and records the same way.
  */
-/** Where a route puts the id of the task a request is about (`res.locals`), for its log line. */
-export const TASK_ID_LOCAL = 'taskId';
-
-/** Names the task of a route's `:id` on the request's log line (`router.param('id', …)`). */
-export function logTaskId(_req: Request, res: Response, next: NextFunction, id: unknown): void {
-  if (typeof id === 'string') res.locals[TASK_ID_LOCAL] = id;
-  next();
-}
-
 export function everyRequest(recording: RequestRecording): RequestHandler {
   const routeNames = new Map<string, string>();
   // The route as metrics name it: where its router is mounted and its path, once per route.
