@@ -500,6 +500,7 @@ export function configuredSecrets(config: GatewayConfig): string[] {
     config.storage.s3.secret_access_key,
     config.storage.s3.session_token,
     config.storage.url_signing_secret,
+    config.server.metrics_token,
   ];
   return secrets.filter((secret): secret is string => typeof secret === 'string' && secret.length > 0);
 }

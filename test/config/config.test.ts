@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile, parseConfig, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
+import { ConfigError, configuredSecrets, loadConfigFile, parseConfig, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
 import {
   ConfigFieldError,
   MissingEnvironmentVariableError,
@@ -301,6 +301,15 @@ describe('parseConfig', () => {
     expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
     // Absent, so in the sandbox (no upstream key) the tenant signs with the shipped secret.
     expect(config.tenants.acme?.webhook_secret).toBe(SHIPPED_SANDBOX_WEBHOOK_SECRET);
+  });
+
+  it('counts the metrics token among the secrets kept out of logs, as the keys are', () => {
+    const config = parseConfig(
+      document({ server: { public_url: 'https://g.example', metrics_token: '${METRICS_TOKEN}' } }),
+      { METRICS_TOKEN: 'scrape-token-5150' },
+      PROVIDER_IDS,
+    );
+    expect(configuredSecrets(config)).toContain('scrape-token-5150');
   });
 
   it('reads numbers that come from the environment as text', () => {
