@@ -192,20 +192,7 @@ export class SharedStateStore {
     const longest = Math.max(...windows.map((window) => window.windowMs));
     const take = async (trx: Kysely<Database>): Promise<number> => {
       await this.lockKey(trx, key);
-      let wait = 0;
-      for (const window of windows) {
-        // The call that has to leave this window before another fits: the `limit`-th newest in it.
-        const blocking = await trx
-          .selectFrom('rate_grants')
-          .select('at')
-          .where('key', '=', key)
-          .where('at', '>', now - window.windowMs)
-          .orderBy('at', 'desc')
-          .offset(window.limit - 1)
-          .limit(1)
-          .executeTakeFirst();
-        if (blocking) wait = Math.max(wait, Number(blocking.at) + window.windowMs - now, 1);
-      }
+      const wait = await this.waitIn(trx, key, windows, now);
       if (wait > 0) return wait;
       await trx.insertInto('rate_grants').values({ key, at: now }).execute();
       await trx.deleteFrom('rate_grants').where('key', '=', key).where('at', '<=', now - longest).execute();
@@ -213,6 +200,29 @@ export class SharedStateStore {
     };
     // Inside a transaction already open (`within`), the allowance is part of it.
     return this.db.isTransaction ? take(this.db) : this.db.transaction().execute(take);
+  }
+
+  /** The milliseconds until every window has room for one more call (0: now), taking nothing. */
+  rateWait(key: string, windows: readonly RateWindowLimit[], now: number): Promise<number> {
+    return this.waitIn(this.db, key, windows, now);
+  }
+
+  private async waitIn(db: Kysely<Database>, key: string, windows: readonly RateWindowLimit[], now: number): Promise<number> {
+    let wait = 0;
+    for (const window of windows) {
+      // The call that has to leave this window before another fits: the `limit`-th newest in it.
+      const blocking = await db
+        .selectFrom('rate_grants')
+        .select('at')
+        .where('key', '=', key)
+        .where('at', '>', now - window.windowMs)
+        .orderBy('at', 'desc')
+        .offset(window.limit - 1)
+        .limit(1)
+        .executeTakeFirst();
+      if (blocking) wait = Math.max(wait, Number(blocking.at) + window.windowMs - now, 1);
+    }
+    return wait;
   }
 
   private async lockKey(trx: Kysely<Database>, key: string): Promise<void> {

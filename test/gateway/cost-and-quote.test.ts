@@ -78,6 +78,26 @@ describe('quote', () => {
     expect(await providerOf()).toBe('kling3api');
   });
 
+  it('puts a provider whose rate window is spent after the others, as a create goes, and takes nothing from the window', async () => {
+    gw = await startTestGateway({ config: { providers: { freepik: { rate_limits: [{ limit: 1, window_ms: 60_000 }] } } } });
+    const body = { model: 'kling-v3', prompt: 'quote me', duration: 5 };
+    expect((await gw.create(body)).body.provider).toBe('freepik');
+
+    // Its one call a minute is spent: a create would not wait a minute for it but go on.
+    const spent = await gw.request('POST', '/v1/videos/quote', body);
+    expect(spent.body.order).toEqual(['kling3api', 'kling-legacy', 'freepik']);
+    const freepik = spent.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepik).toMatchObject({ eligible: true, order: 3 });
+    expect(freepik.warnings.join(' ')).toMatch(/rate limit reached: its next call is allowed at .*tried after the providers that can take it now/);
+    const created = await gw.create(body);
+    expect(created.body.attempts.map((a: { provider: string }) => a.provider)).toEqual(['kling3api']);
+
+    // Once the window has room again the quote says Freepik, and asking it took no call from the window.
+    await gw.clock.advance(61_000);
+    expect((await gw.request('POST', '/v1/videos/quote', body)).body.order[0]).toBe('freepik');
+    expect((await gw.create(body)).body.provider).toBe('freepik');
+  });
+
   it('refuses a webhook_url create would refuse, with the same problem', async () => {
     gw = await startTestGateway({ config: { webhooks: { allow_private_targets: false } } });
     const body = { model: 'kling-v3', prompt: 'quote me', webhook_url: 'http://127.0.0.1:9/hook' };

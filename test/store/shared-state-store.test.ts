@@ -46,6 +46,17 @@ describe.skipIf(!available)('shared provider state on PostgreSQL', () => {
     expect(await b.takeRateAllowance('racing', windows, T0 + 1_001)).toBe(0);
   });
 
+  it('says when a window has room again without taking from it, as every replica counts it', async () => {
+    await a.register('peek', T0);
+    const windows = [{ limit: 1, windowMs: 1_000 }];
+    expect(await b.rateWait('peek', windows, T0)).toBe(0);
+    expect(await b.rateWait('peek', windows, T0)).toBe(0);
+    expect(await a.takeRateAllowance('peek', windows, T0)).toBe(0);
+    expect(await b.rateWait('peek', windows, T0 + 400)).toBe(600);
+    expect(await b.rateWait('peek', windows, T0 + 1_000)).toBe(0);
+    expect(await a.takeRateAllowance('peek', windows, T0 + 1_000)).toBe(0);
+  });
+
   it('holds every window together (a burst window and a long one)', async () => {
     await a.register('two-windows', T0);
     const windows = [

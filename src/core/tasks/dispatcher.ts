@@ -67,7 +67,7 @@ type TryResult =
   | { settled: false; task: TaskRecord; outcome: CandidateOutcome };
 
 /** Longest a create waits in-line for a rate allowance before the task is queued instead. */
-const MAX_INLINE_RATE_WAIT_MS = 2_000;
+export const MAX_INLINE_RATE_WAIT_MS = 2_000;
 /** Tasks dispatched at once by one pass. */
 const DISPATCH_CONCURRENCY = 8;
 /** Waiting tasks read per page. */

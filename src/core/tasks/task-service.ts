@@ -9,7 +9,7 @@ import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, problems } from '../model/problems.js';
 import { queryNumber } from '../model/query-number.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
-import type { Dispatcher } from './dispatcher.js';
+import { MAX_INLINE_RATE_WAIT_MS, type Dispatcher } from './dispatcher.js';
 import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
 import type { TimerHandle } from '../clock.js';
@@ -648,7 +648,8 @@ export class TaskService {
   /**
    * Why a create could not send to this provider this moment, so that it goes to the next one
    * first and comes back to this one only if none takes it: every account cooling down after a
-   * 429, or none with a free slot and leave from its circuit. Undefined when one can take it now.
+   * 429, none with a free slot and leave from its circuit, or none whose rate windows allow a call
+   * within the wait a create makes for one. Undefined when one can take it now.
    */
   private async whyWaitFor(runtime: ProviderRuntime, now: number): Promise<string | undefined> {
     const later = 'tried after the providers that can take it now';
@@ -656,9 +657,20 @@ export class TaskService {
     if (cooling) return `cooling down until ${new Date(cooling).toISOString()} (it answered 429); ${later}`;
     const counts = await this.engine.tasks.inFlightByAccount(runtime.id);
     const loads = runtime.accounts.map((account) => ({ account, inFlight: counts.get(account.id) ?? 0 }));
-    if (pickAccounts(loads, now).length > 0) return undefined;
-    const inFlight = loads.reduce((sum, load) => sum + load.inFlight, 0);
-    return `no free slot (${inFlight} of ${runtime.maxInFlight} tasks in flight); ${later}`;
+    const free = pickAccounts(loads, now);
+    if (free.length === 0) {
+      const inFlight = loads.reduce((sum, load) => sum + load.inFlight, 0);
+      return `no free slot (${inFlight} of ${runtime.maxInFlight} tasks in flight); ${later}`;
+    }
+    // As a create takes an account: one whose rate windows allow a call now, or the last one it
+    // tries if they will within the short wait a create makes for that; else it goes on.
+    let allowedAt = Number.POSITIVE_INFINITY;
+    for (const [index, account] of free.entries()) {
+      const wait = await account.rateWait();
+      if (wait === 0 || (index === free.length - 1 && wait <= MAX_INLINE_RATE_WAIT_MS)) return undefined;
+      allowedAt = Math.min(allowedAt, now + wait);
+    }
+    return `rate limit reached: its next call is allowed at ${new Date(allowedAt).toISOString()}; ${later}`;
   }
 
   /**

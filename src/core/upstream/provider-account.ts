@@ -302,6 +302,11 @@ export class ProviderAccount {
     }
   }
 
+  /** The milliseconds until the rate windows allow one more call (0: now), taking nothing from them. */
+  rateWait(): Promise<number> {
+    return this.state.rateWait(this.stateKey, this.rateWindows(), this.clock.now());
+  }
+
   private rateWindows() {
     return this.rateLimits.map((window) => ({ limit: window.limit, windowMs: window.window_ms + RATE_WINDOW_MARGIN_MS }));
   }

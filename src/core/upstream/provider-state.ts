@@ -59,6 +59,8 @@ export interface ProviderStateStore {
   extendCooldown(key: string, until: number, now: number): Promise<AccountStanding>;
   /** Allows one call now if every window has room (0), else the milliseconds until one has. */
   takeRateAllowance(key: string, windows: readonly RateWindow[], now: number): Promise<number>;
+  /** The milliseconds until every window has room for one more call (0: now), taking nothing. */
+  rateWait(key: string, windows: readonly RateWindow[], now: number): Promise<number>;
 }
 
 /** The standing of accounts used by this process only (SQLite: one replica). */
@@ -131,5 +133,9 @@ export class InProcessProviderState implements ProviderStateStore {
       this.limiters.set(key, limiter);
     }
     return limiter.tryAcquire() ? 0 : Math.max(1, limiter.waitTime());
+  }
+
+  async rateWait(key: string): Promise<number> {
+    return this.limiters.get(key)?.waitTime() ?? 0;
   }
 }
