@@ -259,6 +259,22 @@ describe('failover on create', () => {
     expect(created.body.attempts.map((a: { provider: string }) => a.provider)).toEqual(['freepik', 'kling3api']);
   });
 
+  it('names each provider and what it said in the error of a task none accepted', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503 });
+    gw.simulator('kling3api').injectFault({ kind: 'insufficient_credits', status: 402 });
+    const mixed = await gw.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(mixed.body.error).toMatchObject({ code: 'no_provider_available' });
+    expect(mixed.body.error.message).toMatch(/^no provider accepted the task: freepik \(HTTP 503\): .+; kling3api \(HTTP 402\): Not enough credits/);
+
+    // The same code from every provider is that code, still naming who said it.
+    gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });
+    gw.simulator('kling3api').injectFault({ kind: 'insufficient_credits', status: 402 });
+    const broke = await gw.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(broke.body.error).toMatchObject({ code: 'insufficient_credits' });
+    expect(broke.body.error.message).toMatch(/^no provider accepted the task: freepik \(HTTP 402\): .+; kling3api \(HTTP 402\): Not enough credits/);
+  });
+
   it('sends a slow but healthy provider its task without failing over', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ delayMs: 400 });

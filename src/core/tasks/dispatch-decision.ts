@@ -163,19 +163,25 @@ export function deadlineError(deadlineMs: number): TaskError {
   return { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null };
 }
 
-/** One error for a task no provider took: their shared code, else `no_provider_available`. */
+/**
+ * One error for a task no provider took: their shared code, else `no_provider_available`. With
+ * more than one provider, the message names each and what it said.
+ */
 function summarize(failures: readonly CreateFailureDecision[]): TaskError {
   if (failures.length === 0) {
     return { code: 'no_provider_available', message: 'no eligible provider is enabled', provider_code: null };
   }
   const codes = new Set(failures.map((failure) => failure.code));
   const last = failures[failures.length - 1]!;
-  if (codes.size === 1 && last.code !== 'no_provider_available') {
-    return { code: last.code, message: last.message, provider_code: last.providerCode };
-  }
+  const shared = codes.size === 1 && last.code !== 'no_provider_available';
+  if (shared && failures.length === 1) return { code: last.code, message: last.message, provider_code: last.providerCode };
+  const each =
+    failures.length === 1
+      ? last.message
+      : failures.map((f) => `${f.provider ?? 'a provider'}${f.httpStatus !== null ? ` (HTTP ${f.httpStatus})` : ''}: ${f.message}`).join('; ');
   return {
-    code: 'no_provider_available',
-    message: `no provider accepted the task: ${failures.map((f) => f.message).join('; ')}`.slice(0, 1000),
-    provider_code: null,
+    code: shared ? last.code : 'no_provider_available',
+    message: `no provider accepted the task: ${each}`.slice(0, 1000),
+    provider_code: shared ? last.providerCode : null,
   };
 }

@@ -34,20 +34,22 @@ export interface CreateFailureDecision {
   message: string;
   httpStatus: number | null;
   providerCode: string | null;
+  /** Who said it (null for an error that names none). */
+  provider: string | null;
 }
 
 export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean): CreateFailureDecision {
   if (error instanceof CircuitBreakerOpenError) {
-    return decision(true, 'skipped', 'circuit_open', 'no_provider_available', error.message);
+    return decision(error.provider, true, 'skipped', 'circuit_open', 'no_provider_available', error.message);
   }
   if (!(error instanceof UpstreamError)) {
     // The upstream may have answered 2xx with something we could not read: it may have created
     // the task, so sending it elsewhere could duplicate it.
     const message = error instanceof Error ? error.message : String(error);
-    return decision(false, 'ambiguous', 'unexpected_reply', 'provider_error', `unreadable answer: ${message}`);
+    return decision(null, false, 'ambiguous', 'unexpected_reply', 'provider_error', `unreadable answer: ${message}`);
   }
   const status = error.statusCode ?? null;
-  const base = { httpStatus: status, providerCode: error.providerCode ?? null, message: error.message };
+  const base = { httpStatus: status, providerCode: error.providerCode ?? null, message: error.message, provider: error.provider };
   if (error.code === 'content_policy') {
     return { ...base, failover: false, outcome: 'failed', reason: 'content_policy', code: 'content_policy' };
   }
@@ -109,11 +111,12 @@ export function circuitOpenFailure(provider: string): CreateFailureDecision {
 }
 
 function decision(
+  provider: string | null,
   failover: boolean,
   outcome: AttemptOutcome,
   reason: FailoverReason,
   code: ErrorCode,
   message: string,
 ): CreateFailureDecision {
-  return { failover, outcome, reason, code, message, httpStatus: null, providerCode: null };
+  return { failover, outcome, reason, code, message, httpStatus: null, providerCode: null, provider };
 }

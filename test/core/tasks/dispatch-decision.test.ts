@@ -196,11 +196,19 @@ describe('conclude', () => {
     });
   });
 
-  it('with nobody to wait for, fails with the code every provider gave', () => {
+  it('with nobody to wait for, fails with the code every provider gave, naming each', () => {
     const credits = failure(402);
-    expect(conclude([{ kind: 'refused', failure: failure(402) }, { kind: 'refused', failure: credits }], task)).toEqual({
+    expect(conclude([{ kind: 'refused', failure: credits }], task)).toEqual({
       kind: 'fail',
       error: { code: 'insufficient_credits', message: credits.message, provider_code: null },
+    });
+    expect(conclude([{ kind: 'refused', failure: failure(402) }, { kind: 'refused', failure: { ...credits, provider: 'kling3api' } }], task)).toEqual({
+      kind: 'fail',
+      error: {
+        code: 'insufficient_credits',
+        message: 'no provider accepted the task: freepik (HTTP 402): answered 402; kling3api (HTTP 402): answered 402',
+        provider_code: null,
+      },
     });
   });
 
@@ -216,7 +224,7 @@ describe('conclude', () => {
       kind: 'fail',
       error: {
         code: 'no_provider_available',
-        message: `no provider accepted the task: answered 503; ${circuitOpenFailure('kling3api').message}`,
+        message: `no provider accepted the task: freepik (HTTP 503): answered 503; kling3api: ${circuitOpenFailure('kling3api').message}`,
         provider_code: null,
       },
     });

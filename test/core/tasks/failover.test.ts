@@ -61,6 +61,7 @@ describe('classifyCreateFailure: certainly not accepted, so fail over', () => {
       message: 'Freepik answered 402',
       httpStatus: 402,
       providerCode: 'INSUFFICIENT_CREDITS',
+      provider: 'freepik',
     });
   });
 
@@ -168,6 +169,7 @@ describe('classifyCreateFailure: ambiguous (the task may exist upstream)', () =>
         message,
         httpStatus: null,
         providerCode: null,
+        provider: null,
       });
     }
   });
@@ -184,6 +186,7 @@ describe('classifyCreateFailure: open circuit', () => {
       message: 'circuit open for kling3api: recent calls failed; not calling it until a probe succeeds',
       httpStatus: null,
       providerCode: null,
+      provider: 'kling3api',
     });
   });
 });
