@@ -115,7 +115,7 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
       max_in_flight: accounts.reduce((sum, account) => sum + account.max_in_flight, 0),
       accounts,
       timeout_ms: settings?.timeout_ms ?? 30_000,
-      rate_limits: settings?.rate_limits ?? [],
+      rate_limits: [...(settings?.rate_limits ?? provider.defaultRateLimits ?? [])],
       webhooks: Boolean(settings?.webhook_secret || settings?.accounts?.some((account) => account.webhook_secret)),
       pricing: pricing ? { currency: pricing.currency, credit_value: pricing.credit_value, rules: pricing.rules.length } : null,
     };

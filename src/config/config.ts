@@ -175,8 +175,8 @@ export const ProviderConfig = z.strictObject({
   connect_timeout_ms: timerMs(1).default(5_000),
   /** Tasks in flight (submitting or tracked) at once, per account; more wait as `queued`. */
   max_in_flight: count(1).default(20),
-  /** Upstream request-rate limits per account, all enforced together. */
-  rate_limits: z.array(RateLimitWindow).default([]),
+  /** Upstream request-rate limits per account, all enforced together; absent: the provider's documented ones. */
+  rate_limits: z.array(RateLimitWindow).optional(),
   circuit_breaker: z
     .strictObject({
       consecutive_failures: count(1).default(5),

@@ -157,7 +157,8 @@ describe('parseConfig', () => {
       timeout_ms: 30_000,
       connect_timeout_ms: 5_000,
       max_in_flight: 20,
-      rate_limits: [],
+      // None set: the provider's documented limits apply (Freepik's), not none.
+      rate_limits: undefined,
       circuit_breaker: { consecutive_failures: 5, half_open_after_ms: 30_000 },
     });
   });

@@ -69,4 +69,15 @@ describe('upstream request-rate limit', () => {
     expect(statuses).toEqual(['processing', 'processing', 'queued']);
     expect(gw.simulator('kling3api').requests.filter((r) => r.method === 'POST')).toHaveLength(2);
   });
+
+  it("keeps to Freepik's documented limits when the configuration names none", async () => {
+    // Freepik documents 50 hits/s over 5 s: no more than 250 calls in any 5 s.
+    gw = await startTestGateway({ config: { providers: { freepik: { max_in_flight: 1_000 } } } });
+    const toFreepik = { model: 'kling-v3', prompt: 'a kite over dunes', duration: 5, routing: { providers: ['freepik'] } };
+    const statuses: string[] = [];
+    for (let i = 0; i < 251; i++) statuses.push((await gw.create(toFreepik)).body.status);
+    expect(statuses.filter((status) => status === 'processing')).toHaveLength(250);
+    expect(statuses[250]).toBe('queued');
+    expect(gw.simulator('freepik').requests.filter((r) => r.method === 'POST')).toHaveLength(250);
+  });
 });

@@ -129,7 +129,7 @@ export class ProviderAccount {
     this.providerId = provider.id;
     this.stateKey = `${provider.id}:${credentials.id}`;
     this.maxInFlight = limits?.max_in_flight ?? config.max_in_flight;
-    this.rateLimits = limits?.rate_limits ?? config.rate_limits;
+    this.rateLimits = limits?.rate_limits ?? config.rate_limits ?? provider.defaultRateLimits ?? [];
     this.webhookSecret = credentials.webhookSecret;
     this.config = config;
     this.state = options.state;

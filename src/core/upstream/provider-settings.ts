@@ -29,8 +29,8 @@ export interface ProviderSettings {
   connect_timeout_ms: number;
   /** Tasks in flight (submitting or tracked) at once, per account; more wait as `queued`. */
   max_in_flight: number;
-  /** Upstream request-rate limits per account, all enforced together. */
-  rate_limits: readonly RateLimitWindowSettings[];
+  /** Upstream request-rate limits per account, all enforced together; absent: the provider's documented ones. */
+  rate_limits?: readonly RateLimitWindowSettings[] | undefined;
   /** Per-account limits, by account id (credentials travel separately); absent fields are the provider's. */
   accounts?: readonly AccountLimitSettings[] | undefined;
   circuit_breaker: { consecutive_failures: number; half_open_after_ms: number };

@@ -6,6 +6,7 @@ import type { UpstreamOutput, VideoRequest } from '../model/canonical.js';
 import type { Offering } from '../model/offerings.js';
 import type { Clock } from '../clock.js';
 import type { PricingConfig } from '../model/pricing.js';
+import type { RateLimitWindowSettings } from './provider-settings.js';
 import type { MappedUpstreamError } from './upstream-error.js';
 
 /** The provider's own record of an accepted task, enough to ask about it later. */
@@ -164,6 +165,11 @@ export interface VideoProvider {
   readonly offerings: readonly Offering[];
   /** Price list used when `config.yaml` gives none. */
   readonly defaultPricing?: PricingConfig;
+  /**
+   * The request-rate limits the upstream documents, per key: what an account keeps to when
+   * `config.yaml` sets no `rate_limits` of its own (an empty list there turns them off).
+   */
+  readonly defaultRateLimits?: readonly RateLimitWindowSettings[];
   readonly inboundWebhook: InboundWebhookKind;
   /** For `signed` providers: the signature headers and checks (documentation only). */
   readonly webhookSignature?: WebhookSignatureDescription;

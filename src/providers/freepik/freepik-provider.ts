@@ -128,6 +128,11 @@ export const freepikProvider: VideoProvider = {
   offerings: FREEPIK_OFFERINGS,
   // Placeholders: Freepik publishes no prices in the seeds (see freepik-pricing.ts).
   defaultPricing: FREEPIK_DEFAULT_PRICING,
+  // Freepik's documented limits: 50 hits/s over 5 s, and 10/s averaged over 2 minutes.
+  defaultRateLimits: [
+    { limit: 250, window_ms: 5_000 },
+    { limit: 1_200, window_ms: 120_000 },
+  ],
   inboundWebhook: 'signed',
   // No lifetime of the `generated` URLs is documented (seeds 000, 001, 003): no `resultLifetimeMs`.
   webhookSignature: {
