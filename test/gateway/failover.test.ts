@@ -90,6 +90,23 @@ describe('failover on create', () => {
     expect(rejected.body.attempts[0]).toMatchObject({ http_status: 400, error_code: 'invalid_request' });
   });
 
+  it('does not ask again, when the task comes back from the queue, a provider that said its credits are gone with a 429', async () => {
+    // The legacy API reports an exhausted resource pack (1102) with HTTP 429: a refusal, not "later".
+    gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 1 } } } });
+    expect((await gw.create({ ...request, routing: { providers: ['kling3api'] } })).body.provider).toBe('kling3api');
+    gw.simulator('kling-legacy').injectFault({ kind: 'insufficient_credits', times: 10 });
+    const created = await gw.create({ ...request, routing: { providers: ['kling-legacy', 'kling3api'] } });
+    expect(created.body.status).toBe('queued');
+    expect(created.body.attempts).toEqual([
+      expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', http_status: 429, error_code: 'insufficient_credits' }),
+    ]);
+    // kling3api is still busy for a few passes; then the task goes there.
+    const done = await gw.finish(created.body.id);
+    expect(done.provider).toBe('kling3api');
+    expect(createCalls(gw, 'kling-legacy')).toBe(1);
+    expect(done.attempts.map((a: { provider: string }) => a.provider)).toEqual(['kling-legacy', 'kling3api']);
+  });
+
   it('honours 429 Retry-After: fails over now and keeps away until it passes', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ kind: 'rate_limited', status: 429, headers: { 'retry-after': '30' } });

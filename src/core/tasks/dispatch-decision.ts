@@ -30,7 +30,7 @@ export interface ProviderStanding {
 export interface AttemptHistory {
   /**
    * Providers not to send this task to again: those that said no to it (a 429 only meant "later",
-   * so it is not a refusal), and those that may hold it already (a create whose answer was lost,
+   * so it is not a refusal, unless it said the credits are gone), and those that may hold it already (a create whose answer was lost,
    * failed over with `failover_on_timeout`): sending it there again could make and bill it twice.
    */
   refused: ReadonlySet<string>;
@@ -82,8 +82,8 @@ export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHisto
   const refusedAccounts = new Map<string, Set<string>>();
   for (const attempt of attempts) {
     if (attempt.outcome === 'ambiguous' || attempt.outcome === 'interrupted') refused.add(attempt.provider);
-    // A 429 only meant "later".
-    if (attempt.outcome !== 'failed' || attempt.httpStatus === 429) continue;
+    // A 429 only meant "later", unless it said the credits are gone (the legacy API's 1100-1102 come as 429).
+    if (attempt.outcome !== 'failed' || (attempt.httpStatus === 429 && attempt.errorCode !== 'insufficient_credits')) continue;
     if (attempt.account !== null && isAccountRefusal(attempt)) {
       refusedAccounts.set(attempt.provider, new Set([...(refusedAccounts.get(attempt.provider) ?? []), attempt.account]));
     } else {

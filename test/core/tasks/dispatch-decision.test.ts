@@ -104,6 +104,9 @@ describe('decideCandidate', () => {
     // A refusal of the request itself is the provider's, whichever account said it.
     expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 400)]))).toEqual({ kind: 'passed' });
     expect(attemptHistory([refusedBy('main', 402), refusedBy('spare', 429)]).refusedAccounts).toEqual(new Map([['freepik', new Set(['main'])]]));
+    // The legacy API says "credits gone" (1100-1102) with a 429: that account refused, it did not ask for a pause.
+    const creditsGone = { ...refusedBy('spare', 429), errorCode: 'insufficient_credits' };
+    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402), creditsGone]))).toEqual({ kind: 'passed' });
   });
 
   it('passes over a provider that refused this task before, but asks again one that only said 429', () => {
