@@ -39,6 +39,18 @@ describe('failover on create', () => {
     expect((await gw.finish(created.body.id)).status).toBe('succeeded');
   });
 
+  it('records the HTTP status and latency of the answer that accepted the task, as of every other attempt', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503 });
+    const created = await gw.create(request);
+    expect(created.body.attempts).toEqual([
+      expect.objectContaining({ provider: 'freepik', outcome: 'failed', http_status: 503, latency_ms: expect.any(Number) }),
+      expect.objectContaining({ provider: 'kling3api', outcome: 'accepted', http_status: 200, error_code: null, latency_ms: expect.any(Number) }),
+    ]);
+    const legacy = await gw.create({ model: 'kling-v1', prompt: 'an old film look' });
+    expect(legacy.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted', http_status: 200 })]);
+  });
+
   it('moves on when the first choice refuses connections', async () => {
     gw = await startTestGateway({ endpointOverrides: { freepik: { baseUrl: 'http://127.0.0.1:1' } } });
     const created = await gw.create(request);

@@ -13,7 +13,7 @@
 import type { TaskError } from '../model/canonical.js';
 import type { CostEstimate } from '../model/pricing.js';
 import { pickAccounts, type CallPermit, type ProviderAccount, type ProviderRuntime } from '../upstream/provider-runtime.js';
-import type { SubmitResult } from '../upstream/provider.js';
+import type { SubmitResult, UpstreamClient } from '../upstream/provider.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import {
   afterCreateFailure,
@@ -405,13 +405,24 @@ export class Dispatcher {
     const started = clock.now();
     const attemptKey = attemptKeyOf(claimed.id, seq);
     const callbackUrl = this.callbackUrlFor(runtime, account, claimed, attemptKey);
+    // The callback URL carries the task's token: an upstream quoting the request must not show it.
+    const client = account.clientForTask(claimed, context);
+    // The HTTP status of the answer that gave the task, for its attempt (refusals carry theirs).
+    let answeredStatus: number | undefined;
+    const http: UpstreamClient = {
+      apiShape: client.apiShape,
+      send: async (upstreamRequest, signal) => {
+        const answer = await client.send(upstreamRequest, signal);
+        answeredStatus = answer.status;
+        return answer;
+      },
+    };
     let result: SubmitResult;
     try {
       result = await account.call(
         (signal) =>
           runtime.provider.submit(claimed.request, step.offering, {
-            // The callback URL carries the task's token: an upstream quoting the request must not show it.
-            http: account.clientForTask(claimed, context),
+            http,
             signal,
             taskId: claimed.id,
             attemptKey,
@@ -451,6 +462,7 @@ export class Dispatcher {
         task: await this.recordAccepted(claimed, runtime, result, {
           seq,
           latencyMs: clock.now() - started,
+          ...(answeredStatus !== undefined ? { httpStatus: answeredStatus } : {}),
           ...(entry.estimate ? { estimate: entry.estimate } : {}),
           warnings: step.warnings,
           callbackUrl,
@@ -471,7 +483,7 @@ export class Dispatcher {
     task: TaskRecord,
     runtime: ProviderRuntime,
     result: SubmitResult,
-    details: { seq: number; latencyMs: number; estimate?: CostEstimate; warnings: string[]; callbackUrl: string | undefined },
+    details: { seq: number; latencyMs: number; httpStatus?: number; estimate?: CostEstimate; warnings: string[]; callbackUrl: string | undefined },
   ): Promise<TaskRecord | undefined> {
     const { tasks, clock, config, logger, random } = this.engine;
     const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
@@ -480,6 +492,7 @@ export class Dispatcher {
       change: {
         outcome: 'accepted' as const,
         latencyMs: details.latencyMs,
+        ...(details.httpStatus !== undefined ? { httpStatus: details.httpStatus } : {}),
         providerTaskId: result.ref.providerTaskId,
         tracking: result.ref.tracking,
       },
