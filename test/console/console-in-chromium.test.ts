@@ -703,23 +703,27 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   it('keeps keyboard focus on the cancel controls, and on the result once canceled', async () => {
     const target = await openConsole();
     await signIn(target);
-    // Freepik is busy (429) and the only provider it may use, so it waits in the gateway's queue.
-    live.simulator('freepik').injectFault({ status: 429, times: 100 });
+    // Freepik is busy (429) and the only provider it may use, so it waits in the gateway's queue;
+    // its Retry-After outlasts these few seconds, so no resend is under way when the cancel comes (that
+    // would answer 409, "being sent").
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
     const queued = await api.createVideo({ model: 'kling-v3', prompt: 'canceled by keyboard', routing: { providers: ['freepik'], allow_fallbacks: false } });
     try {
       await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      // Focus moves once the next control has rendered: asked until it has.
       const focused = () => target.evaluate(() => document.activeElement?.textContent?.trim() ?? null);
       await target.getByRole('button', { name: 'Cancel video' }).focus();
       await target.keyboard.press('Enter');
-      expect(await focused()).toBe('Keep it');
+      await expect.poll(focused).toBe('Keep it');
       await target.keyboard.press('Enter');
-      expect(await focused()).toBe('Cancel video');
+      await expect.poll(focused).toBe('Cancel video');
       await target.keyboard.press('Enter');
+      await expect.poll(focused).toBe('Keep it');
       await target.keyboard.press('Shift+Tab');
-      expect(await focused()).toBe('Yes, cancel');
+      await expect.poll(focused).toBe('Yes, cancel');
       await target.keyboard.press('Enter');
       await target.locator('.status-line .status-canceled').waitFor();
-      expect(await focused()).toBe('Result');
+      await expect.poll(focused).toBe('Result');
     } finally {
       live.simulator('freepik').clearFaults();
       await api.cancelVideo(queued.id).catch(() => undefined);
