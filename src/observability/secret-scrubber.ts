@@ -3,8 +3,9 @@
  * webhook bodies) before it reaches a tenant or a log line. An upstream that echoes a key back
  * rarely echoes it verbatim, so every secret is looked for in the forms it travels in: as is
  * (any letter case), URL-encoded, base64 and base64url (at each of the three byte alignments, so
- * a key inside a longer encoded string, like a Basic credential, is found too), and hex; and a
- * form cut short is still found from its first `MIN_PREFIX` characters on.
+ * a key inside a longer encoded string, like a Basic credential, is found too), hex, and as a JSON
+ * string escapes it (a quote or a backslash in a key, in a log line); and a form cut short is still
+ * found from its first `MIN_PREFIX` characters on.
  *
  * A redaction runs on to the end of the word it starts in (the next space, quote, bracket or list
  * separator), not only to where the secret stops matching. Otherwise what it leaves would tell how
@@ -54,6 +55,9 @@ export function secretForms(secret: string): SecretForm[] {
   add(encodeURIComponent(secret), true);
   // A form feeding a URL or form body (spaces as +).
   add(encodeURIComponent(secret).replace(/%20/g, '+'), true);
+  // As a JSON string holds it (a log line, a quoted answer): a quote, a backslash or a control
+  // character escaped.
+  add(JSON.stringify(secret).slice(1, -1), true);
   for (const variant of new Set([secret, secret.toLowerCase(), secret.toUpperCase()])) {
     const bytes = Buffer.from(variant, 'utf8');
     add(bytes.toString('hex'), true);

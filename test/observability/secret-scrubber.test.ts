@@ -95,4 +95,22 @@ describe('log lines', () => {
     for (const form of [KEY.slice(0, 8), KEY.toLowerCase().slice(0, 8), encodeURIComponent(KEY).slice(0, 8)]) expect(written).not.toContain(form);
     expect(() => JSON.parse(written)).not.toThrow();
   });
+
+  it('are scrubbed of a secret holding a quote or a backslash, which a JSON line escapes', async () => {
+    const { Writable } = await import('node:stream');
+    const { createLogger } = await import('../../src/observability/logger.js');
+    const quoted = 'pa"ss\\word-9f8e7d';
+    let written = '';
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        written += chunk.toString();
+        done();
+      },
+    });
+    const logger = createLogger('info', { destination, secrets: new SecretScrubber([quoted]) });
+    logger.warn({ upstream: { echo: quoted } }, `refused ${quoted}`);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(written).toContain(REDACTED);
+    expect(written).not.toContain('word-9f8e7d');
+  });
 });
