@@ -156,6 +156,9 @@ export function createApp(
 
   // Webhooks read their raw body (signatures are over the exact bytes): before the JSON parser.
   app.use('/v1/webhooks', webhookRoutes(inbound));
+  // A webhook route takes no gateway key: another method there is 405 before `/v1` asks for one.
+  const methodNotAllowed = methodNotAllowedHandler(() => ({ ...document().paths, '/openapi.json': { get: {} } }));
+  app.all(['/v1/webhooks/:provider', '/v1/webhooks/:provider/:token'], methodNotAllowed);
 
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
@@ -166,7 +169,7 @@ export function createApp(
   app.use('/console', consoleRoutes());
   app.get('/', (_req, res) => res.redirect(302, '/console/'));
 
-  app.use(methodNotAllowedHandler(() => ({ ...document().paths, '/openapi.json': { get: {} } })));
+  app.use(methodNotAllowed);
   app.use(notFoundHandler());
   app.use(problemHandler(logger, storeUnreachable));
   return app;

@@ -33,6 +33,18 @@ describe('a method the route does not take', () => {
     expect(answer.body).toMatchObject({ status: 405, title: 'Method not allowed', detail: `${path} does not take ${method}; it takes ${allow}` });
   });
 
+  it.each([
+    ['GET', '/v1/webhooks/freepik'],
+    ['GET', '/v1/webhooks/freepik/att_1'],
+    ['PUT', '/v1/webhooks/kling-legacy/token_1'],
+  ])('%s %s without a gateway key: 405 with Allow: POST (a webhook route takes no gateway key)', async (method, path) => {
+    const answer = await gw.request(method, path, undefined, {}, null);
+    expect(answer.status).toBe(405);
+    expect(answer.headers.get('allow')).toBe('POST');
+    expect(answer.headers.get('www-authenticate')).toBeNull();
+    expect(answer.body).toMatchObject({ status: 405, detail: `${path} does not take ${method}; it takes POST` });
+  });
+
   it('GET /v1/videos/quote reads a task named "quote" (the read route), so PUT there takes GET and POST', async () => {
     const answer = await gw.request('PUT', '/v1/videos/quote');
     expect(answer.status).toBe(405);
