@@ -14,17 +14,24 @@ const problem = (description: string) => ({
   content: { 'application/problem+json': { schema: ProblemDetails } },
 });
 
-/** What every route but the probes answers once the gateway is stopping (`stop-gate.ts`). */
-const stopping = {
-  ...problem('The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it).'),
-  headers: z.object({ 'retry-after': z.string() }),
-};
+const STOPPING = 'The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it).';
 
-/** Registers a route of the API, with the 503 of a stopping gateway unless it documents a 503 of its own. */
+/**
+ * The 503 of a route: what every route but the probes answers once the gateway is stopping
+ * (`stop-gate.ts`), after the route's own reason for a 503 when it has one. Both carry `Retry-After`.
+ */
+function serviceUnavailable(own: { description: string } | undefined) {
+  return {
+    ...problem(own ? `${own.description} Or ${STOPPING.charAt(0).toLowerCase()}${STOPPING.slice(1)}` : STOPPING),
+    headers: z.object({ 'retry-after': z.string() }),
+  };
+}
+
+/** Registers a route of the API, with the 503 of a stopping gateway (beside its own 503, if any). */
 type RegisterRoute = (route: RouteConfig) => void;
 
 function routeRegistrar(registry: OpenAPIRegistry): RegisterRoute {
-  return (route) => registry.registerPath({ ...route, responses: { ...route.responses, 503: route.responses[503] ?? stopping } });
+  return (route) => registry.registerPath({ ...route, responses: { ...route.responses, 503: serviceUnavailable(route.responses[503] as { description: string } | undefined) } });
 }
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({

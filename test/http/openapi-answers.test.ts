@@ -172,6 +172,21 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(drift).toEqual([]);
   });
 
+  it("documents the stopping gateway's 503 with Retry-After on every API route, also where a route has a 503 of its own", async () => {
+    const document = (await (await fetch(`${gw.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { description: string; headers?: Record<string, unknown> }> }>>;
+    };
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries(document.paths)) {
+      if (['/healthz', '/readyz', '/metrics'].includes(path)) continue;
+      for (const [method, operation] of Object.entries(item)) {
+        const answer = operation.responses['503'];
+        if (!answer?.headers?.['retry-after'] || !/stopping/.test(answer.description)) missing.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
   // Last: the gateway stays stopping.
   it('answers every API route with a documented 503 once the gateway is stopping', async () => {
     // The gateway's stop gate, closed as `Gateway.close` closes it first (the listener stays up here).
@@ -190,7 +205,18 @@ describe('the OpenAPI document describes every real answer', () => {
       { method: 'GET', path: '/v1/usage' },
       { method: 'POST', path: '/v1/webhooks/freepik', body: '{}', key: null },
       { method: 'POST', path: '/v1/webhooks/kling-legacy/some-token', body: '{}', key: null },
+      { method: 'GET', path: '/v1/videos/vid_nothing/webhooks' },
+      { method: 'POST', path: '/v1/webhooks/freepik/att_nothing', body: '{}', key: null },
     ];
+    for (const route of routes) {
+      const response = await fetch(`${gw.url}${route.path}`, {
+        method: route.method,
+        headers: { ...(route.key === null ? {} : { authorization: `Bearer ${TENANT_KEY}` }), ...(route.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(route.body !== undefined ? { body: route.body } : {}),
+      });
+      await response.text();
+      expect(response.headers.get('retry-after'), `${route.method} ${route.path}`).toMatch(/^[0-9]+$/);
+    }
     for (const route of routes) expect((await call(route)).status, `${route.method} ${route.path}`).toBe(503);
     expect(drift).toEqual([]);
   });

@@ -621,9 +621,10 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description Storage could not read the stored copy right now (`Retry-After`). */
+                /** @description Storage could not read the stored copy right now (`Retry-After`). Or the gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
                 503: {
                     headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1153,9 +1154,10 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The create this webhook is about is still being answered; send it again shortly. */
+                /** @description The create this webhook is about is still being answered; send it again shortly. Or the gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
                 503: {
                     headers: {
+                        "retry-after": string;
                         [name: string]: unknown;
                     };
                     content: {
