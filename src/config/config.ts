@@ -700,6 +700,16 @@ function providerCredentialProblems(id: string, settings: ProviderConfig): strin
   return problems;
 }
 
+/**
+ * A `${VAR}` written unquoted in a flow collection (`- { api_key: ${KEY} }`) is not YAML: `{` opens a
+ * map there. When the line YAML stopped at holds one, the error says how to write it.
+ */
+function flowPlaceholderHint(text: string, error: unknown): string {
+  const line = (error as { linePos?: [{ line: number }] }).linePos?.[0]?.line;
+  if (line === undefined || !/(^|[^"'])\$\{/.test(text.split('\n')[line - 1] ?? '')) return '';
+  return '\n  a ${VAR} inside { } or [ ] must be quoted: "${VAR}"';
+}
+
 /** Reads, expands and validates a YAML file. */
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv, knownProviders: readonly string[]): GatewayConfig {
   let text: string;
@@ -714,7 +724,7 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv, knownProvid
   } catch (error) {
     // Where, not what: the parser quotes the offending line, and a line may hold a key.
     const where = (error as Error).message.split('\n')[0]!.replace(/:\s*$/, '');
-    throw new ConfigError(path, [`is not valid YAML: ${where}`]);
+    throw new ConfigError(path, [`is not valid YAML: ${where}${flowPlaceholderHint(text, error)}`]);
   }
   return parseConfig(document, env, knownProviders, path);
 }

@@ -548,6 +548,38 @@ describe('loadConfigFile', () => {
     expect(config.database.url).toBe('postgres://kg@db.internal:5432/kling');
   });
 
+  it('says how to write a ${VAR} inside a flow map, where YAML cannot read it unquoted', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
+    const file = join(dir, 'config.yaml');
+    const shipped = readFileSync(SHIPPED_CONFIG, 'utf8');
+    writeFileSync(
+      file,
+      shipped.replace(
+        '    api_key: ${KLING_LEGACY_API_KEY:-}\n',
+        '    accounts:\n      - { id: team-a, access_key: ${KLING_A_AK}, secret_key: ${KLING_A_SK} }\n',
+      ),
+    );
+    expect(() => loadConfigFile(file, { KLING_A_AK: 'ak-123456', KLING_A_SK: 'sk-123456' }, PROVIDER_IDS)).toThrow(
+      /is not valid YAML: .*\n.*a \$\{VAR\} inside \{ \} or \[ \] must be quoted: "\$\{VAR\}"/s,
+    );
+  });
+
+  it("loads config.yaml's commented accounts example once it is uncommented", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
+    const file = join(dir, 'config.yaml');
+    const shipped = readFileSync(SHIPPED_CONFIG, 'utf8');
+    const example = shipped.match(/^ *# accounts:\n(?: *# +- \{.*\n)+/m)?.[0];
+    expect(example).toBeDefined();
+    const uncommented = example!.replace(/^( *)# /gm, '$1');
+    writeFileSync(file, shipped.replace(example!, uncommented).replace('    api_key: ${KLING_LEGACY_API_KEY:-}\n', ''));
+    const env = { KLING_A_ACCESS_KEY: 'ak-a-123456', KLING_A_SECRET_KEY: 'sk-a-123456', KLING_CN_ACCESS_KEY: 'ak-cn-123456', KLING_CN_SECRET_KEY: 'sk-cn-123456' };
+    const config = loadConfigFile(file, { ...env, GATEWAY_API_KEYS: 'acme:acme-key-123', GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_YWNtZS1zZWNyZXQ=' }, PROVIDER_IDS);
+    expect(config.providers['kling-legacy']?.accounts?.map((account) => [account.id, account.access_key])).toEqual([
+      ['team-a', 'ak-a-123456'],
+      ['china', 'ak-cn-123456'],
+    ]);
+  });
+
   it('refuses the shipped config.yaml when the environment breaks it, naming the field', () => {
     expect(() => loadConfigFile(SHIPPED_CONFIG, { ROUTING_STRATEGY: 'random' }, PROVIDER_IDS)).toThrow(/routing\.strategy: /);
   });
