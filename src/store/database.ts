@@ -390,8 +390,25 @@ async function migrationSchema(store: Store): Promise<string | undefined> {
   return rows[0]?.schema ?? undefined;
 }
 
+/**
+ * The error of a start whose store could not be used before any migration ran: the server was
+ * not reached (a system error: refused, unknown host …) or refused the session (a role, a
+ * database, a password). Named by the store's description, which leaves the password out.
+ */
+function notOpened(store: Store, error: unknown): Error {
+  const message = (error as Error).message ?? String(error);
+  const code = (error as { code?: unknown }).code;
+  const what = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? 'could not reach the database' : 'could not open the database';
+  return new Error(`${what} ${store.description}: ${message}`);
+}
+
 async function migrate(store: Store): Promise<string[]> {
-  const schema = await migrationSchema(store);
+  let schema: string | undefined;
+  try {
+    schema = await migrationSchema(store);
+  } catch (error) {
+    throw notOpened(store, error);
+  }
   const migrator = new Migrator({
     db: store.db,
     provider: new CodeMigrationProvider(store.dialect),
@@ -407,13 +424,8 @@ async function migrate(store: Store): Promise<string[]> {
   }
   if (error) {
     const failed = results?.find((result) => result.status === 'Error');
-    const message = (error as Error).message ?? String(error);
-    if (failed) throw new Error(`database migration ${failed.migrationName} failed: ${message}`);
-    // No migration ran: the server was not reached (a system error: refused, unknown host …) or
-    // refused the session (a role, a database, a password). Named without its password.
-    const code = (error as { code?: unknown }).code;
-    const what = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? 'could not reach the database' : 'could not open the database';
-    throw new Error(`${what} ${store.description}: ${message}`);
+    if (failed) throw new Error(`database migration ${failed.migrationName} failed: ${(error as Error).message ?? String(error)}`);
+    throw notOpened(store, error);
   }
   return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName);
 }
