@@ -6,9 +6,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_WEBHOOK_SECRET, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
@@ -29,18 +29,6 @@ async function postFreepikWebhook(gateway: TestGateway, body: unknown) {
 }
 
 const request = { model: 'kling-v3', prompt: 'untrusted', duration: 5 };
-
-/** Everything the gateway logs, as one text (`sink` is its `logTo`). */
-function capturedLogs(): { sink: Writable; text: () => string } {
-  let text = '';
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return { sink, text: () => text };
-}
 
 describe('result URLs', () => {
   it.each([['javascript:alert(document.cookie)'], ['data:text/html,<script>alert(1)</script>'], ['file:///etc/passwd'], ['//evil.example/x.mp4']])(

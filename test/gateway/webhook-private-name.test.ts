@@ -4,8 +4,8 @@
  * resolver gave: a caller must not learn, name by name, how the gateway's internal DNS answers
  * (split-horizon names of the operator's network). The operator's log line keeps the address.
  */
-import { Writable } from 'node:stream';
 import { afterEach, expect, it, vi } from 'vitest';
+import { capturedLogs } from '../support/captured-logs.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 const INTERNAL_NAME = 'billing-db.corp.internal';
@@ -31,14 +31,8 @@ afterEach(async () => {
 });
 
 it("never tells the caller which private address a webhook_url's name resolved to; the log does", async () => {
-  let logs = '';
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      logs += chunk.toString();
-      done();
-    },
-  });
-  gw = await startTestGateway({ logTo: sink, config: { webhooks: { allow_private_targets: false } } });
+  const logs = capturedLogs();
+  gw = await startTestGateway({ logTo: logs.sink, config: { webhooks: { allow_private_targets: false } } });
   const created = await gw.create({ model: 'kling-v3', prompt: 'split horizon', duration: 5, webhook_url: `http://${INTERNAL_NAME}/hook` });
   expect(created.status).toBe(202);
   let deliveries: any[] = [];
@@ -50,5 +44,5 @@ it("never tells the caller which private address a webhook_url's name resolved t
   expect(refused.status).toBe('failed');
   expect(refused.last_error).toMatch(/private/);
   expect(JSON.stringify(deliveries)).not.toContain(INTERNAL_ADDRESS);
-  expect(logs).toContain(INTERNAL_ADDRESS);
+  expect(logs.text()).toContain(INTERNAL_ADDRESS);
 });

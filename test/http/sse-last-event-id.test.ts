@@ -21,6 +21,17 @@ function eventsOf(text: string): StreamEvent[] {
   return [...text.matchAll(/^id: (\d+)\nevent: (\w+)$/gm)].map((match) => ({ id: match[1]!, event: match[2]! }));
 }
 
+/** A stream's text until it ends (or its connection drops), read as it arrives. */
+async function textUntilEnd(response: Response): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = '';
+  for (const body = response.body!.getReader(); ; ) {
+    const next = await body.read().catch(() => ({ done: true as const, value: undefined }));
+    if (next.done) return text;
+    text += decoder.decode(next.value);
+  }
+}
+
 describe('event stream reconnects with Last-Event-ID', () => {
   let gw: TestGateway;
   beforeEach(async () => {
@@ -74,18 +85,9 @@ describe('event stream reconnects with Last-Event-ID', () => {
     const again = new AbortController();
     const resumed = await open(id, seen[0]!.id, again.signal);
     expect(resumed.status).toBe(200);
-    let text = '';
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      for (const body = resumed.body!.getReader(); ; ) {
-        const next = await body.read().catch(() => ({ done: true as const, value: undefined }));
-        if (next.done) return;
-        text += decoder.decode(next.value);
-      }
-    })();
+    const reading = textUntilEnd(resumed);
     await gw.finish(id);
-    await reading;
-    expect(eventsOf(text).map((e) => e.event)).toEqual(['succeeded']);
+    expect(eventsOf(await reading).map((e) => e.event)).toEqual(['succeeded']);
   });
   it('sends nothing again to a client that reconnects after polls changed the task but not its status', async () => {
     await gw.close();
@@ -107,17 +109,8 @@ describe('event stream reconnects with Last-Event-ID', () => {
     const again = new AbortController();
     const resumed = await open(id, seen[0]!.id, again.signal);
     expect(resumed.status).toBe(200);
-    let text = '';
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      for (const body = resumed.body!.getReader(); ; ) {
-        const next = await body.read().catch(() => ({ done: true as const, value: undefined }));
-        if (next.done) return;
-        text += decoder.decode(next.value);
-      }
-    })();
+    const reading = textUntilEnd(resumed);
     await gw.finish(id, 5_000);
-    await reading;
-    expect(eventsOf(text).map((e) => e.event)).toEqual(['succeeded']);
+    expect(eventsOf(await reading).map((e) => e.event)).toEqual(['succeeded']);
   });
 });

@@ -4,7 +4,9 @@
  * short from 8 characters on. It leaves ordinary text alone.
  */
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/logger.js';
 import { REDACTED, SecretScrubber } from '../../src/observability/secret-scrubber.js';
+import { capturedLogs } from '../support/captured-logs.js';
 
 const KEY = 'sk-Live_9f8E7d6C5b4A3/x+y=z';
 const scrubber = new SecretScrubber([KEY, 'short', undefined]);
@@ -79,37 +81,23 @@ describe('SecretScrubber', () => {
 
 describe('log lines', () => {
   it('are scrubbed of every form of a configured secret, whatever field carries it', async () => {
-    const { Writable } = await import('node:stream');
-    const { createLogger } = await import('../../src/observability/logger.js');
-    let written = '';
-    const destination = new Writable({
-      write(chunk, _encoding, done) {
-        written += chunk.toString();
-        done();
-      },
-    });
-    const logger = createLogger('info', { destination, secrets: new SecretScrubber([KEY]) });
+    const logs = capturedLogs();
+    const logger = createLogger('info', { destination: logs.sink, secrets: new SecretScrubber([KEY]) });
     logger.warn({ upstream: { body: { echo: b64(`Bearer ${KEY}`), lower: KEY.toLowerCase() } }, note: encodeURIComponent(KEY) }, `answer ${KEY.slice(0, 10)}`);
     await new Promise((resolve) => setImmediate(resolve));
+    const written = logs.text();
     expect(written).toContain(REDACTED);
     for (const form of [KEY.slice(0, 8), KEY.toLowerCase().slice(0, 8), encodeURIComponent(KEY).slice(0, 8)]) expect(written).not.toContain(form);
     expect(() => JSON.parse(written)).not.toThrow();
   });
 
   it('are scrubbed of a secret holding a quote or a backslash, which a JSON line escapes', async () => {
-    const { Writable } = await import('node:stream');
-    const { createLogger } = await import('../../src/observability/logger.js');
     const quoted = 'pa"ss\\word-9f8e7d';
-    let written = '';
-    const destination = new Writable({
-      write(chunk, _encoding, done) {
-        written += chunk.toString();
-        done();
-      },
-    });
-    const logger = createLogger('info', { destination, secrets: new SecretScrubber([quoted]) });
+    const logs = capturedLogs();
+    const logger = createLogger('info', { destination: logs.sink, secrets: new SecretScrubber([quoted]) });
     logger.warn({ upstream: { echo: quoted } }, `refused ${quoted}`);
     await new Promise((resolve) => setImmediate(resolve));
+    const written = logs.text();
     expect(written).toContain(REDACTED);
     expect(written).not.toContain('word-9f8e7d');
   });
