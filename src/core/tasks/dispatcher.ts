@@ -67,7 +67,15 @@ type TryResult =
   | { settled: false; task: TaskRecord; outcome: CandidateOutcome };
 
 /** Longest a create waits in-line for a rate allowance before the task is queued instead. */
-export const MAX_INLINE_RATE_WAIT_MS = 2_000;
+const MAX_INLINE_RATE_WAIT_MS = 2_000;
+
+/**
+ * How long a create may wait for the rate allowance of account `index` of the `count` it tries,
+ * in order: none while another account may have room now, `MAX_INLINE_RATE_WAIT_MS` for the last.
+ */
+export function inlineRateWaitMs(index: number, count: number): number {
+  return index === count - 1 ? MAX_INLINE_RATE_WAIT_MS : 0;
+}
 /** Tasks dispatched at once by one pass. */
 const DISPATCH_CONCURRENCY = 8;
 /** Waiting tasks read per page. */
@@ -189,10 +197,7 @@ export class Dispatcher {
         attempt: { provider: runtime.id, account: account.id, outcome: 'sending', at: now },
         // Counted again once the provider's lock is held: a long wait for it must not leave the
         // submission's lease run out, or its attempt look sent long ago, as the request leaves.
-        lockedAt: () => {
-          const { now: at, leaseUntil } = this.slotOf(runtime, account, clock.now());
-          return { now: at, leaseUntil };
-        },
+        lockedAt: () => this.slotOf(runtime, account, clock.now()),
       },
       permit: () => permit,
     };
@@ -369,7 +374,7 @@ export class Dispatcher {
         continue;
       }
       claimed = slot;
-      const admission = await account.admit(index === accounts.length - 1 ? MAX_INLINE_RATE_WAIT_MS : 0);
+      const admission = await account.admit(inlineRateWaitMs(index, accounts.length));
       if (admission.granted) return { kind: 'taken', task: slot, account, permit: admission.permit };
       if (admission.reason !== 'circuit_open') retryAt = Math.min(retryAt, admission.retryAt);
     }

@@ -9,7 +9,7 @@ import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, problems } from '../model/problems.js';
 import { queryNumber } from '../model/query-number.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
-import { MAX_INLINE_RATE_WAIT_MS, type Dispatcher } from './dispatcher.js';
+import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
 import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
 import type { TimerHandle } from '../clock.js';
@@ -662,12 +662,12 @@ export class TaskService {
       const inFlight = loads.reduce((sum, load) => sum + load.inFlight, 0);
       return `no free slot (${inFlight} of ${runtime.maxInFlight} tasks in flight); ${later}`;
     }
-    // As a create takes an account: one whose rate windows allow a call now, or the last one it
-    // tries if they will within the short wait a create makes for that; else it goes on.
+    // As a create takes an account: the first whose rate windows allow a call within the wait a
+    // create makes for that account; else it goes on.
     let allowedAt = Number.POSITIVE_INFINITY;
     for (const [index, account] of free.entries()) {
       const wait = await account.rateWait();
-      if (wait === 0 || (index === free.length - 1 && wait <= MAX_INLINE_RATE_WAIT_MS)) return undefined;
+      if (wait <= inlineRateWaitMs(index, free.length)) return undefined;
       allowedAt = Math.min(allowedAt, now + wait);
     }
     return `rate limit reached: its next call is allowed at ${new Date(allowedAt).toISOString()}; ${later}`;
