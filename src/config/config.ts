@@ -449,19 +449,23 @@ export const SHIPPED_SANDBOX_WEBHOOK_SECRET = 'whsec_ZGV2LXNhbmRib3gtc2VjcmV0LWN
 /** The PostgreSQL password `deploy/docker-compose.yml` falls back to when `POSTGRES_PASSWORD` is not set. */
 export const SHIPPED_DATABASE_PASSWORD = 'gateway';
 
-/**
- * True when a PostgreSQL URL carries the password shipped in `deploy/docker-compose.yml`, in its
- * user part or as `?password=`: anyone who read the repository knows it.
- */
-function usesShippedDatabasePassword(url: string): boolean {
-  if (!/^postgres(ql)?:\/\//i.test(url)) return false;
+/** The passwords a PostgreSQL URL carries, in its user part or as `?password=`; none for any other URL. */
+function databasePasswords(url: string): string[] {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return [];
   try {
     const parsed = new URL(url);
-    const passwords = [decodeURIComponent(parsed.password), ...parsed.searchParams.getAll('password')];
-    return passwords.includes(SHIPPED_DATABASE_PASSWORD);
+    return [decodeURIComponent(parsed.password), ...parsed.searchParams.getAll('password')].filter((password) => password !== '');
   } catch {
-    return false;
+    return [];
   }
+}
+
+/**
+ * True when a PostgreSQL URL carries the password shipped in `deploy/docker-compose.yml`: anyone
+ * who read the repository knows it.
+ */
+function usesShippedDatabasePassword(url: string): boolean {
+  return databasePasswords(url).includes(SHIPPED_DATABASE_PASSWORD);
 }
 
 /**
@@ -533,14 +537,7 @@ function documentSecrets(value: unknown, field = ''): string[] {
         return [(colon < 0 ? pair : pair.slice(colon + 1)).trim()];
       });
     }
-    if (field === 'url' && /^postgres(ql)?:\/\//i.test(value.trim())) {
-      try {
-        return [decodeURIComponent(new URL(value.trim()).password)];
-      } catch {
-        return [];
-      }
-    }
-    return [];
+    return field === 'url' ? databasePasswords(value.trim()) : [];
   }
   if (Array.isArray(value)) return value.flatMap((item) => documentSecrets(item, field));
   if (value !== null && typeof value === 'object') {
