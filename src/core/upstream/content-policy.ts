@@ -34,6 +34,12 @@ const CONTENT_POLICY_WORDING = new RegExp(
   'i',
 );
 
+/**
+ * HTTP statuses whose meaning no wording can change (auth, billing, throttling): an answer with
+ * one of them is never read as a refusal of the content, whatever its text says.
+ */
+export const NOT_CONTENT_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
+
 /** Whether upstream text reads as a refusal of the content (see the rule above). */
 export function looksLikeContentPolicy(text: string | null | undefined): boolean {
   return typeof text === 'string' && CONTENT_POLICY_WORDING.test(text);

@@ -6,7 +6,7 @@
  */
 import type { ErrorCode } from '../../core/model/canonical.js';
 import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
-import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
+import { looksLikeContentPolicy, NOT_CONTENT_STATUSES } from '../../core/upstream/content-policy.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { KlingLegacyErrorBody } from './kling-legacy-schemas.js';
 
@@ -90,9 +90,6 @@ function messageOf(body: unknown): string | undefined {
   const message = KlingLegacyErrorBody.safeParse(body).data?.message;
   return typeof message === 'string' && message.trim() !== '' ? message : undefined;
 }
-
-/** Statuses whose meaning no wording can change (auth, billing, throttling). */
-const NOT_CONTENT_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
 
 /**
  * A request-class refusal (an `invalid_request` code, or a 4xx without one that is not about the

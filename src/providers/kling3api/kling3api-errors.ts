@@ -6,7 +6,7 @@
  */
 import type { ErrorCode } from '../../core/model/canonical.js';
 import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
-import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
+import { looksLikeContentPolicy, NOT_CONTENT_STATUSES } from '../../core/upstream/content-policy.js';
 import { readJsonBody } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import {
@@ -77,9 +77,6 @@ export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
     ...(text ? { message: text } : {}),
   };
 }
-
-/** Statuses whose meaning no wording can change (auth, billing, throttling). */
-const NOT_CONTENT_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
 
 /**
  * Canonical error for a kling3api error answer: by the seed's code when the body has a known
