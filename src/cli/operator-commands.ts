@@ -69,7 +69,7 @@ interface ProviderPlan {
 
 /** What a gateway started with this configuration would run, without secrets. */
 async function planFor(path: string, config: GatewayConfig, workers: number) {
-  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint }, { mergePricing }] = await Promise.all([
+  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }] = await Promise.all([
     import('../providers/registry.js'),
     import('../sandbox/sandbox.js'),
     import('../core/model/pricing.js'),
@@ -97,7 +97,7 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
       mode = 'simulator';
     } else {
       mode = 'disabled';
-      reason = 'no api_key (simulators run only when no provider has a key; see sandbox.simulators)';
+      reason = `${missingCredentials(provider)} (simulators run only when no provider has a key; see sandbox.simulators)`;
     }
     const pricing = settings ? mergePricing(provider.defaultPricing, settings.pricing) : provider.defaultPricing;
     const cap = settings?.max_in_flight ?? 20;

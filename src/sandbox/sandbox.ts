@@ -79,6 +79,11 @@ export function needsSimulator(config: GatewayConfig, providers: readonly VideoP
  * `region` name. A region also names the API shape spoken there unless `api_shape` says
  * otherwise. Throws naming the field when the block does not add up.
  */
+/** What a provider left without credentials lacks, in its own config words. */
+export function missingCredentials(provider: VideoProvider): string {
+  return provider.createAuth ? 'no api_key, nor access_key and secret_key, configured' : 'no api_key configured';
+}
+
 export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {
   const settings = config.providers[provider.id];
   if (!settings || !hasCredentials(settings)) return undefined;
@@ -160,7 +165,7 @@ export async function startSandbox(
         if (isEnabled(config, provider.id)) {
           endpoints.set(provider.id, {
             ...UNUSED_ENDPOINT,
-            disabledReason: 'no api_key configured (simulators run only when no provider has a key; see sandbox.simulators)',
+            disabledReason: `${missingCredentials(provider)} (simulators run only when no provider has a key; see sandbox.simulators)`,
           });
         }
         continue;

@@ -529,6 +529,12 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       ['kling3api', 'disabled'],
       ['kling-legacy', 'disabled'],
     ]);
+    // Each disabled provider names the credentials its own block takes.
+    expect(plan.providers.map((provider: { reason: string | null }) => provider.reason?.split(' (')[0] ?? null)).toEqual([
+      null,
+      'no api_key configured',
+      'no api_key, nor access_key and secret_key, configured',
+    ]);
     // Live: no shipped sandbox secret fills in; GATEWAY_WEBHOOK_SECRETS or a tenants block would.
     expect(plan.tenants).toEqual([
       { tenant: 'dev', webhook_secret: false },
