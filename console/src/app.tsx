@@ -1,11 +1,11 @@
 /**
  * The console's shell: sign-in gate, navigation, and the pages (hash routes, so the gateway
- * serves one static index for every page and a reload keeps the page).
+ * serves one static index for every page and a reload keeps the page; a page's state, such as the
+ * task list's filters, rides in the hash's query: see hash-location.ts).
  */
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link, Route, Router, Switch, useLocation } from 'wouter-preact';
-import { useHashLocation } from 'wouter-preact/use-hash-location';
 import { SessionContext, type ConsoleSession } from './gateway-context.js';
 import { CostPage } from './pages/cost-page.js';
 import { CreatePage } from './pages/create-page.js';
@@ -13,6 +13,7 @@ import { ProvidersPage } from './pages/providers-page.js';
 import { SignInPage } from './pages/sign-in-page.js';
 import { TaskListPage } from './pages/task-list-page.js';
 import { TaskPage } from './pages/task-page.js';
+import { useHashPageLocation, useHashSearch } from './hash-location.js';
 import { clientFor, forgetKey, storeKey, storedKey } from './session.js';
 
 /** Shown on the sign-in page after the gateway refused the key of a signed-in console. */
@@ -93,7 +94,7 @@ export function App() {
   useEffect(() => () => clearTimeout(announceTimer.current), []);
 
   return (
-    <Router hook={useHashLocation}>
+    <Router hook={useHashPageLocation} searchHook={useHashSearch}>
       <div aria-live="polite" class="visually-hidden" id="announcer">
         {announcement}
       </div>

@@ -505,6 +505,45 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
     await target.screenshot({ path: join(ARTIFACTS, 'phone-task-list-ended.png'), fullPage: true });
   });
+  it('keeps the task list\'s filters in its address: Back from a task, a reload and a shared link show the same view', async () => {
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'canceled, then filtered for', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    const canceled = await api.cancelVideo(queued.id);
+    live.simulator('freepik').clearFaults();
+    const target = await openConsole();
+    await signIn(target);
+    const shownStatuses = () => target.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-status')));
+    const filteredView = async () => {
+      await target.locator(`tr[data-task-id="${canceled.id}"]`).waitFor();
+      expect(await target.getByLabel('Status').inputValue()).toBe('canceled');
+      expect(new Set(await shownStatuses())).toEqual(new Set(['canceled']));
+    };
+
+    await target.getByLabel('Status').selectOption('canceled');
+    await expect.poll(() => target.evaluate(() => window.location.hash)).toBe('#/?status=canceled');
+    await filteredView();
+
+    await target.locator(`tr[data-task-id="${canceled.id}"] a.task-link`).click();
+    await target.getByRole('heading', { level: 1, name: `Video ${canceled.id}` }).waitFor();
+    await target.goBack();
+    await filteredView();
+
+    await target.reload();
+    await filteredView();
+
+    // A link with filters opens on them, a provider the gateway does not list included.
+    await target.goto(`${live.url}/console/#/?status=canceled&provider=nobody`);
+    await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+    expect([await target.getByLabel('Status').inputValue(), await target.getByLabel('Provider').inputValue()]).toEqual(['canceled', 'nobody']);
+    await expect.poll(() => target.locator('.empty').textContent()).toContain('No task matches these filters');
+
+    // The navigation's Tasks is the whole list again.
+    await target.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Tasks' }).click();
+    await expect.poll(() => target.evaluate(() => window.location.hash)).toBe('#/');
+    expect(await target.getByLabel('Status').inputValue()).toBe('');
+    expect(await accessibilityProblems(target)).toEqual([]);
+  });
+
   it('does not call the task list empty while the gateway cannot be reached, and fills it once it can', async () => {
     const target = await openConsole();
     await signIn(target);

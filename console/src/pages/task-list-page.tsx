@@ -1,9 +1,10 @@
 /**
  * The task list: newest first, filtered by status, provider and model, updating live (see
- * live-task-list.ts for how).
+ * live-task-list.ts for how). The filters live in the page's address (`#/?status=failed`), so a
+ * reload, a shared link and Back from a task keep them.
  */
-import { useState } from 'preact/hooks';
-import { Link } from 'wouter-preact';
+import { useMemo } from 'preact/hooks';
+import { Link, useLocation, useSearch } from 'wouter-preact';
 import { formatCostShort, type TaskStatus } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
@@ -17,15 +18,49 @@ import { useGatewayData } from '../use-gateway-data.js';
 /** The cost cell's title: where the figure comes from. */
 const COST_TITLES = { estimate: 'estimated', provider: 'reported by the provider', nothing: 'nothing charged: no provider holds this task' } as const;
 
+const FILTER_FIELDS = ['status', 'provider', 'model'] as const;
+
+/** The filters an address's query asks for; a status the API does not know is left out. */
+function filtersFrom(search: string): TaskFilters {
+  const query = new URLSearchParams(search);
+  const filters: TaskFilters = {};
+  const status = query.get('status');
+  if (status && (TASK_STATUSES as readonly string[]).includes(status)) filters.status = status as TaskStatus;
+  const provider = query.get('provider');
+  if (provider) filters.provider = provider;
+  const model = query.get('model');
+  if (model) filters.model = model;
+  return filters;
+}
+
+function addressOf(filters: TaskFilters): string {
+  const query = new URLSearchParams();
+  for (const field of FILTER_FIELDS) {
+    const value = filters[field];
+    if (value) query.set(field, value);
+  }
+  const text = query.toString();
+  return text ? `/?${text}` : '/';
+}
+
+/** The choices of a filter, with the address's own value kept even when the gateway does not list it. */
+function choices(listed: readonly string[], chosen: string | undefined): string[] {
+  return chosen && !listed.includes(chosen) ? [...listed, chosen] : [...listed];
+}
+
 export function TaskListPage() {
-  const [filters, setFilters] = useState<TaskFilters>({});
+  const search = useSearch();
+  const [, navigate] = useLocation();
+  const filters = useMemo(() => filtersFrom(search), [search]);
+  // A filter change replaces the address rather than adding a step to Back.
+  const setFilters = (next: TaskFilters) => navigate(addressOf(next), { replace: true });
   const live = useLiveTaskList(filters);
   const { client } = useSession();
   const providers = useGatewayData((_c, signal) => client.listProviders({ signal }), [client]);
   const models = useGatewayData((_c, signal) => client.listModels({ signal }), [client]);
   const set = (field: keyof TaskFilters) => (event: Event) => {
     const value = (event.target as HTMLSelectElement).value;
-    setFilters((current) => ({ ...current, [field]: value || undefined }));
+    setFilters({ ...filters, [field]: value || undefined });
   };
   const filtered = Boolean(filters.status || filters.provider || filters.model);
 
@@ -53,9 +88,9 @@ export function TaskListPage() {
           <label for="filter-provider">Provider</label>
           <select id="filter-provider" value={filters.provider ?? ''} onChange={set('provider')}>
             <option value="">Any</option>
-            {(providers.data?.data ?? []).map((provider) => (
-              <option key={provider.id} value={provider.id}>
-                {provider.id}
+            {choices((providers.data?.data ?? []).map((provider) => provider.id), filters.provider).map((provider) => (
+              <option key={provider} value={provider}>
+                {provider}
               </option>
             ))}
           </select>
@@ -64,9 +99,9 @@ export function TaskListPage() {
           <label for="filter-model">Model</label>
           <select id="filter-model" value={filters.model ?? ''} onChange={set('model')} aria-describedby="model-filter-hint">
             <option value="">Any</option>
-            {(models.data?.data ?? []).map((entry) => (
-              <option key={entry.model} value={entry.model}>
-                {entry.model}
+            {choices((models.data?.data ?? []).map((entry) => entry.model), filters.model).map((model) => (
+              <option key={model} value={model}>
+                {model}
               </option>
             ))}
           </select>
