@@ -56,6 +56,11 @@ export interface OpenStoreOptions {
   schema?: string;
   /** Pool size for PostgreSQL. */
   maxConnections?: number;
+  /**
+   * How long a PostgreSQL query waits for a connection (a new one to be made, or one of a full
+   * pool to come back) before it fails as the store being unreachable: 10 s by default.
+   */
+  connectTimeoutMs?: number;
   /** A SQLite file other processes (the gateway's `WORKERS`) use at the same time. */
   sharedByProcesses?: boolean;
   /**
@@ -157,11 +162,16 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
 
   // `?schema=name` in the URL puts the gateway's tables in their own schema.
   const { url: connectionUrl, schema: urlSchema } = splitSchema(location);
+  // A server that takes the connection but never answers (a host gone mid-failover, a dropped
+  // route) would otherwise hold the start, and every request after it, for as long as TCP tries.
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const schema = options.schema ?? urlSchema;
   if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
   if (schema) {
-    const setup = new pg.Client({ connectionString: connectionUrl });
-    await setup.connect();
+    const setup = new pg.Client({ connectionString: connectionUrl, connectionTimeoutMillis: connectTimeoutMs });
+    await setup.connect().catch((error: unknown) => {
+      throw notOpened({ description: `${describePostgres(connectionUrl)} (schema ${schema})` }, error);
+    });
     try {
       await setup.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch((error: unknown) => {
         // Two replicas creating it at the same moment: the second is told of a duplicate key
@@ -176,6 +186,10 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     connectionString: connectionUrl,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
     max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: connectTimeoutMs,
+    // A peer that vanished without closing is noticed by TCP within about a minute, not hours.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
     // Times are bigint columns; read them back as numbers (safe up to 2^53 ms).
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -223,7 +237,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
 const UNREACHABLE_CODES = /^(08...|57P0[123]|53300)$/;
 /** Socket errors `pg` passes on as they are, and the ones it makes of its own. */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|timeout expired)/;
 
 /**
  * Whether `error` says the store could not be reached or used right now (a database restarting,
@@ -395,10 +409,11 @@ async function migrationSchema(store: Store): Promise<string | undefined> {
  * not reached (a system error: refused, unknown host …) or refused the session (a role, a
  * database, a password). Named by the store's description, which leaves the password out.
  */
-function notOpened(store: Store, error: unknown): Error {
+function notOpened(store: Pick<Store, 'description'>, error: unknown): Error {
   const message = (error as Error).message ?? String(error);
   const code = (error as { code?: unknown }).code;
-  const what = typeof code === 'string' && /^E[A-Z]+$/.test(code) ? 'could not reach the database' : 'could not open the database';
+  const what =
+    (typeof code === 'string' && /^E[A-Z]+$/.test(code)) || isStoreUnreachable(error) ? 'could not reach the database' : 'could not open the database';
   return new Error(`${what} ${store.description}: ${message}`);
 }
 

@@ -3,6 +3,7 @@
  * `pg_terminate_backend`, a restart or a failover ends idle pool connections, and the process must
  * go on (the pool opens a new connection for the next query) rather than die of the error.
  */
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -129,5 +130,31 @@ describe('a PostgreSQL server the gateway cannot reach', () => {
     );
     expect(refused).toMatch(/^could not reach the database postgres:\/\/127\.0\.0\.1:1\/gateway: .*ECONNREFUSED/);
     expect(refused).not.toContain('SuperSecretPass99');
+  });
+
+  it('gives up on a server that takes the connection but never answers, in its own schema or the default one', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      const outcomes = await Promise.all(
+        [`postgres://127.0.0.1:${port}/gateway`, `postgres://127.0.0.1:${port}/gateway?schema=gw`].map((url) =>
+          openStore(url, { connectTimeoutMs: 300 }).then(
+            () => 'opened',
+            (error: unknown) => (error as Error).message,
+          ),
+        ),
+      );
+      expect(outcomes).toEqual([
+        expect.stringMatching(new RegExp(`^could not reach the database postgres://127\\.0\\.0\\.1:${port}/gateway: .*timeout`, 'i')),
+        expect.stringMatching(new RegExp(`^could not reach the database postgres://127\\.0\\.0\\.1:${port}/gateway \\(schema gw\\): timeout`)),
+      ]);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
