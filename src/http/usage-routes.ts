@@ -12,11 +12,24 @@ function tenantOf(req: Request): string {
   return req.tenant;
 }
 
+/** What a spreadsheet takes for the start of a formula when a cell begins with it. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * A text cell as a spreadsheet should read it: one that would start a formula (a tenant named
+ * `@ops` or `=HYPERLINK(…)`) gets a leading `'`, which spreadsheets read as "text follows".
+ * Numbers are written as they are.
+ */
+function csvCell(value: unknown): unknown {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'string' && FORMULA_START.test(value) ? `'${value}` : value;
+}
+
 /** The rows as RFC 4180 CSV: a header, the group keys in `group_by` order, then the metrics. */
 export function usageCsv(result: UsageResult): string {
   const columns = [...result.group_by, ...USAGE_METRIC_COLUMNS];
   return stringify(
-    result.data.map((row) => columns.map((column) => (row as unknown as Record<string, unknown>)[column] ?? '')),
+    result.data.map((row) => columns.map((column) => csvCell((row as unknown as Record<string, unknown>)[column]))),
     { header: true, columns, record_delimiter: 'windows' },
   );
 }

@@ -204,6 +204,28 @@ describe('GET /v1/usage: the provider comparison', () => {
     ]);
   });
 
+  it('keeps CSV cells from being read as spreadsheet formulas: a text cell starting with = + - @ gets a leading quote', async () => {
+    // Tenant names are free text in GATEWAY_API_KEYS; "@ops" or "-qa" opened in a spreadsheet
+    // would be taken for a formula (Excel, LibreOffice and Sheets start one at = + - @).
+    const apiKeys = `acme:acme-secret-key,other:${OTHER_TENANT_KEY},@ops:ops-secret-key,=HYPERLINK("x.example";"a"):formula-secret-key,-qa:qa-secret-key`;
+    gw = await startTestGateway({ config: { auth: { api_keys: apiKeys }, tenants: { other: { admin: true } } } });
+    for (const key of ['ops-secret-key', 'formula-secret-key', 'qa-secret-key']) {
+      expect((await gw.request('POST', '/v1/videos', video('freepik'), {}, key)).status).toBe(202);
+    }
+    const csv = await gw.request('GET', '/v1/usage?group_by=tenant&format=csv', undefined, {}, OTHER_TENANT_KEY);
+    expect(csv.status).toBe(200);
+    const lines = (csv.body as string).trim().split('\r\n').slice(1);
+    expect(lines.map((line) => line.slice(0, line.indexOf(',USD,')))).toEqual([
+      "'-qa",
+      "'@ops",
+      '"\'=HYPERLINK(""x.example"";""a"")"',
+    ]);
+    // Numbers stay numbers; the JSON answer keeps the names as they are.
+    expect(lines[0]).toMatch(/,USD,1,0,0,0,1,0,0,/);
+    const json = await gw.request('GET', '/v1/usage?group_by=tenant', undefined, {}, OTHER_TENANT_KEY);
+    expect(json.body.data.map((row: any) => row.tenant)).toEqual(['-qa', '@ops', '=HYPERLINK("x.example";"a")']);
+  });
+
   it('shows only the caller\'s tenant', async () => {
     gw = await startTestGateway();
     await runAll(gw, [video('freepik')]);
