@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { OPERATIONS } from '../../src/core/model/canonical.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
 let gw: TestGateway;
+const postgres = await postgresAvailable();
 
 /**
  * The legacy API ships placeholder prices; the tests that need a provider without a price for
@@ -169,6 +172,43 @@ describe('cost', () => {
     const done = await gw.finish(created.body.id);
     expect(done.status).toBe('succeeded');
     expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+  });
+
+  // 1e17 credits × $0.001 is $1e14: 1e20 millionths, past what money adds up exactly in (and
+  // past a PostgreSQL bigint). An upstream that says so is not believed: the figure the task had stands.
+  const stores: [string, boolean][] = [['SQLite', false], ...(postgres ? [['PostgreSQL', true] as [string, boolean]] : [])];
+  it.each(stores)('does not take a charge too large to add up exactly (%s): the task ends, with the figure it had', async (_name, onPostgres) => {
+    const schema = newSchemaName();
+    const logs = capturedLogs();
+    try {
+      gw = await startTestGateway({
+        logTo: logs.sink,
+        ...(onPostgres ? { store: await openPostgresStore(schema) } : {}),
+        config: { tenants: { acme: { budget: { amount: 100, currency: 'USD', period: 'month' } } } },
+      });
+      const created = await gw.create({ model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling3api'] } });
+      expect(created.body.cost).toMatchObject({ credits: 400, currency_amount: 0.4 });
+      const simulator = gw.simulator('kling3api');
+      await gw.clock.advance(10_000);
+      const finished = {
+        task_id: simulator.tasks[0]!.id,
+        status: 'SUCCESS',
+        response: ['https://cdn.example.com/videos/harbour.mp4'],
+        consumed_credits: 1e17,
+      };
+      simulator.injectFault({ on: 'status', status: 200, times: 50, body: { code: 200, message: 'success', data: finished } });
+      const done = await gw.finish(created.body.id);
+      expect(done.status).toBe('succeeded');
+      // The create's own figure, still marked as not final.
+      expect(done.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
+      const usage = (await gw.request('GET', '/v1/usage')).body;
+      expect(usage.data).toEqual([expect.objectContaining({ succeeded: 1, credits: 400, currency_amount: 0.4 })]);
+      expect(usage.budgets[0]).toMatchObject({ spent: 0.4, reserved: 0 });
+      expect(logs.text()).toMatch(/kling3api reported a charge of 100000000000000000 credits \(100000000000000 USD\).*not taken/);
+    } finally {
+      await gw?.close();
+      if (onPostgres) await dropSchema(schema);
+    }
   });
 
   it('max_credits leaves out providers over budget or without a price', async () => {

@@ -16,7 +16,7 @@ import { newOutput, withAttemptChange, type AttemptChange, type AttemptRecord, t
 import { lastPollAt } from './polling.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
-import { fromMicros } from '../model/pricing.js';
+import { fromMicros, toMicros } from '../model/pricing.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
 const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
@@ -138,10 +138,7 @@ export class TaskLifecycle {
         providerTaskId: result.ref.providerTaskId,
         providerStatus: result.providerStatus,
         tracking: result.ref.tracking,
-        cost:
-          result.reportedCredits !== undefined
-            ? this.reportedCost(task, runtime, result.reportedCredits, true)
-            : costFromEstimate(extra.estimate),
+        cost: this.reportedCost(task, runtime, result.reportedCredits, true) ?? costFromEstimate(extra.estimate),
         warnings: extra.warnings,
         expectsWebhook: extra.expectsWebhook,
         nextPollAt: extra.firstPollAt,
@@ -326,6 +323,7 @@ export class TaskLifecycle {
         'unknown upstream status; task stays in progress',
       );
     }
+    const reported = this.reportedCost(task, runtime, report.reportedCredits, true);
     return this.transition(
       task,
       {
@@ -334,7 +332,7 @@ export class TaskLifecycle {
         status: 'processing',
         ...(schedule ? { nextPollAt: schedule.nextPollAt, pollCount: schedule.pollCount } : {}),
         ...releaseHeldLease,
-        ...(report.reportedCredits !== undefined ? { cost: this.reportedCost(task, runtime, report.reportedCredits, true) } : {}),
+        ...(reported ? { cost: reported } : {}),
         ...learned,
       },
       options,
@@ -354,7 +352,7 @@ export class TaskLifecycle {
   ): Promise<TaskRecord | undefined> {
     const { clock, storage, config } = this.engine;
     const now = clock.now();
-    const cost = report.reportedCredits !== undefined ? this.reportedCost(task, runtime, report.reportedCredits, false) : task.cost;
+    const cost = this.reportedCost(task, runtime, report.reportedCredits, false) ?? task.cost;
     const willCopy = storage !== undefined && config.storage.mode === 'copy';
     const outputs = report.outputs.map((output) => newOutput(output, now, runtime.provider.resultLifetimeMs, willCopy));
     const finished = { providerStatus: report.providerStatus, outputs, cost, error: null, ...RELEASE_LEASE } satisfies TaskChange;
@@ -515,7 +513,7 @@ export class TaskLifecycle {
     return this.fail(task, error, task.phase === 'submitting' ? this.held('submitting') : { phases: ['dispatch'] });
   }
 
-  private reportedCostFor(task: TaskRecord, providerId: string, credits: number): TaskCost {
+  private reportedCostFor(task: TaskRecord, providerId: string, credits: number): TaskCost | undefined {
     const runtime = this.engine.runtimes.get(providerId);
     return runtime ? this.reportedCost(task, runtime, credits, false) : { credits, estimated: false, currency_amount: null, currency: null };
   }
@@ -523,13 +521,26 @@ export class TaskLifecycle {
   /**
    * The upstream's own figure; `estimated` stays true while the task may still change it.
    * Credits are valued at what one credit was worth under the rule that priced the task when it
-   * was created, so a later price change does not rewrite it.
+   * was created, so a later price change does not rewrite it. Undefined when nothing was
+   * reported, or when the figure is worth more than money is added up exactly in (whole
+   * millionths within a safe integer, about 9 billion currency units: also what a PostgreSQL
+   * bigint holds): no video costs that, and such a figure would wreck every sum it entered, so
+   * the figure the task had stands, and the log says why.
    */
-  private reportedCost(task: TaskRecord, runtime: ProviderRuntime, credits: number, provisional: boolean): TaskCost {
+  private reportedCost(task: TaskRecord, runtime: ProviderRuntime, credits: number | undefined, provisional: boolean): TaskCost | undefined {
+    if (credits === undefined) return undefined;
     if (!runtime.pricing) return { credits, estimated: provisional, currency_amount: null, currency: null };
     const creditValue =
       task.plan.candidates.find((entry) => entry.provider === runtime.id)?.creditValue ?? runtime.pricing.credit_value;
     const cost = costOf({ credit_value: creditValue, currency: runtime.pricing.currency }, credits);
+    if (!Number.isSafeInteger(toMicros(cost.currencyAmount))) {
+      this.engine.logger.warn(
+        { task_id: task.id, provider: runtime.id },
+        `${runtime.id} reported a charge of ${credits} credits (${cost.currencyAmount} ${cost.currency}), more than a charge ` +
+          'the gateway can add up exactly; not taken: the figure the task had stands',
+      );
+      return undefined;
+    }
     return { credits: cost.credits, estimated: provisional, currency_amount: cost.currencyAmount, currency: cost.currency };
   }
 
