@@ -270,6 +270,13 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(answer.body.errors.map((error: { path: string }) => error.path)).toContain(path);
   });
 
+  it('takes from and to as ISO 8601 date-times with a zone, seconds left out or not', async () => {
+    gw ??= await startTestGateway();
+    const answer = await gw.request('GET', '/v1/usage?from=2026-11-22T10:00%2B01:00&to=2026-11-22T12:00:30Z');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ from: '2026-11-22T09:00:00.000Z', to: '2026-11-22T12:00:30.000Z' });
+  });
+
   it('needs a gateway key, and is counted under its own route in the HTTP metrics', async () => {
     gw = await startTestGateway();
     expect((await gw.request('GET', '/v1/usage', undefined, {}, null)).status).toBe(401);

@@ -11,10 +11,20 @@ import { Model, Operation, Quality, type VideoRequest } from './canonical.js';
 
 const oneOrMany = <T extends z.ZodType>(schema: T) => z.union([schema, z.array(schema).min(1)]);
 
-/** `2026-12-01` (midnight UTC) or an ISO date-time with a zone (`2026-12-01T09:00:00+01:00`). */
-const EffectiveFrom = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+/**
+ * `2026-12-01` (midnight UTC) or an ISO 8601 date-time with a zone (`2026-12-01T09:00:00+01:00`;
+ * the seconds may be left out, `2026-12-01T09:00+01:00`, as ISO 8601 allows). A date-time
+ * without a zone is refused: it would mean a different moment on every machine.
+ */
+export const DateOrZonedDateTime = z.union([
+  z.iso.date(),
+  z.iso.datetime({ offset: true }),
+  z.iso.datetime({ offset: true, precision: -1 }),
+]);
 
-/** Milliseconds since the epoch of an `effective_from` (a bare date is midnight UTC). */
+const EffectiveFrom = DateOrZonedDateTime;
+
+/** Milliseconds since the epoch of a `DateOrZonedDateTime` such as `effective_from` (a bare date is midnight UTC). */
 export function effectiveFromMs(value: string): number {
   return Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
 }

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { TERMINAL_STATUSES, type TaskStatus } from '../model/canonical.js';
 import { budgetWindow } from '../model/budget.js';
 import { problems } from '../model/problems.js';
-import { fromMicros } from '../model/pricing.js';
+import { DateOrZonedDateTime, effectiveFromMs, fromMicros } from '../model/pricing.js';
 import type { Engine } from './engine.js';
 import { SpendLedger, describeBudget, type BudgetDescription } from './spend-ledger.js';
 import type { UsageFilter, UsageGroupColumn, UsageMedian, UsageSums } from './task-repository.js';
@@ -18,9 +18,7 @@ export const USAGE_GROUP_KEYS = ['provider', 'model', 'operation', 'quality', 'd
 export type UsageGroupKey = (typeof USAGE_GROUP_KEYS)[number];
 
 /** `2026-11-01` (00:00 UTC) or an ISO date-time with a zone. */
-const Instant = z
-  .union([z.iso.date(), z.iso.datetime({ offset: true })])
-  .transform((value) => Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value));
+const Instant = DateOrZonedDateTime.transform(effectiveFromMs);
 
 export const UsageQuery = z
   .strictObject({

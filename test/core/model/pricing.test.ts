@@ -270,7 +270,14 @@ describe('dated prices (effective_from)', () => {
     expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01T10:00:00Z' }).success).toBe(true);
     expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '01/12/2026' }).success).toBe(false);
     expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01T10:00:00' }).success).toBe(false);
+    expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01T10:00' }).success).toBe(false);
     expect(effectiveFromMs('2026-12-01')).toBe(DEC_1);
+  });
+
+  it('takes a date-time with a zone but no seconds, which ISO 8601 allows', () => {
+    expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01T09:30+01:00' }).success).toBe(true);
+    expect(PriceRule.safeParse({ credits_per_task: 1, effective_from: '2026-12-01T00:00Z' }).success).toBe(true);
+    expect(effectiveFromMs('2026-12-01T09:30+01:00')).toBe(Date.UTC(2026, 11, 1, 8, 30));
   });
 });
 
