@@ -136,12 +136,16 @@ export function verifyFreepikWebhook(webhook: InboundWebhook, secret: string, no
   if (skewMs > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is too old' };
   if (-skewMs > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is in the future' };
 
-  const expected = keysOf(secret).map((key) => digest(key, webhookId, timestamp, webhook.rawBody));
+  // The signature text is compared as the seed's samples do (`expected_signature ==
+  // generated_signature`), not its decoding: node's base64 reader skips stray characters and
+  // ignores the unused bits of the last one, so other text would decode to the same bytes.
+  const expected = keysOf(secret).map((key) => Buffer.from(digest(key, webhookId, timestamp, webhook.rawBody).toString('base64'), 'utf8'));
+  // A header sent twice reaches us joined with ", ": the comma left at an entry's end is not its text.
   const matches = signatures.split(/\s+/).some((entry) => {
     const comma = entry.indexOf(',');
     if (comma < 0) return false;
-    const candidate = Buffer.from(entry.slice(comma + 1), 'base64');
-    return expected.some((digest) => candidate.length === digest.length && timingSafeEqual(candidate, digest));
+    const candidate = Buffer.from(entry.slice(comma + 1).replace(/,+$/, ''), 'utf8');
+    return expected.some((text) => candidate.length === text.length && timingSafeEqual(candidate, text));
   });
   if (!matches) return { ok: false, reason: 'no webhook-signature entry matches' };
 

@@ -248,6 +248,35 @@ describe('verifyFreepikWebhook', () => {
     expect(verifyFreepikWebhook(webhook({ signature: `${wrong} nocomma v1,` }), SECRET, NOW_MS).ok).toBe(false);
   });
 
+  it('compares the signature text exactly, as the seed does: other text that decodes to the same bytes is refused', () => {
+    const good = signWithLibrary(SECRET, 'msg_2abc', NOW_S, BODY).slice('v1,'.length);
+    // 32 bytes in 44 base64 characters: the last character before '=' carries 2 bits no byte uses.
+    const last = good.charAt(42);
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const sameBytes = alphabet.charAt(alphabet.indexOf(last) ^ 1);
+    for (const altered of [
+      `${good}AA`,
+      `${good}x`,
+      `${good.slice(0, 20)}!${good.slice(20)}`,
+      `${good.slice(0, 42)}${sameBytes}=`,
+      good.slice(0, 43),
+    ]) {
+      expect(verifyFreepikWebhook(webhook({ signature: `v1,${altered}` }), SECRET, NOW_MS)).toEqual({
+        ok: false,
+        reason: 'no webhook-signature entry matches',
+      });
+    }
+    expect(verifyFreepikWebhook(webhook({ signature: `v1,${good}` }), SECRET, NOW_MS).ok).toBe(true);
+  });
+
+  it('reads a webhook-signature header sent twice, which node joins with ", "', () => {
+    const good = signWithLibrary(SECRET, 'msg_2abc', NOW_S, BODY);
+    const wrong = `v1,${Buffer.alloc(32, 1).toString('base64')}`;
+    expect(verifyFreepikWebhook(webhook({ signature: `${good}, ${wrong}` }), SECRET, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ signature: `${wrong}, ${good}` }), SECRET, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ signature: `${wrong}, v1,` }), SECRET, NOW_MS).ok).toBe(false);
+  });
+
   it('refuses every webhook when no secret is configured', () => {
     expect(verifyFreepikWebhook(webhook(), '', NOW_MS).ok).toBe(false);
   });
