@@ -155,6 +155,7 @@ export class Gateway {
   readonly tracker: Tracker;
   readonly webhooks: OutboundWebhooks;
   readonly custody: ResultCustody;
+  private readonly inbound: InboundWebhooks;
   private readonly loopTimers = new Map<string, TimerHandle>();
   private readonly loopRuns = new Set<Promise<unknown>>();
   private stopping = false;
@@ -189,6 +190,7 @@ export class Gateway {
       this.custody.tick().catch((error) => engine.logger.error({ err: error }, 'storing pass failed'));
     };
     this.service = new TaskService(engine, this.dispatcher);
+    this.inbound = new InboundWebhooks(engine, this.tracker, this.dispatcher.recovery);
     this.catalog = new ProviderCatalog(engine);
     this.usage = new UsageReport(engine);
     const http = createHttp({
@@ -197,7 +199,7 @@ export class Gateway {
       content: new OutputContent(engine),
       catalog: this.catalog,
       usage: this.usage,
-      inbound: new InboundWebhooks(engine, this.tracker, this.dispatcher.recovery),
+      inbound: this.inbound,
       metrics: engine.metrics,
       logger: engine.logger,
       providers: [...engine.runtimes.values()].map((runtime) => runtime.provider),
@@ -552,6 +554,8 @@ export class Gateway {
     this.service.endWatches();
     await this.listenerStop?.close();
     await Promise.allSettled([...this.loopRuns]);
+    // Webhooks that came before their create was recorded, applied once it was.
+    await this.inbound.idle();
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
     await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle(), this.custody.idle()]);
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -296,6 +297,67 @@ describe('news that arrives while its create is still being recorded', () => {
     const retried = await postFreepikWebhook(gw, unknown, { id: 'wh_early' });
     expect(retried.status).toBe(200);
     expect(retried.body).toEqual({ received: true, matched: false });
+  });
+
+  it('applies a Freepik webhook that arrives before the answer of its own create, once that answer is recorded', async () => {
+    // An upstream that finishes at once may post the task's webhooks before answering the create.
+    const upstreamId = '046b6c7f-0b8a-43b9-b35d-6489e6daee91';
+    const video = 'https://cdn.example.com/early.mp4';
+    const statusCalls: string[] = [];
+    const webhookAnswers: number[] = [];
+    const fake = http.createServer((req, res) => {
+      let raw = '';
+      req.on('data', (chunk) => (raw += chunk));
+      req.on('end', () => {
+        void (async () => {
+          res.setHeader('content-type', 'application/json');
+          if (req.method !== 'POST') {
+            statusCalls.push(req.url ?? '');
+            res.end(JSON.stringify({ data: { task_id: upstreamId, status: 'COMPLETED', generated: [video] } }));
+            return;
+          }
+          const { webhook_url: webhookUrl } = JSON.parse(raw) as { webhook_url: string };
+          const payload = JSON.stringify({ task_id: upstreamId, status: 'COMPLETED', generated: [video] });
+          const timestamp = String(Math.floor(gw.clock.now() / 1000));
+          const secret = gw.endpoints.get('freepik')!.webhookSecret!;
+          const answer = await fetch(webhookUrl, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'webhook-id': 'msg_before_answer',
+              'webhook-timestamp': timestamp,
+              'webhook-signature': signFreepikWebhook(secret, 'msg_before_answer', timestamp, payload),
+            },
+            body: payload,
+          });
+          webhookAnswers.push(answer.status);
+          res.end(JSON.stringify({ data: { task_id: upstreamId, status: 'CREATED', generated: [] } }));
+        })();
+      });
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    const local = gw;
+    try {
+      const port = (fake.address() as { port: number }).port;
+      gw = await startTestGateway({ endpointOverrides: { freepik: { baseUrl: `http://127.0.0.1:${port}` } } });
+      const created = await gw.create({ ...request, routing: { providers: ['freepik'] } });
+      expect(created.status).toBe(202);
+      expect(webhookAnswers).toEqual([200]);
+
+      // Well before the first safety poll (10 s here): the webhook's news is applied, not dropped.
+      let task: any;
+      await gw.advanceUntil(async () => {
+        task = (await gw.get(created.body.id)).body;
+        return task.status === 'succeeded';
+      }, 100, 50);
+      expect(task).toMatchObject({ status: 'succeeded', provider_status: 'COMPLETED', provider_task_id: upstreamId });
+      expect(task.outputs).toEqual([expect.objectContaining({ upstream_url: video })]);
+      expect(statusCalls).toEqual([]);
+    } finally {
+      await gw.close();
+      gw = local;
+      await new Promise((resolve) => fake.close(resolve));
+    }
   });
 
   it('asks the legacy API to retry a callback for a task whose create is not recorded yet', async () => {

@@ -95,7 +95,7 @@ export class Dispatcher {
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
-    this.recovery = new Recovery(engine, this.lifecycle, (taskId) => this.inFlight.has(taskId));
+    this.recovery = new Recovery(engine, this.lifecycle, (taskId) => this.inFlight.get(taskId));
   }
 
   /**

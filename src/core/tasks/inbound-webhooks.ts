@@ -5,8 +5,9 @@
  * as such: it makes the task poll now. Both answer with what the sender should be told.
  */
 import { ProblemError, problems } from '../model/problems.js';
-import type { InboundWebhook } from '../upstream/provider.js';
+import type { InboundWebhook, StatusReport } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
+import type { TaskRecord } from './task-records.js';
 import { DuplicateInboundWebhookError, type InboundMark } from './task-repository.js';
 import { attemptKeyOf, type Recovery } from './recovery.js';
 import type { Tracker } from './tracker.js';
@@ -18,6 +19,9 @@ const WEBHOOK_RETRY_AFTER_S = 5;
 export type WebhookReceipt = { received: true; matched: boolean } | { received: true; duplicate: true };
 
 export class InboundWebhooks {
+  /** Webhooks applied once the create they came before is recorded (`applyOnceRecorded`). */
+  private readonly pending = new Set<Promise<void>>();
+
   constructor(
     private readonly engine: Engine,
     private readonly tracker: Tracker,
@@ -85,6 +89,9 @@ export class InboundWebhooks {
       if (adoption.kind === 'noted') {
         // Written on the attempt; the replica sending the create (or recovery) takes it from there.
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
+        // The sender is told it arrived and will not send it again: when the create is on its
+        // way here, its news is applied once the answer is recorded, not left to the safety poll.
+        if (adoption.recorded) this.applyOnceRecorded(providerId, verification.providerTaskId, verification.webhookId, verification.report, adoption.recorded, requestId);
         return { received: true, matched: true };
       }
       if (adoption.kind === 'adopted') {
@@ -103,25 +110,62 @@ export class InboundWebhooks {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unmatched' });
       return { received: true, matched: false };
     }
+    return this.apply(providerId, task, verification.webhookId, verification.report);
+  }
+
+  /** Applies a verified webhook's news to the task it names, once per webhook id. */
+  private async apply(providerId: string, task: TaskRecord, webhookId: string, report: StatusReport | undefined): Promise<WebhookReceipt> {
+    const { metrics, tasks, clock } = this.engine;
     // The id is remembered in the transaction of the change the webhook makes (a replay then
     // writes nothing), or on its own when it changes nothing.
-    const mark: InboundMark = { provider: providerId, webhookId: verification.webhookId, at: clock.now(), remembered: false };
+    const mark: InboundMark = { provider: providerId, webhookId, at: clock.now(), remembered: false };
     const duplicate = () => {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'duplicate' });
       return { received: true, duplicate: true } as const;
     };
     try {
       // Read here, not through the upstream client that scrubs answers: the same secrets come out of it.
-      await this.tracker.onWebhook(task, verification.report && this.engine.secrets.scrubDeep(verification.report), mark);
+      await this.tracker.onWebhook(task, report && this.engine.secrets.scrubDeep(report), mark);
     } catch (error) {
       if (error instanceof DuplicateInboundWebhookError) return duplicate();
       // Not applied: forget the id so the sender's retry is not taken for a replay.
-      if (mark.remembered) await tasks.forgetInboundWebhook(providerId, verification.webhookId).catch(() => undefined);
+      if (mark.remembered) await tasks.forgetInboundWebhook(providerId, webhookId).catch(() => undefined);
       throw error;
     }
-    if (!mark.remembered && !(await tasks.rememberInboundWebhook(providerId, verification.webhookId, mark.at))) return duplicate();
+    if (!mark.remembered && !(await tasks.rememberInboundWebhook(providerId, webhookId, mark.at))) return duplicate();
     metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'applied' });
     return { received: true, matched: true };
+  }
+
+  /**
+   * A verified webhook that named the task of a create still on its way in this process: applied
+   * once that create's dispatch has ended and the task is tracked. If it is not tracked then (the
+   * create was given up on, or the store failed), recovery and the polls take it from there.
+   */
+  private applyOnceRecorded(
+    providerId: string,
+    providerTaskId: string,
+    webhookId: string,
+    report: StatusReport | undefined,
+    recorded: Promise<void>,
+    requestId: string | undefined,
+  ): void {
+    const { tasks, logger } = this.engine;
+    const late = recorded.then(async () => {
+      const task = await tasks.findByProviderTask(providerId, providerTaskId);
+      if (task) await this.apply(providerId, task, webhookId, report);
+    });
+    this.pending.add(late);
+    late
+      .catch((error: unknown) =>
+        logger.warn({ provider: providerId, webhook_id: webhookId, request_id: requestId, err: error }, 'could not apply a webhook that came before its create was recorded'),
+      )
+      .finally(() => this.pending.delete(late));
+  }
+
+  /** Resolves once the webhooks waiting for their create to be recorded have been applied. */
+  async idle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
   /** An unsigned callback to `/v1/webhooks/<provider>/<token>`; `body` is its parsed JSON, if it parsed. */

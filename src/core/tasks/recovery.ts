@@ -64,7 +64,14 @@ export type NamedTaskOutcome =
    * named its upstream task: that is now written on the attempt, so the task is tracked even if
    * the answer never comes (that replica stopped), once the lease runs out.
    */
-  | { kind: 'noted' }
+  | {
+      kind: 'noted';
+      /**
+       * When the create is on its way in this process: settles once its dispatch has ended (its
+       * answer recorded, or given up on), so the news can then be applied to the tracked task.
+       */
+      recorded?: Promise<void>;
+    }
   /** Not an attempt in doubt (unknown, answered, or not this provider's). */
   | { kind: 'none' };
 
@@ -72,9 +79,14 @@ export class Recovery {
   constructor(
     private readonly engine: Engine,
     private readonly lifecycle: TaskLifecycle,
-    /** Whether this process is still running the task's dispatch (then it is not abandoned). */
-    private readonly dispatchingHere: (taskId: string) => boolean,
+    /** The task's dispatch this process is still running (then it is not abandoned), if any. */
+    private readonly dispatchHere: (taskId: string) => Promise<unknown> | undefined,
   ) {}
+
+  /** Whether this process is still running the task's dispatch. */
+  private dispatchingHere(taskId: string): boolean {
+    return this.dispatchHere(taskId) !== undefined;
+  }
 
   /**
    * After a restart. With a database no other replica shares, this is the only process, so every
@@ -201,7 +213,9 @@ export class Recovery {
         tracking: ref.tracking,
         recoveredBy: 'webhook',
       });
-      return noted ? { kind: 'noted' } : { kind: 'busy' };
+      if (!noted) return { kind: 'busy' };
+      const running = this.dispatchHere(task.id);
+      return running ? { kind: 'noted', recorded: running.then(() => undefined, () => undefined) } : { kind: 'noted' };
     }
     return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
   }
