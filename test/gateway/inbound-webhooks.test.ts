@@ -353,6 +353,8 @@ describe('news that arrives while its create is still being recorded', () => {
       expect(task).toMatchObject({ status: 'succeeded', provider_status: 'COMPLETED', provider_task_id: upstreamId });
       expect(task.outputs).toEqual([expect.objectContaining({ upstream_url: video })]);
       expect(statusCalls).toEqual([]);
+      // The create's answer came: nothing was recovered.
+      expect(task.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', http_status: 200, recovered_by: null })]);
     } finally {
       await gw.close();
       gw = local;

@@ -500,6 +500,8 @@ export class Dispatcher {
         ...(details.httpStatus !== undefined ? { httpStatus: details.httpStatus } : {}),
         providerTaskId: result.ref.providerTaskId,
         tracking: result.ref.tracking,
+        // The answer came: a webhook that named the task first (`Recovery.adoptNamed`) recovered nothing.
+        recoveredBy: null,
       },
     };
     const expectsWebhook = details.callbackUrl !== undefined;
