@@ -18,18 +18,45 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag);
 }
 
+/**
+ * The byte ranges of a `Range` header for a file of `size` bytes: the satisfiable ones, or
+ * `malformed` (another unit, a spec that does not read; the header is ignored). A suffix longer
+ * than the file is the whole file (RFC 9110 §14.1.1: "the entire representation is used"), where
+ * express's `req.range` (range-parser) called it unsatisfiable; a suffix of 0, a first byte past
+ * the end and a last byte before the first are unsatisfiable, as range-parser has them.
+ */
+function byteRanges(header: string, size: number): { start: number; end: number }[] | 'malformed' {
+  const match = /^\s*bytes\s*=(.*)$/i.exec(header);
+  if (!match) return 'malformed';
+  const ranges: { start: number; end: number }[] = [];
+  for (const spec of (match[1] ?? '').split(',')) {
+    const parts = /^\s*(\d*)\s*-\s*(\d*)\s*$/.exec(spec);
+    if (!parts || (parts[1] === '' && parts[2] === '')) return 'malformed';
+    const [, first = '', last = ''] = parts;
+    if (first === '') {
+      const suffix = Number(last);
+      if (suffix > 0) ranges.push({ start: Math.max(0, size - suffix), end: size - 1 });
+      continue;
+    }
+    const start = Number(first);
+    const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+    if (start <= end) ranges.push({ start, end });
+  }
+  return ranges;
+}
+
 /** The one range to serve, `undefined` for the whole file, or `unsatisfiable`. */
 function rangeOf(req: Request, content: StoredContent, etag: string): { start: number; end: number } | 'unsatisfiable' | undefined {
-  if (!req.header('range')) return undefined;
+  const header = req.header('range');
+  if (!header) return undefined;
   // A range of an older version is not what the caller wants: If-Range with another validator gets the whole file.
   const ifRange = req.header('if-range');
   if (ifRange !== undefined && ifRange.trim() !== etag) return undefined;
-  const ranges = req.range(content.bytes, { combine: true });
-  if (ranges === -1) return 'unsatisfiable';
-  // Malformed (-2), another unit, or several ranges: answered with the whole file (RFC 9110 allows ignoring Range).
-  if (ranges === undefined || ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
-  const [range] = ranges;
-  return range ? { start: range.start, end: range.end } : undefined;
+  const ranges = byteRanges(header, content.bytes);
+  // Malformed, another unit, or several ranges: answered with the whole file (RFC 9110 allows ignoring Range).
+  if (ranges === 'malformed') return undefined;
+  if (ranges.length === 0) return 'unsatisfiable';
+  return ranges.length === 1 ? ranges[0] : undefined;
 }
 
 async function sendStored(req: Request, res: Response, content: StoredContent, metrics: GatewayMetrics): Promise<void> {

@@ -221,6 +221,27 @@ describe('result custody on the filesystem', () => {
     expect(notModified.bytes.length).toBe(0);
   });
 
+  it('answers a suffix range longer than the file with the whole file (206), not 416, as RFC 9110 says', async () => {
+    const gateway = await startCopying();
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const url = `${gateway.url}/v1/videos/${done.id}/content`;
+    const auth = { authorization: `Bearer ${TENANT_KEY}` };
+    const size = SAMPLE_MP4.length;
+
+    // A player asking for "the last 64 KiB" of a file that is smaller gets all of it.
+    for (const suffix of [size, size + 1, 65_536]) {
+      const tail = await download(url, { ...auth, range: `bytes=-${suffix}` });
+      expect([suffix, tail.response.status]).toEqual([suffix, 206]);
+      expect(tail.response.headers.get('content-range')).toBe(`bytes 0-${size - 1}/${size}`);
+      expect(tail.response.headers.get('content-length')).toBe(String(size));
+      expect(tail.bytes.equals(SAMPLE_MP4)).toBe(true);
+    }
+    // A suffix of nothing is still unsatisfiable.
+    const none = await download(url, { ...auth, range: 'bytes=-0' });
+    expect(none.response.status).toBe(416);
+    expect(none.response.headers.get('content-range')).toBe(`bytes */${size}`);
+  });
+
   it("answers a copy it cannot read with a problem that carries none of the file's headers (not cacheable, no ETag, no file name)", async () => {
     const directory = outputsDir();
     let readFails = false;
