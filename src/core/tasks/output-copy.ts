@@ -209,6 +209,11 @@ export async function copyToStorage(input: {
       const retryable = status >= 500 || status === 408 || status === 429;
       return failure(`the provider answered ${status} for the result URL`, retryable);
     }
+    if (response.contentLength !== undefined && response.contentLength > policy.maxBytes) {
+      // Said before the first byte: nothing is downloaded (up to the limit, or for as long as a slow host takes) only to be thrown away.
+      source.destroy();
+      return failure(`the file is larger than storage.max_bytes (${policy.maxBytes} bytes): the provider announced ${response.contentLength} bytes`, false);
+    }
     const contentType = mediaTypeOf(response.contentType ?? '', url, input.kind);
     const measured = (measuring = new MeasuringStream(policy.maxBytes));
     // Bytes flow before the backend starts reading (it may create folders first): an error in that

@@ -43,6 +43,11 @@ export interface Download {
   status: number;
   /** The content type the source gave, if any. */
   contentType: string | undefined;
+  /**
+   * The length the source announced for the body as it is read (`Content-Length`), when it sent
+   * one and the body is not decoded (a compressed body's length says nothing of the file's).
+   */
+  contentLength: number | undefined;
   /** The body, decoded when the source compressed it. */
   body: Readable;
 }
@@ -122,6 +127,9 @@ export async function download(url: string, options: DownloadOptions): Promise<D
       if (refused) throw refused;
       continue;
     }
-    return { status, contentType: response.headers['content-type'], body: decodedBody(response) };
+    const body = decodedBody(response);
+    const announced = response.headers['content-length'];
+    const contentLength = body === response && announced !== undefined && /^\d+$/.test(announced) ? Number(announced) : undefined;
+    return { status, contentType: response.headers['content-type'], contentLength, body };
   }
 }

@@ -178,6 +178,25 @@ describe('copying a result file', () => {
     expect(storage.objects.size).toBe(0);
   });
 
+  it('refuses a file whose announced length is over the limit at once, without downloading it or storing anything', async () => {
+    policy = { ...policy, maxBytes: 10_000 };
+    // Announces 3 GB, then sends a little and nothing more (as a slow host would, for a long time).
+    routes.set('/huge.mp4', (res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(3 * 1024 ** 3) });
+      res.write(FILE.subarray(0, 1000));
+    });
+    const started = Date.now();
+    expect(await copy('/huge.mp4')).toEqual({
+      ok: false,
+      retryable: false,
+      gone: false,
+      reason: `the file is larger than storage.max_bytes (10000 bytes): the provider announced ${3 * 1024 ** 3} bytes`,
+    });
+    // Not after the idle time (5 s here) or the transfer of the first 10,000 bytes.
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(storage.objects.size).toBe(0);
+  });
+
   it("tells a source's failure from the storage's own, which it words for the tenant and keeps for the log", async () => {
     routes.set('/cut.mp4', (res) => {
       res.writeHead(200, { 'content-length': FILE.length });
