@@ -63,7 +63,7 @@ export interface GatewayOptions {
    * (`Sandbox.resultOrigins`). Nothing else is exempt from the address checks.
    */
   trustedResultOrigins?: readonly string[];
-  /** Storage for result copies (otherwise `config.storage` is opened; none in passthrough mode). */
+  /** Storage for result copies (otherwise `config.storage` is opened; in passthrough mode, for the copies stored before). */
   objectStorage?: ObjectStorage;
   /** Set when this gateway is one of several worker processes of one primary (`WORKERS`). */
   workers?: WorkerLink;
@@ -238,10 +238,10 @@ export class Gateway {
         onBackgroundError: (error, what) => logger.warn({ err: error }, `${what} stopped; SQLite checkpoints inside commits again`),
         onConnectionError: (error) => logger.warn({ err: error }, 'the database ended a connection; the next query opens another'),
       }));
-    const objectStorage =
-      config.storage.mode === 'passthrough'
-        ? undefined
-        : (options.objectStorage ?? (await openObjectStorage(storageBackendSettings(config.storage))));
+    // Opened in passthrough mode too: it copies nothing, but what was copied before (a restart into
+    // passthrough) is still the tenants' until its retention, served and then deleted.
+    const copying = config.storage.mode === 'copy';
+    const objectStorage = options.objectStorage ?? (await openObjectStorage(storageBackendSettings(config.storage), { writes: copying }));
     const taskStore = new TaskStore(store);
     const owner = options.owner ?? `gw-${randomBytes(6).toString('hex')}`;
     const tasks = new TaskRepository(taskStore);
@@ -323,12 +323,14 @@ export class Gateway {
       trustedResultOrigins: new Set((options.trustedResultOrigins ?? []).map((origin) => new URL(origin).origin)),
       secrets,
     };
-    if (objectStorage) logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
+    logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
     // A bucket that does not answer is told now: every copy would fail on it (and be given up on).
     // Not waited for: a store that does not answer must not hold the start (webhooks and restarts wait on it).
-    void objectStorage?.problem?.(STORAGE_CHECK_TIMEOUT_MS).then((problem) => {
-      if (problem) logger.warn({ storage: objectStorage.description, problem }, 'result storage does not answer: copies will fail until it does');
-    });
+    if (copying) {
+      void objectStorage.problem?.(STORAGE_CHECK_TIMEOUT_MS).then((problem) => {
+        if (problem) logger.warn({ storage: objectStorage.description, problem }, 'result storage does not answer: copies will fail until it does');
+      });
+    }
     await engine.tasks.registerProviders([...runtimes.keys()]);
     const gateway = new Gateway(
       config,

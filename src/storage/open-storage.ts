@@ -9,7 +9,12 @@ export type StorageBackendSettings =
   | { backend: 'filesystem'; path: string }
   | ({ backend: 's3' } & S3StorageSettings);
 
-export async function openObjectStorage(settings: StorageBackendSettings): Promise<ObjectStorage> {
-  if (settings.backend === 'filesystem') return FilesystemStorage.open(settings.path);
+/**
+ * `writes: false` when nothing will be written (`storage.mode: passthrough`, where copies stored
+ * before are still read and deleted): the filesystem's folder is then neither made nor required
+ * to be writable.
+ */
+export async function openObjectStorage(settings: StorageBackendSettings, options: { writes: boolean } = { writes: true }): Promise<ObjectStorage> {
+  if (settings.backend === 'filesystem') return options.writes ? FilesystemStorage.open(settings.path) : new FilesystemStorage(settings.path);
   return S3Storage.open(settings);
 }

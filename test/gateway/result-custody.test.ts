@@ -589,6 +589,38 @@ describe('passthrough mode', () => {
     for (const simulator of first.simulators.values()) await simulator.close();
   });
 
+  it('keeps serving the copies stored before a restart into passthrough, and deletes them at their retention', async () => {
+    const database = tempDatabaseUrl();
+    const directory = outputsDir();
+    const storage = { filesystem: { path: directory }, retention_days: 2 };
+    const first = await startTestGateway({ config: { database: { url: database }, storage: { mode: 'copy', ...storage } } });
+    const stored = await first.finish((await first.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect(stored.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
+    const file = join(directory, 'acme', stored.created_at.slice(0, 10), `${stored.id}-0.mp4`);
+    await first.gateway.close();
+
+    // The operator turns copies off: new results pass through, and what was stored stays the tenant's.
+    gw = await startTestGateway({
+      config: { database: { url: database }, storage: { mode: 'passthrough', ...storage } },
+      clock: first.clock,
+      endpoints: first.endpoints,
+      simulators: first.simulators,
+    });
+    const task = (await gw.get(stored.id)).body;
+    expect(task.outputs[0]).toMatchObject({ storage: 'stored' });
+    const copy = await download(task.outputs[0].url);
+    expect(copy.response.status).toBe(200);
+    expect(copy.bytes.equals(SAMPLE_MP4)).toBe(true);
+    const fresh = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'y', routing: { providers: ['kling3api'] } })).body.id);
+    expect(fresh.outputs[0]).toMatchObject({ storage: 'passthrough', url: fresh.outputs[0].upstream_url });
+
+    // Its retention still ends: the file is deleted and the output says so.
+    await gw.advance(2 * DAY_MS + 60_000);
+    expect((await gw.get(stored.id)).body.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 2-day retention' });
+    expect(existsSync(file)).toBe(false);
+    for (const simulator of first.simulators.values()) await simulator.close();
+  });
+
   it('keeps the upstream URL and copies nothing', async () => {
     gw = await startTestGateway({ config: { storage: { mode: 'passthrough' } } });
     const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);

@@ -29,7 +29,10 @@ export interface Engine {
   random: () => number;
   /** Base URL upstreams call back on and content links point at; defaults to `config.server.public_url`. */
   publicUrl: string;
-  /** Where copies of results are kept; undefined when `storage.mode` is `passthrough`. */
+  /**
+   * Where copies of results are kept. Also set in `storage.mode: passthrough`, where nothing is
+   * copied but copies stored before are served and deleted at their retention.
+   */
   storage?: ObjectStorage | undefined;
   /** Signed links to stored outputs. */
   links: ContentLinks;

@@ -124,9 +124,9 @@ export class ResultCustody {
   }
 
   private async copyDue(): Promise<void> {
-    const { tasks, clock, owner, storage } = this.engine;
+    const { tasks, clock, owner, storage, config } = this.engine;
     if (this.stopping.signal.aborted) return;
-    if (!storage) {
+    if (!storage || config.storage.mode !== 'copy') {
       await this.finishWithoutStorage();
       return;
     }
@@ -192,7 +192,7 @@ export class ResultCustody {
   /** One output after one copy try: stored, still pending (to retry), or given up on. Undefined when stopped. */
   private async copyOutput(task: TaskRecord, output: OutputRecord, index: number): Promise<OutputRecord | undefined> {
     const { storage, clock, config, metrics, logger } = this.engine;
-    if (output.storage !== 'pending' || !storage) return output;
+    if (output.storage !== 'pending' || !storage || config.storage.mode !== 'copy') return output;
     const started = clock.now();
     let outcome;
     try {
