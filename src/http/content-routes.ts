@@ -124,7 +124,7 @@ export function contentRoutes(content: OutputContent, metrics: GatewayMetrics, a
   router.param('id', logTaskId);
   router.get('/:id/content', auth, async (req, res) => {
     try {
-      const found = await content.locate(req.tenant, String(req.params.id), req.query);
+      const found = await content.locate(req.tenant, String(req.params.id), req.query, req.method === 'HEAD' ? 'HEAD' : 'GET');
       if (found.kind === 'redirect') {
         metrics.contentServed.inc({ outcome: found.via === 'presigned' ? 'redirect' : 'upstream_redirect' });
         // A presigned URL is short-lived and the upstream's may change: never cached.

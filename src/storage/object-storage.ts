@@ -27,9 +27,10 @@ export interface ObjectStorage {
   delete(key: string): Promise<void>;
   /**
    * A time-limited URL that serves the object without the gateway (S3 presigned), for backends
-   * that have one.
+   * that have one. It works for `method` only (the method is part of what S3 signs): a HEAD is
+   * refused on a URL presigned for GET.
    */
-  presignedUrl?(key: string, options: { expiresInSeconds: number; contentType: string; filename: string }): Promise<string>;
+  presignedUrl?(key: string, options: { expiresInSeconds: number; contentType: string; filename: string; method: 'GET' | 'HEAD' }): Promise<string>;
   /**
    * Deletes what writes of processes that died mid-write left behind, untouched for `idleMs`;
    * returns how many. The filesystem's temporary files; not S3's (a bucket lifecycle rule

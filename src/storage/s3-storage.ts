@@ -122,13 +122,15 @@ export class S3Storage implements ObjectStorage {
     await this.client.send(new this.modules.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }));
   }
 
-  async presignedUrl(key: string, options: { expiresInSeconds: number; contentType: string; filename: string }): Promise<string> {
-    const command = new this.modules.sdk.GetObjectCommand({
+  async presignedUrl(key: string, options: { expiresInSeconds: number; contentType: string; filename: string; method: 'GET' | 'HEAD' }): Promise<string> {
+    const input = {
       Bucket: this.settings.bucket,
       Key: this.keyOf(key),
       ResponseContentType: options.contentType,
       ResponseContentDisposition: `inline; filename="${options.filename.replace(/["\\\r\n]/g, '_')}"`,
-    });
+    };
+    // S3 signs the method: a HEAD needs a URL presigned for HeadObject.
+    const command = options.method === 'HEAD' ? new this.modules.sdk.HeadObjectCommand(input) : new this.modules.sdk.GetObjectCommand(input);
     return this.modules.presigner.getSignedUrl(this.client, command, { expiresIn: options.expiresInSeconds });
   }
 

@@ -1,7 +1,7 @@
 /**
  * Result custody against a real S3-compatible server (s3rver, started here on loopback).
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +64,34 @@ async function objectBytes(key: string): Promise<Buffer> {
   return Buffer.from(await answer.Body!.transformToByteArray());
 }
 
+/**
+ * The method a presigned URL (SigV4, query string) was signed for, checked as S3 checks it: the
+ * method is part of what is signed, so a URL presigned for GET answers 403 to a HEAD on AWS S3 and
+ * MinIO (s3rver, which these tests run on, does not check SigV4 signatures at all).
+ */
+function signedMethodOf(location: string): string | undefined {
+  const url = new URL(location);
+  const query = url.searchParams;
+  if (query.get('X-Amz-SignedHeaders') !== 'host') throw new Error(`unexpected signed headers ${query.get('X-Amz-SignedHeaders')}`);
+  const encode = (text: string) => encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const canonicalQuery = [...query.entries()]
+    .filter(([name]) => name !== 'X-Amz-Signature')
+    .map(([name, value]) => [encode(name), encode(value)])
+    .sort(([a], [b]) => (a! < b! ? -1 : a! > b! ? 1 : 0))
+    .map(([name, value]) => `${name}=${value}`)
+    .join('&');
+  const date = query.get('X-Amz-Date')!;
+  const [, day, region, service] = query.get('X-Amz-Credential')!.split('/');
+  const hmac = (key: string | Buffer, text: string) => createHmac('sha256', key).update(text).digest();
+  const signingKey = hmac(hmac(hmac(hmac(`AWS4${CREDENTIALS.secretAccessKey}`, day!), region!), service!), 'aws4_request');
+  for (const method of ['GET', 'HEAD']) {
+    const canonical = [method, url.pathname, canonicalQuery, `host:${url.host}\n`, 'host', 'UNSIGNED-PAYLOAD'].join('\n');
+    const toSign = ['AWS4-HMAC-SHA256', date, `${day}/${region}/${service}/aws4_request`, createHash('sha256').update(canonical).digest('hex')].join('\n');
+    if (createHmac('sha256', signingKey).update(toSign).digest('hex') === query.get('X-Amz-Signature')) return method;
+  }
+  return undefined;
+}
+
 describe('result custody on S3-compatible storage', () => {
   it.each(['freepik', 'kling3api', 'kling-legacy'])('stores the %s result in the bucket and redirects to a working presigned URL', async (provider) => {
     gw = await startTestGateway({ config: s3Config() });
@@ -98,6 +126,25 @@ describe('result custody on S3-compatible storage', () => {
     const viaLink = await fetch(done.outputs[0].url);
     expect(viaLink.status).toBe(200);
     expect(Buffer.from(await viaLink.arrayBuffer()).equals(upstream)).toBe(true);
+  });
+
+  it('answers a HEAD with a URL presigned for HEAD (a GET one is refused by S3), keeping the type and file name', async () => {
+    gw = await startTestGateway({ config: s3Config() });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const locationFor = async (method: string) => {
+      const answer = await fetch(done.outputs[0].url, { method, redirect: 'manual' });
+      expect(answer.status).toBe(302);
+      return answer.headers.get('location')!;
+    };
+    const forGet = await locationFor('GET');
+    expect(signedMethodOf(forGet)).toBe('GET');
+    const forHead = await locationFor('HEAD');
+    expect(signedMethodOf(forHead)).toBe('HEAD');
+    const head = await fetch(forHead, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(SAMPLE_MP4.length));
+    expect(head.headers.get('content-type')).toBe('video/mp4');
+    expect(head.headers.get('content-disposition')).toBe(`inline; filename="${done.id}-0.mp4"`);
   });
 
   it('serves through the gateway with ranges when serve is proxy, after the upstream file is gone', async () => {

@@ -50,9 +50,10 @@ export class OutputContent {
    * The output a caller asked for. `tenant` is set when the caller sent a valid gateway key;
    * otherwise the link's signature must hold. Throws problem details: 400 bad query, 401 no key
    * and no valid signature, 404 no such task or output, 409 still generating or being copied, 410
-   * deleted or gone upstream, 503 storage could not read the copy.
+   * deleted or gone upstream, 503 storage could not read the copy. `method` is the caller's (a
+   * presigned URL works for the method it was signed for only).
    */
-  async locate(tenant: string | undefined, id: string, query: unknown): Promise<StoredContent | RedirectContent> {
+  async locate(tenant: string | undefined, id: string, query: unknown, method: 'GET' | 'HEAD' = 'GET'): Promise<StoredContent | RedirectContent> {
     const { index, expires, signature } = parseQuery(ContentQuery, query);
     const { tasks, links, storage, config } = this.engine;
     const task = await tasks.get(id);
@@ -109,6 +110,7 @@ export class OutputContent {
         expiresInSeconds: config.storage.s3.presign_ttl_seconds,
         contentType,
         filename,
+        method,
       });
       return { kind: 'redirect', location, via: 'presigned' };
     }
