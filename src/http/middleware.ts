@@ -4,6 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { unescape } from 'node:querystring';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
@@ -247,7 +248,21 @@ export class RequestRecording {
  * request line's absolute form (`POST http://host/v1/webhooks/…`, which express routes by its path).
  */
 export function redactUrl(url: string): string {
-  return url.replace(/^((?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?\/+v1\/+webhooks\/+[^/?]+\/+)[^/?]+/i, '$1[token]').replace(/([?&]signature=)[^&]*/g, '$1[redacted]');
+  return url
+    .replace(/^((?:[a-z][a-z0-9+.-]*:\/\/[^/?#]*)?\/+v1\/+webhooks\/+[^/?]+\/+)[^/?]+/i, '$1[token]')
+    .replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair, separator: string, name: string) =>
+      isSignatureName(name) ? `${separator}${name}=[redacted]` : pair,
+    );
+}
+
+/**
+ * Whether a query parameter's name, as sent, reads `signature`: decoded as express's query parser
+ * decodes it (`%73ignature` is the same parameter, and the link works with it), in any letter case
+ * (a name the route refuses still carries the real value).
+ */
+function isSignatureName(raw: string): boolean {
+  if (raw.length < 9) return false;
+  return unescape(raw.replace(/\+/g, ' ')).trim().toLowerCase() === 'signature';
 }
 
 export function sendProblem(res: Response, error: ProblemError, instance?: string): void {

@@ -3,12 +3,13 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { SAMPLE_MP4, SAMPLE_PNG } from '../../src/sandbox/simulator-kit.js';
 import type { ObjectStorage } from '../../src/storage/object-storage.js';
 import { FilesystemStorage } from '../../src/storage/filesystem-storage.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { ResultServer } from '../support/result-server.js';
 import { silentServer } from '../support/silent-server.js';
 
@@ -330,6 +331,24 @@ describe('result custody on the filesystem', () => {
     expect((await download(done.outputs[0].url)).response.status).toBe(401);
     const again = (await gateway.get(done.id)).body;
     expect((await download(again.outputs[0].url)).response.status).toBe(200);
+  });
+
+  it("keeps a link's signature out of the request log, however the parameter's name is written", async () => {
+    const logs = capturedLogs();
+    const directory = outputsDir();
+    gw = await startTestGateway({ config: { storage: { mode: 'copy', filesystem: { path: directory } } }, logTo: logs.sink });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const link = done.outputs[0].url as string;
+    const signature = new URL(link).searchParams.get('signature')!;
+    // Percent-encoded letters name the same parameter (the link works), another letter case is refused (400): neither is logged.
+    const encoded = await download(link.replace('&signature=', '&%73ignatur%65='));
+    expect(encoded.response.status).toBe(200);
+    expect(encoded.bytes.equals(SAMPLE_MP4)).toBe(true);
+    expect((await download(link.replace('&signature=', '&Signature='))).response.status).toBe(400);
+    expect((await download(link)).response.status).toBe(200);
+    const lines = () => logs.text().trim().split('\n').filter((line) => line.includes('/content?'));
+    await vi.waitFor(() => expect(lines()).toHaveLength(3));
+    expect(lines().join('\n')).not.toContain(signature);
   });
 
   it('keeps serving the copy after the upstream deletes its file (by hand, and Kling after 30 days)', async () => {
