@@ -68,7 +68,8 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
     const route = token === undefined ? '/v1/webhooks/:provider' : '/v1/webhooks/:provider/:token';
     setEveryRequestHeaders(res, id);
     const logged = recording.logs(url);
-    res.on('finish', () => recording.finished(id, 'POST', url, route, res.statusCode, performance.now() - started, logged));
+    let taskId: string | undefined;
+    res.on('finish', () => recording.finished(id, 'POST', url, route, res.statusCode, performance.now() - started, logged, taskId));
     gate?.count(res);
     limitBodyTime(req, res, bodyTimeoutMs, clock, (problem) => sendProblemText(res, problem, undefined, etag));
 
@@ -93,7 +94,7 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
     req.once('end', () => {
       // The body time limit answered already: the body is not handled (as express's parser would not).
       if (res.headersSent) return;
-      receiveWebhook(inbound, provider, token, req.headers, Buffer.concat(chunks), id)
+      receiveWebhook(inbound, provider, token, req.headers, Buffer.concat(chunks), id, (about) => (taskId = about))
         .then((receipt) => sendText(res, 200, 'application/json', JSON.stringify(receipt), etag), fail)
         // The answer could not be written at all: the connection is dropped rather than left hanging.
         .catch((error: unknown) => res.destroy(error instanceof Error ? error : undefined));

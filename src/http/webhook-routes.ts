@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import express, { Router, type Request } from 'express';
 import type { InboundWebhooks, WebhookReceipt } from '../core/tasks/inbound-webhooks.js';
-import { rememberMountPath } from './middleware.js';
+import { TASK_ID_LOCAL, rememberMountPath } from './middleware.js';
 
 /** Largest webhook body read, in bytes (1 MiB). */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
@@ -27,7 +27,7 @@ function headersOf(incoming: IncomingHttpHeaders): Record<string, string | undef
 
 /**
  * A webhook to `/v1/webhooks/<provider>[/<token>]`, with its headers and raw body: what the
- * provider is told (problem details are thrown).
+ * provider is told (problem details are thrown). `onTask` is told the task it was about, once known.
  */
 export async function receiveWebhook(
   inbound: InboundWebhooks,
@@ -36,10 +36,11 @@ export async function receiveWebhook(
   incoming: IncomingHttpHeaders,
   rawBody: Buffer,
   requestId: string,
+  onTask?: (taskId: string) => void,
 ): Promise<WebhookReceipt> {
   if (token === undefined || inbound.isSigned(provider)) {
     // On a token path: a signed provider's webhook on the attempt's own path (see `Dispatcher.callbackUrlFor`).
-    return inbound.receiveSigned(provider, { headers: headersOf(incoming), rawBody }, requestId, token);
+    return inbound.receiveSigned(provider, { headers: headersOf(incoming), rawBody }, requestId, token, onTask);
   }
   let body: unknown;
   try {
@@ -47,7 +48,7 @@ export async function receiveWebhook(
   } catch {
     body = undefined;
   }
-  return inbound.receiveCallback(provider, token, body);
+  return inbound.receiveCallback(provider, token, body, onTask);
 }
 
 export function webhookRoutes(inbound: InboundWebhooks): Router {
@@ -57,11 +58,13 @@ export function webhookRoutes(inbound: InboundWebhooks): Router {
   const raw = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT });
 
   router.post('/:provider', raw, async (req, res) => {
-    res.json(await receiveWebhook(inbound, String(req.params.provider), undefined, req.headers, rawBodyOf(req), req.id));
+    const onTask = (taskId: string) => (res.locals[TASK_ID_LOCAL] = taskId);
+    res.json(await receiveWebhook(inbound, String(req.params.provider), undefined, req.headers, rawBodyOf(req), req.id, onTask));
   });
 
   router.post('/:provider/:token', raw, async (req, res) => {
-    res.json(await receiveWebhook(inbound, String(req.params.provider), String(req.params.token), req.headers, rawBodyOf(req), req.id));
+    const onTask = (taskId: string) => (res.locals[TASK_ID_LOCAL] = taskId);
+    res.json(await receiveWebhook(inbound, String(req.params.provider), String(req.params.token), req.headers, rawBodyOf(req), req.id, onTask));
   });
 
   return router;

@@ -56,6 +56,22 @@ describe('logs', () => {
     }
   });
 
+  it("puts the task id on a provider callback's line, its token hidden", async () => {
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
+    const token = (await gw.gateway.store.getTask(created.body.id))!.callback_token!;
+    const answer = await gw.request(
+      'POST',
+      `/v1/webhooks/kling-legacy/${token}`,
+      JSON.stringify({ task_id: created.body.provider_task_id, task_status: 'processing' }),
+      { 'x-request-id': 'req-logs-callback' },
+      null,
+    );
+    expect(answer.status).toBe(200);
+    const line = lines.find((entry) => entry.request_id === 'req-logs-callback' && entry.msg === 'request completed');
+    expect(line).toMatchObject({ task_id: created.body.id, req: { url: '/v1/webhooks/kling-legacy/[token]' } });
+    expect(raw).not.toContain(token);
+  });
+
   it('writes one line per upstream call, with the task and request ids', () => {
     const upstream = lines.filter((line) => line.msg === 'upstream call' && line.task_id === taskId);
     expect(upstream.map((line) => `${line.provider}:${(line.upstream as { operation: string }).operation}:${line.outcome}`)).toEqual(

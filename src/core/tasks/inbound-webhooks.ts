@@ -39,8 +39,16 @@ export class InboundWebhooks {
    * (the path the gateway gives each create). Throws problem details when it is refused. Only
    * after the signature checks out does the path count: a webhook for a task the gateway never
    * recorded — its create's answer was lost — is matched to its attempt and the task adopted.
+   * `onTask` is told the gateway's id of the task the webhook turned out to be about, for the
+   * request's log line.
    */
-  async receiveSigned(providerId: string, webhook: InboundWebhook, requestId?: string, attemptKey?: string): Promise<WebhookReceipt> {
+  async receiveSigned(
+    providerId: string,
+    webhook: InboundWebhook,
+    requestId?: string,
+    attemptKey?: string,
+    onTask?: (taskId: string) => void,
+  ): Promise<WebhookReceipt> {
     const { runtimes, metrics, tasks, clock, logger } = this.engine;
     const runtime = runtimes.get(providerId);
     if (!runtime || runtime.provider.inboundWebhook !== 'signed' || !runtime.provider.verifyWebhook) {
@@ -70,6 +78,7 @@ export class InboundWebhooks {
       return { received: true, matched: false };
     }
     const found = await tasks.findByProviderTask(providerId, verification.providerTaskId);
+    if (found) onTask?.(found.id);
     // News about a task is believed only from the account that holds it (another account's
     // secret proves nothing about it).
     let task = found && (found.account === null || verifiedBy.has(found.account)) ? found : undefined;
@@ -97,6 +106,7 @@ export class InboundWebhooks {
       if (adoption.kind === 'adopted') {
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'adopted' });
         task = adoption.task;
+        if (task) onTask?.(task.id);
       }
     }
     if (!task) {
@@ -168,8 +178,11 @@ export class InboundWebhooks {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  /** An unsigned callback to `/v1/webhooks/<provider>/<token>`; `body` is its parsed JSON, if it parsed. */
-  async receiveCallback(providerId: string, token: string, body: unknown): Promise<WebhookReceipt> {
+  /**
+   * An unsigned callback to `/v1/webhooks/<provider>/<token>`; `body` is its parsed JSON, if it
+   * parsed. `onTask` is told the id of the task the token belongs to.
+   */
+  async receiveCallback(providerId: string, token: string, body: unknown, onTask?: (taskId: string) => void): Promise<WebhookReceipt> {
     const { runtimes, metrics, tasks } = this.engine;
     const runtime = runtimes.get(providerId);
     if (!runtime || runtime.provider.inboundWebhook !== 'token') {
@@ -180,6 +193,7 @@ export class InboundWebhooks {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unknown_token' });
       throw problems.notFound('unknown callback');
     }
+    onTask?.(task.id);
     const named = runtime.provider.readCallbackTaskId?.(body);
     if (task.phase === 'submitting' && named && this.recovery) {
       // A create whose answer was lost: the callback names its task, which the provider confirms.
