@@ -162,7 +162,6 @@ export class Gateway {
   private lastPurge = 0;
   private lastFiguresRefresh = Number.NEGATIVE_INFINITY;
   private lastRetention = 0;
-  private server: Server | undefined;
   private listenerStop: ListenerStop | undefined;
   /** Refuses new requests once stopping, and counts the ones still running. */
   private readonly gate = new StopGate();
@@ -525,7 +524,6 @@ export class Gateway {
       .on('checkExpectation', refuseExpectation);
     server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
     server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
-    this.server = server;
     return server;
   }
 

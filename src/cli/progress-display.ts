@@ -80,7 +80,7 @@ export class DownloadProgress {
 
   constructor(
     private readonly stream: ProgressStream,
-    private readonly label: string,
+    label: string,
     private readonly total: number | null,
   ) {
     if (stream.isTTY !== true) return;

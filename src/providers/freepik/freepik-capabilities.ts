@@ -5,7 +5,6 @@
  * field without a rule is a capability miss, never a silent drop.
  */
 import type { VideoRequest } from '../../core/model/canonical.js';
-import { checkOffering } from '../../core/model/capabilities.js';
 import type { FieldRule, Offering } from '../../core/model/offerings.js';
 
 /**
