@@ -2,7 +2,7 @@
  * `/console` serves the built console with a strict Content-Security-Policy, and says how to
  * build it when it is not built; `/` leads a browser there.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';

@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
-import { problems } from '../../src/core/model/problems.js';
 import type { InboundWebhooks } from '../../src/core/tasks/inbound-webhooks.js';
 import { withHotWebhooks } from '../../src/http/hot-webhook.js';
 import { RequestRecording } from '../../src/http/middleware.js';

@@ -44,7 +44,6 @@ it('streams the terminal event when the task finishes while the stream is being 
   expect((await gw.get(id)).body.status).toBe('succeeded');
 
   let text = '';
-  let ended = false;
   const reading = (async () => {
     const reader = response.body!.getReader();
     for (;;) {
@@ -52,7 +51,6 @@ it('streams the terminal event when the task finishes while the stream is being 
       if (chunk.done) break;
       text += new TextDecoder().decode(chunk.value);
     }
-    ended = true;
   })();
   // Plenty of time for the stream's own 2 s store re-checks.
   for (let i = 0; i < 5; i++) {

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, parseDatabaseUrl, type Store } from '../../src/store/database.js';
 import type { Database, DeliveriesTable } from '../../src/store/schema.js';
-import { TaskStore, type NewTaskClaim, type NewTaskRow } from '../../src/store/task-store.js';
+import { TaskStore, type NewTaskClaim } from '../../src/store/task-store.js';
 import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

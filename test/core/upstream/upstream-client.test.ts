@@ -8,7 +8,6 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
 import type { MappedUpstreamError } from '../../../src/core/upstream/upstream-error.js';
-import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import {
   HttpUpstreamClient,
   parseRetryAfter,

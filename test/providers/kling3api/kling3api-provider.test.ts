@@ -6,7 +6,6 @@ import { createServer } from 'node:net';
 import nock from 'nock';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
-import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import type { SubmitContext } from '../../../src/core/upstream/provider.js';
 import { kling3apiProvider, kling3apiMinimumRunTimeMs } from '../../../src/providers/kling3api/kling3api-provider.js';
 import { served } from './kling3api-fixtures.js';
