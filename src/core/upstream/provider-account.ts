@@ -177,11 +177,6 @@ export class ProviderAccount {
     return this.standing.cooldownUntil > this.clock.now() ? this.standing.cooldownUntil : 0;
   }
 
-  /** The account's standing as this replica last saw it. */
-  get currentStanding(): AccountStanding {
-    return { ...this.standing };
-  }
-
   /**
    * Honours a `Retry-After` (or a default back-off when the 429 gave none), for every replica:
    * seen here at once, written to the shared state and announced to the others.

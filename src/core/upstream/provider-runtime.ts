@@ -18,17 +18,7 @@ import { InProcessProviderState, type ProviderStateStore } from './provider-stat
 import { ProviderStats, type ProviderFigures } from './provider-stats.js';
 
 export { isProviderHealthFailure } from './circuit-breaker.js';
-export {
-  CircuitBreakerOpenError,
-  DEFAULT_ACCOUNT_ID,
-  RATE_WINDOW_MARGIN_MS,
-  UpstreamBusyError,
-  type AccountCredentials,
-  type Admission,
-  type AdmissionRefusal,
-  type CallPermit,
-  type ProviderAccount,
-} from './provider-account.js';
+export { CircuitBreakerOpenError, RATE_WINDOW_MARGIN_MS, type CallPermit, type ProviderAccount } from './provider-account.js';
 
 /** How busy an account is, for picking one: its tasks in flight (all replicas) against its cap. */
 export interface AccountLoad {
@@ -195,11 +185,6 @@ export class ProviderRuntime {
   get coolingDownUntil(): number {
     const until = this.accounts.map((account) => account.coolingDownUntil);
     return until.includes(0) ? 0 : Math.min(...until);
-  }
-
-  /** Whether the provider's webhooks can be verified (some account has a webhook secret). */
-  get hasWebhookSecret(): boolean {
-    return this.accounts.some((account) => account.webhookSecret !== undefined);
   }
 
   /** Shares this replica's figures and reads every replica's: the provider's, and each account's own. */
