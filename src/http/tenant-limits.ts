@@ -82,11 +82,6 @@ export class OpenRequestCaps {
       else this.open.set(key, left);
     };
   }
-
-  /** Open requests of a kind for a tenant (for tests and metrics). */
-  count(tenant: string, kind: OpenKind): number {
-    return this.open.get(`${kind}\u0000${tenant}`) ?? 0;
-  }
 }
 
 /** True when a request announces a body still to come. */

@@ -102,11 +102,6 @@ export class Primary {
     return primary;
   }
 
-  /** The workers now running (their process ids), for tools and tests. */
-  get pids(): number[] {
-    return [...this.slots.values()].flatMap((slot) => (slot.worker.process.pid ? [slot.worker.process.pid] : []));
-  }
-
   private fork(index: number): void {
     const owner = `gw-w${index}-${randomBytes(4).toString('hex')}`;
     const worker = cluster.fork({ KLING_GATEWAY_WORKER: String(index) });
