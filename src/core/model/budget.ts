@@ -59,7 +59,6 @@ export const BUDGET_THRESHOLDS = [
   { percent: 100, event: 'budget.exhausted' },
 ] as const;
 export type BudgetThreshold = (typeof BUDGET_THRESHOLDS)[number];
-export type BudgetEventType = BudgetThreshold['event'];
 
 /**
  * The thresholds `committed` (spent + reserved, in millionths) has reached against `limit`

@@ -39,7 +39,6 @@ export const KLING_LEGACY_ROUTES: Partial<Record<Operation, { family: KlingLegac
  * `/kling/v1`, the default) and `official` (Kling's own hosts, the same routes under `/v1`).
  */
 export const KLING_LEGACY_API_SHAPES = ['aggregator', 'official'] as const;
-export type KlingLegacyApiShape = (typeof KLING_LEGACY_API_SHAPES)[number];
 
 /** Base of every upstream path of the aggregator shape (seed 002). */
 export const KLING_LEGACY_BASE_PATH = '/kling/v1';
