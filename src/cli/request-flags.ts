@@ -51,8 +51,6 @@ interface RequestFlag {
   path: string[];
   /** Commander's attribute for the option. */
   attribute: string;
-  /** For maps given as key=value. */
-  map?: boolean;
 }
 
 const kebab = (name: string) => name.replace(/_/g, '-');
@@ -113,7 +111,7 @@ function optionsFor(name: string, raw: JsonSchema, path: string[], required: boo
   const schema = resolve(raw);
   const flagName = kebab(path.join('_'));
   const type = typeOf(schema);
-  const make = (option: Option, map = false) => ({ option, flag: { path, attribute: option.attributeName(), ...(map ? { map } : {}) } });
+  const make = (option: Option) => ({ option, flag: { path, attribute: option.attributeName() } });
   const requiredNote = required ? 'required' : undefined;
 
   if (schema.enum) {
@@ -137,7 +135,7 @@ function optionsFor(name: string, raw: JsonSchema, path: string[], required: boo
     return [make(new Option(`--${flagName} <json>`, describe(schema, 'JSON array')).argParser(parseJson))];
   }
   if (type === 'object' && !schema.properties && typeof schema.additionalProperties === 'object') {
-    return [make(new Option(`--${flagName} <key=value>`, describe(schema, 'repeat for more')).argParser(collectPair), true)];
+    return [make(new Option(`--${flagName} <key=value>`, describe(schema, 'repeat for more')).argParser(collectPair))];
   }
   if (type === 'object' && schema.properties && path.length === 1) {
     const whole = make(new Option(`--${flagName} <json>`, describe(schema, 'JSON object')).argParser(parseJson));
