@@ -79,12 +79,15 @@ export const RoutingStrategy = z.enum(ROUTING_STRATEGIES).meta({ id: 'RoutingStr
 export type RoutingStrategy = z.infer<typeof RoutingStrategy>;
 
 // Control characters are refused, not passed on: a URL holds none (RFC 3986), and PostgreSQL
-// cannot store a NUL (`webhook_url` has a column of its own).
+// cannot store a NUL (`webhook_url` has a column of its own). Checked on the URL as sent, before
+// the URL check, which would otherwise strip tabs and line breaks (and trim the ends) first and
+// pass on a URL the caller did not write.
 const httpUrl = z
-  .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+  .string()
+  .refine((url) => !/[\u0000-\u001f\u007f]/.test(url), { error: 'must not contain a control character', abort: true })
+  .check(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
   // A message of its own: the one above would otherwise be said of a URL that is merely long.
-  .max(2048, 'must be at most 2048 characters')
-  .refine((url) => !/[\u0000-\u001f\u007f]/.test(url), 'must not contain a control character');
+  .max(2048, 'must be at most 2048 characters');
 const providerId = z.string().min(1).max(64);
 
 export const MultiShotItem = z
