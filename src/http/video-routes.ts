@@ -52,14 +52,14 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
   router.use(rememberMountPath());
   router.param('id', logTaskId);
 
-  router.post('/', limits.createLimit, requireJson(), async (req, res) => {
+  router.post('/', noQuery(), limits.createLimit, requireJson(), async (req, res) => {
     const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });
     res.locals[TASK_ID_LOCAL] = result.task.id;
     if (result.replayed) res.setHeader('idempotent-replayed', 'true');
     res.status(202).location(`/v1/videos/${result.task.id}`).json(result.task);
   });
 
-  router.post('/quote', requireJson(), async (req, res) => {
+  router.post('/quote', noQuery(), requireJson(), async (req, res) => {
     res.json(await service.quote(tenantOf(req), req.body));
   });
 

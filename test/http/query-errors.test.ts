@@ -64,6 +64,31 @@ describe.each([
   });
 });
 
+describe.each([['/v1/videos'], ['/v1/videos/quote']])('POST %s, which takes its request in the body', (route) => {
+  const body = { model: 'kling-v3', prompt: 'a query beside the body', duration: 5 };
+  const taskCount = async () => (await gw.request('GET', '/v1/videos?limit=100')).body.data.length as number;
+  const upstreamCalls = () => [...gw.simulators.values()].reduce((sum, simulator) => sum + simulator.requests.length, 0);
+
+  // Ignored before: `POST /v1/videos?duration=10` made a 5-second video as if the query were read.
+  it.each([['duration=10', 'duration'], ['routing%5Bproviders%5D=kling3api', 'routing[providers]'], ['dry_run=true', 'dry_run']])(
+    'refuses a query parameter (%s), named, and creates nothing',
+    async (query, name) => {
+      const [tasks, calls] = [await taskCount(), upstreamCalls()];
+      const answer = await gw.request('POST', `${route}?${query}`, body);
+      expect(answer.status).toBe(400);
+      expect(answer.headers.get('content-type')).toContain('application/problem+json');
+      expect(answer.body.errors).toEqual([{ path: name, message: 'unknown query parameter (this route takes none)' }]);
+      expect(await taskCount()).toBe(tasks);
+      expect(upstreamCalls()).toBe(calls);
+    },
+  );
+
+  it('answers as before without one', async () => {
+    const answer = await gw.request('POST', route, body);
+    expect([200, 202]).toContain(answer.status);
+  });
+});
+
 describe('a number in the query is written in decimal digits', () => {
   /** Each route's whole-number parameter. */
   const NUMBERS: [route: string, name: string][] = [
