@@ -6,6 +6,7 @@ import swaggerUi from 'swagger-ui-express';
 import { createHash } from 'node:crypto';
 import { isLiveConfig, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
+import { problems } from '../core/model/problems.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { OutputContent } from '../core/tasks/output-content.js';
 import type { ProviderCatalog } from '../core/tasks/provider-catalog.js';
@@ -139,7 +140,11 @@ export function createApp(
     next();
   };
   const docs: RequestHandler = (req, res, next) => docsPage!(req, res, next);
-  app.use('/docs', swaggerUiPolicy(), docsReady, swaggerUi.serve, docs);
+  // Swagger UI's middleware answers any path ending in `/package.json` with a plain-text 404 of
+  // its own: such a path is an unknown route like any other (a problem, from `notFoundHandler`).
+  const notPackageJson: RequestHandler = (req, _res, next) =>
+    next(req.path.endsWith('/package.json') ? problems.notFound(`no route for ${req.method} ${req.baseUrl}${req.path}`) : undefined);
+  app.use('/docs', swaggerUiPolicy(), notPackageJson, docsReady, swaggerUi.serve, docs);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+import { headerOf, rawRequest } from '../support/raw-answer.js';
 
 const lines: { level: number | string; msg?: string }[] = [];
 let gw: TestGateway;
@@ -162,6 +163,23 @@ describe('response headers', () => {
     expect(policy).not.toMatch(/script-src[^;]*unsafe-inline/);
     expect(policy).toContain("frame-ancestors 'none'");
     expect(await response.text()).not.toMatch(/<script>(?!\s*<\/script>)/);
+  });
+});
+
+describe('paths under /docs that are not a page of it', () => {
+  // Swagger UI's middleware answered these itself, with a plain-text "Not Found".
+  it.each([['/docs/package.json'], ['/docs/../../package.json'], ['/docs/x/package.json?y=1']])('%s is a 404 problem like any unknown route', async (path) => {
+    const answer = await rawRequest(gw.url, path);
+    expect(answer.status).toBe(404);
+    expect(headerOf(answer, 'content-type')).toContain('application/problem+json');
+    expect(headerOf(answer, 'x-request-id')).toBeTruthy();
+    expect(JSON.parse(answer.body)).toMatchObject({ type: expect.stringMatching(/\/not-found$/), status: 404, title: expect.any(String), detail: expect.any(String) });
+  });
+
+  it('the page and its scripts are still served', async () => {
+    expect((await rawRequest(gw.url, '/docs/')).status).toBe(200);
+    expect((await rawRequest(gw.url, '/docs/swagger-ui-init.js')).status).toBe(200);
+    expect((await rawRequest(gw.url, '/docs/swagger-ui-bundle.js')).status).toBe(200);
   });
 });
 
