@@ -246,6 +246,7 @@ export class RequestRecording {
  * Callback tokens in paths and content-link signatures are secrets: logs show the route, not them.
  * In any letter case (express routes `/V1/Webhooks/…` too), after extra leading slashes, and in a
  * request line's absolute form (`POST http://host/v1/webhooks/…`, which express routes by its path).
+ * A signature is found by its parameter's name as decoded, as the route reads it.
  */
 export function redactUrl(url: string): string {
   return url

@@ -1,0 +1,39 @@
+/**
+ * A content link's signature is a credential (anyone holding the link reads the file until it
+ * expires): the request log line shows the route and never the signature, however the query
+ * spells the parameter's name (express decodes `sign%61ture` to `signature` and serves the file).
+ */
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { capturedLogs } from '../support/captured-logs.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway;
+const logs = capturedLogs();
+let link: URL;
+
+beforeAll(async () => {
+  gw = await startTestGateway({ logTo: logs.sink, config: { storage: { mode: 'copy' } } });
+  const created = await gw.create({ model: 'kling-v3', prompt: 'a signed link', duration: 5 });
+  const task = await gw.finish(created.body.id);
+  expect(task.status).toBe('succeeded');
+  link = new URL(task.outputs[0].url);
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+it.each([['signature'], ['sign%61ture'], ['%73ignature'], ['%73%69%67%6e%61%74%75%72%65']])(
+  'a link whose signature parameter is spelt %s: the file is served, the log line shows no signature',
+  async (name) => {
+    const signature = link.searchParams.get('signature')!;
+    const path = `${link.pathname}?index=0&expires=${link.searchParams.get('expires')}&${name}=${signature}`;
+    const requestId = `redaction-${name.replace(/%/g, '')}`;
+    const answer = await fetch(`${gw.url}${path}`, { headers: { 'x-request-id': requestId } });
+    expect(answer.status).toBe(200);
+    await answer.arrayBuffer();
+    await vi.waitFor(() => expect(logs.text()).toContain(`"request_id":"${requestId}"`));
+    const line = logs.text().split('\n').find((text) => text.includes(`"request_id":"${requestId}"`))!;
+    expect(line).toContain('/content?index=0');
+    expect(line).not.toContain(signature);
+  },
+);
