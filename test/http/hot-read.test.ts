@@ -5,6 +5,7 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withHotRead } from '../../src/http/hot-read.js';
 import { RequestRecording } from '../../src/http/middleware.js';
@@ -190,6 +191,39 @@ describe('the hot read against express on a real gateway', () => {
     } finally {
       handle.mockRestore();
     }
+  });
+
+  it('answers any mix of headers and ids exactly as express alone does (fast-check)', { timeout: 60_000 }, async () => {
+    const printable = fc.string({ maxLength: 30 }).filter((text) => /^[\x20-\x7e]*$/.test(text));
+    const headers = fc.record(
+      {
+        authorization: fc.oneof(
+          fc.constantFrom(`Bearer ${TENANT_KEY}`, `bearer ${TENANT_KEY}`, `BEARER  ${TENANT_KEY} `, `Bearer\t${TENANT_KEY}`, `Bearer ${OTHER_TENANT_KEY}`, `Bearer ${TENANT_KEY}x`, `Basic ${TENANT_KEY}`, 'Bearer', ''),
+          printable,
+        ),
+        'x-request-id': fc.oneof(fc.constantFrom('ok-1', 'a b', 'x'.repeat(129)), printable),
+        accept: fc.constantFrom('application/json', 'text/html', '*/*', ''),
+        'cache-control': fc.constantFrom('no-cache', 'max-age=0'),
+        'if-modified-since': fc.constantFrom('Thu, 01 Jan 1970 00:00:00 GMT', 'Fri, 01 Jan 2100 00:00:00 GMT', 'garbage'),
+        'if-match': fc.constantFrom('*', '"x"'),
+        range: fc.constantFrom('bytes=0-1', 'bytes=5-'),
+        connection: fc.constantFrom('close', 'keep-alive'),
+        'content-length': fc.constant('0'),
+      },
+      { requiredKeys: [] },
+    );
+    const id = fc.constantFrom('TASK', 'TASK', 'vid_missing', 'A'.repeat(300), '-_-');
+    // What differs between any two answers: fresh request ids.
+    const same = (answer: RawAnswer) => ({ status: answer.status, body: answer.body.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, 'uuid'), headers: comparable(answer) });
+    await fc.assert(
+      fc.asyncProperty(id, headers, async (which, sent) => {
+        const path = `/v1/videos/${which.replace('TASK', taskId)}`;
+        const hot = await rawGet(gw.url, path, sent);
+        const viaExpress = await rawGet(expressBase, path, sent);
+        expect(same(hot), JSON.stringify(sent)).toEqual(same(viaExpress));
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('leaves errors and conditional requests to express: the same problems, a 304 for its own ETag', async () => {
