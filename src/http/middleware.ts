@@ -511,6 +511,39 @@ export function noQuery(): RequestHandler {
   };
 }
 
+/** Fields named one by one in a refusal of a body, at most. */
+const NAMED_FIELDS = 16;
+
+/**
+ * For writes that take no body (a cancel): none, or an empty JSON object, goes on; a body that
+ * says anything is refused, never ignored — a JSON one 400 naming its fields, any other 415.
+ */
+export function noBody(): RequestHandler {
+  return (req, _res, next) => {
+    const body: unknown = req.body;
+    if (body === undefined) {
+      const length = req.headers['content-length'];
+      const announced = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+      if (announced && !req.is('application/json')) {
+        next(new ProblemError(415, 'unsupported-media-type', 'Unsupported media type', 'This route takes no body (or an empty JSON object).'));
+        return;
+      }
+      next();
+      return;
+    }
+    const fields = body !== null && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : undefined;
+    if (fields?.length === 0) {
+      next();
+      return;
+    }
+    const errors =
+      fields === undefined || fields.length > NAMED_FIELDS
+        ? [{ path: '(body)', message: 'this route takes no body' }]
+        : fields.map((path) => ({ path, message: 'unknown field (this route takes no body)' }));
+    next(problems.validation(errors, 'This route takes no body.'));
+  };
+}
+
 /** Requires a JSON body on writes (415 otherwise), so a form post never parses as empty. */
 export function requireJson(): RequestHandler {
   return (req, _res, next) => {

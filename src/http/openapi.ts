@@ -215,14 +215,17 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       'A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` ' +
       'webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if ' +
       'the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the ' +
-      'providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again.',
+      'providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again. ' +
+      'It takes no query and no body (an empty JSON object is accepted).',
     security,
     request: { params: videoId },
     responses: {
       200: json(Task, 'The canceled task.'),
+      400: problem('A query parameter, or a JSON body that is not empty (`errors[]` names its fields), or malformed JSON.'),
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
       409: problem('The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided.'),
+      415: problem('A body that is not JSON.'),
       502: problem('The provider was asked to cancel and did not.'),
     },
   });

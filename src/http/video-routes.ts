@@ -9,7 +9,7 @@ import { problems } from '../core/model/problems.js';
 import { queryNumber } from '../core/model/query-number.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { parseQuery } from '../core/tasks/task-service.js';
-import { TASK_ID_LOCAL, logTaskId, noQuery, rememberMountPath, requireJson } from './middleware.js';
+import { TASK_ID_LOCAL, logTaskId, noBody, noQuery, rememberMountPath, requireJson } from './middleware.js';
 import type { OpenRequestCaps } from './tenant-limits.js';
 
 /** The per-tenant limits of these routes. */
@@ -67,7 +67,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
     res.json(await service.list(tenantOf(req), req.query));
   });
 
-  router.post('/:id/cancel', noQuery(), async (req, res) => {
+  router.post('/:id/cancel', noQuery(), noBody(), async (req, res) => {
     res.json(await service.cancel(tenantOf(req), String(req.params.id)));
   });
 

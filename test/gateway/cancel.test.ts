@@ -62,6 +62,31 @@ describe('POST /v1/videos/{id}/cancel', () => {
     expect(metrics).toMatch(/kling_gateway_tasks_finished_total\{provider="none",model="kling-v3",status="canceled",error_code="canceled"\} 1/);
   });
 
+  // Ignored before: `{"reason": "duplicate"}` canceled the task as if the reason were kept.
+  it.each([
+    ['a field it does not take', '{"reason":"duplicate"}', 'application/json', [{ path: 'reason', message: 'unknown field (this route takes no body)' }]],
+    ['a JSON array', '["now"]', 'application/json', [{ path: '(body)', message: 'this route takes no body' }]],
+  ])('refuses a body with %s (400, the field named) and leaves the task queued', async (_what, body, type, errors) => {
+    const { gateway } = await withFullProvider();
+    const queued = await gateway.create(pinned);
+    const answer = await gateway.request('POST', `/v1/videos/${queued.body.id}/cancel`, body, { 'content-type': type });
+    expect(answer.status).toBe(400);
+    expect(answer.headers.get('content-type')).toContain('application/problem+json');
+    expect(answer.body.errors).toEqual(errors);
+    expect((await gateway.get(queued.body.id)).body.status).toBe('queued');
+  });
+
+  it('refuses a body that is not JSON (415) and leaves the task queued; no body or {} cancels', async () => {
+    const { gateway } = await withFullProvider();
+    const queued = await gateway.create(pinned);
+    const refused = await gateway.request('POST', `/v1/videos/${queued.body.id}/cancel`, 'reason=duplicate', { 'content-type': 'application/x-www-form-urlencoded' });
+    expect(refused.status).toBe(415);
+    expect((await gateway.get(queued.body.id)).body.status).toBe('queued');
+    expect((await gateway.request('POST', `/v1/videos/${queued.body.id}/cancel`, '{}')).body.status).toBe('canceled');
+    const other = await gateway.create(pinned);
+    expect((await gateway.request('POST', `/v1/videos/${other.body.id}/cancel`)).body.status).toBe('canceled');
+  });
+
   it('answers 409 for a task a provider accepted, which then runs to the end', async () => {
     gw = await startTestGateway();
     const created = await gw.create(pinned);

@@ -406,7 +406,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a task
-         * @description A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again.
+         * @description A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again. It takes no query and no body (an empty JSON object is accepted).
          */
         post: {
             parameters: {
@@ -429,6 +429,15 @@ export interface paths {
                         "application/json": components["schemas"]["Task"];
                     };
                 };
+                /** @description A query parameter, or a JSON body that is not empty (`errors[]` names its fields), or malformed JSON. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Missing or invalid gateway key. */
                 401: {
                     headers: {
@@ -449,6 +458,15 @@ export interface paths {
                 };
                 /** @description The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided. */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description A body that is not JSON. */
+                415: {
                     headers: {
                         [name: string]: unknown;
                     };
