@@ -4,7 +4,7 @@
  * a way to set the exit code.
  */
 import type { Command } from 'commander';
-import { GatewayClient, notHttpUrl } from '../../packages/client/src/index.js';
+import { GatewayClient, notHttpUrl, redactUrl } from '../../packages/client/src/index.js';
 import { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { ProgressStream } from './progress-display.js';
@@ -73,10 +73,17 @@ export class CliContext {
     }
     // `localhost:8080` parses as a URL of scheme `localhost:`; fetch would then say "unknown
     // scheme", reported as an unreachable gateway (exit 9, "try again later").
+    // A password written into the URL is never repeated (`***@`).
     const wrong = notHttpUrl(url);
+    if (wrong?.credentials) {
+      throw new CliError(
+        `${source ?? '--url'} ${redactUrl(url)} holds a user name or password: give the URL without them, and the key with --key or KLING_GATEWAY_API_KEY`,
+        ExitCode.usage,
+      );
+    }
     if (wrong) {
       const hint = wrong.meant ? `did you mean ${wrong.meant}?` : `e.g. ${DEFAULT_GATEWAY_URL}`;
-      throw new CliError(`${source ?? '--url'} ${url} is not an http(s) URL: ${hint}`, ExitCode.usage);
+      throw new CliError(`${source ?? '--url'} ${redactUrl(url)} is not an http(s) URL: ${hint}`, ExitCode.usage);
     }
     return new GatewayClient({ baseUrl: url, apiKey: key });
   }

@@ -250,6 +250,22 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(defaulted.stderr).not.toMatch(/URL/);
   });
 
+  it('a gateway URL holding a user name and password is a command-line error that never repeats the password', async () => {
+    const port = new URL(live.url).port;
+    const [fromEnv, fromFlag, noScheme] = await Promise.all([
+      runHere(['list'], { KLING_GATEWAY_URL: `http://admin:s3cret-pw@127.0.0.1:${port}` }),
+      runHere(['--url', `http://admin:s3cret-pw@127.0.0.1:${port}/`, 'download', 'vid_x']),
+      runHere(['--url', `admin:s3cret-pw@127.0.0.1:${port}`, 'list']),
+    ]);
+    expect([fromEnv.code, fromEnv.stderr]).toEqual([
+      2,
+      `error: KLING_GATEWAY_URL http://***@127.0.0.1:${port} holds a user name or password: give the URL without them, and the key with --key or KLING_GATEWAY_API_KEY\n`,
+    ]);
+    expect([fromFlag.code, fromFlag.stderr]).toEqual([2, expect.stringMatching(/^error: --url http:\/\/\*\*\*@127\.0\.0\.1:\d+\/ holds a user name or password/)]);
+    expect([noScheme.code, noScheme.stderr]).toEqual([2, `error: --url ***@127.0.0.1:${port} is not an http(s) URL: e.g. http://127.0.0.1:8080\n`]);
+    for (const result of [fromEnv, fromFlag, noScheme]) expect(`${result.stdout}${result.stderr}`).not.toContain('s3cret-pw');
+  });
+
   it('a server that answers with a web page rather than the API is named as not a gateway, not a bug', async () => {
     // Another app on the gateway's port, answering every path with its page.
     const page = await loopbackServer((req, res) => {

@@ -475,22 +475,38 @@ function httpUrlOf(text: string): URL | undefined {
 }
 
 /**
- * Whether a gateway base URL is not an http(s) URL; then `meant` is the URL a host (and port)
- * written without its scheme probably meant, if it looks like one.
+ * A URL as it may be shown: a user name and password written into it (`user:secret@host`) become
+ * `***@host`, so no message repeats them.
  */
-export function notHttpUrl(text: string): { meant: string | undefined } | undefined {
-  if (httpUrlOf(text)) return undefined;
+export function redactUrl(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/@\s]*@/i, '$1***@');
+}
+
+/**
+ * Whether a gateway base URL is not an http(s) URL; then `meant` is the URL a host (and port)
+ * written without its scheme probably meant, if it looks like one. Also true of an http(s) URL
+ * holding a user name or password (`credentials`): fetch refuses every request to such a URL,
+ * and the gateway takes its key as a Bearer token, not from the URL.
+ */
+export function notHttpUrl(text: string): { meant: string | undefined; credentials?: true } | undefined {
+  const url = httpUrlOf(text);
+  if (url && (url.username || url.password)) return { meant: undefined, credentials: true };
+  if (url) return undefined;
   return { meant: /^[a-z0-9.-]+(:\d+)?(\/|$)/i.test(text) ? `http://${text}` : undefined };
 }
 
 /**
  * The origin of an http(s) base URL. Anything else is refused at once: every call would fail as
- * unreachable ("unknown scheme").
+ * unreachable ("unknown scheme"), or, with a password in it, fail with a message that repeats it.
  */
 function httpOrigin(baseUrl: string): string {
+  const wrong = notHttpUrl(baseUrl);
+  if (wrong?.credentials) {
+    throw new TypeError(`baseUrl ${redactUrl(baseUrl)} holds a user name or password: fetch cannot send them (the gateway key goes in apiKey)`);
+  }
   const url = httpUrlOf(baseUrl);
   if (url) return url.origin;
-  throw new TypeError(`baseUrl ${baseUrl} is not an http(s) URL (e.g. ${notHttpUrl(baseUrl)?.meant ?? 'http://127.0.0.1:8080'})`);
+  throw new TypeError(`baseUrl ${redactUrl(baseUrl)} is not an http(s) URL (e.g. ${wrong?.meant ?? 'http://127.0.0.1:8080'})`);
 }
 
 function usageQueryString(query: UsageQuery, format?: 'csv'): string {
