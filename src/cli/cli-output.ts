@@ -69,6 +69,10 @@ export function describeProblem(error: GatewayError): string[] {
   const lines = [`error: ${problem.title} (${error.status})${detail ? `: ${detail}` : ''}`];
   for (const field of problem.errors ?? []) lines.push(`  ${field.path}: ${field.message}`);
   for (const provider of providers) lines.push(`  ${provider.provider}: ${provider.reasons.join('; ')}`);
+  // `Retry-After` (429, 503) is in a header, which a detail such as "send the request again after
+  // Retry-After seconds" cannot show; said here unless the detail already names the wait.
+  const wait = error.retryAfterSeconds;
+  if (wait !== null && !new RegExp(`\\b${wait} ?s\\b`).test(problem.detail ?? '')) lines.push(`  retry after: ${wait} s`);
   if (error.requestId) lines.push(`  request id: ${error.requestId}`);
   return lines;
 }

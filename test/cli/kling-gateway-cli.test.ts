@@ -302,6 +302,34 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('a 503 or 429 says how long to wait, from Retry-After, once', async () => {
+    // The gateway's own answers while it stops (503) and past a tenant's creates per minute (429).
+    const answers: Record<string, [number, string, string]> = {
+      '/v1/videos': [503, 'Retry later', 'the gateway is stopping; send this request again (to another replica)'],
+      '/v1/videos/vid_x': [429, 'Too many requests', "This key's tenant may create 5 videos per minute; retry in 12 s."],
+    };
+    const gateway = await loopbackServer((req, res) => {
+      req.resume();
+      const [status, title, detail] = answers[new URL(req.url!, 'http://x').pathname]!;
+      res
+        .writeHead(status, { 'content-type': 'application/problem+json', 'retry-after': String(status === 503 ? 2 : 12), 'x-request-id': 'req-1' })
+        .end(JSON.stringify({ type: 'about:blank', title, status, detail }));
+    });
+    try {
+      const [stopping, limited] = await Promise.all([runHere(['list'], { KLING_GATEWAY_URL: gateway.base }), runHere(['get', 'vid_x'], { KLING_GATEWAY_URL: gateway.base })]);
+      expect([stopping.code, stopping.stderr]).toEqual([
+        9,
+        'error: Retry later (503): the gateway is stopping; send this request again (to another replica)\n  retry after: 2 s\n  request id: req-1\n',
+      ]);
+      expect([limited.code, limited.stderr]).toEqual([
+        9,
+        "error: Too many requests (429): This key's tenant may create 5 videos per minute; retry in 12 s.\n  request id: req-1\n",
+      ]);
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('generate takes the prompt argument over the prompt of --file, as it takes --prompt', async () => {
     const file = join(workdir, 'base-request.json');
     writeFileSync(file, JSON.stringify({ model: 'kling-v3', prompt: 'a fox', duration: 5 }));
