@@ -29,6 +29,7 @@ interface JsonSchema {
   description?: string;
   minimum?: number;
   maximum?: number;
+  minLength?: number;
   maxLength?: number;
   maxItems?: number;
   format?: string;
@@ -74,15 +75,42 @@ function describe(schema: JsonSchema, extra?: string): string {
   return [extra, limits(schema), schema.description?.replace(/\x60/g, '')].filter(Boolean).join('. ');
 }
 
-function parseInteger(value: string): number {
-  if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError('not an integer.');
-  return Number(value);
+/**
+ * The schema's limits, checked on the command line: a value the gateway would refuse is a
+ * command-line error (exit 2) before anything is sent, worded like the flag's help.
+ */
+function withinRange(schema: JsonSchema, number: number): number {
+  const below = schema.minimum !== undefined && number < schema.minimum;
+  const above = schema.maximum !== undefined && number > schema.maximum;
+  if (below || above) throw new InvalidArgumentError(`must be ${limits(schema)}.`);
+  return number;
 }
 
-function parseNumber(value: string): number {
-  const number = Number(value);
-  if (value.trim() === '' || !Number.isFinite(number)) throw new InvalidArgumentError('not a number.');
-  return number;
+function parseInteger(schema: JsonSchema) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError('not an integer.');
+    return withinRange(schema, Number(value));
+  };
+}
+
+function parseNumber(schema: JsonSchema) {
+  return (value: string): number => {
+    const number = Number(value);
+    if (value.trim() === '' || !Number.isFinite(number)) throw new InvalidArgumentError('not a number.');
+    return withinRange(schema, number);
+  };
+}
+
+/** A string as the schema takes it: its length, and an http(s) URL where it asks for one. */
+function checkString(schema: JsonSchema, value: string): string {
+  if (schema.minLength !== undefined && value.length < schema.minLength) throw new InvalidArgumentError('must not be empty.');
+  if (schema.maxLength !== undefined && value.length > schema.maxLength) {
+    throw new InvalidArgumentError(`is ${value.length} characters; at most ${schema.maxLength}.`);
+  }
+  if (schema.format === 'uri' && !/^https?:\/\/[^/\s]/i.test(value)) {
+    throw new InvalidArgumentError('not an http(s) URL: the gateway fetches inputs by URL (put a local file where it can fetch it first).');
+  }
+  return value;
 }
 
 function parseJson(value: string): unknown {
@@ -93,11 +121,12 @@ function parseJson(value: string): unknown {
   }
 }
 
-function collect(split: boolean) {
-  return (value: string, previous: string[] | undefined) => [
-    ...(previous ?? []),
-    ...(split ? value.split(',').map((item) => item.trim()).filter(Boolean) : [value]),
-  ];
+function collect(split: boolean, list: JsonSchema, items: JsonSchema) {
+  return (value: string, previous: string[] | undefined) => {
+    const all = [...(previous ?? []), ...(split ? value.split(',').map((item) => item.trim()).filter(Boolean) : [value]).map((item) => checkString(items, item))];
+    if (list.maxItems !== undefined && all.length > list.maxItems) throw new InvalidArgumentError(`${all.length} given; at most ${list.maxItems}.`);
+    return all;
+  };
 }
 
 function collectPair(value: string, previous: Record<string, string> | undefined) {
@@ -117,9 +146,12 @@ function optionsFor(name: string, raw: JsonSchema, path: string[], required: boo
   if (schema.enum) {
     return [make(new Option(`--${flagName} <value>`, describe(schema, requiredNote)).choices(schema.enum.map(String)))];
   }
-  if (type === 'integer') return [make(new Option(`--${flagName} <n>`, describe(schema, requiredNote)).argParser(parseInteger))];
-  if (type === 'number') return [make(new Option(`--${flagName} <n>`, describe(schema, requiredNote)).argParser(parseNumber))];
-  if (type === 'string') return [make(new Option(`--${flagName} <${schema.format === 'uri' ? 'url' : 'text'}>`, describe(schema, requiredNote)))];
+  if (type === 'integer') return [make(new Option(`--${flagName} <n>`, describe(schema, requiredNote)).argParser(parseInteger(schema)))];
+  if (type === 'number') return [make(new Option(`--${flagName} <n>`, describe(schema, requiredNote)).argParser(parseNumber(schema)))];
+  if (type === 'string') {
+    const option = new Option(`--${flagName} <${schema.format === 'uri' ? 'url' : 'text'}>`, describe(schema, requiredNote));
+    return [make(option.argParser((value: string) => checkString(schema, value)))];
+  }
   if (type === 'boolean') {
     const positive = make(new Option(`--${flagName}`, describe(schema)));
     const negative = make(new Option(`--no-${flagName}`, `send ${name}: false`));
@@ -130,7 +162,7 @@ function optionsFor(name: string, raw: JsonSchema, path: string[], required: boo
     if (typeOf(items) === 'string') {
       const split = items.format !== 'uri';
       const option = new Option(`--${flagName} <${split ? 'value' : 'url'}>`, describe(schema, split ? 'repeat or comma-separate' : 'repeat for more'));
-      return [make(option.argParser(collect(split)))];
+      return [make(option.argParser(collect(split, schema, items)))];
     }
     return [make(new Option(`--${flagName} <json>`, describe(schema, 'JSON array')).argParser(parseJson))];
   }

@@ -171,9 +171,13 @@ async function createIdempotently(client: GatewayClient, out: CliOutput, body: C
   }
 }
 
-function positiveInteger(value: string): number {
-  if (!/^\d+$/.test(value.trim()) || Number(value) === 0) throw new InvalidArgumentError('not a positive integer.');
-  return Number(value);
+/** A whole number from 1 to `max` (the most the API takes), checked before anything is sent. */
+function positiveInteger(max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value.trim()) || Number(value) === 0) throw new InvalidArgumentError('not a positive integer.');
+    if (Number(value) > max) throw new InvalidArgumentError(`at most ${max}.`);
+    return Number(value);
+  };
 }
 
 function waitFlags(command: Command): Command {
@@ -224,7 +228,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .command('get')
     .description('show one task: status, provider, cost, outputs, attempts')
     .argument('<id>', 'task id (vid_…)')
-    .addOption(new Option('--wait <seconds>', 'hold until the task ends or this many seconds pass (≤ 60)').argParser(positiveInteger))
+    .addOption(new Option('--wait <seconds>', 'hold until the task ends or this many seconds pass (≤ 60)').argParser(positiveInteger(60)))
     .action(async (id: string, options: { wait?: number }, command: Command) => {
       const out = context.outputFor(command);
       const task = await context.clientFor(command).getVideo(id, { ...(options.wait ? { wait: options.wait } : {}), signal: context.signal });
@@ -265,7 +269,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .description('your tasks, newest first')
     .addOption(new Option('--status <status>', 'only this status').choices(TASK_STATUSES))
     .option('--provider <id>', 'only tasks served by this provider')
-    .addOption(new Option('--limit <n>', 'tasks per page (≤ 100)').default(20).argParser(positiveInteger))
+    .addOption(new Option('--limit <n>', 'tasks per page (≤ 100)').default(20).argParser(positiveInteger(100)))
     .option('--cursor <cursor>', 'the page after this cursor (printed under a full page)')
     .option('--all', 'follow every page')
     .action(async (options: { status?: TaskStatus; provider?: string; limit: number; cursor?: string; all?: boolean }, command: Command) => {

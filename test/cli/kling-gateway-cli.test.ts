@@ -180,14 +180,26 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
     // From the real process: the exit status itself, and nothing but errors on stderr.
     const [invalid, noKey, unreachable] = await Promise.all([
-      run(['generate', '--model', 'kling-v3', '--duration', '99', '--prompt', 'x']),
+      run(['generate', '--model', 'kling-v3', '--end-image-url', 'https://example.com/end.png', '--prompt', 'x']),
       run(['list'], { KLING_GATEWAY_API_KEY: undefined }),
       run(['--url', `http://127.0.0.1:${deadPort}`, 'list']),
     ]);
-    expect([invalid.code, invalid.stderr]).toEqual([3, expect.stringMatching(/Invalid request \(400\)[^\n]*\n {2}duration: /)]);
+    expect([invalid.code, invalid.stderr]).toEqual([3, expect.stringMatching(/Invalid request \(400\)[^\n]*\n {2}end_image_url: needs start_image_url/)]);
     expect([noKey.code, noKey.stderr]).toEqual([2, expect.stringContaining('KLING_GATEWAY_API_KEY')]);
     expect([unreachable.code, unreachable.stderr]).toEqual([9, expect.stringContaining('ECONNREFUSED')]);
     expect(`${invalid.stdout}${noKey.stdout}${unreachable.stdout}`).toBe('');
+
+    // A value outside what the API takes is refused before anything is sent (the gateway at this
+    // address would make it exit 9).
+    const offline = { KLING_GATEWAY_URL: `http://127.0.0.1:${deadPort}` };
+    const [tooLong, tooMany, waitTooLong] = await Promise.all([
+      runHere(['generate', 'x', '--model', 'kling-v3', '--duration', '99'], offline),
+      runHere(['list', '--limit', '500'], offline),
+      runHere(['get', 'vid_x', '--wait', '61'], offline),
+    ]);
+    expect([tooLong.code, tooLong.stderr]).toEqual([2, expect.stringContaining("option '--duration <n>' argument '99' is invalid. must be 3–15.")]);
+    expect([tooMany.code, tooMany.stderr]).toEqual([2, expect.stringContaining("option '--limit <n>' argument '500' is invalid. at most 100.")]);
+    expect([waitTooLong.code, waitTooLong.stderr]).toEqual([2, expect.stringContaining("option '--wait <seconds>' argument '61' is invalid. at most 60.")]);
 
     const [unknown, badKey, badFlag, usage, cancel] = await Promise.all([
       runHere(['get', 'vid_doesnotexist']),

@@ -78,5 +78,14 @@ describe('request flags from the OpenAPI document', () => {
     expect(() => parse(['--multi-shot', '[{'])).toThrow(/not valid JSON/);
     expect(() => parse(['--metadata', 'novalue'])).toThrow(/key=value/);
     expect(() => parse(['--file', '/nonexistent/request.json'])).toThrow(CliError);
+    // The schema's limits, as the flag's help states them.
+    expect(() => parse(['--duration', '99'])).toThrow("option '--duration <n>' argument '99' is invalid. must be 3–15.");
+    expect(() => parse(['--cfg-scale', '2.5'])).toThrow(/must be 0–2/);
+    expect(() => parse(['--cancel-after', '0'])).toThrow(/must be 1–604800/);
+    expect(() => parse(['--prompt', 'x'.repeat(2501)])).toThrow(/is 2501 characters; at most 2500/);
+    expect(() => parse(['--voice-ids', 'a,b,c'])).toThrow(/3 given; at most 2/);
+    // A local file is not something the gateway can fetch.
+    expect(() => parse(['--start-image-url', './fox.png'])).toThrow(/not an http\(s\) URL: the gateway fetches inputs by URL/);
+    expect(() => parse(['--reference-images', 'https://example.com/a.png', '--reference-images', 'fox.png'])).toThrow(/not an http\(s\) URL/);
   });
 });
