@@ -37,18 +37,32 @@ function targetPath(output: string | undefined, task: Task, index: number, exten
   return `${output.slice(0, output.length - extensionOfOutput.length)}-${index}${extensionOfOutput || extension}`;
 }
 
-/** Downloads every output of a succeeded task; returns the paths written. */
+/** Whether `-o` names an existing file (not a directory), which saving would replace. */
+export function namesExistingFile(output: string | undefined): boolean {
+  return output !== undefined && !output.endsWith('/') && existsSync(output) && !statSync(output).isDirectory();
+}
+
+/**
+ * Downloads every output of a succeeded task; returns the paths written. A file `-o` names that
+ * already exists is replaced only with `overwrite` (`--force`); files named after the task are
+ * that task's own output, written again.
+ */
 export async function saveOutputs(
   client: GatewayClient,
   task: Task,
   output: string | undefined,
   progressStream: ProgressStream,
   signal?: AbortSignal,
+  overwrite = false,
 ): Promise<string[]> {
   const saved: string[] = [];
   for (const [index, described] of task.outputs.entries()) {
     const download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });
     const path = targetPath(output, task, index, extensionFor(download.contentType, download.url, described.type));
+    if (!overwrite && !basename(path).startsWith(task.id) && existsSync(path)) {
+      await download.body.cancel().catch(() => undefined);
+      throw new CliError(`${path} already exists: pass --force to replace it, or save elsewhere with: kling-gateway download ${task.id} -o <path>`, ExitCode.usage);
+    }
     const partial = `${path}.part`;
     const progress = new DownloadProgress(progressStream, basename(path), download.size);
     const counter = new Transform({

@@ -24,7 +24,7 @@ import {
 import { formatTime, type CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
-import { saveOutputs } from './output-download.js';
+import { namesExistingFile, saveOutputs } from './output-download.js';
 import { TaskProgressLine } from './progress-display.js';
 import { addRequestFlags, requestFromFlags } from './request-flags.js';
 
@@ -75,6 +75,7 @@ interface FollowOptions {
   timeout?: number;
   output?: string;
   download?: boolean;
+  force?: boolean;
 }
 
 /**
@@ -111,7 +112,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   let saved: string[] = [];
   if (options.download !== false && task.outputs.length > 0) {
     try {
-      saved = await saveOutputs(client, task, options.output, context.stderr, context.signal);
+      saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true);
     } catch (error) {
       // The video is made (and billed): say so, or the command run again makes a second one. A
       // file that cannot be written already says how to save it elsewhere.
@@ -188,6 +189,7 @@ function waitFlags(command: Command): Command {
       return seconds;
     })
     .option('-o, --output <path>', 'where to save the result: a file, or a directory (default: ./<task id>.<ext>)')
+    .option('--force', 'replace the file -o names if it exists')
     .option('--no-download', 'do not download the result');
 }
 
@@ -210,6 +212,10 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     }
     const client = context.clientFor(command);
     const out = context.outputFor(command);
+    // Found out before the video is made (and paid for), not once it is ready.
+    if (options.wait && options.download !== false && !options.force && namesExistingFile(options.output as string | undefined)) {
+      throw new CliError(`${String(options.output)} already exists: pass --force to replace it, or -o another path`, ExitCode.usage);
+    }
     const startedAt = Date.now();
     // An idempotency key makes a create sent again (after a dropped connection) safe.
     const idempotencyKey = (options.idempotencyKey as string | undefined) ?? `cli-${randomUUID()}`;
@@ -252,14 +258,15 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .description("save a succeeded task's outputs")
     .argument('<id>', 'task id (vid_…)')
     .option('-o, --output <path>', 'a file, or a directory (default: ./<task id>.<ext>)')
-    .action(async (id: string, options: { output?: string }, command: Command) => {
+    .option('--force', 'replace the file -o names if it exists')
+    .action(async (id: string, options: { output?: string; force?: boolean }, command: Command) => {
       const client = context.clientFor(command);
       const out = context.outputFor(command);
       const task = await client.getVideo(id, { signal: context.signal });
       if (task.status !== 'succeeded') {
         throw new CliError(`video ${id} is ${task.status}; nothing to download`, isTerminal(task) ? ExitCode.taskFailed : ExitCode.timeout);
       }
-      const saved = await saveOutputs(client, task, options.output, context.stderr, context.signal);
+      const saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true);
       out.data({ id, saved });
       for (const path of saved) out.line(path);
     });

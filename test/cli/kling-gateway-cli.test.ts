@@ -521,6 +521,28 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining(`kling-gateway download ${task.id} -o`)]);
   });
 
+  it('never replaces a file -o names without --force, and generate --wait says so before making the video', async () => {
+    const task = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'saved over nothing' })).id, { timeoutMs: 20_000 });
+    const mine = join(workdir, 'my-fox.mp4');
+    writeFileSync(mine, 'a video made earlier');
+
+    const kept = await runHere(['download', task.id, '-o', mine]);
+    expect([kept.code, kept.stderr]).toEqual([2, `error: ${mine} already exists: pass --force to replace it, or save elsewhere with: kling-gateway download ${task.id} -o <path>\n`]);
+    expect(readFileSync(mine, 'utf8')).toBe('a video made earlier');
+    expect(existsSync(`${mine}.part`)).toBe(false);
+
+    // Before anything is sent: the gateway at this address would make it exit 9.
+    const offline = await runHere(['generate', 'x', '--model', 'kling-v3', '--wait', '-o', mine], { KLING_GATEWAY_URL: 'http://127.0.0.1:9' });
+    expect([offline.code, offline.stderr]).toEqual([2, `error: ${mine} already exists: pass --force to replace it, or -o another path\n`]);
+
+    const replaced = await runHere(['download', task.id, '-o', mine, '--force']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(readFileSync(mine).equals(Buffer.from(await (await fetch(task.outputs[0]!.url)).arrayBuffer()))).toBe(true);
+    // The task's own file name is that task's output: downloading it again is fine.
+    const twice = [await runHere(['download', task.id, '-o', `${workdir}/`]), await runHere(['download', task.id, '-o', `${workdir}/`])];
+    expect(twice.map((result) => result.code)).toEqual([0, 0]);
+  });
+
   it('exits 6 when the video fails, and 8 when waiting runs out', async () => {
     live.simulator('freepik').setOutcome('fail');
     const failed = await runHere(['generate', '--model', 'kling-v3', '--prompt', 'doomed', '--wait']);
