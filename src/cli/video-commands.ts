@@ -149,7 +149,12 @@ async function createIdempotently(client: GatewayClient, out: CliOutput, body: C
     try {
       return await client.createVideo(body, { idempotencyKey, signal });
     } catch (error) {
-      if (signal.aborted || !answerLost(error)) throw error;
+      if (signal.aborted) {
+        // Ctrl-C while the create was on its way: the gateway may have made the video anyway.
+        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${idempotencyKey} to get it rather than a second one`);
+        throw error;
+      }
+      if (!answerLost(error)) throw error;
       const delay = CREATE_RETRY_DELAYS_MS[retry];
       if (delay === undefined) {
         out.note(`the gateway may have created this video: run the command again with --idempotency-key ${idempotencyKey} to get it rather than a second one`);

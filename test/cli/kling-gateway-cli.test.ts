@@ -428,6 +428,35 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('Ctrl-C while the create is on its way names the Idempotency-Key that gets that video, not a second one', async () => {
+    let sentKey: string | undefined;
+    let interrupt = () => undefined as unknown;
+    // A gateway that takes the create and has not answered yet.
+    const slow = await loopbackServer((req) => {
+      req.resume();
+      sentKey = req.headers['idempotency-key'] as string | undefined;
+      interrupt();
+    });
+    try {
+      const child = spawn(process.execPath, [BIN, 'generate', 'x', '--model', 'kling-v3', '--wait'], {
+        cwd: workdir,
+        env: { ...process.env, KLING_GATEWAY_URL: slow.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      interrupt = () => child.kill('SIGINT');
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(sentKey).toMatch(/^cli-/);
+      expect([code, stderr]).toEqual([
+        130,
+        `the gateway may have created this video: run the command again with --idempotency-key ${sentKey} to get it rather than a second one\n\ninterrupted\n`,
+      ]);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('generate --wait whose download breaks says the video is done and how to save it, not to make it again', async () => {
     // Everything gets through except the video's bytes: its download stops half-way.
     const { createServer, request } = await import('node:http');
