@@ -118,6 +118,26 @@ describe('typed client against a running gateway', () => {
     expect(checked.calls.some((call) => call.url.includes(`/v1/videos/${created.id}?wait=`))).toBe(true);
   });
 
+  it('goes on by polling when the event stream goes silent (a connection that died without closing)', async () => {
+    let dropped = false;
+    const silent = new GatewayClient({
+      baseUrl: live.url,
+      apiKey: TENANT_KEY,
+      fetch: (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (!url.endsWith('/events')) return checked.fetch(input, init);
+        // Headers arrive, then nothing ever again: not an event, not a heartbeat, not a close.
+        const body = new ReadableStream<Uint8Array>({ cancel: () => void (dropped = true) });
+        return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }));
+      },
+    });
+    const created = await silent.createVideo(textToVideo);
+    const done = await silent.waitForVideo(created.id, { timeoutMs: 8_000, pollWindowSeconds: 2, streamIdleTimeoutMs: 200 });
+    expect(done.status).toBe('succeeded');
+    expect(dropped).toBe(true);
+    expect(checked.calls.some((call) => call.url.includes(`/v1/videos/${created.id}?wait=`))).toBe(true);
+  });
+
   it('keeps waiting through a stopping replica, a full wait cap and a lost connection while it polls', async () => {
     const hiccups = [
       // What a stopping replica answers (stop-gate.ts), and the cap of open waits (tenant-limits.ts).

@@ -67,6 +67,15 @@ export interface CreateOptions extends RequestOptions {
   idempotencyKey?: string;
 }
 
+export interface EventStreamOptions extends RequestOptions {
+  /**
+   * Ends the stream when nothing arrived for this long, not even the heartbeat the gateway sends
+   * every 15 s: a connection that died without closing (a laptop that slept, a dropped route).
+   * Default 45 s; 0 never.
+   */
+  idleTimeoutMs?: number;
+}
+
 export interface WaitOptions extends RequestOptions {
   /** Give up after this long (default 30 minutes, the gateway's default task deadline). */
   timeoutMs?: number;
@@ -79,9 +88,13 @@ export interface WaitOptions extends RequestOptions {
   transport?: 'auto' | 'poll';
   /** Longest single `?wait=` when polling, in seconds (default 10, at most 60). */
   pollWindowSeconds?: number;
+  /** How long the event stream may stay silent before the wait goes on by polling (default 45 s). */
+  streamIdleTimeoutMs?: number;
 }
 
 const DEFAULT_WAIT_MS = 30 * 60_000;
+/** Three of the gateway's 15-second heartbeats missed: the event stream's connection is dead. */
+const DEFAULT_STREAM_IDLE_MS = 45_000;
 /** Longest delay a timer keeps (about 24 days). */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -201,9 +214,9 @@ export class GatewayClient {
   /**
    * `GET /v1/videos/{id}/events`: the task's status changes as they happen, read with fetch (so
    * the key travels in the Authorization header, which EventSource cannot send). Ends when the
-   * task is terminal or the stream closes.
+   * task is terminal, the stream closes, or it stays silent past `idleTimeoutMs`.
    */
-  async *videoEvents(id: string, options: RequestOptions = {}): AsyncGenerator<TaskEvent> {
+  async *videoEvents(id: string, options: EventStreamOptions = {}): AsyncGenerator<TaskEvent> {
     const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/events`;
     const response = await this.send(url, { headers: { accept: 'text/event-stream' }, ...this.signalOf(options) });
     if (!response.ok) throw await errorFromResponse(response);
@@ -211,10 +224,26 @@ export class GatewayClient {
       await response.body?.cancel();
       throw new GatewayUnreachableError(url, new Error('the answer is not an event stream'));
     }
+    // Every chunk (heartbeats included) restarts the idle timer; when it fires, the reader is
+    // cancelled, which ends the read in progress and drops the connection.
+    const idleMs = options.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_MS;
+    let idleTimer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(idleTimer);
+      if (idleMs > 0 && idleMs <= MAX_TIMER_MS) idleTimer = setTimeout(() => void reader.cancel().catch(() => undefined), idleMs);
+    };
+    const activity = new TransformStream<ArrayBufferView | ArrayBuffer, ArrayBufferView | ArrayBuffer>({
+      transform(chunk, controller) {
+        arm();
+        controller.enqueue(chunk);
+      },
+    });
     const reader = response.body
+      .pipeThrough(activity)
       .pipeThrough(new TextDecoderStream())
       .pipeThrough(new EventSourceParserStream())
       .getReader();
+    arm();
     try {
       while (true) {
         const { done, value } = await reader.read();
@@ -223,6 +252,7 @@ export class GatewayClient {
         yield { event: value.event ?? 'message', id: value.id, task: JSON.parse(value.data) as Task };
       }
     } finally {
+      clearTimeout(idleTimer);
       await reader.cancel().catch(() => undefined);
     }
   }
@@ -252,11 +282,16 @@ export class GatewayClient {
       const forward = () => stream.abort(options.signal?.reason);
       options.signal?.addEventListener('abort', forward, { once: true });
       try {
-        for await (const { task } of this.videoEvents(id, { signal: stream.signal })) {
+        const events = this.videoEvents(id, {
+          signal: stream.signal,
+          ...(options.streamIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.streamIdleTimeoutMs } : {}),
+        });
+        for await (const { task } of events) {
           seen(task);
           if (isTerminal(task)) return task;
         }
-        // The stream closed before the end (a proxy, a restarting replica): poll from here.
+        // The stream closed or went silent before the end (a proxy, a restarting replica, a dead
+        // connection): poll from here.
       } catch (error) {
         if (options.signal?.aborted) throw options.signal.reason ?? error;
         if (Date.now() >= deadline) throw await timedOut();
