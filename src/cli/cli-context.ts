@@ -4,7 +4,7 @@
  * a way to set the exit code.
  */
 import type { Command } from 'commander';
-import { GatewayClient, notHttpUrl, redactUrl } from '../../packages/client/src/index.js';
+import { GatewayClient, notHttpUrl, redactUrl, unsendableKeyCharacter } from '../../packages/client/src/index.js';
 import { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { ProgressStream } from './progress-display.js';
@@ -70,6 +70,11 @@ export class CliContext {
         'no gateway key: pass --key or set KLING_GATEWAY_API_KEY (the sandbox from `npm start` takes dev-key)',
         ExitCode.usage,
       );
+    }
+    // Named by where it came from, never shown.
+    const unsendable = unsendableKeyCharacter(key);
+    if (unsendable) {
+      throw new CliError(`the gateway key (${globals.key !== undefined ? '--key' : 'KLING_GATEWAY_API_KEY'}) holds ${unsendable}, which an HTTP header cannot carry`, ExitCode.usage);
     }
     // `localhost:8080` parses as a URL of scheme `localhost:`; fetch would then say "unknown
     // scheme", reported as an unreachable gateway (exit 9, "try again later").

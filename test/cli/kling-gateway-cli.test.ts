@@ -278,6 +278,18 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     for (const result of [fromEnv, fromFlag, noScheme]) expect(`${result.stdout}${result.stderr}`).not.toContain('s3cret-pw');
   });
 
+  it('a key an HTTP header cannot carry is a command-line error that never shows the key', async () => {
+    const [twoLines, euro] = await Promise.all([
+      runHere(['list'], { KLING_GATEWAY_API_KEY: 'sk-first-half\nsk-second-half' }),
+      runHere(['--key', 'sk-price-in-€-123', 'get', 'vid_x']),
+    ]);
+    expect([twoLines.code, twoLines.stderr]).toEqual([2, 'error: the gateway key (KLING_GATEWAY_API_KEY) holds a line break, which an HTTP header cannot carry\n']);
+    expect([euro.code, euro.stderr]).toEqual([2, 'error: the gateway key (--key) holds “€”, which an HTTP header cannot carry\n']);
+    // Around the key they are dropped, as a header's own spaces are: that key works.
+    const padded = await runHere(['list', '--limit', '1'], { KLING_GATEWAY_API_KEY: `${TENANT_KEY}\n` });
+    expect(padded.code, padded.stderr).toBe(0);
+  });
+
   it('a server that answers with a web page rather than the API is named as not a gateway, not a bug', async () => {
     // Another app on the gateway's port, answering every path with its page.
     const page = await loopbackServer((req, res) => {

@@ -226,6 +226,10 @@ describe('typed client against a running gateway', () => {
       new TypeError('baseUrl localhost:8080 is not an http(s) URL (e.g. http://localhost:8080)'),
     );
     expect(() => new GatewayClient({ baseUrl: 'ftp://gateway.example', apiKey: TENANT_KEY })).toThrow(/^baseUrl ftp:\/\/gateway\.example is not an http\(s\) URL/);
+    // fetch refuses every request with a key a header cannot carry, quoting the whole key.
+    expect(() => new GatewayClient({ baseUrl: 'http://gateway.example', apiKey: 'sk-secret\nrest' })).toThrow(
+      new TypeError('apiKey holds a line break, which an HTTP header cannot carry'),
+    );
     // fetch refuses every request to a URL with a password in it, and its message repeats it.
     expect(() => new GatewayClient({ baseUrl: 'https://admin:s3cret-pw@gateway.example', apiKey: TENANT_KEY })).toThrow(
       new TypeError('baseUrl https://***@gateway.example holds a user name or password: fetch cannot send them (the gateway key goes in apiKey)'),

@@ -149,6 +149,9 @@ export class GatewayClient {
     this.origin = httpOrigin(options.baseUrl);
     const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.fetchImpl = fetchImpl;
+    const unsendable = unsendableKeyCharacter(options.apiKey);
+    // fetch would refuse every request with a message that quotes the whole key.
+    if (unsendable) throw new TypeError(`apiKey holds ${unsendable}, which an HTTP header cannot carry`);
     this.headers = { ...options.headers, authorization: `Bearer ${options.apiKey}` };
     this.api = createClient<paths>({
       baseUrl: this.baseUrl,
@@ -507,6 +510,20 @@ function httpUrlOf(text: string): URL | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * What in a gateway key an HTTP header cannot carry (the key travels in `Authorization`): a line
+ * break or NUL inside it, or a character outside Latin-1. Undefined for a key that can be sent.
+ * Names the character only, never the key.
+ */
+export function unsendableKeyCharacter(key: string): string | undefined {
+  // Spaces, tabs and line breaks around a header value are dropped, not refused.
+  const value = key.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+  if (/[\r\n]/.test(value)) return 'a line break';
+  if (value.includes('\u0000')) return 'a NUL character';
+  const foreign = /[^\u0000-\u00ff]/u.exec(value);
+  return foreign ? `“${foreign[0]}”` : undefined;
 }
 
 /**
