@@ -186,6 +186,17 @@ function positiveInteger(max: number) {
   };
 }
 
+/**
+ * `--idempotency-key`: 1–255 characters a header can carry. An empty one (`"$ORDER_ID"` unset)
+ * would go unsent, and a create sent again after a lost answer could then make a second video.
+ */
+function idempotencyKeyOf(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('is empty: give a key, or leave the flag out for a random one.');
+  if (value.length > 255) throw new InvalidArgumentError(`is ${value.length} characters; at most 255.`);
+  if (/[^\u0020-\u007e\u00a0-\u00ff]/u.test(value)) throw new InvalidArgumentError('holds a character an HTTP header cannot carry.');
+  return value;
+}
+
 function waitFlags(command: Command): Command {
   return command
     .option('--timeout <seconds>', 'stop waiting after this long (exit 8)', (value) => {
@@ -204,7 +215,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .description('create a video; with --wait, follow it live and download the result')
     .argument('[prompt]', 'the prompt (same as --prompt)')
     .option('-w, --wait', 'follow the task until it ends, showing status, provider, elapsed time and cost, then download it')
-    .option('--idempotency-key <key>', 'repeats with the same key return the same task (default: a new random key)');
+    .option('--idempotency-key <key>', 'repeats with the same key return the same task (default: a new random key)', idempotencyKeyOf);
   waitFlags(generate);
   const generateFlags = addRequestFlags(generate);
   generate.action(async (prompt: string | undefined, _options: unknown, command: Command) => {

@@ -200,6 +200,12 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([tooLong.code, tooLong.stderr]).toEqual([2, expect.stringContaining("option '--duration <n>' argument '99' is invalid. must be 3–15.")]);
     expect([tooMany.code, tooMany.stderr]).toEqual([2, expect.stringContaining("option '--limit <n>' argument '500' is invalid. at most 100.")]);
     expect([waitTooLong.code, waitTooLong.stderr]).toEqual([2, expect.stringContaining("option '--wait <seconds>' argument '61' is invalid. at most 60.")]);
+    // An empty key (`--idempotency-key "$ORDER_ID"` with the variable unset) would go unsent.
+    const noKeyAtAll = await runHere(['generate', 'x', '--model', 'kling-v3', '--idempotency-key', ''], offline);
+    expect([noKeyAtAll.code, noKeyAtAll.stderr]).toEqual([
+      2,
+      expect.stringContaining("option '--idempotency-key <key>' argument '' is invalid. is empty: give a key, or leave the flag out for a random one."),
+    ]);
 
     const [unknown, badKey, badFlag, usage, cancel] = await Promise.all([
       runHere(['get', 'vid_doesnotexist']),

@@ -220,6 +220,12 @@ describe('typed client against a running gateway', () => {
     await expect(new GatewayClient({ baseUrl: deadUrl, apiKey: TENANT_KEY }).listVideos()).rejects.toBeInstanceOf(GatewayUnreachableError);
   });
 
+  it('refuses an empty Idempotency-Key rather than creating without one', async () => {
+    const before = (await client.listVideos({ limit: 100 })).data.length;
+    await expect(client.createVideo(textToVideo, { idempotencyKey: '' })).rejects.toThrow(new TypeError('idempotencyKey is empty: give a key, or leave it out'));
+    expect((await client.listVideos({ limit: 100 })).data.length).toBe(before);
+  });
+
   it('refuses at once a base URL that is not http(s), rather than failing every call as unreachable', () => {
     // `localhost:8080` parses as a URL whose scheme is "localhost:".
     expect(() => new GatewayClient({ baseUrl: 'localhost:8080', apiKey: TENANT_KEY })).toThrow(

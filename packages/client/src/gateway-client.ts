@@ -175,6 +175,10 @@ export class GatewayClient {
 
   /** `POST /v1/videos`: creates a task (202). */
   async createVideo(body: CreateVideoRequest, options: CreateOptions = {}): Promise<Task> {
+    // An empty key would go unsent: a create sent again after a lost answer could make a second video.
+    if (options.idempotencyKey !== undefined && options.idempotencyKey.trim() === '') {
+      throw new TypeError('idempotencyKey is empty: give a key, or leave it out');
+    }
     return this.unwrap(
       await this.api.POST('/v1/videos', {
         body,
