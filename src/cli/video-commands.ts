@@ -214,7 +214,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .command('generate')
     .description('create a video; with --wait, follow it live and download the result')
     .argument('[prompt]', 'the prompt (same as --prompt)')
-    .option('-w, --wait', 'follow the task until it ends, showing status, provider, elapsed time and cost, then download it')
+    .option('-w, --wait', 'follow the task until it ends, showing status, provider, elapsed time and cost, then download it (-o and --timeout imply it)')
     .option('--idempotency-key <key>', 'repeats with the same key return the same task (default: a new random key)', idempotencyKeyOf);
   waitFlags(generate);
   const generateFlags = addRequestFlags(generate);
@@ -228,15 +228,18 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     }
     const client = context.clientFor(command);
     const out = context.outputFor(command);
+    // `-o fox.mp4` or `--timeout` asks for the result: without --wait they would be ignored, and
+    // the video saved (by `wait`) under another name.
+    const follows = options.wait === true || options.output !== undefined || options.timeout !== undefined;
     // Found out before the video is made (and paid for), not once it is ready.
-    if (options.wait && options.download !== false && !options.force && namesExistingFile(options.output as string | undefined)) {
+    if (follows && options.download !== false && !options.force && namesExistingFile(options.output as string | undefined)) {
       throw new CliError(`${String(options.output)} already exists: pass --force to replace it, or -o another path`, ExitCode.usage);
     }
     const startedAt = Date.now();
     // An idempotency key makes a create sent again (after a dropped connection) safe.
     const idempotencyKey = (options.idempotencyKey as string | undefined) ?? `cli-${randomUUID()}`;
     const task = await createIdempotently(client, out, body as CreateVideoRequest, idempotencyKey, context.signal);
-    if (options.wait) {
+    if (follows) {
       context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
       return;
     }

@@ -568,6 +568,15 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining(`kling-gateway download ${task.id} -o`)]);
   });
 
+  it('generate -o without --wait follows the task and saves it under that name, rather than ignoring -o', async () => {
+    const target = join(workdir, 'named-without-wait.mp4');
+    const result = await runHere(['generate', 'a fox, saved by name', '--model', 'kling-v3', '-o', target]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^vid_\S+\s+succeeded$/m);
+    expect(result.stderr).toContain(`saved ${target} (`);
+    expect(existsSync(target)).toBe(true);
+  });
+
   it('never replaces a file -o names without --force, and generate --wait says so before making the video', async () => {
     const task = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'saved over nothing' })).id, { timeoutMs: 20_000 });
     const mine = join(workdir, 'my-fox.mp4');
