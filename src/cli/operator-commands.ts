@@ -23,7 +23,8 @@ function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
  * `sslpassword` included).
  */
 function describeDatabase(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:…@').replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
+  // The user may be left out (`postgres://:secret@host`: the system user's name).
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:…@').replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
 }
 
 async function loadConfig(path: string, env: NodeJS.ProcessEnv): Promise<GatewayConfig> {

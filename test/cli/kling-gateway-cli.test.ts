@@ -622,6 +622,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       'postgres://gateway:pg-pass-in-userinfo@db.example:5432/gateway?sslmode=require',
       'postgres://gateway@db.example:5432/gateway?sslmode=require&password=pg-pass-in-query',
       'postgresql://gateway@db.example/gateway?sslpassword=pg-pass-of-the-key&schema=gw',
+      // No user name: libpq takes the system user's.
+      'postgres://:pg-pass-without-user@db.example:5432/gateway',
     ]) {
       for (const json of [false, true]) {
         const checked = await runHere([...(json ? ['--json'] : []), 'check-config', join(REPO, 'config.yaml')], { DATABASE_URL: url });
@@ -729,5 +731,14 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const report = JSON.parse(second.stdout);
     expect(report.migrations.map((migration: { name: string }) => migration.name)).toContain('0001_initial');
     expect(report.migrations.every((migration: { now: boolean }) => migration.now === false)).toBe(true);
+
+    // A database it cannot reach is named without its password, with a user name or without one.
+    const unreachable = await Promise.all(
+      ['postgres://gateway:pg-pass-1@127.0.0.1:1/db', 'postgres://:pg-pass-2@127.0.0.1:1/db'].map((database) => runHere(['migrate', '--database-url', database])),
+    );
+    for (const result of unreachable) {
+      expect([result.code, result.stderr]).toEqual([9, expect.stringContaining('could not reach the database')]);
+      expect(result.stderr).not.toMatch(/pg-pass/);
+    }
   });
 });
