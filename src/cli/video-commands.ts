@@ -328,7 +328,15 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         { header: 'COST', value: (t) => formatCostShort(t.cost), right: true },
         { header: 'CREATED', value: (t) => formatTime(t.created_at) },
       ]);
-      if (page.next_cursor) out.note(`more: kling-gateway list --cursor ${page.next_cursor}`);
+      if (page.next_cursor) {
+        // A cursor is a place in the list, not the filters: the next page needs them again.
+        const same = [
+          ...(options.status ? ['--status', options.status] : []),
+          ...(options.provider ? ['--provider', options.provider] : []),
+          ...(options.limit !== 20 ? ['--limit', String(options.limit)] : []),
+        ];
+        out.note(`more: kling-gateway list ${[...same, '--cursor', page.next_cursor].join(' ')}`);
+      }
       if (page.data.some((task) => task.cost.estimated)) out.note('~ = estimated cost (the provider has not reported its charge)');
     });
 

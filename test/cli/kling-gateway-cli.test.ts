@@ -120,6 +120,16 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual(page.data.map((row) => row.id));
   });
 
+  it('list prints the command for the next page with the same filters, since a cursor holds none', async () => {
+    for (let made = 0; made < 3; made += 1) await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: `page ${made}` })).id, { timeoutMs: 20_000 });
+    const first = await runHere(['list', '--status', 'succeeded', '--provider', 'freepik', '--limit', '1']);
+    const hint = /^more: kling-gateway (list .*)$/m.exec(first.stderr)?.[1];
+    expect(hint).toMatch(/^list --status succeeded --provider freepik --limit 1 --cursor \S+$/);
+    const next = await runHere([...hint!.split(' '), '--json']);
+    const cursor = hint!.split(' ').at(-1)!;
+    expect(JSON.parse(next.stdout)).toEqual(await api.listVideos({ status: 'succeeded', provider: 'freepik', limit: 1, cursor }));
+  });
+
   it('quote, providers and models print tables that match the API', async () => {
     const [quote, providers, models] = await Promise.all([
       runHere(['quote', '--model', 'kling-v3', '--duration', '10', '--prompt', 'x']),
