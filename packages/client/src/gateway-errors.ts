@@ -18,8 +18,18 @@ export class GatewayError extends Error {
     /** `Retry-After` in seconds (429, 503), null without one. */
     readonly retryAfterSeconds: number | null = null,
   ) {
-    super(problem.detail ? `${problem.title}: ${problem.detail}` : problem.title);
+    super(messageOf(problem));
   }
+}
+
+/**
+ * `Invalid request: The request is not valid. (duration: Too big: …; prompt: …)`: the title, the
+ * detail and each invalid field, so a message logged on its own says what to fix.
+ */
+function messageOf(problem: ProblemDetails): string {
+  const head = problem.detail ? `${problem.title}: ${problem.detail}` : problem.title;
+  const fields = (problem.errors ?? []).map((field) => `${field.path}: ${field.message}`);
+  return fields.length > 0 ? `${head} (${fields.join('; ')})` : head;
 }
 
 /** The gateway could not be reached (connection refused, DNS, reset) or its answer was unreadable. */
