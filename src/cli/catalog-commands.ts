@@ -1,7 +1,8 @@
 /**
  * What the gateway offers and how it is doing: models, providers, usage.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import gatewayDocument from '../../openapi/gateway.json' with { type: 'json' };
 import {
   accountsOf,
   formatMoney,
@@ -16,6 +17,9 @@ import { formatTime } from './cli-output.js';
 import type { CliContext } from './cli-context.js';
 
 const USAGE_GROUPS = ['provider', 'model', 'operation', 'quality', 'day'];
+
+/** The canonical model names, from the API document (a misspelt one would list nothing). */
+const MODELS = (gatewayDocument as unknown as { components: { schemas: { Model: { enum: string[] } } } }).components.schemas.Model.enum;
 
 /** One providers-table row: a provider, or one of its accounts (indented under it). */
 interface ProviderRow {
@@ -65,7 +69,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
   program
     .command('models')
     .description('canonical models and operations, and which providers serve each')
-    .option('--model <model>', 'only this model')
+    .addOption(new Option('--model <model>', 'only this model').choices(MODELS))
     .action(async (options: { model?: string }, command: Command) => {
       const out = context.outputFor(command);
       const models = await context.clientFor(command).listModels({ signal: context.signal });

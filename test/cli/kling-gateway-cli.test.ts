@@ -210,6 +210,9 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([tooLong.code, tooLong.stderr]).toEqual([2, expect.stringContaining("option '--duration <n>' argument '99' is invalid. must be 3–15.")]);
     expect([tooMany.code, tooMany.stderr]).toEqual([2, expect.stringContaining("option '--limit <n>' argument '500' is invalid. at most 100.")]);
     expect([waitTooLong.code, waitTooLong.stderr]).toEqual([2, expect.stringContaining("option '--wait <seconds>' argument '61' is invalid. at most 60.")]);
+    // A misspelt model would list nothing at all.
+    const misspelt = await runHere(['models', '--model', 'kling-3'], offline);
+    expect([misspelt.code, misspelt.stderr]).toEqual([2, expect.stringContaining("option '--model <model>' argument 'kling-3' is invalid. Allowed choices are kling-v3,")]);
     // An empty key (`--idempotency-key "$ORDER_ID"` with the variable unset) would go unsent.
     const noKeyAtAll = await runHere(['generate', 'x', '--model', 'kling-v3', '--idempotency-key', ''], offline);
     expect([noKeyAtAll.code, noKeyAtAll.stderr]).toEqual([
