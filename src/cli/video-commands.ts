@@ -283,7 +283,10 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       const out = context.outputFor(command);
       const task = await client.getVideo(id, { signal: context.signal });
       if (task.status !== 'succeeded') {
-        throw new CliError(`video ${id} is ${task.status}; nothing to download`, isTerminal(task) ? ExitCode.taskFailed : ExitCode.timeout);
+        // Ended without a result: say why. Still running: say how to get it once it is done.
+        throw isTerminal(task)
+          ? new CliError(`video ${id} ${task.status}${task.error ? ` (${task.error.code}: ${task.error.message})` : ''}; there is nothing to download`, ExitCode.taskFailed)
+          : new CliError(`video ${id} is still ${task.status}; to save it once it is done: kling-gateway wait ${id}`, ExitCode.timeout);
       }
       const saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true);
       out.data({ id, saved });

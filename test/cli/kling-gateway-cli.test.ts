@@ -619,12 +619,17 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(failed.stderr).toMatch(/^failed · freepik · .* · provider_error: /m);
     const id = /^(vid_\S+)\s+failed$/m.exec(failed.stdout)?.[1];
     expect((await api.getVideo(id!)).status).toBe('failed');
+    const nothing = await runHere(['download', id!]);
+    expect([nothing.code, nothing.stderr]).toEqual([6, expect.stringMatching(new RegExp(`^error: video ${id} failed \\(provider_error: .+\\); there is nothing to download\\n$`))]);
 
     const slow = await startLiveGateway({ sandbox: { queued_ms: 60_000, processing_ms: 60_000 } });
     try {
       const created = await new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY }).createVideo({ model: 'kling-v3', prompt: 'slow' });
       const timedOut = await runHere(['wait', created.id, '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
       expect([timedOut.code, timedOut.stderr]).toEqual([8, expect.stringContaining(`video ${created.id} is still processing`)]);
+      // Downloaded too early: how to get it once it is done.
+      const early = await runHere(['download', created.id], { KLING_GATEWAY_URL: slow.url });
+      expect([early.code, early.stderr]).toEqual([8, expect.stringMatching(new RegExp(`^error: video ${created.id} is still (queued|processing); to save it once it is done: kling-gateway wait ${created.id}\\n$`))]);
     } finally {
       await slow.close();
     }
