@@ -53,11 +53,11 @@ it('streams the terminal event when the task finishes while the stream is being 
     }
   })();
   // Plenty of time for the stream's own 2 s store re-checks.
-  for (let i = 0; i < 5; i++) {
-    await gw.advance(2_000);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  const events = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+  for (let i = 0; i < 5; i++) await gw.advance(2_000);
+  // The stream closes once it has sent the terminal event: asked until the bytes are in.
+  const eventsSoFar = () => [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+  await expect.poll(() => eventsSoFar().at(-1), { timeout: 5_000 }).toBe('succeeded');
+  const events = eventsSoFar();
   client.abort();
   await reading;
 
