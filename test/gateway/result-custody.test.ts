@@ -40,6 +40,13 @@ async function download(url: string, headers: Record<string, string> = {}) {
   return { response, bytes: Buffer.from(await response.arrayBuffer()) };
 }
 
+/** A copying gateway with one finished kling3api video stored: its content URL, the key's header and the file's size. */
+async function copiedVideo() {
+  const gateway = await startCopying();
+  const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+  return { done, url: `${gateway.url}/v1/videos/${done.id}/content`, auth: { authorization: `Bearer ${TENANT_KEY}` }, size: SAMPLE_MP4.length };
+}
+
 /**
  * A first gateway process whose storage never finishes a write, stopped mid-copy: its task is
  * left in `storing` (still `processing` to the caller) in the SQLite file it leaves behind.
@@ -182,11 +189,7 @@ describe('result custody on the filesystem', () => {
   });
 
   it('answers byte ranges (206), an unsatisfiable range (416), HEAD and a matching ETag (304)', async () => {
-    const gateway = await startCopying();
-    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
-    const url = `${gateway.url}/v1/videos/${done.id}/content`;
-    const auth = { authorization: `Bearer ${TENANT_KEY}` };
-    const size = SAMPLE_MP4.length;
+    const { done, url, auth, size } = await copiedVideo();
 
     const first = await download(url, { ...auth, range: 'bytes=0-9' });
     expect(first.response.status).toBe(206);
@@ -223,11 +226,7 @@ describe('result custody on the filesystem', () => {
   });
 
   it('answers a suffix range longer than the file with the whole file (206), not 416, as RFC 9110 says', async () => {
-    const gateway = await startCopying();
-    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
-    const url = `${gateway.url}/v1/videos/${done.id}/content`;
-    const auth = { authorization: `Bearer ${TENANT_KEY}` };
-    const size = SAMPLE_MP4.length;
+    const { url, auth, size } = await copiedVideo();
 
     // A player asking for "the last 64 KiB" of a file that is smaller gets all of it.
     for (const suffix of [size, size + 1, 65_536]) {
