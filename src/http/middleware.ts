@@ -511,6 +511,12 @@ export function noQuery(): RequestHandler {
   };
 }
 
+/** Whether a request's headers announce a body (read yet or not): a length other than 0, or chunks. */
+export function announcesBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 /** Fields named one by one in a refusal of a body, at most. */
 const NAMED_FIELDS = 16;
 
@@ -522,9 +528,7 @@ export function noBody(): RequestHandler {
   return (req, _res, next) => {
     const body: unknown = req.body;
     if (body === undefined) {
-      const length = req.headers['content-length'];
-      const announced = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-      if (announced && !req.is('application/json')) {
+      if (announcesBody(req) && !req.is('application/json')) {
         next(new ProblemError(415, 'unsupported-media-type', 'Unsupported media type', 'This route takes no body (or an empty JSON object).'));
         return;
       }

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
-import { sendProblem } from './middleware.js';
+import { announcesBody, sendProblem } from './middleware.js';
 
 /** One tenant's limits, resolved (its own block over the defaults). */
 export interface TenantLimitSettings {
@@ -86,9 +86,7 @@ export class OpenRequestCaps {
 
 /** True when a request announces a body still to come. */
 function hasBody(req: IncomingMessage): boolean {
-  if (req.complete) return false;
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return !req.complete && announcesBody(req);
 }
 
 /**
