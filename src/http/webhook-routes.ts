@@ -6,7 +6,7 @@
  * express (`hot-webhook.ts`) through the same `receiveWebhook`.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import express, { Router, type Request } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import type { InboundWebhooks, WebhookReceipt } from '../core/tasks/inbound-webhooks.js';
 import { TASK_ID_LOCAL, rememberMountPath } from './middleware.js';
 
@@ -57,15 +57,13 @@ export function webhookRoutes(inbound: InboundWebhooks): Router {
   // Signatures are over the exact bytes: the body is read raw.
   const raw = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT });
 
-  router.post('/:provider', raw, async (req, res) => {
+  const receive = async (req: Request, res: Response, token: string | undefined) => {
+    // The task the webhook was about goes on the request's log line.
     const onTask = (taskId: string) => (res.locals[TASK_ID_LOCAL] = taskId);
-    res.json(await receiveWebhook(inbound, String(req.params.provider), undefined, req.headers, rawBodyOf(req), req.id, onTask));
-  });
-
-  router.post('/:provider/:token', raw, async (req, res) => {
-    const onTask = (taskId: string) => (res.locals[TASK_ID_LOCAL] = taskId);
-    res.json(await receiveWebhook(inbound, String(req.params.provider), String(req.params.token), req.headers, rawBodyOf(req), req.id, onTask));
-  });
+    res.json(await receiveWebhook(inbound, String(req.params.provider), token, req.headers, rawBodyOf(req), req.id, onTask));
+  };
+  router.post('/:provider', raw, (req, res) => receive(req, res, undefined));
+  router.post('/:provider/:token', raw, (req, res) => receive(req, res, String(req.params.token)));
 
   return router;
 }
