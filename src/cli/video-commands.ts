@@ -149,14 +149,10 @@ async function createIdempotently(client: GatewayClient, out: CliOutput, body: C
     try {
       return await client.createVideo(body, { idempotencyKey, signal });
     } catch (error) {
-      if (signal.aborted) {
-        // Ctrl-C while the create was on its way: the gateway may have made the video anyway.
-        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${idempotencyKey} to get it rather than a second one`);
-        throw error;
-      }
-      if (!answerLost(error)) throw error;
+      if (!signal.aborted && !answerLost(error)) throw error;
       const delay = CREATE_RETRY_DELAYS_MS[retry];
-      if (delay === undefined) {
+      // Ctrl-C while the create was on its way, or still no answer after the last resend.
+      if (signal.aborted || delay === undefined) {
         out.note(`the gateway may have created this video: run the command again with --idempotency-key ${idempotencyKey} to get it rather than a second one`);
         throw error;
       }
