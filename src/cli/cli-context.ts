@@ -16,6 +16,23 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   stdout: NodeJS.WritableStream & ProgressStream;
   stderr: NodeJS.WritableStream & ProgressStream;
+  /** Waits `ms` or until `signal` aborts (tests pass one that records the wait and returns at once). */
+  pause: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** `CliIo.pause` of a real run: a timer that Ctrl-C cuts short. */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
 }
 
 export interface GlobalOptions {
@@ -40,6 +57,10 @@ export class CliContext {
 
   get stderr(): CliIo['stderr'] {
     return this.io.stderr;
+  }
+
+  pause(ms: number): Promise<void> {
+    return this.io.pause(ms, this.signal);
   }
 
   get signal(): AbortSignal {

@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EndpointNotAvailableError, GatewayError } from '../../packages/client/src/index.js';
 import { registerCatalogCommands } from './catalog-commands.js';
-import { CliContext, DEFAULT_GATEWAY_URL, type CliIo } from './cli-context.js';
+import { CliContext, DEFAULT_GATEWAY_URL, pause, type CliIo } from './cli-context.js';
 import { describeProblem } from './cli-output.js';
 import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerOperatorCommands } from './operator-commands.js';
@@ -37,7 +37,7 @@ export function buildProgram(context: CliContext): Command {
 
 /** Runs the CLI; resolves with the exit code (never calls process.exit itself). */
 export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
-  const context = new CliContext({ env: process.env, stdout: process.stdout, stderr: process.stderr, ...io });
+  const context = new CliContext({ env: process.env, stdout: process.stdout, stderr: process.stderr, pause, ...io });
   const program = buildProgram(context);
   const interrupt = () => {
     if (context.signal.aborted) process.exit(ExitCode.interrupted);

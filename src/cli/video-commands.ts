@@ -132,10 +132,25 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
 /** Pauses between sends of one create whose answer was lost (then the command gives up). */
 const CREATE_RETRY_DELAYS_MS = [500, 2_000];
 
+/** The longest `Retry-After` a resend waits out; a gateway asking for more is left to the user. */
+const LONGEST_RETRY_AFTER_MS = 30_000;
+
 /** The create's answer never arrived (the connection dropped, the gateway restarted, a 5xx). */
 function answerLost(error: unknown): boolean {
   if (error instanceof UnexpectedAnswerError) return false; // something else answered: not a gateway
   return error instanceof GatewayUnreachableError || (error instanceof GatewayError && error.status >= 500);
+}
+
+/**
+ * How long to wait before resending the `retry`th time: the schedule's pause, or longer when the
+ * gateway said when to come back (a 503 `Retry-After` while it stops or its store is away).
+ * Undefined: give up (no pause left, or a `Retry-After` longer than a command should sit still).
+ */
+function resendDelay(error: unknown, retry: number): number | undefined {
+  const scheduled = CREATE_RETRY_DELAYS_MS[retry];
+  const asked = error instanceof GatewayError && error.retryAfterSeconds !== null ? error.retryAfterSeconds * 1000 : 0;
+  if (scheduled === undefined || asked > LONGEST_RETRY_AFTER_MS) return undefined;
+  return Math.max(scheduled, asked);
 }
 
 /**
@@ -144,30 +159,22 @@ function answerLost(error: unknown): boolean {
  * that task instead of making (and billing) a second video. If every send is lost, says which key
  * to re-run with.
  */
-async function createIdempotently(client: GatewayClient, out: CliOutput, body: CreateVideoRequest, idempotencyKey: string, signal: AbortSignal): Promise<Task> {
+async function createIdempotently(context: CliContext, client: GatewayClient, out: CliOutput, body: CreateVideoRequest, idempotencyKey: string): Promise<Task> {
+  const { signal } = context;
   for (let retry = 0; ; retry += 1) {
     try {
       return await client.createVideo(body, { idempotencyKey, signal });
     } catch (error) {
       if (!signal.aborted && !answerLost(error)) throw error;
-      const delay = CREATE_RETRY_DELAYS_MS[retry];
+      const delay = resendDelay(error, retry);
       // Ctrl-C while the create was on its way, or still no answer after the last resend.
       if (signal.aborted || delay === undefined) {
         out.note(`the gateway may have created this video: run the command again with --idempotency-key ${idempotencyKey} to get it rather than a second one`);
         throw error;
       }
-      out.note(`no answer to the create (${error instanceof Error ? error.message : String(error)}); sending it again with the same Idempotency-Key`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
+      const wait = delay >= 1_000 ? ` in ${Math.round(delay / 1_000)} s` : '';
+      out.note(`no answer to the create (${error instanceof Error ? error.message : String(error)}); sending it again${wait} with the same Idempotency-Key`);
+      await context.pause(delay);
       if (signal.aborted) throw signal.reason;
     }
   }
@@ -234,7 +241,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     const startedAt = Date.now();
     // An idempotency key makes a create sent again (after a dropped connection) safe.
     const idempotencyKey = (options.idempotencyKey as string | undefined) ?? `cli-${randomUUID()}`;
-    const task = await createIdempotently(client, out, body as CreateVideoRequest, idempotencyKey, context.signal);
+    const task = await createIdempotently(context, client, out, body as CreateVideoRequest, idempotencyKey);
     if (follows) {
       context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
       return;

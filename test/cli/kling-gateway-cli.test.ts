@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loopbackServer } from '../support/raw-answer.js';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
+import type { CliIo } from '../../src/cli/cli-context.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { runCli } from '../../src/cli/main.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -58,7 +59,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   }
 
   /** The same command in this process: same entry point, output captured. */
-  async function runHere(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  async function runHere(args: string[], env: Record<string, string | undefined> = {}, pause?: CliIo['pause']): Promise<Run> {
     let stdout = '';
     let stderr = '';
     const sink = (append: (text: string) => void) =>
@@ -72,6 +73,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       env: { KLING_GATEWAY_URL: live.url, KLING_GATEWAY_API_KEY: TENANT_KEY, ...env },
       stdout: sink((text) => (stdout += text)),
       stderr: sink((text) => (stderr += text)),
+      ...(pause ? { pause } : {}),
     });
     return { code, stdout, stderr };
   }
@@ -454,6 +456,61 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
         for await (const task of api.listAllVideos({ limit: 100 })) if (task.request.prompt === prompt) made.push(task);
         expect(made.map((task) => task.id)).toEqual([new RegExp(`^(vid_\\S+)\\s+${status}$`, 'm').exec(result.stdout)?.[1]]);
       }
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
+  it("generate waits out a 503's Retry-After before sending the create again, and leaves a long one to the user", async () => {
+    // A gateway on its way down: it answers the first create 503 with Retry-After, then (restarted
+    // behind the balancer) takes the next one.
+    const { createServer, request } = await import('node:http');
+    const gateway = new URL(live.url);
+    let refuse = 0;
+    let retryAfter = '7';
+    const keys: (string | undefined)[] = [];
+    const proxy = createServer((incoming, outgoing) => {
+      if (incoming.method === 'POST' && incoming.url === '/v1/videos') {
+        keys.push(incoming.headers['idempotency-key'] as string | undefined);
+        if (refuse > 0) {
+          refuse -= 1;
+          incoming.resume();
+          outgoing.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': retryAfter });
+          outgoing.end(JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the gateway is stopping' }));
+          return;
+        }
+      }
+      const upstream = request({ host: gateway.hostname, port: gateway.port, path: incoming.url, method: incoming.method, headers: incoming.headers }, (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      });
+      incoming.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const env = { KLING_GATEWAY_URL: `http://127.0.0.1:${(proxy.address() as { port: number }).port}` };
+    const waits: number[] = [];
+    const pause = async (ms: number) => void waits.push(ms);
+    try {
+      refuse = 1;
+      const waited = await runHere(['generate', `retry after ${Date.now()}`, '--model', 'kling-v3'], env, pause);
+      expect(waited.code, waited.stderr).toBe(0);
+      expect(waits).toEqual([7_000]);
+      expect(waited.stderr).toContain('sending it again in 7 s with the same Idempotency-Key');
+      expect(keys).toHaveLength(2);
+      expect(keys[1]).toBe(keys[0]);
+      expect(waited.stdout).toMatch(/^vid_\S+\s+(queued|processing)$/m);
+
+      // Asked to come back in ten minutes: the command does not sit there; it says how to get the video.
+      refuse = 1;
+      retryAfter = '600';
+      keys.length = 0;
+      waits.length = 0;
+      const left = await runHere(['generate', `retry after long ${Date.now()}`, '--model', 'kling-v3'], env, pause);
+      expect(left.code).not.toBe(0);
+      expect(waits).toEqual([]);
+      expect(keys).toHaveLength(1);
+      expect(left.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
+      expect(left.stderr).toContain('retry after: 600 s');
     } finally {
       await new Promise((resolve) => proxy.close(resolve));
     }
