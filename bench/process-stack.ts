@@ -191,7 +191,9 @@ export class GatewayProcess {
     writeFileSync(configFile, JSON.stringify(benchConfigDocument(settings, directory, { port, simulatorsUrl, realPolling })));
     // `BENCH_GATEWAY_PROFILE_DIR`: a V8 CPU profile of the gateway process, written when it stops.
     const profile = process.env.BENCH_GATEWAY_PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_GATEWAY_PROFILE_DIR] : [];
-    const child = spawn(process.execPath, [...profile, `--max-old-space-size=${GATEWAY_HEAP_MB}`, 'dist/src/main.js'], {
+    // `BENCH_GATEWAY_NODE_ARGS`: more node flags for the gateway process (to compare V8 settings).
+    const extra = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...profile, `--max-old-space-size=${GATEWAY_HEAP_MB}`, ...extra, 'dist/src/main.js'], {
       cwd: ROOT,
       env: { ...process.env, CONFIG_FILE: configFile, NODE_ENV: 'production' },
       stdio: ['ignore', 'ignore', 'inherit'],
