@@ -1,9 +1,10 @@
 /**
  * What every command needs: a client for the gateway named by `--url`/`--key` (or
- * `KLING_GATEWAY_URL`/`KLING_GATEWAY_API_KEY`), the output mode, a signal that Ctrl-C aborts, and
+ * `KLING_GATEWAY_URL`/`KLING_GATEWAY_API_KEY`), how long an answer may take (`--request-timeout`
+ * or `KLING_GATEWAY_REQUEST_TIMEOUT`), the output mode, a signal that Ctrl-C aborts, and
  * a way to set the exit code.
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { GatewayClient, notHttpUrl, redactUrl, unsendableKeyCharacter } from '../../packages/client/src/index.js';
 import { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
@@ -39,6 +40,17 @@ export interface GlobalOptions {
   url?: string;
   key?: string;
   json?: boolean;
+  requestTimeout?: number;
+}
+
+/**
+ * `--request-timeout`: seconds, 0 for none. A gateway (or a proxy before it) that takes the
+ * connection and never answers would otherwise hold a command for minutes.
+ */
+export function requestTimeout(value: string): number {
+  const seconds = value.trim() === '' ? Number.NaN : Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new InvalidArgumentError('not a number of seconds (0 for no limit).');
+  return seconds;
 }
 
 export class CliContext {
@@ -111,6 +123,14 @@ export class CliContext {
       const hint = wrong.meant ? `did you mean ${wrong.meant}?` : `e.g. ${DEFAULT_GATEWAY_URL}`;
       throw new CliError(`${source ?? '--url'} ${redactUrl(url)} is not an http(s) URL: ${hint}`, ExitCode.usage);
     }
-    return new GatewayClient({ baseUrl: url, apiKey: key });
+    let seconds = globals.requestTimeout;
+    if (seconds === undefined && this.env.KLING_GATEWAY_REQUEST_TIMEOUT) {
+      try {
+        seconds = requestTimeout(this.env.KLING_GATEWAY_REQUEST_TIMEOUT);
+      } catch (error) {
+        throw new CliError(`KLING_GATEWAY_REQUEST_TIMEOUT ${this.env.KLING_GATEWAY_REQUEST_TIMEOUT}: ${(error as Error).message}`, ExitCode.usage);
+      }
+    }
+    return new GatewayClient({ baseUrl: url, apiKey: key, ...(seconds !== undefined ? { timeoutMs: seconds * 1000 } : {}) });
   }
 }

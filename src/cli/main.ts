@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EndpointNotAvailableError, GatewayError } from '../../packages/client/src/index.js';
 import { registerCatalogCommands } from './catalog-commands.js';
-import { CliContext, DEFAULT_GATEWAY_URL, pause, type CliIo } from './cli-context.js';
+import { CliContext, DEFAULT_GATEWAY_URL, pause, requestTimeout, type CliIo } from './cli-context.js';
 import { describeProblem } from './cli-output.js';
 import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerOperatorCommands } from './operator-commands.js';
@@ -20,6 +20,7 @@ export function buildProgram(context: CliContext): Command {
     .version(VERSION)
     .addOption(new Option('--url <url>', `the gateway (default: $KLING_GATEWAY_URL or ${DEFAULT_GATEWAY_URL})`))
     .addOption(new Option('--key <key>', 'a gateway key (default: $KLING_GATEWAY_API_KEY)'))
+    .addOption(new Option('--request-timeout <seconds>', 'longest wait for each answer of the gateway, 0 for none (default: $KLING_GATEWAY_REQUEST_TIMEOUT or 120)').argParser(requestTimeout))
     .option('--json', "print the API's JSON instead of tables (progress and errors stay on stderr)")
     .configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => context.stderr.write(text) })
     .showHelpAfterError('(run with --help for usage)')

@@ -516,6 +516,40 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('a gateway that takes the create and never answers: --request-timeout ends each try, the same key goes again, then the key is named', async () => {
+    const keys: string[] = [];
+    const hanging = await loopbackServer((req) => {
+      req.resume();
+      keys.push(String(req.headers['idempotency-key']));
+    });
+    const waits: number[] = [];
+    const pause = async (ms: number) => void waits.push(ms);
+    try {
+      const env = { KLING_GATEWAY_URL: hanging.base };
+      const run = await runHere(['--request-timeout', '0.2', 'generate', 'a fox', '--model', 'kling-v3'], env, pause);
+      expect(run.code).toBe(9);
+      expect(keys).toHaveLength(3);
+      expect(new Set(keys).size).toBe(1);
+      expect(waits).toEqual([500, 2_000]);
+      expect(run.stderr).toContain(`no answer to the create (${hanging.base} did not answer within 0.2 s); sending it again with the same Idempotency-Key`);
+      expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
+
+      // The limit from the environment; a wrong one is a usage error that sends nothing.
+      keys.length = 0;
+      const fromEnv = await runHere(['get', 'vid_x'], { ...env, KLING_GATEWAY_REQUEST_TIMEOUT: '0.2' });
+      expect([fromEnv.code, fromEnv.stderr]).toEqual([9, `error: ${hanging.base} did not answer within 0.2 s\n`]);
+      const [badFlag, badEnv] = await Promise.all([
+        runHere(['--request-timeout', 'soon', 'list'], env),
+        runHere(['list'], { ...env, KLING_GATEWAY_REQUEST_TIMEOUT: '-3' }),
+      ]);
+      expect([badFlag.code, badFlag.stderr.split('\n')[0]]).toEqual([2, "error: option '--request-timeout <seconds>' argument 'soon' is invalid. not a number of seconds (0 for no limit)."]);
+      expect([badEnv.code, badEnv.stderr]).toEqual([2, 'error: KLING_GATEWAY_REQUEST_TIMEOUT -3: not a number of seconds (0 for no limit).\n']);
+      expect(keys).toHaveLength(1); // the get's: the refused commands sent nothing
+    } finally {
+      await hanging.close();
+    }
+  });
+
   it('Ctrl-C while the create is on its way names the Idempotency-Key that gets that video, not a second one', async () => {
     let sentKey: string | undefined;
     let interrupt = () => undefined as unknown;

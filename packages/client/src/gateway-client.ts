@@ -14,6 +14,7 @@ import {
   errorFromResponse,
   GatewayError,
   GatewayUnreachableError,
+  NoAnswerError,
   OutputUnavailableError,
   UnexpectedAnswerError,
   WaitTimeoutError,
@@ -56,6 +57,13 @@ export interface GatewayClientOptions {
   fetch?: typeof globalThis.fetch;
   /** Extra headers on every request to the gateway. */
   headers?: Record<string, string>;
+  /**
+   * Longest a request waits for the gateway's answer before it fails with `NoAnswerError`: the
+   * whole answer of a JSON call, the start of an event stream or a download (which then take as
+   * long as they take). A `?wait=` long poll gets its window on top. Default 120 s (a create that
+   * fails over between providers may take a minute); 0: no limit of the client's own.
+   */
+  timeoutMs?: number;
 }
 
 export interface RequestOptions {
@@ -93,10 +101,14 @@ export interface WaitOptions extends RequestOptions {
 }
 
 const DEFAULT_WAIT_MS = 30 * 60_000;
+const DEFAULT_ANSWER_TIMEOUT_MS = 120_000;
 /** Three of the gateway's 15-second heartbeats missed: the event stream's connection is dead. */
 const DEFAULT_STREAM_IDLE_MS = 45_000;
 /** Longest delay a timer keeps (about 24 days). */
 const MAX_TIMER_MS = 2_147_483_647;
+
+/** Statuses whose answer has no body (a Response built with one throws). */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
 /** Statuses that say the request itself is wrong; waiting or retrying cannot help. */
 const FINAL_ERROR_STATUSES = new Set([400, 401, 403, 404]);
@@ -142,6 +154,7 @@ export class GatewayClient {
   private readonly fetchImpl: typeof globalThis.fetch;
   private readonly api: ReturnType<typeof createClient<paths>>;
   private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
   private endpoints: Promise<Set<string> | null> | undefined;
 
   constructor(options: GatewayClientOptions) {
@@ -153,17 +166,16 @@ export class GatewayClient {
     // fetch would refuse every request with a message that quotes the whole key.
     if (unsendable) throw new TypeError(`apiKey holds ${unsendable}, which an HTTP header cannot carry`);
     this.headers = { ...options.headers, authorization: `Bearer ${options.apiKey}` };
+    const timeoutMs = options.timeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError(`timeoutMs is ${timeoutMs}: give milliseconds (0 for no limit)`);
+    this.timeoutMs = timeoutMs;
     this.api = createClient<paths>({
       baseUrl: this.baseUrl,
       headers: this.headers,
       fetch: async (request) => {
-        let response: Response;
-        try {
-          response = await fetchImpl(request);
-        } catch (error) {
-          if (request.signal?.aborted) throw request.signal.reason ?? error;
-          throw new GatewayUnreachableError(this.baseUrl, error);
-        }
+        // `GET /v1/videos/{id}?wait=N` holds up to N seconds on purpose.
+        const held = Number(new URL(request.url).searchParams.get('wait')) || 0;
+        const response = await this.fetchWithin(request, {}, { url: this.baseUrl, whole: true, heldMs: held * 1000 });
         // Every path the generated types describe answers JSON: anything else is not the gateway.
         if (response.ok) await this.expectJson(response, request.method);
         return response;
@@ -339,7 +351,7 @@ export class GatewayClient {
     const response = await this.sendOptional('cancel', `/v1/videos/${encodeURIComponent(id)}/cancel`, {
       method: 'POST',
       ...this.signalOf(options),
-    });
+    }, true);
     return this.readJson<Task>(response, 'POST');
   }
 
@@ -349,7 +361,7 @@ export class GatewayClient {
    * gateway without it.
    */
   async webhookDeliveries(id: string, options: RequestOptions = {}): Promise<WebhookDeliveryList> {
-    const response = await this.sendOptional('webhooks', `/v1/videos/${encodeURIComponent(id)}/webhooks`, this.signalOf(options));
+    const response = await this.sendOptional('webhooks', `/v1/videos/${encodeURIComponent(id)}/webhooks`, this.signalOf(options), true);
     return this.readJson<WebhookDeliveryList>(response, 'GET');
   }
 
@@ -401,13 +413,13 @@ export class GatewayClient {
 
   /** `GET /v1/usage`: spend and outcomes grouped as asked. `EndpointNotAvailableError` without it. */
   async usage(query: UsageQuery = {}, options: RequestOptions = {}): Promise<UsageReport> {
-    const response = await this.sendOptional('usage', `/v1/usage${usageQueryString(query)}`, this.signalOf(options));
+    const response = await this.sendOptional('usage', `/v1/usage${usageQueryString(query)}`, this.signalOf(options), true);
     return this.readJson<UsageReport>(response, 'GET');
   }
 
   /** `GET /v1/usage?format=csv`: the same report as CSV text. */
   async usageCsv(query: UsageQuery = {}, options: RequestOptions = {}): Promise<string> {
-    const response = await this.sendOptional('usage', `/v1/usage${usageQueryString(query, 'csv')}`, this.signalOf(options));
+    const response = await this.sendOptional('usage', `/v1/usage${usageQueryString(query, 'csv')}`, this.signalOf(options), true);
     return response.text();
   }
 
@@ -430,7 +442,7 @@ export class GatewayClient {
 
   private async readEndpoints(): Promise<Set<string> | null> {
     try {
-      const response = await this.fetchImpl(`${this.baseUrl}/openapi.json`);
+      const response = await this.fetchWithin(`${this.baseUrl}/openapi.json`, {}, { url: this.baseUrl, whole: true });
       if (!response.ok) return null;
       const document = (await response.json()) as { paths?: Record<string, Record<string, unknown>> };
       const endpoints = new Set<string>();
@@ -444,9 +456,9 @@ export class GatewayClient {
   }
 
   /** A request to one of the optional endpoints; throws unless the answer is 2xx. */
-  private async sendOptional(endpoint: OptionalEndpoint, pathAndQuery: string, init: RequestInit = {}): Promise<Response> {
+  private async sendOptional(endpoint: OptionalEndpoint, pathAndQuery: string, init: RequestInit = {}, whole = false): Promise<Response> {
     if ((await this.hasEndpoint(endpoint)) === false) throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
-    const response = await this.send(`${this.baseUrl}${pathAndQuery}`, init);
+    const response = await this.send(`${this.baseUrl}${pathAndQuery}`, init, whole);
     if (response.ok) return response;
     const error = await errorFromResponse(response);
     // A gateway whose document could not be read: its router's own 404 says the route is missing.
@@ -456,17 +468,66 @@ export class GatewayClient {
     throw error;
   }
 
-  /** A request outside openapi-fetch: the gateway's headers (and key) go to its own origin only. */
-  private async send(url: string, init: RequestInit): Promise<Response> {
+  /**
+   * A request outside openapi-fetch: the gateway's headers (and key) go to its own origin only.
+   * `whole`: the time limit covers the body too (a JSON answer), not only its start (a stream or
+   * a download).
+   */
+  private async send(url: string, init: RequestInit, whole = false): Promise<Response> {
     const own = new URL(url).origin === this.origin;
     const headers = new Headers(own ? this.headers : {});
     for (const [name, value] of new Headers(init.headers)) headers.set(name, value);
     if (!own) headers.delete('authorization');
+    return this.fetchWithin(url, { ...init, headers }, { url: own ? this.baseUrl : url, whole });
+  }
+
+  /**
+   * fetch under the client's time limit (`timeoutMs`, plus `heldMs` a long poll holds on purpose):
+   * `NoAnswerError` when it passes, the caller's own abort reason when its signal aborts, and
+   * `GatewayUnreachableError` for a connection that failed. With `whole`, the body is read under
+   * the limit too, so a gateway that sends its headers and then stalls is no answer either.
+   */
+  private async fetchWithin(input: Request | string, init: RequestInit, how: { url: string; whole: boolean; heldMs?: number }): Promise<Response> {
+    const outer = init.signal ?? (input instanceof Request ? input.signal : undefined);
+    const limitMs = this.timeoutMs > 0 ? this.timeoutMs + (how.heldMs ?? 0) : 0;
+    // A stream's body outlives this call, so the caller's signal must go on reaching it: joined by
+    // `AbortSignal.any` (browsers without it read streams with no limit of the client's own). A
+    // whole answer is read here, so forwarding the caller's abort until then is enough.
+    const limited = limitMs > 0 && limitMs <= MAX_TIMER_MS && (how.whole || !outer || typeof AbortSignal.any === 'function');
+    const limiter = limited ? new AbortController() : undefined;
+    let expired = false;
+    const forward = () => limiter?.abort(outer?.reason);
+    const timer = limiter
+      ? setTimeout(() => {
+          expired = true;
+          limiter.abort(new NoAnswerError(how.url, limitMs));
+        }, limitMs)
+      : undefined;
+    let signal = limiter?.signal;
+    if (limiter && outer) {
+      if (!how.whole) signal = AbortSignal.any([outer, limiter.signal]);
+      else if (outer.aborted) forward();
+      else outer.addEventListener('abort', forward, { once: true });
+    }
     try {
-      return await this.fetchImpl(url, { ...init, headers });
+      const response = await this.fetchImpl(input, signal ? { ...init, signal } : init);
+      if (!how.whole) return response;
+      const body = await response.arrayBuffer();
+      const copy = new Response(NULL_BODY_STATUSES.has(response.status) ? null : body, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
+      // Which URL answered (after redirects) still names the request in errors.
+      Object.defineProperty(copy, 'url', { value: response.url });
+      return copy;
     } catch (error) {
-      if (init.signal?.aborted) throw init.signal.reason ?? error;
-      throw new GatewayUnreachableError(own ? this.baseUrl : url, error);
+      if (expired) throw new NoAnswerError(how.url, limitMs);
+      if (outer?.aborted) throw outer.reason ?? error;
+      throw new GatewayUnreachableError(how.url, error);
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', forward);
     }
   }
 

@@ -45,6 +45,24 @@ export class GatewayUnreachableError extends Error {
 }
 
 /**
+ * The gateway took the request but did not answer within the client's limit (`timeoutMs`): a
+ * gateway or proxy that hangs. A create may still have been made: send it again with the same
+ * `Idempotency-Key`.
+ */
+export class NoAnswerError extends GatewayUnreachableError {
+  override readonly name = 'NoAnswerError';
+
+  constructor(
+    url: string,
+    /** The limit that passed, in milliseconds. */
+    readonly timeoutMs: number,
+  ) {
+    super(url, new Error(`no answer within ${timeoutMs / 1000} s`));
+    this.message = `${url} did not answer within ${timeoutMs / 1000} s`;
+  }
+}
+
+/**
  * Something answered at the gateway's URL, but not as the gateway does: a success that is not
  * JSON (another app's page on that port, a captive portal, a base URL pointing at the console).
  */
