@@ -9,12 +9,11 @@
  *   knows. At most MAX_STREAMS at once: a browser allows six connections per origin over HTTP/1.1,
  *   and the console's other requests need some; tasks beyond that move with the refresh.
  *
- * Filters on status and provider are asked of the API; the model filter is applied here (the API
- * has no model filter), over the tasks loaded so far. Every filter is also applied here, so a task
- * that changes status leaves a filtered view at once.
+ * The filters (status, provider, model) are asked of the API, so every page holds only matching
+ * tasks. They are also applied here, so a task that changes status leaves a filtered view at once.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { GatewayError, isTerminal, type Task, type TaskStatus } from '../../packages/client/src/index.js';
+import { GatewayError, isTerminal, type Model, type Task, type TaskStatus } from '../../packages/client/src/index.js';
 import { useSession } from './gateway-context.js';
 import { shortId } from './display.js';
 
@@ -27,13 +26,13 @@ const STREAM_RETRY_MS = 15_000;
 export interface TaskFilters {
   status?: TaskStatus | undefined;
   provider?: string | undefined;
-  model?: string | undefined;
+  model?: Model | undefined;
 }
 
 export interface LiveTaskList {
   /** The loaded tasks that match the filters, newest first. */
   tasks: Task[];
-  /** How many tasks are loaded before the model filter (to tell "none match" from "none"). */
+  /** How many tasks are loaded before the filters apply here (to tell "none match any more" from "none"). */
   loadedCount: number;
   hasMore: boolean;
   loading: boolean;
@@ -115,6 +114,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       limit: PAGE_SIZE,
       ...(filters.status ? { status: filters.status } : {}),
       ...(filters.provider ? { provider: filters.provider } : {}),
+      ...(filters.model ? { model: filters.model } : {}),
     };
     const refresh = async () => {
       if (!document.hidden) {
@@ -141,7 +141,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       aborter.abort();
       if (timer) clearTimeout(timer);
     };
-  }, [client, filters.status, filters.provider, merge, fail]);
+  }, [client, filters.status, filters.provider, filters.model, merge, fail]);
 
   const loadMore = useCallback(() => {
     if (!cursor) return;
@@ -152,13 +152,14 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
         cursor,
         ...(filters.status ? { status: filters.status } : {}),
         ...(filters.provider ? { provider: filters.provider } : {}),
+        ...(filters.model ? { model: filters.model } : {}),
       })
       .then((page) => {
         merge(page.data, false);
         setCursor(page.next_cursor);
       }, fail)
       .finally(() => setLoading(false));
-  }, [client, cursor, filters.status, filters.provider, merge, fail]);
+  }, [client, cursor, filters.status, filters.provider, filters.model, merge, fail]);
 
   const tasks = [...byId.values()].filter((task) => matchesFilters(task, filters)).sort(byNewest);
 

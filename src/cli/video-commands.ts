@@ -18,6 +18,7 @@ import {
   WaitTimeoutError,
   type CreateVideoRequest,
   type GatewayClient,
+  type Model,
   type Task,
   type TaskStatus,
 } from '../../packages/client/src/index.js';
@@ -28,8 +29,9 @@ import { namesExistingFile, saveOutputs } from './output-download.js';
 import { TaskProgressLine } from './progress-display.js';
 import { addRequestFlags, requestFromFlags } from './request-flags.js';
 
-const TASK_STATUSES = (gatewayDocument as unknown as { components: { schemas: { TaskStatus: { enum: TaskStatus[] } } } }).components
-  .schemas.TaskStatus.enum;
+const { TaskStatus: { enum: TASK_STATUSES }, Model: { enum: MODELS } } = (
+  gatewayDocument as unknown as { components: { schemas: { TaskStatus: { enum: TaskStatus[] }; Model: { enum: Model[] } } } }
+).components.schemas;
 
 /** A task for people: what it is, where it ran, what it cost, what came out, and every attempt. */
 export function printTask(out: CliOutput, task: Task): void {
@@ -301,15 +303,17 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .description('your tasks, newest first')
     .addOption(new Option('--status <status>', 'only this status').choices(TASK_STATUSES))
     .option('--provider <id>', 'only tasks served by this provider')
+    .addOption(new Option('--model <model>', 'only tasks of this model').choices(MODELS))
     .addOption(new Option('--limit <n>', 'tasks per page (≤ 100)').default(20).argParser(positiveInteger(100)))
     .option('--cursor <cursor>', 'the page after this cursor (printed under a full page)')
     .option('--all', 'follow every page')
-    .action(async (options: { status?: TaskStatus; provider?: string; limit: number; cursor?: string; all?: boolean }, command: Command) => {
+    .action(async (options: { status?: TaskStatus; provider?: string; model?: Model; limit: number; cursor?: string; all?: boolean }, command: Command) => {
       const client = context.clientFor(command);
       const out = context.outputFor(command);
       const query = {
         ...(options.status ? { status: options.status } : {}),
         ...(options.provider ? { provider: options.provider } : {}),
+        ...(options.model ? { model: options.model } : {}),
         limit: options.limit,
       };
       let page;
@@ -339,6 +343,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         const same = [
           ...(options.status ? ['--status', options.status] : []),
           ...(options.provider ? ['--provider', options.provider] : []),
+          ...(options.model ? ['--model', options.model] : []),
           ...(options.limit !== 20 ? ['--limit', String(options.limit)] : []),
         ];
         out.note(`more: kling-gateway list ${[...same, '--cursor', page.next_cursor].join(' ')}`);

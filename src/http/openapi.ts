@@ -5,7 +5,7 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { CreateVideoRequest, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
+import { CreateVideoRequest, Model, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
 import { BudgetEvent, Health, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 
@@ -177,6 +177,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
       query: z.object({
         status: TaskStatus.optional(),
         provider: z.string().optional(),
+        model: Model.optional(),
         limit: z.number().int().min(1).max(100).optional().meta({ description: 'Default 20.' }),
         cursor: z.string().optional().meta({ description: '`next_cursor` of the previous page.' }),
       }),

@@ -40,6 +40,7 @@ export interface ListQuery {
   tenant: string;
   status?: string;
   provider?: string;
+  model?: string;
   limit: number;
   /** Exclusive: tasks strictly older than this position. */
   before?: { createdAt: number; id: string };
@@ -358,6 +359,7 @@ export class TaskStore {
     let select = this.db.selectFrom('tasks').selectAll().where('tenant', '=', query.tenant);
     if (query.status) select = select.where('status', '=', query.status);
     if (query.provider) select = select.where('provider', '=', query.provider);
+    if (query.model) select = select.where('model', '=', query.model);
     const before = query.before;
     if (before) {
       select = select.where((eb) =>

@@ -124,12 +124,16 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it('list prints the command for the next page with the same filters, since a cursor holds none', async () => {
     for (let made = 0; made < 3; made += 1) await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: `page ${made}` })).id, { timeoutMs: 20_000 });
-    const first = await runHere(['list', '--status', 'succeeded', '--provider', 'freepik', '--limit', '1']);
+    const first = await runHere(['list', '--status', 'succeeded', '--provider', 'freepik', '--model', 'kling-v3', '--limit', '1']);
     const hint = /^more: kling-gateway (list .*)$/m.exec(first.stderr)?.[1];
-    expect(hint).toMatch(/^list --status succeeded --provider freepik --limit 1 --cursor \S+$/);
+    expect(hint).toMatch(/^list --status succeeded --provider freepik --model kling-v3 --limit 1 --cursor \S+$/);
     const next = await runHere([...hint!.split(' '), '--json']);
     const cursor = hint!.split(' ').at(-1)!;
-    expect(JSON.parse(next.stdout)).toEqual(await api.listVideos({ status: 'succeeded', provider: 'freepik', limit: 1, cursor }));
+    expect(JSON.parse(next.stdout)).toEqual(await api.listVideos({ status: 'succeeded', provider: 'freepik', model: 'kling-v3', limit: 1, cursor }));
+    // Another model's tasks are not these; a model the API does not have is a command-line error.
+    expect((await runHere(['list', '--model', 'kling-v1', '--json'])).stdout).toBe(`${JSON.stringify({ data: [], next_cursor: null }, null, 2)}\n`);
+    const misspelt = await runHere(['list', '--model', 'kling-3']);
+    expect([misspelt.code, misspelt.stderr.split('\n')[0]]).toEqual([2, expect.stringContaining("argument 'kling-3' is invalid. Allowed choices are kling-v3,")]);
   });
 
   it('quote, providers and models print tables that match the API', async () => {

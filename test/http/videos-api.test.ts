@@ -168,6 +168,15 @@ describe('videos API over HTTP against the simulators', () => {
     expect(byProvider.body.data).toEqual([]);
     const byStatus = await gw.request('GET', '/v1/videos?status=processing&limit=100');
     expect(byStatus.body.data).toHaveLength(5);
+    // By model, paged like the rest: a page holds only that model, however the models are mixed.
+    const otherModel = await gw.create({ ...textToVideo, model: 'kling-v2-6', prompt: 'another model' });
+    expect(otherModel.status).toBe(202);
+    const byModel = await gw.request('GET', '/v1/videos?model=kling-v2-6&limit=1');
+    expect([byModel.body.data.map((task: { id: string }) => task.id), byModel.body.next_cursor]).toEqual([[otherModel.body.id], null]);
+    const notThatModel = await gw.request('GET', `/v1/videos?model=${textToVideo.model}&limit=100`);
+    expect(notThatModel.body.data.map((task: { id: string }) => task.id)).toEqual([...ids].reverse());
+    const misspelt = await gw.request('GET', '/v1/videos?model=kling-3');
+    expect([misspelt.status, misspelt.body.errors[0].path]).toEqual([400, 'model']);
     const badCursor = await gw.request('GET', '/v1/videos?cursor=nonsense');
     expect(badCursor.status).toBe(400);
     const badLimit = await gw.request('GET', '/v1/videos?limit=500');

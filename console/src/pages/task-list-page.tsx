@@ -5,7 +5,7 @@
  */
 import { useMemo } from 'preact/hooks';
 import { Link, useLocation, useSearch } from 'wouter-preact';
-import { formatCostShort, type TaskStatus } from '../../../packages/client/src/index.js';
+import { formatCostShort, type Model, type TaskStatus } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
@@ -28,8 +28,9 @@ function filtersFrom(search: string): TaskFilters {
   if (status && (TASK_STATUSES as readonly string[]).includes(status)) filters.status = status as TaskStatus;
   const provider = query.get('provider');
   if (provider) filters.provider = provider;
+  // A model the API does not know is asked anyway: its 400 says which models there are.
   const model = query.get('model');
-  if (model) filters.model = model;
+  if (model) filters.model = model as Model;
   return filters;
 }
 
@@ -97,7 +98,7 @@ export function TaskListPage() {
         </div>
         <div class="field">
           <label for="filter-model">Model</label>
-          <select id="filter-model" value={filters.model ?? ''} onChange={set('model')} aria-describedby="model-filter-hint">
+          <select id="filter-model" value={filters.model ?? ''} onChange={set('model')}>
             <option value="">Any</option>
             {choices((models.data?.data ?? []).map((entry) => entry.model), filters.model).map((model) => (
               <option key={model} value={model}>
@@ -105,9 +106,6 @@ export function TaskListPage() {
               </option>
             ))}
           </select>
-          <span id="model-filter-hint" class="visually-hidden">
-            Applied to the tasks loaded so far; use Load more to look further back.
-          </span>
         </div>
         {filtered ? (
           <button type="button" class="link-button" onClick={() => setFilters({})}>

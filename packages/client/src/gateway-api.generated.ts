@@ -15,6 +15,8 @@ export interface paths {
                     /** @description `queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. `succeeded`, `failed`, `canceled` are terminal. */
                     status?: components["schemas"]["TaskStatus"];
                     provider?: string;
+                    /** @description Canonical model name. */
+                    model?: components["schemas"]["Model"];
                     /** @description Default 20. */
                     limit?: number;
                     /** @description `next_cursor` of the previous page. */

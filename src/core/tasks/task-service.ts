@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { CreateVideoRequest, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
+import { CreateVideoRequest, Model, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
 import { resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, problems } from '../model/problems.js';
 import { queryNumber } from '../model/query-number.js';
@@ -94,6 +94,7 @@ export const READINESS_TIMEOUT_MS = 2_000;
 export const ListQuery = z.strictObject({
   status: TaskStatus.optional(),
   provider: z.string().min(1).max(64).optional(),
+  model: Model.optional(),
   limit: queryNumber(z.number().int().min(1).max(100)).default(20),
   cursor: z.string().min(1).max(200).optional(),
 });
@@ -577,7 +578,7 @@ export class TaskService {
   }
 
   async list(tenant: string, query: unknown): Promise<{ data: Task[]; next_cursor: string | null }> {
-    const { status, provider, limit, cursor } = parseQuery(ListQuery, query);
+    const { status, provider, model, limit, cursor } = parseQuery(ListQuery, query);
     const before = cursor ? decodeCursor(cursor) : undefined;
     if (cursor && !before) throw problems.validation([{ path: 'cursor', message: 'not a cursor issued by this API' }]);
     const found = await this.engine.tasks.list({
@@ -585,6 +586,7 @@ export class TaskService {
       limit: limit + 1,
       ...(status ? { status } : {}),
       ...(provider ? { provider } : {}),
+      ...(model ? { model } : {}),
       ...(before ? { before } : {}),
     });
     const page = found.slice(0, limit);
