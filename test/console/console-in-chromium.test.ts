@@ -571,7 +571,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // A gateway that keeps copies of its outputs.
     const keeping = await startLiveGateway({
       sandbox: { queued_ms: 100, processing_ms: 800 },
-      storage: { mode: 'copy', filesystem: { path: mkdtempSync(join(tmpdir(), 'kling-console-copies-')) } },
+      // One try: a 404 that lasts through every try (here the only one) marks the provider's copy gone.
+      storage: { mode: 'copy', max_attempts: 1, filesystem: { path: mkdtempSync(join(tmpdir(), 'kling-console-copies-')) } },
     });
     try {
       const keepingApi = new GatewayClient({ baseUrl: keeping.url, apiKey: TENANT_KEY });

@@ -493,18 +493,93 @@ describe('result custody on the filesystem', () => {
     expect(raw).toContain('no space left on device');
   });
 
-  it('reports an upstream URL that is gone (404) at once, on the output, without retrying', async () => {
+  it('retries a 404, 410 or 403 from the file host (a CDN not ready yet), and stores the file once it is there', async () => {
     files = await new ResultServer().start();
-    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true } });
-    const url = `${files.url}/deleted.mp4`;
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 4 } });
+    const url = files.host('/not-yet.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [404, 403, 410] });
     const id = await freepikTaskFinishedWith(gateway, [url]);
-    const done = await gateway.finish(id);
+    await gateway.advanceUntil(async () => files!.requests.length >= 1, 100);
+    await gateway.advance(0);
+    // Still being copied after the first 404: neither given up nor said to be gone.
+    expect((await gateway.get(id)).body.outputs[0]).toMatchObject({ storage: 'pending', upstream_url_gone: false });
+    const done = await gateway.finish(id, 5_000);
     expect(done.status).toBe('succeeded');
-    expect(files.requests).toEqual(['/deleted.mp4']);
-    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', upstream_url_gone: true });
-    expect(done.outputs[0].storage_error).toMatch(/404/);
+    expect(files.requests).toEqual(['/not-yet.mp4', '/not-yet.mp4', '/not-yet.mp4', '/not-yet.mp4']);
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored', upstream_url_gone: false, storage_error: null, sha256: sha256(SAMPLE_MP4) });
+  });
+
+  it('says the upstream URL is gone only when 404/410 lasts through every try; otherwise the route still redirects there', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 3 } });
+    const deleted = `${files.url}/deleted.mp4`;
+    const flaky = files.host('/flaky.mp4', { body: SAMPLE_MP4, failFirst: [503], status: 404 });
+    const id = await freepikTaskFinishedWith(gateway, [deleted, flaky]);
+    const done = await gateway.finish(id, 5_000);
+    expect(done.status).toBe('succeeded');
+    expect(done.error).toBeNull();
+    expect(files.requests.filter((path) => path === '/deleted.mp4')).toHaveLength(3);
+    expect(files.requests.filter((path) => path === '/flaky.mp4')).toHaveLength(3);
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', upstream_url_gone: true, url: deleted });
+    expect(done.outputs[0].storage_error).toBe('the provider answered 404 for the result URL on all 3 tries: its copy is gone');
+    // A 503 among the answers: the file may still be there.
+    expect(done.outputs[1]).toMatchObject({ storage: 'not_stored', upstream_url_gone: false, url: flaky });
+    expect(done.outputs[1].storage_error).toBe('the provider answered 404 for the result URL (gave up after 3 tries)');
+    const content = (index: number) => download(`${gateway.url}/v1/videos/${id}/content?index=${index}`, { authorization: `Bearer ${TENANT_KEY}` });
+    const gone = await content(0);
+    expect(gone.response.status).toBe(410);
+    expect(JSON.parse(gone.bytes.toString()).detail).toMatch(/no longer has it/);
+    const maybe = await content(1);
+    expect(maybe.response.status).toBe(307);
+    expect(maybe.response.headers.get('location')).toBe(flaky);
+  });
+
+  it('reports a 403 that lasts as not stored but not gone: the content route still redirects to the upstream URL', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 3 } });
+    const url = files.host('/forbidden.mp4', { body: SAMPLE_MP4, status: 403 });
+    const id = await freepikTaskFinishedWith(gateway, [url]);
+    const done = await gateway.finish(id, 5_000);
+    expect(done.status).toBe('succeeded');
+    expect(files.requests).toEqual(['/forbidden.mp4', '/forbidden.mp4', '/forbidden.mp4']);
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', upstream_url_gone: false, url });
+    expect(done.outputs[0].storage_error).toBe('the provider answered 403 for the result URL (gave up after 3 tries)');
     const answer = await download(`${gateway.url}/v1/videos/${id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
-    expect(answer.response.status).toBe(410);
+    expect(answer.response.status).toBe(307);
+    expect(answer.response.headers.get('location')).toBe(url);
+  });
+
+  it("takes a 404 past the provider's documented lifetime (legacy Kling: 30 days) as final at once", async () => {
+    let writes = 0;
+    const failing: ObjectStorage = {
+      kind: 'filesystem',
+      description: 'fails every write',
+      write: async (_key, body) => {
+        writes++;
+        for await (const _chunk of body) {
+          // Read the source as a real backend would, then fail.
+        }
+        throw new Error('disk full');
+      },
+      read: () => Promise.reject(new Error('unused')),
+      delete: async () => undefined,
+      close: async () => undefined,
+    };
+    const gateway = (gw = await startTestGateway({ config: { storage: { mode: 'copy', filesystem: { path: outputsDir() }, max_attempts: 6 } }, objectStorage: failing }));
+    const id = (await gateway.create({ model: 'kling-v2-6', prompt: 'x', duration: 5, routing: { providers: ['kling-legacy'] } })).body.id;
+    // The first copy fails on the gateway's side (the file was there): retried later.
+    await gateway.advanceUntil(async () => writes >= 1);
+    await gateway.advance(0);
+    const waiting = (await gateway.get(id)).body;
+    expect(waiting).toMatchObject({ status: 'processing', outputs: [{ storage: 'pending', upstream_url_expires_at: expect.any(String) }] });
+    // The gateway was down past the provider's 30 days: the next try meets a 404 and does not retry it.
+    await gateway.advance(31 * DAY_MS);
+    const done = (await gateway.get(id)).body;
+    expect(done.status).toBe('succeeded');
+    expect(writes).toBe(1);
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', upstream_url_gone: true });
+    expect(done.outputs[0].storage_error).toBe(
+      `the provider answered 404 for the result URL after ${waiting.outputs[0].upstream_url_expires_at}, when the provider's documented lifetime of results ended: its copy is gone`,
+    );
   });
 
   it('refuses result URLs on private addresses (other than the simulators) unless allowed', async () => {

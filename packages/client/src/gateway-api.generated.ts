@@ -1633,7 +1633,7 @@ export interface components {
             upstream_id: string | null;
             /** @description When the provider deletes its copy, where it documents a lifetime (Kling: 30 days); null when undocumented. */
             upstream_url_expires_at: string | null;
-            /** @description The provider answered 404/410 for `upstream_url`: its copy is gone. */
+            /** @description The provider answered 404/410 for `upstream_url` to every copy try (a CDN answers so for a while after a result is done, so a 404 or 403 is retried up to `storage.max_attempts`), or once past the lifetime it documents: its copy is gone, and the content route answers 410. A 403 that lasts, or a 404 after another failure, leaves it false. */
             upstream_url_gone: boolean;
             storage: components["schemas"]["OutputStorageState"];
             /** @description Why the output is not stored, or why the copy was deleted. */

@@ -325,7 +325,12 @@ export const TaskOutput = z
     upstream_url_expires_at: z.string().nullable().meta({
       description: 'When the provider deletes its copy, where it documents a lifetime (Kling: 30 days); null when undocumented.',
     }),
-    upstream_url_gone: z.boolean().meta({ description: 'The provider answered 404/410 for `upstream_url`: its copy is gone.' }),
+    upstream_url_gone: z.boolean().meta({
+      description:
+        'The provider answered 404/410 for `upstream_url` to every copy try (a CDN answers so for a while after a result is ' +
+        'done, so a 404 or 403 is retried up to `storage.max_attempts`), or once past the lifetime it documents: its copy is ' +
+        'gone, and the content route answers 410. A 403 that lasts, or a 404 after another failure, leaves it false.',
+    }),
     storage: OutputStorageState,
     storage_error: z.string().nullable().meta({ description: 'Why the output is not stored, or why the copy was deleted.' }),
     sha256: z.string().nullable().meta({ description: 'Hex SHA-256 of the stored bytes.' }),

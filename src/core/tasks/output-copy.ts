@@ -29,9 +29,13 @@ export type CopyOutcome =
   | { ok: true; sha256: string; bytes: number; contentType: string }
   | {
       ok: false;
-      /** Worth trying again later (network, 5xx, storage errors). */
+      /** Worth trying again later (network, 5xx, storage errors, and 404/410/403: see `gone`). */
       retryable: boolean;
-      /** The source answered 404/410: the provider's copy is gone. */
+      /**
+       * The source answered 404/410: the provider's copy may be gone. Retried all the same (a CDN
+       * often answers 404 or 403 for a few seconds after the provider says the result is done);
+       * custody decides when it lasted long enough to be gone (`result-custody.ts`).
+       */
       gone: boolean;
       /** Why, as the tenant may read it (on the output's `storage_error`). */
       reason: string;
@@ -205,9 +209,9 @@ export async function copyToStorage(input: {
     const status = response.status;
     if (status < 200 || status >= 300) {
       source.destroy();
-      if (status === 404 || status === 410) return failure(`the provider answered ${status}: its copy is gone`, false, true);
-      const retryable = status >= 500 || status === 408 || status === 429;
-      return failure(`the provider answered ${status} for the result URL`, retryable);
+      const gone = status === 404 || status === 410;
+      const retryable = gone || status === 403 || status >= 500 || status === 408 || status === 429;
+      return failure(`the provider answered ${status} for the result URL`, retryable, gone);
     }
     if (response.contentLength !== undefined && response.contentLength > policy.maxBytes) {
       // Said before the first byte: nothing is downloaded (up to the limit, or for as long as a slow host takes) only to be thrown away.

@@ -36,6 +36,17 @@ export function outputKey(task: Pick<TaskRecord, 'tenant' | 'id' | 'createdAt'>,
   return `${safe(task.tenant)}/${day}/${safe(task.id)}-${index}.${extensionOf(contentType)}`;
 }
 
+/**
+ * `storage_error` of an output whose upstream URL is gone: answered 404/410 past the lifetime the
+ * provider documents (`expiredAt`), or to every try.
+ */
+function goneWording(reason: string, tries: number, expiredAt: number | null): string {
+  if (expiredAt !== null) {
+    return `${reason} after ${new Date(expiredAt).toISOString()}, when the provider's documented lifetime of results ended: its copy is gone`;
+  }
+  return `${reason} ${tries === 1 ? 'on the only try' : `on all ${tries} tries`}: its copy is gone`;
+}
+
 export class ResultCustody {
   readonly lifecycle: TaskLifecycle;
   private readonly runner = new CoalescingRunner(() => this.copyDue());
@@ -233,7 +244,12 @@ export class ResultCustody {
       outcome = { ok: false as const, retryable: true, gone: false, reason: `the copy failed: ${(error as Error).message}` };
     }
     const copyAttempts = output.copyAttempts + 1;
-    const giveUp = !outcome.retryable || copyAttempts >= config.storage.max_attempts;
+    const goneAnswers = output.goneAnswers + (outcome.gone ? 1 : 0);
+    // Past the lifetime the provider documents, a 404/410 is what it said would happen: final at once.
+    const pastLifetime = outcome.gone && output.upstreamExpiresAt !== null && clock.now() >= output.upstreamExpiresAt;
+    const giveUp = !outcome.retryable || pastLifetime || copyAttempts >= config.storage.max_attempts;
+    // Gone only when nothing but 404/410 was ever answered: a CDN not ready yet answers 404 for a while, then the file.
+    const gone = giveUp && outcome.gone && (pastLifetime || goneAnswers === copyAttempts);
     metrics.outputCopies.inc({ outcome: giveUp ? 'not_stored' : 'retrying' });
     logger.warn(
       {
@@ -249,9 +265,14 @@ export class ResultCustody {
     return {
       ...output,
       storage: giveUp ? 'not_stored' : 'pending',
-      storageError: giveUp && outcome.retryable ? `${outcome.reason} (gave up after ${copyAttempts} tries)` : outcome.reason,
-      upstreamGone: output.upstreamGone || outcome.gone,
+      storageError: gone
+        ? goneWording(outcome.reason, copyAttempts, pastLifetime ? output.upstreamExpiresAt : null)
+        : giveUp && outcome.retryable
+          ? `${outcome.reason} (gave up after ${copyAttempts} tries)`
+          : outcome.reason,
+      upstreamGone: output.upstreamGone || gone,
       copyAttempts,
+      goneAnswers,
     };
   }
 

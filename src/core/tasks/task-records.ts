@@ -80,6 +80,11 @@ export interface OutputRecord {
   readonly expiresAt: number | null;
   /** Copies tried so far (failed ones are retried with back-off). */
   readonly copyAttempts: number;
+  /**
+   * Of those, the tries the provider answered 404/410. The URL is gone only when every try
+   * answered so (`upstreamGone`): one answered otherwise (a 5xx, a 403) says it may still be there.
+   */
+  readonly goneAnswers: number;
 }
 
 /** A task as the engine sees it. Times are milliseconds since the epoch. */
@@ -261,6 +266,7 @@ export function newOutput(output: UpstreamOutput, now: number, lifetimeMs: numbe
     storedAt: null,
     expiresAt: null,
     copyAttempts: 0,
+    goneAnswers: 0,
   };
 }
 
@@ -272,8 +278,8 @@ function outputsFromColumn(json: string): OutputRecord[] {
   const items = parsed<unknown[]>(json, []);
   return (Array.isArray(items) ? items : []).map((item) => {
     const output = item as Partial<OutputRecord> & { url?: string };
-    // Outputs stored before the provider's id was kept have none.
-    if (typeof output.upstreamUrl === 'string') return { ...output, upstreamId: output.upstreamId ?? null } as OutputRecord;
+    // Outputs stored before the provider's id was kept have none; before 404s were retried, no count of them.
+    if (typeof output.upstreamUrl === 'string') return { ...output, upstreamId: output.upstreamId ?? null, goneAnswers: output.goneAnswers ?? 0 } as OutputRecord;
     return newOutput({ type: output.type === 'image' ? 'image' : 'video', duration: output.duration ?? null, url: output.url ?? '' }, 0, undefined, false);
   });
 }

@@ -155,12 +155,17 @@ describe('copying a result file', () => {
     expect(storage.objects.size).toBe(0);
   });
 
-  it('says a file the provider no longer has is gone, and a server error is worth retrying', async () => {
+  it('says a 404/410 may mean the file is gone, and retries it as a 403 and a server error (a CDN not ready yet answers so)', async () => {
     routes.set('/gone.mp4', (res) => res.writeHead(410).end());
+    routes.set('/forbidden.mp4', (res) => res.writeHead(403).end());
     routes.set('/busy.mp4', (res) => res.writeHead(503).end('busy'));
-    expect(await copy('/gone.mp4')).toEqual({ ok: false, retryable: false, gone: true, reason: 'the provider answered 410: its copy is gone' });
+    routes.set('/bad.mp4', (res) => res.writeHead(400).end());
+    expect(await copy('/gone.mp4')).toEqual({ ok: false, retryable: true, gone: true, reason: 'the provider answered 410 for the result URL' });
+    expect(await copy('/forbidden.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the provider answered 403 for the result URL' });
     expect(await copy('/busy.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the provider answered 503 for the result URL' });
-    expect(await copy('/missing.mp4')).toMatchObject({ ok: false, gone: true });
+    expect(await copy('/missing.mp4')).toMatchObject({ ok: false, retryable: true, gone: true });
+    // Other 4xx are final.
+    expect(await copy('/bad.mp4')).toEqual({ ok: false, retryable: false, gone: false, reason: 'the provider answered 400 for the result URL' });
   });
 
   it('fails, worth retrying, when the source sends nothing for the idle time', async () => {
