@@ -610,10 +610,9 @@ describe('result custody on the filesystem', () => {
   it('never serves a result as a page of its own origin, whatever type the upstream gave it', async () => {
     files = await new ResultServer().start();
     const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true } });
-    const page = Buffer.from('<script>fetch("/v1/videos").then(r => r.text()).then(alert)</script>');
     const urls = [
-      files.host('/result-a', { body: page, contentType: 'text/html; charset=utf-8' }),
-      files.host('/result-b.mp4', { body: page, contentType: 'image/svg+xml' }),
+      files.host('/result-a', { body: SAMPLE_MP4, contentType: 'application/pdf' }),
+      files.host('/result-b.mp4', { body: SAMPLE_MP4, contentType: 'image/png' }),
       files.host('/result-c.mp4', { body: SAMPLE_MP4, contentType: 'binary/octet-stream' }),
     ];
     const done = await gateway.finish(await freepikTaskFinishedWith(gateway, urls));
@@ -627,6 +626,60 @@ describe('result custody on the filesystem', () => {
       expect(copy.response.headers.get('content-security-policy')).toBe('sandbox');
       expect(copy.response.headers.get('x-content-type-options')).toBe('nosniff');
     }
+  });
+
+  it('never stores a page, a document or a playlist answered with 200 as the video: each is a failed try, retried, then not stored', async () => {
+    files = await new ResultServer().start();
+    const directory = outputsDir();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 2 } }, directory);
+    const page = Buffer.from('<html><body>404 Not Found</body></html>');
+    const types = [
+      'text/html; charset=utf-8',
+      'text/plain',
+      'application/json',
+      'application/problem+json',
+      'application/xml',
+      'image/svg+xml',
+      'application/javascript',
+      'application/vnd.apple.mpegurl',
+      'audio/mpegurl',
+    ];
+    const urls = types.map((contentType, index) => files!.host(`/page-${index}.mp4`, { body: page, contentType }));
+    const id = await freepikTaskFinishedWith(gateway, urls);
+    const done = await gateway.finish(id, 5_000);
+    expect(done.status).toBe('succeeded');
+    expect(files.requests).toHaveLength(types.length * 2);
+    for (const [index, output] of done.outputs.entries()) {
+      const type = types[index]!.split(';')[0];
+      expect(output).toMatchObject({ storage: 'not_stored', upstream_url_gone: false, url: urls[index], sha256: null, bytes: null });
+      expect(output.storage_error).toBe(`the provider answered 200 with Content-Type ${type}, which is not a video (gave up after 2 tries)`);
+      const answer = await download(`${gateway.url}/v1/videos/${id}/content?index=${index}`, { authorization: `Bearer ${TENANT_KEY}` });
+      expect(answer.response.status).toBe(307);
+      expect(answer.response.headers.get('location')).toBe(urls[index]);
+    }
+    // Nothing of the pages was kept.
+    const kept = readdirSync(directory, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+    expect(kept).toEqual([]);
+  });
+
+  it('retries a CDN error page answered with 200 and stores the video once the host serves it', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 3 } });
+    const url = files.host('/warming.mp4', {
+      body: SAMPLE_MP4,
+      contentType: 'video/mp4',
+      failFirst: [{ status: 200, contentType: 'text/html', body: '<html>not ready</html>' }],
+    });
+    const id = await freepikTaskFinishedWith(gateway, [url]);
+    await gateway.advanceUntil(async () => files!.requests.length >= 1, 100);
+    await gateway.advance(0);
+    const waiting = (await gateway.get(id)).body;
+    expect(waiting.outputs[0]).toMatchObject({ storage: 'pending', storage_error: 'the provider answered 200 with Content-Type text/html, which is not a video' });
+    const done = await gateway.finish(id, 5_000);
+    expect(files.requests).toEqual(['/warming.mp4', '/warming.mp4']);
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4), bytes: SAMPLE_MP4.length, content_type: 'video/mp4' });
+    const copy = await download(done.outputs[0].url);
+    expect(copy.bytes.equals(SAMPLE_MP4)).toBe(true);
   });
 
   it('refuses a file larger than storage.max_bytes and keeps no partial file', async () => {

@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 export interface HostedFile {
   body: Buffer;
   contentType?: string;
-  /** Statuses to answer before serving the file (e.g. [503, 503]). */
-  failFirst?: number[];
+  /** Answers before serving the file: a status (e.g. [503, 503]), or a whole answer (a CDN's error page sent with 200). */
+  failFirst?: Array<number | { status: number; contentType: string; body: string }>;
   /** Answer this status every time instead (e.g. 404: the file is gone). */
   status?: number;
   /** Answer with a redirect to this URL. */
@@ -38,7 +38,12 @@ export class ResultServer {
         res.writeHead(302, { location: file.redirectTo }).end();
         return;
       }
-      const status = file.failFirst?.shift() ?? file.status;
+      const first = file.failFirst?.shift();
+      if (typeof first === 'object') {
+        res.writeHead(first.status, { 'content-type': first.contentType, 'content-length': String(Buffer.byteLength(first.body)) }).end(first.body);
+        return;
+      }
+      const status = first ?? file.status;
       if (status !== undefined) {
         res.statusCode = status;
         res.end(`status ${status}`);

@@ -94,6 +94,31 @@ export function mediaTypeOf(header: string | undefined, url: string, kind: 'vide
   return MEDIA_TYPES[extension] ?? (kind === 'video' ? 'video/mp4' : 'image/png');
 }
 
+/**
+ * Media types no video or image is ever sent as: text (an HTML error page, a plain "not found"),
+ * JSON, XML and `+xml`/`+json` (SVG included), JavaScript, and HLS playlists (a list of segment
+ * URLs, not the file). A CDN that answers its error page with 200 sends one of these.
+ */
+const NOT_MEDIA = new Set([
+  'application/json',
+  'application/xml',
+  'application/javascript',
+  'application/x-javascript',
+  'application/ecmascript',
+  'application/vnd.apple.mpegurl',
+  'application/x-mpegurl',
+  'audio/mpegurl',
+  'audio/x-mpegurl',
+]);
+
+/** The source's media type when it says the body is not a result file at all (a page, a document, a playlist), else undefined. */
+export function notMediaType(header: string | undefined): string | undefined {
+  const given = header?.split(';')[0]?.trim().toLowerCase();
+  if (!given) return undefined;
+  const refused = given.startsWith('text/') || NOT_MEDIA.has(given) || given.endsWith('+xml') || given.endsWith('+json');
+  return refused ? given : undefined;
+}
+
 /** A file extension for a media type (storage keys and download names). */
 export function extensionOf(mediaType: string): string {
   return EXTENSIONS[mediaType] ?? 'bin';
@@ -212,6 +237,12 @@ export async function copyToStorage(input: {
       const gone = status === 404 || status === 410;
       const retryable = gone || status === 403 || status >= 500 || status === 408 || status === 429;
       return failure(`the provider answered ${status} for the result URL`, retryable, gone);
+    }
+    const notMedia = notMediaType(response.contentType);
+    if (notMedia !== undefined) {
+      // A CDN's error page answered 200 is never stored as the video: a failed try, retried (the file may come next).
+      source.destroy();
+      return failure(`the provider answered ${status} with Content-Type ${notMedia}, which is ${input.kind === 'video' ? 'not a video' : 'not an image'}`, true);
     }
     if (response.contentLength !== undefined && response.contentLength > policy.maxBytes) {
       // Said before the first byte: nothing is downloaded (up to the limit, or for as long as a slow host takes) only to be thrown away.

@@ -168,6 +168,25 @@ describe('copying a result file', () => {
     expect(await copy('/bad.mp4')).toEqual({ ok: false, retryable: false, gone: false, reason: 'the provider answered 400 for the result URL' });
   });
 
+  it('writes nothing of a 200 answer typed as a page, a document or a playlist, and says it is not a video (or image): worth retrying', async () => {
+    routes.set('/page.mp4', (res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<html>busy</html>'));
+    routes.set('/list.mp4', (res) => res.writeHead(200, { 'content-type': 'application/x-mpegURL' }).end('#EXTM3U'));
+    routes.set('/art.png', (res) => res.writeHead(200, { 'content-type': 'image/svg+xml' }).end('<svg/>'));
+    routes.set('/raw.mp4', (res) => res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(FILE));
+    expect(await copy('/page.mp4')).toEqual({
+      ok: false,
+      retryable: true,
+      gone: false,
+      reason: 'the provider answered 200 with Content-Type text/html, which is not a video',
+    });
+    expect(await copy('/list.mp4')).toMatchObject({ ok: false, retryable: true, reason: 'the provider answered 200 with Content-Type application/x-mpegurl, which is not a video' });
+    const image = await copyToStorage({ url: `${origin}/art.png`, key: 'acme/img_1/0.png', kind: 'image', storage: storage as unknown as ObjectStorage, policy });
+    expect(image).toMatchObject({ ok: false, retryable: true, reason: 'the provider answered 200 with Content-Type image/svg+xml, which is not an image' });
+    expect(storage.objects.size).toBe(0);
+    // A type that says nothing of the content is still a file.
+    expect(await copy('/raw.mp4')).toMatchObject({ ok: true, contentType: 'video/mp4' });
+  });
+
   it('fails, worth retrying, when the source sends nothing for the idle time', async () => {
     policy = { ...policy, idleTimeoutMs: 150 };
     routes.set('/silent.mp4', () => undefined);
