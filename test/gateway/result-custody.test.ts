@@ -682,6 +682,46 @@ describe('result custody on the filesystem', () => {
     expect(copy.bytes.equals(SAMPLE_MP4)).toBe(true);
   });
 
+  it('fails the copy of an empty (0-byte) 200 answer: retried, then not stored, never kept as the video', async () => {
+    files = await new ResultServer().start();
+    const directory = outputsDir();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 3 } }, directory);
+    const empty = files.host('/empty.mp4', { body: Buffer.alloc(0), contentType: 'video/mp4' });
+    const late = files.host('/late.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [{ status: 200, contentType: 'video/mp4', body: '' }] });
+    const id = await freepikTaskFinishedWith(gateway, [empty, late]);
+    await gateway.advanceUntil(async () => files!.requests.length >= 2, 100);
+    await gateway.advance(0);
+    // After the first try: still processing, both outputs waiting for another try, and the caller can read why.
+    const waiting = (await gateway.get(id)).body;
+    expect(waiting.status).toBe('processing');
+    for (const output of waiting.outputs) {
+      expect(output).toMatchObject({ storage: 'pending', storage_error: 'the copy failed: the provider sent an empty file', sha256: null, bytes: null });
+    }
+
+    const done = await gateway.finish(id, 5_000);
+    expect(done.status).toBe('succeeded');
+    expect(done.error).toBeNull();
+    expect(files.requests.filter((path) => path === '/empty.mp4')).toHaveLength(3);
+    expect(done.outputs[0]).toMatchObject({
+      storage: 'not_stored',
+      storage_error: 'the copy failed: the provider sent an empty file (gave up after 3 tries)',
+      url: empty,
+      upstream_url_gone: false,
+      sha256: null,
+      bytes: null,
+    });
+    // The one that came whole on its second try is stored.
+    expect(files.requests.filter((path) => path === '/late.mp4')).toHaveLength(2);
+    expect(done.outputs[1]).toMatchObject({ storage: 'stored', bytes: SAMPLE_MP4.length, sha256: sha256(SAMPLE_MP4) });
+
+    // Through the API: the empty one sends the caller to the provider's URL, not to a 0-byte file of the gateway's.
+    const content = await download(`${gateway.url}/v1/videos/${id}/content?index=0`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(content.response.status).toBe(307);
+    expect(content.response.headers.get('location')).toBe(empty);
+    const kept = readdirSync(directory, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+    expect(kept.map((entry) => entry.name)).toEqual([`${id}-1.mp4`]);
+  });
+
   it('refuses a file larger than storage.max_bytes and keeps no partial file', async () => {
     files = await new ResultServer().start();
     const directory = outputsDir();
