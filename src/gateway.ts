@@ -465,7 +465,7 @@ export class Gateway {
     let timer: NodeJS.Timeout | undefined;
     let bounded = false;
     const quiet = (async () => {
-      while (!bounded && (this.gate.inFlight > 0 || this.dispatcher.busy)) {
+      while (!bounded && (this.gate.inFlightWork > 0 || this.dispatcher.busy)) {
         await this.gate.idle();
         await this.dispatcher.settled();
       }
@@ -485,7 +485,7 @@ export class Gateway {
     }
     if (bounded) {
       this.engine.logger.warn(
-        { requests: this.gate.inFlight, dispatches: this.dispatcher.busy },
+        { requests: this.gate.inFlightWork, dispatches: this.dispatcher.busy },
         `stopping after ${boundMs} ms with work still running; recovery settles it after a restart`,
       );
     }
@@ -534,7 +534,8 @@ export class Gateway {
 
   /**
    * Stops taking requests and work: `/readyz` and every new request answer 503 at once, with
-   * `Connection: close`. Then it waits until no create, cancel or dispatch is running any more —
+   * `Connection: close` — but provider webhooks and callbacks, news of tasks upstream, are still
+   * taken until the listener closes (answered with `Connection: close`). Then it waits until no create, cancel or dispatch is running any more —
    * also ones that arrived just before the stop — so every create an upstream answered is
    * recorded, bounded by `server.drain_timeout_ms` (default: the longest upstream timeout plus
    * 5 s). Then the listener closes (`ListenerStop`: a request already sent is answered, not

@@ -17,8 +17,9 @@ const problem = (description: string) => ({
 const STOPPING = 'The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it).';
 
 /**
- * The 503 of a route: what every route but the probes answers once the gateway is stopping
- * (`stop-gate.ts`), after the route's own reason for a 503 when it has one. Both carry `Retry-After`.
+ * The 503 of a route: what every route but the probes and the provider webhooks answers once the
+ * gateway is stopping (`stop-gate.ts`), after the route's own reason for a 503 when it has one.
+ * Both carry `Retry-After`.
  */
 function serviceUnavailable(own: { description: string } | undefined) {
   return {
@@ -27,12 +28,26 @@ function serviceUnavailable(own: { description: string } | undefined) {
   };
 }
 
-/** Registers a route of the API, with the 503 of a stopping gateway (beside its own 503, if any). */
-type RegisterRoute = (route: RouteConfig) => void;
+/**
+ * Registers a route of the API, with the 503 of a stopping gateway (beside its own 503, if any);
+ * `takenWhileStopping` for a route the stop gate lets through (a provider's webhook or callback).
+ */
+type RegisterRoute = (route: RouteConfig, options?: { takenWhileStopping?: boolean }) => void;
 
 function routeRegistrar(registry: OpenAPIRegistry): RegisterRoute {
-  return (route) => registry.registerPath({ ...route, responses: { ...route.responses, 503: serviceUnavailable(route.responses[503] as { description: string } | undefined) } });
+  return (route, options) => {
+    if (options?.takenWhileStopping) {
+      const own = route.responses[503] as { description: string } | undefined;
+      registry.registerPath({ ...route, responses: { ...route.responses, ...(own ? { 503: { ...own, headers: z.object({ 'retry-after': z.string() }) } } : {}) } });
+      return;
+    }
+    registry.registerPath({ ...route, responses: { ...route.responses, 503: serviceUnavailable(route.responses[503] as { description: string } | undefined) } });
+  };
 }
+
+/** Said of every provider webhook route: a draining gateway still takes it (`stop-gate.ts`). */
+const TAKEN_WHILE_STOPPING =
+  ' Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.';
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -53,8 +68,8 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
         path: `/v1/webhooks/${provider.id}`,
         summary: `Inbound ${provider.name} webhook`,
         description:
-          provider.webhookSignature?.description ??
-          `Verified by the ${provider.name} adapter (signature and timestamp), with replay protection by webhook id.`,
+          (provider.webhookSignature?.description ??
+            `Verified by the ${provider.name} adapter (signature and timestamp), with replay protection by webhook id.`) + TAKEN_WHILE_STOPPING,
         request: {
           ...(headers.length > 0 ? { headers: z.object(Object.fromEntries(headers.map((name) => [name, z.string()]))) } : {}),
           body,
@@ -66,7 +81,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
           404: problem('Webhooks not configured.'),
         },
-      });
+      }, { takenWhileStopping: true });
       register({
         method: 'post',
         path: `/v1/webhooks/${provider.id}/{attempt}`,
@@ -74,7 +89,8 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
         description:
           'Where the gateway asks the provider to send the webhooks of each create (`attempt` is the attempt key it ' +
           'sent). Verified exactly as the route without it; the path lets a verified webhook for a task whose create ' +
-          'answer was lost be matched to its attempt, and the task adopted.',
+          'answer was lost be matched to its attempt, and the task adopted.' +
+          TAKEN_WHILE_STOPPING,
         request: {
           params: z.object({ attempt: z.string() }),
           ...(headers.length > 0 ? { headers: z.object(Object.fromEntries(headers.map((name) => [name, z.string()]))) } : {}),
@@ -86,7 +102,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           404: problem('Webhooks not configured.'),
           503: problem('The create this webhook is about is still being answered; send it again shortly.'),
         },
-      });
+      }, { takenWhileStopping: true });
       return;
     }
     case 'token':
@@ -94,10 +110,14 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
         method: 'post',
         path: `/v1/webhooks/${provider.id}/{token}`,
         summary: `Inbound ${provider.name} callback`,
-        description: 'Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.',
+        description: `Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.${TAKEN_WHILE_STOPPING}`,
         request: { params: z.object({ token: z.string() }), body },
-        responses: { 200: json(WebhookAck, 'Accepted; the task is confirmed by a status fetch.'), 404: problem('Unknown token.') },
-      });
+        responses: {
+          200: json(WebhookAck, 'Accepted; the task is confirmed by a status fetch.'),
+          404: problem('Unknown token.'),
+          503: problem('The create this callback is about is still being recorded; send it again shortly.'),
+        },
+      }, { takenWhileStopping: true });
       return;
     case 'none':
       return;

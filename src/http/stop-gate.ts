@@ -2,8 +2,11 @@
  * Graceful stop at the HTTP edge (README "Operations" → stopping). From the moment the gateway
  * starts stopping, `/readyz` answers 503 so a load balancer stops sending, and every new request
  * (on a kept-alive connection the listener no longer guards) is refused with 503, `Retry-After`
- * and `Connection: close`, before it can start any work. Requests that change something and were
- * already running are counted, so the stop can wait for them to end.
+ * and `Connection: close`, before it can start any work — except a provider's webhook or callback
+ * (`POST /v1/webhooks/…`): that is news of a task upstream (the legacy Kling-API sends each
+ * callback once), so it is still taken until the listener closes at the end of the drain, and
+ * answered with `Connection: close`. Requests that change something and were already running are
+ * counted, so the stop can wait for them to end.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
@@ -26,9 +29,19 @@ const ACCEPT_TURN_MS = 5;
 /** Reads and probes never start work upstream: a stop does not wait for them. */
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** The inbound provider webhook and callback routes (`webhook-routes.ts`), under express's path. */
+const PROVIDER_NEWS_PATH = /^\/v1\/webhooks\/[^/]+(?:\/[^/]+)?\/?$/;
+
+/** Whether a request is a provider's webhook or callback, which a stopping gateway still takes. */
+export function isProviderNews(method: string | undefined, path: string): boolean {
+  return method === 'POST' && PROVIDER_NEWS_PATH.test(path);
+}
+
 export class StopGate {
   private stopping = false;
   private running = 0;
+  /** Provider webhooks and callbacks still being handled (also counted in `running`). */
+  private news = 0;
   /** Answers not yet begun: told to close their connection once a stop begins. */
   private readonly pending = new Set<ServerResponse>();
   private waiters: (() => void)[] = [];
@@ -43,6 +56,15 @@ export class StopGate {
     return this.running;
   }
 
+  /**
+   * Counted requests the drain waits for: creates and cancels (what a client is waiting on), and
+   * provider webhooks that arrived before the stop. Webhooks taken during the drain are answered
+   * before the listener closes (`ListenerStop`), and do not hold the drain open.
+   */
+  get inFlightWork(): number {
+    return this.running - this.news;
+  }
+
   /** From now on new requests are refused and `/readyz` says 503. */
   close(): void {
     this.stopping = true;
@@ -52,24 +74,31 @@ export class StopGate {
 
   /** Resolves once no counted request is running. */
   idle(): Promise<void> {
-    if (this.running === 0) return Promise.resolve();
+    if (this.inFlightWork === 0) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   /**
    * Counts a request that changes something until its answer is finished or its connection
-   * closes (the middleware's, and the hot webhook's, `hot-webhook.ts`).
+   * closes (the middleware's, and the hot webhook's, `hot-webhook.ts`). A provider webhook taken
+   * once the stop began (`duringStop`) is answered with `Connection: close`, and the drain does
+   * not wait for it.
    */
-  count(res: ServerResponse): void {
+  count(res: ServerResponse, duringStop = false): void {
     this.running += 1;
+    if (duringStop) {
+      this.news += 1;
+      res.shouldKeepAlive = false;
+    }
     this.pending.add(res);
     let counted = true;
     const done = () => {
       if (!counted) return;
       counted = false;
       this.running -= 1;
+      if (duringStop) this.news -= 1;
       this.pending.delete(res);
-      if (this.running === 0) for (const resolve of this.waiters.splice(0)) resolve();
+      if (this.inFlightWork === 0) for (const resolve of this.waiters.splice(0)) resolve();
     };
     res.once('finish', done);
     res.once('close', done);
@@ -80,6 +109,11 @@ export class StopGate {
       if (this.stopping) {
         // Liveness and metrics still answer: the process is alive while it drains.
         if (req.path === '/healthz' || req.path === '/metrics') return next();
+        // News of a task upstream is still taken: the legacy Kling-API sends a callback once.
+        if (isProviderNews(req.method, req.path)) {
+          this.count(res, true);
+          return next();
+        }
         res.set('connection', 'close');
         const refuse = () => {
           if (req.path === '/readyz') res.status(503).json({ status: 'stopping' });

@@ -172,23 +172,33 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(drift).toEqual([]);
   });
 
-  it("documents the stopping gateway's 503 with Retry-After on every API route, also where a route has a 503 of its own", async () => {
+  it("documents the stopping gateway's 503 with Retry-After on every API route, also where a route has a 503 of its own, but not on provider webhooks", async () => {
     const document = (await (await fetch(`${gw.url}/openapi.json`)).json()) as {
-      paths: Record<string, Record<string, { responses: Record<string, { description: string; headers?: Record<string, unknown> }> }>>;
+      paths: Record<string, Record<string, { description?: string; responses: Record<string, { description: string; headers?: Record<string, unknown> }> }>>;
     };
     const missing: string[] = [];
+    const webhooks: string[] = [];
     for (const [path, item] of Object.entries(document.paths)) {
       if (['/healthz', '/readyz', '/metrics'].includes(path)) continue;
       for (const [method, operation] of Object.entries(item)) {
         const answer = operation.responses['503'];
+        if (path.startsWith('/v1/webhooks/')) {
+          // A draining gateway still takes provider news: no stopping 503, and the route says so.
+          if (answer && /stopping/.test(answer.description)) missing.push(`${method.toUpperCase()} ${path}: a stopping 503`);
+          if (answer && !answer.headers?.['retry-after']) missing.push(`${method.toUpperCase()} ${path}: a 503 without Retry-After`);
+          if (!/drains on a stop/.test(operation.description ?? '')) missing.push(`${method.toUpperCase()} ${path}: not said to be taken while draining`);
+          webhooks.push(path);
+          continue;
+        }
         if (!answer?.headers?.['retry-after'] || !/stopping/.test(answer.description)) missing.push(`${method.toUpperCase()} ${path}`);
       }
     }
     expect(missing).toEqual([]);
+    expect(webhooks.sort()).toEqual(['/v1/webhooks/freepik', '/v1/webhooks/freepik/{attempt}', '/v1/webhooks/kling-legacy/{token}']);
   });
 
   // Last: the gateway stays stopping.
-  it('answers every API route with a documented 503 once the gateway is stopping', async () => {
+  it('answers every API route with a documented 503 once the gateway is stopping, and provider webhooks as usual', async () => {
     // The gateway's stop gate, closed as `Gateway.close` closes it first (the listener stays up here).
     (gw.gateway as unknown as { gate: StopGate }).gate.close();
     const routes: Exchange[] = [
@@ -203,10 +213,7 @@ describe('the OpenAPI document describes every real answer', () => {
       { method: 'GET', path: '/v1/models' },
       { method: 'GET', path: '/v1/providers' },
       { method: 'GET', path: '/v1/usage' },
-      { method: 'POST', path: '/v1/webhooks/freepik', body: '{}', key: null },
-      { method: 'POST', path: '/v1/webhooks/kling-legacy/some-token', body: '{}', key: null },
       { method: 'GET', path: '/v1/videos/vid_nothing/webhooks' },
-      { method: 'POST', path: '/v1/webhooks/freepik/att_nothing', body: '{}', key: null },
     ];
     for (const route of routes) {
       const response = await fetch(`${gw.url}${route.path}`, {
@@ -218,6 +225,14 @@ describe('the OpenAPI document describes every real answer', () => {
       expect(response.headers.get('retry-after'), `${route.method} ${route.path}`).toMatch(/^[0-9]+$/);
     }
     for (const route of routes) expect((await call(route)).status, `${route.method} ${route.path}`).toBe(503);
+    // Provider webhooks and callbacks are still taken (the legacy API sends a callback once):
+    // answered as they would be before the stop, as documented.
+    const news: [Exchange, number][] = [
+      [{ method: 'POST', path: '/v1/webhooks/freepik', body: '{}', key: null }, 401],
+      [{ method: 'POST', path: '/v1/webhooks/kling-legacy/some-token', body: '{}', key: null }, 404],
+      [{ method: 'POST', path: '/v1/webhooks/freepik/att_nothing', body: '{}', key: null }, 401],
+    ];
+    for (const [route, status] of news) expect((await call(route)).status, `${route.method} ${route.path}`).toBe(status);
     expect(drift).toEqual([]);
   });
 });

@@ -1029,7 +1029,7 @@ export interface paths {
         put?: never;
         /**
          * Inbound Freepik webhook
-         * @description Verified with `webhook-id`, `webhook-timestamp` and `webhook-signature` (HMAC-SHA256, `v1,<base64>`), a 5-minute timestamp tolerance, and replay protection by `webhook-id`.
+         * @description Verified with `webhook-id`, `webhook-timestamp` and `webhook-signature` (HMAC-SHA256, `v1,<base64>`), a 5-minute timestamp tolerance, and replay protection by `webhook-id`. Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.
          */
         post: {
             parameters: {
@@ -1095,16 +1095,6 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
             };
         };
         delete?: never;
@@ -1124,7 +1114,7 @@ export interface paths {
         put?: never;
         /**
          * Inbound Freepik webhook for one create
-         * @description Where the gateway asks the provider to send the webhooks of each create (`attempt` is the attempt key it sent). Verified exactly as the route without it; the path lets a verified webhook for a task whose create answer was lost be matched to its attempt, and the task adopted.
+         * @description Where the gateway asks the provider to send the webhooks of each create (`attempt` is the attempt key it sent). Verified exactly as the route without it; the path lets a verified webhook for a task whose create answer was lost be matched to its attempt, and the task adopted. Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.
          */
         post: {
             parameters: {
@@ -1174,7 +1164,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The create this webhook is about is still being answered; send it again shortly. Or the gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                /** @description The create this webhook is about is still being answered; send it again shortly. */
                 503: {
                     headers: {
                         "retry-after": string;
@@ -1203,7 +1193,7 @@ export interface paths {
         put?: never;
         /**
          * Inbound Legacy Kling-API callback
-         * @description Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.
+         * @description Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task. Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.
          */
         post: {
             parameters: {
@@ -1240,7 +1230,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+                /** @description The create this callback is about is still being recorded; send it again shortly. */
                 503: {
                     headers: {
                         "retry-after": string;

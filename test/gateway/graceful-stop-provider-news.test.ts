@@ -1,0 +1,65 @@
+/**
+ * A replica that drains on SIGTERM still takes provider webhooks and callbacks. The legacy
+ * Kling-API sends each callback once: refused with a 503 while the replica waits for its last
+ * creates, a callback would be news of a paid task lost. New creates are still refused.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close().catch(() => undefined);
+  gw = undefined;
+});
+
+it('accepts and records a legacy callback that arrives while the gateway drains, and still refuses new creates', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 11, 3, 3));
+  gw = await startTestGateway({ clock, config: { providers: { kling3api: { timeout_ms: 10_000 } } } });
+  const { url } = gw;
+  // The simulator's own callbacks go nowhere: the one this test sends is the only news of the task.
+  gw.gateway.setPublicUrl('http://127.0.0.1:9');
+  const legacy = (await gw.create({ model: 'kling-v1-6', prompt: 'news that comes once' })).body;
+  expect(legacy).toMatchObject({ provider: 'kling-legacy', status: 'processing' });
+  const token = (await gw.gateway.store.getTask(legacy.id))!.callback_token;
+  // The upstream finishes the video (its callback to the dead address is lost; nobody polls here).
+  await clock.advance(10_000);
+
+  // A create in flight at the signal (a slow but healthy upstream) keeps the drain going.
+  const kling3api = gw.simulator('kling3api');
+  kling3api.injectFault({ on: 'submit', delayMs: 1_500 });
+  const slow = gw.create({ model: 'kling-v3', prompt: 'in flight at the stop', duration: 5, routing: { providers: ['kling3api'] } });
+  for (let i = 0; i < 400 && !kling3api.requests.some((request) => request.method === 'POST'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  // SIGTERM.
+  const closing = gw.gateway.close();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+
+  const callback = await fetch(`${url}/v1/webhooks/kling-legacy/${token}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ task_id: legacy.provider_task_id, task_status: 'succeed' }),
+  });
+  const receipt = await callback.json();
+  expect(callback.status).toBe(200);
+  expect(receipt).toMatchObject({ received: true });
+  // The news was recorded: the task is done, from the status fetch the callback asked for.
+  await gw.gateway.tracker.idle();
+  const recorded = await gw.gateway.store.getTask(legacy.id);
+  expect(recorded?.status).toBe('succeeded');
+
+  // A client's new create is still refused while the gateway drains.
+  const refused = await fetch(`${url}/v1/videos`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TENANT_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'kling-v3', prompt: 'too late', duration: 5 }),
+  });
+  await refused.text();
+  expect(refused.status).toBe(503);
+
+  // The drain was still on: the create in flight at the signal is answered and recorded.
+  expect((await slow).status).toBe(202);
+  await closing;
+  gw = undefined;
+});
