@@ -3,7 +3,8 @@
  * PostgreSQL, the simulators in a process of their own that outlives them (they count every
  * upstream create: each chaos create has a prompt of its own), creates slowed so that kills land
  * mid-request, some creates' connections dropped after the upstream accepted them, clients
- * retrying by Idempotency-Key. Each scenario ends by waiting for every task to finish and judges
+ * retrying by Idempotency-Key (some abandon a create mid-request first), directly or through the
+ * cluster's balancer. Each scenario ends by waiting for every task to finish and judges
  * what the upstreams and the gateway hold against each other.
  */
 import http from 'node:http';
@@ -17,14 +18,21 @@ const PROVIDERS = ['freepik', 'kling3api', 'kling-legacy'] as const;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface ScenarioOptions {
-  /** `sqlite` (one replica) or `postgres` (two replicas on one schema). */
-  database: { kind: 'sqlite' } | { kind: 'postgres'; url: string };
+  /** `sqlite` (one replica) or `postgres` (`replicas` on one schema, default two). */
+  database: { kind: 'sqlite' } | { kind: 'postgres'; url: string; replicas?: number };
   /** Creates sent in all. */
   creates: number;
   /** Clients sending at once. */
   clients: number;
-  /** How replicas are stopped, how often. */
-  stops: { signal: 'SIGKILL' | 'SIGTERM'; count: number; everyMs: number };
+  /**
+   * How replicas are stopped, how often: the last replica with one signal, or (`random`) each
+   * round at random a `SIGTERM` of one replica or a `SIGKILL` of one or two (one always stays up).
+   */
+  stops: { signal: 'SIGKILL' | 'SIGTERM' | 'random'; count: number; everyMs: number };
+  /** Clients send through the cluster's balancer (the public URL callbacks come back to) instead of to a live replica. */
+  throughBalancer?: boolean;
+  /** One create in this many is abandoned mid-request by its client (its connection closed) and sent again with its key. */
+  abandonOneIn?: number;
   /** How long the upstreams take to answer a create (so stops land mid-request). */
   createDelayMs: number;
   /** Every this many ms, one create per provider has its connection dropped after acceptance. */
@@ -44,6 +52,19 @@ export interface ScenarioResult {
   answers: Record<string, number>;
   durationMs: number;
   tasks: ChaosTask[];
+  /** Stops carried out, by kind (`SIGTERM`, `SIGKILL x1`, `SIGKILL x2`). */
+  stopKinds: Record<string, number>;
+  /** Creates a client abandoned mid-request (and sent again with their key). */
+  abandoned: number;
+  /** Idempotency keys (chaos prompts) the gateway holds more than one task for. */
+  keysWithTwoTasks: number;
+  /** Callbacks the simulators sent, by provider: answers by status (or connection error), and those a stopping replica refused. */
+  callbacks: Record<string, { answers: Record<string, number>; refusedStopping: number }>;
+}
+
+/** The stop gate's refusal (`http/stop-gate.ts`): a 503 whose detail says the gateway is stopping. */
+function refusedByStopping(callback: { status: number | null; detail: string | null }): boolean {
+  return callback.status === 503 && /stopping/.test(callback.detail ?? '');
 }
 
 function clusterConfig(createDelayMs: number): Record<string, unknown> {
@@ -74,16 +95,19 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const log = options.log ?? (() => undefined);
   const started = Date.now();
   const directory = mkdtempSync(join(tmpdir(), 'kling-chaos-'));
-  const replicas = options.database.kind === 'sqlite' ? 1 : 2;
+  const replicas = options.database.kind === 'sqlite' ? 1 : (options.database.replicas ?? 2);
   const databaseUrl = options.database.kind === 'sqlite' ? `sqlite:${join(directory, 'gateway.db')}` : options.database.url;
   const cluster = await Cluster.start({ replicas, databaseUrl, logDirectory: directory, config: clusterConfig(options.createDelayMs), compiled: true });
-  log(`  started ${replicas} replica(s) on ${options.database.kind}; logs in the run's temporary folder`);
+  // The folder (replica and simulator logs, config) is named only when asked: `CHAOS_SHOW_FOLDER=1`.
+  const folder = process.env.CHAOS_SHOW_FOLDER === '1' ? ` (${directory})` : '';
+  log(`  started ${replicas} replica(s) on ${options.database.kind}${options.throughBalancer ? ' behind the balancer' : ''}; logs in the run's temporary folder${folder}`);
   try {
     const slow = { on: 'submit', delayMs: options.createDelayMs, times: 100_000 };
     for (const provider of PROVIDERS) await cluster.injectFault(provider, slow);
 
     let sent = 0;
     let done = false;
+    let abandoned = 0;
     const answered = new Set<string>();
     const answers: Record<string, number> = {};
     const victim = cluster.replicas[replicas - 1]!;
@@ -98,14 +122,17 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         const n = sent++;
         if (n >= options.creates) break;
         const key = `chaos-${started}-${n}`;
+        const abandon = options.abandonOneIn !== undefined && n % options.abandonOneIn === options.abandonOneIn - 1;
         for (let tries = 0; tries < 200; tries++) {
           const targets = live();
-          const target = targets[(n + tries) % Math.max(1, targets.length)];
+          const target = options.throughBalancer ? cluster.balancer.url : targets[(n + tries) % Math.max(1, targets.length)]?.url;
           if (!target) {
             await sleep(200);
             continue;
           }
-          const answer = await postCreate(agent, target.url, requestFor(n), key);
+          // An abandoned create: the client gives up mid-request (the upstream takes its time to answer).
+          const answer = await postCreate(agent, target, requestFor(n), key, abandon && tries === 0 ? 100 + Math.round(Math.random() * 500) : undefined);
+          if (answer.status === 'error' && answer.errorCode === 'CLIENT_TIMEOUT' && abandon && tries === 0) abandoned += 1;
           const label = String(answer.status === 'error' ? answer.errorCode : answer.status);
           answers[label] = (answers[label] ?? 0) + 1;
           if (answer.taskId) answered.add(answer.taskId);
@@ -130,17 +157,33 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       }
     })();
 
-    // Stops: the victim replica is stopped and started again.
+    // Stops: the victim replica (or, at random, one or two replicas) is stopped and started again.
     let stops = 0;
+    const stopKinds: Record<string, number> = {};
     const stopper = (async () => {
       while (stops < options.stops.count && !done) {
         await sleep(options.stops.everyMs);
         if (done) break;
-        await victim.stop(options.stops.signal);
+        let signal: 'SIGKILL' | 'SIGTERM';
+        let victims: Replica[];
+        if (options.stops.signal === 'random') {
+          const running = live().sort(() => Math.random() - 0.5);
+          const roll = Math.random();
+          signal = roll < 1 / 3 ? 'SIGTERM' : 'SIGKILL';
+          // One replica always stays up.
+          victims = running.slice(0, Math.min(signal === 'SIGKILL' && roll >= 2 / 3 ? 2 : 1, running.length - 1));
+        } else {
+          signal = options.stops.signal;
+          victims = [victim];
+        }
+        if (victims.length === 0) continue;
+        await Promise.all(victims.map((replica) => replica.stop(signal)));
         stops += 1;
-        log(`  ${options.stops.signal} ${stops}/${options.stops.count} (${answered.size} creates answered so far)`);
+        const kind = signal === 'SIGTERM' ? 'SIGTERM' : `SIGKILL x${victims.length}`;
+        stopKinds[kind] = (stopKinds[kind] ?? 0) + 1;
+        log(`  ${kind} (replica ${victims.map((replica) => replica.index).join(', ')}) ${stops}/${options.stops.count} (${answered.size} creates answered so far)`);
         await sleep(300);
-        await victim.start();
+        await Promise.all(victims.map((replica) => replica.start()));
       }
     })();
 
@@ -148,7 +191,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     done = true;
     await Promise.all([dropper, stopper]);
     for (const provider of PROVIDERS) await cluster.clearFaults(provider);
-    if (!victim.running) await victim.start();
+    await Promise.all(cluster.replicas.filter((replica) => !replica.running).map((replica) => replica.start()));
     log(`  all ${options.creates} creates answered; waiting for every task to finish`);
 
     const reader = cluster.replicas[0]!;
@@ -164,7 +207,25 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         interruptedHeldByProvider[interrupted.provider] = (interruptedHeldByProvider[interrupted.provider] ?? 0) + 1;
       }
     }
-    return { verdict, interruptedHeldByProvider, stops, answers, durationMs: Date.now() - started, tasks };
+    const tasksPerPrompt = new Map<string, number>();
+    for (const task of tasks) {
+      const prompt = task.request.prompt ?? '';
+      if (prompt.startsWith('chaos ')) tasksPerPrompt.set(prompt, (tasksPerPrompt.get(prompt) ?? 0) + 1);
+    }
+    const keysWithTwoTasks = [...tasksPerPrompt.values()].filter((count) => count > 1).length;
+    const callbacks: ScenarioResult['callbacks'] = {};
+    for (const provider of ['freepik', 'kling-legacy']) {
+      const sentCallbacks = await cluster.upstreamCallbacks(provider);
+      const byAnswer: Record<string, number> = {};
+      for (const callback of sentCallbacks) {
+        // A refusal says why (its problem's detail, cut short): the stop gate's, a create still being recorded, …
+        const why = callback.detail ? ` ${callback.detail.slice(0, 40)}` : '';
+        const label = callback.status === null ? (callback.detail ?? 'error') : callback.status < 300 ? String(callback.status) : `${callback.status}${why}`;
+        byAnswer[label] = (byAnswer[label] ?? 0) + 1;
+      }
+      callbacks[provider] = { answers: byAnswer, refusedStopping: sentCallbacks.filter(refusedByStopping).length };
+    }
+    return { verdict, interruptedHeldByProvider, stops, answers, durationMs: Date.now() - started, tasks, stopKinds, abandoned, keysWithTwoTasks, callbacks };
   } finally {
     await cluster.stop();
   }
@@ -177,6 +238,9 @@ export function brokenPromises(result: ScenarioResult, graceful: boolean): strin
   if (verdict.lost > 0) broken.push(`${verdict.lost} answered task(s) lost`);
   if (verdict.doubleCreates > 0) broken.push(`${verdict.doubleCreates} task(s) created twice upstream`);
   if (verdict.unfinished > 0) broken.push(`${verdict.unfinished} task(s) not finished`);
+  if (result.keysWithTwoTasks > 0) broken.push(`${result.keysWithTwoTasks} idempotency key(s) with two tasks`);
+  const refusedLegacy = result.callbacks['kling-legacy']?.refusedStopping ?? 0;
+  if (refusedLegacy > 0) broken.push(`${refusedLegacy} legacy callback(s) refused by a stopping replica (the legacy API sends each once)`);
   for (const provider of ['freepik', 'kling-legacy']) {
     const count = result.interruptedHeldByProvider[provider] ?? 0;
     if (count > 0) broken.push(`${count} ${provider} task(s) interrupted although the upstream holds them`);

@@ -1,10 +1,13 @@
 /**
  * `npm run chaos`: the gateway's worst day, bounded to a few minutes (issue 11). SIGKILL loops on
- * SQLite and on one of two PostgreSQL replicas, SIGTERM under load, connections dropped after the
- * upstream accepted — with the simulators in their own process counting every upstream create.
+ * SQLite and on one of two PostgreSQL replicas, SIGTERM under load, three PostgreSQL replicas
+ * behind the balancer stopped at random (SIGTERM of one, SIGKILL of one or two) while clients
+ * abandon creates mid-request, connections dropped after the upstream accepted — with the
+ * simulators in their own process counting every upstream create and every callback they sent.
  * Prints the figures and exits 1 if any promise broke: a task lost, a task created twice
- * upstream, a legacy or Freepik task `interrupted` although the upstream holds it, any task
- * `interrupted` after graceful stops, a task left unfinished. `CHAOS_SCALE` (default 1)
+ * upstream, an idempotency key with two tasks, a legacy callback refused by a stopping replica,
+ * a legacy or Freepik task `interrupted` although the upstream holds it, any task `interrupted`
+ * after graceful stops, a task left unfinished. `CHAOS_SCALE` (default 1)
  * multiplies the creates, `CHAOS_ONLY` runs the scenarios whose name holds it; PostgreSQL is
  * `TEST_DATABASE_URL` (skipped when it does not answer).
  */
@@ -54,6 +57,25 @@ async function main(): Promise<void> {
     },
     cleanup: async () => dropSchema?.(),
   });
+  let dropReplicasSchema: (() => Promise<void>) | undefined;
+  scenarios.push({
+    name: 'PostgreSQL, three replicas behind the balancer, random SIGKILL or SIGTERM, abandoned creates',
+    graceful: false,
+    options: async () => {
+      const postgres = await postgresSchemaUrl();
+      if (!postgres) return undefined;
+      dropReplicasSchema = postgres.drop;
+      return {
+        ...common,
+        database: { kind: 'postgres', url: postgres.url, replicas: 3 },
+        creates: Math.round(120 * scale),
+        stops: { signal: 'random', count: 6, everyMs: 3_000 },
+        throughBalancer: true,
+        abandonOneIn: 6,
+      };
+    },
+    cleanup: async () => dropReplicasSchema?.(),
+  });
   scenarios.push({
     name: 'SQLite, SIGTERM under load',
     graceful: true,
@@ -76,7 +98,9 @@ async function main(): Promise<void> {
         `  ${verdict.tasks} tasks, ${result.stops} stops, ${Math.round(result.durationMs / 1000)} s; answers ${JSON.stringify(result.answers)}\n` +
           `  lost ${verdict.lost}, created twice ${verdict.doubleCreates}, unfinished ${verdict.unfinished}, ` +
           `interrupted ${verdict.interrupted} (held upstream: ${JSON.stringify(result.interruptedHeldByProvider)}), ` +
-          `upstream tasks no gateway task tracks ${JSON.stringify(verdict.orphanedUpstream)}, adopted ${JSON.stringify(verdict.recovered)}`,
+          `upstream tasks no gateway task tracks ${JSON.stringify(verdict.orphanedUpstream)}, adopted ${JSON.stringify(verdict.recovered)}\n` +
+          `  stops ${JSON.stringify(result.stopKinds)}, abandoned mid-request ${result.abandoned}, keys with two tasks ${result.keysWithTwoTasks}, ` +
+          `callbacks sent (answers) ${JSON.stringify(result.callbacks)}`,
       );
       const broken = brokenPromises(result, scenario.graceful);
       for (const line of broken) console.log(`  BROKEN: ${line}`);

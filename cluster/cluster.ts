@@ -191,6 +191,12 @@ export class Cluster {
     return (await response.json()) as { id: string; path: string; body: Record<string, unknown>; created_at: number }[];
   }
 
+  /** Webhooks or callbacks a simulator sent (each try) and the answers they got. */
+  async upstreamCallbacks(provider: string): Promise<{ url: string; task_id: string; attempt: number; sent_at: number; status: number | null; detail: string | null }[]> {
+    const response = await fetch(`${this.simulatorsUrl}/simulators/${provider}/callbacks`);
+    return (await response.json()) as { url: string; task_id: string; attempt: number; sent_at: number; status: number | null; detail: string | null }[];
+  }
+
   /** Makes a simulator answer its next calls with a fault. */
   async injectFault(provider: string, fault: Record<string, unknown>): Promise<void> {
     const response = await fetch(`${this.simulatorsUrl}/simulators/${provider}/faults`, {

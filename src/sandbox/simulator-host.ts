@@ -9,6 +9,8 @@
  *   GET    /endpoints                     every simulator: base_url, api_key, webhook_secret, run_time_ms
  *   GET    /simulators/:id/requests       requests received (method, path, at), `?since=<ms>`
  *   GET    /simulators/:id/tasks          tasks created (id, path, body, created_at)
+ *   GET    /simulators/:id/callbacks      webhooks/callbacks sent, each try with its answer
+ *                                         (url, task_id, attempt, sent_at, status, detail), `?since=<ms>`
  *   POST   /simulators/:id/faults         queue a fault (`SimulatedFault`) for the next calls
  *   DELETE /simulators/:id/faults         clear queued faults
  *   POST   /simulators/:id/outcomes       how the next tasks end: {outcome, times}
@@ -142,6 +144,12 @@ export async function startSimulatorHost(options: SimulatorHostOptions): Promise
     const simulator = simulatorOf(req.params.id, res);
     if (!simulator) return;
     res.json(simulator.tasks.map((task) => ({ id: task.id, path: task.path, body: task.body, created_at: task.createdAt })));
+  });
+  app.get('/simulators/:id/callbacks', (req, res) => {
+    const simulator = simulatorOf(req.params.id, res);
+    if (!simulator) return;
+    const since = Number(req.query.since ?? 0);
+    res.json((simulator.callbacks ?? []).filter((callback) => callback.sent_at >= since));
   });
   app.post('/simulators/:id/faults', (req, res) => {
     const simulator = simulatorOf(req.params.id, res);

@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
 import type {
   ProviderSimulator,
+  SimulatedCallback,
   SimulatedFault,
   SimulatedOutcome,
   SimulatedTask,
@@ -40,6 +41,18 @@ const PHASE_ORDER: Record<SimulatedPhase, number> = { queued: 0, processing: 1, 
 
 /** Requests kept for inspection; older ones are dropped so a long-running sandbox stays small. */
 const MAX_LOGGED_REQUESTS = 10_000;
+/** Callbacks sent kept for inspection, likewise. */
+const MAX_LOGGED_CALLBACKS = 10_000;
+
+/** A problem answer's `detail`, if the text is one. */
+function detailOf(text: string): string | null {
+  try {
+    const detail = (JSON.parse(text) as { detail?: unknown }).detail;
+    return typeof detail === 'string' ? detail : null;
+  } catch {
+    return null;
+  }
+}
 
 interface QueuedFault extends SimulatedFault {
   remaining: number;
@@ -49,6 +62,8 @@ export class SimulatorKit {
   readonly app: Express;
   readonly tasks: KitTask[] = [];
   readonly requests: { method: string; path: string; at: number }[] = [];
+  /** Every webhook or callback sent (each try) and its answer. */
+  readonly callbacks: SimulatedCallback[] = [];
   private readonly tasksById = new Map<string, KitTask>();
   private readonly requestListeners: ((request: { method: string; path: string; at: number }) => void)[] = [];
   readonly clock: SimulatorOptions['clock'];
@@ -268,11 +283,15 @@ export class SimulatorKit {
   }
 
   /**
-   * POSTs `body` to `url` with `headers`; retries a few times with backoff on the injected clock
-   * when the receiver does not answer 2xx, as real providers do.
+   * POSTs `body` about `taskId` to `url` with `headers`; retries a few times with backoff on the
+   * injected clock when the receiver does not answer 2xx, as real providers do. Each try and its
+   * answer is recorded (`callbacks`).
    */
-  deliver(url: string, body: string, headers: Record<string, string>, attempt = 1): void {
+  deliver(url: string, body: string, headers: Record<string, string>, taskId = '', attempt = 1): void {
     if (this.closed) return;
+    const record: SimulatedCallback = { url, task_id: taskId, attempt, sent_at: this.clock.now(), status: null, detail: null };
+    this.callbacks.push(record);
+    if (this.callbacks.length > MAX_LOGGED_CALLBACKS) this.callbacks.splice(0, this.callbacks.length - MAX_LOGGED_CALLBACKS);
     fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
@@ -280,12 +299,20 @@ export class SimulatorKit {
       signal: AbortSignal.timeout(5_000),
     })
       .then(async (response) => {
-        await response.arrayBuffer().catch(() => undefined);
-        if (!response.ok) throw new Error(`callback answered ${response.status}`);
+        record.status = response.status;
+        const text = await response.text().catch(() => '');
+        if (!response.ok) {
+          record.detail = detailOf(text);
+          throw new Error(`callback answered ${response.status}`);
+        }
       })
-      .catch(() => {
+      .catch((error: unknown) => {
+        if (record.status === null) {
+          const cause = (error as { cause?: { code?: unknown } }).cause;
+          record.detail = typeof cause?.code === 'string' ? cause.code : error instanceof Error ? error.name : 'error';
+        }
         if (attempt >= 4) return;
-        this.clock.setTimeout(() => this.deliver(url, body, headers, attempt + 1), 1_000 * 2 ** attempt);
+        this.clock.setTimeout(() => this.deliver(url, body, headers, taskId, attempt + 1), 1_000 * 2 ** attempt);
       });
   }
 }
@@ -310,6 +337,10 @@ export abstract class KitSimulator implements ProviderSimulator {
 
   get requests(): readonly { method: string; path: string; at: number }[] {
     return this.kit.requests;
+  }
+
+  get callbacks(): readonly SimulatedCallback[] {
+    return this.kit.callbacks;
   }
 
   listen(port?: number, host?: string): Promise<string> {

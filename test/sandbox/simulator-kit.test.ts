@@ -54,3 +54,34 @@ describe('SimulatorKit lifecycle', () => {
     expect(kit.findTask('nope')).toBeUndefined();
   });
 });
+
+describe('callbacks a simulator sent', () => {
+  it('records each try with the answer it got, and serves them at /simulators/<id>/callbacks', async () => {
+    const { createServer } = await import('node:http');
+    const { startSimulatorHost } = await import('../../src/sandbox/simulator-host.js');
+    const { PROVIDERS } = await import('../../src/providers/registry.js');
+    // A receiver that refuses, as a stopping gateway did.
+    const receiver = createServer((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/problem+json' });
+      res.end(JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'the gateway is stopping' }));
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const port = (receiver.address() as { port: number }).port;
+    const clock = new ManualClock(0);
+    const host = await startSimulatorHost({ providers: PROVIDERS, clock, timing: { queuedMs: 100, processingMs: 100 } });
+    try {
+      const legacy = host.simulators.get('kling-legacy') as unknown as { kit: SimulatorKit };
+      legacy.kit.deliver(`http://127.0.0.1:${port}/v1/webhooks/kling-legacy/tok`, '{}', {}, 'task-1');
+      for (let i = 0; i < 200 && legacy.kit.callbacks[0]?.detail == null; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      const served = await (await fetch(`${host.url}/simulators/kling-legacy/callbacks`)).json();
+      expect(served).toEqual([
+        { url: `http://127.0.0.1:${port}/v1/webhooks/kling-legacy/tok`, task_id: 'task-1', attempt: 1, sent_at: 0, status: 503, detail: 'the gateway is stopping' },
+      ]);
+      expect(await (await fetch(`${host.url}/simulators/freepik/callbacks`)).json()).toEqual([]);
+      expect(await (await fetch(`${host.url}/simulators/kling-legacy/callbacks?since=1`)).json()).toEqual([]);
+    } finally {
+      await host.close();
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  });
+});

@@ -312,4 +312,22 @@ export interface ProviderSimulator {
   readonly requests: readonly { method: string; path: string; at: number }[];
   /** Calls `listener` for every request from now on (for counting beyond the retained log). */
   onRequest(listener: (request: { method: string; path: string; at: number }) => void): void;
+  /** Every webhook or callback this simulator sent (each try), with the answer it got; oldest first. */
+  readonly callbacks?: readonly SimulatedCallback[];
+}
+
+/** One webhook or callback a simulator sent, and how the receiver answered it. */
+export interface SimulatedCallback {
+  /** Where it went. */
+  url: string;
+  /** The provider's task it was about. */
+  task_id: string;
+  /** 1 for the first send, then each retry. */
+  attempt: number;
+  /** When it was sent (the simulator's clock). */
+  sent_at: number;
+  /** The receiver's HTTP status; null when no answer came (refused, reset, timed out). */
+  status: number | null;
+  /** A problem answer's `detail`, or the connection error's code. */
+  detail: string | null;
 }

@@ -339,6 +339,6 @@ export class FreepikSimulator extends KitSimulator {
       'webhook-id': webhookId,
       'webhook-timestamp': timestamp,
       'webhook-signature': signFreepikWebhook(secret, webhookId, timestamp, body),
-    });
+    }, task.id);
   }
 }

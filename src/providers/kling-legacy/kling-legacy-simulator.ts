@@ -315,7 +315,7 @@ export class KlingLegacySimulator extends KitSimulator {
     if (status === data.notified) return;
     data.notified = status;
     const url = data.accepted.callbackUrl;
-    if (url) this.kit.deliver(url, JSON.stringify(this.taskObject(task, true)), {});
+    if (url) this.kit.deliver(url, JSON.stringify(this.taskObject(task, true)), {}, task.id);
   }
 
   /** The task object: the query's `data` and the callback body (official legacy callback). */
