@@ -116,6 +116,39 @@ describe('videos API over HTTP against the simulators', () => {
     expect((await gw.request('GET', '/v1/videos')).body.data).toEqual([]);
   });
 
+  it('names each field of a 422 no provider can serve in errors[], with every provider\'s reason in its own words', async () => {
+    const answer = await gw.create({ model: 'kling-v3-omni', prompt: 'p', cfg_scale: 1.5, duration: 5 });
+    expect(answer.status).toBe(422);
+    const reasonsOf = (provider: string) => answer.body.providers.find((entry: { provider: string }) => entry.provider === provider).reasons as string[];
+    const cfgOf = (provider: string) => reasonsOf(provider).filter((reason) => reason.startsWith('cfg_scale'));
+    expect(cfgOf('freepik')).toHaveLength(1);
+    expect(cfgOf('kling3api')).toHaveLength(1);
+    expect(answer.body.errors).toEqual([
+      {
+        path: 'cfg_scale',
+        message: `freepik: ${cfgOf('freepik')[0]} | kling3api: ${cfgOf('kling3api')[0]}`,
+        providers: [
+          { provider: 'freepik', reasons: cfgOf('freepik') },
+          { provider: 'kling3api', reasons: cfgOf('kling3api') },
+        ],
+      },
+    ]);
+    // The same words as the detail quotes; a reason about no one field (a model a provider lacks) is in providers[] only.
+    expect(answer.body.detail).toContain(`freepik: ${cfgOf('freepik')[0]}`);
+    expect(reasonsOf('kling-legacy').join()).toMatch(/does not serve/);
+  });
+
+  it('names a duration and an aspect ratio the provider cannot do as two errors[] entries', async () => {
+    const answer = await gw.create({ model: 'kling-v1', prompt: 'p', duration: 7, aspect_ratio: 'auto' });
+    expect(answer.status).toBe(422);
+    expect(answer.body.errors.map((entry: { path: string }) => entry.path)).toEqual(['duration', 'aspect_ratio']);
+    for (const entry of answer.body.errors) {
+      expect(entry.providers).toEqual([{ provider: 'kling-legacy', reasons: [expect.stringMatching(new RegExp(`^${entry.path} .* is not supported`))] }]);
+      expect(entry.message).toBe(`kling-legacy: ${entry.providers[0].reasons[0]}`);
+      expect(answer.body.detail).toContain(entry.providers[0].reasons[0]);
+    }
+  });
+
   it('echoes a sane x-request-id and makes one up otherwise', async () => {
     const echoed = await gw.request('GET', '/healthz', undefined, { 'x-request-id': 'req-123.abc' });
     expect(echoed.headers.get('x-request-id')).toBe('req-123.abc');

@@ -1690,9 +1690,16 @@ export interface components {
             status: number;
             detail?: string;
             instance?: string;
+            /** @description Each field at fault. For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`. */
             errors?: {
+                /** @description The field, as a dotted path of the body (`(body)`, `(url)` when no one field is at fault). */
                 path: string;
                 message: string;
+                /** @description For 422 capability misses: each provider that cannot serve this field as asked, in its own words (the same words as `providers[].reasons` and `detail`). */
+                providers?: {
+                    provider: string;
+                    reasons: string[];
+                }[];
             }[];
             /** @description For 422 capability misses: why each provider cannot serve the request. */
             providers?: {

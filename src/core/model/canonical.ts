@@ -465,7 +465,22 @@ export const ProblemDetails = z
     status: z.number(),
     detail: z.string().optional(),
     instance: z.string().optional(),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    errors: z
+      .array(
+        z.object({
+          path: z.string().meta({ description: 'The field, as a dotted path of the body (`(body)`, `(url)` when no one field is at fault).' }),
+          message: z.string(),
+          providers: z
+            .array(z.object({ provider: z.string(), reasons: z.array(z.string()) }))
+            .optional()
+            .meta({ description: "For 422 capability misses: each provider that cannot serve this field as asked, in its own words (the same words as `providers[].reasons` and `detail`)." }),
+        }),
+      )
+      .optional()
+      .meta({
+        description:
+          'Each field at fault. For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`.',
+      }),
     providers: z
       .array(z.object({ provider: z.string(), reasons: z.array(z.string()) }))
       .optional()

@@ -5,9 +5,9 @@
  */
 import {
   CAPABILITY_FIELDS,
+  CreateVideoRequest,
   IMAGE_OPERATIONS,
   type CapabilityField,
-  type CreateVideoRequest,
   type Operation,
   type VideoRequest,
 } from './canonical.js';
@@ -148,6 +148,48 @@ export function matchOffering(offerings: readonly Offering[], resolved: Resolved
     if (!closest || score < closest.score) closest = { reasons: check.reasons, warnings: check.warnings, score };
   }
   return closest ? { reasons: closest.reasons, warnings: closest.warnings } : { reasons: [], warnings: [] };
+}
+
+const REQUEST_FIELDS: ReadonlySet<string> = new Set(Object.keys(CreateVideoRequest.shape));
+/** `checkOffering`'s one reason that does not open with its field's name. */
+const QUALITY_REASON = /^\S+ \S+ is served at quality /;
+
+/**
+ * The request field a reason is about, when it is about one: every reason of a field opens with
+ * the field's name (`duration 12 is not supported …`, `camera_control on kling-v1 needs …`), the
+ * quality's excepted. Reasons about no one field (a disabled provider, an operation a model lacks,
+ * a budget) have none.
+ */
+export function fieldOfReason(reason: string): string | undefined {
+  if (QUALITY_REASON.test(reason)) return 'quality';
+  const first = /^([a-z_]+)(?:\s|$)/.exec(reason)?.[1];
+  return first !== undefined && REQUEST_FIELDS.has(first) ? first : undefined;
+}
+
+/** One field some provider cannot serve as asked: `errors[]` of a capability `422`. */
+export interface FieldRefusal {
+  path: string;
+  /** Each provider's reasons, quoted as the problem's `detail` quotes them (`freepik: … | kling3api: …`). */
+  message: string;
+  providers: { provider: string; reasons: string[] }[];
+}
+
+/** Providers' reasons grouped by the field each is about, fields in the order first named. */
+export function refusalsByField(providers: readonly { provider: string; reasons: readonly string[] }[]): FieldRefusal[] {
+  const byField = new Map<string, Map<string, string[]>>();
+  for (const { provider, reasons } of providers) {
+    for (const reason of reasons) {
+      const field = fieldOfReason(reason);
+      if (field === undefined) continue;
+      let ofField = byField.get(field);
+      if (!ofField) byField.set(field, (ofField = new Map()));
+      ofField.set(provider, [...(ofField.get(provider) ?? []), reason]);
+    }
+  }
+  return [...byField].map(([path, ofField]) => {
+    const entries = [...ofField].map(([provider, reasons]) => ({ provider, reasons }));
+    return { path, message: entries.map((entry) => `${entry.provider}: ${entry.reasons.join('; ')}`).join(' | '), providers: entries };
+  });
 }
 
 /** Kind of output an operation produces. */

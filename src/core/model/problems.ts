@@ -37,8 +37,8 @@ export const problems = {
   notFound: (detail: string) => new ProblemError(404, 'not-found', 'Not found', detail),
   methodNotAllowed: (detail: string, allow: string) => new ProblemError(405, 'method-not-allowed', 'Method not allowed', detail, {}, { allow }),
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
-  unsupported: (detail: string, providers: { provider: string; reasons: string[] }[]) =>
-    new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { providers }),
+  unsupported: (detail: string, providers: { provider: string; reasons: string[] }[], errors: NonNullable<ProblemDetails['errors']> = []) =>
+    new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { ...(errors.length > 0 ? { errors } : {}), providers }),
   tooManyRequests: (detail: string, retryAfterSeconds: number) =>
     new ProblemError(429, 'too-many-requests', 'Too many requests', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   retryLater: (detail: string, retryAfterSeconds: number) =>

@@ -7,9 +7,11 @@ import { describe, expect, it } from 'vitest';
 import type { CreateVideoRequest, VideoRequest } from '../../../src/core/model/canonical.js';
 import {
   checkOffering,
+  fieldOfReason,
   inferOperation,
   matchOffering,
   outputTypeOf,
+  refusalsByField,
   resolveRequest,
 } from '../../../src/core/model/capabilities.js';
 import type { Offering } from '../../../src/core/model/offerings.js';
@@ -327,5 +329,39 @@ describe('outputTypeOf', () => {
     expect(outputTypeOf('virtual-try-on')).toBe('image');
     expect(outputTypeOf('text-to-video')).toBe('video');
     expect(outputTypeOf('lip-sync')).toBe('video');
+  });
+});
+
+describe('reasons by field (errors[] of a capability 422)', () => {
+  it('reads the field a reason is about, and none for a reason about no one field', () => {
+    expect(fieldOfReason('duration 7 is not supported (allowed: 5, 10)')).toBe('duration');
+    expect(fieldOfReason('camera_control on kling-v1 needs quality std')).toBe('camera_control');
+    expect(fieldOfReason('kling-v3 text-to-video is served at quality pro, not std')).toBe('quality');
+    expect(fieldOfReason('disabled in configuration')).toBeUndefined();
+    expect(fieldOfReason('does not serve lip-sync with kling-v3')).toBeUndefined();
+    expect(fieldOfReason('excluded by routing.exclude')).toBeUndefined();
+  });
+
+  it('groups every provider\'s reasons under their field, quoted as the detail quotes them', () => {
+    expect(
+      refusalsByField([
+        { provider: 'a', reasons: ['duration 7 is not supported (allowed: 5, 10)', 'disabled in configuration'] },
+        { provider: 'b', reasons: ['aspect_ratio "auto" is not supported (allowed: "16:9")', 'duration must be at most 5'] },
+      ]),
+    ).toEqual([
+      {
+        path: 'duration',
+        message: 'a: duration 7 is not supported (allowed: 5, 10) | b: duration must be at most 5',
+        providers: [
+          { provider: 'a', reasons: ['duration 7 is not supported (allowed: 5, 10)'] },
+          { provider: 'b', reasons: ['duration must be at most 5'] },
+        ],
+      },
+      {
+        path: 'aspect_ratio',
+        message: 'b: aspect_ratio "auto" is not supported (allowed: "16:9")',
+        providers: [{ provider: 'b', reasons: ['aspect_ratio "auto" is not supported (allowed: "16:9")'] }],
+      },
+    ]);
   });
 });
