@@ -1,12 +1,10 @@
 /**
  * The express application: middleware order, routes, and errors as problem details.
  */
-import express, { type Express, type RequestHandler } from 'express';
-import swaggerUi from 'swagger-ui-express';
+import express, { type Express } from 'express';
 import { createHash } from 'node:crypto';
 import { isLiveConfig, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
-import { problems } from '../core/model/problems.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { OutputContent } from '../core/tasks/output-content.js';
 import type { ProviderCatalog } from '../core/tasks/provider-catalog.js';
@@ -18,9 +16,10 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
+import { docsRoutes } from './docs-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
-import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, swaggerUiPolicy, type StoreUnreachable } from './middleware.js';
+import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, type StoreUnreachable } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
@@ -132,19 +131,7 @@ export function createApp(
   app.get('/openapi.json', (_req, res) => {
     res.json(document());
   });
-  // Swagger UI's page and its init script (which `serve` answers) are made by `setup`: made before
-  // either is served.
-  let docsPage: RequestHandler | undefined;
-  const docsReady: RequestHandler = (_req, _res, next) => {
-    docsPage ??= swaggerUi.setup(document(), { customSiteTitle: 'Kling Gateway API' });
-    next();
-  };
-  const docs: RequestHandler = (req, res, next) => docsPage!(req, res, next);
-  // Swagger UI's middleware answers any path ending in `/package.json` with a plain-text 404 of
-  // its own: such a path is an unknown route like any other (a problem, from `notFoundHandler`).
-  const notPackageJson: RequestHandler = (req, _res, next) =>
-    next(req.path.endsWith('/package.json') ? problems.notFound(`no route for ${req.method} ${req.baseUrl}${req.path}`) : undefined);
-  app.use('/docs', swaggerUiPolicy(), notPackageJson, docsReady, swaggerUi.serve, docs);
+  app.use('/docs', docsRoutes(document));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

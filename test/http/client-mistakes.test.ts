@@ -181,6 +181,40 @@ describe('paths under /docs that are not a page of it', () => {
     expect((await rawRequest(gw.url, '/docs/swagger-ui-init.js')).status).toBe(200);
     expect((await rawRequest(gw.url, '/docs/swagger-ui-bundle.js')).status).toBe(200);
   });
+
+  // Swagger UI's middleware served its whole package (the stock demo page at index.html, its
+  // initializer, source maps …) and answered any other path under /docs with the page.
+  it.each([['/docs/nothing'], ['/docs/swagger-initializer.js'], ['/docs/swagger-ui.js.map'], ['/docs/oauth2-redirect.html'], ['/docs/LICENSE'], ['/docs/a/b']])(
+    '%s, no file of the gateway\'s page, is a 404 problem',
+    async (path) => {
+      const answer = await rawRequest(gw.url, path);
+      expect(answer.status).toBe(404);
+      expect(headerOf(answer, 'content-type')).toContain('application/problem+json');
+      expect(JSON.parse(answer.body)).toMatchObject({ type: expect.stringMatching(/\/not-found$/), status: 404, detail: `no route for GET ${path}` });
+    },
+  );
+
+  it('/docs/index.html is the gateway\'s own page, the same as /docs/, not Swagger UI\'s stock one', async () => {
+    const page = await rawRequest(gw.url, '/docs/');
+    const index = await rawRequest(gw.url, '/docs/index.html');
+    expect(index.status).toBe(200);
+    expect(index.body).toBe(page.body);
+    expect(index.body).toContain('<title>Kling Gateway API</title>');
+    expect(index.body).toContain('./swagger-ui-init.js');
+    expect(index.body).not.toContain('swagger-initializer.js');
+    expect(headerOf(index, 'content-security-policy')).toContain("script-src 'self'");
+  });
+
+  it('every file the page links is served; /docs redirects to /docs/, where those links resolve', async () => {
+    const page = (await rawRequest(gw.url, '/docs/')).body;
+    const linked = [...page.matchAll(/(?:href|src)="\.\/([^"]+)"/g)].map((match) => match[1]);
+    expect(linked).toContain('swagger-ui.css');
+    for (const file of linked) expect((await rawRequest(gw.url, `/docs/${file}`)).status, file).toBe(200);
+    const bare = await rawRequest(gw.url, '/docs');
+    expect(bare.status).toBe(301);
+    expect(headerOf(bare, 'location')).toBe('/docs/');
+    expect(headerOf(await rawRequest(gw.url, '/docs?x=1'), 'location')).toBe('/docs/?x=1');
+  });
 });
 
 describe('validation messages say what is wrong', () => {
