@@ -14,13 +14,14 @@ import type { UsageReport } from '../core/tasks/usage-report.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { catalogRoutes } from './catalog-routes.js';
-import { consoleRoutes } from './console-routes.js';
+import { consoleHasFile, consoleRoutes, findConsoleAssets } from './console-routes.js';
 import { contentRoutes } from './content-routes.js';
-import { docsRoutes } from './docs-routes.js';
+import { DOCS_FILES, DOCS_PAGES, docsRoutes } from './docs-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
-import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, problemHandler, refuseProtoKeys, RequestRecording, type StoreUnreachable } from './middleware.js';
+import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, RequestRecording, type StoreUnreachable } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { documentRoutes, RouteTable, type Route } from './route-table.js';
 import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
@@ -101,6 +102,21 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
   return { app, listener };
 }
 
+/**
+ * The routes the API document leaves out, for the route table (`OPTIONS`, `405`): the document
+ * itself, its Swagger UI page and the files that page loads, the console's files, and `/`.
+ */
+function gatewayPages(consoleHas: (file: string) => boolean): Route[] {
+  return [
+    { path: '/openapi.json', methods: ['GET'] },
+    ...DOCS_PAGES.map((page) => ({ path: `/docs${page === '/' ? '' : page}`, methods: ['GET'] })),
+    ...DOCS_FILES.map((file) => ({ path: `/docs/${file}`, methods: ['GET'] })),
+    { path: '/console', methods: ['GET'] },
+    { path: '/console/{file*}', methods: ['GET'], has: consoleHas },
+    { path: '/', methods: ['GET'] },
+  ];
+}
+
 /** The express app alone (`createHttp` puts the hot read and webhooks in front of it). */
 export function createApp(
   { config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate, storeUnreachable }: AppDependencies,
@@ -111,8 +127,16 @@ export function createApp(
   app.set('trust proxy', config.server.trust_proxy);
   app.set('query parser', 'simple');
 
+  // Built when first asked for, not at start: it is about a tenth of a start's CPU, and a
+  // restarted gateway should listen (for webhooks naming its tasks) as soon as it can.
+  let built: ReturnType<typeof buildOpenApiDocument> | undefined;
+  const document = () => (built ??= buildOpenApiDocument(providers));
+  const consoleDirectory = findConsoleAssets();
+  const routes = new RouteTable(() => [...documentRoutes(document().paths ?? {}), ...gatewayPages(consoleHasFile(consoleDirectory))]);
+
   app.use(everyRequest(recording));
   if (gate) app.use(gate.middleware());
+  app.use(optionsHandler(routes));
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const auth = bearerAuth(config.auth.api_keys);
@@ -124,10 +148,6 @@ export function createApp(
   // Its plain case rarely gets here: `createHttp` answers it ahead of express (`hot-read.ts`).
   app.get(READ_VIDEO_ROUTE, auth, json, readVideo(service, caps));
 
-  // Built when first asked for, not at start: it is about a tenth of a start's CPU, and a
-  // restarted gateway should listen (for webhooks naming its tasks) as soon as it can.
-  let built: ReturnType<typeof buildOpenApiDocument> | undefined;
-  const document = () => (built ??= buildOpenApiDocument(providers));
   app.get('/openapi.json', (_req, res) => {
     res.json(document());
   });
@@ -149,7 +169,7 @@ export function createApp(
   // Webhooks read their raw body (signatures are over the exact bytes): before the JSON parser.
   app.use('/v1/webhooks', webhookRoutes(inbound));
   // A webhook route takes no gateway key: another method there is 405 before `/v1` asks for one.
-  const methodNotAllowed = methodNotAllowedHandler(() => ({ ...document().paths, '/openapi.json': { get: {} } }));
+  const methodNotAllowed = methodNotAllowedHandler(routes);
   app.all(['/v1/webhooks/:provider', '/v1/webhooks/:provider/:token'], methodNotAllowed);
 
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
@@ -158,7 +178,7 @@ export function createApp(
   app.use('/v1', auth, catalogRoutes(catalog));
   app.use('/v1/usage', auth, usageRoutes(usage));
 
-  app.use('/console', consoleRoutes());
+  app.use('/console', consoleRoutes(consoleDirectory));
   app.get('/', (_req, res) => res.redirect(302, '/console/'));
 
   app.use(methodNotAllowed);

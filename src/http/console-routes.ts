@@ -5,7 +5,8 @@
  * script and styles; media may come from any http(s) origin, since outputs are served by the
  * providers' (or the simulators') file hosts.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { Router } from 'express';
 
@@ -29,6 +30,26 @@ export function findConsoleAssets(): string | null {
     if (existsSync(`${directory}index.html`)) return directory;
   }
   return null;
+}
+
+/**
+ * Whether `file` (a path below `/console/`, decoded) is one of the console's files in `directory`,
+ * as the static files answer it: a file inside the directory, no segment hidden (dot files are
+ * not served). Asked per request, so a console rebuilt while the gateway runs counts at once.
+ */
+export function consoleHasFile(directory: string | null): (file: string) => boolean {
+  if (!directory) return () => false;
+  const root = resolve(directory);
+  return (file) => {
+    if (file.split('/').some((segment) => segment.startsWith('.'))) return false;
+    const path = resolve(root, file);
+    if (!path.startsWith(`${root}${sep}`)) return false;
+    try {
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  };
 }
 
 /** The console's files from `directory` (null: not built, which the answer explains). */

@@ -12,6 +12,7 @@ import { ProblemError, problems } from '../core/model/problems.js';
 import { parseQuery } from '../core/tasks/task-service.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
+import type { RouteTable } from './route-table.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -274,34 +275,33 @@ export function sendProblem(res: Response, error: ProblemError, instance?: strin
     .send(JSON.stringify({ ...error.problem, ...(instance ? { instance } : {}) }));
 }
 
-/** The methods an API document's path item may hold. */
-const DOCUMENTED_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+/**
+ * A request no route answered whose path is a route of the table with other methods: `405` with
+ * `Allow` (RFC 9110 §15.5.6) instead of a `404` that says the route is not there.
+ */
+export function methodNotAllowedHandler(routes: RouteTable): RequestHandler {
+  return (req, _res, next: NextFunction) => {
+    const allowed = routes.allowOf(req.path);
+    // Not a route, or a route of this method that did not match (its answer is the 404).
+    if (allowed === undefined || allowed.includes(req.method)) return next();
+    const allow = allowed.join(', ');
+    next(problems.methodNotAllowed(`${req.path} does not take ${req.method}; it takes ${allow}`, allow));
+  };
+}
 
 /**
- * A request no route answered whose path is a route of the API document with other methods:
- * `405` with `Allow` (RFC 9110 §15.5.6) instead of a `404` that says the route is not there.
- * Paths match as express matches them: any letter case, a trailing slash, `{param}` one segment.
- * `HEAD` is allowed wherever `GET` is (express answers it). An `OPTIONS` request goes on to the 404.
+ * Every `OPTIONS`, answered here from the table and never by a route: on a route `204` with
+ * `Allow` (its methods), before any key is asked for — the methods are no secret, `/openapi.json`
+ * lists them; on a path that is no route `404` (express's routers would otherwise answer it
+ * `200` with the methods of whatever route partly matched). No CORS headers: the console is
+ * served from the gateway's own origin, and a browser app elsewhere goes through a proxy.
  */
-export function methodNotAllowedHandler(pathsOf: () => Readonly<Record<string, object | undefined>>): RequestHandler {
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const compile = () =>
-    Object.entries(pathsOf()).map(([template, item]) => {
-      const segments = template.split('/').map((segment) => (/^\{[^/]+\}$/.test(segment) ? '[^/]+' : escape(segment)));
-      const methods = DOCUMENTED_METHODS.filter((method) => item && method in item).map((method) => method.toUpperCase());
-      if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD');
-      return { pattern: new RegExp(`^${segments.join('/')}/?$`, 'i'), methods };
-    });
-  // Compiled at the first request that gets this far (the document is built when first needed).
-  let routes: ReturnType<typeof compile> | undefined;
-  return (req, _res, next: NextFunction) => {
-    if (req.method === 'OPTIONS') return next();
-    routes ??= compile();
-    const allowed = new Set(routes.filter((route) => route.pattern.test(req.path)).flatMap((route) => route.methods));
-    // Not a route, or a route of this method that did not match (its answer is the 404).
-    if (allowed.size === 0 || allowed.has(req.method)) return next();
-    const allow = [...allowed].sort().join(', ');
-    next(problems.methodNotAllowed(`${req.path} does not take ${req.method}; it takes ${allow}`, allow));
+export function optionsHandler(routes: RouteTable): RequestHandler {
+  return (req, res, next) => {
+    if (req.method !== 'OPTIONS') return next();
+    const allowed = routes.allowOf(req.path);
+    if (allowed === undefined) return next(problems.notFound(`no route for ${req.method} ${req.path}`));
+    res.status(204).set('allow', allowed.join(', ')).end();
   };
 }
 

@@ -234,7 +234,7 @@ describe('videos API over HTTP against the simulators', () => {
       const script = await init.text();
       expect(script).toContain('"/v1/videos"');
       expect(script).toContain('Kling Gateway');
-      expect((await fresh.request('DELETE', '/v1/videos')).headers.get('allow')).toBe('GET, HEAD, POST');
+      expect((await fresh.request('DELETE', '/v1/videos')).headers.get('allow')).toBe('GET, HEAD, OPTIONS, POST');
     } finally {
       await fresh.close();
     }
