@@ -28,8 +28,18 @@ export function sendText(res: ServerResponse, status: number, type: string, text
   res.end(body);
 }
 
+/**
+ * A problem's JSON as the gateway answers it: with its `instance`, the occurrence — the request id
+ * the answer's `x-request-id` carries, as a URN (`urn:request:<id>`): unlike the path, it tells
+ * one occurrence from every other at the same route, it names the request's log line, and every
+ * answer has one (a request node's parser refused before any path was read included).
+ */
+export function problemJson(error: ProblemError, requestId: string): string {
+  return JSON.stringify({ ...error.problem, instance: `urn:request:${requestId}` });
+}
+
 /** `sendProblem` (middleware.ts) on a plain response: the problem's headers, then the problem as JSON. */
-export function sendProblemText(res: ServerResponse, error: ProblemError, instance: string | undefined, etag: EtagOf): void {
+export function sendProblemText(res: ServerResponse, error: ProblemError, requestId: string, etag: EtagOf): void {
   for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-  sendText(res, error.status, 'application/problem+json', JSON.stringify({ ...error.problem, ...(instance ? { instance } : {}) }), etag);
+  sendText(res, error.status, 'application/problem+json', problemJson(error, requestId), etag);
 }

@@ -71,7 +71,7 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
     let taskId: string | undefined;
     res.on('finish', () => recording.finished(id, 'POST', url, route, res.statusCode, performance.now() - started, logged, taskId));
     gate?.count(res);
-    limitBodyTime(req, res, bodyTimeoutMs, clock, (problem) => sendProblemText(res, problem, undefined, etag));
+    limitBodyTime(req, res, bodyTimeoutMs, clock, (problem) => sendProblemText(res, problem, id, etag));
 
     const fail = (error: unknown) => {
       if (res.headersSent) {
@@ -84,10 +84,10 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
         return;
       }
       if (error instanceof ProblemError) {
-        sendProblemText(res, error, url, etag);
+        sendProblemText(res, error, id, etag);
         return;
       }
-      sendProblemText(res, unexpectedProblem(error, id, logger, options.storeUnreachable), undefined, etag);
+      sendProblemText(res, unexpectedProblem(error, id, logger, options.storeUnreachable), id, etag);
     };
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -12,6 +12,7 @@ import { ProblemError, problems } from '../core/model/problems.js';
 import { parseQuery } from '../core/tasks/task-service.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
+import { problemJson } from './express-answer.js';
 import type { RouteTable } from './route-table.js';
 
 declare module 'express-serve-static-core' {
@@ -267,12 +268,9 @@ function isSignatureName(raw: string): boolean {
   return unescape(raw.replace(/\+/g, ' ')).trim().toLowerCase() === 'signature';
 }
 
-export function sendProblem(res: Response, error: ProblemError, instance?: string): void {
-  res
-    .status(error.status)
-    .set(error.headers)
-    .type('application/problem+json')
-    .send(JSON.stringify({ ...error.problem, ...(instance ? { instance } : {}) }));
+/** A problem as the answer, its `instance` the request's id (`problemJson`). */
+export function sendProblem(res: Response, error: ProblemError, requestId: string): void {
+  res.status(error.status).set(error.headers).type('application/problem+json').send(problemJson(error, requestId));
 }
 
 /**
@@ -363,7 +361,7 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
       return;
     }
     if (error instanceof ProblemError) {
-      sendProblem(res, error, req.originalUrl);
+      sendProblem(res, error, req.id);
       return;
     }
     const parserError = error as BodyParserError | undefined;
@@ -375,15 +373,15 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
       return;
     }
     if (parserError?.type === 'entity.parse.failed') {
-      sendProblem(res, unreadableJson(parserError.message));
+      sendProblem(res, unreadableJson(parserError.message), req.id);
       return;
     }
     if (parserError?.type === 'entity.too.large') {
-      sendProblem(res, new ProblemError(413, 'too-large', 'Payload too large', `The body exceeds ${parserError.limit} bytes.`));
+      sendProblem(res, new ProblemError(413, 'too-large', 'Payload too large', `The body exceeds ${parserError.limit} bytes.`), req.id);
       return;
     }
     if (parserError?.type === 'encoding.unsupported' || parserError?.type === 'charset.unsupported') {
-      sendProblem(res, new ProblemError(415, 'unsupported-encoding', 'Unsupported encoding', parserError.message));
+      sendProblem(res, new ProblemError(415, 'unsupported-encoding', 'Unsupported encoding', parserError.message), req.id);
       return;
     }
     // Any other error a library marked as the client's (an undecodable path, a body that does
@@ -393,10 +391,10 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
     if (status !== undefined) {
       const [type, title] = CLIENT_ERROR_TYPES[status] ?? ['bad-request', 'Bad request'];
       const detail = parserError?.expose && parserError.message ? parserError.message.slice(0, 200) : 'The request could not be read.';
-      sendProblem(res, new ProblemError(status, type, title, detail), req.originalUrl);
+      sendProblem(res, new ProblemError(status, type, title, detail), req.id);
       return;
     }
-    sendProblem(res, unexpectedProblem(error, String(req.id), logger, storeUnreachable));
+    sendProblem(res, unexpectedProblem(error, String(req.id), logger, storeUnreachable), req.id);
   };
 }
 
@@ -449,10 +447,11 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     return;
   }
   const [status, type, title, detail] = (error.code && PARSER_REFUSALS[error.code]) || MALFORMED_REQUEST;
-  const body = JSON.stringify(new ProblemError(status, type, title, detail).problem);
+  const id = randomUUID();
+  const body = problemJson(new ProblemError(status, type, title, detail), id);
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? title}`,
-    `x-request-id: ${randomUUID()}`,
+    `x-request-id: ${id}`,
     'x-content-type-options: nosniff',
     'cache-control: no-store',
     'content-type: application/problem+json; charset=utf-8',
@@ -468,8 +467,9 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
  * read), where node would send a bare status line.
  */
 function refuseBeforeRoutes(req: IncomingMessage, res: ServerResponse, error: ProblemError): void {
-  const body = JSON.stringify(error.problem);
-  res.setHeader('x-request-id', requestIdOf(req.headers['x-request-id']));
+  const id = requestIdOf(req.headers['x-request-id']);
+  const body = problemJson(error, id);
+  res.setHeader('x-request-id', id);
   res.setHeader('x-content-type-options', 'nosniff');
   res.setHeader('cache-control', 'no-store');
   res.setHeader('connection', 'close');

@@ -1689,6 +1689,10 @@ export interface components {
             title: string;
             status: number;
             detail?: string;
+            /**
+             * @description This occurrence: `urn:request:` and the request id the answer's `x-request-id` carries (the id of its log line). On every problem the gateway answers (one from a proxy in front of it may have none).
+             * @example urn:request:3f1c2a9e-8d4b-4f6a-9c1e-2b7d5e0a4c18
+             */
             instance?: string;
             /** @description Each field at fault. For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`. */
             errors?: {

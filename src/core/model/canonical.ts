@@ -464,7 +464,11 @@ export const ProblemDetails = z
     title: z.string(),
     status: z.number(),
     detail: z.string().optional(),
-    instance: z.string().optional(),
+    instance: z.string().optional().meta({
+      description:
+        'This occurrence: `urn:request:` and the request id the answer\'s `x-request-id` carries (the id of its log line). On every problem the gateway answers (one from a proxy in front of it may have none).',
+      example: 'urn:request:3f1c2a9e-8d4b-4f6a-9c1e-2b7d5e0a4c18',
+    }),
     errors: z
       .array(
         z.object({

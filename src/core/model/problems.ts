@@ -8,7 +8,8 @@ const TYPE_BASE = 'https://kling-gateway.dev/problems/';
 
 export class ProblemError extends Error {
   override readonly name = 'ProblemError';
-  readonly problem: ProblemDetails;
+  /** The problem without its `instance`, which the answer adds (the request's id). */
+  readonly problem: Omit<ProblemDetails, 'instance'>;
   readonly headers: Record<string, string>;
 
   constructor(
