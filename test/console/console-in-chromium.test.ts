@@ -653,6 +653,43 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.screenshot({ path: join(ARTIFACTS, 'create-field-errors.png'), fullPage: true });
     browserErrors.length = 0; // the browser logs the refused quotes (400) itself
   });
+  it('shows each provider\'s reason of a capability 422 once: by field where it is about one, the rest by provider', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // The form only sends what its quote found a provider for: the create is changed on its way
+    // into one no provider can serve (the gateway's own 422, as a provider dropped since the quote would give).
+    const refusedRequest = { model: 'kling-v1', prompt: 'a fox in the snow', duration: 7, aspect_ratio: 'auto' };
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/videos'),
+      (route) => (route.request().method() === 'POST' ? route.continue({ postData: JSON.stringify(refusedRequest) }) : route.continue()),
+    );
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a fox in the snow');
+    const create = target.getByRole('button', { name: 'Create video' });
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    await create.click();
+
+    const refused = (await api.createVideo(refusedRequest as never).catch((error: unknown) => error)) as GatewayError;
+    expect(refused.status).toBe(422);
+    const { providers = [], errors = [] } = refused.problem;
+    expect(errors.map((field) => field.path)).toEqual(['duration', 'aspect_ratio']);
+    const alert = target.getByRole('alert');
+    await expect.poll(() => alert.textContent()).toContain('No provider can serve this request');
+    const text = (await alert.textContent()) ?? '';
+    const count = (needle: string) => text.split(needle).length - 1;
+    for (const { provider, reasons } of providers) {
+      for (const reason of reasons) expect(count(`${provider}: ${reason}`), `${provider}: ${reason}`).toBe(1);
+    }
+    // The reasons about a field are listed under it.
+    for (const field of errors) {
+      const item = alert.locator('li').filter({ has: target.locator('code', { hasText: new RegExp(`^${field.path}$`) }) });
+      for (const entry of field.providers ?? []) for (const reason of entry.reasons) expect(await item.textContent()).toContain(`${entry.provider}: ${reason}`);
+    }
+    expect(await accessibilityProblems(target)).toEqual([]);
+    await target.screenshot({ path: join(ARTIFACTS, 'create-capability-422.png'), fullPage: true });
+    browserErrors.length = 0; // the browser logs the refused create (422) itself
+  });
+
   it('follows a running task through a real restart of the gateway, on its file database, without a reload', async () => {
     const database = join(mkdtempSync(join(tmpdir(), 'kling-console-restart-')), 'gateway.db');
     const config = testConfig({

@@ -1,6 +1,6 @@
 /**
  * Any error from the gateway, said plainly: the problem's title and detail, each invalid field,
- * each provider's reasons; or that the gateway cannot be reached, or lacks the endpoint.
+ * each provider's reasons (once each); or that the gateway cannot be reached, or lacks the endpoint.
  */
 import {
   EndpointNotAvailableError,
@@ -27,26 +27,48 @@ export function ProblemMessage({ error, context }: { error: unknown; context?: s
   }
   if (error instanceof GatewayError) {
     const { problem } = error;
+    const errors = problem.errors ?? [];
+    // A capability 422 says each provider's reasons three times over: quoted in `detail`, by field
+    // in `errors[]` and by provider in `providers[]`. Each is shown once: by field where it is
+    // about one, the rest by provider; the detail, which only quotes them, is left out.
+    const byProvider = problem.providers ?? [];
+    const shown = new Set(errors.flatMap((field) => (field.providers ?? []).flatMap((entry) => entry.reasons.map((reason) => `${entry.provider}\u0000${reason}`))));
+    const otherReasons = byProvider
+      .map((entry) => ({ provider: entry.provider, reasons: entry.reasons.filter((reason) => !shown.has(`${entry.provider}\u0000${reason}`)) }))
+      .filter((entry) => entry.reasons.length > 0);
     return (
       <div class="problem" role="alert">
         <strong>
           {problem.title} ({error.status})
         </strong>
-        {problem.detail ? <span> — {problem.detail}</span> : null}
-        {problem.errors?.length ? (
+        {problem.detail && byProvider.length === 0 ? <span> — {problem.detail}</span> : null}
+        {errors.length ? (
           <ul>
-            {problem.errors.map((field) => (
-              <li key={field.path}>
-                <code>{field.path}</code>: {field.message}
-              </li>
-            ))}
+            {errors.map((field) =>
+              field.providers?.length ? (
+                <li key={field.path}>
+                  <code>{field.path}</code>:
+                  <ul>
+                    {field.providers.map((entry) => (
+                      <li key={entry.provider}>
+                        <strong>{entry.provider}</strong>: {entry.reasons.join('; ')}
+                      </li>
+                    ))}
+                  </ul>
+                </li>
+              ) : (
+                <li key={field.path}>
+                  <code>{field.path}</code>: {field.message}
+                </li>
+              ),
+            )}
           </ul>
         ) : null}
-        {problem.providers?.length ? (
+        {otherReasons.length ? (
           <ul>
-            {problem.providers.map((provider) => (
-              <li key={provider.provider}>
-                <strong>{provider.provider}</strong>: {provider.reasons.join('; ')}
+            {otherReasons.map((entry) => (
+              <li key={entry.provider}>
+                <strong>{entry.provider}</strong>: {entry.reasons.join('; ')}
               </li>
             ))}
           </ul>
