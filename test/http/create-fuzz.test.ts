@@ -161,9 +161,11 @@ describe('POST /v1/videos, fuzzed', () => {
       fc.asyncProperty(nearValid, async (body) => {
         seen.add(await postAndCheck(JSON.stringify(body)));
       }),
-      { numRuns: 250 },
+      // Beside the generated ones, one that passes the door for certain: only about one generated
+      // request in sixty does, so a run of 250 missed it now and then.
+      { numRuns: 250, examples: [[{ model: 'kling-v3', prompt: 'a fox', duration: 5 }]] },
     );
-    // The generator reaches both sides of the door.
+    // The generator reaches both sides of the door (the example above is one side's floor).
     expect(seen.has(202) || seen.has(422)).toBe(true);
     expect([...seen].some((status) => status === 400)).toBe(true);
   });
