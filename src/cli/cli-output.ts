@@ -67,8 +67,17 @@ export function describeProblem(error: GatewayError): string[] {
   if (reasons >= 0) detail = detail.slice(0, reasons).trim();
   if (detail.replace(/\.$/, '') === problem.title) detail = '';
   const lines = [`error: ${problem.title} (${error.status})${detail ? `: ${detail}` : ''}`];
-  for (const field of problem.errors ?? []) lines.push(`  ${field.path}: ${field.message}`);
-  for (const provider of providers) lines.push(`  ${provider.provider}: ${provider.reasons.join('; ')}`);
+  // A capability 422 also names each provider's reasons about one field under that field
+  // (`errors[].providers`): said there, and not again on the provider's line.
+  const saidByField = new Set<string>();
+  for (const field of problem.errors ?? []) {
+    lines.push(`  ${field.path}: ${field.message}`);
+    for (const entry of field.providers ?? []) for (const reason of entry.reasons) saidByField.add(`${entry.provider}\u0000${reason}`);
+  }
+  for (const provider of providers) {
+    const rest = provider.reasons.filter((reason) => !saidByField.has(`${provider.provider}\u0000${reason}`));
+    if (rest.length > 0) lines.push(`  ${provider.provider}: ${rest.join('; ')}`);
+  }
   // `Retry-After` (429, 503) is in a header, which a detail such as "send the request again after
   // Retry-After seconds" cannot show; said here unless the detail already names the wait.
   const wait = error.retryAfterSeconds;

@@ -250,6 +250,20 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(lines[4]).toMatch(/^ {2}request id: /);
   });
 
+  it('a reason about one field is said once, under that field, not again on its provider\'s line', async () => {
+    const refused = await runHere(['generate', 'x', '--model', 'kling-v3-omni', '--operation', 'video-edit', '--duration', '4']);
+    expect(refused.code).toBe(3);
+    const lines = refused.stderr.trimEnd().split('\n');
+    expect(lines.slice(0, -1)).toEqual([
+      'error: No provider can serve this request (422)',
+      '  duration: kling3api: duration is not supported for kling-v3-omni video-edit',
+      '  video_url: kling3api: video_url is required for kling-v3-omni video-edit',
+      '  freepik: does not serve video-edit with kling-v3-omni; it serves kling-v3-omni for text-to-video, image-to-video, reference-to-video',
+      '  kling-legacy: does not serve video-edit with kling-v3-omni',
+    ]);
+    expect(lines.at(-1)).toMatch(/^ {2}request id: /);
+  });
+
   it('download of an output the provider no longer has says so, and does not blame the key or the task id', async () => {
     const task = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'kept nowhere' })).id, { timeoutMs: 20_000 });
     expect(task.outputs[0]!.storage).not.toBe('stored');
