@@ -653,6 +653,25 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.screenshot({ path: join(ARTIFACTS, 'create-field-errors.png'), fullPage: true });
     browserErrors.length = 0; // the browser logs the refused quotes (400) itself
   });
+
+  it('shows the error of a field written in Other fields under that box, not at the empty control of the same name', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a fox');
+    await target.getByLabel('Other fields (JSON object, optional)').fill('{"cfg_scale": 7}');
+    const refused = (await api.quote({ model: 'kling-v3', prompt: 'a fox', cfg_scale: 7 }).catch((error: unknown) => error)) as GatewayError;
+    const message = refused.problem.errors!.find((error) => error.path === 'cfg_scale')!.message;
+
+    const other = target.getByLabel('Other fields (JSON object, optional)');
+    await expect.poll(() => other.getAttribute('aria-invalid')).toBe('true');
+    expect(await target.locator('#extra-error').textContent()).toBe(`cfg_scale: ${message}`);
+    // The CFG scale control is empty: nothing there is to be fixed.
+    const control = target.getByLabel('CFG scale', { exact: true });
+    expect([await control.inputValue(), await control.getAttribute('aria-invalid'), await target.locator('#cfg_scale-error').count()]).toEqual(['', null, 0]);
+    browserErrors.length = 0; // the browser logs the refused quote (400) itself
+  });
+
   it('shows each provider\'s reason of a capability 422 once: by field where it is about one, the rest by provider', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -61,7 +61,7 @@ const INITIAL: FormState = {
 };
 
 /** The request body from the form: only what was filled in, plus the JSON of other fields. */
-function buildRequest(form: FormState): { body: Record<string, unknown>; extraError: string | null } {
+function buildRequest(form: FormState): { body: Record<string, unknown>; extraError: string | null; extraFields: string[] } {
   const body: Record<string, unknown> = { model: form.model };
   const text = (field: keyof FormState) => {
     const value = String(form[field]).trim();
@@ -80,16 +80,20 @@ function buildRequest(form: FormState): { body: Record<string, unknown>; extraEr
   if (form.providers.length > 0) routing.providers = form.providers;
   if (Object.keys(routing).length > 0) body.routing = routing;
   let extraError: string | null = null;
+  let extraFields: string[] = [];
   if (form.extra.trim()) {
     try {
       const extra = JSON.parse(form.extra) as unknown;
       if (!extra || typeof extra !== 'object' || Array.isArray(extra)) extraError = 'Other fields must be a JSON object.';
-      else Object.assign(body, extra);
+      else {
+        Object.assign(body, extra);
+        extraFields = Object.keys(extra);
+      }
     } catch (error) {
       extraError = `Other fields are not valid JSON: ${(error as Error).message}`;
     }
   }
-  return { body, extraError };
+  return { body, extraError, extraFields };
 }
 
 function operationsOf(models: ModelList | undefined, model: string) {
@@ -128,15 +132,16 @@ const FORM_FIELDS = new Set<string>([
 
 /**
  * The API's field errors by the control they belong to: a field with its own control gets its
- * messages; one written in "Other fields" (metadata, multi_shot, routing…) gets them at that box,
- * with the path, so every message stands next to where it is fixed.
+ * messages; one written in "Other fields" (metadata, multi_shot, routing…, or a field that has a
+ * control but was written there, which then holds the value sent) gets them at that box, with the
+ * path, so every message stands next to where it is fixed.
  */
-function fieldErrorsOf(error: unknown): Map<string, string> {
+function fieldErrorsOf(error: unknown, extraFields: readonly string[]): Map<string, string> {
   const errors = new Map<string, string>();
   if (!(error instanceof GatewayError)) return errors;
   for (const { path, message } of error.problem.errors ?? []) {
     const field = path.split('.')[0] ?? path;
-    const [control, text] = FORM_FIELDS.has(field) ? [field, message] : ['extra', `${path}: ${message}`];
+    const [control, text] = FORM_FIELDS.has(field) && !extraFields.includes(field) ? [field, message] : ['extra', `${path}: ${message}`];
     errors.set(control, errors.has(control) ? `${errors.get(control)}; ${text}` : text);
   }
   return errors;
@@ -163,7 +168,7 @@ export function CreatePage() {
   const models = useGatewayData((_c, signal) => client.listModels({ signal }), [client]);
   const providers = useGatewayData((_c, signal) => client.listProviders({ signal }), [client]);
 
-  const { body, extraError } = useMemo(() => buildRequest(form), [form]);
+  const { body, extraError, extraFields } = useMemo(() => buildRequest(form), [form]);
   const key = JSON.stringify(body);
 
   useEffect(() => {
@@ -196,7 +201,7 @@ export function CreatePage() {
   }, [key, extraError, client, quoteAttempt]);
 
   const current = quote && quote.key === key ? quote : null;
-  const fieldErrors = fieldErrorsOf(current?.error);
+  const fieldErrors = fieldErrorsOf(current?.error, extraFields);
   const canCreate = Boolean(current?.quote && current.quote.order.length > 0) && !creating && !extraError;
 
   const update = (field: keyof FormState) => (event: Event) => {
