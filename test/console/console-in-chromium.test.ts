@@ -672,6 +672,27 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the refused quote (400) itself
   });
 
+  it('shows why each provider cannot serve a request inside a 375 px screen, one card per provider', async () => {
+    const target = await openConsole();
+    await target.setViewportSize({ width: 375, height: 812 });
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a fox');
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v3-omni');
+    await target.getByLabel('Operation').selectOption('video-edit');
+    const quoted = await api.quote({ model: 'kling-v3-omni', operation: 'video-edit', prompt: 'a fox' });
+    expect(quoted.order).toEqual([]);
+    for (const provider of quoted.providers) {
+      const reasons = target.locator(`.quote-table tr[data-provider="${provider.provider}"] td`).last();
+      await expect.poll(() => reasons.textContent()).toBe(provider.reasons.join('; '));
+      const box = (await reasons.boundingBox())!;
+      expect(box.x + box.width, `${provider.provider}'s reasons fit the screen`).toBeLessThanOrEqual(375);
+    }
+    const scroll = target.getByRole('region', { name: 'Quote by provider' });
+    expect(await scroll.evaluate((element) => element.scrollWidth - element.clientWidth)).toBeLessThanOrEqual(0);
+    expect(await accessibilityProblems(target)).toEqual([]);
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-create-refused.png'), fullPage: true });
+  });
   it('shows each provider\'s reason of a capability 422 once: by field where it is about one, the rest by provider', async () => {
     const target = await openConsole();
     await signIn(target);

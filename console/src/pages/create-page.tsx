@@ -471,10 +471,10 @@ function QuoteView({ state, quoting }: { state: QuoteState | null; quoting: bool
         {quoting ? <span class="muted"> (updating…)</span> : null}
       </p>
       <div class="table-scroll" role="region" aria-label="Quote by provider" tabIndex={0}>
-        <table class="quote-table">
+        <table class="quote-table responsive" role="table">
           <caption class="visually-hidden">Each provider: eligible or why not, and the estimated cost</caption>
           <thead>
-            <tr>
+            <tr role="row">
               <th scope="col">Order</th>
               <th scope="col">Provider</th>
               <th scope="col">Eligible</th>
@@ -485,13 +485,21 @@ function QuoteView({ state, quoting }: { state: QuoteState | null; quoting: bool
           </thead>
           <tbody>
             {rows.map((provider) => (
-              <tr key={provider.provider} data-provider={provider.provider}>
-                <td>{provider.order ?? '—'}</td>
-                <th scope="row">{provider.provider}</th>
-                <td>{provider.eligible ? 'yes' : 'no'}</td>
-                <td class="number">{provider.estimated_credits === null ? '—' : formatNumber(provider.estimated_credits)}</td>
-                <td class="number">{provider.estimated_cost === null ? '—' : formatMoney(provider.estimated_cost, provider.currency)}</td>
-                <td class="small">{[...provider.reasons, ...provider.warnings].join('; ') || '—'}</td>
+              <tr key={provider.provider} data-provider={provider.provider} role="row">
+                <td role="cell" data-label="Order">{provider.order ?? '—'}</td>
+                <th scope="row" role="rowheader" class="primary-cell">
+                  {provider.provider}
+                </th>
+                <td role="cell" data-label="Eligible">{provider.eligible ? 'yes' : 'no'}</td>
+                <td role="cell" data-label="Credits" class="number">
+                  {provider.estimated_credits === null ? '—' : formatNumber(provider.estimated_credits)}
+                </td>
+                <td role="cell" data-label="Cost" class="number">
+                  {provider.estimated_cost === null ? '—' : formatMoney(provider.estimated_cost, provider.currency)}
+                </td>
+                <td role="cell" data-label="Why not / warnings" class="small quote-reasons">
+                  {[...provider.reasons, ...provider.warnings].join('; ') || '—'}
+                </td>
               </tr>
             ))}
           </tbody>
