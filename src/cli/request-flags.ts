@@ -231,5 +231,8 @@ export function requestFromFlags(flags: readonly RequestFlag[], options: Record<
     const key = flag.path[flag.path.length - 1]!;
     target[key] = isPlainObject(value) && isPlainObject(target[key]) ? { ...target[key], ...value } : value;
   }
+  // The one field every request needs: said here, before anything is sent, as a command-line
+  // error (the API's 400 would list every model and exit 3, "the gateway refused").
+  if (body.model === undefined) throw new CliError('missing --model (or "model" in --file): `kling-gateway models` lists them', ExitCode.usage);
   return body;
 }

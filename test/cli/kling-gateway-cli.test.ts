@@ -216,6 +216,11 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([tooLong.code, tooLong.stderr]).toEqual([2, expect.stringContaining("option '--duration <n>' argument '99' is invalid. must be 3–15.")]);
     expect([tooMany.code, tooMany.stderr]).toEqual([2, expect.stringContaining("option '--limit <n>' argument '500' is invalid. at most 100.")]);
     expect([waitTooLong.code, waitTooLong.stderr]).toEqual([2, expect.stringContaining("option '--wait <seconds>' argument '61' is invalid. at most 60.")]);
+    // No model at all: a command-line error, not a refusal of the gateway listing every model.
+    const noModel = await Promise.all([runHere(['generate', 'a fox'], offline), runHere(['quote', 'a fox'], offline)]);
+    for (const missing of noModel) {
+      expect([missing.code, missing.stderr]).toEqual([2, 'error: missing --model (or "model" in --file): `kling-gateway models` lists them\n']);
+    }
     // A misspelt model would list nothing at all.
     const misspelt = await runHere(['models', '--model', 'kling-3'], offline);
     expect([misspelt.code, misspelt.stderr]).toEqual([2, expect.stringContaining("option '--model <model>' argument 'kling-3' is invalid. Allowed choices are kling-v3,")]);
