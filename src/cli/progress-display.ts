@@ -14,9 +14,13 @@ export interface ProgressStream {
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/** The words of the status line, shared by both renderings. */
+/**
+ * The words of the status line, shared by both renderings. A finished task shows the time it took
+ * (as `get` does), not the time since it was made: `wait` on a task done an hour ago would say 1:00:05.
+ */
 export function describeProgress(task: Task, elapsedMs: number): string {
-  const parts = [task.status, task.provider ?? 'no provider yet', formatElapsed(elapsedMs), formatCost(task.cost)];
+  const took = task.completed_at && task.created_at ? Date.parse(task.completed_at) - Date.parse(task.created_at) : Number.NaN;
+  const parts = [task.status, task.provider ?? 'no provider yet', formatElapsed(Number.isFinite(took) ? took : elapsedMs), formatCost(task.cost)];
   if (task.status === 'failed' && task.error) parts.push(`${task.error.code}: ${task.error.message}`);
   return parts.join(' · ');
 }

@@ -37,6 +37,16 @@ describe('progress display', () => {
     expect(out.writes.at(-1)).toBe('\r\x1b[2K✔ succeeded · freepik · 1:05 · $0.56 (56 credits)\n');
   });
 
+  it('says how long a finished task took, not how long ago it was made (wait on an old task)', () => {
+    const created = Date.parse('2026-12-03T10:00:00Z');
+    const out = stream(false);
+    // `wait` five and a half minutes after a task that took five seconds.
+    const line = new TaskProgressLine(out, created, () => created + 330_000);
+    line.update({ ...task('succeeded', 'freepik', 56), created_at: '2026-12-03T10:00:00Z', completed_at: '2026-12-03T10:00:05Z' } as Task);
+    line.finish();
+    expect(out.writes).toEqual(['succeeded · freepik · 0:05 · $0.56 (56 credits, estimated)\n']);
+  });
+
   it('writes a plain line per change when not on a terminal', () => {
     let now = 0;
     const out = stream(false);
