@@ -255,6 +255,20 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(lines[4]).toMatch(/^ {2}request id: /);
   });
 
+  it('a refusal whose detail is only its one field error says it once, at the field', async () => {
+    // A gateway that keeps webhooks off private addresses, as a default configuration does.
+    const guarded = await startLiveGateway({ webhooks: { allow_private_targets: false, max_attempts: 3, timeout_ms: 2_000 } });
+    const refused = await runHere(['generate', 'x', '--model', 'kling-v3', '--webhook-url', 'http://10.0.0.1/hook'], { KLING_GATEWAY_URL: guarded.url }).finally(() =>
+      guarded.close(),
+    );
+    const lines = refused.stderr.trimEnd().split('\n');
+    expect([refused.code, lines.slice(0, -1)]).toEqual([
+      3,
+      ['error: Unprocessable request (422)', '  webhook_url: points at a private, loopback or link-local address (10.0.0.1)'],
+    ]);
+    expect(lines.at(-1)).toMatch(/^ {2}request id: /);
+  });
+
   it('a reason about one field is said once, under that field, not again on its provider\'s line', async () => {
     const refused = await runHere(['generate', 'x', '--model', 'kling-v3-omni', '--operation', 'video-edit', '--duration', '4']);
     expect(refused.code).toBe(3);
