@@ -852,6 +852,31 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await api.cancelVideo(queued.id).catch(() => undefined);
     }
   });
+  it('closes the cancel question when the gateway refuses the cancel, says why, and keeps the keyboard on Cancel video', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'cancel refused', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    // The gateway's answer for a task a provider holds (none of the three can cancel there).
+    const detail = `video ${queued.id} is held by freepik, which cannot cancel a task it accepted.`;
+    await target.route('**/v1/videos/*/cancel', (route) =>
+      route.fulfill({ status: 409, contentType: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: 'Conflict', status: 409, detail }) }),
+    );
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      const focused = () => target.evaluate(() => document.activeElement?.textContent?.trim() ?? null);
+      await target.getByRole('button', { name: 'Cancel video' }).click();
+      await target.getByRole('button', { name: 'Yes, cancel' }).click();
+      await expect.poll(() => target.locator('.cancel').textContent()).toContain(detail);
+      expect(await target.getByRole('button', { name: 'Yes, cancel' }).count()).toBe(0);
+      await expect.poll(focused).toBe('Cancel video');
+      browserErrors.length = 0; // the browser logs the refused request itself
+    } finally {
+      await target.unroute('**/v1/videos/*/cancel');
+      live.simulator('freepik').clearFaults();
+      await api.cancelVideo(queued.id).catch(() => undefined);
+    }
+  });
   it('says at the key field that a key with characters no HTTP header can carry cannot be right', async () => {
     const target = await openConsole();
     const asked: string[] = [];

@@ -128,7 +128,10 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
       onCanceled(await client.cancelVideo(task.id));
       setConfirming(false);
     } catch (caught) {
+      // Refused (a provider holds the task, or it is being sent): the question is answered, so
+      // it closes, and the reason shows beside the button it came from.
       setError(caught);
+      confirm(false);
     } finally {
       setBusy(false);
     }
