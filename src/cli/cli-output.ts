@@ -3,7 +3,7 @@
  * `--json`), everything else (progress, hints, errors) on stderr, so `kling-gateway … --json | jq`
  * always gets clean JSON.
  */
-import type { GatewayError } from '../../packages/client/src/index.js';
+import { detailRepeatsItsField, type GatewayError } from '../../packages/client/src/index.js';
 
 export interface Column<Row> {
   header: string;
@@ -66,9 +66,7 @@ export function describeProblem(error: GatewayError): string[] {
   const reasons = providers.length > 0 ? detail.indexOf(`${providers[0]!.provider}: `) : -1;
   if (reasons >= 0) detail = detail.slice(0, reasons).trim();
   if (detail.replace(/\.$/, '') === problem.title) detail = '';
-  // A detail that is only its one field's error (`webhook_url points at …`) is said once, at the field.
-  const only = problem.errors?.length === 1 ? problem.errors[0]! : undefined;
-  if (only && [`${only.path} ${only.message}`, `${only.path}: ${only.message}`].includes(detail.replace(/\.$/, ''))) detail = '';
+  if (detailRepeatsItsField(problem, detail)) detail = '';
   const lines = [`error: ${problem.title} (${error.status})${detail ? `: ${detail}` : ''}`];
   // A capability 422 also names each provider's reasons about one field under that field
   // (`errors[].providers`): said there, and not again on the provider's line.

@@ -3,6 +3,7 @@
  * each provider's reasons (once each); or that the gateway cannot be reached, or lacks the endpoint.
  */
 import {
+  detailRepeatsItsField,
   EndpointNotAvailableError,
   GatewayError,
   GatewayUnreachableError,
@@ -41,7 +42,7 @@ export function ProblemMessage({ error, context }: { error: unknown; context?: s
         <strong>
           {problem.title} ({error.status})
         </strong>
-        {problem.detail && byProvider.length === 0 ? <span> — {problem.detail}</span> : null}
+        {problem.detail && byProvider.length === 0 && !detailRepeatsItsField(problem, problem.detail) ? <span> — {problem.detail}</span> : null}
         {errors.length ? (
           <ul>
             {errors.map((field) =>

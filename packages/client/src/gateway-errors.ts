@@ -32,6 +32,18 @@ function messageOf(problem: ProblemDetails): string {
   return fields.length > 0 ? `${head} (${fields.join('; ')})` : head;
 }
 
+/**
+ * Whether `detail` only repeats the problem's one field error (`webhook_url points at a private
+ * address` beside `errors: [{path: 'webhook_url', message: 'points at a private address'}]`):
+ * then it is said once, at the field.
+ */
+export function detailRepeatsItsField(problem: Pick<ProblemDetails, 'errors'>, detail: string): boolean {
+  const only = problem.errors?.length === 1 ? problem.errors[0] : undefined;
+  if (!only) return false;
+  const said = detail.trim().replace(/\.$/, '');
+  return said === `${only.path} ${only.message}` || said === `${only.path}: ${only.message}`;
+}
+
 /** The gateway could not be reached (connection refused, DNS, reset) or its answer was unreadable. */
 export class GatewayUnreachableError extends Error {
   override readonly name: string = 'GatewayUnreachableError';
