@@ -158,8 +158,9 @@ function resendDelay(error: unknown, retry: number): number | undefined {
 /**
  * Creates the task with an Idempotency-Key, sending it again with the same key when the answer
  * was lost: the gateway may have created the task already, and the same key then answers with
- * that task instead of making (and billing) a second video. If every send is lost, says which key
- * to re-run with.
+ * that task instead of making (and billing) a second video; a resend answered 409 (the lost send is
+ * still being submitted upstream) is sent again too. If every send is lost, says which key to
+ * re-run with.
  */
 async function createIdempotently(context: CliContext, client: GatewayClient, out: CliOutput, body: CreateVideoRequest, idempotencyKey: string): Promise<Task> {
   const { signal } = context;
@@ -167,7 +168,10 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
     try {
       return await client.createVideo(body, { idempotencyKey, signal });
     } catch (error) {
-      if (!signal.aborted && !answerLost(error)) throw error;
+      // A resend (same key, same body) answered 409: the send whose answer was lost is still being
+      // submitted upstream ("retry shortly"). Its video may be made: resent, and the key named at the end.
+      const stillSubmitting = retry > 0 && error instanceof GatewayError && error.status === 409;
+      if (!signal.aborted && !answerLost(error) && !stillSubmitting) throw error;
       const delay = resendDelay(error, retry);
       // Ctrl-C while the create was on its way, or still no answer after the last resend.
       if (signal.aborted || delay === undefined) {
@@ -175,7 +179,8 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
         throw error;
       }
       const wait = delay >= 1_000 ? ` in ${Math.round(delay / 1_000)} s` : '';
-      out.note(`no answer to the create (${error instanceof Error ? error.message : String(error)}); sending it again${wait} with the same Idempotency-Key`);
+      const why = stillSubmitting ? 'the create sent before is still being submitted' : `no answer to the create (${error instanceof Error ? error.message : String(error)})`;
+      out.note(`${why}; sending it again${wait} with the same Idempotency-Key`);
       await context.pause(delay);
       if (signal.aborted) throw signal.reason;
     }

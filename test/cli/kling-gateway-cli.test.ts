@@ -587,6 +587,39 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('a resend answered 409 "still being submitted" (the lost create is still on its way upstream) goes again, and the key is named', async () => {
+    // The first create is taken and never answered (a failover slower than the limit); the
+    // gateway then answers each resend with that key 409: the first send is still being submitted.
+    const keys: string[] = [];
+    const busy = await loopbackServer((req, res) => {
+      req.resume();
+      keys.push(String(req.headers['idempotency-key']));
+      if (keys.length === 1) return;
+      res.writeHead(409, { 'content-type': 'application/problem+json' }).end(
+        JSON.stringify({
+          type: 'https://kling-gateway.dev/problems/conflict',
+          title: 'Conflict',
+          status: 409,
+          detail: 'A request with this Idempotency-Key is still being submitted; retry shortly.',
+        }),
+      );
+    });
+    const waits: number[] = [];
+    const pause = async (ms: number) => void waits.push(ms);
+    try {
+      const run = await runHere(['--request-timeout', '0.2', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
+      // The key was made up by the CLI: without it, running the command again makes (and bills) a second video.
+      expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
+      expect(keys).toHaveLength(3);
+      expect(new Set(keys).size).toBe(1);
+      expect(waits).toEqual([500, 2_000]);
+      expect(run.stderr).toContain('the create sent before is still being submitted; sending it again in 2 s with the same Idempotency-Key');
+      expect(run.code).toBe(3);
+    } finally {
+      await busy.close();
+    }
+  });
+
   it('Ctrl-C while the create is on its way names the Idempotency-Key that gets that video, not a second one', async () => {
     let sentKey: string | undefined;
     let interrupt = () => undefined as unknown;
