@@ -11,6 +11,7 @@ import {
   GatewayClient,
   GatewayError,
   GatewayUnreachableError,
+  OutputUnavailableError,
   WaitTimeoutError,
   type Task,
 } from '../../packages/client/src/index.js';
@@ -353,6 +354,11 @@ describe('typed client against a gateway that has cancel, content and usage', ()
           .writeHead(409, { 'content-type': 'application/problem+json' })
           .end(JSON.stringify({ type: 'about:blank', title: 'Conflict', status: 409, detail: 'a provider holds it' }));
       }
+      if (req.method === 'GET' && path === '/v1/videos/vid_presigned') return json(200, task('succeeded'));
+      if (path === '/v1/videos/vid_presigned/content') {
+        // The stored copy is served from object storage: a redirect to a presigned URL elsewhere.
+        return res.writeHead(302, { location: `${fileHost}/bucket/vid_presigned-0.mp4?X-Amz-Expires=60` }).end();
+      }
       if (path === '/v1/videos/vid_newer/content') {
         return res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': '4' }).end(Buffer.from('mp4!'));
       }
@@ -362,9 +368,32 @@ describe('typed client against a gateway that has cancel, content and usage', ()
       return json(404, { type: 'about:blank', title: 'Not found', status: 404, detail: `no route for ${req.method} ${path}` });
     });
     url = await listen(server);
+    files = createServer((req, res) => {
+      fileHostSaw.push(req.headers.authorization);
+      // A presigned link past its time (or signed by a clock that is off): S3 answers 403 in XML.
+      res.writeHead(403, { 'content-type': 'application/xml' }).end('<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>');
+    });
+    fileHost = await listen(files);
   });
   afterAll(() => {
     server.close();
+    files.close();
+  });
+  let files: Server;
+  let fileHost = '';
+  const fileHostSaw: (string | undefined)[] = [];
+
+  it('a download the gateway redirects to another host that refuses it is OutputUnavailableError, not a refusal of the key', async () => {
+    const client = new GatewayClient({ baseUrl: url, apiKey: TENANT_KEY });
+    const error = await client.downloadOutput('vid_presigned').catch((caught: unknown) => caught);
+    // A GatewayError 403 reads as "the gateway key is not valid" (the CLI's exit 4).
+    expect(error).toBeInstanceOf(OutputUnavailableError);
+    expect(error).toMatchObject({ id: 'vid_presigned', index: 0, status: 403 });
+    expect((error as Error).message).toBe(
+      `output 0 of video vid_presigned cannot be downloaded: ${fileHost}, where the gateway sent the download, answered 403 (its copy is gone or its link expired)`,
+    );
+    // The key went to the gateway only.
+    expect(fileHostSaw).toEqual([undefined]);
   });
 
   it('cancels, downloads the stored copy with the key, and reads usage', async () => {

@@ -385,7 +385,14 @@ export class GatewayClient {
     const storage = (output as { storage?: string }).storage;
     if ((storage === undefined || storage === 'stored') && (await this.hasEndpoint('content')) === true) {
       const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/content?index=${index}`;
-      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options));
+      // The gateway may redirect to another host (a presigned object-storage URL, the provider's
+      // file): that host's 4xx is about the file, not the gateway key or the task.
+      const refusedElsewhere = (answer: Response) => answer.status >= 400 && answer.status < 500 && !this.isOwn(answer.url);
+      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options), false, refusedElsewhere);
+      if (!response.ok) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new OutputUnavailableError(id, index, response.status, new URL(response.url).origin);
+      }
       return this.toDownload(response, 'gateway', response.url || url);
     }
     const url = new URL(output.url, `${this.baseUrl}/`);
@@ -456,10 +463,17 @@ export class GatewayClient {
   }
 
   /** A request to one of the optional endpoints; throws unless the answer is 2xx. */
-  private async sendOptional(endpoint: OptionalEndpoint, pathAndQuery: string, init: RequestInit = {}, whole = false): Promise<Response> {
+  private async sendOptional(
+    endpoint: OptionalEndpoint,
+    pathAndQuery: string,
+    init: RequestInit = {},
+    whole = false,
+    /** An answer other than 2xx the caller takes on itself. */
+    handled?: (response: Response) => boolean,
+  ): Promise<Response> {
     if ((await this.hasEndpoint(endpoint)) === false) throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
     const response = await this.send(`${this.baseUrl}${pathAndQuery}`, init, whole);
-    if (response.ok) return response;
+    if (response.ok || handled?.(response)) return response;
     const error = await errorFromResponse(response);
     // A gateway whose document could not be read: its router's own 404 says the route is missing.
     if (error.status === 404 && /^no route for /.test(error.problem.detail ?? '')) {
@@ -528,6 +542,16 @@ export class GatewayClient {
     } finally {
       clearTimeout(timer);
       outer?.removeEventListener('abort', forward);
+    }
+  }
+
+  /** Whether an answer came from the gateway's own origin (not from where a redirect led); an unknown URL counts as its own. */
+  private isOwn(url: string): boolean {
+    if (!url) return true;
+    try {
+      return new URL(url).origin === this.origin;
+    } catch {
+      return true;
     }
   }
 

@@ -125,6 +125,8 @@ export class EndpointNotAvailableError extends Error {
 /**
  * An output kept only by the provider can no longer be fetched from it: its file host answered
  * 4xx (the copy is gone or its link expired). The task itself is fine; asking again cannot help.
+ * Also a 4xx from the host the gateway's content route redirected to (`redirectedTo`: a presigned
+ * object-storage URL, or the provider's file): about the file, not the gateway key or the task.
  */
 export class OutputUnavailableError extends Error {
   override readonly name = 'OutputUnavailableError';
@@ -134,8 +136,11 @@ export class OutputUnavailableError extends Error {
     readonly index: number,
     /** What the file host answered. */
     readonly status: number,
+    /** The origin the gateway redirected the download to, when it did. */
+    readonly redirectedTo?: string,
   ) {
-    super(`output ${index} of video ${id} cannot be downloaded: the provider's file host answered ${status} (its copy is gone or its link expired)`);
+    const host = redirectedTo ? `${redirectedTo}, where the gateway sent the download,` : "the provider's file host";
+    super(`output ${index} of video ${id} cannot be downloaded: ${host} answered ${status} (its copy is gone or its link expired)`);
   }
 }
 
