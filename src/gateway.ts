@@ -494,7 +494,7 @@ export class Gateway {
   /** Starts serving HTTP; returns the base URL. */
   async listen(port = this.config.server.port, host = this.config.server.host): Promise<string> {
     const server = this.httpServer().listen(port, host);
-    this.listenerStop = new ListenerStop(server);
+    this.listenerStop = new ListenerStop(server, undefined, () => this.gate.newsAnswered());
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -511,7 +511,7 @@ export class Gateway {
    */
   serveHandedConnections(noMoreConnections: () => Promise<void>): (socket: Socket) => void {
     const server = this.httpServer();
-    this.listenerStop = new ListenerStop(server, noMoreConnections);
+    this.listenerStop = new ListenerStop(server, noMoreConnections, () => this.gate.newsAnswered());
     // http.Server times its connections (headersTimeout, requestTimeout) and keeps the list
     // `closeAllConnections` ends from when it listens; this one serves where the primary listens.
     server.emit('listening');

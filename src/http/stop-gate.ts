@@ -23,6 +23,11 @@ const RETRY_AFTER_S = 2;
  * and for answers being written (refusals, event streams and waits being ended, downloads).
  */
 const FRESH_CONNECTION_GRACE_MS = 2_000;
+/**
+ * How long, at most, the end of a stop waits for provider webhooks and callbacks taken during the
+ * drain whose handling is slow (a store failing over): news a provider may never send again.
+ */
+const NEWS_GRACE_MS = 30_000;
 /** A pause that lets the event loop accept connections waiting on the listener. */
 const ACCEPT_TURN_MS = 5;
 
@@ -45,6 +50,7 @@ export class StopGate {
   /** Answers not yet begun: told to close their connection once a stop begins. */
   private readonly pending = new Set<ServerResponse>();
   private waiters: (() => void)[] = [];
+  private newsWaiters: (() => void)[] = [];
 
   /** Whether the gateway is stopping. */
   get closed(): boolean {
@@ -70,6 +76,12 @@ export class StopGate {
     this.stopping = true;
     // Requests still running get their answer, on a connection that then closes.
     for (const res of this.pending) if (!res.headersSent) res.shouldKeepAlive = false;
+  }
+
+  /** Resolves once no provider webhook or callback taken during the stop is still being handled. */
+  newsAnswered(): Promise<void> {
+    if (this.news === 0) return Promise.resolve();
+    return new Promise((resolve) => this.newsWaiters.push(resolve));
   }
 
   /** Resolves once no counted request is running. */
@@ -98,6 +110,7 @@ export class StopGate {
       this.running -= 1;
       if (duringStop) this.news -= 1;
       this.pending.delete(res);
+      if (this.news === 0) for (const resolve of this.newsWaiters.splice(0)) resolve();
       if (this.inFlightWork === 0) for (const resolve of this.waiters.splice(0)) resolve();
     };
     res.once('finish', done);
@@ -156,6 +169,8 @@ export class ListenerStop {
     private readonly server: Server,
     /** Resolves once no connection comes any more (the listener closed, or the primary said so). */
     private readonly noMoreConnections: () => Promise<void> = async () => undefined,
+    /** Resolves once the provider news taken during the stop is answered (`StopGate.newsAnswered`). */
+    private readonly newsAnswered: () => Promise<void> = async () => undefined,
   ) {
     server.on('connection', (socket: Socket) => {
       this.fresh.add(socket);
@@ -173,7 +188,9 @@ export class ListenerStop {
   /**
    * Closes the listener without resetting a request already sent: connections waiting to be
    * accepted are taken and answered first (a listener that closes resets them), then it stops
-   * accepting, gives the last ones accepted a moment too, and then closes every connection.
+   * accepting, gives the last ones accepted a moment too, waits for provider webhooks and
+   * callbacks taken during the stop to be answered (at most `NEWS_GRACE_MS`: their handling may be
+   * slow, and a provider may never send them again), and then closes every connection.
    */
   async close(): Promise<void> {
     const { server } = this;
@@ -182,6 +199,10 @@ export class ListenerStop {
     const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
     await this.noMoreConnections();
     await this.answerWaiting();
+    // A provider's webhook or callback still being handled is answered, not reset (bounded).
+    const grace = new AbortController();
+    await Promise.race([this.newsAnswered(), sleep(NEWS_GRACE_MS, undefined, { signal: grace.signal }).catch(() => undefined)]);
+    grace.abort();
     server.closeAllConnections();
     // Also ends the connection checks `http.Server` runs (its `close()` after the listener's is a no-op otherwise).
     server.close();

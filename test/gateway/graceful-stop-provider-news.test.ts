@@ -63,3 +63,44 @@ it('accepts and records a legacy callback that arrives while the gateway drains,
   await closing;
   gw = undefined;
 });
+
+it('answers a callback taken during the drain whose handling outlasts the drain, before the listener closes its connections', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 11, 3, 3));
+  gw = await startTestGateway({ clock, config: { providers: { kling3api: { timeout_ms: 10_000 } } } });
+  const { url } = gw;
+  gw.gateway.setPublicUrl('http://127.0.0.1:9');
+  const legacy = (await gw.create({ model: 'kling-v1-6', prompt: 'news that is slow to record' })).body;
+  const token = (await gw.gateway.store.getTask(legacy.id))!.callback_token;
+  await clock.advance(10_000);
+
+  // A create in flight at the signal holds the drain for a moment.
+  const kling3api = gw.simulator('kling3api');
+  kling3api.injectFault({ on: 'submit', delayMs: 500 });
+  const slow = gw.create({ model: 'kling-v3', prompt: 'in flight at the stop', duration: 5, routing: { providers: ['kling3api'] } });
+  for (let i = 0; i < 400 && !kling3api.requests.some((request) => request.method === 'POST'); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  // The store is slow to find the callback's task (a database failing over): its handling ends
+  // well after the drain, and after the moment the listener gives requests being answered.
+  const store = gw.gateway.store;
+  const find = store.findByCallbackToken.bind(store);
+  store.findByCallbackToken = async (value: string) => {
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    return find(value);
+  };
+  const closing = gw.gateway.close();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+
+  const callback = await fetch(`${url}/v1/webhooks/kling-legacy/${token}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ task_id: legacy.provider_task_id, task_status: 'succeed' }),
+  }).catch((error: unknown) => error);
+  // Reset, the legacy Kling-API would not send it again.
+  expect(callback).toBeInstanceOf(Response);
+  expect((callback as Response).status).toBe(200);
+  expect(await (callback as Response).json()).toMatchObject({ received: true });
+  expect((await slow).status).toBe(202);
+  await closing;
+  gw = undefined;
+}, 20_000);
