@@ -180,8 +180,9 @@ describe('WORKERS=2 on a SQLite file', () => {
     expect(accepted).toHaveLength(CREATES_PER_MINUTE);
     expect(answers.filter((answer) => answer.status === 429)).toHaveLength(10);
 
-    const served = new Set(lines.filter((line) => line.req?.method === 'POST' && line.req.url === '/v1/videos').map((line) => line.worker));
-    expect([...served].sort()).toEqual([1, 2]);
+    // Each worker's request lines come through its own buffered log stream: they may trail the answers.
+    const served = () => [...new Set(lines.filter((line) => line.req?.method === 'POST' && line.req.url === '/v1/videos').map((line) => line.worker))].sort();
+    await expect.poll(served, { timeout: 10_000 }).toEqual([1, 2]);
 
     const tasks = await Promise.all(accepted.map((answer) => waitTerminal(answer.id!)));
     for (const task of tasks) {
