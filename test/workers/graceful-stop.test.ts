@@ -5,16 +5,14 @@
  * connection, which would leave a client without an Idempotency-Key unable to tell whether its
  * video was made. And the gateway still exits promptly, with 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { freePorts } from '../../cluster/cluster.js';
+import { startGatewayProcess } from '../support/gateway-process.js';
 import { sendRawCreate } from '../support/raw-answer.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const KEY = 'dev-key';
 
 let child: ChildProcess;
@@ -22,13 +20,9 @@ let port: number;
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kg-workers-stop-'));
-  [port] = (await freePorts(1)) as [number];
-  child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
+  ({ child, port } = await startGatewayProcess(
+    {
       WORKERS: '2',
-      PORT: String(port),
       HOST: '127.0.0.1',
       DATABASE_URL: `sqlite:${join(dir, 'gw.db')}`,
       STORAGE_PATH: join(dir, 'outputs'),
@@ -36,20 +30,9 @@ beforeAll(async () => {
       TENANT_CREATES_PER_MINUTE: '1000',
       LOG_LEVEL: 'info',
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error('the workers never served')), 60_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (seen.includes('with 2 workers')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-}, 90_000);
+    'with 2 workers',
+  ));
+}, 200_000);
 
 afterAll(async () => {
   if (child.exitCode === null && child.signalCode === null) {

@@ -6,16 +6,14 @@
  * worker is woken by a change another made; a worker killed with SIGKILL is replaced, and its
  * leases and the trial calls it held on accounts in doubt end at once; SIGTERM stops all.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts } from '../../cluster/cluster.js';
+import { startGatewayProcess } from '../support/gateway-process.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const KEY = { authorization: 'Bearer dev-key', 'content-type': 'application/json' };
 /** A second tenant, with a create limit of its own, for the tests after the limit's. */
 const OPS = { authorization: 'Bearer ops-key-123456', 'content-type': 'application/json' };
@@ -40,7 +38,12 @@ function waitForLine(test: (line: LogLine) => boolean, timeoutMs: number): Promi
     const check = () => {
       const found = lines.find(test);
       if (found) return resolve(found);
-      if (Date.now() - started > timeoutMs) return reject(new Error('log line never came'));
+      // A gateway that ended, or one still starting when the time is up: say what it last logged.
+      const ended = child.exitCode ?? child.signalCode;
+      if (ended !== null || Date.now() - started > timeoutMs) {
+        const last = lines.slice(-5).map((line) => line.msg).join(' | ');
+        return reject(new Error(`log line never came (${ended !== null ? `the gateway ended: ${ended}` : `${timeoutMs} ms`}; last lines: ${last || 'none'})`));
+      }
       setTimeout(check, 50);
     };
     check();
@@ -126,14 +129,9 @@ function metricValue(text: string, name: string, labels: string): number {
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kg-workers-'));
   dbFile = join(dir, 'gw.db');
-  const [port] = await freePorts(1);
-  base = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
+  const started = await startGatewayProcess(
+    {
       WORKERS: '2',
-      PORT: String(port),
       HOST: '127.0.0.1',
       DATABASE_URL: `sqlite:${dbFile}`,
       STORAGE_PATH: join(dir, 'outputs'),
@@ -143,23 +141,19 @@ beforeAll(async () => {
       TENANT_CREATES_PER_MINUTE: String(CREATES_PER_MINUTE),
       LOG_LEVEL: 'info',
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let rest = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    const parts = (rest + chunk.toString()).split('\n');
-    rest = parts.pop() ?? '';
-    for (const part of parts) {
+    'with 2 workers',
+    (part) => {
       try {
         lines.push(JSON.parse(part) as LogLine);
         if (/"level":[56]0/.test(part)) process.stderr.write(part + '\n');
       } catch {
         // not a log line
       }
-    }
-  });
-  await waitForLine((line) => line.msg?.includes('with 2 workers') === true, 60_000);
-}, 90_000);
+    },
+  );
+  child = started.child;
+  base = started.url;
+}, 200_000);
 
 afterAll(async () => {
   if (child.exitCode === null) {
