@@ -6,7 +6,7 @@
  */
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { ConfigError, configuredSecrets, loadConfigFile, type GatewayConfig } from './config/config.js';
+import { ConfigError, configuredSecrets, loadConfigFile, reachablePublicUrl, type GatewayConfig } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { Gateway } from './gateway.js';
@@ -54,8 +54,9 @@ async function main(): Promise<void> {
       databaseUrl: config.database.url,
       endpoints: sandbox.endpoints,
       resultOrigins: sandbox.resultOrigins,
+      publicUrl: config.server.public_url,
       logger,
-      onReady: (url) => logger.info({ url, workers, ...described }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
+      onReady: (url) => logger.info({ url, workers, ...described, public_url: reachablePublicUrl(config.server.public_url, url) }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
     });
     stopWork = () => primary.stop();
   } else {
@@ -68,9 +69,11 @@ async function main(): Promise<void> {
       trustedResultOrigins: sandbox.resultOrigins,
     });
     const url = await gateway.listen();
+    const publicUrl = reachablePublicUrl(config.server.public_url, url);
+    gateway.setPublicUrl(publicUrl);
     gateway.startWorkers();
     logger.info(
-      { url, store: gateway.store.store.description, ...described },
+      { url, store: gateway.store.store.description, ...described, public_url: publicUrl },
       `kling-gateway listening on ${url} (docs at ${url}/docs)`,
     );
     stopWork = () => gateway.close();
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
  */
 async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promise<void> {
   const link = await WorkerLink.connect();
-  const { index, owner, endpoints, resultOrigins } = link.start;
+  const { index, owner, endpoints, resultOrigins, publicUrl } = link.start;
   const logger = parentLogger.child({ worker: index });
   const gateway = await Gateway.create({
     config,
@@ -108,6 +111,7 @@ async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promi
     trustedResultOrigins: resultOrigins,
     workers: link,
   });
+  gateway.setPublicUrl(publicUrl);
   const serve = gateway.serveHandedConnections(() => link.noMoreConnections());
   gateway.startWorkers();
   link.ready(serve);

@@ -479,6 +479,15 @@ function isShippedWebhookSecret(secret: string): boolean {
 }
 
 /** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
+/**
+ * The URL upstreams call back and content links name: `server.public_url`, unless it names port 0
+ * (the default with `PORT=0`, a port picked when listening), which nothing can reach: then the
+ * address the gateway listens on.
+ */
+export function reachablePublicUrl(configured: string, listening: string): string {
+  return new URL(configured).port === '0' ? listening : configured;
+}
+
 export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
   return Object.values(config.providers).some(
     (settings) =>

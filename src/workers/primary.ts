@@ -15,6 +15,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
+import { reachablePublicUrl } from '../config/config.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
 import { openStore, type Store } from '../store/database.js';
@@ -32,6 +33,8 @@ export interface PrimaryOptions {
   databaseUrl: string;
   endpoints: ReadonlyMap<string, ProviderEndpoint>;
   resultOrigins: readonly string[];
+  /** `server.public_url`, handed to the workers (port 0 becomes the port the primary listens on). */
+  publicUrl: string;
   logger: Logger;
   /** Called once every worker serves, with the URL they serve on. */
   onReady?: (url: string) => void;
@@ -140,6 +143,7 @@ export class Primary {
             owner: slot.owner,
             endpoints: [...this.options.endpoints],
             resultOrigins: [...this.options.resultOrigins],
+            publicUrl: reachablePublicUrl(this.options.publicUrl, this.url),
           },
         });
         break;

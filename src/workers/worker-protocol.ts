@@ -15,6 +15,8 @@ export interface WorkerStart {
   owner: string;
   endpoints: [string, ProviderEndpoint][];
   resultOrigins: string[];
+  /** The URL upstreams call back (`server.public_url`, or the primary's listening address for port 0). */
+  publicUrl: string;
 }
 
 type Tagged<T> = T & { tag: typeof PRIMARY_TAG };
