@@ -1,63 +1,65 @@
 /**
- * The gateway as a process of its own (`src/main.ts` through tsx, as `npm run dev` runs it) on a
- * free port. A port picked free can be taken by another test file before the gateway listens on
- * it (`EADDRINUSE`, and the gateway exits): it is then started again on another one.
+ * The gateway as a process of its own (`src/main.ts` through tsx, as `npm run dev` runs it), on a
+ * port it picks when it listens (`PORT=0`): a port picked free beforehand could be taken by
+ * another test file before the gateway listens on it. Its URL is read from the line it logs once
+ * it serves (so `LOG_LEVEL` must be `info` or lower).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { freePorts } from '../../cluster/cluster.js';
+import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const TRIES = 3;
+/** What the gateway logs once it serves (every worker, with `WORKERS`). */
+const READY = 'kling-gateway listening on';
+
+/** The line the gateway logs once it serves. */
+export interface ReadyLine {
+  url: string;
+  public_url: string;
+}
 
 export interface GatewayProcess {
   child: ChildProcess;
-  port: number;
   url: string;
+  port: number;
+  ready: ReadyLine;
 }
 
 /**
- * Starts the gateway with `env` (PORT is set here) and resolves once a line of its standard
- * output contains `readyText`. Every line goes to `onLine` (those of a start that failed too).
+ * Starts the gateway with `env` and resolves once it serves. Every line of its standard output
+ * goes to `onLine`; it rejects when the gateway ends first, or says nothing of serving within
+ * `timeoutMs`.
  */
 export async function startGatewayProcess(
   env: Record<string, string>,
-  readyText: string,
   onLine: (line: string) => void = () => undefined,
   timeoutMs = 60_000,
 ): Promise<GatewayProcess> {
-  for (let tries = 1; ; tries += 1) {
-    const [port] = (await freePorts(1)) as [number];
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
-      cwd: REPO,
-      env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const outcome = await new Promise<'ready' | 'ended' | 'late'>((resolve) => {
-      let rest = '';
-      const timer = setTimeout(() => resolve('late'), timeoutMs);
-      child.stdout!.on('data', (chunk: Buffer) => {
-        const parts = (rest + chunk.toString()).split('\n');
-        rest = parts.pop() ?? '';
-        for (const part of parts) {
-          onLine(part);
-          if (part.includes(readyText)) {
-            clearTimeout(timer);
-            resolve('ready');
-          }
-        }
-      });
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve('ended');
-      });
-    });
-    if (outcome === 'ready') return { child, port, url: `http://127.0.0.1:${port}` };
-    if (outcome === 'late') {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ready = await new Promise<ReadyLine>((resolve, reject) => {
+    let rest = '';
+    const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      throw new Error(`the gateway did not say "${readyText}" within ${timeoutMs} ms`);
-    }
-    if (tries === TRIES) throw new Error(`the gateway ended before it said "${readyText}" (${TRIES} starts)`);
-  }
+      reject(new Error(`the gateway did not say "${READY}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const parts = (rest + chunk.toString()).split('\n');
+      rest = parts.pop() ?? '';
+      for (const part of parts) {
+        onLine(part);
+        if (!part.includes(READY)) continue;
+        clearTimeout(timer);
+        resolve(JSON.parse(part) as ReadyLine);
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the gateway ended (${code ?? signal}) before it said "${READY}"`));
+    });
+  });
+  return { child, url: ready.url, port: Number(new URL(ready.url).port), ready };
 }

@@ -30,9 +30,8 @@ beforeAll(async () => {
       TENANT_CREATES_PER_MINUTE: '1000',
       LOG_LEVEL: 'info',
     },
-    'with 2 workers',
   ));
-}, 200_000);
+}, 90_000);
 
 afterAll(async () => {
   if (child.exitCode === null && child.signalCode === null) {

@@ -4,48 +4,30 @@
  * tracked by its webhooks, waited for the safety poll (60 s) instead of finishing in a second.
  * The URL upstreams call is the address it listens on, in one process and with `WORKERS`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startGatewayProcess } from '../support/gateway-process.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const KEY = { authorization: 'Bearer dev-key', 'content-type': 'application/json' };
 const started: ChildProcess[] = [];
 
-/** Starts the gateway on `PORT=0`; resolves with what its ready line says. */
-function startOnPortZero(workers: number): Promise<{ url: string; public_url: string }> {
+/** Starts the gateway on `PORT=0` (as the helper does); resolves with what its ready line says. */
+async function startOnPortZero(workers: number): Promise<{ url: string; public_url: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'kg-port-zero-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      WORKERS: String(workers),
-      DATABASE_URL: `sqlite:${join(dir, 'gw.db')}`,
-      STORAGE_PATH: join(dir, 'outputs'),
-      SANDBOX_QUEUED_MS: '200',
-      SANDBOX_PROCESSING_MS: '800',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const { child, ready } = await startGatewayProcess({
+    HOST: '127.0.0.1',
+    WORKERS: String(workers),
+    DATABASE_URL: `sqlite:${join(dir, 'gw.db')}`,
+    STORAGE_PATH: join(dir, 'outputs'),
+    SANDBOX_QUEUED_MS: '200',
+    SANDBOX_PROCESSING_MS: '800',
+    LOG_LEVEL: 'info',
   });
   started.push(child);
-  return new Promise((resolve, reject) => {
-    let rest = '';
-    child.once('exit', (code) => reject(new Error(`the gateway ended (${code}) before it listened`)));
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const parts = (rest + chunk.toString()).split('\n');
-      rest = parts.pop() ?? '';
-      for (const part of parts) {
-        if (!part.includes('kling-gateway listening on')) continue;
-        resolve(JSON.parse(part) as { url: string; public_url: string });
-      }
-    });
-  });
+  return ready;
 }
 
 afterAll(async () => {

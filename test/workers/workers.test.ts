@@ -141,7 +141,6 @@ beforeAll(async () => {
       TENANT_CREATES_PER_MINUTE: String(CREATES_PER_MINUTE),
       LOG_LEVEL: 'info',
     },
-    'with 2 workers',
     (part) => {
       try {
         lines.push(JSON.parse(part) as LogLine);
@@ -153,7 +152,7 @@ beforeAll(async () => {
   );
   child = started.child;
   base = started.url;
-}, 200_000);
+}, 90_000);
 
 afterAll(async () => {
   if (child.exitCode === null) {
