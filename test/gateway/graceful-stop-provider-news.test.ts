@@ -13,40 +13,54 @@ afterEach(async () => {
   gw = undefined;
 });
 
-it('accepts and records a legacy callback that arrives while the gateway drains, and still refuses new creates', async () => {
+/**
+ * A gateway with a legacy task the upstream has finished (its own callback went to a dead
+ * address: the one a test sends is the only news), and a kling3api create in flight, answered
+ * `submitDelayMs` late, that keeps a drain going once the gateway stops.
+ */
+async function legacyTaskWithCreateInFlight(prompt: string, submitDelayMs: number) {
   const clock = new ManualClock(Date.UTC(2026, 11, 3, 3));
-  gw = await startTestGateway({ clock, config: { providers: { kling3api: { timeout_ms: 10_000 } } } });
-  const { url } = gw;
-  // The simulator's own callbacks go nowhere: the one this test sends is the only news of the task.
-  gw.gateway.setPublicUrl('http://127.0.0.1:9');
-  const legacy = (await gw.create({ model: 'kling-v1-6', prompt: 'news that comes once' })).body;
-  expect(legacy).toMatchObject({ provider: 'kling-legacy', status: 'processing' });
-  const token = (await gw.gateway.store.getTask(legacy.id))!.callback_token;
-  // The upstream finishes the video (its callback to the dead address is lost; nobody polls here).
+  const started = await startTestGateway({ clock, config: { providers: { kling3api: { timeout_ms: 10_000 } } } });
+  gw = started;
+  started.gateway.setPublicUrl('http://127.0.0.1:9');
+  const legacy = (await started.create({ model: 'kling-v1-6', prompt })).body;
+  const token = (await started.gateway.store.getTask(legacy.id))!.callback_token;
   await clock.advance(10_000);
-
-  // A create in flight at the signal (a slow but healthy upstream) keeps the drain going.
-  const kling3api = gw.simulator('kling3api');
-  kling3api.injectFault({ on: 'submit', delayMs: 1_500 });
-  const slow = gw.create({ model: 'kling-v3', prompt: 'in flight at the stop', duration: 5, routing: { providers: ['kling3api'] } });
+  const kling3api = started.simulator('kling3api');
+  kling3api.injectFault({ on: 'submit', delayMs: submitDelayMs });
+  const slow = started.create({ model: 'kling-v3', prompt: 'in flight at the stop', duration: 5, routing: { providers: ['kling3api'] } });
   for (let i = 0; i < 400 && !kling3api.requests.some((request) => request.method === 'POST'); i++) {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  // SIGTERM.
-  const closing = gw.gateway.close();
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  return { gw: started, legacy, slow, sendCallback: () => sendLegacyCallback(started.url, token, legacy.provider_task_id) };
+}
 
-  const callback = await fetch(`${url}/v1/webhooks/kling-legacy/${token}`, {
+/** The legacy Kling-API's callback that the task succeeded, sent once. */
+function sendLegacyCallback(url: string, token: string | null, providerTaskId: string | null): Promise<Response> {
+  return fetch(`${url}/v1/webhooks/kling-legacy/${token}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ task_id: legacy.provider_task_id, task_status: 'succeed' }),
+    body: JSON.stringify({ task_id: providerTaskId, task_status: 'succeed' }),
   });
+}
+
+it('accepts and records a legacy callback that arrives while the gateway drains, and still refuses new creates', async () => {
+  // The upstream has finished the video; its callback to the dead address is lost and nobody polls
+  // here. A create in flight at the signal (a slow but healthy upstream) keeps the drain going.
+  const { gw: started, legacy, slow, sendCallback } = await legacyTaskWithCreateInFlight('news that comes once', 1_500);
+  const { url } = started;
+  expect(legacy).toMatchObject({ provider: 'kling-legacy', status: 'processing' });
+  // SIGTERM.
+  const closing = started.gateway.close();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+
+  const callback = await sendCallback();
   const receipt = await callback.json();
   expect(callback.status).toBe(200);
   expect(receipt).toMatchObject({ received: true });
   // The news was recorded: the task is done, from the status fetch the callback asked for.
-  await gw.gateway.tracker.idle();
-  const recorded = await gw.gateway.store.getTask(legacy.id);
+  await started.gateway.tracker.idle();
+  const recorded = await started.gateway.store.getTask(legacy.id);
   expect(recorded?.status).toBe('succeeded');
 
   // A client's new create is still refused while the gateway drains.
@@ -65,37 +79,20 @@ it('accepts and records a legacy callback that arrives while the gateway drains,
 });
 
 it('answers a callback taken during the drain whose handling outlasts the drain, before the listener closes its connections', async () => {
-  const clock = new ManualClock(Date.UTC(2026, 11, 3, 3));
-  gw = await startTestGateway({ clock, config: { providers: { kling3api: { timeout_ms: 10_000 } } } });
-  const { url } = gw;
-  gw.gateway.setPublicUrl('http://127.0.0.1:9');
-  const legacy = (await gw.create({ model: 'kling-v1-6', prompt: 'news that is slow to record' })).body;
-  const token = (await gw.gateway.store.getTask(legacy.id))!.callback_token;
-  await clock.advance(10_000);
-
   // A create in flight at the signal holds the drain for a moment.
-  const kling3api = gw.simulator('kling3api');
-  kling3api.injectFault({ on: 'submit', delayMs: 500 });
-  const slow = gw.create({ model: 'kling-v3', prompt: 'in flight at the stop', duration: 5, routing: { providers: ['kling3api'] } });
-  for (let i = 0; i < 400 && !kling3api.requests.some((request) => request.method === 'POST'); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  const { gw: started, slow, sendCallback } = await legacyTaskWithCreateInFlight('news that is slow to record', 500);
   // The store is slow to find the callback's task (a database failing over): its handling ends
   // well after the drain, and after the moment the listener gives requests being answered.
-  const store = gw.gateway.store;
+  const store = started.gateway.store;
   const find = store.findByCallbackToken.bind(store);
   store.findByCallbackToken = async (value: string) => {
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     return find(value);
   };
-  const closing = gw.gateway.close();
+  const closing = started.gateway.close();
   await new Promise((resolve) => setTimeout(resolve, 20));
 
-  const callback = await fetch(`${url}/v1/webhooks/kling-legacy/${token}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ task_id: legacy.provider_task_id, task_status: 'succeed' }),
-  }).catch((error: unknown) => error);
+  const callback = await sendCallback().catch((error: unknown) => error);
   // Reset, the legacy Kling-API would not send it again.
   expect(callback).toBeInstanceOf(Response);
   expect((callback as Response).status).toBe(200);
