@@ -3,7 +3,7 @@
  * `--json`), everything else (progress, hints, errors) on stderr, so `kling-gateway … --json | jq`
  * always gets clean JSON.
  */
-import { detailRepeatsItsField, type GatewayError } from '../../packages/client/src/index.js';
+import { detailRepeatsItsField, reasonsNotByField, type GatewayError } from '../../packages/client/src/index.js';
 
 export interface Column<Row> {
   header: string;
@@ -68,17 +68,9 @@ export function describeProblem(error: GatewayError): string[] {
   if (detail.replace(/\.$/, '') === problem.title) detail = '';
   if (detailRepeatsItsField(problem, detail)) detail = '';
   const lines = [`error: ${problem.title} (${error.status})${detail ? `: ${detail}` : ''}`];
-  // A capability 422 also names each provider's reasons about one field under that field
-  // (`errors[].providers`): said there, and not again on the provider's line.
-  const saidByField = new Set<string>();
-  for (const field of problem.errors ?? []) {
-    lines.push(`  ${field.path}: ${field.message}`);
-    for (const entry of field.providers ?? []) for (const reason of entry.reasons) saidByField.add(`${entry.provider}\u0000${reason}`);
-  }
-  for (const provider of providers) {
-    const rest = provider.reasons.filter((reason) => !saidByField.has(`${provider.provider}\u0000${reason}`));
-    if (rest.length > 0) lines.push(`  ${provider.provider}: ${rest.join('; ')}`);
-  }
+  for (const field of problem.errors ?? []) lines.push(`  ${field.path}: ${field.message}`);
+  // A capability 422's reasons about one field are said under that field, not again by provider.
+  for (const provider of reasonsNotByField(problem)) lines.push(`  ${provider.provider}: ${provider.reasons.join('; ')}`);
   // `Retry-After` (429, 503) is in a header, which a detail such as "send the request again after
   // Retry-After seconds" cannot show; said here unless the detail already names the wait.
   const wait = error.retryAfterSeconds;

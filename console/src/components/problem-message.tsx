@@ -7,6 +7,7 @@ import {
   EndpointNotAvailableError,
   GatewayError,
   GatewayUnreachableError,
+  reasonsNotByField,
 } from '../../../packages/client/src/index.js';
 
 export function ProblemMessage({ error, context }: { error: unknown; context?: string }) {
@@ -33,10 +34,7 @@ export function ProblemMessage({ error, context }: { error: unknown; context?: s
     // in `errors[]` and by provider in `providers[]`. Each is shown once: by field where it is
     // about one, the rest by provider; the detail, which only quotes them, is left out.
     const byProvider = problem.providers ?? [];
-    const shown = new Set(errors.flatMap((field) => (field.providers ?? []).flatMap((entry) => entry.reasons.map((reason) => `${entry.provider}\u0000${reason}`))));
-    const otherReasons = byProvider
-      .map((entry) => ({ provider: entry.provider, reasons: entry.reasons.filter((reason) => !shown.has(`${entry.provider}\u0000${reason}`)) }))
-      .filter((entry) => entry.reasons.length > 0);
+    const otherReasons = reasonsNotByField(problem);
     return (
       <div class="problem" role="alert">
         <strong>

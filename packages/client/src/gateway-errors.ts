@@ -44,6 +44,18 @@ export function detailRepeatsItsField(problem: Pick<ProblemDetails, 'errors'>, d
   return said === `${only.path} ${only.message}` || said === `${only.path}: ${only.message}`;
 }
 
+/**
+ * A capability 422 names each provider's reasons about one field under that field
+ * (`errors[].providers`) and every reason again by provider (`providers[]`): the by-provider
+ * reasons not already said under a field, providers left with none left out.
+ */
+export function reasonsNotByField(problem: Pick<ProblemDetails, 'errors' | 'providers'>): { provider: string; reasons: string[] }[] {
+  const said = new Set((problem.errors ?? []).flatMap((field) => (field.providers ?? []).flatMap((entry) => entry.reasons.map((reason) => `${entry.provider}\u0000${reason}`))));
+  return (problem.providers ?? [])
+    .map((entry) => ({ provider: entry.provider, reasons: entry.reasons.filter((reason) => !said.has(`${entry.provider}\u0000${reason}`)) }))
+    .filter((entry) => entry.reasons.length > 0);
+}
+
 /** The gateway could not be reached (connection refused, DNS, reset) or its answer was unreadable. */
 export class GatewayUnreachableError extends Error {
   override readonly name: string = 'GatewayUnreachableError';
