@@ -166,6 +166,11 @@ export function fieldOfReason(reason: string): string | undefined {
   return first !== undefined && REQUEST_FIELDS.has(first) ? first : undefined;
 }
 
+/** Providers' reasons as a capability `422`'s `detail` quotes them: `freepik: …; … | kling3api: …`. */
+export function quoteReasons(providers: readonly { provider: string; reasons: readonly string[] }[]): string {
+  return providers.map((entry) => `${entry.provider}: ${entry.reasons.join('; ')}`).join(' | ');
+}
+
 /** One field some provider cannot serve as asked: `errors[]` of a capability `422`. */
 export interface FieldRefusal {
   path: string;
@@ -188,7 +193,7 @@ export function refusalsByField(providers: readonly { provider: string; reasons:
   }
   return [...byField].map(([path, ofField]) => {
     const entries = [...ofField].map(([provider, reasons]) => ({ provider, reasons }));
-    return { path, message: entries.map((entry) => `${entry.provider}: ${entry.reasons.join('; ')}`).join(' | '), providers: entries };
+    return { path, message: quoteReasons(entries), providers: entries };
   });
 }
 

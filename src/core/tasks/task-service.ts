@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CreateVideoRequest, Model, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
-import { refusalsByField, resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
+import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, problems } from '../model/problems.js';
 import { queryNumber } from '../model/query-number.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
@@ -221,8 +221,7 @@ export class TaskService {
   private assertServable(plan: RoutePlan): void {
     if (plan.order.length > 0) return;
     const providers = plan.evaluations.map((evaluation) => ({ provider: evaluation.provider, reasons: evaluation.reasons }));
-    const summary = providers.map((p) => `${p.provider}: ${p.reasons.join('; ')}`).join(' | ');
-    throw problems.unsupported(`No provider can serve this request. ${summary}`, providers, refusalsByField(providers));
+    throw problems.unsupported(`No provider can serve this request. ${quoteReasons(providers)}`, providers, refusalsByField(providers));
   }
 
   /**
