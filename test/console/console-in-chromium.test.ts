@@ -354,7 +354,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByRole('link', { name: 'Providers' }).focus();
     await target.keyboard.press('Enter');
     await target.getByRole('heading', { level: 1, name: 'Providers' }).waitFor();
-    expect(await target.evaluate(() => document.activeElement?.tagName)).toBe('H1');
+    // Focus moves once the heading has rendered (an effect after it): asked until it has.
+    await expect.poll(() => target.evaluate(() => document.activeElement?.tagName)).toBe('H1');
 
     const providers = await api.listProviders();
     for (const provider of providers.data) {
