@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { startBalancer, type Balancer } from './balancer.js';
+import { readyLine } from './ready-line.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Starting a replica may include compiling TypeScript with tsx, and migrating the schema. */
@@ -72,7 +73,7 @@ export class Replica {
     public port: number,
     private readonly env: Record<string, string>,
     private readonly logFile: string,
-    /** The port was picked free (not configured): a restart picks again, as another process may hold it now. */
+    /** No port configured: each start listens on one the system picks (see `start`). */
     private readonly anyPort = false,
     private readonly compiled = false,
   ) {}
@@ -85,20 +86,28 @@ export class Replica {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Starts the process and waits until it answers `/readyz`. */
+  /**
+   * Starts the process and waits until it answers `/readyz`. A replica whose port is not
+   * configured listens on one the system picks (`PORT=0`) and says which in its ready line: a
+   * port picked free beforehand could be taken by another process before the replica listened.
+   */
   async start(): Promise<void> {
+    if (this.anyPort && !['info', 'debug', 'trace'].includes(this.env.LOG_LEVEL ?? 'info')) {
+      throw new Error(`replica ${this.index}: on a picked port it says where it listens at info, but LOG_LEVEL is ${this.env.LOG_LEVEL}`);
+    }
     this.starts += 1;
-    if (this.anyPort && this.starts > 1) this.port = (await freePorts(1))[0] ?? this.port;
     const log = createWriteStream(this.logFile, { flags: 'a' });
     const child = spawn(process.execPath, nodeArguments('main', this.compiled), {
       cwd: ROOT,
-      env: { ...process.env, ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
+      env: { ...process.env, ...this.env, PORT: this.anyPort ? '0' : String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     this.child = child;
+    if (this.anyPort) this.port = Number(new URL((await readyLine(child, START_TIMEOUT_MS)).url).port);
     await waitUntilReady(`${this.url}/readyz`, child, `replica ${this.index}`);
+    if (this.anyPort) return;
     // Another process may have answered on a port this one could not take: it would exit.
     await new Promise((resolve) => setTimeout(resolve, 300));
     if (!this.running) throw new Error(`replica ${this.index} exited right after starting (see its log)`);
@@ -145,13 +154,15 @@ export class Cluster {
   static async start(options: ClusterOptions): Promise<Cluster> {
     const logDirectory = options.logDirectory ?? mkdtempSync(join(tmpdir(), 'kling-cluster-'));
     const basePort = options.basePort ?? 0;
-    const ports = basePort === 0 ? await freePorts(options.replicas) : Array.from({ length: options.replicas }, (_, i) => basePort + i);
+    // Port 0: each replica listens on a port the system picks, and says which once it serves.
+    const ports = Array.from({ length: options.replicas }, (_, i) => (basePort === 0 ? 0 : basePort + i));
     const configFile = join(logDirectory, 'config.yaml');
     const document = (parseYaml(readFileSync(join(ROOT, 'config.yaml'), 'utf8')) ?? {}) as Record<string, unknown>;
     // Stored results go beside the logs: one directory every replica of this cluster shares.
     const storage = { storage: { filesystem: { path: join(logDirectory, 'outputs') } } };
     writeFileSync(configFile, stringifyYaml(merge(merge(document, storage), options.config ?? {})));
-    const env = { CONFIG_FILE: configFile, LOG_LEVEL: process.env.CLUSTER_LOG_LEVEL ?? 'warn', ...options.env };
+    // At `info` at least: a replica on a picked port says where it listens in an `info` line.
+    const env = { CONFIG_FILE: configFile, LOG_LEVEL: process.env.CLUSTER_LOG_LEVEL ?? 'info', ...options.env };
 
     const compiled = options.compiled ?? false;
     const simulators = await startSimulatorsProcess(env, join(logDirectory, 'simulators.log'), compiled);

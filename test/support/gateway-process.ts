@@ -2,21 +2,14 @@
  * The gateway as a process of its own (`src/main.ts` through tsx, as `npm run dev` runs it), on a
  * port it picks when it listens (`PORT=0`): a port picked free beforehand could be taken by
  * another test file before the gateway listens on it. Its URL is read from the line it logs once
- * it serves (so `LOG_LEVEL` must be `info` or lower).
+ * it serves (`cluster/ready-line.ts`; so `LOG_LEVEL` must be `info` or lower).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readyLine, type ReadyLine } from '../../cluster/ready-line.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-/** What the gateway logs once it serves (every worker, with `WORKERS`). */
-const READY = 'kling-gateway listening on';
-
-/** The line the gateway logs once it serves. */
-export interface ReadyLine {
-  url: string;
-  public_url: string;
-}
 
 export interface GatewayProcess {
   child: ChildProcess;
@@ -40,26 +33,6 @@ export async function startGatewayProcess(
     env: { PATH: process.env.PATH ?? '', ...env, PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const ready = await new Promise<ReadyLine>((resolve, reject) => {
-    let rest = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the gateway did not say "${READY}" within ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const parts = (rest + chunk.toString()).split('\n');
-      rest = parts.pop() ?? '';
-      for (const part of parts) {
-        onLine(part);
-        if (!part.includes(READY)) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(part) as ReadyLine);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`the gateway ended (${code ?? signal}) before it said "${READY}"`));
-    });
-  });
+  const ready = await readyLine(child, timeoutMs, onLine);
   return { child, url: ready.url, port: Number(new URL(ready.url).port), ready };
 }
