@@ -36,6 +36,13 @@ const requirePromptOrShots = (body: { prompt?: string | undefined; multi_prompt?
   }
 };
 
+/** `kling-v3-omni-aspect-ratio`: `auto` matches "the input image aspect ratio (image-to-video only)". */
+const requireImageForAutoAspect = (aspectRatio: string | undefined, hasImage: boolean, ctx: z.RefinementCtx) => {
+  if (aspectRatio === 'auto' && !hasImage) {
+    ctx.addIssue({ code: 'custom', path: ['aspect_ratio'], message: 'auto needs an input image' });
+  }
+};
+
 /** `POST /v1/ai/video/kling-v3-{pro|std}`. */
 const KlingV3RequestSchema = z
   .strictObject({
@@ -94,23 +101,25 @@ const KlingV3OmniRequestSchema = z
     if (references > 4) {
       ctx.addIssue({ code: 'custom', path: ['image_urls'], message: `${references} images and elements; at most 4 together` });
     }
-    // `kling-v3-omni-aspect-ratio`: `auto` is "image-to-video only".
-    if (body.aspect_ratio === 'auto' && !hasImage) {
-      ctx.addIssue({ code: 'custom', path: ['aspect_ratio'], message: 'auto needs image_url or start_image_url' });
-    }
+    requireImageForAutoAspect(body.aspect_ratio, hasImage, ctx);
   });
 
-/** `POST /v1/ai/reference-to-video/kling-v3-omni-{pro|std}`. */
-const KlingV3OmniVideoReferenceRequestSchema = z.strictObject({
-  webhook_url: z.url().optional(),
-  prompt: prompt.optional(),
-  image_url: imageUrl.optional(),
-  video_url: z.url(),
-  duration: duration.optional(),
-  aspect_ratio: z.enum(['auto', '16:9', '9:16', '1:1']).optional(),
-  cfg_scale: z.number().min(0).max(2).optional(),
-  negative_prompt: prompt.optional(),
-});
+/**
+ * `POST /v1/ai/reference-to-video/kling-v3-omni-{pro|std}`. Its aspect ratio is the same
+ * `kling-v3-omni-aspect-ratio`, so `auto` needs the start frame (`image_url`) here too.
+ */
+const KlingV3OmniVideoReferenceRequestSchema = z
+  .strictObject({
+    webhook_url: z.url().optional(),
+    prompt: prompt.optional(),
+    image_url: imageUrl.optional(),
+    video_url: z.url(),
+    duration: duration.optional(),
+    aspect_ratio: z.enum(['auto', '16:9', '9:16', '1:1']).optional(),
+    cfg_scale: z.number().min(0).max(2).optional(),
+    negative_prompt: prompt.optional(),
+  })
+  .superRefine((body, ctx) => requireImageForAutoAspect(body.aspect_ratio, body.image_url !== undefined, ctx));
 
 /** One entry of the problem form's `invalid_params`. */
 interface InvalidParam {

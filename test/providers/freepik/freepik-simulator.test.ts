@@ -274,6 +274,10 @@ describe('HTTP contract', () => {
       elements: [{ frontal_image_url: IMG('4') }, { frontal_image_url: IMG('5') }],
     }, 'image_urls'],
     ['auto aspect without an image on Omni', '/v1/ai/video/kling-v3-omni-pro', { prompt: 'x', aspect_ratio: 'auto' }, 'aspect_ratio'],
+    ['auto aspect without an image on the reference endpoint', '/v1/ai/reference-to-video/kling-v3-omni-pro', {
+      video_url: 'https://cdn.example.com/v.mp4',
+      aspect_ratio: 'auto',
+    }, 'aspect_ratio'],
     ['a reference request without video_url', '/v1/ai/reference-to-video/kling-v3-omni-pro', { prompt: '@Video1' }, 'video_url'],
     ['multi_prompt on the reference endpoint', '/v1/ai/reference-to-video/kling-v3-omni-std', {
       video_url: 'https://cdn.example.com/v.mp4',
