@@ -6,7 +6,8 @@
  * legacy callback (the task object POSTed to `callback_url` on each status change).
  *
  * Validation follows the official create pages closely enough that a body the adapter should
- * never send is refused with 1201, as the real API would. Unit charges are simulated values.
+ * never send is refused with 1201, as the real API would; so is a field a page does not list.
+ * Unit charges are simulated values.
  *
  * Status paths: by default each task answers at its create's action, as Kling's own API does
  * (`videos/video-extend/<id>` for an extension). `setStatusActions('seed')` makes it a reseller
@@ -73,6 +74,36 @@ const CREATE_ROUTES: readonly { family: 'videos' | 'images'; action: CreateActio
   { family: 'images', action: 'kolors-virtual-try-on' },
 ];
 
+/** Text to Video and Image to Video share these; each adds its own below. */
+const GENERATION_FIELDS = ['model_name', 'prompt', 'negative_prompt', 'cfg_scale', 'mode', 'sound', 'camera_control', 'duration', 'callback_url', 'external_task_id'];
+
+/**
+ * The fields each create body takes (`openapi/kling-legacy.yaml`, from the official create
+ * pages): any other is refused like a bad value, not ignored, so that an adapter sending a
+ * field a page does not list fails in tests.
+ */
+const FIELDS_OF: Readonly<Record<CreateAction, ReadonlySet<string>>> = {
+  text2video: new Set([...GENERATION_FIELDS, 'aspect_ratio']),
+  image2video: new Set([...GENERATION_FIELDS, 'image', 'image_tail']),
+  'video-extend': new Set(['video_id', 'prompt', 'negative_prompt', 'cfg_scale', 'callback_url']),
+  'lip-sync': new Set(['input', 'callback_url']),
+  generations: new Set(['model_name', 'prompt', 'negative_prompt', 'image', 'image_reference', 'image_fidelity', 'n', 'aspect_ratio', 'callback_url']),
+  'kolors-virtual-try-on': new Set(['model_name', 'human_image', 'cloth_image', 'callback_url']),
+};
+/** Lip-Sync's `input` object. */
+const LIP_SYNC_INPUT_FIELDS: ReadonlySet<string> = new Set([
+  'video_id',
+  'video_url',
+  'mode',
+  'text',
+  'voice_id',
+  'voice_language',
+  'voice_speed',
+  'audio_type',
+  'audio_file',
+  'audio_url',
+]);
+
 /** Which action2 values the query answers at: each create's own (official), or seed 002's list. */
 export type KlingLegacyStatusActions = 'official' | 'seed';
 
@@ -114,6 +145,11 @@ export function klingLegacyErrorBody(code: number, message?: string): { code: nu
 function record(value: unknown, name: string): Record<string, unknown> {
   if (!value || typeof value !== 'object' || Array.isArray(value)) fail(`${name} must be an object`);
   return value as Record<string, unknown>;
+}
+
+function refuseUnknownFields(body: Record<string, unknown>, allowed: ReadonlySet<string>, prefix = ''): void {
+  const unknown = Object.keys(body).find((key) => !allowed.has(key));
+  if (unknown !== undefined) fail(`${prefix}${unknown} is not a parameter of this endpoint`);
 }
 
 function optionalString(body: Record<string, unknown>, key: string, maxLength = 10_000): string | undefined {
@@ -373,6 +409,7 @@ export class KlingLegacySimulator extends KitSimulator {
   }
 
   private validate(action: CreateAction, body: Record<string, unknown>): Accepted {
+    refuseUnknownFields(body, FIELDS_OF[action]);
     switch (action) {
       case 'text2video':
       case 'image2video':
@@ -433,6 +470,7 @@ export class KlingLegacySimulator extends KitSimulator {
 
   private validateLipSync(body: Record<string, unknown>): Accepted {
     const input = record(body.input, 'input');
+    refuseUnknownFields(input, LIP_SYNC_INPUT_FIELDS, 'input.');
     const videoId = optionalString(input, 'video_id', 128);
     const videoUrl = optionalString(input, 'video_url', 2048);
     if ((videoId === undefined) === (videoUrl === undefined)) fail('input takes exactly one of video_id and video_url');

@@ -234,6 +234,12 @@ describe('kling-legacy simulator: auth, validation and not found', () => {
     ['negative prompt with image', '/kling/v1/images/generations', { prompt: 'x', negative_prompt: 'y', image: IMAGE }],
     ['unknown try-on model', '/kling/v1/images/kolors-virtual-try-on', { model_name: 'kolors-v9', human_image: IMAGE, cloth_image: GARMENT }],
     ['try-on without a garment', '/kling/v1/images/kolors-virtual-try-on', { human_image: IMAGE }],
+    ['aspect_ratio on image2video', '/kling/v1/videos/image2video', { model_name: 'kling-v1', image: IMAGE, aspect_ratio: '16:9' }],
+    ['model_name on video-extend', '/kling/v1/videos/video-extend', { video_id: 'v', model_name: 'kling-v1' }],
+    ['external_task_id on video-extend', '/kling/v1/videos/video-extend', { video_id: 'v', external_task_id: 'ours-1' }],
+    ['lip-sync input outside input', '/kling/v1/videos/lip-sync', { video_id: 'v', input: { video_id: 'v', mode: 'audio2video', audio_type: 'url', audio_url: SOURCE_VIDEO } }],
+    ['an unknown lip-sync input field', '/kling/v1/videos/lip-sync', { input: { video_id: 'v', mode: 'audio2video', audio_type: 'url', audio_url: SOURCE_VIDEO, duration: '5' } }],
+    ['n on try-on', '/kling/v1/images/kolors-virtual-try-on', { human_image: IMAGE, cloth_image: GARMENT, n: 1 }],
   ])('refuses %s with 400 / 1201', async (_name, path, body) => {
     const answer = await post(path, body);
     expect(answer.status).toBe(400);
