@@ -113,9 +113,17 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
         description: `Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.${TAKEN_WHILE_STOPPING}`,
         request: { params: z.object({ token: z.string() }), body },
         responses: {
-          200: json(WebhookAck, 'Accepted; the task is confirmed by a status fetch.'),
+          200: json(
+            WebhookAck,
+            'Accepted; the task is confirmed by a status fetch. One that comes while its create is still being answered ' +
+              'by this replica is acted on once that answer is recorded.',
+          ),
           404: problem('Unknown token.'),
-          503: problem('The create this callback is about is still being recorded; send it again shortly.'),
+          503: problem(
+            'The create this callback is about is not recorded yet and is not being answered by this replica (another ' +
+              'replica sends it, or stopped while sending it), and the callback names no task the provider confirms; ' +
+              'send it again shortly.',
+          ),
         },
       }, { takenWhileStopping: true });
       return;

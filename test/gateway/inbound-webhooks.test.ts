@@ -1,10 +1,12 @@
-import http from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
-import { startTestGateway, testConfig, type TestGateway } from '../support/harness.js';
+import { openStore } from '../../src/store/database.js';
+import { TaskStore } from '../../src/store/task-store.js';
+import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { loopbackServer } from '../support/raw-answer.js';
 
 const request = { model: 'kling-v3', prompt: 'waves on a pebble beach', duration: 5 };
 
@@ -26,6 +28,23 @@ async function postFreepikWebhook(
     { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature },
     null,
   );
+}
+
+/**
+ * An upstream on loopback answering each request with the JSON `answer` gives for its method,
+ * parsed body and path: for upstreams that do something (post a webhook) before they answer.
+ */
+function fakeJsonUpstream(answer: (method: string, body: unknown, url: string) => Promise<unknown>) {
+  return loopbackServer((req, res) => {
+    let raw = '';
+    req.on('data', (chunk) => (raw += chunk));
+    req.on('end', () => {
+      void answer(req.method ?? 'GET', raw === '' ? undefined : JSON.parse(raw), req.url ?? '').then((body) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(body));
+      });
+    });
+  });
 }
 
 describe('inbound Freepik webhooks', () => {
@@ -305,41 +324,31 @@ describe('news that arrives while its create is still being recorded', () => {
     const video = 'https://cdn.example.com/early.mp4';
     const statusCalls: string[] = [];
     const webhookAnswers: number[] = [];
-    const fake = http.createServer((req, res) => {
-      let raw = '';
-      req.on('data', (chunk) => (raw += chunk));
-      req.on('end', () => {
-        void (async () => {
-          res.setHeader('content-type', 'application/json');
-          if (req.method !== 'POST') {
-            statusCalls.push(req.url ?? '');
-            res.end(JSON.stringify({ data: { task_id: upstreamId, status: 'COMPLETED', generated: [video] } }));
-            return;
-          }
-          const { webhook_url: webhookUrl } = JSON.parse(raw) as { webhook_url: string };
-          const payload = JSON.stringify({ task_id: upstreamId, status: 'COMPLETED', generated: [video] });
-          const timestamp = String(Math.floor(gw.clock.now() / 1000));
-          const secret = gw.endpoints.get('freepik')!.webhookSecret!;
-          const answer = await fetch(webhookUrl, {
-            method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              'webhook-id': 'msg_before_answer',
-              'webhook-timestamp': timestamp,
-              'webhook-signature': signFreepikWebhook(secret, 'msg_before_answer', timestamp, payload),
-            },
-            body: payload,
-          });
-          webhookAnswers.push(answer.status);
-          res.end(JSON.stringify({ data: { task_id: upstreamId, status: 'CREATED', generated: [] } }));
-        })();
+    const fake = await fakeJsonUpstream(async (method, body, url) => {
+      if (method !== 'POST') {
+        statusCalls.push(url);
+        return { data: { task_id: upstreamId, status: 'COMPLETED', generated: [video] } };
+      }
+      const { webhook_url: webhookUrl } = body as { webhook_url: string };
+      const payload = JSON.stringify({ task_id: upstreamId, status: 'COMPLETED', generated: [video] });
+      const timestamp = String(Math.floor(gw.clock.now() / 1000));
+      const secret = gw.endpoints.get('freepik')!.webhookSecret!;
+      const answer = await fetch(webhookUrl, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': 'msg_before_answer',
+          'webhook-timestamp': timestamp,
+          'webhook-signature': signFreepikWebhook(secret, 'msg_before_answer', timestamp, payload),
+        },
+        body: payload,
       });
+      webhookAnswers.push(answer.status);
+      return { data: { task_id: upstreamId, status: 'CREATED', generated: [] } };
     });
-    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
     const local = gw;
     try {
-      const port = (fake.address() as { port: number }).port;
-      gw = await startTestGateway({ endpointOverrides: { freepik: { baseUrl: `http://127.0.0.1:${port}` } } });
+      gw = await startTestGateway({ endpointOverrides: { freepik: { baseUrl: fake.base } } });
       const created = await gw.create({ ...request, routing: { providers: ['freepik'] } });
       expect(created.status).toBe(202);
       expect(webhookAnswers).toEqual([200]);
@@ -358,23 +367,132 @@ describe('news that arrives while its create is still being recorded', () => {
     } finally {
       await gw.close();
       gw = local;
-      await new Promise((resolve) => fake.close(resolve));
+      await fake.close();
     }
   });
 
-  it('asks the legacy API to retry a callback for a task whose create is not recorded yet', async () => {
-    const { created } = await createInFlight('kling-legacy', { model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
-    const [submitting] = await gw.gateway.store.listTasks({ tenant: 'acme', limit: 10 });
-    expect(submitting?.phase).toBe('submitting');
-    const path = `/v1/webhooks/kling-legacy/${submitting!.callback_token}`;
-    const early = await gw.request('POST', path, JSON.stringify({ task_status: 'succeed' }), {}, null);
-    expect(early.status).toBe(503);
-    expect(early.headers.get('retry-after')).toBe('5');
+  /**
+   * A legacy Kling-API upstream whose task is done at once and that posts its one callback
+   * (`callbackOf` its task id) before it answers the create; `callbackAnswers` are the statuses
+   * the gateway gave that callback, `statusCalls` the task fetches it made. The create is answered
+   * once `answerAfter` settles, if given.
+   */
+  async function legacyCallingBackFirst(callbackOf: (upstreamId: string) => unknown, options: { answerAfter?: Promise<void>; database?: string } = {}) {
+    const upstreamId = '831922345719271433';
+    const video = 'https://cdn.example.com/lighthouse.mp4';
+    const callbackAnswers: number[] = [];
+    let calledBack!: () => void;
+    const sentCallback = new Promise<void>((resolve) => (calledBack = resolve));
+    const statusCalls: string[] = [];
+    const done = { task_id: upstreamId, task_status: 'succeed', task_status_msg: '', task_result: { videos: [{ id: 'v1', url: video, duration: '5' }] } };
+    const fake = await fakeJsonUpstream(async (method, body, url) => {
+      if (method !== 'POST') {
+        statusCalls.push(url);
+        return { code: 0, message: 'SUCCEED', request_id: 'r2', data: done };
+      }
+      const { callback_url: callbackUrl } = body as { callback_url: string };
+      const answer = await fetch(callbackUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(callbackOf(upstreamId)),
+      });
+      callbackAnswers.push(answer.status);
+      calledBack();
+      await options.answerAfter;
+      return { code: 0, message: 'SUCCEED', request_id: 'r1', data: { task_id: upstreamId, task_status: 'submitted' } };
+    });
+    const local = await startTestGateway({
+      endpointOverrides: { 'kling-legacy': { baseUrl: fake.base } },
+      ...(options.database ? { config: { database: { url: options.database } } } : {}),
+    });
+    let stopped = false;
+    const stop = () => {
+      stopped = true;
+      return local.close();
+    };
+    const close = async () => {
+      if (!stopped) await local.close();
+      await fake.close();
+    };
+    return { gw: local, upstreamId, video, callbackAnswers, sentCallback, statusCalls, stop, close };
+  }
 
-    const task = (await created).body;
-    expect(task.status).toBe('processing');
-    const retried = await gw.request('POST', path, JSON.stringify({ task_id: task.provider_task_id, task_status: 'succeed' }), {}, null);
-    expect(retried.status).toBe(200);
+  const legacyRequest = { model: 'kling-v1-6', prompt: 'a lighthouse at dusk', routing: { providers: ['kling-legacy'] } };
+
+  it('acts on a legacy callback that arrives before the answer of its own create, once that answer is recorded', async () => {
+    // The legacy Kling-API sends each callback once: a "retry later" would leave the task to the safety poll.
+    const upstream = await legacyCallingBackFirst((upstreamId) => ({ task_id: upstreamId, task_status: 'succeed' }));
+    try {
+      const created = await upstream.gw.create(legacyRequest);
+      expect(created.status).toBe(202);
+      expect(upstream.callbackAnswers).toEqual([200]);
+
+      // Well before the first safety poll (10 s here): the callback's claim is confirmed by a fetch.
+      let task: any;
+      await upstream.gw.advanceUntil(async () => {
+        task = (await upstream.gw.get(created.body.id)).body;
+        return task.status === 'succeeded';
+      }, 100, 50);
+      expect(task).toMatchObject({ status: 'succeeded', provider_status: 'succeed', provider_task_id: upstream.upstreamId });
+      expect(task.outputs).toEqual([expect.objectContaining({ upstream_url: upstream.video })]);
+      expect(upstream.statusCalls).toHaveLength(1);
+      expect(task.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: null })]);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('does not act on a callback that arrived during the create but names another task than its answer', async () => {
+    const upstream = await legacyCallingBackFirst(() => ({ task_id: '999999999999999999', task_status: 'succeed' }));
+    try {
+      const created = await upstream.gw.create(legacyRequest);
+      expect(upstream.callbackAnswers).toEqual([200]);
+      const metrics = async () => (await upstream.gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+      // Once the create's answer is recorded the callback is checked against it, and not believed.
+      await upstream.gw.advanceUntil(async () => /inbound_webhooks_total\{provider="kling-legacy",outcome="mismatch"\} 1/.test(await metrics()), 100, 50);
+      expect(upstream.statusCalls).toEqual([]);
+      expect((await upstream.gw.get(created.body.id)).body.status).toBe('processing');
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('stops gracefully only once a callback that came before its create was recorded has been acted on', async () => {
+    let answerCreate!: () => void;
+    const database = tempDatabaseUrl();
+    const upstream = await legacyCallingBackFirst((upstreamId) => ({ task_id: upstreamId, task_status: 'succeed' }), {
+      answerAfter: new Promise<void>((resolve) => (answerCreate = resolve)),
+      database,
+    });
+    try {
+      const creating = upstream.gw.create(legacyRequest);
+      await upstream.sentCallback;
+      expect(upstream.callbackAnswers).toEqual([200]);
+      // The store is slow from here on (a database failing over): acting on the callback outlasts
+      // the rest of the stop, which must not close the store under it.
+      const store = upstream.gw.gateway.store;
+      const getTask = store.getTask.bind(store);
+      store.getTask = async (id: string) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return getTask(id);
+      };
+      // SIGTERM with the create still unanswered: the drain waits for it, then for the callback's news.
+      const stopping = upstream.stop();
+      answerCreate();
+      const created = await creating;
+      expect(created.status).toBe(202);
+      await stopping;
+
+      expect(upstream.statusCalls).toHaveLength(1);
+      const reopened = await openStore(database);
+      try {
+        expect(await new TaskStore(reopened).getTask(created.body.id)).toMatchObject({ status: 'succeeded', provider_task_id: upstream.upstreamId });
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await upstream.close();
+    }
   });
 });
 

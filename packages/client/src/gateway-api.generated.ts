@@ -1212,7 +1212,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Accepted; the task is confirmed by a status fetch. */
+                /** @description Accepted; the task is confirmed by a status fetch. One that comes while its create is still being answered by this replica is acted on once that answer is recorded. */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1230,7 +1230,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The create this callback is about is still being recorded; send it again shortly. */
+                /** @description The create this callback is about is not recorded yet and is not being answered by this replica (another replica sends it, or stopped while sending it), and the callback names no task the provider confirms; send it again shortly. */
                 503: {
                     headers: {
                         "retry-after": string;

@@ -5,7 +5,7 @@
  * as such: it makes the task poll now. Both answer with what the sender should be told.
  */
 import { ProblemError, problems } from '../model/problems.js';
-import type { InboundWebhook, StatusReport } from '../upstream/provider.js';
+import type { InboundWebhook, StatusReport, VideoProvider } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { TaskRecord } from './task-records.js';
 import { DuplicateInboundWebhookError, type InboundMark } from './task-repository.js';
@@ -19,7 +19,7 @@ const WEBHOOK_RETRY_AFTER_S = 5;
 export type WebhookReceipt = { received: true; matched: boolean } | { received: true; duplicate: true };
 
 export class InboundWebhooks {
-  /** Webhooks applied once the create they came before is recorded (`applyOnceRecorded`). */
+  /** Webhooks and callbacks acted on once the create they came before is recorded (`whenRecorded`). */
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
@@ -160,20 +160,25 @@ export class InboundWebhooks {
     recorded: Promise<void>,
     requestId: string | undefined,
   ): void {
-    const { tasks, logger } = this.engine;
-    const late = recorded.then(async () => {
-      const task = await tasks.findByProviderTask(providerId, providerTaskId);
-      if (task) await this.apply(providerId, task, webhookId, report);
-    });
-    this.pending.add(late);
-    late
-      .catch((error: unknown) =>
-        logger.warn({ provider: providerId, webhook_id: webhookId, request_id: requestId, err: error }, 'could not apply a webhook that came before its create was recorded'),
-      )
-      .finally(() => this.pending.delete(late));
+    this.whenRecorded(
+      recorded,
+      async () => {
+        const task = await this.engine.tasks.findByProviderTask(providerId, providerTaskId);
+        if (task) await this.apply(providerId, task, webhookId, report);
+      },
+      { provider: providerId, webhook_id: webhookId, request_id: requestId },
+      'could not apply a webhook that came before its create was recorded',
+    );
   }
 
-  /** Resolves once the webhooks waiting for their create to be recorded have been applied. */
+  /** Runs `act` once the create `recorded` is about has ended; a graceful stop waits for it (`idle`). */
+  private whenRecorded(recorded: Promise<void>, act: () => Promise<unknown>, logContext: Record<string, unknown>, failure: string): void {
+    const late = recorded.then(act).then(() => undefined);
+    this.pending.add(late);
+    late.catch((error: unknown) => this.engine.logger.warn({ ...logContext, err: error }, failure)).finally(() => this.pending.delete(late));
+  }
+
+  /** Resolves once the webhooks and callbacks waiting for their create to be recorded have been acted on. */
   async idle(): Promise<void> {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
@@ -194,25 +199,48 @@ export class InboundWebhooks {
       throw problems.notFound('unknown callback');
     }
     onTask?.(task.id);
-    const named = runtime.provider.readCallbackTaskId?.(body);
-    if (task.phase === 'submitting' && named && this.recovery) {
-      // A create whose answer was lost: the callback names its task, which the provider confirms.
+    return this.actOnCallback(runtime.provider, task, body, true);
+  }
+
+  /**
+   * What a callback on `task`'s token makes the gateway do. `mayWait`: when the create it is
+   * about is still on its way in this process, it is acted on once that create's answer is
+   * recorded (`actOnceRecorded`) rather than refused.
+   */
+  private async actOnCallback(provider: VideoProvider, task: TaskRecord, body: unknown, mayWait: boolean): Promise<WebhookReceipt> {
+    const { metrics, tasks } = this.engine;
+    const providerId = provider.id;
+    const named = provider.readCallbackTaskId?.(body);
+    if (task.phase === 'submitting') {
       const attempts = await tasks.attempts(task.id);
       const last = attempts[attempts.length - 1];
-      const adoption =
-        last && last.provider === providerId ? await this.recovery.adoptNamed(providerId, attemptKeyOf(task.id, last.seq), named, { confirm: true }) : { kind: 'none' as const };
-      if (adoption.kind === 'adopted') {
-        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'adopted' });
-        if (adoption.task) await this.tracker.pollSoon(adoption.task);
+      const sent = last && last.provider === providerId ? last : undefined;
+      const recorded = mayWait && sent ? this.recovery?.createOnItsWayHere(task, sent) : undefined;
+      if (recorded) {
+        // A callback may come only once (the legacy Kling-API documents no retries): a 503 would
+        // leave its news to the safety poll. The create's answer says which upstream task this
+        // is; the callback is acted on then, checked against it like any other.
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'awaiting_create' });
+        this.actOnceRecorded(provider, task.id, body, recorded);
         return { received: true, matched: true };
       }
-      if (adoption.kind === 'noted') {
-        // Written on the attempt; the replica sending the create (or recovery) takes it from there.
-        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
-        return { received: true, matched: true };
+      if (named && sent && this.recovery) {
+        // A create whose answer was lost: the callback names its task, which the provider confirms.
+        const adoption = await this.recovery.adoptNamed(providerId, attemptKeyOf(task.id, sent.seq), named, { confirm: true });
+        if (adoption.kind === 'adopted') {
+          metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'adopted' });
+          if (adoption.task) await this.tracker.pollSoon(adoption.task);
+          return { received: true, matched: true };
+        }
+        if (adoption.kind === 'noted') {
+          // Written on the attempt; the replica sending the create (or recovery) takes it from there.
+          metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
+          return { received: true, matched: true };
+        }
       }
-    }
-    if (task.phase === 'submitting') {
+      // Acted on late, the create's dispatch here has ended without tracking the task (given up
+      // on, or the store failed): recovery and the polls take it from there.
+      if (!mayWait) return { received: true, matched: false };
       // The create's answer is not recorded yet, so there is nothing to confirm against: retry.
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
       throw problems.retryLater('the create is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
@@ -223,9 +251,27 @@ export class InboundWebhooks {
     }
     // Unsigned: believe nothing in the body. A claim that the task finished is confirmed by
     // asking the provider now; a progress claim changes nothing and waits for the next poll.
-    const claimsFinished = runtime.provider.callbackClaimsFinished?.(body) ?? true;
+    const claimsFinished = provider.callbackClaimsFinished?.(body) ?? true;
     metrics.inboundWebhooks.inc({ provider: providerId, outcome: claimsFinished ? 'confirming' : 'progress' });
     if (claimsFinished) await this.tracker.pollSoon(task);
     return { received: true, matched: true };
+  }
+
+  /**
+   * A callback that came while its task's create was on its way in this process: acted on once
+   * that create's dispatch has ended, on the task as it was then recorded (a callback naming
+   * another upstream task than the answer's is not believed). Not awaited by its sender, but by
+   * a graceful stop (`idle`).
+   */
+  private actOnceRecorded(provider: VideoProvider, taskId: string, body: unknown, recorded: Promise<void>): void {
+    this.whenRecorded(
+      recorded,
+      async () => {
+        const task = await this.engine.tasks.get(taskId);
+        if (task && task.provider === provider.id) await this.actOnCallback(provider, task, body, false);
+      },
+      { provider: provider.id, task_id: taskId },
+      'could not act on a callback that came before its create was recorded',
+    );
   }
 }

@@ -83,6 +83,22 @@ export class Recovery {
     private readonly dispatchHere: (taskId: string) => Promise<unknown> | undefined,
   ) {}
 
+  /** When this process is running the task's dispatch: settles once it has ended (its create's answer recorded, or given up on). */
+  private dispatchEndHere(taskId: string): Promise<void> | undefined {
+    return this.dispatchHere(taskId)?.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /**
+   * When `attempt`'s create is still on its way in this process (sent, not answered): settles
+   * once the task's dispatch has ended, so news that came first can then be acted on.
+   */
+  createOnItsWayHere(task: TaskRecord, attempt: AttemptRecord): Promise<void> | undefined {
+    return attempt.outcome === 'sending' ? this.dispatchEndHere(task.id) : undefined;
+  }
+
   /** Whether this process is still running the task's dispatch. */
   private dispatchingHere(taskId: string): boolean {
     return this.dispatchHere(taskId) !== undefined;
@@ -214,8 +230,8 @@ export class Recovery {
         recoveredBy: 'webhook',
       });
       if (!noted) return { kind: 'busy' };
-      const running = this.dispatchHere(task.id);
-      return running ? { kind: 'noted', recorded: running.then(() => undefined, () => undefined) } : { kind: 'noted' };
+      const recorded = this.dispatchEndHere(task.id);
+      return recorded ? { kind: 'noted', recorded } : { kind: 'noted' };
     }
     return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
   }
