@@ -44,6 +44,12 @@ export function requestIdOf(header: string | string[] | undefined): string {
 /** Where a route puts the id of the task a request is about (`res.locals`), for its log line. */
 export const TASK_ID_LOCAL = 'taskId';
 
+/**
+ * Where a request answered by no express route puts the route it matched (`res.locals`), for its
+ * metrics: a template, never the path (the label must stay bounded).
+ */
+export const ROUTE_LOCAL = 'metricsRoute';
+
 /** Names the task of a route's `:id` on the request's log line (`router.param('id', …)`). */
 export function logTaskId(_req: Request, res: Response, next: NextFunction, id: unknown): void {
   if (typeof id === 'string') res.locals[TASK_ID_LOCAL] = id;
@@ -67,9 +73,12 @@ export function logTaskId(_req: Request, res: Response, next: NextFunction, id: 
 export function everyRequest(recording: RequestRecording): RequestHandler {
   const routeNames = new Map<string, string>();
   // The route as metrics name it: where its router is mounted and its path, once per route.
-  const routeOf = (req: Request): string => {
+  const routeOf = (req: Request, res: Response): string => {
     const path: unknown = req.route?.path;
-    if (!path) return 'unmatched';
+    if (!path) {
+      const matched: unknown = res.locals[ROUTE_LOCAL];
+      return typeof matched === 'string' ? matched : 'unmatched';
+    }
     const mount = req.mountPath ?? req.baseUrl;
     const key = `${mount}\u0000${String(path)}`;
     let name = routeNames.get(key);
@@ -90,7 +99,7 @@ export function everyRequest(recording: RequestRecording): RequestHandler {
     const logged = recording.logs(req.url);
     res.on('finish', () => {
       const taskId: unknown = res.locals[TASK_ID_LOCAL];
-      recording.finished(req.id, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
+      recording.finished(req.id, req.method, req.originalUrl, routeOf(req, res), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
     });
     if (req.url.includes('%00')) {
       next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));
@@ -279,7 +288,7 @@ export function sendProblem(res: Response, error: ProblemError, requestId: strin
  */
 export function methodNotAllowedHandler(routes: RouteTable): RequestHandler {
   return (req, _res, next: NextFunction) => {
-    const allowed = routes.allowOf(req.path);
+    const allowed = routes.match(req.path)?.allow;
     // Not a route, or a route of this method that did not match (its answer is the 404).
     if (allowed === undefined || allowed.includes(req.method)) return next();
     const allow = allowed.join(', ');
@@ -289,17 +298,18 @@ export function methodNotAllowedHandler(routes: RouteTable): RequestHandler {
 
 /**
  * Every `OPTIONS`, answered here from the table and never by a route: on a route `204` with
- * `Allow` (its methods), before any key is asked for — the methods are no secret, `/openapi.json`
- * lists them; on a path that is no route `404` (express's routers would otherwise answer it
- * `200` with the methods of whatever route partly matched). No CORS headers: the console is
+ * `Allow` (its methods), counted under the route's template, before any key is asked for — the
+ * methods are no secret, `/openapi.json` lists them; on a path that is no route `404` (express's
+ * routers would otherwise answer it `200` with the methods of whatever route partly matched). No CORS headers: the console is
  * served from the gateway's own origin, and a browser app elsewhere goes through a proxy.
  */
 export function optionsHandler(routes: RouteTable): RequestHandler {
   return (req, res, next) => {
     if (req.method !== 'OPTIONS') return next();
-    const allowed = routes.allowOf(req.path);
-    if (allowed === undefined) return next(problems.notFound(`no route for ${req.method} ${req.path}`));
-    res.status(204).set('allow', allowed.join(', ')).end();
+    const matched = routes.match(req.path);
+    if (matched === undefined) return next(problems.notFound(`no route for ${req.method} ${req.path}`));
+    res.locals[ROUTE_LOCAL] = matched.route;
+    res.status(204).set('allow', matched.allow.join(', ')).end();
   };
 }
 

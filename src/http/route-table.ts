@@ -1,8 +1,8 @@
 /**
  * The gateway's routes and the methods each takes: one table, read by the answer to `OPTIONS`
- * (`204` with `Allow`) and by the `405` of a method a route does not take, so the two never
- * disagree. It is the API document's paths (what the routes answer is documented there) and the
- * gateway's own pages, which the document leaves out.
+ * (`204` with `Allow`, and the route its metrics name) and by the `405` of a method a route does
+ * not take, so the two never disagree. It is the API document's paths (what the routes answer is
+ * documented there) and the gateway's own pages, which the document leaves out.
  */
 
 /** One route of the table. */
@@ -29,9 +29,18 @@ export function documentRoutes(paths: Readonly<Record<string, object | undefined
   }));
 }
 
+/** What the table holds at a path: the methods `Allow` lists, and the route metrics name. */
+export interface RouteMatch {
+  /** Sorted; `HEAD` with `GET`, `OPTIONS` always. */
+  allow: string[];
+  /** The first matching route's template as express writes one (`/v1/videos/:id`): never the path itself. */
+  route: string;
+}
+
 interface CompiledRoute {
   pattern: RegExp;
   allow: readonly string[];
+  name: string;
   has?: (rest: string) => boolean;
 }
 
@@ -47,8 +56,14 @@ function compile(route: Route): CompiledRoute {
     // As express matches: any letter case, and a trailing slash.
     pattern: rest === undefined ? new RegExp(`^${source}/?$`, 'i') : new RegExp(`^${source}/(.+)$`, 'i'),
     allow: [...methods].sort(),
+    name: expressName(route.path),
     ...(route.has ? { has: route.has } : {}),
   };
+}
+
+/** `/v1/videos/{id}` as express writes it, `/v1/videos/:id` (and `{file*}` as `*file`), as metrics name express's routes. */
+function expressName(template: string): string {
+  return template.replace(/\{([^/{}*]+)\*\}/g, '*$1').replace(/\{([^/{}]+)\}/g, ':$1');
 }
 
 function decoded(text: string): string | undefined {
@@ -66,14 +81,16 @@ export class RouteTable {
   constructor(private readonly routes: () => readonly Route[]) {}
 
   /**
-   * The methods the route at `path` takes, as `Allow` lists them (sorted; `HEAD` with `GET`,
-   * `OPTIONS` always), or undefined when no route is there. Paths match as express matches them:
-   * any letter case, a trailing slash; several templates may match one path (`/v1/videos/quote`
-   * is also a task id), and then their methods add up.
+   * The methods the route at `path` takes and the route's name, or undefined when no route is
+   * there. Paths match as express matches them: any letter case, a trailing slash; several
+   * templates may match one path (`/v1/videos/quote` is also a task id), and then their methods
+   * add up and the first in the table names the route (the document lists `/v1/videos/quote`
+   * before `/v1/videos/{id}`).
    */
-  allowOf(path: string): string[] | undefined {
+  match(path: string): RouteMatch | undefined {
     this.compiled ??= this.routes().map(compile);
     const allowed = new Set<string>();
+    let first: string | undefined;
     for (const route of this.compiled) {
       const match = route.pattern.exec(path);
       if (!match) continue;
@@ -81,8 +98,9 @@ export class RouteTable {
         const rest = match[1] === undefined ? undefined : decoded(match[1]);
         if (rest === undefined || !route.has(rest)) continue;
       }
+      first ??= route.name;
       for (const method of route.allow) allowed.add(method);
     }
-    return allowed.size === 0 ? undefined : [...allowed].sort();
+    return first === undefined ? undefined : { allow: [...allowed].sort(), route: first };
   }
 }

@@ -122,6 +122,16 @@ describe('OPTIONS', () => {
     }
   });
 
+  it('is counted in the HTTP metrics under the route it matched (its template, never the path), as other methods are', async () => {
+    const paths = ['/v1/videos/task_metrics', '/v1/videos/quote', '/v1/webhooks/kling-legacy/token_metrics', '/console/index.html', '/V1/Videos/'];
+    for (const path of paths) expect((await gw.request('OPTIONS', path, undefined, {}, null)).status).toBe(204);
+    const exposition = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    const routes = [...exposition.matchAll(/^kling_gateway_http_requests_total\{method="OPTIONS",route="([^"]*)",status="204"\}/gm)].map(([, route]) => route);
+    expect(routes).toEqual(expect.arrayContaining(['/v1/videos/:id', '/v1/videos/quote', '/v1/webhooks/kling-legacy/:token', '/console/*file', '/v1/videos']));
+    expect(routes).not.toContain('unmatched');
+    expect(routes.filter((route) => /_metrics|Videos/.test(route!))).toEqual([]);
+  });
+
   it.each([['/nothing'], ['/v1/nothing'], ['/v1/webhooks/nope'], ['/v1/videos/a/b/c'], ['/docs/nothing'], ['/console/nothing.js']])(
     'OPTIONS %s, no route, is a 404 problem',
     async (path) => {
