@@ -15,11 +15,29 @@ import {
 } from '../../packages/client/src/index.js';
 import { formatTime } from './cli-output.js';
 import type { CliContext } from './cli-context.js';
+import { CliError, ExitCode } from './exit-codes.js';
 
 const USAGE_GROUPS = ['provider', 'model', 'operation', 'quality', 'day'];
 
 /** The canonical model names, from the API document (a misspelt one would list nothing). */
 const MODELS = (gatewayDocument as unknown as { components: { schemas: { Model: { enum: string[] } } } }).components.schemas.Model.enum;
+
+/**
+ * `usage --from` / `--to`, checked here by the rule `GET /v1/usage` applies, so a date it would
+ * refuse is a command-line error naming the flag (exit 2) rather than the gateway's 400 (exit 3).
+ * The rule is loaded only when a date is given: its schema library costs more than the CLI's own
+ * start.
+ */
+async function checkUsagePeriod(from: string | undefined, to: string | undefined): Promise<void> {
+  if (!from && !to) return;
+  const { DateOrZonedDateTime, effectiveFromMs } = await import('../core/model/pricing.js');
+  for (const [flag, value] of [['--from', from], ['--to', to]] as const) {
+    if (value && !DateOrZonedDateTime.safeParse(value).success) {
+      throw new CliError(`${flag} ${value} is not a date the gateway takes: give YYYY-MM-DD (00:00 UTC) or an ISO 8601 date-time with a zone, e.g. 2026-11-22T10:00+01:00`, ExitCode.usage);
+    }
+  }
+  if (from && to && effectiveFromMs(from) >= effectiveFromMs(to)) throw new CliError(`--from ${from} must be before --to ${to}`, ExitCode.usage);
+}
 
 /** One providers-table row: a provider, or one of its accounts (indented under it). */
 interface ProviderRow {
@@ -120,10 +138,11 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
     .command('usage')
     .description('spend and outcomes grouped by provider, model, operation, quality or day')
     .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS.join(', ')}`, 'provider,model')
-    .option('--from <date>', 'from this date or time (inclusive, ISO 8601)')
-    .option('--to <date>', 'until this date or time (exclusive, ISO 8601)')
+    .option('--from <date>', 'from this date or time (inclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')
+    .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')
     .option('--csv', 'print the CSV the gateway produces')
     .action(async (options: { groupBy: string; from?: string; to?: string; csv?: boolean }, command: Command) => {
+      await checkUsagePeriod(options.from, options.to);
       const out = context.outputFor(command);
       const client = context.clientFor(command);
       const groupBy = options.groupBy.split(',').map((field) => field.trim()).filter(Boolean);

@@ -221,6 +221,22 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     for (const missing of noModel) {
       expect([missing.code, missing.stderr]).toEqual([2, 'error: missing --model (or "model" in --file): `kling-gateway models` lists them\n']);
     }
+    // A usage period the API would refuse: said here, naming the flag, with the forms it takes.
+    const [yesterday, noZone, backwards] = await Promise.all([
+      runHere(['usage', '--from', 'yesterday'], offline),
+      runHere(['usage', '--to', '2026-11-22T10:00'], offline),
+      runHere(['usage', '--from', '2026-12-01', '--to', '2026-11-01'], offline),
+    ]);
+    expect([yesterday.code, yesterday.stderr]).toEqual([
+      2,
+      'error: --from yesterday is not a date the gateway takes: give YYYY-MM-DD (00:00 UTC) or an ISO 8601 date-time with a zone, e.g. 2026-11-22T10:00+01:00\n',
+    ]);
+    expect([noZone.code, noZone.stderr]).toEqual([2, expect.stringContaining('--to 2026-11-22T10:00 is not a date the gateway takes')]);
+    expect([backwards.code, backwards.stderr]).toEqual([2, 'error: --from 2026-12-01 must be before --to 2026-11-01\n']);
+    // And every form the API takes goes through to it.
+    const period = await runHere(['usage', '--from', '2026-11-01', '--to', '2026-11-22T10:00+01:00', '--json']);
+    expect([period.code, period.stderr]).toEqual([0, '']);
+    expect(JSON.parse(period.stdout)).toMatchObject({ from: '2026-11-01T00:00:00.000Z', to: '2026-11-22T09:00:00.000Z' });
     // A misspelt model would list nothing at all.
     const misspelt = await runHere(['models', '--model', 'kling-3'], offline);
     expect([misspelt.code, misspelt.stderr]).toEqual([2, expect.stringContaining("option '--model <model>' argument 'kling-3' is invalid. Allowed choices are kling-v3,")]);
