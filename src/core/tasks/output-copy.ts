@@ -7,6 +7,7 @@
  * The download itself is a plain GET on node's http (`result-download.ts`).
  */
 import { createHash } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { extname } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { ObjectStorage } from '../../storage/object-storage.js';
@@ -118,6 +119,15 @@ export function notMediaType(header: string | undefined): string | undefined {
   const refused = given.startsWith('text/') || NOT_MEDIA.has(given) || given.endsWith('+xml') || given.endsWith('+json');
   return refused ? given : undefined;
 }
+
+/**
+ * The successes that carry the whole file: `200`, and `203` (a `200` a transforming proxy
+ * changed, RFC 9110 §15.3.4). No other does, and storing one as the file would serve a cut or
+ * empty video as whole: `206` is a part (the gateway sends no `Range`, so a host or cache that
+ * answers one is misbehaving), `202` a file not ready yet, `226` a delta, `204`/`205` nothing,
+ * `201`/`207`/`208` something else.
+ */
+const WHOLE_FILE = new Set([200, 203]);
 
 /** A file extension for a media type (storage keys and download names). */
 export function extensionOf(mediaType: string): string {
@@ -237,6 +247,11 @@ export async function copyToStorage(input: {
       const gone = status === 404 || status === 410;
       const retryable = gone || status === 403 || status >= 500 || status === 408 || status === 429;
       return failure(`the provider answered ${status} for the result URL`, retryable, gone);
+    }
+    if (!WHOLE_FILE.has(status)) {
+      // As a page typed as one: a failed try, retried (the next answer may be the file).
+      source.destroy();
+      return failure(`the provider answered ${status} (${STATUS_CODES[status] ?? 'unknown'}), which is not the whole file`, true);
     }
     const notMedia = notMediaType(response.contentType);
     if (notMedia !== undefined) {

@@ -187,6 +187,24 @@ describe('copying a result file', () => {
     expect(await copy('/raw.mp4')).toMatchObject({ ok: true, contentType: 'video/mp4' });
   });
 
+  it('writes nothing of a success that is not the whole file (a part, a file not ready yet), says so, and retries it', async () => {
+    routes.set('/part.mp4', (res) =>
+      res.writeHead(206, { 'content-type': 'video/mp4', 'content-range': `bytes 0-999/${FILE.length}`, 'content-length': 1000 }).end(FILE.subarray(0, 1000)),
+    );
+    routes.set('/later.mp4', (res) => res.writeHead(202, { 'content-type': 'video/mp4' }).end(FILE.subarray(0, 10)));
+    routes.set('/proxied.mp4', (res) => res.writeHead(203, { 'content-type': 'video/mp4' }).end(FILE));
+    expect(await copy('/part.mp4')).toEqual({
+      ok: false,
+      retryable: true,
+      gone: false,
+      reason: 'the provider answered 206 (Partial Content), which is not the whole file',
+    });
+    expect(await copy('/later.mp4')).toMatchObject({ ok: false, retryable: true, reason: 'the provider answered 202 (Accepted), which is not the whole file' });
+    expect(storage.objects.size).toBe(0);
+    // A 203 is a 200 a proxy transformed: the whole file still.
+    expect(await copy('/proxied.mp4')).toMatchObject({ ok: true, sha256: sha256(FILE), bytes: FILE.length });
+  });
+
   it('fails, worth retrying, when the source sends nothing for the idle time', async () => {
     policy = { ...policy, idleTimeoutMs: 150 };
     routes.set('/silent.mp4', () => undefined);
