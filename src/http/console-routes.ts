@@ -9,6 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { Router } from 'express';
+import { slashRedirect } from './middleware.js';
 
 const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
@@ -73,7 +74,10 @@ export function consoleRoutes(directory: string | null = findConsoleAssets()): R
     });
     return router;
   }
+  // `/console` to `/console/` here: express.static's own redirect copies the request target,
+  // host and all when it is in absolute form (`slashRedirect`).
+  router.get('/', slashRedirect());
   // ETags and revalidation on every load: a new build is picked up at once, unchanged files cost a 304.
-  router.use(express.static(directory, { index: 'index.html', maxAge: 0, fallthrough: true, redirect: true }));
+  router.use(express.static(directory, { index: 'index.html', maxAge: 0, fallthrough: true, redirect: false }));
   return router;
 }

@@ -7,7 +7,7 @@
  */
 import { Router, type RequestHandler } from 'express';
 import swaggerUi from 'swagger-ui-express';
-import { swaggerUiPolicy } from './middleware.js';
+import { slashRedirect, swaggerUiPolicy } from './middleware.js';
 
 /** The files the gateway's page loads (`swagger-ui-express`'s page template), and nothing else of the package. */
 export const DOCS_FILES = [
@@ -34,15 +34,7 @@ export function docsRoutes(document: () => object): Router {
     next();
   };
   // `/docs` without its slash: the page's links (`./swagger-ui.css`) would resolve against `/`.
-  const withSlash: RequestHandler = (req, res, next) => {
-    const [path = '', query] = req.originalUrl.split(/\?(.*)/s, 2);
-    if (req.path === '/' && !path.endsWith('/')) {
-      res.redirect(301, `${path}/${query === undefined ? '' : `?${query}`}`);
-      return;
-    }
-    next();
-  };
-  router.get([...DOCS_PAGES], withSlash, ready, (req, res, next) => page!(req, res, next));
+  router.get([...DOCS_PAGES], slashRedirect(), ready, (req, res, next) => page!(req, res, next));
   router.get(
     DOCS_FILES.map((file) => `/${file}`),
     ready,

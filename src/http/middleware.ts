@@ -109,6 +109,21 @@ export function everyRequest(recording: RequestRecording): RequestHandler {
   };
 }
 
+/**
+ * A router's page asked without its slash (`/docs`, `/console`) goes to it with the slash, where
+ * the page's relative links (`./app.js`) resolve; the query goes along. The `Location` is the
+ * router's mount path (`req.baseUrl`, a path: express takes it from the request target's path
+ * only), never the target as sent, which may be in absolute form (`GET http://elsewhere/docs`)
+ * and would send the browser to that host. Only the router's root: every other path goes on.
+ */
+export function slashRedirect(): RequestHandler {
+  return (req, res, next) => {
+    const [path = '', query] = req.originalUrl.split(/\?(.*)/s, 2);
+    if (req.path !== '/' || path.endsWith('/')) return next();
+    res.redirect(301, `${req.baseUrl}/${query === undefined ? '' : `?${query}`}`);
+  };
+}
+
 /** Swagger UI loads its own scripts and styles only: nothing inline runs, nothing frames it. */
 export function swaggerUiPolicy(): RequestHandler {
   const policy = [

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
-import { headerOf, rawRequest } from '../support/raw-answer.js';
+import { headerOf, rawExchange, rawRequest } from '../support/raw-answer.js';
 
 const lines: { level: number | string; msg?: string }[] = [];
 let gw: TestGateway;
@@ -214,6 +214,20 @@ describe('paths under /docs that are not a page of it', () => {
     expect(bare.status).toBe(301);
     expect(headerOf(bare, 'location')).toBe('/docs/');
     expect(headerOf(await rawRequest(gw.url, '/docs?x=1'), 'location')).toBe('/docs/?x=1');
+  });
+});
+
+describe('a page asked without its slash', () => {
+  it.each([
+    ['http://evil.example/docs', '/docs/'],
+    ['http://evil.example/docs?x=1', '/docs/?x=1'],
+    ['http://evil.example/console', '/console/'],
+    ['https://evil.example:8443/console?x=1', '/console/?x=1'],
+  ])('a request target in absolute form (GET %s) is sent to %s on this gateway, never to the host it names', async (target, location) => {
+    const answer = await rawExchange(gw.url, `GET ${target} HTTP/1.1\r\nHost: gateway.example\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 301 /);
+    expect(/\r\nlocation: ([^\r]*)/i.exec(answer)?.[1]).toBe(location);
+    expect(answer).not.toContain('evil.example');
   });
 });
 
