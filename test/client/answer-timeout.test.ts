@@ -42,6 +42,20 @@ describe('client time limit on answers', () => {
         setTimeout(() => res.end(`event: task.succeeded\ndata: ${JSON.stringify(task('vid_slow'))}\n\n`), LIMIT_MS + 250);
         return;
       }
+      if (url.pathname === '/openapi.json') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ paths: { '/v1/videos/{id}/content': { get: {} } } }));
+        return;
+      }
+      if (url.pathname === '/v1/videos/vid_stored') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...task('vid_stored'), outputs: [{ url: `${gateway.base}/files/vid_stored.mp4`, storage: 'stored' }] }));
+        return;
+      }
+      if (url.pathname === '/v1/videos/vid_stalled/events' || url.pathname === '/v1/videos/vid_stored/content') {
+        // An error status, then half its problem document, then nothing.
+        res.writeHead(503, { 'content-type': 'application/problem+json' });
+        res.write('{"type":"about:blank",');
+        return;
+      }
       res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
     });
   });
@@ -67,6 +81,15 @@ describe('client time limit on answers', () => {
     const error = await client().getVideo('vid_stalled').catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(NoAnswerError);
   });
+
+  it.each([
+    ['an event stream', (gatewayClient: GatewayClient) => gatewayClient.videoEvents('vid_stalled').next()],
+    ['a download', (gatewayClient: GatewayClient) => gatewayClient.downloadOutput('vid_stored')],
+  ])('%s answered with an error whose body stalls is no answer either, not a call held forever', async (_what, call) => {
+    const error = await call(client()).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(NoAnswerError);
+    expect((error as Error).message).toBe(`${gateway.base} did not answer within 0.25 s`);
+  }, 5_000);
 
   it("a long poll may hold for its window on top of the limit", async () => {
     await expect(client().getVideo('vid_held', { wait: 1 })).resolves.toMatchObject({ id: 'vid_held' });

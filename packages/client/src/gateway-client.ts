@@ -110,6 +110,17 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** Statuses whose answer has no body (a Response built with one throws). */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
+/** `response` with `body`, read already, in place of its stream; still naming the URL that answered (after redirects). */
+function withBody(response: Response, body: ArrayBuffer | Blob): Response {
+  const copy = new Response(NULL_BODY_STATUSES.has(response.status) ? null : body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+  Object.defineProperty(copy, 'url', { value: response.url });
+  return copy;
+}
+
 /** Statuses that say the request itself is wrong; waiting or retrying cannot help. */
 const FINAL_ERROR_STATUSES = new Set([400, 401, 403, 404]);
 
@@ -238,7 +249,7 @@ export class GatewayClient {
   async *videoEvents(id: string, options: EventStreamOptions = {}): AsyncGenerator<TaskEvent> {
     const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/events`;
     const response = await this.send(url, { headers: { accept: 'text/event-stream' }, ...this.signalOf(options) });
-    if (!response.ok) throw await errorFromResponse(response);
+    if (!response.ok) throw await this.errorWithin(response, this.baseUrl);
     if (!response.body || !(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
       await response.body?.cancel();
       throw new GatewayUnreachableError(url, new Error('the answer is not an event stream'));
@@ -402,7 +413,7 @@ export class GatewayClient {
       await response.body?.cancel().catch(() => undefined);
       throw new OutputUnavailableError(id, index, response.status);
     }
-    if (!response.ok) throw await errorFromResponse(response);
+    if (!response.ok) throw await this.errorWithin(response, own ? this.baseUrl : url.href);
     return this.toDownload(response, own ? 'gateway' : 'upstream', url.href);
   }
 
@@ -474,7 +485,7 @@ export class GatewayClient {
     if ((await this.hasEndpoint(endpoint)) === false) throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
     const response = await this.send(`${this.baseUrl}${pathAndQuery}`, init, whole);
     if (response.ok || handled?.(response)) return response;
-    const error = await errorFromResponse(response);
+    const error = await this.errorWithin(response, this.baseUrl);
     // A gateway whose document could not be read: its router's own 404 says the route is missing.
     if (error.status === 404 && /^no route for /.test(error.problem.detail ?? '')) {
       throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
@@ -526,15 +537,7 @@ export class GatewayClient {
     try {
       const response = await this.fetchImpl(input, signal ? { ...init, signal } : init);
       if (!how.whole) return response;
-      const body = await response.arrayBuffer();
-      const copy = new Response(NULL_BODY_STATUSES.has(response.status) ? null : body, {
-        status: response.status,
-        statusText: response.statusText,
-        headers: response.headers,
-      });
-      // Which URL answered (after redirects) still names the request in errors.
-      Object.defineProperty(copy, 'url', { value: response.url });
-      return copy;
+      return withBody(response, await response.arrayBuffer());
     } catch (error) {
       if (expired) throw new NoAnswerError(how.url, limitMs);
       if (outer?.aborted) throw outer.reason ?? error;
@@ -543,6 +546,35 @@ export class GatewayClient {
       clearTimeout(timer);
       outer?.removeEventListener('abort', forward);
     }
+  }
+
+  /**
+   * The error of an answer whose body `fetchWithin` left unread (an event stream's, a download's):
+   * that body read under `timeoutMs`, as a JSON answer's is, so a gateway that sends an error
+   * status and then stalls its body is `NoAnswerError` (`url` names the request) instead of a call
+   * held forever.
+   */
+  private async errorWithin(response: Response, url: string): Promise<GatewayError> {
+    const limitMs = this.timeoutMs;
+    if (!response.body || limitMs <= 0 || limitMs > MAX_TIMER_MS) return errorFromResponse(response);
+    const reader = response.body.getReader();
+    let expired = false;
+    // Cancelling the reader ends the read in progress and drops the connection.
+    const timer = setTimeout(() => {
+      expired = true;
+      void reader.cancel().catch(() => undefined);
+    }, limitMs);
+    const chunks: Uint8Array<ArrayBuffer>[] = [];
+    try {
+      for (let read = await reader.read(); !read.done; read = await reader.read()) chunks.push(read.value);
+    } catch {
+      // A body cut short reads as none, as `errorFromResponse` reads it.
+      chunks.length = 0;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (expired) throw new NoAnswerError(url, limitMs);
+    return errorFromResponse(withBody(response, new Blob(chunks)));
   }
 
   /** Whether an answer came from the gateway's own origin (not from where a redirect led); an unknown URL counts as its own. */
