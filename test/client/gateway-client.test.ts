@@ -396,6 +396,25 @@ describe('typed client against a gateway that has cancel, content and usage', ()
     expect(fileHostSaw).toEqual([undefined]);
   });
 
+  it('a /openapi.json it could not read is read again at the next call, not taken as "no document" for the client\'s life', async () => {
+    let documentReads = 0;
+    const client = new GatewayClient({
+      baseUrl: url,
+      apiKey: TENANT_KEY,
+      fetch: (input, init) => {
+        const target = input instanceof Request ? input.url : String(input);
+        // The first read of the document meets a gateway that is restarting.
+        if (target.endsWith('/openapi.json') && ++documentReads === 1) return Promise.resolve(new Response('', { status: 503 }));
+        return fetch(input, init);
+      },
+    });
+    expect(await client.hasEndpoint('cancel')).toBeNull();
+    expect(await client.hasEndpoint('cancel')).toBe(true);
+    expect(await client.hasEndpoint('webhooks')).toBe(false);
+    // Read once more, then kept.
+    expect(documentReads).toBe(2);
+  });
+
   it('cancels, downloads the stored copy with the key, and reads usage', async () => {
     const client = new GatewayClient({ baseUrl: url, apiKey: TENANT_KEY });
     expect(await client.hasEndpoint('cancel')).toBe(true);

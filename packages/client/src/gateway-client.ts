@@ -443,11 +443,15 @@ export class GatewayClient {
 
   /**
    * Whether the gateway has an endpoint, from its own OpenAPI document (`/openapi.json`, read
-   * once): `true`/`false`, or `null` when the document cannot be read.
+   * once it could be read): `true`/`false`, or `null` when the document cannot be read. A read
+   * that failed is not kept: a gateway restarting or a dropped connection at the first call must
+   * not leave the client without the document for its whole life, so the next call reads again.
    */
   async hasEndpoint(endpoint: OptionalEndpoint): Promise<boolean | null> {
-    this.endpoints ??= this.readEndpoints();
-    const endpoints = await this.endpoints;
+    const reading = (this.endpoints ??= this.readEndpoints());
+    const endpoints = await reading;
+    // Calls waiting on the same read share its failure; one that began a newer read keeps that.
+    if (endpoints === null && this.endpoints === reading) this.endpoints = undefined;
     return endpoints ? endpoints.has(OPTIONAL_ENDPOINTS[endpoint]) : null;
   }
 
