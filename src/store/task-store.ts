@@ -312,7 +312,7 @@ export class TaskStore {
     return rows[0] as TaskRow | undefined;
   }
 
-  private async insertAttempt(trx: Transaction<Database>, row: NewAttemptRow & { seq: number }): Promise<void> {
+  private async insertAttempt(trx: Kysely<Database>, row: NewAttemptRow & { seq: number }): Promise<void> {
     const columns = definedKeys(row) as (keyof typeof row)[];
     await this.shapes.execute(trx, `insert-attempt:${columns.join(',')}`, columns.map((column) => row[column]), (slots) =>
       trx.insertInto('attempts').values(slotted<typeof row>(columns, slots)),
@@ -728,18 +728,48 @@ export class TaskStore {
    * then simply tries again with the next one.
    */
   async addAttempt(attempt: NewAttemptRow): Promise<number> {
+    return this.numbering(() => this.db.transaction().execute((trx) => this.appendAttempt(trx, attempt)));
+  }
+
+  /**
+   * Writes a create's attempt only while its task is still `submitting` under `hold.owner`'s lease,
+   * and renews that lease to `hold.leaseUntil` in the same transaction, which moves the task's
+   * version: a cancel that found no request in flight writes on the version it read, so of the
+   * two exactly one is written. Its seq; undefined, with nothing written, when the task is not held so.
+   */
+  async addHeldAttempt(attempt: NewAttemptRow, hold: { owner: string; leaseUntil: number }): Promise<number | undefined> {
+    return this.numbering(async () => {
+      let seq: number | undefined;
+      const held = await this.updateTask(
+        attempt.task_id,
+        { lease_until: hold.leaseUntil },
+        { phases: ['submitting'], leaseOwner: hold.owner },
+        undefined,
+        async (trx) => {
+          seq = await this.appendAttempt(trx, attempt);
+        },
+      );
+      return held && seq;
+    });
+  }
+
+  /** Runs `write` again when another writer took the attempt number it chose (a unique violation). */
+  private async numbering<T>(write: () => Promise<T>): Promise<T> {
     for (let round = 1; ; round++) {
       try {
-        return await this.db.transaction().execute(async (trx) => {
-          const last = (await this.lastAttemptSeq(trx, attempt.task_id)).rows[0];
-          const seq = Number(last?.seq ?? 0) + 1;
-          await this.insertAttempt(trx, { ...attempt, seq });
-          return seq;
-        });
+        return await write();
       } catch (error) {
         if (round >= 10 || !isUniqueViolation(error)) throw error;
       }
     }
+  }
+
+  /** Inserts the attempt after the task's last one; its seq. */
+  private async appendAttempt(trx: Kysely<Database>, attempt: NewAttemptRow): Promise<number> {
+    const last = (await this.lastAttemptSeq(trx, attempt.task_id)).rows[0];
+    const seq = Number(last?.seq ?? 0) + 1;
+    await this.insertAttempt(trx, { ...attempt, seq });
+    return seq;
   }
 
   async updateAttempt(taskId: string, seq: number, patch: AttemptPatch, db: Kysely<Database> = this.db): Promise<void> {

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { ProviderTaskRef, VideoProvider } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
@@ -29,6 +29,21 @@ async function withFullProvider(options: Parameters<typeof startTestGateway>[0] 
   const running = await gateway.create({ ...pinned, prompt: 'takes the slot' });
   expect(running.body.status).toBe('processing');
   return { gateway, running: running.body };
+}
+
+/**
+ * A gateway whose kling3api allows one create a second, that allowance just taken: the next
+ * create's dispatch waits (on the gateway's clock) for the window, its task held `submitting`.
+ */
+async function waitingForRateAllowance() {
+  const gateway = await startTestGateway({ config: { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }] } } } });
+  gw = gateway;
+  expect((await gateway.create({ ...pinned, prompt: 'takes the allowance' })).body.status).toBe('processing');
+  const creating = gateway.create(pinned);
+  for (;;) {
+    const waiting = (await gateway.request('GET', '/v1/videos?status=queued')).body.data[0];
+    if (waiting && (await gateway.gateway.store.getTask(waiting.id))?.phase === 'submitting') return { gateway, id: waiting.id as string, creating };
+  }
 }
 
 describe('POST /v1/videos/{id}/cancel', () => {
@@ -146,6 +161,56 @@ describe('POST /v1/videos/{id}/cancel', () => {
     await gw.advance(60_000);
     expect(creates(gw)).toBe(1);
     expect((await gw.get(id!)).body.status).toBe('canceled');
+  });
+
+  it('cancels a task whose create waits for a rate allowance: 200 canceled at no cost, and nothing is sent', async () => {
+    const { gateway, id, creating } = await waitingForRateAllowance();
+    const asked = gateway.clock.now();
+    const canceling = gateway.request('POST', `/v1/videos/${id}/cancel`);
+    // The window has room again: the dispatcher's wait ends (before, the cancel waited for it, and the create went).
+    await gateway.advance(2_000);
+    const answer = await canceling;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({
+      id,
+      status: 'canceled',
+      provider: null,
+      provider_task_id: null,
+      error: { code: 'canceled', message: 'canceled by the caller before any provider took it' },
+      cost: { credits: 0, estimated: false, currency_amount: 0 },
+      attempts: [],
+    });
+    // Canceled as it was asked, not once the wait was over.
+    expect(Date.parse(answer.body.completed_at)).toBe(asked);
+    expect((await creating).body).toMatchObject({ id, status: 'canceled', attempts: [] });
+    await gateway.advance(60_000);
+    expect(creates(gateway)).toBe(1);
+    expect((await gateway.get(id)).body).toMatchObject({ status: 'canceled', attempts: [] });
+  });
+
+  it('a cancel that read the task just before its request left loses: the create goes and the cancel answers 409', async () => {
+    const { gateway, id, creating } = await waitingForRateAllowance();
+    gateway.simulator('kling3api').injectFault({ on: 'submit', delayMs: 400 });
+    const { tasks } = gateway.gateway.engine;
+    const read = tasks.getWithAttempts.bind(tasks);
+    // The cancel reads the task (nothing sent yet); then the dispatcher's wait ends and its request
+    // reaches the upstream (which answers a little later) before the cancel writes on what it read.
+    let stale = true;
+    vi.spyOn(tasks, 'getWithAttempts').mockImplementation(async (taskId) => {
+      const found = await read(taskId);
+      if (taskId === id && stale) {
+        stale = false;
+        await gateway.clock.advance(2_000);
+        while (creates(gateway) < 2) await new Promise((resolve) => setImmediate(resolve));
+      }
+      return found;
+    });
+    const answer = await gateway.request('POST', `/v1/videos/${id}/cancel`);
+    expect(stale).toBe(false);
+    expect(answer.status).toBe(409);
+    expect(answer.body.detail).toMatch(/accepted by kling3api/);
+    expect((await creating).body).toMatchObject({ id, status: 'processing', attempts: [{ provider: 'kling3api', outcome: 'accepted' }] });
+    expect(creates(gateway)).toBe(2);
   });
 
   it('sends video.canceled to the webhook and ends waits and event streams', async () => {

@@ -166,4 +166,24 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     expect(statuses).toEqual(['processing', 'processing', 'queued', 'queued']);
     expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(2);
   });
+
+  it('cancels on one replica a task whose create waits on the other for the rate window: nothing is sent', async () => {
+    const config = { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }] } } };
+    const a = await replica('replica-a', config);
+    const b = await replica('replica-b', config);
+    expect((await a.create({ ...pinned, prompt: 'takes the allowance' })).body.status).toBe('processing');
+    // Replica A's dispatch of the next create waits (on the gateway's clock) for the shared window.
+    const creating = a.create(pinned);
+    let id: string | undefined;
+    while (!id) {
+      const waiting = (await b.request('GET', '/v1/videos?status=queued')).body.data[0];
+      if (waiting && (await b.gateway.store.getTask(waiting.id))?.phase === 'submitting') id = waiting.id;
+    }
+    // Time runs on, so the wait ends (before, the cancel waited for it, and the create went).
+    const answer = await replicas.withClockRunning(b.request('POST', `/v1/videos/${id}/cancel`));
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ status: 'canceled', provider: null, cost: { credits: 0, estimated: false, currency_amount: 0 }, attempts: [] });
+    expect((await replicas.withClockRunning(creating)).body).toMatchObject({ id, status: 'canceled', attempts: [] });
+    expect(replicas.simulators.get('kling3api')!.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+  });
 });

@@ -607,6 +607,58 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
       });
     });
 
+    describe('addHeldAttempt', () => {
+      const submitting = (id: string) => taskRow(id, { phase: 'submitting', provider: 'freepik', account: 'default', lease_owner: 'replica-a', lease_until: T0 + MINUTE });
+      const sending = (taskId: string) => ({ task_id: taskId, provider: 'freepik', account: 'default', outcome: 'sending', at: T0 + 5 });
+      const hold = { owner: 'replica-a', leaseUntil: T0 + 2 * MINUTE };
+      /** A cancel of a submission whose create has not left, written on the version it read (`TaskLifecycle.cancelUnsent`). */
+      const cancelAt = (id: string, version: number) =>
+        tasks.updateTask(id, { phase: 'done', status: 'canceled', lease_owner: null, lease_until: null }, { phases: ['submitting'], version });
+
+      it('writes the attempt only while the task is submitting under the owner’s lease, renewing the lease and moving the version', async () => {
+        await tasks.createTask(submitting('t_1'));
+        expect(await tasks.addHeldAttempt(sending('t_1'), hold)).toBe(1);
+        expect(await tasks.getTaskWithAttempts('t_1')).toMatchObject({
+          task: { phase: 'submitting', lease_owner: 'replica-a', lease_until: T0 + 2 * MINUTE, version: 1 },
+          attempts: [{ seq: 1, outcome: 'sending', at: T0 + 5 }],
+        });
+        expect(await tasks.addHeldAttempt(sending('t_1'), { ...hold, owner: 'replica-b' })).toBeUndefined();
+        await tasks.updateTask('t_1', { phase: 'done', status: 'canceled', lease_owner: null }, { phases: ['submitting'] });
+        expect(await tasks.addHeldAttempt(sending('t_1'), hold)).toBeUndefined();
+        expect(await tasks.getAttempts('t_1')).toHaveLength(1);
+      });
+
+      it('of a cancel on the version read and the attempt, the one written first wins and the other writes nothing', async () => {
+        await tasks.createTask(submitting('t_sent'));
+        const sentRead = (await tasks.getTaskWithAttempts('t_sent'))!;
+        expect(await tasks.addHeldAttempt(sending('t_sent'), hold)).toBe(1);
+        expect(await cancelAt('t_sent', sentRead.task.version)).toBeUndefined();
+        expect((await tasks.getTask('t_sent'))?.phase).toBe('submitting');
+
+        await tasks.createTask(submitting('t_canceled'));
+        const canceledRead = (await tasks.getTaskWithAttempts('t_canceled'))!;
+        expect(await cancelAt('t_canceled', canceledRead.task.version)).toMatchObject({ phase: 'done', status: 'canceled' });
+        expect(await tasks.addHeldAttempt(sending('t_canceled'), hold)).toBeUndefined();
+        expect(await tasks.getAttempts('t_canceled')).toEqual([]);
+      });
+
+      it('a cancel and an attempt racing for the same submission: exactly one is written', async () => {
+        const ids = Array.from({ length: 12 }, (_, i) => `t_race_${i}`);
+        for (const id of ids) await tasks.createTask(submitting(id));
+        const outcomes = await Promise.all(
+          ids.map(async (id) => {
+            const read = (await tasks.getTaskWithAttempts(id))!;
+            const [canceled, seq] = await Promise.all([cancelAt(id, read.task.version), tasks.addHeldAttempt(sending(id), hold)]);
+            return { canceled: canceled !== undefined, sent: seq !== undefined, attempts: (await tasks.getAttempts(id)).length };
+          }),
+        );
+        for (const outcome of outcomes) {
+          expect(outcome.canceled).toBe(!outcome.sent);
+          expect(outcome.attempts).toBe(outcome.sent ? 1 : 0);
+        }
+      });
+    });
+
     describe('claimDueForTracking', () => {
       it('leases due tasks, most overdue first, up to the limit', async () => {
         await tasks.createTask(trackedRow('t_late', T0 - 5_000));

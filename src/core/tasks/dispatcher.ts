@@ -406,7 +406,11 @@ export class Dispatcher {
   ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'refused'; outcome: CandidateOutcome; accountTrouble: boolean }> {
     const { tasks, clock, config, metrics } = this.engine;
     const retryMs = config.tracking.tick_ms;
-    const seq = written ?? (await tasks.addAttempt(claimed.id, { provider: runtime.id, account: account.id, outcome: 'sending', at: clock.now() }));
+    const seq = written ?? (await this.writeSending(claimed, runtime, account));
+    if (seq === undefined) {
+      // No longer held here (canceled while this dispatch waited for the rate allowance): nothing is sent.
+      return { kind: 'settled', result: { settled: true, task: await tasks.get(claimed.id) } };
+    }
     const started = clock.now();
     const attemptKey = attemptKeyOf(claimed.id, seq);
     const callbackUrl = this.callbackUrlFor(runtime, account, claimed, attemptKey);
@@ -474,6 +478,21 @@ export class Dispatcher {
         }),
       },
     };
+  }
+
+  /**
+   * Writes the attempt of a create about to leave, only while the task is still held here (a
+   * cancel may have ended it during the wait for a rate allowance), with the submission's lease
+   * counted from now; its seq, or undefined when the task is not held here any more.
+   */
+  private async writeSending(task: TaskRecord, runtime: ProviderRuntime, account: ProviderAccount): Promise<number | undefined> {
+    const { tasks, clock, owner } = this.engine;
+    const now = clock.now();
+    return tasks.addHeldAttempt(
+      task.id,
+      { provider: runtime.id, account: account.id, outcome: 'sending', at: now },
+      { owner, leaseUntil: now + this.submissionLeaseMs(runtime) },
+    );
   }
 
   /**

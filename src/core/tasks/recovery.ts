@@ -44,6 +44,11 @@ const LOOKUP_WAIT_MS = 2 * 60_000;
  */
 const IN_DOUBT = new Set(['sending', 'interrupted', 'ambiguous']);
 
+/** Whether the provider may hold the task from this attempt's create: it accepted, or its answer is not known. */
+export function mayBeHeldUpstream(attempt: Pick<AttemptRecord, 'outcome'>): boolean {
+  return attempt.outcome === 'accepted' || IN_DOUBT.has(attempt.outcome);
+}
+
 /** The attempt key a create carried upstream (`SubmitContext.attemptKey`). */
 export function attemptKeyOf(taskId: string, seq: number): string {
   return `${taskId}-${seq}`;

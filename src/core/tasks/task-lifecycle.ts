@@ -40,6 +40,11 @@ function isHttpUrl(text: string): boolean {
 const RELEASE_LEASE = { leaseOwner: null, leaseUntil: null } as const satisfies TaskChange;
 
 
+/** What a task no provider accepted cost: nothing, in the currency of its estimate. */
+function unbilled(task: TaskRecord): TaskCost {
+  return { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency };
+}
+
 export function costFromEstimate(estimate: CostEstimate | undefined): TaskCost {
   return estimate
     ? { credits: estimate.credits, estimated: true, currency_amount: estimate.currencyAmount, currency: estimate.currency }
@@ -404,8 +409,20 @@ export class TaskLifecycle {
    */
   async cancelQueued(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
     const inDoubt = await this.inDoubtProvider(task);
-    if (inDoubt) return this.cancel(task, reason, { phases: ['dispatch'] }, this.inDoubtCost(task, inDoubt), inDoubt);
-    return this.cancel(task, reason, { phases: ['dispatch'] }, { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency });
+    if (inDoubt) return this.cancel(task, reason, { phases: ['dispatch'] }, this.inDoubtCost(task, inDoubt), { provider: inDoubt });
+    return this.cancel(task, reason, { phases: ['dispatch'] }, unbilled(task));
+  }
+
+  /**
+   * A submission whose create has not left (its dispatcher waits for a rate allowance, or turns to
+   * another account) ends `canceled` at no cost, as a queued task does. `task` was read together
+   * with its attempts, none of which a provider may hold, and the change is written only at the
+   * version read: a dispatcher moves the version as it writes its attempt, before the request
+   * leaves (`TaskRepository.addHeldAttempt`), so of the cancel and the send exactly one happens.
+   * Nothing went to the provider the task was held for, so none is shown.
+   */
+  cancelUnsent(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
+    return this.cancel(task, reason, { phases: ['submitting'], version: task.version }, unbilled(task), { provider: null, account: null });
   }
 
   /** A task still queued when its `cancel_after` ran out ends `canceled`, costed as `cancelQueued` costs it. */
@@ -419,7 +436,14 @@ export class TaskLifecycle {
     return this.cancel(task, reason, { phases: ['tracking'] }, task.cost);
   }
 
-  private async cancel(task: TaskRecord, reason: string, options: TransitionOptions, cost: TaskCost, provider?: string): Promise<TaskRecord | undefined> {
+  private async cancel(
+    task: TaskRecord,
+    reason: string,
+    options: TransitionOptions,
+    cost: TaskCost,
+    /** Which provider and account the task shows, when that changes. */
+    holder: Pick<TaskChange, 'provider' | 'account'> = {},
+  ): Promise<TaskRecord | undefined> {
     const updated = await this.transition(
       task,
       {
@@ -427,7 +451,7 @@ export class TaskLifecycle {
         status: 'canceled',
         error: { code: 'canceled', message: reason, provider_code: null },
         cost,
-        ...(provider ? { provider } : {}),
+        ...holder,
         completedAt: this.engine.clock.now(),
         nextPollAt: null,
         ...RELEASE_LEASE,
@@ -444,14 +468,13 @@ export class TaskLifecycle {
     options: TransitionOptions,
     report?: StatusReport,
   ): Promise<TaskRecord | undefined> {
-    // A task no provider accepted cost nothing; keep the currency of the estimate for clarity.
+    // A task no provider accepted cost nothing (`unbilled`), unless one may hold it after all.
     const neverAccepted = task.providerTaskId === null && report === undefined;
     const inDoubt = neverAccepted ? await this.inDoubtProvider(task) : undefined;
     if (inDoubt) return this.failInDoubt(task, error, options, inDoubt);
-    const unbilled: TaskCost = { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency };
     const reported =
       report?.reportedCredits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, report.reportedCredits) : undefined;
-    return this.writeFailure(task, error, options, neverAccepted ? unbilled : reported, report);
+    return this.writeFailure(task, error, options, neverAccepted ? unbilled(task) : reported, report);
   }
 
   /**

@@ -407,6 +407,15 @@ export class TaskRepository {
     return this.store.addAttempt(rowFromAttempt(taskId, attempt));
   }
 
+  /**
+   * Writes a create's attempt while the task is still `submitting` under `hold.owner`'s lease, renewing
+   * that lease (and moving the task's version) in the same transaction: its seq, or undefined,
+   * with nothing written, when the task is not held so any more (see `TaskStore.addHeldAttempt`).
+   */
+  addHeldAttempt(taskId: string, attempt: NewAttempt, hold: { owner: string; leaseUntil: number }): Promise<number | undefined> {
+    return this.store.addHeldAttempt(rowFromAttempt(taskId, attempt), hold);
+  }
+
   updateAttempt(taskId: string, seq: number, change: AttemptChange): Promise<void> {
     return this.store.updateAttempt(taskId, seq, patchFromAttemptChange(change));
   }

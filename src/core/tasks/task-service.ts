@@ -12,6 +12,7 @@ import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routin
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
 import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
+import { mayBeHeldUpstream } from './recovery.js';
 import type { TimerHandle } from '../clock.js';
 import { refuseLiteralTarget } from './address-guard.js';
 import { BudgetExceededError, SpendLedger, describeBudget, reserveFor } from './spend-ledger.js';
@@ -149,6 +150,8 @@ export interface QuoteResult {
 
 /** Tasks canceled per page by the `cancel_after` pass. */
 const CANCEL_BATCH = 100;
+/** Why a task the caller canceled before its create left ended. */
+const CANCELED_BEFORE_SENT = 'canceled by the caller before any provider took it';
 /** Times a cancel goes round when a dispatcher keeps taking the task back and forth. */
 const CANCEL_ROUNDS = 5;
 
@@ -432,9 +435,10 @@ export class TaskService {
   }
 
   /**
-   * Cancels a task (SPEC §7). A task no provider has taken ends `canceled` at no cost. One being
-   * sent right now is waited for: the upstream may accept it, and a task an upstream accepted is
-   * never marked canceled behind its back. A task a provider holds is canceled there when the
+   * Cancels a task (SPEC §7). A task no provider has taken ends `canceled` at no cost, also one
+   * held for its create that has not left (waiting for a rate allowance). One whose create is on
+   * its way is waited for: the upstream may accept it, and a task an upstream accepted is never
+   * marked canceled behind its back. A task a provider holds is canceled there when the
    * provider can do that; otherwise the answer is 409 saying why. Canceling a canceled task
    * answers it again.
    */
@@ -447,12 +451,20 @@ export class TaskService {
           if (task.status === 'canceled') return this.resourceOf(task);
           throw problems.conflict(`video ${id} already ${task.status}; only a task that has not finished can be canceled.`);
         case 'dispatch': {
-          const canceled = await this.lifecycle.cancelQueued(task, 'canceled by the caller before any provider took it');
+          const canceled = await this.lifecycle.cancelQueued(task, CANCELED_BEFORE_SENT);
           if (canceled) return this.resourceOf(canceled);
           // A dispatcher took it at this very moment: see where it went.
           break;
         }
-        case 'submitting':
+        case 'submitting': {
+          // Its create has not left (the dispatcher waits for a rate allowance): canceled as if queued.
+          const read = await this.engine.tasks.getWithAttempts(id);
+          if (read?.task.phase === 'submitting' && !read.attempts.some(mayBeHeldUpstream)) {
+            const canceled = await this.lifecycle.cancelUnsent(read.task, CANCELED_BEFORE_SENT);
+            if (canceled) return this.resourceOf(canceled);
+            // Its request left at this very moment (or the task moved on): see where it went.
+            break;
+          }
           task = await this.afterSubmission(tenant, id);
           if (task.phase === 'submitting') {
             throw problems.conflict(
@@ -461,6 +473,7 @@ export class TaskService {
             );
           }
           continue;
+        }
         case 'tracking':
           return this.cancelAtProvider(task);
         case 'storing':
