@@ -202,6 +202,12 @@ export class SharedStateStore {
     return this.db.isTransaction ? take(this.db) : this.db.transaction().execute(take);
   }
 
+  /** Gives back one allowance of `key` taken at `at` (its call was never made). */
+  async returnRateAllowance(key: string, at: number): Promise<void> {
+    const granted = this.db.selectFrom('rate_grants').select('id').where('key', '=', key).where('at', '=', at).orderBy('id', 'desc').limit(1);
+    await this.db.deleteFrom('rate_grants').where('id', 'in', granted).execute();
+  }
+
   /** The milliseconds until every window has room for one more call (0: now), taking nothing. */
   rateWait(key: string, windows: readonly RateWindowLimit[], now: number): Promise<number> {
     return this.waitIn(this.db, key, windows, now);

@@ -31,12 +31,15 @@ async function withFullProvider(options: Parameters<typeof startTestGateway>[0] 
   return { gateway, running: running.body };
 }
 
+/** One create a second to kling3api, and two a minute. */
+const ONE_A_SECOND = { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }, { limit: 2, window_ms: 60_000 }] } } };
+
 /**
- * A gateway whose kling3api allows one create a second, that allowance just taken: the next
- * create's dispatch waits (on the gateway's clock) for the window, its task held `submitting`.
+ * A gateway whose kling3api allows one create a second (`ONE_A_SECOND`), that allowance just taken:
+ * the next create's dispatch waits (on the gateway's clock) for the window, its task held `submitting`.
  */
 async function waitingForRateAllowance() {
-  const gateway = await startTestGateway({ config: { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }] } } } });
+  const gateway = await startTestGateway({ config: ONE_A_SECOND });
   gw = gateway;
   expect((await gateway.create({ ...pinned, prompt: 'takes the allowance' })).body.status).toBe('processing');
   const creating = gateway.create(pinned);
@@ -183,8 +186,11 @@ describe('POST /v1/videos/{id}/cancel', () => {
     // Canceled as it was asked, not once the wait was over.
     expect(Date.parse(answer.body.completed_at)).toBe(asked);
     expect((await creating).body).toMatchObject({ id, status: 'canceled', attempts: [] });
-    await gateway.advance(60_000);
     expect(creates(gateway)).toBe(1);
+    // The allowance its dispatch took went back: the next create goes at once (the second of the minute).
+    expect((await gateway.create({ ...pinned, prompt: 'the next one' })).body.status).toBe('processing');
+    await gateway.advance(60_000);
+    expect(creates(gateway)).toBe(2);
     expect((await gateway.get(id)).body).toMatchObject({ status: 'canceled', attempts: [] });
   });
 

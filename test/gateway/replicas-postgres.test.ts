@@ -168,7 +168,8 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
   });
 
   it('cancels on one replica a task whose create waits on the other for the rate window: nothing is sent', async () => {
-    const config = { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }] } } };
+    // One create a second, and two a minute.
+    const config = { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }, { limit: 2, window_ms: 60_000 }] } } };
     const a = await replica('replica-a', config);
     const b = await replica('replica-b', config);
     expect((await a.create({ ...pinned, prompt: 'takes the allowance' })).body.status).toBe('processing');
@@ -185,5 +186,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     expect(answer.body).toMatchObject({ status: 'canceled', provider: null, cost: { credits: 0, estimated: false, currency_amount: 0 }, attempts: [] });
     expect((await replicas.withClockRunning(creating)).body).toMatchObject({ id, status: 'canceled', attempts: [] });
     expect(replicas.simulators.get('kling3api')!.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+    // The allowance A's dispatch took went back to the shared window: the next create goes at once (the second of the minute).
+    expect((await b.create({ ...pinned, prompt: 'the next one' })).body.status).toBe('processing');
   });
 });

@@ -57,6 +57,18 @@ describe.skipIf(!available)('shared provider state on PostgreSQL', () => {
     expect(await a.takeRateAllowance('peek', windows, T0 + 1_000)).toBe(0);
   });
 
+  it('forgets an allowance given back (its call never went), for every replica', async () => {
+    await a.register('given-back', T0);
+    const windows = [{ limit: 1, windowMs: 1_000 }];
+    expect(await a.takeRateAllowance('given-back', windows, T0)).toBe(0);
+    expect(await b.takeRateAllowance('given-back', windows, T0 + 10)).toBe(990);
+    await a.returnRateAllowance('given-back', T0);
+    expect(await b.takeRateAllowance('given-back', windows, T0 + 10)).toBe(0);
+    // Only the one given back: the allowance just taken still counts.
+    await a.returnRateAllowance('given-back', T0);
+    expect(await a.rateWait('given-back', windows, T0 + 20)).toBe(990);
+  });
+
   it('holds every window together (a burst window and a long one)', async () => {
     await a.register('two-windows', T0);
     const windows = [

@@ -408,7 +408,9 @@ export class Dispatcher {
     const retryMs = config.tracking.tick_ms;
     const seq = written ?? (await this.writeSending(claimed, runtime, account));
     if (seq === undefined) {
-      // No longer held here (canceled while this dispatch waited for the rate allowance): nothing is sent.
+      // No longer held here (canceled while this dispatch waited for the rate allowance): nothing
+      // is sent, and the allowance goes back to the account's next call.
+      await account.giveBack(permit);
       return { kind: 'settled', result: { settled: true, task: await tasks.get(claimed.id) } };
     }
     const started = clock.now();

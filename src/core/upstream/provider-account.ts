@@ -51,6 +51,8 @@ export type AdmissionRefusal = 'circuit_open' | 'circuit_busy' | 'cooling_down' 
 export interface CallPermit {
   /** This call is the single one allowed while the account is in doubt. */
   readonly trial: boolean;
+  /** When its rate allowance was taken. */
+  readonly at: number;
 }
 
 export type Admission =
@@ -289,11 +291,24 @@ export class ProviderAccount {
         trial = true;
       }
       const wait = await state.takeRateAllowance(this.stateKey, this.rateWindows(), now);
-      if (wait === 0) return { granted: true, permit: { trial } };
+      if (wait === 0) return { granted: true, permit: { trial, at: now } };
       if (trial) await this.releaseTrial(state);
       const refused = refuse('rate_limited', now + wait);
       if (refused) return refused;
       await waitUntil(now + wait);
+    }
+  }
+
+  /**
+   * Gives back the leave `admit` gave for a call that will not be made (its task was canceled
+   * meanwhile): its rate allowance counts no more, and a trial call is free for another.
+   */
+  async giveBack(permit: CallPermit): Promise<void> {
+    if (permit.trial) await this.releaseTrial();
+    try {
+      await this.state.returnRateAllowance(this.stateKey, permit.at);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not give a rate allowance back; it runs out with its window');
     }
   }
 

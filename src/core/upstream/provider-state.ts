@@ -61,6 +61,8 @@ export interface ProviderStateStore {
   takeRateAllowance(key: string, windows: readonly RateWindow[], now: number): Promise<number>;
   /** The milliseconds until every window has room for one more call (0: now), taking nothing. */
   rateWait(key: string, windows: readonly RateWindow[], now: number): Promise<number>;
+  /** Gives back the allowance taken at `at` for a call that was never made: the windows count it no more. */
+  returnRateAllowance(key: string, at: number): Promise<void>;
 }
 
 /** The standing of accounts used by this process only (SQLite: one replica). */
@@ -137,5 +139,9 @@ export class InProcessProviderState implements ProviderStateStore {
 
   async rateWait(key: string): Promise<number> {
     return this.limiters.get(key)?.waitTime() ?? 0;
+  }
+
+  async returnRateAllowance(key: string, at: number): Promise<void> {
+    this.limiters.get(key)?.giveBack(at);
   }
 }

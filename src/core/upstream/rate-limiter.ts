@@ -47,6 +47,12 @@ export class SlidingWindowRateLimiter {
     return true;
   }
 
+  /** Forgets the call allowed at `at`, which was never made. */
+  giveBack(at: number): void {
+    const index = this.calls.lastIndexOf(at);
+    if (index >= 0) this.calls.splice(index, 1);
+  }
+
   /** Waits (on the clock) for an allowance, up to `maxWaitMs`; false when that is not enough. */
   async acquire(maxWaitMs: number, signal?: AbortSignal): Promise<boolean> {
     for (;;) {

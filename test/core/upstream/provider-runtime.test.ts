@@ -98,6 +98,23 @@ describe('one account shared by replicas', () => {
     expect(asks.filter((ask) => ask.granted)).toHaveLength(3);
     expect(asks.at(-1)).toEqual({ granted: false, reason: 'rate_limited', retryAt: clock.now() + 1_000 + RATE_WINDOW_MARGIN_MS });
   });
+
+  it('takes back the leave of a call that was never made: its rate allowance, and the trial call of an account in doubt', async () => {
+    const limited = replicas({ rate_limits: [{ limit: 1, window_ms: 1_000 }] });
+    const taken = await limited.a.admit(0);
+    expect(await limited.b.admit(0)).toMatchObject({ granted: false, reason: 'rate_limited' });
+    if (taken.granted) await limited.a.giveBack(taken.permit);
+    expect((await limited.b.admit(0)).granted).toBe(true);
+
+    // In doubt after a failure, one call goes at a time: one given back lets the next through.
+    const { a, b } = replicas();
+    await a.call(async () => Promise.reject(down())).catch(() => undefined);
+    const trial = await a.admit(0);
+    expect(trial).toMatchObject({ granted: true, permit: { trial: true } });
+    expect(await b.admit(0)).toMatchObject({ granted: false, reason: 'circuit_busy' });
+    if (trial.granted) await a.giveBack(trial.permit);
+    expect(await b.admit(0)).toMatchObject({ granted: true, permit: { trial: true } });
+  });
 });
 
 function twoAccounts() {
