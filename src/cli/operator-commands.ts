@@ -18,13 +18,28 @@ function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
 }
 
 /**
+ * A URL's user part: everything from `//` to the last `@` before the path, as URL parsers read
+ * it (a password may hold an unescaped `@`: `postgres://gw:p@ss@db` is the password `p@ss`).
+ */
+const USER_PART = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
+
+/** `url` with the password of its user part shown as `…`; with `keepUser: false`, the user name too (a token given as one). */
+function withoutUrlCredentials(url: string, keepUser: boolean): string {
+  return url.replace(USER_PART, (_whole, scheme: string, user: string) => {
+    const colon = user.indexOf(':');
+    if (!keepUser) return `${scheme}…@`;
+    return colon < 0 ? `${scheme}${user}@` : `${scheme}${user.slice(0, colon)}:…@`;
+  });
+}
+
+/**
  * A database URL without its passwords: the one in its user part, and those in its query
  * (node-postgres takes every query parameter as a connection setting, `password` and
  * `sslpassword` included).
  */
 function describeDatabase(url: string): string {
   // The user may be left out (`postgres://:secret@host`: the system user's name).
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:…@').replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
+  return withoutUrlCredentials(url, true).replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
 }
 
 async function loadConfig(path: string, env: NodeJS.ProcessEnv): Promise<GatewayConfig> {
@@ -87,7 +102,9 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
       reason = 'enabled: false';
     } else if (settings?.api_key || settings?.access_key || settings?.accounts) {
       try {
-        baseUrl = liveEndpoint(config, provider)?.baseUrl ?? null;
+        // A user part is a credential the upstream takes as Basic auth: never shown.
+        const endpoint = liveEndpoint(config, provider)?.baseUrl;
+        baseUrl = endpoint === undefined ? null : withoutUrlCredentials(endpoint, false);
         mode = 'live';
       } catch (error) {
         problems.push((error as Error).message);

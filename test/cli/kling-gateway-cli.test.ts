@@ -819,12 +819,26 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       'postgresql://gateway@db.example/gateway?sslpassword=pg-pass-of-the-key&schema=gw',
       // No user name: libpq takes the system user's.
       'postgres://:pg-pass-without-user@db.example:5432/gateway',
+      // An unescaped `@` in the password: URL parsers split the user part at the last one.
+      'postgres://gateway:pg-pass@with-at@db.example:5432/gateway',
     ]) {
       for (const json of [false, true]) {
         const checked = await runHere([...(json ? ['--json'] : []), 'check-config', join(REPO, 'config.yaml')], { DATABASE_URL: url });
         expect(checked.code, checked.stderr).toBe(0);
         expect(checked.stdout).toContain('db.example');
-        expect(`${checked.stdout}${checked.stderr}`).not.toMatch(/pg-pass/);
+        expect(`${checked.stdout}${checked.stderr}`).not.toMatch(/pg-pass|with-at/);
+      }
+    }
+  });
+
+  it('check-config never shows the credentials of an upstream base URL (sent as Basic auth)', async () => {
+    const env = { GATEWAY_API_KEYS: 'ops:ops-key-123', FREEPIK_API_KEY: 'fpk-live-secret-value' };
+    for (const baseUrl of ['https://reseller:basic-pass@with-at@api.reseller.example/v1', 'https://token-as-user-name@api.reseller.example/v1']) {
+      for (const json of [false, true]) {
+        const checked = await runHere([...(json ? ['--json'] : []), 'check-config', join(REPO, 'config.yaml')], { ...env, FREEPIK_BASE_URL: baseUrl });
+        expect(checked.code, checked.stderr).toBe(0);
+        expect(checked.stdout).toContain('…@api.reseller.example/v1');
+        expect(`${checked.stdout}${checked.stderr}`).not.toMatch(/basic-pass|with-at|token-as-user-name/);
       }
     }
   });
