@@ -11,6 +11,7 @@ import { BudgetSettings } from '../core/model/budget.js';
 import { configNumber } from '../core/model/config-number.js';
 import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
+import { urlCredentials } from '../observability/secret-scrubber.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 
 const TRUE_TEXT = new Set(['true', '1', 'yes', 'on', 'y', 'enabled']);
@@ -508,7 +509,14 @@ export function configuredSecrets(config: GatewayConfig): string[] {
       provider.access_key,
       provider.secret_key,
       provider.webhook_secret,
-      ...(provider.accounts ?? []).flatMap((account) => [account.api_key, account.access_key, account.secret_key, account.webhook_secret]),
+      ...urlCredentials(provider.base_url),
+      ...(provider.accounts ?? []).flatMap((account) => [
+        account.api_key,
+        account.access_key,
+        account.secret_key,
+        account.webhook_secret,
+        ...urlCredentials(account.base_url),
+      ]),
     ]),
     config.storage.s3.secret_access_key,
     config.storage.s3.session_token,

@@ -159,5 +159,29 @@ export class SecretScrubber {
   }
 }
 
+/**
+ * The credential a URL's user part carries (an upstream base URL's, which HTTP clients send as
+ * Basic auth): its password, or the user name when there is none (a token given as one); as
+ * written and decoded.
+ */
+export function urlCredentials(url: string | undefined): string[] {
+  if (!url) return [];
+  let credential: string;
+  try {
+    const { username, password } = new URL(url);
+    credential = password || username;
+  } catch {
+    return [];
+  }
+  if (!credential) return [];
+  let decoded = credential;
+  try {
+    decoded = decodeURIComponent(credential);
+  } catch {
+    // A stray `%` stays as written.
+  }
+  return [...new Set([credential, decoded])];
+}
+
 /** Scrubs nothing (no secrets configured). */
 export const NO_SECRETS = new SecretScrubber([]);

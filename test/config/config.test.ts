@@ -313,6 +313,22 @@ describe('parseConfig', () => {
     expect(configuredSecrets(config)).toContain('scrape-token-5150');
   });
 
+  it("counts a base URL's credentials (a password, or a token given as the user name) among the secrets kept out of logs", () => {
+    const config = parseConfig(
+      document({
+        server: { public_url: 'https://g.example' },
+        providers: {
+          freepik: { api_key: 'fpk-key-123456', base_url: 'https://reseller:pass%40word-77@api.reseller.example' },
+          'kling-legacy': { accounts: [{ id: 'a', api_key: 'kl-key-123456', base_url: 'https://token-as-user-88@eu.reseller.example' }] },
+        },
+      }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect(configuredSecrets(config)).toEqual(expect.arrayContaining(['pass@word-77', 'token-as-user-88']));
+    expect(configuredSecrets(config)).not.toContain('reseller');
+  });
+
   it('reads numbers that come from the environment as text', () => {
     const doc = document({
       server: { public_url: 'https://g.example', port: '${PORT}' },

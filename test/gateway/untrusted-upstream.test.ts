@@ -168,6 +168,28 @@ describe('an upstream that quotes the request it refused', () => {
   });
 });
 
+describe('an upstream reached through a base URL with credentials (sent as Basic auth)', () => {
+  it('never shows them in the task or the logs when it quotes the request back', async () => {
+    const received = { authorization: [] as string[], bodies: [] as string[] };
+    const baseUrl = (await quotingUpstream(received)).replace('//', '//reseller:basic-pass-4b9d2e@');
+    const logs = capturedLogs();
+    gw = await startTestGateway({
+      logTo: logs.sink,
+      config: { routing: { allow_fallbacks: false } },
+      endpointOverrides: { freepik: { baseUrl, apiKey: 'fpk-live-key-61a0c3', simulated: false } },
+    });
+    const created = await gw.create({ ...request, routing: { providers: ['freepik'] } });
+    const task = created.body.status === 'failed' ? created.body : await gw.finish(created.body.id);
+    expect(task.status).toBe('failed');
+    expect(received.authorization[0]).toBe(`Basic ${Buffer.from('reseller:basic-pass-4b9d2e').toString('base64')}`);
+    const shown = JSON.stringify([created.body, task, (await gw.request('GET', '/v1/videos')).body]);
+    expect(shown).toContain('bad request');
+    for (const [where, text] of [['the task', shown], ['the logs', logs.text()]] as const) {
+      expect(text.includes(received.authorization[0]!.slice('Basic '.length)), `${where} show the Basic credential`).toBe(false);
+    }
+  });
+});
+
 describe('an upstream that quotes the callback URL in a later answer', () => {
   it("never shows the task's callback token when a status answer quotes it", async () => {
     let callbackUrl = '';

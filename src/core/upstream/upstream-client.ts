@@ -15,7 +15,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import type { UpstreamAuth, UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
-import { SecretScrubber } from '../../observability/secret-scrubber.js';
+import { SecretScrubber, urlCredentials } from '../../observability/secret-scrubber.js';
 import { UpstreamError, parseRetryAfter, type TransportFailure } from './upstream-error.js';
 
 export { parseRetryAfter };
@@ -196,7 +196,10 @@ export class HttpUpstreamClient implements UpstreamClient {
   private readonly http: AxiosInstance;
   private readonly now: () => number;
   private readonly agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
-  /** The key, auth secrets and sent tokens, removed in every encoding from what the upstream sends back (an error that echoes the request). */
+  /**
+   * The key, auth secrets, the base URL's credentials and sent tokens, removed in every encoding
+   * from what the upstream sends back (an error that echoes the request).
+   */
   private readonly secrets: AnswerScrubber;
   readonly apiShape: string | undefined;
 
@@ -209,7 +212,7 @@ export class HttpUpstreamClient implements UpstreamClient {
     private readonly callSecrets?: SecretScrubber,
   ) {
     this.now = options.now ?? Date.now;
-    this.secrets = shared?.secrets ?? new AnswerScrubber([options.apiKey, ...(options.auth?.secrets ?? [])]);
+    this.secrets = shared?.secrets ?? new AnswerScrubber([options.apiKey, ...(options.auth?.secrets ?? []), ...urlCredentials(options.baseUrl)]);
     this.apiShape = options.apiShape;
     // Shared by every `withContext` copy (one per call), so connections are pooled per provider
     // and a call builds no axios instance of its own.
