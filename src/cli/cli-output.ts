@@ -12,6 +12,21 @@ export interface Column<Row> {
   right?: boolean;
 }
 
+/**
+ * Control characters a terminal acts on: C0 but tab and newline (a carriage return redraws the
+ * line), DEL, and C1 (U+009B is a CSI on its own).
+ */
+const TERMINAL_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text as printed for people, each terminal control shown as U+FFFD. What the CLI prints comes
+ * partly from upstreams (error messages, status words): an escape sequence in one would run in
+ * the reader's terminal (rewrite the screen, its title or the clipboard, or fake a line).
+ */
+export function printable(text: string): string {
+  return text.replace(TERMINAL_CONTROLS, '\uFFFD');
+}
+
 export class CliOutput {
   constructor(
     readonly json: boolean,
@@ -21,7 +36,7 @@ export class CliOutput {
 
   /** A result line for people (skipped with --json). */
   line(text = ''): void {
-    if (!this.json) this.stdout.write(`${text}\n`);
+    if (!this.json) this.stdout.write(`${printable(text)}\n`);
   }
 
   /** The machine-readable result (only with --json). */
@@ -31,13 +46,14 @@ export class CliOutput {
 
   /** Progress, hints and errors: stderr, in both modes. */
   note(text: string): void {
-    this.stderr.write(`${text}\n`);
+    this.stderr.write(`${printable(text)}\n`);
   }
 
   /** Aligned columns, like `docker ps`: easy to read and to cut. */
   table<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): void {
     if (this.json) return;
-    const cells = rows.map((row) => columns.map((column) => column.value(row)));
+    // Made printable before the widths are taken: a replaced control is one column wide.
+    const cells = rows.map((row) => columns.map((column) => printable(column.value(row))));
     const widths = columns.map((column, index) => Math.max(column.header.length, ...cells.map((row) => row[index]!.length)));
     const render = (values: string[]) =>
       values

@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { EndpointNotAvailableError, GatewayError } from '../../packages/client/src/index.js';
 import { registerCatalogCommands } from './catalog-commands.js';
 import { CliContext, DEFAULT_GATEWAY_URL, pause, requestTimeout, type CliIo } from './cli-context.js';
-import { describeProblem } from './cli-output.js';
+import { describeProblem, printable } from './cli-output.js';
 import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerVideoCommands } from './video-commands.js';
@@ -67,14 +67,14 @@ function report(error: unknown, context: CliContext): number {
     return ExitCode.interrupted;
   }
   if (error instanceof GatewayError) {
-    for (const line of describeProblem(error)) stderr.write(`${line}\n`);
+    for (const line of describeProblem(error)) stderr.write(`${printable(line)}\n`);
   } else if (error instanceof EndpointNotAvailableError) {
-    stderr.write(`error: ${error.message} (a newer gateway has it)\n`);
+    stderr.write(`error: ${printable(error.message)} (a newer gateway has it)\n`);
   } else if (error instanceof Error) {
-    stderr.write(`error: ${error.message}\n`);
+    stderr.write(`error: ${printable(error.message)}\n`);
     if (exitCodeFor(error) === ExitCode.unexpected && context.env.KLING_GATEWAY_DEBUG) stderr.write(`${error.stack}\n`);
   } else {
-    stderr.write(`error: ${String(error)}\n`);
+    stderr.write(`error: ${printable(String(error))}\n`);
   }
   return exitCodeFor(error);
 }

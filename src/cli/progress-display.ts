@@ -5,6 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import { formatBytes, formatCost, formatElapsed, type Task } from '../../packages/client/src/index.js';
+import { printable } from './cli-output.js';
 
 export interface ProgressStream {
   write(text: string): boolean;
@@ -22,7 +23,8 @@ export function describeProgress(task: Task, elapsedMs: number): string {
   const took = task.completed_at && task.created_at ? Date.parse(task.completed_at) - Date.parse(task.created_at) : Number.NaN;
   const parts = [task.status, task.provider ?? 'no provider yet', formatElapsed(Number.isFinite(took) ? took : elapsedMs), formatCost(task.cost)];
   if (task.status === 'failed' && task.error) parts.push(`${task.error.code}: ${task.error.message}`);
-  return parts.join(' · ');
+  // One line, redrawn in place: an upstream's newline would break it, its escape sequences run.
+  return printable(parts.join(' · ').replace(/\n/g, ' '));
 }
 
 /** The live status line while a task runs. */

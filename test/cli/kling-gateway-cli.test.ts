@@ -400,6 +400,48 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it("prints an upstream's escape sequences and carriage returns as U+FFFD, never for the terminal to act on", async () => {
+    // What an upstream may put in the text a task carries: set the clipboard (OSC 52), clear the
+    // screen, a C1 CSI, and a carriage return that overwrites the line with a fake status.
+    const evil = 'upstream said \x1b]52;c;ZXZpbA==\x07\x1b[2J\u009b31m\rsucceeded';
+    const real = await api.createVideo({ model: 'kling-v3', prompt: 'escape sequences' });
+    const task: Task = {
+      ...real,
+      status: 'failed',
+      provider_status: '\x1b[8mhidden',
+      error: { code: 'provider_error', message: evil, provider_code: null },
+      attempts: real.attempts.map((attempt) => ({ ...attempt, message: evil })),
+    };
+    const document = await (await fetch(`${live.url}/openapi.json`)).text();
+    const gateway = await loopbackServer((req, res) => {
+      req.resume();
+      const path = new URL(req.url!, 'http://x').pathname;
+      if (path === '/openapi.json') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(document);
+        return;
+      }
+      if (req.method === 'POST') {
+        res.writeHead(409, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Conflict', status: 409, detail: evil }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(path === '/v1/videos' ? { data: [task], next_cursor: null } : task));
+    });
+    try {
+      const runs = await Promise.all(
+        [['get', task.id], ['list'], ['wait', task.id, '--no-download'], ['cancel', task.id]].map((args) => runHere(args, { KLING_GATEWAY_URL: gateway.base })),
+      );
+      for (const [index, result] of runs.entries()) {
+        const printed = `${result.stdout}${result.stderr}`;
+        expect(printed).toMatch(/\S/);
+        expect(printed).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+        // `list` shows no message.
+        if (index !== 1) expect(printed).toContain('upstream said \uFFFD]52;c;ZXZpbA==');
+      }
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('a 503 or 429 says how long to wait, from Retry-After, once', async () => {
     // The gateway's own answers while it stops (503) and past a tenant's creates per minute (429).
     const answers: Record<string, [number, string, string]> = {
