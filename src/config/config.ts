@@ -189,6 +189,15 @@ export const ProviderConfig = z.strictObject({
 });
 export type ProviderConfig = z.infer<typeof ProviderConfig>;
 
+/**
+ * How a `tenant:secret` pair whose secret is refused is named: by its place, not its tenant. A
+ * pair written the other way round (`key:tenant`) has the secret where the tenant goes, and a
+ * message naming "the tenant" would print the secret.
+ */
+function refusedPair(index: number, what: 'key' | 'secret'): string {
+  return `the ${what} of entry ${index + 1} (tenant:${what})`;
+}
+
 /** What `Authorization: Bearer <token>` can carry: one run of visible ASCII. */
 const BEARER_TOKEN = /^[\x21-\x7e]+$/;
 
@@ -216,11 +225,11 @@ const apiKeyList = z
       }
       if (!BEARER_TOKEN.test(key)) {
         // `Authorization: Bearer <key>` carries one run of visible ASCII: such a key could never be sent.
-        ctx.addIssue({ code: 'custom', message: `the key of tenant ${tenant} holds a space, a control or a non-ASCII character (separate entries with commas)` });
+        ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'key')} holds a space, a control or a non-ASCII character (separate entries with commas)` });
         return z.NEVER;
       }
       if (key.length < 6) {
-        ctx.addIssue({ code: 'custom', message: `the key of tenant ${tenant} is shorter than 6 characters` });
+        ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'key')} is shorter than 6 characters` });
         return z.NEVER;
       }
       keys.push({ tenant, key });
@@ -267,11 +276,11 @@ const webhookSecretList = z
         return z.NEVER;
       }
       if (!secret.startsWith('whsec_')) {
-        ctx.addIssue({ code: 'custom', message: `the secret of tenant ${tenant} must start with whsec_` });
+        ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'secret')} must start with whsec_` });
         return z.NEVER;
       }
       if (!canSign(secret)) {
-        ctx.addIssue({ code: 'custom', message: `the secret of tenant ${tenant} ${UNSIGNABLE}` });
+        ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'secret')} ${UNSIGNABLE}` });
         return z.NEVER;
       }
       if (secrets.some((entry) => entry.tenant === tenant)) {

@@ -284,7 +284,7 @@ describe('parseConfig', () => {
         `tenants.acme.webhook_secret: ${message}`,
       ]);
       expect(problemsOf(document({ auth: { api_keys: 'acme:acme-key-123', webhook_secrets: `acme:${secret}` } })), secret).toEqual([
-        `auth.webhook_secrets: the secret of tenant acme ${message}`,
+        `auth.webhook_secrets: the secret of entry 1 (tenant:secret) ${message}`,
       ]);
     }
     // What the gateway accepts, the Standard Webhooks library signs with.
@@ -471,11 +471,11 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     expect(problems.join('\n')).not.toContain('sk_live_barekey123');
   });
 
-  it('refuses a key that no Authorization header could carry, naming the tenant without echoing the key', () => {
+  it('refuses a key that no Authorization header could carry, naming its entry without echoing the key', () => {
     for (const keys of ['acme:key with space', 'acme:acme-key-123\nbeta:beta-key-456', 'acme:clé-secrète-123', 'acme:tab\tkey-123']) {
       const problems = problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: keys });
       expect(problems, keys).toEqual([
-        'auth.api_keys: the key of tenant acme holds a space, a control or a non-ASCII character (separate entries with commas)',
+        'auth.api_keys: the key of entry 1 (tenant:key) holds a space, a control or a non-ASCII character (separate entries with commas)',
       ]);
     }
   });
@@ -487,10 +487,26 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     expect(parseConfig(document({ server: { public_url: 'https://g.example', metrics_token: ' tok-123 ' } }), {}, PROVIDER_IDS).server.metrics_token).toBe('tok-123');
   });
 
-  it('refuses a key shorter than 6 characters, naming the tenant', () => {
-    expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:abc12' })).toEqual([
-      'auth.api_keys: the key of tenant acme is shorter than 6 characters',
+  it('refuses a key shorter than 6 characters, naming its entry', () => {
+    expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'beta:beta-key-123,acme:abc12' })).toEqual([
+      'auth.api_keys: the key of entry 2 (tenant:key) is shorter than 6 characters',
     ]);
+  });
+
+  it('never prints the secret of a pair written the other way round (secret:tenant)', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ GATEWAY_API_KEYS: 'sk-live-7f3a9c2e:acme' }, 'sk-live-7f3a9c2e'],
+      [{ GATEWAY_API_KEYS: 'sk-live-7f3a9c2e:Acme Corp' }, 'sk-live-7f3a9c2e'],
+      [{ GATEWAY_API_KEYS: 'acme:acme-key-123', GATEWAY_WEBHOOK_SECRETS: 'whsec_YWNtZS1zZWNyZXQ=:acme' }, 'YWNtZS1zZWNyZXQ'],
+      [{ GATEWAY_API_KEYS: 'acme:acme-key-123', GATEWAY_WEBHOOK_SECRETS: 'YWNtZS1zZWNyZXQ=:acme' }, 'YWNtZS1zZWNyZXQ'],
+    ];
+    const both = document({ auth: { api_keys: '${GATEWAY_API_KEYS}', webhook_secrets: '${GATEWAY_WEBHOOK_SECRETS:-}' } });
+    for (const [env, secret] of cases) {
+      const problems = problemsOf(both, env);
+      expect(problems, secret).toHaveLength(1);
+      expect(problems.join('\n')).not.toContain(secret);
+      expect(problems[0], secret).toMatch(/ of entry 1 \(tenant:(key|secret)\) /);
+    }
   });
 
   it('refuses a tenant name every object already has, leaving other settings alone', () => {
@@ -623,7 +639,7 @@ describe('loadConfigFile', () => {
       'auth.webhook_secrets: no API key names tenant ghost (GATEWAY_API_KEYS)',
     );
     expect(() => loadConfigFile(SHIPPED_CONFIG, { GATEWAY_WEBHOOK_SECRETS: 'dev:not-a-whsec' }, PROVIDER_IDS)).toThrow(
-      'auth.webhook_secrets: the secret of tenant dev must start with whsec_',
+      'auth.webhook_secrets: the secret of entry 1 (tenant:secret) must start with whsec_',
     );
   });
 
