@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { GatewayConfig } from '../config/config.js';
-import { formatNumber } from '../../packages/client/src/index.js';
+import { formatNumber, redactUrl } from '../../packages/client/src/index.js';
 import type { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
@@ -18,28 +18,14 @@ function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * A URL's user part: everything from `//` to the last `@` before the path, as URL parsers read
- * it (a password may hold an unescaped `@`: `postgres://gw:p@ss@db` is the password `p@ss`).
- */
-const USER_PART = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)@/i;
-
-/** `url` with the password of its user part shown as `…`; with `keepUser: false`, the user name too (a token given as one). */
-function withoutUrlCredentials(url: string, keepUser: boolean): string {
-  return url.replace(USER_PART, (_whole, scheme: string, user: string) => {
-    const colon = user.indexOf(':');
-    if (!keepUser) return `${scheme}…@`;
-    return colon < 0 ? `${scheme}${user}@` : `${scheme}${user.slice(0, colon)}:…@`;
-  });
-}
-
-/**
  * A database URL without its passwords: the one in its user part, and those in its query
  * (node-postgres takes every query parameter as a connection setting, `password` and
- * `sslpassword` included).
+ * `sslpassword` included). The user part runs to the last `@` before the path, as URL parsers
+ * read it: a password may hold an unescaped `@` (`postgres://gw:p@ss@db` is the password `p@ss`).
  */
 function describeDatabase(url: string): string {
   // The user may be left out (`postgres://:secret@host`: the system user's name).
-  return withoutUrlCredentials(url, true).replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
+  return url.replace(/\/\/([^:/?#]*):[^/?#]*@/, '//$1:…@').replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
 }
 
 async function loadConfig(path: string, env: NodeJS.ProcessEnv): Promise<GatewayConfig> {
@@ -104,7 +90,7 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
       try {
         // A user part is a credential the upstream takes as Basic auth: never shown.
         const endpoint = liveEndpoint(config, provider)?.baseUrl;
-        baseUrl = endpoint === undefined ? null : withoutUrlCredentials(endpoint, false);
+        baseUrl = endpoint === undefined ? null : redactUrl(endpoint);
         mode = 'live';
       } catch (error) {
         problems.push((error as Error).message);

@@ -863,6 +863,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       'postgres://:pg-pass-without-user@db.example:5432/gateway',
       // An unescaped `@` in the password: URL parsers split the user part at the last one.
       'postgres://gateway:pg-pass@with-at@db.example:5432/gateway',
+      'postgres://gate@way:pg-pass-after-at-user@db.example:5432/gateway',
     ]) {
       for (const json of [false, true]) {
         const checked = await runHere([...(json ? ['--json'] : []), 'check-config', join(REPO, 'config.yaml')], { DATABASE_URL: url });
@@ -879,7 +880,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       for (const json of [false, true]) {
         const checked = await runHere([...(json ? ['--json'] : []), 'check-config', join(REPO, 'config.yaml')], { ...env, FREEPIK_BASE_URL: baseUrl });
         expect(checked.code, checked.stderr).toBe(0);
-        expect(checked.stdout).toContain('…@api.reseller.example/v1');
+        expect(checked.stdout).toContain('***@api.reseller.example/v1');
         expect(`${checked.stdout}${checked.stderr}`).not.toMatch(/basic-pass|with-at|token-as-user-name/);
       }
     }

@@ -243,6 +243,10 @@ describe('typed client against a running gateway', () => {
     expect(() => new GatewayClient({ baseUrl: 'https://admin:s3cret-pw@gateway.example', apiKey: TENANT_KEY })).toThrow(
       new TypeError('baseUrl https://***@gateway.example holds a user name or password: fetch cannot send them (the gateway key goes in apiKey)'),
     );
+    // An unescaped `@` in the password: the user part runs to the last one.
+    expect(() => new GatewayClient({ baseUrl: 'https://admin:s3cret@pw@gateway.example', apiKey: TENANT_KEY })).toThrow(
+      new TypeError('baseUrl https://***@gateway.example holds a user name or password: fetch cannot send them (the gateway key goes in apiKey)'),
+    );
   });
 
   it('finds cancel, content, usage and webhooks in the OpenAPI document, reads usage as JSON and CSV, and works without the document', async () => {

@@ -653,10 +653,11 @@ export function unsendableKeyCharacter(key: string): string | undefined {
 
 /**
  * A URL as it may be shown: a user name and password written into it (`user:secret@host`) become
- * `***@host`, so no message repeats them.
+ * `***@host`, so no message repeats them. The user part runs to the last `@` before the path, as
+ * URL parsers read it: a password may hold an unescaped `@` (`user:p@ss@host`).
  */
 export function redactUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/@\s]*@/i, '$1***@');
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#\s]*@/i, '$1***@');
 }
 
 /**
