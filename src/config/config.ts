@@ -572,6 +572,21 @@ function documentSecrets(value: unknown, field = ''): string[] {
   return [];
 }
 
+/** Names of environment variables that hold a secret: `…_KEY(S)`, `…_SECRET(S)`, `…_TOKEN`, `…_PASSWORD`. */
+const SECRET_VARIABLE = /(?:KEYS?|SECRETS?|TOKEN|PASSWORD|PASSWD|CREDENTIALS?)$/i;
+
+/**
+ * The secrets the environment holds, wherever the document uses them: a variable whose name says
+ * it is one, and the password of a database URL in any variable. A variable set in the wrong
+ * field (`port: ${FREEPIK_API_KEY}`, its own field given `${PORT}`) is no secret field's text.
+ */
+function environmentSecrets(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env).flatMap(([name, value]) => {
+    if (!value) return [];
+    return SECRET_VARIABLE.test(name) ? [value.trim(), ...documentSecrets(value, 'api_keys')] : databasePasswords(value.trim());
+  });
+}
+
 /** Secrets shorter than this are ordinary words (as the log scrubber takes them). */
 const MIN_QUOTED_SECRET = 6;
 
@@ -624,8 +639,9 @@ export function parseConfig(
   const result = GatewayConfig.safeParse(expanded);
   if (!result.success) {
     // A message may quote what it got (`expected a number, got "…"`): when two variables are
-    // swapped, that is a key, so every secret the document holds is scrubbed from the lines.
-    const secrets = documentSecrets(expanded);
+    // swapped, that is a key, so every secret the document and the environment hold is scrubbed
+    // from the lines.
+    const secrets = [...documentSecrets(expanded), ...environmentSecrets(env)];
     throw new ConfigError(
       source,
       result.error.issues.map((issue) => withoutQuotedSecrets(`${describePath(issue.path)}: ${issue.message}`, secrets)),

@@ -431,6 +431,29 @@ describe('parseConfig', () => {
   });
 });
 
+describe('a secret variable set only in the wrong field (two variables swapped)', () => {
+  it('is never quoted: the environment says it is a secret, no secret field holds it', () => {
+    const doc = document({
+      auth: { api_keys: 'acme:acme-key-123', webhook_secrets: '${PORT}' },
+      server: { public_url: 'https://gateway.example.com', port: '${FREEPIK_API_KEY}', trust_proxy: '${GATEWAY_WEBHOOK_SECRETS}' },
+      providers: { freepik: { api_key: '${TRUST_PROXY}' } },
+      tasks: { deadline_ms: '${DATABASE_URL}' },
+    });
+    const env = {
+      FREEPIK_API_KEY: 'fpk-live-0123456789abcdef',
+      GATEWAY_WEBHOOK_SECRETS: `acme:whsec_${Buffer.from('a tenant signing key').toString('base64')}`,
+      DATABASE_URL: 'postgres://gateway:db-pass-5e6f7a@db.example/gateway',
+      PORT: '',
+      TRUST_PROXY: 'false',
+    };
+    const problems = problemsOf(doc, env);
+    expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual(['server.port', 'server.trust_proxy', 'tasks.deadline_ms']);
+    const text = problems.join('\n');
+    for (const secret of ['fpk-live-0123456789abcdef', 'whsec_', 'db-pass-5e6f7a']) expect(text).not.toContain(secret);
+    expect(problems.find((problem) => problem.startsWith('server.port'))).toBe('server.port: expected a number, got "[redacted]"');
+  });
+});
+
 describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
   const KEYS_FROM_ENV = document({ auth: { api_keys: '${GATEWAY_API_KEYS}' } });
 
