@@ -328,7 +328,13 @@ export const GatewayConfig = z.strictObject({
       port: configNumber(z.number().int().min(0).max(65535)).default(8080),
       host: z.string().default('0.0.0.0'),
       /** How upstreams reach the gateway's webhook routes. */
-      public_url: z.url({ protocol: /^https?$/ }),
+      public_url: z
+        .url({ protocol: /^https?$/ })
+        // Every content link and callback URL starts with it: a password in it would go to every
+        // tenant (in each output's url) and to every upstream.
+        .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url), {
+          message: 'must not hold a user name or password: content links carry it to every tenant, callback URLs to every upstream',
+        }),
       /**
        * Largest request body, as express reads it. Anything else is refused here: express would
        * take `256kib` as 256 bytes (its parser stops at the first non-digit).

@@ -304,6 +304,15 @@ describe('parseConfig', () => {
     expect(config.tenants.acme?.webhook_secret).toBe(SHIPPED_SANDBOX_WEBHOOK_SECRET);
   });
 
+  it('refuses a public URL holding a user name or password (every content link and callback URL starts with it), without echoing it', () => {
+    for (const url of ['https://callback:pub-pass-31c7@gateway.example.com', 'https://token-as-user-31c7@gateway.example.com/']) {
+      const problems = problemsOf(document({ server: { public_url: url } }));
+      expect(problems, url).toEqual([
+        'server.public_url: must not hold a user name or password: content links carry it to every tenant, callback URLs to every upstream',
+      ]);
+    }
+  });
+
   it('counts the metrics token among the secrets kept out of logs, as the keys are', () => {
     const config = parseConfig(
       document({ server: { public_url: 'https://g.example', metrics_token: '${METRICS_TOKEN}' } }),
