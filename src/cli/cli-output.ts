@@ -41,7 +41,10 @@ export class CliOutput {
 
   /** The machine-readable result (only with --json). */
   data(value: unknown): void {
-    if (this.json) this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    if (!this.json) return;
+    // JSON escapes C0 controls itself; DEL and C1 (a terminal acts on U+009B) are escaped too: the same value.
+    const text = JSON.stringify(value, null, 2).replace(/[\u007f-\u009f]/g, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    this.stdout.write(`${text}\n`);
   }
 
   /** Progress, hints and errors: stderr, in both modes. */

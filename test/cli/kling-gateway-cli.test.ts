@@ -428,14 +428,17 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     });
     try {
       const runs = await Promise.all(
-        [['get', task.id], ['list'], ['wait', task.id, '--no-download'], ['cancel', task.id]].map((args) => runHere(args, { KLING_GATEWAY_URL: gateway.base })),
+        [['get', task.id], ['list'], ['wait', task.id, '--no-download'], ['cancel', task.id], ['--json', 'get', task.id]].map((args) =>
+          runHere(args, { KLING_GATEWAY_URL: gateway.base }),
+        ),
       );
       for (const [index, result] of runs.entries()) {
         const printed = `${result.stdout}${result.stderr}`;
         expect(printed).toMatch(/\S/);
         expect(printed).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
-        // `list` shows no message.
-        if (index !== 1) expect(printed).toContain('upstream said \uFFFD]52;c;ZXZpbA==');
+        // `list` shows no message; --json the same value, escaped.
+        if (index === 4) expect(JSON.parse(result.stdout).error.message).toBe(evil);
+        else if (index !== 1) expect(printed).toContain('upstream said \uFFFD]52;c;ZXZpbA==');
       }
     } finally {
       await gateway.close();
