@@ -134,7 +134,7 @@ export function createApp(
   const consoleDirectory = findConsoleAssets();
   const routes = new RouteTable(() => [...documentRoutes(document().paths ?? {}), ...gatewayPages(consoleHasFile(consoleDirectory))]);
 
-  app.use(everyRequest(recording));
+  app.use(everyRequest(recording, routes));
   if (gate) app.use(gate.middleware());
   app.use(optionsHandler(routes));
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));

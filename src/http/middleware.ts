@@ -44,12 +44,6 @@ export function requestIdOf(header: string | string[] | undefined): string {
 /** Where a route puts the id of the task a request is about (`res.locals`), for its log line. */
 export const TASK_ID_LOCAL = 'taskId';
 
-/**
- * Where a request answered by no express route puts the route it matched (`res.locals`), for its
- * metrics: a template, never the path (the label must stay bounded).
- */
-export const ROUTE_LOCAL = 'metricsRoute';
-
 /** Names the task of a route's `:id` on the request's log line (`router.param('id', …)`). */
 export function logTaskId(_req: Request, res: Response, next: NextFunction, id: unknown): void {
   if (typeof id === 'string') res.locals[TASK_ID_LOCAL] = id;
@@ -70,15 +64,15 @@ export function logTaskId(_req: Request, res: Response, next: NextFunction, id: 
  *
  * The hot read (`hot-read.ts`) sends the same headers and records the same way.
  */
-export function everyRequest(recording: RequestRecording): RequestHandler {
+export function everyRequest(recording: RequestRecording, routes?: RouteTable): RequestHandler {
   const routeNames = new Map<string, string>();
-  // The route as metrics name it: where its router is mounted and its path, once per route.
-  const routeOf = (req: Request, res: Response): string => {
+  // The route as metrics name it: where its router is mounted and its path, once per route. An
+  // answer no single express route gave (OPTIONS, a 405, a refusal before routing, a static file,
+  // a route of several paths) is named by the route table's template for the path, never by the
+  // path itself (the label must stay bounded); a path that is no route is `unmatched`.
+  const routeOf = (req: Request): string => {
     const path: unknown = req.route?.path;
-    if (!path) {
-      const matched: unknown = res.locals[ROUTE_LOCAL];
-      return typeof matched === 'string' ? matched : 'unmatched';
-    }
+    if (typeof path !== 'string') return routes?.match(req.originalUrl.split('?', 1)[0]!)?.route ?? 'unmatched';
     const mount = req.mountPath ?? req.baseUrl;
     const key = `${mount}\u0000${String(path)}`;
     let name = routeNames.get(key);
@@ -99,7 +93,7 @@ export function everyRequest(recording: RequestRecording): RequestHandler {
     const logged = recording.logs(req.url);
     res.on('finish', () => {
       const taskId: unknown = res.locals[TASK_ID_LOCAL];
-      recording.finished(req.id, req.method, req.originalUrl, routeOf(req, res), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
+      recording.finished(req.id, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
     });
     if (req.url.includes('%00')) {
       next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));
@@ -323,7 +317,6 @@ export function optionsHandler(routes: RouteTable): RequestHandler {
     if (req.method !== 'OPTIONS') return next();
     const matched = routes.match(req.path);
     if (matched === undefined) return next(problems.notFound(`no route for ${req.method} ${req.path}`));
-    res.locals[ROUTE_LOCAL] = matched.route;
     res.status(204).set('allow', matched.allow.join(', ')).end();
   };
 }

@@ -132,6 +132,29 @@ describe('OPTIONS', () => {
     expect(routes.filter((route) => /_metrics|Videos/.test(route!))).toEqual([]);
   });
 
+  it('names every answer no single express route gave by its route template in the metrics: a 405, a refusal before routing, a static file, a page of several paths', async () => {
+    const asked: [method: string, path: string, withKey: boolean][] = [
+      ['DELETE', '/v1/videos', true],
+      ['GET', '/v1/videos', false],
+      ['GET', '/docs/', false],
+      ['GET', '/docs/index.html', false],
+      ['GET', '/console/app.js', false],
+      ['GET', '/no-such-route', false],
+    ];
+    const statuses = [];
+    for (const [method, path, withKey] of asked) statuses.push((await gw.request(method, path, undefined, {}, withKey ? undefined : null)).status);
+    expect(statuses).toEqual([405, 401, 200, 200, 200, 404]);
+    const exposition = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    const counted = (method: string, status: number) =>
+      [...exposition.matchAll(new RegExp(`^kling_gateway_http_requests_total\\{method="${method}",route="([^"]*)",status="${status}"\\}`, 'gm'))].map(([, route]) => route);
+    expect(counted('DELETE', 405)).toEqual(['/v1/videos']);
+    expect(counted('GET', 401)).toContain('/v1/videos');
+    expect(counted('GET', 200)).toEqual(expect.arrayContaining(['/docs', '/docs/index.html', '/console/*file']));
+    expect(counted('GET', 200).filter((route) => route!.includes(','))).toEqual([]);
+    expect(counted('GET', 404)).toContain('unmatched');
+    expect(exposition).not.toContain('no-such-route');
+  });
+
   it.each([['/nothing'], ['/v1/nothing'], ['/v1/webhooks/nope'], ['/v1/videos/a/b/c'], ['/docs/nothing'], ['/console/nothing.js']])(
     'OPTIONS %s, no route, is a 404 problem',
     async (path) => {
