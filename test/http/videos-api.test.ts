@@ -86,7 +86,7 @@ describe('videos API over HTTP against the simulators', () => {
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toContain('application/problem+json');
     const paths = bad.body.errors.map((error: { path: string }) => error.path);
-    expect(paths).toEqual(expect.arrayContaining(['model', 'prompt', 'duration', 'cfg_scale', 'start_image_url', '(body)']));
+    expect(paths).toEqual(expect.arrayContaining(['model', 'prompt', 'duration', 'cfg_scale', 'start_image_url', 'unknown_field']));
     const malformed = await gw.request('POST', '/v1/videos', '{"model": ', {});
     expect(malformed.status).toBe(400);
     expect(malformed.body.errors).toEqual([{ path: '(body)', message: 'malformed JSON' }]);
@@ -95,6 +95,21 @@ describe('videos API over HTTP against the simulators', () => {
     const list = await gw.request('GET', '/v1/videos');
     expect(list.body.data).toEqual([]);
     expect([...gw.simulators.values()].every((simulator) => simulator.tasks.length === 0)).toBe(true);
+  });
+
+  it('names each unknown field by its own path, in a create and a quote alike', async () => {
+    const body = { ...textToVideo, sound: true, multi_shot: [{ prompt: 'a', duration: 3, camera: 'pan' }] };
+    const expected = [
+      { path: 'sound', message: 'unknown field' },
+      { path: 'multi_shot.0.camera', message: 'unknown field' },
+    ];
+    for (const path of ['/v1/videos', '/v1/videos/quote']) {
+      const refused = await gw.request('POST', path, body);
+      expect(refused.status).toBe(400);
+      expect(refused.body.errors).toEqual(expect.arrayContaining(expected));
+      expect(refused.body.errors).toHaveLength(2);
+    }
+    expect(gw.simulator('freepik').tasks).toHaveLength(0);
   });
 
   it('refuses bodies over the size limit', async () => {

@@ -48,13 +48,18 @@ function closestForm(issue: z.core.$ZodIssueInvalidUnion): z.core.$ZodIssue[] | 
 
 /**
  * zod issues as problem-details `errors[]` with JSON-pointer-ish dotted paths. A value of no form
- * of a union (lip_sync) is refused naming what its closest form lacks, and a refused record key
- * (metadata) says why: zod's own messages are only "Invalid input" and "Invalid key in record".
+ * of a union (lip_sync) is refused naming what its closest form lacks, a refused record key
+ * (metadata) says why: zod's own messages are only "Invalid input" and "Invalid key in record",
+ * and each unknown field is named by its own path (zod reports them together at their object's,
+ * which for the body's top level would be no field at all).
  */
 export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
   return issues.flatMap((issue) => {
     const closest = issue.code === 'invalid_union' ? closestForm(issue) : undefined;
     if (closest) return issuesToErrors(closest);
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: [...issue.path, key].map(String).join('.'), message: 'unknown field' }));
+    }
     const message = issue.code === 'invalid_key' ? `invalid key: ${issue.issues.map((inner) => inner.message).join('; ')}` : issue.message;
     return [{ path: issue.path.map(String).join('.') || '(body)', message }];
   });
