@@ -12,6 +12,7 @@ import { configNumber } from '../core/model/config-number.js';
 import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
 import { urlCredentials } from '../observability/secret-scrubber.js';
+import { databaseUrlProblem } from '../store/database-url.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 
 const TRUE_TEXT = new Set(['true', '1', 'yes', 'on', 'y', 'enabled']);
@@ -364,8 +365,15 @@ export const GatewayConfig = z.strictObject({
       drain_timeout_ms: timerMs(0).optional(),
     }),
   database: z.strictObject({
-    /** `sqlite:<file>`, `sqlite::memory:` or `postgres://…` */
-    url: z.string().min(1),
+    /** `sqlite:<file>`, `sqlite::memory:` or `postgres://…`: refused here as opening the store would refuse it. */
+    url: z
+      .string()
+      .min(1)
+      .superRefine((url, ctx) => {
+        // An empty URL is already refused as such.
+        const problem = url === '' ? undefined : databaseUrlProblem(url);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
   }),
   auth: z.strictObject({
     /** Comma-separated `tenant:key` pairs. */

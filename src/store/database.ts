@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { registerDirectReader } from './compiled-query.js';
+import { parseDatabaseUrl } from './database-url.js';
 import { startCheckpointer } from './sqlite-checkpointer.js';
 import {
   Kysely,
@@ -100,16 +101,6 @@ function splitSchema(url: string): { url: string; schema?: string } {
   } catch {
     return { url };
   }
-}
-
-/** `sqlite:<path>`, `sqlite::memory:`, `postgres://…` / `postgresql://…`. */
-export function parseDatabaseUrl(url: string): { dialect: Dialect; location: string } {
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { dialect: 'postgres', location: url };
-  if (url.startsWith('sqlite:')) return { dialect: 'sqlite', location: url.slice('sqlite:'.length) || ':memory:' };
-  if (url.endsWith('.db') || url.endsWith('.sqlite')) return { dialect: 'sqlite', location: url };
-  // Shown without its passwords: the user part's, and the query's (node-postgres reads `password` there too).
-  const shown = url.replace(/\/\/[^@]*@/, '//…@').replace(/([?&](?:ssl)?password=)[^&#"]*/gi, '$1…');
-  throw new Error(`database.url must start with sqlite: or postgres:// (got "${shown}")`);
 }
 
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {

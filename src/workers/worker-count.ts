@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../config/config.js';
-import { parseDatabaseUrl } from '../store/database.js';
+import { parseDatabaseUrl } from '../store/database-url.js';
 
 /** More would only add processes fighting over the same cores and store. */
 export const MAX_WORKERS = 64;

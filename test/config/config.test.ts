@@ -251,6 +251,17 @@ describe('parseConfig', () => {
     expect(parseConfig(document({ webhooks: { timeout_ms: 2_147_483_647 } }), {}, PROVIDER_IDS).webhooks.timeout_ms).toBe(2_147_483_647);
   });
 
+  it('refuses a database URL the store cannot open, as the start would, without its password', () => {
+    // check-config said "valid" to these, and only opening the store refused them.
+    expect(problemsOf(document({ database: { url: 'mysql://kg:hunter2@db/kling' } }))).toEqual([
+      'database.url: must start with sqlite: or postgres:// (got "mysql://…@db/kling")',
+    ]);
+    expect(problemsOf(document({ database: { url: 'postgres//db/kling' } }))).toEqual([
+      'database.url: must start with sqlite: or postgres:// (got "postgres//db/kling")',
+    ]);
+    expect(parseConfig(document({ database: { url: 'postgresql://kg@db/kling' } }), {}, PROVIDER_IDS).database.url).toBe('postgresql://kg@db/kling');
+  });
+
   it('refuses an unknown field rather than ignoring it', () => {
     expect(problemsOf(document({ providers: { freepik: { api_kye: 'x' } } }))).toEqual([
       'providers.freepik: Unrecognized key: "api_kye"',
