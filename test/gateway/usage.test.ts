@@ -270,6 +270,23 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(answer.body.errors.map((error: { path: string }) => error.path)).toContain(path);
   });
 
+  it('says what a refused date was, and that a "+" sent unencoded in a query reads as a space', async () => {
+    gw ??= await startTestGateway();
+    const wrong = await gw.request('GET', '/v1/usage?from=22/11/2026');
+    expect(wrong.body.errors).toEqual([
+      { path: 'from', message: 'expected YYYY-MM-DD (00:00 UTC) or an ISO 8601 date-time with a zone, got "22/11/2026"' },
+    ]);
+    // As README's `2026-11-22T10:00+01:00` typed into a URL arrives.
+    const unencoded = await gw.request('GET', '/v1/usage?to=2026-11-22T10:00+01:00');
+    expect(unencoded.status).toBe(400);
+    expect(unencoded.body.errors).toEqual([
+      {
+        path: 'to',
+        message: 'expected YYYY-MM-DD (00:00 UTC) or an ISO 8601 date-time with a zone, got "2026-11-22T10:00 01:00": a "+" in a URL query reads as a space, send it as %2B',
+      },
+    ]);
+  });
+
   it('takes from and to as ISO 8601 date-times with a zone, seconds left out or not', async () => {
     gw ??= await startTestGateway();
     const answer = await gw.request('GET', '/v1/usage?from=2026-11-22T10:00%2B01:00&to=2026-11-22T12:00:30Z');

@@ -17,8 +17,20 @@ import { parseQuery } from './task-service.js';
 export const USAGE_GROUP_KEYS = ['provider', 'model', 'operation', 'quality', 'day', 'tenant'] as const;
 export type UsageGroupKey = (typeof USAGE_GROUP_KEYS)[number];
 
-/** `2026-11-01` (00:00 UTC) or an ISO date-time with a zone. */
-const Instant = DateOrZonedDateTime.transform(effectiveFromMs);
+/** An offset whose `+` a URL query turned into a space (`…T10:00 01:00`). */
+const UNENCODED_PLUS_OFFSET = /T[\d:.]+ \d{2}(:?\d{2})?$/;
+
+/**
+ * `2026-11-01` (00:00 UTC) or an ISO date-time with a zone, as milliseconds. A refusal quotes
+ * what arrived, which for a `+01:00` typed into a URL is a space: zod's own "Invalid ISO date"
+ * leaves the caller looking for a mistake in a date that looks right to them.
+ */
+const Instant = z.string().transform((value, ctx) => {
+  if (DateOrZonedDateTime.safeParse(value).success) return effectiveFromMs(value);
+  const hint = UNENCODED_PLUS_OFFSET.test(value) ? ': a "+" in a URL query reads as a space, send it as %2B' : '';
+  ctx.addIssue({ code: 'custom', message: `expected YYYY-MM-DD (00:00 UTC) or an ISO 8601 date-time with a zone, got ${JSON.stringify(value)}${hint}` });
+  return z.NEVER;
+});
 
 export const UsageQuery = z
   .strictObject({
