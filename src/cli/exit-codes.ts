@@ -17,7 +17,7 @@ export const ExitCode = {
   unexpected: 1,
   /** The command line is wrong: unknown flag, missing argument, unreadable --file, no key. */
   usage: 2,
-  /** The gateway refused the request (400, 409, 413, 415, 422 …): fix the request. */
+  /** The gateway refused the request (400, 402, 409, 413, 415, 422 …): fix the request (or the budget). */
   refused: 3,
   /** The gateway key is missing or not valid (401, 403). */
   auth: 4,
@@ -71,7 +71,7 @@ export function exitCodeFor(error: unknown): ExitCode {
 export const EXIT_CODE_HELP = `Exit codes:
   0   done (generate --wait: the video succeeded and was saved)
   2   wrong command line (unknown flag, missing argument, unreadable --file, no key)
-  3   the gateway refused the request (400, 409, 413, 415, 422)
+  3   the gateway refused the request (400, 402, 409, 413, 415, 422)
   4   the gateway key is missing or not valid (401, 403)
   5   no such task for this key (404)
   6   the video ended failed or canceled, or its output is no longer to be had

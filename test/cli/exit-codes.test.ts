@@ -27,4 +27,12 @@ describe('exit codes of gateway problems', () => {
     expect(EXIT_CODE_HELP).toMatch(/^ {2}9 {3}.*429/m);
     expect(EXIT_CODE_HELP).not.toMatch(/^ {2}3 {3}.*429/m);
   });
+
+  it('--help lists every status that exits 3, a budget refusal (402) included', () => {
+    const refusedLine = EXIT_CODE_HELP.split('\n').find((line) => /^ {2}3 {3}/.test(line)) ?? '';
+    for (const status of [400, 402, 409, 413, 415, 422]) {
+      expect(exitCodeFor(problem(status))).toBe(ExitCode.refused);
+      expect(refusedLine).toContain(String(status));
+    }
+  });
 });
