@@ -111,6 +111,8 @@ export class ProviderAccount {
   readonly rateLimits: readonly RateLimitWindowSettings[];
   readonly webhookSecret: string | undefined;
   readonly stats: ProviderFigures;
+  /** Whether a create to this provider carries the task's callback token (in its callback URL). */
+  private readonly sendsCallbackToken: boolean;
   private readonly providerStats: ProviderFigures;
   private readonly config: ProviderSettings;
   private readonly state: ProviderStateStore;
@@ -133,6 +135,7 @@ export class ProviderAccount {
     this.maxInFlight = limits?.max_in_flight ?? config.max_in_flight;
     this.rateLimits = limits?.rate_limits ?? config.rate_limits ?? provider.defaultRateLimits ?? [];
     this.webhookSecret = credentials.webhookSecret;
+    this.sendsCallbackToken = provider.inboundWebhook === 'token';
     this.config = config;
     this.state = options.state;
     this.stats = options.stats;
@@ -340,9 +343,12 @@ export class ProviderAccount {
    * A client for calls about `task`: bound to its id for logs, and with its callback token (in the
    * callback URL its create carried) kept out of every answer, since an upstream may quote that URL
    * in any later answer about the task (a status, a lookup, a cancel), not only in the create's.
+   * A provider whose callback URL has no token (signed webhooks, or none) never receives it, so
+   * its answers cannot quote it: its calls build no scrubber for it (one per call, about 35 µs).
    */
   clientForTask(task: { id: string; callbackToken: string | null }, context: Record<string, string> = {}): HttpUpstreamClient {
-    return this.client.withContext({ task_id: task.id, ...context }, task.callbackToken ? [task.callbackToken] : []);
+    const token = this.sendsCallbackToken ? task.callbackToken : null;
+    return this.client.withContext({ task_id: task.id, ...context }, token ? [token] : []);
   }
 
   /**
