@@ -105,6 +105,16 @@ function providerAgents(connectTimeoutMs: number | undefined): { httpAgent: http
 }
 
 /**
+ * Whether the environment names a proxy for any URL (`http_proxy`, `https_proxy`, `all_proxy`, in
+ * either case: what axios reads). Provider calls follow such a proxy; without one axios is told
+ * `proxy: false`, since it would otherwise read the environment and parse the URL again on every
+ * call to learn the same. Read when a provider's client is made, as the environment is the process's.
+ */
+function environmentNamesProxy(): boolean {
+  return ['http_proxy', 'https_proxy', 'all_proxy'].some((name) => process.env[name] || process.env[name.toUpperCase()]);
+}
+
+/**
  * The kind of a failure without an answer. `written` says whether the whole request had been
  * handed to the socket: before that nothing the upstream could act on has left (`not_sent`),
  * after it the failure is ambiguous (`reset`, `timeout`).
@@ -228,6 +238,7 @@ export class HttpUpstreamClient implements UpstreamClient {
         baseURL: options.baseUrl.replace(/\/+$/, ''),
         validateStatus: () => true,
         maxRedirects: 0,
+        ...(environmentNamesProxy() ? {} : { proxy: false as const }),
         // Upstream answers are small JSON; anything bigger is an error page we only log.
         maxContentLength: 4 * 1024 * 1024,
         headers: { 'user-agent': 'kling-gateway/0.1', accept: 'application/json' },
