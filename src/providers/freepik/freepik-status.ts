@@ -82,14 +82,22 @@ export function toFreepikStatusReport(task: FreepikTask): StatusReport {
 /** How far a webhook's timestamp may be from now, either way. */
 export const FREEPIK_WEBHOOK_TOLERANCE_MS = 5 * 60 * 1000;
 
-/** The HMAC keys one secret may stand for: its UTF-8 bytes, then its base64 decoding if it is one. */
-function keysOf(secret: string): Buffer[] {
+/** The HMAC keys of the secrets seen lately (the configured ones), so a webhook works none out again. */
+const keysBySecret = new Map<string, readonly Buffer[]>();
+const KEYS_KEPT = 64;
+
+/** The HMAC keys one secret may stand for: its UTF-8 bytes (the documented key), then its base64 decoding if it is one. */
+function keysOf(secret: string): readonly Buffer[] {
+  const known = keysBySecret.get(secret);
+  if (known) return known;
   const keys = [Buffer.from(secret, 'utf8')];
   const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
   if (/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) && encoded.length % 4 === 0) {
     const decoded = Buffer.from(encoded, 'base64');
     if (decoded.length >= 16) keys.push(decoded);
   }
+  if (keysBySecret.size >= KEYS_KEPT) keysBySecret.clear();
+  keysBySecret.set(secret, keys);
   return keys;
 }
 
@@ -139,13 +147,15 @@ export function verifyFreepikWebhook(webhook: InboundWebhook, secret: string, no
   // The signature text is compared as the seed's samples do (`expected_signature ==
   // generated_signature`), not its decoding: node's base64 reader skips stray characters and
   // ignores the unused bits of the last one, so other text would decode to the same bytes.
-  const expected = keysOf(secret).map((key) => Buffer.from(digest(key, webhookId, timestamp, webhook.rawBody).toString('base64'), 'utf8'));
   // A header sent twice reaches us joined with ", ": the comma left at an entry's end is not its text.
-  const matches = signatures.split(/\s+/).some((entry) => {
+  const candidates = signatures.split(/\s+/).flatMap((entry) => {
     const comma = entry.indexOf(',');
-    if (comma < 0) return false;
-    const candidate = Buffer.from(entry.slice(comma + 1).replace(/,+$/, ''), 'utf8');
-    return expected.some((text) => candidate.length === text.length && timingSafeEqual(candidate, text));
+    return comma < 0 ? [] : [Buffer.from(entry.slice(comma + 1).replace(/,+$/, ''), 'utf8')];
+  });
+  // A key's signature is worked out only when the keys before it matched no entry.
+  const matches = keysOf(secret).some((key) => {
+    const text = Buffer.from(digest(key, webhookId, timestamp, webhook.rawBody).toString('base64'), 'utf8');
+    return candidates.some((candidate) => candidate.length === text.length && timingSafeEqual(candidate, text));
   });
   if (!matches) return { ok: false, reason: 'no webhook-signature entry matches' };
 
