@@ -218,14 +218,20 @@ export async function copyToStorage(input: {
   const { url, policy } = input;
   const refused = refuseSource(url, policy);
   if (refused) return failure(`the result URL ${refused}`, false);
-  const deadline = AbortSignal.timeout(policy.timeoutMs);
-  // The caller's signal lives as long as the gateway: joined with `AbortSignal.any`, it would keep
-  // an entry for every copy ever made. A listener, removed when the copy ends, leaves nothing.
+  // One controller, aborted by the copy's time limit or by the caller's signal. The caller's signal
+  // lives as long as the gateway: joined with `AbortSignal.any`, it would keep an entry for every
+  // copy ever made, and `AbortSignal.timeout` left a timer running for the whole limit after each
+  // copy. A listener and a timer, both removed when the copy ends, leave nothing.
   const stopped = new AbortController();
+  let timedOut = false;
+  const deadline = setTimeout(() => {
+    timedOut = true;
+    stopped.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+  }, policy.timeoutMs).unref();
   const stop = () => stopped.abort();
   if (input.signal?.aborted) stop();
   else input.signal?.addEventListener('abort', stop, { once: true });
-  const signal = AbortSignal.any([stopped.signal, deadline]);
+  const signal = stopped.signal;
   let source: Readable | undefined;
   let measuring: MeasuringStream | undefined;
   try {
@@ -281,7 +287,7 @@ export async function copyToStorage(input: {
     if (input.signal?.aborted) throw new CopyAbortedError('the copy was stopped');
     if (error instanceof PrivateTargetError) return failure(`the result URL was refused: ${error.message}`, false, false, error.address);
     if (error instanceof TooLargeError) return failure(error.message, false);
-    if (deadline.aborted) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
+    if (timedOut) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
     if (measuring && error !== measuring.failure) {
       // Not the source's failure, passed on by the backend: the backend's own (disk, bucket, network to it).
       return { ...failure("the gateway's storage could not write the copy", true), storageError: error };
@@ -289,6 +295,7 @@ export async function copyToStorage(input: {
     const message = error instanceof Error ? error.message : String(error);
     return failure(`the copy failed: ${message}`, true);
   } finally {
+    clearTimeout(deadline);
     input.signal?.removeEventListener('abort', stop);
   }
 }

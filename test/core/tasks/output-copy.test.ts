@@ -211,6 +211,17 @@ describe('copying a result file', () => {
     expect(await copy('/silent.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: timeout of 150ms exceeded' });
   });
 
+  it('fails, worth retrying, when the whole copy outlasts its time limit though bytes keep coming, and stores nothing', async () => {
+    policy = { ...policy, timeoutMs: 150 };
+    routes.set('/slow.mp4', (res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4' });
+      const drip = setInterval(() => res.write(FILE.subarray(0, 100)), 20);
+      res.on('close', () => clearInterval(drip));
+    });
+    expect(await copy('/slow.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy did not finish within 150 ms' });
+    expect(storage.objects.size).toBe(0);
+  });
+
   it('fails, worth retrying, when the source breaks off mid-file, and stores nothing', async () => {
     routes.set('/cut.mp4', (res) => {
       res.writeHead(200, { 'content-length': FILE.length });
