@@ -82,15 +82,23 @@ const RECENT_MAX_CHARS = 512;
 const RECENT_SIZE = 1_024;
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
+/** A form as the scrubber looks for it: folded already when matched in any case, with its first `MIN_PREFIX` characters. */
+interface SoughtForm extends SecretForm {
+  needle: string;
+}
+
 export class SecretScrubber {
-  private readonly forms: SecretForm[];
+  private readonly forms: SoughtForm[];
   /** Scrubbed short texts by their original (the forms never change, so neither does the result). */
   private readonly recent = new Map<string, string>();
 
   constructor(secrets: Iterable<string | undefined | null>) {
     const unique = new Set<string>();
     for (const secret of secrets) if (secret && secret.length >= MIN_SECRET) unique.add(secret);
-    this.forms = [...unique].flatMap(secretForms).map((form) => (form.foldCase ? { ...form, text: asciiLower(form.text) } : form));
+    this.forms = [...unique].flatMap(secretForms).map((form) => {
+      const text = form.foldCase ? asciiLower(form.text) : form.text;
+      return { text, foldCase: form.foldCase, needle: text.slice(0, Math.min(MIN_PREFIX, text.length)) };
+    });
   }
 
   /** True when there is nothing to look for. */
@@ -117,7 +125,7 @@ export class SecretScrubber {
     const ranges: [number, number][] = [];
     for (const form of this.forms) {
       const haystack = form.foldCase ? folded : text;
-      const needle = form.text.slice(0, Math.min(MIN_PREFIX, form.text.length));
+      const { needle } = form;
       for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + 1)) {
         let end = at + needle.length;
         while (end - at < form.text.length && haystack[end] === form.text[end - at]) end += 1;
