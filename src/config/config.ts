@@ -658,7 +658,12 @@ export function parseConfig(
     const secrets = [...documentSecrets(expanded), ...environmentSecrets(env)];
     throw new ConfigError(
       source,
-      result.error.issues.map((issue) => withoutQuotedSecrets(`${describePath(issue.path)}: ${issue.message}`, secrets)),
+      result.error.issues.flatMap((issue) =>
+        // Each unknown field by its own path, as the API names them (zod puts them together at their object's).
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => withoutQuotedSecrets(`${describePath([...issue.path, key])}: unknown field`, secrets))
+          : [withoutQuotedSecrets(`${describePath(issue.path)}: ${issue.message}`, secrets)],
+      ),
     );
   }
   const problems: string[] = [];

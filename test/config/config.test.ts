@@ -262,9 +262,10 @@ describe('parseConfig', () => {
     expect(parseConfig(document({ database: { url: 'postgresql://kg@db/kling' } }), {}, PROVIDER_IDS).database.url).toBe('postgresql://kg@db/kling');
   });
 
-  it('refuses an unknown field rather than ignoring it', () => {
-    expect(problemsOf(document({ providers: { freepik: { api_kye: 'x' } } }))).toEqual([
-      'providers.freepik: Unrecognized key: "api_kye"',
+  it('refuses an unknown field rather than ignoring it, naming each by its own path', () => {
+    expect(problemsOf(document({ providers: { freepik: { api_kye: 'x', enabeld: true } } }))).toEqual([
+      'providers.freepik.api_kye: unknown field',
+      'providers.freepik.enabeld: unknown field',
     ]);
   });
 
