@@ -824,7 +824,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
     browserErrors.length = 0; // the browser logs the refused connections itself
   });
-  it('keeps keyboard focus on the cancel controls, and on the result once canceled', async () => {
+  it('keeps keyboard focus on the cancel controls, closes the question on Escape, and focuses the result once canceled', async () => {
     const target = await openConsole();
     await signIn(target);
     // Freepik is busy (429) and the only provider it may use, so it waits in the gateway's queue;
@@ -837,6 +837,12 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       // Focus moves once the next control has rendered: asked until it has.
       const focused = () => target.evaluate(() => document.activeElement?.textContent?.trim() ?? null);
       await target.getByRole('button', { name: 'Cancel video' }).focus();
+      await target.keyboard.press('Enter');
+      await expect.poll(focused).toBe('Keep it');
+      // Escape answers the question as Keep it does.
+      await target.keyboard.press('Escape');
+      await expect.poll(focused).toBe('Cancel video');
+      expect(await target.getByRole('button', { name: 'Yes, cancel' }).count()).toBe(0);
       await target.keyboard.press('Enter');
       await expect.poll(focused).toBe('Keep it');
       await target.keyboard.press('Enter');

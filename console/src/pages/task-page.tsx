@@ -139,7 +139,8 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
   return (
     <div class="cancel">
       {confirming ? (
-        <div role="group" aria-label="Confirm cancel">
+        // Escape answers the question as Keep it does, as it closes any question a page asks.
+        <div role="group" aria-label="Confirm cancel" onKeyDown={(event) => event.key === 'Escape' && confirm(false)}>
           <span>Cancel this video? A task a provider already holds cannot be canceled.</span>{' '}
           <button type="button" class="danger" onClick={cancel} disabled={busy}>
             Yes, cancel
