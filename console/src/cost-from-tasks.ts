@@ -41,11 +41,17 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
   return [...rows.values()];
 }
 
-/** The caller's tasks created since `from`, newest first, up to MAX_TASKS. */
-export async function recentTasks(client: GatewayClient, from: Date, signal: AbortSignal): Promise<{ tasks: Task[]; truncated: boolean }> {
+/** The caller's tasks created from `from` and before `to` (when given), newest first, up to MAX_TASKS. */
+export async function recentTasks(
+  client: GatewayClient,
+  { from, to }: { from: string; to?: string },
+  signal: AbortSignal,
+): Promise<{ tasks: Task[]; truncated: boolean }> {
   const tasks: Task[] = [];
   for await (const task of client.listAllVideos({ limit: 100 }, { signal })) {
-    if (Date.parse(task.created_at) < from.getTime()) return { tasks, truncated: false };
+    const created = Date.parse(task.created_at);
+    if (created < Date.parse(from)) return { tasks, truncated: false };
+    if (to !== undefined && created >= Date.parse(to)) continue;
     if (tasks.length >= MAX_TASKS) return { tasks, truncated: true };
     tasks.push(task);
   }

@@ -803,6 +803,46 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.evaluate(() => sessionStorage.length + localStorage.length)).toBe(0);
     browserErrors.length = 0; // the browser logs the refused request (401) itself
   });
+  it('keeps the cost period in its address, reports whole days between two dates and downloads that report as CSV', async () => {
+    await api.createVideo({ model: 'kling-v3', prompt: 'counted in the cost report' });
+    const target = await openConsole();
+    await signIn(target);
+    const period = target.getByLabel('Period');
+    await target.evaluate((to) => (window.location.hash = to), '#/cost?days=30');
+    await expect.poll(() => period.inputValue()).toBe('30');
+    await period.selectOption('90');
+    await target.waitForURL(/#\/cost\?days=90$/);
+    await target.reload();
+    await expect.poll(() => period.inputValue()).toBe('90');
+
+    // Whole UTC days, the last one included: the API's `to` is the day after it.
+    const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+    await period.selectOption('dates');
+    await target.getByLabel('From (UTC)').fill(day(-1));
+    await target.getByLabel('To (UTC, included)').fill(day(0));
+    await target.waitForURL(new RegExp(`#/cost\\?from=${day(-1)}&to=${day(0)}$`));
+    await target.reload();
+    expect(await target.getByLabel('From (UTC)').inputValue()).toBe(day(-1));
+    expect(await target.getByLabel('To (UTC, included)').inputValue()).toBe(day(0));
+    const asked = { from: day(-1), to: day(1) };
+    const report = await api.usage({ group_by: ['provider'], ...asked });
+    expect(report.data.length).toBeGreaterThan(0);
+    const rows = target.locator('section[aria-label="Spend by provider"] tbody tr');
+    await expect.poll(() => rows.count()).toBe(report.data.length);
+    const shown = await rows.evaluateAll((elements) => elements.map((row) => [...row.children].map((cell) => cell.textContent)));
+    // Each provider's tasks and cost, as the page lays them out (no provider: "—").
+    const figures = (provider: unknown, tasks: unknown, cost: string) => `${String(provider ?? '—')}: ${String(tasks)} tasks, ${cost}`;
+    expect(shown.map((cells) => figures(cells[0], cells[1], cells.at(-1)!)).sort()).toEqual(
+      report.data.map((row) => figures(row.provider, row.tasks, formatMoney(row.currency_amount ?? 0, row.currency ?? null))).sort(),
+    );
+
+    const download = target.waitForEvent('download');
+    await target.getByRole('button', { name: 'Download CSV' }).click();
+    const file = await download;
+    expect(file.suggestedFilename()).toBe(`usage-${day(-1)}-to-${day(0)}.csv`);
+    expect(readFileSync((await file.path())!, 'utf8')).toBe(await api.usageCsv({ group_by: ['day', 'provider', 'model'], ...asked }));
+    expect(await accessibilityProblems(target)).toEqual([]);
+  });
   it('shows the cost report and the quote by itself once the gateway can be reached again', async () => {
     const target = await openConsole();
     await signIn(target);

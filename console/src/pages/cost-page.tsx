@@ -1,8 +1,11 @@
 /**
  * Spend by provider, model and day, from `GET /v1/usage`. On a gateway without that report the
  * same charts are worked out in the browser from the caller's recent tasks, and the page says so.
+ * The period lives in the page's address (`#/cost?days=30`, `#/cost?from=2026-11-01&to=2026-11-30`),
+ * so a reload, Back and a shared link show the same report.
  */
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
+import { useLocation, useSearch } from 'wouter-preact';
 import { EndpointNotAvailableError, formatMoney, formatNumber, type UsageFigures } from '../../../packages/client/src/index.js';
 import { MAX_TASKS, recentTasks, usageFromTasks } from '../cost-from-tasks.js';
 import { BarChart } from '../components/bar-chart.js';
@@ -17,6 +20,47 @@ const PERIODS = [
   { days: 30, label: 'Last 30 days' },
   { days: 90, label: 'Last 90 days' },
 ];
+
+const DEFAULT_DAYS = 7;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** The last `days` days up to now, or whole UTC days from `from` through `to` (both included). */
+type Period = { days: number } | { from: string; to: string };
+
+function periodFrom(search: string): Period {
+  const query = new URLSearchParams(search);
+  const from = query.get('from');
+  const to = query.get('to');
+  if (from && to && DAY.test(from) && DAY.test(to)) return { from, to };
+  const days = Number(query.get('days'));
+  return { days: PERIODS.some((period) => period.days === days) ? days : DEFAULT_DAYS };
+}
+
+function addressOf(period: Period): string {
+  if (!('days' in period)) return `/cost?from=${period.from}&to=${period.to}`;
+  return period.days === DEFAULT_DAYS ? '/cost' : `/cost?days=${period.days}`;
+}
+
+function utcDay(time: number): string {
+  return new Date(time).toISOString().slice(0, 10);
+}
+
+/** The report's bounds as the API takes them: `from` included, `to` excluded (the day after the last). */
+function boundsOf(period: Period): { from: string; to?: string } {
+  if ('days' in period) return { from: new Date(Date.now() - period.days * 86_400_000).toISOString() };
+  return { from: period.from, to: utcDay(Date.parse(period.to) + 86_400_000) };
+}
+
+/** Saves `text` as a file through the browser's download. */
+function download(text: string, name: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  link.click();
+  // After the click has handed the file to the browser.
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
 
 const GROUPS = [
   { field: 'provider', title: 'Spend by provider' },
@@ -65,16 +109,21 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
 
 export function CostPage() {
   const { client } = useSession();
-  const [days, setDays] = useState(7);
+  const search = useSearch();
+  const [, navigate] = useLocation();
+  const period = useMemo(() => periodFrom(search), [search]);
+  // A period change replaces the address rather than adding a step to Back.
+  const setPeriod = (next: Period) => navigate(addressOf(next), { replace: true });
+  const [csvError, setCsvError] = useState<unknown>(undefined);
   const report = useGatewayData(
     async (_c, signal) => {
-      const from = new Date(Date.now() - days * 86_400_000);
+      const bounds = boundsOf(period);
       try {
-        const reports = await Promise.all(GROUPS.map((group) => client.usage({ group_by: [group.field], from: from.toISOString() }, { signal })));
+        const reports = await Promise.all(GROUPS.map((group) => client.usage({ group_by: [group.field], ...bounds }, { signal })));
         return { source: 'usage' as const, groups: GROUPS.map((group, index) => ({ ...group, rows: reports[index]!.data })) };
       } catch (error) {
         if (!(error instanceof EndpointNotAvailableError)) throw error;
-        const { tasks, truncated } = await recentTasks(client, from, signal);
+        const { tasks, truncated } = await recentTasks(client, bounds, signal);
         return {
           source: 'tasks' as const,
           count: tasks.length,
@@ -83,8 +132,28 @@ export function CostPage() {
         };
       }
     },
-    [client, days],
+    [client, addressOf(period)],
   );
+  const choosePeriod = (value: string) => {
+    if (value !== 'dates') return setPeriod({ days: Number(value) });
+    // Dates start as the last seven whole days, today included.
+    setPeriod({ from: utcDay(Date.now() - 6 * 86_400_000), to: utcDay(Date.now()) });
+  };
+  // A date cleared in its control keeps the one the report has.
+  const setDate = (field: 'from' | 'to') => (event: Event) => {
+    const value = (event.target as HTMLInputElement).value;
+    if (!('days' in period) && DAY.test(value)) setPeriod({ ...period, [field]: value });
+  };
+  const downloadCsv = async () => {
+    setCsvError(undefined);
+    try {
+      const csv = await client.usageCsv({ group_by: ['day', 'provider', 'model'], ...boundsOf(period) });
+      const name = 'days' in period ? `usage-last-${period.days}-days.csv` : `usage-${period.from}-to-${period.to}.csv`;
+      download(csv, name);
+    } catch (error) {
+      setCsvError(error);
+    }
+  };
 
   return (
     <section>
@@ -92,15 +161,34 @@ export function CostPage() {
       <div class="filters">
         <div class="field">
           <label for="cost-period">Period</label>
-          <select id="cost-period" value={String(days)} onChange={(event) => setDays(Number((event.target as HTMLSelectElement).value))}>
-            {PERIODS.map((period) => (
-              <option key={period.days} value={String(period.days)}>
-                {period.label}
+          <select id="cost-period" value={'days' in period ? String(period.days) : 'dates'} onChange={(event) => choosePeriod((event.target as HTMLSelectElement).value)}>
+            {PERIODS.map((option) => (
+              <option key={option.days} value={String(option.days)}>
+                {option.label}
               </option>
             ))}
+            <option value="dates">Chosen dates</option>
           </select>
         </div>
+        {'days' in period ? null : (
+          <>
+            <div class="field">
+              <label for="cost-from">From (UTC)</label>
+              <input id="cost-from" type="date" value={period.from} max={period.to} onChange={setDate('from')} />
+            </div>
+            <div class="field">
+              <label for="cost-to">To (UTC, included)</label>
+              <input id="cost-to" type="date" value={period.to} min={period.from} onChange={setDate('to')} />
+            </div>
+          </>
+        )}
+        {report.data?.source === 'usage' ? (
+          <button type="button" onClick={downloadCsv}>
+            Download CSV
+          </button>
+        ) : null}
       </div>
+      <ProblemMessage error={csvError} context="CSV" />
       <ProblemMessage error={report.error} context="Cost reports" />
       {report.loading && !report.data ? <p class="muted">Loading…</p> : null}
       {report.data?.source === 'tasks' ? (
