@@ -127,6 +127,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => target.getByRole('alert').textContent()).toContain('does not accept this key');
     browserErrors.length = 0; // the browser logs the refused request (401) itself
     await signIn(target);
+    // Signed in: the keyboard and a screen reader start at the page now shown, not at the top of a blank document.
+    await expect.poll(() => target.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.textContent}`)).toBe('H1 Tasks');
     expect(await target.evaluate(() => sessionStorage.length + localStorage.length)).toBe(1);
 
     await target.getByRole('link', { name: 'New video' }).first().click();

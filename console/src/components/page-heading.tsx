@@ -1,12 +1,21 @@
 /**
  * A page's h1. After a navigation inside the console it takes focus (so screen readers announce
  * the new page and the keyboard starts from it); on the first page of a load focus stays at the
- * top of the document, where Tab reaches the skip link. It also names the browser tab.
+ * top of the document, where Tab reaches the skip link (the page after sign-in is not a first page).
+ * It also names the browser tab.
  */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef } from 'preact/hooks';
 
 let firstPageShown = false;
+
+/**
+ * For a page without a heading of this kind (sign-in): the page after it is not the first of
+ * the load, so its heading takes focus instead of leaving it on the body once the form is gone.
+ */
+export function notePageShown(): void {
+  firstPageShown = true;
+}
 
 export function PageHeading({ title, children }: { title: string; children?: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);

@@ -4,6 +4,7 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { GatewayError } from '../../../packages/client/src/index.js';
+import { notePageShown } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { clientFor } from '../session.js';
 
@@ -22,6 +23,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
 
   useEffect(() => {
     document.title = 'Sign in · Kling Gateway';
+    notePageShown();
     // One field: start in it (its label is read out).
     input.current?.focus();
   }, []);
