@@ -553,6 +553,31 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('keeps the keyboard in the task list when Clear filters or Load more is pressed: on the filters, on the first task loaded', async () => {
+    // More than one page (25) of tasks, whatever earlier tests made.
+    for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `one of a page and more ${made}` });
+    const target = await openConsole();
+    await signIn(target);
+    const focused = () =>
+      target.evaluate(() => {
+        const element = document.activeElement;
+        return !element || element.tagName === 'BODY' ? 'nothing' : `${element.tagName} ${element.id || element.textContent?.trim()}`;
+      });
+
+    await target.evaluate((to) => (window.location.hash = to), '#/?status=queued');
+    await target.getByRole('button', { name: 'Clear filters' }).focus();
+    await target.keyboard.press('Enter');
+    await target.waitForURL(/#\/$/);
+    await expect.poll(focused).toBe('SELECT filter-status');
+
+    const rows = target.locator('tr[data-task-id]');
+    await expect.poll(() => rows.count()).toBe(25);
+    await target.getByRole('button', { name: 'Load more' }).focus();
+    await target.keyboard.press('Enter');
+    await expect.poll(() => rows.count()).toBeGreaterThan(25);
+    // The first task the press brought in, where reading goes on.
+    await expect.poll(focused).toBe(`A ${await rows.nth(25).getAttribute('data-task-id')}`);
+  });
   it('does not call the task list empty while the gateway cannot be reached, and fills it once it can', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -3,7 +3,7 @@
  * live-task-list.ts for how). The filters live in the page's address (`#/?status=failed`), so a
  * reload, a shared link and Back from a task keep them.
  */
-import { useMemo } from 'preact/hooks';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
 import { Link, useLocation, useSearch } from 'wouter-preact';
 import { formatCostShort, type Model, type TaskStatus } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
@@ -64,6 +64,25 @@ export function TaskListPage() {
     setFilters({ ...filters, [field]: value || undefined });
   };
   const filtered = Boolean(filters.status || filters.provider || filters.model);
+  // The keyboard's place when the control pressed goes away: Clear filters to the first filter,
+  // Load more to the first task it brought in (the button is gone after the last page).
+  const firstFilter = useRef<HTMLSelectElement>(null);
+  const table = useRef<HTMLTableElement>(null);
+  const focusRow = useRef<number | null>(null);
+  const clearFilters = () => {
+    setFilters({});
+    firstFilter.current?.focus();
+  };
+  const loadMore = () => {
+    if (live.loading) return;
+    focusRow.current = live.tasks.length;
+    live.loadMore();
+  };
+  useEffect(() => {
+    if (focusRow.current === null || live.loading) return;
+    table.current?.querySelectorAll<HTMLAnchorElement>('a.task-link')[focusRow.current]?.focus();
+    focusRow.current = null;
+  }, [live.loading, live.tasks.length]);
 
   return (
     <section aria-labelledby="tasks-heading">
@@ -76,7 +95,7 @@ export function TaskListPage() {
       <form class="filters" aria-label="Filter tasks" onSubmit={(event) => event.preventDefault()}>
         <div class="field">
           <label for="filter-status">Status</label>
-          <select id="filter-status" value={filters.status ?? ''} onChange={set('status')}>
+          <select id="filter-status" ref={firstFilter} value={filters.status ?? ''} onChange={set('status')}>
             <option value="">Any</option>
             {TASK_STATUSES.map((status) => (
               <option key={status} value={status}>
@@ -108,7 +127,7 @@ export function TaskListPage() {
           </select>
         </div>
         {filtered ? (
-          <button type="button" class="link-button" onClick={() => setFilters({})}>
+          <button type="button" class="link-button" onClick={clearFilters}>
             Clear filters
           </button>
         ) : null}
@@ -138,7 +157,7 @@ export function TaskListPage() {
         </div>
       ) : (
         <div class="table-scroll" role="region" aria-label="Tasks" tabIndex={0}>
-          <table class="tasks responsive" role="table">
+          <table class="tasks responsive" role="table" ref={table}>
             <caption class="visually-hidden">Tasks, newest first{filtered ? ', filtered' : ''}</caption>
             <thead>
               <tr role="row">
@@ -189,7 +208,8 @@ export function TaskListPage() {
       )}
       <div class="list-footer">
         {live.hasMore ? (
-          <button type="button" onClick={live.loadMore} disabled={live.loading}>
+          // Not disabled while loading: a disabled button loses the keyboard's focus.
+          <button type="button" onClick={loadMore} aria-disabled={live.loading ? 'true' : undefined}>
             {live.loading ? 'Loading…' : 'Load more'}
           </button>
         ) : null}
