@@ -123,8 +123,11 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   it('signs in, creates a video from the quoted form, follows it live to success and plays it inline', async () => {
     const target = await openConsole();
     await target.getByLabel('Gateway key').fill('not-the-key');
-    await target.getByRole('button', { name: 'Sign in' }).click();
+    await target.getByRole('button', { name: 'Sign in' }).focus();
+    await target.keyboard.press('Enter');
     await expect.poll(() => target.getByRole('alert').textContent()).toContain('does not accept this key');
+    // The keyboard stays on Sign in, not back at the top of the page.
+    expect(await target.evaluate(() => document.activeElement?.textContent)).toBe('Sign in');
     browserErrors.length = 0; // the browser logs the refused request (401) itself
     await signIn(target);
     // Signed in: the keyboard and a screen reader start at the page now shown, not at the top of a blank document.
@@ -735,7 +738,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByLabel('Prompt', { exact: true }).fill('a fox in the snow');
     const create = target.getByRole('button', { name: 'Create video' });
     await expect.poll(() => create.isEnabled()).toBe(true);
-    await create.click();
+    await create.focus();
+    await target.keyboard.press('Enter');
 
     const refused = (await api.createVideo(refusedRequest as never).catch((error: unknown) => error)) as GatewayError;
     expect(refused.status).toBe(422);
@@ -753,6 +757,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       const item = alert.locator('li').filter({ has: target.locator('code', { hasText: new RegExp(`^${field.path}$`) }) });
       for (const entry of field.providers ?? []) for (const reason of entry.reasons) expect(await item.textContent()).toContain(`${entry.provider}: ${reason}`);
     }
+    // The keyboard is where it was: on Create video, not back at the top of the page.
+    expect(await target.evaluate(() => document.activeElement?.textContent)).toBe('Create video');
     expect(await accessibilityProblems(target)).toEqual([]);
     await target.screenshot({ path: join(ARTIFACTS, 'create-capability-422.png'), fullPage: true });
     browserErrors.length = 0; // the browser logs the refused create (422) itself

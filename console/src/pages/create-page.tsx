@@ -202,7 +202,7 @@ export function CreatePage() {
 
   const current = quote && quote.key === key ? quote : null;
   const fieldErrors = fieldErrorsOf(current?.error, extraFields);
-  const canCreate = Boolean(current?.quote && current.quote.order.length > 0) && !creating && !extraError;
+  const canCreate = Boolean(current?.quote && current.quote.order.length > 0) && !extraError;
 
   const update = (field: keyof FormState) => (event: Event) => {
     const value = (event.target as HTMLInputElement).value;
@@ -215,7 +215,7 @@ export function CreatePage() {
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    if (!canCreate) return;
+    if (!canCreate || creating) return;
     setCreating(true);
     setCreateError(undefined);
     // One key per request: Create clicked again after an answer was lost (a dropped connection, a
@@ -439,7 +439,8 @@ export function CreatePage() {
 
         <ProblemMessage error={createError} />
         <div class="actions">
-          <button type="submit" class="primary" disabled={!canCreate} aria-describedby="create-hint">
+          {/* Not disabled while creating: a disabled button loses the keyboard's focus, which a refused create would leave at the top. */}
+          <button type="submit" class="primary" disabled={!canCreate} aria-disabled={creating ? 'true' : undefined} aria-describedby="create-hint">
             {creating ? 'Creating…' : 'Create video'}
           </button>
           <span id="create-hint" class="muted small">

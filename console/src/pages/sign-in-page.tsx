@@ -31,7 +31,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
   const submit = async (event: Event) => {
     event.preventDefault();
     const trimmed = key.trim();
-    if (!trimmed) return;
+    if (!trimmed || checking) return;
     setError(undefined);
     // A key travels in the Authorization header, which holds Latin-1 only; the browser would
     // refuse to send any other with a message about Headers.
@@ -89,7 +89,8 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
         ) : (
           <ProblemMessage error={error} />
         )}
-        <button type="submit" class="primary" disabled={checking}>
+        {/* Not disabled while checking: a disabled button loses the keyboard's focus. */}
+        <button type="submit" class="primary" aria-disabled={checking ? 'true' : undefined}>
           {checking ? 'Checking…' : 'Sign in'}
         </button>
       </form>
