@@ -643,6 +643,11 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
         return element.play();
       });
       await expect.poll(() => video.evaluate((element: HTMLVideoElement) => element.currentTime > 0.2 && element.error === null), { timeout: 10_000 }).toBe(true);
+      // Saved as a file, the same bytes the gateway keeps, named by the gateway.
+      const [saved] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'download', exact: true }).click()]);
+      expect(saved.suggestedFilename()).toBe(`${kept.id}-0.mp4`);
+      const stored = Buffer.from(await (await fetch(kept.outputs[0]!.url)).arrayBuffer());
+      expect(readFileSync((await saved.path())!).equals(stored)).toBe(true);
 
       await page.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(lost.id)}`);
       const gone = page.locator('.output-gone');
@@ -869,9 +874,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       report.data.map((row) => figures(row.provider, row.tasks, formatMoney(row.currency_amount ?? 0, row.currency ?? null))).sort(),
     );
 
-    const download = target.waitForEvent('download');
-    await target.getByRole('button', { name: 'Download CSV' }).click();
-    const file = await download;
+    const [file] = await Promise.all([target.waitForEvent('download'), target.getByRole('button', { name: 'Download CSV' }).click()]);
     expect(file.suggestedFilename()).toBe(`usage-${day(-1)}-to-${day(0)}.csv`);
     expect(readFileSync((await file.path())!, 'utf8')).toBe(await api.usageCsv({ group_by: ['day', 'provider', 'model'], ...asked }));
     expect(await accessibilityProblems(target)).toEqual([]);

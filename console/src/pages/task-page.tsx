@@ -91,6 +91,17 @@ function OutputMedia({ task, index }: { task: Task; index: number }) {
         <a href={output.url} target="_blank" rel="noopener noreferrer">
           open the file
         </a>
+        {output.storage === 'stored' ? (
+          // The gateway's own link: saved under the name the gateway gives it. A browser ignores
+          // `download` on another origin (a provider's URL, a public_url on another host), so
+          // there it opens in a new tab rather than leaving the console.
+          <>
+            {' · '}
+            <a href={output.url} download target="_blank" rel="noopener noreferrer">
+              download
+            </a>
+          </>
+        ) : null}
         <div class="output-source">From {outputSource(output)}.</div>
       </figcaption>
     </figure>
