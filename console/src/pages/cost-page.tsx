@@ -31,7 +31,8 @@ function periodFrom(search: string): Period {
   const query = new URLSearchParams(search);
   const from = query.get('from');
   const to = query.get('to');
-  if (from && to && DAY.test(from) && DAY.test(to)) return { from, to };
+  // The right way round whatever the address says (the API refuses a `from` after `to`).
+  if (from && to && DAY.test(from) && DAY.test(to)) return from <= to ? { from, to } : { from: to, to: from };
   const days = Number(query.get('days'));
   return { days: PERIODS.some((period) => period.days === days) ? days : DEFAULT_DAYS };
 }
@@ -139,10 +140,13 @@ export function CostPage() {
     // Dates start as the last seven whole days, today included.
     setPeriod({ from: utcDay(Date.now() - 6 * 86_400_000), to: utcDay(Date.now()) });
   };
-  // A date cleared in its control keeps the one the report has.
+  // A date cleared in its control keeps the one the report has; one past the other end takes
+  // that end along (a From typed after To moves To too).
   const setDate = (field: 'from' | 'to') => (event: Event) => {
     const value = (event.target as HTMLInputElement).value;
-    if (!('days' in period) && DAY.test(value)) setPeriod({ ...period, [field]: value });
+    if ('days' in period || !DAY.test(value)) return;
+    const next = { ...period, [field]: value };
+    setPeriod(next.from <= next.to ? next : { from: value, to: value });
   };
   const downloadCsv = async () => {
     setCsvError(undefined);
