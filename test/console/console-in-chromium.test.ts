@@ -888,6 +888,13 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByLabel('To (UTC, included)').inputValue()).toBe(day(0));
     await expect.poll(() => rows.count()).toBe(report.data.length);
     expect(await target.getByRole('alert').count()).toBe(0);
+
+    // At phone width each row is a card: its cost is on the screen, not scrolled out of it.
+    await target.setViewportSize({ width: 375, height: 800 });
+    const cost = rows.first().locator('td').last();
+    const box = (await cost.boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(375);
+    expect(await accessibilityProblems(target)).toEqual([]);
   });
   it('shows the cost report and the quote by itself once the gateway can be reached again', async () => {
     const target = await openConsole();

@@ -77,10 +77,11 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
   const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
   return (
     <div class="table-scroll" role="region" aria-label={`Usage by ${field}`} tabIndex={0}>
-      <table class="usage">
+      {/* One card per row at phone width (roles kept), so Cost is never scrolled out of sight. */}
+      <table class="usage responsive" role="table">
         <caption class="visually-hidden">Usage by {field}</caption>
         <thead>
-          <tr>
+          <tr role="row">
             <th scope="col">{field}</th>
             <th scope="col" class="number">Tasks</th>
             <th scope="col" class="number">Succeeded</th>
@@ -92,14 +93,16 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
         </thead>
         <tbody>
           {rows.map((row, index) => (
-            <tr key={`${String(row[field])}-${index}`}>
-              <th scope="row">{String(row[field] ?? '—')}</th>
-              <td class="number">{number(row.tasks)}</td>
-              <td class="number">{number(row.succeeded)}</td>
-              <td class="number">{number(row.failed)}</td>
-              <td class="number wide-only">{number(row.video_seconds)}</td>
-              <td class="number wide-only">{number(row.credits)}</td>
-              <td class="number">{typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'}</td>
+            <tr key={`${String(row[field])}-${index}`} role="row">
+              <th scope="row" role="rowheader" class="primary-cell">{String(row[field] ?? '—')}</th>
+              <td role="cell" data-label="Tasks" class="number">{number(row.tasks)}</td>
+              <td role="cell" data-label="Succeeded" class="number">{number(row.succeeded)}</td>
+              <td role="cell" data-label="Failed" class="number">{number(row.failed)}</td>
+              <td role="cell" data-label="Video seconds" class="number wide-only">{number(row.video_seconds)}</td>
+              <td role="cell" data-label="Credits" class="number wide-only">{number(row.credits)}</td>
+              <td role="cell" data-label="Cost" class="number">
+                {typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'}
+              </td>
             </tr>
           ))}
         </tbody>
