@@ -12,6 +12,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type Replica } from '../cluster/cluster.js';
+import { tcpProxy, type TcpProxy } from '../test/support/tcp-proxy.js';
 import { chaosRequest, judge, postCreate, waitUntilAllFinished, type ChaosTask, type ChaosVerdict, type UpstreamTask } from './chaos-client.js';
 
 const PROVIDERS = ['freepik', 'kling3api', 'kling-legacy'] as const;
@@ -35,8 +36,10 @@ export interface ScenarioOptions {
   abandonOneIn?: number;
   /** How long the upstreams take to answer a create (so stops land mid-request). */
   createDelayMs: number;
-  /** Every this many ms, one create per provider has its connection dropped after acceptance. */
+  /** Every this many ms, one create per provider has its connection dropped after acceptance (0: never). */
   dropEveryMs: number;
+  /** PostgreSQL only: every `everyMs`, the database is out of reach for `lengthMs` (as while it restarts). */
+  databaseOutages?: { everyMs: number; lengthMs: number };
   /** Longest wait for every task to finish at the end. */
   settleMs: number;
   log?: (line: string) => void;
@@ -58,6 +61,8 @@ export interface ScenarioResult {
   abandoned: number;
   /** Idempotency keys (chaos prompts) the gateway holds more than one task for. */
   keysWithTwoTasks: number;
+  /** Database outages carried out. */
+  databaseOutages: number;
   /** Callbacks the simulators sent, by provider: answers by status (or connection error), and those a stopping replica refused. */
   callbacks: Record<string, { answers: Record<string, number>; refusedStopping: number }>;
 }
@@ -78,6 +83,15 @@ function clusterConfig(createDelayMs: number): Record<string, unknown> {
   };
 }
 
+/** A relay in front of PostgreSQL (a test's, `test/support/tcp-proxy.ts`) whose outages stand for a database restart, and the URL through it. */
+async function relayTo(databaseUrl: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const url = new URL(databaseUrl);
+  const proxy = await tcpProxy(url.hostname, Number(url.port || 5432));
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  return { proxy, url: url.toString() };
+}
+
 /** Which provider(s) create number `n` goes to: a mix of all three. */
 function requestFor(n: number): Record<string, unknown> {
   switch (n % 4) {
@@ -96,7 +110,8 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const started = Date.now();
   const directory = mkdtempSync(join(tmpdir(), 'kling-chaos-'));
   const replicas = options.database.kind === 'sqlite' ? 1 : (options.database.replicas ?? 2);
-  const databaseUrl = options.database.kind === 'sqlite' ? `sqlite:${join(directory, 'gateway.db')}` : options.database.url;
+  const relay = options.database.kind === 'postgres' && options.databaseOutages ? await relayTo(options.database.url) : undefined;
+  const databaseUrl = options.database.kind === 'sqlite' ? `sqlite:${join(directory, 'gateway.db')}` : (relay?.url ?? options.database.url);
   const cluster = await Cluster.start({ replicas, databaseUrl, logDirectory: directory, config: clusterConfig(options.createDelayMs), compiled: true });
   // The folder (replica and simulator logs, config) is named only when asked: `CHAOS_SHOW_FOLDER=1`.
   const folder = process.env.CHAOS_SHOW_FOLDER === '1' ? ` (${directory})` : '';
@@ -146,7 +161,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
 
     // Drops: now and then, the next create at each provider is accepted and its answer lost.
     const dropper = (async () => {
-      while (!done) {
+      while (!done && options.dropEveryMs > 0) {
         await sleep(options.dropEveryMs);
         if (done) break;
         for (const provider of PROVIDERS) {
@@ -187,9 +202,23 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       }
     })();
 
+    // Outages: the database is out of reach for a while, the replicas and simulators are not.
+    let databaseOutages = 0;
+    const outages = (async () => {
+      while (!done && relay && options.databaseOutages) {
+        await sleep(options.databaseOutages.everyMs);
+        if (done) break;
+        log(`  database out of reach for ${options.databaseOutages.lengthMs} ms (${answered.size} creates answered so far)`);
+        await relay.proxy.down();
+        await sleep(options.databaseOutages.lengthMs);
+        await relay.proxy.up();
+        databaseOutages += 1;
+      }
+    })();
+
     await Promise.all(clients);
     done = true;
-    await Promise.all([dropper, stopper]);
+    await Promise.all([dropper, stopper, outages]);
     for (const provider of PROVIDERS) await cluster.clearFaults(provider);
     await Promise.all(cluster.replicas.filter((replica) => !replica.running).map((replica) => replica.start()));
     log(`  all ${options.creates} creates answered; waiting for every task to finish`);
@@ -225,14 +254,19 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       }
       callbacks[provider] = { answers: byAnswer, refusedStopping: sentCallbacks.filter(refusedByStopping).length };
     }
-    return { verdict, interruptedHeldByProvider, stops, answers, durationMs: Date.now() - started, tasks, stopKinds, abandoned, keysWithTwoTasks, callbacks };
+    return { verdict, interruptedHeldByProvider, stops, databaseOutages, answers, durationMs: Date.now() - started, tasks, stopKinds, abandoned, keysWithTwoTasks, callbacks };
   } finally {
     await cluster.stop();
+    await relay?.proxy.close();
   }
 }
 
-/** What must hold after any scenario; the list of broken promises (empty when all held). */
-export function brokenPromises(result: ScenarioResult, graceful: boolean): string[] {
+/**
+ * What must hold after any scenario; the list of broken promises (empty when all held). After
+ * graceful stops no task is `interrupted`; where no create's answer was lost (no stop, no
+ * dropped connection: `everyTaskSucceeds`), every task succeeds and every upstream task is tracked.
+ */
+export function brokenPromises(result: ScenarioResult, expected: { graceful: boolean; everyTaskSucceeds?: boolean }): string[] {
   const broken: string[] = [];
   const { verdict } = result;
   if (verdict.lost > 0) broken.push(`${verdict.lost} answered task(s) lost`);
@@ -245,6 +279,11 @@ export function brokenPromises(result: ScenarioResult, graceful: boolean): strin
     const count = result.interruptedHeldByProvider[provider] ?? 0;
     if (count > 0) broken.push(`${count} ${provider} task(s) interrupted although the upstream holds them`);
   }
-  if (graceful && verdict.interrupted > 0) broken.push(`${verdict.interrupted} task(s) interrupted after graceful stops`);
+  if (expected.everyTaskSucceeds) {
+    const failed = result.tasks.filter((task) => task.status !== 'succeeded').length;
+    if (failed > 0) broken.push(`${failed} task(s) did not succeed although every upstream did`);
+    for (const [provider, count] of Object.entries(verdict.orphanedUpstream)) broken.push(`${count} ${provider} task(s) no gateway task tracks (paid, abandoned)`);
+  }
+  if (expected.graceful && verdict.interrupted > 0) broken.push(`${verdict.interrupted} task(s) interrupted after graceful stops`);
   return broken;
 }

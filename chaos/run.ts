@@ -2,12 +2,14 @@
  * `npm run chaos`: the gateway's worst day, bounded to a few minutes (issue 11). SIGKILL loops on
  * SQLite and on one of two PostgreSQL replicas, SIGTERM under load, three PostgreSQL replicas
  * behind the balancer stopped at random (SIGTERM of one, SIGKILL of one or two) while clients
- * abandon creates mid-request, connections dropped after the upstream accepted — with the
- * simulators in their own process counting every upstream create and every callback they sent.
+ * abandon creates mid-request, connections dropped after the upstream accepted, PostgreSQL out
+ * of reach for seconds at a time under three replicas — with the simulators in their own process
+ * counting every upstream create and every callback they sent.
  * Prints the figures and exits 1 if any promise broke: a task lost, a task created twice
  * upstream, an idempotency key with two tasks, a legacy callback refused by a stopping replica,
  * a legacy or Freepik task `interrupted` although the upstream holds it, any task `interrupted`
- * after graceful stops, a task left unfinished. `CHAOS_SCALE` (default 1)
+ * after graceful stops, a task left unfinished, any task not succeeded or upstream task left
+ * untracked where no create's answer was lost (database outages alone). `CHAOS_SCALE` (default 1)
  * multiplies the creates, `CHAOS_ONLY` runs the scenarios whose name holds it; PostgreSQL is
  * `TEST_DATABASE_URL` (skipped when it does not answer).
  */
@@ -39,7 +41,7 @@ async function postgresSchemaUrl(): Promise<{ url: string; drop: () => Promise<v
 
 async function main(): Promise<void> {
   const common = { clients: 8, createDelayMs: 700, dropEveryMs: 1_500, settleMs: 120_000, log: (line: string) => console.log(line) };
-  const scenarios: { name: string; graceful: boolean; options: () => Promise<ScenarioOptions | undefined>; cleanup?: () => Promise<void> }[] = [];
+  const scenarios: { name: string; graceful: boolean; everyTaskSucceeds?: boolean; options: () => Promise<ScenarioOptions | undefined>; cleanup?: () => Promise<void> }[] = [];
   scenarios.push({
     name: 'SQLite, kill -9 mid-create',
     graceful: false,
@@ -76,6 +78,28 @@ async function main(): Promise<void> {
     },
     cleanup: async () => dropReplicasSchema?.(),
   });
+  let dropOutagesSchema: (() => Promise<void>) | undefined;
+  scenarios.push({
+    name: 'PostgreSQL, three replicas, the database out of reach for 3 s again and again',
+    graceful: false,
+    everyTaskSucceeds: true,
+    options: async () => {
+      const postgres = await postgresSchemaUrl();
+      if (!postgres) return undefined;
+      dropOutagesSchema = postgres.drop;
+      return {
+        ...common,
+        database: { kind: 'postgres', url: postgres.url, replicas: 3 },
+        creates: Math.round(60 * scale),
+        // No stop and no dropped connection: every create's answer arrives, so none may be lost.
+        stops: { signal: 'SIGTERM', count: 0, everyMs: 25_000 },
+        dropEveryMs: 0,
+        databaseOutages: { everyMs: 4_000, lengthMs: 3_000 },
+        throughBalancer: true,
+      };
+    },
+    cleanup: async () => dropOutagesSchema?.(),
+  });
   scenarios.push({
     name: 'SQLite, SIGTERM under load',
     graceful: true,
@@ -99,10 +123,10 @@ async function main(): Promise<void> {
           `  lost ${verdict.lost}, created twice ${verdict.doubleCreates}, unfinished ${verdict.unfinished}, ` +
           `interrupted ${verdict.interrupted} (held upstream: ${JSON.stringify(result.interruptedHeldByProvider)}), ` +
           `upstream tasks no gateway task tracks ${JSON.stringify(verdict.orphanedUpstream)}, adopted ${JSON.stringify(verdict.recovered)}\n` +
-          `  stops ${JSON.stringify(result.stopKinds)}, abandoned mid-request ${result.abandoned}, keys with two tasks ${result.keysWithTwoTasks}, ` +
+          `  stops ${JSON.stringify(result.stopKinds)}, database outages ${result.databaseOutages}, abandoned mid-request ${result.abandoned}, keys with two tasks ${result.keysWithTwoTasks}, ` +
           `callbacks sent (answers) ${JSON.stringify(result.callbacks)}`,
       );
-      const broken = brokenPromises(result, scenario.graceful);
+      const broken = brokenPromises(result, { graceful: scenario.graceful, everyTaskSucceeds: scenario.everyTaskSucceeds ?? false });
       for (const line of broken) console.log(`  BROKEN: ${line}`);
       if (broken.length > 0) failed = true;
     } finally {

@@ -117,3 +117,44 @@ it('still writes the upstream id on the attempt when the task was taken over whi
   const attempts = await gw.gateway.engine.tasks.attempts(created.body.id);
   expect(attempts.map((attempt) => [attempt.outcome, attempt.providerTaskId])).toEqual([['accepted', kling3api.tasks[0]!.id]]);
 });
+
+// Regression (chaos, a database restart under the replicas): the writes after an accepted create were tried four times within milliseconds, so a database away for a few seconds left the attempt `sending`; kling3api's task then failed "the gateway stopped while submitting" although the gateway had its id, and the paid video was abandoned.
+it('keeps the accepted create through a database outage of a few seconds', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+  cleanups.push(() => sandbox.close());
+  const gw = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators });
+  cleanups.push(() => gw.close());
+  // The database goes away as the accepted create is written, and comes back 3 s later.
+  let backAt: number | undefined;
+  const unreachable = () => {
+    backAt ??= clock.now() + 3_000;
+    if (clock.now() < backAt) throw new Error('Connection terminated unexpectedly');
+  };
+  const lifecycle = (gw.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+  const startTracking = lifecycle.startTracking.bind(lifecycle);
+  lifecycle.startTracking = async (...args: unknown[]) => {
+    unreachable();
+    return startTracking(...args);
+  };
+  const { tasks } = gw.gateway.engine;
+  const updateAttempt = tasks.updateAttempt.bind(tasks);
+  tasks.updateAttempt = async (...args: Parameters<typeof tasks.updateAttempt>) => {
+    unreachable();
+    return updateAttempt(...args);
+  };
+
+  const pending = gw.request('POST', '/v1/videos', request);
+  for (let i = 0; i < 200 && backAt === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(backAt).toBeDefined();
+  for (let i = 0; i < 16; i++) await gw.advance(250);
+  const created = (await pending).body;
+  const kling3api = sandbox.simulators.get('kling3api')!;
+  expect(created.status).toBe('processing');
+  expect(created.provider_task_id).toBe(kling3api.tasks[0]!.id);
+
+  await gw.advanceUntil(async () => (await gw.request('GET', `/v1/videos/${created.id}`)).body.status !== 'processing', 5_000);
+  const finished = (await gw.request('GET', `/v1/videos/${created.id}`)).body;
+  expect(finished.status).toBe('succeeded');
+  expect(kling3api.tasks).toHaveLength(1);
+});

@@ -80,8 +80,14 @@ export function inlineRateWaitMs(index: number, count: number): number {
 const DISPATCH_CONCURRENCY = 8;
 /** Waiting tasks read per page. */
 const DISPATCH_PAGE = 200;
-/** Tries for the store writes after an upstream accepted (a dropped connection, a busy file). */
-const PERSIST_TRIES = 4;
+/**
+ * Pauses between tries of the store writes after an upstream accepted (a dropped connection, a
+ * database restarting, a busy file): from the first, doubling up to the last.
+ */
+const PERSIST_FIRST_PAUSE_MS = 100;
+const PERSIST_LONGEST_PAUSE_MS = 2_000;
+/** How long, beyond the provider's time limit (and a rate wait), a submission owns its task. */
+const SUBMISSION_LEASE_MARGIN_MS = 10_000;
 
 export class Dispatcher {
   private readonly lifecycle: TaskLifecycle;
@@ -121,7 +127,7 @@ export class Dispatcher {
    * always arrives before anyone may take the task over.
    */
   private submissionLeaseMs(runtime: ProviderRuntime): number {
-    return Math.max(this.engine.config.tracking.lease_ms, runtime.config.timeout_ms + MAX_INLINE_RATE_WAIT_MS + 10_000);
+    return Math.max(this.engine.config.tracking.lease_ms, runtime.config.timeout_ms + MAX_INLINE_RATE_WAIT_MS + SUBMISSION_LEASE_MARGIN_MS);
   }
 
   /** A slot of `account` taken now by this replica, for as long as a submission owns its task. */
@@ -472,6 +478,8 @@ export class Dispatcher {
         settled: true,
         task: await this.recordAccepted(claimed, runtime, result, {
           seq,
+          // The submission's lease outlasts the answer by the margin: the writes may be tried until then.
+          persistUntil: started + runtime.config.timeout_ms + SUBMISSION_LEASE_MARGIN_MS,
           latencyMs: clock.now() - started,
           ...(answeredStatus !== undefined ? { httpStatus: answeredStatus } : {}),
           ...(entry.estimate ? { estimate: entry.estimate } : {}),
@@ -500,16 +508,27 @@ export class Dispatcher {
   /**
    * Writes down an accepted create: the upstream id on the attempt and the task's move to
    * tracking, in one transaction (so a crash at any moment leaves both or neither: with neither,
-   * recovery finds the attempt still `sending` and looks the create up). Retried on store errors.
-   * If the task is no longer held here (its lease was taken over) or the store keeps failing, the
-   * upstream id is still written on the attempt alone, so whoever resumes the task adopts it
-   * instead of looking for it.
+   * recovery finds the attempt still `sending` and looks the create up). Retried on store errors
+   * while the submission's lease runs: only this process knows the upstream id, and a database
+   * restart of a few seconds must not turn a known answer into a lost one (kling3api's could never
+   * be found again). If the task is no longer held here (its lease was taken over) or the store
+   * kept failing, the upstream id is still written on the attempt alone, so whoever resumes the
+   * task adopts it instead of looking for it.
    */
   private async recordAccepted(
     task: TaskRecord,
     runtime: ProviderRuntime,
     result: SubmitResult,
-    details: { seq: number; latencyMs: number; httpStatus?: number; estimate?: CostEstimate; warnings: string[]; callbackUrl: string | undefined },
+    details: {
+      seq: number;
+      /** Until when the writes are tried again (the submission's lease). */
+      persistUntil: number;
+      latencyMs: number;
+      httpStatus?: number;
+      estimate?: CostEstimate;
+      warnings: string[];
+      callbackUrl: string | undefined;
+    },
   ): Promise<TaskRecord | undefined> {
     const { tasks, clock, config, logger, random } = this.engine;
     const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
@@ -526,7 +545,7 @@ export class Dispatcher {
       },
     };
     const expectsWebhook = details.callbackUrl !== undefined;
-    const tracked = await this.persist(logContext, 'move the accepted task to tracking', () =>
+    const tracked = await this.persist(logContext, 'move the accepted task to tracking', details.persistUntil, () =>
       this.lifecycle.startTracking(
         task,
         runtime,
@@ -545,24 +564,29 @@ export class Dispatcher {
     );
     if (tracked.ok && tracked.value) return tracked.value;
     if (tracked.ok) logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
-    await this.persist(logContext, 'record the accepted attempt', () => tasks.updateAttempt(task.id, acceptedAttempt.seq, acceptedAttempt.change));
+    await this.persist(logContext, 'record the accepted attempt', details.persistUntil, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, acceptedAttempt.change));
     return tasks.get(task.id).catch(() => task);
   }
 
+  /** Runs `write`, tried again after pauses on store errors until `until` (then once more at most). */
   private async persist<T>(
     logContext: Record<string, string>,
     what: string,
+    until: number,
     write: () => Promise<T>,
   ): Promise<{ ok: true; value: T } | { ok: false }> {
-    for (let round = 1; ; round++) {
+    const { clock, logger } = this.engine;
+    for (let pause = PERSIST_FIRST_PAUSE_MS; ; pause = Math.min(pause * 2, PERSIST_LONGEST_PAUSE_MS)) {
       try {
         return { ok: true, value: await write() };
       } catch (error) {
-        if (round >= PERSIST_TRIES) {
-          this.engine.logger.error({ ...logContext, err: error }, `could not ${what}; recovery will resume it`);
+        const now = clock.now();
+        if (now >= until) {
+          logger.error({ ...logContext, err: error }, `could not ${what}; recovery will resume it`);
           return { ok: false };
         }
-        this.engine.logger.warn({ ...logContext, err: error }, `could not ${what}; trying again`);
+        logger.warn({ ...logContext, err: error }, `could not ${what}; trying again`);
+        await clock.sleep(Math.min(pause, until - now));
       }
     }
   }
