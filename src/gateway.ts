@@ -38,6 +38,7 @@ import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
+import { refuseSkewedClock } from './store/clock-skew.js';
 import { isStoreUnreachable, openStore, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
@@ -237,6 +238,13 @@ export class Gateway {
         onBackgroundError: (error, what) => logger.warn({ err: error }, `${what} stopped; SQLite checkpoints inside commits again`),
         onConnectionError: (error) => logger.warn({ err: error }, 'the database ended a connection; the next query opens another'),
       }));
+    // Replicas compare times written by each other's clocks; the tests' manual clocks are their own.
+    if (clock === systemClock) {
+      await refuseSkewedClock(store, clock).catch(async (error: unknown) => {
+        if (!options.store) await store.close();
+        throw error;
+      });
+    }
     // Opened in passthrough mode too: it copies nothing, but what was copied before (a restart into
     // passthrough) is still the tenants' until its retention, served and then deleted.
     const copying = config.storage.mode === 'copy';

@@ -9,36 +9,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { gatewayExit } from '../support/gateway-process.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
-/** `npm start`'s entry in a process of its own, on a fresh SQLite file, with `env` over the basics. */
+/** What every start here runs with: any port, a fresh SQLite file. */
+function basics(): Record<string, string> {
+  return { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'kg-live-start-')), 'gw.db')}` };
+}
+
+/** `npm start`'s entry in a process of its own, with `env` over the basics. */
 function spawnGateway(env: Record<string, string>) {
   return spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
     cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: `sqlite:${join(mkdtempSync(join(tmpdir(), 'kg-live-start-')), 'gw.db')}`,
-      ...env,
-    },
+    env: { PATH: process.env.PATH ?? '', ...basics(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
 
 function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawnGateway({ LOG_LEVEL: 'silent', ...env });
-    child.stdout.resume();
-    let stderr = '';
-    child.stderr.on('data', (chunk) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
+  return gatewayExit({ ...basics(), LOG_LEVEL: 'silent', ...env });
 }
 
 it('refuses a live start with the shipped key, naming GATEWAY_API_KEYS', { timeout: 30_000 }, async () => {

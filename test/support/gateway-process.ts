@@ -36,3 +36,26 @@ export async function startGatewayProcess(
   const ready = await readyLine(child, timeoutMs, onLine);
   return { child, url: ready.url, port: Number(new URL(ready.url).port), ready };
 }
+
+/**
+ * Runs the gateway with `env` (after the modules in `preloads`, which `node --import`s first) until
+ * it exits by itself, or is stopped after `timeoutMs`: its exit code and what it wrote to
+ * standard error (a refused start).
+ */
+export function gatewayExit(env: Record<string, string>, preloads: string[] = [], timeoutMs = 20_000): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...preloads.flatMap((preload) => ['--import', preload]), join(REPO, 'src/main.ts')], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.resume();
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
