@@ -28,7 +28,12 @@ it('keeps tracking a task the upstream accepted when the first store write after
     }
     return updateTask(...args);
   };
-  const created = await gw.create(request);
+  const pending = gw.create(request);
+  // The write is tried again after a pause (on the gateway's clock) once it failed.
+  for (let i = 0; i < 200 && failOnce; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(failOnce).toBe(false);
+  await gw.advance(100);
+  const created = await pending;
   expect(gw.simulator('kling3api').tasks).toHaveLength(1);
   const upstreamId = gw.simulator('kling3api').tasks[0]!.id;
   const task = (await gw.get(created.body.id)).body;
