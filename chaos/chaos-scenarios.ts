@@ -12,7 +12,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, type Replica } from '../cluster/cluster.js';
-import { tcpProxy, type TcpProxy } from '../test/support/tcp-proxy.js';
+import { tcpProxy, type TcpProxy } from '../cluster/tcp-proxy.js';
 import { chaosRequest, judge, postCreate, waitUntilAllFinished, type ChaosTask, type ChaosVerdict, type UpstreamTask } from './chaos-client.js';
 
 const PROVIDERS = ['freepik', 'kling3api', 'kling-legacy'] as const;
@@ -83,7 +83,7 @@ function clusterConfig(createDelayMs: number): Record<string, unknown> {
   };
 }
 
-/** A relay in front of PostgreSQL (a test's, `test/support/tcp-proxy.ts`) whose outages stand for a database restart, and the URL through it. */
+/** A relay in front of PostgreSQL (`cluster/tcp-proxy.ts`, shared with the tests) whose outages stand for a database restart, and the URL through it. */
 async function relayTo(databaseUrl: string): Promise<{ proxy: TcpProxy; url: string }> {
   const url = new URL(databaseUrl);
   const proxy = await tcpProxy(url.hostname, Number(url.port || 5432));

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
-import { tcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { tcpProxy, type TcpProxy } from '../../cluster/tcp-proxy.js';
 
 const available = await postgresAvailable();
 
