@@ -1,7 +1,8 @@
 /**
- * Console-only wording: times relative to now, in the reader's locale; where a cost comes from.
+ * Console-only wording: times relative to now, in the reader's locale; where a cost comes from;
+ * what a task makes.
  */
-import type { Task } from '../../packages/client/src/index.js';
+import type { Operation, Task } from '../../packages/client/src/index.js';
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' });
 
 /** "12 sec. ago", "3 min. ago", "yesterday". */
@@ -33,4 +34,12 @@ export function shortId(id: string): string {
 export function costSource(task: Pick<Task, 'cost' | 'provider_task_id'>): 'estimate' | 'provider' | 'nothing' {
   if (task.cost.estimated) return 'estimate';
   return task.provider_task_id ? 'provider' : 'nothing';
+}
+
+/** Operations whose result is an image (the gateway's own list; the console bundle carries no zod). */
+const IMAGE_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>(['image-generation', 'virtual-try-on']);
+
+/** What a task makes, as its page and announcements name it: "Image" or "Video". */
+export function taskNoun(task: Pick<Task, 'operation'>): 'Image' | 'Video' {
+  return IMAGE_OPERATIONS.has(task.operation) ? 'Image' : 'Video';
 }

@@ -15,7 +15,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { GatewayError, isTerminal, type Model, type Task, type TaskStatus } from '../../packages/client/src/index.js';
 import { useSession } from './gateway-context.js';
-import { shortId } from './display.js';
+import { shortId, taskNoun } from './display.js';
 
 export const MAX_STREAMS = 4;
 export const REFRESH_MS = 5_000;
@@ -86,7 +86,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       });
       for (const task of tasks) {
         const before = known.current.get(task.id);
-        if (announceChanges && before && before !== task.status) announce(`Video ${shortId(task.id)} ${task.status}`);
+        if (announceChanges && before && before !== task.status) announce(`${taskNoun(task)} ${shortId(task.id)} ${task.status}`);
         known.current.set(task.id, task.status);
       }
     },

@@ -295,6 +295,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect((await api.getVideo(id)).request).not.toHaveProperty('duration');
     const image = target.locator('img.output-image');
     await expect.poll(() => image.evaluate((element: { complete: boolean; naturalWidth: number }) => element.complete && element.naturalWidth > 0)).toBe(true);
+    // Named for what it made, on the page and in the browser tab.
+    expect(await target.getByRole('heading', { level: 1 }).textContent()).toBe(`Image ${id}`);
+    expect(await target.title()).toBe(`Image ${id} · Kling Gateway`);
   });
 
   it('keeps the task list live and filters it as the API does', async () => {

@@ -1,6 +1,7 @@
 /**
- * One task: status (live while it runs), what it is, what it cost, the video playing inline, and
- * every attempt as a timeline.
+ * One task: status (live while it runs), what it is, what it cost, the video playing inline (or
+ * the image shown), and every attempt as a timeline. A task whose operation makes an image is
+ * called an image throughout (heading, tab title, cancel, announcements).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
@@ -18,7 +19,7 @@ import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliveries.js';
-import { costSource, localTime } from '../display.js';
+import { costSource, localTime, taskNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { passing, RETRY_MS } from '../use-gateway-data.js';
 
@@ -116,6 +117,7 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
   const [busy, setBusy] = useState(false);
   // The control pressed is replaced by the next one: the keyboard's place moves with it.
   const focusNext = useRef(false);
+  const noun = taskNoun(task);
   const cancelButton = useRef<HTMLButtonElement>(null);
   const keepButton = useRef<HTMLButtonElement>(null);
   useEffect(() => {
@@ -152,7 +154,7 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
       {confirming ? (
         // Escape answers the question as Keep it does, as it closes any question a page asks.
         <div role="group" aria-label="Confirm cancel" onKeyDown={(event) => event.key === 'Escape' && confirm(false)}>
-          <span>Cancel this video? A task a provider already holds cannot be canceled.</span>{' '}
+          <span>Cancel this {noun.toLowerCase()}? A task a provider already holds cannot be canceled.</span>{' '}
           <button type="button" class="danger" onClick={cancel} disabled={busy}>
             Yes, cancel
           </button>{' '}
@@ -162,7 +164,7 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
         </div>
       ) : (
         <button type="button" ref={cancelButton} onClick={() => confirm(true)}>
-          Cancel video
+          Cancel {noun.toLowerCase()}
         </button>
       )}
       <ProblemMessage error={error} context="Cancel" />
@@ -193,13 +195,13 @@ export function TaskPage({ id }: { id: string }) {
           const current = await client.getVideo(id, { signal: aborter.signal });
           seen(current);
           if (isTerminal(current)) {
-            if (followed) announce(`Video ${current.status}`);
+            if (followed) announce(`${taskNoun(current)} ${current.status}`);
             return;
           }
           followed = true;
           const last = await client.waitForVideo(id, { signal: aborter.signal, timeoutMs: FOLLOW_MS, onUpdate: seen });
           seen(last);
-          announce(`Video ${last.status}`);
+          announce(`${taskNoun(last)} ${last.status}`);
           return;
         } catch (caught) {
           if (aborter.signal.aborted || !passing(caught)) throw caught;
@@ -218,7 +220,8 @@ export function TaskPage({ id }: { id: string }) {
   if (!task) {
     return (
       <section>
-        <PageHeading title={`Video ${id}`} />
+        {/* What it makes is not known until it loads. */}
+        <PageHeading title={`Task ${id}`} />
         {error ? <ProblemMessage error={error} /> : <p class="muted">Loading…</p>}
         <p>
           <Link href="/">Back to the tasks</Link>
@@ -229,6 +232,7 @@ export function TaskPage({ id }: { id: string }) {
 
   const prompt = typeof task.request.prompt === 'string' ? task.request.prompt : null;
   const webhookUrl = webhookUrlOf(task);
+  const noun = taskNoun(task);
   const took = task.completed_at ? formatElapsed(Date.parse(task.completed_at) - Date.parse(task.created_at)) : null;
   return (
     <article aria-labelledby="task-title" class="task-page">
@@ -236,8 +240,8 @@ export function TaskPage({ id }: { id: string }) {
         <Link href="/">Tasks</Link> <span aria-hidden="true">›</span> <code>{task.id}</code>
       </p>
       <div class="page-head">
-        <PageHeading title={`Video ${task.id}`}>
-          <span id="task-title">Video</span> <code class="task-id">{task.id}</code>
+        <PageHeading title={`${noun} ${task.id}`}>
+          <span id="task-title">{noun}</span> <code class="task-id">{task.id}</code>
         </PageHeading>
         <div class="status-line" aria-live="polite">
           <StatusBadge status={task.status as TaskStatus} />
@@ -265,7 +269,7 @@ export function TaskPage({ id }: { id: string }) {
               ) : null}
             </div>
           ) : (
-            <p class="muted">The video appears here when it is ready.</p>
+            <p class="muted">The {noun.toLowerCase()} appears here when it is ready.</p>
           )}
           <CancelControl
             task={task}
