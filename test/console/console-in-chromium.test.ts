@@ -31,6 +31,18 @@ declare const document: {
 };
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
+declare function getComputedStyle(element: unknown): { fontSize: string };
+interface Box {
+  left: number;
+  right: number;
+}
+/** A text of an SVG chart, as the page has it. */
+interface ChartText {
+  textContent: string | null;
+  ownerSVGElement: { getBoundingClientRect(): Box };
+  getBoundingClientRect(): Box;
+  getScreenCTM(): { a: number } | null;
+}
 interface HTMLVideoElement {
   muted: boolean;
   readyState: number;
@@ -897,6 +909,27 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const cost = rows.first().locator('td').last();
     const box = (await cost.boundingBox())!;
     expect(box.x + box.width).toBeLessThanOrEqual(375);
+    // The charts' words are as large on a phone as anywhere (a drawing scaled down to the screen
+    // shrank them to 6 px), each value is inside its chart, and the page is no wider than the screen.
+    const chartTexts = target.locator('svg.bars text');
+    await expect.poll(() => chartTexts.count()).toBeGreaterThan(0);
+    const rendered = await chartTexts.evaluateAll((elements: ChartText[]) =>
+      elements.map((element) => {
+        const chart = element.ownerSVGElement.getBoundingClientRect();
+        const text = element.getBoundingClientRect();
+        return {
+          text: element.textContent,
+          px: element.getScreenCTM()!.a * parseFloat(getComputedStyle(element).fontSize),
+          inside: text.left >= chart.left && text.right <= chart.right,
+        };
+      }),
+    );
+    for (const shown of rendered) {
+      expect(shown.px, `"${shown.text}" as rendered, in px`).toBeGreaterThanOrEqual(10);
+      expect(shown.inside, `"${shown.text}" is inside its chart`).toBe(true);
+    }
+    expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), 'the Cost page fits 375 px').toBeLessThanOrEqual(0);
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-cost-charts.png'), fullPage: true });
     expect(await accessibilityProblems(target)).toEqual([]);
   });
   it('shows the cost report and the quote by itself once the gateway can be reached again', async () => {

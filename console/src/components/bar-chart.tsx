@@ -1,6 +1,11 @@
 /**
  * A horizontal bar chart in SVG with the same numbers as a table beside it: the chart is for the
  * eye (hidden from screen readers), the table is what assistive technology reads.
+ *
+ * The SVG has no viewBox, so it is never scaled: its text stays at the stylesheet's size at any
+ * screen width (a 560-unit drawing squeezed into a phone shrank it to 6 px). Each label sits on
+ * its own line above its bar, and bars are drawn in percent of the chart's width, so the chart
+ * fits the width it is given without measuring it.
  */
 export interface BarDatum {
   label: string;
@@ -9,30 +14,35 @@ export interface BarDatum {
   text: string;
 }
 
+/** The longest bar, in percent of the width: the rest is room for its value beside it. */
+const LONGEST_BAR_PERCENT = 70;
+const ROW_HEIGHT = 44;
+const LABEL_BASELINE = 15;
+const BAR_TOP = 21;
+const BAR_HEIGHT = 16;
+const LONGEST_LABEL = 40;
+
 export function BarChart({ title, data, id }: { title: string; data: BarDatum[]; id: string }) {
   const max = Math.max(0, ...data.map((datum) => datum.value));
-  const rowHeight = 28;
-  const labelWidth = 132;
-  const width = 560;
-  const barSpace = width - labelWidth - 90;
-  const height = Math.max(rowHeight, data.length * rowHeight);
+  const height = Math.max(ROW_HEIGHT, data.length * ROW_HEIGHT);
   return (
     <figure class="chart" aria-labelledby={`${id}-title`}>
       <figcaption id={`${id}-title`}>{title}</figcaption>
       {data.length === 0 ? (
         <p class="muted">Nothing in this period.</p>
       ) : (
-        <svg viewBox={`0 0 ${width} ${height}`} width="100%" aria-hidden="true" focusable="false" class="bars" data-chart={id}>
+        <svg width="100%" height={height} aria-hidden="true" focusable="false" class="bars" data-chart={id}>
           {data.map((datum, index) => {
-            const barWidth = max > 0 ? Math.max(2, (datum.value / max) * barSpace) : 2;
-            const y = index * rowHeight;
+            const percent = max > 0 ? (datum.value / max) * LONGEST_BAR_PERCENT : 0;
+            const y = index * ROW_HEIGHT;
             return (
               <g key={datum.label} transform={`translate(0 ${y})`}>
-                <text x={labelWidth - 8} y={rowHeight / 2 + 4} text-anchor="end" class="bar-label">
-                  {datum.label.length > 18 ? `${datum.label.slice(0, 17)}…` : datum.label}
+                <text x={0} y={LABEL_BASELINE} class="bar-label">
+                  {datum.label.length > LONGEST_LABEL ? `${datum.label.slice(0, LONGEST_LABEL - 1)}…` : datum.label}
                 </text>
-                <rect x={labelWidth} y={5} width={barWidth} height={rowHeight - 10} rx={3} class="bar" />
-                <text x={labelWidth + barWidth + 6} y={rowHeight / 2 + 4} class="bar-value">
+                {/* A zero still shows, 2 px wide, where its bar would be. */}
+                <rect x={0} y={BAR_TOP} width={percent > 0 ? `${percent}%` : 2} height={BAR_HEIGHT} rx={3} class="bar" />
+                <text x={`${percent}%`} dx={8} y={BAR_TOP + BAR_HEIGHT - 4} class="bar-value">
                   {datum.text}
                 </text>
               </g>
