@@ -240,7 +240,7 @@ export class Gateway {
       }));
     // Replicas compare times written by each other's clocks; the tests' manual clocks are their own.
     if (clock === systemClock) {
-      await refuseSkewedClock(store, clock).catch(async (error: unknown) => {
+      await refuseSkewedClock(store, () => clock.now()).catch(async (error: unknown) => {
         if (!options.store) await store.close();
         throw error;
       });

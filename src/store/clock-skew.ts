@@ -7,24 +7,23 @@
  * than `MAX_CLOCK_SKEW_MS` does not start.
  */
 import { sql } from 'kysely';
-import type { Clock } from '../core/clock.js';
 import type { Store } from './database.js';
 
 /** Well within the margins leases and lost-answer lookups leave (seconds); NTP keeps clocks within milliseconds. */
 export const MAX_CLOCK_SKEW_MS = 1_000;
 
-/** How far `clock` is ahead of the database server's clock (negative: behind), over one round trip. */
-export async function clockSkewMs(store: Store, clock: Clock): Promise<number> {
-  const before = clock.now();
+/** How far the clock `now` reads is ahead of the database server's (negative: behind), over one round trip. */
+export async function clockSkewMs(store: Store, now: () => number): Promise<number> {
+  const before = now();
   const { rows } = await sql<{ now: number }>`select (extract(epoch from clock_timestamp()) * 1000)::float8 as now`.execute(store.db);
-  const after = clock.now();
+  const after = now();
   return (before + after) / 2 - Number(rows[0]!.now);
 }
 
-/** Throws, saying by how much, when `clock` is off the PostgreSQL server's by more than `MAX_CLOCK_SKEW_MS`. */
-export async function refuseSkewedClock(store: Store, clock: Clock): Promise<void> {
+/** Throws, saying by how much, when the clock `now` reads is off the PostgreSQL server's by more than `MAX_CLOCK_SKEW_MS`. */
+export async function refuseSkewedClock(store: Store, now: () => number): Promise<void> {
   if (store.dialect !== 'postgres') return;
-  const skew = await clockSkewMs(store, clock);
+  const skew = await clockSkewMs(store, now);
   if (Math.abs(skew) <= MAX_CLOCK_SKEW_MS) return;
   throw new Error(
     `this machine's clock is ${(Math.abs(skew) / 1000).toFixed(1)} s ${skew > 0 ? 'ahead of' : 'behind'} the database server's ` +
