@@ -300,53 +300,6 @@ function parsed<T>(json: string | null, fallback: T): T {
   }
 }
 
-/** `value` and everything in it made read-only: shared values must not change under their other holders. */
-function frozen<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const item of Object.values(value)) frozen(item);
-    Object.freeze(value);
-  }
-  return value;
-}
-
-/**
- * A task's request and plan, parsed once for all the reads of that task. Both are written when
- * the task is created and read back by every later read and change of it (each change returns its
- * row): parsing them again was most of the CPU of mapping a row, about ten times in a Freepik
- * task's life. Keyed by the JSON text, so a value is only ever the parse of that very text; frozen,
- * since every record read from the same text holds the same object. Two generations of at most
- * `PARSED_KEPT` texts each: a text read in the last generation is kept into the next.
- */
-class ParsedTexts {
-  private current = new Map<string, unknown>();
-  private previous = new Map<string, unknown>();
-
-  constructor(private readonly kept: number) {}
-
-  parse<T>(json: string, fallback: T): T {
-    let value = this.current.get(json);
-    if (value === undefined) {
-      value = this.previous.get(json);
-      if (value === undefined) {
-        try {
-          value = frozen(JSON.parse(json) as unknown);
-        } catch {
-          return fallback;
-        }
-      }
-      if (this.current.size >= this.kept) {
-        this.previous = this.current;
-        this.current = new Map();
-      }
-      this.current.set(json, value);
-    }
-    return value as T;
-  }
-}
-
-const PARSED_KEPT = 1_024;
-const requestsAndPlans = new ParsedTexts(PARSED_KEPT);
-
 const UNKNOWN_COST: TaskCost = { credits: null, estimated: true, currency_amount: null, currency: null };
 
 export function taskFromRow(row: TaskRow): TaskRecord {
@@ -358,8 +311,8 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     model: row.model as Model,
     quality: row.quality as Quality,
     operation: row.operation as Operation,
-    request: requestsAndPlans.parse(row.request_json, {} as VideoRequest),
-    plan: requestsAndPlans.parse<TaskPlan>(row.plan_json, { explicit: [], candidates: [] }),
+    request: parsed(row.request_json, {} as VideoRequest),
+    plan: parsed<TaskPlan>(row.plan_json, { explicit: [], candidates: [] }),
     warnings: parsed<string[]>(row.warnings_json, []),
     metadata: parsed<Record<string, string>>(row.metadata_json, {}),
     provider: row.provider,
