@@ -12,20 +12,10 @@ import { formatNumber, redactUrl } from '../../packages/client/src/index.js';
 import type { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
+import { describeDatabaseUrl } from '../store/database-url.js';
 
 function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
   return resolve(file ?? env.CONFIG_FILE ?? 'config.yaml');
-}
-
-/**
- * A database URL without its passwords: the one in its user part, and those in its query
- * (node-postgres takes every query parameter as a connection setting, `password` and
- * `sslpassword` included). The user part runs to the last `@` before the path, as URL parsers
- * read it: a password may hold an unescaped `@` (`postgres://gw:p@ss@db` is the password `p@ss`).
- */
-function describeDatabase(url: string): string {
-  // The user may be left out (`postgres://:secret@host`: the system user's name).
-  return url.replace(/\/\/([^:/?#]*):[^/?#]*@/, '//$1:…@').replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
 }
 
 async function loadConfig(path: string, env: NodeJS.ProcessEnv): Promise<GatewayConfig> {
@@ -135,7 +125,7 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
     listen: `${config.server.host}:${config.server.port}`,
     workers,
     public_url: config.server.public_url,
-    database: describeDatabase(config.database.url),
+    database: describeDatabaseUrl(config.database.url),
     tenants: config.auth.api_keys.map((entry) => ({
       tenant: entry.tenant,
       webhook_secret: Boolean(config.tenants[entry.tenant]?.webhook_secret),
@@ -221,7 +211,7 @@ export function registerOperatorCommands(program: Command, context: CliContext):
         store = await openStore(url, { backgroundCheckpoints: false });
       } catch (error) {
         const message = (error as Error).message;
-        throw new CliError(`${describeDatabase(url)}: ${message}`, /migration/.test(message) ? ExitCode.unexpected : ExitCode.unreachable);
+        throw new CliError(`${describeDatabaseUrl(url)}: ${message}`, /migration/.test(message) ? ExitCode.unexpected : ExitCode.unreachable);
       }
       try {
         const applied = await sql<{ name: string; timestamp: string }>`select name, timestamp from kysely_migration order by name`.execute(store.db);
@@ -230,8 +220,8 @@ export function registerOperatorCommands(program: Command, context: CliContext):
           applied_at: new Date(row.timestamp).toISOString(),
           now: new Date(row.timestamp).getTime() >= startedAt.getTime(),
         }));
-        out.data({ database: describeDatabase(url), migrations });
-        out.line(`${describeDatabase(url)}: schema up to date`);
+        out.data({ database: describeDatabaseUrl(url), migrations });
+        out.line(`${describeDatabaseUrl(url)}: schema up to date`);
         for (const migration of migrations) {
           out.line(`  ${migration.name.padEnd(32)} ${migration.now ? 'applied now' : `applied ${migration.applied_at}`}`);
         }

@@ -256,6 +256,10 @@ describe('parseConfig', () => {
     expect(problemsOf(document({ database: { url: 'mysql://kg:hunter2@db/kling' } }))).toEqual([
       'database.url: must start with sqlite: or postgres:// (got "mysql://…@db/kling")',
     ]);
+    // A password holding an unescaped '@' is hidden whole, as URL parsers read the user part.
+    expect(problemsOf(document({ database: { url: 'mysql://kg:p@ss@db/kling?password=x' } }))).toEqual([
+      'database.url: must start with sqlite: or postgres:// (got "mysql://…@db/kling?password=…")',
+    ]);
     expect(problemsOf(document({ database: { url: 'postgres//db/kling' } }))).toEqual([
       'database.url: must start with sqlite: or postgres:// (got "postgres//db/kling")',
     ]);
