@@ -56,7 +56,7 @@ async function main(): Promise<void> {
       resultOrigins: sandbox.resultOrigins,
       publicUrl: config.server.public_url,
       logger,
-      onReady: (url) => logger.info({ url, workers, ...described, public_url: reachablePublicUrl(config.server.public_url, url) }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
+      onReady: (url, publicUrl) => logger.info({ url, workers, ...described, public_url: publicUrl }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
     });
     stopWork = () => primary.stop();
   } else {

@@ -502,7 +502,6 @@ function isShippedWebhookSecret(secret: string): boolean {
   return secret === SHIPPED_SANDBOX_WEBHOOK_SECRET || keyOf(secret).equals(keyOf(SHIPPED_SANDBOX_WEBHOOK_SECRET));
 }
 
-/** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
 /**
  * The URL upstreams call back and content links name: `server.public_url`, unless it names port 0
  * (the default with `PORT=0`, a port picked when listening), which nothing can reach: then the
@@ -512,6 +511,7 @@ export function reachablePublicUrl(configured: string, listening: string): strin
   return new URL(configured).port === '0' ? listening : configured;
 }
 
+/** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
 export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
   return Object.values(config.providers).some(
     (settings) =>

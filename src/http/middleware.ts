@@ -64,7 +64,7 @@ export function logTaskId(_req: Request, res: Response, next: NextFunction, id: 
  *
  * The hot read (`hot-read.ts`) sends the same headers and records the same way.
  */
-export function everyRequest(recording: RequestRecording, routes?: RouteTable): RequestHandler {
+export function everyRequest(recording: RequestRecording, routes: RouteTable): RequestHandler {
   const routeNames = new Map<string, string>();
   // The route as metrics name it: where its router is mounted and its path, once per route. An
   // answer no single express route gave (OPTIONS, a 405, a refusal before routing, a static file,
@@ -72,7 +72,7 @@ export function everyRequest(recording: RequestRecording, routes?: RouteTable): 
   // path itself (the label must stay bounded); a path that is no route is `unmatched`.
   const routeOf = (req: Request): string => {
     const path: unknown = req.route?.path;
-    if (typeof path !== 'string') return routes?.match(req.originalUrl.split('?', 1)[0]!)?.route ?? 'unmatched';
+    if (typeof path !== 'string') return routes.match(req.originalUrl.split('?', 1)[0]!)?.route ?? 'unmatched';
     const mount = req.mountPath ?? req.baseUrl;
     const key = `${mount}\u0000${String(path)}`;
     let name = routeNames.get(key);
@@ -309,8 +309,9 @@ export function methodNotAllowedHandler(routes: RouteTable): RequestHandler {
  * Every `OPTIONS`, answered here from the table and never by a route: on a route `204` with
  * `Allow` (its methods), counted under the route's template, before any key is asked for — the
  * methods are no secret, `/openapi.json` lists them; on a path that is no route `404` (express's
- * routers would otherwise answer it `200` with the methods of whatever route partly matched). No CORS headers: the console is
- * served from the gateway's own origin, and a browser app elsewhere goes through a proxy.
+ * routers would otherwise answer it `200` with the methods of whatever route partly matched).
+ * No CORS headers: the console is served from the gateway's own origin, and a browser app
+ * elsewhere goes through a proxy.
  */
 export function optionsHandler(routes: RouteTable): RequestHandler {
   return (req, res, next) => {

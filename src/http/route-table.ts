@@ -1,8 +1,9 @@
 /**
  * The gateway's routes and the methods each takes: one table, read by the answer to `OPTIONS`
- * (`204` with `Allow`, and the route its metrics name) and by the `405` of a method a route does
- * not take, so the two never disagree. It is the API document's paths (what the routes answer is
- * documented there) and the gateway's own pages, which the document leaves out.
+ * (`204` with `Allow`) and by the `405` of a method a route does not take, so the two never
+ * disagree, and by the metrics to name any answer no single express route gave. It is the API
+ * document's paths (what the routes answer is documented there) and the gateway's own pages,
+ * which the document leaves out.
  */
 
 /** One route of the table. */

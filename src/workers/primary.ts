@@ -36,8 +36,8 @@ export interface PrimaryOptions {
   /** `server.public_url`, handed to the workers (port 0 becomes the port the primary listens on). */
   publicUrl: string;
   logger: Logger;
-  /** Called once every worker serves, with the URL they serve on. */
-  onReady?: (url: string) => void;
+  /** Called once every worker serves, with the URL they serve on and the URL upstreams call back. */
+  onReady?: (url: string, publicUrl: string) => void;
 }
 
 /** How long the metrics of one scrape wait for the slowest worker. */
@@ -78,6 +78,8 @@ export class Primary {
   private announced = false;
   private readonly port: SharedPort;
   private url = '';
+  /** What the workers are told upstreams call back: `publicUrl`, with port 0 made the one listened on. */
+  private publicUrl = '';
 
   private constructor(
     private readonly options: PrimaryOptions,
@@ -99,6 +101,7 @@ export class Primary {
     const primary = new Primary(options, store, tasks);
     // Connections that come before a worker serves wait for one.
     primary.url = await primary.port.listen(options.port, options.host);
+    primary.publicUrl = reachablePublicUrl(options.publicUrl, primary.url);
     cluster.on('message', (worker, message) => primary.receive(worker, message));
     cluster.on('exit', (worker, code, signal) => primary.exited(worker, code, signal));
     for (let index = 1; index <= options.workers; index++) primary.fork(index);
@@ -143,7 +146,7 @@ export class Primary {
             owner: slot.owner,
             endpoints: [...this.options.endpoints],
             resultOrigins: [...this.options.resultOrigins],
-            publicUrl: reachablePublicUrl(this.options.publicUrl, this.url),
+            publicUrl: this.publicUrl,
           },
         });
         break;
@@ -154,7 +157,7 @@ export class Primary {
         this.port.resume();
         if (!this.announced && [...this.slots.values()].every((each) => each.ready)) {
           this.announced = true;
-          this.options.onReady?.(this.url);
+          this.options.onReady?.(this.url, this.publicUrl);
         }
         break;
       case 'drained':
