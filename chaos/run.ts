@@ -39,67 +39,68 @@ async function postgresSchemaUrl(): Promise<{ url: string; drop: () => Promise<v
   };
 }
 
+/** One scenario of the run: its options (undefined: skipped), judged gracefully or not. */
+interface Scenario {
+  name: string;
+  graceful: boolean;
+  everyTaskSucceeds?: boolean;
+  options: () => Promise<ScenarioOptions | undefined>;
+  cleanup?: () => Promise<void>;
+}
+
+/** A scenario on a PostgreSQL schema of its own, made when it starts and dropped after it; skipped when PostgreSQL does not answer. */
+function onPostgres(scenario: Omit<Scenario, 'options' | 'cleanup'>, options: (url: string) => ScenarioOptions): Scenario {
+  let drop: (() => Promise<void>) | undefined;
+  return {
+    ...scenario,
+    options: async () => {
+      const postgres = await postgresSchemaUrl();
+      if (!postgres) return undefined;
+      drop = postgres.drop;
+      return options(postgres.url);
+    },
+    cleanup: async () => drop?.(),
+  };
+}
+
 async function main(): Promise<void> {
   const common = { clients: 8, createDelayMs: 700, dropEveryMs: 1_500, settleMs: 120_000, log: (line: string) => console.log(line) };
-  const scenarios: { name: string; graceful: boolean; everyTaskSucceeds?: boolean; options: () => Promise<ScenarioOptions | undefined>; cleanup?: () => Promise<void> }[] = [];
+  const scenarios: Scenario[] = [];
   scenarios.push({
     name: 'SQLite, kill -9 mid-create',
     graceful: false,
     options: async () => ({ ...common, database: { kind: 'sqlite' }, creates: Math.round(120 * scale), stops: { signal: 'SIGKILL', count: 6, everyMs: 2_500 } }),
   });
-  let dropSchema: (() => Promise<void>) | undefined;
-  scenarios.push({
-    name: 'PostgreSQL, two replicas, one killed again and again',
-    graceful: false,
-    options: async () => {
-      const postgres = await postgresSchemaUrl();
-      if (!postgres) return undefined;
-      dropSchema = postgres.drop;
-      return { ...common, database: { kind: 'postgres', url: postgres.url }, creates: Math.round(120 * scale), stops: { signal: 'SIGKILL', count: 5, everyMs: 3_000 } };
-    },
-    cleanup: async () => dropSchema?.(),
-  });
-  let dropReplicasSchema: (() => Promise<void>) | undefined;
-  scenarios.push({
-    name: 'PostgreSQL, three replicas behind the balancer, random SIGKILL or SIGTERM, abandoned creates',
-    graceful: false,
-    options: async () => {
-      const postgres = await postgresSchemaUrl();
-      if (!postgres) return undefined;
-      dropReplicasSchema = postgres.drop;
-      return {
-        ...common,
-        database: { kind: 'postgres', url: postgres.url, replicas: 3 },
-        creates: Math.round(120 * scale),
-        stops: { signal: 'random', count: 6, everyMs: 3_000 },
-        throughBalancer: true,
-        abandonOneIn: 6,
-      };
-    },
-    cleanup: async () => dropReplicasSchema?.(),
-  });
-  let dropOutagesSchema: (() => Promise<void>) | undefined;
-  scenarios.push({
-    name: 'PostgreSQL, three replicas, the database out of reach for 3 s again and again',
-    graceful: false,
-    everyTaskSucceeds: true,
-    options: async () => {
-      const postgres = await postgresSchemaUrl();
-      if (!postgres) return undefined;
-      dropOutagesSchema = postgres.drop;
-      return {
-        ...common,
-        database: { kind: 'postgres', url: postgres.url, replicas: 3 },
-        creates: Math.round(60 * scale),
-        // No stop and no dropped connection: every create's answer arrives, so none may be lost.
-        stops: { signal: 'SIGTERM', count: 0, everyMs: 25_000 },
-        dropEveryMs: 0,
-        databaseOutages: { everyMs: 4_000, lengthMs: 3_000 },
-        throughBalancer: true,
-      };
-    },
-    cleanup: async () => dropOutagesSchema?.(),
-  });
+  scenarios.push(
+    onPostgres({ name: 'PostgreSQL, two replicas, one killed again and again', graceful: false }, (url) => ({
+      ...common,
+      database: { kind: 'postgres', url },
+      creates: Math.round(120 * scale),
+      stops: { signal: 'SIGKILL', count: 5, everyMs: 3_000 },
+    })),
+  );
+  scenarios.push(
+    onPostgres({ name: 'PostgreSQL, three replicas behind the balancer, random SIGKILL or SIGTERM, abandoned creates', graceful: false }, (url) => ({
+      ...common,
+      database: { kind: 'postgres', url, replicas: 3 },
+      creates: Math.round(120 * scale),
+      stops: { signal: 'random', count: 6, everyMs: 3_000 },
+      throughBalancer: true,
+      abandonOneIn: 6,
+    })),
+  );
+  scenarios.push(
+    onPostgres({ name: 'PostgreSQL, three replicas, the database out of reach for 3 s again and again', graceful: false, everyTaskSucceeds: true }, (url) => ({
+      ...common,
+      database: { kind: 'postgres', url, replicas: 3 },
+      creates: Math.round(60 * scale),
+      // No stop and no dropped connection: every create's answer arrives, so none may be lost.
+      stops: { signal: 'SIGTERM', count: 0, everyMs: 25_000 },
+      dropEveryMs: 0,
+      databaseOutages: { everyMs: 4_000, lengthMs: 3_000 },
+      throughBalancer: true,
+    })),
+  );
   scenarios.push({
     name: 'SQLite, SIGTERM under load',
     graceful: true,
