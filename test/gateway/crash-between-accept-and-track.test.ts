@@ -9,7 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
-import { TENANT_KEY, startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { TENANT_KEY, startTestGateway, tempDatabaseUrl, testConfig, type TestGateway, type TestGatewayOptions } from '../support/harness.js';
 
 const request = { model: 'kling-v3', prompt: 'a lighthouse at dusk', duration: 5, routing: { providers: ['kling3api'] } };
 
@@ -20,22 +20,35 @@ afterEach(async () => {
 
 type Stage = 'after the write' | 'before the write';
 
-async function crashAroundTheAcceptedWrite(stage: Stage) {
+/** The simulators on a manual clock, closed after the test. */
+async function sandboxOnAClock() {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
   cleanups.push(() => sandbox.close());
+  return { clock, sandbox };
+}
+
+/** A gateway on the sandbox's clock and simulators, closed after the test. */
+async function gatewayOn({ clock, sandbox }: Awaited<ReturnType<typeof sandboxOnAClock>>, config?: TestGatewayOptions['config']): Promise<TestGateway> {
+  const gw = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators, ...(config ? { config } : {}) });
+  cleanups.push(() => gw.close());
+  return gw;
+}
+
+/** The dispatcher's task lifecycle, whose `startTracking` (the write after an accepted create) a test replaces. */
+function lifecycleOf(gw: TestGateway): { startTracking: (...args: unknown[]) => Promise<unknown> } {
+  return (gw.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+}
+
+async function crashAroundTheAcceptedWrite(stage: Stage) {
+  const started = await sandboxOnAClock();
+  const { sandbox } = started;
   const database = tempDatabaseUrl();
 
-  const first: TestGateway = await startTestGateway({
-    clock,
-    endpoints: sandbox.endpoints,
-    simulators: sandbox.simulators,
-    config: { database: { url: database } },
-  });
-  cleanups.push(() => first.close());
+  const first = await gatewayOn(started, { database: { url: database } });
   // The process "dies" just after (or just before) the write of the accepted create: nothing it
   // does afterwards reaches the database.
-  const lifecycle = (first.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+  const lifecycle = lifecycleOf(first);
   const startTracking = lifecycle.startTracking.bind(lifecycle);
   lifecycle.startTracking = async (...args: unknown[]) => {
     if (stage === 'after the write') await startTracking(...args);
@@ -58,13 +71,7 @@ async function crashAroundTheAcceptedWrite(stage: Stage) {
   await pending;
 
   // A new process on the same database (the crashed one never writes again).
-  const second = await startTestGateway({
-    clock,
-    endpoints: sandbox.endpoints,
-    simulators: sandbox.simulators,
-    config: { database: { url: database } },
-  });
-  cleanups.push(() => second.close());
+  const second = await gatewayOn(started, { database: { url: database } });
   // The first pass of its workers (it runs as soon as the gateway listens) settles what was left.
   await second.gateway.runOnce();
   const [before] = (await second.request('GET', '/v1/videos')).body.data;
@@ -94,13 +101,11 @@ it('never sends the task again after a crash just before the accepted create was
 });
 
 it('still writes the upstream id on the attempt when the task was taken over while its create was on the way', async () => {
-  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-  cleanups.push(() => sandbox.close());
-  const gw = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators });
-  cleanups.push(() => gw.close());
+  const started = await sandboxOnAClock();
+  const { sandbox } = started;
+  const gw = await gatewayOn(started);
   // While the create is on its way, another replica takes the task over (its lease ran out).
-  const lifecycle = (gw.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+  const lifecycle = lifecycleOf(gw);
   const startTracking = lifecycle.startTracking.bind(lifecycle);
   lifecycle.startTracking = async (...args: unknown[]) => {
     const [task] = args as [{ id: string }];
@@ -120,18 +125,16 @@ it('still writes the upstream id on the attempt when the task was taken over whi
 
 // Regression (chaos, a database restart under the replicas): the writes after an accepted create were tried four times within milliseconds, so a database away for a few seconds left the attempt `sending`; kling3api's task then failed "the gateway stopped while submitting" although the gateway had its id, and the paid video was abandoned.
 it('keeps the accepted create through a database outage of a few seconds', async () => {
-  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-  cleanups.push(() => sandbox.close());
-  const gw = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators });
-  cleanups.push(() => gw.close());
+  const started = await sandboxOnAClock();
+  const { clock, sandbox } = started;
+  const gw = await gatewayOn(started);
   // The database goes away as the accepted create is written, and comes back 3 s later.
   let backAt: number | undefined;
   const unreachable = () => {
     backAt ??= clock.now() + 3_000;
     if (clock.now() < backAt) throw new Error('Connection terminated unexpectedly');
   };
-  const lifecycle = (gw.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
+  const lifecycle = lifecycleOf(gw);
   const startTracking = lifecycle.startTracking.bind(lifecycle);
   lifecycle.startTracking = async (...args: unknown[]) => {
     unreachable();
