@@ -23,6 +23,7 @@ const PERIODS = [
 
 const DEFAULT_DAYS = 7;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const DAY_MS = 86_400_000;
 
 /** The last `days` days up to now, or whole UTC days from `from` through `to` (both included). */
 type Period = { days: number } | { from: string; to: string };
@@ -48,8 +49,8 @@ function utcDay(time: number): string {
 
 /** The report's bounds as the API takes them: `from` included, `to` excluded (the day after the last). */
 function boundsOf(period: Period): { from: string; to?: string } {
-  if ('days' in period) return { from: new Date(Date.now() - period.days * 86_400_000).toISOString() };
-  return { from: period.from, to: utcDay(Date.parse(period.to) + 86_400_000) };
+  if ('days' in period) return { from: new Date(Date.now() - period.days * DAY_MS).toISOString() };
+  return { from: period.from, to: utcDay(Date.parse(period.to) + DAY_MS) };
 }
 
 /** Saves `text` as a file through the browser's download. */
@@ -141,7 +142,7 @@ export function CostPage() {
   const choosePeriod = (value: string) => {
     if (value !== 'dates') return setPeriod({ days: Number(value) });
     // Dates start as the last seven whole days, today included.
-    setPeriod({ from: utcDay(Date.now() - 6 * 86_400_000), to: utcDay(Date.now()) });
+    setPeriod({ from: utcDay(Date.now() - 6 * DAY_MS), to: utcDay(Date.now()) });
   };
   // A date cleared in its control keeps the one the report has; one past the other end takes
   // that end along (a From typed after To moves To too).
