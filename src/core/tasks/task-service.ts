@@ -338,8 +338,12 @@ export class TaskService {
     if (firstTry && claimed?.claimed) {
       dispatched = await this.dispatcher.sendFirst(outcome.task, firstTry, claimed.seq, context);
     } else if (claimed && !claimed.claimed ? claimed.why === 'queue' : await tasks.hasOlderWaitingTask(outcome.task)) {
-      // Older tasks are waiting for a slot: queue behind them, in order.
+      // Older tasks are waiting for a slot: queue behind them, in order. The answer is the task as
+      // this create left it, queued with no attempt (the pass started here may take it up at once;
+      // reading its attempts now could show that pass's half-made one beside the queued status).
+      const queued = toTask(outcome.task, [], this.engine.links, this.engine.secrets);
       this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
+      return { task: queued, replayed: false };
     } else {
       // The record just written is handed over, so the dispatcher need not read it back.
       dispatched = await this.dispatcher.dispatch(task.id, context, undefined, outcome.task);
