@@ -563,7 +563,9 @@ export class Gateway {
     this.service.endWatches();
     await this.listenerStop?.close();
     await Promise.allSettled([...this.loopRuns]);
-    // Webhooks that came before their create was recorded, applied once it was.
+    // Webhooks that came before their create was recorded, applied once it was; news about a
+    // create another replica is sending is not waited for (its safety poll learns it).
+    this.inbound.stopFollowing();
     await this.inbound.idle();
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
     await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle(), this.custody.idle()]);

@@ -19,8 +19,17 @@ export interface PostgresReplicas {
   readonly clock: ManualClock;
   /** The current test's simulators, by provider id. */
   readonly simulators: Map<string, ProviderSimulator>;
-  /** Starts a replica named `name` on the shared schema; `config` adds to the block's own, `store` sets its pool (and how it reaches the server). */
-  replica(name: string, config?: Record<string, unknown>, store?: PostgresStoreOptions): Promise<TestGateway>;
+  /**
+   * Starts a replica named `name` on the shared schema; `config` adds to the block's own, `store`
+   * sets its pool (and how it reaches the server), `endpointOverrides` how it reaches a provider
+   * (an upstream of the test's own).
+   */
+  replica(
+    name: string,
+    config?: Record<string, unknown>,
+    store?: PostgresStoreOptions,
+    endpointOverrides?: Record<string, Partial<ProviderEndpoint>>,
+  ): Promise<TestGateway>;
   /**
    * Lets gateway time run (in small steps) while `work` is pending: a create that waits on the
    * gateway's clock (a provider in doubt after a failure lets one call through at a time) must
@@ -86,10 +95,10 @@ export function usePostgresReplicas(config: Record<string, unknown> = {}): Postg
       return simulators;
     },
     withClockRunning,
-    async replica(name, extra = {}, storeOptions = {}) {
+    async replica(name, extra = {}, storeOptions = {}, endpointOverrides = {}) {
       const store = await openPostgresStore(schema, storeOptions);
       stores.push(store);
-      const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config: { ...config, ...extra } });
+      const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config: { ...config, ...extra }, endpointOverrides });
       gateways.push(gateway);
       return gateway;
     },

@@ -14,6 +14,27 @@ import type { Tracker } from './tracker.js';
 
 /** How long a sender is asked to wait when news arrives before its task is recorded. */
 const WEBHOOK_RETRY_AFTER_S = 5;
+/**
+ * Beyond the provider's time limit, how long news kept here waits for another replica to record
+ * the answer of the create it is about (then the safety poll is left to learn the rest).
+ */
+const ELSEWHERE_MARGIN_MS = 5_000;
+/** At most this many tasks are followed here for news kept while another replica sends their create. */
+const MAX_FOLLOWED_ELSEWHERE = 10_000;
+
+/**
+ * News about a task whose create another replica is sending, kept here until that create's
+ * answer is recorded there (the task leaves `submitting`).
+ */
+interface NewsAwaitingCreate {
+  readonly provider: VideoProvider;
+  /** The callback to act on: the latest, except that one claiming the task finished is not replaced by a progress one. */
+  callback?: { body: unknown; claimsFinished: boolean };
+  /** The signed webhook to apply (an attempt's upstream task is noted once, so one at most). */
+  webhook?: { providerTaskId: string; webhookId: string; report: StatusReport | undefined; requestId: string | undefined };
+  /** Stops following the task. */
+  stop(): void;
+}
 
 /** The body of the 200 answer to a provider. */
 export type WebhookReceipt = { received: true; matched: boolean } | { received: true; duplicate: true };
@@ -21,6 +42,10 @@ export type WebhookReceipt = { received: true; matched: boolean } | { received: 
 export class InboundWebhooks {
   /** Webhooks and callbacks acted on once the create they came before is recorded (`whenRecorded`). */
   private readonly pending = new Set<Promise<void>>();
+  /** News kept while another replica sends its task's create, by task id: one follow per task. */
+  private readonly keptElsewhere = new Map<string, NewsAwaitingCreate>();
+  /** Set by a stop: no task is followed for kept news any more. */
+  private stopped = false;
 
   constructor(
     private readonly engine: Engine,
@@ -98,9 +123,12 @@ export class InboundWebhooks {
       if (adoption.kind === 'noted') {
         // Written on the attempt; the replica sending the create (or recovery) takes it from there.
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
-        // The sender is told it arrived and will not send it again: when the create is on its
-        // way here, its news is applied once the answer is recorded, not left to the safety poll.
-        if (adoption.recorded) this.applyOnceRecorded(providerId, verification.providerTaskId, verification.webhookId, verification.report, adoption.recorded, requestId);
+        // The sender is told it arrived and will not send it again: its news is applied once
+        // the create's answer is recorded — here, or by the replica sending it — not left to the
+        // safety poll.
+        const webhook = { providerTaskId: verification.providerTaskId, webhookId: verification.webhookId, report: verification.report, requestId };
+        if (adoption.recorded) this.applyOnceRecorded(providerId, webhook.providerTaskId, webhook.webhookId, webhook.report, adoption.recorded, requestId);
+        else this.keepUntilRecordedElsewhere(runtime.provider, adoption.taskId, (news) => (news.webhook = webhook));
         return { received: true, matched: true };
       }
       if (adoption.kind === 'adopted') {
@@ -173,9 +201,103 @@ export class InboundWebhooks {
 
   /** Runs `act` once the create `recorded` is about has ended; a graceful stop waits for it (`idle`). */
   private whenRecorded(recorded: Promise<void>, act: () => Promise<unknown>, logContext: Record<string, unknown>, failure: string): void {
-    const late = recorded.then(act).then(() => undefined);
+    this.track(recorded.then(act), logContext, failure);
+  }
+
+  /** Work a graceful stop waits for (`idle`); its failure is logged. */
+  private track(work: Promise<unknown>, logContext: Record<string, unknown>, failure: string): void {
+    const late = work.then(() => undefined);
     this.pending.add(late);
     late.catch((error: unknown) => this.engine.logger.warn({ ...logContext, err: error }, failure)).finally(() => this.pending.delete(late));
+  }
+
+  /**
+   * Keeps news (`add` puts it in) about a task whose create another replica is sending, and acts
+   * on it as soon as this replica hears that the create's answer is recorded — the other
+   * replica's change comes over the replica feed (`TaskEvents`) — rather than at the safety poll.
+   * One follow per task however much news comes, bounded by the provider's time limit and a
+   * margin (the task is read once more at its end, in case the message was lost); past it (the
+   * sending replica died: recovery tracks the task from the attempt once its lease ends) or after
+   * a stop, the safety poll learns the rest. Returns whether it is kept.
+   */
+  private keepUntilRecordedElsewhere(provider: VideoProvider, taskId: string, add: (news: NewsAwaitingCreate) => void): boolean {
+    let news = this.keptElsewhere.get(taskId);
+    if (!news) {
+      if (this.stopped || this.keptElsewhere.size >= MAX_FOLLOWED_ELSEWHERE) return false;
+      news = this.followElsewhere(provider, taskId);
+    }
+    add(news);
+    return true;
+  }
+
+  /** Follows a task until it leaves `submitting` (then its kept news is acted on), for a bounded time. */
+  private followElsewhere(provider: VideoProvider, taskId: string): NewsAwaitingCreate {
+    const { events, clock, tasks, runtimes } = this.engine;
+    const onChange = (task: TaskRecord) => {
+      if (task.phase !== 'submitting') this.actOnKept(task.id);
+    };
+    const look = (then?: () => void) =>
+      this.track(
+        tasks
+          .get(taskId)
+          .then((task) => task && onChange(task))
+          .finally(then),
+        { provider: provider.id, task_id: taskId },
+        'could not read a task whose create another replica is sending',
+      );
+    const unsubscribe = events.subscribe(taskId, onChange);
+    const forMs = (runtimes.get(provider.id)?.config.timeout_ms ?? 0) + ELSEWHERE_MARGIN_MS;
+    // A last look at the end catches a lost message up; then the news is let go.
+    const timer = clock.setTimeout(() => look(() => this.dropKept(taskId)), forMs);
+    const news: NewsAwaitingCreate = {
+      provider,
+      stop: () => {
+        unsubscribe();
+        timer.cancel();
+      },
+    };
+    this.keptElsewhere.set(taskId, news);
+    // The answer may have been recorded before this replica listened for it.
+    look();
+    return news;
+  }
+
+  /** The task's create was answered elsewhere: its kept news is acted on, as on the replica that sent it. */
+  private actOnKept(taskId: string): void {
+    const news = this.keptElsewhere.get(taskId);
+    if (!news) return;
+    this.dropKept(taskId);
+    const { provider, callback, webhook } = news;
+    this.track(
+      (async () => {
+        if (webhook) {
+          const task = await this.engine.tasks.findByProviderTask(provider.id, webhook.providerTaskId);
+          if (task) await this.apply(provider.id, task, webhook.webhookId, webhook.report);
+        }
+        if (callback) {
+          const task = await this.engine.tasks.get(taskId);
+          if (task && task.provider === provider.id) await this.actOnCallback(provider, task, callback.body, false);
+        }
+      })(),
+      { provider: provider.id, task_id: taskId, ...(webhook ? { webhook_id: webhook.webhookId, request_id: webhook.requestId } : {}) },
+      'could not act on news that came while another replica sent its create',
+    );
+  }
+
+  private dropKept(taskId: string): void {
+    this.keptElsewhere.get(taskId)?.stop();
+    this.keptElsewhere.delete(taskId);
+  }
+
+  /**
+   * A stop no longer follows tasks whose create another replica is sending: waiting for that
+   * replica's answer could outlast the stop's own budget, and nothing is lost by not waiting —
+   * the upstream id is on the attempt, so the task's own tracking (its safety poll) learns the
+   * rest. News already being acted on is still waited for (`idle`).
+   */
+  stopFollowing(): void {
+    this.stopped = true;
+    for (const taskId of [...this.keptElsewhere.keys()]) this.dropKept(taskId);
   }
 
   /** Resolves once the webhooks and callbacks waiting for their create to be recorded have been acted on. */
@@ -224,6 +346,15 @@ export class InboundWebhooks {
         this.actOnceRecorded(provider, task.id, body, recorded);
         return { received: true, matched: true };
       }
+      if (sent?.outcome === 'accepted' && sent.providerTaskId) {
+        // Its upstream task is already on the attempt (news noted it, or the answer is being
+        // recorded): checked against it now, and acted on once the task is tracked.
+        if (named && named !== sent.providerTaskId) throw this.mismatch(providerId);
+        if (this.keepCallback(provider, task.id, body)) {
+          metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'awaiting_create' });
+          return { received: true, matched: true };
+        }
+      }
       if (named && sent && this.recovery) {
         // A create whose answer was lost: the callback names its task, which the provider confirms.
         const adoption = await this.recovery.adoptNamed(providerId, attemptKeyOf(task.id, sent.seq), named, { confirm: true });
@@ -233,8 +364,10 @@ export class InboundWebhooks {
           return { received: true, matched: true };
         }
         if (adoption.kind === 'noted') {
-          // Written on the attempt; the replica sending the create (or recovery) takes it from there.
+          // Written on the attempt; the replica sending the create (or recovery) tracks the task,
+          // and the callback is acted on here once that create's answer is recorded.
           metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
+          this.keepCallback(provider, task.id, body);
           return { received: true, matched: true };
         }
       }
@@ -245,16 +378,27 @@ export class InboundWebhooks {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
       throw problems.retryLater('the create is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);
     }
-    if (named && task.providerTaskId && named !== task.providerTaskId) {
-      metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'mismatch' });
-      throw problems.validation([{ path: 'task_id', message: 'does not match this callback' }]);
-    }
+    if (named && task.providerTaskId && named !== task.providerTaskId) throw this.mismatch(providerId);
     // Unsigned: believe nothing in the body. A claim that the task finished is confirmed by
     // asking the provider now; a progress claim changes nothing and waits for the next poll.
     const claimsFinished = provider.callbackClaimsFinished?.(body) ?? true;
     metrics.inboundWebhooks.inc({ provider: providerId, outcome: claimsFinished ? 'confirming' : 'progress' });
     if (claimsFinished) await this.tracker.pollSoon(task);
     return { received: true, matched: true };
+  }
+
+  /** A callback naming another upstream task than its task's: counted, and refused. */
+  private mismatch(providerId: string): ProblemError {
+    this.engine.metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'mismatch' });
+    return problems.validation([{ path: 'task_id', message: 'does not match this callback' }]);
+  }
+
+  /** Keeps a callback until the task's create is recorded by the replica sending it (`keepUntilRecordedElsewhere`). */
+  private keepCallback(provider: VideoProvider, taskId: string, body: unknown): boolean {
+    const claimsFinished = provider.callbackClaimsFinished?.(body) ?? true;
+    return this.keepUntilRecordedElsewhere(provider, taskId, (news) => {
+      if (!news.callback?.claimsFinished || claimsFinished) news.callback = { body, claimsFinished };
+    });
   }
 
   /**

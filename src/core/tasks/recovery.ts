@@ -71,6 +71,8 @@ export type NamedTaskOutcome =
    */
   | {
       kind: 'noted';
+      /** The gateway's id of the task. */
+      taskId: string;
       /**
        * When the create is on its way in this process: settles once its dispatch has ended (its
        * answer recorded, or given up on), so the news can then be applied to the tracked task.
@@ -236,7 +238,7 @@ export class Recovery {
       });
       if (!noted) return { kind: 'busy' };
       const recorded = this.dispatchEndHere(task.id);
-      return recorded ? { kind: 'noted', recorded } : { kind: 'noted' };
+      return recorded ? { kind: 'noted', taskId: task.id, recorded } : { kind: 'noted', taskId: task.id };
     }
     return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
   }

@@ -1,0 +1,68 @@
+/**
+ * An upstream on loopback that holds each create until the test lets it answer: for news a
+ * provider sends about a task (a webhook, a callback) while the gateway still waits for the
+ * create's answer.
+ */
+import type { TestGateway } from './harness.js';
+import { loopbackServer } from './raw-answer.js';
+
+export interface UpstreamHoldingCreate {
+  readonly base: string;
+  /** The paths of the status fetches it answered. */
+  readonly statusCalls: string[];
+  /** The body of the first create, once it has reached the upstream. */
+  readonly createReached: Promise<Record<string, string>>;
+  /** Lets the create be answered. */
+  answerCreate(): void;
+  close(): Promise<void>;
+}
+
+/** Answers a create with `answers.create` once `answerCreate` is called, and every other request with `answers.status`. */
+export async function upstreamHoldingCreate(answers: { create: unknown; status: unknown }): Promise<UpstreamHoldingCreate> {
+  const statusCalls: string[] = [];
+  let reached!: (body: Record<string, string>) => void;
+  const createReached = new Promise<Record<string, string>>((resolve) => (reached = resolve));
+  let answerCreate!: () => void;
+  const answered = new Promise<void>((resolve) => (answerCreate = resolve));
+  const server = await loopbackServer((req, res) => {
+    let raw = '';
+    req.on('data', (chunk) => (raw += chunk));
+    req.on('end', () => {
+      const reply = (body: unknown) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(body));
+      };
+      if (req.method !== 'POST') {
+        statusCalls.push(req.url ?? '');
+        reply(answers.status);
+        return;
+      }
+      reached(JSON.parse(raw) as Record<string, string>);
+      void answered.then(() => reply(answers.create));
+    });
+  });
+  return { base: server.base, statusCalls, createReached, answerCreate, close: () => server.close() };
+}
+
+/** Lets gateway time run on `gateway` in 100 ms steps (at most 5 s) until the task is terminal; returns it. */
+export async function finishesSoon(gateway: TestGateway, id: string): Promise<any> {
+  let task: any;
+  await gateway.advanceUntil(async () => {
+    task = (await gateway.get(id)).body;
+    return ['succeeded', 'failed', 'canceled'].includes(task.status);
+  }, 100, 50);
+  return task;
+}
+
+/** A legacy Kling-API task the upstream holds, done at once. */
+export const LEGACY_TASK_ID = '831922345719271433';
+export const LEGACY_VIDEO = 'https://cdn.example.com/lighthouse.mp4';
+
+/** A legacy Kling-API upstream holding its create, whose task is done at once. */
+export function legacyUpstreamHoldingCreate(): Promise<UpstreamHoldingCreate> {
+  const done = { task_id: LEGACY_TASK_ID, task_status: 'succeed', task_status_msg: '', task_result: { videos: [{ id: 'v1', url: LEGACY_VIDEO, duration: '5' }] } };
+  return upstreamHoldingCreate({
+    create: { code: 0, message: 'SUCCEED', request_id: 'r1', data: { task_id: LEGACY_TASK_ID, task_status: 'submitted' } },
+    status: { code: 0, message: 'SUCCEED', request_id: 'r2', data: done },
+  });
+}
