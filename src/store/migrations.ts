@@ -424,6 +424,16 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('tasks').dropColumn('status_version').execute();
       },
     },
+    '0012_cancel_requests': {
+      async up(db: Kysely<unknown>) {
+        // A cancel that arrived while a create was on its way, kept where every replica's
+        // dispatcher sees it: no further create of the task leaves once it is written.
+        await db.schema.alterTable('tasks').addColumn('cancel_requested_at', time).execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('tasks').dropColumn('cancel_requested_at').execute();
+      },
+    },
   };
 }
 

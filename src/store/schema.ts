@@ -73,6 +73,11 @@ export interface TasksTable {
   storage_expires_at: Generated<number | null>;
   /** The account of `provider` whose slot the task holds (or last held). */
   account: Generated<string | null>;
+  /**
+   * When the caller asked to cancel while a create of the task was on its way: no other create
+   * is sent after it, and a submission that does not end accepted ends canceled.
+   */
+  cancel_requested_at: Generated<number | null>;
 }
 
 export interface AttemptsTable {

@@ -12,6 +12,16 @@ import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } 
 export type TaskRow = Selectable<TasksTable>;
 export type NewTaskRow = Insertable<TasksTable>;
 export type TaskPatch = Updateable<TasksTable>;
+
+/** Where a task must still be for an update to be written (`TaskStore.updateTask`). */
+export interface TaskCondition {
+  phases?: readonly TaskPhase[];
+  leaseOwner?: string | null;
+  version?: number;
+  /** A cancel request must be pending (true) or not (false): `cancel_requested_at` set or null. */
+  cancelRequested?: boolean;
+}
+
 export type AttemptRow = Selectable<AttemptsTable>;
 /** An attempt to append: the store numbers it. */
 export type NewAttemptRow = Omit<Insertable<AttemptsTable>, 'id' | 'seq'>;
@@ -382,15 +392,17 @@ export class TaskStore {
   async updateTask(
     id: string,
     patch: TaskPatch,
-    condition: { phases?: readonly TaskPhase[]; leaseOwner?: string | null; version?: number } = {},
+    condition: TaskCondition = {},
     delivery?: (task: TaskRow) => NewDeliveryRow | undefined,
     alongside?: (trx: Kysely<Database>, task: TaskRow) => Promise<void>,
     /** Runs first in the same transaction; if it throws, nothing is written. */
     before?: (trx: Kysely<Database>) => Promise<void>,
   ): Promise<TaskRow | undefined> {
     const columns = definedKeys(patch) as (keyof TaskPatch)[];
-    const { phases, leaseOwner, version } = condition;
-    const shape = `update:${columns.join(',')}|${phases?.length ?? '-'}|${leaseOwner === undefined ? '-' : leaseOwner === null ? 'null' : '='}|${version === undefined ? '-' : 'v'}`;
+    const { phases, leaseOwner, version, cancelRequested } = condition;
+    const shape =
+      `update:${columns.join(',')}|${phases?.length ?? '-'}|${leaseOwner === undefined ? '-' : leaseOwner === null ? 'null' : '='}` +
+      `|${version === undefined ? '-' : 'v'}|${cancelRequested === undefined ? '-' : cancelRequested ? 'c' : 'nc'}`;
     const ownerBound = leaseOwner !== undefined && leaseOwner !== null;
     const values = [
       ...columns.map((column) => patch[column]),
@@ -419,6 +431,7 @@ export class TaskStore {
           update = leaseOwner === null ? update.where('lease_owner', 'is', null) : update.where('lease_owner', '=', slots[at++] as string);
         }
         if (version !== undefined) update = update.where('version', '=', slots[at++] as number);
+        if (cancelRequested !== undefined) update = update.where('cancel_requested_at', cancelRequested ? 'is not' : 'is', null);
         return update.returningAll();
       });
       const row = rows[0] as TaskRow | undefined;
@@ -735,7 +748,9 @@ export class TaskStore {
    * Writes a create's attempt only while its task is still `submitting` under `hold.owner`'s lease,
    * and renews that lease to `hold.leaseUntil` in the same transaction, which moves the task's
    * version: a cancel that found no request in flight writes on the version it read, so of the
-   * two exactly one is written. Its seq; undefined, with nothing written, when the task is not held so.
+   * two exactly one is written. Nor is it written once a cancel was asked for while an earlier
+   * create was on its way (`cancel_requested_at`): the caller no longer wants the task, so no
+   * further create leaves. Its seq; undefined, with nothing written, when the task is not held so.
    */
   async addHeldAttempt(attempt: NewAttemptRow, hold: { owner: string; leaseUntil: number }): Promise<number | undefined> {
     return this.numbering(async () => {
@@ -743,7 +758,7 @@ export class TaskStore {
       const held = await this.updateTask(
         attempt.task_id,
         { lease_until: hold.leaseUntil },
-        { phases: ['submitting'], leaseOwner: hold.owner },
+        { phases: ['submitting'], leaseOwner: hold.owner, cancelRequested: false },
         undefined,
         async (trx) => {
           seq = await this.appendAttempt(trx, attempt);

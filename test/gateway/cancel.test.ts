@@ -7,6 +7,7 @@ import type { ProviderTaskRef, VideoProvider } from '../../src/core/upstream/pro
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { reelhouseProvider } from '../fixtures/providers/reelhouse/index.js';
 import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
 
 const pinned = { model: 'kling-v3', prompt: 'a paper boat on a puddle', duration: 5, routing: { providers: ['kling3api'] } };
 
@@ -248,6 +249,110 @@ describe('POST /v1/videos/{id}/cancel', () => {
     const event = new Webhook(TENANT_WEBHOOK_SECRET).verify(received[0]!.body, received[0]!.headers) as any;
     expect(event.type).toBe('video.canceled');
     expect(event.data).toMatchObject({ id: queued.body.id, status: 'canceled', error: { code: 'canceled' } });
+  });
+});
+
+/** Served by Freepik (priority 1) and then kling3api (priority 2). */
+const eitherProvider = { model: 'kling-v3', prompt: 'a paper boat on a puddle', duration: 5 };
+
+/** The id of the one task once `provider` has received its create (whose answer `injectFault` delays). */
+async function onItsWay(gateway: TestGateway, provider: string): Promise<string> {
+  for (let i = 0; i < 500; i++) {
+    const id = (await gateway.request('GET', '/v1/videos')).body.data[0]?.id as string | undefined;
+    if (id && creates(gateway, provider) === 1) return id;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`no create reached ${provider}`);
+}
+
+describe('a cancel while a create is on its way', () => {
+  it('is kept: the provider turns the create down (402), and the task ends canceled instead of going to the next provider', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
+    const creating = gw.create({ ...eitherProvider, webhook_url: 'http://127.0.0.1:9/hooks' });
+    const id = await onItsWay(gw, 'freepik');
+    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    // Before: the create went on to kling3api, which took it (and billed it), and the cancel answered 409.
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({
+      id,
+      status: 'canceled',
+      provider: null,
+      provider_task_id: null,
+      error: { code: 'canceled', message: 'canceled by the caller while its create was on its way; no provider took it' },
+      cost: { credits: 0, estimated: false, currency_amount: 0 },
+      attempts: [{ provider: 'freepik', outcome: 'failed', http_status: 402, error_code: 'insufficient_credits' }],
+    });
+    expect((await creating).body).toMatchObject({ id, status: 'canceled' });
+    await gw.advance(60_000);
+    expect(creates(gw, 'freepik')).toBe(1);
+    expect(creates(gw, 'kling3api')).toBe(0);
+    expect((await gw.get(id)).body).toMatchObject({ status: 'canceled', attempts: [{ provider: 'freepik', outcome: 'failed' }] });
+    expect((await gw.gateway.store.listDeliveries(id)).map((delivery) => delivery.event_type)).toEqual(['video.canceled']);
+  });
+
+  it("is kept: the provider's first account turns the create down, and its second account is never asked", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const keys = { east: 'key-east-0001', west: 'key-west-0002' };
+    const upstream = await MultiKeyKling3api.start(clock, Object.values(keys));
+    try {
+      const accounts = Object.entries(keys).map(([id, key]) => ({ id, api_key: key, max_in_flight: 5 }));
+      gw = await startTestGateway({ clock, config: { providers: { kling3api: { base_url: upstream.url, accounts } } } });
+      upstream.simulator.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
+      const creating = gw.create(pinned);
+      let id: string | undefined;
+      for (let i = 0; i < 500 && (!id || upstream.simulator.requests.filter((request) => request.method === 'POST').length === 0); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        id = (await gw.request('GET', '/v1/videos')).body.data[0]?.id;
+      }
+      const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false } });
+      expect(answer.body.attempts).toHaveLength(1);
+      expect(answer.body.attempts[0]).toMatchObject({ outcome: 'failed', http_status: 402 });
+      expect((await creating).body.status).toBe('canceled');
+      await gw.advance(60_000);
+      expect(upstream.simulator.requests.filter((request) => request.method === 'POST')).toHaveLength(1);
+      expect([...upstream.created.values()].flat()).toEqual([]);
+    } finally {
+      await gw?.close();
+      gw = undefined;
+      await upstream.close();
+    }
+  });
+
+  it('answers 409 when the provider accepts the create; the task runs on to the end', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ on: 'submit', delayMs: 400 });
+    const creating = gw.create(eitherProvider);
+    const id = await onItsWay(gw, 'freepik');
+    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    expect(answer.status).toBe(409);
+    expect(answer.body.detail).toMatch(/accepted by freepik/);
+    expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik' });
+    expect((await gw.finish(id)).status).toBe('succeeded');
+    expect(creates(gw, 'kling3api')).toBe(0);
+  });
+
+  it('is kept when its wait runs out (409): a create turned down after that still ends the task canceled, sent nowhere else', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 600 });
+    void gw.create(eitherProvider);
+    const id = await onItsWay(gw, 'freepik');
+    const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+    for (let i = 0; i < 200 && (await gw.gateway.store.getTask(id))?.cancel_requested_at == null; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    // The cancel's wait (the upstream time limit + 2 s, on the gateway's clock) runs out before the answer comes.
+    await gw.clock.advance(10_000);
+    const answer = await canceling;
+    expect(answer.status).toBe(409);
+    expect(answer.body.detail).toMatch(/whether it accepts is not known yet\. The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else/);
+    // Freepik turns it down: no create goes to kling3api.
+    for (let i = 0; i < 200 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await gw.get(id)).body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false } });
+    await gw.advance(60_000);
+    expect(creates(gw, 'kling3api')).toBe(0);
+    // Canceling again answers the canceled task.
+    expect((await gw.request('POST', `/v1/videos/${id}/cancel`)).body.status).toBe('canceled');
   });
 });
 

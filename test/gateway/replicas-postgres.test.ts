@@ -189,4 +189,28 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     // The allowance A's dispatch took went back to the shared window: the next create goes at once (the second of the minute).
     expect((await b.create({ ...pinned, prompt: 'the next one' })).body.status).toBe('processing');
   });
+
+  it('keeps a cancel made on one replica while the other sends the create: turned down there, it is sent nowhere else', async () => {
+    const a = await replica('replica-a');
+    const b = await replica('replica-b');
+    const posts = (provider: string) => replicas.simulators.get(provider)!.requests.filter((r) => r.method === 'POST').length;
+    // Freepik (tried first) turns the create down, late: without the cancel it would go on to kling3api.
+    replicas.simulators.get('freepik')!.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
+    const creating = a.create({ model: 'kling-v3', prompt: 'two replicas, one cancel', duration: 5 });
+    let id: string | undefined;
+    for (let i = 0; i < 500 && (!id || posts('freepik') === 0); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      id = (await b.request('GET', '/v1/videos')).body.data[0]?.id;
+    }
+    const answer = await b.request('POST', `/v1/videos/${id}/cancel`);
+    // Before: replica A sent the create on to kling3api, which took it, and B's cancel answered 409.
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ id, status: 'canceled', provider: null, cost: { credits: 0, estimated: false, currency_amount: 0 } });
+    expect(answer.body.attempts).toMatchObject([{ provider: 'freepik', outcome: 'failed', http_status: 402 }]);
+    expect((await creating).body).toMatchObject({ id, status: 'canceled' });
+    await replicas.clock.advance(60_000);
+    await Promise.all([a.gateway.runOnce(), b.gateway.runOnce()]);
+    expect(posts('kling3api')).toBe(0);
+    expect((await a.get(id!)).body.status).toBe('canceled');
+  });
 });

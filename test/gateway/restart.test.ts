@@ -124,6 +124,45 @@ describe('restart and crash recovery (SPEC §5)', () => {
     const done = await second.finish(created.body.id);
     expect(done.status).toBe('succeeded');
   });
+
+  it('cancels, rather than sends again, a task left between attempts with a cancel asked for while its create was on its way', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    const posts = (provider: string) => simulators.get(provider)!.requests.filter((r) => r.method === 'POST').length;
+    const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    // Freepik turns the create down for good, kling3api asks for a pause: the task has two failed attempts.
+    simulators.get('freepik')!.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402 });
+    simulators.get('kling3api')!.injectFault({ on: 'submit', kind: 'rate_limited', status: 429, headers: { 'retry-after': '5' } });
+    const created = await first.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(created.body.attempts).toMatchObject([{ provider: 'freepik', outcome: 'failed' }, { provider: 'kling3api', outcome: 'failed' }]);
+    await first.close();
+    const store = await openStore(database);
+    // What a replica leaves behind when it dies after a create was turned down, before the next
+    // one: the task held in `submitting`, with the cancel its caller asked for meanwhile.
+    await new TaskStore(store).updateTask(created.body.id, {
+      phase: 'submitting',
+      status: 'queued',
+      provider: 'kling3api',
+      lease_owner: 'dead-replica',
+      lease_until: clock.now() + 60_000,
+      cancel_requested_at: clock.now(),
+    });
+    await store.close();
+
+    const second = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+    open.push(second);
+    await second.advance(10_000);
+    await second.advance(10_000);
+    // Before: recovery put it back in the queue, and kling3api (its pause over) took it and billed it.
+    expect((await second.get(created.body.id)).body).toMatchObject({
+      status: 'canceled',
+      provider: null,
+      cost: { credits: 0, estimated: false },
+      error: { code: 'canceled' },
+    });
+    expect([posts('freepik'), posts('kling3api')]).toEqual([1, 1]);
+  });
 });
 
 describe('deadlines', () => {

@@ -193,6 +193,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0009_rate_window_table',
               '0010_partial_task_indexes',
               '0011_status_version',
+              '0012_cancel_requests',
             ]);
           } finally {
             await second.close();
@@ -216,7 +217,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const outcome = await tasks.createTask(row);
         expect(outcome.created).toBe(true);
         const stored = await tasks.getTask('t_1');
-        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, account: null, status_version: null, ...row });
+        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, account: null, status_version: null, cancel_requested_at: null, ...row });
         expect(typeof stored?.created_at).toBe('number');
         expect(typeof stored?.deadline_at).toBe('number');
         expect(typeof stored?.lease_until).toBe('number');
@@ -641,6 +642,22 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         expect(await cancelAt('t_canceled', canceledRead.task.version)).toMatchObject({ phase: 'done', status: 'canceled' });
         expect(await tasks.addHeldAttempt(sending('t_canceled'), hold)).toBeUndefined();
         expect(await tasks.getAttempts('t_canceled')).toEqual([]);
+      });
+
+      it('writes no attempt once a cancel was asked for while an earlier create was on its way; only a write that honours it ends the task', async () => {
+        await tasks.createTask(submitting('t_asked'));
+        expect(await tasks.addHeldAttempt(sending('t_asked'), hold)).toBe(1);
+        const asked = await tasks.updateTask('t_asked', { cancel_requested_at: T0 + 6 }, { phases: ['submitting'] });
+        expect(asked).toMatchObject({ phase: 'submitting', cancel_requested_at: T0 + 6 });
+        expect(await tasks.addHeldAttempt(sending('t_asked'), hold)).toBeUndefined();
+        expect(await tasks.getAttempts('t_asked')).toHaveLength(1);
+        const held = { phases: ['submitting'] as const, leaseOwner: 'replica-a' };
+        // Back to the queue (`requeue`) only without a cancel request; canceled only with one.
+        expect(await tasks.updateTask('t_asked', { phase: 'dispatch', status: 'queued' }, { ...held, cancelRequested: false })).toBeUndefined();
+        expect(await tasks.updateTask('t_asked', { phase: 'done', status: 'canceled' }, { ...held, cancelRequested: true })).toMatchObject({
+          phase: 'done',
+          status: 'canceled',
+        });
       });
 
       it('a cancel and an attempt racing for the same submission: exactly one is written', async () => {

@@ -45,6 +45,7 @@ export function taskRecord(id: string, overrides: Partial<TaskRecord> = {}): Tas
     leaseUntil: null,
     expectsWebhook: false,
     cancelAt: null,
+    cancelRequestedAt: null,
     version: 0,
     statusVersion: 0,
     ...overrides,

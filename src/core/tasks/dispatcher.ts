@@ -414,10 +414,12 @@ export class Dispatcher {
     const retryMs = config.tracking.tick_ms;
     const seq = written ?? (await this.writeSending(claimed, runtime, account));
     if (seq === undefined) {
-      // No longer held here (canceled while this dispatch waited for the rate allowance): nothing
-      // is sent, and the allowance goes back to the account's next call.
+      // No longer held here (canceled while this dispatch waited for the rate allowance), or its
+      // caller asked to cancel while an earlier create was on its way: nothing is sent, the
+      // allowance goes back to the account's next call, and a task asked to be canceled ends so.
       await account.giveBack(permit);
-      return { kind: 'settled', result: { settled: true, task: await tasks.get(claimed.id) } };
+      const canceled = await this.lifecycle.cancelAsRequested(claimed);
+      return { kind: 'settled', result: { settled: true, task: canceled ?? (await tasks.get(claimed.id)) } };
     }
     const started = clock.now();
     const attemptKey = attemptKeyOf(claimed.id, seq);
@@ -492,8 +494,9 @@ export class Dispatcher {
 
   /**
    * Writes the attempt of a create about to leave, only while the task is still held here (a
-   * cancel may have ended it during the wait for a rate allowance), with the submission's lease
-   * counted from now; its seq, or undefined when the task is not held here any more.
+   * cancel may have ended it during the wait for a rate allowance) and no cancel was asked for
+   * while an earlier create was on its way, with the submission's lease counted from now; its
+   * seq, or undefined when the task is not held here any more or is to be canceled.
    */
   private async writeSending(task: TaskRecord, runtime: ProviderRuntime, account: ProviderAccount): Promise<number | undefined> {
     const { tasks, clock, owner } = this.engine;

@@ -36,6 +36,9 @@ function isHttpUrl(text: string): boolean {
   }
 }
 
+/** Why a task ended whose caller canceled it while its create was on its way, which no provider took. */
+const CANCELED_WHILE_SENT = 'canceled by the caller while its create was on its way; no provider took it';
+
 /** Gives the task's lease back: part of every change made by the lease's holder. */
 const RELEASE_LEASE = { leaseOwner: null, leaseUntil: null } as const satisfies TaskChange;
 
@@ -215,13 +218,40 @@ export class TaskLifecycle {
   /**
    * Puts a submission back in the queue, to be tried again from `at`: its provider slot and
    * lease are freed. `leaseOwner` is the holder the caller found (this replica, or one that died).
+   * A submission whose caller asked to cancel it while its create was on its way ends canceled
+   * instead (`cancelAsRequested`): no provider took it, and none is to be asked again.
    */
-  requeue(task: TaskRecord, at: number, leaseOwner: string | null = this.engine.owner): Promise<TaskRecord | undefined> {
-    return this.transition(
+  async requeue(task: TaskRecord, at: number, leaseOwner: string | null = this.engine.owner): Promise<TaskRecord | undefined> {
+    const requeued = await this.transition(
       task,
       { phase: 'dispatch', status: 'queued', provider: null, account: null, dispatchAfter: at, ...RELEASE_LEASE },
-      { phases: ['submitting'], leaseOwner },
+      { phases: ['submitting'], leaseOwner, cancelRequested: false },
     );
+    return requeued ?? this.cancelAsRequested(task, leaseOwner);
+  }
+
+  /**
+   * Remembers, on the task, that its caller asked to cancel it while a create of it is on its way
+   * (`submitting`): whichever replica runs the submission then sends no further create, and ends
+   * the task `canceled` unless that create is accepted. Bookkeeping until then: nothing is
+   * published. Undefined when the task is no longer `submitting`.
+   */
+  requestCancel(task: TaskRecord): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(task, { cancelRequestedAt: task.cancelRequestedAt ?? this.engine.clock.now() }, { phases: ['submitting'] });
+  }
+
+  /**
+   * Ends a submission whose caller asked to cancel it while its create was on its way
+   * (`requestCancel`), once that create was not accepted: written only while a cancel request is
+   * pending and the task is still held by `leaseOwner`, so of this and a next create exactly one
+   * happens (`TaskRepository.addHeldAttempt` refuses a create once a cancel request is written).
+   * Costed as `cancelQueued` costs it: nothing, unless a create of it may exist upstream.
+   */
+  async cancelAsRequested(task: TaskRecord, leaseOwner: string | null = this.engine.owner): Promise<TaskRecord | undefined> {
+    const options: TransitionOptions = { phases: ['submitting'], leaseOwner, cancelRequested: true };
+    const inDoubt = await this.inDoubtProvider(task);
+    if (inDoubt) return this.cancel(task, CANCELED_WHILE_SENT, options, this.inDoubtCost(task, inDoubt), { provider: inDoubt, account: null });
+    return this.cancel(task, CANCELED_WHILE_SENT, options, unbilled(task), { provider: null, account: null });
   }
 
   /** Keeps this replica's lease on a task it holds in `phase` until `until` (bookkeeping: nothing published). */
@@ -531,9 +561,13 @@ export class TaskLifecycle {
     return updated;
   }
 
-  /** Fails a task that is not tracked yet: still queued, or in this replica's submission. */
-  failSubmission(task: TaskRecord, error: TaskError): Promise<TaskRecord | undefined> {
-    return this.fail(task, error, task.phase === 'submitting' ? this.held('submitting') : { phases: ['dispatch'] });
+  /**
+   * Fails a task that is not tracked yet: still queued, or in this replica's submission. A
+   * submission whose caller asked to cancel it meanwhile ends canceled instead (`cancelAsRequested`).
+   */
+  async failSubmission(task: TaskRecord, error: TaskError): Promise<TaskRecord | undefined> {
+    if (task.phase !== 'submitting') return this.fail(task, error, { phases: ['dispatch'] });
+    return (await this.fail(task, error, { ...this.held('submitting'), cancelRequested: false })) ?? this.cancelAsRequested(task);
   }
 
   private reportedCostFor(task: TaskRecord, providerId: string, credits: number): TaskCost | undefined {

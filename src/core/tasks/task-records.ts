@@ -136,6 +136,11 @@ export interface TaskRecord {
   readonly expectsWebhook: boolean;
   /** A task still queued at this time is canceled (the caller's `cancel_after`), or null. */
   readonly cancelAt: number | null;
+  /**
+   * When the caller asked to cancel while a create was on its way (null: never): no further
+   * create of the task leaves, and unless that one is accepted the task ends canceled.
+   */
+  readonly cancelRequestedAt: number | null;
   /** Bumped by every change; newer versions are newer states. */
   readonly version: number;
   /**
@@ -168,6 +173,7 @@ export type TaskChange = Partial<
     | 'leaseOwner'
     | 'leaseUntil'
     | 'expectsWebhook'
+    | 'cancelRequestedAt'
   >
 >;
 
@@ -336,6 +342,7 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     leaseUntil: row.lease_until,
     expectsWebhook: row.expects_webhook === 1,
     cancelAt: row.cancel_at ?? null,
+    cancelRequestedAt: row.cancel_requested_at ?? null,
     version: row.version,
     statusVersion: row.status_version ?? null,
   };
@@ -416,6 +423,7 @@ export function patchFromChange(change: TaskChange): TaskPatch {
   if (change.leaseOwner !== undefined) patch.lease_owner = change.leaseOwner;
   if (change.leaseUntil !== undefined) patch.lease_until = change.leaseUntil;
   if (change.expectsWebhook !== undefined) patch.expects_webhook = change.expectsWebhook ? 1 : 0;
+  if (change.cancelRequestedAt !== undefined) patch.cancel_requested_at = change.cancelRequestedAt;
   return patch;
 }
 

@@ -94,6 +94,8 @@ export interface ChangeCondition {
   leaseOwner?: string | null;
   /** The version the caller read: any change since voids this one (undefined: not checked). */
   version?: number;
+  /** Whether a cancel request must be pending (true) or not (false) (undefined: not checked). */
+  cancelRequested?: boolean;
 }
 
 export type CreateOutcome =

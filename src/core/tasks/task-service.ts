@@ -314,6 +314,7 @@ export class TaskService {
       leaseUntil: null,
       expectsWebhook: false,
       cancelAt: input.cancel_after !== undefined ? now + input.cancel_after * 1000 : null,
+      cancelRequestedAt: null,
       version: 0,
     };
     // The create's own transaction also takes its first provider's slot and writes the attempt (the
@@ -447,7 +448,9 @@ export class TaskService {
    * Cancels a task (SPEC §7). A task no provider has taken ends `canceled` at no cost, also one
    * held for its create that has not left (waiting for a rate allowance). One whose create is on
    * its way is waited for: the upstream may accept it, and a task an upstream accepted is never
-   * marked canceled behind its back. A task a provider holds is canceled there when the
+   * marked canceled behind its back. The request is remembered on the task first, so if that
+   * create is turned down no other is sent and the task ends canceled, whichever replica sends it
+   * and however long the answer takes. A task a provider holds is canceled there when the
    * provider can do that; otherwise the answer is 409 saying why. Canceling a canceled task
    * answers it again.
    */
@@ -474,11 +477,16 @@ export class TaskService {
             // Its request left at this very moment (or the task moved on): see where it went.
             break;
           }
+          // A create is on its way (or its answer is not known). The request is written on the
+          // task first, for whichever replica runs the submission: unless that create is
+          // accepted, no other is sent and the task ends canceled.
+          if (!read || read.task.phase !== 'submitting' || !(await this.lifecycle.requestCancel(read.task))) break;
           task = await this.afterSubmission(tenant, id);
           if (task.phase === 'submitting') {
             throw problems.conflict(
-              `video ${id} is being sent to ${task.provider ?? 'a provider'} right now and whether it accepts is not known yet; ` +
-                'retry the cancel in a few seconds.',
+              `video ${id} is being sent to ${task.provider ?? 'a provider'} right now and whether it accepts is not known yet. ` +
+                'The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else. ' +
+                'Read the task, or retry the cancel, in a few seconds.',
             );
           }
           continue;
