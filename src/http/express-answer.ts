@@ -29,17 +29,18 @@ export function sendText(res: ServerResponse, status: number, type: string, text
 }
 
 /**
- * A problem's JSON as the gateway answers it: with its `instance`, the occurrence — the request id
- * the answer's `x-request-id` carries, as a URN (`urn:request:<id>`): unlike the path, it tells
- * one occurrence from every other at the same route, it names the request's log line, and every
- * answer has one (a request node's parser refused before any path was read included).
+ * A problem's JSON as the gateway answers it: with its `instance`, the occurrence — the request's
+ * own id (`RequestIds.occurrence` in middleware.ts), as a URN (`urn:request:<id>`): unlike the
+ * path, it tells one occurrence from every other at the same route (also when a client repeats its
+ * `x-request-id`), it names the request's log line, and every answer has one (a request node's
+ * parser refused before any path was read included).
  */
-export function problemJson(error: ProblemError, requestId: string): string {
-  return JSON.stringify({ ...error.problem, instance: `urn:request:${requestId}` });
+export function problemJson(error: ProblemError, occurrence: string): string {
+  return JSON.stringify({ ...error.problem, instance: `urn:request:${occurrence}` });
 }
 
 /** `sendProblem` (middleware.ts) on a plain response: the problem's headers, then the problem as JSON. */
-export function sendProblemText(res: ServerResponse, error: ProblemError, requestId: string, etag: EtagOf): void {
+export function sendProblemText(res: ServerResponse, error: ProblemError, occurrence: string, etag: EtagOf): void {
   for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-  sendText(res, error.status, 'application/problem+json', problemJson(error, requestId), etag);
+  sendText(res, error.status, 'application/problem+json', problemJson(error, occurrence), etag);
 }

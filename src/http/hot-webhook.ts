@@ -23,7 +23,7 @@ import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { Logger } from '../observability/logger.js';
 import { sendProblemText, sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
 import type { RequestListener } from './hot-read.js';
-import { CLIENT_GONE, requestIdOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
+import { CLIENT_GONE, requestIdsOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
 import type { StopGate } from './stop-gate.js';
 import { limitBodyTime } from './tenant-limits.js';
 import { receiveWebhook, WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
@@ -63,15 +63,16 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
 
   const handle = (req: IncomingMessage, res: ServerResponse, provider: string, token: string | undefined) => {
     const started = performance.now();
-    const id = requestIdOf(req.headers['x-request-id']);
+    const ids = requestIdsOf(req.headers['x-request-id']);
+    const { id, occurrence } = ids;
     const url = req.url ?? '';
     const route = token === undefined ? '/v1/webhooks/:provider' : '/v1/webhooks/:provider/:token';
     setEveryRequestHeaders(res, id);
     const logged = recording.logs(url);
     let taskId: string | undefined;
-    res.on('finish', () => recording.finished(id, 'POST', url, route, res.statusCode, performance.now() - started, logged, taskId));
+    res.on('finish', () => recording.finished(ids, 'POST', url, route, res.statusCode, performance.now() - started, logged, taskId));
     gate?.count(res);
-    limitBodyTime(req, res, bodyTimeoutMs, clock, (problem) => sendProblemText(res, problem, id, etag));
+    limitBodyTime(req, res, bodyTimeoutMs, clock, (problem) => sendProblemText(res, problem, occurrence, etag));
 
     const fail = (error: unknown) => {
       if (res.headersSent) {
@@ -84,10 +85,10 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
         return;
       }
       if (error instanceof ProblemError) {
-        sendProblemText(res, error, id, etag);
+        sendProblemText(res, error, occurrence, etag);
         return;
       }
-      sendProblemText(res, unexpectedProblem(error, id, logger, options.storeUnreachable), id, etag);
+      sendProblemText(res, unexpectedProblem(error, ids, logger, options.storeUnreachable), occurrence, etag);
     };
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -19,6 +19,8 @@ declare module 'express-serve-static-core' {
   interface Request {
     /** The request id (from `x-request-id` when the client sent a sane one). */
     id: string;
+    /** This request's own id, unique even when clients repeat an `x-request-id` (`requestIdsOf`). */
+    occurrence: string;
     /** Tenant of the gateway key, once authenticated. */
     tenant?: string;
     /** Where the router that handled the request is mounted (express resets `baseUrl` on exit). */
@@ -36,9 +38,23 @@ export function rememberMountPath(): RequestHandler {
 
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** A request's id: its `x-request-id` when the client sent a sane one, a fresh UUID otherwise. */
-export function requestIdOf(header: string | string[] | undefined): string {
-  return typeof header === 'string' && CLIENT_REQUEST_ID.test(header) ? header : randomUUID();
+/**
+ * A request's two ids. `id` correlates: the client's `x-request-id` when it sent a sane one, else
+ * a fresh UUID; the answer echoes it and every log line about the request carries it as
+ * `request_id`. `occurrence` names this one request, and a problem's `instance` carries it: a
+ * client may send the same id on every request (a retry, a fixed value, a proxy's trace id), and
+ * the occurrence must still tell them apart. It is `id` itself when the gateway made `id` up.
+ */
+export interface RequestIds {
+  readonly id: string;
+  readonly occurrence: string;
+}
+
+/** A request's ids (`RequestIds`), from its `x-request-id` header. */
+export function requestIdsOf(header: string | string[] | undefined): RequestIds {
+  if (typeof header === 'string' && CLIENT_REQUEST_ID.test(header)) return { id: header, occurrence: randomUUID() };
+  const id = randomUUID();
+  return { id, occurrence: id };
 }
 
 /** Where a route puts the id of the task a request is about (`res.locals`), for its log line. */
@@ -54,7 +70,7 @@ export function logTaskId(_req: Request, res: Response, next: NextFunction, id: 
  * What every request gets, in one middleware: one router layer and one `finish` listener where
  * four separate ones cost a layer and a listener each on every request.
  *
- * - its request id (`requestIdOf`), on `req.id` and on the answer;
+ * - its request ids (`requestIdsOf`), on `req.id` and `req.occurrence`, and the first on the answer;
  * - `nosniff`, so a body is never run as something else than its type says; and `no-store` on
  *   everything but the console's static files (task bodies, keys' usage, problems must not sit in
  *   shared caches). Routes that mean to be cached (stored content) say so later;
@@ -83,8 +99,9 @@ export function everyRequest(recording: RequestRecording, routes: RouteTable): R
     return name;
   };
   return (req, res, next) => {
-    const id = requestIdOf(req.headers['x-request-id']);
+    const { id, occurrence } = requestIdsOf(req.headers['x-request-id']);
     req.id = id;
+    req.occurrence = occurrence;
     res.setHeader('x-request-id', id);
     res.setHeader('x-content-type-options', 'nosniff');
     // `req.url` is the whole path here (the app level), and needs no parsing.
@@ -93,7 +110,7 @@ export function everyRequest(recording: RequestRecording, routes: RouteTable): R
     const logged = recording.logs(req.url);
     res.on('finish', () => {
       const taskId: unknown = res.locals[TASK_ID_LOCAL];
-      recording.finished(req.id, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
+      recording.finished(req, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
     });
     if (req.url.includes('%00')) {
       next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));
@@ -221,7 +238,7 @@ export class RequestRecording {
    * in); `taskId` is the task the request was about (one it created, read, canceled …), if any.
    */
   finished(
-    id: string,
+    ids: RequestIds,
     method: string,
     url: string,
     route: string,
@@ -242,16 +259,18 @@ export class RequestRecording {
     }
     labelled.requests.inc();
     labelled.duration.observe(elapsedMs / 1000);
-    if (logged) this.log(id, method, url, statusCode, elapsedMs, taskId);
+    if (logged) this.log(ids, method, url, statusCode, elapsedMs, taskId);
   }
 
-  private log(id: string, method: string, url: string, status: number, elapsedMs: number, taskId: string | undefined): void {
+  private log({ id, occurrence }: RequestIds, method: string, url: string, status: number, elapsedMs: number, taskId: string | undefined): void {
     // A client that went away (499) is not the gateway's failure; other 4xx are the caller's mistakes.
     const level = status >= 500 ? 'error' : status === CLIENT_GONE ? 'info' : status >= 400 ? 'warn' : 'info';
     if (!this.logger.isLevelEnabled(level)) return;
     this.logger[level](
       {
         request_id: id,
+        // Only when it is not `request_id`: the id a problem's `instance` names, to find its line.
+        ...(occurrence === id ? {} : { occurrence_id: occurrence }),
         ...(taskId === undefined ? {} : { task_id: taskId }),
         req: { method, url: redactUrl(url) },
         res: { status },
@@ -286,9 +305,9 @@ function isSignatureName(raw: string): boolean {
   return unescape(raw.replace(/\+/g, ' ')).trim().toLowerCase() === 'signature';
 }
 
-/** A problem as the answer, its `instance` the request's id (`problemJson`). */
-export function sendProblem(res: Response, error: ProblemError, requestId: string): void {
-  res.status(error.status).set(error.headers).type('application/problem+json').send(problemJson(error, requestId));
+/** A problem as the answer, its `instance` the request's occurrence (`problemJson`). */
+export function sendProblem(res: Response, error: ProblemError, occurrence: string): void {
+  res.status(error.status).set(error.headers).type('application/problem+json').send(problemJson(error, occurrence));
 }
 
 /**
@@ -380,7 +399,7 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
       return;
     }
     if (error instanceof ProblemError) {
-      sendProblem(res, error, req.id);
+      sendProblem(res, error, req.occurrence);
       return;
     }
     const parserError = error as BodyParserError | undefined;
@@ -392,15 +411,15 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
       return;
     }
     if (parserError?.type === 'entity.parse.failed') {
-      sendProblem(res, unreadableJson(parserError.message), req.id);
+      sendProblem(res, unreadableJson(parserError.message), req.occurrence);
       return;
     }
     if (parserError?.type === 'entity.too.large') {
-      sendProblem(res, new ProblemError(413, 'too-large', 'Payload too large', `The body exceeds ${parserError.limit} bytes.`), req.id);
+      sendProblem(res, new ProblemError(413, 'too-large', 'Payload too large', `The body exceeds ${parserError.limit} bytes.`), req.occurrence);
       return;
     }
     if (parserError?.type === 'encoding.unsupported' || parserError?.type === 'charset.unsupported') {
-      sendProblem(res, new ProblemError(415, 'unsupported-encoding', 'Unsupported encoding', parserError.message), req.id);
+      sendProblem(res, new ProblemError(415, 'unsupported-encoding', 'Unsupported encoding', parserError.message), req.occurrence);
       return;
     }
     // Any other error a library marked as the client's (an undecodable path, a body that does
@@ -410,10 +429,10 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
     if (status !== undefined) {
       const [type, title] = CLIENT_ERROR_TYPES[status] ?? ['bad-request', 'Bad request'];
       const detail = parserError?.expose && parserError.message ? parserError.message.slice(0, 200) : 'The request could not be read.';
-      sendProblem(res, new ProblemError(status, type, title, detail), req.id);
+      sendProblem(res, new ProblemError(status, type, title, detail), req.occurrence);
       return;
     }
-    sendProblem(res, unexpectedProblem(error, String(req.id), logger, storeUnreachable), req.id);
+    sendProblem(res, unexpectedProblem(error, req, logger, storeUnreachable), req.occurrence);
   };
 }
 
@@ -432,16 +451,17 @@ const STORE_RETRY_AFTER_S = 2;
  * could not be reached (a database restarting: the same request may well succeed shortly, and a
  * create repeated with its Idempotency-Key never makes a second task), otherwise `500`. Logged.
  */
-export function unexpectedProblem(error: unknown, requestId: string, logger: Logger, storeUnreachable: StoreUnreachable): ProblemError {
+export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logger, storeUnreachable: StoreUnreachable): ProblemError {
+  const logged = { err: error, request_id: ids.id, ...(ids.occurrence === ids.id ? {} : { occurrence_id: ids.occurrence }) };
   if (storeUnreachable(error)) {
-    logger.warn({ err: error, request_id: requestId }, 'the database could not be reached');
+    logger.warn(logged, 'the database could not be reached');
     return problems.retryLater(
       `The gateway could not reach its database; send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
       STORE_RETRY_AFTER_S,
     );
   }
-  logger.error({ err: error, request_id: requestId }, 'unhandled error');
-  return new ProblemError(500, 'internal', 'Internal error', `Something went wrong (request ${requestId}).`);
+  logger.error(logged, 'unhandled error');
+  return new ProblemError(500, 'internal', 'Internal error', `Something went wrong (request ${ids.id}).`);
 }
 
 /** The status node answers each of its HTTP parser's refusals with (its own `socketOnError`). */
@@ -486,8 +506,8 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
  * read), where node would send a bare status line.
  */
 function refuseBeforeRoutes(req: IncomingMessage, res: ServerResponse, error: ProblemError): void {
-  const id = requestIdOf(req.headers['x-request-id']);
-  const body = problemJson(error, id);
+  const { id, occurrence } = requestIdsOf(req.headers['x-request-id']);
+  const body = problemJson(error, occurrence);
   res.setHeader('x-request-id', id);
   res.setHeader('x-content-type-options', 'nosniff');
   res.setHeader('cache-control', 'no-store');

@@ -130,7 +130,7 @@ export class StopGate {
         res.set('connection', 'close');
         const refuse = () => {
           if (req.path === '/readyz') res.status(503).json({ status: 'stopping' });
-          else sendProblem(res, problems.retryLater('the gateway is stopping; send this request again (to another replica)', RETRY_AFTER_S), req.id);
+          else sendProblem(res, problems.retryLater('the gateway is stopping; send this request again (to another replica)', RETRY_AFTER_S), req.occurrence);
         };
         // The body is read first: a connection closed with a body left unread ends with a reset,
         // which can reach the client before the 503 and read to it as "maybe created".

@@ -117,7 +117,7 @@ export function limitBodyTime(
 /** `limitBodyTime` for every request express answers: mounted before every body parser, the webhook routes' raw one included. */
 export function bodyTimeout(timeoutMs: number, clock: Clock): RequestHandler {
   return (req, res, next) => {
-    limitBodyTime(req, res, timeoutMs, clock, (problem) => sendProblem(res, problem, req.id));
+    limitBodyTime(req, res, timeoutMs, clock, (problem) => sendProblem(res, problem, req.occurrence));
     next();
   };
 }

@@ -238,13 +238,17 @@ describe('the hot read against express on a real gateway', () => {
       [`/v1/videos/${taskId}`, { authorization: 'Bearer nope' }],
       ['/v1/videos/vid_missing', auth],
     ] as const) {
-      // One request id for both: a problem names it (its instance).
+      // One request id for both, yet two occurrences: a problem names its own (its instance, so its ETag).
       const hot = await rawGet(gw.url, path, { ...headers, 'x-request-id': 'same-1' });
       const viaExpress = await rawGet(expressBase, path, { ...headers, 'x-request-id': 'same-1' });
       expect(hot.status).toBeGreaterThanOrEqual(400);
       expect(hot.status).toBe(viaExpress.status);
-      expect(hot.body).toBe(viaExpress.body);
-      expect(comparable(hot)).toEqual(comparable(viaExpress));
+      const occurrenceAside = (answer: RawAnswer) => ({
+        body: answer.body.replace(/"instance":"urn:request:[0-9a-f-]{36}"/, '"instance":"…"'),
+        headers: comparable(answer).map(([name, value]) => [name, name.toLowerCase() === 'etag' ? '…' : value]),
+      });
+      expect(occurrenceAside(hot)).toEqual(occurrenceAside(viaExpress));
+      expect(headerOf(hot, 'x-request-id')).toBe('same-1');
     }
     const other = await rawGet(gw.url, `/v1/videos/${taskId}`, { authorization: `Bearer ${OTHER_TENANT_KEY}` });
     expect(other.status).toBe(404);

@@ -24,6 +24,7 @@ interface LogLine {
   level: string;
   msg?: string;
   request_id?: string;
+  occurrence_id?: string;
   task_id?: string;
   req?: { method: string; url: string };
   res?: { status: number };
@@ -164,9 +165,9 @@ describe('the hot webhook against express on a real gateway', () => {
       const second = make();
       const viaExpress = await rawPost(expressBase, path, second.raw, { ...second.headers, 'x-request-id': 'exp-1' });
       expect(hot.status).toBe(viaExpress.status);
-      // A problem's instance is its request's id (each answer's own; the two ids are the same length).
-      const sameBody = (answer: RawAnswer, id: string) => answer.body.replace(`"instance":"urn:request:${id}"`, '"instance":"…"');
-      expect(sameBody(hot, 'hot-1')).toBe(sameBody(viaExpress, 'exp-1'));
+      // A problem's instance is its request's occurrence (each answer's own; the two ids are the same length).
+      const sameBody = (answer: RawAnswer) => answer.body.replace(/"instance":"urn:request:[0-9a-f-]{36}"/, '"instance":"…"');
+      expect(sameBody(hot)).toBe(sameBody(viaExpress));
       const sameHeaders = (answer: RawAnswer) => comparable(answer).map(([name, value]) => [name, name.toLowerCase() === 'etag' && answer.body.includes('"instance"') ? '…' : value]);
       expect(sameHeaders(hot)).toEqual(sameHeaders(viaExpress));
       expect(headerOf(hot, 'x-request-id')).toBe('hot-1');
@@ -196,7 +197,7 @@ describe('the hot webhook against express on a real gateway', () => {
     expect(hotLine).toMatchObject({ req: { method: 'POST', url: '/v1/webhooks/freepik' }, res: { status: 200 } });
     // Each line names the task its webhook was about.
     expect([hotLine?.task_id, expressLine?.task_id]).toEqual([first.body.id, second.body.id]);
-    const unlike = { request_id: '…', task_id: '…', time: '…', responseTime: '…' };
+    const unlike = { request_id: '…', occurrence_id: '…', task_id: '…', time: '…', responseTime: '…' };
     expect({ ...hotLine, ...unlike }).toEqual({ ...expressLine, ...unlike });
     for (const id of [first.body.id, second.body.id]) expect((await gw.gateway.store.getTask(id))?.provider_status).toBe('COMPLETED');
   });
@@ -214,7 +215,8 @@ describe('the hot webhook against express on a real gateway', () => {
     const forged = () => ({ ...signed(created.body.provider_task_id, 'COMPLETED'), raw: JSON.stringify({ task_id: created.body.provider_task_id, status: 'FAILED' }) });
     const refused = await expectSameAnswer('/v1/webhooks/freepik', forged);
     expect(refused.status).toBe(401);
-    expect(JSON.parse(refused.body)).toMatchObject({ type: expect.stringMatching(/bad-signature$/), instance: 'urn:request:hot-1' });
+    const [refusedLine] = requestLines('hot-1');
+    expect(JSON.parse(refused.body)).toMatchObject({ type: expect.stringMatching(/bad-signature$/), instance: `urn:request:${String(refusedLine?.occurrence_id)}` });
     expect((await gw.gateway.store.getTask(created.body.id))?.provider_status).not.toBe('FAILED');
     expect(requestLines('hot-1')).toEqual([expect.objectContaining({ level: 'warn', res: { status: 401 } })]);
     expect(lines.filter((line) => line.msg === 'webhook rejected').map((line) => line.request_id)).toEqual(['hot-1', 'exp-1']);
@@ -269,7 +271,12 @@ describe('the hot webhook against express on a real gateway', () => {
     const viaExpress = await slowPost(expressBase);
     expect(hot.status).toBe(408);
     expect(headerOf(hot, 'connection')).toBe('close');
-    expect(hot.body).toBe(viaExpress.body);
-    expect(comparable(hot)).toEqual(comparable(viaExpress));
+    // The same request id sent to both, yet two occurrences: their instances (so ETags) differ.
+    const occurrenceAside = (answer: RawAnswer) => ({
+      body: answer.body.replace(/"instance":"urn:request:[0-9a-f-]{36}"/, '"instance":"…"'),
+      headers: comparable(answer).map(([name, value]) => [name, name.toLowerCase() === 'etag' ? '…' : value]),
+    });
+    expect(hot.body).not.toBe(viaExpress.body);
+    expect(occurrenceAside(hot)).toEqual(occurrenceAside(viaExpress));
   });
 });

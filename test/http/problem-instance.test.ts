@@ -1,16 +1,26 @@
 /**
- * Every problem the gateway answers names its occurrence in `instance`: `urn:request:` and the
- * request id its `x-request-id` carries, whoever answered it — a route, the problem handler's
- * reading of a body parser's error, node's HTTP server before any route, the hot webhook path.
+ * Every problem the gateway answers names its occurrence in `instance`: `urn:request:` and an id
+ * of that one request, whoever answered it — a route, the problem handler's reading of a body
+ * parser's error, node's HTTP server before any route, the hot webhook path. It is the answer's
+ * `x-request-id` when the gateway made that up; a client's own `x-request-id` is echoed, and may
+ * repeat, so the occurrence is then an id of the gateway's, on the request's log line.
  */
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 import { headerOf, rawRequest } from '../support/raw-answer.js';
 
 let gw: TestGateway;
+const lines: Record<string, unknown>[] = [];
 beforeAll(async () => {
-  gw = await startTestGateway();
+  const logTo = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  gw = await startTestGateway({ logTo });
 });
 afterAll(async () => {
   await gw.close();
@@ -39,14 +49,27 @@ describe('instance on every problem', () => {
     expect(answer.status).toBeGreaterThanOrEqual(400);
     expect(headerOf(answer, 'content-type')).toMatch(/^application\/problem\+json/);
     expect(headerOf(answer, 'x-request-id')).toBe('occurrence-1');
-    expect(JSON.parse(answer.body).instance).toBe('urn:request:occurrence-1');
+    expect(JSON.parse(answer.body).instance).toMatch(/^urn:request:[0-9a-f-]{36}$/);
   });
 
-  it('a fresh request id when the client sent none, the same in the header and the body', async () => {
+  it('a client that repeats its x-request-id: each problem its own instance, each found on its log line', async () => {
+    const sent = { 'x-request-id': 'my-fixed-id' };
+    const answers = [await rawRequest(gw.url, '/nowhere', { headers: sent }), await rawRequest(gw.url, '/nowhere', { headers: sent })];
+    for (const answer of answers) expect(headerOf(answer, 'x-request-id')).toBe('my-fixed-id');
+    const [first, second] = answers.map((answer) => String(JSON.parse(answer.body).instance));
+    expect(first).not.toBe(second);
+    const logged = lines.filter((line) => line.request_id === 'my-fixed-id' && line.msg === 'request completed');
+    expect(logged.map((line) => `urn:request:${String(line.occurrence_id)}`)).toEqual([first, second]);
+  });
+
+  it('a fresh request id when the client sent none, the same in the header, the body and the log line', async () => {
     const answer = await rawRequest(gw.url, '/nowhere');
     const id = headerOf(answer, 'x-request-id');
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(JSON.parse(answer.body).instance).toBe(`urn:request:${id}`);
+    const line = lines.find((entry) => entry.request_id === id && entry.msg === 'request completed');
+    expect(line).toBeDefined();
+    expect(line).not.toHaveProperty('occurrence_id');
   });
 
   it('a request node\'s HTTP parser refuses before any route (431)', async () => {

@@ -1690,7 +1690,7 @@ export interface components {
             status: number;
             detail?: string;
             /**
-             * @description This occurrence: `urn:request:` and the request id the answer's `x-request-id` carries (the id of its log line). On every problem the gateway answers (one from a proxy in front of it may have none).
+             * @description This occurrence: `urn:request:` and an id the gateway gives this request alone, even when a client repeats its `x-request-id`. It is the answer's `x-request-id` when the client sent none; its log line carries it as `request_id`, or as `occurrence_id` beside the client's `request_id`. On every problem the gateway answers (one from a proxy in front of it may have none).
              * @example urn:request:3f1c2a9e-8d4b-4f6a-9c1e-2b7d5e0a4c18
              */
             instance?: string;
