@@ -5,7 +5,7 @@
  * a way to set the exit code.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { GatewayClient, notHttpUrl, redactUrl, unsendableKeyCharacter } from '../../packages/client/src/index.js';
+import { GatewayClient, notHttpUrl, redactUrl, unsendableKeyCharacter, unusableUrlReason } from '../../packages/client/src/index.js';
 import { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { ProgressStream } from './progress-display.js';
@@ -110,7 +110,8 @@ export class CliContext {
       throw new CliError(`the gateway key (${globals.key !== undefined ? '--key' : 'KLING_GATEWAY_API_KEY'}) holds ${unsendable}, which an HTTP header cannot carry`, ExitCode.usage);
     }
     // `localhost:8080` parses as a URL of scheme `localhost:`; fetch would then say "unknown
-    // scheme", reported as an unreachable gateway (exit 9, "try again later").
+    // scheme", and of a port it blocks (`:1`, `:6000`) "bad port": both reported as an unreachable
+    // gateway (exit 9, "try again later"), though no retry ever gets through. The URL is wrong.
     // A password written into the URL is never repeated (`***@`).
     const wrong = notHttpUrl(url);
     if (wrong?.credentials) {
@@ -119,6 +120,7 @@ export class CliContext {
         ExitCode.usage,
       );
     }
+    if (wrong?.blockedPort || wrong?.malformed) throw new CliError(`${source ?? '--url'} ${redactUrl(url)} ${unusableUrlReason(wrong)}`, ExitCode.usage);
     if (wrong) {
       const hint = wrong.meant ? `did you mean ${wrong.meant}?` : `e.g. ${DEFAULT_GATEWAY_URL}`;
       throw new CliError(`${source ?? '--url'} ${redactUrl(url)} is not an http(s) URL: ${hint}`, ExitCode.usage);

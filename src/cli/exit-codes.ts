@@ -15,7 +15,7 @@ export const ExitCode = {
   ok: 0,
   /** Something unexpected (a bug): the message says what. */
   unexpected: 1,
-  /** The command line is wrong: unknown flag, missing argument, unreadable --file, no key. */
+  /** The command line is wrong: unknown flag, missing argument, unreadable --file, no key, a gateway URL no request can go to. */
   usage: 2,
   /** The gateway refused the request (400, 402, 409, 413, 415, 422 …): fix the request (or the budget). */
   refused: 3,
@@ -70,7 +70,8 @@ export function exitCodeFor(error: unknown): ExitCode {
 /** The table printed at the end of `--help`. */
 export const EXIT_CODE_HELP = `Exit codes:
   0   done (generate --wait: the video succeeded and was saved)
-  2   wrong command line (unknown flag, missing argument, unreadable --file, no key)
+  2   wrong command line (unknown flag, missing argument, unreadable --file, no key, a gateway
+      URL no request can go to: not http(s), a port past 65535 or one fetch blocks)
   3   the gateway refused the request (400, 402, 409, 413, 415, 422)
   4   the gateway key is missing or not valid (401, 403)
   5   no such task for this key (404)

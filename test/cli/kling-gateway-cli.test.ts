@@ -336,6 +336,22 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(defaulted.stderr).not.toMatch(/URL/);
   });
 
+  it('a gateway URL no request can ever go to (a port fetch blocks, a port past 65535) is a command-line error that names why, not "try again later"', async () => {
+    const [blocked, blockedFromEnv, pastRange, noHost] = await Promise.all([
+      runHere(['--url', 'http://127.0.0.1:1', 'list']),
+      runHere(['list'], { KLING_GATEWAY_URL: 'http://localhost:6000/' }),
+      runHere(['--url', 'http://127.0.0.1:99999', 'models']),
+      runHere(['--url', 'http://[::1', 'models']),
+    ]);
+    expect([blocked.code, blocked.stderr]).toEqual([
+      2,
+      'error: --url http://127.0.0.1:1 has port 1, which fetch (as browsers) never connects to, since other protocols use it: run the gateway on another port (e.g. 8080)\n',
+    ]);
+    expect([blockedFromEnv.code, blockedFromEnv.stderr]).toEqual([2, expect.stringMatching(/^error: KLING_GATEWAY_URL http:\/\/localhost:6000\/ has port 6000, which fetch/)]);
+    expect([pastRange.code, pastRange.stderr]).toEqual([2, 'error: --url http://127.0.0.1:99999 is not a valid URL: its port 99999 is past 65535\n']);
+    expect([noHost.code, noHost.stderr]).toEqual([2, 'error: --url http://[::1 is not a valid URL: its host cannot be read\n']);
+  });
+
   it('a gateway URL holding a user name and password is a command-line error that never repeats the password', async () => {
     const port = new URL(live.url).port;
     const [fromEnv, fromFlag, noScheme] = await Promise.all([
@@ -823,7 +839,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(existsSync(`${mine}.part`)).toBe(false);
 
     // Before anything is sent: the gateway at this address would make it exit 9.
-    const offline = await runHere(['generate', 'x', '--model', 'kling-v3', '--wait', '-o', mine], { KLING_GATEWAY_URL: 'http://127.0.0.1:9' });
+    const offline = await runHere(['generate', 'x', '--model', 'kling-v3', '--wait', '-o', mine], { KLING_GATEWAY_URL: 'http://127.0.0.1:2' });
     expect([offline.code, offline.stderr]).toEqual([2, `error: ${mine} already exists: pass --force to replace it, or -o another path\n`]);
 
     const replaced = await runHere(['download', task.id, '-o', mine, '--force']);

@@ -235,6 +235,11 @@ describe('typed client against a running gateway', () => {
       new TypeError('baseUrl localhost:8080 is not an http(s) URL (e.g. http://localhost:8080)'),
     );
     expect(() => new GatewayClient({ baseUrl: 'ftp://gateway.example', apiKey: TENANT_KEY })).toThrow(/^baseUrl ftp:\/\/gateway\.example is not an http\(s\) URL/);
+    // fetch refuses every request to a port of another protocol with a bare "bad port".
+    expect(() => new GatewayClient({ baseUrl: 'http://127.0.0.1:6000', apiKey: TENANT_KEY })).toThrow(/^baseUrl http:\/\/127\.0\.0\.1:6000 has port 6000, which fetch \(as browsers\) never connects to/);
+    expect(() => new GatewayClient({ baseUrl: 'http://gateway.example:70000', apiKey: TENANT_KEY })).toThrow(
+      new TypeError('baseUrl http://gateway.example:70000 is not a valid URL: its port 70000 is past 65535'),
+    );
     // fetch refuses every request with a key a header cannot carry, quoting the whole key.
     expect(() => new GatewayClient({ baseUrl: 'http://gateway.example', apiKey: 'sk-secret\nrest' })).toThrow(
       new TypeError('apiKey holds a line break, which an HTTP header cannot carry'),

@@ -661,27 +661,74 @@ export function redactUrl(text: string): string {
 }
 
 /**
- * Whether a gateway base URL is not an http(s) URL; then `meant` is the URL a host (and port)
- * written without its scheme probably meant, if it looks like one. Also true of an http(s) URL
- * holding a user name or password (`credentials`): fetch refuses every request to such a URL,
- * and the gateway takes its key as a Bearer token, not from the URL.
+ * The ports fetch never connects to, whatever the host: the Fetch standard's "bad ports"
+ * (https://fetch.spec.whatwg.org/#port-blocking), those of other protocols (SSH, SMTP, IRC, X11 …).
+ * A request to one fails with fetch's bare "bad port", which reads as a gateway that is down.
  */
-export function notHttpUrl(text: string): { meant: string | undefined; credentials?: true } | undefined {
+const FETCH_BLOCKED_PORTS: ReadonlySet<string> = new Set(
+  [
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113,
+    115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556,
+    563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+    6668, 6669, 6679, 6697, 10080,
+  ].map(String),
+);
+
+/** Why a gateway base URL cannot be used (`notHttpUrl`); each kind fails every request alike. */
+export interface UnusableUrl {
+  /** The URL a host (and port) written without its scheme probably meant, if it looks like one. */
+  meant: string | undefined;
+  /** An http(s) URL holding a user name or password: fetch refuses every request to it. */
+  credentials?: true;
+  /** A port fetch never connects to (`FETCH_BLOCKED_PORTS`). */
+  blockedPort?: string;
+  /** Written as http(s) but no URL: why, in a few words. */
+  malformed?: string;
+}
+
+/**
+ * Whether a gateway base URL cannot be used, and why (`UnusableUrl`): not an http(s) URL, one
+ * holding a user name or password (the gateway takes its key as a Bearer token, not from the
+ * URL), or one on a port fetch blocks. Undefined for a URL every request can be sent to.
+ */
+export function notHttpUrl(text: string): UnusableUrl | undefined {
   const url = httpUrlOf(text);
   if (url && (url.username || url.password)) return { meant: undefined, credentials: true };
+  if (url && FETCH_BLOCKED_PORTS.has(url.port)) return { meant: undefined, blockedPort: url.port };
   if (url) return undefined;
+  if (/^https?:\/\//i.test(text)) return { meant: undefined, malformed: malformedHttpUrl(text) };
   return { meant: /^[a-z0-9.-]+(:\d+)?(\/|$)/i.test(text) ? `http://${text}` : undefined };
+}
+
+/** What is wrong with a URL written as http(s) that does not parse, as far as can be told. */
+function malformedHttpUrl(text: string): string {
+  const port = /^https?:\/\/(?:\[[^\]/]*\]|[^/?#:[\]]+):([^/?#]*)/i.exec(text)?.[1];
+  if (port !== undefined && /^\d+$/.test(port) && Number(port) > 65535) return `its port ${port} is past 65535`;
+  if (port !== undefined && !/^\d*$/.test(port)) return `its port "${port}" is not a number`;
+  return 'its host cannot be read';
+}
+
+/** The sentence a caller shows for an unusable URL, after the URL itself. */
+export function unusableUrlReason(wrong: UnusableUrl): string {
+  if (wrong.credentials) return 'holds a user name or password';
+  if (wrong.blockedPort) {
+    return `has port ${wrong.blockedPort}, which fetch (as browsers) never connects to, since other protocols use it: run the gateway on another port (e.g. 8080)`;
+  }
+  if (wrong.malformed) return `is not a valid URL: ${wrong.malformed}`;
+  return 'is not an http(s) URL';
 }
 
 /**
  * The origin of an http(s) base URL. Anything else is refused at once: every call would fail as
- * unreachable ("unknown scheme"), or, with a password in it, fail with a message that repeats it.
+ * unreachable ("unknown scheme", "bad port"), or, with a password in it, fail with a message that
+ * repeats it.
  */
 function httpOrigin(baseUrl: string): string {
   const wrong = notHttpUrl(baseUrl);
   if (wrong?.credentials) {
     throw new TypeError(`baseUrl ${redactUrl(baseUrl)} holds a user name or password: fetch cannot send them (the gateway key goes in apiKey)`);
   }
+  if (wrong?.blockedPort || wrong?.malformed) throw new TypeError(`baseUrl ${redactUrl(baseUrl)} ${unusableUrlReason(wrong)}`);
   const url = httpUrlOf(baseUrl);
   if (url) return url.origin;
   throw new TypeError(`baseUrl ${redactUrl(baseUrl)} is not an http(s) URL (e.g. ${wrong?.meant ?? 'http://127.0.0.1:8080'})`);
