@@ -39,7 +39,12 @@ export function costSource(task: Pick<Task, 'cost' | 'provider_task_id'>): 'esti
 /** Operations whose result is an image (the gateway's own list; the console bundle carries no zod). */
 const IMAGE_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>(['image-generation', 'virtual-try-on']);
 
+/** What an operation makes: "Image" or "Video" (an operation this list does not know makes a video). */
+export function operationNoun(operation: string): 'Image' | 'Video' {
+  return (IMAGE_OPERATIONS as ReadonlySet<string>).has(operation) ? 'Image' : 'Video';
+}
+
 /** What a task makes, as its page and announcements name it: "Image" or "Video". */
 export function taskNoun(task: Pick<Task, 'operation'>): 'Image' | 'Video' {
-  return IMAGE_OPERATIONS.has(task.operation) ? 'Image' : 'Video';
+  return operationNoun(task.operation);
 }

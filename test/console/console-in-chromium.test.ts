@@ -288,19 +288,31 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the dropped connection itself
   });
 
-  it('makes an image from the form as it opens: no duration is sent unless one is typed', async () => {
+  it('makes an image from the form as it opens, its heading and button saying so: no duration is sent unless one is typed', async () => {
     const target = await openConsole();
     await signIn(target);
     await target.getByRole('link', { name: 'New video' }).first().click();
     const prompt = 'a lighthouse on a cliff';
     await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+    // The form says what it makes: a try-on model (the gateway infers virtual-try-on) makes an image.
+    expect(await target.getByRole('button', { name: 'Create video' }).count()).toBe(1);
+    await target.getByLabel('Model', { exact: true }).selectOption('kolors-virtual-try-on-v1');
+    await expect.poll(() => target.getByRole('button', { name: 'Create image' }).count()).toBe(1);
+    expect(await target.getByRole('heading', { level: 1 }).textContent()).toBe('New image');
     await target.getByLabel('Model', { exact: true }).selectOption('kling-v1');
+    await expect.poll(() => target.getByRole('button', { name: 'Create video' }).count()).toBe(1);
+    await target.getByLabel('Operation').focus();
     await target.getByLabel('Operation').selectOption('image-generation');
+    await expect.poll(() => target.getByRole('heading', { level: 1 }).textContent()).toBe('New image');
+    expect(await target.title()).toBe('New image · Kling Gateway');
+    // The heading follows the form without taking the keyboard from the control that changed it.
+    expect(await target.evaluate(() => document.activeElement?.id)).toBe('field-operation');
     const quoted = await api.quote({ model: 'kling-v1', operation: 'image-generation', prompt });
     expect(quoted.order).toEqual(['kling-legacy']);
     await expect.poll(() => target.locator('.quote-summary').getAttribute('data-order')).toBe('kling-legacy');
 
-    await target.getByRole('button', { name: 'Create video' }).click();
+    expect(await target.getByRole('button', { name: 'Create video' }).count()).toBe(0);
+    await target.getByRole('button', { name: 'Create image' }).click();
     await target.waitForURL(/#\/tasks\/vid_/);
     const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
     await target.locator('.status-line .status-succeeded').waitFor({ timeout: 20_000 });

@@ -21,9 +21,13 @@ export function PageHeading({ title, children }: { title: string; children?: Com
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · Kling Gateway`;
+  }, [title]);
+  // Once per page shown, not per title: a title that follows the form (New video → New image)
+  // must not take the keyboard away from the control that changed it.
+  useEffect(() => {
     if (firstPageShown) heading.current?.focus({ preventScroll: true });
     firstPageShown = true;
-  }, [title]);
+  }, []);
   return (
     <h1 tabIndex={-1} ref={heading}>
       {children ?? title}

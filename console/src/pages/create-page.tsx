@@ -1,6 +1,7 @@
 /**
- * Create a video. The quote (who would serve it, in which order, for how much) is asked again as
- * the form changes and shown before anything is sent; "Create" sends exactly the quoted request.
+ * Create a video (or an image: the heading and button name what the chosen operation makes). The
+ * quote (who would serve it, in which order, for how much) is asked again as the form changes and
+ * shown before anything is sent; "Create" sends exactly the quoted request.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'wouter-preact';
@@ -14,6 +15,7 @@ import {
 } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
+import { operationNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
@@ -98,6 +100,17 @@ function buildRequest(form: FormState): { body: Record<string, unknown>; extraEr
 
 function operationsOf(models: ModelList | undefined, model: string) {
   return models?.data.find((entry) => entry.model === model)?.operations ?? [];
+}
+
+/**
+ * What the form makes, for its heading and button: what its operation makes; with none chosen, an
+ * image when the model offers only image operations (try-on models: the gateway infers
+ * virtual-try-on), else a video (every other inferred operation makes one).
+ */
+function formNoun(operations: ReturnType<typeof operationsOf>, operation: string): 'image' | 'video' {
+  if (operation) return operationNoun(operation) === 'Image' ? 'image' : 'video';
+  const onlyImages = operations.length > 0 && operations.every((entry) => operationNoun(entry.operation) === 'Image');
+  return onlyImages ? 'image' : 'video';
 }
 
 /** The qualities the providers offer for `operation` of a model (any operation when none is chosen). */
@@ -233,6 +246,7 @@ export function CreatePage() {
 
   const operations = operationsOf(models.data, form.model);
   const qualities = qualitiesOf(operations, form.operation);
+  const noun = formNoun(operations, form.operation);
   const described = (field: string, hint?: string) => {
     const ids = [hint ? `${field}-hint` : null, fieldErrors.has(field) ? `${field}-error` : null].filter(Boolean).join(' ');
     return {
@@ -251,7 +265,7 @@ export function CreatePage() {
 
   return (
     <section>
-      <PageHeading title="New video" />
+      <PageHeading title={`New ${noun}`} />
       <form class="create-form" onSubmit={submit} noValidate>
         <div class="form-grid">
           <fieldset>
@@ -441,7 +455,7 @@ export function CreatePage() {
         <div class="actions">
           {/* Not disabled while creating: a disabled button loses the keyboard's focus, which a refused create would leave at the top. */}
           <button type="submit" class="primary" disabled={!canCreate} aria-disabled={creating ? 'true' : undefined} aria-describedby="create-hint">
-            {creating ? 'Creating…' : 'Create video'}
+            {creating ? 'Creating…' : `Create ${noun}`}
           </button>
           <span id="create-hint" class="muted small">
             {canCreate
