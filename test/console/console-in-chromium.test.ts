@@ -6,7 +6,7 @@
  *
  * In CI (CI=true) a missing browser fails these tests; elsewhere they are skipped.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,10 @@ interface ChartText {
   ownerSVGElement: { getBoundingClientRect(): Box };
   getBoundingClientRect(): Box;
   getScreenCTM(): { a: number } | null;
+}
+/** A row of an SVG chart (its `g`): its label, bar and value. */
+interface ChartRow {
+  querySelector(selector: string): { getBoundingClientRect(): { top: number; bottom: number } } | null;
 }
 interface HTMLVideoElement {
   muted: boolean;
@@ -99,8 +103,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  async function openConsole(path = ''): Promise<Page> {
-    page = await context.newPage();
+  async function openConsole(path = '', browser: BrowserContext = context): Promise<Page> {
+    page = await browser.newPage();
     browserErrors = [];
     page.on('console', (message) => {
       if (message.type() === 'error') browserErrors.push(message.text());
@@ -944,6 +948,50 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.screenshot({ path: join(ARTIFACTS, 'phone-cost-charts.png'), fullPage: true });
     expect(await accessibilityProblems(target)).toEqual([]);
   });
+  it("draws the cost charts in the reader's font size: larger words, rows grown to match, no word over a bar", async () => {
+    const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to chart' });
+    await api.waitForVideo(created.id, { timeoutMs: 20_000 });
+    // A reader who set the browser's font size to 20 px (16 px is the default).
+    const largeProfile = mkdtempSync(join(tmpdir(), 'kling-console-large-font-'));
+    mkdirSync(join(largeProfile, 'Default'));
+    writeFileSync(join(largeProfile, 'Default', 'Preferences'), JSON.stringify({ webkit: { webprefs: { default_font_size: 20 } } }));
+    const reader = await chromium.launchPersistentContext(largeProfile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
+      timeout: 30_000,
+    });
+    try {
+      const target = await openConsole('', reader);
+      await signIn(target);
+      await target.getByRole('link', { name: 'Cost' }).first().click();
+      const chartTexts = target.locator('svg.bars text');
+      await expect.poll(() => chartTexts.count()).toBeGreaterThan(0);
+      // The page's text and the charts' follow the reader's size: 0.75 of it in the charts, as 12 px is of 16.
+      expect(await target.evaluate(() => getComputedStyle(document.documentElement).fontSize)).toBe('20px');
+      const sizes = await chartTexts.evaluateAll((elements: ChartText[]) => elements.map((element) => element.getScreenCTM()!.a * parseFloat(getComputedStyle(element).fontSize)));
+      for (const px of sizes) expect(px).toBe(15);
+      const rows = await target.locator('svg.bars g').evaluateAll((elements: ChartRow[]) =>
+        elements.map((row) => {
+          const [label, bar, value] = ['.bar-label', '.bar', '.bar-value'].map((selector) => row.querySelector(selector)!.getBoundingClientRect());
+          return { labelBottom: label!.bottom, barTop: bar!.top, barBottom: bar!.bottom, valueMiddle: (value!.top + value!.bottom) / 2 };
+        }),
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      for (const row of rows) {
+        expect(row.labelBottom, 'a label stays above its bar').toBeLessThanOrEqual(row.barTop + 0.5);
+        expect(row.valueMiddle, 'a value sits beside its bar').toBeGreaterThan(row.barTop);
+        expect(row.valueMiddle, 'a value sits beside its bar').toBeLessThan(row.barBottom);
+      }
+      await target.screenshot({ path: join(ARTIFACTS, 'large-font-cost-charts.png'), fullPage: true });
+      expect(await accessibilityProblems(target)).toEqual([]);
+    } finally {
+      await reader.close();
+      rmSync(largeProfile, { recursive: true, force: true });
+    }
+  });
+
   it('shows the cost report and the quote by itself once the gateway can be reached again', async () => {
     const target = await openConsole();
     await signIn(target);
