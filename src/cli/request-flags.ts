@@ -153,7 +153,8 @@ function optionsFor(name: string, raw: JsonSchema, path: string[], required: boo
     return [make(option.argParser((value: string) => checkString(schema, value)))];
   }
   if (type === 'boolean') {
-    const positive = make(new Option(`--${flagName}`, describe(schema)));
+    // Said first, as its negative says `false`: a description may be about either value.
+    const positive = make(new Option(`--${flagName}`, describe(schema, `send ${name}: true`)));
     const negative = make(new Option(`--no-${flagName}`, `send ${name}: false`));
     return [positive, negative];
   }

@@ -29,6 +29,18 @@ describe('request flags from the OpenAPI document', () => {
     for (const field of fields) expect(longFlags, field).toContain(`--${field.replace(/_/g, '-')}`);
   });
 
+  it('says in --help what each flag sends: a boolean field\'s flag names the value, whatever its description is about', () => {
+    const command = new Command('generate');
+    addRequestFlags(command);
+    // Each says something: a description, or at least the values it takes.
+    for (const option of command.options) expect(option.description || option.argChoices?.join(), option.long).toBeTruthy();
+    const help = (long: string) => command.options.find((option) => option.long === long)?.description;
+    // The field's description is about `false`: under the flag that sends `true` it must not read as what the flag does.
+    expect(help('--routing-allow-fallbacks')).toBe('send allow_fallbacks: true. false pins the task to the first eligible provider: no failover.');
+    expect(help('--no-routing-allow-fallbacks')).toBe('send allow_fallbacks: false');
+    expect(help('--keep-original-sound')).toMatch(/^send keep_original_sound: true\. Video edit: /);
+  });
+
   it('turns flags into the request body, typed as the schema says', () => {
     const body = parse([
       '--model', 'kling-v3-omni',

@@ -1764,6 +1764,7 @@ export interface components {
             /** @description Native audio; default `true` where the provider can. */
             audio?: boolean;
             voice_ids?: string[];
+            /** @description Video edit: keep (`true`) or drop (`false`) the source video's own sound. */
             keep_original_sound?: boolean;
             lip_sync?: components["schemas"]["LipSync"];
             camera_control?: components["schemas"]["CameraControl"];

@@ -215,7 +215,7 @@ export const CreateVideoRequest = z
     elements: z.array(Element).min(1).max(4).optional(),
     audio: z.boolean().optional().meta({ description: 'Native audio; default `true` where the provider can.' }),
     voice_ids: z.array(z.string().min(1).max(128)).min(1).max(2).optional(),
-    keep_original_sound: z.boolean().optional(),
+    keep_original_sound: z.boolean().optional().meta({ description: 'Video edit: keep (`true`) or drop (`false`) the source video\'s own sound.' }),
     lip_sync: LipSync.optional(),
     camera_control: CameraControl.optional(),
     webhook_url: httpUrl.optional(),
