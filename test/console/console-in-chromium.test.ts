@@ -280,6 +280,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => create.isEnabled()).toBe(true);
     await create.click();
     await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+    // A create is not sent again by itself (Create is): its error promises nothing of the kind.
+    expect(await target.getByRole('alert').textContent()).not.toContain('Asking again');
 
     await create.click();
     await target.waitForURL(/#\/tasks\/vid_/);
@@ -612,7 +614,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // The first task the press brought in, where reading goes on.
     await expect.poll(focused).toBe(`A ${await rows.nth(25).getAttribute('data-task-id')}`);
   });
-  it('does not call the task list empty while the gateway cannot be reached, and fills it once it can', async () => {
+  it('does not call the task list empty while the gateway cannot be reached, says it asks again, and fills it once it can', async () => {
     const target = await openConsole();
     await signIn(target);
     const task = await api.createVideo({ model: 'kling-v3', prompt: 'there all along' });
@@ -620,6 +622,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.route(cutOff, (route) => route.abort('connectionrefused'));
     await target.reload();
     await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+    // It says the page comes back by itself, so nobody reloads or signs in again for it.
+    expect(await target.getByRole('alert').textContent()).toContain('Asking again every few seconds: this fills in by itself once the gateway answers.');
     expect(await target.locator('.empty').count()).toBe(0);
     expect(await target.locator('main').textContent()).not.toContain('No videos yet');
 

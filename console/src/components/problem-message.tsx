@@ -1,6 +1,8 @@
 /**
  * Any error from the gateway, said plainly: the problem's title and detail, each invalid field,
  * each provider's reasons (once each); or that the gateway cannot be reached, or lacks the endpoint.
+ * Where the page asks again by itself (`retrying`), a failure that passes says so, so nobody
+ * reloads or signs in again to get the page back.
  */
 import {
   detailRepeatsItsField,
@@ -9,9 +11,16 @@ import {
   GatewayUnreachableError,
   reasonsNotByField,
 } from '../../../packages/client/src/index.js';
+import { passing } from '../use-gateway-data.js';
 
-export function ProblemMessage({ error, context }: { error: unknown; context?: string }) {
+/** What a page that asks again by itself says under a failure that passes. */
+function RetryNote() {
+  return <div class="muted small">Asking again every few seconds: this fills in by itself once the gateway answers.</div>;
+}
+
+export function ProblemMessage({ error, context, retrying = false }: { error: unknown; context?: string; retrying?: boolean }) {
   if (!error) return null;
+  const note = retrying && passing(error) ? <RetryNote /> : null;
   if (error instanceof EndpointNotAvailableError) {
     return (
       <div class="notice" role="status">
@@ -24,6 +33,7 @@ export function ProblemMessage({ error, context }: { error: unknown; context?: s
     return (
       <div class="problem" role="alert">
         <strong>Cannot reach the gateway.</strong> {error.message}
+        {note}
       </div>
     );
   }
@@ -73,6 +83,7 @@ export function ProblemMessage({ error, context }: { error: unknown; context?: s
           </ul>
         ) : null}
         {error.requestId ? <div class="muted small">request id {error.requestId}</div> : null}
+        {note}
       </div>
     );
   }

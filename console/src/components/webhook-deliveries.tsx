@@ -57,7 +57,7 @@ export function WebhookDeliveries({ task, url }: { task: Task; url: string }) {
       <p class="muted small">
         Events sent to <code class="webhook-url">{url}</code>
       </p>
-      <ProblemMessage error={deliveries.error} context="Webhook deliveries" />
+      <ProblemMessage error={deliveries.error} context="Webhook deliveries" retrying />
       {deliveries.error && !deliveries.data ? null : <DeliveryTable deliveries={deliveries.data} />}
     </section>
   );

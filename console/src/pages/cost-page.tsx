@@ -197,7 +197,7 @@ export function CostPage() {
         ) : null}
       </div>
       <ProblemMessage error={csvError} context="CSV" />
-      <ProblemMessage error={report.error} context="Cost reports" />
+      <ProblemMessage error={report.error} context="Cost reports" retrying />
       {report.loading && !report.data ? <p class="muted">Loading…</p> : null}
       {report.data?.source === 'tasks' ? (
         <p class="notice" role="status" data-source="tasks">

@@ -470,7 +470,7 @@ export function CreatePage() {
 
 function QuoteView({ state, quoting }: { state: QuoteState | null; quoting: boolean }) {
   if (!state) return <p class="muted">{quoting ? 'Asking the gateway…' : 'Fill in the form to see the quote.'}</p>;
-  if (state.error) return <ProblemMessage error={state.error} context="Quote" />;
+  if (state.error) return <ProblemMessage error={state.error} context="Quote" retrying />;
   const quote = state.quote!;
   const rows = [...quote.providers].sort((a, b) => (a.order ?? 99) - (b.order ?? 99));
   return (

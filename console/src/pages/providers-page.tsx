@@ -105,7 +105,7 @@ export function ProvidersPage() {
         Success rate and latency cover the last 10 minutes of upstream calls; queued counts tasks waiting for any provider. Refreshed
         every {REFRESH_MS / 1000} s.
       </p>
-      <ProblemMessage error={providers.error} />
+      <ProblemMessage error={providers.error} retrying />
       {list.length > 0 ? (
         <div class="table-scroll" role="region" aria-label="Providers" tabIndex={0}>
           <table class="providers responsive" role="table">

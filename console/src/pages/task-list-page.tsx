@@ -138,7 +138,7 @@ export function TaskListPage() {
         list refreshed {live.refreshedAt ? timeAgo(new Date(live.refreshedAt).toISOString()) : '…'}
       </p>
 
-      <ProblemMessage error={live.error} />
+      <ProblemMessage error={live.error} retrying />
 
       {live.tasks.length === 0 && !live.loaded ? (
         // Not read yet (or the gateway cannot be reached): nothing to say about the list itself.

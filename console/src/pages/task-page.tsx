@@ -222,7 +222,7 @@ export function TaskPage({ id }: { id: string }) {
       <section>
         {/* What it makes is not known until it loads. */}
         <PageHeading title={`Task ${id}`} />
-        {error ? <ProblemMessage error={error} /> : <p class="muted">Loading…</p>}
+        {error ? <ProblemMessage error={error} retrying /> : <p class="muted">Loading…</p>}
         <p>
           <Link href="/">Back to the tasks</Link>
         </p>
@@ -248,7 +248,7 @@ export function TaskPage({ id }: { id: string }) {
           {!isTerminal(task) ? <span class="muted small">{error ? ' reconnecting…' : ' following live…'}</span> : null}
         </div>
       </div>
-      <ProblemMessage error={error} />
+      <ProblemMessage error={error} retrying />
       {prompt ? <blockquote class="prompt">{prompt}</blockquote> : null}
 
       <div class="task-grid">
