@@ -451,14 +451,23 @@ export class Dispatcher {
       );
     } catch (error) {
       const failure = classifyCreateFailure(error, config.routing.failover_on_timeout);
-      await tasks.updateAttempt(claimed.id, seq, {
+      const failed = {
         outcome: failure.outcome,
         errorCode: failure.code,
         providerCode: failure.providerCode,
         httpStatus: failure.httpStatus,
         latencyMs: clock.now() - started,
         message: failure.message.slice(0, 500),
-      });
+      };
+      if (!(await tasks.updateSendingAttempt(claimed.id, seq, failed))) {
+        // Signed news (a webhook, a confirmed callback) named the upstream task while the create
+        // was on its way (`Recovery.adoptNamed`): the provider holds it, whatever answer reached
+        // us (a proxy's error, a timeout). It is tracked there, never sent on (paid twice) nor
+        // canceled at no cost while the provider bills it.
+        const noted = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
+        if (noted?.providerTaskId) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, noted) } };
+        await tasks.updateAttempt(claimed.id, seq, failed);
+      }
       if (failure.failover) metrics.failovers.inc({ provider: runtime.id, reason: failure.reason });
       if (failure.outcome === 'ambiguous' && !failure.failover) {
         // The upstream may hold the task: find out before failing it (adopt it, or go on when

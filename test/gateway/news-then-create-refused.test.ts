@@ -1,0 +1,89 @@
+/**
+ * A signed Freepik webhook on the attempt's own path names the upstream task while the create is
+ * still on its way; then the create's own answer is an error (a proxy's 502 in front of an
+ * upstream that did take the task, or a timeout with `failover_on_timeout`). The webhook proved
+ * Freepik holds the task: it is tracked there, never sent to another provider (paid twice), and
+ * a cancel asked for meanwhile never ends it `canceled` at no cost while Freepik bills it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+/** Served by Freepik (priority 1) and then kling3api (priority 2). */
+const eitherProvider = { model: 'kling-v3', prompt: 'a kite over the dunes', duration: 5 };
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+});
+
+const creates = (gateway: TestGateway, provider: string) =>
+  gateway.simulator(provider).requests.filter((request) => request.method === 'POST').length;
+
+/** The id of the one task once Freepik has received its create (whose answer the fault delays). */
+async function onItsWay(gateway: TestGateway): Promise<string> {
+  for (let i = 0; i < 500; i++) {
+    const id = (await gateway.request('GET', '/v1/videos')).body.data[0]?.id as string | undefined;
+    if (id && creates(gateway, 'freepik') === 1) return id;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error('no create reached freepik');
+}
+
+/** Freepik's signed webhook, on the path of the task's first attempt, naming `upstreamId`. */
+async function webhookNaming(gateway: TestGateway, id: string, upstreamId: string): Promise<number> {
+  const body = JSON.stringify({ task_id: upstreamId, status: 'CREATED', generated: [] });
+  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
+  const secret = gateway.endpoints.get('freepik')!.webhookSecret!;
+  const answer = await fetch(`${gateway.url}/v1/webhooks/freepik/${id}-1`, {
+    method: 'POST',
+    headers: {
+      'webhook-id': 'msg_before_answer',
+      'webhook-timestamp': timestamp,
+      'webhook-signature': signFreepikWebhook(secret, 'msg_before_answer', timestamp, body),
+      'content-type': 'application/json',
+    },
+    body,
+  });
+  return answer.status;
+}
+
+describe('a create whose upstream task a signed webhook named before its answer, then answered with an error', () => {
+  it('is tracked at Freepik, not sent to the next provider', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ on: 'submit', status: 502, delayMs: 400 });
+    const creating = gw.create(eitherProvider);
+    const id = await onItsWay(gw);
+    expect(await webhookNaming(gw, id, 'fp-named-by-webhook')).toBe(200);
+    const created = (await creating).body;
+    // Before: the 502 wiped the noted acceptance and kling3api was sent the create too (paid twice).
+    expect(created).toMatchObject({ id, status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-by-webhook' });
+    expect(creates(gw, 'kling3api')).toBe(0);
+    expect(created.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'accepted', recovered_by: 'webhook' })]);
+  });
+
+  it('with failover_on_timeout: a create that then times out is tracked at Freepik, not sent to the next provider', async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } } });
+    gw.simulator('freepik').injectFault({ on: 'submit', transport: 'hang' });
+    const creating = gw.create(eitherProvider);
+    const id = await onItsWay(gw);
+    expect(await webhookNaming(gw, id, 'fp-named-by-webhook')).toBe(200);
+    // Before: the timeout failed it over to kling3api although Freepik was known to hold it.
+    expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-by-webhook' });
+    expect(creates(gw, 'kling3api')).toBe(0);
+  });
+
+  it('with a cancel asked for meanwhile: not canceled at no cost while Freepik holds it', async () => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ on: 'submit', status: 502, delayMs: 400 });
+    const creating = gw.create(eitherProvider);
+    const id = await onItsWay(gw);
+    expect(await webhookNaming(gw, id, 'fp-named-by-webhook')).toBe(200);
+    const canceled = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    // Before: 200, canceled at cost 0, while Freepik ran the video and billed it.
+    expect(canceled.status).toBe(409);
+    expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-by-webhook' });
+    expect(creates(gw, 'kling3api')).toBe(0);
+  });
+});
