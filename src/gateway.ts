@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Express } from 'express';
 import { ConfigError, configuredSecrets, ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
+import { ClockWatch } from './core/tasks/clock-watch.js';
 import { ContentLinks } from './core/tasks/content-links.js';
 import { Dispatcher } from './core/tasks/dispatcher.js';
 import type { Engine } from './core/tasks/engine.js';
@@ -38,7 +39,7 @@ import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
-import { refuseSkewedClock } from './store/clock-skew.js';
+import { clockSkewProblem, MAX_CLOCK_SKEW_MS, measureClockSkew, refuseSkewedClock } from './store/clock-skew.js';
 import { isStoreUnreachable, openStore, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
@@ -51,6 +52,13 @@ export interface GatewayOptions {
   /** How to reach each provider (live or simulator); providers without one are not run. */
   endpoints: ReadonlyMap<string, ProviderEndpoint>;
   clock?: Clock;
+  /**
+   * Read `clock` against the PostgreSQL server's: at start (refused when off), then every minute
+   * and whenever it steps against `clock.steady` while the workers run (`ClockWatch`). By default
+   * only the system clock is: a test's manual clock keeps a time of its own, unless the test runs
+   * it at the real time to drive a drift.
+   */
+  checkClock?: boolean;
   logger?: Logger;
   random?: () => number;
   /** Replica id for leases (random by default). */
@@ -239,11 +247,23 @@ export class Gateway {
         onConnectionError: (error) => logger.warn({ err: error }, 'the database ended a connection; the next query opens another'),
       }));
     // Replicas compare times written by each other's clocks; the tests' manual clocks are their own.
-    if (clock === systemClock) {
-      await refuseSkewedClock(store, () => clock.now()).catch(async (error: unknown) => {
+    const checkClock = (options.checkClock ?? clock === systemClock) && store.dialect === 'postgres';
+    const clockWatch = checkClock
+      ? new ClockWatch({
+          clock,
+          metrics,
+          logger,
+          measure: () => measureClockSkew(store, () => clock.now()),
+          problemOf: clockSkewProblem,
+          limitMs: MAX_CLOCK_SKEW_MS,
+        })
+      : new ClockWatch();
+    if (checkClock) {
+      const skew = await refuseSkewedClock(store, () => clock.now()).catch(async (error: unknown) => {
         if (!options.store) await store.close();
         throw error;
       });
+      if (skew !== undefined) clockWatch.note(skew);
     }
     // Opened in passthrough mode too: it copies nothing, but what was copied before (a restart into
     // passthrough) is still the tenants' until its retention, served and then deleted.
@@ -316,6 +336,7 @@ export class Gateway {
       clock,
       metrics,
       logger,
+      clockWatch,
       events: new TaskEvents(feed, (id) => tasks.get(id), (error) => onFeedError(error, 'could not read a task another replica changed')),
       owner,
       random: options.random ?? Math.random,
@@ -391,8 +412,22 @@ export class Gateway {
     );
   }
 
+  /**
+   * Reads this replica's clock against the database server's now (the workers do every minute):
+   * while it is off, the replica is not ready and takes no leased work (`ClockWatch`).
+   */
+  checkClock(): Promise<void> {
+    return this.engine.clockWatch.check();
+  }
+
+  /** Whether worker passes are held: this replica's clock is off the other replicas' (`ClockWatch`). */
+  private get clockHeld(): boolean {
+    return this.engine.clockWatch.holdReason !== undefined;
+  }
+
   /** One pass of every worker: recovery, dispatch, polling, deadlines, storing, retention, outbound webhooks. */
   async runOnce(): Promise<void> {
+    if (this.clockHeld) return;
     await this.tracker.expireOverdue();
     await this.service.cancelOverdue();
     await this.dispatcher.tick();
@@ -449,10 +484,12 @@ export class Gateway {
         this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
       }),
     );
+    this.engine.clockWatch.start();
     for (const [name, pass] of loops) {
       const tick = () => {
         if (this.stopping) return;
-        const run = pass()
+        // Every pass compares times with the ones other replicas wrote: none while this clock is off theirs.
+        const run = (this.clockHeld ? Promise.resolve() : pass())
           .catch((error) => this.engine.logger.error({ err: error, worker: name }, 'worker pass failed'))
           .finally(() => {
             this.loopRuns.delete(run);
@@ -552,6 +589,7 @@ export class Gateway {
   async close(): Promise<void> {
     this.stopping = true;
     this.gate.close();
+    this.engine.clockWatch.stop();
     for (const timer of this.loopTimers.values()) timer.cancel();
     // A dispatch pass running now sends no queued task it has not started.
     this.dispatcher.stop();

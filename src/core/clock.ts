@@ -15,6 +15,11 @@ export interface Clock {
   setTimeout(callback: () => void, delayMs: number): TimerHandle;
   /** Resolves after `delayMs`, or rejects with the signal's reason when aborted first. */
   sleep(delayMs: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Milliseconds since an arbitrary start, on a clock nobody sets: a step of `now` (an NTP step, a
+   * paused VM resumed) does not move it, so comparing the two shows the step at once.
+   */
+  steady?(): number;
 }
 
 /** The real wall clock and real timers. */
@@ -26,6 +31,7 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(timer) };
   },
   sleep: (delayMs, signal) => sleepWith(systemClock, delayMs, signal),
+  steady: () => performance.now(),
 };
 
 function sleepWith(clock: Clock, delayMs: number, signal?: AbortSignal): Promise<void> {

@@ -124,7 +124,13 @@ export const WebhookAck = z
   })
   .meta({ id: 'WebhookAck' });
 
-export const Health = z.object({ status: z.string(), store: z.string().optional() }).meta({ id: 'Health' });
+export const Health = z
+  .object({
+    status: z.string(),
+    store: z.string().optional(),
+    reason: z.string().optional().meta({ description: "Why the replica is not ready although its store answers: its clock is off the database server's, by how much." }),
+  })
+  .meta({ id: 'Health' });
 
 const money = (description: string) => z.number().nullable().meta({ description });
 

@@ -157,8 +157,8 @@ export function createApp(
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    const { ready, store } = await service.readiness();
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', store });
+    const { ready, store, reason } = await service.readiness();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', store, ...(reason ? { reason } : {}) });
   });
   const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
   app.get('/metrics', metricsAccess(config.server.metrics_token, isLiveConfig(config), sha256), async (_req, res) => {

@@ -415,8 +415,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
   registry.registerPath({
     method: 'get',
     path: '/readyz',
-    summary: 'Readiness (the store answers)',
-    responses: { 200: json(Health, 'Ready.'), 503: json(Health, 'Store unreachable.') },
+    summary: "Readiness (the store answers, and this replica's clock agrees with the database server's)",
+    responses: { 200: json(Health, 'Ready.'), 503: json(Health, "Store unreachable, or this replica's clock is off the database server's (`reason` says by how much).") },
   });
   registry.registerPath({
     method: 'get',

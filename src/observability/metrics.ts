@@ -175,6 +175,12 @@ export class GatewayMetrics {
     aggregator: 'first',
     registers: [this.registry],
   });
+  readonly clockOffset = new Gauge({
+    name: `${PREFIX}clock_offset_seconds`,
+    help: "This replica's clock minus the PostgreSQL server's, read at start and every minute (0 on SQLite); past ±1 s the replica is not ready and takes no leased work.",
+    aggregator: 'first',
+    registers: [this.registry],
+  });
   readonly polls = new Counter({
     name: `${PREFIX}polls_total`,
     help: 'Status polls of upstream tasks by result.',

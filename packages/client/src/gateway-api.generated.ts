@@ -1291,7 +1291,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness (the store answers) */
+        /** Readiness (the store answers, and this replica's clock agrees with the database server's) */
         get: {
             parameters: {
                 query?: never;
@@ -1310,7 +1310,7 @@ export interface paths {
                         "application/json": components["schemas"]["Health"];
                     };
                 };
-                /** @description Store unreachable. */
+                /** @description Store unreachable, or this replica's clock is off the database server's (`reason` says by how much). */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2076,6 +2076,8 @@ export interface components {
         Health: {
             status: string;
             store?: string;
+            /** @description Why the replica is not ready although its store answers: its clock is off the database server's, by how much. */
+            reason?: string;
         };
     };
     responses: never;

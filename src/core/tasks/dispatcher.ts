@@ -173,6 +173,8 @@ export class Dispatcher {
    */
   async firstTry(task: TaskRecord): Promise<FirstTry | undefined> {
     const { runtimes, clock, config } = this.engine;
+    // A clock off the other replicas' takes no slot: the task is written queued, for a replica whose clock agrees.
+    if (this.engine.clockWatch.holdReason) return undefined;
     const entry = task.plan.candidates[0];
     const runtime = entry && runtimes.get(entry.provider);
     if (!entry || !runtime) return undefined;
@@ -232,6 +234,8 @@ export class Dispatcher {
     // Queued; or, with its first slot taken as it was created, held here.
     const held = first !== undefined && task?.phase === 'submitting' && task.leaseOwner === owner;
     if (!task || !(task.phase === 'dispatch' || held)) return task;
+    // This clock is off the other replicas': the task stays queued (`ClockWatch`).
+    if (!held && this.engine.clockWatch.holdReason) return task;
     if (clock.now() >= task.deadlineAt) {
       // Never send upstream (and pay for) a task the gateway has already given up on.
       return this.failSubmission(task, deadlineError(config.tasks.deadline_ms));
@@ -330,6 +334,10 @@ export class Dispatcher {
       let taken: Awaited<ReturnType<Dispatcher['takeAccount']>>;
       if (first) {
         taken = { kind: 'taken', task: current, account: first.account, permit: first.permit };
+      } else if (this.engine.clockWatch.holdReason) {
+        // The clock went off while this create was on its way: no other account or provider is
+        // asked from here; the task waits in line for a replica whose clock agrees.
+        return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } };
       } else {
         const accounts = (await this.accountsToTry(runtime)).filter((account) => !tried.has(account.id));
         if (refusal && accounts.length === 0) {
@@ -625,8 +633,13 @@ export class Dispatcher {
     this.stopped = true;
   }
 
+  /** Whether passes start no queued task now: stopping, or this clock is off the other replicas'. */
+  private get holding(): boolean {
+    return this.stopped || this.engine.clockWatch.holdReason !== undefined;
+  }
+
   private async dispatchWaiting(): Promise<void> {
-    if (this.stopped) return;
+    if (this.holding) return;
     await this.recovery.recoverAbandoned();
     const pass: PassState = { full: new Set() };
     let after: { createdAt: number; id: string } | undefined;
@@ -635,7 +648,7 @@ export class Dispatcher {
       // Tasks whose every provider is known full this pass are left alone without a query.
       const runnable = page.filter((task) => !this.allFull(task, pass));
       for (let i = 0; i < runnable.length; i += DISPATCH_CONCURRENCY) {
-        if (this.stopped) return;
+        if (this.holding) return;
         await Promise.all(
           runnable.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
             this.dispatch(task.id, {}, pass).catch((error) =>

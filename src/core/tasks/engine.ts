@@ -9,6 +9,7 @@ import type { SecretScrubber } from '../../observability/secret-scrubber.js';
 import type { ObjectStorage } from '../../storage/object-storage.js';
 import type { Clock } from '../clock.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
+import type { ClockWatch } from './clock-watch.js';
 import type { ContentLinks } from './content-links.js';
 import type { TaskEvents } from './task-events.js';
 import type { TaskRepository } from './task-repository.js';
@@ -23,6 +24,8 @@ export interface Engine {
   metrics: GatewayMetrics;
   logger: Logger;
   events: TaskEvents;
+  /** Whether this replica's clock agrees with the other replicas': while it does not, no leased work is taken. */
+  clockWatch: ClockWatch;
   /** This replica's id, written into leases. */
   owner: string;
   /** Randomness for jitter and weighted routing (seeded in tests). */

@@ -41,6 +41,8 @@ export class OutboundWebhooks {
 
   private async deliverDue(): Promise<void> {
     const { tasks, clock, owner, config } = this.engine;
+    // This clock is off the other replicas': a lease it writes or reads would be misjudged (`ClockWatch`).
+    if (this.engine.clockWatch.holdReason) return;
     const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, 50);
     await Promise.all(due.map((delivery) => this.deliver(delivery)));
   }

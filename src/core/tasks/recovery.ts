@@ -210,7 +210,8 @@ export class Recovery {
     const sendingHere = this.dispatchingHere(task.id);
     // A create still on its way here records its own answer: an unsigned callback is not worth a fetch then.
     if (attempt.outcome === 'sending' && sendingHere && how.confirm) return { kind: 'busy' };
-    const abandoned = (task.leaseUntil ?? 0) < clock.now() && !sendingHere;
+    // A clock off the other replicas' would read a live lease as run out: nothing is taken over then.
+    const abandoned = (task.leaseUntil ?? 0) < clock.now() && !sendingHere && !this.engine.clockWatch.holdReason;
     const ref = this.refOfNamed(task, attempt, providerTaskId);
     if (!ref) return { kind: 'none' };
     if (how.confirm) {

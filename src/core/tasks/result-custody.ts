@@ -51,6 +51,8 @@ export class ResultCustody {
   readonly lifecycle: TaskLifecycle;
   private readonly runner = new CoalescingRunner(() => this.copyDue());
   private readonly retention = new CoalescingRunner(async () => {
+    // Retention is counted on this clock: one off the other replicas' could delete copies early.
+    if (this.engine.clockWatch.holdReason) return;
     await this.expireRetained();
     await this.sweepAbandonedWrites();
   });
@@ -136,7 +138,8 @@ export class ResultCustody {
 
   private async copyDue(): Promise<void> {
     const { tasks, clock, owner, storage, config } = this.engine;
-    if (this.stopping.signal.aborted) return;
+    // Stopping; or this clock is off the other replicas', so its leases would be misjudged (`ClockWatch`).
+    if (this.stopping.signal.aborted || this.engine.clockWatch.holdReason) return;
     if (!storage || config.storage.mode !== 'copy') {
       await this.finishWithoutStorage();
       return;

@@ -707,10 +707,13 @@ export class TaskService {
   /**
    * Whether the task store answers (`/readyz`) within `READINESS_TIMEOUT_MS`, and which engine it
    * is. A store that stopped answering (a frozen server, dropped packets: no error ever comes)
-   * is not ready; the probe is answered rather than left waiting.
+   * is not ready; the probe is answered rather than left waiting. Nor is a replica whose clock is
+   * off the other replicas' (`ClockWatch`): it takes no work then, and `reason` says so.
    */
-  async readiness(): Promise<{ ready: boolean; store: string }> {
-    const { tasks, clock } = this.engine;
+  async readiness(): Promise<{ ready: boolean; store: string; reason?: string }> {
+    const { tasks, clock, clockWatch } = this.engine;
+    const held = clockWatch.holdReason;
+    if (held) return { ready: false, store: tasks.engineName, reason: `${held}: taking no work until it is back within the limit` };
     let timer: TimerHandle | undefined;
     const late = new Promise<never>((_resolve, reject) => {
       timer = clock.setTimeout(() => reject(new Error('the store did not answer in time')), READINESS_TIMEOUT_MS);

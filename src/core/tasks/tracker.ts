@@ -44,6 +44,8 @@ export class Tracker {
   }
 
   private async pollDue(): Promise<void> {
+    // This clock is off the other replicas': its deadlines and leases would be misread (`ClockWatch`).
+    if (this.engine.clockWatch.holdReason) return;
     await this.expireOverdue();
     const { tasks, clock, config, owner } = this.engine;
     for (;;) {
