@@ -14,6 +14,7 @@ import type { TaskError } from '../model/canonical.js';
 import type { CostEstimate } from '../model/pricing.js';
 import { pickAccounts, type CallPermit, type ProviderAccount, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { SubmitResult, UpstreamClient } from '../upstream/provider.js';
+import { ClaimLine, type ClaimTurn } from './claim-line.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import {
   afterCreateFailure,
@@ -59,6 +60,8 @@ export interface FirstTry {
 interface PassState {
   /** Providers found without a free slot in this pass: later tasks do not ask again. */
   full: Set<string>;
+  /** The order in which the pass's tasks claim slots: oldest first, per provider. */
+  line: ClaimLine;
 }
 
 /** How trying one provider ended: the task is settled (accepted, failed, taken by someone else), or the plan goes on. */
@@ -147,10 +150,19 @@ export class Dispatcher {
     created?: TaskRecord,
     /** Its first provider's slot and attempt, written with it (`sendFirst`). */
     first?: FirstTaken,
+    /** Its place in its pass's line for slots (`ClaimLine`), given on however the dispatch ends. */
+    turn?: ClaimTurn,
   ): Promise<TaskRecord | undefined> {
     const running = this.inFlight.get(taskId);
-    if (running) return running;
-    const promise = this.dispatchOnce(taskId, context, pass, created, first).finally(() => this.inFlight.delete(taskId));
+    if (running) {
+      // Already on its way outside this pass's line: younger tasks need not wait for it.
+      turn?.releaseAll();
+      return running;
+    }
+    const promise = this.dispatchOnce(taskId, context, pass, created, first, turn).finally(() => {
+      turn?.releaseAll();
+      this.inFlight.delete(taskId);
+    });
     this.inFlight.set(taskId, promise);
     return promise;
   }
@@ -228,6 +240,7 @@ export class Dispatcher {
     pass?: PassState,
     created?: TaskRecord,
     first?: FirstTaken,
+    turn?: ClaimTurn,
   ): Promise<TaskRecord | undefined> {
     const { tasks, runtimes, clock, config, owner } = this.engine;
     let task = created ?? (await tasks.get(taskId));
@@ -262,11 +275,13 @@ export class Dispatcher {
       if (step.kind === 'try') {
         // Only a configured provider is ever tried.
         const refusedAccounts = history.refusedAccounts.get(entry.provider) ?? new Set<string>();
-        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass, refusedAccounts, given);
+        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass, refusedAccounts, given, turn);
+        turn?.release(entry.provider);
         if (tried.settled) return tried.task;
         task = tried.task;
         outcomes.push(tried.outcome);
       } else {
+        turn?.release(entry.provider);
         if (step.record) await this.recordSkip(task, step.record);
         outcomes.push(step);
       }
@@ -325,6 +340,7 @@ export class Dispatcher {
     refusedAccounts: ReadonlySet<string>,
     /** A slot and attempt already taken (`sendFirst`): sent before anything else. */
     given?: FirstTaken,
+    turn?: ClaimTurn,
   ): Promise<TryResult> {
     const tried = new Set<string>(refusedAccounts);
     let current = task;
@@ -339,6 +355,13 @@ export class Dispatcher {
         // asked from here; the task waits in line for a replica whose clock agrees.
         return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } };
       } else {
+        if (turn) {
+          await turn.waitFor(runtime.id);
+          // An older task of this pass found no free slot here: one freed since is for the oldest, not this one.
+          if (!refusal && pass?.full.has(runtime.id)) {
+            return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } };
+          }
+        }
         const accounts = (await this.accountsToTry(runtime)).filter((account) => !tried.has(account.id));
         if (refusal && accounts.length === 0) {
           // An account the task has not been through yet is busy: it may take the task later.
@@ -351,6 +374,8 @@ export class Dispatcher {
       if (taken.kind === 'settled') return taken.result;
       const { account, permit } = taken;
       current = taken.task;
+      // Claimed, with leave to call: the request leaves side by side with the younger tasks' claims.
+      turn?.releaseAll();
       const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context, first?.seq);
       first = undefined;
       if (sent.kind === 'settled') return sent.result;
@@ -388,6 +413,11 @@ export class Dispatcher {
         continue;
       }
       claimed = slot;
+      // A dispatch of a pass holds this provider's turn (`ClaimLine`) while it waits here: a
+      // younger task would want the same window (only the last account is waited for), and the
+      // window lets through whoever asks first once it has room, so giving the turn on could let
+      // a younger create leave while this one gives up and queues again. Other providers' tasks
+      // do not wait for it.
       const admission = await account.admit(inlineRateWaitMs(index, accounts.length));
       if (admission.granted) return { kind: 'taken', task: slot, account, permit: admission.permit };
       if (admission.reason !== 'circuit_open') retryAt = Math.min(retryAt, admission.retryAt);
@@ -641,7 +671,7 @@ export class Dispatcher {
   private async dispatchWaiting(): Promise<void> {
     if (this.holding) return;
     await this.recovery.recoverAbandoned();
-    const pass: PassState = { full: new Set() };
+    const pass: PassState = { full: new Set(), line: new ClaimLine() };
     let after: { createdAt: number; id: string } | undefined;
     for (;;) {
       const page = await this.engine.tasks.listDispatchable(this.engine.clock.now(), DISPATCH_PAGE, after);
@@ -650,11 +680,13 @@ export class Dispatcher {
       for (let i = 0; i < runnable.length; i += DISPATCH_CONCURRENCY) {
         if (this.holding) return;
         await Promise.all(
-          runnable.slice(i, i + DISPATCH_CONCURRENCY).map((task) =>
-            this.dispatch(task.id, {}, pass).catch((error) =>
+          runnable.slice(i, i + DISPATCH_CONCURRENCY).map((task) => {
+            // Each joins the line in list order (oldest first): slots go by age, creates still leave side by side.
+            const turn = pass.line.join(task.plan.candidates.map((entry) => entry.provider));
+            return this.dispatch(task.id, {}, pass, undefined, undefined, turn).catch((error) =>
               this.engine.logger.error({ task_id: task.id, err: error }, 'dispatch failed'),
-            ),
-          ),
+            );
+          }),
         );
       }
       const last = page[page.length - 1];
