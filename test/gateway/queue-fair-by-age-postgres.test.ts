@@ -53,4 +53,23 @@ describe.skipIf(!available)('the queue on PostgreSQL', () => {
     }
     expect(promptsAt('kling3api')).toEqual(['k holder', 'old 1']);
   });
+
+  it('gives a slot freed after a pass found it full to the task that waited, not to a create on another replica queued behind it', async () => {
+    const config = { providers: { kling3api: { max_in_flight: 1 } } };
+    const a = await replica('replica-a', config);
+    const b = await replica('replica-b', config);
+    const holder = (await a.create({ ...base, ...to('kling3api'), prompt: 'holder' })).body;
+    await replicas.clock.advance(1);
+    expect((await a.create({ ...base, ...to('kling3api'), prompt: 'waited' })).body.status).toBe('queued');
+    // replica-a's passes find kling3api full until it polls the holder done.
+    while ((await a.gateway.store.getTask(holder.id))?.phase === 'tracking') {
+      await replicas.clock.advance(200);
+      await a.gateway.runOnce();
+    }
+
+    expect((await b.create({ ...base, ...to('kling3api'), prompt: 'behind' })).body.status).toBe('queued');
+    await Promise.all([a.gateway.dispatcher.idle(), b.gateway.dispatcher.idle()]);
+    await a.gateway.runOnce();
+    expect(promptsAt('kling3api')).toEqual(['holder', 'waited']);
+  });
 });

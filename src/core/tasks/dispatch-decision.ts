@@ -47,8 +47,11 @@ export interface AttemptHistory {
 export type CandidateOutcome =
   /** Not for this task now (refused it before, switched off, cannot serve the request). */
   | { kind: 'passed' }
-  /** Usable again from `until` (no free slot, cooling down, no rate allowance). */
-  | { kind: 'wait'; until: number }
+  /**
+   * Usable again from `until` (no free slot, cooling down, no rate allowance). `full`: no free
+   * slot, which frees at no known time (`until` is only when to look again).
+   */
+  | { kind: 'wait'; until: number; full?: true }
   /** Certainly holds no task and will not take it now; counts towards the error if nobody does. */
   | { kind: 'refused'; failure: CreateFailureDecision };
 
@@ -119,7 +122,7 @@ export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | u
   if (standing.coolingDownUntil) return { kind: 'wait', until: standing.coolingDownUntil };
   const match = matchOffering(standing.offerings, context.request);
   if (!match.offering) return PASSED;
-  if (standing.knownFull) return { kind: 'wait', until: context.now + context.retryMs };
+  if (standing.knownFull) return { kind: 'wait', until: context.now + context.retryMs, full: true };
   return { kind: 'try', offering: match.offering, warnings: match.warnings };
 }
 

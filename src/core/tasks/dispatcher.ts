@@ -289,6 +289,12 @@ export class Dispatcher {
 
     const conclusion = conclude(outcomes, { now: clock.now(), deadlineAt: task.deadlineAt, deadlineMs: config.tasks.deadline_ms });
     if (conclusion.kind === 'fail') return this.failSubmission(task, conclusion.error);
+    if (task.phase === 'dispatch' && outcomes.some((outcome) => outcome.kind === 'wait' && outcome.full)) {
+      // Waiting for a slot, which frees at no known time: the task stays due, so the pass that
+      // runs when one frees lists it in its place. Postponed, it would be skipped by that pass
+      // and a younger task still due (a create queued behind it) would take the slot.
+      return task;
+    }
     // Every usable provider is busy or asked for a pause: wait in line, durably.
     const waiting =
       task.phase === 'submitting'
@@ -359,7 +365,7 @@ export class Dispatcher {
           await turn.waitFor(runtime.id);
           // An older task of this pass found no free slot here: one freed since is for the oldest, not this one.
           if (!refusal && pass?.full.has(runtime.id)) {
-            return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } };
+            return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms, full: true } };
           }
         }
         const accounts = (await this.accountsToTry(runtime)).filter((account) => !tried.has(account.id));
@@ -425,7 +431,7 @@ export class Dispatcher {
     if (!claimed) {
       // No account has a free slot.
       pass?.full.add(runtime.id);
-      return { kind: 'settled', result: { settled: false, task, outcome: { kind: 'wait', until: Math.min(retryAt, clock.now() + retryMs) } } };
+      return { kind: 'settled', result: { settled: false, task, outcome: { kind: 'wait', until: Math.min(retryAt, clock.now() + retryMs), full: true } } };
     }
     if (Number.isFinite(retryAt) || runtime.circuit !== 'open') {
       const until = Number.isFinite(retryAt) ? retryAt : clock.now() + retryMs;
@@ -675,12 +681,15 @@ export class Dispatcher {
     let after: { createdAt: number; id: string } | undefined;
     for (;;) {
       const page = await this.engine.tasks.listDispatchable(this.engine.clock.now(), DISPATCH_PAGE, after);
-      // Tasks whose every provider is known full this pass are left alone without a query.
-      const runnable = page.filter((task) => !this.allFull(task, pass));
-      for (let i = 0; i < runnable.length; i += DISPATCH_CONCURRENCY) {
+      for (let next = 0; next < page.length; ) {
         if (this.holding) return;
+        const batch: TaskRecord[] = [];
+        for (; next < page.length && batch.length < DISPATCH_CONCURRENCY; next++) {
+          // Tasks whose every provider was found full earlier in this pass are left alone without a query.
+          if (!this.allFull(page[next]!, pass)) batch.push(page[next]!);
+        }
         await Promise.all(
-          runnable.slice(i, i + DISPATCH_CONCURRENCY).map((task) => {
+          batch.map((task) => {
             // Each joins the line in list order (oldest first): slots go by age, creates still leave side by side.
             const turn = pass.line.join(task.plan.candidates.map((entry) => entry.provider));
             return this.dispatch(task.id, {}, pass, undefined, undefined, turn).catch((error) =>

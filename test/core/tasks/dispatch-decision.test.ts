@@ -140,7 +140,8 @@ describe('decideCandidate', () => {
   });
 
   it('waits one retry interval for a provider found full earlier in the pass, without asking it again', () => {
-    expect(decideCandidate(entry('freepik'), standing({ knownFull: true }), context())).toEqual({ kind: 'wait', until: NOW + 500 });
+    // Marked full: the task stays due rather than postponed, so it keeps its place in the queue.
+    expect(decideCandidate(entry('freepik'), standing({ knownFull: true }), context())).toEqual({ kind: 'wait', until: NOW + 500, full: true });
     // Full matters only for a provider that could take the task at all.
     expect(decideCandidate(entry('freepik'), standing({ knownFull: true, offerings: [imageOnly] }), context())).toEqual({
       kind: 'passed',
