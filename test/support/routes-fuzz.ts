@@ -51,7 +51,7 @@ function checkAnswer(answer: Answer, what: string): void {
   expect(answer.status, `${what}: ${answer.text.slice(0, 300)}`).toBeLessThan(500);
   expect(answer.headers.get('x-request-id'), what).toBeTruthy();
   if (answer.status < 400) return;
-  expect(answer.headers.get('content-type'), what).toContain('application/problem+json');
+  expect(answer.headers.get('content-type') ?? '', `${what}: ${answer.status} ${JSON.stringify([...answer.headers])} ${answer.text.slice(0, 300)}`).toContain('application/problem+json');
   const problem = JSON.parse(answer.text);
   expect(problem, what).toMatchObject({ type: expect.any(String), title: expect.any(String), status: answer.status, detail: expect.any(String) });
   if (String(problem.type).endsWith('/validation')) {
