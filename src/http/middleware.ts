@@ -403,7 +403,10 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
       return;
     }
     const parserError = error as BodyParserError | undefined;
-    if (parserError?.type === 'request.aborted' || !res.socket || res.socket.destroyed) {
+    // The request's socket, not the answer's: an answer queued behind another still being written
+    // on the same connection (pipelined, or sent on as soon as the first answer was read) has no
+    // socket yet, and its client is very much there.
+    if (parserError?.type === 'request.aborted' || req.socket.destroyed) {
       // The client went away mid-upload: nobody is left to answer, and nothing went wrong here.
       logger.debug({ request_id: req.id }, 'client went away before its request body was read');
       res.statusCode = CLIENT_GONE;

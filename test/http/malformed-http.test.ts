@@ -6,7 +6,7 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -61,5 +61,21 @@ describe('requests the HTTP parser refuses', () => {
     expect(JSON.parse(answer.body)).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
     // The gateway still answers.
     expect((await gw.request('GET', '/healthz', undefined, {}, null)).status).toBe(200);
+  });
+});
+
+describe('a refusal queued behind an answer still being written on the same connection', () => {
+  it('is problem details, not a bodiless 499 as if the client had gone', async () => {
+    // Two requests in one packet (pipelined, or a client that sent the next one as soon as it read
+    // the first answer, before the server saw that answer's write finish): node gives the second
+    // answer no socket until the first is done, and the path the router cannot decode fails at once.
+    const first = `GET /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\n\r\n`;
+    const second = `GET /v1/videos/vid_%C0%80/content HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\nConnection: close\r\n\r\n`;
+    const answers = await exchange(first + second);
+    const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => Number(match[1]));
+    expect(statuses).toEqual([200, 400]);
+    const secondAnswer = parse(answers.slice(answers.lastIndexOf('HTTP/1.1 ')));
+    expect(secondAnswer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(JSON.parse(secondAnswer.body)).toMatchObject({ status: 400, type: expect.stringMatching(/bad-request$/) });
   });
 });
