@@ -249,9 +249,7 @@ export class TaskLifecycle {
    */
   async cancelAsRequested(task: TaskRecord, leaseOwner: string | null = this.engine.owner): Promise<TaskRecord | undefined> {
     const options: TransitionOptions = { phases: ['submitting'], leaseOwner, cancelRequested: true };
-    const inDoubt = await this.inDoubtProvider(task);
-    if (inDoubt) return this.cancel(task, CANCELED_WHILE_SENT, options, this.inDoubtCost(task, inDoubt), { provider: inDoubt, account: null });
-    return this.cancel(task, CANCELED_WHILE_SENT, options, unbilled(task), { provider: null, account: null });
+    return this.cancelNotTaken(task, CANCELED_WHILE_SENT, options, { provider: null, account: null });
   }
 
   /** Keeps this replica's lease on a task it holds in `phase` until `until` (bookkeeping: nothing published). */
@@ -437,10 +435,24 @@ export class TaskLifecycle {
    * A task no provider has taken (`queued`) ends `canceled` at no cost, unless a dispatcher
    * claimed it first (then nothing is written and undefined is returned).
    */
-  async cancelQueued(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
+  cancelQueued(task: TaskRecord, reason: string): Promise<TaskRecord | undefined> {
+    return this.cancelNotTaken(task, reason, { phases: ['dispatch'] });
+  }
+
+  /**
+   * Ends `canceled` a task no provider took: at no cost, or — when a create of it may exist
+   * upstream (`inDoubtProvider`) — at that provider's estimate, shown under it. `holder` is what
+   * the task shows otherwise.
+   */
+  private async cancelNotTaken(
+    task: TaskRecord,
+    reason: string,
+    options: TransitionOptions,
+    holder: Pick<TaskChange, 'provider' | 'account'> = {},
+  ): Promise<TaskRecord | undefined> {
     const inDoubt = await this.inDoubtProvider(task);
-    if (inDoubt) return this.cancel(task, reason, { phases: ['dispatch'] }, this.inDoubtCost(task, inDoubt), { provider: inDoubt });
-    return this.cancel(task, reason, { phases: ['dispatch'] }, unbilled(task));
+    if (inDoubt) return this.cancel(task, reason, options, this.inDoubtCost(task, inDoubt), { ...holder, provider: inDoubt });
+    return this.cancel(task, reason, options, unbilled(task), holder);
   }
 
   /**
