@@ -22,6 +22,14 @@ const ELSEWHERE_MARGIN_MS = 5_000;
 /** At most this many tasks are followed here for news kept while another replica sends their create. */
 const MAX_FOLLOWED_ELSEWHERE = 10_000;
 
+/** A verified webhook that named the task of a create still on its way, applied once that create is recorded. */
+interface NotedWebhook {
+  providerTaskId: string;
+  webhookId: string;
+  report: StatusReport | undefined;
+  requestId: string | undefined;
+}
+
 /**
  * News about a task whose create another replica is sending, kept here until that create's
  * answer is recorded there (the task leaves `submitting`).
@@ -31,7 +39,7 @@ interface NewsAwaitingCreate {
   /** The callback to act on: the latest, except that one claiming the task finished is not replaced by a progress one. */
   callback?: { body: unknown; claimsFinished: boolean };
   /** The signed webhook to apply (an attempt's upstream task is noted once, so one at most). */
-  webhook?: { providerTaskId: string; webhookId: string; report: StatusReport | undefined; requestId: string | undefined };
+  webhook?: NotedWebhook;
   /** Stops following the task. */
   stop(): void;
 }
@@ -126,8 +134,8 @@ export class InboundWebhooks {
         // The sender is told it arrived and will not send it again: its news is applied once
         // the create's answer is recorded — here, or by the replica sending it — not left to the
         // safety poll.
-        const webhook = { providerTaskId: verification.providerTaskId, webhookId: verification.webhookId, report: verification.report, requestId };
-        if (adoption.recorded) this.applyOnceRecorded(providerId, webhook.providerTaskId, webhook.webhookId, webhook.report, adoption.recorded, requestId);
+        const webhook: NotedWebhook = { providerTaskId: verification.providerTaskId, webhookId: verification.webhookId, report: verification.report, requestId };
+        if (adoption.recorded) this.applyOnceRecorded(providerId, webhook, adoption.recorded);
         else this.keepUntilRecordedElsewhere(runtime.provider, adoption.taskId, (news) => (news.webhook = webhook));
         return { received: true, matched: true };
       }
@@ -180,23 +188,25 @@ export class InboundWebhooks {
    * once that create's dispatch has ended and the task is tracked. If it is not tracked then (the
    * create was given up on, or the store failed), recovery and the polls take it from there.
    */
-  private applyOnceRecorded(
-    providerId: string,
-    providerTaskId: string,
-    webhookId: string,
-    report: StatusReport | undefined,
-    recorded: Promise<void>,
-    requestId: string | undefined,
-  ): void {
+  private applyOnceRecorded(providerId: string, webhook: NotedWebhook, recorded: Promise<void>): void {
     this.whenRecorded(
       recorded,
-      async () => {
-        const task = await this.engine.tasks.findByProviderTask(providerId, providerTaskId);
-        if (task) await this.apply(providerId, task, webhookId, report);
-      },
-      { provider: providerId, webhook_id: webhookId, request_id: requestId },
+      () => this.applyNoted(providerId, webhook),
+      { provider: providerId, webhook_id: webhook.webhookId, request_id: webhook.requestId },
       'could not apply a webhook that came before its create was recorded',
     );
+  }
+
+  /** A noted webhook, applied to its task now that its create is recorded (nothing when that create was given up on). */
+  private async applyNoted(providerId: string, webhook: NotedWebhook): Promise<void> {
+    const task = await this.engine.tasks.findByProviderTask(providerId, webhook.providerTaskId);
+    if (task) await this.apply(providerId, task, webhook.webhookId, webhook.report);
+  }
+
+  /** A callback kept until its task's create was recorded, acted on as on a tracked task (`mayWait` false). */
+  private async actOnRecordedCallback(provider: VideoProvider, taskId: string, body: unknown): Promise<void> {
+    const task = await this.engine.tasks.get(taskId);
+    if (task && task.provider === provider.id) await this.actOnCallback(provider, task, body, false);
   }
 
   /** Runs `act` once the create `recorded` is about has ended; a graceful stop waits for it (`idle`). */
@@ -270,14 +280,8 @@ export class InboundWebhooks {
     const { provider, callback, webhook } = news;
     this.track(
       (async () => {
-        if (webhook) {
-          const task = await this.engine.tasks.findByProviderTask(provider.id, webhook.providerTaskId);
-          if (task) await this.apply(provider.id, task, webhook.webhookId, webhook.report);
-        }
-        if (callback) {
-          const task = await this.engine.tasks.get(taskId);
-          if (task && task.provider === provider.id) await this.actOnCallback(provider, task, callback.body, false);
-        }
+        if (webhook) await this.applyNoted(provider.id, webhook);
+        if (callback) await this.actOnRecordedCallback(provider, taskId, callback.body);
       })(),
       { provider: provider.id, task_id: taskId, ...(webhook ? { webhook_id: webhook.webhookId, request_id: webhook.requestId } : {}) },
       'could not act on news that came while another replica sent its create',
@@ -410,10 +414,7 @@ export class InboundWebhooks {
   private actOnceRecorded(provider: VideoProvider, taskId: string, body: unknown, recorded: Promise<void>): void {
     this.whenRecorded(
       recorded,
-      async () => {
-        const task = await this.engine.tasks.get(taskId);
-        if (task && task.provider === provider.id) await this.actOnCallback(provider, task, body, false);
-      },
+      () => this.actOnRecordedCallback(provider, taskId, body),
       { provider: provider.id, task_id: taskId },
       'could not act on a callback that came before its create was recorded',
     );
