@@ -29,11 +29,6 @@ export async function measureClockSkew(store: Store, now: () => number): Promise
   return { skewMs: (before + after) / 2 - Number(rows[0]!.now), roundTripMs: after - before };
 }
 
-/** How far the clock `now` reads is ahead of the database server's (negative: behind), over one round trip. */
-export async function clockSkewMs(store: Store, now: () => number): Promise<number> {
-  return (await measureClockSkew(store, now)).skewMs;
-}
-
 /** What is wrong with a clock `skewMs` ahead of the server's (negative: behind), or undefined when within `MAX_CLOCK_SKEW_MS`. */
 export function clockSkewProblem(skewMs: number): string | undefined {
   if (Math.abs(skewMs) <= MAX_CLOCK_SKEW_MS) return undefined;
@@ -49,7 +44,7 @@ export function clockSkewProblem(skewMs: number): string | undefined {
  */
 export async function refuseSkewedClock(store: Store, now: () => number): Promise<number | undefined> {
   if (store.dialect !== 'postgres') return undefined;
-  const skew = await clockSkewMs(store, now);
+  const { skewMs: skew } = await measureClockSkew(store, now);
   const problem = clockSkewProblem(skew);
   if (!problem) return skew;
   throw new Error(
