@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { openStore } from '../../src/store/database.js';
-import { TaskStore } from '../../src/store/task-store.js';
+import { TaskStore, type TaskPatch } from '../../src/store/task-store.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
@@ -21,6 +21,23 @@ async function sandbox(clock: ManualClock) {
   const started = await startSandbox(testConfig(), PROVIDERS, clock);
   cleanups.push(() => started.close());
   return started;
+}
+
+/**
+ * Writes what a replica that died between two create attempts leaves in the store: the task held
+ * in `submitting` for kling3api under that replica's live lease, with `extra` on the row.
+ */
+async function leftBetweenAttempts(database: string, taskId: string, clock: ManualClock, extra: TaskPatch): Promise<void> {
+  const store = await openStore(database);
+  await new TaskStore(store).updateTask(taskId, {
+    phase: 'submitting',
+    status: 'queued',
+    provider: 'kling3api',
+    lease_owner: 'dead-replica',
+    lease_until: clock.now() + 60_000,
+    ...extra,
+  });
+  await store.close();
 }
 
 describe('restart and crash recovery (SPEC §5)', () => {
@@ -107,17 +124,8 @@ describe('restart and crash recovery (SPEC §5)', () => {
     const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
     const created = await first.create(request);
     await first.close();
-    const store = await openStore(database);
     // Held in `submitting` with nothing in flight (crash between two attempts).
-    await new TaskStore(store).updateTask(created.body.id, {
-      phase: 'submitting',
-      status: 'queued',
-      provider: 'kling3api',
-      provider_task_id: null,
-      lease_owner: 'dead-replica',
-      lease_until: clock.now() + 60_000,
-    });
-    await store.close();
+    await leftBetweenAttempts(database, created.body.id, clock, { provider_task_id: null });
 
     const second = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
     open.push(second);
@@ -137,18 +145,9 @@ describe('restart and crash recovery (SPEC §5)', () => {
     const created = await first.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
     expect(created.body.attempts).toMatchObject([{ provider: 'freepik', outcome: 'failed' }, { provider: 'kling3api', outcome: 'failed' }]);
     await first.close();
-    const store = await openStore(database);
     // What a replica leaves behind when it dies after a create was turned down, before the next
     // one: the task held in `submitting`, with the cancel its caller asked for meanwhile.
-    await new TaskStore(store).updateTask(created.body.id, {
-      phase: 'submitting',
-      status: 'queued',
-      provider: 'kling3api',
-      lease_owner: 'dead-replica',
-      lease_until: clock.now() + 60_000,
-      cancel_requested_at: clock.now(),
-    });
-    await store.close();
+    await leftBetweenAttempts(database, created.body.id, clock, { cancel_requested_at: clock.now() });
 
     const second = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
     open.push(second);
