@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { GatewayConfig } from '../config/config.js';
-import { formatNumber, redactUrl } from '../../packages/client/src/index.js';
+import { formatNumber, notHttpUrl, redactUrl } from '../../packages/client/src/index.js';
 import type { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
@@ -117,6 +117,14 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
   const warnings: string[] = [];
   // The shipped sandbox key and secret are refused by the config itself in a live deployment.
   if (providers.every((provider) => provider.mode === 'disabled')) warnings.push('no provider would run: every request would be refused');
+  // The gateway starts on such a port, but no browser (the console) nor fetch (the CLI, the
+  // client) connects to it there.
+  const blockedPort = notHttpUrl(config.server.public_url)?.blockedPort;
+  if (blockedPort) {
+    warnings.push(
+      `server.public_url ${redactUrl(config.server.public_url)} has port ${blockedPort}, which browsers and fetch never connect to (other protocols use it): the console, the CLI and the client cannot reach the gateway there; use another port (e.g. 8080)`,
+    );
+  }
   return {
     file: path,
     valid: problems.length === 0,

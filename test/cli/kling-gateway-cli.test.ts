@@ -905,6 +905,18 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('check-config warns when the gateway\'s public URL has a port browsers and fetch never connect to', async () => {
+    const [listen, named, fine] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], { PORT: '6000' }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { PUBLIC_URL: 'https://gateway.example.com:6667' }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { PORT: '8081' }),
+    ]);
+    expect(listen.code, listen.stderr).toBe(0);
+    expect(listen.stderr).toContain('warning: server.public_url http://127.0.0.1:6000 has port 6000');
+    expect([named.code, JSON.parse(named.stdout).warnings]).toEqual([0, [expect.stringContaining('server.public_url https://gateway.example.com:6667 has port 6667')]]);
+    expect(JSON.parse(fine.stdout).warnings).toEqual([]);
+  });
+
   it('check-config refuses a WORKERS the gateway would refuse at start', async () => {
     const [word, memory] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], { WORKERS: 'lots' }),
