@@ -124,6 +124,7 @@ describe('Grafana dashboard', () => {
       'Queue depth',
       'Quote against actual (reported ÷ estimated credits)',
       'Budget committed (spent + reserved)',
+      'Replica clock offset (against PostgreSQL)',
     ]) {
       expect(titles).toContain(wanted);
     }
