@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import type { GatewayClient, Task } from '../../packages/client/src/index.js';
 import { DownloadProgress, type ProgressStream } from './progress-display.js';
+import { printable } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 const EXTENSIONS: Record<string, string> = { 'video/mp4': '.mp4', 'video/quicktime': '.mov', 'video/webm': '.webm', 'image/png': '.png', 'image/jpeg': '.jpg', 'image/webp': '.webp' };
@@ -22,6 +23,14 @@ function extensionFor(contentType: string | null, url: string, type: 'video' | '
   if (/^\.[a-z0-9]{2,5}$/i.test(fromUrl)) return fromUrl.toLowerCase();
   return type === 'image' ? '.png' : '.mp4';
 }
+
+/**
+ * What a task id must look like to name a file: the gateway's ids (`vid_` and base64url) and the
+ * like, never a path. The id comes from the gateway's answer, and whatever answers at its URL
+ * must not make the CLI write outside the place it was told (`../`, an absolute path, a
+ * backslash), nor under a name holding a terminal's control characters.
+ */
+const FILE_NAME_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
 
 /**
  * Where output `index` of `count` goes: `--output` as a file (one output), a directory (existing,
@@ -55,6 +64,9 @@ export async function saveOutputs(
   signal?: AbortSignal,
   overwrite = false,
 ): Promise<string[]> {
+  if (!FILE_NAME_ID.test(task.id)) {
+    throw new CliError(`the gateway answered with a task id that is not a file name (${printable(JSON.stringify(task.id))}); nothing was saved`, ExitCode.unexpected);
+  }
   const saved: string[] = [];
   for (const [index, described] of task.outputs.entries()) {
     const download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });

@@ -1,0 +1,135 @@
+/**
+ * `kling-gateway download` names the files it writes after the task, from the gateway's answer.
+ * A gateway (or whatever answers at its URL) that answers with a task id that is not a plain
+ * file name — path separators, `..`, control characters — must not make the CLI write anywhere
+ * but where it was told, nor print that id's escape sequences to the terminal.
+ */
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/main.js';
+import { loopbackServer } from '../support/raw-answer.js';
+
+const VIDEO_BYTES = Buffer.from('not really a video, but bytes all the same');
+
+describe('kling-gateway download with a task id that is not a file name', () => {
+  let server: { base: string; close: () => Promise<void> };
+  /** The id the fake gateway answers with, whatever id was asked for. */
+  let answeredId = '';
+  /** Scratch roots made by the tests, removed at the end. */
+  const roots: string[] = [];
+
+  /** A fresh `<root>/one/two/inside/`: room above the directory -o names for a path to escape to. */
+  function scratch(): { root: string; workdir: string } {
+    const root = mkdtempSync(join(tmpdir(), 'kgw-untrusted-id-'));
+    roots.push(root);
+    return { root, workdir: join(root, 'one', 'two', 'inside') };
+  }
+
+  /** Every file under `root` (directories left out). */
+  function filesUnder(root: string): string[] {
+    return (readdirSync(root, { recursive: true, withFileTypes: true }) as { isFile(): boolean; name: string; parentPath?: string; path?: string }[])
+      .filter((entry) => entry.isFile())
+      .map((entry) => join(entry.parentPath ?? entry.path ?? '', entry.name));
+  }
+
+  const task = () => ({
+    id: answeredId,
+    object: 'video',
+    status: 'succeeded',
+    model: 'kling-v3',
+    quality: 'pro',
+    operation: 'text-to-video',
+    created_at: '2026-01-01T00:00:00.000Z',
+    updated_at: '2026-01-01T00:00:05.000Z',
+    completed_at: '2026-01-01T00:00:05.000Z',
+    provider: 'freepik',
+    provider_task_id: 'up-1',
+    provider_status: 'COMPLETED',
+    // Not stored by the gateway: the CLI fetches the output's own URL.
+    outputs: [{ type: 'video', url: `${server.base}/files/out.mp4`, duration: 5, storage: 'passthrough' }],
+    error: null,
+    cost: { credits: 1, estimated: false, currency_amount: 0.01, currency: 'USD' },
+    attempts: [],
+    metadata: {},
+    request: { model: 'kling-v3', prompt: 'x' },
+  });
+
+  beforeAll(async () => {
+    server = await loopbackServer((req: IncomingMessage, res: ServerResponse) => {
+      const path = (req.url ?? '').split('?')[0]!;
+      if (path === '/files/out.mp4') {
+        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': VIDEO_BYTES.length }).end(VIDEO_BYTES);
+        return;
+      }
+      if (path.startsWith('/v1/videos/')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(task()));
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    for (const root of roots) rmSync(root, { recursive: true, force: true });
+  });
+
+  async function download(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    let stdout = '';
+    let stderr = '';
+    const sink = (append: (text: string) => void) =>
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          append(chunk.toString('utf8'));
+          callback();
+        },
+      });
+    const code = await runCli(args, {
+      env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+      stdout: sink((text) => (stdout += text)),
+      stderr: sink((text) => (stderr += text)),
+      pause: async () => undefined,
+    });
+    return { code, stdout, stderr };
+  }
+
+  it.each([
+    ['a parent-directory path', '../escaped'],
+    ['a deeper parent-directory path', 'a/../../escaped'],
+    ['an absolute path', '/tmp-escaped-by-id'],
+    ['a backslash path', '..\\escaped'],
+  ])('%s (%s) writes nothing outside the directory -o names, and exits as a refused answer', async (_what, id) => {
+    answeredId = id;
+    const { root, workdir } = scratch();
+    const result = await download(['download', 'vid_asked', '-o', `${workdir}/`]);
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('not a file name');
+    // Nothing was written: not in the directory, not next to it or above it, not at the absolute path.
+    expect(filesUnder(root)).toEqual([]);
+    expect(existsSync('/tmp-escaped-by-id.mp4')).toBe(false);
+  });
+
+  it('a task id with terminal escape sequences is refused before anything is written or printed raw', async () => {
+    answeredId = 'vid_\u001b]0;owned\u0007x';
+    const { root, workdir } = scratch();
+    const result = await download(['download', 'vid_asked', '-o', `${workdir}/`]);
+
+    expect(result.code).toBe(1);
+    expect(`${result.stdout}${result.stderr}`).not.toMatch(/[\u001b\u0007]/);
+    expect(filesUnder(root)).toEqual([]);
+  });
+
+  it('a plain id is saved under its own name, as before', async () => {
+    answeredId = 'vid_plain-Id_123';
+    const { root, workdir } = scratch();
+    const result = await download(['download', 'vid_plain-Id_123', '-o', `${workdir}/`]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(filesUnder(root)).toEqual([join(workdir, 'vid_plain-Id_123.mp4')]);
+  });
+});
