@@ -160,7 +160,13 @@ export class SecretScrubber {
     if (Array.isArray(value)) return value.map((item) => this.walk(item));
     if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) {
       const copy: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(value)) copy[this.scrub(key)] = this.walk(item);
+      for (const [key, item] of Object.entries(value)) {
+        const clean = this.scrub(key);
+        // A `__proto__` key (JSON.parse makes it an own key) stays a key: assigned, it would
+        // become the copy's prototype, and whatever it holds would read as the copy's own fields.
+        if (clean === '__proto__') Object.defineProperty(copy, clean, { value: this.walk(item), enumerable: true, writable: true, configurable: true });
+        else copy[clean] = this.walk(item);
+      }
       return copy;
     }
     return value;

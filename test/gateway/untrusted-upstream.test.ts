@@ -229,6 +229,41 @@ describe('an upstream that quotes the callback URL in a later answer', () => {
   });
 });
 
+describe('an upstream answer with a "__proto__" key', () => {
+  it('is read as the JSON says: the key is data, and what it holds never becomes the status or the result of the task', async () => {
+    let polls = 0;
+    upstream = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        if (req.method === 'POST') {
+          res.end(JSON.stringify({ data: { task_id: 'up-1', status: 'CREATED', generated: [] } }));
+          return;
+        }
+        polls += 1;
+        // Written by hand: a JavaScript object literal cannot carry an own "__proto__" key.
+        res.end('{"data":{"task_id":"up-1","__proto__":{"status":"COMPLETED","generated":["https://cdn.example/hidden.mp4"]}}}');
+      });
+    });
+    await new Promise<void>((resolve) => upstream!.listen(0, '127.0.0.1', resolve));
+    gw = await startTestGateway({
+      config: { routing: { allow_fallbacks: false } },
+      endpointOverrides: { freepik: { baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, apiKey: 'fpk-live-key-3e8a1d', simulated: false } },
+    });
+    const created = await gw.create({ ...request, routing: { providers: ['freepik'] } });
+    expect(created.status).toBe(202);
+    await gw.advanceUntil(async () => polls >= 1, 5_000);
+    // One more pass: what the poll's answer led to is written.
+    await gw.advance(1_000);
+    const task = (await gw.get(created.body.id)).body;
+    // The answer names no status of its own: what sits under "__proto__" is a key's value like
+    // any other (as the same body by webhook, or to any JSON reader), not the task's status.
+    expect(task.status).toBe('processing');
+    expect(task.outputs).toEqual([]);
+    expect(JSON.stringify(task)).not.toContain('hidden.mp4');
+  });
+});
+
 describe('an upstream that quotes what the tenant sent', () => {
   it("does not let a tenant read another tenant's secret one character at a time through what the scrubber redacts", async () => {
     // The provider refuses the prompt quoting it, as validation errors often do.

@@ -77,6 +77,15 @@ describe('SecretScrubber', () => {
     expect(clean.error.list[1]).toBe(2);
     expect(value.error.message).toBe(`bad ${KEY}`);
   });
+
+  it('keeps a "__proto__" key of parsed JSON a key, where assigning it made it the copy\'s prototype', () => {
+    const value = JSON.parse(`{"data":{"task_id":"t1","__proto__":{"status":"COMPLETED","note":"${KEY}"}}}`) as { data: Record<string, unknown> };
+    const clean = scrubber.scrubDeep(value);
+    expect(Object.getPrototypeOf(clean.data)).toBe(Object.prototype);
+    expect(clean.data.status).toBeUndefined();
+    expect(Object.keys(clean.data)).toEqual(['task_id', '__proto__']);
+    expect(JSON.stringify(clean)).toBe(`{"data":{"task_id":"t1","__proto__":{"status":"COMPLETED","note":"${REDACTED}"}}}`);
+  });
 });
 
 describe('log lines', () => {
