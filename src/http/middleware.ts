@@ -89,7 +89,10 @@ export function everyRequest(recording: RequestRecording, routes: RouteTable): R
   const routeOf = (req: Request): string => {
     const path: unknown = req.route?.path;
     if (typeof path !== 'string') return routes.match(req.originalUrl.split('?', 1)[0]!)?.route ?? 'unmatched';
-    const mount = req.mountPath ?? req.baseUrl;
+    // The part of the path a router's mount matched, as the client wrote it: express matches a
+    // mount in any letter case (`/V1/VIDEOS`), and every mount of the gateway is a lower-case
+    // literal, so lower case names it as registered. As written it would open a series per spelling.
+    const mount = (req.mountPath ?? req.baseUrl).toLowerCase();
     const key = `${mount}\u0000${String(path)}`;
     let name = routeNames.get(key);
     if (name === undefined) {
