@@ -468,7 +468,8 @@ export class Gateway {
         this.lastRetention = now();
         await this.custody.purge();
       }],
-      ['webhooks', () => this.webhooks.tick()],
+      // Starts deliveries and goes on: a receiver that answers slowly holds only its own.
+      ['webhooks', () => this.webhooks.start()],
       ['purge', async () => {
         if (now() - this.lastPurge < PURGE_EVERY_MS) return;
         this.lastPurge = now();

@@ -850,10 +850,26 @@ export class TaskStore {
     );
   }
 
-  /** Pending deliveries due at `now` that no live lease holds, leased to `owner` (as `claimDue` leases tasks). */
-  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRow[]> {
+  /**
+   * Pending deliveries due at `now` that no live lease holds, leased to `owner` (as `claimDue` leases
+   * tasks); none of the tenants in `skipTenants` (those with as many on their way as they may have).
+   */
+  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number, skipTenants: readonly string[] = []): Promise<DeliveryRow[]> {
     if ((await this.anyDeliveryDue(this.db, now)).rows.length === 0) return [];
-    return (await this.leaseDueDeliveries(this.db, now, owner, now + leaseMs, limit)).rows;
+    if (skipTenants.length === 0) return (await this.leaseDueDeliveries(this.db, now, owner, now + leaseMs, limit)).rows;
+    // Only while a tenant's receiver is slow: built each time, its list of tenants varies.
+    return this.db
+      .updateTable('deliveries')
+      .set({ lease_owner: owner, lease_until: now + leaseMs })
+      .where('id', 'in', this.lockedForLease(this.dueDeliveries(now).where('tenant', 'not in', [...skipTenants]).limit(limit)))
+      .returningAll()
+      .execute();
+  }
+
+  /** Gives back leases `owner` holds on deliveries it claimed and will not try now: due again at once. */
+  async releaseDeliveries(ids: readonly string[], owner: string): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.updateTable('deliveries').set({ lease_owner: null, lease_until: null }).where('id', 'in', [...ids]).where('lease_owner', '=', owner).execute();
   }
 
   /** Pending deliveries due at `now` that no live lease holds, earliest first. */

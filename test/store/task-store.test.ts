@@ -885,6 +885,23 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
           last_status: 200,
         });
       });
+
+      it('claimDueDeliveries passes over the tenants it is told to skip, and a released lease is due again at once', async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await tasks.insertDelivery(deliveryRow('d_busy_1', 't_1', { tenant: 'busy', next_attempt_at: T0 - 2 }));
+        await tasks.insertDelivery(deliveryRow('d_busy_2', 't_1', { tenant: 'busy', next_attempt_at: T0 - 1 }));
+        await tasks.insertDelivery(deliveryRow('d_acme', 't_1', { next_attempt_at: T0 }));
+        const skipping = await tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 10, ['busy']);
+        expect(skipping.map((row) => row.id)).toEqual(['d_acme']);
+
+        const busy = await tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 10);
+        expect(busy.map((row) => row.id).sort()).toEqual(['d_busy_1', 'd_busy_2']);
+        // Only the holder gives a lease back.
+        await tasks.releaseDeliveries(['d_busy_2'], 'replica-b');
+        expect(await tasks.claimDueDeliveries(T0, 'replica-b', 15_000, 10)).toEqual([]);
+        await tasks.releaseDeliveries(['d_busy_2'], 'replica-a');
+        expect((await tasks.claimDueDeliveries(T0, 'replica-b', 15_000, 10)).map((row) => [row.id, row.lease_owner])).toEqual([['d_busy_2', 'replica-b']]);
+      });
     });
 
     describe('a slot taken in the create\'s own transaction', () => {

@@ -17,8 +17,20 @@ export function deliveryBackoffMs(attempt: number): number {
   return Math.min(3600_000, 5_000 * 2 ** Math.max(0, attempt - 1));
 }
 
+/** Deliveries on their way at once, per process: a pass claims only as many as there is room for. */
+const MAX_IN_FLIGHT = 50;
+/**
+ * Of those, one tenant's at most: a receiver that takes connections and never answers holds only
+ * its own tenant's deliveries (each until `webhooks.timeout_ms`), never another tenant's.
+ */
+const MAX_IN_FLIGHT_PER_TENANT = 10;
+
 export class OutboundWebhooks {
-  private readonly runner = new CoalescingRunner(() => this.deliverDue());
+  private readonly runner = new CoalescingRunner(() => this.startDue());
+  /** Deliveries on their way, each settling once its outcome is recorded. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** How many of `inFlight` each tenant has. */
+  private readonly tenantInFlight = new Map<string, number>();
   /** Connections to receivers: the address connected to is checked, and no proxy is used. */
   private readonly agents: ReturnType<typeof guardedAgents>;
 
@@ -29,22 +41,58 @@ export class OutboundWebhooks {
     });
   }
 
-  /** Delivers every due delivery once. */
-  tick(): Promise<void> {
+  /**
+   * The worker loop's pass: starts the due deliveries there is room for, and settles once they are
+   * on their way, not once they are answered, so a slow receiver never holds up the next pass.
+   */
+  start(): Promise<void> {
     return this.runner.run();
   }
 
-  /** Settles once no pass is running; the gateway waits for it before closing the store. */
-  idle(): Promise<void> {
-    return this.runner.idle();
+  /** Delivers every due delivery there is room for once, and waits for every delivery on its way. */
+  async tick(): Promise<void> {
+    await this.runner.run();
+    await this.settled();
   }
 
-  private async deliverDue(): Promise<void> {
-    const { tasks, clock, owner, config } = this.engine;
+  /** Settles once no pass runs and no delivery is on its way; the gateway waits for it before closing the store. */
+  async idle(): Promise<void> {
+    await this.runner.idle();
+    await this.settled();
+  }
+
+  private async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async startDue(): Promise<void> {
+    const { tasks, clock, owner, config, logger } = this.engine;
     // This clock is off the other replicas': a lease it writes or reads would be misjudged (`ClockWatch`).
     if (this.engine.clockWatch.holdReason) return;
-    const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, 50);
-    await Promise.all(due.map((delivery) => this.deliver(delivery)));
+    const room = MAX_IN_FLIGHT - this.inFlight.size;
+    if (room <= 0) return;
+    const full = [...this.tenantInFlight].filter(([, count]) => count >= MAX_IN_FLIGHT_PER_TENANT).map(([tenant]) => tenant);
+    const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, room, full);
+    /** Claimed past its tenant's share (one pass may find many of one tenant's due): due again at once. */
+    const surplus: string[] = [];
+    for (const delivery of due) {
+      const count = this.tenantInFlight.get(delivery.tenant) ?? 0;
+      if (count >= MAX_IN_FLIGHT_PER_TENANT) {
+        surplus.push(delivery.id);
+        continue;
+      }
+      this.tenantInFlight.set(delivery.tenant, count + 1);
+      const run: Promise<void> = this.deliver(delivery)
+        .catch((error) => logger.error({ err: error, task_id: delivery.taskId, delivery_id: delivery.id }, 'webhook delivery could not be recorded'))
+        .finally(() => {
+          this.inFlight.delete(run);
+          const left = (this.tenantInFlight.get(delivery.tenant) ?? 1) - 1;
+          if (left > 0) this.tenantInFlight.set(delivery.tenant, left);
+          else this.tenantInFlight.delete(delivery.tenant);
+        });
+      this.inFlight.add(run);
+    }
+    await tasks.releaseDeliveries(surplus, owner);
   }
 
   private async deliver(delivery: DeliveryRecord): Promise<void> {

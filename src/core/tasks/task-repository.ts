@@ -466,8 +466,12 @@ export class TaskRepository {
     return this.store.purgeExpired(now, webhookIdsBefore);
   }
 
-  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<DeliveryRecord[]> {
-    return (await this.store.claimDueDeliveries(now, owner, leaseMs, limit)).map(deliveryFromRow);
+  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number, skipTenants: readonly string[] = []): Promise<DeliveryRecord[]> {
+    return (await this.store.claimDueDeliveries(now, owner, leaseMs, limit, skipTenants)).map(deliveryFromRow);
+  }
+
+  releaseDeliveries(ids: readonly string[], owner: string): Promise<void> {
+    return this.store.releaseDeliveries(ids, owner);
   }
 
   /** The deliveries of one task's events, oldest first. */
