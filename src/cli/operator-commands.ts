@@ -12,7 +12,7 @@ import { formatNumber, notHttpUrl, redactUrl } from '../../packages/client/src/i
 import type { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
-import { describeDatabaseUrl } from '../store/database-url.js';
+import { databaseUrlProblem, describeDatabaseUrl } from '../store/database-url.js';
 
 function configPath(file: string | undefined, env: NodeJS.ProcessEnv): string {
   return resolve(file ?? env.CONFIG_FILE ?? 'config.yaml');
@@ -210,6 +210,9 @@ export function registerOperatorCommands(program: Command, context: CliContext):
     .option('--database-url <url>', 'this database instead (sqlite:<file> or postgres://…)')
     .action(async (options: { config?: string; databaseUrl?: string }, command: Command) => {
       const out = context.outputFor(command);
+      // A flag that names no database is a mistake on the command line: no retry would get through.
+      const refused = options.databaseUrl === undefined ? undefined : databaseUrlProblem(options.databaseUrl);
+      if (refused) throw new CliError(`--database-url ${refused}`, ExitCode.usage);
       const url = options.databaseUrl ?? (await loadConfig(configPath(options.config, context.env), context.env)).database.url;
       const [{ openStore }, { sql }] = await Promise.all([import('../store/database.js'), import('kysely')]);
       const startedAt = new Date();

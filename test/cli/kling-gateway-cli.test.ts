@@ -1024,4 +1024,15 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       expect(result.stderr).not.toMatch(/pg-pass/);
     }
   });
+
+  it('migrate --database-url with a URL that names no database is a command-line error (2), not "try again later" (9)', async () => {
+    for (const database of ['mysql://gateway@db/gateway', '']) {
+      const refused = await runHere(['migrate', '--database-url', database]);
+      expect([refused.code, refused.stderr]).toEqual([
+        ExitCode.usage,
+        expect.stringContaining('--database-url must start with sqlite: or postgres://'),
+      ]);
+      expect(refused.stderr).not.toMatch(/gateway@/);
+    }
+  });
 });
