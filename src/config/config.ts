@@ -666,7 +666,7 @@ export function parseConfig(
       ),
     );
   }
-  const problems: string[] = [];
+  const problems: string[] = prototypeKeyProblems(expanded, knownProviders);
   for (const id of Object.keys(result.data.providers)) {
     if (!knownProviders.includes(id)) {
       problems.push(`providers.${id}: unknown provider (known: ${knownProviders.join(', ')})`);
@@ -726,6 +726,21 @@ export function parseConfig(
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return config;
+}
+
+/**
+ * A `tenants` or `providers` block named `__proto__` (YAML makes it an ordinary key): zod leaves
+ * such a key out of a record without a word, so it is named here rather than ignored.
+ */
+function prototypeKeyProblems(expanded: unknown, knownProviders: readonly string[]): string[] {
+  const named = (field: 'tenants' | 'providers') => {
+    const map = expanded !== null && typeof expanded === 'object' ? (expanded as Record<string, unknown>)[field] : undefined;
+    return map !== null && typeof map === 'object' && Object.hasOwn(map, '__proto__');
+  };
+  return [
+    ...(named('tenants') ? ['tenants.__proto__: "__proto__" cannot name a tenant (it is a reserved word)'] : []),
+    ...(named('providers') ? [`providers.__proto__: unknown provider (known: ${knownProviders.join(', ')})`] : []),
+  ];
 }
 
 /** What does not add up in a provider block's credentials and accounts, one line per field. */

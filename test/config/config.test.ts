@@ -567,6 +567,17 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     expect((Object as unknown as Record<string, unknown>).webhook_secret).toBeUndefined();
   });
 
+  it('refuses a tenants or providers block named __proto__, as YAML reads one, instead of ignoring it', () => {
+    const doc = parseYaml(
+      ['server: { public_url: "https://gateway.example.com" }', 'database: { url: "sqlite::memory:" }', 'auth: { api_keys: "acme:acme-key-123" }',
+        'tenants:', '  __proto__: { admin: true }', 'providers:', '  __proto__: { enabled: false }'].join('\n'),
+    ) as unknown;
+    expect(problemsOf(doc)).toEqual([
+      'tenants.__proto__: "__proto__" cannot name a tenant (it is a reserved word)',
+      `providers.__proto__: unknown provider (known: ${PROVIDER_IDS.join(', ')})`,
+    ]);
+  });
+
   it('refuses a list with no pair in it', () => {
     expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: ' , ' })).toEqual(['auth.api_keys: at least one tenant:key is required']);
   });
