@@ -117,6 +117,8 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
   const warnings: string[] = [];
   // The shipped sandbox key and secret are refused by the config itself in a live deployment.
   if (providers.every((provider) => provider.mode === 'disabled')) warnings.push('no provider would run: every request would be refused');
+  const storage = await storagePlan(config);
+  if (storage.problem) warnings.push(`storage.filesystem.path: ${storage.problem}: the gateway would not start on this machine`);
   // The gateway starts on such a port, but no browser (the console) nor fetch (the CLI, the
   // client) connects to it there.
   const blockedPort = notHttpUrl(config.server.public_url)?.blockedPort;
@@ -143,9 +145,20 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
     /** Who may read /metrics: bearer token, loopback clients only (live without a token), or anyone (sandbox). */
     metrics: config.server.metrics_token ? ('token' as const) : live ? ('loopback only' as const) : ('open' as const),
     limits: config.limits,
+    storage: { mode: storage.mode, ...(storage.where ? { where: storage.where } : {}) },
     providers,
     warnings,
   };
+}
+
+/** Where result copies go (`storage`), and why the gateway could not write there; S3 is not asked. */
+async function storagePlan(config: GatewayConfig): Promise<{ mode: 'copy' | 'passthrough'; where?: string; problem?: string }> {
+  const { mode, backend } = config.storage;
+  if (mode === 'passthrough') return { mode };
+  if (backend === 's3') return { mode, where: `s3:${config.storage.s3.bucket ?? ''}` };
+  const { FilesystemStorage } = await import('../storage/filesystem-storage.js');
+  const storage = new FilesystemStorage(config.storage.filesystem.path);
+  return { mode, where: storage.description, problem: await FilesystemStorage.writeProblem(config.storage.filesystem.path) };
 }
 
 function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): void {
@@ -157,6 +170,7 @@ function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): v
   out.line(`  routing     ${plan.routing.strategy}${plan.routing.allow_fallbacks ? ', failover on' : ', no failover'}${plan.routing.failover_on_timeout ? ', also after timeouts' : ''}`);
   out.line(`  deadline    ${formatNumber(plan.task_deadline_ms / 60_000)} min`);
   out.line(`  metrics     ${plan.metrics === 'token' ? 'bearer token (METRICS_TOKEN)' : plan.metrics === 'loopback only' ? 'loopback clients only (set METRICS_TOKEN to scrape from elsewhere)' : 'open (sandbox)'}`);
+  out.line(`  storage     ${plan.storage.mode === 'copy' ? `copies to ${plan.storage.where}` : 'passthrough (upstream URLs, no copies)'}`);
   out.line(`  limits      ${plan.limits.creates_per_minute} creates/min, ${plan.limits.open_streams} streams, ${plan.limits.open_waits} waits per tenant`);
   out.line('');
   out.table(plan.providers, [

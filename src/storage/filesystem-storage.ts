@@ -108,6 +108,25 @@ export class FilesystemStorage implements ObjectStorage {
     return storage;
   }
 
+  /**
+   * Why `open` would refuse `directory`, told without making anything (`check-config`): the
+   * nearest folder that exists on its path must be a folder this process may write.
+   */
+  static async writeProblem(directory: string): Promise<string | undefined> {
+    const root = resolve(directory);
+    for (let folder = root; ; folder = dirname(folder)) {
+      try {
+        if (!(await stat(folder)).isDirectory()) return `${root} cannot be written (${folder} is not a folder)`;
+        await access(folder, constants.W_OK);
+        return undefined;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && dirname(folder) !== folder) continue;
+        return `${root} cannot be written (${(error as Error).message})`;
+      }
+    }
+  }
+
   /** The file of a key; a key that would leave the directory is refused. */
   private pathOf(key: string): string {
     const path = resolve(this.root, key);

@@ -917,6 +917,25 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(JSON.parse(fine.stdout).warnings).toEqual([]);
   });
 
+  it('check-config says where copies go, and warns when the gateway could not write there', async () => {
+    const file = join(workdir, 'not-a-folder');
+    writeFileSync(file, 'a file, where the outputs folder would go');
+    const [blocked, fine, passthrough] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], { STORAGE_PATH: join(file, 'outputs') }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { STORAGE_PATH: join(workdir, 'new', 'outputs') }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { STORAGE_PATH: join(file, 'outputs'), STORAGE_MODE: 'passthrough' }),
+    ]);
+    expect(blocked.code, blocked.stderr).toBe(0);
+    expect(blocked.stdout).toContain(`storage     copies to filesystem:${join(file, 'outputs')}`);
+    expect(blocked.stderr).toContain(`warning: storage.filesystem.path: ${join(file, 'outputs')} cannot be written`);
+    expect(blocked.stderr).toContain('the gateway would not start on this machine');
+    const plan = JSON.parse(fine.stdout);
+    expect([plan.storage, plan.warnings]).toEqual([{ mode: 'copy', where: `filesystem:${join(workdir, 'new', 'outputs')}` }, []]);
+    // Nothing is made by the check.
+    expect(existsSync(join(workdir, 'new'))).toBe(false);
+    expect(JSON.parse(passthrough.stdout)).toMatchObject({ storage: { mode: 'passthrough' }, warnings: [] });
+  });
+
   it('check-config refuses a WORKERS the gateway would refuse at start', async () => {
     const [word, memory] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], { WORKERS: 'lots' }),
