@@ -262,8 +262,11 @@ export class TaskLifecycle {
     return this.transition(task, { dispatchAfter: at }, { phases: ['dispatch'] });
   }
 
-  /** Gives back this replica's polling lease with the time of the next poll, without news from upstream. */
-  reschedulePoll(task: TaskRecord, at: number, countAsPoll: boolean): Promise<TaskRecord | undefined> {
+  /**
+   * Gives back this replica's polling lease with the time of the next poll, without news from
+   * upstream; with `version`, only if the task is still as it was read then.
+   */
+  reschedulePoll(task: TaskRecord, at: number, countAsPoll: boolean, version?: number): Promise<TaskRecord | undefined> {
     return this.writeQuietly(
       task,
       {
@@ -271,7 +274,7 @@ export class TaskLifecycle {
         ...(countAsPoll ? { pollCount: task.pollCount + 1 } : {}),
         ...RELEASE_LEASE,
       },
-      this.held('tracking'),
+      { ...this.held('tracking'), ...(version !== undefined ? { version } : {}) },
     );
   }
 

@@ -10,7 +10,7 @@ import type { Engine } from './engine.js';
 import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { lastPollAt, nextPollDelay } from './polling.js';
-import { TaskLifecycle } from './task-lifecycle.js';
+import { TaskLifecycle, type TransitionOptions } from './task-lifecycle.js';
 import type { TaskRecord } from './task-records.js';
 import type { InboundMark } from './task-repository.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
@@ -92,13 +92,17 @@ export class Tracker {
         admission.permit,
       );
       metrics.polls.inc({ provider: runtime.id, outcome: report.status });
-      const held = { phases: ['tracking'] as const, leaseOwner: this.engine.owner };
       if (report.status !== 'succeeded' && report.status !== 'failed' && clock.now() >= task.deadlineAt) {
         // The last look at the deadline found it still running: the deadline ends it.
-        await this.lifecycle.fail(task, this.deadlineError({ ...task, providerStatus: report.providerStatus }), held, report);
+        await this.writeAfterPoll(task, 0, (current, held) =>
+          this.lifecycle.fail(current, this.deadlineError({ ...current, providerStatus: report.providerStatus }), held, report),
+        );
         return;
       }
-      await this.lifecycle.applyReport(task, runtime, report, held, this.schedule(task, runtime));
+      const schedule = this.schedule(task, runtime);
+      await this.writeAfterPoll(task, schedule.nextPollAt, (current, held, nextPollAt) =>
+        this.lifecycle.applyReport(current, runtime, report, held, { ...schedule, nextPollAt }),
+      );
     } catch (error) {
       if (error instanceof CircuitBreakerOpenError) {
         metrics.polls.inc({ provider: runtime.id, outcome: 'circuit_open' });
@@ -111,7 +115,34 @@ export class Tracker {
       if (error instanceof UpstreamError && error.statusCode === 429) account.coolDown(error.retryAfterMs);
       const next = this.schedule(task, runtime);
       const retryAfter = error instanceof UpstreamError && error.retryAfterMs !== undefined ? clock.now() + error.retryAfterMs : 0;
-      await this.lifecycle.reschedulePoll(task, Math.max(next.nextPollAt, retryAfter), true);
+      await this.writeAfterPoll(task, Math.max(next.nextPollAt, retryAfter), (current, held, nextPollAt) =>
+        this.lifecycle.reschedulePoll(current, nextPollAt, true, held.version),
+      );
+    }
+  }
+
+  /**
+   * Writes what this replica's poll of `task` learned, under its lease, on the task as it is now.
+   * The poll's answer may have left the upstream before news that reached a replica while it was
+   * on its way: a callback claiming the task finished makes it due at once (`pollSoon`), and the
+   * poll's own schedule must not push that back to the next poll (a legacy callback comes once; it
+   * was lost until the safety poll, minutes later). So the write holds only on the version the
+   * poll read; when something changed the task meanwhile, it is read again and written with the
+   * earlier of the two times — unless it left tracking or this replica's lease (nothing to write).
+   */
+  private async writeAfterPoll(
+    task: TaskRecord,
+    nextPollAt: number,
+    write: (current: TaskRecord, held: TransitionOptions & { version: number }, nextPollAt: number) => Promise<TaskRecord | undefined>,
+  ): Promise<void> {
+    const { tasks, owner } = this.engine;
+    let current = task;
+    for (let round = 0; round < 3; round++) {
+      if (await write(current, { phases: ['tracking'], leaseOwner: owner, version: current.version }, nextPollAt)) return;
+      const latest = await tasks.get(task.id);
+      if (!latest || latest.phase !== 'tracking' || latest.leaseOwner !== owner) return;
+      if (latest.nextPollAt !== null) nextPollAt = Math.min(nextPollAt, latest.nextPollAt);
+      current = latest;
     }
   }
 
