@@ -4,11 +4,23 @@
  * interleaving that matters by an upstream (or a receiver) that holds its answer until the test
  * lets it go, rather than left to timing.
  */
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { SAMPLE_MP4 } from '../../src/sandbox/simulator-kit.js';
+import { CodeMigrationProvider } from '../../src/store/migrations.js';
+import type { Store } from '../../src/store/database.js';
 import { loopbackServer } from '../support/raw-answer.js';
-import { postgresAvailable } from '../support/postgres.js';
+import { POSTGRES_URL, dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
-import type { TestGateway } from '../support/harness.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 const available = await postgresAvailable();
 
@@ -58,6 +70,84 @@ async function legacyUpstreamHoldingFirstPoll() {
   });
   return { base: server.base, statusCalls, firstPollReached, answerFirstPoll, close: server.close };
 }
+
+/**
+ * A server that holds the first request it gets (it never answers it unless `release` is called:
+ * as a peer whose caller was killed mid-exchange would see it) and answers every later one with
+ * `answer`. `seen` lists each request's method, path and `webhook-id`.
+ */
+async function holdingFirst(answer: (res: ServerResponse) => void) {
+  const seen: { method: string; path: string; webhookId: string | undefined }[] = [];
+  let reached!: () => void;
+  const firstReached = new Promise<void>((resolve) => (reached = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const server = await loopbackServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', path: req.url ?? '', webhookId: req.headers['webhook-id'] as string | undefined });
+      if (seen.length === 1) {
+        reached();
+        void released.then(() => answer(res));
+        return;
+      }
+      answer(res);
+    });
+  });
+  return { base: server.base, seen, firstReached, release, close: server.close };
+}
+
+/**
+ * A transaction of the test's own holding `FOR UPDATE` the rows `lockQuery` selects, so racing
+ * replicas all reach the same write before any of them can make it. `blocked` resolves once
+ * `count` backends wait behind it (directly, or behind one that does).
+ */
+async function holdRows(lockQuery: string, values: unknown[]) {
+  const holder = new pg.Client({ connectionString: POSTGRES_URL });
+  await holder.connect();
+  await holder.query('BEGIN');
+  await holder.query(lockQuery, values);
+  const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const pid = rows[0]!.pid;
+  const watcher = new pg.Client({ connectionString: POSTGRES_URL });
+  await watcher.connect();
+  return {
+    async blocked(count: number): Promise<void> {
+      for (let tries = 0; tries < 500; tries++) {
+        const waiting = await watcher.query<{ pid: number; blockers: number[] }>(
+          "SELECT pid, pg_blocking_pids(pid) AS blockers FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        );
+        const behind = new Set([pid]);
+        for (let grew = true; grew; ) {
+          grew = false;
+          for (const row of waiting.rows) {
+            if (!behind.has(row.pid) && row.blockers.some((blocker) => behind.has(blocker))) {
+              behind.add(row.pid);
+              grew = true;
+            }
+          }
+        }
+        if (behind.size - 1 >= count) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error(`fewer than ${count} backends waited for the held rows`);
+    },
+    async release(): Promise<void> {
+      await holder.query('COMMIT').finally(() => holder.end());
+      await watcher.end();
+    },
+  };
+}
+
+/** Signed Freepik webhook headers for `payload`. */
+function freepikHeaders(gateway: TestGateway, webhookId: string, payload: string) {
+  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
+  const secret = gateway.endpoints.get('freepik')!.webhookSecret!;
+  return { 'webhook-id': webhookId, 'webhook-timestamp': timestamp, 'webhook-signature': signFreepikWebhook(secret, webhookId, timestamp, payload) };
+}
+
+/** Nowhere: deliveries to it fail (and are retried), which these tests do not look at. */
+const NO_RECEIVER = 'http://127.0.0.1:9/hooks';
 
 describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
   const replicas = usePostgresReplicas({ tracking: { webhook_safety_poll_ms: SAFETY_POLL_MS } });
@@ -110,6 +200,230 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       expect(events.sort()).toEqual(['video.processing', 'video.succeeded']);
     } finally {
       await upstream.close();
+    }
+  });
+
+  /** The events queued for a task's webhook_url, sorted. */
+  const eventsOf = async (gateway: TestGateway, id: string) => (await gateway.gateway.store.listDeliveries(id)).map((delivery) => delivery.event_type).sort();
+
+  /**
+   * A replica on the shared schema whose clock never moves: once it has started something (a
+   * delivery, a copy) it does nothing more — no lease renewal, no record of the outcome — as a
+   * replica killed with SIGKILL. `close` (in the test's `finally`) ends it.
+   */
+  async function frozenReplica(name: string, like: TestGateway, config: Record<string, unknown>) {
+    const store: Store = await openPostgresStore(replicas.schema);
+    const gateway = await startTestGateway({
+      clock: new ManualClock(replicas.clock.now()),
+      endpoints: like.endpoints,
+      simulators: like.simulators,
+      store,
+      owner: name,
+      config: { tracking: { webhook_safety_poll_ms: SAFETY_POLL_MS }, ...config },
+    });
+    return {
+      gateway,
+      async close() {
+        await gateway.close();
+        await store.close();
+      },
+    };
+  }
+
+  it('makes one task of one Idempotency-Key sent at once to three replicas with three bodies: one 202, and 409 for the two other bodies', async () => {
+    const gateways = await three();
+    const pinned = { model: 'kling-v3', duration: 5, routing: { providers: ['kling3api'] } };
+    // Every create reaches its transaction before any can commit: the first to write the key then
+    // waits for the provider's lock (held here), and the two others for that key.
+    const lock = await holdRows(`SELECT id FROM ${replicas.schema}.providers WHERE id = 'kling3api' FOR UPDATE`, []);
+    const racing = Promise.all(gateways.map((gateway, index) => gateway.create({ ...pinned, prompt: `body ${index}` }, { 'idempotency-key': 'one-key-three-bodies' })));
+    await lock.blocked(3);
+    await lock.release();
+    const answers = await racing;
+    expect(answers.map((answer) => answer.status).sort()).toEqual([202, 409, 409]);
+    const winner = answers.findIndex((answer) => answer.status === 202);
+    for (const answer of answers.filter((answer) => answer.status === 409)) {
+      expect(answer.body.detail).toMatch(/different request body/);
+    }
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+    expect((await gateways[0]!.request('GET', '/v1/videos')).body.data.map((task: { id: string }) => task.id)).toEqual([answers[winner]!.body.id]);
+    // The winning body, repeated on each replica, names that task.
+    for (const gateway of gateways) {
+      const repeat = await gateway.create({ ...pinned, prompt: `body ${winner}` }, { 'idempotency-key': 'one-key-three-bodies' });
+      expect([repeat.status, repeat.body.id]).toEqual([202, answers[winner]!.body.id]);
+    }
+  });
+
+  it('cancels a queued task asked on two replicas at once: both answer it canceled, and it ends once (one video.canceled)', async () => {
+    const [a, b, c] = await three({ providers: { kling3api: { max_in_flight: 1 } } });
+    const pinned = { model: 'kling-v3', prompt: 'two cancels', duration: 5, routing: { providers: ['kling3api'] }, webhook_url: NO_RECEIVER };
+    expect((await a!.create(pinned)).body.status).toBe('processing');
+    const queued = await a!.create(pinned);
+    expect(queued.body.status).toBe('queued');
+    const id = queued.body.id as string;
+    // Both cancels read the task queued, then wait for its row.
+    const lock = await holdRows(`SELECT id FROM ${replicas.schema}.tasks WHERE id = $1 FOR UPDATE`, [id]);
+    const cancels = Promise.all([b!, c!].map((gateway) => gateway.request('POST', `/v1/videos/${id}/cancel`)));
+    await lock.blocked(2);
+    await lock.release();
+    const answers = await cancels;
+    expect(answers.map((answer) => [answer.status, answer.body.status])).toEqual([
+      [200, 'canceled'],
+      [200, 'canceled'],
+    ]);
+    expect(answers[0]!.body.completed_at).toBe(answers[1]!.body.completed_at);
+    expect(await eventsOf(a!, id)).toEqual(['video.canceled']);
+    // The slot frees: the canceled task is never sent.
+    await replicas.clock.advance(10_000);
+    await Promise.all([a!, b!, c!].map((gateway) => gateway.gateway.runOnce()));
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
+
+  it('keeps cancels asked on two replicas at once while the third sends the create: turned down there, both answer canceled and it goes nowhere else', async () => {
+    const [a, b, c] = await three();
+    const posts = (provider: string) => replicas.simulators.get(provider)!.requests.filter((r) => r.method === 'POST').length;
+    // Freepik (tried first) turns the create down, late: without the cancels it would go on to kling3api.
+    replicas.simulators.get('freepik')!.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
+    const creating = a!.create({ model: 'kling-v3', prompt: 'three replicas, two cancels', duration: 5, webhook_url: NO_RECEIVER });
+    let id: string | undefined;
+    for (let i = 0; i < 500 && (!id || posts('freepik') === 0); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      id = (await b!.request('GET', '/v1/videos')).body.data[0]?.id;
+    }
+    const answers = await Promise.all([b!, c!].map((gateway) => gateway.request('POST', `/v1/videos/${id}/cancel`)));
+    expect(answers.map((answer) => [answer.status, answer.body.status])).toEqual([
+      [200, 'canceled'],
+      [200, 'canceled'],
+    ]);
+    expect((await creating).body).toMatchObject({ id, status: 'canceled' });
+    expect(await eventsOf(a!, id!)).toEqual(['video.canceled']);
+    await replicas.clock.advance(60_000);
+    await Promise.all([a!, b!, c!].map((gateway) => gateway.gateway.runOnce()));
+    expect(posts('kling3api')).toBe(0);
+    expect(posts('freepik')).toBe(1);
+  });
+
+  it('applies a Freepik webhook delivered to two replicas at the same instant once: one applies it, the other answers duplicate', async () => {
+    const [a, b, c] = await three();
+    const created = await a!.create({ model: 'kling-v3', prompt: 'one webhook, twice', duration: 5, routing: { providers: ['freepik'] }, webhook_url: NO_RECEIVER });
+    expect(created.body.status).toBe('processing');
+    const id = created.body.id as string;
+    const payload = JSON.stringify({ task_id: created.body.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example.com/one.mp4'] });
+    const headers = freepikHeaders(a!, 'msg_sent_twice', payload);
+    // Both verified it and found the task tracked; neither has written yet.
+    const lock = await holdRows(`SELECT id FROM ${replicas.schema}.tasks WHERE id = $1 FOR UPDATE`, [id]);
+    const deliveries = Promise.all([b!, c!].map((gateway) => gateway.request('POST', '/v1/webhooks/freepik', payload, headers, null)));
+    await lock.blocked(2);
+    await lock.release();
+    const answers = await deliveries;
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
+    expect(answers.map((answer) => JSON.stringify(answer.body)).sort()).toEqual([
+      JSON.stringify({ received: true, duplicate: true }),
+      JSON.stringify({ received: true, matched: true }),
+    ]);
+    expect((await a!.get(id)).body).toMatchObject({ status: 'succeeded', outputs: [expect.objectContaining({ upstream_url: 'https://cdn.example.com/one.mp4' })] });
+    expect(await eventsOf(a!, id)).toEqual(['video.processing', 'video.succeeded']);
+  });
+
+  it('sends a delivery whose replica was killed mid-POST again from exactly one other replica once its lease ends, with the same webhook-id', async () => {
+    const receiver = await holdingFirst((res) => res.end());
+    const config = { webhooks: { timeout_ms: 20_000 } };
+    const [b, c] = [await replicas.replica('replica-b', config), await replicas.replica('replica-c', config)];
+    const a = await frozenReplica('replica-a', b, config);
+    try {
+      const created = await a.gateway.create({ model: 'kling-v3', prompt: 'a delivery left half-way', duration: 5, routing: { providers: ['kling3api'] }, webhook_url: `${receiver.base}/hooks` });
+      expect(created.body.status).toBe('processing');
+      const id = created.body.id as string;
+      // Replica A claims video.processing and posts it; the receiver gets it, and A dies before the answer.
+      void a.gateway.gateway.runOnce();
+      await receiver.firstReached;
+      const [first] = await b.gateway.store.listDeliveries(id);
+      expect(first).toMatchObject({ event_type: 'video.processing', status: 'pending', lease_owner: 'replica-a' });
+      const sends = () => receiver.seen.filter((request) => request.webhookId === first!.id).length;
+      const processing = async () => (await b.gateway.store.listDeliveries(id)).find((delivery) => delivery.id === first!.id);
+
+      // Its lease (the webhook time limit + 5 s) still runs: nobody else sends it.
+      await replicas.clock.advance(24_000);
+      await Promise.all([b.gateway.runOnce(), c.gateway.runOnce()]);
+      expect(sends()).toBe(1);
+      // It ran out: B and C race for it, and one sends it.
+      await replicas.clock.advance(2_000);
+      await Promise.all([b.gateway.runOnce(), c.gateway.runOnce(), b.gateway.runOnce(), c.gateway.runOnce()]);
+      expect(sends()).toBe(2);
+      expect(await processing()).toMatchObject({ status: 'delivered', attempts: 1, last_status: 200 });
+      await replicas.clock.advance(60_000);
+      await Promise.all([b.gateway.runOnce(), c.gateway.runOnce()]);
+      expect(sends()).toBe(2);
+      // A's late answer (it comes back to life) changes nothing of the record B or C wrote.
+      receiver.release();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await processing()).toMatchObject({ status: 'delivered', attempts: 1, last_status: 200 });
+    } finally {
+      receiver.release();
+      await a.close();
+      await receiver.close();
+    }
+  });
+
+  it('copies a result whose replica was killed mid-copy from exactly one other replica once its lease ends, and reports it succeeded once', async () => {
+    const results = await holdingFirst((res) => {
+      res.setHeader('content-type', 'video/mp4');
+      res.end(SAMPLE_MP4);
+    });
+    const config = { storage: { mode: 'copy', allow_private_sources: true, filesystem: { path: mkdtempSync(join(tmpdir(), 'kling-gw-shared-outputs-')) } } };
+    const [b, c] = [await replicas.replica('replica-b', config), await replicas.replica('replica-c', config)];
+    const a = await frozenReplica('replica-a', b, config);
+    try {
+      const created = await a.gateway.create({ model: 'kling-v3', prompt: 'a copy left half-way', duration: 5, routing: { providers: ['freepik'] }, webhook_url: NO_RECEIVER });
+      const id = created.body.id as string;
+      const url = `${results.base}/result.mp4`;
+      const payload = JSON.stringify({ task_id: created.body.provider_task_id, status: 'COMPLETED', generated: [url] });
+      // Replica A takes the news and starts the copy; the file host has the request, and A dies.
+      expect((await a.gateway.request('POST', '/v1/webhooks/freepik', payload, freepikHeaders(a.gateway, 'msg_done', payload), null)).status).toBe(200);
+      await results.firstReached;
+      expect((await b.gateway.store.getTask(id))).toMatchObject({ phase: 'storing', lease_owner: 'replica-a' });
+
+      // One lease (tracking.lease_ms, 30 s) holds it; then B and C race for it, and one copies it.
+      await replicas.clock.advance(29_000);
+      await Promise.all([b.gateway.runOnce(), c.gateway.runOnce()]);
+      expect(results.seen).toHaveLength(1);
+      await replicas.clock.advance(2_000);
+      await Promise.all([b.gateway.runOnce(), c.gateway.runOnce(), b.gateway.runOnce(), c.gateway.runOnce()]);
+      expect(results.seen).toHaveLength(2);
+      const done = (await c.get(id)).body;
+      expect(done).toMatchObject({ status: 'succeeded' });
+      expect(done.outputs).toEqual([expect.objectContaining({ storage: 'stored', upstream_url: url, sha256: createHash('sha256').update(SAMPLE_MP4).digest('hex') })]);
+      expect(await eventsOf(b, id)).toEqual(['video.processing', 'video.succeeded']);
+      await replicas.clock.advance(60_000);
+      await Promise.all([b.gateway.runOnce(), c.gateway.runOnce()]);
+      expect(results.seen).toHaveLength(2);
+    } finally {
+      results.release();
+      await a.close();
+      await results.close();
+    }
+  });
+});
+
+describe.skipIf(!available)('three replicas starting at once on a database an older release migrated', () => {
+  it('all start: each migration the older schema lacks runs once, and none collides', async () => {
+    const schema = newSchemaName();
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}`, max: 2 });
+    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
+    try {
+      await pool.query(`CREATE SCHEMA ${schema}`);
+      const older = await new Migrator({ db, provider: new CodeMigrationProvider('postgres'), migrationTableSchema: schema }).migrateTo('0005_usage_and_budgets');
+      expect(older.error).toBeUndefined();
+      const all = Object.keys(await new CodeMigrationProvider('postgres').getMigrations());
+
+      const opened = await Promise.allSettled([openPostgresStore(schema), openPostgresStore(schema), openPostgresStore(schema)]);
+      for (const result of opened) if (result.status === 'fulfilled') await result.value.close();
+      expect(opened.map((result) => (result.status === 'rejected' ? String(result.reason) : 'started'))).toEqual(['started', 'started', 'started']);
+      const { rows } = await pool.query<{ name: string }>(`SELECT name FROM ${schema}.kysely_migration ORDER BY name`);
+      expect(rows.map((row) => row.name)).toEqual(all);
+    } finally {
+      await db.destroy();
+      await dropSchema(schema);
     }
   });
 });
