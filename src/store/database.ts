@@ -408,6 +408,26 @@ function notOpened(store: Pick<Store, 'description'>, error: unknown): Error {
   return new Error(`${what} ${store.description}: ${message}`);
 }
 
+/**
+ * The migration recorded in the database that this release does not know, when Kysely's migrator
+ * refused for that reason (it calls the database "corrupted").
+ */
+function newerMigration(error: unknown): string | undefined {
+  return /previously executed migration (\S+) is missing/.exec((error as Error)?.message ?? '')?.[1];
+}
+
+/**
+ * The error of a start on a schema a newer release migrated (a rolling upgrade, when a replica of
+ * the older release restarts after a replica of the newer one): this code does not know what that
+ * schema holds, so it does not run on it, and says why rather than that the database is corrupted.
+ */
+function migratedByNewerRelease(store: Pick<Store, 'description'>, migration: string): Error {
+  return new Error(
+    `database ${store.description} was migrated by a newer release of the gateway (migration ${migration}, which this release does not know): ` +
+      'run that release or a later one; an older release does not start on a newer schema',
+  );
+}
+
 async function migrate(store: Store): Promise<string[]> {
   let schema: string | undefined;
   try {
@@ -429,6 +449,8 @@ async function migrate(store: Store): Promise<string[]> {
     ({ error, results } = await migrator.migrateToLatest());
   }
   if (error) {
+    const newer = newerMigration(error);
+    if (newer) throw migratedByNewerRelease(store, newer);
     const failed = results?.find((result) => result.status === 'Error');
     if (failed) throw new Error(`database migration ${failed.migrationName} failed: ${(error as Error).message ?? String(error)}`);
     throw notOpened(store, error);

@@ -426,4 +426,31 @@ describe.skipIf(!available)('three replicas starting at once on a database an ol
       await dropSchema(schema);
     }
   });
+
+  it('refuses to start an older release on a schema a newer release migrated, saying so (not that the database is corrupted or cannot be opened), and changes nothing', async () => {
+    const schema = newSchemaName();
+    try {
+      // Replicas of a newer release started first: it knows one migration more than this code.
+      await (await openPostgresStore(schema)).close();
+      const admin = new pg.Client({ connectionString: POSTGRES_URL });
+      await admin.connect();
+      const ran = async () => (await admin.query<{ name: string }>(`SELECT name FROM ${schema}.kysely_migration ORDER BY name`)).rows.map((row) => row.name);
+      try {
+        await admin.query(`INSERT INTO ${schema}.kysely_migration (name, timestamp) VALUES ('9000_of_a_newer_release', $1)`, [new Date().toISOString()]);
+        const before = await ran();
+        const outcomes = await Promise.allSettled([openPostgresStore(schema), openPostgresStore(schema), openPostgresStore(schema)]);
+        for (const outcome of outcomes) if (outcome.status === 'fulfilled') await outcome.value.close();
+        const messages = outcomes.map((outcome) => (outcome.status === 'rejected' ? (outcome.reason as Error).message : 'started'));
+        for (const message of messages) {
+          expect(message).toMatch(/^database postgres:\/\/.* \(schema kg_test_\w+\) was migrated by a newer release of the gateway \(migration 9000_of_a_newer_release, which this release does not know\)/);
+          expect(message).not.toMatch(/corrupted|could not open/);
+        }
+        expect(await ran()).toEqual(before);
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await dropSchema(schema);
+    }
+  });
 });
