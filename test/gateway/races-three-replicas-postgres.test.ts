@@ -280,27 +280,41 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
   });
 
   it('keeps cancels asked on two replicas at once while the third sends the create: turned down there, both answer canceled and it goes nowhere else', async () => {
-    const [a, b, c] = await three();
-    const posts = (provider: string) => replicas.simulators.get(provider)!.requests.filter((r) => r.method === 'POST').length;
-    // Freepik (tried first) turns the create down, late: without the cancels it would go on to kling3api.
-    replicas.simulators.get('freepik')!.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
-    const creating = a!.create({ model: 'kling-v3', prompt: 'three replicas, two cancels', duration: 5, webhook_url: NO_RECEIVER });
-    let id: string | undefined;
-    for (let i = 0; i < 500 && (!id || posts('freepik') === 0); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      id = (await b!.request('GET', '/v1/videos')).body.data[0]?.id;
+    // Freepik (tried first) holds the create, then turns it down: without the cancels it would go on to kling3api.
+    const freepik = await holdingFirst((res) => {
+      res.statusCode = 402;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ message: 'Insufficient credits' }));
+    });
+    try {
+      const [a, b, c] = await three({}, { freepik: { baseUrl: freepik.base } });
+      const creating = a!.create({ model: 'kling-v3', prompt: 'three replicas, two cancels', duration: 5, webhook_url: NO_RECEIVER });
+      await freepik.firstReached;
+      const id = (await b!.request('GET', '/v1/videos')).body.data[0].id as string;
+      const sending = (await a!.gateway.store.getTask(id))!;
+      expect(sending).toMatchObject({ phase: 'submitting', lease_owner: 'replica-a' });
+      const cancels = Promise.all([b!, c!].map((gateway) => gateway.request('POST', `/v1/videos/${id}/cancel`)));
+      // Each cancel writes its request on the task (a version each) before it waits for the create.
+      for (let tries = 0; tries < 500 && (await a!.gateway.store.getTask(id))!.version < sending.version + 2; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect((await a!.gateway.store.getTask(id))!.version).toBe(sending.version + 2);
+      freepik.release();
+      const answers = await cancels;
+      expect(answers.map((answer) => [answer.status, answer.body.status])).toEqual([
+        [200, 'canceled'],
+        [200, 'canceled'],
+      ]);
+      expect((await creating).body).toMatchObject({ id, status: 'canceled', attempts: [expect.objectContaining({ provider: 'freepik', http_status: 402 })] });
+      expect(await eventsOf(a!, id)).toEqual(['video.canceled']);
+      await replicas.clock.advance(60_000);
+      await Promise.all([a!, b!, c!].map((gateway) => gateway.gateway.runOnce()));
+      expect(replicas.simulators.get('kling3api')!.requests.filter((r) => r.method === 'POST')).toHaveLength(0);
+      expect(freepik.seen).toHaveLength(1);
+    } finally {
+      freepik.release();
+      await freepik.close();
     }
-    const answers = await Promise.all([b!, c!].map((gateway) => gateway.request('POST', `/v1/videos/${id}/cancel`)));
-    expect(answers.map((answer) => [answer.status, answer.body.status])).toEqual([
-      [200, 'canceled'],
-      [200, 'canceled'],
-    ]);
-    expect((await creating).body).toMatchObject({ id, status: 'canceled' });
-    expect(await eventsOf(a!, id!)).toEqual(['video.canceled']);
-    await replicas.clock.advance(60_000);
-    await Promise.all([a!, b!, c!].map((gateway) => gateway.gateway.runOnce()));
-    expect(posts('kling3api')).toBe(0);
-    expect(posts('freepik')).toBe(1);
   });
 
   it('applies a Freepik webhook delivered to two replicas at the same instant once: one applies it, the other answers duplicate', async () => {
