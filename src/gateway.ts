@@ -142,6 +142,9 @@ function tenantCreateLimiter(store: Store, config: GatewayConfig, acrossWorkers:
   };
 }
 
+/** Phases of a task that hold no provider slot: another replica's move into one may let a queued task go. */
+const SLOT_FREE_PHASES: ReadonlySet<string> = new Set(['done', 'dispatch', 'storing']);
+
 /** Milliseconds between purges of expired idempotency keys and webhook ids. */
 const PURGE_EVERY_MS = 10 * 60_000;
 /** How often shared provider figures (success rate, latency, completions) are written and read back. */
@@ -478,10 +481,11 @@ export class Gateway {
       ['figures', () => this.refreshFigures()],
     ];
     // A slot another replica freed (a task it finished or put back) may let a queued task go now,
-    // rather than at the next dispatch tick.
+    // rather than at the next dispatch tick. A task whose outputs are being copied (`storing`)
+    // holds no slot either: with copies on, that is where a finished task goes first.
     this.unsubscribes.push(
       this.engine.events.onRemoteChange((change) => {
-        if (this.stopping || (change.phase !== 'done' && change.phase !== 'dispatch')) return;
+        if (this.stopping || !SLOT_FREE_PHASES.has(change.phase)) return;
         this.dispatcher.tick().catch((error) => this.engine.logger.error({ err: error }, 'dispatch pass failed'));
       }),
     );

@@ -317,6 +317,44 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
     }
   });
 
+  it('sends a task queued on replica B at once when replica C frees its slot by moving the task before it to storage, without waiting for a tick', async () => {
+    const results = await holdingFirst((res) => {
+      res.setHeader('content-type', 'video/mp4');
+      res.end(SAMPLE_MP4);
+    });
+    try {
+      // No worker tick runs during the test: only news of the freed slot can send the queued task.
+      const config = {
+        tracking: { tick_ms: 3_600_000 },
+        providers: { freepik: { max_in_flight: 1 } },
+        storage: { mode: 'copy', allow_private_sources: true, filesystem: { path: mkdtempSync(join(tmpdir(), 'kling-gw-shared-outputs-')) } },
+      };
+      const [a, b, c] = await three(config);
+      // Their worker loops run (as `npm start` runs them), and with them what they do on news from other replicas.
+      for (const gateway of [a!, b!, c!]) gateway.gateway.startWorkers();
+      const pinned = { model: 'kling-v3', duration: 5, routing: { providers: ['freepik'] } };
+      const first = await a!.create({ ...pinned, prompt: 'takes the one slot' });
+      expect(first.body.status).toBe('processing');
+      const second = await b!.create({ ...pinned, prompt: 'waits for it' });
+      expect(second.body.status).toBe('queued');
+      // The first is done upstream; replica C takes the webhook and starts copying its result (held).
+      const payload = JSON.stringify({ task_id: first.body.provider_task_id, status: 'COMPLETED', generated: [`${results.base}/first.mp4`] });
+      expect((await c!.request('POST', '/v1/webhooks/freepik', payload, freepikHeaders(c!, 'msg_first_done', payload), null)).status).toBe(200);
+      await results.firstReached;
+      expect(await a!.gateway.store.getTask(first.body.id)).toMatchObject({ phase: 'storing' });
+      let status = 'queued';
+      for (let tries = 0; tries < 300 && status === 'queued'; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        status = (await a!.get(second.body.id)).body.status;
+      }
+      expect(status).toBe('processing');
+      expect(replicas.simulators.get('freepik')!.tasks).toHaveLength(2);
+    } finally {
+      results.release();
+      await results.close();
+    }
+  });
+
   it('applies a Freepik webhook delivered to two replicas at the same instant once: one applies it, the other answers duplicate', async () => {
     const [a, b, c] = await three();
     const created = await a!.create({ model: 'kling-v3', prompt: 'one webhook, twice', duration: 5, routing: { providers: ['freepik'] }, webhook_url: NO_RECEIVER });
