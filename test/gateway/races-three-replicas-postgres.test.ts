@@ -72,12 +72,14 @@ async function legacyUpstreamHoldingFirstPoll() {
 }
 
 /**
- * A server that holds the first request it gets (it never answers it unless `release` is called:
- * as a peer whose caller was killed mid-exchange would see it) and answers every later one with
- * `answer`. `seen` lists each request's method, path and `webhook-id`.
+ * A server that holds the first request it gets with `method` (any, by default): it never answers
+ * it unless `release` is called, as a peer whose caller was killed mid-exchange would see it. It
+ * answers every other request with `answer`. `seen` lists each request's method, path and
+ * `webhook-id`.
  */
-async function holdingFirst(answer: (res: ServerResponse) => void) {
+async function holdingFirst(answer: (res: ServerResponse) => void, method?: string) {
   const seen: { method: string; path: string; webhookId: string | undefined }[] = [];
+  let held = false;
   let reached!: () => void;
   const firstReached = new Promise<void>((resolve) => (reached = resolve));
   let release!: () => void;
@@ -86,7 +88,8 @@ async function holdingFirst(answer: (res: ServerResponse) => void) {
     req.resume();
     req.on('end', () => {
       seen.push({ method: req.method ?? '', path: req.url ?? '', webhookId: req.headers['webhook-id'] as string | undefined });
-      if (seen.length === 1) {
+      if (!held && (method === undefined || req.method === method)) {
+        held = true;
         reached();
         void released.then(() => answer(res));
         return;
@@ -185,6 +188,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       const polling = a!.gateway.tracker.tick();
       await upstream.firstPollReached;
       // Meanwhile the job ends upstream and its one callback (never retried) reaches replica B.
+      await replicas.clock.advance(100);
       const callback = await b!.request('POST', `/v1/webhooks/kling-legacy/${token}`, { task_id: LEGACY_ID, task_status: 'succeed' }, {}, null);
       expect(callback.status).toBe(200);
       // A's answer left the upstream before the job ended.
@@ -229,6 +233,36 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       },
     };
   }
+
+  it('keeps its schedule after a poll during which a Freepik progress webhook reached another replica: no second poll at once', async () => {
+    const freepikId = '1f0c9a57-3f5e-4a51-9d0e-2f6b1b7c2a10';
+    const running = { task_id: freepikId, status: 'IN_PROGRESS', generated: [] };
+    // Takes the create at once; holds the first status fetch.
+    const upstream = await holdingFirst((res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ data: running }));
+    }, 'GET');
+    try {
+      const [a, b, c] = await three({}, { freepik: { baseUrl: upstream.base } });
+      const created = await a!.create({ model: 'kling-v3', prompt: 'a long take', duration: 5, routing: { providers: ['freepik'] } });
+      expect(created.body).toMatchObject({ status: 'processing', provider_task_id: freepikId });
+      const statusCalls = () => upstream.seen.filter((request) => request.method === 'GET').length;
+      await replicas.clock.advance(SAFETY_POLL_MS);
+      const polling = a!.gateway.tracker.tick();
+      await upstream.firstReached;
+      await replicas.clock.advance(100);
+      const payload = JSON.stringify(running);
+      expect((await b!.request('POST', '/v1/webhooks/freepik', payload, freepikHeaders(b!, 'msg_progress', payload), null)).body).toEqual({ received: true, matched: true });
+      upstream.release();
+      await polling;
+      await stepUntil([a!, b!, c!], async () => false, 20);
+      expect(statusCalls()).toBe(1);
+      expect((await c!.get(created.body.id)).body).toMatchObject({ status: 'processing', provider_status: 'IN_PROGRESS' });
+    } finally {
+      upstream.release();
+      await upstream.close();
+    }
+  });
 
   it('makes one task of one Idempotency-Key sent at once to three replicas with three bodies: one 202, and 409 for the two other bodies', async () => {
     const gateways = await three();

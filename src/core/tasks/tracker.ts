@@ -127,8 +127,10 @@ export class Tracker {
    * on its way: a callback claiming the task finished makes it due at once (`pollSoon`), and the
    * poll's own schedule must not push that back to the next poll (a legacy callback comes once; it
    * was lost until the safety poll, minutes later). So the write holds only on the version the
-   * poll read; when something changed the task meanwhile, it is read again and written with the
-   * earlier of the two times — unless it left tracking or this replica's lease (nothing to write).
+   * poll read; when something changed the task meanwhile, it is read again, and if its next poll
+   * was moved meanwhile, written with the earlier of the two times (other news, a progress webhook,
+   * leaves the poll's own schedule) — unless it left tracking or this replica's lease (nothing to
+   * write).
    */
   private async writeAfterPoll(
     task: TaskRecord,
@@ -141,7 +143,7 @@ export class Tracker {
       if (await write(current, { phases: ['tracking'], leaseOwner: owner, version: current.version }, nextPollAt)) return;
       const latest = await tasks.get(task.id);
       if (!latest || latest.phase !== 'tracking' || latest.leaseOwner !== owner) return;
-      if (latest.nextPollAt !== null) nextPollAt = Math.min(nextPollAt, latest.nextPollAt);
+      if (latest.nextPollAt !== null && latest.nextPollAt !== current.nextPollAt) nextPollAt = Math.min(nextPollAt, latest.nextPollAt);
       current = latest;
     }
   }
