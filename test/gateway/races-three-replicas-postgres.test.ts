@@ -33,12 +33,19 @@ const LEGACY_VIDEO = 'https://cdn.example.com/harbour.mp4';
 /** A legacy Kling-API answer with `data`. */
 const legacyAnswer = (data: Record<string, unknown>) => ({ code: 0, message: 'SUCCEED', request_id: 'r', data });
 
+const LEGACY_DONE = {
+  task_id: LEGACY_ID,
+  task_status: 'succeed',
+  task_status_msg: '',
+  task_result: { videos: [{ id: 'v1', url: LEGACY_VIDEO, duration: '5' }] },
+};
+
 /**
  * A legacy Kling-API upstream that takes creates at once, holds its first status answer until
- * `answerFirstPoll` (then says `processing`: the job was not done when that fetch reached it) and
- * answers every later fetch `succeed`.
+ * `answerFirstPoll` (then says `firstWord`: `processing` when the job was not done yet as that
+ * fetch reached it) and answers every later fetch `succeed`.
  */
-async function legacyUpstreamHoldingFirstPoll() {
+async function legacyUpstreamHoldingFirstPoll(firstWord: 'processing' | 'succeed') {
   const statusCalls: string[] = [];
   let reached!: () => void;
   const firstPollReached = new Promise<void>((resolve) => (reached = resolve));
@@ -55,17 +62,11 @@ async function legacyUpstreamHoldingFirstPoll() {
       statusCalls.push(req.url ?? '');
       if (statusCalls.length === 1) {
         reached();
-        void firstPollAnswered.then(() => reply(legacyAnswer({ task_id: LEGACY_ID, task_status: 'processing', task_status_msg: '' })));
+        const first = firstWord === 'succeed' ? LEGACY_DONE : { task_id: LEGACY_ID, task_status: 'processing', task_status_msg: '' };
+        void firstPollAnswered.then(() => reply(legacyAnswer(first)));
         return;
       }
-      reply(
-        legacyAnswer({
-          task_id: LEGACY_ID,
-          task_status: 'succeed',
-          task_status_msg: '',
-          task_result: { videos: [{ id: 'v1', url: LEGACY_VIDEO, duration: '5' }] },
-        }),
-      );
+      reply(legacyAnswer(LEGACY_DONE));
     });
   });
   return { base: server.base, statusCalls, firstPollReached, answerFirstPoll, close: server.close };
@@ -174,8 +175,11 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
     return check();
   }
 
-  it('confirms at once a legacy callback taken by replica B while replica A is polling the task, though A’s poll finds it still running', async () => {
-    const upstream = await legacyUpstreamHoldingFirstPoll();
+  it.each([
+    ['still running: the claim is confirmed at once, not at the next safety poll', 'processing', 2],
+    ['done: it ends once, with no second fetch', 'succeed', 1],
+  ] as const)('takes a legacy callback on replica B while replica A polls the task, whose answer finds it %s', async (_what, firstWord, fetches) => {
+    const upstream = await legacyUpstreamHoldingFirstPoll(firstWord);
     try {
       const [a, b, c] = await three({}, { 'kling-legacy': { baseUrl: upstream.base } });
       const created = await a!.create({ model: 'kling-v1-6', prompt: 'a harbour at dawn', routing: { providers: ['kling-legacy'] }, webhook_url: 'http://127.0.0.1:9/hooks' });
@@ -202,6 +206,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       // One terminal change: one video.succeeded event for the caller.
       const events = (await a!.gateway.store.listDeliveries(id)).map((delivery) => delivery.event_type);
       expect(events.sort()).toEqual(['video.processing', 'video.succeeded']);
+      expect(upstream.statusCalls).toHaveLength(fetches);
     } finally {
       await upstream.close();
     }
