@@ -239,6 +239,34 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
     };
   }
 
+  it('never polls a task on a second replica while the first replica’s poll of it is still within the provider’s time limit, though that is longer than tracking.lease_ms', async () => {
+    const upstream = await legacyUpstreamHoldingFirstPoll('processing');
+    try {
+      const config = { tracking: { lease_ms: 30_000 }, providers: { 'kling-legacy': { timeout_ms: 90_000 } } };
+      const [a, b, c] = await three(config, { 'kling-legacy': { baseUrl: upstream.base } });
+      const created = await a!.create({ model: 'kling-v1-6', prompt: 'a slow reseller', routing: { providers: ['kling-legacy'] } });
+      expect(created.body.status).toBe('processing');
+      await replicas.clock.advance(SAFETY_POLL_MS);
+      const polling = a!.gateway.tracker.tick();
+      await upstream.firstPollReached;
+      // A's fetch may still be answered: B and C leave the task to it.
+      await replicas.clock.advance(60_000);
+      await Promise.all([b!.gateway.tracker.tick(), c!.gateway.tracker.tick()]);
+      expect(upstream.statusCalls).toHaveLength(1);
+      // Past the time limit (and a margin) A is taken for dead: one of them polls it.
+      await replicas.clock.advance(36_000);
+      await Promise.all([b!.gateway.tracker.tick(), c!.gateway.tracker.tick()]);
+      expect(upstream.statusCalls).toHaveLength(2);
+      expect((await c!.get(created.body.id)).body.status).toBe('succeeded');
+      upstream.answerFirstPoll();
+      await polling;
+      expect((await c!.get(created.body.id)).body.status).toBe('succeeded');
+    } finally {
+      upstream.answerFirstPoll();
+      await upstream.close();
+    }
+  });
+
   it('keeps its schedule after a poll during which a Freepik progress webhook reached another replica: no second poll at once', async () => {
     const freepikId = '1f0c9a57-3f5e-4a51-9d0e-2f6b1b7c2a10';
     const running = { task_id: freepikId, status: 'IN_PROGRESS', generated: [] };

@@ -20,6 +20,8 @@ import { UpstreamError } from '../upstream/upstream-error.js';
  * lease runs out while its task waits behind slower polls (another replica would poll it too).
  */
 const POLL_CONCURRENCY = 8;
+/** Beyond a provider's time limit, how long a poll's lease lasts: its answer may still be recorded. */
+const POLL_LEASE_MARGIN_MS = 5_000;
 
 export class Tracker {
   readonly lifecycle: TaskLifecycle;
@@ -47,12 +49,24 @@ export class Tracker {
     // This clock is off the other replicas': its deadlines and leases would be misread (`ClockWatch`).
     if (this.engine.clockWatch.holdReason) return;
     await this.expireOverdue();
-    const { tasks, clock, config, owner } = this.engine;
+    const { tasks, clock, owner } = this.engine;
     for (;;) {
-      const due = await tasks.claimDueForTracking(clock.now(), owner, config.tracking.lease_ms, POLL_CONCURRENCY);
+      const due = await tasks.claimDueForTracking(clock.now(), owner, this.pollLeaseMs, POLL_CONCURRENCY);
       await Promise.all(due.map((task) => this.pollLeased(task)));
       if (due.length < POLL_CONCURRENCY) break;
     }
+  }
+
+  /**
+   * How long a poll holds its task: `tracking.lease_ms`, but never less than the longest
+   * provider time limit and a margin. A poll still within its time limit may yet be answered;
+   * a lease shorter than that let another replica poll the task beside it (two status calls, and
+   * a task tracked by two workers at once).
+   */
+  private get pollLeaseMs(): number {
+    const { config, runtimes } = this.engine;
+    const longest = Math.max(0, ...[...runtimes.values()].map((runtime) => runtime.config.timeout_ms));
+    return Math.max(config.tracking.lease_ms, longest + POLL_LEASE_MARGIN_MS);
   }
 
   private schedule(task: TaskRecord, runtime: ProviderRuntime): { nextPollAt: number; pollCount: number } {
