@@ -454,7 +454,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       expect(created.body.status).toBe('processing');
       const id = created.body.id as string;
       // Replica A claims video.processing and posts it; the receiver gets it, and A dies before the answer.
-      void a.gateway.gateway.runOnce();
+      const aPass = a.gateway.gateway.runOnce();
       await receiver.firstReached;
       const [first] = await b.gateway.store.listDeliveries(id);
       expect(first).toMatchObject({ event_type: 'video.processing', status: 'pending', lease_owner: 'replica-a' });
@@ -475,7 +475,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       expect(sends()).toBe(2);
       // A's late answer (it comes back to life) changes nothing of the record B or C wrote.
       receiver.release();
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await aPass;
       expect(await processing()).toMatchObject({ status: 'delivered', attempts: 1, last_status: 200 });
     } finally {
       receiver.release();
