@@ -297,6 +297,21 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
     }
   });
 
+  it('makes one task of one Idempotency-Key sent at once to three replicas with one body: all three answer it, and one create goes upstream', async () => {
+    const gateways = await three();
+    const body = { model: 'kling-v3', prompt: 'one body', duration: 5, routing: { providers: ['kling3api'] } };
+    // As below: all three are inside their create transactions before any commits.
+    const lock = await holdRows(`SELECT id FROM ${replicas.schema}.providers WHERE id = 'kling3api' FOR UPDATE`, []);
+    const racing = replicas.withClockRunning(Promise.all(gateways.map((gateway) => gateway.create(body, { 'idempotency-key': 'one-key-one-body' }))));
+    await lock.blocked(3);
+    await lock.release();
+    const answers = await racing;
+    expect(answers.map((answer) => answer.status)).toEqual([202, 202, 202]);
+    expect(new Set(answers.map((answer) => answer.body.id)).size).toBe(1);
+    expect(answers.filter((answer) => answer.headers.get('idempotent-replayed') === 'true')).toHaveLength(2);
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
+
   it('makes one task of one Idempotency-Key sent at once to three replicas with three bodies: one 202, and 409 for the two other bodies', async () => {
     const gateways = await three();
     const pinned = { model: 'kling-v3', duration: 5, routing: { providers: ['kling3api'] } };
