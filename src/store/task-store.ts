@@ -20,6 +20,8 @@ export interface TaskCondition {
   version?: number;
   /** A cancel request must be pending (true) or not (false): `cancel_requested_at` set or null. */
   cancelRequested?: boolean;
+  /** No live lease at this time: `lease_until` null or before it (a poll that leased the task since voids the change). */
+  leaseFreeAt?: number;
 }
 
 export type AttemptRow = Selectable<AttemptsTable>;
@@ -399,10 +401,10 @@ export class TaskStore {
     before?: (trx: Kysely<Database>) => Promise<void>,
   ): Promise<TaskRow | undefined> {
     const columns = definedKeys(patch) as (keyof TaskPatch)[];
-    const { phases, leaseOwner, version, cancelRequested } = condition;
+    const { phases, leaseOwner, version, cancelRequested, leaseFreeAt } = condition;
     const shape =
       `update:${columns.join(',')}|${phases?.length ?? '-'}|${leaseOwner === undefined ? '-' : leaseOwner === null ? 'null' : '='}` +
-      `|${version === undefined ? '-' : 'v'}|${cancelRequested === undefined ? '-' : cancelRequested ? 'c' : 'nc'}`;
+      `|${version === undefined ? '-' : 'v'}|${cancelRequested === undefined ? '-' : cancelRequested ? 'c' : 'nc'}|${leaseFreeAt === undefined ? '-' : 'f'}`;
     const ownerBound = leaseOwner !== undefined && leaseOwner !== null;
     const values = [
       ...columns.map((column) => patch[column]),
@@ -410,6 +412,7 @@ export class TaskStore {
       ...(phases ?? []),
       ...(ownerBound ? [leaseOwner] : []),
       ...(version === undefined ? [] : [version]),
+      ...(leaseFreeAt === undefined ? [] : [leaseFreeAt]),
     ];
     const run = async (db: Kysely<Database>) => {
       await before?.(db);
@@ -432,6 +435,10 @@ export class TaskStore {
         }
         if (version !== undefined) update = update.where('version', '=', slots[at++] as number);
         if (cancelRequested !== undefined) update = update.where('cancel_requested_at', cancelRequested ? 'is not' : 'is', null);
+        if (leaseFreeAt !== undefined) {
+          const freeAt = slots[at++] as number;
+          update = update.where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', freeAt)]));
+        }
         return update.returningAll();
       });
       const row = rows[0] as TaskRow | undefined;

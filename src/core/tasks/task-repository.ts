@@ -96,6 +96,8 @@ export interface ChangeCondition {
   version?: number;
   /** Whether a cancel request must be pending (true) or not (false) (undefined: not checked). */
   cancelRequested?: boolean;
+  /** No live lease at this time (undefined: not checked): a lease taken since voids the change. */
+  leaseFreeAt?: number;
 }
 
 export type CreateOutcome =

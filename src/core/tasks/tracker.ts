@@ -174,9 +174,12 @@ export class Tracker {
 
   private async expireOverduePage(): Promise<number> {
     const { tasks, clock } = this.engine;
-    const overdue = await tasks.listOverdue(clock.now(), 100);
+    const now = clock.now();
+    const overdue = await tasks.listOverdue(now, 100);
     for (const task of overdue) {
-      await this.lifecycle.fail(task, this.deadlineError(task), { phases: ['dispatch', 'tracking'] });
+      // Not under a poll that leased it since it was read: that poll may learn it succeeded (a paid
+      // video), and applies the deadline itself when the task is still running.
+      await this.lifecycle.fail(task, this.deadlineError(task), { phases: ['dispatch', 'tracking'], leaseFreeAt: now });
     }
     return overdue.length;
   }
