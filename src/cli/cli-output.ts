@@ -14,9 +14,12 @@ export interface Column<Row> {
 
 /**
  * Control characters a terminal acts on: C0 but tab and newline (a carriage return redraws the
- * line), DEL, and C1 (U+009B is a CSI on its own).
+ * line), DEL, and C1 (U+009B is a CSI on its own); and the bidirectional marks, embeddings,
+ * overrides and isolates, which make a terminal show the text after them in another order.
  */
-const TERMINAL_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+const TERMINAL_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** What `--json` escapes beyond JSON's own (C0): DEL, C1 and the bidirectional controls, the same value. */
+const JSON_ESCAPED = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * Text as printed for people, each terminal control shown as U+FFFD. What the CLI prints comes
@@ -42,8 +45,8 @@ export class CliOutput {
   /** The machine-readable result (only with --json). */
   data(value: unknown): void {
     if (!this.json) return;
-    // JSON escapes C0 controls itself; DEL and C1 (a terminal acts on U+009B) are escaped too: the same value.
-    const text = JSON.stringify(value, null, 2).replace(/[\u007f-\u009f]/g, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    // JSON escapes C0 controls itself; DEL, C1 (a terminal acts on U+009B) and bidi controls are escaped too: the same value.
+    const text = JSON.stringify(value, null, 2).replace(JSON_ESCAPED, (control) => `\\u${control.charCodeAt(0).toString(16).padStart(4, '0')}`);
     this.stdout.write(`${text}\n`);
   }
 

@@ -418,8 +418,9 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it("prints an upstream's escape sequences and carriage returns as U+FFFD, never for the terminal to act on", async () => {
     // What an upstream may put in the text a task carries: set the clipboard (OSC 52), clear the
-    // screen, a C1 CSI, and a carriage return that overwrites the line with a fake status.
-    const evil = 'upstream said \x1b]52;c;ZXZpbA==\x07\x1b[2J\u009b31m\rsucceeded';
+    // screen, a C1 CSI, a carriage return that overwrites the line with a fake status, and bidi
+    // overrides that show the text after them reversed ("deliaf" read as "failed").
+    const evil = 'upstream said \x1b]52;c;ZXZpbA==\x07\x1b[2J\u009b31m\rsucceeded \u202edeliaf\u202c \u2067isolated\u2069';
     const real = await api.createVideo({ model: 'kling-v3', prompt: 'escape sequences' });
     const task: Task = {
       ...real,
@@ -451,7 +452,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       for (const [index, result] of runs.entries()) {
         const printed = `${result.stdout}${result.stderr}`;
         expect(printed).toMatch(/\S/);
-        expect(printed).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+        expect(printed).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
         // `list` shows no message; --json the same value, escaped.
         if (index === 4) expect(JSON.parse(result.stdout).error.message).toBe(evil);
         else if (index !== 1) expect(printed).toContain('upstream said \uFFFD]52;c;ZXZpbA==');
@@ -922,7 +923,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     writeFileSync(file, 'a file, where the outputs folder would go');
     const [blocked, fine, passthrough] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], { STORAGE_PATH: join(file, 'outputs') }),
-      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { STORAGE_PATH: join(workdir, 'new', 'outputs') }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { STORAGE_PATH: join(workdir, 'unmade', 'outputs') }),
       runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { STORAGE_PATH: join(file, 'outputs'), STORAGE_MODE: 'passthrough' }),
     ]);
     expect(blocked.code, blocked.stderr).toBe(0);
@@ -930,9 +931,9 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(blocked.stderr).toContain(`warning: storage.filesystem.path: ${join(file, 'outputs')} cannot be written`);
     expect(blocked.stderr).toContain('the gateway would not start on this machine');
     const plan = JSON.parse(fine.stdout);
-    expect([plan.storage, plan.warnings]).toEqual([{ mode: 'copy', where: `filesystem:${join(workdir, 'new', 'outputs')}` }, []]);
+    expect([plan.storage, plan.warnings]).toEqual([{ mode: 'copy', where: `filesystem:${join(workdir, 'unmade', 'outputs')}` }, []]);
     // Nothing is made by the check.
-    expect(existsSync(join(workdir, 'new'))).toBe(false);
+    expect(existsSync(join(workdir, 'unmade'))).toBe(false);
     expect(JSON.parse(passthrough.stdout)).toMatchObject({ storage: { mode: 'passthrough' }, warnings: [] });
   });
 
