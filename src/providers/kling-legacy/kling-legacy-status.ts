@@ -72,7 +72,8 @@ export function klingLegacyOutputs(task: KlingLegacyTask): UpstreamOutput[] {
 /** `final_unit_deduction` as a number, when the upstream reported a usable one. */
 export function klingLegacyReportedCredits(task: KlingLegacyTask): number | undefined {
   const raw = task.final_unit_deduction;
-  if (raw === null || raw === undefined || raw === '') return undefined;
+  // Blank is not said (`Number(' ')` would be a charge of 0).
+  if (raw === null || raw === undefined || (typeof raw === 'string' && raw.trim() === '')) return undefined;
   const units = Number(raw);
   return Number.isFinite(units) && units >= 0 ? units : undefined;
 }

@@ -17,9 +17,12 @@ export type Kling3apiTaskType = components['schemas']['TaskType'];
 /** An error code of the seed's table. */
 export type Kling3apiErrorCode = components['schemas']['ErrorCode'];
 
-/** A number, or a numeric string (resellers are not always careful with JSON types). */
+/**
+ * A number, or a numeric string (resellers are not always careful with JSON types). A blank
+ * string is no number: `Number('')` is 0, which would read "not said" as "charged nothing".
+ */
 const looseNumber = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const number = typeof value === 'number' ? value : Number(value);
+  const number = typeof value === 'number' ? value : value.trim() === '' ? Number.NaN : Number(value);
   if (!Number.isFinite(number)) {
     ctx.addIssue({ code: 'custom', message: 'not a number' });
     return z.NEVER;

@@ -51,6 +51,9 @@ describe('mapKlingLegacyStatus', () => {
     expect(status({ task_status: 'succeed', final_unit_deduction: '3.5' }).reportedCredits).toBe(3.5);
     expect(status({ task_status: 'succeed', final_unit_deduction: 10 }).reportedCredits).toBe(10);
     expect(status({ task_status: 'succeed', final_unit_deduction: '' })).not.toHaveProperty('reportedCredits');
+    // Blank is not reported: it is no charge of 0.
+    expect(status({ task_status: 'succeed', final_unit_deduction: ' ' })).not.toHaveProperty('reportedCredits');
+    expect(status({ task_status: 'succeed', final_unit_deduction: '0' }).reportedCredits).toBe(0);
     expect(status({ task_status: 'succeed', final_unit_deduction: 'free' })).not.toHaveProperty('reportedCredits');
     expect(status({ task_status: 'succeed' })).not.toHaveProperty('reportedCredits');
   });

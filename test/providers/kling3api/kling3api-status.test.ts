@@ -2,6 +2,7 @@
  * Status words → canonical status (SPEC §2, kling3api column), outputs and reported credits.
  */
 import { describe, expect, it } from 'vitest';
+import { Kling3apiGenerateData, Kling3apiStatusData } from '../../../src/providers/kling3api/kling3api-schemas.js';
 import { mapKling3apiStatus } from '../../../src/providers/kling3api/kling3api-status.js';
 
 const URL = 'https://cdn.example.com/videos/abc123.mp4';
@@ -102,5 +103,15 @@ describe('mapKling3apiStatus', () => {
     expect(mapKling3apiStatus({ status: 'IN_PROGRESS', consumed_credits: -1 })).not.toHaveProperty('reportedCredits');
     expect(mapKling3apiStatus({ status: 'IN_PROGRESS', consumed_credits: Number.NaN })).not.toHaveProperty('reportedCredits');
     expect(mapKling3apiStatus({ status: 'IN_PROGRESS', consumed_credits: null })).not.toHaveProperty('reportedCredits');
+  });
+
+  it('reads a blank consumed_credits string as not reported, not as a charge of 0', () => {
+    for (const blank of ['', ' ', '\t']) {
+      const answer = Kling3apiStatusData.parse({ status: 'SUCCESS', response: [URL], consumed_credits: blank });
+      expect(mapKling3apiStatus(answer)).not.toHaveProperty('reportedCredits');
+      expect(Kling3apiGenerateData.parse({ task_id: 'n75abc', consumed_credits: blank }).consumed_credits).toBeUndefined();
+    }
+    expect(mapKling3apiStatus(Kling3apiStatusData.parse({ status: 'SUCCESS', consumed_credits: ' 400 ' })).reportedCredits).toBe(400);
+    expect(mapKling3apiStatus(Kling3apiStatusData.parse({ status: 'SUCCESS', consumed_credits: '0' })).reportedCredits).toBe(0);
   });
 });
