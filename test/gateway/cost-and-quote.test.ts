@@ -174,6 +174,25 @@ describe('cost', () => {
     expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
   });
 
+  it('counts kling3api\'s charge from the create as reported when the deadline ends the task while its status cannot be read', async () => {
+    // Priced at 50/s here (an estimate of 250), where the upstream charges 80/s (400): the figures tell apart.
+    const KLING3API_AT_50 = { providers: { kling3api: { pricing: { rules: [{ model: 'kling-v3', credits_per_second: 50 }] } } } };
+    gw = await startTestGateway({ config: { ...KLING3API_AT_50, tasks: { deadline_ms: 10_000 }, sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling3api'] } });
+    expect(created.body.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
+    gw.simulator('kling3api').injectFault({ on: 'status', status: 503, times: 1_000 });
+    const done = await gw.finish(created.body.id);
+    expect(done).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
+    // The create's answer said 400 and no later answer took it back: the provider's figure.
+    expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+    const usage = (await gw.request('GET', '/v1/usage')).body;
+    expect(usage.data).toEqual([
+      expect.objectContaining({ failed: 1, credits: 400, credits_reported: 400, credits_estimated: 0, tasks_reported: 1, drift_ratio: 1.6 }),
+    ]);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toMatch(/kling_gateway_cost_drift_ratio_sum\{provider="kling3api",model="kling-v3"\} 1\.6\n/);
+  });
+
   // 1e17 credits × $0.001 is $1e14: 1e20 millionths, past what money adds up exactly in (and
   // past a PostgreSQL bigint). An upstream that says so is not believed: the figure the task had stands.
   const stores: [string, boolean][] = [['SQLite', false], ...(postgres ? [['PostgreSQL', true] as [string, boolean]] : [])];

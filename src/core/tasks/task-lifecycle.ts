@@ -517,8 +517,10 @@ export class TaskLifecycle {
     const neverAccepted = task.providerTaskId === null && report === undefined;
     const inDoubt = neverAccepted ? await this.inDoubtProvider(task) : undefined;
     if (inDoubt) return this.failInDoubt(task, error, options, inDoubt);
-    const reported =
-      report?.reportedCredits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, report.reportedCredits) : undefined;
+    // Without a last answer (a deadline while the status could not be read), what the provider
+    // already said it charged (kling3api at creation) is still its own figure.
+    const credits = report ? report.reportedCredits : this.chargedCredits(task);
+    const reported = credits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, credits) : undefined;
     return this.writeFailure(task, error, options, neverAccepted ? unbilled(task) : reported, report);
   }
 
@@ -583,6 +585,13 @@ export class TaskLifecycle {
   async failSubmission(task: TaskRecord, error: TaskError): Promise<TaskRecord | undefined> {
     if (task.phase !== 'submitting') return this.fail(task, error, { phases: ['dispatch'] });
     return (await this.fail(task, error, { ...this.held('submitting'), cancelRequested: false })) ?? this.cancelAsRequested(task);
+  }
+
+  /** What the provider holding `task` already said it charged for it, when it keeps that with the task's tracking. */
+  private chargedCredits(task: TaskRecord): number | undefined {
+    if (task.provider === null || task.providerTaskId === null) return undefined;
+    const provider = this.engine.runtimes.get(task.provider)?.provider;
+    return provider?.chargedCredits?.({ providerTaskId: task.providerTaskId, tracking: task.tracking ?? {} });
   }
 
   private reportedCostFor(task: TaskRecord, providerId: string, credits: number): TaskCost | undefined {

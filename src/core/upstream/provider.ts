@@ -199,6 +199,12 @@ export interface VideoProvider {
   submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult>;
   getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport>;
   /**
+   * Credits an earlier answer already said were charged for this task (kept in its `tracking`),
+   * for providers that charge at creation: what a task ended without a last status answer (its
+   * deadline passed while the status could not be read) reports as the provider's own figure.
+   */
+  chargedCredits?(ref: ProviderTaskRef): number | undefined;
+  /**
    * Cancels a task the provider holds, for providers that document a way to. Resolves once the
    * provider confirmed; throws `UpstreamError` when it refused. Without it, a task a provider
    * accepted cannot be canceled (`POST /v1/videos/{id}/cancel` answers 409).

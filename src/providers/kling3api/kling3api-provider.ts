@@ -106,5 +106,6 @@ export const kling3apiProvider: VideoProvider = {
   mapHttpError: mapKling3apiHttpError,
   submit,
   getStatus,
+  chargedCredits: createCreditsOf,
   createSimulator: (options) => new Kling3apiSimulator(options),
 };
