@@ -59,14 +59,17 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
   };
 }
 
-/** Key of `tracking` holding the `consumed_credits` of the create's answer, as a decimal string. */
+/**
+ * Key of `tracking` holding the latest `consumed_credits` an answer reported (the create's, then
+ * any status answer's that differs), as a decimal string.
+ */
 const CREATE_CREDITS_KEY = 'consumed_credits';
 
 function trackingOf(type: string, reportedCredits: number | undefined): Record<string, string> {
   return { type, ...(reportedCredits !== undefined ? { [CREATE_CREDITS_KEY]: String(reportedCredits) } : {}) };
 }
 
-/** The credits the create reported, when its answer had them. */
+/** The latest credits an answer reported (the create's at first), when one had them. */
 function createCreditsOf(ref: ProviderTaskRef): number | undefined {
   const saved = ref.tracking[CREATE_CREDITS_KEY];
   const credits = saved === undefined ? Number.NaN : Number(saved);
@@ -88,7 +91,13 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   // Seed 004 charges at creation (`consumed_credits` in the generate answer); a status answer
   // that leaves the figure out has not taken it back.
   const createCredits = createCreditsOf(ref);
-  if (report.reportedCredits !== undefined || createCredits === undefined) return report;
+  if (report.reportedCredits !== undefined) {
+    // A new figure is kept with the task: one ended without a last answer (its deadline passed
+    // while the status could not be read) is charged the latest the upstream said.
+    if (report.reportedCredits === createCredits) return report;
+    return { ...report, tracking: { ...ref.tracking, [CREATE_CREDITS_KEY]: String(report.reportedCredits) } };
+  }
+  if (createCredits === undefined) return report;
   return { ...report, reportedCredits: createCredits };
 }
 

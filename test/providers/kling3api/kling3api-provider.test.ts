@@ -259,6 +259,8 @@ describe('kling3apiProvider.getStatus', () => {
       providerStatus: 'SUCCESS',
       outputs: [{ type: 'video', url: 'https://cdn.example.com/videos/abc123.mp4', duration: null }],
       reportedCredits: 400,
+      // Kept with the task (the create's answer in `ref` said nothing).
+      tracking: { type: 'pro-text-to-video', consumed_credits: '400' },
     });
   });
 
@@ -274,6 +276,19 @@ describe('kling3apiProvider.getStatus', () => {
     const charged = { providerTaskId: 'n75abc123kling3', tracking: { type: 'pro-text-to-video', consumed_credits: '400' } };
     const report = await kling3apiProvider.getStatus(charged, { http: client() });
     expect(report).toMatchObject({ status: 'succeeded', reportedCredits: 400 });
+  });
+
+  it('keeps the latest consumed_credits a status answer reported, which a task ended without a last answer is charged', async () => {
+    nock(BASE)
+      .get('/api/status')
+      .query({ task_id: 'n75abc123kling3' })
+      .reply(200, { code: 200, message: 'success', data: { task_id: 'n75abc123kling3', status: 'IN_PROGRESS', consumed_credits: 240 } });
+    const charged = { providerTaskId: 'n75abc123kling3', tracking: { type: 'pro-text-to-video', consumed_credits: '400' } };
+    expect(kling3apiProvider.chargedCredits?.(charged)).toBe(400);
+    const report = await kling3apiProvider.getStatus(charged, { http: client() });
+    expect(report).toMatchObject({ status: 'processing', reportedCredits: 240 });
+    expect(report.tracking).toEqual({ type: 'pro-text-to-video', consumed_credits: '240' });
+    expect(kling3apiProvider.chargedCredits?.({ ...charged, tracking: report.tracking! })).toBe(240);
   });
 
   it('encodes the task id in the query', async () => {
@@ -328,6 +343,8 @@ describe('kling3apiProvider.getStatus', () => {
       providerStatus: 'SUCCESS',
       outputs: [{ type: 'video', url: 'https://cdn.example.com/videos/abc123.mp4', duration: null }],
       reportedCredits: 400,
+      // Kept with the task (the create's answer in `ref` said nothing).
+      tracking: { type: 'pro-text-to-video', consumed_credits: '400' },
     });
   });
 
