@@ -120,6 +120,27 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
   }
 
+  /** A browser whose reader set its font size to `px` (16 px is the default), in a 1280 px window. */
+  async function browserWithFontSize(px: number): Promise<{ reader: BrowserContext; close(): Promise<void> }> {
+    const largeProfile = mkdtempSync(join(tmpdir(), 'kling-console-large-font-'));
+    mkdirSync(join(largeProfile, 'Default'));
+    writeFileSync(join(largeProfile, 'Default', 'Preferences'), JSON.stringify({ webkit: { webprefs: { default_font_size: px } } }));
+    const reader = await chromium.launchPersistentContext(largeProfile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 900 },
+      timeout: 30_000,
+    });
+    return {
+      reader,
+      close: async () => {
+        await reader.close();
+        rmSync(largeProfile, { recursive: true, force: true });
+      },
+    };
+  }
+
   /** Serious or critical accessibility problems axe-core finds on the page as it is now. */
   async function accessibilityProblems(target: Page): Promise<string[]> {
     // Evaluated through the DevTools protocol, which the page's Content-Security-Policy allows.
@@ -956,16 +977,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to chart' });
     await api.waitForVideo(created.id, { timeoutMs: 20_000 });
     // A reader who set the browser's font size to 20 px (16 px is the default).
-    const largeProfile = mkdtempSync(join(tmpdir(), 'kling-console-large-font-'));
-    mkdirSync(join(largeProfile, 'Default'));
-    writeFileSync(join(largeProfile, 'Default', 'Preferences'), JSON.stringify({ webkit: { webprefs: { default_font_size: 20 } } }));
-    const reader = await chromium.launchPersistentContext(largeProfile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1280, height: 900 },
-      timeout: 30_000,
-    });
+    const { reader, close } = await browserWithFontSize(20);
     try {
       const target = await openConsole('', reader);
       await signIn(target);
@@ -991,8 +1003,34 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.screenshot({ path: join(ARTIFACTS, 'large-font-cost-charts.png'), fullPage: true });
       expect(await accessibilityProblems(target)).toEqual([]);
     } finally {
-      await reader.close();
-      rmSync(largeProfile, { recursive: true, force: true });
+      await close();
+    }
+  });
+
+  it('lays each table out as cards for a reader whose font is twice the default, as at phone width: every column on the screen, none scrolled sideways', async () => {
+    await api.createVideo({ model: 'kling-v3', prompt: 'read at twice the font size' });
+    // 32 px, 200 % of the default, in a 1280 px window: 40 of its em, as narrow as a phone is in 16 px ones.
+    const { reader, close } = await browserWithFontSize(32);
+    try {
+      const target = await openConsole('', reader);
+      await signIn(target);
+      // How far each table on the page reaches past its box (scrolled sideways to be read), in px.
+      const hidden = () => target.locator('.table-scroll').evaluateAll((elements: { scrollWidth: number; clientWidth: number; ariaLabel: string | null }[]) =>
+        elements.map((element) => `${element.ariaLabel}: ${element.scrollWidth - element.clientWidth}`),
+      );
+      await target.locator('table.tasks tbody tr').first().waitFor();
+      expect(await hidden()).toEqual(['Tasks: 0']);
+      await target.getByRole('link', { name: 'Providers' }).first().click();
+      await target.locator('tr[data-provider="freepik"]').waitFor();
+      expect(await hidden()).toEqual(['Providers: 0']);
+      await target.getByRole('link', { name: 'New video' }).first().click();
+      await target.getByLabel('Prompt', { exact: true }).fill('a quote read at twice the font size');
+      await target.locator('.quote-summary').waitFor();
+      expect(await hidden()).toEqual(['Quote by provider: 0']);
+      expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), 'the page fits its window').toBeLessThanOrEqual(0);
+      await target.screenshot({ path: join(ARTIFACTS, 'double-font-quote.png'), fullPage: true });
+    } finally {
+      await close();
     }
   });
 
