@@ -973,6 +973,35 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.screenshot({ path: join(ARTIFACTS, 'phone-cost-charts.png'), fullPage: true });
     expect(await accessibilityProblems(target)).toEqual([]);
   });
+  it('does not show the last period\'s cost figures under a newly chosen period while its report is on the way', async () => {
+    await api.createVideo({ model: 'kling-v3', prompt: 'counted in one period' });
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    const charts = target.locator('svg.bars');
+    await expect.poll(() => charts.count()).toBeGreaterThan(0);
+    // The next reports take their time (a slow network): held until released.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const usage = (url: URL) => url.pathname.endsWith('/v1/usage');
+    await target.route(usage, async (route) => {
+      await released;
+      // The page may be gone by then (a failed check closes it).
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.getByLabel('Period').selectOption('1');
+      await target.getByText('Loading…').waitFor({ timeout: 5_000 });
+      expect(await charts.count(), 'no chart of the 7 days under "Last 24 hours"').toBe(0);
+      expect(await target.locator('table.usage').count()).toBe(0);
+      release();
+      await expect.poll(() => charts.count()).toBeGreaterThan(0);
+      expect(await target.getByText('Loading…').count()).toBe(0);
+    } finally {
+      release();
+      await target.unroute(usage);
+    }
+  });
   it("draws the cost charts in the reader's font size: larger words, rows grown to match, no word over a bar", async () => {
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to chart' });
     await api.waitForVideo(created.id, { timeoutMs: 20_000 });

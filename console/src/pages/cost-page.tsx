@@ -120,16 +120,18 @@ export function CostPage() {
   // A period change replaces the address rather than adding a step to Back.
   const setPeriod = (next: Period) => navigate(addressOf(next), { replace: true });
   const [csvError, setCsvError] = useState<unknown>(undefined);
-  const report = useGatewayData(
+  const address = addressOf(period);
+  const loaded = useGatewayData(
     async (_c, signal) => {
       const bounds = boundsOf(period);
       try {
         const reports = await Promise.all(GROUPS.map((group) => client.usage({ group_by: [group.field], ...bounds }, { signal })));
-        return { source: 'usage' as const, groups: GROUPS.map((group, index) => ({ ...group, rows: reports[index]!.data })) };
+        return { address, source: 'usage' as const, groups: GROUPS.map((group, index) => ({ ...group, rows: reports[index]!.data })) };
       } catch (error) {
         if (!(error instanceof EndpointNotAvailableError)) throw error;
         const { tasks, truncated } = await recentTasks(client, bounds, signal);
         return {
+          address,
           source: 'tasks' as const,
           count: tasks.length,
           truncated,
@@ -137,8 +139,10 @@ export function CostPage() {
         };
       }
     },
-    [client, addressOf(period)],
+    [client, address],
   );
+  // Only the report of the period chosen now: another period's figures under its name would be wrong.
+  const report = { ...loaded, data: loaded.data?.address === address ? loaded.data : undefined };
   const choosePeriod = (value: string) => {
     if (value !== 'dates') return setPeriod({ days: Number(value) });
     // Dates start as the last seven whole days, today included.
@@ -198,7 +202,8 @@ export function CostPage() {
       </div>
       <ProblemMessage error={csvError} context="CSV" />
       <ProblemMessage error={report.error} context="Cost reports" retrying />
-      {report.loading && !report.data ? <p class="muted">Loading…</p> : null}
+      {/* Also in the render between a new period and its request (loading is not yet set then). */}
+      {!report.data && !report.error ? <p class="muted">Loading…</p> : null}
       {report.data?.source === 'tasks' ? (
         <p class="notice" role="status" data-source="tasks">
           This gateway has no usage report (<code>GET /v1/usage</code>), so these figures are added up in your browser from your{' '}
