@@ -654,6 +654,26 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('alert').count()).toBe(0);
     browserErrors.length = 0; // the browser logs the refused connections itself
   });
+  it('does not call the task list live while the gateway cannot be reached, and does again once it answers', async () => {
+    const task = await api.createVideo({ model: 'kling-v3', prompt: 'listed once the gateway is back' });
+    const target = await openConsole();
+    await signIn(target);
+    const status = target.locator('.live-status');
+    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: /);
+    const cutOff = (url: URL) => url.pathname.endsWith('/v1/videos') || url.pathname.endsWith('/events');
+    await target.route(cutOff, (route) => route.abort('connectionrefused'));
+    await target.reload();
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+    expect(await status.textContent()).toContain('Not live while the gateway cannot be reached');
+    // Nothing pulses as if it were.
+    expect(await status.locator('.live-dot').getAttribute('data-paused')).toBe('true');
+
+    await target.unroute(cutOff);
+    await target.locator(`tr[data-task-id="${task.id}"]`).waitFor({ timeout: 15_000 });
+    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: /);
+    expect(await status.locator('.live-dot').getAttribute('data-paused')).toBe(null);
+    browserErrors.length = 0; // the browser logs the refused connections itself
+  });
   it('plays the gateway\'s stored copy, and says so, and shows an output no one still has as gone instead of a dead player', async () => {
     // A gateway that keeps copies of its outputs.
     const keeping = await startLiveGateway({

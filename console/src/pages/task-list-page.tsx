@@ -134,8 +134,18 @@ export function TaskListPage() {
       </form>
 
       <p class="live-status muted small" aria-live="off">
-        <span class="live-dot" aria-hidden="true" /> Live: {live.streaming.size > 0 ? `following ${live.streaming.size} running task${live.streaming.size === 1 ? '' : 's'} as they change; ` : ''}
-        list refreshed {live.refreshedAt ? timeAgo(new Date(live.refreshedAt).toISOString()) : '…'}
+        {live.error ? (
+          // Not while the list cannot be read: the tasks shown are as they were then.
+          <>
+            <span class="live-dot" data-paused="true" aria-hidden="true" /> Not live while the gateway cannot be reached
+            {live.refreshedAt ? `; list as of ${timeAgo(new Date(live.refreshedAt).toISOString())}` : ''}
+          </>
+        ) : (
+          <>
+            <span class="live-dot" aria-hidden="true" /> Live: {live.streaming.size > 0 ? `following ${live.streaming.size} running task${live.streaming.size === 1 ? '' : 's'} as they change; ` : ''}
+            list refreshed {live.refreshedAt ? timeAgo(new Date(live.refreshedAt).toISOString()) : '…'}
+          </>
+        )}
       </p>
 
       <ProblemMessage error={live.error} retrying />
