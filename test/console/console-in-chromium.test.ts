@@ -784,6 +784,29 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the refused quote (400) itself
   });
 
+  it('stops asking for a quote when Other fields stop being JSON, and says the quote waits for them, instead of "Asking the gateway…" for ever', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a fox');
+    await target.locator('.quote-summary').waitFor();
+    // The quote of the next request is still on its way when its Other fields are edited.
+    const slow = (url: URL) => url.pathname.endsWith('/v1/videos/quote');
+    await target.route(slow, (route) => (route.request().postData()?.includes('metadata') ? undefined : route.continue()));
+    const quote = target.locator('section.quote');
+    const other = target.getByLabel('Other fields (JSON object, optional)');
+    await other.fill('{"metadata": {"order": "42"}}');
+    await expect.poll(() => quote.getAttribute('aria-busy')).toBe('true');
+    await other.fill('{"metadata": {"order": "42"}');
+    await expect.poll(() => quote.getAttribute('aria-busy'), { timeout: 3_000 }).toBe('false');
+    expect(await quote.textContent()).toContain('No quote until Other fields hold a JSON object.');
+    expect(await quote.textContent()).not.toContain('Asking the gateway');
+    // Fixed: quoted again.
+    await target.unroute(slow);
+    await other.fill('{"metadata": {"order": "43"}}');
+    await quote.locator('.quote-summary').waitFor();
+  });
+
   it('shows why each provider cannot serve a request inside a 375 px screen, one card per provider', async () => {
     const target = await openConsole();
     await target.setViewportSize({ width: 375, height: 812 });

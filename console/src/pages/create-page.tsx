@@ -185,7 +185,11 @@ export function CreatePage() {
   const key = JSON.stringify(body);
 
   useEffect(() => {
-    if (extraError) return;
+    // No quote of a request Other fields cannot be read into; one on its way is aborted below.
+    if (extraError) {
+      setQuoting(false);
+      return;
+    }
     const aborter = new AbortController();
     let again: ReturnType<typeof setTimeout> | undefined;
     setQuoting(true);
@@ -448,7 +452,7 @@ export function CreatePage() {
 
         <section class="quote panel" aria-labelledby="quote-heading" aria-busy={quoting ? 'true' : 'false'}>
           <h2 id="quote-heading">Quote</h2>
-          <QuoteView state={current} quoting={quoting} />
+          {extraError ? <p class="muted">No quote until Other fields hold a JSON object.</p> : <QuoteView state={current} quoting={quoting} />}
         </section>
 
         <ProblemMessage error={createError} />
