@@ -28,6 +28,7 @@ declare const window: { location: { hash: string }; innerWidth: number } & Recor
 declare const document: {
   activeElement: { textContent: string | null; id: string; tagName: string } | null;
   documentElement: { scrollWidth: number };
+  querySelectorAll(selector: string): Iterable<{ tagName: string; className: string; getBoundingClientRect(): Box & { width: number } }>;
 };
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
@@ -459,6 +460,31 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.screenshot({ path: join(ARTIFACTS, `phone-${name}.png`), fullPage: true });
     }
   });
+  it('fits every page in 320 px, a 1280 px window zoomed to 400 %: nothing reaches past the screen\'s edge', async () => {
+    const task = await api.createVideo({ model: 'kling-v3', prompt: 'seen through a zoomed window' });
+    const target = await openConsole();
+    await target.setViewportSize({ width: 320, height: 640 });
+    await signIn(target);
+    for (const [hash, ready] of [
+      ['#/', 'table.tasks'],
+      [`#/tasks/${task.id}`, '#details-heading'],
+      ['#/new', 'section.quote'],
+      ['#/providers', 'tr[data-provider]'],
+      ['#/cost', '#chart-provider-title'],
+    ] as const) {
+      await target.evaluate((to) => (window.location.hash = to), hash);
+      await target.locator(ready).first().waitFor();
+      // What reaches past the right edge of the screen, by tag and class.
+      const past = await target.evaluate(() =>
+        [...document.querySelectorAll('body *')].flatMap((element) => {
+          const box = element.getBoundingClientRect();
+          return box.width > 0 && box.right > window.innerWidth + 0.5 ? [`${element.tagName.toLowerCase()}.${element.className}`] : [];
+        }),
+      );
+      expect(past, `${hash} fits 320 px`).toEqual([]);
+    }
+  });
+
   it('shows a prompt, metadata and provider messages holding HTML or long unbroken URLs as text, inside a 375 px screen', async () => {
     const target = await openConsole();
     await signIn(target);
