@@ -698,7 +698,14 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.locator(`tr[data-task-id="${task.id}"]`).waitFor({ timeout: 15_000 });
     await expect.poll(() => status.textContent()).toMatch(/^\s*Live: /);
     expect(await status.locator('.live-dot').getAttribute('data-paused')).toBe(null);
-    browserErrors.length = 0; // the browser logs the refused connections itself
+
+    // A list the gateway refuses (a model it does not know, from a link) is not live either; it
+    // was reached, and no list is shown, so none is dated.
+    await target.evaluate((to) => (window.location.hash = to), '#/?model=no-such-model');
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('model');
+    expect(await status.textContent()).toContain('Not live: the gateway did not list these tasks');
+    expect(await status.textContent()).not.toMatch(/cannot be reached|as of/);
+    browserErrors.length = 0; // the browser logs the refused connections and the 400 itself
   });
   it('plays the gateway\'s stored copy, and says so, and shows an output no one still has as gone instead of a dead player', async () => {
     // A gateway that keeps copies of its outputs.

@@ -5,7 +5,7 @@
  */
 import { useEffect, useMemo, useRef } from 'preact/hooks';
 import { Link, useLocation, useSearch } from 'wouter-preact';
-import { formatCostShort, type Model, type TaskStatus } from '../../../packages/client/src/index.js';
+import { formatCostShort, GatewayUnreachableError, type Model, type TaskStatus } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
@@ -137,8 +137,9 @@ export function TaskListPage() {
         {live.error ? (
           // Not while the list cannot be read: the tasks shown are as they were then.
           <>
-            <span class="live-dot" data-paused="true" aria-hidden="true" /> Not live while the gateway cannot be reached
-            {live.refreshedAt ? `; list as of ${timeAgo(new Date(live.refreshedAt).toISOString())}` : ''}
+            <span class="live-dot" data-paused="true" aria-hidden="true" />{' '}
+            {live.error instanceof GatewayUnreachableError ? 'Not live while the gateway cannot be reached' : 'Not live: the gateway did not list these tasks'}
+            {live.loaded && live.refreshedAt ? `; list as of ${timeAgo(new Date(live.refreshedAt).toISOString())}` : ''}
           </>
         ) : (
           <>
