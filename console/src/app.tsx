@@ -26,6 +26,15 @@ const NAVIGATION = [
   { href: '/cost', label: 'Cost' },
 ];
 
+/** A task id from the address: percent-decoded, or as written where that is not valid encoding. */
+function decodedId(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 function NavLink({ href, children }: { href: string; children: ComponentChildren }) {
   const [location] = useLocation();
   const current = href === '/' ? location === '/' || location.startsWith('/tasks') : location.startsWith(href);
@@ -103,7 +112,7 @@ export function App() {
           <Shell onSignOut={() => signOut()}>
             <Switch>
               <Route path="/">{() => <TaskListPage />}</Route>
-              <Route path="/tasks/:id">{(params) => <TaskPage id={decodeURIComponent(params.id)} />}</Route>
+              <Route path="/tasks/:id">{(params) => <TaskPage id={decodedId(params.id)} />}</Route>
               <Route path="/new">{() => <CreatePage />}</Route>
               <Route path="/providers">{() => <ProvidersPage />}</Route>
               <Route path="/cost">{() => <CostPage />}</Route>

@@ -1220,6 +1220,18 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await api.cancelVideo(queued.id).catch(() => undefined);
     }
   });
+  it('opens a task link whose id is not valid percent-encoding as a task the gateway does not have, without an error in the page', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), '#/tasks/%E0%A4%A');
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('Not found (404)');
+    expect(await target.getByRole('heading', { level: 1 }).textContent()).toBe('Task %E0%A4%A');
+    // The console goes on working.
+    await target.getByRole('link', { name: 'Tasks', exact: true }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+    expect(browserErrors.filter((error) => !error.includes('404'))).toEqual([]);
+    browserErrors.length = 0; // the browser logs the 404 itself
+  });
   it('says at the key field that a key with characters no HTTP header can carry cannot be right', async () => {
     const target = await openConsole();
     const asked: string[] = [];
