@@ -1078,6 +1078,15 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.unroute(usage);
     }
   });
+  it('reads a Cost address with a day no calendar has as the default period, instead of "Something went wrong"', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), '#/cost?from=2026-13-45&to=2026-12-01');
+    await target.locator('#chart-provider-title').waitFor();
+    expect(await target.getByLabel('Period').inputValue()).toBe('7');
+    expect(await target.getByRole('alert').count()).toBe(0);
+  });
+
   it("draws the cost charts in the reader's font size: larger words, rows grown to match, no word over a bar", async () => {
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to chart' });
     await api.waitForVideo(created.id, { timeoutMs: 20_000 });

@@ -28,12 +28,18 @@ const DAY_MS = 86_400_000;
 /** The last `days` days up to now, or whole UTC days from `from` through `to` (both included). */
 type Period = { days: number } | { from: string; to: string };
 
+/** `YYYY-MM-DD` naming a day the calendar has (not 2026-13-45 or 2026-02-30). */
+function isDay(text: string): boolean {
+  const time = Date.parse(text);
+  return DAY.test(text) && !Number.isNaN(time) && utcDay(time) === text;
+}
+
 function periodFrom(search: string): Period {
   const query = new URLSearchParams(search);
   const from = query.get('from');
   const to = query.get('to');
   // The right way round whatever the address says (the API refuses a `from` after `to`).
-  if (from && to && DAY.test(from) && DAY.test(to)) return from <= to ? { from, to } : { from: to, to: from };
+  if (from && to && isDay(from) && isDay(to)) return from <= to ? { from, to } : { from: to, to: from };
   const days = Number(query.get('days'));
   return { days: PERIODS.some((period) => period.days === days) ? days : DEFAULT_DAYS };
 }
@@ -152,7 +158,7 @@ export function CostPage() {
   // that end along (a From typed after To moves To too).
   const setDate = (field: 'from' | 'to') => (event: Event) => {
     const value = (event.target as HTMLInputElement).value;
-    if ('days' in period || !DAY.test(value)) return;
+    if ('days' in period || !isDay(value)) return;
     const next = { ...period, [field]: value };
     setPeriod(next.from <= next.to ? next : { from: value, to: value });
   };
