@@ -1241,6 +1241,25 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(browserErrors.filter((error) => !error.includes('404'))).toEqual([]);
     browserErrors.length = 0; // the browser logs the 404 itself
   });
+  it('asks for a key at the key field when Sign in is pressed with none, or only spaces, instead of doing nothing or leaving the last refusal there', async () => {
+    const target = await openConsole();
+    const asked: string[] = [];
+    target.on('request', (request) => asked.push(request.url()));
+    const field = target.getByLabel('Gateway key');
+    await field.fill('not-the-key');
+    await field.press('Enter');
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('does not accept this key');
+    for (const typed of ['', '   ']) {
+      await field.fill(typed);
+      await field.press('Enter');
+      await expect.poll(() => target.getByRole('alert').textContent()).toBe('Enter a gateway key.');
+      expect(await field.getAttribute('aria-invalid')).toBe('true');
+      // The keyboard stays in the field, where the key is typed.
+      expect(await target.evaluate(() => document.activeElement?.id)).toBe('gateway-key');
+    }
+    expect(asked.filter((url) => url.includes('/v1/'))).toHaveLength(1);
+    browserErrors.length = 0; // the browser logs the refused request (401) itself
+  });
   it('says at the key field that a key with characters no HTTP header can carry cannot be right', async () => {
     const target = await openConsole();
     const asked: string[] = [];

@@ -15,6 +15,13 @@ class UnusableKey extends Error {
   }
 }
 
+/** Sign in pressed with no key (or only spaces): nothing to check. */
+class NoKey extends Error {
+  constructor() {
+    super('Enter a gateway key.');
+  }
+}
+
 export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) => void; reason: string | null }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<unknown>(undefined);
@@ -31,8 +38,12 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
   const submit = async (event: Event) => {
     event.preventDefault();
     const trimmed = key.trim();
-    if (!trimmed || checking) return;
+    if (checking) return;
     setError(undefined);
+    if (!trimmed) {
+      setError(new NoKey());
+      return;
+    }
     // A key travels in the Authorization header, which holds Latin-1 only; the browser would
     // refuse to send any other with a message about Headers.
     const foreign = /[^\u0000-\u00ff]/u.exec(trimmed);
@@ -53,7 +64,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
   };
 
   const refused = error instanceof GatewayError && error.status === 401;
-  const fieldError = refused ? 'The gateway does not accept this key.' : error instanceof UnusableKey ? error.message : null;
+  const fieldError = refused ? 'The gateway does not accept this key.' : error instanceof UnusableKey || error instanceof NoKey ? error.message : null;
   return (
     <main id="main" class="sign-in">
       <h1>Kling Gateway console</h1>
@@ -63,7 +74,8 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
           {reason}
         </p>
       ) : null}
-      <form onSubmit={submit} class="stack" aria-describedby={fieldError ? 'key-error' : undefined}>
+      {/* noValidate: an empty key is said at the field (role alert), as every other problem with it is. */}
+      <form onSubmit={submit} class="stack" noValidate aria-describedby={fieldError ? 'key-error' : undefined}>
         <label for="gateway-key">Gateway key</label>
         <input
           id="gateway-key"
