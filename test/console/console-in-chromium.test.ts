@@ -20,7 +20,7 @@ import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
-import { TENANT_KEY, testConfig } from '../support/harness.js';
+import { OTHER_TENANT_KEY, TENANT_KEY, testConfig } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 
 // The page's globals, for the callbacks page.evaluate runs in the browser (this file compiles for Node).
@@ -1085,6 +1085,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.locator('#chart-provider-title').waitFor();
     expect(await target.getByLabel('Period').inputValue()).toBe('7');
     expect(await target.getByRole('alert').count()).toBe(0);
+  });
+
+  it('shows a tenant with no tasks an empty list with a way to its first video, and a Cost page that says so without empty tables', async () => {
+    const target = await openConsole();
+    await target.getByLabel('Gateway key').fill(OTHER_TENANT_KEY);
+    await target.getByRole('button', { name: 'Sign in' }).click();
+    await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+    await target.getByText('No videos yet.').waitFor();
+    expect(await target.getByRole('link', { name: 'Create the first one' }).getAttribute('href')).toBe('#/new');
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    await target.locator('#chart-provider-title').waitFor();
+    expect(await target.getByText('Nothing in this period.').count()).toBe(3);
+    // A table of no rows is only its column headings: a screen reader would read those out for nothing.
+    expect(await target.locator('table.usage').count()).toBe(0);
+    expect(await target.getByRole('button', { name: 'Download CSV' }).count()).toBe(1);
+    expect(await accessibilityProblems(target)).toEqual([]);
   });
 
   it("draws the cost charts in the reader's font size: larger words, rows grown to match, no word over a bar", async () => {

@@ -233,7 +233,8 @@ export function CostPage() {
                 text: typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—',
               }))}
             />
-            <UsageTable field={group.field} rows={rows} />
+            {/* None in the period: the chart says so; a table of headings alone says nothing more. */}
+            {rows.length > 0 ? <UsageTable field={group.field} rows={rows} /> : null}
           </section>
         );
       })}
