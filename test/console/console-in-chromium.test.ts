@@ -32,7 +32,7 @@ declare const document: {
 };
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
-declare function getComputedStyle(element: unknown): { fontSize: string };
+declare function getComputedStyle(element: unknown): { fontSize: string; display: string };
 interface Box {
   left: number;
   right: number;
@@ -1135,6 +1135,24 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     } finally {
       await close();
     }
+  });
+
+  it('shows every column of the task list and the providers\' table at 768 px (a tablet held upright), where the tables are still tables', async () => {
+    await api.createVideo({ model: 'kling-v3', prompt: `a prompt long enough to fill the task column many times over: ${'a red fox running through fresh snow, '.repeat(6)}` });
+    const target = await openConsole();
+    await target.setViewportSize({ width: 768, height: 1024 });
+    await signIn(target);
+    // How far each table on the page reaches past its box (scrolled sideways to be read), in px.
+    const hidden = () => target.locator('.table-scroll').evaluateAll((elements: { scrollWidth: number; clientWidth: number; ariaLabel: string | null }[]) =>
+      elements.map((element) => `${element.ariaLabel}: ${element.scrollWidth - element.clientWidth}`),
+    );
+    await target.locator('table.tasks tbody tr').first().waitFor();
+    expect(await target.locator('table.tasks').evaluate((table) => getComputedStyle(table).display), 'a table, not cards').toBe('table');
+    expect(await hidden()).toEqual(['Tasks: 0']);
+    await target.getByRole('link', { name: 'Providers' }).first().click();
+    await target.locator('tr[data-provider="freepik"]').waitFor();
+    expect(await hidden()).toEqual(['Providers: 0']);
+    await target.screenshot({ path: join(ARTIFACTS, 'tablet-providers.png'), fullPage: true });
   });
 
   it('lays each table out as cards for a reader whose font is twice the default, as at phone width: every column on the screen, none scrolled sideways', async () => {
