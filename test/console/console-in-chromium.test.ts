@@ -707,6 +707,37 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await status.textContent()).not.toMatch(/cannot be reached|as of/);
     browserErrors.length = 0; // the browser logs the refused connections and the 400 itself
   });
+  it('keeps the player\'s place on the page while the video\'s first bytes are on their way: nothing below it moves when they arrive', async () => {
+    const done = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'a player that does not jump' })).id, { timeoutMs: 20_000 });
+    const target = await openConsole();
+    await signIn(target);
+    // The file is slow to come (a slow network): held until released.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The gateway's stored copy, or (where it keeps none, as here) the provider's own file.
+    const file = (url: URL) => url.pathname.endsWith('/content') || url.pathname.endsWith('.mp4');
+    await target.route(file, async (route) => {
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(done.id)}`);
+      const video = target.locator('video.output-video');
+      const caption = target.locator('.output figcaption');
+      await caption.waitFor();
+      const before = (await caption.boundingBox())!.y;
+      // Room for a 16:9 video (the ratio asked for, by default) from the start.
+      const box = (await video.boundingBox())!;
+      expect(Math.abs(box.height - (box.width * 9) / 16)).toBeLessThan(1);
+      release();
+      await expect.poll(() => video.evaluate((element: HTMLVideoElement) => element.readyState >= 1)).toBe(true);
+      expect(Math.abs((await caption.boundingBox())!.y - before), 'the caption under the player did not move').toBeLessThan(1);
+    } finally {
+      release();
+      await target.unroute(file);
+    }
+  });
+
   it('plays the gateway\'s stored copy, and says so, and shows an output no one still has as gone instead of a dead player', async () => {
     // A gateway that keeps copies of its outputs.
     const keeping = await startLiveGateway({

@@ -66,6 +66,12 @@ function outputGone(output: TaskOutput): boolean {
   return output.storage !== 'stored' && output.upstream_url_gone;
 }
 
+/** The aspect ratio the task asked for (`16:9`, `9:16`, `1:1`; `auto` or none: the default 16:9). */
+function aspectOf(task: Task): string {
+  const asked = (task.request as { aspect_ratio?: unknown }).aspect_ratio;
+  return asked === '9:16' || asked === '1:1' ? asked : '16:9';
+}
+
 function OutputMedia({ task, index }: { task: Task; index: number }) {
   const output = task.outputs[index]!;
   const label = `${output.type === 'video' ? 'Video' : 'Image'} output ${index + 1}`;
@@ -81,7 +87,7 @@ function OutputMedia({ task, index }: { task: Task; index: number }) {
   // it for ranges) or, where no copy is kept, the provider's own URL: either plays as it is.
   const src = output.url;
   return (
-    <figure class="output" data-storage={output.storage}>
+    <figure class="output" data-storage={output.storage} data-aspect={aspectOf(task)}>
       {output.type === 'video' ? (
         <video class="output-video" controls playsInline preload="metadata" src={src} aria-label={label} />
       ) : null}
