@@ -1269,6 +1269,26 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await api.cancelVideo(queued.id).catch(() => undefined);
     }
   });
+  it('moves the keyboard from Cancel video to the result when the task ends by itself, instead of dropping it to the top of the page', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // Queued behind a busy provider, so Cancel video shows while the keyboard is on it.
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'ended while the keyboard was on Cancel', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      const focused = () => target.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.textContent?.trim()}`);
+      await target.getByRole('button', { name: 'Cancel video' }).focus();
+      await target.keyboard.press('Enter');
+      await expect.poll(focused).toBe('BUTTON Keep it');
+      // It ends elsewhere (another tab, the CLI) while the question is open here.
+      await api.cancelVideo(queued.id);
+      await target.locator('.status-line .status-canceled').waitFor();
+      await expect.poll(focused).toBe('H2 Result');
+    } finally {
+      live.simulator('freepik').clearFaults();
+    }
+  });
   it('closes the cancel question when the gateway refuses the cancel, says why, and keeps the keyboard on Cancel video', async () => {
     const target = await openConsole();
     await signIn(target);

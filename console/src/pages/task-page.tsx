@@ -183,12 +183,22 @@ export function TaskPage({ id }: { id: string }) {
   const [task, setTask] = useState<Task | undefined>(undefined);
   const [error, setError] = useState<unknown>(undefined);
   const resultHeading = useRef<HTMLHeadingElement>(null);
+  /** The task ended while the keyboard was on its cancel controls, which go away with it. */
+  const refocus = useRef(false);
+  useEffect(() => {
+    if (!refocus.current) return;
+    refocus.current = false;
+    resultHeading.current?.focus();
+  });
 
   useEffect(() => {
     const aborter = new AbortController();
     setTask(undefined);
     setError(undefined);
     const seen = (current: Task) => {
+      // Ended (here or elsewhere) while the keyboard was on Cancel video or its question: those go
+      // away with it, so the keyboard goes on from the result, not from the top of the page.
+      if (isTerminal(current) && document.activeElement?.closest('.cancel')) refocus.current = true;
       setTask(current);
       setError(undefined);
     };
