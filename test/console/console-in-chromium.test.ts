@@ -738,6 +738,35 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
 
+  it('stops calling the task list live when the gateway holds its refreshes without answering (hung, not down)', async () => {
+    const target = await openConsole();
+    // The page's clock, moved on below instead of waiting for it.
+    await target.clock.install();
+    await target.reload();
+    await signIn(target);
+    const status = target.locator('.live-status');
+    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed/);
+    // From now on the gateway takes each list request and never answers it (a stopped process, a
+    // dropped route): no error comes for a long time.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const list = (url: URL) => url.pathname.endsWith('/v1/videos');
+    await target.route(list, async (route) => {
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.clock.fastForward(20_000);
+      await expect.poll(() => status.textContent()).toContain('Not live: the gateway has not answered for a while; list as of 20 sec. ago');
+      expect(await status.locator('.live-dot').getAttribute('data-paused')).toBe('true');
+      release();
+      await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed/);
+    } finally {
+      release();
+      await target.unroute(list);
+    }
+  });
+
   it('plays the gateway\'s stored copy, and says so, and shows an output no one still has as gone instead of a dead player', async () => {
     // A gateway that keeps copies of its outputs.
     const keeping = await startLiveGateway({

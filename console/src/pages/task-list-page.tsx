@@ -3,7 +3,7 @@
  * live-task-list.ts for how). The filters live in the page's address (`#/?status=failed`), so a
  * reload, a shared link and Back from a task keep them.
  */
-import { useEffect, useMemo, useRef } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link, useLocation, useSearch } from 'wouter-preact';
 import { formatCostShort, GatewayUnreachableError, type Model, type TaskStatus } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
@@ -11,7 +11,7 @@ import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { costSource, localTime, timeAgo } from '../display.js';
 import { useSession } from '../gateway-context.js';
-import { useLiveTaskList, type TaskFilters } from '../live-task-list.js';
+import { REFRESH_MS, useLiveTaskList, type TaskFilters } from '../live-task-list.js';
 import { TASK_STATUSES } from '../task-statuses.js';
 import { useGatewayData } from '../use-gateway-data.js';
 
@@ -19,6 +19,18 @@ import { useGatewayData } from '../use-gateway-data.js';
 const COST_TITLES = { estimate: 'estimated', provider: 'reported by the provider', nothing: 'nothing charged: no provider holds this task' } as const;
 
 const FILTER_FIELDS = ['status', 'provider', 'model'] as const;
+
+/** No answer to the list's refresh this long after the last one: it is not live, whatever it says. */
+const STALE_MS = 3 * REFRESH_MS;
+
+/** Renders again every `everyMs`, so what is said about the time now stays true. */
+function useTick(everyMs: number): void {
+  const [, setTicks] = useState(0);
+  useEffect(() => {
+    const timer = setInterval(() => setTicks((ticks) => ticks + 1), everyMs);
+    return () => clearInterval(timer);
+  }, [everyMs]);
+}
 
 /** The filters an address's query asks for; a status the API does not know is left out. */
 function filtersFrom(search: string): TaskFilters {
@@ -63,6 +75,10 @@ export function TaskListPage() {
     const value = (event.target as HTMLSelectElement).value;
     setFilters({ ...filters, [field]: value || undefined });
   };
+  // How old the list is stays true between answers (and when none comes).
+  useTick(REFRESH_MS);
+  const now = Date.now();
+  const stale = live.loaded && live.refreshedAt !== null && now - live.refreshedAt > STALE_MS;
   const filtered = Boolean(filters.status || filters.provider || filters.model);
   // The keyboard's place when the control pressed goes away: Clear filters to the first filter,
   // Load more to the first task it brought in (the button is gone after the last page).
@@ -134,7 +150,13 @@ export function TaskListPage() {
       </form>
 
       <p class="live-status muted small" aria-live="off">
-        {live.error ? (
+        {!live.error && stale ? (
+          // Asked, and no answer yet, long past the next refresh: a gateway that hangs sends no error.
+          <>
+            <span class="live-dot" data-paused="true" aria-hidden="true" /> Not live: the gateway has not answered for a while; list as of{' '}
+            {timeAgo(new Date(live.refreshedAt!).toISOString(), now)}
+          </>
+        ) : live.error ? (
           // Not while the list cannot be read: the tasks shown are as they were then.
           <>
             <span class="live-dot" data-paused="true" aria-hidden="true" />{' '}
@@ -144,7 +166,7 @@ export function TaskListPage() {
         ) : (
           <>
             <span class="live-dot" aria-hidden="true" /> Live: {live.streaming.size > 0 ? `following ${live.streaming.size} running task${live.streaming.size === 1 ? '' : 's'} as they change; ` : ''}
-            list refreshed {live.refreshedAt ? timeAgo(new Date(live.refreshedAt).toISOString()) : '…'}
+            list refreshed {live.refreshedAt ? timeAgo(new Date(live.refreshedAt).toISOString(), now) : '…'}
           </>
         )}
       </p>
