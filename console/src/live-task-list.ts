@@ -43,6 +43,8 @@ export interface LiveTaskList {
   /** Ids of the tasks followed by an event stream right now. */
   streaming: ReadonlySet<string>;
   refreshedAt: number | null;
+  /** When the refresh on its way now was asked (null: none is). */
+  waitingSince: number | null;
 }
 
 function newer(a: Task, b: Task | undefined): boolean {
@@ -69,6 +71,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
   const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
   const [refreshedAt, setRefreshedAt] = useState<number | null>(null);
+  const [waitingSince, setWaitingSince] = useState<number | null>(null);
   const [streaming, setStreaming] = useState<ReadonlySet<string>>(new Set());
   const streams = useRef(new Map<string, AbortController>());
   const failedAt = useRef(new Map<string, number>());
@@ -118,6 +121,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     };
     const refresh = async () => {
       if (!document.hidden) {
+        setWaitingSince(Date.now());
         try {
           const page = await client.listVideos(query, { signal: aborter.signal });
           if (aborter.signal.aborted) return;
@@ -131,7 +135,10 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
           if (aborter.signal.aborted) return;
           fail(caught);
         } finally {
-          if (!aborter.signal.aborted) setLoading(false);
+          if (!aborter.signal.aborted) {
+            setLoading(false);
+            setWaitingSince(null);
+          }
         }
       }
       if (!aborter.signal.aborted) timer = setTimeout(() => void refresh(), REFRESH_MS);
@@ -216,5 +223,6 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     loadMore,
     streaming,
     refreshedAt,
+    waitingSince,
   };
 }

@@ -26,6 +26,7 @@ import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 // The page's globals, for the callbacks page.evaluate runs in the browser (this file compiles for Node).
 declare const window: { location: { hash: string }; innerWidth: number } & Record<string, unknown>;
 declare const document: {
+  dispatchEvent(event: unknown): boolean;
   activeElement: { textContent: string | null; id: string; tagName: string } | null;
   documentElement: { scrollWidth: number };
   querySelectorAll(selector: string): Iterable<{ tagName: string; className: string; getBoundingClientRect(): Box & { width: number } }>;
@@ -746,18 +747,35 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await signIn(target);
     const status = target.locator('.live-status');
     await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed/);
+    // A tab left in the background asks nothing meanwhile: shown again a minute later, it is not
+    // called "not answered" for the refresh it did not ask.
+    const hidden = (value: boolean) =>
+      target.evaluate((isHidden) => {
+        Object.defineProperty(document, 'hidden', { value: isHidden, configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, value);
+    await hidden(true);
+    await target.clock.fastForward(60_000);
+    await hidden(false);
+    expect(await status.textContent()).not.toContain('Not live');
     // From now on the gateway takes each list request and never answers it (a stopped process, a
     // dropped route): no error comes for a long time.
     let release: () => void = () => undefined;
     const released = new Promise<void>((resolve) => (release = resolve));
     const list = (url: URL) => url.pathname.endsWith('/v1/videos');
+    let asked = 0;
     await target.route(list, async (route) => {
+      asked += 1;
       await released;
       await route.continue().catch(() => undefined);
     });
     try {
-      await target.clock.fastForward(20_000);
-      await expect.poll(() => status.textContent()).toContain('Not live: the gateway has not answered for a while; list as of 20 sec. ago');
+      // The next refresh is asked, and then nothing comes for 15 s.
+      await target.clock.fastForward(5_000);
+      await expect.poll(() => asked).toBe(1);
+      expect(await status.textContent()).toMatch(/^\s*Live: /);
+      await target.clock.fastForward(15_000);
+      await expect.poll(() => status.textContent()).toMatch(/Not live: the gateway has not answered for a while; list as of 1 min\. ago/);
       expect(await status.locator('.live-dot').getAttribute('data-paused')).toBe('true');
       release();
       await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed/);

@@ -20,8 +20,8 @@ const COST_TITLES = { estimate: 'estimated', provider: 'reported by the provider
 
 const FILTER_FIELDS = ['status', 'provider', 'model'] as const;
 
-/** No answer to the list's refresh this long after the last one: it is not live, whatever it says. */
-const STALE_MS = 3 * REFRESH_MS;
+/** A refresh asked this long ago and not answered: the list is not live, whatever it last said. */
+const STALE_MS = 2 * REFRESH_MS;
 
 /** Renders again every `everyMs`, so what is said about the time now stays true. */
 function useTick(everyMs: number): void {
@@ -78,7 +78,8 @@ export function TaskListPage() {
   // How old the list is stays true between answers (and when none comes).
   useTick(REFRESH_MS);
   const now = Date.now();
-  const stale = live.loaded && live.refreshedAt !== null && now - live.refreshedAt > STALE_MS;
+  // Not merely a hidden tab, which asks nothing until it is shown again.
+  const stale = live.loaded && live.refreshedAt !== null && live.waitingSince !== null && now - live.waitingSince > STALE_MS;
   const filtered = Boolean(filters.status || filters.provider || filters.model);
   // The keyboard's place when the control pressed goes away: Clear filters to the first filter,
   // Load more to the first task it brought in (the button is gone after the last page).
