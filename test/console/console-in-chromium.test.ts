@@ -226,6 +226,10 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.route(cutOff, (route) => route.abort('connectionrefused'));
     await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
     await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+    // Said once, then where and why: the gateway's URL and the browser's reason.
+    const said = (await target.getByRole('alert').textContent())!;
+    expect(said.match(/cannot reach/gi)).toHaveLength(1);
+    expect(said).toMatch(/^Cannot reach the gateway\. http:\/\/127\.0\.0\.1:\d+\S*: \S/);
 
     // Back again: the page picks the task up by itself, shows how it ended and drops the error.
     await target.unroute(cutOff);

@@ -32,7 +32,8 @@ export function ProblemMessage({ error, context, retrying = false }: { error: un
   if (error instanceof GatewayUnreachableError) {
     return (
       <div class="problem" role="alert">
-        <strong>Cannot reach the gateway.</strong> {error.message}
+        {/* The heading says "cannot reach"; the rest says where and why (a hung or foreign gateway says its own). */}
+        <strong>Cannot reach the gateway.</strong> {error.name === 'GatewayUnreachableError' ? `${error.url}: ${error.reason}` : error.message}
         {note}
       </div>
     );

@@ -59,12 +59,16 @@ export function reasonsNotByField(problem: Pick<ProblemDetails, 'errors' | 'prov
 /** The gateway could not be reached (connection refused, DNS, reset) or its answer was unreadable. */
 export class GatewayUnreachableError extends Error {
   override readonly name: string = 'GatewayUnreachableError';
+  /** Why, in a few words, without the URL: `ECONNREFUSED (connect ECONNREFUSED 127.0.0.1:8080)`, `Failed to fetch`. */
+  readonly reason: string;
 
   constructor(
     readonly url: string,
     override readonly cause: unknown,
   ) {
-    super(`cannot reach ${url}: ${describeCause(cause)}`);
+    const reason = describeCause(cause);
+    super(`cannot reach ${url}: ${reason}`);
+    this.reason = reason;
   }
 }
 
