@@ -337,7 +337,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByLabel('Operation').focus();
     await target.getByLabel('Operation').selectOption('image-generation');
     await expect.poll(() => target.getByRole('heading', { level: 1 }).textContent()).toBe('New image');
-    expect(await target.title()).toBe('New image · Kling Gateway');
+    // The tab's title follows in the effect after the heading's render.
+    await expect.poll(() => target.title()).toBe('New image · Kling Gateway');
     // The heading follows the form without taking the keyboard from the control that changed it.
     expect(await target.evaluate(() => document.activeElement?.id)).toBe('field-operation');
     const quoted = await api.quote({ model: 'kling-v1', operation: 'image-generation', prompt });
@@ -372,7 +373,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const runningRow = target.locator(`tr[data-task-id="${running.id}"]`);
     await runningRow.waitFor();
     expect(['queued', 'processing']).toContain(await runningRow.getAttribute('data-status'));
-    await expect.poll(() => target.locator('.live-status').textContent()).toContain('following 1 running task');
+    await expect.poll(() => target.locator('.live-status').textContent(), { timeout: 10_000 }).toContain('following 1 running task');
     await target.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
     await expect.poll(() => runningRow.getAttribute('data-status'), { timeout: 20_000 }).toBe('succeeded');
     expect(streams).toContain(running.id);
