@@ -4,10 +4,12 @@
  * fresh machine with nothing else installed.
  */
 import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { AccountCredentials } from '../core/upstream/provider-account.js';
 import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
+import { parseDatabaseUrl } from '../store/database-url.js';
 import { fetchHostedEndpoints, type HostedSimulatorEndpoint } from './simulator-host.js';
 
 /** Where and how the gateway reaches one provider. */
@@ -144,6 +146,25 @@ export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): Pr
   };
 }
 
+/**
+ * Where the simulator of `providerId` started in the gateway's process keeps its tasks: beside
+ * the SQLite database file (`<file>.sandbox-<provider>.jsonl`), so that a gateway restarted on
+ * the same file finds its simulators still knowing the tasks it resumes tracking. None for an
+ * in-memory database (nothing outlives the process) or PostgreSQL (shared by replicas, which use
+ * simulators in a process of their own).
+ */
+export function simulatorJournalPath(databaseUrl: string, providerId: string): string | undefined {
+  let target;
+  try {
+    target = parseDatabaseUrl(databaseUrl);
+  } catch {
+    return undefined;
+  }
+  if (target.dialect !== 'sqlite' || target.location === ':memory:') return undefined;
+  const file = resolve(target.location);
+  return join(dirname(file), `${basename(file)}.sandbox-${providerId}.jsonl`);
+}
+
 /** Starts simulators for every provider that needs one; other providers get their live endpoint. */
 export async function startSandbox(
   config: GatewayConfig,
@@ -185,12 +206,14 @@ export async function startSandbox(
       }
       const apiKey = `sim-${randomBytes(16).toString('hex')}`;
       const webhookSecret = randomBytes(24).toString('base64url');
+      const journalPath = simulatorJournalPath(config.database.url, provider.id);
       const simulator = provider.createSimulator({
         clock,
         apiKey,
         webhookSecret,
         timing: { queuedMs: config.sandbox.queued_ms, processingMs: config.sandbox.processing_ms },
         ...(provider.resultLifetimeMs !== undefined ? { resultLifetimeMs: provider.resultLifetimeMs } : {}),
+        ...(journalPath !== undefined ? { journalPath } : {}),
       });
       const baseUrl = await simulator.listen(0, host);
       simulators.set(provider.id, simulator);

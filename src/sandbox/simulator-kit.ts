@@ -5,7 +5,7 @@
  * its own routes and bodies.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
@@ -38,6 +38,38 @@ export interface KitTask extends SimulatedTask {
 }
 
 const PHASE_ORDER: Record<SimulatedPhase, number> = { queued: 0, processing: 1, done: 2 };
+
+/** Tasks in a journal older than this are not taken back (and dropped from it) when a simulator starts. */
+export const JOURNAL_MAX_AGE_MS = 24 * 3_600_000;
+
+const OUTCOMES: ReadonlySet<unknown> = new Set<SimulatedOutcome>(['succeed', 'fail', 'content_policy']);
+
+/** One line of a simulator's journal: what it needs to answer for a task it created. */
+interface JournalEntry {
+  id: string;
+  path: string;
+  body: unknown;
+  createdAt: number;
+  outcome: SimulatedOutcome;
+  data: Record<string, unknown>;
+}
+
+/** A journal line read back, or undefined when it is not one (cut short by a kill, edited, foreign). */
+function journalEntryOf(line: string): JournalEntry | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const entry = value as Partial<JournalEntry>;
+  const { id, path, createdAt, outcome, data } = entry;
+  if (typeof id !== 'string' || id === '' || typeof path !== 'string') return undefined;
+  if (typeof createdAt !== 'number' || !Number.isFinite(createdAt) || !OUTCOMES.has(outcome)) return undefined;
+  if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;
+  return { id, path, body: entry.body, createdAt, outcome: outcome as SimulatedOutcome, data };
+}
 
 /** Requests kept for inspection; older ones are dropped so a long-running sandbox stays small. */
 const MAX_LOGGED_REQUESTS = 10_000;
@@ -77,6 +109,11 @@ export class SimulatorKit {
   private readonly sockets = new Set<Socket>();
   private baseUrl = '';
   private closed = false;
+  /** Where created tasks are appended (`SimulatorOptions.journalPath`). */
+  private readonly journalPath: string | undefined;
+  /** The journal, open for appending from the first task created. */
+  private journalFd: number | undefined;
+  private journalRead = false;
 
   constructor(
     readonly providerId: string,
@@ -85,6 +122,7 @@ export class SimulatorKit {
     this.clock = options.clock;
     this.queuedMs = options.timing?.queuedMs ?? 1_000;
     this.processingMs = options.timing?.processingMs ?? 4_000;
+    this.journalPath = options.journalPath;
     this.app = express();
     this.app.disable('x-powered-by');
     this.app.use((req, _res, next) => {
@@ -134,6 +172,7 @@ export class SimulatorKit {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.closeJournal();
     for (const socket of this.sockets) socket.destroy();
     const server = this.server;
     if (!server) return;
@@ -228,7 +267,80 @@ export class SimulatorKit {
     };
     this.tasks.push(task);
     this.tasksById.set(id, task);
+    this.journal(task);
     return task;
+  }
+
+  /** Appends a created task to the journal, before its create is answered: a kill after that answer cannot lose it. */
+  private journal(task: KitTask): void {
+    if (this.journalPath === undefined) return;
+    const entry: JournalEntry = { id: task.id, path: task.path, body: task.body, createdAt: task.createdAt, outcome: task.outcome, data: task.data };
+    try {
+      this.journalFd ??= openSync(this.journalPath, 'a');
+      writeSync(this.journalFd, `${JSON.stringify(entry)}\n`);
+    } catch {
+      // The simulator goes on without it: a restart then forgets this task, as with no journal.
+      this.closeJournal();
+    }
+  }
+
+  private closeJournal(): void {
+    if (this.journalFd === undefined) return;
+    try {
+      closeSync(this.journalFd);
+    } catch {
+      // Already gone.
+    }
+    this.journalFd = undefined;
+  }
+
+  /**
+   * Takes back the tasks of the journal (`SimulatorOptions.journalPath`) created in the last
+   * `JOURNAL_MAX_AGE_MS`, with their own creation time, outcome and data, so that their phase by
+   * the clock is what it would have been. `resume` gets each one before it is known: it restores
+   * what the provider's simulator keeps beside the task and re-arms what is left of its
+   * lifecycle (`resumeTransitions`), and says false for a task it cannot answer for (which is
+   * dropped). Lines that are not tasks are skipped. The journal is then rewritten with only the
+   * tasks taken back (a new file, renamed over it). Once, before any task is created; returns
+   * the tasks taken back, oldest first.
+   */
+  restoreJournal(resume: (task: KitTask) => boolean): KitTask[] {
+    const path = this.journalPath;
+    if (path === undefined || this.journalRead) return [];
+    this.journalRead = true;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      return [];
+    }
+    const oldest = this.clock.now() - JOURNAL_MAX_AGE_MS;
+    const restored: KitTask[] = [];
+    const kept: string[] = [];
+    for (const line of text.split('\n')) {
+      const entry = journalEntryOf(line);
+      if (!entry || entry.createdAt < oldest || this.tasksById.has(entry.id)) continue;
+      const task: KitTask = { ...entry, status: '' };
+      let answerable: boolean;
+      try {
+        answerable = resume(task);
+      } catch {
+        answerable = false;
+      }
+      if (!answerable) continue;
+      this.tasks.push(task);
+      this.tasksById.set(task.id, task);
+      restored.push(task);
+      kept.push(line);
+    }
+    const temporary = `${path}.${process.pid}.tmp`;
+    try {
+      writeFileSync(temporary, kept.map((line) => `${line}\n`).join(''));
+      renameSync(temporary, path);
+    } catch {
+      rmSync(temporary, { force: true });
+    }
+    return restored;
   }
 
   findTask(id: string): KitTask | undefined {
@@ -248,13 +360,27 @@ export class SimulatorKit {
 
   /** Calls `onPhase` when the task starts processing and when it is done, on the injected clock. */
   scheduleTransitions(task: KitTask, onPhase: (phase: SimulatedPhase) => void): void {
-    const announce = (phase: SimulatedPhase) => {
-      if (this.closed) return;
-      task.reached = phase;
-      onPhase(phase);
-    };
-    this.clock.setTimeout(() => announce('processing'), this.queuedMs);
-    this.clock.setTimeout(() => announce('done'), this.queuedMs + this.processingMs);
+    this.clock.setTimeout(() => this.announce(task, 'processing', onPhase), this.queuedMs);
+    this.clock.setTimeout(() => this.announce(task, 'done', onPhase), this.queuedMs + this.processingMs);
+  }
+
+  /**
+   * For a task taken back from the journal: calls `onPhase` for the phases it has not reached
+   * yet, when it reaches them (counted from its creation). Phases it went through before are not
+   * announced again.
+   */
+  resumeTransitions(task: KitTask, onPhase: (phase: SimulatedPhase) => void): void {
+    const now = this.clock.now();
+    const processingAt = task.createdAt + this.queuedMs;
+    const doneAt = processingAt + this.processingMs;
+    if (processingAt > now) this.clock.setTimeout(() => this.announce(task, 'processing', onPhase), processingAt - now);
+    if (doneAt > now) this.clock.setTimeout(() => this.announce(task, 'done', onPhase), doneAt - now);
+  }
+
+  private announce(task: KitTask, phase: SimulatedPhase, onPhase: (phase: SimulatedPhase) => void): void {
+    if (this.closed) return;
+    task.reached = phase;
+    onPhase(phase);
   }
 
   /**
@@ -343,8 +469,21 @@ export abstract class KitSimulator implements ProviderSimulator {
     return this.kit.callbacks;
   }
 
+  /** Takes back the journal's tasks (`SimulatorOptions.journalPath`), then listens. */
   listen(port?: number, host?: string): Promise<string> {
+    this.kit.restoreJournal((task) => this.resume(task));
     return this.kit.listen(port, host);
+  }
+
+  /**
+   * Makes a task taken back from the journal answer as it would have in the simulator that
+   * created it: restores what the simulator keeps beside the kit's task, and re-arms what is
+   * left of its lifecycle (`kit.resumeTransitions`). False when it cannot answer for the task
+   * (its data is not what this simulator writes): the task is dropped. A simulator that does
+   * not override this takes none back.
+   */
+  protected resume(_task: KitTask): boolean {
+    return false;
   }
 
   close(): Promise<void> {

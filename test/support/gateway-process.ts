@@ -4,7 +4,7 @@
  * another test file before the gateway listens on it. Its URL is read from the line it logs once
  * it serves (`cluster/ready-line.ts`; so `LOG_LEVEL` must be `info` or lower).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readyLine, type ReadyLine } from '../../cluster/ready-line.js';
@@ -18,6 +18,19 @@ export interface GatewayProcess {
   ready: ReadyLine;
 }
 
+export interface GatewayProcessOptions {
+  /**
+   * Run the compiled build (`node dist/src/main.js`, as `npm start` does) instead of the sources
+   * through tsx; the caller makes sure the build is fresh (`compiledBuild`).
+   */
+  compiled?: boolean;
+  /**
+   * Listen on this port instead of one the system picks: a restart on the port the process it
+   * replaces listened on, as `npm start` on its configured port is.
+   */
+  port?: number;
+}
+
 /**
  * Starts the gateway with `env` and resolves once it serves. Every line of its standard output
  * goes to `onLine`; it rejects when the gateway ends first, or says nothing of serving within
@@ -27,14 +40,21 @@ export async function startGatewayProcess(
   env: Record<string, string>,
   onLine: (line: string) => void = () => undefined,
   timeoutMs = 60_000,
+  options: GatewayProcessOptions = {},
 ): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'src/main.ts')], {
+  const entry = options.compiled ? [join(REPO, 'dist/src/main.js')] : ['--import', 'tsx', join(REPO, 'src/main.ts')];
+  const child = spawn(process.execPath, entry, {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', ...env, PORT: '0' },
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(options.port ?? 0) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const ready = await readyLine(child, timeoutMs, onLine);
   return { child, url: ready.url, port: Number(new URL(ready.url).port), ready };
+}
+
+/** Compiles the sources into `dist/` unless the build there is already as new as they are (`npm start`'s prestart). */
+export function compiledBuild(): void {
+  execFileSync(process.execPath, [join(REPO, 'scripts/build-server.mjs'), '--if-stale'], { cwd: REPO, stdio: 'ignore' });
 }
 
 /**

@@ -285,6 +285,13 @@ export interface SimulatorOptions {
   publicUrl?: string;
   /** How long result files stay downloadable after a task ends (the provider's documented lifetime); forever when absent. */
   resultLifetimeMs?: number;
+  /**
+   * A file where the simulator keeps the tasks it creates (one JSON line each), and from which it
+   * takes back, when it listens, those a simulator before it on the same file created in the last
+   * 24 hours: the sandbox's simulators in the gateway's own process, restarted with it on the
+   * same SQLite file, then still answer for the tasks the gateway tracks. None when absent.
+   */
+  journalPath?: string;
 }
 
 export interface SimulatedTask {

@@ -271,6 +271,19 @@ export class FreepikSimulator extends KitSimulator {
     res.status(200).json({ data: this.detailOf(task) });
   }
 
+  /**
+   * A task created before a restart: its status by the clock, and the webhooks of the changes
+   * still to come (those it went through before were sent then, or are left to the safety poll).
+   */
+  protected override resume(task: KitTask): boolean {
+    const { family, webhookUrl } = task.data;
+    if (!(FREEPIK_STATUS_FAMILIES as readonly unknown[]).includes(family)) return false;
+    if (webhookUrl !== undefined && typeof webhookUrl !== 'string') return false;
+    this.statusOf(task);
+    this.kit.resumeTransitions(task, () => this.notify(task));
+    return true;
+  }
+
   private async status(family: FreepikStatusFamily, req: Request, res: Response): Promise<void> {
     if (await this.kit.applyFault('status', req, res, errorForFault)) return;
     const task = this.kit.findTask(String(req.params.taskId));

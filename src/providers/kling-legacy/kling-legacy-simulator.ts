@@ -131,6 +131,19 @@ interface LegacyTaskData extends Record<string, unknown> {
   notified: string;
 }
 
+/** Whether journaled task data holds an `Accepted` as the simulator wrote it. */
+function isAccepted(value: unknown): value is Accepted {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  const accepted = value as Record<string, unknown>;
+  const optionalText = (field: unknown) => field === undefined || typeof field === 'string';
+  return (
+    (accepted.kind === 'mp4' || accepted.kind === 'png') &&
+    [accepted.duration, accepted.count, accepted.units].every((field) => typeof field === 'number' && Number.isFinite(field)) &&
+    optionalText(accepted.externalTaskId) &&
+    optionalText(accepted.callbackUrl)
+  );
+}
+
 class InvalidParameter extends Error {}
 
 function fail(message: string): never {
@@ -296,6 +309,24 @@ export class KlingLegacySimulator extends KitSimulator {
     task.status = 'submitted';
     this.kit.scheduleTransitions(task, () => this.notify(task));
     res.json({ code: 0, message: 'SUCCEED', request_id: randomUuid(), data: this.taskObject(task, false) });
+  }
+
+  /**
+   * A task created before a restart: its `external_task_id` taken again, its video a source for
+   * extend and lip-sync once it succeeded, its status by the clock (the last one a callback went
+   * out for, or was due), and the callbacks of the changes still to come.
+   */
+  protected override resume(task: KitTask): boolean {
+    const data = task.data as Partial<LegacyTaskData>;
+    if (!CREATE_ROUTES.some((route) => route.family === data.family && route.action === data.action)) return false;
+    if (!isAccepted(data.accepted)) return false;
+    const { accepted } = data;
+    if (accepted.externalTaskId !== undefined) this.externalTaskIds.add(accepted.externalTaskId);
+    task.status = this.currentStatus(task);
+    data.notified = task.status;
+    if (task.status === 'succeed' && accepted.kind === 'mp4') this.videos.set(`${task.id}-video`, accepted.duration);
+    this.kit.resumeTransitions(task, () => this.notify(task));
+    return true;
   }
 
   /** Where tasks answer from now on: at their create's action (default), or only at seed 002's action2 values. */

@@ -276,6 +276,17 @@ export class Kling3apiSimulator extends KitSimulator {
     res.json({ code: 200, message: 'success', data: { task_id: id, status: task.status, consumed_credits: credits } });
   }
 
+  /** A task created before a restart: its status word by the clock, and the words still to come. */
+  protected override resume(task: KitTask): boolean {
+    const data = task.data as Partial<Kling3apiTaskData>;
+    if (!isTaskType(data.type) || typeof data.credits !== 'number' || typeof data.expire !== 'boolean') return false;
+    task.status = this.wordOf(task, this.kit.phaseOf(task));
+    this.kit.resumeTransitions(task, (phase) => {
+      task.status = this.wordOf(task, phase);
+    });
+    return true;
+  }
+
   private wordOf(task: KitTask, phase: SimulatedPhase): string {
     // kling3api has no queued word: a task is IN_PROGRESS from creation (SPEC §2).
     if (phase !== 'done') return 'IN_PROGRESS';
