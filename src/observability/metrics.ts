@@ -52,8 +52,8 @@ export class GatewayMetrics {
   });
   readonly upstreamDuration = new Histogram({
     name: `${PREFIX}upstream_request_duration_seconds`,
-    help: 'Latency of calls to upstream providers, by account.',
-    labelNames: ['provider', 'account', 'operation'] as const,
+    help: 'Latency of calls to upstream providers, by account and outcome (as upstream_requests_total counts them).',
+    labelNames: ['provider', 'account', 'operation', 'outcome'] as const,
     buckets: CALL_BUCKETS,
     registers: [this.registry],
   });

@@ -407,8 +407,8 @@ export class ProviderAccount {
     const now = this.clock.now();
     this.stats.recordCall(now, ok, record.durationMs);
     if (this.providerStats !== this.stats) this.providerStats.recordCall(now, ok, record.durationMs);
-    const labels = { provider: this.providerId, account: this.id, operation: record.operation };
-    this.metrics.upstreamRequests.inc({ ...labels, outcome: record.outcome });
+    const labels = { provider: this.providerId, account: this.id, operation: record.operation, outcome: record.outcome };
+    this.metrics.upstreamRequests.inc(labels);
     this.metrics.upstreamDuration.observe(labels, record.durationMs / 1000);
     logger[ok ? 'info' : 'warn'](
       {

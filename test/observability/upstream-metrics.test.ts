@@ -1,0 +1,54 @@
+/**
+ * The upstream call metrics as an operator reads them after traffic: how many calls and how long
+ * they took, by provider, operation and outcome (a timed-out or refused call's latency is not an
+ * answered call's), from `/metrics` over HTTP.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+let gw: TestGateway;
+let exposition: string;
+
+/** The value of one series, or undefined when `/metrics` has none with exactly these labels. */
+function series(name: string, labels: Record<string, string>): number | undefined {
+  const wanted = Object.entries(labels)
+    .map(([key, value]) => `${key}="${value}"`)
+    .sort();
+  for (const line of exposition.split('\n')) {
+    const match = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = match[2]!.split(/,(?=\w+=")/).sort();
+    if (have.length === wanted.length && have.every((pair, index) => pair === wanted[index])) return Number(match[3]);
+  }
+  return undefined;
+}
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+  // freepik answers the first create 503; the task goes on to kling3api, whose first poll is reset.
+  gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503 });
+  gw.simulator('kling3api').injectFault({ on: 'status', transport: 'reset' });
+  const created = await gw.create({ model: 'kling-v3', prompt: 'upstream metrics', duration: 5, routing: { providers: ['freepik', 'kling3api'] } });
+  expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+  exposition = (await gw.request('GET', '/metrics', undefined, {}, null)).body;
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+describe('upstream call metrics', () => {
+  it('time each call by provider, operation and outcome, as they are counted', () => {
+    const calls = [
+      { provider: 'freepik', operation: 'submit', outcome: 'provider_error' },
+      { provider: 'kling3api', operation: 'submit', outcome: 'ok' },
+      { provider: 'kling3api', operation: 'status', outcome: 'reset' },
+      { provider: 'kling3api', operation: 'status', outcome: 'ok' },
+    ];
+    for (const call of calls) {
+      const labels = { ...call, account: 'default' };
+      expect(series('kling_gateway_upstream_requests_total', labels), JSON.stringify(call)).toBe(1);
+      expect(series('kling_gateway_upstream_request_duration_seconds_count', labels), JSON.stringify(call)).toBe(1);
+      expect(series('kling_gateway_upstream_request_duration_seconds_bucket', { ...labels, le: '+Inf' }), JSON.stringify(call)).toBe(1);
+    }
+  });
+});
