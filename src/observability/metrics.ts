@@ -46,7 +46,7 @@ export class GatewayMetrics {
   });
   readonly upstreamRequests = new Counter({
     name: `${PREFIX}upstream_requests_total`,
-    help: 'Calls to upstream providers by account and outcome (ok, a canonical error code, or refused/reset/timeout).',
+    help: 'Calls to upstream providers by account and outcome (ok; an answered error as rate_limited, unauthorized, insufficient_credits, server_error, content_policy or its canonical error code; or a transport failure: refused, reset, timeout …).',
     labelNames: ['provider', 'account', 'operation', 'outcome'] as const,
     registers: [this.registry],
   });

@@ -75,7 +75,7 @@ describe('logs', () => {
   it('writes one line per upstream call, with the task and request ids', () => {
     const upstream = lines.filter((line) => line.msg === 'upstream call' && line.task_id === taskId);
     expect(upstream.map((line) => `${line.provider}:${(line.upstream as { operation: string }).operation}:${line.outcome}`)).toEqual(
-      expect.arrayContaining(['freepik:submit:provider_error', 'kling3api:submit:ok', 'kling3api:status:ok']),
+      expect.arrayContaining(['freepik:submit:unauthorized', 'kling3api:submit:ok', 'kling3api:status:ok']),
     );
     const submit = upstream.find((line) => line.provider === 'kling3api' && (line.upstream as { operation: string }).operation === 'submit');
     expect(submit).toMatchObject({ request_id: 'req-logs-1', upstream: { method: 'POST', path: '/api/generate', status: 200 } });

@@ -14,6 +14,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
+import type { ErrorCode } from '../model/canonical.js';
 import type { UpstreamAuth, UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from './provider.js';
 import { SecretScrubber, urlCredentials } from '../../observability/secret-scrubber.js';
 import { UpstreamError, parseRetryAfter, type TransportFailure } from './upstream-error.js';
@@ -28,7 +29,7 @@ export interface UpstreamCallRecord {
   path: string;
   /** HTTP status, when there was an answer. */
   status?: number;
-  /** `ok`, an error code, or a transport failure. */
+  /** `ok`, what an error answer said (`answerOutcome`), or a transport failure. */
   outcome: string;
   durationMs: number;
   /** Bound context (task id, request id). */
@@ -54,6 +55,22 @@ export interface UpstreamClientOptions {
   now?: () => number;
   /** The gateway clock, for `Retry-After` dates. */
   clockNow?: () => number;
+}
+
+/**
+ * How an error answer is counted and logged: what its status says where the canonical code lumps
+ * answers together (`provider_error` is a 429, a refused key and a 503 alike), so an operator
+ * sees an upstream throttling the gateway, refusing its key or failing; else the canonical code.
+ * A closed set: `content_policy`, `insufficient_credits`, `rate_limited`, `unauthorized`,
+ * `server_error`, or an `ErrorCode`.
+ */
+export function answerOutcome(status: number, code: ErrorCode): string {
+  if (code === 'content_policy' || code === 'insufficient_credits') return code;
+  if (status === 402) return 'insufficient_credits';
+  if (status === 429) return 'rate_limited';
+  if (status === 401 || status === 403) return 'unauthorized';
+  if (status >= 500) return 'server_error';
+  return code;
 }
 
 const MAX_LOGGED_BODY = 2048;
@@ -353,7 +370,7 @@ export class HttpUpstreamClient implements UpstreamClient {
     }
     const body = this.scrubbed(response.data, secrets);
     const mapped = provider.mapHttpError(response.status, body);
-    record(mapped.code, response.status);
+    record(answerOutcome(response.status, mapped.code), response.status);
     throw new UpstreamError({
       provider: provider.id,
       operation: request.operation,
