@@ -68,7 +68,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
   });
 
   router.post('/:id/cancel', noQuery(), noBody(), async (req, res) => {
-    res.json(await service.cancel(tenantOf(req), String(req.params.id)));
+    res.json(await service.cancel(tenantOf(req), String(req.params.id), { request_id: req.id }));
   });
 
   router.get('/:id/webhooks', noQuery(), async (req, res) => {

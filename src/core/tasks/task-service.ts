@@ -452,9 +452,9 @@ export class TaskService {
    * create is turned down no other is sent and the task ends canceled, whichever replica sends it
    * and however long the answer takes. A task a provider holds is canceled there when the
    * provider can do that; otherwise the answer is 409 saying why. Canceling a canceled task
-   * answers it again.
+   * answers it again. `context` binds the upstream cancel's log line (the request's id).
    */
-  async cancel(tenant: string, id: string): Promise<Task> {
+  async cancel(tenant: string, id: string, context: Record<string, string> = {}): Promise<Task> {
     let task = await this.engine.tasks.get(id);
     if (!task || task.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
     for (let round = 0; round < CANCEL_ROUNDS; round++) {
@@ -492,7 +492,7 @@ export class TaskService {
           continue;
         }
         case 'tracking':
-          return this.cancelAtProvider(task);
+          return this.cancelAtProvider(task, context);
         case 'storing':
           throw problems.conflict(`video ${id} is already generated (${task.provider} finished it); its result is being stored.`);
       }
@@ -504,7 +504,7 @@ export class TaskService {
   }
 
   /** A task a provider accepted: canceled there if the provider can, else 409. */
-  private async cancelAtProvider(task: TaskRecord): Promise<Task> {
+  private async cancelAtProvider(task: TaskRecord, context: Record<string, string>): Promise<Task> {
     const runtime = task.provider ? this.engine.runtimes.get(task.provider) : undefined;
     const account = runtime?.account(task.account);
     const cancel = runtime?.provider.cancel;
@@ -519,7 +519,7 @@ export class TaskService {
         cancel.call(
           runtime.provider,
           { providerTaskId: task.providerTaskId ?? '', tracking: task.tracking ?? {} },
-          { http: account.clientForTask(task), signal },
+          { http: account.clientForTask(task, context), signal },
         ),
       );
     } catch (error) {
