@@ -256,7 +256,7 @@ export class RequestRecording {
     if (!labelled) {
       labelled = {
         requests: this.metrics.httpRequests.labels({ method, route, status }),
-        duration: this.metrics.httpDuration.labels({ method, route }),
+        duration: this.metrics.httpDuration.labels({ method, route, status }),
       };
       this.children.set(key, labelled);
     }

@@ -39,8 +39,8 @@ export class GatewayMetrics {
   });
   readonly httpDuration = new Histogram({
     name: `${PREFIX}http_request_duration_seconds`,
-    help: 'Time to answer an HTTP request.',
-    labelNames: ['method', 'route'] as const,
+    help: 'Time to answer an HTTP request, by the status it was answered with.',
+    labelNames: ['method', 'route', 'status'] as const,
     buckets: CALL_BUCKETS,
     registers: [this.registry],
   });

@@ -16,8 +16,8 @@ it('adds up counters, keeps store-read gauges once and circuits at their worst',
   const two = new GatewayMetrics();
   one.httpRequests.inc({ method: 'POST', route: '/v1/videos', status: '202' }, 3);
   two.httpRequests.inc({ method: 'POST', route: '/v1/videos', status: '202' }, 2);
-  one.httpDuration.observe({ method: 'POST', route: '/v1/videos' }, 0.004);
-  two.httpDuration.observe({ method: 'POST', route: '/v1/videos' }, 0.2);
+  one.httpDuration.observe({ method: 'POST', route: '/v1/videos', status: '202' }, 0.004);
+  two.httpDuration.observe({ method: 'POST', route: '/v1/videos', status: '202' }, 0.2);
   // Both workers read the same queue from the store just before the scrape.
   let storeQueue = 4;
   for (const metrics of [one, two]) metrics.onScrape(async () => void metrics.tasksQueued.set(storeQueue));
@@ -29,7 +29,7 @@ it('adds up counters, keeps store-read gauges once and circuits at their worst',
   const { body, contentType } = await one.exposition();
   expect(contentType).toContain('text/plain');
   expect(value(body, 'kling_gateway_http_requests_total{method="POST",route="/v1/videos",status="202"}')).toBe(5);
-  expect(value(body, 'kling_gateway_http_request_duration_seconds_count{method="POST",route="/v1/videos"}')).toBe(2);
+  expect(value(body, 'kling_gateway_http_request_duration_seconds_count{method="POST",route="/v1/videos",status="202"}')).toBe(2);
   expect(value(body, 'kling_gateway_tasks_queued')).toBe(7);
   expect(value(body, 'kling_gateway_circuit_state{provider="freepik"}')).toBe(1);
 });

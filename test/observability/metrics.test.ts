@@ -48,6 +48,9 @@ describe('/metrics', () => {
   it('counts requests, upstream calls, failovers, outcomes, circuit state, in-flight and polls', () => {
     expect(exposition).toMatch(/kling_gateway_http_requests_total\{method="POST",route="\/v1\/videos",status="202"\} 2/);
     expect(exposition).toMatch(/kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="404"\} 1/);
+    // Timed by status as README lists it: a refusal's latency is not mixed with the answers'.
+    expect(exposition).toMatch(/kling_gateway_http_request_duration_seconds_count\{method="POST",route="\/v1\/videos",status="202"\} 2/);
+    expect(exposition).toMatch(/kling_gateway_http_request_duration_seconds_count\{method="GET",route="\/v1\/videos\/:id",status="404"\} 1/);
     expect(exposition).toMatch(/kling_gateway_upstream_requests_total\{provider="freepik",account="default",operation="submit",outcome="server_error"\} 1/);
     expect(exposition).toMatch(/kling_gateway_upstream_request_duration_seconds_count\{provider="kling3api",account="default",operation="submit",outcome="ok"\} 1/);
     expect(exposition).toMatch(/kling_gateway_failovers_total\{provider="freepik",reason="server_error"\} 1/);

@@ -8,7 +8,7 @@ import { GatewayMetrics } from '../../src/observability/metrics.js';
 import { WorkerMetricsLedger } from '../../src/workers/worker-metrics.js';
 
 const CREATED = 'kling_gateway_http_requests_total{method="POST",route="/v1/videos",status="202"}';
-const CREATED_TIMED = 'kling_gateway_http_request_duration_seconds_count{method="POST",route="/v1/videos"}';
+const CREATED_TIMED = 'kling_gateway_http_request_duration_seconds_count{method="POST",route="/v1/videos",status="202"}';
 
 async function scrape(ledger: WorkerMetricsLedger, answered: number[]): Promise<Map<string, number>> {
   const text = await AggregatorRegistry.aggregate(ledger.parts(new Set(answered))).metrics();
@@ -24,7 +24,7 @@ async function scrape(ledger: WorkerMetricsLedger, answered: number[]): Promise<
 function worker(creates: number, queued: number): GatewayMetrics {
   const metrics = new GatewayMetrics();
   metrics.httpRequests.inc({ method: 'POST', route: '/v1/videos', status: '202' }, creates);
-  for (let index = 0; index < creates; index++) metrics.httpDuration.observe({ method: 'POST', route: '/v1/videos' }, 0.01);
+  for (let index = 0; index < creates; index++) metrics.httpDuration.observe({ method: 'POST', route: '/v1/videos', status: '202' }, 0.01);
   metrics.tasksQueued.set(queued);
   return metrics;
 }
