@@ -20,7 +20,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
-import { requestIdsOf, type RequestRecording } from './middleware.js';
+import { onAnswerEnd, requestIdsOf, type RequestRecording } from './middleware.js';
 
 /** The read's route, as express registers it and as metrics name it. */
 export const READ_VIDEO_ROUTE = '/v1/videos/:id';
@@ -52,7 +52,7 @@ export function withHotRead(app: RequestListener, { service, tenantOf, recording
     const ids = requestIdsOf(req.headers['x-request-id']);
     const url = req.url ?? '';
     const logged = recording.logs(url);
-    res.once('finish', () => recording.finished(ids, 'GET', url, READ_VIDEO_ROUTE, 200, performance.now() - started, logged, taskId));
+    onAnswerEnd(res, (status) => recording.finished(ids, 'GET', url, READ_VIDEO_ROUTE, status, performance.now() - started, logged, taskId));
     setEveryRequestHeaders(res, ids.id);
     sendText(res, 200, 'application/json', JSON.stringify(task), etag);
   };

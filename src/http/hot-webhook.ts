@@ -23,7 +23,7 @@ import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { Logger } from '../observability/logger.js';
 import { sendProblemText, sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
 import type { RequestListener } from './hot-read.js';
-import { CLIENT_GONE, requestIdsOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
+import { CLIENT_GONE, onAnswerEnd, requestIdsOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
 import type { StopGate } from './stop-gate.js';
 import { limitBodyTime } from './tenant-limits.js';
 import { receiveWebhook, WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
@@ -70,7 +70,7 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
     setEveryRequestHeaders(res, id);
     const logged = recording.logs(url);
     let taskId: string | undefined;
-    res.on('finish', () => recording.finished(ids, 'POST', url, route, res.statusCode, performance.now() - started, logged, taskId));
+    onAnswerEnd(res, (status) => recording.finished(ids, 'POST', url, route, status, performance.now() - started, logged, taskId));
     gate?.count(res);
     limitBodyTime(req, res, bodyTimeoutMs, clock, (problem) => sendProblemText(res, problem, occurrence, etag));
 

@@ -111,9 +111,9 @@ export function everyRequest(recording: RequestRecording, routes: RouteTable): R
     if (!req.url.startsWith('/console')) res.setHeader('cache-control', 'no-store');
     const started = performance.now();
     const logged = recording.logs(req.url);
-    res.on('finish', () => {
+    onAnswerEnd(res, (status) => {
       const taskId: unknown = res.locals[TASK_ID_LOCAL];
-      recording.finished(req, req.method, req.originalUrl, routeOf(req), res.statusCode, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
+      recording.finished(req, req.method, req.originalUrl, routeOf(req), status, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
     });
     if (req.url.includes('%00')) {
       next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));
@@ -381,6 +381,22 @@ function unreadableJson(parserMessage: string): ProblemError {
 
 /** Status code for a request whose client went away before it was answered (nginx's convention). */
 export const CLIENT_GONE = 499;
+
+/**
+ * Calls `done` once, when an answer ends: when it is finished, or when its connection closes
+ * before that (a client that closed an event stream or gave up on a `?wait`: still a request,
+ * logged and counted), with the status its client was sent, or `CLIENT_GONE` when nothing was.
+ */
+export function onAnswerEnd(res: ServerResponse, done: (status: number) => void): void {
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    done(res.writableFinished || res.headersSent ? res.statusCode : CLIENT_GONE);
+  };
+  res.once('finish', end);
+  res.once('close', end);
+}
 
 /** The 4xx status a library put on an error (http-errors: body parsers, path decoding), if any. */
 function clientStatusOf(error: BodyParserError | undefined): number | undefined {
