@@ -210,7 +210,8 @@ export class ProviderAccount {
     if (shown !== this.shownCircuit) {
       this.shownCircuit = shown;
       this.metrics.setAccountCircuitState(this.providerId, this.id, shown);
-      this.logger.warn({ circuit: shown, failures: standing.failures }, `circuit ${shown}`);
+      // Open or in doubt is a warning; closed again is news, not a problem.
+      this.logger[shown === 'closed' ? 'info' : 'warn']({ circuit: shown, failures: standing.failures }, `circuit ${shown}`);
       this.onCircuitChange();
     }
   }

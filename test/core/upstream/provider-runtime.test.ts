@@ -21,7 +21,7 @@ class SharedInMemory extends InProcessProviderState {
   override readonly shared = true;
 }
 
-function replicas(settings: Record<string, unknown> = {}) {
+function replicas(settings: Record<string, unknown> = {}, logLines?: string[]) {
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
   const state: ProviderStateStore = new SharedInMemory(clock);
   const config = ProviderConfig.parse({ circuit_breaker: { consecutive_failures: 3, half_open_after_ms: 30_000 }, ...settings });
@@ -34,7 +34,7 @@ function replicas(settings: Record<string, unknown> = {}) {
       simulated: true,
       clock,
       metrics: new GatewayMetrics(),
-      logger: createLogger('silent'),
+      logger: logLines ? createLogger('info', { destination: { write: (line: string) => void logLines.push(line) } }) : createLogger('silent'),
       state,
       owner,
     }).accounts[0]!;
@@ -65,6 +65,25 @@ describe('one account shared by replicas', () => {
     expect(calls).toBe(4);
     // The probe failed: open for another period.
     expect(b.circuit).toBe('open');
+  });
+
+  it('logs a circuit that opens as a warning, and one that closes again as news (info)', async () => {
+    const lines: string[] = [];
+    const { clock, a } = replicas({}, lines);
+    for (let call = 0; call < 3; call++) {
+      const admission = await a.admit(0);
+      if (admission.granted) await a.call(async () => Promise.reject(down()), admission.permit).catch(() => undefined);
+    }
+    await clock.advance(30_000);
+    const probe = await a.admit(0);
+    expect(probe.granted).toBe(true);
+    await a.call(async () => 'ok', probe.granted ? probe.permit : undefined);
+    const circuit = lines.map((line) => JSON.parse(line) as { level: string; msg: string }).filter((line) => line.msg.startsWith('circuit '));
+    expect(circuit.map((line) => [line.msg, line.level])).toEqual([
+      ['circuit open', 'warn'],
+      ['circuit half_open', 'warn'],
+      ['circuit closed', 'info'],
+    ]);
   });
 
   it('lets one call through at a time once the account is in doubt', async () => {
