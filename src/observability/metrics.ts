@@ -124,7 +124,7 @@ export class GatewayMetrics {
   });
   readonly failovers = new Counter({
     name: `${PREFIX}failovers_total`,
-    help: 'Create attempts that moved on to another provider, by the reason they left.',
+    help: 'Create attempts that left a provider for a reason that lets the task go to another (whether or not another was left to take it), by that reason.',
     labelNames: ['provider', 'reason'] as const,
     registers: [this.registry],
   });
