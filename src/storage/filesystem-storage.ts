@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { close, constants, fdatasync, open as openFile, writev } from 'node:fs';
-import { access, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
@@ -82,6 +82,15 @@ async function writeAll(fd: number, chunks: Buffer[]): Promise<void> {
   }
 }
 
+/** Whether `path` is a symbolic link itself (whatever it points to). */
+async function isLink(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 export class FilesystemStorage implements ObjectStorage {
   readonly kind = 'filesystem';
   readonly description: string;
@@ -121,6 +130,8 @@ export class FilesystemStorage implements ObjectStorage {
         return undefined;
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
+        // A link to nothing (a volume not mounted) is there all the same: mkdir cannot make it.
+        if (code === 'ENOENT' && (await isLink(folder))) return `${root} cannot be written (${folder} is a link to a folder that is not there)`;
         if (code === 'ENOENT' && dirname(folder) !== folder) continue;
         return `${root} cannot be written (${(error as Error).message})`;
       }

@@ -3,7 +3,7 @@
  * key, no temporary file left behind), whatever happens to the bytes on their way.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -123,4 +123,18 @@ it('is opened only on a directory it can write, made when missing, naming the se
   await expect(openObjectStorage({ backend: 'filesystem', path: join(directory, 'taken/outputs') })).rejects.toThrow(
     /^storage\.filesystem\.path: .*taken\/outputs cannot be written \(ENOTDIR/,
   );
+});
+
+it("tells check-config the start would stop on a link to a folder that is not there (a volume not mounted), as open finds", async () => {
+  const { directory } = storage();
+  symlinkSync(join(directory, 'unmounted/videos'), join(directory, 'outputs'));
+  for (const path of [join(directory, 'outputs'), join(directory, 'outputs/sub')]) {
+    await expect(FilesystemStorage.open(path)).rejects.toThrow(/cannot be written/);
+    expect(await FilesystemStorage.writeProblem(path)).toMatch(new RegExp(`^${path} cannot be written \\(.*outputs.*\\)$`));
+  }
+  // Nothing was made, by either.
+  expect(readdirSync(directory)).toEqual(['outputs']);
+  // A link to a folder that is there is fine, as is a missing folder under it.
+  mkdirSync(join(directory, 'unmounted/videos'), { recursive: true });
+  expect(await FilesystemStorage.writeProblem(join(directory, 'outputs/sub'))).toBeUndefined();
 });
