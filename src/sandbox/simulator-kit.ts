@@ -5,7 +5,7 @@
  * its own routes and bodies.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
@@ -42,6 +42,13 @@ const PHASE_ORDER: Record<SimulatedPhase, number> = { queued: 0, processing: 1, 
 /** Tasks in a journal older than this are not taken back (and dropped from it) when a simulator starts. */
 export const JOURNAL_MAX_AGE_MS = 24 * 3_600_000;
 
+/**
+ * The most of a journal a simulator reads when it starts: its newest lines. A journal is rewritten
+ * at each start but grows unbounded while the simulator runs (as its tasks in memory do); read
+ * whole, one written until the gateway ran out of memory would stop every start the same way.
+ */
+export const JOURNAL_MAX_READ_BYTES = 16 * 1024 * 1024;
+
 const OUTCOMES: ReadonlySet<unknown> = new Set<SimulatedOutcome>(['succeed', 'fail', 'content_policy']);
 
 /** One line of a simulator's journal: what it needs to answer for a task it created. */
@@ -69,6 +76,31 @@ function journalEntryOf(line: string): JournalEntry | undefined {
   if (typeof createdAt !== 'number' || !Number.isFinite(createdAt) || !OUTCOMES.has(outcome)) return undefined;
   if (!data || typeof data !== 'object' || Array.isArray(data)) return undefined;
   return { id, path, body: entry.body, createdAt, outcome: outcome as SimulatedOutcome, data };
+}
+
+/**
+ * The newest `JOURNAL_MAX_READ_BYTES` of a journal, from the first whole line among them (all of
+ * it when it is no longer).
+ */
+function readJournalTail(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    // From the byte before, so that a line starting right at the bound is read whole.
+    const start = size > JOURNAL_MAX_READ_BYTES ? size - JOURNAL_MAX_READ_BYTES - 1 : 0;
+    const bytes = Buffer.alloc(size - start);
+    let read = 0;
+    while (read < bytes.length) {
+      const got = readSync(fd, bytes, read, bytes.length - read, start + read);
+      if (got === 0) break;
+      read += got;
+    }
+    const text = bytes.subarray(0, read).toString('utf8');
+    // Read from the middle of a line: that line is left out whole (before it, the older lines too).
+    return start === 0 ? text : text.slice(text.indexOf('\n') + 1);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Requests kept for inspection; older ones are dropped so a long-running sandbox stays small. */
@@ -310,7 +342,7 @@ export class SimulatorKit {
     this.journalRead = true;
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readJournalTail(path);
     } catch {
       return [];
     }

@@ -11,7 +11,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import type { SimulatorOptions } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { simulatorJournalPath, startSandbox, type Sandbox } from '../../src/sandbox/sandbox.js';
-import { JOURNAL_MAX_AGE_MS, SimulatorKit, type KitTask, type SimulatedPhase } from '../../src/sandbox/simulator-kit.js';
+import { JOURNAL_MAX_AGE_MS, JOURNAL_MAX_READ_BYTES, SimulatorKit, type KitTask, type SimulatedPhase } from '../../src/sandbox/simulator-kit.js';
 import { testConfig } from '../support/harness.js';
 
 const TIMING = { queuedMs: 1_000, processingMs: 4_000 };
@@ -145,6 +145,27 @@ describe('SimulatorKit journal', () => {
     expect(after.restoreJournal(() => true).map((task) => task.id)).toEqual(['young']);
     expect(after.findTask('old')).toBeUndefined();
     expect(lines(path).map((line) => (line as { id: string }).id)).toEqual(['young']);
+  });
+
+  it('reads only the newest tasks of a journal too big to hold (a sandbox run until it had no memory left), so the restart is not killed reading it', () => {
+    const clock = new ManualClock(START);
+    const path = journalIn();
+    // Lines of about 1 KiB, a little more of them than JOURNAL_MAX_READ_BYTES holds.
+    const prompt = 'p'.repeat(900);
+    const count = Math.ceil(JOURNAL_MAX_READ_BYTES / 1_000) + 2_000;
+    const line = (index: number) => JSON.stringify({ id: `t${index}`, path: '/create', body: { prompt }, createdAt: START + index, outcome: 'succeed', data: {} });
+    writeFileSync(path, Array.from({ length: count }, (_, index) => `${line(index)}\n`).join(''));
+    clock.set(START + count);
+
+    const kit = kitOn(clock, path);
+    const ids = kit.restoreJournal(() => true).map((task) => task.id);
+    // The newest ones, every one of them up to the last, in order; the oldest are let go.
+    expect(ids.length).toBeGreaterThan(count - 3_000);
+    expect(ids.length).toBeLessThan(count);
+    expect(ids).toEqual(Array.from({ length: ids.length }, (_, index) => `t${count - ids.length + index}`));
+    expect(kit.findTask('t0')).toBeUndefined();
+    // The journal keeps only those, so it stays within the bound.
+    expect(readFileSync(path).length).toBeLessThanOrEqual(JOURNAL_MAX_READ_BYTES);
   });
 
   it('starts empty when its journal does not exist yet, and creates it with the first task', () => {
