@@ -5,7 +5,7 @@
  * its own routes and bodies.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import express, { type Express, type Request, type Response } from 'express';
@@ -143,8 +143,6 @@ export class SimulatorKit {
   private closed = false;
   /** Where created tasks are appended (`SimulatorOptions.journalPath`). */
   private readonly journalPath: string | undefined;
-  /** The journal, open for appending from the first task created. */
-  private journalFd: number | undefined;
   private journalRead = false;
 
   constructor(
@@ -204,7 +202,6 @@ export class SimulatorKit {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.closeJournal();
     for (const socket of this.sockets) socket.destroy();
     const server = this.server;
     if (!server) return;
@@ -308,22 +305,12 @@ export class SimulatorKit {
     if (this.journalPath === undefined) return;
     const entry: JournalEntry = { id: task.id, path: task.path, body: task.body, createdAt: task.createdAt, outcome: task.outcome, data: task.data };
     try {
-      this.journalFd ??= openSync(this.journalPath, 'a');
-      writeSync(this.journalFd, `${JSON.stringify(entry)}\n`);
+      // Opened by its name each time, never held: a journal renamed over (another gateway started on
+      // the same file rewrites it) or deleted goes on receiving the tasks created after.
+      appendFileSync(this.journalPath, `${JSON.stringify(entry)}\n`);
     } catch {
       // The simulator goes on without it: a restart then forgets this task, as with no journal.
-      this.closeJournal();
     }
-  }
-
-  private closeJournal(): void {
-    if (this.journalFd === undefined) return;
-    try {
-      closeSync(this.journalFd);
-    } catch {
-      // Already gone.
-    }
-    this.journalFd = undefined;
   }
 
   /**

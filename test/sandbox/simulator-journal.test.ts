@@ -3,7 +3,7 @@
  * they create in a file beside the SQLite database, and simulators started again on that file
  * take them back, so a restarted sandbox still answers for the tasks the gateway resumes.
  */
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -166,6 +166,21 @@ describe('SimulatorKit journal', () => {
     expect(kit.findTask('t0')).toBeUndefined();
     // The journal keeps only those, so it stays within the bound.
     expect(readFileSync(path).length).toBeLessThanOrEqual(JOURNAL_MAX_READ_BYTES);
+  });
+
+  it('keeps journaling the tasks it creates after its journal was replaced (another gateway started on the file) or deleted', () => {
+    const clock = new ManualClock(START);
+    const path = journalIn();
+    const running = kitOn(clock, path);
+    running.createTask('t1', '/create', {});
+    // Another gateway started on the same SQLite file takes t1 back and rewrites the journal.
+    expect(kitOn(clock, path).restoreJournal(() => true).map((task) => task.id)).toEqual(['t1']);
+    running.createTask('t2', '/create', {});
+    expect(lines(path).map((line) => (line as { id: string }).id)).toEqual(['t1', 't2']);
+    // Deleted to start afresh while the gateway runs: the next task starts a new one.
+    rmSync(path);
+    running.createTask('t3', '/create', {});
+    expect(lines(path).map((line) => (line as { id: string }).id)).toEqual(['t3']);
   });
 
   it('starts empty when its journal does not exist yet, and creates it with the first task', () => {
