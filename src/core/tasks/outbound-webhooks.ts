@@ -69,30 +69,37 @@ export class OutboundWebhooks {
     const { tasks, clock, owner, config, logger } = this.engine;
     // This clock is off the other replicas': a lease it writes or reads would be misjudged (`ClockWatch`).
     if (this.engine.clockWatch.holdReason) return;
-    const room = MAX_IN_FLIGHT - this.inFlight.size;
-    if (room <= 0) return;
-    const full = [...this.tenantInFlight].filter(([, count]) => count >= MAX_IN_FLIGHT_PER_TENANT).map(([tenant]) => tenant);
-    const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, room, full);
-    /** Claimed past its tenant's share (one pass may find many of one tenant's due): due again at once. */
-    const surplus: string[] = [];
-    for (const delivery of due) {
-      const count = this.tenantInFlight.get(delivery.tenant) ?? 0;
-      if (count >= MAX_IN_FLIGHT_PER_TENANT) {
-        surplus.push(delivery.id);
-        continue;
+    // A claim that found more of one tenant's deliveries due than it may have on their way gives
+    // those back and claims again without that tenant, so its backlog (earliest due first) never
+    // takes the room of another tenant's due events.
+    for (;;) {
+      const room = MAX_IN_FLIGHT - this.inFlight.size;
+      if (room <= 0) return;
+      const full = [...this.tenantInFlight].filter(([, count]) => count >= MAX_IN_FLIGHT_PER_TENANT).map(([tenant]) => tenant);
+      const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, room, full);
+      /** Claimed past its tenant's share (one pass may find many of one tenant's due): due again at once. */
+      const surplus: string[] = [];
+      for (const delivery of due) {
+        const count = this.tenantInFlight.get(delivery.tenant) ?? 0;
+        if (count >= MAX_IN_FLIGHT_PER_TENANT) {
+          surplus.push(delivery.id);
+          continue;
+        }
+        this.tenantInFlight.set(delivery.tenant, count + 1);
+        const run: Promise<void> = this.deliver(delivery)
+          .catch((error) => logger.error({ err: error, task_id: delivery.taskId, delivery_id: delivery.id }, 'webhook delivery could not be recorded'))
+          .finally(() => {
+            this.inFlight.delete(run);
+            const left = (this.tenantInFlight.get(delivery.tenant) ?? 1) - 1;
+            if (left > 0) this.tenantInFlight.set(delivery.tenant, left);
+            else this.tenantInFlight.delete(delivery.tenant);
+          });
+        this.inFlight.add(run);
       }
-      this.tenantInFlight.set(delivery.tenant, count + 1);
-      const run: Promise<void> = this.deliver(delivery)
-        .catch((error) => logger.error({ err: error, task_id: delivery.taskId, delivery_id: delivery.id }, 'webhook delivery could not be recorded'))
-        .finally(() => {
-          this.inFlight.delete(run);
-          const left = (this.tenantInFlight.get(delivery.tenant) ?? 1) - 1;
-          if (left > 0) this.tenantInFlight.set(delivery.tenant, left);
-          else this.tenantInFlight.delete(delivery.tenant);
-        });
-      this.inFlight.add(run);
+      await tasks.releaseDeliveries(surplus, owner);
+      // Nothing was given back: every due delivery there was room for is on its way.
+      if (surplus.length === 0) return;
     }
-    await tasks.releaseDeliveries(surplus, owner);
   }
 
   private async deliver(delivery: DeliveryRecord): Promise<void> {

@@ -1,0 +1,87 @@
+/**
+ * One tenant's backlog of due webhook deliveries never keeps another tenant's event waiting: a
+ * pass that finds more of one tenant's deliveries due than that tenant may have on their way
+ * still starts the other tenants' due ones, instead of giving its room back unused.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { OutboundWebhooks } from '../../src/core/tasks/outbound-webhooks.js';
+import { startTestGateway, TENANT_WEBHOOK_SECRET, type TestGateway } from '../support/harness.js';
+
+const OTHER_WEBHOOK_SECRET = `whsec_${Buffer.from('the other tenant signs with this').toString('base64')}`;
+
+interface Receiver {
+  url: string;
+  server: Server;
+  received: number;
+  held: ServerResponse[];
+}
+
+/** A receiver that answers 200 at once, or (`hold`) keeps every request until the test answers it. */
+async function receiver(hold: boolean): Promise<Receiver> {
+  const state = { received: 0, held: [] as ServerResponse[] };
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    req.on('end', () => {
+      state.received += 1;
+      if (hold) state.held.push(res);
+      else res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(state, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, server });
+}
+
+let h: TestGateway | undefined;
+const receivers: Receiver[] = [];
+afterEach(async () => {
+  for (const target of receivers.splice(0)) {
+    for (const res of target.held) res.destroy();
+    target.server.closeAllConnections();
+    await new Promise<void>((resolve) => target.server.close(() => resolve()));
+  }
+  await h?.close();
+  h = undefined;
+});
+
+describe('outbound webhook deliveries behind another tenant\'s backlog', () => {
+  it("start another tenant's due event in the same pass, however many of one tenant's are due before it", async () => {
+    const busy = await receiver(true);
+    const prompt = await receiver(false);
+    receivers.push(busy, prompt);
+    h = await startTestGateway({
+      config: {
+        tenants: { acme: { webhook_secret: TENANT_WEBHOOK_SECRET }, other: { webhook_secret: OTHER_WEBHOOK_SECRET } },
+        webhooks: { allow_private_targets: true, max_attempts: 3, timeout_ms: 60_000 },
+      },
+    });
+    const now = h.clock.now();
+    const row = (id: string, tenant: string, url: string, at: number) => ({
+      id,
+      task_id: null,
+      tenant,
+      url,
+      event_type: 'budget.threshold_reached',
+      payload_json: '{}',
+      status: 'pending',
+      attempts: 0,
+      next_attempt_at: at,
+      last_status: null,
+      last_error: null,
+      created_at: at,
+      delivered_at: null,
+      lease_owner: null,
+      lease_until: null,
+    });
+    // 80 of one tenant's events due for a while, then one of another tenant's.
+    for (let index = 0; index < 80; index++) await h.gateway.store.insertDelivery(row(`msg_busy_${index}`, 'other', busy.url, now - 60_000 + index));
+    await h.gateway.store.insertDelivery(row('msg_acme', 'acme', prompt.url, now));
+
+    const webhooks = (h.gateway as unknown as { webhooks: OutboundWebhooks }).webhooks;
+    await webhooks.start();
+    await expect.poll(() => busy.received, { timeout: 5_000 }).toBe(10);
+    await expect.poll(() => prompt.received, { timeout: 5_000 }).toBe(1);
+    expect(busy.received).toBe(10);
+  }, 20_000);
+});
