@@ -600,6 +600,8 @@ export class Gateway {
     this.dispatcher.stop();
     // Copies in flight stop now; their tasks are copied again after a restart or by another replica.
     this.custody.stop();
+    // Webhook deliveries on their way finish (waited for below); no more are started.
+    this.webhooks.stop();
     const longestTimeout = Math.max(0, ...[...this.engine.runtimes.values()].map((runtime) => runtime.config.timeout_ms));
     await this.drain(this.config.server.drain_timeout_ms ?? longestTimeout + 5_000);
     // Event streams end cleanly and waits answer with the task as it is, before the listener closes.

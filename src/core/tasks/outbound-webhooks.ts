@@ -31,6 +31,10 @@ export class OutboundWebhooks {
   private readonly inFlight = new Set<Promise<void>>();
   /** How many of `inFlight` each tenant has. */
   private readonly tenantInFlight = new Map<string, number>();
+  /** The last pass left due deliveries behind for want of room: one settling starts another pass. */
+  private more = false;
+  /** The gateway is stopping: deliveries on their way finish, and no more are started. */
+  private stopped = false;
   /** Connections to receivers: the address connected to is checked, and no proxy is used. */
   private readonly agents: ReturnType<typeof guardedAgents>;
 
@@ -61,20 +65,34 @@ export class OutboundWebhooks {
     await this.settled();
   }
 
+  /** Starts no more deliveries (the gateway is stopping); `idle` then waits for those on their way. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Settles once no pass runs and no delivery is on its way (one settling may start a pass). */
   private async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    for (;;) {
+      await this.runner.idle();
+      if (this.inFlight.size === 0) return;
+      await Promise.allSettled([...this.inFlight]);
+    }
   }
 
   private async startDue(): Promise<void> {
     const { tasks, clock, owner, config, logger } = this.engine;
     // This clock is off the other replicas': a lease it writes or reads would be misjudged (`ClockWatch`).
-    if (this.engine.clockWatch.holdReason) return;
+    if (this.engine.clockWatch.holdReason || this.stopped) return;
+    this.more = false;
     // A claim that found more of one tenant's deliveries due than it may have on their way gives
     // those back and claims again without that tenant, so its backlog (earliest due first) never
     // takes the room of another tenant's due events.
     for (;;) {
       const room = MAX_IN_FLIGHT - this.inFlight.size;
-      if (room <= 0) return;
+      if (room <= 0) {
+        this.more = true;
+        return;
+      }
       const full = [...this.tenantInFlight].filter(([, count]) => count >= MAX_IN_FLIGHT_PER_TENANT).map(([tenant]) => tenant);
       const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, room, full);
       /** Claimed past its tenant's share (one pass may find many of one tenant's due): due again at once. */
@@ -93,10 +111,15 @@ export class OutboundWebhooks {
             const left = (this.tenantInFlight.get(delivery.tenant) ?? 1) - 1;
             if (left > 0) this.tenantInFlight.set(delivery.tenant, left);
             else this.tenantInFlight.delete(delivery.tenant);
+            // Room for one more, and more was due: claimed now, not at the worker loop's next pass.
+            if (this.more && !this.stopped) this.runner.run().catch((error) => logger.error({ err: error }, 'webhook delivery pass failed'));
           });
         this.inFlight.add(run);
       }
       await tasks.releaseDeliveries(surplus, owner);
+      // As many as there was room for, some given back, or a tenant passed over at its share: more
+      // may be due than are on their way.
+      if (surplus.length > 0 || due.length >= room || full.length > 0) this.more = true;
       // Nothing was given back: every due delivery there was room for is on its way.
       if (surplus.length === 0) return;
     }
