@@ -114,8 +114,12 @@ export class Tracker {
         return;
       }
       const schedule = this.schedule(task, runtime);
+      // Written on the task as it is now, but judged against the word this poll went to confirm:
+      // the same word heard meanwhile (news applied while this answer was on its way) was seen at
+      // the same moment, not a later look ("done" with nothing to download fails only when a
+      // later poll still says so).
       await this.writeAfterPoll(task, schedule.nextPollAt, (current, held, nextPollAt) =>
-        this.lifecycle.applyReport(current, runtime, report, held, { ...schedule, nextPollAt }),
+        this.lifecycle.applyReport({ ...current, providerStatus: task.providerStatus }, runtime, report, held, { ...schedule, nextPollAt }),
       );
     } catch (error) {
       if (error instanceof CircuitBreakerOpenError) {
