@@ -385,7 +385,8 @@ export const CLIENT_GONE = 499;
 /**
  * Calls `done` once, when an answer ends: when it is finished, or when its connection closes
  * before that (a client that closed an event stream or gave up on a `?wait`: still a request,
- * logged and counted), with the status its client was sent, or `CLIENT_GONE` when nothing was.
+ * logged and counted), with the status its client was sent, or `CLIENT_GONE` when nothing was;
+ * at once when its connection closed before this was called.
  */
 export function onAnswerEnd(res: ServerResponse, done: (status: number) => void): void {
   let ended = false;
@@ -394,6 +395,12 @@ export function onAnswerEnd(res: ServerResponse, done: (status: number) => void)
     ended = true;
     done(res.writableFinished || res.headersSent ? res.statusCode : CLIENT_GONE);
   };
+  // Its connection closed already (a client that left while a hot path read the task, before it
+  // answered or handed the request to express): no event is coming, so it ends now.
+  if (res.destroyed && !res.writableFinished) {
+    end();
+    return;
+  }
   res.once('finish', end);
   res.once('close', end);
 }

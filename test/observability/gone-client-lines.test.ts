@@ -4,6 +4,7 @@
  * gets its one log line, with its request and task ids, and is counted and timed in the HTTP
  * metrics, as 499 when nothing of an answer was sent, else with the status its client was sent.
  */
+import type { IncomingMessage, Server } from 'node:http';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
@@ -59,4 +60,26 @@ it('a ?wait its client gives up on gets its line as 499 and is counted', async (
   await vi.waitFor(() => expect(requestLine('req-wait-abandoned')).toHaveLength(1));
   expect(requestLine('req-wait-abandoned')[0]).toMatchObject({ level: 'info', task_id: taskId, res: { status: 499 } });
   expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="499"\} 1$/m);
+});
+
+it('a plain read whose client leaves while the task is being read gets its line as 499 and is counted', async () => {
+  // The connection the read comes on, seen closed by the gateway before the read is answered.
+  const server = (gw.gateway as unknown as { listenerStop: { server: Server } }).listenerStop.server;
+  let gone = false;
+  server.once('request', (req: IncomingMessage) => req.socket.once('close', () => (gone = true)));
+  const client = new AbortController();
+  const service = gw.gateway.service;
+  const get = service.get.bind(service);
+  vi.spyOn(service, 'get').mockImplementationOnce(async (...args: Parameters<typeof service.get>) => {
+    client.abort();
+    await vi.waitFor(() => expect(gone).toBe(true));
+    return get(...args);
+  });
+  await fetch(`${gw.url}/v1/videos/${taskId}`, {
+    headers: { authorization: `Bearer ${TENANT_KEY}`, 'x-request-id': 'req-read-abandoned' },
+    signal: client.signal,
+  }).catch((error: unknown) => error);
+  await vi.waitFor(() => expect(requestLine('req-read-abandoned')).toHaveLength(1));
+  expect(requestLine('req-read-abandoned')[0]).toMatchObject({ level: 'info', task_id: taskId, res: { status: 499 } });
+  expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="499"\} 2$/m);
 });
