@@ -377,23 +377,29 @@ export class SimulatorKit {
     return task.reached && PHASE_ORDER[task.reached] > PHASE_ORDER[byClock] ? task.reached : byClock;
   }
 
-  /** Calls `onPhase` when the task starts processing and when it is done, on the injected clock. */
-  scheduleTransitions(task: KitTask, onPhase: (phase: SimulatedPhase) => void): void {
-    this.clock.setTimeout(() => this.announce(task, 'processing', onPhase), this.queuedMs);
-    this.clock.setTimeout(() => this.announce(task, 'done', onPhase), this.queuedMs + this.processingMs);
+  /**
+   * Calls `onPhase` when the task starts processing and when it is done, counted from its
+   * creation on the injected clock; with `after`, only for the phases it reaches later than that.
+   */
+  scheduleTransitions(task: KitTask, onPhase: (phase: SimulatedPhase) => void, after?: number): void {
+    const now = this.clock.now();
+    const processingAt = task.createdAt + this.queuedMs;
+    const phases: [SimulatedPhase, number][] = [
+      ['processing', processingAt],
+      ['done', processingAt + this.processingMs],
+    ];
+    for (const [phase, at] of phases) {
+      if (after !== undefined && at <= after) continue;
+      this.clock.setTimeout(() => this.announce(task, phase, onPhase), Math.max(0, at - now));
+    }
   }
 
   /**
    * For a task taken back from the journal: calls `onPhase` for the phases it has not reached
-   * yet, when it reaches them (counted from its creation). Phases it went through before are not
-   * announced again.
+   * yet, when it reaches them. Phases it went through before are not announced again.
    */
   resumeTransitions(task: KitTask, onPhase: (phase: SimulatedPhase) => void): void {
-    const now = this.clock.now();
-    const processingAt = task.createdAt + this.queuedMs;
-    const doneAt = processingAt + this.processingMs;
-    if (processingAt > now) this.clock.setTimeout(() => this.announce(task, 'processing', onPhase), processingAt - now);
-    if (doneAt > now) this.clock.setTimeout(() => this.announce(task, 'done', onPhase), doneAt - now);
+    this.scheduleTransitions(task, onPhase, this.clock.now());
   }
 
   private announce(task: KitTask, phase: SimulatedPhase, onPhase: (phase: SimulatedPhase) => void): void {
