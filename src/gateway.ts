@@ -25,7 +25,7 @@ import { TaskService } from './core/tasks/task-service.js';
 import { Tracker } from './core/tasks/tracker.js';
 import { LOCAL_ONLY_FEED, replicaFeedOver, type ReplicaFeed, type TextChannel } from './core/replica-feed.js';
 import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js';
-import { ProviderRuntime } from './core/upstream/provider-runtime.js';
+import { longestTimeoutMs, ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { InProcessProviderState, type ProviderStateStore } from './core/upstream/provider-state.js';
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
@@ -602,8 +602,7 @@ export class Gateway {
     this.custody.stop();
     // Webhook deliveries on their way finish (waited for below); no more are started.
     this.webhooks.stop();
-    const longestTimeout = Math.max(0, ...[...this.engine.runtimes.values()].map((runtime) => runtime.config.timeout_ms));
-    await this.drain(this.config.server.drain_timeout_ms ?? longestTimeout + 5_000);
+    await this.drain(this.config.server.drain_timeout_ms ?? longestTimeoutMs(this.engine.runtimes.values()) + 5_000);
     // Event streams end cleanly and waits answer with the task as it is, before the listener closes.
     this.service.endWatches();
     await this.listenerStop?.close();

@@ -10,7 +10,7 @@ import { ProblemError, problems } from '../model/problems.js';
 import { queryNumber } from '../model/query-number.js';
 import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
-import { pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
+import { longestTimeoutMs, pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
 import { mayBeHeldUpstream } from './recovery.js';
 import type { TimerHandle } from '../clock.js';
@@ -434,7 +434,7 @@ export class TaskService {
    * the upstream time limit), or as it is when that takes longer than the longest limit + 2 s.
    */
   private async afterSubmission(tenant: string, taskId: string): Promise<TaskRecord> {
-    const timeoutMs = Math.max(...[...this.engine.runtimes.values()].map((r) => r.config.timeout_ms), 1_000) + 2_000;
+    const timeoutMs = Math.max(longestTimeoutMs(this.engine.runtimes.values()), 1_000) + 2_000;
     let latest: TaskRecord | undefined;
     for await (const task of this.watch(tenant, taskId, { timeoutMs })) {
       latest = task;

@@ -7,7 +7,7 @@
 import type { TaskError } from '../model/canonical.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
-import { CircuitBreakerOpenError, type ProviderRuntime } from '../upstream/provider-runtime.js';
+import { CircuitBreakerOpenError, longestTimeoutMs, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { lastPollAt, nextPollDelay } from './polling.js';
 import { TaskLifecycle, type TransitionOptions } from './task-lifecycle.js';
@@ -65,8 +65,7 @@ export class Tracker {
    */
   private get pollLeaseMs(): number {
     const { config, runtimes } = this.engine;
-    const longest = Math.max(0, ...[...runtimes.values()].map((runtime) => runtime.config.timeout_ms));
-    return Math.max(config.tracking.lease_ms, longest + POLL_LEASE_MARGIN_MS);
+    return Math.max(config.tracking.lease_ms, longestTimeoutMs(runtimes.values()) + POLL_LEASE_MARGIN_MS);
   }
 
   private schedule(task: TaskRecord, runtime: ProviderRuntime): { nextPollAt: number; pollCount: number } {

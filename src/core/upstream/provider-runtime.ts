@@ -84,6 +84,13 @@ export interface ProviderRuntimeOptions {
   feed?: ReplicaFeed;
 }
 
+/** The longest upstream time limit (`timeout_ms`) of `runtimes`: how long an answer may still come. 0 with none. */
+export function longestTimeoutMs(runtimes: Iterable<ProviderRuntime>): number {
+  let longest = 0;
+  for (const runtime of runtimes) longest = Math.max(longest, runtime.config.timeout_ms);
+  return longest;
+}
+
 export class ProviderRuntime {
   readonly id: string;
   readonly provider: VideoProvider;
