@@ -56,13 +56,7 @@ export class OutboundWebhooks {
   /** Delivers every due delivery there is room for once, and waits for every delivery on its way. */
   async tick(): Promise<void> {
     await this.runner.run();
-    await this.settled();
-  }
-
-  /** Settles once no pass runs and no delivery is on its way; the gateway waits for it before closing the store. */
-  async idle(): Promise<void> {
-    await this.runner.idle();
-    await this.settled();
+    await this.idle();
   }
 
   /** Starts no more deliveries (the gateway is stopping); `idle` then waits for those on their way. */
@@ -70,8 +64,11 @@ export class OutboundWebhooks {
     this.stopped = true;
   }
 
-  /** Settles once no pass runs and no delivery is on its way (one settling may start a pass). */
-  private async settled(): Promise<void> {
+  /**
+   * Settles once no pass runs and no delivery is on its way (one settling may start a pass); the
+   * gateway waits for it before closing the store.
+   */
+  async idle(): Promise<void> {
     for (;;) {
       await this.runner.idle();
       if (this.inFlight.size === 0) return;
