@@ -389,19 +389,15 @@ export const CLIENT_GONE = 499;
  * at once when its connection closed before this was called.
  */
 export function onAnswerEnd(res: ServerResponse, done: (status: number) => void): void {
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    done(res.writableFinished || res.headersSent ? res.statusCode : CLIENT_GONE);
-  };
+  const end = () => done(res.writableFinished || res.headersSent ? res.statusCode : CLIENT_GONE);
   // Its connection closed already (a client that left while a hot path read the task, before it
   // answered or handed the request to express): no event is coming, so it ends now.
   if (res.destroyed && !res.writableFinished) {
     end();
     return;
   }
-  res.once('finish', end);
+  // Node emits `close` once for every answer: right after `finish` when it was sent whole, or
+  // when its connection closed before that. One listener serves both.
   res.once('close', end);
 }
 
