@@ -3,34 +3,9 @@
  * pass that finds more of one tenant's due than it may have on their way still starts the other
  * tenants' due ones), and a delivery answered makes room for the next at once, not at the next pass.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_WEBHOOK_SECRET, type TestGateway } from '../support/harness.js';
-
-const OTHER_WEBHOOK_SECRET = `whsec_${Buffer.from('the other tenant signs with this').toString('base64')}`;
-
-interface Receiver {
-  url: string;
-  server: Server;
-  received: number;
-  held: ServerResponse[];
-}
-
-/** A receiver that answers 200 at once, or (`hold`) keeps every request until the test answers it. */
-async function receiver(hold: boolean): Promise<Receiver> {
-  const state = { received: 0, held: [] as ServerResponse[] };
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    req.on('end', () => {
-      state.received += 1;
-      if (hold) state.held.push(res);
-      else res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return Object.assign(state, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, server });
-}
+import { closeWebhookReceivers, OTHER_WEBHOOK_SECRET, webhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
 /** A due delivery of `tenant`'s, as the store keeps it (an account event: no task). */
 function row(id: string, tenant: string, url: string, at: number) {
@@ -54,21 +29,17 @@ function row(id: string, tenant: string, url: string, at: number) {
 }
 
 let h: TestGateway | undefined;
-const receivers: Receiver[] = [];
+const receivers: WebhookReceiver[] = [];
 afterEach(async () => {
-  for (const target of receivers.splice(0)) {
-    for (const res of target.held) res.destroy();
-    target.server.closeAllConnections();
-    await new Promise<void>((resolve) => target.server.close(() => resolve()));
-  }
+  await closeWebhookReceivers(receivers);
   await h?.close();
   h = undefined;
 });
 
 describe('outbound webhook deliveries of a backlog', () => {
   it("start another tenant's due event in the same pass, however many of one tenant's are due before it", async () => {
-    const busy = await receiver(true);
-    const prompt = await receiver(false);
+    const busy = await webhookReceiver(true);
+    const prompt = await webhookReceiver(false);
     receivers.push(busy, prompt);
     h = await startTestGateway({
       config: {
@@ -89,7 +60,7 @@ describe('outbound webhook deliveries of a backlog', () => {
   }, 20_000);
 
   it("are all started while one tenant's receiver answers at once, without waiting for the next pass for each share of 10", async () => {
-    const prompt = await receiver(false);
+    const prompt = await webhookReceiver(false);
     receivers.push(prompt);
     h = await startTestGateway({
       config: { tenants: { acme: { webhook_secret: TENANT_WEBHOOK_SECRET } }, webhooks: { allow_private_targets: true, max_attempts: 3, timeout_ms: 60_000 } },

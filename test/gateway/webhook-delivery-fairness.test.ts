@@ -3,55 +3,15 @@
  * and never answers keeps only that tenant's few deliveries waiting (each until
  * `webhooks.timeout_ms`), while every other tenant's events go out at once.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OTHER_TENANT_KEY, TENANT_KEY, TENANT_WEBHOOK_SECRET } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
-
-const OTHER_WEBHOOK_SECRET = `whsec_${Buffer.from('the other tenant signs with this').toString('base64')}`;
-
-interface Receiver {
-  url: string;
-  server: Server;
-  /** Requests received so far. */
-  received: number;
-  /** Requests received and not yet answered. */
-  open: number;
-  /** The most requests open at once. */
-  mostOpen: number;
-  held: ServerResponse[];
-}
-
-/** A receiver that answers 200 at once, or (`hang`) takes every request and never answers. */
-async function receiver(hang: boolean): Promise<Receiver> {
-  const state = { received: 0, open: 0, mostOpen: 0, held: [] as ServerResponse[] };
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    req.on('end', () => {
-      state.received += 1;
-      if (!hang) {
-        res.end();
-        return;
-      }
-      state.open += 1;
-      state.mostOpen = Math.max(state.mostOpen, state.open);
-      state.held.push(res);
-      res.on('close', () => (state.open -= 1));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return Object.assign(state, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, server });
-}
+import { closeWebhookReceivers, OTHER_WEBHOOK_SECRET, webhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 
 let live: LiveGateway | undefined;
-const receivers: Receiver[] = [];
+const receivers: WebhookReceiver[] = [];
 afterEach(async () => {
-  for (const target of receivers.splice(0)) {
-    for (const res of target.held) res.destroy();
-    target.server.closeAllConnections();
-    await new Promise<void>((resolve) => target.server.close(() => resolve()));
-  }
+  await closeWebhookReceivers(receivers);
   await live?.close();
   live = undefined;
 });
@@ -69,8 +29,8 @@ async function create(key: string, webhookUrl: string): Promise<string> {
 
 describe('outbound webhook deliveries across tenants', () => {
   it("go out for one tenant while another tenant's receiver takes 60 deliveries and never answers", async () => {
-    const silent = await receiver(true);
-    const prompt = await receiver(false);
+    const silent = await webhookReceiver(true);
+    const prompt = await webhookReceiver(false);
     receivers.push(silent, prompt);
     live = await startLiveGateway({
       tenants: { acme: { webhook_secret: TENANT_WEBHOOK_SECRET }, other: { webhook_secret: OTHER_WEBHOOK_SECRET } },
