@@ -6,7 +6,6 @@
  * subprocess costs a second of tsx start-up.
  */
 import { spawn } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loopbackServer } from '../support/raw-answer.js';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
 import type { CliIo } from '../../src/cli/cli-context.js';
+import { runCliCaptured } from '../support/cli-run.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
-import { runCli } from '../../src/cli/main.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, TENANT_KEY } from '../support/harness.js';
 import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
@@ -59,23 +58,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   }
 
   /** The same command in this process: same entry point, output captured. */
-  async function runHere(args: string[], env: Record<string, string | undefined> = {}, pause?: CliIo['pause']): Promise<Run> {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (text: string) => void) =>
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          append(chunk.toString('utf8'));
-          callback();
-        },
-      });
-    const code = await runCli(args, {
-      env: { KLING_GATEWAY_URL: live.url, KLING_GATEWAY_API_KEY: TENANT_KEY, ...env },
-      stdout: sink((text) => (stdout += text)),
-      stderr: sink((text) => (stderr += text)),
-      ...(pause ? { pause } : {}),
-    });
-    return { code, stdout, stderr };
+  function runHere(args: string[], env: Record<string, string | undefined> = {}, pause?: CliIo['pause']): Promise<Run> {
+    return runCliCaptured(args, { env: { KLING_GATEWAY_URL: live.url, KLING_GATEWAY_API_KEY: TENANT_KEY, ...env }, ...(pause ? { pause } : {}) });
   }
 
   beforeAll(async () => {

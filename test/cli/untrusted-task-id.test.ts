@@ -8,9 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli/main.js';
+import { runCliCaptured, type CapturedRun } from '../support/cli-run.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
 const VIDEO_BYTES = Buffer.from('not really a video, but bytes all the same');
@@ -78,23 +77,8 @@ describe('kling-gateway download with a task id that is not a file name', () => 
     for (const root of roots) rmSync(root, { recursive: true, force: true });
   });
 
-  async function download(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (text: string) => void) =>
-      new Writable({
-        write(chunk: Buffer, _encoding, callback) {
-          append(chunk.toString('utf8'));
-          callback();
-        },
-      });
-    const code = await runCli(args, {
-      env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
-      stdout: sink((text) => (stdout += text)),
-      stderr: sink((text) => (stderr += text)),
-      pause: async () => undefined,
-    });
-    return { code, stdout, stderr };
+  function download(args: string[]): Promise<CapturedRun> {
+    return runCliCaptured(args, { env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' }, pause: async () => undefined });
   }
 
   it.each([
