@@ -915,7 +915,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => quote.getAttribute('aria-busy')).toBe('true');
     await other.fill('{"metadata": {"order": "42"}');
     await expect.poll(() => quote.getAttribute('aria-busy'), { timeout: 3_000 }).toBe('false');
-    expect(await quote.textContent()).toContain('No quote until Other fields hold a JSON object.');
+    expect(await quote.textContent()).toContain('No quote until Other fields can be sent: see the message there.');
     expect(await quote.textContent()).not.toContain('Asking the gateway');
     // Fixed: quoted again.
     await target.unroute(slow);
@@ -1408,5 +1408,33 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await field.getAttribute('aria-invalid')).toBe('true');
     expect(await field.getAttribute('aria-describedby')).toContain('key-error');
     expect(asked.filter((url) => url.includes('/v1/'))).toEqual([]);
+  });
+  it('refuses a "__proto__" key in Other fields at that box, naming it, and sends nothing, instead of dropping it without a word', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a fox');
+    await target.locator('.quote-summary').waitFor();
+    const sent: string[] = [];
+    target.on('request', (request) => {
+      if (request.method() === 'POST' && new URL(request.url()).pathname.startsWith('/v1/videos')) sent.push(request.postData() ?? '');
+    });
+    const other = target.getByLabel('Other fields (JSON object, optional)');
+    // JSON.parse keeps the key; merged into the request it would set the body's prototype and vanish.
+    await other.fill('{"metadata": {"order": "42"}, "__proto__": {"duration": 10}}');
+    await expect.poll(() => other.getAttribute('aria-invalid')).toBe('true');
+    expect(await target.locator('#extra-error').textContent()).toContain('"__proto__"');
+    expect(await other.getAttribute('aria-describedby')).toContain('extra-error');
+    expect(await target.locator('section.quote').textContent()).toContain('No quote until Other fields');
+    expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(false);
+    // Deeper down it is named by its path.
+    await other.fill('{"multi_shot": [{"prompt": "one shot", "__proto__": {}}]}');
+    await expect.poll(() => target.locator('#extra-error').textContent()).toContain('multi_shot.0.__proto__');
+
+    // Fixed: quoted again; neither refused request was ever sent.
+    await other.fill('{"metadata": {"order": "43"}}');
+    await target.locator('.quote-summary').waitFor();
+    await expect.poll(() => sent.some((body) => body.includes('"43"'))).toBe(true);
+    expect(sent.filter((body) => body.includes('"42"') || body.includes('__proto__') || body.includes('one shot'))).toEqual([]);
   });
 });

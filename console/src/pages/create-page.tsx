@@ -62,6 +62,21 @@ const INITIAL: FormState = {
   extra: '',
 };
 
+/**
+ * The path of the first `__proto__` key in `value` (`__proto__`, `multi_shot.0.__proto__`), or
+ * null. JSON.parse keeps such a key as the object's own, but merged into the request it would set
+ * the body's prototype instead of a field, and JSON.stringify would drop it without a word.
+ */
+function prototypeKeyIn(value: unknown, path: readonly string[] = []): string | null {
+  if (!value || typeof value !== 'object') return null;
+  for (const [key, item] of Object.entries(value)) {
+    if (key === '__proto__') return [...path, key].join('.');
+    const found = prototypeKeyIn(item, [...path, key]);
+    if (found) return found;
+  }
+  return null;
+}
+
 /** The request body from the form: only what was filled in, plus the JSON of other fields. */
 function buildRequest(form: FormState): { body: Record<string, unknown>; extraError: string | null; extraFields: string[] } {
   const body: Record<string, unknown> = { model: form.model };
@@ -86,7 +101,9 @@ function buildRequest(form: FormState): { body: Record<string, unknown>; extraEr
   if (form.extra.trim()) {
     try {
       const extra = JSON.parse(form.extra) as unknown;
+      const prototypeKey = prototypeKeyIn(extra);
       if (!extra || typeof extra !== 'object' || Array.isArray(extra)) extraError = 'Other fields must be a JSON object.';
+      else if (prototypeKey) extraError = `Other fields cannot hold a "__proto__" key (at ${prototypeKey}): no field of the API has that name.`;
       else {
         Object.assign(body, extra);
         extraFields = Object.keys(extra);
@@ -452,7 +469,7 @@ export function CreatePage() {
 
         <section class="quote panel" aria-labelledby="quote-heading" aria-busy={quoting ? 'true' : 'false'}>
           <h2 id="quote-heading">Quote</h2>
-          {extraError ? <p class="muted">No quote until Other fields hold a JSON object.</p> : <QuoteView state={current} quoting={quoting} />}
+          {extraError ? <p class="muted">No quote until Other fields can be sent: see the message there.</p> : <QuoteView state={current} quoting={quoting} />}
         </section>
 
         <ProblemMessage error={createError} />
