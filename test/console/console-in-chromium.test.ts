@@ -1437,4 +1437,46 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => sent.some((body) => body.includes('"43"'))).toBe(true);
     expect(sent.filter((body) => body.includes('"42"') || body.includes('__proto__') || body.includes('one shot'))).toEqual([]);
   });
+  it('gives up a quote the gateway takes and never answers after 15 s, says so at the quote, and asks again when told to', async () => {
+    const target = await openConsole();
+    // The page's clock, moved on below instead of waiting for it.
+    await target.clock.install();
+    await target.reload();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    const prompt = 'asked of a gateway that hangs';
+    // The gateway takes every quote of this prompt and answers none until released.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const quotes = (url: URL) => url.pathname.endsWith('/v1/videos/quote');
+    let held = 0;
+    await target.route(quotes, async (route) => {
+      if (!route.request().postData()?.includes(prompt)) return route.continue();
+      held += 1;
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+      const quote = target.locator('section.quote');
+      await expect.poll(() => held).toBe(1);
+      expect(await quote.textContent()).toContain('Asking the gateway…');
+      await target.clock.fastForward(15_000);
+      await expect.poll(() => quote.textContent()).toContain('The gateway did not answer within 15 s');
+      expect(await quote.textContent()).not.toContain('Asking the gateway');
+      expect(await quote.getAttribute('aria-busy')).toBe('false');
+      expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(false);
+
+      // Asked again on request; the keyboard waits at the quote for its answer.
+      await quote.getByRole('button', { name: 'Ask again' }).click();
+      await expect.poll(() => held).toBe(2);
+      await expect.poll(() => target.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.textContent}`)).toBe('H2 Quote');
+      release();
+      await expect.poll(() => quote.locator('.quote-summary').getAttribute('data-order')).toBeTruthy();
+      expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
+    } finally {
+      release();
+      await target.unroute(quotes);
+    }
+  });
 });

@@ -9,6 +9,7 @@ import {
   formatMoney,
   formatNumber,
   GatewayError,
+  NoAnswerError,
   type CreateVideoRequest,
   type ModelList,
   type Quote,
@@ -20,6 +21,12 @@ import { useSession } from '../gateway-context.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
 const QUOTE_DELAY_MS = 350;
+/**
+ * A quote not answered in this long is given up: it is an estimate asked as the user types, which
+ * a gateway answers in well under a second, so one that takes the request and never answers (hung,
+ * or a proxy holding it) is said at once instead of after the client's 2-minute limit.
+ */
+const QUOTE_TIMEOUT_MS = 15_000;
 
 interface FormState {
   model: string;
@@ -209,32 +216,53 @@ export function CreatePage() {
     }
     const aborter = new AbortController();
     let again: ReturnType<typeof setTimeout> | undefined;
+    let limit: ReturnType<typeof setTimeout> | undefined;
+    /** This quote was given up (QUOTE_TIMEOUT_MS passed); `replaced`: the form changed, or the page went. */
+    let gaveUp = false;
+    let replaced = false;
     setQuoting(true);
     const timer = setTimeout(() => {
+      limit = setTimeout(() => {
+        gaveUp = true;
+        aborter.abort();
+      }, QUOTE_TIMEOUT_MS);
       client
         .quote(body as CreateVideoRequest, { signal: aborter.signal })
         .then(
           (answer) => setQuote({ key, quote: answer }),
           (error: unknown) => {
-            if (aborter.signal.aborted) return;
+            // Not asked again by itself: a gateway that hangs is likely to hang again, and each
+            // try would hold the quote for another QUOTE_TIMEOUT_MS. A change of the form, or
+            // Ask again, asks it.
+            if (replaced) return;
+            if (gaveUp) return setQuote({ key, error: new NoAnswerError(client.baseUrl, QUOTE_TIMEOUT_MS) });
             setQuote({ key, error });
             // The gateway down, restarting or busy: ask again soon, so the quote comes back by itself.
             if (passing(error)) again = setTimeout(() => setQuoteAttempt((attempt) => attempt + 1), RETRY_MS);
           },
         )
         .finally(() => {
-          if (!aborter.signal.aborted) setQuoting(false);
+          clearTimeout(limit);
+          if (!replaced) setQuoting(false);
         });
     }, QUOTE_DELAY_MS);
     return () => {
+      replaced = true;
       clearTimeout(timer);
       clearTimeout(again);
+      clearTimeout(limit);
       aborter.abort();
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key, extraError, client, quoteAttempt]);
 
   const current = quote && quote.key === key ? quote : null;
+  const quoteHeading = useRef<HTMLHeadingElement>(null);
+  // Ask again goes away with the answer: the keyboard waits at the quote's heading for it.
+  const askAgain = () => {
+    quoteHeading.current?.focus();
+    setQuoteAttempt((attempt) => attempt + 1);
+  };
   const fieldErrors = fieldErrorsOf(current?.error, extraFields);
   const canCreate = Boolean(current?.quote && current.quote.order.length > 0) && !extraError;
 
@@ -468,8 +496,14 @@ export function CreatePage() {
         </div>
 
         <section class="quote panel" aria-labelledby="quote-heading" aria-busy={quoting ? 'true' : 'false'}>
-          <h2 id="quote-heading">Quote</h2>
-          {extraError ? <p class="muted">No quote until Other fields can be sent: see the message there.</p> : <QuoteView state={current} quoting={quoting} />}
+          <h2 id="quote-heading" tabIndex={-1} ref={quoteHeading}>
+            Quote
+          </h2>
+          {extraError ? (
+            <p class="muted">No quote until Other fields can be sent: see the message there.</p>
+          ) : (
+            <QuoteView state={current} quoting={quoting} onAskAgain={askAgain} />
+          )}
         </section>
 
         <ProblemMessage error={createError} />
@@ -489,8 +523,19 @@ export function CreatePage() {
   );
 }
 
-function QuoteView({ state, quoting }: { state: QuoteState | null; quoting: boolean }) {
+function QuoteView({ state, quoting, onAskAgain }: { state: QuoteState | null; quoting: boolean; onAskAgain: () => void }) {
   if (!state) return <p class="muted">{quoting ? 'Asking the gateway…' : 'Fill in the form to see the quote.'}</p>;
+  if (state.error instanceof NoAnswerError) {
+    return (
+      <div class="problem" role="alert">
+        <strong>The gateway did not answer within {QUOTE_TIMEOUT_MS / 1000} s.</strong> It took the request but sent no quote: it may be
+        overloaded or stuck. The quote is asked again when the form changes.{' '}
+        <button type="button" class="link-button" onClick={quoting ? undefined : onAskAgain} aria-disabled={quoting ? 'true' : undefined}>
+          {quoting ? 'Asking again…' : 'Ask again'}
+        </button>
+      </div>
+    );
+  }
   if (state.error) return <ProblemMessage error={state.error} context="Quote" retrying />;
   const quote = state.quote!;
   const rows = [...quote.providers].sort((a, b) => (a.order ?? 99) - (b.order ?? 99));
