@@ -1479,4 +1479,34 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.unroute(quotes);
     }
   });
+  it('moves the keyboard to the next task when the focused one leaves a filtered list, and to the heading when none is left, instead of to the top of the page', async () => {
+    // The only provider they may use is busy (429), so both wait in the queue until canceled.
+    live.simulator('freepik').injectFault({ status: 429, times: 1000 });
+    const onlyFreepik = { routing: { providers: ['freepik'], allow_fallbacks: false } };
+    try {
+      const older = await api.createVideo({ model: 'kling-v3', prompt: 'queued, older', ...onlyFreepik });
+      const newer = await api.createVideo({ model: 'kling-v3', prompt: 'queued, newer', ...onlyFreepik });
+      const target = await openConsole('#/?status=queued');
+      await signIn(target);
+      const focused = () =>
+        target.evaluate(() => {
+          const element = document.activeElement;
+          return !element || element.tagName === 'BODY' ? 'nothing' : `${element.tagName} ${element.id || element.textContent?.trim()}`;
+        });
+      const rows = target.locator('tr[data-task-id]');
+      await expect.poll(() => rows.evaluateAll((elements) => elements.map((element) => element.getAttribute('data-task-id')))).toEqual([newer.id, older.id]);
+
+      await target.locator(`tr[data-task-id="${newer.id}"] a.task-link`).focus();
+      await api.cancelVideo(newer.id);
+      // Its row goes; the keyboard goes on from the task that took its place.
+      await expect.poll(() => rows.count()).toBe(1);
+      await expect.poll(focused).toBe(`A ${older.id}`);
+      await api.cancelVideo(older.id);
+      await expect.poll(() => rows.count()).toBe(0);
+      await expect.poll(focused).toBe('H1 Tasks');
+      expect(await target.locator('.empty').textContent()).toContain('matches these filters');
+    } finally {
+      live.simulator('freepik').clearFaults();
+    }
+  });
 });

@@ -3,9 +3,10 @@
  * live-task-list.ts for how). The filters live in the page's address (`#/?status=failed`), so a
  * reload, a shared link and Back from a task keep them.
  */
+import type { RefObject } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link, useLocation, useSearch } from 'wouter-preact';
-import { formatCostShort, GatewayUnreachableError, type Model, type TaskStatus } from '../../../packages/client/src/index.js';
+import { formatCostShort, GatewayUnreachableError, type Model, type Task, type TaskStatus } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
@@ -61,6 +62,33 @@ function choices(listed: readonly string[], chosen: string | undefined): string[
   return chosen && !listed.includes(chosen) ? [...listed, chosen] : [...listed];
 }
 
+/**
+ * The keyboard's place when the task it is on leaves the list (its status changed under a status
+ * filter): the task that takes its row, else the one above, else the page's heading, instead of the
+ * top of the document. Which task has it is read as each render starts, while its row is still
+ * in the document; the move comes once the row is gone. (Its status change is announced already.)
+ */
+function useKeyboardKeptInList(tasks: readonly Task[], table: RefObject<HTMLTableElement>, page: RefObject<HTMLElement>): void {
+  const focused = useRef<{ id: string; index: number } | null>(null);
+  const row = document.activeElement?.closest<HTMLElement>('tr[data-task-id]');
+  if (row && table.current?.contains(row)) {
+    const id = row.dataset.taskId!;
+    focused.current = { id, index: [...table.current.querySelectorAll('tr[data-task-id]')].indexOf(row) };
+  } else {
+    focused.current = null;
+  }
+  useEffect(() => {
+    const was = focused.current;
+    if (!was || tasks.some((task) => task.id === was.id)) return;
+    // Moved elsewhere meanwhile (a click outside the list): left there.
+    if (document.activeElement && document.activeElement !== document.body) return;
+    const links = table.current?.querySelectorAll<HTMLAnchorElement>('a.task-link') ?? [];
+    const next = links[Math.min(was.index, links.length - 1)];
+    if (next) next.focus();
+    else page.current?.querySelector<HTMLElement>('h1')?.focus();
+  });
+}
+
 export function TaskListPage() {
   const search = useSearch();
   const [, navigate] = useLocation();
@@ -86,6 +114,7 @@ export function TaskListPage() {
   const firstFilter = useRef<HTMLSelectElement>(null);
   const table = useRef<HTMLTableElement>(null);
   const focusRow = useRef<number | null>(null);
+  const section = useRef<HTMLElement>(null);
   const clearFilters = () => {
     setFilters({});
     firstFilter.current?.focus();
@@ -100,9 +129,10 @@ export function TaskListPage() {
     table.current?.querySelectorAll<HTMLAnchorElement>('a.task-link')[focusRow.current]?.focus();
     focusRow.current = null;
   }, [live.loading, live.tasks.length]);
+  useKeyboardKeptInList(live.tasks, table, section);
 
   return (
-    <section aria-labelledby="tasks-heading">
+    <section aria-labelledby="tasks-heading" ref={section}>
       <div class="page-head">
         <PageHeading title="Tasks" />
         <Link href="/new" class="button primary">
