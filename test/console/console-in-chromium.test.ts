@@ -1509,4 +1509,26 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       live.simulator('freepik').clearFaults();
     }
   });
+  it('gives up the player\'s room when its video cannot be loaded, and offers the file\'s links in its place', async () => {
+    const done = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'a file that does not load' })).id, { timeoutMs: 20_000 });
+    const target = await openConsole();
+    await signIn(target);
+    // The gateway's stored copy, or (where it keeps none, as here) the provider's own file: not found.
+    const file = (url: URL) => url.pathname.endsWith('/content') || url.pathname.endsWith('.mp4');
+    await target.route(file, (route) => route.fulfill({ status: 404, contentType: 'text/plain', body: 'not found' }));
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(done.id)}`);
+      const failed = target.locator('.output-failed');
+      await failed.waitFor();
+      expect(await failed.textContent()).toContain('Video output 1 could not be loaded here');
+      expect(await failed.getByRole('link', { name: 'open the file' }).getAttribute('href')).toBe(done.outputs[0]!.url);
+      // No player, and no 16:9 of empty room where it was.
+      expect(await target.locator('video').count()).toBe(0);
+      const box = (await failed.boundingBox())!;
+      expect(box.height).toBeLessThan((box.width * 9) / 16 / 2);
+    } finally {
+      await target.unroute(file);
+    }
+    browserErrors.length = 0; // the browser logs the refused file (404) itself
+  });
 });

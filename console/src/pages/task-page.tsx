@@ -72,9 +72,45 @@ function aspectOf(task: Task): string {
   return asked === '9:16' || asked === '1:1' ? asked : '16:9';
 }
 
+/** Where an output's file can be had outside the player: open it, download it (the gateway's copy), and its source. */
+function OutputLinks({ output }: { output: TaskOutput }) {
+  return (
+    <>
+      <a href={output.url} target="_blank" rel="noopener noreferrer">
+        open the file
+      </a>
+      {output.storage === 'stored' ? (
+        // The gateway's own link: saved under the name the gateway gives it. A browser ignores
+        // `download` on another origin (a provider's URL, a public_url on another host), so
+        // there it opens in a new tab rather than leaving the console.
+        <>
+          {' · '}
+          <a href={output.url} download target="_blank" rel="noopener noreferrer">
+            download
+          </a>
+        </>
+      ) : null}
+      {output.upstream_url !== output.url && !output.upstream_url_gone ? (
+        <>
+          {' · '}
+          <a href={output.upstream_url} target="_blank" rel="noopener noreferrer">
+            the provider's copy
+          </a>
+        </>
+      ) : null}
+      <div class="output-source">From {outputSource(output)}.</div>
+    </>
+  );
+}
+
 function OutputMedia({ task, index }: { task: Task; index: number }) {
   const output = task.outputs[index]!;
   const label = `${output.type === 'video' ? 'Video' : 'Image'} output ${index + 1}`;
+  // `url` is the gateway's signed link to its stored copy (it needs no key, and a <video> can ask
+  // it for ranges) or, where no copy is kept, the provider's own URL: either plays as it is.
+  const src = output.url;
+  /** The link the player could not load; a new link (the task read again) is tried afresh. */
+  const [failedSrc, setFailedSrc] = useState<string | null>(null);
   if (outputGone(output)) {
     return (
       <div class="notice output-gone" role="status">
@@ -83,33 +119,26 @@ function OutputMedia({ task, index }: { task: Task; index: number }) {
       </div>
     );
   }
-  // `url` is the gateway's signed link to its stored copy (it needs no key, and a <video> can ask
-  // it for ranges) or, where no copy is kept, the provider's own URL: either plays as it is.
-  const src = output.url;
+  if (failedSrc === src) {
+    // No player, and none of the room kept for one: the file's links, which may still work
+    // outside it (a browser that cannot play the format, a link that has since come back).
+    return (
+      <div class="notice output-failed" role="status">
+        <strong>{label} could not be loaded here.</strong>{' '}
+        <OutputLinks output={output} />
+      </div>
+    );
+  }
+  const failed = () => setFailedSrc(src);
   return (
     <figure class="output" data-storage={output.storage} data-aspect={aspectOf(task)}>
       {output.type === 'video' ? (
-        <video class="output-video" controls playsInline preload="metadata" src={src} aria-label={label} />
+        <video class="output-video" controls playsInline preload="metadata" src={src} aria-label={label} onError={failed} />
       ) : null}
-      {output.type === 'image' ? <img class="output-image" src={src} alt={`Generated image, output ${index + 1}`} /> : null}
+      {output.type === 'image' ? <img class="output-image" src={src} alt={`Generated image, output ${index + 1}`} onError={failed} /> : null}
       <figcaption>
         {label}
-        {output.duration ? ` · ${output.duration} s` : ''} ·{' '}
-        <a href={output.url} target="_blank" rel="noopener noreferrer">
-          open the file
-        </a>
-        {output.storage === 'stored' ? (
-          // The gateway's own link: saved under the name the gateway gives it. A browser ignores
-          // `download` on another origin (a provider's URL, a public_url on another host), so
-          // there it opens in a new tab rather than leaving the console.
-          <>
-            {' · '}
-            <a href={output.url} download target="_blank" rel="noopener noreferrer">
-              download
-            </a>
-          </>
-        ) : null}
-        <div class="output-source">From {outputSource(output)}.</div>
+        {output.duration ? ` · ${output.duration} s` : ''} · <OutputLinks output={output} />
       </figcaption>
     </figure>
   );
