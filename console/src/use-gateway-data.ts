@@ -2,6 +2,8 @@
  * Loading from the gateway in a component: the data, the error, whether it is loading, and a
  * reload. Requests of a previous render are aborted; a 401 signs the console out; a failure that
  * passes (the gateway down, restarting or busy) is asked again soon, so the page recovers by itself.
+ * An error is that of the load of the current `deps`: one of other deps (a Cost period left) is
+ * not shown while the new load is on its way, which says Loading… instead.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { GatewayError, GatewayUnreachableError, type GatewayClient } from '../../packages/client/src/index.js';
@@ -29,7 +31,7 @@ export function useGatewayData<T>(
 ): GatewayData<T> {
   const session = useSession();
   const [data, setData] = useState<T | undefined>(undefined);
-  const [error, setError] = useState<unknown>(undefined);
+  const [failure, setFailure] = useState<{ error: unknown; deps: readonly unknown[] } | undefined>(undefined);
   const [loading, setLoading] = useState(true);
   const [generation, setGeneration] = useState(0);
   const loadRef = useRef(load);
@@ -45,14 +47,14 @@ export function useGatewayData<T>(
         const value = await loadRef.current(session.client, aborter.signal);
         if (aborter.signal.aborted) return;
         setData(value);
-        setError(undefined);
+        setFailure(undefined);
       } catch (caught) {
         if (aborter.signal.aborted) return;
         if (caught instanceof GatewayError && caught.status === 401) {
           session.signOut('The gateway no longer accepts this key. Sign in again.');
           return;
         }
-        setError(caught);
+        setFailure({ error: caught, deps });
         if (passing(caught)) again = Math.min(again ?? RETRY_MS, RETRY_MS);
       } finally {
         if (!aborter.signal.aborted) {
@@ -71,7 +73,12 @@ export function useGatewayData<T>(
   }, [...deps, generation]);
 
   const reload = useCallback(() => setGeneration((value) => value + 1), []);
+  const error = failure && sameDeps(failure.deps, deps) ? failure.error : undefined;
   return { data, error, loading, reload };
+}
+
+function sameDeps(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((value, index) => Object.is(value, b[index]));
 }
 
 function waitVisible(): Promise<void> {

@@ -1531,4 +1531,33 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
     browserErrors.length = 0; // the browser logs the refused file (404) itself
   });
+  it('drops the last period\'s cost error when another period is chosen, and says its report is loading', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // The reports of the first period cannot be had; those of the next take their time.
+    let mode: 'refuse' | 'hold' = 'refuse';
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const usage = (url: URL) => url.pathname.endsWith('/v1/usage');
+    await target.route(usage, async (route) => {
+      if (mode === 'refuse') return route.abort('connectionrefused');
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.getByRole('link', { name: 'Cost' }).first().click();
+      await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+      mode = 'hold';
+      await target.getByLabel('Period').selectOption('30');
+      await target.getByText('Loading…').waitFor({ timeout: 5_000 });
+      expect(await target.getByRole('alert').count(), 'no error of the last period under "Last 30 days"').toBe(0);
+      release();
+      await target.locator('#chart-provider-title').waitFor();
+      expect(await target.getByRole('alert').count()).toBe(0);
+    } finally {
+      release();
+      await target.unroute(usage);
+    }
+    browserErrors.length = 0; // the browser logs the refused connections itself
+  });
 });
