@@ -9,6 +9,7 @@ import { Link, Route, Router, Switch, useLocation } from 'wouter-preact';
 import { SessionContext, type ConsoleSession } from './gateway-context.js';
 import { CostPage } from './pages/cost-page.js';
 import { CreatePage } from './pages/create-page.js';
+import { ModelsPage } from './pages/models-page.js';
 import { ProvidersPage } from './pages/providers-page.js';
 import { SignInPage } from './pages/sign-in-page.js';
 import { TaskListPage } from './pages/task-list-page.js';
@@ -23,6 +24,7 @@ const NAVIGATION = [
   { href: '/', label: 'Tasks' },
   { href: '/new', label: 'New video' },
   { href: '/providers', label: 'Providers' },
+  { href: '/models', label: 'Models' },
   { href: '/cost', label: 'Cost' },
 ];
 
@@ -115,6 +117,7 @@ export function App() {
               <Route path="/tasks/:id">{(params) => <TaskPage id={decodedId(params.id)} />}</Route>
               <Route path="/new">{() => <CreatePage />}</Route>
               <Route path="/providers">{() => <ProvidersPage />}</Route>
+              <Route path="/models">{() => <ModelsPage />}</Route>
               <Route path="/cost">{() => <CostPage />}</Route>
               <Route>
                 {() => (

@@ -476,6 +476,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       [`#/tasks/${task.id}`, '#details-heading'],
       ['#/new', 'section.quote'],
       ['#/providers', 'tr[data-provider]'],
+      ['#/models', 'tr[data-operation]'],
       ['#/cost', '#chart-provider-title'],
     ] as const) {
       await target.evaluate((to) => (window.location.hash = to), hash);
@@ -1559,5 +1560,44 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.unroute(usage);
     }
     browserErrors.length = 0; // the browser logs the refused connections itself
+  });
+  it('lists each model with its operations and the providers serving each, as GET /v1/models has them: tables, and cards at 320 px', async () => {
+    const models = await api.listModels();
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Models' }).click();
+    await target.getByRole('heading', { level: 1, name: 'Models' }).waitFor();
+    expect(target.url()).toMatch(/#\/models$/);
+    await expect.poll(() => target.evaluate(() => document.activeElement?.tagName)).toBe('H1');
+    const panels = target.locator('section[data-model]');
+    await panels.first().waitFor();
+    expect(await panels.evaluateAll((elements) => elements.map((element) => element.getAttribute('data-model')))).toEqual(models.data.map((entry) => entry.model));
+    for (const entry of models.data) {
+      const panel = target.locator(`section[data-model="${entry.model}"]`);
+      expect(await panel.getByRole('heading', { level: 2 }).textContent()).toBe(entry.model);
+      const rows = panel.locator('tr[data-operation]');
+      expect(await rows.evaluateAll((elements) => elements.map((element) => element.getAttribute('data-operation')))).toEqual(entry.operations.map((item) => item.operation));
+      for (const operation of entry.operations) {
+        const served = panel.locator(`tr[data-operation="${operation.operation}"] li[data-provider]`);
+        expect(await served.evaluateAll((elements) => elements.map((element) => element.getAttribute('data-provider')))).toEqual(operation.providers.map((item) => item.provider));
+        // A provider may serve an operation two ways (two upstream endpoints): each is listed.
+        for (const [index, provider] of operation.providers.entries()) {
+          const text = await served.nth(index).textContent();
+          expect(text).toContain(provider.qualities.join(', '));
+          expect(text).toContain(provider.upstream);
+          expect(text?.includes('disabled')).toBe(!provider.enabled);
+          for (const [field, rule] of Object.entries(provider.fields)) if (rule.required) expect(text).toContain(field);
+        }
+      }
+    }
+    expect(await target.locator('table.models').first().evaluate((table) => getComputedStyle(table).display), 'a table at 1280 px').toBe('table');
+    expect(await accessibilityProblems(target)).toEqual([]);
+
+    // At phone width each operation is a card, whole on the screen.
+    await target.setViewportSize({ width: 320, height: 640 });
+    expect(await target.locator('table.models').first().evaluate((table) => getComputedStyle(table).display), 'cards at 320 px').toBe('block');
+    expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), 'the Models page fits 320 px').toBeLessThanOrEqual(0);
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-models.png'), fullPage: true });
+    expect(await accessibilityProblems(target)).toEqual([]);
   });
 });
