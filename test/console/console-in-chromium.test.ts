@@ -1177,6 +1177,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByRole('button', { name: 'Sign in' }).click();
     await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
     await target.getByText('No videos yet.').waitFor();
+    // The list's section is named by its heading (a landmark a screen reader can jump to).
+    expect(await target.getByRole('region', { name: 'Tasks' }).count()).toBe(1);
     expect(await target.getByRole('link', { name: 'Create the first one' }).getAttribute('href')).toBe('#/new');
     await target.getByRole('link', { name: 'Cost' }).first().click();
     await target.locator('#chart-provider-title').waitFor();

@@ -17,7 +17,8 @@ export function notePageShown(): void {
   firstPageShown = true;
 }
 
-export function PageHeading({ title, children }: { title: string; children?: ComponentChildren }) {
+/** `id`: for a section the heading names (`aria-labelledby`). */
+export function PageHeading({ title, id, children }: { title: string; id?: string; children?: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · Kling Gateway`;
@@ -29,7 +30,7 @@ export function PageHeading({ title, children }: { title: string; children?: Com
     firstPageShown = true;
   }, []);
   return (
-    <h1 tabIndex={-1} ref={heading}>
+    <h1 id={id} tabIndex={-1} ref={heading}>
       {children ?? title}
     </h1>
   );

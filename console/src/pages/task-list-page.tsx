@@ -134,7 +134,7 @@ export function TaskListPage() {
   return (
     <section aria-labelledby="tasks-heading" ref={section}>
       <div class="page-head">
-        <PageHeading title="Tasks" />
+        <PageHeading title="Tasks" id="tasks-heading" />
         <Link href="/new" class="button primary">
           New video
         </Link>
