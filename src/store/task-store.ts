@@ -32,6 +32,13 @@ export type AttemptPatch = Updateable<AttemptsTable>;
 export type TaskWithAttemptsRow = { task: TaskRow; attempts: AttemptRow[] };
 export type DeliveryRow = Selectable<DeliveriesTable>;
 export type NewDeliveryRow = Insertable<DeliveriesTable>;
+
+/** How many deliveries a claim may lease of one tenant: `perTenant`, less those it has on their way. */
+export interface DeliveryShare {
+  perTenant: number;
+  /** Deliveries on their way, by tenant (a tenant not named has none). */
+  onTheirWay: ReadonlyMap<string, number>;
+}
 export type DeliveryPatch = Updateable<DeliveriesTable>;
 
 /** Phases in which a task holds one of its provider's in-flight slots. */
@@ -859,46 +866,70 @@ export class TaskStore {
 
   /**
    * Pending deliveries due at `now` that no live lease holds, leased to `owner` (as `claimDue` leases
-   * tasks); none of the tenants in `skipTenants` (those with as many on their way as they may have).
+   * tasks), earliest first: of the earliest `limit` (of tenants with room left), those within their
+   * tenant's room in `share` (what it may have on its way less what it has), so a tenant's backlog
+   * is never leased only to be given back.
    */
-  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number, skipTenants: readonly string[] = []): Promise<DeliveryRow[]> {
+  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number, share: DeliveryShare = { perTenant: limit, onTheirWay: new Map() }): Promise<DeliveryRow[]> {
     if ((await this.anyDeliveryDue(this.db, now)).rows.length === 0) return [];
-    if (skipTenants.length === 0) return (await this.leaseDueDeliveries(this.db, now, owner, now + leaseMs, limit)).rows;
-    // Only while a tenant's receiver is slow: built each time, its list of tenants varies.
+    if (share.onTheirWay.size === 0) return (await this.leaseDueDeliveries(this.db, now, owner, now + leaseMs, limit, share.perTenant)).rows;
+    // Only while a tenant has deliveries on their way: built each time, its list of tenants varies.
     return this.db
       .updateTable('deliveries')
       .set({ lease_owner: owner, lease_until: now + leaseMs })
-      .where('id', 'in', this.lockedForLease(this.dueDeliveries(now).where('tenant', 'not in', [...skipTenants]).limit(limit)))
+      .where('id', 'in', this.lockedForLease(this.dueDeliveries(now).where('id', 'in', this.dueWithinRoom(now, limit, share.perTenant, share.onTheirWay)).limit(limit)))
       .returningAll()
       .execute();
   }
 
-  /** Gives back leases `owner` holds on deliveries it claimed and will not try now: due again at once. */
-  async releaseDeliveries(ids: readonly string[], owner: string): Promise<void> {
-    if (ids.length === 0) return;
-    await this.db.updateTable('deliveries').set({ lease_owner: null, lease_until: null }).where('id', 'in', [...ids]).where('lease_owner', '=', owner).execute();
+  /** Pending deliveries due at `now` that no live lease holds. */
+  private pendingDue(now: number) {
+    return this.db
+      .selectFrom('deliveries')
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
   }
 
   /** Pending deliveries due at `now` that no live lease holds, earliest first. */
   private dueDeliveries(now: number) {
+    return this.pendingDue(now).select('id').orderBy('next_attempt_at');
+  }
+
+  /**
+   * The ids of the earliest `limit` due deliveries of tenants with room left, within each tenant's
+   * room: `perTenant` less those it has on their way. Only those `limit` are ranked, so a long
+   * backlog costs a claim no more than a plain pick of `limit` (a tenant whose backlog filled its
+   * room is passed over by the next claim). Ranked apart from the pick that locks them (PostgreSQL
+   * takes no row locks in a select with a window function); the pick checks again that each is
+   * still due and unleased.
+   */
+  private dueWithinRoom(now: number, limit: number, perTenant: number, onTheirWay: ReadonlyMap<string, number>) {
+    const full = [...onTheirWay].filter(([, count]) => count >= perTenant).map(([tenant]) => tenant);
+    let earliest = this.pendingDue(now).select(['id', 'tenant', 'next_attempt_at']).orderBy('next_attempt_at').limit(limit);
+    if (full.length > 0) earliest = earliest.where('tenant', 'not in', full);
+    const ranked = this.db
+      .selectFrom(earliest.as('earliest'))
+      .select(['id', 'tenant', sql<number>`row_number() over (partition by tenant order by next_attempt_at)`.as('turn')]);
     return this.db
-      .selectFrom('deliveries')
-      .select('id')
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', now)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .orderBy('next_attempt_at');
+      .selectFrom(ranked.as('ranked'))
+      .select('ranked.id')
+      .where((eb) => {
+        if (onTheirWay.size === 0) return eb('ranked.turn', '<=', perTenant);
+        const taken = sql<number>`case ${sql.ref('ranked.tenant')} ${sql.join([...onTheirWay].map(([tenant, count]) => sql`when ${tenant} then ${count}`), sql` `)} else 0 end`;
+        return eb(eb('ranked.turn', '+', taken), '<=', perTenant);
+      });
   }
 
   private readonly anyDeliveryDue = compiledOnce((now: number) => this.dueDeliveries(now).limit(1), 1);
   private readonly leaseDueDeliveries = compiledOnce(
-    (now: number, owner: string, leaseUntil: number, limit: number) =>
+    (now: number, owner: string, leaseUntil: number, limit: number, perTenant: number) =>
       this.db
         .updateTable('deliveries')
         .set({ lease_owner: owner, lease_until: leaseUntil })
-        .where('id', 'in', this.lockedForLease(this.dueDeliveries(now).limit(limit)))
+        .where('id', 'in', this.lockedForLease(this.dueDeliveries(now).where('id', 'in', this.dueWithinRoom(now, limit, perTenant, new Map())).limit(limit)))
         .returningAll(),
-    4,
+    5,
   );
 
   /** Writes `patch` on a delivery `owner` holds the lease of; false when it does not (nothing written). */

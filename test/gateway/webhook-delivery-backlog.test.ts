@@ -3,6 +3,7 @@
  * pass that finds more of one tenant's due than it may have on their way still starts the other
  * tenants' due ones), and a delivery answered makes room for the next at once, not at the next pass.
  */
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_WEBHOOK_SECRET, type TestGateway } from '../support/harness.js';
 import { closeWebhookReceivers, OTHER_WEBHOOK_SECRET, webhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
@@ -57,6 +58,30 @@ describe('outbound webhook deliveries of a backlog', () => {
     await expect.poll(() => busy.received, { timeout: 5_000 }).toBe(10);
     await expect.poll(() => prompt.received, { timeout: 5_000 }).toBe(1);
     expect(busy.received).toBe(10);
+  }, 20_000);
+
+  it("lease none of one tenant's backlog past its share, so a pass gives nothing back", async () => {
+    const busy = await webhookReceiver(true);
+    const quiet = await webhookReceiver(true);
+    receivers.push(busy, quiet);
+    h = await startTestGateway({
+      config: {
+        tenants: { acme: { webhook_secret: TENANT_WEBHOOK_SECRET }, other: { webhook_secret: OTHER_WEBHOOK_SECRET } },
+        webhooks: { allow_private_targets: true, max_attempts: 3, timeout_ms: 60_000 },
+      },
+    });
+    const now = h.clock.now();
+    for (let index = 0; index < 100; index++) await h.gateway.store.insertDelivery(row(`msg_busy_${index}`, 'other', busy.url, now - 60_000 + index));
+    await h.gateway.store.insertDelivery(row('msg_acme', 'acme', quiet.url, now));
+
+    // Rows the pass writes (SQLite counts every row an update touches, a lease given back too).
+    const written = async () => (await sql<{ n: number }>`select total_changes() as n`.execute(h!.gateway.store.store.db)).rows[0]!.n;
+    const before = await written();
+    await h.gateway.webhooks.start();
+    // One lease for each delivery started (neither receiver answers, so none is recorded yet).
+    expect((await written()) - before).toBe(11);
+    await expect.poll(() => busy.received + quiet.received, { timeout: 5_000 }).toBe(11);
+    expect(quiet.received).toBe(1);
   }, 20_000);
 
   it("are all started while one tenant's receiver answers at once, without waiting for the next pass for each share of 10", async () => {

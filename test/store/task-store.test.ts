@@ -14,7 +14,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../src/store/database-url.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import type { Database, DeliveriesTable } from '../../src/store/schema.js';
-import { TaskStore, type NewTaskClaim } from '../../src/store/task-store.js';
+import { TaskStore, type DeliveryRow, type NewTaskClaim } from '../../src/store/task-store.js';
 import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -886,21 +886,29 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         });
       });
 
-      it('claimDueDeliveries passes over the tenants it is told to skip, and a released lease is due again at once', async () => {
+      it("claimDueDeliveries leases of each tenant only its room, however many of one tenant's are due first", async () => {
         await tasks.createTask(taskRow('t_1'));
-        await tasks.insertDelivery(deliveryRow('d_busy_1', 't_1', { tenant: 'busy', next_attempt_at: T0 - 2 }));
-        await tasks.insertDelivery(deliveryRow('d_busy_2', 't_1', { tenant: 'busy', next_attempt_at: T0 - 1 }));
-        await tasks.insertDelivery(deliveryRow('d_acme', 't_1', { next_attempt_at: T0 }));
-        const skipping = await tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 10, ['busy']);
-        expect(skipping.map((row) => row.id)).toEqual(['d_acme']);
+        for (let index = 0; index < 100; index++) {
+          await tasks.insertDelivery(deliveryRow(`d_busy_${index}`, 't_1', { tenant: 'busy', next_attempt_at: T0 - 1_000 + 2 * index }));
+        }
+        await tasks.insertDelivery(deliveryRow('d_acme_early', 't_1', { next_attempt_at: T0 - 1_000 + 11 }));
+        await tasks.insertDelivery(deliveryRow('d_acme_late', 't_1', { next_attempt_at: T0 }));
+        const ids = (rows: readonly DeliveryRow[]) => rows.map((row) => row.id).sort();
+        const busy = (from: number, to: number) => Array.from({ length: to - from }, (_, index) => `d_busy_${from + index}`);
+        const claim = (onTheirWay: [string, number][]) => tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 50, { perTenant: 10, onTheirWay: new Map(onTheirWay) });
 
-        const busy = await tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 10);
-        expect(busy.map((row) => row.id).sort()).toEqual(['d_busy_1', 'd_busy_2']);
-        // Only the holder gives a lease back.
-        await tasks.releaseDeliveries(['d_busy_2'], 'replica-b');
-        expect(await tasks.claimDueDeliveries(T0, 'replica-b', 15_000, 10)).toEqual([]);
-        await tasks.releaseDeliveries(['d_busy_2'], 'replica-a');
-        expect((await tasks.claimDueDeliveries(T0, 'replica-b', 15_000, 10)).map((row) => [row.id, row.lease_owner])).toEqual([['d_busy_2', 'replica-b']]);
+        // Of the 50 earliest due, busy's first 10 and acme's one there.
+        const first = await claim([]);
+        expect(ids(first)).toEqual([...busy(0, 10), 'd_acme_early'].sort());
+        // The rest of busy's backlog was not leased (so there is nothing to give back).
+        const leased = (await tasks.listDeliveries('t_1')).filter((row) => row.lease_owner !== null);
+        expect(ids(leased)).toEqual(ids(first));
+
+        // busy at its share: passed over, and acme's later one is found behind its backlog.
+        expect(ids(await claim([['busy', 10], ['acme', 1]]))).toEqual(['d_acme_late']);
+        // Seven of busy's still on their way: three more of its earliest.
+        expect(ids(await claim([['busy', 7]]))).toEqual(busy(10, 13).sort());
+        expect(await claim([['busy', 10]])).toEqual([]);
       });
     });
 

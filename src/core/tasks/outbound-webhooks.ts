@@ -77,49 +77,52 @@ export class OutboundWebhooks {
   }
 
   private async startDue(): Promise<void> {
-    const { tasks, clock, owner, config, logger } = this.engine;
+    const { tasks, clock, owner, config } = this.engine;
     // This clock is off the other replicas': a lease it writes or reads would be misjudged (`ClockWatch`).
     if (this.engine.clockWatch.holdReason || this.stopped) return;
     this.more = false;
-    // A claim that found more of one tenant's deliveries due than it may have on their way gives
-    // those back and claims again without that tenant, so its backlog (earliest due first) never
-    // takes the room of another tenant's due events.
+    // A claim leases of each tenant only as many as it has room for, out of the earliest due; a
+    // tenant whose backlog filled its room there is passed over by the next claim, so its backlog
+    // (earliest due first) never takes the room of another tenant's due events in this pass.
     for (;;) {
       const room = MAX_IN_FLIGHT - this.inFlight.size;
       if (room <= 0) {
         this.more = true;
         return;
       }
-      const full = [...this.tenantInFlight].filter(([, count]) => count >= MAX_IN_FLIGHT_PER_TENANT).map(([tenant]) => tenant);
-      const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, room, full);
-      /** Claimed past its tenant's share (one pass may find many of one tenant's due): due again at once. */
-      const surplus: string[] = [];
-      for (const delivery of due) {
-        const count = this.tenantInFlight.get(delivery.tenant) ?? 0;
-        if (count >= MAX_IN_FLIGHT_PER_TENANT) {
-          surplus.push(delivery.id);
-          continue;
-        }
-        this.tenantInFlight.set(delivery.tenant, count + 1);
-        const run: Promise<void> = this.deliver(delivery)
-          .catch((error) => logger.error({ err: error, task_id: delivery.taskId, delivery_id: delivery.id }, 'webhook delivery could not be recorded'))
-          .finally(() => {
-            this.inFlight.delete(run);
-            const left = (this.tenantInFlight.get(delivery.tenant) ?? 1) - 1;
-            if (left > 0) this.tenantInFlight.set(delivery.tenant, left);
-            else this.tenantInFlight.delete(delivery.tenant);
-            // Room for one more, and more was due: claimed now, not at the worker loop's next pass.
-            if (this.more && !this.stopped) this.runner.run().catch((error) => logger.error({ err: error }, 'webhook delivery pass failed'));
-          });
-        this.inFlight.add(run);
-      }
-      await tasks.releaseDeliveries(surplus, owner);
-      // As many as there was room for, some given back, or a tenant passed over at its share: more
-      // may be due than are on their way.
-      if (surplus.length > 0 || due.length >= room || full.length > 0) this.more = true;
-      // Nothing was given back: every due delivery there was room for is on its way.
-      if (surplus.length === 0) return;
+      const full = this.fullTenants();
+      const share = { perTenant: MAX_IN_FLIGHT_PER_TENANT, onTheirWay: new Map(this.tenantInFlight) };
+      const due = await tasks.claimDueDeliveries(clock.now(), owner, config.webhooks.timeout_ms + 5_000, room, share);
+      for (const delivery of due) this.startDelivery(delivery);
+      const filled = this.fullTenants().filter((tenant) => !full.includes(tenant));
+      // As many as there was room for, or a tenant at its share (whose more due ones no claim takes):
+      // more may be due than are on their way.
+      if (due.length >= room || full.length > 0 || filled.length > 0) this.more = true;
+      // No tenant filled its room: every due delivery there was room for is on its way.
+      if (filled.length === 0) return;
     }
+  }
+
+  /** Tenants with as many deliveries on their way as one tenant may have. */
+  private fullTenants(): string[] {
+    return [...this.tenantInFlight].filter(([, count]) => count >= MAX_IN_FLIGHT_PER_TENANT).map(([tenant]) => tenant);
+  }
+
+  /** Puts a claimed delivery on its way; its settling makes room (and starts a pass when more was due). */
+  private startDelivery(delivery: DeliveryRecord): void {
+    const { logger } = this.engine;
+    this.tenantInFlight.set(delivery.tenant, (this.tenantInFlight.get(delivery.tenant) ?? 0) + 1);
+    const run: Promise<void> = this.deliver(delivery)
+      .catch((error) => logger.error({ err: error, task_id: delivery.taskId, delivery_id: delivery.id }, 'webhook delivery could not be recorded'))
+      .finally(() => {
+        this.inFlight.delete(run);
+        const left = (this.tenantInFlight.get(delivery.tenant) ?? 1) - 1;
+        if (left > 0) this.tenantInFlight.set(delivery.tenant, left);
+        else this.tenantInFlight.delete(delivery.tenant);
+        // Room for one more, and more was due: claimed now, not at the worker loop's next pass.
+        if (this.more && !this.stopped) this.runner.run().catch((error) => logger.error({ err: error }, 'webhook delivery pass failed'));
+      });
+    this.inFlight.add(run);
   }
 
   private async deliver(delivery: DeliveryRecord): Promise<void> {

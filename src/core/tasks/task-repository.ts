@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
 import type { OpenTransaction } from '../upstream/provider-state.js';
-import type { ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
+import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import { UsageStore, type UsageFilter, type UsageGroupColumn, type UsageMedian, type UsageSums } from '../../store/usage-store.js';
 import {
   attemptFromRow,
@@ -468,12 +468,8 @@ export class TaskRepository {
     return this.store.purgeExpired(now, webhookIdsBefore);
   }
 
-  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number, skipTenants: readonly string[] = []): Promise<DeliveryRecord[]> {
-    return (await this.store.claimDueDeliveries(now, owner, leaseMs, limit, skipTenants)).map(deliveryFromRow);
-  }
-
-  releaseDeliveries(ids: readonly string[], owner: string): Promise<void> {
-    return this.store.releaseDeliveries(ids, owner);
+  async claimDueDeliveries(now: number, owner: string, leaseMs: number, limit: number, share?: DeliveryShare): Promise<DeliveryRecord[]> {
+    return (await this.store.claimDueDeliveries(now, owner, leaseMs, limit, share)).map(deliveryFromRow);
   }
 
   /** The deliveries of one task's events, oldest first. */
