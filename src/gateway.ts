@@ -200,6 +200,12 @@ export class Gateway {
       if (this.stopping) return;
       this.custody.tick().catch((error) => engine.logger.error({ err: error }, 'storing pass failed'));
     };
+    // A slot freed here lets a queued task go now, as one another replica frees does (`startWorkers`);
+    // wake-ups while a pass runs fold into one more pass.
+    engine.onSlotFreed = () => {
+      if (this.stopping) return;
+      this.dispatcher.tick().catch((error) => engine.logger.error({ err: error }, 'dispatch pass failed'));
+    };
     this.service = new TaskService(engine, this.dispatcher);
     this.inbound = new InboundWebhooks(engine, this.tracker, this.dispatcher.recovery);
     this.catalog = new ProviderCatalog(engine);

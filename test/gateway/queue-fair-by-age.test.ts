@@ -115,6 +115,9 @@ it('still sends a pass’s tasks side by side: eight creates in flight at the up
   const names = Array.from({ length: 8 }, (_, i) => `queued ${i}`);
   const waiting = await createInOrder(gw, names.map((prompt) => ({ ...base, ...to('kling3api'), prompt })));
   expect(waiting.every((task) => task.status === 'queued')).toBe(true);
+  // Not due until every holder has finished: a slot freed wakes a pass at once, which would send
+  // each waiting task as its slot frees instead of all eight in one pass.
+  await gw.gateway.store.store.db.updateTable('tasks').set({ dispatch_after: gw.clock.now() + 6_000 }).where('phase', '=', 'dispatch').execute();
 
   // The holders finish (polled); the next pass finds eight free slots and eight tasks.
   await gw.advance(5_500);

@@ -48,4 +48,6 @@ export interface Engine {
   secrets: SecretScrubber;
   /** Called when a task's outputs wait to be copied, so the copy starts without waiting for the next pass. */
   onOutputsDue?: (() => void) | undefined;
+  /** Called when a task here leaves its provider slot, so a queued task takes it without waiting for the next pass. */
+  onSlotFreed?: (() => void) | undefined;
 }

@@ -17,6 +17,7 @@ import { lastPollAt } from './polling.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
 import { fromMicros, toMicros } from '../model/pricing.js';
+import { IN_FLIGHT_PHASES } from '../../store/task-store.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
 const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
@@ -113,7 +114,10 @@ export class TaskLifecycle {
       options,
       { ...(delivery ? { delivery } : {}), ...(alongside ? { alongside } : {}), ...(attempt ? { attempt } : {}), ...(options.inbound ? { inbound: options.inbound } : {}) },
     );
-    if (updated) this.engine.events.publish(updated);
+    if (updated) {
+      this.engine.events.publish(updated);
+      if (IN_FLIGHT_PHASES.includes(task.phase) && !IN_FLIGHT_PHASES.includes(updated.phase)) this.engine.onSlotFreed?.();
+    }
     return updated;
   }
 
