@@ -90,6 +90,26 @@ describe('budget reservations', () => {
     expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
   });
 
+  it("keeps the estimate reserved while the legacy API reports a charge of 0 for a running task, and settles to the charge it reports at the end", async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    // The shipped placeholder: 0.8 units/s × $0.14 = $0.56 for 5 s; the simulator charges 3.5 units ($0.49).
+    const created = await gw.create({ ...video, routing: { providers: ['kling-legacy'] } });
+    expect(created.body.provider).toBe('kling-legacy');
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.56 });
+
+    const simulator = gw.simulator('kling-legacy');
+    const running = { task_id: simulator.tasks[0]!.id, task_status: 'processing', task_status_msg: '', final_unit_deduction: '0' };
+    simulator.injectFault({ on: 'status', status: 200, body: { code: 0, message: 'SUCCEED', request_id: 'req-running', data: running } });
+    // Until the gateway's first look at the task, which that answer meets.
+    await gw.advanceUntil(async () => simulator.requests.some((request) => request.method === 'GET'));
+    expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'processing', provider_status: 'processing' });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.56 });
+
+    const done = await gw.finish(created.body.id);
+    expect(done.cost).toEqual({ credits: 3.5, estimated: false, currency_amount: 0.49, currency: 'USD' });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.49, reserved: 0 });
+  });
+
   it('releases the reservation of a task no provider accepted', async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
     gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });

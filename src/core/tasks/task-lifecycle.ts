@@ -604,7 +604,10 @@ export class TaskLifecycle {
   }
 
   /**
-   * The upstream's own figure; `estimated` stays true while the task may still change it.
+   * The upstream's own figure; `estimated` stays true while the task may still change it. A running
+   * task's figure of 0 is no charge yet, not a charge of nothing (the legacy API's
+   * `final_unit_deduction` is not said to report charges before the task ends): the figure the
+   * task had (the estimate, reserved in its tenant's budget) stands until one the task ends with.
    * Credits are valued at what one credit was worth under the rule that priced the task when it
    * was created, so a later price change does not rewrite it. Undefined when nothing was
    * reported, or when the figure is worth more than money is added up exactly in (whole
@@ -613,7 +616,7 @@ export class TaskLifecycle {
    * the figure the task had stands, and the log says why.
    */
   private reportedCost(task: TaskRecord, runtime: ProviderRuntime, credits: number | undefined, provisional: boolean): TaskCost | undefined {
-    if (credits === undefined) return undefined;
+    if (credits === undefined || (provisional && credits === 0)) return undefined;
     if (!runtime.pricing) return { credits, estimated: provisional, currency_amount: null, currency: null };
     const creditValue =
       task.plan.candidates.find((entry) => entry.provider === runtime.id)?.creditValue ?? runtime.pricing.credit_value;
