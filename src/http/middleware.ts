@@ -238,7 +238,8 @@ export class RequestRecording {
 
   /**
    * Counts and times an answer, and writes its log line when `logged` (`logs` said so when it came
-   * in); `taskId` is the task the request was about (one it created, read, canceled …), if any.
+   * in); `taskId` is the task the request was about (one it created, read, canceled …), if any,
+   * left off the line of a 404.
    */
   finished(
     ids: RequestIds,
@@ -274,7 +275,8 @@ export class RequestRecording {
         request_id: id,
         // Only when it is not `request_id`: the id a problem's `instance` names, to find its line.
         ...(occurrence === id ? {} : { occurrence_id: occurrence }),
-        ...(taskId === undefined ? {} : { task_id: taskId }),
+        // A 404's id names no task of the caller's (an unknown id, another tenant's): the path shows what was asked.
+        ...(taskId === undefined || status === 404 ? {} : { task_id: taskId }),
         req: { method, url: redactUrl(url) },
         res: { status },
         responseTime: Math.round(elapsedMs),

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROVIDERS } from '../../src/providers/registry.js';
-import { TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+import { OTHER_TENANT_KEY, TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
 
 describe('logs', () => {
   const lines: Record<string, unknown>[] = [];
@@ -53,6 +53,24 @@ describe('logs', () => {
     for (const [index, path] of paths.entries()) {
       const line = lines.find((entry) => entry.request_id === `req-logs-task-${index}` && entry.msg === 'request completed');
       expect(line, path).toMatchObject({ task_id: taskId });
+    }
+  });
+
+  it("leaves the task id off the line of a 404: an id no task has, or another tenant's task", async () => {
+    const asked = [
+      { path: '/v1/videos/vid_nosuchtask0000', key: TENANT_KEY },
+      { path: `/v1/videos/${taskId}`, key: OTHER_TENANT_KEY },
+      { path: `/v1/videos/${taskId}?wait=1`, key: OTHER_TENANT_KEY },
+      { path: `/v1/videos/${taskId}/content`, key: OTHER_TENANT_KEY },
+    ];
+    for (const [index, { path, key }] of asked.entries()) {
+      const answer = await gw.request('GET', path, undefined, { 'x-request-id': `req-logs-404-${index}` }, key);
+      expect(answer.status, path).toBe(404);
+    }
+    for (const [index, { path }] of asked.entries()) {
+      const line = lines.find((entry) => entry.request_id === `req-logs-404-${index}` && entry.msg === 'request completed');
+      expect(line, path).toMatchObject({ req: { url: path }, res: { status: 404 } });
+      expect(line, path).not.toHaveProperty('task_id');
     }
   });
 
