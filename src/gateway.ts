@@ -33,7 +33,7 @@ import type { RequestListener } from './http/hot-read.js';
 import { answerClientError, refuseExpectation, requireHostHeader } from './http/middleware.js';
 import type { CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
-import { createLogger, type Logger } from './observability/logger.js';
+import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
@@ -112,6 +112,27 @@ export function storageBackendSettings(config: GatewayConfig['storage']): Storag
  * optional `storage.url_signing_secret`), so every replica signs alike with nothing more to
  * configure, and rotating a tenant's key retires its links.
  */
+/** Every secret the gateway knows: the configured ones, and the keys each endpoint reaches its provider with. */
+export function gatewaySecrets(config: GatewayConfig, endpoints: ReadonlyMap<string, ProviderEndpoint>): SecretScrubber {
+  const endpointSecrets = [...endpoints.values()].flatMap((endpoint) => [
+    endpoint.apiKey,
+    endpoint.accessKey,
+    endpoint.secretKey,
+    endpoint.webhookSecret,
+    ...(endpoint.accounts ?? []).flatMap((account) => [account.apiKey, account.accessKey, account.secretKey, account.webhookSecret]),
+  ]);
+  return new SecretScrubber([...configuredSecrets(config), ...endpointSecrets]);
+}
+
+/**
+ * The gateway's logger at `level`: the providers' auth headers redacted wherever headers are
+ * logged, and `secrets` scrubbed from every line. The test gateway logs through one too, so a
+ * test reading the logs sees what production writes.
+ */
+export function gatewayLogger(level: string, providers: readonly VideoProvider[], secrets: SecretScrubber, destination?: LoggerOptions['destination']): Logger {
+  return createLogger(level, { secretHeaders: authHeaderNames(providers), secrets, ...(destination ? { destination } : {}) });
+}
+
 function contentSigningKeys(config: GatewayConfig): (tenant: string) => Buffer | undefined {
   const keys = new Map<string, Buffer>();
   for (const { tenant, key } of config.auth.api_keys) {
@@ -232,16 +253,8 @@ export class Gateway {
   static async create(options: GatewayOptions): Promise<Gateway> {
     const { config } = options;
     const clock = options.clock ?? systemClock;
-    const endpointSecrets = [...options.endpoints.values()].flatMap((endpoint) => [
-      endpoint.apiKey,
-      endpoint.accessKey,
-      endpoint.secretKey,
-      endpoint.webhookSecret,
-      ...(endpoint.accounts ?? []).flatMap((account) => [account.apiKey, account.accessKey, account.secretKey, account.webhookSecret]),
-    ]);
-    const secrets = new SecretScrubber([...configuredSecrets(config), ...endpointSecrets]);
-    const logger =
-      options.logger ?? createLogger(config.log.level, { secretHeaders: authHeaderNames(options.providers), secrets });
+    const secrets = gatewaySecrets(config, options.endpoints);
+    const logger = options.logger ?? gatewayLogger(config.log.level, options.providers, secrets);
     const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
     const { workers } = options;
     if (workers) {

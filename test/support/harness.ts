@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { parseConfig, type GatewayConfig } from '../../src/config/config.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { DestinationStream } from 'pino';
-import { authHeaderNames, type ProviderSimulator, type VideoProvider } from '../../src/core/upstream/provider.js';
-import { Gateway } from '../../src/gateway.js';
-import { createLogger, type Logger } from '../../src/observability/logger.js';
+import type { ProviderSimulator, VideoProvider } from '../../src/core/upstream/provider.js';
+import { Gateway, gatewayLogger, gatewaySecrets } from '../../src/gateway.js';
+import type { Logger } from '../../src/observability/logger.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import type { ObjectStorage } from '../../src/storage/object-storage.js';
@@ -95,7 +95,7 @@ export interface TestGatewayOptions {
   owner?: string;
   /** A logger of the test's own (otherwise one like the gateway's, see `logTo`). */
   logger?: Logger;
-  /** Where the gateway's logs go, at `info`, redacting what the providers' auth headers carry (silent when absent). */
+  /** Where the gateway's logs go, at `info`, redacted and scrubbed as production's are (silent when absent). */
   logTo?: DestinationStream;
   /** Changes to how the gateway reaches a provider (a closed port, a wrong key). */
   endpointOverrides?: Record<string, Partial<ProviderEndpoint>>;
@@ -209,12 +209,8 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     providers,
     endpoints: effective,
     clock,
-    logger:
-      options.logger ??
-      createLogger(options.logTo ? 'info' : 'silent', {
-        ...(options.logTo ? { destination: options.logTo } : {}),
-        secretHeaders: authHeaderNames(providers),
-      }),
+    // Production's logger, secrets scrubbed: what a test reads is what an operator would.
+    logger: options.logger ?? gatewayLogger(options.logTo ? 'info' : 'silent', providers, gatewaySecrets(config, effective), options.logTo),
     random: options.random ?? (() => 0.5),
     trustedResultOrigins: [...(simulators?.keys() ?? [])].flatMap((id) => {
       const endpoint = endpoints.get(id);
