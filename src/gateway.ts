@@ -225,7 +225,7 @@ export class Gateway {
     // wake-ups while a pass runs fold into one more pass.
     engine.onSlotFreed = () => {
       if (this.stopping) return;
-      this.dispatcher.tick().catch((error) => engine.logger.error({ err: error }, 'dispatch pass failed'));
+      this.dispatcher.slotFreed().catch((error) => engine.logger.error({ err: error }, 'dispatch pass failed'));
     };
     this.service = new TaskService(engine, this.dispatcher);
     this.inbound = new InboundWebhooks(engine, this.tracker, this.dispatcher.recovery);

@@ -163,6 +163,8 @@ export class TaskStore {
         .where('tasks.id', '=', id),
     1,
   );
+  /** One probe of the queue's partial index: empty when nothing waits. */
+  private readonly selectAnyQueued = compiledOnce(() => this.db.selectFrom('tasks').select('id').where(QUEUED).limit(1), 0);
   private readonly selectPhase = compiledOnce(
     (id: string) => this.db.selectFrom('tasks').select(['provider', 'account', 'phase']).where('id', '=', id),
     1,
@@ -544,6 +546,11 @@ export class TaskStore {
       if (!alreadyHolds && inFlight >= input.cap) return undefined;
       return this.takeSlot(trx, input, input.taskId, input.fromPhases, current.phase === 'submitting');
     });
+  }
+
+  /** Whether any task waits in the queue (due or not): one index probe, nothing found when none does. */
+  async anyQueued(): Promise<boolean> {
+    return (await this.selectAnyQueued(this.db)).rows.length > 0;
   }
 
   /**

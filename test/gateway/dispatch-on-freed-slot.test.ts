@@ -2,7 +2,7 @@
  * A provider slot freed in this process lets a queued task go at once: the task that ends wakes
  * the dispatcher, instead of the queued one waiting for the next dispatch tick (`tracking.tick_ms`).
  */
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
@@ -26,4 +26,23 @@ it('submits the queued task as soon as the task holding the only slot ends, with
   await gw.gateway.dispatcher.idle();
   expect((await gw.get(second.body.id)).body.status).toBe('processing');
   expect(gw.simulator('kling3api').tasks).toHaveLength(2);
+});
+
+it('costs a freed slot one probe of the queue and no dispatch pass when no task waits', async () => {
+  gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 1 } } } });
+  const first = await gw.create(pinned);
+  expect(first.body.status).toBe('processing');
+  const passes = vi.spyOn(gw.gateway.store, 'listDispatchable');
+  const probes = vi.spyOn(gw.gateway.store, 'anyQueued');
+
+  // What each task's end in this process asks: nothing waits, so no pass (recovery's scans, the queue's page).
+  await gw.gateway.dispatcher.slotFreed();
+  expect(probes).toHaveBeenCalledTimes(1);
+  expect(passes).not.toHaveBeenCalled();
+
+  // With a task waiting, the same call is a pass.
+  const second = await gw.create(pinned);
+  expect(second.body.status).toBe('queued');
+  await gw.gateway.dispatcher.slotFreed();
+  expect(passes).toHaveBeenCalled();
 });

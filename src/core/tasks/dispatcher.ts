@@ -656,6 +656,16 @@ export class Dispatcher {
     return this.runner.run();
   }
 
+  /**
+   * A provider slot freed in this process: a pass at once when a task waits in the queue. Most
+   * tasks end with nothing queued, and a pass (recovery's scans, the queue's page) for each of
+   * them would cost every task's end three queries for nothing; the probe is one index lookup.
+   */
+  async slotFreed(): Promise<void> {
+    if (this.holding || !(await this.engine.tasks.anyQueued())) return;
+    await this.runner.run();
+  }
+
   /** Settles once no pass is running; the gateway waits for it before closing the store. */
   idle(): Promise<void> {
     return this.runner.idle();

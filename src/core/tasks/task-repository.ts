@@ -347,6 +347,11 @@ export class TaskRepository {
     return row && taskFromRow(row);
   }
 
+  /** Whether any task waits in the queue: what a freed slot asks before it starts a dispatch pass. */
+  anyQueued(): Promise<boolean> {
+    return this.store.anyQueued();
+  }
+
   async listDispatchable(now: number, limit: number, after?: { createdAt: number; id: string }): Promise<TaskRecord[]> {
     return (await this.store.listDispatchable(now, limit, after)).map(taskFromRow);
   }
