@@ -17,6 +17,7 @@ import { OutboundWebhooks } from './core/tasks/outbound-webhooks.js';
 import { OutputContent } from './core/tasks/output-content.js';
 import { ProviderCatalog } from './core/tasks/provider-catalog.js';
 import { budgetSettingsProblems } from './core/tasks/spend-ledger.js';
+import { cheapestCurrencyProblems } from './core/model/routing.js';
 import { UsageReport } from './core/tasks/usage-report.js';
 import { TaskEvents } from './core/tasks/task-events.js';
 import { TaskRepository } from './core/tasks/task-repository.js';
@@ -346,10 +347,16 @@ export class Gateway {
       await runtime.start();
       runtimes.set(provider.id, runtime);
     }
-    const budgetProblems = budgetSettingsProblems(config.tenants, runtimes, config.webhooks.allow_private_targets);
-    if (budgetProblems.length > 0) {
+    const runtimeConfigProblems = [
+      ...budgetSettingsProblems(config.tenants, runtimes, config.webhooks.allow_private_targets),
+      ...cheapestCurrencyProblems(
+        config.routing.strategy,
+        [...runtimes.values()].map((runtime) => ({ id: runtime.id, enabled: runtime.enabled, currency: runtime.pricing?.currency })),
+      ),
+    ];
+    if (runtimeConfigProblems.length > 0) {
       if (options.store === undefined) await store.close();
-      throw new ConfigError('config.yaml', budgetProblems);
+      throw new ConfigError('config.yaml', runtimeConfigProblems);
     }
     const engine: Engine = {
       tasks,

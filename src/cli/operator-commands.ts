@@ -114,6 +114,14 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
       pricing: pricing ? { currency: pricing.currency, credit_value: pricing.credit_value, rules: pricing.rules.length } : null,
     };
   });
+  // As the start refuses it (the prices the providers would run with).
+  const { cheapestCurrencyProblems } = await import('../core/model/routing.js');
+  problems.push(
+    ...cheapestCurrencyProblems(
+      config.routing.strategy,
+      providers.map((provider) => ({ id: provider.id, enabled: provider.mode !== 'disabled', currency: provider.pricing?.currency })),
+    ),
+  );
   const warnings: string[] = [];
   // The shipped sandbox key and secret are refused by the config itself in a live deployment.
   if (providers.every((provider) => provider.mode === 'disabled')) warnings.push('no provider would run: every request would be refused');

@@ -902,6 +902,25 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(JSON.parse(fine.stdout).warnings).toEqual([]);
   });
 
+  it('check-config refuses cheapest routing over providers that price in different currencies, as the start does', async () => {
+    const file = join(workdir, 'euro-kling3api.yaml');
+    const shipped = readFileSync(join(REPO, 'config.yaml'), 'utf8');
+    const euro = shipped.replace(/(\n {2}kling3api:[\s\S]*?\n {6}currency: )USD/, '$1EUR');
+    expect(euro).not.toBe(shipped);
+    writeFileSync(file, euro);
+    const [human, json, other] = await Promise.all([
+      runHere(['check-config', file], { ROUTING_STRATEGY: 'cheapest' }),
+      runHere(['--json', 'check-config', file], { ROUTING_STRATEGY: 'cheapest' }),
+      runHere(['--json', 'check-config', file], { ROUTING_STRATEGY: 'priority' }),
+    ]);
+    const problem = /^routing\.strategy: cheapest compares estimated amounts, but enabled providers price in different currencies \(providers\.<id>\.pricing\.currency — freepik, kling-legacy: USD; kling3api: EUR\)/;
+    expect([human.code, human.stdout.split('\n')[0]]).toEqual([ExitCode.badConfig, `${file}: not valid`]);
+    expect(human.stderr.replace(/^error: /m, '')).toMatch(new RegExp(problem.source, 'm'));
+    expect(json.code).toBe(ExitCode.badConfig);
+    expect(JSON.parse(json.stdout).problems).toEqual([expect.stringMatching(problem)]);
+    expect([other.code, JSON.parse(other.stdout).valid]).toEqual([0, true]);
+  });
+
   it('check-config says where copies go, and warns when the gateway could not write there', async () => {
     const file = join(workdir, 'not-a-folder');
     writeFileSync(file, 'a file, where the outputs folder would go');

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/config.js';
 import { OPERATIONS } from '../../src/core/model/canonical.js';
 import { capturedLogs } from '../support/captured-logs.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
@@ -142,6 +143,53 @@ describe('cost', () => {
       },
     });
     expect((await gw.create({ model: 'kling-v3', prompt: 'cheap', duration: 5 })).body.provider).toBe('freepik');
+  });
+
+  it('refuses to start with cheapest while enabled providers price in different currencies, naming the fields', async () => {
+    const euroKling3api = { kling3api: { pricing: { currency: 'EUR' } } };
+    // A gateway that starts anyway is kept for afterEach to close, not handed to the matcher.
+    const refused = await startTestGateway({ config: { routing: { strategy: 'cheapest' }, providers: euroKling3api } }).then(
+      (started) => ((gw = started), new Error('started')),
+      (error: Error) => error,
+    );
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect(refused.message).toMatch(
+      /routing\.strategy: cheapest compares estimated amounts, but enabled providers price in different currencies \(providers\.<id>\.pricing\.currency — freepik, kling-legacy: USD; kling3api: EUR\); amounts are not converted/,
+    );
+    // Another strategy compares no amounts; a disabled provider competes with nobody.
+    gw = await startTestGateway({ config: { providers: euroKling3api } });
+    await gw.close();
+    gw = await startTestGateway({
+      config: { routing: { strategy: 'cheapest' }, providers: { ...euroKling3api, freepik: { enabled: false }, 'kling-legacy': { enabled: false } } },
+    });
+    expect((await gw.create({ model: 'kling-v3', prompt: 'only one to compare', duration: 5 })).body.provider).toBe('kling3api');
+  });
+
+  it('cheapest still picks the cheapest when every provider prices in the same other currency', async () => {
+    const euro = { pricing: { currency: 'EUR' } };
+    gw = await startTestGateway({
+      config: { routing: { strategy: 'cheapest' }, providers: { freepik: euro, kling3api: euro, 'kling-legacy': euro } },
+    });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'cheap in euros', duration: 5 });
+    expect(created.body.provider).toBe('kling3api');
+    expect(created.body.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'EUR' });
+  });
+
+  it('answers 422 on routing.strategy when a request asks for cheapest among providers in different currencies', async () => {
+    gw = await startTestGateway({ config: { providers: { kling3api: { pricing: { currency: 'EUR' } } } } });
+    const body = { model: 'kling-v3', prompt: 'compare apples and pears', duration: 5, routing: { strategy: 'cheapest' } };
+    for (const path of ['/v1/videos/quote', '/v1/videos']) {
+      const refused = await gw.request('POST', path, body);
+      expect(refused.status).toBe(422);
+      expect(refused.body.errors).toEqual([
+        { path: 'routing.strategy', message: expect.stringMatching(/^cheapest cannot order providers that price in different currencies \(freepik, kling-legacy: USD; kling3api: EUR\)/) },
+      ]);
+    }
+    expect(gw.simulator('freepik').tasks.length + gw.simulator('kling3api').tasks.length).toBe(0);
+    // Within one currency the comparison stands.
+    const narrowed = await gw.create({ ...body, routing: { strategy: 'cheapest', exclude: ['kling3api'] } });
+    expect(narrowed.status).toBe(202);
+    expect(narrowed.body.cost.currency).toBe('USD');
   });
 
   it('agrees between quote and the final cost for kling3api tasks, which the upstream reports', async () => {

@@ -1818,6 +1818,7 @@ export interface components {
                 zoom?: number;
             };
         };
+        /** @description Per-request routing. `strategy` replaces the configured one; `cheapest` compares estimated amounts without converting currencies, so when the eligible providers price in more than one currency the request is answered 422 on `routing.strategy`. */
         RoutingOverride: {
             strategy?: components["schemas"]["RoutingStrategy"];
             /** @description Only these providers, tried in this order (before the strategy orders the rest). */

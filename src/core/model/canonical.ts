@@ -166,7 +166,11 @@ export const RoutingOverride = z
       description: 'Providers whose estimate for this request is higher (or unknown) are not eligible.',
     }),
   })
-  .meta({ id: 'RoutingOverride' });
+  .meta({
+    id: 'RoutingOverride',
+    description:
+      'Per-request routing. `strategy` replaces the configured one; `cheapest` compares estimated amounts without converting currencies, so when the eligible providers price in more than one currency the request is answered 422 on `routing.strategy`.',
+  });
 export type RoutingOverride = z.infer<typeof RoutingOverride>;
 
 /** Names JavaScript gives a meaning to: as keys of a plain object they change or shadow its prototype. */

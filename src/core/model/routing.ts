@@ -120,6 +120,59 @@ function spendLimitReasons(limit: SpendLimit, estimate: CostEstimate | undefined
   return [];
 }
 
+/**
+ * The currencies that priced these evaluations, with the providers in each (unpriced ones left
+ * out: `cheapest` puts them last without comparing them).
+ */
+function pricingCurrencies(evaluations: readonly { provider: string; currency: string | undefined }[]): Map<string, string[]> {
+  const currencies = new Map<string, string[]>();
+  for (const { provider, currency } of evaluations) {
+    if (currency === undefined) continue;
+    currencies.set(currency, [...(currencies.get(currency) ?? []), provider]);
+  }
+  return currencies;
+}
+
+const listCurrencies = (currencies: Map<string, string[]>) =>
+  [...currencies].map(([currency, providers]) => `${providers.join(', ')}: ${currency}`).join('; ');
+
+/**
+ * Why `cheapest` cannot be the configured strategy (`routing.strategy`) over these providers:
+ * it orders by estimated amount, and the gateway converts no currency, so 0.40 USD against
+ * 0.45 EUR is no comparison (the same rule as budgets). Disabled providers never compete.
+ * One line naming the fields, or none.
+ */
+export function cheapestCurrencyProblems(
+  strategy: RoutingStrategy,
+  providers: readonly { id: string; enabled: boolean; currency: string | undefined }[],
+): string[] {
+  if (strategy !== 'cheapest') return [];
+  const currencies = pricingCurrencies(providers.filter((p) => p.enabled).map((p) => ({ provider: p.id, currency: p.currency })));
+  if (currencies.size <= 1) return [];
+  return [
+    `routing.strategy: cheapest compares estimated amounts, but enabled providers price in different currencies ` +
+      `(providers.<id>.pricing.currency — ${listCurrencies(currencies)}); amounts are not converted between currencies ` +
+      `(give them the same currency, or choose another strategy)`,
+  ];
+}
+
+/**
+ * Why a plan ordered by `cheapest` would be no comparison: its eligible providers price this
+ * request in different currencies (possible when a request asks for `cheapest` itself and the
+ * configured strategy is another). Undefined when the order stands.
+ */
+export function incomparableCheapest(plan: RoutePlan): string | undefined {
+  if (plan.strategy !== 'cheapest') return undefined;
+  // The eligible ones, not `order`: `allow_fallbacks: false` keeps only the winner of the comparison.
+  const eligible = plan.evaluations.filter((e) => e.eligible);
+  const currencies = pricingCurrencies(eligible.map((e) => ({ provider: e.provider, currency: e.estimate?.currency })));
+  if (currencies.size <= 1) return undefined;
+  return (
+    `cheapest cannot order providers that price in different currencies (${listCurrencies(currencies)}); amounts are not ` +
+    `converted between currencies: limit routing.providers to one currency, or choose another strategy`
+  );
+}
+
 const byPriority = (a: ProviderEvaluation, b: ProviderEvaluation) =>
   a.priority - b.priority || a.provider.localeCompare(b.provider);
 

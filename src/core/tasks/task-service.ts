@@ -8,7 +8,7 @@ import { CreateVideoRequest, Model, TERMINAL_STATUSES, TaskStatus, type RoutingO
 import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, problems } from '../model/problems.js';
 import { queryNumber } from '../model/query-number.js';
-import { planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
+import { incomparableCheapest, planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
 import { longestTimeoutMs, pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
@@ -217,13 +217,17 @@ export class TaskService {
   private plan(tenant: string, resolved: ResolvedRequest, routing: RoutingOverride | undefined, at: number): RoutePlan {
     const { config, random } = this.engine;
     const spendLimit = this.ledger.spendLimit(tenant);
-    return planRoute(
+    const plan = planRoute(
       this.routingProviders(),
       resolved,
       { strategy: config.routing.strategy, allowFallbacks: config.routing.allow_fallbacks, at, ...(spendLimit ? { spendLimit } : {}) },
       routing,
       random,
     );
+    // The configured strategy never gets here (the start refuses it); a request's own `cheapest` may.
+    const incomparable = incomparableCheapest(plan);
+    if (incomparable) throw problems.unprocessable(incomparable, [{ path: 'routing.strategy', message: incomparable }]);
+    return plan;
   }
 
   private assertServable(plan: RoutePlan): void {
