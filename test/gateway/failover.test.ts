@@ -193,6 +193,22 @@ describe('failover on create', () => {
     expect(created.body.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(['ambiguous', 'accepted']);
   });
 
+  it('with failover_on_timeout, a task the next provider took also shows what the unanswered one may have billed', async () => {
+    gw = await startTestGateway({
+      config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } },
+    });
+    gw.simulator('freepik').injectFault({ transport: 'hang' });
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('kling3api');
+    // 5 s Kling 3 pro with sound: Freepik 56 credits × $0.01, beside kling3api's own charge.
+    const freepikAtRisk = { provider: 'freepik', account: 'default', credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' };
+    expect(created.body.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD', at_risk: [freepikAtRisk] });
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD', at_risk: [freepikAtRisk] });
+    expect((await gw.request('GET', '/v1/videos')).body.data[0].cost.at_risk).toEqual([freepikAtRisk]);
+  });
+
   it('with failover_on_timeout, never sends the task again to the provider that may hold it', async () => {
     gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
     // Freepik takes the create and the connection drops; kling3api then asks for a pause.

@@ -1658,6 +1658,18 @@ export interface components {
             estimated: boolean;
             currency_amount: number | null;
             currency: string | null;
+            /** @description Present when other providers may also have billed the task (a create left unanswered, then failed over): their estimated charges, not included in `credits` or `currency_amount`. */
+            at_risk?: components["schemas"]["ChargeAtRisk"][];
+        };
+        /** @description What a provider may have charged for this task besides `cost`: its create went there and was never answered (attempt `ambiguous` or `interrupted`), and the task then went on to another provider (`failover_on_timeout`). The provider's estimate from the task's plan; null figures when it has no price for the request. */
+        ChargeAtRisk: {
+            provider: string;
+            account: string | null;
+            credits: number | null;
+            /** @enum {boolean} */
+            estimated: true;
+            currency_amount: number | null;
+            currency: string | null;
         };
         TaskAttempt: {
             provider: string;

@@ -355,12 +355,32 @@ export const TaskError = z
   .meta({ id: 'TaskError' });
 export type TaskError = z.infer<typeof TaskError>;
 
+export const ChargeAtRisk = z
+  .object({
+    provider: z.string(),
+    account: z.string().nullable(),
+    credits: z.number().nullable(),
+    estimated: z.literal(true),
+    currency_amount: z.number().nullable(),
+    currency: z.string().nullable(),
+  })
+  .meta({
+    id: 'ChargeAtRisk',
+    description:
+      "What a provider may have charged for this task besides `cost`: its create went there and was never answered (attempt `ambiguous` or `interrupted`), and the task then went on to another provider (`failover_on_timeout`). The provider's estimate from the task's plan; null figures when it has no price for the request.",
+  });
+export type ChargeAtRisk = z.infer<typeof ChargeAtRisk>;
+
 export const TaskCost = z
   .object({
     credits: z.number().nullable(),
     estimated: z.boolean().meta({ description: '`false` once the provider reported what it charged.' }),
     currency_amount: z.number().nullable(),
     currency: z.string().nullable(),
+    at_risk: z.array(ChargeAtRisk).optional().meta({
+      description:
+        'Present when other providers may also have billed the task (a create left unanswered, then failed over): their estimated charges, not included in `credits` or `currency_amount`.',
+    }),
   })
   .meta({ id: 'TaskCost' });
 export type TaskCost = z.infer<typeof TaskCost>;

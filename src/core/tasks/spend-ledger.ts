@@ -23,7 +23,8 @@ import type { SpendLimit } from '../model/routing.js';
 import type { Engine } from './engine.js';
 import { refuseLiteralTarget } from './address-guard.js';
 import type { LedgerTransaction } from './task-repository.js';
-import type { BudgetRecord, TaskChange, TaskRecord, UsageChange, UsageRecord } from './task-records.js';
+import type { ChargeAtRisk } from '../model/canonical.js';
+import type { AttemptRecord, BudgetRecord, TaskChange, TaskRecord, UsageChange, UsageRecord } from './task-records.js';
 
 /** A tenant's budget for the current period, as usage reports and metrics show it. */
 export interface BudgetStatus {
@@ -117,6 +118,31 @@ export function chargeOf(task: TaskRecord): Pick<UsageRecord, 'credits' | 'amoun
     reported,
     reportedCredits: reported ? cost.credits : null,
   };
+}
+
+/** Attempt outcomes whose create reached the provider and was never answered: it may hold the task, and bill it. */
+const UNANSWERED_CREATE = new Set(['ambiguous', 'interrupted']);
+
+/**
+ * What other providers may have billed for the task besides its own `cost`: each whose create
+ * was sent and never answered, when the task then went elsewhere (`failover_on_timeout`), at the
+ * estimate its plan made for it. The provider the task ended with is left out: a task failed in
+ * doubt already carries that provider's estimate as its cost.
+ */
+export function chargesAtRisk(task: TaskRecord, attempts: readonly AttemptRecord[]): ChargeAtRisk[] {
+  return attempts
+    .filter((attempt) => UNANSWERED_CREATE.has(attempt.outcome) && attempt.provider !== task.provider)
+    .map((attempt) => {
+      const estimate = task.plan.candidates.find((entry) => entry.provider === attempt.provider)?.estimate;
+      return {
+        provider: attempt.provider,
+        account: attempt.account,
+        credits: estimate?.credits ?? null,
+        estimated: true,
+        currency_amount: estimate?.currencyAmount ?? null,
+        currency: estimate?.currency ?? null,
+      };
+    });
 }
 
 /** The estimate routing made for the provider that holds the task. */

@@ -4,6 +4,7 @@
 import type { Task, TaskAttempt, TaskOutput, WebhookDelivery } from '../model/canonical.js';
 import { NO_SECRETS, type SecretScrubber } from '../../observability/secret-scrubber.js';
 import { ContentLinks } from './content-links.js';
+import { chargesAtRisk } from './spend-ledger.js';
 import type { AttemptRecord, DeliveryState, OutputRecord, TaskRecord } from './task-records.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -67,6 +68,12 @@ export function toAttempt(attempt: AttemptRecord, secrets: SecretScrubber = NO_S
   };
 }
 
+/** The task's cost, with what other providers may also have billed for it when there is any. */
+function costWithRisk(task: TaskRecord, attempts: readonly AttemptRecord[]): Task['cost'] {
+  const atRisk = chargesAtRisk(task, attempts);
+  return atRisk.length > 0 ? { ...task.cost, at_risk: atRisk } : task.cost;
+}
+
 /**
  * `secrets`: the gateway's configured secrets; every text an upstream had a hand in (messages,
  * status words, copy errors) is scrubbed of them and bounded.
@@ -87,7 +94,7 @@ export function toTask(task: TaskRecord, attempts: readonly AttemptRecord[], lin
     provider_status: tenantTextOrNull(task.providerStatus, secrets, MAX_STATUS_CHARS),
     outputs: task.outputs.map((output, index) => toOutput(task, output, index, links, secrets)),
     error: task.error ? { ...task.error, message: tenantText(task.error.message, secrets) } : null,
-    cost: task.cost,
+    cost: costWithRisk(task, attempts),
     attempts: attempts.map((attempt) => toAttempt(attempt, secrets)),
     warnings: task.warnings,
     metadata: task.metadata,
