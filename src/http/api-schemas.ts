@@ -184,6 +184,12 @@ export const UsageRow = z
     drift_ratio: z.number().nullable().meta({
       description: '`drift_reported_credits / drift_estimated_credits`: 1 is an exact price list; above 1 the estimates are too low.',
     }),
+    tasks_at_risk: z.number().int().meta({
+      description:
+        'Finished tasks this provider may also have billed although another provider took them (a create left unanswered, then failed over with `failover_on_timeout`); counted under the provider that may hold them, not in `tasks`.',
+    }),
+    credits_at_risk: z.number().meta({ description: 'Its estimate for those tasks: possibly billed, not included in `credits`.' }),
+    currency_amount_at_risk: money('Currency value of `credits_at_risk`, not included in `currency_amount`.'),
   })
   .meta({ id: 'UsageRow' });
 

@@ -434,6 +434,33 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('tasks').dropColumn('cancel_requested_at').execute();
       },
     },
+    '0013_usage_at_risk': {
+      async up(db: Kysely<unknown>) {
+        // Charges a provider may have made for a task another provider then took (a create left
+        // unanswered and failed over): usage reports show them beside the spend, by the same keys.
+        await db.schema
+          .createTable('usage_at_risk')
+          .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('account', 'text')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('created_at', time, (c) => c.notNull())
+          .addColumn('day', 'text', (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('quality', 'text', (c) => c.notNull())
+          .addColumn('operation', 'text', (c) => c.notNull())
+          .addColumn('credits', 'double precision')
+          .addColumn('amount_micros', time)
+          .addColumn('currency', 'text')
+          .addPrimaryKeyConstraint('usage_at_risk_pk', ['task_id', 'provider'])
+          .execute();
+        await db.schema.createIndex('usage_at_risk_tenant_created').on('usage_at_risk').columns(['tenant', 'created_at']).execute();
+        await db.schema.createIndex('usage_at_risk_created').on('usage_at_risk').column('created_at').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('usage_at_risk').ifExists().execute();
+      },
+    },
   };
 }
 

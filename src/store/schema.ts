@@ -213,6 +213,27 @@ export interface TaskUsageTable {
   settled: number;
 }
 
+/**
+ * What a provider may have charged for a finished task besides the task's own charge: its create
+ * went there and was never answered, and the task went on elsewhere (`failover_on_timeout`). One
+ * row per such provider, written when the task ends, with the task's grouping columns and the
+ * provider's estimate (millionths of `currency`), so usage reports show it beside the spend.
+ */
+export interface UsageAtRiskTable {
+  task_id: string;
+  provider: string;
+  account: string | null;
+  tenant: string;
+  created_at: number;
+  day: string;
+  model: string;
+  quality: string;
+  operation: string;
+  credits: number | null;
+  amount_micros: number | null;
+  currency: string | null;
+}
+
 /** What each budgeted tenant has spent and holds in reserve, per period. Millionths of the budget currency. */
 export interface BudgetsTable {
   tenant: string;
@@ -238,5 +259,6 @@ export interface Database {
   providers: ProvidersTable;
   deliveries: DeliveriesTable;
   task_usage: TaskUsageTable;
+  usage_at_risk: UsageAtRiskTable;
   budgets: BudgetsTable;
 }

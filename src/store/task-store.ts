@@ -357,6 +357,11 @@ export class TaskStore {
     return (await this.selectAttempts(this.db, taskId)).rows;
   }
 
+  /** The task's attempts as the open transaction `trx` sees them (those it wrote included). */
+  async getAttemptsIn(trx: Kysely<Database>, taskId: string): Promise<AttemptRow[]> {
+    return (await this.selectAttempts(trx, taskId)).rows;
+  }
+
   async getAttemptsFor(taskIds: readonly string[]): Promise<Map<string, AttemptRow[]>> {
     const byTask = new Map<string, AttemptRow[]>();
     if (taskIds.length === 0) return byTask;

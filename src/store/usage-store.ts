@@ -8,12 +8,13 @@
 import { sql, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
 import { CompiledShapes, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
-import type { BudgetsTable, Database, TaskUsageTable } from './schema.js';
+import type { BudgetsTable, Database, TaskUsageTable, UsageAtRiskTable } from './schema.js';
 
 export type UsageRow = Selectable<TaskUsageTable>;
 export type NewUsageRow = Insertable<TaskUsageTable>;
 export type UsagePatch = Updateable<TaskUsageTable>;
 export type BudgetRow = Selectable<BudgetsTable>;
+export type NewUsageAtRiskRow = Insertable<UsageAtRiskTable>;
 
 /** A database handle or an open transaction. */
 export type Executor = Kysely<Database>;
@@ -50,6 +51,15 @@ export interface UsageSums {
   compared: number;
   compared_estimated_credits: number;
   compared_reported_credits: number;
+}
+
+/** Sums of the charges at risk (`usage_at_risk`) for one combination of the asked group columns plus `currency`. */
+export interface UsageAtRiskSums {
+  keys: Partial<Record<UsageGroupColumn, string | null>>;
+  currency: string | null;
+  tasks: number;
+  credits: number;
+  amount_micros: number;
 }
 
 export interface UsageMedian {
@@ -165,6 +175,16 @@ export class UsageStore {
     return db.selectFrom('budgets').selectAll().where('tenant', '=', tenant).where('period', '=', period).executeTakeFirst();
   }
 
+  /** Records what other providers may have charged for a task as it ends; a second write of the same is a no-op. */
+  async insertAtRisk(db: Executor, rows: readonly NewUsageAtRiskRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await db
+      .insertInto('usage_at_risk')
+      .values([...rows])
+      .onConflict((oc) => oc.columns(['task_id', 'provider']).doNothing())
+      .execute();
+  }
+
   /** Runs `work` in one transaction. */
   transaction<T>(work: (db: Executor) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(work);
@@ -206,6 +226,32 @@ export class UsageStore {
         compared: Number(row.compared),
         compared_estimated_credits: Number(row.compared_estimated_credits),
         compared_reported_credits: Number(row.compared_reported_credits),
+      };
+    });
+  }
+
+  /** Sums of the charges at risk in the filter (by the tasks' creation), per asked group plus currency. */
+  async atRiskSums(filter: UsageFilter, groupBy: readonly UsageGroupColumn[]): Promise<UsageAtRiskSums[]> {
+    const keys = [...groupBy, 'currency'] as const;
+    let select = this.db.selectFrom('usage_at_risk').where('created_at', '>=', filter.from).where('created_at', '<', filter.to);
+    if (filter.tenant !== undefined) select = select.where('tenant', '=', filter.tenant);
+    const rows = await select
+      .select(keys)
+      .select((eb) => [
+        eb.fn.count<number>('task_id').distinct().as('tasks'),
+        sql<number>`cast(coalesce(sum(credits), 0) as double precision)`.as('credits'),
+        sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount_micros'),
+      ])
+      .groupBy([...keys])
+      .execute();
+    return rows.map((row) => {
+      const record = row as unknown as Record<string, unknown>;
+      return {
+        keys: Object.fromEntries(groupBy.map((column) => [column, (record[column] as string | null) ?? null])),
+        currency: row.currency,
+        tasks: Number(row.tasks),
+        credits: Number(row.credits),
+        amount_micros: Number(row.amount_micros),
       };
     });
   }

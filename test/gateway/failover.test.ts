@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 import { silentServer } from '../support/silent-server.js';
+
+const postgres = await postgresAvailable();
 
 /** Served by Freepik (priority 1) and kling3api (priority 2); not by the legacy API. */
 const request = { model: 'kling-v3', prompt: 'a paper boat on a rainy street', duration: 5 };
@@ -207,6 +210,49 @@ describe('failover on create', () => {
     expect(done.status).toBe('succeeded');
     expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD', at_risk: [freepikAtRisk] });
     expect((await gw.request('GET', '/v1/videos')).body.data[0].cost.at_risk).toEqual([freepikAtRisk]);
+  });
+
+  const stores: [string, boolean][] = [['SQLite', false], ...(postgres ? [['PostgreSQL', true] as [string, boolean]] : [])];
+  it.each(stores)('with failover_on_timeout, usage and the budget count what the unanswered provider may have billed (%s)', async (_name, onPostgres) => {
+    const schema = newSchemaName();
+    try {
+      gw = await startTestGateway({
+        ...(onPostgres ? { store: await openPostgresStore(schema) } : {}),
+        config: {
+          routing: { failover_on_timeout: true },
+          providers: { freepik: { timeout_ms: 300 } },
+          tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'month' } } },
+        },
+      });
+      gw.simulator('freepik').injectFault({ transport: 'hang' });
+      const created = await gw.create(request);
+      expect(created.body.provider).toBe('kling3api');
+      // While it runs, the budget holds kling3api's $0.40 and the $0.56 Freepik may have billed.
+      expect((await gw.request('GET', '/v1/usage')).body.budgets[0]).toMatchObject({ spent: 0, reserved: 0.96 });
+      expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+
+      const byProvider = await gw.request('GET', '/v1/usage?group_by=provider');
+      expect(byProvider.body.data).toEqual([
+        expect.objectContaining({ provider: 'freepik', currency: 'USD', tasks: 0, credits: 0, currency_amount: 0, tasks_at_risk: 1, credits_at_risk: 56, currency_amount_at_risk: 0.56 }),
+        expect.objectContaining({ provider: 'kling3api', tasks: 1, succeeded: 1, credits: 400, currency_amount: 0.4, tasks_at_risk: 0, credits_at_risk: 0, currency_amount_at_risk: 0 }),
+      ]);
+      const total = await gw.request('GET', '/v1/usage');
+      expect(total.body.data).toEqual([expect.objectContaining({ tasks: 1, currency_amount: 0.4, tasks_at_risk: 1, currency_amount_at_risk: 0.56 })]);
+      // Counted as spent: the gateway cannot tell it was not billed.
+      expect(total.body.budgets[0]).toMatchObject({ spent: 0.96, reserved: 0 });
+
+      const csv = await gw.request('GET', '/v1/usage?group_by=provider&format=csv');
+      const [header, ...lines] = (csv.body as string).trim().split('\r\n');
+      const columns = header!.split(',');
+      const rows = lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value])));
+      expect(rows.map((row) => [row.provider, row.currency_amount, row.tasks_at_risk, row.currency_amount_at_risk])).toEqual([
+        ['freepik', '0', '1', '0.56'],
+        ['kling3api', '0.4', '0', '0'],
+      ]);
+    } finally {
+      await gw?.close();
+      if (onPostgres) await dropSchema(schema);
+    }
   });
 
   it('with failover_on_timeout, never sends the task again to the provider that may hold it', async () => {

@@ -91,6 +91,9 @@ describe('GET /v1/usage: the provider comparison', () => {
       drift_estimated_credits: 0,
       drift_reported_credits: 0,
       drift_ratio: null,
+      tasks_at_risk: 0,
+      credits_at_risk: 0,
+      currency_amount_at_risk: 0,
     });
     expect(row('kling3api')).toMatchObject({
       tasks: 2,

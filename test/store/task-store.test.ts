@@ -194,6 +194,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0010_partial_task_indexes',
               '0011_status_version',
               '0012_cancel_requests',
+              '0013_usage_at_risk',
             ]);
           } finally {
             await second.close();

@@ -2043,6 +2043,12 @@ export interface components {
             drift_reported_credits: number;
             /** @description `drift_reported_credits / drift_estimated_credits`: 1 is an exact price list; above 1 the estimates are too low. */
             drift_ratio: number | null;
+            /** @description Finished tasks this provider may also have billed although another provider took them (a create left unanswered, then failed over with `failover_on_timeout`); counted under the provider that may hold them, not in `tasks`. */
+            tasks_at_risk: number;
+            /** @description Its estimate for those tasks: possibly billed, not included in `credits`. */
+            credits_at_risk: number;
+            /** @description Currency value of `credits_at_risk`, not included in `currency_amount`. */
+            currency_amount_at_risk: number | null;
         };
         /** @description A tenant’s budget in the current period, across all replicas. */
         UsageBudget: {

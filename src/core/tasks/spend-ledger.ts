@@ -22,7 +22,7 @@ import { billableSeconds, fromMicros, toMicros } from '../model/pricing.js';
 import type { SpendLimit } from '../model/routing.js';
 import type { Engine } from './engine.js';
 import { refuseLiteralTarget } from './address-guard.js';
-import type { LedgerTransaction } from './task-repository.js';
+import type { ChargeAtRiskLine, LedgerTransaction } from './task-repository.js';
 import type { ChargeAtRisk } from '../model/canonical.js';
 import type { AttemptRecord, BudgetRecord, TaskChange, TaskRecord, UsageChange, UsageRecord } from './task-records.js';
 
@@ -143,6 +143,31 @@ export function chargesAtRisk(task: TaskRecord, attempts: readonly AttemptRecord
         currency: estimate?.currency ?? null,
       };
     });
+}
+
+/** A charge at risk as the usage line beside the task's own: the task's grouping keys, the provider's estimate. */
+function atRiskLine(task: TaskRecord, entry: ChargeAtRisk): ChargeAtRiskLine {
+  return {
+    taskId: task.id,
+    provider: entry.provider,
+    account: entry.account,
+    tenant: task.tenant,
+    createdAt: task.createdAt,
+    day: utcDay(task.createdAt),
+    model: task.model,
+    quality: task.quality,
+    operation: task.operation,
+    credits: entry.credits,
+    amountMicros: entry.currency_amount === null ? null : toMicros(entry.currency_amount),
+    currency: entry.currency,
+  };
+}
+
+/** The charges in `currency` (a budget's), in millionths; others cannot be added to it. */
+function microsIn(currency: string | undefined, charges: readonly ChargeAtRisk[]): number {
+  return charges
+    .filter((entry) => entry.currency === currency && entry.currency_amount !== null)
+    .reduce((sum, entry) => sum + toMicros(entry.currency_amount ?? 0), 0);
 }
 
 /** The estimate routing made for the provider that holds the task. */
@@ -268,6 +293,9 @@ export class SpendLedger {
     if (!terminal && !costChanged && !statusChanged && !providerChanged) return undefined;
     return async (ledger, after) => {
       const charge = chargeOf(after);
+      // What other providers may have billed is written beside the line once the task ends.
+      const atRisk = terminal ? chargesAtRisk(after, await ledger.attempts(after.id)) : undefined;
+      if (atRisk && atRisk.length > 0) await ledger.insertChargesAtRisk(atRisk.map((entry) => atRiskLine(after, entry)));
       const common: UsageChange = { status: after.status, provider: after.provider, estimatedCredits: plannedCredits(after), ...charge };
       const completedAt = after.completedAt ?? after.updatedAt;
       const settlement: UsageChange = {
@@ -282,18 +310,23 @@ export class SpendLedger {
       if (await ledger.updateUnbudgetedUsage(after.id, terminal ? settlement : common)) return;
       const line = await ledger.usage(after.id);
       if (!line || line.settled) return;
+      // A budget counts what other providers may have billed as spent: the gateway cannot tell
+      // it was not, and would rather refuse a later create than let the tenant overspend.
+      const riskMicros = line.budgetPeriod
+        ? microsIn(this.settingsOf(after.tenant)?.currency, atRisk ?? chargesAtRisk(after, await ledger.attempts(after.id)))
+        : 0;
       if (terminal) {
         await ledger.updateUsage(after.id, settlement);
         if (line.budgetPeriod) {
-          await this.moveBudget(ledger, after.tenant, line.budgetPeriod, -line.reservedMicros, charge.amountMicros ?? 0, 'settled');
+          await this.moveBudget(ledger, after.tenant, line.budgetPeriod, -line.reservedMicros, (charge.amountMicros ?? 0) + riskMicros, 'settled');
         }
         return;
       }
       // Once a provider has accepted the task (tracked, or its result being stored), the reserve
-      // is that provider's figure (its estimate, or what it reports charging); before that it
-      // stays what the create reserved.
+      // is that provider's figure (its estimate, or what it reports charging) and what others may
+      // have billed; before that it stays what the create reserved.
       const accepted = after.providerTaskId !== null && after.phase !== 'dispatch' && after.phase !== 'submitting';
-      const hold = line.budgetPeriod && accepted && charge.amountMicros !== null ? charge.amountMicros : line.reservedMicros;
+      const hold = line.budgetPeriod && accepted && charge.amountMicros !== null ? charge.amountMicros + riskMicros : line.reservedMicros;
       await ledger.updateUsage(after.id, { ...common, reservedMicros: hold });
       if (line.budgetPeriod && hold !== line.reservedMicros) {
         await this.moveBudget(ledger, after.tenant, line.budgetPeriod, hold - line.reservedMicros, 0, 'reserved');

@@ -7,7 +7,14 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
 import type { OpenTransaction } from '../upstream/provider-state.js';
 import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
-import { UsageStore, type UsageFilter, type UsageGroupColumn, type UsageMedian, type UsageSums } from '../../store/usage-store.js';
+import {
+  UsageStore,
+  type UsageAtRiskSums,
+  type UsageFilter,
+  type UsageGroupColumn,
+  type UsageMedian,
+  type UsageSums,
+} from '../../store/usage-store.js';
 import {
   attemptFromRow,
   budgetFromRow,
@@ -58,7 +65,23 @@ export class DuplicateInboundWebhookError extends Error {
   }
 }
 
-export type { UsageFilter, UsageGroupColumn, UsageMedian, UsageSums };
+export type { UsageAtRiskSums, UsageFilter, UsageGroupColumn, UsageMedian, UsageSums };
+
+/** What a provider may have charged for a finished task besides the task's own charge (`usage_at_risk`). Money in millionths. */
+export interface ChargeAtRiskLine {
+  taskId: string;
+  provider: string;
+  account: string | null;
+  tenant: string;
+  createdAt: number;
+  day: string;
+  model: string;
+  quality: string;
+  operation: string;
+  credits: number | null;
+  amountMicros: number | null;
+  currency: string | null;
+}
 
 /**
  * What may be written inside a task's own transaction (its insert or a status change) about
@@ -84,6 +107,9 @@ export interface LedgerTransaction {
   /** Records that an alert went out for this period; true only for the first caller. */
   markBudgetAlert(input: { tenant: string; period: string; alert: 'warned' | 'exhausted'; at: number }): Promise<boolean>;
   queueDelivery(delivery: NewDelivery): Promise<void>;
+  /** The task's attempts as this transaction sees them. */
+  attempts(taskId: string): Promise<AttemptRecord[]>;
+  insertChargesAtRisk(lines: readonly ChargeAtRiskLine[]): Promise<void>;
 }
 
 /** The condition a change is written under: the task must still be where the caller left it. */
@@ -182,6 +208,25 @@ export class TaskRepository {
           at: input.at,
         }),
       queueDelivery: (delivery) => this.store.insertDelivery(rowFromDelivery(delivery), db),
+      attempts: async (taskId) => (await this.store.getAttemptsIn(db, taskId)).map(attemptFromRow),
+      insertChargesAtRisk: (lines) =>
+        usage.insertAtRisk(
+          db,
+          lines.map((line) => ({
+            task_id: line.taskId,
+            provider: line.provider,
+            account: line.account,
+            tenant: line.tenant,
+            created_at: line.createdAt,
+            day: line.day,
+            model: line.model,
+            quality: line.quality,
+            operation: line.operation,
+            credits: line.credits,
+            amount_micros: line.amountMicros,
+            currency: line.currency,
+          })),
+        ),
     };
   }
 
@@ -199,6 +244,11 @@ export class TaskRepository {
   /** Usage sums per group (plus currency, status and whether the figure was reported). */
   usageSums(filter: UsageFilter, groupBy: readonly UsageGroupColumn[]): Promise<UsageSums[]> {
     return this.usageStore.sums(filter, groupBy);
+  }
+
+  /** Charges other providers may have made for finished tasks, per group plus currency. */
+  usageAtRiskSums(filter: UsageFilter, groupBy: readonly UsageGroupColumn[]): Promise<UsageAtRiskSums[]> {
+    return this.usageStore.atRiskSums(filter, groupBy);
   }
 
   /** Median time to complete of the tasks with `status`, per group plus currency. */

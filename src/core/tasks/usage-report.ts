@@ -10,7 +10,7 @@ import { problems } from '../model/problems.js';
 import { DateOrZonedDateTime, effectiveFromMs, fromMicros } from '../model/pricing.js';
 import type { Engine } from './engine.js';
 import { SpendLedger, describeBudget, type BudgetDescription } from './spend-ledger.js';
-import type { UsageFilter, UsageGroupColumn, UsageMedian, UsageSums } from './task-repository.js';
+import type { UsageAtRiskSums, UsageFilter, UsageGroupColumn, UsageMedian, UsageSums } from './task-repository.js';
 import { parseQuery } from './task-service.js';
 
 /** What `group_by` may name; `tenant` only with an admin key. */
@@ -91,6 +91,9 @@ export interface UsageRow {
   drift_estimated_credits: number;
   drift_reported_credits: number;
   drift_ratio: number | null;
+  tasks_at_risk: number;
+  credits_at_risk: number;
+  currency_amount_at_risk: number | null;
 }
 
 /** Metric columns in the order CSV writes them, after the group keys. */
@@ -116,6 +119,9 @@ export const USAGE_METRIC_COLUMNS = [
   'drift_estimated_credits',
   'drift_reported_credits',
   'drift_ratio',
+  'tasks_at_risk',
+  'credits_at_risk',
+  'currency_amount_at_risk',
 ] as const satisfies readonly (keyof UsageRow)[];
 
 export interface UsageResult {
@@ -137,6 +143,7 @@ interface Accumulator {
   row: UsageRow;
   estimatedMicros: number;
   reportedMicros: number;
+  atRiskMicros: number;
 }
 
 export class UsageReport {
@@ -168,9 +175,10 @@ export class UsageReport {
     const tenant = admin ? parsed.tenant : caller;
     const filter: UsageFilter = { from, to, ...(tenant !== undefined ? { tenant } : {}) };
     const columns = groupBy as UsageGroupColumn[];
-    const [sums, medians] = await Promise.all([
+    const [sums, medians, atRisk] = await Promise.all([
       this.engine.tasks.usageSums(filter, columns),
       this.engine.tasks.usageMedians(filter, columns, 'succeeded'),
+      this.engine.tasks.usageAtRiskSums(filter, columns),
     ]);
     return {
       object: 'usage',
@@ -178,24 +186,40 @@ export class UsageReport {
       to: new Date(to).toISOString(),
       group_by: groupBy,
       tenant: tenant ?? null,
-      data: this.rows(groupBy, sums, medians),
+      data: this.rows(groupBy, sums, medians, atRisk),
       budgets: await this.budgets(tenant === undefined ? undefined : [tenant]),
       format,
     };
   }
 
   /** Folds the store's sums (split by status and reported) into one row per group and currency. */
-  private rows(groupBy: readonly UsageGroupKey[], sums: readonly UsageSums[], medians: readonly UsageMedian[]): UsageRow[] {
+  private rows(
+    groupBy: readonly UsageGroupKey[],
+    sums: readonly UsageSums[],
+    medians: readonly UsageMedian[],
+    atRisk: readonly UsageAtRiskSums[],
+  ): UsageRow[] {
     const keyOf = (keys: Partial<Record<string, string | null>>, currency: string | null) =>
       JSON.stringify([...groupBy.map((key) => keys[key] ?? null), currency]);
     const groups = new Map<string, Accumulator>();
-    for (const sum of sums) {
-      const id = keyOf(sum.keys, sum.currency);
+    const groupOf = (keys: Partial<Record<string, string | null>>, currency: string | null) => {
+      const id = keyOf(keys, currency);
       let group = groups.get(id);
       if (!group) {
-        group = { row: emptyRow(groupBy, sum.keys, sum.currency), estimatedMicros: 0, reportedMicros: 0 };
+        group = { row: emptyRow(groupBy, keys, currency), estimatedMicros: 0, reportedMicros: 0, atRiskMicros: 0 };
         groups.set(id, group);
       }
+      return group;
+    };
+    // Under the provider that may hold them (a row of its own when it took no task itself).
+    for (const sum of atRisk) {
+      const group = groupOf(sum.keys, sum.currency);
+      group.row.tasks_at_risk += sum.tasks;
+      group.row.credits_at_risk += sum.credits;
+      group.atRiskMicros += sum.amount_micros;
+    }
+    for (const sum of sums) {
+      const group = groupOf(sum.keys, sum.currency);
       const { row } = group;
       const status = sum.status as TaskStatus;
       row.tasks += sum.tasks;
@@ -219,7 +243,7 @@ export class UsageReport {
       row.drift_reported_credits += sum.compared_reported_credits;
     }
     const medianOf = new Map(medians.map((median) => [keyOf(median.keys, median.currency), median.median_duration_ms]));
-    const rows = [...groups.entries()].map(([id, { row, estimatedMicros, reportedMicros }]) => {
+    const rows = [...groups.entries()].map(([id, { row, estimatedMicros, reportedMicros, atRiskMicros }]) => {
       // Tasks of providers without a price list have credits but no currency value.
       const priced = row.currency !== null;
       const amountMicros = estimatedMicros + reportedMicros;
@@ -237,6 +261,8 @@ export class UsageReport {
       row.drift_estimated_credits = round(row.drift_estimated_credits, 4);
       row.drift_reported_credits = round(row.drift_reported_credits, 4);
       row.drift_ratio = ratio(row.drift_reported_credits, row.drift_estimated_credits);
+      row.credits_at_risk = round(row.credits_at_risk, 4);
+      row.currency_amount_at_risk = priced ? fromMicros(atRiskMicros) : null;
       return row;
     });
     const sortKey = (row: UsageRow) => [...groupBy.map((key) => row[key] ?? ''), row.currency ?? ''];
@@ -298,5 +324,8 @@ function emptyRow(groupBy: readonly UsageGroupKey[], keys: Partial<Record<string
     drift_estimated_credits: 0,
     drift_reported_credits: 0,
     drift_ratio: null,
+    tasks_at_risk: 0,
+    credits_at_risk: 0,
+    currency_amount_at_risk: null,
   });
 }
