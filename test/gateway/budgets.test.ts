@@ -110,6 +110,24 @@ describe('budget reservations', () => {
     expect(await budgetOf(gw)).toMatchObject({ spent: 0.49, reserved: 0 });
   });
 
+  it('with failover_on_timeout, reserves what every provider of the plan may bill, and refuses a create that does not fit', async () => {
+    // Freepik $0.56 + kling3api $0.40: each may be left unanswered and bill, the next then taking it.
+    const failover = { routing: { failover_on_timeout: true } };
+    const pair = { ...video, routing: { providers: ['freepik', 'kling3api'] } };
+    gw = await startTestGateway({ config: { ...budgeted({ amount: 0.9, currency: 'USD', period: 'month' }), ...failover } });
+    const quote = await gw.request('POST', '/v1/videos/quote', pair);
+    expect(quote.body.order).toEqual([]);
+    expect(quote.body.providers[0].reasons.join(' ')).toMatch(/would reserve 0\.96 USD, but tenant acme has 0\.9 USD left/);
+    const refused = await gw.create(pair);
+    expect([refused.status, refused.body.requested]).toEqual([402, 0.96]);
+    expect(gw.simulator('freepik').tasks.length + gw.simulator('kling3api').tasks.length).toBe(0);
+    await gw.close();
+    // Without it a task is billed by one provider at most: the most of them fits.
+    gw = await startTestGateway({ config: budgeted({ amount: 0.9, currency: 'USD', period: 'month' }) });
+    expect((await gw.create(pair)).status).toBe(202);
+    expect(await budgetOf(gw)).toMatchObject({ reserved: 0.56 });
+  });
+
   it('releases the reservation of a task no provider accepted', async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
     gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });

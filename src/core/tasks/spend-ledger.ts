@@ -2,8 +2,9 @@
  * The money side of a task's life (SPEC §3, §7). Every task has a usage line, written with it
  * and kept in step by the lifecycle in the same transaction as each change. A tenant with a
  * budget has money reserved at create — the most any provider of the task's plan estimates, so
- * failover cannot overspend — narrowed to the accepting provider's figure, and settled to the
- * final charge when the task ends (a task nobody accepted, or a canceled one, settles at 0: a
+ * failover cannot overspend (their sum with `failover_on_timeout`, where each may bill) — narrowed
+ * to the accepting provider's figure plus what providers left unanswered may have billed, and
+ * settled to the final charge (with those) when the task ends (a task nobody accepted, or a canceled one, settles at 0: a
  * release). A create that does not fit is refused before anything is sent. Alerts at 80 % and
  * 100 % of the budget are queued once per period as account events.
  */
@@ -176,13 +177,24 @@ function plannedCredits(task: TaskRecord): number | null {
   return entry?.estimate?.credits ?? null;
 }
 
-/** What a new task reserves: the most any provider of its plan may cost, so failover never needs more (millionths). */
-export function reserveFor(candidates: readonly { estimate?: { currencyAmount: number | null } | undefined }[]): number {
-  return Math.max(0, ...candidates.map((entry) => toMicros(entry.estimate?.currencyAmount ?? 0)));
+/**
+ * What a new task reserves (millionths): the most any provider of its plan may cost, so failover
+ * never needs more. With `failover_on_timeout` every provider tried may bill it (each create
+ * left unanswered, the last one taken), so it reserves them all: a create is refused rather
+ * than let the tenant overspend.
+ */
+export function reserveFor(candidates: readonly { estimate?: { currencyAmount: number | null } | undefined }[], failoverOnTimeout = false): number {
+  const amounts = candidates.map((entry) => toMicros(entry.estimate?.currencyAmount ?? 0));
+  return failoverOnTimeout ? amounts.reduce((sum, amount) => sum + amount, 0) : Math.max(0, ...amounts);
 }
 
 export class SpendLedger {
   constructor(private readonly engine: Engine) {}
+
+  /** What a task with these candidates reserves under the configured failover (`reserveFor`). */
+  reservation(candidates: Parameters<typeof reserveFor>[0]): number {
+    return reserveFor(candidates, this.engine.config.routing.failover_on_timeout);
+  }
 
   private settingsOf(tenant: string): BudgetSettings | undefined {
     return this.engine.config.tenants[tenant]?.budget;
@@ -244,7 +256,7 @@ export class SpendLedger {
   open(task: TaskRecord): (ledger: LedgerTransaction) => Promise<void> {
     const settings = this.settingsOf(task.tenant);
     const window = settings ? budgetWindow(settings.period, task.createdAt) : undefined;
-    const reserve = reserveFor(task.plan.candidates);
+    const reserve = this.reservation(task.plan.candidates);
     const line: UsageRecord = {
       taskId: task.id,
       tenant: task.tenant,

@@ -15,7 +15,7 @@ import type { Engine } from './engine.js';
 import { mayBeHeldUpstream } from './recovery.js';
 import type { TimerHandle } from '../clock.js';
 import { refuseLiteralTarget } from './address-guard.js';
-import { BudgetExceededError, SpendLedger, describeBudget, reserveFor } from './spend-ledger.js';
+import { BudgetExceededError, SpendLedger, describeBudget } from './spend-ledger.js';
 import { costFromEstimate, TaskLifecycle } from './task-lifecycle.js';
 import { fromMicros } from '../model/pricing.js';
 import type { TaskRecord } from './task-records.js';
@@ -642,7 +642,7 @@ export class TaskService {
     const now = this.engine.clock.now();
     const plan = this.plan(tenant, resolved, input.routing, now);
     // A create reserving what this plan may cost would be refused (402) whoever would serve it.
-    const overBudget = await this.ledger.shortfall(tenant, reserveFor(plan.order), now);
+    const overBudget = await this.ledger.shortfall(tenant, this.ledger.reservation(plan.order), now);
     // As a create goes: providers that can take it now in the plan's order, then those it would wait for.
     const freeNow: string[] = [];
     const later: string[] = [];
