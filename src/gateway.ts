@@ -348,7 +348,7 @@ export class Gateway {
       runtimes.set(provider.id, runtime);
     }
     const runtimeConfigProblems = [
-      ...budgetSettingsProblems(config.tenants, runtimes, config.webhooks.allow_private_targets),
+      ...budgetSettingsProblems(config.tenants, runtimes.values(), config.webhooks.allow_private_targets),
       ...cheapestCurrencyProblems(
         config.routing.strategy,
         [...runtimes.values()].map((runtime) => ({ id: runtime.id, enabled: runtime.enabled, currency: runtime.pricing?.currency })),

@@ -114,12 +114,15 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
       pricing: pricing ? { currency: pricing.currency, credit_value: pricing.credit_value, rules: pricing.rules.length } : null,
     };
   });
-  // As the start refuses it (the prices the providers would run with).
+  // As the start refuses them (the prices the providers would run with).
   const { cheapestCurrencyProblems } = await import('../core/model/routing.js');
+  const { budgetSettingsProblems } = await import('../core/tasks/spend-ledger.js');
+  const running = providers.map((provider) => ({ id: provider.id, enabled: provider.mode !== 'disabled', pricing: provider.pricing }));
   problems.push(
+    ...budgetSettingsProblems(config.tenants, running, config.webhooks.allow_private_targets),
     ...cheapestCurrencyProblems(
       config.routing.strategy,
-      providers.map((provider) => ({ id: provider.id, enabled: provider.mode !== 'disabled', currency: provider.pricing?.currency })),
+      running.map((provider) => ({ id: provider.id, enabled: provider.enabled, currency: provider.pricing?.currency })),
     ),
   );
   const warnings: string[] = [];

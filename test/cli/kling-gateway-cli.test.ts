@@ -921,6 +921,18 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([other.code, JSON.parse(other.stdout).valid]).toEqual([0, true]);
   });
 
+  it('check-config refuses a budget in a currency a provider the tenant can use does not price in, as the start does', async () => {
+    const file = join(workdir, 'euro-budget.yaml');
+    const shipped = readFileSync(join(REPO, 'config.yaml'), 'utf8');
+    writeFileSync(file, `${shipped}\ntenants:\n  dev:\n    budget: { amount: 50, currency: EUR, period: month }\n`);
+    const [human, json] = await Promise.all([runHere(['check-config', file]), runHere(['--json', 'check-config', file])]);
+    const problem = /^tenants\.dev\.budget\.currency: EUR, but provider freepik prices in USD; budgets are not converted between currencies/;
+    expect([human.code, human.stdout.split('\n')[0]]).toEqual([ExitCode.badConfig, `${file}: not valid`]);
+    expect(human.stderr.replace(/^error: /m, '')).toMatch(new RegExp(problem.source, 'm'));
+    expect(json.code).toBe(ExitCode.badConfig);
+    expect(JSON.parse(json.stdout).problems).toContainEqual(expect.stringMatching(problem));
+  });
+
   it('check-config says where copies go, and warns when the gateway could not write there', async () => {
     const file = join(workdir, 'not-a-folder');
     writeFileSync(file, 'a file, where the outputs folder would go');

@@ -424,14 +424,15 @@ export class SpendLedger {
  */
 export function budgetSettingsProblems(
   tenants: Engine['config']['tenants'],
-  runtimes: Engine['runtimes'],
+  /** The providers as they would run (the runtimes at start, `check-config`'s plan of them). */
+  providers: Iterable<{ id: string; enabled: boolean; pricing?: { currency: string } | null | undefined }>,
   allowPrivateTargets: boolean,
 ): string[] {
   const problems: string[] = [];
   for (const [tenant, settings] of Object.entries(tenants)) {
     const budget = settings.budget;
     if (budget) {
-      for (const runtime of runtimes.values()) {
+      for (const runtime of providers) {
         if (!runtime.enabled || !runtime.pricing || runtime.pricing.currency === budget.currency) continue;
         problems.push(
           `tenants.${tenant}.budget.currency: ${budget.currency}, but provider ${runtime.id} prices in ` +
