@@ -1506,7 +1506,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await expect.poll(focused).toBe(`A ${older.id}`);
       await api.cancelVideo(older.id);
       await expect.poll(() => rows.count()).toBe(0);
-      await expect.poll(focused).toBe('H1 Tasks');
+      await expect.poll(focused).toBe('H1 tasks-heading');
       expect(await target.locator('.empty').textContent()).toContain('matches these filters');
     } finally {
       live.simulator('freepik').clearFaults();
