@@ -12,12 +12,11 @@ import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition, InboundMark } from './task-repository.js';
-import { newOutput, withAttemptChange, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
+import { holdsSlot, newOutput, withAttemptChange, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
 import { lastPollAt } from './polling.js';
 import { MAX_STATUS_CHARS, toTask } from './task-resource.js';
 import { SpendLedger, chargeOf, deliveredSeconds } from './spend-ledger.js';
 import { fromMicros, toMicros } from '../model/pricing.js';
-import { IN_FLIGHT_PHASES } from '../../store/task-store.js';
 
 /** Outbound webhook event for a status (SPEC §4); `queued` has none. */
 const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
@@ -116,7 +115,7 @@ export class TaskLifecycle {
     );
     if (updated) {
       this.engine.events.publish(updated);
-      if (IN_FLIGHT_PHASES.includes(task.phase) && !IN_FLIGHT_PHASES.includes(updated.phase)) this.engine.onSlotFreed?.();
+      if (holdsSlot(task.phase) && !holdsSlot(updated.phase)) this.engine.onSlotFreed?.();
     }
     return updated;
   }

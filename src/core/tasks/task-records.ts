@@ -29,6 +29,12 @@ import type {
   TaskPatch,
   TaskRow,
 } from '../../store/task-store.js';
+import { IN_FLIGHT_PHASES } from '../../store/task-store.js';
+
+/** Whether a task in `phase` holds one of its provider's slots (being submitted or tracked). */
+export function holdsSlot(phase: TaskPhase): boolean {
+  return IN_FLIGHT_PHASES.includes(phase);
+}
 
 export type { TaskPhase };
 
