@@ -82,6 +82,18 @@ export class GatewayMetrics {
     labelNames: ['provider', 'model', 'currency'] as const,
     registers: [this.registry],
   });
+  readonly creditsAtRisk = new Counter({
+    name: `${PREFIX}credits_at_risk_total`,
+    help: 'Credits a provider may also have charged for a finished task another provider took (its create left unanswered, failed over with failover_on_timeout): its estimate, not in credits_spent_total.',
+    labelNames: ['provider', 'model'] as const,
+    registers: [this.registry],
+  });
+  readonly currencyAtRisk = new Counter({
+    name: `${PREFIX}currency_at_risk_total`,
+    help: 'Currency value of the credits at risk.',
+    labelNames: ['provider', 'model', 'currency'] as const,
+    registers: [this.registry],
+  });
   readonly videoSeconds = new Counter({
     name: `${PREFIX}video_seconds_total`,
     help: 'Seconds of video delivered by succeeded tasks (the provider\'s durations, else the duration asked for).',

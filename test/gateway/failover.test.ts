@@ -212,6 +212,26 @@ describe('failover on create', () => {
     expect((await gw.request('GET', '/v1/videos')).body.data[0].cost.at_risk).toEqual([freepikAtRisk]);
   });
 
+  it('with failover_on_timeout, the metrics count what the unanswered provider may have billed once, when the task ends', async () => {
+    gw = await startTestGateway({
+      config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } },
+    });
+    gw.simulator('freepik').injectFault({ transport: 'hang' });
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('kling3api');
+    const scrape = async () => (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    // Nothing yet: the task may still fail in a way that changes what is at risk.
+    expect(await scrape()).not.toMatch(/kling_gateway_credits_at_risk_total\{/);
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+    const metrics = await scrape();
+    expect(metrics).toMatch(/^kling_gateway_credits_at_risk_total\{provider="freepik",model="kling-v3"\} 56$/m);
+    expect(metrics).toMatch(/^kling_gateway_currency_at_risk_total\{provider="freepik",model="kling-v3",currency="USD"\} 0\.56$/m);
+    // Apart from what was spent: Freepik took nothing for certain, kling3api charged its own 400.
+    expect(metrics).not.toMatch(/kling_gateway_credits_spent_total\{provider="freepik"/);
+    expect(metrics).toMatch(/^kling_gateway_credits_spent_total\{provider="kling3api",model="kling-v3"\} 400$/m);
+    expect(metrics).not.toMatch(/kling_gateway_credits_at_risk_total\{provider="kling3api"/);
+  });
+
   const stores: [string, boolean][] = [['SQLite', false], ...(postgres ? [['PostgreSQL', true] as [string, boolean]] : [])];
   it.each(stores)('with failover_on_timeout, usage and the budget count what the unanswered provider may have billed (%s)', async (_name, onPostgres) => {
     const schema = newSchemaName();

@@ -117,6 +117,7 @@ describe('Grafana dashboard', () => {
     const titles = dashboard.panels.map((panel) => panel.title);
     for (const wanted of [
       'Spend per hour by provider and model',
+      'Money at risk per hour (failed over after an unanswered create)',
       'Cost per second of video',
       'Task success rate by provider',
       'Time to complete (succeeded tasks)',

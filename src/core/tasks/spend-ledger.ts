@@ -297,7 +297,12 @@ export class SpendLedger {
    * in the change's transaction; undefined when the change moves no money and no status.
    * A terminal change settles: the reserve is released and the final charge is spent.
    */
-  follow(before: TaskRecord, change: TaskChange): ((ledger: LedgerTransaction, after: TaskRecord) => Promise<void>) | undefined {
+  follow(
+    before: TaskRecord,
+    change: TaskChange,
+    /** Told what other providers may have billed when the change ends the task (again if its transaction is tried again). */
+    noteAtRisk?: (charges: readonly ChargeAtRisk[]) => void,
+  ): ((ledger: LedgerTransaction, after: TaskRecord) => Promise<void>) | undefined {
     const terminal = change.phase === 'done' && before.phase !== 'done';
     const costChanged = change.cost !== undefined && JSON.stringify(change.cost) !== JSON.stringify(before.cost);
     const statusChanged = change.status !== undefined && change.status !== before.status;
@@ -307,6 +312,7 @@ export class SpendLedger {
       const charge = chargeOf(after);
       // What other providers may have billed is written beside the line once the task ends.
       const atRisk = terminal ? chargesAtRisk(after, await ledger.attempts(after.id)) : undefined;
+      if (atRisk) noteAtRisk?.(atRisk);
       if (atRisk && atRisk.length > 0) await ledger.insertChargesAtRisk(atRisk.map((entry) => atRiskLine(after, entry)));
       const common: UsageChange = { status: after.status, provider: after.provider, estimatedCredits: plannedCredits(after), ...charge };
       const completedAt = after.completedAt ?? after.updatedAt;

@@ -6,7 +6,7 @@
  * nothing and returns undefined.
  */
 import { randomBytes } from 'node:crypto';
-import type { TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
+import type { ChargeAtRisk, TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
@@ -106,7 +106,12 @@ export class TaskLifecycle {
             createdAt: now,
           })
         : undefined;
-    const alongside = this.ledger.follow(task, change);
+    // What other providers may have billed, as the ledger found it in the transaction that ended
+    // the task (its last try): counted below only if that change was written, so once.
+    let atRisk: readonly ChargeAtRisk[] = [];
+    const alongside = this.ledger.follow(task, change, (charges) => {
+      atRisk = charges;
+    });
     const updated = await tasks.update(
       task.id,
       { ...change, updatedAt: now },
@@ -116,6 +121,7 @@ export class TaskLifecycle {
     if (updated) {
       this.engine.events.publish(updated);
       if (holdsSlot(task.phase) && !holdsSlot(updated.phase)) this.engine.onSlotFreed?.();
+      this.recordAtRisk(updated, atRisk);
     }
     return updated;
   }
@@ -629,6 +635,20 @@ export class TaskLifecycle {
       return undefined;
     }
     return { credits: cost.credits, estimated: provisional, currency_amount: cost.currencyAmount, currency: cost.currency };
+  }
+
+  /**
+   * What a finished task's other providers may have billed (`cost.at_risk`), apart from its spend,
+   * as `/v1/usage` adds it up in `credits_at_risk`.
+   */
+  private recordAtRisk(task: TaskRecord, charges: readonly ChargeAtRisk[]): void {
+    const { metrics } = this.engine;
+    for (const charge of charges) {
+      if (charge.credits !== null && charge.credits > 0) metrics.creditsAtRisk.inc({ provider: charge.provider, model: task.model }, charge.credits);
+      if (charge.currency_amount !== null && charge.currency_amount > 0 && charge.currency) {
+        metrics.currencyAtRisk.inc({ provider: charge.provider, model: task.model, currency: charge.currency }, charge.currency_amount);
+      }
+    }
   }
 
   /**
