@@ -13,11 +13,27 @@ import {
   type ProviderStatus,
   type UsageRow,
 } from '../../packages/client/src/index.js';
-import { formatTime } from './cli-output.js';
+import { formatTime, type Column } from './cli-output.js';
 import type { CliContext } from './cli-context.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 const USAGE_GROUPS = ['provider', 'model', 'operation', 'quality', 'day'];
+
+/**
+ * `usage`'s columns for what providers may also have billed (a create left unanswered before
+ * another provider took the task): estimates, in no other column.
+ */
+const AT_RISK_COLUMNS: Column<UsageRow>[] = [
+  { header: 'AT RISK', value: (row) => formatNumber(row.tasks_at_risk), right: true },
+  { header: 'CREDITS AT RISK', value: (row) => formatNumber(row.credits_at_risk), right: true },
+  {
+    header: 'COST AT RISK',
+    value: (row) => (typeof row.currency_amount_at_risk === 'number' ? formatMoney(row.currency_amount_at_risk, row.currency ?? null) : '—'),
+    right: true,
+  },
+];
+const AT_RISK_NOTE =
+  'AT RISK: tasks a provider may also have billed, its create left unanswered before another provider took them (failover_on_timeout); estimates, not in CREDITS or COST';
 
 /** The canonical model names, from the API document (a misspelt one would list nothing). */
 const MODELS = (gatewayDocument as unknown as { components: { schemas: { Model: { enum: string[] } } } }).components.schemas.Model.enum;
@@ -158,6 +174,8 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
         return;
       }
       const count = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
+      // Only failover_on_timeout puts money at risk: without it the columns would be zeros.
+      const atRisk = report.data.some((row) => row.tasks_at_risk > 0);
       out.table(report.data, [
         ...groupBy.map((field) => ({
           header: field.toUpperCase(),
@@ -173,6 +191,8 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
           value: (row: UsageRow) => (typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'),
           right: true,
         },
+        ...(atRisk ? AT_RISK_COLUMNS : []),
       ]);
+      if (atRisk) out.note(AT_RISK_NOTE);
     });
 }

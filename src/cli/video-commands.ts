@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import gatewayDocument from '../../openapi/gateway.json' with { type: 'json' };
 import {
+  formatChargesAtRisk,
   formatCost,
   formatCostShort,
   formatElapsed,
@@ -47,6 +48,8 @@ export function printTask(out: CliOutput, task: Task): void {
     row('completed', `${formatTime(task.completed_at)} (took ${formatElapsed(Date.parse(task.completed_at) - Date.parse(task.created_at))})`);
   }
   row('cost', formatCost(task.cost));
+  const atRisk = formatChargesAtRisk(task.cost);
+  if (atRisk) row('at risk', atRisk);
   const prompt = task.request.prompt;
   if (typeof prompt === 'string') row('prompt', prompt.length > 100 ? `${prompt.slice(0, 99)}…` : prompt);
   for (const [index, output] of task.outputs.entries()) {

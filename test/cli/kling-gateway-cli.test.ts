@@ -172,6 +172,45 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('get and usage show what a provider left unanswered may also have billed, and --json passes cost.at_risk through', async () => {
+    const gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } } });
+    try {
+      const here = { KLING_GATEWAY_URL: gw.url };
+      await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'one kite', duration: 5 })).body.id);
+      // Nothing at risk yet: no column for it.
+      const plain = await runHere(['usage', '--group-by', 'provider'], here);
+      expect(plain.stdout.split('\n')[0]).toMatch(/^PROVIDER +TASKS +SUCCEEDED +FAILED +SECONDS +CREDITS +COST$/);
+
+      // Freepik takes the create and never answers; kling3api takes the task.
+      gw.simulator('freepik').injectFault({ transport: 'hang' });
+      const created = await gw.create({ model: 'kling-v3', prompt: 'two kites', duration: 5 });
+      const done = await gw.finish(created.body.id);
+      expect(done.provider).toBe('kling3api');
+      const [human, json, plainTask] = await Promise.all([
+        runHere(['get', done.id], here),
+        runHere(['get', done.id, '--json'], here),
+        runHere(['get', (await gw.request('GET', '/v1/videos?provider=freepik')).body.data[0].id], here),
+      ]);
+      expect(human.stdout).toMatch(/^ {2}cost +\$0\.40 \(400 credits\)$/m);
+      expect(human.stdout).toMatch(/^ {2}at risk +may also have been billed by freepik: 56 credits, \$0\.56 \(estimate\)$/m);
+      expect(JSON.parse(json.stdout)).toEqual((await gw.get(done.id)).body);
+      expect(JSON.parse(json.stdout).cost.at_risk).toEqual([expect.objectContaining({ provider: 'freepik', credits: 56, currency_amount: 0.56 })]);
+      expect(plainTask.stdout).not.toContain('at risk');
+
+      const usage = await runHere(['usage', '--group-by', 'provider'], here);
+      const [header, ...rows] = usage.stdout.trimEnd().split('\n');
+      expect(header).toMatch(/^PROVIDER +TASKS +SUCCEEDED +FAILED +SECONDS +CREDITS +COST +AT RISK +CREDITS AT RISK +COST AT RISK$/);
+      expect(rows).toEqual([
+        expect.stringMatching(/^freepik +1 +1 +0 +5 +56 +\$0\.56 +1 +56 +\$0\.56$/),
+        expect.stringMatching(/^kling3api +1 +1 +0 +5 +400 +\$0\.40 +0 +0 +\$0\.00$/),
+      ]);
+      expect(usage.stderr).toContain('AT RISK: tasks a provider may also have billed');
+      expect(plain.stderr).not.toContain('AT RISK');
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('exits with a code that says what went wrong', async () => {
     const server = await import('node:net').then(({ createServer }) => createServer());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -13,6 +13,26 @@ export function formatCost(cost: TaskCost | null | undefined): string {
   return parts.length > 1 ? `${parts[0]} (${parts.slice(1).join(', ')})` : String(parts[0]);
 }
 
+/**
+ * What other providers may also have billed for the task (`cost.at_risk`: a create left
+ * unanswered before another provider took it): `may also have been billed by freepik: 56
+ * credits, $0.56 (estimate)`; null when none may have.
+ */
+export function formatChargesAtRisk(cost: TaskCost | null | undefined): string | null {
+  const charges = cost?.at_risk ?? [];
+  if (charges.length === 0) return null;
+  const each = charges.map((charge) => {
+    const figures = [
+      charge.credits === null ? null : `${formatNumber(charge.credits)} credits`,
+      charge.currency_amount === null ? null : formatMoney(charge.currency_amount, charge.currency),
+    ].filter(Boolean);
+    // One account per provider is the common case: its `default` says nothing.
+    const account = charge.account && charge.account !== 'default' ? ` (account ${charge.account})` : '';
+    return `${charge.provider}${account}: ${figures.length > 0 ? figures.join(', ') : 'no price known'} (estimate)`;
+  });
+  return `may also have been billed by ${each.join('; ')}`;
+}
+
 /** Short form for tables: `$0.56~` (~ = estimated). */
 export function formatCostShort(cost: TaskCost | null | undefined): string {
   if (!cost) return '—';
