@@ -105,14 +105,14 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  async function openConsole(path = '', browser: BrowserContext = context): Promise<Page> {
+  async function openConsole(path = '', browser: BrowserContext = context, gateway: { url: string } = live): Promise<Page> {
     page = await browser.newPage();
     browserErrors = [];
     page.on('console', (message) => {
       if (message.type() === 'error') browserErrors.push(message.text());
     });
     page.on('pageerror', (error) => browserErrors.push(error.message));
-    await page.goto(`${live.url}/console/${path}`);
+    await page.goto(`${gateway.url}/console/${path}`);
     return page;
   }
 
@@ -853,6 +853,59 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await keeping.close();
     }
   });
+  it('shows what a provider left unanswered may also have billed: on the task\'s cost, and as a Cost column and total only once there is any, at phone width too', async () => {
+    // Freepik may be left unanswered and the task taken by kling3api (routing.failover_on_timeout).
+    const failing = await startLiveGateway({ routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } });
+    try {
+      const failingApi = new GatewayClient({ baseUrl: failing.url, apiKey: TENANT_KEY });
+      const plain = await failingApi.waitForVideo((await failingApi.createVideo({ model: 'kling-v3', prompt: 'answered at once', duration: 5 })).id, { timeoutMs: 15_000 });
+      const target = await openConsole('', context, failing);
+      await signIn(target);
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(plain.id)}`);
+      await target.locator('dd.cost').waitFor();
+      expect(await target.locator('dd.cost').textContent()).toContain(formatCost(plain.cost));
+      expect(await target.locator('.cost-at-risk').count()).toBe(0);
+      await target.evaluate((to) => (window.location.hash = to), '#/cost');
+      await target.locator('table.usage').first().waitFor();
+      expect(await target.locator('table.usage th', { hasText: 'At risk' }).count()).toBe(0);
+      expect(await target.locator('[data-at-risk-total]').count()).toBe(0);
+
+      failing.simulator('freepik').injectFault({ transport: 'hang' });
+      const created = await failingApi.createVideo({ model: 'kling-v3', prompt: 'left unanswered, then taken', duration: 5 });
+      const task = await failingApi.waitForVideo(created.id, { timeoutMs: 15_000 });
+      expect(task.provider).toBe('kling3api');
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+      const atRisk = target.locator('dd.cost .cost-at-risk');
+      await atRisk.waitFor();
+      expect(await atRisk.textContent()).toContain('may also have been billed by freepik: 56 credits, $0.56 (estimate)');
+      expect(await target.locator('dd.cost').textContent()).toContain(formatCost(task.cost));
+      expect(await accessibilityProblems(target)).toEqual([]);
+      await target.screenshot({ path: join(ARTIFACTS, 'task-at-risk.png'), fullPage: true });
+
+      await target.evaluate((to) => (window.location.hash = to), '#/cost');
+      const byProvider = target.locator('table.usage').first();
+      await byProvider.locator('th', { hasText: 'At risk' }).waitFor();
+      // Under the provider that may have billed it, beside what it certainly charged.
+      const freepik = byProvider.locator('tbody tr', { has: target.locator('th', { hasText: 'freepik' }) });
+      expect(await freepik.locator('td[data-label="At risk"]').textContent()).toBe('$0.56');
+      expect(await freepik.locator('td[data-label="Cost"]').textContent()).toBe('$0.56');
+      expect(await target.locator('table.usage th', { hasText: 'At risk' }).count()).toBe(3);
+      expect(await target.locator('[data-at-risk-total]').textContent()).toContain('$0.56');
+      expect(await accessibilityProblems(target)).toEqual([]);
+      await target.screenshot({ path: join(ARTIFACTS, 'cost-at-risk.png'), fullPage: true });
+
+      // Phone width: each row a card, the at-risk figure one of its labelled fields.
+      await target.setViewportSize({ width: 390, height: 844 });
+      const card = freepik.locator('td[data-label="At risk"]');
+      expect(await card.isVisible()).toBe(true);
+      expect(await card.evaluate((cell) => getComputedStyle(cell).display)).toBe('block');
+      expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+      await target.screenshot({ path: join(ARTIFACTS, 'phone-cost-at-risk.png'), fullPage: true });
+    } finally {
+      await failing.close();
+    }
+  });
+
   it('shows each of the API\'s field errors next to the field it is fixed in, Other fields included', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -80,8 +80,32 @@ function amountOf(row: UsageFigures): number {
   return typeof row.currency_amount === 'number' ? row.currency_amount : 0;
 }
 
+/** Rows with money a provider may also have billed (a create left unanswered, the task taken by another). */
+function hasAtRisk(rows: readonly UsageFigures[]): boolean {
+  return rows.some((row) => (row.tasks_at_risk ?? 0) > 0);
+}
+
+/** A row's money at risk: its value, else its credits (a provider with no price). */
+function atRiskText(row: UsageFigures): string {
+  if (typeof row.currency_amount_at_risk === 'number') return formatMoney(row.currency_amount_at_risk, row.currency ?? null);
+  return row.credits_at_risk ? `${formatNumber(row.credits_at_risk)} credits` : '—';
+}
+
+/** The period's money at risk, per currency (`$0.56`, `$0.56 + 12 EUR`): every group adds up the same tasks, so one group's rows. */
+function atRiskTotal(rows: readonly UsageFigures[]): string {
+  const totals = new Map<string | null, number>();
+  for (const row of rows) {
+    if (typeof row.currency_amount_at_risk !== 'number') continue;
+    const currency = row.currency ?? null;
+    totals.set(currency, Math.round(((totals.get(currency) ?? 0) + row.currency_amount_at_risk) * 1e6) / 1e6);
+  }
+  return [...totals].map(([currency, amount]) => formatMoney(amount, currency)).join(' + ') || '—';
+}
+
 function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; rows: UsageFigures[] }) {
   const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
+  // Only failover_on_timeout puts money at risk: without it the column would be zeros.
+  const atRisk = hasAtRisk(rows);
   return (
     <div class="table-scroll" role="region" aria-label={`Usage by ${field}`} tabIndex={0}>
       {/* One card per row at phone width (roles kept), so Cost is never scrolled out of sight. */}
@@ -96,6 +120,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
             <th scope="col" class="number wide-only">Video seconds</th>
             <th scope="col" class="number wide-only">Credits</th>
             <th scope="col" class="number">Cost</th>
+            {atRisk ? <th scope="col" class="number">At risk</th> : null}
           </tr>
         </thead>
         <tbody>
@@ -110,6 +135,11 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
               <td role="cell" data-label="Cost" class="number">
                 {typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'}
               </td>
+              {atRisk ? (
+                <td role="cell" data-label="At risk" class="number">
+                  {atRiskText(row)}
+                </td>
+              ) : null}
             </tr>
           ))}
         </tbody>
@@ -216,6 +246,13 @@ export function CostPage() {
           {report.data.count} most recent task{report.data.count === 1 ? '' : 's'} in the period
           {report.data.truncated ? ` (the first ${MAX_TASKS} only)` : ''}. Costs the provider has not reported are the gateway's estimates;
           days are UTC.
+        </p>
+      ) : null}
+      {report.data && hasAtRisk(report.data.groups[0]!.rows) ? (
+        <p class="notice" data-at-risk-total>
+          At risk in this period: {atRiskTotal(report.data.groups[0]!.rows)} (estimate): what providers may also have billed for tasks
+          another provider took after their create went unanswered (<code>failover_on_timeout</code>). Not in the costs below; budgets
+          count it as spent. The At risk columns show it by the provider that may have billed it, and by the task's model and day.
         </p>
       ) : null}
       {report.data?.groups.map((group) => {

@@ -6,6 +6,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
 import {
+  formatChargesAtRisk,
   formatCost,
   formatElapsed,
   GatewayError,
@@ -29,6 +30,24 @@ const COST_NOTES = {
   provider: 'as reported by the provider',
   nothing: 'no provider holds this task: nothing is charged',
 } as const;
+
+/**
+ * What other providers may also have billed (`cost.at_risk`): their creates went unanswered
+ * before the task moved on. Nothing when none may have.
+ */
+function CostAtRisk({ task }: { task: Task }) {
+  const text = formatChargesAtRisk(task.cost);
+  if (!text) return null;
+  return (
+    <div class="cost-at-risk">
+      {text}
+      <div class="muted small">
+        a create sent there went unanswered before another provider took the task; the gateway cannot tell whether it was billed.
+        Not in the cost above; budgets count it as spent.
+      </div>
+    </div>
+  );
+}
 
 /** Follow a running task this long at most (the gateway's deadline ends it sooner). */
 const FOLLOW_MS = 6 * 3600_000;
@@ -335,6 +354,7 @@ export function TaskPage({ id }: { id: string }) {
               <div class="muted small">
                 {COST_NOTES[costSource(task)]}
               </div>
+              <CostAtRisk task={task} />
             </dd>
             <dt>Model</dt>
             <dd>
