@@ -46,3 +46,17 @@ it('costs a freed slot one probe of the queue and no dispatch pass when no task 
   await gw.gateway.dispatcher.slotFreed();
   expect(passes).toHaveBeenCalled();
 });
+
+it("holds the dispatcher's idle (what a stop waits for before closing the store) until a freed slot's probe of the queue has its answer", async () => {
+  gw = await startTestGateway();
+  let answer!: (queued: boolean) => void;
+  vi.spyOn(gw.gateway.store, 'anyQueued').mockReturnValueOnce(new Promise<boolean>((resolve) => (answer = resolve)));
+  const probe = gw.gateway.dispatcher.slotFreed();
+  let idle = false;
+  const waited = gw.gateway.dispatcher.idle().then(() => (idle = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(idle).toBe(false);
+  answer(false);
+  await Promise.all([probe, waited]);
+  expect(idle).toBe(true);
+});

@@ -97,6 +97,10 @@ export class Dispatcher {
   /** Settles submissions a stopped replica left behind; run before every pass. */
   readonly recovery: Recovery;
   private readonly runner = new CoalescingRunner(() => this.dispatchWaiting());
+  /** A freed slot's probe of the queue, then a pass when a task waits; a burst of freed slots folds into one probe. */
+  private readonly afterFreedSlot = new CoalescingRunner(async () => {
+    if (!this.holding && (await this.engine.tasks.anyQueued())) await this.runner.run();
+  });
   /** Dispatches running in this process, by task id (recovery leaves them alone; shutdown waits). */
   private readonly inFlight = new Map<string, Promise<TaskRecord | undefined>>();
   /** Set by a graceful stop: passes start no queued task any more (those stay queued for the next start). */
@@ -661,14 +665,14 @@ export class Dispatcher {
    * tasks end with nothing queued, and a pass (recovery's scans, the queue's page) for each of
    * them would cost every task's end three queries for nothing; the probe is one index lookup.
    */
-  async slotFreed(): Promise<void> {
-    if (this.holding || !(await this.engine.tasks.anyQueued())) return;
-    await this.runner.run();
+  slotFreed(): Promise<void> {
+    return this.afterFreedSlot.run();
   }
 
-  /** Settles once no pass is running; the gateway waits for it before closing the store. */
-  idle(): Promise<void> {
-    return this.runner.idle();
+  /** Settles once no pass (nor a freed slot's probe) is running; the gateway waits for it before closing the store. */
+  async idle(): Promise<void> {
+    await this.afterFreedSlot.idle();
+    await this.runner.idle();
   }
 
   /**
