@@ -108,11 +108,6 @@ export function storageBackendSettings(config: GatewayConfig['storage']): Storag
   };
 }
 
-/**
- * The key that signs a tenant's content links: derived from its first gateway key (and the
- * optional `storage.url_signing_secret`), so every replica signs alike with nothing more to
- * configure, and rotating a tenant's key retires its links.
- */
 /** Every secret the gateway knows: the configured ones, and the keys each endpoint reaches its provider with. */
 export function gatewaySecrets(config: GatewayConfig, endpoints: ReadonlyMap<string, ProviderEndpoint>): SecretScrubber {
   const endpointSecrets = [...endpoints.values()].flatMap((endpoint) => [
@@ -134,6 +129,11 @@ export function gatewayLogger(level: string, providers: readonly VideoProvider[]
   return createLogger(level, { secretHeaders: authHeaderNames(providers), secrets, ...(destination ? { destination } : {}) });
 }
 
+/**
+ * The key that signs a tenant's content links: derived from its first gateway key (and the
+ * optional `storage.url_signing_secret`), so every replica signs alike with nothing more to
+ * configure, and rotating a tenant's key retires its links.
+ */
 function contentSigningKeys(config: GatewayConfig): (tenant: string) => Buffer | undefined {
   const keys = new Map<string, Buffer>();
   for (const { tenant, key } of config.auth.api_keys) {
