@@ -914,14 +914,16 @@ export class TaskStore {
    * backlog costs a claim no more than a plain pick of `limit` (a tenant whose backlog filled its
    * room is passed over by the next claim). Ranked apart from the pick that locks them (PostgreSQL
    * takes no row locks in a select with a window function); the pick checks again that each is
-   * still due and unleased.
+   * still due and unleased. The earliest are themselves picked past rows another claim holds: an
+   * unlocked pick would rank the rows a concurrent claim is leasing, find them all skipped by the
+   * locking pick, and lease nothing while later ones are due.
    */
   private dueWithinRoom(now: number, limit: number, perTenant: number, onTheirWay: ReadonlyMap<string, number>) {
     const full = [...onTheirWay].filter(([, count]) => count >= perTenant).map(([tenant]) => tenant);
     let earliest = this.pendingDue(now).select(['id', 'tenant', 'next_attempt_at']).orderBy('next_attempt_at').limit(limit);
     if (full.length > 0) earliest = earliest.where('tenant', 'not in', full);
     const ranked = this.db
-      .selectFrom(earliest.as('earliest'))
+      .selectFrom(this.lockedForLease(earliest).as('earliest'))
       .select(['id', 'tenant', sql<number>`row_number() over (partition by tenant order by next_attempt_at)`.as('turn')]);
     return this.db
       .selectFrom(ranked.as('ranked'))

@@ -911,6 +911,31 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         expect(ids(await claim([['busy', 7]]))).toEqual(busy(10, 13).sort());
         expect(await claim([['busy', 10]])).toEqual([]);
       });
+
+      it.skipIf(backend.name !== 'postgres')(
+        "claimDueDeliveries leases the next due deliveries while another replica's claim holds the earliest",
+        async () => {
+          await tasks.createTask(taskRow('t_1'));
+          for (let index = 1; index <= 6; index++) {
+            await tasks.insertDelivery(deliveryRow(`d_${index}`, 't_1', { tenant: index % 2 === 0 ? 'acme' : 'globex', next_attempt_at: T0 - 10 + index }));
+          }
+          const ids = (rows: readonly DeliveryRow[]) => rows.map((row) => row.id).sort();
+          // Another replica's claim, mid-statement: it holds the two earliest.
+          const other = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${store.schema}` });
+          await other.connect();
+          try {
+            await other.query('begin');
+            await other.query(`select id from deliveries where id in ('d_1', 'd_2') for update`);
+            expect(ids(await tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 2))).toEqual(['d_3', 'd_4']);
+            // So too while this replica has deliveries of a tenant on their way.
+            const share = { perTenant: 10, onTheirWay: new Map([['acme', 1]]) };
+            expect(ids(await tasks.claimDueDeliveries(T0, 'replica-a', 15_000, 2, share))).toEqual(['d_5', 'd_6']);
+          } finally {
+            await other.query('rollback');
+            await other.end();
+          }
+        },
+      );
     });
 
     describe('a slot taken in the create\'s own transaction', () => {
