@@ -21,14 +21,14 @@ afterEach(async () => {
 const creates = (gateway: TestGateway, provider: string) =>
   gateway.simulator(provider).requests.filter((request) => request.method === 'POST').length;
 
-/** The id of the one task once Freepik has received its create (whose answer the fault delays). */
-async function onItsWay(gateway: TestGateway): Promise<string> {
+/** The id of the one task once `provider` (Freepik unless said) has received its create (whose answer the fault delays). */
+async function onItsWay(gateway: TestGateway, provider = 'freepik'): Promise<string> {
   for (let i = 0; i < 500; i++) {
     const id = (await gateway.request('GET', '/v1/videos')).body.data[0]?.id as string | undefined;
-    if (id && creates(gateway, 'freepik') === 1) return id;
+    if (id && creates(gateway, provider) === 1) return id;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  throw new Error('no create reached freepik');
+  throw new Error(`no create reached ${provider}`);
 }
 
 /** Freepik's signed webhook, on the path of the task's first attempt, naming `upstreamId`. */
@@ -85,5 +85,26 @@ describe('a create whose upstream task a signed webhook named before its answer,
     expect(canceled.status).toBe(409);
     expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-by-webhook' });
     expect(creates(gw, 'kling3api')).toBe(0);
+  });
+});
+
+describe('a signed webhook naming a create the task was failed over from, while the next provider\'s create is on its way', () => {
+  it('is not adopted then: the task is tracked where the next create went, and Freepik is listed as what may also bill', async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } } });
+    // Freepik takes the create and its answer never comes; kling3api takes the next one, slowly.
+    gw.simulator('freepik').injectFault({ on: 'submit', transport: 'hang' });
+    gw.simulator('kling3api').injectFault({ on: 'submit', delayMs: 1_000 });
+    const creating = gw.create(eitherProvider);
+    const id = await onItsWay(gw, 'kling3api');
+    // Freepik's webhook for the first create comes while kling3api's is answered: asked again later.
+    expect(await webhookNaming(gw, id, 'fp-failed-over-from')).toBe(503);
+    const created = (await creating).body;
+    // Before: adopted at Freepik, the task's kling3api create (accepted, billed) tracked by nobody and counted nowhere.
+    expect(created).toMatchObject({ id, status: 'processing', provider: 'kling3api' });
+    expect(created.cost.at_risk).toEqual([expect.objectContaining({ provider: 'freepik' })]);
+    expect(created.attempts.map((attempt: { provider: string; outcome: string }) => [attempt.provider, attempt.outcome])).toEqual([
+      ['freepik', 'ambiguous'],
+      ['kling3api', 'accepted'],
+    ]);
   });
 });

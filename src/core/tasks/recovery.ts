@@ -49,6 +49,20 @@ export function mayBeHeldUpstream(attempt: Pick<AttemptRecord, 'outcome'>): bool
   return attempt.outcome === 'accepted' || IN_DOUBT.has(attempt.outcome);
 }
 
+/**
+ * Whether news of an attempt in doubt comes after the task went on from it (`failover_on_timeout`)
+ * to another provider whose create is on its way (`busy`: its answer decides, and the news is
+ * asked again) or took it (`none`): adopting the first then would leave the other's upstream task,
+ * which bills, tracked by nobody and counted nowhere. The first stays in doubt, its estimate listed
+ * with the task's cost as what may also be billed. Undefined when nothing later holds the task.
+ */
+function wentOnFrom(attempt: AttemptRecord, attempts: readonly AttemptRecord[]): { kind: 'busy' } | { kind: 'none' } | undefined {
+  const later = attempts.filter((candidate) => candidate.seq > attempt.seq);
+  if (later.some((candidate) => candidate.outcome === 'accepted')) return { kind: 'none' };
+  if (later.some((candidate) => candidate.outcome === 'sending')) return { kind: 'busy' };
+  return undefined;
+}
+
 /** The attempt key a create carried upstream (`SubmitContext.attemptKey`). */
 export function attemptKeyOf(taskId: string, seq: number): string {
   return `${taskId}-${seq}`;
@@ -201,8 +215,11 @@ export class Recovery {
     if (!key || !runtime?.provider.refOfCreate) return { kind: 'none' };
     const task = await tasks.get(key.taskId);
     if (!task || task.phase !== 'submitting') return { kind: 'none' };
-    const attempt = (await tasks.attempts(task.id)).find((candidate) => candidate.seq === key.seq);
+    const attempts = await tasks.attempts(task.id);
+    const attempt = attempts.find((candidate) => candidate.seq === key.seq);
     if (!attempt || attempt.provider !== provider || attempt.providerTaskId || !IN_DOUBT.has(attempt.outcome)) return { kind: 'none' };
+    const wentOn = wentOnFrom(attempt, attempts);
+    if (wentOn) return wentOn;
     // A signed webhook counts only when the account that sent the create signed it.
     if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
     const account = runtime.account(attempt.account ?? task.account);
