@@ -5,7 +5,7 @@
  * commit more than the limit together. Methods that take `db` run inside the caller's
  * transaction (a task insert or status change), so money moves exactly when the task does.
  */
-import { sql, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
+import { sql, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type Updateable } from 'kysely';
 import { CompiledShapes, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { BudgetsTable, Database, TaskUsageTable, UsageAtRiskTable } from './schema.js';
@@ -214,7 +214,7 @@ export class UsageStore {
     return rows.map((row) => {
       const record = row as unknown as Record<string, unknown>;
       return {
-        keys: Object.fromEntries(groupBy.map((column) => [column, (record[column] as string | null) ?? null])),
+        keys: groupKeysOf(groupBy, record),
         currency: row.currency,
         status: row.status,
         reported: Number(row.reported),
@@ -233,9 +233,7 @@ export class UsageStore {
   /** Sums of the charges at risk in the filter (by the tasks' creation), per asked group plus currency. */
   async atRiskSums(filter: UsageFilter, groupBy: readonly UsageGroupColumn[]): Promise<UsageAtRiskSums[]> {
     const keys = [...groupBy, 'currency'] as const;
-    let select = this.db.selectFrom('usage_at_risk').where('created_at', '>=', filter.from).where('created_at', '<', filter.to);
-    if (filter.tenant !== undefined) select = select.where('tenant', '=', filter.tenant);
-    const rows = await select
+    const rows = await this.filtered(filter, 'usage_at_risk')
       .select(keys)
       .select((eb) => [
         eb.fn.count<number>('task_id').distinct().as('tasks'),
@@ -247,7 +245,7 @@ export class UsageStore {
     return rows.map((row) => {
       const record = row as unknown as Record<string, unknown>;
       return {
-        keys: Object.fromEntries(groupBy.map((column) => [column, (record[column] as string | null) ?? null])),
+        keys: groupKeysOf(groupBy, record),
         currency: row.currency,
         tasks: Number(row.tasks),
         credits: Number(row.credits),
@@ -283,16 +281,30 @@ export class UsageStore {
     return rows.map((row) => {
       const record = row as unknown as Record<string, unknown>;
       return {
-        keys: Object.fromEntries(groupBy.map((column) => [column, (record[column] as string | null) ?? null])),
+        keys: groupKeysOf(groupBy, record),
         currency: (record.currency as string | null) ?? null,
         median_duration_ms: Number(record.median),
       };
     });
   }
 
-  private filtered(filter: UsageFilter) {
-    let select = this.db.selectFrom('task_usage').where('created_at', '>=', filter.from).where('created_at', '<', filter.to);
+  /**
+   * The rows of `table` (usage lines, or the at-risk lines beside them) in the filter: both carry
+   * the task's creation time and tenant under the same names.
+   */
+  private filtered(filter: UsageFilter): SelectQueryBuilder<Database, 'task_usage', {}>;
+  private filtered(filter: UsageFilter, table: 'usage_at_risk'): SelectQueryBuilder<Database, 'usage_at_risk', {}>;
+  private filtered(
+    filter: UsageFilter,
+    table: 'task_usage' | 'usage_at_risk' = 'task_usage',
+  ): SelectQueryBuilder<Database, 'task_usage', {}> | SelectQueryBuilder<Database, 'usage_at_risk', {}> {
+    let select = this.db.selectFrom(table as 'task_usage').where('created_at', '>=', filter.from).where('created_at', '<', filter.to);
     if (filter.tenant !== undefined) select = select.where('tenant', '=', filter.tenant);
     return select;
   }
+}
+
+/** A row's values of the asked group columns (null where the group has none). */
+function groupKeysOf(groupBy: readonly UsageGroupColumn[], row: Record<string, unknown>): Record<string, string | null> {
+  return Object.fromEntries(groupBy.map((column) => [column, (row[column] as string | null) ?? null]));
 }
