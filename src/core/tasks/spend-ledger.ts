@@ -146,18 +146,25 @@ export function chargesAtRisk(task: TaskRecord, attempts: readonly AttemptRecord
     });
 }
 
-/** A charge at risk as the usage line beside the task's own: the task's grouping keys, the provider's estimate. */
-function atRiskLine(task: TaskRecord, entry: ChargeAtRisk): ChargeAtRiskLine {
+/** What a task's usage line and its at-risk lines are grouped by in reports: the same for both. */
+function usageKeysOf(task: TaskRecord) {
   return {
     taskId: task.id,
-    provider: entry.provider,
-    account: entry.account,
     tenant: task.tenant,
     createdAt: task.createdAt,
     day: utcDay(task.createdAt),
     model: task.model,
     quality: task.quality,
     operation: task.operation,
+  };
+}
+
+/** A charge at risk as the usage line beside the task's own: the task's grouping keys, the provider's estimate. */
+function atRiskLine(task: TaskRecord, entry: ChargeAtRisk): ChargeAtRiskLine {
+  return {
+    ...usageKeysOf(task),
+    provider: entry.provider,
+    account: entry.account,
     credits: entry.credits,
     amountMicros: entry.currency_amount === null ? null : toMicros(entry.currency_amount),
     currency: entry.currency,
@@ -258,13 +265,7 @@ export class SpendLedger {
     const window = settings ? budgetWindow(settings.period, task.createdAt) : undefined;
     const reserve = this.reservation(task.plan.candidates);
     const line: UsageRecord = {
-      taskId: task.id,
-      tenant: task.tenant,
-      createdAt: task.createdAt,
-      day: utcDay(task.createdAt),
-      model: task.model,
-      quality: task.quality,
-      operation: task.operation,
+      ...usageKeysOf(task),
       provider: task.provider,
       status: task.status,
       completedAt: null,
