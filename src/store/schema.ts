@@ -219,20 +219,14 @@ export interface TaskUsageTable {
  * row per such provider, written when the task ends, with the task's grouping columns and the
  * provider's estimate (millionths of `currency`), so usage reports show it beside the spend.
  */
-export interface UsageAtRiskTable {
-  task_id: string;
+export type UsageAtRiskTable = Pick<
+  TaskUsageTable,
+  'task_id' | 'tenant' | 'created_at' | 'day' | 'model' | 'quality' | 'operation' | 'credits' | 'amount_micros' | 'currency'
+> & {
+  /** The provider that may have charged it (not the one that took the task), and its account. */
   provider: string;
   account: string | null;
-  tenant: string;
-  created_at: number;
-  day: string;
-  model: string;
-  quality: string;
-  operation: string;
-  credits: number | null;
-  amount_micros: number | null;
-  currency: string | null;
-}
+};
 
 /** What each budgeted tenant has spent and holds in reserve, per period. Millionths of the budget currency. */
 export interface BudgetsTable {
