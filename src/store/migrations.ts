@@ -461,6 +461,41 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('usage_at_risk').ifExists().execute();
       },
     },
+    '0014_account_in_flight_counts': {
+      async up(db: Kysely<unknown>) {
+        // SQLite: every slot claim counted the account's tasks in flight, a walk of the partial
+        // index that grows with them (about 0.1 ms per 1,000). Triggers now keep the count per
+        // account in the transaction of each change, whatever statement makes it, so a claim
+        // reads one row. A task counts while its phase is `submitting` or `tracking` and it names
+        // its provider and account, as the count did. A later migration that rebuilds `tasks`
+        // must create these triggers again. PostgreSQL keeps counting: a counter row there would
+        // be one more row lock, taken by every task's end while it holds the task's row and
+        // before its budget's, against creates that hold a budget's row before the slot.
+        if (dialect === 'postgres') return;
+        await sql`create table account_in_flight (provider text not null, account text not null, tasks integer not null, primary key (provider, account)) without rowid`.execute(db);
+        await sql`insert into account_in_flight (provider, account, tasks)
+          select provider, account, count(*) from tasks
+          where phase in ('submitting', 'tracking') and provider is not null and account is not null
+          group by provider, account`.execute(db);
+        const holds = (row: 'new' | 'old') =>
+          sql.raw(`(${row}.phase in ('submitting', 'tracking') and ${row}.provider is not null and ${row}.account is not null)`);
+        const add = sql`insert into account_in_flight (provider, account, tasks) select new.provider, new.account, 1 where ${holds('new')}
+          on conflict (provider, account) do update set tasks = tasks + 1`;
+        const remove = sql`update account_in_flight set tasks = tasks - 1 where ${holds('old')} and provider = old.provider and account = old.account`;
+        await sql`create trigger tasks_in_flight_added after insert on tasks when ${holds('new')} begin ${add}; end`.execute(db);
+        await sql`create trigger tasks_in_flight_moved after update of phase, provider, account on tasks
+          when ${holds('old')} is not ${holds('new')} or old.provider is not new.provider or old.account is not new.account
+          begin ${remove}; ${add}; end`.execute(db);
+        await sql`create trigger tasks_in_flight_removed after delete on tasks when ${holds('old')} begin ${remove}; end`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        if (dialect === 'postgres') return;
+        for (const name of ['tasks_in_flight_added', 'tasks_in_flight_moved', 'tasks_in_flight_removed']) {
+          await sql`drop trigger if exists ${sql.raw(name)}`.execute(db);
+        }
+        await db.schema.dropTable('account_in_flight').ifExists().execute();
+      },
+    },
   };
 }
 

@@ -228,6 +228,17 @@ export type UsageAtRiskTable = Pick<
   account: string | null;
 };
 
+/**
+ * SQLite only: how many tasks hold a slot (phase `submitting` or `tracking`) of each provider
+ * account, kept by triggers on `tasks` in the transaction of every change (migration 0014), so a
+ * slot claim reads one row instead of counting every task in flight. PostgreSQL counts the tasks.
+ */
+export interface AccountInFlightTable {
+  provider: string;
+  account: string;
+  tasks: number;
+}
+
 /** What each budgeted tenant has spent and holds in reserve, per period. Millionths of the budget currency. */
 export interface BudgetsTable {
   tenant: string;
@@ -254,5 +265,6 @@ export interface Database {
   deliveries: DeliveriesTable;
   task_usage: TaskUsageTable;
   usage_at_risk: UsageAtRiskTable;
+  account_in_flight: AccountInFlightTable;
   budgets: BudgetsTable;
 }

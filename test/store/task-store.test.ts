@@ -8,11 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql, type Insertable, type Kysely } from 'kysely';
+import Sqlite from 'better-sqlite3';
+import fc from 'fast-check';
+import { Kysely as KyselyDb, Migrator, SqliteDialect, sql, type Insertable, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../src/store/database-url.js';
 import { openStore, type Store } from '../../src/store/database.js';
+import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import type { Database, DeliveriesTable } from '../../src/store/schema.js';
 import { TaskStore, type DeliveryRow, type NewTaskClaim } from '../../src/store/task-store.js';
 import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
@@ -195,6 +198,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0011_status_version',
               '0012_cancel_requests',
               '0013_usage_at_risk',
+              '0014_account_in_flight_counts',
             ]);
           } finally {
             await second.close();
@@ -1057,6 +1061,97 @@ describe('indexes on SQLite', () => {
       // Only tasks with a retention deadline are in its index.
       const retention = await sql<{ sql: string }>`select sql from sqlite_master where name = 'tasks_storage_expires'`.execute(store.db);
       expect(retention.rows[0]?.sql).toMatch(/where "storage_expires_at" is not null/i);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('tasks in flight per account on SQLite (kept by triggers)', () => {
+  const PHASES = ['dispatch', 'submitting', 'tracking', 'storing', 'done'] as const;
+  /** What a slot claim used to count: the tasks holding a slot, per provider and account. */
+  async function counted(store: Store): Promise<Record<string, number>> {
+    const rows = await sql<{ provider: string; account: string; n: number }>`
+      select provider, account, count(*) as n from tasks
+      where phase in ('submitting', 'tracking') and provider is not null and account is not null
+      group by provider, account`.execute(store.db);
+    return Object.fromEntries(rows.rows.map((row) => [`${row.provider}/${row.account}`, Number(row.n)]));
+  }
+  async function kept(store: Store): Promise<Record<string, number>> {
+    const rows = await store.db.selectFrom('account_in_flight').selectAll().where('tasks', '<>', 0).execute();
+    return Object.fromEntries(rows.map((row) => [`${row.provider}/${row.account}`, Number(row.tasks)]));
+  }
+
+  it('match a count of the tasks after any sequence of inserts, changes of phase, provider or account, and deletes', async () => {
+    const store = await openStore('sqlite::memory:');
+    const tasks = new TaskStore(store);
+    const provider = fc.constantFrom('freepik', 'kling3api', null);
+    const account = fc.constantFrom('default', 'spare', null);
+    const phase = fc.constantFrom(...PHASES);
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('insert' as const), phase, provider, account }),
+      fc.record({ kind: fc.constant('update' as const), pick: fc.nat(), phase: fc.option(phase), provider: fc.option(provider), account: fc.option(account) }),
+      fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }),
+    );
+    try {
+      let next = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
+          await store.db.deleteFrom('tasks').execute();
+          await store.db.deleteFrom('account_in_flight').execute();
+          for (const change of steps) {
+            const ids = (await store.db.selectFrom('tasks').select('id').orderBy('id').execute()).map((row) => row.id);
+            const target = 'pick' in change ? ids[change.pick % Math.max(1, ids.length)] : undefined;
+            if (change.kind === 'insert') {
+              const done = change.phase === 'done';
+              await tasks.createTask(
+                taskRow(`t_${next++}`, { phase: change.phase, status: done ? 'succeeded' : 'queued', provider: change.provider, account: change.account }),
+              );
+            } else if (change.kind === 'update' && target) {
+              const set = {
+                ...(change.phase !== null ? { phase: change.phase } : {}),
+                ...(change.provider !== null ? { provider: change.provider } : {}),
+                ...(change.account !== null ? { account: change.account } : {}),
+              };
+              // A change naming none of the three columns still rewrites another (as a status change does).
+              await store.db.updateTable('tasks').set({ ...set, updated_at: T0 + next++ }).where('id', '=', target).execute();
+            } else if (change.kind === 'delete' && target) {
+              await store.db.deleteFrom('tasks').where('id', '=', target).execute();
+            }
+          }
+          expect(await kept(store)).toEqual(await counted(store));
+        }),
+        { numRuns: 150 },
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('are counted from the tasks already in flight when a database made before them is migrated', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kg-in-flight-')), 'gateway.db');
+    const older = new KyselyDb<Database>({ dialect: new SqliteDialect({ database: new Sqlite(file) }) });
+    const migrated = await new Migrator({ db: older, provider: new CodeMigrationProvider('sqlite') }).migrateTo('0013_usage_at_risk');
+    expect(migrated.error).toBeUndefined();
+    await older.insertInto('tasks').values([
+      trackedRow('t_1', T0),
+      trackedRow('t_2', T0, { phase: 'submitting' }),
+      trackedRow('t_3', T0, { account: 'spare' }),
+      trackedRow('t_4', T0, { provider: 'kling3api' }),
+      taskRow('t_queued'),
+      taskRow('t_done', { phase: 'done', status: 'succeeded', provider: 'freepik', account: 'default' }),
+    ]).execute();
+    await older.destroy();
+    const store = await openStore(`sqlite:${file}`);
+    try {
+      const tasks = new TaskStore(store);
+      expect(await tasks.countInFlight('freepik', 'default')).toBe(2);
+      expect(Object.fromEntries(await tasks.countInFlightByAccount('freepik'))).toEqual({ default: 2, spare: 1 });
+      expect(await tasks.countInFlight('kling3api', 'default')).toBe(1);
+      expect(await tasks.countInFlight('kling3api', 'spare')).toBe(0);
+      // The triggers keep it from there: the task's end frees its slot.
+      await store.db.updateTable('tasks').set({ phase: 'done', status: 'succeeded' }).where('id', '=', 't_1').execute();
+      expect(await tasks.countInFlight('freepik', 'default')).toBe(1);
     } finally {
       await store.close();
     }
