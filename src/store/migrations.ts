@@ -496,7 +496,69 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('account_in_flight').ifExists().execute();
       },
     },
+    '0015_output_ids': {
+      async up(db: Kysely<unknown>) {
+        // The provider's ids of results (what video-extend and lip-sync take as `video_id`) and the
+        // tenant whose task made each: the provider's account is every tenant's, so a source video
+        // named by id must not be another tenant's. Filled from the outputs already stored.
+        await db.schema
+          .createTable('output_ids')
+          .addColumn('upstream_id', 'text', (c) => c.notNull())
+          .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('output_ids_pk', ['upstream_id', 'task_id'])
+          .execute();
+        await backfillOutputIds(db);
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('output_ids').ifExists().execute();
+      },
+    },
   };
+}
+
+/** The provider's ids of a task's results, from its outputs column as stored (`upstreamId`). */
+function upstreamIdsOfOutputs(outputsJson: string): string[] {
+  let items: unknown;
+  try {
+    items = JSON.parse(outputsJson);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(items)) return [];
+  const ids = items.flatMap((item) => {
+    const id: unknown = item && typeof item === 'object' ? (item as { upstreamId?: unknown }).upstreamId : undefined;
+    // An id with a NUL cannot be stored in PostgreSQL, and no request can name one.
+    return typeof id === 'string' && id !== '' && !id.includes('\u0000') ? [id] : [];
+  });
+  return [...new Set(ids)];
+}
+
+/** Rows of `output_ids` for the outputs tasks hold already, a page of tasks at a time. */
+async function backfillOutputIds(db: Kysely<unknown>): Promise<void> {
+  const tasks = db as unknown as Kysely<{
+    tasks: { id: string; tenant: string; provider: string | null; outputs_json: string };
+    output_ids: { upstream_id: string; task_id: string; tenant: string; provider: string };
+  }>;
+  let after = '';
+  for (;;) {
+    const page = await tasks
+      .selectFrom('tasks')
+      .select(['id', 'tenant', 'provider', 'outputs_json'])
+      .where('id', '>', after)
+      .where('outputs_json', 'like', '%"upstreamId":"%')
+      .orderBy('id')
+      .limit(200)
+      .execute();
+    const rows = page.flatMap((task) =>
+      task.provider === null ? [] : upstreamIdsOfOutputs(task.outputs_json).map((id) => ({ upstream_id: id, task_id: task.id, tenant: task.tenant, provider: task.provider! })),
+    );
+    if (rows.length > 0) await tasks.insertInto('output_ids').values(rows).onConflict((conflict) => conflict.doNothing()).execute();
+    const last = page[page.length - 1];
+    if (!last || page.length < 200) return;
+    after = last.id;
+  }
 }
 
 /** SQLite cannot drop a NOT NULL constraint: the table is rebuilt with the same rows and indexes. */

@@ -110,6 +110,18 @@ export interface IdempotencyKeysTable {
   expires_at: number;
 }
 
+/**
+ * The provider's own ids of a task's results (`outputs[].upstream_id`) and the tenant whose task
+ * made them: a later request naming one as its source (`video_id`) is another tenant's only when
+ * a row here says so.
+ */
+export interface OutputIdsTable {
+  upstream_id: string;
+  task_id: string;
+  tenant: string;
+  provider: string;
+}
+
 export interface InboundWebhooksTable {
   provider: string;
   webhook_id: string;
@@ -260,6 +272,7 @@ export interface Database {
   tasks: TasksTable;
   attempts: AttemptsTable;
   idempotency_keys: IdempotencyKeysTable;
+  output_ids: OutputIdsTable;
   inbound_webhooks: InboundWebhooksTable;
   providers: ProvidersTable;
   deliveries: DeliveriesTable;

@@ -870,6 +870,36 @@ export class TaskStore {
       .execute();
   }
 
+  /**
+   * Notes which tenant's task made the results with these provider ids (`output_ids`), in the
+   * transaction that writes the outputs; ids noted already are kept as they are. An id with a NUL
+   * is left out: PostgreSQL cannot store one (the write, and the outputs with it, would fail), and
+   * no request can name one (`video_id` refuses it).
+   */
+  async recordOutputIds(task: { id: string; tenant: string; provider: string }, upstreamIds: readonly string[], db: Kysely<Database> = this.db): Promise<void> {
+    const storable = upstreamIds.filter((upstreamId) => !upstreamId.includes('\u0000'));
+    if (storable.length === 0) return;
+    await db
+      .insertInto('output_ids')
+      .values(storable.map((upstreamId) => ({ upstream_id: upstreamId, task_id: task.id, tenant: task.tenant, provider: task.provider })))
+      .onConflict((conflict) => conflict.doNothing())
+      .execute();
+  }
+
+  /** Whether a task of a tenant other than `tenant` made a result with this provider id. */
+  async outputIdOfAnotherTenant(upstreamId: string, tenant: string): Promise<boolean> {
+    // None is stored with a NUL (`recordOutputIds`), and PostgreSQL refuses a query that binds one.
+    if (upstreamId.includes('\u0000')) return false;
+    const row = await this.db
+      .selectFrom('output_ids')
+      .select('task_id')
+      .where('upstream_id', '=', upstreamId)
+      .where('tenant', '<>', tenant)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async getIdempotencyKey(tenant: string, key: string) {
     return this.db
       .selectFrom('idempotency_keys')

@@ -199,6 +199,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0012_cancel_requests',
               '0013_usage_at_risk',
               '0014_account_in_flight_counts',
+              '0015_output_ids',
             ]);
           } finally {
             await second.close();

@@ -214,7 +214,13 @@ export const CreateVideoRequest = z
     reference_images: z.array(httpUrl).min(1).max(7).optional(),
     reference_video_url: httpUrl.optional(),
     video_url: httpUrl.optional(),
-    video_id: z.string().min(1).max(128).optional(),
+    video_id: z
+      .string()
+      .min(1)
+      .max(128)
+      // An id holds no NUL, and PostgreSQL cannot bind one (the source video is looked up by it).
+      .refine((id) => !id.includes('\u0000'), { error: 'must not contain a NUL character' })
+      .optional(),
     multi_shot: z.array(MultiShotItem).min(1).max(6).optional(),
     elements: z.array(Element).min(1).max(4).optional(),
     audio: z.boolean().optional().meta({ description: 'Native audio; default `true` where the provider can.' }),

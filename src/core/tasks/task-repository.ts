@@ -304,6 +304,14 @@ export class TaskRepository {
     return { created: true, task: taskFromRow(outcome.task), ...(outcome.first ? { first: outcome.first } : {}) };
   }
 
+  /**
+   * Whether a result with this provider id (`outputs[].upstream_id`, what `video_id` names) was
+   * made by a task of another tenant than `tenant`.
+   */
+  sourceVideoOfAnotherTenant(upstreamId: string, tenant: string): Promise<boolean> {
+    return this.store.outputIdOfAnotherTenant(upstreamId, tenant);
+  }
+
   /** The task an unexpired idempotency key of `tenant` made, and the hash of the body it came with. */
   async idempotencyKey(tenant: string, key: string, now: number): Promise<{ taskId: string; requestHash: string } | undefined> {
     const row = await this.store.getIdempotencyKey(tenant, key);
@@ -364,7 +372,9 @@ export class TaskRepository {
       if (record?.row !== row) record = { row, task: taskFromRow(row) };
       return record.task;
     };
-    const writesAlongside = alongside !== undefined || attempt !== undefined;
+    // The provider's ids of the results this change writes, noted with the tenant that made them (`sourceVideoOfAnotherTenant`).
+    const upstreamIds = [...new Set((change.outputs ?? []).flatMap((output) => (output.upstreamId ? [output.upstreamId] : [])))];
+    const writesAlongside = alongside !== undefined || attempt !== undefined || upstreamIds.length > 0;
     const row = await this.store.updateTask(
       id,
       patchFromChange(change),
@@ -377,6 +387,9 @@ export class TaskRepository {
       writesAlongside
         ? async (trx, changed) => {
             if (attempt) await this.store.updateAttempt(id, attempt.seq, patchFromAttemptChange(attempt.change), trx);
+            if (upstreamIds.length > 0 && changed.provider !== null) {
+              await this.store.recordOutputIds({ id, tenant: changed.tenant, provider: changed.provider }, upstreamIds, trx);
+            }
             await alongside?.(this.ledgerIn(trx), recordOf(changed));
           }
         : undefined,

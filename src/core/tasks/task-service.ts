@@ -252,6 +252,18 @@ export class TaskService {
     }
   }
 
+  /**
+   * A `video_id` (video-extend, lip-sync) names a video on the provider's account, which every
+   * tenant's tasks share: one another tenant's task made is a `422`, as if it were not there to be
+   * named (its frames would come back in this tenant's result). Ids no task here made go on to the
+   * provider, which knows them or not.
+   */
+  private async assertSourceVideo(tenant: string, videoId: string | undefined): Promise<void> {
+    if (videoId === undefined || !(await this.engine.tasks.sourceVideoOfAnotherTenant(videoId, tenant))) return;
+    const message = 'names a video this tenant did not make';
+    throw problems.unprocessable(`video_id ${message}`, [{ path: 'video_id', message }]);
+  }
+
   async create(tenant: string, body: unknown, idempotencyKey: string | undefined, context: Record<string, string> = {}): Promise<CreateResult> {
     const { tasks, clock, config } = this.engine;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
@@ -266,6 +278,7 @@ export class TaskService {
     let accepted: { input: CreateVideoRequest; resolved: ResolvedRequest; plan: RoutePlan };
     try {
       accepted = this.accept(tenant, body, now);
+      await this.assertSourceVideo(tenant, accepted.input.video_id);
     } catch (error) {
       // A repeat gets the task its key made even when a new create of it would be refused now.
       if (idempotencyKey !== undefined && error instanceof ProblemError) {
@@ -639,6 +652,7 @@ export class TaskService {
     const { input, resolved } = this.parseCreate(body);
     // What create would refuse before choosing any provider, quote refuses the same way.
     this.assertWebhookTarget(tenant, input.webhook_url);
+    await this.assertSourceVideo(tenant, input.video_id);
     const now = this.engine.clock.now();
     const plan = this.plan(tenant, resolved, input.routing, now);
     // A create reserving what this plan may cost would be refused (402) whoever would serve it.

@@ -1,0 +1,58 @@
+/**
+ * `video_id` (video-extend, lip-sync) names a video on the provider's account, which every
+ * tenant's tasks share: a tenant must not be able to extend or lip-sync a video another tenant
+ * made (its frames come back in the result), by an id read from that tenant's task or webhook.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+describe("a video_id of another tenant's video", () => {
+  let gw: TestGateway;
+  let videoId: string;
+  beforeAll(async () => {
+    gw = await startTestGateway({ config: { tasks: { deadline_ms: 3_600_000 } } });
+    const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk', routing: { providers: ['kling-legacy'] } });
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    videoId = done.outputs[0].upstream_id;
+    expect(videoId).toEqual(expect.any(String));
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  const upstreamCreates = () => gw.simulator('kling-legacy').tasks.length;
+
+  it.each([
+    ['video-extend', (id: string) => ({ model: 'kling-v1-6', operation: 'video-extend', video_id: id, prompt: 'keep going' })],
+    ['lip-sync', (id: string) => ({ model: 'kling-v1-6', video_id: id, lip_sync: { text: 'hello there', voice_id: 'genshin_vindi2' } })],
+  ])('is refused for %s (422 naming video_id), and nothing is sent or created', async (_operation, body) => {
+    const before = upstreamCreates();
+    const refused = await gw.request('POST', '/v1/videos', body(videoId), {}, OTHER_TENANT_KEY);
+    expect(refused.status, JSON.stringify(refused.body)).toBe(422);
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    expect(refused.body.errors).toEqual([expect.objectContaining({ path: 'video_id' })]);
+    expect(upstreamCreates()).toBe(before);
+    const list = await gw.request('GET', '/v1/videos', undefined, {}, OTHER_TENANT_KEY);
+    expect(list.body.data).toEqual([]);
+
+    const quote = await gw.request('POST', '/v1/videos/quote', body(videoId), {}, OTHER_TENANT_KEY);
+    expect(quote.status, JSON.stringify(quote.body)).toBe(422);
+    expect(quote.body.errors).toEqual([expect.objectContaining({ path: 'video_id' })]);
+  });
+
+  it('with a NUL in it is a 400 naming video_id, as for every id and URL field (PostgreSQL cannot store one)', async () => {
+    const before = upstreamCreates();
+    const refused = await gw.create({ model: 'kling-v1-6', operation: 'video-extend', video_id: 'vid\u0000123', prompt: 'keep going' });
+    expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+    expect(refused.body.errors).toEqual([expect.objectContaining({ path: 'video_id' })]);
+    expect(upstreamCreates()).toBe(before);
+  });
+
+  it('is still taken from the tenant that made the video, and for ids no tenant made here', async () => {
+    const own = await gw.create({ model: 'kling-v1-6', operation: 'video-extend', video_id: videoId, prompt: 'keep going' });
+    expect(own.status, JSON.stringify(own.body)).toBe(202);
+    const elsewhere = await gw.request('POST', '/v1/videos', { model: 'kling-v1-6', operation: 'video-extend', video_id: 'vid-123', prompt: 'go on' }, {}, OTHER_TENANT_KEY);
+    expect(elsewhere.status, JSON.stringify(elsewhere.body)).toBe(202);
+  });
+});
