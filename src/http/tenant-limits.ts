@@ -134,18 +134,23 @@ function forwardedNode(node: string): string {
   return /^\d+\.\d+\.\d+\.\d+:\d+$/.test(unquoted) ? unquoted.replace(/:\d+$/, '') : unquoted;
 }
 
-/** Every client a proxy in front says it forwards for (`X-Forwarded-For`, `Forwarded: for=`). */
+/**
+ * Every client a proxy in front says it forwards for (`X-Forwarded-For`, `Forwarded: for=`, and
+ * `X-Real-IP`, which nginx is often set up to send alone).
+ */
 function forwardedClients(req: Request): string[] {
   const listed = (req.header('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim());
   const forwarded = [...(req.header('forwarded') ?? '').matchAll(/for=\s*("[^"]*"|[^;,\s]*)/gi)].map((match) => forwardedNode(match[1]!));
-  return [...listed, ...forwarded].filter((entry) => entry !== '');
+  const real = (req.header('x-real-ip') ?? '').split(',').map((entry) => entry.trim());
+  return [...listed, ...forwarded, ...real].filter((entry) => entry !== '');
 }
 
 /**
  * Who may read `/metrics`: with a token, whoever sends it as a bearer token (compared as SHA-256
  * digests); without one, everybody in the sandbox and loopback clients only in a live deployment
  * (the figures show spend per provider and model). A request a proxy on this host forwards comes
- * from loopback too: it is a loopback client's only when every client the proxy names is.
+ * from loopback too: it is a loopback client's only when every client the proxy names is
+ * (`forwardedClients`).
  */
 export function metricsAccess(token: string | undefined, live: boolean, digest: (text: string) => string): RequestHandler {
   const expected = token ? digest(token) : undefined;

@@ -189,6 +189,10 @@ describe('/metrics in a live deployment without a token', () => {
     // The standard header (RFC 7239) says the same.
     expect((await fetch(`${gw.url}/metrics`, { headers: { forwarded: 'for="[2001:db8::7]:4711";proto=https' } })).status).toBe(403);
     expect((await fetch(`${gw.url}/metrics`, { headers: { forwarded: 'for=127.0.0.1:5000' } })).status).toBe(200);
+    // nginx's other usual way to name the client (`proxy_set_header X-Real-IP $remote_addr`),
+    // often the only one a proxy is set up with.
+    expect((await fetch(`${gw.url}/metrics`, { headers: { 'x-real-ip': '203.0.113.7' } })).status).toBe(403);
+    expect((await fetch(`${gw.url}/metrics`, { headers: { 'x-real-ip': '127.0.0.1' } })).status).toBe(200);
     // Prometheus on the same host, scraping directly (or through the proxy from loopback).
     expect((await fetch(`${gw.url}/metrics`)).status).toBe(200);
     expect((await fetch(`${gw.url}/metrics`, { headers: { 'x-forwarded-for': '127.0.0.1' } })).status).toBe(200);
