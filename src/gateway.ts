@@ -161,6 +161,9 @@ function tenantCreateLimiter(store: Store, config: GatewayConfig, acrossWorkers:
       }
       return (await limiter).take(tenant);
     },
+    async giveBack(tenant, countedUntil) {
+      await (await limiters.get(limitsFor(tenant).creates_per_minute))?.giveBack(tenant, countedUntil);
+    },
   };
 }
 

@@ -22,7 +22,7 @@ import { withHotWebhooks } from './hot-webhook.js';
 import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, RequestRecording, type StoreUnreachable } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
-import { bodyTimeout, createRateLimit, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
+import { bodyTimeout, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
 import { readVideo, videoRoutes } from './video-routes.js';
@@ -174,7 +174,11 @@ export function createApp(
 
   // Content takes the gateway key or a signed link (for <video src>, downloads, webhook receivers).
   app.use('/v1/videos', contentRoutes(content, metrics, optionalBearerAuth(config.auth.api_keys)));
-  app.use('/v1/videos', auth, json, videoRoutes(service, { createLimit: createRateLimit(createLimiter, limitsFor, (tenant, key) => service.isRepeat(tenant, key)), caps }));
+  app.use('/v1/videos', auth, json, videoRoutes(service, {
+      createLimit: createRateLimit(createLimiter, limitsFor, (tenant, key) => service.isRepeat(tenant, key)),
+      createRefused: giveBackRefusedCreate(createLimiter),
+      caps,
+    }));
   app.use('/v1', auth, catalogRoutes(catalog));
   app.use('/v1/usage', auth, usageRoutes(usage));
 

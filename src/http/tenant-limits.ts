@@ -5,7 +5,7 @@
  * Retry-After, or 408 for a body too slow, as problem details.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Request, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
 import { announcesBody, sendProblem } from './middleware.js';
@@ -19,8 +19,13 @@ export interface TenantLimitSettings {
 
 /** Counts creates per tenant; shared by replicas when they share a database. */
 export interface CreateLimiter {
-  take(tenant: string): Promise<{ allowed: true } | { allowed: false; retryAfterMs: number }>;
+  take(tenant: string): Promise<{ allowed: true; countedUntil: number } | { allowed: false; retryAfterMs: number }>;
+  /** Uncounts a create `take` let through (while its window lasts): one refused as bad input made nothing. */
+  giveBack(tenant: string, countedUntil: number): Promise<void>;
 }
+
+/** Where `createRateLimit` leaves the counted create for `giveBackRefusedCreate` (`res.locals`). */
+const COUNTED_CREATE = 'countedCreate';
 
 /** 429 with Retry-After once a tenant has used its creates of the current minute. */
 export function createRateLimit(
@@ -29,12 +34,15 @@ export function createRateLimit(
   /** Whether an Idempotency-Key already made a task: its repeat makes no video, so the limit lets it by. */
   isRepeat: (tenant: string, key: string) => Promise<boolean> = async () => false,
 ): RequestHandler {
-  return async (req, _res, next) => {
+  return async (req, res, next) => {
     const tenant = req.tenant;
     if (!tenant) return next();
     try {
       const decision = await limiter.take(tenant);
-      if (decision.allowed) return next();
+      if (decision.allowed) {
+        res.locals[COUNTED_CREATE] = { tenant, countedUntil: decision.countedUntil };
+        return next();
+      }
       // A client sending its create again after a lost answer gets its task, not a 429.
       const key = req.header('idempotency-key');
       if (key !== undefined && (await isRepeat(tenant, key))) return next();
@@ -48,6 +56,24 @@ export function createRateLimit(
     } catch (error) {
       next(error);
     }
+  };
+}
+
+/**
+ * After the create route, for its errors: bad input changes nothing, the tenant's creates of the
+ * minute included. A create refused for what it asked (400, 402, 409, 415, 422: no task, and the
+ * same request never makes one) gives back the place `createRateLimit` counted, before the refusal
+ * is answered (so a client that corrects its request at once finds it there). Other errors keep it.
+ */
+export function giveBackRefusedCreate(limiter: CreateLimiter): ErrorRequestHandler {
+  return async (error: unknown, _req, res, next) => {
+    const counted = res.locals[COUNTED_CREATE] as { tenant: string; countedUntil: number } | undefined;
+    const status = error instanceof ProblemError ? error.status : undefined;
+    if (counted && status !== undefined && status >= 400 && status < 500 && status !== 429) {
+      res.locals[COUNTED_CREATE] = undefined;
+      await limiter.giveBack(counted.tenant, counted.countedUntil).catch(() => undefined);
+    }
+    next(error);
   };
 }
 

@@ -2,7 +2,7 @@
  * `/v1/videos`: create, quote, list, get (with `?wait=`), cancel, Server-Sent Events, and the
  * deliveries of a task's events to its `webhook_url`.
  */
-import { Router, type Request, type RequestHandler } from 'express';
+import { Router, type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { TERMINAL_STATUSES } from '../core/model/canonical.js';
 import { problems } from '../core/model/problems.js';
@@ -16,6 +16,8 @@ import type { OpenRequestCaps } from './tenant-limits.js';
 export interface VideoRouteLimits {
   /** Runs before a create (429 past the tenant's creates per minute). */
   createLimit: RequestHandler;
+  /** Runs on a create's error: one refused for its input gives back what `createLimit` counted. */
+  createRefused: ErrorRequestHandler;
   /** Event streams and `?wait` requests open at once. */
   caps: OpenRequestCaps;
 }
@@ -137,6 +139,9 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
       if (!res.writableEnded) res.end();
     }
   });
+
+  // Errors of the routes above pass here; only a create's refusal has anything to give back.
+  router.use(limits.createRefused);
 
   return router;
 }

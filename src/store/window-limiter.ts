@@ -10,14 +10,22 @@ import { RateLimiterCluster, RateLimiterMemory, RateLimiterPostgres, RateLimiter
 import type { Store } from './database.js';
 
 /** The answer for one request: let it through, or how long until the window lets one through again. */
-export type WindowDecision = { allowed: true } | { allowed: false; retryAfterMs: number };
+export type WindowDecision = { allowed: true; countedUntil: number } | { allowed: false; retryAfterMs: number };
 
 export interface WindowLimiter {
   /** Counts one request under `key`. */
   take(key: string): Promise<WindowDecision>;
+  /**
+   * Uncounts a request `take` let through, when the window it was counted in is still the
+   * current one (`countedUntil`, from the decision); after that, nothing (a give-back would
+   * count against the next window, letting one more through there).
+   */
+  giveBack(key: string, countedUntil: number): Promise<void>;
 }
 
 const TABLE = 'gateway_rate_windows';
+/** A request is given back only while its window has at least this long left. */
+const GIVE_BACK_MARGIN_MS = 1_000;
 
 /** `points` requests per `windowMs` for every key, named `name` (one table, names keep limits apart). */
 export async function openWindowLimiter(
@@ -45,12 +53,17 @@ export async function openWindowLimiter(
   return {
     async take(key) {
       try {
-        await limiter.consume(key, 1);
-        return { allowed: true };
+        const counted = await limiter.consume(key, 1);
+        return { allowed: true, countedUntil: Date.now() + counted.msBeforeNext };
       } catch (error) {
         if (error instanceof RateLimiterRes) return { allowed: false, retryAfterMs: Math.max(1, error.msBeforeNext) };
         throw error;
       }
+    },
+    async giveBack(key, countedUntil) {
+      // A margin: the store's clock and this one may differ a little, and the window must not have turned.
+      if (Date.now() + GIVE_BACK_MARGIN_MS >= countedUntil) return;
+      await limiter.reward(key, 1);
     },
   };
 }

@@ -43,6 +43,21 @@ describe('creates per minute', () => {
     expect((await gw.request('POST', '/v1/videos/quote', request)).status).toBe(200);
   });
 
+  it('does not count a create refused as bad input: bad input changes nothing, the allowance included', async () => {
+    const gw = await start({ limits: { creates_per_minute: 2 } });
+    const refusals = [
+      await gw.create({ model: 'kling-v9', prompt: 'no such model' }),
+      await gw.create({ ...request, duration: 'five' }),
+      await gw.request('POST', '/v1/videos', 'model=kling-v3', { 'content-type': 'application/x-www-form-urlencoded' }),
+      await gw.create({ ...request, model: 'kling-v1', quality: 'std', duration: 15 }),
+    ];
+    expect(refusals.map((answer) => answer.status)).toEqual([400, 400, 415, 422]);
+    // The tenant's two creates of the minute are all still there.
+    expect((await gw.create(request)).status).toBe(202);
+    expect((await gw.create(request)).status).toBe(202);
+    expect((await gw.create(request)).status).toBe(429);
+  });
+
   it('lets a repeat of a create past the limit through to its task: the repeat makes no video', async () => {
     const gw = await start({ limits: { creates_per_minute: 2 } });
     const first = await gw.create(request, { 'idempotency-key': 'order-1' });
