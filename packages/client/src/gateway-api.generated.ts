@@ -1770,6 +1770,7 @@ export interface components {
             reference_video_url?: string;
             /** Format: uri */
             video_url?: string;
+            /** @description The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. One another tenant's task made is `422`. */
             video_id?: string;
             multi_shot?: components["schemas"]["MultiShotItem"][];
             elements?: components["schemas"]["Element"][];

@@ -220,7 +220,12 @@ export const CreateVideoRequest = z
       .max(128)
       // An id holds no NUL, and PostgreSQL cannot bind one (the source video is looked up by it).
       .refine((id) => !id.includes('\u0000'), { error: 'must not contain a NUL character' })
-      .optional(),
+      .optional()
+      .meta({
+        description:
+          "The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. " +
+          "One another tenant's task made is `422`.",
+      }),
     multi_shot: z.array(MultiShotItem).min(1).max(6).optional(),
     elements: z.array(Element).min(1).max(4).optional(),
     audio: z.boolean().optional().meta({ description: 'Native audio; default `true` where the provider can.' }),
