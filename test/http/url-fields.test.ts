@@ -2,7 +2,8 @@
  * The URL fields of a create (`webhook_url`, the image and video URLs, `lip_sync.audio_url`, the
  * elements' images) are taken as given or refused: a control character anywhere in one, tab and
  * line breaks included, is a 400 naming the field, never quietly cut out of the URL (which would
- * make the task call or send something else than the caller wrote).
+ * make the task call or send something else than the caller wrote); so is a lone surrogate, which
+ * would be stored and sent as U+FFFD.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
@@ -53,5 +54,32 @@ it('a URL without control characters is kept exactly as written', async () => {
   const url = 'https://hooks.example.com/kling?a=1&b=%20';
   const answer = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'kept', duration: 5, start_image_url: url });
   expect(answer.status).toBe(200);
+  expect(answer.body.request.start_image_url).toBe(url);
+});
+
+it.each([
+  ['a lone high surrogate', 'https://hooks.example.com/kling/\ud800'],
+  ['a lone low surrogate in the query', 'https://hooks.example.com/kling?a=\udfff'],
+])('%s in a URL field is a 400 naming the field, never stored or sent as U+FFFD', async (_what, url) => {
+  const tasks = await taskCount();
+  const calls = upstreamCalls();
+  for (const [path, body] of [
+    ['webhook_url', { model: 'kling-v3', prompt: 'surrogate', duration: 5, webhook_url: url }],
+    ['start_image_url', { model: 'kling-v3', prompt: 'surrogate', duration: 5, start_image_url: url }],
+  ] as const) {
+    for (const route of ['/v1/videos', '/v1/videos/quote']) {
+      const answer = await gw.request('POST', route, body);
+      expect(answer.status, `${route} ${path}: ${JSON.stringify(answer.body)}`).toBe(400);
+      expect(answer.body.errors).toEqual([{ path, message: expect.stringContaining('Unicode') }]);
+    }
+  }
+  expect(await taskCount()).toBe(tasks);
+  expect(upstreamCalls()).toBe(calls);
+});
+
+it('a URL with a character outside the BMP (a surrogate pair) is taken as written', async () => {
+  const url = 'https://hooks.example.com/kling/\u{1F98A}';
+  const answer = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'fox', duration: 5, start_image_url: url });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   expect(answer.body.request.start_image_url).toBe(url);
 });

@@ -81,10 +81,13 @@ export type RoutingStrategy = z.infer<typeof RoutingStrategy>;
 // Control characters are refused, not passed on: a URL holds none (RFC 3986), and PostgreSQL
 // cannot store a NUL (`webhook_url` has a column of its own). Checked on the URL as sent, before
 // the URL check, which would otherwise strip tabs and line breaks (and trim the ends) first and
-// pass on a URL the caller did not write.
+// pass on a URL the caller did not write. So is a lone surrogate (text that is not Unicode): the
+// store and the URL parser would each turn it into U+FFFD, another URL than the one given.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const httpUrl = z
   .string()
   .refine((url) => !/[\u0000-\u001f\u007f]/.test(url), { error: 'must not contain a control character', abort: true })
+  .refine((url) => !LONE_SURROGATE.test(url), { error: 'must be well-formed Unicode (it holds a lone surrogate)', abort: true })
   .check(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
   // A message of its own: the one above would otherwise be said of a URL that is merely long.
   .max(2048, 'must be at most 2048 characters');
