@@ -6,7 +6,7 @@
  */
 import { useMemo, useState } from 'preact/hooks';
 import { useLocation, useSearch } from 'wouter-preact';
-import { EndpointNotAvailableError, formatMoney, formatNumber, type UsageFigures } from '../../../packages/client/src/index.js';
+import { EndpointNotAvailableError, formatCredits, formatMoney, formatNumber, type UsageFigures } from '../../../packages/client/src/index.js';
 import { MAX_TASKS, recentTasks, usageFromTasks } from '../cost-from-tasks.js';
 import { BarChart } from '../components/bar-chart.js';
 import { PageHeading } from '../components/page-heading.js';
@@ -88,7 +88,7 @@ function hasAtRisk(rows: readonly UsageFigures[]): boolean {
 /** A row's money at risk: its value, else its credits (a provider with no price). */
 function atRiskText(row: UsageFigures): string {
   if (typeof row.currency_amount_at_risk === 'number') return formatMoney(row.currency_amount_at_risk, row.currency ?? null);
-  return row.credits_at_risk ? `${formatNumber(row.credits_at_risk)} credits` : '—';
+  return row.credits_at_risk ? formatCredits(row.credits_at_risk) : '—';
 }
 
 /** The period's money at risk, per currency (`$0.56`, `$0.56 + 12 EUR`): every group adds up the same tasks, so one group's rows. */

@@ -8,7 +8,7 @@ import type { TaskCost } from './gateway-types.js';
 export function formatCost(cost: TaskCost | null | undefined): string {
   if (!cost || (cost.credits === null && cost.currency_amount === null)) return '—';
   const amount = cost.currency_amount === null ? null : formatMoney(cost.currency_amount, cost.currency);
-  const credits = cost.credits === null ? null : `${formatNumber(cost.credits)} credits`;
+  const credits = cost.credits === null ? null : formatCredits(cost.credits);
   const parts = [amount ?? credits, amount && credits ? credits : null, cost.estimated ? 'estimated' : null].filter(Boolean);
   return parts.length > 1 ? `${parts[0]} (${parts.slice(1).join(', ')})` : String(parts[0]);
 }
@@ -23,7 +23,7 @@ export function formatChargesAtRisk(cost: TaskCost | null | undefined): string |
   if (charges.length === 0) return null;
   const each = charges.map((charge) => {
     const figures = [
-      charge.credits === null ? null : `${formatNumber(charge.credits)} credits`,
+      charge.credits === null ? null : formatCredits(charge.credits),
       charge.currency_amount === null ? null : formatMoney(charge.currency_amount, charge.currency),
     ].filter(Boolean);
     // One account per provider is the common case: its `default` says nothing.
@@ -48,6 +48,11 @@ export function formatCostShort(cost: TaskCost | null | undefined): string {
 export function formatMoney(amount: number, currency: string | null): string {
   if (currency === 'USD') return `$${amount.toFixed(amount !== 0 && Math.abs(amount) < 0.01 ? 4 : 2)}`;
   return `${formatNumber(amount)} ${currency ?? ''}`.trim();
+}
+
+/** `1 credit`, `56 credits`, `0.25 credits`. */
+export function formatCredits(credits: number): string {
+  return `${formatNumber(credits)} ${credits === 1 ? 'credit' : 'credits'}`;
 }
 
 export function formatNumber(value: number): string {
