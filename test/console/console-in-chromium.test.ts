@@ -406,6 +406,38 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('says at Duration what the chosen operation takes, as GET /v1/models has it: none for lip-sync, edit and images, 5 or 10 s on the older models', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    const duration = target.getByLabel('Duration (seconds)');
+    const hint = target.locator('#duration-hint');
+    // kling-v3 text-to-video: every provider takes 3 to 15 seconds.
+    await expect.poll(() => hint.textContent()).toBe('3–15 s; empty: 5');
+    expect(await duration.getAttribute('placeholder')).toBe('5');
+    // The older models take 5 or 10 seconds: not what a 3–15 field suggests.
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v2-6');
+    await expect.poll(() => hint.textContent()).toBe('5 or 10 s; empty: 5');
+    // Lip-sync takes none: a typed duration would make every provider refuse the request.
+    await target.getByLabel('Operation').selectOption('lip-sync');
+    await expect.poll(() => hint.textContent()).toBe('lip-sync takes no duration: leave it empty');
+    expect((await duration.getAttribute('placeholder')) ?? '').toBe('');
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v3-omni');
+    await target.getByLabel('Operation').selectOption('video-edit');
+    await expect.poll(() => hint.textContent()).toBe('video-edit takes no duration: leave it empty');
+    // With no operation chosen, the one the gateway infers from the inputs (a try-on model: virtual-try-on).
+    await target.getByLabel('Model', { exact: true }).selectOption('kolors-virtual-try-on-v1');
+    await expect.poll(() => hint.textContent()).toBe('virtual-try-on takes no duration: leave it empty');
+    // A source video with no operation chosen is a video edit.
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v3-omni');
+    await target.getByLabel('Source video URL (edit, lip-sync)').fill('https://example.com/source.mp4');
+    await expect.poll(() => hint.textContent()).toBe('video-edit takes no duration: leave it empty');
+    await target.getByLabel('Source video URL (edit, lip-sync)').fill('');
+    await expect.poll(() => hint.textContent()).toBe('3–15 s; empty: 5');
+    expect(await accessibilityProblems(target)).toEqual([]);
+  });
+
   it('shows providers and the cost chart as the API reports them, by keyboard and at phone width', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -137,6 +137,34 @@ function formNoun(operations: ReturnType<typeof operationsOf>, operation: string
   return onlyImages ? 'image' : 'video';
 }
 
+/** `5`, `5 or 10`, `5, 10 or 15`. */
+function listWithOr(values: readonly number[]): string {
+  return values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values.at(-1)}` : values.join('');
+}
+
+/**
+ * What Duration takes for `operation` of the model, from the fields its enabled providers list
+ * in GET /v1/models: the seconds they take (`3–15 s`, `5 or 10 s`), or none at all (edit,
+ * extend, lip-sync, images), where a typed duration would make every provider refuse the request.
+ * Null while the operation is not known yet.
+ */
+function durationTaken(operations: ReturnType<typeof operationsOf>, operation: string | null): { takesNone: boolean; hint: string } | null {
+  const entry = operation ? operations.find((item) => item.operation === operation) : undefined;
+  if (!entry) return null;
+  const enabled = entry.providers.filter((provider) => provider.enabled);
+  const rules = (enabled.length > 0 ? enabled : entry.providers).flatMap((provider) => (provider.fields?.duration ? [provider.fields.duration] : []));
+  if (rules.length === 0) return { takesNone: true, hint: `${entry.operation} takes no duration: leave it empty` };
+  const seconds = new Set<number>();
+  for (const rule of rules) {
+    if (rule.values) for (const value of rule.values) if (typeof value === 'number') seconds.add(value);
+    if (!rule.values && rule.min !== undefined && rule.max !== undefined) for (let value = Math.ceil(rule.min); value <= rule.max; value += 1) seconds.add(value);
+  }
+  const sorted = [...seconds].sort((a, b) => a - b);
+  const range = sorted.length > 2 && sorted.every((value, index) => index === 0 || value === sorted[index - 1]! + 1);
+  const taken = sorted.length === 0 ? null : range ? `${sorted[0]}–${sorted.at(-1)} s` : `${listWithOr(sorted)} s`;
+  return { takesNone: false, hint: taken ? `${taken}; empty: 5` : 'Empty: 5' };
+}
+
 /** The qualities the providers offer for `operation` of a model (any operation when none is chosen). */
 function qualitiesOf(operations: ReturnType<typeof operationsOf>, operation: string): string[] {
   return [
@@ -296,6 +324,9 @@ export function CreatePage() {
   const operations = operationsOf(models.data, form.model);
   const qualities = qualitiesOf(operations, form.operation);
   const noun = formNoun(operations, form.operation);
+  // With no operation chosen, the one the gateway inferred in the last quote of this model.
+  const quotedOperation = quote?.quote && quote.quote.request.model === form.model ? quote.quote.request.operation : null;
+  const duration = durationTaken(operations, form.operation || (typeof quotedOperation === 'string' ? quotedOperation : null));
   const described = (field: string, hint?: string) => {
     const ids = [hint ? `${field}-hint` : null, fieldErrors.has(field) ? `${field}-error` : null].filter(Boolean).join(' ');
     return {
@@ -365,12 +396,12 @@ export function CreatePage() {
                   max={15}
                   step={1}
                   inputMode="numeric"
-                  placeholder="5"
+                  placeholder={duration?.takesNone ? '' : '5'}
                   value={form.duration}
                   onInput={update('duration')}
                 />
                 <div id="duration-hint" class="muted small">
-                  Empty: 5 for a video
+                  {duration?.hint ?? 'Empty: 5 for a video'}
                 </div>
                 {errorOf('duration')}
               </div>
