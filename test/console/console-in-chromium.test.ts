@@ -438,6 +438,34 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('says which input is the person and which the garment for a try-on, and makes the image from them', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    const start = target.getByLabel('Start image URL', { exact: true });
+    const references = target.getByLabel('Reference image URLs', { exact: true });
+    const describedBy = async (field: typeof start) => {
+      const ids = ((await field.getAttribute('aria-describedby')) ?? '').split(' ').filter(Boolean);
+      return (await Promise.all(ids.map((id) => target.locator(`#${id}`).textContent()))).join(' ');
+    };
+    expect(await describedBy(references)).toBe('One per line (Omni).');
+    // A try-on model: the gateway takes the person as start_image_url and the garment as reference_images[0].
+    await target.getByLabel('Model', { exact: true }).selectOption('kolors-virtual-try-on-v1');
+    await expect.poll(() => describedBy(start)).toBe('Try-on: the person to dress.');
+    expect(await describedBy(references)).toBe('Try-on: the garment (one URL).');
+    await start.fill('https://example.com/person.png');
+    await references.fill('https://example.com/garment.png');
+    await expect.poll(() => target.locator('.quote-summary').getAttribute('data-order')).toBe('kling-legacy');
+    expect(await accessibilityProblems(target)).toEqual([]);
+    await target.getByRole('button', { name: 'Create image' }).click();
+    await target.waitForURL(/#\/tasks\/vid_/);
+    const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+    const task = await api.getVideo(id);
+    expect(task.request).toMatchObject({ start_image_url: 'https://example.com/person.png', reference_images: ['https://example.com/garment.png'] });
+    expect(task.operation).toBe('virtual-try-on');
+  });
+
   it('shows providers and the cost chart as the API reports them, by keyboard and at phone width', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -326,7 +326,11 @@ export function CreatePage() {
   const noun = formNoun(operations, form.operation);
   // With no operation chosen, the one the gateway inferred in the last quote of this model.
   const quotedOperation = quote?.quote && quote.quote.request.model === form.model ? quote.quote.request.operation : null;
-  const duration = durationTaken(operations, form.operation || (typeof quotedOperation === 'string' ? quotedOperation : null));
+  const operation = form.operation || (typeof quotedOperation === 'string' ? quotedOperation : null);
+  const duration = durationTaken(operations, operation);
+  // Try-on takes the person as start_image_url and the garment as reference_images[0]; a try-on
+  // model offers nothing else, so it is known before the first quote.
+  const tryOn = operation === 'virtual-try-on' || (operations.length > 0 && operations.every((entry) => entry.operation === 'virtual-try-on'));
   const described = (field: string, hint?: string) => {
     const ids = [hint ? `${field}-hint` : null, fieldErrors.has(field) ? `${field}-error` : null].filter(Boolean).join(' ');
     return {
@@ -444,7 +448,17 @@ export function CreatePage() {
             <legend>Inputs (optional)</legend>
             <div class="field">
               <label for="field-start_image_url">Start image URL</label>
-              <input {...described('start_image_url')} type="url" value={form.start_image_url} onInput={update('start_image_url')} />
+              <input
+                {...described('start_image_url', tryOn ? 'start_image_url' : undefined)}
+                type="url"
+                value={form.start_image_url}
+                onInput={update('start_image_url')}
+              />
+              {tryOn ? (
+                <div id="start_image_url-hint" class="muted small">
+                  Try-on: the person to dress.
+                </div>
+              ) : null}
               {errorOf('start_image_url')}
             </div>
             <div class="field">
@@ -456,7 +470,7 @@ export function CreatePage() {
               <label for="field-reference_images">Reference image URLs</label>
               <textarea {...described('reference_images', 'reference_images')} rows={2} value={form.reference_images} onInput={update('reference_images')} />
               <div id="reference_images-hint" class="muted small">
-                One per line (Omni).
+                {tryOn ? 'Try-on: the garment (one URL).' : 'One per line (Omni).'}
               </div>
               {errorOf('reference_images')}
             </div>
