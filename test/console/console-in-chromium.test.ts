@@ -1303,6 +1303,21 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('heads the first column of each cost table as the others are headed: Provider, Model, Day', async () => {
+    const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to tabulate' });
+    await api.waitForVideo(created.id, { timeoutMs: 20_000 });
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    const tables = target.locator('table.usage');
+    await expect.poll(() => tables.count()).toBe(3);
+    const headers = await tables.evaluateAll((elements: { querySelector(selector: string): { textContent: string | null } | null }[]) =>
+      elements.map((element) => element.querySelector('thead th')?.textContent),
+    );
+    expect(headers).toEqual(['Provider', 'Model', 'Day']);
+    expect(await target.getByRole('table', { name: 'Usage by provider' }).count()).toBe(1);
+  });
+
   it("draws the cost charts in the reader's font size: larger words, rows grown to match, no word over a bar", async () => {
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to chart' });
     await api.waitForVideo(created.id, { timeoutMs: 20_000 });

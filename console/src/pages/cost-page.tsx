@@ -113,7 +113,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
         <caption class="visually-hidden">Usage by {field}</caption>
         <thead>
           <tr role="row">
-            <th scope="col">{field}</th>
+            <th scope="col">{field.charAt(0).toUpperCase() + field.slice(1)}</th>
             <th scope="col" class="number">Tasks</th>
             <th scope="col" class="number">Succeeded</th>
             <th scope="col" class="number">Failed</th>
