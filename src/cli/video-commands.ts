@@ -16,7 +16,6 @@ import {
   GatewayUnreachableError,
   isTerminal,
   UnexpectedAnswerError,
-  WaitTimeoutError,
   type CreateVideoRequest,
   type GatewayClient,
   type Model,
@@ -102,9 +101,9 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
     }
   } catch (error) {
     progress.finish();
-    // The task goes on at the gateway (and is billed): say which one, so it can be followed
-    // again rather than made again. A timeout's own message already names it.
-    if (!(error instanceof WaitTimeoutError)) out.note(`video ${first.id} goes on at the gateway; follow it with: kling-gateway wait ${first.id}`);
+    // The task goes on at the gateway (and is billed): say which one and how to follow it again,
+    // so it is followed again rather than made again, also when only the waiting ran out.
+    out.note(`video ${first.id} goes on at the gateway; follow it with: kling-gateway wait ${first.id}`);
     throw error;
   }
   progress.finish();

@@ -889,6 +889,11 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       const created = await new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY }).createVideo({ model: 'kling-v3', prompt: 'slow' });
       const timedOut = await runHere(['wait', created.id, '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
       expect([timedOut.code, timedOut.stderr]).toEqual([8, expect.stringContaining(`video ${created.id} is still processing`)]);
+      // Waiting ran out, the video did not: the next step is said, as after Ctrl-C.
+      expect(timedOut.stderr).toContain(`video ${created.id} goes on at the gateway; follow it with: kling-gateway wait ${created.id}\n`);
+      const generated = await runHere(['generate', 'slow too', '--model', 'kling-v3', '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
+      const generatedId = /video (vid_\S+) is still/.exec(generated.stderr)?.[1];
+      expect([generated.code, generated.stderr]).toEqual([8, expect.stringContaining(`video ${generatedId} goes on at the gateway; follow it with: kling-gateway wait ${generatedId}\n`)]);
       // Downloaded too early: how to get it once it is done.
       const early = await runHere(['download', created.id], { KLING_GATEWAY_URL: slow.url });
       expect([early.code, early.stderr]).toEqual([8, expect.stringMatching(new RegExp(`^error: video ${created.id} is still (queued|processing); to save it once it is done: kling-gateway wait ${created.id}\\n$`))]);
