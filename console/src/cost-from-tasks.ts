@@ -1,6 +1,6 @@
 /**
  * Spend worked out in the browser from the task list, for gateways without `GET /v1/usage`:
- * the same rows the usage report gives (tasks, succeeded, failed, seconds, credits, amount), from
+ * the same rows the usage report gives (tasks, succeeded, failed, canceled, in progress, seconds, credits, amount), from
  * each task's own cost. Bounded: at most MAX_TASKS of the most recent tasks in the period.
  */
 import type { GatewayClient, Task, UsageFigures } from '../../packages/client/src/index.js';
@@ -24,7 +24,7 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
     const key = `${value}\u0000${currency ?? ''}`;
     let row = rows.get(key);
     if (!row) {
-      row = { [group]: value, tasks: 0, succeeded: 0, failed: 0, video_seconds: 0, credits: 0, currency_amount: 0, currency, estimated_tasks: 0 };
+      row = { [group]: value, tasks: 0, succeeded: 0, failed: 0, canceled: 0, in_progress: 0, video_seconds: 0, credits: 0, currency_amount: 0, currency, estimated_tasks: 0 };
       rows.set(key, row);
     }
     row.tasks += 1;
@@ -34,6 +34,8 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
       row.video_seconds += Number.isFinite(seconds) ? seconds : 0;
     }
     if (task.status === 'failed') row.failed += 1;
+    if (task.status === 'canceled') row.canceled += 1;
+    if (task.status === 'queued' || task.status === 'processing') row.in_progress += 1;
     row.credits += task.cost.credits ?? 0;
     row.currency_amount = Math.round(((row.currency_amount ?? 0) + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
     if (task.cost.estimated) row.estimated_tasks += 1;

@@ -1318,6 +1318,33 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('table', { name: 'Usage by provider' }).count()).toBe(1);
   });
 
+  it('says in each cost table how many tasks are still running or were canceled, which Succeeded and Failed leave out', async () => {
+    // The only provider serving kling-v2-6 is busy (429): the task waits in the queue, then is canceled there.
+    live.simulator('kling-legacy').injectFault({ status: 429, times: 100 });
+    const waiting = await api.createVideo({ model: 'kling-v2-6', prompt: 'waiting in the queue', routing: { allow_fallbacks: false } });
+    const target = await openConsole();
+    try {
+      await signIn(target);
+      await target.getByRole('link', { name: 'Cost' }).first().click();
+      /** The note under the kling-v2-6 row of the model table, and what the API's report says of that row. */
+      const seen = async () => {
+        const note = await target.locator('table.usage').nth(1).locator('tbody tr', { has: target.locator('th', { hasText: /^kling-v2-6/ }) }).locator('.row-note').textContent().catch(() => null);
+        const row = (await api.usage({ group_by: ['model'], from: new Date(Date.now() - 7 * 86_400_000).toISOString() })).data.find((item) => item.model === 'kling-v2-6');
+        const expected = [row?.in_progress ? `${row.in_progress} running` : null, row?.canceled ? `${row.canceled} canceled` : null].filter(Boolean).join(' · ');
+        return { note, expected };
+      };
+      await expect.poll(async () => { const { note, expected } = await seen(); return note !== null && note === expected && note.includes('running'); }).toBe(true);
+      await api.cancelVideo(waiting.id);
+      await target.reload();
+      await target.locator('table.usage').first().waitFor();
+      await expect.poll(async () => { const { note, expected } = await seen(); return note !== null && note === expected && note.includes('canceled'); }).toBe(true);
+      expect(await accessibilityProblems(target)).toEqual([]);
+    } finally {
+      live.simulator('kling-legacy').clearFaults();
+      await api.cancelVideo(waiting.id).catch(() => undefined);
+    }
+  });
+
   it("draws the cost charts in the reader's font size: larger words, rows grown to match, no word over a bar", async () => {
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to chart' });
     await api.waitForVideo(created.id, { timeoutMs: 20_000 });

@@ -102,6 +102,16 @@ function atRiskTotal(rows: readonly UsageFigures[]): string {
   return [...totals].map(([currency, amount]) => formatMoney(amount, currency)).join(' + ') || '—';
 }
 
+/**
+ * The row's tasks that Succeeded and Failed leave out (`1 running · 2 canceled`), so Tasks adds
+ * up; a running task's cost is counted once it finishes. Empty when there are none.
+ */
+function notCounted(row: UsageFigures): string {
+  return [row.in_progress > 0 ? `${formatNumber(row.in_progress)} running` : null, row.canceled > 0 ? `${formatNumber(row.canceled)} canceled` : null]
+    .filter(Boolean)
+    .join(' · ');
+}
+
 function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; rows: UsageFigures[] }) {
   const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
   // Only failover_on_timeout puts money at risk: without it the column would be zeros.
@@ -126,7 +136,10 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
         <tbody>
           {rows.map((row, index) => (
             <tr key={`${String(row[field])}-${index}`} role="row">
-              <th scope="row" role="rowheader" class="primary-cell">{String(row[field] ?? '—')}</th>
+              <th scope="row" role="rowheader" class="primary-cell">
+                {String(row[field] ?? '—')}
+                {notCounted(row) ? <span class="row-note muted small">{notCounted(row)}</span> : null}
+              </th>
               <td role="cell" data-label="Tasks" class="number">{number(row.tasks)}</td>
               <td role="cell" data-label="Succeeded" class="number">{number(row.succeeded)}</td>
               <td role="cell" data-label="Failed" class="number">{number(row.failed)}</td>

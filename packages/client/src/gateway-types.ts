@@ -67,7 +67,7 @@ export type UsageQuery = Omit<NonNullable<paths['/v1/usage']['get']['parameters'
  * The figures of one usage row a table or chart shows, with its group keys: what the report
  * gives, and what a client can add up itself from tasks (money at risk only the report has).
  */
-export type UsageFigures = Pick<UsageRow, 'tasks' | 'succeeded' | 'failed' | 'video_seconds' | 'credits' | 'currency_amount' | 'currency'> &
+export type UsageFigures = Pick<UsageRow, 'tasks' | 'succeeded' | 'failed' | 'canceled' | 'in_progress' | 'video_seconds' | 'credits' | 'currency_amount' | 'currency'> &
   Partial<Pick<UsageRow, UsageGroupKey | 'tasks_at_risk' | 'credits_at_risk' | 'currency_amount_at_risk'>>;
 
 /** One upstream account of a provider, as `GET /v1/providers` reports it. */
