@@ -184,6 +184,13 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
         { header: 'TASKS', value: (row: UsageRow) => count(row.tasks), right: true },
         { header: 'SUCCEEDED', value: (row: UsageRow) => count(row.succeeded), right: true },
         { header: 'FAILED', value: (row: UsageRow) => count(row.failed), right: true },
+        // Tasks that SUCCEEDED and FAILED leave out (a running one's money counts once it ends): shown once there are any.
+        ...(report.data.some((row) => row.canceled > 0 || row.in_progress > 0)
+          ? [
+              { header: 'CANCELED', value: (row: UsageRow) => count(row.canceled), right: true },
+              { header: 'RUNNING', value: (row: UsageRow) => count(row.in_progress), right: true },
+            ]
+          : []),
         { header: 'SECONDS', value: (row: UsageRow) => count(row.video_seconds), right: true },
         { header: 'CREDITS', value: (row: UsageRow) => count(row.credits), right: true },
         {

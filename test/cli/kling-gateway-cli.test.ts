@@ -211,6 +211,30 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('usage shows the tasks still running and those canceled, which SUCCEEDED and FAILED leave out, once there are any', async () => {
+    const gw = await startTestGateway();
+    try {
+      const here = { KLING_GATEWAY_URL: gw.url };
+      await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'one kite', duration: 5 })).body.id);
+      const plain = await runHere(['usage', '--group-by', 'model'], here);
+      expect(plain.stdout.split('\n')[0]).toMatch(/^MODEL +TASKS +SUCCEEDED +FAILED +SECONDS +CREDITS +COST$/);
+      // The only provider of kling-v2-6 is busy: one task waits in the queue, another is canceled there.
+      gw.simulator('kling-legacy').injectFault({ status: 429, times: 1000 });
+      const waiting = await gw.create({ model: 'kling-v2-6', prompt: 'waiting', duration: 5 });
+      const canceled = await gw.create({ model: 'kling-v2-6', prompt: 'canceled', duration: 5 });
+      expect((await gw.request('POST', `/v1/videos/${canceled.body.id}/cancel`)).status).toBe(200);
+      const usage = await runHere(['usage', '--group-by', 'model'], here);
+      const [header, ...rows] = usage.stdout.trimEnd().split('\n');
+      expect(header).toMatch(/^MODEL +TASKS +SUCCEEDED +FAILED +CANCELED +RUNNING +SECONDS +CREDITS +COST$/);
+      expect(rows).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^kling-v2-6 +2 +0 +0 +1 +1 +0 +0 +\$0\.00$/), expect.stringMatching(/^kling-v3 +1 +1 +0 +0 +0 +5 +56 +\$0\.56$/)]),
+      );
+      await gw.request('POST', `/v1/videos/${waiting.body.id}/cancel`);
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('exits with a code that says what went wrong', async () => {
     const server = await import('node:net').then(({ createServer }) => createServer());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
