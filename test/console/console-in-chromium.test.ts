@@ -578,6 +578,32 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.locator('main b, main img').count()).toBe(0);
     expect(await target.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
   });
+  it('shows the whole request as accepted at 320 px, long URLs wrapped, nothing a keyboard cannot reach scrolled out of sight', async () => {
+    const longUrl = `https://example.com/frames/${'a-very-long-path-segment-'.repeat(6)}start.png`;
+    const task = await api.createVideo({ model: 'kling-v3', prompt: 'a request with a long URL', start_image_url: longUrl });
+    const target = await openConsole();
+    await signIn(target);
+    await target.setViewportSize({ width: 320, height: 800 });
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+    await target.getByRole('heading', { level: 1, name: `Video ${task.id}` }).waitFor();
+    await target.getByText('The request as accepted').click();
+    const request = target.locator('details pre');
+    await request.waitFor();
+    expect(await request.textContent()).toContain(longUrl);
+    // All of it on the screen: no part left in a box only a mouse or a touch can scroll sideways.
+    expect(await request.evaluate((element: { scrollWidth: number; clientWidth: number }) => element.scrollWidth - element.clientWidth)).toBeLessThanOrEqual(0);
+    expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    expect(await accessibilityProblems(target)).toEqual([]);
+    await api.cancelVideo(task.id).catch(() => undefined);
+    // The providers' price rules, one JSON object a line, likewise.
+    await target.evaluate((to) => (window.location.hash = to), '#/providers');
+    await target.locator('summary', { hasText: /^Rules$/ }).first().click();
+    const rules = target.locator('details[open] pre').first();
+    await rules.waitFor();
+    expect(await rules.evaluate((element: { scrollWidth: number; clientWidth: number }) => element.scrollWidth - element.clientWidth)).toBeLessThanOrEqual(0);
+    expect(await accessibilityProblems(target)).toEqual([]);
+  });
+
   it('shows the deliveries of a task\'s events to its webhook_url, live, as the API has them', async () => {
     const hits: string[] = [];
     const receiver = await loopbackServer((req, res) => {
