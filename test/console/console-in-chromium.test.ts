@@ -940,6 +940,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await keeping.close();
     }
   });
+  it('does not offer a disabled provider as a choice in New video\'s routing, and says it is disabled', async () => {
+    const partial = await startLiveGateway({ providers: { freepik: { enabled: false } } });
+    try {
+      const target = await openConsole('', context, partial);
+      await signIn(target);
+      await target.getByRole('link', { name: 'New video' }).first().click();
+      const freepik = target.getByRole('checkbox', { name: 'freepik (disabled)' });
+      await freepik.waitFor();
+      expect(await freepik.isDisabled()).toBe(true);
+      expect(await target.getByRole('checkbox', { name: 'kling3api', exact: true }).isDisabled()).toBe(false);
+      expect(await accessibilityProblems(target)).toEqual([]);
+    } finally {
+      await partial.close();
+    }
+  });
+
   it('shows what a provider left unanswered may also have billed: on the task\'s cost, and as a Cost column and total only once there is any, at phone width too', async () => {
     // Freepik may be left unanswered and the task taken by kling3api (routing.failover_on_timeout).
     const failing = await startLiveGateway({ routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } });

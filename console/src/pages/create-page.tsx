@@ -507,8 +507,15 @@ export function CreatePage() {
               <legend>Only these providers, in this order (none ticked: all)</legend>
               {(providers.data?.data ?? []).map((provider) => (
                 <label key={provider.id} class="choice">
-                  <input type="checkbox" checked={form.providers.includes(provider.id)} onChange={toggleProvider(provider.id)} />{' '}
+                  {/* A disabled provider can only make the request ineligible: shown, not offered. */}
+                  <input
+                    type="checkbox"
+                    checked={form.providers.includes(provider.id)}
+                    disabled={!provider.enabled && !form.providers.includes(provider.id)}
+                    onChange={toggleProvider(provider.id)}
+                  />{' '}
                   {provider.id}
+                  {provider.enabled ? null : <span class="muted"> (disabled)</span>}
                   {form.providers.includes(provider.id) ? <span class="muted"> #{form.providers.indexOf(provider.id) + 1}</span> : null}
                 </label>
               ))}
