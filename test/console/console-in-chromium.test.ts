@@ -1239,7 +1239,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(report.data.length).toBeGreaterThan(0);
     const rows = target.locator('section[aria-label="Spend by provider"] tbody tr');
     await expect.poll(() => rows.count()).toBe(report.data.length);
-    const shown = await rows.evaluateAll((elements) => elements.map((row) => [...row.children].map((cell) => cell.textContent)));
+    // Each cell's own figure: Tasks may also hold a note of the tasks still running or canceled.
+    const shown = await rows.evaluateAll((elements) => elements.map((row) => [...row.children].map((cell) => cell.firstChild?.textContent ?? cell.textContent)));
     // Each provider's tasks and cost, as the page lays them out (no provider: "—").
     const figures = (provider: unknown, tasks: unknown, cost: string) => `${String(provider ?? '—')}: ${String(tasks)} tasks, ${cost}`;
     expect(shown.map((cells) => figures(cells[0], cells[1], cells.at(-1)!)).sort()).toEqual(
@@ -1370,7 +1371,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.getByRole('link', { name: 'Cost' }).first().click();
       /** The note under the kling-v2-6 row of the model table, and what the API's report says of that row. */
       const seen = async () => {
-        const note = await target.locator('table.usage').nth(1).locator('tbody tr', { has: target.locator('th', { hasText: /^kling-v2-6/ }) }).locator('.row-note').textContent().catch(() => null);
+        // Under the row's Tasks, which it accounts for: the row's name stays only its name.
+        const cell = target.locator('table.usage').nth(1).locator('tbody tr', { has: target.locator('th', { hasText: /^kling-v2-6$/ }) }).locator('td[data-label="Tasks"] .row-note');
+        const note = (await cell.count()) > 0 ? await cell.textContent() : null;
         const row = (await api.usage({ group_by: ['model'], from: new Date(Date.now() - 7 * 86_400_000).toISOString() })).data.find((item) => item.model === 'kling-v2-6');
         const expected = [row?.in_progress ? `${row.in_progress} running` : null, row?.canceled ? `${row.canceled} canceled` : null].filter(Boolean).join(' · ');
         return { note, expected };

@@ -136,11 +136,11 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
         <tbody>
           {rows.map((row, index) => (
             <tr key={`${String(row[field])}-${index}`} role="row">
-              <th scope="row" role="rowheader" class="primary-cell">
-                {String(row[field] ?? '—')}
+              <th scope="row" role="rowheader" class="primary-cell">{String(row[field] ?? '—')}</th>
+              <td role="cell" data-label="Tasks" class="number">
+                {number(row.tasks)}
                 {notCounted(row) ? <span class="row-note muted small">{notCounted(row)}</span> : null}
-              </th>
-              <td role="cell" data-label="Tasks" class="number">{number(row.tasks)}</td>
+              </td>
               <td role="cell" data-label="Succeeded" class="number">{number(row.succeeded)}</td>
               <td role="cell" data-label="Failed" class="number">{number(row.failed)}</td>
               <td role="cell" data-label="Video seconds" class="number wide-only">{number(row.video_seconds)}</td>
