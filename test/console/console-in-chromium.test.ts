@@ -14,7 +14,6 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loopbackServer } from '../support/raw-answer.js';
 import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, type Task } from '../../packages/client/src/index.js';
-import { buildConsole } from '../../scripts/build-console.js';
 import { systemClock } from '../../src/core/clock.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -83,8 +82,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   let browserErrors: string[];
 
   beforeAll(async () => {
-    // Tested as built from the current sources.
-    await buildConsole();
+    // Tested as built from the current sources: test/global-setup.ts builds console/dist before any file runs.
     // Tasks run about three seconds: long enough to watch one change while a page is open.
     live = await startLiveGateway({ sandbox: { queued_ms: 200, processing_ms: 3_000 } });
     api = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY });
