@@ -1212,7 +1212,10 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the refused request (401) itself
   });
   it('keeps the cost period in its address, reports whole days between two dates and downloads that report as CSV', async () => {
-    await api.createVideo({ model: 'kling-v3', prompt: 'counted in the cost report' });
+    const counted = await api.createVideo({ model: 'kling-v3', prompt: 'counted in the cost report' });
+    // Ended before the page and the API are each asked for the report below: a task ending
+    // between the two reads (its three seconds) would make them differ with both right.
+    await api.waitForVideo(counted.id, { timeoutMs: 20_000 });
     const target = await openConsole();
     await signIn(target);
     const period = target.getByLabel('Period');
