@@ -80,6 +80,8 @@ export interface OpenStoreOptions {
 
 const PG_INT8 = 20;
 const PG_UNIQUE_VIOLATION = '23505';
+const PG_UNDEFINED_TABLE = '42P01';
+const PG_UNDEFINED_COLUMN = '42703';
 
 function describePostgres(url: string): string {
   try {
@@ -377,10 +379,23 @@ function withStatementCache(sqlite: SqliteDatabase.Database) {
   };
 }
 
-/** A "schema … does not exist" error about a schema that is not the one being migrated. */
-function droppedElsewhere(error: unknown, schema: string | undefined): boolean {
-  const found = /schema "([^"]+)" does not exist/.exec((error as Error)?.message ?? '');
-  return found !== null && found[1] !== schema;
+/**
+ * Whether the migrator failed in its catalogue read, before running any migration (`ran`, its
+ * results, is then absent), on a schema, table or column that another process dropped or
+ * altered meanwhile: a "schema … does not exist" about a schema not the one being migrated, or
+ * a table or column gone between the read naming it and asking about it.
+ */
+export function droppedElsewhere(error: unknown, schema: string | undefined, ran: readonly unknown[] | undefined): boolean {
+  // A migration that failed is never tried again here: only the reads before any migration.
+  if (ran !== undefined) return false;
+  const message = (error as Error)?.message ?? '';
+  const found = /schema "([^"]+)" does not exist/.exec(message);
+  if (found) return found[1] !== schema;
+  // The catalogue read names every table and column of every schema, then asks about each by
+  // name: one another process drops or alters meanwhile (its own migration, its suite's cleanup)
+  // is "not there" by then.
+  const code = (error as { code?: unknown })?.code;
+  return code === PG_UNDEFINED_TABLE || code === PG_UNDEFINED_COLUMN || /could not open relation with OID|cache lookup failed/.test(message);
 }
 
 /**
@@ -441,10 +456,10 @@ async function migrate(store: Store): Promise<string[]> {
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
   let { error, results } = await migrator.migrateToLatest();
-  // Kysely's migrator reads the catalogue of every schema in the database; a schema dropped by
-  // someone else at that moment (test suites do, one schema each) fails the read, not our
-  // migration. Nothing ran then, so trying again is safe.
-  for (let round = 1; error && round < 5 && droppedElsewhere(error, schema); round++) {
+  // Kysely's migrator reads the catalogue of every schema in the database; a schema dropped or a
+  // table altered by someone else at that moment (test suites do, one schema each, and two test
+  // files run at once) fails the read, not our migration. Nothing ran then, so trying again is safe.
+  for (let round = 1; error && round < 5 && droppedElsewhere(error, schema, results); round++) {
     await new Promise((resolve) => setTimeout(resolve, 50 * round));
     ({ error, results } = await migrator.migrateToLatest());
   }

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/store/database.js';
+import { droppedElsewhere, openStore, type Store } from '../../src/store/database.js';
 import { dropSchema, newSchemaName, openPostgresStore, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 
 const available = await postgresAvailable();
@@ -156,5 +156,22 @@ describe('a PostgreSQL server the gateway cannot reach', () => {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
     }
+  });
+});
+
+describe('the migrator tried again after a catalogue read that raced another process', () => {
+  const pgError = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
+  it('tries again when a schema, table or column named by the read was dropped or altered elsewhere before any migration ran', () => {
+    expect(droppedElsewhere(pgError('schema "kg_test_other" does not exist', '3F000'), 'kg_test_mine', undefined)).toBe(true);
+    // Seen with two test files migrating side by side: pg_get_serial_sequence on another schema's table.
+    expect(droppedElsewhere(pgError('column "webhook_url" of relation "tasks" does not exist', '42703'), 'kg_test_mine', undefined)).toBe(true);
+    expect(droppedElsewhere(pgError('relation "kg_test_other.tasks" does not exist', '42P01'), 'kg_test_mine', undefined)).toBe(true);
+    expect(droppedElsewhere(pgError('could not open relation with OID 16384', 'XX000'), 'kg_test_mine', undefined)).toBe(true);
+  });
+
+  it('does not when its own schema is missing, when a migration ran and failed, or for any other error', () => {
+    expect(droppedElsewhere(pgError('schema "kg_test_mine" does not exist', '3F000'), 'kg_test_mine', undefined)).toBe(false);
+    expect(droppedElsewhere(pgError('column "webhook_url" of relation "tasks" does not exist', '42703'), 'kg_test_mine', [{ status: 'Error' }])).toBe(false);
+    expect(droppedElsewhere(pgError('permission denied for schema kg_test_mine', '42501'), 'kg_test_mine', undefined)).toBe(false);
   });
 });
