@@ -472,7 +472,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // be one more row lock, taken by every task's end while it holds the task's row and
         // before its budget's, against creates that hold a budget's row before the slot.
         if (dialect === 'postgres') return;
-        await sql`create table account_in_flight (provider text not null, account text not null, tasks integer not null, primary key (provider, account)) without rowid`.execute(db);
+        // SQLite runs a migration statement by statement, with no transaction around them: one
+        // stopped halfway is run again from the start at the next start, so each step may find
+        // its work done (the count is made again, the triggers kept).
+        await sql`create table if not exists account_in_flight (provider text not null, account text not null, tasks integer not null, primary key (provider, account)) without rowid`.execute(db);
+        await sql`delete from account_in_flight`.execute(db);
         await sql`insert into account_in_flight (provider, account, tasks)
           select provider, account, count(*) from tasks
           where phase in ('submitting', 'tracking') and provider is not null and account is not null
@@ -482,11 +486,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         const add = sql`insert into account_in_flight (provider, account, tasks) select new.provider, new.account, 1 where ${holds('new')}
           on conflict (provider, account) do update set tasks = tasks + 1`;
         const remove = sql`update account_in_flight set tasks = tasks - 1 where ${holds('old')} and provider = old.provider and account = old.account`;
-        await sql`create trigger tasks_in_flight_added after insert on tasks when ${holds('new')} begin ${add}; end`.execute(db);
-        await sql`create trigger tasks_in_flight_moved after update of phase, provider, account on tasks
+        await sql`create trigger if not exists tasks_in_flight_added after insert on tasks when ${holds('new')} begin ${add}; end`.execute(db);
+        await sql`create trigger if not exists tasks_in_flight_moved after update of phase, provider, account on tasks
           when ${holds('old')} is not ${holds('new')} or old.provider is not new.provider or old.account is not new.account
           begin ${remove}; ${add}; end`.execute(db);
-        await sql`create trigger tasks_in_flight_removed after delete on tasks when ${holds('old')} begin ${remove}; end`.execute(db);
+        await sql`create trigger if not exists tasks_in_flight_removed after delete on tasks when ${holds('old')} begin ${remove}; end`.execute(db);
       },
       async down(db: Kysely<unknown>) {
         if (dialect === 'postgres') return;
@@ -501,8 +505,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // The provider's ids of results (what video-extend and lip-sync take as `video_id`) and the
         // tenant whose task made each: the provider's account is every tenant's, so a source video
         // named by id must not be another tenant's. Filled from the outputs already stored.
+        // On SQLite a start stopped during the pass below leaves the table behind, unrecorded: the
+        // next start makes it again where it is not, and the pass notes what is not noted yet.
         await db.schema
           .createTable('output_ids')
+          .ifNotExists()
           .addColumn('upstream_id', 'text', (c) => c.notNull())
           .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
           .addColumn('tenant', 'text', (c) => c.notNull())

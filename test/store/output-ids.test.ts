@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
@@ -89,6 +89,62 @@ describe.each(BACKENDS)('output ids on $name', (backend) => {
     } finally {
       await store.close();
       await older.cleanup();
+    }
+  });
+});
+
+describe('a start stopped in the middle of migrations 0014 and 0015 on SQLite', () => {
+  // SQLite runs a migration statement by statement (Kysely holds no transaction for its DDL): a
+  // gateway killed during one (a supervisor's start timeout during 0015's pass over every task)
+  // leaves its first tables behind, unrecorded, and the next start runs the migration again.
+  async function olderFile() {
+    const file = join(mkdtempSync(join(tmpdir(), 'kg-interrupted-')), 'gateway.db');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
+    await new Migrator({ db, provider: new CodeMigrationProvider('sqlite') }).migrateTo('0013_usage_at_risk');
+    await db
+      .insertInto('tasks')
+      .values([
+        taskRow('t_flying', { tenant: 'acme', provider: 'kling-legacy', account: 'default', phase: 'tracking', status: 'processing' }),
+        taskRow('t_made', { tenant: 'acme', provider: 'kling-legacy', account: 'default', status: 'succeeded', phase: 'done', outputs_json: JSON.stringify([output('v-acme')]) }),
+      ])
+      .execute();
+    return { file, db };
+  }
+
+  it('starts when 0014 was stopped after its table was made and counted', async () => {
+    const { file, db } = await olderFile();
+    await sql`create table account_in_flight (provider text not null, account text not null, tasks integer not null, primary key (provider, account)) without rowid`.execute(db);
+    await sql`insert into account_in_flight (provider, account, tasks) values ('kling-legacy', 'default', 1)`.execute(db);
+    await db.destroy();
+    const store = await openStore(`sqlite:${file}`);
+    try {
+      const tasks = new TaskStore(store);
+      expect(await tasks.countInFlight('kling-legacy', 'default')).toBe(1);
+      // The triggers are there: the task's end frees its slot.
+      await store.db.updateTable('tasks').set({ phase: 'done', status: 'succeeded' }).where('id', '=', 't_flying').execute();
+      expect(await tasks.countInFlight('kling-legacy', 'default')).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('starts when 0015 was stopped during its pass over the tasks, and notes every result', async () => {
+    const { file, db } = await olderFile();
+    await new Migrator({ db, provider: new CodeMigrationProvider('sqlite') }).migrateTo('0014_account_in_flight_counts');
+    await db.schema
+      .createTable('output_ids')
+      .addColumn('upstream_id', 'text', (c) => c.notNull())
+      .addColumn('task_id', 'text', (c) => c.notNull().references('tasks.id').onDelete('cascade'))
+      .addColumn('tenant', 'text', (c) => c.notNull())
+      .addColumn('provider', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('output_ids_pk', ['upstream_id', 'task_id'])
+      .execute();
+    await db.destroy();
+    const store = await openStore(`sqlite:${file}`);
+    try {
+      expect(await new TaskStore(store).outputIdOfAnotherTenant('v-acme', 'other')).toBe(true);
+    } finally {
+      await store.close();
     }
   });
 });
