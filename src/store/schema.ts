@@ -115,6 +115,13 @@ export interface IdempotencyKeysTable {
  * made them: a later request naming one as its source (`video_id`) is another tenant's only when
  * a row here says so.
  */
+/**
+ * The longest provider id `output_ids` notes: a `video_id` is at most this long (the create
+ * request's limit), so a longer id could never be named, and PostgreSQL's index on the column
+ * refuses entries past about 2,700 bytes (which would fail the write of the outputs with it).
+ */
+export const NOTED_OUTPUT_ID_MAX_LENGTH = 128;
+
 export interface OutputIdsTable {
   upstream_id: string;
   task_id: string;

@@ -7,7 +7,7 @@ import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, ty
 import { CompiledShapes, compiledOnce, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { StoreTransaction } from './shared-state-store.js';
-import type { AttemptsTable, Database, DeliveriesTable, TaskPhase, TasksTable } from './schema.js';
+import { NOTED_OUTPUT_ID_MAX_LENGTH, type AttemptsTable, type Database, type DeliveriesTable, type TaskPhase, type TasksTable } from './schema.js';
 
 export type TaskRow = Selectable<TasksTable>;
 export type NewTaskRow = Insertable<TasksTable>;
@@ -872,12 +872,12 @@ export class TaskStore {
 
   /**
    * Notes which tenant's task made the results with these provider ids (`output_ids`), in the
-   * transaction that writes the outputs; ids noted already are kept as they are. An id with a NUL
-   * is left out: PostgreSQL cannot store one (the write, and the outputs with it, would fail), and
-   * no request can name one (`video_id` refuses it).
+   * transaction that writes the outputs; ids noted already are kept as they are. An id with a NUL,
+   * or longer than any `video_id`, is left out: PostgreSQL cannot store one (the write, and the
+   * outputs with it, would fail), and no request can name one (`video_id` refuses it).
    */
   async recordOutputIds(task: { id: string; tenant: string; provider: string }, upstreamIds: readonly string[], db: Kysely<Database> = this.db): Promise<void> {
-    const storable = upstreamIds.filter((upstreamId) => !upstreamId.includes('\u0000'));
+    const storable = upstreamIds.filter((upstreamId) => !upstreamId.includes('\u0000') && upstreamId.length <= NOTED_OUTPUT_ID_MAX_LENGTH);
     if (storable.length === 0) return;
     await db
       .insertInto('output_ids')

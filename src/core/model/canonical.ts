@@ -220,6 +220,7 @@ export const CreateVideoRequest = z
     video_id: z
       .string()
       .min(1)
+      // The store notes result ids up to this length (`NOTED_OUTPUT_ID_MAX_LENGTH`): change both together.
       .max(128)
       // An id holds no NUL, and PostgreSQL cannot bind one (the source video is looked up by it).
       .refine((id) => !id.includes('\u0000'), { error: 'must not contain a NUL character' })
