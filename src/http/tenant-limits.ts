@@ -61,15 +61,18 @@ export function createRateLimit(
 
 /**
  * After the create route, for its errors: bad input changes nothing, the tenant's creates of the
- * minute included. A create refused for what it asked (400, 402, 409, 415, 422: no task, and the
- * same request never makes one) gives back the place `createRateLimit` counted, before the refusal
- * is answered (so a client that corrects its request at once finds it there). Other errors keep it.
+ * minute included. A create refused for what it asked (400, 409, 415, 422: no task, and the same
+ * request never makes one) gives back the place `createRateLimit` counted, before the refusal is
+ * answered (so a client that corrects its request at once finds it there). Other errors keep it,
+ * 402 among them: a budget refusal depends on what the tenant has spent, not on what was asked,
+ * and each costs the store two writes (the create rolled back, the budget alert), so a client
+ * retrying it in a loop is limited like any other.
  */
 export function giveBackRefusedCreate(limiter: CreateLimiter): ErrorRequestHandler {
   return async (error: unknown, _req, res, next) => {
     const counted = res.locals[COUNTED_CREATE] as { tenant: string; countedUntil: number } | undefined;
     const status = error instanceof ProblemError ? error.status : undefined;
-    if (counted && status !== undefined && status >= 400 && status < 500 && status !== 429) {
+    if (counted && status !== undefined && status >= 400 && status < 500 && status !== 402 && status !== 429) {
       res.locals[COUNTED_CREATE] = undefined;
       await limiter.giveBack(counted.tenant, counted.countedUntil).catch(() => undefined);
     }

@@ -58,6 +58,12 @@ describe('creates per minute', () => {
     expect((await gw.create(request)).status).toBe(429);
   });
 
+  it("counts a create refused by the budget (402): it depends on the tenant's spend, not on what was asked, so a client retrying it in a loop is limited", async () => {
+    const gw = await start({ limits: { creates_per_minute: 2 }, tenants: { acme: { budget: { amount: 0.1, currency: 'USD', period: 'month' } } } });
+    const answers = [await gw.create(request), await gw.create(request), await gw.create(request)];
+    expect(answers.map((answer) => answer.status)).toEqual([402, 402, 429]);
+  });
+
   it('lets a repeat of a create past the limit through to its task: the repeat makes no video', async () => {
     const gw = await start({ limits: { creates_per_minute: 2 } });
     const first = await gw.create(request, { 'idempotency-key': 'order-1' });
