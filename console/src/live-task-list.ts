@@ -76,6 +76,8 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
   const streams = useRef(new Map<string, AbortController>());
   const failedAt = useRef(new Map<string, number>());
   const known = useRef(new Map<string, TaskStatus>());
+  /** The Load more on its way, if any: a filter change gives it up, so its page and cursor never land under other filters. */
+  const more = useRef<AbortController | null>(null);
 
   const merge = useCallback(
     (tasks: Task[], announceChanges: boolean) => {
@@ -109,6 +111,8 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     const aborter = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let first = true;
+    more.current?.abort();
+    more.current = null;
     setById(new Map());
     setCursor(null);
     setLoading(true);
@@ -146,26 +150,44 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     void refresh();
     return () => {
       aborter.abort();
+      more.current?.abort();
+      more.current = null;
       if (timer) clearTimeout(timer);
     };
   }, [client, filters.status, filters.provider, filters.model, merge, fail]);
 
   const loadMore = useCallback(() => {
     if (!cursor) return;
+    more.current?.abort();
+    const aborter = new AbortController();
+    more.current = aborter;
     setLoading(true);
     client
-      .listVideos({
-        limit: PAGE_SIZE,
-        cursor,
-        ...(filters.status ? { status: filters.status } : {}),
-        ...(filters.provider ? { provider: filters.provider } : {}),
-        ...(filters.model ? { model: filters.model } : {}),
-      })
-      .then((page) => {
-        merge(page.data, false);
-        setCursor(page.next_cursor);
-      }, fail)
-      .finally(() => setLoading(false));
+      .listVideos(
+        {
+          limit: PAGE_SIZE,
+          cursor,
+          ...(filters.status ? { status: filters.status } : {}),
+          ...(filters.provider ? { provider: filters.provider } : {}),
+          ...(filters.model ? { model: filters.model } : {}),
+        },
+        { signal: aborter.signal },
+      )
+      .then(
+        (page) => {
+          if (aborter.signal.aborted) return;
+          merge(page.data, false);
+          setCursor(page.next_cursor);
+        },
+        (caught: unknown) => {
+          if (!aborter.signal.aborted) fail(caught);
+        },
+      )
+      .finally(() => {
+        if (aborter.signal.aborted) return;
+        more.current = null;
+        setLoading(false);
+      });
   }, [client, cursor, filters.status, filters.provider, filters.model, merge, fail]);
 
   const tasks = [...byId.values()].filter((task) => matchesFilters(task, filters)).sort(byNewest);

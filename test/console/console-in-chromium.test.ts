@@ -33,6 +33,7 @@ declare const document: {
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
 declare function getComputedStyle(element: unknown): { fontSize: string; display: string };
+declare function requestAnimationFrame(callback: (time: number) => void): number;
 interface Box {
   left: number;
   right: number;
@@ -752,6 +753,63 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => rows.count()).toBeGreaterThan(25);
     // The first task the press brought in, where reading goes on.
     await expect.poll(focused).toBe(`A ${await rows.nth(25).getAttribute('data-task-id')}`);
+  });
+  it('drops a Load more still on its way when a filter changes: no page and no cursor of the last filter under the new one', async () => {
+    // More than a page (25) of kling-v2-6 tasks, then newer kling-v3 ones, so the two filters' pages differ.
+    for (let made = 0; made < 27; made += 1) await api.createVideo({ model: 'kling-v2-6', prompt: `an older model's task ${made}` });
+    for (let made = 0; made < 3; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `a newer model's task ${made}` });
+    const target = await openConsole('#/?model=kling-v2-6');
+    await signIn(target);
+    const rows = target.locator('tr[data-task-id]');
+    const shownIds = () => rows.evaluateAll((elements) => elements.map((element) => element.getAttribute('data-task-id')));
+    await expect.poll(() => rows.count()).toBe(25);
+    // The next page of kling-v2-6 takes its time (a slow network): held until released.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const olderPage = (url: URL) => url.pathname.endsWith('/v1/videos') && url.searchParams.has('cursor') && url.searchParams.get('model') === 'kling-v2-6';
+    let held = 0;
+    await target.route(olderPage, async (route) => {
+      held += 1;
+      await released;
+      // The page may have given the request up by then.
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.getByRole('button', { name: 'Load more' }).click();
+      await expect.poll(() => held).toBe(1);
+      const settled = new Promise<void>((resolve) => {
+        const done = (request: { url(): string }) => {
+          if (olderPage(new URL(request.url()))) resolve();
+        };
+        target.on('requestfinished', done);
+        target.on('requestfailed', done);
+      });
+      // Another filter while that page is on its way: the whole list.
+      await target.getByLabel('Model').selectOption('');
+      await expect.poll(() => target.evaluate(() => window.location.hash)).toBe('#/');
+      const whole = await api.listVideos({ limit: 25 });
+      await expect.poll(shownIds).toEqual(whole.data.map((task) => task.id));
+      release();
+      await settled;
+      // Whatever the page did with that answer, it has done it by the next refresh of the list.
+      const firstPage = (url: URL) => url.pathname.endsWith('/v1/videos') && !url.searchParams.has('cursor');
+      await target.waitForResponse((response) => firstPage(new URL(response.url())));
+      await target.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
+      // Its page is not appended and its end is not taken for the whole list's: the first page, and more to load.
+      expect(await shownIds()).toEqual(whole.data.map((task) => task.id));
+      expect(await target.getByRole('button', { name: 'Load more' }).count()).toBe(1);
+      expect(await target.getByRole('button', { name: 'Load more' }).textContent()).toBe('Load more');
+      // And Load more goes on from the whole list's cursor, not the older model's.
+      const next = target.waitForRequest((request) => new URL(request.url()).searchParams.has('cursor'));
+      await target.getByRole('button', { name: 'Load more' }).click();
+      const asked = new URL((await next).url()).searchParams;
+      expect([asked.get('cursor'), asked.get('model')]).toEqual([whole.next_cursor, null]);
+      const secondPage = await api.listVideos({ limit: 25, cursor: whole.next_cursor! });
+      await expect.poll(shownIds).toEqual([...whole.data, ...secondPage.data].map((task) => task.id));
+    } finally {
+      release();
+      await target.unroute(olderPage);
+    }
   });
   it('does not call the task list empty while the gateway cannot be reached, says it asks again, and fills it once it can', async () => {
     const target = await openConsole();
