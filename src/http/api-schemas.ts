@@ -87,6 +87,11 @@ export const ProviderStatus = z
       description: '`simulator` when no upstream key is configured; `disabled` when turned off in config.',
     }),
     disabled_reason: z.string().nullable(),
+    can_cancel: z.boolean().meta({
+      description:
+        'Whether the provider can cancel a task it accepted. When false, `POST /v1/videos/{id}/cancel` cancels its tasks only while they are ' +
+        '`queued` (no provider holds them yet) and answers `409` once it holds one.',
+    }),
     circuit: z.enum(['closed', 'open', 'half_open', 'isolated']),
     in_flight: z.number().int(),
     max_in_flight: z.number().int(),

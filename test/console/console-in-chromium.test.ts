@@ -1604,6 +1604,36 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       live.simulator('freepik').clearFaults();
     }
   });
+  it('offers Cancel video on a running task only where it can work: not on one a provider that cannot cancel holds, which says so instead', async () => {
+    // Tasks that take a minute upstream, so one stays processing while it is looked at.
+    const slow = await startLiveGateway({ sandbox: { queued_ms: 100, processing_ms: 60_000 } });
+    try {
+      const slowApi = new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY });
+      const target = await openConsole('', context, slow);
+      await signIn(target);
+      const running = await slowApi.createVideo({ model: 'kling-v3', prompt: 'held by a provider that cannot cancel', routing: { providers: ['freepik'], allow_fallbacks: false } });
+      expect(running).toMatchObject({ status: 'processing', provider: 'freepik' });
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(running.id)}`);
+      await target.locator('.status-line .status-processing').waitFor();
+      const note = target.locator('.cancel');
+      await expect.poll(() => note.textContent()).toContain('freepik cannot cancel a video it accepted');
+      expect(await target.getByRole('button', { name: 'Cancel video' }).count()).toBe(0);
+      expect(await accessibilityProblems(target)).toEqual([]);
+
+      // One still queued (its only provider busy, 429) is offered Cancel, as before.
+      slow.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+      const queued = await slowApi.createVideo({ model: 'kling-v3', prompt: 'still in the queue', routing: { providers: ['freepik'], allow_fallbacks: false } });
+      expect(queued.status).toBe('queued');
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      await target.getByRole('button', { name: 'Cancel video' }).waitFor();
+      slow.simulator('freepik').clearFaults();
+      await slowApi.cancelVideo(queued.id);
+      await target.locator('.status-line .status-canceled').waitFor();
+    } finally {
+      await page?.close();
+      await slow.close();
+    }
+  });
   it('closes the cancel question when the gateway refuses the cancel, says why, and keeps the keyboard on Cancel video', async () => {
     const target = await openConsole();
     await signIn(target);

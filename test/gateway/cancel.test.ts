@@ -423,6 +423,14 @@ describe('a provider that can cancel', () => {
       },
     };
     gw = await startTestGateway({ providers: [...PROVIDERS, cancellable] });
+    // GET /v1/providers says which can cancel a task they accepted: this one, none of the three shipped.
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(Object.fromEntries(providers.body.data.map((entry: { id: string; can_cancel: boolean }) => [entry.id, entry.can_cancel]))).toEqual({
+      freepik: false,
+      kling3api: false,
+      'kling-legacy': false,
+      reelhouse: true,
+    });
     const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 10, routing: { providers: ['reelhouse'] } });
     expect(created.body.status).toBe('processing');
     const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);

@@ -22,7 +22,7 @@ import { StatusBadge } from '../components/status-badge.js';
 import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliveries.js';
 import { costSource, localTime, taskNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
-import { passing, RETRY_MS } from '../use-gateway-data.js';
+import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
 /** What the task's cost is, under it. */
 const COST_NOTES = {
@@ -174,9 +174,22 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
   const noun = taskNoun(task);
   const cancelButton = useRef<HTMLButtonElement>(null);
   const keepButton = useRef<HTMLButtonElement>(null);
+  const note = useRef<HTMLParagraphElement>(null);
+  const running = !isTerminal(task);
+  // Whether the provider holding a processing task can cancel it there (asked while it runs).
+  const providers = useGatewayData((_c, signal) => (running ? client.listProviders({ signal }) : Promise.resolve(undefined)), [client, running]);
+  const holder = task.status === 'processing' && task.provider ? providers.data?.data.find((provider) => provider.id === task.provider) : undefined;
+  // Offered while no provider holds the task (queued), or when its provider can cancel there. While
+  // that is not known (or a gateway does not say) it is offered: a refusal says why (409).
+  const cancelable = holder?.can_cancel !== false;
   useEffect(() => {
     void client.hasEndpoint('cancel').then(setAvailable);
   }, [client]);
+  useEffect(() => {
+    // Taken by a provider that cannot cancel while the keyboard was on Cancel video or its question,
+    // which go away: the keyboard goes on from the sentence that takes their place.
+    if (!cancelable && running && (!document.activeElement || document.activeElement === document.body)) note.current?.focus();
+  }, [cancelable, running]);
   useEffect(() => {
     if (!focusNext.current) return;
     focusNext.current = false;
@@ -186,8 +199,18 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
     focusNext.current = true;
     setConfirming(value);
   };
-  if (isTerminal(task)) return null;
+  if (!running) return null;
   if (available === false) return <p class="muted small">Cancel is not available on this gateway.</p>;
+  if (!cancelable) {
+    const what = noun.toLowerCase();
+    return (
+      <div class="cancel">
+        <p class="muted small" ref={note} tabIndex={-1}>
+          {task.provider} cannot cancel {/^[aeiou]/.test(what) ? 'an' : 'a'} {what} it accepted: this one runs to the end and is billed as usual.
+        </p>
+      </div>
+    );
+  }
   const cancel = async () => {
     setBusy(true);
     setError(undefined);

@@ -1937,6 +1937,8 @@ export interface components {
              */
             mode: "live" | "simulator" | "disabled";
             disabled_reason: string | null;
+            /** @description Whether the provider can cancel a task it accepted. When false, `POST /v1/videos/{id}/cancel` cancels its tasks only while they are `queued` (no provider holds them yet) and answers `409` once it holds one. */
+            can_cancel: boolean;
             /** @enum {string} */
             circuit: "closed" | "open" | "half_open" | "isolated";
             in_flight: number;

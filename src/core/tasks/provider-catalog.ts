@@ -67,6 +67,7 @@ export class ProviderCatalog {
           enabled: runtime.enabled,
           mode: !runtime.enabled ? ('disabled' as const) : runtime.simulated ? ('simulator' as const) : ('live' as const),
           disabled_reason: runtime.disabledReason ?? null,
+          can_cancel: typeof runtime.provider.cancel === 'function',
           circuit: runtime.circuit,
           in_flight: load.inFlight(runtime.id),
           max_in_flight: runtime.maxInFlight,
