@@ -384,7 +384,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
 
   program
     .command('cancel')
-    .description('cancel a task no provider has started (a task already upstream answers 409)')
+    .description('cancel a task still queued, or one its provider can cancel (`providers` names those that cannot); otherwise 409')
     .argument('<id>', 'task id (vid_…)')
     .action(async (id: string, _options: unknown, command: Command) => {
       const out = context.outputFor(command);

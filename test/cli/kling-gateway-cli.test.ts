@@ -137,6 +137,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     for (const provider of standing.data) {
       expect(providers.stdout).toMatch(new RegExp(`^${provider.id} +${provider.mode} +${provider.circuit.replace('_', '-')} +\\d+/${provider.max_in_flight} `, 'm'));
     }
+    // None of the three can cancel a task it accepted: `cancel` works on their tasks only while queued.
+    expect(providers.stderr).toContain('cannot cancel a task they accepted (cancel works only while it is queued): freepik, kling3api, kling-legacy');
     expect(models.stdout).toMatch(/^kling-v3 +text-to-video +freepik +pro,std +/m);
   });
 
