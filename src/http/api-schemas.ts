@@ -55,6 +55,11 @@ export const ModelList = z
                 fields: z.record(z.string(), FieldRuleSchema).meta({
                   description: 'Request fields this provider takes for this operation, with their limits.',
                 }),
+                required_one_of: z.array(z.array(z.string())).meta({
+                  description:
+                    'Groups of fields of which a request needs at least one each, where no one of them is `required` ' +
+                    '(e.g. `[["prompt", "multi_shot"]]`). Empty when there are none.',
+                }),
               }),
             ),
           }),

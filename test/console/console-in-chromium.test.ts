@@ -1882,6 +1882,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
         }
       }
     }
+    // Freepik's text-to-video requires no one field, but one of two: said as such.
+    const freepikT2v = target.locator('section[data-model="kling-v3"] tr[data-operation="text-to-video"] li[data-provider="freepik"]');
+    expect(await freepikT2v.textContent()).toContain('needs prompt or multi_shot');
     expect(await target.locator('table.models').first().evaluate((table) => getComputedStyle(table).display), 'a table at 1280 px').toBe('table');
     expect(await accessibilityProblems(target)).toEqual([]);
 

@@ -319,11 +319,15 @@ describe('GET /v1/models', () => {
     expect(providersOf('kling-v3-omni', 'reference-to-video')).toEqual(expect.arrayContaining(['freepik', 'kling3api']));
     expect(providersOf('kling-v1-6', 'video-extend')).toEqual(['kling-legacy']);
     expect(providersOf('kolors-virtual-try-on-v1', 'virtual-try-on')).toEqual(['kling-legacy']);
-    const freepikFields = models.body.data
+    const freepikT2v = models.body.data
       .find((m: { model: string }) => m.model === 'kling-v3')
       .operations.find((o: { operation: string }) => o.operation === 'text-to-video')
-      .providers.find((p: { provider: string }) => p.provider === 'freepik').fields;
-    expect(freepikFields.cfg_scale).toEqual({ min: 0, max: 2 });
+      .providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepikT2v.fields.cfg_scale).toEqual({ min: 0, max: 2 });
+    // No one field is required there, but one of prompt and multi_shot is (what a quote without either says).
+    expect(freepikT2v.required_one_of).toEqual([['prompt', 'multi_shot']]);
+    const refused = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', duration: 5, routing: { providers: ['freepik'] } });
+    expect(refused.body.providers.find((p: { provider: string }) => p.provider === 'freepik').reasons).toContain('kling-v3 text-to-video needs prompt or multi_shot');
   });
 });
 

@@ -20,8 +20,25 @@ function requiredFields(provider: ServingProvider): string[] {
     .map(([field]) => field);
 }
 
+/** A field's name as the page shows it. */
+const fieldName = (field: string) => <code>{field}</code>;
+
 function ServedBy({ provider }: { provider: ServingProvider }) {
-  const needs = requiredFields(provider);
+  // Each field required alone, then each group of which one is (`prompt or multi_shot`).
+  const needs = [
+    ...requiredFields(provider).map((field) => fieldName(field)),
+    // Older gateways do not list such groups.
+    ...(provider.required_one_of ?? []).map((group) => (
+      <>
+        {group.map((field, index) => (
+          <span key={field}>
+            {index > 0 ? ' or ' : ''}
+            {fieldName(field)}
+          </span>
+        ))}
+      </>
+    )),
+  ];
   return (
     <li data-provider={provider.provider}>
       <strong>{provider.provider}</strong>
@@ -36,10 +53,10 @@ function ServedBy({ provider }: { provider: ServingProvider }) {
         {needs.length > 0 ? (
           <>
             {' · needs '}
-            {needs.map((field, index) => (
-              <span key={field}>
+            {needs.map((need, index) => (
+              <span key={index}>
                 {index > 0 ? ', ' : ''}
-                <code>{field}</code>
+                {need}
               </span>
             ))}
           </>

@@ -1912,6 +1912,8 @@ export interface components {
                         fields: {
                             [key: string]: components["schemas"]["FieldRule"];
                         };
+                        /** @description Groups of fields of which a request needs at least one each, where no one of them is `required` (e.g. `[["prompt", "multi_shot"]]`). Empty when there are none. */
+                        required_one_of: string[][];
                     }[];
                 }[];
             }[];

@@ -115,6 +115,9 @@ export function checkOffering(offering: Offering, resolved: ResolvedRequest): Of
     const problem = checkRule(field, value, rule);
     if (problem) reasons.push(problem);
   }
+  for (const group of offering.requiredOneOf ?? []) {
+    if (group.every((field) => request[field] === undefined)) reasons.push(`${request.model} ${request.operation} needs ${group.join(' or ')}`);
+  }
   reasons.push(...(offering.check?.(request, explicit) ?? []));
   warnings.push(...(offering.warnings?.(request, explicit) ?? []));
   return { reasons, warnings };

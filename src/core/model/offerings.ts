@@ -33,6 +33,11 @@ export interface Offering {
   upstream: string;
   fields: Partial<Record<CapabilityField, FieldRule>>;
   /**
+   * Groups of fields of which the offering needs at least one each (`[['prompt', 'multi_shot']]`):
+   * required as a group where no one of them is. Checked with the fields, and listed in `/v1/models`.
+   */
+  requiredOneOf?: readonly (readonly CapabilityField[])[];
+  /**
    * Rules across fields that the table cannot say; each string is a reason the request is not
    * served. `explicit` holds the fields the caller wrote (the rest are defaults).
    */

@@ -10,7 +10,14 @@ interface ModelEntry {
   model: Model;
   operations: {
     operation: Operation;
-    providers: { provider: string; enabled: boolean; qualities: Quality[]; upstream: string; fields: Record<string, FieldRule> }[];
+    providers: {
+      provider: string;
+      enabled: boolean;
+      qualities: Quality[];
+      upstream: string;
+      fields: Record<string, FieldRule>;
+      required_one_of: string[][];
+    }[];
   }[];
 }
 
@@ -33,6 +40,7 @@ export class ProviderCatalog {
               qualities: [...offering.qualities],
               upstream: offering.upstream,
               fields: offering.fields as Record<string, FieldRule>,
+              required_one_of: (offering.requiredOneOf ?? []).map((group) => [...group]),
             });
           }
         }

@@ -83,11 +83,7 @@ const SHOTS: FieldRule = { maxItems: 6 };
 const CFG: FieldRule = { min: 0, max: 2 };
 
 /** Seed 001, `kling-v3-request.prompt`: "Required for text-to-video mode or when not using multi_prompt". */
-function needsPromptOrShots(request: VideoRequest): string[] {
-  return request.prompt === undefined && request.multi_shot === undefined
-    ? [`${request.model} ${request.operation} needs prompt or multi_shot`]
-    : [];
-}
+const PROMPT_OR_SHOTS: Offering['requiredOneOf'] = [['prompt', 'multi_shot']];
 
 /**
  * Kling 3 shots carry their own durations (`kling-v3-multi-prompt-item.duration`, '3'..'15';
@@ -184,8 +180,8 @@ const OMNI_REFERENCE_IMAGES: Offering = {
     start_image_url: {},
     end_image_url: {},
   },
+  requiredOneOf: PROMPT_OR_SHOTS,
   check: (request) => [
-    ...needsPromptOrShots(request),
     ...checkOmniShots(request),
     ...checkOmniReferenceCount(request),
     ...checkOmniAutoAspect(request),
@@ -200,7 +196,8 @@ export const FREEPIK_OFFERINGS: readonly Offering[] = [
     operation: 'text-to-video',
     upstream: klingV3.upstream,
     fields: KLING_V3_FIELDS,
-    check: (request) => [...needsPromptOrShots(request), ...checkKlingV3Shots(request)],
+    requiredOneOf: PROMPT_OR_SHOTS,
+    check: (request) => [...checkKlingV3Shots(request)],
   },
   {
     model: 'kling-v3',
@@ -208,7 +205,8 @@ export const FREEPIK_OFFERINGS: readonly Offering[] = [
     operation: 'image-to-video',
     upstream: klingV3.upstream,
     fields: { ...KLING_V3_FIELDS, start_image_url: { required: true }, end_image_url: {} },
-    check: (request) => [...needsPromptOrShots(request), ...checkKlingV3Shots(request)],
+    requiredOneOf: PROMPT_OR_SHOTS,
+    check: (request) => [...checkKlingV3Shots(request)],
   },
   {
     model: 'kling-v3-omni',
@@ -217,7 +215,8 @@ export const FREEPIK_OFFERINGS: readonly Offering[] = [
     upstream: omni.upstream,
     // `auto` needs an input image, which text-to-video has none of.
     fields: { ...OMNI_FIELDS, aspect_ratio: { values: KLING_V3_ASPECT_RATIOS }, reference_images: { maxItems: 4 } },
-    check: (request) => [...needsPromptOrShots(request), ...checkOmniShots(request), ...checkOmniReferenceCount(request)],
+    requiredOneOf: PROMPT_OR_SHOTS,
+    check: (request) => [...checkOmniShots(request), ...checkOmniReferenceCount(request)],
   },
   {
     model: 'kling-v3-omni',
@@ -231,7 +230,8 @@ export const FREEPIK_OFFERINGS: readonly Offering[] = [
       end_image_url: {},
       reference_images: { maxItems: 4 },
     },
-    check: (request) => [...needsPromptOrShots(request), ...checkOmniShots(request), ...checkOmniReferenceCount(request)],
+    requiredOneOf: PROMPT_OR_SHOTS,
+    check: (request) => [...checkOmniShots(request), ...checkOmniReferenceCount(request)],
   },
   {
     // seed 001/003, "Kling 3 Omni - Video-to-video generation", schema `kling-v3-omni-video-reference-request`.
