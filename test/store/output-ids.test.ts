@@ -3,11 +3,7 @@
  * takes), on both engines, and the migration that notes the results tasks already hold.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
@@ -15,6 +11,7 @@ import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import type { Database } from '../../src/store/schema.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
+import { sqliteFileMigratedTo } from '../support/sqlite-migrated.js';
 import { taskRow } from '../support/task-rows.js';
 
 const pgAvailable = await postgresAvailable();
@@ -31,10 +28,8 @@ const BACKENDS: Backend[] = [
     name: 'sqlite',
     skip: false,
     async migratedTo(migration) {
-      const file = join(mkdtempSync(join(tmpdir(), 'kg-output-ids-')), 'gateway.db');
-      const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
-      await new Migrator({ db, provider: new CodeMigrationProvider('sqlite') }).migrateTo(migration);
-      return { db, open: () => openStore(`sqlite:${file}`), cleanup: async () => undefined };
+      const { db, open } = await sqliteFileMigratedTo(migration);
+      return { db, open, cleanup: async () => undefined };
     },
   },
   {
@@ -123,9 +118,7 @@ describe('a start stopped in the middle of migrations 0014 and 0015 on SQLite', 
   // gateway killed during one (a supervisor's start timeout during 0015's pass over every task)
   // leaves its first tables behind, unrecorded, and the next start runs the migration again.
   async function olderFile() {
-    const file = join(mkdtempSync(join(tmpdir(), 'kg-interrupted-')), 'gateway.db');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
-    await new Migrator({ db, provider: new CodeMigrationProvider('sqlite') }).migrateTo('0013_usage_at_risk');
+    const { file, db } = await sqliteFileMigratedTo('0013_usage_at_risk');
     await db
       .insertInto('tasks')
       .values([

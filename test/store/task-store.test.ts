@@ -8,16 +8,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Sqlite from 'better-sqlite3';
 import fc from 'fast-check';
-import { Kysely as KyselyDb, Migrator, SqliteDialect, sql, type Insertable, type Kysely } from 'kysely';
+import { sql, type Insertable, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../src/store/database-url.js';
 import { openStore, type Store } from '../../src/store/database.js';
-import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import type { Database, DeliveriesTable } from '../../src/store/schema.js';
 import { TaskStore, type DeliveryRow, type NewTaskClaim } from '../../src/store/task-store.js';
+import { sqliteFileMigratedTo } from '../support/sqlite-migrated.js';
 import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -1130,10 +1129,7 @@ describe('tasks in flight per account on SQLite (kept by triggers)', () => {
   });
 
   it('are counted from the tasks already in flight when a database made before them is migrated', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'kg-in-flight-')), 'gateway.db');
-    const older = new KyselyDb<Database>({ dialect: new SqliteDialect({ database: new Sqlite(file) }) });
-    const migrated = await new Migrator({ db: older, provider: new CodeMigrationProvider('sqlite') }).migrateTo('0013_usage_at_risk');
-    expect(migrated.error).toBeUndefined();
+    const { db: older, open } = await sqliteFileMigratedTo('0013_usage_at_risk');
     await older.insertInto('tasks').values([
       trackedRow('t_1', T0),
       trackedRow('t_2', T0, { phase: 'submitting' }),
@@ -1143,7 +1139,7 @@ describe('tasks in flight per account on SQLite (kept by triggers)', () => {
       taskRow('t_done', { phase: 'done', status: 'succeeded', provider: 'freepik', account: 'default' }),
     ]).execute();
     await older.destroy();
-    const store = await openStore(`sqlite:${file}`);
+    const store = await open();
     try {
       const tasks = new TaskStore(store);
       expect(await tasks.countInFlight('freepik', 'default')).toBe(2);

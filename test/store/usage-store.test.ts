@@ -6,8 +6,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
@@ -16,6 +15,7 @@ import type { Database } from '../../src/store/schema.js';
 import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
 import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
 import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
+import { sqliteFileMigratedTo } from '../support/sqlite-migrated.js';
 import { taskRow as queuedTaskRow } from '../support/task-rows.js';
 
 const pgAvailable = await postgresAvailable();
@@ -78,10 +78,8 @@ const BACKENDS: Backend[] = [
       return { store: await openStore(`sqlite:${file}`), again: () => openStore(`sqlite:${file}`), cleanup: async () => undefined };
     },
     async migratedTo(migration) {
-      const file = join(mkdtempSync(join(tmpdir(), 'kg-usage-')), 'gateway.db');
-      const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
-      await new Migrator({ db, provider: new CodeMigrationProvider('sqlite') }).migrateTo(migration);
-      return { db, open: () => openStore(`sqlite:${file}`), cleanup: async () => undefined };
+      const { db, open } = await sqliteFileMigratedTo(migration);
+      return { db, open, cleanup: async () => undefined };
     },
   },
   {
