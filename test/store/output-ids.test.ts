@@ -3,15 +3,14 @@
  * takes), on both engines, and the migration that notes the results tasks already hold.
  */
 import { randomBytes } from 'node:crypto';
-import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
+import { Kysely, Migrator, sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
 import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import type { Database } from '../../src/store/schema.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
-import { sqliteFileMigratedTo } from '../support/sqlite-migrated.js';
+import { postgresAvailable } from '../support/postgres.js';
+import { postgresSchemaMigratedTo, sqliteFileMigratedTo } from '../support/migrated-store.js';
 import { taskRow } from '../support/task-rows.js';
 
 const pgAvailable = await postgresAvailable();
@@ -35,17 +34,7 @@ const BACKENDS: Backend[] = [
   {
     name: 'postgres',
     skip: !pgAvailable,
-    async migratedTo(migration) {
-      const schema = newSchemaName();
-      const setup = new pg.Client({ connectionString: POSTGRES_URL });
-      await setup.connect();
-      await setup.query(`CREATE SCHEMA ${schema}`);
-      await setup.end();
-      const pool = new pg.Pool({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}`, max: 2 });
-      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-      await new Migrator({ db, provider: new CodeMigrationProvider('postgres'), migrationTableSchema: schema }).migrateTo(migration);
-      return { db, open: () => openStore(POSTGRES_URL, { schema }), cleanup: () => dropSchema(schema) };
-    },
+    migratedTo: postgresSchemaMigratedTo,
   },
 ];
 

@@ -16,7 +16,7 @@ import { parseDatabaseUrl } from '../../src/store/database-url.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import type { Database, DeliveriesTable } from '../../src/store/schema.js';
 import { TaskStore, type DeliveryRow, type NewTaskClaim } from '../../src/store/task-store.js';
-import { sqliteFileMigratedTo } from '../support/sqlite-migrated.js';
+import { sqliteFileMigratedTo } from '../support/migrated-store.js';
 import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

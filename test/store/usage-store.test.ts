@@ -6,16 +6,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
-import pg from 'pg';
+import type { Kysely } from 'kysely';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
-import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import type { Database } from '../../src/store/schema.js';
 import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
 import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
 import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
-import { sqliteFileMigratedTo } from '../support/sqlite-migrated.js';
+import { postgresSchemaMigratedTo, sqliteFileMigratedTo } from '../support/migrated-store.js';
 import { taskRow as queuedTaskRow } from '../support/task-rows.js';
 
 const pgAvailable = await postgresAvailable();
@@ -93,17 +91,7 @@ const BACKENDS: Backend[] = [
         cleanup: () => dropSchema(schema),
       };
     },
-    async migratedTo(migration) {
-      const schema = newSchemaName();
-      const setup = new pg.Client({ connectionString: POSTGRES_URL });
-      await setup.connect();
-      await setup.query(`CREATE SCHEMA ${schema}`);
-      await setup.end();
-      const pool = new pg.Pool({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}`, max: 2 });
-      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-      await new Migrator({ db, provider: new CodeMigrationProvider('postgres'), migrationTableSchema: schema }).migrateTo(migration);
-      return { db, open: () => openStore(POSTGRES_URL, { schema }), cleanup: () => dropSchema(schema) };
-    },
+    migratedTo: postgresSchemaMigratedTo,
   },
 ];
 
