@@ -164,14 +164,17 @@ function forwardedNode(node: string): string {
 }
 
 /**
- * Every client a proxy in front says it forwards for (`X-Forwarded-For`, `Forwarded: for=`, and
- * `X-Real-IP`, which nginx is often set up to send alone).
+ * Every client a proxy in front says it forwards for (`X-Forwarded-For`, `Forwarded: for=`,
+ * `X-Real-IP`, which nginx is often set up to send alone, and the CDNs' `CF-Connecting-IP` and
+ * `True-Client-IP`, which a proxy behind one may pass on as they came).
  */
 function forwardedClients(req: Request): string[] {
   const listed = (req.header('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim());
   const forwarded = [...(req.header('forwarded') ?? '').matchAll(/for=\s*("[^"]*"|[^;,\s]*)/gi)].map((match) => forwardedNode(match[1]!));
-  const real = (req.header('x-real-ip') ?? '').split(',').map((entry) => entry.trim());
-  return [...listed, ...forwarded, ...real].filter((entry) => entry !== '');
+  const named = ['x-real-ip', 'cf-connecting-ip', 'true-client-ip'].flatMap((header) =>
+    (req.header(header) ?? '').split(',').map((entry) => entry.trim()),
+  );
+  return [...listed, ...forwarded, ...named].filter((entry) => entry !== '');
 }
 
 /**

@@ -214,6 +214,11 @@ describe('/metrics in a live deployment without a token', () => {
     // often the only one a proxy is set up with.
     expect((await fetch(`${gw.url}/metrics`, { headers: { 'x-real-ip': '203.0.113.7' } })).status).toBe(403);
     expect((await fetch(`${gw.url}/metrics`, { headers: { 'x-real-ip': '127.0.0.1' } })).status).toBe(200);
+    // The CDNs' own client headers, which a proxy on this host may pass on as they came.
+    for (const header of ['cf-connecting-ip', 'true-client-ip']) {
+      expect((await fetch(`${gw.url}/metrics`, { headers: { [header]: '203.0.113.7' } })).status, header).toBe(403);
+      expect((await fetch(`${gw.url}/metrics`, { headers: { [header]: '::1' } })).status, header).toBe(200);
+    }
     // Prometheus on the same host, scraping directly (or through the proxy from loopback).
     expect((await fetch(`${gw.url}/metrics`)).status).toBe(200);
     expect((await fetch(`${gw.url}/metrics`, { headers: { 'x-forwarded-for': '127.0.0.1' } })).status).toBe(200);
