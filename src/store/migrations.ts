@@ -3,7 +3,7 @@
  * migrator (which records what ran and takes a lock, so replicas starting together are safe).
  */
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { NOTED_OUTPUT_ID_MAX_LENGTH, type Dialect } from './schema.js';
+import { isNotableOutputId, type Dialect } from './schema.js';
 
 function migrations(dialect: Dialect): Record<string, Migration> {
   const time = 'bigint' as const;
@@ -536,9 +536,7 @@ function upstreamIdsOfOutputs(outputsJson: string): string[] {
   if (!Array.isArray(items)) return [];
   const ids = items.flatMap((item) => {
     const id: unknown = item && typeof item === 'object' ? (item as { upstreamId?: unknown }).upstreamId : undefined;
-    // An id with a NUL, or longer than a video_id, cannot be stored in PostgreSQL (its index refuses a
-    // long one), and no request can name one: the same as `TaskStore.recordOutputIds` leaves out.
-    return typeof id === 'string' && id !== '' && !id.includes('\u0000') && id.length <= NOTED_OUTPUT_ID_MAX_LENGTH ? [id] : [];
+    return typeof id === 'string' && isNotableOutputId(id) ? [id] : [];
   });
   return [...new Set(ids)];
 }

@@ -111,17 +111,26 @@ export interface IdempotencyKeysTable {
 }
 
 /**
- * The provider's own ids of a task's results (`outputs[].upstream_id`) and the tenant whose task
- * made them: a later request naming one as its source (`video_id`) is another tenant's only when
- * a row here says so.
- */
-/**
  * The longest provider id `output_ids` notes: a `video_id` is at most this long (the create
  * request's limit), so a longer id could never be named, and PostgreSQL's index on the column
  * refuses entries past about 2,700 bytes (which would fail the write of the outputs with it).
  */
 export const NOTED_OUTPUT_ID_MAX_LENGTH = 128;
 
+/**
+ * Whether `output_ids` can hold this provider id: not empty, no NUL (PostgreSQL cannot store or
+ * bind one), at most `NOTED_OUTPUT_ID_MAX_LENGTH`. Ids it cannot hold are never noted, and no
+ * request can name one (`video_id` refuses them).
+ */
+export function isNotableOutputId(id: string): boolean {
+  return id !== '' && !id.includes('\u0000') && id.length <= NOTED_OUTPUT_ID_MAX_LENGTH;
+}
+
+/**
+ * The provider's own ids of a task's results (`outputs[].upstream_id`) and the tenant whose task
+ * made them: a later request naming one as its source (`video_id`) is another tenant's only when
+ * a row here says so.
+ */
 export interface OutputIdsTable {
   upstream_id: string;
   task_id: string;

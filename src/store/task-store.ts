@@ -7,7 +7,7 @@ import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, ty
 import { CompiledShapes, compiledOnce, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { StoreTransaction } from './shared-state-store.js';
-import { NOTED_OUTPUT_ID_MAX_LENGTH, type AttemptsTable, type Database, type DeliveriesTable, type TaskPhase, type TasksTable } from './schema.js';
+import { isNotableOutputId, type AttemptsTable, type Database, type DeliveriesTable, type TaskPhase, type TasksTable } from './schema.js';
 
 export type TaskRow = Selectable<TasksTable>;
 export type NewTaskRow = Insertable<TasksTable>;
@@ -877,7 +877,7 @@ export class TaskStore {
    * outputs with it, would fail), and no request can name one (`video_id` refuses it).
    */
   async recordOutputIds(task: { id: string; tenant: string; provider: string }, upstreamIds: readonly string[], db: Kysely<Database> = this.db): Promise<void> {
-    const storable = upstreamIds.filter((upstreamId) => !upstreamId.includes('\u0000') && upstreamId.length <= NOTED_OUTPUT_ID_MAX_LENGTH);
+    const storable = upstreamIds.filter(isNotableOutputId);
     if (storable.length === 0) return;
     await db
       .insertInto('output_ids')
@@ -888,8 +888,8 @@ export class TaskStore {
 
   /** Whether a task of a tenant other than `tenant` made a result with this provider id. */
   async outputIdOfAnotherTenant(upstreamId: string, tenant: string): Promise<boolean> {
-    // None is stored with a NUL (`recordOutputIds`), and PostgreSQL refuses a query that binds one.
-    if (upstreamId.includes('\u0000')) return false;
+    // None is noted that `output_ids` cannot hold, and PostgreSQL refuses a query that binds a NUL.
+    if (!isNotableOutputId(upstreamId)) return false;
     const row = await this.db
       .selectFrom('output_ids')
       .select('task_id')
