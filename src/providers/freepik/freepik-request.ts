@@ -80,10 +80,12 @@ function toKlingV3Body(request: VideoRequest): FreepikKlingV3Body {
 }
 
 /**
- * seed 001, `kling-v3-omni-request`. A start frame alone goes in `image_url` ("Required for
- * image-to-video mode"); with an end frame both go in `start_image_url` + `end_image_url`
- * ("Use together with end_image_url"), never `image_url` and `start_image_url` at once.
- * Shots are plain strings; reference images are `image_urls`.
+ * seed 001, `kling-v3-omni-request`. The start frame always goes in `image_url`, which the
+ * schema calls "Required for image-to-video mode" (and which `aspect_ratio: auto` matches);
+ * with an end frame it goes in `start_image_url` too, the field to "use together with
+ * end_image_url". So neither reading of the schema sees image-to-video without `image_url`
+ * nor an end frame without its start frame. Shots are plain strings; reference images are
+ * `image_urls`.
  */
 function toOmniBody(request: VideoRequest): FreepikOmniBody {
   const shots = request.multi_shot;
@@ -95,7 +97,7 @@ function toOmniBody(request: VideoRequest): FreepikOmniBody {
       return shot.prompt;
     }),
     shot_type: shots ? 'customize' : undefined,
-    image_url: framePair ? undefined : request.start_image_url,
+    image_url: request.start_image_url,
     start_image_url: framePair ? request.start_image_url : undefined,
     end_image_url: request.end_image_url,
     image_urls: request.reference_images,

@@ -91,7 +91,11 @@ const KlingV3OmniRequestSchema = z
   })
   .superRefine((body, ctx) => {
     requirePromptOrShots(body, ctx);
-    const hasImage = body.image_url !== undefined || body.start_image_url !== undefined;
+    // `image_url`: "Required for image-to-video mode", which a start or end frame asks for.
+    if (body.image_url === undefined && (body.start_image_url !== undefined || body.end_image_url !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['image_url'], message: 'image-to-video needs image_url' });
+    }
+    const hasImage = body.image_url !== undefined;
     // "Image-to-video: Either prompt or multi_prompt must be provided, but not both."
     if (hasImage && body.prompt !== undefined && body.multi_prompt !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['multi_prompt'], message: 'give prompt or multi_prompt, not both' });

@@ -189,10 +189,14 @@ describe('kling-v3-omni → POST /v1/ai/video/kling-v3-omni-{pro|std} (kling-v3-
     });
   });
 
-  it('sends start and end frames as start_image_url + end_image_url, without image_url', () => {
+  // `image_url` is "Required for image-to-video mode"; `start_image_url` is the one to "use together
+  // with end_image_url". With an end frame the start frame goes in both, so no reading of the
+  // schema finds image-to-video without `image_url` or an end frame without its start.
+  it('sends start and end frames as image_url + start_image_url + end_image_url', () => {
     const call = mapped({ model: 'kling-v3-omni', prompt: 'Morph', start_image_url: IMG('a'), end_image_url: IMG('b') });
     expect(call.body).toStrictEqual({
       prompt: 'Morph',
+      image_url: IMG('a'),
       start_image_url: IMG('a'),
       end_image_url: IMG('b'),
       aspect_ratio: '16:9',

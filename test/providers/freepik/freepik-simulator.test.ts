@@ -274,6 +274,12 @@ describe('HTTP contract', () => {
       elements: [{ frontal_image_url: IMG('4') }, { frontal_image_url: IMG('5') }],
     }, 'image_urls'],
     ['auto aspect without an image on Omni', '/v1/ai/video/kling-v3-omni-pro', { prompt: 'x', aspect_ratio: 'auto' }, 'aspect_ratio'],
+    ['start and end frames without image_url on Omni', '/v1/ai/video/kling-v3-omni-pro', {
+      prompt: 'x',
+      start_image_url: IMG('a'),
+      end_image_url: IMG('b'),
+    }, 'image_url'],
+    ['an end frame alone on Omni', '/v1/ai/video/kling-v3-omni-std', { prompt: 'x', end_image_url: IMG('b') }, 'image_url'],
     ['auto aspect without an image on the reference endpoint', '/v1/ai/reference-to-video/kling-v3-omni-pro', {
       video_url: 'https://cdn.example.com/v.mp4',
       aspect_ratio: 'auto',
