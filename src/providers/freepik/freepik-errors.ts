@@ -8,8 +8,10 @@ import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/ups
 import { readFreepikError } from './freepik-schemas.js';
 
 /**
- * The seed documents no credits error at all; `402` is read as one, and so is a `403` whose
- * message speaks of credits, in case Freepik reports an empty balance as forbidden.
+ * The seed documents no credits error at all; `402` is read as one, and so is a `400` or `403`
+ * whose message speaks of credits: `400` is the refusal the seed does document (an upstream
+ * keeping to the documented statuses says it there), `403` in case Freepik reports an empty
+ * balance as forbidden.
  */
 const CREDITS_PATTERN = /insufficient[\s_-]*(credits|balance|funds)|not enough credits|out of credits|no credits/i;
 
@@ -36,7 +38,7 @@ export function mapFreepikHttpError(status: number, body: unknown): MappedUpstre
   const said = (fallback: string) => `Freepik answered ${status}: ${detail || fallback}`;
 
   if (status === 401) return { code: 'provider_error', message: said('unauthorized'), providerCode: 'unauthorized' };
-  if (status === 402 || (status === 403 && CREDITS_PATTERN.test(detail))) {
+  if (status === 402 || ((status === 400 || status === 403) && CREDITS_PATTERN.test(detail))) {
     return { code: 'insufficient_credits', message: said('insufficient credits'), providerCode: 'insufficient_credits' };
   }
   if (status === 403) return { code: 'provider_error', message: said('forbidden'), providerCode: 'forbidden' };

@@ -45,6 +45,11 @@ describe('mapFreepikHttpError', () => {
     [401, { message: 'Missing API key' }, 'provider_error', 'unauthorized'],
     [402, { message: 'Payment required' }, 'insufficient_credits', 'insufficient_credits'],
     [403, { message: 'Insufficient credits' }, 'insufficient_credits', 'insufficient_credits'],
+    // The seed documents no credits answer: a 400, one of the statuses it does document, that
+    // says so is one too (the problem form's reason included).
+    [400, { message: 'Insufficient credits to run this generation.' }, 'insufficient_credits', 'insufficient_credits'],
+    [400, { message: 'Not enough credits' }, 'insufficient_credits', 'insufficient_credits'],
+    [400, { message: "Your request parameters didn't validate.", invalid_params: [{ name: 'credits', reason: 'Insufficient balance' }] }, 'insufficient_credits', 'insufficient_credits'],
     [403, { message: 'Forbidden' }, 'provider_error', 'forbidden'],
     [404, { message: 'Not found' }, 'invalid_request', 'not_found'],
     [429, { message: 'Too many requests' }, 'provider_error', 'rate_limited'],
