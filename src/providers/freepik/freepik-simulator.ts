@@ -65,6 +65,11 @@ const KlingV3RequestSchema = z
   })
   .superRefine((body, ctx) => {
     requirePromptOrShots(body, ctx);
+    // `start_image_url`: "Required for image-to-video mode", which an end frame asks for. (Elements
+    // also put the request in that mode, but their own description makes the start frame optional.)
+    if (body.end_image_url !== undefined && body.start_image_url === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['start_image_url'], message: 'an end frame needs start_image_url' });
+    }
     // "Maximum 6 shots, total duration cannot exceed 15 seconds."
     const total = (body.multi_prompt ?? []).reduce((sum, shot) => sum + Number(shot.duration ?? 0), 0);
     if (total > 15) {

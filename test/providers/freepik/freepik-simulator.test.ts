@@ -264,6 +264,7 @@ describe('HTTP contract', () => {
     ['3 voices', '/v1/ai/video/kling-v3-pro', { prompt: 'x', voice_ids: ['a', 'b', 'c'] }, 'voice_ids'],
     ['cfg_scale over 2', '/v1/ai/video/kling-v3-pro', { prompt: 'x', cfg_scale: 2.5 }, 'cfg_scale'],
     ['auto aspect on kling-v3', '/v1/ai/video/kling-v3-pro', { prompt: 'x', aspect_ratio: 'auto' }, 'aspect_ratio'],
+    ['an end frame without a start frame on kling-v3', '/v1/ai/video/kling-v3-std', { prompt: 'x', end_image_url: IMG('b') }, 'start_image_url'],
     ['cfg_scale on Omni', '/v1/ai/video/kling-v3-omni-pro', { prompt: 'x', cfg_scale: 1 }, 'cfg_scale'],
     ['negative_prompt on Omni', '/v1/ai/video/kling-v3-omni-std', { prompt: 'x', negative_prompt: 'y' }, 'negative_prompt'],
     ['timed shots on Omni', '/v1/ai/video/kling-v3-omni-pro', { multi_prompt: [{ prompt: 'a', duration: '5' }] }, 'multi_prompt.0'],
