@@ -900,6 +900,24 @@ export class TaskStore {
     return row !== undefined;
   }
 
+  /**
+   * The provider and account of the newest task of `tenant` that made a result with this provider
+   * id (`output_ids`, with the account the task holds); undefined when none of its tasks did.
+   */
+  async outputIdOrigin(upstreamId: string, tenant: string): Promise<{ task_id: string; provider: string; account: string | null } | undefined> {
+    if (!isNotableOutputId(upstreamId)) return undefined;
+    return this.db
+      .selectFrom('output_ids')
+      .innerJoin('tasks', 'tasks.id', 'output_ids.task_id')
+      .select(['output_ids.task_id', 'output_ids.provider', 'tasks.account'])
+      .where('output_ids.upstream_id', '=', upstreamId)
+      .where('output_ids.tenant', '=', tenant)
+      .orderBy('tasks.created_at', 'desc')
+      .orderBy('tasks.id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
   async getIdempotencyKey(tenant: string, key: string) {
     return this.db
       .selectFrom('idempotency_keys')

@@ -155,3 +155,28 @@ describe('a start stopped in the middle of migrations 0014 and 0015 on SQLite', 
     }
   });
 });
+
+describe.each(BACKENDS)('where a video_id was made, on $name', (backend) => {
+  it.skipIf(backend.skip)("names the provider and account of this tenant's newest task that made it, and nothing for another tenant's or an unknown id", async () => {
+    const migrated = await backend.migratedTo('0015_output_ids');
+    await migrated.db.destroy();
+    const store = await migrated.open();
+    try {
+      const tasks = new TaskStore(store);
+      await tasks.createTask(taskRow('t_east', { tenant: 'acme', provider: 'kling-legacy', account: 'east', created_at: 1_000 }));
+      await tasks.createTask(taskRow('t_west', { tenant: 'acme', provider: 'kling-legacy', account: 'west', created_at: 2_000 }));
+      await tasks.createTask(taskRow('t_other', { tenant: 'other', provider: 'kling-legacy', account: 'east', created_at: 3_000 }));
+      await tasks.recordOutputIds({ id: 't_east', tenant: 'acme', provider: 'kling-legacy' }, ['v-east', 'v-both']);
+      await tasks.recordOutputIds({ id: 't_west', tenant: 'acme', provider: 'kling-legacy' }, ['v-both']);
+      await tasks.recordOutputIds({ id: 't_other', tenant: 'other', provider: 'kling-legacy' }, ['v-other']);
+      expect(await tasks.outputIdOrigin('v-east', 'acme')).toEqual({ task_id: 't_east', provider: 'kling-legacy', account: 'east' });
+      expect(await tasks.outputIdOrigin('v-both', 'acme')).toEqual({ task_id: 't_west', provider: 'kling-legacy', account: 'west' });
+      expect(await tasks.outputIdOrigin('v-other', 'acme')).toBeUndefined();
+      expect(await tasks.outputIdOrigin('v-unknown', 'acme')).toBeUndefined();
+      expect(await tasks.outputIdOrigin('v\u0000nul', 'acme')).toBeUndefined();
+    } finally {
+      await store.close();
+      await migrated.cleanup();
+    }
+  });
+});

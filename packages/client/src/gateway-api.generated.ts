@@ -1770,7 +1770,7 @@ export interface components {
             reference_video_url?: string;
             /** Format: uri */
             video_url?: string;
-            /** @description The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. One another tenant's task made is `422`. */
+            /** @description The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. The task goes to the provider account that made that video, and through no other (the video exists only there): `422` when that account is no longer configured or its provider is disabled. One another tenant's task made is `422`. */
             video_id?: string;
             multi_shot?: components["schemas"]["MultiShotItem"][];
             elements?: components["schemas"]["Element"][];

@@ -228,6 +228,8 @@ export const CreateVideoRequest = z
       .meta({
         description:
           "The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. " +
+          'The task goes to the provider account that made that video, and through no other (the video exists only there): ' +
+          '`422` when that account is no longer configured or its provider is disabled. ' +
           "One another tenant's task made is `422`.",
       }),
     multi_shot: z.array(MultiShotItem).min(1).max(6).optional(),

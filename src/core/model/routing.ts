@@ -30,6 +30,22 @@ export interface RoutingPolicy {
   at?: number;
   /** The caller's spending rules, when its tenant has a budget. */
   spendLimit?: SpendLimit;
+  /**
+   * Where the video the request names by `video_id` was made, when a task here made it: it
+   * exists only in that provider account, so no other provider can serve the request.
+   */
+  source?: VideoSource;
+}
+
+/** The provider account that made a video a request names by `video_id`. */
+export interface VideoSource {
+  provider: string;
+  account: string;
+}
+
+/** Why a provider other than the one that made the `video_id` cannot serve the request. */
+export function sourceVideoReason(source: VideoSource): string {
+  return `video_id names a video ${source.provider} made (account ${source.account}); only that account holds it`;
 }
 
 /**
@@ -73,7 +89,7 @@ export function evaluateProviders(
   providers: readonly RoutingProvider[],
   resolved: ResolvedRequest,
   override: RoutingOverride | undefined,
-  context: Pick<RoutingPolicy, 'at' | 'spendLimit'> = {},
+  context: Pick<RoutingPolicy, 'at' | 'spendLimit' | 'source'> = {},
 ): ProviderEvaluation[] {
   return providers.map((candidate) => {
     const reasons: string[] = [];
@@ -82,6 +98,7 @@ export function evaluateProviders(
     if (override?.providers && !override.providers.includes(candidate.id)) {
       reasons.push('not listed in routing.providers');
     }
+    if (context.source && context.source.provider !== candidate.id) reasons.push(sourceVideoReason(context.source));
     const match = matchOffering(candidate.provider.offerings, resolved);
     reasons.push(...match.reasons);
     const priced = match.offering ? priceRequest(candidate.pricing, resolved.request, context.at) : undefined;

@@ -8,7 +8,7 @@
 import type { TaskError } from '../model/canonical.js';
 import { matchOffering, type ResolvedRequest } from '../model/capabilities.js';
 import type { Offering } from '../model/offerings.js';
-import { circuitOpenFailure, type CreateFailureDecision } from './failover.js';
+import { boundAccountGoneFailure, circuitOpenFailure, type CreateFailureDecision } from './failover.js';
 import type { AttemptRecord, NewAttempt, PlanEntry } from './task-records.js';
 
 /** How a provider stands when the dispatcher reaches it in a task's plan. */
@@ -112,8 +112,11 @@ export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | u
   const { provider } = entry;
   if (context.history.refused.has(provider)) return PASSED;
   if (!standing?.usable) return PASSED;
+  // A task bound to the account that made its source video may go through that one alone.
+  const accounts = entry.account === undefined ? standing.accounts : standing.accounts.filter((account) => account === entry.account);
+  if (entry.account !== undefined && accounts.length === 0) return { kind: 'refused', failure: boundAccountGoneFailure(provider, entry.account) };
   const refusedAccounts = context.history.refusedAccounts.get(provider);
-  if (refusedAccounts && standing.accounts.every((account) => refusedAccounts.has(account))) return PASSED;
+  if (refusedAccounts && accounts.every((account) => refusedAccounts.has(account))) return PASSED;
   if (standing.circuitOpen) {
     const skip: CandidateStep = { kind: 'refused', failure: circuitOpenFailure(provider) };
     if (context.history.skipped.has(provider)) return skip;

@@ -28,7 +28,7 @@ import {
   type ProviderStanding,
 } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
-import { circuitOpenFailure, classifyCreateFailure, isAccountTrouble } from './failover.js';
+import { boundAccountMessage, circuitOpenFailure, classifyCreateFailure, isAccountTrouble } from './failover.js';
 import { firstPollDelay, lastPollAt } from './polling.js';
 import { Recovery, attemptKeyOf } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
@@ -194,14 +194,14 @@ export class Dispatcher {
     const entry = task.plan.candidates[0];
     const runtime = entry && runtimes.get(entry.provider);
     if (!entry || !runtime) return undefined;
-    const step = decideCandidate(entry, this.standingOf(runtime, undefined), {
+    const step = decideCandidate(entry, this.standingOf(runtime, undefined, entry), {
       request: { request: task.request, explicit: new Set(task.plan.explicit) },
       history: attemptHistory([]),
       now: clock.now(),
       retryMs: config.tracking.tick_ms,
     });
     if (step.kind !== 'try') return undefined;
-    const [account] = await this.accountsToTry(runtime);
+    const [account] = await this.accountsToTry(runtime, entry);
     if (!account) return undefined;
     const now = clock.now();
     let permit: CallPermit | undefined;
@@ -270,7 +270,7 @@ export class Dispatcher {
       const given = first && first.provider === entry.provider ? first : undefined;
       const step =
         given?.step ??
-        decideCandidate(entry, runtime && this.standingOf(runtime, pass), {
+        decideCandidate(entry, runtime && this.standingOf(runtime, pass, entry), {
           request,
           history,
           now: clock.now(),
@@ -307,11 +307,17 @@ export class Dispatcher {
     return waiting ?? (await tasks.get(taskId));
   }
 
-  private standingOf(runtime: ProviderRuntime, pass: PassState | undefined): ProviderStanding {
+  /**
+   * How the provider stands for a plan entry: for one bound to an account (the one that made its
+   * source video), that account's circuit and cool-down are the provider's.
+   */
+  private standingOf(runtime: ProviderRuntime, pass: PassState | undefined, entry: PlanEntry): ProviderStanding {
+    const pinned = entry.account === undefined ? undefined : runtime.account(entry.account);
+    const standing = pinned ?? runtime;
     return {
       usable: runtime.enabled,
-      circuitOpen: runtime.circuit === 'open',
-      coolingDownUntil: runtime.coolingDownUntil,
+      circuitOpen: standing.circuit === 'open',
+      coolingDownUntil: standing.coolingDownUntil,
       offerings: runtime.provider.offerings,
       knownFull: pass?.full.has(runtime.id) ?? false,
       accounts: runtime.accounts.map((account) => account.id),
@@ -326,9 +332,15 @@ export class Dispatcher {
   /**
    * The provider's accounts to try for a new task, best first (`pickAccounts`: free slots,
    * least loaded relative to its cap, then healthiest). A lone account is simply tried: its
-   * slot claim and admission say whether it can take the task.
+   * slot claim and admission say whether it can take the task. So is the account a plan entry is
+   * bound to (the one that made its source video), alone: no other holds that video (none when it
+   * is no longer configured).
    */
-  private async accountsToTry(runtime: ProviderRuntime): Promise<readonly ProviderAccount[]> {
+  private async accountsToTry(runtime: ProviderRuntime, entry: PlanEntry): Promise<readonly ProviderAccount[]> {
+    if (entry.account !== undefined) {
+      const pinned = runtime.account(entry.account);
+      return pinned ? [pinned] : [];
+    }
     if (runtime.accounts.length === 1) return runtime.accounts;
     const counts = await this.engine.tasks.inFlightByAccount(runtime.id);
     const loads = runtime.accounts.map((account) => ({ account, inFlight: counts.get(account.id) ?? 0 }));
@@ -372,14 +384,17 @@ export class Dispatcher {
             return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms, full: true } };
           }
         }
-        const accounts = (await this.accountsToTry(runtime)).filter((account) => !tried.has(account.id));
+        const accounts = (await this.accountsToTry(runtime, entry)).filter((account) => !tried.has(account.id));
         if (refusal && accounts.length === 0) {
-          // An account the task has not been through yet is busy: it may take the task later.
-          const untried = runtime.accounts.some((account) => !tried.has(account.id) && account.circuit !== 'open');
+          // An account the task has not been through yet is busy: it may take the task later. A
+          // task bound to the account that made its source video has no other.
+          const untried = runtime.accounts.some(
+            (account) => !tried.has(account.id) && account.circuit !== 'open' && (entry.account === undefined || account.id === entry.account),
+          );
           const outcome: CandidateOutcome = untried && refusal.kind === 'refused' ? { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } : refusal;
           return { settled: false, task: current, outcome };
         }
-        taken = await this.takeAccount(current, runtime, accounts, pass);
+        taken = await this.takeAccount(current, runtime, accounts, pass, entry);
       }
       if (taken.kind === 'settled') return taken.result;
       const { account, permit } = taken;
@@ -406,6 +421,7 @@ export class Dispatcher {
     runtime: ProviderRuntime,
     accounts: readonly ProviderAccount[],
     pass: PassState | undefined,
+    entry: PlanEntry,
   ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'taken'; task: TaskRecord; account: ProviderAccount; permit: CallPermit }> {
     const { tasks, clock, config } = this.engine;
     const retryMs = config.tracking.tick_ms;
@@ -433,11 +449,12 @@ export class Dispatcher {
       if (admission.reason !== 'circuit_open') retryAt = Math.min(retryAt, admission.retryAt);
     }
     if (!claimed) {
-      // No account has a free slot.
-      pass?.full.add(runtime.id);
+      // No account has a free slot (of a bound task's one account: the others may have one).
+      if (entry.account === undefined) pass?.full.add(runtime.id);
       return { kind: 'settled', result: { settled: false, task, outcome: { kind: 'wait', until: Math.min(retryAt, clock.now() + retryMs), full: true } } };
     }
-    if (Number.isFinite(retryAt) || runtime.circuit !== 'open') {
+    const circuit = (entry.account === undefined ? undefined : runtime.account(entry.account)) ?? runtime;
+    if (Number.isFinite(retryAt) || circuit.circuit !== 'open') {
       const until = Number.isFinite(retryAt) ? retryAt : clock.now() + retryMs;
       return { kind: 'settled', result: { settled: false, task: claimed, outcome: { kind: 'wait', until } } };
     }
@@ -498,7 +515,10 @@ export class Dispatcher {
         permit,
       );
     } catch (error) {
-      const failure = classifyCreateFailure(error, config.routing.failover_on_timeout);
+      const classified = classifyCreateFailure(error, config.routing.failover_on_timeout);
+      // Trouble of the account's own moves a task on to the next account, but not one bound to this account: say so.
+      const failure =
+        entry.account !== undefined && isAccountTrouble(classified) ? { ...classified, message: boundAccountMessage(classified.message, account.id) } : classified;
       const failed = {
         outcome: failure.outcome,
         errorCode: failure.code,

@@ -110,6 +110,29 @@ export function circuitOpenFailure(provider: string): CreateFailureDecision {
   return classifyCreateFailure(new CircuitBreakerOpenError(provider), false);
 }
 
+/**
+ * A task bound to the account that made its source video (`video_id`), which is no longer
+ * configured: no other account holds that video, so the provider cannot take the task.
+ */
+export function boundAccountGoneFailure(provider: string, account: string): CreateFailureDecision {
+  return decision(
+    provider,
+    true,
+    'skipped',
+    'rejected',
+    'no_provider_available',
+    `account ${account} of ${provider}, which made the video video_id names and alone holds it, is no longer configured`,
+  );
+}
+
+/**
+ * The message of an account's own trouble (a 429, its key refused, its credits gone) for a task
+ * bound to that account: it is not moved to another account, which would not hold its source video.
+ */
+export function boundAccountMessage(message: string, account: string): string {
+  return `${message}; not sent through another account: account ${account} made the video video_id names and alone holds it`;
+}
+
 function decision(
   provider: string | null,
   failover: boolean,

@@ -47,6 +47,11 @@ export interface PlanEntry {
   creditValue?: number;
   /** What this provider cannot honour exactly; they become the task's warnings if it is used. */
   warnings: string[];
+  /**
+   * The only account of this provider the task may go through: the one that made the video its
+   * `video_id` names (the video exists only there). Absent: any account.
+   */
+  account?: string;
 }
 
 /** The routing decision made at create time, kept with the task for the dispatcher. */

@@ -312,6 +312,16 @@ export class TaskRepository {
     return this.store.outputIdOfAnotherTenant(upstreamId, tenant);
   }
 
+  /**
+   * Which provider and account made the result with this provider id for a task of `tenant` (the
+   * newest such task's); undefined when no task of `tenant` made one. Such a video exists only in
+   * that upstream account.
+   */
+  async sourceVideoOrigin(upstreamId: string, tenant: string): Promise<{ taskId: string; provider: string; account: string | null } | undefined> {
+    const row = await this.store.outputIdOrigin(upstreamId, tenant);
+    return row && { taskId: row.task_id, provider: row.provider, account: row.account };
+  }
+
   /** The task an unexpired idempotency key of `tenant` made, and the hash of the body it came with. */
   async idempotencyKey(tenant: string, key: string, now: number): Promise<{ taskId: string; requestHash: string } | undefined> {
     const row = await this.store.getIdempotencyKey(tenant, key);

@@ -8,9 +8,9 @@ import { CreateVideoRequest, Model, TERMINAL_STATUSES, TaskStatus, type RoutingO
 import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, problems } from '../model/problems.js';
 import { queryNumber } from '../model/query-number.js';
-import { incomparableCheapest, planRoute, type RoutePlan, type RoutingProvider } from '../model/routing.js';
+import { incomparableCheapest, planRoute, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
-import { longestTimeoutMs, pickAccounts, type ProviderRuntime } from '../upstream/provider-runtime.js';
+import { longestTimeoutMs, pickAccounts, type ProviderAccount, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
 import { mayBeHeldUpstream } from './recovery.js';
 import type { TimerHandle } from '../clock.js';
@@ -213,14 +213,23 @@ export class TaskService {
     return { input, resolved: resolveRequest(input) };
   }
 
-  /** Routes a request for `tenant` with the prices in effect `at` (its creation) and its budget's rules. */
-  private plan(tenant: string, resolved: ResolvedRequest, routing: RoutingOverride | undefined, at: number): RoutePlan {
+  /**
+   * Routes a request for `tenant` with the prices in effect `at` (its creation) and its budget's
+   * rules; only the provider that made the video `source` names may serve it.
+   */
+  private plan(tenant: string, resolved: ResolvedRequest, routing: RoutingOverride | undefined, at: number, source: VideoSource | undefined): RoutePlan {
     const { config, random } = this.engine;
     const spendLimit = this.ledger.spendLimit(tenant);
     const plan = planRoute(
       this.routingProviders(),
       resolved,
-      { strategy: config.routing.strategy, allowFallbacks: config.routing.allow_fallbacks, at, ...(spendLimit ? { spendLimit } : {}) },
+      {
+        strategy: config.routing.strategy,
+        allowFallbacks: config.routing.allow_fallbacks,
+        at,
+        ...(spendLimit ? { spendLimit } : {}),
+        ...(source ? { source } : {}),
+      },
       routing,
       random,
     );
@@ -255,13 +264,24 @@ export class TaskService {
   /**
    * A `video_id` (video-extend, lip-sync) names a video on the provider's account, which every
    * tenant's tasks share: one another tenant's task made is a `422`, as if it were not there to be
-   * named (its frames would come back in this tenant's result). Ids no task here made go on to the
-   * provider, which knows them or not.
+   * named (its frames would come back in this tenant's result). One this tenant's task made exists
+   * only in the upstream account that made it: the task goes to that provider account alone (its
+   * source), and is a `422` when that account is no longer configured or its provider is
+   * disabled. Ids no task here made go on to the provider, which knows them or not.
    */
-  private async assertSourceVideo(tenant: string, videoId: string | undefined): Promise<void> {
-    if (videoId === undefined || !(await this.engine.tasks.sourceVideoOfAnotherTenant(videoId, tenant))) return;
-    const message = 'names a video this tenant did not make';
-    throw problems.unprocessable(`video_id ${message}`, [{ path: 'video_id', message }]);
+  private async sourceVideo(tenant: string, videoId: string | undefined): Promise<VideoSource | undefined> {
+    if (videoId === undefined) return undefined;
+    const { tasks, runtimes } = this.engine;
+    const refuse = (message: string) => problems.unprocessable(`video_id ${message}`, [{ path: 'video_id', message }]);
+    if (await tasks.sourceVideoOfAnotherTenant(videoId, tenant)) throw refuse('names a video this tenant did not make');
+    const origin = await tasks.sourceVideoOrigin(videoId, tenant);
+    if (!origin) return undefined;
+    const runtime = runtimes.get(origin.provider);
+    const account = runtime?.account(origin.account);
+    const made = `names a video made on ${origin.provider}'s account ${origin.account ?? 'default'} (by task ${origin.taskId}), which alone holds it`;
+    if (!runtime || !account) throw refuse(`${made}; that account is no longer configured`);
+    if (!runtime.enabled) throw refuse(`${made}; ${origin.provider} is disabled (${runtime.disabledReason})`);
+    return { provider: runtime.id, account: account.id };
   }
 
   async create(tenant: string, body: unknown, idempotencyKey: string | undefined, context: Record<string, string> = {}): Promise<CreateResult> {
@@ -275,10 +295,9 @@ export class TaskService {
     // Only a create with a key is ever compared with another.
     const requestHash = idempotencyKey === undefined ? '' : createHash('sha256').update(stableStringify(body)).digest('hex');
     const now = clock.now();
-    let accepted: { input: CreateVideoRequest; resolved: ResolvedRequest; plan: RoutePlan };
+    let accepted: { input: CreateVideoRequest; resolved: ResolvedRequest; plan: RoutePlan; source: VideoSource | undefined };
     try {
-      accepted = this.accept(tenant, body, now);
-      await this.assertSourceVideo(tenant, accepted.input.video_id);
+      accepted = await this.accept(tenant, body, now);
     } catch (error) {
       // A repeat gets the task its key made even when a new create of it would be refused now.
       if (idempotencyKey !== undefined && error instanceof ProblemError) {
@@ -287,7 +306,7 @@ export class TaskService {
       }
       throw error;
     }
-    const { input, resolved, plan } = accepted;
+    const { input, resolved, plan, source } = accepted;
 
     const first = plan.order[0];
     const task: TaskRecord = {
@@ -306,6 +325,8 @@ export class TaskService {
           ...(e.estimate ? { estimate: e.estimate } : {}),
           ...(e.creditValue !== undefined ? { creditValue: e.creditValue } : {}),
           warnings: e.warnings,
+          // Only the source video's provider is in the plan: it goes through that account alone.
+          ...(source?.provider === e.provider ? { account: source.account } : {}),
         })),
       },
       warnings: first?.warnings ?? [],
@@ -370,13 +391,21 @@ export class TaskService {
     return { task: dispatched ? await this.resourceOf(dispatched) : await this.load(task.id), replayed: false };
   }
 
-  /** What a create must pass before anything is written: a valid body, a webhook target, a provider to route to. */
-  private accept(tenant: string, body: unknown, now: number): { input: CreateVideoRequest; resolved: ResolvedRequest; plan: RoutePlan } {
+  /**
+   * What a create must pass before anything is written: a valid body, a webhook target, a source
+   * video this tenant may name (and whose account is still here), a provider to route to.
+   */
+  private async accept(
+    tenant: string,
+    body: unknown,
+    now: number,
+  ): Promise<{ input: CreateVideoRequest; resolved: ResolvedRequest; plan: RoutePlan; source: VideoSource | undefined }> {
     const { input, resolved } = this.parseCreate(body);
     this.assertWebhookTarget(tenant, input.webhook_url);
-    const plan = this.plan(tenant, resolved, input.routing, now);
+    const source = await this.sourceVideo(tenant, input.video_id);
+    const plan = this.plan(tenant, resolved, input.routing, now, source);
     this.assertServable(plan);
-    return { input, resolved, plan };
+    return { input, resolved, plan, source };
   }
 
   /**
@@ -652,19 +681,22 @@ export class TaskService {
     const { input, resolved } = this.parseCreate(body);
     // What create would refuse before choosing any provider, quote refuses the same way.
     this.assertWebhookTarget(tenant, input.webhook_url);
-    await this.assertSourceVideo(tenant, input.video_id);
+    const source = await this.sourceVideo(tenant, input.video_id);
     const now = this.engine.clock.now();
-    const plan = this.plan(tenant, resolved, input.routing, now);
+    const plan = this.plan(tenant, resolved, input.routing, now, source);
     // A create reserving what this plan may cost would be refused (402) whoever would serve it.
     const overBudget = await this.ledger.shortfall(tenant, this.ledger.reservation(plan.order), now);
     // As a create goes: providers that can take it now in the plan's order, then those it would wait for.
     const freeNow: string[] = [];
     const later: string[] = [];
     const waitReasons = new Map<string, string>();
+    // A task of a source video goes through the account that made it alone (`sourceVideo`).
+    const pinnedOf = (runtime: ProviderRuntime) => (source?.provider === runtime.id ? runtime.account(source.account) : undefined);
+    const circuitOf = (runtime: ProviderRuntime) => (pinnedOf(runtime) ?? runtime).circuit;
     for (const evaluation of plan.order) {
       const runtime = this.engine.runtimes.get(evaluation.provider);
-      if (!runtime || runtime.circuit === 'open' || overBudget) continue;
-      const wait = await this.whyWaitFor(runtime, now);
+      if (!runtime || circuitOf(runtime) === 'open' || overBudget) continue;
+      const wait = await this.whyWaitFor(runtime, now, pinnedOf(runtime));
       if (wait) waitReasons.set(runtime.id, wait);
       (wait ? later : freeNow).push(runtime.id);
     }
@@ -676,7 +708,7 @@ export class TaskService {
       providers: plan.evaluations.map((evaluation) => {
         const runtime = this.engine.runtimes.get(evaluation.provider);
         const reasons = [...evaluation.reasons];
-        if (runtime?.circuit === 'open') reasons.push('circuit open: recent calls failed; skipped until a probe succeeds');
+        if (runtime && circuitOf(runtime) === 'open') reasons.push('circuit open: recent calls failed; skipped until a probe succeeds');
         if (overBudget && plan.order.includes(evaluation)) reasons.push(overBudget);
         const rank = order.indexOf(evaluation.provider);
         return {
@@ -698,18 +730,20 @@ export class TaskService {
    * Why a create could not send to this provider this moment, so that it goes to the next one
    * first and comes back to this one only if none takes it: every account cooling down after a
    * 429, none with a free slot and leave from its circuit, or none whose rate windows allow a call
-   * within the wait a create makes for one. Undefined when one can take it now.
+   * within the wait a create makes for one. Undefined when one can take it now. With `pinned`,
+   * only that account is asked (the one that made the request's source video).
    */
-  private async whyWaitFor(runtime: ProviderRuntime, now: number): Promise<string | undefined> {
+  private async whyWaitFor(runtime: ProviderRuntime, now: number, pinned?: ProviderAccount): Promise<string | undefined> {
     const later = 'tried after the providers that can take it now';
-    const cooling = runtime.coolingDownUntil;
-    if (cooling) return `cooling down until ${new Date(cooling).toISOString()} (it answered 429); ${later}`;
+    const ofAccount = pinned ? ` on account ${pinned.id}, which made video_id` : '';
+    const cooling = (pinned ?? runtime).coolingDownUntil;
+    if (cooling) return `cooling down${pinned ? `${ofAccount},` : ''} until ${new Date(cooling).toISOString()} (it answered 429); ${later}`;
     const counts = await this.engine.tasks.inFlightByAccount(runtime.id);
-    const loads = runtime.accounts.map((account) => ({ account, inFlight: counts.get(account.id) ?? 0 }));
+    const loads = (pinned ? [pinned] : runtime.accounts).map((account) => ({ account, inFlight: counts.get(account.id) ?? 0 }));
     const free = pickAccounts(loads, now);
     if (free.length === 0) {
       const inFlight = loads.reduce((sum, load) => sum + load.inFlight, 0);
-      return `no free slot (${inFlight} of ${runtime.maxInFlight} tasks in flight); ${later}`;
+      return `no free slot${ofAccount} (${inFlight} of ${(pinned ?? runtime).maxInFlight} tasks in flight); ${later}`;
     }
     // As a create takes an account: the first whose rate windows allow a call within the wait a
     // create makes for that account; else it goes on.

@@ -109,6 +109,20 @@ describe('decideCandidate', () => {
     expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402), creditsGone]))).toEqual({ kind: 'passed' });
   });
 
+  it("keeps a task bound to one account (its source video's) to that account: passed over once it refused, refused when it is gone", () => {
+    const refusedBy = (account: string, httpStatus: number) => ({ ...attempt('kling-legacy', 'failed', httpStatus), account });
+    const bound = { ...entry('kling-legacy'), account: 'east' };
+    const twoAccounts = standing({ accounts: ['east', 'west'] });
+    expect(decideCandidate(bound, twoAccounts, context())).toMatchObject({ kind: 'try' });
+    // West could still take a task of no source video; this one only east holds the video for.
+    expect(decideCandidate(bound, twoAccounts, context([refusedBy('east', 401)]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate({ ...bound, account: undefined }, twoAccounts, context([refusedBy('east', 401)]))).toMatchObject({ kind: 'try' });
+    expect(decideCandidate(bound, standing({ accounts: ['west'] }), context())).toMatchObject({
+      kind: 'refused',
+      failure: { provider: 'kling-legacy', failover: true, message: expect.stringContaining('account east of kling-legacy') },
+    });
+  });
+
   it('passes over a provider that refused this task before, but asks again one that only said 429', () => {
     expect(decideCandidate(entry('freepik'), standing(), context([attempt('freepik', 'failed', 400)]))).toEqual({ kind: 'passed' });
     expect(decideCandidate(entry('freepik'), standing(), context([attempt('freepik', 'failed', 429)]))).toMatchObject({ kind: 'try' });
