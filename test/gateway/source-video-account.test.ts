@@ -10,7 +10,9 @@ import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
 import { klingLegacyProvider } from '../../src/providers/kling-legacy/index.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint, type Sandbox } from '../../src/sandbox/sandbox.js';
+import type { Store } from '../../src/store/database.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
 const LEGACY = 'kling-legacy';
 const onLegacy = { routing: { providers: [LEGACY] } };
@@ -61,11 +63,17 @@ async function twoLegacyAccounts(): Promise<TwoAccounts> {
   };
 }
 
-async function start(setup: TwoAccounts, config: Record<string, unknown> = {}, endpoints = setup.endpoints): Promise<TestGateway> {
+async function start(
+  setup: TwoAccounts,
+  config: Record<string, unknown> = {},
+  endpoints = setup.endpoints,
+  replica: { store?: Store; owner?: string } = {},
+): Promise<TestGateway> {
   return startTestGateway({
     clock: setup.clock,
     endpoints,
     simulators: setup.simulators,
+    ...replica,
     config: { tasks: { deadline_ms: 3_600_000 }, providers: { [LEGACY]: { max_in_flight: 2 } }, ...config },
   });
 }
@@ -242,5 +250,43 @@ describe('a video_id this tenant made on one of two legacy accounts', { timeout:
     expect(accounts(busy)).toEqual([['east', 'accepted', 200]]);
     const created = (await gw.create(extend('made-elsewhere-123'))).body;
     expect(accounts(created)).toEqual([['west', 'accepted', 200]]);
+  });
+});
+
+const postgres = await postgresAvailable();
+
+describe.skipIf(!postgres)('a video_id made on one of two legacy accounts, two gateways on one PostgreSQL', { timeout: 60_000 }, () => {
+  const schema = newSchemaName();
+  const stores: Store[] = [];
+  const replicas: TestGateway[] = [];
+  afterEach(async () => {
+    for (const replica of replicas.splice(0)) await replica.close();
+    for (const store of stores.splice(0)) await store.close();
+    await dropSchema(schema);
+  });
+
+  it('an extension created on one replica and queued for that account is sent through it by the other', async () => {
+    const setup = await twoLegacyAccounts();
+    for (const owner of ['replica-a', 'replica-b']) {
+      const store = await openPostgresStore(schema);
+      stores.push(store);
+      replicas.push(await start(setup, { providers: { [LEGACY]: { max_in_flight: 1 } } }, setup.endpoints, { store, owner }));
+    }
+    const [a, b] = replicas as [TestGateway, TestGateway];
+    const videoId = await videoOnEast(a, setup);
+    const busy = (await a.create(video('a busy harbour'))).body;
+    expect(accounts(busy)).toEqual([['east', 'accepted', 200]]);
+    const queued = (await a.create(extend(videoId))).body;
+    expect(queued.status).toBe('queued');
+
+    // Only the other replica works from here: it reads the binding from the stored plan.
+    await b.gateway.runOnce();
+    expect((await b.get(queued.id)).body.status).toBe('queued');
+    expect((await b.finish(busy.id)).status).toBe('succeeded');
+    const done = await b.finish(queued.id);
+    expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+    expect(accounts(done)).toEqual([['east', 'accepted', 200]]);
+    expect(createsOf(setup.upstream.east, 'video-extend').map((task) => task.id)).toEqual([done.provider_task_id]);
+    expect(setup.upstream.west.tasks).toHaveLength(0);
   });
 });
