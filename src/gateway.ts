@@ -245,6 +245,7 @@ export class Gateway {
       metrics: engine.metrics,
       logger: engine.logger,
       providers: [...engine.runtimes.values()].map((runtime) => runtime.provider),
+      providerIds: engine.providerIds,
       clock: engine.clock,
       createLimiter,
       gate: this.gate,
@@ -364,6 +365,7 @@ export class Gateway {
     const engine: Engine = {
       tasks,
       runtimes,
+      providerIds: options.providers.map((provider) => provider.id),
       config,
       clock,
       metrics,

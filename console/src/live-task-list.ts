@@ -13,7 +13,7 @@
  * tasks. They are also applied here, so a task that changes status leaves a filtered view at once.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { GatewayError, isTerminal, type Model, type Task, type TaskStatus } from '../../packages/client/src/index.js';
+import { GatewayError, isTerminal, type Model, type ProviderId, type Task, type TaskStatus } from '../../packages/client/src/index.js';
 import { useSession } from './gateway-context.js';
 import { shortId, taskNoun } from './display.js';
 
@@ -25,7 +25,7 @@ const STREAM_RETRY_MS = 15_000;
 
 export interface TaskFilters {
   status?: TaskStatus | undefined;
-  provider?: string | undefined;
+  provider?: ProviderId | undefined;
   model?: Model | undefined;
 }
 

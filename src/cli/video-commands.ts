@@ -19,6 +19,7 @@ import {
   type CreateVideoRequest,
   type GatewayClient,
   type Model,
+  type ProviderId,
   type Task,
   type TaskStatus,
 } from '../../packages/client/src/index.js';
@@ -29,8 +30,10 @@ import { namesExistingFile, saveOutputs } from './output-download.js';
 import { TaskProgressLine } from './progress-display.js';
 import { addRequestFlags, requestFromFlags } from './request-flags.js';
 
-const { TaskStatus: { enum: TASK_STATUSES }, Model: { enum: MODELS } } = (
-  gatewayDocument as unknown as { components: { schemas: { TaskStatus: { enum: TaskStatus[] }; Model: { enum: Model[] } } } }
+const { TaskStatus: { enum: TASK_STATUSES }, Model: { enum: MODELS }, ProviderId: { enum: PROVIDER_IDS } } = (
+  gatewayDocument as unknown as {
+    components: { schemas: { TaskStatus: { enum: TaskStatus[] }; Model: { enum: Model[] }; ProviderId: { enum: ProviderId[] } } };
+  }
 ).components.schemas;
 
 /** A task for people: what it is, where it ran, what it cost, what came out, and every attempt. */
@@ -309,12 +312,12 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .command('list')
     .description('your tasks, newest first')
     .addOption(new Option('--status <status>', 'only this status').choices(TASK_STATUSES))
-    .option('--provider <id>', 'only tasks served by this provider')
+    .addOption(new Option('--provider <id>', 'only tasks served by this provider').choices(PROVIDER_IDS))
     .addOption(new Option('--model <model>', 'only tasks of this model').choices(MODELS))
     .addOption(new Option('--limit <n>', 'tasks per page (≤ 100)').default(20).argParser(positiveInteger(100)))
     .option('--cursor <cursor>', 'the page after this cursor (printed under a full page)')
     .option('--all', 'follow every page')
-    .action(async (options: { status?: TaskStatus; provider?: string; model?: Model; limit: number; cursor?: string; all?: boolean }, command: Command) => {
+    .action(async (options: { status?: TaskStatus; provider?: ProviderId; model?: Model; limit: number; cursor?: string; all?: boolean }, command: Command) => {
       const client = context.clientFor(command);
       const out = context.outputFor(command);
       const query = {

@@ -41,6 +41,8 @@ export interface AppDependencies {
   logger: Logger;
   /** The providers the gateway serves: their inbound webhook routes are in the API document. */
   providers: readonly VideoProvider[];
+  /** Every provider id the gateway knows, run or not (what `GET /v1/videos?provider=` takes). */
+  providerIds: readonly string[];
   /** The gateway's clock (body time limits). */
   clock: Clock;
   /** Counts creates per tenant (shared by replicas on PostgreSQL). */
@@ -119,7 +121,7 @@ function gatewayPages(consoleHas: (file: string) => boolean): Route[] {
 
 /** The express app alone (`createHttp` puts the hot read and webhooks in front of it). */
 export function createApp(
-  { config, service, content, catalog, usage, inbound, metrics, logger, providers, clock, createLimiter, gate, storeUnreachable }: AppDependencies,
+  { config, service, content, catalog, usage, inbound, metrics, logger, providers, providerIds, clock, createLimiter, gate, storeUnreachable }: AppDependencies,
   recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS),
 ): Express {
   const app = express();
@@ -130,7 +132,7 @@ export function createApp(
   // Built when first asked for, not at start: it is about a tenth of a start's CPU, and a
   // restarted gateway should listen (for webhooks naming its tasks) as soon as it can.
   let built: ReturnType<typeof buildOpenApiDocument> | undefined;
-  const document = () => (built ??= buildOpenApiDocument(providers));
+  const document = () => (built ??= buildOpenApiDocument(providers, providerIds));
   const consoleDirectory = findConsoleAssets();
   const routes = new RouteTable(() => [...documentRoutes(document().paths ?? {}), ...gatewayPages(consoleHasFile(consoleDirectory))]);
 

@@ -132,8 +132,11 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
   }
 }
 
-/** The document for a gateway serving `providers` (their inbound webhook routes included). */
-export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
+/**
+ * The document for a gateway serving `providers` (their inbound webhook routes included) and
+ * knowing `providerIds` (the list's `provider` filter; by default those it serves).
+ */
+export function buildOpenApiDocument(providers: readonly VideoProvider[], providerIds: readonly string[] = providers.map((provider) => provider.id)) {
   const registry = new OpenAPIRegistry();
   const bearer = registry.registerComponent('securitySchemes', 'gatewayKey', {
     type: 'http',
@@ -204,7 +207,15 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[]) {
     request: {
       query: z.object({
         status: TaskStatus.optional(),
-        provider: z.string().optional(),
+        provider: z
+          .enum(providerIds as [string, ...string[]])
+          .meta({
+            id: 'ProviderId',
+            description:
+              'A provider the gateway knows: only its tasks. One turned off since (or left without a key) is still known, its tasks still ' +
+              'listed; another id is a `400` naming the known ones.',
+          })
+          .optional(),
         model: Model.optional(),
         limit: z.number().int().min(1).max(100).optional().meta({ description: 'Default 20.' }),
         cursor: z.string().optional().meta({ description: '`next_cursor` of the previous page.' }),

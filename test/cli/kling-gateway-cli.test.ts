@@ -118,6 +118,12 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect((await runHere(['list', '--model', 'kling-v1', '--json'])).stdout).toBe(`${JSON.stringify({ data: [], next_cursor: null }, null, 2)}\n`);
     const misspelt = await runHere(['list', '--model', 'kling-3']);
     expect([misspelt.code, misspelt.stderr.split('\n')[0]]).toEqual([2, expect.stringContaining("argument 'kling-3' is invalid. Allowed choices are kling-v3,")]);
+    // So is a provider the API does not know, rather than "no tasks".
+    const noSuchProvider = await runHere(['list', '--provider', 'freepick']);
+    expect([noSuchProvider.code, noSuchProvider.stderr.split('\n')[0]]).toEqual([
+      2,
+      expect.stringContaining("argument 'freepick' is invalid. Allowed choices are freepik, kling3api, kling-legacy."),
+    ]);
   });
 
   it('quote, providers and models print tables that match the API', async () => {

@@ -716,11 +716,15 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.reload();
     await filteredView();
 
-    // A link with filters opens on them, a provider the gateway does not list included.
+    // A link with filters opens on them, a provider the gateway does not know included: the API's
+    // refusal says which providers there are, rather than an empty list saying no task matches.
     await target.goto(`${live.url}/console/#/?status=canceled&provider=nobody`);
     await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
     expect([await target.getByLabel('Status').inputValue(), await target.getByLabel('Provider').inputValue()]).toEqual(['canceled', 'nobody']);
-    await expect.poll(() => target.locator('.empty').textContent()).toContain('No task matches these filters');
+    await expect.poll(() => target.locator('.problem').textContent()).toContain('unknown provider "nobody" (known: freepik, kling3api, kling-legacy)');
+    expect(await target.locator('.empty').count()).toBe(0);
+    expect(browserErrors.every((text) => text.includes('status of 400'))).toBe(true);
+    browserErrors.length = 0; // the browser logs the refused list (400) itself
 
     // The navigation's Tasks is the whole list again.
     await target.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Tasks' }).click();

@@ -6,7 +6,7 @@
 import type { RefObject } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link, useLocation, useSearch } from 'wouter-preact';
-import { formatCostShort, GatewayUnreachableError, type Model, type Task, type TaskStatus } from '../../../packages/client/src/index.js';
+import { formatCostShort, GatewayUnreachableError, type Model, type ProviderId, type Task, type TaskStatus } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
@@ -39,9 +39,9 @@ function filtersFrom(search: string): TaskFilters {
   const filters: TaskFilters = {};
   const status = query.get('status');
   if (status && (TASK_STATUSES as readonly string[]).includes(status)) filters.status = status as TaskStatus;
+  // A provider or model the API does not know is asked anyway: its 400 says which there are.
   const provider = query.get('provider');
-  if (provider) filters.provider = provider;
-  // A model the API does not know is asked anyway: its 400 says which models there are.
+  if (provider) filters.provider = provider as ProviderId;
   const model = query.get('model');
   if (model) filters.model = model as Model;
   return filters;

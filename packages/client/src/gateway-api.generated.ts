@@ -14,7 +14,8 @@ export interface paths {
                 query?: {
                     /** @description `queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. `succeeded`, `failed`, `canceled` are terminal. */
                     status?: components["schemas"]["TaskStatus"];
-                    provider?: string;
+                    /** @description A provider the gateway knows: only its tasks. One turned off since (or left without a key) is still known, its tasks still listed; another id is a `400` naming the known ones. */
+                    provider?: components["schemas"]["ProviderId"];
                     /** @description Canonical model name. */
                     model?: components["schemas"]["Model"];
                     /** @description Default 20. */
@@ -1871,6 +1872,11 @@ export interface components {
             data: components["schemas"]["Task"][];
             next_cursor: string | null;
         };
+        /**
+         * @description A provider the gateway knows: only its tasks. One turned off since (or left without a key) is still known, its tasks still listed; another id is a `400` naming the known ones.
+         * @enum {string}
+         */
+        ProviderId: "freepik" | "kling3api" | "kling-legacy";
         WebhookDeliveryList: {
             /** @description Oldest first. */
             data: components["schemas"]["WebhookDelivery"][];

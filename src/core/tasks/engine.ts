@@ -18,7 +18,13 @@ import type { TaskEngineSettings } from './task-settings.js';
 export interface Engine {
   /** Tasks, attempts and deliveries, as typed records. */
   tasks: TaskRepository;
+  /** The providers this gateway runs (a disabled one too, never called); one without an endpoint has none. */
   runtimes: ReadonlyMap<string, ProviderRuntime>;
+  /**
+   * Every provider the gateway knows (the registry), run or not: what a task may name as its
+   * provider, and so what `GET /v1/videos?provider=` takes.
+   */
+  providerIds: readonly string[];
   config: TaskEngineSettings;
   clock: Clock;
   metrics: GatewayMetrics;

@@ -97,13 +97,27 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 /** Longest `/readyz` waits for the store: past it the gateway is not ready (a probe's own timeout is often 5 s). */
 export const READINESS_TIMEOUT_MS = 2_000;
 
-export const ListQuery = z.strictObject({
-  status: TaskStatus.optional(),
-  provider: z.string().min(1).max(64).optional(),
-  model: Model.optional(),
-  limit: queryNumber(z.number().int().min(1).max(100)).default(20),
-  cursor: z.string().min(1).max(200).optional(),
-});
+/**
+ * `GET /v1/videos`'s query. `provider` is one of `providerIds` (every provider the gateway knows,
+ * run or not: a provider turned off since still has its tasks listed); another id is refused with
+ * them named, as an unknown `model` is, rather than answered with an empty list.
+ */
+export function listQuery(providerIds: readonly string[]) {
+  return z.strictObject({
+    status: TaskStatus.optional(),
+    provider: z
+      .string()
+      .min(1)
+      .max(64)
+      .superRefine((id, ctx) => {
+        if (!providerIds.includes(id)) ctx.addIssue({ code: 'custom', message: `unknown provider "${id}" (known: ${providerIds.join(', ')})` });
+      })
+      .optional(),
+    model: Model.optional(),
+    limit: queryNumber(z.number().int().min(1).max(100)).default(20),
+    cursor: z.string().min(1).max(200).optional(),
+  });
+}
 
 function encodeCursor(task: TaskRecord): string {
   return Buffer.from(JSON.stringify({ c: task.createdAt, i: task.id })).toString('base64url');
@@ -163,6 +177,7 @@ const CANCEL_ROUNDS = 5;
 export class TaskService {
   private readonly lifecycle: TaskLifecycle;
   private readonly ledger: SpendLedger;
+  private readonly listQuery: ReturnType<typeof listQuery>;
   /** Aborted when the gateway stops: every watch (event stream, `?wait=`) ends then. */
   private readonly stopping = new AbortController();
   /** How to end each watch running now, which `endWatches` does. */
@@ -174,6 +189,7 @@ export class TaskService {
   ) {
     this.lifecycle = new TaskLifecycle(engine);
     this.ledger = new SpendLedger(engine);
+    this.listQuery = listQuery(engine.providerIds);
   }
 
   private routingProviders(): RoutingProvider[] {
@@ -653,7 +669,7 @@ export class TaskService {
   }
 
   async list(tenant: string, query: unknown): Promise<{ data: Task[]; next_cursor: string | null }> {
-    const { status, provider, model, limit, cursor } = parseQuery(ListQuery, query);
+    const { status, provider, model, limit, cursor } = parseQuery(this.listQuery, query);
     const before = cursor ? decodeCursor(cursor) : undefined;
     if (cursor && !before) throw problems.validation([{ path: 'cursor', message: 'not a cursor issued by this API' }]);
     const found = await this.engine.tasks.list({
