@@ -499,6 +499,13 @@ export const WebhookDeliveryList = z
   .object({ data: z.array(WebhookDelivery).meta({ description: 'Oldest first.' }) })
   .meta({ id: 'WebhookDeliveryList' });
 
+/**
+ * Most entries a problem's `errors[]` holds (the first ones; `detail` counts the rest). A body of
+ * thousands of unknown fields would otherwise answer one entry each: a problem of megabytes that
+ * clients echo into their logs.
+ */
+export const MAX_PROBLEM_ERRORS = 50;
+
 export const ProblemDetails = z
   .object({
     type: z.string(),
@@ -521,10 +528,12 @@ export const ProblemDetails = z
             .meta({ description: "For 422 capability misses: each provider that cannot serve this field as asked, in its own words (the same words as `providers[].reasons` and `detail`)." }),
         }),
       )
+      .max(MAX_PROBLEM_ERRORS)
       .optional()
       .meta({
         description:
-          'Each field at fault. For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`.',
+          `Each field at fault, the first ${MAX_PROBLEM_ERRORS} of them in order (past those, \`detail\` ends saying how many more there were: \`… and 9,950 more.\`). ` +
+          'For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`.',
       }),
     providers: z
       .array(z.object({ provider: z.string(), reasons: z.array(z.string()) }))

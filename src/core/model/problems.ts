@@ -2,9 +2,16 @@
  * Errors the gateway answers itself, as RFC 9457 problem details. They are never upstream
  * failures and never trigger failover.
  */
-import type { ProblemDetails } from './canonical.js';
+import { MAX_PROBLEM_ERRORS, type ProblemDetails } from './canonical.js';
 
 const TYPE_BASE = 'https://kling-gateway.dev/problems/';
+
+/** `errors` cut to the first `MAX_PROBLEM_ERRORS`, with `detail` saying how many more there were. */
+function capErrors<T>(errors: readonly T[], detail: string | undefined): { errors: T[]; detail: string } {
+  const more = (errors.length - MAX_PROBLEM_ERRORS).toLocaleString('en-US');
+  const note = `Only the first ${MAX_PROBLEM_ERRORS} errors are listed … and ${more} more.`;
+  return { errors: errors.slice(0, MAX_PROBLEM_ERRORS), detail: detail ? `${detail} ${note}` : note };
+}
 
 export class ProblemError extends Error {
   override readonly name = 'ProblemError';
@@ -20,6 +27,11 @@ export class ProblemError extends Error {
     extra: Partial<Pick<ProblemDetails, 'errors' | 'providers' | 'budget' | 'spent' | 'reserved' | 'requested'>> = {},
     headers: Record<string, string> = {},
   ) {
+    if (extra.errors && extra.errors.length > MAX_PROBLEM_ERRORS) {
+      const capped = capErrors(extra.errors, detail);
+      extra = { ...extra, errors: capped.errors };
+      detail = capped.detail;
+    }
     super(detail ?? title);
     this.problem = { type: `${TYPE_BASE}${slug}`, title, status, ...(detail ? { detail } : {}), ...extra };
     this.headers = headers;
