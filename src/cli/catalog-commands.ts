@@ -9,6 +9,7 @@ import {
   formatMs,
   formatNumber,
   formatPercent,
+  type ModelList,
   type ProviderAccountStatus,
   type ProviderStatus,
   type UsageRow,
@@ -53,6 +54,51 @@ async function checkUsagePeriod(from: string | undefined, to: string | undefined
     }
   }
   if (from && to && effectiveFromMs(from) >= effectiveFromMs(to)) throw new CliError(`--from ${from} must be before --to ${to}`, ExitCode.usage);
+}
+
+type ModelEntry = ModelList['data'][number];
+type ServingProvider = ModelEntry['operations'][number]['providers'][number];
+
+/**
+ * One models-table row: a model (alone on its line), or a provider serving one of its operations
+ * (the operation named, indented, on its first provider's line). A model has a line of its own
+ * so the longest names do not widen every row: the table stays within 100 columns.
+ */
+interface ModelRow {
+  name: string;
+  provider: string;
+  qualities: string;
+  needs: string;
+  upstream: string;
+}
+
+/**
+ * What a request must carry for `provider` to serve it so: each field required alone, then each
+ * group of which it needs one (`prompt|multi_shot`), as the console's Models page says.
+ */
+function needsOf(provider: ServingProvider): string {
+  const required = Object.entries(provider.fields)
+    .filter(([, rule]) => rule.required)
+    .map(([field]) => field);
+  // Older gateways do not list such groups.
+  const groups = (provider.required_one_of ?? []).map((group) => group.join('|'));
+  return [...required, ...groups].join(', ') || '—';
+}
+
+function modelRows(entry: ModelEntry): ModelRow[] {
+  const heading: ModelRow = { name: entry.model, provider: '', qualities: '', needs: '', upstream: '' };
+  return [
+    heading,
+    ...entry.operations.flatMap((operation) =>
+      operation.providers.map((provider, index) => ({
+        name: index === 0 ? `  ${operation.operation}` : '',
+        provider: provider.provider + (provider.enabled ? '' : ' (disabled)'),
+        qualities: provider.qualities.join(','),
+        needs: needsOf(provider),
+        upstream: provider.upstream,
+      })),
+    ),
+  ];
 }
 
 /** One providers-table row: a provider, or one of its accounts (indented under it). */
@@ -102,26 +148,22 @@ function accountRow(account: ProviderAccountStatus): ProviderRow {
 export function registerCatalogCommands(program: Command, context: CliContext): void {
   program
     .command('models')
-    .description('canonical models and operations, and which providers serve each')
+    .description('canonical models and operations, which providers serve each, and what a request needs for it')
     .addOption(new Option('--model <model>', 'only this model').choices(MODELS))
-    .action(async (options: { model?: string }, command: Command) => {
+    .option('--upstream', 'add the call each provider makes upstream (a wide column)')
+    .action(async (options: { model?: string; upstream?: boolean }, command: Command) => {
       const out = context.outputFor(command);
       const models = await context.clientFor(command).listModels({ signal: context.signal });
       out.data(options.model ? { data: models.data.filter((entry) => entry.model === options.model) } : models);
-      const rows = models.data
-        .filter((entry) => !options.model || entry.model === options.model)
-        .flatMap((entry) =>
-          entry.operations.flatMap((operation) =>
-            operation.providers.map((provider) => ({ model: entry.model, operation: operation.operation, ...provider })),
-          ),
-        );
+      const rows = models.data.filter((entry) => !options.model || entry.model === options.model).flatMap(modelRows);
       out.table(rows, [
-        { header: 'MODEL', value: (r) => r.model },
-        { header: 'OPERATION', value: (r) => r.operation },
-        { header: 'PROVIDER', value: (r) => r.provider + (r.enabled ? '' : ' (disabled)') },
-        { header: 'QUALITIES', value: (r) => r.qualities.join(',') },
-        { header: 'UPSTREAM', value: (r) => r.upstream },
+        { header: 'MODEL / OPERATION', value: (r) => r.name },
+        { header: 'PROVIDER', value: (r) => r.provider },
+        { header: 'QUALITIES', value: (r) => r.qualities },
+        { header: 'NEEDS', value: (r) => r.needs },
+        ...(options.upstream ? [{ header: 'UPSTREAM', value: (r: ModelRow) => r.upstream }] : []),
       ]);
+      if (rows.length > 0) out.note('NEEDS: fields a request must carry; a|b: at least one of them');
     });
 
   program

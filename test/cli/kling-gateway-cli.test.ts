@@ -145,7 +145,43 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
     // None of the three can cancel a task it accepted: `cancel` works on their tasks only while queued.
     expect(providers.stderr).toContain('cannot cancel a task they accepted (cancel works only while it is queued): freepik, kling3api, kling-legacy');
-    expect(models.stdout).toMatch(/^kling-v3 +text-to-video +freepik +pro,std +/m);
+    expect(models.stdout).toMatch(/^kling-v3\n {2}text-to-video +freepik +pro,std +prompt\|multi_shot$/m);
+  });
+
+  it('models shows what each operation needs, as the API lists it, in 100 columns; --upstream adds the upstream call', async () => {
+    const [all, omni, upstream] = await Promise.all([
+      runHere(['models']),
+      runHere(['models', '--model', 'kling-v3-omni']),
+      runHere(['models', '--model', 'kling-v3-omni', '--upstream']),
+    ]);
+    expect([all.code, omni.code, upstream.code]).toEqual([0, 0, 0]);
+    expect(Math.max(...all.stdout.split('\n').map((line) => line.length))).toBeLessThanOrEqual(100);
+    const lines = omni.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^MODEL \/ OPERATION +PROVIDER +QUALITIES +NEEDS$/);
+    expect(lines[1]).toBe('kling-v3-omni');
+    // Each operation once, its providers under it; a field required alone, then "one of" groups.
+    expect(lines.slice(2, 6)).toEqual([
+      expect.stringMatching(/^ {2}text-to-video +freepik +pro,std +prompt\|multi_shot$/),
+      expect.stringMatching(/^ {4,}kling3api +pro,std +prompt$/),
+      expect.stringMatching(/^ {2}image-to-video +freepik +pro,std +start_image_url, prompt\|multi_shot$/),
+      expect.stringMatching(/^ {4,}kling3api +pro,std +prompt, start_image_url$/),
+    ]);
+    expect(omni.stderr).toContain('NEEDS: fields a request must carry; a|b: at least one of them');
+    // Every provider of every operation is a row, and says what the API says it needs.
+    const listed = await api.listModels();
+    const omniEntry = listed.data.find((entry) => entry.model === 'kling-v3-omni')!;
+    const served = omniEntry.operations.flatMap((operation) => operation.providers);
+    expect(lines.length - 2).toBe(served.length);
+    for (const [index, provider] of served.entries()) {
+      const needs = [
+        ...Object.entries(provider.fields).filter(([, rule]) => rule.required).map(([field]) => field),
+        ...provider.required_one_of.map((group) => group.join('|')),
+      ];
+      expect(lines[index + 2]!.split(/ {2,}/).at(-1)).toBe(needs.join(', ') || '—');
+    }
+    const withUpstream = upstream.stdout.trimEnd().split('\n');
+    expect(withUpstream[0]).toMatch(/^MODEL \/ OPERATION +PROVIDER +QUALITIES +NEEDS +UPSTREAM$/);
+    expect(withUpstream.slice(2).map((line) => line.split(/ {2,}/).at(-1))).toEqual(served.map((provider) => provider.upstream));
   });
 
   it('lists the accounts of a provider that has several, under it', async () => {
