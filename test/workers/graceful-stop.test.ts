@@ -17,6 +17,8 @@ const KEY = 'dev-key';
 
 let child: ChildProcess;
 let port: number;
+/** What the gateway and its workers logged. */
+const logged: string[] = [];
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kg-workers-stop-'));
@@ -30,6 +32,7 @@ beforeAll(async () => {
       TENANT_CREATES_PER_MINUTE: '1000',
       LOG_LEVEL: 'info',
     },
+    (line) => logged.push(line),
   ));
 }, 90_000);
 
@@ -52,6 +55,10 @@ it('answers every create already sent when SIGTERM reaches the primary, 202 or 5
   const code = await exited;
   expect(answers.filter((answer) => answer !== '202' && answer !== '503')).toEqual([]);
   expect(code).toBe(0);
-  // Prompt: the drain waits for the creates in flight, not for a timeout.
-  expect(Date.now() - signalledAt).toBeLessThan(10_000);
+  // Prompt: the drain waits for the creates in flight, not for a timeout. A worker whose drain ran
+  // into its time limit (the upstream time limit + 5 s = 35 s) says so; how long the creates in
+  // flight take depends on the machine (over 13 s on a loaded one), so real time is only checked
+  // against that limit.
+  expect(logged.filter((line) => line.includes('with work still running'))).toEqual([]);
+  expect(Date.now() - signalledAt).toBeLessThan(30_000);
 });
