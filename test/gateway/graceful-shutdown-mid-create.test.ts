@@ -5,7 +5,7 @@
  * accepts and bills the task, the gateway cannot record it, and the next start fails it as
  * "the gateway stopped while submitting" — on an orderly restart, not a crash.
  */
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
@@ -41,8 +41,9 @@ it('finishes recording an in-flight create before a graceful shutdown closes the
   // SIGTERM.
   await first.gateway.close();
   await pending;
-  await new Promise((resolve) => setTimeout(resolve, 1_500));
-  expect(kling3api.tasks).toHaveLength(1);
+  // The upstream made the task (3 s after the create reached it): at once when the close waited for
+  // the create, as it must; later when it did not (then the next process finds the task failed).
+  await vi.waitFor(() => expect(kling3api.tasks).toHaveLength(1), { timeout: 10_000, interval: 20 });
 
   const second = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators, config });
   cleanups.push(() => second.close());
