@@ -19,10 +19,14 @@ export interface TenantLimitSettings {
 
 /** Counts creates per tenant; shared by replicas when they share a database. */
 export interface CreateLimiter {
+  /** Rejects with an error whose `unanswered` is true when whoever keeps the count did not answer in time. */
   take(tenant: string): Promise<{ allowed: true; countedUntil: number } | { allowed: false; retryAfterMs: number }>;
   /** Uncounts a create `take` let through (while its window lasts): one refused as bad input made nothing. */
   giveBack(tenant: string, countedUntil: number): Promise<void>;
 }
+
+/** Seconds a client is asked to wait when its create could not be counted. */
+const LIMITER_RETRY_AFTER_S = 2;
 
 /** Where `createRateLimit` leaves the counted create for `giveBackRefusedCreate` (`res.locals`). */
 const COUNTED_CREATE = 'countedCreate';
@@ -37,8 +41,26 @@ export function createRateLimit(
   return async (req, res, next) => {
     const tenant = req.tenant;
     if (!tenant) return next();
+    let decision: Awaited<ReturnType<CreateLimiter['take']>>;
     try {
-      const decision = await limiter.take(tenant);
+      decision = await limiter.take(tenant);
+    } catch (error) {
+      if ((error as { unanswered?: unknown } | undefined)?.unanswered !== true) {
+        next(error);
+        return;
+      }
+      // The count was not had in time (with WORKERS, the primary that keeps it is busy: a burst
+      // on a loaded machine): nothing was made, and the same create sent again shortly goes
+      // through. Not a 500, which tells a client something broke.
+      next(
+        problems.retryLater(
+          `The gateway could not count this create against the tenant's creates per minute in time, and made nothing; send the create again after Retry-After seconds (with the same Idempotency-Key it never makes a second task).`,
+          LIMITER_RETRY_AFTER_S,
+        ),
+      );
+      return;
+    }
+    try {
       if (decision.allowed) {
         res.locals[COUNTED_CREATE] = { tenant, countedUntil: decision.countedUntil };
         return next();

@@ -13,7 +13,7 @@ import type { Store } from './database.js';
 export type WindowDecision = { allowed: true; countedUntil: number } | { allowed: false; retryAfterMs: number };
 
 export interface WindowLimiter {
-  /** Counts one request under `key`. */
+  /** Counts one request under `key`; rejects with an error whose `unanswered` is true when the primary keeping the count (WORKERS) did not answer in time. */
   take(key: string): Promise<WindowDecision>;
   /**
    * Uncounts a request `take` let through, when the window it was counted in is still the
@@ -34,6 +34,8 @@ export async function openWindowLimiter(
 ): Promise<WindowLimiter> {
   const settings = { keyPrefix: options.name, points: options.points, duration: Math.max(1, Math.round(options.windowMs / 1000)) };
   let limiter: RateLimiterAbstract;
+  /** Whether the count is the primary's, asked over IPC (which gives up after its `timeoutMs`). */
+  let askedOfPrimary = false;
   if (store.dialect === 'postgres' && store.pool) {
     limiter = new RateLimiterPostgres({
       ...settings,
@@ -47,6 +49,7 @@ export async function openWindowLimiter(
     });
   } else if (options.acrossWorkers) {
     limiter = new RateLimiterCluster({ ...settings, timeoutMs: 5_000 });
+    askedOfPrimary = true;
   } else {
     limiter = new RateLimiterMemory(settings);
   }
@@ -57,6 +60,9 @@ export async function openWindowLimiter(
         return { allowed: true, countedUntil: Date.now() + counted.msBeforeNext };
       } catch (error) {
         if (error instanceof RateLimiterRes) return { allowed: false, retryAfterMs: Math.max(1, error.msBeforeNext) };
+        // The primary did not answer in time (busy: a burst of creates on a loaded machine): the
+        // count is unknown, which the caller answers as "send it again shortly", not as a fault.
+        if (askedOfPrimary) throw Object.assign(new Error(`the count of ${key} was not answered in time`, { cause: error }), { unanswered: true });
         throw error;
       }
     },
