@@ -46,6 +46,17 @@ describe('errors[] of a validation problem', () => {
     expect(answer.problem.detail).toBe('The request is not valid. Only the first 50 errors are listed … and 1,950 more.');
   });
 
+  it('a field name of 10 kB is named by its first 200 characters, so twenty of them (a 200 kB body) answer a few kB, not 200 kB', async () => {
+    const body: Record<string, unknown> = { ...base };
+    const long = (index: number) => `${key(index)}${'y'.repeat(10_000)}`;
+    for (let index = 0; index < 20; index += 1) body[long(index)] = index;
+    const answer = await post('/v1/videos', body);
+    expect(answer.status).toBe(400);
+    expect(answer.problem.errors).toHaveLength(20);
+    expect(answer.problem.errors[0]).toEqual({ path: `${long(0).slice(0, 200)}…`, message: 'unknown field' });
+    expect(answer.bytes).toBeLessThan(10_000);
+  });
+
   it('50 errors or fewer are all listed, and detail is as before', async () => {
     const body: Record<string, unknown> = { ...base };
     for (let index = 0; index < 50; index += 1) body[key(index)] = index;

@@ -1707,7 +1707,7 @@ export interface components {
              * @example urn:request:3f1c2a9e-8d4b-4f6a-9c1e-2b7d5e0a4c18
              */
             instance?: string;
-            /** @description Each field at fault, the first 50 of them in order (past those, `detail` ends saying how many more there were: `… and 9,950 more.`). For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`. */
+            /** @description Each field at fault, the first 50 of them in order (past those, `detail` ends saying how many more there were: `… and 9,950 more.`). For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`. A `path` longer than 200 characters (a field name is the caller's own text) or a `message` longer than 500 is cut there and ends in `…`. */
             errors?: {
                 /** @description The field, as a dotted path of the body (`(body)`, `(url)` when no one field is at fault). */
                 path: string;

@@ -533,7 +533,7 @@ export const ProblemDetails = z
       .meta({
         description:
           `Each field at fault, the first ${MAX_PROBLEM_ERRORS} of them in order (past those, \`detail\` ends saying how many more there were: \`… and 9,950 more.\`). ` +
-          'For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`.',
+          'For 400 every invalid field; for a 422 capability miss one entry per field some provider cannot serve as asked, `message` quoting each provider as `detail` does (`freepik: … | kling3api: …`) and `providers[]` the same reasons by provider. Reasons that are about no one field (a disabled provider, a budget) are only in `providers[]`. A `path` longer than 200 characters (a field name is the caller\'s own text) or a `message` longer than 500 is cut there and ends in `…`.',
       }),
     providers: z
       .array(z.object({ provider: z.string(), reasons: z.array(z.string()) }))

@@ -13,6 +13,14 @@ function capErrors<T>(errors: readonly T[], detail: string | undefined): { error
   return { errors: errors.slice(0, MAX_PROBLEM_ERRORS), detail: detail ? `${detail} ${note}` : note };
 }
 
+/** The longest `path` and `message` of an entry of `errors`: a field name is the caller's own text, of any length. */
+const MAX_ERROR_PATH = 200;
+const MAX_ERROR_MESSAGE = 500;
+
+function shortened(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 export class ProblemError extends Error {
   override readonly name = 'ProblemError';
   /** The problem without its `instance`, which the answer adds (the request's id). */
@@ -31,6 +39,10 @@ export class ProblemError extends Error {
       const capped = capErrors(extra.errors, detail);
       extra = { ...extra, errors: capped.errors };
       detail = capped.detail;
+    }
+    if (extra.errors?.some((error) => error.path.length > MAX_ERROR_PATH || error.message.length > MAX_ERROR_MESSAGE)) {
+      const errors = extra.errors.map((error) => ({ ...error, path: shortened(error.path, MAX_ERROR_PATH), message: shortened(error.message, MAX_ERROR_MESSAGE) }));
+      extra = { ...extra, errors };
     }
     super(detail ?? title);
     this.problem = { type: `${TYPE_BASE}${slug}`, title, status, ...(detail ? { detail } : {}), ...extra };
