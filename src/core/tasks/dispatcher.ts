@@ -92,6 +92,14 @@ const PERSIST_LONGEST_PAUSE_MS = 2_000;
 /** How long, beyond the provider's time limit (and a rate wait), a submission owns its task. */
 const SUBMISSION_LEASE_MARGIN_MS = 10_000;
 
+/**
+ * The account a plan entry is bound to (the one that made its source video), while it is still
+ * configured; undefined for an entry any account may take, or whose account is gone.
+ */
+function boundAccount(runtime: ProviderRuntime, entry: PlanEntry): ProviderAccount | undefined {
+  return entry.account === undefined ? undefined : runtime.account(entry.account);
+}
+
 export class Dispatcher {
   private readonly lifecycle: TaskLifecycle;
   /** Settles submissions a stopped replica left behind; run before every pass. */
@@ -312,8 +320,7 @@ export class Dispatcher {
    * source video), that account's circuit and cool-down are the provider's.
    */
   private standingOf(runtime: ProviderRuntime, pass: PassState | undefined, entry: PlanEntry): ProviderStanding {
-    const pinned = entry.account === undefined ? undefined : runtime.account(entry.account);
-    const standing = pinned ?? runtime;
+    const standing = boundAccount(runtime, entry) ?? runtime;
     return {
       usable: runtime.enabled,
       circuitOpen: standing.circuit === 'open',
@@ -338,8 +345,8 @@ export class Dispatcher {
    */
   private async accountsToTry(runtime: ProviderRuntime, entry: PlanEntry): Promise<readonly ProviderAccount[]> {
     if (entry.account !== undefined) {
-      const pinned = runtime.account(entry.account);
-      return pinned ? [pinned] : [];
+      const bound = boundAccount(runtime, entry);
+      return bound ? [bound] : [];
     }
     if (runtime.accounts.length === 1) return runtime.accounts;
     const counts = await this.engine.tasks.inFlightByAccount(runtime.id);
@@ -453,8 +460,7 @@ export class Dispatcher {
       if (entry.account === undefined) pass?.full.add(runtime.id);
       return { kind: 'settled', result: { settled: false, task, outcome: { kind: 'wait', until: Math.min(retryAt, clock.now() + retryMs), full: true } } };
     }
-    const circuit = (entry.account === undefined ? undefined : runtime.account(entry.account)) ?? runtime;
-    if (Number.isFinite(retryAt) || circuit.circuit !== 'open') {
+    if (Number.isFinite(retryAt) || (boundAccount(runtime, entry) ?? runtime).circuit !== 'open') {
       const until = Number.isFinite(retryAt) ? retryAt : clock.now() + retryMs;
       return { kind: 'settled', result: { settled: false, task: claimed, outcome: { kind: 'wait', until } } };
     }
