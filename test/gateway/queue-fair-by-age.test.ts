@@ -82,25 +82,32 @@ it('sends queued tasks strictly oldest first as slots free one or two at a time'
 });
 
 it('gives a slot that freed after a pass found it full to the task that waited, not to a create queued behind it', async () => {
-  gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 1 } } } });
-  const holder = (await gw.create({ ...base, ...to('kling3api'), prompt: 'holder' })).body;
-  expect(holder.status).toBe('processing');
-  await gw.clock.advance(1);
-  expect((await gw.create({ ...base, ...to('kling3api'), prompt: 'waited' })).body.status).toBe('queued');
+  for (let attempt = 0; ; attempt += 1) {
+    await gw?.close();
+    gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 1 } } } });
+    const holder = (await gw.create({ ...base, ...to('kling3api'), prompt: 'holder' })).body;
+    expect(holder.status).toBe('processing');
+    await gw.clock.advance(1);
+    expect((await gw.create({ ...base, ...to('kling3api'), prompt: 'waited' })).body.status).toBe('queued');
 
-  // Passes find kling3api full until the holder is done; the pass of the step that polls it done
-  // ran just before, so its slot is free and no pass has run since.
-  const store = gw.gateway.store;
-  while ((await store.getTask(holder.id))?.phase === 'tracking') {
-    await gw.clock.advance(200);
-    await gw.gateway.runOnce();
+    // Passes find kling3api full until the holder is done; the pass of the step that polls it done
+    // ran just before, so its slot is free and no pass has run since.
+    const store = gw.gateway.store;
+    while ((await store.getTask(holder.id))?.phase === 'tracking') {
+      await gw.clock.advance(200);
+      await gw.gateway.runOnce();
+    }
+    // The freed slot also wakes a probe of the queue (in the background), which on a loaded machine
+    // may have sent the waited task already: then this try did not set the scene, and another does.
+    if (promptsAt(gw, 'kling3api').length > 1 && attempt < 4) continue;
+    expect(promptsAt(gw, 'kling3api')).toEqual(['holder']);
+
+    // A create now queues behind the waiting task (README), and the pass it starts serves the queue.
+    expect((await gw.create({ ...base, ...to('kling3api'), prompt: 'behind' })).body.status).toBe('queued');
+    await gw.gateway.dispatcher.idle();
+    expect(promptsAt(gw, 'kling3api')).toEqual(['holder', 'waited']);
+    return;
   }
-  expect(promptsAt(gw, 'kling3api')).toEqual(['holder']);
-
-  // A create now queues behind the waiting task (README), and the pass it starts serves the queue.
-  expect((await gw.create({ ...base, ...to('kling3api'), prompt: 'behind' })).body.status).toBe('queued');
-  await gw.gateway.dispatcher.idle();
-  expect(promptsAt(gw, 'kling3api')).toEqual(['holder', 'waited']);
 });
 
 it('still sends a pass’s tasks side by side: eight creates in flight at the upstream at once', async () => {
