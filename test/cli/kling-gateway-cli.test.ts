@@ -776,7 +776,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const waits: number[] = [];
     const pause = async (ms: number) => void waits.push(ms);
     try {
-      const run = await runHere(['--request-timeout', '0.2', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
+      // The first create never answers, whatever the limit; 1 s leaves the 409s time to come back on a loaded machine.
+      const run = await runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
       // The key was made up by the CLI: without it, running the command again makes (and bills) a second video.
       expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
       expect(keys).toHaveLength(3);
