@@ -113,48 +113,52 @@ export async function measureCreateLatency({ stack, settings, log, watchNoise }:
     { url: `${simulatorAddress.baseUrl}${sample.path}`, headers: simulator.authHeaders, body: upstreamBody },
     bare.webhookSecret,
   );
-  const bareClient = bareServer && new GatewayClient({ ...stack.addresses, gatewayUrl: bareServer.url });
-  const sendBare = bareClient && (() => bareClient.createStatus(gatewayBody));
-  if (sendBare) await mapConcurrently(Array.from({ length: settings.warmupRequests }), 4, sendBare);
-  // The bare server's tasks end on the simulator's clock; none is left running when timing starts.
-  const bareTasksDone = () => new Promise((resolve) => setTimeout(resolve, settings.queuedMs + settings.processingMs + 500));
-  if (sendBare) await bareTasksDone();
+  // A phase that fails (a gateway that never goes idle, say) must not leave the bare server running.
+  try {
+    const bareClient = bareServer && new GatewayClient({ ...stack.addresses, gatewayUrl: bareServer.url });
+    const sendBare = bareClient && (() => bareClient.createStatus(gatewayBody));
+    if (sendBare) await mapConcurrently(Array.from({ length: settings.warmupRequests }), 4, sendBare);
+    // The bare server's tasks end on the simulator's clock; none is left running when timing starts.
+    const bareTasksDone = () => new Promise((resolve) => setTimeout(resolve, settings.queuedMs + settings.processingMs + 500));
+    if (sendBare) await bareTasksDone();
 
-  const rows: CreateLatencyRow[] = [];
-  // Only a gateway alone in its process has a CPU time of its own.
-  const separate = stack.addresses.pid !== process.pid && settings.mode === 'processes';
-  for (const rate of settings.rates) {
-    log(`creates at ${rate}/s for ${settings.seconds} s, interleaved: simulator directly and through the gateway`);
-    await stack.eventLoopDelay();
-    const stopWatch = await watchNoise();
-    const cpuBefore = await stack.cpuMs();
-    const [direct, viaGateway] = await runOpenLoop(rate, settings.seconds, [sendDirect, sendGateway]);
-    const cpuDuring = (await stack.cpuMs()) - cpuBefore;
-    const machineNoise = await stopWatch();
-    const serverEventLoopDelayMs = await stack.eventLoopDelay();
-    // Per create the gateway answered: a request that never connected cost it nothing.
-    const gatewayCpuMsPerCreate = separate ? cpuDuring / Math.max(1, viaGateway?.latenciesMs.length ?? 0) : Number.NaN;
-    // Let the tasks just created finish, so their tracking does not load what comes next.
-    await gateway.waitUntilIdle();
-    let bareRow: BareCreateRow | undefined;
-    if (bareServer && sendBare) {
-      log(`creates at ${rate}/s for ${settings.seconds} s, interleaved: simulator directly and through the bare create server`);
-      const bareCpuBefore = bareServer.cpuMs();
-      const [bareDirect, viaBare] = await runOpenLoop(rate, settings.seconds, [sendDirect, sendBare]);
-      const bareCpu = bareServer.cpuMs() - bareCpuBefore;
-      bareRow = { direct: summarize(bareDirect), bare: summarize(viaBare), cpuMsPerCreate: bareCpu / Math.max(1, viaBare?.latenciesMs.length ?? 0) };
-      await bareTasksDone();
+    const rows: CreateLatencyRow[] = [];
+    // Only a gateway alone in its process has a CPU time of its own.
+    const separate = stack.addresses.pid !== process.pid && settings.mode === 'processes';
+    for (const rate of settings.rates) {
+      log(`creates at ${rate}/s for ${settings.seconds} s, interleaved: simulator directly and through the gateway`);
+      await stack.eventLoopDelay();
+      const stopWatch = await watchNoise();
+      const cpuBefore = await stack.cpuMs();
+      const [direct, viaGateway] = await runOpenLoop(rate, settings.seconds, [sendDirect, sendGateway]);
+      const cpuDuring = (await stack.cpuMs()) - cpuBefore;
+      const machineNoise = await stopWatch();
+      const serverEventLoopDelayMs = await stack.eventLoopDelay();
+      // Per create the gateway answered: a request that never connected cost it nothing.
+      const gatewayCpuMsPerCreate = separate ? cpuDuring / Math.max(1, viaGateway?.latenciesMs.length ?? 0) : Number.NaN;
+      // Let the tasks just created finish, so their tracking does not load what comes next.
+      await gateway.waitUntilIdle();
+      let bareRow: BareCreateRow | undefined;
+      if (bareServer && sendBare) {
+        log(`creates at ${rate}/s for ${settings.seconds} s, interleaved: simulator directly and through the bare create server`);
+        const bareCpuBefore = bareServer.cpuMs();
+        const [bareDirect, viaBare] = await runOpenLoop(rate, settings.seconds, [sendDirect, sendBare]);
+        const bareCpu = bareServer.cpuMs() - bareCpuBefore;
+        bareRow = { direct: summarize(bareDirect), bare: summarize(viaBare), cpuMsPerCreate: bareCpu / Math.max(1, viaBare?.latenciesMs.length ?? 0) };
+        await bareTasksDone();
+      }
+      rows.push({
+        rate,
+        direct: summarize(direct),
+        gateway: summarize(viaGateway),
+        ...(bareRow ? { bare: bareRow } : {}),
+        gatewayCpuMsPerCreate,
+        serverEventLoopDelayMs,
+        machineNoise,
+      });
     }
-    rows.push({
-      rate,
-      direct: summarize(direct),
-      gateway: summarize(viaGateway),
-      ...(bareRow ? { bare: bareRow } : {}),
-      gatewayCpuMsPerCreate,
-      serverEventLoopDelayMs,
-      machineNoise,
-    });
+    return { baselineRoute: `POST ${sample.path}`, rows };
+  } finally {
+    await bareServer?.close();
   }
-  await bareServer?.close();
-  return { baselineRoute: `POST ${sample.path}`, rows };
 }
