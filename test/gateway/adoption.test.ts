@@ -134,6 +134,20 @@ describe('a connection dropped before the upstream created anything', () => {
     ]);
   });
 
+  it('Freepik alone: proved never accepted, the task fails saying Freepik was ruled out, not that no provider is enabled', async () => {
+    const gw = await gateway();
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['freepik'] } });
+    expect(created.body.status).toBe('queued');
+    const finished = await gw.finish(created.body.id);
+    expect(finished.status).toBe('failed');
+    expect(finished.error.code).toBe('no_provider_available');
+    expect(finished.error.message).not.toMatch(/enabled/);
+    expect(finished.error.message).toMatch(/^every eligible provider was tried or ruled out for this task: freepik: .*not accepted upstream/);
+    expect(finished.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'failed' })]);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 0, 'kling-legacy': 0 });
+  });
+
   it('Freepik: a list holding a task the gateway does not know proves nothing; the task waits, then fails as a timeout', async () => {
     const gw = await gateway();
     // Someone else's task under the same key.

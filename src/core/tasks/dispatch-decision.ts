@@ -34,6 +34,8 @@ export interface AttemptHistory {
    * failed over with `failover_on_timeout`): sending it there again could make and bill it twice.
    */
   refused: ReadonlySet<string>;
+  /** What the last attempt that ruled each provider (or one of its accounts) out said, for the task's error. */
+  ruledOutBy: ReadonlyMap<string, RuledOut>;
   /** Providers whose open circuit is already written on the task. */
   skipped: ReadonlySet<string>;
   /**
@@ -43,10 +45,20 @@ export interface AttemptHistory {
   refusedAccounts: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
+/** A provider an earlier attempt of the task ruled out, and what that attempt said. */
+export interface RuledOut {
+  provider: string;
+  httpStatus: number | null;
+  message: string;
+}
+
 /** What one provider of the plan came to, once the dispatcher is done with it. */
 export type CandidateOutcome =
-  /** Not for this task now (refused it before, switched off, cannot serve the request). */
-  | { kind: 'passed' }
+  /**
+   * Not for this task now (refused it before, switched off, cannot serve the request).
+   * `ruledOut`: an earlier attempt of this task ruled it out (it refused the task, or may hold it).
+   */
+  | { kind: 'passed'; ruledOut?: RuledOut }
   /**
    * Usable again from `until` (no free slot, cooling down, no rate allowance). `full`: no free
    * slot, which frees at no known time (`until` is only when to look again).
@@ -83,10 +95,19 @@ export function isAccountRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpS
 export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHistory {
   const refused = new Set<string>();
   const refusedAccounts = new Map<string, Set<string>>();
+  const ruledOutBy = new Map<string, RuledOut>();
+  const said = (attempt: AttemptRecord): void => {
+    const message = attempt.message ?? attempt.errorCode ?? attempt.outcome;
+    ruledOutBy.set(attempt.provider, { provider: attempt.provider, httpStatus: attempt.httpStatus, message });
+  };
   for (const attempt of attempts) {
-    if (attempt.outcome === 'ambiguous' || attempt.outcome === 'interrupted') refused.add(attempt.provider);
+    if (attempt.outcome === 'ambiguous' || attempt.outcome === 'interrupted') {
+      refused.add(attempt.provider);
+      said(attempt);
+    }
     // A 429 only meant "later", unless it said the credits are gone (the legacy API's 1100-1102 come as 429).
     if (attempt.outcome !== 'failed' || (attempt.httpStatus === 429 && attempt.errorCode !== 'insufficient_credits')) continue;
+    said(attempt);
     if (attempt.account !== null && isAccountRefusal(attempt)) {
       refusedAccounts.set(attempt.provider, new Set([...(refusedAccounts.get(attempt.provider) ?? []), attempt.account]));
     } else {
@@ -97,10 +118,17 @@ export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHisto
     refused,
     skipped: new Set(attempts.filter((a) => a.outcome === 'skipped').map((a) => a.provider)),
     refusedAccounts,
+    ruledOutBy,
   };
 }
 
 const PASSED: CandidateOutcome = { kind: 'passed' };
+
+/** Passed over for what an earlier attempt of the task said. */
+function ruledOut(provider: string, history: AttemptHistory): CandidateOutcome {
+  const by = history.ruledOutBy.get(provider);
+  return by ? { kind: 'passed', ruledOut: by } : PASSED;
+}
 
 /** The attempt that tells the caller a provider was passed over because its circuit is open. */
 export function circuitOpenAttempt(provider: string, at: number): NewAttempt {
@@ -110,13 +138,13 @@ export function circuitOpenAttempt(provider: string, at: number): NewAttempt {
 /** The decision for one provider of the plan; `standing` is undefined when it is not configured. */
 export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | undefined, context: DecisionContext): CandidateStep {
   const { provider } = entry;
-  if (context.history.refused.has(provider)) return PASSED;
+  if (context.history.refused.has(provider)) return ruledOut(provider, context.history);
   if (!standing?.usable) return PASSED;
   // A task bound to the account that made its source video may go through that one alone.
   const accounts = entry.account === undefined ? standing.accounts : standing.accounts.filter((account) => account === entry.account);
   if (entry.account !== undefined && accounts.length === 0) return { kind: 'refused', failure: boundAccountGoneFailure(provider, entry.account) };
   const refusedAccounts = context.history.refusedAccounts.get(provider);
-  if (refusedAccounts && accounts.every((account) => refusedAccounts.has(account))) return PASSED;
+  if (refusedAccounts && accounts.every((account) => refusedAccounts.has(account))) return ruledOut(provider, context.history);
   if (standing.circuitOpen) {
     const skip: CandidateStep = { kind: 'refused', failure: circuitOpenFailure(provider) };
     if (context.history.skipped.has(provider)) return skip;
@@ -160,7 +188,9 @@ export function conclude(
     if (task.now >= task.deadlineAt) return { kind: 'fail', error: deadlineError(task.deadlineMs) };
     return { kind: 'wait', until: Math.max(Math.min(...waits), task.now) };
   }
-  return { kind: 'fail', error: summarize(outcomes.flatMap((outcome) => (outcome.kind === 'refused' ? [outcome.failure] : []))) };
+  const failures = outcomes.flatMap((outcome) => (outcome.kind === 'refused' ? [outcome.failure] : []));
+  if (failures.length > 0) return { kind: 'fail', error: summarize(failures) };
+  return { kind: 'fail', error: noneLeft(outcomes.flatMap((outcome) => (outcome.kind === 'passed' && outcome.ruledOut ? [outcome.ruledOut] : []))) };
 }
 
 /** The error of a task no provider took before its deadline. */
@@ -169,22 +199,35 @@ export function deadlineError(deadlineMs: number): TaskError {
   return { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null };
 }
 
+/** A provider and what it said, as a task's error names it: `freepik (HTTP 503): …`. */
+function named(said: { provider: string | null; httpStatus: number | null; message: string }): string {
+  return `${said.provider ?? 'a provider'}${said.httpStatus !== null ? ` (HTTP ${said.httpStatus})` : ''}: ${said.message}`;
+}
+
+/**
+ * The error of a task whose plan was all passed over: the providers earlier attempts of the task
+ * ruled out (a refusal, a create that may hold the task or that recovery proved never accepted)
+ * by what they said; with none, no provider could be asked at all (switched off since).
+ */
+function noneLeft(ruledOut: readonly RuledOut[]): TaskError {
+  if (ruledOut.length === 0) return { code: 'no_provider_available', message: 'no eligible provider is enabled', provider_code: null };
+  return {
+    code: 'no_provider_available',
+    message: `every eligible provider was tried or ruled out for this task: ${ruledOut.map(named).join('; ')}`.slice(0, 1000),
+    provider_code: null,
+  };
+}
+
 /**
  * One error for a task no provider took: their shared code, else `no_provider_available`. With
  * more than one provider, the message names each and what it said.
  */
 function summarize(failures: readonly CreateFailureDecision[]): TaskError {
-  if (failures.length === 0) {
-    return { code: 'no_provider_available', message: 'no eligible provider is enabled', provider_code: null };
-  }
   const codes = new Set(failures.map((failure) => failure.code));
   const last = failures[failures.length - 1]!;
   const shared = codes.size === 1 && last.code !== 'no_provider_available';
   if (shared && failures.length === 1) return { code: last.code, message: last.message, provider_code: last.providerCode };
-  const each =
-    failures.length === 1
-      ? last.message
-      : failures.map((f) => `${f.provider ?? 'a provider'}${f.httpStatus !== null ? ` (HTTP ${f.httpStatus})` : ''}: ${f.message}`).join('; ');
+  const each = failures.length === 1 ? last.message : failures.map(named).join('; ');
   return {
     code: shared ? last.code : 'no_provider_available',
     message: `no provider accepted the task: ${each}`.slice(0, 1000),

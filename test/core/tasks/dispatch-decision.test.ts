@@ -53,6 +53,11 @@ function attempt(provider: string, outcome: AttemptRecord['outcome'], httpStatus
   };
 }
 
+/** What a passed-over provider's earlier attempt said, as the task's error quotes it. */
+function ruledOut(provider: string, httpStatus: number | null, message: string) {
+  return { kind: 'passed', ruledOut: { provider, httpStatus, message } };
+}
+
 function context(attempts: AttemptRecord[] = []): DecisionContext {
   return {
     request: resolveRequest({ model: 'kling-v3', prompt: 'a fox in the snow' }),
@@ -98,15 +103,17 @@ describe('decideCandidate', () => {
     const refusedBy = (account: string, httpStatus: number) => ({ ...attempt('freepik', 'failed', httpStatus), account });
     const twoAccounts = standing({ accounts: ['main', 'spare'] });
     expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402)]))).toMatchObject({ kind: 'try' });
-    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402), refusedBy('spare', 401)]))).toEqual({
-      kind: 'passed',
-    });
+    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402), refusedBy('spare', 401)]))).toEqual(
+      ruledOut('freepik', 401, 'failed'),
+    );
     // A refusal of the request itself is the provider's, whichever account said it.
-    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 400)]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 400)]))).toEqual(ruledOut('freepik', 400, 'failed'));
     expect(attemptHistory([refusedBy('main', 402), refusedBy('spare', 429)]).refusedAccounts).toEqual(new Map([['freepik', new Set(['main'])]]));
     // The legacy API says "credits gone" (1100-1102) with a 429: that account refused, it did not ask for a pause.
     const creditsGone = { ...refusedBy('spare', 429), errorCode: 'insufficient_credits' };
-    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402), creditsGone]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), twoAccounts, context([refusedBy('main', 402), creditsGone]))).toEqual(
+      ruledOut('freepik', 429, 'insufficient_credits'),
+    );
   });
 
   it("keeps a task bound to one account (its source video's) to that account: passed over once it refused, refused when it is gone", () => {
@@ -115,7 +122,7 @@ describe('decideCandidate', () => {
     const twoAccounts = standing({ accounts: ['east', 'west'] });
     expect(decideCandidate(bound, twoAccounts, context())).toMatchObject({ kind: 'try' });
     // West could still take a task of no source video; this one only east holds the video for.
-    expect(decideCandidate(bound, twoAccounts, context([refusedBy('east', 401)]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate(bound, twoAccounts, context([refusedBy('east', 401)]))).toEqual(ruledOut('kling-legacy', 401, 'failed'));
     expect(decideCandidate({ ...bound, account: undefined }, twoAccounts, context([refusedBy('east', 401)]))).toMatchObject({ kind: 'try' });
     expect(decideCandidate(bound, standing({ accounts: ['west'] }), context())).toMatchObject({
       kind: 'refused',
@@ -123,8 +130,15 @@ describe('decideCandidate', () => {
     });
   });
 
+  it('passes over a provider whose create may hold the task, or that recovery proved never took it, saying what its attempt said', () => {
+    const proved = { ...attempt('freepik', 'failed'), errorCode: 'provider_error', message: 'the gateway stopped; not accepted upstream: none listed' };
+    expect(decideCandidate(entry('freepik'), standing(), context([proved]))).toEqual(ruledOut('freepik', null, proved.message));
+    const lost = { ...attempt('freepik', 'ambiguous'), message: 'no answer within 300 ms' };
+    expect(decideCandidate(entry('freepik'), standing(), context([lost]))).toEqual(ruledOut('freepik', null, 'no answer within 300 ms'));
+  });
+
   it('passes over a provider that refused this task before, but asks again one that only said 429', () => {
-    expect(decideCandidate(entry('freepik'), standing(), context([attempt('freepik', 'failed', 400)]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), standing(), context([attempt('freepik', 'failed', 400)]))).toEqual(ruledOut('freepik', 400, 'failed'));
     expect(decideCandidate(entry('freepik'), standing(), context([attempt('freepik', 'failed', 429)]))).toMatchObject({ kind: 'try' });
     expect(decideCandidate(entry('freepik'), standing(), context([attempt('kling3api', 'failed', 400)]))).toMatchObject({ kind: 'try' });
   });
@@ -164,7 +178,7 @@ describe('decideCandidate', () => {
 
   it('checks in the order: refused before, switched off, circuit, cool-down, offering, slots', () => {
     const everything = standing({ circuitOpen: true, coolingDownUntil: NOW + 1, knownFull: true });
-    expect(decideCandidate(entry('freepik'), everything, context([attempt('freepik', 'failed', 503)]))).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), everything, context([attempt('freepik', 'failed', 503)]))).toEqual(ruledOut('freepik', 503, 'failed'));
     expect(decideCandidate(entry('freepik'), { ...everything, usable: false }, context())).toEqual({ kind: 'passed' });
     expect(decideCandidate(entry('freepik'), everything, context())).toMatchObject({ kind: 'refused' });
     expect(decideCandidate(entry('freepik'), { ...everything, circuitOpen: false }, context())).toEqual({ kind: 'wait', until: NOW + 1 });
@@ -254,6 +268,22 @@ describe('conclude', () => {
       error: {
         code: 'no_provider_available',
         message: `no provider accepted the task: ${circuitOpenFailure('freepik').message}`,
+        provider_code: null,
+      },
+    });
+  });
+
+  it('with every provider ruled out by its earlier attempts, says so and names each, not that none is enabled', () => {
+    const outcomes: CandidateOutcome[] = [
+      { kind: 'passed', ruledOut: { provider: 'freepik', httpStatus: null, message: 'the gateway stopped; not accepted upstream: none listed' } },
+      { kind: 'passed' },
+      { kind: 'passed', ruledOut: { provider: 'kling3api', httpStatus: 503, message: 'busy' } },
+    ];
+    expect(conclude(outcomes, task)).toEqual({
+      kind: 'fail',
+      error: {
+        code: 'no_provider_available',
+        message: 'every eligible provider was tried or ruled out for this task: freepik: the gateway stopped; not accepted upstream: none listed; kling3api (HTTP 503): busy',
         provider_code: null,
       },
     });
