@@ -41,6 +41,14 @@ export interface DeliveryShare {
 }
 export type DeliveryPatch = Updateable<DeliveriesTable>;
 
+/**
+ * Who made a result with a provider id (`output_ids`), as one tenant may know it: another
+ * tenant's task, or the newest of its own tasks that made it, and where.
+ */
+export type OutputIdMaker =
+  | { another_tenant: true }
+  | { another_tenant: false; task_id: string; provider: string; account: string | null };
+
 /** Phases in which a task holds one of its provider's in-flight slots. */
 export const IN_FLIGHT_PHASES: readonly TaskPhase[] = ['submitting', 'tracking'];
 
@@ -886,36 +894,29 @@ export class TaskStore {
       .execute();
   }
 
-  /** Whether a task of a tenant other than `tenant` made a result with this provider id. */
-  async outputIdOfAnotherTenant(upstreamId: string, tenant: string): Promise<boolean> {
+  /**
+   * Who made the result with this provider id (`output_ids`), as `tenant` may know it, in one
+   * query: a task of another tenant (whatever `tenant`'s tasks made too), else the provider and
+   * account of the newest task of `tenant` that made it; undefined when no task did.
+   */
+  async outputIdMaker(upstreamId: string, tenant: string): Promise<OutputIdMaker | undefined> {
     // None is noted that `output_ids` cannot hold, and PostgreSQL refuses a query that binds a NUL.
-    if (!isNotableOutputId(upstreamId)) return false;
+    if (!isNotableOutputId(upstreamId)) return undefined;
+    // Every row has its task (a foreign key that deletes the rows with it), so the join drops none.
     const row = await this.db
       .selectFrom('output_ids')
-      .select('task_id')
-      .where('upstream_id', '=', upstreamId)
-      .where('tenant', '<>', tenant)
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
-  }
-
-  /**
-   * The provider and account of the newest task of `tenant` that made a result with this provider
-   * id (`output_ids`, with the account the task holds); undefined when none of its tasks did.
-   */
-  async outputIdOrigin(upstreamId: string, tenant: string): Promise<{ task_id: string; provider: string; account: string | null } | undefined> {
-    if (!isNotableOutputId(upstreamId)) return undefined;
-    return this.db
-      .selectFrom('output_ids')
       .innerJoin('tasks', 'tasks.id', 'output_ids.task_id')
-      .select(['output_ids.task_id', 'output_ids.provider', 'tasks.account'])
+      .select(['output_ids.task_id', 'output_ids.tenant', 'output_ids.provider', 'tasks.account'])
       .where('output_ids.upstream_id', '=', upstreamId)
-      .where('output_ids.tenant', '=', tenant)
+      // Another tenant's row first; then this tenant's newest.
+      .orderBy(sql`case when output_ids.tenant = ${tenant} then 1 else 0 end`)
       .orderBy('tasks.created_at', 'desc')
       .orderBy('tasks.id', 'desc')
       .limit(1)
       .executeTakeFirst();
+    if (!row) return undefined;
+    if (row.tenant !== tenant) return { another_tenant: true };
+    return { another_tenant: false, task_id: row.task_id, provider: row.provider, account: row.account };
   }
 
   async getIdempotencyKey(tenant: string, key: string) {

@@ -38,6 +38,11 @@ const BACKENDS: Backend[] = [
   },
 ];
 
+/** Whether a task of a tenant other than `tenant` made the result with this provider id. */
+async function ofAnotherTenant(tasks: TaskStore, upstreamId: string, tenant: string): Promise<boolean> {
+  return (await tasks.outputIdMaker(upstreamId, tenant))?.another_tenant === true;
+}
+
 const output = (upstreamId: string | null) => ({ type: 'video', upstreamUrl: 'https://cdn.example.com/v.mp4', upstreamId, storage: 'passthrough' });
 
 describe.each(BACKENDS)('output ids on $name', (backend) => {
@@ -55,22 +60,22 @@ describe.each(BACKENDS)('output ids on $name', (backend) => {
     const store = await older.open();
     try {
       const tasks = new TaskStore(store);
-      expect(await tasks.outputIdOfAnotherTenant('v-acme', 'other')).toBe(true);
-      expect(await tasks.outputIdOfAnotherTenant('v-acme', 'acme')).toBe(false);
-      expect(await tasks.outputIdOfAnotherTenant('v-other', 'acme')).toBe(true);
-      expect(await tasks.outputIdOfAnotherTenant('v-unknown', 'acme')).toBe(false);
+      expect(await ofAnotherTenant(tasks, 'v-acme', 'other')).toBe(true);
+      expect(await ofAnotherTenant(tasks, 'v-acme', 'acme')).toBe(false);
+      expect(await ofAnotherTenant(tasks, 'v-other', 'acme')).toBe(true);
+      expect(await ofAnotherTenant(tasks, 'v-unknown', 'acme')).toBe(false);
 
       await tasks.createTask(taskRow('t_new', { tenant: 'acme', provider: 'kling-legacy' }));
       await tasks.recordOutputIds({ id: 't_new', tenant: 'acme', provider: 'kling-legacy' }, ['v-new']);
       // Written again (a later write of the same outputs): kept as it was.
       await tasks.recordOutputIds({ id: 't_new', tenant: 'acme', provider: 'kling-legacy' }, ['v-new']);
-      expect(await tasks.outputIdOfAnotherTenant('v-new', 'other')).toBe(true);
-      expect(await tasks.outputIdOfAnotherTenant('v-new', 'acme')).toBe(false);
+      expect(await ofAnotherTenant(tasks, 'v-new', 'other')).toBe(true);
+      expect(await ofAnotherTenant(tasks, 'v-new', 'acme')).toBe(false);
 
       // A provider id PostgreSQL cannot hold (a NUL) is not noted, and asking for one finds nothing.
       await tasks.recordOutputIds({ id: 't_new', tenant: 'acme', provider: 'kling-legacy' }, ['v\u0000nul', 'v-beside']);
-      expect(await tasks.outputIdOfAnotherTenant('v\u0000nul', 'other')).toBe(false);
-      expect(await tasks.outputIdOfAnotherTenant('v-beside', 'other')).toBe(true);
+      expect(await ofAnotherTenant(tasks, 'v\u0000nul', 'other')).toBe(false);
+      expect(await ofAnotherTenant(tasks, 'v-beside', 'other')).toBe(true);
     } finally {
       await store.close();
       await older.cleanup();
@@ -91,10 +96,10 @@ describe.each(BACKENDS)('a provider id longer than any video_id, on $name', (bac
     const store = await older.open();
     try {
       const tasks = new TaskStore(store);
-      expect(await tasks.outputIdOfAnotherTenant('v-old', 'other')).toBe(true);
+      expect(await ofAnotherTenant(tasks, 'v-old', 'other')).toBe(true);
       await tasks.createTask(taskRow('t_long', { tenant: 'acme', provider: 'kling-legacy' }));
       await tasks.recordOutputIds({ id: 't_long', tenant: 'acme', provider: 'kling-legacy' }, [long, 'v-short']);
-      expect(await tasks.outputIdOfAnotherTenant('v-short', 'other')).toBe(true);
+      expect(await ofAnotherTenant(tasks, 'v-short', 'other')).toBe(true);
     } finally {
       await store.close();
       await older.cleanup();
@@ -149,7 +154,7 @@ describe('a start stopped in the middle of migrations 0014 and 0015 on SQLite', 
     await db.destroy();
     const store = await openStore(`sqlite:${file}`);
     try {
-      expect(await new TaskStore(store).outputIdOfAnotherTenant('v-acme', 'other')).toBe(true);
+      expect(await ofAnotherTenant(new TaskStore(store), 'v-acme', 'other')).toBe(true);
     } finally {
       await store.close();
     }
@@ -157,7 +162,7 @@ describe('a start stopped in the middle of migrations 0014 and 0015 on SQLite', 
 });
 
 describe.each(BACKENDS)('where a video_id was made, on $name', (backend) => {
-  it.skipIf(backend.skip)("names the provider and account of this tenant's newest task that made it, and nothing for another tenant's or an unknown id", async () => {
+  it.skipIf(backend.skip)("names the provider and account of this tenant's newest task that made it, another tenant's as such, and nothing for an unknown id", async () => {
     const migrated = await backend.migratedTo('0015_output_ids');
     await migrated.db.destroy();
     const store = await migrated.open();
@@ -168,12 +173,17 @@ describe.each(BACKENDS)('where a video_id was made, on $name', (backend) => {
       await tasks.createTask(taskRow('t_other', { tenant: 'other', provider: 'kling-legacy', account: 'east', created_at: 3_000 }));
       await tasks.recordOutputIds({ id: 't_east', tenant: 'acme', provider: 'kling-legacy' }, ['v-east', 'v-both']);
       await tasks.recordOutputIds({ id: 't_west', tenant: 'acme', provider: 'kling-legacy' }, ['v-both']);
-      await tasks.recordOutputIds({ id: 't_other', tenant: 'other', provider: 'kling-legacy' }, ['v-other']);
-      expect(await tasks.outputIdOrigin('v-east', 'acme')).toEqual({ task_id: 't_east', provider: 'kling-legacy', account: 'east' });
-      expect(await tasks.outputIdOrigin('v-both', 'acme')).toEqual({ task_id: 't_west', provider: 'kling-legacy', account: 'west' });
-      expect(await tasks.outputIdOrigin('v-other', 'acme')).toBeUndefined();
-      expect(await tasks.outputIdOrigin('v-unknown', 'acme')).toBeUndefined();
-      expect(await tasks.outputIdOrigin('v\u0000nul', 'acme')).toBeUndefined();
+      await tasks.recordOutputIds({ id: 't_other', tenant: 'other', provider: 'kling-legacy' }, ['v-other', 'v-shared']);
+      await tasks.recordOutputIds({ id: 't_west', tenant: 'acme', provider: 'kling-legacy' }, ['v-shared']);
+      const own = (task_id: string, account: string) => ({ another_tenant: false, task_id, provider: 'kling-legacy', account });
+      expect(await tasks.outputIdMaker('v-east', 'acme')).toEqual(own('t_east', 'east'));
+      expect(await tasks.outputIdMaker('v-both', 'acme')).toEqual(own('t_west', 'west'));
+      expect(await tasks.outputIdMaker('v-other', 'acme')).toEqual({ another_tenant: true });
+      // Made by another tenant's task too: that decides, whatever this tenant's tasks made.
+      expect(await tasks.outputIdMaker('v-shared', 'acme')).toEqual({ another_tenant: true });
+      expect(await tasks.outputIdMaker('v-other', 'other')).toEqual({ another_tenant: false, task_id: 't_other', provider: 'kling-legacy', account: 'east' });
+      expect(await tasks.outputIdMaker('v-unknown', 'acme')).toBeUndefined();
+      expect(await tasks.outputIdMaker('v\u0000nul', 'acme')).toBeUndefined();
     } finally {
       await store.close();
       await migrated.cleanup();

@@ -305,21 +305,18 @@ export class TaskRepository {
   }
 
   /**
-   * Whether a result with this provider id (`outputs[].upstream_id`, what `video_id` names) was
-   * made by a task of another tenant than `tenant`.
+   * Who made the result with this provider id (`outputs[].upstream_id`, what `video_id` names):
+   * a task of another tenant than `tenant`; else the provider and account of `tenant`'s newest
+   * task that made it (such a video exists only in that upstream account); undefined when no task
+   * made one.
    */
-  sourceVideoOfAnotherTenant(upstreamId: string, tenant: string): Promise<boolean> {
-    return this.store.outputIdOfAnotherTenant(upstreamId, tenant);
-  }
-
-  /**
-   * Which provider and account made the result with this provider id for a task of `tenant` (the
-   * newest such task's); undefined when no task of `tenant` made one. Such a video exists only in
-   * that upstream account.
-   */
-  async sourceVideoOrigin(upstreamId: string, tenant: string): Promise<{ taskId: string; provider: string; account: string | null } | undefined> {
-    const row = await this.store.outputIdOrigin(upstreamId, tenant);
-    return row && { taskId: row.task_id, provider: row.provider, account: row.account };
+  async sourceVideoMaker(
+    upstreamId: string,
+    tenant: string,
+  ): Promise<{ anotherTenant: true } | { anotherTenant: false; taskId: string; provider: string; account: string | null } | undefined> {
+    const row = await this.store.outputIdMaker(upstreamId, tenant);
+    if (!row) return undefined;
+    return row.another_tenant ? { anotherTenant: true } : { anotherTenant: false, taskId: row.task_id, provider: row.provider, account: row.account };
   }
 
   /** The task an unexpired idempotency key of `tenant` made, and the hash of the body it came with. */
@@ -382,7 +379,7 @@ export class TaskRepository {
       if (record?.row !== row) record = { row, task: taskFromRow(row) };
       return record.task;
     };
-    // The provider's ids of the results this change writes, noted with the tenant that made them (`sourceVideoOfAnotherTenant`).
+    // The provider's ids of the results this change writes, noted with the tenant that made them (`sourceVideoMaker`).
     const upstreamIds = [...new Set((change.outputs ?? []).flatMap((output) => (output.upstreamId ? [output.upstreamId] : [])))];
     const writesAlongside = alongside !== undefined || attempt !== undefined || upstreamIds.length > 0;
     const row = await this.store.updateTask(

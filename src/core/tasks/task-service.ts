@@ -289,9 +289,9 @@ export class TaskService {
     if (videoId === undefined) return undefined;
     const { tasks, runtimes } = this.engine;
     const refuse = (message: string) => problems.unprocessable(`video_id ${message}`, [{ path: 'video_id', message }]);
-    if (await tasks.sourceVideoOfAnotherTenant(videoId, tenant)) throw refuse('names a video this tenant did not make');
-    const origin = await tasks.sourceVideoOrigin(videoId, tenant);
+    const origin = await tasks.sourceVideoMaker(videoId, tenant);
     if (!origin) return undefined;
+    if (origin.anotherTenant) throw refuse('names a video this tenant did not make');
     const runtime = runtimes.get(origin.provider);
     const account = runtime?.account(origin.account);
     const made = `names a video made on ${origin.provider}'s account ${origin.account ?? 'default'} (by task ${origin.taskId}), which alone holds it`;
