@@ -5,9 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { Kysely, Migrator, sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { CreateVideoRequest } from '../../src/core/model/canonical.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { CodeMigrationProvider } from '../../src/store/migrations.js';
-import type { Database } from '../../src/store/schema.js';
+import { VIDEO_ID_MAX_LENGTH, type Database } from '../../src/store/schema.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { postgresAvailable } from '../support/postgres.js';
 import { postgresSchemaMigratedTo, sqliteFileMigratedTo } from '../support/migrated-store.js';
@@ -103,6 +104,27 @@ describe.each(BACKENDS)('a provider id longer than any video_id, on $name', (bac
     } finally {
       await store.close();
       await older.cleanup();
+    }
+  });
+});
+
+describe('the longest video_id', () => {
+  it('that a request may name is noted and found; one longer is refused by the request and never noted', async () => {
+    const longest = 'v'.repeat(VIDEO_ID_MAX_LENGTH);
+    const lipSync = { model: 'kling-v1-6', lip_sync: { text: 'hello', voice_id: 'v' } };
+    expect(CreateVideoRequest.safeParse({ ...lipSync, video_id: longest }).success).toBe(true);
+    expect(CreateVideoRequest.safeParse({ ...lipSync, video_id: `${longest}v` }).success).toBe(false);
+    const { db, open } = await sqliteFileMigratedTo('0015_output_ids');
+    await db.destroy();
+    const store = await open();
+    try {
+      const tasks = new TaskStore(store);
+      await tasks.createTask(taskRow('t_long', { tenant: 'acme', provider: 'kling-legacy', account: 'default' }));
+      await tasks.recordOutputIds({ id: 't_long', tenant: 'acme', provider: 'kling-legacy' }, [longest, `${longest}v`]);
+      expect(await tasks.outputIdMaker(longest, 'other')).toEqual({ another_tenant: true });
+      expect(await store.db.selectFrom('output_ids').select('upstream_id').execute()).toEqual([{ upstream_id: longest }]);
+    } finally {
+      await store.close();
     }
   });
 });

@@ -6,6 +6,7 @@
  * Incoming schemas are strict (an unknown field is an error, never ignored).
  */
 import { z } from 'zod';
+import { VIDEO_ID_MAX_LENGTH } from '../../store/schema.js';
 
 export const MODELS = [
   'kling-v3',
@@ -220,8 +221,8 @@ export const CreateVideoRequest = z
     video_id: z
       .string()
       .min(1)
-      // The store notes result ids up to this length (`NOTED_OUTPUT_ID_MAX_LENGTH`): change both together.
-      .max(128)
+      // The store notes result ids up to the same length, so any id named here can be found.
+      .max(VIDEO_ID_MAX_LENGTH)
       // An id holds no NUL, and PostgreSQL cannot bind one (the source video is looked up by it).
       .refine((id) => !id.includes('\u0000'), { error: 'must not contain a NUL character' })
       .optional()
