@@ -6,10 +6,7 @@
  * it, not a 422 that reads as "nothing was made".
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import { PROVIDERS } from '../../src/providers/registry.js';
-import { startSandbox } from '../../src/sandbox/sandbox.js';
-import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { GatewayDeploys, type TestGateway } from '../support/harness.js';
 
 const pinned = { model: 'kling-v3', prompt: 'a kite over the dunes', duration: 5, routing: { providers: ['freepik'], allow_fallbacks: false } };
 
@@ -22,23 +19,12 @@ afterEach(async () => {
 
 describe('Idempotency-Key repeat after the routing changed', () => {
   it('returns the task the key made when no provider would take that request any more', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-    cleanups.push(() => sandbox.close());
-    const database = { url: tempDatabaseUrl() };
-    const before = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators, config: { database } });
-    const created = await before.create(pinned, { 'idempotency-key': 'order-77' });
-    expect(created.status).toBe(202);
-    await before.close();
-
+    const deploys = await GatewayDeploys.start();
+    cleanups.push(() => deploys.close());
     // The next deploy turns freepik off: a new create of that request has nowhere to go.
-    const after = await startTestGateway({
-      clock,
-      endpoints: sandbox.endpoints,
-      simulators: sandbox.simulators,
-      config: { database, providers: { freepik: { enabled: false } } },
-    });
+    const { created, after } = await deploys.madeThenTurnedOff('freepik', pinned, { 'idempotency-key': 'order-77' });
     open.push(after);
+    expect(created.status).toBe(202);
     expect((await after.create(pinned)).status).toBe(422);
 
     const repeat = await after.create(pinned, { 'idempotency-key': 'order-77' });
@@ -49,6 +35,6 @@ describe('Idempotency-Key repeat after the routing changed', () => {
     // A different body under that key is still the documented 409, not the 422.
     const changed = await after.create({ ...pinned, duration: 10 }, { 'idempotency-key': 'order-77' });
     expect(changed.status).toBe(409);
-    expect(sandbox.simulators.get('freepik')!.tasks).toHaveLength(1);
+    expect(after.simulator('freepik').tasks).toHaveLength(1);
   });
 });

@@ -6,10 +6,7 @@
  * tasks were made is still known: its tasks are still listed.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/core/clock.js';
-import { PROVIDERS } from '../../src/providers/registry.js';
-import { startSandbox } from '../../src/sandbox/sandbox.js';
-import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { GatewayDeploys, startTestGateway, type TestGateway } from '../support/harness.js';
 
 const pinned = { model: 'kling-v3', prompt: 'a kite over the dunes', duration: 5, routing: { providers: ['freepik'], allow_fallbacks: false } };
 
@@ -39,32 +36,16 @@ describe('GET /v1/videos?provider=', () => {
   });
 
   it('lists the tasks of a provider turned off, or left without a key, since they were made', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-    cleanups.push(() => sandbox.close());
-    const database = { url: tempDatabaseUrl() };
-    const before = await startTestGateway({ clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators, config: { database } });
-    const created = await before.create(pinned);
+    const deploys = await GatewayDeploys.start();
+    cleanups.push(() => deploys.close());
+    const { created, after: disabled } = await deploys.madeThenTurnedOff('freepik', pinned);
     expect(created.status).toBe(202);
-    await before.close();
-
-    const disabled = await startTestGateway({
-      clock,
-      endpoints: sandbox.endpoints,
-      simulators: sandbox.simulators,
-      config: { database, providers: { freepik: { enabled: false } } },
-    });
     const listed = await disabled.request('GET', '/v1/videos?provider=freepik');
     expect([listed.status, listed.body.data.map((task: { id: string }) => task.id)]).toEqual([200, [created.body.id]]);
     await disabled.close();
 
     // No endpoint at all (its key removed): the gateway does not run it, and still knows it.
-    const unkeyed = await startTestGateway({
-      clock,
-      endpoints: new Map([...sandbox.endpoints].filter(([id]) => id !== 'freepik')),
-      simulators: sandbox.simulators,
-      config: { database },
-    });
+    const unkeyed = await deploys.deploy({}, { endpoints: new Map([...deploys.endpoints].filter(([id]) => id !== 'freepik')) });
     open.push(unkeyed);
     const providers = await unkeyed.request('GET', '/v1/providers');
     expect(providers.body.data.map((provider: { id: string }) => provider.id)).not.toContain('freepik');

@@ -229,3 +229,51 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
 export function tempDatabaseUrl(): string {
   return `sqlite:${join(mkdtempSync(join(tmpdir(), 'kling-gw-')), 'gateway.db')}`;
 }
+
+/**
+ * Deploys of one gateway, one after the other: each starts on the same SQLite file, simulators
+ * (which keep their tasks) and clock, with the config changes it is given, as a restart or a
+ * deploy that changed the config would. `close` ends the simulators; each gateway is closed by
+ * its test.
+ */
+export class GatewayDeploys {
+  readonly database = { url: tempDatabaseUrl() };
+
+  private constructor(
+    readonly clock: ManualClock,
+    readonly endpoints: ReadonlyMap<string, ProviderEndpoint>,
+    readonly simulators: Map<string, ProviderSimulator>,
+    private readonly closeSandbox: () => Promise<void>,
+  ) {}
+
+  static async start(clock = new ManualClock(Date.UTC(2026, 10, 22, 12))): Promise<GatewayDeploys> {
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    return new GatewayDeploys(clock, sandbox.endpoints, sandbox.simulators, () => sandbox.close());
+  }
+
+  /** The next deploy, with `config` over the test config (the database is this one's). */
+  deploy(config: Record<string, unknown> = {}, options: Omit<TestGatewayOptions, 'config' | 'clock' | 'simulators'> = {}): Promise<TestGateway> {
+    return startTestGateway({
+      clock: this.clock,
+      endpoints: this.endpoints,
+      simulators: this.simulators,
+      ...options,
+      config: merge({ database: this.database }, config),
+    });
+  }
+
+  /**
+   * A task made by a first deploy (`body`, sent with `headers`), then the next deploy, which
+   * turned `provider` off: the first is closed, the next is the caller's to close.
+   */
+  async madeThenTurnedOff(provider: string, body: unknown, headers: Record<string, string> = {}): Promise<{ created: HttpAnswer; after: TestGateway }> {
+    const before = await this.deploy();
+    const created = await before.create(body, headers);
+    await before.close();
+    return { created, after: await this.deploy({ providers: { [provider]: { enabled: false } } }) };
+  }
+
+  close(): Promise<void> {
+    return this.closeSandbox();
+  }
+}
