@@ -12,6 +12,7 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint, type Sandbox } from '../../src/sandbox/sandbox.js';
 import type { Store } from '../../src/store/database.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { countPoolStatements } from '../support/pool-statements.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
 const LEGACY = 'kling-legacy';
@@ -263,6 +264,21 @@ describe.skipIf(!postgres)('a video_id made on one of two legacy accounts, two g
     for (const replica of replicas.splice(0)) await replica.close();
     for (const store of stores.splice(0)) await store.close();
     await dropSchema(schema);
+  });
+
+  it('a quote naming the video asks the store once who made it', async () => {
+    const setup = await twoLegacyAccounts();
+    const store = await openPostgresStore(schema);
+    stores.push(store);
+    const a = await start(setup, {}, setup.endpoints, { store, owner: 'replica-a' });
+    replicas.push(a);
+    const videoId = await videoOnEast(a, setup);
+    const pool = countPoolStatements(store.pool!);
+    pool.reset();
+    const quoted = await a.request('POST', '/v1/videos/quote', extend(videoId));
+    expect(quoted.status, JSON.stringify(quoted.body)).toBe(200);
+    const lookups = pool.events.filter((event) => event.kind === 'statement' && event.sql.includes('"output_ids"'));
+    expect(lookups).toHaveLength(1);
   });
 
   it('an extension created on one replica and queued for that account is sent through it by the other', async () => {
