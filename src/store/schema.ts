@@ -111,20 +111,20 @@ export interface IdempotencyKeysTable {
 }
 
 /**
- * The longest `video_id` a create may name (the legacy Kling API's limit), which the canonical
- * request schema reads from here; so also the longest provider id `output_ids` notes: a longer one
- * could never be named, and PostgreSQL's index on the column refuses entries past about 2,700
+ * The longest provider id `output_ids` notes: the create request's limit for a `video_id`
+ * (`VIDEO_ID_MAX_LENGTH` in the canonical model, which a test holds equal to this), so a longer
+ * id could never be named, and PostgreSQL's index on the column refuses entries past about 2,700
  * bytes (which would fail the write of the outputs with it).
  */
-export const VIDEO_ID_MAX_LENGTH = 128;
+export const NOTED_OUTPUT_ID_MAX_LENGTH = 128;
 
 /**
  * Whether `output_ids` can hold this provider id: not empty, no NUL (PostgreSQL cannot store or
- * bind one), at most `VIDEO_ID_MAX_LENGTH`. Ids it cannot hold are never noted, and no request
+ * bind one), at most `NOTED_OUTPUT_ID_MAX_LENGTH`. Ids it cannot hold are never noted, and no request
  * can name one (`video_id` refuses them).
  */
 export function isNotableOutputId(id: string): boolean {
-  return id !== '' && !id.includes('\u0000') && id.length <= VIDEO_ID_MAX_LENGTH;
+  return id !== '' && !id.includes('\u0000') && id.length <= NOTED_OUTPUT_ID_MAX_LENGTH;
 }
 
 /**

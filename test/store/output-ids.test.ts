@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { Kysely, Migrator, sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { CreateVideoRequest } from '../../src/core/model/canonical.js';
+import { CreateVideoRequest, VIDEO_ID_MAX_LENGTH } from '../../src/core/model/canonical.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { CodeMigrationProvider } from '../../src/store/migrations.js';
-import { VIDEO_ID_MAX_LENGTH, type Database } from '../../src/store/schema.js';
+import { NOTED_OUTPUT_ID_MAX_LENGTH, type Database } from '../../src/store/schema.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { postgresAvailable } from '../support/postgres.js';
 import { postgresSchemaMigratedTo, sqliteFileMigratedTo } from '../support/migrated-store.js';
@@ -110,6 +110,8 @@ describe.each(BACKENDS)('a provider id longer than any video_id, on $name', (bac
 
 describe('the longest video_id', () => {
   it('that a request may name is noted and found; one longer is refused by the request and never noted', async () => {
+    // The store's limit and the request's are one number, each side written where its layer keeps it.
+    expect(NOTED_OUTPUT_ID_MAX_LENGTH).toBe(VIDEO_ID_MAX_LENGTH);
     const longest = 'v'.repeat(VIDEO_ID_MAX_LENGTH);
     const lipSync = { model: 'kling-v1-6', lip_sync: { text: 'hello', voice_id: 'v' } };
     expect(CreateVideoRequest.safeParse({ ...lipSync, video_id: longest }).success).toBe(true);

@@ -6,7 +6,13 @@
  * Incoming schemas are strict (an unknown field is an error, never ignored).
  */
 import { z } from 'zod';
-import { VIDEO_ID_MAX_LENGTH } from '../../store/schema.js';
+
+/**
+ * The longest `video_id` a create may name (the legacy Kling API's ids are far shorter). The store
+ * notes result ids up to its own `NOTED_OUTPUT_ID_MAX_LENGTH`, which must not be smaller (a test
+ * holds the two equal), so that any id named here can be found.
+ */
+export const VIDEO_ID_MAX_LENGTH = 128;
 
 export const MODELS = [
   'kling-v3',
@@ -221,7 +227,6 @@ export const CreateVideoRequest = z
     video_id: z
       .string()
       .min(1)
-      // The store notes result ids up to the same length, so any id named here can be found.
       .max(VIDEO_ID_MAX_LENGTH)
       // An id holds no NUL, and PostgreSQL cannot bind one (the source video is looked up by it).
       .refine((id) => !id.includes('\u0000'), { error: 'must not contain a NUL character' })
