@@ -18,7 +18,7 @@ import { formatTime, type Column } from './cli-output.js';
 import type { CliContext } from './cli-context.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
-const USAGE_GROUPS = ['provider', 'model', 'operation', 'quality', 'day'];
+const USAGE_GROUPS = ['provider', 'account', 'model', 'operation', 'quality', 'day'];
 
 /**
  * `usage`'s columns for what providers may also have billed (a create left unanswered before
@@ -197,7 +197,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
 
   program
     .command('usage')
-    .description('spend and outcomes grouped by provider, model, operation, quality or day')
+    .description('spend and outcomes grouped by provider, account, model, operation, quality or day')
     .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS.join(', ')}`, 'provider,model')
     .option('--from <date>', 'from this date or time (inclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')
     .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')

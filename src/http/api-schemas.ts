@@ -166,6 +166,10 @@ export const UsageBudget = z
 export const UsageRow = z
   .object({
     provider: z.string().nullable().optional().meta({ description: 'Group key (with `group_by=provider`); null for tasks no provider took.' }),
+    account: z.string().nullable().optional().meta({
+      description:
+        'Group key (with `group_by=provider,account`): the provider account that took the task (each is billed on its own); null for tasks no account took.',
+    }),
     model: z.string().optional().meta({ description: 'Group key (with `group_by=model`).' }),
     operation: z.string().optional().meta({ description: 'Group key (with `group_by=operation`).' }),
     quality: z.string().optional().meta({ description: 'Group key (with `group_by=quality`).' }),
@@ -208,7 +212,7 @@ export const UsageReportSchema = z
     object: z.literal('usage'),
     from: z.string().meta({ description: 'Inclusive start of the window (task creation time), ISO 8601 UTC.' }),
     to: z.string().meta({ description: 'Exclusive end of the window.' }),
-    group_by: z.array(z.enum(['provider', 'model', 'operation', 'quality', 'day', 'tenant'])),
+    group_by: z.array(z.enum(['provider', 'account', 'model', 'operation', 'quality', 'day', 'tenant'])),
     tenant: z.string().nullable().meta({ description: 'Whose tasks the rows cover; null when an admin key reads every tenant.' }),
     data: z.array(UsageRow).meta({ description: 'One row per combination of the group keys and currency, sorted by them.' }),
     budgets: z.array(UsageBudget).meta({ description: 'Budget state of the tenant (every budgeted tenant for an admin key).' }),

@@ -388,7 +388,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     request: {
       query: z.object({
         group_by: z.string().optional().meta({
-          description: 'Comma-separated, in column order: `provider`, `model`, `operation`, `quality`, `day`, `tenant` (admin).',
+          description:
+            'Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin).',
           example: 'provider,model',
         }),
         from: z.string().optional().meta({

@@ -522,6 +522,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('output_ids').ifExists().execute();
       },
     },
+    '0016_usage_account': {
+      async up(db: Kysely<unknown>) {
+        // Each account of a provider is billed on its own (its own key, its own invoice): usage
+        // lines name the account that holds the task, so a report can be split by it. Lines of
+        // the tasks already held take the task's account.
+        await db.schema.alterTable('task_usage').addColumn('account', 'text').execute();
+        await sql`update task_usage set account = (select tasks.account from tasks where tasks.id = task_usage.task_id)`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('task_usage').dropColumn('account').execute();
+      },
+    },
   };
 }
 

@@ -218,6 +218,8 @@ export interface TaskUsageTable {
   quality: string;
   operation: string;
   provider: string | null;
+  /** The provider account that holds the task (null before one took it; migration 0016). */
+  account: string | null;
   status: string;
   completed_at: number | null;
   /** `completed_at - created_at` once finished. */

@@ -20,7 +20,7 @@ export type NewUsageAtRiskRow = Insertable<UsageAtRiskTable>;
 export type Executor = Kysely<Database>;
 
 /** Columns a usage report may group by. */
-export const USAGE_GROUP_COLUMNS = ['tenant', 'provider', 'model', 'operation', 'quality', 'day'] as const;
+export const USAGE_GROUP_COLUMNS = ['tenant', 'provider', 'account', 'model', 'operation', 'quality', 'day'] as const;
 export type UsageGroupColumn = (typeof USAGE_GROUP_COLUMNS)[number];
 
 export interface UsageFilter {

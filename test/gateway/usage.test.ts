@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { UsageReportSchema, UsageRow } from '../../src/http/api-schemas.js';
+import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
 import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
@@ -342,5 +343,59 @@ describe('dated prices', () => {
       ['2026-11-30', 0.56],
       ['2026-12-01', 0.6],
     ]);
+  });
+});
+
+describe('usage per provider account', () => {
+  let upstream: MultiKeyKling3api | undefined;
+  afterEach(async () => {
+    await gw?.close();
+    gw = undefined;
+    await upstream?.close();
+    upstream = undefined;
+  });
+
+  it("splits each provider's spend by the account that took the task (each account is its own invoice), in JSON and CSV", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    upstream = await MultiKeyKling3api.start(clock, ['key-east-0001', 'key-west-0002']);
+    gw = await startTestGateway({
+      clock,
+      config: {
+        providers: {
+          kling3api: {
+            base_url: upstream.url,
+            accounts: [
+              { id: 'east', api_key: 'key-east-0001', max_in_flight: 1 },
+              { id: 'west', api_key: 'key-west-0002', max_in_flight: 1 },
+            ],
+          },
+        },
+      },
+    });
+    // One slot per account: the first task goes to one account, the second to the other.
+    const first = (await gw.create(video('kling3api'))).body;
+    const second = (await gw.create(video('kling3api', { duration: 10 }))).body;
+    const done = [await gw.finish(first.id), await gw.finish(second.id)];
+    const accountOf = (task: any) => task.attempts.find((attempt: { outcome: string }) => attempt.outcome === 'accepted').account as string;
+    expect(done.map(accountOf).sort()).toEqual(['east', 'west']);
+    expect(done.map((task) => task.cost.credits)).toEqual([400, 800]);
+
+    const usage = await gw.request('GET', '/v1/usage?group_by=provider,account');
+    expect(usage.status).toBe(200);
+    expect(UsageReportSchema.safeParse(usage.body).success).toBe(true);
+    const expected = done
+      .map((task) => ({ provider: 'kling3api', account: accountOf(task), tasks: 1, credits: task.cost.credits, currency_amount: task.cost.currency_amount }))
+      .sort((a, b) => a.account.localeCompare(b.account));
+    expect(usage.body.data).toEqual(expected.map((row) => expect.objectContaining(row)));
+
+    const csv = await gw.request('GET', '/v1/usage?group_by=provider,account&format=csv');
+    const [header, ...lines] = (csv.body as string).trim().split('\r\n');
+    expect(header!.split(',').slice(0, 4)).toEqual(['provider', 'account', 'currency', 'tasks']);
+    expect(lines.map((line) => line.split(',').slice(0, 2).join(','))).toEqual(['kling3api,east', 'kling3api,west']);
+
+    // Account ids are per provider (a one-account provider's is "default"): alone they would add up different providers.
+    const alone = await gw.request('GET', '/v1/usage?group_by=account');
+    expect(alone.status).toBe(400);
+    expect(alone.body.errors).toEqual([{ path: 'group_by', message: 'account ids are per provider: group by provider too (group_by=provider,account)' }]);
   });
 });

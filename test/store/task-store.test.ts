@@ -199,6 +199,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0013_usage_at_risk',
               '0014_account_in_flight_counts',
               '0015_output_ids',
+              '0016_usage_account',
             ]);
           } finally {
             await second.close();

@@ -309,5 +309,35 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
         await older.cleanup();
       }
     });
+
+    it("names on every existing usage line the account that holds its task, so usage can be split by account", async () => {
+      const older = await backend.migratedTo('0015_output_ids');
+      try {
+        await older.db
+          .insertInto('tasks')
+          .values([
+            taskRow('east', { status: 'succeeded', phase: 'done', provider: 'kling3api', account: 'east', completed_at: T0 + 60_000 }),
+            taskRow('waiting', {}),
+          ])
+          .execute();
+        await older.db.insertInto('task_usage').values([usageRow('east', { provider: 'kling3api' }), usageRow('waiting', { provider: null, status: 'queued' })]).execute();
+        await older.db.destroy();
+        const store = await older.open();
+        try {
+          const usage = new UsageStore(store);
+          expect(await usage.getUsage('east')).toMatchObject({ provider: 'kling3api', account: 'east' });
+          expect(await usage.getUsage('waiting')).toMatchObject({ provider: null, account: null });
+          const sums = await usage.sums({ from: T0, to: T0 + HOUR }, ['provider', 'account']);
+          expect(sums.map((sum) => sum.keys).sort((a, b) => String(a.account).localeCompare(String(b.account)))).toEqual([
+            { provider: 'kling3api', account: 'east' },
+            { provider: null, account: null },
+          ]);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await older.cleanup();
+      }
+    });
   });
 });

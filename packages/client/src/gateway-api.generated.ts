@@ -945,7 +945,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description Comma-separated, in column order: `provider`, `model`, `operation`, `quality`, `day`, `tenant` (admin). */
+                    /** @description Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin). */
                     group_by?: string;
                     /** @description Inclusive; `YYYY-MM-DD` (00:00 UTC) or ISO 8601 with a zone. Default: the first of the current UTC month. */
                     from?: string;
@@ -1994,7 +1994,7 @@ export interface components {
             from: string;
             /** @description Exclusive end of the window. */
             to: string;
-            group_by: ("provider" | "model" | "operation" | "quality" | "day" | "tenant")[];
+            group_by: ("provider" | "account" | "model" | "operation" | "quality" | "day" | "tenant")[];
             /** @description Whose tasks the rows cover; null when an admin key reads every tenant. */
             tenant: string | null;
             /** @description One row per combination of the group keys and currency, sorted by them. */
@@ -2005,6 +2005,8 @@ export interface components {
         UsageRow: {
             /** @description Group key (with `group_by=provider`); null for tasks no provider took. */
             provider?: string | null;
+            /** @description Group key (with `group_by=provider,account`): the provider account that took the task (each is billed on its own); null for tasks no account took. */
+            account?: string | null;
             /** @description Group key (with `group_by=model`). */
             model?: string;
             /** @description Group key (with `group_by=operation`). */

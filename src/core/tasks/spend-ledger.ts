@@ -267,6 +267,7 @@ export class SpendLedger {
     const line: UsageRecord = {
       ...usageKeysOf(task),
       provider: task.provider,
+      account: task.account,
       status: task.status,
       completedAt: null,
       durationMs: null,
@@ -307,7 +308,8 @@ export class SpendLedger {
     const terminal = change.phase === 'done' && before.phase !== 'done';
     const costChanged = change.cost !== undefined && JSON.stringify(change.cost) !== JSON.stringify(before.cost);
     const statusChanged = change.status !== undefined && change.status !== before.status;
-    const providerChanged = change.provider !== undefined && change.provider !== before.provider;
+    const providerChanged =
+      (change.provider !== undefined && change.provider !== before.provider) || (change.account !== undefined && change.account !== before.account);
     if (!terminal && !costChanged && !statusChanged && !providerChanged) return undefined;
     return async (ledger, after) => {
       const charge = chargeOf(after);
@@ -315,7 +317,7 @@ export class SpendLedger {
       const atRisk = terminal ? chargesAtRisk(after, await ledger.attempts(after.id)) : undefined;
       if (atRisk) noteAtRisk?.(atRisk);
       if (atRisk && atRisk.length > 0) await ledger.insertChargesAtRisk(atRisk.map((entry) => atRiskLine(after, entry)));
-      const common: UsageChange = { status: after.status, provider: after.provider, estimatedCredits: plannedCredits(after), ...charge };
+      const common: UsageChange = { status: after.status, provider: after.provider, account: after.account, estimatedCredits: plannedCredits(after), ...charge };
       const completedAt = after.completedAt ?? after.updatedAt;
       const settlement: UsageChange = {
         ...common,

@@ -553,6 +553,8 @@ export interface UsageRecord {
   readonly quality: Quality;
   readonly operation: Operation;
   readonly provider: string | null;
+  /** The provider account that holds the task. */
+  readonly account: string | null;
   readonly status: TaskStatus;
   readonly completedAt: number | null;
   readonly durationMs: number | null;
@@ -597,6 +599,7 @@ export function usageFromRow(row: UsageRow): UsageRecord {
     quality: row.quality as Quality,
     operation: row.operation as Operation,
     provider: row.provider,
+    account: row.account ?? null,
     status: row.status as TaskStatus,
     completedAt: row.completed_at,
     durationMs: row.duration_ms,
@@ -623,6 +626,7 @@ export function rowFromUsage(usage: UsageRecord): NewUsageRow {
     quality: usage.quality,
     operation: usage.operation,
     provider: usage.provider,
+    account: usage.account,
     status: usage.status,
     completed_at: usage.completedAt,
     duration_ms: usage.durationMs,
@@ -642,6 +646,7 @@ export function rowFromUsage(usage: UsageRecord): NewUsageRow {
 export function patchFromUsageChange(change: UsageChange): UsagePatch {
   const patch: UsagePatch = {};
   if (change.provider !== undefined) patch.provider = change.provider;
+  if (change.account !== undefined) patch.account = change.account;
   if (change.status !== undefined) patch.status = change.status;
   if (change.completedAt !== undefined) patch.completed_at = change.completedAt;
   if (change.durationMs !== undefined) patch.duration_ms = change.durationMs;

@@ -1,5 +1,5 @@
 /**
- * `GET /v1/usage` (SPEC §7): spend and outcomes grouped by provider, model, operation, quality
+ * `GET /v1/usage` (SPEC §7): spend and outcomes grouped by provider (and account), model, operation, quality
  * and day — the provider comparison — from the per-task usage lines (narrow, indexed columns),
  * never from the tasks' JSON. Also budget state, and the budget gauges of `/metrics`.
  */
@@ -14,7 +14,7 @@ import type { UsageAtRiskSums, UsageFilter, UsageGroupColumn, UsageMedian, Usage
 import { parseQuery } from './task-service.js';
 
 /** What `group_by` may name; `tenant` only with an admin key. */
-export const USAGE_GROUP_KEYS = ['provider', 'model', 'operation', 'quality', 'day', 'tenant'] as const;
+export const USAGE_GROUP_KEYS = ['provider', 'account', 'model', 'operation', 'quality', 'day', 'tenant'] as const;
 export type UsageGroupKey = (typeof USAGE_GROUP_KEYS)[number];
 
 /** An offset whose `+` a URL query turned into a space (`…T10:00 01:00`). */
@@ -50,6 +50,12 @@ export const UsageQuery = z
           ctx.addIssue({ code: 'custom', message: 'names a group key more than once' });
           return z.NEVER;
         }
+        // Account ids are per provider (every one-account provider's is `default`): a row of one
+        // account id alone would add up different providers' accounts as if they were one.
+        if (keys.includes('account') && !keys.includes('provider')) {
+          ctx.addIssue({ code: 'custom', message: 'account ids are per provider: group by provider too (group_by=provider,account)' });
+          return z.NEVER;
+        }
         return keys as UsageGroupKey[];
       }),
     from: Instant.optional(),
@@ -65,6 +71,7 @@ export const UsageQuery = z
 /** One row of the report: its group keys, then counts, spend and comparisons. */
 export interface UsageRow {
   provider?: string | null;
+  account?: string | null;
   model?: string | null;
   operation?: string | null;
   quality?: string | null;
