@@ -72,26 +72,26 @@ export class GatewayMetrics {
   });
   readonly creditsSpent = new Counter({
     name: `${PREFIX}credits_spent_total`,
-    help: 'Credits charged for finished tasks, failed ones included (reported by the provider where it reports them, else estimated).',
-    labelNames: ['provider', 'model'] as const,
+    help: 'Credits charged for finished tasks, failed ones included (reported by the provider where it reports them, else estimated), by the provider account that took them.',
+    labelNames: ['provider', 'account', 'model'] as const,
     registers: [this.registry],
   });
   readonly currencySpent = new Counter({
     name: `${PREFIX}currency_spent_total`,
     help: 'Currency value of the credits spent.',
-    labelNames: ['provider', 'model', 'currency'] as const,
+    labelNames: ['provider', 'account', 'model', 'currency'] as const,
     registers: [this.registry],
   });
   readonly creditsAtRisk = new Counter({
     name: `${PREFIX}credits_at_risk_total`,
     help: 'Credits a provider may also have charged for a finished task another provider took (its create left unanswered, failed over with failover_on_timeout): its estimate, not in credits_spent_total.',
-    labelNames: ['provider', 'model'] as const,
+    labelNames: ['provider', 'account', 'model'] as const,
     registers: [this.registry],
   });
   readonly currencyAtRisk = new Counter({
     name: `${PREFIX}currency_at_risk_total`,
     help: 'Currency value of the credits at risk.',
-    labelNames: ['provider', 'model', 'currency'] as const,
+    labelNames: ['provider', 'account', 'model', 'currency'] as const,
     registers: [this.registry],
   });
   readonly videoSeconds = new Counter({

@@ -293,8 +293,8 @@ describe('cost', () => {
     const created = await gw.create({ model: 'kling-v3', prompt: 'spend', duration: 5, routing: { providers: ['kling3api'] } });
     await gw.finish(created.body.id);
     const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
-    expect(metrics).toMatch(/kling_gateway_credits_spent_total\{provider="kling3api",model="kling-v3"\} 400/);
-    expect(metrics).toMatch(/kling_gateway_currency_spent_total\{provider="kling3api",model="kling-v3",currency="USD"\} 0\.4/);
+    expect(metrics).toMatch(/kling_gateway_credits_spent_total\{provider="kling3api",account="default",model="kling-v3"\} 400/);
+    expect(metrics).toMatch(/kling_gateway_currency_spent_total\{provider="kling3api",account="default",model="kling-v3",currency="USD"\} 0\.4/);
     expect(metrics).toMatch(/kling_gateway_tasks_finished_total\{provider="kling3api",model="kling-v3",status="succeeded",error_code=""\} 1/);
   });
 });

@@ -224,11 +224,11 @@ describe('failover on create', () => {
     expect(await scrape()).not.toMatch(/kling_gateway_credits_at_risk_total\{/);
     expect((await gw.finish(created.body.id)).status).toBe('succeeded');
     const metrics = await scrape();
-    expect(metrics).toMatch(/^kling_gateway_credits_at_risk_total\{provider="freepik",model="kling-v3"\} 56$/m);
-    expect(metrics).toMatch(/^kling_gateway_currency_at_risk_total\{provider="freepik",model="kling-v3",currency="USD"\} 0\.56$/m);
+    expect(metrics).toMatch(/^kling_gateway_credits_at_risk_total\{provider="freepik",account="default",model="kling-v3"\} 56$/m);
+    expect(metrics).toMatch(/^kling_gateway_currency_at_risk_total\{provider="freepik",account="default",model="kling-v3",currency="USD"\} 0\.56$/m);
     // Apart from what was spent: Freepik took nothing for certain, kling3api charged its own 400.
     expect(metrics).not.toMatch(/kling_gateway_credits_spent_total\{provider="freepik"/);
-    expect(metrics).toMatch(/^kling_gateway_credits_spent_total\{provider="kling3api",model="kling-v3"\} 400$/m);
+    expect(metrics).toMatch(/^kling_gateway_credits_spent_total\{provider="kling3api",account="default",model="kling-v3"\} 400$/m);
     expect(metrics).not.toMatch(/kling_gateway_credits_at_risk_total\{provider="kling3api"/);
   });
 

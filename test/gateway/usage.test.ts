@@ -131,8 +131,8 @@ describe('GET /v1/usage: the provider comparison', () => {
 
     const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
     const spent = (provider: string) => ({
-      credits: metricValue(metrics, `kling_gateway_credits_spent_total{provider="${provider}",model="kling-v3"}`),
-      currency: metricValue(metrics, `kling_gateway_currency_spent_total{provider="${provider}",model="kling-v3",currency="USD"}`),
+      credits: metricValue(metrics, `kling_gateway_credits_spent_total{provider="${provider}",account="default",model="kling-v3"}`),
+      currency: metricValue(metrics, `kling_gateway_currency_spent_total{provider="${provider}",account="default",model="kling-v3",currency="USD"}`),
       seconds: metricValue(metrics, `kling_gateway_video_seconds_total{provider="${provider}",model="kling-v3"}`),
     });
     expect(spent('freepik')).toEqual({ credits: 56, currency: 0.56, seconds: 5 });
@@ -392,6 +392,15 @@ describe('usage per provider account', () => {
     const [header, ...lines] = (csv.body as string).trim().split('\r\n');
     expect(header!.split(',').slice(0, 4)).toEqual(['provider', 'account', 'currency', 'tasks']);
     expect(lines.map((line) => line.split(',').slice(0, 2).join(','))).toEqual(['kling3api,east', 'kling3api,west']);
+
+    // The spend metrics say the same per account (each account's credits run out on their own).
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    for (const row of expected) {
+      expect(metricValue(metrics, `kling_gateway_credits_spent_total{provider="kling3api",account="${row.account}",model="kling-v3"}`)).toBe(row.credits);
+      expect(metricValue(metrics, `kling_gateway_currency_spent_total{provider="kling3api",account="${row.account}",model="kling-v3",currency="USD"}`)).toBe(
+        row.currency_amount,
+      );
+    }
 
     // Account ids are per provider (a one-account provider's is "default"): alone they would add up different providers.
     const alone = await gw.request('GET', '/v1/usage?group_by=account');

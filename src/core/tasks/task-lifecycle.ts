@@ -644,9 +644,10 @@ export class TaskLifecycle {
   private recordAtRisk(task: TaskRecord, charges: readonly ChargeAtRisk[]): void {
     const { metrics } = this.engine;
     for (const charge of charges) {
-      if (charge.credits !== null && charge.credits > 0) metrics.creditsAtRisk.inc({ provider: charge.provider, model: task.model }, charge.credits);
+      const account = charge.account ?? 'none';
+      if (charge.credits !== null && charge.credits > 0) metrics.creditsAtRisk.inc({ provider: charge.provider, account, model: task.model }, charge.credits);
       if (charge.currency_amount !== null && charge.currency_amount > 0 && charge.currency) {
-        metrics.currencyAtRisk.inc({ provider: charge.provider, model: task.model, currency: charge.currency }, charge.currency_amount);
+        metrics.currencyAtRisk.inc({ provider: charge.provider, account, model: task.model, currency: charge.currency }, charge.currency_amount);
       }
     }
   }
@@ -665,9 +666,11 @@ export class TaskLifecycle {
       ((task.completedAt ?? task.updatedAt) - task.createdAt) / 1000,
     );
     if (charge.credits !== null && charge.credits > 0) {
-      metrics.creditsSpent.inc({ provider, model: task.model }, charge.credits);
+      // The account is one of the configuration's ids (`default` for the one-account shorthand).
+      const account = task.account ?? 'none';
+      metrics.creditsSpent.inc({ provider, account, model: task.model }, charge.credits);
       if (charge.amountMicros !== null && charge.currency) {
-        metrics.currencySpent.inc({ provider, model: task.model, currency: charge.currency }, fromMicros(charge.amountMicros));
+        metrics.currencySpent.inc({ provider, account, model: task.model, currency: charge.currency }, fromMicros(charge.amountMicros));
       }
     }
     const seconds = deliveredSeconds(task);
