@@ -526,8 +526,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       async up(db: Kysely<unknown>) {
         // Each account of a provider is billed on its own (its own key, its own invoice): usage
         // lines name the account that holds the task, so a report can be split by it. Lines of
-        // the tasks already held take the task's account.
-        await db.schema.alterTable('task_usage').addColumn('account', 'text').execute();
+        // the tasks already held take the task's account. On SQLite a start stopped between the
+        // two statements leaves the column behind, unrecorded: the next start fills it in.
+        const added =
+          dialect === 'sqlite' &&
+          (await sql<{ name: string }>`select name from pragma_table_info('task_usage') where name = 'account'`.execute(db)).rows.length > 0;
+        if (!added) await db.schema.alterTable('task_usage').addColumn('account', 'text').execute();
         await sql`update task_usage set account = (select tasks.account from tasks where tasks.id = task_usage.task_id)`.execute(db);
       },
       async down(db: Kysely<unknown>) {

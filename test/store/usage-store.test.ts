@@ -310,6 +310,28 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
       }
     });
 
+    it.skipIf(backend.name !== 'sqlite')('starts when 0016 was stopped after adding the column (SQLite runs a migration statement by statement) and names the accounts', async () => {
+      const older = await backend.migratedTo('0015_output_ids');
+      try {
+        await older.db
+          .insertInto('tasks')
+          .values(taskRow('east', { status: 'succeeded', phase: 'done', provider: 'kling3api', account: 'east', completed_at: T0 + 60_000 }))
+          .execute();
+        await older.db.insertInto('task_usage').values(usageRow('east', { provider: 'kling3api' })).execute();
+        // What a gateway killed between the migration's two statements leaves: the column, unfilled and unrecorded.
+        await older.db.schema.alterTable('task_usage').addColumn('account', 'text').execute();
+        await older.db.destroy();
+        const store = await older.open();
+        try {
+          expect(await new UsageStore(store).getUsage('east')).toMatchObject({ provider: 'kling3api', account: 'east' });
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await older.cleanup();
+      }
+    });
+
     it("names on every existing usage line the account that holds its task, so usage can be split by account", async () => {
       const older = await backend.migratedTo('0015_output_ids');
       try {
