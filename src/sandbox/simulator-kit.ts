@@ -257,6 +257,10 @@ export class SimulatorKit {
     const fault = this.takeFault(call);
     if (!fault) return false;
     if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    if (fault.hold) {
+      fault.hold.reached?.();
+      await fault.hold.until;
+    }
     if (fault.transport === 'reset') {
       req.socket.destroy();
       return true;

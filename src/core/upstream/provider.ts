@@ -263,6 +263,13 @@ export interface SimulatedFault {
   transport?: 'reset' | 'hang' | 'drop_after_accept';
   /** Answer normally, but only after this long (real milliseconds). */
   delayMs?: number;
+  /**
+   * Hold each request this fault takes (after `delayMs`) until `until` settles, then answer as
+   * the rest of the fault says; `reached` is called as a request starts waiting. A test then acts
+   * while a call is on its way for as long as it needs, instead of inside a real-time window.
+   * In-process only: a promise does not cross the sandbox's fault route.
+   */
+  hold?: { until: PromiseLike<unknown>; reached?: () => void };
   /** Kind of provider error to produce (the simulator builds the provider's own body). */
   kind?: 'rate_limited' | 'insufficient_credits' | 'server_error' | 'unavailable' | 'unauthorized' | 'invalid';
 }

@@ -13,6 +13,7 @@ import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-pr
 import { toKling3apiRequest } from '../../../src/providers/kling3api/kling3api-request.js';
 import { KLING3API_SIM_CONTENT_POLICY_MESSAGE, KLING3API_SIM_EXPIRED_MESSAGE, KLING3API_SIM_FAILURE_MESSAGE, Kling3apiSimulator } from '../../../src/providers/kling3api/kling3api-simulator.js';
 import { served } from './kling3api-fixtures.js';
+import { heldCall } from '../../support/held-call.js';
 import { upstreamFailure } from '../../support/upstream-failure.js';
 
 const KEY = 'sk-sim-key';
@@ -325,6 +326,30 @@ describe('kling3api simulator: injected faults', () => {
     expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 50)))).toMatchObject({ transport: 'timeout' });
     simulator.injectFault({ delayMs: 20 });
     expect((await submit(REQUESTS['pro-text-to-video'])).result.status).toBe('processing');
+  });
+
+  it('holds a create until the test releases it, then answers as the fault says', async () => {
+    const held = heldCall();
+    simulator.injectFault({ on: 'submit', kind: 'rate_limited', hold: held.hold });
+    const tasksBefore = simulator.tasks.length;
+    let settled = false;
+    const submitting = upstreamFailure(submit(REQUESTS['pro-text-to-video'])).finally(() => (settled = true));
+    await held.reached;
+    // Received, not answered, for as long as the test likes.
+    expect(simulator.requests.at(-1)).toMatchObject({ method: 'POST', path: '/api/generate' });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    held.release();
+    expect(await submitting).toMatchObject({ statusCode: 429 });
+    // A hold with nothing else answers normally once released.
+    const second = heldCall();
+    simulator.injectFault({ on: 'submit', hold: second.hold });
+    const accepted = submit(REQUESTS['pro-text-to-video']);
+    await second.reached;
+    expect(simulator.tasks).toHaveLength(tasksBefore);
+    second.release();
+    expect((await accepted).result.status).toBe('processing');
+    expect(simulator.tasks).toHaveLength(tasksBefore + 1);
   });
 
   it('logs every request it received', async () => {
