@@ -7,13 +7,19 @@ import type { ProviderTaskRef, VideoProvider } from '../../src/core/upstream/pro
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { reelhouseProvider } from '../fixtures/providers/reelhouse/index.js';
 import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+import { heldCall, type HeldCall } from '../support/held-call.js';
 import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
+import { followTaskFollowers } from '../support/task-followers.js';
 
 const pinned = { model: 'kling-v3', prompt: 'a paper boat on a puddle', duration: 5, routing: { providers: ['kling3api'] } };
 
 let gw: TestGateway | undefined;
 let receiver: Server | undefined;
+/** Upstream calls held by a test: let go before the gateway closes (a test that failed midway left them held). */
+let holds: HeldCall[] = [];
 afterEach(async () => {
+  for (const held of holds) held.release();
+  holds = [];
   await gw?.close();
   await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
   gw = undefined;
@@ -22,6 +28,25 @@ afterEach(async () => {
 
 const creates = (gateway: TestGateway, provider = 'kling3api') =>
   gateway.simulator(provider).requests.filter((request) => request.method === 'POST').length;
+
+/** A hold for the next upstream call a fault takes, released after the test (see `holds`). */
+function hold(): HeldCall {
+  const held = heldCall();
+  holds.push(held);
+  return held;
+}
+
+/** Settles once the cancel asked of a task whose create is on its way is written on the task. */
+async function cancelRequested(gateway: TestGateway, id: string): Promise<void> {
+  while ((await gateway.gateway.store.getTask(id))?.cancel_requested_at == null) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+/** The id of the one task (listed once its create was taken). */
+async function theTask(gateway: TestGateway): Promise<string> {
+  const id = (await gateway.request('GET', '/v1/videos')).body.data[0]?.id as string | undefined;
+  expect(id).toBeDefined();
+  return id!;
+}
 
 /** A gateway whose kling3api takes one task at a time, with that slot taken: the next task waits queued. */
 async function withFullProvider(options: Parameters<typeof startTestGateway>[0] = {}) {
@@ -133,38 +158,41 @@ describe('POST /v1/videos/{id}/cancel', () => {
 
   it('waits out a submission in flight: a task the provider accepts meanwhile is not canceled', async () => {
     gw = await startTestGateway();
-    gw.simulator('kling3api').injectFault({ on: 'submit', delayMs: 400 });
+    const held = hold();
+    gw.simulator('kling3api').injectFault({ on: 'submit', hold: held.hold });
     const creating = gw.create(pinned);
-    // Find the task while its create request is on its way.
-    let id: string | undefined;
-    for (let i = 0; i < 100 && !id; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      id = (await gw.request('GET', '/v1/videos')).body.data[0]?.id;
-    }
-    expect((await gw.gateway.store.getTask(id!))?.phase).toBe('submitting');
-    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    // The upstream holds the create until the cancel waits for its answer.
+    await held.reached;
+    const id = await theTask(gw);
+    expect((await gw.gateway.store.getTask(id))?.phase).toBe('submitting');
+    const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+    await cancelRequested(gw, id);
+    held.release();
+    const answer = await canceling;
     expect(answer.status).toBe(409);
     expect(answer.body.detail).toMatch(/accepted by kling3api/);
     expect((await creating).body.status).toBe('processing');
-    expect((await gw.get(id!)).body.status).toBe('processing');
+    expect((await gw.get(id)).body.status).toBe('processing');
   });
 
   it('cancels a task whose submission ended back in the queue (the provider asked to wait)', async () => {
     gw = await startTestGateway();
-    gw.simulator('kling3api').injectFault({ on: 'submit', kind: 'rate_limited', headers: { 'retry-after': '30' }, delayMs: 300 });
+    const held = hold();
+    gw.simulator('kling3api').injectFault({ on: 'submit', kind: 'rate_limited', headers: { 'retry-after': '30' }, hold: held.hold });
     const creating = gw.create(pinned);
-    let id: string | undefined;
-    for (let i = 0; i < 100 && !id; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      id = (await gw.request('GET', '/v1/videos')).body.data[0]?.id;
-    }
-    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    // The cancel is asked while the create is on its way; then the provider asks to wait.
+    await held.reached;
+    const id = await theTask(gw);
+    const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+    await cancelRequested(gw, id);
+    held.release();
+    const answer = await canceling;
     expect(answer.status).toBe(200);
     expect(answer.body.status).toBe('canceled');
     expect((await creating).status).toBe(202);
     await gw.advance(60_000);
     expect(creates(gw)).toBe(1);
-    expect((await gw.get(id!)).body.status).toBe('canceled');
+    expect((await gw.get(id)).body.status).toBe('canceled');
   });
 
   it('cancels a task whose create waits for a rate allowance: 200 canceled at no cost, and nothing is sent', async () => {
@@ -236,9 +264,11 @@ describe('POST /v1/videos/{id}/cancel', () => {
     const queued = await gateway.create({ ...pinned, webhook_url: hook });
     expect(queued.body.status).toBe('queued');
 
+    const followers = followTaskFollowers(gateway);
     const waiting = gateway.request('GET', `/v1/videos/${queued.body.id}?wait=30`);
     const stream = fetch(`${gateway.url}/v1/videos/${queued.body.id}/events`, { headers: { authorization: 'Bearer acme-secret-key' } }).then((r) => r.text());
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The wait and the stream both follow the task before it is canceled.
+    await followers.until(queued.body.id, 2);
     expect((await gateway.request('POST', `/v1/videos/${queued.body.id}/cancel`)).status).toBe(200);
     expect((await waiting).body.status).toBe('canceled');
     const events = await stream;
@@ -255,23 +285,25 @@ describe('POST /v1/videos/{id}/cancel', () => {
 /** Served by Freepik (priority 1) and then kling3api (priority 2). */
 const eitherProvider = { model: 'kling-v3', prompt: 'a paper boat on a puddle', duration: 5 };
 
-/** The id of the one task once `provider` has received its create (whose answer `injectFault` delays). */
-async function onItsWay(gateway: TestGateway, provider: string): Promise<string> {
-  for (let i = 0; i < 500; i++) {
-    const id = (await gateway.request('GET', '/v1/videos')).body.data[0]?.id as string | undefined;
-    if (id && creates(gateway, provider) === 1) return id;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`no create reached ${provider}`);
+/** The id of the one task once `provider` holds its create (`held`), which no other provider was sent. */
+async function onItsWay(gateway: TestGateway, provider: string, held: HeldCall): Promise<string> {
+  await held.reached;
+  expect(creates(gateway, provider)).toBe(1);
+  return theTask(gateway);
 }
 
 describe('a cancel while a create is on its way', () => {
   it('is kept: the provider turns the create down (402), and the task ends canceled instead of going to the next provider', async () => {
     gw = await startTestGateway();
-    gw.simulator('freepik').injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
+    const held = hold();
+    gw.simulator('freepik').injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, hold: held.hold });
     const creating = gw.create({ ...eitherProvider, webhook_url: 'http://127.0.0.1:9/hooks' });
-    const id = await onItsWay(gw, 'freepik');
-    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    const id = await onItsWay(gw, 'freepik', held);
+    const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+    // Freepik turns the create down once the cancel waits for its answer.
+    await cancelRequested(gw, id);
+    held.release();
+    const answer = await canceling;
     // Before: the create went on to kling3api, which took it (and billed it), and the cancel answered 409.
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({
@@ -298,14 +330,17 @@ describe('a cancel while a create is on its way', () => {
     try {
       const accounts = Object.entries(keys).map(([id, key]) => ({ id, api_key: key, max_in_flight: 5 }));
       gw = await startTestGateway({ clock, config: { providers: { kling3api: { base_url: upstream.url, accounts } } } });
-      upstream.simulator.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
+      const held = hold();
+      upstream.simulator.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, hold: held.hold });
       const creating = gw.create(pinned);
-      let id: string | undefined;
-      for (let i = 0; i < 500 && (!id || upstream.simulator.requests.filter((request) => request.method === 'POST').length === 0); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        id = (await gw.request('GET', '/v1/videos')).body.data[0]?.id;
-      }
-      const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+      await held.reached;
+      expect(upstream.simulator.requests.filter((request) => request.method === 'POST')).toHaveLength(1);
+      const id = await theTask(gw);
+      const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+      // The first account turns the create down once the cancel waits for its answer.
+      await cancelRequested(gw, id);
+      held.release();
+      const answer = await canceling;
       expect(answer.status).toBe(200);
       expect(answer.body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false } });
       expect(answer.body.attempts).toHaveLength(1);
@@ -323,10 +358,15 @@ describe('a cancel while a create is on its way', () => {
 
   it('answers 409 when the provider accepts the create; the task runs on to the end', async () => {
     gw = await startTestGateway();
-    gw.simulator('freepik').injectFault({ on: 'submit', delayMs: 400 });
+    const held = hold();
+    gw.simulator('freepik').injectFault({ on: 'submit', hold: held.hold });
     const creating = gw.create(eitherProvider);
-    const id = await onItsWay(gw, 'freepik');
-    const answer = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    const id = await onItsWay(gw, 'freepik', held);
+    const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+    // Freepik accepts once the cancel waits for its answer.
+    await cancelRequested(gw, id);
+    held.release();
+    const answer = await canceling;
     expect(answer.status).toBe(409);
     expect(answer.body.detail).toMatch(/accepted by freepik/);
     expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik' });
@@ -336,17 +376,19 @@ describe('a cancel while a create is on its way', () => {
 
   it('is kept when its wait runs out (409): a create turned down after that still ends the task canceled, sent nowhere else', async () => {
     gw = await startTestGateway();
-    gw.simulator('freepik').injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 600 });
+    const held = hold();
+    gw.simulator('freepik').injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, hold: held.hold });
     void gw.create(eitherProvider);
-    const id = await onItsWay(gw, 'freepik');
+    const id = await onItsWay(gw, 'freepik', held);
     const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
-    for (let i = 0; i < 200 && (await gw.gateway.store.getTask(id))?.cancel_requested_at == null; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    await cancelRequested(gw, id);
     // The cancel's wait (the upstream time limit + 2 s, on the gateway's clock) runs out before the answer comes.
     await gw.clock.advance(10_000);
     const answer = await canceling;
     expect(answer.status).toBe(409);
     expect(answer.body.detail).toMatch(/whether it accepts is not known yet\. The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else/);
     // Freepik turns it down: no create goes to kling3api.
+    held.release();
     for (let i = 0; i < 200 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect((await gw.get(id)).body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false } });
     await gw.advance(60_000);
