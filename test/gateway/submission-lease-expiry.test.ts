@@ -4,6 +4,7 @@
  * alive is then declared abandoned by recoverAbandoned (on this or another replica).
  */
 import { afterEach, expect, it } from 'vitest';
+import { heldCall } from '../support/held-call.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
@@ -16,19 +17,24 @@ const request = { model: 'kling-v3', prompt: 'a slow upstream', duration: 5, rou
 // Regression (review): a live create slower than tracking.lease_ms (allowed: timeout_ms 60 s > lease_ms 30 s) is failed as "gateway stopped" while the upstream accepts and bills it.
 it('does not fail a live submission whose upstream answers within timeout_ms but after lease_ms', async () => {
   gw = await startTestGateway({ config: { tracking: { lease_ms: 30_000 }, providers: { kling3api: { timeout_ms: 60_000 } } } });
-  // The upstream answers, but slowly (real time; the gateway clock moves 31 s meanwhile).
-  gw.simulator('kling3api').injectFault({ on: 'submit', delayMs: 1_500 });
+  // The upstream answers, but only once 31 s of gateway time passed with the create in flight.
+  const held = heldCall();
+  gw.simulator('kling3api').injectFault({ on: 'submit', hold: held.hold });
   const pending = fetch(`${gw.url}/v1/videos`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TENANT_KEY}`, 'content-type': 'application/json' },
     body: JSON.stringify(request),
   }).then(async (response) => (await response.json()) as { id: string; status: string; error: unknown });
-  const simulator = gw.simulator('kling3api');
-  for (let i = 0; i < 200 && !simulator.requests.some((r) => r.method === 'POST'); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  await held.reached;
+  try {
+    // 31 s of gateway time pass while the create is in flight; the worker loop runs.
+    await gw.advance(31_000);
+    // Still on its way, not declared abandoned.
+    const inFlight = (await gw.request('GET', '/v1/videos')).body.data[0];
+    expect((await gw.gateway.store.getTask(inFlight.id))?.phase).toBe('submitting');
+  } finally {
+    held.release();
   }
-  // 31 s of gateway time pass while the create is in flight; the worker loop runs.
-  await gw.advance(31_000);
   const created = await pending;
 
   expect(gw.simulator('kling3api').tasks).toHaveLength(1);
