@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+import { followTaskFollowers } from '../support/task-followers.js';
 
 let gateways: TestGateway[] = [];
 afterEach(async () => {
@@ -86,6 +87,8 @@ describe('open event streams and waits', () => {
   it('refuses a stream or a wait past the tenant cap with 429, and gives the place back when the client goes', async () => {
     const gw = await start({ limits: { open_streams: 1, open_waits: 1 } });
     const task = (await gw.create(request)).body;
+    // A stream or a wait follows the task once it holds its place, and stops after giving it back.
+    const followers = followTaskFollowers(gw);
 
     const first = new AbortController();
     const stream = await fetch(`${gw.url}/v1/videos/${task.id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` }, signal: first.signal });
@@ -98,14 +101,14 @@ describe('open event streams and waits', () => {
 
     const waiting = new AbortController();
     const wait = fetch(`${gw.url}/v1/videos/${task.id}?wait=30`, { headers: { authorization: `Bearer ${TENANT_KEY}` }, signal: waiting.signal }).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await followers.until(task.id, 2);
     expect((await gw.request('GET', `/v1/videos/${task.id}?wait=30`)).status).toBe(429);
     expect((await gw.request('GET', `/v1/videos/${task.id}`)).status).toBe(200);
 
     first.abort();
     waiting.abort();
     await wait;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await followers.until(task.id, 0);
     const again = new AbortController();
     const reopened = await fetch(`${gw.url}/v1/videos/${task.id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` }, signal: again.signal });
     expect(reopened.status).toBe(200);
