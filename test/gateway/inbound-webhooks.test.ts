@@ -6,6 +6,7 @@ import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { heldCall, type HeldCall } from '../support/held-call.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
 const request = { model: 'kling-v3', prompt: 'waves on a pebble beach', duration: 5 };
@@ -284,32 +285,34 @@ describe('legacy Kling-API callbacks', () => {
 
 describe('news that arrives while its create is still being recorded', () => {
   let gw: TestGateway;
+  let held: HeldCall | undefined;
   beforeEach(async () => {
     gw = await startTestGateway();
   });
   afterEach(async () => {
+    // A case that failed midway left its create held.
+    held?.release();
+    held = undefined;
     await gw.close();
   });
 
-  /** Starts a create the provider answers slowly; resolves once the request has reached it. */
+  /** Starts a create the provider holds until `release`; resolves once the request has reached it. */
   async function createInFlight(provider: string, body: unknown) {
-    const reached = new Promise<void>((resolve) =>
-      gw.simulator(provider).onRequest((r) => {
-        if (r.method === 'POST') resolve();
-      }),
-    );
-    gw.simulator(provider).injectFault({ delayMs: 300 });
+    const hold = heldCall();
+    held = hold;
+    gw.simulator(provider).injectFault({ hold: hold.hold });
     const created = gw.create(body);
-    await reached;
-    return { created };
+    await hold.reached;
+    return { created, release: hold.release };
   }
 
   it('asks Freepik to retry a webhook it cannot match yet (503, Retry-After), and acknowledges it once nothing is in flight', async () => {
-    const { created } = await createInFlight('freepik', request);
+    const { created, release } = await createInFlight('freepik', request);
     const unknown = { task_id: '00000000-0000-4000-8000-000000000000', status: 'COMPLETED', generated: [] };
     const early = await postFreepikWebhook(gw, unknown, { id: 'wh_early' });
     expect(early.status).toBe(503);
     expect(early.headers.get('retry-after')).toBe('5');
+    release();
     expect((await created).body.status).toBe('processing');
 
     // The retry (same webhook-id) is not taken for a replay: the first was never applied.
