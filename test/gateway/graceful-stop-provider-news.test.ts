@@ -5,20 +5,25 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
+import { heldCall, type HeldCall } from '../support/held-call.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
+let held: HeldCall | undefined;
 afterEach(async () => {
+  // A case that failed midway left its create held.
+  held?.release();
+  held = undefined;
   await gw?.close().catch(() => undefined);
   gw = undefined;
 });
 
 /**
  * A gateway with a legacy task the upstream has finished (its own callback went to a dead
- * address: the one a test sends is the only news), and a kling3api create in flight, answered
- * `submitDelayMs` late, that keeps a drain going once the gateway stops.
+ * address: the one a test sends is the only news), and a kling3api create in flight, held by the
+ * upstream until `answerCreate`, that keeps a drain going once the gateway stops.
  */
-async function legacyTaskWithCreateInFlight(prompt: string, submitDelayMs: number) {
+async function legacyTaskWithCreateInFlight(prompt: string) {
   const clock = new ManualClock(Date.UTC(2026, 11, 3, 3));
   const started = await startTestGateway({ clock, config: { providers: { kling3api: { timeout_ms: 10_000 } } } });
   gw = started;
@@ -27,12 +32,18 @@ async function legacyTaskWithCreateInFlight(prompt: string, submitDelayMs: numbe
   const token = (await started.gateway.store.getTask(legacy.id))!.callback_token;
   await clock.advance(10_000);
   const kling3api = started.simulator('kling3api');
-  kling3api.injectFault({ on: 'submit', delayMs: submitDelayMs });
+  const hold = heldCall();
+  held = hold;
+  kling3api.injectFault({ on: 'submit', hold: hold.hold });
   const slow = started.create({ model: 'kling-v3', prompt: 'in flight at the stop', duration: 5, routing: { providers: ['kling3api'] } });
-  for (let i = 0; i < 400 && !kling3api.requests.some((request) => request.method === 'POST'); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  return { gw: started, legacy, slow, sendCallback: () => sendLegacyCallback(started.url, token, legacy.provider_task_id) };
+  await hold.reached;
+  return {
+    gw: started,
+    legacy,
+    slow,
+    answerCreate: hold.release,
+    sendCallback: () => sendLegacyCallback(started.url, token, legacy.provider_task_id),
+  };
 }
 
 /** The legacy Kling-API's callback that the task succeeded, sent once. */
@@ -47,7 +58,7 @@ function sendLegacyCallback(url: string, token: string | null, providerTaskId: s
 it('accepts and records a legacy callback that arrives while the gateway drains, and still refuses new creates', async () => {
   // The upstream has finished the video; its callback to the dead address is lost and nobody polls
   // here. A create in flight at the signal (a slow but healthy upstream) keeps the drain going.
-  const { gw: started, legacy, slow, sendCallback } = await legacyTaskWithCreateInFlight('news that comes once', 1_500);
+  const { gw: started, legacy, slow, answerCreate, sendCallback } = await legacyTaskWithCreateInFlight('news that comes once');
   const { url } = started;
   expect(legacy).toMatchObject({ provider: 'kling-legacy', status: 'processing' });
   // SIGTERM.
@@ -73,19 +84,21 @@ it('accepts and records a legacy callback that arrives while the gateway drains,
   expect(refused.status).toBe(503);
 
   // The drain was still on: the create in flight at the signal is answered and recorded.
+  answerCreate();
   expect((await slow).status).toBe(202);
   await closing;
   gw = undefined;
 });
 
 it('answers a callback taken during the drain whose handling outlasts the drain, before the listener closes its connections', async () => {
-  // A create in flight at the signal holds the drain for a moment.
-  const { gw: started, slow, sendCallback } = await legacyTaskWithCreateInFlight('news that is slow to record', 500);
+  // A create in flight at the signal holds the drain until the callback was taken.
+  const { gw: started, slow, answerCreate, sendCallback } = await legacyTaskWithCreateInFlight('news that is slow to record');
   // The store is slow to find the callback's task (a database failing over): its handling ends
   // well after the drain, and after the moment the listener gives requests being answered.
   const store = started.gateway.store;
   const find = store.findByCallbackToken.bind(store);
   store.findByCallbackToken = async (value: string) => {
+    answerCreate();
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     return find(value);
   };
