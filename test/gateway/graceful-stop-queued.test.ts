@@ -4,11 +4,16 @@
  * started. Those stay queued, durably, for the next start (or another replica) to send.
  */
 import { afterEach, expect, it } from 'vitest';
+import { DISPATCH_CONCURRENCY } from '../../src/core/tasks/dispatcher.js';
 import { openStore } from '../../src/store/database.js';
+import { heldCall } from '../support/held-call.js';
 import { startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
 
 const open: TestGateway[] = [];
+const releases: (() => void)[] = [];
 afterEach(async () => {
+  // A case that failed midway left its creates held.
+  for (const release of releases.splice(0)) release();
   for (const gateway of open.splice(0)) await gateway.close().catch(() => undefined);
 });
 
@@ -28,19 +33,29 @@ it('sends no queued task upstream once the stop has begun; the ones not sent sta
   }
   expect(creates()).toBe(1);
 
-  // The pause ends; a healthy but slow upstream takes a second to answer each create.
-  kling3api.injectFault({ on: 'submit', delayMs: 1_000, times: 100 });
+  // The pause ends; a healthy but slow upstream holds each create until the stop has begun.
+  const slow = heldCall();
+  releases.push(slow.release);
+  let held = 0;
+  let batchReached!: () => void;
+  const batchOnTheWire = new Promise<void>((resolve) => (batchReached = resolve));
+  const reached = () => {
+    slow.hold.reached();
+    if (++held === DISPATCH_CONCURRENCY) batchReached();
+  };
+  kling3api.injectFault({ on: 'submit', hold: { until: slow.hold.until, reached }, times: 100 });
   await gw.clock.advance(11_000);
   const pass = gw.gateway.runOnce().catch(() => undefined);
-  for (let i = 0; i < 400 && creates() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-  // The pass's first batch reaches the upstream (each answer takes a second).
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // The pass's first batch reaches the upstream, which answers none of it yet.
+  await batchOnTheWire;
   const onTheWire = creates() - 1;
   expect(onTheWire).toBeGreaterThan(0);
   expect(onTheWire).toBeLessThan(24);
 
-  // SIGTERM.
-  await gw.gateway.close();
+  // SIGTERM; the upstream then answers the creates on the wire.
+  const closing = gw.gateway.close();
+  slow.release();
+  await closing;
   await pass;
   open.splice(0);
   await Promise.all([...gw.simulators.values()].map((simulator) => simulator.close()));

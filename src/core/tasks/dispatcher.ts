@@ -80,7 +80,7 @@ export function inlineRateWaitMs(index: number, count: number): number {
   return index === count - 1 ? MAX_INLINE_RATE_WAIT_MS : 0;
 }
 /** Tasks dispatched at once by one pass. */
-const DISPATCH_CONCURRENCY = 8;
+export const DISPATCH_CONCURRENCY = 8;
 /** Waiting tasks read per page. */
 const DISPATCH_PAGE = 200;
 /**
