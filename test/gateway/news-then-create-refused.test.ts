@@ -7,28 +7,39 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { heldCall, type HeldCall } from '../support/held-call.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 /** Served by Freepik (priority 1) and then kling3api (priority 2). */
 const eitherProvider = { model: 'kling-v3', prompt: 'a kite over the dunes', duration: 5 };
 
 let gw: TestGateway | undefined;
+/** Upstream calls held by a case: let go before the gateway closes (a case that failed midway left them held). */
+let holds: HeldCall[] = [];
 afterEach(async () => {
+  for (const held of holds) held.release();
+  holds = [];
   await gw?.close();
   gw = undefined;
 });
 
+/** A hold for the next upstream call a fault takes, released after the case (see `holds`). */
+function hold(): HeldCall {
+  const held = heldCall();
+  holds.push(held);
+  return held;
+}
+
 const creates = (gateway: TestGateway, provider: string) =>
   gateway.simulator(provider).requests.filter((request) => request.method === 'POST').length;
 
-/** The id of the one task once `provider` (Freepik unless said) has received its create (whose answer the fault delays). */
-async function onItsWay(gateway: TestGateway, provider = 'freepik'): Promise<string> {
-  for (let i = 0; i < 500; i++) {
-    const id = (await gateway.request('GET', '/v1/videos')).body.data[0]?.id as string | undefined;
-    if (id && creates(gateway, provider) === 1) return id;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`no create reached ${provider}`);
+/** The id of the one task once `provider` (Freepik unless said) holds its create (`held`). */
+async function onItsWay(gateway: TestGateway, held: HeldCall, provider = 'freepik'): Promise<string> {
+  await held.reached;
+  expect(creates(gateway, provider)).toBe(1);
+  const id = (await gateway.request('GET', '/v1/videos')).body.data[0]?.id as string | undefined;
+  expect(id).toBeDefined();
+  return id!;
 }
 
 /** Freepik's signed webhook, on the path of the task's first attempt, naming `upstreamId`. */
@@ -52,10 +63,13 @@ async function webhookNaming(gateway: TestGateway, id: string, upstreamId: strin
 describe('a create whose upstream task a signed webhook named before its answer, then answered with an error', () => {
   it('is tracked at Freepik, not sent to the next provider', async () => {
     gw = await startTestGateway();
-    gw.simulator('freepik').injectFault({ on: 'submit', status: 502, delayMs: 400 });
+    const held = hold();
+    gw.simulator('freepik').injectFault({ on: 'submit', status: 502, hold: held.hold });
     const creating = gw.create(eitherProvider);
-    const id = await onItsWay(gw);
+    const id = await onItsWay(gw, held);
     expect(await webhookNaming(gw, id, 'fp-named-by-webhook')).toBe(200);
+    // Then the create's own answer: a 502.
+    held.release();
     const created = (await creating).body;
     // Before: the 502 wiped the noted acceptance and kling3api was sent the create too (paid twice).
     expect(created).toMatchObject({ id, status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-by-webhook' });
@@ -64,10 +78,12 @@ describe('a create whose upstream task a signed webhook named before its answer,
   });
 
   it('with failover_on_timeout: a create that then times out is tracked at Freepik, not sent to the next provider', async () => {
-    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } } });
-    gw.simulator('freepik').injectFault({ on: 'submit', transport: 'hang' });
+    // The upstream time limit runs on real time: long enough for the webhook to come first on a slow machine.
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 2_000 } } } });
+    const held = hold();
+    gw.simulator('freepik').injectFault({ on: 'submit', transport: 'hang', hold: held.hold });
     const creating = gw.create(eitherProvider);
-    const id = await onItsWay(gw);
+    const id = await onItsWay(gw, held);
     expect(await webhookNaming(gw, id, 'fp-named-by-webhook')).toBe(200);
     // Before: the timeout failed it over to kling3api although Freepik was known to hold it.
     expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-by-webhook' });
@@ -76,11 +92,18 @@ describe('a create whose upstream task a signed webhook named before its answer,
 
   it('with a cancel asked for meanwhile: not canceled at no cost while Freepik holds it', async () => {
     gw = await startTestGateway();
-    gw.simulator('freepik').injectFault({ on: 'submit', status: 502, delayMs: 400 });
+    const held = hold();
+    gw.simulator('freepik').injectFault({ on: 'submit', status: 502, hold: held.hold });
     const creating = gw.create(eitherProvider);
-    const id = await onItsWay(gw);
+    const id = await onItsWay(gw, held);
     expect(await webhookNaming(gw, id, 'fp-named-by-webhook')).toBe(200);
-    const canceled = await gw.request('POST', `/v1/videos/${id}/cancel`);
+    const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+    // The 502 comes once the cancel was answered or waits for the create's answer.
+    let answered = false;
+    void canceling.finally(() => (answered = true));
+    while (!answered && (await gw.gateway.store.getTask(id))?.cancel_requested_at == null) await new Promise((resolve) => setTimeout(resolve, 5));
+    held.release();
+    const canceled = await canceling;
     // Before: 200, canceled at cost 0, while Freepik ran the video and billed it.
     expect(canceled.status).toBe(409);
     expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-by-webhook' });
@@ -91,13 +114,15 @@ describe('a create whose upstream task a signed webhook named before its answer,
 describe('a signed webhook naming a create the task was failed over from, while the next provider\'s create is on its way', () => {
   it('is not adopted then: the task is tracked where the next create went, and Freepik is listed as what may also bill', async () => {
     gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } } });
-    // Freepik takes the create and its answer never comes; kling3api takes the next one, slowly.
+    // Freepik takes the create and its answer never comes; kling3api takes the next one and holds its answer.
     gw.simulator('freepik').injectFault({ on: 'submit', transport: 'hang' });
-    gw.simulator('kling3api').injectFault({ on: 'submit', delayMs: 1_000 });
+    const held = hold();
+    gw.simulator('kling3api').injectFault({ on: 'submit', hold: held.hold });
     const creating = gw.create(eitherProvider);
-    const id = await onItsWay(gw, 'kling3api');
+    const id = await onItsWay(gw, held, 'kling3api');
     // Freepik's webhook for the first create comes while kling3api's is answered: asked again later.
     expect(await webhookNaming(gw, id, 'fp-failed-over-from')).toBe(503);
+    held.release();
     const created = (await creating).body;
     // Before: adopted at Freepik, the task's kling3api create (accepted, billed) tracked by nobody and counted nowhere.
     expect(created).toMatchObject({ id, status: 'processing', provider: 'kling3api' });
