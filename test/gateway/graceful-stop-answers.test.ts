@@ -8,6 +8,7 @@ import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 import { sendRawCreate } from '../support/raw-answer.js';
+import { followTaskFollowers } from '../support/task-followers.js';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
@@ -44,12 +45,13 @@ it('ends event streams cleanly and answers long waits with the task as it is, in
   gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
   const task = (await gw.create({ model: 'kling-v3', prompt: 'watched through a deploy', duration: 5 })).body;
   const headers = { authorization: `Bearer ${TENANT_KEY}` };
+  const followers = followTaskFollowers(gw);
   const stream = await fetch(`${gw.url}/v1/videos/${task.id}/events`, { headers });
   expect(stream.status).toBe(200);
   const streamed = stream.text();
   const waiting = fetch(`${gw.url}/v1/videos/${task.id}?wait=60`, { headers }).then(async (response) => ({ status: response.status, body: await response.json() }));
   // Both are held open before the stop.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await followers.until(task.id, 2);
   await gw.gateway.close();
   gw = undefined;
   // The stream's body ends (a cut one would reject with a terminated body) after its first event.
