@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openApiContract, type OpenApiContract } from '../support/openapi-contract.js';
 import type { StopGate } from '../../src/http/stop-gate.js';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+import { followTaskFollowers } from '../support/task-followers.js';
 
 const textToVideo = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
 
@@ -143,15 +144,19 @@ describe('the OpenAPI document describes every real answer', () => {
     const mine = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: OTHER_TENANT_KEY });
     const theirs = mine.status === 202 ? (mine.body.id as string) : undefined;
     if (theirs) {
+      // A stream or a wait follows the task once it holds its tenant's place, and stops after giving it back.
+      const followers = followTaskFollowers(gw);
       const stream = new AbortController();
       const open = await fetch(`${gw.url}/v1/videos/${theirs}/events`, { headers: { authorization: `Bearer ${OTHER_TENANT_KEY}` }, signal: stream.signal });
       expect(open.status).toBe(200);
       expect(open.headers.get('x-request-id')).toBeTruthy();
       await call({ method: 'GET', path: `/v1/videos/${theirs}/events`, key: OTHER_TENANT_KEY });
       stream.abort();
+      await followers.until(theirs, 0);
       const wait = new AbortController();
       const waiting = fetch(`${gw.url}/v1/videos/${theirs}?wait=30`, { headers: { authorization: `Bearer ${OTHER_TENANT_KEY}` }, signal: wait.signal }).catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The second wait finds the tenant's one place taken (429).
+      await followers.until(theirs, 1);
       await call({ method: 'GET', path: `/v1/videos/${theirs}?wait=30`, key: OTHER_TENANT_KEY });
       wait.abort();
       await waiting;
