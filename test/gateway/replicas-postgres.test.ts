@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { heldCall } from '../support/held-call.js';
 import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
@@ -194,15 +195,24 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const a = await replica('replica-a');
     const b = await replica('replica-b');
     const posts = (provider: string) => replicas.simulators.get(provider)!.requests.filter((r) => r.method === 'POST').length;
-    // Freepik (tried first) turns the create down, late: without the cancel it would go on to kling3api.
-    replicas.simulators.get('freepik')!.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, delayMs: 400 });
+    // Freepik (tried first) turns the create down once the cancel waits for it: without the cancel it would go on to kling3api.
+    const held = heldCall();
+    replicas.simulators.get('freepik')!.injectFault({ on: 'submit', kind: 'insufficient_credits', status: 402, hold: held.hold });
     const creating = a.create({ model: 'kling-v3', prompt: 'two replicas, one cancel', duration: 5 });
+    let answer;
     let id: string | undefined;
-    for (let i = 0; i < 500 && (!id || posts('freepik') === 0); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    try {
+      await held.reached;
+      expect(posts('freepik')).toBe(1);
       id = (await b.request('GET', '/v1/videos')).body.data[0]?.id;
+      expect(id).toBeDefined();
+      const canceling = b.request('POST', `/v1/videos/${id}/cancel`);
+      while ((await b.gateway.store.getTask(id!))?.cancel_requested_at == null) await new Promise((resolve) => setTimeout(resolve, 5));
+      held.release();
+      answer = await canceling;
+    } finally {
+      held.release();
     }
-    const answer = await b.request('POST', `/v1/videos/${id}/cancel`);
     // Before: replica A sent the create on to kling3api, which took it, and B's cancel answered 409.
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ id, status: 'canceled', provider: null, cost: { credits: 0, estimated: false, currency_amount: 0 } });
