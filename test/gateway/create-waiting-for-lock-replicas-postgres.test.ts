@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { heldCall } from '../support/held-call.js';
 import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
@@ -32,13 +33,9 @@ describe.skipIf(!available)('a create that waited for the provider lock', () => 
     const a = await replicas.replica('replica-a');
     const b = await replicas.replica('replica-b');
     const freepik = replicas.simulators.get('freepik')!;
-    // The create reaches Freepik a moment after it leaves (time for replica B to look).
-    freepik.injectFault({ on: 'submit', delayMs: 1_000 });
-    let arrived: () => void = () => undefined;
-    const onItsWay = new Promise<void>((resolve) => (arrived = resolve));
-    freepik.onRequest((request) => {
-      if (request.method === 'POST') arrived();
-    });
+    // Freepik answers the create only once replica B has looked.
+    const held = heldCall();
+    freepik.injectFault({ on: 'submit', hold: held.hold });
 
     // Another transaction holds Freepik's lock for a minute of gateway time.
     const holder = new pg.Client({ connectionString: POSTGRES_URL, options: `-c search_path=${replicas.schema}` });
@@ -54,9 +51,13 @@ describe.skipIf(!available)('a create that waited for the provider lock', () => 
     } finally {
       await holder.end();
     }
-    await onItsWay;
+    await held.reached;
     // Replica B's workers run while the create is on its way.
-    await b.gateway.runOnce();
+    try {
+      await b.gateway.runOnce();
+    } finally {
+      held.release();
+    }
 
     const created = await creating;
     expect(created.body.status).toBe('processing');
