@@ -30,14 +30,18 @@ it('finishes recording an in-flight create before a graceful shutdown closes the
   const kling3api = sandbox.simulators.get('kling3api')!;
   // A healthy upstream that takes 3 s to answer the create.
   kling3api.injectFault({ on: 'submit', delayMs: 3_000 });
+  const reached = new Promise<void>((resolve) =>
+    kling3api.onRequest((r) => {
+      if (r.method === 'POST') resolve();
+    }),
+  );
   const pending = fetch(`${first.url}/v1/videos`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TENANT_KEY}`, 'content-type': 'application/json' },
     body: JSON.stringify(request),
   }).catch(() => undefined);
-  for (let i = 0; i < 200 && !kling3api.requests.some((r) => r.method === 'POST'); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  // The stop comes once the create is on its way upstream (however long that takes here).
+  await reached;
   // SIGTERM.
   await first.gateway.close();
   await pending;
