@@ -118,6 +118,15 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
+    if (req.method === 'HEAD') {
+      // A HEAD answer has no body: its client takes it as done once the head arrives, and may send
+      // its next request on the connection. Held open as a stream, that request would wait for the
+      // task to end, and the HEAD would keep one of the tenant's open streams.
+      release();
+      await changes.return();
+      res.end();
+      return;
+    }
     res.flushHeaders();
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), STREAM_HEARTBEAT_MS);
     heartbeat.unref();
