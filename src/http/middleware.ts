@@ -412,8 +412,11 @@ function clientStatusOf(error: BodyParserError | undefined): number | undefined 
 const CLIENT_ERROR_TYPES: Record<number, [type: string, title: string]> = {
   400: ['bad-request', 'Bad request'],
   408: ['request-timeout', 'Request timeout'],
+  // A static file's own refusals (the console's, the docs' files): a precondition, a range past its end.
+  412: ['precondition-failed', 'Precondition failed'],
   413: ['too-large', 'Payload too large'],
   415: ['unsupported-encoding', 'Unsupported encoding'],
+  416: ['range-not-satisfiable', 'Range not satisfiable'],
 };
 
 export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachable): ErrorRequestHandler {
@@ -456,6 +459,11 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
     if (status !== undefined) {
       const [type, title] = CLIENT_ERROR_TYPES[status] ?? ['bad-request', 'Bad request'];
       const detail = parserError?.expose && parserError.message ? parserError.message.slice(0, 200) : 'The request could not be read.';
+      // A static file refused after it was found (412, 416) has its validators and caching set
+      // already: the problem is not the file, so it carries none of them (Content-Range stays).
+      res.removeHeader('etag');
+      res.removeHeader('last-modified');
+      res.set('cache-control', 'no-store');
       sendProblem(res, new ProblemError(status, type, title, detail), req.occurrence);
       return;
     }

@@ -76,4 +76,32 @@ describe('console routes', () => {
     expect(redirect.headers.get('location')).toBe('/console/');
     expect((await gw.request('GET', '/v1/videos', undefined, {}, null)).status).toBe(401);
   });
+
+  // The static files' own refusals (a range past the end, a failed precondition) are problems typed
+  // and titled by their status, as the API's are: they were typed `bad-request`, titled "Bad request".
+  it.each(['/console/index.html', '/docs/swagger-ui.css'])('%s: a range past its end is a 416 range-not-satisfiable problem with Content-Range, a failed If-Match a 412', async (path) => {
+    gw = await startTestGateway();
+    const file = await fetch(`${gw.url}${path}`, { method: 'HEAD' });
+    const size = Number(file.headers.get('content-length'));
+    expect(size).toBeGreaterThan(0);
+    const fileEtag = file.headers.get('etag');
+    expect(fileEtag).toBeTruthy();
+
+    const range = await fetch(`${gw.url}${path}`, { headers: { range: `bytes=${size + 10}-` } });
+    expect(range.status).toBe(416);
+    expect(range.headers.get('content-type')).toContain('application/problem+json');
+    expect(range.headers.get('content-range')).toBe(`bytes */${size}`);
+    expect(range.headers.get('x-request-id')).toBeTruthy();
+    // The problem is not the file: none of its validators, and not kept by a cache.
+    expect(range.headers.get('etag')).not.toBe(fileEtag);
+    expect(range.headers.get('last-modified')).toBeNull();
+    expect(range.headers.get('cache-control')).toBe('no-store');
+    expect(await range.json()).toMatchObject({ type: expect.stringMatching(/\/range-not-satisfiable$/), title: 'Range not satisfiable', status: 416, detail: expect.any(String) });
+
+    const precondition = await fetch(`${gw.url}${path}`, { headers: { 'if-match': '"not-this-one"' } });
+    expect(precondition.status).toBe(412);
+    expect(precondition.headers.get('last-modified')).toBeNull();
+    expect(precondition.headers.get('etag')).not.toBe(fileEtag);
+    expect(await precondition.json()).toMatchObject({ type: expect.stringMatching(/\/precondition-failed$/), title: 'Precondition failed', status: 412, detail: expect.any(String) });
+  });
 });
