@@ -31,7 +31,7 @@ import { InProcessProviderState, type ProviderStateStore } from './core/upstream
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
-import { answerClientError, refuseExpectation, requireHostHeader } from './http/middleware.js';
+import { answerClientError, answerConnect, refuseExpectation, requireHostHeader } from './http/middleware.js';
 import type { CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
@@ -600,9 +600,11 @@ export class Gateway {
   }
 
   private httpServer(): Server {
-    const server = createServer({ requireHostHeader: false }, requireHostHeader(this.listener))
+    const listener = requireHostHeader(this.listener);
+    const server = createServer({ requireHostHeader: false }, listener)
       .on('clientError', answerClientError)
-      .on('checkExpectation', refuseExpectation);
+      .on('checkExpectation', refuseExpectation)
+      .on('connect', answerConnect(listener));
     server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
     server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
     return server;

@@ -3,7 +3,8 @@
  * error into RFC 9457 problem details.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { ServerResponse, STATUS_CODES, type IncomingMessage, type RequestListener } from 'node:http';
+import type { Socket } from 'node:net';
 import { unescape } from 'node:querystring';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
@@ -560,6 +561,31 @@ export function requireHostHeader(listener: RequestListener): RequestListener {
   return (req, res) => {
     if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
       refuseBeforeRoutes(req, res, new ProblemError(400, 'bad-request', 'Bad request', 'An HTTP/1.1 request must carry a Host header.'));
+      return;
+    }
+    listener(req, res);
+  };
+}
+
+/**
+ * The server's `connect` listener. The gateway is no proxy: a `CONNECT` to a path is answered as any
+ * method a path does not take is (`405` with `Allow` on a route, `404` elsewhere, `401` first under
+ * `/v1` without a key), by `listener` itself; one to a host (`CONNECT example.com:443`, which names
+ * no path express could route) is a `404` here. Both with problem details and a request id, where
+ * node, with no such listener, closed the connection without a word. The connection is closed once
+ * it is answered.
+ */
+export function answerConnect(listener: RequestListener): (req: IncomingMessage, socket: Duplex) => void {
+  return (req, socket) => {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => {
+      res.detachSocket(socket as Socket);
+      socket.end();
+    });
+    if (!req.url?.startsWith('/')) {
+      refuseBeforeRoutes(req, res, problems.notFound('The gateway is not a proxy: a CONNECT to a host names no route here.'));
       return;
     }
     listener(req, res);

@@ -79,3 +79,28 @@ describe('a refusal queued behind an answer still being written on the same conn
     expect(JSON.parse(secondAnswer.body)).toMatchObject({ status: 400, type: expect.stringMatching(/bad-request$/) });
   });
 });
+
+// The gateway is no proxy. Node hands a CONNECT to the server's `connect` listener and, with none,
+// closed the connection without a word: no status, no request id.
+describe('CONNECT', () => {
+  it.each([
+    ['to a host (authority form), without a key', 404, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'],
+    ['to an API route, with a key', 405, `CONNECT /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\n\r\n`],
+    ['to an API route, without a key', 401, 'CONNECT /v1/videos HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['to a webhook route', 405, 'CONNECT /v1/webhooks/freepik HTTP/1.1\r\nHost: x\r\n\r\n'],
+  ])('%s: answered as any method the path does not take (%i), as problem details, connection closed', async (_what, status, raw) => {
+    const answer = parse(await exchange(raw));
+    expect(answer.status).toBe(status);
+    expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(answer.headers.connection).toBe('close');
+    expect(JSON.parse(answer.body)).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
+    if (status === 405) expect(answer.headers.allow).toContain('OPTIONS');
+    expect((await gw.request('GET', '/healthz', undefined, {}, null)).status).toBe(200);
+  });
+
+  it('a client-sent request id is echoed, as on every other answer', async () => {
+    const answer = parse(await exchange('CONNECT /v1/videos HTTP/1.1\r\nHost: x\r\nX-Request-Id: tunnel-1\r\n\r\n'));
+    expect(answer.headers['x-request-id']).toBe('tunnel-1');
+  });
+});
