@@ -18,7 +18,7 @@ import { runCliCaptured } from '../support/cli-run.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, TENANT_KEY } from '../support/harness.js';
-import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
+import { eastWestKling3api } from '../support/multi-key-upstream.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
@@ -186,21 +186,9 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it('lists the accounts of a provider that has several, under it', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const upstream = await MultiKeyKling3api.start(clock, ['key-east-0001', 'key-west-0002']);
-    const gw = await startTestGateway({
-      clock,
-      config: {
-        providers: {
-          kling3api: {
-            base_url: upstream.url,
-            accounts: [
-              { id: 'east', api_key: 'key-east-0001', max_in_flight: 2 },
-              { id: 'west', api_key: 'key-west-0002', max_in_flight: 4 },
-            ],
-          },
-        },
-      },
-    });
+    const twoAccounts = await eastWestKling3api(clock, { east: 2, west: 4 });
+    const upstream = twoAccounts.upstream;
+    const gw = await startTestGateway({ clock, config: { providers: twoAccounts.providers } });
     try {
       await gw.create({ model: 'kling-v3', prompt: 'one kite', duration: 5 });
       const providers = await runHere(['providers'], { KLING_GATEWAY_URL: gw.url });

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { UsageReportSchema, UsageRow } from '../../src/http/api-schemas.js';
-import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
+import { eastWestKling3api, type MultiKeyKling3api } from '../support/multi-key-upstream.js';
 import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
@@ -357,21 +357,9 @@ describe('usage per provider account', () => {
 
   it("splits each provider's spend by the account that took the task (each account is its own invoice), in JSON and CSV", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    upstream = await MultiKeyKling3api.start(clock, ['key-east-0001', 'key-west-0002']);
-    gw = await startTestGateway({
-      clock,
-      config: {
-        providers: {
-          kling3api: {
-            base_url: upstream.url,
-            accounts: [
-              { id: 'east', api_key: 'key-east-0001', max_in_flight: 1 },
-              { id: 'west', api_key: 'key-west-0002', max_in_flight: 1 },
-            ],
-          },
-        },
-      },
-    });
+    const twoAccounts = await eastWestKling3api(clock, { east: 1, west: 1 });
+    upstream = twoAccounts.upstream;
+    gw = await startTestGateway({ clock, config: { providers: twoAccounts.providers } });
     // One slot per account: the first task goes to one account, the second to the other.
     const first = (await gw.create(video('kling3api'))).body;
     const second = (await gw.create(video('kling3api', { duration: 10 }))).body;

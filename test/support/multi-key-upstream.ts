@@ -111,3 +111,24 @@ export class MultiKeyKling3api {
     await this.simulator.close();
   }
 }
+
+/** The keys of the two accounts `eastWestKling3api` configures. */
+export const EAST_WEST_KEYS = { east: 'key-east-0001', west: 'key-west-0002' } as const;
+
+/**
+ * A kling3api upstream with two keys, and the gateway `providers` config of two accounts on it,
+ * `east` and `west` (in that order), with the caps given.
+ */
+export async function eastWestKling3api(clock: Clock, caps: { east: number; west: number }) {
+  const upstream = await MultiKeyKling3api.start(clock, [EAST_WEST_KEYS.east, EAST_WEST_KEYS.west]);
+  const providers = {
+    kling3api: {
+      base_url: upstream.url,
+      accounts: [
+        { id: 'east', api_key: EAST_WEST_KEYS.east, max_in_flight: caps.east },
+        { id: 'west', api_key: EAST_WEST_KEYS.west, max_in_flight: caps.west },
+      ],
+    },
+  };
+  return { upstream, providers };
+}
