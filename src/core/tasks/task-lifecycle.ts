@@ -27,6 +27,14 @@ const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
 };
 
 /** True for an absolute http: or https: URL. */
+/**
+ * A spend or at-risk metric's `account` label: one of the configuration's account ids (`default`
+ * for the one-account shorthand), `none` for a charge no account took.
+ */
+function accountLabel(account: string | null | undefined): string {
+  return account ?? 'none';
+}
+
 function isHttpUrl(text: string): boolean {
   try {
     const { protocol } = new URL(text);
@@ -644,7 +652,7 @@ export class TaskLifecycle {
   private recordAtRisk(task: TaskRecord, charges: readonly ChargeAtRisk[]): void {
     const { metrics } = this.engine;
     for (const charge of charges) {
-      const account = charge.account ?? 'none';
+      const account = accountLabel(charge.account);
       if (charge.credits !== null && charge.credits > 0) metrics.creditsAtRisk.inc({ provider: charge.provider, account, model: task.model }, charge.credits);
       if (charge.currency_amount !== null && charge.currency_amount > 0 && charge.currency) {
         metrics.currencyAtRisk.inc({ provider: charge.provider, account, model: task.model, currency: charge.currency }, charge.currency_amount);
@@ -666,8 +674,7 @@ export class TaskLifecycle {
       ((task.completedAt ?? task.updatedAt) - task.createdAt) / 1000,
     );
     if (charge.credits !== null && charge.credits > 0) {
-      // The account is one of the configuration's ids (`default` for the one-account shorthand).
-      const account = task.account ?? 'none';
+      const account = accountLabel(task.account);
       metrics.creditsSpent.inc({ provider, account, model: task.model }, charge.credits);
       if (charge.amountMicros !== null && charge.currency) {
         metrics.currencySpent.inc({ provider, account, model: task.model, currency: charge.currency }, fromMicros(charge.amountMicros));
