@@ -452,6 +452,30 @@ describe('result custody on the filesystem', () => {
     expect(answer.response.headers.get('location')).toBe(url);
   });
 
+  it('deletes the file a copy left when it gives up on that output: nothing on disk that no task points to', async () => {
+    files = await new ResultServer().start();
+    const directory = outputsDir();
+    // Each write reaches the disk and then reports a failure (an answer lost after the store took
+    // the object, as a crash right after the write would leave it).
+    class LostAnswers extends FilesystemStorage {
+      override async write(key: string, body: Parameters<FilesystemStorage['write']>[1], options: Parameters<FilesystemStorage['write']>[2]): Promise<void> {
+        await super.write(key, body, options);
+        throw new Error('connection reset after the write');
+      }
+    }
+    gw = await startTestGateway({
+      config: { storage: { mode: 'copy', allow_private_sources: true, max_attempts: 2, filesystem: { path: directory } } },
+      objectStorage: new LostAnswers(directory),
+    });
+    const url = files.host('/kept-by-nobody.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4' });
+    const id = await freepikTaskFinishedWith(gw, [url]);
+    const done = await gw.finish(id, 5_000);
+    expect(files.requests).toHaveLength(2);
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', url });
+    const videos = readdirSync(directory, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile() && entry.name.endsWith('.mp4'));
+    expect(videos.map((entry) => entry.name)).toEqual([]);
+  });
+
   it("tells the tenant that the gateway's storage failed, not the storage's own error (paths, addresses), which goes to the log", async () => {
     const directory = outputsDir();
     // What node says when the disk is full, and when an S3 endpoint on the operator's network is down.

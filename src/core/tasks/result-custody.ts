@@ -193,14 +193,37 @@ export class ResultCustody {
       return;
     }
     const settled = outputs as OutputRecord[];
+    const givenUp = settled.flatMap((output, index) => (task.outputs[index]!.storage === 'pending' && output.storage === 'not_stored' ? [index] : []));
     const waiting = settled.filter((output) => output.storage === 'pending');
+    let written;
     if (waiting.length === 0) {
-      await this.lifecycle.finishStoring(task, settled);
-      return;
+      written = await this.lifecycle.finishStoring(task, settled);
+    } else {
+      const attempts = Math.max(...waiting.map((output) => output.copyAttempts));
+      const retryAt = clock.now() + Math.min(deliveryBackoffMs(attempts), config.storage.copy_timeout_ms * 4);
+      written = await this.lifecycle.retryStoringAt(task, settled, retryAt);
     }
-    const attempts = Math.max(...waiting.map((output) => output.copyAttempts));
-    const retryAt = clock.now() + Math.min(deliveryBackoffMs(attempts), config.storage.copy_timeout_ms * 4);
-    await this.lifecycle.retryStoringAt(task, settled, retryAt);
+    // Only once the give-up is written under this replica's lease: a replica whose lease ran out
+    // meanwhile may be looking at a copy another one has stored and recorded since.
+    if (written) await this.deleteLeftovers(task, givenUp);
+  }
+
+  /**
+   * Deletes whatever sits at the keys of outputs given up on: a write the store took but whose
+   * answer was lost, or one made just before a crash, leaves an object no task points to, which
+   * retention would never delete. Deleting a key that holds nothing does nothing.
+   */
+  private async deleteLeftovers(task: TaskRecord, indexes: readonly number[]): Promise<void> {
+    const { storage, logger } = this.engine;
+    if (!storage) return;
+    for (const index of indexes) {
+      const output = task.outputs[index]!;
+      try {
+        await storage.delete(outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type)));
+      } catch (error) {
+        logger.warn({ task_id: task.id, output: index, err: error, storage: storage.description }, 'could not delete what a copy given up on may have left');
+      }
+    }
   }
 
   /** One output after one copy try: stored, still pending (to retry), or given up on. Undefined when stopped. */
