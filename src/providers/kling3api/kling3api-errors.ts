@@ -12,6 +12,7 @@ import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/ups
 import {
   Kling3apiErrorBody,
   Kling3apiGenerateData,
+  Kling3apiStatusData,
   listText,
   type Kling3apiEnvelope,
   type Kling3apiErrorCode,
@@ -138,4 +139,17 @@ export function kling3apiCreateEnvelopeError(envelope: Kling3apiEnvelope, body: 
   const reported = kling3apiEnvelopeError(envelope, body);
   if (reported === undefined || namedErrorStatus(body) !== undefined) return reported;
   return Kling3apiGenerateData.safeParse(envelope.data).success ? undefined : reported;
+}
+
+/**
+ * The same for a `GET /api/status` answer: one carrying a status word in `data` under a code
+ * that names no error is that status. An upstream whose create answers so (taken as the task,
+ * above) answers its polls so too; read as a 502, every poll would fail and the task, made and
+ * charged upstream, would end at its deadline.
+ */
+export function kling3apiStatusEnvelopeError(envelope: Kling3apiEnvelope, body: unknown): ErrorInEnvelope | undefined {
+  const reported = kling3apiEnvelopeError(envelope, body);
+  if (reported === undefined || namedErrorStatus(body) !== undefined) return reported;
+  const status = Kling3apiStatusData.safeParse(envelope.data);
+  return status.success && typeof status.data.status === 'string' && status.data.status.trim() !== '' ? undefined : reported;
 }

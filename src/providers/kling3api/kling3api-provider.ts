@@ -8,7 +8,7 @@ import type { Offering } from '../../core/model/offerings.js';
 import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
 import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, VideoProvider } from '../../core/upstream/provider.js';
 import { KLING3API_OFFERINGS } from './kling3api-capabilities.js';
-import { kling3apiCreateEnvelopeError, kling3apiEnvelopeError, mapKling3apiHttpError } from './kling3api-errors.js';
+import { kling3apiCreateEnvelopeError, kling3apiStatusEnvelopeError, mapKling3apiHttpError } from './kling3api-errors.js';
 import { KLING3API_DEFAULT_PRICING } from './kling3api-pricing.js';
 import { toKling3apiRequest } from './kling3api-request.js';
 import { Kling3apiEnvelope, Kling3apiGenerateData, Kling3apiStatusData } from './kling3api-schemas.js';
@@ -33,9 +33,10 @@ export function kling3apiMinimumRunTimeMs(request: VideoRequest): number {
 /**
  * Every answer is a `{code, message, data}` envelope, and may be an error under HTTP 200 (a
  * `code` other than 200): that becomes an UpstreamError with the HTTP status the seed's table
- * gives for the code, so the router reasons as if the upstream had used it.
+ * gives for the code, so the router reasons as if the upstream had used it. A status answer with
+ * a status word under a code that names no error (`0`, `"OK"`) is that status, as a create's is its task.
  */
-const ENVELOPE: CodedEnvelope<Kling3apiEnvelope> = { schema: Kling3apiEnvelope, errorOf: kling3apiEnvelopeError };
+const ENVELOPE: CodedEnvelope<Kling3apiEnvelope> = { schema: Kling3apiEnvelope, errorOf: kling3apiStatusEnvelopeError };
 /** A create's answer: as above, but a task id under a code that names no error is the task. */
 const CREATE_ENVELOPE: CodedEnvelope<Kling3apiEnvelope> = { schema: Kling3apiEnvelope, errorOf: kling3apiCreateEnvelopeError };
 

@@ -312,6 +312,32 @@ describe('kling3apiProvider.getStatus', () => {
     });
   });
 
+  it('a status answer whose code names no error but that carries a status word is that status, as a create answer is', async () => {
+    // An upstream whose create answers `code: 0` (taken as the task, see submit) answers its polls so too:
+    // read as a 502, every poll would fail and the task, made and charged upstream, would end at its deadline.
+    nock(BASE)
+      .get('/api/status')
+      .query(true)
+      .reply(200, {
+        code: 0,
+        message: 'success',
+        data: { task_id: 'n75abc123kling3', status: 'SUCCESS', response: ['https://cdn.example.com/videos/abc123.mp4'] },
+      });
+    expect(await kling3apiProvider.getStatus(ref, { http: client() })).toMatchObject({
+      status: 'succeeded',
+      outputs: [{ type: 'video', url: 'https://cdn.example.com/videos/abc123.mp4', duration: null }],
+    });
+    // A code the seed's table or HTTP names is still the error it says, status word or not.
+    nock(BASE).get('/api/status').query(true).reply(200, { code: 402, message: 'Not enough credits', data: { status: 'SUCCESS' } });
+    expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
+      code: 'insufficient_credits',
+      statusCode: 402,
+    });
+    // And without a status word there is nothing to read: still an answer that is no success.
+    nock(BASE).get('/api/status').query(true).reply(200, { code: 0, message: 'success', data: { task_id: 'n75abc123kling3' } });
+    expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({ statusCode: 502 });
+  });
+
   it('an unknown task id answer (404) maps by status', async () => {
     nock(BASE).get('/api/status').query(true).reply(404, { code: 'TASK_NOT_FOUND', message: 'Task not found' });
     expect(await upstreamFailure(kling3apiProvider.getStatus(ref, { http: client() }))).toMatchObject({
