@@ -1,6 +1,8 @@
 /**
  * Saving a task's outputs to disk with a byte progress bar. Written to `<file>.part` and renamed
- * when complete, so a file under the final name is always whole.
+ * when complete, so a file under the final name is always whole. A `-o` naming something that is
+ * not a regular file (`/dev/null`, a named pipe, `/dev/stdout`) is written into as it is, never
+ * replaced.
  */
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
@@ -46,9 +48,23 @@ function targetPath(output: string | undefined, task: Task, index: number, exten
   return `${output.slice(0, output.length - extensionOfOutput.length)}-${index}${extensionOfOutput || extension}`;
 }
 
-/** Whether `-o` names an existing file (not a directory), which saving would replace. */
+/**
+ * Whether `path` is something that takes bytes but is no regular file: a device (`/dev/null`), a
+ * named pipe, a socket, or the terminal (`/dev/stdout`, a link to one of those). Saving writes
+ * into it; renaming a `.part` over it would replace it (for root, `/dev/null` with a file).
+ */
+function isSpecialFile(path: string): boolean {
+  try {
+    const stats = statSync(path);
+    return !stats.isFile() && !stats.isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `-o` names an existing regular file, which saving would replace. */
 export function namesExistingFile(output: string | undefined): boolean {
-  return output !== undefined && !output.endsWith('/') && existsSync(output) && !statSync(output).isDirectory();
+  return output !== undefined && !output.endsWith('/') && existsSync(output) && statSync(output).isFile();
 }
 
 /**
@@ -71,14 +87,17 @@ export async function saveOutputs(
   for (const [index, described] of task.outputs.entries()) {
     const download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });
     const path = targetPath(output, task, index, extensionFor(download.contentType, download.url, described.type));
-    if (!overwrite && !basename(path).startsWith(task.id) && existsSync(path)) {
+    const intoItself = isSpecialFile(path);
+    if (!overwrite && !intoItself && !basename(path).startsWith(task.id) && existsSync(path)) {
       await download.body.cancel().catch(() => undefined);
       throw new CliError(`${path} already exists: pass --force to replace it, or save elsewhere with: kling-gateway download ${task.id} -o <path>`, ExitCode.usage);
     }
-    const partial = `${path}.part`;
+    const partial = intoItself ? path : `${path}.part`;
     const progress = new DownloadProgress(progressStream, basename(path), download.size);
+    let written = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
+        written += chunk.length;
         progress.add(chunk.length);
         callback(null, chunk);
       },
@@ -87,14 +106,13 @@ export async function saveOutputs(
       // `-o new/dir/` or `-o new/dir/fox.mp4`: made as asked.
       await mkdir(dirname(partial), { recursive: true });
       await pipeline(Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>), counter, createWriteStream(partial), signal ? { signal } : {});
-      const written = statSync(partial).size;
       if (download.size !== null && written !== download.size) {
         throw new CliError(`download of ${path} stopped at ${written} of ${download.size} bytes`, ExitCode.unreachable);
       }
-      await rename(partial, path);
+      if (!intoItself) await rename(partial, path);
     } catch (error) {
       progress.fail();
-      await rm(partial, { force: true }).catch(() => undefined);
+      if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
       if (error instanceof CliError || signal?.aborted) throw error;
       // A file this machine cannot write is not the gateway's fault: exit 9 would say "try again
       // later", and trying generate again makes a second video.

@@ -1,0 +1,98 @@
+/**
+ * Where `kling-gateway download` (and `generate --wait`, `wait`) writes an output when `-o` names
+ * something that is not a plain file or directory: a device (`/dev/null`), a named pipe, the
+ * terminal (`/dev/stdout`). The bytes go into it as they would with `curl -o`; it is never
+ * replaced by a regular file (a `.part` renamed over it would, for root, swap `/dev/null` for a
+ * file). And a disk that fills up is this machine's problem, said as such (exit 2), not "try the
+ * gateway again later" (exit 9).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliCaptured, type CapturedRun } from '../support/cli-run.js';
+import { loopbackServer } from '../support/raw-answer.js';
+
+const VIDEO_BYTES = Buffer.from('not really a video, but bytes all the same');
+const ID = 'vid_target';
+
+describe('kling-gateway download -o something that is not a regular file', () => {
+  let server: { base: string; close: () => Promise<void> };
+  const roots: string[] = [];
+
+  const task = () => ({
+    id: ID,
+    object: 'video',
+    status: 'succeeded',
+    model: 'kling-v3',
+    quality: 'pro',
+    operation: 'text-to-video',
+    created_at: '2026-01-01T00:00:00.000Z',
+    updated_at: '2026-01-01T00:00:05.000Z',
+    completed_at: '2026-01-01T00:00:05.000Z',
+    provider: 'freepik',
+    provider_task_id: 'up-1',
+    provider_status: 'COMPLETED',
+    outputs: [{ type: 'video', url: `${server.base}/files/out.mp4`, duration: 5, storage: 'passthrough' }],
+    error: null,
+    cost: { credits: 1, estimated: false, currency_amount: 0.01, currency: 'USD' },
+    attempts: [],
+    metadata: {},
+    request: { model: 'kling-v3', prompt: 'x' },
+  });
+
+  beforeAll(async () => {
+    server = await loopbackServer((req: IncomingMessage, res: ServerResponse) => {
+      const path = (req.url ?? '').split('?')[0]!;
+      if (path === '/files/out.mp4') {
+        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': VIDEO_BYTES.length }).end(VIDEO_BYTES);
+        return;
+      }
+      if (path.startsWith('/v1/videos/')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(task()));
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    for (const root of roots) rmSync(root, { recursive: true, force: true });
+  });
+
+  function download(args: string[]): Promise<CapturedRun> {
+    return runCliCaptured(['download', ID, ...args], { env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' }, pause: async () => undefined });
+  }
+
+  it('-o /dev/null takes the bytes, needs no --force and stays the device it is', async () => {
+    const before = statSync('/dev/null');
+    const result = await download(['-o', '/dev/null']);
+    expect([result.code, result.stderr]).toEqual([0, expect.stringContaining('saved /dev/null (')]);
+    const after = statSync('/dev/null');
+    expect(after.isCharacterDevice()).toBe(true);
+    expect(after.ino).toBe(before.ino);
+    expect(readdirSync('/dev').filter((name) => name.startsWith('null.'))).toEqual([]);
+  });
+
+  it('-o a named pipe writes into the pipe (with or without --force), and leaves the pipe a pipe', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kgw-output-target-'));
+    roots.push(root);
+    const fifo = join(root, 'video.pipe');
+    execFileSync('mkfifo', [fifo]);
+    for (const flags of [[], ['--force']]) {
+      // A reader at the other end, as `kling-gateway download … -o pipe & ffprobe pipe` has.
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const chunks: Buffer[] = [];
+      reader.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const read = new Promise<Buffer>((resolve) => reader.on('close', () => resolve(Buffer.concat(chunks))));
+      const result = await download(['-o', fifo, ...flags]);
+      expect([result.code, result.stderr]).toEqual([0, expect.stringContaining(`saved ${fifo} (`)]);
+      expect((await read).equals(VIDEO_BYTES)).toBe(true);
+      expect(statSync(fifo).isFIFO()).toBe(true);
+      expect(readdirSync(root)).toEqual(['video.pipe']);
+    }
+  });
+});
