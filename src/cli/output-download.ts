@@ -95,6 +95,7 @@ export async function saveOutputs(
     const partial = intoItself ? path : `${path}.part`;
     const progress = new DownloadProgress(progressStream, basename(path), download.size);
     let written = 0;
+    let writeError: Error | undefined;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         written += chunk.length;
@@ -105,7 +106,10 @@ export async function saveOutputs(
     try {
       // `-o new/dir/` or `-o new/dir/fox.mp4`: made as asked.
       await mkdir(dirname(partial), { recursive: true });
-      await pipeline(Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>), counter, createWriteStream(partial), signal ? { signal } : {});
+      const file = createWriteStream(partial);
+      // What the file side failed with (a full disk: ENOSPC on write, which names no path).
+      file.on('error', (error) => (writeError ??= error));
+      await pipeline(Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>), counter, file, signal ? { signal } : {});
       if (download.size !== null && written !== download.size) {
         throw new CliError(`download of ${path} stopped at ${written} of ${download.size} bytes`, ExitCode.unreachable);
       }
@@ -114,9 +118,9 @@ export async function saveOutputs(
       progress.fail();
       if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
       if (error instanceof CliError || signal?.aborted) throw error;
-      // A file this machine cannot write is not the gateway's fault: exit 9 would say "try again
-      // later", and trying generate again makes a second video.
-      if (error instanceof Error && 'path' in error) {
+      // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
+      // 9 would say "try again later", and trying generate again makes a second video.
+      if (error instanceof Error && ('path' in error || error === writeError)) {
         throw new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
       }
       throw new CliError(`download of output ${index} failed: ${(error as Error).message}`, ExitCode.unreachable);

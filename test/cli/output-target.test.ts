@@ -95,4 +95,14 @@ describe('kling-gateway download -o something that is not a regular file', () =>
       expect(readdirSync(root)).toEqual(['video.pipe']);
     }
   });
+
+  it('a disk that is full is this machine\'s problem: exit 2 with how to save it elsewhere, not "try again later" (9)', async () => {
+    // /dev/full answers every write with ENOSPC, as a full disk does.
+    const result = await download(['-o', '/dev/full']);
+    expect([result.code, result.stderr]).toEqual([
+      2,
+      `error: cannot save output 0 of video ${ID}: ENOSPC: no space left on device, write (save it with: kling-gateway download ${ID} -o <path>)\n`,
+    ]);
+    expect(statSync('/dev/full').isCharacterDevice()).toBe(true);
+  });
 });
