@@ -193,6 +193,15 @@ export function addRequestFlags(command: Command): RequestFlag[] {
   return flags;
 }
 
+/**
+ * The parser of a command's `[prompt]` argument: checked as `--prompt` is (the schema's
+ * length), so `generate "<a very long prompt>"` is a command-line error before anything is sent.
+ */
+export function promptArgument(): (value: string) => string {
+  const prompt = resolve(resolve(schemas.CreateVideoRequest ?? {}).properties?.prompt ?? {});
+  return (value: string) => checkString(prompt, value);
+}
+
 function readRequestFile(path: string): Record<string, unknown> {
   let text: string;
   try {

@@ -28,7 +28,7 @@ import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
 import { namesExistingFile, saveOutputs } from './output-download.js';
 import { TaskProgressLine } from './progress-display.js';
-import { addRequestFlags, requestFromFlags } from './request-flags.js';
+import { addRequestFlags, promptArgument, requestFromFlags } from './request-flags.js';
 
 const { TaskStatus: { enum: TASK_STATUSES }, Model: { enum: MODELS }, ProviderId: { enum: PROVIDER_IDS } } = (
   gatewayDocument as unknown as {
@@ -228,7 +228,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
   const generate = program
     .command('generate')
     .description('create a video; with --wait, follow it live and download the result')
-    .argument('[prompt]', 'the prompt (same as --prompt)')
+    .argument('[prompt]', 'the prompt (same as --prompt)', promptArgument())
     .option('-w, --wait', 'follow the task until it ends, showing status, provider, elapsed time and cost, then download it (-o and --timeout imply it)')
     .option('--idempotency-key <key>', 'repeats with the same key return the same task (default: a new random key)', idempotencyKeyOf);
   waitFlags(generate);
@@ -364,7 +364,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
   const quote = program
     .command('quote')
     .description('who would serve a request, in which order, for how much (creates nothing)')
-    .argument('[prompt]', 'the prompt (same as --prompt)');
+    .argument('[prompt]', 'the prompt (same as --prompt)', promptArgument());
   const quoteFlags = addRequestFlags(quote);
   quote.action(async (prompt: string | undefined, _options: unknown, command: Command) => {
     const body = requestFromFlags(quoteFlags, command.opts());

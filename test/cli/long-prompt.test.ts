@@ -1,0 +1,24 @@
+/**
+ * A prompt past the API's 2500 characters is a command-line error (exit 2) before anything is
+ * sent, given as the argument (`generate "…"`, the way the README shows) as much as `--prompt`.
+ */
+import { describe, expect, it } from 'vitest';
+import { runCliCaptured } from '../support/cli-run.js';
+
+/** Nothing listens here: a command that sends anything ends with exit 9, not 2. */
+const NOWHERE = { KLING_GATEWAY_URL: 'http://127.0.0.1:2', KLING_GATEWAY_API_KEY: 'test-key-123' };
+
+function run(args: string[]) {
+  return runCliCaptured(args, { env: NOWHERE, pause: async () => undefined });
+}
+
+describe('a prompt longer than the API takes', () => {
+  it.each([['generate'], ['quote']])('%s with the prompt as its argument exits 2 before anything is sent, as --prompt does', async (command) => {
+    const prompt = 'a fox '.repeat(417); // 2502 characters
+    for (const args of [[command, prompt, '--model', 'kling-v3'], [command, '--prompt', prompt, '--model', 'kling-v3']]) {
+      const result = await run(args);
+      expect([result.code, result.stdout]).toEqual([2, '']);
+      expect(result.stderr).toContain('is 2502 characters; at most 2500.');
+    }
+  });
+});
