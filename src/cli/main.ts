@@ -14,6 +14,21 @@ import { registerVideoCommands } from './video-commands.js';
 
 const VERSION = '0.1.0';
 
+/** Longest value commander's "argument '…' is invalid" quotes whole, in characters. */
+const LONGEST_QUOTED_VALUE = 80;
+
+/**
+ * A command-line error as printed: a value that is too long (a 3000-character prompt) quoted by
+ * its start and its length, not whole, and its terminal controls shown as U+FFFD.
+ */
+export function shortenQuotedValue(text: string): string {
+  return text.replace(/^(error: (?:option '[^']*' argument|command-argument value) ')([\s\S]*)(' is invalid)/, (_all, head: string, value: string, tail: string) => {
+    const characters = [...value];
+    if (characters.length <= LONGEST_QUOTED_VALUE) return `${head}${printable(value)}${tail}`;
+    return `${head}${printable(characters.slice(0, 60).join(''))}…' (${value.length} characters)${tail.slice(1)}`;
+  });
+}
+
 export function buildProgram(context: CliContext): Command {
   const program = new Command('kling-gateway')
     .description('Kling Gateway from the command line: create and follow videos, compare providers, check a config.')
@@ -22,7 +37,7 @@ export function buildProgram(context: CliContext): Command {
     .addOption(new Option('--key <key>', 'a gateway key (default: $KLING_GATEWAY_API_KEY)'))
     .addOption(new Option('--request-timeout <seconds>', 'longest wait for each answer of the gateway, 0 for none (default: $KLING_GATEWAY_REQUEST_TIMEOUT or 120)').argParser(requestTimeout))
     .option('--json', "print the API's JSON instead of tables (progress and errors stay on stderr)")
-    .configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => context.stderr.write(text) })
+    .configureOutput(outputTo(context))
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `\n${EXIT_CODE_HELP}`)
     .exitOverride();
@@ -31,9 +46,18 @@ export function buildProgram(context: CliContext): Command {
   registerOperatorCommands(program, context);
   for (const command of program.commands) {
     command.exitOverride();
-    command.configureOutput({ writeOut: (text) => context.stdout.write(text), writeErr: (text) => context.stderr.write(text) });
+    command.configureOutput(outputTo(context));
   }
   return program;
+}
+
+/** Where commander writes help (stdout) and command-line errors (stderr, long values shortened). */
+function outputTo(context: CliContext) {
+  return {
+    writeOut: (text: string) => context.stdout.write(text),
+    writeErr: (text: string) => context.stderr.write(text),
+    outputError: (text: string, write: (text: string) => void) => write(shortenQuotedValue(text)),
+  };
 }
 
 /** Runs the CLI; resolves with the exit code (never calls process.exit itself). */

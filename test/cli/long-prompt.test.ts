@@ -21,4 +21,13 @@ describe('a prompt longer than the API takes', () => {
       expect(result.stderr).toContain('is 2502 characters; at most 2500.');
     }
   });
+
+  it('the error quotes the start of a long value, not all of it', async () => {
+    const prompt = `a fox ${'in the snow '.repeat(250)}`;
+    for (const args of [['generate', prompt, '--model', 'kling-v3'], ['generate', '--prompt', prompt, '--model', 'kling-v3']]) {
+      const result = await run(args);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/^error: (option '--prompt <text>' argument|command-argument value) 'a fox in the snow in the snow in the snow in the snow in the…' \(3006 characters\) is invalid\b.*is 3006 characters; at most 2500\.\n\(run with --help for usage\)\n$/);
+    }
+  });
 });
