@@ -53,7 +53,11 @@ export function printTask(out: CliOutput, task: Task): void {
   const atRisk = formatChargesAtRisk(task.cost);
   if (atRisk) row('at risk', atRisk);
   const prompt = task.request.prompt;
-  if (typeof prompt === 'string') row('prompt', prompt.length > 100 ? `${prompt.slice(0, 99)}…` : prompt);
+  if (typeof prompt === 'string') {
+    // One line, cut at a whole character (an emoji is two UTF-16 units).
+    const characters = [...prompt.replace(/\s+/g, ' ').trim()];
+    row('prompt', characters.length > 100 ? `${characters.slice(0, 99).join('')}…` : characters.join(''));
+  }
   for (const [index, output] of task.outputs.entries()) {
     row(`output ${index}`, `${output.type} ${output.url}${output.duration ? ` (${formatNumber(output.duration)} s)` : ''}`);
   }
