@@ -71,8 +71,18 @@ export interface RequestOptions {
 }
 
 export interface CreateOptions extends RequestOptions {
-  /** `Idempotency-Key`: a repeat with the same key and body returns the same task. */
+  /**
+   * `Idempotency-Key`: a repeat with the same key and body returns the same task. Without one
+   * the client makes a random key for this create; either way an error of the create names it
+   * (`error.idempotencyKey`), for sending the create again without making a second video.
+   */
   idempotencyKey?: string;
+}
+
+/** A random `Idempotency-Key` (crypto.randomUUID needs a secure context; getRandomValues does not). */
+function randomIdempotencyKey(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  return `client-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
 }
 
 export interface EventStreamOptions extends RequestOptions {
@@ -202,13 +212,20 @@ export class GatewayClient {
     if (options.idempotencyKey !== undefined && options.idempotencyKey.trim() === '') {
       throw new TypeError('idempotencyKey is empty: give a key, or leave it out');
     }
-    return this.unwrap(
-      await this.api.POST('/v1/videos', {
-        body,
-        ...(options.idempotencyKey ? { params: { header: { 'idempotency-key': options.idempotencyKey } } } : {}),
-        ...this.signalOf(options),
-      }),
-    );
+    // Always sent: a create whose answer is lost can then be sent again without a second video.
+    const idempotencyKey = options.idempotencyKey ?? randomIdempotencyKey();
+    try {
+      return await this.unwrap(
+        await this.api.POST('/v1/videos', {
+          body,
+          params: { header: { 'idempotency-key': idempotencyKey } },
+          ...this.signalOf(options),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof GatewayError || error instanceof GatewayUnreachableError) error.idempotencyKey = idempotencyKey;
+      throw error;
+    }
   }
 
   /** `GET /v1/videos/{id}`, optionally holding up to `wait` seconds (≤ 60) for a terminal status. */

@@ -7,6 +7,12 @@ import type { ProblemDetails, Task } from './gateway-types.js';
 /** The gateway answered with an error status; `problem` is its RFC 9457 body. */
 export class GatewayError extends Error {
   override readonly name = 'GatewayError';
+  /**
+   * Set on an error of `createVideo`: the `Idempotency-Key` the create was sent with. After a 5xx
+   * the video may exist: `createVideo(body, { idempotencyKey: error.idempotencyKey })` gets it
+   * rather than a second one.
+   */
+  idempotencyKey?: string;
 
   constructor(
     /** HTTP status of the answer. */
@@ -61,6 +67,12 @@ export class GatewayUnreachableError extends Error {
   override readonly name: string = 'GatewayUnreachableError';
   /** Why, in a few words, without the URL: `ECONNREFUSED (connect ECONNREFUSED 127.0.0.1:8080)`, `Failed to fetch`. */
   readonly reason: string;
+  /**
+   * Set on an error of `createVideo`: the `Idempotency-Key` the create was sent with. Its answer
+   * was lost, so the video may exist: `createVideo(body, { idempotencyKey: error.idempotencyKey })`
+   * gets it rather than a second one.
+   */
+  idempotencyKey?: string;
 
   constructor(
     readonly url: string,

@@ -1,0 +1,65 @@
+/**
+ * A create whose answer is lost (the connection dropped, the gateway restarting, a 5xx, no answer
+ * in time) may have made the video. `createVideo` always sends an `Idempotency-Key` — the caller's,
+ * or one it makes — and the error it throws names that key, so sending the create again with it
+ * gets that video instead of making (and paying for) a second one.
+ */
+import { describe, expect, it } from 'vitest';
+import { GatewayClient, GatewayError, GatewayUnreachableError } from '../../packages/client/src/index.js';
+
+const body = { model: 'kling-v3', prompt: 'a fox', duration: 5 } as const;
+const task = { id: 'vid_made_once', object: 'video', status: 'queued' };
+
+/** A fetch that answers each create as `answers` says, in turn, and records the keys sent. */
+function gateway(answers: (() => Response)[]) {
+  const keys: (string | null)[] = [];
+  const fetch = async (input: Request | string | URL, init?: RequestInit) => {
+    const request = input instanceof Request ? input : new Request(input, init);
+    if (request.method === 'POST' && new URL(request.url).pathname === '/v1/videos') {
+      keys.push(request.headers.get('idempotency-key'));
+      const answer = answers.shift();
+      if (!answer) throw new Error('more creates than expected');
+      return answer();
+    }
+    throw new Error(`unexpected ${request.method} ${request.url}`);
+  };
+  return { keys, client: new GatewayClient({ baseUrl: 'http://gateway.test', apiKey: 'test-key-123', fetch: fetch as typeof globalThis.fetch }) };
+}
+
+const dropped = (): Response => {
+  throw new TypeError('fetch failed', { cause: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }) });
+};
+const accepted = () => new Response(JSON.stringify(task), { status: 202, headers: { 'content-type': 'application/json' } });
+const stopping = () =>
+  new Response(JSON.stringify({ type: 'about:blank', title: 'Retry later', status: 503, detail: 'the gateway is stopping' }), {
+    status: 503,
+    headers: { 'content-type': 'application/problem+json', 'retry-after': '2' },
+  });
+
+describe('createVideo and a lost answer', () => {
+  it('sends an Idempotency-Key even when the caller gives none, a new one for each create', async () => {
+    const { keys, client } = gateway([accepted, accepted]);
+    await client.createVideo(body);
+    await client.createVideo(body);
+    expect(keys).toHaveLength(2);
+    for (const key of keys) expect(key).toMatch(/^[\x21-\x7e]{16,255}$/);
+    expect(keys[0]).not.toBe(keys[1]);
+  });
+
+  it('a dropped connection names the key sent, and the create sent again with it carries the same key', async () => {
+    const { keys, client } = gateway([dropped, accepted]);
+    const lost = await client.createVideo(body).catch((error: unknown) => error);
+    expect(lost).toBeInstanceOf(GatewayUnreachableError);
+    const key = (lost as GatewayUnreachableError).idempotencyKey;
+    expect(key).toBe(keys[0]);
+    await expect(client.createVideo(body, { idempotencyKey: key })).resolves.toMatchObject({ id: 'vid_made_once' });
+    expect(keys).toEqual([key, key]);
+  });
+
+  it('a 5xx names the key too; the caller\'s own key is the one named', async () => {
+    const { client } = gateway([stopping]);
+    const error = await client.createVideo(body, { idempotencyKey: 'order-42' }).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(GatewayError);
+    expect([(error as GatewayError).status, (error as GatewayError).idempotencyKey]).toEqual([503, 'order-42']);
+  });
+});
