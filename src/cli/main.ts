@@ -9,6 +9,7 @@ import { registerCatalogCommands } from './catalog-commands.js';
 import { CliContext, DEFAULT_GATEWAY_URL, pause, requestTimeout, type CliIo } from './cli-context.js';
 import { describeProblem, printable } from './cli-output.js';
 import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
+import { addExamples, PROGRAM_HELP } from './help-examples.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerVideoCommands } from './video-commands.js';
 
@@ -39,12 +40,13 @@ export function buildProgram(context: CliContext): Command {
     .option('--json', "print the API's JSON instead of tables (progress and errors stay on stderr)")
     .configureOutput(outputTo(context))
     .showHelpAfterError('(run with --help for usage)')
-    .addHelpText('after', `\n${EXIT_CODE_HELP}`)
+    .addHelpText('after', `\n${PROGRAM_HELP}\n\n${EXIT_CODE_HELP}`)
     .exitOverride();
   registerVideoCommands(program, context);
   registerCatalogCommands(program, context);
   registerOperatorCommands(program, context);
   for (const command of program.commands) {
+    addExamples(command);
     command.exitOverride();
     command.configureOutput(outputTo(context));
   }

@@ -1,0 +1,43 @@
+/**
+ * `kling-gateway <command> --help` shows how the command is used (examples) and the options every
+ * command takes (--json, --url, --key …), and each example uses only flags that command has.
+ */
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/cli/main.js';
+import { CliContext, pause } from '../../src/cli/cli-context.js';
+import { runCliCaptured } from '../support/cli-run.js';
+
+const program = buildProgram(new CliContext({ env: {}, stdout: process.stdout, stderr: process.stderr, pause }));
+const commands = program.commands.map((command) => command.name());
+const globalFlags = program.options.flatMap((option) => [option.long, option.short]).filter(Boolean);
+
+/** The flags an example line uses, leaving out quoted text and what follows a pipe or redirect. */
+function flagsOf(example: string): string[] {
+  const own = example.split(/ [|>] /)[0]!.replace(/'[^']*'|"[^"]*"/g, '');
+  return [...own.matchAll(/(?:^|\s)(--?[a-zA-Z][\w-]*)/g)].map((match) => match[1]!);
+}
+
+describe('help of each command', () => {
+  it.each(commands.filter((name) => name !== 'help'))('%s --help has examples using its own flags, and the options every command takes', async (name) => {
+    const help = await runCliCaptured([name, '--help'], { env: {} });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Global Options:');
+    expect(help.stdout).toMatch(/--json/);
+    const examples = help.stdout.split('\nExamples:\n')[1];
+    expect(examples, `${name} --help has no Examples section`).toBeDefined();
+    const lines = examples!.split('\n').filter((line) => line.trim().startsWith('$ '));
+    expect(lines.length).toBeGreaterThan(0);
+    const command = program.commands.find((candidate) => candidate.name() === name)!;
+    const known = new Set([...globalFlags, ...command.options.flatMap((option) => [option.long, option.short]).filter(Boolean)]);
+    for (const line of lines) {
+      expect(line.trim().startsWith(`$ kling-gateway ${name}`), line).toBe(true);
+      for (const flag of flagsOf(line.trim().slice(2))) expect(known.has(flag), `${line}: ${flag}`).toBe(true);
+    }
+  });
+
+  it('--help says which environment variables set the gateway, the key and the time limit', async () => {
+    const help = await runCliCaptured(['--help'], { env: {} });
+    for (const name of ['KLING_GATEWAY_URL', 'KLING_GATEWAY_API_KEY', 'KLING_GATEWAY_REQUEST_TIMEOUT', 'KLING_GATEWAY_DEBUG']) expect(help.stdout).toContain(name);
+    expect(help.stdout).toContain('\nExamples:\n');
+  });
+});
