@@ -62,7 +62,8 @@ export class TaskProgressLine {
   private render(): void {
     if (!this.task) return;
     const text = `${SPINNER[this.frame++ % SPINNER.length]} ${describeProgress(this.task, this.now() - this.startedAt)}`;
-    const width = Math.max(20, (this.stream.columns ?? 100) - 1);
+    // A terminal that cannot tell its width says 0 (script, serial consoles): taken as unknown.
+    const width = Math.max(20, (this.stream.columns || 100) - 1);
     // \r and erase-line: the line is redrawn in place.
     this.stream.write(`\r\x1b[2K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
   }

@@ -37,6 +37,14 @@ describe('progress display', () => {
     expect(out.writes.at(-1)).toBe('\r\x1b[2K✔ succeeded · freepik · 1:05 · $0.56 (56 credits)\n');
   });
 
+  it('a terminal that reports no width (0 columns: script, a serial console, some CI terminals) gets the whole line, not 20 characters of it', () => {
+    const out = { ...stream(true), columns: 0 };
+    const line = new TaskProgressLine(out, 0, () => 3_000);
+    line.update(task('processing', 'freepik', 56));
+    line.finish();
+    expect(out.writes[0]).toBe('\r\x1b[2K⠋ processing · freepik · 0:03 · $0.56 (56 credits, estimated)');
+  });
+
   it('says how long a finished task took, not how long ago it was made (wait on an old task)', () => {
     const created = Date.parse('2026-12-03T10:00:00Z');
     const out = stream(false);
