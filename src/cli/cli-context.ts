@@ -88,8 +88,9 @@ export class CliContext {
     return command.optsWithGlobals() as GlobalOptions;
   }
 
-  outputFor(command: Command): CliOutput {
-    return new CliOutput(this.globals(command).json === true, this.io.stdout, this.io.stderr);
+  /** How a command writes; `resultsToStderr` when its stdout carries a video (`-o -`). */
+  outputFor(command: Command, resultsToStderr = false): CliOutput {
+    return new CliOutput(this.globals(command).json === true, resultsToStderr ? this.io.stderr : this.io.stdout, this.io.stderr);
   }
 
   clientFor(command: Command): GatewayClient {

@@ -14,7 +14,7 @@ export const COMMAND_EXAMPLES: Record<string, string[]> = {
   ],
   get: ['kling-gateway get vid_abc123', 'kling-gateway get vid_abc123 --wait 30', 'kling-gateway get vid_abc123 --json | jq .cost'],
   wait: ['kling-gateway wait vid_abc123', 'kling-gateway wait vid_abc123 -o videos/ --timeout 600', 'kling-gateway wait vid_abc123 --no-download --json'],
-  download: ['kling-gateway download vid_abc123', 'kling-gateway download vid_abc123 -o fox.mp4 --force'],
+  download: ['kling-gateway download vid_abc123', 'kling-gateway download vid_abc123 -o fox.mp4 --force', 'kling-gateway download vid_abc123 -o - | ffprobe -'],
   list: [
     'kling-gateway list',
     'kling-gateway list --status failed --provider freepik --limit 50',

@@ -4,6 +4,7 @@
  * not a regular file (`/dev/null`, a named pipe, `/dev/stdout`) is written into as it is, never
  * replaced.
  */
+import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
@@ -62,6 +63,25 @@ function isSpecialFile(path: string): boolean {
   }
 }
 
+/**
+ * Whether `-o` asks for the bytes on stdout (`-`, or `/dev/stdout`, which cannot be opened when
+ * stdout is a socket): written to the process's own stdout, and the lines that would go there
+ * go to stderr.
+ */
+export function namesStdout(output: string | undefined): boolean {
+  return output === '-' || output === '/dev/stdout';
+}
+
+/**
+ * `-o -` with stdout on a terminal: a video's bytes would fill the screen with garbage (and may
+ * hold escape sequences the terminal acts on). Refused before anything is made, as curl does.
+ */
+export function refuseVideoOnTerminal(output: string | undefined, stdout: { isTTY?: boolean }): void {
+  if (namesStdout(output) && stdout.isTTY === true) {
+    throw new CliError(`-o ${output} writes the video to stdout, which is a terminal: pipe it (| ffprobe -) or give a file name`, ExitCode.usage);
+  }
+}
+
 /** Whether `-o` names an existing regular file, which saving would replace. */
 export function namesExistingFile(output: string | undefined): boolean {
   return output !== undefined && !output.endsWith('/') && existsSync(output) && statSync(output).isFile();
@@ -79,10 +99,13 @@ export async function saveOutputs(
   progressStream: ProgressStream,
   signal?: AbortSignal,
   overwrite = false,
+  /** Where `-o -` (or `/dev/stdout`) writes. */
+  stdout?: NodeJS.WritableStream,
 ): Promise<string[]> {
   if (!FILE_NAME_ID.test(task.id)) {
     throw new CliError(`the gateway answered with a task id that is not a file name (${printable(JSON.stringify(task.id))}); nothing was saved`, ExitCode.unexpected);
   }
+  if (namesStdout(output) && stdout) return [await writeToStdout(client, task, output!, progressStream, stdout, signal)];
   const saved: string[] = [];
   for (const [index, described] of task.outputs.entries()) {
     const download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });
@@ -129,4 +152,46 @@ export async function saveOutputs(
     saved.push(path);
   }
   return saved;
+}
+
+/** `-o -`: the task's one output, written to stdout (for `| ffprobe -`). */
+async function writeToStdout(
+  client: GatewayClient,
+  task: Task,
+  output: string,
+  progressStream: ProgressStream,
+  stdout: NodeJS.WritableStream,
+  signal?: AbortSignal,
+): Promise<string> {
+  if (task.outputs.length !== 1) {
+    throw new CliError(`video ${task.id} has ${task.outputs.length} outputs; -o ${output} takes one: save them with -o <directory>/`, ExitCode.usage);
+  }
+  const download = await client.downloadOutput(task.id, signal ? { signal } : {});
+  const progress = new DownloadProgress(progressStream, 'stdout', download.size);
+  let written = 0;
+  try {
+    await pipeline(
+      Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>),
+      async (chunks: AsyncIterable<Buffer>) => {
+        // stdout is not ended: it is the process's own.
+        for await (const chunk of chunks) {
+          written += chunk.length;
+          progress.add(chunk.length);
+          if (!stdout.write(chunk)) await once(stdout, 'drain');
+        }
+      },
+      signal ? { signal } : {},
+    );
+  } catch (error) {
+    progress.fail();
+    if (error instanceof CliError || signal?.aborted) throw error;
+    throw new CliError(`download of output 0 failed: ${(error as Error).message}`, ExitCode.unreachable);
+  }
+  if (download.size !== null && written !== download.size) {
+    progress.fail();
+    throw new CliError(`download of output 0 stopped at ${written} of ${download.size} bytes`, ExitCode.unreachable);
+  }
+  const named = output === '-' ? 'stdout' : output;
+  progress.finish(named);
+  return named;
 }

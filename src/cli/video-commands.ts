@@ -26,7 +26,7 @@ import {
 import { formatTime, type CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import type { CliContext } from './cli-context.js';
-import { namesExistingFile, saveOutputs } from './output-download.js';
+import { namesExistingFile, namesStdout, refuseVideoOnTerminal, saveOutputs } from './output-download.js';
 import { TaskProgressLine } from './progress-display.js';
 import { addRequestFlags, promptArgument, requestFromFlags } from './request-flags.js';
 
@@ -123,7 +123,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   let saved: string[] = [];
   if (options.download !== false && task.outputs.length > 0) {
     try {
-      saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true);
+      saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true, context.stdout);
     } catch (error) {
       // The video is made (and billed): say so, or the command run again makes a second one. A
       // file that cannot be written already says how to save it elsewhere.
@@ -216,6 +216,11 @@ function idempotencyKeyOf(value: string): string {
   return value;
 }
 
+/** `-o fox.mp4` or `--timeout` asks for the result: without --wait they would be ignored, and the video saved (by `wait`) under another name. */
+function follows(options: Record<string, unknown>): boolean {
+  return options.wait === true || options.output !== undefined || options.timeout !== undefined;
+}
+
 function waitFlags(command: Command): Command {
   return command
     .option('--timeout <seconds>', 'stop waiting after this long (exit 8)', (value) => {
@@ -223,7 +228,7 @@ function waitFlags(command: Command): Command {
       if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('not a positive number of seconds.');
       return seconds;
     })
-    .option('-o, --output <path>', 'where to save the result: a file, or a directory (default: ./<task id>.<ext>)')
+    .option('-o, --output <path>', 'where to save the result: a file, or a directory (default: ./<task id>.<ext>); - for stdout')
     .option('--force', 'replace the file -o names if it exists')
     .option('--no-download', 'do not download the result');
 }
@@ -246,19 +251,18 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       body.prompt = prompt;
     }
     const client = context.clientFor(command);
-    const out = context.outputFor(command);
-    // `-o fox.mp4` or `--timeout` asks for the result: without --wait they would be ignored, and
-    // the video saved (by `wait`) under another name.
-    const follows = options.wait === true || options.output !== undefined || options.timeout !== undefined;
+    const out = context.outputFor(command, follows(options) && options.download !== false && namesStdout(options.output as string | undefined));
+    const following = follows(options);
+    if (following && options.download !== false) refuseVideoOnTerminal(options.output as string | undefined, context.stdout);
     // Found out before the video is made (and paid for), not once it is ready.
-    if (follows && options.download !== false && !options.force && namesExistingFile(options.output as string | undefined)) {
+    if (following && options.download !== false && !options.force && namesExistingFile(options.output as string | undefined)) {
       throw new CliError(`${String(options.output)} already exists: pass --force to replace it, or -o another path`, ExitCode.usage);
     }
     const startedAt = Date.now();
     // An idempotency key makes a create sent again (after a dropped connection) safe.
     const idempotencyKey = (options.idempotencyKey as string | undefined) ?? `cli-${randomUUID()}`;
     const task = await createIdempotently(context, client, out, body as CreateVideoRequest, idempotencyKey);
-    if (follows) {
+    if (following) {
       context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
       return;
     }
@@ -286,20 +290,23 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       .description('follow a task live until it ends, then download the result')
       .argument('<id>', 'task id (vid_…)'),
   ).action(async (id: string, options: FollowOptions, command: Command) => {
+    if (options.download !== false) refuseVideoOnTerminal(options.output, context.stdout);
     const client = context.clientFor(command);
     const task = await client.getVideo(id, { signal: context.signal });
-    context.exit(await follow(context, client, context.outputFor(command), task, options, Date.parse(task.created_at)));
+    const out = context.outputFor(command, options.download !== false && namesStdout(options.output));
+    context.exit(await follow(context, client, out, task, options, Date.parse(task.created_at)));
   });
 
   program
     .command('download')
     .description("save a succeeded task's outputs")
     .argument('<id>', 'task id (vid_…)')
-    .option('-o, --output <path>', 'a file, or a directory (default: ./<task id>.<ext>)')
+    .option('-o, --output <path>', 'a file, or a directory (default: ./<task id>.<ext>); - for stdout')
     .option('--force', 'replace the file -o names if it exists')
     .action(async (id: string, options: { output?: string; force?: boolean }, command: Command) => {
       const client = context.clientFor(command);
-      const out = context.outputFor(command);
+      refuseVideoOnTerminal(options.output, context.stdout);
+      const out = context.outputFor(command, namesStdout(options.output));
       const task = await client.getVideo(id, { signal: context.signal });
       if (task.status !== 'succeeded') {
         // Ended without a result: say why. Still running: say how to get it once it is done.
@@ -307,7 +314,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
           ? new CliError(`video ${id} ${task.status}${task.error ? ` (${task.error.code}: ${task.error.message})` : ''}; there is nothing to download`, ExitCode.taskFailed)
           : new CliError(`video ${id} is still ${task.status}; to save it once it is done: kling-gateway wait ${id}`, ExitCode.timeout);
       }
-      const saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true);
+      const saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true, context.stdout);
       out.data({ id, saved });
       for (const path of saved) out.line(path);
     });

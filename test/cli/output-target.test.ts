@@ -11,12 +11,16 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { runCli } from '../../src/cli/main.js';
 import { runCliCaptured, type CapturedRun } from '../support/cli-run.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
 const VIDEO_BYTES = Buffer.from('not really a video, but bytes all the same');
 const ID = 'vid_target';
+const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
 
 describe('kling-gateway download -o something that is not a regular file', () => {
   let server: { base: string; close: () => Promise<void> };
@@ -93,6 +97,43 @@ describe('kling-gateway download -o something that is not a regular file', () =>
       expect((await read).equals(VIDEO_BYTES)).toBe(true);
       expect(statSync(fifo).isFIFO()).toBe(true);
       expect(readdirSync(root)).toEqual(['video.pipe']);
+    }
+  });
+
+  it.each([['/dev/stdout'], ['-']])('-o %s pipes the video out whole: the lines that would go to stdout go to stderr', async (target) => {
+    const cwd = mkdtempSync(join(tmpdir(), 'kgw-output-target-'));
+    roots.push(cwd);
+    const child = spawn(process.execPath, [BIN, 'download', ID, '-o', target], {
+      cwd,
+      env: { ...process.env, KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const named = target === '-' ? 'stdout' : target;
+    expect([code, stderr]).toEqual([0, `saved ${named} (42 B)\n${named}\n`]);
+    expect(Buffer.concat(stdout).equals(VIDEO_BYTES)).toBe(true);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('-o - with stdout on a terminal is refused before anything is sent or made, as curl does', async () => {
+    const terminal = Object.assign(new Writable({ write: (_chunk, _encoding, callback) => callback() }), { isTTY: true });
+    let stderr = '';
+    const errors = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        stderr += chunk.toString('utf8');
+        callback();
+      },
+    });
+    // Nothing listens at this address: a command that sent anything would exit 9.
+    const env = { KLING_GATEWAY_URL: 'http://127.0.0.1:2', KLING_GATEWAY_API_KEY: 'test-key-123' };
+    for (const args of [['download', ID, '-o', '-'], ['wait', ID, '-o', '/dev/stdout'], ['generate', 'a fox', '--model', 'kling-v3', '-o', '-']]) {
+      stderr = '';
+      const code = await runCli(args, { env, stdout: terminal, stderr: errors, pause: async () => undefined });
+      expect([code, stderr], args.join(' ')).toEqual([2, expect.stringMatching(/^error: -o (-|\/dev\/stdout) writes the video to stdout, which is a terminal: pipe it/)]);
     }
   });
 
