@@ -71,8 +71,11 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     context.aborter.abort(new CliError('interrupted', ExitCode.interrupted));
   };
   process.on('SIGINT', interrupt);
+  // `help <typo>`: commander prints the whole help; said as the typo itself is (unknown command, did you mean …).
+  const [first, second] = argv;
+  const asked = first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((command) => command.name() === second || command.aliases().includes(second));
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(asked ? [second] : [...argv], { from: 'user' });
     return context.exitCode;
   } catch (error) {
     return report(error, context);

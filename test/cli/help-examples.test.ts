@@ -35,6 +35,13 @@ describe('help of each command', () => {
     }
   });
 
+  it('help with a command that does not exist says so and suggests the one meant, rather than printing the whole help', async () => {
+    const typo = await runCliCaptured(['help', 'genrate'], { env: {} });
+    expect([typo.code, typo.stdout, typo.stderr]).toEqual([2, '', "error: unknown command 'genrate'\n(Did you mean generate?)\n(run with --help for usage)\n"]);
+    const known = await runCliCaptured(['help', 'generate'], { env: {} });
+    expect([known.code, known.stdout]).toEqual([0, expect.stringContaining('Usage: kling-gateway generate')]);
+  });
+
   it('--help says which environment variables set the gateway, the key and the time limit', async () => {
     const help = await runCliCaptured(['--help'], { env: {} });
     for (const name of ['KLING_GATEWAY_URL', 'KLING_GATEWAY_API_KEY', 'KLING_GATEWAY_REQUEST_TIMEOUT', 'KLING_GATEWAY_DEBUG']) expect(help.stdout).toContain(name);
