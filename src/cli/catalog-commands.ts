@@ -18,7 +18,10 @@ import { formatTime, type Column } from './cli-output.js';
 import type { CliContext } from './cli-context.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
-const USAGE_GROUPS = ['provider', 'account', 'model', 'operation', 'quality', 'day'];
+/** The keys `GET /v1/usage` groups by, from the API document (`tenant` only for admin keys). */
+const USAGE_GROUPS: string[] = (
+  gatewayDocument as unknown as { components: { schemas: { UsageReport: { properties: { group_by: { items: { enum: string[] } } } } } } }
+).components.schemas.UsageReport.properties.group_by.items.enum;
 
 /**
  * `usage`'s columns for what providers may also have billed (a create left unanswered before
@@ -197,17 +200,23 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
 
   program
     .command('usage')
-    .description('spend and outcomes grouped by provider, account, model, operation, quality or day')
-    .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS.join(', ')}`, 'provider,model')
+    .description('spend and outcomes grouped by provider, account, model, operation, quality, day or (admin keys) tenant')
+    .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS.map((key) => (key === 'tenant' ? 'tenant (admin keys)' : key)).join(', ')}`, 'provider,model')
+    .option('--tenant <name>', 'only this tenant (admin keys; without it an admin key reads every tenant)')
     .option('--from <date>', 'from this date or time (inclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')
     .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')
     .option('--csv', 'print the CSV the gateway produces')
-    .action(async (options: { groupBy: string; from?: string; to?: string; csv?: boolean }, command: Command) => {
+    .action(async (options: { groupBy: string; from?: string; to?: string; tenant?: string; csv?: boolean }, command: Command) => {
       await checkUsagePeriod(options.from, options.to);
       const out = context.outputFor(command);
       const client = context.clientFor(command);
       const groupBy = options.groupBy.split(',').map((field) => field.trim()).filter(Boolean);
-      const query = { group_by: groupBy, ...(options.from ? { from: options.from } : {}), ...(options.to ? { to: options.to } : {}) };
+      const query = {
+        group_by: groupBy,
+        ...(options.from ? { from: options.from } : {}),
+        ...(options.to ? { to: options.to } : {}),
+        ...(options.tenant ? { tenant: options.tenant } : {}),
+      };
       if (options.csv) {
         context.stdout.write(await client.usageCsv(query, { signal: context.signal }));
         return;

@@ -29,6 +29,7 @@ export const COMMAND_EXAMPLES: Record<string, string[]> = {
     'kling-gateway usage',
     'kling-gateway usage --group-by day,provider --from 2026-11-01 --to 2026-12-01',
     'kling-gateway usage --csv > usage.csv',
+    'kling-gateway usage --group-by tenant,provider --tenant acme',
   ],
   'check-config': ['kling-gateway check-config', 'kling-gateway check-config production.yaml --json'],
   migrate: ['kling-gateway migrate', 'kling-gateway migrate --database-url postgres://gateway@db:5432/gateway'],
