@@ -68,6 +68,11 @@ export class TaskProgressLine {
     this.stream.write(`\r\x1b[2K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
   }
 
+  /** Clears the live line, so that a note written next starts at the left edge (redrawn after it). */
+  clear(): void {
+    if (this.live && this.task) this.stream.write('\r\x1b[2K');
+  }
+
   /** Stops redrawing and leaves the final state on its own line. */
   finish(): void {
     if (this.timer) clearInterval(this.timer);

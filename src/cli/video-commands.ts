@@ -16,6 +16,7 @@ import {
   GatewayUnreachableError,
   isTerminal,
   UnexpectedAnswerError,
+  WaitTimeoutError,
   type CreateVideoRequest,
   type GatewayClient,
   type Model,
@@ -99,10 +100,9 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   let task = first;
   try {
     if (!isTerminal(first)) {
-      task = await client.waitForVideo(first.id, {
-        ...(options.timeout ? { timeoutMs: options.timeout * 1000 } : {}),
-        onUpdate: (update) => progress.update(update),
-        signal: context.signal,
+      task = await waitThroughOutages(context, client, first, options.timeout, (update) => progress.update(update), (note) => {
+        progress.clear();
+        out.note(note);
       });
       progress.update(task);
     }
@@ -138,6 +138,59 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
     for (const path of saved) out.line(`  saved       ${path}`);
   }
   return ExitCode.ok;
+}
+
+/**
+ * Pauses before following a task again after the client's own polls gave up on a gateway that is
+ * away (a restart, a deploy, a proxy answering 502/503 meanwhile): about half a minute in all.
+ */
+const OUTAGE_PAUSES_MS = [2_000, 4_000, 8_000, 16_000];
+
+/** Whether `error` says the gateway is away for now (not that the task or the request is wrong). */
+function gatewayAway(error: unknown): boolean {
+  if (error instanceof UnexpectedAnswerError) return false; // something else answers there
+  if (error instanceof GatewayUnreachableError) return true;
+  return error instanceof GatewayError && [429, 502, 503, 504].includes(error.status);
+}
+
+/**
+ * `client.waitForVideo`, followed again when the gateway stays away longer than the client's own
+ * few polls (a restart takes seconds): the video is being made meanwhile, and "try again later"
+ * would leave the user to find that out. Says so on stderr; `timeout` (seconds) bounds the whole.
+ */
+async function waitThroughOutages(
+  context: CliContext,
+  client: GatewayClient,
+  first: Task,
+  timeout: number | undefined,
+  onUpdate: (task: Task) => void,
+  note: (text: string) => void,
+): Promise<Task> {
+  const deadline = timeout ? Date.now() + timeout * 1000 : undefined;
+  let last = first;
+  for (let outage = 0; ; outage += 1) {
+    const remaining = deadline === undefined ? undefined : deadline - Date.now();
+    if (remaining !== undefined && remaining <= 0) throw new WaitTimeoutError(last, timeout! * 1000);
+    try {
+      return await client.waitForVideo(first.id, {
+        ...(remaining !== undefined ? { timeoutMs: remaining } : {}),
+        onUpdate: (update) => {
+          last = update;
+          onUpdate(update);
+        },
+        signal: context.signal,
+      });
+    } catch (error) {
+      const scheduled = OUTAGE_PAUSES_MS[outage];
+      if (context.signal.aborted || !gatewayAway(error) || scheduled === undefined) throw error;
+      const asked = error instanceof GatewayError && error.retryAfterSeconds !== null && error.retryAfterSeconds <= 30 ? error.retryAfterSeconds * 1000 : 0;
+      const delay = Math.max(scheduled, asked);
+      const why = error instanceof GatewayError ? `${error.problem.title} (${error.status})${error.problem.detail ? `: ${error.problem.detail}` : ''}` : (error as Error).message;
+      note(`the gateway is away (${why}); still following video ${first.id}, again in ${Math.round(delay / 1000)} s`);
+      await context.pause(delay);
+      if (context.signal.aborted) throw context.signal.reason;
+    }
+  }
 }
 
 /** Pauses between sends of one create whose answer was lost (then the command gives up). */
