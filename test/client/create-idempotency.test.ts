@@ -62,4 +62,12 @@ describe('createVideo and a lost answer', () => {
     expect(error).toBeInstanceOf(GatewayError);
     expect([(error as GatewayError).status, (error as GatewayError).idempotencyKey]).toEqual([503, 'order-42']);
   });
+
+  it('an error of another call has no idempotencyKey at all (logged, it would read as a create)', async () => {
+    const { client } = gateway([]);
+    const error = await client.getVideo('vid_x').catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(GatewayUnreachableError);
+    expect(Object.keys(error as object)).not.toContain('idempotencyKey');
+    expect(Object.keys(new GatewayError(503, { type: 'about:blank', title: 'Retry later', status: 503 }, null))).not.toContain('idempotencyKey');
+  });
 });

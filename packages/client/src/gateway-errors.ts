@@ -12,7 +12,7 @@ export class GatewayError extends Error {
    * the video may exist: `createVideo(body, { idempotencyKey: error.idempotencyKey })` gets it
    * rather than a second one.
    */
-  idempotencyKey?: string;
+  declare idempotencyKey?: string;
 
   constructor(
     /** HTTP status of the answer. */
@@ -72,7 +72,7 @@ export class GatewayUnreachableError extends Error {
    * was lost, so the video may exist: `createVideo(body, { idempotencyKey: error.idempotencyKey })`
    * gets it rather than a second one.
    */
-  idempotencyKey?: string;
+  declare idempotencyKey?: string;
 
   constructor(
     readonly url: string,
