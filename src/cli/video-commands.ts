@@ -241,7 +241,11 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
         throw error;
       }
       const wait = delay >= 1_000 ? ` in ${Math.round(delay / 1_000)} s` : '';
-      const why = stillSubmitting ? 'the create sent before is still being submitted' : `no answer to the create (${error instanceof Error ? error.message : String(error)})`;
+      const why = stillSubmitting
+        ? 'the create sent before is still being submitted'
+        : error instanceof GatewayError
+          ? `the create was answered ${error.status} (${error.message})`
+          : `no answer to the create (${error instanceof Error ? error.message : String(error)})`;
       out.note(`${why}; sending it again${wait} with the same Idempotency-Key`);
       await context.pause(delay);
       if (signal.aborted) throw signal.reason;
