@@ -104,8 +104,10 @@ function parseNumber(schema: JsonSchema) {
 /** A string as the schema takes it: its length, and an http(s) URL where it asks for one. */
 function checkString(schema: JsonSchema, value: string): string {
   if (schema.minLength !== undefined && value.length < schema.minLength) throw new InvalidArgumentError('must not be empty.');
-  if (schema.maxLength !== undefined && value.length > schema.maxLength) {
-    throw new InvalidArgumentError(`is ${value.length} characters; at most ${schema.maxLength}.`);
+  // Characters as JSON Schema (and the gateway) count them: code points, an emoji being one.
+  const characters = schema.maxLength !== undefined && value.length > schema.maxLength ? [...value].length : value.length;
+  if (schema.maxLength !== undefined && characters > schema.maxLength) {
+    throw new InvalidArgumentError(`is ${characters} characters; at most ${schema.maxLength}.`);
   }
   if (schema.format === 'uri' && !/^https?:\/\/[^/\s]/i.test(value)) {
     throw new InvalidArgumentError('not an http(s) URL: the gateway fetches inputs by URL (put a local file where it can fetch it first).');

@@ -95,6 +95,9 @@ describe('request flags from the OpenAPI document', () => {
     expect(() => parse(['--cfg-scale', '2.5'])).toThrow(/must be 0–2/);
     expect(() => parse(['--cancel-after', '0'])).toThrow(/must be 1–604800/);
     expect(() => parse(['--prompt', 'x'.repeat(2501)])).toThrow(/is 2501 characters; at most 2500/);
+    // Counted in characters, as the gateway counts them: 2500 emoji fit, 2501 do not.
+    expect(() => parse(['--model', 'kling-v3', '--prompt', '🦊'.repeat(2500)])).not.toThrow();
+    expect(() => parse(['--prompt', '🦊'.repeat(2501)])).toThrow(/is 2501 characters; at most 2500/);
     expect(() => parse(['--voice-ids', 'a,b,c'])).toThrow(/3 given; at most 2/);
     // A local file is not something the gateway can fetch.
     expect(() => parse(['--start-image-url', './fox.png'])).toThrow(/not an http\(s\) URL: the gateway fetches inputs by URL/);

@@ -68,6 +68,26 @@ function describeValue(value: unknown): string {
   return typeof value === 'string' ? `"${value}"` : JSON.stringify(value);
 }
 
+/**
+ * A string's length in characters as JSON Schema's `maxLength` counts them (the providers'
+ * OpenAPI documents, and zod's `max` on the API's own schema): Unicode code points, so an emoji
+ * is one character, not the two UTF-16 units of `.length`.
+ */
+export function characterCount(text: string): number {
+  let count = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        count--;
+        i++;
+      }
+    }
+  }
+  return count;
+}
+
 function checkRule(field: CapabilityField, value: unknown, rule: FieldRule): string | undefined {
   if (rule.values && !Array.isArray(value) && !rule.values.includes(value as string | number | boolean)) {
     return `${field} ${describeValue(value)} is not supported (allowed: ${rule.values.map(describeValue).join(', ')})`;
@@ -76,7 +96,7 @@ function checkRule(field: CapabilityField, value: unknown, rule: FieldRule): str
     if (rule.min !== undefined && value < rule.min) return `${field} must be at least ${rule.min}`;
     if (rule.max !== undefined && value > rule.max) return `${field} must be at most ${rule.max}`;
   }
-  if (typeof value === 'string' && rule.maxLength !== undefined && value.length > rule.maxLength) {
+  if (typeof value === 'string' && rule.maxLength !== undefined && value.length > rule.maxLength && characterCount(value) > rule.maxLength) {
     return `${field} is longer than ${rule.maxLength} characters`;
   }
   if (Array.isArray(value) && rule.maxItems !== undefined && value.length > rule.maxItems) {

@@ -19,6 +19,7 @@ import { randomInt } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
+import { characterCount } from '../../core/model/capabilities.js';
 import { KitSimulator, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
 import { KLING_LEGACY_ERROR_CODES, KLING_LEGACY_NOT_FOUND_CODE } from './kling-legacy-errors.js';
 
@@ -169,7 +170,7 @@ function optionalString(body: Record<string, unknown>, key: string, maxLength = 
   const value = body[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') fail(`${key} must be a string`);
-  if (value.length > maxLength) fail(`${key} cannot exceed ${maxLength} characters`);
+  if (characterCount(value) > maxLength) fail(`${key} cannot exceed ${maxLength} characters`);
   return value;
 }
 

@@ -16,6 +16,7 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
+import { characterCount } from '../../core/model/capabilities.js';
 import { KitSimulator, randomId, type KitTask, type SimulatedPhase } from '../../sandbox/simulator-kit.js';
 import {
   KLING3API_ALL_TASK_TYPES,
@@ -113,7 +114,7 @@ export function validateKling3apiGenerateBody(body: unknown): Kling3apiSimulated
 
   const prompt = fields.prompt;
   if (typeof prompt !== 'string' || prompt.trim() === '') return reject(400, 'INVALID_PROMPT', 'The prompt is invalid or empty');
-  if (prompt.length > KLING3API_MAX_PROMPT_LENGTH) {
+  if (characterCount(prompt) > KLING3API_MAX_PROMPT_LENGTH) {
     return reject(400, 'INVALID_PROMPT', `The prompt is longer than ${KLING3API_MAX_PROMPT_LENGTH} characters`);
   }
   if (fields.negative_prompt !== undefined && typeof fields.negative_prompt !== 'string') {

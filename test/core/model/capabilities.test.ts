@@ -187,6 +187,12 @@ describe('checkOffering', () => {
     expect(check(TEXT, input).reasons).toContain(reason);
   });
 
+  it('counts a string\'s length in characters (Unicode code points, as JSON Schema\'s maxLength and the API do), not UTF-16 units', () => {
+    // 20 emoji are 40 UTF-16 units: within a 20-character limit; 21 are not.
+    expect(check(TEXT, { prompt: '🦊'.repeat(20) }).reasons).toEqual([]);
+    expect(check(TEXT, { prompt: '🦊'.repeat(21) }).reasons).toEqual(['prompt is longer than 20 characters']);
+  });
+
   it('refuses a number below min', () => {
     const offering: Offering = { ...TEXT, fields: { ...TEXT.fields, cfg_scale: { min: 0.5, max: 1 } } };
     expect(check(offering, { cfg_scale: 0.2 }).reasons).toEqual(['cfg_scale must be at least 0.5']);
