@@ -619,6 +619,22 @@ function withoutQuotedSecrets(message: string, secrets: readonly string[]): stri
   });
 }
 
+/** Fields whose text may hold a secret besides the secret fields: a URL's `user:password@`. */
+const CREDENTIAL_URL_FIELDS = new Set(['url', 'base_url']);
+
+/**
+ * A malformed `${…}` refused before the document is read: its message quotes the field's text,
+ * which in a secret field is the secret (`${FREEPIK_API_KEY:-<key>` unclosed, a key pasted as a
+ * variable's name), so there every quoted text goes; elsewhere only a secret of the environment's.
+ */
+function withoutQuotedText(error: ConfigFieldError, env: NodeJS.ProcessEnv): string {
+  const field = [...error.path].reverse().find((part) => !/^\d+$/.test(part)) ?? '';
+  if (SECRET_FIELDS.has(field) || SECRET_PAIR_FIELDS.has(field) || CREDENTIAL_URL_FIELDS.has(field)) {
+    return error.message.replace(/"(?:[^"\\]|\\.)*"/g, '"[redacted]"');
+  }
+  return withoutQuotedSecrets(error.message, environmentSecrets(env));
+}
+
 /** Why a configuration was refused, one line per field. */
 export class ConfigError extends Error {
   constructor(
@@ -647,7 +663,7 @@ export function parseConfig(
   try {
     expanded = expandEnvironmentDeep(document ?? {}, env);
   } catch (error) {
-    if (error instanceof ConfigFieldError) throw new ConfigError(source, [error.message]);
+    if (error instanceof ConfigFieldError) throw new ConfigError(source, [withoutQuotedText(error, env)]);
     throw error;
   }
   const result = GatewayConfig.safeParse(expanded);

@@ -479,6 +479,32 @@ describe('a secret variable set only in the wrong field (two variables swapped)'
   });
 });
 
+describe('a malformed ${…} in a secret field', () => {
+  it('is refused by field without quoting the text, which holds the secret', () => {
+    const upstreamKey = 'fpk-live-9a8b7c6d5e4f3a2b1c0d';
+    const cases: [Record<string, unknown>, string][] = [
+      // Unclosed: the default written after `:-` is the key itself.
+      [{ providers: { freepik: { api_key: `\${FREEPIK_API_KEY:-${upstreamKey}` } } }, 'providers.freepik.api_key'],
+      // A key pasted where the variable's name goes.
+      [{ providers: { freepik: { api_key: `\${${upstreamKey}}` } } }, 'providers.freepik.api_key'],
+      [{ auth: { api_keys: `\${GATEWAY_API_KEYS:-acme:${upstreamKey}` } }, 'auth.api_keys'],
+      [{ database: { url: `\${DATABASE_URL:-postgres://gateway:${upstreamKey}@db/gateway` } }, 'database.url'],
+    ];
+    for (const [extra, field] of cases) {
+      const problems = problemsOf(document(extra));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(new RegExp(`^${field.replace('.', '\\.')}: `));
+      expect(problems[0]).not.toContain(upstreamKey.slice(0, 12));
+    }
+  });
+
+  it('still quotes the text of any other field, which says what is wrong', () => {
+    expect(problemsOf(document({ server: { public_url: 'https://gateway.example.com', host: '${HOST:-0.0.0.0' } }))).toEqual([
+      'server.host: unclosed ${ in "${HOST:-0.0.0.0"',
+    ]);
+  });
+});
+
 describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
   const KEYS_FROM_ENV = document({ auth: { api_keys: '${GATEWAY_API_KEYS}' } });
 
