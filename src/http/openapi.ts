@@ -80,6 +80,10 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           401: problem('Signature or timestamp not valid; nothing changed.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
           404: problem('Webhooks not configured.'),
+          503: problem(
+            'Verified, but it names no task the gateway knows while a create to this provider is still being recorded ' +
+              '(it may be that one); send it again shortly.',
+          ),
         },
       }, { takenWhileStopping: true });
       register({
@@ -98,8 +102,10 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
         },
         responses: {
           200: json(WebhookAck, 'Accepted (or a replay, which changes nothing).'),
+          400: problem('The body could not be read (e.g. a content-encoding it does not have).'),
           401: problem('Signature or timestamp not valid; nothing changed.'),
           404: problem('Webhooks not configured.'),
+          408: problem('The body did not arrive within `server.body_timeout_ms`.'),
           503: problem('The create this webhook is about is still being answered; send it again shortly.'),
         },
       }, { takenWhileStopping: true });
@@ -118,7 +124,12 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
             'Accepted; the task is confirmed by a status fetch. One that comes while its create is still being answered ' +
               'by this replica is acted on once that answer is recorded.',
           ),
+          400: problem(
+            'The body could not be read (e.g. a content-encoding it does not have), or it names another upstream task ' +
+              'than the one the create was answered with.',
+          ),
           404: problem('Unknown token.'),
+          408: problem('The body did not arrive within `server.body_timeout_ms`.'),
           503: problem(
             'The create this callback is about is not recorded yet and is not being answered by this replica (another ' +
               'replica sends it, or stopped while sending it), and the callback names no task the provider confirms; ' +

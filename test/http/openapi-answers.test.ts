@@ -4,9 +4,10 @@
  * its schema), every answer with an `x-request-id`, and every problem with `type`, `title`,
  * `status` and `detail` (and `errors[]` of `{path, message}` for a validation failure).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openApiContract, type OpenApiContract } from '../support/openapi-contract.js';
 import type { StopGate } from '../../src/http/stop-gate.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 import { followTaskFollowers } from '../support/task-followers.js';
 
@@ -200,6 +201,32 @@ describe('the OpenAPI document describes every real answer', () => {
     }
     expect(missing).toEqual([]);
     expect(webhooks.sort()).toEqual(['/v1/webhooks/freepik', '/v1/webhooks/freepik/{attempt}', '/v1/webhooks/kling-legacy/{token}']);
+  });
+
+  it('answers provider webhooks and callbacks as documented: a body it cannot read, and a retry-later while a create is being recorded', async () => {
+    // A body whose content-encoding lies cannot be read, on every webhook route.
+    const unreadable = { body: 'not gzip', headers: { 'content-encoding': 'gzip' }, key: null };
+    for (const path of ['/v1/webhooks/freepik', '/v1/webhooks/freepik/att_nothing', '/v1/webhooks/kling-legacy/some-token']) {
+      expect((await call({ method: 'POST', path, ...unreadable })).status, path).toBe(400);
+    }
+    // A verified webhook naming no known task while a create to Freepik is being recorded: send it again.
+    const raw = JSON.stringify({ task_id: 'not-recorded-yet', status: 'COMPLETED' });
+    const timestamp = String(Math.floor(gw.clock.now() / 1000));
+    const signature = signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, 'wh_doc_1', timestamp, raw);
+    const spy = vi.spyOn(gw.gateway.store, 'isSubmittingTo' as never).mockResolvedValue(true as never);
+    try {
+      const early = await call({
+        method: 'POST',
+        path: '/v1/webhooks/freepik',
+        body: raw,
+        headers: { 'webhook-id': 'wh_doc_1', 'webhook-timestamp': timestamp, 'webhook-signature': signature },
+        key: null,
+      });
+      expect(early.status).toBe(503);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(drift).toEqual([]);
   });
 
   // Last: the gateway stays stopping.

@@ -1096,6 +1096,16 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description Verified, but it names no task the gateway knows while a create to this provider is still being recorded (it may be that one); send it again shortly. */
+                503: {
+                    headers: {
+                        "retry-after": string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1147,6 +1157,15 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookAck"];
                     };
                 };
+                /** @description The body could not be read (e.g. a content-encoding it does not have). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Signature or timestamp not valid; nothing changed. */
                 401: {
                     headers: {
@@ -1158,6 +1177,15 @@ export interface paths {
                 };
                 /** @description Webhooks not configured. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The body did not arrive within `server.body_timeout_ms`. */
+                408: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1222,8 +1250,26 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookAck"];
                     };
                 };
+                /** @description The body could not be read (e.g. a content-encoding it does not have), or it names another upstream task than the one the create was answered with. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Unknown token. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description The body did not arrive within `server.body_timeout_ms`. */
+                408: {
                     headers: {
                         [name: string]: unknown;
                     };
