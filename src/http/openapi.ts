@@ -275,7 +275,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       400: problem('A query parameter, or a JSON body that is not empty (`errors[]` names its fields), or malformed JSON.'),
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
+      408: problem('The body did not arrive within `server.body_timeout_ms`.'),
       409: problem('The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided.'),
+      413: problem('A body over `server.body_limit`.'),
       415: problem('A body that is not JSON.'),
       502: problem('The provider was asked to cancel and did not.'),
     },
@@ -350,6 +352,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     responses: {
       200: { description: 'An event stream.', content: { 'text/event-stream': { schema: z.string() } } },
       204: { description: 'The client already read the terminal event (`Last-Event-ID`): nothing more will come.' },
+      400: problem('A query parameter: this route takes none.'),
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
       429: problem('The tenant already holds its `open_streams` event streams open.'),
@@ -367,6 +370,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     request: { params: videoId },
     responses: {
       200: json(WebhookDeliveryList, 'The deliveries.'),
+      400: problem('A query parameter: this route takes none.'),
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
     },
@@ -376,14 +380,22 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     path: '/v1/models',
     summary: 'Canonical models and operations, and which providers serve each',
     security,
-    responses: { 200: json(ModelList, 'Models.'), 401: problem('Missing or invalid gateway key.') },
+    responses: {
+      200: json(ModelList, 'Models.'),
+      400: problem('A query parameter: this route takes none.'),
+      401: problem('Missing or invalid gateway key.'),
+    },
   });
   register({
     method: 'get',
     path: '/v1/providers',
     summary: 'Providers: enabled, circuit, in flight, recent success and latency, pricing',
     security,
-    responses: { 200: json(ProviderList, 'Providers.'), 401: problem('Missing or invalid gateway key.') },
+    responses: {
+      200: json(ProviderList, 'Providers.'),
+      400: problem('A query parameter: this route takes none.'),
+      401: problem('Missing or invalid gateway key.'),
+    },
   });
   register({
     method: 'get',

@@ -203,6 +203,16 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(webhooks.sort()).toEqual(['/v1/webhooks/freepik', '/v1/webhooks/freepik/{attempt}', '/v1/webhooks/kling-legacy/{token}']);
   });
 
+  it('answers a query on a route that takes none, and a cancel body too large, as documented', async () => {
+    const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
+    const id = created.body.id as string;
+    for (const path of ['/v1/models?x=1', '/v1/providers?x=1', `/v1/videos/${id}/webhooks?x=1`, `/v1/videos/${id}/events?x=1`]) {
+      expect((await call({ method: 'GET', path })).status, path).toBe(400);
+    }
+    expect((await call({ method: 'POST', path: `/v1/videos/${id}/cancel`, body: JSON.stringify({ note: 'x'.repeat(300_000) }) })).status).toBe(413);
+    expect(drift).toEqual([]);
+  });
+
   it('answers provider webhooks and callbacks as documented: a body it cannot read, and a retry-later while a create is being recorded', async () => {
     // A body whose content-encoding lies cannot be read, on every webhook route.
     const unreadable = { body: 'not gzip', headers: { 'content-encoding': 'gzip' }, key: null };

@@ -459,8 +459,26 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description The body did not arrive within `server.body_timeout_ms`. */
+                408: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided. */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description A body over `server.body_limit`. */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -704,6 +722,15 @@ export interface paths {
                     };
                     content?: never;
                 };
+                /** @description A query parameter: this route takes none. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Missing or invalid gateway key. */
                 401: {
                     headers: {
@@ -783,6 +810,15 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookDeliveryList"];
                     };
                 };
+                /** @description A query parameter: this route takes none. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Missing or invalid gateway key. */
                 401: {
                     headers: {
@@ -847,6 +883,15 @@ export interface paths {
                         "application/json": components["schemas"]["ModelList"];
                     };
                 };
+                /** @description A query parameter: this route takes none. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Missing or invalid gateway key. */
                 401: {
                     headers: {
@@ -900,6 +945,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["ProviderList"];
+                    };
+                };
+                /** @description A query parameter: this route takes none. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
                 /** @description Missing or invalid gateway key. */
