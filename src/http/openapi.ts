@@ -34,8 +34,21 @@ function serviceUnavailable(own: { description: string } | undefined) {
  */
 type RegisterRoute = (route: RouteConfig, options?: { takenWhileStopping?: boolean }) => void;
 
+/**
+ * A read answered with JSON carries an `ETag` (express's, also on the hot read), and a request whose
+ * `If-None-Match` names it is answered `304` without a body.
+ */
+const NOT_MODIFIED = { description: 'Not modified: the `ETag` of the answer matches `If-None-Match`; no body.' };
+
+function withNotModified(route: RouteConfig): RouteConfig {
+  const ok = route.responses[200] as { content?: Record<string, unknown> } | undefined;
+  if (route.method !== 'get' || route.responses[304] || !ok?.content?.['application/json']) return route;
+  return { ...route, responses: { ...route.responses, 304: NOT_MODIFIED } };
+}
+
 function routeRegistrar(registry: OpenAPIRegistry): RegisterRoute {
-  return (route, options) => {
+  return (given, options) => {
+    const route = withNotModified(given);
     if (options?.takenWhileStopping) {
       const own = route.responses[503] as { description: string } | undefined;
       registry.registerPath({ ...route, responses: { ...route.responses, ...(own ? { 503: { ...own, headers: z.object({ 'retry-after': z.string() }) } } : {}) } });

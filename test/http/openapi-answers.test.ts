@@ -203,6 +203,22 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(webhooks.sort()).toEqual(['/v1/webhooks/freepik', '/v1/webhooks/freepik/{attempt}', '/v1/webhooks/kling-legacy/{token}']);
   });
 
+  it('answers a conditional read whose ETag still matches (304) as documented, on every JSON route that reads', async () => {
+    const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
+    const id = created.body.id as string;
+    await gw.finish(id);
+    const paths = [`/v1/videos/${id}`, `/v1/videos/${id}/webhooks`, '/v1/models', '/v1/usage'];
+    for (const path of paths) {
+      const first = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
+      await first.arrayBuffer();
+      const etag = first.headers.get('etag');
+      expect(etag, path).toBeTruthy();
+      // fetch would add `cache-control: no-cache` to a conditional request (and be sent the whole answer); curl and browsers' revalidations do not.
+      expect((await call({ method: 'GET', path, headers: { 'if-none-match': etag!, 'cache-control': 'max-age=0' } })).status, path).toBe(304);
+    }
+    expect(drift).toEqual([]);
+  });
+
   it('answers a query on a route that takes none, and a cancel body too large, as documented', async () => {
     const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
     const id = created.body.id as string;

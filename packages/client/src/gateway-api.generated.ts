@@ -38,6 +38,13 @@ export interface paths {
                         "application/json": components["schemas"]["TaskList"];
                     };
                 };
+                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
                 /** @description Invalid query. */
                 400: {
                     headers: {
@@ -341,6 +348,13 @@ export interface paths {
                     content: {
                         "application/json": components["schemas"]["Task"];
                     };
+                };
+                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Invalid query. */
                 400: {
@@ -810,6 +824,13 @@ export interface paths {
                         "application/json": components["schemas"]["WebhookDeliveryList"];
                     };
                 };
+                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
                 /** @description A query parameter: this route takes none. */
                 400: {
                     headers: {
@@ -883,6 +904,13 @@ export interface paths {
                         "application/json": components["schemas"]["ModelList"];
                     };
                 };
+                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
                 /** @description A query parameter: this route takes none. */
                 400: {
                     headers: {
@@ -946,6 +974,13 @@ export interface paths {
                     content: {
                         "application/json": components["schemas"]["ProviderList"];
                     };
+                };
+                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description A query parameter: this route takes none. */
                 400: {
@@ -1025,6 +1060,13 @@ export interface paths {
                         "application/json": components["schemas"]["UsageReport"];
                         "text/csv": string;
                     };
+                };
+                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description Invalid query (unknown parameter or group key, a date that is not ISO 8601, `from` not before `to`). */
                 400: {
