@@ -89,7 +89,7 @@ export const ProviderStatus = z
     name: z.string(),
     enabled: z.boolean(),
     mode: z.enum(['live', 'simulator', 'disabled']).meta({
-      description: '`simulator` when no upstream key is configured; `disabled` when turned off in config.',
+      description: '`live` with an upstream key; `simulator` when no upstream key is configured in the sandbox; `disabled` when turned off in config, or left without a key in a live deployment (`disabled_reason` says which).',
     }),
     disabled_reason: z.string().nullable(),
     can_cancel: z.boolean().meta({

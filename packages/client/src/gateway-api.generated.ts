@@ -2082,7 +2082,7 @@ export interface components {
             name: string;
             enabled: boolean;
             /**
-             * @description `simulator` when no upstream key is configured; `disabled` when turned off in config.
+             * @description `live` with an upstream key; `simulator` when no upstream key is configured in the sandbox; `disabled` when turned off in config, or left without a key in a live deployment (`disabled_reason` says which).
              * @enum {string}
              */
             mode: "live" | "simulator" | "disabled";
