@@ -7,6 +7,7 @@ import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link, Route, Router, Switch, useLocation } from 'wouter-preact';
 import { SessionContext, type ConsoleSession } from './gateway-context.js';
+import { PageHeading } from './components/page-heading.js';
 import { CostPage } from './pages/cost-page.js';
 import { CreatePage } from './pages/create-page.js';
 import { ModelsPage } from './pages/models-page.js';
@@ -122,7 +123,7 @@ export function App() {
               <Route>
                 {() => (
                   <section>
-                    <h1>Page not found</h1>
+                    <PageHeading title="Page not found" />
                     <p>
                       <Link href="/">Back to the tasks</Link>
                     </p>

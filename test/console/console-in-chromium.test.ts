@@ -1675,6 +1675,16 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(browserErrors.filter((error) => !error.includes('404'))).toEqual([]);
     browserErrors.length = 0; // the browser logs the 404 itself
   });
+  it('names the tab after a console address that leads nowhere and moves the keyboard to its heading, instead of keeping the last page\'s name', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Providers' }).click();
+    await target.getByRole('heading', { level: 1, name: 'Providers' }).waitFor();
+    await target.evaluate((to) => (window.location.hash = to), '#/no-such-page');
+    await target.getByRole('heading', { level: 1, name: 'Page not found' }).waitFor();
+    await expect.poll(() => target.title()).toBe('Page not found · Kling Gateway');
+    await expect.poll(() => target.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.textContent}`)).toBe('H1 Page not found');
+  });
   it('asks for a key at the key field when Sign in is pressed with none, or only spaces, instead of doing nothing or leaving the last refusal there', async () => {
     const target = await openConsole();
     const asked: string[] = [];
