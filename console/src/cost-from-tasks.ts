@@ -9,9 +9,9 @@ export const MAX_TASKS = 1_000;
 
 export type UsageGroup = 'provider' | 'model' | 'day';
 
-function groupValue(task: Task, group: UsageGroup): string {
+function groupValue(task: Task, group: UsageGroup): string | null {
   if (group === 'day') return task.created_at.slice(0, 10);
-  if (group === 'provider') return task.provider ?? '(none)';
+  if (group === 'provider') return task.provider ?? null;
   return task.model;
 }
 
@@ -21,7 +21,7 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
   for (const task of tasks) {
     const value = groupValue(task, group);
     const currency = task.cost.currency ?? null;
-    const key = `${value}\u0000${currency ?? ''}`;
+    const key = JSON.stringify([value, currency]);
     let row = rows.get(key);
     if (!row) {
       row = { [group]: value, tasks: 0, succeeded: 0, failed: 0, canceled: 0, in_progress: 0, video_seconds: 0, credits: 0, currency_amount: 0, currency, estimated_tasks: 0 };

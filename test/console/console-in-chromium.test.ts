@@ -252,6 +252,14 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await cost.waitFor();
     expect(await cost.textContent()).toContain('no provider holds this task: nothing is charged');
     expect(await cost.textContent()).not.toContain('as reported by the provider');
+
+    // On the Cost page its row is named for what it is, in the table and in the chart, not a bare dash.
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    const byProvider = target.locator('section[aria-label="Spend by provider"]');
+    const names = byProvider.locator('tbody th');
+    await expect.poll(() => names.allTextContents()).toContain('no provider');
+    expect(await names.allTextContents()).not.toContain('—');
+    expect(await byProvider.locator('svg text').allTextContents()).toContain('no provider');
   });
 
   it('drops a chosen operation and quality the newly chosen model does not offer', async () => {
@@ -1304,8 +1312,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => rows.count()).toBe(report.data.length);
     // Each cell's own figure: Tasks may also hold a note of the tasks still running or canceled.
     const shown = await rows.evaluateAll((elements) => elements.map((row) => [...row.children].map((cell) => cell.firstChild?.textContent ?? cell.textContent)));
-    // Each provider's tasks and cost, as the page lays them out (no provider: "—").
-    const figures = (provider: unknown, tasks: unknown, cost: string) => `${String(provider ?? '—')}: ${String(tasks)} tasks, ${cost}`;
+    // Each provider's tasks and cost, as the page lays them out (tasks no provider took: "no provider").
+    const figures = (provider: unknown, tasks: unknown, cost: string) => `${String(provider ?? 'no provider')}: ${String(tasks)} tasks, ${cost}`;
     expect(shown.map((cells) => figures(cells[0], cells[1], cells.at(-1)!)).sort()).toEqual(
       report.data.map((row) => figures(row.provider, row.tasks, formatMoney(row.currency_amount ?? 0, row.currency ?? null))).sort(),
     );

@@ -76,6 +76,13 @@ const GROUPS = [
   { field: 'day', title: 'Spend by day' },
 ] as const;
 
+/** A row's name in its table and chart: the usage report's null provider is the tasks no provider took. */
+function rowName(row: UsageFigures, field: (typeof GROUPS)[number]['field']): string {
+  const value = row[field];
+  if (value === null || value === undefined || value === '') return field === 'provider' ? 'no provider' : '—';
+  return String(value);
+}
+
 function amountOf(row: UsageFigures): number {
   return typeof row.currency_amount === 'number' ? row.currency_amount : 0;
 }
@@ -136,7 +143,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
         <tbody>
           {rows.map((row, index) => (
             <tr key={`${String(row[field])}-${index}`} role="row">
-              <th scope="row" role="rowheader" class="primary-cell">{String(row[field] ?? '—')}</th>
+              <th scope="row" role="rowheader" class="primary-cell">{rowName(row, field)}</th>
               <td role="cell" data-label="Tasks" class="number">
                 {number(row.tasks)}
                 {notCounted(row) ? <span class="row-note muted small">{notCounted(row)}</span> : null}
@@ -278,7 +285,7 @@ export function CostPage() {
               id={`chart-${group.field}`}
               title={group.title}
               data={rows.map((row) => ({
-                label: String(row[group.field] ?? '—'),
+                label: rowName(row, group.field),
                 value: amountOf(row),
                 text: typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—',
               }))}
