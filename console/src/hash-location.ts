@@ -34,12 +34,24 @@ function useHash(): string {
   return hash;
 }
 
+/** Whether the page shown now was reached through the browser's history (Back, Forward), not a link. */
+let cameThroughHistory = false;
+addEventListener('popstate', () => {
+  cameThroughHistory = true;
+});
+
+/** True when the last move was Back or Forward (or an address typed), false after a link or `navigate`. */
+export function cameBackThroughHistory(): boolean {
+  return cameThroughHistory;
+}
+
 /** Goes to `to` (`/tasks/x`, `/?status=failed`): a new history entry, or this one when `replace`. */
 export function navigate(to: string, { replace = false }: { replace?: boolean } = {}): void {
   const oldURL = location.href;
   const url = new URL(oldURL);
   url.hash = '/' + to.replace(HASH_PREFIX, '');
   if (url.href === oldURL) return;
+  cameThroughHistory = false;
   history[replace ? 'replaceState' : 'pushState'](null, '', url.href);
   dispatchEvent(new HashChangeEvent('hashchange', { oldURL, newURL: url.href }));
 }

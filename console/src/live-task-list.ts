@@ -16,6 +16,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { GatewayError, isTerminal, type Model, type ProviderId, type Task, type TaskStatus } from '../../packages/client/src/index.js';
 import { useSession } from './gateway-context.js';
 import { shortId, taskNoun } from './display.js';
+import { cameBackThroughHistory } from './hash-location.js';
 
 export const MAX_STREAMS = 4;
 export const REFRESH_MS = 5_000;
@@ -27,6 +28,23 @@ export interface TaskFilters {
   status?: TaskStatus | undefined;
   provider?: ProviderId | undefined;
   model?: Model | undefined;
+}
+
+/** Where the reader is in the list shown now: the page writes it, the list keeps it when left. */
+export interface ListPlace {
+  scrollY: number;
+  /** The task last opened from the list. */
+  openedId: string | null;
+}
+
+/**
+ * The list last left, for Back (or Forward) to it: its loaded pages (Load more included) and the
+ * reader's place in them, for the same key holder and filters only. A link to the list starts afresh.
+ */
+let kept: { client: object; key: string; byId: Map<string, Task>; cursor: string | null; place: ListPlace } | null = null;
+
+function keyOf(filters: TaskFilters): string {
+  return JSON.stringify([filters.status ?? null, filters.provider ?? null, filters.model ?? null]);
 }
 
 export interface LiveTaskList {
@@ -45,6 +63,10 @@ export interface LiveTaskList {
   refreshedAt: number | null;
   /** When the refresh on its way now was asked (null: none is). */
   waitingSince: number | null;
+  /** Where the reader was when this list was left, when it is the one brought back (Back); else null. */
+  restoredPlace: ListPlace | null;
+  /** Where the reader is now, kept with the list when it is left. */
+  place: ListPlace;
 }
 
 function newer(a: Task, b: Task | undefined): boolean {
@@ -65,10 +87,17 @@ export function matchesFilters(task: Task, filters: TaskFilters): boolean {
 
 export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
   const { client, announce, signOut } = useSession();
-  const [byId, setById] = useState<Map<string, Task>>(new Map());
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [loaded, setLoaded] = useState(false);
+  const key = keyOf(filters);
+  // Read once, as the list is shown: Back to the list it was brings back its pages.
+  const [restored] = useState(() => (cameBackThroughHistory() && kept && kept.client === client && kept.key === key ? kept : null));
+  const restoring = useRef(restored !== null);
+  const place = useRef<ListPlace>(restored ? { ...restored.place } : { scrollY: 0, openedId: null });
+  const [byId, setById] = useState<Map<string, Task>>(() => new Map(restored?.byId ?? []));
+  const [cursor, setCursor] = useState<string | null>(restored?.cursor ?? null);
+  const [loading, setLoading] = useState(restored === null);
+  const [loaded, setLoaded] = useState(restored !== null);
+  const latest = useRef({ key, byId, cursor, loaded });
+  latest.current = { key, byId, cursor, loaded };
   const [error, setError] = useState<unknown>(undefined);
   const [refreshedAt, setRefreshedAt] = useState<number | null>(null);
   const [waitingSince, setWaitingSince] = useState<number | null>(null);
@@ -111,12 +140,17 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     const aborter = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let first = true;
+    // The pages brought back (Back to this list) stay, with their cursor; the first page is read again over them.
+    const broughtBack = restoring.current;
+    restoring.current = false;
     more.current?.abort();
     more.current = null;
-    setById(new Map());
-    setCursor(null);
-    setLoading(true);
-    setLoaded(false);
+    if (!broughtBack) {
+      setById(new Map());
+      setCursor(null);
+      setLoading(true);
+      setLoaded(false);
+    }
     const query = {
       limit: PAGE_SIZE,
       ...(filters.status ? { status: filters.status } : {}),
@@ -130,7 +164,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
           const page = await client.listVideos(query, { signal: aborter.signal });
           if (aborter.signal.aborted) return;
           merge(page.data, !first);
-          if (first) setCursor(page.next_cursor);
+          if (first && !broughtBack) setCursor(page.next_cursor);
           first = false;
           setLoaded(true);
           setError(undefined);
@@ -231,7 +265,10 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     () => () => {
       for (const aborter of streams.current.values()) aborter.abort();
       streams.current.clear();
+      const { key: leftKey, byId: leftTasks, cursor: leftCursor, loaded: wasLoaded } = latest.current;
+      kept = wasLoaded ? { client, key: leftKey, byId: leftTasks, cursor: leftCursor, place: { ...place.current } } : null;
     },
+    // eslint-disable-next-line react-hooks/exhaustive-deps
     [],
   );
 
@@ -246,5 +283,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     streaming,
     refreshedAt,
     waitingSince,
+    restoredPlace: restored ? restored.place : null,
+    place: place.current,
   };
 }

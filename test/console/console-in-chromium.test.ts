@@ -766,6 +766,40 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // The first task the press brought in, where reading goes on.
     await expect.poll(focused).toBe(`A ${await rows.nth(25).getAttribute('data-task-id')}`);
   });
+  it('brings Back from a task opened after Load more to the same pages, scrolled where they were, the keyboard on that task', async () => {
+    // More than a page (25) of one model's tasks, which no other test makes.
+    for (let made = 0; made < 30; made += 1) await api.createVideo({ model: 'kling-v2-5-turbo', prompt: `one of many turbo tasks ${made}` });
+    const target = await openConsole('#/?model=kling-v2-5-turbo');
+    await signIn(target);
+    const rows = target.locator('tr[data-task-id]');
+    await expect.poll(() => rows.count()).toBe(25);
+    await target.getByRole('button', { name: 'Load more' }).click();
+    await expect.poll(() => rows.count()).toBe(30);
+    const opened = rows.nth(28);
+    const id = (await opened.getAttribute('data-task-id'))!;
+    await opened.locator('a.task-link').scrollIntoViewIfNeeded();
+    const scrolled = await target.evaluate(() => window.scrollY as number);
+    expect(scrolled).toBeGreaterThan(0);
+    await opened.locator('a.task-link').click();
+    await target.getByRole('heading', { level: 1, name: new RegExp(id) }).waitFor();
+
+    await target.goBack();
+    await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+    // Both pages, not the first one alone, at the place the reader left, the keyboard on the task opened.
+    expect(await rows.count()).toBe(30);
+    expect(await target.evaluate(() => window.scrollY as number)).toBe(scrolled);
+    await expect.poll(() => target.evaluate(() => document.activeElement?.textContent)).toBe(id);
+    // The list goes on from its second page's end: no page is read twice or left out.
+    expect(await target.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+
+    // A link to the list (the navigation's Tasks) starts from its first page, at the top.
+    await target.getByRole('link', { name: new RegExp(id) }).click();
+    await target.getByRole('heading', { level: 1, name: new RegExp(id) }).waitFor();
+    await target.getByRole('link', { name: 'Tasks', exact: true }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+    await expect.poll(() => rows.count()).toBe(25);
+    expect(await target.evaluate(() => window.scrollY as number)).toBe(0);
+  });
   it('drops a Load more still on its way when a filter changes: no page and no cursor of the last filter under the new one', async () => {
     // More than a page (25) of kling-v2-6 tasks, then newer kling-v3 ones, so the two filters' pages differ.
     for (let made = 0; made < 27; made += 1) await api.createVideo({ model: 'kling-v2-6', prompt: `an older model's task ${made}` });

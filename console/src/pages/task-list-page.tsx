@@ -130,6 +130,23 @@ export function TaskListPage() {
     focusRow.current = null;
   }, [live.loading, live.tasks.length]);
   useKeyboardKeptInList(live.tasks, table, section);
+  // Back to this list from one of its tasks: the same pages (kept by the list), scrolled where they
+  // were, the keyboard on the task opened (after the heading took it, as on every page shown).
+  useEffect(() => {
+    const place = live.restoredPlace;
+    if (place) {
+      scrollTo(0, place.scrollY);
+      const opened = place.openedId;
+      const link = opened ? [...(table.current?.querySelectorAll<HTMLAnchorElement>('tr[data-task-id] a.task-link') ?? [])].find((a) => a.closest<HTMLElement>('tr')?.dataset.taskId === opened) : undefined;
+      link?.focus({ preventScroll: true });
+    }
+    const noteScroll = () => {
+      live.place.scrollY = scrollY;
+    };
+    addEventListener('scroll', noteScroll, { passive: true });
+    return () => removeEventListener('scroll', noteScroll);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
 
   return (
     <section aria-labelledby="tasks-heading" ref={section}>
@@ -239,7 +256,7 @@ export function TaskListPage() {
                 return (
                   <tr key={task.id} role="row" data-task-id={task.id} data-status={task.status}>
                     <td role="cell" class="primary-cell">
-                      <Link href={`/tasks/${encodeURIComponent(task.id)}`} class="task-link">
+                      <Link href={`/tasks/${encodeURIComponent(task.id)}`} class="task-link" onClick={() => (live.place.openedId = task.id)}>
                         <code>{task.id}</code>
                       </Link>
                       {prompt ? <div class="prompt-excerpt muted small">{prompt}</div> : null}
