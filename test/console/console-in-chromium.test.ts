@@ -800,6 +800,18 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => rows.count()).toBe(25);
     expect(await target.evaluate(() => window.scrollY as number)).toBe(0);
   });
+  it('gives the task list\'s page and its table landmarks of their own names, so a screen reader tells them apart', async () => {
+    const created = await api.createVideo({ model: 'kling-v3', prompt: 'a row in the table' });
+    const target = await openConsole();
+    await signIn(target);
+    await target.locator(`tr[data-task-id="${created.id}"]`).waitFor();
+    const names = await target.locator('section[aria-labelledby], [role="region"]').evaluateAll((elements: { getAttribute(name: string): string | null }[]) =>
+      elements.map((element) => element.getAttribute('aria-label') ?? `#${element.getAttribute('aria-labelledby')}`),
+    );
+    expect(names).toEqual(['#tasks-heading', 'Tasks, newest first']);
+    expect(await target.getByRole('region', { name: 'Tasks', exact: true }).count()).toBe(1);
+    expect(await target.getByRole('region', { name: 'Tasks, newest first' }).count()).toBe(1);
+  });
   it('drops a Load more still on its way when a filter changes: no page and no cursor of the last filter under the new one', async () => {
     // More than a page (25) of kling-v2-6 tasks, then newer kling-v3 ones, so the two filters' pages differ.
     for (let made = 0; made < 27; made += 1) await api.createVideo({ model: 'kling-v2-6', prompt: `an older model's task ${made}` });

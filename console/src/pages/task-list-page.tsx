@@ -237,7 +237,7 @@ export function TaskListPage() {
           )}
         </div>
       ) : (
-        <div class="table-scroll" role="region" aria-label="Tasks" tabIndex={0}>
+        <div class="table-scroll" role="region" aria-label="Tasks, newest first" tabIndex={0}>
           <table class="tasks responsive" role="table" ref={table}>
             <caption class="visually-hidden">Tasks, newest first{filtered ? ', filtered' : ''}</caption>
             <thead>
