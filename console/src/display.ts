@@ -48,3 +48,14 @@ export function operationNoun(operation: string): 'Image' | 'Video' {
 export function taskNoun(task: Pick<Task, 'operation'>): 'Image' | 'Video' {
   return operationNoun(task.operation);
 }
+
+/**
+ * The provider holding a task, as its page names it. The API's `provider` is the one tried last,
+ * also when every provider tried refused the task: then none holds it.
+ */
+export function holderText(task: Pick<Task, 'provider' | 'provider_task_id' | 'attempts'>): string {
+  if (!task.provider) return '— (no provider accepted it)';
+  const refusedByAll =
+    !task.provider_task_id && task.attempts.length > 0 && task.attempts.every((attempt) => attempt.outcome === 'failed' || attempt.outcome === 'skipped');
+  return refusedByAll ? `— (no provider accepted it; ${task.provider} was tried last)` : task.provider;
+}

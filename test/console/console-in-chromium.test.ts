@@ -1445,6 +1445,24 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('alert').count()).toBe(0);
   });
 
+  it('does not name a provider that refused a task as the one holding it: the task page says none accepted it, and which was tried last', async () => {
+    // On its create: a status poll of another test's task must not take the fault.
+    live.simulator('freepik').injectFault({ on: 'submit', status: 500, times: 1 });
+    const refused = await api.createVideo({ model: 'kling-v3', prompt: 'refused by its only provider', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    // Kept until the create is sent: freepik may still be cooling down after another test's 429s, and the task wait for it.
+    const ended = await api.waitForVideo(refused.id, { timeoutMs: 20_000 });
+    live.simulator('freepik').clearFaults();
+    // The API names the provider tried last; none accepted it.
+    expect(ended).toMatchObject({ status: 'failed', provider: 'freepik', provider_task_id: null });
+    expect(ended.attempts.map((attempt) => attempt.outcome)).toEqual(['failed']);
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(refused.id)}`);
+    await target.getByRole('heading', { level: 1, name: new RegExp(refused.id) }).waitFor();
+    const provider = target.locator('dt:text-is("Provider") + dd');
+    await expect.poll(() => provider.textContent()).toBe('— (no provider accepted it; freepik was tried last)');
+  });
+
   it('shows a tenant with no tasks an empty list with a way to its first video, and a Cost page that says so without empty tables', async () => {
     const target = await openConsole();
     await target.getByLabel('Gateway key').fill(OTHER_TENANT_KEY);

@@ -20,7 +20,7 @@ import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliveries.js';
-import { costSource, localTime, taskNoun } from '../display.js';
+import { costSource, holderText, localTime, taskNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
@@ -385,7 +385,7 @@ export function TaskPage({ id }: { id: string }) {
             </dd>
             <dt>Provider</dt>
             <dd>
-              {task.provider ?? '— (no provider accepted it)'}
+              {holderText(task)}
               {task.provider_task_id ? <div class="muted small">upstream task {task.provider_task_id}</div> : null}
               {task.provider_status ? <div class="muted small">upstream status {task.provider_status}</div> : null}
             </dd>
