@@ -1570,7 +1570,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     );
     await target.locator('table.tasks tbody tr').first().waitFor();
     expect(await target.locator('table.tasks').evaluate((table) => getComputedStyle(table).display), 'a table, not cards').toBe('table');
-    expect(await hidden()).toEqual(['Tasks: 0']);
+    expect(await hidden()).toEqual(['Tasks, newest first: 0']);
     await target.getByRole('link', { name: 'Providers' }).first().click();
     await target.locator('tr[data-provider="freepik"]').waitFor();
     expect(await hidden()).toEqual(['Providers: 0']);
@@ -1589,7 +1589,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
         elements.map((element) => `${element.ariaLabel}: ${element.scrollWidth - element.clientWidth}`),
       );
       await target.locator('table.tasks tbody tr').first().waitFor();
-      expect(await hidden()).toEqual(['Tasks: 0']);
+      expect(await hidden()).toEqual(['Tasks, newest first: 0']);
       await target.getByRole('link', { name: 'Providers' }).first().click();
       await target.locator('tr[data-provider="freepik"]').waitFor();
       expect(await hidden()).toEqual(['Providers: 0']);
