@@ -1577,6 +1577,39 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.screenshot({ path: join(ARTIFACTS, 'tablet-providers.png'), fullPage: true });
   });
 
+  it('keeps every column of the providers\' table on a 768 px screen with the widest figures it shows: three-digit latencies, a cool-down, thousands of calls', async () => {
+    const target = await openConsole();
+    await target.setViewportSize({ width: 768, height: 1024 });
+    // The gateway's own answer, with each provider's figures at their widest.
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/providers'),
+      async (route) => {
+        const answer = await route.fetch();
+        const body = (await answer.json()) as { data: Record<string, unknown>[] };
+        for (const provider of body.data) {
+          Object.assign(provider, {
+            circuit: 'half_open',
+            cooling_down_until: new Date(Date.now() + 60_000).toISOString(),
+            in_flight: 200,
+            max_in_flight: 200,
+            queued: 1234,
+            success_rate: 1,
+            calls: 10_000,
+            latency_p50_ms: 999,
+            latency_p95_ms: 999,
+            median_completion_ms: 9_900,
+          });
+        }
+        await route.fulfill({ response: answer, json: body });
+      },
+    );
+    await signIn(target);
+    await target.getByRole('link', { name: 'Providers' }).first().click();
+    await target.locator('tr[data-provider="freepik"]').waitFor();
+    expect(await target.locator('table.providers').evaluate((table) => getComputedStyle(table).display), 'a table, not cards').toBe('table');
+    const hidden = await target.locator('.table-scroll').evaluate((element: { scrollWidth: number; clientWidth: number }) => element.scrollWidth - element.clientWidth);
+    expect(hidden, 'px of the table scrolled out of sight').toBe(0);
+  });
   it('lays each table out as cards for a reader whose font is twice the default, as at phone width: every column on the screen, none scrolled sideways', async () => {
     await api.createVideo({ model: 'kling-v3', prompt: 'read at twice the font size' });
     // 32 px, 200 % of the default, in a 1280 px window: 40 of its em, as narrow as a phone is in 16 px ones.
