@@ -328,6 +328,40 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the dropped connection itself
   });
 
+  it('creates from a plain-http address other than localhost (not a secure context), a prompt of emoji counted in characters', async () => {
+    // An operator's http://gateway.internal:8080/console: the browser withholds secure-context APIs
+    // there (crypto.randomUUID among them), which the form must not need.
+    const port = new URL(live.url).port;
+    const insecureProfile = mkdtempSync(join(tmpdir(), 'kling-console-insecure-'));
+    const insecure = await chromium.launchPersistentContext(insecureProfile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP gateway.internal 127.0.0.1'],
+      viewport: { width: 1280, height: 900 },
+      timeout: 30_000,
+    });
+    try {
+      const target = await openConsole('', insecure, { url: `http://gateway.internal:${port}` });
+      expect(await target.evaluate(() => (window as unknown as { isSecureContext: boolean }).isSecureContext)).toBe(false);
+      await signIn(target);
+      await target.getByRole('link', { name: 'New video' }).first().click();
+      // 2,500 characters, 5,000 UTF-16 units: what the API takes, so the form takes it whole.
+      const prompt = '🦊'.repeat(2_500);
+      await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+      expect(await target.getByLabel('Prompt', { exact: true }).inputValue()).toBe(prompt);
+      const create = target.getByRole('button', { name: 'Create video' });
+      await expect.poll(() => create.isEnabled()).toBe(true);
+      await create.click();
+      await target.waitForURL(/#\/tasks\/vid_/);
+      const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+      expect((await api.getVideo(id)).request.prompt).toBe(prompt);
+      await target.close();
+    } finally {
+      await insecure.close();
+      rmSync(insecureProfile, { recursive: true, force: true });
+    }
+  });
+
   it('makes an image from the form as it opens, its heading and button saying so: no duration is sent unless one is typed', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -218,6 +218,16 @@ interface QuoteState {
   error?: unknown;
 }
 
+
+/**
+ * A fresh `Idempotency-Key`. From random bytes, not `crypto.randomUUID()`: browsers offer that
+ * only in a secure context, and a console opened over plain http on another host than localhost
+ * (an operator's `http://gateway.internal:8080/console`) is not one.
+ */
+function randomIdempotencyKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `console-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+}
 export function CreatePage() {
   const { client } = useSession();
   const [, navigate] = useLocation();
@@ -311,7 +321,7 @@ export function CreatePage() {
     // One key per request: Create clicked again after an answer was lost (a dropped connection, a
     // restarting gateway) sends the same key, so the gateway answers with the task it may have
     // made instead of making a second one. A changed request gets a new key.
-    if (sent.current?.request !== key) sent.current = { request: key, idempotencyKey: `console-${crypto.randomUUID()}` };
+    if (sent.current?.request !== key) sent.current = { request: key, idempotencyKey: randomIdempotencyKey() };
     try {
       const task = await client.createVideo(body as CreateVideoRequest, { idempotencyKey: sent.current.idempotencyKey });
       navigate(`/tasks/${encodeURIComponent(task.id)}`);
@@ -379,7 +389,7 @@ export function CreatePage() {
             </div>
             <div class="field">
               <label for="field-prompt">Prompt</label>
-              <textarea {...described('prompt', 'prompt')} rows={4} maxLength={2500} value={form.prompt} onInput={update('prompt')} />
+              <textarea {...described('prompt', 'prompt')} rows={4} value={form.prompt} onInput={update('prompt')} />
               <div id="prompt-hint" class="muted small">
                 {form.prompt.length} / 2500 characters (kling3api takes 2000)
               </div>
