@@ -26,7 +26,7 @@ export function shortenQuotedValue(text: string): string {
   return text.replace(/^(error: (?:option '[^']*' argument|command-argument value) ')([\s\S]*)(' is invalid)/, (_all, head: string, value: string, tail: string) => {
     const characters = [...value];
     if (characters.length <= LONGEST_QUOTED_VALUE) return `${head}${printable(value)}${tail}`;
-    return `${head}${printable(characters.slice(0, 60).join(''))}…' (${value.length} characters)${tail.slice(1)}`;
+    return `${head}${printable(characters.slice(0, 60).join(''))}…' (${characters.length} characters)${tail.slice(1)}`;
   });
 }
 

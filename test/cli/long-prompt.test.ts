@@ -30,4 +30,13 @@ describe('a prompt longer than the API takes', () => {
       expect(result.stderr).toMatch(/^error: (option '--prompt <text>' argument|command-argument value) 'a fox in the snow in the snow in the snow in the snow in the…' \(3006 characters\) is invalid\b.*is 3006 characters; at most 2500\.\n\(run with --help for usage\)\n$/);
     }
   });
+
+  it('counts a long prompt of emoji in characters where it quotes it, as the limit does', async () => {
+    // 3,000 characters, 6,000 UTF-16 units: both figures in the message are the same characters.
+    const prompt = '🦊'.repeat(3_000);
+    const result = await run(['generate', prompt, '--model', 'kling-v3']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`'${'🦊'.repeat(60)}…' (3000 characters) is invalid`);
+    expect(result.stderr).toContain('is 3000 characters; at most 2500.');
+  });
 });
