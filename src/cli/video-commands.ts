@@ -184,7 +184,8 @@ async function waitThroughOutages(
       const scheduled = OUTAGE_PAUSES_MS[outage];
       if (context.signal.aborted || !gatewayAway(error) || scheduled === undefined) throw error;
       const asked = error instanceof GatewayError && error.retryAfterSeconds !== null && error.retryAfterSeconds <= 30 ? error.retryAfterSeconds * 1000 : 0;
-      const delay = Math.max(scheduled, asked);
+      // Never past --timeout: once it runs out the command says so (exit 8).
+      const delay = Math.min(Math.max(scheduled, asked), deadline === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadline - Date.now()));
       const why = error instanceof GatewayError ? `${error.problem.title} (${error.status})${error.problem.detail ? `: ${error.problem.detail}` : ''}` : (error as Error).message;
       note(`the gateway is away (${why}); still following video ${first.id}, again in ${Math.round(delay / 1000)} s`);
       await context.pause(delay);

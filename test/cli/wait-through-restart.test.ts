@@ -5,7 +5,7 @@
  * instead of ending with "try again later" while the video is still being made.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCliCaptured } from '../support/cli-run.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
@@ -91,5 +91,21 @@ describe('kling-gateway wait through a gateway restart', () => {
     expect(result.code).toBe(9);
     expect(pauses).toEqual([2_000, 4_000, 8_000, 16_000]);
     expect(result.stderr).toContain(`video ${ID} goes on at the gateway; follow it with: kling-gateway wait ${ID}`);
+  });
+
+  it('pauses for the gateway within --timeout, then says the time ran out (exit 8), not past it', async () => {
+    polls = 0;
+    awayFor = Number.POSITIVE_INFINITY;
+    const pauses: number[] = [];
+    // Each pause moves the clock on by what it was asked for.
+    const result = await runCliCaptured(['wait', ID, '--no-download', '--timeout', '3'], {
+      env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+      pause: async (ms) => {
+        pauses.push(ms);
+        vi.setSystemTime(Date.now() + ms);
+      },
+    }).finally(() => vi.useRealTimers());
+    expect(result.code).toBe(8);
+    expect(pauses.reduce((sum, ms) => sum + ms, 0)).toBeLessThanOrEqual(3_000);
   });
 });
