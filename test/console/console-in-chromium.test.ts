@@ -349,6 +349,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       const prompt = '🦊'.repeat(2_500);
       await target.getByLabel('Prompt', { exact: true }).fill(prompt);
       expect(await target.getByLabel('Prompt', { exact: true }).inputValue()).toBe(prompt);
+      // The count under the box is in the same characters: at the limit, not 5,000 past it.
+      expect(await target.locator('#prompt-hint').textContent()).toBe('2500 / 2500 characters (kling3api takes 2000)');
       const create = target.getByRole('button', { name: 'Create video' });
       await expect.poll(() => create.isEnabled()).toBe(true);
       await create.click();

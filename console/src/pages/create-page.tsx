@@ -391,7 +391,8 @@ export function CreatePage() {
               <label for="field-prompt">Prompt</label>
               <textarea {...described('prompt', 'prompt')} rows={4} value={form.prompt} onInput={update('prompt')} />
               <div id="prompt-hint" class="muted small">
-                {form.prompt.length} / 2500 characters (kling3api takes 2000)
+                {/* Characters as the API counts them (code points): an emoji is one, not two UTF-16 units. */}
+                {[...form.prompt].length} / 2500 characters (kling3api takes 2000)
               </div>
               {errorOf('prompt')}
             </div>
