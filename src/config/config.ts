@@ -630,7 +630,8 @@ const CREDENTIAL_URL_FIELDS = new Set(['url', 'base_url']);
 function withoutQuotedText(error: ConfigFieldError, env: NodeJS.ProcessEnv): string {
   const field = [...error.path].reverse().find((part) => !/^\d+$/.test(part)) ?? '';
   if (SECRET_FIELDS.has(field) || SECRET_PAIR_FIELDS.has(field) || CREDENTIAL_URL_FIELDS.has(field)) {
-    return error.message.replace(/"(?:[^"\\]|\\.)*"/g, '"[redacted]"');
+    // From the first quote to the last: the text is quoted as it is, so a `"` or `\\` in the secret ends no quote.
+    return error.message.replace(/"[\s\S]*"/, '"[redacted]"');
   }
   return withoutQuotedSecrets(error.message, environmentSecrets(env));
 }

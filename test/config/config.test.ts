@@ -498,6 +498,17 @@ describe('a malformed ${…} in a secret field', () => {
     }
   });
 
+  it('quotes none of a secret holding a double quote or a backslash', () => {
+    for (const password of ['pa"ss-word-7f3e9d', 'pa\\"ss-word-7f3e9d', 'ss-word-7f3e9d\\']) {
+      for (const url of [`\${DATABASE_URL:-postgres://gw:${password}@db/gateway`, `\${postgres://gw:${password}@db/gateway}`]) {
+        const problems = problemsOf(document({ database: { url } }));
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toMatch(/^database\.url: /);
+        expect(problems[0]).not.toContain('ss-word');
+      }
+    }
+  });
+
   it('still quotes the text of any other field, which says what is wrong', () => {
     expect(problemsOf(document({ server: { public_url: 'https://gateway.example.com', host: '${HOST:-0.0.0.0' } }))).toEqual([
       'server.host: unclosed ${ in "${HOST:-0.0.0.0"',
