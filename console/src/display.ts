@@ -53,9 +53,11 @@ export function taskNoun(task: Pick<Task, 'operation'>): 'Image' | 'Video' {
  * The provider holding a task, as its page names it. The API's `provider` is the one tried last,
  * also when every provider tried refused the task: then none holds it.
  */
-export function holderText(task: Pick<Task, 'provider' | 'provider_task_id' | 'attempts'>): string {
-  if (!task.provider) return '— (no provider accepted it)';
+export function holderText(task: Pick<Task, 'status' | 'provider' | 'provider_task_id' | 'attempts'>): string {
+  // A queued task may still be taken (it waits for a slot, or to try again): "not yet", not "no".
+  const none = task.status === 'queued' ? 'no provider has accepted it yet' : 'no provider accepted it';
+  if (!task.provider) return `— (${none})`;
   const refusedByAll =
     !task.provider_task_id && task.attempts.length > 0 && task.attempts.every((attempt) => attempt.outcome === 'failed' || attempt.outcome === 'skipped');
-  return refusedByAll ? `— (no provider accepted it; ${task.provider} was tried last)` : task.provider;
+  return refusedByAll ? `— (${none}; ${task.provider} was tried last)` : task.provider;
 }
