@@ -106,6 +106,10 @@ export async function saveOutputs(
     throw new CliError(`the gateway answered with a task id that is not a file name (${printable(JSON.stringify(task.id))}); nothing was saved`, ExitCode.unexpected);
   }
   if (namesStdout(output) && stdout) return [await writeToStdout(client, task, output!, progressStream, stdout, signal)];
+  // A device or pipe takes one output as it is (a second would be made as a file beside it).
+  if (output && task.outputs.length > 1 && isSpecialFile(output)) {
+    throw new CliError(`video ${task.id} has ${task.outputs.length} outputs; -o ${output} takes one: save them with -o <directory>/`, ExitCode.usage);
+  }
   const saved: string[] = [];
   for (const [index, described] of task.outputs.entries()) {
     const download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });

@@ -25,6 +25,7 @@ const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url)
 describe('kling-gateway download -o something that is not a regular file', () => {
   let server: { base: string; close: () => Promise<void> };
   const roots: string[] = [];
+  let outputCount = 1;
 
   const task = () => ({
     id: ID,
@@ -39,7 +40,7 @@ describe('kling-gateway download -o something that is not a regular file', () =>
     provider: 'freepik',
     provider_task_id: 'up-1',
     provider_status: 'COMPLETED',
-    outputs: [{ type: 'video', url: `${server.base}/files/out.mp4`, duration: 5, storage: 'passthrough' }],
+    outputs: Array.from({ length: outputCount }, () => ({ type: 'video', url: `${server.base}/files/out.mp4`, duration: 5, storage: 'passthrough' })),
     error: null,
     cost: { credits: 1, estimated: false, currency_amount: 0.01, currency: 'USD' },
     attempts: [],
@@ -97,6 +98,23 @@ describe('kling-gateway download -o something that is not a regular file', () =>
       expect((await read).equals(VIDEO_BYTES)).toBe(true);
       expect(statSync(fifo).isFIFO()).toBe(true);
       expect(readdirSync(root)).toEqual(['video.pipe']);
+    }
+  });
+
+  it('-o a named pipe for a task of several outputs is refused before anything is saved: no files are made beside it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kgw-output-target-'));
+    roots.push(root);
+    const fifo = join(root, 'video.pipe');
+    execFileSync('mkfifo', [fifo]);
+    outputCount = 2;
+    try {
+      const result = await download(['-o', fifo]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`video ${ID} has 2 outputs; -o ${fifo} takes one: save them with -o <directory>/`);
+      expect(readdirSync(root)).toEqual(['video.pipe']);
+      expect(statSync(fifo).isFIFO()).toBe(true);
+    } finally {
+      outputCount = 1;
     }
   });
 
