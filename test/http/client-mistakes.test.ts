@@ -242,9 +242,9 @@ describe('validation messages say what is wrong', () => {
   });
 
   it.each([
-    [{ text: 'hello' }, 'lip_sync.voice_id', /expected string/],
+    [{ text: 'hello' }, 'lip_sync.voice_id', /^is required$/],
     [{ audio_url: 'ftp://example.com/a.mp3' }, 'lip_sync.audio_url', /http\(s\) URL/],
-    [{ text: 'hello', voice_id: 'v1', voice_speed: 9 }, 'lip_sync.voice_speed', /<=2/],
+    [{ text: 'hello', voice_id: 'v1', voice_speed: 9 }, 'lip_sync.voice_speed', /^must be at most 2$/],
   ])('lip_sync %j, a form of neither kind, is refused naming what its closest form lacks', async (lipSync, path, reason) => {
     const answer = await gw.create({ ...valid, lip_sync: lipSync });
     expect(answer.status).toBe(400);
@@ -252,8 +252,8 @@ describe('validation messages say what is wrong', () => {
   });
 
   it.each([
-    ['k'.repeat(65), /at most 64 characters|<=64 characters/],
-    ['', />=1 characters/],
+    ['k'.repeat(65), /^invalid key: must be at most 64 characters$/],
+    ['', /^invalid key: must not be empty$/],
     ['constructor', /reserved name/],
   ])('a metadata key %j is refused with the reason', async (key, reason) => {
     const answer = await gw.create({ ...valid, metadata: { [key]: 'v' } });

@@ -33,7 +33,7 @@ describe('errors[] of a validation problem', () => {
     expect(answer.status).toBe(400);
     expect(answer.problem.type).toMatch(/\/validation$/);
     expect(answer.problem.errors).toEqual(Array.from({ length: 50 }, (_, index) => ({ path: key(index), message: 'unknown field' })));
-    expect(answer.problem.detail).toBe('The request is not valid. Only the first 50 errors are listed … and 9,950 more.');
+    expect(answer.problem.detail).toBe('10,000 fields are not valid. x00000: unknown field; and 9,999 more. Only the first 50 errors are listed … and 9,950 more.');
     expect(answer.bytes).toBeLessThan(5_000);
   });
 
@@ -43,7 +43,7 @@ describe('errors[] of a validation problem', () => {
     const answer = await post('/v1/videos', { ...base, routing });
     expect(answer.status).toBe(400);
     expect(answer.problem.errors).toEqual(Array.from({ length: 50 }, (_, index) => ({ path: `routing.${key(index)}`, message: 'unknown field' })));
-    expect(answer.problem.detail).toBe('The request is not valid. Only the first 50 errors are listed … and 1,950 more.');
+    expect(answer.problem.detail).toBe('2,000 fields are not valid. routing.x00000: unknown field; and 1,999 more. Only the first 50 errors are listed … and 1,950 more.');
   });
 
   it('a field name of 10 kB is named by its first 200 characters, so twenty of them (a 200 kB body) answer a few kB, not 200 kB', async () => {
@@ -57,12 +57,12 @@ describe('errors[] of a validation problem', () => {
     expect(answer.bytes).toBeLessThan(10_000);
   });
 
-  it('50 errors or fewer are all listed, and detail is as before', async () => {
+  it('50 errors or fewer are all listed, and detail only counts them', async () => {
     const body: Record<string, unknown> = { ...base };
     for (let index = 0; index < 50; index += 1) body[key(index)] = index;
     const answer = await post('/v1/videos', body);
     expect(answer.problem.errors).toHaveLength(50);
-    expect(answer.problem.detail).toBe('The request is not valid.');
+    expect(answer.problem.detail).toBe('50 fields are not valid. x00000: unknown field; and 49 more.');
   });
 
   it('the API document says errors[] holds at most 50', async () => {

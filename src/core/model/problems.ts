@@ -54,8 +54,25 @@ export class ProblemError extends Error {
   }
 }
 
+/**
+ * A 400's `detail` from its `errors[]`: the one field and what is wrong with it
+ * (`duration: must be at most 15.`, the same words as its entry), or how many `noun`s are at fault
+ * and the first (`3 fields are not valid. duration: must be at most 15; and 2 more.`). Bounded:
+ * the field's path and message are cut as long ones are in `errors[]`, shorter.
+ */
+export function invalidDetail(errors: readonly { path: string; message: string }[], noun = 'field'): string {
+  const first = errors[0];
+  if (!first) return 'The request is not valid.';
+  const named = `${shortened(first.path, 100)}: ${shortened(first.message, 200)}`;
+  const said = /[.…]$/.test(named) ? named : `${named}.`;
+  if (errors.length === 1) return said;
+  const more = errors.length - 1;
+  return `${errors.length.toLocaleString('en-US')} ${noun}s are not valid. ${named}; and ${more.toLocaleString('en-US')} more.`;
+}
+
 export const problems = {
-  validation: (errors: { path: string; message: string }[], detail = 'The request is not valid.') =>
+  /** `detail` names how many fields are at fault and the first, unless given. */
+  validation: (errors: { path: string; message: string }[], detail = invalidDetail(errors)) =>
     new ProblemError(400, 'validation', 'Invalid request', detail, { errors }),
   unauthorized: (detail: string) =>
     new ProblemError(401, 'unauthorized', 'Unauthorized', detail, {}, { 'www-authenticate': 'Bearer' }),

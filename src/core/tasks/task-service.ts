@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CreateVideoRequest, Model, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
 import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
-import { ProblemError, problems } from '../model/problems.js';
+import { ProblemError, invalidDetail, problems } from '../model/problems.js';
+import { issueMessage } from '../model/issue-messages.js';
 import { queryNumber } from '../model/query-number.js';
 import { incomparableCheapest, planRoute, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
@@ -47,11 +48,12 @@ function closestForm(issue: z.core.$ZodIssueInvalidUnion): z.core.$ZodIssue[] | 
 }
 
 /**
- * zod issues as problem-details `errors[]` with JSON-pointer-ish dotted paths. A value of no form
- * of a union (lip_sync) is refused naming what its closest form lacks, a refused record key
- * (metadata) says why: zod's own messages are only "Invalid input" and "Invalid key in record",
- * and each unknown field is named by its own path (zod reports them together at their object's,
- * which for the body's top level would be no field at all).
+ * zod issues (of a parse given `issueMessage`) as problem-details `errors[]` with
+ * JSON-pointer-ish dotted paths. A value of no form of a union (lip_sync) is refused naming what
+ * its closest form lacks, a refused record key (metadata) says why (rather than only "matches
+ * none of the accepted forms" and "is not a valid key"), and each unknown field is named by its
+ * own path (zod reports them together at their object's, which for the body's top level would be
+ * no field at all).
  */
 export function issuesToErrors(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
   return issues.flatMap((issue) => {
@@ -84,11 +86,17 @@ function queryIssuesToErrors(issues: readonly z.core.$ZodIssue[], query: Record<
   return errors;
 }
 
-/** A query read with `schema` (a strict object of its parameters); problem details naming each parameter at fault otherwise. */
+/**
+ * A query read with `schema` (a strict object of its parameters); problem details naming each
+ * parameter at fault otherwise, in the API's words (`issueMessage`).
+ */
 export function parseQuery<T extends z.ZodObject>(schema: T, query: unknown): z.output<T> {
   const given = query && typeof query === 'object' ? (query as Record<string, unknown>) : {};
-  const parsed = schema.safeParse(given);
-  if (!parsed.success) throw problems.validation(queryIssuesToErrors(parsed.error.issues, given, Object.keys(schema.shape)), 'The query is not valid.');
+  const parsed = schema.safeParse(given, { error: issueMessage });
+  if (!parsed.success) {
+    const errors = queryIssuesToErrors(parsed.error.issues, given, Object.keys(schema.shape));
+    throw problems.validation(errors, invalidDetail(errors, 'query parameter'));
+  }
   return parsed.data;
 }
 
@@ -205,12 +213,12 @@ export class TaskService {
     }));
   }
 
-  /** Parses and validates a create (or quote) body; throws problem details. */
+  /** Parses and validates a create (or quote) body; throws problem details, in the API's words (`issueMessage`). */
   private parseCreate(body: unknown): { input: CreateVideoRequest; resolved: ResolvedRequest } {
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw problems.validation([{ path: '(body)', message: 'expected a JSON object' }]);
+      throw problems.validation([{ path: '(body)', message: 'expected a JSON object' }], 'The body must be a JSON object.');
     }
-    const parsed = CreateVideoRequest.safeParse(body);
+    const parsed = CreateVideoRequest.safeParse(body, { error: issueMessage });
     if (!parsed.success) throw problems.validation(issuesToErrors(parsed.error.issues));
     const input = parsed.data;
     const known = new Set(this.engine.runtimes.keys());

@@ -177,7 +177,7 @@ export class UsageReport {
     const from = parsed.from ?? budgetWindow('month', now).start;
     const to = parsed.to ?? budgetWindow('day', now).end;
     if (from >= to) {
-      throw problems.validation([{ path: parsed.to === undefined ? 'from' : 'to', message: 'from must be before to' }], 'The query is not valid.');
+      throw problems.validation([{ path: parsed.to === undefined ? 'from' : 'to', message: 'from must be before to' }]);
     }
     const tenant = admin ? parsed.tenant : caller;
     const filter: UsageFilter = { from, to, ...(tenant !== undefined ? { tenant } : {}) };
