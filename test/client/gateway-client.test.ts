@@ -206,7 +206,7 @@ describe('typed client against a running gateway', () => {
     expect((invalid as GatewayError).problem.errors?.map((error) => error.path)).toContain('duration');
     expect((invalid as GatewayError).requestId).toEqual(expect.any(String));
     // Logged on its own, the message says which field to fix.
-    expect((invalid as GatewayError).message).toBe('Invalid request: duration: must be at most 15. (duration: must be at most 15)');
+    expect((invalid as GatewayError).message).toBe('Invalid request (duration: must be at most 15)');
     // The contract check saw the same thing the gateway did (so it is not a check that cannot fail).
     expect(checked.problems.splice(0)).toEqual(['POST /v1/videos: body /duration must be <= 15']);
 

@@ -29,11 +29,13 @@ export class GatewayError extends Error {
 }
 
 /**
- * `Invalid request: The request is not valid. (duration: Too big: …; prompt: …)`: the title, the
- * detail and each invalid field, so a message logged on its own says what to fix.
+ * `Invalid request: 2 fields are not valid. … (prompt: must not be empty; duration: must be at
+ * most 15)`: the title, the detail and each invalid field, so a message logged on its own says
+ * what to fix; a detail that only repeats its one field is said once
+ * (`Invalid request (duration: must be at most 15)`).
  */
 function messageOf(problem: ProblemDetails): string {
-  const head = problem.detail ? `${problem.title}: ${problem.detail}` : problem.title;
+  const head = problem.detail && !detailRepeatsItsField(problem, problem.detail) ? `${problem.title}: ${problem.detail}` : problem.title;
   const fields = (problem.errors ?? []).map((field) => `${field.path}: ${field.message}`);
   return fields.length > 0 ? `${head} (${fields.join('; ')})` : head;
 }
