@@ -11,6 +11,7 @@ import { BudgetSettings } from '../core/model/budget.js';
 import { configNumber } from '../core/model/config-number.js';
 import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
+import { issueMessage } from '../core/model/issue-messages.js';
 import { urlCredentials } from '../observability/secret-scrubber.js';
 import { databaseUrlProblem } from '../store/database-url.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
@@ -667,7 +668,7 @@ export function parseConfig(
     if (error instanceof ConfigFieldError) throw new ConfigError(source, [withoutQuotedText(error, env)]);
     throw error;
   }
-  const result = GatewayConfig.safeParse(expanded);
+  const result = GatewayConfig.safeParse(expanded, { error: issueMessage });
   if (!result.success) {
     // A message may quote what it got (`expected a number, got "…"`): when two variables are
     // swapped, that is a key, so every secret the document and the environment hold is scrubbed

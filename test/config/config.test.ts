@@ -172,13 +172,13 @@ describe('parseConfig', () => {
 
   it('names the field of a bad value', () => {
     expect(problemsOf(document({ providers: { freepik: { timeout_ms: 0 } } }))).toEqual([
-      'providers.freepik.timeout_ms: Too small: expected number to be >=1',
+      'providers.freepik.timeout_ms: must be at least 1',
     ]);
     expect(problemsOf(document({ providers: { freepik: { timeout_ms: '${TIMEOUT}' } } }), { TIMEOUT: 'soon' })).toEqual([
       'providers.freepik.timeout_ms: expected a number, got "soon"',
     ]);
     expect(problemsOf(document({ providers: { kling3api: { rate_limits: [{ limit: 0, window_ms: 1000 }] } } }))).toEqual([
-      'providers.kling3api.rate_limits.0.limit: Too small: expected number to be >=1',
+      'providers.kling3api.rate_limits.0.limit: must be at least 1',
     ]);
   });
 
@@ -207,8 +207,8 @@ describe('parseConfig', () => {
       ]);
     }
     expect(problemsOf(document({ storage: { s3: { endpoint: 'minio:9000' } }, sandbox: { simulators_url: 'ftp://127.0.0.1:9100' } }))).toEqual([
-      'sandbox.simulators_url: Invalid URL',
-      'storage.s3.endpoint: Invalid URL',
+      'sandbox.simulators_url: must be a URL',
+      'storage.s3.endpoint: must be a URL',
     ]);
     const config = parseConfig(document({ providers: { freepik: { base_url: ' https://api.freepik.com ' }, 'kling-legacy': { base_url: '${KLING_LEGACY_BASE_URL:-}' } } }), {}, PROVIDER_IDS);
     expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
@@ -866,13 +866,13 @@ describe('tenants: budgets, account events, admin', () => {
     expect(
       problemsOf(document({ tenants: { acme: { budget: { amount: 0, currency: 'usd', period: 'week', per_task_limit: -1 } } } })),
     ).toEqual([
-      'tenants.acme.budget.amount: Too small: expected number to be >0',
+      'tenants.acme.budget.amount: must be greater than 0',
       'tenants.acme.budget.currency: an ISO 4217 code in capitals, e.g. USD',
-      'tenants.acme.budget.period: Invalid option: expected one of "day"|"month"',
-      'tenants.acme.budget.per_task_limit: Too small: expected number to be >0',
+      'tenants.acme.budget.period: must be one of day, month',
+      'tenants.acme.budget.per_task_limit: must be greater than 0',
     ]);
     expect(problemsOf(document({ tenants: { acme: { budget: { amount: 10, currency: 'USD' } } } }))).toEqual([
-      'tenants.acme.budget.period: Invalid option: expected one of "day"|"month"',
+      'tenants.acme.budget.period: is required (one of day, month)',
     ]);
   });
 
