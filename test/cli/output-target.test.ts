@@ -8,7 +8,6 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { runCli } from '../../src/cli/main.js';
 import { runCliCaptured, type CapturedRun } from '../support/cli-run.js';
-import { loopbackServer } from '../support/raw-answer.js';
+import { fakeTaskGateway, succeededTask, VIDEO_BYTES } from '../support/fake-task-gateway.js';
 
-const VIDEO_BYTES = Buffer.from('not really a video, but bytes all the same');
 const ID = 'vid_target';
 const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
 
@@ -27,40 +25,8 @@ describe('kling-gateway download -o something that is not a regular file', () =>
   const roots: string[] = [];
   let outputCount = 1;
 
-  const task = () => ({
-    id: ID,
-    object: 'video',
-    status: 'succeeded',
-    model: 'kling-v3',
-    quality: 'pro',
-    operation: 'text-to-video',
-    created_at: '2026-01-01T00:00:00.000Z',
-    updated_at: '2026-01-01T00:00:05.000Z',
-    completed_at: '2026-01-01T00:00:05.000Z',
-    provider: 'freepik',
-    provider_task_id: 'up-1',
-    provider_status: 'COMPLETED',
-    outputs: Array.from({ length: outputCount }, () => ({ type: 'video', url: `${server.base}/files/out.mp4`, duration: 5, storage: 'passthrough' })),
-    error: null,
-    cost: { credits: 1, estimated: false, currency_amount: 0.01, currency: 'USD' },
-    attempts: [],
-    metadata: {},
-    request: { model: 'kling-v3', prompt: 'x' },
-  });
-
   beforeAll(async () => {
-    server = await loopbackServer((req: IncomingMessage, res: ServerResponse) => {
-      const path = (req.url ?? '').split('?')[0]!;
-      if (path === '/files/out.mp4') {
-        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': VIDEO_BYTES.length }).end(VIDEO_BYTES);
-        return;
-      }
-      if (path.startsWith('/v1/videos/')) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(task()));
-        return;
-      }
-      res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
-    });
+    server = await fakeTaskGateway((base) => succeededTask(base, ID, outputCount));
   });
 
   afterAll(async () => {

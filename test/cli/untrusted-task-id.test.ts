@@ -5,14 +5,11 @@
  * but where it was told, nor print that id's escape sequences to the terminal.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliCaptured, type CapturedRun } from '../support/cli-run.js';
-import { loopbackServer } from '../support/raw-answer.js';
-
-const VIDEO_BYTES = Buffer.from('not really a video, but bytes all the same');
+import { fakeTaskGateway, succeededTask } from '../support/fake-task-gateway.js';
 
 describe('kling-gateway download with a task id that is not a file name', () => {
   let server: { base: string; close: () => Promise<void> };
@@ -35,41 +32,8 @@ describe('kling-gateway download with a task id that is not a file name', () => 
       .map((entry) => join(entry.parentPath ?? entry.path ?? '', entry.name));
   }
 
-  const task = () => ({
-    id: answeredId,
-    object: 'video',
-    status: 'succeeded',
-    model: 'kling-v3',
-    quality: 'pro',
-    operation: 'text-to-video',
-    created_at: '2026-01-01T00:00:00.000Z',
-    updated_at: '2026-01-01T00:00:05.000Z',
-    completed_at: '2026-01-01T00:00:05.000Z',
-    provider: 'freepik',
-    provider_task_id: 'up-1',
-    provider_status: 'COMPLETED',
-    // Not stored by the gateway: the CLI fetches the output's own URL.
-    outputs: [{ type: 'video', url: `${server.base}/files/out.mp4`, duration: 5, storage: 'passthrough' }],
-    error: null,
-    cost: { credits: 1, estimated: false, currency_amount: 0.01, currency: 'USD' },
-    attempts: [],
-    metadata: {},
-    request: { model: 'kling-v3', prompt: 'x' },
-  });
-
   beforeAll(async () => {
-    server = await loopbackServer((req: IncomingMessage, res: ServerResponse) => {
-      const path = (req.url ?? '').split('?')[0]!;
-      if (path === '/files/out.mp4') {
-        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': VIDEO_BYTES.length }).end(VIDEO_BYTES);
-        return;
-      }
-      if (path.startsWith('/v1/videos/')) {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(task()));
-        return;
-      }
-      res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
-    });
+    server = await fakeTaskGateway((base) => succeededTask(base, answeredId));
   });
 
   afterAll(async () => {
