@@ -33,13 +33,28 @@ export interface TaskFilters {
 /** Where the reader is in the list shown now: the page writes it, the list keeps it when left. */
 export interface ListPlace {
   scrollY: number;
-  /** The task last opened from the list. */
+  /** The task the list was left for (its page shown next), else null: Back puts the keyboard on it. */
   openedId: string | null;
+}
+
+/** Pages read again at most when the list is brought back (Back), however far Load more went. */
+const MAX_PAGES_BROUGHT_BACK = 40;
+
+/** The task whose page `hash` shows (`#/tasks/vid_1`), else null. */
+export function taskOfHash(hash: string): string | null {
+  const match = /^#\/tasks\/([^/?]+)/.exec(hash);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch {
+    return null;
+  }
 }
 
 /**
  * The list last left, for Back (or Forward) to it: its loaded pages (Load more included) and the
  * reader's place in them, for the same key holder and filters only. A link to the list starts afresh.
+ * The pages brought back are read again at once, so none shows a task as it was when the list was left.
  */
 let kept: { client: object; key: string; byId: Map<string, Task>; cursor: string | null; place: ListPlace } | null = null;
 
@@ -157,14 +172,39 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       ...(filters.provider ? { provider: filters.provider } : {}),
       ...(filters.model ? { model: filters.model } : {}),
     };
+    /**
+     * The pages brought back, read again from the first down to the oldest task they held (tasks
+     * made meanwhile push it further down): the tasks that changed since the list was left, and
+     * the cursor that goes on from there.
+     */
+    const readBroughtBack = async () => {
+      const held = [...latest.current.byId.values()].sort(byNewest);
+      const oldest = held.at(-1);
+      let cursor: string | null = null;
+      for (let pages = 0; pages < MAX_PAGES_BROUGHT_BACK; pages += 1) {
+        const page = await client.listVideos({ ...query, ...(cursor ? { cursor } : {}) }, { signal: aborter.signal });
+        if (aborter.signal.aborted) return;
+        merge(page.data, false);
+        cursor = page.next_cursor;
+        const last = page.data.at(-1);
+        if (!cursor || !oldest || !last || last.id === oldest.id || byNewest(last, oldest) > 0) break;
+      }
+      setCursor(cursor);
+    };
     const refresh = async () => {
       if (!document.hidden) {
         setWaitingSince(Date.now());
         try {
-          const page = await client.listVideos(query, { signal: aborter.signal });
+          if (first && broughtBack) {
+            setLoading(true);
+            await readBroughtBack();
+          } else {
+            const page = await client.listVideos(query, { signal: aborter.signal });
+            if (aborter.signal.aborted) return;
+            merge(page.data, !first);
+            if (first) setCursor(page.next_cursor);
+          }
           if (aborter.signal.aborted) return;
-          merge(page.data, !first);
-          if (first && !broughtBack) setCursor(page.next_cursor);
           first = false;
           setLoaded(true);
           setError(undefined);
@@ -266,6 +306,9 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       for (const aborter of streams.current.values()) aborter.abort();
       streams.current.clear();
       const { key: leftKey, byId: leftTasks, cursor: leftCursor, loaded: wasLoaded } = latest.current;
+      // The task opened is remembered only when the list was left for it (a link in it, or Forward
+      // to it); left by another route, Back to the list puts the keyboard at its heading.
+      place.current.openedId = taskOfHash(location.hash);
       kept = wasLoaded ? { client, key: leftKey, byId: leftTasks, cursor: leftCursor, place: { ...place.current } } : null;
     },
     // eslint-disable-next-line react-hooks/exhaustive-deps

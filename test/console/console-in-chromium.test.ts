@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { heldCall } from '../support/held-call.js';
 import { loopbackServer } from '../support/raw-answer.js';
 import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, type Task } from '../../packages/client/src/index.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -836,6 +837,55 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => rows.count()).toBe(25);
     expect(await target.evaluate(() => window.scrollY as number)).toBe(0);
   });
+  it('brings Back the pages loaded before as they are now, and the keyboard to the task opened only when the list was left for it', async () => {
+    // One task of a model no other test makes, held in the queue (its provider does not answer its
+    // create yet), then a page (25) of newer ones: the held task is on the second page.
+    const held = heldCall();
+    live.simulator('kling-legacy').injectFault({ on: 'submit', hold: held.hold, times: 1 });
+    const waiting = await api.createVideo({ model: 'kling-v2-master', prompt: 'waits on the second page' });
+    await held.reached;
+    try {
+      for (let made = 0; made < 25; made += 1) await api.createVideo({ model: 'kling-v2-master', prompt: `one of a page ${made}` });
+      const target = await openConsole('#/?model=kling-v2-master');
+      // No event streams: the list's own reads are all that can bring a change in.
+      const events = (url: URL) => url.pathname.endsWith('/events');
+      await target.route(events, (route) => route.abort('connectionrefused'));
+      await signIn(target);
+      const rows = target.locator('tr[data-task-id]');
+      await expect.poll(() => rows.count()).toBe(25);
+      await target.getByRole('button', { name: 'Load more' }).click();
+      const waitingRow = target.locator(`tr[data-task-id="${waiting.id}"]`);
+      await waitingRow.waitFor();
+      expect(await waitingRow.getAttribute('data-status')).toBe('queued');
+
+      // Opened from the list, Back: the keyboard on the task opened.
+      const opened = rows.first();
+      const openedId = (await opened.getAttribute('data-task-id'))!;
+      await opened.locator('a.task-link').click();
+      await target.getByRole('heading', { level: 1, name: new RegExp(openedId) }).waitFor();
+      await target.goBack();
+      await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+      await expect.poll(() => target.evaluate(() => document.activeElement?.textContent)).toBe(openedId);
+
+      // Left through the navigation; the held task ends meanwhile.
+      await target.getByRole('link', { name: 'Providers' }).first().click();
+      await target.getByRole('heading', { level: 1, name: 'Providers' }).waitFor();
+      held.release();
+      expect((await api.waitForVideo(waiting.id, { timeoutMs: 30_000 })).status).toBe('succeeded');
+
+      // Back: the same pages, the second one as it is now; the keyboard at the heading, as on any
+      // page shown, not on the task opened the time before.
+      await target.goBack();
+      await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+      await expect.poll(() => waitingRow.getAttribute('data-status'), { timeout: 4_000 }).toBe('succeeded');
+      expect(await rows.count()).toBe(26);
+      await expect.poll(() => target.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.textContent}`)).toBe('H1 Tasks');
+      browserErrors.length = 0; // the browser logs the refused streams itself
+    } finally {
+      held.release();
+    }
+  });
+
   it('gives the task list\'s page and its table landmarks of their own names, so a screen reader tells them apart', async () => {
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a row in the table' });
     const target = await openConsole();

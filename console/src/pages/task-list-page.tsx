@@ -256,7 +256,7 @@ export function TaskListPage() {
                 return (
                   <tr key={task.id} role="row" data-task-id={task.id} data-status={task.status}>
                     <td role="cell" class="primary-cell">
-                      <Link href={`/tasks/${encodeURIComponent(task.id)}`} class="task-link" onClick={() => (live.place.openedId = task.id)}>
+                      <Link href={`/tasks/${encodeURIComponent(task.id)}`} class="task-link">
                         <code>{task.id}</code>
                       </Link>
                       {prompt ? <div class="prompt-excerpt muted small">{prompt}</div> : null}
