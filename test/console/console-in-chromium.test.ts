@@ -482,6 +482,33 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('keeps saying at Duration what the inferred operation takes when a quote is refused for another field, until the inputs that decide it change', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    const hint = target.locator('#duration-hint');
+    const summary = target.locator('.quote-summary');
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v3-omni');
+    // A source video, no operation chosen: the gateway infers a video edit, which takes no duration.
+    await target.getByLabel('Source video URL (edit, lip-sync)').fill('https://example.com/source.mp4');
+    await expect.poll(() => hint.textContent()).toBe('video-edit takes no duration: leave it empty');
+    await summary.waitFor();
+    // A CFG scale out of range: the quote is refused (400) for that field alone.
+    await target.getByLabel('CFG scale').fill('5');
+    await target.locator('#cfg_scale-error').waitFor();
+    expect(await summary.count()).toBe(0);
+    expect(await hint.textContent()).toBe('video-edit takes no duration: leave it empty');
+    // Reference images too: the inference may be another, so what the last quote inferred is not said.
+    await target.getByLabel('Reference image URLs').fill('https://example.com/reference.png');
+    await target.locator('#cfg_scale-error').waitFor();
+    await expect.poll(() => hint.textContent()).toBe('Empty: 5 for a video');
+    // And back to the inputs of the last quote that answered: said again.
+    await target.getByLabel('Reference image URLs').fill('');
+    await expect.poll(() => hint.textContent()).toBe('video-edit takes no duration: leave it empty');
+    browserErrors.length = 0; // the browser logs the refused quotes (400) itself
+  });
+
   it('says which input is the person and which the garment for a try-on, and makes the image from them', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -218,6 +218,17 @@ interface QuoteState {
   error?: unknown;
 }
 
+/**
+ * What the gateway's choice of the operation reads from a request (README "The canonical
+ * request"): the operation named, the model, and whether each input the inference looks at is
+ * given (truthy, as the gateway tests them). Two requests alike in these get the same operation,
+ * whatever else differs.
+ */
+function inferenceInputsOf(body: Readonly<Record<string, unknown>>): string {
+  const deciding = ['lip_sync', 'video_id', 'video_url', 'reference_video_url', 'reference_images', 'start_image_url'];
+  return JSON.stringify([body.operation ?? null, body.model, ...deciding.map((field) => Boolean(body[field]))]);
+}
+
 
 /**
  * A fresh `Idempotency-Key`. From random bytes, not `crypto.randomUUID()`: browsers offer that
@@ -233,6 +244,11 @@ export function CreatePage() {
   const [, navigate] = useLocation();
   const [form, setForm] = useState<FormState>(INITIAL);
   const [quote, setQuote] = useState<QuoteState | null>(null);
+  /**
+   * The operation the gateway inferred in the last quote that answered, and the inputs it read:
+   * said at Duration while they stay the same, also when a later quote is refused for another field.
+   */
+  const [inferred, setInferred] = useState<{ inputs: string; operation: string } | null>(null);
   const [quoting, setQuoting] = useState(false);
   /** Counts the quotes asked again after a failure that passes. */
   const [quoteAttempt, setQuoteAttempt] = useState(0);
@@ -267,7 +283,11 @@ export function CreatePage() {
       client
         .quote(body as CreateVideoRequest, { signal: aborter.signal })
         .then(
-          (answer) => setQuote({ key, quote: answer }),
+          (answer) => {
+            setQuote({ key, quote: answer });
+            const operation = answer.request.operation;
+            if (typeof operation === 'string') setInferred({ inputs: inferenceInputsOf(body), operation });
+          },
           (error: unknown) => {
             // Not asked again by itself: a gateway that hangs is likely to hang again, and each
             // try would hold the quote for another QUOTE_TIMEOUT_MS. A change of the form, or
@@ -334,9 +354,10 @@ export function CreatePage() {
   const operations = operationsOf(models.data, form.model);
   const qualities = qualitiesOf(operations, form.operation);
   const noun = formNoun(operations, form.operation);
-  // With no operation chosen, the one the gateway inferred in the last quote of this model.
-  const quotedOperation = quote?.quote && quote.quote.request.model === form.model ? quote.quote.request.operation : null;
-  const operation = form.operation || (typeof quotedOperation === 'string' ? quotedOperation : null);
+  // With no operation chosen, the one the gateway inferred in the last quote that answered, while
+  // the model and the inputs it was inferred from are the same.
+  const quotedOperation = inferred && inferred.inputs === inferenceInputsOf(body) ? inferred.operation : null;
+  const operation = form.operation || quotedOperation;
   const duration = durationTaken(operations, operation);
   // Try-on takes the person as start_image_url and the garment as reference_images[0]; a try-on
   // model offers nothing else, so it is known before the first quote.
