@@ -26,6 +26,25 @@ export interface S3StorageSettings {
   queueSize: number;
 }
 
+/**
+ * Fields S3 answers a refused signature with, each quoting the request it received: the access key
+ * id, the canonical request (its `x-amz-security-token` header is the session token) and the
+ * string to sign, as text and as bytes, and the signature. The SDK copies them onto the error it
+ * throws, and an error is logged whole; credentials from the SDK's own chain (environment, profile,
+ * role) are no configured secret the log scrubber knows.
+ */
+const ECHOED_REQUEST_FIELDS = ['AWSAccessKeyId', 'CanonicalRequest', 'CanonicalRequestBytes', 'StringToSign', 'StringToSignBytes', 'SignatureProvided'];
+
+/** `error` without what S3 echoed of the request (the store's code, words and status stay). */
+function withoutEchoedRequest(error: unknown): unknown {
+  if (error !== null && typeof error === 'object') {
+    for (const field of ECHOED_REQUEST_FIELDS) delete (error as Record<string, unknown>)[field];
+    // The raw answer, where the SDK keeps it: its body is the same XML.
+    if (Object.prototype.propertyIsEnumerable.call(error, '$response')) delete (error as Record<string, unknown>).$response;
+  }
+  return error;
+}
+
 /** The SDK modules, loaded once on first use. */
 type S3Modules = {
   sdk: typeof import('@aws-sdk/client-s3');
@@ -94,7 +113,7 @@ export class S3Storage implements ObjectStorage {
       await Promise.race([upload.done(), failed]);
     } catch (error) {
       abort();
-      throw error;
+      throw withoutEchoedRequest(error);
     } finally {
       options.signal?.removeEventListener('abort', abort);
     }
@@ -114,12 +133,16 @@ export class S3Storage implements ObjectStorage {
       if (error instanceof this.modules.sdk.NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') {
         throw new ObjectNotFoundError(key);
       }
-      throw error;
+      throw withoutEchoedRequest(error);
     }
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new this.modules.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }));
+    try {
+      await this.client.send(new this.modules.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }));
+    } catch (error) {
+      throw withoutEchoedRequest(error);
+    }
   }
 
   async presignedUrl(key: string, options: { expiresInSeconds: number; contentType: string; filename: string; method: 'GET' | 'HEAD' }): Promise<string> {
