@@ -4,26 +4,46 @@
  */
 import type { Dialect } from './schema.js';
 
-/** The query's passwords hidden: node-postgres takes every query parameter as a connection setting, `password` and `sslpassword` included. */
+/** Query parameters node-postgres takes as a password (their names decoded as it decodes them). */
+const PASSWORD_PARAMETERS = new Set(['password', 'sslpassword']);
+
+function isPasswordName(raw: string): boolean {
+  let name = raw.replace(/\+/g, ' ');
+  try {
+    name = decodeURIComponent(name);
+  } catch {
+    // A stray `%` stays as written.
+  }
+  return PASSWORD_PARAMETERS.has(name.trim().toLowerCase());
+}
+
+/**
+ * The query's passwords hidden: node-postgres takes every query parameter as a connection setting,
+ * `password` and `sslpassword` included, by their decoded names (`pass%77ord` too). A value runs to
+ * the next `&`: a `#` in it is the password's too.
+ */
 function withoutQueryPasswords(url: string): string {
-  return url.replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1…');
+  return url.replace(/([?&])([^=&#]*)=([^&]*)/g, (pair, separator: string, name: string) => (isPasswordName(name) ? `${separator}${name}=…` : pair));
 }
 
 /**
  * A database URL as it may be shown: the password of its user part hidden, and those of its
- * query. The user part runs to the last `@` before the path, as URL parsers read it: a password
- * may hold an unescaped `@` (`postgres://gw:p@ss@db` is the password `p@ss`).
+ * query. The password runs from the first `:` after the user name to the last `@`: it may hold an
+ * unescaped `@` (`postgres://gw:p@ss@db` is the password `p@ss`), and a generated one often holds
+ * an unescaped `/`, `?` or `#`, which ends the user part for URL parsers (that URL does not open)
+ * but is the password's still. A URL with no user part and an `@` further on (in its query) may
+ * so show less than it could; never the password.
  */
 export function describeDatabaseUrl(url: string): string {
   // The user may be left out (`postgres://:secret@host`: the system user's name).
-  return withoutQueryPasswords(url.replace(/\/\/([^:/?#]*):[^/?#]*@/, '//$1:…@'));
+  return withoutQueryPasswords(url.replace(/\/\/([^:/?#@]*):[\s\S]*@/, '//$1:…@'));
 }
 
 /** Why the store cannot open `url`, shown without its user part or passwords; undefined when it can. */
 export function databaseUrlProblem(url: string): string | undefined {
   if (databaseUrlTarget(url)) return undefined;
   // Not a database URL: what its user part holds is not known to be a name, so none of it is shown.
-  const shown = withoutQueryPasswords(url.replace(/\/\/[^/?#]*@/, '//…@'));
+  const shown = withoutQueryPasswords(url.replace(/\/\/[\s\S]*@/, '//…@'));
   return `must start with sqlite: or postgres:// (got "${shown}")`;
 }
 
