@@ -474,15 +474,28 @@ export const SHIPPED_SANDBOX_WEBHOOK_SECRET = 'whsec_ZGV2LXNhbmRib3gtc2VjcmV0LWN
 /** The PostgreSQL password `deploy/docker-compose.yml` falls back to when `POSTGRES_PASSWORD` is not set. */
 export const SHIPPED_DATABASE_PASSWORD = 'gateway';
 
-/** The passwords a PostgreSQL URL carries, in its user part or as `?password=`; none for any other URL. */
+/** The passwords a PostgreSQL URL carries, in its user part (however written) or as `?password=` / `?sslpassword=`; none for any other URL. */
 function databasePasswords(url: string): string[] {
   if (!/^postgres(ql)?:\/\//i.test(url)) return [];
+  const passwords: string[] = [];
+  // As written: from the first `:` after the user name to the last `@`. A generated password may
+  // hold an unescaped `/`, `?`, `#` or `@`, which URL parsers read otherwise (or refuse).
+  const written = /^[a-z]+:\/\/[^:/?#@]*:([\s\S]*)@/i.exec(url)?.[1];
+  if (written) {
+    passwords.push(written);
+    try {
+      passwords.push(decodeURIComponent(written));
+    } catch {
+      // A stray `%` stays as written.
+    }
+  }
   try {
     const parsed = new URL(url);
-    return [decodeURIComponent(parsed.password), ...parsed.searchParams.getAll('password')].filter((password) => password !== '');
+    passwords.push(decodeURIComponent(parsed.password), ...parsed.searchParams.getAll('password'), ...parsed.searchParams.getAll('sslpassword'));
   } catch {
-    return [];
+    // Not a URL: the password as written is all there is.
   }
+  return [...new Set(passwords.filter((password) => password !== ''))];
 }
 
 /**

@@ -477,6 +477,19 @@ describe('a secret variable set only in the wrong field (two variables swapped)'
     for (const secret of ['fpk-live-0123456789abcdef', 'whsec_', 'db-pass-5e6f7a']) expect(text).not.toContain(secret);
     expect(problems.find((problem) => problem.startsWith('server.port'))).toBe('server.port: expected a number, got "[redacted]"');
   });
+  it('a database password is not quoted however it is written (unescaped / ? # or @, or given in the query as sslpassword)', () => {
+    const doc = document({ auth: { api_keys: 'acme:acme-key-123' }, server: { public_url: 'https://gateway.example.com', port: '${DATABASE_URL}' } });
+    for (const url of [
+      'postgres://gateway:gen/pass+5e6f7a@db.example/gateway',
+      'postgres://gateway:gen#pass?5e6f7a@db.example/gateway',
+      'postgres://gateway:gen@pass@5e6f7a@db.example/gateway',
+      'postgres://gateway@db.example/gateway?sslpassword=gen-pass-5e6f7a',
+    ]) {
+      const problems = problemsOf(doc, { DATABASE_URL: url });
+      expect(problems.join('\n')).not.toContain('5e6f7a');
+      expect(problems).toContain('server.port: expected a number, got "[redacted]"');
+    }
+  });
 });
 
 describe('a malformed ${…} in a secret field', () => {
