@@ -175,6 +175,8 @@ export class GatewayClient {
   private readonly fetchImpl: typeof globalThis.fetch;
   private readonly api: ReturnType<typeof createClient<paths>>;
   private readonly headers: Record<string, string>;
+  /** The key, removed from any error text an answer quotes it in. */
+  private readonly secrets: readonly string[];
   private readonly timeoutMs: number;
   private endpoints: Promise<Set<string> | null> | undefined;
 
@@ -187,6 +189,7 @@ export class GatewayClient {
     // fetch would refuse every request with a message that quotes the whole key.
     if (unsendable) throw new TypeError(`apiKey holds ${unsendable}, which an HTTP header cannot carry`);
     this.headers = { ...options.headers, authorization: `Bearer ${options.apiKey}` };
+    this.secrets = [options.apiKey];
     const timeoutMs = options.timeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError(`timeoutMs is ${timeoutMs}: give milliseconds (0 for no limit)`);
     this.timeoutMs = timeoutMs;
@@ -577,7 +580,7 @@ export class GatewayClient {
    */
   private async errorWithin(response: Response, url: string): Promise<GatewayError> {
     const limitMs = this.timeoutMs;
-    if (!response.body || limitMs <= 0 || limitMs > MAX_TIMER_MS) return errorFromResponse(response);
+    if (!response.body || limitMs <= 0 || limitMs > MAX_TIMER_MS) return errorFromResponse(response, undefined, this.secrets);
     const reader = response.body.getReader();
     let expired = false;
     // Cancelling the reader ends the read in progress and drops the connection.
@@ -595,7 +598,7 @@ export class GatewayClient {
       clearTimeout(timer);
     }
     if (expired) throw new NoAnswerError(url, limitMs);
-    return errorFromResponse(withBody(response, new Blob(chunks)));
+    return errorFromResponse(withBody(response, new Blob(chunks)), undefined, this.secrets);
   }
 
   /** Whether an answer came from the gateway's own origin (not from where a redirect led); an unknown URL counts as its own. */
@@ -640,7 +643,7 @@ export class GatewayClient {
   private async unwrap<T>(result: { data?: T; error?: unknown; response: Response }): Promise<T> {
     if (result.response.ok && result.data !== undefined) return result.data;
     if (result.response.ok) throw new GatewayUnreachableError(this.baseUrl, new Error(`empty ${result.response.status} answer`));
-    throw await errorFromResponse(result.response, result.error);
+    throw await errorFromResponse(result.response, result.error, this.secrets);
   }
 }
 

@@ -187,8 +187,12 @@ export class WaitTimeoutError extends Error {
   }
 }
 
-/** Reads an error answer into a GatewayError, whatever its body. */
-export async function errorFromResponse(response: Response, body?: unknown): Promise<GatewayError> {
+/**
+ * Reads an error answer into a GatewayError, whatever its body. A text that is not the gateway's
+ * (a proxy's, a stand-in's) may quote the request: every form of `secrets` (the caller's key) in
+ * it is shown as `[redacted]`.
+ */
+export async function errorFromResponse(response: Response, body?: unknown, secrets: readonly string[] = []): Promise<GatewayError> {
   let parsed = body;
   if (parsed === undefined) {
     const text = await response.text().catch(() => '');
@@ -205,9 +209,22 @@ export async function errorFromResponse(response: Response, body?: unknown): Pro
           type: 'about:blank',
           title: response.statusText || `HTTP ${response.status}`,
           status: response.status,
-          ...(typeof parsed === 'string' && parsed ? { detail: describeText(parsed, response.headers.get('content-type')) } : {}),
+          ...(typeof parsed === 'string' && parsed ? { detail: describeText(withoutSecrets(parsed, secrets), response.headers.get('content-type')) } : {}),
         };
   return new GatewayError(response.status, problem, response.headers.get('x-request-id'), retryAfterOf(response.headers.get('retry-after')));
+}
+
+/** Secrets shorter than this are not looked for (they would match ordinary words). */
+const MIN_SECRET_CHARS = 6;
+
+/** `text` with each secret, as is or URL-encoded, replaced by `[redacted]`. */
+function withoutSecrets(text: string, secrets: readonly string[]): string {
+  let clean = text;
+  for (const secret of secrets) {
+    if (secret.length < MIN_SECRET_CHARS) continue;
+    for (const form of new Set([secret, encodeURIComponent(secret)])) clean = clean.split(form).join('[redacted]');
+  }
+  return clean;
 }
 
 /**
