@@ -453,7 +453,10 @@ export const GatewayConfig = z.strictObject({
        * Control URL of simulators running in a process of their own (`npm run simulators`), shared
        * by several replicas, instead of simulators inside this process.
        */
-      simulators_url: optionalHttpUrl,
+      simulators_url: optionalHttpUrl.refine((url) => url === undefined || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url), {
+        // fetch refuses such a URL, and its refusal (the start's last words) quotes it whole.
+        message: 'must not hold a user name or password: requests to the simulator host cannot carry them',
+      }),
     })
     .default({ simulators: 'auto', queued_ms: 1_000, processing_ms: 4_000, simulators_url: undefined }),
   storage: StorageConfig.prefault({}),

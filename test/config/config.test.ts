@@ -329,6 +329,13 @@ describe('parseConfig', () => {
     }
   });
 
+  it('refuses a simulators URL holding a user name or password, without echoing it (the start failed quoting it whole)', () => {
+    for (const url of ['http://sim:sim-pass-31c7@127.0.0.1:9100', 'http://token-as-user-31c7@simulators.internal:9100/']) {
+      const problems = problemsOf(document({ sandbox: { simulators_url: url } }));
+      expect(problems, url).toEqual(['sandbox.simulators_url: must not hold a user name or password: requests to the simulator host cannot carry them']);
+    }
+  });
+
   it('counts the metrics token among the secrets kept out of logs, as the keys are', () => {
     const config = parseConfig(
       document({ server: { public_url: 'https://g.example', metrics_token: '${METRICS_TOKEN}' } }),
