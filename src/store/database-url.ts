@@ -35,8 +35,11 @@ function withoutQueryPasswords(url: string): string {
  * so show less than it could; never the password.
  */
 export function describeDatabaseUrl(url: string): string {
-  // The user may be left out (`postgres://:secret@host`: the system user's name).
-  return withoutQueryPasswords(url.replace(/\/\/([^:/?#@]*):[\s\S]*@/, '//$1:…@'));
+  // The query's passwords first: one may hold an `@`, which the user part's hiding would take for
+  // its end. Then the user part: the user name runs to its first `:` and may hold an `@` itself
+  // (`gate@way:secret@db`), and the user may be left out (`postgres://:secret@host`: the system
+  // user's name).
+  return withoutQueryPasswords(url).replace(/\/\/([^:]*):[\s\S]*@/, '//$1:…@');
 }
 
 /** Why the store cannot open `url`, shown without its user part or passwords; undefined when it can. */

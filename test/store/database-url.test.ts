@@ -19,6 +19,11 @@ it.each([
   // The query's names are decoded as node-postgres decodes them.
   ['postgres://db:5432/gateway?user=gw&pass%77ord=LEAKCANARY', 'postgres://db:5432/gateway?user=gw&pass%77ord=…'],
   ['postgres://db/gateway?ssl%70assword=LEAKCANARY&sslmode=require', 'postgres://db/gateway?ssl%70assword=…&sslmode=require'],
+  // A user name may hold an `@` too: the password runs from its first `:` to the last `@`.
+  ['postgres://gate@way:LEAKCANARY@db:5432/gateway', 'postgres://gate@way:…@db:5432/gateway'],
+  // A query password holding an `@` is not taken for the end of a user part.
+  ['postgres://gw@db:5432/gateway?password=x@LEAKCANARY', 'postgres://gw@db:5432/gateway?password=…'],
+  ['postgres://gw:p@ss@db/gateway?password=q@LEAKCANARY&sslmode=require', 'postgres://gw:…@db/gateway?password=…&sslmode=require'],
 ])('%s is shown as %s', (url, shown) => {
   expect(describeDatabaseUrl(url)).toBe(shown);
   expect(describeDatabaseUrl(url)).not.toContain(PASSWORD);
