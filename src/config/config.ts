@@ -13,7 +13,7 @@ import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
 import { issueMessage } from '../core/model/issue-messages.js';
 import { urlCredentials } from '../observability/secret-scrubber.js';
-import { databaseUrlProblem } from '../store/database-url.js';
+import { databaseUrlProblem, userPartPassword } from '../store/database-url.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 
 const TRUE_TEXT = new Set(['true', '1', 'yes', 'on', 'y', 'enabled']);
@@ -481,9 +481,9 @@ export const SHIPPED_DATABASE_PASSWORD = 'gateway';
 function databasePasswords(url: string): string[] {
   if (!/^postgres(ql)?:\/\//i.test(url)) return [];
   const passwords: string[] = [];
-  // As written: from the first `:` after the user name to the last `@`. A generated password may
-  // hold an unescaped `/`, `?`, `#` or `@`, which URL parsers read otherwise (or refuse).
-  const written = /^[a-z]+:\/\/[^:/?#@]*:([\s\S]*)@/i.exec(url)?.[1];
+  // As written, as `check-config` reads it: a generated password may hold an unescaped `/`, `?`,
+  // `#` or `@`, which URL parsers read otherwise (or refuse).
+  const written = userPartPassword(url);
   if (written) {
     passwords.push(written);
     try {

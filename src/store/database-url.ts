@@ -27,19 +27,25 @@ function withoutQueryPasswords(url: string): string {
 }
 
 /**
- * A database URL as it may be shown: the password of its user part hidden, and those of its
- * query. The password runs from the first `:` after the user name to the last `@`: it may hold an
- * unescaped `@` (`postgres://gw:p@ss@db` is the password `p@ss`), and a generated one often holds
- * an unescaped `/`, `?` or `#`, which ends the user part for URL parsers (that URL does not open)
- * but is the password's still. A URL with no user part and an `@` further on (in its query) may
- * so show less than it could; never the password.
+ * The password of a URL's user part as written, read from the URL with its query's passwords
+ * hidden (one may hold an `@`, which would be taken for the user part's end). It runs from the
+ * first `:` after the user name to the last `@`: the user name may hold an `@` itself
+ * (`gate@way:secret@db`) or be left out (`postgres://:secret@host`: the system user's name), and
+ * the password may hold an unescaped `@` (`postgres://gw:p@ss@db` is the password `p@ss`), or an
+ * unescaped `/`, `?` or `#` as a generated one often does, which ends the user part for URL
+ * parsers (that URL does not open) but is the password's still. A URL with no user part and an
+ * `@` further on (in its query) may so take more for it than it is; never less.
  */
+const USER_PART_PASSWORD = /\/\/([^:]*):([\s\S]*)@/;
+
+/** The password of `url`'s user part as written (see `USER_PART_PASSWORD`), or undefined. */
+export function userPartPassword(url: string): string | undefined {
+  return USER_PART_PASSWORD.exec(withoutQueryPasswords(url))?.[2];
+}
+
+/** A database URL as it may be shown: the password of its user part hidden (as `userPartPassword` reads it), and those of its query. */
 export function describeDatabaseUrl(url: string): string {
-  // The query's passwords first: one may hold an `@`, which the user part's hiding would take for
-  // its end. Then the user part: the user name runs to its first `:` and may hold an `@` itself
-  // (`gate@way:secret@db`), and the user may be left out (`postgres://:secret@host`: the system
-  // user's name).
-  return withoutQueryPasswords(url).replace(/\/\/([^:]*):[\s\S]*@/, '//$1:…@');
+  return withoutQueryPasswords(url).replace(USER_PART_PASSWORD, '//$1:…@');
 }
 
 /** Why the store cannot open `url`, shown without its user part or passwords; undefined when it can. */

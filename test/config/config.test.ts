@@ -491,6 +491,8 @@ describe('a secret variable set only in the wrong field (two variables swapped)'
       'postgres://gateway:gen#pass?5e6f7a@db.example/gateway',
       'postgres://gateway:gen@pass@5e6f7a@db.example/gateway',
       'postgres://gateway@db.example/gateway?sslpassword=gen-pass-5e6f7a',
+      // A user name holding an `@` too, as `check-config` reads it.
+      'postgres://gate@way:gen/pass+5e6f7a@db.example/gateway',
     ]) {
       const problems = problemsOf(doc, { DATABASE_URL: url });
       expect(problems.join('\n')).not.toContain('5e6f7a');
