@@ -26,7 +26,6 @@ const EVENT_TYPES: Partial<Record<TaskStatus, string>> = {
   canceled: 'video.canceled',
 };
 
-/** True for an absolute http: or https: URL. */
 /**
  * A spend or at-risk metric's `account` label: one of the configuration's account ids (`default`
  * for the one-account shorthand), `none` for a charge no account took.
@@ -35,6 +34,7 @@ function accountLabel(account: string | null | undefined): string {
   return account ?? 'none';
 }
 
+/** True for an absolute http: or https: URL. */
 function isHttpUrl(text: string): boolean {
   try {
     const { protocol } = new URL(text);
