@@ -10,6 +10,7 @@ import {
   formatNumber,
   GatewayError,
   NoAnswerError,
+  randomIdempotencyKey,
   type CreateVideoRequest,
   type ModelList,
   type Quote,
@@ -229,16 +230,6 @@ function inferenceInputsOf(body: Readonly<Record<string, unknown>>): string {
   return JSON.stringify([body.operation ?? null, body.model, ...deciding.map((field) => Boolean(body[field]))]);
 }
 
-
-/**
- * A fresh `Idempotency-Key`. From random bytes, not `crypto.randomUUID()`: browsers offer that
- * only in a secure context, and a console opened over plain http on another host than localhost
- * (an operator's `http://gateway.internal:8080/console`) is not one.
- */
-function randomIdempotencyKey(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `console-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
-}
 export function CreatePage() {
   const { client } = useSession();
   const [, navigate] = useLocation();
@@ -341,7 +332,7 @@ export function CreatePage() {
     // One key per request: Create clicked again after an answer was lost (a dropped connection, a
     // restarting gateway) sends the same key, so the gateway answers with the task it may have
     // made instead of making a second one. A changed request gets a new key.
-    if (sent.current?.request !== key) sent.current = { request: key, idempotencyKey: randomIdempotencyKey() };
+    if (sent.current?.request !== key) sent.current = { request: key, idempotencyKey: randomIdempotencyKey('console') };
     try {
       const task = await client.createVideo(body as CreateVideoRequest, { idempotencyKey: sent.current.idempotencyKey });
       navigate(`/tasks/${encodeURIComponent(task.id)}`);

@@ -79,10 +79,14 @@ export interface CreateOptions extends RequestOptions {
   idempotencyKey?: string;
 }
 
-/** A random `Idempotency-Key` (crypto.randomUUID needs a secure context; getRandomValues does not). */
-function randomIdempotencyKey(): string {
+/**
+ * A random `Idempotency-Key`, `<prefix>-` and 32 hex digits. From random bytes, not
+ * `crypto.randomUUID()`: browsers offer that only in a secure context, and a page served over
+ * plain http from another host than localhost (`http://gateway.internal:8080/console`) is not one.
+ */
+export function randomIdempotencyKey(prefix = 'client'): string {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
-  return `client-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+  return `${prefix}-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
 }
 
 export interface EventStreamOptions extends RequestOptions {
