@@ -81,7 +81,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   let context: BrowserContext;
   let profile: string;
   let page: Page;
-  let browserErrors: string[];
+  let browserErrors: string[] = [];
 
   beforeAll(async () => {
     // Tested as built from the current sources: test/global-setup.ts builds console/dist before any file runs.
@@ -107,11 +107,13 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
 
   async function openConsole(path = '', browser: BrowserContext = context, gateway: { url: string } = live): Promise<Page> {
     page = await browser.newPage();
-    browserErrors = [];
+    // This page's own list: a page a failed test left open cannot count against the tests after it.
+    const errors: string[] = [];
+    browserErrors = errors;
     page.on('console', (message) => {
-      if (message.type() === 'error') browserErrors.push(message.text());
+      if (message.type() === 'error') errors.push(message.text());
     });
-    page.on('pageerror', (error) => browserErrors.push(error.message));
+    page.on('pageerror', (error) => errors.push(error.message));
     await page.goto(`${gateway.url}/console/${path}`);
     return page;
   }
@@ -161,8 +163,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   }
 
   afterEach(async () => {
-    expect(browserErrors, 'the browser console stayed free of errors').toEqual([]);
+    // Closed first, so a page whose test failed stops running (its reads, its streams) whatever follows.
     await page?.close();
+    expect(browserErrors, 'the browser console stayed free of errors').toEqual([]);
   });
 
   it('signs in, creates a video from the quoted form, follows it live to success and plays it inline', async () => {
@@ -879,15 +882,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.evaluate(() => window.scrollY as number)).toBe(0);
   });
   it('brings Back the pages loaded before as they are now, and the keyboard to the task opened only when the list was left for it', async () => {
-    // One task of a model no other test makes, held in the queue (its provider does not answer its
-    // create yet), then a page (25) of newer ones: the held task is on the second page.
+    // One task held in the queue (its provider does not answer its create yet), then a page (25) of
+    // newer ones: the held task is on the second page. A gateway of its own, whose provider is given
+    // all the time a slow machine needs before that create counts as unanswered (then it is looked
+    // up and sent again, which starts the task before the test has looked at it queued).
+    const own = await startLiveGateway({ sandbox: { queued_ms: 200, processing_ms: 3_000 }, providers: { 'kling-legacy': { timeout_ms: 120_000 } } });
+    const ownApi = new GatewayClient({ baseUrl: own.url, apiKey: TENANT_KEY });
     const held = heldCall();
-    live.simulator('kling-legacy').injectFault({ on: 'submit', hold: held.hold, times: 1 });
-    const waiting = await api.createVideo({ model: 'kling-v2-master', prompt: 'waits on the second page' });
+    own.simulator('kling-legacy').injectFault({ on: 'submit', hold: held.hold, times: 1 });
+    // The create answers once its provider does; the task is written (queued) before that call leaves.
+    const creating = ownApi.createVideo({ model: 'kling-v2-master', prompt: 'waits on the second page' });
     await held.reached;
+    const [waiting] = (await ownApi.listVideos({ model: 'kling-v2-master' })).data;
+    expect(waiting?.status).toBe('queued');
     try {
-      for (let made = 0; made < 25; made += 1) await api.createVideo({ model: 'kling-v2-master', prompt: `one of a page ${made}` });
-      const target = await openConsole('#/?model=kling-v2-master');
+      for (let made = 0; made < 25; made += 1) await ownApi.createVideo({ model: 'kling-v2-master', prompt: `one of a page ${made}` });
+      const target = await openConsole('#/?model=kling-v2-master', context, own);
       // No event streams: the list's own reads are all that can bring a change in.
       const events = (url: URL) => url.pathname.endsWith('/events');
       await target.route(events, (route) => route.abort('connectionrefused'));
@@ -912,7 +922,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.getByRole('link', { name: 'Providers' }).first().click();
       await target.getByRole('heading', { level: 1, name: 'Providers' }).waitFor();
       held.release();
-      expect((await api.waitForVideo(waiting.id, { timeoutMs: 30_000 })).status).toBe('succeeded');
+      expect((await creating).id).toBe(waiting.id);
+      expect((await ownApi.waitForVideo(waiting.id, { timeoutMs: 30_000 })).status).toBe('succeeded');
 
       // Back: the same pages, the second one as it is now; the keyboard at the heading, as on any
       // page shown, not on the task opened the time before.
@@ -924,6 +935,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       browserErrors.length = 0; // the browser logs the refused streams itself
     } finally {
       held.release();
+      await creating.catch(() => undefined);
+      await page?.close();
+      await own.close();
     }
   });
 
