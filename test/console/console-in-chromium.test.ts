@@ -893,8 +893,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // The create answers once its provider does; the task is written (queued) before that call leaves.
     const creating = ownApi.createVideo({ model: 'kling-v2-master', prompt: 'waits on the second page' });
     await held.reached;
-    const [waiting] = (await ownApi.listVideos({ model: 'kling-v2-master' })).data;
-    expect(waiting?.status).toBe('queued');
+    const listed = (await ownApi.listVideos({ model: 'kling-v2-master' })).data;
+    expect(listed.map((task) => task.status)).toEqual(['queued']);
+    const waiting = listed[0]!;
     try {
       for (let made = 0; made < 25; made += 1) await ownApi.createVideo({ model: 'kling-v2-master', prompt: `one of a page ${made}` });
       const target = await openConsole('#/?model=kling-v2-master', context, own);
