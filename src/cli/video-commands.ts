@@ -264,13 +264,19 @@ function positiveInteger(max: number) {
 }
 
 /**
- * `--idempotency-key`: 1–255 characters a header can carry. An empty one (`"$ORDER_ID"` unset)
- * would go unsent, and a create sent again after a lost answer could then make a second video.
+ * `--idempotency-key`: what the gateway takes, 1–255 visible ASCII characters. An empty one
+ * (`"$ORDER_ID"` unset) would go unsent, and a create sent again after a lost answer could then
+ * make a second video; one with a space or an accent would be sent and answered 400.
  */
 function idempotencyKeyOf(value: string): string {
   if (value.trim() === '') throw new InvalidArgumentError('is empty: give a key, or leave the flag out for a random one.');
   if (value.length > 255) throw new InvalidArgumentError(`is ${value.length} characters; at most 255.`);
-  if (/[^\u0020-\u007e\u00a0-\u00ff]/u.test(value)) throw new InvalidArgumentError('holds a character an HTTP header cannot carry.');
+  const refused = /[^\x21-\x7e]/u.exec(value);
+  if (refused) {
+    // A control character is named by its code point, never printed for the terminal to act on.
+    const shown = /[\p{Cc}\p{Cf}]/u.test(refused[0]) ? `U+${refused[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}` : `“${refused[0]}”`;
+    throw new InvalidArgumentError(`holds ${shown}: the gateway takes 1-255 visible ASCII characters (no spaces).`);
+  }
   return value;
 }
 

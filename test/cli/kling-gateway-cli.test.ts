@@ -325,6 +325,14 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       2,
       expect.stringContaining("option '--idempotency-key <key>' argument '' is invalid. is empty: give a key, or leave the flag out for a random one."),
     ]);
+    // A key the API refuses (it takes 1-255 visible ASCII characters: no space, no accent) is a
+    // command-line error too, not a 400 after the create was sent.
+    const [spaced, accented] = await Promise.all([
+      runHere(['generate', 'x', '--model', 'kling-v3', '--idempotency-key', 'order 42'], offline),
+      runHere(['generate', 'x', '--model', 'kling-v3', '--idempotency-key', 'café-42'], offline),
+    ]);
+    expect([spaced.code, spaced.stderr]).toEqual([2, expect.stringContaining("argument 'order 42' is invalid. holds “ ”: the gateway takes 1-255 visible ASCII characters")]);
+    expect([accented.code, accented.stderr]).toEqual([2, expect.stringContaining("argument 'café-42' is invalid. holds “é”: the gateway takes 1-255 visible ASCII characters")]);
 
     const [unknown, badKey, badFlag, usage, cancel] = await Promise.all([
       runHere(['get', 'vid_doesnotexist']),
