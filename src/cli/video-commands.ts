@@ -219,6 +219,15 @@ function resendDelay(error: unknown, retry: number): number | undefined {
 }
 
 /**
+ * `value` as a POSIX shell reads it back as one word: as it is when it holds only characters no
+ * shell treats specially, else single-quoted. A key named to run again with (`order;42`) must
+ * not be split or expanded into another key, which would make a second video.
+ */
+function shellWord(value: string): string {
+  return /^[A-Za-z0-9_.,:\/=@%+-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
  * Creates the task with an Idempotency-Key, sending it again with the same key when the answer
  * was lost: the gateway may have created the task already, and the same key then answers with
  * that task instead of making (and billing) a second video; a resend answered 409 (the lost send is
@@ -238,7 +247,7 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
       const delay = resendDelay(error, retry);
       // Ctrl-C while the create was on its way, or still no answer after the last resend.
       if (signal.aborted || delay === undefined) {
-        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${idempotencyKey} to get it rather than a second one`);
+        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${shellWord(idempotencyKey)} to get it rather than a second one`);
         throw error;
       }
       const wait = delay >= 1_000 ? ` in ${Math.round(delay / 1_000)} s` : '';

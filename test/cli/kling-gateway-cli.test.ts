@@ -5,7 +5,7 @@
  * in this process through the same entry point (`runCli`, with its output captured), since each
  * subprocess costs a second of tsx start-up.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -811,6 +811,36 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
         130,
         `the gateway may have created this video: run the command again with --idempotency-key ${sentKey} to get it rather than a second one\n\ninterrupted\n`,
       ]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('Ctrl-C names a key holding shell characters quoted, so the command pasted back sends that key and not another', async () => {
+    const given = `order;42&it's $HOME`.replace(/ /g, '');
+    let sentKey: string | undefined;
+    let interrupt = () => undefined as unknown;
+    const slow = await loopbackServer((req) => {
+      req.resume();
+      sentKey = req.headers['idempotency-key'] as string | undefined;
+      interrupt();
+    });
+    try {
+      const child = spawn(process.execPath, [BIN, 'generate', 'x', '--model', 'kling-v3', '--idempotency-key', given], {
+        cwd: workdir,
+        env: { ...process.env, KLING_GATEWAY_URL: slow.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      interrupt = () => child.kill('SIGINT');
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(sentKey).toBe(given);
+      const named = /--idempotency-key (.*) to get it/.exec(stderr)?.[1];
+      expect(code).toBe(130);
+      expect(named).toBe(`'order;42&it'\\''s$HOME'`);
+      // What a POSIX shell makes of the key as printed: the key that was sent.
+      expect(execFileSync('sh', ['-c', `printf %s ${named}`], { encoding: 'utf8' })).toBe(given);
     } finally {
       await slow.close();
     }
