@@ -185,8 +185,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     security,
     request: {
       headers: z.object({
-        'idempotency-key': z.string().max(255).optional().meta({
-          description: 'Repeats with the same key and body return the same task (kept 24 h); a different body is 409.',
+        // The key TaskService.create takes (IDEMPOTENCY_KEY there); another is answered 400.
+        'idempotency-key': z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional().meta({
+          description: 'Repeats with the same key and body return the same task (kept 24 h); a different body is 409. 1-255 visible ASCII characters (no spaces).',
         }),
       }),
       body: { required: true, content: { 'application/json': { schema: CreateVideoRequest } } },

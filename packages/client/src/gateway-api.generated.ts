@@ -84,7 +84,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    /** @description Repeats with the same key and body return the same task (kept 24 h); a different body is 409. */
+                    /** @description Repeats with the same key and body return the same task (kept 24 h); a different body is 409. 1-255 visible ASCII characters (no spaces). */
                     "idempotency-key"?: string;
                 };
                 path?: never;
