@@ -4,7 +4,7 @@
  * minutes; a long poll's own window, an event stream and a download are not cut by it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayClient, GatewayUnreachableError, NoAnswerError } from '../../packages/client/src/index.js';
+import { CreateAbortedError, GatewayClient, GatewayUnreachableError, NoAnswerError } from '../../packages/client/src/index.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
 /** Short, so each call that runs into it waits a fraction of a second. */
@@ -106,8 +106,12 @@ describe('client time limit on answers', () => {
   it("the caller's own abort wins over the limit, and 0 means no limit", async () => {
     const stop = new AbortController();
     const stopped = client().createVideo({ model: 'kling-v3', prompt: 'a fox' }, { signal: stop.signal }).catch((caught: unknown) => caught);
-    stop.abort(new Error('caller stopped'));
-    expect(await stopped).toEqual(new Error('caller stopped'));
+    const reason = new Error('caller stopped');
+    stop.abort(reason);
+    // The create's own error for an abort, whose cause is the caller's reason (not NoAnswerError).
+    const error = await stopped;
+    expect(error).toBeInstanceOf(CreateAbortedError);
+    expect((error as CreateAbortedError).cause).toBe(reason);
 
     const unlimited = new GatewayClient({ baseUrl: gateway.base, apiKey: 'key-1', timeoutMs: 0 });
     await expect(unlimited.getVideo('vid_held')).resolves.toMatchObject({ id: 'vid_held' });

@@ -4,8 +4,8 @@
  * or one it makes — and the error it throws names that key, so sending the create again with it
  * gets that video instead of making (and paying for) a second one.
  */
-import { describe, expect, it } from 'vitest';
-import { GatewayClient, GatewayError, GatewayUnreachableError } from '../../packages/client/src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import { CreateAbortedError, GatewayClient, GatewayError, GatewayUnreachableError } from '../../packages/client/src/index.js';
 
 const body = { model: 'kling-v3', prompt: 'a fox', duration: 5 } as const;
 const task = { id: 'vid_made_once', object: 'video', status: 'queued' };
@@ -61,6 +61,28 @@ describe('createVideo and a lost answer', () => {
     const error = await client.createVideo(body, { idempotencyKey: 'order-42' }).catch((thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(GatewayError);
     expect([(error as GatewayError).status, (error as GatewayError).idempotencyKey]).toEqual([503, 'order-42']);
+  });
+
+  it('the caller\'s own abort of a create on its way names the key too, under the abort\'s own name and with its reason', async () => {
+    // A gateway that takes the create and has not answered when the caller's signal fires.
+    const keys: (string | null)[] = [];
+    const fetch = (input: Request | string | URL, init?: RequestInit) => {
+      const request = input instanceof Request ? input : new Request(input, init);
+      keys.push(request.headers.get('idempotency-key'));
+      const signal = init?.signal ?? request.signal;
+      return new Promise<Response>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    };
+    const client = new GatewayClient({ baseUrl: 'http://gateway.test', apiKey: 'test-key-123', fetch: fetch as typeof globalThis.fetch });
+    const controller = new AbortController();
+    const aborted = client.createVideo(body, { signal: controller.signal }).catch((thrown: unknown) => thrown);
+    await vi.waitFor(() => expect(keys).toHaveLength(1));
+    const reason = new DOMException('the caller stopped waiting', 'TimeoutError');
+    controller.abort(reason);
+    const error = (await aborted) as CreateAbortedError;
+    expect(error).toBeInstanceOf(CreateAbortedError);
+    // Code that tells a timeout or an abort by its name goes on doing so.
+    expect([error.name, error.cause, error.idempotencyKey]).toEqual(['TimeoutError', reason, keys[0]]);
+    expect(error.message).toContain(keys[0]);
   });
 
   it('an error of another call has no idempotencyKey at all (logged, it would read as a create)', async () => {

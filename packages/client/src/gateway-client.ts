@@ -10,6 +10,7 @@ import { EventSourceParserStream } from 'eventsource-parser/stream';
 import type { paths } from './gateway-api.generated.js';
 import {
   answersJson,
+  CreateAbortedError,
   EndpointNotAvailableError,
   errorFromResponse,
   GatewayError,
@@ -231,6 +232,7 @@ export class GatewayClient {
       );
     } catch (error) {
       if (error instanceof GatewayError || error instanceof GatewayUnreachableError) error.idempotencyKey = idempotencyKey;
+      else if (options.signal?.aborted) throw new CreateAbortedError(error, idempotencyKey);
       throw error;
     }
   }

@@ -64,6 +64,26 @@ export function reasonsNotByField(problem: Pick<ProblemDetails, 'errors' | 'prov
     .filter((entry) => entry.reasons.length > 0);
 }
 
+/**
+ * A `createVideo` the caller's own `signal` ended before its answer came: the gateway may have
+ * made the video all the same. Named as the abort's reason is (`AbortError`, `TimeoutError`), so
+ * code telling an abort or a timeout by its name goes on doing so; the reason is its `cause`.
+ * `createVideo(body, { idempotencyKey: error.idempotencyKey })` gets that video rather than a second one.
+ */
+export class CreateAbortedError extends Error {
+  override readonly name: string;
+
+  constructor(
+    override readonly cause: unknown,
+    /** The `Idempotency-Key` the create was sent with. */
+    readonly idempotencyKey: string,
+  ) {
+    const said = cause instanceof Error ? cause.message : String(cause ?? 'aborted');
+    super(`${said} (the create may have been made: send it again with Idempotency-Key ${idempotencyKey} to get it rather than a second video)`);
+    this.name = cause instanceof Error ? cause.name : 'AbortError';
+  }
+}
+
 /** The gateway could not be reached (connection refused, DNS, reset) or its answer was unreadable. */
 export class GatewayUnreachableError extends Error {
   override readonly name: string = 'GatewayUnreachableError';
