@@ -222,6 +222,27 @@ describe('cost', () => {
     expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
   });
 
+  it('keeps kling3api\'s charge from the create when a running status answer said 0 and the final one says nothing', async () => {
+    gw = await startTestGateway({ config: { sandbox: { processing_ms: 60_000 } } });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling3api'] } });
+    expect(created.body.cost).toMatchObject({ credits: 400, estimated: true });
+    const simulator = gw.simulator('kling3api');
+    const taskId = simulator.tasks[0]!.id;
+    // A running answer's 0 is no charge yet: the task keeps the create's 400 meanwhile...
+    const running = { task_id: taskId, status: 'IN_PROGRESS', consumed_credits: 0 };
+    simulator.injectFault({ on: 'status', status: 200, body: { code: 200, message: 'success', data: running } });
+    for (let step = 0; step < 5; step++) await gw.advance(2_000);
+    expect((await gw.get(created.body.id)).body.cost).toMatchObject({ credits: 400, estimated: true });
+    // ...and at the end, when the last answer leaves the figure out, it is still the charge.
+    const finished = { task_id: taskId, status: 'SUCCESS', response: ['https://cdn.example.com/videos/harbour.mp4'] };
+    simulator.injectFault({ on: 'status', status: 200, times: 50, body: { code: 200, message: 'success', data: finished } });
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+    const usage = (await gw.request('GET', '/v1/usage')).body;
+    expect(usage.data).toEqual([expect.objectContaining({ succeeded: 1, credits: 400, currency_amount: 0.4, credits_reported: 400 })]);
+  });
+
   it('counts kling3api\'s charge from the create as reported when the deadline ends the task while its status cannot be read', async () => {
     // Priced at 50/s here (an estimate of 250), where the upstream charges 80/s (400): the figures tell apart.
     const KLING3API_AT_50 = { providers: { kling3api: { pricing: { rules: [{ model: 'kling-v3', credits_per_second: 50 }] } } } };

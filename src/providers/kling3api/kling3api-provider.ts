@@ -56,8 +56,18 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
     ...report,
     // The type is kept so that logs and a later poll know which family (n75 / n71) it is; the
     // credits the create reported, so that a status answer without them still states the charge.
-    ref: { providerTaskId: data.task_id, tracking: trackingOf(body.type, report.reportedCredits) },
+    ref: { providerTaskId: data.task_id, tracking: trackingOf(body.type, chargeToKeep(report)) },
   };
+}
+
+/**
+ * The figure of an answer worth keeping as the task's charge: a running answer's 0 is no charge
+ * yet (as the lifecycle reads it), so it must not become the charge a later answer without a
+ * figure, or a deadline, falls back on; a finished answer's figure is kept whatever it is.
+ */
+function chargeToKeep(report: StatusReport): number | undefined {
+  const running = report.status !== 'succeeded' && report.status !== 'failed';
+  return running && report.reportedCredits === 0 ? undefined : report.reportedCredits;
 }
 
 /**
@@ -92,11 +102,12 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   // Seed 004 charges at creation (`consumed_credits` in the generate answer); a status answer
   // that leaves the figure out has not taken it back.
   const createCredits = createCreditsOf(ref);
-  if (report.reportedCredits !== undefined) {
+  const charge = chargeToKeep(report);
+  if (charge !== undefined) {
     // A new figure is kept with the task: one ended without a last answer (its deadline passed
     // while the status could not be read) is charged the latest the upstream said.
-    if (report.reportedCredits === createCredits) return report;
-    return { ...report, tracking: { ...ref.tracking, [CREATE_CREDITS_KEY]: String(report.reportedCredits) } };
+    if (charge === createCredits) return report;
+    return { ...report, tracking: { ...ref.tracking, [CREATE_CREDITS_KEY]: String(charge) } };
   }
   if (createCredits === undefined) return report;
   return { ...report, reportedCredits: createCredits };
