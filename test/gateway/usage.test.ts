@@ -169,6 +169,21 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(usage.body.data[0]).not.toHaveProperty('provider');
   });
 
+  it('counts no made-up seconds for a video whose length neither the provider nor the request says (a kling3api edit, "auto")', async () => {
+    gw = await startTestGateway();
+    const edit = { model: 'kling-v3-omni', prompt: 'snow on the hills', video_url: 'https://example.com/source.mp4', routing: { providers: ['kling3api'] } };
+    const [done] = await runAll(gw, [edit]);
+    expect(done).toMatchObject({ status: 'succeeded', operation: 'video-edit', cost: { credits: 435, currency_amount: 0.435 } });
+    expect(done.outputs.map((output: { duration: number | null }) => output.duration)).toEqual([null]);
+    const usage = await gw.request('GET', '/v1/usage?group_by=operation');
+    // The edit is as long as its source, which the gateway never learns: not 5 s, and no cost per second.
+    expect(usage.body.data).toEqual([
+      expect.objectContaining({ operation: 'video-edit', succeeded: 1, currency_amount: 0.435, video_seconds: 0, cost_per_second: null }),
+    ]);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).not.toMatch(/kling_gateway_video_seconds_total\{provider="kling3api"/);
+  });
+
   it('groups by model, operation, quality and day', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
     gw = await startTestGateway({ clock, config: LEGACY_PRICES });

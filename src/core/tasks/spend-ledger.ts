@@ -78,7 +78,11 @@ export function describeBudget(status: BudgetStatus) {
 }
 export type BudgetDescription = ReturnType<typeof describeBudget>;
 
-/** Seconds of video a finished task delivered: the providers' durations, else the duration asked for. */
+/**
+ * Seconds of video a finished task delivered: the providers' durations, else the duration asked
+ * for. A video neither says the length of (an edit, whose length is its source's: kling3api's
+ * "auto") counts none: the 5 s a price list falls back on would be seconds nobody delivered.
+ */
 export function deliveredSeconds(task: TaskRecord): number {
   if (task.status !== 'succeeded') return 0;
   const videos = task.outputs.filter((output) => output.type === 'video');
@@ -86,7 +90,14 @@ export function deliveredSeconds(task: TaskRecord): number {
   if (videos.every((video) => video.duration !== null && video.duration !== undefined)) {
     return videos.reduce((sum, video) => sum + (video.duration ?? 0), 0);
   }
-  return billableSeconds(task.request);
+  return requestedSeconds(task.request) ?? 0;
+}
+
+/** The seconds a request asked for (its duration, or its timed shots'), when it asked for any. */
+function requestedSeconds(request: TaskRecord['request']): number | undefined {
+  if (request.duration !== undefined) return request.duration;
+  const shots = request.multi_shot;
+  return shots?.every((shot) => shot.duration !== undefined) ? billableSeconds(request) : undefined;
 }
 
 /**
