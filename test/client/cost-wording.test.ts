@@ -3,7 +3,7 @@
  * as a try-on or an image generation on the legacy API costs, not "1 credits".
  */
 import { describe, expect, it } from 'vitest';
-import { formatChargesAtRisk, formatCost, type TaskCost } from '../../packages/client/src/index.js';
+import { formatChargesAtRisk, formatCost, formatMoney, type TaskCost } from '../../packages/client/src/index.js';
 
 describe('cost wording', () => {
   it('says "1 credit" for one credit and "N credits" otherwise', () => {
@@ -12,6 +12,19 @@ describe('cost wording', () => {
     expect(formatCost({ credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' })).toBe('$0.56 (56 credits, estimated)');
     expect(formatCost({ credits: 0.25, estimated: false, currency_amount: 0.04, currency: 'USD' })).toBe('$0.04 (0.25 credits)');
     expect(formatCost({ credits: 0, estimated: false, currency_amount: 0, currency: 'USD' })).toBe('$0.00 (0 credits)');
+  });
+
+  it('shows a dollar amount to the millionth the gateway counts in, not rounded to the cent', () => {
+    // A kling3api O3 pro edit: 435 credits at $0.001. `toFixed(2)` read it as $0.43.
+    expect(formatCost({ credits: 435, estimated: false, currency_amount: 0.435, currency: 'USD' })).toBe('$0.435 (435 credits)');
+    // Freepik std, 3 s: 25.2 credits at $0.01.
+    expect(formatMoney(0.252, 'USD')).toBe('$0.252');
+    expect(formatMoney(1.008, 'USD')).toBe('$1.008');
+    expect(formatMoney(0.4, 'USD')).toBe('$0.40');
+    expect(formatMoney(12, 'USD')).toBe('$12.00');
+    expect(formatMoney(0.0054, 'USD')).toBe('$0.0054');
+    // Not "$0.0000" for a charge that is not nothing.
+    expect(formatMoney(0.000035, 'USD')).toBe('$0.000035');
   });
 
   it('says "1 credit" for a charge at risk of one credit', () => {

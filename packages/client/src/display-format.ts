@@ -45,8 +45,16 @@ export function formatCostShort(cost: TaskCost | null | undefined): string {
   return text !== '—' && cost.estimated ? `${text}~` : text;
 }
 
+/**
+ * `$0.56`, `$0.435`, `$0.0054`: dollars with at least the cents and as many more digits as the
+ * amount has, down to the millionth the gateway counts money in (a credit may be worth a tenth of
+ * a cent, so rounding to the cent would misstate a charge); other currencies as a plain number.
+ */
 export function formatMoney(amount: number, currency: string | null): string {
-  if (currency === 'USD') return `$${amount.toFixed(amount !== 0 && Math.abs(amount) < 0.01 ? 4 : 2)}`;
+  if (currency === 'USD') {
+    const [whole = '0', fraction = ''] = amount.toFixed(6).split('.');
+    return `$${whole}.${fraction.replace(/0+$/, '').padEnd(2, '0')}`;
+  }
   return `${formatNumber(amount)} ${currency ?? ''}`.trim();
 }
 
