@@ -3,7 +3,18 @@
  * tests and benchmarks can run several side by side. Labels never carry keys, ids or URLs; the
  * `account` label is an account id from the configuration (`default` for the one-account shorthand).
  */
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type CounterConfiguration,
+  type LabelValues,
+  type MetricObjectWithValues,
+  type MetricValue,
+} from 'prom-client';
 
 const PREFIX = 'kling_gateway_';
 
@@ -26,6 +37,42 @@ export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
  * (budgets, slots, the queue, circuits) are the same in every worker, refreshed for the scrape,
  * so one worker's value (`first`; `max` for circuits, the worst any worker sees) is reported.
  */
+/**
+ * A counter of amounts added up exactly, in whole `1 / scale` units (money in millionths, as the
+ * gateway counts it; credits in ten-thousandths, as it rounds them), so that a scrape shows the
+ * sum `/v1/usage` shows (0.882), not a float's (0.8819999999999999).
+ */
+class ExactSumCounter<T extends string> {
+  private readonly totals = new Map<string, { labels: LabelValues<T>; units: number }>();
+
+  constructor(
+    config: Omit<CounterConfiguration<T>, 'collect'>,
+    private readonly scale: number,
+  ) {
+    const totals = this.totals;
+    new Counter<T>({
+      ...config,
+      // Written afresh from the exact totals on every scrape.
+      collect() {
+        this.reset();
+        for (const { labels, units } of totals.values()) this.inc(labels, units / scale);
+      },
+    });
+  }
+
+  inc(labels: LabelValues<T>, amount: number): void {
+    const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
+    const entry = this.totals.get(key) ?? { labels, units: 0 };
+    entry.units += Math.round(amount * this.scale);
+    this.totals.set(key, entry);
+  }
+}
+
+/** Money in whole millionths (what `toMicros` counts in). */
+const MONEY_SCALE = 1_000_000;
+/** Credits in whole ten-thousandths (what `costOf` rounds them to). */
+const CREDITS_SCALE = 10_000;
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly scrapeHooks: (() => Promise<void>)[] = [];
@@ -70,30 +117,42 @@ export class GatewayMetrics {
     buckets: TASK_BUCKETS,
     registers: [this.registry],
   });
-  readonly creditsSpent = new Counter({
-    name: `${PREFIX}credits_spent_total`,
-    help: 'Credits charged for finished tasks, failed ones included (reported by the provider where it reports them, else estimated), by the provider account that took them.',
-    labelNames: ['provider', 'account', 'model'] as const,
-    registers: [this.registry],
-  });
-  readonly currencySpent = new Counter({
-    name: `${PREFIX}currency_spent_total`,
-    help: 'Currency value of the credits spent.',
-    labelNames: ['provider', 'account', 'model', 'currency'] as const,
-    registers: [this.registry],
-  });
-  readonly creditsAtRisk = new Counter({
-    name: `${PREFIX}credits_at_risk_total`,
-    help: 'Credits a provider may also have charged for a finished task another provider took (its create left unanswered, failed over with failover_on_timeout): its estimate, not in credits_spent_total.',
-    labelNames: ['provider', 'account', 'model'] as const,
-    registers: [this.registry],
-  });
-  readonly currencyAtRisk = new Counter({
-    name: `${PREFIX}currency_at_risk_total`,
-    help: 'Currency value of the credits at risk.',
-    labelNames: ['provider', 'account', 'model', 'currency'] as const,
-    registers: [this.registry],
-  });
+  readonly creditsSpent = new ExactSumCounter(
+    {
+      name: `${PREFIX}credits_spent_total`,
+      help: 'Credits charged for finished tasks, failed ones included (reported by the provider where it reports them, else estimated), by the provider account that took them.',
+      labelNames: ['provider', 'account', 'model'] as const,
+      registers: [this.registry],
+    },
+    CREDITS_SCALE,
+  );
+  readonly currencySpent = new ExactSumCounter(
+    {
+      name: `${PREFIX}currency_spent_total`,
+      help: 'Currency value of the credits spent.',
+      labelNames: ['provider', 'account', 'model', 'currency'] as const,
+      registers: [this.registry],
+    },
+    MONEY_SCALE,
+  );
+  readonly creditsAtRisk = new ExactSumCounter(
+    {
+      name: `${PREFIX}credits_at_risk_total`,
+      help: 'Credits a provider may also have charged for a finished task another provider took (its create left unanswered, failed over with failover_on_timeout): its estimate, not in credits_spent_total.',
+      labelNames: ['provider', 'account', 'model'] as const,
+      registers: [this.registry],
+    },
+    CREDITS_SCALE,
+  );
+  readonly currencyAtRisk = new ExactSumCounter(
+    {
+      name: `${PREFIX}currency_at_risk_total`,
+      help: 'Currency value of the credits at risk.',
+      labelNames: ['provider', 'account', 'model', 'currency'] as const,
+      registers: [this.registry],
+    },
+    MONEY_SCALE,
+  );
   readonly videoSeconds = new Counter({
     name: `${PREFIX}video_seconds_total`,
     help: 'Seconds of video delivered by succeeded tasks (the provider\'s durations, else the duration asked for).',

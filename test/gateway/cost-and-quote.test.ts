@@ -309,6 +309,21 @@ describe('cost', () => {
     expect(JSON.stringify(refused.body.providers)).toMatch(/exceeds max_credits 10/);
   });
 
+  it('adds up money and credits in the metrics exactly, as usage does, not with floating-point dust', async () => {
+    gw = await startTestGateway();
+    // kling-v3 std, 7 s on the legacy API: one fails (the estimate, 4.2 units, $0.588), one is charged 2.1 units ($0.294).
+    const body = { model: 'kling-v3', quality: 'std', prompt: 'a tide pool', duration: 7, routing: { providers: ['kling-legacy'] } };
+    gw.simulator('kling-legacy').setOutcome('fail');
+    const failed = await gw.finish((await gw.create(body)).body.id);
+    const charged = await gw.finish((await gw.create(body)).body.id);
+    expect([failed.cost.currency_amount, charged.cost.currency_amount]).toEqual([0.588, 0.294]);
+    const usage = (await gw.request('GET', '/v1/usage')).body;
+    expect(usage.data).toEqual([expect.objectContaining({ credits: 6.3, currency_amount: 0.882 })]);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toMatch(/^kling_gateway_credits_spent_total\{provider="kling-legacy",account="default",model="kling-v3"\} 6\.3$/m);
+    expect(metrics).toMatch(/^kling_gateway_currency_spent_total\{provider="kling-legacy",account="default",model="kling-v3",currency="USD"\} 0\.882$/m);
+  });
+
   it('adds up spending in the metrics by provider and model', async () => {
     gw = await startTestGateway();
     const created = await gw.create({ model: 'kling-v3', prompt: 'spend', duration: 5, routing: { providers: ['kling3api'] } });
