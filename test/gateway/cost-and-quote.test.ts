@@ -2,7 +2,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config.js';
 import { OPERATIONS } from '../../src/core/model/canonical.js';
 import { capturedLogs } from '../support/captured-logs.js';
-import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { PROVIDERS } from '../../src/providers/registry.js';
+import { startSandbox } from '../../src/sandbox/sandbox.js';
+import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
 let gw: TestGateway;
@@ -307,6 +310,30 @@ describe('cost', () => {
     const refused = await gw.create({ model: 'kling-v3', prompt: 'budget', duration: 5, routing: { max_credits: 10 } });
     expect(refused.status).toBe(422);
     expect(JSON.stringify(refused.body.providers)).toMatch(/exceeds max_credits 10/);
+  });
+
+  it('values a charge reported after the price list changed currency in the currency of the credit value it uses, the old one', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    const database = tempDatabaseUrl();
+    const common = { clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators };
+    try {
+      const before = await startTestGateway({ ...common, config: { database: { url: database } } });
+      const created = await before.create({ model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling3api'] } });
+      expect(created.body.cost).toEqual({ credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' });
+      await before.close();
+      // The operator now pays kling3api in euros. The task keeps the credit value it was priced at (USD 0.001)...
+      const euros = { providers: { kling3api: { pricing: { currency: 'EUR', credit_value: 0.0009 } } } };
+      gw = await startTestGateway({ ...common, config: { database: { url: database }, ...euros } });
+      const done = await gw.finish(created.body.id);
+      expect(done.status).toBe('succeeded');
+      // ...so the 400 credits are USD 0.40, not "EUR 0.40".
+      expect(done.cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+      const usage = (await gw.request('GET', '/v1/usage')).body;
+      expect(usage.data).toEqual([expect.objectContaining({ currency: 'USD', currency_amount: 0.4 })]);
+    } finally {
+      await sandbox.close();
+    }
   });
 
   it('adds up money and credits in the metrics exactly, as usage does, not with floating-point dust', async () => {

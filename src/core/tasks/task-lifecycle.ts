@@ -631,9 +631,12 @@ export class TaskLifecycle {
   private reportedCost(task: TaskRecord, runtime: ProviderRuntime, credits: number | undefined, provisional: boolean): TaskCost | undefined {
     if (credits === undefined || (provisional && credits === 0)) return undefined;
     if (!runtime.pricing) return { credits, estimated: provisional, currency_amount: null, currency: null };
-    const creditValue =
-      task.plan.candidates.find((entry) => entry.provider === runtime.id)?.creditValue ?? runtime.pricing.credit_value;
-    const cost = costOf({ credit_value: creditValue, currency: runtime.pricing.currency }, credits);
+    const planned = task.plan.candidates.find((entry) => entry.provider === runtime.id);
+    const creditValue = planned?.creditValue ?? runtime.pricing.credit_value;
+    // The currency goes with the credit value: the one of the price list that priced the task,
+    // even if the provider's list is in another currency now.
+    const currency = planned?.creditValue !== undefined && planned.estimate ? planned.estimate.currency : runtime.pricing.currency;
+    const cost = costOf({ credit_value: creditValue, currency }, credits);
     if (!Number.isSafeInteger(toMicros(cost.currencyAmount))) {
       this.engine.logger.warn(
         { task_id: task.id, provider: runtime.id },
