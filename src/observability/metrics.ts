@@ -32,12 +32,6 @@ const CIRCUIT_STATE_VALUE: Record<CircuitStateName, number> = { closed: 0, open:
 export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 /**
- * With several worker processes (`WORKERS`) a scrape reaches one of them and must report them
- * all: counters and histograms are added up; gauges the store or the shared standing set
- * (budgets, slots, the queue, circuits) are the same in every worker, refreshed for the scrape,
- * so one worker's value (`first`; `max` for circuits, the worst any worker sees) is reported.
- */
-/**
  * A counter of amounts added up exactly, in whole `1 / scale` units (money in millionths, as the
  * gateway counts it; credits in ten-thousandths, as it rounds them), so that a scrape shows the
  * sum `/v1/usage` shows (0.882), not a float's (0.8819999999999999).
@@ -73,6 +67,12 @@ const MONEY_SCALE = 1_000_000;
 /** Credits in whole ten-thousandths (what `costOf` rounds them to). */
 const CREDITS_SCALE = 10_000;
 
+/**
+ * With several worker processes (`WORKERS`) a scrape reaches one of them and must report them
+ * all: counters and histograms are added up; gauges the store or the shared standing set
+ * (budgets, slots, the queue, circuits) are the same in every worker, refreshed for the scrape,
+ * so one worker's value (`first`; `max` for circuits, the worst any worker sees) is reported.
+ */
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly scrapeHooks: (() => Promise<void>)[] = [];
