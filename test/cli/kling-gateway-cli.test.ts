@@ -787,17 +787,20 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
-  it('Ctrl-C while the create is on its way names the Idempotency-Key that gets that video, not a second one', async () => {
+  /**
+   * Runs `kling-gateway <args>` against a gateway that takes the create and never answers, and
+   * presses Ctrl-C once the create arrived: the key it was sent with, the exit code and stderr.
+   */
+  async function interruptedCreate(args: string[]): Promise<{ sentKey: string | undefined; code: number | null; stderr: string }> {
     let sentKey: string | undefined;
     let interrupt = () => undefined as unknown;
-    // A gateway that takes the create and has not answered yet.
     const slow = await loopbackServer((req) => {
       req.resume();
       sentKey = req.headers['idempotency-key'] as string | undefined;
       interrupt();
     });
     try {
-      const child = spawn(process.execPath, [BIN, 'generate', 'x', '--model', 'kling-v3', '--wait'], {
+      const child = spawn(process.execPath, [BIN, ...args], {
         cwd: workdir,
         env: { ...process.env, KLING_GATEWAY_URL: slow.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -806,44 +809,30 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      expect(sentKey).toMatch(/^cli-/);
-      expect([code, stderr]).toEqual([
-        130,
-        `the gateway may have created this video: run the command again with --idempotency-key ${sentKey} to get it rather than a second one\n\ninterrupted\n`,
-      ]);
+      return { sentKey, code, stderr };
     } finally {
       await slow.close();
     }
+  }
+
+  it('Ctrl-C while the create is on its way names the Idempotency-Key that gets that video, not a second one', async () => {
+    const { sentKey, code, stderr } = await interruptedCreate(['generate', 'x', '--model', 'kling-v3', '--wait']);
+    expect(sentKey).toMatch(/^cli-/);
+    expect([code, stderr]).toEqual([
+      130,
+      `the gateway may have created this video: run the command again with --idempotency-key ${sentKey} to get it rather than a second one\n\ninterrupted\n`,
+    ]);
   });
 
   it('Ctrl-C names a key holding shell characters quoted, so the command pasted back sends that key and not another', async () => {
     const given = `order;42&it's $HOME`.replace(/ /g, '');
-    let sentKey: string | undefined;
-    let interrupt = () => undefined as unknown;
-    const slow = await loopbackServer((req) => {
-      req.resume();
-      sentKey = req.headers['idempotency-key'] as string | undefined;
-      interrupt();
-    });
-    try {
-      const child = spawn(process.execPath, [BIN, 'generate', 'x', '--model', 'kling-v3', '--idempotency-key', given], {
-        cwd: workdir,
-        env: { ...process.env, KLING_GATEWAY_URL: slow.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      interrupt = () => child.kill('SIGINT');
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      expect(sentKey).toBe(given);
-      const named = /--idempotency-key (.*) to get it/.exec(stderr)?.[1];
-      expect(code).toBe(130);
-      expect(named).toBe(`'order;42&it'\\''s$HOME'`);
-      // What a POSIX shell makes of the key as printed: the key that was sent.
-      expect(execFileSync('sh', ['-c', `printf %s ${named}`], { encoding: 'utf8' })).toBe(given);
-    } finally {
-      await slow.close();
-    }
+    const { sentKey, code, stderr } = await interruptedCreate(['generate', 'x', '--model', 'kling-v3', '--idempotency-key', given]);
+    expect(sentKey).toBe(given);
+    const named = /--idempotency-key (.*) to get it/.exec(stderr)?.[1];
+    expect(code).toBe(130);
+    expect(named).toBe(`'order;42&it'\\''s$HOME'`);
+    // What a POSIX shell makes of the key as printed: the key that was sent.
+    expect(execFileSync('sh', ['-c', `printf %s ${named}`], { encoding: 'utf8' })).toBe(given);
   });
 
   it('generate --wait whose download breaks says the video is done and how to save it, not to make it again', async () => {
