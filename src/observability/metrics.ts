@@ -38,11 +38,13 @@ export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
  */
 class ExactSumCounter<T extends string> {
   private readonly totals = new Map<string, { labels: LabelValues<T>; units: number }>();
+  readonly name: string;
 
   constructor(
     config: Omit<CounterConfiguration<T>, 'collect'>,
-    private readonly scale: number,
+    readonly scale: number,
   ) {
+    this.name = config.name;
     const totals = this.totals;
     new Counter<T>({
       ...config,
@@ -55,11 +57,47 @@ class ExactSumCounter<T extends string> {
   }
 
   inc(labels: LabelValues<T>, amount: number): void {
-    const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
+    const key = labelKey(labels);
     const entry = this.totals.get(key) ?? { labels, units: 0 };
     entry.units += Math.round(amount * this.scale);
     this.totals.set(key, entry);
   }
+}
+
+/** One key for a set of labels, whatever order they were given in. */
+function labelKey(labels: object): string {
+  return JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * The workers' snapshots with each exact-sum counter (`scales`: its name and scale) added up here
+ * in whole units and carried by the first snapshot alone; prom-client's own sum would add the
+ * workers' floats (0.588 + 0.294 = 0.8819999999999999).
+ */
+function withExactSums(parts: MetricsSnapshot[], scales: ReadonlyMap<string, number>): MetricsSnapshot[] {
+  const totals = new Map<string, Map<string, { labels: MetricValue<string>['labels']; units: number }>>();
+  for (const part of parts) {
+    for (const metric of part) {
+      const scale = scales.get(metric.name);
+      if (scale === undefined) continue;
+      const byLabels = totals.get(metric.name) ?? new Map();
+      totals.set(metric.name, byLabels);
+      for (const { labels, value } of metric.values) {
+        const key = labelKey(labels);
+        const entry = byLabels.get(key) ?? { labels, units: 0 };
+        entry.units += Math.round(value * scale);
+        byLabels.set(key, entry);
+      }
+    }
+  }
+  return parts.map((part, index) =>
+    part.map((metric) => {
+      const scale = scales.get(metric.name);
+      if (scale === undefined) return metric;
+      const summed = index === 0 ? [...(totals.get(metric.name)?.values() ?? [])] : [];
+      return { ...metric, values: summed.map(({ labels, units }) => ({ labels, value: units / scale })) };
+    }),
+  );
 }
 
 /** Money in whole millionths (what `toMicros` counts in). */
@@ -340,7 +378,8 @@ export class GatewayMetrics {
     if (this.gatherWorkers) {
       const parts = (await this.gatherWorkers()).filter(Array.isArray) as MetricsSnapshot[];
       if (parts.length > 0) {
-        const merged = AggregatorRegistry.aggregate(parts);
+        const exact = [this.creditsSpent, this.currencySpent, this.creditsAtRisk, this.currencyAtRisk];
+        const merged = AggregatorRegistry.aggregate(withExactSums(parts, new Map(exact.map((counter) => [counter.name, counter.scale]))));
         return { contentType: merged.contentType, body: await merged.metrics() };
       }
     }

@@ -57,3 +57,21 @@ it('never reports fewer than it did when a worker answers late or dies', async (
   expect(replaced.get('kling_gateway_tasks_queued')).toBe(4);
   expect(replaced.has('kling_gateway_circuit_state{provider="freepik"}')).toBe(false);
 });
+
+it('adds the workers\' spend up exactly, as usage does, not with floating-point dust', async () => {
+  const labels = { provider: 'kling-legacy', account: 'default', model: 'kling-v3' };
+  const one = new GatewayMetrics();
+  const two = new GatewayMetrics();
+  // One task each: 4.2 units ($0.588) and 2.1 units ($0.294); as floats they add up to 6.300000000000001 and 0.8819999999999999.
+  one.creditsSpent.inc(labels, 4.2);
+  one.currencySpent.inc({ ...labels, currency: 'USD' }, 0.588);
+  two.creditsSpent.inc(labels, 2.1);
+  two.currencySpent.inc({ ...labels, currency: 'USD' }, 0.294);
+  const primary = new GatewayMetrics();
+  primary.reportAcrossWorkers(async () => [await one.snapshot(), await two.snapshot()]);
+  const { body } = await primary.exposition();
+  expect(body).toMatch(/^kling_gateway_credits_spent_total\{provider="kling-legacy",account="default",model="kling-v3"\} 6\.3$/m);
+  expect(body).toMatch(/^kling_gateway_currency_spent_total\{provider="kling-legacy",account="default",model="kling-v3",currency="USD"\} 0\.882$/m);
+  // Counted once, not once per worker.
+  expect(body.match(/^kling_gateway_credits_spent_total\{/gm)).toHaveLength(1);
+});
