@@ -32,41 +32,52 @@ const CIRCUIT_STATE_VALUE: Record<CircuitStateName, number> = { closed: 0, open:
 export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 /**
- * A counter of amounts added up exactly, in whole `1 / scale` units (money in millionths, as the
- * gateway counts it; credits in ten-thousandths, as it rounds them), so that a scrape shows the
- * sum `/v1/usage` shows (0.882), not a float's (0.8819999999999999).
+ * Amounts added up exactly by label set, in whole `1 / scale` units (money in millionths, as the
+ * gateway counts it; credits in ten-thousandths, as it rounds them), so that a sum reads as
+ * `/v1/usage` shows it (0.882), not as a float's (0.8819999999999999).
  */
-class ExactSumCounter<T extends string> {
-  private readonly totals = new Map<string, { labels: LabelValues<T>; units: number }>();
-  readonly name: string;
+class ExactTotals {
+  private readonly totals = new Map<string, { labels: MetricValue<string>['labels']; units: number }>();
 
-  constructor(
-    config: Omit<CounterConfiguration<T>, 'collect'>,
-    readonly scale: number,
-  ) {
-    this.name = config.name;
-    const totals = this.totals;
-    new Counter<T>({
-      ...config,
-      // Written afresh from the exact totals on every scrape.
-      collect() {
-        this.reset();
-        for (const { labels, units } of totals.values()) this.inc(labels, units / scale);
-      },
-    });
-  }
+  constructor(readonly scale: number) {}
 
-  inc(labels: LabelValues<T>, amount: number): void {
-    const key = labelKey(labels);
+  add(labels: MetricValue<string>['labels'], amount: number): void {
+    // One key for a set of labels, whatever order they were given in.
+    const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
     const entry = this.totals.get(key) ?? { labels, units: 0 };
     entry.units += Math.round(amount * this.scale);
     this.totals.set(key, entry);
   }
+
+  values(): MetricValue<string>[] {
+    return [...this.totals.values()].map(({ labels, units }) => ({ labels, value: units / this.scale }));
+  }
 }
 
-/** One key for a set of labels, whatever order they were given in. */
-function labelKey(labels: object): string {
-  return JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
+/** A counter whose amounts are added up exactly (`ExactTotals`), written afresh on every scrape. */
+class ExactSumCounter<T extends string> {
+  private readonly totals: ExactTotals;
+  readonly name: string;
+
+  constructor(config: Omit<CounterConfiguration<T>, 'collect'>, scale: number) {
+    this.name = config.name;
+    const totals = (this.totals = new ExactTotals(scale));
+    new Counter<T>({
+      ...config,
+      collect() {
+        this.reset();
+        for (const { labels, value } of totals.values()) this.inc(labels as LabelValues<T>, value);
+      },
+    });
+  }
+
+  get scale(): number {
+    return this.totals.scale;
+  }
+
+  inc(labels: LabelValues<T>, amount: number): void {
+    this.totals.add(labels, amount);
+  }
 }
 
 /**
@@ -75,27 +86,17 @@ function labelKey(labels: object): string {
  * workers' floats (0.588 + 0.294 = 0.8819999999999999).
  */
 function withExactSums(parts: MetricsSnapshot[], scales: ReadonlyMap<string, number>): MetricsSnapshot[] {
-  const totals = new Map<string, Map<string, { labels: MetricValue<string>['labels']; units: number }>>();
+  const totals = new Map([...scales].map(([name, scale]) => [name, new ExactTotals(scale)]));
   for (const part of parts) {
     for (const metric of part) {
-      const scale = scales.get(metric.name);
-      if (scale === undefined) continue;
-      const byLabels = totals.get(metric.name) ?? new Map();
-      totals.set(metric.name, byLabels);
-      for (const { labels, value } of metric.values) {
-        const key = labelKey(labels);
-        const entry = byLabels.get(key) ?? { labels, units: 0 };
-        entry.units += Math.round(value * scale);
-        byLabels.set(key, entry);
-      }
+      const sum = totals.get(metric.name);
+      if (sum) for (const { labels, value } of metric.values) sum.add(labels, value);
     }
   }
   return parts.map((part, index) =>
     part.map((metric) => {
-      const scale = scales.get(metric.name);
-      if (scale === undefined) return metric;
-      const summed = index === 0 ? [...(totals.get(metric.name)?.values() ?? [])] : [];
-      return { ...metric, values: summed.map(({ labels, units }) => ({ labels, value: units / scale })) };
+      const sum = totals.get(metric.name);
+      return sum ? { ...metric, values: index === 0 ? sum.values() : [] } : metric;
     }),
   );
 }
@@ -190,6 +191,10 @@ export class GatewayMetrics {
       registers: [this.registry],
     },
     MONEY_SCALE,
+  );
+  /** The exact-sum counters by name, with their scales: added up across workers exactly too. */
+  private readonly exactScales: ReadonlyMap<string, number> = new Map(
+    [this.creditsSpent, this.currencySpent, this.creditsAtRisk, this.currencyAtRisk].map((counter) => [counter.name, counter.scale]),
   );
   readonly videoSeconds = new Counter({
     name: `${PREFIX}video_seconds_total`,
@@ -378,8 +383,7 @@ export class GatewayMetrics {
     if (this.gatherWorkers) {
       const parts = (await this.gatherWorkers()).filter(Array.isArray) as MetricsSnapshot[];
       if (parts.length > 0) {
-        const exact = [this.creditsSpent, this.currencySpent, this.creditsAtRisk, this.currencyAtRisk];
-        const merged = AggregatorRegistry.aggregate(withExactSums(parts, new Map(exact.map((counter) => [counter.name, counter.scale]))));
+        const merged = AggregatorRegistry.aggregate(withExactSums(parts, this.exactScales));
         return { contentType: merged.contentType, body: await merged.metrics() };
       }
     }
