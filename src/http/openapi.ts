@@ -5,7 +5,7 @@
  */
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
-import { CreateVideoRequest, Model, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
+import { CreateVideoRequest, IDEMPOTENCY_KEY, Model, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
 import { BudgetEvent, Health, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 
@@ -185,8 +185,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     security,
     request: {
       headers: z.object({
-        // The key TaskService.create takes (IDEMPOTENCY_KEY there); another is answered 400.
-        'idempotency-key': z.string().min(1).max(255).regex(/^[\x21-\x7e]+$/).optional().meta({
+        // The key TaskService.create takes; another is answered 400.
+        'idempotency-key': z.string().min(1).max(255).regex(IDEMPOTENCY_KEY).optional().meta({
           description: 'Repeats with the same key and body return the same task (kept 24 h); a different body is 409. 1-255 visible ASCII characters (no spaces).',
         }),
       }),

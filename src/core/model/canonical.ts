@@ -14,6 +14,9 @@ import { z } from 'zod';
  */
 export const VIDEO_ID_MAX_LENGTH = 128;
 
+/** An `Idempotency-Key` the gateway takes: 1-255 visible ASCII characters (no spaces). */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
 export const MODELS = [
   'kling-v3',
   'kling-v3-omni',

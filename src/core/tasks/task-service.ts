@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { CreateVideoRequest, Model, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
+import { CreateVideoRequest, IDEMPOTENCY_KEY, Model, TERMINAL_STATUSES, TaskStatus, type RoutingOverride, type Task, type WebhookDelivery } from '../model/canonical.js';
 import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } from '../model/capabilities.js';
 import { ProblemError, invalidDetail, problems } from '../model/problems.js';
 import { issueMessage } from '../model/issue-messages.js';
@@ -99,8 +99,6 @@ export function parseQuery<T extends z.ZodObject>(schema: T, query: unknown): z.
   }
   return parsed.data;
 }
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** Longest `/readyz` waits for the store: past it the gateway is not ready (a probe's own timeout is often 5 s). */
 export const READINESS_TIMEOUT_MS = 2_000;
