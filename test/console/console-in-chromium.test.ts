@@ -75,6 +75,9 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+/** Tasks run about three seconds: long enough to watch one change while a page is open. */
+const WATCHABLE_TASKS = { sandbox: { queued_ms: 200, processing_ms: 3_000 } };
+
 describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { timeout: 60_000 }, () => {
   let live: LiveGateway;
   let api: GatewayClient;
@@ -85,8 +88,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
 
   beforeAll(async () => {
     // Tested as built from the current sources: test/global-setup.ts builds console/dist before any file runs.
-    // Tasks run about three seconds: long enough to watch one change while a page is open.
-    live = await startLiveGateway({ sandbox: { queued_ms: 200, processing_ms: 3_000 } });
+    live = await startLiveGateway(WATCHABLE_TASKS);
     api = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY });
     mkdirSync(ARTIFACTS, { recursive: true });
     profile = mkdtempSync(join(tmpdir(), 'kling-console-chromium-'));
@@ -886,17 +888,17 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // newer ones: the held task is on the second page. A gateway of its own, whose provider is given
     // all the time a slow machine needs before that create counts as unanswered (then it is looked
     // up and sent again, which starts the task before the test has looked at it queued).
-    const own = await startLiveGateway({ sandbox: { queued_ms: 200, processing_ms: 3_000 }, providers: { 'kling-legacy': { timeout_ms: 120_000 } } });
+    const own = await startLiveGateway({ ...WATCHABLE_TASKS, providers: { 'kling-legacy': { timeout_ms: 120_000 } } });
     const ownApi = new GatewayClient({ baseUrl: own.url, apiKey: TENANT_KEY });
     const held = heldCall();
     own.simulator('kling-legacy').injectFault({ on: 'submit', hold: held.hold, times: 1 });
     // The create answers once its provider does; the task is written (queued) before that call leaves.
     const creating = ownApi.createVideo({ model: 'kling-v2-master', prompt: 'waits on the second page' });
-    await held.reached;
-    const listed = (await ownApi.listVideos({ model: 'kling-v2-master' })).data;
-    expect(listed.map((task) => task.status)).toEqual(['queued']);
-    const waiting = listed[0]!;
     try {
+      await held.reached;
+      const listed = (await ownApi.listVideos({ model: 'kling-v2-master' })).data;
+      expect(listed.map((task) => task.status)).toEqual(['queued']);
+      const waiting = listed[0]!;
       for (let made = 0; made < 25; made += 1) await ownApi.createVideo({ model: 'kling-v2-master', prompt: `one of a page ${made}` });
       const target = await openConsole('#/?model=kling-v2-master', context, own);
       // No event streams: the list's own reads are all that can bring a change in.
