@@ -39,12 +39,20 @@ const NOT_IN_URI_TAIL = /%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]/g
  * URI keeps its escapes.
  */
 export function toHttpUri(url: string): string {
-  const parsed = new URL(url);
+  const { href, protocol } = new URL(url);
   const escape = (part: string) =>
     part.replace(NOT_IN_URI_TAIL, (character) => (character === '%' ? '%25' : encodeURIComponent(character)));
+  // The tail is read from `href` itself, from the path's first `/` (user info and host hold none
+  // as the parser writes them): `search` and `hash` are empty for a `?` or `#` with nothing after
+  // it, so a tail measured from them cut the head short and moved its `/` (`…/v.mp4?` went as
+  // `…//v.mp4`, another path). The parser has escaped every `?` and `#` before the query's and the
+  // fragment's own.
+  const pathAt = href.indexOf('/', protocol.length + 2);
+  const head = pathAt < 0 ? href : href.slice(0, pathAt);
+  const tail = pathAt < 0 ? '' : href.slice(pathAt);
   // A fragment is everything after the first `#`; a later one is escaped like any other character.
-  const hash = parsed.hash ? `#${escape(parsed.hash.slice(1))}` : '';
-  const tail = parsed.pathname + parsed.search + parsed.hash;
-  const head = parsed.href.slice(0, parsed.href.length - tail.length);
-  return `${head}${escape(parsed.pathname)}${escape(parsed.search)}${hash}`;
+  const hashAt = tail.indexOf('#');
+  const pathAndQuery = hashAt < 0 ? tail : tail.slice(0, hashAt);
+  const fragment = hashAt < 0 ? '' : `#${escape(tail.slice(hashAt + 1))}`;
+  return `${head}${escape(pathAndQuery)}${fragment}`;
 }

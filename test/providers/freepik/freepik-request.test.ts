@@ -345,6 +345,21 @@ describe('kling-v3-omni reference video → POST /v1/ai/reference-to-video/kling
     expect(mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: plain }).body).toMatchObject({ video_url: plain });
   });
 
+  it('sends a reference video URL ending in an empty query or fragment to the same path, not to `//<path>`', () => {
+    // A URI as written (RFC 3986 allows an empty query and fragment): it goes unchanged. It went
+    // as `https://cdn.example.com//dance.mp4`, a path the upstream would fetch instead of the video.
+    const contract = loadOpenApiContract('freepik.yaml');
+    for (const url of ['https://cdn.example.com/dance.mp4?', 'https://cdn.example.com/dance.mp4#', 'https://cdn.example.com/dance.mp4?#', 'https://cdn.example.com/?']) {
+      const call = mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: url });
+      expect(contract.requestProblems({ method: 'POST', path: call.path, body: call.body })).toEqual([]);
+      expect((call.body as { video_url: string }).video_url).toBe(url);
+    }
+    // Escaped as any other URL where the rest is no URI: the markers stay where they were.
+    expect(mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: 'https://cdn.example.com/my dance.mp4?' }).body).toMatchObject({
+      video_url: 'https://cdn.example.com/my%20dance.mp4?',
+    });
+  });
+
   it('serves the defaulted audio with a warning instead of sending it (the schema has no audio field)', () => {
     const found = match({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: video });
     expect(found.reasons).toEqual([]);

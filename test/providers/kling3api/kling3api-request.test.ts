@@ -271,6 +271,15 @@ describe('toKling3apiRequest', () => {
     expect(check(bodyFor({ model: 'kling-v3-omni', operation: 'video-edit', prompt: 'p', video_url: 'https://cdn.example.com/100%.mp4' })).video).toBe('https://cdn.example.com/100%25.mp4');
   });
 
+  it('sends an image URL ending in an empty query or fragment to the same path, not to `//<path>`', () => {
+    // `?` and `#` with nothing after them are part of a URI as written: the URL goes unchanged.
+    // It went as `https://cdn.example.com//frame.jpg`, another path than the image's.
+    expect(bodyFor({ model: 'kling-v3', prompt: 'p', start_image_url: 'https://cdn.example.com/frame.jpg?', end_image_url: 'https://cdn.example.com/end.jpg#' })).toMatchObject({
+      image: 'https://cdn.example.com/frame.jpg?',
+      end_image: 'https://cdn.example.com/end.jpg#',
+    });
+  });
+
   it('covered every one of the 12 upstream types above', () => {
     expect([...covered].sort()).toEqual([...KLING3API_ALL_TASK_TYPES].sort());
   });
