@@ -336,6 +336,9 @@ export const GatewayConfig = z.strictObject({
         // tenant (in each output's url) and to every upstream.
         .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url), {
           message: 'must not hold a user name or password: content links carry it to every tenant, callback URLs to every upstream',
+        })
+        .refine((url) => !/[?#]/.test(url), {
+          message: 'must not hold a query or a fragment (? or #): callback URLs and content links are appended to it',
         }),
       /**
        * Largest request body, as express reads it. Anything else is refused here: express would

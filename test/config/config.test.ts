@@ -329,6 +329,17 @@ describe('parseConfig', () => {
     }
   });
 
+  it('refuses a public URL with a query or a fragment (callback URLs and content links are appended to it), and takes a path prefix', () => {
+    for (const url of ['https://gateway.example.com/?tenant=a', 'https://gateway.example.com/base?', 'https://gateway.example.com/#top']) {
+      expect(problemsOf(document({ server: { public_url: url } })), url).toEqual([
+        'server.public_url: must not hold a query or a fragment (? or #): callback URLs and content links are appended to it',
+      ]);
+    }
+    expect(parseConfig(document({ server: { public_url: 'https://gateway.example.com/kling' } }), {}, PROVIDER_IDS).server.public_url).toBe(
+      'https://gateway.example.com/kling',
+    );
+  });
+
   it('refuses a simulators URL holding a user name or password, without echoing it (the start failed quoting it whole)', () => {
     for (const url of ['http://sim:sim-pass-31c7@127.0.0.1:9100', 'http://token-as-user-31c7@simulators.internal:9100/']) {
       const problems = problemsOf(document({ sandbox: { simulators_url: url } }));
