@@ -63,6 +63,9 @@ const IN_FLIGHT = sql<boolean>`phase in ('submitting', 'tracking')`;
 const DUE = sql<boolean>`phase in ('tracking', 'storing')`;
 const UNFINISHED = sql<boolean>`phase in ('dispatch', 'submitting', 'tracking')`;
 
+/** `text` matched literally by LIKE … ESCAPE '\': its `%`, `_` and `\` escaped. */
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (character) => `\\${character}`);
+
 export interface ListQuery {
   tenant: string;
   status?: string;
@@ -779,6 +782,24 @@ export class TaskStore {
       .where('provider_task_id', 'in', [...providerTaskIds])
       .execute();
     return new Set(rows.flatMap((row) => (row.provider_task_id ? [row.provider_task_id] : [])));
+  }
+
+  /**
+   * How many upstream tasks attempts on `account` at `provider` recorded (accepted, or adopted)
+   * whose tracking holds every one of `tracking`'s values.
+   */
+  async countRecordedProviderTasks(provider: string, account: string, tracking: Readonly<Record<string, string>>): Promise<number> {
+    // Tracking is kept as JSON.stringify wrote it: each entry is the text `"key":"value"`.
+    const entries = Object.entries(tracking).map(([key, value]) => `%${escapeLike(`${JSON.stringify(key)}:${JSON.stringify(value)}`)}%`);
+    const row = await this.db
+      .selectFrom('attempts')
+      .select(sql<number | string>`count(distinct provider_task_id)`.as('count'))
+      .where('provider', '=', provider)
+      .where('account', '=', account)
+      .where('provider_task_id', 'is not', null)
+      .where((eb) => eb.and(entries.map((pattern) => sql<boolean>`tracking_json like ${pattern} escape '\\'`)))
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
   }
 
   async findByCallbackToken(token: string): Promise<TaskRow | undefined> {

@@ -166,6 +166,27 @@ describe('a connection dropped before the upstream created anything', () => {
   });
 });
 
+describe('a Freepik list cut short (undocumented: only its newest tasks)', () => {
+  it('holding fewer tasks than the gateway recorded in that family proves nothing: the create is not sent elsewhere, so a task it made is not paid twice', async () => {
+    const gw = await gateway();
+    for (const prompt of ['first', 'second']) {
+      const done = await gw.finish((await gw.create({ ...klingV3, prompt, routing: { providers: ['freepik'] } })).body.id);
+      expect(done.status).toBe('succeeded');
+    }
+    const simulator = gw.simulator('freepik') as unknown as { unpagedListLimit: number | undefined; injectFault(fault: object): void };
+    simulator.unpagedListLimit = 1;
+    simulator.injectFault({ transport: 'reset' });
+    const created = await gw.create(klingV3);
+    const finished = await gw.finish(created.body.id, 30_000);
+    // Not moved on to kling3api on the strength of a list of one known task.
+    expect(finished.status).toBe('failed');
+    expect(finished.error.code).toBe('provider_error');
+    expect(finished.error.message).toMatch(/holds 1 task\(s\), fewer than the 2 the gateway recorded in it on this key: cut short/);
+    expect(finished.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'ambiguous' })]);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 2, kling3api: 0, 'kling-legacy': 0 });
+  });
+});
+
 describe('the gateway died while a create was in flight', () => {
   /** Leaves the store as a replica that died mid-create would, its submission lease running for `leaseLeftMs`. */
   async function leaveMidCreate(database: string, id: string, leaseUntil: number) {

@@ -153,7 +153,7 @@ describe.each(PROVIDERS.filter((provider) => provider.findCreate).map((provider)
         const http = new RecordingClient({ status: 200, headers: {}, data: { code: 0, data: [] } });
         const request = resolvedBaseRequest(offering);
         await provider
-          .findCreate!({ request, offering, attemptKey: 'task_1-1' }, { http, knownTaskIds: async () => new Set() })
+          .findCreate!({ request, offering, attemptKey: 'task_1-1' }, { http, knownTaskIds: async () => new Set(), recordedTaskCount: async () => 0 })
           .catch(() => undefined);
         const invalid = http.sent.flatMap((sent) => contract.requestProblems(sent).map((problem) => `${sent.method} ${sent.path}: ${problem}`));
         expect(invalid).toEqual([]);

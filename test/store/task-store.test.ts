@@ -285,6 +285,35 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
       });
     });
 
+    describe('countRecordedProviderTasks', () => {
+      it('counts the upstream tasks recorded on one account at one provider whose tracking holds the values, each once, literally', async () => {
+        const family = (name: string) => JSON.stringify({ family: name, extra: 'x' });
+        const recorded = async (task: string, provider: string, account: string, upstream: string | null, tracking: string | null) => {
+          const seq = await tasks.addAttempt({ task_id: task, provider, outcome: upstream ? 'accepted' : 'ambiguous', at: T0, account });
+          await tasks.updateAttempt(task, seq, { provider_task_id: upstream, tracking_json: tracking });
+        };
+        for (const id of ['t_1', 't_2', 't_3']) await tasks.createTask(taskRow(id));
+        await recorded('t_1', 'freepik', 'default', 'up_1', family('/v1/ai/video/kling-v3'));
+        await recorded('t_2', 'freepik', 'default', 'up_2', family('/v1/ai/video/kling-v3'));
+        // The same upstream task on a second attempt counts once.
+        await recorded('t_2', 'freepik', 'default', 'up_2', family('/v1/ai/video/kling-v3'));
+        // Another family that starts with the same text, another account, another provider, no task yet.
+        await recorded('t_3', 'freepik', 'default', 'up_3', family('/v1/ai/video/kling-v3-omni'));
+        await recorded('t_3', 'freepik', 'second', 'up_4', family('/v1/ai/video/kling-v3'));
+        await recorded('t_3', 'kling3api', 'default', 'up_5', family('/v1/ai/video/kling-v3'));
+        await recorded('t_3', 'freepik', 'default', null, null);
+        // LIKE's own characters in a value match only themselves.
+        await recorded('t_3', 'freepik', 'default', 'up_6', family('/v1/ai/video/kling_v3%'));
+
+        expect(await tasks.countRecordedProviderTasks('freepik', 'default', { family: '/v1/ai/video/kling-v3' })).toBe(2);
+        expect(await tasks.countRecordedProviderTasks('freepik', 'default', { family: '/v1/ai/video/kling-v3-omni' })).toBe(1);
+        expect(await tasks.countRecordedProviderTasks('freepik', 'default', { family: '/v1/ai/video/kling_v3%' })).toBe(1);
+        expect(await tasks.countRecordedProviderTasks('freepik', 'default', { family: '/v1/ai/video/kling%' })).toBe(0);
+        expect(await tasks.countRecordedProviderTasks('freepik', 'second', { family: '/v1/ai/video/kling-v3', extra: 'x' })).toBe(1);
+        expect(await tasks.countRecordedProviderTasks('freepik', 'nobody', { family: '/v1/ai/video/kling-v3' })).toBe(0);
+      });
+    });
+
     describe('getTaskWithAttempts', () => {
       it('reads the same task and attempts in one statement as getTask and getAttempts in two', async () => {
         await tasks.createTask(taskRow('t_read', { provider: 'freepik', provider_task_id: 'up_1' }));

@@ -295,6 +295,7 @@ export class Recovery {
             http: account.clientForTask(task),
             signal,
             knownTaskIds: (ids) => this.engine.tasks.knownProviderTaskIds(runtime.id, ids),
+            recordedTaskCount: (tracking) => this.engine.tasks.countRecordedProviderTasks(runtime.id, account.id, tracking),
           }),
         admission.permit,
       );

@@ -471,6 +471,11 @@ export class TaskRepository {
     return this.store.knownProviderTaskIds(provider, providerTaskIds);
   }
 
+  /** How many upstream tasks the gateway recorded on `account` at `provider` whose tracking holds `tracking`'s values. */
+  countRecordedProviderTasks(provider: string, account: string, tracking: Readonly<Record<string, string>>): Promise<number> {
+    return this.store.countRecordedProviderTasks(provider, account, tracking);
+  }
+
   async findByCallbackToken(token: string): Promise<TaskRecord | undefined> {
     const row = await this.store.findByCallbackToken(token);
     return row && taskFromRow(row);

@@ -125,6 +125,11 @@ export type CreateLookup =
 export interface LookupContext extends CallContext {
   /** Which of these upstream task ids the gateway already knows (for this provider). */
   knownTaskIds(providerTaskIds: readonly string[]): Promise<ReadonlySet<string>>;
+  /**
+   * How many upstream tasks the gateway recorded on the account the lookup asks with, among those
+   * whose tracking holds every one of `tracking`'s values (a list that holds fewer was cut short).
+   */
+  recordedTaskCount(tracking: Readonly<Record<string, string>>): Promise<number>;
 }
 
 /** A webhook as it arrived: headers lower-cased, body exactly as received. */

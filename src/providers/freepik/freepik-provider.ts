@@ -83,6 +83,11 @@ type ListVerdict = { kind: 'more' } | { kind: 'end' } | CreateLookup;
  * empty end page, and a page that repeats tasks already read (paging ignored) proves nothing. The
  * other two lists take no parameters and answer "the list of all" tasks: one call, sent as
  * documented (no query), is the whole list.
+ *
+ * A list that holds fewer tasks than the gateway recorded in that family on the key it asked with
+ * was cut short (an undocumented page, old tasks dropped) and proves nothing: the create's task
+ * may be one it left out. The count is taken after the list was read, so a task recorded
+ * meanwhile can only make the list look short, never whole.
  */
 async function findCreate(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup> {
   const family = toFreepikRequest(create.request, create.offering).statusFamily;
@@ -102,7 +107,16 @@ async function findCreate(create: UnansweredCreate, context: LookupContext): Pro
     }
     return ids.length === 0 ? { kind: 'end' } : { kind: 'more' };
   };
-  const absent = (): CreateLookup => ({ kind: 'absent', why: `every one of the ${seen.size} task(s) in the ${family} list is known to the gateway` });
+  const absent = async (): Promise<CreateLookup> => {
+    const recorded = await context.recordedTaskCount({ family });
+    if (recorded > seen.size) {
+      return {
+        kind: 'unknown',
+        why: `the ${family} list holds ${seen.size} task(s), fewer than the ${recorded} the gateway recorded in it on this key: cut short, it proves nothing`,
+      };
+    }
+    return { kind: 'absent', why: `every one of the ${seen.size} task(s) in the ${family} list is known to the gateway` };
+  };
 
   if (!FREEPIK_PAGED_LIST_FAMILIES.has(family)) {
     const verdict = await read();

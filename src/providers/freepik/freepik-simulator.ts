@@ -226,6 +226,12 @@ function sendInvalidParams(res: Response, invalidParams: InvalidParam[]): void {
  * Webhooks are sent only when `webhookSecret` is set: Freepik signs every webhook.
  */
 export class FreepikSimulator extends KitSimulator {
+  /**
+   * Not what the seeds document, for tests of what the gateway concludes from a list: an unpaged
+   * list answers only its newest `unpagedListLimit` tasks (as a paged list does with its default
+   * page size). Undefined: every task, as documented.
+   */
+  unpagedListLimit: number | undefined;
 
   constructor(private readonly options: SimulatorOptions) {
     super('freepik', options);
@@ -322,7 +328,8 @@ export class FreepikSimulator extends KitSimulator {
       return;
     }
     const tasks = this.kit.tasks.filter((task) => task.data.family === family).reverse();
-    const data = (paged ? tasks.slice((page - 1) * pageSize, page * pageSize) : tasks).map((task) => ({
+    const listed = paged ? tasks.slice((page - 1) * pageSize, page * pageSize) : tasks.slice(0, this.unpagedListLimit ?? tasks.length);
+    const data = listed.map((task) => ({
       task_id: task.id,
       status: this.statusOf(task),
     }));

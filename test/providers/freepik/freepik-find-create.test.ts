@@ -24,10 +24,20 @@ function create(input: object = KLING_V3): UnansweredCreate {
   return { request: resolved.request, offering: offering!, attemptKey: 'vid_1-1' };
 }
 
-function context(known: readonly string[]): LookupContext {
+/**
+ * The gateway's side of a lookup: it knows `known`, and recorded `recorded` tasks on this key
+ * in the family asked about (all of `known`, unless told).
+ */
+function context(known: readonly string[], recorded: number = known.length): LookupContext & { asked: Record<string, string>[] } {
+  const asked: Record<string, string>[] = [];
   return {
     http: new HttpUpstreamClient({ provider: freepikProvider, baseUrl: BASE, apiKey: 'fpk_key_123456', timeoutMs: 2_000 }),
     knownTaskIds: async (ids) => new Set(ids.filter((id) => known.includes(id))),
+    recordedTaskCount: async (tracking) => {
+      asked.push({ ...tracking });
+      return recorded;
+    },
+    asked,
   };
 }
 
@@ -82,6 +92,24 @@ describe('freepikProvider.findCreate', () => {
       why: 'every one of the 3 task(s) in the /v1/ai/reference-to-video/kling-v3-omni list is known to the gateway',
     });
     expect(scopes.every((scope) => scope.isDone())).toBe(true);
+  });
+
+  it('a list holding fewer tasks than the gateway recorded on this key in its family was cut short: it proves nothing', async () => {
+    // Not documented: a list that answers only its newest tasks, as a paged list does with its
+    // default page size. The task of the create may be one left out.
+    wholeList('/v1/ai/video/kling-v3', ['c', 'd']);
+    const lookup = context(['a', 'b', 'c', 'd'], 4);
+    expect(await freepikProvider.findCreate!(create(), lookup)).toEqual({
+      kind: 'unknown',
+      why: 'the /v1/ai/video/kling-v3 list holds 2 task(s), fewer than the 4 the gateway recorded in it on this key: cut short, it proves nothing',
+    });
+    expect(lookup.asked).toEqual([{ family: '/v1/ai/video/kling-v3' }]);
+    // The same count for the paged list, read to its end.
+    page(1, ['c']);
+    page(2, []);
+    const paged = context(['c', 'd'], 2);
+    expect(await freepikProvider.findCreate!(create(OMNI_REFERENCE), paged)).toMatchObject({ kind: 'unknown', why: expect.stringMatching(/holds 1 task\(s\), fewer than the 2/) });
+    expect(paged.asked).toEqual([{ family: '/v1/ai/reference-to-video/kling-v3-omni' }]);
   });
 
   it('a paged list that ignores paging (the same tasks again) proves nothing', async () => {

@@ -23,6 +23,7 @@ function context(apiShape?: string): LookupContext {
   return {
     http: new HttpUpstreamClient({ provider: klingLegacyProvider, baseUrl: BASE, apiKey: 'legacy_key_123456', timeoutMs: 2_000, apiShape }),
     knownTaskIds: async () => new Set(),
+    recordedTaskCount: async () => 0,
   };
 }
 
