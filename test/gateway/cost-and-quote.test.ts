@@ -246,6 +246,40 @@ describe('cost', () => {
     expect(usage.data).toEqual([expect.objectContaining({ succeeded: 1, credits: 400, currency_amount: 0.4, credits_reported: 400 })]);
   });
 
+  it('keeps the legacy API\'s charge from a running answer when the final answer leaves final_unit_deduction out', async () => {
+    gw = await startTestGateway({
+      config: { sandbox: { processing_ms: 60_000 }, tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'month' } } } },
+    });
+    // The shipped placeholder estimates 4 units ($0.56) for 5 s pro; the upstream says 3.5 ($0.49).
+    const created = await gw.create({ model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling-legacy'] } });
+    expect(created.body.cost).toMatchObject({ credits: 4, estimated: true });
+    const simulator = gw.simulator('kling-legacy');
+    const taskId = simulator.tasks[0]!.id;
+    const running = { task_id: taskId, task_status: 'processing', task_status_msg: '', final_unit_deduction: '3.5' };
+    simulator.injectFault({ on: 'status', status: 200, body: { code: 0, message: 'SUCCEED', request_id: 'req-running', data: running } });
+    await gw.advanceUntil(async () => simulator.requests.some((request) => request.method === 'GET'));
+    expect((await gw.get(created.body.id)).body.cost).toEqual({ credits: 3.5, estimated: true, currency_amount: 0.49, currency: 'USD' });
+    // The last answer, as an aggregator may send it: the result, no figure this time.
+    const finished = {
+      task_id: taskId,
+      task_status: 'succeed',
+      task_status_msg: '',
+      task_result: { videos: [{ id: 'v1', url: 'https://cdn.example.com/videos/harbour.mp4', duration: '5' }] },
+    };
+    simulator.injectFault({ on: 'status', status: 200, times: 50, body: { code: 0, message: 'SUCCEED', request_id: 'req-done', data: finished } });
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.cost).toEqual({ credits: 3.5, estimated: false, currency_amount: 0.49, currency: 'USD' });
+    const usage = (await gw.request('GET', '/v1/usage')).body;
+    expect(usage.data).toEqual([
+      expect.objectContaining({ succeeded: 1, credits: 3.5, currency_amount: 0.49, credits_reported: 3.5, credits_estimated: 0, tasks_reported: 1, drift_ratio: 0.875 }),
+    ]);
+    expect(usage.budgets[0]).toMatchObject({ spent: 0.49, reserved: 0 });
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toMatch(/kling_gateway_currency_spent_total\{provider="kling-legacy",account="default",model="kling-v3",currency="USD"\} 0\.49\n/);
+    expect(metrics).toMatch(/kling_gateway_cost_drift_ratio_sum\{provider="kling-legacy",model="kling-v3"\} 0\.875\n/);
+  });
+
   it('counts kling3api\'s charge from the create as reported when the deadline ends the task while its status cannot be read', async () => {
     // Priced at 50/s here (an estimate of 250), where the upstream charges 80/s (400): the figures tell apart.
     const KLING3API_AT_50 = { providers: { kling3api: { pricing: { rules: [{ model: 'kling-v3', credits_per_second: 50 }] } } } };

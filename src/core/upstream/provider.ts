@@ -205,8 +205,9 @@ export interface VideoProvider {
   getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport>;
   /**
    * Credits an earlier answer already said were charged for this task (kept in its `tracking`),
-   * for providers that charge at creation: what a task ended without a last status answer (its
-   * deadline passed while the status could not be read) reports as the provider's own figure.
+   * for providers that report a charge before the task ends (kling3api at creation, the legacy
+   * API while it runs): what a task ended without a last status answer (its deadline passed while
+   * the status could not be read) reports as the provider's own figure.
    */
   chargedCredits?(ref: ProviderTaskRef): number | undefined;
   /**

@@ -12,6 +12,7 @@ import type { VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
 import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
 import { JwtBearerAuth } from '../../core/upstream/jwt-bearer-auth.js';
+import { rememberedCharge } from '../../core/upstream/remembered-charge.js';
 import type {
   CallContext,
   CreateLookup,
@@ -109,10 +110,19 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
   return {
     // A task id means the task exists: without a known word it is waiting, not "unknown".
     ...(task.task_status ? report : { ...report, status: 'queued' }),
-    // The action the task was created with decides its status path (seed 002).
-    ref: { providerTaskId: task.task_id, tracking: { family: call.family, action: call.action } },
+    // The action the task was created with decides its status path (seed 002); a charge the
+    // answer reported is kept, as a status answer's is.
+    ref: { providerTaskId: task.task_id, tracking: { family: call.family, action: call.action, ...CHARGE.entryOf(report) } },
   };
 }
+
+/**
+ * The latest `final_unit_deduction` an answer reported above 0 while the task ran (0 then is no
+ * charge yet), or at its end, kept in `tracking` under that name: a last answer that leaves the
+ * figure out (an aggregator sending the result alone) has not taken it back, so the task ends
+ * with the provider's figure, not the running one marked as an estimate.
+ */
+const CHARGE = rememberedCharge('final_unit_deduction');
 
 /**
  * `GET /kling/v1/<family>/<action>/<task_id>` (`/v1/…` on Kling's own API) for a tracked task:
@@ -167,9 +177,14 @@ async function askStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
 /**
  * The task's status at its path; when that path is refused and the action has a fallback, at
  * the fallback, whose tracking the report carries so the core keeps asking there. Refused on
- * both, the poll fails with the first refusal, as it would without the fallback.
+ * both, the poll fails with the first refusal, as it would without the fallback. An answer
+ * without `final_unit_deduction` states the charge an earlier one reported (`CHARGE`).
  */
 async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
+  return CHARGE.carry(ref, await askStatusOrFallback(ref, context));
+}
+
+async function askStatusOrFallback(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
   try {
     return await askStatus(ref, context);
   } catch (refusal) {
@@ -259,6 +274,7 @@ export const klingLegacyProvider: VideoProvider = {
   mapHttpError: mapKlingLegacyHttpError,
   submit,
   getStatus,
+  chargedCredits: CHARGE.chargedCredits,
   findCreate,
   refOfCreate,
   readCallbackTaskId: readKlingLegacyCallbackTaskId,

@@ -6,6 +6,7 @@
 import type { VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
 import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
+import { rememberedCharge } from '../../core/upstream/remembered-charge.js';
 import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, VideoProvider } from '../../core/upstream/provider.js';
 import { KLING3API_OFFERINGS } from './kling3api-capabilities.js';
 import { kling3apiCreateEnvelopeError, kling3apiStatusEnvelopeError, mapKling3apiHttpError } from './kling3api-errors.js';
@@ -56,35 +57,18 @@ async function submit(request: VideoRequest, offering: Offering, context: Submit
     ...report,
     // The type is kept so that logs and a later poll know which family (n75 / n71) it is; the
     // credits the create reported, so that a status answer without them still states the charge.
-    ref: { providerTaskId: data.task_id, tracking: trackingOf(body.type, chargeToKeep(report)) },
+    ref: { providerTaskId: data.task_id, tracking: trackingOf(body.type, report) },
   };
 }
 
 /**
- * The figure of an answer worth keeping as the task's charge: a running answer's 0 is no charge
- * yet (as the lifecycle reads it), so it must not become the charge a later answer without a
- * figure, or a deadline, falls back on; a finished answer's figure is kept whatever it is.
+ * The latest `consumed_credits` an answer reported (the create's, then any status answer's that
+ * differs), kept in `tracking` under that name.
  */
-function chargeToKeep(report: StatusReport): number | undefined {
-  const running = report.status !== 'succeeded' && report.status !== 'failed';
-  return running && report.reportedCredits === 0 ? undefined : report.reportedCredits;
-}
+const CHARGE = rememberedCharge('consumed_credits');
 
-/**
- * Key of `tracking` holding the latest `consumed_credits` an answer reported (the create's, then
- * any status answer's that differs), as a decimal string.
- */
-const CREATE_CREDITS_KEY = 'consumed_credits';
-
-function trackingOf(type: string, reportedCredits: number | undefined): Record<string, string> {
-  return { type, ...(reportedCredits !== undefined ? { [CREATE_CREDITS_KEY]: String(reportedCredits) } : {}) };
-}
-
-/** The latest credits an answer reported (the create's at first), when one had them. */
-function createCreditsOf(ref: ProviderTaskRef): number | undefined {
-  const saved = ref.tracking[CREATE_CREDITS_KEY];
-  const credits = saved === undefined ? Number.NaN : Number(saved);
-  return Number.isFinite(credits) && credits >= 0 ? credits : undefined;
+function trackingOf(type: string, report: StatusReport): Record<string, string> {
+  return { type, ...CHARGE.entryOf(report) };
 }
 
 async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<StatusReport> {
@@ -100,17 +84,10 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   );
   const report = mapKling3apiStatus(readCodedEnvelope(call, response, ENVELOPE, Kling3apiStatusData, 'no data'));
   // Seed 004 charges at creation (`consumed_credits` in the generate answer); a status answer
-  // that leaves the figure out has not taken it back.
-  const createCredits = createCreditsOf(ref);
-  const charge = chargeToKeep(report);
-  if (charge !== undefined) {
-    // A new figure is kept with the task: one ended without a last answer (its deadline passed
-    // while the status could not be read) is charged the latest the upstream said.
-    if (charge === createCredits) return report;
-    return { ...report, tracking: { ...ref.tracking, [CREATE_CREDITS_KEY]: String(charge) } };
-  }
-  if (createCredits === undefined) return report;
-  return { ...report, reportedCredits: createCredits };
+  // that leaves the figure out has not taken it back. A new figure is kept with the task: one
+  // ended without a last answer (its deadline passed while the status could not be read) is
+  // charged the latest the upstream said.
+  return CHARGE.carry(ref, report);
 }
 
 /** kling3api.com: Kling 3.0 and Kling Video O3 behind one `type`-routed endpoint. */
@@ -127,6 +104,6 @@ export const kling3apiProvider: VideoProvider = {
   mapHttpError: mapKling3apiHttpError,
   submit,
   getStatus,
-  chargedCredits: createCreditsOf,
+  chargedCredits: CHARGE.chargedCredits,
   createSimulator: (options) => new Kling3apiSimulator(options),
 };

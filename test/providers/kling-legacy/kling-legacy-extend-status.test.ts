@@ -123,3 +123,44 @@ describe('polling an extension on an upstream that keeps to the seed list of act
     await expect(klingLegacyProvider.getStatus(remembered, { http: client() })).rejects.toThrow(/no status route/);
   });
 });
+
+describe('the charge a running answer reported', () => {
+  const generic = { family: 'videos', action: 'text2video' };
+  const withFigure = (status: string, units: string) => ({ ...running(status), data: { ...running(status).data, final_unit_deduction: units } });
+
+  it('is kept with the task when above 0, and stated by a later answer that leaves it out, as chargedCredits', async () => {
+    const ref: ProviderTaskRef = { providerTaskId: TASK_ID, tracking: generic };
+    nock(BASE_URL).get(GENERIC_PATH).reply(200, withFigure('processing', '3.5'));
+    const first = await klingLegacyProvider.getStatus(ref, { http: client() });
+    expect(first).toMatchObject({ status: 'processing', reportedCredits: 3.5, tracking: { ...generic, final_unit_deduction: '3.5' } });
+    const kept = { ...ref, tracking: first.tracking! };
+    expect(klingLegacyProvider.chargedCredits?.(ref)).toBeUndefined();
+    expect(klingLegacyProvider.chargedCredits?.(kept)).toBe(3.5);
+    const video = { videos: [{ id: 'v1', url: 'https://cdn.example.com/v1.mp4', duration: '5' }] };
+    nock(BASE_URL).get(GENERIC_PATH).reply(200, { ...running('succeed'), data: { ...running('succeed').data, task_result: video } });
+    const last = await klingLegacyProvider.getStatus(kept, { http: client() });
+    expect(last).toMatchObject({ status: 'succeeded', reportedCredits: 3.5 });
+    expect(last.tracking).toBeUndefined();
+  });
+
+  it('is not a running 0 (no charge yet), which neither replaces a kept figure nor is kept itself', async () => {
+    nock(BASE_URL).get(GENERIC_PATH).reply(200, withFigure('processing', '0'));
+    const fresh = await klingLegacyProvider.getStatus({ providerTaskId: TASK_ID, tracking: generic }, { http: client() });
+    expect(fresh).toMatchObject({ status: 'processing', reportedCredits: 0 });
+    expect(fresh.tracking).toBeUndefined();
+    nock(BASE_URL).get(GENERIC_PATH).reply(200, withFigure('processing', '0'));
+    const kept = await klingLegacyProvider.getStatus(
+      { providerTaskId: TASK_ID, tracking: { ...generic, final_unit_deduction: '3.5' } },
+      { http: client() },
+    );
+    expect(kept).toMatchObject({ status: 'processing', reportedCredits: 3.5 });
+    expect(kept.tracking).toBeUndefined();
+  });
+
+  it('is kept beside the fallback path an extension learned', async () => {
+    nock(BASE_URL).get(EXTEND_PATH).reply(404, refusal(1202));
+    nock(BASE_URL).get(GENERIC_PATH).reply(200, withFigure('processing', '2'));
+    const report = await klingLegacyProvider.getStatus(EXTEND, { http: client() });
+    expect(report.tracking).toEqual({ family: 'videos', action: 'video-extend', statusAction: 'text2video', final_unit_deduction: '2' });
+  });
+});

@@ -177,6 +177,8 @@ describe('klingLegacyProvider: one create and one poll per operation', () => {
         ? [{ type: 'image', url: 'https://cdn.example.com/img-0.png', duration: null }]
         : [{ type: 'video', url: 'https://cdn.example.com/vid-9.mp4', duration: 5.1, id: 'vid-9' }],
       reportedCredits: 2.5,
+      // The figure is kept with the task, as any answer's is.
+      tracking: { ...submitted.ref.tracking, final_unit_deduction: '2.5' },
     });
   });
 
@@ -223,6 +225,7 @@ describe('klingLegacyProvider: one create and one poll per operation', () => {
       providerStatus: 'succeed',
       outputs: [{ type: 'image', url: 'https://cdn.example.com/img-0.png', duration: null }],
       reportedCredits: 1,
+      tracking: { family: 'images', action: 'generations', final_unit_deduction: '1' },
     });
   });
 
