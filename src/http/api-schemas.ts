@@ -189,7 +189,9 @@ export const UsageRow = z
     currency_amount_estimated: money('Currency value of `credits_estimated`.'),
     currency_amount_reported: money('Currency value of `credits_reported`.'),
     tasks_reported: z.number().int().meta({ description: 'Finished tasks whose charge the provider reported.' }),
-    cost_per_second: money('`currency_amount / video_seconds`: what a second of video cost.'),
+    cost_per_second: money(
+      'What a second of video cost: the money of the finished tasks that counted `video_seconds` over those seconds (a task that counted none, such as an edit of no known length, an image or a failure, adds none of its money). Null when none counted any.',
+    ),
     success_rate: z.number().nullable().meta({ description: '`succeeded / (succeeded + failed)`.' }),
     median_time_to_complete_ms: z.number().nullable().meta({ description: 'Median from creation to success, over the succeeded tasks.' }),
     drift_tasks: z.number().int().meta({ description: 'Quote against actual: finished tasks with both an estimate and a reported charge.' }),

@@ -47,6 +47,8 @@ export interface UsageSums {
   video_seconds: number;
   credits: number;
   amount_micros: number;
+  /** `amount_micros` of the lines that counted video seconds (the money a second of video is priced by). */
+  seconds_amount_micros: number;
   /** Tasks with both an estimate and a reported figure, and those two sums over them. */
   compared: number;
   compared_estimated_credits: number;
@@ -201,6 +203,7 @@ export class UsageStore {
         sql<number>`cast(coalesce(sum(video_seconds), 0) as double precision)`.as('video_seconds'),
         sql<number>`cast(coalesce(sum(credits), 0) as double precision)`.as('credits'),
         sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount_micros'),
+        sql<number>`cast(coalesce(sum(case when video_seconds > 0 then amount_micros end), 0) as bigint)`.as('seconds_amount_micros'),
         sql<number>`sum(case when estimated_credits is not null and reported_credits is not null then 1 else 0 end)`.as('compared'),
         sql<number>`cast(coalesce(sum(case when reported_credits is not null then estimated_credits end), 0) as double precision)`.as(
           'compared_estimated_credits',
@@ -223,6 +226,7 @@ export class UsageStore {
         video_seconds: Number(row.video_seconds),
         credits: Number(row.credits),
         amount_micros: Number(row.amount_micros),
+        seconds_amount_micros: Number(row.seconds_amount_micros),
         compared: Number(row.compared),
         compared_estimated_credits: Number(row.compared_estimated_credits),
         compared_reported_credits: Number(row.compared_reported_credits),

@@ -9,8 +9,10 @@ import { ManualClock } from '../../src/core/clock.js';
 import { UsageReportSchema, UsageRow } from '../../src/http/api-schemas.js';
 import { eastWestKling3api, type MultiKeyKling3api } from '../support/multi-key-upstream.js';
 import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
 let gw: TestGateway | undefined;
+const postgres = await postgresAvailable();
 afterEach(async () => {
   await gw?.close();
   gw = undefined;
@@ -107,7 +109,9 @@ describe('GET /v1/usage: the provider comparison', () => {
       currency_amount_reported: 0.8,
       currency_amount_estimated: 0,
       tasks_reported: 2,
-      cost_per_second: 0.16,
+      // The succeeded task's $0.40 over its 5 s: the failure's charge bought no second (it is in
+      // currency_amount, and success_rate shows it).
+      cost_per_second: 0.08,
       success_rate: 0.5,
       median_time_to_complete_ms: durationOf(finished[1]),
       drift_tasks: 2,
@@ -183,6 +187,34 @@ describe('GET /v1/usage: the provider comparison', () => {
     const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
     expect(metrics).not.toMatch(/kling_gateway_video_seconds_total\{provider="kling3api"/);
   });
+
+  const stores: [string, boolean][] = [['SQLite', false], ...(postgres ? [['PostgreSQL', true] as [string, boolean]] : [])];
+  it.each(stores)(
+    'gives the cost of a second from the tasks that counted seconds only, when a row also has an edit of no known length (%s)',
+    async (_name, onPostgres) => {
+      const schema = newSchemaName();
+      try {
+        gw = await startTestGateway(onPostgres ? { store: await openPostgresStore(schema) } : {});
+        const edit = { model: 'kling-v3-omni', prompt: 'snow on the hills', video_url: 'https://example.com/source.mp4', routing: { providers: ['kling3api'] } };
+        // 5 s at 80 credits/s × $0.001 ($0.40), and an edit of 435 credits ($0.435) whose length nobody knows.
+        const done = await runAll(gw, [video('kling3api'), edit]);
+        expect(done.map((task) => [task.status, task.cost.currency_amount])).toEqual([['succeeded', 0.4], ['succeeded', 0.435]]);
+        const usage = await gw.request('GET', '/v1/usage?group_by=provider');
+        // $0.40 for 5 s, not the whole $0.835 over those 5 s.
+        expect(usage.body.data).toEqual([
+          expect.objectContaining({ provider: 'kling3api', succeeded: 2, currency_amount: 0.835, video_seconds: 5, cost_per_second: 0.08 }),
+        ]);
+        const csv = await gw.request('GET', '/v1/usage?group_by=provider&format=csv');
+        const [header, line] = (csv.body as string).trim().split('\r\n');
+        const cells = Object.fromEntries(line!.split(',').map((value, index) => [header!.split(',')[index], value]));
+        expect(cells).toMatchObject({ provider: 'kling3api', currency_amount: '0.835', video_seconds: '5', cost_per_second: '0.08' });
+      } finally {
+        await gw?.close();
+        gw = undefined;
+        if (onPostgres) await dropSchema(schema);
+      }
+    },
+  );
 
   it('groups by model, operation, quality and day', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));

@@ -211,6 +211,7 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
         video_seconds: 10,
         credits: 112,
         amount_micros: 1_120_000,
+        seconds_amount_micros: 1_120_000,
         compared: 0,
       });
       expect(find('freepik', 'processing')).toMatchObject({ tasks: 1, finished: 0 });
@@ -218,6 +219,8 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
         reported: 1,
         credits: 380,
         amount_micros: 380_000,
+        // Counted no seconds: none of its money prices a second.
+        seconds_amount_micros: 0,
         compared: 1,
         compared_estimated_credits: 400,
         compared_reported_credits: 380,

@@ -2184,7 +2184,7 @@ export interface components {
             currency_amount_reported: number | null;
             /** @description Finished tasks whose charge the provider reported. */
             tasks_reported: number;
-            /** @description `currency_amount / video_seconds`: what a second of video cost. */
+            /** @description What a second of video cost: the money of the finished tasks that counted `video_seconds` over those seconds (a task that counted none, such as an edit of no known length, an image or a failure, adds none of its money). Null when none counted any. */
             cost_per_second: number | null;
             /** @description `succeeded / (succeeded + failed)`. */
             success_rate: number | null;

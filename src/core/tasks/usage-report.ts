@@ -150,6 +150,8 @@ interface Accumulator {
   row: UsageRow;
   estimatedMicros: number;
   reportedMicros: number;
+  /** Money of the finished tasks that counted video seconds. */
+  secondsMicros: number;
   atRiskMicros: number;
 }
 
@@ -213,7 +215,7 @@ export class UsageReport {
       const id = keyOf(keys, currency);
       let group = groups.get(id);
       if (!group) {
-        group = { row: emptyRow(groupBy, keys, currency), estimatedMicros: 0, reportedMicros: 0, atRiskMicros: 0 };
+        group = { row: emptyRow(groupBy, keys, currency), estimatedMicros: 0, reportedMicros: 0, secondsMicros: 0, atRiskMicros: 0 };
         groups.set(id, group);
       }
       return group;
@@ -237,6 +239,7 @@ export class UsageReport {
       // Money counts once a task is finished: its charge is then final.
       if (!TERMINAL_STATUSES.has(status)) continue;
       row.video_seconds += sum.video_seconds;
+      group.secondsMicros += sum.seconds_amount_micros;
       if (sum.reported) {
         row.credits_reported += sum.credits;
         group.reportedMicros += sum.amount_micros;
@@ -250,7 +253,7 @@ export class UsageReport {
       row.drift_reported_credits += sum.compared_reported_credits;
     }
     const medianOf = new Map(medians.map((median) => [keyOf(median.keys, median.currency), median.median_duration_ms]));
-    const rows = [...groups.entries()].map(([id, { row, estimatedMicros, reportedMicros, atRiskMicros }]) => {
+    const rows = [...groups.entries()].map(([id, { row, estimatedMicros, reportedMicros, secondsMicros, atRiskMicros }]) => {
       // Tasks of providers without a price list have credits but no currency value.
       const priced = row.currency !== null;
       const amountMicros = estimatedMicros + reportedMicros;
@@ -261,7 +264,9 @@ export class UsageReport {
       row.currency_amount = priced ? fromMicros(amountMicros) : null;
       row.currency_amount_estimated = priced ? fromMicros(estimatedMicros) : null;
       row.currency_amount_reported = priced ? fromMicros(reportedMicros) : null;
-      row.cost_per_second = priced && row.video_seconds > 0 ? round(fromMicros(amountMicros) / row.video_seconds, 6) : null;
+      // The money of the tasks that counted seconds over those seconds: a task that counted none
+      // (an edit of no known length, an image, a failure) bought no second this row can name.
+      row.cost_per_second = priced && row.video_seconds > 0 ? round(fromMicros(secondsMicros) / row.video_seconds, 6) : null;
       row.success_rate = ratio(row.succeeded, row.succeeded + row.failed, 4);
       const median = medianOf.get(id);
       row.median_time_to_complete_ms = median === undefined ? null : Math.round(median);
