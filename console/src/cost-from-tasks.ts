@@ -1,13 +1,16 @@
 /**
  * Spend worked out in the browser from the task list, for gateways without `GET /v1/usage`:
- * the same rows the usage report gives (tasks, succeeded, failed, canceled, in progress, seconds, credits, amount), from
- * each task's own cost. Bounded: at most MAX_TASKS of the most recent tasks in the period.
+ * the same rows the usage report gives (tasks, succeeded, failed, canceled, in progress, seconds,
+ * credits, amount), from each finished task's own cost (a running task is counted, its money not
+ * yet). Bounded: at most MAX_TASKS of the most recent tasks in the period.
  */
 import type { GatewayClient, Task, UsageFigures } from '../../packages/client/src/index.js';
 
 export const MAX_TASKS = 1_000;
 
 export type UsageGroup = 'provider' | 'model' | 'day';
+
+const FINISHED: ReadonlySet<Task['status']> = new Set(['succeeded', 'failed', 'canceled']);
 
 function groupValue(task: Task, group: UsageGroup): string | null {
   if (group === 'day') return task.created_at.slice(0, 10);
@@ -36,6 +39,9 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
     if (task.status === 'failed') row.failed += 1;
     if (task.status === 'canceled') row.canceled += 1;
     if (task.status === 'queued' || task.status === 'processing') row.in_progress += 1;
+    // As the report: money counts once a task is finished (its charge is then final, a failure's
+    // included); a running task's estimate is not a charge yet.
+    if (!FINISHED.has(task.status)) continue;
     row.credits += task.cost.credits ?? 0;
     row.currency_amount = Math.round(((row.currency_amount ?? 0) + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
     if (task.cost.estimated) row.estimated_tasks += 1;

@@ -1,0 +1,58 @@
+/**
+ * The console's Cost page on a gateway without `GET /v1/usage` adds the figures up in the browser
+ * from the task list: they must be the report's figures, which count the money of finished tasks
+ * only (failed and canceled ones' charges included), never a running task's estimate.
+ */
+import { describe, expect, it } from 'vitest';
+import { usageFromTasks } from '../../console/src/cost-from-tasks.js';
+import type { Task } from '../../packages/client/src/index.js';
+
+const USD = (amount: number, credits: number, estimated: boolean) => ({ credits, estimated, currency_amount: amount, currency: 'USD' });
+
+function task(id: string, status: Task['status'], cost: Task['cost'], extra: Record<string, unknown> = {}): Task {
+  return {
+    id,
+    status,
+    model: 'kling-v3',
+    provider: 'kling3api',
+    provider_task_id: status === 'queued' ? null : `n75_${id}`,
+    created_at: '2026-11-22T12:00:00.000Z',
+    request: { model: 'kling-v3', prompt: 'a harbour', duration: 5 },
+    outputs: status === 'succeeded' ? [{ type: 'video', url: `https://cdn.example.com/${id}.mp4`, duration: 5 }] : [],
+    cost,
+    ...extra,
+  } as unknown as Task;
+}
+
+describe('the Cost page added up from the task list', () => {
+  it('counts the charges of finished tasks only, failed ones included, as GET /v1/usage does', () => {
+    const tasks = [
+      task('done', 'succeeded', USD(0.4, 400, false)),
+      // kling3api keeps what it charged for a failure.
+      task('failed', 'failed', USD(0.4, 400, false)),
+      task('canceled', 'canceled', USD(0, 0, false)),
+      // Still running or waiting: their estimates are not charges yet.
+      task('running', 'processing', USD(0.4, 400, true)),
+      task('waiting', 'queued', USD(0.4, 400, true)),
+    ];
+    expect(usageFromTasks(tasks, 'provider')).toEqual([
+      expect.objectContaining({
+        provider: 'kling3api',
+        currency: 'USD',
+        tasks: 5,
+        succeeded: 1,
+        failed: 1,
+        canceled: 1,
+        in_progress: 2,
+        video_seconds: 5,
+        credits: 800,
+        currency_amount: 0.8,
+      }),
+    ]);
+  });
+
+  it('shows a period whose tasks all still run with their count and no money yet', () => {
+    const rows = usageFromTasks([task('running', 'processing', USD(0.4, 400, true))], 'day');
+    expect(rows).toEqual([expect.objectContaining({ day: '2026-11-22', tasks: 1, in_progress: 1, credits: 0, currency_amount: 0 })]);
+  });
+});
