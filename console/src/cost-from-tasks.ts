@@ -18,6 +18,22 @@ function groupValue(task: Task, group: UsageGroup): string | null {
   return task.model;
 }
 
+/**
+ * Seconds of video a succeeded task delivered, as the usage report counts them: its videos'
+ * lengths when each says one, else the seconds asked for (its duration, or every timed shot's),
+ * else none (an edit as long as its source, an image).
+ */
+function deliveredSeconds(task: Task): number {
+  const videos = task.outputs.filter((output) => output.type === 'video');
+  if (videos.length === 0) return 0;
+  if (videos.every((video) => typeof video.duration === 'number')) return videos.reduce((sum, video) => sum + (video.duration ?? 0), 0);
+  // The request as accepted (the API document leaves its fields open).
+  const { duration, multi_shot: shots } = task.request as { duration?: number; multi_shot?: readonly { duration?: number }[] };
+  if (duration !== undefined) return Number(duration);
+  if (!Array.isArray(shots) || shots.length === 0 || !shots.every((shot) => typeof shot?.duration === 'number')) return 0;
+  return shots.reduce((sum, shot) => sum + (shot.duration ?? 0), 0);
+}
+
 /** Rows grouped by one field (and by currency, so amounts in different currencies never add up). */
 export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): UsageFigures[] {
   const rows = new Map<string, UsageFigures & { estimated_tasks: number }>();
@@ -33,7 +49,7 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
     row.tasks += 1;
     if (task.status === 'succeeded') {
       row.succeeded += 1;
-      const seconds = task.outputs.reduce((sum, output) => sum + (output.duration ?? 0), 0) || Number(task.request.duration ?? 0);
+      const seconds = deliveredSeconds(task);
       row.video_seconds += Number.isFinite(seconds) ? seconds : 0;
     }
     if (task.status === 'failed') row.failed += 1;

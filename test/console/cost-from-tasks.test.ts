@@ -56,3 +56,21 @@ describe('the Cost page added up from the task list', () => {
     expect(rows).toEqual([expect.objectContaining({ day: '2026-11-22', tasks: 1, in_progress: 1, credits: 0, currency_amount: 0 })]);
   });
 });
+
+describe('the seconds of video added up from the task list', () => {
+  const done = (id: string, request: Record<string, unknown>, outputs: unknown[]) =>
+    task(id, 'succeeded', USD(0.4, 400, false), { request: { model: 'kling-v3', prompt: 'p', ...request }, outputs });
+  const video = (duration: number | null) => ({ type: 'video', url: 'https://cdn.example.com/v.mp4', duration });
+
+  it('are counted as the report counts them: the videos\' lengths, else the seconds asked for (timed shots too), else none', () => {
+    const seconds = (one: Task) => usageFromTasks([one], 'provider')[0]!.video_seconds;
+    expect(seconds(done('said', { duration: 10 }, [video(5.1)]))).toBe(5.1);
+    expect(seconds(done('asked', { duration: 10 }, [video(null)]))).toBe(10);
+    expect(seconds(done('shots', { multi_shot: [{ prompt: 'a', duration: 4 }, { prompt: 'b', duration: 6 }] }, [video(null)]))).toBe(10);
+    // One video of known length and one not: the seconds asked for, not half of them.
+    expect(seconds(done('partly', { duration: 10 }, [video(5), video(null)]))).toBe(10);
+    // An edit as long as its source ("auto"), an image: no seconds anybody knows.
+    expect(seconds(done('edit', { video_url: 'https://example.com/source.mp4' }, [video(null)]))).toBe(0);
+    expect(seconds(done('image', {}, [{ type: 'image', url: 'https://cdn.example.com/i.png', duration: null }]))).toBe(0);
+  });
+});
