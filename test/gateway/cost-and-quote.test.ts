@@ -280,6 +280,28 @@ describe('cost', () => {
     expect(metrics).toMatch(/kling_gateway_cost_drift_ratio_sum\{provider="kling-legacy",model="kling-v3"\} 0\.875\n/);
   });
 
+  it('keeps the estimate of a legacy task the deadline ends while its last answer still says final_unit_deduction 0', async () => {
+    gw = await startTestGateway({
+      config: {
+        tasks: { deadline_ms: 10_000 },
+        sandbox: { processing_ms: 600_000 },
+        tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'month' } } },
+      },
+    });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling-legacy'] } });
+    expect(created.body.cost).toEqual({ credits: 4, estimated: true, currency_amount: 0.56, currency: 'USD' });
+    const simulator = gw.simulator('kling-legacy');
+    const running = { task_id: simulator.tasks[0]!.id, task_status: 'processing', task_status_msg: '', final_unit_deduction: '0' };
+    simulator.injectFault({ on: 'status', status: 200, times: 1_000, body: { code: 0, message: 'SUCCEED', request_id: 'req-running', data: running } });
+    const done = await gw.finish(created.body.id);
+    expect(done).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
+    // The upstream still runs it and has charged nothing yet: no charge of 0 is certain, the estimate stands.
+    expect(done.cost).toEqual({ credits: 4, estimated: true, currency_amount: 0.56, currency: 'USD' });
+    const usage = (await gw.request('GET', '/v1/usage')).body;
+    expect(usage.data).toEqual([expect.objectContaining({ failed: 1, credits: 4, credits_estimated: 4, credits_reported: 0, tasks_reported: 0 })]);
+    expect(usage.budgets[0]).toMatchObject({ spent: 0.56, reserved: 0 });
+  });
+
   it('counts kling3api\'s charge from the create as reported when the deadline ends the task while its status cannot be read', async () => {
     // Priced at 50/s here (an estimate of 250), where the upstream charges 80/s (400): the figures tell apart.
     const KLING3API_AT_50 = { providers: { kling3api: { pricing: { rules: [{ model: 'kling-v3', credits_per_second: 50 }] } } } };

@@ -535,8 +535,11 @@ export class TaskLifecycle {
     const inDoubt = neverAccepted ? await this.inDoubtProvider(task) : undefined;
     if (inDoubt) return this.failInDoubt(task, error, options, inDoubt);
     // Without a last answer (a deadline while the status could not be read), what the provider
-    // already said it charged (kling3api at creation) is still its own figure.
-    const credits = report ? report.reportedCredits : this.chargedCredits(task);
+    // already said it charged (kling3api at creation) is still its own figure. A last answer of a
+    // task still running (the deadline's last look) that says 0 has charged nothing yet, which is
+    // no certain charge of 0: the figure the task had stands, as while it ran.
+    const stillRunning = report !== undefined && report.status !== 'succeeded' && report.status !== 'failed';
+    const credits = report ? (stillRunning && report.reportedCredits === 0 ? undefined : report.reportedCredits) : this.chargedCredits(task);
     const reported = credits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, credits) : undefined;
     return this.writeFailure(task, error, options, neverAccepted ? unbilled(task) : reported, report);
   }
