@@ -43,7 +43,9 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
     const key = JSON.stringify([value, currency]);
     let row = rows.get(key);
     if (!row) {
-      row = { [group]: value, tasks: 0, succeeded: 0, failed: 0, canceled: 0, in_progress: 0, video_seconds: 0, credits: 0, currency_amount: 0, currency, estimated_tasks: 0 };
+      // Tasks of a provider without a price list have credits but no currency value: null, as in the report, not 0.
+      const amount = currency === null ? null : 0;
+      row = { [group]: value, tasks: 0, succeeded: 0, failed: 0, canceled: 0, in_progress: 0, video_seconds: 0, credits: 0, currency_amount: amount, currency, estimated_tasks: 0 };
       rows.set(key, row);
     }
     row.tasks += 1;
@@ -59,7 +61,7 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
     // included); a running task's estimate is not a charge yet.
     if (!FINISHED.has(task.status)) continue;
     row.credits += task.cost.credits ?? 0;
-    row.currency_amount = Math.round(((row.currency_amount ?? 0) + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
+    if (row.currency_amount !== null) row.currency_amount = Math.round((row.currency_amount + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
     if (task.cost.estimated) row.estimated_tasks += 1;
   }
   return [...rows.values()];

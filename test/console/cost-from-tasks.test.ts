@@ -51,6 +51,12 @@ describe('the Cost page added up from the task list', () => {
     ]);
   });
 
+  it('gives no amount (not 0) for tasks of a provider without a price list, as the report does', () => {
+    const unpriced = { credits: 3.5, estimated: false, currency_amount: null, currency: null };
+    const rows = usageFromTasks([task('legacy', 'succeeded', unpriced, { provider: 'kling-legacy' })], 'provider');
+    expect(rows).toEqual([expect.objectContaining({ provider: 'kling-legacy', currency: null, credits: 3.5, currency_amount: null })]);
+  });
+
   it('shows a period whose tasks all still run with their count and no money yet', () => {
     const rows = usageFromTasks([task('running', 'processing', USD(0.4, 400, true))], 'day');
     expect(rows).toEqual([expect.objectContaining({ day: '2026-11-22', tasks: 1, in_progress: 1, credits: 0, currency_amount: 0 })]);
