@@ -190,7 +190,7 @@ export const UsageRow = z
     currency_amount_reported: money('Currency value of `credits_reported`.'),
     tasks_reported: z.number().int().meta({ description: 'Finished tasks whose charge the provider reported.' }),
     cost_per_second: money(
-      'What a second of video cost: the money of the finished tasks that counted `video_seconds` over those seconds (a task that counted none, such as an edit of no known length, an image or a failure, adds none of its money). Null when none counted any.',
+      'What a second of video cost: over `video_seconds`, the money of the succeeded tasks that counted seconds and of the failed and canceled ones (a charged failure is part of what the delivered seconds cost); a succeeded task that counted none, such as an edit of no known length or an image, adds none of its money. Null when no task counted any seconds.',
     ),
     success_rate: z.number().nullable().meta({ description: '`succeeded / (succeeded + failed)`.' }),
     median_time_to_complete_ms: z.number().nullable().meta({ description: 'Median from creation to success, over the succeeded tasks.' }),

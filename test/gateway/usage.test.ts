@@ -109,9 +109,9 @@ describe('GET /v1/usage: the provider comparison', () => {
       currency_amount_reported: 0.8,
       currency_amount_estimated: 0,
       tasks_reported: 2,
-      // The succeeded task's $0.40 over its 5 s: the failure's charge bought no second (it is in
-      // currency_amount, and success_rate shows it).
-      cost_per_second: 0.08,
+      // Both charges over the 5 s delivered: a provider that bills its failures costs that much
+      // more per second of video.
+      cost_per_second: 0.16,
       success_rate: 0.5,
       median_time_to_complete_ms: durationOf(finished[1]),
       drift_tasks: 2,

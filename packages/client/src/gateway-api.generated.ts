@@ -2184,7 +2184,7 @@ export interface components {
             currency_amount_reported: number | null;
             /** @description Finished tasks whose charge the provider reported. */
             tasks_reported: number;
-            /** @description What a second of video cost: the money of the finished tasks that counted `video_seconds` over those seconds (a task that counted none, such as an edit of no known length, an image or a failure, adds none of its money). Null when none counted any. */
+            /** @description What a second of video cost: over `video_seconds`, the money of the succeeded tasks that counted seconds and of the failed and canceled ones (a charged failure is part of what the delivered seconds cost); a succeeded task that counted none, such as an edit of no known length or an image, adds none of its money. Null when no task counted any seconds. */
             cost_per_second: number | null;
             /** @description `succeeded / (succeeded + failed)`. */
             success_rate: number | null;

@@ -150,7 +150,7 @@ interface Accumulator {
   row: UsageRow;
   estimatedMicros: number;
   reportedMicros: number;
-  /** Money of the finished tasks that counted video seconds. */
+  /** Money the row's video seconds are priced by: of the succeeded tasks that counted seconds, and of every failed or canceled one. */
   secondsMicros: number;
   atRiskMicros: number;
 }
@@ -239,7 +239,9 @@ export class UsageReport {
       // Money counts once a task is finished: its charge is then final.
       if (!TERMINAL_STATUSES.has(status)) continue;
       row.video_seconds += sum.video_seconds;
-      group.secondsMicros += sum.seconds_amount_micros;
+      // A succeeded task that counted no seconds (an edit of no known length, an image) bought
+      // none this row can name; a charged failure is part of what the delivered seconds cost.
+      group.secondsMicros += status === 'succeeded' ? sum.seconds_amount_micros : sum.amount_micros;
       if (sum.reported) {
         row.credits_reported += sum.credits;
         group.reportedMicros += sum.amount_micros;
@@ -264,8 +266,6 @@ export class UsageReport {
       row.currency_amount = priced ? fromMicros(amountMicros) : null;
       row.currency_amount_estimated = priced ? fromMicros(estimatedMicros) : null;
       row.currency_amount_reported = priced ? fromMicros(reportedMicros) : null;
-      // The money of the tasks that counted seconds over those seconds: a task that counted none
-      // (an edit of no known length, an image, a failure) bought no second this row can name.
       row.cost_per_second = priced && row.video_seconds > 0 ? round(fromMicros(secondsMicros) / row.video_seconds, 6) : null;
       row.success_rate = ratio(row.succeeded, row.succeeded + row.failed, 4);
       const median = medianOf.get(id);
