@@ -22,7 +22,7 @@ import { withHotWebhooks } from './hot-webhook.js';
 import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, RequestRecording, type StoreUnreachable } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
-import { bodyTimeout, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
+import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
 import { readVideo, videoRoutes } from './video-routes.js';
@@ -101,7 +101,7 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
     stopping: () => gate?.closed ?? false,
     etag,
   });
-  return { app, listener };
+  return { app, listener: closeLateBodies(listener, config.server.body_timeout_ms, clock) };
 }
 
 /**

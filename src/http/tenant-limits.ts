@@ -165,6 +165,32 @@ export function limitBodyTime(
   res.once('close', clear);
 }
 
+/**
+ * Every request the server takes, answered or not: one whose body is still arriving
+ * `timeoutMs` (on the gateway's clock) after it came has its connection closed once its answer
+ * is written. A refusal given before the body was read (`401`, `404`, a read that takes no body)
+ * does not end the request for node, which goes on reading the body it announced (up to its own
+ * `requestTimeout`, minutes) to keep the connection for the next one: a client sending a byte now
+ * and then held the socket that long, with no key. A request still unanswered then gets its `408`
+ * from `limitBodyTime`.
+ */
+export function closeLateBodies(listener: (req: IncomingMessage, res: ServerResponse) => void, timeoutMs: number, clock: Clock) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    if (hasBody(req)) {
+      const timer = clock.setTimeout(() => {
+        if (req.complete) return;
+        const drop = () => req.socket.destroy();
+        if (res.writableFinished) drop();
+        else res.once('finish', drop);
+      }, timeoutMs);
+      const clear = () => timer.cancel();
+      req.once('end', clear);
+      req.once('close', clear);
+    }
+    listener(req, res);
+  };
+}
+
 /** `limitBodyTime` for every request express answers: mounted before every body parser, the webhook routes' raw one included. */
 export function bodyTimeout(timeoutMs: number, clock: Clock): RequestHandler {
   return (req, res, next) => {

@@ -4,6 +4,7 @@
  * limit on request bodies (408, webhook routes included), and who may read `/metrics`.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
@@ -155,6 +156,43 @@ describe('request body time limit', () => {
     const { status, body } = await answer;
     expect(status).toBe(408);
     expect(JSON.parse(body)).toMatchObject({ status: 408, title: 'Request timeout' });
+  });
+
+  /**
+   * Opens a raw connection, sends a request that announces a 1000-byte body and only part of it,
+   * and reports the answer's bytes and whether the gateway has closed the connection.
+   */
+  function halfSentBody(gw: TestGateway, head: string): { received: () => string; closed: () => boolean } {
+    const { hostname, port } = new URL(gw.url);
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    let closed = false;
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => (closed = true));
+    socket.write(`${head}host: ${hostname}:${port}\r\ncontent-length: 1000\r\n\r\n{"model":`);
+    return { received: () => received, closed: () => closed };
+  }
+
+  it.each([
+    ['a create without a key (401)', 'POST /v1/videos HTTP/1.1\r\ncontent-type: application/json\r\n', '401'],
+    ['a path that is no route (404)', 'POST /no-such-route HTTP/1.1\r\n', '404'],
+    ['a read that takes no body', 'GET /healthz HTTP/1.1\r\n', '200'],
+  ] as const)('closes the connection of %s once the body is late, though it was answered before the body came', async (_name, head, status) => {
+    const gw = await start({ server: { body_timeout_ms: 5_000 } });
+    const connection = halfSentBody(gw, head);
+    for (let step = 0; step < 200 && !connection.received().includes('\r\n\r\n'); step++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(connection.received()).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    // Answered, but the rest of the body is still awaited: before the limit the connection stays…
+    await gw.clock.advance(4_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(connection.closed()).toBe(false);
+    // …and past it the gateway closes it, rather than reading a trickle of bytes for minutes.
+    for (let step = 0; step < 100 && !connection.closed(); step++) {
+      await gw.clock.advance(1_001);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(connection.closed()).toBe(true);
   });
 });
 
