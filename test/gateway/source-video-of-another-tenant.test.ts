@@ -49,6 +49,22 @@ describe("a video_id of another tenant's video", () => {
     expect(upstreamCreates()).toBe(before);
   });
 
+  it.each([
+    ['a leading space', (id: string) => ` ${id}`],
+    ['a trailing line break', (id: string) => `${id}\n`],
+    ['a tab inside', (id: string) => `${id.slice(0, 3)}\t${id.slice(3)}`],
+    ['a no-break space', (id: string) => `${id}\u00a0`],
+  ])("written with %s is a 400 naming video_id (an upstream that trims ids would serve the other tenant's video), and nothing is sent", async (_kind, spell) => {
+    const before = upstreamCreates();
+    const body = { model: 'kling-v1-6', operation: 'video-extend', video_id: spell(videoId), prompt: 'keep going' };
+    const refused = await gw.request('POST', '/v1/videos', body, {}, OTHER_TENANT_KEY);
+    expect(refused.status, JSON.stringify(refused.body)).toBe(400);
+    expect(refused.body.errors).toEqual([{ path: 'video_id', message: 'must not contain whitespace or control characters' }]);
+    expect(upstreamCreates()).toBe(before);
+    const quote = await gw.request('POST', '/v1/videos/quote', body, {}, OTHER_TENANT_KEY);
+    expect(quote.status, JSON.stringify(quote.body)).toBe(400);
+  });
+
   it('is still taken from the tenant that made the video, and for ids no tenant made here', async () => {
     const own = await gw.create({ model: 'kling-v1-6', operation: 'video-extend', video_id: videoId, prompt: 'keep going' });
     expect(own.status, JSON.stringify(own.body)).toBe(202);

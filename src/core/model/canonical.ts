@@ -233,6 +233,9 @@ export const CreateVideoRequest = z
       .max(VIDEO_ID_MAX_LENGTH)
       // An id holds no NUL, and PostgreSQL cannot bind one (the source video is looked up by it).
       .refine((id) => !id.includes('\u0000'), { error: 'must not contain a NUL character' })
+      // Nor any space, control or format character: an upstream that trimmed or folded them
+      // would take " <id>" for the video <id>, which the check of who made it would not know.
+      .refine((id) => id.includes('\u0000') || !/[\s\p{Cc}\p{Cf}]/u.test(id), { error: 'must not contain whitespace or control characters' })
       .optional()
       .meta({
         description:
