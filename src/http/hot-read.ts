@@ -20,7 +20,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
-import { onAnswerEnd, requestIdsOf, type RequestRecording } from './middleware.js';
+import { authorizationRepeated, onAnswerEnd, requestIdsOf, type RequestRecording } from './middleware.js';
 
 /** The read's route, as express registers it and as metrics name it. */
 export const READ_VIDEO_ROUTE = '/v1/videos/:id';
@@ -63,7 +63,8 @@ export function withHotRead(app: RequestListener, { service, tenantOf, recording
     const plain = match !== null && !stopping() && !announcesBody(headers) && headers['if-none-match'] === undefined;
     const tenant = plain ? tenantOf(headers.authorization) : undefined;
     const taskId = match?.[1];
-    if (tenant === undefined || taskId === undefined) {
+    // A key sent twice is express's to refuse.
+    if (tenant === undefined || taskId === undefined || authorizationRepeated(req)) {
       app(req, res);
       return;
     }

@@ -176,10 +176,32 @@ export function keyTenants(keys: readonly { tenant: string; key: string }[]): (k
   return (key) => tenants.get(hashKey(key));
 }
 
-/** `Authorization: Bearer <gateway key>`. */
+/**
+ * Whether a request carries `Authorization` more than once. Node keeps the first of them in
+ * `req.headers` and drops the rest, while a proxy in front may have judged the request by another.
+ */
+export function authorizationRepeated(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let at = 0; at < raw.length; at += 2) {
+    const name = raw[at]!;
+    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return true;
+  }
+  return false;
+}
+
+/** The refusal of a request that sent `Authorization` more than once. */
+export const authorizationTwice = () =>
+  problems.validation([{ path: 'header.authorization', message: 'given more than once; give it once' }], 'The Authorization header was sent more than once.');
+
+/** `Authorization: Bearer <gateway key>`, sent once. */
 export function bearerAuth(keys: readonly { tenant: string; key: string }[]): RequestHandler {
   const tenantOf = keyTenants(keys);
   return (req, _res, next) => {
+    if (authorizationRepeated(req)) {
+      next(authorizationTwice());
+      return;
+    }
     const key = bearerKeyOf(req.header('authorization'));
     if (!key) {
       next(problems.unauthorized('Send your gateway key as "Authorization: Bearer <key>".'));

@@ -300,3 +300,30 @@ describe('a body nested too deeply to read', () => {
     expect(answer.body.detail).toBe('The body is nested too deeply to read.');
   });
 });
+
+describe('an Authorization header sent twice', () => {
+  /** The status line and body of a request written with the given header lines, on a connection of its own. */
+  const exchange = async (requestLine: string, headerLines: string[]) => {
+    const { host } = new URL(gw.url);
+    const answer = await rawExchange(gw.url, `${requestLine}\r\nhost: ${host}\r\nconnection: close\r\n${headerLines.join('\r\n')}\r\n\r\n`, true);
+    return { status: Number(answer.slice(9, 12)), body: answer.slice(answer.indexOf('\r\n\r\n') + 4) };
+  };
+  const twice = [`authorization: Bearer ${TENANT_KEY}`, 'authorization: Bearer not-a-key'];
+
+  it.each([
+    ['a list', 'GET /v1/videos HTTP/1.1'],
+    ['a read of one task (answered ahead of express when plain)', 'GET /v1/videos/vid_unknown HTTP/1.1'],
+    ['a content download', 'GET /v1/videos/vid_unknown/content?index=0 HTTP/1.1'],
+    ['the catalog', 'GET /v1/models HTTP/1.1'],
+  ])('is a 400 naming the header on %s, whichever of the two is the key (a proxy may read the other)', async (_route, requestLine) => {
+    for (const lines of [twice, [...twice].reverse()]) {
+      const { status, body } = await exchange(requestLine, lines);
+      expect(status, body).toBe(400);
+      expect(JSON.parse(body)).toMatchObject({ status: 400, errors: [{ path: 'header.authorization', message: 'given more than once; give it once' }] });
+    }
+  });
+
+  it('once, it is read as before', async () => {
+    expect((await exchange('GET /v1/videos HTTP/1.1', [twice[0]!])).status).toBe(200);
+  });
+});

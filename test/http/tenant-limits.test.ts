@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 import { followTaskFollowers } from '../support/task-followers.js';
+import { rawExchange } from '../support/raw-answer.js';
 
 let gateways: TestGateway[] = [];
 afterEach(async () => {
@@ -204,6 +205,13 @@ describe('/metrics', () => {
     const allowed = await fetch(`${gw.url}/metrics`, { headers: { authorization: 'Bearer metrics-token-123456' } });
     expect(allowed.status).toBe(200);
     expect(await allowed.text()).toContain('kling_gateway_');
+    // The token sent beside another Authorization header is refused, whichever comes first.
+    const { host } = new URL(gw.url);
+    for (const order of [['metrics-token-123456', 'wrong-token-000'], ['wrong-token-000', 'metrics-token-123456']]) {
+      const answer = await rawExchange(gw.url, `GET /metrics HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n${order.map((token) => `authorization: Bearer ${token}\r\n`).join('')}\r\n`, true);
+      expect(answer.slice(0, 12)).toBe('HTTP/1.1 400');
+      expect(answer).not.toContain('kling_gateway_');
+    }
   });
 
   it('is open without a token in the sandbox', async () => {
