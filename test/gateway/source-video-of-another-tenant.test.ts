@@ -3,6 +3,7 @@
  * tenant's tasks share: a tenant must not be able to extend or lip-sync a video another tenant
  * made (its frames come back in the result), by an id read from that tenant's task or webhook.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
@@ -63,6 +64,22 @@ describe("a video_id of another tenant's video", () => {
     expect(upstreamCreates()).toBe(before);
     const quote = await gw.request('POST', '/v1/videos/quote', body, {}, OTHER_TENANT_KEY);
     expect(quote.status, JSON.stringify(quote.body)).toBe(400);
+  });
+
+  it("any spelling of the id with a space, control or format character anywhere is a 400 on video_id, never the other tenant's video", { timeout: 60_000 }, async () => {
+    // Every space (\s), control (Cc) and format (Cf) character of the BMP but NUL (its own message).
+    const odd = [...Array(0x10000).keys()].map((code) => String.fromCharCode(code)).filter((char) => char !== '\u0000' && /[\s\p{Cc}\p{Cf}]/u.test(char));
+    const before = upstreamCreates();
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: videoId.length }), fc.array(fc.constantFrom(...odd), { minLength: 1, maxLength: 3 }), async (at, inserted) => {
+        const spelled = videoId.slice(0, at) + inserted.join('') + videoId.slice(at);
+        const answer = await gw.request('POST', '/v1/videos', { model: 'kling-v1-6', operation: 'video-extend', video_id: spelled, prompt: 'keep going' }, {}, OTHER_TENANT_KEY);
+        expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+        expect(answer.body.errors).toEqual([{ path: 'video_id', message: 'must not contain whitespace or control characters' }]);
+      }),
+      { numRuns: 60 },
+    );
+    expect(upstreamCreates()).toBe(before);
   });
 
   it('is still taken from the tenant that made the video, and for ids no tenant made here', async () => {
