@@ -7,9 +7,11 @@
 // image) always runs the build.
 import { buildIsFresh, hasSources } from './build-freshness.js';
 
-// A reader that goes away early (`kling-gateway list | head -1`) ends the command quietly.
+// A reader that goes away early (`kling-gateway list | head -1`) ends the command quietly, unless
+// the command listens for that itself: `-o -` cut short by its reader is no video saved (exit 141).
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error) => {
+    if (stream.listenerCount('error') > 1) return;
     if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw error;
   });

@@ -36,6 +36,14 @@ export const ExitCode = {
   unreachable: 9,
   /** Interrupted (Ctrl-C). */
   interrupted: 130,
+  /**
+   * `-o -`: stdout closed before the video was written whole (`| head -c 100`: its reader quit).
+   * 128 + SIGPIPE, the status the shell shows for `cat` or a Go program in the same place, so a
+   * `pipefail` script that lets a reader quit early (`|| [ $? -eq 141 ]`) already knows it; not 0,
+   * since the video was not all written, nor 2 or 9, which would say the command or the gateway
+   * were at fault.
+   */
+  outputClosed: 141,
   /** check-config / migrate: the configuration file is not valid (EX_CONFIG). */
   badConfig: 78,
 } as const;
@@ -71,7 +79,8 @@ export function exitCodeFor(error: unknown): ExitCode {
 export const EXIT_CODE_HELP = `Exit codes:
   0   done (generate --wait: the video succeeded and was saved)
   2   wrong command line (unknown flag, missing argument, unreadable --file, no key, a gateway
-      URL no request can go to: not http(s), a port past 65535 or one fetch blocks)
+      URL no request can go to: not http(s), a port past 65535 or one fetch blocks), or an
+      output that cannot be written (a full disk included)
   3   the gateway refused the request (400, 402, 409, 413, 415, 422)
   4   the gateway key is missing or not valid (401, 403)
   5   no such task for this key (404)
@@ -82,4 +91,5 @@ export const EXIT_CODE_HELP = `Exit codes:
       (too many requests)
   78  check-config, migrate: the configuration is not valid
   130 interrupted (Ctrl-C); a video already created goes on at the gateway
+  141 -o -: stdout closed before the video was written whole (| head: its reader quit)
   1   anything else (a bug)`;

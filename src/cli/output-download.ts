@@ -173,23 +173,44 @@ async function writeToStdout(
   const download = await client.downloadOutput(task.id, signal ? { signal } : {});
   const progress = new DownloadProgress(progressStream, 'stdout', download.size);
   let written = 0;
+  // What stdout failed with (EPIPE: its reader quit). Listening here also tells the `kling-gateway`
+  // entry point, which ends the process quietly when a reader of text goes away, that this
+  // command says it itself: a video cut short must not end as one saved.
+  let closed: Error | undefined;
+  const onError = (error: Error) => (closed ??= error);
+  stdout.on('error', onError);
   try {
     await pipeline(
       Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>),
       async (chunks: AsyncIterable<Buffer>) => {
-        // stdout is not ended: it is the process's own.
+        // stdout is not ended: it is the process's own. Each write's callback says whether the
+        // bytes went out; the last one is awaited, so a reader that quits at the end is seen too.
+        let last: Promise<void> = Promise.resolve();
         for await (const chunk of chunks) {
+          if (closed) throw closed;
           written += chunk.length;
           progress.add(chunk.length);
-          if (!stdout.write(chunk)) await once(stdout, 'drain');
+          let accepted = true;
+          last = new Promise<void>((resolve) => {
+            accepted = stdout.write(chunk, (error) => {
+              if (error) closed ??= error;
+              resolve();
+            });
+          });
+          if (!accepted) await Promise.race([once(stdout, 'drain'), last]);
         }
+        await last;
+        if (closed) throw closed;
       },
       signal ? { signal } : {},
     );
   } catch (error) {
     progress.fail();
     if (error instanceof CliError || signal?.aborted) throw error;
+    if (closed) throw stdoutFailed(task.id, closed);
     throw new CliError(`download of output 0 failed: ${(error as Error).message}`, ExitCode.unreachable);
+  } finally {
+    stdout.off('error', onError);
   }
   if (download.size !== null && written !== download.size) {
     progress.fail();
@@ -198,4 +219,16 @@ async function writeToStdout(
   const named = output === '-' ? 'stdout' : output;
   progress.finish(named);
   return named;
+}
+
+/**
+ * stdout failing under a video: its reader quit (a closed pipe: exit 141, as a process SIGPIPE
+ * ends), or it cannot be written (a full disk: exit 2, as `-o` a file on one).
+ */
+function stdoutFailed(id: string, error: Error): CliError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED') {
+    return new CliError(`stdout closed before video ${id} was written whole (its reader quit); save it with: kling-gateway download ${id} -o <file>`, ExitCode.outputClosed);
+  }
+  return new CliError(`cannot write video ${id} to stdout: ${error.message} (save it with: kling-gateway download ${id} -o <path>)`, ExitCode.usage);
 }

@@ -126,8 +126,8 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
       saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true, context.stdout);
     } catch (error) {
       // The video is made (and billed): say so, or the command run again makes a second one. A
-      // file that cannot be written already says how to save it elsewhere.
-      if (!(error instanceof CliError && error.exitCode === ExitCode.usage)) {
+      // file that cannot be written, and stdout closed early, already say how to save it.
+      if (!(error instanceof CliError && (error.exitCode === ExitCode.usage || error.exitCode === ExitCode.outputClosed))) {
         out.note(`video ${task.id} succeeded but was not saved; save it with: kling-gateway download ${task.id}`);
       }
       throw error;

@@ -7,7 +7,7 @@
  * gateway again later" (exit 9).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,5 +129,79 @@ describe('kling-gateway download -o something that is not a regular file', () =>
       `error: cannot save output 0 of video ${ID}: ENOSPC: no space left on device, write (save it with: kling-gateway download ${ID} -o <path>)\n`,
     ]);
     expect(statSync('/dev/full').isCharacterDevice()).toBe(true);
+  });
+});
+
+/**
+ * `-o -` into a pipe whose reader quits early (`| head -c 100`): the video was not written whole,
+ * so the command must not end as if it had been (exit 0 made `… -o - | head` look like a saved
+ * video to a script). Through real pipes, since that is where the reader goes away.
+ */
+describe('kling-gateway … -o - when stdout cannot take the whole video', { timeout: 60_000 }, () => {
+  // Far more than a pipe holds (64 KiB on Linux), so the reader's leaving is seen by a write.
+  const BIG = Buffer.alloc(4 * 1024 * 1024, 7);
+  let server: { base: string; close: () => Promise<void> };
+
+  beforeAll(async () => {
+    server = await fakeTaskGateway((base) => succeededTask(base, ID), BIG);
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  /** Runs `kling-gateway <args>` in bash as `… | <reader>` (or `… > <file>`); gives its own exit status and stderr. */
+  function shell(args: string, after: string): Promise<{ code: number; stderr: string; readerOut: string }> {
+    const script = `"$NODE" "$BIN" ${args} 2>"$ERR" ${after}; echo "cli=\${PIPESTATUS[0]}"`;
+    const root = mkdtempSync(join(tmpdir(), 'kgw-output-closed-'));
+    const errFile = join(root, 'stderr');
+    return new Promise((resolve, reject) => {
+      const child = spawn('bash', ['-c', script], {
+        cwd: root,
+        env: { ...process.env, NODE: process.execPath, BIN, ERR: errFile, KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+      child.on('error', reject);
+      child.on('close', () => {
+        const code = Number(/cli=(\d+)\s*$/.exec(out)?.[1]);
+        const stderr = readFileSync(errFile, 'utf8');
+        rmSync(root, { recursive: true, force: true });
+        resolve({ code, stderr, readerOut: out.replace(/cli=\d+\s*$/, '') });
+      });
+    });
+  }
+
+  it('download -o - | head -c 100: exits 141 with one line saying stdout closed early, not 0', async () => {
+    const result = await shell(`download ${ID} -o -`, '| head -c 100 | wc -c');
+    expect(result.readerOut.trim()).toBe('100');
+    expect([result.code, result.stderr]).toEqual([
+      141,
+      `error: stdout closed before video ${ID} was written whole (its reader quit); save it with: kling-gateway download ${ID} -o <file>\n`,
+    ]);
+  });
+
+  it('wait -o - | head -c 100 exits 141 too, its last line saying how to save the video the task made', async () => {
+    const result = await shell(`wait ${ID} -o -`, '| head -c 100 > /dev/null');
+    expect(result.code).toBe(141);
+    expect(result.stderr.split('\n').slice(-2)).toEqual([
+      `error: stdout closed before video ${ID} was written whole (its reader quit); save it with: kling-gateway download ${ID} -o <file>`,
+      '',
+    ]);
+    expect(result.stderr).not.toContain('saved stdout');
+  });
+
+  it('download -o - into a reader that takes it all still exits 0 with every byte', async () => {
+    const result = await shell(`download ${ID} -o -`, '| wc -c');
+    expect([result.code, result.readerOut.trim(), result.stderr]).toEqual([0, String(BIG.length), 'saved stdout (4.0 MB)\nstdout\n']);
+  });
+
+  it('-o - on a full disk is said in one line and exits 2, as -o a file on a full disk does: no stack trace', async () => {
+    const result = await shell(`download ${ID} -o -`, '> /dev/full');
+    expect([result.code, result.stderr]).toEqual([
+      2,
+      `error: cannot write video ${ID} to stdout: ENOSPC: no space left on device, write (save it with: kling-gateway download ${ID} -o <path>)\n`,
+    ]);
   });
 });

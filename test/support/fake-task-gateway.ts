@@ -30,18 +30,19 @@ export function succeededTask(base: string, id: string, outputs = 1): Record<str
     error: null,
     cost: { credits: 1, estimated: false, currency_amount: 0.01, currency: 'USD' },
     attempts: [],
+    warnings: [],
     metadata: {},
     request: { model: 'kling-v3', prompt: 'x' },
   };
 }
 
-/** Starts the stand-in; `task` is asked for the answer of each task read. */
-export function fakeTaskGateway(task: (base: string) => unknown): Promise<{ base: string; close: () => Promise<void> }> {
+/** Starts the stand-in; `task` is asked for the answer of each task read, and each output serves `bytes`. */
+export function fakeTaskGateway(task: (base: string) => unknown, bytes: Buffer = VIDEO_BYTES): Promise<{ base: string; close: () => Promise<void> }> {
   let base = '';
   const started = loopbackServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0]!;
     if (path === '/files/out.mp4') {
-      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': VIDEO_BYTES.length }).end(VIDEO_BYTES);
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': bytes.length }).end(bytes);
       return;
     }
     if (path.startsWith('/v1/videos/')) {
