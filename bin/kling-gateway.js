@@ -7,15 +7,20 @@
 // image) always runs the build.
 import { buildIsFresh, hasSources } from './build-freshness.js';
 
-// A reader that goes away early (`kling-gateway list | head -1`) ends the command quietly, unless
-// the command listens for that itself: `-o -` cut short by its reader is no video saved (exit 141).
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (error) => {
-    if (stream.listenerCount('error') > 1) return;
-    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw error;
-  });
-}
+// stdout: a reader that goes away early (`kling-gateway list | head -1`) ends the command quietly,
+// unless the command listens for that itself: `-o -` cut short by its reader is no video saved
+// (exit 141). stdout that cannot be written otherwise (`> /dev/full`: a full disk) is said in one
+// line and exits 2, as `-o` a file on a full disk does, rather than as a stack trace.
+process.stdout.on('error', (error) => {
+  if (process.stdout.listenerCount('error') > 1) return;
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  process.stderr.write(`error: cannot write to stdout: ${error.message}\n`);
+  process.exit(2);
+});
+process.stderr.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  process.exit(2);
+});
 
 const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
 

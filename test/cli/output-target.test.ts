@@ -135,9 +135,10 @@ describe('kling-gateway download -o something that is not a regular file', () =>
 /**
  * `-o -` into a pipe whose reader quits early (`| head -c 100`): the video was not written whole,
  * so the command must not end as if it had been (exit 0 made `… -o - | head` look like a saved
- * video to a script). Through real pipes, since that is where the reader goes away.
+ * video to a script). Likewise a stdout or stderr that cannot be written. Through real pipes and
+ * files, since that is where a reader goes away or a disk fills.
  */
-describe('kling-gateway … -o - when stdout cannot take the whole video', { timeout: 60_000 }, () => {
+describe('kling-gateway when stdout or stderr cannot take what it writes', { timeout: 60_000 }, () => {
   // Far more than a pipe holds (64 KiB on Linux), so the reader's leaving is seen by a write.
   const BIG = Buffer.alloc(4 * 1024 * 1024, 7);
   let server: { base: string; close: () => Promise<void> };
@@ -203,5 +204,12 @@ describe('kling-gateway … -o - when stdout cannot take the whole video', { tim
       2,
       `error: cannot write video ${ID} to stdout: ENOSPC: no space left on device, write (save it with: kling-gateway download ${ID} -o <path>)\n`,
     ]);
+  });
+
+  it('a table or JSON to stdout on a full disk is said in one line and exits 2: no stack trace', async () => {
+    for (const args of [`get ${ID}`, `--json get ${ID}`]) {
+      const result = await shell(args, '> /dev/full');
+      expect([result.code, result.stderr], args).toEqual([2, 'error: cannot write to stdout: ENOSPC: no space left on device, write\n']);
+    }
   });
 });
