@@ -17,10 +17,10 @@ process.stdout.on('error', (error) => {
   process.stderr.write(`error: cannot write to stdout: ${error.message}\n`);
   process.exit(2);
 });
-process.stderr.on('error', (error) => {
-  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  process.exit(2);
-});
+// stderr carries progress, hints and errors, never the result: one that cannot be written (its
+// reader gone) ends nothing. Ending there made `wait` exit 0 without saving the video, and an
+// error exit 0.
+process.stderr.on('error', () => undefined);
 
 const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
 

@@ -212,4 +212,34 @@ describe('kling-gateway when stdout or stderr cannot take what it writes', { tim
       expect([result.code, result.stderr], args).toEqual([2, 'error: cannot write to stdout: ENOSPC: no space left on device, write\n']);
     }
   });
+
+  /** Runs `kling-gateway <args>` with stderr a pipe nobody reads (its reader gone before the first line). */
+  function withStderrClosed(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; cwd: string }> {
+    const cwd = mkdtempSync(join(tmpdir(), 'kgw-stderr-closed-'));
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { ...process.env, KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stderr.destroy();
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, cwd })));
+  }
+
+  it('a stderr whose reader quit ends nothing: wait still saves the video whole, and an error keeps its exit code', async () => {
+    const waited = await withStderrClosed(['wait', ID]);
+    try {
+      expect([waited.code, waited.stdout]).toEqual([0, expect.stringContaining(`  saved       ${ID}.mp4\n`)]);
+      expect(readFileSync(join(waited.cwd, `${ID}.mp4`)).equals(BIG)).toBe(true);
+    } finally {
+      rmSync(waited.cwd, { recursive: true, force: true });
+    }
+    // Nothing listens at this address (a port just freed): exit 9, said on a stderr no one reads.
+    const gone = await fakeTaskGateway(() => ({}));
+    await gone.close();
+    const unreachable = await withStderrClosed(['get', ID], { KLING_GATEWAY_URL: gone.base });
+    rmSync(unreachable.cwd, { recursive: true, force: true });
+    expect(unreachable.code).toBe(9);
+  });
 });
