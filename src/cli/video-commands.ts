@@ -289,6 +289,15 @@ function idempotencyKeyOf(value: string): string {
   return value;
 }
 
+/**
+ * `<id>`: `""`, `.` and `..` name no task; sent, a URL would resolve them into another route (the
+ * list, `/v1/`), whose answer was read as a task.
+ */
+function taskId(value: string): string {
+  if (value === '' || value === '.' || value === '..') throw new InvalidArgumentError('not a task id (a task id looks like vid_…).');
+  return value;
+}
+
 /** `-o fox.mp4` or `--timeout` asks for the result: without --wait they would be ignored, and the video saved (by `wait`) under another name. */
 function follows(options: Record<string, unknown>): boolean {
   return options.wait === true || options.output !== undefined || options.timeout !== undefined;
@@ -348,7 +357,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
   program
     .command('get')
     .description('show one task: status, provider, cost, outputs, attempts')
-    .argument('<id>', 'task id (vid_…)')
+    .argument('<id>', 'task id (vid_…)', taskId)
     .addOption(new Option('--wait <seconds>', 'hold until the task ends or this many seconds pass (≤ 60)').argParser(positiveInteger(60)))
     .action(async (id: string, options: { wait?: number }, command: Command) => {
       const out = context.outputFor(command);
@@ -361,7 +370,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     program
       .command('wait')
       .description('follow a task live until it ends, then download the result')
-      .argument('<id>', 'task id (vid_…)'),
+      .argument('<id>', 'task id (vid_…)', taskId),
   ).action(async (id: string, options: FollowOptions, command: Command) => {
     if (options.download !== false) refuseVideoOnTerminal(options.output, context.stdout);
     const client = context.clientFor(command);
@@ -373,7 +382,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
   program
     .command('download')
     .description("save a succeeded task's outputs")
-    .argument('<id>', 'task id (vid_…)')
+    .argument('<id>', 'task id (vid_…)', taskId)
     .option('-o, --output <path>', 'a file, or a directory (default: ./<task id>.<ext>); - for stdout')
     .option('--force', 'replace the file -o names if it exists')
     .action(async (id: string, options: { output?: string; force?: boolean }, command: Command) => {
@@ -472,7 +481,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
   program
     .command('cancel')
     .description('cancel a task still queued, or one its provider can cancel (`providers` names those that cannot); otherwise 409')
-    .argument('<id>', 'task id (vid_…)')
+    .argument('<id>', 'task id (vid_…)', taskId)
     .action(async (id: string, _options: unknown, command: Command) => {
       const out = context.outputFor(command);
       const task = await context.clientFor(command).cancelVideo(id, { signal: context.signal });
@@ -483,7 +492,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
   program
     .command('webhooks')
     .description("the deliveries of a task's events to its webhook_url: tries, last status, last error")
-    .argument('<id>', 'task id (vid_…)')
+    .argument('<id>', 'task id (vid_…)', taskId)
     .action(async (id: string, _options: unknown, command: Command) => {
       const out = context.outputFor(command);
       const answer = await context.clientFor(command).webhookDeliveries(id, { signal: context.signal });

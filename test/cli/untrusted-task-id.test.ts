@@ -81,3 +81,20 @@ describe('kling-gateway download with a task id that is not a file name', () => 
     expect(filesUnder(root)).toEqual([join(workdir, 'vid_plain-Id_123.mp4')]);
   });
 });
+
+describe('kling-gateway <command> with an id that names no task', () => {
+  // "" and "." would reach the list (`/v1/videos/`), ".." reaches `/v1/`: `get ""` printed the
+  // list as an empty task, `download .` said it "is still undefined", `cancel ""` that the gateway
+  // lacks cancel. A command-line error, before anything is sent (nothing listens at this URL: a
+  // command that sent anything would exit 9).
+  it.each([['get'], ['wait'], ['download'], ['cancel'], ['webhooks']])('%s "", "." and ".." exit 2 naming the id', async (command) => {
+    for (const id of ['', '.', '..']) {
+      const result = await runCliCaptured([command, id], { env: { KLING_GATEWAY_URL: 'http://127.0.0.1:2', KLING_GATEWAY_API_KEY: 'test-key-123' }, pause: async () => undefined });
+      expect([result.code, result.stdout, result.stderr.split('\n')[0]], `${command} ${JSON.stringify(id)}`).toEqual([
+        2,
+        '',
+        `error: command-argument value '${id}' is invalid for argument 'id'. not a task id (a task id looks like vid_…).`,
+      ]);
+    }
+  });
+});

@@ -229,6 +229,19 @@ describe('typed client against a running gateway', () => {
     expect((await client.listVideos({ limit: 100 })).data.length).toBe(before);
   });
 
+  it.each([[''], ['.'], ['..']])('refuses the task id %j, which would reach another route (the list, /v1/), sending nothing', async (id) => {
+    let sent = 0;
+    const counting = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY, fetch: (input, init) => ((sent += 1), checked.fetch(input, init)) });
+    const refusal = new TypeError(`task id ${JSON.stringify(id)} names no task: it would send the request to another route`);
+    await expect(counting.getVideo(id)).rejects.toThrow(refusal);
+    await expect(counting.waitForVideo(id, { timeoutMs: 5_000 })).rejects.toThrow(refusal);
+    await expect(counting.videoEvents(id).next()).rejects.toThrow(refusal);
+    await expect(counting.cancelVideo(id)).rejects.toThrow(refusal);
+    await expect(counting.webhookDeliveries(id)).rejects.toThrow(refusal);
+    await expect(counting.downloadOutput(id)).rejects.toThrow(refusal);
+    expect(sent).toBe(0);
+  });
+
   it('refuses at once a base URL that is not http(s), rather than failing every call as unreachable', () => {
     // `localhost:8080` parses as a URL whose scheme is "localhost:".
     expect(() => new GatewayClient({ baseUrl: 'localhost:8080', apiKey: TENANT_KEY })).toThrow(

@@ -155,6 +155,16 @@ function retryPauseOf(error: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * A task id as a path segment. `""`, `.` and `..` are never sent: a URL resolves them into
+ * another path (`/v1/videos/` is the list, `/v1/videos/..` is `/v1/`), whose answer would be
+ * read as the task's.
+ */
+function taskSegment(id: string): string {
+  if (id === '' || id === '.' || id === '..') throw new TypeError(`task id ${JSON.stringify(id)} names no task: it would send the request to another route`);
+  return encodeURIComponent(id);
+}
+
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
 function pause(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -239,6 +249,7 @@ export class GatewayClient {
 
   /** `GET /v1/videos/{id}`, optionally holding up to `wait` seconds (≤ 60) for a terminal status. */
   async getVideo(id: string, options: RequestOptions & { wait?: number } = {}): Promise<Task> {
+    taskSegment(id);
     return this.unwrap(
       await this.api.GET('/v1/videos/{id}', {
         params: { path: { id }, ...(options.wait ? { query: { wait: options.wait } } : {}) },
@@ -273,7 +284,7 @@ export class GatewayClient {
    * task is terminal, the stream closes, or it stays silent past `idleTimeoutMs`.
    */
   async *videoEvents(id: string, options: EventStreamOptions = {}): AsyncGenerator<TaskEvent> {
-    const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/events`;
+    const url = `${this.baseUrl}/v1/videos/${taskSegment(id)}/events`;
     const response = await this.send(url, { headers: { accept: 'text/event-stream' }, ...this.signalOf(options) });
     if (!response.ok) throw await this.errorWithin(response, this.baseUrl);
     if (!response.body || !(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
@@ -321,6 +332,7 @@ export class GatewayClient {
    * the task goes on meanwhile (a replica stopping for a deploy, a dropped connection).
    */
   async waitForVideo(id: string, options: WaitOptions = {}): Promise<Task> {
+    taskSegment(id);
     const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
     const deadline = Date.now() + timeoutMs;
     let last: Task | undefined;
@@ -385,7 +397,7 @@ export class GatewayClient {
    * upstream holds answers 409. `EndpointNotAvailableError` on a gateway without cancel.
    */
   async cancelVideo(id: string, options: RequestOptions = {}): Promise<Task> {
-    const response = await this.sendOptional('cancel', `/v1/videos/${encodeURIComponent(id)}/cancel`, {
+    const response = await this.sendOptional('cancel', `/v1/videos/${taskSegment(id)}/cancel`, {
       method: 'POST',
       ...this.signalOf(options),
     }, true);
@@ -398,7 +410,7 @@ export class GatewayClient {
    * gateway without it.
    */
   async webhookDeliveries(id: string, options: RequestOptions = {}): Promise<WebhookDeliveryList> {
-    const response = await this.sendOptional('webhooks', `/v1/videos/${encodeURIComponent(id)}/webhooks`, this.signalOf(options), true);
+    const response = await this.sendOptional('webhooks', `/v1/videos/${taskSegment(id)}/webhooks`, this.signalOf(options), true);
     return this.readJson<WebhookDeliveryList>(response, 'GET');
   }
 
@@ -421,7 +433,7 @@ export class GatewayClient {
     }
     const storage = (output as { storage?: string }).storage;
     if ((storage === undefined || storage === 'stored') && (await this.hasEndpoint('content')) === true) {
-      const url = `${this.baseUrl}/v1/videos/${encodeURIComponent(id)}/content?index=${index}`;
+      const url = `${this.baseUrl}/v1/videos/${taskSegment(id)}/content?index=${index}`;
       // The gateway may redirect to another host (a presigned object-storage URL, the provider's
       // file): that host's 4xx is about the file, not the gateway key or the task.
       const refusedElsewhere = (answer: Response) => answer.status >= 400 && answer.status < 500 && !this.isOwn(answer.url);
