@@ -409,7 +409,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .addOption(new Option('--model <model>', 'only tasks of this model').choices(MODELS))
     .addOption(new Option('--limit <n>', 'tasks per page (≤ 100)').default(20).argParser(positiveInteger(100)))
     .option('--cursor <cursor>', 'the page after this cursor (printed under a full page)')
-    .option('--all', 'follow every page')
+    .option('--all', 'follow every page (from --cursor on, when given)')
     .action(async (options: { status?: TaskStatus; provider?: ProviderId; model?: Model; limit: number; cursor?: string; all?: boolean }, command: Command) => {
       const client = context.clientFor(command);
       const out = context.outputFor(command);
@@ -422,7 +422,8 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       let page;
       if (options.all) {
         const data: Task[] = [];
-        for await (const task of client.listAllVideos(query, { signal: context.signal })) data.push(task);
+        // From --cursor on, when given (the rest of a listing), as without --all.
+        for await (const task of client.listAllVideos({ ...query, ...(options.cursor ? { cursor: options.cursor } : {}) }, { signal: context.signal })) data.push(task);
         page = { data, next_cursor: null };
       } else {
         page = await client.listVideos({ ...query, ...(options.cursor ? { cursor: options.cursor } : {}) }, { signal: context.signal });

@@ -126,6 +126,21 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     ]);
   });
 
+  it('list --all --cursor follows every page from that cursor on, not from the start', async () => {
+    for (let made = 0; made < 3; made += 1) await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: `resume ${made}` })).id, { timeoutMs: 20_000 });
+    const first = await api.listVideos({ limit: 2 });
+    expect(first.next_cursor).not.toBeNull();
+    const rest: string[] = [];
+    for (let cursor = first.next_cursor; cursor; ) {
+      const page = await api.listVideos({ limit: 2, cursor });
+      rest.push(...page.data.map((task) => task.id));
+      cursor = page.next_cursor;
+    }
+    const resumed = await runHere(['list', '--all', '--limit', '2', '--cursor', first.next_cursor!, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect((JSON.parse(resumed.stdout) as { data: Task[] }).data.map((task) => task.id)).toEqual(rest);
+  });
+
   it('quote, providers and models print tables that match the API', async () => {
     const [quote, providers, models] = await Promise.all([
       runHere(['quote', '--model', 'kling-v3', '--duration', '10', '--prompt', 'x']),

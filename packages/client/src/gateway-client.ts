@@ -263,9 +263,9 @@ export class GatewayClient {
     return this.unwrap(await this.api.GET('/v1/videos', { params: { query }, ...this.signalOf(options) }));
   }
 
-  /** Every task matching `query`, following `next_cursor` page by page. */
-  async *listAllVideos(query: Omit<ListVideosQuery, 'cursor'> = {}, options: RequestOptions = {}): AsyncGenerator<Task> {
-    let cursor: string | undefined;
+  /** Every task matching `query`, following `next_cursor` page by page (from `query.cursor` when given). */
+  async *listAllVideos(query: ListVideosQuery = {}, options: RequestOptions = {}): AsyncGenerator<Task> {
+    let cursor = query.cursor ?? undefined;
     do {
       const page = await this.listVideos({ ...query, ...(cursor ? { cursor } : {}) }, options);
       yield* page.data;
