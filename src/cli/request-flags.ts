@@ -101,8 +101,11 @@ function parseNumber(schema: JsonSchema) {
   };
 }
 
-/** A string as the schema takes it: its length, and an http(s) URL where it asks for one. */
-function checkString(schema: JsonSchema, value: string): string {
+/**
+ * A string as the schema takes it: its length, and an http(s) URL where it asks for one (`field`
+ * says which URL: every one but `webhook_url` is an input the gateway fetches).
+ */
+function checkString(schema: JsonSchema, value: string, field?: string): string {
   if (schema.minLength !== undefined && value.length < schema.minLength) throw new InvalidArgumentError('must not be empty.');
   // Characters as JSON Schema (and the gateway) count them: code points, an emoji being one.
   const characters = schema.maxLength !== undefined && value.length > schema.maxLength ? [...value].length : value.length;
@@ -110,6 +113,7 @@ function checkString(schema: JsonSchema, value: string): string {
     throw new InvalidArgumentError(`is ${characters} characters; at most ${schema.maxLength}.`);
   }
   if (schema.format === 'uri' && !/^https?:\/\/[^/\s]/i.test(value)) {
+    if (field === 'webhook_url') throw new InvalidArgumentError("not an http(s) URL: the gateway posts the task's events to it.");
     throw new InvalidArgumentError('not an http(s) URL: the gateway fetches inputs by URL (put a local file where it can fetch it first).');
   }
   return value;
@@ -152,7 +156,7 @@ function optionsFor(name: string, raw: JsonSchema, path: string[], required: boo
   if (type === 'number') return [make(new Option(`--${flagName} <n>`, describe(schema, requiredNote)).argParser(parseNumber(schema)))];
   if (type === 'string') {
     const option = new Option(`--${flagName} <${schema.format === 'uri' ? 'url' : 'text'}>`, describe(schema, requiredNote));
-    return [make(option.argParser((value: string) => checkString(schema, value)))];
+    return [make(option.argParser((value: string) => checkString(schema, value, name)))];
   }
   if (type === 'boolean') {
     // Said first, as its negative says `false`: a description may be about either value.

@@ -102,5 +102,7 @@ describe('request flags from the OpenAPI document', () => {
     // A local file is not something the gateway can fetch.
     expect(() => parse(['--start-image-url', './fox.png'])).toThrow(/not an http\(s\) URL: the gateway fetches inputs by URL/);
     expect(() => parse(['--reference-images', 'https://example.com/a.png', '--reference-images', 'fox.png'])).toThrow(/not an http\(s\) URL/);
+    // The webhook URL is where the gateway sends events, not an input it fetches.
+    expect(() => parse(['--webhook-url', 'hooks.example.com/kling'])).toThrow("option '--webhook-url <url>' argument 'hooks.example.com/kling' is invalid. not an http(s) URL: the gateway posts the task's events to it.");
   });
 });
