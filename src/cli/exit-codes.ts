@@ -19,7 +19,7 @@ export const ExitCode = {
   usage: 2,
   /** The gateway refused the request (400, 402, 409, 413, 415, 422 …): fix the request (or the budget). */
   refused: 3,
-  /** The gateway key is missing or not valid (401, 403). */
+  /** The gateway refused the key (401, 403): not valid, or not allowed what was asked. (No key at all is `usage`: nothing is sent.) */
   auth: 4,
   /** No such task for this key (404). */
   notFound: 5,
@@ -82,11 +82,11 @@ export const EXIT_CODE_HELP = `Exit codes:
       URL no request can go to: not http(s), a port past 65535 or one fetch blocks), or an
       output that cannot be written (a full disk included)
   3   the gateway refused the request (400, 402, 409, 413, 415, 422)
-  4   the gateway key is missing or not valid (401, 403)
+  4   the gateway refused the key (401, 403): not valid, or not allowed what was asked
   5   no such task for this key (404)
   6   the video ended failed or canceled, or its output is no longer to be had
   7   this gateway does not have the endpoint
-  8   timed out waiting; the task is still running
+  8   timed out waiting (or download of a task not done yet); the task is still running
   9   try again later: cannot reach the gateway (or the database), it answered 5xx, or 429
       (too many requests)
   78  check-config, migrate: the configuration is not valid

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../packages/client/src/index.js';
 import { ExitCode, exitCodeFor, EXIT_CODE_HELP } from '../../src/cli/exit-codes.js';
+import { runCliCaptured } from '../support/cli-run.js';
 
 const problem = (status: number) => new GatewayError(status, { type: 'about:blank', title: 'x', status }, 'req_1', status === 429 ? 12 : null);
 
@@ -34,5 +35,14 @@ describe('exit codes of gateway problems', () => {
       expect(exitCodeFor(problem(status))).toBe(ExitCode.refused);
       expect(refusedLine).toContain(String(status));
     }
+  });
+
+  it('--help says a missing key exits 2 (nothing is sent), and 4 only for a key the gateway refused', async () => {
+    const line = (code: number) => EXIT_CODE_HELP.split('\n').find((text) => text.startsWith(`  ${code} `)) ?? '';
+    expect(line(2)).toContain('no key');
+    expect(line(4)).not.toMatch(/missing/);
+    expect(line(4)).toMatch(/refused the key.*401, 403/);
+    const missing = await runCliCaptured(['list'], { env: { KLING_GATEWAY_URL: 'http://127.0.0.1:2' } });
+    expect([missing.code, missing.stderr]).toEqual([ExitCode.usage, expect.stringMatching(/^error: no gateway key/)]);
   });
 });
