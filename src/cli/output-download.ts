@@ -122,6 +122,7 @@ export async function saveOutputs(
     const partial = intoItself ? path : `${path}.part`;
     const progress = new DownloadProgress(progressStream, basename(path), download.size);
     let written = 0;
+    let readError: Error | undefined;
     let writeError: Error | undefined;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
@@ -134,12 +135,13 @@ export async function saveOutputs(
       // `-o new/dir/` or `-o new/dir/fox.mp4`: made as asked.
       await mkdir(dirname(partial), { recursive: true });
       const file = createWriteStream(partial);
-      // What the file side failed with (a full disk: ENOSPC on write, which names no path).
+      // What the file side failed with (a full disk: ENOSPC on write, which names no path), and
+      // what the download did (a cut connection), which pipeline then hands the file too.
       file.on('error', (error) => (writeError ??= error));
-      await pipeline(Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>), counter, file, signal ? { signal } : {});
-      if (download.size !== null && written !== download.size) {
-        throw new CliError(`download of ${path} stopped at ${written} of ${download.size} bytes`, ExitCode.unreachable);
-      }
+      const source = Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>);
+      source.on('error', (error) => (readError ??= error));
+      await pipeline(source, counter, file, signal ? { signal } : {});
+      if (download.size !== null && written !== download.size) throw brokeOff(task.id, index, written, download.size);
       if (!intoItself) await rename(partial, path);
     } catch (error) {
       progress.fail();
@@ -147,10 +149,10 @@ export async function saveOutputs(
       if (error instanceof CliError || signal?.aborted) throw error;
       // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
       // 9 would say "try again later", and trying generate again makes a second video.
-      if (error instanceof Error && ('path' in error || error === writeError)) {
+      if (error instanceof Error && error !== readError && ('path' in error || error === writeError)) {
         throw new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
       }
-      throw new CliError(`download of output ${index} failed: ${(error as Error).message}`, ExitCode.unreachable);
+      throw brokeOff(task.id, index, written, download.size, error);
     }
     progress.finish(path);
     saved.push(path);
@@ -208,13 +210,13 @@ async function writeToStdout(
     progress.fail();
     if (error instanceof CliError || signal?.aborted) throw error;
     if (closed) throw stdoutFailed(task.id, closed);
-    throw new CliError(`download of output 0 failed: ${(error as Error).message}`, ExitCode.unreachable);
+    throw brokeOff(task.id, 0, written, download.size, error);
   } finally {
     stdout.off('error', onError);
   }
   if (download.size !== null && written !== download.size) {
     progress.fail();
-    throw new CliError(`download of output 0 stopped at ${written} of ${download.size} bytes`, ExitCode.unreachable);
+    throw brokeOff(task.id, 0, written, download.size);
   }
   const named = output === '-' ? 'stdout' : output;
   progress.finish(named);
@@ -231,4 +233,15 @@ function stdoutFailed(id: string, error: Error): CliError {
     return new CliError(`stdout closed before video ${id} was written whole (its reader quit); save it with: kling-gateway download ${id} -o <file>`, ExitCode.outputClosed);
   }
   return new CliError(`cannot write video ${id} to stdout: ${error.message} (save it with: kling-gateway download ${id} -o <path>)`, ExitCode.usage);
+}
+
+/**
+ * A download that ended before its last byte (the connection cut, the host gone): how far it got,
+ * and why in the words under fetch's own ("terminated" says little, its cause "other side
+ * closed" more). Exit 9: trying again can get it.
+ */
+function brokeOff(id: string, index: number, written: number, size: number | null, error?: unknown): CliError {
+  const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  const why = error === undefined ? '' : `: ${error instanceof Error ? error.message : String(error)}${cause}`;
+  return new CliError(`download of output ${index} of video ${id} broke off after ${written}${size !== null ? ` of ${size}` : ''} bytes${why}`, ExitCode.unreachable);
 }

@@ -16,6 +16,7 @@ import { Writable } from 'node:stream';
 import { runCli } from '../../src/cli/main.js';
 import { runCliCaptured, type CapturedRun } from '../support/cli-run.js';
 import { fakeTaskGateway, succeededTask, VIDEO_BYTES } from '../support/fake-task-gateway.js';
+import { loopbackServer } from '../support/raw-answer.js';
 
 const ID = 'vid_target';
 const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
@@ -241,5 +242,50 @@ describe('kling-gateway when stdout or stderr cannot take what it writes', { tim
     const unreachable = await withStderrClosed(['get', ID], { KLING_GATEWAY_URL: gone.base });
     rmSync(unreachable.cwd, { recursive: true, force: true });
     expect(unreachable.code).toBe(9);
+  });
+});
+
+describe('kling-gateway download cut short by the file host', () => {
+  const HALF = Buffer.alloc(256 * 1024, 3);
+  const WHOLE = 1024 * 1024;
+  let server: { base: string; close: () => Promise<void> };
+
+  beforeAll(async () => {
+    let base = '';
+    server = await loopbackServer((req, res) => {
+      if ((req.url ?? '').startsWith('/files/')) {
+        // A quarter of what it promised, then the connection drops.
+        res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': WHOLE });
+        res.write(HALF, () => setTimeout(() => res.socket?.destroy(), 20));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(succeededTask(base, ID)));
+    });
+    base = server.base;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it.each([['a file', 'cut.mp4'], ['stdout', '-']])('to %s: exit 9, saying how far it got and why, and no file left', async (_what, target) => {
+    const cwd = mkdtempSync(join(tmpdir(), 'kgw-cut-'));
+    try {
+      const child = spawn(process.execPath, [BIN, 'download', ID, '-o', target], {
+        cwd,
+        env: { ...process.env, KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stdout.resume();
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      // How far: what had come through when the cut was seen (at most what was sent).
+      expect([code, stderr]).toEqual([9, expect.stringMatching(new RegExp(`^error: download of output 0 of video ${ID} broke off after \\d+ of ${WHOLE} bytes: terminated \\(other side closed\\)\n$`))]);
+      expect(Number(/after (\d+) of/.exec(stderr)?.[1])).toBeLessThanOrEqual(HALF.length);
+      expect(readdirSync(cwd)).toEqual([]);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 });
