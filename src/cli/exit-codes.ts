@@ -68,6 +68,8 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof GatewayUnreachableError) return ExitCode.unreachable;
   if (error instanceof GatewayError) {
     if (error.status === 401 || error.status === 403) return ExitCode.auth;
+    // The gateway's router found no such path: the URL is wrong (one ending in /v1), not the task.
+    if (error.status === 404 && namesNoRoute(error)) return ExitCode.usage;
     if (error.status === 404) return ExitCode.notFound;
     if (error.status >= 500 || error.status === 429) return ExitCode.unreachable;
     return ExitCode.refused;
@@ -75,12 +77,18 @@ export function exitCodeFor(error: unknown): ExitCode {
   return ExitCode.unexpected;
 }
 
+/** A 404 of the gateway's router ("no route for GET /v1/v1/videos"), not of a task. */
+export function namesNoRoute(error: GatewayError): boolean {
+  return error.status === 404 && /^no route for /.test(error.problem.detail ?? '');
+}
+
 /** The table printed at the end of `--help`. */
 export const EXIT_CODE_HELP = `Exit codes:
   0   done (generate --wait: the video succeeded and was saved)
   2   wrong command line (unknown flag, missing argument, unreadable --file, no key, a gateway
-      URL no request can go to: not http(s), a port past 65535 or one fetch blocks), or an
-      output that cannot be written (a full disk included)
+      URL no request can go to: not http(s), a port past 65535, one fetch blocks, or one the
+      gateway has no route under, such as …/v1), or an output that cannot be written (a full
+      disk included)
   3   the gateway refused the request (400, 402, 409, 413, 415, 422)
   4   the gateway refused the key (401, 403): not valid, or not allowed what was asked
   5   no such task for this key (404)

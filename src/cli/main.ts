@@ -8,7 +8,7 @@ import { EndpointNotAvailableError, GatewayError } from '../../packages/client/s
 import { registerCatalogCommands } from './catalog-commands.js';
 import { CliContext, DEFAULT_GATEWAY_URL, pause, requestTimeout, type CliIo } from './cli-context.js';
 import { describeProblem, printable } from './cli-output.js';
-import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
+import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor, namesNoRoute } from './exit-codes.js';
 import { addExamples, PROGRAM_HELP } from './help-examples.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerVideoCommands } from './video-commands.js';
@@ -96,7 +96,15 @@ function report(error: unknown, context: CliContext): number {
     return ExitCode.interrupted;
   }
   if (error instanceof GatewayError) {
-    for (const line of describeProblem(error)) stderr.write(`${printable(line)}\n`);
+    const lines = describeProblem(error);
+    if (namesNoRoute(error)) {
+      // Said before the request id, which ends the lines.
+      const hint = /\/v1\/v1(\/|$)/.test(error.problem.detail ?? '')
+        ? "  the gateway's URL is given with /v1, which every path adds again: give it without (http://host:port)"
+        : "  the gateway has no such path: are --url and KLING_GATEWAY_URL the gateway's own URL (http://host:port)?";
+      lines.splice(lines.at(-1)?.startsWith('  request id: ') ? lines.length - 1 : lines.length, 0, hint);
+    }
+    for (const line of lines) stderr.write(`${printable(line)}\n`);
   } else if (error instanceof EndpointNotAvailableError) {
     stderr.write(`error: ${printable(error.message)} (a newer gateway has it)\n`);
   } else if (error instanceof Error) {
