@@ -10,6 +10,7 @@ import type { ChargeAtRisk, TaskCost, TaskError, TaskStatus } from '../model/can
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
+import { chargeToKeep } from '../upstream/remembered-charge.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition, InboundMark } from './task-repository.js';
 import { holdsSlot, newOutput, withAttemptChange, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
@@ -538,8 +539,7 @@ export class TaskLifecycle {
     // already said it charged (kling3api at creation) is still its own figure. A last answer of a
     // task still running (the deadline's last look) that says 0 has charged nothing yet, which is
     // no certain charge of 0: the figure the task had stands, as while it ran.
-    const stillRunning = report !== undefined && report.status !== 'succeeded' && report.status !== 'failed';
-    const credits = report ? (stillRunning && report.reportedCredits === 0 ? undefined : report.reportedCredits) : this.chargedCredits(task);
+    const credits = report ? chargeToKeep(report) : this.chargedCredits(task);
     const reported = credits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, credits) : undefined;
     return this.writeFailure(task, error, options, neverAccepted ? unbilled(task) : reported, report);
   }

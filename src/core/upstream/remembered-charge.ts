@@ -24,7 +24,7 @@ export interface RememberedCharge {
  * yet (as the lifecycle reads it), so it must not become the charge a later answer without a
  * figure, or a deadline, falls back on; a finished answer's figure is kept whatever it is.
  */
-function chargeToKeep(report: StatusReport): number | undefined {
+export function chargeToKeep(report: StatusReport): number | undefined {
   const running = report.status !== 'succeeded' && report.status !== 'failed';
   return running && report.reportedCredits === 0 ? undefined : report.reportedCredits;
 }
