@@ -172,20 +172,22 @@ export function limitBodyTime(
  * does not end the request for node, which goes on reading the body it announced (up to its own
  * `requestTimeout`, minutes) to keep the connection for the next one: a client sending a byte now
  * and then held the socket that long, with no key. A request still unanswered then gets its `408`
- * from `limitBodyTime`.
+ * from `limitBodyTime`. The timer is set only for an answer that finished before its body came
+ * (rare), so a request read whole first (every create) costs a time and one listener.
  */
 export function closeLateBodies(listener: (req: IncomingMessage, res: ServerResponse) => void, timeoutMs: number, clock: Clock) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     if (hasBody(req)) {
-      const timer = clock.setTimeout(() => {
+      const arrivedAt = clock.now();
+      res.once('finish', () => {
         if (req.complete) return;
-        const drop = () => req.socket.destroy();
-        if (res.writableFinished) drop();
-        else res.once('finish', drop);
-      }, timeoutMs);
-      const clear = () => timer.cancel();
-      req.once('end', clear);
-      req.once('close', clear);
+        const timer = clock.setTimeout(() => {
+          if (!req.complete) req.socket.destroy();
+        }, arrivedAt + timeoutMs - clock.now());
+        const clear = () => timer.cancel();
+        req.once('end', clear);
+        req.once('close', clear);
+      });
     }
     listener(req, res);
   };
