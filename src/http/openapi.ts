@@ -92,6 +92,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           400: problem('The body could not be read (e.g. a content-encoding it does not have).'),
           401: problem('Signature or timestamp not valid; nothing changed.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
+          413: problem('A body over 256 KiB (provider webhooks are a few KB): not read.'),
           404: problem('Webhooks not configured.'),
           503: problem(
             'Verified, but it names no task the gateway knows while a create to this provider is still being recorded ' +
@@ -119,6 +120,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           401: problem('Signature or timestamp not valid; nothing changed.'),
           404: problem('Webhooks not configured.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
+          413: problem('A body over 256 KiB (provider webhooks are a few KB): not read.'),
           503: problem('The create this webhook is about is still being answered; send it again shortly.'),
         },
       }, { takenWhileStopping: true });
@@ -143,6 +145,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           ),
           404: problem('Unknown token.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
+          413: problem('A body over 256 KiB (provider webhooks are a few KB): not read.'),
           503: problem(
             'The create this callback is about is not recorded yet and is not being answered by this replica (another ' +
               'replica sends it, or stopped while sending it), and the callback names no task the provider confirms; ' +

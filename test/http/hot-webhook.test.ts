@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { ManualClock } from '../../src/core/clock.js';
 import type { InboundWebhooks } from '../../src/core/tasks/inbound-webhooks.js';
 import { withHotWebhooks } from '../../src/http/hot-webhook.js';
+import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-routes.js';
 import { RequestRecording } from '../../src/http/middleware.js';
 import { StopGate } from '../../src/http/stop-gate.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -101,7 +102,7 @@ describe('the hot webhook decides what it takes', () => {
     ['a deeper path', '/v1/webhooks/freepik/a/b', {}, 'POST'],
     ['a chunked body', '/v1/webhooks/freepik', { 'transfer-encoding': 'chunked' }, 'POST'],
     ['a compressed body', '/v1/webhooks/freepik', { 'content-encoding': 'gzip' }, 'POST'],
-    ['a body over the limit', '/v1/webhooks/freepik', { 'content-length': String(1024 * 1024 + 1) }, 'POST'],
+    ['a body over the limit', '/v1/webhooks/freepik', { 'content-length': String(WEBHOOK_BODY_LIMIT + 1) }, 'POST'],
   ] as [string, string, Record<string, string>, string][])('leaves %s to express', async (_what, path, headers, method) => {
     const answer = await new Promise<number>((resolve, reject) => {
       const request = httpRequest(base, { method, headers, path }, (response) => {

@@ -234,6 +234,8 @@ describe('the OpenAPI document describes every real answer', () => {
     const unreadable = { body: 'not gzip', headers: { 'content-encoding': 'gzip' }, key: null };
     for (const path of ['/v1/webhooks/freepik', '/v1/webhooks/freepik/att_nothing', '/v1/webhooks/kling-legacy/some-token']) {
       expect((await call({ method: 'POST', path, ...unreadable })).status, path).toBe(400);
+      // Provider webhooks are a few KB: a body over the routes' 256 KiB is not read.
+      expect((await call({ method: 'POST', path, body: `{"pad":"${'x'.repeat(256 * 1024)}"}`, key: null })).status, path).toBe(413);
     }
     // A verified webhook naming no known task while a create to Freepik is being recorded: send it again.
     const raw = JSON.stringify({ task_id: 'not-recorded-yet', status: 'COMPLETED' });

@@ -1192,6 +1192,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description Verified, but it names no task the gateway knows while a create to this provider is still being recorded (it may be that one); send it again shortly. */
                 503: {
                     headers: {
@@ -1289,6 +1298,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
+                /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
                 /** @description The create this webhook is about is still being answered; send it again shortly. */
                 503: {
                     headers: {
@@ -1366,6 +1384,15 @@ export interface paths {
                 };
                 /** @description The body did not arrive within `server.body_timeout_ms`. */
                 408: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["ProblemDetails"];
+                    };
+                };
+                /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
