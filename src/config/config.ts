@@ -358,6 +358,12 @@ export const GatewayConfig = z.strictObject({
       keep_alive_timeout_ms: timerMs(1000).default(65_000),
       /** Longest a client may take to send a request body (408 after it), webhook routes included. */
       body_timeout_ms: timerMs(100).default(10_000),
+      /**
+       * Bytes of webhook bodies (the routes take no key) read at once, each counted as its
+       * `Content-Length`, or as the routes' 256 KiB limit when chunked; a webhook past it is
+       * refused before its body is read (503 with Retry-After). At least that limit.
+       */
+      webhook_bodies_max_bytes: count(256 * 1024).default(64 * 1024 * 1024),
       /** Bearer token `/metrics` asks for; unset: open to loopback only in a live deployment, open in the sandbox. */
       metrics_token: optionalText.pipe(
         z.string().regex(BEARER_TOKEN, 'holds a space, a control or a non-ASCII character: no Authorization header could carry it').optional(),

@@ -26,6 +26,7 @@ import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, m
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
 import { readVideo, videoRoutes } from './video-routes.js';
+import { WebhookBodyBudget } from './webhook-body-budget.js';
 import { webhookRoutes } from './webhook-routes.js';
 
 /** The core services the routes call; routes never reach the store themselves. */
@@ -77,7 +78,9 @@ export interface GatewayHttp {
 export function createHttp(dependencies: AppDependencies): GatewayHttp {
   const { config, service, inbound, metrics, logger, clock, gate } = dependencies;
   const recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS);
-  const app = createApp(dependencies, recording);
+  // One budget for the webhook bodies read at once, on the hot webhook and express alike.
+  const budget = new WebhookBodyBudget(config.server.webhook_bodies_max_bytes);
+  const app = createApp(dependencies, recording, budget);
   const tenantOfKey = keyTenants(config.auth.api_keys);
   const etagOf = app.get('etag fn') as ((body: Buffer) => string | undefined) | undefined;
   const etag = (body: Buffer) => etagOf?.(body);
@@ -90,6 +93,7 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
     clock,
     etag,
     storeUnreachable: dependencies.storeUnreachable,
+    budget,
   });
   const listener = withHotRead(webhooks, {
     service,
@@ -123,6 +127,7 @@ function gatewayPages(consoleHas: (file: string) => boolean): Route[] {
 export function createApp(
   { config, service, content, catalog, usage, inbound, metrics, logger, providers, providerIds, clock, createLimiter, gate, storeUnreachable }: AppDependencies,
   recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS),
+  webhookBudget = new WebhookBodyBudget(config.server.webhook_bodies_max_bytes),
 ): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -169,7 +174,7 @@ export function createApp(
   });
 
   // Webhooks read their raw body (signatures are over the exact bytes): before the JSON parser.
-  app.use('/v1/webhooks', webhookRoutes(inbound));
+  app.use('/v1/webhooks', webhookRoutes(inbound, webhookBudget));
   // A webhook route takes no gateway key: another method there is 405 before `/v1` asks for one.
   const methodNotAllowed = methodNotAllowedHandler(routes);
   app.all(['/v1/webhooks/:provider', '/v1/webhooks/:provider/:token'], methodNotAllowed);

@@ -10,8 +10,9 @@
  * or oversized body, a stopping gateway. Unlike the hot read, a webhook taken here is answered
  * here whatever happens (its body is read, and its handling may have changed something), so it
  * does what express does on the route step by step: the request id and the headers of
- * `everyRequest`; counted by the stop gate; the body time limit (408, connection closed); the
- * same `receiveWebhook`; the receipt as `res.json` sends it, a problem as `problemHandler` sends
+ * `everyRequest`; counted by the stop gate; the webhook body budget shared with express's route
+ * (`webhook-body-budget.ts`: 503, connection closed); the body time limit (408, connection
+ * closed); the same `receiveWebhook`; the receipt as `res.json` sends it, a problem as `problemHandler` sends
  * it (its `instance`, its headers), any other error as it does (500, or 503 when the store could not
  * be reached); a client gone mid-body as 499; and
  * the same HTTP metrics and log line (`RequestRecording`). Bytes are `express-answer.ts`'s.
@@ -26,6 +27,7 @@ import type { RequestListener } from './hot-read.js';
 import { CLIENT_GONE, onAnswerEnd, requestIdsOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
 import type { StopGate } from './stop-gate.js';
 import { limitBodyTime } from './tenant-limits.js';
+import type { WebhookBodyBudget } from './webhook-body-budget.js';
 import { receiveWebhook, WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
 
 /** The paths this takes on: provider, and the token or attempt key when there is one. */
@@ -42,6 +44,8 @@ export interface HotWebhookOptions {
   clock: Clock;
   etag: EtagOf;
   storeUnreachable: StoreUnreachable;
+  /** The bodies webhooks read at once, shared with express's webhook routes. */
+  budget: WebhookBodyBudget;
 }
 
 /** Whether a request's body is one express's raw parser would read as is, within the limit. */
@@ -59,7 +63,7 @@ function plainBody(req: IncomingMessage): boolean {
 
 /** `app`, with plain provider webhooks answered before it. */
 export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions): RequestListener {
-  const { inbound, recording, logger, gate, bodyTimeoutMs, clock, etag } = options;
+  const { inbound, recording, logger, gate, bodyTimeoutMs, clock, etag, budget } = options;
 
   const handle = (req: IncomingMessage, res: ServerResponse, provider: string, token: string | undefined) => {
     const started = performance.now();
@@ -72,6 +76,11 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
     let taskId: string | undefined;
     onAnswerEnd(res, (status) => recording.finished(ids, 'POST', url, route, status, performance.now() - started, logged, taskId));
     gate?.count(res);
+    const refused = budget.take(req, res);
+    if (refused) {
+      sendProblemText(res, refused, occurrence, etag);
+      return;
+    }
     limitBodyTime(req, res, bodyTimeoutMs, clock, (problem) => sendProblemText(res, problem, occurrence, etag));
 
     const fail = (error: unknown) => {

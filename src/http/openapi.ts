@@ -14,6 +14,12 @@ const problem = (description: string) => ({
   content: { 'application/problem+json': { schema: ProblemDetails } },
 });
 
+/** A webhook route's own 503 when the webhook bodies read at once are at their bound (`webhook-body-budget.ts`). */
+const WEBHOOK_BODIES_BUSY =
+  ' Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its ' +
+  '`Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; ' +
+  'send it again after `Retry-After` seconds.';
+
 const STOPPING = 'The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it).';
 
 /**
@@ -96,7 +102,8 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           404: problem('Webhooks not configured.'),
           503: problem(
             'Verified, but it names no task the gateway knows while a create to this provider is still being recorded ' +
-              '(it may be that one); send it again shortly.',
+              '(it may be that one); send it again shortly.' +
+              WEBHOOK_BODIES_BUSY,
           ),
         },
       }, { takenWhileStopping: true });
@@ -121,7 +128,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           404: problem('Webhooks not configured.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
           413: problem('A body over 256 KiB (provider webhooks are a few KB): not read.'),
-          503: problem('The create this webhook is about is still being answered; send it again shortly.'),
+          503: problem('The create this webhook is about is still being answered; send it again shortly.' + WEBHOOK_BODIES_BUSY),
         },
       }, { takenWhileStopping: true });
       return;
@@ -149,7 +156,8 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           503: problem(
             'The create this callback is about is not recorded yet and is not being answered by this replica (another ' +
               'replica sends it, or stopped while sending it), and the callback names no task the provider confirms; ' +
-              'send it again shortly.',
+              'send it again shortly.' +
+              WEBHOOK_BODIES_BUSY,
           ),
         },
       }, { takenWhileStopping: true });

@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import express, { Router, type Request, type Response } from 'express';
 import type { InboundWebhooks, WebhookReceipt } from '../core/tasks/inbound-webhooks.js';
 import { TASK_ID_LOCAL, rememberMountPath } from './middleware.js';
+import type { WebhookBodyBudget } from './webhook-body-budget.js';
 
 /**
  * Largest webhook body read, in bytes (256 KiB, as `server.body_limit`'s default). The routes take
@@ -56,7 +57,7 @@ export async function receiveWebhook(
   return inbound.receiveCallback(provider, token, body, onTask);
 }
 
-export function webhookRoutes(inbound: InboundWebhooks): Router {
+export function webhookRoutes(inbound: InboundWebhooks, budget: WebhookBodyBudget): Router {
   const router = Router();
   router.use(rememberMountPath());
   // Signatures are over the exact bytes: the body is read raw.
@@ -67,8 +68,10 @@ export function webhookRoutes(inbound: InboundWebhooks): Router {
     const onTask = (taskId: string) => (res.locals[TASK_ID_LOCAL] = taskId);
     res.json(await receiveWebhook(inbound, String(req.params.provider), token, req.headers, rawBodyOf(req), req.id, onTask));
   };
-  router.post('/:provider', raw, (req, res) => receive(req, res, undefined));
-  router.post('/:provider/:token', raw, (req, res) => receive(req, res, String(req.params.token)));
+  // Counted against the budget the hot webhook shares, before a byte of the body is read.
+  const counted = budget.middleware();
+  router.post('/:provider', counted, raw, (req, res) => receive(req, res, undefined));
+  router.post('/:provider/:token', counted, raw, (req, res) => receive(req, res, String(req.params.token)));
 
   return router;
 }

@@ -136,6 +136,7 @@ describe('parseConfig', () => {
       trust_proxy: false,
       keep_alive_timeout_ms: 65_000,
       body_timeout_ms: 10_000,
+      webhook_bodies_max_bytes: 64 * 1024 * 1024,
       metrics_token: undefined,
     });
     expect(config.limits).toEqual({ creates_per_minute: 300, open_streams: 20, open_waits: 50 });
@@ -179,6 +180,10 @@ describe('parseConfig', () => {
     ]);
     expect(problemsOf(document({ providers: { kling3api: { rate_limits: [{ limit: 0, window_ms: 1000 }] } } }))).toEqual([
       'providers.kling3api.rate_limits.0.limit: must be at least 1',
+    ]);
+    // Below one webhook body at the limit, a chunked webhook would never fit.
+    expect(problemsOf(document({ server: { public_url: 'https://g.example', webhook_bodies_max_bytes: 1000 } }))).toEqual([
+      'server.webhook_bodies_max_bytes: must be at least 262144',
     ]);
   });
 

@@ -13,6 +13,7 @@ import { withHotWebhooks } from '../../src/http/hot-webhook.js';
 import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-routes.js';
 import { RequestRecording } from '../../src/http/middleware.js';
 import { StopGate } from '../../src/http/stop-gate.js';
+import { WebhookBodyBudget } from '../../src/http/webhook-body-budget.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { GatewayMetrics } from '../../src/observability/metrics.js';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
@@ -70,6 +71,7 @@ describe('the hot webhook decides what it takes', () => {
         clock: new ManualClock(0),
         etag: () => undefined,
         storeUnreachable: () => false,
+        budget: new WebhookBodyBudget(64 * 1024 * 1024),
       },
     );
     ({ base, close } = await loopbackServer(listener));

@@ -1201,7 +1201,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description Verified, but it names no task the gateway knows while a create to this provider is still being recorded (it may be that one); send it again shortly. */
+                /** @description Verified, but it names no task the gateway knows while a create to this provider is still being recorded (it may be that one); send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
                 503: {
                     headers: {
                         "retry-after": string;
@@ -1307,7 +1307,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The create this webhook is about is still being answered; send it again shortly. */
+                /** @description The create this webhook is about is still being answered; send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
                 503: {
                     headers: {
                         "retry-after": string;
@@ -1400,7 +1400,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["ProblemDetails"];
                     };
                 };
-                /** @description The create this callback is about is not recorded yet and is not being answered by this replica (another replica sends it, or stopped while sending it), and the callback names no task the provider confirms; send it again shortly. */
+                /** @description The create this callback is about is not recorded yet and is not being answered by this replica (another replica sends it, or stopped while sending it), and the callback names no task the provider confirms; send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
                 503: {
                     headers: {
                         "retry-after": string;

@@ -1,0 +1,83 @@
+/**
+ * The memory unauthenticated webhook bodies may take at once. The webhook routes take no key and
+ * read a body up to `WEBHOOK_BODY_LIMIT` each: without a bound, many webhooks held open mid-body
+ * (each within the body time limit) buffered their bodies side by side, hundreds of MB. One
+ * budget per process, shared by the hot webhook and express's webhook routes: a body counts as
+ * its `Content-Length` (at most the limit), or as the whole limit when chunked; a webhook that
+ * does not fit is refused before its body is read (503 with Retry-After, connection closed), and
+ * its sender retries. The bytes are given back when the request closes, however it ends: its body
+ * read, its client gone, its answer over before its body came (a 408), the server closing.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
+import { problems, type ProblemError } from '../core/model/problems.js';
+import { WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
+
+/** Seconds a refused sender is asked to wait: bodies held open end within the body time limit. */
+const RETRY_AFTER_S = 5;
+
+/** What a webhook's body counts: its announced length within the limit, the limit when chunked. */
+function bytesOf(req: IncomingMessage): number {
+  const { headers } = req;
+  if (headers['transfer-encoding'] !== undefined) return WEBHOOK_BODY_LIMIT;
+  const length = headers['content-length'];
+  if (length === undefined) return 0;
+  const bytes = Number(length);
+  // Over the limit, express's raw parser refuses it (413) and discards its body as it comes.
+  return Number.isFinite(bytes) && bytes >= 0 ? Math.min(bytes, WEBHOOK_BODY_LIMIT) : WEBHOOK_BODY_LIMIT;
+}
+
+function closeAfterAnswer(this: ServerResponse): void {
+  this.socket?.destroy();
+}
+
+/**
+ * An answer over (sent, or its connection gone) while its request's body had not all come (a
+ * `408`): nobody reads the rest, and node, which no longer tracks the request, would never close
+ * it (so its bytes would never come back). It is closed now, its connection with it.
+ */
+function closeUnreadBody(this: ServerResponse): void {
+  if (!this.req.destroyed) this.req.destroy();
+}
+
+export class WebhookBodyBudget {
+  private readonly count = { used: 0 };
+  /** One listener for every request (the hot webhook allocates nothing more per request). */
+  private readonly giveBack: (this: IncomingMessage) => void;
+
+  constructor(readonly maxBytes: number) {
+    const count = this.count;
+    this.giveBack = function (this: IncomingMessage) {
+      count.used -= bytesOf(this);
+    };
+  }
+
+  /**
+   * Counts `req`'s body until the request closes, or, when it does not fit, readies `res` for
+   * the refusal (`Connection: close`, the connection closed once answered) and returns it.
+   */
+  take(req: IncomingMessage, res: ServerResponse): ProblemError | undefined {
+    // A request closed already (its body read or its client gone) holds nothing, and no `close` is coming.
+    if (req.destroyed) return undefined;
+    const bytes = bytesOf(req);
+    if (bytes === 0) return undefined;
+    if (this.count.used + bytes > this.maxBytes) {
+      res.setHeader('connection', 'close');
+      res.once('finish', closeAfterAnswer);
+      return problems.retryLater(
+        `The gateway is reading as many webhook bodies as it takes at once; it read nothing of this one. Send it again after Retry-After seconds.`,
+        RETRY_AFTER_S,
+      );
+    }
+    this.count.used += bytes;
+    // Node closes a request once its body is read, or when its connection closes while it is answered.
+    req.on('close', this.giveBack);
+    res.on('close', closeUnreadBody);
+    return undefined;
+  }
+
+  /** `take` for express's webhook routes, before their body parser. */
+  middleware(): RequestHandler {
+    return (req, res, next) => next(this.take(req, res));
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The webhook routes take no key, and each may read a body up to the route's limit: the bodies
+ * they read at once share a budget (`server.webhook_bodies_max_bytes`), on the hot webhook and on
+ * express alike. A webhook that does not fit is refused before its body is read (503 with
+ * Retry-After, connection closed), and a body's bytes are given back however its request ends.
+ */
+import { request as httpRequest, type ClientRequest } from 'node:http';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-routes.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { comparable, headerOf, rawRequest, type RawAnswer } from '../support/raw-answer.js';
+
+const BUDGET = WEBHOOK_BODY_LIMIT;
+
+let gateways: TestGateway[] = [];
+const held: ClientRequest[] = [];
+afterEach(async () => {
+  for (const request of held.splice(0)) request.destroy();
+  await Promise.all(gateways.map((gw) => gw.close()));
+  gateways = [];
+});
+
+async function start(): Promise<TestGateway> {
+  const gw = await startTestGateway({ config: { server: { webhook_bodies_max_bytes: BUDGET } } });
+  gateways.push(gw);
+  return gw;
+}
+
+interface Held {
+  request: ClientRequest;
+  answer: Promise<RawAnswer>;
+}
+
+/**
+ * A webhook whose body is sent in part and then held: with `length`, a plain one (the hot
+ * webhook's); without, a chunked one (express's).
+ */
+function holdWebhook(gw: TestGateway, length?: number): Held {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (length === undefined) headers['transfer-encoding'] = 'chunked';
+  else headers['content-length'] = String(length);
+  const request = httpRequest(gw.url, { method: 'POST', path: '/v1/webhooks/freepik', headers, agent: false });
+  held.push(request);
+  const answer = new Promise<RawAnswer>((resolve, reject) => {
+    request.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, rawHeaders: response.rawHeaders, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    request.on('error', reject);
+  });
+  answer.catch(() => undefined);
+  request.write('{"task_id":"');
+  return { request, answer };
+}
+
+/** Sends the rest of a held body (`x` up to its length, or the end of a chunked one). */
+function finish(webhook: Held, length?: number): Promise<RawAnswer> {
+  if (length === undefined) webhook.request.end('x"}');
+  else webhook.request.end(`${'x'.repeat(length - '{"task_id":"'.length - 2)}"}`);
+  return webhook.answer;
+}
+
+/** A small plain webhook (the hot webhook's case), or a chunked one (express's). */
+const smallWebhook = (gw: TestGateway, chunked = false) =>
+  rawRequest(gw.url, '/v1/webhooks/freepik', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(chunked ? { 'transfer-encoding': 'chunked' } : {}) },
+    body: '{}',
+  });
+
+/** Waits until the held bodies are counted: a small webhook is then refused. */
+async function untilRefused(gw: TestGateway, chunked = false): Promise<RawAnswer> {
+  let refused: RawAnswer | undefined;
+  await vi.waitFor(
+    async () => {
+      const answer = await smallWebhook(gw, chunked);
+      expect(answer.status).toBe(503);
+      refused = answer;
+    },
+    { timeout: 5000, interval: 20 },
+  );
+  return refused!;
+}
+
+/** Waits until a small webhook is read again (an unsigned one: 401). */
+async function untilAccepted(gw: TestGateway, chunked = false): Promise<void> {
+  await vi.waitFor(async () => expect((await smallWebhook(gw, chunked)).status).toBe(401), { timeout: 5000, interval: 20 });
+}
+
+const HALF = BUDGET / 2;
+
+describe('the webhook body budget', () => {
+  it('refuses a webhook past the budget with 503, Retry-After and a closed connection, and takes webhooks again once the held bodies end', async () => {
+    const gw = await start();
+    // An unsigned webhook is read and refused for its signature: what a webhook within the budget gets.
+    expect((await smallWebhook(gw)).status).toBe(401);
+    const first = holdWebhook(gw, HALF);
+    const second = holdWebhook(gw, HALF);
+    const refused = await untilRefused(gw);
+    expect(headerOf(refused, 'content-type')).toContain('application/problem+json');
+    expect(Number(headerOf(refused, 'retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(headerOf(refused, 'connection')).toBe('close');
+    expect(JSON.parse(refused.body)).toMatchObject({ status: 503, type: expect.stringMatching(/retry-later$/) });
+    // Express's path counts against the same budget, and refuses the same way.
+    const refusedByExpress = await smallWebhook(gw, true);
+    expect(refusedByExpress.status).toBe(503);
+    // The same answer, bytes and headers (each its own occurrence in `instance`, so its own ETag).
+    const occurrenceAside = (answer: RawAnswer) => ({
+      body: answer.body.replace(/"instance":"urn:request:[0-9a-f-]{36}"/, '"instance":"…"'),
+      headers: comparable(answer).map(([name, value]) => [name, name.toLowerCase() === 'etag' ? '…' : value]),
+    });
+    expect(occurrenceAside(refusedByExpress)).toEqual(occurrenceAside(refused));
+    expect((await finish(first, HALF)).status).toBe(401);
+    expect((await finish(second, HALF)).status).toBe(401);
+    expect((await smallWebhook(gw)).status).toBe(401);
+    expect((await smallWebhook(gw, true)).status).toBe(401);
+  });
+
+  it('counts a chunked body (express) as the whole limit, against the hot webhook too', async () => {
+    const gw = await start();
+    const chunked = holdWebhook(gw);
+    await untilRefused(gw);
+    expect((await smallWebhook(gw, true)).status).toBe(503);
+    expect((await finish(chunked)).status).toBe(401);
+    expect((await smallWebhook(gw)).status).toBe(401);
+  });
+
+  it('gives the bytes back when a client goes away mid-body, on either path', async () => {
+    const gw = await start();
+    const plain = [holdWebhook(gw, HALF), holdWebhook(gw, HALF)];
+    await untilRefused(gw);
+    for (const webhook of plain) webhook.request.destroy();
+    await untilAccepted(gw);
+    const chunked = holdWebhook(gw);
+    await untilRefused(gw, true);
+    chunked.request.destroy();
+    await untilAccepted(gw, true);
+  });
+
+  it('gives the bytes back when a body misses its time limit (408), on either path', async () => {
+    const gw = await start();
+    const plain = [holdWebhook(gw, HALF), holdWebhook(gw, HALF)];
+    await untilRefused(gw);
+    gw.clock.advance(gw.config.server.body_timeout_ms);
+    expect(await Promise.all(plain.map(async (webhook) => (await webhook.answer).status))).toEqual([408, 408]);
+    await untilAccepted(gw);
+    const chunked = holdWebhook(gw);
+    await untilRefused(gw, true);
+    gw.clock.advance(gw.config.server.body_timeout_ms);
+    expect((await chunked.answer).status).toBe(408);
+    await untilAccepted(gw, true);
+  });
+});
