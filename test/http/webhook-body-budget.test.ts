@@ -5,8 +5,10 @@
  * Retry-After, connection closed), and a body's bytes are given back however its request ends.
  */
 import { request as httpRequest, type ClientRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-routes.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 import { comparable, headerOf, rawRequest, type RawAnswer } from '../support/raw-answer.js';
 
@@ -20,8 +22,8 @@ afterEach(async () => {
   gateways = [];
 });
 
-async function start(): Promise<TestGateway> {
-  const gw = await startTestGateway({ config: { server: { webhook_bodies_max_bytes: BUDGET } } });
+async function start(server: Record<string, unknown> = {}): Promise<TestGateway> {
+  const gw = await startTestGateway({ config: { server: { webhook_bodies_max_bytes: BUDGET, ...server } } });
   gateways.push(gw);
   return gw;
 }
@@ -62,19 +64,19 @@ function finish(webhook: Held, length?: number): Promise<RawAnswer> {
 }
 
 /** A small plain webhook (the hot webhook's case), or a chunked one (express's). */
-const smallWebhook = (gw: TestGateway, chunked = false) =>
+const smallWebhook = (gw: TestGateway, chunked = false, body = '{}') =>
   rawRequest(gw.url, '/v1/webhooks/freepik', {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(chunked ? { 'transfer-encoding': 'chunked' } : {}) },
-    body: '{}',
+    body,
   });
 
 /** Waits until the held bodies are counted: a small webhook is then refused. */
-async function untilRefused(gw: TestGateway, chunked = false): Promise<RawAnswer> {
+async function untilRefused(gw: TestGateway, chunked = false, body = '{}'): Promise<RawAnswer> {
   let refused: RawAnswer | undefined;
   await vi.waitFor(
     async () => {
-      const answer = await smallWebhook(gw, chunked);
+      const answer = await smallWebhook(gw, chunked, body);
       expect(answer.status).toBe(503);
       refused = answer;
     },
@@ -84,8 +86,8 @@ async function untilRefused(gw: TestGateway, chunked = false): Promise<RawAnswer
 }
 
 /** Waits until a small webhook is read again (an unsigned one: 401). */
-async function untilAccepted(gw: TestGateway, chunked = false): Promise<void> {
-  await vi.waitFor(async () => expect((await smallWebhook(gw, chunked)).status).toBe(401), { timeout: 5000, interval: 20 });
+async function untilAccepted(gw: TestGateway, chunked = false, body = '{}'): Promise<void> {
+  await vi.waitFor(async () => expect((await smallWebhook(gw, chunked, body)).status).toBe(401), { timeout: 5000, interval: 20 });
 }
 
 const HALF = BUDGET / 2;
@@ -136,6 +138,39 @@ describe('the webhook body budget', () => {
     await untilRefused(gw, true);
     chunked.request.destroy();
     await untilAccepted(gw, true);
+  });
+
+  it('gives the bytes back for a webhook sent behind one still being answered, when the client goes away', async () => {
+    // The second one's answer, queued behind the first, never ends once its connection is gone:
+    // the stop gate, which counts answers, would wait for it to the end of the drain.
+    const gw = await start({ drain_timeout_ms: 0 });
+    // The first webhook's answer waits (a create to Freepik being recorded, as it looks) while the
+    // second, on the same connection, is counted at nearly the whole budget (it is read while the
+    // first still counts); then the client goes away.
+    const waiting: ((submitting: boolean) => void)[] = [];
+    const answerFirst = () => waiting.splice(0).forEach((resolve) => resolve(false));
+    const spy = vi.spyOn(gw.gateway.store, 'isSubmittingTo' as never).mockImplementation((() => new Promise((resolve) => waiting.push(resolve))) as never);
+    try {
+      const raw = JSON.stringify({ task_id: 'not-recorded-yet', status: 'COMPLETED' });
+      const timestamp = String(Math.floor(gw.clock.now() / 1000));
+      const signature = signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, 'wh_pipelined', timestamp, raw);
+      const { hostname, port } = new URL(gw.url);
+      const socket = connect(Number(port), hostname);
+      socket.on('error', () => undefined);
+      socket.write(
+        `POST /v1/webhooks/freepik HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nwebhook-id: wh_pipelined\r\n` +
+          `webhook-timestamp: ${timestamp}\r\nwebhook-signature: ${signature}\r\nContent-Length: ${Buffer.byteLength(raw)}\r\n\r\n${raw}` +
+          `POST /v1/webhooks/freepik HTTP/1.1\r\nHost: g\r\nContent-Length: ${BUDGET - 64}\r\n\r\n{`,
+      );
+      const probe = JSON.stringify({ pad: 'x'.repeat(100) });
+      await untilRefused(gw, false, probe);
+      socket.destroy();
+      // Back before the first is answered (a store that is slow to answer holds nothing of the second).
+      await untilAccepted(gw, false, probe);
+    } finally {
+      answerFirst();
+      spy.mockRestore();
+    }
   });
 
   it('gives the bytes back when a body misses its time limit (408), on either path', async () => {
