@@ -25,6 +25,40 @@ export function storeKey(key: string): void {
 export function forgetKey(): void {
   try {
     sessionStorage.removeItem(STORAGE_KEY);
+    // What was typed in New video belongs to who signed in: it goes with the key.
+    sessionStorage.removeItem(DRAFT_KEY);
+  } catch {
+    // Nothing stored.
+  }
+}
+
+const DRAFT_KEY = 'kling-gateway.console.new-video';
+
+/**
+ * New video's form as last left in this tab, with the Idempotency-Key of a create sent from it,
+ * so leaving the page (a link, Back, a reload) loses neither what was typed nor the key a create
+ * whose answer was lost must be sent again with. Same storage and lifetime as the key.
+ */
+export function storedDraft(): unknown {
+  try {
+    const text = sessionStorage.getItem(DRAFT_KEY);
+    return text === null ? null : (JSON.parse(text) as unknown);
+  } catch {
+    return null;
+  }
+}
+
+export function storeDraft(draft: unknown): void {
+  try {
+    sessionStorage.setItem(DRAFT_KEY, JSON.stringify(draft));
+  } catch {
+    // Storage refused or full: the form is kept while the page stays open.
+  }
+}
+
+export function forgetDraft(): void {
+  try {
+    sessionStorage.removeItem(DRAFT_KEY);
   } catch {
     // Nothing stored.
   }

@@ -347,6 +347,59 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the dropped connection itself
   });
 
+  it('keeps what was typed in New video when the page is left and come back to, or reloaded, and a lost create sent again after it makes one video', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    const keys: string[] = [];
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/videos'),
+      async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        keys.push((await route.request().headerValue('idempotency-key')) ?? '');
+        if (keys.length > 1) return route.continue();
+        await route.fetch();
+        return route.abort('connectionreset');
+      },
+    );
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    const prompt = `typed before a look at the models ${Date.now()}`;
+    await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await target.getByLabel('Duration (seconds)').fill('10');
+    await target.getByLabel('kling3api').check();
+    // A look at another page, then Back: the form is as it was left.
+    await target.getByRole('link', { name: 'Models' }).click();
+    await target.getByRole('heading', { level: 1, name: 'Models' }).waitFor();
+    await target.goBack();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    expect(await target.getByLabel('Prompt', { exact: true }).inputValue()).toBe(prompt);
+    expect(await target.getByLabel('Duration (seconds)').inputValue()).toBe('10');
+    expect(await target.getByLabel('kling3api').isChecked()).toBe(true);
+
+    // The create's answer is lost; the page is reloaded and Create pressed again: the same key, one video.
+    const create = target.getByRole('button', { name: 'Create video' });
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    await create.click();
+    await expect.poll(() => target.getByRole('alert').textContent()).toContain('Cannot reach the gateway');
+    await target.reload();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    expect(await target.getByLabel('Prompt', { exact: true }).inputValue()).toBe(prompt);
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    await create.click();
+    await target.waitForURL(/#\/tasks\/vid_/);
+    const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(keys[0]);
+    const made: string[] = [];
+    for await (const task of api.listAllVideos({ limit: 100 })) if (task.request.prompt === prompt) made.push(task.id);
+    expect(made).toEqual([id]);
+
+    // Once the video is made, New video starts empty again.
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    expect(await target.getByLabel('Prompt', { exact: true }).inputValue()).toBe('');
+    browserErrors.length = 0; // the browser logs the dropped connection itself
+  });
+
   it('creates from a plain-http address other than localhost (not a secure context), a prompt of emoji counted in characters', async () => {
     // An operator's http://gateway.internal:8080/console: the browser withholds secure-context APIs
     // there (crypto.randomUUID among them), which the form must not need.

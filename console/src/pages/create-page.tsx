@@ -19,6 +19,7 @@ import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { operationNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
+import { forgetDraft, storedDraft, storeDraft } from '../session.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
 const QUOTE_DELAY_MS = 350;
@@ -230,10 +231,42 @@ function inferenceInputsOf(body: Readonly<Record<string, unknown>>): string {
   return JSON.stringify([body.operation ?? null, body.model, ...deciding.map((field) => Boolean(body[field]))]);
 }
 
+/** The Idempotency-Key of the last create sent, and the request (its JSON) it was sent with. */
+interface Sent {
+  request: string;
+  idempotencyKey: string;
+}
+
+/** The form and last create as this tab last left them (see `storedDraft`), each field checked; else empty. */
+function restoredDraft(): { form: FormState; sent: Sent | null } {
+  const draft = storedDraft() as { form?: Record<string, unknown>; sent?: Record<string, unknown> } | null;
+  const form: FormState = { ...INITIAL };
+  const saved = draft?.form;
+  if (saved && typeof saved === 'object') {
+    for (const field of Object.keys(INITIAL) as (keyof FormState)[]) {
+      const value = saved[field];
+      if (field === 'providers') {
+        if (Array.isArray(value) && value.every((item) => typeof item === 'string')) form.providers = value as string[];
+      } else if (typeof value === 'string') (form as unknown as Record<string, string>)[field] = value;
+    }
+  }
+  if (!['', 'on', 'off'].includes(form.audio)) form.audio = '';
+  const sent = draft?.sent;
+  const restoredSent = sent && typeof sent.request === 'string' && typeof sent.idempotencyKey === 'string' ? { request: sent.request, idempotencyKey: sent.idempotencyKey } : null;
+  return { form, sent: restoredSent };
+}
+
+function keepDraft(form: FormState, sent: Sent | null): void {
+  if (!sent && JSON.stringify(form) === JSON.stringify(INITIAL)) forgetDraft();
+  else storeDraft({ form, sent });
+}
+
 export function CreatePage() {
   const { client } = useSession();
   const [, navigate] = useLocation();
-  const [form, setForm] = useState<FormState>(INITIAL);
+  // What was typed here before the page was left (a link, Back, a reload) is back.
+  const [draft] = useState(restoredDraft);
+  const [form, setForm] = useState<FormState>(draft.form);
   const [quote, setQuote] = useState<QuoteState | null>(null);
   /**
    * The operation the gateway inferred in the last quote that answered, and the inputs it read:
@@ -246,7 +279,8 @@ export function CreatePage() {
   const [creating, setCreating] = useState(false);
   const [createError, setCreateError] = useState<unknown>(undefined);
   /** The Idempotency-Key of the last create sent, and the request it was sent with. */
-  const sent = useRef<{ request: string; idempotencyKey: string } | null>(null);
+  const sent = useRef<Sent | null>(draft.sent);
+  useEffect(() => keepDraft(form, sent.current), [form]);
   const models = useGatewayData((_c, signal) => client.listModels({ signal }), [client]);
   const providers = useGatewayData((_c, signal) => client.listProviders({ signal }), [client]);
 
@@ -332,9 +366,13 @@ export function CreatePage() {
     // One key per request: Create clicked again after an answer was lost (a dropped connection, a
     // restarting gateway) sends the same key, so the gateway answers with the task it may have
     // made instead of making a second one. A changed request gets a new key.
+    // Kept with the form before it is sent, so a reload after a lost answer sends the same key.
     if (sent.current?.request !== key) sent.current = { request: key, idempotencyKey: randomIdempotencyKey('console') };
+    keepDraft(form, sent.current);
     try {
       const task = await client.createVideo(body as CreateVideoRequest, { idempotencyKey: sent.current.idempotencyKey });
+      // Made: New video starts empty next time.
+      forgetDraft();
       navigate(`/tasks/${encodeURIComponent(task.id)}`);
     } catch (error) {
       setCreateError(error);
