@@ -1693,6 +1693,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('table', { name: 'Usage by provider' }).count()).toBe(1);
   });
 
+  it('shows credits only by provider: a model\'s or a day\'s row would add one provider\'s credits to another\'s, units that differ', async () => {
+    for (const provider of ['freepik', 'kling3api']) {
+      const created = await api.createVideo({ model: 'kling-v3', prompt: `credits of ${provider}`, routing: { providers: [provider] } });
+      await api.waitForVideo(created.id, { timeoutMs: 20_000 });
+    }
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    const headings = (name: string) =>
+      target.getByRole('table', { name }).locator('thead th').allTextContents();
+    await expect.poll(() => headings('Usage by provider')).toContain('Credits');
+    expect(await headings('Usage by model')).not.toContain('Credits');
+    expect(await headings('Usage by day')).not.toContain('Credits');
+    expect(await headings('Usage by model')).toContain('Cost');
+  });
+
   it('says in each cost table how many tasks are still running or were canceled, which Succeeded and Failed leave out', async () => {
     // The only provider serving kling-v2-6 is busy (429): the task waits in the queue, then is canceled there.
     live.simulator('kling-legacy').injectFault({ status: 429, times: 100 });

@@ -123,6 +123,9 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
   const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
   // Only failover_on_timeout puts money at risk: without it the column would be zeros.
   const atRisk = hasAtRisk(rows);
+  // A credit is each provider's own unit: a row of a model or a day adds up several providers'
+  // credits, a figure that means nothing (Cost is the one to compare), so only providers show it.
+  const credits = field === 'provider';
   return (
     <div class="table-scroll" role="region" aria-label={`Usage by ${field}`} tabIndex={0}>
       {/* One card per row at phone width (roles kept), so Cost is never scrolled out of sight. */}
@@ -135,7 +138,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
             <th scope="col" class="number">Succeeded</th>
             <th scope="col" class="number">Failed</th>
             <th scope="col" class="number wide-only">Video seconds</th>
-            <th scope="col" class="number wide-only">Credits</th>
+            {credits ? <th scope="col" class="number wide-only">Credits</th> : null}
             <th scope="col" class="number">Cost</th>
             {atRisk ? <th scope="col" class="number">At risk</th> : null}
           </tr>
@@ -151,7 +154,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
               <td role="cell" data-label="Succeeded" class="number">{number(row.succeeded)}</td>
               <td role="cell" data-label="Failed" class="number">{number(row.failed)}</td>
               <td role="cell" data-label="Video seconds" class="number wide-only">{number(row.video_seconds)}</td>
-              <td role="cell" data-label="Credits" class="number wide-only">{number(row.credits)}</td>
+              {credits ? <td role="cell" data-label="Credits" class="number wide-only">{number(row.credits)}</td> : null}
               <td role="cell" data-label="Cost" class="number">
                 {typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'}
               </td>
