@@ -721,6 +721,35 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.locator('main b, main img').count()).toBe(0);
     expect(await target.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
   });
+  it('shows a long prompt\'s first lines above the result, on a phone too, and the whole of it when asked', async () => {
+    const prompt = `${'a slow pan over a harbour at dawn, gulls and fishing boats, '.repeat(40)}the end`.slice(0, 2500);
+    const task = await api.createVideo({ model: 'kling-v3', prompt });
+    const target = await openConsole();
+    await signIn(target);
+    await target.setViewportSize({ width: 375, height: 812 });
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+    const result = target.getByRole('heading', { level: 2, name: 'Result' });
+    await result.waitFor();
+    // The result (and the status above it) on the first screen, not after some 2,000 px of prompt.
+    expect((await result.boundingBox())!.y).toBeLessThan(812);
+    // The whole prompt is the page's still: for a screen reader as it is, and on the screen when asked.
+    expect(await target.locator('blockquote.prompt').textContent()).toBe(prompt);
+    await target.getByRole('button', { name: 'Show the whole prompt' }).focus();
+    await target.keyboard.press('Enter');
+    const less = target.getByRole('button', { name: 'Show less' });
+    await expect.poll(() => less.getAttribute('aria-expanded')).toBe('true');
+    // The keyboard stays on the button, to fold the prompt again.
+    expect(await target.evaluate(() => document.activeElement?.textContent)).toBe('Show less');
+    const clipped = await target.locator('blockquote.prompt').evaluate((element: { scrollHeight: number; clientHeight: number }) => element.scrollHeight - element.clientHeight);
+    expect(clipped).toBeLessThanOrEqual(0);
+    expect((await result.boundingBox())!.y).toBeGreaterThan(812);
+    // A prompt of a few lines is shown whole, with no such button.
+    const short = await api.createVideo({ model: 'kling-v3', prompt: 'a short prompt' });
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(short.id)}`);
+    await target.locator('blockquote.prompt', { hasText: 'a short prompt' }).waitFor();
+    expect(await target.getByRole('button', { name: 'Show the whole prompt' }).count()).toBe(0);
+  });
+
   it('shows the whole request as accepted at 320 px, long URLs wrapped, nothing a keyboard cannot reach scrolled out of sight', async () => {
     const longUrl = `https://example.com/frames/${'a-very-long-path-segment-'.repeat(6)}start.png`;
     const task = await api.createVideo({ model: 'kling-v3', prompt: 'a request with a long URL', start_image_url: longUrl });

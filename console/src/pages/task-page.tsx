@@ -3,7 +3,7 @@
  * the image shown), and every attempt as a timeline. A task whose operation makes an image is
  * called an image throughout (heading, tab title, cancel, announcements).
  */
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
 import {
   formatChargesAtRisk,
@@ -249,6 +249,42 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
   );
 }
 
+/**
+ * The prompt, its first lines only when it is long (up to 2,500 characters: a phone's screens of
+ * text before the status and the result), and the whole of it when asked. The whole text is always
+ * in the page, for a screen reader and the browser's find.
+ */
+function Prompt({ text }: { text: string }) {
+  const shown = useRef<HTMLSpanElement>(null);
+  const [expanded, setExpanded] = useState(false);
+  const [long, setLong] = useState(false);
+  useLayoutEffect(() => {
+    const measure = () => {
+      const element = shown.current;
+      // Measured clipped: is there more than the first lines show?
+      if (element && !expanded) setLong(element.scrollHeight > element.clientHeight + 1);
+    };
+    measure();
+    addEventListener('resize', measure);
+    return () => removeEventListener('resize', measure);
+  }, [text, expanded]);
+  return (
+    <div class="prompt-block">
+      <blockquote id="task-prompt" class="prompt">
+        {/* Clipped inside the quote's padding, so no part of a sixth line shows in it. */}
+        <span ref={shown} class={expanded ? undefined : 'clamped'}>
+          {text}
+        </span>
+      </blockquote>
+      {long ? (
+        <button type="button" class="link-button small" aria-controls="task-prompt" aria-expanded={expanded ? 'true' : 'false'} onClick={() => setExpanded(!expanded)}>
+          {expanded ? 'Show less' : 'Show the whole prompt'}
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
 export function TaskPage({ id }: { id: string }) {
   const { client, announce, signOut } = useSession();
   const [task, setTask] = useState<Task | undefined>(undefined);
@@ -336,7 +372,7 @@ export function TaskPage({ id }: { id: string }) {
         </div>
       </div>
       <ProblemMessage error={error} retrying />
-      {prompt ? <blockquote class="prompt">{prompt}</blockquote> : null}
+      {prompt ? <Prompt text={prompt} /> : null}
 
       <div class="task-grid">
         <section aria-labelledby="result-heading" class="panel">
