@@ -27,8 +27,8 @@ import type { RequestListener } from './hot-read.js';
 import { CLIENT_GONE, onAnswerEnd, requestIdsOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
 import type { StopGate } from './stop-gate.js';
 import { limitBodyTime } from './tenant-limits.js';
-import type { WebhookBodyBudget } from './webhook-body-budget.js';
-import { receiveWebhook, WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
+import { WEBHOOK_BODY_LIMIT, type WebhookBodyBudget } from './webhook-body-budget.js';
+import { receiveWebhook } from './webhook-routes.js';
 
 /** The paths this takes on: provider, and the token or attempt key when there is one. */
 const PLAIN_WEBHOOK_PATH = /^\/v1\/webhooks\/([A-Za-z0-9_-]+)(?:\/([A-Za-z0-9_-]+))?$/;

@@ -11,7 +11,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { problems, type ProblemError } from '../core/model/problems.js';
-import { WEBHOOK_BODY_LIMIT } from './webhook-routes.js';
+
+/**
+ * Largest webhook body read, in bytes (256 KiB, as `server.body_limit`'s default). The routes take
+ * no key, so whoever finds them may send this much per request. What the providers send is a few
+ * KB: a Freepik webhook is a task's id, status and result URLs, a legacy callback a task with its
+ * video URLs and no prompt.
+ */
+export const WEBHOOK_BODY_LIMIT = 256 * 1024;
 
 /** Seconds a refused sender is asked to wait: bodies held open end within the body time limit. */
 const RETRY_AFTER_S = 5;

@@ -9,15 +9,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import express, { Router, type Request, type Response } from 'express';
 import type { InboundWebhooks, WebhookReceipt } from '../core/tasks/inbound-webhooks.js';
 import { TASK_ID_LOCAL, rememberMountPath } from './middleware.js';
-import type { WebhookBodyBudget } from './webhook-body-budget.js';
+import { WEBHOOK_BODY_LIMIT, type WebhookBodyBudget } from './webhook-body-budget.js';
 
-/**
- * Largest webhook body read, in bytes (256 KiB, as `server.body_limit`'s default). The routes take
- * no key, so whoever finds them may send this much per request. What the providers send is a few
- * KB: a Freepik webhook is a task's id, status and result URLs, a legacy callback a task with its
- * video URLs and no prompt.
- */
-export const WEBHOOK_BODY_LIMIT = 256 * 1024;
 
 function rawBodyOf(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { ManualClock } from '../../src/core/clock.js';
 import type { InboundWebhooks } from '../../src/core/tasks/inbound-webhooks.js';
 import { withHotWebhooks } from '../../src/http/hot-webhook.js';
-import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-routes.js';
+import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-body-budget.js';
 import { RequestRecording } from '../../src/http/middleware.js';
 import { StopGate } from '../../src/http/stop-gate.js';
 import { WebhookBodyBudget } from '../../src/http/webhook-body-budget.js';

@@ -7,7 +7,7 @@
 import { request as httpRequest, type ClientRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-routes.js';
+import { WEBHOOK_BODY_LIMIT } from '../../src/http/webhook-body-budget.js';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 import { comparable, headerOf, rawRequest, type RawAnswer } from '../support/raw-answer.js';
