@@ -5,8 +5,9 @@
  * budget per process, shared by the hot webhook and express's webhook routes: a body counts as
  * its `Content-Length` (at most the limit), or as the whole limit when chunked; a webhook that
  * does not fit is refused before its body is read (503 with Retry-After, connection closed), and
- * its sender retries. The bytes are given back when the request closes, however it ends: its body
- * read, its client gone, its answer over before its body came (a 408), the server closing.
+ * its sender retries. A body counts until its webhook is answered (it is in memory while it is
+ * handled) or its connection closes, however it ends: answered, its client gone, its answer over
+ * before its body came (a 408), the server closing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
@@ -48,19 +49,12 @@ function closeUnreadBody(this: ServerResponse): void {
 }
 
 export class WebhookBodyBudget {
-  private readonly count = { used: 0 };
-  /** One listener for every request (the hot webhook allocates nothing more per request). */
-  private readonly giveBack: (this: IncomingMessage) => void;
+  private used = 0;
 
-  constructor(readonly maxBytes: number) {
-    const count = this.count;
-    this.giveBack = function (this: IncomingMessage) {
-      count.used -= bytesOf(this);
-    };
-  }
+  constructor(readonly maxBytes: number) {}
 
   /**
-   * Counts `req`'s body until the request closes, or, when it does not fit, readies `res` for
+   * Counts `req`'s body until it is answered or its connection closes, or, when it does not fit, readies `res` for
    * the refusal (`Connection: close`, the connection closed once answered) and returns it.
    */
   take(req: IncomingMessage, res: ServerResponse): ProblemError | undefined {
@@ -68,7 +62,7 @@ export class WebhookBodyBudget {
     if (req.destroyed) return undefined;
     const bytes = bytesOf(req);
     if (bytes === 0) return undefined;
-    if (this.count.used + bytes > this.maxBytes) {
+    if (this.used + bytes > this.maxBytes) {
       res.setHeader('connection', 'close');
       res.once('finish', closeAfterAnswer);
       return problems.retryLater(
@@ -76,9 +70,20 @@ export class WebhookBodyBudget {
         RETRY_AFTER_S,
       );
     }
-    this.count.used += bytes;
-    // Node closes a request once its body is read, or when its connection closes while it is answered.
-    req.on('close', this.giveBack);
+    this.used += bytes;
+    // Held until the webhook is answered (its body is in memory while it is handled), or until its
+    // connection closes: a webhook sent behind one still being answered never gets its answer
+    // closed once the client is gone. Given back once, whichever comes first.
+    const { socket } = req;
+    let held = true;
+    const giveBack = () => {
+      if (!held) return;
+      held = false;
+      this.used -= bytes;
+      socket.off('close', giveBack);
+    };
+    res.once('close', giveBack);
+    socket.once('close', giveBack);
     res.on('close', closeUnreadBody);
     return undefined;
   }

@@ -173,6 +173,33 @@ describe('the webhook body budget', () => {
     }
   });
 
+  it('counts a body read whole until its webhook is answered, not only while it arrives', async () => {
+    const gw = await start();
+    // The webhook's answer waits (a create to Freepik being recorded, as it looks): its body is in
+    // memory all that time.
+    const waiting: ((submitting: boolean) => void)[] = [];
+    const spy = vi.spyOn(gw.gateway.store, 'isSubmittingTo' as never).mockImplementation((() => new Promise((resolve) => waiting.push(resolve))) as never);
+    try {
+      const raw = JSON.stringify({ task_id: 'not-recorded-yet', status: 'COMPLETED', pad: 'x'.repeat(BUDGET - 200) });
+      const timestamp = String(Math.floor(gw.clock.now() / 1000));
+      const signature = signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, 'wh_slow', timestamp, raw);
+      const answer = rawRequest(gw.url, '/v1/webhooks/freepik', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'webhook-id': 'wh_slow', 'webhook-timestamp': timestamp, 'webhook-signature': signature },
+        body: raw,
+      });
+      await vi.waitFor(() => expect(waiting.length).toBeGreaterThan(0), { timeout: 5000, interval: 10 });
+      // Read whole, still being answered: it still counts.
+      expect((await smallWebhook(gw, false, JSON.stringify({ pad: 'x'.repeat(400) }))).status).toBe(503);
+      waiting.splice(0).forEach((resolve) => resolve(false));
+      await answer;
+      await untilAccepted(gw, false, JSON.stringify({ pad: 'x'.repeat(400) }));
+    } finally {
+      waiting.splice(0).forEach((resolve) => resolve(false));
+      spy.mockRestore();
+    }
+  });
+
   it('gives the bytes back when a body misses its time limit (408), on either path', async () => {
     const gw = await start();
     const plain = [holdWebhook(gw, HALF), holdWebhook(gw, HALF)];
