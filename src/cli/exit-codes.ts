@@ -6,6 +6,7 @@ import {
   EndpointNotAvailableError,
   GatewayError,
   GatewayUnreachableError,
+  namesNoRoute,
   OutputUnavailableError,
   WaitTimeoutError,
 } from '../../packages/client/src/index.js';
@@ -15,7 +16,11 @@ export const ExitCode = {
   ok: 0,
   /** Something unexpected (a bug): the message says what. */
   unexpected: 1,
-  /** The command line is wrong: unknown flag, missing argument, unreadable --file, no key, a gateway URL no request can go to. */
+  /**
+   * The command line is wrong: unknown flag, missing argument, unreadable --file, no key, a gateway
+   * URL no request can go to (or one the gateway has no route under, such as …/v1); or an output
+   * that cannot be written (a full disk included).
+   */
   usage: 2,
   /** The gateway refused the request (400, 402, 409, 413, 415, 422 …): fix the request (or the budget). */
   refused: 3,
@@ -27,7 +32,7 @@ export const ExitCode = {
   taskFailed: 6,
   /** This gateway does not have the endpoint (an older gateway). */
   notAvailable: 7,
-  /** Waiting timed out; the task is still running. */
+  /** Waiting timed out, or download of a task not done yet; the task is still running. */
   timeout: 8,
   /**
    * Try again later: the gateway (or, for migrate, the database) cannot be reached, answered 5xx,
@@ -75,11 +80,6 @@ export function exitCodeFor(error: unknown): ExitCode {
     return ExitCode.refused;
   }
   return ExitCode.unexpected;
-}
-
-/** A 404 of the gateway's router ("no route for GET /v1/v1/videos"), not of a task. */
-export function namesNoRoute(error: GatewayError): boolean {
-  return error.status === 404 && /^no route for /.test(error.problem.detail ?? '');
 }
 
 /** The table printed at the end of `--help`. */

@@ -4,11 +4,11 @@
  * Exit codes are listed in `exit-codes.ts` and at the end of `--help`.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { EndpointNotAvailableError, GatewayError } from '../../packages/client/src/index.js';
+import { EndpointNotAvailableError, GatewayError, namesNoRoute } from '../../packages/client/src/index.js';
 import { registerCatalogCommands } from './catalog-commands.js';
 import { CliContext, DEFAULT_GATEWAY_URL, pause, requestTimeout, type CliIo } from './cli-context.js';
 import { describeProblem, printable } from './cli-output.js';
-import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor, namesNoRoute } from './exit-codes.js';
+import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
 import { addExamples, PROGRAM_HELP } from './help-examples.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerVideoCommands } from './video-commands.js';

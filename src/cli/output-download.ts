@@ -139,7 +139,10 @@ export async function saveOutputs(
       // what the download did (a cut connection), which pipeline then hands the file too.
       file.on('error', (error) => (writeError ??= error));
       const source = Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>);
-      source.on('error', (error) => (readError ??= error));
+      // The file's own failure comes back here too (the pipeline tears the source down with it).
+      source.on('error', (error) => {
+        if (error !== writeError) readError ??= error;
+      });
       await pipeline(source, counter, file, signal ? { signal } : {});
       if (download.size !== null && written !== download.size) throw brokeOff(task.id, index, written, download.size);
       if (!intoItself) await rename(partial, path);

@@ -14,6 +14,7 @@ import {
   formatNumber,
   GatewayError,
   GatewayUnreachableError,
+  isTaskIdSegment,
   isTerminal,
   UnexpectedAnswerError,
   WaitTimeoutError,
@@ -294,7 +295,7 @@ function idempotencyKeyOf(value: string): string {
  * list, `/v1/`), whose answer was read as a task.
  */
 function taskId(value: string): string {
-  if (value === '' || value === '.' || value === '..') throw new InvalidArgumentError('not a task id (a task id looks like vid_…).');
+  if (!isTaskIdSegment(value)) throw new InvalidArgumentError('not a task id (a task id looks like vid_…).');
   return value;
 }
 

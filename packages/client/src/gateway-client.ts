@@ -15,6 +15,7 @@ import {
   errorFromResponse,
   GatewayError,
   GatewayUnreachableError,
+  namesNoRoute,
   NoAnswerError,
   OutputUnavailableError,
   UnexpectedAnswerError,
@@ -156,12 +157,17 @@ function retryPauseOf(error: unknown): number | undefined {
 }
 
 /**
- * A task id as a path segment. `""`, `.` and `..` are never sent: a URL resolves them into
- * another path (`/v1/videos/` is the list, `/v1/videos/..` is `/v1/`), whose answer would be
- * read as the task's.
+ * Whether `id` can name a task in a path: `""`, `.` and `..` cannot, since a URL resolves them into
+ * another path (`/v1/videos/` is the list, `/v1/videos/..` is `/v1/`), whose answer would be read
+ * as the task's.
  */
+export function isTaskIdSegment(id: string): boolean {
+  return id !== '' && id !== '.' && id !== '..';
+}
+
+/** A task id as a path segment; one that cannot be one is never sent (`isTaskIdSegment`). */
 function taskSegment(id: string): string {
-  if (id === '' || id === '.' || id === '..') throw new TypeError(`task id ${JSON.stringify(id)} names no task: it would send the request to another route`);
+  if (!isTaskIdSegment(id)) throw new TypeError(`task id ${JSON.stringify(id)} names no task: it would send the request to another route`);
   return encodeURIComponent(id);
 }
 
@@ -529,7 +535,7 @@ export class GatewayClient {
     if (response.ok || handled?.(response)) return response;
     const error = await this.errorWithin(response, this.baseUrl);
     // A gateway whose document could not be read: its router's own 404 says the route is missing.
-    if (error.status === 404 && /^no route for /.test(error.problem.detail ?? '')) {
+    if (namesNoRoute(error)) {
       throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
     }
     throw error;

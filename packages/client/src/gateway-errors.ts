@@ -28,6 +28,11 @@ export class GatewayError extends Error {
   }
 }
 
+/** A 404 of the gateway's router ("no route for GET /v1/v1/videos"): the path is unknown, not a task. */
+export function namesNoRoute(error: GatewayError): boolean {
+  return error.status === 404 && /^no route for /.test(error.problem.detail ?? '');
+}
+
 /**
  * `Invalid request: 2 fields are not valid. … (prompt: must not be empty; duration: must be at
  * most 15)`: the title, the detail and each invalid field, so a message logged on its own says

@@ -621,8 +621,8 @@ export class TaskLifecycle {
 
   /**
    * The upstream's own figure; `estimated` stays true while the task may still change it. A running
-   * task's figure of 0 is no charge yet, not a charge of nothing (the legacy API's
-   * `final_unit_deduction` is not said to report charges before the task ends): the figure the
+   * task's figure of 0 is no charge yet, not a charge of nothing (a legacy task may report
+   * `final_unit_deduction` while it runs, and a 0 then is not said to be its final charge): the figure the
    * task had (the estimate, reserved in its tenant's budget) stands until one the task ends with.
    * Credits are valued at what one credit was worth under the rule that priced the task when it
    * was created, so a later price change does not rewrite it. Undefined when nothing was
