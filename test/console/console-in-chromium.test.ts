@@ -126,6 +126,25 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
   }
 
+  /**
+   * The first create from `target` reaches the gateway, which makes the task, and its answer never
+   * gets back; later ones pass. The Idempotency-Key of each create sent, in order.
+   */
+  async function loseFirstCreateAnswer(target: Page): Promise<string[]> {
+    const keys: string[] = [];
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/videos'),
+      async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        keys.push((await route.request().headerValue('idempotency-key')) ?? '');
+        if (keys.length > 1) return route.continue();
+        await route.fetch();
+        return route.abort('connectionreset');
+      },
+    );
+    return keys;
+  }
+
   /** A browser whose reader set its font size to `px` (16 px is the default), in a 1280 px window. */
   async function browserWithFontSize(px: number): Promise<{ reader: BrowserContext; close(): Promise<void> }> {
     const largeProfile = mkdtempSync(join(tmpdir(), 'kling-console-large-font-'));
@@ -314,18 +333,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   it('creates one video, not two, when Create is clicked again after the answer was lost', async () => {
     const target = await openConsole();
     await signIn(target);
-    // The first create reaches the gateway, which makes the task; its answer never gets back.
-    const keys: string[] = [];
-    await target.route(
-      (url) => url.pathname.endsWith('/v1/videos'),
-      async (route) => {
-        if (route.request().method() !== 'POST') return route.continue();
-        keys.push((await route.request().headerValue('idempotency-key')) ?? '');
-        if (keys.length > 1) return route.continue();
-        await route.fetch();
-        return route.abort('connectionreset');
-      },
-    );
+    const keys = await loseFirstCreateAnswer(target);
     await target.getByRole('link', { name: 'New video' }).first().click();
     const prompt = `an answer lost on the way ${Date.now()}`;
     await target.getByLabel('Prompt', { exact: true }).fill(prompt);
@@ -350,17 +358,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   it('keeps what was typed in New video when the page is left and come back to, or reloaded, and a lost create sent again after it makes one video', async () => {
     const target = await openConsole();
     await signIn(target);
-    const keys: string[] = [];
-    await target.route(
-      (url) => url.pathname.endsWith('/v1/videos'),
-      async (route) => {
-        if (route.request().method() !== 'POST') return route.continue();
-        keys.push((await route.request().headerValue('idempotency-key')) ?? '');
-        if (keys.length > 1) return route.continue();
-        await route.fetch();
-        return route.abort('connectionreset');
-      },
-    );
+    const keys = await loseFirstCreateAnswer(target);
     await target.getByRole('link', { name: 'New video' }).first().click();
     const prompt = `typed before a look at the models ${Date.now()}`;
     await target.getByLabel('Prompt', { exact: true }).fill(prompt);
