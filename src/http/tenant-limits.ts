@@ -173,7 +173,7 @@ export function limitBodyTime(
  * `requestTimeout`, minutes) to keep the connection for the next one: a client sending a byte now
  * and then held the socket that long, with no key. A request still unanswered then gets its `408`
  * from `limitBodyTime`. The timer is set only for an answer that finished before its body came
- * (rare), so a request read whole first (every create) costs a time and one listener.
+ * (rare), so a request read whole first (every create) costs a clock read and one listener.
  */
 export function closeLateBodies(listener: (req: IncomingMessage, res: ServerResponse) => void, timeoutMs: number, clock: Clock) {
   return (req: IncomingMessage, res: ServerResponse): void => {
