@@ -419,15 +419,16 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         ...(options.provider ? { provider: options.provider } : {}),
         ...(options.model ? { model: options.model } : {}),
         limit: options.limit,
+        // From --cursor on, when given (the rest of a listing), with --all too.
+        ...(options.cursor ? { cursor: options.cursor } : {}),
       };
       let page;
       if (options.all) {
         const data: Task[] = [];
-        // From --cursor on, when given (the rest of a listing), as without --all.
-        for await (const task of client.listAllVideos({ ...query, ...(options.cursor ? { cursor: options.cursor } : {}) }, { signal: context.signal })) data.push(task);
+        for await (const task of client.listAllVideos(query, { signal: context.signal })) data.push(task);
         page = { data, next_cursor: null };
       } else {
-        page = await client.listVideos({ ...query, ...(options.cursor ? { cursor: options.cursor } : {}) }, { signal: context.signal });
+        page = await client.listVideos(query, { signal: context.signal });
       }
       out.data(page);
       if (page.data.length === 0) {
