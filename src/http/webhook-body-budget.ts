@@ -39,15 +39,6 @@ function closeAfterAnswer(this: ServerResponse): void {
   this.socket?.destroy();
 }
 
-/**
- * An answer over (sent, or its connection gone) while its request's body had not all come (a
- * `408`): nobody reads the rest, and node, which no longer tracks the request, would never close
- * it (so its bytes would never come back). It is closed now, its connection with it.
- */
-function closeUnreadBody(this: ServerResponse): void {
-  if (!this.req.destroyed) this.req.destroy();
-}
-
 export class WebhookBodyBudget {
   private used = 0;
 
@@ -58,7 +49,7 @@ export class WebhookBodyBudget {
    * the refusal (`Connection: close`, the connection closed once answered) and returns it.
    */
   take(req: IncomingMessage, res: ServerResponse): ProblemError | undefined {
-    // A request closed already (its body read or its client gone) holds nothing, and no `close` is coming.
+    // A request whose client is gone already reads no body.
     if (req.destroyed) return undefined;
     const bytes = bytesOf(req);
     if (bytes === 0) return undefined;
@@ -84,7 +75,6 @@ export class WebhookBodyBudget {
     };
     res.once('close', giveBack);
     socket.once('close', giveBack);
-    res.on('close', closeUnreadBody);
     return undefined;
   }
 
