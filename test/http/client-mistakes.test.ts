@@ -327,3 +327,17 @@ describe('an Authorization header sent twice', () => {
     expect((await exchange('GET /v1/videos HTTP/1.1', [twice[0]!])).status).toBe(200);
   });
 });
+
+describe('a long path in a 404', () => {
+  // A 404 quoted the whole path or id it was given: a 5,000-character id came back whole in the
+  // detail, so any client could make the gateway echo kilobytes of its own choosing.
+  it.each([['/v1/videos/'], ['/v1/nothing/']])('%s<5,000 characters> names the start of it, cut short', async (prefix) => {
+    const long = 'a'.repeat(5000);
+    const answer = await rawRequest(gw.url, `${prefix}${long}`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
+    expect(answer.status).toBe(404);
+    const { detail } = JSON.parse(answer.body) as { detail: string };
+    expect(detail).toMatch(/(video |no route for GET \/v1\/nothing\/)a{50}/);
+    expect(detail.length).toBeLessThan(400);
+    expect(detail.endsWith('…')).toBe(true);
+  });
+});

@@ -76,7 +76,8 @@ export const problems = {
     new ProblemError(400, 'validation', 'Invalid request', detail, { errors }),
   unauthorized: (detail: string) =>
     new ProblemError(401, 'unauthorized', 'Unauthorized', detail, {}, { 'www-authenticate': 'Bearer' }),
-  notFound: (detail: string) => new ProblemError(404, 'not-found', 'Not found', detail),
+  /** `detail` quotes the path or id asked for: cut short, so a client cannot have kilobytes echoed back. */
+  notFound: (detail: string) => new ProblemError(404, 'not-found', 'Not found', shortened(detail, 300)),
   methodNotAllowed: (detail: string, allow: string) => new ProblemError(405, 'method-not-allowed', 'Method not allowed', detail, {}, { allow }),
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
   unsupported: (detail: string, providers: { provider: string; reasons: string[] }[], errors: NonNullable<ProblemDetails['errors']> = []) =>
