@@ -4,7 +4,7 @@
  * Exit codes are listed in `exit-codes.ts` and at the end of `--help`.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { EndpointNotAvailableError, GatewayError, namesNoRoute } from '../../packages/client/src/index.js';
+import { EndpointNotAvailableError, GatewayError, namesDoubledPrefix, namesNoRoute } from '../../packages/client/src/index.js';
 import { registerCatalogCommands } from './catalog-commands.js';
 import { CliContext, DEFAULT_GATEWAY_URL, pause, requestTimeout, type CliIo } from './cli-context.js';
 import { describeProblem, printable } from './cli-output.js';
@@ -99,7 +99,7 @@ function report(error: unknown, context: CliContext): number {
     const lines = describeProblem(error);
     if (namesNoRoute(error)) {
       // Said before the request id, which ends the lines.
-      const hint = /\/v1\/v1(\/|$)/.test(error.problem.detail ?? '')
+      const hint = namesDoubledPrefix(error)
         ? "  the gateway's URL is given with /v1, which every path adds again: give it without (http://host:port)"
         : "  the gateway has no such path: are --url and KLING_GATEWAY_URL the gateway's own URL (http://host:port)?";
       lines.splice(lines.at(-1)?.startsWith('  request id: ') ? lines.length - 1 : lines.length, 0, hint);

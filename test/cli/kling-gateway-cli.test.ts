@@ -456,13 +456,15 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it('a gateway URL ending in /v1 is a command-line error that says to drop it, not "no such task" (5)', async () => {
     const before = (await api.listVideos({ limit: 100 })).data.length;
-    const [listed, made] = await Promise.all([
+    const [listed, made, usage] = await Promise.all([
       runHere(['list'], { KLING_GATEWAY_URL: `${live.url}/v1` }),
       runHere(['--url', `${live.url}/v1/`, 'generate', 'a fox', '--model', 'kling-v3']),
+      // An optional endpoint's 404 used to read as "not available on this gateway" (7).
+      runHere(['usage'], { KLING_GATEWAY_URL: `${live.url}/v1` }),
     ]);
-    for (const run of [listed, made]) {
+    for (const run of [listed, made, usage]) {
       expect(run.code, run.stderr).toBe(2);
-      expect(run.stderr).toMatch(/^error: Not found \(404\): no route for (GET|POST) \/v1\/v1\/videos$/m);
+      expect(run.stderr).toMatch(/^error: Not found \(404\): no route for (GET|POST) \/v1\/v1\/(videos|usage)(\?\S*)?$/m);
       expect(run.stderr).toMatch(/\n {2}the gateway's URL is given with \/v1, which every path adds again: give it without \(http:\/\/host:port\)\n {2}request id: \S+\n$/);
     }
     expect((await api.listVideos({ limit: 100 })).data.length).toBe(before);

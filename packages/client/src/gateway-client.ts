@@ -15,6 +15,7 @@ import {
   errorFromResponse,
   GatewayError,
   GatewayUnreachableError,
+  namesDoubledPrefix,
   namesNoRoute,
   NoAnswerError,
   OutputUnavailableError,
@@ -534,8 +535,9 @@ export class GatewayClient {
     const response = await this.send(`${this.baseUrl}${pathAndQuery}`, init, whole);
     if (response.ok || handled?.(response)) return response;
     const error = await this.errorWithin(response, this.baseUrl);
-    // A gateway whose document could not be read: its router's own 404 says the route is missing.
-    if (namesNoRoute(error)) {
+    // A gateway whose document could not be read: its router's own 404 says the route is missing
+    // (unless the base URL ends in /v1: that mistake is the caller's to hear about, not a missing endpoint).
+    if (namesNoRoute(error) && !namesDoubledPrefix(error)) {
       throw new EndpointNotAvailableError(OPTIONAL_ENDPOINTS[endpoint]);
     }
     throw error;

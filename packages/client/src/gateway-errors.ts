@@ -33,6 +33,11 @@ export function namesNoRoute(error: GatewayError): boolean {
   return error.status === 404 && /^no route for /.test(error.problem.detail ?? '');
 }
 
+/** That 404 for a path with `/v1` twice: the client's base URL was given with `/v1`, which every path adds again. */
+export function namesDoubledPrefix(error: GatewayError): boolean {
+  return namesNoRoute(error) && /^no route for \S+ \/v1\/v1(\/|\?|$)/.test(error.problem.detail ?? '');
+}
+
 /**
  * `Invalid request: 2 fields are not valid. … (prompt: must not be empty; duration: must be at
  * most 15)`: the title, the detail and each invalid field, so a message logged on its own says
