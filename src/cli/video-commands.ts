@@ -304,6 +304,13 @@ function follows(options: Record<string, unknown>): boolean {
   return options.wait === true || options.output !== undefined || options.timeout !== undefined;
 }
 
+/** `-o` with `--no-download` names where to save a video it was told not to save: refused before anything is created. */
+function refuseOutputWithoutDownload(options: { output?: unknown; download?: unknown }): void {
+  if (options.download === false && options.output !== undefined) {
+    throw new CliError(`-o ${String(options.output)} says where to save the video and --no-download says not to save it: give one of them`, ExitCode.usage);
+  }
+}
+
 function waitFlags(command: Command): Command {
   return command
     .option('--timeout <seconds>', 'stop waiting after this long (exit 8)', (value) => {
@@ -327,6 +334,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
   const generateFlags = addRequestFlags(generate);
   generate.action(async (prompt: string | undefined, _options: unknown, command: Command) => {
     const options = command.opts();
+    refuseOutputWithoutDownload(options);
     const body = requestFromFlags(generateFlags, options);
     if (prompt !== undefined) {
       // Like --prompt, the argument overrides the prompt of --file; both on the command line is unclear.
@@ -373,6 +381,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       .description('follow a task live until it ends, then download the result')
       .argument('<id>', 'task id (vid_…)', taskId),
   ).action(async (id: string, options: FollowOptions, command: Command) => {
+    refuseOutputWithoutDownload(options);
     if (options.download !== false) refuseVideoOnTerminal(options.output, context.stdout);
     const client = context.clientFor(command);
     const task = await client.getVideo(id, { signal: context.signal });

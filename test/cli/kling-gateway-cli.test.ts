@@ -454,6 +454,18 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect([noHost.code, noHost.stderr]).toEqual([2, 'error: --url http://[::1 is not a valid URL: its host cannot be read\n']);
   });
 
+  it('-o with --no-download is a command-line error, said before any video is made (it used to be ignored without a word)', async () => {
+    const before = (await api.listVideos({ limit: 100 })).data.length;
+    const [made, waited] = await Promise.all([
+      runHere(['generate', 'a fox', '--model', 'kling-v3', '--no-download', '-o', 'fox.mp4']),
+      runHere(['wait', 'vid_x', '--no-download', '-o', 'fox.mp4']),
+    ]);
+    for (const run of [made, waited]) {
+      expect([run.code, run.stderr]).toEqual([2, 'error: -o fox.mp4 says where to save the video and --no-download says not to save it: give one of them\n']);
+    }
+    expect((await api.listVideos({ limit: 100 })).data.length).toBe(before);
+  });
+
   it('a gateway URL ending in /v1 is a command-line error that says to drop it, not "no such task" (5)', async () => {
     const before = (await api.listVideos({ limit: 100 })).data.length;
     const [listed, made, usage] = await Promise.all([
