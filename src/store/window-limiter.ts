@@ -53,13 +53,25 @@ export async function openWindowLimiter(
   } else {
     limiter = new RateLimiterMemory(settings);
   }
+  /** Uncounts one request of `key`'s window ending at `countedUntil`, unless that window is (nearly) over. */
+  const uncount = async (key: string, countedUntil: number) => {
+    // A margin: the store's clock and this one may differ a little, and the window must not have turned.
+    if (Date.now() + GIVE_BACK_MARGIN_MS >= countedUntil) return;
+    await limiter.reward(key, 1);
+  };
   return {
     async take(key) {
       try {
         const counted = await limiter.consume(key, 1);
         return { allowed: true, countedUntil: Date.now() + counted.msBeforeNext };
       } catch (error) {
-        if (error instanceof RateLimiterRes) return { allowed: false, retryAfterMs: Math.max(1, error.msBeforeNext) };
+        if (error instanceof RateLimiterRes) {
+          // rate-limiter-flexible counts a refused request too: left counted, every refusal past
+          // the limit would hold a place, and a place given back (a create refused as bad input)
+          // would free nothing while the window lasts. A refusal is a request that was not made.
+          await uncount(key, Date.now() + error.msBeforeNext).catch(() => undefined);
+          return { allowed: false, retryAfterMs: Math.max(1, error.msBeforeNext) };
+        }
         // The primary did not answer in time (busy: a burst of creates on a loaded machine): the
         // count is unknown, which the caller answers as "send it again shortly", not as a fault.
         if (askedOfPrimary) throw Object.assign(new Error(`the count of ${key} was not answered in time`, { cause: error }), { unanswered: true });
@@ -67,9 +79,7 @@ export async function openWindowLimiter(
       }
     },
     async giveBack(key, countedUntil) {
-      // A margin: the store's clock and this one may differ a little, and the window must not have turned.
-      if (Date.now() + GIVE_BACK_MARGIN_MS >= countedUntil) return;
-      await limiter.reward(key, 1);
+      await uncount(key, countedUntil);
     },
   };
 }

@@ -43,3 +43,31 @@ describe.skipIf(!available)('window limiter on PostgreSQL', () => {
     for (const decision of refused) expect(decision.allowed === false && decision.retryAfterMs).toBeGreaterThan(0);
   });
 });
+
+describe.skipIf(!available)('window limiter: a refused take holds no place', () => {
+  const schema = newSchemaName();
+  const stores: Store[] = [];
+
+  beforeAll(async () => {
+    stores.push(await openPostgresStore(schema), await openPostgresStore(schema));
+  });
+
+  afterAll(async () => {
+    for (const store of stores) await store.close();
+    await dropSchema(schema);
+  });
+
+  it('lets the next take through on another replica once a counted take is given back, whatever was refused meanwhile', async () => {
+    const [a, b] = await Promise.all(stores.map((store) => openWindowLimiter(store, { name: 'given-back', points: 2, windowMs: 60_000 })));
+    const first = await a!.take('acme');
+    const second = await a!.take('acme');
+    expect([first.allowed, second.allowed]).toEqual([true, true]);
+    // Past the limit while the second is still being handled (a create refused as bad input a
+    // moment later): these are refused, and were never let through.
+    for (let i = 0; i < 3; i++) expect((await b!.take('acme')).allowed).toBe(false);
+    // The second gives its place back: one of the two is free again, for whichever replica asks.
+    if (second.allowed) await a!.giveBack('acme', second.countedUntil);
+    expect((await b!.take('acme')).allowed).toBe(true);
+    expect((await a!.take('acme')).allowed).toBe(false);
+  });
+});
