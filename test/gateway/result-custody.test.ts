@@ -401,6 +401,26 @@ describe('result custody on the filesystem', () => {
     expect(kept.outputs[0].storage).toBe('stored');
   });
 
+  it('stores the videos of a tenant named "." or "..", inside the storage folder like any other', async () => {
+    const directory = outputsDir();
+    const gateway = await startCopying({ auth: { api_keys: `acme:${TENANT_KEY},..:dots-key,.:dot-key` } }, directory);
+    const request = { model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } };
+    for (const key of ['dots-key', 'dot-key']) {
+      const id = (await gateway.request('POST', '/v1/videos', request, {}, key)).body.id;
+      let task: any;
+      await gateway.advanceUntil(async () => {
+        task = (await gateway.request('GET', `/v1/videos/${id}`, undefined, {}, key)).body;
+        return task.status === 'succeeded';
+      }, 10_000);
+      expect(task.outputs[0]).toMatchObject({ storage: 'stored', storage_error: null, sha256: sha256(SAMPLE_MP4) });
+      const copy = await download(task.outputs[0].url);
+      expect(copy.response.status).toBe(200);
+      expect(copy.bytes.equals(SAMPLE_MP4)).toBe(true);
+    }
+    // Each tenant has a folder of its own, not the storage folder itself or its parent.
+    expect(readdirSync(directory).sort()).toEqual(['.partial', '_', '__']);
+  });
+
   it('deletes the half-written files of copies whose process was killed, once no copy could still be writing them', async () => {
     const directory = outputsDir();
     const gateway = await startCopying({ storage: { mode: 'copy', copy_timeout_ms: 60_000 } }, directory);

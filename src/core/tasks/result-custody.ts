@@ -31,7 +31,8 @@ const DAY_MS = 24 * 3600_000;
  * `<tenant>/<task>/<index>.<ext>` keys are read and deleted as before.
  */
 export function outputKey(task: Pick<TaskRecord, 'tenant' | 'id' | 'createdAt'>, index: number, contentType: string): string {
-  const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]/g, '_');
+  // A part of dots only (a tenant named `.` or `..`) would name the folder itself or its parent: dots become `_`.
+  const safe = (text: string) => (/^\.+$/.test(text) ? '_'.repeat(text.length) : text.replace(/[^A-Za-z0-9._-]/g, '_'));
   const day = new Date(task.createdAt).toISOString().slice(0, 10);
   return `${safe(task.tenant)}/${day}/${safe(task.id)}-${index}.${extensionOf(contentType)}`;
 }
