@@ -401,6 +401,22 @@ describe('result custody on the filesystem', () => {
     expect(kept.outputs[0].storage).toBe('stored');
   });
 
+  it("never says a content link works past the copy's retention (url_expires_at), since the copy is deleted then", async () => {
+    const gateway = await startCopying({ tenants: { acme: { retention_days: 1 } } });
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect(done.outputs[0].storage).toBe('stored');
+    // Read again half a day later: a fresh link, but the copy is kept only half a day more.
+    await gateway.advance(12 * 3600_000);
+    const read = (await gateway.get(done.id)).body.outputs[0];
+    expect(read.storage).toBe('stored');
+    const retentionEnds = Date.parse(read.expires_at);
+    expect(Date.parse(read.url_expires_at)).toBeLessThanOrEqual(retentionEnds);
+    // Before url_expires_at the link works; once the retention pass ran after it, the link answers 410.
+    expect((await download(read.url)).response.status).toBe(200);
+    await gateway.advance(retentionEnds - gateway.clock.now() + 60_000);
+    expect((await download(read.url)).response.status).toBe(410);
+  });
+
   it('stores the videos of a tenant named "." or "..", inside the storage folder like any other', async () => {
     const directory = outputsDir();
     const gateway = await startCopying({ auth: { api_keys: `acme:${TENANT_KEY},..:dots-key,.:dot-key` } }, directory);

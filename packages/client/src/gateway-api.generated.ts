@@ -1783,7 +1783,7 @@ export interface components {
             type: "video" | "image";
             /** @description Where to fetch the result: the gateway's content URL (`/v1/videos/{id}/content?index=N`, signed so it works without the gateway key until `url_expires_at`) once stored; the upstream's URL otherwise. */
             url: string;
-            /** @description When the signature in `url` stops working (fetch the task again for a fresh one). */
+            /** @description When `url` stops working: its signature's expiry (fetch the task again for a fresh one), or the end of the stored copy's retention (`expires_at`) when that comes first. */
             url_expires_at: string | null;
             /** @description Seconds, for videos when the provider reports it. */
             duration: number | null;

@@ -347,7 +347,10 @@ export const TaskOutput = z
         "Where to fetch the result: the gateway's content URL (`/v1/videos/{id}/content?index=N`, signed so it works " +
         "without the gateway key until `url_expires_at`) once stored; the upstream's URL otherwise.",
     }),
-    url_expires_at: z.string().nullable().meta({ description: 'When the signature in `url` stops working (fetch the task again for a fresh one).' }),
+    url_expires_at: z.string().nullable().meta({
+      description:
+        "When `url` stops working: its signature's expiry (fetch the task again for a fresh one), or the end of the stored copy's retention (`expires_at`) when that comes first.",
+    }),
     duration: z.number().nullable().meta({ description: 'Seconds, for videos when the provider reports it.' }),
     upstream_url: z.string().meta({ description: "The provider's own URL of the result." }),
     upstream_id: z.string().nullable().meta({

@@ -27,6 +27,15 @@ const tenantTextOrNull = (text: string | null, secrets: SecretScrubber, max = MA
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
 /**
+ * Until when a content link works: its signature's expiry, or the end of the copy's retention
+ * when that comes first (the copy is deleted then, and the link answers 410).
+ */
+function untilDeleted(linkExpiresAt: number | null, retentionEndsAt: number | null): number | null {
+  if (retentionEndsAt === null) return linkExpiresAt;
+  return linkExpiresAt === null ? retentionEndsAt : Math.min(linkExpiresAt, retentionEndsAt);
+}
+
+/**
  * One output as the caller sees it: `url` is the gateway's signed content link while a copy is
  * stored, the upstream's URL otherwise. Without `links` (no public base URL at hand) the
  * content link is the bare path.
@@ -37,7 +46,7 @@ export function toOutput(task: TaskRecord, output: OutputRecord, index: number, 
   return {
     type: output.type,
     url: link?.url ?? output.upstreamUrl,
-    url_expires_at: link ? isoOrNull(link.expiresAt) : isoOrNull(output.upstreamExpiresAt),
+    url_expires_at: link ? isoOrNull(untilDeleted(link.expiresAt, output.expiresAt)) : isoOrNull(output.upstreamExpiresAt),
     duration: output.duration,
     upstream_url: output.upstreamUrl,
     upstream_id: output.upstreamId,
