@@ -38,8 +38,33 @@ const { TaskStatus: { enum: TASK_STATUSES }, Model: { enum: MODELS }, ProviderId
   }
 ).components.schemas;
 
+/**
+ * What an output's URL leads to when it is not the gateway's stored copy (undefined for that
+ * copy, and for a provider's URL passed through while the provider keeps it): a URL that no
+ * longer leads to the file is never printed as if it did.
+ */
+function outputState(output: Task['outputs'][number], now: number): string | undefined {
+  if (output.storage === 'stored') return undefined;
+  const why = output.storage_error ? ` (${output.storage_error})` : '';
+  const until = output.upstream_url_expires_at;
+  if (output.upstream_url_gone || (until !== null && Date.parse(until) <= now)) {
+    const kept = output.storage === 'expired' ? `the gateway's copy was ${output.storage_error ?? 'deleted'}` : `the gateway kept no copy${why}`;
+    return `no longer available: ${kept}, and the provider ${output.upstream_url_gone ? 'no longer has it' : `kept its copy until ${formatTime(until)} only`}`;
+  }
+  switch (output.storage) {
+    case 'pending':
+      return "the provider's URL: the gateway is still storing its copy";
+    case 'not_stored':
+      return `the provider's URL: not stored by the gateway${why}`;
+    case 'expired':
+      return `the provider's URL: the gateway's copy was ${output.storage_error ?? 'deleted'}`;
+    default:
+      return undefined;
+  }
+}
+
 /** A task for people: what it is, where it ran, what it cost, what came out, and every attempt. */
-export function printTask(out: CliOutput, task: Task): void {
+export function printTask(out: CliOutput, task: Task, now = Date.now()): void {
   out.line(`${task.id}  ${task.status}`);
   const row = (label: string, value: string) => out.line(`  ${label.padEnd(11)} ${value}`);
   row('model', `${task.model} · ${task.quality} · ${task.operation}`);
@@ -61,7 +86,8 @@ export function printTask(out: CliOutput, task: Task): void {
     row('prompt', characters.length > 100 ? `${characters.slice(0, 99).join('')}…` : characters.join(''));
   }
   for (const [index, output] of task.outputs.entries()) {
-    row(`output ${index}`, `${output.type} ${output.url}${output.duration ? ` (${formatNumber(output.duration)} s)` : ''}`);
+    const state = outputState(output, now);
+    row(`output ${index}`, `${output.type} ${output.url}${output.duration ? ` (${formatNumber(output.duration)} s)` : ''}${state ? ` — ${state}` : ''}`);
   }
   if (task.error) row('error', `${task.error.code}: ${task.error.message}${task.error.provider_code ? ` (upstream ${task.error.provider_code})` : ''}`);
   for (const warning of task.warnings) row('warning', warning);
