@@ -11,6 +11,7 @@ import { FilesystemStorage } from '../../src/storage/filesystem-storage.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
 import { capturedLogs } from '../support/captured-logs.js';
 import { ResultServer } from '../support/result-server.js';
+import { loopbackServer } from '../support/raw-answer.js';
 import { silentServer } from '../support/silent-server.js';
 
 const DAY_MS = 24 * 3600_000;
@@ -129,6 +130,44 @@ describe('result custody on the filesystem', () => {
       expect((await gateway.get(id)).body.status).toBe('processing');
     } finally {
       await silent.close();
+    }
+  });
+
+  it('stops a copy once another replica took its task (its lease was lost), leaving no file the other one did not record', async () => {
+    // A file host that sends half the file, then the rest only when told.
+    let finish: (() => void) | undefined;
+    let closed = false;
+    const host = await loopbackServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(SAMPLE_MP4.length) });
+      res.write(SAMPLE_MP4.subarray(0, 1000));
+      res.on('close', () => (closed = true));
+      finish = () => res.end(SAMPLE_MP4.subarray(1000));
+    });
+    try {
+      const directory = outputsDir();
+      const gateway = await startCopying(
+        { tracking: { lease_ms: 30_000 }, storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 } },
+        directory,
+      );
+      const id = await freepikTaskFinishedWith(gateway, [`${host.base}/result.mp4`]);
+      for (let i = 0; i < 200 && !finish; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(finish).toBeDefined();
+      const copying = (await gateway.gateway.store.getTask(id))!;
+      expect(copying.phase).toBe('storing');
+
+      // This replica stalled past its lease and another one took the task (and decides about its outputs now).
+      await gateway.gateway.store.updateTask(id, { lease_owner: 'replica-b', lease_until: gateway.clock.now() + 60_000 });
+      // The next renewal finds the lease gone: the copy stops.
+      await gateway.clock.advance(10_000);
+      for (let i = 0; i < 200 && !closed; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(closed).toBe(true);
+      finish!();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const key = join(directory, 'acme', new Date(copying.created_at).toISOString().slice(0, 10), `${id}-0.mp4`);
+      expect(existsSync(key)).toBe(false);
+      expect(await gateway.gateway.store.getTask(id)).toMatchObject({ phase: 'storing', lease_owner: 'replica-b' });
+    } finally {
+      await host.close();
     }
   });
 

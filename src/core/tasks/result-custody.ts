@@ -107,8 +107,13 @@ export class ResultCustody {
     return this.engine.config.tracking.lease_ms;
   }
 
-  /** Renews this replica's lease on `task` until `stop` (its copies are done). */
-  private keepLease(task: TaskRecord): { stop(): void } {
+  /**
+   * Renews this replica's lease on `task` until `stop` (its copies are done). `lost` is aborted
+   * when the lease turns out to be another replica's: the task's copies stop then, since that
+   * replica copies it now and decides what its keys hold (it may give an output up and delete
+   * its key, which a copy still running here would then fill with a file no task points to).
+   */
+  private keepLease(task: TaskRecord, lost: AbortController): { stop(): void } {
     const { clock, logger } = this.engine;
     let timer: TimerHandle | undefined;
     let stopped = false;
@@ -119,8 +124,10 @@ export class ResultCustody {
           .then((held) => {
             // Stopped meanwhile: the copy is done and the lease given back with it.
             if (stopped) return;
-            if (!held) logger.warn({ task_id: task.id }, 'the lease of a task being copied was lost; its copy is finished elsewhere');
-            else schedule();
+            if (!held) {
+              logger.warn({ task_id: task.id }, 'the lease of a task being copied was lost; its copy is finished elsewhere');
+              lost.abort();
+            } else schedule();
           })
           .catch((error) => {
             logger.warn({ task_id: task.id, err: error }, 'could not renew the lease of a task being copied; trying again');
@@ -148,14 +155,23 @@ export class ResultCustody {
     for (;;) {
       const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, STORAGE_BATCH);
       // Every claimed task's lease is kept from now, also while it waits for its turn to be copied.
-      const leases = due.map((task) => this.keepLease(task));
+      // Its copies stop when the gateway stops or when the lease is lost.
+      const stops = due.map(() => new AbortController());
+      const leases = due.map((task, index) => this.keepLease(task, stops[index]!));
       for (let i = 0; i < due.length; i += STORAGE_CONCURRENCY) {
         await Promise.all(
-          due.slice(i, i + STORAGE_CONCURRENCY).map((task, offset) =>
-            this.storeLeased(task)
+          due.slice(i, i + STORAGE_CONCURRENCY).map((task, offset) => {
+            const stop = stops[i + offset]!;
+            const stopping = () => stop.abort();
+            this.stopping.signal.addEventListener('abort', stopping, { once: true });
+            if (this.stopping.signal.aborted) stop.abort();
+            return this.storeLeased(task, stop.signal)
               .catch((error) => this.engine.logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'))
-              .finally(() => leases[i + offset]!.stop()),
-          ),
+              .finally(() => {
+                leases[i + offset]!.stop();
+                this.stopping.signal.removeEventListener('abort', stopping);
+              });
+          }),
         );
       }
       if (due.length < STORAGE_BATCH || this.stopping.signal.aborted) break;
@@ -185,11 +201,12 @@ export class ResultCustody {
   }
 
   /** Copies the pending outputs of a task this replica leased, then finishes it or schedules the next try. */
-  private async storeLeased(task: TaskRecord): Promise<void> {
+  private async storeLeased(task: TaskRecord, signal: AbortSignal): Promise<void> {
     const { clock, config } = this.engine;
-    const outputs = await Promise.all(task.outputs.map((output, index) => this.copyOutput(task, output, index)));
+    const outputs = await Promise.all(task.outputs.map((output, index) => this.copyOutput(task, output, index, signal)));
     if (outputs.some((output) => output === undefined)) {
-      // Stopped mid-copy: give the task back as it was, to be copied again at once elsewhere or after a restart.
+      // Stopped mid-copy: give the task back as it was, to be copied again at once elsewhere or after a
+      // restart (a lease lost meanwhile writes nothing: the task is another replica's).
       await this.lifecycle.retryStoringAt(task, task.outputs, clock.now());
       return;
     }
@@ -228,7 +245,7 @@ export class ResultCustody {
   }
 
   /** One output after one copy try: stored, still pending (to retry), or given up on. Undefined when stopped. */
-  private async copyOutput(task: TaskRecord, output: OutputRecord, index: number): Promise<OutputRecord | undefined> {
+  private async copyOutput(task: TaskRecord, output: OutputRecord, index: number, signal: AbortSignal): Promise<OutputRecord | undefined> {
     const { storage, clock, config, metrics, logger } = this.engine;
     if (output.storage !== 'pending' || !storage || config.storage.mode !== 'copy') return output;
     const started = clock.now();
@@ -242,7 +259,7 @@ export class ResultCustody {
         kind: output.type,
         storage,
         policy: this.policy,
-        signal: this.stopping.signal,
+        signal,
       });
       if (outcome.ok) {
         const now = clock.now();
