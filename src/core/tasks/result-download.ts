@@ -103,8 +103,24 @@ export function clientFor(url: URL, agents: { httpAgent: http.Agent; httpsAgent:
 function requestOnce(url: URL, options: DownloadOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const { client, agent } = clientFor(url, options.agents);
-    const request = client.get(url, { agent, headers: { ...options.headers, 'accept-encoding': ACCEPT_ENCODING }, signal: options.signal }, resolve);
-    request.setTimeout(options.idleTimeoutMs, () => request.destroy(new DownloadTimeoutError(`timeout of ${options.idleTimeoutMs}ms exceeded`)));
+    let answer: IncomingMessage | undefined;
+    const request = client.get(url, { agent, headers: { ...options.headers, 'accept-encoding': ACCEPT_ENCODING }, signal: options.signal }, (response) => {
+      answer = response;
+      resolve(response);
+    });
+    request.setTimeout(options.idleTimeoutMs, () => {
+      // Quiet because nothing reads the answer right now (storage slower than the source, an S3 part
+      // upload on a slow link, holds the body back): the source is not silent but waiting for us.
+      // The socket's idle timer runs again; the copy's time limit still bounds the whole copy.
+      if (answer && answer.readableFlowing !== true && !answer.readableEnded && !answer.destroyed) {
+        request.socket?.setTimeout(options.idleTimeoutMs);
+        return;
+      }
+      const silent = new DownloadTimeoutError(`timeout of ${options.idleTimeoutMs}ms exceeded`);
+      // Mid-body, the answer fails with this error too (not the bare "aborted" of a connection cut).
+      answer?.destroy(silent);
+      request.destroy(silent);
+    });
     request.on('error', reject);
   });
 }

@@ -211,6 +211,42 @@ describe('copying a result file', () => {
     expect(await copy('/silent.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: timeout of 150ms exceeded' });
   });
 
+  it('does not take a storage slower than the source (it stops reading a while) for a silent source', async () => {
+    policy = { ...policy, idleTimeoutMs: 300, maxBytes: 100_000_000 };
+    const big = Buffer.alloc(16 * 1024 * 1024, 7);
+    routes.set('/big.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': big.length }).end(big));
+    routes.set('/big.mp4.gz', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-encoding': 'gzip' }).end(gzipSync(big)));
+    for (const path of ['/big.mp4', '/big.mp4.gz']) {
+      // A backend that takes its time over one part (an S3 part upload on a slow link), longer than the idle time.
+      let read = 0;
+      let paused = false;
+      const slow = {
+        ...storage,
+        async write(key: string, body: Readable, options: { contentType: string }) {
+          const chunks: Buffer[] = [];
+          for await (const chunk of body) {
+            chunks.push(chunk as Buffer);
+            read += (chunk as Buffer).length;
+            if (!paused && read > 4 * 1024 * 1024) {
+              paused = true;
+              await new Promise((resolve) => setTimeout(resolve, 1_000));
+            }
+          }
+          storage.objects.set(key, { bytes: Buffer.concat(chunks), contentType: options.contentType });
+        },
+      };
+      const outcome = await copyToStorage({ url: `${origin}${path}`, key: path, kind: 'video', storage: slow as unknown as ObjectStorage, policy });
+      expect(outcome).toEqual({ ok: true, sha256: sha256(big), bytes: big.length, contentType: 'video/mp4' });
+      expect(paused).toBe(true);
+    }
+    // A source that goes quiet mid-file while the copy reads is still silent.
+    routes.set('/stalls.mp4', (res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': big.length });
+      res.write(big.subarray(0, 1000));
+    });
+    expect(await copy('/stalls.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: timeout of 300ms exceeded' });
+  });
+
   it('fails, worth retrying, when the whole copy outlasts its time limit though bytes keep coming, and stores nothing', async () => {
     policy = { ...policy, timeoutMs: 150 };
     routes.set('/slow.mp4', (res) => {
