@@ -1276,6 +1276,20 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       expect(await gone.textContent()).toContain(lost.outputs[0]!.storage_error!);
       expect(await page.locator('video').count()).toBe(0);
       await page.screenshot({ path: join(ARTIFACTS, 'task-output-gone.png'), fullPage: true });
+
+      // Not stored, and past the lifetime the provider documents for its copy (the content link
+      // answers 410 then): gone too, though no fetch has found it missing yet. It used to get a player.
+      const lapsed = {
+        ...kept,
+        outputs: [{ ...kept.outputs[0]!, url: kept.outputs[0]!.upstream_url, storage: 'not_stored', storage_error: 'the copy failed', upstream_url_gone: false, upstream_url_expires_at: new Date(Date.now() - 60_000).toISOString() }],
+      };
+      const keptRead = (url: URL) => url.pathname.endsWith(`/v1/videos/${kept.id}`);
+      await page.route(keptRead, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(lapsed) }));
+      await page.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(kept.id)}`);
+      await expect.poll(async () => (await page.locator('.output-gone').textContent()) ?? '').toContain('Video output 1 can no longer be fetched');
+      expect(await page.locator('.output-gone').textContent()).toContain('the provider kept its copy until');
+      expect(await page.locator('video').count()).toBe(0);
+      await page.unroute(keptRead);
     } finally {
       await keeping.close();
     }

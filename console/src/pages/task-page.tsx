@@ -80,9 +80,14 @@ function outputSource(output: TaskOutput): string {
   }
 }
 
-/** No copy can be fetched any more: the gateway kept none and the provider's is gone. */
-function outputGone(output: TaskOutput): boolean {
-  return output.storage !== 'stored' && output.upstream_url_gone;
+/**
+ * No copy can be fetched any more: the gateway kept none and the provider's is gone, or past the
+ * lifetime the provider documents for it (the gateway's content link answers 410 then).
+ */
+function outputGone(output: TaskOutput, now = Date.now()): boolean {
+  if (output.storage === 'stored') return false;
+  const until = output.upstream_url_expires_at;
+  return output.upstream_url_gone || (until !== null && Date.parse(until) <= now);
 }
 
 /** The aspect ratio the task asked for (`16:9`, `9:16`, `1:1`; `auto` or none: the default 16:9). */
@@ -134,7 +139,8 @@ function OutputMedia({ task, index }: { task: Task; index: number }) {
     return (
       <div class="notice output-gone" role="status">
         <strong>{label} can no longer be fetched.</strong> The gateway kept no copy
-        {output.storage_error ? ` (${output.storage_error})` : ''} and the provider no longer has it.
+        {output.storage_error ? ` (${output.storage_error})` : ''} and the provider{' '}
+        {output.upstream_url_gone ? 'no longer has it' : `kept its copy until ${localTime(output.upstream_url_expires_at)} only`}.
       </div>
     );
   }
