@@ -744,15 +744,21 @@ export class TaskStore {
   );
 
   /** Tasks with a stored output whose retention ended. */
-  async listStorageExpired(now: number, limit: number): Promise<TaskRow[]> {
-    return this.db
-      .selectFrom('tasks')
-      .selectAll()
-      .where('phase', '=', 'done')
-      .where('storage_expires_at', '<=', now)
-      .orderBy('storage_expires_at')
-      .limit(limit)
-      .execute();
+  /**
+   * Finished tasks holding a copy whose retention ended by `now`, in the order it ended; `after`
+   * (the last task of the previous page) pages on past tasks left as they were.
+   */
+  async listStorageExpired(now: number, limit: number, after?: { storageExpiresAt: number; id: string }): Promise<TaskRow[]> {
+    let query = this.db.selectFrom('tasks').selectAll().where('phase', '=', 'done').where('storage_expires_at', '<=', now);
+    if (after) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('storage_expires_at', '>', after.storageExpiresAt),
+          eb.and([eb('storage_expires_at', '=', after.storageExpiresAt), eb('id', '>', after.id)]),
+        ]),
+      );
+    }
+    return query.orderBy('storage_expires_at').orderBy('id').limit(limit).execute();
   }
 
   /** Submissions whose owner's lease ran out (the replica died or hung mid-create). */

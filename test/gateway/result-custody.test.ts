@@ -440,6 +440,38 @@ describe('result custody on the filesystem', () => {
     expect(kept.outputs[0].storage).toBe('stored');
   });
 
+  it('deletes a copy past its retention even when a whole page of older ones cannot be deleted', async () => {
+    // Each pass looked at the 100 copies whose retention ended first and stopped at a page where
+    // nothing could be deleted: 100 copies the storage refuses to delete held every later one forever.
+    const directory = outputsDir();
+    const refused = new Set<string>();
+    class RefusingSome extends FilesystemStorage {
+      override async delete(key: string): Promise<void> {
+        if ([...refused].some((id) => key.includes(id))) throw new Error('access denied');
+        return super.delete(key);
+      }
+    }
+    const gateway = (gw = await startTestGateway({
+      config: { storage: { mode: 'copy', filesystem: { path: directory }, retention_days: 1 } },
+      objectStorage: new RefusingSome(directory),
+    }));
+    const request = { model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } };
+    const older = await Promise.all(Array.from({ length: 100 }, async () => (await gateway.create(request)).body.id as string));
+    for (const id of older) refused.add(id);
+    await gateway.advanceUntil(async () => {
+      const read = await Promise.all(older.map(async (id) => (await gateway.get(id)).body.outputs[0]?.storage));
+      return read.every((storage) => storage === 'stored');
+    });
+    await gateway.advance(60_000);
+    const later = await gateway.finish((await gateway.create(request)).body.id);
+    await gateway.advanceUntil(async () => (await gateway.get(later.id)).body.outputs[0]?.storage === 'stored');
+
+    await gateway.advance(DAY_MS + 120_000);
+    await gateway.advanceUntil(async () => (await gateway.get(later.id)).body.outputs[0]?.storage === 'expired', 60_000, 5);
+    // The copies the storage would not delete are still stored, and still tried by every pass.
+    expect((await gateway.get(older[0]!)).body.outputs[0].storage).toBe('stored');
+  });
+
   it("never says a content link works past the copy's retention (url_expires_at), since the copy is deleted then", async () => {
     const gateway = await startCopying({ tenants: { acme: { retention_days: 1 } } });
     const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);

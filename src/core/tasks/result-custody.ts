@@ -13,7 +13,7 @@ import type { Engine } from './engine.js';
 import { deliveryBackoffMs } from './outbound-webhooks.js';
 import { copyToStorage, CopyAbortedError, extensionOf, mediaTypeOf, type CopyPolicy } from './output-copy.js';
 import { TaskLifecycle } from './task-lifecycle.js';
-import type { OutputRecord, TaskRecord } from './task-records.js';
+import { storageExpiresAt, type OutputRecord, type TaskRecord } from './task-records.js';
 
 /** Tasks leased per claim, and copied at once. */
 const STORAGE_BATCH = 20;
@@ -348,10 +348,15 @@ export class ResultCustody {
     const { tasks, clock, storage, logger, metrics } = this.engine;
     if (!storage) return 0;
     let deleted = 0;
+    // One pass walks every expired copy once: a page the storage would not delete (left as it
+    // is, tried again by the next pass) must not hold back the copies after it.
+    const now = clock.now();
+    let after: { storageExpiresAt: number; id: string } | undefined;
     for (;;) {
-      const now = clock.now();
-      const page = await tasks.listStorageExpired(now, RETENTION_BATCH);
-      const before = deleted;
+      const page = await tasks.listStorageExpired(now, RETENTION_BATCH, after);
+      const last = page.at(-1);
+      const lastExpiresAt = last && storageExpiresAt(last.outputs);
+      if (last && lastExpiresAt != null) after = { storageExpiresAt: lastExpiresAt, id: last.id };
       for (const task of page) {
         const outputs: OutputRecord[] = [];
         for (const output of task.outputs) {
@@ -374,8 +379,7 @@ export class ResultCustody {
         }
         await this.lifecycle.expireStored(task, outputs);
       }
-      // A page where nothing could be deleted is tried again by the next pass, not in a loop now.
-      if (page.length < RETENTION_BATCH || deleted === before) return deleted;
+      if (page.length < RETENTION_BATCH) return deleted;
     }
   }
 }

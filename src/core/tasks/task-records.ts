@@ -302,7 +302,7 @@ function outputsFromColumn(json: string): OutputRecord[] {
 }
 
 /** The earliest retention deadline of the stored outputs: what the retention pass looks for. */
-function storageExpiresAt(outputs: readonly OutputRecord[]): number | null {
+export function storageExpiresAt(outputs: readonly OutputRecord[]): number | null {
   const deadlines = outputs.flatMap((output) => (output.storage === 'stored' && output.expiresAt !== null ? [output.expiresAt] : []));
   return deadlines.length > 0 ? Math.min(...deadlines) : null;
 }

@@ -449,8 +449,8 @@ export class TaskRepository {
   }
 
   /** Finished tasks with a stored output whose retention ended. */
-  async listStorageExpired(now: number, limit: number): Promise<TaskRecord[]> {
-    return (await this.store.listStorageExpired(now, limit)).map(taskFromRow);
+  async listStorageExpired(now: number, limit: number, after?: { storageExpiresAt: number; id: string }): Promise<TaskRecord[]> {
+    return (await this.store.listStorageExpired(now, limit, after)).map(taskFromRow);
   }
 
   async listAbandonedSubmissions(now: number, limit: number): Promise<TaskRecord[]> {
