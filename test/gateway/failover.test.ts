@@ -376,14 +376,14 @@ describe('failover on create', () => {
     gw.simulator('kling3api').injectFault({ kind: 'insufficient_credits', status: 402 });
     const mixed = await gw.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
     expect(mixed.body.error).toMatchObject({ code: 'no_provider_available' });
-    expect(mixed.body.error.message).toMatch(/^no provider accepted the task: freepik \(HTTP 503\): .+; kling3api \(HTTP 402\): Not enough credits/);
+    expect(mixed.body.error.message).toMatch(/^no provider accepted the task: freepik \(HTTP 503\): .+; kling3api \(HTTP 402\): kling3api \(INSUFFICIENT_CREDITS\): Not enough credits/);
 
     // The same code from every provider is that code, still naming who said it.
     gw.simulator('freepik').injectFault({ kind: 'insufficient_credits', status: 402 });
     gw.simulator('kling3api').injectFault({ kind: 'insufficient_credits', status: 402 });
     const broke = await gw.create({ ...request, routing: { providers: ['freepik', 'kling3api'] } });
     expect(broke.body.error).toMatchObject({ code: 'insufficient_credits' });
-    expect(broke.body.error.message).toMatch(/^no provider accepted the task: freepik \(HTTP 402\): .+; kling3api \(HTTP 402\): Not enough credits/);
+    expect(broke.body.error.message).toMatch(/^no provider accepted the task: freepik \(HTTP 402\): .+; kling3api \(HTTP 402\): kling3api \(INSUFFICIENT_CREDITS\): Not enough credits/);
   });
 
   it('sends a slow but healthy provider its task without failing over', async () => {

@@ -88,11 +88,15 @@ export function mapKling3apiHttpError(status: number, body: unknown): MappedUpst
   const details = readKling3apiError(body);
   const code = details.providerCode?.toUpperCase();
   const entry = code !== undefined && isKnownCode(code) ? KLING3API_ERROR_CODES[code] : undefined;
-  const message = details.message ?? entry?.description ?? `kling3api answered HTTP ${status}`;
+  const said = details.message ?? entry?.description;
+  // The message is the task's error as a caller reads it: it names the provider and the code it
+  // gave (its HTTP status when it gave none), as the other adapters' messages do.
+  const label = details.providerCode ?? (details.numericCode !== undefined ? `code ${details.numericCode}` : `HTTP ${status}`);
+  const message = said ? `kling3api (${label}): ${said}` : `kling3api answered HTTP ${status}`;
   let canonical: ErrorCode = entry?.code ?? errorCodeForHttpStatus(status);
   const policyCandidate = entry ? entry.code === 'invalid_request' : !NOT_CONTENT_STATUSES.has(status);
   // The wording may be in the code alone (`CONTENT_POLICY_VIOLATION`, `NSFW_CONTENT`) under a generic message.
-  if (policyCandidate && (looksLikeContentPolicy(message) || looksLikeContentPolicy(details.providerCode))) {
+  if (policyCandidate && (looksLikeContentPolicy(said) || looksLikeContentPolicy(details.providerCode))) {
     canonical = 'content_policy';
   }
   return { code: canonical, message, ...(details.providerCode !== undefined ? { providerCode: details.providerCode } : {}) };

@@ -35,15 +35,23 @@ describe('mapKling3apiHttpError', () => {
         JSON.stringify({ code: providerCode, message: 'upstream says no' }),
       ];
       for (const body of shapes) {
-        expect(mapKling3apiHttpError(status, body)).toStrictEqual({ code: canonical, message: 'upstream says no', providerCode });
+        expect(mapKling3apiHttpError(status, body)).toStrictEqual({ code: canonical, message: `kling3api (${providerCode}): upstream says no`, providerCode });
       }
     });
   }
 
+  it('names kling3api and the code it gave in every message, since the message is the task error a caller reads', () => {
+    expect(mapKling3apiHttpError(402, { code: 'INSUFFICIENT_CREDITS', message: 'Not enough credits for this operation' }).message).toBe(
+      'kling3api (INSUFFICIENT_CREDITS): Not enough credits for this operation',
+    );
+    expect(mapKling3apiHttpError(422, { code: 422, message: 'bad field' }).message).toBe('kling3api (code 422): bad field');
+    expect(mapKling3apiHttpError(503, '<html>Bad gateway</html>').message).toBe('kling3api answered HTTP 503');
+  });
+
   it('uses the seed description when the body has a code but no message', () => {
     expect(mapKling3apiHttpError(400, { code: 'MISSING_VIDEO' })).toStrictEqual({
       code: 'invalid_request',
-      message: 'Video is required for video-edit tasks',
+      message: 'kling3api (MISSING_VIDEO): Video is required for video-edit tasks',
       providerCode: 'MISSING_VIDEO',
     });
   });
@@ -56,7 +64,7 @@ describe('mapKling3apiHttpError', () => {
   it('falls back on the HTTP status for unknown codes and unreadable bodies', () => {
     expect(mapKling3apiHttpError(404, { code: 'TASK_NOT_FOUND', message: 'Task not found' })).toStrictEqual({
       code: 'invalid_request',
-      message: 'Task not found',
+      message: 'kling3api (TASK_NOT_FOUND): Task not found',
       providerCode: 'TASK_NOT_FOUND',
     });
     expect(mapKling3apiHttpError(402, {})).toStrictEqual({ code: 'insufficient_credits', message: 'kling3api answered HTTP 402' });
@@ -67,14 +75,14 @@ describe('mapKling3apiHttpError', () => {
     expect(mapKling3apiHttpError(502, null).code).toBe('provider_error');
     expect(mapKling3apiHttpError(422, { code: 422, message: 'bad field' })).toStrictEqual({
       code: 'invalid_request',
-      message: 'bad field',
+      message: 'kling3api (code 422): bad field',
     });
   });
 
   it('reads a request rejection worded as content policy / safety as content_policy', () => {
     expect(mapKling3apiHttpError(400, { code: 'INVALID_PROMPT', message: 'Prompt violates our content policy' })).toStrictEqual({
       code: 'content_policy',
-      message: 'Prompt violates our content policy',
+      message: 'kling3api (INVALID_PROMPT): Prompt violates our content policy',
       providerCode: 'INVALID_PROMPT',
     });
     expect(mapKling3apiHttpError(400, { message: 'Image failed the safety check' }).code).toBe('content_policy');
@@ -84,7 +92,7 @@ describe('mapKling3apiHttpError', () => {
   it('reads a rejection whose code (not its message) names content policy as content_policy, so it is never failed over', () => {
     expect(mapKling3apiHttpError(400, { code: 'CONTENT_POLICY_VIOLATION', message: 'Request rejected' })).toStrictEqual({
       code: 'content_policy',
-      message: 'Request rejected',
+      message: 'kling3api (CONTENT_POLICY_VIOLATION): Request rejected',
       providerCode: 'CONTENT_POLICY_VIOLATION',
     });
     expect(mapKling3apiHttpError(422, { code: 422, error: 'NSFW_CONTENT', message: 'Cannot process this request' }).code).toBe('content_policy');
@@ -95,16 +103,16 @@ describe('mapKling3apiHttpError', () => {
   it('reads the code and message under `detail` (a framework\'s error body), so a policy refusal there is content_policy', () => {
     expect(mapKling3apiHttpError(400, { detail: 'Prompt violates the content policy' })).toStrictEqual({
       code: 'content_policy',
-      message: 'Prompt violates the content policy',
+      message: 'kling3api (HTTP 400): Prompt violates the content policy',
     });
     expect(mapKling3apiHttpError(400, { detail: { code: 'INSUFFICIENT_CREDITS', message: 'Not enough credits' } })).toStrictEqual({
       code: 'insufficient_credits',
-      message: 'Not enough credits',
+      message: 'kling3api (INSUFFICIENT_CREDITS): Not enough credits',
       providerCode: 'INSUFFICIENT_CREDITS',
     });
     expect(mapKling3apiHttpError(422, { detail: [{ loc: ['body', 'duration'], msg: 'must be at most 15' }] })).toStrictEqual({
       code: 'invalid_request',
-      message: 'must be at most 15',
+      message: 'kling3api (HTTP 422): must be at most 15',
     });
   });
 

@@ -120,7 +120,7 @@ describe('kling3apiProvider.submit', () => {
         code: canonical,
         statusCode: status,
         providerCode,
-        message: `upstream: ${providerCode}`,
+        message: `kling3api (${providerCode}): upstream: ${providerCode}`,
         transport: undefined,
       });
       expect(error.certainlyNotAccepted).toBe(true);
@@ -144,7 +144,7 @@ describe('kling3apiProvider.submit', () => {
       code: 'insufficient_credits',
       statusCode: 402,
       providerCode: 'INSUFFICIENT_CREDITS',
-      message: 'Not enough credits',
+      message: 'kling3api (INSUFFICIENT_CREDITS): Not enough credits',
       url: '/api/generate',
     });
 
@@ -165,7 +165,7 @@ describe('kling3apiProvider.submit', () => {
     expect(await upstreamFailure(submitTextToVideo())).toMatchObject({
       code: 'insufficient_credits',
       statusCode: 402,
-      message: 'Not enough credits for this operation',
+      message: 'kling3api (code 402): Not enough credits for this operation',
       mayHaveCreated: false,
     });
     nock(BASE).post('/api/generate').reply(400, { code: 'INSUFFICIENT_CREDITS', message: ['Not enough credits'], error_code: 402 });
@@ -173,7 +173,7 @@ describe('kling3apiProvider.submit', () => {
       code: 'insufficient_credits',
       statusCode: 400,
       providerCode: 'INSUFFICIENT_CREDITS',
-      message: 'Not enough credits',
+      message: 'kling3api (INSUFFICIENT_CREDITS): Not enough credits',
     });
   });
 
