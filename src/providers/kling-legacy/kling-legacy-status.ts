@@ -38,11 +38,13 @@ function codesNamedIn(text: string): Set<string> {
  * service code of the official table (1300/1301 policy, 1200–1203 invalid) is read by it.
  */
 export function klingLegacyFailure(message: string | null | undefined): MappedUpstreamError {
-  const text = message?.trim() || 'the task failed without a reason';
+  const text = message?.trim() ?? '';
+  // The message is the task's error as a caller reads it: it names the provider, then what it said.
+  const said = text ? `kling-legacy reported the task failed: ${text}` : 'kling-legacy reported the task failed without a reason';
   const named = codesNamedIn(text);
-  if (looksLikeContentPolicy(text) || named.has('content_policy')) return { code: 'content_policy', message: text, providerCode: 'failed' };
-  if (INVALID_INPUT_MESSAGE.test(text) || named.has('invalid_request')) return { code: 'invalid_request', message: text, providerCode: 'failed' };
-  return { code: 'provider_error', message: text, providerCode: 'failed' };
+  if (looksLikeContentPolicy(text) || named.has('content_policy')) return { code: 'content_policy', message: said, providerCode: 'failed' };
+  if (INVALID_INPUT_MESSAGE.test(text) || named.has('invalid_request')) return { code: 'invalid_request', message: said, providerCode: 'failed' };
+  return { code: 'provider_error', message: said, providerCode: 'failed' };
 }
 
 function durationSeconds(value: string | number | null | undefined): number | null {

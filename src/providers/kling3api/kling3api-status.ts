@@ -48,10 +48,12 @@ export function mapKling3apiStatus(data: Kling3apiStatusFields): StatusReport {
   if (status === 'failed') {
     const upstreamMessage = data.error_message?.trim() || undefined;
     const providerCode = providerStatus.trim().toUpperCase();
+    // The message is the task's error as a caller reads it: it names the provider, then what it said.
     if (providerCode === 'EXPIRED') {
-      return { ...report, error: { code: 'expired', message: upstreamMessage ?? 'kling3api expired the task', providerCode } };
+      const message = upstreamMessage ? `kling3api expired the task: ${upstreamMessage}` : 'kling3api expired the task';
+      return { ...report, error: { code: 'expired', message, providerCode } };
     }
-    const message = upstreamMessage ?? 'kling3api reported the task failed';
+    const message = upstreamMessage ? `kling3api reported the task ${providerStatus.trim()}: ${upstreamMessage}` : 'kling3api reported the task failed';
     return {
       ...report,
       error: { code: looksLikeContentPolicy(upstreamMessage) ? 'content_policy' : 'provider_error', message, providerCode },

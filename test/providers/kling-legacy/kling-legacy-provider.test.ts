@@ -194,7 +194,7 @@ describe('klingLegacyProvider: one create and one poll per operation', () => {
       { http: client() },
     );
     expect(report.status).toBe('failed');
-    expect(report.error).toEqual({ code: 'content_policy', message: 'Failure to pass the risk control system', providerCode: 'failed' });
+    expect(report.error).toEqual({ code: 'content_policy', message: 'kling-legacy reported the task failed: Failure to pass the risk control system', providerCode: 'failed' });
   });
 
   it('reads a finished task whose informational fields come as other JSON types', async () => {
@@ -249,7 +249,7 @@ describe('klingLegacyProvider: one create and one poll per operation', () => {
       { http: client() },
     );
     expect(report.status).toBe('failed');
-    expect(report.error).toEqual({ code: 'content_policy', message: '1301', providerCode: 'failed' });
+    expect(report.error).toEqual({ code: 'content_policy', message: 'kling-legacy reported the task failed: 1301', providerCode: 'failed' });
   });
 
   it('refuses to poll a task whose tracking has no known route', async () => {

@@ -183,7 +183,7 @@ describe('kling-legacy simulator: outcomes', () => {
       status: 'failed',
       providerStatus: 'failed',
       outputs: [],
-      error: { code: 'provider_error', message: KLING_LEGACY_SIM_FAILURE_MESSAGE, providerCode: 'failed' },
+      error: { code: 'provider_error', message: `kling-legacy reported the task failed: ${KLING_LEGACY_SIM_FAILURE_MESSAGE}`, providerCode: 'failed' },
     });
   });
 
@@ -194,7 +194,7 @@ describe('kling-legacy simulator: outcomes', () => {
     await clock.advance(QUEUED_MS + PROCESSING_MS);
     const report = await klingLegacyProvider.getStatus(submitted.ref, { http: http() });
     expect(report.status).toBe('failed');
-    expect(report.error).toEqual({ code: 'content_policy', message: KLING_LEGACY_SIM_RISK_CONTROL_MESSAGE, providerCode: 'failed' });
+    expect(report.error).toEqual({ code: 'content_policy', message: `kling-legacy reported the task failed: ${KLING_LEGACY_SIM_RISK_CONTROL_MESSAGE}`, providerCode: 'failed' });
   });
 });
 

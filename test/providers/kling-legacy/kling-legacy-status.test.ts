@@ -58,10 +58,17 @@ describe('mapKlingLegacyStatus', () => {
     expect(status({ task_status: 'succeed' })).not.toHaveProperty('reportedCredits');
   });
 
+  it('a failed task names kling-legacy in its error, with what task_status_msg said', () => {
+    expect(status({ task_status: 'failed', task_status_msg: 'internal render error' }).error?.message).toBe(
+      'kling-legacy reported the task failed: internal render error',
+    );
+    expect(status({ task_status: 'failed' }).error?.message).toBe('kling-legacy reported the task failed without a reason');
+  });
+
   it('reads the failure code from task_status_msg: content policy', () => {
     expect(status({ task_status: 'failed', task_status_msg: 'Failure to pass the risk control system' }).error).toEqual({
       code: 'content_policy',
-      message: 'Failure to pass the risk control system',
+      message: 'kling-legacy reported the task failed: Failure to pass the risk control system',
       providerCode: 'failed',
     });
     expect(klingLegacyFailure('触发风控，请修改后重试').code).toBe('content_policy');
@@ -79,12 +86,12 @@ describe('mapKlingLegacyStatus', () => {
     expect(klingLegacyFailure('Image resolution too small').code).toBe('invalid_request');
     expect(klingLegacyFailure('Task failed due to an internal error, please try again later')).toEqual({
       code: 'provider_error',
-      message: 'Task failed due to an internal error, please try again later',
+      message: 'kling-legacy reported the task failed: Task failed due to an internal error, please try again later',
       providerCode: 'failed',
     });
     expect(status({ task_status: 'failed' }).error).toEqual({
       code: 'provider_error',
-      message: 'the task failed without a reason',
+      message: 'kling-legacy reported the task failed without a reason',
       providerCode: 'failed',
     });
   });

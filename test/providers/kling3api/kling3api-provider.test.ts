@@ -381,7 +381,7 @@ describe('kling3apiProvider.getStatus', () => {
       .reply(200, { code: 200, message: 'success', data: { status: 'FAILED', error_message: ['Content violates the safety policy'] } });
     expect((await kling3apiProvider.getStatus(ref, { http: client() })).error).toEqual({
       code: 'content_policy',
-      message: 'Content violates the safety policy',
+      message: 'kling3api reported the task FAILED: Content violates the safety policy',
       providerCode: 'FAILED',
     });
   });

@@ -169,19 +169,19 @@ describe('kling3api simulator: how tasks end', () => {
       providerStatus: 'FAILED',
       outputs: [],
       reportedCredits: 240,
-      error: { code: 'provider_error', message: KLING3API_SIM_FAILURE_MESSAGE, providerCode: 'FAILED' },
+      error: { code: 'provider_error', message: `kling3api reported the task FAILED: ${KLING3API_SIM_FAILURE_MESSAGE}`, providerCode: 'FAILED' },
     });
   });
 
   it('content_policy → FAILED with a safety message → content_policy', async () => {
     const report = await endOf(() => simulator.setOutcome('content_policy'));
-    expect(report.error).toEqual({ code: 'content_policy', message: KLING3API_SIM_CONTENT_POLICY_MESSAGE, providerCode: 'FAILED' });
+    expect(report.error).toEqual({ code: 'content_policy', message: `kling3api reported the task FAILED: ${KLING3API_SIM_CONTENT_POLICY_MESSAGE}`, providerCode: 'FAILED' });
   });
 
   it('expireNext → EXPIRED → expired', async () => {
     const report = await endOf(() => simulator.expireNext());
     expect(report).toMatchObject({ status: 'failed', providerStatus: 'EXPIRED' });
-    expect(report.error).toEqual({ code: 'expired', message: KLING3API_SIM_EXPIRED_MESSAGE, providerCode: 'EXPIRED' });
+    expect(report.error).toEqual({ code: 'expired', message: `kling3api expired the task: ${KLING3API_SIM_EXPIRED_MESSAGE}`, providerCode: 'EXPIRED' });
     // Only the next task: the one after succeeds.
     expect((await endOf(() => undefined)).status).toBe('succeeded');
   });

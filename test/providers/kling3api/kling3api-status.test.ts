@@ -45,13 +45,20 @@ describe('mapKling3apiStatus', () => {
     });
   });
 
+  it('a failed or expired task names kling3api in its error, with what kling3api said', () => {
+    expect(mapKling3apiStatus({ status: 'FAILED', error_message: 'Render node crashed' }).error?.message).toBe(
+      'kling3api reported the task FAILED: Render node crashed',
+    );
+    expect(mapKling3apiStatus({ status: 'EXPIRED', error_message: 'queue timed out' }).error?.message).toBe('kling3api expired the task: queue timed out');
+  });
+
   it('FAILED → failed with error_message as a provider_error', () => {
     expect(mapKling3apiStatus({ status: 'FAILED', error_message: 'Render node crashed', consumed_credits: 240 })).toStrictEqual({
       status: 'failed',
       providerStatus: 'FAILED',
       outputs: [],
       reportedCredits: 240,
-      error: { code: 'provider_error', message: 'Render node crashed', providerCode: 'FAILED' },
+      error: { code: 'provider_error', message: 'kling3api reported the task FAILED: Render node crashed', providerCode: 'FAILED' },
     });
     expect(mapKling3apiStatus({ status: 'FAILED', error_message: null }).error).toEqual({
       code: 'provider_error',
