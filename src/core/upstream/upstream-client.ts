@@ -381,6 +381,10 @@ export class HttpUpstreamClient implements UpstreamClient {
       statusCode: response.status,
       responseBody: truncateBody(body),
       retryAfterMs: parseRetryAfter(headers['retry-after'], (this.options.clockNow ?? Date.now)()),
+      // Redirects are not followed. A 303 See Other to a POST is the server saying it acted on the
+      // request and where its result is (RFC 9110 §15.4.4): the task may exist, so it is no refusal.
+      // The other redirects move the resource without acting on the request.
+      mayHaveCreated: response.status === 303 && request.method === 'POST',
     });
   }
 }

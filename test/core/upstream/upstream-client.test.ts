@@ -288,6 +288,23 @@ describe('transport failures', () => {
   });
 });
 
+describe('redirects (never followed)', () => {
+  it('a 303 See Other to a create is not failed over: it says the upstream acted on the request and points at the result', async () => {
+    nock(BASE).post('/v').reply(303, '', { location: '/v/task-1' });
+    const { http } = client();
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(error.statusCode).toBe(303);
+    expect(classifyCreateFailure(error, false)).toMatchObject({ failover: false, outcome: 'ambiguous' });
+  });
+
+  it.each([301, 302, 307, 308])('a %i to a create moved it elsewhere without acting on it: failed over', async (status) => {
+    nock(BASE).post('/v').reply(status, '', { location: 'https://elsewhere.example/v' });
+    const { http } = client();
+    const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(classifyCreateFailure(error, false)).toMatchObject({ failover: true, outcome: 'failed' });
+  });
+});
+
 describe('onCall records', () => {
   it('records each call once: provider, operation, method, path, status, outcome, duration, context', async () => {
     nock(BASE).get('/t').query({ id: '1' }).reply(200, {});
