@@ -56,3 +56,26 @@ export function toHttpUri(url: string): string {
   const fragment = hashAt < 0 ? '' : `#${escape(tail.slice(hashAt + 1))}`;
   return `${head}${escape(pathAndQuery)}${fragment}`;
 }
+
+/** Markup that makes a body an HTML page: a doctype or a `<html>`, `<head>` or `<body>` tag. */
+const HTML_PAGE = /<!doctype\s+html|<\/?(html|head|body)[\s>]/i;
+
+/**
+ * The human text of an error body that is not JSON, for a message: plain text as it came; an HTML
+ * page (a proxy's or load balancer's error page in front of the upstream) as `an HTML page (…)`
+ * with its title, or its text without the markup when it has none.
+ */
+export function errorPageText(text: string): string {
+  const trimmed = text.trim();
+  if (!HTML_PAGE.test(trimmed)) return trimmed;
+  const words = (html: string) =>
+    html
+      .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/&nbsp;/gi, ' ')
+      .replace(/\s+/g, ' ')
+      .trim();
+  const title = /<title[^>]*>([\s\S]*?)<\/title\s*>/i.exec(trimmed)?.[1];
+  const said = (title !== undefined ? words(title) : '') || words(trimmed);
+  return said ? `an HTML page (${said})` : 'an HTML page';
+}

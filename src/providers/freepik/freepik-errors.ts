@@ -4,6 +4,7 @@
  * `429` are not on the seed pages; they are read the same way.
  */
 import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
+import { errorPageText } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { readFreepikError } from './freepik-schemas.js';
 
@@ -21,7 +22,7 @@ const MAX_MESSAGE = 500;
 export function describeFreepikError(body: unknown): string {
   const parsed = readFreepikError(body);
   if (!parsed) {
-    if (typeof body === 'string' && body.trim()) return body.trim().slice(0, MAX_MESSAGE);
+    if (typeof body === 'string' && body.trim()) return errorPageText(body).slice(0, MAX_MESSAGE);
     return '';
   }
   const message = parsed.message ?? parsed.problem?.message ?? '';

@@ -7,6 +7,7 @@
 import type { ErrorCode } from '../../core/model/canonical.js';
 import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
 import { looksLikeContentPolicy, NOT_CONTENT_STATUSES } from '../../core/upstream/content-policy.js';
+import { errorPageText } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { KlingLegacyErrorBody } from './kling-legacy-schemas.js';
 
@@ -124,7 +125,7 @@ export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUp
     return mapped;
   }
   const ownCode = code !== undefined && code !== 0 ? code : undefined;
-  const detail = messageOf(body) ?? (typeof body === 'string' && body.trim() !== '' ? body.slice(0, 200) : undefined);
+  const detail = messageOf(body) ?? (typeof body === 'string' && body.trim() !== '' ? errorPageText(body).slice(0, 200) : undefined);
   const byStatus = errorCodeForHttpStatus(status);
   const policyCandidate = status >= 400 && status < 500 && !NOT_CONTENT_STATUSES.has(status);
   return {

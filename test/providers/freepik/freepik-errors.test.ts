@@ -71,6 +71,16 @@ describe('mapFreepikHttpError', () => {
     expect(mapFreepikHttpError(400, body).code).toBe('content_policy');
   });
 
+  it('says an HTML error page (a proxy in front of Freepik) by its title, not its markup', () => {
+    const page = '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+    expect(mapFreepikHttpError(502, page).message).toBe('Freepik answered 502: an HTML page (502 Bad Gateway)');
+    expect(mapFreepikHttpError(503, '<!DOCTYPE html><html><body><p>Service   Unavailable</p></body></html>').message).toBe(
+      'Freepik answered 503: an HTML page (Service Unavailable)',
+    );
+    // Plain text stays as it came.
+    expect(mapFreepikHttpError(500, 'upstream connect error').message).toBe('Freepik answered 500: upstream connect error');
+  });
+
   it('keeps a 5xx that mentions safety an outage (it must stay eligible for failover)', () => {
     expect(mapFreepikHttpError(503, { message: 'Safety service unavailable' }).code).toBe('provider_error');
   });

@@ -66,8 +66,11 @@ describe('mapKlingLegacyHttpError', () => {
   it('falls back to the HTTP status without an envelope', () => {
     expect(mapKlingLegacyHttpError(502, '<html>Bad Gateway</html>')).toEqual({
       code: 'provider_error',
-      message: 'kling-legacy answered HTTP 502: <html>Bad Gateway</html>',
+      message: 'kling-legacy answered HTTP 502: an HTML page (Bad Gateway)',
     });
+    expect(mapKlingLegacyHttpError(503, '<html><head><title>503 Service Temporarily Unavailable</title></head><body><h1>503</h1></body></html>').message).toBe(
+      'kling-legacy answered HTTP 503: an HTML page (503 Service Temporarily Unavailable)',
+    );
     expect(mapKlingLegacyHttpError(404, undefined).code).toBe('invalid_request');
     expect(mapKlingLegacyHttpError(402, {}).code).toBe('insufficient_credits');
     expect(mapKlingLegacyHttpError(401, { message: 'Unauthorized' })).toEqual({
