@@ -92,6 +92,20 @@ function messageOf(body: unknown): string | undefined {
   return typeof message === 'string' && message.trim() !== '' ? message : undefined;
 }
 
+/** The code and message of an error in the OpenAI form (`{error: {message, code}}`), when the body has one. */
+function aggregatorError(body: unknown): { code?: string; message?: string } {
+  const error = KlingLegacyErrorBody.safeParse(body).data?.error;
+  const code = error?.code === null || error?.code === undefined ? '' : String(error.code).trim();
+  const message = error?.message?.trim() ?? '';
+  return { ...(code ? { code } : {}), ...(message ? { message } : {}) };
+}
+
+/** An aggregator's words for a spent balance (its own quota, not Kling's resource pack). */
+const SPENT_BALANCE = /insufficient[\s_-]*(user[\s_-]*)?(quota|credits?|balance|funds)|not enough (credits|quota|balance)|out of (credits|quota)|余额不足|额度不足/i;
+
+/** HTTP statuses under which an aggregator reports a spent balance (account refusals and throttling). */
+const BALANCE_STATUSES: ReadonlySet<number> = new Set([401, 402, 403, 429]);
+
 /**
  * A request-class refusal (an `invalid_request` code, or a 4xx without one that is not about the
  * account or throttling) whose wording reads as a refusal of the content is `content_policy`: the
@@ -124,14 +138,17 @@ export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUp
     const { httpStatus: _httpStatus, ...mapped } = mapKlingLegacyServiceCode(code, body);
     return mapped;
   }
-  const ownCode = code !== undefined && code !== 0 ? code : undefined;
-  const detail = messageOf(body) ?? (typeof body === 'string' && body.trim() !== '' ? errorPageText(body).slice(0, 200) : undefined);
-  const byStatus = errorCodeForHttpStatus(status);
+  const aggregator = aggregatorError(body);
+  const ownCode = code !== undefined && code !== 0 ? String(code) : aggregator.code;
+  const detail =
+    messageOf(body) ?? aggregator.message ?? (typeof body === 'string' && body.trim() !== '' ? errorPageText(body).slice(0, 200) : undefined);
   const policyCandidate = status >= 400 && status < 500 && !NOT_CONTENT_STATUSES.has(status);
+  const spent = BALANCE_STATUSES.has(status) && (SPENT_BALANCE.test(aggregator.code ?? '') || SPENT_BALANCE.test(detail ?? ''));
+  const byStatus = spent ? 'insufficient_credits' : errorCodeForHttpStatus(status);
   return {
     code: policyCandidate && looksLikeContentPolicy(detail) ? 'content_policy' : byStatus,
     message: `kling-legacy answered HTTP ${status}${ownCode !== undefined ? ` (code ${ownCode})` : ''}${detail ? `: ${detail}` : ''}`,
-    ...(ownCode !== undefined ? { providerCode: String(ownCode) } : {}),
+    ...(ownCode !== undefined ? { providerCode: ownCode } : {}),
   };
 }
 

@@ -90,5 +90,13 @@ export type KlingLegacyEnvelope = z.infer<typeof KlingLegacyEnvelope>;
 export const KlingLegacyErrorBody = z.looseObject({
   code: z.union([z.number(), z.string()]).nullish().catch(undefined),
   message: z.string().nullish().catch(undefined),
+  /**
+   * The OpenAI form an aggregator answers its own refusals with (a key it refuses, a quota spent):
+   * `{error: {message, type, code}}`.
+   */
+  error: z
+    .looseObject({ message: z.string().nullish().catch(undefined), code: z.union([z.number(), z.string()]).nullish().catch(undefined) })
+    .nullish()
+    .catch(undefined),
 });
 export type KlingLegacyErrorBody = z.infer<typeof KlingLegacyErrorBody>;

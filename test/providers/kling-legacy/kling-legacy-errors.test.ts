@@ -80,6 +80,29 @@ describe('mapKlingLegacyHttpError', () => {
   });
 });
 
+describe('an error in the OpenAI form an aggregator answers with (`{error: {message, code}}`)', () => {
+  const quota = { error: { message: 'insufficient user quota: 0.12 left, 0.50 needed', type: 'new_api_error', param: '', code: 'insufficient_user_quota' } };
+
+  it('says what the aggregator said, and an exhausted quota is insufficient_credits whatever the status', () => {
+    for (const status of [401, 403, 429]) {
+      expect(mapKlingLegacyHttpError(status, quota)).toEqual({
+        code: 'insufficient_credits',
+        message: `kling-legacy answered HTTP ${status} (code insufficient_user_quota): insufficient user quota: 0.12 left, 0.50 needed`,
+        providerCode: 'insufficient_user_quota',
+      });
+    }
+  });
+
+  it('keeps any other error by its status, with its message', () => {
+    expect(mapKlingLegacyHttpError(401, { error: { message: 'invalid token', type: 'new_api_error', code: 'invalid_api_key' } })).toEqual({
+      code: 'provider_error',
+      message: 'kling-legacy answered HTTP 401 (code invalid_api_key): invalid token',
+      providerCode: 'invalid_api_key',
+    });
+    expect(mapKlingLegacyHttpError(429, { error: { message: 'too many requests', code: 'rate_limit_exceeded' } }).code).toBe('provider_error');
+  });
+});
+
 describe('a refusal of the content worded in a request-class answer (the core\'s one rule)', () => {
   const refusal = 'Prompt contains sensitive content, failure to pass the risk control system';
 
