@@ -53,6 +53,8 @@ export interface UpstreamResponse {
   status: number;
   headers: Record<string, string>;
   data: unknown;
+  /** When it came, by the gateway clock: what a `Retry-After` date in it is read against. */
+  receivedAt?: number;
 }
 
 /**

@@ -366,7 +366,7 @@ export class HttpUpstreamClient implements UpstreamClient {
     const headers = plainHeaders(response.headers);
     if (response.status >= 200 && response.status < 300) {
       record('ok', response.status);
-      return { status: response.status, headers, data: this.scrubbed(response.data, secrets) };
+      return { status: response.status, headers, data: this.scrubbed(response.data, secrets), receivedAt: (this.options.clockNow ?? Date.now)() };
     }
     const body = this.scrubbed(response.data, secrets);
     const mapped = provider.mapHttpError(response.status, body);

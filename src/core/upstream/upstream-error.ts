@@ -150,7 +150,7 @@ export function errorInSuccessAnswer(
   call: UpstreamCall,
   mapped: MappedUpstreamError,
   statusCode: number,
-  response: { data: unknown; headers: Record<string, string> },
+  response: { data: unknown; headers: Record<string, string>; receivedAt?: number },
 ): UpstreamError {
   return new UpstreamError({
     ...call,
@@ -159,6 +159,7 @@ export function errorInSuccessAnswer(
     ...(mapped.providerCode !== undefined ? { providerCode: mapped.providerCode } : {}),
     statusCode,
     responseBody: response.data,
-    retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now()),
+    // A date is read against the gateway clock, as the client reads one on a 429.
+    retryAfterMs: parseRetryAfter(response.headers['retry-after'], response.receivedAt ?? Date.now()),
   });
 }

@@ -160,6 +160,16 @@ describe('kling3apiProvider.submit', () => {
     expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ statusCode: 429, retryAfterMs: 7_000 });
   });
 
+  it('a Retry-After date on an error under HTTP 200 is read against the gateway clock, as on a 429', async () => {
+    const now = Date.UTC(2031, 0, 1, 12, 0, 0);
+    const http = new HttpUpstreamClient({ provider: kling3apiProvider, baseUrl: BASE, apiKey: KEY, timeoutMs: 2_000, clockNow: () => now });
+    const retryAfter = { 'Retry-After': new Date(now + 30_000).toUTCString() };
+    nock(BASE).post('/api/generate').reply(200, { code: 'RATE_LIMITED', message: 'slow down' }, retryAfter);
+    expect(await upstreamFailure(submitTextToVideo(http))).toMatchObject({ statusCode: 429, retryAfterMs: 30_000 });
+    nock(BASE).post('/api/generate').reply(429, { code: 'RATE_LIMITED', message: 'slow down' }, retryAfter);
+    expect(await upstreamFailure(submitTextToVideo(http))).toMatchObject({ statusCode: 429, retryAfterMs: 30_000 });
+  });
+
   it('an error envelope whose message is a list (HTTP 200 or 4xx) keeps its code, so credits run out → fail over', async () => {
     nock(BASE).post('/api/generate').reply(200, { code: 402, message: ['Not enough credits for this operation'] });
     expect(await upstreamFailure(submitTextToVideo())).toMatchObject({
