@@ -94,6 +94,20 @@ describe('a provider that says "done" but gives nothing to download', () => {
   });
 });
 
+describe('a task whose status polls fail to its deadline', () => {
+  it('fails with timeout, saying what the last poll heard (the upstream no longer knows the task), not only that it ran late', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(kling3apiRequest);
+    expect(created.body.provider).toBe('kling3api');
+    gw.simulator('kling3api').injectFault({ on: 'status', status: 404, times: 1_000, body: { code: 'TASK_NOT_FOUND', message: 'Task not found' } });
+    const task = await gw.finish(created.body.id, 60_000);
+    expect(task.status).toBe('failed');
+    expect(task.error.code).toBe('timeout');
+    expect(task.error.message).toMatch(/^the task did not finish within the 30-minute deadline/);
+    expect(task.error.message).toContain('the last status poll failed: kling3api (TASK_NOT_FOUND): Task not found');
+  });
+});
+
 describe('cost of a task no provider accepted', () => {
   it('is zero and no longer an estimate', async () => {
     gw = await startTestGateway();

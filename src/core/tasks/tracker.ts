@@ -130,6 +130,14 @@ export class Tracker {
       metrics.polls.inc({ provider: runtime.id, outcome: `error_${code}` });
       logger.warn({ task_id: task.id, provider: runtime.id, err: error }, 'status poll failed; will retry');
       if (error instanceof UpstreamError && error.statusCode === 429) account.coolDown(error.retryAfterMs);
+      if (error instanceof UpstreamError && clock.now() >= task.deadlineAt) {
+        // The last look at the deadline failed: the deadline ends the task, saying what that look
+        // heard (an upstream that no longer knows the task, an outage), not only that it ran late.
+        const late = this.deadlineError(task);
+        const timedOut = { ...late, message: `${late.message}; the last status poll failed: ${error.message}`.slice(0, 1000) };
+        await this.writeAfterPoll(task, 0, (current, held) => this.lifecycle.fail(current, timedOut, held));
+        return;
+      }
       const next = this.schedule(task, runtime);
       const retryAfter = error instanceof UpstreamError && error.retryAfterMs !== undefined ? clock.now() + error.retryAfterMs : 0;
       await this.writeAfterPoll(task, Math.max(next.nextPollAt, retryAfter), (current, held, nextPollAt) =>
