@@ -57,6 +57,9 @@ export function toHttpUri(url: string): string {
   return `${head}${escape(pathAndQuery)}${fragment}`;
 }
 
+/** How much of an error body is read for its words. */
+const ERROR_PAGE_READ = 16 * 1024;
+
 /** Markup that makes a body an HTML page: a doctype or a `<html>`, `<head>` or `<body>` tag. */
 const HTML_PAGE = /<!doctype\s+html|<\/?(html|head|body)[\s>]/i;
 
@@ -66,7 +69,9 @@ const HTML_PAGE = /<!doctype\s+html|<\/?(html|head|body)[\s>]/i;
  * with its title, or its text without the markup when it has none.
  */
 export function errorPageText(text: string): string {
-  const trimmed = text.trim();
+  // Only the start is read (the title is near the top, and messages are cut far shorter): the
+  // tag patterns below would search a megabyte of unclosed tags to its end from every one of them.
+  const trimmed = text.slice(0, ERROR_PAGE_READ).trim();
   if (!HTML_PAGE.test(trimmed)) return trimmed;
   const words = (html: string) =>
     html
