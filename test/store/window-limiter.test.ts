@@ -42,20 +42,6 @@ describe.skipIf(!available)('window limiter on PostgreSQL', () => {
     expect(refused).toHaveLength(10);
     for (const decision of refused) expect(decision.allowed === false && decision.retryAfterMs).toBeGreaterThan(0);
   });
-});
-
-describe.skipIf(!available)('window limiter: a refused take holds no place', () => {
-  const schema = newSchemaName();
-  const stores: Store[] = [];
-
-  beforeAll(async () => {
-    stores.push(await openPostgresStore(schema), await openPostgresStore(schema));
-  });
-
-  afterAll(async () => {
-    for (const store of stores) await store.close();
-    await dropSchema(schema);
-  });
 
   it('lets the next take through on another replica once a counted take is given back, whatever was refused meanwhile', async () => {
     const [a, b] = await Promise.all(stores.map((store) => openWindowLimiter(store, { name: 'given-back', points: 2, windowMs: 60_000 })));
