@@ -100,6 +100,38 @@ export function clientFor(url: URL, agents: { httpAgent: http.Agent; httpsAgent:
   return url.protocol === 'https:' ? { client: https, agent: agents.httpsAgent } : { client: http, agent: agents.httpAgent };
 }
 
+/**
+ * Fails `request` (and its answer) once the source has sent nothing for `idleMs` while the answer
+ * was being read. Time the answer is held back (storage slower than the source, an S3 part upload
+ * on a slow link, pauses the body; or it is not read yet) does not count: the source is waiting for
+ * us then, not silent. Watched by the bytes the socket read, checked four times per `idleMs`, from
+ * when the request has a socket until its answer ends. (Node's own socket timeout fires only once
+ * per request, so it cannot be armed again after a hold-back.)
+ */
+function failWhenSilent(request: http.ClientRequest, answerOf: () => IncomingMessage | undefined, idleMs: number): void {
+  let bytesSeen = -1;
+  let quietSince = Date.now();
+  const watch = setInterval(() => {
+    const answer = answerOf();
+    if (answer && (answer.readableEnded || answer.destroyed)) return clearInterval(watch);
+    const socket = request.socket;
+    const heldBack = answer !== undefined && answer.readableFlowing !== true;
+    if (!socket || heldBack || socket.bytesRead !== bytesSeen) {
+      bytesSeen = socket?.bytesRead ?? -1;
+      quietSince = Date.now();
+      return;
+    }
+    if (Date.now() - quietSince < idleMs) return;
+    clearInterval(watch);
+    const silent = new DownloadTimeoutError(`timeout of ${idleMs}ms exceeded`);
+    // Mid-body, the answer fails with this error too (not the bare "aborted" of a connection cut).
+    answer?.destroy(silent);
+    request.destroy(silent);
+  }, Math.max(5, Math.floor(idleMs / 4)));
+  watch.unref();
+  request.once('close', () => clearInterval(watch));
+}
+
 function requestOnce(url: URL, options: DownloadOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const { client, agent } = clientFor(url, options.agents);
@@ -108,19 +140,7 @@ function requestOnce(url: URL, options: DownloadOptions): Promise<IncomingMessag
       answer = response;
       resolve(response);
     });
-    request.setTimeout(options.idleTimeoutMs, () => {
-      // Quiet because nothing reads the answer right now (storage slower than the source, an S3 part
-      // upload on a slow link, holds the body back): the source is not silent but waiting for us.
-      // The socket's idle timer runs again; the copy's time limit still bounds the whole copy.
-      if (answer && answer.readableFlowing !== true && !answer.readableEnded && !answer.destroyed) {
-        request.socket?.setTimeout(options.idleTimeoutMs);
-        return;
-      }
-      const silent = new DownloadTimeoutError(`timeout of ${options.idleTimeoutMs}ms exceeded`);
-      // Mid-body, the answer fails with this error too (not the bare "aborted" of a connection cut).
-      answer?.destroy(silent);
-      request.destroy(silent);
-    });
+    failWhenSilent(request, () => answer, options.idleTimeoutMs);
     request.on('error', reject);
   });
 }

@@ -245,6 +245,30 @@ describe('copying a result file', () => {
       res.write(big.subarray(0, 1000));
     });
     expect(await copy('/stalls.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: timeout of 300ms exceeded' });
+
+    // And one that goes quiet after the storage held the body back once: the idle limit still
+    // holds (it used to fire once per download, leaving the copy to its whole-copy time limit).
+    routes.set('/stalls-later.mp4', (res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': big.length });
+      res.write(big.subarray(0, 8 * 1024 * 1024));
+    });
+    let heldBack = false;
+    const slowOnce = {
+      ...storage,
+      async write(_key: string, body: Readable) {
+        let read = 0;
+        for await (const chunk of body) {
+          read += (chunk as Buffer).length;
+          if (!heldBack && read > 2 * 1024 * 1024) {
+            heldBack = true;
+            await new Promise((resolve) => setTimeout(resolve, 1_000));
+          }
+        }
+      },
+    };
+    const stalled = await copyToStorage({ url: `${origin}/stalls-later.mp4`, key: 'later', kind: 'video', storage: slowOnce as unknown as ObjectStorage, policy });
+    expect(heldBack).toBe(true);
+    expect(stalled).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: timeout of 300ms exceeded' });
   });
 
   it('fails, worth retrying, when the whole copy outlasts its time limit though bytes keep coming, and stores nothing', async () => {
