@@ -57,7 +57,10 @@ export async function openWindowLimiter(
   const uncount = async (key: string, countedUntil: number) => {
     // A margin: the store's clock and this one may differ a little, and the window must not have turned.
     if (Date.now() + GIVE_BACK_MARGIN_MS >= countedUntil) return;
-    await limiter.reward(key, 1);
+    const after = await limiter.reward(key, 1);
+    // Below 0 only in a window that turned before the give-back was applied (the primary of
+    // WORKERS answering late): counted back there, or that window would let one more through.
+    if (after.consumedPoints < 0) await limiter.penalty(key, 1);
   };
   return {
     async take(key) {
