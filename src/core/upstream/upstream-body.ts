@@ -76,11 +76,11 @@ export function errorPageText(text: string): string {
   const words = (html: string) =>
     html
       .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
-      .replace(/<[^>]*>/g, ' ')
+      .replace(/<[^<>]*>/g, ' ')
       .replace(/&nbsp;/gi, ' ')
       .replace(/\s+/g, ' ')
       .trim();
-  const title = /<title[^>]*>([\s\S]*?)<\/title\s*>/i.exec(trimmed)?.[1];
+  const title = /<title[^<>]*>([\s\S]*?)<\/title\s*>/i.exec(trimmed)?.[1];
   const said = (title !== undefined ? words(title) : '') || words(trimmed);
   return said ? `an HTML page (${said})` : 'an HTML page';
 }

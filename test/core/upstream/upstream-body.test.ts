@@ -35,5 +35,7 @@ describe('errorPageText', () => {
     const page = `<html><head><title>Oops</title></head><body>${'<script'.repeat(150_000)}`;
     expect(errorPageText(page)).toBe('an HTML page (Oops)');
     expect(errorPageText(`<html><body>${'<script'.repeat(150_000)}`)).toMatch(/^an HTML page/);
+    // A tag is read up to the next `<` at most (a page of `<` is not searched to its end from each).
+    expect(errorPageText(`<html><body>a < b <br> c${'<'.repeat(20_000)}`)).toMatch(/^an HTML page \(a < b c<+\)$/);
   });
 });
