@@ -82,7 +82,8 @@ function outputSource(output: TaskOutput): string {
 
 /**
  * No copy can be fetched any more: the gateway kept none and the provider's is gone, or past the
- * lifetime the provider documents for it (the gateway's content link answers 410 then).
+ * lifetime the provider documents for it (its URL is the provider's, which no longer serves it,
+ * and the gateway's content route answers 410).
  */
 function outputGone(output: TaskOutput, now = Date.now()): boolean {
   if (output.storage === 'stored') return false;

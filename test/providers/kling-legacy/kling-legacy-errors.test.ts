@@ -83,7 +83,7 @@ describe('mapKlingLegacyHttpError', () => {
 describe('an error in the OpenAI form an aggregator answers with (`{error: {message, code}}`)', () => {
   const quota = { error: { message: 'insufficient user quota: 0.12 left, 0.50 needed', type: 'new_api_error', param: '', code: 'insufficient_user_quota' } };
 
-  it('says what the aggregator said, and an exhausted quota is insufficient_credits whatever the status', () => {
+  it('says what the aggregator said, and an exhausted quota is insufficient_credits under 401, 402, 403 or 429', () => {
     for (const status of [401, 403, 429]) {
       expect(mapKlingLegacyHttpError(status, quota)).toEqual({
         code: 'insufficient_credits',
