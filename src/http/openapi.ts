@@ -73,6 +73,15 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { 'application/json': { schema } },
 });
 
+/** `kling-legacy` → `KlingLegacy`, `budget.warning` → `BudgetWarning`: an id's words joined, for an `operationId`. */
+function operationName(id: string): string {
+  return id
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
+}
+
 /**
  * The route a provider's upstream calls back on, as its declaration says (`inboundWebhook` and
  * `webhookSignature`); nothing for a provider that is only polled.
@@ -85,6 +94,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
       register({
         method: 'post',
         path: `/v1/webhooks/${provider.id}`,
+        operationId: `receive${operationName(provider.id)}Webhook`,
         summary: `Inbound ${provider.name} webhook`,
         description:
           (provider.webhookSignature?.description ??
@@ -110,6 +120,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
       register({
         method: 'post',
         path: `/v1/webhooks/${provider.id}/{attempt}`,
+        operationId: `receive${operationName(provider.id)}AttemptWebhook`,
         summary: `Inbound ${provider.name} webhook for one create`,
         description:
           'Where the gateway asks the provider to send the webhooks of each create (`attempt` is the attempt key it ' +
@@ -137,6 +148,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
       register({
         method: 'post',
         path: `/v1/webhooks/${provider.id}/{token}`,
+        operationId: `receive${operationName(provider.id)}Callback`,
         summary: `Inbound ${provider.name} callback`,
         description: `Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task.${TAKEN_WHILE_STOPPING}`,
         request: { params: z.object({ token: z.string() }), body },
@@ -188,6 +200,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'post',
     path: '/v1/videos',
+    operationId: 'createVideo',
     summary: 'Create a video generation task',
     description:
       'Validates the request, picks a provider by policy and submits it (failing over when the provider certainly ' +
@@ -221,6 +234,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'post',
     path: '/v1/videos/quote',
+    operationId: 'quoteVideo',
     summary: 'Quote a request without creating anything',
     description: 'Every provider with eligibility, reasons, estimated credits and cost, and the order routing would try.',
     security,
@@ -238,6 +252,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/videos',
+    operationId: 'listVideos',
     summary: "List the caller's tasks, newest first",
     security,
     request: {
@@ -266,6 +281,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/videos/{id}',
+    operationId: 'getVideo',
     summary: 'Get one task',
     description: 'Reads the store only; never calls a provider. `wait` holds the request until the task is terminal.',
     security,
@@ -286,6 +302,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'post',
     path: '/v1/videos/{id}/cancel',
+    operationId: 'cancelVideo',
     summary: 'Cancel a task',
     description:
       'A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` ' +
@@ -310,6 +327,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/videos/{id}/content',
+    operationId: 'getVideoContent',
     summary: 'Download a stored output',
     description:
       "The gateway's stored copy of output `index` (SHA-256 checked at copy time). Authenticated by the gateway key, or by " +
@@ -362,6 +380,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/videos/{id}/events',
+    operationId: 'streamVideoEvents',
     summary: 'Server-Sent Events of one task',
     description:
       'One event per status change (event name = status, data = Task, id = the task version); the stream closes after a ' +
@@ -386,6 +405,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/videos/{id}/webhooks',
+    operationId: 'listVideoWebhookDeliveries',
     summary: "Deliveries of one task's events to its webhook_url",
     description:
       'Each event sent (or being sent) to the task\'s `webhook_url`, oldest first: its `webhook-id`, whether it was ' +
@@ -403,6 +423,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/models',
+    operationId: 'listModels',
     summary: 'Canonical models and operations, and which providers serve each',
     security,
     responses: {
@@ -414,6 +435,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/providers',
+    operationId: 'listProviders',
     summary: 'Providers: enabled, circuit, in flight, recent success and latency, pricing',
     security,
     responses: {
@@ -425,6 +447,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   register({
     method: 'get',
     path: '/v1/usage',
+    operationId: 'getUsage',
     summary: 'Spend and outcomes, grouped: the provider comparison',
     description:
       "The caller's tasks created in `[from, to)`, added up per combination of the `group_by` keys (and always per currency): " +
@@ -469,18 +492,21 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   registry.registerPath({
     method: 'get',
     path: '/healthz',
+    operationId: 'getLiveness',
     summary: 'Liveness',
     responses: { 200: json(Health, 'Alive.') },
   });
   registry.registerPath({
     method: 'get',
     path: '/readyz',
+    operationId: 'getReadiness',
     summary: "Readiness (the store answers, and this replica's clock agrees with the database server's)",
     responses: { 200: json(Health, 'Ready.'), 503: json(Health, "Store unreachable, or this replica's clock is off the database server's (`reason` says by how much).") },
   });
   registry.registerPath({
     method: 'get',
     path: '/metrics',
+    operationId: 'getMetrics',
     summary: 'Prometheus metrics',
     description: 'With `server.metrics_token` set, it asks for it as a bearer token; without one it is open in the sandbox and to loopback clients only when live.',
     responses: {
@@ -497,6 +523,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     registry.registerWebhook({
       method: 'post',
       path: type,
+      operationId: `on${operationName(type)}`,
       summary: `${type}: the tenant's budget reached ${percent} %`,
       description:
         `Sent once per budget period to \`tenants.<name>.events_url\`, signed like task events (Standard Webhooks, the ` +

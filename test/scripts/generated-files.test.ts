@@ -43,6 +43,22 @@ describe('generated files are committed up to date', () => {
     expect(Object.keys(document.paths['/v1/videos/{id}/content']!)).toEqual(['get']);
   });
 
+  it('names every operation of the gateway document with its own operationId, for generated clients', () => {
+    type Operations = Record<string, Record<string, { operationId?: string }>>;
+    const document = JSON.parse(renderGatewayOpenApi()) as { paths: Operations; webhooks?: Operations };
+    const operations = [...Object.entries(document.paths), ...Object.entries(document.webhooks ?? {})].flatMap(([path, item]) =>
+      Object.entries(item).map(([method, operation]) => ({ where: `${method.toUpperCase()} ${path}`, id: operation.operationId })),
+    );
+    expect(operations.filter((operation) => !operation.id || !/^[a-z][A-Za-z0-9]*$/.test(operation.id)).map((operation) => operation.where)).toEqual([]);
+    const ids = operations.map((operation) => operation.id);
+    expect(ids.filter((id, index) => ids.indexOf(id) !== index)).toEqual([]);
+    expect(Object.fromEntries(operations.filter((operation) => operation.where.includes(' /v1/videos')).map((operation) => [operation.where, operation.id]))).toMatchObject({
+      'POST /v1/videos': 'createVideo',
+      'GET /v1/videos': 'listVideos',
+      'GET /v1/videos/{id}': 'getVideo',
+    });
+  });
+
   it('the gateway document describes the account events it sends', () => {
     const document = JSON.parse(renderGatewayOpenApi()) as { webhooks?: Record<string, unknown> };
     expect(Object.keys(document.webhooks ?? {})).toEqual(['budget.warning', 'budget.exhausted']);

@@ -9,198 +9,13 @@ export interface paths {
             cookie?: never;
         };
         /** List the caller's tasks, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description `queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. `succeeded`, `failed`, `canceled` are terminal. */
-                    status?: components["schemas"]["TaskStatus"];
-                    /** @description A provider the gateway knows: only its tasks. One turned off since (or left without a key) is still known, its tasks still listed; another id is a `400` naming the known ones. */
-                    provider?: components["schemas"]["ProviderId"];
-                    /** @description Canonical model name. */
-                    model?: components["schemas"]["Model"];
-                    /** @description Default 20. */
-                    limit?: number;
-                    /** @description `next_cursor` of the previous page. */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of tasks. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["TaskList"];
-                    };
-                };
-                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid query. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["listVideos"];
         put?: never;
         /**
          * Create a video generation task
          * @description Validates the request, picks a provider by policy and submits it (failing over when the provider certainly did not take it). Answers with the task: `processing` once a provider accepted it, `queued` while it waits for a provider slot, or `failed` when no provider would take it.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Repeats with the same key and body return the same task (kept 24 h); a different body is 409. 1-255 visible ASCII characters (no spaces). */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateVideoRequest"];
-                };
-            };
-            responses: {
-                /** @description The task. */
-                202: {
-                    headers: {
-                        /** @description Echoes the client id or a generated one. */
-                        "x-request-id"?: string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Invalid request (`errors[]` names each field). */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The task's reservation would pass the tenant's budget (`budget`, `spent`, `reserved`, `requested`); nothing was sent to a provider. */
-                402: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The body did not arrive within `server.body_timeout_ms`. */
-                408: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Idempotency-Key reused with a different body, or still being submitted. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Body too large. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Body is not JSON. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description No provider can serve the request (`providers[]` gives every reason). */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Past the tenant's creates per minute; `Retry-After` says when to try again. */
-                429: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        post: operations["createVideo"];
         delete?: never;
         options?: never;
         head?: never;
@@ -220,94 +35,7 @@ export interface paths {
          * Quote a request without creating anything
          * @description Every provider with eligibility, reasons, estimated credits and cost, and the order routing would try.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateVideoRequest"];
-                };
-            };
-            responses: {
-                /** @description The quote. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Quote"];
-                    };
-                };
-                /** @description Invalid request. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The body did not arrive within `server.body_timeout_ms`. */
-                408: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Body too large. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Body is not JSON. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description A `webhook_url` create would refuse (a private target, or no webhook secret for the tenant). */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        post: operations["quoteVideo"];
         delete?: never;
         options?: never;
         head?: never;
@@ -325,85 +53,7 @@ export interface paths {
          * Get one task
          * @description Reads the store only; never calls a provider. `wait` holds the request until the task is terminal.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Seconds to wait for a terminal status. */
-                    wait?: number;
-                };
-                header?: never;
-                path: {
-                    /** @description Task id (`vid_…`). */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The task. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid query. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description No such task for this tenant. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description With `wait`: the tenant already holds its `open_waits` waits open. */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["getVideo"];
         put?: never;
         post?: never;
         delete?: never;
@@ -425,111 +75,7 @@ export interface paths {
          * Cancel a task
          * @description A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again. It takes no query and no body (an empty JSON object is accepted).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Task id (`vid_…`). */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The canceled task. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Task"];
-                    };
-                };
-                /** @description A query parameter, or a JSON body that is not empty (`errors[]` names its fields), or malformed JSON. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description No such task for this tenant. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The body did not arrive within `server.body_timeout_ms`. */
-                408: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description A body over `server.body_limit`. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description A body that is not JSON. */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The provider was asked to cancel and did not. */
-                502: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        post: operations["cancelVideo"];
         delete?: never;
         options?: never;
         head?: never;
@@ -547,145 +93,7 @@ export interface paths {
          * Download a stored output
          * @description The gateway's stored copy of output `index` (SHA-256 checked at copy time). Authenticated by the gateway key, or by the signed link in `outputs[].url` (`expires` + `signature`, no key needed until it expires). Supports `Range` (one range → 206 with `Content-Range`; outside the file → 416), `If-None-Match` / `If-Range` against the ETag (the SHA-256). With S3 storage (`storage.s3.serve: redirect`) the answer is a 302 to a presigned URL. An output that was never stored (storage off, or the copy failed for good) redirects (307) to the provider's URL while it exists.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Which output (default 0). */
-                    index?: number;
-                    /** @description Signed links: expiry (Unix seconds). */
-                    expires?: number;
-                    /** @description Signed links: the signature. */
-                    signature?: string;
-                };
-                header?: {
-                    /** @description One byte range, e.g. `bytes=0-1023`. */
-                    range?: string;
-                    "if-none-match"?: string;
-                    "if-range"?: string;
-                };
-                path: {
-                    /** @description Task id (`vid_…`). */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The whole file. */
-                200: {
-                    headers: {
-                        /** @description As the provider served it. */
-                        "content-type"?: string;
-                        "content-length"?: number;
-                        /** @description The SHA-256 of the file, quoted. */
-                        etag?: string;
-                        "accept-ranges"?: string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/octet-stream": string;
-                    };
-                };
-                /** @description The range asked for. */
-                206: {
-                    headers: {
-                        "content-range"?: string;
-                        "content-length"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/octet-stream": string;
-                    };
-                };
-                /** @description Redirect to a presigned URL of the stored copy (S3). */
-                302: {
-                    headers: {
-                        location?: string;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Not modified (`If-None-Match` matched the ETag). */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Not stored: redirect to the provider's URL. */
-                307: {
-                    headers: {
-                        location?: string;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid query. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description No gateway key and no valid signed link. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description No such task for this tenant, or no output at that index. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The task is still generating, or the output is still being copied (the task is processing either way). */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The stored copy was deleted after its retention, or was never stored and the provider no longer has it. */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The range is outside the file (`Content-Range: bytes *\/<size>`). */
-                416: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Storage could not read the stored copy right now (`Retry-After`). Or the gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["getVideoContent"];
         put?: never;
         post?: never;
         delete?: never;
@@ -705,85 +113,7 @@ export interface paths {
          * Server-Sent Events of one task
          * @description One event per status change (event name = status, data = Task, id = the task version); the stream closes after a terminal status (`succeeded`, `failed` or `canceled`). A client that reconnects with `Last-Event-ID` is not sent again what it read: nothing until the task changes, or `204` when it already read the terminal event.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The `id` of the last event read (set by SSE clients on reconnect). */
-                    "last-event-id"?: string;
-                };
-                path: {
-                    /** @description Task id (`vid_…`). */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description An event stream. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description The client already read the terminal event (`Last-Event-ID`): nothing more will come. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description A query parameter: this route takes none. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description No such task for this tenant. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The tenant already holds its `open_streams` event streams open. */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["streamVideoEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -803,73 +133,7 @@ export interface paths {
          * Deliveries of one task's events to its webhook_url
          * @description Each event sent (or being sent) to the task's `webhook_url`, oldest first: its `webhook-id`, whether it was delivered, how many tries, the last HTTP status and error, and when the next try is due. Empty for a task without `webhook_url`.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Task id (`vid_…`). */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The deliveries. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookDeliveryList"];
-                    };
-                };
-                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description A query parameter: this route takes none. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description No such task for this tenant. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["listVideoWebhookDeliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -886,61 +150,7 @@ export interface paths {
             cookie?: never;
         };
         /** Canonical models and operations, and which providers serve each */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Models. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ModelList"];
-                    };
-                };
-                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description A query parameter: this route takes none. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["listModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -957,61 +167,7 @@ export interface paths {
             cookie?: never;
         };
         /** Providers: enabled, circuit, in flight, recent success and latency, pricing */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Providers. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ProviderList"];
-                    };
-                };
-                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description A query parameter: this route takes none. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["listProviders"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1031,82 +187,7 @@ export interface paths {
          * Spend and outcomes, grouped: the provider comparison
          * @description The caller's tasks created in `[from, to)`, added up per combination of the `group_by` keys (and always per currency): counts by outcome, seconds of video, credits and money (estimated vs reported by the provider), cost per second, success rate, median time to complete, and quote against actual. Money of unfinished tasks is not counted until they finish. With an admin key (`tenants.<name>.admin: true`) every tenant, `group_by=tenant` and `tenant=` are allowed. Also the budget state. Read from per-task usage lines, not from the tasks.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin). */
-                    group_by?: string;
-                    /** @description Inclusive; `YYYY-MM-DD` (00:00 UTC) or ISO 8601 with a zone. Default: the first of the current UTC month. */
-                    from?: string;
-                    /** @description Exclusive; same forms. Default: the end of the current UTC day. */
-                    to?: string;
-                    /** @description `csv`: `text/csv`, a header row, then one line per row. */
-                    format?: "json" | "csv";
-                    /** @description Admin keys only: one tenant. */
-                    tenant?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The report. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["UsageReport"];
-                        "text/csv": string;
-                    };
-                };
-                /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid query (unknown parameter or group key, a date that is not ISO 8601, `from` not before `to`). */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Missing or invalid gateway key. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description `group_by=tenant` or another tenant without an admin key. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["getUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1128,91 +209,7 @@ export interface paths {
          * Inbound Freepik webhook
          * @description Verified with `webhook-id`, `webhook-timestamp` and `webhook-signature` (HMAC-SHA256, `v1,<base64>`), a 5-minute timestamp tolerance, and replay protection by `webhook-id`. Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    "webhook-id": string;
-                    "webhook-timestamp": string;
-                    "webhook-signature": string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description Accepted (or a replay, which changes nothing). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookAck"];
-                    };
-                };
-                /** @description The body could not be read (e.g. a content-encoding it does not have). */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Signature or timestamp not valid; nothing changed. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Webhooks not configured. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The body did not arrive within `server.body_timeout_ms`. */
-                408: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Verified, but it names no task the gateway knows while a create to this provider is still being recorded (it may be that one); send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        post: operations["receiveFreepikWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1232,93 +229,7 @@ export interface paths {
          * Inbound Freepik webhook for one create
          * @description Where the gateway asks the provider to send the webhooks of each create (`attempt` is the attempt key it sent). Verified exactly as the route without it; the path lets a verified webhook for a task whose create answer was lost be matched to its attempt, and the task adopted. Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header: {
-                    "webhook-id": string;
-                    "webhook-timestamp": string;
-                    "webhook-signature": string;
-                };
-                path: {
-                    attempt: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description Accepted (or a replay, which changes nothing). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookAck"];
-                    };
-                };
-                /** @description The body could not be read (e.g. a content-encoding it does not have). */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Signature or timestamp not valid; nothing changed. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Webhooks not configured. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The body did not arrive within `server.body_timeout_ms`. */
-                408: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The create this webhook is about is still being answered; send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        post: operations["receiveFreepikAttemptWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1338,80 +249,7 @@ export interface paths {
          * Inbound Legacy Kling-API callback
          * @description Unsigned upstream: accepted only on the per-task token, and confirmed by fetching the task. Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    token: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
-            };
-            responses: {
-                /** @description Accepted; the task is confirmed by a status fetch. One that comes while its create is still being answered by this replica is acted on once that answer is recorded. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookAck"];
-                    };
-                };
-                /** @description The body could not be read (e.g. a content-encoding it does not have), or it names another upstream task than the one the create was answered with. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Unknown token. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The body did not arrive within `server.body_timeout_ms`. */
-                408: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description The create this callback is about is not recorded yet and is not being answered by this replica (another replica sends it, or stopped while sending it), and the callback names no task the provider confirms; send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
-                503: {
-                    headers: {
-                        "retry-after": string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        post: operations["receiveKlingLegacyCallback"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1426,26 +264,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Alive. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Health"];
-                    };
-                };
-            };
-        };
+        get: operations["getLiveness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1462,35 +281,7 @@ export interface paths {
             cookie?: never;
         };
         /** Readiness (the store answers, and this replica's clock agrees with the database server's) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Ready. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Health"];
-                    };
-                };
-                /** @description Store unreachable, or this replica's clock is off the database server's (`reason` says by how much). */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Health"];
-                    };
-                };
-            };
-        };
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1510,44 +301,7 @@ export interface paths {
          * Prometheus metrics
          * @description With `server.metrics_token` set, it asks for it as a bearer token; without one it is open in the sandbox and to loopback clients only when live.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Exposition format. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain": string;
-                    };
-                };
-                /** @description The metrics token is missing or wrong. */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-                /** @description Live deployment without a metrics token: loopback clients only. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["ProblemDetails"];
-                    };
-                };
-            };
-        };
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1571,74 +325,7 @@ export interface webhooks {
          * budget.warning: the tenant's budget reached 80 %
          * @description Sent once per budget period to `tenants.<name>.events_url`, signed like task events (Standard Webhooks, the tenant's `whsec_` secret), when spent + reserved reaches 80 % of the budget.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        type: "budget.warning" | "budget.exhausted";
-                        timestamp: string;
-                        data: {
-                            tenant: string;
-                            /** @description The budget per period, in `currency`. */
-                            amount: number;
-                            currency: string;
-                            /**
-                             * @description UTC calendar day or month.
-                             * @enum {string}
-                             */
-                            period: "day" | "month";
-                            /**
-                             * @description `2026-11-22` (day) or `2026-11` (month).
-                             * @example 2026-11
-                             */
-                            period_key: string;
-                            /** @description Inclusive, ISO 8601 UTC. */
-                            period_start: string;
-                            /** @description Exclusive, ISO 8601 UTC. */
-                            period_end: string;
-                            /** @description Largest estimated cost of one task; providers quoting more are passed over. */
-                            per_task_limit: number | null;
-                            /** @description Final charges of the period’s finished tasks. */
-                            spent: number;
-                            /** @description Held for unfinished tasks (their estimate, or what their provider reported so far). */
-                            reserved: number;
-                            /** @description `amount - spent - reserved`, never below 0. */
-                            remaining: number;
-                            /** @description `(spent + reserved) / amount`. */
-                            used_ratio: number | null;
-                            /** @description When the 80 % alert (`budget.warning`) went out this period. */
-                            warned_at: string | null;
-                            /** @description When the 100 % alert (`budget.exhausted`) went out this period. */
-                            exhausted_at: string | null;
-                            /** @enum {string} */
-                            object: "budget";
-                            threshold_percent: 80 | 100;
-                            /**
-                             * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
-                             * @enum {string}
-                             */
-                            trigger: "reserved" | "settled" | "refused";
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Any 2xx acknowledges; anything else is retried with back-off. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onBudgetWarning"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1658,74 +345,7 @@ export interface webhooks {
          * budget.exhausted: the tenant's budget reached 100 %
          * @description Sent once per budget period to `tenants.<name>.events_url`, signed like task events (Standard Webhooks, the tenant's `whsec_` secret), when spent + reserved reaches 100 % of the budget, or when a create is first refused for the budget.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        type: "budget.warning" | "budget.exhausted";
-                        timestamp: string;
-                        data: {
-                            tenant: string;
-                            /** @description The budget per period, in `currency`. */
-                            amount: number;
-                            currency: string;
-                            /**
-                             * @description UTC calendar day or month.
-                             * @enum {string}
-                             */
-                            period: "day" | "month";
-                            /**
-                             * @description `2026-11-22` (day) or `2026-11` (month).
-                             * @example 2026-11
-                             */
-                            period_key: string;
-                            /** @description Inclusive, ISO 8601 UTC. */
-                            period_start: string;
-                            /** @description Exclusive, ISO 8601 UTC. */
-                            period_end: string;
-                            /** @description Largest estimated cost of one task; providers quoting more are passed over. */
-                            per_task_limit: number | null;
-                            /** @description Final charges of the period’s finished tasks. */
-                            spent: number;
-                            /** @description Held for unfinished tasks (their estimate, or what their provider reported so far). */
-                            reserved: number;
-                            /** @description `amount - spent - reserved`, never below 0. */
-                            remaining: number;
-                            /** @description `(spent + reserved) / amount`. */
-                            used_ratio: number | null;
-                            /** @description When the 80 % alert (`budget.warning`) went out this period. */
-                            warned_at: string | null;
-                            /** @description When the 100 % alert (`budget.exhausted`) went out this period. */
-                            exhausted_at: string | null;
-                            /** @enum {string} */
-                            object: "budget";
-                            threshold_percent: 80 | 100;
-                            /**
-                             * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
-                             * @enum {string}
-                             */
-                            trigger: "reserved" | "settled" | "refused";
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Any 2xx acknowledges; anything else is retried with back-off. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["onBudgetExhausted"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2288,4 +908,1404 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    listVideos: {
+        parameters: {
+            query?: {
+                /** @description `queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. `succeeded`, `failed`, `canceled` are terminal. */
+                status?: components["schemas"]["TaskStatus"];
+                /** @description A provider the gateway knows: only its tasks. One turned off since (or left without a key) is still known, its tasks still listed; another id is a `400` naming the known ones. */
+                provider?: components["schemas"]["ProviderId"];
+                /** @description Canonical model name. */
+                model?: components["schemas"]["Model"];
+                /** @description Default 20. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of tasks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskList"];
+                };
+            };
+            /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid query. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    createVideo: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeats with the same key and body return the same task (kept 24 h); a different body is 409. 1-255 visible ASCII characters (no spaces). */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateVideoRequest"];
+            };
+        };
+        responses: {
+            /** @description The task. */
+            202: {
+                headers: {
+                    /** @description Echoes the client id or a generated one. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Invalid request (`errors[]` names each field). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The task's reservation would pass the tenant's budget (`budget`, `spent`, `reserved`, `requested`); nothing was sent to a provider. */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_timeout_ms`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Idempotency-Key reused with a different body, or still being submitted. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Body too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No provider can serve the request (`providers[]` gives every reason). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Past the tenant's creates per minute; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    quoteVideo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateVideoRequest"];
+            };
+        };
+        responses: {
+            /** @description The quote. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quote"];
+                };
+            };
+            /** @description Invalid request. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_timeout_ms`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Body too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A `webhook_url` create would refuse (a private target, or no webhook secret for the tenant). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    getVideo: {
+        parameters: {
+            query?: {
+                /** @description Seconds to wait for a terminal status. */
+                wait?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Task id (`vid_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid query. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such task for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description With `wait`: the tenant already holds its `open_waits` waits open. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    cancelVideo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id (`vid_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The canceled task. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description A query parameter, or a JSON body that is not empty (`errors[]` names its fields), or malformed JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such task for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_timeout_ms`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A body over `server.body_limit`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A body that is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The provider was asked to cancel and did not. */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    getVideoContent: {
+        parameters: {
+            query?: {
+                /** @description Which output (default 0). */
+                index?: number;
+                /** @description Signed links: expiry (Unix seconds). */
+                expires?: number;
+                /** @description Signed links: the signature. */
+                signature?: string;
+            };
+            header?: {
+                /** @description One byte range, e.g. `bytes=0-1023`. */
+                range?: string;
+                "if-none-match"?: string;
+                "if-range"?: string;
+            };
+            path: {
+                /** @description Task id (`vid_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole file. */
+            200: {
+                headers: {
+                    /** @description As the provider served it. */
+                    "content-type"?: string;
+                    "content-length"?: number;
+                    /** @description The SHA-256 of the file, quoted. */
+                    etag?: string;
+                    "accept-ranges"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The range asked for. */
+            206: {
+                headers: {
+                    "content-range"?: string;
+                    "content-length"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Redirect to a presigned URL of the stored copy (S3). */
+            302: {
+                headers: {
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified (`If-None-Match` matched the ETag). */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not stored: redirect to the provider's URL. */
+            307: {
+                headers: {
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid query. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No gateway key and no valid signed link. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such task for this tenant, or no output at that index. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The task is still generating, or the output is still being copied (the task is processing either way). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The stored copy was deleted after its retention, or was never stored and the provider no longer has it. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The range is outside the file (`Content-Range: bytes *\/<size>`). */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Storage could not read the stored copy right now (`Retry-After`). Or the gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    streamVideoEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `id` of the last event read (set by SSE clients on reconnect). */
+                "last-event-id"?: string;
+            };
+            path: {
+                /** @description Task id (`vid_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The client already read the terminal event (`Last-Event-ID`): nothing more will come. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A query parameter: this route takes none. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such task for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The tenant already holds its `open_streams` event streams open. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    listVideoWebhookDeliveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id (`vid_…`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A query parameter: this route takes none. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such task for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    listModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Models. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A query parameter: this route takes none. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    listProviders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Providers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderList"];
+                };
+            };
+            /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A query parameter: this route takes none. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin). */
+                group_by?: string;
+                /** @description Inclusive; `YYYY-MM-DD` (00:00 UTC) or ISO 8601 with a zone. Default: the first of the current UTC month. */
+                from?: string;
+                /** @description Exclusive; same forms. Default: the end of the current UTC day. */
+                to?: string;
+                /** @description `csv`: `text/csv`, a header row, then one line per row. */
+                format?: "json" | "csv";
+                /** @description Admin keys only: one tenant. */
+                tenant?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                    "text/csv": string;
+                };
+            };
+            /** @description Not modified: the `ETag` of the answer matches `If-None-Match`; no body. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid query (unknown parameter or group key, a date that is not ISO 8601, `from` not before `to`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid gateway key. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `group_by=tenant` or another tenant without an admin key. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it). */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    receiveFreepikWebhook: {
+        parameters: {
+            query?: never;
+            header: {
+                "webhook-id": string;
+                "webhook-timestamp": string;
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted (or a replay, which changes nothing). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAck"];
+                };
+            };
+            /** @description The body could not be read (e.g. a content-encoding it does not have). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Signature or timestamp not valid; nothing changed. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Webhooks not configured. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_timeout_ms`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Verified, but it names no task the gateway knows while a create to this provider is still being recorded (it may be that one); send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    receiveFreepikAttemptWebhook: {
+        parameters: {
+            query?: never;
+            header: {
+                "webhook-id": string;
+                "webhook-timestamp": string;
+                "webhook-signature": string;
+            };
+            path: {
+                attempt: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted (or a replay, which changes nothing). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAck"];
+                };
+            };
+            /** @description The body could not be read (e.g. a content-encoding it does not have). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Signature or timestamp not valid; nothing changed. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Webhooks not configured. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_timeout_ms`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The create this webhook is about is still being answered; send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    receiveKlingLegacyCallback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted; the task is confirmed by a status fetch. One that comes while its create is still being answered by this replica is acted on once that answer is recorded. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAck"];
+                };
+            };
+            /** @description The body could not be read (e.g. a content-encoding it does not have), or it names another upstream task than the one the create was answered with. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unknown token. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The body did not arrive within `server.body_timeout_ms`. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description A body over 256 KiB (provider webhooks are a few KB): not read. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The create this callback is about is not recorded yet and is not being answered by this replica (another replica sends it, or stopped while sending it), and the callback names no task the provider confirms; send it again shortly. Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its `Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; send it again after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    "retry-after": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    getLiveness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Alive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Store unreachable, or this replica's clock is off the database server's (`reason` says by how much). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Exposition format. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The metrics token is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Live deployment without a metrics token: loopback clients only. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    onBudgetWarning: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    type: "budget.warning" | "budget.exhausted";
+                    timestamp: string;
+                    data: {
+                        tenant: string;
+                        /** @description The budget per period, in `currency`. */
+                        amount: number;
+                        currency: string;
+                        /**
+                         * @description UTC calendar day or month.
+                         * @enum {string}
+                         */
+                        period: "day" | "month";
+                        /**
+                         * @description `2026-11-22` (day) or `2026-11` (month).
+                         * @example 2026-11
+                         */
+                        period_key: string;
+                        /** @description Inclusive, ISO 8601 UTC. */
+                        period_start: string;
+                        /** @description Exclusive, ISO 8601 UTC. */
+                        period_end: string;
+                        /** @description Largest estimated cost of one task; providers quoting more are passed over. */
+                        per_task_limit: number | null;
+                        /** @description Final charges of the period’s finished tasks. */
+                        spent: number;
+                        /** @description Held for unfinished tasks (their estimate, or what their provider reported so far). */
+                        reserved: number;
+                        /** @description `amount - spent - reserved`, never below 0. */
+                        remaining: number;
+                        /** @description `(spent + reserved) / amount`. */
+                        used_ratio: number | null;
+                        /** @description When the 80 % alert (`budget.warning`) went out this period. */
+                        warned_at: string | null;
+                        /** @description When the 100 % alert (`budget.exhausted`) went out this period. */
+                        exhausted_at: string | null;
+                        /** @enum {string} */
+                        object: "budget";
+                        threshold_percent: 80 | 100;
+                        /**
+                         * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
+                         * @enum {string}
+                         */
+                        trigger: "reserved" | "settled" | "refused";
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges; anything else is retried with back-off. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onBudgetExhausted: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    type: "budget.warning" | "budget.exhausted";
+                    timestamp: string;
+                    data: {
+                        tenant: string;
+                        /** @description The budget per period, in `currency`. */
+                        amount: number;
+                        currency: string;
+                        /**
+                         * @description UTC calendar day or month.
+                         * @enum {string}
+                         */
+                        period: "day" | "month";
+                        /**
+                         * @description `2026-11-22` (day) or `2026-11` (month).
+                         * @example 2026-11
+                         */
+                        period_key: string;
+                        /** @description Inclusive, ISO 8601 UTC. */
+                        period_start: string;
+                        /** @description Exclusive, ISO 8601 UTC. */
+                        period_end: string;
+                        /** @description Largest estimated cost of one task; providers quoting more are passed over. */
+                        per_task_limit: number | null;
+                        /** @description Final charges of the period’s finished tasks. */
+                        spent: number;
+                        /** @description Held for unfinished tasks (their estimate, or what their provider reported so far). */
+                        reserved: number;
+                        /** @description `amount - spent - reserved`, never below 0. */
+                        remaining: number;
+                        /** @description `(spent + reserved) / amount`. */
+                        used_ratio: number | null;
+                        /** @description When the 80 % alert (`budget.warning`) went out this period. */
+                        warned_at: string | null;
+                        /** @description When the 100 % alert (`budget.exhausted`) went out this period. */
+                        exhausted_at: string | null;
+                        /** @enum {string} */
+                        object: "budget";
+                        threshold_percent: 80 | 100;
+                        /**
+                         * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
+                         * @enum {string}
+                         */
+                        trigger: "reserved" | "settled" | "refused";
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges; anything else is retried with back-off. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+}
