@@ -6,6 +6,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { CreateVideoRequest, IDEMPOTENCY_KEY, Model, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
+import { OUTPUT_MEDIA_TYPES } from '../core/tasks/output-copy.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
 import { BudgetEvent, Health, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 
@@ -67,6 +68,14 @@ function routeRegistrar(registry: OpenAPIRegistry): RegisterRoute {
 /** Said of every provider webhook route: a draining gateway still takes it (`stop-gate.ts`). */
 const TAKEN_WHILE_STOPPING =
   ' Also taken while the gateway drains on a stop (answered with `Connection: close`): it is news of a task upstream, which may not be sent again.';
+
+/**
+ * A stored output's bytes, by the media type it was stored with (`output-copy.ts`): a known one, or
+ * another of its kind (`video/*`, `image/*`); never `application/octet-stream`.
+ */
+const OUTPUT_BYTES = Object.fromEntries(
+  [...OUTPUT_MEDIA_TYPES, 'video/*', 'image/*'].map((type) => [type, { schema: z.string().meta({ format: 'binary' }) }]),
+);
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -353,17 +362,17 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       200: {
         description: 'The whole file.',
         headers: {
-          'content-type': { description: 'As the provider served it.', schema: { type: 'string' as const } },
+          'content-type': { description: "As the provider served it when it is a video or image type; else by the URL's extension, or `video/mp4` (`image/png` for an image).", schema: { type: 'string' as const } },
           'content-length': { schema: { type: 'integer' as const } },
           etag: { description: 'The SHA-256 of the file, quoted.', schema: { type: 'string' as const } },
           'accept-ranges': { schema: { type: 'string' as const } },
         },
-        content: { 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } },
+        content: OUTPUT_BYTES,
       },
       206: {
         description: 'The range asked for.',
         headers: { 'content-range': { schema: { type: 'string' as const } }, 'content-length': { schema: { type: 'integer' as const } } },
-        content: { 'application/octet-stream': { schema: z.string().meta({ format: 'binary' }) } },
+        content: OUTPUT_BYTES,
       },
       302: { description: 'Redirect to a presigned URL of the stored copy (S3).', headers: { location: { schema: { type: 'string' as const } } } },
       304: { description: 'Not modified (`If-None-Match` matched the ETag).' },

@@ -297,3 +297,65 @@ describe('the OpenAPI document describes every real answer', () => {
   });
 });
 
+
+describe('the OpenAPI document describes the answers of the content route', () => {
+  let gw: TestGateway;
+  let document: { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }> }>> };
+  let served: OpenApiContract;
+
+  beforeAll(async () => {
+    gw = await startTestGateway({ config: { storage: { mode: 'copy' } } });
+    document = (await (await fetch(`${gw.url}/openapi.json`)).json()) as typeof document;
+    served = openApiContract(document as unknown as Record<string, unknown>, '/openapi.json');
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  /** The ways one answer of the content route differs from what the document says of its status. */
+  async function contentDrift(method: 'GET' | 'HEAD', path: string, headers: Record<string, string> = {}, key: string | null = TENANT_KEY) {
+    const response = await fetch(`${gw.url}${path}`, { method, redirect: 'manual', headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers } });
+    const text = await response.text();
+    const where = `${method} ${path.replace(/signature=[^&]+/, 'signature=…')} → ${response.status}`;
+    const documented = document.paths['/v1/videos/{id}/content']!.get!.responses[String(response.status)];
+    if (!documented) return { status: response.status, drift: [`${where}: not documented`] };
+    const drift: string[] = [];
+    const type = (response.headers.get('content-type') ?? '').split(';')[0]!.trim();
+    const types = Object.keys(documented.content ?? {});
+    // A media range (`video/*`) covers the types it names.
+    if (types.length > 0 && !types.some((range) => range === type || (range.endsWith('/*') && type.startsWith(range.slice(0, -1))))) {
+      drift.push(`${where}: content-type ${type}, documented ${types.join(', ')}`);
+    }
+    if (types.length === 0 && text !== '') drift.push(`${where}: a body, none documented`);
+    for (const header of Object.keys(documented.headers ?? {})) if (!response.headers.has(header)) drift.push(`${where}: no ${header}`);
+    if (type.includes('json') && method === 'GET') {
+      const pathname = new URL(path, gw.url).pathname;
+      for (const problem of served.responseProblems({ method, path: pathname }, response.status, JSON.parse(text))) drift.push(`${where}: ${problem}`);
+    }
+    return { status: response.status, drift };
+  }
+
+  it('serves a stored output, a range of it, a signed link and each refusal with a documented status, content type and headers', async () => {
+    const created = await gw.create(textToVideo);
+    const id = created.body.id as string;
+    const answers = [await contentDrift('GET', `/v1/videos/${id}/content`)];
+    const task = await gw.finish(id);
+    const signed = new URL(task.outputs[0].url as string);
+    const whole = await fetch(`${gw.url}/v1/videos/${id}/content`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
+    await whole.arrayBuffer();
+    answers.push(
+      await contentDrift('GET', `/v1/videos/${id}/content`),
+      await contentDrift('HEAD', `/v1/videos/${id}/content`),
+      await contentDrift('GET', `/v1/videos/${id}/content`, { range: 'bytes=0-9' }),
+      await contentDrift('GET', `/v1/videos/${id}/content`, { range: 'bytes=99999999-' }),
+      await contentDrift('GET', `/v1/videos/${id}/content`, { 'if-none-match': whole.headers.get('etag')!, 'cache-control': 'max-age=0' }),
+      await contentDrift('GET', `${signed.pathname}${signed.search}`, {}, null),
+      await contentDrift('GET', `${signed.pathname}${signed.search.replace(/signature=[^&]+/, 'signature=wrong')}`, {}, null),
+      await contentDrift('GET', `/v1/videos/${id}/content?index=5`),
+      await contentDrift('GET', `/v1/videos/${id}/content?index=first`),
+      await contentDrift('GET', '/v1/videos/vid_nothing/content'),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual([409, 200, 200, 206, 416, 304, 200, 401, 404, 400, 404]);
+    expect(answers.flatMap((answer) => answer.drift)).toEqual([]);
+  });
+});

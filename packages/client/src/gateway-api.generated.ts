@@ -1395,7 +1395,7 @@ export interface operations {
             /** @description The whole file. */
             200: {
                 headers: {
-                    /** @description As the provider served it. */
+                    /** @description As the provider served it when it is a video or image type; else by the URL's extension, or `video/mp4` (`image/png` for an image). */
                     "content-type"?: string;
                     "content-length"?: number;
                     /** @description The SHA-256 of the file, quoted. */
@@ -1404,7 +1404,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "video/mp4": string;
+                    "video/quicktime": string;
+                    "video/webm": string;
+                    "image/png": string;
+                    "image/jpeg": string;
+                    "image/webp": string;
+                    "image/gif": string;
+                    "video/*": string;
+                    "image/*": string;
                 };
             };
             /** @description The range asked for. */
@@ -1415,7 +1423,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "video/mp4": string;
+                    "video/quicktime": string;
+                    "video/webm": string;
+                    "image/png": string;
+                    "image/jpeg": string;
+                    "image/webp": string;
+                    "image/gif": string;
+                    "video/*": string;
+                    "image/*": string;
                 };
             };
             /** @description Redirect to a presigned URL of the stored copy (S3). */

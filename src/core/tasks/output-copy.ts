@@ -66,6 +66,12 @@ const MEDIA_TYPES: Record<string, string> = {
   '.gif': 'image/gif',
 };
 
+/**
+ * The media types a stored output is served with (`GET /v1/videos/{id}/content`): these, or
+ * another `video/…` or `image/…` type its source named (`mediaTypeOf`).
+ */
+export const OUTPUT_MEDIA_TYPES: readonly string[] = [...new Set(Object.values(MEDIA_TYPES))];
+
 const EXTENSIONS: Record<string, string> = {
   'video/mp4': 'mp4',
   'video/quicktime': 'mov',
