@@ -134,6 +134,33 @@ describe('the OpenAPI document describes every real answer', () => {
     expect([...seen].filter((where) => /→ (400|401|404|409|413|415|422|429)$/.test(where)).length).toBeGreaterThan(20);
   });
 
+  it('refuses (400) a create body exactly when the document refuses it', async () => {
+    const bodies: Record<string, unknown>[] = [
+      textToVideo,
+      { ...textToVideo, metadata: Object.fromEntries(Array.from({ length: 16 }, (_, index) => [`k${index}`, 'v'])) },
+      { ...textToVideo, metadata: Object.fromEntries(Array.from({ length: 17 }, (_, index) => [`k${index}`, 'v'])) },
+      { ...textToVideo, metadata: { ['k'.repeat(64)]: 'v' } },
+      { ...textToVideo, metadata: { ['k'.repeat(65)]: 'v' } },
+      { ...textToVideo, metadata: { '': 'v' } },
+      { ...textToVideo, metadata: { constructor: 'v' } },
+      { ...textToVideo, webhook_url: 'https://example.com/hook' },
+      { ...textToVideo, webhook_url: 'ftp://example.com/hook' },
+      { ...textToVideo, operation: 'image-to-video', start_image_url: 'mailto:someone@example.com' },
+      { ...textToVideo, operation: 'image-to-video', start_image_url: 'https://example.com/a.png', end_image_url: 'https://example.com/b.png' },
+      { ...textToVideo, operation: 'image-to-video', end_image_url: 'https://example.com/b.png' },
+      { ...textToVideo, routing: { providers: ['freepik', 'kling3api'] } },
+      { ...textToVideo, routing: { providers: ['freepik', 'freepik'] } },
+    ];
+    const disagreements: string[] = [];
+    for (const body of bodies) {
+      const { status } = await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify(body) });
+      const refusedByDocument = served.requestProblems({ method: 'POST', path: '/v1/videos/quote', body }).length > 0;
+      if (refusedByDocument !== (status === 400)) disagreements.push(`${JSON.stringify(body).slice(0, 160)}: ${status}, the document ${refusedByDocument ? 'refuses' : 'allows'} it`);
+    }
+    expect(disagreements).toEqual([]);
+    expect(drift).toEqual([]);
+  });
+
   it('answers a conditional read, the open-request caps and an event stream reconnect as documented', async () => {
     const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
     const id = created.body.id as string;

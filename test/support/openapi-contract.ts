@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { parse } from 'yaml';
 import type { UpstreamRequest } from '../../src/core/upstream/provider.js';
@@ -82,7 +83,8 @@ export function loadOpenApiContract(file: string): OpenApiContract {
 /** The contract of a document already read (`file` names it in the problems). */
 export function openApiContract(document: Json, file: string): OpenApiContract {
   const components = (document.components as Json | undefined) ?? {};
-  const ajv = new Ajv({ strict: false, allErrors: true });
+  // An OpenAPI 3.1 document's schemas are JSON Schema 2020-12 (`dependentRequired`, for one); 3.0's are draft-07-like.
+  const ajv = String(document.openapi).startsWith('3.1') ? new Ajv2020({ strict: false, allErrors: true }) : new Ajv({ strict: false, allErrors: true });
   addFormats(ajv);
   // OpenAPI 3.0 `format: float` / `int32` are informational here.
   for (const format of ['float', 'double', 'int32', 'int64']) ajv.addFormat(format, true);

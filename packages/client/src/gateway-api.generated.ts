@@ -562,6 +562,7 @@ export interface components {
             video_url?: string;
             /** @description The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. The task goes to the provider account that made that video, and through no other (the video exists only there): `422` when that account is no longer configured or its provider is disabled. One another tenant's task made is `422`. */
             video_id?: string;
+            /** @description Shots in order. Their durations add up to at most 15 s, and are given on every shot or on none. */
             multi_shot?: components["schemas"]["MultiShotItem"][];
             elements?: components["schemas"]["Element"][];
             /** @description Native audio; default `true` where the provider can. */
@@ -573,6 +574,7 @@ export interface components {
             camera_control?: components["schemas"]["CameraControl"];
             /** Format: uri */
             webhook_url?: string;
+            /** @description At most 16 keys of 1-64 characters (not `__proto__`, `constructor` or `prototype`), each value at most 512 characters. */
             metadata?: {
                 [key: string]: string;
             };

@@ -100,7 +100,9 @@ const httpUrl = z
   .refine((url) => !LONE_SURROGATE.test(url), { error: 'must be well-formed Unicode (it holds a lone surrogate)', abort: true })
   .check(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
   // A message of its own: the one above would otherwise be said of a URL that is merely long.
-  .max(2048, 'must be at most 2048 characters');
+  .max(2048, 'must be at most 2048 characters')
+  // In the document: `format: uri` alone would allow any scheme (`ftp:`, `mailto:`), which is a 400.
+  .meta({ pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' });
 const providerId = z.string().min(1).max(64);
 
 export const MultiShotItem = z
@@ -169,6 +171,7 @@ export const RoutingOverride = z
       .refine((ids) => new Set(ids).size === ids.length, { message: 'lists a provider more than once' })
       .optional()
       .meta({
+      uniqueItems: true,
       description: 'Only these providers, tried in this order (before the strategy orders the rest).',
     }),
     exclude: z.array(providerId).max(16).optional(),
@@ -209,7 +212,12 @@ const metadataSchema = z.preprocess(
     return value;
   },
   z.record(metadataKey, z.string().max(512)),
-);
+).meta({
+  // What the key count and `metadataKey` refuse, said in the document (it cannot read them from the checks).
+  maxProperties: METADATA_MAX_KEYS,
+  propertyNames: { minLength: 1, maxLength: 64, not: { enum: [...RESERVED_KEYS] } },
+  description: `At most ${METADATA_MAX_KEYS} keys of 1-64 characters (not \`__proto__\`, \`constructor\` or \`prototype\`), each value at most 512 characters.`,
+});
 
 /** Fields of a create request that describe the generation (what capability checks read). */
 export const CreateVideoRequest = z
@@ -244,7 +252,9 @@ export const CreateVideoRequest = z
           '`422` when that account is no longer configured or its provider is disabled. ' +
           "One another tenant's task made is `422`.",
       }),
-    multi_shot: z.array(MultiShotItem).min(1).max(6).optional(),
+    multi_shot: z.array(MultiShotItem).min(1).max(6).optional().meta({
+      description: 'Shots in order. Their durations add up to at most 15 s, and are given on every shot or on none.',
+    }),
     elements: z.array(Element).min(1).max(4).optional(),
     audio: z.boolean().optional().meta({ description: 'Native audio; default `true` where the provider can.' }),
     voice_ids: z.array(z.string().min(1).max(128)).min(1).max(2).optional(),
@@ -280,7 +290,8 @@ export const CreateVideoRequest = z
       ctx.addIssue({ code: 'custom', path: ['end_image_url'], message: 'needs start_image_url' });
     }
   })
-  .meta({ id: 'CreateVideoRequest' });
+  // The check above of `end_image_url`, in the document; the shots' durations are said on `multi_shot`.
+  .meta({ id: 'CreateVideoRequest', dependentRequired: { end_image_url: ['start_image_url'] } });
 export type CreateVideoRequest = z.infer<typeof CreateVideoRequest>;
 
 /**
