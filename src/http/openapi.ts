@@ -200,6 +200,11 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     description: 'A gateway key from config.yaml (`GATEWAY_API_KEYS`); each key names its tenant.',
   });
   const security = [{ [bearer.name]: [] }];
+  const metricsToken = registry.registerComponent('securitySchemes', 'metricsToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: '`server.metrics_token` (`METRICS_TOKEN`), for `/metrics` only; not a gateway key.',
+  });
   const register = routeRegistrar(registry);
   const videoId = z.object({ id: z.string().meta({ description: 'Task id (`vid_…`).', example: 'vid_4f3a9c0d2b1e' }) });
   const requestIdHeader = {
@@ -518,6 +523,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     operationId: 'getMetrics',
     summary: 'Prometheus metrics',
     description: 'With `server.metrics_token` set, it asks for it as a bearer token; without one it is open in the sandbox and to loopback clients only when live.',
+    // The token, or nothing when none is configured.
+    security: [{ [metricsToken.name]: [] }, {}],
     responses: {
       200: { description: 'Exposition format.', content: { 'text/plain': { schema: z.string() } } },
       401: problem('The metrics token is missing or wrong.'),

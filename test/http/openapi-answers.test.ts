@@ -386,3 +386,32 @@ describe('the OpenAPI document describes the answers of the content route', () =
     expect(answers.flatMap((answer) => answer.drift)).toEqual([]);
   });
 });
+
+describe('the OpenAPI document says which routes ask for a bearer token', () => {
+  it('declares the metrics token, which /metrics asks for once server.metrics_token is set', async () => {
+    const gw = await startTestGateway({ config: { server: { metrics_token: 'metrics-secret-token' } } });
+    try {
+      const document = (await (await fetch(`${gw.url}/openapi.json`)).json()) as {
+        paths: Record<string, { get?: { security?: Record<string, string[]>[] } }>;
+        components: { securitySchemes: Record<string, { type: string; scheme?: string }> };
+      };
+      const refused = await fetch(`${gw.url}/metrics`);
+      await refused.arrayBuffer();
+      expect(refused.status).toBe(401);
+      const taken = await fetch(`${gw.url}/metrics`, { headers: { authorization: 'Bearer metrics-secret-token' } });
+      await taken.arrayBuffer();
+      expect(taken.status).toBe(200);
+      // A requirement naming an HTTP bearer scheme; an empty one beside it, as the token is optional to configure.
+      const security = document.paths['/metrics']!.get!.security ?? [];
+      const bearerSchemes = security.flatMap((requirement) => Object.keys(requirement)).filter((name) => {
+        const scheme = document.components.securitySchemes[name];
+        return scheme?.type === 'http' && scheme.scheme === 'bearer';
+      });
+      expect(bearerSchemes).toHaveLength(1);
+      expect(bearerSchemes[0]).not.toBe('gatewayKey');
+      expect(security).toContainEqual({});
+    } finally {
+      await gw.close();
+    }
+  });
+});
