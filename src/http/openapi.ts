@@ -7,6 +7,7 @@ import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteaso
 import { z } from 'zod';
 import { CreateVideoRequest, IDEMPOTENCY_KEY, Model, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
 import { OUTPUT_MEDIA_TYPES } from '../core/tasks/output-copy.js';
+import { USAGE_GROUP_KEYS } from '../core/tasks/usage-report.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
 import { BudgetEvent, Health, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 
@@ -76,6 +77,14 @@ const TAKEN_WHILE_STOPPING =
 const OUTPUT_BYTES = Object.fromEntries(
   [...OUTPUT_MEDIA_TYPES, 'video/*', 'image/*'].map((type) => [type, { schema: z.string().meta({ format: 'binary' }) }]),
 );
+
+/**
+ * `YYYY-MM-DD`, or a date-time to the minute or finer with `Z` or a `±hh:mm` offset: the forms the
+ * usage report's `from` and `to` take (`DateOrZonedDateTime`), as one pattern a generated client
+ * types as a string. A day the month lacks (`2026-11-31`) passes it and is still a 400.
+ */
+const DATE_OR_ZONED_DATE_TIME =
+  '^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])(T([01]\\d|2[0-3]):[0-5]\\d(:[0-5]\\d(\\.\\d+)?)?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d))?$';
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -283,7 +292,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
           .optional(),
         model: Model.optional(),
         limit: z.number().int().min(1).max(100).optional().meta({ description: 'Default 20.' }),
-        cursor: z.string().optional().meta({ description: '`next_cursor` of the previous page.' }),
+        cursor: z.string().min(1).max(200).optional().meta({ description: '`next_cursor` of the previous page.' }),
       }),
     },
     responses: {
@@ -353,9 +362,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     request: {
       params: videoId,
       query: z.object({
-        index: z.number().int().min(0).optional().meta({ description: 'Which output (default 0).' }),
-        expires: z.number().int().optional().meta({ description: 'Signed links: expiry (Unix seconds).' }),
-        signature: z.string().optional().meta({ description: 'Signed links: the signature.' }),
+        index: z.number().int().min(0).max(1000).optional().meta({ description: 'Which output (default 0).' }),
+        expires: z.number().int().positive().optional().meta({ description: 'Signed links: expiry (Unix seconds).' }),
+        signature: z.string().min(1).max(200).optional().meta({ description: 'Signed links: the signature.' }),
       }),
       headers: z.object({
         range: z.string().optional().meta({ description: 'One byte range, e.g. `bytes=0-1023`.', example: 'bytes=0-1023' }),
@@ -472,17 +481,23 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     security,
     request: {
       query: z.object({
-        group_by: z.string().optional().meta({
+        group_by: z.string().max(200).optional().meta({
+          // The keys `UsageQuery` takes, spaces around them and empty ones ignored; its other rules are said below.
+          pattern: `^\\s*(${USAGE_GROUP_KEYS.join('|')})?\\s*(,\\s*(${USAGE_GROUP_KEYS.join('|')})?\\s*)*$`,
           description:
-            'Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin).',
+            'Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin); each at most once.',
           example: 'provider,model',
         }),
         from: z.string().optional().meta({
+          pattern: DATE_OR_ZONED_DATE_TIME,
           description: 'Inclusive; `YYYY-MM-DD` (00:00 UTC) or ISO 8601 with a zone. Default: the first of the current UTC month.',
         }),
-        to: z.string().optional().meta({ description: 'Exclusive; same forms. Default: the end of the current UTC day.' }),
+        to: z.string().optional().meta({
+          pattern: DATE_OR_ZONED_DATE_TIME,
+          description: 'Exclusive; same forms. Default: the end of the current UTC day.',
+        }),
         format: z.enum(['json', 'csv']).optional().meta({ description: '`csv`: `text/csv`, a header row, then one line per row.' }),
-        tenant: z.string().optional().meta({ description: 'Admin keys only: one tenant.' }),
+        tenant: z.string().min(1).max(64).optional().meta({ description: 'Admin keys only: one tenant.' }),
       }),
     },
     responses: {

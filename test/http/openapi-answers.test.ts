@@ -161,6 +161,41 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(drift).toEqual([]);
   });
 
+  it('refuses (400) a query exactly when the document refuses it', async () => {
+    const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
+    const id = created.body.id as string;
+    await gw.finish(id);
+    const queries: [string, Record<string, string | number>][] = [
+      ['/v1/videos', { limit: 100 }],
+      ['/v1/videos', { cursor: '' }],
+      ['/v1/videos', { cursor: 'c'.repeat(201) }],
+      ['/v1/usage', { group_by: 'provider,model' }],
+      ['/v1/usage', { group_by: 'provider, day' }],
+      ['/v1/usage', { group_by: 'colour' }],
+      ['/v1/usage', { group_by: 'model,'.repeat(40) }],
+      ['/v1/usage', { from: '2026-11-01', to: '2026-11-02T10:00:00+01:00' }],
+      ['/v1/usage', { from: '2026-11-01T00:00:00' }],
+      ['/v1/usage', { from: '2026-11-01T10:00Z', to: '2026-11-02T10:00:00.5-05:00' }],
+      ['/v1/usage', { to: '2026-13-01' }],
+      ['/v1/usage', { to: '2026-11-02 10:00:00Z' }],
+      ['/v1/usage', { from: '' }],
+      ['/v1/usage', { tenant: '' }],
+      [`/v1/videos/${id}/content`, { index: 1 }],
+      [`/v1/videos/${id}/content`, { index: 1001 }],
+      [`/v1/videos/${id}/content`, { expires: 0, signature: 'x' }],
+      [`/v1/videos/${id}/content`, { signature: '' }],
+    ];
+    const disagreements: string[] = [];
+    for (const [path, query] of queries) {
+      const search = new URLSearchParams(Object.entries(query).map(([name, value]): [string, string] => [name, String(value)]));
+      const { status } = await call({ method: 'GET', path: `${path}?${search}` });
+      const refusedByDocument = served.requestProblems({ method: 'GET', path, query: query as Record<string, string> }).length > 0;
+      if (refusedByDocument !== (status === 400)) disagreements.push(`${path}?${search}: ${status}, the document ${refusedByDocument ? 'refuses' : 'allows'} it`);
+    }
+    expect(disagreements).toEqual([]);
+    expect(drift).toEqual([]);
+  });
+
   it('answers a conditional read, the open-request caps and an event stream reconnect as documented', async () => {
     const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
     const id = created.body.id as string;

@@ -1784,7 +1784,7 @@ export interface operations {
     getUsage: {
         parameters: {
             query?: {
-                /** @description Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin). */
+                /** @description Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin); each at most once. */
                 group_by?: string;
                 /** @description Inclusive; `YYYY-MM-DD` (00:00 UTC) or ISO 8601 with a zone. Default: the first of the current UTC month. */
                 from?: string;
