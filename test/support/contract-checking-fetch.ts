@@ -60,7 +60,7 @@ export function contractCheckingFetch(gatewayUrl: string, inner: typeof globalTh
     const response = await inner(request);
     call.status = response.status;
     const type = response.headers.get('content-type') ?? '';
-    if (ours && !optional && type.includes('application/json')) {
+    if (ours && !optional && /\bjson\b/.test(type)) {
       const answer = (await response.clone().json()) as unknown;
       for (const problem of document.responseProblems({ method: request.method as 'GET' | 'POST', path: url.pathname }, response.status, answer)) {
         problems.push(`${request.method} ${url.pathname} → ${response.status}: ${problem}`);

@@ -109,7 +109,9 @@ export function openApiContract(document: Json, file: string): OpenApiContract {
       const body = ((op.requestBody as Json | undefined)?.content as Json | undefined)?.['application/json'] as Json | undefined;
       const responses = new Map<string, ValidateFunction | null>();
       for (const [status, response] of Object.entries((op.responses as Json | undefined) ?? {})) {
-        const content = (resolveResponse(response as Json).content as Json | undefined)?.['application/json'] as Json | undefined;
+        // A problem (`application/problem+json`) is held to its schema as a JSON answer is.
+        const media = (resolveResponse(response as Json).content as Json | undefined) ?? {};
+        const content = (media['application/json'] ?? media['application/problem+json']) as Json | undefined;
         responses.set(status, content?.schema ? compileOpen(content.schema) : null);
       }
       operations.push({
