@@ -3,7 +3,7 @@
  * health). With the canonical schemas they make up the gateway's OpenAPI document.
  */
 import { z } from 'zod';
-import { Model, Operation, Quality, RoutingStrategy } from '../core/model/canonical.js';
+import { Model, Operation, Quality, RoutingStrategy, Task } from '../core/model/canonical.js';
 
 export const QuoteProvider = z
   .object({
@@ -220,6 +220,16 @@ export const UsageReportSchema = z
     budgets: z.array(UsageBudget).meta({ description: 'Budget state of the tenant (every budgeted tenant for an admin key).' }),
   })
   .meta({ id: 'UsageReport' });
+
+/** A task event, POSTed to the task's `webhook_url` (`task-lifecycle.ts`): its type, when, and the task. */
+export const taskEvent = (type: 'video.processing' | 'video.succeeded' | 'video.failed' | 'video.canceled') =>
+  z
+    .object({
+      type: z.literal(type),
+      timestamp: z.string().meta({ description: 'When the task changed (ISO 8601, UTC).' }),
+      data: Task,
+    })
+    .meta({ description: `A \`${type}\` event (Standard Webhooks).` });
 
 export const BudgetEvent = z
   .object({

@@ -9,7 +9,7 @@ import { CreateVideoRequest, IDEMPOTENCY_KEY, Model, ProblemDetails, Task, TaskL
 import { OUTPUT_MEDIA_TYPES } from '../core/tasks/output-copy.js';
 import { USAGE_GROUP_KEYS } from '../core/tasks/usage-report.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
-import { BudgetEvent, Health, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
+import { BudgetEvent, Health, taskEvent, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 
 const problem = (description: string) => ({
   description,
@@ -546,6 +546,26 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       403: problem('Live deployment without a metrics token: loopback clients only.'),
     },
   });
+
+  for (const [type, status] of [
+    ['video.processing', 'a provider accepted the task (`processing`)'],
+    ['video.succeeded', 'the task `succeeded`: `data.outputs` holds the results'],
+    ['video.failed', 'the task `failed`: `data.error` says why'],
+    ['video.canceled', 'the task was `canceled`'],
+  ] as const) {
+    registry.registerWebhook({
+      method: 'post',
+      path: type,
+      operationId: `on${operationName(type)}`,
+      summary: `${type}: ${status}`,
+      description:
+        "Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, " +
+        "`webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. " +
+        'Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.',
+      request: { body: { content: { 'application/json': { schema: taskEvent(type) } } } },
+      responses: { 200: { description: 'Any 2xx acknowledges; anything else is retried with back-off (`webhooks.max_attempts`).' } },
+    });
+  }
 
   for (const [type, percent] of [
     ['budget.warning', 80],

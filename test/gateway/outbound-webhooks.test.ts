@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
@@ -37,6 +39,47 @@ afterEach(async () => {
 const request = { model: 'kling-v3', prompt: 'a lantern festival', duration: 5, routing: { providers: ['kling3api'] } };
 
 describe('outbound webhooks (Standard Webhooks)', () => {
+  it('sends only task events the OpenAPI document describes (its webhooks), each body valid by the schema given there', async () => {
+    const target = await receiver();
+    server = target.server;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()) });
+    const succeeding = await gw.create({ ...request, webhook_url: target.url, metadata: { order: '42' } });
+    await gw.finish(succeeding.body.id);
+    gw.simulator('kling3api').setOutcome('fail');
+    const failing = await gw.create({ ...request, webhook_url: target.url });
+    await gw.finish(failing.body.id);
+    await gw.advanceUntil(async () => target.received.length >= 4, 100);
+
+    const document = (await (await fetch(`${gw.url}/openapi.json`)).json()) as {
+      components: Record<string, unknown>;
+      webhooks?: Record<string, { post?: { requestBody?: { content?: Record<string, { schema: unknown }> } } }>;
+    };
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    (addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020)(ajv);
+    ajv.addSchema({ $id: 'gateway', components: document.components });
+    const rebase = (node: unknown): unknown =>
+      Array.isArray(node)
+        ? node.map(rebase)
+        : node && typeof node === 'object'
+          ? Object.fromEntries(Object.entries(node).map(([key, value]) => [key, key === '$ref' && typeof value === 'string' ? `gateway${value}` : rebase(value)]))
+          : node;
+    const drift: string[] = [];
+    const types = target.received.map((delivery) => (JSON.parse(delivery.body) as { type: string }).type);
+    expect(types).toEqual(expect.arrayContaining(['video.processing', 'video.succeeded', 'video.failed']));
+    for (const delivery of target.received) {
+      const event: unknown = JSON.parse(delivery.body);
+      const type = (event as { type: string }).type;
+      const schema = document.webhooks?.[type]?.post?.requestBody?.content?.['application/json']?.schema;
+      if (!schema) {
+        drift.push(`${type}: not in the document's webhooks`);
+        continue;
+      }
+      const validate = ajv.compile(rebase(schema) as object);
+      if (!validate(event)) drift.push(`${type}: ${ajv.errorsText(validate.errors)}`);
+    }
+    expect(drift).toEqual([]);
+  });
+
   it('delivers signed video.processing and video.succeeded events with the task', async () => {
     const target = await receiver();
     server = target.server;

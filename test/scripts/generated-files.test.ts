@@ -59,9 +59,9 @@ describe('generated files are committed up to date', () => {
     });
   });
 
-  it('the gateway document describes the account events it sends', () => {
+  it('the gateway document describes the task and account events it sends', () => {
     const document = JSON.parse(renderGatewayOpenApi()) as { webhooks?: Record<string, unknown> };
-    expect(Object.keys(document.webhooks ?? {})).toEqual(['budget.warning', 'budget.exhausted']);
+    expect(Object.keys(document.webhooks ?? {})).toEqual(['video.processing', 'video.succeeded', 'video.failed', 'video.canceled', 'budget.warning', 'budget.exhausted']);
   });
 
   it('upstream types match what openapi-typescript generates from openapi/<provider>.yaml', async () => {

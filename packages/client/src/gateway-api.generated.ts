@@ -312,6 +312,86 @@ export interface paths {
     };
 }
 export interface webhooks {
+    "video.processing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * video.processing: a provider accepted the task (`processing`)
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         */
+        post: operations["onVideoProcessing"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "video.succeeded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * video.succeeded: the task `succeeded`: `data.outputs` holds the results
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         */
+        post: operations["onVideoSucceeded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "video.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * video.failed: the task `failed`: `data.error` says why
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         */
+        post: operations["onVideoFailed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "video.canceled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * video.canceled: the task was `canceled`
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         */
+        post: operations["onVideoCanceled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "budget.warning": {
         parameters: {
             query?: never;
@@ -2187,6 +2267,118 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
+            };
+        };
+    };
+    onVideoProcessing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    type: "video.processing";
+                    /** @description When the task changed (ISO 8601, UTC). */
+                    timestamp: string;
+                    data: components["schemas"]["Task"];
+                };
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges; anything else is retried with back-off (`webhooks.max_attempts`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onVideoSucceeded: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    type: "video.succeeded";
+                    /** @description When the task changed (ISO 8601, UTC). */
+                    timestamp: string;
+                    data: components["schemas"]["Task"];
+                };
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges; anything else is retried with back-off (`webhooks.max_attempts`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onVideoFailed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    type: "video.failed";
+                    /** @description When the task changed (ISO 8601, UTC). */
+                    timestamp: string;
+                    data: components["schemas"]["Task"];
+                };
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges; anything else is retried with back-off (`webhooks.max_attempts`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onVideoCanceled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    type: "video.canceled";
+                    /** @description When the task changed (ISO 8601, UTC). */
+                    timestamp: string;
+                    data: components["schemas"]["Task"];
+                };
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges; anything else is retried with back-off (`webhooks.max_attempts`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
