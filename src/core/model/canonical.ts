@@ -101,8 +101,8 @@ const httpUrl = z
   .check(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
   // A message of its own: the one above would otherwise be said of a URL that is merely long.
   .max(2048, 'must be at most 2048 characters')
-  // In the document: `format: uri` alone would allow any scheme (`ftp:`, `mailto:`), which is a 400.
-  .meta({ pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' });
+  // In the document: `format: uri` alone would allow any scheme (`ftp:`, `mailto:`) or no host, which is a 400.
+  .meta({ pattern: '^[Hh][Tt][Tt][Pp][Ss]?://+[^/?#]' });
 const providerId = z.string().min(1).max(64);
 
 export const MultiShotItem = z
@@ -246,6 +246,8 @@ export const CreateVideoRequest = z
       .refine((id) => id.includes('\u0000') || !/[\s\p{Cc}\p{Cf}]/u.test(id), { error: 'must not contain whitespace or control characters' })
       .optional()
       .meta({
+        // The checks above in the document, but format characters (`\p{Cf}`), which not every validator's patterns can name.
+        pattern: '^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$',
         description:
           "The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. " +
           'The task goes to the provider account that made that video, and through no other (the video exists only there): ' +
