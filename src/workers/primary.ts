@@ -47,6 +47,10 @@ const FIRST_RESTART_DELAY_MS = 500;
 const MAX_RESTART_DELAY_MS = 30_000;
 /** A worker that lived this long was healthy: the next replacement starts without delay growth. */
 const HEALTHY_AFTER_MS = 30_000;
+/** How often the primary asks each worker whether its event loop runs. */
+const HEARTBEAT_MS = 1_000;
+/** A worker silent this long (hung, stopped) is handed no new connection until it answers again. */
+const SILENT_AFTER_MS = 5_000;
 
 interface Slot {
   index: number;
@@ -56,6 +60,10 @@ interface Slot {
   ready: boolean;
   /** Its drain is over (a stop): it takes no more connections. */
   drained: boolean;
+  /** When it last answered the heartbeat (or said it serves). */
+  answeredAt: number;
+  /** It has not answered the heartbeat for `SILENT_AFTER_MS`: new connections go to the others. */
+  silent: boolean;
 }
 
 interface Collection {
@@ -76,6 +84,7 @@ export class Primary {
   private restartDelay = FIRST_RESTART_DELAY_MS;
   private stopping = false;
   private announced = false;
+  private heartbeat: NodeJS.Timeout | undefined;
   private readonly port: SharedPort;
   private url = '';
   /** What the workers are told upstreams call back: `publicUrl`, with port 0 made the one listened on. */
@@ -86,7 +95,7 @@ export class Primary {
     private readonly store: Store,
     private readonly tasks: TaskStore,
   ) {
-    this.port = new SharedPort(() => this.serving(), options.logger);
+    this.port = new SharedPort(() => this.takingConnections(), options.logger);
   }
 
   /** Readies the store and starts the workers. */
@@ -105,13 +114,42 @@ export class Primary {
     cluster.on('message', (worker, message) => primary.receive(worker, message));
     cluster.on('exit', (worker, code, signal) => primary.exited(worker, code, signal));
     for (let index = 1; index <= options.workers; index++) primary.fork(index);
+    primary.heartbeat = setInterval(() => primary.beat(), HEARTBEAT_MS);
+    primary.heartbeat.unref();
     return primary;
   }
 
   private fork(index: number): void {
     const owner = `gw-w${index}-${randomBytes(4).toString('hex')}`;
     const worker = cluster.fork({ KLING_GATEWAY_WORKER: String(index) });
-    this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false, drained: false });
+    this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false, drained: false, answeredAt: Date.now(), silent: false });
+  }
+
+  /**
+   * The workers a new connection goes to: those that serve and answer the heartbeat. A hung
+   * worker (a blocked event loop, a stopped process) would leave each connection handed to it
+   * unanswered for as long as it hangs. When none answers, all that serve take them, as before.
+   */
+  private takingConnections(): Worker[] {
+    const serving = [...this.slots.values()].filter((slot) => slot.ready && !slot.drained && slot.worker.isConnected());
+    const answering = serving.filter((slot) => !slot.silent);
+    return (answering.length > 0 ? answering : serving).map((slot) => slot.worker);
+  }
+
+  /** Notes the workers that stopped answering, and asks every worker again. */
+  private beat(): void {
+    const now = Date.now();
+    for (const slot of this.slots.values()) {
+      if (!slot.ready) continue;
+      if (!slot.silent && now - slot.answeredAt > SILENT_AFTER_MS) {
+        slot.silent = true;
+        this.options.logger.warn(
+          { worker: slot.index, owner: slot.owner, pid: slot.worker.process.pid },
+          `worker ${slot.index} has not answered for ${SILENT_AFTER_MS / 1000} s; new connections go to the other workers until it does`,
+        );
+      }
+      this.send(slot.worker, { tag: PRIMARY_TAG, type: 'ping' });
+    }
   }
 
   /** The workers that take connections: started, not drained, and still reachable. */
@@ -152,6 +190,7 @@ export class Primary {
         break;
       case 'ready':
         slot.ready = true;
+        slot.answeredAt = Date.now();
         // The owner is what its leases and trial calls carry in the store.
         this.options.logger.info({ worker: slot.index, owner: slot.owner, pid: worker.process.pid }, `worker ${slot.index} serving`);
         this.port.resume();
@@ -162,6 +201,13 @@ export class Primary {
         break;
       case 'drained':
         void this.drained(slot);
+        break;
+      case 'pong':
+        slot.answeredAt = Date.now();
+        if (slot.silent) {
+          slot.silent = false;
+          this.options.logger.info({ worker: slot.index, owner: slot.owner }, `worker ${slot.index} answers again; it takes connections again`);
+        }
         break;
       case 'feed':
         for (const other of this.slots.values()) {
@@ -254,6 +300,7 @@ export class Primary {
   /** Stops every worker (each drains as a lone gateway would) and waits for them. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     this.stopping = true;
+    clearInterval(this.heartbeat);
     const exits = [...this.slots.values()].map(
       ({ worker }) =>
         new Promise<void>((resolve) => {

@@ -115,6 +115,9 @@ export class WorkerLink {
       case 'no-more-connections':
         this.endConnections();
         break;
+      case 'ping':
+        send({ tag: PRIMARY_TAG, type: 'pong' });
+        break;
       case 'feed':
         for (const listener of this.listeners) listener(message.text);
         break;

@@ -34,6 +34,8 @@ export type PrimaryMessage = Tagged<
   | { type: 'connection' }
   /** No connection comes to you any more: everything handed to you was sent before this. */
   | { type: 'no-more-connections' }
+  /** The heartbeat: answer `pong` (a worker that does not is handed no new connection). */
+  | { type: 'ping' }
 >;
 
 /** Worker → primary. */
@@ -47,4 +49,6 @@ export type WorkerMessage = Tagged<
   | { type: 'metrics?'; id: number }
   /** My metrics for the primary's collection `id` (null: none). */
   | { type: 'metrics'; id: string; metrics: unknown }
+  /** The answer to a heartbeat: this worker's event loop runs. */
+  | { type: 'pong' }
 >;

@@ -1,0 +1,103 @@
+/**
+ * A worker that hangs (its event loop blocked, or the process stopped with SIGSTOP) under
+ * `WORKERS=2`: the primary handed it every other new connection regardless, and each of those
+ * requests waited, unanswered, for as long as the worker hung. What a user sees now: once the
+ * worker has not answered the primary's heartbeat for a few seconds, new connections go to the
+ * worker that answers; when the hung one answers again, it serves again.
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startGatewayProcess } from '../support/gateway-process.js';
+
+let child: ChildProcess;
+let base: string;
+const lines: { worker?: number; msg?: string; req?: { url: string } }[] = [];
+let stopped: number | undefined;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kg-workers-hung-'));
+  const started = await startGatewayProcess(
+    {
+      WORKERS: '2',
+      HOST: '127.0.0.1',
+      DATABASE_URL: `sqlite:${join(dir, 'gw.db')}`,
+      STORAGE_PATH: join(dir, 'outputs'),
+      GATEWAY_API_KEYS: 'dev:dev-key',
+      LOG_LEVEL: 'info',
+    },
+    (line) => {
+      try {
+        lines.push(JSON.parse(line) as (typeof lines)[number]);
+      } catch {
+        // not a log line
+      }
+    },
+  );
+  child = started.child;
+  base = started.url;
+}, 90_000);
+
+afterAll(async () => {
+  if (stopped !== undefined) process.kill(stopped, 'SIGCONT');
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+});
+
+/** The primary's worker processes. */
+function workerPids(): number[] {
+  const out = execFileSync('ps', ['--ppid', String(child.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
+  return out.split('\n').flatMap((line) => {
+    const [pid, command] = line.trim().split(/\s+/);
+    return command === 'node' ? [Number(pid)] : [];
+  });
+}
+
+/** GET `path` on a connection of its own (so the primary hands each to a worker in turn): its status, or `timeout`. */
+function getOnNewConnection(path: string, timeoutMs: number): Promise<number | 'timeout' | 'error'> {
+  return new Promise((resolve) => {
+    const req = request(`${base}${path}`, { agent: false, headers: { authorization: 'Bearer dev-key' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.setTimeout(timeoutMs, () => {
+      req.destroy();
+      resolve('timeout');
+    });
+    req.on('error', () => resolve('error'));
+    req.end();
+  });
+}
+
+it('sends new connections to the worker that answers while the other hangs, and to both once it answers again', { timeout: 90_000 }, async () => {
+  const workers = workerPids();
+  expect(workers).toHaveLength(2);
+  stopped = workers[0]!;
+  process.kill(stopped, 'SIGSTOP');
+  // Past the time the primary gives a worker to answer its heartbeat.
+  await new Promise((resolve) => setTimeout(resolve, 7_000));
+  const answers = [];
+  for (let index = 0; index < 8; index++) answers.push(await getOnNewConnection('/v1/providers', 3_000));
+  expect(answers).toEqual(Array.from({ length: 8 }, () => 200));
+
+  process.kill(stopped, 'SIGCONT');
+  stopped = undefined;
+  // Once it answers again it takes its turn: requests on new connections reach both workers.
+  const servedBy = () => new Set(lines.filter((line) => line.req?.url === '/v1/providers').map((line) => line.worker));
+  const before = lines.length;
+  await expect
+    .poll(
+      async () => {
+        await getOnNewConnection('/v1/providers', 3_000);
+        return new Set(lines.slice(before).filter((line) => line.req?.url === '/v1/providers').map((line) => line.worker)).size;
+      },
+      { timeout: 20_000, interval: 200 },
+    )
+    .toBe(2);
+  expect(servedBy().size).toBe(2);
+});
