@@ -51,6 +51,11 @@ const HEALTHY_AFTER_MS = 30_000;
 const HEARTBEAT_MS = 1_000;
 /** A worker silent this long (hung, stopped) is handed no new connection until it answers again. */
 const SILENT_AFTER_MS = 5_000;
+/**
+ * During a stop, a worker silent this long is ended with SIGKILL: one that drains still answers
+ * the heartbeat (its event loop runs), a hung one would hold the stop open forever.
+ */
+const STOP_SILENT_KILL_MS = 20_000;
 
 interface Slot {
   index: number;
@@ -147,6 +152,14 @@ export class Primary {
           { worker: slot.index, owner: slot.owner, pid: slot.worker.process.pid },
           `worker ${slot.index} has not answered for ${SILENT_AFTER_MS / 1000} s; new connections go to the other workers until it does`,
         );
+      }
+      if (this.stopping && now - slot.answeredAt > STOP_SILENT_KILL_MS && !slot.worker.isDead()) {
+        this.options.logger.error(
+          { worker: slot.index, owner: slot.owner, pid: slot.worker.process.pid },
+          `worker ${slot.index} has not answered for ${STOP_SILENT_KILL_MS / 1000} s during the stop; ended with SIGKILL (what it had in flight is resolved by recovery at the next start)`,
+        );
+        slot.worker.process.kill('SIGKILL');
+        continue;
       }
       this.send(slot.worker, { tag: PRIMARY_TAG, type: 'ping' });
     }
@@ -300,7 +313,6 @@ export class Primary {
   /** Stops every worker (each drains as a lone gateway would) and waits for them. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     this.stopping = true;
-    clearInterval(this.heartbeat);
     const exits = [...this.slots.values()].map(
       ({ worker }) =>
         new Promise<void>((resolve) => {
@@ -310,6 +322,7 @@ export class Primary {
         }),
     );
     await Promise.all(exits);
+    clearInterval(this.heartbeat);
     await this.port.close();
     await this.store.close();
   }

@@ -101,3 +101,34 @@ it('sends new connections to the worker that answers while the other hangs, and 
     .toBe(2);
   expect(servedBy().size).toBe(2);
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+it('stops on SIGTERM with exit 0 while a worker hangs, ending the hung worker instead of waiting for it forever', { timeout: 90_000 }, async () => {
+  const workers = workerPids();
+  expect(workers).toHaveLength(2);
+  stopped = workers[1]!;
+  process.kill(stopped, 'SIGSTOP');
+  const signalledAt = Date.now();
+  child.kill('SIGTERM');
+  // The worker that answers drains and exits; the hung one never would: the primary waited on it forever.
+  const code = await new Promise<number | null | 'still running'>((resolve) => {
+    const timer = setTimeout(() => resolve('still running'), 60_000);
+    child.once('exit', (exitCode) => {
+      clearTimeout(timer);
+      resolve(exitCode);
+    });
+  });
+  expect(code).toBe(0);
+  expect(Date.now() - signalledAt).toBeLessThan(45_000);
+  await expect.poll(() => workers.filter(alive), { timeout: 5_000 }).toEqual([]);
+  stopped = undefined;
+  expect(lines.some((line) => line.msg?.includes('ended with SIGKILL'))).toBe(true);
+});
