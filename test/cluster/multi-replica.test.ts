@@ -284,6 +284,11 @@ describe.skipIf(!available)('three replicas on PostgreSQL, one killed repeatedly
         expect(response.status).toBe(202);
       }
       await sleep(200);
+      // The outage starts at a quiet moment: a call answered healthy just before it, whose answer a
+      // replica applies after the outage's first failure, starts the count of failures again (a
+      // call already on the wire is not recalled; README, Known limitations).
+      const quietSince = Date.now();
+      while (Date.now() - quietSince < 10_000 && apiCalls(await cluster.upstreamRequests('kling-legacy', Date.now() - 500)).length > 0) await sleep(50);
       await cluster.injectFault('kling-legacy', { on: 'any', kind: 'server_error', status: 500, times: 100_000 });
       const outageStart = Date.now();
       const outcomes: string[] = [];
