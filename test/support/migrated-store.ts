@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
-import { openStore, type Store } from '../../src/store/database.js';
+import { droppedElsewhere, openStore, type Store } from '../../src/store/database.js';
 import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import type { Database } from '../../src/store/schema.js';
 import { dropSchema, newSchemaName, POSTGRES_URL } from './postgres.js';
@@ -28,7 +28,21 @@ export async function postgresSchemaMigratedTo(migration: string): Promise<{ db:
   await setup.end();
   const pool = new pg.Pool({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}`, max: 2 });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const { error } = await new Migrator({ db, provider: new CodeMigrationProvider('postgres'), migrationTableSchema: schema }).migrateTo(migration);
-  if (error) throw error;
+  await postgresMigrateTo(db, schema, migration);
   return { db, open: () => openStore(POSTGRES_URL, { schema }), cleanup: () => dropSchema(schema) };
+}
+
+/**
+ * Migrates `schema` up to `migration`, as the gateway's own start does: Kysely's migrator reads the
+ * catalogue of every schema, and another test file dropping its schema at that moment fails the
+ * read (not the migration, which has not run), so that read is tried again.
+ */
+export async function postgresMigrateTo(db: Kysely<any>, schema: string, migration: string): Promise<void> {
+  const migrator = new Migrator({ db, provider: new CodeMigrationProvider('postgres'), migrationTableSchema: schema });
+  let { error, results } = await migrator.migrateTo(migration);
+  for (let round = 1; error && round < 5 && droppedElsewhere(error, schema, results); round++) {
+    await new Promise((resolve) => setTimeout(resolve, 50 * round));
+    ({ error, results } = await migrator.migrateTo(migration));
+  }
+  if (error) throw error;
 }
