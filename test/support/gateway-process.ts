@@ -79,3 +79,22 @@ export function gatewayExit(env: Record<string, string>, preloads: string[] = []
     });
   });
 }
+
+/** The worker processes a `WORKERS` primary runs (node; tsx also runs an esbuild service under it). */
+export function workerPidsOf(primary: ChildProcess): number[] {
+  const out = execFileSync('ps', ['--ppid', String(primary.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
+  return out.split('\n').flatMap((line) => {
+    const [pid, command] = line.trim().split(/\s+/);
+    return command === 'node' ? [Number(pid)] : [];
+  });
+}
+
+/** Whether a process with this id still runs. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -5,13 +5,13 @@
  * worker has not answered the primary's heartbeat for a few seconds, new connections go to the
  * worker that answers; when the hung one answers again, it serves again.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startGatewayProcess } from '../support/gateway-process.js';
+import { processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
 
 let child: ChildProcess;
 let base: string;
@@ -49,14 +49,7 @@ afterAll(async () => {
   }
 });
 
-/** The primary's worker processes. */
-function workerPids(): number[] {
-  const out = execFileSync('ps', ['--ppid', String(child.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
-  return out.split('\n').flatMap((line) => {
-    const [pid, command] = line.trim().split(/\s+/);
-    return command === 'node' ? [Number(pid)] : [];
-  });
-}
+const workerPids = () => workerPidsOf(child);
 
 /** GET `path` on a connection of its own (so the primary hands each to a worker in turn): its status, or `timeout`. */
 function getOnNewConnection(path: string, timeoutMs: number): Promise<number | 'timeout' | 'error'> {
@@ -102,14 +95,7 @@ it('sends new connections to the worker that answers while the other hangs, and 
   expect(servedBy().size).toBe(2);
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 it('stops on SIGTERM with exit 0 while a worker hangs, ending the hung worker instead of waiting for it forever', { timeout: 90_000 }, async () => {
   const workers = workerPids();

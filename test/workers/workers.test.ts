@@ -6,13 +6,13 @@
  * worker is woken by a change another made; a worker killed with SIGKILL is replaced, and its
  * leases and the trial calls it held on accounts in doubt end at once; SIGTERM stops all.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGatewayProcess } from '../support/gateway-process.js';
+import { processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
 
 const KEY = { authorization: 'Bearer dev-key', 'content-type': 'application/json' };
 /** A second tenant, with a create limit of its own, for the tests after the limit's. */
@@ -71,23 +71,9 @@ async function waitTerminal(id: string, headers: Record<string, string> = KEY): 
   }
 }
 
-/** The primary's worker processes (node; tsx also runs an esbuild service under it). */
-function workerPids(): number[] {
-  const out = execFileSync('ps', ['--ppid', String(child.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
-  return out.split('\n').flatMap((line) => {
-    const [pid, command] = line.trim().split(/\s+/);
-    return command === 'node' ? [Number(pid)] : [];
-  });
-}
+const workerPids = () => workerPidsOf(child);
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
   const started = Date.now();
