@@ -10,17 +10,24 @@ import { OUTPUT_MEDIA_TYPES } from '../core/tasks/output-copy.js';
 import { USAGE_GROUP_KEYS } from '../core/tasks/usage-report.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
 import { BudgetEvent, Health, taskEvent, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
+import { WEBHOOK_BODY_LIMIT } from './webhook-body-budget.js';
 
 const problem = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: ProblemDetails } },
 });
 
+/** The webhook routes' body limit as the document says it (`WEBHOOK_BODY_LIMIT`). */
+const WEBHOOK_LIMIT_TEXT = `${WEBHOOK_BODY_LIMIT / 1024} KiB`;
+
 /** A webhook route's own 503 when the webhook bodies read at once are at their bound (`webhook-body-budget.ts`). */
 const WEBHOOK_BODIES_BUSY =
   ' Or the gateway is already reading `server.webhook_bodies_max_bytes` of webhook bodies (each counted as its ' +
-  '`Content-Length`, a chunked one as the 256 KiB limit): nothing of this one was read, and its connection is closed; ' +
+  `\`Content-Length\`, a chunked one as the ${WEBHOOK_LIMIT_TEXT} limit): nothing of this one was read, and its connection is closed; ` +
   'send it again after `Retry-After` seconds.';
+
+/** A webhook route's 413. */
+const WEBHOOK_TOO_LARGE = problem(`A body over ${WEBHOOK_LIMIT_TEXT} (provider webhooks are a few KB): not read.`);
 
 const STOPPING = 'The gateway is stopping: send the request again after `Retry-After` seconds (another replica takes it).';
 
@@ -126,7 +133,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           400: problem('The body could not be read (e.g. a content-encoding it does not have).'),
           401: problem('Signature or timestamp not valid; nothing changed.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
-          413: problem('A body over 256 KiB (provider webhooks are a few KB): not read.'),
+          413: WEBHOOK_TOO_LARGE,
           404: problem('Webhooks not configured.'),
           503: problem(
             'Verified, but it names no task the gateway knows while a create to this provider is still being recorded ' +
@@ -156,7 +163,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           401: problem('Signature or timestamp not valid; nothing changed.'),
           404: problem('Webhooks not configured.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
-          413: problem('A body over 256 KiB (provider webhooks are a few KB): not read.'),
+          413: WEBHOOK_TOO_LARGE,
           503: problem('The create this webhook is about is still being answered; send it again shortly.' + WEBHOOK_BODIES_BUSY),
         },
       }, { takenWhileStopping: true });
@@ -182,7 +189,7 @@ function registerInboundWebhook(register: RegisterRoute, provider: VideoProvider
           ),
           404: problem('Unknown token.'),
           408: problem('The body did not arrive within `server.body_timeout_ms`.'),
-          413: problem('A body over 256 KiB (provider webhooks are a few KB): not read.'),
+          413: WEBHOOK_TOO_LARGE,
           503: problem(
             'The create this callback is about is not recorded yet and is not being answered by this replica (another ' +
               'replica sends it, or stopped while sending it), and the callback names no task the provider confirms; ' +
