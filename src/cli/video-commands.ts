@@ -16,6 +16,7 @@ import {
   GatewayUnreachableError,
   isTaskIdSegment,
   isTerminal,
+  outputGone,
   UnexpectedAnswerError,
   WaitTimeoutError,
   type CreateVideoRequest,
@@ -46,10 +47,9 @@ const { TaskStatus: { enum: TASK_STATUSES }, Model: { enum: MODELS }, ProviderId
 function outputState(output: Task['outputs'][number], now: number): string | undefined {
   if (output.storage === 'stored') return undefined;
   const why = output.storage_error ? ` (${output.storage_error})` : '';
-  const until = output.upstream_url_expires_at;
-  if (output.upstream_url_gone || (until !== null && Date.parse(until) <= now)) {
+  if (outputGone(output, now)) {
     const kept = output.storage === 'expired' ? `the gateway's copy was ${output.storage_error ?? 'deleted'}` : `the gateway kept no copy${why}`;
-    return `no longer available: ${kept}, and the provider ${output.upstream_url_gone ? 'no longer has it' : `kept its copy until ${formatTime(until)} only`}`;
+    return `no longer available: ${kept}, and the provider ${output.upstream_url_gone ? 'no longer has it' : `kept its copy until ${formatTime(output.upstream_url_expires_at)} only`}`;
   }
   switch (output.storage) {
     case 'pending':

@@ -11,6 +11,7 @@ import {
   formatElapsed,
   GatewayError,
   isTerminal,
+  outputGone,
   type Task,
   type TaskOutput,
   type TaskStatus,
@@ -78,17 +79,6 @@ function outputSource(output: TaskOutput): string {
     default:
       return `the provider's copy${upstreamUntil}`;
   }
-}
-
-/**
- * No copy can be fetched any more: the gateway kept none and the provider's is gone, or past the
- * lifetime the provider documents for it (its URL is the provider's, which no longer serves it,
- * and the gateway's content route answers 410).
- */
-function outputGone(output: TaskOutput, now = Date.now()): boolean {
-  if (output.storage === 'stored') return false;
-  const until = output.upstream_url_expires_at;
-  return output.upstream_url_gone || (until !== null && Date.parse(until) <= now);
 }
 
 /** The aspect ratio the task asked for (`16:9`, `9:16`, `1:1`; `auto` or none: the default 16:9). */

@@ -41,6 +41,17 @@ export function isTerminal(task: Pick<Task, 'status'>): boolean {
   return TERMINAL_STATUSES.has(task.status);
 }
 
+/**
+ * Whether no copy of an output can be fetched any more: the gateway kept none, and the provider's
+ * is gone or past the lifetime the provider documents for it (its URL no longer serves it, and
+ * the gateway's content route answers 410).
+ */
+export function outputGone(output: Pick<TaskOutput, 'storage' | 'upstream_url_gone' | 'upstream_url_expires_at'>, now = Date.now()): boolean {
+  if (output.storage === 'stored') return false;
+  const until = output.upstream_url_expires_at;
+  return output.upstream_url_gone || (until !== null && Date.parse(until) <= now);
+}
+
 /** One event of `GET /v1/videos/{id}/events`: the event name is the status, the data the task. */
 export interface TaskEvent {
   /** The SSE event name (the task's status). */
