@@ -12,7 +12,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestHandler } from 'express';
-import { problems } from '../core/model/problems.js';
+import { problems, type ProblemError } from '../core/model/problems.js';
 import { sendProblem } from './middleware.js';
 
 /** Seconds a refused client is asked to wait (another replica, or this one after its restart). */
@@ -36,6 +36,11 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The inbound provider webhook and callback routes (`webhook-routes.ts`), under express's path. */
 const PROVIDER_NEWS_PATH = /^\/v1\/webhooks\/[^/]+(?:\/[^/]+)?\/?$/;
+
+/** What a request a stopping gateway will not serve is answered (with `Connection: close`). */
+export function gatewayStopping(): ProblemError {
+  return problems.retryLater('the gateway is stopping; send this request again (to another replica)', RETRY_AFTER_S);
+}
 
 /** Whether a request is a provider's webhook or callback, which a stopping gateway still takes. */
 export function isProviderNews(method: string | undefined, path: string): boolean {
@@ -130,7 +135,7 @@ export class StopGate {
         res.set('connection', 'close');
         const refuse = () => {
           if (req.path === '/readyz') res.status(503).json({ status: 'stopping' });
-          else sendProblem(res, problems.retryLater('the gateway is stopping; send this request again (to another replica)', RETRY_AFTER_S), req.occurrence);
+          else sendProblem(res, gatewayStopping(), req.occurrence);
         };
         // The body is read first: a connection closed with a body left unread ends with a reset,
         // which can reach the client before the 503 and read to it as "maybe created".

@@ -10,6 +10,7 @@ import { queryNumber } from '../core/model/query-number.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { parseQuery } from '../core/tasks/task-service.js';
 import { TASK_ID_LOCAL, logTaskId, noBody, noQuery, rememberMountPath, requireJson } from './middleware.js';
+import { gatewayStopping } from './stop-gate.js';
 import type { OpenRequestCaps } from './tenant-limits.js';
 
 /** The per-tenant limits of these routes. */
@@ -97,8 +98,15 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
     }
     if (change.done) {
       release();
-      res.end();
-      return;
+      // The client went away while the task was read: nobody to answer.
+      if (gone.signal.aborted) {
+        res.end();
+        return;
+      }
+      // Otherwise a stop ended the watch before its first event: answered as the stop gate
+      // answers, not with an empty 200 that is no event stream (an EventSource gives up on it).
+      res.set('connection', 'close');
+      throw gatewayStopping();
     }
     // A reconnecting client already has every version up to the one it names, so it has the
     // current status when it read a version from the one the task took that status at (polls
