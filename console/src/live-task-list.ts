@@ -21,7 +21,7 @@ import { cameBackThroughHistory } from './hash-location.js';
 export const MAX_STREAMS = 4;
 export const REFRESH_MS = 5_000;
 const PAGE_SIZE = 25;
-/** A stream that failed is not reopened for this long (the refresh covers the task meanwhile). */
+/** A stream that failed, or ended before its task did, is not reopened for this long (the refresh covers the task meanwhile). */
 const STREAM_RETRY_MS = 15_000;
 
 export interface TaskFilters {
@@ -287,7 +287,14 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       open.set(id, aborter);
       void (async () => {
         try {
-          for await (const event of client.videoEvents(id, { signal: aborter.signal })) merge([event.task], true);
+          let ended = false;
+          for await (const event of client.videoEvents(id, { signal: aborter.signal })) {
+            merge([event.task], true);
+            ended = isTerminal(event.task);
+          }
+          // Closed before the task ended (a replica stopping, a proxy cutting it): opened again
+          // after the retry window, as a failed one is; the refresh covers the task meanwhile.
+          if (!ended && !aborter.signal.aborted) failedAt.current.set(id, Date.now());
         } catch (caught) {
           if (!aborter.signal.aborted) failedAt.current.set(id, Date.now());
           if (caught instanceof GatewayError && caught.status === 401) fail(caught);

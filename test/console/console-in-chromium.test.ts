@@ -1114,6 +1114,39 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('alert').count()).toBe(0);
     browserErrors.length = 0; // the browser logs the refused connections itself
   });
+  it('opens a running task\'s event stream again when the gateway ended it before the task did (a replica stopping)', async () => {
+    // Tasks that take a minute upstream, so the task is still running when its stream ends.
+    const slow = await startLiveGateway({ sandbox: { queued_ms: 100, processing_ms: 60_000 } });
+    try {
+      const slowApi = new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY });
+      const running = await slowApi.createVideo({ model: 'kling-v3', prompt: 'followed through a replica stopping' });
+      const target = await openConsole('', context, slow);
+      // The page's clock, moved on below instead of waiting for it.
+      await target.clock.install();
+      await target.reload();
+      // The first stream of the task ends at once, cleanly and without its final event, as a
+      // stopping gateway ends its streams; the ones after it reach the gateway.
+      const streams = (url: URL) => url.pathname === `/v1/videos/${running.id}/events`;
+      let opened = 0;
+      await target.route(streams, async (route) => {
+        opened += 1;
+        if (opened === 1) await route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: '' });
+        else await route.continue();
+      });
+      await signIn(target);
+      const status = target.locator('.live-status');
+      await expect.poll(() => opened).toBe(1);
+      await expect.poll(() => status.textContent()).not.toContain('following 1 running task');
+      // The list is read again every 5 s meanwhile; the stream is opened again within a retry window.
+      for (let step = 0; step < 4 && opened < 2; step += 1) await target.clock.fastForward(5_000);
+      await expect.poll(() => opened).toBe(2);
+      await expect.poll(() => status.textContent()).toContain('following 1 running task');
+    } finally {
+      await page?.close();
+      await slow.close();
+    }
+  });
+
   it('does not call the task list live while the gateway cannot be reached, and does again once it answers', async () => {
     const task = await api.createVideo({ model: 'kling-v3', prompt: 'listed once the gateway is back' });
     const target = await openConsole();
