@@ -108,6 +108,16 @@ describe('a number in the query is written in decimal digits', () => {
     },
   );
 
+  // Decimal digits all the same: refused for their length, not called something they are not.
+  it.each(NUMBERS.flatMap(([route, name]) => ['99999999999999999999', '0000000000000005', '-12345678901234567', '1.0000000000000000001'].map((value) => [route, name, value] as const)))(
+    '%s?%s=%s is refused for having too many digits',
+    async (route, name, value) => {
+      const answer = await gw.request('GET', `${route}?${name}=${value}`);
+      expect(answer.status).toBe(400);
+      expect(answer.body.errors).toEqual([{ path: name, message: `must be a number of at most 15 digits (before and after the point), got ${JSON.stringify(value)}` }]);
+    },
+  );
+
   it.each([
     ['/v1/videos/vid_unknown?wait=61', 'wait', /^must be at most 60$/],
     ['/v1/videos/vid_unknown?wait=-1', 'wait', /^must be at least 0$/],
