@@ -185,7 +185,7 @@ export function createApp(
       createLimit: createRateLimit(createLimiter, limitsFor, (tenant, key) => service.isRepeat(tenant, key)),
       createRefused: giveBackRefusedCreate(createLimiter),
       caps,
-    }));
+    }, clock));
   app.use('/v1', auth, catalogRoutes(catalog));
   app.use('/v1/usage', auth, usageRoutes(usage));
 

@@ -2,7 +2,8 @@
  * `/v1/videos`: create, quote, list, get (with `?wait=`), cancel, Server-Sent Events, and the
  * deliveries of a task's events to its `webhook_url`.
  */
-import { Router, type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
+import { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { z } from 'zod';
 import { TERMINAL_STATUSES } from '../core/model/canonical.js';
 import { problems } from '../core/model/problems.js';
@@ -27,6 +28,7 @@ const WaitQuery = z.strictObject({ wait: queryNumber(z.number().int().min(0).max
 
 /** An event stream may stay open for the whole job: it looks for other replicas' changes less often than `?wait`. */
 const STREAM_RECHECK_MS = 2_000;
+/** A comment this often keeps an idle stream open through proxies (nginx reads for 60 s by default). */
 const STREAM_HEARTBEAT_MS = 15_000;
 
 /** `?wait=` in seconds, 0 without one; a plain read (no query at all) skips the schema. */
@@ -50,7 +52,22 @@ function tenantOf(req: Request): string {
   return req.tenant;
 }
 
-export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Router {
+/**
+ * Writes a comment on the stream every `STREAM_HEARTBEAT_MS` (on the gateway's clock) until the
+ * returned function is called: a stream with no news is not idle to a proxy or to the client's
+ * own idle timer. Returns what stops it.
+ */
+function heartbeat(res: Response, clock: Clock): () => void {
+  let timer: TimerHandle;
+  const beat = () => {
+    res.write(': keep-alive\n\n');
+    timer = clock.setTimeout(beat, STREAM_HEARTBEAT_MS);
+  };
+  timer = clock.setTimeout(beat, STREAM_HEARTBEAT_MS);
+  return () => timer.cancel();
+}
+
+export function videoRoutes(service: TaskService, limits: VideoRouteLimits, clock: Clock): Router {
   const router = Router();
   router.use(rememberMountPath());
   router.param('id', logTaskId);
@@ -136,8 +153,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
       return;
     }
     res.flushHeaders();
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), STREAM_HEARTBEAT_MS);
-    heartbeat.unref();
+    const stopHeartbeat = heartbeat(res, clock);
     try {
       let lastStatus: string | undefined = alreadyRead ? change.value.status : undefined;
       // One event per status change; the watch ends after the terminal one.
@@ -151,7 +167,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits): Rou
       }
     } finally {
       release();
-      clearInterval(heartbeat);
+      stopHeartbeat();
       await changes.return();
       if (!res.writableEnded) res.end();
     }
