@@ -6,7 +6,7 @@
  */
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { ConfigError, configuredSecrets, loadConfigFile, reachablePublicUrl, type GatewayConfig } from './config/config.js';
+import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, reachablePublicUrl, type GatewayConfig } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { Gateway } from './gateway.js';
@@ -18,18 +18,27 @@ import { Primary } from './workers/primary.js';
 import { WorkerLink } from './workers/worker-link.js';
 import { workerCount } from './workers/worker-count.js';
 
+const configPath = resolve(process.env.CONFIG_FILE ?? 'config.yaml');
+
+/**
+ * Stops the start over a configuration it refuses: the problems under the file's own name, and
+ * exit 78 (`CONFIG_REFUSED_EXIT`), also for what is refused only once the providers' prices are
+ * known (`Gateway.create`), so a supervisor tells it from a crash.
+ */
+function refuseConfig(error: ConfigError): never {
+  const source = error.source === 'WORKERS' ? error.source : configPath;
+  console.error(`kling-gateway: ${new ConfigError(source, error.problems).message}`);
+  process.exit(CONFIG_REFUSED_EXIT);
+}
+
 async function main(): Promise<void> {
-  const configPath = resolve(process.env.CONFIG_FILE ?? 'config.yaml');
   let config;
   let workers;
   try {
     config = loadConfigFile(configPath, process.env, PROVIDER_IDS);
     workers = workerCount(process.env.WORKERS, config.database.url);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`kling-gateway: ${error.message}`);
-      process.exit(78);
-    }
+    if (error instanceof ConfigError) refuseConfig(error);
     throw error;
   }
   const logger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS), secrets: new SecretScrubber(configuredSecrets(config)) });
@@ -57,6 +66,8 @@ async function main(): Promise<void> {
       publicUrl: config.server.public_url,
       logger,
       onReady: (url, publicUrl) => logger.info({ url, workers, ...described, public_url: publicUrl }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
+      // A worker said why on its standard error; the primary has stopped the others.
+      onConfigRefused: () => void sandbox.close().finally(() => process.exit(CONFIG_REFUSED_EXIT)),
     });
     stopWork = () => primary.stop();
   } else {
@@ -133,6 +144,7 @@ async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promi
 }
 
 main().catch((error) => {
+  if (error instanceof ConfigError) refuseConfig(error);
   console.error('kling-gateway failed to start:', error instanceof Error ? error.message : error);
   process.exit(1);
 });

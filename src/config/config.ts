@@ -662,6 +662,12 @@ function withoutQuotedText(error: ConfigFieldError, env: NodeJS.ProcessEnv): str
   return withoutQuotedSecrets(error.message, environmentSecrets(env));
 }
 
+/**
+ * The exit status of a start refused over its configuration (EX_CONFIG of sysexits.h, as
+ * `kling-gateway check-config` exits): a supervisor restarting on failure gets the same refusal.
+ */
+export const CONFIG_REFUSED_EXIT = 78;
+
 /** Why a configuration was refused, one line per field. */
 export class ConfigError extends Error {
   constructor(

@@ -15,7 +15,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
-import { reachablePublicUrl } from '../config/config.js';
+import { CONFIG_REFUSED_EXIT, reachablePublicUrl } from '../config/config.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
 import { openStore, type Store } from '../store/database.js';
@@ -38,6 +38,11 @@ export interface PrimaryOptions {
   logger: Logger;
   /** Called once every worker serves, with the URL they serve on and the URL upstreams call back. */
   onReady?: (url: string, publicUrl: string) => void;
+  /**
+   * Called once every worker has stopped because one was refused the configuration (exit
+   * `CONFIG_REFUSED_EXIT`, the problems on its standard error): a replacement would be refused alike.
+   */
+  onConfigRefused?: () => void;
 }
 
 /** How long the metrics of one scrape wait for the slowest worker. */
@@ -290,6 +295,11 @@ export class Primary {
     if (this.stopping) {
       // The last worker that took connections died during the stop: nobody answers them any more.
       if (this.serving().length === 0) void this.port.close();
+      return;
+    }
+    if (code === CONFIG_REFUSED_EXIT) {
+      this.options.logger.error({ worker: slot.index, owner: slot.owner, code }, `worker ${slot.index} was refused the configuration; stopping every worker`);
+      void this.stop().finally(() => this.options.onConfigRefused?.());
       return;
     }
     const lived = Date.now() - slot.startedAt;

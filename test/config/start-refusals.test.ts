@@ -1,0 +1,48 @@
+/**
+ * What the start refuses once it knows the providers' prices (README, Configuration; the same
+ * as `kling-gateway check-config`): `cheapest` over providers pricing in different currencies,
+ * a budget in a currency a provider does not price in, an `events_url` webhooks may not reach.
+ * The start stops with exit 78 and names the file it read, whether it runs one process or the
+ * workers of `WORKERS`, which would otherwise be refused alike at every replacement.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { gatewayExit } from '../support/gateway-process.js';
+
+/** A configuration file of the operator's own (not `config.yaml`) that asks `cheapest` over USD and EUR prices. */
+function mixedCurrencyCheapest(): { env: Record<string, string>; file: string } {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-start-refusals-'));
+  const file = join(folder, 'production.yaml');
+  writeFileSync(
+    file,
+    [
+      'server: { port: 0, host: 127.0.0.1, public_url: "http://127.0.0.1:8080" }',
+      `database: { url: "sqlite:${join(folder, 'gw.db')}" }`,
+      'auth: { api_keys: "dev:dev-key" }',
+      'routing: { strategy: cheapest }',
+      `storage: { filesystem: { path: "${join(folder, 'outputs')}" } }`,
+      'log: { level: silent }',
+      'providers: { kling3api: { pricing: { currency: EUR } } }',
+    ].join('\n'),
+  );
+  return { env: { CONFIG_FILE: file }, file };
+}
+
+it('refuses cheapest over mixed currencies with exit 78, naming the file it read', { timeout: 40_000 }, async () => {
+  const { env, file } = mixedCurrencyCheapest();
+  const refused = await gatewayExit(env, [], 30_000);
+  expect(refused.stderr).toContain(`${file} is not valid`);
+  expect(refused.stderr).toContain('routing.strategy: cheapest compares estimated amounts');
+  expect(refused.code).toBe(78);
+});
+
+it('stops with exit 78 when its WORKERS are refused the configuration, instead of replacing them forever', { timeout: 60_000 }, async () => {
+  const { env, file } = mixedCurrencyCheapest();
+  const refused = await gatewayExit({ ...env, WORKERS: '2' }, [], 45_000);
+  expect(refused.stderr).toContain(`${file} is not valid`);
+  expect(refused.stderr).toContain('routing.strategy: cheapest compares estimated amounts');
+  expect(refused.stderr).not.toContain('replacing it');
+  expect(refused.code).toBe(78);
+});
