@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       logger,
       onReady: (url, publicUrl) => logger.info({ url, workers, ...described, public_url: publicUrl }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
       // A worker said why on its standard error; the primary has stopped the others.
-      onConfigRefused: () => void sandbox.close().finally(() => process.exit(CONFIG_REFUSED_EXIT)),
+      onGaveUp: (exitCode) => void sandbox.close().finally(() => process.exit(exitCode)),
     });
     stopWork = () => primary.stop();
   } else {

@@ -39,10 +39,12 @@ export interface PrimaryOptions {
   /** Called once every worker serves, with the URL they serve on and the URL upstreams call back. */
   onReady?: (url: string, publicUrl: string) => void;
   /**
-   * Called once every worker has stopped because one was refused the configuration (exit
-   * `CONFIG_REFUSED_EXIT`, the problems on its standard error): a replacement would be refused alike.
+   * Called with the exit status to end with, once every worker has stopped because the gateway
+   * cannot run: a worker was refused the configuration (exit `CONFIG_REFUSED_EXIT`) or ended
+   * before the gateway first served (its start failed: an unwritable storage folder, say). A
+   * replacement would fail alike; the worker said why on its standard error.
    */
-  onConfigRefused?: () => void;
+  onGaveUp?: (exitCode: number) => void;
 }
 
 /** How long the metrics of one scrape wait for the slowest worker. */
@@ -297,9 +299,11 @@ export class Primary {
       if (this.serving().length === 0) void this.port.close();
       return;
     }
-    if (code === CONFIG_REFUSED_EXIT) {
-      this.options.logger.error({ worker: slot.index, owner: slot.owner, code }, `worker ${slot.index} was refused the configuration; stopping every worker`);
-      void this.stop().finally(() => this.options.onConfigRefused?.());
+    if (code === CONFIG_REFUSED_EXIT || !this.announced) {
+      // As a lone gateway's start stops, rather than replacing workers that would fail alike forever.
+      const why = code === CONFIG_REFUSED_EXIT ? 'was refused the configuration' : 'ended before the gateway served';
+      this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} ${why}; stopping every worker`);
+      void this.stop().finally(() => this.options.onGaveUp?.(code || 1));
       return;
     }
     const lived = Date.now() - slot.startedAt;

@@ -3,7 +3,9 @@
  * as `kling-gateway check-config`): `cheapest` over providers pricing in different currencies,
  * a budget in a currency a provider does not price in, an `events_url` webhooks may not reach.
  * The start stops with exit 78 and names the file it read, whether it runs one process or the
- * workers of `WORKERS`, which would otherwise be refused alike at every replacement.
+ * workers of `WORKERS`, which would otherwise be refused alike at every replacement. A start
+ * that fails in the workers for another reason (a storage folder that cannot be written) stops
+ * the gateway as it stops a lone process.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +45,18 @@ it('stops with exit 78 when its WORKERS are refused the configuration, instead o
   const refused = await gatewayExit({ ...env, WORKERS: '2' }, [], 45_000);
   expect(refused.stderr).toContain(`${file} is not valid`);
   expect(refused.stderr).toContain('routing.strategy: cheapest compares estimated amounts');
-  expect(refused.stderr).not.toContain('replacing it');
   expect(refused.code).toBe(78);
+});
+
+it('stops when its WORKERS cannot start (a storage folder that cannot be written), instead of replacing them forever', { timeout: 60_000 }, async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-start-refusals-'));
+  const notAFolder = join(folder, 'a-file');
+  writeFileSync(notAFolder, '');
+  const failed = await gatewayExit(
+    { WORKERS: '2', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(folder, 'gw.db')}`, STORAGE_PATH: join(notAFolder, 'outputs'), LOG_LEVEL: 'silent' },
+    [],
+    45_000,
+  );
+  expect(failed.stderr).toContain('storage.filesystem.path');
+  expect(failed.code).toBe(1);
 });
