@@ -425,8 +425,8 @@ export const GatewayConfig = z.strictObject({
       poll_jitter: configNumber(z.number().min(0).max(0.9)).default(0.2),
       /** Poll interval while an upstream webhook is expected (polling is then only a safety net). */
       webhook_safety_poll_ms: count(1000).default(60_000),
-      /** How long a replica owns a task it is tracking or submitting before another may take over. */
-      lease_ms: count(1000).default(60_000),
+      /** How long a replica owns a task it is tracking or submitting before another may take over (a copy renews it on a timer). */
+      lease_ms: timerMs(1000).default(60_000),
       /** How often each worker loop looks for work. */
       tick_ms: timerMs(50).default(1_000),
     })
@@ -455,9 +455,9 @@ export const GatewayConfig = z.strictObject({
        * providers beside live ones (development). `never`: no simulators.
        */
       simulators: z.enum(['auto', 'always', 'never']).default('auto'),
-      /** Simulated time a task spends queued and processing. */
-      queued_ms: count(0).default(1_000),
-      processing_ms: count(0).default(4_000),
+      /** Simulated time a task spends queued and processing (each phase ends on a timer). */
+      queued_ms: timerMs(0).default(1_000),
+      processing_ms: timerMs(0).default(4_000),
       /**
        * Control URL of simulators running in a process of their own (`npm run simulators`), shared
        * by several replicas, instead of simulators inside this process.
@@ -466,6 +466,16 @@ export const GatewayConfig = z.strictObject({
         // fetch refuses such a URL, and its refusal (the start's last words) quotes it whole.
         message: 'must not hold a user name or password: requests to the simulator host cannot carry them',
       }),
+    })
+    .superRefine((sandbox, ctx) => {
+      // A task is done on a timer set from its creation: queued and processing together.
+      if (sandbox.queued_ms <= MAX_TIMER_MS && sandbox.processing_ms <= MAX_TIMER_MS && sandbox.queued_ms + sandbox.processing_ms > MAX_TIMER_MS) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['processing_ms'],
+          message: `queued_ms + processing_ms must be at most ${MAX_TIMER_MS} ms (about 24 days), the longest timer node keeps`,
+        });
+      }
     })
     .default({ simulators: 'auto', queued_ms: 1_000, processing_ms: 4_000, simulators_url: undefined }),
   storage: StorageConfig.prefault({}),

@@ -256,6 +256,20 @@ describe('parseConfig', () => {
     expect(parseConfig(document({ webhooks: { timeout_ms: 2_147_483_647 } }), {}, PROVIDER_IDS).webhooks.timeout_ms).toBe(2_147_483_647);
   });
 
+  it('refuses a lease or a simulated phase longer than node can keep a timer for, which would fire at once', () => {
+    // A copy renews its lease every third of tracking.lease_ms; the simulators end each phase on a timer.
+    const message = 'must be at most 2147483647 ms (about 24 days), the longest timer node keeps';
+    expect(problemsOf(document({ tracking: { lease_ms: 7_000_000_000 }, sandbox: { queued_ms: 3_000_000_000, processing_ms: 3_000_000_000 } }))).toEqual([
+      `tracking.lease_ms: ${message}`,
+      `sandbox.queued_ms: ${message}`,
+      `sandbox.processing_ms: ${message}`,
+    ]);
+    expect(problemsOf(document({ sandbox: { queued_ms: 2_000_000_000, processing_ms: 2_000_000_000 } }))).toEqual([
+      'sandbox.processing_ms: queued_ms + processing_ms must be at most 2147483647 ms (about 24 days), the longest timer node keeps',
+    ]);
+    expect(parseConfig(document({ tracking: { lease_ms: 2_147_483_647 } }), {}, PROVIDER_IDS).tracking.lease_ms).toBe(2_147_483_647);
+  });
+
   it('refuses a database URL the store cannot open, as the start would, without its password', () => {
     // check-config said "valid" to these, and only opening the store refused them.
     expect(problemsOf(document({ database: { url: 'mysql://kg:hunter2@db/kling' } }))).toEqual([
