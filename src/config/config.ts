@@ -43,8 +43,11 @@ const optionalText = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
+/** What an http(s) URL field says of anything else (`ftp://…` is a URL, just not one the gateway can call). */
+const NOT_HTTP_URL = 'must be an http(s) URL';
+
 /** An optional http(s) URL where an empty value (an unset `${VAR:-}`) means absent. */
-const optionalHttpUrl = optionalText.pipe(z.url({ protocol: /^https?$/ }).optional());
+const optionalHttpUrl = optionalText.pipe(z.url({ protocol: /^https?$/, error: NOT_HTTP_URL }).optional());
 
 /** A number of days where an empty value (an unset `${VAR:-}`) means "not set". */
 const optionalDays = z
@@ -331,7 +334,7 @@ export const GatewayConfig = z.strictObject({
       host: z.string().default('0.0.0.0'),
       /** How upstreams reach the gateway's webhook routes. */
       public_url: z
-        .url({ protocol: /^https?$/ })
+        .url({ protocol: /^https?$/, error: NOT_HTTP_URL })
         // Every content link and callback URL starts with it: a password in it would go to every
         // tenant (in each output's url) and to every upstream.
         .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url), {

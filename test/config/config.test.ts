@@ -205,15 +205,16 @@ describe('parseConfig', () => {
           providers: { freepik: { api_key: 'fpk-live-123456', base_url: url }, kling3api: { accounts: [{ id: 'main', api_key: 'k3-live-123456', base_url: url }] } },
         }),
       );
-      expect(problems.map((problem) => problem.split(':')[0]), url).toEqual([
-        'server.public_url',
-        'providers.freepik.base_url',
-        'providers.kling3api.accounts.0.base_url',
+      // "must be a URL" would puzzle whoever wrote ftp://…, which is one.
+      expect(problems, url).toEqual([
+        'server.public_url: must be an http(s) URL',
+        'providers.freepik.base_url: must be an http(s) URL',
+        'providers.kling3api.accounts.0.base_url: must be an http(s) URL',
       ]);
     }
     expect(problemsOf(document({ storage: { s3: { endpoint: 'minio:9000' } }, sandbox: { simulators_url: 'ftp://127.0.0.1:9100' } }))).toEqual([
-      'sandbox.simulators_url: must be a URL',
-      'storage.s3.endpoint: must be a URL',
+      'sandbox.simulators_url: must be an http(s) URL',
+      'storage.s3.endpoint: must be an http(s) URL',
     ]);
     const config = parseConfig(document({ providers: { freepik: { base_url: ' https://api.freepik.com ' }, 'kling-legacy': { base_url: '${KLING_LEGACY_BASE_URL:-}' } } }), {}, PROVIDER_IDS);
     expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
