@@ -9,12 +9,14 @@ import { resolve } from 'node:path';
 import { ConfigError, loadConfigFile } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
-import { startSimulatorHost } from './sandbox/simulator-host.js';
+import { simulatorsPort, startSimulatorHost } from './sandbox/simulator-host.js';
 
 async function main(): Promise<void> {
   let config;
+  let port;
   try {
     config = loadConfigFile(resolve(process.env.CONFIG_FILE ?? 'config.yaml'), process.env, PROVIDER_IDS);
+    port = simulatorsPort(process.env.SIMULATORS_PORT, PROVIDERS.length);
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`kling-gateway simulators: ${error.message}`);
@@ -27,7 +29,7 @@ async function main(): Promise<void> {
     clock: systemClock,
     timing: { queuedMs: config.sandbox.queued_ms, processingMs: config.sandbox.processing_ms },
     host: process.env.SIMULATORS_HOST ?? '127.0.0.1',
-    port: Number(process.env.SIMULATORS_PORT ?? 9100),
+    port,
     ...(process.env.SIMULATORS_PUBLIC_HOST ? { publicHost: process.env.SIMULATORS_PUBLIC_HOST } : {}),
   });
   console.log(JSON.stringify({ url: host.url, simulators: Object.fromEntries(Object.entries(host.endpoints).map(([id, e]) => [id, e.base_url])) }));

@@ -19,6 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import express from 'express';
+import { ConfigError } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { ProviderSimulator, SimulatedFault, SimulatedOutcome, VideoProvider } from '../core/upstream/provider.js';
 
@@ -78,6 +79,24 @@ function faultFrom(body: Record<string, unknown>): SimulatedFault | string {
   if (body.headers !== undefined) fault.headers = body.headers as Record<string, string>;
   if (body.body !== undefined) fault.body = body.body;
   return fault;
+}
+
+/** The control API's port when `SIMULATORS_PORT` is not set. */
+const DEFAULT_CONTROL_PORT = 9100;
+
+/**
+ * The control API's port from `SIMULATORS_PORT` (`npm run simulators`): unset, 9100; 0, any free
+ * ports. The simulators take the `simulatorCount` ports after it, so a value leaving no room for
+ * them is refused here, naming the variable, rather than by node for whichever port it reached.
+ */
+export function simulatorsPort(value: string | undefined, simulatorCount: number): number {
+  const text = value?.trim() ?? '';
+  if (text === '') return DEFAULT_CONTROL_PORT;
+  const highest = 65_535 - simulatorCount;
+  if (/^[0-9]+$/.test(text) && Number(text) <= highest) return Number(text);
+  throw new ConfigError('SIMULATORS_PORT', [
+    `SIMULATORS_PORT must be a whole number from 1 to ${highest} (the ${simulatorCount} simulators take the ports after it), or 0 for any free ports (got "${text}")`,
+  ]);
 }
 
 export async function startSimulatorHost(options: SimulatorHostOptions): Promise<SimulatorHost> {
