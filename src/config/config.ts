@@ -433,6 +433,16 @@ export const GatewayConfig = z.strictObject({
       /** How often each worker loop looks for work. */
       tick_ms: timerMs(50).default(1_000),
     })
+    .superRefine((tracking, ctx) => {
+      // The schedule keeps every delay between the two: a minimum past the maximum is ignored.
+      if (tracking.poll_min_interval_ms > tracking.poll_max_interval_ms) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['poll_min_interval_ms'],
+          message: `must be at most poll_max_interval_ms (${tracking.poll_max_interval_ms}), got ${tracking.poll_min_interval_ms}`,
+        });
+      }
+    })
     .default({
       poll_min_interval_ms: 2_000,
       poll_max_interval_ms: 60_000,

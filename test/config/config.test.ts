@@ -271,6 +271,14 @@ describe('parseConfig', () => {
     expect(parseConfig(document({ tracking: { lease_ms: 2_147_483_647 } }), {}, PROVIDER_IDS).tracking.lease_ms).toBe(2_147_483_647);
   });
 
+  it('refuses a shortest poll interval longer than the longest, which would silently poll at the longest only', () => {
+    expect(problemsOf(document({ tracking: { poll_min_interval_ms: 90_000, poll_max_interval_ms: 60_000 } }))).toEqual([
+      'tracking.poll_min_interval_ms: must be at most poll_max_interval_ms (60000), got 90000',
+    ]);
+    const equal = parseConfig(document({ tracking: { poll_min_interval_ms: 5_000, poll_max_interval_ms: 5_000 } }), {}, PROVIDER_IDS);
+    expect(equal.tracking.poll_min_interval_ms).toBe(5_000);
+  });
+
   it('refuses a database URL the store cannot open, as the start would, without its password', () => {
     // check-config said "valid" to these, and only opening the store refused them.
     expect(problemsOf(document({ database: { url: 'mysql://kg:hunter2@db/kling' } }))).toEqual([
