@@ -69,9 +69,10 @@ export function createRateLimit(
       const key = req.header('idempotency-key');
       if (key !== undefined && (await isRepeat(tenant, key))) return next();
       const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      const perMinute = limitsFor(tenant).creates_per_minute;
       next(
         problems.tooManyRequests(
-          `This key's tenant may create ${limitsFor(tenant).creates_per_minute} videos per minute; retry in ${seconds} s.`,
+          `This key's tenant may create ${perMinute} ${perMinute === 1 ? 'video' : 'videos'} per minute; retry in ${seconds} s.`,
           seconds,
         ),
       );

@@ -46,6 +46,14 @@ describe('creates per minute', () => {
     expect((await gw.request('POST', '/v1/videos/quote', request)).status).toBe(200);
   });
 
+  it('says "1 video per minute" for a limit of one', async () => {
+    const gw = await start({ limits: { creates_per_minute: 1 } });
+    expect((await gw.create(request)).status).toBe(202);
+    const refused = await gw.create(request);
+    expect(refused.status).toBe(429);
+    expect(refused.body.detail).toMatch(/^This key's tenant may create 1 video per minute; retry in \d+ s\.$/);
+  });
+
   it('does not count a create refused as bad input: bad input changes nothing, the allowance included', async () => {
     const gw = await start({ limits: { creates_per_minute: 2 } });
     const refusals = [
