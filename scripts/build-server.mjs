@@ -54,6 +54,20 @@ export async function buildServer() {
     sourcemap: true,
     logLevel: 'warning',
   });
+  // The client package's own JavaScript (`packages/client/dist`, what its package.json exports
+  // at run time): an app that installs the package by its path imports it from there, inside the
+  // package folder, with no TypeScript loader. Types stay its sources (the `types` condition).
+  await build({
+    entryPoints: typescriptFiles(clientSources),
+    outdir: join(scratch, 'client-dist'),
+    outbase: clientSources,
+    bundle: false,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'node20.19',
+    sourcemap: true,
+    logLevel: 'warning',
+  });
   // Files the code reads beside itself at run time: the simulators' assets, and the JSON
   // documents imported with `with { type: 'json' }` (the import keeps its relative path).
   cpSync(join(sources, 'sandbox/assets'), join(scratch, 'src/sandbox/assets'), { recursive: true });
@@ -67,6 +81,11 @@ export async function buildServer() {
     renameSync(join(scratch, part), join(outdir, part));
     rmSync(old, { recursive: true, force: true });
   }
+  const clientDist = join(root, 'packages/client/dist');
+  const oldClientDist = join(root, `packages/client/.old-dist-${process.pid}`);
+  if (existsSync(clientDist)) renameSync(clientDist, oldClientDist);
+  renameSync(join(scratch, 'client-dist'), clientDist);
+  rmSync(oldClientDist, { recursive: true, force: true });
   rmSync(scratch, { recursive: true, force: true });
 }
 
