@@ -38,6 +38,20 @@ function problemAnswer(status: number, type: string, title: string, retryAfter: 
   );
 }
 
+/**
+ * `fetch` with every `?wait=` long poll taken and never answered until the request is aborted (a
+ * proxy that holds it), and every event stream closed at once, empty (a proxy that cuts streams).
+ */
+function holdingWaits(fetch: typeof globalThis.fetch): typeof globalThis.fetch {
+  return (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    if (url.endsWith('/events')) return Promise.resolve(new Response('', { status: 200, headers: { 'content-type': 'text/event-stream' } }));
+    if (!url.includes('?wait=')) return fetch(input, init);
+    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+    return new Promise<Response>((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
+  };
+}
+
 describe('typed client against a running gateway', () => {
   let live: LiveGateway;
   let checked: ContractCheckingFetch;
@@ -175,6 +189,17 @@ describe('typed client against a running gateway', () => {
     expect((error as WaitTimeoutError).task.id).toBe(created.id);
     expect(['queued', 'processing']).toContain((error as WaitTimeoutError).task.status);
     await client.waitForVideo(created.id, { timeoutMs: 15_000 });
+  });
+
+  it('gives up at its own timeoutMs while a long poll goes unanswered (a proxy holding it), not at the client\'s answer limit', async () => {
+    // The client's own answer limit is off, so only the wait's timeoutMs can end a held poll.
+    const held = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY, timeoutMs: 0, fetch: holdingWaits(checked.fetch) });
+    for (const transport of ['poll', 'auto'] as const) {
+      const created = await client.createVideo(textToVideo);
+      const error = await held.waitForVideo(created.id, { timeoutMs: 300, transport }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(WaitTimeoutError);
+      expect((error as WaitTimeoutError).task.id).toBe(created.id);
+    }
   });
 
   it('pages through the list newest first, and quotes without creating anything', async () => {

@@ -147,6 +147,8 @@ const PASSING_ERROR_STATUSES = new Set([429, 502, 503, 504]);
 const DEFAULT_RETRY_PAUSE_MS = 1_000;
 /** Polls in a row that may fail so before the wait gives up (a gateway that stays away is an error). */
 const MAX_FAILED_POLLS = 3;
+/** What ended a wait whose time was up (as opposed to the caller's abort reason). */
+const TIMED_OUT = Symbol('timed out');
 
 /** How long to pause before reading again after `error`; undefined when reading again cannot help. */
 function retryPauseOf(error: unknown): number | undefined {
@@ -349,53 +351,73 @@ export class GatewayClient {
     };
     const timedOut = async () => new WaitTimeoutError(last ?? (await this.getVideo(id, this.signalOf(options))), timeoutMs);
 
-    if (options.transport !== 'poll') {
-      const stream = new AbortController();
-      // A timer past 2^31 - 1 ms (Infinity included) fires at once, with a warning: a wait that
-      // long ends the stream only when it closes, and the polls below mind the deadline.
-      const timer = timeoutMs <= MAX_TIMER_MS ? setTimeout(() => stream.abort(new Error('wait timed out')), timeoutMs) : undefined;
-      const forward = () => stream.abort(options.signal?.reason);
-      options.signal?.addEventListener('abort', forward, { once: true });
-      try {
-        const events = this.videoEvents(id, {
-          signal: stream.signal,
-          ...(options.streamIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.streamIdleTimeoutMs } : {}),
-        });
-        for await (const { task } of events) {
-          seen(task);
-          if (isTerminal(task)) return task;
+    // Ends the stream and any poll under way when the wait's time is up or the caller aborts: a
+    // long poll a proxy holds (or a gateway that never answers) must not outlast `timeoutMs`, which
+    // the client's own answer limit (`timeoutMs` of the client, minutes or none) would let it do.
+    // A timer past 2^31 - 1 ms (Infinity included) fires at once, with a warning: a wait that long
+    // has no timer, and the polls below mind the deadline.
+    const ending = new AbortController();
+    const timer = timeoutMs <= MAX_TIMER_MS ? setTimeout(() => ending.abort(new Error('wait timed out')), timeoutMs) : undefined;
+    const forward = () => ending.abort(options.signal?.reason);
+    if (options.signal?.aborted) forward();
+    else options.signal?.addEventListener('abort', forward, { once: true });
+    /** After a failed read: the caller's abort reason, `TIMED_OUT`, or undefined while the wait goes on. */
+    const ended = (error: unknown): unknown => {
+      if (options.signal?.aborted) return options.signal.reason ?? error;
+      return ending.signal.aborted || Date.now() >= deadline ? TIMED_OUT : undefined;
+    };
+    try {
+      if (options.transport !== 'poll') {
+        try {
+          const events = this.videoEvents(id, {
+            signal: ending.signal,
+            ...(options.streamIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.streamIdleTimeoutMs } : {}),
+          });
+          for await (const { task } of events) {
+            seen(task);
+            if (isTerminal(task)) return task;
+          }
+          // The stream closed or went silent before the end (a proxy, a restarting replica, a dead
+          // connection): poll from here.
+        } catch (error) {
+          const end = ended(error);
+          if (end === TIMED_OUT) throw await timedOut();
+          if (end !== undefined) throw end;
+          if (error instanceof GatewayError && FINAL_ERROR_STATUSES.has(error.status)) throw error;
         }
-        // The stream closed or went silent before the end (a proxy, a restarting replica, a dead
-        // connection): poll from here.
-      } catch (error) {
-        if (options.signal?.aborted) throw options.signal.reason ?? error;
-        if (Date.now() >= deadline) throw await timedOut();
-        if (error instanceof GatewayError && FINAL_ERROR_STATUSES.has(error.status)) throw error;
-      } finally {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', forward);
       }
-    }
 
-    const window = Math.min(60, Math.max(1, options.pollWindowSeconds ?? 10));
-    let failedPolls = 0;
-    while (true) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) throw await timedOut();
-      let task: Task;
-      try {
-        task = await this.getVideo(id, { wait: Math.min(window, Math.ceil(remaining / 1000)), ...this.signalOf(options) });
-      } catch (error) {
-        // A busy or stopping gateway, or a lost connection: the task goes on, so the wait does too.
-        const retryPause = options.signal?.aborted ? undefined : retryPauseOf(error);
-        failedPolls += 1;
-        if (retryPause === undefined || failedPolls > MAX_FAILED_POLLS) throw error;
-        await pause(Math.min(retryPause, Math.max(0, deadline - Date.now())), options.signal);
-        continue;
+      const window = Math.min(60, Math.max(1, options.pollWindowSeconds ?? 10));
+      let failedPolls = 0;
+      while (true) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) throw await timedOut();
+        let task: Task;
+        try {
+          task = await this.getVideo(id, { wait: Math.min(window, Math.ceil(remaining / 1000)), signal: ending.signal });
+        } catch (error) {
+          const end = ended(error);
+          if (end === TIMED_OUT) throw await timedOut();
+          if (end !== undefined) throw end;
+          // A busy or stopping gateway, or a lost connection: the task goes on, so the wait does too.
+          const retryPause = retryPauseOf(error);
+          failedPolls += 1;
+          if (retryPause === undefined || failedPolls > MAX_FAILED_POLLS) throw error;
+          try {
+            await pause(Math.min(retryPause, Math.max(0, deadline - Date.now())), ending.signal);
+          } catch (stopped) {
+            const stop = ended(stopped);
+            throw stop === TIMED_OUT ? await timedOut() : (stop ?? stopped);
+          }
+          continue;
+        }
+        failedPolls = 0;
+        seen(task);
+        if (isTerminal(task)) return task;
       }
-      failedPolls = 0;
-      seen(task);
-      if (isTerminal(task)) return task;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', forward);
     }
   }
 
