@@ -202,6 +202,14 @@ describe('typed client against a running gateway', () => {
     }
   });
 
+  it('a task that ended while every poll went unanswered is returned, not a WaitTimeoutError saying it is "still succeeded"', async () => {
+    const created = await client.createVideo(textToVideo);
+    await client.waitForVideo(created.id, { timeoutMs: 15_000 });
+    const held = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY, timeoutMs: 0, fetch: holdingWaits(checked.fetch) });
+    const done = await held.waitForVideo(created.id, { timeoutMs: 300, transport: 'poll' });
+    expect(done).toMatchObject({ id: created.id, status: 'succeeded' });
+  });
+
   it('pages through the list newest first, and quotes without creating anything', async () => {
     const other = new GatewayClient({ baseUrl: live.url, apiKey: OTHER_TENANT_KEY, fetch: checked.fetch });
     const made: Task[] = [];

@@ -334,8 +334,9 @@ export class GatewayClient {
   }
 
   /**
-   * Resolves with the task once it is terminal (succeeded, failed or canceled); throws
-   * `WaitTimeoutError` when `timeoutMs` passes first. Follows the event stream, and falls back to
+   * Resolves with the task once it is terminal (succeeded, failed or canceled: an ended task is
+   * the answer, never an error); throws `WaitTimeoutError` when `timeoutMs` passes first, also
+   * while a read is held unanswered, and the caller's abort reason when `signal` aborts. Follows the event stream, and falls back to
    * long polling when the stream cannot be used. A poll answered 429, 502, 503 or 504 (after its
    * `Retry-After`), or that could not reach the gateway, is sent again, up to three times in a row:
    * the task goes on meanwhile (a replica stopping for a deploy, a dropped connection).
@@ -349,7 +350,16 @@ export class GatewayClient {
       if (!last || last.status !== task.status || last.updated_at !== task.updated_at) options.onUpdate?.(task);
       last = task;
     };
-    const timedOut = async () => new WaitTimeoutError(last ?? (await this.getVideo(id, this.signalOf(options))), timeoutMs);
+    // The time is up: WaitTimeoutError with the task as last seen. A wait that never got a read
+    // back (its polls held by a proxy) reads the task once now; if it ended meanwhile, it is the
+    // answer, not a WaitTimeoutError saying it is "still succeeded".
+    const outOfTime = async (): Promise<Task> => {
+      if (last) throw new WaitTimeoutError(last, timeoutMs);
+      const now = await this.getVideo(id, this.signalOf(options));
+      seen(now);
+      if (isTerminal(now)) return now;
+      throw new WaitTimeoutError(now, timeoutMs);
+    };
 
     // Ends the stream and any poll under way when the wait's time is up or the caller aborts: a
     // long poll a proxy holds (or a gateway that never answers) must not outlast `timeoutMs`, which
@@ -381,7 +391,7 @@ export class GatewayClient {
           // connection): poll from here.
         } catch (error) {
           const end = ended(error);
-          if (end === TIMED_OUT) throw await timedOut();
+          if (end === TIMED_OUT) return await outOfTime();
           if (end !== undefined) throw end;
           if (error instanceof GatewayError && FINAL_ERROR_STATUSES.has(error.status)) throw error;
         }
@@ -391,13 +401,13 @@ export class GatewayClient {
       let failedPolls = 0;
       while (true) {
         const remaining = deadline - Date.now();
-        if (remaining <= 0) throw await timedOut();
+        if (remaining <= 0) return await outOfTime();
         let task: Task;
         try {
           task = await this.getVideo(id, { wait: Math.min(window, Math.ceil(remaining / 1000)), signal: ending.signal });
         } catch (error) {
           const end = ended(error);
-          if (end === TIMED_OUT) throw await timedOut();
+          if (end === TIMED_OUT) return await outOfTime();
           if (end !== undefined) throw end;
           // A busy or stopping gateway, or a lost connection: the task goes on, so the wait does too.
           const retryPause = retryPauseOf(error);
@@ -407,7 +417,8 @@ export class GatewayClient {
             await pause(Math.min(retryPause, Math.max(0, deadline - Date.now())), ending.signal);
           } catch (stopped) {
             const stop = ended(stopped);
-            throw stop === TIMED_OUT ? await timedOut() : (stop ?? stopped);
+            if (stop === TIMED_OUT) return await outOfTime();
+            throw stop ?? stopped;
           }
           continue;
         }
