@@ -21,7 +21,7 @@ export class GatewayError extends Error {
     readonly problem: ProblemDetails,
     /** The gateway's `x-request-id`, to quote in a support request. */
     readonly requestId: string | null,
-    /** `Retry-After` in seconds (429, 503), null without one. */
+    /** `Retry-After` in seconds (429, 503; a date is counted from the answer's `Date`), null without one. */
     readonly retryAfterSeconds: number | null = null,
   ) {
     super(messageOf(problem));
@@ -241,7 +241,7 @@ export async function errorFromResponse(response: Response, body?: unknown, secr
           status: response.status,
           ...(typeof parsed === 'string' && parsed ? { detail: describeText(withoutSecrets(parsed, secrets), response.headers.get('content-type')) } : {}),
         };
-  return new GatewayError(response.status, problem, response.headers.get('x-request-id'), retryAfterOf(response.headers.get('retry-after')));
+  return new GatewayError(response.status, problem, response.headers.get('x-request-id'), retryAfterOf(response.headers));
 }
 
 /** Secrets shorter than this are not looked for (they would match ordinary words). */
@@ -267,7 +267,19 @@ function describeText(text: string, contentType: string | null): string {
   return `an HTML page${title ? ` ("${title}")` : ''}, not an answer of the gateway: a proxy in front of it?`;
 }
 
-/** `Retry-After` as seconds: its delay-seconds form only (the gateway sends no dates). */
-function retryAfterOf(header: string | null): number | null {
-  return header !== null && /^\d{1,6}$/.test(header.trim()) ? Number(header.trim()) : null;
+/**
+ * `Retry-After` as seconds, in either form HTTP allows: delay-seconds (what the gateway sends), or
+ * an HTTP date (what a proxy or load balancer in front of it may send during maintenance), counted
+ * from the answer's own `Date` so that the two machines' clocks need not agree (from this one's
+ * when the answer has none); a date already past is 0. Null without one, or for anything else.
+ */
+function retryAfterOf(headers: Headers): number | null {
+  const header = headers.get('retry-after')?.trim();
+  if (header === undefined) return null;
+  if (/^\d{1,6}$/.test(header)) return Number(header);
+  const at = /^[A-Za-z]{3}, /.test(header) ? Date.parse(header) : Number.NaN;
+  if (Number.isNaN(at)) return null;
+  const answered = Date.parse(headers.get('date') ?? '');
+  const from = Number.isNaN(answered) ? Date.now() : answered;
+  return Math.max(0, Math.ceil((at - from) / 1000));
 }
