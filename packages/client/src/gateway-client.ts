@@ -477,7 +477,9 @@ export class GatewayClient {
       // The gateway may redirect to another host (a presigned object-storage URL, the provider's
       // file): that host's 4xx is about the file, not the gateway key or the task.
       const refusedElsewhere = (answer: Response) => answer.status >= 400 && answer.status < 500 && !this.isOwn(answer.url);
-      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options), false, refusedElsewhere);
+      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options), false, refusedElsewhere).catch((error: unknown) => {
+        throw goneOutput(error, id, index);
+      });
       if (!response.ok) {
         await response.body?.cancel().catch(() => undefined);
         throw new OutputUnavailableError(id, index, response.status, new URL(response.url).origin);
@@ -491,7 +493,7 @@ export class GatewayClient {
       await response.body?.cancel().catch(() => undefined);
       throw new OutputUnavailableError(id, index, response.status);
     }
-    if (!response.ok) throw await this.errorWithin(response, own ? this.baseUrl : url.href);
+    if (!response.ok) throw goneOutput(await this.errorWithin(response, own ? this.baseUrl : url.href), id, index);
     return this.toDownload(response, own ? 'gateway' : 'upstream', url.href);
   }
 
@@ -704,6 +706,15 @@ export class GatewayClient {
     if (result.response.ok) throw new GatewayUnreachableError(this.baseUrl, new Error(`empty ${result.response.status} answer`));
     throw await errorFromResponse(result.response, result.error, this.secrets);
   }
+}
+
+/**
+ * A download's error as the caller should meet it: the gateway's `410` (its stored copy was deleted
+ * after retention, or is missing) says the output can no longer be had, as a file host's 4xx does,
+ * so it is `OutputUnavailableError` rather than a refusal of the request; anything else as it is.
+ */
+function goneOutput(error: unknown, id: string, index: number): unknown {
+  return error instanceof GatewayError && error.status === 410 ? new OutputUnavailableError(id, index, 410, undefined, error.problem) : error;
 }
 
 /** `text` as an http(s) URL; undefined when it is none (`localhost:8080` parses as a URL of scheme `localhost:`). */

@@ -187,6 +187,7 @@ export class EndpointNotAvailableError extends Error {
  * 4xx (the copy is gone or its link expired). The task itself is fine; asking again cannot help.
  * Also a 4xx from the host the gateway's content route redirected to (`redirectedTo`: a presigned
  * object-storage URL, or the provider's file): about the file, not the gateway key or the task.
+ * And the gateway's own 410 (`problem`): its stored copy was deleted after retention or is missing.
  */
 export class OutputUnavailableError extends Error {
   override readonly name = 'OutputUnavailableError';
@@ -198,9 +199,14 @@ export class OutputUnavailableError extends Error {
     readonly status: number,
     /** The origin the gateway redirected the download to, when it did. */
     readonly redirectedTo?: string,
+    /** The gateway's own problem, when it was the gateway that answered (410: its stored copy is gone). */
+    readonly problem?: ProblemDetails,
   ) {
-    const host = redirectedTo ? `${redirectedTo}, where the gateway sent the download,` : "the provider's file host";
-    super(`output ${index} of video ${id} cannot be downloaded: ${host} answered ${status} (its copy is gone or its link expired)`);
+    super(
+      problem
+        ? `output ${index} of video ${id} cannot be downloaded: the gateway answered ${status} (${problem.detail ?? problem.title})`
+        : `output ${index} of video ${id} cannot be downloaded: ${redirectedTo ? `${redirectedTo}, where the gateway sent the download,` : "the provider's file host"} answered ${status} (its copy is gone or its link expired)`,
+    );
   }
 }
 

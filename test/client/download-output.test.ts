@@ -1,0 +1,50 @@
+/**
+ * `downloadOutput` against a gateway that keeps copies of outputs (`storage.mode: copy`): the
+ * stored copy streams from the gateway's content route, byte for byte what it stored; a copy that
+ * is gone (deleted after retention, or missing from storage) is `OutputUnavailableError`, as a
+ * provider's file host refusing is: the output can no longer be had, whatever the key or the task.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayClient, GatewayError, OutputUnavailableError, type Task } from '../../packages/client/src/index.js';
+import { TENANT_KEY } from '../support/harness.js';
+import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
+
+describe('downloadOutput of a stored copy', () => {
+  let live: LiveGateway;
+  let copies: string;
+  let client: GatewayClient;
+  let done: Task;
+
+  beforeAll(async () => {
+    copies = mkdtempSync(join(tmpdir(), 'kg-client-copies-'));
+    live = await startLiveGateway({ storage: { mode: 'copy', filesystem: { path: copies } } });
+    client = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY });
+    const created = await client.createVideo({ model: 'kling-v3', prompt: 'a fox kept by the gateway', duration: 5 });
+    done = await client.waitForVideo(created.id, { timeoutMs: 20_000 });
+  });
+  afterAll(async () => {
+    await live.close();
+    rmSync(copies, { recursive: true, force: true });
+  });
+
+  it('streams the copy the gateway stored, byte for byte', async () => {
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored' });
+    const download = await client.downloadOutput(done.id);
+    expect(download).toMatchObject({ source: 'gateway', size: done.outputs[0]!.bytes, contentType: 'video/mp4' });
+    const bytes = Buffer.from(await new Response(download.body).arrayBuffer());
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(done.outputs[0]!.sha256);
+  });
+
+  it('a copy gone from storage is OutputUnavailableError naming the gateway, with its problem, not a GatewayError refusal', async () => {
+    rmSync(copies, { recursive: true, force: true });
+    const error = await client.downloadOutput(done.id).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OutputUnavailableError);
+    expect(error).not.toBeInstanceOf(GatewayError);
+    expect(error).toMatchObject({ id: done.id, index: 0, status: 410, problem: { status: 410 } });
+    expect((error as Error).message).toMatch(new RegExp(`^output 0 of video ${done.id} cannot be downloaded: the gateway answered 410 \\(.+missing from storage`));
+  });
+});
