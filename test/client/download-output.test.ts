@@ -39,6 +39,32 @@ describe('downloadOutput of a stored copy', () => {
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(done.outputs[0]!.sha256);
   });
 
+  it('resumes from a byte offset (`from`): the stored copy by HTTP Range, a file host that ignores Range by skipping', async () => {
+    const whole = Buffer.from(await new Response((await client.downloadOutput(done.id)).body).arrayBuffer());
+    const from = 1000;
+    const rest = await client.downloadOutput(done.id, { from });
+    expect(rest).toMatchObject({ source: 'gateway', start: from, size: whole.length - from, total: whole.length });
+    expect(Buffer.from(await new Response(rest.body).arrayBuffer()).equals(whole.subarray(from))).toBe(true);
+
+    // The provider's file host of the simulator answers a Range with the whole file (200).
+    const passthrough = await startLiveGateway();
+    try {
+      const direct = new GatewayClient({ baseUrl: passthrough.url, apiKey: TENANT_KEY });
+      const made = await direct.waitForVideo((await direct.createVideo({ model: 'kling-v3', prompt: 'a fox', duration: 5 })).id, { timeoutMs: 20_000 });
+      const full = Buffer.from(await new Response((await direct.downloadOutput(made.id)).body).arrayBuffer());
+      const tail = await direct.downloadOutput(made.id, { from });
+      expect(tail).toMatchObject({ source: 'upstream', start: from, size: full.length - from, total: full.length });
+      expect(Buffer.from(await new Response(tail.body).arrayBuffer()).equals(full.subarray(from))).toBe(true);
+    } finally {
+      await passthrough.close();
+    }
+
+    await expect(client.downloadOutput(done.id, { from: whole.length })).rejects.toThrow(
+      new RangeError(`output 0 of video ${done.id} has ${whole.length} bytes: there is nothing from byte ${whole.length} on`),
+    );
+    await expect(client.downloadOutput(done.id, { from: -1 })).rejects.toThrow(TypeError);
+  });
+
   it('a copy gone from storage is OutputUnavailableError naming the gateway, with its problem, not a GatewayError refusal', async () => {
     rmSync(copies, { recursive: true, force: true });
     const error = await client.downloadOutput(done.id).catch((caught: unknown) => caught);

@@ -92,6 +92,16 @@ export function randomIdempotencyKey(prefix = 'client'): string {
   return `${prefix}-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
 }
 
+export interface DownloadOptions extends RequestOptions {
+  /** Which output of the task (default 0). */
+  index?: number;
+  /**
+   * The byte to start at (default 0, the whole file): to resume a download that broke off after
+   * that many bytes. A file that ends before it throws `RangeError`.
+   */
+  from?: number;
+}
+
 export interface EventStreamOptions extends RequestOptions {
   /**
    * Ends the stream when nothing arrived for this long, not even the heartbeat the gateway sends
@@ -458,10 +468,13 @@ export class GatewayClient {
    * Streams output `index` of a task: the gateway's stored copy (`GET /v1/videos/{id}/content`)
    * where the gateway keeps one (`storage: stored`, or a gateway that does not say), otherwise the
    * output's own URL. The gateway key is only ever sent to the gateway's origin, never to a
-   * provider's file host.
+   * provider's file host. `from` resumes a download that broke off: the body starts at that byte,
+   * by HTTP Range where the server honours it (the gateway's stored copy does), else by skipping.
    */
-  async downloadOutput(id: string, options: RequestOptions & { index?: number } = {}): Promise<OutputDownload> {
+  async downloadOutput(id: string, options: DownloadOptions = {}): Promise<OutputDownload> {
     const index = options.index ?? 0;
+    const from = options.from ?? 0;
+    if (!Number.isSafeInteger(from) || from < 0) throw new TypeError(`from is ${from}: give a byte offset (0 or more)`);
     const task = await this.getVideo(id, this.signalOf(options));
     const output = task.outputs[index];
     if (!output) {
@@ -476,25 +489,33 @@ export class GatewayClient {
       const url = `${this.baseUrl}/v1/videos/${taskSegment(id)}/content?index=${index}`;
       // The gateway may redirect to another host (a presigned object-storage URL, the provider's
       // file): that host's 4xx is about the file, not the gateway key or the task.
-      const refusedElsewhere = (answer: Response) => answer.status >= 400 && answer.status < 500 && !this.isOwn(answer.url);
-      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), this.signalOf(options), false, refusedElsewhere).catch((error: unknown) => {
-        throw goneOutput(error, id, index);
-      });
+      // A 416 (nothing from byte `from` on) is answered below, from wherever it came.
+      const refusedElsewhere = (answer: Response) => answer.status === 416 || (answer.status >= 400 && answer.status < 500 && !this.isOwn(answer.url));
+      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), { ...rangeFrom(from), ...this.signalOf(options) }, false, refusedElsewhere).catch(
+        (error: unknown) => {
+          throw goneOutput(error, id, index);
+        },
+      );
       if (!response.ok) {
         await response.body?.cancel().catch(() => undefined);
+        if (response.status === 416) throw nothingFrom(response, id, index, from);
         throw new OutputUnavailableError(id, index, response.status, new URL(response.url).origin);
       }
-      return this.toDownload(response, 'gateway', response.url || url);
+      return this.toDownload(response, 'gateway', response.url || url, from);
     }
     const url = new URL(output.url, `${this.baseUrl}/`);
     const own = url.origin === this.origin;
-    const response = await this.send(url.href, this.signalOf(options));
+    const response = await this.send(url.href, { ...rangeFrom(from), ...this.signalOf(options) });
+    if (response.status === 416) {
+      await response.body?.cancel().catch(() => undefined);
+      throw nothingFrom(response, id, index, from);
+    }
     if (!own && response.status >= 400 && response.status < 500) {
       await response.body?.cancel().catch(() => undefined);
       throw new OutputUnavailableError(id, index, response.status);
     }
     if (!response.ok) throw goneOutput(await this.errorWithin(response, own ? this.baseUrl : url.href), id, index);
-    return this.toDownload(response, own ? 'gateway' : 'upstream', url.href);
+    return this.toDownload(response, own ? 'gateway' : 'upstream', url.href, from);
   }
 
   // ---- catalog and operations -------------------------------------------------------------
@@ -685,15 +706,25 @@ export class GatewayClient {
     return (await response.json()) as T;
   }
 
-  private toDownload(response: Response, source: OutputDownload['source'], url: string): OutputDownload {
+  /**
+   * The download of an answer, starting at byte `from`: a `206` starts there already; a `200` (a
+   * server that ignores Range) is the whole file, whose first `from` bytes are skipped here.
+   */
+  private toDownload(response: Response, source: OutputDownload['source'], url: string, from = 0): OutputDownload {
     if (!response.body) throw new GatewayUnreachableError(url, new Error('the answer has no body'));
-    const length = Number(response.headers.get('content-length'));
+    const header = Number(response.headers.get('content-length'));
+    const length = response.headers.has('content-length') && Number.isFinite(header) ? header : null;
+    const partial = response.status === 206;
+    const total = partial ? totalOfContentRange(response.headers.get('content-range')) : length;
+    const size = partial ? length : length === null ? null : Math.max(0, length - from);
     return {
-      body: response.body,
-      size: Number.isFinite(length) && length > 0 ? length : null,
+      body: partial || from === 0 ? response.body : response.body.pipeThrough(skippingBytes(from)),
+      size: size !== null && size > 0 ? size : null,
       contentType: response.headers.get('content-type'),
       source,
       url,
+      start: from,
+      total,
     };
   }
 
@@ -706,6 +737,38 @@ export class GatewayClient {
     if (result.response.ok) throw new GatewayUnreachableError(this.baseUrl, new Error(`empty ${result.response.status} answer`));
     throw await errorFromResponse(result.response, result.error, this.secrets);
   }
+}
+
+/** The `Range` header asking for every byte from `from` on; none for the whole file. */
+function rangeFrom(from: number): { headers?: Record<string, string> } {
+  return from > 0 ? { headers: { range: `bytes=${from}-` } } : {};
+}
+
+/** The file's whole size from `Content-Range: bytes 0-9/1234` (or `bytes *\/1234`); null when unknown (`/*`). */
+function totalOfContentRange(header: string | null): number | null {
+  const total = /\/(\d+)\s*$/.exec(header ?? '')?.[1];
+  return total === undefined ? null : Number(total);
+}
+
+/** A 416: the file ends before byte `from`, as its `Content-Range` says (`bytes *\/1234`). */
+function nothingFrom(response: Response, id: string, index: number, from: number): RangeError {
+  const total = totalOfContentRange(response.headers.get('content-range'));
+  return new RangeError(`output ${index} of video ${id} ${total === null ? 'ends before byte' : `has ${total} bytes: there is nothing from byte`} ${from}${total === null ? '' : ' on'}`);
+}
+
+/** Drops the first `count` bytes of a byte stream (a whole file sent where a range was asked). */
+function skippingBytes(count: number): TransformStream<Uint8Array, Uint8Array> {
+  let left = count;
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (left >= chunk.byteLength) {
+        left -= chunk.byteLength;
+        return;
+      }
+      controller.enqueue(left > 0 ? chunk.subarray(left) : chunk);
+      left = 0;
+    },
+  });
 }
 
 /**

@@ -104,4 +104,8 @@ export interface OutputDownload {
   /** Where it came from: the gateway's stored copy, or the provider's URL. */
   source: 'gateway' | 'upstream';
   url: string;
+  /** The byte of the file `body` starts at: `from` as asked (0 for the whole file). */
+  start: number;
+  /** The whole file's bytes, when the server said (`size` counts only those from `start` on). */
+  total: number | null;
 }
