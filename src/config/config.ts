@@ -668,6 +668,16 @@ function withoutQuotedSecrets(message: string, secrets: readonly string[]): stri
   });
 }
 
+/**
+ * A refusal of `config` made after it was read (a provider block that does not add up, judged by
+ * the provider's own regions and shapes) with every quoted text that holds one of its secrets
+ * shown as `"[redacted]"`, as the config's own refusals are: a key pasted into the wrong variable
+ * lands in a field that is no secret field.
+ */
+export function withoutConfiguredSecrets(message: string, config: GatewayConfig): string {
+  return withoutQuotedSecrets(message, configuredSecrets(config));
+}
+
 /** Fields whose text may hold a secret besides the secret fields: a URL's `user:password@`. */
 const CREDENTIAL_URL_FIELDS = new Set(['url', 'base_url']);
 

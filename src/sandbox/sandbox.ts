@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { GatewayConfig } from '../config/config.js';
+import { withoutConfiguredSecrets, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { AccountCredentials } from '../core/upstream/provider-account.js';
 import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
@@ -87,6 +87,15 @@ export function missingCredentials(provider: VideoProvider): string {
 }
 
 export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {
+  try {
+    return endpointOf(config, provider);
+  } catch (error) {
+    // A refusal quotes what it got (`unknown region "…"`): never a key set in the wrong place.
+    throw new Error(withoutConfiguredSecrets((error as Error).message, config));
+  }
+}
+
+function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {
   const settings = config.providers[provider.id];
   if (!settings || !hasCredentials(settings)) return undefined;
   const field = (name: string) => `providers.${provider.id}.${name}`;

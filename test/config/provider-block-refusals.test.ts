@@ -1,0 +1,46 @@
+/**
+ * A provider block that does not add up (an unknown region, an API shape the provider does not
+ * speak) is refused by `check-config` and at start, quoting what it got, as every config refusal
+ * does; a key pasted into the wrong variable is quoted nowhere.
+ */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+import { loadConfigFile } from '../../src/config/config.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
+import { startSandbox } from '../../src/sandbox/sandbox.js';
+import { runCliCaptured } from '../support/cli-run.js';
+
+const CONFIG = join(fileURLToPath(new URL('../../', import.meta.url)), 'config.yaml');
+const SECRET_KEY = 'sk-official-secret-9d2c41';
+/** Kling's official credentials, the secret key pasted once more into the wrong variable. */
+const misplaced = [
+  { KLING_LEGACY_REGION: SECRET_KEY },
+  { KLING_LEGACY_REGION: '', KLING_LEGACY_BASE_URL: 'https://api.klingai.com', KLING_LEGACY_API_SHAPE: SECRET_KEY },
+].map((wrong) => ({ GATEWAY_API_KEYS: 'ops:ops-key-123', KLING_LEGACY_ACCESS_KEY: 'ak-official-7f3e', KLING_LEGACY_SECRET_KEY: SECRET_KEY, ...wrong }));
+
+it('check-config names the field of a key put in region or api_shape without quoting the key', async () => {
+  for (const env of misplaced) {
+    for (const json of [false, true]) {
+      const checked = await runCliCaptured([...(json ? ['--json'] : []), 'check-config', CONFIG], { env });
+      expect(checked.code).toBe(78);
+      const shown = `${checked.stdout}${checked.stderr}`;
+      expect(shown).toMatch(/providers\.kling-legacy\.(region|api_shape)/);
+      expect(shown).toContain('[redacted]');
+      expect(shown).not.toContain(SECRET_KEY.slice(0, 8));
+    }
+  }
+});
+
+it('the start refuses such a block without quoting the key', async () => {
+  for (const env of misplaced) {
+    const config = loadConfigFile(CONFIG, env, PROVIDER_IDS);
+    const refusal = await startSandbox(config, PROVIDERS, new ManualClock(0)).then(
+      () => 'started',
+      (error: Error) => error.message,
+    );
+    expect(refusal).toMatch(/^providers\.kling-legacy\.(region|api_shape): .*\[redacted\]/);
+    expect(refusal).not.toContain(SECRET_KEY.slice(0, 8));
+  }
+});
