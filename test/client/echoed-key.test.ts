@@ -29,3 +29,27 @@ it.each(['text/plain', 'application/octet-stream', ''])('an error text (%s) that
   expect(shown).toContain('upstream connect error');
   expect(shown).not.toContain('LEAKCANARY');
 });
+
+it('a problem+json answer that quotes the key (a service that is not the gateway, at the wrong URL) is shown without it', async () => {
+  const quoting: typeof fetch = async (_input, init) => {
+    const authorization = new Headers(init?.headers).get('authorization') ?? '';
+    const problem = {
+      type: 'about:blank',
+      title: `Unauthorized (${authorization})`,
+      status: 401,
+      detail: `token ${KEY} is not valid here`,
+      errors: [{ path: 'header.authorization', message: `got ${encodeURIComponent(authorization)}` }],
+    };
+    return new Response(JSON.stringify(problem), { status: 401, headers: { 'content-type': 'application/problem+json' } });
+  };
+  const client = new GatewayClient({ baseUrl: 'http://gateway.test', apiKey: KEY, fetch: quoting });
+  const error = await client.getVideo('vid_1').then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(GatewayError);
+  const shown = `${(error as GatewayError).message}\n${JSON.stringify((error as GatewayError).problem)}`;
+  expect(shown).toContain('is not valid here');
+  expect(shown).toContain('[redacted]');
+  expect(shown).not.toContain('LEAKCANARY');
+});

@@ -240,7 +240,8 @@ export async function errorFromResponse(response: Response, body?: unknown, secr
   }
   const problem: ProblemDetails =
     parsed && typeof parsed === 'object' && typeof (parsed as ProblemDetails).title === 'string'
-      ? (parsed as ProblemDetails)
+      ? // Problem details from whatever answered (a service at the wrong URL may quote the request too).
+        (withoutSecretsDeep(parsed, secrets) as ProblemDetails)
       : {
           type: 'about:blank',
           title: response.statusText || `HTTP ${response.status}`,
@@ -261,6 +262,19 @@ function withoutSecrets(text: string, secrets: readonly string[]): string {
     for (const form of new Set([secret, encodeURIComponent(secret)])) clean = clean.split(form).join('[redacted]');
   }
   return clean;
+}
+
+/** A copy of a JSON value with every string in it (keys too) without `secrets`. */
+function withoutSecretsDeep(value: unknown, secrets: readonly string[]): unknown {
+  if (typeof value === 'string') return withoutSecrets(value, secrets);
+  if (Array.isArray(value)) return value.map((item) => withoutSecretsDeep(item, secrets));
+  if (value === null || typeof value !== 'object') return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    // Defined, not assigned: a `__proto__` key (JSON.parse makes it an own key) stays a key.
+    Object.defineProperty(copy, withoutSecrets(key, secrets), { value: withoutSecretsDeep(item, secrets), enumerable: true, writable: true, configurable: true });
+  }
+  return copy;
 }
 
 /**
