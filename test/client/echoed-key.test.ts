@@ -4,7 +4,7 @@
  * detail (the CLI prints it, a CI log keeps it): never with the gateway key in it.
  */
 import { expect, it } from 'vitest';
-import { GatewayClient, GatewayError } from '../../packages/client/src/index.js';
+import { GatewayClient, GatewayError, UnexpectedAnswerError } from '../../packages/client/src/index.js';
 
 const KEY = 'gwk-LEAKCANARY-acme-0001';
 
@@ -52,4 +52,21 @@ it('a problem+json answer that quotes the key (a service that is not the gateway
   expect(shown).toContain('is not valid here');
   expect(shown).toContain('[redacted]');
   expect(shown).not.toContain('LEAKCANARY');
+});
+
+it('a success whose JSON does not parse (something else at that URL echoing the request) is named without a word of its body', async () => {
+  // A body that starts with the key: JSON.parse's own message quotes its first characters.
+  const echoing: typeof fetch = async (input) =>
+    new Response(`${(input as Request).headers.get('authorization')?.slice('Bearer '.length)} is what you sent`, {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+    });
+  const client = new GatewayClient({ baseUrl: 'http://gateway.test', apiKey: KEY, fetch: echoing });
+  const error = await client.getVideo('vid_1').then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(UnexpectedAnswerError);
+  expect((error as Error).message).toBe('http://gateway.test answered with application/json that does not parse: is it a Kling Gateway? (GET /v1/videos/vid_1)');
+  expect(`${(error as Error).message}\n${(error as Error).stack}`).not.toContain(KEY.slice(0, 6));
 });

@@ -236,6 +236,7 @@ export class GatewayClient {
         const response = await this.fetchWithin(request, {}, { url: this.baseUrl, whole: true, heldMs: held * 1000 });
         // Every path the generated types describe answers JSON: anything else is not the gateway.
         if (response.ok) await this.expectJson(response, request.method);
+        if (response.ok) await this.expectParsedJson(response, request);
         return response;
       },
     });
@@ -698,6 +699,21 @@ export class GatewayClient {
     if (answersJson(response)) return;
     await response.body?.cancel().catch(() => undefined);
     throw new UnexpectedAnswerError(this.baseUrl, `${method} ${new URL(response.url || this.baseUrl).pathname}`, response.headers.get('content-type') ?? '');
+  }
+
+  /**
+   * Throws `UnexpectedAnswerError` when a success said to be JSON does not parse. openapi-fetch
+   * would throw JSON.parse's own error, whose message quotes the body's first characters: what
+   * answered may be echoing the request, and its first word the gateway key.
+   */
+  private async expectParsedJson(response: Response, request: Request): Promise<void> {
+    const text = await response.clone().text();
+    if (text === '') return;
+    try {
+      JSON.parse(text);
+    } catch {
+      throw new UnexpectedAnswerError(this.baseUrl, `${request.method} ${new URL(request.url).pathname}`, response.headers.get('content-type') ?? '', true);
+    }
   }
 
   /** The JSON body of a success outside openapi-fetch. */

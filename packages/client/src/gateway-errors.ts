@@ -147,9 +147,12 @@ export class UnexpectedAnswerError extends GatewayUnreachableError {
     readonly request: string,
     /** The answer's `content-type`. */
     readonly contentType: string,
+    /** True when it said JSON but its body does not parse (the body is never quoted). */
+    readonly unparsable = false,
   ) {
-    super(url, new Error(`answered ${request} with ${contentType}`));
-    this.message = `${url} answered with ${contentType}, not JSON: is it a Kling Gateway? (${request})`;
+    const what = unparsable ? `${contentType} that does not parse` : `${contentType}, not JSON`;
+    super(url, new Error(`answered ${request} with ${what}`));
+    this.message = `${url} answered with ${what}: is it a Kling Gateway? (${request})`;
   }
 }
 
