@@ -56,8 +56,8 @@ it('a problem+json answer that quotes the key (a service that is not the gateway
 
 it('a success whose JSON does not parse (something else at that URL echoing the request) is named without a word of its body', async () => {
   // A body that starts with the key: JSON.parse's own message quotes its first characters.
-  const echoing: typeof fetch = async (input) =>
-    new Response(`${(input as Request).headers.get('authorization')?.slice('Bearer '.length)} is what you sent`, {
+  const echoing: typeof fetch = async (input, init) =>
+    new Response(`${(input instanceof Request ? input.headers : new Headers(init?.headers)).get('authorization')?.slice('Bearer '.length)} is what you sent`, {
       status: 200,
       headers: { 'content-type': 'application/json' },
     });
@@ -69,4 +69,13 @@ it('a success whose JSON does not parse (something else at that URL echoing the 
   expect(error).toBeInstanceOf(UnexpectedAnswerError);
   expect((error as Error).message).toBe('http://gateway.test answered with application/json that does not parse: is it a Kling Gateway? (GET /v1/videos/vid_1)');
   expect(`${(error as Error).message}\n${(error as Error).stack}`).not.toContain(KEY.slice(0, 6));
+  // The routes read outside the generated client alike.
+  for (const call of [() => client.cancelVideo('vid_1'), () => client.webhookDeliveries('vid_1')]) {
+    const thrown = await call().then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(thrown).toBeInstanceOf(UnexpectedAnswerError);
+    expect(`${(thrown as Error).message}\n${(thrown as Error).stack}`).not.toContain(KEY.slice(0, 6));
+  }
 });

@@ -702,24 +702,32 @@ export class GatewayClient {
   }
 
   /**
-   * Throws `UnexpectedAnswerError` when a success said to be JSON does not parse. openapi-fetch
-   * would throw JSON.parse's own error, whose message quotes the body's first characters: what
-   * answered may be echoing the request, and its first word the gateway key.
+   * Throws `UnexpectedAnswerError` when a success said to be JSON does not parse (openapi-fetch
+   * reads the body again itself).
    */
   private async expectParsedJson(response: Response, request: Request): Promise<void> {
-    const text = await response.clone().text();
-    if (text === '') return;
+    await this.parsedJson(response.clone(), `${request.method} ${new URL(request.url).pathname}`);
+  }
+
+  /**
+   * The JSON of a success's body (undefined when empty). One that does not parse is
+   * `UnexpectedAnswerError`, never JSON.parse's own error, whose message quotes the body's first
+   * characters: what answered may be echoing the request, and its first word the gateway key.
+   */
+  private async parsedJson(response: Response, request: string): Promise<unknown> {
+    const text = await response.text();
+    if (text === '') return undefined;
     try {
-      JSON.parse(text);
+      return JSON.parse(text);
     } catch {
-      throw new UnexpectedAnswerError(this.baseUrl, `${request.method} ${new URL(request.url).pathname}`, response.headers.get('content-type') ?? '', true);
+      throw new UnexpectedAnswerError(this.baseUrl, request, response.headers.get('content-type') ?? '', true);
     }
   }
 
   /** The JSON body of a success outside openapi-fetch. */
   private async readJson<T>(response: Response, method: string): Promise<T> {
     await this.expectJson(response, method);
-    return (await response.json()) as T;
+    return (await this.parsedJson(response, `${method} ${new URL(response.url || this.baseUrl).pathname}`)) as T;
   }
 
   /**
