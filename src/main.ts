@@ -10,6 +10,7 @@ import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, re
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { Gateway } from './gateway.js';
+import { reportCrashes } from './observability/crash-report.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
 import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
@@ -42,6 +43,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS), secrets: new SecretScrubber(configuredSecrets(config)) });
+  // From here on, what nothing caught is logged scrubbed, not printed by node as it was.
+  reportCrashes(process, logger, (code) => process.exit(code));
   if (cluster.isWorker) return serveAsWorker(config, logger);
 
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
