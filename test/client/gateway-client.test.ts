@@ -290,6 +290,13 @@ describe('typed client against a running gateway', () => {
     expect(() => new GatewayClient({ baseUrl: 'http://gateway.example', apiKey: 'sk-secret\nrest' })).toThrow(
       new TypeError('apiKey holds a line break, which an HTTP header cannot carry'),
     );
+    // node's fetch refuses any other control character too ("fetch failed"), read as an unreachable gateway.
+    expect(() => new GatewayClient({ baseUrl: 'http://gateway.example', apiKey: 'sk-secret\u0001rest' })).toThrow(
+      new TypeError('apiKey holds a control character (U+0001), which an HTTP header cannot carry'),
+    );
+    expect(() => new GatewayClient({ baseUrl: 'http://gateway.example', apiKey: 'sk-secret\u007frest' })).toThrow(
+      new TypeError('apiKey holds a control character (U+007F), which an HTTP header cannot carry'),
+    );
     // fetch refuses every request to a URL with a password in it, and its message repeats it.
     expect(() => new GatewayClient({ baseUrl: 'https://admin:s3cret-pw@gateway.example', apiKey: TENANT_KEY })).toThrow(
       new TypeError('baseUrl https://***@gateway.example holds a user name or password: fetch cannot send them (the gateway key goes in apiKey)'),

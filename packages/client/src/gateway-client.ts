@@ -816,7 +816,8 @@ function httpUrlOf(text: string): URL | undefined {
 
 /**
  * What in a gateway key an HTTP header cannot carry (the key travels in `Authorization`): a line
- * break or NUL inside it, or a character outside Latin-1. Undefined for a key that can be sent.
+ * break, NUL or other control character (the tab aside) inside it, or a character outside Latin-1.
+ * Undefined for a key that can be sent.
  * Names the character only, never the key.
  */
 export function unsendableKeyCharacter(key: string): string | undefined {
@@ -824,6 +825,9 @@ export function unsendableKeyCharacter(key: string): string | undefined {
   const value = key.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
   if (/[\r\n]/.test(value)) return 'a line break';
   if (value.includes('\u0000')) return 'a NUL character';
+  // fetch refuses every other control character but the tab as well ("invalid authorization header").
+  const control = /[\u0001-\u0008\u000b-\u001f\u007f]/.exec(value);
+  if (control) return `a control character (U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')})`;
   const foreign = /[^\u0000-\u00ff]/u.exec(value);
   return foreign ? `“${foreign[0]}”` : undefined;
 }
