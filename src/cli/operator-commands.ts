@@ -59,6 +59,20 @@ interface ProviderPlan {
   pricing: { currency: string; credit_value: number; rules: number } | null;
 }
 
+/**
+ * Whether a provider block without credentials names a region or API shape its provider lacks
+ * (`liveEndpoint` judges them for every block, as the start does), the refusal added to `problems`.
+ */
+function refusedPlacement(judge: () => unknown, problems: string[]): boolean {
+  try {
+    judge();
+    return false;
+  } catch (error) {
+    problems.push((error as Error).message);
+    return true;
+  }
+}
+
 /** What a gateway started with this configuration would run, without secrets. */
 async function planFor(path: string, config: GatewayConfig, workers: number) {
   const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }] = await Promise.all([
@@ -87,6 +101,9 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
         mode = 'disabled';
         reason = (error as Error).message;
       }
+    } else if (refusedPlacement(() => liveEndpoint(config, provider), problems)) {
+      mode = 'disabled';
+      reason = problems[problems.length - 1] ?? null;
     } else if (needsSimulator(config, PROVIDERS, provider.id)) {
       mode = 'simulator';
     } else {

@@ -97,19 +97,8 @@ export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): Pr
 
 function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {
   const settings = config.providers[provider.id];
-  if (!settings || !hasCredentials(settings)) return undefined;
+  if (!settings) return undefined;
   const field = (name: string) => `providers.${provider.id}.${name}`;
-  if (settings.api_key && settings.access_key) {
-    throw new Error(`${field('api_key')}: give api_key, or access_key and secret_key, not both`);
-  }
-  if (settings.access_key && !provider.createAuth) {
-    throw new Error(`${field('access_key')}: ${provider.id} takes an api_key, not an access key and secret key`);
-  }
-  for (const [index, account] of (settings.accounts ?? []).entries()) {
-    if (account.access_key && !provider.createAuth) {
-      throw new Error(`${field(`accounts[${index}].access_key`)}: ${provider.id} takes an api_key, not an access key and secret key`);
-    }
-  }
   const place = (block: { base_url?: string | undefined; region?: string | undefined }, path: (name: string) => string) => {
     let region;
     if (block.region !== undefined) {
@@ -125,6 +114,24 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
     }
     return { baseUrl: block.base_url ?? region?.baseUrl, apiShape };
   };
+  // A region or API shape is judged without credentials too (the sandbox): going live would
+  // refuse it, and it is wrong already.
+  if (!hasCredentials(settings)) {
+    place(settings, field);
+    for (const [index, account] of (settings.accounts ?? []).entries()) place(account, (name) => field(`accounts[${index}].${name}`));
+    return undefined;
+  }
+  if (settings.api_key && settings.access_key) {
+    throw new Error(`${field('api_key')}: give api_key, or access_key and secret_key, not both`);
+  }
+  if (settings.access_key && !provider.createAuth) {
+    throw new Error(`${field('access_key')}: ${provider.id} takes an api_key, not an access key and secret key`);
+  }
+  for (const [index, account] of (settings.accounts ?? []).entries()) {
+    if (account.access_key && !provider.createAuth) {
+      throw new Error(`${field(`accounts[${index}].access_key`)}: ${provider.id} takes an api_key, not an access key and secret key`);
+    }
+  }
   const shared = place(settings, field);
   const accounts = settings.accounts?.map((account, index): AccountCredentials => {
     const own = account.base_url !== undefined || account.region !== undefined ? place(account, (name) => field(`accounts[${index}].${name}`)) : undefined;

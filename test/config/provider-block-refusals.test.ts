@@ -44,3 +44,17 @@ it('the start refuses such a block without quoting the key', async () => {
     expect(refusal).not.toContain(SECRET_KEY.slice(0, 8));
   }
 });
+
+it('refuses an unknown region or API shape in the sandbox too, before going live would', async () => {
+  for (const env of [{ KLING_LEGACY_REGION: 'mars' }, { KLING_LEGACY_API_SHAPE: 'soap' }]) {
+    const checked = await runCliCaptured(['check-config', CONFIG], { env });
+    expect(checked.code).toBe(78);
+    expect(`${checked.stdout}${checked.stderr}`).toMatch(/providers\.kling-legacy\.(region: unknown region "mars"|api_shape: kling-legacy speaks .* not "soap")/);
+    const config = loadConfigFile(CONFIG, env, PROVIDER_IDS);
+    const refusal = await startSandbox(config, PROVIDERS, new ManualClock(0)).then(
+      (sandbox) => sandbox.close().then(() => 'started'),
+      (error: Error) => error.message,
+    );
+    expect(refusal).toMatch(/^providers\.kling-legacy\.(region|api_shape): /);
+  }
+});
