@@ -223,6 +223,20 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(gw.simulator('kling3api').tasks).toHaveLength(0);
   });
 
+  it('refuses a webhook_url carrying credentials with a 400 naming the field, and creates nothing', async () => {
+    gw = await startTestGateway();
+    // The gateway authenticates itself by the signature; a password in the URL would be kept in
+    // the store and shown back in every delivery's `url`.
+    for (const url of ['https://user:secret@hooks.example.com/x', 'https://token@hooks.example.com/x', 'https://:secret@hooks.example.com/x']) {
+      const answer = await gw.create({ ...request, webhook_url: url });
+      expect(answer.status, url).toBe(400);
+      expect(answer.body.errors, url).toEqual([{ path: 'webhook_url', message: expect.stringContaining('credentials') }]);
+      expect(JSON.stringify(answer.body), url).not.toContain('secret@');
+    }
+    expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+    expect((await gw.request<any>('GET', '/v1/videos')).body.data).toEqual([]);
+  });
+
   it('refuses webhook_url for a tenant without a webhook secret', async () => {
     // Live (an upstream key is set): no shipped sandbox secret fills in for the tenant.
     gw = await startTestGateway({ config: { providers: { freepik: { api_key: 'fpk-live-123456', base_url: 'http://127.0.0.1:9' } } } });

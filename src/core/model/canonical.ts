@@ -103,6 +103,18 @@ const httpUrl = z
   .max(2048, 'must be at most 2048 characters')
   // In the document: `format: uri` alone would allow any scheme (`ftp:`, `mailto:`) or no host, which is a 400.
   .meta({ pattern: '^[Hh][Tt][Tt][Pp][Ss]?://+[^/?#]' });
+/**
+ * The URL the gateway POSTs a task's events to. Credentials (`user:password@`) are refused: the
+ * receiver authenticates the gateway by the Standard Webhooks signature, and a password here would
+ * be kept in the store and shown back in every delivery's `url` (`GET /v1/videos/{id}/webhooks`).
+ */
+const webhookUrl = httpUrl.refine((url) => !hasCredentials(url), { error: 'must not carry credentials (user:password@): receivers check the webhook signature' });
+
+/** True when `url` names a user or a password (`https://user:pass@host/`). */
+function hasCredentials(url: string): boolean {
+  const parsed = URL.parse(url);
+  return parsed !== null && (parsed.username !== '' || parsed.password !== '');
+}
 const providerId = z.string().min(1).max(64);
 
 export const MultiShotItem = z
@@ -263,7 +275,7 @@ export const CreateVideoRequest = z
     keep_original_sound: z.boolean().optional().meta({ description: 'Video edit: keep (`true`) or drop (`false`) the source video\'s own sound.' }),
     lip_sync: LipSync.optional(),
     camera_control: CameraControl.optional(),
-    webhook_url: httpUrl.optional(),
+    webhook_url: webhookUrl.optional(),
     metadata: metadataSchema.optional(),
     routing: RoutingOverride.optional(),
     cancel_after: z.int().min(1).max(7 * 24 * 3600).optional().meta({
