@@ -1,9 +1,10 @@
+import dns from 'node:dns';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
 
@@ -201,6 +202,36 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     const [delivery] = await gw.gateway.store.listDeliveries(created.body.id);
     expect(delivery).toMatchObject({ status: 'delivered', attempts: 1, last_status: 200, last_error: null });
     expect(received).toHaveLength(1);
+  });
+
+  it('retries a receiver whose every address refuses the connection, and says why', async () => {
+    // A name with several addresses (IPv4 and IPv6, or a round-robin) is connected to by trying
+    // each in turn; all refused, node reports an AggregateError whose message is empty.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const host = 'hooks.two-addresses.test';
+    const resolve = dns.lookup;
+    const resolveTwice = ((hostname: string, ...rest: unknown[]) => {
+      if (hostname !== host) return (resolve as (...args: unknown[]) => void)(hostname, ...rest);
+      const [options, callback] = rest as [{ all?: boolean }, (...args: unknown[]) => void];
+      const addresses = [{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }];
+      if (options.all) callback(null, addresses);
+      else callback(null, addresses[0]!.address, 4);
+    }) as unknown as typeof dns.lookup;
+    const lookup = vi.spyOn(dns, 'lookup').mockImplementation(resolveTwice);
+    try {
+      gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+      const created = await gw.create({ ...request, webhook_url: `http://${host}:${port}/hooks` });
+      await gw.gateway.runOnce();
+      await gw.advanceUntil(async () => (await gw.gateway.store.listDeliveries(created.body.id))[0]?.attempts === 1, 100);
+      const [delivery] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+      expect(delivery).toMatchObject({ status: 'pending', attempts: 1, last_status: null, delivered_at: null });
+      expect(delivery.last_error).toMatch(/ECONNREFUSED/);
+    } finally {
+      lookup.mockRestore();
+    }
   });
 
   it('gives up after max_attempts and says why', async () => {

@@ -25,6 +25,17 @@ const MAX_IN_FLIGHT = 50;
  */
 const MAX_IN_FLIGHT_PER_TENANT = 10;
 
+/**
+ * What a try that threw says in `last_error`, never empty: a name with several addresses that all
+ * refused the connection ends in node's `AggregateError`, whose own message is empty (the
+ * reasons are its `errors`, one per address tried).
+ */
+function failureText(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return error.errors.map(failureText).join('; ');
+  if (error instanceof Error) return error.message || (error as NodeJS.ErrnoException).code || error.name;
+  return String(error) || 'failed without a reason';
+}
+
 export class OutboundWebhooks {
   private readonly runner = new CoalescingRunner(() => this.startDue());
   /** Deliveries on their way, each settling once its outcome is recorded. */
@@ -166,12 +177,12 @@ export class OutboundWebhooks {
         refusedAddress = error.address;
         permanent = true;
       } else {
-        failure = error instanceof Error ? error.message : String(error);
+        failure = failureText(error);
       }
     }
 
     const now = clock.now();
-    if (!failure) {
+    if (failure === undefined) {
       metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: 'delivered' });
       this.record(delivery, await tasks.recordDelivery(delivery.id, owner, { delivered: true, attempts: attempt, lastStatus: status, at: now }));
       return;
