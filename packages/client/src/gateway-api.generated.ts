@@ -652,7 +652,10 @@ export interface components {
             keep_original_sound?: boolean;
             lip_sync?: components["schemas"]["LipSync"];
             camera_control?: components["schemas"]["CameraControl"];
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description Where the task's events are POSTed (Standard Webhooks, signed with the tenant's `whsec_` secret). One carrying credentials (`user:password@`) is `400`; a literal private, loopback or link-local address is `422` unless the gateway allows private targets.
+             */
             webhook_url?: string;
             /** @description At most 16 keys of 1-64 characters (not `__proto__`, `constructor` or `prototype`), each value at most 512 characters. */
             metadata?: {

@@ -108,7 +108,13 @@ const httpUrl = z
  * receiver authenticates the gateway by the Standard Webhooks signature, and a password here would
  * be kept in the store and shown back in every delivery's `url` (`GET /v1/videos/{id}/webhooks`).
  */
-const webhookUrl = httpUrl.refine((url) => !hasCredentials(url), { error: 'must not carry credentials (user:password@): receivers check the webhook signature' });
+const webhookUrl = httpUrl
+  .refine((url) => !hasCredentials(url), { error: 'must not carry credentials (user:password@): receivers check the webhook signature' })
+  .meta({
+    description:
+      'Where the task\'s events are POSTed (Standard Webhooks, signed with the tenant\'s `whsec_` secret). ' +
+      'One carrying credentials (`user:password@`) is `400`; a literal private, loopback or link-local address is `422` unless the gateway allows private targets.',
+  });
 
 /** True when `url` names a user or a password (`https://user:pass@host/`). */
 function hasCredentials(url: string): boolean {
