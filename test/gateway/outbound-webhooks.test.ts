@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import dns from 'node:dns';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -103,6 +104,31 @@ describe('outbound webhooks (Standard Webhooks)', () => {
       ['video.processing', 'delivered', 1, 200],
       ['video.succeeded', 'delivered', 1, 200],
     ]);
+  });
+
+  it('signs exactly the bytes it sends, as a receiver written from the Standard Webhooks text alone checks them', async () => {
+    const target = await receiver();
+    server = target.server;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()) });
+    // Not ASCII: the signature covers the UTF-8 bytes on the wire, not characters.
+    const created = await gw.create({ ...request, prompt: 'lanternes — 灯笼节', webhook_url: target.url, metadata: { note: 'café ☕' } });
+    await gw.finish(created.body.id);
+    await gw.advanceUntil(async () => target.received.length >= 2, 100);
+
+    const key = Buffer.from(TENANT_WEBHOOK_SECRET.slice('whsec_'.length), 'base64');
+    for (const { headers, body } of target.received) {
+      expect(headers['content-type']).toBe('application/json');
+      expect(headers['webhook-timestamp']).toMatch(/^\d+$/);
+      const signed = Buffer.concat([Buffer.from(`${headers['webhook-id']}.${headers['webhook-timestamp']}.`), Buffer.from(body, 'utf8')]);
+      const expected = `v1,${createHmac('sha256', key).update(signed).digest('base64')}`;
+      expect(headers['webhook-signature']!.split(' ')).toContain(expected);
+      const event = JSON.parse(body);
+      // The event's time is the change's: what a receiver orders one task's events by.
+      expect(event.timestamp).toBe(event.data.updated_at);
+    }
+    const last = JSON.parse(target.received.at(-1)!.body);
+    expect(last.type).toBe('video.succeeded');
+    expect(last.data).toEqual((await gw.get(created.body.id)).body);
   });
 
   it('sends each event with the task as it reads after the change, attempts included', async () => {
