@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import dns from 'node:dns';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -166,6 +166,42 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(delivery).toMatchObject({ status: 'delivered', attempts: 3, last_status: 200 });
     const ids = new Set(target.received.slice(0, 3).map((r) => r.headers['webhook-id']));
     expect(ids.size).toBe(1);
+  });
+
+  it.each([
+    ['a redirect (not followed)', (res: ServerResponse): void => void res.writeHead(301, { location: 'http://127.0.0.1:9/elsewhere' }).end(), /answered 301/, 301],
+    ['a connection closed without an answer', (res: ServerResponse): void => void res.socket?.destroy(), /socket hang up/, null],
+    ['an answer slower than webhooks.timeout_ms', (res: ServerResponse): void => void setTimeout(() => res.end(), 1_000), /timeout of 200ms exceeded/, null],
+  ] as const)('retries %s with the same webhook-id, signed afresh at each try', async (_case, fail, error, lastStatus) => {
+    const received: Received[] = [];
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8') });
+        if (received.length === 1) fail(res);
+        else res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 }, webhooks: { timeout_ms: 200 } } });
+    const created = await gw.create({ ...request, webhook_url: url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => (await gw.gateway.store.listDeliveries(created.body.id))[0]?.attempts === 1, 100);
+    const [failed] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(failed).toMatchObject({ status: 'pending', attempts: 1, last_status: lastStatus });
+    expect(failed.last_error).toMatch(error);
+
+    await gw.advance(5_000);
+    const [delivered] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(delivered).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
+    expect(received).toHaveLength(2);
+    const [first, second] = received as [Received, Received];
+    expect(second.headers['webhook-id']).toBe(first.headers['webhook-id']);
+    expect(Number(second.headers['webhook-timestamp']) - Number(first.headers['webhook-timestamp'])).toBe(5);
+    const verifier = new Webhook(TENANT_WEBHOOK_SECRET);
+    for (const { body, headers } of received) expect(() => verifier.verify(body, headers)).not.toThrow();
   });
 
   it('shows the tenant every delivery of a task through GET /v1/videos/{id}/webhooks, and no one else', async () => {
