@@ -330,6 +330,14 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect((await gw.request<any>('GET', '/v1/videos')).body.data).toEqual([]);
   });
 
+  it('refuses a webhook_url on port 0, which no delivery can connect to, with a 400 naming the field', async () => {
+    gw = await startTestGateway();
+    const answer = await gw.create({ ...request, webhook_url: 'https://hooks.example.com:0/x' });
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors).toEqual([{ path: 'webhook_url', message: expect.stringContaining('port 0') }]);
+    expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+  });
+
   it('refuses webhook_url for a tenant without a webhook secret', async () => {
     // Live (an upstream key is set): no shipped sandbox secret fills in for the tenant.
     gw = await startTestGateway({ config: { providers: { freepik: { api_key: 'fpk-live-123456', base_url: 'http://127.0.0.1:9' } } } });

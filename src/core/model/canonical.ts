@@ -110,6 +110,8 @@ const httpUrl = z
  */
 const webhookUrl = httpUrl
   .refine((url) => !hasCredentials(url), { error: 'must not carry credentials (user:password@): receivers check the webhook signature' })
+  // A URL may name port 0, but nothing can be connected to there: every delivery would fail.
+  .refine((url) => URL.parse(url)?.port !== '0', { error: 'must not name port 0: no connection can be made to it' })
   .meta({
     description:
       'Where the task\'s events are POSTed (Standard Webhooks, signed with the tenant\'s `whsec_` secret). ' +
