@@ -6,6 +6,7 @@
 import type { AttemptOutcome, ErrorCode } from '../model/canonical.js';
 import { CircuitBreakerOpenError } from '../upstream/provider-runtime.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
+import { errorText } from './error-text.js';
 
 export type FailoverReason =
   | 'circuit_open'
@@ -45,8 +46,7 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
   if (!(error instanceof UpstreamError)) {
     // The upstream may have answered 2xx with something we could not read: it may have created
     // the task, so sending it elsewhere could duplicate it.
-    const message = error instanceof Error ? error.message : String(error);
-    return decision(null, false, 'ambiguous', 'unexpected_reply', 'provider_error', `unreadable answer: ${message}`);
+    return decision(null, false, 'ambiguous', 'unexpected_reply', 'provider_error', `unreadable answer: ${errorText(error)}`);
   }
   const status = error.statusCode ?? null;
   const base = { httpStatus: status, providerCode: error.providerCode ?? null, message: error.message, provider: error.provider };

@@ -11,6 +11,7 @@ import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import type { DeliveryRecord } from './task-records.js';
 import { postWebhook } from './webhook-post.js';
+import { errorText } from './error-text.js';
 
 /** Back-off before retry `attempt` (1-based): 5 s, 10 s, 20 s … capped at one hour. */
 export function deliveryBackoffMs(attempt: number): number {
@@ -24,17 +25,6 @@ const MAX_IN_FLIGHT = 50;
  * its own tenant's deliveries (each until `webhooks.timeout_ms`), never another tenant's.
  */
 const MAX_IN_FLIGHT_PER_TENANT = 10;
-
-/**
- * What a try that threw says in `last_error`, never empty: a name with several addresses that all
- * refused the connection ends in node's `AggregateError`, whose own message is empty (the
- * reasons are its `errors`, one per address tried).
- */
-function failureText(error: unknown): string {
-  if (error instanceof AggregateError && error.errors.length > 0) return error.errors.map(failureText).join('; ');
-  if (error instanceof Error) return error.message || (error as NodeJS.ErrnoException).code || error.name;
-  return String(error) || 'failed without a reason';
-}
 
 export class OutboundWebhooks {
   private readonly runner = new CoalescingRunner(() => this.startDue());
@@ -177,7 +167,7 @@ export class OutboundWebhooks {
         refusedAddress = error.address;
         permanent = true;
       } else {
-        failure = failureText(error);
+        failure = errorText(error);
       }
     }
 

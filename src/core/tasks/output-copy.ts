@@ -13,6 +13,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { ObjectStorage } from '../../storage/object-storage.js';
 import { guardedAgents, PrivateTargetError, refuseLiteralTarget, trustedHostOf } from './address-guard.js';
 import { download } from './result-download.js';
+import { errorText } from './error-text.js';
 
 /** What a copy may do. */
 export interface CopyPolicy {
@@ -298,8 +299,7 @@ export async function copyToStorage(input: {
       // Not the source's failure, passed on by the backend: the backend's own (disk, bucket, network to it).
       return { ...failure("the gateway's storage could not write the copy", true), storageError: error };
     }
-    const message = error instanceof Error ? error.message : String(error);
-    return failure(`the copy failed: ${message}`, true);
+    return failure(`the copy failed: ${errorText(error)}`, true);
   } finally {
     clearTimeout(deadline);
     input.signal?.removeEventListener('abort', stop);
