@@ -43,6 +43,8 @@ describe('the messages of a refused create', () => {
     ['unrecognized key', 'bogus', 'unknown field', { bogus: 1 }],
     ['custom (URL check)', 'start_image_url', 'must be an http(s) URL', { start_image_url: 'ftp://example.com/a.png' }],
     ['custom (refine)', 'start_image_url', 'must not contain a control character', { start_image_url: 'https://example.com/\u0001' }],
+    ['custom (refine, ends)', 'start_image_url', 'must not begin or end with white space', { start_image_url: 'https://example.com/a.png ' }],
+    ['custom (refine, start)', 'webhook_url', 'must not begin or end with white space', { webhook_url: ' https://example.com/hook' }],
     ['custom (addIssue)', 'end_image_url', 'needs start_image_url', { end_image_url: 'https://example.com/b.png' }],
   ])('%s: %s %s', async (_kind, path, message, change) => {
     const { errors, detail } = await refusal(change);

@@ -98,6 +98,8 @@ const httpUrl = z
   .string()
   .refine((url) => !/[\u0000-\u001f\u007f]/.test(url), { error: 'must not contain a control character', abort: true })
   .refine((url) => !LONE_SURROGATE.test(url), { error: 'must be well-formed Unicode (it holds a lone surrogate)', abort: true })
+  // The URL check trims spaces at the ends; the text as written would go upstream (or be stored) with them.
+  .refine((url) => !/^ | $/.test(url), { error: 'must not begin or end with white space', abort: true })
   .check(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
   // A message of its own: the one above would otherwise be said of a URL that is merely long.
   .max(2048, 'must be at most 2048 characters')
