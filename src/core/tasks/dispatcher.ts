@@ -549,8 +549,8 @@ export class Dispatcher {
         const attempt = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
         if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt) } };
       }
-      // "Too many requests" is not a refusal of this task: the account is asked again after Retry-After.
-      if (failure.reason === 'rate_limited') account.coolDown((error as { retryAfterMs?: number }).retryAfterMs);
+      // "Too many requests" is not a refusal of this task: the account is asked again after
+      // Retry-After (its cool-down began as the call failed, `ProviderAccount.call`).
       const next = afterCreateFailure(failure, { now: clock.now(), retryMs, coolingDownUntil: runtime.coolingDownUntil });
       if (next.kind === 'fail') return { kind: 'settled', result: { settled: true, task: await this.failSubmission(claimed, next.error) } };
       return { kind: 'refused', outcome: next, accountTrouble: isAccountTrouble(failure) };

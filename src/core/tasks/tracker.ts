@@ -129,7 +129,6 @@ export class Tracker {
       const code = error instanceof UpstreamError ? error.code : 'unexpected';
       metrics.polls.inc({ provider: runtime.id, outcome: `error_${code}` });
       logger.warn({ task_id: task.id, provider: runtime.id, err: error }, 'status poll failed; will retry');
-      if (error instanceof UpstreamError && error.statusCode === 429) account.coolDown(error.retryAfterMs);
       if (error instanceof UpstreamError && clock.now() >= task.deadlineAt) {
         // The last look at the deadline failed: the deadline ends the task, saying what that look
         // heard (an upstream that no longer knows the task, an outage), not only that it ran late.

@@ -20,6 +20,7 @@ import type { ProviderSettings, RateLimitWindowSettings } from './provider-setti
 import { HEALTHY_STANDING, type AccountStanding, type OpenTransaction, type ProviderStateStore } from './provider-state.js';
 import type { ProviderFigures } from './provider-stats.js';
 import { HttpUpstreamClient, type UpstreamCallRecord } from './upstream-client.js';
+import { UpstreamError } from './upstream-error.js';
 
 /** The account id of the one-account shorthand (`providers.<id>.api_key`). */
 export const DEFAULT_ACCOUNT_ID = 'default';
@@ -70,6 +71,14 @@ export const RATE_WINDOW_MARGIN_MS = 100;
 const TRIAL_MARGIN_MS = 5_000;
 /** Back-off after a 429 without `Retry-After`. */
 const DEFAULT_COOLDOWN_MS = 5_000;
+
+/**
+ * A 429 that asks the account to slow down; not one whose code says the credits are gone (the
+ * legacy API's 1100-1102 come as 429), which waiting does not mend.
+ */
+function saysTooManyRequests(error: unknown): error is UpstreamError {
+  return error instanceof UpstreamError && error.statusCode === 429 && error.code !== 'insufficient_credits';
+}
 
 /** One account's credentials as the composition root hands them over, and where it is reached when not at the provider's URL. */
 export interface AccountCredentials extends ProviderCredentials {
@@ -369,6 +378,9 @@ export class ProviderAccount {
     try {
       result = await fn(new AbortController().signal);
     } catch (error) {
+      // "Too many requests" is about the account, whichever call heard it (a create, a poll, a
+      // lookup of a lost create, a callback's confirmation): every call waits out its Retry-After.
+      if (saysTooManyRequests(error)) this.coolDown(error.retryAfterMs);
       await this.record(permit, healthOf(error));
       throw error;
     }
