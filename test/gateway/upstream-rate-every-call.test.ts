@@ -13,6 +13,44 @@ afterEach(async () => {
   gw = undefined;
 });
 
+/** The most requests that fell within any `windowMs` (an upstream's sliding window). */
+function mostInAnyWindow(times: readonly number[], windowMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let first = 0, last = 0; last < sorted.length; last++) {
+    while (sorted[last]! - sorted[first]! >= windowMs) first++;
+    most = Math.max(most, last - first + 1);
+  }
+  return most;
+}
+
+it("counts each page of Freepik's task list read to find a lost create against the account's rate window", async () => {
+  gw = await startTestGateway({ config: { providers: { freepik: { rate_limits: [{ limit: 2, window_ms: 10_000 }] } } } });
+  // The reference-to-video list is the one read page by page (to its empty end page).
+  const referenceToVideo = {
+    model: 'kling-v3-omni',
+    prompt: 'dance like @Video1',
+    reference_video_url: 'https://assets.example.com/clip.mp4',
+    routing: { providers: ['freepik'] },
+  };
+  const known = await gw.finish((await gw.create(referenceToVideo)).body.id, 5_000);
+  expect(known.status).toBe('succeeded');
+  await gw.advance(20_000);
+  gw.simulator('freepik').injectFault({ transport: 'reset' });
+  const lost = await gw.create(referenceToVideo);
+  expect(lost.body.status).toBe('queued');
+
+  const finished = await gw.finish(lost.body.id, 1_000);
+  // The list of one known task proved the create was never accepted, as before.
+  expect(finished.status).toBe('failed');
+  expect(finished.attempts).toEqual([
+    expect.objectContaining({ provider: 'freepik', message: expect.stringMatching(/not accepted upstream: every one of the 1 task\(s\) in the \/v1\/ai\/reference-to-video\/kling-v3-omni list/) }),
+  ]);
+  const requests = gw.simulator('freepik').requests;
+  expect(requests.filter((request) => request.method === 'GET' && request.path === '/v1/ai/reference-to-video/kling-v3-omni').length).toBeGreaterThanOrEqual(2);
+  expect(mostInAnyWindow(requests.map((request) => request.at), 10_000)).toBeLessThanOrEqual(2);
+});
+
 it("holds every call to an account whose lookup of a lost create was answered 429, until its Retry-After has passed", async () => {
   gw = await startTestGateway();
   const legacy = gw.simulator('kling-legacy');

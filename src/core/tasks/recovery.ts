@@ -18,7 +18,7 @@ import type { ErrorCode, RecoveredBy } from '../model/canonical.js';
 import { matchOffering } from '../model/capabilities.js';
 import type { ProviderAccount } from '../upstream/provider-account.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
-import type { CreateLookup, ProviderTaskRef, UnansweredCreate } from '../upstream/provider.js';
+import type { CreateLookup, ProviderTaskRef, UnansweredCreate, UpstreamClient } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { AttemptRecord, TaskRecord } from './task-records.js';
@@ -95,6 +95,26 @@ export type NamedTaskOutcome =
     }
   /** Not an attempt in doubt (unknown, answered, or not this provider's). */
   | { kind: 'none' };
+
+/** How long each further request of a lookup (the next page of a task list) may wait for its rate allowance. */
+const FURTHER_REQUEST_RATE_WAIT_MS = 2_000;
+
+/**
+ * `client` for a call whose first request `admit` let through, asking the account's leave for
+ * each further one: a lookup may read a task list page by page, and the upstream counts every
+ * page against its rate limit. A page that may not go in time ends the lookup (it cannot tell
+ * now), which is asked again later.
+ */
+function eachRequestAdmitted(account: ProviderAccount, client: UpstreamClient): UpstreamClient {
+  let sent = 0;
+  return {
+    apiShape: client.apiShape,
+    send: async (request, signal) => {
+      if (sent++ > 0) await account.admitFurtherRequest(FURTHER_REQUEST_RATE_WAIT_MS, signal);
+      return client.send(request, signal);
+    },
+  };
+}
 
 export class Recovery {
   constructor(
@@ -292,7 +312,7 @@ export class Recovery {
       return await account.call(
         (signal) =>
           provider.findCreate!(create, {
-            http: account.clientForTask(task),
+            http: eachRequestAdmitted(account, account.clientForTask(task)),
             signal,
             knownTaskIds: (ids) => this.engine.tasks.knownProviderTaskIds(runtime.id, ids),
             recordedTaskCount: (tracking) => this.engine.tasks.countRecordedProviderTasks(runtime.id, account.id, tracking),

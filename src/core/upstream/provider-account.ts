@@ -262,7 +262,23 @@ export class ProviderAccount {
     return this.admitThrough(this.state.within(transaction), 0);
   }
 
-  private async admitThrough(state: ProviderStateStore, maxWaitMs: number, signal?: AbortSignal): Promise<Admission> {
+  /**
+   * Leave for one more request within a call `admit` already let through (the next page of a
+   * task list): the upstream counts each request, so each takes its own rate allowance and waits
+   * out a cool-down, waiting up to `maxWaitMs`. The call's own leave covers the circuit. Throws
+   * `UpstreamBusyError` when the request may not go in time.
+   */
+  async admitFurtherRequest(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    const admission = await this.admitThrough(this.state, maxWaitMs, signal, { circuit: false });
+    if (!admission.granted) throw new UpstreamBusyError(this.providerId, admission.reason, admission.retryAt);
+  }
+
+  private async admitThrough(
+    state: ProviderStateStore,
+    maxWaitMs: number,
+    signal?: AbortSignal,
+    { circuit: askCircuit = true }: { circuit?: boolean } = {},
+  ): Promise<Admission> {
     const deadline = this.clock.now() + maxWaitMs;
     for (;;) {
       await this.freshStanding(state);
@@ -280,7 +296,7 @@ export class ProviderAccount {
         await waitUntil(this.standing.cooldownUntil);
         continue;
       }
-      const circuit = circuitAdmission(this.standing, now, this.config.circuit_breaker);
+      const circuit = askCircuit ? circuitAdmission(this.standing, now, this.config.circuit_breaker) : { kind: 'free' as const };
       if (circuit.kind === 'open') return { granted: false, reason: 'circuit_open', retryAt: circuit.until };
       if (circuit.kind === 'busy') {
         const refused = refuse('circuit_busy', circuit.until);
