@@ -76,6 +76,20 @@ export class Tracker {
     return { nextPollAt: Math.min(now + delay, lastPollAt(task.deadlineAt, now)), pollCount };
   }
 
+  /**
+   * When a poll the account could not take now (a cool-down, a full rate window) is asked again:
+   * after `retryAt`, jittered upwards by `tracking.poll_jitter` of the wait (at least of the
+   * minimum poll interval). Every task postponed together shares one `retryAt`; without the
+   * jitter they would all ask the upstream the moment a Retry-After ends.
+   */
+  private postponedPollAt(retryAt: number): number {
+    const { clock, config, random } = this.engine;
+    const now = clock.now();
+    const at = Math.max(retryAt, now + 100);
+    const spread = config.tracking.poll_jitter * Math.max(at - now, config.tracking.poll_min_interval_ms);
+    return at + Math.round(spread * random());
+  }
+
   /** One poll of a task this replica has leased. */
   private async pollLeased(task: TaskRecord): Promise<void> {
     const { runtimes, metrics, clock, logger } = this.engine;
@@ -92,7 +106,7 @@ export class Tracker {
     const admission = await account.admit(0);
     if (!admission.granted) {
       metrics.polls.inc({ provider: runtime.id, outcome: admission.reason });
-      await this.lifecycle.reschedulePoll(task, Math.max(admission.retryAt, clock.now() + 100), false);
+      await this.lifecycle.reschedulePoll(task, this.postponedPollAt(admission.retryAt), false);
       return;
     }
     try {
