@@ -4,7 +4,7 @@
  * answered to any of them holds the whole account until its `Retry-After` has passed. Judged as
  * the upstream would: from the requests the simulator received, on the gateway's clock.
  */
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
@@ -68,4 +68,31 @@ it("holds every call to an account whose lookup of a lost create was answered 42
   const after429 = legacy.requests.slice(2).map((request) => request.at - started);
   expect(after429.length).toBeGreaterThan(0);
   expect(Math.min(...after429)).toBeGreaterThanOrEqual(30_000);
+});
+
+describe('a burst of creates and the polls of the tasks in flight', () => {
+  for (const [provider, request] of [
+    ['freepik', { model: 'kling-v3', prompt: 'a kite over dunes', duration: 5 }],
+    ['kling3api', { model: 'kling-v3', prompt: 'a kite over dunes', duration: 5 }],
+    ['kling-legacy', { model: 'kling-v1', prompt: 'a kite over dunes', duration: 5 }],
+  ] as const) {
+    it(`keep together within every rate window of ${provider}`, async () => {
+      const windows = [
+        { limit: 5, window_ms: 5_000 },
+        { limit: 12, window_ms: 30_000 },
+      ];
+      // Polled, not told: no webhook secret, so every task is followed by status polls.
+      gw = await startTestGateway({
+        config: { providers: { [provider]: { rate_limits: windows, max_in_flight: 100 } } },
+        endpointOverrides: { [provider]: { webhookSecret: undefined } },
+      });
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) ids.push((await gw.create({ ...request, prompt: `${request.prompt} ${i}`, routing: { providers: [provider] } })).body.id);
+      for (let step = 0; step < 400; step++) await gw.advance(500);
+      for (const id of ids) expect((await gw.get(id)).body.status).toBe('succeeded');
+      const times = gw.simulator(provider).requests.map((r) => r.at);
+      expect(times.length).toBeGreaterThan(ids.length);
+      for (const window of windows) expect(mostInAnyWindow(times, window.window_ms)).toBeLessThanOrEqual(window.limit);
+    }, 60_000);
+  }
 });
