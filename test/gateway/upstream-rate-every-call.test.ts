@@ -70,6 +70,32 @@ it("holds every call to an account whose lookup of a lost create was answered 42
   expect(Math.min(...after429)).toBeGreaterThanOrEqual(30_000);
 });
 
+it('looks a create in doubt up less and less often while it waits for news, instead of every few seconds for ten minutes', async () => {
+  gw = await startTestGateway();
+  const freepik = gw.endpoints.get('freepik')!;
+  // Another client's task under the same key: the list can never prove the create was not accepted.
+  await fetch(`${freepik.baseUrl}/v1/ai/video/kling-v3-pro`, {
+    method: 'POST',
+    headers: { 'x-freepik-api-key': freepik.apiKey, 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'another client', duration: '5' }),
+  });
+  gw.simulator('freepik').injectFault({ transport: 'reset' });
+  const created = await gw.create({ model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 });
+  expect(created.body.status).toBe('queued');
+  const sent = gw.clock.now();
+  for (let second = 0; second < 11 * 60; second++) await gw.advance(1_000);
+
+  // It waited the ten minutes a webhook could still name the task, then failed as before …
+  const task = (await gw.get(created.body.id)).body;
+  expect(task.status).toBe('failed');
+  expect(task.error.message).toMatch(/holds 1 task\(s\) the gateway does not know/);
+  // … looking the list up often at first, then at most once a minute: not 150 times.
+  const lookups = gw.simulator('freepik').requests.filter((request) => request.method === 'GET').map((request) => request.at - sent);
+  expect(lookups.filter((at) => at < 30_000).length).toBeGreaterThanOrEqual(5);
+  expect(lookups.length).toBeLessThanOrEqual(30);
+  expect(Math.max(...lookups)).toBeGreaterThanOrEqual(10 * 60_000);
+});
+
 describe('a burst of creates and the polls of the tasks in flight', () => {
   for (const [provider, request] of [
     ['freepik', { model: 'kling-v3', prompt: 'a kite over dunes', duration: 5 }],

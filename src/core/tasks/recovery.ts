@@ -9,9 +9,9 @@
  *   `external_task_id`), by a webhook or callback that names the attempt's task, or by a task
  *   list that proves nothing was accepted. Found: the task is adopted (tracked, never sent
  *   again). Proved absent: the attempt failed and the task goes on to the next provider. Neither
- *   yet: the task waits, looked at again every few seconds, until the provider's answer could no
- *   longer come; then it fails as before (`interrupted`, or the create's own `timeout`), never
- *   resent (paying twice);
+ *   yet: the task waits, looked at again every few seconds at first and less often as it waits
+ *   (at most once a minute), until the provider's answer could no longer come; then it fails as
+ *   before (`interrupted`, or the create's own `timeout`), never resent (paying twice);
  * - nothing was in flight: the task goes back to the queue.
  */
 import type { ErrorCode, RecoveredBy } from '../model/canonical.js';
@@ -25,8 +25,22 @@ import type { AttemptRecord, TaskRecord } from './task-records.js';
 
 /** Abandoned submissions settled per call. */
 const RECOVERY_BATCH = 100;
-/** How often a create in doubt is looked at again. */
+/** How soon a create in doubt is looked at again, at first. */
 const RECHECK_MS = 3_000;
+/**
+ * Later, a create in doubt is looked at again after this share of the time since it was sent, up
+ * to `MAX_RECHECK_MS`: each look is an upstream request (a Freepik list answers every task of the
+ * key) that counts against the account's rate limit, and a create still unresolved after minutes
+ * is rarely settled by the next few seconds' look. News (a webhook, a callback) is acted on at
+ * once whatever this says.
+ */
+const RECHECK_SHARE = 0.25;
+const MAX_RECHECK_MS = 60_000;
+
+/** How long after `now` a create sent at `sentAt` whose lookup could not tell is looked up again. */
+function recheckDelay(sentAt: number, now: number): number {
+  return Math.min(MAX_RECHECK_MS, Math.max(RECHECK_MS, Math.round((now - sentAt) * RECHECK_SHARE)));
+}
 /**
  * Beyond the provider's time limit, how long after sending a create the upstream could still
  * be acting on it: a list read earlier may not show a task it is about to accept.
@@ -212,7 +226,7 @@ export class Recovery {
     const looksUp = runtime?.provider.findCreate !== undefined && account !== undefined && create !== undefined;
     const waitEnd = hearsNews || looksUp ? Math.min(task.deadlineAt, Math.max(settledAt, attempt.at + (hearsNews ? NEWS_WAIT_MS : LOOKUP_WAIT_MS))) : now;
     if (now < waitEnd) {
-      const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + RECHECK_MS;
+      const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
       return this.lifecycle.holdInDoubt(task, Math.min(next, waitEnd), task.leaseOwner);
     }
     return this.giveUp(task, attempt, lookup);
