@@ -47,6 +47,22 @@ export interface PrimaryOptions {
   onGaveUp?: (exitCode: number) => void;
 }
 
+/** What the primary does about a worker that ended while the gateway was not stopping. */
+export type WorkerExitAction = { kind: 'replace' } | { kind: 'give-up'; exitCode: number; why: string };
+
+/**
+ * Whether a worker that ended is replaced or stops the gateway. A replacement would fail alike
+ * when the worker was refused the configuration, or when it ended by itself before it ever served
+ * in the gateway's first start (its start failed: an unwritable storage folder, say). A worker
+ * that had served, or that was killed from outside (SIGKILL, the OOM killer), is replaced, also
+ * while another worker of the first start is still starting: that is no failed start.
+ */
+export function afterWorkerExit(exit: { code: number | null; signal: string | null; served: boolean; gatewayServed: boolean }): WorkerExitAction {
+  if (exit.code === CONFIG_REFUSED_EXIT) return { kind: 'give-up', exitCode: CONFIG_REFUSED_EXIT, why: 'was refused the configuration' };
+  if (!exit.gatewayServed && !exit.served && exit.signal === null) return { kind: 'give-up', exitCode: exit.code || 1, why: 'ended before it served' };
+  return { kind: 'replace' };
+}
+
 /** How long the metrics of one scrape wait for the slowest worker. */
 const COLLECT_WAIT_MS = 2_500;
 /** A worker that dies is replaced after this, doubled while replacements keep dying young. */
@@ -299,11 +315,11 @@ export class Primary {
       if (this.serving().length === 0) void this.port.close();
       return;
     }
-    if (code === CONFIG_REFUSED_EXIT || !this.announced) {
+    const action = afterWorkerExit({ code, signal, served: slot.ready, gatewayServed: this.announced });
+    if (action.kind === 'give-up') {
       // As a lone gateway's start stops, rather than replacing workers that would fail alike forever.
-      const why = code === CONFIG_REFUSED_EXIT ? 'was refused the configuration' : 'ended before the gateway served';
-      this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} ${why}; stopping every worker`);
-      void this.stop().finally(() => this.options.onGaveUp?.(code || 1));
+      this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} ${action.why}; stopping every worker`);
+      void this.stop().finally(() => this.options.onGaveUp?.(action.exitCode));
       return;
     }
     const lived = Date.now() - slot.startedAt;
