@@ -55,6 +55,10 @@ describe('downloadOutput of a stored copy', () => {
       const tail = await direct.downloadOutput(made.id, { from });
       expect(tail).toMatchObject({ source: 'upstream', start: from, size: full.length - from, total: full.length });
       expect(Buffer.from(await new Response(tail.body).arrayBuffer()).equals(full.subarray(from))).toBe(true);
+      // Past the end of a file whose host ignores Range: refused as the gateway's 416 is, not an empty download.
+      await expect(direct.downloadOutput(made.id, { from: full.length })).rejects.toThrow(
+        new RangeError(`output 0 of video ${made.id} has ${full.length} bytes: there is nothing from byte ${full.length} on`),
+      );
     } finally {
       await passthrough.close();
     }

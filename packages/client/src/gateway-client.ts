@@ -502,7 +502,7 @@ export class GatewayClient {
         if (response.status === 416) throw nothingFrom(response, id, index, from);
         throw new OutputUnavailableError(id, index, response.status, new URL(response.url).origin);
       }
-      return this.toDownload(response, 'gateway', response.url || url, from);
+      return await this.toDownload(response, 'gateway', response.url || url, { id, index, from });
     }
     const url = new URL(output.url, `${this.baseUrl}/`);
     const own = url.origin === this.origin;
@@ -516,7 +516,7 @@ export class GatewayClient {
       throw new OutputUnavailableError(id, index, response.status);
     }
     if (!response.ok) throw goneOutput(await this.errorWithin(response, own ? this.baseUrl : url.href), id, index);
-    return this.toDownload(response, own ? 'gateway' : 'upstream', url.href, from);
+    return await this.toDownload(response, own ? 'gateway' : 'upstream', url.href, { id, index, from });
   }
 
   // ---- catalog and operations -------------------------------------------------------------
@@ -734,11 +734,17 @@ export class GatewayClient {
    * The download of an answer, starting at byte `from`: a `206` starts there already; a `200` (a
    * server that ignores Range) is the whole file, whose first `from` bytes are skipped here.
    */
-  private toDownload(response: Response, source: OutputDownload['source'], url: string, from = 0): OutputDownload {
+  private async toDownload(response: Response, source: OutputDownload['source'], url: string, where: { id: string; index: number; from: number }): Promise<OutputDownload> {
+    const { from } = where;
     if (!response.body) throw new GatewayUnreachableError(url, new Error('the answer has no body'));
     const header = Number(response.headers.get('content-length'));
     const length = response.headers.has('content-length') && Number.isFinite(header) ? header : null;
     const partial = response.status === 206;
+    // The whole file from a server that ignores Range, ending at or before `from`: what a 416 says.
+    if (!partial && from > 0 && length !== null && from >= length) {
+      await response.body.cancel().catch(() => undefined);
+      throw nothingFromByte(where.id, where.index, from, length);
+    }
     const total = partial ? totalOfContentRange(response.headers.get('content-range')) : length;
     const size = partial ? length : length === null ? null : Math.max(0, length - from);
     return {
@@ -776,7 +782,11 @@ function totalOfContentRange(header: string | null): number | null {
 
 /** A 416: the file ends before byte `from`, as its `Content-Range` says (`bytes *\/1234`). */
 function nothingFrom(response: Response, id: string, index: number, from: number): RangeError {
-  const total = totalOfContentRange(response.headers.get('content-range'));
+  return nothingFromByte(id, index, from, totalOfContentRange(response.headers.get('content-range')));
+}
+
+/** The file, of `total` bytes when known, ends before byte `from`. */
+function nothingFromByte(id: string, index: number, from: number, total: number | null): RangeError {
   return new RangeError(`output ${index} of video ${id} ${total === null ? 'ends before byte' : `has ${total} bytes: there is nothing from byte`} ${from}${total === null ? '' : ' on'}`);
 }
 
