@@ -90,6 +90,8 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
     if (settings?.enabled === false) {
       mode = 'disabled';
       reason = 'enabled: false';
+      // The start judges a disabled block's region and API shape too, and refuses them.
+      refusedPlacement(() => liveEndpoint(config, provider), problems);
     } else if (settings?.api_key || settings?.access_key || settings?.accounts) {
       try {
         // A user part is a credential the upstream takes as Basic auth: never shown.

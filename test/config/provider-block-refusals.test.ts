@@ -58,3 +58,16 @@ it('refuses an unknown region or API shape in the sandbox too, before going live
     expect(refusal).toMatch(/^providers\.kling-legacy\.(region|api_shape): /);
   }
 });
+
+it('check-config refuses an unknown region of a disabled provider as the start does, not "disabled" and exit 0', async () => {
+  const env = { KLING_LEGACY_ENABLED: 'false', KLING_LEGACY_REGION: 'mars' };
+  const config = loadConfigFile(CONFIG, env, PROVIDER_IDS);
+  const refusal = await startSandbox(config, PROVIDERS, new ManualClock(0)).then(
+    (sandbox) => sandbox.close().then(() => 'started'),
+    (error: Error) => error.message,
+  );
+  expect(refusal).toMatch(/^providers\.kling-legacy\.region: unknown region "mars"/);
+  const checked = await runCliCaptured(['check-config', CONFIG], { env });
+  expect(`${checked.stdout}${checked.stderr}`).toContain(refusal);
+  expect(checked.code).toBe(78);
+});
