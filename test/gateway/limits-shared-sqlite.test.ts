@@ -9,6 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
+import { mostInAnyWindow } from '../support/request-windows.js';
 
 const gateways: TestGateway[] = [];
 const stores: Store[] = [];
@@ -16,17 +17,6 @@ afterEach(async () => {
   for (const gateway of gateways.splice(0).reverse()) await gateway.close();
   for (const store of stores.splice(0)) await store.close();
 });
-
-/** The most requests that fell within any `windowMs`. */
-function mostInAnyWindow(times: readonly number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  for (let first = 0, last = 0; last < sorted.length; last++) {
-    while (sorted[last]! - sorted[first]! >= windowMs) first++;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
-}
 
 it('holds the cap and the rate window of an account across two workers on one SQLite file', async () => {
   const url = tempDatabaseUrl();

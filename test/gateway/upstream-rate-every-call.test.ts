@@ -6,23 +6,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { mostInAnyWindow } from '../support/request-windows.js';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
   await gw?.close();
   gw = undefined;
 });
-
-/** The most requests that fell within any `windowMs` (an upstream's sliding window). */
-function mostInAnyWindow(times: readonly number[], windowMs: number): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let most = 0;
-  for (let first = 0, last = 0; last < sorted.length; last++) {
-    while (sorted[last]! - sorted[first]! >= windowMs) first++;
-    most = Math.max(most, last - first + 1);
-  }
-  return most;
-}
 
 it("counts each page of Freepik's task list read to find a lost create against the account's rate window", async () => {
   gw = await startTestGateway({ config: { providers: { freepik: { rate_limits: [{ limit: 2, window_ms: 10_000 }] } } } });
