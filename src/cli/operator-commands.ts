@@ -59,20 +59,6 @@ interface ProviderPlan {
   pricing: { currency: string; credit_value: number; rules: number } | null;
 }
 
-/**
- * Whether a provider block without credentials names a region or API shape its provider lacks
- * (`liveEndpoint` judges them for every block, as the start does), the refusal added to `problems`.
- */
-function refusedPlacement(judge: () => unknown, problems: string[]): boolean {
-  try {
-    judge();
-    return false;
-  } catch (error) {
-    problems.push((error as Error).message);
-    return true;
-  }
-}
-
 /** What a gateway started with this configuration would run, without secrets. */
 async function planFor(path: string, config: GatewayConfig, workers: number) {
   const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }] = await Promise.all([
@@ -87,25 +73,26 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
     let mode: ProviderPlan['mode'];
     let reason: string | null = null;
     let baseUrl: string | null = null;
+    // Judged as the start judges it, for every block (a disabled one and one without credentials
+    // too: a region or API shape the provider lacks is refused all the same).
+    let endpoint;
+    let refusal: string | undefined;
+    try {
+      endpoint = liveEndpoint(config, provider);
+    } catch (error) {
+      refusal = (error as Error).message;
+      problems.push(refusal);
+    }
     if (settings?.enabled === false) {
       mode = 'disabled';
       reason = 'enabled: false';
-      // The start judges a disabled block's region and API shape too, and refuses them.
-      refusedPlacement(() => liveEndpoint(config, provider), problems);
-    } else if (settings?.api_key || settings?.access_key || settings?.accounts) {
-      try {
-        // A user part is a credential the upstream takes as Basic auth: never shown.
-        const endpoint = liveEndpoint(config, provider)?.baseUrl;
-        baseUrl = endpoint === undefined ? null : redactUrl(endpoint);
-        mode = 'live';
-      } catch (error) {
-        problems.push((error as Error).message);
-        mode = 'disabled';
-        reason = (error as Error).message;
-      }
-    } else if (refusedPlacement(() => liveEndpoint(config, provider), problems)) {
+    } else if (refusal !== undefined) {
       mode = 'disabled';
-      reason = problems[problems.length - 1] ?? null;
+      reason = refusal;
+    } else if (settings?.api_key || settings?.access_key || settings?.accounts) {
+      // A user part is a credential the upstream takes as Basic auth: never shown.
+      baseUrl = endpoint === undefined ? null : redactUrl(endpoint.baseUrl);
+      mode = 'live';
     } else if (needsSimulator(config, PROVIDERS, provider.id)) {
       mode = 'simulator';
     } else {
