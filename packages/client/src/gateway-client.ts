@@ -235,8 +235,10 @@ export class GatewayClient {
         const held = Number(new URL(request.url).searchParams.get('wait')) || 0;
         const response = await this.fetchWithin(request, {}, { url: this.baseUrl, whole: true, heldMs: held * 1000 });
         // Every path the generated types describe answers JSON: anything else is not the gateway.
-        if (response.ok) await this.expectJson(response, request.method);
-        if (response.ok) await this.expectParsedJson(response, request);
+        if (response.ok) {
+          await this.expectJson(response, request.method);
+          await this.expectParsedJson(response, request);
+        }
         return response;
       },
     });
