@@ -1319,8 +1319,10 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       const keptRead = (url: URL) => url.pathname.endsWith(`/v1/videos/${kept.id}`);
       await page.route(keptRead, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(lapsed) }));
       await page.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(kept.id)}`);
-      await expect.poll(async () => (await page.locator('.output-gone').textContent()) ?? '').toContain('Video output 1 can no longer be fetched');
-      expect(await page.locator('.output-gone').textContent()).toContain('the provider kept its copy until');
+      // Awaited on what only this task's page says: until it renders, the lost task's notice (with
+      // the same first sentence) is still on the screen.
+      await expect.poll(async () => (await page.locator('.output-gone').textContent()) ?? '').toContain('the provider kept its copy until');
+      expect(await page.locator('.output-gone').textContent()).toContain('Video output 1 can no longer be fetched');
       expect(await page.locator('video').count()).toBe(0);
       await page.unroute(keptRead);
     } finally {
