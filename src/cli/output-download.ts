@@ -6,13 +6,13 @@
  */
 import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import type { GatewayClient, Task } from '../../packages/client/src/index.js';
+import type { GatewayClient, OutputDownload, Task } from '../../packages/client/src/index.js';
 import { DownloadProgress, type ProgressStream } from './progress-display.js';
 import { printable } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
@@ -87,6 +87,24 @@ export function namesExistingFile(output: string | undefined): boolean {
   return output !== undefined && !output.endsWith('/') && existsSync(output) && statSync(output).isFile();
 }
 
+/** How `saveOutputs` reaches the world besides the client: Ctrl-C, `--force`, stdout, the pause between tries. */
+export interface SaveOptions {
+  signal?: AbortSignal;
+  /** `--force`: replace a file `-o` names. */
+  overwrite?: boolean;
+  /** Where `-o -` (or `/dev/stdout`) writes. */
+  stdout?: NodeJS.WritableStream;
+  /** Waits before a download that broke off is resumed (tests record it and return at once). */
+  pause?: (ms: number) => Promise<void>;
+}
+
+/**
+ * How often a download that broke off is resumed from the byte it reached (by HTTP Range, as
+ * `curl -C -` would be run by hand), and the pause before each: a connection cut in the middle of
+ * a large video then costs seconds, not the whole file again or a failed command.
+ */
+export const RESUME_PAUSES_MS = [1_000, 2_000, 4_000] as const;
+
 /**
  * Downloads every output of a succeeded task; returns the paths written. A file `-o` names that
  * already exists is replaced only with `overwrite` (`--force`); files named after the task are
@@ -97,22 +115,21 @@ export async function saveOutputs(
   task: Task,
   output: string | undefined,
   progressStream: ProgressStream,
-  signal?: AbortSignal,
-  overwrite = false,
-  /** Where `-o -` (or `/dev/stdout`) writes. */
-  stdout?: NodeJS.WritableStream,
+  options: SaveOptions = {},
 ): Promise<string[]> {
+  const { signal, overwrite = false, stdout } = options;
   if (!FILE_NAME_ID.test(task.id)) {
     throw new CliError(`the gateway answered with a task id that is not a file name (${printable(JSON.stringify(task.id))}); nothing was saved`, ExitCode.unexpected);
   }
-  if (namesStdout(output) && stdout) return [await writeToStdout(client, task, output!, progressStream, stdout, signal)];
+  if (namesStdout(output) && stdout) return [await writeToStdout(client, task, output!, progressStream, stdout, options)];
   // A device or pipe takes one output as it is (a second would be made as a file beside it).
   if (output && task.outputs.length > 1 && isSpecialFile(output)) {
     throw new CliError(`video ${task.id} has ${task.outputs.length} outputs; -o ${output} takes one: save them with -o <directory>/`, ExitCode.usage);
   }
   const saved: string[] = [];
   for (const [index, described] of task.outputs.entries()) {
-    const download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });
+    let download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });
+    const whole = download.size;
     const path = targetPath(output, task, index, extensionFor(download.contentType, download.url, described.type));
     const intoItself = isSpecialFile(path);
     if (!overwrite && !intoItself && !basename(path).startsWith(task.id) && existsSync(path)) {
@@ -120,42 +137,64 @@ export async function saveOutputs(
       throw new CliError(`${path} already exists: pass --force to replace it, or save elsewhere with: kling-gateway download ${task.id} -o <path>`, ExitCode.usage);
     }
     const partial = intoItself ? path : `${path}.part`;
-    const progress = new DownloadProgress(progressStream, basename(path), download.size);
+    let progress = new DownloadProgress(progressStream, basename(path), whole);
     let written = 0;
-    let readError: Error | undefined;
-    let writeError: Error | undefined;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        written += chunk.length;
-        progress.add(chunk.length);
-        callback(null, chunk);
-      },
-    });
-    try {
-      // `-o new/dir/` or `-o new/dir/fox.mp4`: made as asked.
-      await mkdir(dirname(partial), { recursive: true });
-      const file = createWriteStream(partial);
-      // What the file side failed with (a full disk: ENOSPC on write, which names no path), and
-      // what the download did (a cut connection), which pipeline then hands the file too.
-      file.on('error', (error) => (writeError ??= error));
-      const source = Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>);
-      // The file's own failure comes back here too (the pipeline tears the source down with it).
-      source.on('error', (error) => {
-        if (error !== writeError) readError ??= error;
+    for (let resumes = 0; ; resumes++) {
+      let readError: Error | undefined;
+      let writeError: Error | undefined;
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          written += chunk.length;
+          progress.add(chunk.length);
+          callback(null, chunk);
+        },
       });
-      await pipeline(source, counter, file, signal ? { signal } : {});
-      if (download.size !== null && written !== download.size) throw brokeOff(task.id, index, written, download.size);
-      if (!intoItself) await rename(partial, path);
-    } catch (error) {
-      progress.fail();
-      if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
-      if (error instanceof CliError || signal?.aborted) throw error;
-      // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
-      // 9 would say "try again later", and trying generate again makes a second video.
-      if (error instanceof Error && error !== readError && ('path' in error || error === writeError)) {
-        throw new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
+      let file: WriteStream | undefined;
+      try {
+        // `-o new/dir/` or `-o new/dir/fox.mp4`: made as asked.
+        await mkdir(dirname(partial), { recursive: true });
+        // A resumed download adds to what the `.part` holds.
+        file = createWriteStream(partial, { flags: written > 0 && !intoItself ? 'a' : 'w' });
+        // What the file side failed with (a full disk: ENOSPC on write, which names no path), and
+        // what the download did (a cut connection), which pipeline then hands the file too.
+        file.on('error', (error) => (writeError ??= error));
+        const source = Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>);
+        // The file's own failure comes back here too (the pipeline tears the source down with it).
+        source.on('error', (error) => {
+          if (error !== writeError) readError ??= error;
+        });
+        await pipeline(source, counter, file, signal ? { signal } : {});
+        if (whole !== null && written !== whole) throw brokeOff(task.id, index, written, whole);
+        if (!intoItself) await rename(partial, path);
+        break;
+      } catch (error) {
+        progress.fail();
+        if (error instanceof CliError && error.exitCode !== ExitCode.unreachable) {
+          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
+          throw error;
+        }
+        if (signal?.aborted) {
+          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
+          throw error;
+        }
+        // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
+        // 9 would say "try again later", and trying generate again makes a second video.
+        if (error instanceof Error && error !== readError && ('path' in error || error === writeError)) {
+          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
+          throw new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
+        }
+        if (!intoItself && file) written = await bytesKept(file, partial);
+        const broken = error instanceof CliError ? error : brokeOff(task.id, index, written, whole, error);
+        // A device or pipe was closed under the cut: its reader saw an end, and more bytes would
+        // not follow on from it.
+        const rest = intoItself ? null : await resumed(client, task.id, index, written, whole, resumes, broken, progressStream, options);
+        if (!rest) {
+          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
+          throw broken;
+        }
+        download = rest;
+        progress = new DownloadProgress(progressStream, basename(path), whole, written);
       }
-      throw brokeOff(task.id, index, written, download.size, error);
     }
     progress.finish(path);
     saved.push(path);
@@ -163,20 +202,64 @@ export async function saveOutputs(
   return saved;
 }
 
-/** `-o -`: the task's one output, written to stdout (for `| ffprobe -`). */
-async function writeToStdout(
+/**
+ * How many bytes the `.part` holds once its stream has closed: where a resumed download goes on.
+ * Not the bytes counted through: a cut tears the file stream down with writes still queued in it.
+ */
+async function bytesKept(file: WriteStream, partial: string): Promise<number> {
+  if (!file.closed) await once(file, 'close').catch(() => undefined);
+  try {
+    return (await stat(partial)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * After output `index` broke off at byte `written` (of `whole`, when known): the rest of it, asked
+ * from that byte after a pause, or null when no try is left, the rest cannot be had (the gateway
+ * or the host gone, a 4xx) or the file is no longer the one begun (another size). Each try says
+ * on `progressStream` how far the download got and that it goes on.
+ */
+async function resumed(
   client: GatewayClient,
-  task: Task,
-  output: string,
+  id: string,
+  index: number,
+  written: number,
+  whole: number | null,
+  resumes: number,
+  broken: CliError,
   progressStream: ProgressStream,
-  stdout: NodeJS.WritableStream,
-  signal?: AbortSignal,
-): Promise<string> {
+  options: SaveOptions,
+): Promise<OutputDownload | null> {
+  const pause = RESUME_PAUSES_MS[resumes];
+  if (pause === undefined || options.signal?.aborted) return null;
+  progressStream.write(`${broken.message}; resuming from byte ${written} (try ${resumes + 1} of ${RESUME_PAUSES_MS.length})\n`);
+  await (options.pause ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(pause);
+  if (options.signal?.aborted) return null;
+  let rest: OutputDownload;
+  try {
+    rest = await client.downloadOutput(id, { index, from: written, ...(options.signal ? { signal: options.signal } : {}) });
+  } catch {
+    return null;
+  }
+  if (whole !== null && rest.total !== null && rest.total !== whole) {
+    await rest.body.cancel().catch(() => undefined);
+    progressStream.write(`output ${index} of video ${id} is now ${rest.total} bytes, not the ${whole} begun: not resumed\n`);
+    return null;
+  }
+  return rest;
+}
+
+/** `-o -`: the task's one output, written to stdout (for `| ffprobe -`), resumed where it broke off. */
+async function writeToStdout(client: GatewayClient, task: Task, output: string, progressStream: ProgressStream, stdout: NodeJS.WritableStream, options: SaveOptions): Promise<string> {
+  const { signal } = options;
   if (task.outputs.length !== 1) {
     throw new CliError(`video ${task.id} has ${task.outputs.length} outputs; -o ${output} takes one: save them with -o <directory>/`, ExitCode.usage);
   }
-  const download = await client.downloadOutput(task.id, signal ? { signal } : {});
-  const progress = new DownloadProgress(progressStream, 'stdout', download.size);
+  let download = await client.downloadOutput(task.id, signal ? { signal } : {});
+  const whole = download.size;
+  let progress = new DownloadProgress(progressStream, 'stdout', whole);
   let written = 0;
   // What stdout failed with (EPIPE: its reader quit). Listening here also tells the `kling-gateway`
   // entry point, which ends the process quietly when a reader of text goes away, that this
@@ -185,41 +268,48 @@ async function writeToStdout(
   const onError = (error: Error) => (closed ??= error);
   stdout.on('error', onError);
   try {
-    await pipeline(
-      Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>),
-      async (chunks: AsyncIterable<Buffer>) => {
-        // stdout is not ended: it is the process's own. Each write's callback says whether the
-        // bytes went out; the last one is awaited, so a reader that quits at the end is seen too.
-        let last: Promise<void> = Promise.resolve();
-        for await (const chunk of chunks) {
-          if (closed) throw closed;
-          written += chunk.length;
-          progress.add(chunk.length);
-          let accepted = true;
-          last = new Promise<void>((resolve) => {
-            accepted = stdout.write(chunk, (error) => {
-              if (error) closed ??= error;
-              resolve();
-            });
-          });
-          if (!accepted) await Promise.race([once(stdout, 'drain'), last]);
-        }
-        await last;
-        if (closed) throw closed;
-      },
-      signal ? { signal } : {},
-    );
-  } catch (error) {
-    progress.fail();
-    if (error instanceof CliError || signal?.aborted) throw error;
-    if (closed) throw stdoutFailed(task.id, closed);
-    throw brokeOff(task.id, 0, written, download.size, error);
+    for (let resumes = 0; ; resumes++) {
+      try {
+        await pipeline(
+          Readable.fromWeb(download.body as NodeReadableStream<Uint8Array>),
+          async (chunks: AsyncIterable<Buffer>) => {
+            // stdout is not ended: it is the process's own. Each write's callback says whether the
+            // bytes went out; the last one is awaited, so a reader that quits at the end is seen too.
+            let last: Promise<void> = Promise.resolve();
+            for await (const chunk of chunks) {
+              if (closed) throw closed;
+              written += chunk.length;
+              progress.add(chunk.length);
+              let accepted = true;
+              last = new Promise<void>((resolve) => {
+                accepted = stdout.write(chunk, (error) => {
+                  if (error) closed ??= error;
+                  resolve();
+                });
+              });
+              if (!accepted) await Promise.race([once(stdout, 'drain'), last]);
+            }
+            await last;
+            if (closed) throw closed;
+          },
+          signal ? { signal } : {},
+        );
+        if (whole !== null && written !== whole) throw brokeOff(task.id, 0, written, whole);
+        break;
+      } catch (error) {
+        progress.fail();
+        if ((error instanceof CliError && error.exitCode !== ExitCode.unreachable) || signal?.aborted) throw error;
+        if (closed) throw stdoutFailed(task.id, closed);
+        const broken = error instanceof CliError ? error : brokeOff(task.id, 0, written, whole, error);
+        // What went out stays out: the rest follows on from the byte reached.
+        const rest = await resumed(client, task.id, 0, written, whole, resumes, broken, progressStream, options);
+        if (!rest) throw broken;
+        download = rest;
+        progress = new DownloadProgress(progressStream, 'stdout', whole, written);
+      }
+    }
   } finally {
     stdout.off('error', onError);
-  }
-  if (download.size !== null && written !== download.size) {
-    progress.fail();
-    throw brokeOff(task.id, 0, written, download.size);
   }
   const named = output === '-' ? 'stdout' : output;
   progress.finish(named);

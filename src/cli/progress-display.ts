@@ -88,13 +88,16 @@ export class TaskProgressLine {
 export class DownloadProgress {
   private readonly bar: cliProgress.SingleBar | undefined;
   private readonly started = Date.now();
-  private received = 0;
+  private readonly before: number;
 
   constructor(
     private readonly stream: ProgressStream,
     label: string,
     private readonly total: number | null,
+    /** Bytes already had (a download resumed where it broke off): counted, not in the speed. */
+    private received = 0,
   ) {
+    this.before = received;
     if (stream.isTTY !== true) return;
     this.bar = new cliProgress.SingleBar(
       {
@@ -111,7 +114,7 @@ export class DownloadProgress {
       },
       cliProgress.Presets.shades_classic,
     );
-    this.bar.start(total ?? 0, 0, { done: formatBytes(0), size: total ? formatBytes(total) : '?', speed: '' });
+    this.bar.start(total ?? 0, total ? Math.min(received, total) : received, { done: formatBytes(received), size: total ? formatBytes(total) : '?', speed: '' });
   }
 
   add(bytes: number): void {
@@ -119,7 +122,7 @@ export class DownloadProgress {
     const seconds = Math.max(0.001, (Date.now() - this.started) / 1000);
     this.bar?.update(this.total ? Math.min(this.received, this.total) : this.received, {
       done: formatBytes(this.received),
-      speed: `${formatBytes(this.received / seconds)}/s`,
+      speed: `${formatBytes((this.received - this.before) / seconds)}/s`,
     });
   }
 

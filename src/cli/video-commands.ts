@@ -150,7 +150,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   let saved: string[] = [];
   if (options.download !== false && task.outputs.length > 0) {
     try {
-      saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true, context.stdout);
+      saved = await saveOutputs(client, task, options.output, context.stderr, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
     } catch (error) {
       // The video is made (and billed): say so, or the command run again makes a second one. A
       // file that cannot be written, and stdout closed early, already say how to save it.
@@ -432,7 +432,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
           ? new CliError(`video ${id} ${task.status}${task.error ? ` (${task.error.code}: ${task.error.message})` : ''}; there is nothing to download`, ExitCode.taskFailed)
           : new CliError(`video ${id} is still ${task.status}; to save it once it is done: kling-gateway wait ${id}`, ExitCode.timeout);
       }
-      const saved = await saveOutputs(client, task, options.output, context.stderr, context.signal, options.force === true, context.stdout);
+      const saved = await saveOutputs(client, task, options.output, context.stderr, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
       out.data({ id, saved });
       for (const path of saved) out.line(path);
     });

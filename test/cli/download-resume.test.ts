@@ -1,0 +1,159 @@
+/**
+ * A download that breaks off in the middle (the connection cut by a proxy, a host restarting) is
+ * resumed from the byte it reached, by HTTP Range, after a pause: the file saved is whole and
+ * byte for byte the host's, and the user is told it happened. Three tries; then exit 9 as before,
+ * with nothing left behind.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { runCli } from '../../src/cli/main.js';
+import { runCliCaptured } from '../support/cli-run.js';
+import { succeededTask } from '../support/fake-task-gateway.js';
+import { loopbackServer } from '../support/raw-answer.js';
+
+const ID = 'vid_resume';
+const WHOLE = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => (i * 7 + (i >> 10)) % 251));
+const CUT_AFTER = 256 * 1024;
+
+describe('kling-gateway download resumes a download that broke off', () => {
+  let server: { base: string; close: () => Promise<void> };
+  /** How many of the next file answers are cut after `CUT_AFTER` bytes. */
+  let cuts = 0;
+  /** Bytes sent of an answer that is cut. */
+  let cutAfter = CUT_AFTER;
+  /** The file the host serves, and the one it serves after a cut (the file changed between tries). */
+  let file = WHOLE;
+  let fileAfterCut = WHOLE;
+  /** Whether the host honours Range (a 206) or sends the whole file again (a 200). */
+  let ranges = true;
+  const asked: (string | undefined)[] = [];
+  const roots: string[] = [];
+
+  beforeAll(async () => {
+    let base = '';
+    server = await loopbackServer((req, res) => {
+      if ((req.url ?? '').startsWith('/files/')) {
+        asked.push(req.headers.range);
+        const from = ranges ? Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0) : 0;
+        const body = file.subarray(from);
+        if (from > 0) res.writeHead(206, { 'content-type': 'video/mp4', 'content-length': body.length, 'content-range': `bytes ${from}-${file.length - 1}/${file.length}` });
+        else res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': body.length });
+        if (cuts > 0) {
+          cuts -= 1;
+          file = fileAfterCut;
+          res.write(body.subarray(0, cutAfter), () => setTimeout(() => res.socket?.destroy(), 20));
+          return;
+        }
+        res.end(body);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(succeededTask(base, ID)));
+    });
+    base = server.base;
+  });
+
+  afterEach(() => {
+    cuts = 0;
+    cutAfter = CUT_AFTER;
+    file = WHOLE;
+    fileAfterCut = WHOLE;
+    ranges = true;
+    asked.length = 0;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    for (const root of roots) rmSync(root, { recursive: true, force: true });
+  });
+
+  /** The byte each resumed request asked from. */
+  function resumedFrom(): number[] {
+    return asked.slice(1).map((range) => Number(/^bytes=(\d+)-$/.exec(range ?? '')?.[1]));
+  }
+
+  async function download(args: string[]) {
+    const cwd = mkdtempSync(join(tmpdir(), 'kgw-resume-'));
+    roots.push(cwd);
+    const pauses: number[] = [];
+    const run = await runCliCaptured(['download', ID, ...args.map((arg) => arg.replace('{dir}', cwd))], {
+      env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+      pause: async (ms) => void pauses.push(ms),
+    });
+    return { ...run, pauses, cwd };
+  }
+
+  it('to a file cut twice: the saved file is the whole file, said as resumed from the byte reached', async () => {
+    cuts = 2;
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code).toBe(0);
+    expect(readFileSync(join(run.cwd, 'fox.mp4')).equals(WHOLE)).toBe(true);
+    expect(readdirSync(run.cwd)).toEqual(['fox.mp4']);
+    // Each resume asks from the byte the file holds (what was received and written; bytes still
+    // queued for the disk when the connection broke are asked again), further each time.
+    const [first, second] = resumedFrom();
+    expect(asked[0]).toBeUndefined();
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBeGreaterThan(first!);
+    expect(second).toBeLessThanOrEqual(2 * CUT_AFTER);
+    expect(run.pauses).toEqual([1000, 2000]);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines[0]).toBe(`download of output 0 of video ${ID} broke off after ${first} of ${WHOLE.length} bytes: terminated (other side closed); resuming from byte ${first} (try 1 of 3)`);
+    expect(lines[1]).toBe(`download of output 0 of video ${ID} broke off after ${second} of ${WHOLE.length} bytes: terminated (other side closed); resuming from byte ${second} (try 2 of 3)`);
+    expect(lines[2]).toBe(`saved ${join(run.cwd, 'fox.mp4')} (1.0 MB)`);
+  });
+
+  it('to stdout: the bytes written are the whole file once, none twice', async () => {
+    cuts = 1;
+    const chunks: Buffer[] = [];
+    let stderr = '';
+    const code = await runCli(['download', ID, '-o', '-'], {
+      env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+      pause: async () => undefined,
+      stdout: new Writable({ write: (chunk: Buffer, _encoding, callback) => (chunks.push(chunk), callback()) }),
+      stderr: new Writable({ write: (chunk: Buffer, _encoding, callback) => ((stderr += chunk.toString('utf8')), callback()) }),
+    });
+    expect(code).toBe(0);
+    expect(Buffer.concat(chunks).equals(WHOLE)).toBe(true);
+    expect(stderr).toContain(`resuming from byte ${resumedFrom()[0]} (try 1 of 3)`);
+    expect(stderr).toContain('saved stdout (1.0 MB)');
+    // stdout took every byte handed to it: the rest is asked from there.
+    expect(asked).toHaveLength(2);
+    expect(resumedFrom()[0]).toBeGreaterThan(0);
+    expect(resumedFrom()[0]).toBeLessThanOrEqual(CUT_AFTER);
+  });
+
+  it('from a host that ignores Range: the bytes it sends again are skipped, and the file is whole', async () => {
+    cuts = 1;
+    ranges = false;
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code).toBe(0);
+    expect(readFileSync(join(run.cwd, 'fox.mp4')).equals(WHOLE)).toBe(true);
+  });
+
+  it('cut on every try: after three resumes, exit 9 saying how far it got, and no file left', async () => {
+    cuts = 10;
+    cutAfter = 64 * 1024;
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code).toBe(9);
+    expect(run.pauses).toEqual([1000, 2000, 4000]);
+    expect(resumedFrom()).toHaveLength(3);
+    const kept = resumedFrom().at(-1)!;
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(new RegExp(`^error: download of output 0 of video ${ID} broke off after (\\d+) of ${WHOLE.length} bytes: terminated \\(other side closed\\)$`));
+    const last = Number(/broke off after (\d+)/.exec(run.stderr.trim().split('\n').at(-1)!)?.[1]);
+    expect(last).toBeGreaterThan(kept);
+    expect(last).toBeLessThanOrEqual(kept + 64 * 1024);
+    expect(readdirSync(run.cwd)).toEqual([]);
+  });
+
+  it('a file that changed size between tries is not resumed: exit 9, and no file left', async () => {
+    cuts = 1;
+    fileAfterCut = Buffer.concat([WHOLE, Buffer.from('more')]);
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code).toBe(9);
+    expect(run.stderr).toContain(`output 0 of video ${ID} is now ${WHOLE.length + 4} bytes, not the ${WHOLE.length} begun: not resumed`);
+    expect(readdirSync(run.cwd)).toEqual([]);
+  });
+});
