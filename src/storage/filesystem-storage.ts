@@ -6,24 +6,26 @@
  */
 import { randomBytes } from 'node:crypto';
 import { close, constants, fdatasync, open as openFile, writev } from 'node:fs';
-import { access, lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
 
 /**
  * Runs `step` on `path` (opening a new file there, or renaming one to it); the path's folder is
- * made only when the step says it is missing, and the step tried once more. Most writes go to
+ * made only when the step says it is missing, and the step tried again. Most writes go to
  * folders that exist (the temporary folder, one per tenant and day), and asking for them first
  * on every write was a system call each time.
  */
 async function creatingFolderOf<T>(path: string, step: () => Promise<T>): Promise<T> {
-  try {
-    return await step();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    await mkdir(dirname(path), { recursive: true });
-    return step();
+  // A folder made is made again when a deletion took it away meanwhile, it being empty.
+  for (let tries = 1; ; tries++) {
+    try {
+      return await step();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || tries > 3) throw error;
+      await mkdir(dirname(path), { recursive: true });
+    }
   }
 }
 
@@ -199,7 +201,24 @@ export class FilesystemStorage implements ObjectStorage {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.pathOf(key), { force: true });
+    const path = this.pathOf(key);
+    await rm(path, { force: true });
+    await this.removeEmptyFolders(dirname(path));
+  }
+
+  /**
+   * The folders a deletion left empty, from the key's own up to (not including) the root: a
+   * tenant's day once retention took its last copy, then the tenant's. `rmdir` refuses a folder
+   * that is not empty, and a write that finds its folder gone makes it again.
+   */
+  private async removeEmptyFolders(folder: string): Promise<void> {
+    for (let current = folder; current.startsWith(this.root + sep); current = dirname(current)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return;
+      }
+    }
   }
 
   /**

@@ -138,3 +138,35 @@ it("tells check-config the start would stop on a link to a folder that is not th
   mkdirSync(join(directory, 'unmounted/videos'), { recursive: true });
   expect(await FilesystemStorage.writeProblem(join(directory, 'outputs/sub'))).toBeUndefined();
 });
+
+it("removes a day's and a tenant's folders once their last copy is deleted, and keeps the root and every folder still holding one", async () => {
+  const { storage: files, directory } = storage();
+  const write = (key: string) => files.write(key, Readable.from([Buffer.from(key)]), { contentType: 'video/mp4' });
+  await write('acme/2026-12-01/vid_1-0.mp4');
+  await write('acme/2026-12-01/vid_2-0.mp4');
+  await write('acme/2026-12-02/vid_3-0.mp4');
+  await write('globex/2026-12-01/vid_4-0.mp4');
+  await files.delete('acme/2026-12-01/vid_1-0.mp4');
+  expect(readdirSync(join(directory, 'acme')).sort()).toEqual(['2026-12-01', '2026-12-02']);
+  await files.delete('acme/2026-12-01/vid_2-0.mp4');
+  expect(readdirSync(join(directory, 'acme'))).toEqual(['2026-12-02']);
+  await files.delete('acme/2026-12-02/vid_3-0.mp4');
+  expect(readdirSync(directory).filter((name) => name !== '.partial')).toEqual(['globex']);
+  // Deleting what is not there (a leftover that never landed) removes nothing else.
+  await files.delete('globex/2026-12-01/vid_9-0.mp4');
+  expect(filesUnder(directory)).toEqual(['vid_4-0.mp4']);
+  await files.delete('globex/2026-12-01/vid_4-0.mp4');
+  expect(readdirSync(directory).filter((name) => name !== '.partial')).toEqual([]);
+  expect(statSync(directory).isDirectory()).toBe(true);
+});
+
+it('lands every write in a folder that deletions of its other copies empty at the same time', async () => {
+  const { storage: files, directory } = storage();
+  const write = (key: string) => files.write(key, Readable.from([Buffer.from(key)]), { contentType: 'video/mp4' });
+  await write('acme/2026-12-01/vid_0-0.mp4');
+  for (let index = 1; index <= 40; index++) {
+    await Promise.all([files.delete(`acme/2026-12-01/vid_${index - 1}-0.mp4`), write(`acme/2026-12-01/vid_${index}-0.mp4`)]);
+  }
+  expect(filesUnder(directory)).toEqual(['vid_40-0.mp4']);
+  expect(readFileSync(join(directory, 'acme/2026-12-01/vid_40-0.mp4'), 'utf8')).toBe('acme/2026-12-01/vid_40-0.mp4');
+});
