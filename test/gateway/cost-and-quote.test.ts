@@ -358,6 +358,45 @@ describe('cost', () => {
     }
   });
 
+  it('prices a video an offering makes without sound at the silent price, though audio defaults to true', async () => {
+    // A price list that charges for sound, as a plan may: 14 credits a second with it, 11.2 without.
+    const audioPriced = {
+      providers: {
+        freepik: {
+          pricing: {
+            rules: [
+              { model: 'kling-v3-omni', quality: 'pro', audio: true, credits_per_second: 14 },
+              { model: 'kling-v3-omni', quality: 'pro', audio: false, credits_per_second: 11.2 },
+            ],
+          },
+        },
+        'kling-legacy': {
+          pricing: {
+            rules: [
+              { model: 'kling-v2-5-turbo', audio: true, credits_per_second: 1 },
+              { model: 'kling-v2-5-turbo', audio: false, credits_per_second: 0.5 },
+            ],
+          },
+        },
+      },
+    };
+    gw = await startTestGateway({ config: audioPriced });
+    // Freepik's video-reference Omni takes no sound: the video it makes is silent.
+    const reference = { model: 'kling-v3-omni', prompt: 'in the style of @Video1', reference_video_url: 'https://example.com/clip.mp4', duration: 5 };
+    const quote = await gw.request('POST', '/v1/videos/quote', { ...reference, routing: { providers: ['freepik'] } });
+    expect(quote.body.providers[0]).toMatchObject({ provider: 'freepik', eligible: true, estimated_credits: 56, estimated_cost: 0.56 });
+    const created = await gw.create({ ...reference, routing: { providers: ['freepik'] } });
+    expect(created.body.warnings?.join(' ') ?? '').toMatch(/audio defaults to true/);
+    expect(created.body.cost).toEqual({ credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' });
+    // The legacy kling-v2-5-turbo makes silent video only.
+    const turbo = { model: 'kling-v2-5-turbo', prompt: 'a quiet harbour', duration: 10, routing: { providers: ['kling-legacy'] } };
+    const legacy = await gw.create(turbo);
+    expect(legacy.body.cost).toEqual({ credits: 5, estimated: true, currency_amount: 0.7, currency: 'USD' });
+    // Asked for explicitly, sound is priced as asked where the offering makes it.
+    const withSound = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3-omni', prompt: 'a harbour', duration: 5, audio: true, routing: { providers: ['freepik'] } });
+    expect(withSound.body.providers[0]).toMatchObject({ eligible: true, estimated_credits: 70, estimated_cost: 0.7 });
+  });
+
   it('max_credits leaves out providers over budget or without a price', async () => {
     gw = await startTestGateway({ config: LEGACY_UNPRICED });
     const created = await gw.create({ model: 'kling-v3', prompt: 'budget', duration: 5, routing: { max_credits: 100 } });

@@ -54,6 +54,16 @@ export function resolveRequest(input: CreateVideoRequest): ResolvedRequest {
   return { request, explicit };
 }
 
+/**
+ * The request as `offering` will make it, for pricing: an offering with no audio rule makes silent
+ * video, so the `audio: true` the canonical default filled in (a warning says it is dropped) is
+ * priced as no audio — a price list that charges for sound must not charge it for a silent video.
+ */
+export function requestAsServed(offering: Offering, request: VideoRequest): VideoRequest {
+  if (offering.fields.audio || request.audio !== true) return request;
+  return { ...request, audio: false };
+}
+
 /** Fields that, when filled by a default the provider cannot honour, are worth a warning. */
 const WARN_WHEN_DEFAULT_DROPPED: ReadonlySet<CapabilityField> = new Set(['audio']);
 

@@ -4,7 +4,7 @@
  * `/v1/models` all read this, so the order a quote shows is the order a create tries.
  */
 import type { RoutingOverride, RoutingStrategy } from './canonical.js';
-import { matchOffering, type ResolvedRequest } from './capabilities.js';
+import { matchOffering, requestAsServed, type ResolvedRequest } from './capabilities.js';
 import type { CostEstimate, PricingConfig } from './pricing.js';
 import { priceRequest } from './pricing.js';
 import type { Offering } from './offerings.js';
@@ -101,7 +101,7 @@ export function evaluateProviders(
     if (context.source && context.source.provider !== candidate.id) reasons.push(sourceVideoReason(context.source));
     const match = matchOffering(candidate.provider.offerings, resolved);
     reasons.push(...match.reasons);
-    const priced = match.offering ? priceRequest(candidate.pricing, resolved.request, context.at) : undefined;
+    const priced = match.offering ? priceRequest(candidate.pricing, requestAsServed(match.offering, resolved.request), context.at) : undefined;
     const estimate = priced?.estimate;
     if (override?.max_credits !== undefined && match.offering) {
       if (!estimate) reasons.push('no price configured for this request, so max_credits cannot be checked');
