@@ -280,6 +280,45 @@ describe('cost', () => {
     expect(metrics).toMatch(/kling_gateway_cost_drift_ratio_sum\{provider="kling-legacy",model="kling-v3"\} 0\.875\n/);
   });
 
+  it('reads a charge only from decimal figures: "0x10", "0b11" or "Infinity" is no charge, and the figure the task had stands', async () => {
+    gw = await startTestGateway({
+      config: { sandbox: { processing_ms: 60_000 }, tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'month' } } } },
+    });
+    // Written as text (resellers are not careful with JSON types), a decimal figure is read...
+    const legacyDone = (taskId: string, figure: string) => ({
+      code: 0,
+      message: 'SUCCEED',
+      request_id: 'req-done',
+      data: {
+        task_id: taskId,
+        task_status: 'succeed',
+        task_status_msg: '',
+        final_unit_deduction: figure,
+        task_result: { videos: [{ id: 'video-1', url: 'https://cdn.example.com/harbour.mp4', duration: '5' }] },
+      },
+    });
+    const legacy = gw.simulator('kling-legacy');
+    const onLegacy = { model: 'kling-v3', prompt: 'a quiet harbour', duration: 5, routing: { providers: ['kling-legacy'] } };
+    const decimal = await gw.create(onLegacy);
+    legacy.injectFault({ on: 'status', status: 200, times: 1_000, body: legacyDone(legacy.tasks[0]!.id, ' 3.5 ') });
+    expect((await gw.finish(decimal.body.id)).cost).toEqual({ credits: 3.5, estimated: false, currency_amount: 0.49, currency: 'USD' });
+    // ...one in another base is no figure the upstream meant: the estimate (4 units) stands.
+    for (const figure of ['0x10', '0b11', '0o7', 'Infinity']) {
+      legacy.clearFaults();
+      const created = await gw.create(onLegacy);
+      legacy.injectFault({ on: 'status', status: 200, times: 1_000, body: legacyDone(legacy.tasks.at(-1)!.id, figure) });
+      expect([figure, (await gw.finish(created.body.id)).cost]).toEqual([figure, { credits: 4, estimated: true, currency_amount: 0.56, currency: 'USD' }]);
+    }
+    // kling3api: the create's 400 stands when the last answer's figure is "0x10".
+    const kling3api = gw.simulator('kling3api');
+    const created = await gw.create({ ...onLegacy, routing: { providers: ['kling3api'] } });
+    const finished = { task_id: kling3api.tasks[0]!.id, status: 'SUCCESS', consumed_credits: '0x10', response: ['https://cdn.example.com/videos/harbour.mp4'] };
+    kling3api.injectFault({ on: 'status', status: 200, times: 1_000, body: { code: 200, message: 'success', data: finished } });
+    expect((await gw.finish(created.body.id)).cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+    const usage = (await gw.request('GET', '/v1/usage')).body;
+    expect(usage.budgets[0]).toMatchObject({ spent: 3.13, reserved: 0 });
+  });
+
   it('keeps the estimate of a legacy task the deadline ends while its last answer still says final_unit_deduction 0', async () => {
     gw = await startTestGateway({
       config: {

@@ -19,6 +19,23 @@ export interface RememberedCharge {
   carry(ref: ProviderTaskRef, report: StatusReport): StatusReport;
 }
 
+/** A decimal figure written as text: digits with an optional fraction and exponent. */
+const DECIMAL_FIGURE = /^\+?(\d+(\.\d*)?|\.\d+)(e[-+]?\d+)?$/i;
+
+/**
+ * A charge as an upstream stated it: a JSON number, or text of a decimal number (resellers are
+ * not always careful with JSON types), finite and not negative; anything else states none. Text
+ * is read as decimal only: `Number()` would read `0x10` as 16, `0b11` as 3 and a blank as 0,
+ * figures no upstream meant, which would become the task's charge and its budget's spend.
+ */
+export function statedCharge(raw: unknown): number | undefined {
+  let value: number;
+  if (typeof raw === 'number') value = raw;
+  else if (typeof raw === 'string' && DECIMAL_FIGURE.test(raw.trim())) value = Number(raw.trim());
+  else return undefined;
+  return Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
 /**
  * The figure of an answer worth keeping as the task's charge: a running answer's 0 is no charge
  * yet (as the lifecycle reads it), so it must not become the charge a later answer without a

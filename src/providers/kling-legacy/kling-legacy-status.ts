@@ -10,6 +10,7 @@ import type { UpstreamOutput } from '../../core/model/canonical.js';
 import { unwrapDataEnvelope } from '../../core/upstream/answer-envelope.js';
 import { looksLikeContentPolicy } from '../../core/upstream/content-policy.js';
 import type { StatusReport, UpstreamTaskStatus } from '../../core/upstream/provider.js';
+import { statedCharge } from '../../core/upstream/remembered-charge.js';
 import type { MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { KLING_LEGACY_ERROR_CODES } from './kling-legacy-errors.js';
 import { KlingLegacyTask } from './kling-legacy-schemas.js';
@@ -73,11 +74,8 @@ export function klingLegacyOutputs(task: KlingLegacyTask): UpstreamOutput[] {
 
 /** `final_unit_deduction` as a number, when the upstream reported a usable one. */
 export function klingLegacyReportedCredits(task: KlingLegacyTask): number | undefined {
-  const raw = task.final_unit_deduction;
-  // Blank is not said (`Number(' ')` would be a charge of 0).
-  if (raw === null || raw === undefined || (typeof raw === 'string' && raw.trim() === '')) return undefined;
-  const units = Number(raw);
-  return Number.isFinite(units) && units >= 0 ? units : undefined;
+  // A blank, or text that is no decimal figure, is not said (`Number(' ')` would be a charge of 0).
+  return statedCharge(task.final_unit_deduction);
 }
 
 /** The normalized status of a task object (query `data`, create `data`, or callback body). */

@@ -8,6 +8,7 @@
  * may grow fields or drop them, and a reply we can still use must not fail on a detail.
  */
 import { z } from 'zod';
+import { statedCharge } from '../../core/upstream/remembered-charge.js';
 import type { components } from './kling3api-api.generated.js';
 
 /** Body of `POST /api/generate`, generated from openapi/kling3api.yaml: a field outside it does not compile. */
@@ -18,13 +19,14 @@ export type Kling3apiTaskType = components['schemas']['TaskType'];
 export type Kling3apiErrorCode = components['schemas']['ErrorCode'];
 
 /**
- * A number, or a numeric string (resellers are not always careful with JSON types). A blank
- * string is no number: `Number('')` is 0, which would read "not said" as "charged nothing".
+ * A charge: a number, or a decimal figure as text (resellers are not always careful with JSON
+ * types). A blank string is no number (`Number('')` is 0, which would read "not said" as "charged
+ * nothing"), nor is `0x10` (`statedCharge`).
  */
 const looseNumber = z.union([z.number(), z.string()]).transform((value, ctx) => {
-  const number = typeof value === 'number' ? value : value.trim() === '' ? Number.NaN : Number(value);
-  if (!Number.isFinite(number)) {
-    ctx.addIssue({ code: 'custom', message: 'not a number' });
+  const number = statedCharge(value);
+  if (number === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'not a charge' });
     return z.NEVER;
   }
   return number;
