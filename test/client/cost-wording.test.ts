@@ -27,6 +27,16 @@ describe('cost wording', () => {
     expect(formatMoney(0.000035, 'USD')).toBe('$0.000035');
   });
 
+  it('shows an amount in another currency to the millionth too, not rounded to four places', () => {
+    // 12.5 kling3api credits at EUR 0.00093: 0.011625 EUR, which four places read as 0.0116.
+    expect(formatCost({ credits: 12.5, estimated: false, currency_amount: 0.011625, currency: 'EUR' })).toBe('0.011625 EUR (12.5 credits)');
+    expect(formatMoney(0.000035, 'EUR')).toBe('0.000035 EUR');
+    expect(formatMoney(1234.5, 'GBP')).toBe('1234.5 GBP');
+    expect(formatMoney(0.56, 'EUR')).toBe('0.56 EUR');
+    expect(formatMoney(3, 'EUR')).toBe('3 EUR');
+    expect(formatMoney(0, 'EUR')).toBe('0 EUR');
+  });
+
   it('says "1 credit" for a charge at risk of one credit', () => {
     const cost: TaskCost = {
       credits: 4,

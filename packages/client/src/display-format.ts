@@ -48,14 +48,14 @@ export function formatCostShort(cost: TaskCost | null | undefined): string {
 /**
  * `$0.56`, `$0.435`, `$0.0054`: dollars with at least the cents and as many more digits as the
  * amount has, down to the millionth the gateway counts money in (a credit may be worth a tenth of
- * a cent, so rounding to the cent would misstate a charge); other currencies as a plain number.
+ * a cent, so rounding to the cent would misstate a charge); other currencies as a plain number
+ * to the same millionth (`0.011625 EUR`, `3 EUR`).
  */
 export function formatMoney(amount: number, currency: string | null): string {
-  if (currency === 'USD') {
-    const [whole = '0', fraction = ''] = amount.toFixed(6).split('.');
-    return `$${whole}.${fraction.replace(/0+$/, '').padEnd(2, '0')}`;
-  }
-  return `${formatNumber(amount)} ${currency ?? ''}`.trim();
+  const [whole = '0', fraction = ''] = amount.toFixed(6).split('.');
+  const digits = fraction.replace(/0+$/, '');
+  if (currency === 'USD') return `$${whole}.${digits.padEnd(2, '0')}`;
+  return `${digits ? `${whole}.${digits}` : whole} ${currency ?? ''}`.trim();
 }
 
 /** `1 credit`, `56 credits`, `0.25 credits`. */
