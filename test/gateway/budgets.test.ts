@@ -12,7 +12,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { ConfigError } from '../../src/config/config.js';
 import { ProblemDetails } from '../../src/core/model/canonical.js';
 import { BudgetEvent, UsageBudget } from '../../src/http/api-schemas.js';
-import { TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+import { GatewayDeploys, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
 
 interface Received {
   headers: Record<string, string>;
@@ -265,6 +265,76 @@ describe('budget reservations', () => {
     expect(tooDear.status).toBe(422);
     // A tenant without a budget is not limited.
     expect((await gw.request('POST', '/v1/videos', { ...video, duration: 10 }, {}, 'other-secret-key')).body.provider).toBe('freepik');
+  });
+
+  it('reserves once for a create sent again with its Idempotency-Key, one after the other or both at once', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    const first = await gw.create(video, { 'idempotency-key': 'once' });
+    const again = await gw.create(video, { 'idempotency-key': 'once' });
+    expect(again.body.id).toBe(first.body.id);
+    expect(await budgetOf(gw)).toMatchObject({ reserved: 0.56 });
+    const [left, right] = await Promise.all([gw.create(video, { 'idempotency-key': 'twice' }), gw.create(video, { 'idempotency-key': 'twice' })]);
+    expect(right.body.id ?? left.body.id).toBe(left.body.id ?? right.body.id);
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 1.12 });
+    expect(gw.simulator('freepik').tasks).toHaveLength(2);
+  });
+
+  it('settles a task once across a restart between its acceptance and its end', async () => {
+    const deploys = await GatewayDeploys.start();
+    try {
+      const config = { database: deploys.database, ...budgeted({ amount: 10, currency: 'USD', period: 'month' }) };
+      const first = await deploys.deploy(config);
+      const created = await first.create(onKling3api);
+      expect(await budgetOf(first)).toMatchObject({ spent: 0, reserved: 0.4 });
+      await first.close();
+      gw = await deploys.deploy(config);
+      expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.4 });
+      expect((await gw.finish(created.body.id)).cost).toEqual({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' });
+      expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
+    } finally {
+      await gw?.close();
+      gw = undefined;
+      await deploys.close();
+    }
+  });
+
+  it('settles a legacy task found by its external_task_id after its create went unanswered to the units the provider reports', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    gw.simulator('kling-legacy').injectFault({ transport: 'drop_after_accept' });
+    // kling-v1 pro, 5 s: the placeholder's 0.7 units a second, $0.49.
+    const created = await gw.create({ model: 'kling-v1', prompt: 'an old film look', duration: 5 });
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'external_id' })]);
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.49 });
+    const done = await gw.finish(created.body.id);
+    expect(done.cost).toEqual({ credits: 3.5, estimated: false, currency_amount: 0.49, currency: 'USD' });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.49, reserved: 0 });
+    expect((await gw.request('GET', '/v1/usage')).body.data).toEqual([expect.objectContaining({ succeeded: 1, credits_reported: 3.5, tasks_reported: 1 })]);
+  });
+
+  it('releases the whole reservation of a task a provider refused that then ends while queued for the next one, canceled or at its deadline', async () => {
+    gw = await startTestGateway({
+      config: {
+        ...budgeted({ amount: 10, currency: 'USD', period: 'month' }),
+        tasks: { deadline_ms: 60_000 },
+        sandbox: { processing_ms: 600_000 },
+        providers: { kling3api: { max_in_flight: 1 } },
+      },
+    });
+    const running = await gw.create(onKling3api);
+    gw.simulator('freepik').injectFault({ kind: 'server_error', status: 500, times: 10 });
+    const pair = { ...video, routing: { providers: ['freepik', 'kling3api'] } };
+    const canceled = await gw.create(pair);
+    const expired = await gw.create(pair);
+    expect([canceled.body.status, expired.body.status]).toEqual(['queued', 'queued']);
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 1.52 });
+    const cancel = await gw.request('POST', `/v1/videos/${canceled.body.id}/cancel`);
+    expect(cancel.body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false, currency_amount: 0 } });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.96 });
+    await gw.advanceUntil(async () => (await gw!.get(expired.body.id)).body.status === 'failed', 1_000, 90);
+    expect((await gw.get(expired.body.id)).body).toMatchObject({ error: { code: 'timeout' }, cost: { credits: 0, estimated: false, currency_amount: 0 } });
+    expect((await gw.get(running.body.id)).body.status).toBe('failed');
+    // Only the task kling3api took is charged: its create's 400 credits.
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
   });
 
   it('charges each UTC day to its own period', async () => {
