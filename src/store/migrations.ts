@@ -538,6 +538,19 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('task_usage').dropColumn('account').execute();
       },
     },
+    '0017_usage_video_seconds': {
+      async up(db: Kysely<unknown>) {
+        // Migration 0005 wrote the usage lines of the tasks a database already held with no seconds
+        // of video: the succeeded ones among them counted none in `video_seconds` and
+        // `cost_per_second`. Their seconds are counted now from the task's outputs and request, as
+        // a task's end counts them; a line a task's end wrote says 0 only where this counts 0 too,
+        // so going over every succeeded line at 0 changes only those. Run again, it finds them done.
+        await backfillVideoSeconds(db);
+      },
+      async down() {
+        // The seconds are as right under the older schema: nothing to undo.
+      },
+    },
   };
 }
 
@@ -555,6 +568,67 @@ function upstreamIdsOfOutputs(outputsJson: string): string[] {
     return typeof id === 'string' && isNotableOutputId(id) ? [id] : [];
   });
   return [...new Set(ids)];
+}
+
+/**
+ * The seconds of video a succeeded task delivered, from its outputs and request columns as stored:
+ * what a task's end writes on its usage line (`deliveredSeconds` in the spend ledger, which a test
+ * holds equal to this). Its videos' lengths when each says one, else the duration asked for (or
+ * its timed shots'), else none. Outputs stored before result custody (`{type, url, duration}`) are
+ * videos unless they say `image`. A column that does not parse counts as empty.
+ */
+export function deliveredSecondsOfColumns(outputsJson: string, requestJson: string): number {
+  const parse = (json: string): unknown => {
+    try {
+      return JSON.parse(json);
+    } catch {
+      return undefined;
+    }
+  };
+  const items = parse(outputsJson);
+  const videos = (Array.isArray(items) ? items : []).flatMap((item) => {
+    if (!item || typeof item !== 'object') return [];
+    const output = item as { type?: unknown; duration?: unknown; upstreamUrl?: unknown };
+    const type = typeof output.upstreamUrl === 'string' ? output.type : output.type === 'image' ? 'image' : 'video';
+    return type === 'video' ? [output.duration] : [];
+  });
+  if (videos.length === 0) return 0;
+  if (videos.every((duration) => typeof duration === 'number')) return (videos as number[]).reduce((sum, duration) => sum + duration, 0);
+  const request = parse(requestJson) as { duration?: unknown; multi_shot?: unknown } | undefined;
+  if (request && typeof request === 'object') {
+    if (typeof request.duration === 'number') return request.duration;
+    const shots = Array.isArray(request.multi_shot) ? (request.multi_shot as { duration?: unknown }[]) : undefined;
+    if (shots?.every((shot) => typeof shot?.duration === 'number')) return shots.reduce((sum, shot) => sum + (shot.duration as number), 0);
+  }
+  return 0;
+}
+
+/** The seconds of video on the usage lines of succeeded tasks that say none (migration 0017), a page at a time. */
+async function backfillVideoSeconds(db: Kysely<unknown>): Promise<void> {
+  const lines = db as unknown as Kysely<{
+    tasks: { id: string; outputs_json: string; request_json: string };
+    task_usage: { task_id: string; status: string; video_seconds: number };
+  }>;
+  let after = '';
+  for (;;) {
+    const page = await lines
+      .selectFrom('task_usage')
+      .innerJoin('tasks', 'tasks.id', 'task_usage.task_id')
+      .select(['task_usage.task_id', 'tasks.outputs_json', 'tasks.request_json'])
+      .where('task_usage.status', '=', 'succeeded')
+      .where('task_usage.video_seconds', '=', 0)
+      .where('task_usage.task_id', '>', after)
+      .orderBy('task_usage.task_id')
+      .limit(200)
+      .execute();
+    for (const line of page) {
+      const seconds = deliveredSecondsOfColumns(line.outputs_json, line.request_json);
+      if (seconds > 0) await lines.updateTable('task_usage').set({ video_seconds: seconds }).where('task_id', '=', line.task_id).execute();
+    }
+    const last = page[page.length - 1];
+    if (!last || page.length < 200) return;
+    after = last.task_id;
+  }
 }
 
 /** Rows of `output_ids` for the outputs tasks hold already, a page of tasks at a time. */

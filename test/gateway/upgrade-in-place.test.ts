@@ -253,6 +253,10 @@ describe.each(BACKENDS.flatMap((backend) => OLDER.map((older) => ({ ...backend, 
       expect(usage.budgets[0]).toMatchObject({ reserved: 0, spent: budgetsExisted ? spent : 0 });
       const reported = usage.data.reduce((sum: number, row: { currency_amount: number }) => sum + row.currency_amount, 0);
       expect(Math.round(reported * 1e6) / 1e6).toBe(spent);
+      // Seconds of video delivered: the succeeded tasks' videos, old ones included (a legacy video
+      // says its length; kling3api's do not, so the duration asked for counts).
+      const seconds = (provider: string) => usage.data.find((row: { provider: string }) => row.provider === provider)?.video_seconds;
+      expect({ legacy: seconds('kling-legacy'), kling3api: seconds('kling3api') }).toEqual({ legacy: 10, kling3api: 10 });
       expect(usage.data).toEqual(
         expect.arrayContaining([
           expect.objectContaining({ provider: 'kling-legacy', account: 'default', tasks: 3 }),

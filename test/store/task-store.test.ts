@@ -200,6 +200,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0014_account_in_flight_counts',
               '0015_output_ids',
               '0016_usage_account',
+              '0017_usage_video_seconds',
             ]);
           } finally {
             await second.close();

@@ -313,6 +313,62 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
       }
     });
 
+    it('counts the seconds of video of the succeeded tasks it writes lines for, as their end would have, odd rows included', async () => {
+      const older = await backend.migratedTo('0004_cancel_and_custody');
+      try {
+        const succeeded = (id: string, outputs: string, overrides: Partial<NewTaskRow> = {}) =>
+          taskRow(id, { status: 'succeeded', phase: 'done', provider: 'kling3api', completed_at: T0 + 60_000, outputs_json: outputs, ...overrides });
+        const stored = (duration: number | null, type = 'video') => ({ type, duration, upstreamUrl: 'https://cdn.example.com/v.mp4', storage: 'passthrough' });
+        const tenSeconds = JSON.stringify({ model: 'kling-v3', prompt: 'a fox', duration: 10 });
+        await older.db
+          .insertInto('tasks')
+          .values([
+            succeeded('lengths', JSON.stringify([stored(5.1), stored(4.9)])),
+            succeeded('asked', JSON.stringify([stored(null)]), { request_json: tenSeconds }),
+            succeeded('shots', JSON.stringify([stored(null)]), {
+              request_json: JSON.stringify({ model: 'kling-v3', multi_shot: [{ prompt: 'a', duration: 3 }, { prompt: 'b', duration: 4 }] }),
+            }),
+            // Finished before result custody: `{type, url, duration}`.
+            succeeded('before-custody', JSON.stringify([{ type: 'video', url: 'https://cdn.example.com/v.mp4', duration: 5 }])),
+            succeeded('image', JSON.stringify([stored(null, 'image')]), { request_json: tenSeconds }),
+            succeeded('no-outputs', '[]', { request_json: tenSeconds }),
+            succeeded('unreadable', '[{"type":', { request_json: tenSeconds }),
+            succeeded('no-provider', JSON.stringify([stored(5)]), { provider: null }),
+            taskRow('failed', { status: 'failed', phase: 'done', provider: 'kling3api', completed_at: T0 + 60_000, outputs_json: JSON.stringify([stored(5)]) }),
+            taskRow('running', { status: 'processing', phase: 'tracking', provider: 'kling3api' }),
+          ])
+          .execute();
+        await older.db.destroy();
+        const store = await older.open();
+        try {
+          const usage = new UsageStore(store);
+          const seconds = Object.fromEntries(
+            await Promise.all(
+              ['lengths', 'asked', 'shots', 'before-custody', 'image', 'no-outputs', 'unreadable', 'no-provider', 'failed', 'running'].map(
+                async (id) => [id, (await usage.getUsage(id))?.video_seconds],
+              ),
+            ),
+          );
+          expect(seconds).toEqual({
+            lengths: 10,
+            asked: 10,
+            shots: 7,
+            'before-custody': 5,
+            image: 0,
+            'no-outputs': 0,
+            unreadable: 0,
+            'no-provider': 5,
+            failed: 0,
+            running: 0,
+          });
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await older.cleanup();
+      }
+    });
+
     it.skipIf(backend.name !== 'sqlite')('starts when 0016 was stopped after adding the column (SQLite runs a migration statement by statement) and names the accounts', async () => {
       const older = await backend.migratedTo('0015_output_ids');
       try {

@@ -5,7 +5,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpendLedger, chargeOf, deliveredSeconds } from '../../../src/core/tasks/spend-ledger.js';
-import { newOutput, type OutputRecord, type TaskChange, type TaskRecord } from '../../../src/core/tasks/task-records.js';
+import { newOutput, taskFromRow, type OutputRecord, type TaskChange, type TaskRecord } from '../../../src/core/tasks/task-records.js';
+import { deliveredSecondsOfColumns } from '../../../src/store/migrations.js';
+import type { TaskRow } from '../../../src/store/task-store.js';
+import { taskRow } from '../../support/task-rows.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
 import { taskRecord } from '../../support/task-records.js';
 
@@ -119,5 +122,31 @@ describe('chargeOf and deliveredSeconds', () => {
     expect(deliveredSeconds(succeeded({ request, outputs: [output('video', null)] }))).toBe(10);
     expect(deliveredSeconds(succeeded({ request, outputs: [output('image', null)] }))).toBe(0);
     expect(deliveredSeconds(succeeded({ request, status: 'failed', outputs: [] }))).toBe(0);
+  });
+
+  it("counts what migration 0017 counts from a succeeded task's columns as stored, for the lines of tasks finished before usage lines", () => {
+    const stored = (...outputs: OutputRecord[]) => JSON.stringify(outputs);
+    const request = (fields: Record<string, unknown>) => JSON.stringify({ model: 'kling-v3', quality: 'pro', operation: 'text-to-video', ...fields });
+    const cases: [outputs: string, request: string][] = [
+      [stored(output('video', 5.1), output('video', 4.9)), request({ duration: 10 })],
+      [stored(output('video', null)), request({ duration: 10 })],
+      [stored(output('video', 5), output('video', null)), request({ duration: 10 })],
+      [stored(output('video', null)), request({ multi_shot: [{ prompt: 'a', duration: 3 }, { prompt: 'b', duration: 4 }] })],
+      [stored(output('video', null)), request({ multi_shot: [{ prompt: 'a', duration: 3 }, { prompt: 'b' }] })],
+      [stored(output('video', null)), request({})],
+      [stored(output('image', null)), request({ duration: 10 })],
+      [stored(output('image', null), output('video', 5)), request({ duration: 10 })],
+      ['[]', request({ duration: 10 })],
+      // Outputs finished before result custody (`{type, url, duration}`), and columns that do not parse.
+      [JSON.stringify([{ type: 'video', url: 'https://cdn.example.com/v.mp4', duration: 5 }]), request({ duration: 10 })],
+      [JSON.stringify([{ url: 'https://cdn.example.com/v.mp4' }]), request({ duration: 10 })],
+      [JSON.stringify([{ type: 'image', url: 'https://cdn.example.com/i.png' }]), request({ duration: 10 })],
+      ['[{"type":', request({ duration: 10 })],
+      [stored(output('video', null)), '{"duration":'],
+    ];
+    for (const [outputs, requestJson] of cases) {
+      const task = taskFromRow(taskRow('t_1', { status: 'succeeded', phase: 'done', outputs_json: outputs, request_json: requestJson }) as TaskRow);
+      expect(deliveredSecondsOfColumns(outputs, requestJson), `${outputs} ${requestJson}`).toBe(deliveredSeconds(task));
+    }
   });
 });
