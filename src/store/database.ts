@@ -14,6 +14,7 @@ import {
   Kysely,
   Migrator,
   PostgresDialect,
+  SqliteAdapter,
   SqliteDialect,
   sql,
   type CompiledQuery,
@@ -128,7 +129,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         ? startCheckpointer(sqlite, resolve(location), onBackgroundError ? { onError: (error) => onBackgroundError(error, 'sqlite checkpoints') } : {})
         : undefined;
     const statements = withStatementCache(sqlite);
-    const engine = new SqliteDialect({ database: statements });
+    const engine = new TransactionalDdlSqliteDialect({ database: statements });
     const db = new Kysely<Database>({ dialect: shared ? new TurnTakingSqliteDialect(engine, sqlite) : engine });
     // Hot reads outside transactions skip Kysely's connection hand-off (see `compiled-query.ts`).
     // Shared by processes, only true reads do: a write (an `UPDATE … RETURNING`) may find another
@@ -250,6 +251,26 @@ async function migrateOrClose(store: Store): Promise<void> {
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * SQLite runs schema changes inside a transaction, as PostgreSQL does; Kysely's SQLite adapter
+ * says it does not, so its migrator ran a start's migrations statement by statement, and a start
+ * stopped (or failing) half-way left a migration's first tables behind, unrecorded: the next start
+ * then failed on them ("table task_usage already exists"). Said here, the migrator runs the
+ * migrations a start applies in one transaction (`begin immediate`, see `withStatementCache`):
+ * they all commit, or the database stays as it was.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class TransactionalDdlSqliteDialect extends SqliteDialect {
+  override createAdapter(): SqliteAdapter {
+    return new TransactionalDdlSqliteAdapter();
   }
 }
 

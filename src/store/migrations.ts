@@ -472,9 +472,10 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // be one more row lock, taken by every task's end while it holds the task's row and
         // before its budget's, against creates that hold a budget's row before the slot.
         if (dialect === 'postgres') return;
-        // SQLite runs a migration statement by statement, with no transaction around them: one
-        // stopped halfway is run again from the start at the next start, so each step may find
-        // its work done (the count is made again, the triggers kept).
+        // Releases before the migrations of a start ran in one transaction on SQLite (see
+        // `database.ts`) ran them statement by statement: one stopped halfway there is run again
+        // from the start here, so each step may find its work done (the count is made again, the
+        // triggers kept).
         await sql`create table if not exists account_in_flight (provider text not null, account text not null, tasks integer not null, primary key (provider, account)) without rowid`.execute(db);
         await sql`delete from account_in_flight`.execute(db);
         await sql`insert into account_in_flight (provider, account, tasks)
@@ -505,8 +506,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // The provider's ids of results (what video-extend and lip-sync take as `video_id`) and the
         // tenant whose task made each: the provider's account is every tenant's, so a source video
         // named by id must not be another tenant's. Filled from the outputs already stored.
-        // On SQLite a start stopped during the pass below leaves the table behind, unrecorded: the
-        // next start makes it again where it is not, and the pass notes what is not noted yet.
+        // On SQLite a start of a release before one transaction held a start's migrations, stopped
+        // during the pass below, left the table behind, unrecorded: this makes it again where it
+        // is not, and the pass notes what is not noted yet.
         await db.schema
           .createTable('output_ids')
           .ifNotExists()
@@ -526,8 +528,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       async up(db: Kysely<unknown>) {
         // Each account of a provider is billed on its own (its own key, its own invoice): usage
         // lines name the account that holds the task, so a report can be split by it. Lines of
-        // the tasks already held take the task's account. On SQLite a start stopped between the
-        // two statements leaves the column behind, unrecorded: the next start fills it in.
+        // the tasks already held take the task's account. On SQLite a start of a release before one
+        // transaction held a start's migrations, stopped between the two statements, left the
+        // column behind, unrecorded: this fills it in.
         const added =
           dialect === 'sqlite' &&
           (await sql<{ name: string }>`select name from pragma_table_info('task_usage') where name = 'account'`.execute(db)).rows.length > 0;

@@ -132,9 +132,10 @@ describe('the longest video_id', () => {
 });
 
 describe('a start stopped in the middle of migrations 0014 and 0015 on SQLite', () => {
-  // SQLite runs a migration statement by statement (Kysely holds no transaction for its DDL): a
-  // gateway killed during one (a supervisor's start timeout during 0015's pass over every task)
-  // leaves its first tables behind, unrecorded, and the next start runs the migration again.
+  // Releases before a start's migrations ran in one transaction on SQLite ran them statement by
+  // statement: a gateway of such a release killed during one (a supervisor's start timeout during
+  // 0015's pass over every task) left its first tables behind, unrecorded, and the next start
+  // runs the migration again.
   async function olderFile() {
     const { file, db } = await sqliteFileMigratedTo('0013_usage_at_risk');
     await db
