@@ -27,6 +27,7 @@ import { SAMPLE_MP4 } from '../../src/sandbox/simulator-kit.js';
 import { openStore } from '../../src/store/database.js';
 import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import { TaskStore } from '../../src/store/task-store.js';
+import { openEventStream } from '../support/event-stream.js';
 import { postgresMigrateTo } from '../support/migrated-store.js';
 import { dropSchema, newSchemaName, postgresAvailable, POSTGRES_URL } from '../support/postgres.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
@@ -230,6 +231,8 @@ async function checkUpgraded(left: Awaited<ReturnType<typeof leftByAnOlderReleas
     expect(content.status).toBe(200);
     expect(Buffer.from(await content.arrayBuffer()).equals(SAMPLE_MP4)).toBe(true);
   }
+  // Its event stream (a task without status_version, on the older schema) tells its status and ends.
+  expect((await (await openEventStream(after.url, done.id)).ended()).map((event) => event.status)).toEqual(['succeeded']);
   // An idempotent retry answers the same task, and sends nothing.
   expect((await after.create(legacy, { 'idempotency-key': 'order-done' })).body.id).toBe(done.id);
   expect((await replicas.at(-1)!.create(onKling3api, { 'idempotency-key': 'order-queued' })).body.id).toBe(queued.id);
@@ -237,13 +240,15 @@ async function checkUpgraded(left: Awaited<ReturnType<typeof leftByAnOlderReleas
   const borrowed = await after.request('POST', '/v1/videos', { model: 'kling-v1-6', video_id: videoId, lip_sync: { text: 'hello', voice_id: 'genshin_vindi2' } }, {}, OTHER_TENANT_KEY);
   expect(borrowed.status, JSON.stringify(borrowed.body)).toBe(422);
 
-  // Work in flight ends, each task once.
+  // Work in flight ends, each task once; a stream opened meanwhile tells each status once.
+  const following = await openEventStream(replicas.at(-1)!.url, tracked.id);
   await advance(31_000);
   await until(async () => (await Promise.all([inDoubt.id, tracked.id, queued.id].map(async (id) => (await after.get(id)).body.status))).every((status) => TERMINAL.includes(status)));
   for (const id of [inDoubt.id, tracked.id, queued.id]) {
     const ended = (await after.get(id)).body;
     expect(ended.status, `${id}: ${JSON.stringify(ended.error)}`).toBe('succeeded');
   }
+  expect((await following.ended()).map((event) => event.status)).toEqual(['processing', 'succeeded']);
   const adopted = (await after.get(inDoubt.id)).body;
   expect(adopted.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'external_id' })]);
   // Each create was sent once: the one in doubt was found, not sent again; the queued one went once.
