@@ -273,6 +273,8 @@ export class Gateway {
         onBackgroundError: (error, what) => logger.warn({ err: error }, `${what} stopped; SQLite checkpoints inside commits again`),
         onConnectionError: (error) => logger.warn({ err: error }, 'the database ended a connection; the next query opens another'),
       }));
+    // An upgrade says what it did to the database (and why its start took longer).
+    if (store.migrated?.length) logger.info({ database: store.description, migrations: store.migrated }, 'database migrated to the current schema');
     // Replicas compare times written by each other's clocks; the tests' manual clocks are their own.
     const checkClock = (options.checkClock ?? clock === systemClock) && store.dialect === 'postgres';
     const clockWatch = checkClock

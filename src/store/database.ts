@@ -43,6 +43,11 @@ export interface Store {
    * keeps leases, circuits and rate windows in the store rather than in memory.
    */
   shared: boolean;
+  /**
+   * The migrations this open applied, oldest first (empty when the schema was current): what an
+   * upgrade did to the database, for the start to log.
+   */
+  migrated?: readonly string[];
   /** The connection pool under `db` (PostgreSQL only), for libraries that keep rows of their own. */
   pool?: pg.Pool;
   /**
@@ -247,7 +252,7 @@ export function isStoreUnreachable(error: unknown): boolean {
 /** Migrates a store just opened; one that cannot be migrated is closed (its connections and thread) before the error goes on. */
 async function migrateOrClose(store: Store): Promise<void> {
   try {
-    await migrate(store);
+    store.migrated = await migrate(store);
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;

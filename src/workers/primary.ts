@@ -130,6 +130,7 @@ export class Primary {
   static async start(options: PrimaryOptions): Promise<Primary> {
     // Each worker folds the log in from its own thread; the primary hardly writes.
     const store = await openStore(options.databaseUrl, { sharedByProcesses: true, maxConnections: 2, backgroundCheckpoints: false });
+    if (store.migrated?.length) options.logger.info({ database: store.description, migrations: store.migrated }, 'database migrated to the current schema');
     const tasks = new TaskStore(store);
     // No worker runs yet: on a file only this gateway uses, whatever holds a lease was left by a
     // previous run. Replicas on PostgreSQL may be alive, so their leases run out by themselves.

@@ -27,6 +27,7 @@ import { SAMPLE_MP4 } from '../../src/sandbox/simulator-kit.js';
 import { openStore } from '../../src/store/database.js';
 import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import { TaskStore } from '../../src/store/task-store.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { openEventStream } from '../support/event-stream.js';
 import { postgresMigrateTo } from '../support/migrated-store.js';
 import { dropSchema, newSchemaName, postgresAvailable, POSTGRES_URL } from '../support/postgres.js';
@@ -300,8 +301,17 @@ describe.each(BACKENDS.flatMap((backend) => OLDER.map((older) => ({ ...backend, 
       const left = await leftByAnOlderRelease(backend, backend.older);
       // The upgrade: the current release starts on it.
       left.hook.status = 200;
-      const after = await startTestGateway({ ...left.options, owner: 'newer-release' });
+      const logs = capturedLogs();
+      const after = await startTestGateway({ ...left.options, owner: 'newer-release', logTo: logs.sink });
       cleanups.push(() => after.close());
+      // The start says what it did to the database.
+      const all = Object.keys(await new CodeMigrationProvider('sqlite').getMigrations());
+      const migrated = logs
+        .text()
+        .split('\n')
+        .filter((line) => line.includes('database migrated'))
+        .map((line) => JSON.parse(line) as { msg: string; migrations: string[] });
+      expect(migrated).toEqual([expect.objectContaining({ msg: 'database migrated to the current schema', migrations: all.slice(all.indexOf(backend.older) + 1) })]);
       await checkUpgraded(left, [after], backend.older >= '0005');
     },
   );
