@@ -721,6 +721,53 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.locator('main b, main img').count()).toBe(0);
     expect(await target.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
   });
+  it('keeps the console\'s own words in their order around metadata and a provider\'s message holding a right-to-left override', async () => {
+    // U+202E reverses all that follows it on its line until U+202C closes it: here nothing closes it.
+    const override = '\u202E';
+    live.simulator('freepik').injectFault({ status: 400, body: { message: `${override}refused here` } });
+    const task = await api.waitForVideo(
+      (await api.createVideo({ model: 'kling-v3', prompt: 'an override', metadata: { [`${override}note`]: `${override}value` }, routing: { providers: ['freepik'], allow_fallbacks: false } })).id,
+      { timeoutMs: 15_000 },
+    );
+    expect(task.status).toBe('failed');
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+    await target.locator('.status-line .status-failed').waitFor();
+    /** Where the first `text` (a word: on one line) in the element's text is on the screen. */
+    const span = (selector: string, text: string) =>
+      target.locator(selector).first().evaluate((element: unknown, wanted: string) => {
+        const doc = (element as { ownerDocument: { createTreeWalker(root: unknown, show: number): { nextNode(): unknown }; createRange(): { setStart(node: unknown, at: number): void; setEnd(node: unknown, at: number): void; getBoundingClientRect(): Box } } }).ownerDocument;
+        const walker = doc.createTreeWalker(element, 4);
+        for (let node = walker.nextNode() as { data: string } | null; node; node = walker.nextNode() as { data: string } | null) {
+          const at = node.data.indexOf(wanted);
+          if (at === -1) continue;
+          const range = doc.createRange();
+          range.setStart(node, at);
+          range.setEnd(node, at + wanted.length);
+          const box = range.getBoundingClientRect() as Box & { top: number; bottom: number };
+          return { left: box.left, right: box.right, top: box.top, bottom: box.bottom };
+        }
+        throw new Error(`no ${wanted}`);
+      }, text);
+    /** Whether `first` is read before `then`: left of it on its line, or on a line above. */
+    const readBefore = (first: { right: number; bottom: number }, then: { left: number; top: number }) => first.bottom <= then.top || first.right <= then.left;
+    // Metadata reads key = value, left to right, not the value's words before the key's.
+    const metadata = 'dl.details dd > div:has(code)';
+    expect(readBefore(await span(metadata, 'note'), await span(metadata, '='))).toBe(true);
+    // The failure reads Failed: code — message (upstream code …), the message where it is said.
+    const result = target.locator('.task-grid .problem');
+    expect(await result.textContent()).toContain(`${override}refused here`);
+    const failed = await span('.task-grid .problem', 'Failed');
+    const message = await span('.task-grid .problem', 'refused');
+    expect(readBefore(failed, message)).toBe(true);
+    if (task.error?.provider_code) expect(readBefore(message, await span('.task-grid .problem', '(upstream'))).toBe(true);
+    // The timeline's end likewise: Failed — code: message.
+    const end = '.timeline-item.end-failed';
+    expect(readBefore(await span(end, 'Failed'), await span(end, 'refused'))).toBe(true);
+    await target.screenshot({ path: join(ARTIFACTS, 'task-with-override.png'), fullPage: true });
+  });
+
   it('shows a long prompt\'s first lines above the result, on a phone too, and the whole of it when asked', async () => {
     const prompt = `${'a slow pan over a harbour at dawn, gulls and fishing boats, '.repeat(40)}the end`.slice(0, 2500);
     const task = await api.createVideo({ model: 'kling-v3', prompt });

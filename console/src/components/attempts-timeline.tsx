@@ -48,14 +48,23 @@ export function AttemptsTimeline({ task }: { task: Task }) {
           <time dateTime={task.completed_at}>{localTime(task.completed_at)}</time>
           <div>
             <strong>{task.status === 'succeeded' ? 'Succeeded' : task.status === 'canceled' ? 'Canceled' : 'Failed'}</strong>
-            {task.error ? ` — ${task.error.code}: ${task.error.message}` : ''}
+            {task.error ? (
+              <>
+                {' '}— {task.error.code}: <bdi>{task.error.message}</bdi>
+              </>
+            ) : null}
           </div>
         </li>
       ) : (
         <li class="timeline-item pending">
           <div>
             <strong>{task.status === 'queued' ? 'Waiting for a provider' : 'Generating'}</strong>
-            {task.provider_status ? ` (upstream says ${task.provider_status})` : ''}…
+            {task.provider_status ? (
+              <>
+                {' '}(upstream says <bdi>{task.provider_status}</bdi>)
+              </>
+            ) : null}
+            …
           </div>
         </li>
       )}

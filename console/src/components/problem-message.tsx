@@ -51,13 +51,16 @@ export function ProblemMessage({ error, context, retrying = false }: { error: un
         <strong>
           {problem.title} ({error.status})
         </strong>
-        {problem.detail && byProvider.length === 0 && !detailRepeatsItsField(problem, problem.detail) ? <span> — {problem.detail}</span> : null}
+        {problem.detail && byProvider.length === 0 && !detailRepeatsItsField(problem, problem.detail) ? <span> — <bdi>{problem.detail}</bdi></span> : null}
         {errors.length ? (
           <ul>
             {errors.map((field) =>
               field.providers?.length ? (
                 <li key={field.path}>
-                  <code>{field.path}</code>:
+                  <bdi>
+                    <code>{field.path}</code>
+                  </bdi>
+                  :
                   <ul>
                     {field.providers.map((entry) => (
                       <li key={entry.provider}>
@@ -68,7 +71,10 @@ export function ProblemMessage({ error, context, retrying = false }: { error: un
                 </li>
               ) : (
                 <li key={field.path}>
-                  <code>{field.path}</code>: {field.message}
+                  <bdi>
+                    <code>{field.path}</code>
+                  </bdi>
+                  : <bdi>{field.message}</bdi>
                 </li>
               ),
             )}

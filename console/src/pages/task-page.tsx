@@ -383,7 +383,7 @@ export function TaskPage({ id }: { id: string }) {
               <strong>{task.status === 'failed' ? 'Failed' : 'Canceled'}</strong>
               {task.error ? (
                 <>
-                  : <code>{task.error.code}</code> — {task.error.message}
+                  : <code>{task.error.code}</code> — <bdi>{task.error.message}</bdi>
                   {task.error.provider_code ? <span class="muted"> (upstream code {task.error.provider_code})</span> : null}
                 </>
               ) : null}
@@ -420,7 +420,11 @@ export function TaskPage({ id }: { id: string }) {
             <dd>
               {holderText(task)}
               {task.provider_task_id ? <div class="muted small">upstream task {task.provider_task_id}</div> : null}
-              {task.provider_status ? <div class="muted small">upstream status {task.provider_status}</div> : null}
+              {task.provider_status ? (
+                <div class="muted small">
+                  upstream status <bdi>{task.provider_status}</bdi>
+                </div>
+              ) : null}
             </dd>
             <dt>Created</dt>
             <dd>{localTime(task.created_at)}</dd>
@@ -432,7 +436,10 @@ export function TaskPage({ id }: { id: string }) {
                 <dd>
                   {Object.entries(task.metadata).map(([key, value]) => (
                     <div key={key}>
-                      <code>{key}</code> = {value}
+                      <bdi>
+                        <code>{key}</code>
+                      </bdi>{' '}
+                      = <bdi>{value}</bdi>
                     </div>
                   ))}
                 </dd>
