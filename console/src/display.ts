@@ -16,11 +16,15 @@ export function timeAgo(iso: string | null | undefined, now = Date.now()): strin
   return relative.format(Math.round(seconds / 86_400), 'day');
 }
 
-/** Full local date and time, for titles and the task page. */
+/**
+ * Full local date and time with the zone's name (`Dec 4, 2026, 6:23:21 PM EST`), for titles and the
+ * task page: the Cost page counts by UTC day, so a bare time would leave the reader to guess which
+ * zone it is in.
+ */
 export function localTime(iso: string | null | undefined): string {
   if (!iso) return '—';
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long' });
 }
 
 export function shortId(id: string): string {

@@ -1803,7 +1803,34 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
-  it('heads the first column of each cost table as the others are headed: Provider, Model, Day', async () => {
+  it('names the time zone of the times it shows, and says the Cost page\'s days are UTC, for a reader whose date is not UTC\'s', async () => {
+    const task = await api.waitForVideo((await api.createVideo({ model: 'kling-v3', prompt: 'a time to read' })).id, { timeoutMs: 20_000 });
+    // A zone whose date now is not UTC's: 14 hours ahead late in the UTC day, 12 behind early in it.
+    const ahead = new Date().getUTCHours() >= 11;
+    const zone = ahead ? { id: 'Etc/GMT-14', name: 'GMT+14', hours: 14 } : { id: 'Etc/GMT+12', name: 'GMT-12', hours: -12 };
+    const target = await openConsole();
+    const devtools = await context.newCDPSession(target);
+    await devtools.send('Emulation.setTimezoneOverride', { timezoneId: zone.id });
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+    const created = target.locator('dl.details dt:text-is("Created") + dd');
+    await created.waitFor();
+    // The reader's own date and time, and which zone that is: not a bare time that reads as UTC's.
+    const local = new Date(Date.parse(task.created_at) + zone.hours * 3_600_000);
+    expect(await created.textContent()).toContain(`${local.getUTCDate()}, ${local.getUTCFullYear()}`);
+    expect(await created.textContent()).toContain(zone.name);
+    expect(await target.locator('.timeline time').first().textContent()).toContain(zone.name);
+    // The Cost page counts by UTC day, which is not this reader's day: it says so where the days are.
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    const byDay = target.locator('section[aria-label^="Spend by day"]');
+    await byDay.locator('tbody th').first().waitFor();
+    expect(await byDay.locator('tbody th').allTextContents()).toContain(task.created_at.slice(0, 10));
+    expect(await byDay.locator('thead th').first().textContent()).toBe('Day (UTC)');
+    expect(await byDay.locator('figcaption').textContent()).toBe('Spend by day (UTC)');
+    expect(await accessibilityProblems(target)).toEqual([]);
+  });
+
+  it('heads the first column of each cost table as the others are headed: Provider, Model, Day (UTC)', async () => {
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a cost to tabulate' });
     await api.waitForVideo(created.id, { timeoutMs: 20_000 });
     const target = await openConsole();
@@ -1814,7 +1841,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const headers = await tables.evaluateAll((elements: { querySelector(selector: string): { textContent: string | null } | null }[]) =>
       elements.map((element) => element.querySelector('thead th')?.textContent),
     );
-    expect(headers).toEqual(['Provider', 'Model', 'Day']);
+    expect(headers).toEqual(['Provider', 'Model', 'Day (UTC)']);
     expect(await target.getByRole('table', { name: 'Usage by provider' }).count()).toBe(1);
   });
 

@@ -73,7 +73,8 @@ function download(text: string, name: string): void {
 const GROUPS = [
   { field: 'provider', title: 'Spend by provider' },
   { field: 'model', title: 'Spend by model' },
-  { field: 'day', title: 'Spend by day' },
+  // UTC days (the report's), which are not the reader's own unless they live at UTC.
+  { field: 'day', title: 'Spend by day (UTC)' },
 ] as const;
 
 /** A row's name in its table and chart: the usage report's null provider is the tasks no provider took. */
@@ -133,7 +134,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
         <caption class="visually-hidden">Usage by {field}</caption>
         <thead>
           <tr role="row">
-            <th scope="col">{field.charAt(0).toUpperCase() + field.slice(1)}</th>
+            <th scope="col">{field === 'day' ? 'Day (UTC)' : field.charAt(0).toUpperCase() + field.slice(1)}</th>
             <th scope="col" class="number">Tasks</th>
             <th scope="col" class="number">Succeeded</th>
             <th scope="col" class="number">Failed</th>
