@@ -2145,6 +2145,17 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(browserErrors.filter((error) => !error.includes('404'))).toEqual([]);
     browserErrors.length = 0; // the browser logs the 404 itself
   });
+  it('opens a task link whose id is "." or ".." (no id a task can have) as a task that is not found, not as "Something went wrong"', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    for (const id of ['..', '.']) {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${id === '.' ? '%2E' : '%2E%2E'}`);
+      await target.getByRole('heading', { level: 1, name: `Task ${id}` }).waitFor();
+      await expect.poll(() => target.getByRole('alert').textContent()).toBe(`Not found. No task has the id “${id}”.`);
+      expect(await target.getByRole('link', { name: 'Back to the tasks' }).count()).toBe(1);
+    }
+  });
+
   it('names the tab after a console address that leads nowhere and moves the keyboard to its heading, instead of keeping the last page\'s name', async () => {
     const target = await openConsole();
     await signIn(target);

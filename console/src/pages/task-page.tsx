@@ -10,6 +10,7 @@ import {
   formatCost,
   formatElapsed,
   GatewayError,
+  isTaskIdSegment,
   isTerminal,
   outputGone,
   type Task,
@@ -299,6 +300,8 @@ export function TaskPage({ id }: { id: string }) {
     const aborter = new AbortController();
     setTask(undefined);
     setError(undefined);
+    // `.` and `..` name no task: asked for, the URL would resolve to another route.
+    if (!isTaskIdSegment(id)) return;
     const seen = (current: Task) => {
       // Ended (here or elsewhere) while the keyboard was on Cancel video or its question: those go
       // away with it, so the keyboard goes on from the result, not from the top of the page.
@@ -342,7 +345,15 @@ export function TaskPage({ id }: { id: string }) {
       <section>
         {/* What it makes is not known until it loads. */}
         <PageHeading title={`Task ${id}`} />
-        {error ? <ProblemMessage error={error} retrying /> : <p class="muted">Loading…</p>}
+        {!isTaskIdSegment(id) ? (
+          <div class="problem" role="alert">
+            <strong>Not found.</strong> No task has the id “{id}”.
+          </div>
+        ) : error ? (
+          <ProblemMessage error={error} retrying />
+        ) : (
+          <p class="muted">Loading…</p>
+        )}
         <p>
           <Link href="/">Back to the tasks</Link>
         </p>
