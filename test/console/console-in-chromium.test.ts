@@ -33,7 +33,7 @@ declare const document: {
 };
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
-declare function getComputedStyle(element: unknown): { fontSize: string; display: string };
+declare function getComputedStyle(element: unknown): { fontSize: string; display: string; direction: string };
 declare function requestAnimationFrame(callback: (time: number) => void): number;
 interface Box {
   left: number;
@@ -766,6 +766,41 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const end = '.timeline-item.end-failed';
     expect(readBefore(await span(end, 'Failed'), await span(end, 'refused'))).toBe(true);
     await target.screenshot({ path: join(ARTIFACTS, 'task-with-override.png'), fullPage: true });
+  });
+
+  it('shows and takes a prompt written right to left as such: its closing "!" at its left end, in the list, on its page and in New video', async () => {
+    const prompt = 'قطة تقفز فوق السياج!';
+    const task = await api.createVideo({ model: 'kling-v3', prompt });
+    const target = await openConsole();
+    await signIn(target);
+    /** Whether the "!" is drawn left of the prompt's first word, as a right-to-left line ends. */
+    const endsAtTheLeft = (selector: string) =>
+      target.locator(selector).first().evaluate((element: unknown) => {
+        const doc = (element as { ownerDocument: { createTreeWalker(root: unknown, show: number): { nextNode(): unknown }; createRange(): { setStart(node: unknown, at: number): void; setEnd(node: unknown, at: number): void; getBoundingClientRect(): Box } } }).ownerDocument;
+        const node = doc.createTreeWalker(element, 4).nextNode() as { data: string };
+        const box = (from: number, to: number) => {
+          const range = doc.createRange();
+          range.setStart(node, from);
+          range.setEnd(node, to);
+          return range.getBoundingClientRect();
+        };
+        const mark = node.data.indexOf('!');
+        return box(mark, mark + 1).right <= box(0, 3).left;
+      });
+    const row = `tr[data-task-id="${task.id}"] .prompt-excerpt`;
+    await target.locator(row).waitFor();
+    expect(await endsAtTheLeft(row)).toBe(true);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+    await target.locator('blockquote.prompt').waitFor();
+    expect(await target.locator('blockquote.prompt').textContent()).toBe(prompt);
+    expect(await endsAtTheLeft('blockquote.prompt span')).toBe(true);
+    // Typed in New video, the prompt runs right to left as it is written.
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    const box = target.getByLabel('Prompt', { exact: true });
+    await box.fill(prompt);
+    expect(await box.evaluate((element: unknown) => getComputedStyle(element).direction)).toBe('rtl');
+    await box.fill('');
+    await api.cancelVideo(task.id).catch(() => undefined);
   });
 
   it('shows a long prompt\'s first lines above the result, on a phone too, and the whole of it when asked', async () => {

@@ -439,7 +439,8 @@ export function CreatePage() {
             </div>
             <div class="field">
               <label for="field-prompt">Prompt</label>
-              <textarea {...described('prompt', 'prompt')} rows={4} value={form.prompt} onInput={update('prompt')} />
+              {/* dir auto: a prompt typed right to left runs so, as it will on its task's page. */}
+              <textarea {...described('prompt', 'prompt')} dir="auto" rows={4} value={form.prompt} onInput={update('prompt')} />
               <div id="prompt-hint" class="muted small">
                 {/* Characters as the API counts them (code points): an emoji is one, not two UTF-16 units. */}
                 {[...form.prompt].length} / 2500 characters (kling3api takes 2000)
@@ -448,7 +449,7 @@ export function CreatePage() {
             </div>
             <div class="field">
               <label for="field-negative_prompt">Negative prompt (optional)</label>
-              <input {...described('negative_prompt')} type="text" value={form.negative_prompt} onInput={update('negative_prompt')} />
+              <input {...described('negative_prompt')} type="text" dir="auto" value={form.negative_prompt} onInput={update('negative_prompt')} />
               {errorOf('negative_prompt')}
             </div>
             <div class="field-row">

@@ -259,7 +259,12 @@ export function TaskListPage() {
                       <Link href={`/tasks/${encodeURIComponent(task.id)}`} class="task-link">
                         <code>{task.id}</code>
                       </Link>
-                      {prompt ? <div class="prompt-excerpt muted small">{prompt}</div> : null}
+                      {/* Its own direction: a prompt written right to left reads so, its end at the left. */}
+                      {prompt ? (
+                        <div class="prompt-excerpt muted small" dir="auto">
+                          {prompt}
+                        </div>
+                      ) : null}
                     </td>
                     <td role="cell" data-label="Status">
                       <StatusBadge status={task.status as TaskStatus} />

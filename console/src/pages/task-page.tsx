@@ -268,7 +268,8 @@ function Prompt({ text }: { text: string }) {
   }, [text, expanded]);
   return (
     <div class="prompt-block">
-      <blockquote id="task-prompt" class="prompt">
+      {/* In its own direction: a prompt written right to left reads so, its end at the left. */}
+      <blockquote id="task-prompt" class="prompt" dir="auto">
         {/* Clipped inside the quote's padding, so no part of a sixth line shows in it. */}
         <span ref={shown} class={expanded ? undefined : 'clamped'}>
           {text}
