@@ -1977,6 +1977,26 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.screenshot({ path: join(ARTIFACTS, 'tablet-providers.png'), fullPage: true });
   });
 
+  it('counts a provider\'s calls in words that fit the number: 1 call, 2 calls', async () => {
+    const target = await openConsole();
+    // The providers as the gateway has them, freepik with one call in the window and kling3api with two.
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/providers'),
+      async (route) => {
+        const answer = await route.fetch();
+        const body = (await answer.json()) as { data: { id: string; calls: number }[] };
+        for (const provider of body.data) provider.calls = provider.id === 'freepik' ? 1 : 2;
+        await route.fulfill({ response: answer, json: body });
+      },
+    );
+    await signIn(target);
+    await target.getByRole('link', { name: 'Providers' }).first().click();
+    const success = (id: string) => target.locator(`tr[data-provider="${id}"] td[data-label="Success"] div`);
+    await success('freepik').waitFor();
+    expect(await success('freepik').textContent()).toBe('1 call');
+    expect(await success('kling3api').textContent()).toBe('2 calls');
+  });
+
   it('keeps every column of the providers\' table on a 768 px screen with the widest figures it shows: three-digit latencies, a cool-down, thousands of calls', async () => {
     const target = await openConsole();
     await target.setViewportSize({ width: 768, height: 1024 });

@@ -46,13 +46,18 @@ function AccountRow({ account }: { account: ProviderAccountStatus }) {
       <td role="cell" class="number empty-cell" />
       <td role="cell" data-label="Success" class="number">
         {formatPercent(account.success_rate)}
-        <div class="muted small">{account.calls} calls</div>
+        <div class="muted small">{callsText(account.calls)}</div>
       </td>
       <td role="cell" data-label="p50" class="number">{formatMs(account.latency_p50_ms)}</td>
       <td role="cell" data-label="p95" class="number">{formatMs(account.latency_p95_ms)}</td>
       <td role="cell" class="number wide-only empty-cell" />
     </tr>
   );
+}
+
+/** `1 call`, `12 calls`. */
+function callsText(calls: number): string {
+  return `${calls} ${calls === 1 ? 'call' : 'calls'}`;
 }
 
 function ProviderRows({ provider }: { provider: ProviderStatus }) {
@@ -81,7 +86,7 @@ function ProviderRows({ provider }: { provider: ProviderStatus }) {
         <td role="cell" data-label="Queued" class="number">{provider.queued}</td>
         <td role="cell" data-label="Success" class="number">
           {formatPercent(provider.success_rate)}
-          <div class="muted small">{provider.calls} calls</div>
+          <div class="muted small">{callsText(provider.calls)}</div>
         </td>
         <td role="cell" data-label="p50" class="number">{formatMs(provider.latency_p50_ms)}</td>
         <td role="cell" data-label="p95" class="number">{formatMs(provider.latency_p95_ms)}</td>
