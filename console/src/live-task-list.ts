@@ -72,6 +72,12 @@ export interface LiveTaskList {
   /** The first page for these filters has been read (until then an empty list means nothing). */
   loaded: boolean;
   error: unknown;
+  /**
+   * Why the last Load more brought no page (refused, or the gateway not reached): said at Load more
+   * until it is pressed again or the filters change. Not the list's error: the list stays live, and
+   * nothing asks for that page again by itself.
+   */
+  moreError: unknown;
   loadMore(): void;
   /** Ids of the tasks followed by an event stream right now. */
   streaming: ReadonlySet<string>;
@@ -114,6 +120,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
   const latest = useRef({ key, byId, cursor, loaded });
   latest.current = { key, byId, cursor, loaded };
   const [error, setError] = useState<unknown>(undefined);
+  const [moreError, setMoreError] = useState<unknown>(undefined);
   const [refreshedAt, setRefreshedAt] = useState<number | null>(null);
   const [waitingSince, setWaitingSince] = useState<number | null>(null);
   const [streaming, setStreaming] = useState<ReadonlySet<string>>(new Set());
@@ -160,6 +167,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     restoring.current = false;
     more.current?.abort();
     more.current = null;
+    setMoreError(undefined);
     if (!broughtBack) {
       setById(new Map());
       setCursor(null);
@@ -236,6 +244,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     const aborter = new AbortController();
     more.current = aborter;
     setLoading(true);
+    setMoreError(undefined);
     client
       .listVideos(
         {
@@ -254,7 +263,9 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
           setCursor(page.next_cursor);
         },
         (caught: unknown) => {
-          if (!aborter.signal.aborted) fail(caught);
+          if (aborter.signal.aborted) return;
+          if (caught instanceof GatewayError && caught.status === 401) fail(caught);
+          else setMoreError(caught);
         },
       )
       .finally(() => {
@@ -329,6 +340,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     loading,
     loaded,
     error,
+    moreError,
     loadMore,
     streaming,
     refreshedAt,

@@ -1013,6 +1013,42 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // The first task the press brought in, where reading goes on.
     await expect.poll(focused).toBe(`A ${await rows.nth(25).getAttribute('data-task-id')}`);
   });
+  it('says a Load more the gateway refused at Load more, and keeps saying it until pressed again, instead of calling the live list not live and promising a page that never comes', async () => {
+    // More than one page (25) of tasks, whatever earlier tests made.
+    for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `a page and more to load ${made}` });
+    const target = await openConsole();
+    await signIn(target);
+    const rows = target.locator('tr[data-task-id]');
+    await expect.poll(() => rows.count()).toBe(25);
+    // The next page is refused once (a replica draining); the list's own refreshes pass.
+    let refused = 0;
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/videos') && url.searchParams.has('cursor'),
+      (route) => {
+        if (refused > 0) return route.continue();
+        refused += 1;
+        return route.fulfill({ status: 503, contentType: 'application/problem+json', json: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'draining' } });
+      },
+    );
+    await target.getByRole('button', { name: 'Load more' }).click();
+    // Under Load more, where it was asked.
+    const refusal = target.locator('.list-footer ~ [role="alert"]');
+    await expect.poll(() => refusal.textContent()).toContain('Service Unavailable (503)');
+    expect(await refusal.textContent()).not.toContain('Asking again');
+    // The list itself is as live as before: its refresh answered.
+    expect(await target.locator('.live-status').textContent()).toMatch(/^\s*Live:/);
+    // The next refresh of the first page passes, and the refusal is still said where it happened.
+    await target.waitForResponse((response) => response.url().includes('/v1/videos?') && !response.url().includes('cursor=') && response.ok());
+    await target.locator('.live-status', { hasText: 'list refreshed' }).waitFor();
+    expect(await refusal.textContent()).toContain('Service Unavailable (503)');
+    expect(await rows.count()).toBe(25);
+    // Pressed again: the page comes, the refusal goes.
+    await target.getByRole('button', { name: 'Load more' }).click();
+    await expect.poll(() => rows.count()).toBeGreaterThan(25);
+    expect(await target.getByRole('alert').count()).toBe(0);
+    browserErrors.length = 0; // the browser logs the refused request (503) itself
+  });
+
   it('brings Back from a task opened after Load more to the same pages, scrolled where they were, the keyboard on that task', async () => {
     // More than a page (25) of one model's tasks, which no other test makes.
     for (let made = 0; made < 30; made += 1) await api.createVideo({ model: 'kling-v2-5-turbo', prompt: `one of many turbo tasks ${made}` });

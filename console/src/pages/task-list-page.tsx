@@ -301,6 +301,8 @@ export function TaskListPage() {
         ) : null}
         {live.tasks.some((task) => task.cost.estimated) ? <span class="muted small">~ estimated cost</span> : null}
       </div>
+      {/* Said where it was asked; nothing asks for that page again until Load more is pressed. */}
+      <ProblemMessage error={live.moreError} context="Load more" />
     </section>
   );
 }
