@@ -17,6 +17,16 @@ export function timeAgo(iso: string | null | undefined, now = Date.now()): strin
 }
 
 /**
+ * How long ago something the gateway stamped happened (a task created, an event sent): never in the
+ * future, where a browser clock behind the gateway's would put it ("in 1 min."), but "now".
+ */
+export function timeSince(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return '—';
+  const time = Date.parse(iso);
+  return Number.isNaN(time) ? iso : timeAgo(new Date(Math.min(time, now)).toISOString(), now);
+}
+
+/**
  * Full local date and time with the zone's name (`Dec 4, 2026, 6:23:21 PM EST`), for titles and the
  * task page: the Cost page counts by UTC day, so a bare time would leave the reader to guess which
  * zone it is in.

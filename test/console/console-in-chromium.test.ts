@@ -1144,6 +1144,25 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
 
+  it('says a task made by a gateway whose clock is ahead of the browser\'s was created now, not "in 1 min."', async () => {
+    const target = await openConsole();
+    // This browser's clock runs 90 s behind the gateway's (a laptop not synchronized lately).
+    await target.clock.install({ time: Date.now() - 90_000 });
+    try {
+      await target.reload();
+      await signIn(target);
+      const task = await api.createVideo({ model: 'kling-v3', prompt: 'made on a clock ahead' });
+      const created = target.locator(`tr[data-task-id="${task.id}"] td[data-label="Created"] time`);
+      await created.waitFor();
+      expect(await created.textContent()).not.toMatch(/^in /);
+      expect(await created.textContent()).toBe('now');
+      await api.cancelVideo(task.id).catch(() => undefined);
+    } finally {
+      // The clock is the browser context's: the pages of the tests after this one keep the right time.
+      await target.clock.setSystemTime(Date.now());
+    }
+  });
+
   it('gives the task list\'s page and its table landmarks of their own names, so a screen reader tells them apart', async () => {
     const created = await api.createVideo({ model: 'kling-v3', prompt: 'a row in the table' });
     const target = await openConsole();

@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { isTerminal, type Task, type WebhookDelivery, type WebhookDeliveryList } from '../../../packages/client/src/index.js';
-import { localTime, timeAgo } from '../display.js';
+import { localTime, timeAgo, timeSince } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { useGatewayData } from '../use-gateway-data.js';
 import { ProblemMessage } from './problem-message.js';
@@ -30,7 +30,7 @@ function DeliveryWhen({ delivery }: { delivery: WebhookDelivery }) {
     <>
       <time dateTime={when} title={localTime(when)}>
         {delivery.delivered_at ? 'delivered ' : 'event '}
-        {timeAgo(when)}
+        {timeSince(when)}
       </time>
       {delivery.next_attempt_at ? (
         <div class="muted small">

@@ -10,7 +10,7 @@ import { formatCostShort, GatewayUnreachableError, type Model, type ProviderId, 
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
-import { costSource, localTime, timeAgo } from '../display.js';
+import { costSource, localTime, timeAgo, timeSince } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { REFRESH_MS, useLiveTaskList, type TaskFilters } from '../live-task-list.js';
 import { TASK_STATUSES } from '../task-statuses.js';
@@ -282,7 +282,7 @@ export function TaskListPage() {
                     </td>
                     <td role="cell" class="wide-only" data-label="Created">
                       <time dateTime={task.created_at} title={localTime(task.created_at)}>
-                        {timeAgo(task.created_at)}
+                        {timeSince(task.created_at)}
                       </time>
                     </td>
                   </tr>
