@@ -64,6 +64,14 @@ export function taskNoun(task: Pick<Task, 'operation'>): 'Image' | 'Video' {
 }
 
 /**
+ * Every provider tried refused the task: none holds it, though the API's `provider` names the one
+ * tried last.
+ */
+export function refusedByAll(task: Pick<Task, 'provider' | 'provider_task_id' | 'attempts'>): boolean {
+  return Boolean(task.provider) && !task.provider_task_id && task.attempts.length > 0 && task.attempts.every((attempt) => attempt.outcome === 'failed' || attempt.outcome === 'skipped');
+}
+
+/**
  * The provider holding a task, as its page names it. The API's `provider` is the one tried last,
  * also when every provider tried refused the task: then none holds it.
  */
@@ -71,7 +79,5 @@ export function holderText(task: Pick<Task, 'status' | 'provider' | 'provider_ta
   // A queued task may still be taken (it waits for a slot, or to try again): "not yet", not "no".
   const none = task.status === 'queued' ? 'no provider has accepted it yet' : 'no provider accepted it';
   if (!task.provider) return `— (${none})`;
-  const refusedByAll =
-    !task.provider_task_id && task.attempts.length > 0 && task.attempts.every((attempt) => attempt.outcome === 'failed' || attempt.outcome === 'skipped');
-  return refusedByAll ? `— (${none}; ${task.provider} was tried last)` : task.provider;
+  return refusedByAll(task) ? `— (${none}; ${task.provider} was tried last)` : task.provider;
 }

@@ -1857,7 +1857,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('alert').count()).toBe(0);
   });
 
-  it('does not name a provider that refused a task as the one holding it: the task page says none accepted it, and which was tried last', async () => {
+  it('does not name a provider that refused a task as the one holding it: the task list and the task page say none accepted it, and which was tried last', async () => {
     // On its create: a status poll of another test's task must not take the fault.
     live.simulator('freepik').injectFault({ on: 'submit', status: 500, times: 1 });
     const refused = await api.createVideo({ model: 'kling-v3', prompt: 'refused by its only provider', routing: { providers: ['freepik'], allow_fallbacks: false } });
@@ -1869,6 +1869,10 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(ended.attempts.map((attempt) => attempt.outcome)).toEqual(['failed']);
     const target = await openConsole();
     await signIn(target);
+    // The task list's Provider names no holder either, and says which was tried last.
+    const listed = target.locator(`tr[data-task-id="${refused.id}"] td[data-label="Provider"]`);
+    await listed.waitFor();
+    expect(await listed.textContent()).toBe('—none accepted it; freepik was tried last');
     await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(refused.id)}`);
     await target.getByRole('heading', { level: 1, name: new RegExp(refused.id) }).waitFor();
     const provider = target.locator('dt:text-is("Provider") + dd');

@@ -10,7 +10,7 @@ import { formatCostShort, GatewayUnreachableError, type Model, type ProviderId, 
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { StatusBadge } from '../components/status-badge.js';
-import { costSource, localTime, timeAgo, timeSince } from '../display.js';
+import { costSource, localTime, refusedByAll, timeAgo, timeSince } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { REFRESH_MS, useLiveTaskList, type TaskFilters } from '../live-task-list.js';
 import { TASK_STATUSES } from '../task-statuses.js';
@@ -276,7 +276,21 @@ export function TaskListPage() {
                     <td role="cell" class="wide-only" data-label="Model">
                       {task.model} <span class="muted">{task.quality}</span>
                     </td>
-                    <td role="cell" data-label="Provider">{task.provider ?? <span class="muted">—</span>}</td>
+                    <td role="cell" data-label="Provider">
+                      {/* As the task's page has it: a provider that refused the task does not hold it. */}
+                      {!task.provider ? (
+                        <span class="muted">—</span>
+                      ) : refusedByAll(task) ? (
+                        <>
+                          <span class="muted">—</span>
+                          <div class="muted small">
+                            {task.status === 'queued' ? 'none has accepted it yet' : 'none accepted it'}; {task.provider} was tried last
+                          </div>
+                        </>
+                      ) : (
+                        task.provider
+                      )}
+                    </td>
                     <td role="cell" data-label="Cost" class="number" title={COST_TITLES[costSource(task)]}>
                       {formatCostShort(task.cost)}
                     </td>
