@@ -902,6 +902,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
         .toEqual(answer.data.map((d) => ({ id: d.id, type: d.type, status: d.status, attempts: String(d.attempts), last_status: String(d.last_status) })));
       expect(answer.data.map((d) => [d.type, d.attempts])).toEqual([['video.processing', 2], ['video.succeeded', 1]]);
       expect(await accessibilityProblems(target)).toEqual([]);
+      // The section and the table's scrolling region have names of their own: a screen reader tells them apart.
+      expect(await target.getByRole('region', { name: 'Webhook deliveries', exact: true }).count()).toBe(1);
+      expect(await target.getByRole('region', { name: 'Webhook deliveries, oldest first' }).count()).toBe(1);
 
       await target.setViewportSize({ width: 375, height: 812 });
       expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);

@@ -67,7 +67,7 @@ function DeliveryTable({ deliveries }: { deliveries: WebhookDeliveryList | undef
   if (!deliveries) return <p class="muted">Loading…</p>;
   if (deliveries.data.length === 0) return <p class="muted">No event has been sent yet.</p>;
   return (
-    <div class="table-scroll" role="region" aria-label="Webhook deliveries" tabIndex={0}>
+    <div class="table-scroll" role="region" aria-label="Webhook deliveries, oldest first" tabIndex={0}>
       <table class="deliveries responsive" role="table">
         <caption class="visually-hidden">Each event sent to the webhook URL, oldest first</caption>
         <thead>
