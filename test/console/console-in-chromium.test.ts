@@ -363,6 +363,33 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the dropped connection itself
   });
 
+  it('drops a refused create\'s error once the request is changed, which is not the one refused: the quote of the new one is what stands', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // The first create is refused (a replica draining); nothing else is.
+    let refused = 0;
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/videos'),
+      (route) => {
+        if (route.request().method() !== 'POST' || refused > 0) return route.continue();
+        refused += 1;
+        return route.fulfill({ status: 503, contentType: 'application/problem+json', json: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'draining' } });
+      },
+    );
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a create refused once');
+    const create = target.getByRole('button', { name: 'Create video' });
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    await create.click();
+    const refusal = target.locator('.actions').locator('xpath=preceding-sibling::*[1][@role="alert"]');
+    await expect.poll(() => refusal.textContent()).toContain('Service Unavailable (503)');
+    // Another request: its quote answers, and the refusal of the one before is no longer said.
+    await target.getByLabel('Prompt', { exact: true }).fill('a create refused once, then changed');
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    await expect.poll(() => target.getByRole('alert').count()).toBe(0);
+    browserErrors.length = 0; // the browser logs the refused create (503) itself
+  });
+
   it('keeps what was typed in New video when the page is left and come back to, or reloaded, and a lost create sent again after it makes one video', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -277,7 +277,8 @@ export function CreatePage() {
   /** Counts the quotes asked again after a failure that passes. */
   const [quoteAttempt, setQuoteAttempt] = useState(0);
   const [creating, setCreating] = useState(false);
-  const [createError, setCreateError] = useState<unknown>(undefined);
+  /** Why the last create was refused, and the request (its JSON) it was sent with: said only while the form asks that one. */
+  const [refusedCreate, setRefusedCreate] = useState<{ request: string; error: unknown } | undefined>(undefined);
   /** The Idempotency-Key of the last create sent, and the request it was sent with. */
   const sent = useRef<Sent | null>(draft.sent);
   useEffect(() => keepDraft(form, sent.current), [form]);
@@ -362,7 +363,7 @@ export function CreatePage() {
     event.preventDefault();
     if (!canCreate || creating) return;
     setCreating(true);
-    setCreateError(undefined);
+    setRefusedCreate(undefined);
     // One key per request: Create clicked again after an answer was lost (a dropped connection, a
     // restarting gateway) sends the same key, so the gateway answers with the task it may have
     // made instead of making a second one. A changed request gets a new key.
@@ -375,7 +376,7 @@ export function CreatePage() {
       forgetDraft();
       navigate(`/tasks/${encodeURIComponent(task.id)}`);
     } catch (error) {
-      setCreateError(error);
+      setRefusedCreate({ request: key, error });
       setCreating(false);
     }
   };
@@ -620,7 +621,8 @@ export function CreatePage() {
           )}
         </section>
 
-        <ProblemMessage error={createError} />
+        {/* A changed request was not the one refused: its quote above is what stands. */}
+        <ProblemMessage error={refusedCreate?.request === key ? refusedCreate.error : undefined} />
         <div class="actions">
           {/* Not disabled while creating: a disabled button loses the keyboard's focus, which a refused create would leave at the top. */}
           <button type="submit" class="primary" disabled={!canCreate} aria-disabled={creating ? 'true' : undefined} aria-describedby="create-hint">
