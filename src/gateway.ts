@@ -17,6 +17,8 @@ import { OutboundWebhooks } from './core/tasks/outbound-webhooks.js';
 import { OutputContent } from './core/tasks/output-content.js';
 import { ProviderCatalog } from './core/tasks/provider-catalog.js';
 import { budgetSettingsProblems } from './core/tasks/spend-ledger.js';
+import { REASONS_TO_FAIL_OVER } from './core/tasks/failover.js';
+import { ERROR_CODES } from './core/model/canonical.js';
 import { cheapestCurrencyProblems } from './core/model/routing.js';
 import { UsageReport } from './core/tasks/usage-report.js';
 import { TaskEvents } from './core/tasks/task-events.js';
@@ -364,6 +366,22 @@ export class Gateway {
       if (options.store === undefined) await store.close();
       throw new ConfigError('config.yaml', runtimeConfigProblems);
     }
+    // Counters at 0 from the start for what the configuration names, so Prometheus counts each first rise.
+    metrics.seed({
+      providers: [...runtimes.values()]
+        .filter((runtime) => runtime.enabled)
+        .map((runtime) => ({
+          id: runtime.id,
+          accounts: runtime.accounts.map((account) => account.id),
+          models: [...new Set(runtime.provider.offerings.map((offering) => offering.model))],
+          currency: runtime.pricing?.currency,
+        })),
+      errorCodes: ERROR_CODES.filter((code) => code !== 'canceled'),
+      failoverReasons: [...REASONS_TO_FAIL_OVER, 'proved_absent'],
+      budgetedTenants: Object.entries(config.tenants)
+        .filter(([, tenant]) => tenant.budget !== undefined)
+        .map(([name]) => name),
+    });
     const engine: Engine = {
       tasks,
       runtimes,

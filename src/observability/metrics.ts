@@ -106,6 +106,17 @@ const MONEY_SCALE = 1_000_000;
 /** Credits in whole ten-thousandths (what `costOf` rounds them to). */
 const CREDITS_SCALE = 10_000;
 
+/** Label values known at start, for the series `GatewayMetrics.seed` exports at 0. */
+export interface KnownSeries {
+  /** Each enabled provider: its account ids, the models it serves and the currency it prices in. */
+  providers: readonly { id: string; accounts: readonly string[]; models: readonly string[]; currency: string | undefined }[];
+  /** The error codes a failed task can end with. */
+  errorCodes: readonly string[];
+  /** The reasons a create leaves a provider for another (`failovers_total`). */
+  failoverReasons: readonly string[];
+  budgetedTenants: readonly string[];
+}
+
 /**
  * With several worker processes (`WORKERS`) a scrape reaches one of them and must report them
  * all: counters and histograms are added up; gauges the store or the shared standing set
@@ -347,6 +358,33 @@ export class GatewayMetrics {
         this.registry.removeSingleMetric(`${PREFIX}${name}`);
       }
     }
+  }
+
+  /**
+   * Exports at 0, from the start, the counters' series whose label values the configuration
+   * already names, so that Prometheus sees each rise from 0: a series that first appears carrying
+   * its first amount (a task's charge, a failover, a refusal) starts there, and rate() and
+   * increase() never count that amount. Histograms are left to appear with their first
+   * observation (a quantile or mean misses one observation, not an amount of money).
+   */
+  seed(known: KnownSeries): void {
+    for (const { id: provider, accounts, models, currency } of known.providers) {
+      for (const model of models) {
+        this.taskOutcomes.inc({ provider, model, status: 'succeeded', error_code: '' }, 0);
+        for (const code of known.errorCodes) this.taskOutcomes.inc({ provider, model, status: 'failed', error_code: code }, 0);
+        this.videoSeconds.inc({ provider, model }, 0);
+        for (const account of accounts) {
+          this.creditsSpent.inc({ provider, account, model }, 0);
+          this.creditsAtRisk.inc({ provider, account, model }, 0);
+          if (currency) {
+            this.currencySpent.inc({ provider, account, model, currency }, 0);
+            this.currencyAtRisk.inc({ provider, account, model, currency }, 0);
+          }
+        }
+      }
+      for (const reason of known.failoverReasons) this.failovers.inc({ provider, reason }, 0);
+    }
+    for (const tenant of known.budgetedTenants) this.budgetRefusals.inc({ tenant }, 0);
   }
 
   setCircuitState(provider: string, state: CircuitStateName): void {

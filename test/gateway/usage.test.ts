@@ -185,7 +185,7 @@ describe('GET /v1/usage: the provider comparison', () => {
       expect.objectContaining({ operation: 'video-edit', succeeded: 1, currency_amount: 0.435, video_seconds: 0, cost_per_second: null }),
     ]);
     const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
-    expect(metrics).not.toMatch(/kling_gateway_video_seconds_total\{provider="kling3api"/);
+    expect(metrics).toMatch(/^kling_gateway_video_seconds_total\{provider="kling3api",model="kling-v3-omni"\} 0$/m);
   });
 
   const stores: [string, boolean][] = [['SQLite', false], ...(postgres ? [['PostgreSQL', true] as [string, boolean]] : [])];

@@ -230,6 +230,76 @@ describe('dashboard and alert queries read only what the gateway exports', () =>
     });
   });
 
+  describe('counters a query takes rate() or increase() of, before their first event', () => {
+    // Prometheus reads a counter's rise from its first sample on: a series that first appears at
+    // its first task's charge (a failover, a refusal) starts there, and rate()/increase() never
+    // count that first amount. So the spend stat missed each provider and model's first task, the
+    // failovers panel its first failover of each reason, KlingGatewayBudgetRefusingCreates a
+    // tenant's first refusal. The gateway exports them at 0 from its start instead.
+    let gw: TestGateway;
+    let exposition: string;
+    beforeAll(async () => {
+      gw = await startTestGateway({ config: { tenants: { acme: { budget: { amount: 10, currency: 'USD', period: 'month' } } } } });
+      exposition = await (await fetch(`${gw.url}/metrics`)).text();
+    });
+    afterAll(async () => {
+      await gw.close();
+    });
+
+    /** The labels of each series of `name` whose value is 0, in a scrape before any traffic. */
+    function zeroSeries(name: string): Record<string, string>[] {
+      return [...exposition.matchAll(new RegExp(`^${name}\\{([^}]*)\\} 0$`, 'gm'))].map(([, labels]) =>
+        Object.fromEntries([...labels!.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key!, value!])),
+      );
+    }
+
+    it('exports every counter a dashboard or alert query rates at 0, for each provider and budgeted tenant', () => {
+      const rated = new Set(
+        everyQuery.flatMap(({ expr }) =>
+          [...expr.matchAll(/\b(?:rate|increase)\((kling_gateway_[a-z0-9_]+)/g)].map(([, name]) => name!),
+        ),
+      );
+      // Histograms' series (_bucket, _sum, _count) lose one observation, not an amount: left out.
+      const counters = [...rated].filter((name) => name.endsWith('_total'));
+      expect(counters.length).toBeGreaterThan(3);
+      const problems: string[] = [];
+      for (const name of counters) {
+        const labels = EXPORTED.get(name)!;
+        const zeros = zeroSeries(name);
+        if (labels.has('provider')) {
+          for (const provider of ['freepik', 'kling3api', 'kling-legacy']) {
+            if (!zeros.some((series) => series.provider === provider)) problems.push(`${name}: no zero series for ${provider}`);
+          }
+        }
+        if (labels.has('tenant') && !zeros.some((series) => series.tenant === 'acme')) problems.push(`${name}: no zero series for tenant acme`);
+      }
+      expect(problems).toEqual([]);
+    });
+
+    it('with the label values a task, a failover and a refusal will carry', () => {
+      expect(zeroSeries('kling_gateway_currency_spent_total')).toContainEqual({ provider: 'freepik', account: 'default', model: 'kling-v3', currency: 'USD' });
+      expect(zeroSeries('kling_gateway_credits_spent_total')).toContainEqual({ provider: 'kling-legacy', account: 'default', model: 'kling-v2-6' });
+      expect(zeroSeries('kling_gateway_currency_at_risk_total')).toContainEqual({ provider: 'kling3api', account: 'default', model: 'kling-v3', currency: 'USD' });
+      expect(zeroSeries('kling_gateway_video_seconds_total')).toContainEqual({ provider: 'kling3api', model: 'kling-v3-omni' });
+      expect(zeroSeries('kling_gateway_tasks_finished_total')).toEqual(
+        expect.arrayContaining([
+          { provider: 'freepik', model: 'kling-v3', status: 'succeeded', error_code: '' },
+          { provider: 'freepik', model: 'kling-v3', status: 'failed', error_code: 'provider_error' },
+          { provider: 'kling3api', model: 'kling-v3', status: 'failed', error_code: 'content_policy' },
+        ]),
+      );
+      expect(zeroSeries('kling_gateway_failovers_total')).toEqual(
+        expect.arrayContaining([
+          { provider: 'freepik', reason: 'server_error' },
+          { provider: 'freepik', reason: 'insufficient_credits' },
+          { provider: 'kling-legacy', reason: 'rate_limited' },
+          { provider: 'kling3api', reason: 'circuit_open' },
+        ]),
+      );
+      expect(zeroSeries('kling_gateway_budget_refusals_total')).toEqual([{ tenant: 'acme' }]);
+    });
+  });
+
   it('would notice a metric the gateway does not export', () => {
     expect(EXPORTED.has('kling_gateway_currency_spent_total')).toBe(true);
     expect(EXPORTED.has('kling_gateway_cost_drift_ratio_bucket')).toBe(true);

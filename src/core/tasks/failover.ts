@@ -8,21 +8,27 @@ import { CircuitBreakerOpenError } from '../upstream/provider-runtime.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
 import { errorText } from './error-text.js';
 
-export type FailoverReason =
-  | 'circuit_open'
-  | 'connection_refused'
-  | 'connect_timeout'
-  | 'not_sent'
-  | 'connection_reset'
-  | 'timeout'
-  | 'rate_limited'
-  | 'server_error'
-  | 'unauthorized'
-  | 'insufficient_credits'
-  | 'invalid_request'
-  | 'rejected'
-  | 'content_policy'
-  | 'unexpected_reply';
+export const FAILOVER_REASONS = [
+  'circuit_open',
+  'connection_refused',
+  'connect_timeout',
+  'not_sent',
+  'connection_reset',
+  'timeout',
+  'rate_limited',
+  'server_error',
+  'unauthorized',
+  'insufficient_credits',
+  'invalid_request',
+  'rejected',
+  'content_policy',
+  'unexpected_reply',
+] as const;
+export type FailoverReason = (typeof FAILOVER_REASONS)[number];
+/** The reasons that send a task on to another provider (content_policy and unexpected_reply never do). */
+export const REASONS_TO_FAIL_OVER: readonly FailoverReason[] = FAILOVER_REASONS.filter(
+  (reason) => reason !== 'content_policy' && reason !== 'unexpected_reply',
+);
 
 export interface CreateFailureDecision {
   /** Try the next provider. */
