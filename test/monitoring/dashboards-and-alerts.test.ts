@@ -42,7 +42,7 @@ interface Panel {
   title: string;
   datasource?: { type: string; uid: string };
   gridPos: { x: number; y: number; w: number; h: number };
-  targets?: { refId: string; expr: string; datasource?: { uid: string } }[];
+  targets?: { refId: string; expr: string; legendFormat?: string; datasource?: { uid: string } }[];
 }
 
 const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
@@ -193,9 +193,26 @@ describe('dashboard and alert queries read only what the gateway exports', () =>
           if (!labels.has(matcher[1]!) && !TARGET_LABELS.has(matcher[1]!)) problems.push(`${where}: ${match[1]} has no label ${matcher[1]}`);
         }
       }
-      for (const grouping of expr.matchAll(/\bby \(([^)]*)\)/g)) {
+      for (const grouping of expr.matchAll(/\b(?:by|without|on|ignoring)\s*\(([^)]*)\)/g)) {
         for (const label of grouping[1]!.split(',').map((entry) => entry.trim()).filter(Boolean)) {
           if (!known.has(label)) problems.push(`${where}: groups by ${label}, which none of ${names.join(', ')} has`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('names in each legend only labels its query keeps', () => {
+    const problems: string[] = [];
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) {
+        const groupings = [...target.expr.matchAll(/\bby\s*\(([^)]*)\)/g)].map((match) => match[1]!.split(',').map((label) => label.trim()));
+        // An aggregation keeps only its `by` labels; a query with none keeps its metrics' own.
+        const kept = new Set(
+          groupings.length > 0 ? groupings.flat() : [...TARGET_LABELS, ...metricNames(target.expr).flatMap((name) => [...(EXPORTED.get(name) ?? [])])],
+        );
+        for (const [, label] of (target.legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g)) {
+          if (!kept.has(label!)) problems.push(`${panel.title} (${target.refId}): legend names ${label}, which the query drops`);
         }
       }
     }
