@@ -51,10 +51,12 @@ async function main(): Promise<void> {
   const described = {
     public_url: config.server.public_url,
     storage: config.storage.mode === 'passthrough' ? 'passthrough' : `${config.storage.backend} (${config.storage.mode})`,
-    // A keyless provider in a live deployment is disabled (`/v1/providers` gives the reason), not live.
+    // A keyless provider in a live deployment is disabled (`/v1/providers` gives the reason), not
+    // live; so is one turned off (`enabled: false`), whose endpoint is kept only to follow the
+    // tasks it already holds.
     providers: [...sandbox.endpoints].map(([id, endpoint]) => ({
       id,
-      mode: endpoint.disabledReason ? 'disabled' : endpoint.simulated ? 'simulator' : 'live',
+      mode: endpoint.disabledReason || config.providers[id]?.enabled === false ? 'disabled' : endpoint.simulated ? 'simulator' : 'live',
     })),
   };
   let stopWork: () => Promise<void>;

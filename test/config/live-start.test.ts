@@ -50,13 +50,17 @@ it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK
   expect(refused.stderr).toMatch(/tenants\.ops\.webhook_secret: the shipped sandbox webhook secret is in use .* set GATEWAY_WEBHOOK_SECRETS/);
 });
 
-it('says at start which providers a live deployment leaves disabled, not that they are live', { timeout: 60_000 }, async () => {
+it('says at start which providers a live deployment leaves disabled (no key, or turned off), not that they are live', { timeout: 60_000 }, async () => {
   const child = spawnGateway(
     {
       DATABASE_URL: 'sqlite::memory:',
       STORAGE_PATH: mkdtempSync(join(tmpdir(), 'kg-live-start-')),
       GATEWAY_API_KEYS: 'ops:ops-key-123456',
       FREEPIK_API_KEY: 'fpk-live-secret-value',
+      // A key, but turned off: /v1/providers and check-config say disabled, so must the start.
+      KLING_LEGACY_API_KEY: 'legacy-live-secret-value',
+      KLING_LEGACY_BASE_URL: 'https://aggregator.example.com',
+      KLING_LEGACY_ENABLED: 'false',
     },
   );
   // Generous: the sources start through tsx, slow on a loaded machine.
