@@ -153,9 +153,11 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
     workers,
     public_url: config.server.public_url,
     database: describeDatabaseUrl(config.database.url),
-    tenants: config.auth.api_keys.map((entry) => ({
-      tenant: entry.tenant,
-      webhook_secret: Boolean(config.tenants[entry.tenant]?.webhook_secret),
+    // Once per tenant, with how many keys it has: two while a key is being rotated.
+    tenants: [...new Set(config.auth.api_keys.map((entry) => entry.tenant))].map((tenant) => ({
+      tenant,
+      keys: config.auth.api_keys.filter((entry) => entry.tenant === tenant).length,
+      webhook_secret: Boolean(config.tenants[tenant]?.webhook_secret),
     })),
     routing: config.routing,
     task_deadline_ms: config.tasks.deadline_ms,
@@ -183,7 +185,8 @@ function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): v
   out.line(`  deployment  ${plan.deployment === 'live' ? 'live (an upstream key is set)' : 'sandbox (no upstream key: built-in simulators)'}`);
   out.line(`  listen      ${plan.listen}  (public URL ${plan.public_url})${plan.workers > 1 ? `, ${plan.workers} worker processes` : ''}`);
   out.line(`  database    ${plan.database}`);
-  out.line(`  tenants     ${plan.tenants.map((t) => t.tenant + (t.webhook_secret ? ' (webhooks signed)' : '')).join(', ')}`);
+  const tenantNotes = (t: (typeof plan.tenants)[number]) => [...(t.keys > 1 ? [`${t.keys} keys`] : []), ...(t.webhook_secret ? ['webhooks signed'] : [])];
+  out.line(`  tenants     ${plan.tenants.map((t) => t.tenant + (tenantNotes(t).length > 0 ? ` (${tenantNotes(t).join(', ')})` : '')).join(', ')}`);
   out.line(`  routing     ${plan.routing.strategy}${plan.routing.allow_fallbacks ? ', failover on' : ', no failover'}${plan.routing.failover_on_timeout ? ', also after timeouts' : ''}`);
   out.line(`  deadline    ${formatNumber(plan.task_deadline_ms / 60_000)} min`);
   out.line(`  metrics     ${plan.metrics === 'token' ? 'bearer token (METRICS_TOKEN)' : plan.metrics === 'loopback only' ? 'loopback clients only (set METRICS_TOKEN to scrape from elsewhere)' : 'open (sandbox)'}`);

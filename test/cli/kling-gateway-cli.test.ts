@@ -1063,6 +1063,21 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('check-config names a tenant with two keys (a key being rotated) once, with its key count', async () => {
+    const env = { FREEPIK_API_KEY: 'fpk-live-secret-value', GATEWAY_API_KEYS: 'acme:acme-old-key-1,beta:beta-key-3,acme:acme-new-key-2', GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_c2VjcmV0LW9mLWFjbWUtZm9yLXRlc3Rz' };
+    const [human, json] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], env),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], env),
+    ]);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^ {2}tenants {5}acme \(2 keys, webhooks signed\), beta$/m);
+    expect(JSON.parse(json.stdout).tenants).toEqual([
+      { tenant: 'acme', keys: 2, webhook_secret: true },
+      { tenant: 'beta', keys: 1, webhook_secret: false },
+    ]);
+    expect(`${human.stdout}${json.stdout}`).not.toMatch(/acme-old-key|acme-new-key|beta-key-3/);
+  });
+
   it('check-config warns when the gateway\'s public URL has a port browsers and fetch never connect to', async () => {
     const [listen, named, fine] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], { PORT: '6000' }),
@@ -1164,8 +1179,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     ]);
     // Live: no shipped sandbox secret fills in; GATEWAY_WEBHOOK_SECRETS or a tenants block would.
     expect(plan.tenants).toEqual([
-      { tenant: 'dev', webhook_secret: false },
-      { tenant: 'ops', webhook_secret: false },
+      { tenant: 'dev', keys: 1, webhook_secret: false },
+      { tenant: 'ops', keys: 1, webhook_secret: false },
     ]);
 
     // Accounts (here on Kling's own API, signed keys) make a provider live, each with its cap, never showing a key.
