@@ -5,10 +5,12 @@
  * and store.
  */
 import cluster from 'node:cluster';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, reachablePublicUrl, type GatewayConfig } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
+import { unreadVariables, unreadVariableWarning } from './config/unread-variables.js';
 import { Gateway } from './gateway.js';
 import { reportCrashes } from './observability/crash-report.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -46,6 +48,10 @@ async function main(): Promise<void> {
   // From here on, what nothing caught is logged scrubbed, not printed by node as it was.
   reportCrashes(process, logger, (code) => process.exit(code));
   if (cluster.isWorker) return serveAsWorker(config, logger);
+  // A misspelt variable is read by nothing: a misspelt upstream key leaves the sandbox running.
+  for (const variable of unreadVariables(readFileSync(configPath, 'utf8'), process.env)) {
+    logger.warn({ variable: variable.name, did_you_mean: variable.meant }, unreadVariableWarning(variable, basename(configPath)));
+  }
 
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
   const described = {

@@ -5,7 +5,7 @@
  *
  * The server's modules are loaded only when one of these runs, so the API commands start fast.
  */
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { GatewayConfig } from '../config/config.js';
 import { formatNumber, notHttpUrl, redactUrl } from '../../packages/client/src/index.js';
@@ -60,11 +60,13 @@ interface ProviderPlan {
 }
 
 /** What a gateway started with this configuration would run, without secrets. */
-async function planFor(path: string, config: GatewayConfig, workers: number) {
-  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }] = await Promise.all([
+async function planFor(path: string, config: GatewayConfig, workers: number, env: NodeJS.ProcessEnv) {
+  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }, { readFileSync }, { unreadVariables, unreadVariableWarning }] = await Promise.all([
     import('../providers/registry.js'),
     import('../sandbox/sandbox.js'),
     import('../core/model/pricing.js'),
+    import('node:fs'),
+    import('../config/unread-variables.js'),
   ]);
   const live = isLive(config, PROVIDERS);
   const problems: string[] = [];
@@ -132,6 +134,8 @@ async function planFor(path: string, config: GatewayConfig, workers: number) {
     ),
   );
   const warnings: string[] = [];
+  // As the start warns: a misspelt variable is read by nothing (a misspelt key leaves the sandbox on).
+  for (const variable of unreadVariables(readFileSync(path, 'utf8'), env)) warnings.push(unreadVariableWarning(variable, basename(path)));
   // The shipped sandbox key and secret are refused by the config itself in a live deployment.
   if (providers.every((provider) => provider.mode === 'disabled')) warnings.push('no provider would run: every request would be refused');
   const storage = await storagePlan(config);
@@ -221,7 +225,7 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       let plan;
       try {
         const config = await loadConfig(path, context.env);
-        plan = await planFor(path, config, await workersFor(config, context.env));
+        plan = await planFor(path, config, await workersFor(config, context.env), context.env);
       } catch (error) {
         if (error instanceof CliError && error.exitCode === ExitCode.badConfig) {
           out.data({ file: path, valid: false, problems: error.message.split('\n').slice(1).map((line) => line.replace(/^\s*- /, '')) });

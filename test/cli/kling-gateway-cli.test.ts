@@ -1078,6 +1078,19 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(`${human.stdout}${json.stdout}`).not.toMatch(/acme-old-key|acme-new-key|beta-key-3/);
   });
 
+  it('check-config warns about a misspelt variable, which leaves the gateway in the sandbox, without its value', async () => {
+    const env = { GATEWAY_API_KEYS: 'acme:acme-key-123456', FREEPIK_APIKEY: 'fpk-live-secret-value' };
+    const [human, json] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], env),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], env),
+    ]);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain('deployment  sandbox');
+    expect(human.stderr).toContain('warning: environment variable FREEPIK_APIKEY is set, but config.yaml reads no such variable (did you mean FREEPIK_API_KEY?): it is ignored');
+    expect(JSON.parse(json.stdout).warnings).toEqual([expect.stringContaining('FREEPIK_APIKEY is set, but config.yaml reads no such variable')]);
+    expect(`${human.stdout}${human.stderr}${json.stdout}${json.stderr}`).not.toContain('fpk-live-secret-value');
+  });
+
   it('check-config warns when the gateway\'s public URL has a port browsers and fetch never connect to', async () => {
     const [listen, named, fine] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], { PORT: '6000' }),

@@ -50,7 +50,7 @@ it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK
   expect(refused.stderr).toMatch(/tenants\.ops\.webhook_secret: the shipped sandbox webhook secret is in use .* set GATEWAY_WEBHOOK_SECRETS/);
 });
 
-it('says at start which providers a live deployment leaves disabled (no key, or turned off), not that they are live', { timeout: 60_000 }, async () => {
+it('says at start which providers a live deployment leaves disabled (no key, or turned off), not that they are live, and which variables it ignores', { timeout: 60_000 }, async () => {
   const child = spawnGateway(
     {
       DATABASE_URL: 'sqlite::memory:',
@@ -61,6 +61,8 @@ it('says at start which providers a live deployment leaves disabled (no key, or 
       KLING_LEGACY_API_KEY: 'legacy-live-secret-value',
       KLING_LEGACY_BASE_URL: 'https://aggregator.example.com',
       KLING_LEGACY_ENABLED: 'false',
+      // Misspelt: read by nothing, so the start says so (without the value).
+      KLING3API_APIKEY: 'k3-misspelt-secret-value',
     },
   );
   // Generous: the sources start through tsx, slow on a loaded machine.
@@ -76,6 +78,13 @@ it('says at start which providers a live deployment leaves disabled (no key, or 
       });
       child.on('exit', () => reject(new Error(`the gateway ended before listening:\n${stdout}`)));
     });
+    const warning = stdout.split('\n').find((text) => text.includes('KLING3API_APIKEY'));
+    expect(warning && JSON.parse(warning)).toMatchObject({
+      level: 'warn',
+      variable: 'KLING3API_APIKEY',
+      msg: 'environment variable KLING3API_APIKEY is set, but config.yaml reads no such variable (did you mean KLING3API_API_KEY?): it is ignored',
+    });
+    expect(stdout).not.toContain('k3-misspelt-secret-value');
     expect(listening.providers).toEqual([
       { id: 'freepik', mode: 'live' },
       { id: 'kling3api', mode: 'disabled' },
