@@ -7,7 +7,7 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, reachablePublicUrl, type GatewayConfig } from './config/config.js';
+import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, publicUrlWarning, reachablePublicUrl, type GatewayConfig } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { unreadVariables, unreadVariableWarning } from './config/unread-variables.js';
@@ -52,6 +52,8 @@ async function main(): Promise<void> {
   for (const variable of unreadVariables(readFileSync(configPath, 'utf8'), process.env)) {
     logger.warn({ variable: variable.name, did_you_mean: variable.meant }, unreadVariableWarning(variable, basename(configPath)));
   }
+  const publicUrl = publicUrlWarning(config);
+  if (publicUrl) logger.warn({ public_url: config.server.public_url }, publicUrl);
 
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
   const described = {

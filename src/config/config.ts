@@ -560,6 +560,31 @@ export function reachablePublicUrl(configured: string, listening: string): strin
   return new URL(configured).port === '0' ? listening : configured;
 }
 
+/** A host name or address that names this machine only (`localhost`, `127.0.0.0/8`, `::1`, the unspecified addresses). */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  return host === 'localhost' || host.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === '0.0.0.0' || host === '::';
+}
+
+/**
+ * What is wrong, though allowed, with the public URL of a live deployment: a loopback one (the
+ * default), which no upstream can call back and whose content links work on this machine only,
+ * or a plain http one, over which callbacks carry their tokens and content links their
+ * signatures unencrypted. The start logs it as a warning and `check-config` warns the same. The
+ * sandbox's simulators call back on loopback, so it is fine there.
+ */
+export function publicUrlWarning(config: Pick<GatewayConfig, 'providers' | 'server'>): string | undefined {
+  if (!isLiveConfig(config)) return undefined;
+  const url = new URL(config.server.public_url);
+  if (isLoopbackHost(url.hostname)) {
+    return `server.public_url ${config.server.public_url} is a loopback address in a live deployment: upstream webhooks and callbacks cannot reach it (tasks are followed by polling only) and the links in outputs[].url work on this machine only; set PUBLIC_URL to the https address clients and upstreams reach the gateway at`;
+  }
+  if (url.protocol === 'http:') {
+    return `server.public_url ${config.server.public_url} is plain http in a live deployment: upstream callbacks (with their tokens) and the signed links in outputs[].url would travel unencrypted; put TLS in front of the gateway and set PUBLIC_URL to its https address`;
+  }
+  return undefined;
+}
+
 /** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
 export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
   return Object.values(config.providers).some(

@@ -1091,6 +1091,26 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(`${human.stdout}${human.stderr}${json.stdout}${json.stderr}`).not.toContain('fpk-live-secret-value');
   });
 
+  it('check-config warns when a live deployment\'s public URL is loopback or plain http, where upstream webhooks and content links cannot go', async () => {
+    const live = { GATEWAY_API_KEYS: 'acme:acme-key-123456', FREEPIK_API_KEY: 'fpk-live-secret-value' };
+    const [loopback, named, plain, secure, sandbox] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], live),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { ...live, PUBLIC_URL: 'http://localhost:8080' }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { ...live, PUBLIC_URL: 'http://gateway.example.com' }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { ...live, PUBLIC_URL: 'https://gateway.example.com/kling' }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], {}),
+    ]);
+    expect(loopback.code, loopback.stderr).toBe(0);
+    expect(loopback.stderr).toContain(
+      'warning: server.public_url http://127.0.0.1:8080 is a loopback address in a live deployment: upstream webhooks and callbacks cannot reach it (tasks are followed by polling only) and the links in outputs[].url work on this machine only; set PUBLIC_URL to the https address clients and upstreams reach the gateway at',
+    );
+    expect(JSON.parse(named.stdout).warnings).toEqual([expect.stringContaining('server.public_url http://localhost:8080 is a loopback address in a live deployment')]);
+    expect(JSON.parse(plain.stdout).warnings).toEqual([
+      'server.public_url http://gateway.example.com is plain http in a live deployment: upstream callbacks (with their tokens) and the signed links in outputs[].url would travel unencrypted; put TLS in front of the gateway and set PUBLIC_URL to its https address',
+    ]);
+    expect([JSON.parse(secure.stdout).warnings, JSON.parse(sandbox.stdout).warnings]).toEqual([[], []]);
+  });
+
   it('check-config warns when the gateway\'s public URL has a port browsers and fetch never connect to', async () => {
     const [listen, named, fine] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], { PORT: '6000' }),

@@ -50,7 +50,7 @@ it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK
   expect(refused.stderr).toMatch(/tenants\.ops\.webhook_secret: the shipped sandbox webhook secret is in use .* set GATEWAY_WEBHOOK_SECRETS/);
 });
 
-it('says at start which providers a live deployment leaves disabled (no key, or turned off), not that they are live, and which variables it ignores', { timeout: 60_000 }, async () => {
+it('says at start which providers a live deployment leaves disabled (no key, or turned off), not that they are live, which variables it ignores, and that its public URL is loopback', { timeout: 60_000 }, async () => {
   const child = spawnGateway(
     {
       DATABASE_URL: 'sqlite::memory:',
@@ -85,6 +85,8 @@ it('says at start which providers a live deployment leaves disabled (no key, or 
       msg: 'environment variable KLING3API_APIKEY is set, but config.yaml reads no such variable (did you mean KLING3API_API_KEY?): it is ignored',
     });
     expect(stdout).not.toContain('k3-misspelt-secret-value');
+    // PUBLIC_URL left at its loopback default: no upstream can call back there.
+    expect(stdout.split('\n').filter((text) => text.includes('is a loopback address in a live deployment')).map((text) => JSON.parse(text).level)).toEqual(['warn']);
     expect(listening.providers).toEqual([
       { id: 'freepik', mode: 'live' },
       { id: 'kling3api', mode: 'disabled' },
