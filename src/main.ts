@@ -7,7 +7,7 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, publicUrlWarning, reachablePublicUrl, type GatewayConfig } from './config/config.js';
+import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, missingWebhookSecretWarnings, publicUrlWarning, reachablePublicUrl, type GatewayConfig } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { unreadVariables, unreadVariableWarning } from './config/unread-variables.js';
@@ -54,6 +54,8 @@ async function main(): Promise<void> {
   }
   const publicUrl = publicUrlWarning(config);
   if (publicUrl) logger.warn({ public_url: config.server.public_url }, publicUrl);
+  const signed = PROVIDERS.filter((provider) => provider.inboundWebhook === 'signed').map((provider) => provider.id);
+  for (const warning of missingWebhookSecretWarnings(config, signed)) logger.warn(warning);
 
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
   const described = {

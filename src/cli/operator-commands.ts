@@ -134,9 +134,10 @@ async function planFor(path: string, config: GatewayConfig, workers: number, env
     ),
   );
   const warnings: string[] = [];
-  const { publicUrlWarning } = await import('../config/config.js');
+  const { missingWebhookSecretWarnings, publicUrlWarning } = await import('../config/config.js');
   const publicUrl = publicUrlWarning(config);
   if (publicUrl) warnings.push(publicUrl);
+  warnings.push(...missingWebhookSecretWarnings(config, PROVIDERS.filter((provider) => provider.inboundWebhook === 'signed').map((provider) => provider.id)));
   // As the start warns: a misspelt variable is read by nothing (a misspelt key leaves the sandbox on).
   for (const variable of unreadVariables(readFileSync(path, 'utf8'), env)) warnings.push(unreadVariableWarning(variable, basename(path)));
   // The shipped sandbox key and secret are refused by the config itself in a live deployment.

@@ -585,6 +585,31 @@ export function publicUrlWarning(config: Pick<GatewayConfig, 'providers' | 'serv
   return undefined;
 }
 
+/**
+ * For each live provider among `signedProviders` (those whose webhooks are signed: Freepik), the
+ * first account with no webhook secret, its own or the provider's. Such an account is sent no
+ * webhook URL: its tasks are followed by polling only, and a create whose answer was lost cannot
+ * be found again. The start logs it as a warning and `check-config` warns the same.
+ */
+export function missingWebhookSecretWarnings(config: Pick<GatewayConfig, 'providers'>, signedProviders: readonly string[]): string[] {
+  const warnings: string[] = [];
+  for (const id of signedProviders) {
+    const settings = config.providers[id];
+    if (!settings?.enabled) continue;
+    let field: string | undefined;
+    if (settings.accounts?.length) {
+      const index = settings.accounts.findIndex((account) => !(account.webhook_secret ?? settings.webhook_secret));
+      if (index >= 0) field = `providers.${id}.accounts[${index}].webhook_secret`;
+    } else if ((settings.api_key || (settings.access_key && settings.secret_key)) && !settings.webhook_secret) {
+      field = `providers.${id}.webhook_secret`;
+    }
+    if (field) {
+      warnings.push(`${field} is not set: ${id} is sent no webhook URL, so its tasks are followed by polling only, and a create whose answer was lost cannot be found again`);
+    }
+  }
+  return warnings;
+}
+
 /** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
 export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
   return Object.values(config.providers).some(

@@ -1092,7 +1092,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   });
 
   it('check-config warns when a live deployment\'s public URL is loopback or plain http, where upstream webhooks and content links cannot go', async () => {
-    const live = { GATEWAY_API_KEYS: 'acme:acme-key-123456', FREEPIK_API_KEY: 'fpk-live-secret-value' };
+    const live = { GATEWAY_API_KEYS: 'acme:acme-key-123456', FREEPIK_API_KEY: 'fpk-live-secret-value', FREEPIK_WEBHOOK_SECRET: 'fpk-webhook-secret-value' };
     const [loopback, named, plain, secure, sandbox] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], live),
       runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { ...live, PUBLIC_URL: 'http://localhost:8080' }),
@@ -1109,6 +1109,30 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       'server.public_url http://gateway.example.com is plain http in a live deployment: upstream callbacks (with their tokens) and the signed links in outputs[].url would travel unencrypted; put TLS in front of the gateway and set PUBLIC_URL to its https address',
     ]);
     expect([JSON.parse(secure.stdout).warnings, JSON.parse(sandbox.stdout).warnings]).toEqual([[], []]);
+  });
+
+  it('check-config warns when a live provider that signs its webhooks has no webhook secret, so its tasks are followed by polling only', async () => {
+    const live = { GATEWAY_API_KEYS: 'acme:acme-key-123456', FREEPIK_API_KEY: 'fpk-live-secret-value', PUBLIC_URL: 'https://gateway.example.com' };
+    const accounts = join(workdir, 'freepik-accounts.yaml');
+    writeFileSync(
+      accounts,
+      readFileSync(join(REPO, 'config.yaml'), 'utf8').replace(
+        /^ {4}api_key: \$\{FREEPIK_API_KEY:-\}\n/m,
+        '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}", webhook_secret: "${FREEPIK_WEBHOOK_SECRET:-}" }\n      - { id: burst, api_key: "${FREEPIK_API_KEY}" }\n',
+      ).replace(/^ {4}webhook_secret: \$\{FREEPIK_WEBHOOK_SECRET:-\}\n/m, ''),
+    );
+    const [missing, set, keyless, oneAccount] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], live),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { ...live, FREEPIK_WEBHOOK_SECRET: 'fpk-webhook-secret-value' }),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], { ...live, FREEPIK_API_KEY: undefined, KLING3API_API_KEY: 'k3-live-secret-value' }),
+      runHere(['--json', 'check-config', accounts], { ...live, FREEPIK_WEBHOOK_SECRET: 'fpk-webhook-secret-value' }),
+    ]);
+    expect(missing.code, missing.stderr).toBe(0);
+    expect(missing.stderr).toContain(
+      'warning: providers.freepik.webhook_secret is not set: freepik is sent no webhook URL, so its tasks are followed by polling only, and a create whose answer was lost cannot be found again',
+    );
+    expect([JSON.parse(set.stdout).warnings, JSON.parse(keyless.stdout).warnings]).toEqual([[], []]);
+    expect(JSON.parse(oneAccount.stdout).warnings).toEqual([expect.stringMatching(/^providers\.freepik\.accounts\[1\]\.webhook_secret is not set: freepik is sent no webhook URL/)]);
   });
 
   it('check-config warns when the gateway\'s public URL has a port browsers and fetch never connect to', async () => {

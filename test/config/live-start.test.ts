@@ -85,6 +85,8 @@ it('says at start which providers a live deployment leaves disabled (no key, or 
       msg: 'environment variable KLING3API_APIKEY is set, but config.yaml reads no such variable (did you mean KLING3API_API_KEY?): it is ignored',
     });
     expect(stdout).not.toContain('k3-misspelt-secret-value');
+    // FREEPIK_WEBHOOK_SECRET not set: Freepik is followed by polling only.
+    expect(stdout.split('\n').filter((text) => text.includes('providers.freepik.webhook_secret is not set')).map((text) => JSON.parse(text).level)).toEqual(['warn']);
     // PUBLIC_URL left at its loopback default: no upstream can call back there.
     expect(stdout.split('\n').filter((text) => text.includes('is a loopback address in a live deployment')).map((text) => JSON.parse(text).level)).toEqual(['warn']);
     expect(listening.providers).toEqual([
