@@ -91,6 +91,31 @@ export interface WorkerLink {
   serveMetrics(snapshot: () => Promise<unknown>): void;
 }
 
+/**
+ * Says at start which accounts hold tasks in flight but are no longer configured (an account
+ * renamed or removed, a provider's own key moved into `accounts` under another id): nothing can
+ * ask about those tasks, which fail as `timeout` at their deadline. A store that cannot say is
+ * passed over: the tracker logs each such task when it comes to poll it anyway.
+ */
+async function warnOfStrandedTasks(taskStore: TaskStore, runtimes: ReadonlyMap<string, ProviderRuntime>, logger: Logger): Promise<void> {
+  for (const runtime of runtimes.values()) {
+    let counts: Map<string, number>;
+    try {
+      counts = await taskStore.countInFlightByAccount(runtime.id);
+    } catch {
+      continue;
+    }
+    for (const [account, tasks] of counts) {
+      if (tasks <= 0 || runtime.account(account || undefined)) continue;
+      const name = account || 'default';
+      logger.warn(
+        { provider: runtime.id, account: name, tasks },
+        `${tasks} ${tasks === 1 ? 'task' : 'tasks'} in flight on ${runtime.id} account ${name}, which the configuration no longer has: nothing can ask about them, so they fail as timeout at their deadline; restore that account (a provider's own api_key is its account "default") until they have ended`,
+      );
+    }
+  }
+}
+
 /** The backend `config.storage` names. */
 export function storageBackendSettings(config: GatewayConfig['storage']): StorageBackendSettings {
   if (config.backend === 'filesystem') return { backend: 'filesystem', path: config.filesystem.path };
@@ -414,6 +439,7 @@ export class Gateway {
       });
     }
     await engine.tasks.registerProviders([...runtimes.keys()]);
+    await warnOfStrandedTasks(taskStore, runtimes, logger);
     const gateway = new Gateway(
       config,
       engine,
