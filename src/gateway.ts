@@ -92,12 +92,21 @@ export interface WorkerLink {
 }
 
 /**
- * Says at start which accounts hold tasks in flight but are no longer configured (an account
- * renamed or removed, a provider's own key moved into `accounts` under another id): nothing can
- * ask about those tasks, which fail as `timeout` at their deadline. A store that cannot say is
- * passed over: the tracker logs each such task when it comes to poll it anyway.
+ * Says at start which tasks in flight nothing can ask about, which fail as `timeout` at their
+ * deadline: those of an account no longer configured (renamed or removed, a provider's own key
+ * moved into `accounts` under another id), and those of a provider left without a key (which a
+ * live start disables with an endpoint that is never called; `enabled: false` keeps the key and
+ * follows them). A store that cannot say is passed over: the tracker logs each such task when it
+ * comes to poll it anyway.
  */
-async function warnOfStrandedTasks(taskStore: TaskStore, runtimes: ReadonlyMap<string, ProviderRuntime>, logger: Logger): Promise<void> {
+async function warnOfStrandedTasks(
+  taskStore: TaskStore,
+  runtimes: ReadonlyMap<string, ProviderRuntime>,
+  endpoints: ReadonlyMap<string, ProviderEndpoint>,
+  logger: Logger,
+): Promise<void> {
+  const stranded = (tasks: number) =>
+    tasks === 1 ? { tasks: '1 task', them: 'it', fail: 'it fails', deadline: 'its deadline' } : { tasks: `${tasks} tasks`, them: 'them', fail: 'they fail', deadline: 'their deadline' };
   for (const runtime of runtimes.values()) {
     let counts: Map<string, number>;
     try {
@@ -105,12 +114,24 @@ async function warnOfStrandedTasks(taskStore: TaskStore, runtimes: ReadonlyMap<s
     } catch {
       continue;
     }
+    const keyless = endpoints.get(runtime.id)?.disabledReason;
+    if (keyless !== undefined) {
+      const tasks = [...counts.values()].reduce((sum, count) => sum + Math.max(count, 0), 0);
+      if (tasks === 0) continue;
+      const words = stranded(tasks);
+      logger.warn(
+        { provider: runtime.id, tasks },
+        `${words.tasks} in flight on ${runtime.id}, which has no key now (${keyless}): nothing can ask about ${words.them}, so ${words.fail} as timeout at ${words.deadline}; give the key back, and turn the provider off with enabled: false instead (its tasks in flight are still followed)`,
+      );
+      continue;
+    }
     for (const [account, tasks] of counts) {
       if (tasks <= 0 || runtime.account(account || undefined)) continue;
       const name = account || 'default';
+      const words = stranded(tasks);
       logger.warn(
         { provider: runtime.id, account: name, tasks },
-        `${tasks} ${tasks === 1 ? 'task' : 'tasks'} in flight on ${runtime.id} account ${name}, which the configuration no longer has: nothing can ask about them, so they fail as timeout at their deadline; restore that account (a provider's own api_key is its account "default") until they have ended`,
+        `${words.tasks} in flight on ${runtime.id} account ${name}, which the configuration no longer has: nothing can ask about ${words.them}, so ${words.fail} as timeout at ${words.deadline}; restore that account (a provider's own api_key is its account "default") until ${words.them === 'it' ? 'it has' : 'they have'} ended`,
       );
     }
   }
@@ -439,7 +460,7 @@ export class Gateway {
       });
     }
     await engine.tasks.registerProviders([...runtimes.keys()]);
-    await warnOfStrandedTasks(taskStore, runtimes, logger);
+    await warnOfStrandedTasks(taskStore, runtimes, options.endpoints, logger);
     const gateway = new Gateway(
       config,
       engine,

@@ -70,3 +70,36 @@ it('warns at start about tasks in flight on an account the configuration no long
     },
   ]);
 });
+
+it('warns at start about tasks in flight on a provider whose key was removed, which turned it off without a key to follow them with', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+  cleanups.push(() => sandbox.close());
+  const { endpoints, simulators } = sandbox;
+  const database = tempDatabaseUrl();
+  const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+  expect((await first.create(request)).body.status).toBe('processing');
+  await first.close();
+
+  // What a live start gives a provider left without a key (`KLING3API_API_KEY` unset).
+  const logs = capturedLogs();
+  const keyless = await startTestGateway({
+    clock,
+    endpoints,
+    simulators,
+    logTo: logs.sink,
+    config: { database: { url: database } },
+    endpointOverrides: { kling3api: { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false, disabledReason: 'no api_key configured' } },
+  });
+  open.push(keyless);
+  expect(warnings(logs.text()).filter((line) => /in flight on/.test(line.msg))).toEqual([
+    {
+      level: 'warn',
+      time: expect.any(String),
+      service: 'kling-gateway',
+      provider: 'kling3api',
+      tasks: 1,
+      msg: '1 task in flight on kling3api, which has no key now (no api_key configured): nothing can ask about it, so it fails as timeout at its deadline; give the key back, and turn the provider off with enabled: false instead (its tasks in flight are still followed)',
+    },
+  ]);
+});
