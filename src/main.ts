@@ -17,6 +17,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
 import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
 import { startSandbox } from './sandbox/sandbox.js';
+import { holdSqliteFile, SqliteFileInUseError } from './store/sqlite-owner.js';
 import { Primary } from './workers/primary.js';
 import { WorkerLink } from './workers/worker-link.js';
 import { workerCount } from './workers/worker-count.js';
@@ -48,6 +49,13 @@ async function main(): Promise<void> {
   // From here on, what nothing caught is logged scrubbed, not printed by node as it was.
   reportCrashes(process, logger, (code) => process.exit(code));
   if (cluster.isWorker) return serveAsWorker(config, logger);
+  try {
+    holdSqliteFile(config.database.url);
+  } catch (error) {
+    if (!(error instanceof SqliteFileInUseError)) throw error;
+    console.error(`kling-gateway: ${error.message}`);
+    process.exit(1);
+  }
   // A misspelt variable is read by nothing: a misspelt upstream key leaves the sandbox running.
   for (const variable of unreadVariables(readFileSync(configPath, 'utf8'), process.env)) {
     logger.warn({ variable: variable.name, did_you_mean: variable.meant }, unreadVariableWarning(variable, basename(configPath)));

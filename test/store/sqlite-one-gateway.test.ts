@@ -1,0 +1,42 @@
+/**
+ * One SQLite file serves one gateway (or the workers of one primary): a start takes over every
+ * lease in it, as nobody else can hold one. A second gateway started on the same file while the
+ * first runs (a deploy that starts the new process before stopping the old one, on another port)
+ * took over the first one's leases — its creates on their way and its polls — and settled them
+ * as abandoned. It is now refused, naming the file; the first one goes on, and a start after the
+ * first ended (even by kill -9) is not held up.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { gatewayExit, startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+
+const running: GatewayProcess[] = [];
+afterEach(() => {
+  for (const gateway of running.splice(0)) gateway.child.kill('SIGKILL');
+});
+
+function exited(gateway: GatewayProcess): Promise<unknown> {
+  return gateway.child.exitCode !== null || gateway.child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => gateway.child.once('exit', resolve));
+}
+
+it('refuses a second gateway on a SQLite file another gateway is using, and starts once that one is gone', { timeout: 90_000 }, async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-one-gateway-'));
+  const env = { HOST: '127.0.0.1', DATABASE_URL: `sqlite:${join(folder, 'gateway.db')}`, STORAGE_PATH: join(folder, 'outputs'), LOG_LEVEL: 'info' };
+  const first = await startGatewayProcess(env);
+  running.push(first);
+
+  const second = await gatewayExit({ ...env, PORT: '0' });
+  expect(second.code).toBe(1);
+  expect(second.stderr).toContain(`kling-gateway: another gateway process is using the SQLite database ${join(folder, 'gateway.db')}: stop it first`);
+  // The first one was left alone.
+  expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
+
+  // Killed outright: the operating system lets go of its hold, so the next start goes ahead at once.
+  first.child.kill('SIGKILL');
+  await exited(first);
+  const third = await startGatewayProcess(env);
+  running.push(third);
+  expect((await fetch(`${third.url}/readyz`)).status).toBe(200);
+});
