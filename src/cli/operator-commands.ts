@@ -5,6 +5,7 @@
  *
  * The server's modules are loaded only when one of these runs, so the API commands start fast.
  */
+import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { GatewayConfig } from '../config/config.js';
@@ -61,11 +62,10 @@ interface ProviderPlan {
 
 /** What a gateway started with this configuration would run, without secrets. */
 async function planFor(path: string, config: GatewayConfig, workers: number, env: NodeJS.ProcessEnv) {
-  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }, { readFileSync }, { unreadVariables, unreadVariableWarning }] = await Promise.all([
+  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }, { unreadVariables, unreadVariableWarning }] = await Promise.all([
     import('../providers/registry.js'),
     import('../sandbox/sandbox.js'),
     import('../core/model/pricing.js'),
-    import('node:fs'),
     import('../config/unread-variables.js'),
   ]);
   const live = isLive(config, PROVIDERS);
