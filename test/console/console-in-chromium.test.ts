@@ -1493,6 +1493,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       expect(await page.locator('video').count()).toBe(0);
       await page.unroute(keptRead);
     } finally {
+      // The page first: its refreshes would meet the stopping gateway's 503s.
+      await page?.close();
       await keeping.close();
     }
   });
@@ -1508,6 +1510,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       expect(await target.getByRole('checkbox', { name: 'kling3api', exact: true }).isDisabled()).toBe(false);
       expect(await accessibilityProblems(target)).toEqual([]);
     } finally {
+      // The page first: its refreshes would meet the stopping gateway's 503s.
+      await page?.close();
       await partial.close();
     }
   });
@@ -1561,6 +1565,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
       await target.screenshot({ path: join(ARTIFACTS, 'phone-cost-at-risk.png'), fullPage: true });
     } finally {
+      // The page first: its refreshes would meet the stopping gateway's 503s.
+      await page?.close();
       await failing.close();
     }
   });
