@@ -29,6 +29,8 @@ describe('kling-gateway download resumes a download that broke off', () => {
   let fileAfterCut = WHOLE;
   /** Whether the host honours Range (a 206) or sends the whole file again (a 200). */
   let ranges = true;
+  /** How far before (negative) or after (positive) the byte asked a 206 of this host starts. */
+  let rangeShift = 0;
   const asked: (string | undefined)[] = [];
   const roots: string[] = [];
 
@@ -38,8 +40,9 @@ describe('kling-gateway download resumes a download that broke off', () => {
       if ((req.url ?? '').startsWith('/files/')) {
         asked.push(req.headers.range);
         const from = ranges ? Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0) : 0;
-        const body = file.subarray(from);
-        if (from > 0) res.writeHead(206, { 'content-type': 'video/mp4', 'content-length': body.length, 'content-range': `bytes ${from}-${file.length - 1}/${file.length}` });
+        const start = from > 0 ? from + rangeShift : 0;
+        const body = file.subarray(start);
+        if (from > 0) res.writeHead(206, { 'content-type': 'video/mp4', 'content-length': body.length, 'content-range': `bytes ${start}-${file.length - 1}/${file.length}` });
         else res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': body.length });
         if (cuts > 0) {
           cuts -= 1;
@@ -61,6 +64,7 @@ describe('kling-gateway download resumes a download that broke off', () => {
     file = WHOLE;
     fileAfterCut = WHOLE;
     ranges = true;
+    rangeShift = 0;
     asked.length = 0;
   });
 
@@ -154,6 +158,37 @@ describe('kling-gateway download resumes a download that broke off', () => {
     const run = await download(['-o', '{dir}/fox.mp4']);
     expect(run.code).toBe(9);
     expect(run.stderr).toContain(`output 0 of video ${ID} is now ${WHOLE.length + 4} bytes, not the ${WHOLE.length} begun: not resumed`);
+    expect(readdirSync(run.cwd)).toEqual([]);
+  });
+
+  it('from a host whose 206 starts before the byte asked (its Content-Range says so): the bytes before it are skipped, and the file is whole', async () => {
+    cuts = 1;
+    rangeShift = -1000;
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code).toBe(0);
+    expect(readFileSync(join(run.cwd, 'fox.mp4')).equals(WHOLE)).toBe(true);
+  });
+
+  it('to stdout from a host whose 206 starts before the byte asked: the bytes written are the whole file once', async () => {
+    cuts = 1;
+    rangeShift = -1000;
+    const chunks: Buffer[] = [];
+    const code = await runCli(['download', ID, '-o', '-'], {
+      env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+      pause: async () => undefined,
+      stdout: new Writable({ write: (chunk: Buffer, _encoding, callback) => (chunks.push(chunk), callback()) }),
+      stderr: new Writable({ write: (_chunk: Buffer, _encoding, callback) => callback() }),
+    });
+    expect(code).toBe(0);
+    expect(Buffer.concat(chunks).equals(WHOLE)).toBe(true);
+  });
+
+  it('from a host whose 206 starts after the byte asked: not resumed (bytes would be missing), exit 9, and no file left', async () => {
+    cuts = 1;
+    rangeShift = 1000;
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code).toBe(9);
+    expect(run.stderr).toContain(`not resumed`);
     expect(readdirSync(run.cwd)).toEqual([]);
   });
 });

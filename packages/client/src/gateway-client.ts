@@ -747,10 +747,22 @@ export class GatewayClient {
       await response.body.cancel().catch(() => undefined);
       throw nothingFromByte(where.id, where.index, from, length);
     }
-    const total = partial ? totalOfContentRange(response.headers.get('content-range')) : length;
-    const size = partial ? length : length === null ? null : Math.max(0, length - from);
+    // A 206 says where its bytes start (`Content-Range: bytes 1000-…`): a host may start before the
+    // byte asked (the bytes before it are skipped here), never after it (bytes would be missing).
+    const range = partial ? response.headers.get('content-range') : null;
+    const start = partial ? startOfContentRange(range) : 0;
+    if (start === null || start > from) {
+      await response.body.cancel().catch(() => undefined);
+      const answered = range === null ? 'a 206 with no Content-Range' : `Content-Range ${range}`;
+      const error = new GatewayUnreachableError(url, new Error(`answered ${answered} to a request from byte ${from}`));
+      error.message = `${url} answered ${answered} to a request for output ${where.index} of video ${where.id} from byte ${from}`;
+      throw error;
+    }
+    const skipped = from - start;
+    const total = partial ? totalOfContentRange(range) : length;
+    const size = length === null ? null : Math.max(0, length - skipped);
     return {
-      body: partial || from === 0 ? response.body : response.body.pipeThrough(skippingBytes(from)),
+      body: skipped === 0 ? response.body : response.body.pipeThrough(skippingBytes(skipped)),
       size: size !== null && size > 0 ? size : null,
       contentType: response.headers.get('content-type'),
       source,
@@ -780,6 +792,12 @@ function rangeFrom(from: number): { headers?: Record<string, string> } {
 function totalOfContentRange(header: string | null): number | null {
   const total = /\/(\d+)\s*$/.exec(header ?? '')?.[1];
   return total === undefined ? null : Number(total);
+}
+
+/** The first byte of a 206 from `Content-Range: bytes 1000-1999/5000`; null when it names none. */
+function startOfContentRange(header: string | null): number | null {
+  const start = /^\s*bytes\s+(\d+)-\d+\/(?:\d+|\*)\s*$/i.exec(header ?? '')?.[1];
+  return start === undefined ? null : Number(start);
 }
 
 /** A 416: the file ends before byte `from`, as its `Content-Range` says (`bytes *\/1234`). */
