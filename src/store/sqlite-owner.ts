@@ -7,8 +7,8 @@
  * operating system lets go of it when the process ends, however it ends (kill -9 too), so a
  * restart is never held up by a lock left behind, and a reused process id cannot fool it.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { parseDatabaseUrl } from './database-url.js';
 
@@ -32,7 +32,7 @@ export function holdSqliteFile(url: string): void {
   if (dialect !== 'sqlite' || location === ':memory:' || held) return;
   const file = resolve(location);
   mkdirSync(dirname(file), { recursive: true });
-  const lock = new SqliteDatabase(`${file}.owner`);
+  const lock = new SqliteDatabase(`${realFile(file)}.owner`);
   try {
     lock.pragma('busy_timeout = 0');
     // Nothing worth a rollback journal is written: no `<database>.owner-journal` beside it.
@@ -47,4 +47,17 @@ export function holdSqliteFile(url: string): void {
     throw error;
   }
   held = lock;
+}
+
+/**
+ * The file `path` names, its links followed (SQLite follows them to open the database): one file
+ * named two ways (a link to it, a link to its folder) has one `.owner` beside it. A database not
+ * made yet is the file of that name in its folder's real place.
+ */
+function realFile(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return join(realpathSync(dirname(path)), basename(path));
+  }
 }

@@ -6,7 +6,7 @@
  * as abandoned. It is now refused, naming the file; the first one goes on, and a start after the
  * first ended (even by kill -9) is not held up.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -39,4 +39,19 @@ it('refuses a second gateway on a SQLite file another gateway is using, and star
   const third = await startGatewayProcess(env);
   running.push(third);
   expect((await fetch(`${third.url}/readyz`)).status).toBe(200);
+});
+
+it('refuses a second gateway that names the same SQLite file through a symbolic link to the file', { timeout: 90_000 }, async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-one-gateway-'));
+  mkdirSync(join(folder, 'data'));
+  const env = { HOST: '127.0.0.1', STORAGE_PATH: join(folder, 'outputs'), LOG_LEVEL: 'info' };
+  const first = await startGatewayProcess({ ...env, DATABASE_URL: `sqlite:${join(folder, 'data', 'gateway.db')}` });
+  running.push(first);
+  // The file named by a link elsewhere (an app folder pointing at the volume that holds it).
+  symlinkSync(join(folder, 'data', 'gateway.db'), join(folder, 'gateway.db'));
+
+  const second = await gatewayExit({ ...env, DATABASE_URL: `sqlite:${join(folder, 'gateway.db')}`, PORT: '0' });
+  expect(second.code).toBe(1);
+  expect(second.stderr).toContain(`kling-gateway: another gateway process is using the SQLite database ${join(folder, 'gateway.db')}: stop it first`);
+  expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
 });
