@@ -240,9 +240,7 @@ async function resumed(
   let rest: OutputDownload;
   try {
     rest = await client.downloadOutput(id, { index, from: written, ...(options.signal ? { signal: options.signal } : {}) });
-  } catch (error) {
-    // Why the rest cannot be had (a 4xx, a host that answers other bytes than asked), said before the error.
-    if (!options.signal?.aborted) progressStream.write(`${printable((error as Error)?.message ?? String(error))}: not resumed\n`);
+  } catch {
     return null;
   }
   if (whole !== null && rest.total !== null && rest.total !== whole) {
