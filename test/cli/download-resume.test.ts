@@ -73,9 +73,9 @@ describe('kling-gateway download resumes a download that broke off', () => {
     for (const root of roots) rmSync(root, { recursive: true, force: true });
   });
 
-  /** The byte each resumed request asked from. */
+  /** The byte each resumed request asked from (0: no Range, the `.part` held nothing yet). */
   function resumedFrom(): number[] {
-    return asked.slice(1).map((range) => Number(/^bytes=(\d+)-$/.exec(range ?? '')?.[1]));
+    return asked.slice(1).map((range) => (range === undefined ? 0 : Number(/^bytes=(\d+)-$/.exec(range)?.[1])));
   }
 
   async function download(args: string[]) {
@@ -99,7 +99,8 @@ describe('kling-gateway download resumes a download that broke off', () => {
     // queued for the disk when the connection broke are asked again), further each time.
     const [first, second] = resumedFrom();
     expect(asked[0]).toBeUndefined();
-    expect(first).toBeGreaterThan(0);
+    // On a busy machine the cut can come before the disk took any byte: then it starts over.
+    expect(first).toBeGreaterThanOrEqual(0);
     expect(second).toBeGreaterThan(first!);
     expect(second).toBeLessThanOrEqual(2 * CUT_AFTER);
     expect(run.pauses).toEqual([1000, 2000]);
