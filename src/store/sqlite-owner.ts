@@ -32,7 +32,14 @@ export function holdSqliteFile(url: string): void {
   if (dialect !== 'sqlite' || location === ':memory:' || held) return;
   const file = resolve(location);
   mkdirSync(dirname(file), { recursive: true });
-  const lock = new SqliteDatabase(`${realFile(file)}.owner`);
+  const owner = `${realFile(file)}.owner`;
+  let lock: SqliteDatabase.Database;
+  try {
+    lock = new SqliteDatabase(owner);
+  } catch (error) {
+    // A folder this process may not write, or something else at that name: said with the file.
+    throw new Error(`cannot take the lock file ${owner} beside the SQLite database (${(error as Error).message}): the folder must be writable by the gateway`);
+  }
   try {
     lock.pragma('busy_timeout = 0');
     // Nothing worth a rollback journal is written: no `<database>.owner-journal` beside it.

@@ -55,3 +55,12 @@ it('refuses a second gateway that names the same SQLite file through a symbolic 
   expect(second.stderr).toContain(`kling-gateway: another gateway process is using the SQLite database ${join(folder, 'gateway.db')}: stop it first`);
   expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
 });
+
+it('names the lock file when it cannot be made, instead of an error naming no file', { timeout: 90_000 }, async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-one-gateway-'));
+  // Something that is no file where the lock goes (as a folder the gateway may not write would).
+  mkdirSync(join(folder, 'gateway.db.owner'));
+  const refused = await gatewayExit({ HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite:${join(folder, 'gateway.db')}`, STORAGE_PATH: join(folder, 'outputs') });
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toContain(`cannot take the lock file ${join(folder, 'gateway.db.owner')} beside the SQLite database`);
+});
