@@ -384,6 +384,10 @@ export class GatewayMetrics {
       }
       for (const reason of known.failoverReasons) this.failovers.inc({ provider, reason }, 0);
     }
+    // A task no provider took finishes under provider "none" (`no_provider_available`).
+    for (const model of new Set(known.providers.flatMap((provider) => provider.models))) {
+      this.taskOutcomes.inc({ provider: 'none', model, status: 'failed', error_code: 'no_provider_available' }, 0);
+    }
     for (const tenant of known.budgetedTenants) this.budgetRefusals.inc({ tenant }, 0);
   }
 

@@ -303,6 +303,8 @@ describe('dashboard and alert queries read only what the gateway exports', () =>
           { provider: 'freepik', model: 'kling-v3', status: 'succeeded', error_code: '' },
           { provider: 'freepik', model: 'kling-v3', status: 'failed', error_code: 'provider_error' },
           { provider: 'kling3api', model: 'kling-v3', status: 'failed', error_code: 'content_policy' },
+          // A task no provider took (every one refused it, or none was left) finishes under "none".
+          { provider: 'none', model: 'kling-v3', status: 'failed', error_code: 'no_provider_available' },
         ]),
       );
       expect(zeroSeries('kling_gateway_failovers_total')).toEqual(
