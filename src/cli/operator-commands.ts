@@ -256,13 +256,26 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       const refused = options.databaseUrl === undefined ? undefined : databaseUrlProblem(options.databaseUrl);
       if (refused) throw new CliError(`--database-url ${refused}`, ExitCode.usage);
       const url = options.databaseUrl ?? (await loadConfig(configPath(options.config, context.env), context.env)).database.url;
-      const [{ openStore }, { sql }] = await Promise.all([import('../store/database.js'), import('kysely')]);
+      const [{ openStore }, { sql }, { holdSqliteFile, SqliteFileInUseError }] = await Promise.all([import('../store/database.js'), import('kysely'), import('../store/sqlite-owner.js')]);
       const startedAt = new Date();
       let store;
+      // A SQLite file a running gateway uses is not migrated under it: that gateway, of the older
+      // release, would go on writing rows without what the migrations add.
+      const notUnderAGateway = (pending: readonly string[]) => {
+        if (pending.length === 0) return;
+        try {
+          holdSqliteFile(url);
+        } catch (error) {
+          if (!(error instanceof SqliteFileInUseError)) throw error;
+          const count = pending.length === 1 ? '1 migration' : `${pending.length} migrations`;
+          throw new CliError(`${describeDatabaseUrl(url)}: a gateway is running on this file; stop it before migrating (${count} to apply: ${pending.join(', ')}); nothing was changed`, ExitCode.usage);
+        }
+      };
       try {
         // A short-lived command: SQLite's own checkpoints, no thread.
-        store = await openStore(url, { backgroundCheckpoints: false });
+        store = await openStore(url, { backgroundCheckpoints: false, beforeMigrating: notUnderAGateway });
       } catch (error) {
+        if (error instanceof CliError) throw error;
         const message = (error as Error).message;
         throw new CliError(`${describeDatabaseUrl(url)}: ${message}`, /migration/.test(message) ? ExitCode.unexpected : ExitCode.unreachable);
       }

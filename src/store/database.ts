@@ -82,6 +82,12 @@ export interface OpenStoreOptions {
    * it and opens another for the next query.
    */
   onConnectionError?: (error: unknown) => void;
+  /**
+   * Told the migrations this open is about to apply (none: the schema is current), before any
+   * runs; throwing stops the open with nothing applied (`kling-gateway migrate` refuses to migrate
+   * a SQLite file a running gateway uses).
+   */
+  beforeMigrating?: (pending: readonly string[]) => void | Promise<void>;
 }
 
 const PG_INT8 = 20;
@@ -155,7 +161,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         await db.destroy();
       },
     };
-    await migrateOrClose(store);
+    await migrateOrClose(store, options.beforeMigrating);
     return store;
   }
 
@@ -228,7 +234,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       }),
     close: () => db.destroy(),
   };
-  await migrateOrClose(store);
+  await migrateOrClose(store, options.beforeMigrating);
   return store;
 }
 
@@ -250,9 +256,9 @@ export function isStoreUnreachable(error: unknown): boolean {
 }
 
 /** Migrates a store just opened; one that cannot be migrated is closed (its connections and thread) before the error goes on. */
-async function migrateOrClose(store: Store): Promise<void> {
+async function migrateOrClose(store: Store, beforeMigrating?: OpenStoreOptions['beforeMigrating']): Promise<void> {
   try {
-    store.migrated = await migrate(store);
+    store.migrated = await migrate(store, beforeMigrating);
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;
@@ -469,7 +475,7 @@ function migratedByNewerRelease(store: Pick<Store, 'description'>, migration: st
   );
 }
 
-async function migrate(store: Store): Promise<string[]> {
+async function migrate(store: Store, beforeMigrating?: OpenStoreOptions['beforeMigrating']): Promise<string[]> {
   let schema: string | undefined;
   try {
     schema = await migrationSchema(store);
@@ -481,6 +487,7 @@ async function migrate(store: Store): Promise<string[]> {
     provider: new CodeMigrationProvider(store.dialect),
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
+  if (beforeMigrating) await beforeMigrating((await migrator.getMigrations()).filter((migration) => migration.executedAt === undefined).map((migration) => migration.name));
   let { error, results } = await migrator.migrateToLatest();
   // Kysely's migrator reads the catalogue of every schema in the database; a schema dropped or a
   // table altered by someone else at that moment (test suites do, one schema each, and two test

@@ -6,10 +6,13 @@
  * as abandoned. It is now refused, naming the file; the first one goes on, and a start after the
  * first ended (even by kill -9) is not held up.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import SqliteDatabase from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { runCliCaptured } from '../support/cli-run.js';
 import { gatewayExit, startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
 
 const running: GatewayProcess[] = [];
@@ -63,4 +66,34 @@ it('names the lock file when it cannot be made, instead of an error naming no fi
   const refused = await gatewayExit({ HOST: '127.0.0.1', PORT: '0', DATABASE_URL: `sqlite:${join(folder, 'gateway.db')}`, STORAGE_PATH: join(folder, 'outputs') });
   expect(refused.code).toBe(1);
   expect(refused.stderr).toContain(`cannot take the lock file ${join(folder, 'gateway.db.owner')} beside the SQLite database`);
+});
+
+it('kling-gateway migrate refuses to apply migrations to a SQLite file a running gateway holds, changing nothing, and applies them once it is gone', { timeout: 60_000 }, async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-one-gateway-'));
+  const file = join(folder, 'gateway.db');
+  // What a running gateway holds (as `sqlite-owner.ts` takes it): its `.owner` file, locked.
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      "const D = require('better-sqlite3'); const d = new D(process.argv[1]); d.pragma('locking_mode = EXCLUSIVE'); d.exec('begin exclusive; create table if not exists owner (pid integer); commit'); console.log('held'); setInterval(() => {}, 1000);",
+      `${file}.owner`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    const refused = await runCliCaptured(['migrate', '--database-url', `sqlite:${file}`], { env: {} });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(new RegExp(`a gateway is running on this file; stop it before migrating \\(\\d+ migrations to apply: 0001_initial, .*\\); nothing was changed`));
+    // Nothing applied: the file holds no table.
+    const tables = new SqliteDatabase(file, { readonly: true }).prepare("select name from sqlite_master where type = 'table'").all();
+    expect(tables).toEqual([]);
+  } finally {
+    holder.kill('SIGKILL');
+    await new Promise((resolve) => holder.once('exit', resolve));
+  }
+  const applied = await runCliCaptured(['migrate', '--database-url', `sqlite:${file}`], { env: {} });
+  expect(applied.code).toBe(0);
+  expect(applied.stdout).toContain('schema up to date');
 });
