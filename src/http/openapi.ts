@@ -490,7 +490,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       query: z.object({
         group_by: z.string().max(200).optional().meta({
           // The keys `UsageQuery` takes, spaces around them and empty ones ignored; its other rules are said below.
-          pattern: `^\\s*(${USAGE_GROUP_KEYS.join('|')})?\\s*(,\\s*(${USAGE_GROUP_KEYS.join('|')})?\\s*)*$`,
+          // Whitespace after a key only when there is one: `\s*(key)?\s*` let a validator split each run of
+          // spaces every way between its two `\s*` (exponential in the runs of `,  ,  …!`).
+          pattern: `^\\s*((${USAGE_GROUP_KEYS.join('|')})\\s*)?(,\\s*((${USAGE_GROUP_KEYS.join('|')})\\s*)?)*$`,
           description:
             'Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin); each at most once.',
           example: 'provider,model',
