@@ -148,9 +148,14 @@ export function verifyFreepikWebhook(webhook: InboundWebhook, secret: string, no
   // generated_signature`), not its decoding: node's base64 reader skips stray characters and
   // ignores the unused bits of the last one, so other text would decode to the same bytes.
   // A header sent twice reaches us joined with ", ": the comma left at an entry's end is not its text.
+  // Cut by a loop, not `/,+$/`: that tried each comma of a long run as where the end begins
+  // (quadratic: 85 ms per unkeyed request of 16,000 commas and one other character).
   const candidates = signatures.split(/\s+/).flatMap((entry) => {
     const comma = entry.indexOf(',');
-    return comma < 0 ? [] : [Buffer.from(entry.slice(comma + 1).replace(/,+$/, ''), 'utf8')];
+    if (comma < 0) return [];
+    let end = entry.length;
+    while (end > comma + 1 && entry[end - 1] === ',') end -= 1;
+    return [Buffer.from(entry.slice(comma + 1, end), 'utf8')];
   });
   // A key's signature is worked out only when the keys before it matched no entry.
   const matches = keysOf(secret).some((key) => {
