@@ -123,6 +123,18 @@ export class SecretScrubber {
     // ASCII text lowers at once; other text letter by letter, so every index stays where it was.
     const folded = ASCII_ONLY.test(text) ? text.toLowerCase() : asciiLower(text);
     const ranges: [number, number][] = [];
+    // Where the word running from each index ends, worked out once per text (from its end) at the
+    // first match: each match walking on to it itself made thousands of starts of a secret in one
+    // long word (a request target a caller chose, quoted by its log line) quadratic.
+    let wordEnds: Uint32Array | undefined;
+    const wordEndFrom = (index: number): number => {
+      if (!wordEnds) {
+        wordEnds = new Uint32Array(text.length + 1);
+        wordEnds[text.length] = text.length;
+        for (let at = text.length - 1; at >= 0; at -= 1) wordEnds[at] = WORD_END.test(text[at]!) ? at : wordEnds[at + 1]!;
+      }
+      return wordEnds[index]!;
+    };
     for (const form of this.forms) {
       const haystack = form.foldCase ? folded : text;
       const { needle } = form;
@@ -131,8 +143,7 @@ export class SecretScrubber {
         while (end - at < form.text.length && haystack[end] === form.text[end - at]) end += 1;
         // A whole form shorter than MIN_PREFIX matched only if complete (guaranteed by the needle).
         // On to the end of the word: where the match stopped must not show (see the file's comment).
-        while (end < text.length && !WORD_END.test(text[end]!)) end += 1;
-        ranges.push([at, end]);
+        ranges.push([at, wordEndFrom(end)]);
       }
     }
     if (ranges.length === 0) return text;
