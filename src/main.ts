@@ -17,7 +17,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
 import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
 import { startSandbox } from './sandbox/sandbox.js';
-import { holdSqliteFile, SqliteFileInUseError } from './store/sqlite-owner.js';
+import { holdSqliteFile, joinSqliteFile, SqliteFileInUseError, SqliteWorkersStillRunningError } from './store/sqlite-owner.js';
 import { Primary } from './workers/primary.js';
 import { WorkerLink } from './workers/worker-link.js';
 import { workerCount } from './workers/worker-count.js';
@@ -50,9 +50,15 @@ async function main(): Promise<void> {
   reportCrashes(process, logger, (code) => process.exit(code));
   if (cluster.isWorker) return serveAsWorker(config, logger);
   try {
-    holdSqliteFile(config.database.url);
+    // Workers of a primary killed outright that have not noticed yet still run on the file.
+    await holdSqliteFile(config.database.url, (pids) =>
+      logger.warn(
+        { database: config.database.url, pids },
+        `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on this SQLite database; starting once they have ended`,
+      ),
+    );
   } catch (error) {
-    if (!(error instanceof SqliteFileInUseError)) throw error;
+    if (!(error instanceof SqliteFileInUseError) && !(error instanceof SqliteWorkersStillRunningError)) throw error;
     console.error(`kling-gateway: ${error.message}`);
     process.exit(1);
   }
@@ -132,6 +138,8 @@ async function main(): Promise<void> {
  * shared port, told by the primary what to serve with.
  */
 async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promise<void> {
+  // Held until this process ends: a start after the primary ended waits for it.
+  joinSqliteFile(config.database.url);
   const link = await WorkerLink.connect();
   const { index, owner, endpoints, resultOrigins, publicUrl } = link.start;
   const logger = parentLogger.child({ worker: index });

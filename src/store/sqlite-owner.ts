@@ -6,6 +6,14 @@
  * (`<database>.owner`, a small SQLite file in exclusive locking mode) for as long as it runs. The
  * operating system lets go of it when the process ends, however it ends (kill -9 too), so a
  * restart is never held up by a lock left behind, and a reused process id cannot fool it.
+ *
+ * With `WORKERS` the primary holds that lock, but its workers run on the file too: a primary
+ * killed outright lets go of it at once, while a worker that has not yet noticed (its event loop
+ * busy, the process stopped) still holds leases and may still write. So each worker holds a
+ * shared lock on `<database>.workers` for as long as it runs, and the primary notes their
+ * process ids in its own file. A start takes `<database>.owner` first, then waits until nobody
+ * holds `<database>.workers` (only the holder of `.owner` ever asks for it whole, so no two
+ * starts race there); it names the workers it waits for, from the note the last primary left.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -14,6 +22,12 @@ import { parseDatabaseUrl } from './database-url.js';
 
 /** Held for the life of the process (a lock the garbage collector must not close). */
 let held: SqliteDatabase.Database | undefined;
+/** A worker's shared hold on `<database>.workers`, for the life of the process. */
+let joined: SqliteDatabase.Database | undefined;
+
+/** How long a start waits for workers of a primary that ended to end too. */
+const ORPHANS_WAIT_MS = 60_000;
+const ORPHANS_RECHECK_MS = 100;
 
 export class SqliteFileInUseError extends Error {
   constructor(readonly file: string) {
@@ -23,37 +37,122 @@ export class SqliteFileInUseError extends Error {
   }
 }
 
+export class SqliteWorkersStillRunningError extends Error {
+  constructor(
+    readonly file: string,
+    readonly pids: readonly number[],
+  ) {
+    super(
+      `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on the SQLite database ${file} after ${ORPHANS_WAIT_MS / 1000} s: end them first`,
+    );
+  }
+}
+
+/** Opens a lock file; closes it and throws what the pragmas threw (another process may hold it). */
+function openLock(path: string): SqliteDatabase.Database {
+  let lock: SqliteDatabase.Database;
+  try {
+    lock = new SqliteDatabase(path);
+  } catch (error) {
+    // A folder this process may not write, or something else at that name: said with the file.
+    throw new Error(`cannot take the lock file ${path} beside the SQLite database (${(error as Error).message}): the folder must be writable by the gateway`);
+  }
+  try {
+    lock.pragma('busy_timeout = 0');
+    // Nothing worth a rollback journal is written: no `-journal` file beside it.
+    lock.pragma('journal_mode = MEMORY');
+  } catch (error) {
+    lock.close();
+    throw error;
+  }
+  return lock;
+}
+
+const isBusy = (error: unknown) => (error as { code?: string }).code === 'SQLITE_BUSY';
+
 /**
  * Takes the SQLite file `url` names for this process, or throws `SqliteFileInUseError` when
- * another process holds it. Nothing to take for PostgreSQL or `sqlite::memory:`.
+ * another process holds it. Then waits (up to a minute, calling `onWaiting` once with their
+ * process ids) for the workers of a primary that ended without them, or throws
+ * `SqliteWorkersStillRunningError`. Nothing to take for PostgreSQL or `sqlite::memory:`.
  */
-export function holdSqliteFile(url: string): void {
+export async function holdSqliteFile(url: string, onWaiting: (pids: number[]) => void = () => undefined): Promise<void> {
   const { dialect, location } = parseDatabaseUrl(url);
   if (dialect !== 'sqlite' || location === ':memory:' || held) return;
   const file = resolve(location);
   mkdirSync(dirname(file), { recursive: true });
-  const owner = `${realFile(file)}.owner`;
+  // Beside the file a link to it leads to: one file named two ways has one lock.
+  const real = realFile(file);
   let lock: SqliteDatabase.Database;
   try {
-    lock = new SqliteDatabase(owner);
+    lock = openLock(`${real}.owner`);
   } catch (error) {
-    // A folder this process may not write, or something else at that name: said with the file.
-    throw new Error(`cannot take the lock file ${owner} beside the SQLite database (${(error as Error).message}): the folder must be writable by the gateway`);
+    if (isBusy(error)) throw new SqliteFileInUseError(file);
+    throw error;
   }
+  let lastWorkers: number[];
   try {
-    lock.pragma('busy_timeout = 0');
-    // Nothing worth a rollback journal is written: no `<database>.owner-journal` beside it.
-    lock.pragma('journal_mode = MEMORY');
     lock.pragma('locking_mode = EXCLUSIVE');
     // The first write takes the exclusive lock, which exclusive locking mode keeps until close.
-    lock.exec('begin exclusive; create table if not exists owner (pid integer); delete from owner; commit');
+    lock.exec('begin exclusive; create table if not exists owner (pid integer); create table if not exists workers (pid integer)');
+    lastWorkers = (lock.prepare('select pid from workers').all() as { pid: number }[]).map((row) => row.pid);
+    lock.exec('delete from owner; commit');
     lock.prepare('insert into owner (pid) values (?)').run(process.pid);
   } catch (error) {
     lock.close();
-    if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new SqliteFileInUseError(file);
+    if (isBusy(error)) throw new SqliteFileInUseError(file);
     throw error;
   }
   held = lock;
+  const workers = openLock(`${real}.workers`);
+  try {
+    const started = Date.now();
+    let told = false;
+    for (;;) {
+      try {
+        // Taken whole only when no worker holds its share.
+        workers.exec('begin exclusive; create table if not exists workers (pid integer); commit');
+        break;
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+      }
+      if (Date.now() - started >= ORPHANS_WAIT_MS) throw new SqliteWorkersStillRunningError(file, lastWorkers);
+      if (!told) onWaiting(lastWorkers);
+      told = true;
+      await new Promise((resolve) => setTimeout(resolve, ORPHANS_RECHECK_MS));
+    }
+  } finally {
+    workers.close();
+  }
+  lock.exec('delete from workers');
+}
+
+/** Notes a worker process this primary started, for a start that finds it running after the primary ended. */
+export function noteWorkerProcess(pid: number | undefined): void {
+  if (!held || pid === undefined) return;
+  held.prepare('insert into workers (pid) values (?)').run(pid);
+}
+
+/** Notes that a worker process of this primary ended. */
+export function forgetWorkerProcess(pid: number | undefined): void {
+  if (!held || pid === undefined) return;
+  held.prepare('delete from workers where pid = ?').run(pid);
+}
+
+/**
+ * A worker of `WORKERS` takes its share of the SQLite file `url` names, held until it ends: a
+ * start after its primary ended waits for it (`holdSqliteFile`). The primary holds the file, so
+ * the share is always free to take.
+ */
+export function joinSqliteFile(url: string): void {
+  const { dialect, location } = parseDatabaseUrl(url);
+  if (dialect !== 'sqlite' || location === ':memory:' || joined) return;
+  const lock = openLock(`${realFile(resolve(location))}.workers`);
+  lock.pragma('busy_timeout = 5000');
+  // A read inside a transaction holds the shared lock until the transaction ends: never.
+  lock.exec('begin');
+  lock.prepare('select count(*) from sqlite_master').get();
+  joined = lock;
 }
 
 /**

@@ -19,6 +19,7 @@ import { CONFIG_REFUSED_EXIT, reachablePublicUrl } from '../config/config.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
 import { openStore, type Store } from '../store/database.js';
+import { forgetWorkerProcess, noteWorkerProcess } from '../store/sqlite-owner.js';
 import { SharedStateStore } from '../store/shared-state-store.js';
 import { TaskStore } from '../store/task-store.js';
 import { SharedPort } from './shared-port.js';
@@ -151,6 +152,8 @@ export class Primary {
   private fork(index: number): void {
     const owner = `gw-w${index}-${randomBytes(4).toString('hex')}`;
     const worker = cluster.fork({ KLING_GATEWAY_WORKER: String(index) });
+    // Named by a start that finds it still running after this primary ended.
+    noteWorkerProcess(worker.process.pid);
     this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false, drained: false, answeredAt: Date.now(), silent: false });
   }
 
@@ -304,6 +307,7 @@ export class Primary {
     const slot = this.slotOf(worker);
     if (!slot) return;
     this.slots.delete(slot.index);
+    forgetWorkerProcess(worker.process.pid);
     // What it counted stays counted: the sum of a scrape never goes down.
     this.metrics.retire(worker.id);
     // Connections queued for it go to the workers that serve.
