@@ -45,7 +45,10 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) refuseConfig(error);
     throw error;
   }
-  const logger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS), secrets: new SecretScrubber(configuredSecrets(config)) });
+  const processLogger = createLogger(config.log.level, { secretHeaders: authHeaderNames(PROVIDERS), secrets: new SecretScrubber(configuredSecrets(config)) });
+  // Every line of a worker, its crash report included, says which worker wrote it (the number
+  // the primary forked it with).
+  const logger = cluster.isWorker ? processLogger.child({ worker: Number(process.env.KLING_GATEWAY_WORKER) }) : processLogger;
   // From here on, what nothing caught is logged scrubbed, not printed by node as it was.
   reportCrashes(process, logger, (code) => process.exit(code));
   if (cluster.isWorker) return serveAsWorker(config, logger);
@@ -137,12 +140,11 @@ async function main(): Promise<void> {
  * One of the primary's workers: a gateway serving the connections the primary accepts on the
  * shared port, told by the primary what to serve with.
  */
-async function serveAsWorker(config: GatewayConfig, parentLogger: Logger): Promise<void> {
+async function serveAsWorker(config: GatewayConfig, logger: Logger): Promise<void> {
   // Held until this process ends: a start after the primary ended waits for it.
   joinSqliteFile(config.database.url);
   const link = await WorkerLink.connect();
-  const { index, owner, endpoints, resultOrigins, publicUrl } = link.start;
-  const logger = parentLogger.child({ worker: index });
+  const { owner, endpoints, resultOrigins, publicUrl } = link.start;
   const gateway = await Gateway.create({
     config,
     providers: PROVIDERS,
