@@ -172,7 +172,14 @@ async function serveAsWorker(config: GatewayConfig, logger: Logger): Promise<voi
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  // The primary is gone (killed): nothing hands this worker connections any more.
+  // The primary is gone (killed): nothing hands this worker connections any more. It stops as
+  // every gateway does, answering what it holds and recording the creates on their way first.
+  // node:cluster would end it at once (process.exit when the channel is lost, unless the
+  // disconnect was asked for), cutting them: the disconnect is marked as expected first.
+  const self = cluster.worker;
+  self?.once('disconnect', () => {
+    self.exitedAfterDisconnect = true;
+  });
   process.on('disconnect', () => void stop('primary gone'));
 }
 
