@@ -328,8 +328,9 @@ export class Primary {
       return;
     }
     const lived = Date.now() - slot.startedAt;
-    this.restartDelay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : Math.min(this.restartDelay * 2, MAX_RESTART_DELAY_MS);
-    const delay = this.restartDelay;
+    // The first death waits the first delay; each replacement that dies young waits twice as long.
+    const delay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : this.restartDelay;
+    this.restartDelay = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
     this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} died; replacing it in ${delay} ms`);
     // Its leases end now: the other workers take up its submissions, polls and copies at once.
     this.tasks
