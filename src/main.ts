@@ -181,6 +181,14 @@ async function serveAsWorker(config: GatewayConfig, logger: Logger): Promise<voi
     self.exitedAfterDisconnect = true;
   });
   process.on('disconnect', () => void stop('primary gone'));
+  // A message sent to a primary that is gone (rate-limiter-flexible asks the shared create
+  // counter with no callback) is raised as an 'error' event on the process, which node:cluster
+  // passes on to its worker object: unheard there, it would end this worker in the middle of its
+  // drain. Its ask goes unanswered and times out into a 503.
+  self?.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ERR_IPC_CHANNEL_CLOSED') return logger.debug({ err: error }, 'a message to the primary, which is gone, was dropped');
+    throw error;
+  });
 }
 
 main().catch((error) => {
