@@ -70,6 +70,16 @@ function openLock(path: string): SqliteDatabase.Database {
 
 const isBusy = (error: unknown) => (error as { code?: string }).code === 'SQLITE_BUSY';
 
+/** Whether a process with this id runs (of the workers the last primary noted, those still there). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
 /**
  * Takes the SQLite file `url` names for this process, or throws `SqliteFileInUseError` when
  * another process holds it. Then waits (up to a minute, calling `onWaiting` once with their
@@ -116,8 +126,8 @@ export async function holdSqliteFile(url: string, onWaiting: (pids: number[]) =>
       } catch (error) {
         if (!isBusy(error)) throw error;
       }
-      if (Date.now() - started >= ORPHANS_WAIT_MS) throw new SqliteWorkersStillRunningError(file, lastWorkers);
-      if (!told) onWaiting(lastWorkers);
+      if (Date.now() - started >= ORPHANS_WAIT_MS) throw new SqliteWorkersStillRunningError(file, lastWorkers.filter(running));
+      if (!told) onWaiting(lastWorkers.filter(running));
       told = true;
       await new Promise((resolve) => setTimeout(resolve, ORPHANS_RECHECK_MS));
     }
