@@ -261,10 +261,10 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       let store;
       // A SQLite file a running gateway uses is not migrated under it: that gateway, of the older
       // release, would go on writing rows without what the migrations add.
-      const notUnderAGateway = (pending: readonly string[]) => {
+      const notUnderAGateway = async (pending: readonly string[]) => {
         if (pending.length === 0) return;
         try {
-          holdSqliteFile(url);
+          await holdSqliteFile(url);
         } catch (error) {
           if (!(error instanceof SqliteFileInUseError)) throw error;
           const count = pending.length === 1 ? '1 migration' : `${pending.length} migrations`;
