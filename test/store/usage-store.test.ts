@@ -6,7 +6,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
 import type { Database } from '../../src/store/schema.js';
@@ -322,8 +322,14 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
           .insertInto('tasks')
           .values([taskRow('done', { status: 'succeeded', phase: 'done', provider: 'kling3api', completed_at: T0 + 60_000 }), taskRow('unreadable', { cost_json: '{"credits":' })])
           .execute();
+        // This database's own tables: on PostgreSQL the catalogue lists every schema's, and test
+        // files running beside this one make those same tables in theirs.
+        const own = backend.name === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(older.db)).rows[0]!.schema : undefined;
         const tables = async () =>
-          (await older.db.introspection.getTables()).map((table) => table.name).filter((name) => ['task_usage', 'budgets', 'output_ids'].includes(name));
+          (await older.db.introspection.getTables())
+            .filter((table) => own === undefined || table.schema === own)
+            .map((table) => table.name)
+            .filter((name) => ['task_usage', 'budgets', 'output_ids'].includes(name));
         await expect(older.open()).rejects.toThrow(/database migration 0005_usage_and_budgets failed/);
         expect(await tables()).toEqual([]);
 
