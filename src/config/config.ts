@@ -600,7 +600,7 @@ export function missingWebhookSecretWarnings(config: Pick<GatewayConfig, 'provid
     if (settings.accounts?.length) {
       const index = settings.accounts.findIndex((account) => !(account.webhook_secret ?? settings.webhook_secret));
       if (index >= 0) field = `providers.${id}.accounts[${index}].webhook_secret`;
-    } else if ((settings.api_key || (settings.access_key && settings.secret_key)) && !settings.webhook_secret) {
+    } else if (hasCredentials(settings) && !settings.webhook_secret) {
       field = `providers.${id}.webhook_secret`;
     }
     if (field) {
@@ -610,12 +610,14 @@ export function missingWebhookSecretWarnings(config: Pick<GatewayConfig, 'provid
   return warnings;
 }
 
-/** True when an enabled provider has upstream credentials (an API key, an access key + secret key, or accounts): real money. */
+/** Whether a provider block names upstream credentials: an API key, an access key + secret key, or accounts. */
+export function hasCredentials(settings: GatewayConfig['providers'][string] | undefined): boolean {
+  return Boolean(settings?.api_key || (settings?.access_key && settings.secret_key) || (settings?.accounts?.length ?? 0) > 0);
+}
+
+/** True when an enabled provider has upstream credentials: real money. */
 export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean {
-  return Object.values(config.providers).some(
-    (settings) =>
-      settings.enabled && Boolean(settings.api_key || (settings.access_key && settings.secret_key) || (settings.accounts?.length ?? 0) > 0),
-  );
+  return Object.values(config.providers).some((settings) => settings.enabled && hasCredentials(settings));
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { withoutConfiguredSecrets, type GatewayConfig } from '../config/config.js';
+import { hasCredentials, withoutConfiguredSecrets, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { AccountCredentials } from '../core/upstream/provider-account.js';
 import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
@@ -51,11 +51,6 @@ export interface Sandbox {
 
 function isEnabled(config: GatewayConfig, providerId: string): boolean {
   return config.providers[providerId]?.enabled ?? true;
-}
-
-/** Whether a provider block names upstream credentials: an API key, an access key + secret key, or accounts. */
-function hasCredentials(settings: GatewayConfig['providers'][string] | undefined): boolean {
-  return Boolean(settings?.api_key || (settings?.access_key && settings.secret_key) || (settings?.accounts?.length ?? 0) > 0);
 }
 
 /** True when some enabled provider has upstream credentials: a live deployment. */
