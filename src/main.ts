@@ -5,17 +5,15 @@
  * and store.
  */
 import cluster from 'node:cluster';
-import { readFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
-import { CONFIG_REFUSED_EXIT, ConfigError, configuredSecrets, loadConfigFile, missingWebhookSecretWarnings, publicUrlWarning, reachablePublicUrl, type GatewayConfig } from './config/config.js';
+import { resolve } from 'node:path';
+import { CONFIG_REFUSED_EXIT, ConfigError, configurationWarnings, configuredSecrets, loadConfigFile, reachablePublicUrl, type GatewayConfig } from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
-import { unreadVariables, unreadVariableWarning } from './config/unread-variables.js';
 import { Gateway } from './gateway.js';
 import { reportCrashes } from './observability/crash-report.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
-import { PROVIDER_IDS, PROVIDERS } from './providers/registry.js';
+import { PROVIDER_IDS, PROVIDERS, SIGNED_WEBHOOK_PROVIDER_IDS } from './providers/registry.js';
 import { startSandbox } from './sandbox/sandbox.js';
 import { holdSqliteFile, joinSqliteFile, SqliteFileInUseError, SqliteWorkersStillRunningError } from './store/sqlite-owner.js';
 import { Primary } from './workers/primary.js';
@@ -65,14 +63,8 @@ async function main(): Promise<void> {
     console.error(`kling-gateway: ${error.message}`);
     process.exit(1);
   }
-  // A misspelt variable is read by nothing: a misspelt upstream key leaves the sandbox running.
-  for (const variable of unreadVariables(readFileSync(configPath, 'utf8'), process.env)) {
-    logger.warn({ variable: variable.name, did_you_mean: variable.meant }, unreadVariableWarning(variable, basename(configPath)));
-  }
-  const publicUrl = publicUrlWarning(config);
-  if (publicUrl) logger.warn({ public_url: config.server.public_url }, publicUrl);
-  const signed = PROVIDERS.filter((provider) => provider.inboundWebhook === 'signed').map((provider) => provider.id);
-  for (const warning of missingWebhookSecretWarnings(config, signed)) logger.warn(warning);
+  // What check-config would warn about: a misspelt upstream key leaves the sandbox running.
+  for (const warning of configurationWarnings(config, configPath, process.env, SIGNED_WEBHOOK_PROVIDER_IDS)) logger.warn(warning.fields, warning.message);
 
   const sandbox = await startSandbox(config, PROVIDERS, systemClock);
   const described = {

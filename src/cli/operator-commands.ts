@@ -5,8 +5,7 @@
  *
  * The server's modules are loaded only when one of these runs, so the API commands start fast.
  */
-import { readFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { GatewayConfig } from '../config/config.js';
 import { formatNumber, notHttpUrl, redactUrl } from '../../packages/client/src/index.js';
@@ -62,11 +61,10 @@ interface ProviderPlan {
 
 /** What a gateway started with this configuration would run, without secrets. */
 async function planFor(path: string, config: GatewayConfig, workers: number, env: NodeJS.ProcessEnv) {
-  const [{ PROVIDERS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }, { unreadVariables, unreadVariableWarning }] = await Promise.all([
+  const [{ PROVIDERS, SIGNED_WEBHOOK_PROVIDER_IDS }, { isLive, needsSimulator, liveEndpoint, missingCredentials }, { mergePricing }] = await Promise.all([
     import('../providers/registry.js'),
     import('../sandbox/sandbox.js'),
     import('../core/model/pricing.js'),
-    import('../config/unread-variables.js'),
   ]);
   const live = isLive(config, PROVIDERS);
   const problems: string[] = [];
@@ -133,13 +131,9 @@ async function planFor(path: string, config: GatewayConfig, workers: number, env
       running.map((provider) => ({ id: provider.id, enabled: provider.enabled, currency: provider.pricing?.currency })),
     ),
   );
-  const warnings: string[] = [];
-  const { missingWebhookSecretWarnings, publicUrlWarning } = await import('../config/config.js');
-  const publicUrl = publicUrlWarning(config);
-  if (publicUrl) warnings.push(publicUrl);
-  warnings.push(...missingWebhookSecretWarnings(config, PROVIDERS.filter((provider) => provider.inboundWebhook === 'signed').map((provider) => provider.id)));
-  // As the start warns: a misspelt variable is read by nothing (a misspelt key leaves the sandbox on).
-  for (const variable of unreadVariables(readFileSync(path, 'utf8'), env)) warnings.push(unreadVariableWarning(variable, basename(path)));
+  // As the start warns.
+  const { configurationWarnings } = await import('../config/config.js');
+  const warnings = configurationWarnings(config, path, env, SIGNED_WEBHOOK_PROVIDER_IDS).map((warning) => warning.message);
   // The shipped sandbox key and secret are refused by the config itself in a live deployment.
   if (providers.every((provider) => provider.mode === 'disabled')) warnings.push('no provider would run: every request would be refused');
   const storage = await storagePlan(config);

@@ -4,6 +4,7 @@
  * the provider registry, not here.
  */
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -15,6 +16,7 @@ import { issueMessage } from '../core/model/issue-messages.js';
 import { urlCredentials } from '../observability/secret-scrubber.js';
 import { databaseUrlProblem, userPartPassword } from '../store/database-url.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
+import { unreadVariables, unreadVariableWarning } from './unread-variables.js';
 
 const TRUE_TEXT = new Set(['true', '1', 'yes', 'on', 'y', 'enabled']);
 const FALSE_TEXT = new Set(['false', '0', 'no', 'off', 'n', 'disabled']);
@@ -573,7 +575,7 @@ function isLoopbackHost(hostname: string): boolean {
  * signatures unencrypted. The start logs it as a warning and `check-config` warns the same. The
  * sandbox's simulators call back on loopback, so it is fine there.
  */
-export function publicUrlWarning(config: Pick<GatewayConfig, 'providers' | 'server'>): string | undefined {
+function publicUrlWarning(config: Pick<GatewayConfig, 'providers' | 'server'>): string | undefined {
   if (!isLiveConfig(config)) return undefined;
   const url = new URL(config.server.public_url);
   if (isLoopbackHost(url.hostname)) {
@@ -591,7 +593,7 @@ export function publicUrlWarning(config: Pick<GatewayConfig, 'providers' | 'serv
  * webhook URL: its tasks are followed by polling only, and a create whose answer was lost cannot
  * be found again. The start logs it as a warning and `check-config` warns the same.
  */
-export function missingWebhookSecretWarnings(config: Pick<GatewayConfig, 'providers'>, signedProviders: readonly string[]): string[] {
+function missingWebhookSecretWarnings(config: Pick<GatewayConfig, 'providers'>, signedProviders: readonly string[]): string[] {
   const warnings: string[] = [];
   for (const id of signedProviders) {
     const settings = config.providers[id];
@@ -606,6 +608,29 @@ export function missingWebhookSecretWarnings(config: Pick<GatewayConfig, 'provid
     if (field) {
       warnings.push(`${field} is not set: ${id} is sent no webhook URL, so its tasks are followed by polling only, and a create whose answer was lost cannot be found again`);
     }
+  }
+  return warnings;
+}
+
+/** A configuration that starts but is likely not what was meant: its words, and the fields of its log line. */
+export interface ConfigWarning {
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * What the start logs as warnings and `check-config` prints, for `config` as read from `path`
+ * with `env`: a loopback or plain-http public URL of a live deployment, a live account of a
+ * provider among `signedProviders` with no webhook secret, a variable that looks like one the
+ * file reads but is not it (a misspelt upstream key leaves the sandbox running).
+ */
+export function configurationWarnings(config: GatewayConfig, path: string, env: NodeJS.ProcessEnv, signedProviders: readonly string[]): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  const publicUrl = publicUrlWarning(config);
+  if (publicUrl) warnings.push({ message: publicUrl, fields: { public_url: config.server.public_url } });
+  for (const message of missingWebhookSecretWarnings(config, signedProviders)) warnings.push({ message, fields: {} });
+  for (const variable of unreadVariables(readFileSync(path, 'utf8'), env)) {
+    warnings.push({ message: unreadVariableWarning(variable, basename(path)), fields: { variable: variable.name, did_you_mean: variable.meant } });
   }
   return warnings;
 }
