@@ -4,12 +4,12 @@
  * fresh machine with nothing else installed.
  */
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { hasCredentials, withoutConfiguredSecrets, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { AccountCredentials } from '../core/upstream/provider-account.js';
 import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
-import { parseDatabaseUrl } from '../store/database-url.js';
+import { sqliteFileOf } from '../store/database-url.js';
 import { fetchHostedEndpoints, type HostedSimulatorEndpoint } from './simulator-host.js';
 
 /** Where and how the gateway reaches one provider. */
@@ -165,14 +165,13 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
  * simulators in a process of their own).
  */
 export function simulatorJournalPath(databaseUrl: string, providerId: string): string | undefined {
-  let target;
+  let file;
   try {
-    target = parseDatabaseUrl(databaseUrl);
+    file = sqliteFileOf(databaseUrl);
   } catch {
     return undefined;
   }
-  if (target.dialect !== 'sqlite' || target.location === ':memory:') return undefined;
-  const file = resolve(target.location);
+  if (file === undefined) return undefined;
   return join(dirname(file), `${basename(file)}.sandbox-${providerId}.jsonl`);
 }
 

@@ -2,6 +2,7 @@
  * What a `database.url` names, read without opening anything: the configuration checks it with
  * this (so `check-config` and the start refuse the same URLs), and the store opens what it names.
  */
+import { resolve } from 'node:path';
 import type { Dialect } from './schema.js';
 
 /** Query parameters node-postgres takes as a password (their names decoded as it decodes them). */
@@ -68,4 +69,10 @@ export function parseDatabaseUrl(url: string): { dialect: Dialect; location: str
   const target = databaseUrlTarget(url);
   if (!target) throw new Error(`database.url ${databaseUrlProblem(url)}`);
   return target;
+}
+
+/** The absolute path of the SQLite file `url` names; undefined for PostgreSQL and `sqlite::memory:`. */
+export function sqliteFileOf(url: string): string | undefined {
+  const { dialect, location } = parseDatabaseUrl(url);
+  return dialect === 'sqlite' && location !== ':memory:' ? resolve(location) : undefined;
 }

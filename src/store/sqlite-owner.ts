@@ -16,9 +16,9 @@
  * starts race there); it names the workers it waits for, from the note the last primary left.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { parseDatabaseUrl } from './database-url.js';
+import { sqliteFileOf } from './database-url.js';
 
 /** Held for the life of the process (a lock the garbage collector must not close). */
 let held: SqliteDatabase.Database | undefined;
@@ -87,9 +87,8 @@ function running(pid: number): boolean {
  * `SqliteWorkersStillRunningError`. Nothing to take for PostgreSQL or `sqlite::memory:`.
  */
 export async function holdSqliteFile(url: string, onWaiting: (pids: number[]) => void = () => undefined): Promise<void> {
-  const { dialect, location } = parseDatabaseUrl(url);
-  if (dialect !== 'sqlite' || location === ':memory:' || held) return;
-  const file = resolve(location);
+  const file = sqliteFileOf(url);
+  if (file === undefined || held) return;
   mkdirSync(dirname(file), { recursive: true });
   // Beside the file a link to it leads to: one file named two ways has one lock.
   const real = realFile(file);
@@ -155,9 +154,9 @@ export function forgetWorkerProcess(pid: number | undefined): void {
  * the share is always free to take.
  */
 export function joinSqliteFile(url: string): void {
-  const { dialect, location } = parseDatabaseUrl(url);
-  if (dialect !== 'sqlite' || location === ':memory:' || joined) return;
-  const lock = openLock(`${realFile(resolve(location))}.workers`);
+  const file = sqliteFileOf(url);
+  if (file === undefined || joined) return;
+  const lock = openLock(`${realFile(file)}.workers`);
   lock.pragma('busy_timeout = 5000');
   // A read inside a transaction holds the shared lock until the transaction ends: never.
   lock.exec('begin');
