@@ -94,8 +94,8 @@ export interface SaveOptions {
   overwrite?: boolean;
   /** Where `-o -` (or `/dev/stdout`) writes. */
   stdout?: NodeJS.WritableStream;
-  /** Waits before a download that broke off is resumed (tests record it and return at once). */
-  pause?: (ms: number) => Promise<void>;
+  /** Waits before a download that broke off is resumed: the CLI's own pause, which Ctrl-C cuts short (tests record it and return at once). */
+  pause: (ms: number) => Promise<void>;
 }
 
 /**
@@ -115,7 +115,7 @@ export async function saveOutputs(
   task: Task,
   output: string | undefined,
   progressStream: ProgressStream,
-  options: SaveOptions = {},
+  options: SaveOptions,
 ): Promise<string[]> {
   const { signal, overwrite = false, stdout } = options;
   if (!FILE_NAME_ID.test(task.id)) {
@@ -169,31 +169,28 @@ export async function saveOutputs(
         break;
       } catch (error) {
         progress.fail();
-        if (error instanceof CliError && error.exitCode !== ExitCode.unreachable) {
-          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
-          throw error;
+        let failure: unknown;
+        if ((error instanceof CliError && error.exitCode !== ExitCode.unreachable) || signal?.aborted) {
+          failure = error;
+        } else if (error instanceof Error && error !== readError && ('path' in error || error === writeError)) {
+          // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
+          // 9 would say "try again later", and trying generate again makes a second video.
+          failure = new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
+        } else {
+          if (!intoItself && file) written = await bytesKept(file, partial);
+          const broken = error instanceof CliError ? error : brokeOff(task.id, index, written, whole, error);
+          // A device or pipe was closed under the cut: its reader saw an end, and more bytes would
+          // not follow on from it.
+          const rest = intoItself ? null : await resumed(client, task.id, index, written, whole, resumes, broken, progressStream, options);
+          if (rest) {
+            download = rest;
+            progress = new DownloadProgress(progressStream, basename(path), whole, written);
+            continue;
+          }
+          failure = broken;
         }
-        if (signal?.aborted) {
-          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
-          throw error;
-        }
-        // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
-        // 9 would say "try again later", and trying generate again makes a second video.
-        if (error instanceof Error && error !== readError && ('path' in error || error === writeError)) {
-          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
-          throw new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
-        }
-        if (!intoItself && file) written = await bytesKept(file, partial);
-        const broken = error instanceof CliError ? error : brokeOff(task.id, index, written, whole, error);
-        // A device or pipe was closed under the cut: its reader saw an end, and more bytes would
-        // not follow on from it.
-        const rest = intoItself ? null : await resumed(client, task.id, index, written, whole, resumes, broken, progressStream, options);
-        if (!rest) {
-          if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
-          throw broken;
-        }
-        download = rest;
-        progress = new DownloadProgress(progressStream, basename(path), whole, written);
+        if (!intoItself) await rm(partial, { force: true }).catch(() => undefined);
+        throw failure;
       }
     }
     progress.finish(path);
@@ -235,7 +232,7 @@ async function resumed(
   const pause = RESUME_PAUSES_MS[resumes];
   if (pause === undefined || options.signal?.aborted) return null;
   progressStream.write(`${broken.message}; resuming from byte ${written} (try ${resumes + 1} of ${RESUME_PAUSES_MS.length})\n`);
-  await (options.pause ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(pause);
+  await options.pause(pause);
   if (options.signal?.aborted) return null;
   let rest: OutputDownload;
   try {
