@@ -29,32 +29,36 @@ function warnings(text: string): { msg: string; provider?: string; account?: str
     .filter((line) => line.level === 'warn' || line.level === 40);
 }
 
-it('warns at start about tasks in flight on an account the configuration no longer has, and not otherwise', async () => {
+/** A sandbox and a database of their own, and a gateway started on both with what a test adds (logs, endpoints). */
+async function sandboxAndDatabase() {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
   cleanups.push(() => sandbox.close());
   const { endpoints, simulators } = sandbox;
   const database = tempDatabaseUrl();
-  const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+  const start = (options: Omit<Parameters<typeof startTestGateway>[0] & object, 'clock' | 'endpoints' | 'simulators' | 'config'> = {}) =>
+    startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } }, ...options });
+  return { endpoints, start };
+}
+
+it('warns at start about tasks in flight on an account the configuration no longer has, and not otherwise', async () => {
+  const { endpoints, start } = await sandboxAndDatabase();
+  const first = await start();
   const created = await Promise.all([first.create(request), first.create({ ...request, prompt: 'a second lighthouse' })]);
   expect(created.map((answer) => answer.body.status)).toEqual(['processing', 'processing']);
   await first.close();
 
   // Restarted as it was: nothing to say.
   const kept = capturedLogs();
-  const same = await startTestGateway({ clock, endpoints, simulators, logTo: kept.sink, config: { database: { url: database } } });
+  const same = await start({ logTo: kept.sink });
   await same.close();
   expect(warnings(kept.text()).filter((line) => /no longer has/.test(line.msg))).toEqual([]);
 
   // The key moved into `accounts` as `main`: the two tasks on `default` are stranded.
   const kling3api = endpoints.get('kling3api')!;
   const moved = capturedLogs();
-  const renamed = await startTestGateway({
-    clock,
-    endpoints,
-    simulators,
+  const renamed = await start({
     logTo: moved.sink,
-    config: { database: { url: database } },
     endpointOverrides: { kling3api: { accounts: [{ id: 'main', apiKey: kling3api.apiKey }] } },
   });
   open.push(renamed);
@@ -72,23 +76,15 @@ it('warns at start about tasks in flight on an account the configuration no long
 });
 
 it('warns at start about tasks in flight on a provider whose key was removed, which turned it off without a key to follow them with', async () => {
-  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-  cleanups.push(() => sandbox.close());
-  const { endpoints, simulators } = sandbox;
-  const database = tempDatabaseUrl();
-  const first = await startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } } });
+  const { start } = await sandboxAndDatabase();
+  const first = await start();
   expect((await first.create(request)).body.status).toBe('processing');
   await first.close();
 
   // What a live start gives a provider left without a key (`KLING3API_API_KEY` unset).
   const logs = capturedLogs();
-  const keyless = await startTestGateway({
-    clock,
-    endpoints,
-    simulators,
+  const keyless = await start({
     logTo: logs.sink,
-    config: { database: { url: database } },
     endpointOverrides: { kling3api: { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false, disabledReason: 'no api_key configured' } },
   });
   open.push(keyless);
