@@ -5,6 +5,9 @@
 import type { Operation, Task } from '../../packages/client/src/index.js';
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' });
 
+/** The console's figures are read by people: thousands apart (`$12,345.67`, `1,500 credits`). */
+export const GROUPED = { grouped: true } as const;
+
 /** "12 sec. ago", "3 min. ago", "yesterday". */
 export function timeAgo(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '—';

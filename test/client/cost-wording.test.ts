@@ -3,7 +3,7 @@
  * as a try-on or an image generation on the legacy API costs, not "1 credits".
  */
 import { describe, expect, it } from 'vitest';
-import { formatChargesAtRisk, formatCost, formatMoney, type TaskCost } from '../../packages/client/src/index.js';
+import { formatChargesAtRisk, formatCost, formatCredits, formatMoney, formatNumber, type TaskCost } from '../../packages/client/src/index.js';
 
 describe('cost wording', () => {
   it('says "1 credit" for one credit and "N credits" otherwise', () => {
@@ -35,6 +35,20 @@ describe('cost wording', () => {
     expect(formatMoney(0.56, 'EUR')).toBe('0.56 EUR');
     expect(formatMoney(3, 'EUR')).toBe('3 EUR');
     expect(formatMoney(0, 'EUR')).toBe('0 EUR');
+  });
+
+  it('groups thousands for people (the console) and leaves them plain for scripts (the CLI)', () => {
+    expect(formatMoney(12345.67, 'USD', { grouped: true })).toBe('$12,345.67');
+    expect(formatMoney(1234567.000035, 'USD', { grouped: true })).toBe('$1,234,567.000035');
+    expect(formatMoney(999.5, 'USD', { grouped: true })).toBe('$999.50');
+    expect(formatMoney(1234.5, 'GBP', { grouped: true })).toBe('1,234.5 GBP');
+    expect(formatMoney(-1234.5, 'USD', { grouped: true })).toBe('$-1,234.50');
+    expect(formatCredits(1500, { grouped: true })).toBe('1,500 credits');
+    expect(formatNumber(1234567.25, { grouped: true })).toBe('1,234,567.25');
+    expect(formatNumber(100, { grouped: true })).toBe('100');
+    // Unchanged without it: the CLI's tables are read by scripts.
+    expect(formatMoney(12345.67, 'USD')).toBe('$12345.67');
+    expect(formatCredits(1500)).toBe('1500 credits');
   });
 
   it('says "1 credit" for a charge at risk of one credit', () => {

@@ -673,7 +673,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const usage = await api.usage({ group_by: ['provider'], from: new Date(Date.now() - 7 * 86_400_000).toISOString() });
     const freepikSpend = usage.data.find((row) => row.provider === 'freepik')?.currency_amount ?? 0;
     expect(freepikSpend).toBeGreaterThan(0);
-    expect(await chart.locator('text.bar-value').allTextContents()).toContain(formatMoney(freepikSpend, 'USD'));
+    expect(await chart.locator('text.bar-value').allTextContents()).toContain(formatMoney(freepikSpend, 'USD', { grouped: true }));
     expect(await chart.locator('rect.bar').count()).toBeGreaterThan(0);
     expect(await target.locator('[data-source="tasks"]').count()).toBe(0);
     await target.screenshot({ path: join(ARTIFACTS, 'cost-chart.png'), fullPage: true });
@@ -1809,7 +1809,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // Each provider's tasks and cost, as the page lays them out (tasks no provider took: "no provider").
     const figures = (provider: unknown, tasks: unknown, cost: string) => `${String(provider ?? 'no provider')}: ${String(tasks)} tasks, ${cost}`;
     expect(shown.map((cells) => figures(cells[0], cells[1], cells.at(-1)!)).sort()).toEqual(
-      report.data.map((row) => figures(row.provider, row.tasks, formatMoney(row.currency_amount ?? 0, row.currency ?? null))).sort(),
+      report.data.map((row) => figures(row.provider, row.tasks, formatMoney(row.currency_amount ?? 0, row.currency ?? null, { grouped: true }))).sort(),
     );
 
     const [file] = await Promise.all([target.waitForEvent('download'), target.getByRole('button', { name: 'Download CSV' }).click()]);

@@ -8,6 +8,7 @@ import { useMemo, useState } from 'preact/hooks';
 import { useLocation, useSearch } from 'wouter-preact';
 import { EndpointNotAvailableError, formatCredits, formatMoney, formatNumber, type UsageFigures } from '../../../packages/client/src/index.js';
 import { MAX_TASKS, recentTasks, usageFromTasks } from '../cost-from-tasks.js';
+import { GROUPED } from '../display.js';
 import { BarChart } from '../components/bar-chart.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
@@ -95,8 +96,8 @@ function hasAtRisk(rows: readonly UsageFigures[]): boolean {
 
 /** A row's money at risk: its value, else its credits (a provider with no price). */
 function atRiskText(row: UsageFigures): string {
-  if (typeof row.currency_amount_at_risk === 'number') return formatMoney(row.currency_amount_at_risk, row.currency ?? null);
-  return row.credits_at_risk ? formatCredits(row.credits_at_risk) : '—';
+  if (typeof row.currency_amount_at_risk === 'number') return formatMoney(row.currency_amount_at_risk, row.currency ?? null, GROUPED);
+  return row.credits_at_risk ? formatCredits(row.credits_at_risk, GROUPED) : '—';
 }
 
 /** The period's money at risk, per currency (`$0.56`, `$0.56 + 12 EUR`): every group adds up the same tasks, so one group's rows. */
@@ -107,7 +108,7 @@ function atRiskTotal(rows: readonly UsageFigures[]): string {
     const currency = row.currency ?? null;
     totals.set(currency, Math.round(((totals.get(currency) ?? 0) + row.currency_amount_at_risk) * 1e6) / 1e6);
   }
-  return [...totals].map(([currency, amount]) => formatMoney(amount, currency)).join(' + ') || '—';
+  return [...totals].map(([currency, amount]) => formatMoney(amount, currency, GROUPED)).join(' + ') || '—';
 }
 
 /**
@@ -115,13 +116,13 @@ function atRiskTotal(rows: readonly UsageFigures[]): string {
  * up; a running task's cost is counted once it finishes. Empty when there are none.
  */
 function notCounted(row: UsageFigures): string {
-  return [row.in_progress > 0 ? `${formatNumber(row.in_progress)} running` : null, row.canceled > 0 ? `${formatNumber(row.canceled)} canceled` : null]
+  return [row.in_progress > 0 ? `${formatNumber(row.in_progress, GROUPED)} running` : null, row.canceled > 0 ? `${formatNumber(row.canceled, GROUPED)} canceled` : null]
     .filter(Boolean)
     .join(' · ');
 }
 
 function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; rows: UsageFigures[] }) {
-  const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
+  const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value, GROUPED) : '—');
   // Only failover_on_timeout puts money at risk: without it the column would be zeros.
   const atRisk = hasAtRisk(rows);
   // A credit is each provider's own unit: a row of a model or a day adds up several providers'
@@ -157,7 +158,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
               <td role="cell" data-label="Video seconds" class="number wide-only">{number(row.video_seconds)}</td>
               {credits ? <td role="cell" data-label="Credits" class="number wide-only">{number(row.credits)}</td> : null}
               <td role="cell" data-label="Cost" class="number">
-                {typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'}
+                {typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null, GROUPED) : '—'}
               </td>
               {atRisk ? (
                 <td role="cell" data-label="At risk" class="number">
@@ -291,7 +292,7 @@ export function CostPage() {
               data={rows.map((row) => ({
                 label: rowName(row, group.field),
                 value: amountOf(row),
-                text: typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—',
+                text: typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null, GROUPED) : '—',
               }))}
             />
             {/* None in the period: the chart says so; a table of headings alone says nothing more. */}

@@ -17,7 +17,7 @@ import {
 } from '../../../packages/client/src/index.js';
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
-import { operationNoun } from '../display.js';
+import { GROUPED, operationNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { forgetDraft, storedDraft, storeDraft } from '../session.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
@@ -689,10 +689,10 @@ function QuoteView({ state, quoting, onAskAgain }: { state: QuoteState | null; q
                 </th>
                 <td role="cell" data-label="Eligible">{provider.eligible ? 'yes' : 'no'}</td>
                 <td role="cell" data-label="Credits" class="number">
-                  {provider.estimated_credits === null ? '—' : formatNumber(provider.estimated_credits)}
+                  {provider.estimated_credits === null ? '—' : formatNumber(provider.estimated_credits, GROUPED)}
                 </td>
                 <td role="cell" data-label="Cost" class="number">
-                  {provider.estimated_cost === null ? '—' : formatMoney(provider.estimated_cost, provider.currency)}
+                  {provider.estimated_cost === null ? '—' : formatMoney(provider.estimated_cost, provider.currency, GROUPED)}
                 </td>
                 <td role="cell" data-label="Why not / warnings" class="small quote-reasons">
                   {[...provider.reasons, ...provider.warnings].join('; ') || '—'}

@@ -13,14 +13,14 @@ import {
 import { PageHeading } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
 import { CircuitBadge } from '../components/status-badge.js';
-import { localTime } from '../display.js';
+import { GROUPED, localTime } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { useGatewayData } from '../use-gateway-data.js';
 
 const REFRESH_MS = 5_000;
 
 function count(value: unknown): string {
-  return typeof value === 'number' ? formatNumber(value) : '—';
+  return typeof value === 'number' ? formatNumber(value, GROUPED) : '—';
 }
 
 function AccountRow({ account }: { account: ProviderAccountStatus }) {

@@ -51,20 +51,42 @@ export function formatCostShort(cost: TaskCost | null | undefined): string {
  * a cent, so rounding to the cent would misstate a charge); other currencies as a plain number
  * to the same millionth (`0.011625 EUR`, `3 EUR`).
  */
-export function formatMoney(amount: number, currency: string | null): string {
+export function formatMoney(amount: number, currency: string | null, options: Grouping = {}): string {
   const [whole = '0', fraction = ''] = amount.toFixed(6).split('.');
   const digits = fraction.replace(/0+$/, '');
-  if (currency === 'USD') return `$${whole}.${digits.padEnd(2, '0')}`;
-  return `${digits ? `${whole}.${digits}` : whole} ${currency ?? ''}`.trim();
+  const units = options.grouped && /^-?\d+$/.test(whole) ? grouped(whole) : whole;
+  if (currency === 'USD') return `$${units}.${digits.padEnd(2, '0')}`;
+  return `${digits ? `${units}.${digits}` : units} ${currency ?? ''}`.trim();
+}
+
+/**
+ * `grouped: true` puts a comma between thousands (`$12,345.67`, `1,500 credits`), for people
+ * reading large figures (the web console). Left out, figures stay plain (`12345.67`), as the CLI
+ * prints them for scripts that read its tables.
+ */
+export interface Grouping {
+  grouped?: boolean;
 }
 
 /** `1 credit`, `56 credits`, `0.25 credits`. */
-export function formatCredits(credits: number): string {
-  return `${formatNumber(credits)} ${credits === 1 ? 'credit' : 'credits'}`;
+export function formatCredits(credits: number, options: Grouping = {}): string {
+  return `${formatNumber(credits, options)} ${credits === 1 ? 'credit' : 'credits'}`;
 }
 
-export function formatNumber(value: number): string {
-  return Number.isInteger(value) ? String(value) : String(Number(value.toFixed(4)));
+export function formatNumber(value: number, options: Grouping = {}): string {
+  const text = Number.isInteger(value) ? String(value) : String(Number(value.toFixed(4)));
+  if (!options.grouped || !/^-?\d+(\.\d+)?$/.test(text)) return text;
+  const [whole = '0', fraction] = text.split('.');
+  return fraction === undefined ? grouped(whole) : `${grouped(whole)}.${fraction}`;
+}
+
+/** `12345` → `12,345`; a sign stays in front (`-1,234`). */
+function grouped(whole: string): string {
+  const sign = whole.startsWith('-') ? '-' : '';
+  const digits = sign ? whole.slice(1) : whole;
+  let text = '';
+  for (let end = digits.length; end > 0; end -= 3) text = `${digits.slice(Math.max(0, end - 3), end)}${text ? `,${text}` : ''}`;
+  return `${sign}${text}`;
 }
 
 /** `0:07`, `12:03`, `1:02:03`. */
