@@ -6,7 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Express } from 'express';
-import { ConfigError, configuredSecrets, ProviderConfig, type GatewayConfig } from './config/config.js';
+import { ConfigError, configuredSecrets, drainTimeoutMs, ProviderConfig, type GatewayConfig } from './config/config.js';
 import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { ClockWatch } from './core/tasks/clock-watch.js';
 import { ContentLinks } from './core/tasks/content-links.js';
@@ -28,7 +28,7 @@ import { TaskService } from './core/tasks/task-service.js';
 import { Tracker } from './core/tasks/tracker.js';
 import { LOCAL_ONLY_FEED, replicaFeedOver, type ReplicaFeed, type TextChannel } from './core/replica-feed.js';
 import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js';
-import { longestTimeoutMs, ProviderRuntime } from './core/upstream/provider-runtime.js';
+import { ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { InProcessProviderState, type ProviderStateStore } from './core/upstream/provider-state.js';
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
@@ -702,7 +702,7 @@ export class Gateway {
     this.custody.stop();
     // Webhook deliveries on their way finish (waited for below); no more are started.
     this.webhooks.stop();
-    await this.drain(this.config.server.drain_timeout_ms ?? longestTimeoutMs(this.engine.runtimes.values()) + 5_000);
+    await this.drain(drainTimeoutMs(this.config, this.engine.runtimes.keys()));
     // Event streams end cleanly and waits answer with the task as it is, before the listener closes.
     this.service.endWatches();
     await this.listenerStop?.close();

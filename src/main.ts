@@ -6,7 +6,16 @@
  */
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { CONFIG_REFUSED_EXIT, ConfigError, configurationWarnings, configuredSecrets, loadConfigFile, reachablePublicUrl, type GatewayConfig } from './config/config.js';
+import {
+  CONFIG_REFUSED_EXIT,
+  ConfigError,
+  configurationWarnings,
+  configuredSecrets,
+  drainTimeoutMs,
+  loadConfigFile,
+  reachablePublicUrl,
+  type GatewayConfig,
+} from './config/config.js';
 import { systemClock } from './core/clock.js';
 import { authHeaderNames } from './core/upstream/provider.js';
 import { Gateway } from './gateway.js';
@@ -15,7 +24,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
 import { PROVIDER_IDS, PROVIDERS, SIGNED_WEBHOOK_PROVIDER_IDS } from './providers/registry.js';
 import { startSandbox } from './sandbox/sandbox.js';
-import { holdSqliteFile, joinSqliteFile, SqliteFileInUseError, SqliteWorkersStillRunningError } from './store/sqlite-owner.js';
+import { holdSqliteFile, joinSqliteFile, orphansWaitWords, SqliteFileInUseError, SqliteWorkersStillRunningError } from './store/sqlite-owner.js';
 import { Primary } from './workers/primary.js';
 import { WorkerLink } from './workers/worker-link.js';
 import { workerCount } from './workers/worker-count.js';
@@ -52,12 +61,16 @@ async function main(): Promise<void> {
   if (cluster.isWorker) return serveAsWorker(config, logger);
   try {
     // Workers of a primary killed outright that have not noticed yet still run on the file.
-    await holdSqliteFile(config.database.url, (pids) =>
-      logger.warn(
-        { database: config.database.url, pids },
-        `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on this SQLite database; starting once they have ended`,
-      ),
-    );
+    // Each stops as a gateway does: the start waits as long as their drain may take.
+    const drainMs = drainTimeoutMs(config, PROVIDER_IDS);
+    await holdSqliteFile(config.database.url, {
+      drainMs,
+      onWaiting: (pids, waitMs) =>
+        logger.warn(
+          { database: config.database.url, pids, wait_ms: waitMs },
+          `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on this SQLite database; starting once they have ended (waiting up to ${orphansWaitWords(drainMs)})`,
+        ),
+    });
   } catch (error) {
     if (!(error instanceof SqliteFileInUseError) && !(error instanceof SqliteWorkersStillRunningError)) throw error;
     console.error(`kling-gateway: ${error.message}`);

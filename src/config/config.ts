@@ -635,6 +635,18 @@ export function configurationWarnings(config: GatewayConfig, path: string, env: 
   return warnings;
 }
 
+/**
+ * How long a graceful stop waits for creates, cancels and dispatches still running:
+ * `server.drain_timeout_ms`, or the longest upstream `timeout_ms` of `providerIds` (the default
+ * for one the file leaves out) plus 5 s.
+ */
+export function drainTimeoutMs(config: GatewayConfig, providerIds: Iterable<string>): number {
+  if (config.server.drain_timeout_ms !== undefined) return config.server.drain_timeout_ms;
+  let longest = 0;
+  for (const id of providerIds) longest = Math.max(longest, (config.providers[id] ?? ProviderConfig.parse({})).timeout_ms);
+  return longest + 5_000;
+}
+
 /** Whether a provider block names upstream credentials: an API key, an access key + secret key, or accounts. */
 export function hasCredentials(settings: GatewayConfig['providers'][string] | undefined): boolean {
   return Boolean(settings?.api_key || (settings?.access_key && settings.secret_key) || (settings?.accounts?.length ?? 0) > 0);

@@ -17,7 +17,9 @@
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import SqliteDatabase from 'better-sqlite3';
+import type { Clock } from '../core/clock.js';
 import { sqliteFileOf } from './database-url.js';
 
 /** Held for the life of the process (a lock the garbage collector must not close). */
@@ -25,8 +27,13 @@ let held: SqliteDatabase.Database | undefined;
 /** A worker's shared hold on `<database>.workers`, for the life of the process. */
 let joined: SqliteDatabase.Database | undefined;
 
-/** How long a start waits for workers of a primary that ended to end too. */
-const ORPHANS_WAIT_MS = 60_000;
+/** A worker's drain when the caller does not say (`server.drain_timeout_ms` unset, upstreams at their 30 s default). */
+const DEFAULT_DRAIN_MS = 35_000;
+/**
+ * What a worker's stop takes beyond its drain: its listener waits up to 2 s for fresh connections
+ * and up to 30 s for provider webhooks taken during the drain, then the store closes.
+ */
+const STOP_AFTER_DRAIN_MS = 35_000;
 const ORPHANS_RECHECK_MS = 100;
 
 export class SqliteFileInUseError extends Error {
@@ -41,12 +48,42 @@ export class SqliteWorkersStillRunningError extends Error {
   constructor(
     readonly file: string,
     readonly pids: readonly number[],
+    readonly drainMs: number,
   ) {
     super(
-      `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on the SQLite database ${file} after ${ORPHANS_WAIT_MS / 1000} s: end them first`,
+      `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on the SQLite database ${file} after ${orphansWaitWords(drainMs)}: end them first`,
     );
   }
 }
+
+/** How long a start waits for workers of a primary that ended: as long as a worker's stop may take. */
+function orphansWaitMs(drainMs: number): number {
+  return drainMs + STOP_AFTER_DRAIN_MS;
+}
+
+/** That wait, and what it is made of, in words. */
+export function orphansWaitWords(drainMs: number): string {
+  const seconds = (ms: number) => `${Math.ceil(ms / 1000)} s`;
+  return `${seconds(orphansWaitMs(drainMs))} (their drain, up to ${seconds(drainMs)}, and ${seconds(STOP_AFTER_DRAIN_MS)} to close their connections)`;
+}
+
+export interface HoldOptions {
+  /**
+   * The longest a worker's drain takes (`server.drain_timeout_ms`, or its default): a worker of a
+   * primary that ended stops as a gateway does, so the start waits this long and the time its
+   * listener takes to close, then gives up.
+   */
+  drainMs?: number;
+  /** Called once, when the start begins waiting, with the process ids it waits for and how long it will wait at most. */
+  onWaiting?: (pids: number[], waitMs: number) => void;
+  clock?: Pick<Clock, 'now' | 'sleep'>;
+}
+
+/**
+ * Real time whose pauses keep the process alive (`systemClock`'s timers do not): nothing else
+ * holds a start's event loop while it waits.
+ */
+const WAITING_CLOCK: Pick<Clock, 'now' | 'sleep'> = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
 
 /** Opens a lock file; closes it and throws what the pragmas threw (another process may hold it). */
 function openLock(path: string): SqliteDatabase.Database {
@@ -82,11 +119,12 @@ function running(pid: number): boolean {
 
 /**
  * Takes the SQLite file `url` names for this process, or throws `SqliteFileInUseError` when
- * another process holds it. Then waits (up to a minute, calling `onWaiting` once with their
- * process ids) for the workers of a primary that ended without them, or throws
+ * another process holds it. Then waits (as long as their stop may take, calling `onWaiting` once
+ * with their process ids) for the workers of a primary that ended without them, or throws
  * `SqliteWorkersStillRunningError`. Nothing to take for PostgreSQL or `sqlite::memory:`.
  */
-export async function holdSqliteFile(url: string, onWaiting: (pids: number[]) => void = () => undefined): Promise<void> {
+export async function holdSqliteFile(url: string, options: HoldOptions = {}): Promise<void> {
+  const { drainMs = DEFAULT_DRAIN_MS, onWaiting = () => undefined, clock = WAITING_CLOCK } = options;
   const file = sqliteFileOf(url);
   if (file === undefined || held) return;
   mkdirSync(dirname(file), { recursive: true });
@@ -115,7 +153,8 @@ export async function holdSqliteFile(url: string, onWaiting: (pids: number[]) =>
   held = lock;
   const workers = openLock(`${real}.workers`);
   try {
-    const started = Date.now();
+    const started = clock.now();
+    const waitMs = orphansWaitMs(drainMs);
     let told = false;
     for (;;) {
       try {
@@ -125,10 +164,10 @@ export async function holdSqliteFile(url: string, onWaiting: (pids: number[]) =>
       } catch (error) {
         if (!isBusy(error)) throw error;
       }
-      if (Date.now() - started >= ORPHANS_WAIT_MS) throw new SqliteWorkersStillRunningError(file, lastWorkers.filter(running));
-      if (!told) onWaiting(lastWorkers.filter(running));
+      if (clock.now() - started >= waitMs) throw new SqliteWorkersStillRunningError(file, lastWorkers.filter(running), drainMs);
+      if (!told) onWaiting(lastWorkers.filter(running), waitMs);
       told = true;
-      await new Promise((resolve) => setTimeout(resolve, ORPHANS_RECHECK_MS));
+      await clock.sleep(ORPHANS_RECHECK_MS);
     }
   } finally {
     workers.close();

@@ -84,6 +84,8 @@ it('a start after the primary was killed waits for its workers still running on 
   const line = await said;
   expect(line).not.toContain(READY);
   expect(line).toContain(String(blocked));
+  // How long it will wait: the workers' drain (here the default, the longest upstream timeout + 5 s) and their listener's end.
+  expect(line).toContain('waiting up to 70 s (their drain, up to 35 s, and 35 s to close their connections)');
   expect(running(blocked!)).toBe(true);
 
   // Once the old worker runs again, it finds its primary gone and ends; then the new start serves.
