@@ -79,6 +79,12 @@ export interface GatewayOptions {
   objectStorage?: ObjectStorage;
   /** Set when this gateway is one of several worker processes of one primary (`WORKERS`). */
   workers?: WorkerLink;
+  /**
+   * Whether the start says what it finds wrong: providers disabled for want of a key, tasks in
+   * flight nothing can ask about (default: yes). With `WORKERS` the primary asks one worker per
+   * start, so the operator reads each once, not once per worker and again per replacement.
+   */
+  startWarnings?: boolean;
 }
 
 /** A worker's line to its primary (`workers/worker-link.ts`). */
@@ -309,7 +315,7 @@ export class Gateway {
     const secrets = gatewaySecrets(config, options.endpoints);
     const logger = options.logger ?? gatewayLogger(config.log.level, options.providers, secrets);
     const metrics = new GatewayMetrics({ defaultMetrics: options.defaultMetrics ?? false });
-    const { workers } = options;
+    const { workers, startWarnings = true } = options;
     if (workers) {
       workers.serveMetrics(() => metrics.snapshot());
       metrics.reportAcrossWorkers(() => workers.collectMetrics());
@@ -375,7 +381,7 @@ export class Gateway {
         options.endpoints.get(provider.id) ??
         (settings?.enabled === false ? { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false } : undefined);
       if (!endpoint) continue;
-      if (endpoint.disabledReason) logger.warn({ provider: provider.id }, `${provider.id} disabled: ${endpoint.disabledReason}`);
+      if (endpoint.disabledReason && startWarnings) logger.warn({ provider: provider.id }, `${provider.id} disabled: ${endpoint.disabledReason}`);
       const runtime = new ProviderRuntime({
         provider,
         config: settings ?? ProviderConfig.parse({}),
@@ -460,7 +466,7 @@ export class Gateway {
       });
     }
     await engine.tasks.registerProviders([...runtimes.keys()]);
-    await warnOfStrandedTasks(taskStore, runtimes, options.endpoints, logger);
+    if (startWarnings) await warnOfStrandedTasks(taskStore, runtimes, options.endpoints, logger);
     const gateway = new Gateway(
       config,
       engine,

@@ -149,7 +149,7 @@ async function serveAsWorker(config: GatewayConfig, logger: Logger): Promise<voi
   // Held until this process ends: a start after the primary ended waits for it.
   joinSqliteFile(config.database.url);
   const link = await WorkerLink.connect();
-  const { owner, endpoints, resultOrigins, publicUrl } = link.start;
+  const { owner, endpoints, resultOrigins, publicUrl, startWarnings } = link.start;
   const gateway = await Gateway.create({
     config,
     providers: PROVIDERS,
@@ -159,6 +159,7 @@ async function serveAsWorker(config: GatewayConfig, logger: Logger): Promise<voi
     defaultMetrics: true,
     trustedResultOrigins: resultOrigins,
     workers: link,
+    startWarnings,
   });
   gateway.setPublicUrl(publicUrl);
   const serve = gateway.serveHandedConnections(() => link.noMoreConnections());

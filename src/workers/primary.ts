@@ -93,6 +93,8 @@ interface Slot {
   answeredAt: number;
   /** It has not answered the heartbeat for `SILENT_AFTER_MS`: new connections go to the others. */
   silent: boolean;
+  /** It was told to say what the start finds wrong (`startWarningsSaid` once it serves). */
+  warns: boolean;
 }
 
 interface Collection {
@@ -113,6 +115,12 @@ export class Primary {
   private restartDelay = FIRST_RESTART_DELAY_MS;
   private stopping = false;
   private announced = false;
+  /**
+   * A worker has said what the start finds wrong (stranded tasks, providers disabled for want of
+   * a key) and served: no other worker of this start, nor a replacement, says it again. The
+   * configuration warnings are the primary's own (`main.ts`).
+   */
+  private startWarningsSaid = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly port: SharedPort;
   private url = '';
@@ -154,7 +162,7 @@ export class Primary {
     const worker = cluster.fork({ KLING_GATEWAY_WORKER: String(index) });
     // Named by a start that finds it still running after this primary ended.
     noteWorkerProcess(worker.process.pid);
-    this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false, drained: false, answeredAt: Date.now(), silent: false });
+    this.slots.set(index, { index, owner, worker, startedAt: Date.now(), ready: false, drained: false, answeredAt: Date.now(), silent: false, warns: false });
   }
 
   /**
@@ -216,6 +224,8 @@ export class Primary {
     if (!slot) return;
     switch (message.type) {
       case 'hello':
+        // One worker says them; if it dies before it serves, the next to start does.
+        slot.warns = !this.startWarningsSaid && ![...this.slots.values()].some((each) => each.warns);
         this.send(worker, {
           tag: PRIMARY_TAG,
           type: 'start',
@@ -225,11 +235,13 @@ export class Primary {
             endpoints: [...this.options.endpoints],
             resultOrigins: [...this.options.resultOrigins],
             publicUrl: this.publicUrl,
+            startWarnings: slot.warns,
           },
         });
         break;
       case 'ready':
         slot.ready = true;
+        if (slot.warns) this.startWarningsSaid = true;
         slot.answeredAt = Date.now();
         // The owner is what its leases and trial calls carry in the store.
         this.options.logger.info({ worker: slot.index, owner: slot.owner, pid: worker.process.pid }, `worker ${slot.index} serving`);

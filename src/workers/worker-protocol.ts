@@ -17,6 +17,8 @@ export interface WorkerStart {
   resultOrigins: string[];
   /** The URL upstreams call back (`server.public_url`, or the primary's listening address for port 0). */
   publicUrl: string;
+  /** Whether this worker says what the start finds wrong (one worker per start does). */
+  startWarnings: boolean;
 }
 
 type Tagged<T> = T & { tag: typeof PRIMARY_TAG };
