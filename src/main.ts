@@ -12,8 +12,9 @@ import {
   configurationWarnings,
   configuredSecrets,
   drainTimeoutMs,
-  loadConfigFile,
+  parseConfigText,
   reachablePublicUrl,
+  readConfigText,
   type GatewayConfig,
 } from './config/config.js';
 import { systemClock } from './core/clock.js';
@@ -43,10 +44,16 @@ function refuseConfig(error: ConfigError): never {
 }
 
 async function main(): Promise<void> {
+  // A worker serves with the configuration its primary's start read, not with the file as it is
+  // when the worker starts: a replacement after a crash would read an edit meant for the next
+  // restart (half-written, or other keys than the other workers serve with).
+  const link = cluster.isWorker ? await WorkerLink.connect() : undefined;
+  let configText;
   let config;
   let workers;
   try {
-    config = loadConfigFile(configPath, process.env, PROVIDER_IDS);
+    configText = link?.start.configText ?? readConfigText(configPath);
+    config = parseConfigText(configText, configPath, process.env, PROVIDER_IDS);
     workers = workerCount(process.env.WORKERS, config.database.url);
   } catch (error) {
     if (error instanceof ConfigError) refuseConfig(error);
@@ -58,7 +65,7 @@ async function main(): Promise<void> {
   const logger = cluster.isWorker ? processLogger.child({ worker: Number(process.env.KLING_GATEWAY_WORKER) }) : processLogger;
   // From here on, what nothing caught is logged scrubbed, not printed by node as it was.
   reportCrashes(process, logger, (code) => process.exit(code));
-  if (cluster.isWorker) return serveAsWorker(config, logger);
+  if (link) return serveAsWorker(config, logger, link);
   try {
     // Workers of a primary killed outright that have not noticed yet still run on the file.
     // Each stops as a gateway does: the start waits as long as their drain may take.
@@ -98,6 +105,7 @@ async function main(): Promise<void> {
       port: config.server.port,
       host: config.server.host,
       databaseUrl: config.database.url,
+      configText,
       endpoints: sandbox.endpoints,
       resultOrigins: sandbox.resultOrigins,
       publicUrl: config.server.public_url,
@@ -145,10 +153,9 @@ async function main(): Promise<void> {
  * One of the primary's workers: a gateway serving the connections the primary accepts on the
  * shared port, told by the primary what to serve with.
  */
-async function serveAsWorker(config: GatewayConfig, logger: Logger): Promise<void> {
+async function serveAsWorker(config: GatewayConfig, logger: Logger, link: WorkerLink): Promise<void> {
   // Held until this process ends: a start after the primary ended waits for it.
   joinSqliteFile(config.database.url);
-  const link = await WorkerLink.connect();
   const { owner, endpoints, resultOrigins, publicUrl, startWarnings } = link.start;
   const gateway = await Gateway.create({
     config,

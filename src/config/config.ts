@@ -956,12 +956,20 @@ function flowPlaceholderHint(text: string, error: unknown): string {
 
 /** Reads, expands and validates a YAML file. */
 export function loadConfigFile(path: string, env: NodeJS.ProcessEnv, knownProviders: readonly string[]): GatewayConfig {
-  let text: string;
+  return parseConfigText(readConfigText(path), path, env, knownProviders);
+}
+
+/** The text of the configuration file at `path`, or the `ConfigError` saying why it cannot be read. */
+export function readConfigText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (error) {
     throw new ConfigError(path, [`cannot be read: ${(error as Error).message}`]);
   }
+}
+
+/** Expands and validates `text`, the YAML of the configuration file at `path` (named in the problems). */
+export function parseConfigText(text: string, path: string, env: NodeJS.ProcessEnv, knownProviders: readonly string[]): GatewayConfig {
   let document: unknown;
   try {
     document = parseYaml(text);

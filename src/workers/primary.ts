@@ -32,6 +32,8 @@ export interface PrimaryOptions {
   port: number;
   host: string;
   databaseUrl: string;
+  /** The configuration file as the start read it, for every worker (a replacement too). */
+  configText: string;
   endpoints: ReadonlyMap<string, ProviderEndpoint>;
   resultOrigins: readonly string[];
   /** `server.public_url`, handed to the workers (port 0 becomes the port the primary listens on). */
@@ -232,6 +234,7 @@ export class Primary {
           start: {
             index: slot.index,
             owner: slot.owner,
+            configText: this.options.configText,
             endpoints: [...this.options.endpoints],
             resultOrigins: [...this.options.resultOrigins],
             publicUrl: this.publicUrl,

@@ -17,6 +17,8 @@ export interface WorkerStart {
   resultOrigins: string[];
   /** The URL upstreams call back (`server.public_url`, or the primary's listening address for port 0). */
   publicUrl: string;
+  /** The configuration file as the primary's start read it: every worker, a replacement too, serves with it. */
+  configText: string;
   /** Whether this worker says what the start finds wrong (one worker per start does). */
   startWarnings: boolean;
 }
