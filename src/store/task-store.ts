@@ -404,14 +404,11 @@ export class TaskStore {
     if (query.provider) select = select.where('provider', '=', query.provider);
     if (query.model) select = select.where('model', '=', query.model);
     const before = query.before;
-    if (before) {
-      select = select.where((eb) =>
-        eb.or([
-          eb('created_at', '<', before.createdAt),
-          eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)]),
-        ]),
-      );
-    }
+    // One row-value comparison, not `created_at < ? OR (created_at = ? AND id < ?)`: SQLite and
+    // PostgreSQL start the index search at the cursor with it, where the OR made them walk the
+    // tenant's newer tasks, page after page, to reach it (a page deep in a long list cost as much
+    // as reading every page before it).
+    if (before) select = select.where((eb) => eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(before.createdAt, before.id)));
     return select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(query.limit).execute();
   }
 

@@ -85,3 +85,42 @@ it('reads tasks through an index in every query of a task\'s life, from create t
     plans.close();
   }
 });
+
+/**
+ * The terms of the one index search a statement's plan makes (`tenant=? AND …`), or undefined
+ * when the plan is anything else: a second step (a sort of what it found) or a walk.
+ */
+function searchTermsOf(plan: string[]): string | undefined {
+  if (plan.length !== 1) return undefined;
+  return /^SEARCH tasks USING (?:COVERING )?INDEX \w+ \((.*)\)$/.exec(plan[0]!)?.[1];
+}
+
+it('reads a page of a tenant\'s list from where its cursor points, however far into the list, in one index search', async () => {
+  const statements = recordStatements();
+  const database = tempDatabaseUrl();
+  const gw = await startTestGateway({ config: { database: { url: database } } });
+  open.push(gw);
+  for (const prompt of ['a lighthouse', 'a harbour', 'a ferry']) {
+    expect((await gw.create({ model: 'kling-v3', prompt, duration: 5 })).status).toBe(202);
+    await gw.advance(1_000);
+  }
+  const first = await gw.request('GET', '/v1/videos?limit=1');
+  expect(first.body.next_cursor).toEqual(expect.any(String));
+  const next = await gw.request('GET', `/v1/videos?limit=1&cursor=${first.body.next_cursor}`);
+  expect(next.status).toBe(200);
+  expect(next.body.data).toHaveLength(1);
+
+  const plans = new Database(database.slice('sqlite:'.length), { readonly: true });
+  try {
+    const listings = [...statements].filter((sql) => /^select \* from "tasks" where "tenant" = \?/.test(sql));
+    const paged = listings.filter((sql) => sql.split(' order by ')[0]!.includes('"created_at"'));
+    expect(paged).toHaveLength(1);
+    const plan = (plans.prepare(`explain query plan ${paged[0]}`).all(...Array<null>(paged[0]!.split('?').length - 1).fill(null)) as { detail: string }[]).map(
+      (row) => row.detail,
+    );
+    // The cursor's position bounds the search: a page deep in the list does not walk the pages before it.
+    expect(searchTermsOf(plan)).toMatch(/^tenant=\? AND .*created_at.*<.*$/);
+  } finally {
+    plans.close();
+  }
+});
