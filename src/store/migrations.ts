@@ -554,6 +554,32 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // The seconds are as right under the older schema: nothing to undo.
       },
     },
+    '0018_task_list_filters': {
+      async up(db: Kysely<unknown>) {
+        // `GET /v1/videos?status=…` (and `provider`, `model`), newest first: through the tenant's
+        // index alone, a filter that few of the tenant's tasks match (`status=processing`, which
+        // the console's list asks every few seconds; a model or provider the tenant seldom uses)
+        // walked every task the tenant ever made to fill a page. One index per filter, led by the
+        // tenant and ending in the list's order, gives the page at once. Each costs writes: the
+        // model's is written once per task, the provider's when a task goes to a provider, the
+        // status's when its status changes (two or three times in a task's life).
+        for (const column of ['status', 'provider', 'model'] as const) {
+          await db.schema.createIndex(`tasks_tenant_${column}`).on('tasks').columns(['tenant', column, 'created_at', 'id']).execute();
+        }
+        // SQLite plans by the statistics ANALYZE wrote, when an operator ran it: they know the
+        // older indexes and not these, which it then takes for very selective, and an unfiltered
+        // list went through one of them and sorted every task of the tenant. Statistics of these
+        // three are gathered too (a pass over each). PostgreSQL keeps statistics per column.
+        if (dialect === 'sqlite' && (await sql`select name from sqlite_master where name = 'sqlite_stat1'`.execute(db)).rows.length > 0) {
+          for (const column of ['status', 'provider', 'model'] as const) await sql`analyze ${sql.raw(`tasks_tenant_${column}`)}`.execute(db);
+        }
+      },
+      async down(db: Kysely<unknown>) {
+        for (const column of ['status', 'provider', 'model'] as const) {
+          await db.schema.dropIndex(`tasks_tenant_${column}`).ifExists().execute();
+        }
+      },
+    },
   };
 }
 

@@ -3,12 +3,19 @@
  * none walks the whole table, which holds every task ever made. The partial indexes of
  * migration 0010 hold only the tasks of the phases their queries ask for, and a query uses one
  * only when it repeats the index's WHERE term (`task-store.ts`); this catches a query that
- * stops doing so. Measured on SQLite with its own query planner (`EXPLAIN QUERY PLAN`).
+ * stops doing so. A page of a tenant's list is one index search that starts at its cursor and
+ * holds a filter it names (migration 0018), so neither a page deep in a long list nor a filter few
+ * tasks match walks the tenant's other tasks. Measured on SQLite with its own query planner
+ * (`EXPLAIN QUERY PLAN`).
  */
 import Database from 'better-sqlite3';
+import { sql } from 'kysely';
 import { afterEach, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { TaskStore } from '../../src/store/task-store.js';
 import { startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
+import { sqliteFileMigratedTo } from '../support/migrated-store.js';
+import { T0, taskRow } from '../support/task-rows.js';
 
 const open: TestGateway[] = [];
 const restore: (() => void)[] = [];
@@ -120,6 +127,66 @@ it('reads a page of a tenant\'s list from where its cursor points, however far i
     );
     // The cursor's position bounds the search: a page deep in the list does not walk the pages before it.
     expect(searchTermsOf(plan)).toMatch(/^tenant=\? AND .*created_at.*<.*$/);
+  } finally {
+    plans.close();
+  }
+});
+
+it('finds the tasks a list filter asks for (status, provider, model) by an index search on the filter, not by walking the tenant\'s other tasks', async () => {
+  const statements = recordStatements();
+  const database = tempDatabaseUrl();
+  const gw = await startTestGateway({ config: { database: { url: database } } });
+  open.push(gw);
+  const created = await gw.create({ model: 'kling-v3', prompt: 'a lighthouse', duration: 5, routing: { providers: ['freepik'] } });
+  expect(created.status).toBe(202);
+  await gw.finish(created.body.id);
+  for (const query of ['status=processing', 'status=succeeded', 'provider=freepik', 'model=kling-v3', 'status=succeeded&provider=freepik&model=kling-v3']) {
+    const first = await gw.request('GET', `/v1/videos?limit=1&${query}`);
+    expect(first.status).toBe(200);
+    if (first.body.next_cursor) expect((await gw.request('GET', `/v1/videos?limit=1&${query}&cursor=${first.body.next_cursor}`)).status).toBe(200);
+  }
+  expect((await gw.request('GET', '/v1/videos?status=succeeded')).body.data.map((task: { id: string }) => task.id)).toEqual([created.body.id]);
+
+  const plans = new Database(database.slice('sqlite:'.length), { readonly: true });
+  try {
+    const filtered = [...statements].filter((sql) => /^select \* from "tasks" where "tenant" = \? and "(status|provider|model)" = \?/.test(sql));
+    expect(filtered.length).toBeGreaterThanOrEqual(4);
+    const unsearched = filtered.flatMap((sql) => {
+      const plan = (plans.prepare(`explain query plan ${sql}`).all(...Array<null>(sql.split('?').length - 1).fill(null)) as { detail: string }[]).map(
+        (row) => row.detail,
+      );
+      const terms = searchTermsOf(plan) ?? '';
+      // At least one filter is a term of the search (the others are checked on what it finds).
+      const filters = [...sql.matchAll(/"(status|provider|model)" = \?/g)].map((match) => `${match[1]}=?`);
+      return filters.some((filter) => terms.includes(filter)) ? [] : [{ sql, plan }];
+    });
+    expect(unsearched).toEqual([]);
+  } finally {
+    plans.close();
+  }
+});
+
+it('lists a tenant\'s newest tasks through its own index after an upgrade on a SQLite file whose statistics an operator gathered before it', async () => {
+  // A file an older release left, on which ANALYZE was run: its statistics know the indexes of
+  // then, not those the upgrade adds.
+  const older = await sqliteFileMigratedTo('0017_usage_video_seconds');
+  const rows = Array.from({ length: 300 }, (_, index) => taskRow(`t_${String(index).padStart(4, '0')}`, { created_at: T0 + index, model: index % 2 ? 'kling-v3' : 'kling-v1' }));
+  for (let at = 0; at < rows.length; at += 50) await older.db.insertInto('tasks').values(rows.slice(at, at + 50)).execute();
+  await sql`analyze`.execute(older.db);
+  await older.db.destroy();
+  const store = await older.open();
+  try {
+    expect((await new TaskStore(store).listTasks({ tenant: 'acme', limit: 3 })).map((task) => task.id)).toEqual(['t_0299', 't_0298', 't_0297']);
+  } finally {
+    await store.close();
+  }
+  const plans = new Database(older.file, { readonly: true });
+  try {
+    const plan = (plans.prepare('explain query plan select * from "tasks" where "tenant" = ? order by "created_at" desc, "id" desc limit ?').all('acme', 3) as { detail: string }[]).map(
+      (row) => row.detail,
+    );
+    // The page is read off the tenant's index in order, not found through a filter's index and sorted.
+    expect(plan).toEqual(['SEARCH tasks USING INDEX tasks_tenant_created (tenant=?)']);
   } finally {
     plans.close();
   }

@@ -201,6 +201,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0015_output_ids',
               '0016_usage_account',
               '0017_usage_video_seconds',
+              '0018_task_list_filters',
             ]);
           } finally {
             await second.close();
