@@ -1052,9 +1052,14 @@ export class TaskStore {
    * alone).
    */
   async expireLeases(owner?: string): Promise<void> {
-    let tasks = this.db.updateTable('tasks').set({ lease_until: 0 }).where('phase', '!=', 'done');
-    tasks = owner === undefined ? tasks.where('lease_owner', 'is not', null) : tasks.where('lease_owner', '=', owner);
-    await tasks.execute();
+    // Every phase but `done`, through the partial indexes that hold them (queued, submitted and
+    // tracked tasks by their deadlines; tasks being stored by their due copies): `phase != 'done'`
+    // read every task ever made, at each start and each worker's death.
+    for (const unfinished of [UNFINISHED, sql<boolean>`${DUE} and phase = 'storing'`]) {
+      let tasks = this.db.updateTable('tasks').set({ lease_until: 0 }).where(unfinished);
+      tasks = owner === undefined ? tasks.where('lease_owner', 'is not', null) : tasks.where('lease_owner', '=', owner);
+      await tasks.execute();
+    }
     let deliveries = this.db.updateTable('deliveries').set({ lease_until: 0 }).where('status', '=', 'pending');
     if (owner !== undefined) deliveries = deliveries.where('lease_owner', '=', owner);
     await deliveries.execute();

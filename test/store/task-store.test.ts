@@ -772,6 +772,9 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await tasks.createTask(taskRow('t_dead_submit', { phase: 'submitting', provider: 'freepik', lease_owner: 'dead', lease_until: T0 + MINUTE }));
         await tasks.createTask(trackedRow('t_dead_poll', T0, { lease_owner: 'dead', lease_until: T0 + MINUTE }));
         await tasks.createTask(taskRow('t_alive', { phase: 'submitting', provider: 'freepik', lease_owner: 'alive', lease_until: T0 + MINUTE }));
+        // Copying outputs, and finished (a lease a finished task kept is left as it is).
+        await tasks.createTask(taskRow('t_dead_copy', { phase: 'storing', provider: 'freepik', next_poll_at: T0, lease_owner: 'dead', lease_until: T0 + MINUTE }));
+        await tasks.createTask(taskRow('t_dead_done', { phase: 'done', status: 'succeeded', provider: 'freepik', lease_owner: 'dead', lease_until: T0 + MINUTE }));
         await tasks.insertDelivery(deliveryRow('d_dead', 't_dead_poll', { lease_owner: 'dead', lease_until: T0 + MINUTE }));
         await tasks.insertDelivery(deliveryRow('d_alive', 't_alive', { lease_owner: 'alive', lease_until: T0 + MINUTE }));
         expect((await tasks.listAbandonedSubmissions(T0, 10)).map((row) => row.id)).toEqual([]);
@@ -779,6 +782,8 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await tasks.expireLeases('dead');
         expect((await tasks.listAbandonedSubmissions(T0, 10)).map((row) => row.id)).toEqual(['t_dead_submit']);
         expect((await tasks.getTask('t_dead_poll'))?.lease_until).toBe(0);
+        expect((await tasks.getTask('t_dead_copy'))?.lease_until).toBe(0);
+        expect((await tasks.getTask('t_dead_done'))?.lease_until).toBe(T0 + MINUTE);
         expect((await tasks.getTask('t_alive'))?.lease_until).toBe(T0 + MINUTE);
         const leases = await store.db.selectFrom('deliveries').select(['id', 'lease_until']).orderBy('id').execute();
         expect(leases.map((row) => [row.id, Number(row.lease_until)])).toEqual([
