@@ -22,7 +22,10 @@ export const ExitCode = {
    * that cannot be written (a full disk included).
    */
   usage: 2,
-  /** The gateway refused the request (400, 402, 409, 413, 415, 422 …): fix the request (or the budget). */
+  /**
+   * The gateway refused the request (400, 402, 409, 413, 415, 422 …): fix the request (or the
+   * budget). For `quote`: no provider can serve the request, so a create of it would be refused.
+   */
   refused: 3,
   /** The gateway refused the key (401, 403): not valid, or not allowed what was asked. (No key at all is `usage`: nothing is sent.) */
   auth: 4,
@@ -89,7 +92,8 @@ export const EXIT_CODE_HELP = `Exit codes:
       URL no request can go to: not http(s), a port past 65535, one fetch blocks, or one the
       gateway has no route under, such as …/v1), or an output that cannot be written (a full
       disk included)
-  3   the gateway refused the request (400, 402, 409, 413, 415, 422)
+  3   the gateway refused the request (400, 402, 409, 413, 415, 422); quote: no provider can
+      serve the request (its create would be refused), the table still printed
   4   the gateway refused the key (401, 403): not valid, or not allowed what was asked
   5   no such task for this key (404)
   6   the video ended failed or canceled, or its output is no longer to be had

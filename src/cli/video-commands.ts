@@ -494,7 +494,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
 
   const quote = program
     .command('quote')
-    .description('who would serve a request, in which order, for how much (creates nothing)')
+    .description('who would serve a request, in which order, for how much (creates nothing); exits 3 when no provider can serve it')
     .argument('[prompt]', 'the prompt (same as --prompt)', promptArgument());
   const quoteFlags = addRequestFlags(quote);
   quote.action(async (prompt: string | undefined, _options: unknown, command: Command) => {
@@ -513,7 +513,12 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       { header: 'COST', value: (p) => (p.estimated_cost === null ? '—' : formatMoney(p.estimated_cost, p.currency)), right: true },
       { header: 'WHY NOT / WARNINGS', value: (p) => [...p.reasons, ...p.warnings].join('; ') || '—' },
     ]);
-    if (answer.order.length === 0) out.note('no provider can serve this request as it is');
+    if (answer.order.length === 0) {
+      // What a create of this request would be answered (422, exit 3): a script checking first with
+      // `quote` learns it from the status, not by reading the table.
+      out.note('no provider can serve this request as it is');
+      context.exit(ExitCode.refused);
+    }
   });
 
   program

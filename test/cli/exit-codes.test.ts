@@ -37,6 +37,11 @@ describe('exit codes of gateway problems', () => {
     }
   });
 
+  it('--help says that quote exits 3 when no provider can serve the request', () => {
+    const refused = EXIT_CODE_HELP.slice(EXIT_CODE_HELP.indexOf('\n  3 '), EXIT_CODE_HELP.indexOf('\n  4 '));
+    expect(refused).toMatch(/quote: no provider can\s+serve the request/);
+  });
+
   it('--help says a missing key exits 2 (nothing is sent), and 4 only for a key the gateway refused', async () => {
     const line = (code: number) => EXIT_CODE_HELP.split('\n').find((text) => text.startsWith(`  ${code} `)) ?? '';
     expect(line(2)).toContain('no key');

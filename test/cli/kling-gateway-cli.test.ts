@@ -163,6 +163,20 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(models.stdout).toMatch(/^kling-v3\n {2}text-to-video +freepik +pro,std +prompt\|multi_shot$/m);
   });
 
+  it('quote with no provider able to serve the request exits 3, as the create would be refused, and still prints why', async () => {
+    const args = ['quote', 'a fox', '--model', 'kling-v3', '--routing-max-credits', '1'];
+    const [table, json] = await Promise.all([run(args), run(['--json', ...args])]);
+    const quoted = await api.quote({ model: 'kling-v3', prompt: 'a fox', routing: { max_credits: 1 } });
+    expect(quoted.order).toEqual([]);
+    expect([table.code, json.code]).toEqual([ExitCode.refused, ExitCode.refused]);
+    expect(table.stdout).toContain('try order: none');
+    for (const provider of quoted.providers) expect(table.stdout).toMatch(new RegExp(`^ +— +${provider.provider} +no +`, 'm'));
+    expect(table.stderr).toContain('no provider can serve this request as it is');
+    expect(JSON.parse(json.stdout)).toEqual(quoted);
+    // One that some provider can serve still exits 0.
+    expect((await run(['quote', 'a fox', '--model', 'kling-v3'])).code).toBe(ExitCode.ok);
+  });
+
   it('models shows what each operation needs, as the API lists it, in 100 columns; --upstream adds the upstream call', async () => {
     const [all, omni, upstream] = await Promise.all([
       runHere(['models']),
