@@ -56,7 +56,9 @@ function byteRanges(header: string, size: number): { start: number; end: number 
 function rangeOf(req: Request, content: StoredContent, etag: string): { start: number; end: number } | 'unsatisfiable' | undefined {
   const header = req.header('range');
   if (!header) return undefined;
-  // A range of an older version is not what the caller wants: If-Range with another validator gets the whole file.
+  // A range of an older version is not what the caller wants: If-Range with another validator gets
+  // the whole file. Compared strongly (RFC 9110 §13.1.5): a weak ETag never matches, and a date is
+  // not resumed on (the ETag is the SHA-256, the one validator that says the bytes are the same).
   const ifRange = req.header('if-range');
   if (ifRange !== undefined && ifRange.trim() !== etag) return undefined;
   const ranges = byteRanges(header, content.bytes);
