@@ -129,7 +129,9 @@ export async function saveOutputs(
   const saved: string[] = [];
   for (const [index, described] of task.outputs.entries()) {
     let download = await client.downloadOutput(task.id, { index, ...(signal ? { signal } : {}) });
-    const whole = download.size;
+    let whole = download.size;
+    // What the file begun is, for each resume to ask for the rest of that file only.
+    let validator = download.validator;
     const path = targetPath(output, task, index, extensionFor(download.contentType, download.url, described.type));
     const intoItself = isSpecialFile(path);
     if (!overwrite && !intoItself && !basename(path).startsWith(task.id) && existsSync(path)) {
@@ -181,8 +183,16 @@ export async function saveOutputs(
           const broken = error instanceof CliError ? error : brokeOff(task.id, index, written, whole, error);
           // A device or pipe was closed under the cut: its reader saw an end, and more bytes would
           // not follow on from it.
-          const rest = intoItself ? null : await resumed(client, task.id, index, written, whole, resumes, broken, progressStream, options);
+          const rest = intoItself ? null : await resumed(client, task.id, index, written, whole, validator, resumes, broken, progressStream, options);
           if (rest) {
+            if (rest.start < written) {
+              // The file changed since the download began (If-Range answered with all of it): the
+              // `.part` is written over from its first byte, never the new file's rest spliced on.
+              progressStream.write(`output ${index} of video ${task.id} changed since the download began: starting over from byte 0\n`);
+              written = 0;
+              whole = rest.size;
+              validator = rest.validator;
+            }
             download = rest;
             progress = new DownloadProgress(progressStream, basename(path), whole, written);
             continue;
@@ -217,6 +227,10 @@ async function bytesKept(file: WriteStream, partial: string): Promise<number> {
  * from that byte after a pause, or null when no try is left, the rest cannot be had (the gateway
  * or the host gone, a 4xx) or the file is no longer the one begun (another size). Each try says
  * on `progressStream` how far the download got and that it goes on.
+ *
+ * The request carries `validator` (the ETag or Last-Modified the download began with) as
+ * If-Range: a file that changed since, even to one of the same size, comes whole, starting at
+ * byte 0 (`start` below `written`), for the caller to start over with or give up on.
  */
 async function resumed(
   client: GatewayClient,
@@ -224,6 +238,7 @@ async function resumed(
   index: number,
   written: number,
   whole: number | null,
+  validator: string | null,
   resumes: number,
   broken: CliError,
   progressStream: ProgressStream,
@@ -236,11 +251,12 @@ async function resumed(
   if (options.signal?.aborted) return null;
   let rest: OutputDownload;
   try {
-    rest = await client.downloadOutput(id, { index, from: written, ...(options.signal ? { signal: options.signal } : {}) });
+    rest = await client.downloadOutput(id, { index, from: written, ...(validator !== null ? { ifRange: validator } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   } catch {
     return null;
   }
-  if (whole !== null && rest.total !== null && rest.total !== whole) {
+  // All of a changed file is no rest of the old one: its size is its own.
+  if (rest.start === written && whole !== null && rest.total !== null && rest.total !== whole) {
     await rest.body.cancel().catch(() => undefined);
     progressStream.write(`output ${index} of video ${id} is now ${rest.total} bytes, not the ${whole} begun: not resumed\n`);
     return null;
@@ -256,6 +272,7 @@ async function writeToStdout(client: GatewayClient, task: Task, output: string, 
   }
   let download = await client.downloadOutput(task.id, signal ? { signal } : {});
   const whole = download.size;
+  const validator = download.validator;
   let progress = new DownloadProgress(progressStream, 'stdout', whole);
   let written = 0;
   // What stdout failed with (EPIPE: its reader quit). Listening here also tells the `kling-gateway`
@@ -299,8 +316,14 @@ async function writeToStdout(client: GatewayClient, task: Task, output: string, 
         if (closed) throw stdoutFailed(task.id, closed);
         const broken = error instanceof CliError ? error : brokeOff(task.id, 0, written, whole, error);
         // What went out stays out: the rest follows on from the byte reached.
-        const rest = await resumed(client, task.id, 0, written, whole, resumes, broken, progressStream, options);
+        const rest = await resumed(client, task.id, 0, written, whole, validator, resumes, broken, progressStream, options);
         if (!rest) throw broken;
+        if (rest.start < written) {
+          // What went out is of the old file, and cannot be taken back.
+          await rest.body.cancel().catch(() => undefined);
+          progressStream.write(`output 0 of video ${task.id} changed since the download began: not resumed\n`);
+          throw broken;
+        }
         download = rest;
         progress = new DownloadProgress(progressStream, 'stdout', whole, written);
       }

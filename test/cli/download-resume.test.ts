@@ -4,6 +4,7 @@
  * byte for byte the host's, and the user is told it happened. Three tries; then exit 9 as before,
  * with nothing left behind.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +32,11 @@ describe('kling-gateway download resumes a download that broke off', () => {
   let ranges = true;
   /** How far before (negative) or after (positive) the byte asked a 206 of this host starts. */
   let rangeShift = 0;
+  /** What the host says identifies the file it serves (and checks an If-Range against): nothing, its ETag, or its Last-Modified. */
+  let validators: 'none' | 'etag' | 'last-modified' = 'none';
   const asked: (string | undefined)[] = [];
+  const ifRanges: (string | undefined)[] = [];
+  const statuses: number[] = [];
   const roots: string[] = [];
 
   beforeAll(async () => {
@@ -39,11 +44,17 @@ describe('kling-gateway download resumes a download that broke off', () => {
     server = await loopbackServer((req, res) => {
       if ((req.url ?? '').startsWith('/files/')) {
         asked.push(req.headers.range);
-        const from = ranges ? Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0) : 0;
+        ifRanges.push(req.headers['if-range'] as string | undefined);
+        const validator = validatorOf(file);
+        // As RFC 9110 has it: If-Range naming another version gets the whole file.
+        const sameFile = req.headers['if-range'] === undefined || req.headers['if-range'] === validator.value;
+        const from = ranges && sameFile ? Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0) : 0;
         const start = from > 0 ? from + rangeShift : 0;
         const body = file.subarray(start);
-        if (from > 0) res.writeHead(206, { 'content-type': 'video/mp4', 'content-length': body.length, 'content-range': `bytes ${start}-${file.length - 1}/${file.length}` });
-        else res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': body.length });
+        const headers = { 'content-type': 'video/mp4', 'content-length': body.length, ...validator.headers };
+        statuses.push(from > 0 ? 206 : 200);
+        if (from > 0) res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${file.length - 1}/${file.length}` });
+        else res.writeHead(200, headers);
         if (cuts > 0) {
           cuts -= 1;
           file = fileAfterCut;
@@ -65,8 +76,24 @@ describe('kling-gateway download resumes a download that broke off', () => {
     fileAfterCut = WHOLE;
     ranges = true;
     rangeShift = 0;
+    validators = 'none';
     asked.length = 0;
+    ifRanges.length = 0;
+    statuses.length = 0;
   });
+
+  /** The validator the host serves `served` with, by `validators`: a strong ETag of its bytes, or a date that differs per file. */
+  function validatorOf(served: Buffer): { value: string | undefined; headers: Record<string, string> } {
+    if (validators === 'etag') {
+      const value = `"${createHash('sha256').update(served).digest('hex')}"`;
+      return { value, headers: { etag: value } };
+    }
+    if (validators === 'last-modified') {
+      const value = new Date(served === WHOLE ? Date.UTC(2026, 0, 1) : Date.UTC(2026, 0, 2)).toUTCString();
+      return { value, headers: { 'last-modified': value } };
+    }
+    return { value: undefined, headers: {} };
+  }
 
   afterAll(async () => {
     await server?.close();
@@ -151,6 +178,61 @@ describe('kling-gateway download resumes a download that broke off', () => {
     expect(last).toBeGreaterThan(kept);
     expect(last).toBeLessThanOrEqual(kept + 64 * 1024);
     expect(readdirSync(run.cwd)).toEqual([]);
+  });
+
+  it("resumes with If-Range naming the file's ETag, and the host's 206 is spliced on", async () => {
+    cuts = 1;
+    validators = 'etag';
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(readFileSync(join(run.cwd, 'fox.mp4')).equals(WHOLE)).toBe(true);
+    // On a busy machine the cut can come before the disk took any byte: then it starts over, asking no range.
+    const resumedMidway = asked[1] !== undefined;
+    expect(ifRanges).toEqual([undefined, resumedMidway ? validatorOf(WHOLE).value : undefined]);
+    expect(statuses).toEqual([200, resumedMidway ? 206 : 200]);
+  });
+
+  it('resumes with If-Range naming its Last-Modified when the host sends no ETag', async () => {
+    cuts = 1;
+    validators = 'last-modified';
+    const run = await download(['-o', '{dir}/fox.mp4']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(ifRanges).toEqual([undefined, asked[1] !== undefined ? new Date(Date.UTC(2026, 0, 1)).toUTCString() : undefined]);
+    expect(readFileSync(join(run.cwd, 'fox.mp4')).equals(WHOLE)).toBe(true);
+  });
+
+  it.each([['etag'], ['last-modified']] as const)(
+    'a file that changed between tries, same size (%s): the host sends it whole, and it is saved from byte 0, not spliced onto the old one',
+    async (validator) => {
+      cuts = 1;
+      validators = validator;
+      fileAfterCut = Buffer.from(WHOLE.map((byte) => 255 - byte));
+      const run = await download(['-o', '{dir}/fox.mp4']);
+      expect(run.code, run.stderr).toBe(0);
+      expect(statuses).toEqual([200, 200]);
+      expect(readFileSync(join(run.cwd, 'fox.mp4')).equals(fileAfterCut)).toBe(true);
+      expect(readdirSync(run.cwd)).toEqual(['fox.mp4']);
+      // Unless the cut came before the disk took any byte (then nothing was begun to start over).
+      if (asked[1] !== undefined) expect(run.stderr).toContain(`output 0 of video ${ID} changed since the download began: starting over from byte 0`);
+    },
+  );
+
+  it('to stdout, a file that changed between tries: not resumed (what went out is of the old one), exit 9', async () => {
+    cuts = 1;
+    validators = 'etag';
+    fileAfterCut = Buffer.from(WHOLE.map((byte) => 255 - byte));
+    let stderr = '';
+    const chunks: Buffer[] = [];
+    const code = await runCli(['download', ID, '-o', '-'], {
+      env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
+      pause: async () => undefined,
+      stdout: new Writable({ write: (chunk: Buffer, _encoding, callback) => (chunks.push(chunk), callback()) }),
+      stderr: new Writable({ write: (chunk: Buffer, _encoding, callback) => ((stderr += chunk.toString('utf8')), callback()) }),
+    });
+    expect(code).toBe(9);
+    expect(stderr).toContain(`output 0 of video ${ID} changed since the download began: not resumed`);
+    // Nothing of the new file went out after the old one's bytes.
+    expect(WHOLE.subarray(0, Buffer.concat(chunks).length).equals(Buffer.concat(chunks))).toBe(true);
   });
 
   it('a file that changed size between tries is not resumed: exit 9, and no file left', async () => {

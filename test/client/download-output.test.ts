@@ -69,6 +69,21 @@ describe('downloadOutput of a stored copy', () => {
     await expect(client.downloadOutput(done.id, { from: -1 })).rejects.toThrow(TypeError);
   });
 
+  it('says the validator it was served with (the ETag), and resumes with it only while the file is the same one (If-Range)', async () => {
+    const first = await client.downloadOutput(done.id);
+    await first.body.cancel();
+    expect(first.validator).toBe(`"${done.outputs[0]!.sha256}"`);
+    const whole = done.outputs[0]!.bytes!;
+    const from = 1000;
+    const rest = await client.downloadOutput(done.id, { from, ifRange: first.validator! });
+    expect(rest).toMatchObject({ start: from, size: whole - from, total: whole, validator: first.validator });
+    await rest.body.cancel();
+    // Begun on another file: the gateway answers with the whole file, which starts at byte 0 and is not cut.
+    const other = await client.downloadOutput(done.id, { from, ifRange: '"another-file"' });
+    expect(other).toMatchObject({ start: 0, size: whole, total: whole, validator: first.validator });
+    expect(createHash('sha256').update(Buffer.from(await new Response(other.body).arrayBuffer())).digest('hex')).toBe(done.outputs[0]!.sha256);
+  });
+
   it('a copy gone from storage is OutputUnavailableError naming the gateway, with its problem, not a GatewayError refusal', async () => {
     rmSync(copies, { recursive: true, force: true });
     const error = await client.downloadOutput(done.id).catch((caught: unknown) => caught);

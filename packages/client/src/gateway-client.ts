@@ -100,6 +100,12 @@ export interface DownloadOptions extends RequestOptions {
    * that many bytes. A file that ends before it throws `RangeError`.
    */
   from?: number;
+  /**
+   * With `from`: the `validator` of the download being resumed, sent as `If-Range`. While the file
+   * is still that one the rest of it comes; a file that changed since comes whole (`start` 0), to
+   * be written over from its first byte rather than spliced onto the bytes of the old one.
+   */
+  ifRange?: string;
 }
 
 export interface EventStreamOptions extends RequestOptions {
@@ -478,6 +484,7 @@ export class GatewayClient {
     const index = options.index ?? 0;
     const from = options.from ?? 0;
     if (!Number.isSafeInteger(from) || from < 0) throw new TypeError(`from is ${from}: give a byte offset (0 or more)`);
+    const ifRange = from > 0 ? options.ifRange : undefined;
     const task = await this.getVideo(id, this.signalOf(options));
     const output = task.outputs[index];
     if (!output) {
@@ -494,7 +501,7 @@ export class GatewayClient {
       // file): that host's 4xx is about the file, not the gateway key or the task.
       // A 416 (nothing from byte `from` on) is answered below, from wherever it came.
       const refusedElsewhere = (answer: Response) => answer.status === 416 || (answer.status >= 400 && answer.status < 500 && !this.isOwn(answer.url));
-      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), { ...rangeFrom(from), ...this.signalOf(options) }, false, refusedElsewhere).catch(
+      const response = await this.sendOptional('content', url.slice(this.baseUrl.length), { ...rangeFrom(from, ifRange), ...this.signalOf(options) }, false, refusedElsewhere).catch(
         (error: unknown) => {
           throw goneOutput(error, id, index);
         },
@@ -504,11 +511,11 @@ export class GatewayClient {
         if (response.status === 416) throw nothingFrom(response, id, index, from);
         throw new OutputUnavailableError(id, index, response.status, new URL(response.url).origin);
       }
-      return await this.toDownload(response, 'gateway', response.url || url, { id, index, from });
+      return await this.toDownload(response, 'gateway', response.url || url, { id, index, from, ifRange });
     }
     const url = new URL(output.url, `${this.baseUrl}/`);
     const own = url.origin === this.origin;
-    const response = await this.send(url.href, { ...rangeFrom(from), ...this.signalOf(options) });
+    const response = await this.send(url.href, { ...rangeFrom(from, ifRange), ...this.signalOf(options) });
     if (response.status === 416) {
       await response.body?.cancel().catch(() => undefined);
       throw nothingFrom(response, id, index, from);
@@ -518,7 +525,7 @@ export class GatewayClient {
       throw new OutputUnavailableError(id, index, response.status);
     }
     if (!response.ok) throw goneOutput(await this.errorWithin(response, own ? this.baseUrl : url.href), id, index);
-    return await this.toDownload(response, own ? 'gateway' : 'upstream', url.href, { id, index, from });
+    return await this.toDownload(response, own ? 'gateway' : 'upstream', url.href, { id, index, from, ifRange });
   }
 
   // ---- catalog and operations -------------------------------------------------------------
@@ -734,14 +741,22 @@ export class GatewayClient {
 
   /**
    * The download of an answer, starting at byte `from`: a `206` starts there already; a `200` (a
-   * server that ignores Range) is the whole file, whose first `from` bytes are skipped here.
+   * server that ignores Range) is the whole file, whose first `from` bytes are skipped here. A
+   * `200` to a request with If-Range is the whole file of another version (or from a server that
+   * ignores Range, which cannot be told apart): it starts at byte 0, none skipped.
    */
-  private async toDownload(response: Response, source: OutputDownload['source'], url: string, where: { id: string; index: number; from: number }): Promise<OutputDownload> {
-    const { from } = where;
+  private async toDownload(
+    response: Response,
+    source: OutputDownload['source'],
+    url: string,
+    where: { id: string; index: number; from: number; ifRange: string | undefined },
+  ): Promise<OutputDownload> {
     if (!response.body) throw new GatewayUnreachableError(url, new Error('the answer has no body'));
     const header = Number(response.headers.get('content-length'));
     const length = response.headers.has('content-length') && Number.isFinite(header) ? header : null;
     const partial = response.status === 206;
+    const validator = validatorOf(response.headers);
+    const from = !partial && where.ifRange !== undefined ? 0 : where.from;
     // The whole file from a server that ignores Range, ending at or before `from`: what a 416 says.
     if (!partial && from > 0 && length !== null && from >= length) {
       await response.body.cancel().catch(() => undefined);
@@ -769,6 +784,7 @@ export class GatewayClient {
       url,
       start: from,
       total,
+      validator,
     };
   }
 
@@ -783,9 +799,23 @@ export class GatewayClient {
   }
 }
 
-/** The `Range` header asking for every byte from `from` on; none for the whole file. */
-function rangeFrom(from: number): { headers?: Record<string, string> } {
-  return from > 0 ? { headers: { range: `bytes=${from}-` } } : {};
+/**
+ * The `Range` header asking for every byte from `from` on, with `If-Range` when the download
+ * resumed has a validator; none for the whole file.
+ */
+function rangeFrom(from: number, ifRange: string | undefined): { headers?: Record<string, string> } {
+  if (from === 0) return {};
+  return { headers: { range: `bytes=${from}-`, ...(ifRange !== undefined ? { 'if-range': ifRange } : {}) } };
+}
+
+/**
+ * What an answer says identifies its file, for `If-Range` when resuming: its ETag when strong (a
+ * weak one never matches an If-Range), else its Last-Modified; null when neither.
+ */
+function validatorOf(headers: Headers): string | null {
+  const etag = headers.get('etag')?.trim();
+  if (etag && !etag.startsWith('W/')) return etag;
+  return headers.get('last-modified')?.trim() || null;
 }
 
 /** The file's whole size from `Content-Range: bytes 0-9/1234` (or `bytes *\/1234`); null when unknown (`/*`). */

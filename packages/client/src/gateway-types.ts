@@ -108,4 +108,9 @@ export interface OutputDownload {
   start: number;
   /** The whole file's bytes, when the server said (`size` counts only those from `start` on). */
   total: number | null;
+  /**
+   * What the server said identifies this version of the file (its strong ETag, else its
+   * Last-Modified), null when nothing: pass it as `ifRange` with `from` to resume the download.
+   */
+  validator: string | null;
 }
