@@ -457,10 +457,26 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         // From --cursor on, when given (the rest of a listing), with --all too.
         ...(options.cursor ? { cursor: options.cursor } : {}),
       };
+      // A cursor is a place in the list, not the filters: a command going on from one needs them again.
+      const same = [
+        ...(options.status ? ['--status', options.status] : []),
+        ...(options.provider ? ['--provider', options.provider] : []),
+        ...(options.model ? ['--model', options.model] : []),
+        ...(options.limit !== 20 ? ['--limit', String(options.limit)] : []),
+      ];
       let page;
       if (options.all) {
         const data: Task[] = [];
-        for await (const task of client.listAllVideos(query, { signal: context.signal })) data.push(task);
+        const listing = client.listAllVideos(query, { signal: context.signal });
+        try {
+          for await (const task of listing) data.push(task);
+        } catch (error) {
+          // Pages were read before this one: the rest is had from where it stopped, not from the start.
+          if (listing.cursor !== undefined && listing.cursor !== options.cursor && !context.signal.aborted) {
+            out.note(`list --all stopped at a page the gateway did not give; go on from it with: kling-gateway list --all ${[...same, '--cursor', listing.cursor].join(' ')}`);
+          }
+          throw error;
+        }
         page = { data, next_cursor: null };
       } else {
         page = await client.listVideos(query, { signal: context.signal });
@@ -480,13 +496,6 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         { header: 'CREATED', value: (t) => formatTime(t.created_at) },
       ]);
       if (page.next_cursor) {
-        // A cursor is a place in the list, not the filters: the next page needs them again.
-        const same = [
-          ...(options.status ? ['--status', options.status] : []),
-          ...(options.provider ? ['--provider', options.provider] : []),
-          ...(options.model ? ['--model', options.model] : []),
-          ...(options.limit !== 20 ? ['--limit', String(options.limit)] : []),
-        ];
         out.note(`more: kling-gateway list ${[...same, '--cursor', page.next_cursor].join(' ')}`);
       }
       if (page.data.some((task) => task.cost.estimated)) out.note('~ = estimated cost (the provider has not reported its charge)');

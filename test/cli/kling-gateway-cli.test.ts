@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loopbackServer } from '../support/raw-answer.js';
+import { succeededTask } from '../support/fake-task-gateway.js';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
 import type { CliIo } from '../../src/cli/cli-context.js';
 import { runCliCaptured } from '../support/cli-run.js';
@@ -139,6 +140,28 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const resumed = await runHere(['list', '--all', '--limit', '2', '--cursor', first.next_cursor!, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect((JSON.parse(resumed.stdout) as { data: Task[] }).data.map((task) => task.id)).toEqual(rest);
+  });
+
+  it('list --all cut off after some pages says how to go on from the page it stopped at, with the same filters', async () => {
+    // A gateway whose second page fails (a restart under the listing).
+    let tasks: unknown[] = [];
+    const gateway = await loopbackServer((req, res) => {
+      req.resume();
+      const cursor = new URL(req.url ?? '/', 'http://x').searchParams.get('cursor');
+      if (cursor === null) {
+        tasks = [succeededTask(gateway.base, 'vid_first')];
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: tasks, next_cursor: 'page-2' }));
+        return;
+      }
+      res.writeHead(503, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503 }));
+    });
+    try {
+      const cut = await runHere(['list', '--all', '--status', 'succeeded', '--limit', '1'], { KLING_GATEWAY_URL: gateway.base });
+      expect(cut.code).toBe(ExitCode.unreachable);
+      expect(cut.stderr).toContain('list --all stopped at a page the gateway did not give; go on from it with: kling-gateway list --all --status succeeded --limit 1 --cursor page-2\n');
+    } finally {
+      await gateway.close();
+    }
   });
 
   it('quote, providers and models print tables that match the API', async () => {

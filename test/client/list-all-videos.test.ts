@@ -4,7 +4,7 @@
  * offset, so tasks made meanwhile land before it), and it stops after the last page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayClient } from '../../packages/client/src/index.js';
+import { GatewayClient, GatewayUnreachableError } from '../../packages/client/src/index.js';
 import { OTHER_TENANT_KEY } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 
@@ -41,5 +41,48 @@ describe('listAllVideos while tasks are created', () => {
     expect(seen).toEqual(existing);
     // Pages of 2, 2 and 1: the last has no next_cursor, and nothing is asked after it.
     expect(pages).toHaveLength(3);
+  });
+
+  it('a listing that failed says the cursor of the page it was on, and one started from it goes on from there', async () => {
+    const client = new GatewayClient({ baseUrl: live.url, apiKey: OTHER_TENANT_KEY });
+    const all: string[] = [];
+    for await (const task of client.listAllVideos()) all.push(task.id);
+    expect(all.length).toBeGreaterThanOrEqual(5);
+
+    // The third page's request fails (a dropped connection).
+    let listed = 0;
+    const failThird: typeof globalThis.fetch = (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (new URL(url).pathname === '/v1/videos' && ++listed === 3) return Promise.reject(new TypeError('fetch failed'));
+      return fetch(input, init);
+    };
+    const failing = new GatewayClient({ baseUrl: live.url, apiKey: OTHER_TENANT_KEY, fetch: failThird });
+    const listing = failing.listAllVideos({ limit: 2 });
+    expect(listing.cursor).toBeUndefined();
+    const seen: string[] = [];
+    const error = await (async () => {
+      for await (const task of listing) seen.push(task.id);
+    })().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(GatewayUnreachableError);
+    expect(seen).toEqual(all.slice(0, 4));
+    // The cursor the third page is asked with: the second page's next_cursor.
+    const second = await client.listVideos({ limit: 2, cursor: (await client.listVideos({ limit: 2 })).next_cursor! });
+    expect(listing.cursor).toBe(second.next_cursor);
+
+    const rest: string[] = [];
+    for await (const task of client.listAllVideos({ limit: 2, cursor: listing.cursor })) rest.push(task.id);
+    expect([...seen, ...rest]).toEqual(all);
+  });
+
+  it('a loop that stops in the middle of a page finds that page’s cursor: starting there gives the page again, nothing skipped', async () => {
+    const client = new GatewayClient({ baseUrl: live.url, apiKey: OTHER_TENANT_KEY });
+    const first = await client.listVideos({ limit: 2 });
+    const listing = client.listAllVideos({ limit: 2 });
+    let count = 0;
+    for await (const _task of listing) if (++count === 3) break;
+    expect(listing.cursor).toBe(first.next_cursor);
+    const again = await client.listVideos({ limit: 2, cursor: listing.cursor });
+    expect((await listing.next()).done).toBe(true);
+    expect(again.data).toHaveLength(2);
   });
 });

@@ -108,6 +108,15 @@ export interface DownloadOptions extends RequestOptions {
   ifRange?: string;
 }
 
+/** The tasks `listAllVideos` yields, and where it is in the list. */
+export interface VideoListing extends AsyncGenerator<Task> {
+  /**
+   * The cursor of the page being read (undefined: the first page, when the listing began without
+   * one). After an error, pass it as `query.cursor` to go on from that page.
+   */
+  readonly cursor: string | undefined;
+}
+
 export interface EventStreamOptions extends RequestOptions {
   /**
    * Ends the stream when nothing arrived for this long, not even the heartbeat the gateway sends
@@ -291,14 +300,28 @@ export class GatewayClient {
     return this.unwrap(await this.api.GET('/v1/videos', { params: { query }, ...this.signalOf(options) }));
   }
 
-  /** Every task matching `query`, following `next_cursor` page by page (from `query.cursor` when given). */
-  async *listAllVideos(query: ListVideosQuery = {}, options: RequestOptions = {}): AsyncGenerator<Task> {
-    let cursor = query.cursor ?? undefined;
-    do {
+  /**
+   * Every task matching `query`, following `next_cursor` page by page (from `query.cursor` when
+   * given). The listing's `cursor` is that of the page it is on: after an error (or a `break`),
+   * `listAllVideos({ ...query, cursor: listing.cursor })` goes on from that page, read again
+   * whole, so nothing is skipped.
+   */
+  listAllVideos(query: ListVideosQuery = {}, options: RequestOptions = {}): VideoListing {
+    const place: { cursor: string | undefined } = { cursor: query.cursor ?? undefined };
+    const listing = this.pagesFrom(query, options, place);
+    return Object.defineProperty(listing, 'cursor', { get: () => place.cursor, enumerable: true }) as VideoListing;
+  }
+
+  /** The tasks of `listAllVideos`, page by page from `place.cursor`, which moves on once a page is all yielded. */
+  private async *pagesFrom(query: ListVideosQuery, options: RequestOptions, place: { cursor: string | undefined }): AsyncGenerator<Task> {
+    for (;;) {
+      const { cursor } = place;
       const page = await this.listVideos({ ...query, ...(cursor ? { cursor } : {}) }, options);
       yield* page.data;
-      cursor = page.next_cursor ?? undefined;
-    } while (cursor);
+      // The last page keeps its own cursor: the listing is done, and reading from there ends it again.
+      if (!page.next_cursor) return;
+      place.cursor = page.next_cursor;
+    }
   }
 
   /** `POST /v1/videos/quote`: who would serve the request, in which order, for how much. */
