@@ -203,8 +203,8 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
     .description('spend and outcomes grouped by provider, account, model, operation, quality, day or (admin keys) tenant')
     .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS.map((key) => (key === 'tenant' ? 'tenant (admin keys)' : key)).join(', ')}`, 'provider,model')
     .option('--tenant <name>', 'only this tenant (admin keys; without it an admin key reads every tenant)')
-    .option('--from <date>', 'from this date or time (inclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')
-    .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone')
+    .option('--from <date>', 'from this date or time (inclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone (default: the 1st of this month, UTC)')
+    .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone (default: the end of today, UTC)')
     .option('--csv', 'print the CSV the gateway produces')
     .action(async (options: { groupBy: string; from?: string; to?: string; tenant?: string; csv?: boolean }, command: Command) => {
       await checkUsagePeriod(options.from, options.to);

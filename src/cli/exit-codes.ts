@@ -31,7 +31,10 @@ export const ExitCode = {
   auth: 4,
   /** No such task for this key (404). */
   notFound: 5,
-  /** The video ended failed or canceled, or its output is no longer to be had. */
+  /**
+   * generate, wait, download: the video ended failed or canceled, or its output is no longer to be
+   * had. `get` shows such a task and exits 0: it did what was asked.
+   */
   taskFailed: 6,
   /** This gateway does not have the endpoint (an older gateway). */
   notAvailable: 7,
@@ -96,7 +99,8 @@ export const EXIT_CODE_HELP = `Exit codes:
       serve the request (its create would be refused), the table still printed
   4   the gateway refused the key (401, 403): not valid, or not allowed what was asked
   5   no such task for this key (404)
-  6   the video ended failed or canceled, or its output is no longer to be had
+  6   generate, wait, download: the video ended failed or canceled, or its output is no longer
+      to be had (get shows such a task and exits 0)
   7   this gateway does not have the endpoint
   8   timed out waiting (or download of a task not done yet); the task is still running
   9   try again later: cannot reach the gateway (or the database), it answered 5xx, or 429

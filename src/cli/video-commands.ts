@@ -337,6 +337,14 @@ function refuseOutputWithoutDownload(options: { output?: unknown; download?: unk
   }
 }
 
+/**
+ * What `-o` takes, as `targetPath` reads it: a path names a directory only when one exists there or
+ * it ends in `/` (`-o videos` with no such directory is a file named `videos`), and a file name
+ * given for a task of several outputs is numbered.
+ */
+const OUTPUT_TARGETS =
+  'a file (several outputs: <name>-<n>.<ext>), or a directory that exists or is written with a trailing / (default: ./<task id>.<ext>); - for stdout';
+
 function waitFlags(command: Command): Command {
   return command
     .option('--timeout <seconds>', 'stop waiting after this long (exit 8)', (value) => {
@@ -344,7 +352,7 @@ function waitFlags(command: Command): Command {
       if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('not a positive number of seconds.');
       return seconds;
     })
-    .option('-o, --output <path>', 'where to save the result: a file, or a directory (default: ./<task id>.<ext>); - for stdout')
+    .option('-o, --output <path>', `where to save the result: ${OUTPUT_TARGETS}`)
     .option('--force', 'replace the file -o names if it exists')
     .option('--no-download', 'do not download the result');
 }
@@ -419,7 +427,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .command('download')
     .description("save a succeeded task's outputs")
     .argument('<id>', 'task id (vid_…)', taskId)
-    .option('-o, --output <path>', 'a file, or a directory (default: ./<task id>.<ext>); - for stdout')
+    .option('-o, --output <path>', OUTPUT_TARGETS)
     .option('--force', 'replace the file -o names if it exists')
     .action(async (id: string, options: { output?: string; force?: boolean }, command: Command) => {
       const client = context.clientFor(command);

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../packages/client/src/index.js';
 import { ExitCode, exitCodeFor, EXIT_CODE_HELP } from '../../src/cli/exit-codes.js';
 import { runCliCaptured } from '../support/cli-run.js';
+import { fakeTaskGateway, succeededTask } from '../support/fake-task-gateway.js';
 
 const problem = (status: number) => new GatewayError(status, { type: 'about:blank', title: 'x', status }, 'req_1', status === 429 ? 12 : null);
 
@@ -49,5 +50,24 @@ describe('exit codes of gateway problems', () => {
     expect(line(4)).toMatch(/refused the key.*401, 403/);
     const missing = await runCliCaptured(['list'], { env: { KLING_GATEWAY_URL: 'http://127.0.0.1:2' } });
     expect([missing.code, missing.stderr]).toEqual([ExitCode.usage, expect.stringMatching(/^error: no gateway key/)]);
+  });
+
+  it('--help says which commands exit 6 for a failed video: wait does, get shows it and exits 0', async () => {
+    const failed = (base: string) => ({ ...succeededTask(base, 'vid_failed'), status: 'failed', outputs: [], error: { code: 'provider_error', message: 'upstream failed', provider_code: null } });
+    const gateway = await fakeTaskGateway(failed);
+    try {
+      const env = { KLING_GATEWAY_URL: gateway.base, KLING_GATEWAY_API_KEY: 'test-key-123' };
+      const [got, waited, downloaded] = await Promise.all([
+        runCliCaptured(['get', 'vid_failed'], { env }),
+        runCliCaptured(['wait', 'vid_failed'], { env }),
+        runCliCaptured(['download', 'vid_failed'], { env }),
+      ]);
+      expect([got.code, waited.code, downloaded.code]).toEqual([ExitCode.ok, ExitCode.taskFailed, ExitCode.taskFailed]);
+    } finally {
+      await gateway.close();
+    }
+    const taskFailed = EXIT_CODE_HELP.slice(EXIT_CODE_HELP.indexOf('\n  6 '), EXIT_CODE_HELP.indexOf('\n  7 ')).replace(/\s+/g, ' ');
+    expect(taskFailed).toContain('generate, wait, download:');
+    expect(taskFailed).toContain('get shows such a task and exits 0');
   });
 });

@@ -39,6 +39,24 @@ describe('kling-gateway download -o something that is not a regular file', () =>
     return runCliCaptured(['download', ID, ...args], { env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' }, pause: async () => undefined });
   }
 
+  it('-o reads a path as --help says: a directory only when it exists or ends in /, and a file name numbered for several outputs', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kgw-output-target-'));
+    roots.push(root);
+    expect((await download(['-o', join(root, 'videos')])).code).toBe(0);
+    expect(statSync(join(root, 'videos')).isFile()).toBe(true);
+    expect((await download(['-o', `${join(root, 'clips')}/`])).code).toBe(0);
+    expect(readFileSync(join(root, 'clips', `${ID}.mp4`)).equals(VIDEO_BYTES)).toBe(true);
+    outputCount = 2;
+    try {
+      expect((await download(['-o', join(root, 'fox.mp4')])).code).toBe(0);
+    } finally {
+      outputCount = 1;
+    }
+    expect(readdirSync(root).sort()).toEqual(['clips', 'fox-0.mp4', 'fox-1.mp4', 'videos']);
+    const help = (await runCliCaptured(['download', '--help'], {})).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('a file (several outputs: <name>-<n>.<ext>), or a directory that exists or is written with a trailing /');
+  });
+
   it('-o /dev/null takes the bytes, needs no --force and stays the device it is', async () => {
     const before = statSync('/dev/null');
     const result = await download(['-o', '/dev/null']);
