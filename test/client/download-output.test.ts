@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayClient, GatewayError, OutputUnavailableError, type Task } from '../../packages/client/src/index.js';
 import { TENANT_KEY } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
+import { succeededTask } from '../support/fake-task-gateway.js';
+import { loopbackServer } from '../support/raw-answer.js';
 
 describe('downloadOutput of a stored copy', () => {
   let live: LiveGateway;
@@ -91,5 +93,64 @@ describe('downloadOutput of a stored copy', () => {
     expect(error).not.toBeInstanceOf(GatewayError);
     expect(error).toMatchObject({ id: done.id, index: 0, status: 410, problem: { status: 410 } });
     expect((error as Error).message).toMatch(new RegExp(`^output 0 of video ${done.id} cannot be downloaded: the gateway answered 410 \\(.+missing from storage`));
+  });
+});
+
+describe('downloadOutput resumed through a redirect to object storage', () => {
+  const FILE = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 251));
+  const ETAG = '"9b2cf535f27731c974343645a3985328"';
+  let gateway: { base: string; close: () => Promise<void> };
+  let storage: { base: string; close: () => Promise<void> };
+  const storageSaw: { range: string | undefined; ifRange: string | undefined; authorization: string | undefined }[] = [];
+
+  beforeAll(async () => {
+    // A bucket as S3 answers: an ETag, and If-Range honoured (the rest while it matches, else the whole object).
+    storage = await loopbackServer((req, res) => {
+      req.resume();
+      const ifRange = req.headers['if-range'] as string | undefined;
+      storageSaw.push({ range: req.headers.range, ifRange, authorization: req.headers.authorization });
+      const from = ifRange === undefined || ifRange === ETAG ? Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0) : 0;
+      if (from > 0) {
+        res.writeHead(206, { etag: ETAG, 'content-type': 'video/mp4', 'content-length': FILE.length - from, 'content-range': `bytes ${from}-${FILE.length - 1}/${FILE.length}` });
+        res.end(FILE.subarray(from));
+        return;
+      }
+      res.writeHead(200, { etag: ETAG, 'content-type': 'video/mp4', 'content-length': FILE.length }).end(FILE);
+    });
+    // The gateway with `storage.s3.serve: redirect`: its content route sends a presigned URL.
+    gateway = await loopbackServer((req, res) => {
+      req.resume();
+      const path = (req.url ?? '').split('?')[0]!;
+      const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (path === '/openapi.json') return json({ paths: { '/v1/videos/{id}': { get: {} }, '/v1/videos/{id}/content': { get: {} } } });
+      if (path === '/v1/videos/vid_s3/content') return res.writeHead(302, { location: `${storage.base}/bucket/vid_s3-0.mp4?X-Amz-Signature=abc` }).end();
+      if (path === '/v1/videos/vid_s3') {
+        const task = succeededTask(gateway.base, 'vid_s3');
+        return json({ ...task, outputs: [{ type: 'video', url: `${gateway.base}/v1/videos/vid_s3/content?index=0`, duration: 5, storage: 'stored' }] });
+      }
+      res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
+    });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await storage?.close();
+  });
+
+  it("carries Range and If-Range through the redirect: the rest while the object is the same, all of it when it is not; the key stays at the gateway", async () => {
+    const client = new GatewayClient({ baseUrl: gateway.base, apiKey: TENANT_KEY });
+    const first = await client.downloadOutput('vid_s3');
+    await first.body.cancel();
+    expect(first.validator).toBe(ETAG);
+    const rest = await client.downloadOutput('vid_s3', { from: 1000, ifRange: first.validator! });
+    expect(rest).toMatchObject({ start: 1000, size: FILE.length - 1000, total: FILE.length });
+    expect(Buffer.from(await new Response(rest.body).arrayBuffer()).equals(FILE.subarray(1000))).toBe(true);
+    const replaced = await client.downloadOutput('vid_s3', { from: 1000, ifRange: '"an-older-object"' });
+    expect(replaced).toMatchObject({ start: 0, size: FILE.length, total: FILE.length });
+    expect(Buffer.from(await new Response(replaced.body).arrayBuffer()).equals(FILE)).toBe(true);
+    expect(storageSaw).toEqual([
+      { range: undefined, ifRange: undefined, authorization: undefined },
+      { range: 'bytes=1000-', ifRange: ETAG, authorization: undefined },
+      { range: 'bytes=1000-', ifRange: '"an-older-object"', authorization: undefined },
+    ]);
   });
 });
