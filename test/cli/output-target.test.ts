@@ -57,6 +57,16 @@ describe('kling-gateway download -o something that is not a regular file', () =>
     expect(help).toContain('a file (several outputs: <name>-<n>.<ext>), or a directory that exists or is written with a trailing /');
   });
 
+  it('download --json prints the task id and the files saved, as --help says (there is no answer of the API to print)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kgw-output-target-'));
+    roots.push(root);
+    const saved = await download(['-o', `${root}/`, '--json']);
+    expect(saved.code).toBe(0);
+    expect(JSON.parse(saved.stdout)).toEqual({ id: ID, saved: [join(root, `${ID}.mp4`)] });
+    const help = (await runCliCaptured(['download', '--help'], {})).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain("--json print JSON instead of tables: the API's answer (download: the task id and the files saved;");
+  });
+
   it('-o /dev/null takes the bytes, needs no --force and stays the device it is', async () => {
     const before = statSync('/dev/null');
     const result = await download(['-o', '/dev/null']);
