@@ -27,6 +27,7 @@ import { PROVIDER_IDS, PROVIDERS, SIGNED_WEBHOOK_PROVIDER_IDS } from './provider
 import { startSandbox } from './sandbox/sandbox.js';
 import { holdSqliteFile, joinSqliteFile, orphansWaitWords, SqliteFileInUseError, SqliteWorkersStillRunningError } from './store/sqlite-owner.js';
 import { Primary } from './workers/primary.js';
+import { ProcessStop } from './workers/process-stop.js';
 import { WorkerLink } from './workers/worker-link.js';
 import { workerCount } from './workers/worker-count.js';
 
@@ -98,7 +99,17 @@ async function main(): Promise<void> {
       mode: endpoint.disabledReason || config.providers[id]?.enabled === false ? 'disabled' : endpoint.simulated ? 'simulator' : 'live',
     })),
   };
-  let stopWork: () => Promise<void>;
+  let stopWork: () => Promise<void> = () => Promise.resolve();
+  // One stop, whoever asks: a signal, or the primary giving up (whose failing status wins).
+  const processStop = new ProcessStop(
+    async () => {
+      await stopWork();
+      await sandbox.close();
+      logger.flush();
+    },
+    (code) => process.exit(code),
+    (error) => logger.error({ err: error }, 'the stop failed'),
+  );
   if (workers > 1) {
     const primary = await Primary.start({
       workers,
@@ -111,8 +122,8 @@ async function main(): Promise<void> {
       publicUrl: config.server.public_url,
       logger,
       onReady: (url, publicUrl) => logger.info({ url, workers, ...described, public_url: publicUrl }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
-      // A worker said why on its standard error; the primary has stopped the others.
-      onGaveUp: (exitCode) => void sandbox.close().finally(() => process.exit(exitCode)),
+      // A worker said why on its standard error; the primary is stopping the others.
+      onGaveUp: (exitCode) => void processStop.request(exitCode),
     });
     stopWork = () => primary.stop();
   } else {
@@ -135,18 +146,12 @@ async function main(): Promise<void> {
     stopWork = () => gateway.close();
   }
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    await stopWork();
-    await sandbox.close();
-    logger.flush();
-    process.exit(0);
+  const stop = (signal: string) => {
+    if (!processStop.begun) logger.info({ signal }, 'stopping');
+    void processStop.request();
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 /**

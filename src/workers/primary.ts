@@ -42,10 +42,11 @@ export interface PrimaryOptions {
   /** Called once every worker serves, with the URL they serve on and the URL upstreams call back. */
   onReady?: (url: string, publicUrl: string) => void;
   /**
-   * Called with the exit status to end with, once every worker has stopped because the gateway
-   * cannot run: a worker was refused the configuration (exit `CONFIG_REFUSED_EXIT`) or ended
-   * before the gateway first served (its start failed: an unwritable storage folder, say). A
-   * replacement would fail alike; the worker said why on its standard error.
+   * Called with the exit status to end with when the gateway cannot run: a worker was refused the
+   * configuration (exit `CONFIG_REFUSED_EXIT`) or ended before the gateway first served (its
+   * start failed: an unwritable storage folder, say). A replacement would fail alike; the worker
+   * said why on its standard error. The primary is stopping its workers already: the caller's
+   * `stop()` waits for that same stop.
    */
   onGaveUp?: (exitCode: number) => void;
 }
@@ -116,6 +117,8 @@ export class Primary {
   private nextCollection = 1;
   private restartDelay = FIRST_RESTART_DELAY_MS;
   private stopping = false;
+  /** The stop, once begun: a signal during a give-up waits for it rather than stopping again. */
+  private stopped: Promise<void> | undefined;
   private announced = false;
   /**
    * A worker has said what the start finds wrong (stranded tasks, providers disabled for want of
@@ -339,7 +342,8 @@ export class Primary {
     if (action.kind === 'give-up') {
       // As a lone gateway's start stops, rather than replacing workers that would fail alike forever.
       this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} ${action.why}; stopping every worker`);
-      void this.stop().finally(() => this.options.onGaveUp?.(action.exitCode));
+      void this.stop();
+      this.options.onGaveUp?.(action.exitCode);
       return;
     }
     const lived = Date.now() - slot.startedAt;
@@ -361,8 +365,16 @@ export class Primary {
     }, delay).unref();
   }
 
-  /** Stops every worker (each drains as a lone gateway would) and waits for them. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  /**
+   * Stops every worker (each drains as a lone gateway would) and waits for them; the store closes
+   * once, however many ask.
+   */
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.stopped ??= this.stopWorkers(signal);
+    return this.stopped;
+  }
+
+  private async stopWorkers(signal: NodeJS.Signals): Promise<void> {
     this.stopping = true;
     const exits = [...this.slots.values()].map(
       ({ worker }) =>
