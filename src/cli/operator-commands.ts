@@ -250,7 +250,7 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       const refused = options.databaseUrl === undefined ? undefined : databaseUrlProblem(options.databaseUrl);
       if (refused) throw new CliError(`--database-url ${refused}`, ExitCode.usage);
       const url = options.databaseUrl ?? (await loadConfig(configPath(options.config, context.env), context.env)).database.url;
-      const [{ openStore }, { sql }, { holdSqliteFile, SqliteFileInUseError }] = await Promise.all([import('../store/database.js'), import('kysely'), import('../store/sqlite-owner.js')]);
+      const [{ openStore }, { sql }, { holdSqliteFile, SqliteFileInUseError, SqliteWorkersStillRunningError }] = await Promise.all([import('../store/database.js'), import('kysely'), import('../store/sqlite-owner.js')]);
       const startedAt = new Date();
       let store;
       // A SQLite file a running gateway uses is not migrated under it: that gateway, of the older
@@ -258,11 +258,23 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       const notUnderAGateway = async (pending: readonly string[]) => {
         if (pending.length === 0) return;
         try {
-          await holdSqliteFile(url);
+          // Workers of a killed primary still on the file are a gateway running on it too: refused
+          // at once, not after the wait a start gives them.
+          await holdSqliteFile(url, { waitForOrphans: false });
         } catch (error) {
-          if (!(error instanceof SqliteFileInUseError)) throw error;
           const count = pending.length === 1 ? '1 migration' : `${pending.length} migrations`;
-          throw new CliError(`${describeDatabaseUrl(url)}: a gateway is running on this file; stop it before migrating (${count} to apply: ${pending.join(', ')}); nothing was changed`, ExitCode.usage);
+          const notChanged = `(${count} to apply: ${pending.join(', ')}); nothing was changed`;
+          if (error instanceof SqliteFileInUseError) {
+            throw new CliError(`${describeDatabaseUrl(url)}: a gateway is running on this file; stop it before migrating ${notChanged}`, ExitCode.usage);
+          }
+          if (error instanceof SqliteWorkersStillRunningError) {
+            const pids = error.pids.length ? ` (pids ${error.pids.join(', ')})` : '';
+            throw new CliError(
+              `${describeDatabaseUrl(url)}: worker processes of a gateway whose primary ended${pids} still run on this file; stop them before migrating ${notChanged}`,
+              ExitCode.usage,
+            );
+          }
+          throw error;
         }
       };
       try {

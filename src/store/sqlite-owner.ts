@@ -48,10 +48,11 @@ export class SqliteWorkersStillRunningError extends Error {
   constructor(
     readonly file: string,
     readonly pids: readonly number[],
-    readonly drainMs: number,
+    /** The drain the wait followed; none when nothing waited (`waitForOrphans: false`). */
+    readonly drainMs: number | undefined,
   ) {
     super(
-      `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on the SQLite database ${file} after ${orphansWaitWords(drainMs)}: end them first`,
+      `worker processes of a gateway whose primary ended${pids.length ? ` (pids ${pids.join(', ')})` : ''} still run on the SQLite database ${file}${drainMs === undefined ? '' : ` after ${orphansWaitWords(drainMs)}`}: end them first`,
     );
   }
 }
@@ -74,6 +75,11 @@ export interface HoldOptions {
    * listener takes to close, then gives up.
    */
   drainMs?: number;
+  /**
+   * Whether to wait for those workers at all: a command that is no start (`migrate`) refuses the
+   * file at once, as it refuses one a running gateway holds.
+   */
+  waitForOrphans?: boolean;
   /** Called once, when the start begins waiting, with the process ids it waits for and how long it will wait at most. */
   onWaiting?: (pids: number[], waitMs: number) => void;
   clock?: Pick<Clock, 'now' | 'sleep'>;
@@ -124,7 +130,7 @@ function running(pid: number): boolean {
  * `SqliteWorkersStillRunningError`. Nothing to take for PostgreSQL or `sqlite::memory:`.
  */
 export async function holdSqliteFile(url: string, options: HoldOptions = {}): Promise<void> {
-  const { drainMs = DEFAULT_DRAIN_MS, onWaiting = () => undefined, clock = WAITING_CLOCK } = options;
+  const { drainMs = DEFAULT_DRAIN_MS, waitForOrphans = true, onWaiting = () => undefined, clock = WAITING_CLOCK } = options;
   const file = sqliteFileOf(url);
   if (file === undefined || held) return;
   mkdirSync(dirname(file), { recursive: true });
@@ -151,16 +157,39 @@ export async function holdSqliteFile(url: string, options: HoldOptions = {}): Pr
     throw error;
   }
   held = lock;
+  try {
+    await waitForWorkersGone(real, file, lastWorkers, waitForOrphans ? drainMs : undefined, onWaiting, clock);
+  } catch (error) {
+    // Given up: the file is not this process's, so a start after the workers ended is not held up.
+    held = undefined;
+    lock.close();
+    throw error;
+  }
+  lock.exec('delete from workers');
+}
+
+/**
+ * Waits until no worker holds its share of `<database>.workers`, up to the orphans' wait for
+ * `drainMs` (not at all without it), or throws `SqliteWorkersStillRunningError`.
+ */
+async function waitForWorkersGone(
+  real: string,
+  file: string,
+  lastWorkers: readonly number[],
+  drainMs: number | undefined,
+  onWaiting: (pids: number[], waitMs: number) => void,
+  clock: Pick<Clock, 'now' | 'sleep'>,
+): Promise<void> {
   const workers = openLock(`${real}.workers`);
   try {
     const started = clock.now();
-    const waitMs = orphansWaitMs(drainMs);
+    const waitMs = drainMs === undefined ? 0 : orphansWaitMs(drainMs);
     let told = false;
     for (;;) {
       try {
         // Taken whole only when no worker holds its share.
         workers.exec('begin exclusive; create table if not exists workers (pid integer); commit');
-        break;
+        return;
       } catch (error) {
         if (!isBusy(error)) throw error;
       }
@@ -172,7 +201,6 @@ export async function holdSqliteFile(url: string, options: HoldOptions = {}): Pr
   } finally {
     workers.close();
   }
-  lock.exec('delete from workers');
 }
 
 /** Notes a worker process this primary started, for a start that finds it running after the primary ended. */

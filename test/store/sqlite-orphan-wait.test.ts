@@ -71,6 +71,46 @@ it('gives up once the configured drain and the time to close its connections are
   );
 });
 
+it('lets go of the database when it gives up, so a later start takes it once the orphan has ended', async () => {
+  const { url, file, orphan, owner } = await fileWithOrphan();
+  const clock = new ManualClock();
+  const hold = owner.holdSqliteFile(url, { drainMs: 1_000, clock }).catch((error: unknown) => error);
+  await clock.advance(36_100);
+  expect(await hold).toBeInstanceOf(owner.SqliteWorkersStillRunningError);
+
+  // Nobody holds `.owner` any more: another process could take it (here, another connection).
+  const other = new SqliteDatabase(`${file}.owner`);
+  opened.push(other);
+  other.pragma('busy_timeout = 0');
+  other.exec('begin exclusive; commit');
+  other.close();
+
+  // And this process takes it for real once the orphan ended (not told it holds it already).
+  orphan.exec('rollback');
+  orphan.close();
+  await owner.holdSqliteFile(url, { clock });
+  const again = new SqliteDatabase(`${file}.owner`);
+  opened.push(again);
+  again.pragma('busy_timeout = 0');
+  expect(() => again.exec('begin exclusive; commit')).toThrow(/locked|busy/i);
+});
+
+it('kling-gateway migrate refuses a SQLite file orphaned workers still run on, as one a running gateway holds, at once and changing nothing', async () => {
+  const { url, file } = await fileWithOrphan();
+  const { runCliCaptured } = await import('../support/cli-run.js');
+  const refused = await runCliCaptured(['migrate', '--database-url', url], { env: {} });
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toMatch(
+    /worker processes of a gateway whose primary ended still run on this file; stop them before migrating \(\d+ migrations to apply: 0001_initial, .*\); nothing was changed/,
+  );
+  expect(new SqliteDatabase(file, { readonly: true }).prepare("select name from sqlite_master where type = 'table'").all()).toEqual([]);
+  // The lock is not left held by the command.
+  const other = new SqliteDatabase(`${file}.owner`);
+  opened.push(other);
+  other.pragma('busy_timeout = 0');
+  other.exec('begin exclusive; commit');
+});
+
 it('takes the drain the start waits for from server.drain_timeout_ms, or the longest upstream timeout_ms plus 5 s', () => {
   const config = (server: object, providers: object) =>
     parseConfig({ server: { public_url: 'http://127.0.0.1:1', ...server }, database: { url: 'sqlite::memory:' }, auth: { api_keys: 'acme:acme-key-123456' }, providers }, {}, PROVIDER_IDS);
