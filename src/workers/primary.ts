@@ -252,7 +252,7 @@ export class Primary {
         // The owner is what its leases and trial calls carry in the store.
         this.options.logger.info({ worker: slot.index, owner: slot.owner, pid: worker.process.pid }, `worker ${slot.index} serving`);
         this.port.resume();
-        if (!this.announced && [...this.slots.values()].every((each) => each.ready)) {
+        if (!this.announced && this.allServe()) {
           this.announced = true;
           this.options.onReady?.(this.url, this.publicUrl);
         }
@@ -281,6 +281,14 @@ export class Primary {
       default:
         break;
     }
+  }
+
+  /**
+   * Every one of the workers serves: a worker that died during the first start is no longer in
+   * `slots` until its replacement is forked, so those left serving are not yet all of them.
+   */
+  private allServe(): boolean {
+    return this.slots.size === this.options.workers && [...this.slots.values()].every((slot) => slot.ready);
   }
 
   /** Asks every worker for its metrics; answers `requester` once all have (or time is up). */
