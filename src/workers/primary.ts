@@ -151,7 +151,7 @@ export class Primary {
     if (store.dialect === 'sqlite') await tasks.expireLeases();
     new RateLimiterClusterMaster();
     const primary = new Primary(options, store, tasks);
-    // Connections that come before a worker serves wait for one.
+    // Connections that come before a worker serves wait for one (answered 503 if none comes in time).
     primary.url = await primary.port.listen(options.port, options.host);
     primary.publicUrl = reachablePublicUrl(options.publicUrl, primary.url);
     cluster.on('message', (worker, message) => primary.receive(worker, message));

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Worker } from 'node:cluster';
 import { connect } from 'node:net';
 import { afterEach, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { SharedPort } from '../../src/workers/shared-port.js';
 
@@ -68,5 +69,78 @@ it('gives a connection queued for a worker that died to a worker that serves', {
   // The first was on its way into the worker that died: it is closed, never left open.
   expect(await first).not.toBe('left hanging');
   expect(await second).toBe('HTTP/1.1 200 OK');
+  await port.close();
+});
+
+/** Sends a request on a new connection; resolves with all that came back once the connection ends. */
+function fullAnswer(port: number): Promise<string> {
+  const socket = connect(port, '127.0.0.1', () => socket.write('POST /v1/videos HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}'));
+  return new Promise((resolve) => {
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(received));
+  });
+}
+
+/** Resolves once the port has accepted `count` connections it holds for a worker. */
+async function held(port: SharedPort, count: number): Promise<void> {
+  await vi.waitFor(() => expect(port.heldCount).toBe(count));
+}
+
+it('answers a connection held with no worker serving 503 with Retry-After and problem details after the hold time, and closes it', { timeout: 20_000 }, async () => {
+  const clock = new ManualClock();
+  const port = new SharedPort(() => [], createLogger('silent'), { clock, holdMs: 10_000, maxHeld: 100 });
+  const portNumber = Number(new URL(await port.listen(0, '127.0.0.1')).port);
+  const answer = fullAnswer(portNumber);
+  await held(port, 1);
+  await clock.advance(9_000);
+  expect(port.heldCount).toBe(1);
+  await clock.advance(1_000);
+
+  const [head, body] = (await answer).split('\r\n\r\n');
+  const lines = head!.split('\r\n');
+  expect(lines[0]).toBe('HTTP/1.1 503 Service Unavailable');
+  expect(lines).toContain('retry-after: 2');
+  expect(lines).toContain('content-type: application/problem+json; charset=utf-8');
+  expect(lines).toContain('connection: close');
+  const problem = JSON.parse(body!) as { type: string; status: number; detail: string; instance: string };
+  expect(problem).toMatchObject({ type: expect.stringMatching(/retry-later$/), status: 503, instance: expect.stringMatching(/^urn:request:/) });
+  expect(problem.detail).toMatch(/no worker of the gateway serves/);
+  expect(port.heldCount).toBe(0);
+  await port.close();
+});
+
+it('answers 503 at once a connection beyond the most it holds with no worker serving', { timeout: 20_000 }, async () => {
+  const clock = new ManualClock();
+  const port = new SharedPort(() => [], createLogger('silent'), { clock, holdMs: 10_000, maxHeld: 2 });
+  const portNumber = Number(new URL(await port.listen(0, '127.0.0.1')).port);
+  const first = fullAnswer(portNumber);
+  const second = fullAnswer(portNumber);
+  await held(port, 2);
+  const third = await fullAnswer(portNumber);
+  expect(third.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+  expect(port.heldCount).toBe(2);
+  // The two held are answered 503 at the hold time, no worker having come.
+  await clock.advance(10_000);
+  expect((await first).split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+  expect((await second).split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+  await port.close();
+});
+
+it('hands a held connection to the worker that starts serving before the hold time, and answers it only once', { timeout: 20_000 }, async () => {
+  const answering = await child(ANSWERING);
+  const clock = new ManualClock();
+  let serving: Worker[] = [];
+  const port = new SharedPort(() => serving, createLogger('silent'), { clock, holdMs: 10_000, maxHeld: 100 });
+  const portNumber = Number(new URL(await port.listen(0, '127.0.0.1')).port);
+  const answer = fullAnswer(portNumber);
+  await held(port, 1);
+  await clock.advance(5_000);
+  serving = [answering as unknown as Worker];
+  port.resume();
+  expect((await answer).split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+  await clock.advance(10_000);
+  expect(port.heldCount).toBe(0);
   await port.close();
 });
