@@ -19,7 +19,6 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SqliteDatabase from 'better-sqlite3';
-import type { Clock } from '../core/clock.js';
 import { sqliteFileOf } from './database-url.js';
 
 /** Held for the life of the process (a lock the garbage collector must not close). */
@@ -68,6 +67,12 @@ export function orphansWaitWords(drainMs: number): string {
   return `${seconds(orphansWaitMs(drainMs))} (their drain, up to ${seconds(drainMs)}, and ${seconds(STOP_AFTER_DRAIN_MS)} to close their connections)`;
 }
 
+/** The time a start waits by (the store imports nothing of the project: `core/clock.ts`'s clocks fit it). */
+export interface WaitingClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
 export interface HoldOptions {
   /**
    * The longest a worker's drain takes (`server.drain_timeout_ms`, or its default): a worker of a
@@ -82,14 +87,14 @@ export interface HoldOptions {
   waitForOrphans?: boolean;
   /** Called once, when the start begins waiting, with the process ids it waits for and how long it will wait at most. */
   onWaiting?: (pids: number[], waitMs: number) => void;
-  clock?: Pick<Clock, 'now' | 'sleep'>;
+  clock?: WaitingClock;
 }
 
 /**
  * Real time whose pauses keep the process alive (`systemClock`'s timers do not): nothing else
  * holds a start's event loop while it waits.
  */
-const WAITING_CLOCK: Pick<Clock, 'now' | 'sleep'> = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
+const WAITING_CLOCK: WaitingClock = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
 
 /** Opens a lock file; closes it and throws what the pragmas threw (another process may hold it). */
 function openLock(path: string): SqliteDatabase.Database {
@@ -178,7 +183,7 @@ async function waitForWorkersGone(
   lastWorkers: readonly number[],
   drainMs: number | undefined,
   onWaiting: (pids: number[], waitMs: number) => void,
-  clock: Pick<Clock, 'now' | 'sleep'>,
+  clock: WaitingClock,
 ): Promise<void> {
   const workers = openLock(`${real}.workers`);
   try {
