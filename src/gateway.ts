@@ -43,7 +43,7 @@ import type { ProviderEndpoint } from './sandbox/sandbox.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 import { openObjectStorage, type StorageBackendSettings } from './storage/open-storage.js';
 import { clockSkewProblem, MAX_CLOCK_SKEW_MS, measureClockSkew, refuseSkewedClock } from './store/clock-skew.js';
-import { isStoreUnreachable, openStore, type Store } from './store/database.js';
+import { openStore, storeTrouble, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
 import { TaskStore } from './store/task-store.js';
@@ -303,7 +303,7 @@ export class Gateway {
       clock: engine.clock,
       createLimiter,
       gate: this.gate,
-      storeUnreachable: isStoreUnreachable,
+      storeTrouble,
     });
     this.app = http.app;
     this.listener = http.listener;

@@ -19,7 +19,7 @@ import { contentRoutes } from './content-routes.js';
 import { DOCS_FILES, DOCS_PAGES, docsRoutes } from './docs-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
-import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, RequestRecording, type StoreUnreachable } from './middleware.js';
+import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
 import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
@@ -50,8 +50,8 @@ export interface AppDependencies {
   createLimiter: CreateLimiter;
   /** Refuses new requests once the gateway is stopping, and counts those still running. */
   gate?: StopGate;
-  /** Whether an error says the store is unreachable right now (answered 503 + Retry-After, not 500). */
-  storeUnreachable: StoreUnreachable;
+  /** Whether an error says the store is unreachable right now or full (answered 503 + Retry-After, not 500). */
+  storeTrouble: StoreTrouble;
 }
 
 /** A tenant's limits: its own `tenants.<name>.limits` over the top-level `limits`. */
@@ -92,7 +92,7 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
     bodyTimeoutMs: config.server.body_timeout_ms,
     clock,
     etag,
-    storeUnreachable: dependencies.storeUnreachable,
+    storeTrouble: dependencies.storeTrouble,
     budget,
   });
   const listener = withHotRead(webhooks, {
@@ -125,7 +125,7 @@ function gatewayPages(consoleHas: (file: string) => boolean): Route[] {
 
 /** The express app alone (`createHttp` puts the hot read and webhooks in front of it). */
 export function createApp(
-  { config, service, content, catalog, usage, inbound, metrics, logger, providers, providerIds, clock, createLimiter, gate, storeUnreachable }: AppDependencies,
+  { config, service, content, catalog, usage, inbound, metrics, logger, providers, providerIds, clock, createLimiter, gate, storeTrouble }: AppDependencies,
   recording = new RequestRecording(metrics, logger, UNLOGGED_PATHS),
   webhookBudget = new WebhookBodyBudget(config.server.webhook_bodies_max_bytes),
 ): Express {
@@ -194,6 +194,6 @@ export function createApp(
 
   app.use(methodNotAllowed);
   app.use(notFoundHandler());
-  app.use(problemHandler(logger, storeUnreachable));
+  app.use(problemHandler(logger, storeTrouble));
   return app;
 }

@@ -24,7 +24,7 @@ import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { Logger } from '../observability/logger.js';
 import { sendProblemText, sendText, setEveryRequestHeaders, type EtagOf } from './express-answer.js';
 import type { RequestListener } from './hot-read.js';
-import { CLIENT_GONE, onAnswerEnd, requestIdsOf, unexpectedProblem, type RequestRecording, type StoreUnreachable } from './middleware.js';
+import { CLIENT_GONE, onAnswerEnd, requestIdsOf, unexpectedProblem, type RequestRecording, type StoreTrouble } from './middleware.js';
 import type { StopGate } from './stop-gate.js';
 import { limitBodyTime } from './tenant-limits.js';
 import { WEBHOOK_BODY_LIMIT, type WebhookBodyBudget } from './webhook-body-budget.js';
@@ -43,7 +43,7 @@ export interface HotWebhookOptions {
   bodyTimeoutMs: number;
   clock: Clock;
   etag: EtagOf;
-  storeUnreachable: StoreUnreachable;
+  storeTrouble: StoreTrouble;
   /** The bodies webhooks read at once, shared with express's webhook routes. */
   budget: WebhookBodyBudget;
 }
@@ -97,7 +97,7 @@ export function withHotWebhooks(app: RequestListener, options: HotWebhookOptions
         sendProblemText(res, error, occurrence, etag);
         return;
       }
-      sendProblemText(res, unexpectedProblem(error, ids, logger, options.storeUnreachable), occurrence, etag);
+      sendProblemText(res, unexpectedProblem(error, ids, logger, options.storeTrouble), occurrence, etag);
     };
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -446,7 +446,7 @@ const CLIENT_ERROR_TYPES: Record<number, [type: string, title: string]> = {
   416: ['range-not-satisfiable', 'Range not satisfiable'],
 };
 
-export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachable): ErrorRequestHandler {
+export function problemHandler(logger: Logger, storeTrouble: StoreTrouble): ErrorRequestHandler {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) {
       res.end();
@@ -494,28 +494,44 @@ export function problemHandler(logger: Logger, storeUnreachable: StoreUnreachabl
       sendProblem(res, new ProblemError(status, type, title, detail), req.occurrence);
       return;
     }
-    sendProblem(res, unexpectedProblem(error, req, logger, storeUnreachable), req.occurrence);
+    sendProblem(res, unexpectedProblem(error, req, logger, storeTrouble), req.occurrence);
   };
 }
 
 /**
- * Whether an error says the store could not be reached right now (a database restarting, a
- * dropped connection) rather than that something is wrong with the request: the store's own
- * reading of its errors, handed in by the composition root (routes never reach the store).
+ * What an error says about the store rather than the request: it could not be reached right now
+ * (a database restarting, a dropped connection), or it has no room to write (a full disk);
+ * undefined for anything else. The store's own reading of its errors, handed in by the
+ * composition root (routes never reach the store).
  */
-export type StoreUnreachable = (error: unknown) => boolean;
+export type StoreTrouble = (error: unknown) => 'unreachable' | 'full' | undefined;
 
 /** Seconds a client is asked to wait when the store could not be reached. */
 const STORE_RETRY_AFTER_S = 2;
+/**
+ * Seconds a client is asked to wait when the store is full: space comes back when an operator
+ * frees it, not in a moment, and every refusal is logged for them.
+ */
+const STORE_FULL_RETRY_AFTER_S = 30;
 
 /**
  * The answer to an error no route turned into a problem: `503` with `Retry-After` when the store
  * could not be reached (a database restarting: the same request may well succeed shortly, and a
- * create repeated with its Idempotency-Key never makes a second task), otherwise `500`. Logged.
+ * create repeated with its Idempotency-Key never makes a second task) or has no room to write
+ * (a full disk: nothing was written, nothing sent upstream; logged as an error, for the operator
+ * must free space), otherwise `500`. Logged.
  */
-export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logger, storeUnreachable: StoreUnreachable): ProblemError {
+export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logger, storeTrouble: StoreTrouble): ProblemError {
   const logged = { err: error, request_id: ids.id, ...(ids.occurrence === ids.id ? {} : { occurrence_id: ids.occurrence }) };
-  if (storeUnreachable(error)) {
+  const trouble = storeTrouble(error);
+  if (trouble === 'full') {
+    logger.error(logged, 'the database is full: its writes fail until space is freed on its disk');
+    return problems.retryLater(
+      `The gateway's database is full and took nothing of this request; send it again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
+      STORE_FULL_RETRY_AFTER_S,
+    );
+  }
+  if (trouble === 'unreachable') {
     logger.warn(logged, 'the database could not be reached');
     return problems.retryLater(
       `The gateway could not reach its database; send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,

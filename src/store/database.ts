@@ -255,6 +255,28 @@ export function isStoreUnreachable(error: unknown): boolean {
   return typeof message === 'string' && PG_CONNECTION_MESSAGES.test(message);
 }
 
+/** PostgreSQL's "disk full" (class 53, insufficient resources). */
+const PG_DISK_FULL = '53100';
+
+/**
+ * Whether `error` says the store has no room to write: SQLite's file cannot grow (`SQLITE_FULL`,
+ * its disk is full) or PostgreSQL's disk is full. Nothing of the statement was kept, reads still
+ * work, and the same request succeeds once an operator frees space; it is not the request's fault.
+ */
+export function isStoreFull(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: unknown };
+  return code === 'SQLITE_FULL' || code === PG_DISK_FULL;
+}
+
+/**
+ * What a store error says about the store rather than the request (`StoreTrouble`, for the HTTP
+ * answers): it has no room to write, or it could not be reached; undefined for anything else.
+ */
+export function storeTrouble(error: unknown): 'full' | 'unreachable' | undefined {
+  if (isStoreFull(error)) return 'full';
+  return isStoreUnreachable(error) ? 'unreachable' : undefined;
+}
+
 /** Migrates a store just opened; one that cannot be migrated is closed (its connections and thread) before the error goes on. */
 async function migrateOrClose(store: Store, beforeMigrating?: OpenStoreOptions['beforeMigrating']): Promise<void> {
   try {

@@ -13,7 +13,7 @@ import { afterEach, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { problemHandler } from '../../src/http/middleware.js';
 import { createRateLimit, type CreateLimiter } from '../../src/http/tenant-limits.js';
-import { isStoreUnreachable } from '../../src/store/database.js';
+import { storeTrouble } from '../../src/store/database.js';
 
 const LIMITS = { creates_per_minute: 10, open_streams: 1, open_waits: 1 };
 
@@ -33,7 +33,7 @@ async function createRoute(limiter: CreateLimiter): Promise<string> {
   app.post('/v1/videos', createRateLimit(limiter, () => LIMITS), (_req, res) => {
     res.status(202).json({ id: 'vid_made' });
   });
-  app.use(problemHandler(createLogger('silent'), isStoreUnreachable));
+  app.use(problemHandler(createLogger('silent'), storeTrouble));
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   close = () => new Promise((resolve) => server.close(() => resolve()));

@@ -70,7 +70,7 @@ describe('the hot webhook decides what it takes', () => {
         bodyTimeoutMs: 10_000,
         clock: new ManualClock(0),
         etag: () => undefined,
-        storeUnreachable: () => false,
+        storeTrouble: () => undefined,
         budget: new WebhookBodyBudget(64 * 1024 * 1024),
       },
     );
