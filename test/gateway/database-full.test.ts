@@ -4,16 +4,34 @@
  * the pages the file had free, so every write that needs a new page fails as on a full disk.
  * Raising the limit again is the operator freeing space.
  */
+import SqliteDatabase from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { afterEach, expect, it } from 'vitest';
 import { startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
 import { capturedLogs } from '../support/captured-logs.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
+  writesFail = false;
   await gw?.close();
   gw = undefined;
 });
+
+/**
+ * Every statement that writes fails with SQLITE_FULL while `writesFail` is set, as on a disk with
+ * no byte left (reads, and BEGIN/COMMIT/ROLLBACK, still work): SQLite's own answer, from the
+ * statements of every connection in this process.
+ */
+let writesFail = false;
+const statementMethods = Object.getPrototypeOf(new SqliteDatabase(':memory:').prepare('SELECT 1')) as Record<string, (...args: unknown[]) => unknown>;
+for (const method of ['run', 'get', 'all', 'iterate'] as const) {
+  const original = statementMethods[method]!;
+  statementMethods[method] = function (this: { readonly: boolean }, ...args: unknown[]) {
+    if (writesFail && !this.readonly) throw new SqliteDatabase.SqliteError('database or disk is full', 'SQLITE_FULL');
+    return original.apply(this, args);
+  };
+}
 
 // Long enough that the task's row needs pages of its own (overflow pages), which a full file has none of.
 const request = { model: 'kling-v3', prompt: `a full disk ${'x'.repeat(1800)}`, duration: 5, routing: { providers: ['kling3api'] } };
@@ -73,4 +91,83 @@ it('answers a create the database has no room for with 503 and Retry-After, send
   expect(taken.status).toBe(202);
   expect(taken.headers.get('idempotent-replayed')).toBeNull();
   expect(gateway.simulator('kling3api').tasks).toHaveLength(made + 1);
+});
+
+it('answers a provider webhook it cannot write with 503, so the provider sends it again, and applies the one sent again', async () => {
+  const { gateway } = await startOnFile();
+  const created = await gateway.create({ ...request, routing: { providers: ['freepik'] } });
+  expect(created.body.status).toBe('processing');
+  const raw = JSON.stringify({ task_id: created.body.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example/a.mp4'] });
+  const id = 'wh_full_1';
+  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
+  const secret = gateway.endpoints.get('freepik')!.webhookSecret!;
+  const send = () =>
+    gateway.request('POST', '/v1/webhooks/freepik', raw, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signFreepikWebhook(secret, id, timestamp, raw) }, null);
+
+  writesFail = true;
+  const refused = await send();
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+  expect((await gateway.get(created.body.id)).body.status).toBe('processing');
+
+  writesFail = false;
+  expect((await send()).status).toBe(200);
+  expect((await gateway.get(created.body.id)).body.status).toBe('succeeded');
+});
+
+/** Moves the gateway's clock `ms` in steps of a second, letting the worker loops (`startWorkers`) run each one. */
+async function runWorkersFor(gateway: TestGateway, ms: number, until?: () => Promise<boolean>): Promise<void> {
+  for (let passed = 0; passed < ms; passed += 1_000) {
+    if (until && (await until())) return;
+    await gateway.clock.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+it('keeps its workers running while nothing can be written, says why, and finishes its tasks once space is freed', async () => {
+  const logs = capturedLogs();
+  const { gateway } = await startOnFile(logs);
+  gateway.gateway.startWorkers();
+  const created = await gateway.create(request);
+  expect(created.status).toBe(202);
+  writesFail = true;
+  // A minute of worker passes (polls due, a result to record) with every write refused.
+  await runWorkersFor(gateway, 60_000);
+  expect((await gateway.request('GET', '/healthz')).status).toBe(200);
+  const ready = await gateway.request('GET', '/readyz');
+  expect((await gateway.get(created.body.id)).status).toBe(200);
+  console.log(ready.status, ready.body);
+  const lines = logs.text().split('\n').filter((line) => line.includes('"level":"error"') || line.includes('"level":"warn"'));
+  console.log(lines.length, [...new Set(lines.map((line) => JSON.parse(line).msg + ' ' + JSON.parse(line).worker))].join('\n'));
+
+  writesFail = false;
+  await runWorkersFor(gateway, 60_000, async () => (await gateway.get(created.body.id)).body.status === 'succeeded');
+  expect((await gateway.get(created.body.id)).body.status).toBe('succeeded');
+  expect(gateway.simulator('kling3api').tasks).toHaveLength(1);
+});
+
+/** Every write fails from the moment the provider takes the create (its attempt already written). */
+function fillWhenAccepted(gateway: TestGateway): void {
+  const tasks = gateway.simulator('kling3api').tasks as unknown[];
+  const push = tasks.push.bind(tasks);
+  tasks.push = (...items: unknown[]) => {
+    writesFail = true;
+    return push(...items);
+  };
+}
+
+it('records a create the provider accepted while the database was full once space is freed within the submission', async () => {
+  const { gateway } = await startOnFile();
+  fillWhenAccepted(gateway);
+  const pending = gateway.create(request);
+  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  await gateway.clock.advance(3_000);
+  writesFail = false;
+  await gateway.clock.advance(2_000);
+  const created = await pending;
+  expect(created.status).toBe(202);
+  expect(created.body.provider_task_id).toBe(gateway.simulator('kling3api').tasks[0]!.id);
+  const done = await gateway.finish(created.body.id);
+  expect(done.status).toBe('succeeded');
+  expect(gateway.simulator('kling3api').tasks).toHaveLength(1);
 });
