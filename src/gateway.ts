@@ -719,6 +719,8 @@ export class Gateway {
     await this.inbound.idle();
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
     await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle(), this.custody.idle()]);
+    // Accepted creates the store would not take through the drain are given up on (each logged with its upstream id).
+    await this.dispatcher.close();
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
     await this.notifications?.close();
     if (this.ownsObjectStorage) await this.engine.storage?.close();

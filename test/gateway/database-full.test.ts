@@ -171,3 +171,54 @@ it('records a create the provider accepted while the database was full once spac
   expect(done.status).toBe('succeeded');
   expect(gateway.simulator('kling3api').tasks).toHaveLength(1);
 });
+
+// A full disk lasts longer than a database restart: past the submission's lease the upstream id
+// was given up on, and the task failed as if the gateway had stopped mid-create, its paid video abandoned.
+it('keeps the upstream task of a create accepted while the database stays full past the submission, and tracks it once space is freed', async () => {
+  const logs = capturedLogs();
+  const { gateway } = await startOnFile(logs);
+  fillWhenAccepted(gateway);
+  const pending = gateway.create(request);
+  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
+  // Half a minute full: longer than the provider's time limit and the margin (12 s here).
+  for (let step = 0; step < 30; step++) {
+    await gateway.clock.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  // The create is answered with the task as it is written (its create on its way), not held for as long as the disk is full.
+  const created = await pending;
+  expect(created.status).toBe(202);
+  expect(created.body.status).toBe('queued');
+  // The operator is told which upstream task is waiting to be written.
+  expect(logs.text()).toMatch(new RegExp(`"level":"error"[^\\n]*"provider_task_id":"${upstreamId}"`));
+  // Worker passes while still full do not settle it as lost.
+  gateway.gateway.startWorkers();
+  await runWorkersFor(gateway, 20_000);
+
+  writesFail = false;
+  await runWorkersFor(gateway, 60_000, async () => (await gateway.get(created.body.id)).body.status === 'succeeded');
+  const done = (await gateway.get(created.body.id)).body;
+  expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId });
+  expect(done.attempts).toHaveLength(1);
+  expect(gateway.simulator('kling3api').tasks).toHaveLength(1);
+});
+
+it('stops within its drain while the database is still full, saying which accepted upstream task it could not record', async () => {
+  const logs = capturedLogs();
+  gw = await startTestGateway({ config: { database: { url: tempDatabaseUrl() }, server: { drain_timeout_ms: 200 } }, logTo: logs.sink });
+  const gateway = gw;
+  fillWhenAccepted(gateway);
+  const pending = gateway.create(request);
+  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
+  for (let step = 0; step < 15; step++) {
+    await gateway.clock.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  expect((await pending).status).toBe(202);
+  await gateway.gateway.close();
+  gw = undefined;
+  expect(logs.text()).toMatch(new RegExp(`"level":"error"[^\\n]*"provider_task_id":"${upstreamId}"[^\\n]*"msg":"the gateway closed its database before it could record`));
+  await Promise.all([...gateway.simulators.values()].map((simulator) => simulator.close()));
+});

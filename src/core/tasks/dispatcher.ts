@@ -89,6 +89,18 @@ const DISPATCH_PAGE = 200;
  */
 const PERSIST_FIRST_PAUSE_MS = 100;
 const PERSIST_LONGEST_PAUSE_MS = 2_000;
+/** What `recordAccepted` writes down of an accepted create, beside the provider's answer. */
+interface AcceptedDetails {
+  seq: number;
+  /** Until when the writes are tried again before the create is answered (the submission's lease). */
+  persistUntil: number;
+  latencyMs: number;
+  httpStatus?: number;
+  estimate?: CostEstimate;
+  warnings: string[];
+  callbackUrl: string | undefined;
+}
+
 /** How long, beyond the provider's time limit (and a rate wait), a submission owns its task. */
 const SUBMISSION_LEASE_MARGIN_MS = 10_000;
 
@@ -111,12 +123,20 @@ export class Dispatcher {
   });
   /** Dispatches running in this process, by task id (recovery leaves them alone; shutdown waits). */
   private readonly inFlight = new Map<string, Promise<TaskRecord | undefined>>();
+  /**
+   * Accepted creates whose answer the store kept refusing past their submission (a full disk, a
+   * long outage), by task id: still written down in the background (`keepRecording`), and left
+   * alone by recovery meanwhile, as a dispatch running here is.
+   */
+  private readonly recording = new Map<string, Promise<void>>();
+  /** Aborted as the gateway closes its store: the background writes of accepted creates end. */
+  private readonly closing = new AbortController();
   /** Set by a graceful stop: passes start no queued task any more (those stay queued for the next start). */
   private stopped = false;
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
-    this.recovery = new Recovery(engine, this.lifecycle, (taskId) => this.inFlight.get(taskId));
+    this.recovery = new Recovery(engine, this.lifecycle, (taskId) => this.inFlight.get(taskId) ?? this.recording.get(taskId));
   }
 
   /**
@@ -186,7 +206,16 @@ export class Dispatcher {
 
   /** Resolves once no dispatch runs in this process, including ones started while waiting. */
   async settled(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+    while (this.inFlight.size > 0 || this.recording.size > 0) await Promise.allSettled([...this.inFlight.values(), ...this.recording.values()]);
+  }
+
+  /**
+   * The store is about to close: accepted creates still not written down stop being tried (each
+   * logged with its upstream id, which only this process knew), and this settles once they have.
+   */
+  async close(): Promise<void> {
+    this.closing.abort();
+    await Promise.allSettled([...this.recording.values()]);
   }
 
   /**
@@ -597,25 +626,64 @@ export class Dispatcher {
    * recovery finds the attempt still `sending` and looks the create up). Retried on store errors
    * while the submission's lease runs: only this process knows the upstream id, and a database
    * restart of a few seconds must not turn a known answer into a lost one (kling3api's could never
-   * be found again). If the task is no longer held here (its lease was taken over) or the store
-   * kept failing, the upstream id is still written on the attempt alone, so whoever resumes the
-   * task adopts it instead of looking for it.
+   * be found again). If the task is no longer held here (its lease was taken over), the upstream
+   * id is still written on the attempt alone, so whoever resumes the task adopts it instead of
+   * looking for it. If the store still refuses at the lease's end (a full disk), the create is
+   * answered with the task as stored and the writes go on in the background (`keepRecording`).
    */
-  private async recordAccepted(
+  private async recordAccepted(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): Promise<TaskRecord | undefined> {
+    const { tasks, logger } = this.engine;
+    const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
+    const written = await this.writeAccepted(task, runtime, result, details, details.persistUntil);
+    if (written.ok) return written.task;
+    // The store kept failing for the whole submission (a full disk lasts longer than a database
+    // restart). Only this process knows the upstream id: given up on, a provider that cannot be
+    // asked by what the create carried (kling3api) would keep rendering and billing a video
+    // nobody could find. It is written down in the background for as long as this process runs;
+    // the create is answered now, with the task as the store has it.
+    logger.error(logContext, 'could not record a create the provider accepted; trying until the database takes it');
+    this.keepRecording(task, runtime, result, details);
+    return tasks.get(task.id).catch(() => task);
+  }
+
+  /**
+   * Tries the writes of an accepted create again every `PERSIST_LONGEST_PAUSE_MS`, its failures
+   * not logged each time, until they are taken or the store closes; recovery in this process
+   * leaves the task alone meanwhile (`recording`), and a graceful stop waits for it (its drain).
+   */
+  private keepRecording(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): void {
+    const { clock, logger } = this.engine;
+    const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
+    const run = async () => {
+      while (!this.closing.signal.aborted) {
+        await clock.sleep(PERSIST_LONGEST_PAUSE_MS, this.closing.signal).catch(() => undefined);
+        if (this.closing.signal.aborted) break;
+        const written = await this.writeAccepted(task, runtime, result, details, clock.now(), true);
+        if (written.ok) {
+          logger.info(logContext, 'recorded a create the provider accepted while the database refused writes');
+          return;
+        }
+      }
+      logger.error(logContext, 'the gateway closed its database before it could record a create the provider accepted; its upstream task is not tracked');
+    };
+    const recording = run()
+      .catch((error: unknown) => logger.error({ ...logContext, err: error }, 'could not record a create the provider accepted'))
+      .finally(() => this.recording.delete(task.id));
+    this.recording.set(task.id, recording);
+  }
+
+  /**
+   * The writes of an accepted create, each tried until `until`: the move to tracking with the
+   * attempt, or (the task no longer held here) the upstream id on the attempt alone.
+   */
+  private async writeAccepted(
     task: TaskRecord,
     runtime: ProviderRuntime,
     result: SubmitResult,
-    details: {
-      seq: number;
-      /** Until when the writes are tried again (the submission's lease). */
-      persistUntil: number;
-      latencyMs: number;
-      httpStatus?: number;
-      estimate?: CostEstimate;
-      warnings: string[];
-      callbackUrl: string | undefined;
-    },
-  ): Promise<TaskRecord | undefined> {
+    details: AcceptedDetails,
+    until: number,
+    quiet = false,
+  ): Promise<{ ok: true; task: TaskRecord | undefined } | { ok: false }> {
     const { tasks, clock, config, logger, random } = this.engine;
     const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
     const acceptedAttempt = {
@@ -631,7 +699,7 @@ export class Dispatcher {
       },
     };
     const expectsWebhook = details.callbackUrl !== undefined;
-    const tracked = await this.persist(logContext, 'move the accepted task to tracking', details.persistUntil, () =>
+    const tracked = await this.persist(logContext, 'move the accepted task to tracking', until, quiet, () =>
       this.lifecycle.startTracking(
         task,
         runtime,
@@ -648,17 +716,22 @@ export class Dispatcher {
         acceptedAttempt,
       ),
     );
-    if (tracked.ok && tracked.value) return tracked.value;
+    if (tracked.ok && tracked.value) return { ok: true, task: tracked.value };
     if (tracked.ok) logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
-    await this.persist(logContext, 'record the accepted attempt', details.persistUntil, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, acceptedAttempt.change));
-    return tasks.get(task.id).catch(() => task);
+    const noted = await this.persist(logContext, 'record the accepted attempt', until, quiet, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, acceptedAttempt.change));
+    if (!noted.ok) return { ok: false };
+    return { ok: true, task: await tasks.get(task.id).catch(() => task) };
   }
 
-  /** Runs `write`, tried again after pauses on store errors until `until` (then once more at most). */
+  /**
+   * Runs `write`, tried again after pauses on store errors until `until` (then once more at most).
+   * `quiet`: the failures are not logged (the background writes of `keepRecording`, said once).
+   */
   private async persist<T>(
     logContext: Record<string, string>,
     what: string,
     until: number,
+    quiet: boolean,
     write: () => Promise<T>,
   ): Promise<{ ok: true; value: T } | { ok: false }> {
     const { clock, logger } = this.engine;
@@ -667,11 +740,11 @@ export class Dispatcher {
         return { ok: true, value: await write() };
       } catch (error) {
         const now = clock.now();
-        if (now >= until) {
-          logger.error({ ...logContext, err: error }, `could not ${what}; recovery will resume it`);
+        if (now >= until || this.closing.signal.aborted) {
+          if (!quiet) logger.error({ ...logContext, err: error }, `could not ${what}`);
           return { ok: false };
         }
-        logger.warn({ ...logContext, err: error }, `could not ${what}; trying again`);
+        if (!quiet) logger.warn({ ...logContext, err: error }, `could not ${what}; trying again`);
         await clock.sleep(Math.min(pause, until - now));
       }
     }
