@@ -233,6 +233,14 @@ const RETENTION_EVERY_MS = 60_000;
 /** Longest the start waits for the S3 bucket to answer its check. */
 const STORAGE_CHECK_TIMEOUT_MS = 5_000;
 
+/**
+ * What a worker's failed pass logs: a full database is said as such, for it is no passing error
+ * but one an operator must act on (the passes go on failing until space is freed on its disk).
+ */
+function workerFailure(error: unknown): string {
+  return storeTrouble(error) === 'full' ? 'worker pass failed: the database is full; its workers go on once space is freed on its disk' : 'worker pass failed';
+}
+
 export class Gateway {
   /** The express app (the hot read and the hot provider webhooks are in front of it, in `listener`). */
   readonly app: Express;
@@ -599,7 +607,7 @@ export class Gateway {
         if (this.stopping) return;
         // Every pass compares times with the ones other replicas wrote: none while this clock is off theirs.
         const run = (this.clockHeld ? Promise.resolve() : pass())
-          .catch((error) => this.engine.logger.error({ err: error, worker: name }, 'worker pass failed'))
+          .catch((error) => this.engine.logger.error({ err: error, worker: name }, workerFailure(error)))
           .finally(() => {
             this.loopRuns.delete(run);
             if (!this.stopping) this.loopTimers.set(name, this.engine.clock.setTimeout(tick, this.engine.config.tracking.tick_ms));

@@ -134,11 +134,13 @@ it('keeps its workers running while nothing can be written, says why, and finish
   // A minute of worker passes (polls due, a result to record) with every write refused.
   await runWorkersFor(gateway, 60_000);
   expect((await gateway.request('GET', '/healthz')).status).toBe(200);
-  const ready = await gateway.request('GET', '/readyz');
+  // Still ready: reads (a task's status, its video) are served, and each write is refused at once
+  // with 503 and Retry-After; out of rotation, a lone gateway, or replicas sharing the full
+  // database, would leave a load balancer nowhere to send even those.
+  expect((await gateway.request('GET', '/readyz')).status).toBe(200);
   expect((await gateway.get(created.body.id)).status).toBe(200);
-  console.log(ready.status, ready.body);
-  const lines = logs.text().split('\n').filter((line) => line.includes('"level":"error"') || line.includes('"level":"warn"'));
-  console.log(lines.length, [...new Set(lines.map((line) => JSON.parse(line).msg + ' ' + JSON.parse(line).worker))].join('\n'));
+  // The operator reads why the workers fail, not only that they did.
+  expect(logs.text()).toMatch(/"level":"error"[^\n]*"worker":"tracking"[^\n]*"msg":"worker pass failed: the database is full/);
 
   writesFail = false;
   await runWorkersFor(gateway, 60_000, async () => (await gateway.get(created.body.id)).body.status === 'succeeded');
