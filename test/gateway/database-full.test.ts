@@ -224,3 +224,16 @@ it('stops within its drain while the database is still full, saying which accept
   expect(logs.text()).toMatch(new RegExp(`"level":"error"[^\\n]*"provider_task_id":"${upstreamId}"[^\\n]*"msg":"the gateway closed its database before it could record`));
   await Promise.all([...gateway.simulators.values()].map((simulator) => simulator.close()));
 });
+
+it("answers 503 with Retry-After, not 500, when PostgreSQL says its disk is full (53100)", async () => {
+  gw = await startTestGateway();
+  const store = gw.gateway.store;
+  store.createTask = async () => {
+    throw Object.assign(new Error('could not extend file "base/16384/16397": No space left on device'), { code: '53100' });
+  };
+  const refused = await gw.create(request);
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+  expect(refused.body.detail).toMatch(/database is full/);
+  expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+});
