@@ -16,7 +16,9 @@ import {
   PostgresDialect,
   SqliteAdapter,
   SqliteDialect,
+  SqliteDriver,
   sql,
+  type SqliteDialectConfig,
   type CompiledQuery,
   type DatabaseConnection,
   type Dialect as KyselyDialect,
@@ -140,7 +142,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
         ? startCheckpointer(sqlite, resolve(location), onBackgroundError ? { onError: (error) => onBackgroundError(error, 'sqlite checkpoints') } : {})
         : undefined;
     const statements = withStatementCache(sqlite);
-    const engine = new TransactionalDdlSqliteDialect({ database: statements });
+    const engine = new TransactionalDdlSqliteDialect({ database: statements }, sqlite);
     const db = new Kysely<Database>({ dialect: shared ? new TurnTakingSqliteDialect(engine, sqlite) : engine });
     // Hot reads outside transactions skip Kysely's connection hand-off (see `compiled-query.ts`).
     // Shared by processes, only true reads do: a write (an `UPDATE … RETURNING`) may find another
@@ -301,9 +303,41 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
   }
 }
 
+/**
+ * SQLite ends a transaction by itself on some errors: a full disk (`SQLITE_FULL`, most often at
+ * the COMMIT, when WAL mode writes the pages to the log), an I/O error, no memory. The ROLLBACK
+ * that follows then fails with "cannot rollback - no transaction is active", and that error
+ * replaced the one that ended the transaction: a full disk answered 500, not 503. Here the
+ * ROLLBACK is left out when no transaction is open any more, and the first error goes on.
+ */
+class SelfRollbackAwareSqliteDriver extends SqliteDriver {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly sqlite: SqliteDatabase.Database,
+  ) {
+    super(config);
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (!this.sqlite.inTransaction) return;
+    await super.rollbackTransaction(connection);
+  }
+}
+
 class TransactionalDdlSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly settings: SqliteDialectConfig,
+    private readonly sqlite: SqliteDatabase.Database,
+  ) {
+    super(settings);
+  }
+
   override createAdapter(): SqliteAdapter {
     return new TransactionalDdlSqliteAdapter();
+  }
+
+  override createDriver(): Driver {
+    return new SelfRollbackAwareSqliteDriver(this.settings, this.sqlite);
   }
 }
 

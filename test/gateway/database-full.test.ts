@@ -14,6 +14,7 @@ import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.j
 let gw: TestGateway | undefined;
 afterEach(async () => {
   writesFail = false;
+  fullRollsBack = false;
   await gw?.close();
   gw = undefined;
 });
@@ -24,11 +25,21 @@ afterEach(async () => {
  * statements of every connection in this process.
  */
 let writesFail = false;
+/**
+ * With `writesFail`: the writes are taken (in memory) and the COMMIT fails instead, ending the
+ * transaction, as on a real full disk in WAL mode: the pages go to the log at the commit, and
+ * SQLite rolls the transaction back itself when the disk refuses them.
+ */
+let fullRollsBack = false;
 const statementMethods = Object.getPrototypeOf(new SqliteDatabase(':memory:').prepare('SELECT 1')) as Record<string, (...args: unknown[]) => unknown>;
 for (const method of ['run', 'get', 'all', 'iterate'] as const) {
   const original = statementMethods[method]!;
-  statementMethods[method] = function (this: { readonly: boolean }, ...args: unknown[]) {
-    if (writesFail && !this.readonly) throw new SqliteDatabase.SqliteError('database or disk is full', 'SQLITE_FULL');
+  statementMethods[method] = function (this: { readonly: boolean; source: string; database: SqliteDatabase.Database }, ...args: unknown[]) {
+    const failsHere = fullRollsBack ? /^commit/i.test(this.source) && this.database.inTransaction : !this.readonly;
+    if (writesFail && failsHere) {
+      if (fullRollsBack) this.database.exec('ROLLBACK');
+      throw new SqliteDatabase.SqliteError('database or disk is full', 'SQLITE_FULL');
+    }
     return original.apply(this, args);
   };
 }
@@ -236,4 +247,24 @@ it("answers 503 with Retry-After, not 500, when PostgreSQL says its disk is full
   expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
   expect(refused.body.detail).toMatch(/database is full/);
   expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+});
+
+// On a real full disk SQLite ends the transaction itself; the ROLLBACK that followed failed ("no
+// transaction is active"), and that error, not the full disk, made the answer: 500.
+it('answers 503 with Retry-After when SQLite ends the transaction itself on a full disk, and takes the create once space is freed', async () => {
+  const logs = capturedLogs();
+  const { gateway } = await startOnFile(logs);
+  writesFail = true;
+  fullRollsBack = true;
+  const refused = await gateway.create(request, { 'idempotency-key': 'rolled-back' });
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+  expect(refused.body.detail).toMatch(/database is full/);
+  expect(logs.text()).not.toContain('no transaction is active');
+  expect(gateway.simulator('kling3api').tasks).toHaveLength(0);
+
+  writesFail = false;
+  const taken = await gateway.create(request, { 'idempotency-key': 'rolled-back' });
+  expect(taken.status).toBe(202);
+  expect(gateway.simulator('kling3api').tasks).toHaveLength(1);
 });
