@@ -332,7 +332,11 @@ export class Gateway {
       options.store ??
       (await openStore(config.database.url, {
         sharedByProcesses: workers !== undefined,
-        onBackgroundError: (error, what) => logger.warn({ err: error }, `${what} stopped; SQLite checkpoints inside commits again`),
+        onBackgroundError: (error, what) =>
+          what === 'sqlite checkpoint rounds'
+            ? logger.warn({ err: error }, 'sqlite checkpoints fail (a full disk?); tried again every round, the log grows meanwhile')
+            : logger.warn({ err: error }, `${what} stopped; SQLite checkpoints inside commits again`),
+        onBackgroundResumed: () => logger.info('sqlite checkpoints succeed again'),
         onConnectionError: (error) => logger.warn({ err: error }, 'the database ended a connection; the next query opens another'),
       }));
     // An upgrade says what it did to the database (and why its start took longer).

@@ -77,8 +77,14 @@ export interface OpenStoreOptions {
    * rather than inside commits; on by default. Off, SQLite checkpoints as it does by default.
    */
   backgroundCheckpoints?: boolean;
-  /** Told when the background checkpoint thread fails (SQLite then checkpoints as by default). */
+  /**
+   * Told when the background checkpoint thread fails (`what`: "sqlite checkpoints"; SQLite then
+   * checkpoints as by default), or when its rounds start failing ("sqlite checkpoint rounds", a
+   * full disk; the thread goes on).
+   */
   onBackgroundError?: (error: unknown, what: string) => void;
+  /** Told when the background checkpoint rounds succeed again after failing ones. */
+  onBackgroundResumed?: (what: string) => void;
   /**
    * Told when PostgreSQL ends a pool connection (a restart, `pg_terminate_backend`): the pool drops
    * it and opens another for the next query.
@@ -139,7 +145,17 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const { onBackgroundError } = options;
     const checkpointer =
       !inMemory && options.backgroundCheckpoints !== false
-        ? startCheckpointer(sqlite, resolve(location), onBackgroundError ? { onError: (error) => onBackgroundError(error, 'sqlite checkpoints') } : {})
+        ? startCheckpointer(
+            sqlite,
+            resolve(location),
+            onBackgroundError
+              ? {
+                  onError: (error) => onBackgroundError(error, 'sqlite checkpoints'),
+                  onRoundsFailing: (error) => onBackgroundError(error, 'sqlite checkpoint rounds'),
+                  ...(options.onBackgroundResumed ? { onRoundsResumed: () => options.onBackgroundResumed?.('sqlite checkpoint rounds') } : {}),
+                }
+              : {},
+          )
         : undefined;
     const statements = withStatementCache(sqlite);
     const engine = new TransactionalDdlSqliteDialect({ database: statements }, sqlite);

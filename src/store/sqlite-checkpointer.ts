@@ -36,7 +36,10 @@ const SQLITE_DEFAULT_CHECKPOINT_PAGES = 1_000;
 /**
  * The thread's program, plain CommonJS so that it runs the same from the compiled build and from
  * the TypeScript sources under the test runner. A checkpoint another connection is running comes
- * back as a row saying so, not as an error: that round is simply skipped.
+ * back as a row saying so, not as an error: that round is simply skipped. A round that fails (a
+ * full disk: `SQLITE_FULL`, an I/O error) is said once, and the rounds go on: the first that
+ * succeeds again says so. Ended by such a round, the thread was gone until a restart, long after
+ * space had been freed.
  */
 const PROGRAM = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -44,7 +47,19 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = 0');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-const timer = setInterval(() => checkpoint.get(), workerData.intervalMs);
+const beforeRound = workerData.beforeRound ? db.prepare(workerData.beforeRound) : undefined;
+let failing = false;
+const timer = setInterval(() => {
+  try {
+    beforeRound?.get();
+    checkpoint.get();
+    if (failing) parentPort.postMessage({ resumed: true });
+    failing = false;
+  } catch (error) {
+    if (!failing) parentPort.postMessage({ failed: { code: error.code, message: error.message } });
+    failing = true;
+  }
+}, workerData.intervalMs);
 parentPort.on('message', (message) => {
   if (message !== 'stop') return;
   clearInterval(timer);
@@ -72,13 +87,19 @@ export interface CheckpointerOptions {
   intervalMs?: number;
   /** Told when the thread fails or ends by itself (checkpoints are then the gateway connection's again). */
   onError?: (error: unknown) => void;
+  /** Told when a round fails after one that did not (a full disk); the rounds go on. */
+  onRoundsFailing?: (error: Error) => void;
+  /** Told when a round succeeds after failing ones. */
+  onRoundsResumed?: () => void;
+  /** A statement the thread runs before each checkpoint (tests: a round that fails on demand). */
+  beforeRound?: string;
 }
 
 export function startCheckpointer(sqlite: SqliteDatabase.Database, file: string, options: CheckpointerOptions = {}): Checkpointer {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const worker = new Worker(PROGRAM, {
     eval: true,
-    workerData: { driver, file, intervalMs: options.intervalMs ?? CHECKPOINT_INTERVAL_MS },
+    workerData: { driver, file, intervalMs: options.intervalMs ?? CHECKPOINT_INTERVAL_MS, beforeRound: options.beforeRound },
     // A statement and a timer use about 5 MB of heap; the bound only guards against a leak.
     resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
   });
@@ -90,6 +111,10 @@ export function startCheckpointer(sqlite: SqliteDatabase.Database, file: string,
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
   // An `error` event is always followed by `exit`; without a listener it would end the process.
   worker.on('error', (error) => (failure = error));
+  worker.on('message', (message: { failed?: { code?: string; message?: string }; resumed?: boolean }) => {
+    if (message.failed) options.onRoundsFailing?.(Object.assign(new Error(`SQLite checkpoints fail: ${message.failed.message ?? 'unknown error'}`), { code: message.failed.code }));
+    else if (message.resumed) options.onRoundsResumed?.();
+  });
   void exited.then((code) => {
     if (stopping) return;
     // Gone on its own (its connection failed, out of memory): the gateway's connection checkpoints

@@ -85,6 +85,42 @@ describe('background checkpoints', () => {
     sqlite.close();
   });
 
+  // A full disk failed a round (SQLITE_FULL), which ended the thread for good: the log was folded
+  // in by the commits again, their pauses back, until a restart, though space had long been freed.
+  it('go on through rounds that fail (a full disk), say so once, and checkpoint again once they no longer fail', async () => {
+    const file = databaseFile();
+    const setup = new SqliteDatabase(file);
+    setup.pragma('journal_mode = WAL');
+    setup.exec('CREATE TABLE disk (full INTEGER NOT NULL); INSERT INTO disk VALUES (1)');
+    setup.close();
+    const sqlite = new SqliteDatabase(file);
+    const troubles: unknown[] = [];
+    const resumed: number[] = [];
+    const checkpointer = startCheckpointer(sqlite, file, {
+      intervalMs: 20,
+      onError: (error) => troubles.push(error),
+      onRoundsFailing: (error) => troubles.push(error),
+      onRoundsResumed: () => resumed.push(1),
+      // Each round fails while the table says the disk is full (a runtime error, as SQLITE_FULL is).
+      beforeRound: "SELECT CASE WHEN (SELECT full FROM disk) = 1 THEN json('the disk is full') END",
+    });
+    await expect.poll(() => troubles.length, POLL).toBe(1);
+    // Many rounds later: told once, and the thread still there (the connection keeps its higher threshold).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(troubles).toHaveLength(1);
+    expect(sqlite.pragma('wal_autocheckpoint', { simple: true })).toBe(FALLBACK_CHECKPOINT_PAGES);
+
+    sqlite.exec('UPDATE disk SET full = 0');
+    await expect.poll(() => resumed.length, POLL).toBe(1);
+    sqlite.exec(`CREATE TABLE notes (body TEXT NOT NULL)`);
+    for (let row = 0; row < ROWS; row++) sqlite.prepare('INSERT INTO notes (body) VALUES (?)').run('x'.repeat(ROW_BYTES));
+    // Folded into the database file by the thread again.
+    await expect.poll(() => statSync(file).size >= ROWS * ROW_BYTES, POLL).toBe(true);
+    expect(troubles).toHaveLength(1);
+    await checkpointer.stop();
+    sqlite.close();
+  });
+
   it('close the store and its thread when the database cannot be migrated', async () => {
     const file = databaseFile();
     // A table the gateway's first migration creates, already there with another shape.
