@@ -268,3 +268,31 @@ it('answers 503 with Retry-After when SQLite ends the transaction itself on a fu
   expect(taken.status).toBe(202);
   expect(gateway.simulator('kling3api').tasks).toHaveLength(1);
 });
+
+it('records, during its graceful stop, an accepted create the full database refused, once space is freed before the drain ends', async () => {
+  const database = tempDatabaseUrl();
+  gw = await startTestGateway({ config: { database: { url: database }, server: { drain_timeout_ms: 5_000 } } });
+  const gateway = gw;
+  fillWhenAccepted(gateway);
+  const pending = gateway.create(request);
+  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
+  for (let step = 0; step < 15; step++) {
+    await gateway.clock.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const created = await pending;
+  const stopping = gateway.gateway.close();
+  writesFail = false;
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await gateway.clock.advance(2_000);
+  await stopping;
+  gw = undefined;
+  const next = await startTestGateway({ config: { database: { url: database } }, endpoints: gateway.endpoints, simulators: gateway.simulators });
+  try {
+    expect((await next.get(created.body.id)).body).toMatchObject({ status: 'processing', provider_task_id: upstreamId });
+  } finally {
+    await next.close();
+    await Promise.all([...gateway.simulators.values()].map((simulator) => simulator.close()));
+  }
+});

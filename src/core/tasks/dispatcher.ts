@@ -199,9 +199,9 @@ export class Dispatcher {
     return promise;
   }
 
-  /** Whether a dispatch is running in this process. */
+  /** Whether a dispatch is running in this process, or an accepted create is still being written down (`keepRecording`). */
   get busy(): boolean {
-    return this.inFlight.size > 0;
+    return this.inFlight.size > 0 || this.recording.size > 0;
   }
 
   /** Resolves once no dispatch runs in this process, including ones started while waiting. */
