@@ -2,7 +2,7 @@
  * Adapter → simulator over real HTTP on loopback, time driven by a ManualClock: every type
  * from creation to a playable result, failures, auth, validation and injected faults.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { estimateCost } from '../../../src/core/model/pricing.js';
 import type { ProviderTaskRef } from '../../../src/core/upstream/provider.js';
@@ -322,10 +322,15 @@ describe('kling3api simulator: injected faults', () => {
   });
 
   it('a slow answer times out a short client and then answers normally', async () => {
+    const before = simulator.tasks.length;
     simulator.injectFault({ delayMs: 300 });
     expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 50)))).toMatchObject({ transport: 'timeout' });
     simulator.injectFault({ delayMs: 20 });
     expect((await submit(REQUESTS['pro-text-to-video'])).result.status).toBe('processing');
+    // The create the client gave up on had arrived: the simulator makes its task once the delay
+    // is over (as a real upstream would). Waited for here, or on a busy machine it lands in the
+    // next test's count.
+    await vi.waitFor(() => expect(simulator.tasks).toHaveLength(before + 2), { timeout: 10_000 });
   });
 
   it('holds a create until the test releases it, then answers as the fault says', async () => {
