@@ -285,7 +285,7 @@ export class Gateway {
     this.custody = new ResultCustody(engine);
     engine.onOutputsDue = () => {
       if (this.stopping) return;
-      this.custody.tick().catch((error) => engine.logger.error({ err: error }, 'storing pass failed'));
+      this.custody.start().catch((error) => engine.logger.error({ err: error }, 'storing pass failed'));
     };
     // A slot freed here lets a queued task go now, as one another replica frees does (`startWorkers`);
     // wake-ups while a pass runs fold into one more pass.
@@ -581,8 +581,9 @@ export class Gateway {
         await this.dispatcher.tick();
       }],
       ['tracking', () => this.tracker.tick()],
+      // Starts copies and goes on: a slow file host holds only its own copy's slot.
       ['storing', async () => {
-        await this.custody.tick();
+        await this.custody.start();
         if (now() - this.lastRetention < RETENTION_EVERY_MS) return;
         this.lastRetention = now();
         await this.custody.purge();

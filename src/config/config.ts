@@ -100,6 +100,11 @@ export const StorageConfig = z
     retention_days: optionalDays,
     /** Copies of one output tried (with back-off from 5 s) before it is reported as not stored. */
     max_attempts: count(1).default(6),
+    /**
+     * Tasks whose outputs one process copies at once; each slot is freed the moment its copy ends,
+     * so a slow or silent file host holds only its own slot (up to `copy_timeout_ms`).
+     */
+    copy_concurrency: configNumber(z.number().int().min(1).max(256)).default(8),
     copy_timeout_ms: timerMs(1000).default(10 * 60_000),
     /** Longest the source may send nothing mid-copy. */
     idle_timeout_ms: timerMs(1000).default(30_000),

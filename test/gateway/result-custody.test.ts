@@ -133,6 +133,32 @@ describe('result custody on the filesystem', () => {
     }
   });
 
+  it('copies other tasks while a file host holds one copy unanswered: a copy holds only its own slot', async () => {
+    const silent = await silentServer();
+    files = await new ResultServer().start();
+    try {
+      const gateway = await startCopying({ storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000, copy_concurrency: 2 } });
+      const stuck = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/never.mp4`]);
+      for (let i = 0; i < 200 && !silent.received().includes('GET /never.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(silent.received()).toContain('GET /never.mp4');
+
+      // Three more tasks finish meanwhile, more than the one slot left: each is copied as a slot
+      // frees, none waits for the copy that never ends. (The clock alone: a whole worker pass
+      // waits for every copy on its way, the silent one too.)
+      const ids: string[] = [];
+      for (const name of ['a', 'b', 'c']) {
+        ids.push(await freepikTaskFinishedWith(gateway, [files.host(`/${name}.mp4`, { body: SAMPLE_MP4, contentType: 'video/mp4' })]));
+      }
+      const statuses = async () => Promise.all(ids.map(async (id) => (await gateway.get(id)).body.status as string));
+      for (let i = 0; i < 500 && (await statuses()).some((status) => status !== 'succeeded'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(await statuses()).toEqual(['succeeded', 'succeeded', 'succeeded']);
+      for (const id of ids) expect((await gateway.get(id)).body.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
+      expect((await gateway.get(stuck)).body.status).toBe('processing');
+    } finally {
+      await silent.close();
+    }
+  });
+
   it('stops a copy once another replica took its task (its lease was lost), leaving no file the other one did not record', async () => {
     // A file host that sends half the file, then the rest only when told.
     let finish: (() => void) | undefined;

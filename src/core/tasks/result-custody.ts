@@ -15,9 +15,8 @@ import { copyToStorage, CopyAbortedError, extensionOf, mediaTypeOf, type CopyPol
 import { TaskLifecycle } from './task-lifecycle.js';
 import { storageExpiresAt, type OutputRecord, type TaskRecord } from './task-records.js';
 
-/** Tasks leased per claim, and copied at once. */
+/** Tasks leased per claim at most (a claim takes no more than there are free copy slots). */
 const STORAGE_BATCH = 20;
-const STORAGE_CONCURRENCY = 4;
 /** Tasks looked at per retention page. */
 const RETENTION_BATCH = 100;
 const DAY_MS = 24 * 3600_000;
@@ -59,14 +58,29 @@ export class ResultCustody {
   });
   /** Aborted when the gateway stops: copies in flight end without counting as failures. */
   private readonly stopping = new AbortController();
+  /** Tasks whose copies are on their way, each settling once its outcome is written (`storage.copy_concurrency` at most). */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** The last pass left due tasks behind for want of a free slot: one settling starts another pass. */
+  private more = false;
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
   }
 
-  /** Copies the outputs of every task whose copy is due. Overlapping calls fold into one rerun. */
-  tick(): Promise<void> {
+  /**
+   * The worker loop's pass (and a task's outputs coming due): claims as many due tasks as there are
+   * free copy slots and starts their copies, and settles once they are on their way, not once they
+   * are copied. Each copy frees its slot the moment it ends and a new pass fills it, so a slow or
+   * silent file host holds only its own slot, never the copies of every other task.
+   */
+  start(): Promise<void> {
     return this.runner.run();
+  }
+
+  /** Copies the outputs of every task whose copy is due, and waits for every copy on its way. */
+  async tick(): Promise<void> {
+    await this.runner.run();
+    await this.copiesSettled();
   }
 
   /** Deletes stored copies past their retention. */
@@ -79,9 +93,18 @@ export class ResultCustody {
     this.stopping.abort();
   }
 
-  /** Settles once no pass is running. */
+  /** Settles once no pass is running and no copy is on its way (after `stop`, copies end at once). */
   async idle(): Promise<void> {
-    await Promise.all([this.runner.idle(), this.retention.idle()]);
+    await Promise.all([this.copiesSettled(), this.retention.idle()]);
+  }
+
+  /** Settles once no storing pass runs and no copy is on its way (one settling may start a pass). */
+  private async copiesSettled(): Promise<void> {
+    for (;;) {
+      await this.runner.idle();
+      if (this.inFlight.size === 0) return;
+      await Promise.allSettled([...this.inFlight]);
+    }
   }
 
   private copyPolicy: CopyPolicy | undefined;
@@ -152,30 +175,40 @@ export class ResultCustody {
       await this.finishWithoutStorage();
       return;
     }
+    this.more = false;
     for (;;) {
-      const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, STORAGE_BATCH);
-      // Every claimed task's lease is kept from now, also while it waits for its turn to be copied.
-      // Its copies stop when the gateway stops or when the lease is lost.
-      const stops = due.map(() => new AbortController());
-      const leases = due.map((task, index) => this.keepLease(task, stops[index]!));
-      for (let i = 0; i < due.length; i += STORAGE_CONCURRENCY) {
-        await Promise.all(
-          due.slice(i, i + STORAGE_CONCURRENCY).map((task, offset) => {
-            const stop = stops[i + offset]!;
-            const stopping = () => stop.abort();
-            this.stopping.signal.addEventListener('abort', stopping, { once: true });
-            if (this.stopping.signal.aborted) stop.abort();
-            return this.storeLeased(task, stop.signal)
-              .catch((error) => this.engine.logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'))
-              .finally(() => {
-                leases[i + offset]!.stop();
-                this.stopping.signal.removeEventListener('abort', stopping);
-              });
-          }),
-        );
+      const room = Math.min(config.storage.copy_concurrency - this.inFlight.size, STORAGE_BATCH);
+      if (room <= 0) {
+        this.more = true;
+        return;
       }
-      if (due.length < STORAGE_BATCH || this.stopping.signal.aborted) break;
+      const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, room);
+      for (const task of due) this.startCopy(task);
+      if (due.length < room || this.stopping.signal.aborted) return;
     }
+  }
+
+  /**
+   * Copies a claimed task's outputs on its own: its lease is kept while they run, they stop when
+   * the gateway stops or the lease is lost, and its slot is given back (with a new pass when more
+   * tasks were due) the moment it ends.
+   */
+  private startCopy(task: TaskRecord): void {
+    const { logger } = this.engine;
+    const stop = new AbortController();
+    const lease = this.keepLease(task, stop);
+    const stopping = () => stop.abort();
+    this.stopping.signal.addEventListener('abort', stopping, { once: true });
+    if (this.stopping.signal.aborted) stop.abort();
+    const run: Promise<void> = this.storeLeased(task, stop.signal)
+      .catch((error) => logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'))
+      .finally(() => {
+        lease.stop();
+        this.stopping.signal.removeEventListener('abort', stopping);
+        this.inFlight.delete(run);
+        if (this.more && !this.stopping.signal.aborted) this.runner.run().catch((error) => logger.error({ err: error }, 'storing pass failed'));
+      });
+    this.inFlight.add(run);
   }
 
   /**

@@ -57,6 +57,8 @@ export interface TaskEngineSettings {
     mode: 'copy' | 'passthrough';
     /** Copies of one output tried before it is reported as not stored. */
     max_attempts: number;
+    /** Tasks whose outputs one process copies at once. */
+    copy_concurrency: number;
     /** Longest one copy may take, start to end. */
     copy_timeout_ms: number;
     /** Longest the source may send nothing mid-copy. */
