@@ -107,6 +107,14 @@ function readJournalTail(path: string): string {
 const MAX_LOGGED_REQUESTS = 10_000;
 /** Callbacks sent kept for inspection, likewise. */
 const MAX_LOGGED_CALLBACKS = 10_000;
+/**
+ * Finished tasks kept beyond which the oldest are forgotten (their status then answers as an
+ * unknown task's would). A sandbox runs inside the gateway process (`npm start` with no keys), so
+ * keeping every task ever created made that process grow with each video; the gateway is done
+ * with a task's status once it has its result, seconds after it finished. Tasks still queued or
+ * processing are never forgotten.
+ */
+export const MAX_KEPT_TASKS = 10_000;
 
 /** A problem answer's `detail`, if the text is one. */
 function detailOf(text: string): string | null {
@@ -300,8 +308,22 @@ export class SimulatorKit {
     };
     this.tasks.push(task);
     this.tasksById.set(id, task);
+    this.forgetOldestFinished();
     this.journal(task);
     return task;
+  }
+
+  /** Drops the oldest tasks past `MAX_KEPT_TASKS`, up to the first one not finished yet. */
+  private forgetOldestFinished(): void {
+    let excess = this.tasks.length - MAX_KEPT_TASKS;
+    if (excess <= 0) return;
+    let forgotten = 0;
+    while (excess > 0 && this.phaseOf(this.tasks[forgotten]!) === 'done') {
+      this.tasksById.delete(this.tasks[forgotten]!.id);
+      forgotten += 1;
+      excess -= 1;
+    }
+    if (forgotten > 0) this.tasks.splice(0, forgotten);
   }
 
   /** Appends a created task to the journal, before its create is answered: a kill after that answer cannot lose it. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/core/clock.js';
 import { ManualClock } from '../../src/core/clock.js';
-import { SimulatorKit } from '../../src/sandbox/simulator-kit.js';
+import { MAX_KEPT_TASKS, SimulatorKit } from '../../src/sandbox/simulator-kit.js';
 
 /** A clock whose timers can be fired by hand at any time, like a real timer firing a millisecond early. */
 class HandFiredClock implements Clock {
@@ -52,6 +52,31 @@ describe('SimulatorKit lifecycle', () => {
     expect(kit.phaseOf(task)).toBe('done');
     expect(kit.findTask('t1')).toBe(task);
     expect(kit.findTask('nope')).toBeUndefined();
+  });
+});
+
+describe('tasks a simulator keeps', () => {
+  // A sandbox runs inside the gateway process (`npm start` with no keys): every task it ever
+  // created stayed in memory, so a long-running sandbox grew with each video.
+  it('forgets its oldest finished tasks past MAX_KEPT_TASKS', async () => {
+    const clock = new ManualClock(0);
+    kit = new SimulatorKit('test', { clock, apiKey: 'k', timing: { queuedMs: 200, processingMs: 800 } });
+    for (let index = 0; index < MAX_KEPT_TASKS + 50; index++) kit.createTask(`t${index}`, '/create', {});
+    await clock.advance(1_000);
+    kit.createTask('newest', '/create', {});
+    expect(kit.tasks.length).toBe(MAX_KEPT_TASKS);
+    expect(kit.findTask('t0')).toBeUndefined();
+    expect(kit.findTask('t50')).toBeUndefined();
+    expect(kit.findTask('t51')).toBeDefined();
+    expect(kit.findTask('newest')).toBeDefined();
+  });
+
+  it('keeps every task still queued or processing, however many', () => {
+    const clock = new ManualClock(0);
+    kit = new SimulatorKit('test', { clock, apiKey: 'k', timing: { queuedMs: 200, processingMs: 800 } });
+    for (let index = 0; index < MAX_KEPT_TASKS + 50; index++) kit.createTask(`t${index}`, '/create', {});
+    expect(kit.tasks.length).toBe(MAX_KEPT_TASKS + 50);
+    expect(kit.findTask('t0')).toBeDefined();
   });
 });
 
