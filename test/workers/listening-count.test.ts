@@ -4,14 +4,12 @@
  * first start was still starting had been taken off, its replacement not forked yet, and the
  * line counted it among those serving.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { spawnWorkersGateway } from '../support/workers-process.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
 it('logs the listening line only once the replacement of a worker that died during the first start serves', { timeout: 90_000 }, async () => {
   const folder = mkdtempSync(join(tmpdir(), 'kg-listening-count-'));
@@ -38,20 +36,7 @@ it('logs the listening line only once the replacement of a worker that died duri
       `}`,
     ].join('\n'),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', preload, join(REPO, 'src/main.ts')], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
-      WORKERS: '2',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: `sqlite:${join(folder, 'gateway.db')}`,
-      STORAGE_PATH: join(folder, 'outputs'),
-      GATEWAY_API_KEYS: 'acme:acme-key-123456',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawnWorkersGateway(folder, preload);
   const lines: { msg: string }[] = [];
   let rest = '';
   let serving = 0;

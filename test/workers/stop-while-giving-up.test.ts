@@ -5,15 +5,13 @@
  * supervisor could read exit 0 (a clean stop) from a gateway that cannot run. The failing status
  * now wins, and the stop runs once.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { CONFIG_REFUSED_EXIT } from '../../src/config/config.js';
+import { spawnWorkersGateway } from '../support/workers-process.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
 it('exits with the status of the give-up when SIGTERM comes while the primary gives up', { timeout: 90_000 }, async () => {
   const folder = mkdtempSync(join(tmpdir(), 'kg-stop-giving-up-'));
@@ -28,23 +26,10 @@ it('exits with the status of the give-up when SIGTERM comes while the primary gi
       `if (cluster.isWorker && process.env.KLING_GATEWAY_WORKER === '2') process.on('SIGTERM', () => setTimeout(() => process.exit(0), 1_000));`,
     ].join('\n'),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', preload, join(REPO, 'src/main.ts')], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
-      WORKERS: '2',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: `sqlite:${join(folder, 'gateway.db')}`,
-      STORAGE_PATH: join(folder, 'outputs'),
-      GATEWAY_API_KEYS: 'acme:acme-key-123456',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnWorkersGateway(folder, preload, { stderr: 'pipe' });
   let out = '';
   let err = '';
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
   child.stdout.on('data', (chunk: Buffer) => {
     out += chunk.toString();
     if (out.includes('stopping every worker') && !child.killed) child.kill('SIGTERM');

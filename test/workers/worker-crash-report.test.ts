@@ -4,14 +4,12 @@
  * report was written through the logger made before the worker knew its number: a fatal line
  * with no `worker`, beside the primary's line about the worker that ended.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
+import { spawnWorkersGateway } from '../support/workers-process.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const KEY = 'tenant-secret-key-0123456789';
 
 it('a worker crash report is scrubbed and names the worker', { timeout: 90_000 }, async () => {
@@ -28,20 +26,7 @@ it('a worker crash report is scrubbed and names the worker', { timeout: 90_000 }
       `if (!cluster.isWorker) clearInterval(check);`,
     ].join('\n'),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', preload, join(REPO, 'src/main.ts')], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH ?? '',
-      WORKERS: '2',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: `sqlite:${join(folder, 'gateway.db')}`,
-      STORAGE_PATH: join(folder, 'outputs'),
-      GATEWAY_API_KEYS: `dev:${KEY}`,
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawnWorkersGateway(folder, preload, { apiKeys: `dev:${KEY}` });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 80_000);
