@@ -169,6 +169,23 @@ function fillWhenAccepted(gateway: TestGateway): void {
   };
 }
 
+/**
+ * A create the provider accepts with every write failing from then on, and the database kept full
+ * for `seconds` of gateway time (past the submission's lease when longer than 12 s): the
+ * create's answer and the upstream task's id.
+ */
+async function createdWhileFull(gateway: TestGateway, seconds: number) {
+  fillWhenAccepted(gateway);
+  const pending = gateway.create(request);
+  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
+  for (let step = 0; step < seconds; step++) {
+    await gateway.clock.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return { created: await pending, upstreamId };
+}
+
 it('records a create the provider accepted while the database was full once space is freed within the submission', async () => {
   const { gateway } = await startOnFile();
   fillWhenAccepted(gateway);
@@ -190,17 +207,9 @@ it('records a create the provider accepted while the database was full once spac
 it('keeps the upstream task of a create accepted while the database stays full past the submission, and tracks it once space is freed', async () => {
   const logs = capturedLogs();
   const { gateway } = await startOnFile(logs);
-  fillWhenAccepted(gateway);
-  const pending = gateway.create(request);
-  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
   // Half a minute full: longer than the provider's time limit and the margin (12 s here).
-  for (let step = 0; step < 30; step++) {
-    await gateway.clock.advance(1_000);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  const { created, upstreamId } = await createdWhileFull(gateway, 30);
   // The create is answered with the task as it is written (its create on its way), not held for as long as the disk is full.
-  const created = await pending;
   expect(created.status).toBe(202);
   expect(created.body.status).toBe('queued');
   // The operator is told which upstream task is waiting to be written.
@@ -221,15 +230,8 @@ it('stops within its drain while the database is still full, saying which accept
   const logs = capturedLogs();
   gw = await startTestGateway({ config: { database: { url: tempDatabaseUrl() }, server: { drain_timeout_ms: 200 } }, logTo: logs.sink });
   const gateway = gw;
-  fillWhenAccepted(gateway);
-  const pending = gateway.create(request);
-  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
-  for (let step = 0; step < 15; step++) {
-    await gateway.clock.advance(1_000);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  expect((await pending).status).toBe(202);
+  const { created, upstreamId } = await createdWhileFull(gateway, 15);
+  expect(created.status).toBe(202);
   await gateway.gateway.close();
   gw = undefined;
   expect(logs.text()).toMatch(new RegExp(`"level":"error"[^\\n]*"provider_task_id":"${upstreamId}"[^\\n]*"msg":"the gateway closed its database before it could record`));
@@ -273,15 +275,7 @@ it('records, during its graceful stop, an accepted create the full database refu
   const database = tempDatabaseUrl();
   gw = await startTestGateway({ config: { database: { url: database }, server: { drain_timeout_ms: 5_000 } } });
   const gateway = gw;
-  fillWhenAccepted(gateway);
-  const pending = gateway.create(request);
-  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
-  for (let step = 0; step < 15; step++) {
-    await gateway.clock.advance(1_000);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  const created = await pending;
+  const { created, upstreamId } = await createdWhileFull(gateway, 15);
   const stopping = gateway.gateway.close();
   writesFail = false;
   await new Promise((resolve) => setTimeout(resolve, 20));
