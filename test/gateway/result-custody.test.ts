@@ -159,6 +159,34 @@ describe('result custody on the filesystem', () => {
     }
   });
 
+  it('does not copy a task twice when a pass claims it again while its copy runs (its lease ran out while the store refused the renewals)', async () => {
+    let finish: (() => void) | undefined;
+    let asked = 0;
+    const host = await loopbackServer((_req, res) => {
+      asked += 1;
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': String(SAMPLE_MP4.length) });
+      res.write(SAMPLE_MP4.subarray(0, 1000));
+      finish = () => res.end(SAMPLE_MP4.subarray(1000));
+    });
+    try {
+      const gateway = await startCopying({ tracking: { lease_ms: 30_000 }, storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 } });
+      const id = await freepikTaskFinishedWith(gateway, [`${host.base}/result.mp4`]);
+      for (let i = 0; i < 200 && !finish; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(asked).toBe(1);
+      // The lease ran out (renewals the store refused): the next pass claims the task again.
+      await gateway.gateway.store.updateTask(id, { lease_until: gateway.clock.now() - 1 });
+      await gateway.gateway.custody.start();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(asked).toBe(1);
+      finish!();
+      for (let i = 0; i < 200 && (await gateway.get(id)).body.status !== 'succeeded'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect((await gateway.get(id)).body.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
+      expect(asked).toBe(1);
+    } finally {
+      await host.close();
+    }
+  });
+
   it('stops a copy once another replica took its task (its lease was lost), leaving no file the other one did not record', async () => {
     // A file host that sends half the file, then the rest only when told.
     let finish: (() => void) | undefined;

@@ -60,6 +60,12 @@ export class ResultCustody {
   private readonly stopping = new AbortController();
   /** Tasks whose copies are on their way, each settling once its outcome is written (`storage.copy_concurrency` at most). */
   private readonly inFlight = new Set<Promise<void>>();
+  /**
+   * The ids of those tasks. A claim may take one of them again: its lease ran out while the store
+   * refused the renewals (the claim takes any task whose lease ended, this replica's too). Its copy
+   * goes on; a second one would fetch it twice and could leave a file no task points to.
+   */
+  private readonly copying = new Set<string>();
   /** The last pass left due tasks behind for want of a free slot: one settling starts another pass. */
   private more = false;
 
@@ -183,7 +189,7 @@ export class ResultCustody {
         return;
       }
       const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, room);
-      for (const task of due) this.startCopy(task);
+      for (const task of due) if (!this.copying.has(task.id)) this.startCopy(task);
       if (due.length < room || this.stopping.signal.aborted) return;
     }
   }
@@ -200,11 +206,13 @@ export class ResultCustody {
     const stopping = () => stop.abort();
     this.stopping.signal.addEventListener('abort', stopping, { once: true });
     if (this.stopping.signal.aborted) stop.abort();
+    this.copying.add(task.id);
     const run: Promise<void> = this.storeLeased(task, stop.signal)
       .catch((error) => logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'))
       .finally(() => {
         lease.stop();
         this.stopping.signal.removeEventListener('abort', stopping);
+        this.copying.delete(task.id);
         this.inFlight.delete(run);
         if (this.more && !this.stopping.signal.aborted) this.runner.run().catch((error) => logger.error({ err: error }, 'storing pass failed'));
       });
