@@ -527,7 +527,7 @@ export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logge
   if (trouble === 'full') {
     logger.error(logged, 'the database is full: its writes fail until space is freed on its disk');
     return problems.retryLater(
-      `The gateway's database is full and took nothing of this request; send it again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
+      `The gateway's database is full (its disk has no room to write); send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
       STORE_FULL_RETRY_AFTER_S,
     );
   }
