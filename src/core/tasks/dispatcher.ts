@@ -101,6 +101,11 @@ interface AcceptedDetails {
   callbackUrl: string | undefined;
 }
 
+/** What the log lines about an accepted create's writes name: the task, the provider and its upstream task. */
+function acceptedLogContext(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult): Record<string, string> {
+  return { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
+}
+
 /** How long, beyond the provider's time limit (and a rate wait), a submission owns its task. */
 const SUBMISSION_LEASE_MARGIN_MS = 10_000;
 
@@ -633,7 +638,7 @@ export class Dispatcher {
    */
   private async recordAccepted(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): Promise<TaskRecord | undefined> {
     const { tasks, logger } = this.engine;
-    const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
+    const logContext = acceptedLogContext(task, runtime, result);
     const written = await this.writeAccepted(task, runtime, result, details, details.persistUntil);
     if (written.ok) return written.task;
     // The store kept failing for the whole submission (a full disk lasts longer than a database
@@ -653,7 +658,7 @@ export class Dispatcher {
    */
   private keepRecording(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): void {
     const { clock, logger } = this.engine;
-    const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
+    const logContext = acceptedLogContext(task, runtime, result);
     const run = async () => {
       while (!this.closing.signal.aborted) {
         await clock.sleep(PERSIST_LONGEST_PAUSE_MS, this.closing.signal).catch(() => undefined);
@@ -685,7 +690,7 @@ export class Dispatcher {
     quiet = false,
   ): Promise<{ ok: true; task: TaskRecord | undefined } | { ok: false }> {
     const { tasks, clock, config, logger, random } = this.engine;
-    const logContext = { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
+    const logContext = acceptedLogContext(task, runtime, result);
     const acceptedAttempt = {
       seq: details.seq,
       change: {
