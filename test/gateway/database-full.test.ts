@@ -10,6 +10,7 @@ import { afterEach, expect, it } from 'vitest';
 import { startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
 import { capturedLogs } from '../support/captured-logs.js';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { openStore } from '../../src/store/database.js';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
@@ -288,5 +289,41 @@ it('records, during its graceful stop, an accepted create the full database refu
   } finally {
     await next.close();
     await Promise.all([...gateway.simulators.values()].map((simulator) => simulator.close()));
+  }
+});
+
+// Found by a review: only the process writing an accepted create down left its task alone. Another
+// process sharing the database (a `WORKERS` worker, a replica) saw its lease run out once space
+// returned, settled it first as lost and, on kling3api (which cannot be asked), failed it
+// `interrupted` while its video rendered and billed.
+it("tracks a create another process accepted while the database was full, when this process's recovery reaches it first once space is freed", async () => {
+  // Two processes on one SQLite file (as `WORKERS` opens it), sharing simulators and clock.
+  const url = tempDatabaseUrl();
+  const store = await openStore(url, { sharedByProcesses: true });
+  const db = store.db as Kysely<any>;
+  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender' });
+  const other = await startTestGateway({ config: { database: { url } }, store, endpoints: sender.endpoints, simulators: sender.simulators, clock: sender.clock, owner: 'other' });
+  try {
+    const { created, upstreamId } = await createdWhileFull(sender, 30);
+    expect(created.body.status).toBe('queued');
+    await freeSpace(db);
+    writesFail = false;
+    // The other process's passes run first at each step, before the sender's next try of its writes.
+    for (let step = 0; step < 60; step++) {
+      const task = (await other.get(created.body.id)).body;
+      if (['succeeded', 'failed'].includes(task.status)) break;
+      await other.gateway.runOnce();
+      await sender.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const done = (await other.get(created.body.id)).body;
+    expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
+    expect(done.attempts).toHaveLength(1);
+    expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
+    expect(sender.simulator('kling3api').tasks).toHaveLength(1);
+  } finally {
+    await other.gateway.close();
+    await sender.close();
+    await store.close();
   }
 });

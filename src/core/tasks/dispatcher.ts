@@ -723,7 +723,10 @@ export class Dispatcher {
     );
     if (tracked.ok && tracked.value) return { ok: true, task: tracked.value };
     if (tracked.ok) logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
-    const noted = await this.persist(logContext, 'record the accepted attempt', until, quiet, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, acceptedAttempt.change));
+    // Whoever took the task over tracks it from the attempt (`Recovery`), which it may have marked
+    // as lost meanwhile: that message is no longer true.
+    const change = { ...acceptedAttempt.change, message: null };
+    const noted = await this.persist(logContext, 'record the accepted attempt', until, quiet, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, change));
     if (!noted.ok) return { ok: false };
     return { ok: true, task: await tasks.get(task.id).catch(() => task) };
   }

@@ -50,6 +50,15 @@ const SETTLE_MARGIN_MS = 5_000;
 const NEWS_WAIT_MS = 10 * 60_000;
 /** How long a create in doubt is looked up when no news can come (lookups that failed). */
 const LOOKUP_WAIT_MS = 2 * 60_000;
+/**
+ * How long a create found `sending` is left in doubt before it is given up on, even where nothing
+ * can tell about it, when other processes share the database (`WORKERS`, replicas). The process
+ * that sent it may be alive: a database that refused its writes past the submission's lease (a
+ * full disk) lets that lease run out, and the process tries the writes of the answer it holds
+ * every 2 s (`Dispatcher.keepRecording`). Once they land on the attempt, the task is tracked from
+ * them instead of failed as lost (kling3api cannot be asked).
+ */
+const SENDER_GRACE_MS = 10_000;
 
 /**
  * Attempt outcomes of a create whose answer the gateway never read: `sending` (the replica that
@@ -75,6 +84,11 @@ function wentOnFrom(attempt: AttemptRecord, attempts: readonly AttemptRecord[]):
   if (later.some((candidate) => candidate.outcome === 'accepted')) return { kind: 'none' };
   if (later.some((candidate) => candidate.outcome === 'sending')) return { kind: 'busy' };
   return undefined;
+}
+
+/** The attempt whose create the provider accepted, naming its upstream task, if any. */
+function acceptedOf(attempts: readonly AttemptRecord[]): AttemptRecord | undefined {
+  return attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.providerTaskId);
 }
 
 /** The attempt key a create carried upstream (`SubmitContext.attemptKey`). */
@@ -181,7 +195,7 @@ export class Recovery {
         const task = await this.lifecycle.takeOverAbandoned(found, now + this.engine.config.tracking.lease_ms);
         if (!task) continue;
         const attempts = await tasks.attempts(task.id);
-        const accepted = attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.providerTaskId);
+        const accepted = acceptedOf(attempts);
         const last = attempts[attempts.length - 1];
         if (accepted) await this.resumeAccepted(task, accepted, now);
         else if (last && IN_DOUBT.has(last.outcome)) await this.resolve(task, last);
@@ -205,11 +219,16 @@ export class Recovery {
     // A signed webhook named the upstream task while the create's answer was awaited (`adoptNamed`).
     const named = found.providerTaskId ? this.refOfNamed(task, found, found.providerTaskId) : undefined;
     if (named) return this.adopt(task, found, named, found.recoveredBy ?? 'webhook');
+    // Until when the process that sent the create may still write down the answer it holds.
+    let senderMayWrite = 0;
     if (attempt.outcome === 'sending') {
-      // Left by a replica that stopped: nobody is waiting for its answer any more.
+      // Left by a replica that stopped, or by a live one whose writes the database refused past
+      // its lease: only while the attempt is still `sending` (that process's answer not written).
       const message = 'the gateway stopped while this request was in flight';
-      await tasks.updateAttempt(task.id, attempt.seq, { outcome: 'interrupted', message });
+      if (!(await tasks.updateSendingAttempt(task.id, attempt.seq, { outcome: 'interrupted', message }))) return this.recordedMeanwhile(task);
       attempt = { ...attempt, outcome: 'interrupted', message };
+      // A database no other process shares: the process that sent it is this one's previous run.
+      if (tasks.sharedByReplicas) senderMayWrite = clock.now() + SENDER_GRACE_MS;
     }
     const runtime = runtimes.get(attempt.provider);
     // Only the account that sent the create can ask about it (its key sees its tasks).
@@ -224,7 +243,8 @@ export class Recovery {
 
     const hearsNews = runtime !== undefined && account !== undefined && create !== undefined && this.mayHearOf(task, runtime, account);
     const looksUp = runtime?.provider.findCreate !== undefined && account !== undefined && create !== undefined;
-    const waitEnd = hearsNews || looksUp ? Math.min(task.deadlineAt, Math.max(settledAt, attempt.at + (hearsNews ? NEWS_WAIT_MS : LOOKUP_WAIT_MS))) : now;
+    const asked = hearsNews || looksUp ? Math.min(task.deadlineAt, Math.max(settledAt, attempt.at + (hearsNews ? NEWS_WAIT_MS : LOOKUP_WAIT_MS))) : now;
+    const waitEnd = Math.max(asked, senderMayWrite);
     if (now < waitEnd) {
       const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
       return this.lifecycle.holdInDoubt(task, Math.min(next, waitEnd), task.leaseOwner);
@@ -359,6 +379,7 @@ export class Recovery {
   /** The provider proved it holds nothing from this create: the attempt failed, and the task goes on. */
   private async provedAbsent(task: TaskRecord, attempt: AttemptRecord, why: string): Promise<TaskRecord | undefined> {
     const { tasks, clock, metrics } = this.engine;
+    if (acceptedOf(await tasks.attempts(task.id))) return this.recordedMeanwhile(task);
     await tasks.updateAttempt(task.id, attempt.seq, {
       outcome: 'failed',
       errorCode: attempt.errorCode ?? 'provider_error',
@@ -371,6 +392,7 @@ export class Recovery {
   /** Nothing can tell any more: the task fails as the upstream may hold it, and is never sent again. */
   private async giveUp(task: TaskRecord, attempt: AttemptRecord, lookup: CreateLookup | undefined): Promise<TaskRecord | undefined> {
     const { tasks } = this.engine;
+    if (acceptedOf(await tasks.attempts(task.id))) return this.recordedMeanwhile(task);
     const provider = attempt.provider;
     const why = lookup && lookup.kind !== 'found' ? lookup.why : `${provider} documents no way to find a task by anything the gateway sent`;
     if (attempt.outcome === 'interrupted') {
@@ -396,6 +418,17 @@ export class Recovery {
       { phases: ['submitting'], leaseOwner: task.leaseOwner },
       provider,
     );
+  }
+
+  /**
+   * The process that sent the create wrote its answer on the attempt while this one was settling
+   * it (its lease had run out while the database refused its writes): tracks the task from it.
+   */
+  private async recordedMeanwhile(task: TaskRecord): Promise<TaskRecord | undefined> {
+    const { tasks, clock } = this.engine;
+    const accepted = acceptedOf(await tasks.attempts(task.id));
+    if (accepted) await this.resumeAccepted(task, accepted, clock.now());
+    return tasks.get(task.id);
   }
 
   /** Tracks an upstream task whose acceptance was recorded on the attempt but not yet on the task. */
