@@ -234,11 +234,19 @@ const RETENTION_EVERY_MS = 60_000;
 const STORAGE_CHECK_TIMEOUT_MS = 5_000;
 
 /**
- * What a worker's failed pass logs: a full database is said as such, for it is no passing error
- * but one an operator must act on (the passes go on failing until space is freed on its disk).
+ * What a worker's failed pass logs: a full database, or one whose disk refuses its reads or
+ * writes, is said as such, for it is no passing error but one an operator must act on (the passes
+ * go on failing until space is freed, or the disk repaired).
  */
 function workerFailure(error: unknown): string {
-  return storeTrouble(error) === 'full' ? 'worker pass failed: the database is full; its workers go on once space is freed on its disk' : 'worker pass failed';
+  switch (storeTrouble(error)) {
+    case 'full':
+      return 'worker pass failed: the database is full; its workers go on once space is freed on its disk';
+    case 'io':
+      return `worker pass failed: the database's disk refused a read or write (${String((error as { code?: unknown }).code)}); its workers go on once the disk or its file system is repaired`;
+    default:
+      return 'worker pass failed';
+  }
 }
 
 export class Gateway {

@@ -500,26 +500,35 @@ export function problemHandler(logger: Logger, storeTrouble: StoreTrouble): Erro
 
 /**
  * What an error says about the store rather than the request: it could not be reached right now
- * (a database restarting, a dropped connection), or it has no room to write (a full disk);
- * undefined for anything else. The store's own reading of its errors, handed in by the
- * composition root (routes never reach the store).
+ * (a database restarting, a dropped connection), it has no room to write (a full disk), or its
+ * disk refused a read or write (`io`: an I/O error, a disk quota, a read-only remount); undefined
+ * for anything else. The store's own reading of its errors, handed in by the composition root
+ * (routes never reach the store).
  */
-export type StoreTrouble = (error: unknown) => 'unreachable' | 'full' | undefined;
+export type StoreTrouble = (error: unknown) => 'unreachable' | 'full' | 'io' | undefined;
 
 /** Seconds a client is asked to wait when the store could not be reached. */
 const STORE_RETRY_AFTER_S = 2;
 /**
- * Seconds a client is asked to wait when the store is full: space comes back when an operator
- * frees it, not in a moment, and every refusal is logged for them.
+ * Seconds a client is asked to wait when the store is full or its disk refuses writes: space (or
+ * a disk that writes) comes back when an operator acts, not in a moment, and every refusal is
+ * logged for them.
  */
 const STORE_FULL_RETRY_AFTER_S = 30;
+
+/** The code a store error carries (`SQLITE_IOERR_WRITE`, PostgreSQL's `58030`), for the operator. */
+function errorCode(error: unknown): string {
+  const { code } = (error ?? {}) as { code?: unknown };
+  return typeof code === 'string' ? code : 'no code';
+}
 
 /**
  * The answer to an error no route turned into a problem: `503` with `Retry-After` when the store
  * could not be reached (a database restarting: the same request may well succeed shortly, and a
  * create repeated with its Idempotency-Key never makes a second task) or has no room to write
  * (a full disk: nothing was written, nothing sent upstream; logged as an error, for the operator
- * must free space), otherwise `500`. Logged.
+ * must free space) or its disk refused to write (an I/O error, a quota, a read-only remount: the
+ * same, logged with the store's code), otherwise `500` (a damaged database file among them). Logged.
  */
 export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logger, storeTrouble: StoreTrouble): ProblemError {
   const logged = { err: error, request_id: ids.id, ...(ids.occurrence === ids.id ? {} : { occurrence_id: ids.occurrence }) };
@@ -528,6 +537,13 @@ export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logge
     logger.error(logged, 'the database is full: its writes fail until space is freed on its disk');
     return problems.retryLater(
       `The gateway's database is full (its disk has no room to write); send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
+      STORE_FULL_RETRY_AFTER_S,
+    );
+  }
+  if (trouble === 'io') {
+    logger.error(logged, `the database's disk refused a read or write (${errorCode(error)}): they fail until the disk or its file system is repaired`);
+    return problems.retryLater(
+      `The gateway's database could not read or write its disk; send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
       STORE_FULL_RETRY_AFTER_S,
     );
   }

@@ -287,11 +287,41 @@ export function isStoreFull(error: unknown): boolean {
 }
 
 /**
- * What a store error says about the store rather than the request (`StoreTrouble`, for the HTTP
- * answers): it has no room to write, or it could not be reached; undefined for anything else.
+ * SQLite's I/O errors that are its file system refusing, not its file damaged: `SQLITE_IOERR` and
+ * its extended codes (better-sqlite3 reports those: `SQLITE_IOERR_WRITE` for a disk quota, EDQUOT,
+ * or a file past its size limit; `SQLITE_IOERR_FSYNC`, `_READ`, `_SHORT_READ` for a failing disk
+ * or a lost network volume; `_LOCK`, `_SHM*` for the files beside it), and `SQLITE_READONLY` and
+ * its extended codes (a file or folder the process may no longer write, a read-only remount).
+ * Not damage seen by SQLite or the file system (`SQLITE_IOERR_DATA`, a page whose checksum is
+ * wrong; `SQLITE_IOERR_CORRUPTFS`), nor a file deleted or replaced under the open database
+ * (`SQLITE_READONLY_DBMOVED`, which only a restart on the file at its path ends), nor
+ * `SQLITE_CORRUPT` or `SQLITE_NOTADB`: no wait repairs those, so they stay errors (500).
  */
-export function storeTrouble(error: unknown): 'full' | 'unreachable' | undefined {
+const SQLITE_REFUSED_IO = /^SQLITE_(IOERR|READONLY)(_[A-Z_]+)?$/;
+const SQLITE_DAMAGE = new Set(['SQLITE_IOERR_DATA', 'SQLITE_IOERR_CORRUPTFS', 'SQLITE_READONLY_DBMOVED']);
+/** PostgreSQL's `io_error` (class 58, errors external to PostgreSQL: its disk refused a read or write). */
+const PG_IO_ERROR = '58030';
+
+/**
+ * Whether `error` says the store's disk refused a read or write (`SQLITE_REFUSED_IO`,
+ * PostgreSQL's `io_error`): nothing of the statement was kept, and the same request succeeds once
+ * an operator has the disk take writes again (a quota raised, a volume remounted read-write, a
+ * disk replaced); it is not the request's fault.
+ */
+export function isStoreIoError(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: unknown };
+  if (code === PG_IO_ERROR) return true;
+  return typeof code === 'string' && SQLITE_REFUSED_IO.test(code) && !SQLITE_DAMAGE.has(code);
+}
+
+/**
+ * What a store error says about the store rather than the request (`StoreTrouble`, for the HTTP
+ * answers): it has no room to write, its disk refused a read or write, or it could not be
+ * reached; undefined for anything else (a damaged database file among them).
+ */
+export function storeTrouble(error: unknown): 'full' | 'io' | 'unreachable' | undefined {
   if (isStoreFull(error)) return 'full';
+  if (isStoreIoError(error)) return 'io';
   return isStoreUnreachable(error) ? 'unreachable' : undefined;
 }
 
