@@ -37,6 +37,7 @@ import { answerClientError, answerConnect, refuseExpectation, requireHostHeader 
 import type { CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
+import { FailureStreak } from './observability/failure-streak.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { SecretScrubber } from './observability/secret-scrubber.js';
 import type { ProviderEndpoint } from './sandbox/sandbox.js';
@@ -616,11 +617,13 @@ export class Gateway {
     );
     this.engine.clockWatch.start();
     for (const [name, pass] of loops) {
+      // A pass failing alike tick after tick (a full database) is logged once in full, then once a minute.
+      const failures = new FailureStreak(this.engine.logger, { worker: name }, 'worker passes', now);
       const tick = () => {
         if (this.stopping) return;
         // Every pass compares times with the ones other replicas wrote: none while this clock is off theirs.
-        const run = (this.clockHeld ? Promise.resolve() : pass())
-          .catch((error) => this.engine.logger.error({ err: error, worker: name }, workerFailure(error)))
+        const run = (this.clockHeld ? Promise.resolve() : pass().then(() => failures.succeeded()))
+          .catch((error) => failures.failed(error, workerFailure(error)))
           .finally(() => {
             this.loopRuns.delete(run);
             if (!this.stopping) this.loopTimers.set(name, this.engine.clock.setTimeout(tick, this.engine.config.tracking.tick_ms));

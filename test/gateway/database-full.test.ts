@@ -160,6 +160,44 @@ it('keeps its workers running while nothing can be written, says why, and finish
   expect(gateway.simulator('kling3api').tasks).toHaveLength(1);
 });
 
+/** The lines logged about worker `worker`'s passes (failed, still failing, succeeding again). */
+function workerLines(text: string, worker: string): string[] {
+  return text.split('\n').filter((line) => line.includes(`"worker":"${worker}"`) && /"msg":"worker pass/.test(line));
+}
+
+// Each worker loop's pass fails every tick (twice a second here, per worker) while the database
+// stays full: every one logged its error with a full stack, thousands of lines an hour.
+it('logs a worker failing pass after pass while the database stays full once in full, then once a minute with a count, and once when its passes succeed again', async () => {
+  const logs = capturedLogs();
+  const { gateway } = await startOnFile(logs);
+  gateway.gateway.startWorkers();
+  const created = await gateway.create(request);
+  expect(created.status).toBe(202);
+  writesFail = true;
+  // Two and a half minutes of passes with every write refused.
+  await runWorkersFor(gateway, 150_000);
+  const failing = workerLines(logs.text(), 'tracking');
+  // The first failure in full, with its stack; then one short line a minute, saying how many failed since.
+  expect(failing[0]).toMatch(/"level":"error"[^\n]*"stack":[^\n]*"msg":"worker pass failed: the database is full/);
+  const later = failing.slice(1);
+  expect(later).toHaveLength(2);
+  for (const line of later) {
+    expect(line).not.toContain('"stack"');
+    expect(line).toMatch(/"level":"error"[^\n]*"code":"SQLITE_FULL"[^\n]*"msg":"worker pass failed: the database is full[^"]* \(still failing: \d+ more passes failed since it was last logged, \d+ in a row\)"/);
+  }
+  const repeated = later.map((line) => JSON.parse(line) as { failed_since_logged: number; failed_in_a_row: number });
+  expect(repeated[0]!.failed_since_logged).toBeGreaterThan(50);
+  expect(repeated[1]!.failed_in_a_row).toBeGreaterThan(repeated[0]!.failed_in_a_row);
+
+  writesFail = false;
+  await runWorkersFor(gateway, 60_000, async () => (await gateway.get(created.body.id)).body.status === 'succeeded');
+  expect((await gateway.get(created.body.id)).body.status).toBe('succeeded');
+  const after = workerLines(logs.text(), 'tracking').slice(failing.length);
+  expect(after).toHaveLength(1);
+  expect(after[0]).toMatch(/"level":"info"[^\n]*"msg":"worker passes succeed again after \d+ failures"/);
+  expect((JSON.parse(after[0]!) as { failed_in_a_row: number }).failed_in_a_row).toBeGreaterThan(repeated[1]!.failed_in_a_row);
+});
+
 /** Every write fails from the moment the provider takes the create (its attempt already written). */
 function fillWhenAccepted(gateway: TestGateway): void {
   const tasks = gateway.simulator('kling3api').tasks as unknown[];
