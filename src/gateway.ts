@@ -82,7 +82,7 @@ export interface GatewayOptions {
   workers?: WorkerLink;
   /**
    * Whether the start says what it finds wrong: providers disabled for want of a key, tasks in
-   * flight nothing can ask about (default: yes). With `WORKERS` the primary asks one worker per
+   * flight nothing can ask about, a result storage that does not answer (default: yes). With `WORKERS` the primary asks one worker per
    * start, so the operator reads each once, not once per worker and again per replacement.
    */
   startWarnings?: boolean;
@@ -481,7 +481,8 @@ export class Gateway {
     logger.info({ storage: objectStorage.description, mode: config.storage.mode }, 'result storage ready');
     // A bucket that does not answer is told now: every copy would fail on it (and be given up on).
     // Not waited for: a store that does not answer must not hold the start (webhooks and restarts wait on it).
-    if (copying) {
+    // With `WORKERS`, by the one worker that says the start's warnings, not by each.
+    if (copying && startWarnings) {
       void objectStorage.problem?.(STORAGE_CHECK_TIMEOUT_MS).then((problem) => {
         if (problem) logger.warn({ storage: objectStorage.description, problem }, 'result storage does not answer: copies will fail until it does');
       });

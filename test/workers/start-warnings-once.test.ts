@@ -1,10 +1,10 @@
 /**
  * With `WORKERS`, what the start finds wrong is said once per start, as a lone gateway says it:
  * the configuration warnings (a misspelt variable, a loopback public URL in a live deployment, a
- * provider without a webhook secret), a provider disabled for want of a key, and tasks in flight
- * that nothing can ask about any more. Each worker said the last two again (twice with two
- * workers, and once more for every worker replaced after a crash), so an operator counting the
- * lines read twice the trouble there was.
+ * provider without a webhook secret), a provider disabled for want of a key, tasks in flight
+ * that nothing can ask about any more, and a result storage that does not answer. Each worker
+ * said the last three again (twice with two workers, and once more for every worker replaced
+ * after a crash), so an operator counting the lines read twice the trouble there was.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ afterEach(() => {
 });
 
 /** What the start warns about, as the operator reads it. */
-const START_WARNING = /disabled: |in flight on|public_url|webhook_secret is not set|environment variable/;
+const START_WARNING = /disabled: |in flight on|public_url|webhook_secret is not set|environment variable|result storage does not answer/;
 
 /** Resolves once `test` accepts one of `lines` (read as they come). */
 async function seen<Line>(lines: Line[], test: (line: Line) => boolean, timeoutMs = 60_000): Promise<void> {
@@ -60,6 +60,13 @@ it('says each start-up warning once with two workers, and not again when a worke
       FREEPIK_API_KEY: 'fpk-live-test-key',
       FREEPIK_BASE_URL: 'http://127.0.0.1:1',
       FREEPIK_APIKEY: 'fpk-live-test-key',
+      // Copies go to a bucket on a port nothing listens on: the start's check of it says so.
+      STORAGE_BACKEND: 's3',
+      S3_BUCKET: 'kling-results',
+      S3_ENDPOINT: 'http://127.0.0.1:1',
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_ACCESS_KEY_ID: 'test-access-key',
+      S3_SECRET_ACCESS_KEY: 'test-secret-value',
     },
     (line) => lines.push(JSON.parse(line)),
     90_000,
@@ -76,6 +83,7 @@ it('says each start-up warning once with two workers, and not again when a worke
     (msg: string) => msg.startsWith('environment variable FREEPIK_APIKEY is set'),
     (msg: string) => msg.startsWith('providers.freepik.webhook_secret is not set'),
     (msg: string) => msg.startsWith('server.public_url'),
+    (msg: string) => msg.startsWith('result storage does not answer'),
   ];
   for (const test of expected) await seen(lines, (line) => line.level === 'warn' && test(line.msg));
 
