@@ -326,7 +326,7 @@ export class GatewayMetrics {
   });
   readonly webhookDeliveries = new Counter({
     name: `${PREFIX}webhook_deliveries_total`,
-    help: 'Attempts to deliver task events to client webhook URLs, by result.',
+    help: 'Attempts to deliver task events to client webhook URLs, by result (delivered, retrying, failed, gone: answered 410 Gone; not_sent: a task event not sent since its receiver answered 410 Gone).',
     labelNames: ['event_type', 'outcome'] as const,
     registers: [this.registry],
   });

@@ -1041,6 +1041,44 @@ export class TaskStore {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /**
+   * The earliest delivery of task `taskId` to `url` that ended `failed` on an answer of
+   * `lastStatus`, if any: one indexed read (by task) per try.
+   */
+  async failedDeliveryAnswered(taskId: string, url: string, lastStatus: number): Promise<DeliveryRow | undefined> {
+    return (await this.selectFailedDeliveryAnswered(this.db, taskId, url, lastStatus)).rows[0];
+  }
+
+  private readonly selectFailedDeliveryAnswered = compiledOnce(
+    (taskId: string, url: string, lastStatus: number) =>
+      this.db
+        .selectFrom('deliveries')
+        .selectAll()
+        .where('task_id', '=', taskId)
+        .where('url', '=', url)
+        .where('status', '=', 'failed')
+        .where('last_status', '=', lastStatus)
+        .orderBy('created_at')
+        .limit(1),
+    3,
+  );
+
+  /**
+   * Writes `patch` on the pending deliveries of task `taskId` to `url` that no live lease holds at
+   * `now` (one on its way records its own try); those written.
+   */
+  async settlePendingDeliveries(taskId: string, url: string, now: number, patch: DeliveryPatch): Promise<Pick<DeliveryRow, 'id' | 'event_type'>[]> {
+    return this.db
+      .updateTable('deliveries')
+      .set(patch)
+      .where('task_id', '=', taskId)
+      .where('url', '=', url)
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .returning(['id', 'event_type'])
+      .execute();
+  }
+
   async listDeliveries(taskId: string): Promise<DeliveryRow[]> {
     return this.db.selectFrom('deliveries').selectAll().where('task_id', '=', taskId).orderBy('created_at').execute();
   }

@@ -19,13 +19,14 @@ interface Received {
   body: string;
 }
 
-async function receiver(): Promise<{ url: string; received: Received[]; server: Server }> {
+async function receiver(status = 200): Promise<{ url: string; received: Received[]; server: Server }> {
   const received: Received[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8') });
+      res.statusCode = status;
       res.end();
     });
   });
@@ -390,6 +391,25 @@ describe('budget alerts', () => {
     expect(UsageBudget.strict().safeParse(usage).error).toBeUndefined();
     expect(usage.warned_at).toBe(warning.data.warned_at);
     expect(usage.exhausted_at).toEqual(expect.any(String));
+  });
+
+  it('ends an alert its events_url answers 410 Gone at once, and still sends the next one there (the URL is the tenant\'s, not one task\'s)', async () => {
+    const target = await receiver(410);
+    server = target.server;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: budgeted({ amount: 1, currency: 'USD', period: 'month' }, { events_url: target.url }) });
+    await gw.create(onKling3api);
+    await gw.create(onKling3api); // 80 %: the warning
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+    await gw.create(onKling3api); // refused: the budget is exhausted
+    await gw.advanceUntil(async () => target.received.length >= 2, 100);
+    for (let i = 0; i < 10; i++) await gw.advance(60_000);
+    // Each alert once: a 410 is not retried.
+    expect(target.received.map((delivery) => JSON.parse(delivery.body).type)).toEqual(['budget.warning', 'budget.exhausted']);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    for (const type of ['budget.warning', 'budget.exhausted']) {
+      expect(metrics).toContain(`kling_gateway_webhook_deliveries_total{event_type="${type}",outcome="gone"} 1`);
+    }
+    expect(metrics).not.toMatch(/webhook_deliveries_total\{[^}]*outcome="(retrying|not_sent)"\}/);
   });
 
   it('starts every period afresh: the alerts go out again next month', async () => {

@@ -306,6 +306,89 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(delivery).toMatchObject({ status: 'failed', attempts: 3, last_error: 'answered 500' });
   });
 
+  it('ends a delivery the receiver answers 410 Gone at once, and sends none of the task\'s later events there', async () => {
+    // Standard Webhooks: a 410 says the receiver no longer wants these webhooks; stop sending them.
+    const target = await receiver([410, 410, 410, 410, 410, 410, 410, 410]);
+    server = target.server;
+    const clock = new ManualClock(Date.now());
+    gw = await startTestGateway({ clock, config: { sandbox: { processing_ms: 30_000 } } });
+    const created = await gw.create({ ...request, webhook_url: target.url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+    const [gone] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(gone).toMatchObject({ type: 'video.processing', status: 'failed', attempts: 1, last_status: 410, next_attempt_at: null, delivered_at: null });
+    expect(gone.last_error).toMatch(/410 Gone/);
+
+    // The task ends later: its video.succeeded is recorded, and never sent to the gone URL.
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+    for (let i = 0; i < 10; i++) await gw.advance(60_000);
+    expect(target.received).toHaveLength(1);
+    const deliveries = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(deliveries.map((d: any) => [d.type, d.status, d.attempts, d.last_status, d.next_attempt_at])).toEqual([
+      ['video.processing', 'failed', 1, 410, null],
+      ['video.succeeded', 'failed', 0, null, null],
+    ]);
+    expect(deliveries[1].last_error).toMatch(/not sent/);
+    expect(deliveries[1].last_error).toContain(gone.id);
+
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toContain('kling_gateway_webhook_deliveries_total{event_type="video.processing",outcome="gone"} 1');
+    expect(metrics).toContain('kling_gateway_webhook_deliveries_total{event_type="video.succeeded",outcome="not_sent"} 1');
+    expect(metrics).not.toMatch(/webhook_deliveries_total\{[^}]*outcome="retrying"\}/);
+  });
+
+  it('ends a retry waiting for the same task\'s URL once the receiver answers another of its events 410 Gone', async () => {
+    // The receiver fails video.processing (a 500: retried in 5 s) and answers video.succeeded 410.
+    const received: string[] = [];
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const { type } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string };
+        received.push(type);
+        res.statusCode = type === 'video.processing' ? 500 : 410;
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 2_000 } } });
+    const created = await gw.create({ ...request, webhook_url: url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => received.length >= 1, 100);
+    // Ends before the processing event's retry is due.
+    expect((await gw.finish(created.body.id, 500)).status).toBe('succeeded');
+    await gw.advanceUntil(async () => received.length >= 2, 100);
+    for (let i = 0; i < 10; i++) await gw.advance(60_000);
+
+    expect(received).toEqual(['video.processing', 'video.succeeded']);
+    const deliveries = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(deliveries.map((d: any) => [d.type, d.status, d.attempts, d.last_status, d.next_attempt_at])).toEqual([
+      ['video.processing', 'failed', 1, 500, null],
+      ['video.succeeded', 'failed', 1, 410, null],
+    ]);
+    expect(deliveries[0].last_error).toBe(`not sent: the receiver answered 410 Gone to video.succeeded (${deliveries[1].id}) of this task`);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    expect(metrics).toContain('kling_gateway_webhook_deliveries_total{event_type="video.processing",outcome="not_sent"} 1');
+  });
+
+  it('still retries a 500 and sends the task\'s later events', async () => {
+    const target = await receiver([500]);
+    server = target.server;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 30_000 } } });
+    const created = await gw.create({ ...request, webhook_url: target.url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+    expect((await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data[0]).toMatchObject({ status: 'pending', attempts: 1, last_status: 500 });
+    await gw.finish(created.body.id);
+    await gw.advanceUntil(async () => target.received.length >= 3, 1_000);
+    const deliveries = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(deliveries.map((d: any) => [d.type, d.status, d.last_status])).toEqual([
+      ['video.processing', 'delivered', 200],
+      ['video.succeeded', 'delivered', 200],
+    ]);
+  });
+
   it('refuses private, loopback and link-local targets unless allowed', async () => {
     gw = await startTestGateway({ config: { webhooks: { allow_private_targets: false } } });
     for (const url of ['http://127.0.0.1:9/x', 'http://169.254.169.254/latest', 'http://10.0.0.5/hook', 'http://localhost/x', 'http://[::1]/x']) {

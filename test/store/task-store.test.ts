@@ -928,6 +928,32 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         });
       });
 
+      it("finds a task's delivery a status ended, and ends the task's pending ones to that URL no live lease holds", async () => {
+        await tasks.createTask(taskRow('t_1'));
+        await tasks.createTask(taskRow('t_2'));
+        const other = 'https://elsewhere.example.com/hooks';
+        await tasks.insertDelivery(deliveryRow('d_gone', 't_1', { status: 'failed', attempts: 1, last_status: 410, created_at: T0 + 1 }));
+        await tasks.insertDelivery(deliveryRow('d_failed', 't_1', { status: 'failed', attempts: 8, last_status: 500 }));
+        await tasks.insertDelivery(deliveryRow('d_waiting', 't_1', { attempts: 1, last_status: 500, next_attempt_at: T0 + MINUTE }));
+        await tasks.insertDelivery(deliveryRow('d_on_its_way', 't_1', { lease_owner: 'replica-b', lease_until: T0 + MINUTE }));
+        await tasks.insertDelivery(deliveryRow('d_lease_ran_out', 't_1', { lease_owner: 'replica-c', lease_until: T0 - 1 }));
+        await tasks.insertDelivery(deliveryRow('d_other_url', 't_1', { url: other }));
+        await tasks.insertDelivery(deliveryRow('d_other_task', 't_2'));
+
+        expect((await tasks.failedDeliveryAnswered('t_1', 'https://hooks.example.com/kling', 410))?.id).toBe('d_gone');
+        expect(await tasks.failedDeliveryAnswered('t_1', other, 410)).toBeUndefined();
+        expect(await tasks.failedDeliveryAnswered('t_2', 'https://hooks.example.com/kling', 410)).toBeUndefined();
+
+        const ended = await tasks.settlePendingDeliveries('t_1', 'https://hooks.example.com/kling', T0, { status: 'failed', last_error: 'not sent', lease_owner: null, lease_until: null });
+        expect(ended.map((row) => row.id).sort()).toEqual(['d_lease_ran_out', 'd_waiting']);
+        const byId = new Map([...(await tasks.listDeliveries('t_1')), ...(await tasks.listDeliveries('t_2'))].map((row) => [row.id, row]));
+        expect(byId.get('d_waiting')).toMatchObject({ status: 'failed', attempts: 1, last_status: 500, last_error: 'not sent', lease_owner: null });
+        expect(byId.get('d_on_its_way')).toMatchObject({ status: 'pending', lease_owner: 'replica-b' });
+        expect(byId.get('d_other_url')).toMatchObject({ status: 'pending' });
+        expect(byId.get('d_other_task')).toMatchObject({ status: 'pending' });
+        expect(await tasks.claimDueDeliveries(T0 + MINUTE, 'replica-a', 15_000, 10)).toHaveLength(2);
+      });
+
       it("claimDueDeliveries leases of each tenant only its room, however many of one tenant's are due first", async () => {
         await tasks.createTask(taskRow('t_1'));
         for (let index = 0; index < 100; index++) {

@@ -763,7 +763,7 @@ export interface components {
             /** @description Where it is sent (the task's `webhook_url`). */
             url: string;
             /**
-             * @description `pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed` (tries used up).
+             * @description `pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed`: tries used up, or the receiver answered `410 Gone` (Standard Webhooks: it wants no more), which ends that event at once and every later event of the task unsent (`last_error` says which).
              * @enum {string}
              */
             status: "pending" | "delivered" | "failed";
@@ -771,7 +771,7 @@ export interface components {
             attempts: number;
             /** @description The HTTP status of the last try; null when no answer came. */
             last_status: number | null;
-            /** @description Why the last try did not count as delivered; null once delivered. */
+            /** @description Why the last try did not count as delivered, or why the event was not sent; null once delivered. */
             last_error: string | null;
             created_at: string;
             /** @description When the next try is due; null once delivered or failed. */

@@ -533,11 +533,12 @@ export const WebhookDelivery = z
     type: z.string().meta({ description: 'The event: `video.processing`, `video.succeeded`, `video.failed` or `video.canceled`.' }),
     url: z.string().meta({ description: 'Where it is sent (the task\'s `webhook_url`).' }),
     status: z.enum(WEBHOOK_DELIVERY_STATUSES).meta({
-      description: '`pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed` (tries used up).',
+      description:
+        '`pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed`: tries used up, or the receiver answered `410 Gone` (Standard Webhooks: it wants no more), which ends that event at once and every later event of the task unsent (`last_error` says which).',
     }),
     attempts: z.number().int().meta({ description: 'Tries made so far.' }),
     last_status: z.number().int().nullable().meta({ description: 'The HTTP status of the last try; null when no answer came.' }),
-    last_error: z.string().nullable().meta({ description: 'Why the last try did not count as delivered; null once delivered.' }),
+    last_error: z.string().nullable().meta({ description: 'Why the last try did not count as delivered, or why the event was not sent; null once delivered.' }),
     created_at: z.string(),
     next_attempt_at: z.string().nullable().meta({ description: 'When the next try is due; null once delivered or failed.' }),
     delivered_at: z.string().nullable(),

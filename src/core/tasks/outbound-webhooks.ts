@@ -3,6 +3,9 @@
  * `webhook-timestamp`, `webhook-signature` signed with the tenant's `whsec_` secret. Deliveries
  * are rows in the store (written in the same transaction as the status change), so they
  * survive restarts; each is retried with exponential back-off and its attempts are recorded.
+ * A `410 Gone` is not retried (Standard Webhooks: the receiver wants no more webhooks): it ends
+ * that delivery, and a task's other events waiting for that URL, or queued later, end unsent; an
+ * account event's URL is the tenant's, so only that one event ends.
  * The POST itself is `webhook-post.ts` (node's http).
  */
 import { Webhook } from 'standardwebhooks';
@@ -16,6 +19,14 @@ import { errorText } from './error-text.js';
 /** Back-off before retry `attempt` (1-based): 5 s, 10 s, 20 s … capped at one hour. */
 export function deliveryBackoffMs(attempt: number): number {
   return Math.min(3600_000, 5_000 * 2 ** Math.max(0, attempt - 1));
+}
+
+/** The last error of a task's delivery its receiver answered `410 Gone`. */
+const GONE_ERROR = "answered 410 Gone: the receiver takes no more of this task's events; none is sent to this URL again";
+
+/** The last error of a task's delivery ended unsent because its receiver answered `410 Gone` to `gone`. */
+function notSentAfterGone(gone: { id: string; eventType: string }): string {
+  return `not sent: the receiver answered 410 Gone to ${gone.eventType} (${gone.id}) of this task`;
 }
 
 /** Deliveries on their way at once, per process: a pass claims only as many as there is room for. */
@@ -128,6 +139,14 @@ export class OutboundWebhooks {
 
   private async deliver(delivery: DeliveryRecord): Promise<void> {
     const { tasks, clock, config, metrics, logger, owner } = this.engine;
+    // A receiver that answered `410 Gone` to an event of this task takes none of its events any more.
+    const gone = delivery.taskId === null ? undefined : await tasks.goneDeliveryOf(delivery.taskId, delivery.url);
+    if (gone) {
+      metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: 'not_sent' });
+      logger.info({ task_id: delivery.taskId, delivery_id: delivery.id, gone_delivery_id: gone.id }, 'webhook delivery not sent: the receiver answered 410 Gone to an earlier event of the task');
+      this.record(delivery, await tasks.recordDelivery(delivery.id, owner, { delivered: false, notSent: true, error: notSentAfterGone(gone) }));
+      return;
+    }
     const secret = config.tenants[delivery.tenant]?.webhook_secret;
     const attempt = delivery.attempts + 1;
     let status: number | null = null;
@@ -158,7 +177,11 @@ export class OutboundWebhooks {
             timeoutMs: config.webhooks.timeout_ms,
             agents: this.agents,
           });
-          if (status < 200 || status >= 300) failure = `answered ${status}`;
+          if (status === 410) {
+            // Standard Webhooks: the receiver no longer wants these webhooks; stop sending them.
+            failure = delivery.taskId === null ? 'answered 410 Gone: not retried' : GONE_ERROR;
+            permanent = true;
+          } else if (status < 200 || status >= 300) failure = `answered ${status}`;
         }
       }
     } catch (error) {
@@ -178,7 +201,8 @@ export class OutboundWebhooks {
       return;
     }
     const giveUp = permanent || attempt >= config.webhooks.max_attempts;
-    metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: giveUp ? 'failed' : 'retrying' });
+    const outcome = status === 410 ? 'gone' : giveUp ? 'failed' : 'retrying';
+    metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome });
     logger.warn(
       { task_id: delivery.taskId, delivery_id: delivery.id, attempt, status, reason: failure, ...(refusedAddress ? { address: refusedAddress } : {}) },
       giveUp ? 'webhook delivery abandoned' : 'webhook delivery failed; will retry',
@@ -192,6 +216,12 @@ export class OutboundWebhooks {
       retryAt: now + deliveryBackoffMs(attempt),
     });
     this.record(delivery, recorded);
+    // The task's other events waiting for a retry (or not yet tried) end now, not at their next try.
+    if (recorded && outcome === 'gone' && delivery.taskId !== null) {
+      const gone = { id: delivery.id, eventType: delivery.eventType };
+      const ended = await tasks.abandonPendingDeliveries(delivery.taskId, delivery.url, now, notSentAfterGone(gone));
+      for (const eventType of ended) metrics.webhookDeliveries.inc({ event_type: eventType, outcome: 'not_sent' });
+    }
   }
 
   /** A try that outlived its lease: another replica or worker has the delivery now, and its record stands. */

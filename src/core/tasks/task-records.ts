@@ -253,7 +253,9 @@ export type NewDelivery = Omit<DeliveryRecord, 'attempts'> & { createdAt: number
 /** How a delivery try ended. */
 export type DeliveryResult =
   | { delivered: true; attempts: number; lastStatus: number | null; at: number }
-  | { delivered: false; attempts: number; lastStatus: number | null; error: string; giveUp: boolean; retryAt: number };
+  | { delivered: false; attempts: number; lastStatus: number | null; error: string; giveUp: boolean; retryAt: number }
+  /** Ended without a try (its tries and last status stay as they were). */
+  | { delivered: false; notSent: true; error: string };
 
 /** `,a,b,`: the stored form of a task's candidate providers (for fair queueing per provider). */
 function candidatesColumn(plan: TaskPlan): string {

@@ -558,12 +558,32 @@ export class TaskRepository {
   }
 
   /**
+   * The delivery of task `taskId`'s events to `url` that its receiver answered `410 Gone`, if any:
+   * the receiver said it takes no more of them (Standard Webhooks: stop sending).
+   */
+  async goneDeliveryOf(taskId: string, url: string): Promise<DeliveryState | undefined> {
+    const row = await this.store.failedDeliveryAnswered(taskId, url, 410);
+    return row && deliveryStateFromRow(row);
+  }
+
+  /**
+   * Ends, as `failed` and not sent, the deliveries of task `taskId` to `url` still waiting for a
+   * try (none on its way: that one records its own), with `error` as their last error; the event
+   * type of each.
+   */
+  async abandonPendingDeliveries(taskId: string, url: string, now: number, error: string): Promise<string[]> {
+    const ended = await this.store.settlePendingDeliveries(taskId, url, now, { status: 'failed', last_error: error, lease_owner: null, lease_until: null });
+    return ended.map((row) => row.event_type);
+  }
+
+  /**
    * Records how `owner`'s delivery try ended and gives its lease back; false (nothing written)
    * when the lease is no longer `owner`'s: it ran out and another replica took the delivery over,
    * whose own record stands.
    */
   recordDelivery(id: string, owner: string, result: DeliveryResult): Promise<boolean> {
     const released = { lease_owner: null, lease_until: null };
+    if ('notSent' in result) return this.store.updateDelivery(id, owner, { status: 'failed', last_error: result.error, ...released });
     return this.store.updateDelivery(
       id,
       owner,
