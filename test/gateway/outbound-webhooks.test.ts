@@ -372,6 +372,60 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(metrics).toContain('kling_gateway_webhook_deliveries_total{event_type="video.processing",outcome="not_sent"} 1');
   });
 
+  // Standard Webhooks: 429, 502 and 504 ask the sender to throttle, honouring `Retry-After`.
+  it.each([429, 502, 503, 504])('waits the Retry-After a receiver answering %i asks for before the next try, rather than its own 5 s', async (throttled) => {
+    const answers = [throttled];
+    const received: Received[] = [];
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received.push({ headers: req.headers as Record<string, string>, body: '' });
+        const answer = answers.shift();
+        if (answer === undefined) return void res.end();
+        res.writeHead(answer, { 'retry-after': '120' }).end();
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ ...request, webhook_url: url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => received.length >= 1, 100);
+    const [waiting] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(waiting).toMatchObject({ status: 'pending', attempts: 1, last_status: throttled });
+    expect(Date.parse(waiting.next_attempt_at) - gw.clock.now()).toBe(120_000);
+    await gw.advance(60_000);
+    expect(received).toHaveLength(1);
+    await gw.advance(60_000);
+    const [delivered] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(delivered).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
+  });
+
+  it('keeps its own back-off when a Retry-After asks for less, and waits at most an hour whatever it asks', async () => {
+    const answers: [number, string][] = [[429, '1'], [503, '86400']];
+    const received: number[] = [];
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received.push(Date.now());
+        const answer = answers.shift();
+        if (answer === undefined) return void res.end();
+        res.writeHead(answer[0], { 'retry-after': answer[1] }).end();
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ ...request, webhook_url: url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => received.length >= 1, 100);
+    const deliveries = async () => (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data[0];
+    expect(Date.parse((await deliveries()).next_attempt_at) - gw.clock.now()).toBe(5_000);
+    await gw.advance(5_000);
+    await gw.advanceUntil(async () => received.length >= 2, 100);
+    expect(Date.parse((await deliveries()).next_attempt_at) - gw.clock.now()).toBe(3_600_000);
+  });
+
   it('still retries a 500 and sends the task\'s later events', async () => {
     const target = await receiver([500]);
     server = target.server;

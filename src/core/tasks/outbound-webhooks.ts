@@ -14,11 +14,26 @@ import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import type { DeliveryRecord } from './task-records.js';
 import { postWebhook } from './webhook-post.js';
+import { parseRetryAfter } from '../upstream/upstream-error.js';
 import { errorText } from './error-text.js';
 
 /** Back-off before retry `attempt` (1-based): 5 s, 10 s, 20 s … capped at one hour. */
 export function deliveryBackoffMs(attempt: number): number {
   return Math.min(3600_000, 5_000 * 2 ** Math.max(0, attempt - 1));
+}
+
+/**
+ * Answers by which a receiver asks the sender to slow down (Standard Webhooks: 429, 502 and 504
+ * throttle; and 503, whose `Retry-After` HTTP defines): the next try waits the `Retry-After` they
+ * carry, when it is longer than the back-off.
+ */
+const THROTTLING = new Set([429, 502, 503, 504]);
+
+/** When the next try of a delivery whose try `attempt` failed at `now` is due: the back-off, or the receiver's longer `Retry-After`. */
+function nextTryAt(attempt: number, now: number, status: number | null, retryAfter: string | undefined): number {
+  const backoff = deliveryBackoffMs(attempt);
+  const asked = status !== null && THROTTLING.has(status) ? parseRetryAfter(retryAfter, now) : undefined;
+  return now + Math.max(backoff, asked ?? 0);
 }
 
 /** The last error of a task's delivery its receiver answered `410 Gone`. */
@@ -150,6 +165,7 @@ export class OutboundWebhooks {
     const secret = config.tenants[delivery.tenant]?.webhook_secret;
     const attempt = delivery.attempts + 1;
     let status: number | null = null;
+    let retryAfter: string | undefined;
     let failure: string | undefined;
     let permanent = false;
     /** The private address a target's name resolved to: for the operator's log line, never for the tenant. */
@@ -166,7 +182,7 @@ export class OutboundWebhooks {
         } else {
           const sentAt = new Date(clock.now());
           const signature = new Webhook(secret).sign(delivery.id, sentAt, delivery.payload);
-          status = await postWebhook(delivery.url, delivery.payload, {
+          ({ status, retryAfter } = await postWebhook(delivery.url, delivery.payload, {
             headers: {
               'content-type': 'application/json',
               'user-agent': 'kling-gateway-webhooks/0.1',
@@ -176,7 +192,7 @@ export class OutboundWebhooks {
             },
             timeoutMs: config.webhooks.timeout_ms,
             agents: this.agents,
-          });
+          }));
           if (status === 410) {
             // Standard Webhooks: the receiver no longer wants these webhooks; stop sending them.
             failure = delivery.taskId === null ? 'answered 410 Gone: not retried' : GONE_ERROR;
@@ -213,7 +229,7 @@ export class OutboundWebhooks {
       lastStatus: status,
       error: failure.slice(0, 500),
       giveUp,
-      retryAt: now + deliveryBackoffMs(attempt),
+      retryAt: nextTryAt(attempt, now, status, retryAfter),
     });
     this.record(delivery, recorded);
     // The task's other events waiting for a retry (or not yet tried) end now, not at their next try.

@@ -21,6 +21,12 @@ const ACCEPT = 'application/json, text/plain, */*';
 /** Largest answer body read from a receiver. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
+/** The receiver's answer: its status, and the `Retry-After` it sent, if any. */
+export interface WebhookAnswer {
+  status: number;
+  retryAfter: string | undefined;
+}
+
 export interface WebhookPostOptions {
   headers: Record<string, string>;
   /** Longest the whole exchange may take. */
@@ -28,8 +34,8 @@ export interface WebhookPostOptions {
   agents: { httpAgent: http.Agent; httpsAgent: https.Agent };
 }
 
-/** POSTs `body` (JSON text) to `url`; resolves with the receiver's status once its answer is read. */
-export function postWebhook(url: string, body: string, options: WebhookPostOptions): Promise<number> {
+/** POSTs `body` (JSON text) to `url`; resolves with the receiver's answer once it is read. */
+export function postWebhook(url: string, body: string, options: WebhookPostOptions): Promise<WebhookAnswer> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     if (target.protocol !== 'http:' && target.protocol !== 'https:') {
@@ -43,16 +49,16 @@ export function postWebhook(url: string, body: string, options: WebhookPostOptio
       agent,
       headers: { accept: ACCEPT, ...options.headers, 'content-length': payload.length, 'accept-encoding': ACCEPT_ENCODING },
     });
-    /** The receiver's status, once its answer began. */
-    let status: number | undefined;
+    /** The receiver's answer, once it began. */
+    let answered: WebhookAnswer | undefined;
     /** Ends the exchange with the status when there is one, else with `error`. */
     const finish = (error?: Error) => {
       clearTimeout(timer);
-      if (status !== undefined) resolve(status);
+      if (answered !== undefined) resolve(answered);
       else reject(error ?? new Error('no answer'));
     };
     const timer = setTimeout(() => {
-      if (status === undefined) request.destroy(new Error(`timeout of ${options.timeoutMs}ms exceeded`));
+      if (answered === undefined) request.destroy(new Error(`timeout of ${options.timeoutMs}ms exceeded`));
       else {
         request.destroy();
         finish();
@@ -60,7 +66,8 @@ export function postWebhook(url: string, body: string, options: WebhookPostOptio
     }, options.timeoutMs);
     request.on('error', (error) => finish(error));
     request.on('response', (response) => {
-      status = response.statusCode ?? 0;
+      const retryAfter = response.headers['retry-after'];
+      answered = { status: response.statusCode ?? 0, retryAfter };
       const answer = decodedBody(response);
       let read = 0;
       response.on('aborted', () => answer.destroy(new Error('stream has been aborted')));
