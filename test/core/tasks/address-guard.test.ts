@@ -96,6 +96,24 @@ describe('refuseLiteralTarget', () => {
   });
 
   it.each([
+    ['http://017700000001/hook', '127.0.0.1', 'octal'],
+    ['http://0177.0.0.01/hook', '127.0.0.1', 'octal parts'],
+    ['http://127.1/hook', '127.0.0.1', 'two-part shorthand'],
+    ['http://127.0.0.1./hook', '127.0.0.1', 'trailing dot'],
+    ['http://0/hook', '0.0.0.0', 'a bare zero'],
+    ['http://0.0.0.0:8080/hook', '0.0.0.0', 'this network'],
+    ['http://\uFF10x7f.1/hook', '127.0.0.1', 'fullwidth digits'],
+    ['http://127\u30020\u30020\u30021/hook', '127.0.0.1', 'ideographic full stops'],
+    ['http://0xa9.0xfe.0xa9.0xfe/latest/meta-data', '169.254.169.254', 'hex parts'],
+    ['http://100.64.0.1/hook', '100.64.0.1', 'carrier-grade NAT'],
+    ['http://[::]/hook', '::', 'IPv6 unspecified'],
+    ['http://[0:0:0:0:0:ffff:7f00:1]/hook', '::ffff:7f00:1', 'mapped, written out'],
+    ['HTTP://127.0.0.1/hook', '127.0.0.1', 'an upper-case scheme'],
+  ])('refuses %s (%s, %s): the URL parser folds it into the address first', (url, address) => {
+    expect(refuseLiteralTarget(url, false)).toBe(`points at a private, loopback or link-local address (${address})`);
+  });
+
+  it.each([
     ['https://hooks.example.com/kling'],
     ['https://8.8.8.8/hook'],
     ['https://[2606:4700:4700::1111]/hook'],
