@@ -160,7 +160,8 @@ export function swaggerUiPolicy(): RequestHandler {
 }
 
 const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
+/** Spaces and tabs only around the key, as HTTP reads a header (a no-break space is part of the value). */
+const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
 
 /** The key of an `Authorization: Bearer <key>` header; undefined when the header has not that form. */
 export function bearerKeyOf(header: string | undefined): string | undefined {

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
-import { announcesBody, authorizationRepeated, authorizationTwice, sendProblem } from './middleware.js';
+import { announcesBody, authorizationRepeated, authorizationTwice, bearerKeyOf, sendProblem } from './middleware.js';
 
 /** One tenant's limits, resolved (its own block over the defaults). */
 export interface TenantLimitSettings {
@@ -240,8 +240,8 @@ export function metricsAccess(token: string | undefined, live: boolean, digest: 
   return (req, _res, next) => {
     if (expected) {
       if (authorizationRepeated(req)) return next(authorizationTwice());
-      const match = /^Bearer\s+(\S+)\s*$/i.exec(req.header('authorization') ?? '');
-      if (match?.[1] && digest(match[1]) === expected) return next();
+      const token = bearerKeyOf(req.header('authorization'));
+      if (token && digest(token) === expected) return next();
       return next(problems.unauthorized('Send the metrics token as "Authorization: Bearer <token>".'));
     }
     if (!live) return next();

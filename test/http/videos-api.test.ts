@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
 
 const textToVideo = { model: 'kling-v3', prompt: 'a red fox running through fresh snow', duration: 5 };
 
@@ -61,6 +61,19 @@ describe('videos API over HTTP against the simulators', () => {
     expect(wrong.status).toBe(401);
     expect(wrong.body).toMatchObject({ status: 401, title: 'Unauthorized' });
     expect(gw.simulator('freepik').tasks).toHaveLength(0);
+  });
+
+  // A no-break space (0xA0) is whitespace to a JavaScript pattern, not to HTTP (RFC 9110: spaces
+  // and tabs only): a proxy in front reads such a header as one opaque credential, the gateway read a key.
+  it('takes only spaces and tabs around the key of "Authorization: Bearer", as HTTP does', async () => {
+    const key = TENANT_KEY;
+    for (const header of [`Bearer\u00a0${key}`, `Bearer ${key}\u00a0`]) {
+      const answer = await fetch(`${gw.url}/v1/videos`, { headers: { authorization: header } });
+      expect(answer.status, JSON.stringify(header)).toBe(401);
+    }
+    for (const header of [`Bearer ${key}`, `bearer\t${key} `]) {
+      expect((await fetch(`${gw.url}/v1/videos`, { headers: { authorization: header } })).status).toBe(200);
+    }
   });
 
   it("hides one tenant's tasks from another", async () => {
