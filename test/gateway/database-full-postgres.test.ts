@@ -1,0 +1,102 @@
+/**
+ * Replicas on one PostgreSQL schema whose server refuses writes as on a full disk (53100,
+ * `disk_full`): each replica's pool refuses its own inserts, updates and deletes while the test
+ * says so (reads, and BEGIN/COMMIT/ROLLBACK, still go through), so a test can free the space
+ * for one replica before another (a pool whose connections stay broken longer).
+ */
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import type { TestGateway } from '../support/harness.js';
+import { postgresAvailable } from '../support/postgres.js';
+import { usePostgresReplicas } from '../support/postgres-replicas.js';
+
+const available = await postgresAvailable();
+
+type ConnectCallback = (error: Error | undefined, client: pg.PoolClient | undefined, release: (error?: unknown) => void) => void;
+
+/** From now on, every insert, update or delete through `pool` fails with 53100 while `refusing()` says so. */
+function refuseWritesWhile(pool: pg.Pool, refusing: () => boolean): void {
+  const wrapped = new WeakSet<object>();
+  const wrap = (client: pg.PoolClient) => {
+    if (wrapped.has(client)) return client;
+    wrapped.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    (client as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = async (...args: unknown[]) => {
+      const text = typeof args[0] === 'string' ? args[0] : String((args[0] as { text?: string })?.text ?? '');
+      if (refusing() && /^\s*(insert|update|delete)\b/i.test(text)) {
+        throw Object.assign(new Error('could not extend file "base/16384/16397": No space left on device'), { code: '53100' });
+      }
+      return query(...args);
+    };
+    return client;
+  };
+  const connect = pool.connect.bind(pool) as (callback?: ConnectCallback) => Promise<pg.PoolClient> | undefined;
+  (pool as unknown as { connect: (callback?: ConnectCallback) => unknown }).connect = (callback?: ConnectCallback) =>
+    callback ? connect((error, client, release) => callback(error, client && wrap(client), release)) : connect()!.then(wrap);
+}
+
+// Long enough to be a real task; kling3api cannot be asked about a create whose answer was lost.
+const request = { model: 'kling-v3', prompt: 'a full disk on a shared PostgreSQL', duration: 5, routing: { providers: ['kling3api'] } };
+
+describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
+  const replicas = usePostgresReplicas();
+
+  /** Two replicas whose writes are refused (each while its flag says so): `sender` sends the create. */
+  async function twoReplicas() {
+    const full = { sender: false, other: false };
+    const sender = await replicas.replica('sender');
+    const other = await replicas.replica('other');
+    refuseWritesWhile(sender.gateway.store.store.pool!, () => full.sender);
+    refuseWritesWhile(other.gateway.store.store.pool!, () => full.other);
+    return { full, sender, other };
+  }
+
+  /**
+   * `sender` creates; the disk fills as kling3api takes the create (its attempt already written)
+   * and stays full `seconds` of gateway time (past the submission's lease of 12 s here).
+   */
+  async function createdWhileFull(sender: TestGateway, full: { sender: boolean; other: boolean }, seconds: number) {
+    const tasks = replicas.simulators.get('kling3api')!.tasks as unknown[];
+    const push = tasks.push.bind(tasks);
+    tasks.push = (...items: unknown[]) => {
+      full.sender = true;
+      full.other = true;
+      return push(...items);
+    };
+    const pending = sender.create(request);
+    for (let i = 0; i < 200 && tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    const upstreamId = (tasks[0] as { id: string }).id;
+    for (let step = 0; step < seconds; step++) {
+      await replicas.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return { created: await pending, upstreamId };
+  }
+
+  /** Passes of `other` (first at each step), a second of gateway time apart, until the task is done or `until` holds. */
+  async function otherPasses(other: TestGateway, id: string, seconds: number, until?: () => Promise<boolean>) {
+    for (let step = 0; step < seconds; step++) {
+      const task = (await other.get(id)).body;
+      if (['succeeded', 'failed'].includes(task.status)) return;
+      if (until && (await until())) return;
+      await other.gateway.runOnce();
+      await replicas.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it("tracks a create the other replica accepted while the disk was full, when this replica's recovery reaches it first once space is freed", async () => {
+    const { full, sender, other } = await twoReplicas();
+    const { created, upstreamId } = await createdWhileFull(sender, full, 30);
+    expect(created.status).toBe(202);
+    expect(created.body.status).toBe('queued');
+    full.sender = false;
+    full.other = false;
+    await otherPasses(other, created.body.id, 60);
+    const done = (await other.get(created.body.id)).body;
+    expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
+    expect(done.attempts).toHaveLength(1);
+    expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
+});
