@@ -99,4 +99,28 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
     expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
     expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
   });
+
+  // The README's decision: recovery waits at least 10 s for the sender's write. It waited only
+  // until its next look (a quarter of the time since the create was sent, from 3 s: 7.75 s with
+  // a 30 s lease), then failed the task `interrupted` while the sender's write was on its way.
+  it("tracks a create whose sender's writes are refused 8 s longer than the other replica's, after that replica found it lost", async () => {
+    const { full, sender, other } = await twoReplicas();
+    const { created, upstreamId } = await createdWhileFull(sender, full, 13);
+    expect(created.body.status).toBe('queued');
+    full.other = false;
+    const interrupted = async () => (await other.get(created.body.id)).body.attempts[0]?.outcome === 'interrupted';
+    // The submission's lease (30 s here) runs out: the other replica finds the attempt `sending`.
+    await otherPasses(other, created.body.id, 30, interrupted);
+    expect(await interrupted()).toBe(true);
+    // 8 s after that (its passes a second apart), the sender's writes go through: its next try
+    // lands within 2 s, inside the 10 s.
+    await otherPasses(other, created.body.id, 7);
+    full.sender = false;
+    await otherPasses(other, created.body.id, 60);
+    const done = (await other.get(created.body.id)).body;
+    expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
+    expect(done.attempts).toHaveLength(1);
+    expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
 });

@@ -247,7 +247,10 @@ export class Recovery {
     const waitEnd = Math.max(asked, senderMayWrite);
     if (now < waitEnd) {
       const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
-      return this.lifecycle.holdInDoubt(task, Math.min(next, waitEnd), task.leaseOwner);
+      // The sender's time is waited out in this one hold when nothing else keeps the create in
+      // doubt as long: the next look finds the attempt `interrupted`, not when it was so found.
+      const until = senderMayWrite > asked ? senderMayWrite : Math.min(next, waitEnd);
+      return this.lifecycle.holdInDoubt(task, until, task.leaseOwner);
     }
     return this.giveUp(task, attempt, lookup);
   }
