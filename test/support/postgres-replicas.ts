@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
+import type { DestinationStream } from 'pino';
 import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
@@ -22,13 +23,14 @@ export interface PostgresReplicas {
   /**
    * Starts a replica named `name` on the shared schema; `config` adds to the block's own, `store`
    * sets its pool (and how it reaches the server), `endpointOverrides` how it reaches a provider
-   * (an upstream of the test's own).
+   * (an upstream of the test's own), `logTo` where its logs go (silent when absent).
    */
   replica(
     name: string,
     config?: Record<string, unknown>,
     store?: PostgresStoreOptions,
     endpointOverrides?: Record<string, Partial<ProviderEndpoint>>,
+    logTo?: DestinationStream,
   ): Promise<TestGateway>;
   /**
    * Lets gateway time run (in small steps) while `work` is pending: a create that waits on the
@@ -95,10 +97,10 @@ export function usePostgresReplicas(config: Record<string, unknown> = {}): Postg
       return simulators;
     },
     withClockRunning,
-    async replica(name, extra = {}, storeOptions = {}, endpointOverrides = {}) {
+    async replica(name, extra = {}, storeOptions = {}, endpointOverrides = {}, logTo = undefined) {
       const store = await openPostgresStore(schema, storeOptions);
       stores.push(store);
-      const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config: { ...config, ...extra }, endpointOverrides });
+      const gateway = await startTestGateway({ clock, endpoints, simulators, store, owner: name, config: { ...config, ...extra }, endpointOverrides, ...(logTo ? { logTo } : {}) });
       gateways.push(gateway);
       return gateway;
     },

@@ -665,7 +665,7 @@ export class Dispatcher {
         if (this.closing.signal.aborted) break;
         const written = await this.writeAccepted(task, runtime, result, details, clock.now(), true);
         if (written.ok) {
-          logger.info(logContext, 'recorded a create the provider accepted while the database refused writes');
+          if (!written.untracked) logger.info(logContext, 'recorded a create the provider accepted while the database refused writes');
           return;
         }
       }
@@ -679,7 +679,8 @@ export class Dispatcher {
 
   /**
    * The writes of an accepted create, each tried until `until`: the move to tracking with the
-   * attempt, or (the task no longer held here) the upstream id on the attempt alone.
+   * attempt, or (the task no longer held here) the upstream id on the attempt alone. `untracked`:
+   * the task was settled without it meanwhile (failed as lost), which the error log says.
    */
   private async writeAccepted(
     task: TaskRecord,
@@ -688,7 +689,7 @@ export class Dispatcher {
     details: AcceptedDetails,
     until: number,
     quiet = false,
-  ): Promise<{ ok: true; task: TaskRecord | undefined } | { ok: false }> {
+  ): Promise<{ ok: true; task: TaskRecord | undefined; untracked?: true } | { ok: false }> {
     const { tasks, clock, config, logger, random } = this.engine;
     const logContext = acceptedLogContext(task, runtime, result);
     const acceptedAttempt = {
@@ -728,7 +729,13 @@ export class Dispatcher {
     const change = { ...acceptedAttempt.change, message: null };
     const noted = await this.persist(logContext, 'record the accepted attempt', until, quiet, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, change));
     if (!noted.ok) return { ok: false };
-    return { ok: true, task: await tasks.get(task.id).catch(() => task) };
+    const now = await tasks.get(task.id).catch(() => undefined);
+    if (now && now.phase !== 'submitting' && now.providerTaskId !== result.ref.providerTaskId) {
+      // Settled meanwhile as lost (failed, or gone on): nobody tracks the task from the attempt.
+      logger.error(logContext, 'a create the provider accepted was written down after its task was settled without it: its upstream task is tracked by nobody');
+      return { ok: true, task: now, untracked: true };
+    }
+    return { ok: true, task: now ?? task };
   }
 
   /**
