@@ -873,6 +873,22 @@ export class TaskStore {
   }
 
   /**
+   * Writes `patch` on an attempt whose outcome is still `outcome`; false when it has moved on
+   * (another process wrote the create's answer). In PostgreSQL the attempt's row then stays
+   * locked by `db`'s transaction: a write of that answer waits for it to end.
+   */
+  async updateAttemptStill(taskId: string, seq: number, outcome: string, patch: AttemptPatch, db: Kysely<Database> = this.db): Promise<boolean> {
+    const result = await db
+      .updateTable('attempts')
+      .set(patch)
+      .where('task_id', '=', taskId)
+      .where('seq', '=', seq)
+      .where('outcome', '=', outcome)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /**
    * Writes `patch` on an attempt still `sending` that names no upstream task yet; false when the
    * attempt has moved on (its answer was recorded, or it was settled otherwise).
    */

@@ -4,19 +4,22 @@
  * says so (reads, and BEGIN/COMMIT/ROLLBACK, still go through), so a test can free the space
  * for one replica before another (a pool whose connections stay broken longer).
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
 import type { TestGateway } from '../support/harness.js';
-import { postgresAvailable } from '../support/postgres.js';
+import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
 
 type ConnectCallback = (error: Error | undefined, client: pg.PoolClient | undefined, release: (error?: unknown) => void) => void;
 
-/** From now on, every insert, update or delete through `pool` fails with 53100 while `refusing()` says so. */
-function refuseWritesWhile(pool: pg.Pool, refusing: () => boolean): void {
+/**
+ * From now on, every insert, update or delete through `pool` fails with 53100 while `refusing()`
+ * says so; `afterRead`, if given, runs after each other statement, before its rows are returned.
+ */
+function refuseWritesWhile(pool: pg.Pool, refusing: () => boolean, afterRead?: (text: string) => Promise<void>): void {
   const wrapped = new WeakSet<object>();
   const wrap = (client: pg.PoolClient) => {
     if (wrapped.has(client)) return client;
@@ -27,7 +30,9 @@ function refuseWritesWhile(pool: pg.Pool, refusing: () => boolean): void {
       if (refusing() && /^\s*(insert|update|delete)\b/i.test(text)) {
         throw Object.assign(new Error('could not extend file "base/16384/16397": No space left on device'), { code: '53100' });
       }
-      return query(...args);
+      const result = await query(...args);
+      await afterRead?.(text);
+      return result;
     };
     return client;
   };
@@ -43,12 +48,12 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
   const replicas = usePostgresReplicas();
 
   /** Two replicas whose writes are refused (each while its flag says so): `sender` sends the create. */
-  async function twoReplicas(senderLogs = capturedLogs()) {
+  async function twoReplicas(senderLogs = capturedLogs(), otherReads?: (text: string) => Promise<void>) {
     const full = { sender: false, other: false };
     const sender = await replicas.replica('sender', {}, {}, {}, senderLogs.sink);
     const other = await replicas.replica('other');
     refuseWritesWhile(sender.gateway.store.store.pool!, () => full.sender);
-    refuseWritesWhile(other.gateway.store.store.pool!, () => full.other);
+    refuseWritesWhile(other.gateway.store.store.pool!, () => full.other, otherReads);
     return { full, sender, other };
   }
 
@@ -149,5 +154,51 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
     expect(done.attempts[0]).toMatchObject({ outcome: 'accepted' });
     expect(logs.text()).toMatch(new RegExp(`"level":"error"[^\\n]*"provider_task_id":"${upstreamId}"[^\\n]*"msg":"[^"]*tracked by nobody`));
     expect(logs.text()).not.toMatch(/recorded a create the provider accepted while the database refused writes/);
+  });
+
+  // The give-up read the attempts again and then failed the task: a sender's write landing in
+  // between (its tries come every 2 s) left the task failed `interrupted` and its attempt
+  // `accepted`, the upstream task billed and tracked by nobody.
+  it("tracks a create whose sender's write lands between the other replica's last look at the attempts and its failing the task", async () => {
+    // The other replica's passes: its reads of the attempts in each, counted.
+    let pass: { attemptReads: number } | undefined;
+    let landed = false;
+    let full!: { sender: boolean; other: boolean };
+    let taskId = '';
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    const outcome = async () => (await client.query(`SELECT outcome FROM ${replicas.schema}.attempts WHERE task_id = $1`, [taskId])).rows[0]?.outcome;
+    try {
+      const { full: flags, sender, other } = await twoReplicas(capturedLogs(), async (text) => {
+        if (!pass || !/from "attempts"/i.test(text)) return;
+        pass.attemptReads += 1;
+        // The pass that gives up: recovery's read, then the give-up's own. Once that one has read,
+        // the sender's next try goes through.
+        if (pass.attemptReads !== 2 || landed) return;
+        full.sender = false;
+        await replicas.clock.advance(2_000);
+        for (let i = 0; i < 200 && (await outcome()) !== 'accepted'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        landed = (await outcome()) === 'accepted';
+      });
+      full = flags;
+      const { created, upstreamId } = await createdWhileFull(sender, full, 13);
+      taskId = created.body.id;
+      full.other = false;
+      for (let step = 0; step < 60 && !landed; step++) {
+        pass = { attemptReads: 0 };
+        await other.gateway.runOnce();
+        pass = undefined;
+        await replicas.clock.advance(1_000);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(landed).toBe(true);
+      await otherPasses(other, created.body.id, 60);
+      const done = (await other.get(created.body.id)).body;
+      expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
+      expect(done.attempts[0]).toMatchObject({ outcome: 'accepted' });
+      expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -398,9 +398,11 @@ export class Recovery {
     if (acceptedOf(await tasks.attempts(task.id))) return this.recordedMeanwhile(task);
     const provider = attempt.provider;
     const why = lookup && lookup.kind !== 'found' ? lookup.why : `${provider} documents no way to find a task by anything the gateway sent`;
+    // The attempt's message is written with the failure, and both only while the attempt is still
+    // as read: the process that sent the create may write its answer on it at any moment.
+    let failed: TaskRecord | undefined;
     if (attempt.outcome === 'interrupted') {
-      await tasks.updateAttempt(task.id, attempt.seq, { message: `the gateway stopped while this request was in flight; ${why}`.slice(0, 500) });
-      return this.lifecycle.failInDoubt(
+      failed = await this.lifecycle.failInDoubt(
         task,
         {
           code: 'provider_error',
@@ -411,16 +413,19 @@ export class Recovery {
         },
         { phases: ['submitting'], leaseOwner: task.leaseOwner },
         provider,
+        { seq: attempt.seq, change: { message: `the gateway stopped while this request was in flight; ${why}`.slice(0, 500) }, still: attempt.outcome },
+      );
+    } else {
+      const code = (attempt.errorCode ?? 'provider_error') as ErrorCode;
+      failed = await this.lifecycle.failInDoubt(
+        task,
+        { code, message: `${attempt.message ?? `${provider} did not answer`}; ${why}`, provider_code: attempt.providerCode },
+        { phases: ['submitting'], leaseOwner: task.leaseOwner },
+        provider,
+        { seq: attempt.seq, change: { message: `${attempt.message ?? ''}; ${why}`.slice(0, 500) }, still: attempt.outcome },
       );
     }
-    const code = (attempt.errorCode ?? 'provider_error') as ErrorCode;
-    await tasks.updateAttempt(task.id, attempt.seq, { message: `${attempt.message ?? ''}; ${why}`.slice(0, 500) });
-    return this.lifecycle.failInDoubt(
-      task,
-      { code, message: `${attempt.message ?? `${provider} did not answer`}; ${why}`, provider_code: attempt.providerCode },
-      { phases: ['submitting'], leaseOwner: task.leaseOwner },
-      provider,
-    );
+    return failed ?? this.recordedMeanwhile(task);
   }
 
   /**
@@ -436,7 +441,8 @@ export class Recovery {
 
   /** Tracks an upstream task whose acceptance was recorded on the attempt but not yet on the task. */
   private async resumeAccepted(task: TaskRecord, attempt: AttemptRecord, now: number): Promise<void> {
-    await this.lifecycle.resumeTracking(task, attempt, now);
+    // Not held here any more (another process tracks it, or took it over): nothing to say.
+    if (!(await this.lifecycle.resumeTracking(task, attempt, now))) return;
     this.engine.logger.warn(
       { task_id: task.id, provider: attempt.provider, provider_task_id: attempt.providerTaskId },
       'resumed tracking of a task accepted upstream before the gateway stopped',

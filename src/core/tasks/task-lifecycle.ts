@@ -6,7 +6,7 @@
  * nothing and returns undefined.
  */
 import { randomBytes } from 'node:crypto';
-import type { ChargeAtRisk, TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
+import type { AttemptOutcome, ChargeAtRisk, TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
@@ -92,8 +92,11 @@ export class TaskLifecycle {
     task: TaskRecord,
     change: TaskChange,
     options: TransitionOptions,
-    /** An attempt's change written in the same transaction (only if the task's change is). */
-    attempt?: { seq: number; change: AttemptChange },
+    /**
+     * An attempt's change written in the same transaction (only if the task's change is); with
+     * `still`, only while the attempt's outcome is still that (else nothing is written).
+     */
+    attempt?: { seq: number; change: AttemptChange; still?: AttemptOutcome },
   ): Promise<TaskRecord | undefined> {
     const { tasks, clock } = this.engine;
     const now = clock.now();
@@ -550,8 +553,15 @@ export class TaskLifecycle {
    * provider holds it: it may have been generated and billed, so the cost stays that provider's
    * estimate, still `estimated`, rather than a certain 0.
    */
-  failInDoubt(task: TaskRecord, error: TaskError, options: TransitionOptions, provider: string): Promise<TaskRecord | undefined> {
-    return this.writeFailure(task, error, options, this.inDoubtCost(task, provider), undefined, provider);
+  failInDoubt(
+    task: TaskRecord,
+    error: TaskError,
+    options: TransitionOptions,
+    provider: string,
+    /** The attempt in doubt's change, written with the failure only while its outcome is still `still`. */
+    attempt?: { seq: number; change: AttemptChange; still: AttemptOutcome },
+  ): Promise<TaskRecord | undefined> {
+    return this.writeFailure(task, error, options, this.inDoubtCost(task, provider), undefined, provider, attempt);
   }
 
   /** What a task costs that `provider` may hold (its create sent, never answered): that provider's estimate, still `estimated`. */
@@ -577,6 +587,7 @@ export class TaskLifecycle {
     cost: TaskCost | undefined,
     report?: StatusReport,
     provider?: string,
+    attempt?: { seq: number; change: AttemptChange; still: AttemptOutcome },
   ): Promise<TaskRecord | undefined> {
     const now = this.engine.clock.now();
     const updated = await this.transition(
@@ -593,6 +604,7 @@ export class TaskLifecycle {
         ...(provider ? { provider } : {}),
       },
       options,
+      attempt,
     );
     if (updated) this.recordFinish(updated);
     return updated;

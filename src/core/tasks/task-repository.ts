@@ -5,6 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
+import type { AttemptOutcome } from '../model/canonical.js';
 import type { OpenTransaction } from '../upstream/provider-state.js';
 import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import {
@@ -54,6 +55,9 @@ export interface InboundMark {
   at: number;
   remembered: boolean;
 }
+
+/** The attempt written with a change had moved on from the outcome it was to still have: nothing was written. */
+class AttemptMovedOnError extends Error {}
 
 /** The webhook was seen before: the change it would make was not written. */
 export class DuplicateInboundWebhookError extends Error {
@@ -364,8 +368,11 @@ export class TaskRepository {
       delivery?: (task: TaskRecord) => NewDelivery | undefined;
       /** Ledger writes that go with the change. */
       alongside?: (ledger: LedgerTransaction, changed: TaskRecord) => Promise<void>;
-      /** An attempt's change written with the task's (only if the task's is). */
-      attempt?: { seq: number; change: AttemptChange };
+      /**
+       * An attempt's change written with the task's (only if the task's is). `still`: only while
+       * the attempt's outcome is still that; else nothing is written.
+       */
+      attempt?: { seq: number; change: AttemptChange; still?: AttemptOutcome };
       /** The provider webhook this change comes from, remembered in the same transaction (see `InboundMark`). */
       inbound?: InboundMark;
     } = {},
@@ -382,7 +389,7 @@ export class TaskRepository {
     // The provider's ids of the results this change writes, noted with the tenant that made them (`sourceVideoMaker`).
     const upstreamIds = [...new Set((change.outputs ?? []).flatMap((output) => (output.upstreamId ? [output.upstreamId] : [])))];
     const writesAlongside = alongside !== undefined || attempt !== undefined || upstreamIds.length > 0;
-    const row = await this.store.updateTask(
+    const updating = this.store.updateTask(
       id,
       patchFromChange(change),
       condition,
@@ -393,7 +400,9 @@ export class TaskRepository {
         }),
       writesAlongside
         ? async (trx, changed) => {
-            if (attempt) await this.store.updateAttempt(id, attempt.seq, patchFromAttemptChange(attempt.change), trx);
+            if (attempt?.still !== undefined) {
+              if (!(await this.store.updateAttemptStill(id, attempt.seq, attempt.still, patchFromAttemptChange(attempt.change), trx))) throw new AttemptMovedOnError();
+            } else if (attempt) await this.store.updateAttempt(id, attempt.seq, patchFromAttemptChange(attempt.change), trx);
             if (upstreamIds.length > 0 && changed.provider !== null) {
               await this.store.recordOutputIds({ id, tenant: changed.tenant, provider: changed.provider }, upstreamIds, trx);
             }
@@ -407,6 +416,13 @@ export class TaskRepository {
           }
         }),
     );
+    let row: TaskRow | undefined;
+    try {
+      row = await updating;
+    } catch (error) {
+      if (error instanceof AttemptMovedOnError) return undefined;
+      throw error;
+    }
     if (inbound) inbound.remembered = true;
     return row && recordOf(row);
   }
