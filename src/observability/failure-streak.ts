@@ -8,24 +8,41 @@ import type { Logger } from './logger.js';
 /** How often a streak of the same failure is told again, at most. */
 export const FAILURE_STREAK_EVERY_MS = 60_000;
 
+/** Failures remembered at once, the least recently told out first: a loop's passes fail in few ways. */
+const KINDS_KEPT = 16;
+/** Of a failure without a code, the part of its message that tells it from others (bounded, for memory). */
+const SAMENESS_CHARS = 200;
+
 /** What makes two failures the same: the error's code (a store's), or else its message. */
 function sameness(error: unknown): string {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   if (typeof code === 'string' || typeof code === 'number') return `code:${code}`;
-  return `message:${typeof message === 'string' ? message : String(error)}`;
+  return `message:${(typeof message === 'string' ? message : String(error)).slice(0, SAMENESS_CHARS)}`;
+}
+
+/** One way the passes fail: when it was last told, the passes since, and whether one succeeded meanwhile. */
+interface Kind {
+  toldAt: number;
+  sinceTold: number;
+  succeededSince: boolean;
 }
 
 /**
  * One loop's streak: the first failure is logged in full (its error, stack and all), a different
- * failure in full again; the same failure again at most once per `everyMs` (on `now`, the
- * gateway's clock) as one short line saying how many passes failed since it was last logged; and
- * the first pass that succeeds after failures says how many failed in a row.
+ * failure in full too; the same failure again at most once per `everyMs` (on `now`, the gateway's
+ * clock), as one short line saying how many passes failed since it was last logged, or in full
+ * again when a pass succeeded meanwhile (it came back). Two failures that alternate are each held
+ * to that, and so is a failure that comes back between passes that succeed; a clock stepped back
+ * tells the next one at once rather than when it catches up. The first pass that succeeds after
+ * failures says how many failed in a row, when a failure was logged since it last said so.
  */
 export class FailureStreak {
-  /** The failure last logged in full, when it was last told, and the passes since. */
-  private current: { sameness: string; toldAt: number; sinceTold: number } | undefined;
+  /** Each way the passes failed lately, the least recently told first. */
+  private readonly kinds = new Map<string, Kind>();
   /** Passes failed since the last one that succeeded, whatever their failures. */
   private inARow = 0;
+  /** A failure was logged since the passes were last said to succeed again. */
+  private loggedSinceRecovery = false;
 
   constructor(
     private readonly logger: Logger,
@@ -42,28 +59,38 @@ export class FailureStreak {
     this.inARow++;
     const same = sameness(error);
     const now = this.now();
-    if (this.current?.sameness !== same) {
-      this.current = { sameness: same, toldAt: now, sinceTold: 0 };
-      this.logger.error({ err: error, ...this.fields }, message);
+    const kind = this.kinds.get(same);
+    if (kind) {
+      kind.sinceTold++;
+      const elapsed = now - kind.toldAt;
+      // Told less than `everyMs` ago (a clock stepped back tells it now).
+      if (elapsed >= 0 && elapsed < this.everyMs) return;
+    }
+    this.kinds.delete(same);
+    this.kinds.set(same, { toldAt: now, sinceTold: 0, succeededSince: false });
+    if (this.kinds.size > KINDS_KEPT) this.kinds.delete(this.kinds.keys().next().value as string);
+    this.loggedSinceRecovery = true;
+    if (!kind || kind.succeededSince) {
+      const since = kind && kind.sinceTold > 1 ? { failed_since_logged: kind.sinceTold } : {};
+      this.logger.error({ err: error, ...this.fields, ...since }, message);
       return;
     }
-    this.current.sinceTold++;
-    if (now - this.current.toldAt < this.everyMs) return;
     const { code } = (error ?? {}) as { code?: unknown };
-    const passes = this.current.sinceTold === 1 ? '1 more pass' : `${this.current.sinceTold} more passes`;
+    const passes = kind.sinceTold === 1 ? '1 more pass' : `${kind.sinceTold} more passes`;
     this.logger.error(
-      { ...this.fields, ...(code !== undefined ? { code } : {}), failed_since_logged: this.current.sinceTold, failed_in_a_row: this.inARow },
+      { ...this.fields, ...(code !== undefined ? { code } : {}), failed_since_logged: kind.sinceTold, failed_in_a_row: this.inARow },
       `${message} (still failing: ${passes} failed since it was last logged, ${this.inARow} in a row)`,
     );
-    this.current.toldAt = now;
-    this.current.sinceTold = 0;
   }
 
-  /** A pass succeeded: said once after failures. */
+  /** A pass succeeded: said once after failures, when one was logged since it was last said. */
   succeeded(): void {
     if (this.inARow === 0) return;
-    this.logger.info({ ...this.fields, failed_in_a_row: this.inARow }, `${this.passes} succeed again after ${this.inARow} ${this.inARow === 1 ? 'failure' : 'failures'}`);
+    for (const kind of this.kinds.values()) kind.succeededSince = true;
+    if (this.loggedSinceRecovery) {
+      this.logger.info({ ...this.fields, failed_in_a_row: this.inARow }, `${this.passes} succeed again after ${this.inARow} ${this.inARow === 1 ? 'failure' : 'failures'}`);
+      this.loggedSinceRecovery = false;
+    }
     this.inARow = 0;
-    this.current = undefined;
   }
 }
