@@ -763,7 +763,7 @@ export interface components {
             /** @description Where it is sent (the task's `webhook_url`). */
             url: string;
             /**
-             * @description `pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed`: tries used up, or the receiver answered `410 Gone` (Standard Webhooks: it wants no more), which ends that event at once and every later event of the task unsent (`last_error` says which).
+             * @description `pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed`: tries used up, or the receiver answered `410 Gone` (Standard Webhooks: it wants no more), which ends that event at once, and the other events of the task for that URL (waiting for a retry, or still to come) unsent (`last_error` says which).
              * @enum {string}
              */
             status: "pending" | "delivered" | "failed";

@@ -534,7 +534,7 @@ export const WebhookDelivery = z
     url: z.string().meta({ description: 'Where it is sent (the task\'s `webhook_url`).' }),
     status: z.enum(WEBHOOK_DELIVERY_STATUSES).meta({
       description:
-        '`pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed`: tries used up, or the receiver answered `410 Gone` (Standard Webhooks: it wants no more), which ends that event at once and every later event of the task unsent (`last_error` says which).',
+        '`pending` (not yet answered with a 2xx; retried at `next_attempt_at`), `delivered`, or `failed`: tries used up, or the receiver answered `410 Gone` (Standard Webhooks: it wants no more), which ends that event at once, and the other events of the task for that URL (waiting for a retry, or still to come) unsent (`last_error` says which).',
     }),
     attempts: z.number().int().meta({ description: 'Tries made so far.' }),
     last_status: z.number().int().nullable().meta({ description: 'The HTTP status of the last try; null when no answer came.' }),
