@@ -492,6 +492,18 @@ describe('typed client against a gateway that has cancel, content and usage', ()
     expect(seen.find((call) => call.path.startsWith('/v1/usage'))?.path).toBe('/v1/usage?group_by=provider%2Cday&from=2026-11-01');
     expect(seen.filter((call) => call.path.startsWith('/v1/')).every((call) => call.authorization === `Bearer ${TENANT_KEY}`)).toBe(true);
   });
+
+  it('reads usage grouped as the API writes it, a comma-separated group_by (plain JavaScript copying the curl examples)', async () => {
+    const client = new GatewayClient({ baseUrl: url, apiKey: TENANT_KEY });
+    const before = seen.length;
+    const usage = await client.usage({ group_by: 'provider,model', from: '2026-11-01' });
+    expect(usage.data[0]).toMatchObject({ provider: 'freepik' });
+    await client.usageCsv({ group_by: 'day' });
+    expect(seen.slice(before).map((call) => call.path).filter((path) => path.startsWith('/v1/usage'))).toEqual([
+      '/v1/usage?group_by=provider%2Cmodel&from=2026-11-01',
+      '/v1/usage?group_by=day&format=csv',
+    ]);
+  });
 });
 
 describe('webhook verification', () => {

@@ -1000,7 +1000,8 @@ function httpOrigin(baseUrl: string): string {
 
 function usageQueryString(query: UsageQuery, format?: 'csv'): string {
   const params = new URLSearchParams();
-  if (query.group_by?.length) params.set('group_by', query.group_by.join(','));
+  const groupBy = typeof query.group_by === 'string' ? query.group_by : query.group_by?.join(',');
+  if (groupBy) params.set('group_by', groupBy);
   if (query.from) params.set('from', query.from);
   if (query.to) params.set('to', query.to);
   if (query.tenant) params.set('tenant', query.tenant);

@@ -69,11 +69,11 @@ export type UsageGroupKey = UsageReport['group_by'][number];
 
 /**
  * Query of `GET /v1/usage` as the client takes it: `group_by` as a list of `UsageGroupKey`s (sent
- * comma-separated; the gateway refuses an unknown key, naming it); the format is chosen by
- * `usage` or `usageCsv`.
+ * comma-separated; the gateway refuses an unknown key, naming it), or already comma-separated as
+ * the API writes it (`'provider,model'`); the format is chosen by `usage` or `usageCsv`.
  */
 export type UsageQuery = Omit<NonNullable<paths['/v1/usage']['get']['parameters']['query']>, 'group_by' | 'format'> & {
-  group_by?: readonly string[];
+  group_by?: readonly string[] | string;
 };
 
 /**
