@@ -1,9 +1,10 @@
 /**
  * Builds the web console (`console/src`, Preact + TypeScript) into `console/dist` with esbuild:
  * one JavaScript bundle, one stylesheet and index.html, all served by the gateway at /console.
- * Runs on `npm install` (prepare) and in `npm run build`; nothing is fetched at run time.
+ * Runs on `npm install` (prepare), in `npm run build`, and before `npm start` when a console source
+ * is newer than the build (`bin/build-freshness.js`); nothing is fetched at run time.
  */
-import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -29,6 +30,8 @@ export async function buildConsole(options: { minify?: boolean } = {}): Promise<
   });
   cpSync(`${root}index.html`, `${outdir}/index.html`);
   cpSync(`${root}favicon.svg`, `${outdir}/favicon.svg`);
+  // Written last: `npm start` rebuilds a console no source is older than this (`consoleIsFresh`).
+  writeFileSync(`${outdir}/.built`, `${new Date().toISOString()}\n`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -14,7 +14,8 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, r
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildIsFresh } from '../bin/build-freshness.js';
+import { execFileSync } from 'node:child_process';
+import { buildIsFresh, consoleIsFresh, hasConsoleSources } from '../bin/build-freshness.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const sources = join(root, 'src');
@@ -157,10 +158,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log('no sources to compile; running the existing build');
   } else {
     await whileLocked(async () => {
-      if (ifStale && buildIsFresh()) return;
-      const started = Date.now();
-      await buildServer();
-      console.log(`gateway compiled into ${relative(process.cwd(), join(outdir, 'src')) || 'dist/src'} in ${Date.now() - started} ms`);
+      if (!ifStale || !buildIsFresh()) {
+        const started = Date.now();
+        await buildServer();
+        console.log(`gateway compiled into ${relative(process.cwd(), join(outdir, 'src')) || 'dist/src'} in ${Date.now() - started} ms`);
+      }
+      // `npm start` after a pull or an edit of `console/src` serves the console it has now, not the
+      // bundle `npm install` made (its TypeScript build script, run the way `npm run build:console` runs it).
+      if (ifStale && hasConsoleSources() && !consoleIsFresh()) {
+        execFileSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/build-console.ts')], { cwd: root, stdio: 'inherit' });
+      }
     });
   }
 }

@@ -93,3 +93,41 @@ describe('build-server --if-stale', { timeout: 120_000 }, () => {
     expect(readdirSync(join(root, 'dist')).sort()).toEqual(['openapi', 'packages', 'src']);
   });
 });
+
+// `npm start` after a pull (or an edit of `console/src`) compiled the gateway again, but served the
+// console bundle `npm install` had made: the new console appeared only after `npm run build`.
+describe('build-server --if-stale and the web console', { timeout: 120_000 }, () => {
+  let root: string;
+  const build = () => run(process.execPath, [join(root, 'scripts/build-server.mjs'), '--if-stale'], { cwd: root });
+  const consoleStamp = () => statSync(join(root, 'console/dist/.built')).mtimeMs;
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'kg-build-console-'));
+    for (const part of ['src', 'packages/client/src', 'openapi/gateway.json', 'bin/build-freshness.js', 'scripts/build-server.mjs', 'scripts/build-console.ts', 'console/src', 'console/index.html', 'console/favicon.svg', 'console/tsconfig.json', 'package.json']) {
+      mkdirSync(join(root, part, '..'), { recursive: true });
+      cpSync(join(REPO, part), join(root, part), { recursive: true });
+    }
+    symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('builds the console when it has no build, keeps a fresh one, and rebuilds it after a console source changes', async () => {
+    const first = await build();
+    expect(first.stdout).toContain('console built');
+    expect(existsSync(join(root, 'console/dist/app.js'))).toBe(true);
+    const built = consoleStamp();
+
+    const kept = await build();
+    expect(kept.stdout).not.toContain('console built');
+    expect(consoleStamp()).toBe(built);
+
+    const now = Date.now();
+    utimesSync(join(root, 'console/dist/.built'), new Date(now - 60_000), new Date(now - 60_000));
+    utimesSync(join(root, 'console/src/main.tsx'), new Date(now - 30_000), new Date(now - 30_000));
+    const rebuilt = await build();
+    expect(rebuilt.stdout).toContain('console built');
+    // Only the console was stale: the gateway's build is kept.
+    expect(rebuilt.stdout).not.toContain('gateway compiled');
+    expect(consoleStamp()).toBeGreaterThan(now - 10_000);
+  });
+});
