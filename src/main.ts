@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       resultOrigins: sandbox.resultOrigins,
       publicUrl: config.server.public_url,
       logger,
-      onReady: (url, publicUrl) => logger.info({ url, workers, ...described, public_url: publicUrl }, `kling-gateway listening on ${url} with ${workers} workers (docs at ${url}/docs)`),
+      onReady: (url, publicUrl) => logger.info({ url, workers, ...described, public_url: publicUrl }, `kling-gateway listening on ${url} with ${workers} workers (console at ${url}/console, docs at ${url}/docs)`),
       // A worker said why on its standard error; the primary is stopping the others.
       onGaveUp: (exitCode) => void processStop.request(exitCode),
     });
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     gateway.startWorkers();
     logger.info(
       { url, store: gateway.store.store.description, ...described, public_url: publicUrl },
-      `kling-gateway listening on ${url} (docs at ${url}/docs)`,
+      `kling-gateway listening on ${url} (console at ${url}/console, docs at ${url}/docs)`,
     );
     stopWork = () => gateway.close();
   }

@@ -70,7 +70,7 @@ it('says at start which providers a live deployment leaves disabled (no key, or 
   const ended = new Promise((resolve) => child.once('exit', resolve));
   try {
     let stdout = '';
-    const listening = await new Promise<{ providers: { id: string; mode: string }[] }>((resolve, reject) => {
+    const listening = await new Promise<{ msg: string; url: string; providers: { id: string; mode: string }[] }>((resolve, reject) => {
       child.stdout.on('data', (chunk) => {
         stdout += chunk.toString();
         const line = stdout.split('\n').find((text) => text.includes('kling-gateway listening on'));
@@ -89,6 +89,8 @@ it('says at start which providers a live deployment leaves disabled (no key, or 
     expect(stdout.split('\n').filter((text) => text.includes('providers.freepik.webhook_secret is not set')).map((text) => JSON.parse(text).level)).toEqual(['warn']);
     // PUBLIC_URL left at its loopback default: no upstream can call back there.
     expect(stdout.split('\n').filter((text) => text.includes('is a loopback address in a live deployment')).map((text) => JSON.parse(text).level)).toEqual(['warn']);
+    // The ready line says where the console and the docs are, the two things a newcomer opens next.
+    expect(listening.msg).toContain(`(console at ${listening.url}/console, docs at ${listening.url}/docs)`);
     expect(listening.providers).toEqual([
       { id: 'freepik', mode: 'live' },
       { id: 'kling3api', mode: 'disabled' },
