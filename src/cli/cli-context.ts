@@ -15,6 +15,8 @@ export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080';
 /** Where the CLI reads its settings and writes (the process's own, unless a test gives others). */
 export interface CliIo {
   env: NodeJS.ProcessEnv;
+  /** The path the CLI was started as (`process.argv[1]`: `…/node_modules/.bin/kling-gateway` under `npx`). */
+  script?: string;
   stdout: NodeJS.WritableStream & ProgressStream;
   stderr: NodeJS.WritableStream & ProgressStream;
   /** Waits `ms` or until `signal` aborts (tests pass one that records the wait and returns at once). */

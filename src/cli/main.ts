@@ -9,6 +9,7 @@ import { registerCatalogCommands } from './catalog-commands.js';
 import { CliContext, DEFAULT_GATEWAY_URL, pause, requestTimeout, type CliIo } from './cli-context.js';
 import { describeProblem, printable } from './cli-output.js';
 import { CliError, EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit-codes.js';
+import { noteInvocation } from './invocation.js';
 import { addExamples, PROGRAM_HELP } from './help-examples.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { registerVideoCommands } from './video-commands.js';
@@ -65,6 +66,7 @@ function outputTo(context: CliContext) {
 /** Runs the CLI; resolves with the exit code (never calls process.exit itself). */
 export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
   const context = new CliContext({ env: process.env, stdout: process.stdout, stderr: process.stderr, pause, ...io });
+  noteInvocation(context.env, io.script ?? process.argv[1] ?? '');
   const program = buildProgram(context);
   const interrupt = () => {
     if (context.signal.aborted) process.exit(ExitCode.interrupted);

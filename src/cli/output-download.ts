@@ -16,6 +16,7 @@ import type { GatewayClient, OutputDownload, Task } from '../../packages/client/
 import { DownloadProgress, type ProgressStream } from './progress-display.js';
 import { printable } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
+import { cliCommand } from './invocation.js';
 
 const EXTENSIONS: Record<string, string> = { 'video/mp4': '.mp4', 'video/quicktime': '.mov', 'video/webm': '.webm', 'image/png': '.png', 'image/jpeg': '.jpg', 'image/webp': '.webp' };
 
@@ -136,7 +137,7 @@ export async function saveOutputs(
     const intoItself = isSpecialFile(path);
     if (!overwrite && !intoItself && !basename(path).startsWith(task.id) && existsSync(path)) {
       await download.body.cancel().catch(() => undefined);
-      throw new CliError(`${path} already exists: pass --force to replace it, or save elsewhere with: kling-gateway download ${task.id} -o <path>`, ExitCode.usage);
+      throw new CliError(`${path} already exists: pass --force to replace it, or save elsewhere with: ${cliCommand()} download ${task.id} -o <path>`, ExitCode.usage);
     }
     const partial = intoItself ? path : `${path}.part`;
     let progress = new DownloadProgress(progressStream, basename(path), whole);
@@ -177,7 +178,7 @@ export async function saveOutputs(
         } else if (error instanceof Error && error !== readError && ('path' in error || error === writeError)) {
           // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
           // 9 would say "try again later", and trying generate again makes a second video.
-          failure = new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: kling-gateway download ${task.id} -o <path>)`, ExitCode.usage);
+          failure = new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: ${cliCommand()} download ${task.id} -o <path>)`, ExitCode.usage);
         } else {
           if (!intoItself && file) written = await bytesKept(file, partial);
           const broken = error instanceof CliError ? error : brokeOff(task.id, index, written, whole, error);
@@ -343,9 +344,9 @@ async function writeToStdout(client: GatewayClient, task: Task, output: string, 
 function stdoutFailed(id: string, error: Error): CliError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED') {
-    return new CliError(`stdout closed before video ${id} was written whole (its reader quit); save it with: kling-gateway download ${id} -o <file>`, ExitCode.outputClosed);
+    return new CliError(`stdout closed before video ${id} was written whole (its reader quit); save it with: ${cliCommand()} download ${id} -o <file>`, ExitCode.outputClosed);
   }
-  return new CliError(`cannot write video ${id} to stdout: ${error.message} (save it with: kling-gateway download ${id} -o <path>)`, ExitCode.usage);
+  return new CliError(`cannot write video ${id} to stdout: ${error.message} (save it with: ${cliCommand()} download ${id} -o <path>)`, ExitCode.usage);
 }
 
 /**

@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import gatewayDocument from '../../openapi/gateway.json' with { type: 'json' };
 import { CliError, ExitCode } from './exit-codes.js';
+import { cliCommand } from './invocation.js';
 
 interface JsonSchema {
   type?: string | string[];
@@ -249,6 +250,6 @@ export function requestFromFlags(flags: readonly RequestFlag[], options: Record<
   }
   // The one field every request needs: said here, before anything is sent, as a command-line
   // error (the API's 400 would list every model and exit 3, "the gateway refused").
-  if (body.model === undefined) throw new CliError('missing --model (or "model" in --file): `kling-gateway models` lists them', ExitCode.usage);
+  if (body.model === undefined) throw new CliError(`missing --model (or "model" in --file): \`${cliCommand()} models\` lists them`, ExitCode.usage);
   return body;
 }

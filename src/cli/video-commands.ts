@@ -28,6 +28,7 @@ import {
 } from '../../packages/client/src/index.js';
 import { formatTime, type CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
+import { cliCommand } from './invocation.js';
 import type { CliContext } from './cli-context.js';
 import { namesExistingFile, namesStdout, refuseVideoOnTerminal, saveOutputs } from './output-download.js';
 import { TaskProgressLine } from './progress-display.js';
@@ -137,7 +138,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
     progress.finish();
     // The task goes on at the gateway (and is billed): say which one and how to follow it again,
     // so it is followed again rather than made again, also when only the waiting ran out.
-    out.note(`video ${first.id} goes on at the gateway; follow it with: kling-gateway wait ${first.id}`);
+    out.note(`video ${first.id} goes on at the gateway; follow it with: ${cliCommand()} wait ${first.id}`);
     throw error;
   }
   progress.finish();
@@ -155,7 +156,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
       // The video is made (and billed): say so, or the command run again makes a second one. A
       // file that cannot be written, and stdout closed early, already say how to save it.
       if (!(error instanceof CliError && (error.exitCode === ExitCode.usage || error.exitCode === ExitCode.outputClosed))) {
-        out.note(`video ${task.id} succeeded but was not saved; save it with: kling-gateway download ${task.id}`);
+        out.note(`video ${task.id} succeeded but was not saved; save it with: ${cliCommand()} download ${task.id}`);
       }
       throw error;
     }
@@ -393,7 +394,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     }
     out.data(task);
     printTask(out, task);
-    if (!isTerminal(task)) out.note(`follow it: kling-gateway wait ${task.id}`);
+    if (!isTerminal(task)) out.note(`follow it: ${cliCommand()} wait ${task.id}`);
     context.exit(task.status === 'failed' || task.status === 'canceled' ? ExitCode.taskFailed : ExitCode.ok);
   });
 
@@ -438,7 +439,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         // Ended without a result: say why. Still running: say how to get it once it is done.
         throw isTerminal(task)
           ? new CliError(`video ${id} ${task.status}${task.error ? ` (${task.error.code}: ${task.error.message})` : ''}; there is nothing to download`, ExitCode.taskFailed)
-          : new CliError(`video ${id} is still ${task.status}; to save it once it is done: kling-gateway wait ${id}`, ExitCode.timeout);
+          : new CliError(`video ${id} is still ${task.status}; to save it once it is done: ${cliCommand()} wait ${id}`, ExitCode.timeout);
       }
       const saved = await saveOutputs(client, task, options.output, context.stderr, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
       out.data({ id, saved });
@@ -481,7 +482,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         } catch (error) {
           // Pages were read before this one: the rest is had from where it stopped, not from the start.
           if (listing.cursor !== undefined && listing.cursor !== options.cursor && !context.signal.aborted) {
-            out.note(`list --all stopped at a page the gateway did not give; go on from it with: kling-gateway list --all ${[...same, '--cursor', listing.cursor].join(' ')}`);
+            out.note(`list --all stopped at a page the gateway did not give; go on from it with: ${cliCommand()} list --all ${[...same, '--cursor', listing.cursor].join(' ')}`);
           }
           throw error;
         }
@@ -504,7 +505,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
         { header: 'CREATED', value: (t) => formatTime(t.created_at) },
       ]);
       if (page.next_cursor) {
-        out.note(`more: kling-gateway list ${[...same, '--cursor', page.next_cursor].join(' ')}`);
+        out.note(`more: ${cliCommand()} list ${[...same, '--cursor', page.next_cursor].join(' ')}`);
       }
       if (page.data.some((task) => task.cost.estimated)) out.note('~ = estimated cost (the provider has not reported its charge)');
     });

@@ -1063,6 +1063,12 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       // Downloaded too early: how to get it once it is done.
       const early = await runHere(['download', created.id], { KLING_GATEWAY_URL: slow.url });
       expect([early.code, early.stderr]).toEqual([8, expect.stringMatching(new RegExp(`^error: video ${created.id} is still (queued|processing); to save it once it is done: kling-gateway wait ${created.id}\\n$`))]);
+      // Run as `npx kling-gateway` in a clone, where no `kling-gateway` is on the shell's PATH: the hints say npx.
+      const viaNpx = await runCliCaptured(['wait', created.id, '--timeout', '0.5'], {
+        env: { KLING_GATEWAY_URL: slow.url, KLING_GATEWAY_API_KEY: TENANT_KEY, npm_command: 'exec' },
+        script: '/home/me/kling-gateway/node_modules/.bin/kling-gateway',
+      });
+      expect(viaNpx.stderr).toContain(`video ${created.id} goes on at the gateway; follow it with: npx kling-gateway wait ${created.id}\n`);
     } finally {
       await slow.close();
     }
