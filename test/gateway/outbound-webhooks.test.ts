@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import dns from 'node:dns';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -28,6 +28,22 @@ async function receiver(statuses: number[] = []): Promise<{ url: string; receive
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received, server };
+}
+
+/** A receiver (kept in `server`) answering each `[status, Retry-After]` in turn, then 200; the requests it got. */
+async function throttlingReceiver(answers: [number, string][]): Promise<{ url: string; received: IncomingHttpHeaders[] }> {
+  const received: IncomingHttpHeaders[] = [];
+  server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received.push(req.headers);
+      const answer = answers.shift();
+      if (answer === undefined) return void res.end();
+      res.writeHead(answer[0], { 'retry-after': answer[1] }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received };
 }
 
 let gw: TestGateway;
@@ -374,19 +390,7 @@ describe('outbound webhooks (Standard Webhooks)', () => {
 
   // Standard Webhooks: 429, 502 and 504 ask the sender to throttle, honouring `Retry-After`.
   it.each([429, 502, 503, 504])('waits the Retry-After a receiver answering %i asks for before the next try, rather than its own 5 s', async (throttled) => {
-    const answers = [throttled];
-    const received: Received[] = [];
-    server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        received.push({ headers: req.headers as Record<string, string>, body: '' });
-        const answer = answers.shift();
-        if (answer === undefined) return void res.end();
-        res.writeHead(answer, { 'retry-after': '120' }).end();
-      });
-    });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    const { url, received } = await throttlingReceiver([[throttled, '120']]);
     gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
     const created = await gw.create({ ...request, webhook_url: url });
     await gw.gateway.runOnce();
@@ -402,19 +406,7 @@ describe('outbound webhooks (Standard Webhooks)', () => {
   });
 
   it('keeps its own back-off when a Retry-After asks for less, and waits at most an hour whatever it asks', async () => {
-    const answers: [number, string][] = [[429, '1'], [503, '86400']];
-    const received: number[] = [];
-    server = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        received.push(Date.now());
-        const answer = answers.shift();
-        if (answer === undefined) return void res.end();
-        res.writeHead(answer[0], { 'retry-after': answer[1] }).end();
-      });
-    });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    const { url, received } = await throttlingReceiver([[429, '1'], [503, '86400']]);
     gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
     const created = await gw.create({ ...request, webhook_url: url });
     await gw.gateway.runOnce();
