@@ -339,7 +339,8 @@ it("tracks a create another process accepted while the database was full, when t
   const url = tempDatabaseUrl();
   const store = await openStore(url, { sharedByProcesses: true });
   const db = store.db as Kysely<any>;
-  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender' });
+  const logs = capturedLogs();
+  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender', logTo: logs.sink });
   const other = await startTestGateway({ config: { database: { url } }, store, endpoints: sender.endpoints, simulators: sender.simulators, clock: sender.clock, owner: 'other' });
   try {
     const { created, upstreamId } = await createdWhileFull(sender, 30);
@@ -358,6 +359,9 @@ it("tracks a create another process accepted while the database was full, when t
     expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
     expect(done.attempts).toHaveLength(1);
     expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
+    // The sender says what it did, as a warning: the task is tracked, nothing is lost.
+    expect(logs.text()).toMatch(new RegExp(`"level":"warn"[^\\n]*"provider_task_id":"${upstreamId}"[^\\n]*"msg":"task accepted upstream after its submission lease was taken over`));
+    expect(logs.text()).not.toContain('tracked by nobody');
     expect(sender.simulator('kling3api').tasks).toHaveLength(1);
   } finally {
     await other.gateway.close();

@@ -723,7 +723,9 @@ export class Dispatcher {
       ),
     );
     if (tracked.ok && tracked.value) return { ok: true, task: tracked.value };
-    if (tracked.ok) logger.error(logContext, 'task accepted upstream after its submission lease was taken over');
+    // Another process took the task over (its lease ran out while the store refused these writes):
+    // it tracks the task from the attempt written now, unless it already settled it (said below).
+    if (tracked.ok) logger.warn(logContext, 'task accepted upstream after its submission lease was taken over: its upstream id is written on the attempt, for the process that took it over');
     // Whoever took the task over tracks it from the attempt (`Recovery`), which it may have marked
     // as lost meanwhile: that message is no longer true.
     const change = { ...acceptedAttempt.change, message: null };
