@@ -13,6 +13,7 @@ import {
   type ProviderAccountStatus,
   type ProviderStatus,
   type UsageRow,
+  usageEstimated,
 } from '../../packages/client/src/index.js';
 import { formatTime, type Column } from './cli-output.js';
 import type { CliContext } from './cli-context.js';
@@ -223,10 +224,15 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
       }
       const report = await client.usage(query, { signal: context.signal });
       out.data(report);
+      // The period the gateway counted (its defaults when no --from/--to was given).
+      const period = `from ${formatTime(report.from)} to ${formatTime(report.to)} (UTC, to excluded)`;
       if (report.data.length === 0) {
-        out.line('no usage in this period');
+        out.line(`no usage ${period}`);
         return;
       }
+      out.note(`usage ${period}`);
+      // `~`: wholly or partly the price list's estimate, as `list` marks a task's cost.
+      const estimate = (row: UsageRow, text: string) => (text !== '—' && usageEstimated(row) ? `${text}~` : text);
       const count = (value: unknown) => (typeof value === 'number' ? formatNumber(value) : '—');
       // Only failover_on_timeout puts money at risk: without it the columns would be zeros.
       const atRisk = report.data.some((row) => row.tasks_at_risk > 0);
@@ -246,14 +252,15 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
             ]
           : []),
         { header: 'SECONDS', value: (row: UsageRow) => count(row.video_seconds), right: true },
-        { header: 'CREDITS', value: (row: UsageRow) => count(row.credits), right: true },
+        { header: 'CREDITS', value: (row: UsageRow) => estimate(row, count(row.credits)), right: true },
         {
           header: 'COST',
-          value: (row: UsageRow) => (typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'),
+          value: (row: UsageRow) => estimate(row, typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null) : '—'),
           right: true,
         },
         ...(atRisk ? AT_RISK_COLUMNS : []),
       ]);
+      if (report.data.some(usageEstimated)) out.note('~ = estimated, wholly or in part (the provider has not reported its charge): the price list\'s figure');
       if (atRisk) out.note(AT_RISK_NOTE);
     });
 }

@@ -285,7 +285,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       const [header, ...rows] = usage.stdout.trimEnd().split('\n');
       expect(header).toMatch(/^PROVIDER +TASKS +SUCCEEDED +FAILED +SECONDS +CREDITS +COST +AT RISK +CREDITS AT RISK +COST AT RISK$/);
       expect(rows).toEqual([
-        expect.stringMatching(/^freepik +1 +1 +0 +5 +56 +\$0\.56 +1 +56 +\$0\.56$/),
+        // Freepik reports no charge: its credits and cost are the price list's, marked ~ as list marks them.
+        expect.stringMatching(/^freepik +1 +1 +0 +5 +56~ +\$0\.56~ +1 +56 +\$0\.56$/),
         expect.stringMatching(/^kling3api +1 +1 +0 +5 +400 +\$0\.40 +0 +0 +\$0\.00$/),
       ]);
       expect(usage.stderr).toContain('AT RISK: tasks a provider may also have billed');
@@ -311,7 +312,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       const [header, ...rows] = usage.stdout.trimEnd().split('\n');
       expect(header).toMatch(/^MODEL +TASKS +SUCCEEDED +FAILED +CANCELED +RUNNING +SECONDS +CREDITS +COST$/);
       expect(rows).toEqual(
-        expect.arrayContaining([expect.stringMatching(/^kling-v2-6 +2 +0 +0 +1 +1 +0 +0 +\$0\.00$/), expect.stringMatching(/^kling-v3 +1 +1 +0 +0 +0 +5 +56 +\$0\.56$/)]),
+        expect.arrayContaining([expect.stringMatching(/^kling-v2-6 +2 +0 +0 +1 +1 +0 +0 +\$0\.00$/), expect.stringMatching(/^kling-v3 +1 +1 +0 +0 +0 +5 +56~ +\$0\.56~$/)]),
       );
       await gw.request('POST', `/v1/videos/${waiting.body.id}/cancel`);
     } finally {

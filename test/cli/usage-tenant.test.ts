@@ -56,7 +56,7 @@ describe('kling-gateway usage for an admin key', () => {
     const result = await runCliCaptured(['usage', '--tenant', 'acme', '--group-by', 'tenant,provider'], {
       env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'admin-key-123' },
     });
-    expect([result.code, result.stderr]).toEqual([0, '']);
+    expect([result.code, result.stderr]).toEqual([0, 'usage from 2026-11-01 00:00:00Z to 2026-12-01 00:00:00Z (UTC, to excluded)\n']);
     expect(asked.at(-1)?.get('tenant')).toBe('acme');
     expect(asked.at(-1)?.get('group_by')).toBe('tenant,provider');
     expect(result.stdout).toMatch(/^TENANT\s+PROVIDER\s+TASKS/);

@@ -46,6 +46,16 @@ export function formatCostShort(cost: TaskCost | null | undefined): string {
 }
 
 /**
+ * Whether a usage row's credits and money are, wholly or in part, the price list's estimates:
+ * tasks of a provider that has not reported its charge (Freepik never does). Tables mark such a
+ * figure `~`, as `formatCostShort` marks a task's. A row without the split (an older gateway,
+ * figures a client added up itself without it) is not taken to be estimated.
+ */
+export function usageEstimated(row: { credits_estimated?: number | null; currency_amount_estimated?: number | null }): boolean {
+  return (row.credits_estimated ?? 0) > 0 || (row.currency_amount_estimated ?? 0) > 0;
+}
+
+/**
  * `$0.56`, `$0.435`, `$0.0054`: dollars with at least the cents and as many more digits as the
  * amount has, down to the millionth the gateway counts money in (a credit may be worth a tenth of
  * a cent, so rounding to the cent would misstate a charge); other currencies as a plain number
