@@ -63,6 +63,10 @@ export function usageFromTasks(tasks: readonly Task[], group: UsageGroup): Usage
     row.credits += task.cost.credits ?? 0;
     if (row.currency_amount !== null) row.currency_amount = Math.round((row.currency_amount + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
     if (task.cost.estimated) row.estimated_tasks += 1;
+    // Split as the report splits it, so the page marks the estimated part the same way.
+    const part = task.cost.estimated ? 'currency_amount_estimated' : 'currency_amount_reported';
+    if (task.cost.estimated) row.credits_estimated = (row.credits_estimated ?? 0) + (task.cost.credits ?? 0);
+    if (row.currency_amount !== null) row[part] = Math.round(((row[part] ?? 0) + (task.cost.currency_amount ?? 0)) * 1e6) / 1e6;
   }
   return [...rows.values()];
 }

@@ -14,7 +14,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { heldCall } from '../support/held-call.js';
 import { loopbackServer } from '../support/raw-answer.js';
-import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, type Task } from '../../packages/client/src/index.js';
+import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, usageEstimated, type Task } from '../../packages/client/src/index.js';
 import { systemClock } from '../../src/core/clock.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -673,7 +673,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const usage = await api.usage({ group_by: ['provider'], from: new Date(Date.now() - 7 * 86_400_000).toISOString() });
     const freepikSpend = usage.data.find((row) => row.provider === 'freepik')?.currency_amount ?? 0;
     expect(freepikSpend).toBeGreaterThan(0);
-    expect(await chart.locator('text.bar-value').allTextContents()).toContain(formatMoney(freepikSpend, 'USD', { grouped: true }));
+    // Freepik reports no charge: its spend is the price list's estimate, marked ~ as the task list marks it.
+    expect(await chart.locator('text.bar-value').allTextContents()).toContain(`${formatMoney(freepikSpend, 'USD', { grouped: true })}~`);
     expect(await chart.locator('rect.bar').count()).toBeGreaterThan(0);
     expect(await target.locator('[data-source="tasks"]').count()).toBe(0);
     await target.screenshot({ path: join(ARTIFACTS, 'cost-chart.png'), fullPage: true });
@@ -1551,7 +1552,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       // Under the provider that may have billed it, beside what it certainly charged.
       const freepik = byProvider.locator('tbody tr', { has: target.locator('th', { hasText: 'freepik' }) });
       expect(await freepik.locator('td[data-label="At risk"]').textContent()).toBe('$0.56');
-      expect(await freepik.locator('td[data-label="Cost"]').textContent()).toBe('$0.56');
+      expect(await freepik.locator('td[data-label="Cost"]').textContent()).toBe('$0.56~');
       expect(await target.locator('table.usage th', { hasText: 'At risk' }).count()).toBe(3);
       expect(await target.locator('[data-at-risk-total]').textContent()).toContain('$0.56');
       expect(await accessibilityProblems(target)).toEqual([]);
@@ -1809,7 +1810,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // Each provider's tasks and cost, as the page lays them out (tasks no provider took: "no provider").
     const figures = (provider: unknown, tasks: unknown, cost: string) => `${String(provider ?? 'no provider')}: ${String(tasks)} tasks, ${cost}`;
     expect(shown.map((cells) => figures(cells[0], cells[1], cells.at(-1)!)).sort()).toEqual(
-      report.data.map((row) => figures(row.provider, row.tasks, formatMoney(row.currency_amount ?? 0, row.currency ?? null, { grouped: true }))).sort(),
+      report.data.map((row) => figures(row.provider, row.tasks, `${formatMoney(row.currency_amount ?? 0, row.currency ?? null, { grouped: true })}${usageEstimated(row) ? '~' : ''}`)).sort(),
     );
 
     const [file] = await Promise.all([target.waitForEvent('download'), target.getByRole('button', { name: 'Download CSV' }).click()]);
@@ -1989,6 +1990,31 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await headings('Usage by model')).not.toContain('Credits');
     expect(await headings('Usage by day')).not.toContain('Credits');
     expect(await headings('Usage by model')).toContain('Cost');
+  });
+
+  it('marks the Cost page\'s figures that are wholly or partly estimates ~, as the task list marks a task\'s, and says what ~ means', async () => {
+    // Freepik never reports a charge (its figures are the price list's); kling3api does.
+    for (const provider of ['freepik', 'kling3api']) {
+      const created = await api.createVideo({ model: 'kling-v3', prompt: `estimated or not: ${provider}`, routing: { providers: [provider] } });
+      await api.waitForVideo(created.id, { timeoutMs: 20_000 });
+    }
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Cost' }).first().click();
+    const cell = (table: string, name: string, label: string) =>
+      target.getByRole('table', { name: table }).locator('tbody tr', { has: target.getByRole('rowheader', { name, exact: true }) }).locator(`td[data-label="${label}"]`);
+    await expect.poll(() => cell('Usage by provider', 'freepik', 'Cost').textContent()).toMatch(/^\$[\d.,]+~$/);
+    expect(await cell('Usage by provider', 'freepik', 'Credits').textContent()).toMatch(/~$/);
+    expect(await cell('Usage by provider', 'freepik', 'Cost').getAttribute('title')).toBe('estimated');
+    expect(await cell('Usage by provider', 'kling3api', 'Cost').textContent()).toMatch(/^\$[\d.,]+$/);
+    expect(await cell('Usage by provider', 'kling3api', 'Credits').textContent()).not.toContain('~');
+    // kling-v3's row adds up both: part of it is an estimate.
+    expect(await cell('Usage by model', 'kling-v3', 'Cost').textContent()).toMatch(/~$/);
+    expect(await cell('Usage by model', 'kling-v3', 'Cost').getAttribute('title')).toMatch(/^partly estimated: \$[\d.,]+ of it reported by the providers$/);
+    // The chart says it as the table does.
+    const values = await target.locator('svg[data-chart="chart-provider"] text.bar-value').allTextContents();
+    expect(values.some((value) => value.endsWith('~'))).toBe(true);
+    expect(await target.getByText('~ estimated, wholly or in part', { exact: false }).first().isVisible()).toBe(true);
   });
 
   it('says in each cost table how many tasks are still running or were canceled, which Succeeded and Failed leave out', async () => {

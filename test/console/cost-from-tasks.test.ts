@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { usageFromTasks } from '../../console/src/cost-from-tasks.js';
-import type { Task } from '../../packages/client/src/index.js';
+import { usageEstimated, type Task } from '../../packages/client/src/index.js';
 
 const USD = (amount: number, credits: number, estimated: boolean) => ({ credits, estimated, currency_amount: amount, currency: 'USD' });
 
@@ -49,6 +49,16 @@ describe('the Cost page added up from the task list', () => {
         currency_amount: 0.8,
       }),
     ]);
+  });
+
+  it('splits the money into estimated and reported as the report does, so the page marks an estimate ~ the same way', () => {
+    const rows = usageFromTasks(
+      [task('freepik', 'succeeded', USD(0.56, 56, true), { provider: 'freepik' }), task('kling3api', 'succeeded', USD(0.4, 400, false))],
+      'model',
+    );
+    expect(rows).toEqual([expect.objectContaining({ model: 'kling-v3', credits_estimated: 56, currency_amount_estimated: 0.56, currency_amount_reported: 0.4 })]);
+    expect(usageEstimated(rows[0]!)).toBe(true);
+    expect(usageEstimated(usageFromTasks([task('kling3api', 'succeeded', USD(0.4, 400, false))], 'model')[0]!)).toBe(false);
   });
 
   it('gives no amount (not 0) for tasks of a provider without a price list, as the report does', () => {

@@ -6,7 +6,7 @@
  */
 import { useMemo, useState } from 'preact/hooks';
 import { useLocation, useSearch } from 'wouter-preact';
-import { EndpointNotAvailableError, formatCredits, formatMoney, formatNumber, type UsageFigures } from '../../../packages/client/src/index.js';
+import { EndpointNotAvailableError, formatCredits, formatMoney, formatNumber, usageEstimated, type UsageFigures } from '../../../packages/client/src/index.js';
 import { MAX_TASKS, recentTasks, usageFromTasks } from '../cost-from-tasks.js';
 import { GROUPED } from '../display.js';
 import { BarChart } from '../components/bar-chart.js';
@@ -85,6 +85,22 @@ function rowName(row: UsageFigures, field: (typeof GROUPS)[number]['field']): st
   return String(value);
 }
 
+/** What `~` means, under each table that has one (the task list says it as `~ estimated cost`). */
+const ESTIMATE_LEGEND = "~ estimated, wholly or in part: the provider has not reported its charge, so the figure is the gateway's price list's";
+
+/** `$0.56~` when the row's money is wholly or partly estimated, as the task list marks a task's cost. */
+function costText(row: UsageFigures): string {
+  if (typeof row.currency_amount !== 'number') return '—';
+  return `${formatMoney(row.currency_amount, row.currency ?? null, GROUPED)}${usageEstimated(row) ? '~' : ''}`;
+}
+
+/** A figure's tooltip: estimated, or how much of it the providers reported. */
+function estimateTitle(row: UsageFigures): string | undefined {
+  if (!usageEstimated(row)) return undefined;
+  const reported = row.currency_amount_reported ?? 0;
+  return reported > 0 ? `partly estimated: ${formatMoney(reported, row.currency ?? null, GROUPED)} of it reported by the providers` : 'estimated';
+}
+
 function amountOf(row: UsageFigures): number {
   return typeof row.currency_amount === 'number' ? row.currency_amount : 0;
 }
@@ -129,47 +145,55 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
   // credits, a figure that means nothing (Cost is the one to compare), so only providers show it.
   const credits = field === 'provider';
   return (
-    <div class="table-scroll" role="region" aria-label={`Usage by ${field}`} tabIndex={0}>
-      {/* One card per row at phone width (roles kept), so Cost is never scrolled out of sight. */}
-      <table class="usage responsive" role="table">
-        <caption class="visually-hidden">Usage by {field}</caption>
-        <thead>
-          <tr role="row">
-            <th scope="col">{field === 'day' ? 'Day (UTC)' : field.charAt(0).toUpperCase() + field.slice(1)}</th>
-            <th scope="col" class="number">Tasks</th>
-            <th scope="col" class="number">Succeeded</th>
-            <th scope="col" class="number">Failed</th>
-            <th scope="col" class="number wide-only">Video seconds</th>
-            {credits ? <th scope="col" class="number wide-only">Credits</th> : null}
-            <th scope="col" class="number">Cost</th>
-            {atRisk ? <th scope="col" class="number">At risk</th> : null}
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row, index) => (
-            <tr key={`${String(row[field])}-${index}`} role="row">
-              <th scope="row" role="rowheader" class="primary-cell">{rowName(row, field)}</th>
-              <td role="cell" data-label="Tasks" class="number">
-                {number(row.tasks)}
-                {notCounted(row) ? <span class="row-note muted small">{notCounted(row)}</span> : null}
-              </td>
-              <td role="cell" data-label="Succeeded" class="number">{number(row.succeeded)}</td>
-              <td role="cell" data-label="Failed" class="number">{number(row.failed)}</td>
-              <td role="cell" data-label="Video seconds" class="number wide-only">{number(row.video_seconds)}</td>
-              {credits ? <td role="cell" data-label="Credits" class="number wide-only">{number(row.credits)}</td> : null}
-              <td role="cell" data-label="Cost" class="number">
-                {typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null, GROUPED) : '—'}
-              </td>
-              {atRisk ? (
-                <td role="cell" data-label="At risk" class="number">
-                  {atRiskText(row)}
-                </td>
-              ) : null}
+    <>
+      <div class="table-scroll" role="region" aria-label={`Usage by ${field}`} tabIndex={0}>
+        {/* One card per row at phone width (roles kept), so Cost is never scrolled out of sight. */}
+        <table class="usage responsive" role="table">
+          <caption class="visually-hidden">Usage by {field}</caption>
+          <thead>
+            <tr role="row">
+              <th scope="col">{field === 'day' ? 'Day (UTC)' : field.charAt(0).toUpperCase() + field.slice(1)}</th>
+              <th scope="col" class="number">Tasks</th>
+              <th scope="col" class="number">Succeeded</th>
+              <th scope="col" class="number">Failed</th>
+              <th scope="col" class="number wide-only">Video seconds</th>
+              {credits ? <th scope="col" class="number wide-only">Credits</th> : null}
+              <th scope="col" class="number">Cost</th>
+              {atRisk ? <th scope="col" class="number">At risk</th> : null}
             </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+          </thead>
+          <tbody>
+            {rows.map((row, index) => (
+              <tr key={`${String(row[field])}-${index}`} role="row">
+                <th scope="row" role="rowheader" class="primary-cell">{rowName(row, field)}</th>
+                <td role="cell" data-label="Tasks" class="number">
+                  {number(row.tasks)}
+                  {notCounted(row) ? <span class="row-note muted small">{notCounted(row)}</span> : null}
+                </td>
+                <td role="cell" data-label="Succeeded" class="number">{number(row.succeeded)}</td>
+                <td role="cell" data-label="Failed" class="number">{number(row.failed)}</td>
+                <td role="cell" data-label="Video seconds" class="number wide-only">{number(row.video_seconds)}</td>
+                {credits ? (
+                  <td role="cell" data-label="Credits" class="number wide-only" title={estimateTitle(row)}>
+                    {number(row.credits)}
+                    {usageEstimated(row) && typeof row.credits === 'number' ? '~' : ''}
+                  </td>
+                ) : null}
+                <td role="cell" data-label="Cost" class="number" title={estimateTitle(row)}>
+                  {costText(row)}
+                </td>
+                {atRisk ? (
+                  <td role="cell" data-label="At risk" class="number">
+                    {atRiskText(row)}
+                  </td>
+                ) : null}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {rows.some(usageEstimated) ? <p class="muted small table-note">{ESTIMATE_LEGEND}</p> : null}
+    </>
   );
 }
 
@@ -292,7 +316,7 @@ export function CostPage() {
               data={rows.map((row) => ({
                 label: rowName(row, group.field),
                 value: amountOf(row),
-                text: typeof row.currency_amount === 'number' ? formatMoney(row.currency_amount, row.currency ?? null, GROUPED) : '—',
+                text: costText(row),
               }))}
             />
             {/* None in the period: the chart says so; a table of headings alone says nothing more. */}

@@ -81,7 +81,7 @@ export type UsageQuery = Omit<NonNullable<paths['/v1/usage']['get']['parameters'
  * gives, and what a client can add up itself from tasks (money at risk only the report has).
  */
 export type UsageFigures = Pick<UsageRow, 'tasks' | 'succeeded' | 'failed' | 'canceled' | 'in_progress' | 'video_seconds' | 'credits' | 'currency_amount' | 'currency'> &
-  Partial<Pick<UsageRow, UsageGroupKey | 'tasks_at_risk' | 'credits_at_risk' | 'currency_amount_at_risk'>>;
+  Partial<Pick<UsageRow, UsageGroupKey | 'tasks_at_risk' | 'credits_at_risk' | 'currency_amount_at_risk' | 'credits_estimated' | 'currency_amount_estimated' | 'currency_amount_reported'>>;
 
 /** One upstream account of a provider, as `GET /v1/providers` reports it. */
 export type ProviderAccountStatus = Schemas['ProviderAccountStatus'];
