@@ -33,7 +33,7 @@ declare const document: {
 };
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
-declare function getComputedStyle(element: unknown): { fontSize: string; display: string; direction: string };
+declare function getComputedStyle(element: unknown, pseudo?: string): { fontSize: string; display: string; direction: string; content: string };
 declare function requestAnimationFrame(callback: (time: number) => void): number;
 interface Box {
   left: number;
@@ -2078,6 +2078,28 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     } finally {
       await close();
     }
+  });
+
+  it('shows each task\'s operation in the task list, as the CLI\'s list does: a column of the table, a labelled field of a phone\'s card', async () => {
+    const image = await api.createVideo({ model: 'kling-v1', operation: 'image-generation', prompt: 'an image, not a video' });
+    const video = await api.createVideo({ model: 'kling-v3', prompt: 'a video, not an image' });
+    const target = await openConsole();
+    await signIn(target);
+    const operationOf = (id: string) => target.locator(`tr[data-task-id="${id}"] td[data-label="Operation"]`);
+    await operationOf(image.id).waitFor();
+    expect(await target.locator('table.tasks thead th').allTextContents()).toContain('Operation');
+    expect(await operationOf(image.id).textContent()).toBe('image-generation');
+    expect(await operationOf(video.id).textContent()).toBe('text-to-video');
+    await target.screenshot({ path: join(ARTIFACTS, 'tasks-operation.png'), fullPage: true });
+
+    await target.setViewportSize({ width: 390, height: 844 });
+    await expect.poll(() => operationOf(image.id).isVisible()).toBe(true);
+    // Its card names the field, as it names the others.
+    expect(await operationOf(image.id).evaluate((cell) => getComputedStyle(cell, '::before').content)).toBe('"Operation"');
+    const box = (await operationOf(image.id).boundingBox())!;
+    expect(box.x + box.width, 'the operation stays on the screen').toBeLessThanOrEqual(390);
+    expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-tasks-operation.png'), fullPage: true });
   });
 
   it('shows every column of the task list and the providers\' table at 768 px (a tablet held upright), where the tables are still tables', async () => {

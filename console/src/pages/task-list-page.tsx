@@ -245,6 +245,7 @@ export function TaskListPage() {
                 <th scope="col">Task</th>
                 <th scope="col">Status</th>
                 <th scope="col" class="wide-only">Model</th>
+                <th scope="col">Operation</th>
                 <th scope="col">Provider</th>
                 <th scope="col" class="number">Cost</th>
                 <th scope="col" class="wide-only">Created</th>
@@ -275,6 +276,10 @@ export function TaskListPage() {
                     </td>
                     <td role="cell" class="wide-only" data-label="Model">
                       {task.model} <span class="muted">{task.quality}</span>
+                    </td>
+                    {/* What the task makes (an image or a video), as the CLI's list says it. */}
+                    <td role="cell" class="operation-cell" data-label="Operation">
+                      {task.operation}
                     </td>
                     <td role="cell" data-label="Provider">
                       {/* As the task's page has it: a provider that refused the task does not hold it. */}
