@@ -697,6 +697,39 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.screenshot({ path: join(ARTIFACTS, `phone-${name}.png`), fullPage: true });
     }
   });
+  it('keeps the top navigation on one line at 390 px (a phone) whichever page is open, and leaves no link alone on a line of its own at 320 px', async () => {
+    const target = await openConsole();
+    await target.setViewportSize({ width: 390, height: 844 });
+    await signIn(target);
+    /** The navigation's links by line (their tops), each line's names in order. */
+    const lines = () =>
+      target.locator('header nav a').evaluateAll((links: { textContent: string | null; getBoundingClientRect(): Box & { top: number } }[]) => {
+        const byTop = new Map<number, string[]>();
+        for (const link of links) {
+          const { top, right } = link.getBoundingClientRect();
+          if (right > window.innerWidth + 0.5) return [[`${link.textContent} past the edge`]];
+          const line = [...byTop.keys()].find((other) => Math.abs(other - top) < 4) ?? top;
+          byTop.set(line, [...(byTop.get(line) ?? []), link.textContent ?? '']);
+        }
+        return [...byTop.values()];
+      });
+    for (const hash of ['#/', '#/new', '#/providers', '#/models', '#/cost']) {
+      await target.evaluate((to) => (window.location.hash = to), hash);
+      await target.locator('h1').first().waitFor();
+      expect(await lines(), `${hash} at 390 px`).toEqual([['Tasks', 'New video', 'Providers', 'Models', 'Cost']]);
+    }
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-navigation.png') });
+    await target.setViewportSize({ width: 320, height: 640 });
+    for (const hash of ['#/', '#/new', '#/cost']) {
+      await target.evaluate((to) => (window.location.hash = to), hash);
+      await target.locator('h1').first().waitFor();
+      const shown = await lines();
+      expect(shown.flat(), `${hash} at 320 px`).toEqual(['Tasks', 'New video', 'Providers', 'Models', 'Cost']);
+      for (const line of shown) expect(line.length, `${hash} at 320 px: ${JSON.stringify(shown)}`).toBeGreaterThan(1);
+    }
+    await target.screenshot({ path: join(ARTIFACTS, 'narrow-navigation.png') });
+  });
+
   it('fits every page in 320 px, a 1280 px window zoomed to 400 %: nothing reaches past the screen\'s edge', async () => {
     const task = await api.createVideo({ model: 'kling-v3', prompt: 'seen through a zoomed window' });
     const target = await openConsole();
