@@ -702,6 +702,9 @@ export class Dispatcher {
         tracking: result.ref.tracking,
         // The answer came: a webhook that named the task first (`Recovery.adoptNamed`) recovered nothing.
         recoveredBy: null,
+        // Written on the attempt alone (below), it may have been marked lost meanwhile by the process
+        // that took the task over (`Recovery`): that message is no longer true.
+        message: null,
       },
     };
     const expectsWebhook = details.callbackUrl !== undefined;
@@ -726,10 +729,7 @@ export class Dispatcher {
     // Another process took the task over (its lease ran out while the store refused these writes):
     // it tracks the task from the attempt written now, unless it already settled it (said below).
     if (tracked.ok) logger.warn(logContext, 'task accepted upstream after its submission lease was taken over: its upstream id is written on the attempt, for the process that took it over');
-    // Whoever took the task over tracks it from the attempt (`Recovery`), which it may have marked
-    // as lost meanwhile: that message is no longer true.
-    const change = { ...acceptedAttempt.change, message: null };
-    const noted = await this.persist(logContext, 'record the accepted attempt', until, quiet, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, change));
+    const noted = await this.persist(logContext, 'record the accepted attempt', until, quiet, () => tasks.updateAttempt(task.id, acceptedAttempt.seq, acceptedAttempt.change));
     if (!noted.ok) return { ok: false };
     const now = await tasks.get(task.id).catch(() => undefined);
     if (now && now.phase !== 'submitting' && now.providerTaskId !== result.ref.providerTaskId) {

@@ -58,14 +58,14 @@ export class ResultCustody {
   });
   /** Aborted when the gateway stops: copies in flight end without counting as failures. */
   private readonly stopping = new AbortController();
-  /** Tasks whose copies are on their way, each settling once its outcome is written (`storage.copy_concurrency` at most). */
-  private readonly inFlight = new Set<Promise<void>>();
   /**
-   * The ids of those tasks. A claim may take one of them again: its lease ran out while the store
-   * refused the renewals (the claim takes any task whose lease ended, this replica's too). Its copy
-   * goes on; a second one would fetch it twice and could leave a file no task points to.
+   * Copies on their way, by task id, each settling once its outcome is written
+   * (`storage.copy_concurrency` at most). A claim may take one of those tasks again: its lease ran
+   * out while the store refused the renewals (the claim takes any task whose lease ended, this
+   * replica's too). Its copy goes on; a second one would fetch it twice and could leave a file no
+   * task points to.
    */
-  private readonly copying = new Set<string>();
+  private readonly copies = new Map<string, Promise<void>>();
   /** The last pass left due tasks behind for want of a free slot: one settling starts another pass. */
   private more = false;
 
@@ -108,8 +108,8 @@ export class ResultCustody {
   private async copiesSettled(): Promise<void> {
     for (;;) {
       await this.runner.idle();
-      if (this.inFlight.size === 0) return;
-      await Promise.allSettled([...this.inFlight]);
+      if (this.copies.size === 0) return;
+      await Promise.allSettled([...this.copies.values()]);
     }
   }
 
@@ -183,13 +183,13 @@ export class ResultCustody {
     }
     this.more = false;
     for (;;) {
-      const room = Math.min(config.storage.copy_concurrency - this.inFlight.size, STORAGE_BATCH);
+      const room = Math.min(config.storage.copy_concurrency - this.copies.size, STORAGE_BATCH);
       if (room <= 0) {
         this.more = true;
         return;
       }
       const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, room);
-      for (const task of due) if (!this.copying.has(task.id)) this.startCopy(task);
+      for (const task of due) if (!this.copies.has(task.id)) this.startCopy(task);
       if (due.length < room || this.stopping.signal.aborted) return;
     }
   }
@@ -206,17 +206,15 @@ export class ResultCustody {
     const stopping = () => stop.abort();
     this.stopping.signal.addEventListener('abort', stopping, { once: true });
     if (this.stopping.signal.aborted) stop.abort();
-    this.copying.add(task.id);
     const run: Promise<void> = this.storeLeased(task, stop.signal)
       .catch((error) => logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'))
       .finally(() => {
         lease.stop();
         this.stopping.signal.removeEventListener('abort', stopping);
-        this.copying.delete(task.id);
-        this.inFlight.delete(run);
+        this.copies.delete(task.id);
         if (this.more && !this.stopping.signal.aborted) this.runner.run().catch((error) => logger.error({ err: error }, 'storing pass failed'));
       });
-    this.inFlight.add(run);
+    this.copies.set(task.id, run);
   }
 
   /**
