@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Express } from 'express';
 import { ConfigError, configuredSecrets, drainTimeoutMs, ProviderConfig, type GatewayConfig } from './config/config.js';
-import { systemClock, type Clock, type TimerHandle } from './core/clock.js';
+import { BoundedWaits, systemClock, type Clock, type TimerHandle } from './core/clock.js';
 import { ClockWatch } from './core/tasks/clock-watch.js';
 import { ContentLinks } from './core/tasks/content-links.js';
 import { Dispatcher } from './core/tasks/dispatcher.js';
@@ -231,6 +231,12 @@ const PURGE_EVERY_MS = 10 * 60_000;
 const FIGURES_REFRESH_MS = 2_000;
 /** Milliseconds between retention passes over stored outputs. */
 const RETENTION_EVERY_MS = 60_000;
+/**
+ * Longest the end of a stop, after the drain and the listener's close, waits for what runs on
+ * the store (worker passes, the dispatcher's writes, the store's own close): a database that
+ * stopped answering would hold the process for ever.
+ */
+const CLOSE_WAIT_MS = 5_000;
 /** Longest the start waits for the S3 bucket to answer its check. */
 const STORAGE_CHECK_TIMEOUT_MS = 5_000;
 
@@ -737,18 +743,33 @@ export class Gateway {
     // Event streams end cleanly and waits answer with the task as it is, before the listener closes.
     this.service.endWatches();
     await this.listenerStop?.close();
-    await Promise.allSettled([...this.loopRuns]);
+    // The rest waits on the store, which may have stopped answering (a host gone silent in a
+    // failover): bounded, so the process still ends. What it leaves is durable: leases run out and
+    // recovery (the next start, another replica) takes the tasks up.
+    const waits = new BoundedWaits(Date.now() + CLOSE_WAIT_MS);
+    await waits.wait('worker passes', Promise.allSettled([...this.loopRuns]));
     // Webhooks that came before their create was recorded, applied once it was; news about a
     // create another replica is sending is not waited for (its safety poll learns it).
     this.inbound.stopFollowing();
-    await this.inbound.idle();
+    await waits.wait('provider news being applied', this.inbound.idle());
     // Passes started outside the loops (by a webhook, a create) must not outlive the store.
-    await Promise.all([this.dispatcher.idle(), this.tracker.idle(), this.webhooks.idle(), this.custody.idle()]);
+    await Promise.all([
+      waits.wait('dispatch passes', this.dispatcher.idle()),
+      waits.wait('status polls', this.tracker.idle()),
+      waits.wait('webhook deliveries', this.webhooks.idle()),
+      waits.wait('result copies', this.custody.idle()),
+    ]);
     // Accepted creates the store would not take through the drain are given up on (each logged with its upstream id).
-    await this.dispatcher.close();
+    await waits.wait('accepted creates being recorded', this.dispatcher.close());
     for (const unsubscribe of this.unsubscribes.splice(0)) unsubscribe();
-    await this.notifications?.close();
-    if (this.ownsObjectStorage) await this.engine.storage?.close();
-    if (this.ownsStore) await this.store.store.close();
+    if (this.notifications) await waits.wait('the notification channel', this.notifications.close());
+    if (this.ownsObjectStorage && this.engine.storage) await waits.wait('the result storage', this.engine.storage.close());
+    if (this.ownsStore) await waits.wait('the database connections', this.store.store.close());
+    if (waits.abandoned.length > 0) {
+      this.engine.logger.warn(
+        { abandoned: waits.abandoned, wait_ms: CLOSE_WAIT_MS },
+        `stopping with ${waits.abandoned.join(', ')} left running after ${CLOSE_WAIT_MS} ms (the database may not be answering); accepted tasks stay in the database, and recovery takes them up at the next start or on another replica`,
+      );
+    }
   }
 }

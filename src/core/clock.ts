@@ -124,3 +124,30 @@ async function settle(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
+
+/**
+ * Waits that share one deadline, in real time (`Date.now()`, real timers) whatever clock the
+ * rest runs on: the end of a stop, where a database that stops answering must not hold the
+ * process for ever. Each wait names what it waits for; what had not finished by the deadline is
+ * in `abandoned`, for the log line that says what the stop left. Once the deadline has passed,
+ * later waits are not waited on at all (their work is still started by the caller). A rejection
+ * within the time is thrown, as an `await` of the work would.
+ */
+export class BoundedWaits {
+  readonly abandoned: string[] = [];
+
+  constructor(private readonly deadline: number) {}
+
+  /** Waits for `work` until the deadline; whether it finished. */
+  async wait(what: string, work: Promise<unknown>): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      work.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(0, this.deadline - Date.now()));
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (!finished) this.abandoned.push(what);
+    return finished;
+  }
+}

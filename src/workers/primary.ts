@@ -16,6 +16,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import { CONFIG_REFUSED_EXIT, reachablePublicUrl } from '../config/config.js';
+import { BoundedWaits } from '../core/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProviderEndpoint } from '../sandbox/sandbox.js';
 import { openStore, type Store } from '../store/database.js';
@@ -83,6 +84,8 @@ const SILENT_AFTER_MS = 5_000;
  * the heartbeat (its event loop runs), a hung one would hold the stop open forever.
  */
 const STOP_SILENT_KILL_MS = 20_000;
+/** Longest the stop, once every worker has ended, waits for the primary's own database connections to close. */
+const STORE_CLOSE_WAIT_MS = 5_000;
 
 interface Slot {
   index: number;
@@ -395,6 +398,13 @@ export class Primary {
     await Promise.all(exits);
     clearInterval(this.heartbeat);
     await this.port.close();
-    await this.store.close();
+    // A database that stopped answering (a host gone silent in a failover) would hold the stop for ever.
+    const waits = new BoundedWaits(Date.now() + STORE_CLOSE_WAIT_MS);
+    if (!(await waits.wait('the database connections', this.store.close()))) {
+      this.options.logger.warn(
+        { abandoned: waits.abandoned, wait_ms: STORE_CLOSE_WAIT_MS },
+        `stopping with the database connections left running after ${STORE_CLOSE_WAIT_MS} ms (the database may not be answering)`,
+      );
+    }
   }
 }
