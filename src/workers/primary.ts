@@ -74,7 +74,53 @@ const COLLECT_WAIT_MS = 2_500;
 const FIRST_RESTART_DELAY_MS = 500;
 const MAX_RESTART_DELAY_MS = 30_000;
 /** A worker that lived this long was healthy: the next replacement starts without delay growth. */
-const HEALTHY_AFTER_MS = 30_000;
+export const HEALTHY_AFTER_MS = 30_000;
+/**
+ * A crash loop: this many workers in a row ended before they served, within
+ * `CRASH_LOOP_WINDOW_MS`, with no worker serving meanwhile. A replacement would fail alike: the
+ * primary stops every worker and exits 1, so a supervisor sees the failure. With the pauses
+ * above (0.5, 1, 2, 4 s) a worker that crashes at once on every start ends the gateway in
+ * about 8 s of pauses plus its starts; one whose start fails after the database's 10 s connect
+ * limit, in about a minute.
+ */
+export const CRASH_LOOP_LIMIT = 5;
+export const CRASH_LOOP_WINDOW_MS = 5 * 60_000;
+
+/** What the primary does about a worker that died while the gateway runs: replace it after a pause, or stop. */
+export type RestartAction = { kind: 'replace'; delayMs: number } | { kind: 'give-up'; crashes: number; windowMs: number };
+
+/**
+ * When the workers that die are replaced: after a pause that doubles while replacements keep
+ * dying young (from `FIRST_RESTART_DELAY_MS` to `MAX_RESTART_DELAY_MS`; a worker that lived
+ * `HEALTHY_AFTER_MS` is replaced after the first pause again), and not at all once
+ * `CRASH_LOOP_LIMIT` workers in a row ended before they served within `CRASH_LOOP_WINDOW_MS`.
+ */
+export class WorkerRestarts {
+  private delay = FIRST_RESTART_DELAY_MS;
+  /** When workers that never served died, since a worker last served. */
+  private unserved: number[] = [];
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** A worker serves: the failed starts before it were no loop. */
+  served(): void {
+    this.unserved = [];
+  }
+
+  /** A worker died after `livedMs`, having `served` or not. */
+  died(livedMs: number, served: boolean): RestartAction {
+    if (!served) {
+      const now = this.now();
+      this.unserved = this.unserved.filter((at) => at > now - CRASH_LOOP_WINDOW_MS);
+      this.unserved.push(now);
+      if (this.unserved.length >= CRASH_LOOP_LIMIT) return { kind: 'give-up', crashes: this.unserved.length, windowMs: CRASH_LOOP_WINDOW_MS };
+    }
+    // The first death waits the first delay; each replacement that dies young waits twice as long.
+    const delayMs = livedMs >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : this.delay;
+    this.delay = Math.min(delayMs * 2, MAX_RESTART_DELAY_MS);
+    return { kind: 'replace', delayMs };
+  }
+}
 /** How often the primary asks each worker whether its event loop runs. */
 const HEARTBEAT_MS = 1_000;
 /** A worker silent this long (hung, stopped) is handed no new connection until it answers again. */
@@ -118,7 +164,7 @@ export class Primary {
   /** Every worker's last metrics and the dead ones' counts: what a scrape adds up. */
   private readonly metrics = new WorkerMetricsLedger();
   private nextCollection = 1;
-  private restartDelay = FIRST_RESTART_DELAY_MS;
+  private readonly restarts = new WorkerRestarts();
   private stopping = false;
   /** The stop, once begun: a signal during a give-up waits for it rather than stopping again. */
   private stopped: Promise<void> | undefined;
@@ -250,6 +296,7 @@ export class Primary {
         break;
       case 'ready':
         slot.ready = true;
+        this.restarts.served();
         if (slot.warns) this.startWarningsSaid = true;
         slot.answeredAt = Date.now();
         // The owner is what its leases and trial calls carry in the store.
@@ -357,10 +404,18 @@ export class Primary {
       this.options.onGaveUp?.(action.exitCode);
       return;
     }
-    const lived = Date.now() - slot.startedAt;
-    // The first death waits the first delay; each replacement that dies young waits twice as long.
-    const delay = lived >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : this.restartDelay;
-    this.restartDelay = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
+    const restart = this.restarts.died(Date.now() - slot.startedAt, slot.ready);
+    if (restart.kind === 'give-up') {
+      // A crash loop: a supervisor restarting the whole gateway (or an operator) is the remedy, not a replacement for ever.
+      this.options.logger.error(
+        { worker: slot.index, owner: slot.owner, code, signal, crashes: restart.crashes, window_ms: restart.windowMs },
+        `${restart.crashes} workers in a row ended before they served, within ${restart.windowMs / 1000} s and none serving meanwhile (worker ${slot.index} last): a crash loop, which a replacement would not end; stopping every worker`,
+      );
+      void this.stop();
+      this.options.onGaveUp?.(code || 1);
+      return;
+    }
+    const delay = restart.delayMs;
     this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} died; replacing it in ${delay} ms`);
     // Its leases end now: the other workers take up its submissions, polls and copies at once.
     this.tasks

@@ -5,9 +5,9 @@
  * killed from outside (SIGKILL, the OOM killer), is replaced, also while another worker of the
  * first start is still starting.
  */
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CONFIG_REFUSED_EXIT } from '../../src/config/config.js';
-import { afterWorkerExit } from '../../src/workers/primary.js';
+import { afterWorkerExit, CRASH_LOOP_LIMIT, CRASH_LOOP_WINDOW_MS, HEALTHY_AFTER_MS, WorkerRestarts } from '../../src/workers/primary.js';
 
 it('stops the gateway when a worker fails its start before the gateway first served, or is refused the configuration', () => {
   expect(afterWorkerExit({ code: 1, signal: null, served: false, gatewayServed: false })).toEqual({ kind: 'give-up', exitCode: 1, why: 'ended before it served' });
@@ -26,4 +26,56 @@ it('replaces a worker that already served and was killed while another worker of
 it('replaces a starting worker killed from outside, and any worker once the gateway served', () => {
   expect(afterWorkerExit({ code: null, signal: 'SIGKILL', served: false, gatewayServed: false })).toEqual({ kind: 'replace' });
   expect(afterWorkerExit({ code: 1, signal: null, served: false, gatewayServed: true })).toEqual({ kind: 'replace' });
+});
+
+describe('replacing workers that keep dying (WorkerRestarts)', () => {
+  function restarts() {
+    let now = 1_000_000;
+    const policy = new WorkerRestarts(() => now);
+    return { policy, advance: (ms: number) => (now += ms) };
+  }
+
+  it('waits longer before each replacement of a worker that died young, up to a cap', () => {
+    const { policy, advance } = restarts();
+    const delays: number[] = [];
+    // Each served a second, then died: no crash loop of starts, but no healthy run either.
+    for (let death = 0; death < 10; death++) {
+      const action = policy.died(1_000, true);
+      expect(action.kind).toBe('replace');
+      if (action.kind === 'replace') delays.push(action.delayMs);
+      advance(1_000 + (action.kind === 'replace' ? action.delayMs : 0));
+    }
+    expect(delays).toEqual([500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000, 30_000]);
+  });
+
+  it('replaces at once a worker that ran fine before it crashed, however often that happens', () => {
+    const { policy, advance } = restarts();
+    for (let death = 0; death < 20; death++) {
+      expect(policy.died(HEALTHY_AFTER_MS + 1, true)).toEqual({ kind: 'replace', delayMs: 500 });
+      advance(HEALTHY_AFTER_MS + 1);
+    }
+  });
+
+  it(`gives up once ${CRASH_LOOP_LIMIT} workers in a row end before they serve within the window, none serving meanwhile`, () => {
+    const { policy, advance } = restarts();
+    for (let death = 1; death < CRASH_LOOP_LIMIT; death++) {
+      expect(policy.died(300, false).kind).toBe('replace');
+      advance(1_000);
+    }
+    expect(policy.died(300, false)).toEqual({ kind: 'give-up', crashes: CRASH_LOOP_LIMIT, windowMs: CRASH_LOOP_WINDOW_MS });
+  });
+
+  it('does not give up when a worker served between the failed starts, or when they are spread wider than the window', () => {
+    const { policy, advance } = restarts();
+    for (let death = 0; death < CRASH_LOOP_LIMIT * 3; death++) {
+      expect(policy.died(300, false).kind).toBe('replace');
+      if (death % (CRASH_LOOP_LIMIT - 1) === CRASH_LOOP_LIMIT - 2) policy.served();
+      advance(1_000);
+    }
+    const spread = restarts();
+    for (let death = 0; death < CRASH_LOOP_LIMIT * 3; death++) {
+      expect(spread.policy.died(300, false).kind).toBe('replace');
+      spread.advance(CRASH_LOOP_WINDOW_MS / (CRASH_LOOP_LIMIT - 1) + 1);
+    }
+  });
 });

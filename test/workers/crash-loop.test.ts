@@ -1,0 +1,62 @@
+/**
+ * A worker that crashes at once on every start, after the gateway first served (a dependency
+ * gone bad under a running gateway): with `WORKERS=2` the primary replaced it for ever, every
+ * 30 s at most, while a supervisor (systemd, Kubernetes) saw a running process and never heard of
+ * the failure. What an operator sees now: the replacements come after growing pauses, and once
+ * several in a row have ended before serving, with no worker serving meanwhile, the primary says
+ * so, stops its workers and exits 1, which the supervisor acts on.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { CRASH_LOOP_LIMIT } from '../../src/workers/primary.js';
+import { processAlive, workerPidsOf } from '../support/gateway-process.js';
+import { spawnWorkersGateway } from '../support/workers-process.js';
+
+it('stops every worker and exits 1 once replacements keep crashing on start, after growing pauses', { timeout: 120_000 }, async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-crash-loop-'));
+  const crash = join(folder, 'crash-on-start');
+  const preload = join(folder, 'crash-on-start.mjs');
+  // Every worker started once the file exists ends at once, as one whose start fails does.
+  writeFileSync(preload, [`import cluster from 'node:cluster';`, `import { existsSync } from 'node:fs';`, `if (cluster.isWorker && existsSync(${JSON.stringify(crash)})) process.exit(1);`].join('\n'));
+  const child = spawnWorkersGateway(folder, preload);
+  const lines: { msg?: string; code?: number }[] = [];
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    const parts = out.split('\n');
+    out = parts.pop()!;
+    for (const part of parts) {
+      try {
+        lines.push(JSON.parse(part) as (typeof lines)[number]);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  const exited = new Promise<number | null | 'still running'>((resolve) => {
+    const timer = setTimeout(() => resolve('still running'), 100_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+  try {
+    await expect.poll(() => lines.some((line) => line.msg?.includes('listening on')), { timeout: 60_000 }).toBe(true);
+    const workers = workerPidsOf(child);
+    expect(workers).toHaveLength(2);
+    writeFileSync(crash, '');
+    process.kill(workers[0]!, 'SIGKILL');
+
+    expect(await exited).toBe(1);
+    const replacing = lines.filter((line) => line.msg?.includes('replacing it in')).map((line) => Number(/replacing it in (\d+) ms/.exec(line.msg!)![1]));
+    // The killed worker and the replacements that crashed, each waited for longer than the one before.
+    expect(replacing).toEqual([500, 1_000, 2_000, 4_000, 8_000].slice(0, CRASH_LOOP_LIMIT));
+    expect(lines.some((line) => line.msg?.includes(`${CRASH_LOOP_LIMIT} workers in a row ended before they served`))).toBe(true);
+    // The worker that kept serving was stopped with it.
+    expect(processAlive(workers[1]!)).toBe(false);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
