@@ -251,6 +251,8 @@ function workerFailure(error: unknown): string {
       return 'worker pass failed: the database is full; its workers go on once space is freed on its disk';
     case 'io':
       return `worker pass failed: the database's disk refused a read or write (${String((error as { code?: unknown }).code)}); its workers go on once the disk or its file system is repaired`;
+    case 'read-only':
+      return `worker pass failed: the database takes no writes (${String((error as { code?: unknown }).code)}: a standby, or a server set read-only); its workers go on once its connections reach a primary`;
     default:
       return 'worker pass failed';
   }

@@ -506,7 +506,7 @@ export function problemHandler(logger: Logger, storeTrouble: StoreTrouble): Erro
  * for anything else. The store's own reading of its errors, handed in by the composition root
  * (routes never reach the store).
  */
-export type StoreTrouble = (error: unknown) => 'unreachable' | 'full' | 'io' | undefined;
+export type StoreTrouble = (error: unknown) => 'unreachable' | 'full' | 'io' | 'read-only' | undefined;
 
 /** Seconds a client is asked to wait when the store could not be reached. */
 const STORE_RETRY_AFTER_S = 2;
@@ -529,7 +529,9 @@ function errorCode(error: unknown): string {
  * create repeated with its Idempotency-Key never makes a second task) or has no room to write
  * (a full disk: nothing was written, nothing sent upstream; logged as an error, for the operator
  * must free space) or its disk refused to write (an I/O error, a quota, a read-only remount: the
- * same, logged with the store's code), otherwise `500` (a damaged database file among them). Logged.
+ * same, logged with the store's code) or it takes no writes (PostgreSQL's `25006`, a standby
+ * after a failover: the same, retried as soon as an outage), otherwise `500` (a damaged database
+ * file among them). Logged.
  */
 export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logger, storeTrouble: StoreTrouble): ProblemError {
   const logged = { err: error, request_id: ids.id, ...(ids.occurrence === ids.id ? {} : { occurrence_id: ids.occurrence }) };
@@ -546,6 +548,14 @@ export function unexpectedProblem(error: unknown, ids: RequestIds, logger: Logge
     return problems.retryLater(
       `The gateway's database could not read or write its disk; send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
       STORE_FULL_RETRY_AFTER_S,
+    );
+  }
+  if (trouble === 'read-only') {
+    // Passing after a failover (new connections reach the new primary); for good when the URL names a standby.
+    logger.error(logged, `the database takes no writes (${errorCode(error)}: a standby, or a server set read-only): they fail until the gateway's connections reach a primary`);
+    return problems.retryLater(
+      `The gateway's database takes no writes right now (a failover under way); send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).`,
+      STORE_RETRY_AFTER_S,
     );
   }
   if (trouble === 'unreachable') {

@@ -315,13 +315,32 @@ export function isStoreIoError(error: unknown): boolean {
 }
 
 /**
- * What a store error says about the store rather than the request (`StoreTrouble`, for the HTTP
- * answers): it has no room to write, its disk refused a read or write, or it could not be
- * reached; undefined for anything else (a damaged database file among them).
+ * PostgreSQL's `read_only_sql_transaction`: the server takes no writes — a standby (the old
+ * primary demoted by a failover, or a URL naming a replica: "cannot execute INSERT in a
+ * read-only transaction", "… during recovery") or a server set read-only
+ * (`default_transaction_read_only`). Nothing of the statement was kept.
  */
-export function storeTrouble(error: unknown): 'full' | 'io' | 'unreachable' | undefined {
+const PG_READ_ONLY = '25006';
+
+/**
+ * Whether `error` says the database takes no writes right now (`PG_READ_ONLY`): the same request
+ * succeeds once the gateway's connections reach a primary again (after a failover, new
+ * connections do); it is not the request's fault.
+ */
+export function isStoreReadOnly(error: unknown): boolean {
+  return (error as { code?: unknown } | null | undefined)?.code === PG_READ_ONLY;
+}
+
+/**
+ * What a store error says about the store rather than the request (`StoreTrouble`, for the HTTP
+ * answers): it has no room to write, its disk refused a read or write, it takes no writes (a
+ * standby), or it could not be reached; undefined for anything else (a damaged database file
+ * among them).
+ */
+export function storeTrouble(error: unknown): 'full' | 'io' | 'read-only' | 'unreachable' | undefined {
   if (isStoreFull(error)) return 'full';
   if (isStoreIoError(error)) return 'io';
+  if (isStoreReadOnly(error)) return 'read-only';
   return isStoreUnreachable(error) ? 'unreachable' : undefined;
 }
 
