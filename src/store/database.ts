@@ -14,6 +14,8 @@ import {
   Kysely,
   Migrator,
   PostgresDialect,
+  type PostgresPool,
+  type PostgresPoolClient,
   SqliteAdapter,
   SqliteDialect,
   SqliteDriver,
@@ -233,7 +235,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     });
   });
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: dropReadOnlyConnections(pool) }) });
   const store: Store = {
     db,
     dialect,
@@ -254,6 +256,39 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   };
   await migrateOrClose(store, options.beforeMigrating);
   return store;
+}
+
+/**
+ * `pool` as Kysely takes it, except that a connection on which a statement was refused with
+ * `PG_READ_ONLY` is closed when given back rather than reused: its server is a standby now (the
+ * old primary, demoted by a failover) and a connection made anew reaches the primary the URL's
+ * name points at now. Under load no connection is idle long enough for the pool to close it, so
+ * every write failed for as long as the process ran.
+ */
+function dropReadOnlyConnections(pool: pg.Pool): PostgresPool {
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const readOnly = new WeakSet<pg.PoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    let each = wrapped.get(client);
+    if (!each) {
+      each = {
+        query: ((...args: unknown[]) => {
+          const result = (client.query as (...args: unknown[]) => unknown)(...args);
+          // A cursor (Kysely's streams) is not a promise: only a statement's refusal is read.
+          if (!(result instanceof Promise)) return result;
+          return result.catch((error: unknown) => {
+            if (isStoreReadOnly(error)) readOnly.add(client);
+            throw error;
+          });
+        }) as PostgresPoolClient['query'],
+        // `release` is the pool's anew at each checkout: called as it is now.
+        release: () => (readOnly.has(client) ? client.release(true) : client.release()),
+      };
+      wrapped.set(client, each);
+    }
+    return each;
+  };
+  return { connect: async () => wrap(await pool.connect()), end: () => pool.end() };
 }
 
 /** PostgreSQL's classes and codes of "the server is not there right now": connection exceptions, shutting down, starting up, full. */

@@ -63,6 +63,21 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     expect(rows).toEqual([{ one: 1 }]);
   });
 
+  // A failover that leaves the old primary up as a standby (or read-only) keeps the pool's
+  // connections on it: under load none is idle long enough to be closed, so every write failed
+  // with 25006 for as long as the process ran. Now the connection that heard it is not reused.
+  it('opens a new connection after one whose server took no writes (25006), instead of reusing it', async () => {
+    store = await openPostgresStore(schema, { maxConnections: 1 });
+    const db = store.db;
+    // The one connection's session becomes read-only, as on a server demoted under it.
+    await sql`SET SESSION default_transaction_read_only = on`.execute(db);
+    const before = (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)).rows[0]!.pid;
+    await expect(sql`CREATE TABLE read_only_probe (id int)`.execute(db)).rejects.toMatchObject({ code: '25006' });
+    await sql`CREATE TABLE read_only_probe (id int)`.execute(db);
+    const after = (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)).rows[0]!.pid;
+    expect(after).not.toBe(before);
+  });
+
   it('starts while another replica creates the same schema at that very moment', async () => {
     // The other replica's CREATE SCHEMA is held open, so this one's runs into it: PostgreSQL then
     // answers a duplicate key although both said IF NOT EXISTS.
