@@ -767,6 +767,13 @@ export class Gateway {
     if (this.notifications) await waits.wait('the notification channel', this.notifications.close());
     if (this.ownsObjectStorage && this.engine.storage) await waits.wait('the result storage', this.engine.storage.close());
     if (this.ownsStore) await waits.wait('the database connections', this.store.store.close());
+    // Their writes wait on a database that does not answer: only this log line keeps the upstream id.
+    for (const create of this.dispatcher.unrecordedCreates()) {
+      this.engine.logger.error(
+        create,
+        'stopping before the database recorded a create the provider accepted: its upstream task is tracked by nobody until recovery finds it after a restart (by lookup or webhook where the provider allows; otherwise the task fails as interrupted)',
+      );
+    }
     if (waits.abandoned.length > 0) {
       this.engine.logger.warn(
         { abandoned: waits.abandoned, wait_ms: CLOSE_WAIT_MS },

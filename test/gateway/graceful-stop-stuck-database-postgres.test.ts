@@ -12,9 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
+import { capturedLogs } from '../support/captured-logs.js';
 import { startGatewayProcess } from '../support/gateway-process.js';
 import { hangingRelay, type HangingRelay } from '../support/hanging-relay.js';
 import { dropSchema, newSchemaName, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
+import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
 
@@ -107,5 +109,45 @@ describe.skipIf(!available)('SIGTERM with PostgreSQL not answering', () => {
     } finally {
       await client.end();
     }
+  });
+});
+
+describe.skipIf(!available)('a stop while PostgreSQL does not answer the write of an accepted create', () => {
+  const replicas = usePostgresReplicas();
+  let relay: HangingRelay | undefined;
+  // Registered after the replicas' hooks, so it runs first: the stores close once the relay has let go of their connections.
+  afterEach(async () => {
+    await relay?.close();
+    relay = undefined;
+  });
+
+  // The stop ended (bounded) with the write still waiting on the silent database: the upstream id
+  // only this process knew was in no log line, and kling3api's task could never be found again.
+  it('logs the upstream id of a create the provider accepted that the database never took', async () => {
+    const server = new URL(POSTGRES_URL);
+    relay = await hangingRelay(server.hostname, Number(server.port || 5432));
+    server.port = String(relay.port);
+    const logs = capturedLogs();
+    const sender = await replicas.replica('sender', { server: { drain_timeout_ms: 500 } }, { url: server.toString() }, {}, logs.sink);
+    // The database goes silent as kling3api takes the create (its attempt already written).
+    const upstream = replicas.simulators.get('kling3api')!.tasks as unknown as { id: string }[];
+    const push = upstream.push.bind(upstream);
+    upstream.push = (...items: { id: string }[]) => {
+      relay!.hang();
+      return push(...items);
+    };
+    const answer = sender.create(request).catch(() => 'no answer');
+    await expect.poll(() => upstream.length > 0 && relay!.heldBytes() > 0, { timeout: 10_000 }).toBe(true);
+
+    const closing = Date.now();
+    await sender.gateway.close();
+    expect(Date.now() - closing).toBeLessThan(500 + 4_000 + 5_000 + 4_000);
+    const line = logs
+      .text()
+      .split('\n')
+      .find((each) => each.includes(upstream[0]!.id) && each.includes('stopping before the database recorded'));
+    expect(line).toMatch(/"level":"error"/);
+    expect(line).toMatch(/"provider":"kling3api"/);
+    void answer;
   });
 });

@@ -134,6 +134,12 @@ export class Dispatcher {
    * alone by recovery meanwhile, as a dispatch running here is.
    */
   private readonly recording = new Map<string, Promise<void>>();
+  /**
+   * Creates a provider accepted whose writes the store has not taken yet, by task id (what their
+   * log lines name): a stop that cannot wait for them (the database not answering) says each,
+   * with the upstream id only this process knows (`unrecordedCreates`).
+   */
+  private readonly unrecorded = new Map<string, Record<string, string>>();
   /** Aborted as the gateway closes its store: the background writes of accepted creates end. */
   private readonly closing = new AbortController();
   /** Set by a graceful stop: passes start no queued task any more (those stay queued for the next start). */
@@ -221,6 +227,11 @@ export class Dispatcher {
   async close(): Promise<void> {
     this.closing.abort();
     await Promise.allSettled([...this.recording.values()]);
+  }
+
+  /** Creates a provider accepted whose writes the store has not taken (nor been given up on, logged): task, provider, upstream id. */
+  unrecordedCreates(): Record<string, string>[] {
+    return [...this.unrecorded.values()];
   }
 
   /**
@@ -639,8 +650,12 @@ export class Dispatcher {
   private async recordAccepted(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): Promise<TaskRecord | undefined> {
     const { tasks, logger } = this.engine;
     const logContext = acceptedLogContext(task, runtime, result);
+    this.unrecorded.set(task.id, logContext);
     const written = await this.writeAccepted(task, runtime, result, details, details.persistUntil);
-    if (written.ok) return written.task;
+    if (written.ok) {
+      this.unrecorded.delete(task.id);
+      return written.task;
+    }
     // The store kept failing for the whole submission (a full disk lasts longer than a database
     // restart). Only this process knows the upstream id: given up on, a provider that cannot be
     // asked by what the create carried (kling3api) would keep rendering and billing a video
@@ -673,7 +688,11 @@ export class Dispatcher {
     };
     const recording = run()
       .catch((error: unknown) => logger.error({ ...logContext, err: error }, 'could not record a create the provider accepted'))
-      .finally(() => this.recording.delete(task.id));
+      .finally(() => {
+        // Recorded, or its failure logged with the upstream id.
+        this.recording.delete(task.id);
+        this.unrecorded.delete(task.id);
+      });
     this.recording.set(task.id, recording);
   }
 
