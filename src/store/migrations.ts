@@ -580,6 +580,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0019_tenant_turns': {
+      async up(db: Kysely<unknown>) {
+        // When a task of each tenant last took a slot of each provider, written as it takes one
+        // (one row per tenant and provider): the queue is fair between tenants, and a freed slot
+        // goes, between tenants holding as many of the provider's slots, to the one served longest
+        // ago (with a cap of one, every tenant holds none as a slot frees). A new table only:
+        // replicas still on the release before neither read nor write it.
+        await db.schema
+          .createTable('tenant_turns')
+          .ifNotExists()
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('served_at', time, (c) => c.notNull())
+          .addPrimaryKeyConstraint('tenant_turns_pk', ['provider', 'tenant'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('tenant_turns').ifExists().execute();
+      },
+    },
   };
 }
 

@@ -270,6 +270,16 @@ export interface AccountInFlightTable {
   tasks: number;
 }
 
+/**
+ * When a task of each tenant last took a slot of each provider (migration 0019): the queue's
+ * fair order gives a freed slot, between tenants holding as many, to the one served longest ago.
+ */
+export interface TenantTurnsTable {
+  provider: string;
+  tenant: string;
+  served_at: number;
+}
+
 /** What each budgeted tenant has spent and holds in reserve, per period. Millionths of the budget currency. */
 export interface BudgetsTable {
   tenant: string;
@@ -298,5 +308,6 @@ export interface Database {
   task_usage: TaskUsageTable;
   usage_at_risk: UsageAtRiskTable;
   account_in_flight: AccountInFlightTable;
+  tenant_turns: TenantTurnsTable;
   budgets: BudgetsTable;
 }

@@ -3,11 +3,11 @@
  * deliveries. State changes are conditional updates (`WHERE phase = … AND lease_owner = …`), so
  * when two replicas race for the same step exactly one of them wins and the other sees `false`.
  */
-import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type Transaction, type Updateable } from 'kysely';
+import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction, type Updateable } from 'kysely';
 import { CompiledShapes, compiledOnce, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { StoreTransaction } from './shared-state-store.js';
-import { isNotableOutputId, type AttemptsTable, type Database, type DeliveriesTable, type TaskPhase, type TasksTable } from './schema.js';
+import { isNotableOutputId, type AttemptsTable, type Database, type DeliveriesTable, type TaskPhase, type TasksTable, type TenantTurnsTable } from './schema.js';
 
 export type TaskRow = Selectable<TasksTable>;
 export type NewTaskRow = Insertable<TasksTable>;
@@ -22,6 +22,15 @@ export interface TaskCondition {
   cancelRequested?: boolean;
   /** No live lease at this time: `lease_until` null or before it (a poll that leased the task since voids the change). */
   leaseFreeAt?: number;
+}
+
+/** A task waiting in the queue, as a dispatch pass orders it (`listDispatchableQueue`); `candidates` as stored (`,a,b,`). */
+export type QueuedTaskRow = Pick<TaskRow, 'id' | 'tenant' | 'created_at' | 'candidates'>;
+/** How many tasks of `tenant` hold a slot of `provider` (`countInFlightByTenant`). */
+export interface InFlightByTenantRow {
+  tenant: string;
+  provider: string | null;
+  count: number;
 }
 
 export type AttemptRow = Selectable<AttemptsTable>;
@@ -347,8 +356,28 @@ export class TaskStore {
       if (owned) update = update.where('lease_owner', '=', slots[6 + fromPhases.length] as string);
       return update.returningAll();
     });
-    return rows[0] as TaskRow | undefined;
+    const row = rows[0] as TaskRow | undefined;
+    // The tenant's turn at the provider, for the queue's fair order (`listTenantTurns`).
+    if (row) await this.recordTurn(trx, slot.provider, row.tenant, slot.now);
+    return row;
   }
+
+  private readonly recordTurn = compiledOnce(
+    (provider: string, tenant: string, servedAt: number) =>
+      this.db
+        .insertInto('tenant_turns')
+        .values({ provider, tenant, served_at: servedAt })
+        .onConflict((oc) => oc.columns(['provider', 'tenant']).doUpdateSet((eb) => ({ served_at: eb.ref('excluded.served_at') }))),
+    3,
+  );
+
+  /** When a task of each tenant last took a slot of each provider (the queue's fair order reads it). */
+  async listTenantTurns(): Promise<Selectable<TenantTurnsTable>[]> {
+    const { rows } = await this.selectTenantTurns(this.db);
+    return rows.map((row) => ({ ...row, served_at: Number(row.served_at) }));
+  }
+
+  private readonly selectTenantTurns = compiledOnce(() => this.db.selectFrom('tenant_turns').selectAll(), 0);
 
   private async insertAttempt(trx: Kysely<Database>, row: NewAttemptRow & { seq: number }): Promise<void> {
     const columns = definedKeys(row) as (keyof typeof row)[];
@@ -593,16 +622,56 @@ export class TaskStore {
     return page.rows;
   }
 
+  /**
+   * The whole dispatchable queue, oldest first, as a few narrow columns (a dispatch pass orders it
+   * fairly between tenants, then reads the rows it sends with `getDispatchable`).
+   */
+  async listDispatchableQueue(now: number): Promise<QueuedTaskRow[]> {
+    return (await this.selectDispatchableQueue(this.db, now)).rows;
+  }
+
+  /** Those of `ids` that are still dispatchable at `now`, in no particular order. */
+  async getDispatchable(now: number, ids: readonly string[]): Promise<TaskRow[]> {
+    if (ids.length === 0) return [];
+    return this.dispatchable(now).where('id', 'in', ids).execute();
+  }
+
+  /** Tasks holding a slot (`submitting`, `tracking`), by tenant and provider (pairs with none are absent). */
+  async countInFlightByTenant(): Promise<InFlightByTenantRow[]> {
+    const { rows } = await this.selectInFlightByTenant(this.db);
+    return rows.map((row) => ({ tenant: row.tenant, provider: row.provider, count: Number(row.count) }));
+  }
+
   /** Queued, due and within its deadline; a task whose `cancel_after` has passed is canceled, not sent. */
   private dispatchable(now: number) {
-    return this.db
-      .selectFrom('tasks')
-      .selectAll()
+    return this.dispatchableWhere(this.db.selectFrom('tasks').selectAll(), now);
+  }
+
+  private dispatchableWhere<Query extends SelectQueryBuilder<Database, 'tasks', object>>(query: Query, now: number): Query {
+    return query
       .where(QUEUED)
       .where('dispatch_after', '<=', now)
       .where('deadline_at', '>', now)
-      .where((eb) => eb.or([eb('cancel_at', 'is', null), eb('cancel_at', '>', now)]));
+      .where((eb) => eb.or([eb('cancel_at', 'is', null), eb('cancel_at', '>', now)])) as Query;
   }
+
+  private readonly selectDispatchableQueue = compiledOnce(
+    (now: number) =>
+      this.dispatchableWhere(this.db.selectFrom('tasks').select(['id', 'tenant', 'created_at', 'candidates']), now)
+        .orderBy('created_at')
+        .orderBy('id'),
+    1,
+  );
+  private readonly selectInFlightByTenant = compiledOnce(
+    () =>
+      this.db
+        .selectFrom('tasks')
+        .select(['tenant', 'provider'])
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where(IN_FLIGHT)
+        .groupBy(['tenant', 'provider']),
+    0,
+  );
 
   private readonly selectDispatchable = compiledOnce(
     (now: number, limit: number) => this.dispatchable(now).orderBy('created_at').orderBy('id').limit(limit),

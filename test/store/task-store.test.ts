@@ -202,6 +202,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0016_usage_account',
               '0017_usage_video_seconds',
               '0018_task_list_filters',
+              '0019_tenant_turns',
             ]);
           } finally {
             await second.close();
@@ -815,6 +816,47 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         expect((await tasks.listDispatchable(T0 + 10, 10)).map((row) => row.id)).toEqual(['t_a', 't_b']);
         expect((await tasks.listDispatchable(T0 + 10, 1)).map((row) => row.id)).toEqual(['t_a']);
         expect((await tasks.listDispatchable(T0 + 10, 1, { createdAt: T0 + 1, id: 't_a' })).map((row) => row.id)).toEqual(['t_b']);
+      });
+
+      it('lists the whole dispatchable queue in narrow columns, and reads back those still dispatchable by id', async () => {
+        await tasks.createTask(taskRow('t_b', { created_at: T0 + 2, tenant: 'other', candidates: ',freepik,' }));
+        await tasks.createTask(taskRow('t_a', { created_at: T0 + 1, candidates: ',freepik,kling3api,' }));
+        await tasks.createTask(taskRow('t_wait', { created_at: T0, dispatch_after: T0 + MINUTE, candidates: ',freepik,' }));
+        await tasks.createTask(taskRow('t_late', { created_at: T0, deadline_at: T0 + 5, candidates: ',freepik,' }));
+        await tasks.createTask(trackedRow('t_tracking', T0));
+        expect(await tasks.listDispatchableQueue(T0 + 10)).toEqual([
+          { id: 't_a', tenant: 'acme', created_at: T0 + 1, candidates: ',freepik,kling3api,' },
+          { id: 't_b', tenant: 'other', created_at: T0 + 2, candidates: ',freepik,' },
+        ]);
+        const read = await tasks.getDispatchable(T0 + 10, ['t_b', 't_wait', 't_late', 't_tracking', 't_none']);
+        expect(read.map((row) => row.id)).toEqual(['t_b']);
+        expect(await tasks.getDispatchable(T0 + 10, [])).toEqual([]);
+      });
+
+      it('counts tasks in flight by tenant and provider, and notes each tenant’s last turn as its task takes a slot', async () => {
+        await tasks.createTask(trackedRow('t_tracking', T0));
+        await tasks.createTask(taskRow('t_1', { created_at: T0 + 1, tenant: 'other' }));
+        await tasks.createTask(taskRow('t_2', { created_at: T0 + 2, tenant: 'other' }));
+        expect(await tasks.listTenantTurns()).toEqual([]);
+        await tasks.claimSlot({ taskId: 't_1', provider: 'freepik', account: 'default', cap: 5, owner: 'replica-a', leaseUntil: T0 + MINUTE, now: T0 + 5, fromPhases: ['dispatch'] });
+        await tasks.claimSlot({ taskId: 't_2', provider: 'kling3api', account: 'default', cap: 5, owner: 'replica-a', leaseUntil: T0 + MINUTE, now: T0 + 6, fromPhases: ['dispatch'] });
+        const counts = await tasks.countInFlightByTenant();
+        expect(counts.sort((x, y) => `${x.tenant}${x.provider}`.localeCompare(`${y.tenant}${y.provider}`))).toEqual([
+          { tenant: 'acme', provider: 'freepik', count: 1 },
+          { tenant: 'other', provider: 'freepik', count: 1 },
+          { tenant: 'other', provider: 'kling3api', count: 1 },
+        ]);
+        // A slot refused (the cap reached) is no turn.
+        await tasks.createTask(taskRow('t_3', { created_at: T0 + 3 }));
+        expect(await tasks.claimSlot({ taskId: 't_3', provider: 'kling3api', account: 'default', cap: 1, owner: 'replica-a', leaseUntil: T0 + MINUTE, now: T0 + 7, fromPhases: ['dispatch'] })).toBeUndefined();
+        // The next turn of a tenant at a provider replaces its last.
+        await tasks.createTask(taskRow('t_4', { created_at: T0 + 4, tenant: 'other' }));
+        await tasks.claimSlot({ taskId: 't_4', provider: 'freepik', account: 'default', cap: 5, owner: 'replica-a', leaseUntil: T0 + MINUTE, now: T0 + 8, fromPhases: ['dispatch'] });
+        const turns = await tasks.listTenantTurns();
+        expect(turns.sort((x, y) => x.provider.localeCompare(y.provider))).toEqual([
+          { provider: 'freepik', tenant: 'other', served_at: T0 + 8 },
+          { provider: 'kling3api', tenant: 'other', served_at: T0 + 6 },
+        ]);
       });
 
       it('hasOlderWaitingTask only counts older tasks waiting for one of the same providers', async () => {

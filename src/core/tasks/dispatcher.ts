@@ -28,6 +28,7 @@ import {
   type ProviderStanding,
 } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
+import { fairOrder, oneTenant, type WaitingTask } from './fair-queue.js';
 import { boundAccountMessage, circuitOpenFailure, classifyCreateFailure, isAccountTrouble } from './failover.js';
 import { firstPollDelay, lastPollAt } from './polling.js';
 import { Recovery, attemptKeyOf } from './recovery.js';
@@ -60,7 +61,7 @@ export interface FirstTry {
 interface PassState {
   /** Providers found without a free slot in this pass: later tasks do not ask again. */
   full: Set<string>;
-  /** The order in which the pass's tasks claim slots: oldest first, per provider. */
+  /** The order in which the pass's tasks claim slots: the pass's (fair) order, per provider. */
   line: ClaimLine;
 }
 
@@ -115,6 +116,11 @@ const SUBMISSION_LEASE_MARGIN_MS = 10_000;
  */
 function boundAccount(runtime: ProviderRuntime, entry: PlanEntry): ProviderAccount | undefined {
   return entry.account === undefined ? undefined : runtime.account(entry.account);
+}
+
+/** A listed task, as `fairOrder` places it. */
+function waitingOf(task: TaskRecord): WaitingTask & { task: TaskRecord } {
+  return { id: task.id, tenant: task.tenant, createdAt: task.createdAt, provider: task.plan.candidates[0]?.provider, task };
 }
 
 export class Dispatcher {
@@ -790,7 +796,7 @@ export class Dispatcher {
     return (await this.lifecycle.failSubmission(task, error)) ?? (await this.engine.tasks.get(task.id));
   }
 
-  /** Dispatches waiting tasks in creation order. Calls while one runs are folded into one rerun. */
+  /** Dispatches waiting tasks in fair order (`fairOrder`). Calls while one runs are folded into one rerun. */
   tick(): Promise<void> {
     return this.runner.run();
   }
@@ -827,9 +833,7 @@ export class Dispatcher {
     if (this.holding) return;
     await this.recovery.recoverAbandoned();
     const pass: PassState = { full: new Set(), line: new ClaimLine() };
-    let after: { createdAt: number; id: string } | undefined;
-    for (;;) {
-      const page = await this.engine.tasks.listDispatchable(this.engine.clock.now(), DISPATCH_PAGE, after);
+    for await (const page of this.queueInFairOrder()) {
       for (let next = 0; next < page.length; ) {
         if (this.holding) return;
         const batch: TaskRecord[] = [];
@@ -839,7 +843,7 @@ export class Dispatcher {
         }
         await Promise.all(
           batch.map((task) => {
-            // Each joins the line in list order (oldest first): slots go by age, creates still leave side by side.
+            // Each joins the line in the pass's order (fair, `fairOrder`): slots go in that order, creates still leave side by side.
             const turn = pass.line.join(task.plan.candidates.map((entry) => entry.provider));
             return this.dispatch(task.id, {}, pass, undefined, undefined, turn).catch((error) =>
               this.engine.logger.error({ task_id: task.id, err: error }, 'dispatch failed'),
@@ -847,9 +851,45 @@ export class Dispatcher {
           }),
         );
       }
-      const last = page[page.length - 1];
-      if (!last || page.length < DISPATCH_PAGE) break;
-      after = { createdAt: last.createdAt, id: last.id };
+    }
+  }
+
+  /**
+   * The tasks a pass may dispatch, in pages, in fair order (`fairOrder`). A queue that fits one
+   * page is read whole, as before; the tenants' tasks in flight and last turns are read only when
+   * it holds more than one tenant. A longer queue is first listed in narrow columns (its order is decided on the
+   * whole of it, at the pass's start, so no cursor drifts while tasks move), then its rows are
+   * read by id, a page at a time; with one tenant the pages are read in age order as before.
+   */
+  private async *queueInFairOrder(): AsyncGenerator<TaskRecord[]> {
+    const { tasks, clock } = this.engine;
+    const first = await tasks.listDispatchable(clock.now(), DISPATCH_PAGE);
+    if (first.length < DISPATCH_PAGE) {
+      yield oneTenant(first) ? first : fairOrder(first.map(waitingOf), await tasks.fairShares()).map((waiting) => waiting.task);
+      return;
+    }
+    const queue = await tasks.listDispatchableQueue(clock.now());
+    if (oneTenant(queue)) {
+      for (let page = first; ; ) {
+        yield page;
+        const last = page[page.length - 1];
+        if (!last || page.length < DISPATCH_PAGE) return;
+        page = await tasks.listDispatchable(clock.now(), DISPATCH_PAGE, { createdAt: last.createdAt, id: last.id });
+      }
+    }
+    const order = fairOrder(queue, await tasks.fairShares());
+    const read = new Map(first.map((task) => [task.id, task]));
+    for (let start = 0; start < order.length; start += DISPATCH_PAGE) {
+      const ids = order.slice(start, start + DISPATCH_PAGE).map((waiting) => waiting.id);
+      const loaded = await tasks.getDispatchable(clock.now(), ids.filter((id) => !read.has(id)));
+      for (const task of loaded) read.set(task.id, task);
+      const page: TaskRecord[] = [];
+      for (const id of ids) {
+        const task = read.get(id);
+        read.delete(id);
+        if (task) page.push(task);
+      }
+      yield page;
     }
   }
 

@@ -263,6 +263,12 @@ function candidatesColumn(plan: TaskPlan): string {
   return providers.length === 0 ? '' : `,${providers.join(',')},`;
 }
 
+/** The first provider of a stored `candidates` column (`,a,b,`), if any. */
+export function firstCandidate(column: string): string | undefined {
+  const first = column.split(',')[1];
+  return first ? first : undefined;
+}
+
 /**
  * A result as the provider reported it, before any copy: `pending` when the gateway will copy
  * it, `passthrough` when storage is off. `lifetimeMs` is how long the provider documents

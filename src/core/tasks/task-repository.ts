@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../store/schema.js';
 import type { AttemptOutcome } from '../model/canonical.js';
 import type { OpenTransaction } from '../upstream/provider-state.js';
+import { FairShares, type WaitingTask } from './fair-queue.js';
 import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import {
   UsageStore,
@@ -19,6 +20,7 @@ import {
 import {
   attemptFromRow,
   budgetFromRow,
+  firstCandidate,
   patchFromUsageChange,
   rowFromUsage,
   usageFromRow,
@@ -440,6 +442,30 @@ export class TaskRepository {
 
   async listDispatchable(now: number, limit: number, after?: { createdAt: number; id: string }): Promise<TaskRecord[]> {
     return (await this.store.listDispatchable(now, limit, after)).map(taskFromRow);
+  }
+
+  /** The whole dispatchable queue, oldest first, as a pass orders it (`fairOrder`). */
+  async listDispatchableQueue(now: number): Promise<WaitingTask[]> {
+    return (await this.store.listDispatchableQueue(now)).map((row) => ({
+      id: row.id,
+      tenant: row.tenant,
+      createdAt: row.created_at,
+      provider: firstCandidate(row.candidates),
+    }));
+  }
+
+  /** Those of `ids` still dispatchable at `now`, in no particular order. */
+  async getDispatchable(now: number, ids: readonly string[]): Promise<TaskRecord[]> {
+    return (await this.store.getDispatchable(now, ids)).map(taskFromRow);
+  }
+
+  /** Tasks holding a slot, and when one last took a slot, by tenant and provider: what the queue's fair order weighs. */
+  async fairShares(): Promise<FairShares> {
+    const [inFlight, turns] = await Promise.all([this.store.countInFlightByTenant(), this.store.listTenantTurns()]);
+    return new FairShares(
+      inFlight,
+      turns.map((turn) => ({ tenant: turn.tenant, provider: turn.provider, servedAt: turn.served_at })),
+    );
   }
 
   /** Whether an older task still waits for one of this task's providers (then this one queues behind it). */
