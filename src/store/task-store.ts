@@ -612,8 +612,8 @@ export class TaskStore {
   }
 
   /**
-   * Queued tasks that may be dispatched now and are still within their deadline, oldest first
-   * (fair order), one page after `after`.
+   * Queued tasks that may be dispatched now and are still within their deadline, oldest first,
+   * one page after `after`.
    */
   async listDispatchable(now: number, limit: number, after?: { createdAt: number; id: string }): Promise<TaskRow[]> {
     const page = after

@@ -1,11 +1,12 @@
 /**
- * The order in which one dispatch pass's tasks claim provider slots: by age, per provider.
+ * The order in which one dispatch pass's tasks claim provider slots: the pass's order, per provider.
  *
  * A pass dispatches several tasks at once (their upstream creates are the slow part and run side
- * by side), but a slot that frees must go to the oldest task waiting for its provider, not to
- * whichever claim's transaction happens to run first. So each task of the pass joins the line in
- * the order the pass listed them (oldest first), and before it claims a slot of a provider it
- * waits until every older task of the pass that may want that provider has claimed one or given
+ * by side), but a slot that frees must go to the first task of the pass's order waiting for its
+ * provider (fair between tenants, oldest first within one: `fair-queue.ts`), not to whichever
+ * claim's transaction happens to run first. So each task of the pass joins the line in the order
+ * the pass lists them, and before it claims a slot of a provider it waits until every task ahead
+ * of it in the pass (an "older" one, below) that may want that provider has claimed one or given
  * it up. A task gives a provider's turn on as soon as it is done with it (passed over, found full,
  * refused) and all its turns before its create leaves: its request is never waited for.
  *

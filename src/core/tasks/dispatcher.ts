@@ -354,8 +354,8 @@ export class Dispatcher {
     if (conclusion.kind === 'fail') return this.failSubmission(task, conclusion.error);
     if (task.phase === 'dispatch' && outcomes.some((outcome) => outcome.kind === 'wait' && outcome.full)) {
       // Waiting for a slot, which frees at no known time: the task stays due, so the pass that
-      // runs when one frees lists it in its place. Postponed, it would be skipped by that pass
-      // and a younger task still due (a create queued behind it) would take the slot.
+      // runs when one frees lists it in its place (`fairOrder`). Postponed, it would be skipped by
+      // that pass and a task behind it still due (a create queued behind it) would take the slot.
       return task;
     }
     // Every usable provider is busy or asked for a pause: wait in line, durably.
@@ -437,7 +437,7 @@ export class Dispatcher {
       } else {
         if (turn) {
           await turn.waitFor(runtime.id);
-          // An older task of this pass found no free slot here: one freed since is for the oldest, not this one.
+          // A task ahead of it in this pass found no free slot here: one freed since is for the first in the next pass's order, not this one.
           if (!refusal && pass?.full.has(runtime.id)) {
             return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms, full: true } };
           }
