@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { heldCall } from '../support/held-call.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 import { silentServer } from '../support/silent-server.js';
@@ -386,13 +387,20 @@ describe('failover on create', () => {
     expect(broke.body.error.message).toMatch(/^no provider accepted the task: freepik \(HTTP 402\): .+; kling3api \(HTTP 402\): kling3api \(INSUFFICIENT_CREDITS\): Not enough credits/);
   });
 
-  it('sends a slow but healthy provider its task without failing over', async () => {
+  it('sends a slow but healthy provider its task without failing over, and shows how long it took', async () => {
     gw = await startTestGateway();
-    gw.simulator('freepik').injectFault({ delayMs: 400 });
-    const created = await gw.create(request);
+    // Freepik answers 1.5 s after the create reached it (within its 2 s limit).
+    const held = heldCall();
+    gw.simulator('freepik').injectFault({ on: 'submit', hold: held.hold });
+    const pending = gw.create(request);
+    await held.reached;
+    await gw.clock.advance(1_500);
+    held.release();
+    const created = await pending;
+    expect(created.status).toBe(202);
     expect(created.body.provider).toBe('freepik');
-    expect(created.body.attempts).toHaveLength(1);
-    expect(created.body.attempts[0].latency_ms).toBeGreaterThanOrEqual(0);
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'accepted', latency_ms: 1_500 })]);
+    expect(createCalls(gw, 'kling3api')).toBe(0);
   });
 });
 
