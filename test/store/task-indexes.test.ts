@@ -146,20 +146,34 @@ it('finds the tasks a list filter asks for (status, provider, model) by an index
   const database = tempDatabaseUrl();
   const gw = await startTestGateway({ config: { database: { url: database } } });
   open.push(gw);
-  const created = await gw.create({ model: 'kling-v3', prompt: 'a lighthouse', duration: 5, routing: { providers: ['freepik'] } });
-  expect(created.status).toBe(202);
-  await gw.finish(created.body.id);
-  for (const query of ['status=processing', 'status=succeeded', 'provider=freepik', 'model=kling-v3', 'status=succeeded&provider=freepik&model=kling-v3']) {
-    const first = await gw.request('GET', `/v1/videos?limit=1&${query}`);
-    expect(first.status).toBe(200);
-    if (first.body.next_cursor) expect((await gw.request('GET', `/v1/videos?limit=1&${query}&cursor=${first.body.next_cursor}`)).status).toBe(200);
+  // Two tasks each filter below finds, so that a page of one holds a cursor to the next.
+  const ids: string[] = [];
+  for (const prompt of ['a lighthouse', 'a harbour']) {
+    const created = await gw.create({ model: 'kling-v3', prompt, duration: 5, routing: { providers: ['freepik'] } });
+    expect(created.status).toBe(202);
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+    ids.push(created.body.id);
+    await gw.advance(1_000);
   }
-  expect((await gw.request('GET', '/v1/videos?status=succeeded')).body.data.map((task: { id: string }) => task.id)).toEqual([created.body.id]);
+  const listed = (answer: { body: { data: { id: string }[] } }) => answer.body.data.map((task) => task.id);
+  const none = await gw.request('GET', '/v1/videos?limit=1&status=processing');
+  expect(none.status).toBe(200);
+  expect(none.body).toMatchObject({ data: [], next_cursor: null });
+  for (const query of ['status=succeeded', 'provider=freepik', 'model=kling-v3', 'status=succeeded&provider=freepik&model=kling-v3']) {
+    // Newest first: the second task, then (through the cursor) the first, then no further page.
+    const first = await gw.request('GET', `/v1/videos?limit=1&${query}`);
+    expect([query, first.status, listed(first)]).toEqual([query, 200, [ids[1]]]);
+    expect(first.body.next_cursor, query).toEqual(expect.any(String));
+    const second = await gw.request('GET', `/v1/videos?limit=1&${query}&cursor=${first.body.next_cursor}`);
+    expect([query, second.status, listed(second), second.body.next_cursor]).toEqual([query, 200, [ids[0]], null]);
+  }
+  expect(listed(await gw.request('GET', '/v1/videos?status=succeeded'))).toEqual([ids[1], ids[0]]);
 
   const plans = new Database(database.slice('sqlite:'.length), { readonly: true });
   try {
     const filtered = [...statements].filter((sql) => /^select \* from "tasks" where "tenant" = \? and "(status|provider|model)" = \?/.test(sql));
-    expect(filtered.length).toBeGreaterThanOrEqual(4);
+    // Each of the four filters, its first page and a page after a cursor.
+    expect(filtered.length).toBeGreaterThanOrEqual(8);
     const unsearched = filtered.flatMap((sql) => {
       const plan = (plans.prepare(`explain query plan ${sql}`).all(...Array<null>(sql.split('?').length - 1).fill(null)) as { detail: string }[]).map(
         (row) => row.detail,
