@@ -334,7 +334,7 @@ describe('HTTP contract', () => {
       .catch((caught: unknown) => caught);
     expect(unknown).toMatchObject({ statusCode: 404 });
     // The right family still answers.
-    expect((await freepikProvider.getStatus(created.ref, { http: client() })).providerStatus).toBeDefined();
+    expect(await freepikProvider.getStatus(created.ref, { http: client() })).toMatchObject({ status: 'queued', providerStatus: 'CREATED' });
   });
 
   it('lists the tasks of one family, newest first, and checks page', async () => {
