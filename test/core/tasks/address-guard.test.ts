@@ -92,7 +92,7 @@ describe('refuseLiteralTarget', () => {
     // The URL parser normalizes these to 127.0.0.1 / ::ffff:7f00:1 before the check.
     expect(refuseLiteralTarget('http://2130706433/hook', false)).toContain('127.0.0.1');
     expect(refuseLiteralTarget('http://0x7f.1/hook', false)).toContain('127.0.0.1');
-    expect(refuseLiteralTarget('http://[::ffff:127.0.0.1]/hook', false)).toBeDefined();
+    expect(refuseLiteralTarget('http://[::ffff:127.0.0.1]/hook', false)).toBe('points at a private, loopback or link-local address (::ffff:7f00:1)');
   });
 
   it.each([
