@@ -72,8 +72,11 @@ it('sends new connections to the worker that answers while the other hangs, and 
   expect(workers).toHaveLength(2);
   stopped = workers[0]!;
   process.kill(stopped, 'SIGSTOP');
-  // Past the time the primary gives a worker to answer its heartbeat.
-  await new Promise((resolve) => setTimeout(resolve, 7_000));
+  // Until the primary says the worker has not answered its heartbeat for 5 s (its own clock: a
+  // separate process), and hands it no more connections.
+  await expect
+    .poll(() => lines.some((line) => line.msg?.includes('has not answered for 5 s; new connections go to the other workers until it does')), { timeout: 20_000, interval: 100 })
+    .toBe(true);
   const answers = [];
   for (let index = 0; index < 8; index++) answers.push(await getOnNewConnection('/v1/providers', 3_000));
   expect(answers).toEqual(Array.from({ length: 8 }, () => 200));
