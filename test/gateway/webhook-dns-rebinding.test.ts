@@ -1,33 +1,42 @@
 /**
- * outbound-webhooks.ts checks a webhook target by resolving its name (`refuseResolvedTarget`,
- * dns/promises `lookup`) and then lets `fetch` resolve the name again on its own. A name whose
- * DNS answers change between the two (DNS rebinding: a public address with TTL 0, then
- * 127.0.0.1) passes the check and is delivered to a private address.
+ * outbound-webhooks.ts once checked a webhook target by resolving its name (dns/promises
+ * `lookup`) and then let `fetch` resolve the name again on its own. A name whose DNS answers
+ * change between the two (DNS rebinding: a public address with TTL 0, then 127.0.0.1) passed the
+ * check and was delivered to a private address.
  *
- * The mocked `lookup` below plays the attacker's first answer; the second resolution (the one
- * fetch makes) is the machine's real resolver, where this host's own name is loopback.
+ * The attacker's DNS is mocked for one name: any check made through dns/promises is told a
+ * public address; the lookup a connection makes (node:dns, what the guarded agents use) is told
+ * 127.0.0.1, where a server of this test listens. The name is made up, so the test runs the same
+ * on any machine, whatever its own host name resolves to.
  */
 import { createServer, type Server } from 'node:http';
-import { promises as realDns } from 'node:dns';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import { afterEach, expect, it, vi } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
+const REBINDING_NAME = 'rebinding.attacker.test';
+
 vi.mock('node:dns/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:dns/promises')>();
-  const { hostname: host } = await import('node:os');
-  return {
-    ...real,
-    // The attacker's DNS: a public address for the gateway's check.
-    lookup: async (name: string, options?: unknown) =>
-      name === host() ? [{ address: '93.184.215.14', family: 4 }] : real.lookup(name, options as never),
-  };
+  const rebinding = 'rebinding.attacker.test';
+  // The attacker's first answer: public, for a check.
+  const lookup = (async (name: string, options?: unknown) =>
+    name === rebinding ? [{ address: '93.184.215.14', family: 4 }] : real.lookup(name, options as never)) as typeof real.lookup;
+  return { ...real, default: { ...real, lookup }, lookup };
 });
 
-const resolvesInward = await realDns.lookup(hostname(), { all: true })
-  .then((entries) => entries.some((entry) => entry.address.startsWith('127.')))
-  .catch(() => false);
+vi.mock('node:dns', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:dns')>();
+  const rebinding = 'rebinding.attacker.test';
+  // The answers after it (TTL 0): the gateway's own loopback.
+  const lookup = ((name: string, options: unknown, callback?: unknown) => {
+    if (name !== rebinding) return (real.lookup as (...args: unknown[]) => void)(name, options, callback);
+    const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
+    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true;
+    process.nextTick(() => (all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4)));
+  }) as typeof real.lookup;
+  return { ...real, default: { ...real, lookup }, lookup };
+});
 
 let gw: TestGateway | undefined;
 let server: Server | undefined;
@@ -39,7 +48,7 @@ afterEach(async () => {
 const request = { model: 'kling-v3', prompt: 'rebinding', duration: 5, routing: { providers: ['kling3api'] } };
 
 // Regression (review): the private-target check resolves the webhook host separately from fetch (TOCTOU), so DNS rebinding delivers signed task events to loopback/internal addresses.
-(resolvesInward ? it : it.skip)('never delivers to a private address, even when the name resolved publicly at check time', async () => {
+it('never delivers to a private address, even when the name resolved publicly at check time', async () => {
   const received: string[] = [];
   server = createServer((req, res) => {
     received.push(req.url ?? '');
@@ -49,11 +58,18 @@ const request = { model: 'kling-v3', prompt: 'rebinding', duration: 5, routing: 
   const port = (server.address() as AddressInfo).port;
 
   gw = await startTestGateway({ config: { webhooks: { allow_private_targets: false } } });
-  const created = await gw.create({ ...request, webhook_url: `http://${hostname()}:${port}/internal-admin` });
+  const created = await gw.create({ ...request, webhook_url: `http://${REBINDING_NAME}:${port}/internal-admin` });
   expect(created.status).toBe(202);
-  for (let i = 0; i < 5; i++) {
-    await gw.advance(1_000);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  // Every event the task sends is tried, refused at the connection's own lookup, and not tried again.
+  const deliveries = async () =>
+    ((await gw!.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data as { type: string; status: string; last_error: string | null }[]).map(
+      (delivery) => [delivery.type, delivery.status, delivery.last_error],
+    );
+  const refused = 'target refused: resolves to a private, loopback or link-local address';
+  await gw.advanceUntil(async () => (await deliveries()).some(([type, status]) => type === 'video.succeeded' && status !== 'pending'));
+  expect(await deliveries()).toEqual([
+    ['video.processing', 'failed', refused],
+    ['video.succeeded', 'failed', refused],
+  ]);
   expect(received).toEqual([]);
 });
