@@ -12,6 +12,8 @@ import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from
 import { followTaskFollowers } from '../support/task-followers.js';
 
 const textToVideo = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
+/** A third tenant, held to one open stream and one open wait, for the caps' answers. */
+const CAPPED_KEY = 'capped-secret-key';
 
 interface Exchange {
   method: 'GET' | 'POST';
@@ -57,7 +59,10 @@ describe('the OpenAPI document describes every real answer', () => {
 
   beforeAll(async () => {
     gw = await startTestGateway({
-      config: { tenants: { other: { limits: { creates_per_minute: 1, open_streams: 1, open_waits: 1 } } } },
+      config: {
+        auth: { api_keys: `acme:${TENANT_KEY},other:${OTHER_TENANT_KEY},capped:${CAPPED_KEY}` },
+        tenants: { other: { limits: { creates_per_minute: 1, open_streams: 1, open_waits: 1 } }, capped: { limits: { open_streams: 1, open_waits: 1 } } },
+      },
     });
     served = openApiContract((await (await fetch(`${gw.url}/openapi.json`)).json()) as Record<string, unknown>, '/openapi.json');
   });
@@ -209,26 +214,27 @@ describe('the OpenAPI document describes every real answer', () => {
     await first.arrayBuffer();
     if (etag) await call({ method: 'GET', path: `/v1/videos/${id}`, headers: { 'if-none-match': etag } });
 
-    const mine = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: OTHER_TENANT_KEY });
-    const theirs = mine.status === 202 ? (mine.body.id as string) : undefined;
-    if (theirs) {
-      // A stream or a wait follows the task once it holds its tenant's place, and stops after giving it back.
-      const followers = followTaskFollowers(gw);
-      const stream = new AbortController();
-      const open = await fetch(`${gw.url}/v1/videos/${theirs}/events`, { headers: { authorization: `Bearer ${OTHER_TENANT_KEY}` }, signal: stream.signal });
-      expect(open.status).toBe(200);
-      expect(open.headers.get('x-request-id')).toBeTruthy();
-      await call({ method: 'GET', path: `/v1/videos/${theirs}/events`, key: OTHER_TENANT_KEY });
-      stream.abort();
-      await followers.until(theirs, 0);
-      const wait = new AbortController();
-      const waiting = fetch(`${gw.url}/v1/videos/${theirs}?wait=30`, { headers: { authorization: `Bearer ${OTHER_TENANT_KEY}` }, signal: wait.signal }).catch(() => undefined);
-      // The second wait finds the tenant's one place taken (429).
-      await followers.until(theirs, 1);
-      await call({ method: 'GET', path: `/v1/videos/${theirs}?wait=30`, key: OTHER_TENANT_KEY });
-      wait.abort();
-      await waiting;
-    }
+    // A tenant that may hold one stream and one wait open (and has its creates of the minute left).
+    const mine = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: CAPPED_KEY });
+    expect(mine.status, JSON.stringify(mine.body)).toBe(202);
+    const theirs = mine.body.id as string;
+    // A stream or a wait follows the task once it holds its tenant's place, and stops after giving it back.
+    const followers = followTaskFollowers(gw);
+    const streaming = new AbortController();
+    const open = await fetch(`${gw.url}/v1/videos/${theirs}/events`, { headers: { authorization: `Bearer ${CAPPED_KEY}` }, signal: streaming.signal });
+    expect(open.status).toBe(200);
+    expect(open.headers.get('x-request-id')).toBeTruthy();
+    // A second stream finds the tenant's one place taken (429).
+    expect((await call({ method: 'GET', path: `/v1/videos/${theirs}/events`, key: CAPPED_KEY })).status).toBe(429);
+    streaming.abort();
+    await followers.until(theirs, 0);
+    const wait = new AbortController();
+    const waiting = fetch(`${gw.url}/v1/videos/${theirs}?wait=30`, { headers: { authorization: `Bearer ${CAPPED_KEY}` }, signal: wait.signal }).catch(() => undefined);
+    // The second wait finds the tenant's one place taken (429).
+    await followers.until(theirs, 1);
+    expect((await call({ method: 'GET', path: `/v1/videos/${theirs}?wait=30`, key: CAPPED_KEY })).status).toBe(429);
+    wait.abort();
+    await waiting;
     await gw.finish(id);
     await call({ method: 'GET', path: `/v1/videos/${id}?wait=1` });
     await call({ method: 'GET', path: '/v1/videos?status=succeeded' });
