@@ -24,6 +24,12 @@ it('never serves a real (live) deployment from a built-in simulator', async () =
   const created = await gw.create({ model: 'kling-v3', prompt: 'a real customer request', duration: 5 });
   const task = created.body.status === 'failed' ? created.body : await gw.finish(created.body.id);
   const providers = (await gw.request('GET', '/v1/providers')).body.data as { id: string; mode: string }[];
-  const servedBy = providers.find((p) => p.id === task.provider);
-  expect(servedBy?.mode).not.toBe('simulator');
+  // The keyless providers are disabled, not simulated: the request fails on the live one, the only one tried.
+  expect(providers.map((provider) => [provider.id, provider.mode])).toEqual([
+    ['freepik', 'live'],
+    ['kling3api', 'disabled'],
+    ['kling-legacy', 'disabled'],
+  ]);
+  expect(task).toMatchObject({ status: 'failed', provider: 'freepik', outputs: [] });
+  expect(task.attempts.map((attempt: { provider: string }) => attempt.provider)).toEqual(['freepik']);
 });
