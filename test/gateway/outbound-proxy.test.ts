@@ -45,9 +45,9 @@ afterAll(async () => {
 const request = { model: 'kling-v3', prompt: 'proxy', duration: 5, routing: { providers: ['kling3api'] } };
 
 it.each([
-  ['a name only the proxy could resolve', 'http://metadata.internal.invalid/latest'],
-  ['this host\'s own name (loopback here)', `http://${hostname()}:9/internal-admin`],
-])('never hands a task event for %s to the environment proxy', async (_what, webhookUrl) => {
+  ['a name only the proxy could resolve', 'http://metadata.internal.invalid/latest', 'getaddrinfo ENOTFOUND metadata.internal.invalid'],
+  ['this host\'s own name (loopback here)', `http://${hostname()}:9/internal-admin`, 'target refused: resolves to a private, loopback or link-local address'],
+])('never hands a task event for %s to the environment proxy', async (_what, webhookUrl, error) => {
   gw = await startTestGateway({ config: { webhooks: { allow_private_targets: false } } });
   const created = await gw.create({ ...request, webhook_url: webhookUrl });
   expect(created.status).toBe(202);
@@ -56,6 +56,13 @@ it.each([
   for (let i = 0; i < 3; i++) {
     await gw.advance(1_000);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  // Each event was tried, directly: the gateway resolved the name itself (the proxy would have answered 200).
+  const deliveries = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data as { type: string; status: string; attempts: number; last_error: string }[];
+  expect(deliveries.map((delivery) => delivery.type)).toEqual(['video.processing', 'video.succeeded']);
+  for (const delivery of deliveries) {
+    expect(delivery.attempts, delivery.type).toBeGreaterThanOrEqual(1);
+    expect([delivery.type, delivery.status === 'delivered', delivery.last_error]).toEqual([delivery.type, false, error]);
   }
   expect(proxied).toEqual([]);
 });
@@ -70,7 +77,7 @@ it('never fetches a result URL through the environment proxy', async () => {
     storage,
     policy: { allowPrivate: false, trustedOrigins: new Set(), timeoutMs: 5_000, idleTimeoutMs: 2_000, maxBytes: 1_000 },
   });
-  expect(outcome.ok).toBe(false);
+  expect(outcome).toMatchObject({ ok: false, reason: 'the copy failed: getaddrinfo ENOTFOUND cdn.internal.invalid' });
   expect(written).toEqual([]);
   expect(proxied).toEqual([]);
 });
