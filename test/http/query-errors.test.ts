@@ -22,6 +22,18 @@ const PARAMETER: Record<string, [name: string, value: string]> = {
   '/v1/videos/vid_unknown/content': ['index', '0'],
   '/v1/usage': ['format', 'csv'],
 };
+/** What each route answers a request it takes: a task that does not exist is a 404. */
+const ANSWERED: Record<string, number> = {
+  '/v1/videos': 200,
+  '/v1/videos/vid_unknown': 404,
+  '/v1/videos/vid_unknown/content': 404,
+  '/v1/usage': 200,
+  '/v1/videos/vid_unknown/events': 404,
+  '/v1/videos/vid_unknown/webhooks': 404,
+  '/v1/videos/vid_unknown/cancel': 404,
+  '/v1/models': 200,
+  '/v1/providers': 200,
+};
 
 describe.each(ROUTES)('GET %s', (route) => {
   it.each([['colour=red', 'colour'], ['filter%5B%5D=x', 'filter[]']])('an unknown parameter (%s) is named by its own path', async (query, name) => {
@@ -41,7 +53,7 @@ describe.each(ROUTES)('GET %s', (route) => {
   it('a valid value is still read (the refusal is about the repeat alone)', async () => {
     const [name, value] = PARAMETER[route]!;
     const answer = await gw.request('GET', `${route}?${name}=${value}`);
-    expect(answer.status).not.toBe(400);
+    expect(answer.status).toBe(ANSWERED[route]);
   });
 });
 
@@ -60,7 +72,7 @@ describe.each([
 
   it('answers as before without one', async () => {
     const answer = await gw.request(method, route);
-    expect(answer.status).not.toBe(400);
+    expect(answer.status).toBe(ANSWERED[route]);
   });
 });
 
