@@ -822,7 +822,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const failed = await span('.task-grid .problem', 'Failed');
     const message = await span('.task-grid .problem', 'refused');
     expect(readBefore(failed, message)).toBe(true);
-    if (task.error?.provider_code) expect(readBefore(message, await span('.task-grid .problem', '(upstream'))).toBe(true);
+    expect(task.error?.provider_code).toBe('bad_request');
+    expect(readBefore(message, await span('.task-grid .problem', '(upstream'))).toBe(true);
     // The timeline's end likewise: Failed — code: message.
     const end = '.timeline-item.end-failed';
     expect(readBefore(await span(end, 'Failed'), await span(end, 'refused'))).toBe(true);
