@@ -53,6 +53,7 @@ it('finishes recording an in-flight create before a graceful shutdown closes the
   cleanups.push(() => second.close());
   await second.advance(1_000);
   const [task] = (await second.request('GET', '/v1/videos')).body.data;
-  expect(task.status).not.toBe('failed');
-  expect(task.provider_task_id).toBe(kling3api.tasks[0]!.id);
+  // Recorded as accepted and followed by the next process: in progress upstream, not failed, not sent again.
+  expect(task).toMatchObject({ status: 'processing', provider: 'kling3api', provider_task_id: kling3api.tasks[0]!.id, error: null });
+  expect(task.attempts.map((attempt: { provider: string; outcome: string }) => [attempt.provider, attempt.outcome])).toEqual([['kling3api', 'accepted']]);
 });
