@@ -70,3 +70,20 @@ it('is fair in a queue longer than a pass reads at once', async () => {
   await gw.advanceUntil(async () => promptsAt(gw!, 'kling3api').length === 4, 500, 200);
   expect(promptsAt(gw, 'kling3api')).toEqual(['a holder', 'b 1', 'a 1', 'a 2']);
 });
+
+it('counts a tenant’s slots and turns at every provider its task may take, not only its first choice', async () => {
+  const breaker = { consecutive_failures: 1, half_open_after_ms: 3_600_000 };
+  gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 1 }, freepik: { circuit_breaker: breaker } } } });
+  // freepik is down: its circuit opens and stays open for the whole test.
+  gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503, times: 1 });
+  await gw.request('POST', '/v1/videos', { ...base, ...to('freepik'), prompt: 'opens the circuit' }, {}, OTHER_TENANT_KEY);
+  expect((await gw.request('GET', '/v1/providers')).body.data.find((p: { id: string }) => p.id === 'freepik').circuit).toBe('open');
+  // acme prefers freepik: every one of its tasks runs at kling3api, where it holds the one slot now.
+  expect(await createAs(gw, 'acme', { ...base, ...to('kling3api'), prompt: 'a holder' })).toBe('processing');
+  for (const prompt of ['a 1', 'a 2', 'a 3']) expect(await createAs(gw, 'acme', { ...base, ...to('freepik', 'kling3api'), prompt })).toBe('queued');
+  for (const prompt of ['b 1', 'b 2']) expect(await createAs(gw, 'other', { ...base, ...to('kling3api'), prompt })).toBe('queued');
+
+  await gw.advanceUntil(async () => promptsAt(gw!, 'kling3api').length === 6, 500, 200);
+  // acme's slots and turns at kling3api count: the tenants take turns there (other, never served there, first).
+  expect(promptsAt(gw, 'kling3api')).toEqual(['a holder', 'b 1', 'a 1', 'b 2', 'a 2', 'a 3']);
+});

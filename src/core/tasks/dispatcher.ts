@@ -120,7 +120,7 @@ function boundAccount(runtime: ProviderRuntime, entry: PlanEntry): ProviderAccou
 
 /** A listed task, as `fairOrder` places it. */
 function waitingOf(task: TaskRecord): WaitingTask & { task: TaskRecord } {
-  return { id: task.id, tenant: task.tenant, createdAt: task.createdAt, provider: task.plan.candidates[0]?.provider, task };
+  return { id: task.id, tenant: task.tenant, createdAt: task.createdAt, providers: task.plan.candidates.map((entry) => entry.provider), task };
 }
 
 export class Dispatcher {

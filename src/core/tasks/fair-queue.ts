@@ -3,14 +3,17 @@
  * tenants, by age within one tenant (SPEC §3: excess waits in `queued`, fair).
  *
  * The next task is always the oldest waiting task of some tenant: the tenant with the fewest
- * tasks in flight on that task's provider (its plan's first, where it normally runs), counting
- * the tasks this order has already put ahead of it as in flight too; between tenants with as many,
- * the one whose task took a slot of that provider longest ago (never first), then the one whose
+ * tasks in flight on the providers that task may take (its plan's candidates), counting the tasks
+ * this order has already put ahead of it as in flight too; between tenants with as many, the one
+ * whose task took a slot of one of those providers longest ago (never first), then the one whose
  * task is older. So one tenant's burst does not hold up another tenant's later task for the same
  * provider: slots go to whoever holds fewer of them, and tenants holding as many take turns.
  * The turns matter most with few slots: with a cap of one, every tenant holds none as the slot
- * frees, and by age alone the burst's next task (older) would take it every time. Tasks in flight
- * on other providers do not count: a tenant busy elsewhere is not put behind another's burst here.
+ * frees, and by age alone the burst's next task (older) would take it every time. Every candidate
+ * counts, not only the first: a tenant whose first choice is down or full runs at its later ones,
+ * and is not to look idle there (it would take every slot freed at them). Tasks in flight on
+ * providers the task cannot take do not count: a tenant busy elsewhere is not put behind
+ * another's burst here.
  *
  * With one tenant waiting this is the queue's order (oldest first), unchanged.
  */
@@ -20,8 +23,8 @@ export interface WaitingTask {
   id: string;
   tenant: string;
   createdAt: number;
-  /** The first provider of its plan (none for a task with no candidates). */
-  provider: string | undefined;
+  /** The providers of its plan, in its order (none for a task with no candidates). */
+  providers: readonly string[];
 }
 
 /**
@@ -64,6 +67,11 @@ const key = (tenant: string, provider: string | undefined) => `${provider ?? ''}
 /** Later than any time a turn is stored at (milliseconds since 1970): where the turns this order gives count from. */
 const AFTER_EVERY_TURN = 2 ** 52;
 
+/** A task's providers, each once (a task with none: the one key `undefined`). */
+function providersOf(task: WaitingTask): readonly (string | undefined)[] {
+  return task.providers.length === 0 ? [undefined] : [...new Set(task.providers)];
+}
+
 /** Whether every task of `queue` is one tenant's (then its order is already fair). */
 export function oneTenant(queue: readonly { tenant: string }[]): boolean {
   return queue.every((task) => task.tenant === queue[0]!.tenant);
@@ -73,9 +81,9 @@ export function oneTenant(queue: readonly { tenant: string }[]): boolean {
 interface Line<T> {
   tasks: T[];
   next: number;
-  /** In flight on the provider of `tasks[next]` (with those placed already). */
+  /** In flight on the providers of `tasks[next]` (with those placed already). */
   share: number;
-  /** When the tenant last took a slot of that provider (placed tasks count as later than any). */
+  /** When the tenant last took a slot of one of those providers (placed tasks count as later than any). */
   served: number;
 }
 
@@ -105,9 +113,19 @@ export function fairOrder<T extends WaitingTask>(queue: readonly T[], shares: Fa
   let turn = 0;
   const rank = (line: Line<T>) => {
     const task = line.tasks[line.next]!;
-    line.share = shares.of(task.tenant, task.provider) + placed.of(task.tenant, task.provider);
-    const placedAt = placed.servedAt(task.tenant, task.provider);
-    line.served = placedAt > Number.NEGATIVE_INFINITY ? placedAt : shares.servedAt(task.tenant, task.provider);
+    // Each task in flight holds one provider's slot: their sum over the candidates. A placed task
+    // may take any of its candidates: it counts once at each, and the most placed at one of them count.
+    let inFlight = 0;
+    let placedAhead = 0;
+    let served = Number.NEGATIVE_INFINITY;
+    for (const provider of providersOf(task)) {
+      inFlight += shares.of(task.tenant, provider);
+      placedAhead = Math.max(placedAhead, placed.of(task.tenant, provider));
+      const placedAt = placed.servedAt(task.tenant, provider);
+      served = Math.max(served, placedAt > Number.NEGATIVE_INFINITY ? placedAt : shares.servedAt(task.tenant, provider));
+    }
+    line.share = inFlight + placedAhead;
+    line.served = served;
   };
   // A binary heap of the tenants' lines, the line whose next task goes first on top.
   const heap = [...lines.values()];
@@ -132,8 +150,11 @@ export function fairOrder<T extends WaitingTask>(queue: readonly T[], shares: Fa
     const line = heap[0]!;
     const task = line.tasks[line.next++]!;
     order.push(task);
-    placed.add(task.tenant, task.provider);
-    placed.serve(task.tenant, task.provider, AFTER_EVERY_TURN + turn++);
+    for (const provider of providersOf(task)) {
+      placed.add(task.tenant, provider);
+      placed.serve(task.tenant, provider, AFTER_EVERY_TURN + turn);
+    }
+    turn++;
     if (line.next < line.tasks.length) {
       // Only this tenant's rank changed: its line moves down from the top to its new place.
       rank(line);

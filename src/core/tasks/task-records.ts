@@ -263,10 +263,9 @@ function candidatesColumn(plan: TaskPlan): string {
   return providers.length === 0 ? '' : `,${providers.join(',')},`;
 }
 
-/** The first provider of a stored `candidates` column (`,a,b,`), if any. */
-export function firstCandidate(column: string): string | undefined {
-  const first = column.split(',')[1];
-  return first ? first : undefined;
+/** The providers of a stored `candidates` column (`,a,b,`), in plan order (none for an empty one). */
+export function candidateProviders(column: string): string[] {
+  return column.split(',').filter((provider) => provider !== '');
 }
 
 /**

@@ -20,7 +20,7 @@ import {
 import {
   attemptFromRow,
   budgetFromRow,
-  firstCandidate,
+  candidateProviders,
   patchFromUsageChange,
   rowFromUsage,
   usageFromRow,
@@ -450,7 +450,7 @@ export class TaskRepository {
       id: row.id,
       tenant: row.tenant,
       createdAt: row.created_at,
-      provider: firstCandidate(row.candidates),
+      providers: candidateProviders(row.candidates),
     }));
   }
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { FairShares, fairOrder, type WaitingTask } from '../../../src/core/tasks/fair-queue.js';
 
-/** Tasks named `<tenant><n>`, created in the order given, for `provider` (kling3api unless said). */
+/** Tasks named `<tenant><n>@<provider>+<provider>`, created in the order given, for those providers (kling3api unless said). */
 function queue(...names: string[]): WaitingTask[] {
   return names.map((name, index) => {
     const [tenant, provider] = name.split('@') as [string, string | undefined];
-    return { id: name, tenant: tenant.replace(/\d+$/, ''), createdAt: 1_000 + index, provider: provider ?? 'kling3api' };
+    return { id: name, tenant: tenant.replace(/\d+$/, ''), createdAt: 1_000 + index, providers: (provider ?? 'kling3api').split('+') };
   });
 }
 
@@ -49,9 +49,22 @@ describe('fairOrder', () => {
     expect(ids(fairOrder(tasks, shares))).toEqual(['a1', 'b1', 'b2']);
   });
 
+  it('counts the slots and turns of every provider the task may take, not only its first choice', () => {
+    // a prefers freepik (down or full): its tasks run at kling3api, where it holds the slot and took the last turn.
+    const tasks = queue('a1@freepik+kling3api', 'a2@freepik+kling3api', 'b1', 'b2');
+    const shares = new FairShares(
+      [{ tenant: 'a', provider: 'kling3api', count: 1 }],
+      [{ tenant: 'a', provider: 'kling3api', servedAt: 900 }],
+    );
+    expect(ids(fairOrder(tasks, shares))).toEqual(['b1', 'a1@freepik+kling3api', 'b2', 'a2@freepik+kling3api']);
+    // Holding none, a's last turn at kling3api still puts it after b, never served there.
+    const turnsOnly = new FairShares([], [{ tenant: 'a', provider: 'kling3api', servedAt: 900 }]);
+    expect(ids(fairOrder(tasks, turnsOnly))).toEqual(['b1', 'a1@freepik+kling3api', 'b2', 'a2@freepik+kling3api']);
+  });
+
   it('orders a long queue of many tenants, each tenant’s tasks oldest first', () => {
     const names = Array.from({ length: 3_000 }, (_, index) => `t${index % 30}x${index}`);
-    const tasks = names.map((name, index) => ({ id: name, tenant: name.split('x')[0]!, createdAt: index, provider: 'kling3api' }));
+    const tasks = names.map((name, index) => ({ id: name, tenant: name.split('x')[0]!, createdAt: index, providers: ['kling3api'] }));
     const order = fairOrder(tasks, new FairShares());
     expect(order).toHaveLength(3_000);
     expect(new Set(ids(order)).size).toBe(3_000);
