@@ -76,12 +76,14 @@ const MAX_RESTART_DELAY_MS = 30_000;
 /** A worker that lived this long was healthy: the next replacement starts without delay growth. */
 export const HEALTHY_AFTER_MS = 30_000;
 /**
- * A crash loop: this many workers in a row ended before they served, within
- * `CRASH_LOOP_WINDOW_MS`, with no worker serving meanwhile. A replacement would fail alike: the
- * primary stops every worker and exits 1, so a supervisor sees the failure. With the pauses
- * above (0.5, 1, 2, 4 s) a worker that crashes at once on every start ends the gateway in
- * about 8 s of pauses plus its starts; one whose start fails after the database's 10 s connect
- * limit, in about a minute.
+ * A crash loop: this many starts in a row of one worker (its slot's replacements) ended before
+ * they served, within `CRASH_LOOP_WINDOW_MS`, with no worker serving meanwhile. A replacement
+ * would fail alike: the primary stops every worker and exits 1, so a supervisor sees the failure.
+ * With the pauses above (0.5, 1, 2, 4 s) a worker that crashes at once on every start ends the
+ * gateway in about 8 s of pauses plus its starts; one whose start fails after the database's 10 s
+ * connect limit, in about a minute. Each worker's starts count on their own: several workers
+ * failing side by side (all replaced while the database restarts) are not several in a row, or
+ * `WORKERS=5` would end at the first start failed together.
  */
 export const CRASH_LOOP_LIMIT = 5;
 export const CRASH_LOOP_WINDOW_MS = 5 * 60_000;
@@ -93,27 +95,28 @@ export type RestartAction = { kind: 'replace'; delayMs: number } | { kind: 'give
  * When the workers that die are replaced: after a pause that doubles while replacements keep
  * dying young (from `FIRST_RESTART_DELAY_MS` to `MAX_RESTART_DELAY_MS`; a worker that lived
  * `HEALTHY_AFTER_MS` is replaced after the first pause again), and not at all once
- * `CRASH_LOOP_LIMIT` workers in a row ended before they served within `CRASH_LOOP_WINDOW_MS`.
+ * `CRASH_LOOP_LIMIT` workers of one slot in a row ended before they served within `CRASH_LOOP_WINDOW_MS`.
  */
 export class WorkerRestarts {
   private delay = FIRST_RESTART_DELAY_MS;
-  /** When workers that never served died, since a worker last served. */
-  private unserved: number[] = [];
+  /** For each worker slot, when its workers that never served died, since a worker last served. */
+  private readonly unserved = new Map<number, number[]>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
   /** A worker serves: the failed starts before it were no loop. */
   served(): void {
-    this.unserved = [];
+    this.unserved.clear();
   }
 
-  /** A worker died after `livedMs`, having `served` or not. */
-  died(livedMs: number, served: boolean): RestartAction {
+  /** The worker of `slot` died after `livedMs`, having `served` or not. */
+  died(livedMs: number, served: boolean, slot = 0): RestartAction {
     if (!served) {
       const now = this.now();
-      this.unserved = this.unserved.filter((at) => at > now - CRASH_LOOP_WINDOW_MS);
-      this.unserved.push(now);
-      if (this.unserved.length >= CRASH_LOOP_LIMIT) return { kind: 'give-up', crashes: this.unserved.length, windowMs: CRASH_LOOP_WINDOW_MS };
+      const unserved = (this.unserved.get(slot) ?? []).filter((at) => at > now - CRASH_LOOP_WINDOW_MS);
+      unserved.push(now);
+      this.unserved.set(slot, unserved);
+      if (unserved.length >= CRASH_LOOP_LIMIT) return { kind: 'give-up', crashes: unserved.length, windowMs: CRASH_LOOP_WINDOW_MS };
     }
     // The first death waits the first delay; each replacement that dies young waits twice as long.
     const delayMs = livedMs >= HEALTHY_AFTER_MS ? FIRST_RESTART_DELAY_MS : this.delay;
@@ -404,7 +407,7 @@ export class Primary {
       this.options.onGaveUp?.(action.exitCode);
       return;
     }
-    const restart = this.restarts.died(Date.now() - slot.startedAt, slot.ready);
+    const restart = this.restarts.died(Date.now() - slot.startedAt, slot.ready, slot.index);
     if (restart.kind === 'give-up') {
       // A crash loop: a supervisor restarting the whole gateway (or an operator) is the remedy, not a replacement for ever.
       this.options.logger.error(

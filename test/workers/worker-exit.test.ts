@@ -78,4 +78,20 @@ describe('replacing workers that keep dying (WorkerRestarts)', () => {
       spread.advance(CRASH_LOOP_WINDOW_MS / (CRASH_LOOP_LIMIT - 1) + 1);
     }
   });
+
+  it('counts the failed starts of each worker on its own: several failing side by side (a database restarting) are no crash loop yet', () => {
+    const { policy, advance } = restarts();
+    // Eight workers died together (the database went away); their replacements each fail their
+    // start after the database's 10 s connect limit, side by side: once each, no worker's loop.
+    for (let slot = 0; slot < 8; slot++) expect(policy.died(60_000, true, slot).kind).toBe('replace');
+    advance(10_500);
+    for (let slot = 0; slot < 8; slot++) expect(policy.died(10_000, false, slot).kind).toBe('replace');
+    // One worker's replacements failing in a row is: the fifth of its starts gives up.
+    for (let start = 2; start < CRASH_LOOP_LIMIT; start++) {
+      advance(11_000);
+      expect(policy.died(10_000, false, 3).kind).toBe('replace');
+    }
+    advance(11_000);
+    expect(policy.died(10_000, false, 3)).toEqual({ kind: 'give-up', crashes: CRASH_LOOP_LIMIT, windowMs: CRASH_LOOP_WINDOW_MS });
+  });
 });
