@@ -161,7 +161,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
     }
 
     beforeEach(async () => {
-      for (const table of ['deliveries', 'attempts', 'idempotency_keys', 'inbound_webhooks', 'tasks', 'providers'] as const) {
+      for (const table of ['deliveries', 'attempts', 'idempotency_keys', 'inbound_webhooks', 'tasks', 'providers', 'tenant_turns'] as const) {
         await store.db.deleteFrom(table).execute();
       }
       await tasks.registerProviders(['freepik', 'kling3api']);
