@@ -6,7 +6,7 @@
  * with Debian's `prometheus` package (`.ci/run` installs it when missing); outside CI the
  * promtool checks are skipped when it is not installed, in CI they must run.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,21 +14,13 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayMetrics } from '../../src/observability/metrics.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { promtoolInstalled } from '../support/promtool.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const RULES = join(ROOT, 'monitoring/prometheus/kling-gateway-alerts.yml');
 const RULE_TESTS = join(ROOT, 'monitoring/prometheus/kling-gateway-alerts.test.yml');
 const DASHBOARD = join(ROOT, 'monitoring/grafana/kling-gateway-dashboard.json');
 
-function promtoolInstalled(): boolean {
-  try {
-    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    if (process.env.CI === 'true') throw new Error('promtool is required in CI (Debian package "prometheus"; .ci/run installs it)');
-    return false;
-  }
-}
 const hasPromtool = promtoolInstalled();
 
 function promtool(...args: string[]): { status: number | null; output: string } {

@@ -1,21 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { promtoolInstalled } from '../support/promtool.js';
 
-/**
- * Prometheus's own checker (Debian package `prometheus`), found on the PATH. Outside CI its test
- * is skipped when the machine lacks it; in CI (`CI=true`, where .ci/run installs it) a missing
- * promtool fails the file instead of skipping the check unseen.
- */
-function promtoolInstalled(): boolean {
-  try {
-    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    if (process.env.CI === 'true') throw new Error('promtool is required in CI (Debian package "prometheus"; .ci/run installs it)');
-    return false;
-  }
-}
 const hasPromtool = promtoolInstalled();
 
 describe('/metrics', () => {
