@@ -14,7 +14,7 @@
  *   before (`interrupted`, or the create's own `timeout`), never resent (paying twice);
  * - nothing was in flight: the task goes back to the queue.
  */
-import type { ErrorCode, RecoveredBy } from '../model/canonical.js';
+import type { ErrorCode, RecoveredBy, TaskError } from '../model/canonical.js';
 import { matchOffering } from '../model/capabilities.js';
 import type { ProviderAccount } from '../upstream/provider-account.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
@@ -400,31 +400,26 @@ export class Recovery {
     const why = lookup && lookup.kind !== 'found' ? lookup.why : `${provider} documents no way to find a task by anything the gateway sent`;
     // The attempt's message is written with the failure, and both only while the attempt is still
     // as read: the process that sent the create may write its answer on it at any moment.
-    let failed: TaskRecord | undefined;
-    if (attempt.outcome === 'interrupted') {
-      failed = await this.lifecycle.failInDoubt(
-        task,
-        {
+    const stopped = attempt.outcome === 'interrupted';
+    const error: TaskError = stopped
+      ? {
           code: 'provider_error',
           message:
             `the gateway stopped while submitting to ${provider}; the provider may have accepted the task and ${why}, ` +
             'so it was not sent again (to avoid paying twice)',
           provider_code: null,
-        },
-        { phases: ['submitting'], leaseOwner: task.leaseOwner },
-        provider,
-        { seq: attempt.seq, change: { message: `the gateway stopped while this request was in flight; ${why}`.slice(0, 500) }, still: attempt.outcome },
-      );
-    } else {
-      const code = (attempt.errorCode ?? 'provider_error') as ErrorCode;
-      failed = await this.lifecycle.failInDoubt(
-        task,
-        { code, message: `${attempt.message ?? `${provider} did not answer`}; ${why}`, provider_code: attempt.providerCode },
-        { phases: ['submitting'], leaseOwner: task.leaseOwner },
-        provider,
-        { seq: attempt.seq, change: { message: `${attempt.message ?? ''}; ${why}`.slice(0, 500) }, still: attempt.outcome },
-      );
-    }
+        }
+      : {
+          code: (attempt.errorCode ?? 'provider_error') as ErrorCode,
+          message: `${attempt.message ?? `${provider} did not answer`}; ${why}`,
+          provider_code: attempt.providerCode,
+        };
+    const attemptMessage = stopped ? `the gateway stopped while this request was in flight; ${why}` : `${attempt.message ?? ''}; ${why}`;
+    const failed = await this.lifecycle.failInDoubt(task, error, { phases: ['submitting'], leaseOwner: task.leaseOwner }, provider, {
+      seq: attempt.seq,
+      change: { message: attemptMessage.slice(0, 500) },
+      still: attempt.outcome,
+    });
     return failed ?? this.recordedMeanwhile(task);
   }
 
