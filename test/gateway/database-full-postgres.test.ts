@@ -91,6 +91,15 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
     }
   }
 
+  /** The task succeeded from the one upstream task its sender created, its attempt accepted with no stale message. */
+  async function expectTrackedOnce(other: TestGateway, id: string, upstreamId: string): Promise<void> {
+    const done = (await other.get(id)).body;
+    expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
+    expect(done.attempts).toHaveLength(1);
+    expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
+    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+  }
+
   it("tracks a create the other replica accepted while the disk was full, when this replica's recovery reaches it first once space is freed", async () => {
     const { full, sender, other } = await twoReplicas();
     const { created, upstreamId } = await createdWhileFull(sender, full, 30);
@@ -99,11 +108,7 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
     full.sender = false;
     full.other = false;
     await otherPasses(other, created.body.id, 60);
-    const done = (await other.get(created.body.id)).body;
-    expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
-    expect(done.attempts).toHaveLength(1);
-    expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
-    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+    await expectTrackedOnce(other, created.body.id, upstreamId);
   });
 
   // The README's decision: recovery waits at least 10 s for the sender's write. It waited only
@@ -124,11 +129,7 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
     await otherPasses(other, created.body.id, 7);
     full.sender = false;
     await otherPasses(other, created.body.id, 60);
-    const done = (await other.get(created.body.id)).body;
-    expect(done).toMatchObject({ status: 'succeeded', provider_task_id: upstreamId, error: null });
-    expect(done.attempts).toHaveLength(1);
-    expect(done.attempts[0]).toMatchObject({ outcome: 'accepted', message: null });
-    expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);
+    await expectTrackedOnce(other, created.body.id, upstreamId);
     expect(logs.text()).toMatch(/recorded a create the provider accepted while the database refused writes/);
     expect(logs.text()).not.toMatch(/tracked by nobody/);
   });
