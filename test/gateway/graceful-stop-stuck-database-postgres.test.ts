@@ -10,12 +10,11 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
 import { startGatewayProcess } from '../support/gateway-process.js';
 import { hangingRelay, type HangingRelay } from '../support/hanging-relay.js';
-import { dropSchema, newSchemaName, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
+import { adminQuery, dropSchema, newSchemaName, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
@@ -101,14 +100,7 @@ describe.skipIf(!available)('SIGTERM with PostgreSQL not answering', () => {
     expect(abandoned?.abandoned).toContain('the database connections');
 
     // Nothing accepted was lost: the task is in the database for the next start.
-    const client = new pg.Client({ connectionString: POSTGRES_URL });
-    await client.connect();
-    try {
-      const rows = await client.query(`SELECT id FROM ${schema}.tasks WHERE id = $1`, [id]);
-      expect(rows.rowCount).toBe(1);
-    } finally {
-      await client.end();
-    }
+    expect((await adminQuery(`SELECT id FROM ${schema}.tasks WHERE id = $1`, [id])).rowCount).toBe(1);
   });
 });
 

@@ -1,7 +1,6 @@
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { heldCall } from '../support/held-call.js';
-import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
+import { adminQuery, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
@@ -10,14 +9,8 @@ const pinned = { model: 'kling-v3', prompt: 'two replicas, one task', duration: 
 
 /** Ends, from the server side, every connection listening on `channel`; how many it ended. */
 async function endListeningConnections(channel: string): Promise<number> {
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  try {
-    const ended = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`]);
-    return ended.rowCount ?? 0;
-  } finally {
-    await admin.end();
-  }
+  const ended = await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`]);
+  return ended.rowCount ?? 0;
 }
 
 describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {

@@ -5,9 +5,8 @@
  * the task may already be terminal. The stream must still carry `processing` before the
  * terminal event (SPEC §1: one event per status change).
  */
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
+import { adminQuery, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 import { openEventStream } from '../support/event-stream.js';
 
@@ -23,13 +22,7 @@ const FAILED_AT_ONCE = {
 
 /** Ends, from the server side, every connection listening on `channel`. */
 async function endListeningConnections(channel: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  try {
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`]);
-  } finally {
-    await admin.end();
-  }
+  await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`]);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,18 +8,12 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { droppedElsewhere, openStore, type Store } from '../../src/store/database.js';
-import { dropSchema, newSchemaName, openPostgresStore, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
+import { adminQuery, dropSchema, newSchemaName, openPostgresStore, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 
 const available = await postgresAvailable();
 
 async function terminate(pid: number): Promise<void> {
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  try {
-    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-  } finally {
-    await admin.end();
-  }
+  await adminQuery('SELECT pg_terminate_backend($1)', [pid]);
 }
 
 describe.skipIf(!available)('PostgreSQL store', () => {
@@ -103,9 +97,7 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     // (set here through the URL's options, as a database's default schema would be).
     const other = await openPostgresStore(`${schema}_other`);
     await other.close();
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`).finally(() => admin.end());
+    await adminQuery(`CREATE SCHEMA ${schema}`);
     try {
       const url = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
       const opened = await Promise.allSettled([openStore(url), openStore(url), openStore(url)]);

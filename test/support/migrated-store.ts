@@ -8,7 +8,7 @@ import pg from 'pg';
 import { droppedElsewhere, openStore, type Store } from '../../src/store/database.js';
 import { CodeMigrationProvider } from '../../src/store/migrations.js';
 import type { Database } from '../../src/store/schema.js';
-import { dropSchema, newSchemaName, POSTGRES_URL } from './postgres.js';
+import { adminQuery, dropSchema, newSchemaName, POSTGRES_URL } from './postgres.js';
 
 /** The file, a connection to it (destroy it before opening), and how the gateway opens it (migrating the rest). */
 export async function sqliteFileMigratedTo(migration: string): Promise<{ file: string; db: Kysely<Database>; open: () => Promise<Store> }> {
@@ -22,10 +22,7 @@ export async function sqliteFileMigratedTo(migration: string): Promise<{ file: s
 /** The same on PostgreSQL: a fresh schema migrated up to `migration`, how the gateway opens it, and its removal. */
 export async function postgresSchemaMigratedTo(migration: string): Promise<{ db: Kysely<Database>; open: () => Promise<Store>; cleanup: () => Promise<void> }> {
   const schema = newSchemaName();
-  const setup = new pg.Client({ connectionString: POSTGRES_URL });
-  await setup.connect();
-  await setup.query(`CREATE SCHEMA ${schema}`);
-  await setup.end();
+  await adminQuery(`CREATE SCHEMA ${schema}`);
   const pool = new pg.Pool({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}`, max: 2 });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   await postgresMigrateTo(db, schema, migration);

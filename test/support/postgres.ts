@@ -37,12 +37,17 @@ export async function openPostgresStore(schema: string, { url = POSTGRES_URL, ..
   return openStore(url, { ...options, schema });
 }
 
-export async function dropSchema(schema: string): Promise<void> {
+/** Runs one statement on a connection of its own (the tests' administration: schemas, terminated backends, checks), closed after it. */
+export async function adminQuery<Row extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<Row>> {
   const client = new pg.Client({ connectionString: POSTGRES_URL });
   await client.connect();
   try {
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    return await client.query<Row>(text, values);
   } finally {
     await client.end();
   }
+}
+
+export async function dropSchema(schema: string): Promise<void> {
+  await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 }
