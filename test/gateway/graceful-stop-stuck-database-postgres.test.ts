@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
-import { startGatewayProcess } from '../support/gateway-process.js';
+import { intoLogLines, startGatewayProcess } from '../support/gateway-process.js';
 import { hangingRelay, type HangingRelay } from '../support/hanging-relay.js';
 import { adminQuery, dropSchema, newSchemaName, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
@@ -58,13 +58,7 @@ describe.skipIf(!available)('SIGTERM with PostgreSQL not answering', () => {
         SANDBOX_PROCESSING_MS: '600000',
         LOG_LEVEL: 'info',
       },
-      (line) => {
-        try {
-          lines.push(JSON.parse(line) as (typeof lines)[number]);
-        } catch {
-          // not a log line
-        }
-      },
+      intoLogLines(lines),
     );
     child = started.child;
     const created = await fetch(`${started.url}/v1/videos`, { method: 'POST', headers: HEADERS, body: JSON.stringify(request) });

@@ -52,6 +52,17 @@ export async function startGatewayProcess(
   return { child, url: ready.url, port: Number(new URL(ready.url).port), ready };
 }
 
+/** An `onLine` that keeps each JSON log line of a gateway's output in `lines`, and skips what is not one. */
+export function intoLogLines<Line>(lines: Line[]): (line: string) => void {
+  return (line) => {
+    try {
+      lines.push(JSON.parse(line) as Line);
+    } catch {
+      // not a log line
+    }
+  };
+}
+
 /** Compiles the sources into `dist/` unless the build there is already as new as they are (`npm start`'s prestart). */
 export function compiledBuild(): void {
   execFileSync(process.execPath, [join(REPO, 'scripts/build-server.mjs'), '--if-stale'], { cwd: REPO, stdio: 'ignore' });

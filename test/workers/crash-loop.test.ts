@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { CRASH_LOOP_LIMIT } from '../../src/workers/primary.js';
-import { processAlive, workerPidsOf } from '../support/gateway-process.js';
+import { intoLogLines, processAlive, workerPidsOf } from '../support/gateway-process.js';
 import { spawnWorkersGateway } from '../support/workers-process.js';
 
 it('stops every worker and exits 1 once replacements keep crashing on start, after growing pauses', { timeout: 120_000 }, async () => {
@@ -22,18 +22,13 @@ it('stops every worker and exits 1 once replacements keep crashing on start, aft
   writeFileSync(preload, [`import cluster from 'node:cluster';`, `import { existsSync } from 'node:fs';`, `if (cluster.isWorker && existsSync(${JSON.stringify(crash)})) process.exit(1);`].join('\n'));
   const child = spawnWorkersGateway(folder, preload);
   const lines: { msg?: string; code?: number }[] = [];
+  const keep = intoLogLines(lines);
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => {
     out += chunk.toString();
     const parts = out.split('\n');
     out = parts.pop()!;
-    for (const part of parts) {
-      try {
-        lines.push(JSON.parse(part) as (typeof lines)[number]);
-      } catch {
-        // not a log line
-      }
-    }
+    for (const part of parts) keep(part);
   });
   const exited = new Promise<number | null | 'still running'>((resolve) => {
     const timer = setTimeout(() => resolve('still running'), 100_000);

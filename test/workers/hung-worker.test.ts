@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
+import { intoLogLines, processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
 
 let child: ChildProcess;
 let base: string;
@@ -29,13 +29,7 @@ beforeAll(async () => {
       GATEWAY_API_KEYS: 'dev:dev-key',
       LOG_LEVEL: 'info',
     },
-    (line) => {
-      try {
-        lines.push(JSON.parse(line) as (typeof lines)[number]);
-      } catch {
-        // not a log line
-      }
-    },
+    intoLogLines(lines),
   );
   child = started.child;
   base = started.url;
