@@ -45,6 +45,28 @@ const optionalText = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
+/** What a webhook secret field says of anything but text or a list of texts. */
+const NOT_A_SECRET_LIST = 'must be a secret, or a list of secrets (several while one is rotated)';
+
+/**
+ * A webhook secret field: one secret, or a list of them while a secret is rotated (each signs),
+ * parsed as the list in the order given. An empty entry (an unset `${VAR:-}`) is
+ * left out and a repeated one kept once; none left: absent, as an empty `optionalText` is.
+ */
+const webhookSecrets = z
+  .unknown()
+  .transform((value, ctx): string[] | undefined => {
+    if (value === undefined) return undefined;
+    const entries: unknown[] = Array.isArray(value) ? value : [value];
+    if (!entries.every((entry): entry is string => typeof entry === 'string')) {
+      ctx.addIssue({ code: 'custom', message: NOT_A_SECRET_LIST });
+      return z.NEVER;
+    }
+    const secrets = [...new Set(entries.map((entry) => entry.trim()).filter((entry) => entry !== ''))];
+    return secrets.length > 0 ? secrets : undefined;
+  })
+  .optional();
+
 /** What an http(s) URL field says of anything else (`ftp://…` is a URL, just not one the gateway can call). */
 const NOT_HTTP_URL = 'must be an http(s) URL';
 
@@ -271,7 +293,8 @@ function canSign(secret: string): boolean {
 
 /**
  * `tenant:whsec_…` pairs, comma-separated (`GATEWAY_WEBHOOK_SECRETS`): each tenant's outbound
- * webhook secret from the environment, for tenants that have no `tenants:` block. Empty: none.
+ * webhook secret from the environment, for tenants that have no `tenants:` block. A tenant named
+ * twice has two secrets (a rotation), in the order given. Empty: none.
  */
 const webhookSecretList = z
   .string()
@@ -295,11 +318,8 @@ const webhookSecretList = z
         ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'secret')} ${UNSIGNABLE}` });
         return z.NEVER;
       }
-      if (secrets.some((entry) => entry.tenant === tenant)) {
-        ctx.addIssue({ code: 'custom', message: `tenant ${tenant} is given twice` });
-        return z.NEVER;
-      }
-      secrets.push({ tenant, secret });
+      // A tenant named again has one more secret (a rotation); the same pair again, nothing more.
+      if (!secrets.some((entry) => entry.tenant === tenant && entry.secret === secret)) secrets.push({ tenant, secret });
     }
     return secrets;
   });
@@ -316,8 +336,11 @@ export const TenantLimits = z.strictObject({
 
 /** One tenant's settings (`tenants.<name>`); a tenant named only by an API key gets the defaults. */
 export const TenantConfig = z.strictObject({
-  /** `whsec_…` secret that signs this tenant's outbound webhooks. */
-  webhook_secret: optionalText,
+  /**
+   * `whsec_…` secret that signs this tenant's outbound webhooks, or a list of them while it is
+   * rotated (`[new, old]`): each delivery then carries one signature per secret.
+   */
+  webhook_secret: webhookSecrets,
   /** Days this tenant's stored outputs are kept (overrides `storage.retention_days`). */
   retention_days: optionalDays,
   /** Spending cap per UTC day or month, with an optional per-task ceiling. */
@@ -398,7 +421,7 @@ export const GatewayConfig = z.strictObject({
   auth: z.strictObject({
     /** Comma-separated `tenant:key` pairs. */
     api_keys: apiKeyList,
-    /** Comma-separated `tenant:whsec_…` pairs: webhook secrets of tenants from the environment. */
+    /** Comma-separated `tenant:whsec_…` pairs: webhook secrets of tenants from the environment (a tenant twice: two secrets). */
     webhook_secrets: webhookSecretList,
   }),
   tenants: z.record(z.string(), TenantConfig).default({}),
@@ -669,7 +692,7 @@ export function isLiveConfig(config: Pick<GatewayConfig, 'providers'>): boolean 
 export function configuredSecrets(config: GatewayConfig): string[] {
   const secrets: (string | undefined)[] = [
     ...config.auth.api_keys.map((entry) => entry.key),
-    ...Object.values(config.tenants).map((tenant) => tenant.webhook_secret),
+    ...Object.values(config.tenants).flatMap((tenant) => tenant.webhook_secret ?? []),
     ...Object.values(config.providers).flatMap((provider) => [
       provider.api_key,
       provider.access_key,
@@ -863,9 +886,10 @@ export function parseConfig(
   const live = isLiveConfig(config);
   for (const tenant of tenants) {
     const settings = (config.tenants[tenant] ??= TenantConfig.parse({}));
-    settings.webhook_secret ??= config.auth.webhook_secrets.find((entry) => entry.tenant === tenant)?.secret;
+    const fromEnvironment = config.auth.webhook_secrets.filter((entry) => entry.tenant === tenant).map((entry) => entry.secret);
+    if (fromEnvironment.length > 0) settings.webhook_secret ??= fromEnvironment;
     // The sandbox signs with the shipped secret, so webhooks work with nothing configured.
-    if (!live) settings.webhook_secret ??= SHIPPED_SANDBOX_WEBHOOK_SECRET;
+    if (!live) settings.webhook_secret ??= [SHIPPED_SANDBOX_WEBHOOK_SECRET];
   }
   if (live) {
     if (config.auth.api_keys.some((entry) => entry.key === SHIPPED_SANDBOX_KEY)) {
@@ -879,18 +903,19 @@ export function parseConfig(
       );
     }
     for (const [tenant, settings] of Object.entries(config.tenants)) {
-      if (settings.webhook_secret && isShippedWebhookSecret(settings.webhook_secret)) {
+      // In any place of a list: a receiver that still takes it would take anyone's webhooks.
+      for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret)) {
+        if (!isShippedWebhookSecret(secret)) continue;
         problems.push(
-          `tenants.${tenant}.webhook_secret: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.${tenant}.webhook_secret`,
+          `${field}: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.${tenant}.webhook_secret`,
         );
       }
     }
   }
   for (const [tenant, settings] of Object.entries(config.tenants)) {
-    if (settings.webhook_secret && !settings.webhook_secret.startsWith('whsec_')) {
-      problems.push(`tenants.${tenant}.webhook_secret: must start with whsec_`);
-    } else if (settings.webhook_secret && !canSign(settings.webhook_secret)) {
-      problems.push(`tenants.${tenant}.webhook_secret: ${UNSIGNABLE}`);
+    for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret)) {
+      if (!secret.startsWith('whsec_')) problems.push(`${field}: must start with whsec_`);
+      else if (!canSign(secret)) problems.push(`${field}: ${UNSIGNABLE}`);
     }
     if (settings.events_url && !settings.webhook_secret) {
       problems.push(`tenants.${tenant}.events_url: needs tenants.${tenant}.webhook_secret to sign the events`);
@@ -902,6 +927,15 @@ export function parseConfig(
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return config;
+}
+
+/**
+ * Each secret of a webhook secret field with the field that names it: the field itself for one
+ * secret, `field[i]` for each of a list.
+ */
+function secretFields(field: string, secrets: readonly string[] | undefined): [string, string][] {
+  if (!secrets) return [];
+  return secrets.map((secret, index) => [secrets.length === 1 ? field : `${field}[${index}]`, secret]);
 }
 
 /**

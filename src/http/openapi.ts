@@ -569,7 +569,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       summary: `${type}: ${status}`,
       description:
         "Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, " +
-        "`webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. " +
+        "`webhook-signature`, the tenant's `whsec_` secret; while the tenant rotates it, one `v1,` signature per secret, " +
+        'space-separated, so either secret verifies). `data` is the task as `GET /v1/videos/{id}` answers it at that change. ' +
         'Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.',
       request: { body: { content: { 'application/json': { schema: taskEvent(type) } } } },
       responses: { 200: { description: 'Any 2xx acknowledges; anything else is retried with back-off (`webhooks.max_attempts`).' } },

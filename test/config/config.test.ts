@@ -318,7 +318,7 @@ describe('parseConfig', () => {
       'tenants.acme.webhook_secret: must start with whsec_',
     ]);
     const config = parseConfig(document({ tenants: { acme: { webhook_secret: 'whsec_c2VjcmV0' } } }), {}, PROVIDER_IDS);
-    expect(config.tenants.acme?.webhook_secret).toBe('whsec_c2VjcmV0');
+    expect(config.tenants.acme?.webhook_secret).toEqual(['whsec_c2VjcmV0']);
   });
 
   it('refuses a whsec_ secret that cannot sign (not base64, or an empty key), in a block or from the environment', () => {
@@ -333,7 +333,7 @@ describe('parseConfig', () => {
     }
     // What the gateway accepts, the Standard Webhooks library signs with.
     const config = parseConfig(document({ auth: { api_keys: 'acme:acme-key-123', webhook_secrets: 'acme:whsec_YWNtZS1zZWNyZXQ=' } }), {}, PROVIDER_IDS);
-    expect(new Webhook(config.tenants.acme!.webhook_secret!).sign('msg_1', new Date(0), '{}')).toMatch(/^v1,/);
+    expect(new Webhook(config.tenants.acme!.webhook_secret![0]!).sign('msg_1', new Date(0), '{}')).toMatch(/^v1,/);
   });
 
   it('takes an empty optional text (an unset ${VAR:-}) as absent, and trims the rest', () => {
@@ -345,7 +345,7 @@ describe('parseConfig', () => {
     expect(config.providers.freepik?.api_key).toBeUndefined();
     expect(config.providers.freepik?.base_url).toBe('https://api.freepik.com');
     // Absent, so in the sandbox (no upstream key) the tenant signs with the shipped secret.
-    expect(config.tenants.acme?.webhook_secret).toBe(SHIPPED_SANDBOX_WEBHOOK_SECRET);
+    expect(config.tenants.acme?.webhook_secret).toEqual([SHIPPED_SANDBOX_WEBHOOK_SECRET]);
   });
 
   it('refuses a public URL holding a user name or password (every content link and callback URL starts with it), without echoing it', () => {
@@ -693,7 +693,7 @@ describe('loadConfigFile', () => {
     expect(config.server.port).toBe(8080);
     expect(config.database.url).toBe('sqlite:./data/kling-gateway.db');
     expect(config.auth.api_keys).toEqual([{ tenant: 'dev', key: 'dev-key' }]);
-    expect(config.tenants.dev?.webhook_secret).toMatch(/^whsec_/);
+    expect(config.tenants.dev?.webhook_secret).toEqual([expect.stringMatching(/^whsec_/)]);
     expect(config.routing).toEqual({ strategy: 'priority', allow_fallbacks: true, failover_on_timeout: false });
     expect(config.providers.freepik?.rate_limits).toEqual([
       { limit: 250, window_ms: 5_000 },
@@ -784,13 +784,13 @@ describe('loadConfigFile', () => {
   it('runs tenants named only by GATEWAY_API_KEYS, with webhook secrets from GATEWAY_WEBHOOK_SECRETS', () => {
     const sandbox = loadConfigFile(SHIPPED_CONFIG, { GATEWAY_API_KEYS: 'acme:acme-key-123' }, PROVIDER_IDS);
     expect(Object.keys(sandbox.tenants)).toEqual(['acme']);
-    expect(sandbox.tenants.acme?.webhook_secret).toBe(SHIPPED_SANDBOX_WEBHOOK_SECRET);
+    expect(sandbox.tenants.acme?.webhook_secret).toEqual([SHIPPED_SANDBOX_WEBHOOK_SECRET]);
     const live = loadConfigFile(
       SHIPPED_CONFIG,
       { FREEPIK_API_KEY: 'fpk-live-123456', GATEWAY_API_KEYS: 'acme:acme-key-123,beta:beta-key-123', GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_YWNtZS1zZWNyZXQ=' },
       PROVIDER_IDS,
     );
-    expect(live.tenants.acme?.webhook_secret).toBe('whsec_YWNtZS1zZWNyZXQ=');
+    expect(live.tenants.acme?.webhook_secret).toEqual(['whsec_YWNtZS1zZWNyZXQ=']);
     expect(live.tenants.beta?.webhook_secret).toBeUndefined();
     expect(() => loadConfigFile(SHIPPED_CONFIG, { GATEWAY_WEBHOOK_SECRETS: 'ghost:whsec_Z2hvc3Q=' }, PROVIDER_IDS)).toThrow(
       'auth.webhook_secrets: no API key names tenant ghost (GATEWAY_API_KEYS)',
@@ -910,7 +910,7 @@ describe('tenants: budgets, account events, admin', () => {
       PROVIDER_IDS,
     );
     expect(config.tenants.acme).toEqual({
-      webhook_secret: 'whsec_c2VjcmV0',
+      webhook_secret: ['whsec_c2VjcmV0'],
       budget: { amount: 250, currency: 'USD', period: 'month', per_task_limit: 2.5 },
       events_url: 'https://hooks.example.com/kling',
       admin: true,
@@ -1017,5 +1017,69 @@ describe('provider accounts', () => {
       expect.stringMatching(/^providers\.kling-legacy\.accounts\.0\.id: must be 1–32 lower-case letters/),
     ]);
     expect(problemsOf(accountsOf([]))).toEqual(['providers.kling-legacy.accounts: give at least one account, or leave accounts out']);
+  });
+});
+
+describe('webhook secret rotation (several secrets at once)', () => {
+  const NEW = `whsec_${Buffer.from('the new signing key').toString('base64')}`;
+  const OLD = `whsec_${Buffer.from('the old signing key').toString('base64')}`;
+  const live = { FREEPIK_API_KEY: 'fpk-live-123456', GATEWAY_API_KEYS: 'ops:ops-key-123' };
+  const SHIPPED_REFUSAL =
+    'the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.ops.webhook_secret';
+
+  it('takes a list in tenants.<name>.webhook_secret, in the order given, and one secret as before', () => {
+    expect(parseConfig(document({ tenants: { acme: { webhook_secret: [NEW, OLD] } } }), {}, PROVIDER_IDS).tenants.acme?.webhook_secret).toEqual([NEW, OLD]);
+    expect(parseConfig(document({ tenants: { acme: { webhook_secret: NEW } } }), {}, PROVIDER_IDS).tenants.acme?.webhook_secret).toEqual([NEW]);
+    // An unset `${OLD:-}` leaves its entry out, and a repeated secret counts once.
+    const rotated = document({ tenants: { acme: { webhook_secret: ['${NEW}', '${OLD:-}', ` ${NEW} `] } } });
+    expect(parseConfig(rotated, { NEW }, PROVIDER_IDS).tenants.acme?.webhook_secret).toEqual([NEW]);
+    expect(parseConfig(rotated, { NEW, OLD }, PROVIDER_IDS).tenants.acme?.webhook_secret).toEqual([NEW, OLD]);
+    // Nothing left: absent, so the sandbox signs with its shipped secret as before.
+    expect(parseConfig(document({ tenants: { acme: { webhook_secret: ['${OLD:-}'] } } }), {}, PROVIDER_IDS).tenants.acme?.webhook_secret).toEqual([
+      SHIPPED_SANDBOX_WEBHOOK_SECRET,
+    ]);
+  });
+
+  it('names the entry of a list it refuses, and refuses what is neither a secret nor a list of them', () => {
+    expect(problemsOf(document({ tenants: { acme: { webhook_secret: [NEW, 'c2VjcmV0'] } } }))).toEqual(['tenants.acme.webhook_secret[1]: must start with whsec_']);
+    expect(problemsOf(document({ tenants: { acme: { webhook_secret: ['whsec_abc', OLD] } } }))).toEqual([
+      'tenants.acme.webhook_secret[0]: must be whsec_ followed by the base64 of a non-empty key',
+    ]);
+    for (const value of [[NEW, 42], { new: NEW }, 42, null]) {
+      expect(problemsOf(document({ tenants: { acme: { webhook_secret: value } } })), JSON.stringify(value)).toEqual([
+        'tenants.acme.webhook_secret: must be a secret, or a list of secrets (several while one is rotated)',
+      ]);
+    }
+  });
+
+  it('reads a tenant named twice in GATEWAY_WEBHOOK_SECRETS as two secrets, in the order given', () => {
+    const config = parseConfig(
+      document({ auth: { api_keys: 'acme:acme-key-123,beta:beta-key-123', webhook_secrets: `acme:${NEW},beta:${OLD},acme:${OLD},acme:${NEW}` } }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect(config.tenants.acme?.webhook_secret).toEqual([NEW, OLD]);
+    expect(config.tenants.beta?.webhook_secret).toEqual([OLD]);
+    // A bad second secret of a tenant is named by its place, as the first would be.
+    expect(problemsOf(document({ auth: { api_keys: 'acme:acme-key-123', webhook_secrets: `acme:${NEW},acme:whsec_abc` } }))).toEqual([
+      'auth.webhook_secrets: the secret of entry 2 (tenant:secret) must be whsec_ followed by the base64 of a non-empty key',
+    ]);
+  });
+
+  it('refuses the shipped sandbox secret in any place of a live tenant\'s list, from the file or the environment', () => {
+    const unpadded = SHIPPED_SANDBOX_WEBHOOK_SECRET.replace(/=+$/, '');
+    const doc = loadDocument() as Record<string, unknown>;
+    expect(problemsOf({ ...doc, tenants: { ops: { webhook_secret: [NEW, SHIPPED_SANDBOX_WEBHOOK_SECRET] } } }, live)).toEqual([
+      `tenants.ops.webhook_secret[1]: ${SHIPPED_REFUSAL}`,
+    ]);
+    expect(problemsOf(loadDocument(), { ...live, GATEWAY_WEBHOOK_SECRETS: `ops:${NEW},ops:${unpadded}` })).toEqual([
+      `tenants.ops.webhook_secret[1]: ${SHIPPED_REFUSAL}`,
+    ]);
+    // Live with secrets of its own, or the sandbox with the shipped one among them: it starts.
+    expect(loadConfigFile(SHIPPED_CONFIG, { ...live, GATEWAY_WEBHOOK_SECRETS: `ops:${NEW},ops:${OLD}` }, PROVIDER_IDS).tenants.ops?.webhook_secret).toEqual([NEW, OLD]);
+    expect(parseConfig(document({ tenants: { acme: { webhook_secret: [NEW, SHIPPED_SANDBOX_WEBHOOK_SECRET] } } }), {}, PROVIDER_IDS).tenants.acme?.webhook_secret).toEqual([
+      NEW,
+      SHIPPED_SANDBOX_WEBHOOK_SECRET,
+    ]);
   });
 });

@@ -393,6 +393,21 @@ describe('budget alerts', () => {
     expect(usage.exhausted_at).toEqual(expect.any(String));
   });
 
+  it('signs an alert with every secret of a tenant rotating its own, as task events are', async () => {
+    const target = await receiver();
+    server = target.server;
+    const next = `whsec_${Buffer.from('acme next signing key').toString('base64')}`;
+    gw = await startTestGateway({
+      clock: new ManualClock(Date.now()),
+      config: budgeted({ amount: 1, currency: 'USD', period: 'month' }, { events_url: target.url, webhook_secret: [next, TENANT_WEBHOOK_SECRET] }),
+    });
+    await gw.create(onKling3api);
+    await gw.create(onKling3api); // 80 %: the warning
+    await gw.advanceUntil(async () => target.received.length >= 1, 100);
+    const [alert] = target.received;
+    for (const secret of [next, TENANT_WEBHOOK_SECRET]) expect(new Webhook(secret).verify(alert!.body, alert!.headers)).toMatchObject({ type: 'budget.warning' });
+  });
+
   it('ends an alert its events_url answers 410 Gone at once, and still sends the next one there (the URL is the tenant\'s, not one task\'s)', async () => {
     const target = await receiver(410);
     server = target.server;

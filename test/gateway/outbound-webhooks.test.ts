@@ -122,6 +122,24 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     ]);
   });
 
+  it('signs with every secret of a tenant rotating its own (one v1 signature each), so a receiver holding either one verifies', async () => {
+    const target = await receiver();
+    server = target.server;
+    const next = `whsec_${Buffer.from('acme next signing key').toString('base64')}`;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { tenants: { acme: { webhook_secret: [next, TENANT_WEBHOOK_SECRET] } } } });
+    const created = await gw.create({ ...request, webhook_url: target.url });
+    await gw.finish(created.body.id);
+    await gw.advanceUntil(async () => target.received.length >= 2, 100);
+
+    for (const { headers, body } of target.received) {
+      // New first, as configured; each verifies alone with the real library, as a receiver would.
+      expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/=]+ v1,[A-Za-z0-9+/=]+$/);
+      for (const secret of [next, TENANT_WEBHOOK_SECRET]) expect((new Webhook(secret).verify(body, headers) as any).data.id).toBe(created.body.id);
+      expect(() => new Webhook(`whsec_${Buffer.from('a retired key').toString('base64')}`).verify(body, headers)).toThrow();
+    }
+    expect(target.received.map(({ body }) => JSON.parse(body).type)).toEqual(['video.processing', 'video.succeeded']);
+  });
+
   it('signs exactly the bytes it sends, as a receiver written from the Standard Webhooks text alone checks them', async () => {
     const target = await receiver();
     server = target.server;

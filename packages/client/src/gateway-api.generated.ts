@@ -323,7 +323,7 @@ export interface webhooks {
         put?: never;
         /**
          * video.processing: a provider accepted the task (`processing`)
-         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret; while the tenant rotates it, one `v1,` signature per secret, space-separated, so either secret verifies). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
          */
         post: operations["onVideoProcessing"];
         delete?: never;
@@ -343,7 +343,7 @@ export interface webhooks {
         put?: never;
         /**
          * video.succeeded: the task `succeeded`: `data.outputs` holds the results
-         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret; while the tenant rotates it, one `v1,` signature per secret, space-separated, so either secret verifies). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
          */
         post: operations["onVideoSucceeded"];
         delete?: never;
@@ -363,7 +363,7 @@ export interface webhooks {
         put?: never;
         /**
          * video.failed: the task `failed`: `data.error` says why
-         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret; while the tenant rotates it, one `v1,` signature per secret, space-separated, so either secret verifies). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
          */
         post: operations["onVideoFailed"];
         delete?: never;
@@ -383,7 +383,7 @@ export interface webhooks {
         put?: never;
         /**
          * video.canceled: the task was `canceled`
-         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
+         * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret; while the tenant rotates it, one `v1,` signature per secret, space-separated, so either secret verifies). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
          */
         post: operations["onVideoCanceled"];
         delete?: never;

@@ -1,6 +1,7 @@
 /**
  * Delivers task events to clients' `webhook_url` (SPEC §4) as Standard Webhooks: `webhook-id`,
- * `webhook-timestamp`, `webhook-signature` signed with the tenant's `whsec_` secret. Deliveries
+ * `webhook-timestamp`, `webhook-signature` signed with the tenant's `whsec_` secret (one signature
+ * per secret while it holds several, a rotation). Deliveries
  * are rows in the store (written in the same transaction as the status change), so they
  * survive restarts; each is retried with exponential back-off and its attempts are recorded.
  * A `410 Gone` is not retried (Standard Webhooks: the receiver wants no more webhooks): it ends
@@ -162,7 +163,7 @@ export class OutboundWebhooks {
       this.record(delivery, await tasks.recordDelivery(delivery.id, owner, { delivered: false, notSent: true, error: notSentAfterGone(gone) }));
       return;
     }
-    const secret = config.tenants[delivery.tenant]?.webhook_secret;
+    const secrets = config.tenants[delivery.tenant]?.webhook_secret ?? [];
     const attempt = delivery.attempts + 1;
     let status: number | null = null;
     let retryAfter: string | undefined;
@@ -171,7 +172,7 @@ export class OutboundWebhooks {
     /** The private address a target's name resolved to: for the operator's log line, never for the tenant. */
     let refusedAddress: string | undefined;
     try {
-      if (!secret) {
+      if (secrets.length === 0) {
         failure = `tenant ${delivery.tenant} has no webhook_secret configured`;
         permanent = true;
       } else {
@@ -181,7 +182,9 @@ export class OutboundWebhooks {
           permanent = true;
         } else {
           const sentAt = new Date(clock.now());
-          const signature = new Webhook(secret).sign(delivery.id, sentAt, delivery.payload);
+          // One `v1,<signature>` per secret, space-separated (Standard Webhooks): while a secret is
+          // rotated, a receiver verifying with the old one or the new one accepts the delivery.
+          const signature = secrets.map((secret) => new Webhook(secret).sign(delivery.id, sentAt, delivery.payload)).join(' ');
           ({ status, retryAfter } = await postWebhook(delivery.url, delivery.payload, {
             headers: {
               'content-type': 'application/json',

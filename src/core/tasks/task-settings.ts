@@ -7,8 +7,8 @@ import type { RoutingStrategy } from '../model/canonical.js';
 
 /** What the engine knows about one tenant. */
 export interface TenantSettings {
-  /** The `whsec_` secret that signs its outbound webhooks. */
-  webhook_secret?: string | undefined;
+  /** The `whsec_` secrets that sign its outbound webhooks, in order: several while one is rotated (never empty). */
+  webhook_secret?: readonly string[] | undefined;
   /** Its spending budget, when it has one. */
   budget?: BudgetSettings | undefined;
   /** Where account events (budget alerts) are sent. */
