@@ -170,9 +170,16 @@ export function gatewaySecrets(config: GatewayConfig, endpoints: ReadonlyMap<str
     endpoint.accessKey,
     endpoint.secretKey,
     endpoint.webhookSecret,
-    ...(endpoint.accounts ?? []).flatMap((account) => [account.apiKey, account.accessKey, account.secretKey, account.webhookSecret]),
+    ...(endpoint.webhookSecrets ?? []),
+    ...(endpoint.accounts ?? []).flatMap((account) => [account.apiKey, account.accessKey, account.secretKey, ...(account.webhookSecrets ?? [])]),
   ]);
   return new SecretScrubber([...configuredSecrets(config), ...endpointSecrets]);
+}
+
+/** What the one account of `endpoint` may sign its webhooks with: a live provider's configured secrets, or its simulator's. */
+function webhookSecretsOf(endpoint: ProviderEndpoint): { webhookSecrets?: readonly string[] } {
+  const secrets = endpoint.webhookSecrets ?? (endpoint.webhookSecret ? [endpoint.webhookSecret] : []);
+  return secrets.length > 0 ? { webhookSecrets: secrets } : {};
 }
 
 /**
@@ -420,7 +427,7 @@ export class Gateway {
         accessKey: endpoint.accessKey,
         secretKey: endpoint.secretKey,
         apiShape: endpoint.apiShape,
-        ...(endpoint.webhookSecret ? { webhookSecret: endpoint.webhookSecret } : {}),
+        ...webhookSecretsOf(endpoint),
         simulated: endpoint.simulated,
         ...(endpoint.disabledReason ? { disabledReason: endpoint.disabledReason } : {}),
         ...(endpoint.runTimeMs !== undefined ? { simulatedRunTimeMs: endpoint.runTimeMs } : {}),

@@ -49,8 +49,8 @@ const optionalText = z
 const NOT_A_SECRET_LIST = 'must be a secret, or a list of secrets (several while one is rotated)';
 
 /**
- * A webhook secret field: one secret, or a list of them while a secret is rotated (each signs),
- * parsed as the list in the order given. An empty entry (an unset `${VAR:-}`) is
+ * A webhook secret field: one secret, or a list of them while a secret is rotated (each signs, or
+ * each verifies), parsed as the list in the order given. An empty entry (an unset `${VAR:-}`) is
  * left out and a repeated one kept once; none left: absent, as an empty `optionalText` is.
  */
 const webhookSecrets = z
@@ -166,8 +166,11 @@ export const ProviderAccountConfig = z.strictObject({
   api_key: optionalText,
   access_key: optionalText,
   secret_key: optionalText,
-  /** Secret that signs this account's webhooks to the gateway (Freepik); the provider's `webhook_secret` when absent. */
-  webhook_secret: optionalText,
+  /**
+   * Secret that signs this account's webhooks to the gateway (Freepik), or a list of them while the
+   * provider rotates it (one that verifies is enough); the provider's `webhook_secret` when absent.
+   */
+  webhook_secret: webhookSecrets,
   /** Where this account is reached when not at the provider's `base_url` / `region` (a Kling key belongs to one region). */
   base_url: optionalHttpUrl,
   region: optionalText,
@@ -189,8 +192,8 @@ export const ProviderConfig = z.strictObject({
   region: optionalText,
   /** Which API shape the endpoint speaks, for providers with more than one (legacy Kling-API: `aggregator` or `official`). */
   api_shape: optionalText,
-  /** Secret that signs the provider's webhooks to the gateway (Freepik). */
-  webhook_secret: optionalText,
+  /** Secret that signs the provider's webhooks to the gateway (Freepik), or a list of them while it is rotated. */
+  webhook_secret: webhookSecrets,
   /**
    * Several upstream accounts, each with its own credentials, cap, rate windows and circuit,
    * instead of `api_key` / `access_key` + `secret_key` (the one-account shorthand, account id `default`).
@@ -697,13 +700,13 @@ export function configuredSecrets(config: GatewayConfig): string[] {
       provider.api_key,
       provider.access_key,
       provider.secret_key,
-      provider.webhook_secret,
+      ...(provider.webhook_secret ?? []),
       ...urlCredentials(provider.base_url),
       ...(provider.accounts ?? []).flatMap((account) => [
         account.api_key,
         account.access_key,
         account.secret_key,
-        account.webhook_secret,
+        ...(account.webhook_secret ?? []),
         ...urlCredentials(account.base_url),
       ]),
     ]),

@@ -21,7 +21,10 @@ export interface ProviderEndpoint {
   secretKey?: string;
   /** Which of the provider's API shapes the endpoint speaks (its default when absent). */
   apiShape?: string;
+  /** The secret a simulator signs its webhooks with. */
   webhookSecret?: string;
+  /** A live provider's configured webhook secrets (several while it rotates one): any one verifies. */
+  webhookSecrets?: readonly string[];
   /**
    * The provider's accounts (`providers.<id>.accounts`), each with its own credentials; when
    * absent, the fields above are the one account, `default`.
@@ -138,7 +141,7 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
       apiKey: account.api_key,
       ...(account.access_key && account.secret_key ? { accessKey: account.access_key, secretKey: account.secret_key } : {}),
       // An account without a webhook secret of its own uses the provider's.
-      webhookSecret: account.webhook_secret ?? settings.webhook_secret,
+      webhookSecrets: account.webhook_secret ?? settings.webhook_secret,
       // An account in a region (or at a base URL) of its own: Kling's keys belong to one region.
       ...(own ? { baseUrl: own.baseUrl, apiShape: own.apiShape } : {}),
     };
@@ -152,7 +155,7 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
     apiKey: settings.api_key ?? '',
     ...(settings.access_key && settings.secret_key ? { accessKey: settings.access_key, secretKey: settings.secret_key } : {}),
     ...(apiShape !== undefined ? { apiShape } : {}),
-    ...(settings.webhook_secret ? { webhookSecret: settings.webhook_secret } : {}),
+    ...(settings.webhook_secret ? { webhookSecrets: settings.webhook_secret } : {}),
     simulated: false,
   };
 }

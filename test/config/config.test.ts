@@ -724,7 +724,7 @@ describe('loadConfigFile', () => {
       PROVIDER_IDS,
     );
     expect(config.providers.freepik?.api_key).toBe('fpk_live_123456');
-    expect(config.providers.freepik?.webhook_secret).toBe('whsec_ZnJlZXBpaw==');
+    expect(config.providers.freepik?.webhook_secret).toEqual(['whsec_ZnJlZXBpaw==']);
     expect(config.providers.kling3api?.api_key).toBe('k3_live_123456');
     expect(config.providers['kling-legacy']?.api_key).toBe('legacy_live_123456');
     expect(config.providers['kling-legacy']?.enabled).toBe(false);
@@ -1080,6 +1080,33 @@ describe('webhook secret rotation (several secrets at once)', () => {
     expect(parseConfig(document({ tenants: { acme: { webhook_secret: [NEW, SHIPPED_SANDBOX_WEBHOOK_SECRET] } } }), {}, PROVIDER_IDS).tenants.acme?.webhook_secret).toEqual([
       NEW,
       SHIPPED_SANDBOX_WEBHOOK_SECRET,
+    ]);
+  });
+
+  it('takes several webhook secrets for a provider and for an account (the provider rotating its own), and scrubs every one', () => {
+    const config = parseConfig(
+      document({
+        providers: {
+          freepik: {
+            base_url: 'https://api.freepik.com',
+            webhook_secret: ['fp-provider-new-secret', 'fp-provider-old-secret'],
+            accounts: [
+              { id: 'main', api_key: 'fpk-main-123', webhook_secret: ['fp-main-new-secret', '${FP_MAIN_OLD:-}'] },
+              { id: 'spare', api_key: 'fpk-spare-123' },
+            ],
+          },
+        },
+      }),
+      { FP_MAIN_OLD: 'fp-main-old-secret' },
+      PROVIDER_IDS,
+    );
+    expect(config.providers.freepik?.webhook_secret).toEqual(['fp-provider-new-secret', 'fp-provider-old-secret']);
+    expect(config.providers.freepik?.accounts?.[0]?.webhook_secret).toEqual(['fp-main-new-secret', 'fp-main-old-secret']);
+    expect(configuredSecrets(config)).toEqual(
+      expect.arrayContaining(['fp-provider-new-secret', 'fp-provider-old-secret', 'fp-main-new-secret', 'fp-main-old-secret']),
+    );
+    expect(problemsOf(document({ providers: { freepik: { webhook_secret: ['fp-new-secret', 7] } } }))).toEqual([
+      'providers.freepik.webhook_secret: must be a secret, or a list of secrets (several while one is rotated)',
     ]);
   });
 });

@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { ManualClock } from '../../src/core/clock.js';
+import { freepikProvider } from '../../src/providers/freepik/freepik-provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
-import { startSandbox } from '../../src/sandbox/sandbox.js';
+import { liveEndpoint, startSandbox } from '../../src/sandbox/sandbox.js';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
@@ -516,8 +517,8 @@ describe('inbound Freepik webhooks with several accounts', () => {
     const endpoints = new Map(sandbox.endpoints).set('freepik', {
       ...freepik,
       accounts: [
-        { id: 'main', apiKey: freepik.apiKey, webhookSecret: 'secret-of-main' },
-        { id: 'spare', apiKey: freepik.apiKey, webhookSecret: 'secret-of-spare' },
+        { id: 'main', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-main'] },
+        { id: 'spare', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-spare'] },
       ],
     });
     gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators, config: { providers: { freepik: { max_in_flight: 1 } } } });
@@ -546,5 +547,44 @@ describe('inbound Freepik webhooks with several accounts', () => {
     expect(genuine.body).toEqual({ received: true, matched: true });
     expect((await gw.get(first.id)).body.status).toBe('succeeded');
     expect((await gw.get(second.id)).body.status).toBe('processing');
+  });
+});
+
+describe('inbound Freepik webhooks while Freepik rotates its secret', () => {
+  let gw: TestGateway;
+  let closeSandbox: () => Promise<void>;
+  afterEach(async () => {
+    await gw.close();
+    await closeSandbox();
+  });
+
+  it('accepts a webhook signed with either configured secret, refuses one signed with neither (401, nothing changed), and takes a replay once', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    closeSandbox = sandbox.close;
+    const simulator = sandbox.endpoints.get('freepik')!;
+    // What `providers.freepik.webhook_secret: [new, old]` makes of a live Freepik: both secrets verify.
+    const configured = testConfig({ providers: { freepik: { api_key: simulator.apiKey, base_url: simulator.baseUrl, webhook_secret: ['freepik-new-secret', 'freepik-old-secret'] } } });
+    expect(liveEndpoint(configured, freepikProvider)?.webhookSecrets).toEqual(['freepik-new-secret', 'freepik-old-secret']);
+    const endpoints = new Map(sandbox.endpoints).set('freepik', { ...simulator, webhookSecret: undefined, webhookSecrets: ['freepik-new-secret', 'freepik-old-secret'] });
+    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators });
+    const pinned = { ...request, routing: { providers: ['freepik'] } };
+    const byOld = (await gw.create(pinned)).body;
+    const byNew = (await gw.create({ ...pinned, prompt: 'a second beach' })).body;
+    const done = (task: { provider_task_id: string }) => ({ task_id: task.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example.com/beach.mp4'] });
+
+    const forged = await postFreepikWebhook(gw, done(byOld), { secret: 'freepik-other-secret' });
+    expect(forged.status).toBe(401);
+    expect((await gw.get(byOld.id)).body).toMatchObject({ status: 'processing', outputs: [] });
+
+    const old = await postFreepikWebhook(gw, done(byOld), { id: 'wh_by_old', secret: 'freepik-old-secret' });
+    expect(old.body).toEqual({ received: true, matched: true });
+    expect((await gw.get(byOld.id)).body.status).toBe('succeeded');
+    const fresh = await postFreepikWebhook(gw, done(byNew), { id: 'wh_by_new', secret: 'freepik-new-secret' });
+    expect(fresh.body).toEqual({ received: true, matched: true });
+    expect((await gw.get(byNew.id)).body.status).toBe('succeeded');
+    // Replay protection is the same whichever secret signed.
+    const replay = await postFreepikWebhook(gw, done(byOld), { id: 'wh_by_old', secret: 'freepik-old-secret' });
+    expect(replay.body).toEqual({ received: true, duplicate: true });
   });
 });

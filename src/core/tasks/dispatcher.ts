@@ -166,7 +166,7 @@ export class Dispatcher {
     switch (runtime.provider.inboundWebhook) {
       case 'signed':
         // Verified with the secret of the account that sent the task (`InboundWebhooks`).
-        return account.webhookSecret ? `${base}/v1/webhooks/${runtime.id}/${encodeURIComponent(attemptKey)}` : undefined;
+        return account.webhookSecrets.length > 0 ? `${base}/v1/webhooks/${runtime.id}/${encodeURIComponent(attemptKey)}` : undefined;
       case 'token':
         return task.callbackToken ? `${base}/v1/webhooks/${runtime.id}/${task.callbackToken}` : undefined;
       default:

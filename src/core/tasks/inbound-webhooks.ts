@@ -5,7 +5,7 @@
  * as such: it makes the task poll now. Both answer with what the sender should be told.
  */
 import { ProblemError, problems } from '../model/problems.js';
-import type { InboundWebhook, StatusReport, VideoProvider } from '../upstream/provider.js';
+import type { InboundWebhook, StatusReport, VideoProvider, WebhookVerification } from '../upstream/provider.js';
 import type { Engine } from './engine.js';
 import type { TaskRecord } from './task-records.js';
 import { DuplicateInboundWebhookError, type InboundMark } from './task-repository.js';
@@ -42,6 +42,17 @@ interface NewsAwaitingCreate {
   webhook?: NotedWebhook;
   /** Stops following the task. */
   stop(): void;
+}
+
+/** The first verification of `secrets` (tried in order) that succeeds, or the first's refusal when none does. */
+function verifiedByAny(secrets: readonly string[], verify: (secret: string) => WebhookVerification): WebhookVerification {
+  let refused: WebhookVerification | undefined;
+  for (const secret of secrets) {
+    const result = verify(secret);
+    if (result.ok) return result;
+    refused ??= result;
+  }
+  return refused!;
 }
 
 /** The body of the 200 answer to a provider. */
@@ -89,12 +100,14 @@ export class InboundWebhooks {
     }
     const verify = runtime.provider.verifyWebhook.bind(runtime.provider);
     // Each account signs with its own secret: those that verify name the accounts the webhook may be from.
-    const signers = runtime.accounts.filter((account) => account.webhookSecret !== undefined);
+    const signers = runtime.accounts.filter((account) => account.webhookSecrets.length > 0);
     if (signers.length === 0) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'no_secret' });
       throw problems.notFound(`webhooks for ${providerId} are not configured (no webhook secret)`);
     }
-    const results = signers.map((account) => ({ account, result: verify(webhook, account.webhookSecret!, clock.now()) }));
+    // An account holds several secrets while its provider rotates it: any one of them verifying is enough.
+    const now = clock.now();
+    const results = signers.map((account) => ({ account, result: verifiedByAny(account.webhookSecrets, (secret) => verify(webhook, secret, now)) }));
     const verifiedBy = new Set(results.filter(({ result }) => result.ok).map(({ account }) => account.id));
     const verification = results.find(({ result }) => result.ok)?.result ?? results[0]!.result;
     if (!verification.ok) {

@@ -334,7 +334,7 @@ export class Recovery {
   /** Whether a webhook or callback could still name the task of this create. */
   private mayHearOf(task: TaskRecord, runtime: ProviderRuntime, account: ProviderAccount): boolean {
     if (!runtime.provider.refOfCreate) return false;
-    if (runtime.provider.inboundWebhook === 'signed') return account.webhookSecret !== undefined;
+    if (runtime.provider.inboundWebhook === 'signed') return account.webhookSecrets.length > 0;
     if (runtime.provider.inboundWebhook === 'token') return task.callbackToken !== null;
     return false;
   }

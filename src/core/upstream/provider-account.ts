@@ -83,8 +83,8 @@ function saysTooManyRequests(error: unknown): error is UpstreamError {
 /** One account's credentials as the composition root hands them over, and where it is reached when not at the provider's URL. */
 export interface AccountCredentials extends ProviderCredentials {
   id: string;
-  /** Secret that signs this account's webhooks to the gateway (Freepik). */
-  webhookSecret?: string | undefined;
+  /** Secrets that sign this account's webhooks to the gateway (Freepik): several while the provider rotates it, any one verifying. */
+  webhookSecrets?: readonly string[] | undefined;
   /** A base URL of the account's own (its region's), with the API shape spoken there. */
   baseUrl?: string | undefined;
   apiShape?: string | undefined;
@@ -118,7 +118,8 @@ export class ProviderAccount {
   /** Tasks in flight (submitting or tracked) at once with this account. */
   readonly maxInFlight: number;
   readonly rateLimits: readonly RateLimitWindowSettings[];
-  readonly webhookSecret: string | undefined;
+  /** What its webhooks may be signed with (any one verifies); none: it is sent no webhook URL. */
+  readonly webhookSecrets: readonly string[];
   readonly stats: ProviderFigures;
   /** Whether a create to this provider carries the task's callback token (in its callback URL). */
   private readonly sendsCallbackToken: boolean;
@@ -143,7 +144,7 @@ export class ProviderAccount {
     this.stateKey = `${provider.id}:${credentials.id}`;
     this.maxInFlight = limits?.max_in_flight ?? config.max_in_flight;
     this.rateLimits = limits?.rate_limits ?? config.rate_limits ?? provider.defaultRateLimits ?? [];
-    this.webhookSecret = credentials.webhookSecret;
+    this.webhookSecrets = credentials.webhookSecrets ?? [];
     this.sendsCallbackToken = provider.inboundWebhook === 'token';
     this.config = config;
     this.state = options.state;

@@ -62,7 +62,8 @@ export interface ProviderRuntimeOptions {
   secretKey?: string | undefined;
   /** Which of the provider's API shapes the endpoint speaks (its default when absent). */
   apiShape?: string | undefined;
-  webhookSecret?: string | undefined;
+  /** What the one account's webhooks may be signed with (several while one is rotated). */
+  webhookSecrets?: readonly string[] | undefined;
   /** True when this runtime talks to the built-in simulator. */
   simulated: boolean;
   /** Set when the provider must not be used, with the reason shown to callers. */
@@ -129,7 +130,7 @@ export class ProviderRuntime {
         apiKey: options.apiKey,
         accessKey: options.accessKey,
         secretKey: options.secretKey,
-        webhookSecret: options.webhookSecret,
+        webhookSecrets: options.webhookSecrets,
       },
     ];
     if (credentials.length === 0) throw new Error(`providers.${this.id}: no account`);
