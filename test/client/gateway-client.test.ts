@@ -526,4 +526,22 @@ describe('webhook verification', () => {
     };
     expect(() => verifyGatewayWebhook(body, stale, TENANT_WEBHOOK_SECRET)).toThrow(GatewayWebhookError);
   });
+
+  it('takes several secrets (a rotation): accepts a webhook any one of them verifies, in either signature of the header', () => {
+    const next = `whsec_${Buffer.from('the next signing key').toString('base64')}`;
+    const retired = `whsec_${Buffer.from('a retired signing key').toString('base64')}`;
+    const body = JSON.stringify({ type: 'video.succeeded', timestamp: new Date().toISOString(), data: { id: 'vid_1', status: 'succeeded' } });
+    const now = new Date();
+    const signed = (...secrets: string[]) => ({
+      'webhook-id': 'msg_rotated',
+      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+      'webhook-signature': secrets.map((secret) => new Webhook(secret).sign('msg_rotated', now, body)).join(' '),
+    });
+    // The gateway mid-rotation signs with both; a receiver mid-rotation holds both; either side may be ahead.
+    expect(verifyGatewayWebhook(body, signed(next, TENANT_WEBHOOK_SECRET), [TENANT_WEBHOOK_SECRET]).type).toBe('video.succeeded');
+    expect(verifyGatewayWebhook(body, signed(TENANT_WEBHOOK_SECRET), [next, TENANT_WEBHOOK_SECRET]).type).toBe('video.succeeded');
+    expect(verifyGatewayWebhook(body, signed(next), [next, TENANT_WEBHOOK_SECRET]).data.id).toBe('vid_1');
+    expect(() => verifyGatewayWebhook(body, signed(next, TENANT_WEBHOOK_SECRET), [retired])).toThrow(GatewayWebhookError);
+    expect(() => verifyGatewayWebhook(body, signed(next), [])).toThrow(GatewayWebhookError);
+  });
 });
