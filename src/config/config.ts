@@ -907,7 +907,7 @@ export function parseConfig(
     }
     for (const [tenant, settings] of Object.entries(config.tenants)) {
       // In any place of a list: a receiver that still takes it would take anyone's webhooks.
-      for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret)) {
+      for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret, writtenTenantSecret(expanded, tenant))) {
         if (!isShippedWebhookSecret(secret)) continue;
         problems.push(
           `${field}: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.${tenant}.webhook_secret`,
@@ -916,7 +916,7 @@ export function parseConfig(
     }
   }
   for (const [tenant, settings] of Object.entries(config.tenants)) {
-    for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret)) {
+    for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret, writtenTenantSecret(expanded, tenant))) {
       if (!secret.startsWith('whsec_')) problems.push(`${field}: must start with whsec_`);
       else if (!canSign(secret)) problems.push(`${field}: ${UNSIGNABLE}`);
     }
@@ -934,11 +934,23 @@ export function parseConfig(
 
 /**
  * Each secret of a webhook secret field with the field that names it: the field itself for one
- * secret, `field[i]` for each of a list.
+ * secret, `field[i]` for each of a list, `i` its place in the list as `written` (the document's
+ * text, where unset entries and repeats still count) when it was written as one.
  */
-function secretFields(field: string, secrets: readonly string[] | undefined): [string, string][] {
+function secretFields(field: string, secrets: readonly string[] | undefined, written: unknown): [string, string][] {
   if (!secrets) return [];
-  return secrets.map((secret, index) => [secrets.length === 1 ? field : `${field}[${index}]`, secret]);
+  return secrets.map((secret, index) => {
+    const place = Array.isArray(written) ? written.findIndex((entry) => typeof entry === 'string' && entry.trim() === secret) : -1;
+    if (place >= 0) return [`${field}[${place}]`, secret];
+    return [secrets.length === 1 ? field : `${field}[${index}]`, secret];
+  });
+}
+
+/** The `webhook_secret` of `tenant` as the expanded document wrote it, before it was read. */
+function writtenTenantSecret(expanded: unknown, tenant: string): unknown {
+  const tenants = expanded !== null && typeof expanded === 'object' ? (expanded as Record<string, unknown>).tenants : undefined;
+  const block = tenants !== null && typeof tenants === 'object' && Object.hasOwn(tenants, tenant) ? (tenants as Record<string, unknown>)[tenant] : undefined;
+  return block !== null && typeof block === 'object' ? (block as Record<string, unknown>).webhook_secret : undefined;
 }
 
 /**

@@ -1045,6 +1045,10 @@ describe('webhook secret rotation (several secrets at once)', () => {
     expect(problemsOf(document({ tenants: { acme: { webhook_secret: ['whsec_abc', OLD] } } }))).toEqual([
       'tenants.acme.webhook_secret[0]: must be whsec_ followed by the base64 of a non-empty key',
     ]);
+    // Named by its place as written, an unset entry before it or a repeat counted.
+    expect(problemsOf(document({ tenants: { acme: { webhook_secret: ['${UNSET:-}', NEW, NEW, 'c2VjcmV0'] } } }))).toEqual([
+      'tenants.acme.webhook_secret[3]: must start with whsec_',
+    ]);
     for (const value of [[NEW, 42], { new: NEW }, 42, null]) {
       expect(problemsOf(document({ tenants: { acme: { webhook_secret: value } } })), JSON.stringify(value)).toEqual([
         'tenants.acme.webhook_secret: must be a secret, or a list of secrets (several while one is rotated)',
