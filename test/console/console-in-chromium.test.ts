@@ -515,7 +515,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     const runningRow = target.locator(`tr[data-task-id="${running.id}"]`);
     await runningRow.waitFor();
     expect(['queued', 'processing']).toContain(await runningRow.getAttribute('data-status'));
-    await expect.poll(() => target.locator('.live-status').textContent(), { timeout: 10_000 }).toContain('following 1 running task');
+    // One task is followed "as it changes", not "as they change".
+    await expect.poll(() => target.locator('.live-status').textContent(), { timeout: 10_000 }).toContain('following 1 running task as it changes;');
     await target.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
     await expect.poll(() => runningRow.getAttribute('data-status'), { timeout: 20_000 }).toBe('succeeded');
     expect(streams).toContain(running.id);

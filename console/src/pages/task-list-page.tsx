@@ -213,7 +213,7 @@ export function TaskListPage() {
           </>
         ) : (
           <>
-            <span class="live-dot" aria-hidden="true" /> Live: {live.streaming.size > 0 ? `following ${live.streaming.size} running task${live.streaming.size === 1 ? '' : 's'} as they change; ` : ''}
+            <span class="live-dot" aria-hidden="true" /> Live: {live.streaming.size > 0 ? `following ${live.streaming.size === 1 ? '1 running task as it changes' : `${live.streaming.size} running tasks as they change`}; ` : ''}
             list refreshed {live.refreshedAt ? timeAgo(new Date(live.refreshedAt).toISOString(), now) : '…'}
           </>
         )}
