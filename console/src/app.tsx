@@ -5,7 +5,7 @@
  */
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { Link, Route, Router, Switch, useLocation } from 'wouter-preact';
+import { Link, Redirect, Route, Router, Switch, useLocation } from 'wouter-preact';
 import { SessionContext, type ConsoleSession } from './gateway-context.js';
 import { PageHeading } from './components/page-heading.js';
 import { CostPage } from './pages/cost-page.js';
@@ -115,6 +115,9 @@ export function App() {
           <Shell onSignOut={() => signOut()}>
             <Switch>
               <Route path="/">{() => <TaskListPage />}</Route>
+              {/* Every task's address is #/tasks/<id>: their parent is the list, not "Page not found". */}
+              <Route path="/tasks">{() => <Redirect to="/" replace />}</Route>
+              <Route path="/tasks/">{() => <Redirect to="/" replace />}</Route>
               <Route path="/tasks/:id">{(params) => <TaskPage id={decodedId(params.id)} />}</Route>
               <Route path="/new">{() => <CreatePage />}</Route>
               <Route path="/providers">{() => <ProvidersPage />}</Route>

@@ -2389,6 +2389,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
 
+  it('opens the task list at #/tasks (the parent of every task\'s address), instead of "Page not found", and Back does not return to it', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Providers' }).click();
+    await target.getByRole('heading', { level: 1, name: 'Providers' }).waitFor();
+    for (const address of ['#/tasks', '#/tasks/']) {
+      await target.evaluate((to) => (window.location.hash = to), address);
+      await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+      await expect.poll(() => target.evaluate(() => window.location.hash)).toBe('#/');
+      await expect.poll(() => target.title()).toBe('Tasks · Kling Gateway');
+      // The address was replaced: Back leaves the list for the page before, not for #/tasks again.
+      await target.goBack();
+      await target.getByRole('heading', { level: 1, name: 'Providers' }).waitFor();
+    }
+    expect(browserErrors).toEqual([]);
+  });
   it('names the tab after a console address that leads nowhere and moves the keyboard to its heading, instead of keeping the last page\'s name', async () => {
     const target = await openConsole();
     await signIn(target);
