@@ -344,6 +344,37 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
   });
 
+  it('creates the video when Enter is pressed in a field before its quote has answered, once the quote shows a provider, and nothing when it shows none', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    // A request no provider serves (kling-v3 takes at most 15 s): Enter waits for the quote, which says why, and nothing is sent.
+    const creates: string[] = [];
+    target.on('request', (request) => {
+      if (request.method() === 'POST' && new URL(request.url()).pathname.endsWith('/v1/videos')) creates.push(request.url());
+    });
+    await target.getByLabel('Prompt', { exact: true }).fill('sent by Enter too long');
+    await target.getByLabel('Duration (seconds)').fill('99');
+    await target.getByLabel('Duration (seconds)').press('Enter');
+    await target.locator('.field-error').first().waitFor();
+    await expect.poll(() => target.getByRole('button', { name: 'Create video' }).isDisabled()).toBe(true);
+    expect(creates).toEqual([]);
+    expect(target.url()).toContain('#/new');
+    browserErrors.length = 0; // the browser logs the refused quote (400) itself
+
+    // Typed and sent at once, as a keyboard user does: the quote is still on its way when Enter is pressed.
+    const prompt = 'sent by Enter before the quote answered';
+    await target.getByLabel('Duration (seconds)').fill('');
+    await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await target.getByLabel('Negative prompt (optional)').fill('blur');
+    await target.getByLabel('Negative prompt (optional)').press('Enter');
+    await target.waitForURL(/#\/tasks\/vid_/);
+    const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+    expect(await api.getVideo(id)).toMatchObject({ request: { prompt, negative_prompt: 'blur' } });
+    expect(creates).toHaveLength(1);
+    expect(browserErrors).toEqual([]);
+  });
   it('creates one video, not two, when Create is clicked again after the answer was lost', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -359,9 +359,9 @@ export function CreatePage() {
     setForm((state) => ({ ...state, providers: checked ? [...state.providers, id] : state.providers.filter((item) => item !== id) }));
   };
 
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    if (!canCreate || creating) return;
+  /** Sends the request quoted (`body`, `key`): what Create does. */
+  const send = async () => {
+    if (creating) return;
     setCreating(true);
     setRefusedCreate(undefined);
     // One key per request: Create clicked again after an answer was lost (a dropped connection, a
@@ -380,6 +380,29 @@ export function CreatePage() {
       setCreating(false);
     }
   };
+
+  const submit = (event: Event) => {
+    event.preventDefault();
+    if (canCreate) void send();
+  };
+  /**
+   * Enter pressed in a field while the quote of exactly this request is still on its way (typed and
+   * sent at once): the request it was pressed for. The browser submits nothing while Create is
+   * disabled, so it is kept here, and sent once that quote shows a provider; dropped when the quote
+   * shows none (it says why) or the form changes first.
+   */
+  const [createWhenQuoted, setCreateWhenQuoted] = useState<string | null>(null);
+  const enterBeforeQuote = (event: KeyboardEvent) => {
+    if (event.key !== 'Enter' || event.isComposing || !(event.target instanceof HTMLInputElement)) return;
+    if (!canCreate && !creating && !current && !extraError) setCreateWhenQuoted(key);
+  };
+  useEffect(() => {
+    if (createWhenQuoted === null || (createWhenQuoted === key && !current)) return;
+    setCreateWhenQuoted(null);
+    if (createWhenQuoted === key && canCreate) void send();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [createWhenQuoted, key, current, canCreate]);
+  const waitingForQuote = createWhenQuoted === key && !creating;
 
   const operations = operationsOf(models.data, form.model);
   const qualities = qualitiesOf(operations, form.operation);
@@ -411,7 +434,7 @@ export function CreatePage() {
   return (
     <section>
       <PageHeading title={`New ${noun}`} />
-      <form class="create-form" onSubmit={submit} noValidate>
+      <form class="create-form" onSubmit={submit} onKeyDown={enterBeforeQuote} noValidate>
         <div class="form-grid">
           <fieldset>
             <legend>What to make</legend>
@@ -626,7 +649,7 @@ export function CreatePage() {
         <div class="actions">
           {/* Not disabled while creating: a disabled button loses the keyboard's focus, which a refused create would leave at the top. */}
           <button type="submit" class="primary" disabled={!canCreate} aria-disabled={creating ? 'true' : undefined} aria-describedby="create-hint">
-            {creating ? 'Creating…' : `Create ${noun}`}
+            {creating ? 'Creating…' : waitingForQuote ? 'Waiting for the quote…' : `Create ${noun}`}
           </button>
           <span id="create-hint" class="muted small">
             {canCreate
