@@ -50,8 +50,13 @@ async function crashAroundTheAcceptedWrite(stage: Stage) {
   // does afterwards reaches the database.
   const lifecycle = lifecycleOf(first);
   const startTracking = lifecycle.startTracking.bind(lifecycle);
+  // Resolved once the write has landed (or, before the write, once the process got that far):
+  // the crash is the test's, not a guess at how long the answer and the write take.
+  let crashed!: () => void;
+  const crashPoint = new Promise<void>((resolve) => (crashed = resolve));
   lifecycle.startTracking = async (...args: unknown[]) => {
     if (stage === 'after the write') await startTracking(...args);
+    crashed();
     return new Promise<never>(() => undefined);
   };
 
@@ -63,10 +68,9 @@ async function crashAroundTheAcceptedWrite(stage: Stage) {
     signal: client.signal,
   }).catch(() => undefined);
   const kling3api = sandbox.simulators.get('kling3api')!;
-  for (let i = 0; i < 200 && kling3api.tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  // The write has landed (or not), then the client gives up.
+  await crashPoint;
   expect(kling3api.tasks).toHaveLength(1);
-  // Let the write land (or not), then the client gives up.
-  await new Promise((resolve) => setTimeout(resolve, 50));
   client.abort();
   await pending;
 
