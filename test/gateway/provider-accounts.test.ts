@@ -163,8 +163,13 @@ describe('several accounts of one provider', { timeout: 120_000 }, () => {
     // and the task's move to tracking, one transaction): nothing it does afterwards lands.
     const lifecycle = (crashed.gateway.dispatcher as unknown as { lifecycle: { startTracking: (...args: unknown[]) => Promise<unknown> } }).lifecycle;
     const startTracking = lifecycle.startTracking.bind(lifecycle);
+    // Resolved once the write has landed: the crash is the test's, not a guess at how long the
+    // answer and the write take.
+    let landed!: () => void;
+    const written = new Promise<void>((resolve) => (landed = resolve));
     lifecycle.startTracking = async (...args: unknown[]) => {
       await startTracking(...args);
+      landed();
       return new Promise<never>(() => undefined);
     };
     const client = new AbortController();
@@ -175,8 +180,7 @@ describe('several accounts of one provider', { timeout: 120_000 }, () => {
       signal: client.signal,
     }).catch(() => undefined);
     const createdSince = () => [...upstream!.created.entries()].flatMap(([key, ids]) => ids.filter((id) => !before.has(id)).map((id) => ({ key, id })));
-    for (let i = 0; i < 200 && createdSince().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await written;
     client.abort();
     await pending;
     const [crashedTask] = createdSince();
