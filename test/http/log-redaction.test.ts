@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
+import { cpuTimer } from '../support/cpu-time.js';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
@@ -43,9 +44,11 @@ it("a request target of question marks (no key needed) is logged in time linear 
   // from each: 15,000 of them cost 150 ms of the event loop per request, before any key was asked for.
   const hostile = `/v1/videos?${'?'.repeat(15_000)}`;
   const flood = Array.from({ length: 20 }, () => fetch(`${gw.url}${hostile}`).then((answer) => answer.status));
-  const started = performance.now();
+  // The work done while the read waits, in CPU time: the wall clock also counts the time a loaded
+  // machine gives this process no core.
+  const cpuMs = cpuTimer();
   const read = await gw.request('GET', '/v1/videos?limit=1');
-  const readMs = performance.now() - started;
+  const readMs = cpuMs();
   expect(await Promise.all(flood)).toEqual(Array(20).fill(401));
   expect(read.status).toBe(200);
   expect(readMs).toBeLessThan(1_000);
@@ -67,10 +70,10 @@ it("a request target repeating the start of a secret (a tenant's own key) is scr
   // of the event loop per 15 kB request, from anyone who knows 8 characters of any secret.
   const start = TENANT_KEY.slice(0, 8);
   const hostile = `/v1/videos?x=${start.repeat(1_850)}`;
-  const started = performance.now();
+  const cpuMs = cpuTimer();
   const statuses = await Promise.all(Array.from({ length: 30 }, () => fetch(`${gw.url}${hostile}`, { headers: { 'x-request-id': 'scrub-flood' } }).then(async (answer) => (await answer.arrayBuffer(), answer.status))));
   expect(statuses).toEqual(Array(30).fill(401));
-  expect(performance.now() - started).toBeLessThan(3_000);
+  expect(cpuMs()).toBeLessThan(3_000);
   await vi.waitFor(() => expect(logs.text()).toContain('"request_id":"scrub-flood"'));
   const line = logs.text().split('\n').find((text) => text.includes('"request_id":"scrub-flood"'))!;
   expect(line).toContain('/v1/videos?x=[redacted]');

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { cpuTimer } from '../support/cpu-time.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
@@ -28,11 +29,12 @@ function postWebhook(signature: string, body = '{}'): Promise<Response> {
 
 it('a signature entry of a long run of commas is refused at once: the gateway keeps answering others', async () => {
   const hostile = `v1,${','.repeat(15_500)}x`;
-  const started = performance.now();
+  const cpuMs = cpuTimer();
   const flood = Array.from({ length: 40 }, () => postWebhook(hostile).then(async (answer) => (await answer.arrayBuffer(), answer.status)));
   expect(await Promise.all(flood)).toEqual(Array(40).fill(401));
-  // 40 refusals of a few kB each: tens of milliseconds, where the pattern took seconds.
-  expect(performance.now() - started).toBeLessThan(2_000);
+  // 40 refusals of a few kB each: tens of milliseconds, where the pattern took seconds (of CPU:
+  // the wall clock also counts the time a loaded machine gives this process no core).
+  expect(cpuMs()).toBeLessThan(2_000);
   expect((await gw.request('GET', '/v1/videos?limit=1')).status).toBe(200);
 });
 
