@@ -25,5 +25,10 @@ export default defineConfig({
     // fair-queue test takes 12 s in a passing CI run).
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // expect.poll waits for what must come (mostly a page's text in Chromium): 1 s, vitest's
+    // default, is short for a page on a loaded machine. A poll passes as soon as what it waits for
+    // holds; only a failing one waits the whole time. 4 s stays under the console's 5 s refresh of
+    // the task list, so what a page must show at once is still not left to the next refresh.
+    expect: { poll: { timeout: 4_000 } },
   },
 });

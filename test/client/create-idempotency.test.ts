@@ -75,7 +75,7 @@ describe('createVideo and a lost answer', () => {
     const client = new GatewayClient({ baseUrl: 'http://gateway.test', apiKey: 'test-key-123', fetch: fetch as typeof globalThis.fetch });
     const controller = new AbortController();
     const aborted = client.createVideo(body, { signal: controller.signal }).catch((thrown: unknown) => thrown);
-    await vi.waitFor(() => expect(keys).toHaveLength(1));
+    await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000 });
     const reason = new DOMException('the caller stopped waiting', 'TimeoutError');
     controller.abort(reason);
     const error = (await aborted) as CreateAbortedError;

@@ -197,7 +197,7 @@ describe('result custody on S3-compatible storage', () => {
       const found = warningOf();
       if (!found) throw new Error(`no storage warning yet: ${raw}`);
       return found;
-    });
+    }, { timeout: 10_000 });
     expect(JSON.stringify(warning)).toMatch(names);
     expect(raw).not.toContain('wrong-secret-value');
   });

@@ -439,7 +439,7 @@ describe('result custody on the filesystem', () => {
     expect((await download(link.replace('&signature=', '&Signature='))).response.status).toBe(400);
     expect((await download(link)).response.status).toBe(200);
     const lines = () => logs.text().trim().split('\n').filter((line) => line.includes('/content?'));
-    await vi.waitFor(() => expect(lines()).toHaveLength(3));
+    await vi.waitFor(() => expect(lines()).toHaveLength(3), { timeout: 10_000 });
     expect(lines().join('\n')).not.toContain(signature);
   });
 

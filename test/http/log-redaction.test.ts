@@ -32,7 +32,7 @@ it.each([['signature'], ['sign%61ture'], ['%73ignature'], ['%73%69%67%6e%61%74%7
     const answer = await fetch(`${gw.url}${path}`, { headers: { 'x-request-id': requestId } });
     expect(answer.status).toBe(200);
     await answer.arrayBuffer();
-    await vi.waitFor(() => expect(logs.text()).toContain(`"request_id":"${requestId}"`));
+    await vi.waitFor(() => expect(logs.text()).toContain(`"request_id":"${requestId}"`), { timeout: 10_000 });
     const line = logs.text().split('\n').find((text) => text.includes(`"request_id":"${requestId}"`))!;
     expect(line).toContain('/content?index=0');
     expect(line).not.toContain(signature);
@@ -59,7 +59,7 @@ it('a signature after a stray question mark is still kept out of the log line', 
   const requestId = 'redaction-after-question-mark';
   const answer = await fetch(`${gw.url}${link.pathname}?index=0?&signature=${signature}&x?signature=${signature}`, { headers: { 'x-request-id': requestId } });
   expect(answer.status).toBe(400);
-  await vi.waitFor(() => expect(logs.text()).toContain(`"request_id":"${requestId}"`));
+  await vi.waitFor(() => expect(logs.text()).toContain(`"request_id":"${requestId}"`), { timeout: 10_000 });
   const line = logs.text().split('\n').find((text) => text.includes(`"request_id":"${requestId}"`))!;
   expect(line).toContain('/content?index=0');
   expect(line).not.toContain(signature);
@@ -74,7 +74,7 @@ it("a request target repeating the start of a secret (a tenant's own key) is scr
   const statuses = await Promise.all(Array.from({ length: 30 }, () => fetch(`${gw.url}${hostile}`, { headers: { 'x-request-id': 'scrub-flood' } }).then(async (answer) => (await answer.arrayBuffer(), answer.status))));
   expect(statuses).toEqual(Array(30).fill(401));
   expect(cpuMs()).toBeLessThan(3_000);
-  await vi.waitFor(() => expect(logs.text()).toContain('"request_id":"scrub-flood"'));
+  await vi.waitFor(() => expect(logs.text()).toContain('"request_id":"scrub-flood"'), { timeout: 10_000 });
   const line = logs.text().split('\n').find((text) => text.includes('"request_id":"scrub-flood"'))!;
   expect(line).toContain('/v1/videos?x=[redacted]');
   expect(line).not.toContain(start);

@@ -31,7 +31,7 @@ it("logs an upstream cancel with the cancel request's id and the task's", async 
   const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`, undefined, { 'x-request-id': 'req-cancel-upstream' });
   expect(answer.status).toBe(200);
   const lines = () => logs.text().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, any>);
-  await vi.waitFor(() => expect(lines().some((line) => line.request_id === 'req-cancel-upstream' && line.msg === 'request completed')).toBe(true));
+  await vi.waitFor(() => expect(lines().some((line) => line.request_id === 'req-cancel-upstream' && line.msg === 'request completed')).toBe(true), { timeout: 10_000 });
   const calls = lines().filter((line) => line.msg === 'upstream call' && line.upstream.operation === 'cancel');
   expect(calls).toHaveLength(1);
   expect(calls[0]).toMatchObject({ provider: 'reelhouse', task_id: created.body.id, request_id: 'req-cancel-upstream', outcome: 'ok', upstream: { status: 200 } });

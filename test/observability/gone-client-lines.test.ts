@@ -40,7 +40,7 @@ it('an event stream its client closes gets its line and is counted, with the sta
   expect(answer.status).toBe(200);
   await answer.body!.getReader().read();
   client.abort();
-  await vi.waitFor(() => expect(requestLine('req-stream-closed')).toHaveLength(1));
+  await vi.waitFor(() => expect(requestLine('req-stream-closed')).toHaveLength(1), { timeout: 10_000 });
   expect(requestLine('req-stream-closed')[0]).toMatchObject({ level: 'info', task_id: taskId, req: { method: 'GET', url: `/v1/videos/${taskId}/events` }, res: { status: 200 } });
   const exposition = await metrics();
   expect(exposition).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id\/events",status="200"\} 1$/m);
@@ -57,7 +57,7 @@ it('a ?wait its client gives up on gets its line as 499 and is counted', async (
   await vi.waitFor(async () => expect((await gw.request('GET', `/v1/videos/${taskId}?wait=1`)).status).toBe(429), { timeout: 10_000 });
   client.abort();
   await waiting;
-  await vi.waitFor(() => expect(requestLine('req-wait-abandoned')).toHaveLength(1));
+  await vi.waitFor(() => expect(requestLine('req-wait-abandoned')).toHaveLength(1), { timeout: 10_000 });
   expect(requestLine('req-wait-abandoned')[0]).toMatchObject({ level: 'info', task_id: taskId, res: { status: 499 } });
   expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="499"\} 1$/m);
 });
@@ -72,14 +72,14 @@ it('a plain read whose client leaves while the task is being read gets its line 
   const get = service.get.bind(service);
   vi.spyOn(service, 'get').mockImplementationOnce(async (...args: Parameters<typeof service.get>) => {
     client.abort();
-    await vi.waitFor(() => expect(gone).toBe(true));
+    await vi.waitFor(() => expect(gone).toBe(true), { timeout: 10_000 });
     return get(...args);
   });
   await fetch(`${gw.url}/v1/videos/${taskId}`, {
     headers: { authorization: `Bearer ${TENANT_KEY}`, 'x-request-id': 'req-read-abandoned' },
     signal: client.signal,
   }).catch((error: unknown) => error);
-  await vi.waitFor(() => expect(requestLine('req-read-abandoned')).toHaveLength(1));
+  await vi.waitFor(() => expect(requestLine('req-read-abandoned')).toHaveLength(1), { timeout: 10_000 });
   expect(requestLine('req-read-abandoned')[0]).toMatchObject({ level: 'info', task_id: taskId, res: { status: 499 } });
   expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="499"\} 2$/m);
 });

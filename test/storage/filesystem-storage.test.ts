@@ -99,7 +99,7 @@ it('deletes what a process killed mid-write left behind, once untouched long eno
   const source = new Readable({ read() {} });
   source.push(Buffer.alloc(4096, 2));
   const writing = files.write('acme/2026-12-01/vid_2-0.mp4', source, { contentType: 'video/mp4' });
-  await vi.waitFor(() => expect(filesUnder(directory)).toHaveLength(2));
+  await vi.waitFor(() => expect(filesUnder(directory)).toHaveLength(2), { timeout: 10_000 });
 
   // Recently touched: kept (it could be another replica's write on a shared folder).
   expect(await files.sweepAbandoned(60_000)).toBe(0);

@@ -62,9 +62,9 @@ it('gives a connection queued for a worker that died to a worker that serves', {
   const portNumber = Number(new URL(url).port);
   // The first is written to the stuck worker and awaits its acknowledgement; the second queues behind it.
   const first = request(portNumber);
-  await vi.waitFor(() => expect(send).toHaveBeenCalledTimes(1));
+  await vi.waitFor(() => expect(send).toHaveBeenCalledTimes(1), { timeout: 10_000 });
   const second = request(portNumber);
-  await vi.waitFor(() => expect(send).toHaveBeenCalledTimes(2));
+  await vi.waitFor(() => expect(send).toHaveBeenCalledTimes(2), { timeout: 10_000 });
   stuck.kill('SIGKILL');
   // The first was on its way into the worker that died: it is closed, never left open.
   expect(await first).not.toBe('left hanging');
@@ -85,7 +85,7 @@ function fullAnswer(port: number): Promise<string> {
 
 /** Resolves once the port has accepted `count` connections it holds for a worker. */
 async function held(port: SharedPort, count: number): Promise<void> {
-  await vi.waitFor(() => expect(port.heldCount).toBe(count));
+  await vi.waitFor(() => expect(port.heldCount).toBe(count), { timeout: 10_000 });
 }
 
 it('answers a connection held with no worker serving 503 with Retry-After and problem details after the hold time, and closes it', { timeout: 20_000 }, async () => {
