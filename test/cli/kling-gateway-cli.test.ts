@@ -21,6 +21,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, TENANT_KEY } from '../support/harness.js';
 import { eastWestKling3api } from '../support/multi-key-upstream.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
+import { REFUSED_PORT } from '../support/refused-port.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -321,10 +322,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   });
 
   it('exits with a code that says what went wrong', async () => {
-    const server = await import('node:net').then(({ createServer }) => createServer());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const deadPort = (server.address() as { port: number }).port;
-    await new Promise((resolve) => server.close(resolve));
+    const deadPort = REFUSED_PORT;
 
     // From the real process: the exit status itself, and nothing but errors on stderr.
     const [invalid, noKey, unreachable] = await Promise.all([

@@ -17,6 +17,7 @@ import { runCli } from '../../src/cli/main.js';
 import { runCliCaptured, type CapturedRun } from '../support/cli-run.js';
 import { fakeTaskGateway, succeededTask, VIDEO_BYTES } from '../support/fake-task-gateway.js';
 import { loopbackServer } from '../support/raw-answer.js';
+import { REFUSED_URL } from '../support/refused-port.js';
 
 const ID = 'vid_target';
 const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
@@ -264,10 +265,8 @@ describe('kling-gateway when stdout or stderr cannot take what it writes', { tim
     } finally {
       rmSync(waited.cwd, { recursive: true, force: true });
     }
-    // Nothing listens at this address (a port just freed): exit 9, said on a stderr no one reads.
-    const gone = await fakeTaskGateway(() => ({}));
-    await gone.close();
-    const unreachable = await withStderrClosed(['get', ID], { KLING_GATEWAY_URL: gone.base });
+    // Nothing listens at this address: exit 9, said on a stderr no one reads.
+    const unreachable = await withStderrClosed(['get', ID], { KLING_GATEWAY_URL: REFUSED_URL });
     rmSync(unreachable.cwd, { recursive: true, force: true });
     expect(unreachable.code).toBe(9);
   });

@@ -8,6 +8,7 @@ import addFormatsModule from 'ajv-formats';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
+import { REFUSED_PORT } from '../support/refused-port.js';
 
 interface Received {
   headers: Record<string, string>;
@@ -303,10 +304,7 @@ describe('outbound webhooks (Standard Webhooks)', () => {
   it('retries a receiver whose every address refuses the connection, and says why', async () => {
     // A name with several addresses (IPv4 and IPv6, or a round-robin) is connected to by trying
     // each in turn; all refused, node reports an AggregateError whose message is empty.
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = REFUSED_PORT;
     const host = 'hooks.two-addresses.test';
     const resolve = dns.lookup;
     const resolveTwice = ((hostname: string, ...rest: unknown[]) => {

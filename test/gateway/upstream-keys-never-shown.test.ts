@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { capturedLogs } from '../support/captured-logs.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { REFUSED_URL } from '../support/refused-port.js';
 
 const PROVIDERS = [
   { id: 'freepik', key: 'fpk-live-9a41c7e2b5d8', model: 'kling-v3' },
@@ -36,13 +37,7 @@ async function listening(server: Server): Promise<string> {
 
 /** The base URL of an upstream failing as `failure` says. */
 async function failingUpstream(failure: Failure, received: string[]): Promise<string> {
-  if (failure === 'a refused connection') {
-    // A port that was free a moment ago: nothing listens there.
-    const gone = createServer();
-    const url = await listening(gone);
-    await new Promise<void>((resolve) => gone.close(() => resolve()));
-    return url;
-  }
+  if (failure === 'a refused connection') return REFUSED_URL;
   const server = createServer((req, res) => {
     received.push(JSON.stringify(req.headers));
     req.resume();

@@ -11,6 +11,7 @@ import axios, { AxiosError } from 'axios';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { postWebhook, type WebhookPostOptions } from '../../../src/core/tasks/webhook-post.js';
 import { loopbackServer } from '../../support/raw-answer.js';
+import { REFUSED_URL } from '../../support/refused-port.js';
 
 type Receiver = (res: ServerResponse) => void;
 
@@ -120,10 +121,8 @@ describe('posting an outbound webhook', () => {
   });
 
   it('fails with the connection error when nobody listens', async () => {
-    const closed = await loopbackServer(() => undefined);
-    await closed.close();
     const outcomes = [];
-    for (const [, send] of SENDERS) outcomes.push(await outcomeOf(send(`${closed.base}/x`, '{}', options)));
+    for (const [, send] of SENDERS) outcomes.push(await outcomeOf(send(`${REFUSED_URL}/x`, '{}', options)));
     expect(outcomes[0]).toEqual(outcomes[1]);
     expect(outcomes[0]).toMatchObject({ error: expect.stringMatching(/ECONNREFUSED/) });
   });

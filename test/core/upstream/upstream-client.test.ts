@@ -3,7 +3,6 @@
  * refused connection): the request that leaves, how each kind of answer and failure comes back
  * as an `UpstreamError`, what is recorded per call, and that the API key never leaks.
  */
-import { createServer } from 'node:net';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
@@ -16,6 +15,7 @@ import {
 } from '../../../src/core/upstream/upstream-client.js';
 import { silentServer } from '../../support/silent-server.js';
 import { upstreamFailure } from '../../support/upstream-failure.js';
+import { REFUSED_PORT } from '../../support/refused-port.js';
 
 const BASE = 'https://upstream.example';
 const API_KEY = 'sk_live_9f8e7d6c5b4a';
@@ -45,14 +45,9 @@ function client(options: Partial<UpstreamClientOptions> = {}) {
   return { http, calls };
 }
 
-/** A local port with nothing listening on it. */
+/** A local port with nothing listening on it (not one just freed, which another test file may take meanwhile). */
 async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return REFUSED_PORT;
 }
 
 beforeAll(() => {

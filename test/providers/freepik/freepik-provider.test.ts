@@ -3,7 +3,6 @@
  * exact request that leaves (path, `x-freepik-api-key`, JSON body), and how every kind of answer
  * and transport failure comes back.
  */
-import { createServer } from 'node:net';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
@@ -14,6 +13,7 @@ import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.j
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { freepikProvider } from '../../../src/providers/freepik/index.js';
 import { FREEPIK_DEFAULT_PRICING } from '../../../src/providers/freepik/freepik-pricing.js';
+import { REFUSED_PORT } from '../../support/refused-port.js';
 
 const BASE = 'https://api.freepik.test';
 const KEY = 'fpk_live_abc123';
@@ -284,13 +284,7 @@ describe('error answers on create', () => {
 
 describe('transport failures', () => {
   it('a closed port → refused', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const server = createServer();
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
+    const port = REFUSED_PORT;
     const { request, offering } = accepted({ model: 'kling-v3', prompt: 'x' });
     const error = await freepikProvider
       .submit(request, offering, context(client({ baseUrl: `http://127.0.0.1:${port}` })))

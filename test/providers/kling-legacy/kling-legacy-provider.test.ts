@@ -1,5 +1,3 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SubmitContext } from '../../../src/core/upstream/provider.js';
@@ -8,6 +6,7 @@ import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { KLING_LEGACY_DEFAULT_PRICING } from '../../../src/providers/kling-legacy/kling-legacy-pricing.js';
 import { klingLegacyMinimumRunTimeMs, klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import { CALLBACK, END_IMAGE, GARMENT, IMAGE, served } from './kling-legacy-fixtures.js';
+import { REFUSED_PORT } from '../../support/refused-port.js';
 
 const BASE_URL = 'https://legacy.example.com';
 const API_KEY = 'sk-legacy-test';
@@ -340,10 +339,7 @@ describe('klingLegacyProvider errors', () => {
   });
 
   it('classifies a refused connection as a transport failure before sending', async () => {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const port = REFUSED_PORT;
     nock.enableNetConnect('127.0.0.1');
     const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
     const error = await rejection(klingLegacyProvider.submit(request, offering, context(client(`http://127.0.0.1:${port}`))));

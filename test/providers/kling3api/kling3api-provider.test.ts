@@ -2,7 +2,6 @@
  * The adapter through a real HttpUpstreamClient against nock: the exact upstream requests,
  * and every way an answer can fail.
  */
-import { createServer } from 'node:net';
 import nock from 'nock';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
@@ -10,6 +9,7 @@ import type { SubmitContext } from '../../../src/core/upstream/provider.js';
 import { kling3apiProvider, kling3apiMinimumRunTimeMs } from '../../../src/providers/kling3api/kling3api-provider.js';
 import { served } from './kling3api-fixtures.js';
 import { upstreamFailure } from '../../support/upstream-failure.js';
+import { REFUSED_PORT } from '../../support/refused-port.js';
 
 const BASE = 'https://kling3api.test';
 const KEY = 'sk-kling3-test';
@@ -406,12 +406,7 @@ describe('kling3apiProvider.getStatus', () => {
   });
 });
 
-/** A loopback port nobody listens on. */
+/** A loopback port nobody listens on (not one just freed, which another test file may take meanwhile). */
 async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
+  return REFUSED_PORT;
 }
