@@ -258,7 +258,10 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   });
 
   it('get and usage show what a provider left unanswered may also have billed, and --json passes cost.at_risk through', async () => {
-    const gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 300 } } } });
+    // Freepik's time limit is real time, and the first create must be answered within it: 2 s (the
+    // tests' usual), not 300 ms, which a loaded machine's stalled event loop outlasted (the task
+    // then failed over, and "nothing at risk yet" did not hold).
+    const gw = await startTestGateway({ config: { routing: { failover_on_timeout: true }, providers: { freepik: { timeout_ms: 2_000 } } } });
     try {
       const here = { KLING_GATEWAY_URL: gw.url };
       await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'one kite', duration: 5 })).body.id);
