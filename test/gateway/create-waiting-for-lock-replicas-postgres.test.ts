@@ -16,10 +16,14 @@ const available = await postgresAvailable();
 
 const video = { model: 'kling-v3', prompt: 'waits for the lock', duration: 5, routing: { providers: ['freepik', 'kling3api'] } };
 
-/** Waits until a query of `schema`'s connections waits for a lock. */
-async function untilWaitingForLock(admin: pg.Client): Promise<void> {
+/**
+ * Waits until a query waits for the lock `holder` holds. Only its waiters count: the server is
+ * shared with the test files running beside this one, whose connections may wait for locks of
+ * their own at any time.
+ */
+async function untilWaitingForLock(holder: pg.Client): Promise<void> {
   for (let tries = 0; tries < 400; tries++) {
-    const { rows } = await admin.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+    const { rows } = await holder.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY(pg_blocking_pids(pid))");
     if (rows.length > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

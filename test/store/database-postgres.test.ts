@@ -78,10 +78,11 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     const other = new pg.Client({ connectionString: POSTGRES_URL });
     await other.connect();
     try {
+      const blocker = (await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       await other.query('BEGIN');
       await other.query(`CREATE SCHEMA ${schema}`);
       const opening = openStore(`${POSTGRES_URL}?schema=${schema}`);
-      await waitForBlockedQuery('CREATE SCHEMA IF NOT EXISTS');
+      await waitForBlockedQuery('CREATE SCHEMA IF NOT EXISTS', blocker);
       await other.query('COMMIT');
       store = await opening;
     } finally {
@@ -112,13 +113,18 @@ describe.skipIf(!available)('PostgreSQL store', () => {
   });
 });
 
-/** Waits until a query starting with `start` waits for a lock (watched from a connection of its own: a transaction sees one snapshot of pg_stat_activity). */
-async function waitForBlockedQuery(start: string): Promise<void> {
+/**
+ * Waits until a query starting with `start` waits for a lock the backend `blocker` holds (watched
+ * from a connection of its own: a transaction sees one snapshot of pg_stat_activity). Only that
+ * backend's waiters count: the test files running beside this one start gateways on the same
+ * server, whose own CREATE SCHEMA IF NOT EXISTS may wait for locks of theirs.
+ */
+async function waitForBlockedQuery(start: string, blocker: number): Promise<void> {
   const watcher = new pg.Client({ connectionString: POSTGRES_URL });
   await watcher.connect();
   try {
     for (let tries = 0; tries < 200; tries++) {
-      const { rows } = await watcher.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1", [`${start}%`]);
+      const { rows } = await watcher.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1 AND $2 = ANY(pg_blocking_pids(pid))", [`${start}%`, blocker]);
       if (rows.length > 0) return;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
