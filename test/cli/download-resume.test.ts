@@ -5,7 +5,7 @@
  * with nothing left behind.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,19 @@ describe('kling-gateway download resumes a download that broke off', () => {
   const ifRanges: (string | undefined)[] = [];
   const statuses: number[] = [];
   const roots: string[] = [];
+  /**
+   * Bytes the download under test has taken so far: what its `.part` holds, or what its stdout was
+   * handed. A cut waits until the download took some of the answer's bytes: the CLI resumes from
+   * what it kept, and a cut at a fixed time after the bytes went out could, on a loaded machine,
+   * come before it kept any of them (then it resumed from where it was, not further).
+   */
+  let taken: () => number = () => 0;
+
+  /** Cuts `res` once the download took more than `before` bytes (or after 10 s, whatever it took). */
+  async function cutOnceTaken(res: { socket: { destroy(): void } | null }, before: number): Promise<void> {
+    for (let waited = 0; waited < 10_000 && taken() <= before; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+    res.socket?.destroy();
+  }
 
   beforeAll(async () => {
     let base = '';
@@ -58,7 +71,8 @@ describe('kling-gateway download resumes a download that broke off', () => {
         if (cuts > 0) {
           cuts -= 1;
           file = fileAfterCut;
-          res.write(body.subarray(0, cutAfter), () => setTimeout(() => res.socket?.destroy(), 20));
+          const before = taken();
+          res.write(body.subarray(0, cutAfter), () => void cutOnceTaken(res, before));
           return;
         }
         res.end(body);
@@ -80,6 +94,7 @@ describe('kling-gateway download resumes a download that broke off', () => {
     asked.length = 0;
     ifRanges.length = 0;
     statuses.length = 0;
+    taken = () => 0;
   });
 
   /** The validator the host serves `served` with, by `validators`: a strong ETag of its bytes, or a date that differs per file. */
@@ -108,6 +123,13 @@ describe('kling-gateway download resumes a download that broke off', () => {
   async function download(args: string[]) {
     const cwd = mkdtempSync(join(tmpdir(), 'kgw-resume-'));
     roots.push(cwd);
+    taken = () => {
+      try {
+        return statSync(join(cwd, 'fox.mp4.part')).size;
+      } catch {
+        return 0;
+      }
+    };
     const pauses: number[] = [];
     const run = await runCliCaptured(['download', ID, ...args.map((arg) => arg.replace('{dir}', cwd))], {
       env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
@@ -140,6 +162,7 @@ describe('kling-gateway download resumes a download that broke off', () => {
   it('to stdout: the bytes written are the whole file once, none twice', async () => {
     cuts = 1;
     const chunks: Buffer[] = [];
+    taken = () => chunks.reduce((sum, chunk) => sum + chunk.length, 0);
     let stderr = '';
     const code = await runCli(['download', ID, '-o', '-'], {
       env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
@@ -223,6 +246,7 @@ describe('kling-gateway download resumes a download that broke off', () => {
     fileAfterCut = Buffer.from(WHOLE.map((byte) => 255 - byte));
     let stderr = '';
     const chunks: Buffer[] = [];
+    taken = () => chunks.reduce((sum, chunk) => sum + chunk.length, 0);
     const code = await runCli(['download', ID, '-o', '-'], {
       env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
       pause: async () => undefined,
@@ -256,6 +280,7 @@ describe('kling-gateway download resumes a download that broke off', () => {
     cuts = 1;
     rangeShift = -1000;
     const chunks: Buffer[] = [];
+    taken = () => chunks.reduce((sum, chunk) => sum + chunk.length, 0);
     const code = await runCli(['download', ID, '-o', '-'], {
       env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' },
       pause: async () => undefined,
