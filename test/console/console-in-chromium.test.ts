@@ -22,6 +22,7 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, testConfig } from '../support/harness.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
+import { restartablePort } from '../support/restart-port.js';
 
 // The page's globals, for the callbacks page.evaluate runs in the browser (this file compiles for Node).
 declare const window: { location: { hash: string }; innerWidth: number } & Record<string, unknown>;
@@ -1787,7 +1788,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       gateway.startWorkers();
       return { gateway, url };
     };
-    let running = await start(0);
+    let running = await start(await restartablePort());
     try {
       const task = await new GatewayClient({ baseUrl: running.url, apiKey: TENANT_KEY }).createVideo({ model: 'kling-v3', prompt: 'through a restart' });
       page = await context.newPage();

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compiledBuild, startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import { restartablePort } from '../support/restart-port.js';
 
 const HEADERS = { authorization: 'Bearer dev-key', 'content-type': 'application/json' };
 const PROVIDERS = ['kling3api', 'freepik', 'kling-legacy'] as const;
@@ -50,7 +51,7 @@ describe('sandbox restarted on the same SQLite file (npm start, kill -9 or SIGTE
       SANDBOX_PROCESSING_MS: '6000',
       LOG_LEVEL: 'info',
     };
-    const first = await start(env);
+    const first = await start(env, await restartablePort());
     const ids: Record<string, string> = {};
     for (const provider of PROVIDERS) {
       const created = await fetch(`${first.url}/v1/videos`, {

@@ -13,6 +13,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, expect, it } from 'vitest';
 import { SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
 import { startGatewayProcess } from '../support/gateway-process.js';
+import { restartablePort } from '../support/restart-port.js';
 
 const HEADERS = { authorization: 'Bearer dev-key', 'content-type': 'application/json' };
 const started: ChildProcess[] = [];
@@ -62,7 +63,7 @@ it('sends an event whose POST was on its way when the gateway was killed again a
       SANDBOX_PROCESSING_MS: '600000',
       LOG_LEVEL: 'info',
     };
-    const first = await startGatewayProcess(env, () => undefined, 30_000);
+    const first = await startGatewayProcess(env, () => undefined, 30_000, { port: await restartablePort() });
     started.push(first.child);
     const created = await fetch(`${first.url}/v1/videos`, {
       method: 'POST',
