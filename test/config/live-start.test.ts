@@ -31,7 +31,7 @@ function start(env: Record<string, string>): Promise<{ code: number | null; stde
   return gatewayExit({ ...basics(), LOG_LEVEL: 'silent', ...env });
 }
 
-it('refuses a live start with the shipped key, naming GATEWAY_API_KEYS', { timeout: 30_000 }, async () => {
+it('refuses a live start with the shipped key, naming GATEWAY_API_KEYS', { timeout: 60_000 }, async () => {
   const refused = await start({ FREEPIK_API_KEY: 'fpk-live-secret-value' });
   expect(refused.code).toBe(78);
   const problem = refused.stderr.split('\n').filter((line) => line.includes('dev-key'));
@@ -40,7 +40,7 @@ it('refuses a live start with the shipped key, naming GATEWAY_API_KEYS', { timeo
   expect(refused.stderr).not.toContain('fpk-live-secret-value');
 });
 
-it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK_SECRETS', { timeout: 30_000 }, async () => {
+it('refuses a live start with the shipped webhook secret, naming GATEWAY_WEBHOOK_SECRETS', { timeout: 60_000 }, async () => {
   const refused = await start({
     KLING3API_API_KEY: 'k3-live-secret-value',
     GATEWAY_API_KEYS: 'ops:ops-key-123456',

@@ -71,9 +71,11 @@ export function compiledBuild(): void {
 /**
  * Runs the gateway with `env` (after the modules in `preloads`, which `node --import`s first) until
  * it exits by itself, or is stopped after `timeoutMs`: its exit code and what it wrote to
- * standard error (a refused start).
+ * standard error (a refused start). The default is generous: a refused start (tsx compiling the
+ * sources first) takes 3-5 s in a passing CI run, and many times that on a loaded machine, where a
+ * stop at 20 s turned its refusal into a signal.
  */
-export function gatewayExit(env: Record<string, string>, preloads: string[] = [], timeoutMs = 20_000): Promise<{ code: number | null; stderr: string }> {
+export function gatewayExit(env: Record<string, string>, preloads: string[] = [], timeoutMs = 45_000): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', ...preloads.flatMap((preload) => ['--import', preload]), join(REPO, 'src/main.ts')], {
       cwd: REPO,
