@@ -5,7 +5,7 @@
  * for one replica before another (a pool whose connections stay broken longer).
  */
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
 import type { TestGateway } from '../support/harness.js';
 import { POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
@@ -146,10 +146,16 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
     await otherPasses(other, created.body.id, 60);
     expect((await other.get(created.body.id)).body).toMatchObject({ status: 'failed', provider_task_id: null });
     full.sender = false;
-    for (let step = 0; step < 5; step++) {
+    // The sender's next try (its tries are 2 s of gateway time apart) lands: the clock moves on
+    // until it has, as a fixed 5 s did. On a loaded machine a try (reads on PostgreSQL, a refused
+    // write) could still be on its way after those steps, its next one not yet armed, or the write
+    // that landed not yet answered.
+    const landed = async () => (await other.get(created.body.id)).body.attempts[0]?.outcome === 'accepted';
+    for (let step = 0; step < 60 && (step < 5 || !(await landed())); step++) {
       await replicas.clock.advance(1_000);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    await vi.waitFor(() => expect(logs.text()).toMatch(/tracked by nobody/), { timeout: 10_000 });
     const done = (await other.get(created.body.id)).body;
     expect(done.status).toBe('failed');
     expect(done.attempts[0]).toMatchObject({ outcome: 'accepted' });
