@@ -1,17 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { heldCall } from '../support/held-call.js';
-import { adminQuery, postgresAvailable } from '../support/postgres.js';
+import { endListeningConnections, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 
 const available = await postgresAvailable();
 
 const pinned = { model: 'kling-v3', prompt: 'two replicas, one task', duration: 5, routing: { providers: ['kling3api'] } };
-
-/** Ends, from the server side, every connection listening on `channel`; how many it ended. */
-async function endListeningConnections(channel: string): Promise<number> {
-  const ended = await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`]);
-  return ended.rowCount ?? 0;
-}
 
 describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
   const replicas = usePostgresReplicas();
@@ -114,7 +108,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     const b = await replica('replica-b');
     const created = await a.create(pinned);
     await replicas.clock.advance(5_500);
-    expect(await endListeningConnections(b.gateway.notifications!.channel)).toBe(2);
+    expect(await endListeningConnections(a.gateway.notifications, b.gateway.notifications)).toBe(2);
     for (let tries = 0; !(b.gateway.notifications!.listening && a.gateway.notifications!.listening) && tries < 200; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
@@ -132,7 +126,7 @@ describe.skipIf(!available)('two gateway replicas sharing PostgreSQL', () => {
     await replicas.clock.advance(5_500);
     const waiting = b.request('GET', `/v1/videos/${created.body.id}?wait=30`);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    await endListeningConnections(b.gateway.notifications!.channel);
+    await endListeningConnections(a.gateway.notifications, b.gateway.notifications);
     while (b.gateway.notifications!.listening) await new Promise((resolve) => setTimeout(resolve, 5));
     // The change lands while B hears nothing; the clock stays put, so B's slow re-read never runs.
     await a.gateway.runOnce();

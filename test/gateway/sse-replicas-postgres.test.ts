@@ -6,7 +6,7 @@
  * terminal event (SPEC §1: one event per status change).
  */
 import { describe, expect, it } from 'vitest';
-import { adminQuery, postgresAvailable } from '../support/postgres.js';
+import { endListeningConnections, postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
 import { openEventStream } from '../support/event-stream.js';
 
@@ -19,11 +19,6 @@ const FAILED_AT_ONCE = {
   status: 200,
   body: { code: 200, message: 'success', data: { task_id: 'fast-task', status: 'FAILED', error_message: 'refused at once' } },
 };
-
-/** Ends, from the server side, every connection listening on `channel`. */
-async function endListeningConnections(channel: string): Promise<void> {
-  await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1', [`LISTEN ${channel}`]);
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,7 +61,7 @@ describe.skipIf(!available)('event stream on one replica, changes on another', (
 
     // A hears nothing for a moment: B's changes land meanwhile, and A reads the task again once
     // its listening connection is back.
-    await endListeningConnections(a.gateway.notifications!.channel);
+    await endListeningConnections(a.gateway.notifications, b.gateway.notifications);
     while (a.gateway.notifications!.listening) await sleep(5);
     replicas.simulators.get('kling3api')!.injectFault(FAILED_AT_ONCE);
     await b.advance(65_000);

@@ -48,6 +48,21 @@ export async function adminQuery<Row extends pg.QueryResultRow = pg.QueryResultR
   }
 }
 
+/**
+ * Ends, from the server side, the listening connections of `channels` (a replica's LISTEN/NOTIFY
+ * connection each), found by their backend's pid; how many it ended. Not by the query
+ * pg_stat_activity shows: that is the connection's LISTEN only until its first heartbeat
+ * (`SELECT 1`, 10 s on), which a loaded machine reaches before the test does.
+ */
+export async function endListeningConnections(...channels: (object | undefined)[]): Promise<number> {
+  const pids = channels.flatMap((channel) => {
+    const pid = (channel as { client?: { processID?: number | null } } | undefined)?.client?.processID;
+    return typeof pid === 'number' ? [pid] : [];
+  });
+  const ended = await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY($1::int[])', [pids]);
+  return ended.rowCount ?? 0;
+}
+
 export async function dropSchema(schema: string): Promise<void> {
   await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 }
