@@ -72,6 +72,12 @@ export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
   const numericCode = numeric.find((value): value is number => typeof value === 'number' && Number.isInteger(value));
   const detailText = typeof detail === 'string' ? detail : Array.isArray(detail) ? listText(detail) : nestedDetail?.message;
   const text = message ?? nested?.message ?? errorMessage ?? detailText ?? undefined;
+  // The success envelope's shape with an error in it (`{code: 400, message: "INVALID_DURATION"}`):
+  // a message that is one of the seed's codes is that code, and says nothing more than its description.
+  const codeAsText = text?.trim().toUpperCase();
+  if (providerCode === undefined && codeAsText !== undefined && isKnownCode(codeAsText)) {
+    return { providerCode: codeAsText, ...(numericCode !== undefined ? { numericCode } : {}) };
+  }
   return {
     ...(providerCode !== undefined ? { providerCode } : {}),
     ...(numericCode !== undefined ? { numericCode } : {}),

@@ -48,6 +48,19 @@ describe('mapKling3apiHttpError', () => {
     expect(mapKling3apiHttpError(503, '<html>Bad gateway</html>').message).toBe('kling3api answered HTTP 503');
   });
 
+  it("reads a seed code given as the envelope's message ({code: 400, message: 'INVALID_DURATION'}, the success envelope's shape), saying the seed's description", () => {
+    expect(mapKling3apiHttpError(400, { code: 400, message: 'INVALID_DURATION', data: null })).toStrictEqual({
+      code: 'invalid_request',
+      message: 'kling3api (INVALID_DURATION): Duration out of supported range',
+      providerCode: 'INVALID_DURATION',
+    });
+    // The code decides, as it does in `code`: credits run out, though the status says 400.
+    expect(mapKling3apiHttpError(400, { code: 400, message: ' insufficient_credits ' })).toMatchObject({ code: 'insufficient_credits', providerCode: 'INSUFFICIENT_CREDITS' });
+    expect(kling3apiEnvelopeStatus({ code: 500, message: 'RATE_LIMITED', data: null })).toBe(429);
+    // A message that is not a seed code stays the message.
+    expect(mapKling3apiHttpError(400, { code: 400, message: 'DURATION' })).toStrictEqual({ code: 'invalid_request', message: 'kling3api (code 400): DURATION' });
+  });
+
   it('uses the seed description when the body has a code but no message', () => {
     expect(mapKling3apiHttpError(400, { code: 'MISSING_VIDEO' })).toStrictEqual({
       code: 'invalid_request',
