@@ -1164,7 +1164,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       readFileSync(join(REPO, 'config.yaml'), 'utf8').replace(
         /^ {4}api_key: \$\{FREEPIK_API_KEY:-\}\n/m,
         '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}", webhook_secret: "${FREEPIK_WEBHOOK_SECRET:-}" }\n      - { id: burst, api_key: "${FREEPIK_API_KEY}" }\n',
-      ).replace(/^ {4}webhook_secret: \$\{FREEPIK_WEBHOOK_SECRET:-\}\n/m, ''),
+      ).replace(/^ {4}webhook_secret: \["\$\{FREEPIK_WEBHOOK_SECRET:-\}", "\$\{FREEPIK_OLD_WEBHOOK_SECRET:-\}"\]\n/m, ''),
     );
     const [missing, set, keyless, oneAccount] = await Promise.all([
       runHere(['check-config', join(REPO, 'config.yaml')], live),

@@ -726,6 +726,13 @@ describe('loadConfigFile', () => {
     expect(config.providers.freepik?.api_key).toBe('fpk_live_123456');
     expect(config.providers.freepik?.webhook_secret).toEqual(['whsec_ZnJlZXBpaw==']);
     expect(config.providers.kling3api?.api_key).toBe('k3_live_123456');
+    // While Freepik rotates its secret, the one it signed with before is taken too.
+    const rotating = loadConfigFile(
+      SHIPPED_CONFIG,
+      { FREEPIK_API_KEY: 'fpk_live_123456', FREEPIK_WEBHOOK_SECRET: 'fpk-new-secret', FREEPIK_OLD_WEBHOOK_SECRET: 'fpk-old-secret', GATEWAY_API_KEYS: 'acme:acme-key-123' },
+      PROVIDER_IDS,
+    );
+    expect(rotating.providers.freepik?.webhook_secret).toEqual(['fpk-new-secret', 'fpk-old-secret']);
     expect(config.providers['kling-legacy']?.api_key).toBe('legacy_live_123456');
     expect(config.providers['kling-legacy']?.enabled).toBe(false);
     expect(config.providers.kling3api?.pricing?.credit_value).toBe(0.0025);
