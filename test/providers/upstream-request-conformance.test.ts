@@ -21,20 +21,11 @@ import { checkOffering, resolveRequest } from '../../src/core/model/capabilities
 import type { Offering } from '../../src/core/model/offerings.js';
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
+import { RecordingClient } from '../support/recording-client.js';
 import { resolvedBaseRequest, variants } from '../support/capability-requests.js';
 import { contractOf, loadOpenApiContract } from '../support/openapi-contract.js';
 
 const API_KEY = 'conformance-key';
-
-/** Keeps every call the adapter makes, and answers each with the same accepted answer. */
-class RecordingClient implements UpstreamClient {
-  readonly sent: UpstreamRequest[] = [];
-  constructor(private readonly answer: UpstreamResponse) {}
-  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
-    this.sent.push(request);
-    return this.answer;
-  }
-}
 
 /** Plain HTTP to a simulator, the provider's auth headers included; non-2xx answers throw. */
 class SimulatorClient implements UpstreamClient {

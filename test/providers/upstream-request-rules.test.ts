@@ -21,8 +21,9 @@ import { describe, expect, it } from 'vitest';
 import { CreateVideoRequest } from '../../src/core/model/canonical.js';
 import { matchOffering, resolveRequest } from '../../src/core/model/capabilities.js';
 import type { FieldRule } from '../../src/core/model/offerings.js';
-import type { UpstreamClient, UpstreamRequest, UpstreamResponse, VideoProvider } from '../../src/core/upstream/provider.js';
+import type { UpstreamRequest, UpstreamResponse, VideoProvider } from '../../src/core/upstream/provider.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
+import { RecordingClient } from '../support/recording-client.js';
 
 type Body = Record<string, unknown>;
 
@@ -302,15 +303,6 @@ function requestsFor(provider: VideoProvider) {
           .map((values) => ({ model: offering.model, ...(named ? { operation: offering.operation } : {}), ...values }));
       });
   });
-}
-
-class RecordingClient implements UpstreamClient {
-  readonly sent: UpstreamRequest[] = [];
-  constructor(private readonly answer: UpstreamResponse) {}
-  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
-    this.sent.push(request);
-    return this.answer;
-  }
 }
 
 describe.each(PROVIDERS.map((provider) => [provider.id, provider] as const))(
