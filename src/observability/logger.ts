@@ -18,6 +18,7 @@ const ALWAYS_REDACTED = [
   '*.apiKey',
   '*.webhook_secret',
   '*.webhookSecret',
+  '*.webhookSecrets',
   '*.secret',
 ];
 

@@ -111,6 +111,15 @@ describe('log lines', () => {
     expect(written).toContain(REDACTED);
     expect(written).not.toContain('word-9f8e7d');
   });
+
+  it('redact a webhook secret by its field, one or a list of them (a rotation), even with no scrubber', async () => {
+    const logs = capturedLogs();
+    const logger = createLogger('info', { destination: logs.sink });
+    logger.warn({ account: { id: 'main', webhookSecret: 'one-secret-value', webhookSecrets: ['new-secret-value', 'old-secret-value'] }, tenant: { webhook_secret: ['whsec_bmV3'] } }, 'settings by mistake');
+    await new Promise((resolve) => setImmediate(resolve));
+    const line = JSON.parse(logs.text()) as { account: Record<string, unknown>; tenant: Record<string, unknown> };
+    expect([line.account, line.tenant]).toEqual([{ id: 'main', webhookSecret: '[redacted]', webhookSecrets: '[redacted]' }, { webhook_secret: '[redacted]' }]);
+  });
 });
 
 describe('text built to make the scrubber work', () => {
