@@ -894,6 +894,10 @@ export function parseConfig(
     // The sandbox signs with the shipped secret, so webhooks work with nothing configured.
     if (!live) settings.webhook_secret ??= [SHIPPED_SANDBOX_WEBHOOK_SECRET];
   }
+  // Each tenant's webhook secrets, each with the field that names it (the shipped-secret and the whsec_ checks below).
+  const tenantSecrets = new Map(
+    Object.entries(config.tenants).map(([tenant, settings]) => [tenant, secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret, writtenTenantSecret(expanded, tenant))]),
+  );
   if (live) {
     if (config.auth.api_keys.some((entry) => entry.key === SHIPPED_SANDBOX_KEY)) {
       problems.push(
@@ -905,9 +909,9 @@ export function parseConfig(
         'database.url: the PostgreSQL password shipped in deploy/docker-compose.yml is in use while an upstream key is set (a live deployment); set POSTGRES_PASSWORD (Compose) or a password of your own in DATABASE_URL',
       );
     }
-    for (const [tenant, settings] of Object.entries(config.tenants)) {
+    for (const [tenant, fields] of tenantSecrets) {
       // In any place of a list: a receiver that still takes it would take anyone's webhooks.
-      for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret, writtenTenantSecret(expanded, tenant))) {
+      for (const [field, secret] of fields) {
         if (!isShippedWebhookSecret(secret)) continue;
         problems.push(
           `${field}: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment); set GATEWAY_WEBHOOK_SECRETS (tenant:whsec_…) or tenants.${tenant}.webhook_secret`,
@@ -916,7 +920,7 @@ export function parseConfig(
     }
   }
   for (const [tenant, settings] of Object.entries(config.tenants)) {
-    for (const [field, secret] of secretFields(`tenants.${tenant}.webhook_secret`, settings.webhook_secret, writtenTenantSecret(expanded, tenant))) {
+    for (const [field, secret] of tenantSecrets.get(tenant) ?? []) {
       if (!secret.startsWith('whsec_')) problems.push(`${field}: must start with whsec_`);
       else if (!canSign(secret)) problems.push(`${field}: ${UNSIGNABLE}`);
     }
