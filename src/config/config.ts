@@ -367,7 +367,8 @@ export const GatewayConfig = z.strictObject({
       host: z.string().default('0.0.0.0'),
       /** How upstreams reach the gateway's webhook routes. */
       public_url: z
-        .url({ protocol: /^https?$/, error: NOT_HTTP_URL })
+        // Left out, it "is required" (the parse's own words), not a URL of the wrong kind.
+        .url({ protocol: /^https?$/, error: (issue) => (issue.input === undefined ? undefined : NOT_HTTP_URL) })
         // Every content link and callback URL starts with it: a password in it would go to every
         // tenant (in each output's url) and to every upstream.
         .refine((url) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(url), {

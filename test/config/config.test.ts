@@ -197,6 +197,11 @@ describe('parseConfig', () => {
     expect(problems.map((problem) => problem.split(':')[0])).toEqual(['server.public_url', 'database.url', 'routing.strategy']);
   });
 
+  it('names a public URL left out as required, not as a URL of the wrong kind', () => {
+    // A file of one's own must give server.public_url: one that gives none is told so.
+    expect(problemsOf(document({ server: { port: 8080 } }))).toEqual(['server.public_url: is required']);
+  });
+
   it('refuses a base URL, public URL, S3 endpoint or simulators URL that is not an http(s) URL, naming the field', () => {
     for (const url of ['api.freepik.com', 'not a url', 'ftp://api.freepik.com']) {
       const problems = problemsOf(
