@@ -97,6 +97,8 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
   const settings = config.providers[provider.id];
   if (!settings) return undefined;
   const field = (name: string) => `providers.${provider.id}.${name}`;
+  // Only a provider reached by region (Kling's) can be placed by one instead of a base_url.
+  const orRegion = (where: string) => (provider.regions ? ` (or name a region${where})` : '');
   const place = (block: { base_url?: string | undefined; region?: string | undefined }, path: (name: string) => string) => {
     let region;
     if (block.region !== undefined) {
@@ -134,7 +136,7 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
   const accounts = settings.accounts?.map((account, index): AccountCredentials => {
     const own = account.base_url !== undefined || account.region !== undefined ? place(account, (name) => field(`accounts[${index}].${name}`)) : undefined;
     if (!own?.baseUrl && !shared.baseUrl) {
-      throw new Error(`${field('base_url')}: required when credentials are set (or name a region, here or on every account)`);
+      throw new Error(`${field('base_url')}: required when credentials are set${orRegion(', here or on every account')}`);
     }
     return {
       id: account.id,
@@ -147,7 +149,7 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
     };
   });
   const baseUrl = shared.baseUrl ?? accounts?.[0]?.baseUrl;
-  if (!baseUrl) throw new Error(`${field('base_url')}: required when credentials are set (or name a region)`);
+  if (!baseUrl) throw new Error(`${field('base_url')}: required when credentials are set${orRegion('')}`);
   const apiShape = shared.baseUrl !== undefined ? shared.apiShape : accounts?.[0]?.apiShape;
   return {
     baseUrl,

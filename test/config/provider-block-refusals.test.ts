@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { loadConfigFile } from '../../src/config/config.js';
+import { loadConfigFile, parseConfig } from '../../src/config/config.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
@@ -70,4 +70,23 @@ it('check-config refuses an unknown region of a disabled provider as the start d
   const checked = await runCliCaptured(['check-config', CONFIG], { env });
   expect(`${checked.stdout}${checked.stderr}`).toContain(refusal);
   expect(checked.code).toBe(78);
+});
+
+it('a provider without regions whose file gives no base_url is told to give one, not to name a region it cannot have', async () => {
+  // A file of one's own (no ${FREEPIK_BASE_URL:-…} default) with a Freepik key and no base_url.
+  const config = parseConfig(
+    {
+      server: { public_url: 'https://gateway.example.com' },
+      database: { url: 'sqlite::memory:' },
+      auth: { api_keys: 'acme:acme-key-123' },
+      providers: { freepik: { api_key: 'fpk-live-123456' } },
+    },
+    {},
+    PROVIDER_IDS,
+  );
+  const refusal = await startSandbox(config, PROVIDERS, new ManualClock(0)).then(
+    (sandbox) => sandbox.close().then(() => 'started'),
+    (error: Error) => error.message,
+  );
+  expect(refusal).toBe('providers.freepik.base_url: required when credentials are set');
 });
