@@ -2189,6 +2189,39 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.screenshot({ path: join(ARTIFACTS, 'tablet-providers.png'), fullPage: true });
   });
 
+  it('keeps each task of the list on one line in a 1280 px window, the widest model names with their quality included, and shows them as cards at 375 px', async () => {
+    const tasks = [
+      await api.createVideo({ model: 'kling-v2-5-turbo', prompt: 'a turbo fox', quality: 'pro' }),
+      await api.createVideo({ model: 'kling-v3-omni', prompt: 'a fox like this one', reference_images: ['https://example.com/fox.png'] }),
+      await api.createVideo({ model: 'kolors-virtual-try-on-v1-5', start_image_url: 'https://example.com/person.png', reference_images: ['https://example.com/garment.png'] }),
+    ];
+    const target = await openConsole();
+    await signIn(target);
+    // The lines each cell after the task's own takes: its text's height in lines of the cell.
+    const linesOf = (id: string) =>
+      target.locator(`tr[data-task-id="${id}"] td:not(.primary-cell):not([data-label="Status"])`).evaluateAll(
+        (cells: { dataset: { label?: string }; ownerDocument: { createRange(): { selectNodeContents(node: unknown): void; getBoundingClientRect(): { height: number } } } }[]) =>
+          cells.map((cell) => {
+            const range = cell.ownerDocument.createRange();
+            range.selectNodeContents(cell);
+            return `${cell.dataset.label}: ${Math.round(range.getBoundingClientRect().height / Number.parseFloat((getComputedStyle(cell) as unknown as { lineHeight: string }).lineHeight))}`;
+          }),
+      );
+    for (const task of tasks) await target.locator(`tr[data-task-id="${task.id}"]`).waitFor();
+    for (const task of tasks) expect(await linesOf(task.id), `${task.model} ${task.operation}`).toEqual(['Model: 1', 'Operation: 1', 'Provider: 1', 'Cost: 1', 'Created: 1']);
+    const hidden = await target.locator('.table-scroll').evaluate((element: { scrollWidth: number; clientWidth: number }) => element.scrollWidth - element.clientWidth);
+    expect(hidden, 'px of the table scrolled out of sight').toBe(0);
+    await target.screenshot({ path: join(ARTIFACTS, 'tasks-one-line.png'), fullPage: true });
+
+    await target.setViewportSize({ width: 375, height: 812 });
+    const provider = target.locator(`tr[data-task-id="${tasks[2]!.id}"] td[data-label="Provider"]`);
+    await expect.poll(() => provider.evaluate((cell) => getComputedStyle(cell, '::before').content)).toBe('"Provider"');
+    const box = (await provider.boundingBox())!;
+    expect(box.x + box.width, 'the provider stays on the screen').toBeLessThanOrEqual(375);
+    expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    await target.screenshot({ path: join(ARTIFACTS, 'phone-tasks-one-line.png'), fullPage: true });
+  });
+
   it('counts a provider\'s calls in words that fit the number: 1 call, 2 calls', async () => {
     const target = await openConsole();
     // The providers as the gateway has them, freepik with one call in the window and kling3api with two.

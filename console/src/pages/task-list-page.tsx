@@ -237,7 +237,7 @@ export function TaskListPage() {
           )}
         </div>
       ) : (
-        <div class="table-scroll" role="region" aria-label="Tasks, newest first" tabIndex={0}>
+        <div class="table-scroll task-table-scroll" role="region" aria-label="Tasks, newest first" tabIndex={0}>
           <table class="tasks responsive" role="table" ref={table}>
             <caption class="visually-hidden">Tasks, newest first{filtered ? ', filtered' : ''}</caption>
             <thead>
@@ -288,7 +288,7 @@ export function TaskListPage() {
                       ) : refusedByAll(task) ? (
                         <>
                           <span class="muted">—</span>
-                          <div class="muted small">
+                          <div class="provider-note muted small">
                             {task.status === 'queued' ? 'none has accepted it yet' : 'none accepted it'}; {task.provider} was tried last
                           </div>
                         </>
