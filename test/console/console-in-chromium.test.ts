@@ -262,6 +262,53 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it('shows the video made at once after Create, from the create\'s answer: its id and status, never "Loading…", while a read of the task goes unanswered', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // From here on the gateway takes each read of one task (GET /v1/videos/{id}) and answers it only
+    // when the test ends; the create and the task's event stream pass.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const read = (url: URL) => /\/v1\/videos\/[^/]+$/.test(url.pathname);
+    await target.route(read, async (route) => {
+      if (route.request().method() !== 'GET') return route.continue();
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.getByRole('link', { name: 'New video' }).first().click();
+      const prompt = 'a fox shown the moment it is made';
+      await target.getByLabel('Prompt', { exact: true }).fill(prompt);
+      const create = target.getByRole('button', { name: 'Create video' });
+      await expect.poll(() => create.isEnabled()).toBe(true);
+      // Every change of the page from the click on: did any of them say "Loading…"?
+      await target.evaluate(() => {
+        const page = globalThis as unknown as {
+          sawLoading: boolean;
+          document: { body: unknown; querySelector(selector: string): { textContent: string | null } | null };
+          MutationObserver: new (callback: () => void) => { observe(node: unknown, options: Record<string, boolean>): void };
+        };
+        page.sawLoading = false;
+        new page.MutationObserver(() => {
+          if (page.document.querySelector('main')?.textContent?.includes('Loading…')) page.sawLoading = true;
+        }).observe(page.document.body, { subtree: true, childList: true, characterData: true });
+      });
+      await create.click();
+      await target.waitForURL(/#\/tasks\/vid_/);
+      const id = decodeURIComponent(/#\/tasks\/([^/?]+)/.exec(target.url())![1]!);
+      await target.getByRole('heading', { level: 1, name: `Video ${id}` }).waitFor({ timeout: 10_000 });
+      expect(await target.locator('.status-line .badge').textContent()).toMatch(/queued|processing/);
+      expect(await target.locator('blockquote.prompt').textContent()).toBe(prompt);
+      expect(await target.evaluate(() => (window as unknown as { sawLoading: boolean }).sawLoading), 'the task page said "Loading…"').toBe(false);
+      // And followed live from there, as when the page is opened from a link.
+      await target.locator('.status-line .status-succeeded').waitFor({ timeout: 20_000 });
+      expect(await target.evaluate(() => (window as unknown as { sawLoading: boolean }).sawLoading), 'the task page said "Loading…"').toBe(false);
+    } finally {
+      release();
+      await target.unroute(read);
+    }
+  });
+
   it('keeps following a running task after the gateway could not be reached for a while', async () => {
     const target = await openConsole();
     await signIn(target);

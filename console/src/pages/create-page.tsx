@@ -20,6 +20,7 @@ import { ProblemMessage } from '../components/problem-message.js';
 import { GROUPED, operationNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { forgetDraft, storedDraft, storeDraft } from '../session.js';
+import { handOver } from '../task-handoff.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
 const QUOTE_DELAY_MS = 350;
@@ -374,6 +375,8 @@ export function CreatePage() {
       const task = await client.createVideo(body as CreateVideoRequest, { idempotencyKey: sent.current.idempotencyKey });
       // Made: New video starts empty next time.
       forgetDraft();
+      // The answer is the whole task: its page shows it at once, then follows it.
+      handOver(task);
       navigate(`/tasks/${encodeURIComponent(task.id)}`);
     } catch (error) {
       setRefusedCreate({ request: key, error });

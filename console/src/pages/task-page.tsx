@@ -24,6 +24,7 @@ import { StatusBadge } from '../components/status-badge.js';
 import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliveries.js';
 import { costSource, holderText, localTime, taskNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
+import { handedOver, takeHandedOver } from '../task-handoff.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
 /** What the task's cost is, under it. */
@@ -286,7 +287,8 @@ function Prompt({ text }: { text: string }) {
 
 export function TaskPage({ id }: { id: string }) {
   const { client, announce, signOut } = useSession();
-  const [task, setTask] = useState<Task | undefined>(undefined);
+  // Opened by the create that made it: the task as its answer had it, shown at once.
+  const [task, setTask] = useState<Task | undefined>(() => handedOver(id));
   const [error, setError] = useState<unknown>(undefined);
   const resultHeading = useRef<HTMLHeadingElement>(null);
   /** The task ended while the keyboard was on its cancel controls, which go away with it. */
@@ -299,7 +301,9 @@ export function TaskPage({ id }: { id: string }) {
 
   useEffect(() => {
     const aborter = new AbortController();
-    setTask(undefined);
+    // The create's answer, when it opened this page: followed from there, not read again first.
+    let known = takeHandedOver(id);
+    setTask(known);
     setError(undefined);
     // `.` and `..` name no task: asked for, the URL would resolve to another route.
     if (!isTaskIdSegment(id)) return;
@@ -316,7 +320,8 @@ export function TaskPage({ id }: { id: string }) {
       let followed = false;
       while (!aborter.signal.aborted) {
         try {
-          const current = await client.getVideo(id, { signal: aborter.signal });
+          const current = known ?? (await client.getVideo(id, { signal: aborter.signal }));
+          known = undefined;
           seen(current);
           if (isTerminal(current)) {
             if (followed) announce(`${taskNoun(current)} ${current.status}`);
