@@ -51,12 +51,20 @@ interface ProviderPlan {
   weight: number;
   /** Over all accounts. */
   max_in_flight: number;
-  /** Each account's id and cap (one, `default`, for a single key). */
-  accounts: { id: string; max_in_flight: number }[];
+  /**
+   * Each account's id and cap (one, `default`, for a single key), and how many secrets verify its
+   * webhooks while one is rotated (absent for one or none).
+   */
+  accounts: { id: string; max_in_flight: number; webhook_secrets?: number }[];
   timeout_ms: number;
   rate_limits: { limit: number; window_ms: number }[];
   webhooks: boolean;
   pricing: { currency: string; credit_value: number; rules: number } | null;
+}
+
+/** `webhook_secrets`: how many secrets a list holds, for a list of several (a rotation); nothing otherwise. */
+function secretCount(secrets: readonly string[] | undefined): { webhook_secrets?: number } {
+  return secrets && secrets.length > 1 ? { webhook_secrets: secrets.length } : {};
 }
 
 /** What a gateway started with this configuration would run, without secrets. */
@@ -101,9 +109,11 @@ async function planFor(path: string, config: GatewayConfig, workers: number, env
     }
     const pricing = settings ? mergePricing(provider.defaultPricing, settings.pricing) : provider.defaultPricing;
     const cap = settings?.max_in_flight ?? 20;
-    const accounts = (settings?.accounts ?? [{ id: 'default', max_in_flight: undefined }]).map((account) => ({
+    const accounts = (settings?.accounts ?? [{ id: 'default', max_in_flight: undefined, webhook_secret: undefined }]).map((account) => ({
       id: account.id,
       max_in_flight: account.max_in_flight ?? cap,
+      // How many verify its webhooks, said only while a secret is rotated (one: as it always was).
+      ...secretCount(account.webhook_secret ?? settings?.webhook_secret),
     }));
     return {
       id: provider.id,
@@ -160,6 +170,8 @@ async function planFor(path: string, config: GatewayConfig, workers: number, env
       tenant,
       keys: config.auth.api_keys.filter((entry) => entry.tenant === tenant).length,
       webhook_secret: Boolean(config.tenants[tenant]?.webhook_secret),
+      // How many sign its events, said only while a secret is rotated (one: as it always was).
+      ...secretCount(config.tenants[tenant]?.webhook_secret),
     })),
     routing: config.routing,
     task_deadline_ms: config.tasks.deadline_ms,
@@ -187,7 +199,7 @@ function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): v
   out.line(`  deployment  ${plan.deployment === 'live' ? 'live (an upstream key is set)' : 'sandbox (no upstream key: built-in simulators)'}`);
   out.line(`  listen      ${plan.listen}  (public URL ${plan.public_url})${plan.workers > 1 ? `, ${plan.workers} worker processes` : ''}`);
   out.line(`  database    ${plan.database}`);
-  const tenantNotes = (t: (typeof plan.tenants)[number]) => [...(t.keys > 1 ? [`${t.keys} keys`] : []), ...(t.webhook_secret ? ['webhooks signed'] : [])];
+  const tenantNotes = (t: (typeof plan.tenants)[number]) => [...(t.keys > 1 ? [`${t.keys} keys`] : []), ...(t.webhook_secret ? [t.webhook_secrets ? `webhooks signed with ${t.webhook_secrets} secrets` : 'webhooks signed'] : [])];
   out.line(`  tenants     ${plan.tenants.map((t) => t.tenant + (tenantNotes(t).length > 0 ? ` (${tenantNotes(t).join(', ')})` : '')).join(', ')}`);
   out.line(`  routing     ${plan.routing.strategy}${plan.routing.allow_fallbacks ? ', failover on' : ', no failover'}${plan.routing.failover_on_timeout ? ', also after timeouts' : ''}`);
   out.line(`  deadline    ${formatNumber(plan.task_deadline_ms / 60_000)} min`);
@@ -206,7 +218,11 @@ function printPlan(out: CliOutput, plan: Awaited<ReturnType<typeof planFor>>): v
   ]);
   for (const provider of plan.providers) {
     if (provider.accounts.length > 1 || provider.accounts[0]?.id !== 'default') {
-      out.line(`  ${provider.id} accounts: ${provider.accounts.map((account) => `${account.id} (cap ${account.max_in_flight})`).join(', ')}`);
+      out.line(
+        `  ${provider.id} accounts: ${provider.accounts.map((account) => `${account.id} (cap ${account.max_in_flight}${account.webhook_secrets ? `, ${account.webhook_secrets} webhook secrets` : ''})`).join(', ')}`,
+      );
+    } else if (provider.accounts[0]?.webhook_secrets) {
+      out.line(`  ${provider.id}: webhooks verified with any of ${provider.accounts[0].webhook_secrets} secrets`);
     }
     if (provider.reason) out.line(`  ${provider.id}: ${provider.reason}`);
   }

@@ -1123,6 +1123,53 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(`${human.stdout}${json.stdout}`).not.toMatch(/acme-old-key|acme-new-key|beta-key-3/);
   });
 
+  it('check-config says how many webhook secrets a tenant and a provider\'s account hold while one is rotated, and no more than before for one', async () => {
+    const rotating = {
+      FREEPIK_API_KEY: 'fpk-live-secret-value',
+      FREEPIK_WEBHOOK_SECRET: 'fpk-new-webhook-secret',
+      FREEPIK_OLD_WEBHOOK_SECRET: 'fpk-old-webhook-secret',
+      GATEWAY_API_KEYS: 'acme:acme-key-123456,beta:beta-key-123456',
+      GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_c2VjcmV0LW9mLWFjbWUtZm9yLXRlc3Rz,acme:whsec_b2xkLXNlY3JldC1vZi1hY21lLWZvcg==,beta:whsec_YmV0YS1zZWNyZXQtZm9yLXRlc3Rz',
+    };
+    const accounts = join(workdir, 'freepik-rotating-accounts.yaml');
+    writeFileSync(
+      accounts,
+      readFileSync(join(REPO, 'config.yaml'), 'utf8').replace(
+        /^ {4}api_key: \$\{FREEPIK_API_KEY:-\}\n/m,
+        '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}" }\n      - { id: burst, api_key: "${FREEPIK_API_KEY}", webhook_secret: "${FREEPIK_WEBHOOK_SECRET}" }\n',
+      ),
+    );
+    const one = { ...rotating, FREEPIK_OLD_WEBHOOK_SECRET: undefined, GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_c2VjcmV0LW9mLWFjbWUtZm9yLXRlc3Rz' };
+    const [human, json, humanAccounts, jsonAccounts, single] = await Promise.all([
+      runHere(['check-config', join(REPO, 'config.yaml')], rotating),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], rotating),
+      runHere(['check-config', accounts], rotating),
+      runHere(['--json', 'check-config', accounts], rotating),
+      runHere(['--json', 'check-config', join(REPO, 'config.yaml')], one),
+    ]);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/^ {2}tenants {5}acme \(webhooks signed with 2 secrets\), beta \(webhooks signed\)$/m);
+    expect(human.stdout).toMatch(/^ {2}freepik: webhooks verified with any of 2 secrets$/m);
+    expect(JSON.parse(json.stdout).tenants).toEqual([
+      { tenant: 'acme', keys: 1, webhook_secret: true, webhook_secrets: 2 },
+      { tenant: 'beta', keys: 1, webhook_secret: true },
+    ]);
+    expect(JSON.parse(json.stdout).providers[0]).toMatchObject({ id: 'freepik', webhooks: true, accounts: [{ id: 'default', max_in_flight: 20, webhook_secrets: 2 }] });
+    // Each account counts its own secrets, or the provider's where it has none of its own.
+    expect(humanAccounts.stdout).toMatch(/^ {2}freepik accounts: main \(cap 20, 2 webhook secrets\), burst \(cap 20\)$/m);
+    expect(JSON.parse(jsonAccounts.stdout).providers[0].accounts).toEqual([
+      { id: 'main', max_in_flight: 20, webhook_secrets: 2 },
+      { id: 'burst', max_in_flight: 20 },
+    ]);
+    // One secret each: the plan as it always was.
+    expect(JSON.parse(single.stdout).tenants).toEqual([
+      { tenant: 'acme', keys: 1, webhook_secret: true },
+      { tenant: 'beta', keys: 1, webhook_secret: false },
+    ]);
+    expect(JSON.parse(single.stdout).providers[0].accounts).toEqual([{ id: 'default', max_in_flight: 20 }]);
+    expect(`${human.stdout}${json.stdout}${humanAccounts.stdout}${jsonAccounts.stdout}`).not.toMatch(/webhook-secret|whsec_|acme-key|beta-key/);
+  });
+
   it('check-config warns about a misspelt variable, which leaves the gateway in the sandbox, without its value', async () => {
     const env = { GATEWAY_API_KEYS: 'acme:acme-key-123456', FREEPIK_APIKEY: 'fpk-live-secret-value' };
     const [human, json] = await Promise.all([
