@@ -137,10 +137,12 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits, cloc
       res.status(204).end();
       return;
     }
+    // No `Connection` header of its own: node keeps the connection alive unless the client asked
+    // for it to be closed (`Connection: close`, HTTP/1.0), and closes it after the stream then.
+    // A `keep-alive` set here overrode that wish, and the socket stayed open for the keep-alive timeout.
     res.status(200).set({
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store, no-transform',
-      connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
     if (req.method === 'HEAD') {
