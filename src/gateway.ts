@@ -3,7 +3,7 @@
  * outbound webhooks) and the HTTP app from a validated configuration, and runs the workers.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Express } from 'express';
 import { ConfigError, configuredSecrets, drainTimeoutMs, ProviderConfig, type GatewayConfig } from './config/config.js';
@@ -34,7 +34,7 @@ import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigure
 import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
 import { answerClientError, answerConnect, refuseExpectation, requireHostHeader } from './http/middleware.js';
-import type { CreateLimiter } from './http/tenant-limits.js';
+import { continueWithinLimit, type CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
 import { FailureStreak } from './observability/failure-streak.js';
@@ -270,6 +270,8 @@ export class Gateway {
   readonly app: Express;
   /** What the HTTP server runs. */
   private readonly listener: RequestListener;
+  /** Whether a request announces a body over its route's limit (`100 Continue` only when not). */
+  private readonly oversizeBody: (req: IncomingMessage) => number | undefined;
   readonly engine: Engine;
   readonly service: TaskService;
   readonly catalog: ProviderCatalog;
@@ -339,6 +341,7 @@ export class Gateway {
     });
     this.app = http.app;
     this.listener = http.listener;
+    this.oversizeBody = http.oversizeBody;
   }
 
   static async create(options: GatewayOptions): Promise<Gateway> {
@@ -715,6 +718,7 @@ export class Gateway {
   private httpServer(): Server {
     const listener = requireHostHeader(this.listener);
     const server = createServer({ requireHostHeader: false }, listener)
+      .on('checkContinue', continueWithinLimit(this.oversizeBody))
       .on('clientError', answerClientError)
       .on('checkExpectation', refuseExpectation)
       .on('connect', answerConnect(listener));

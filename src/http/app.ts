@@ -3,6 +3,7 @@
  */
 import express, { type Express } from 'express';
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { isLiveConfig, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
@@ -22,7 +23,7 @@ import { withHotWebhooks } from './hot-webhook.js';
 import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
-import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
+import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, sizeInBytes, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
 import { readVideo, videoRoutes } from './video-routes.js';
@@ -73,6 +74,8 @@ const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
 export interface GatewayHttp {
   app: Express;
   listener: RequestListener;
+  /** Whether a request announces a body over its route's limit (the limit, or undefined): the server's `checkContinue` asks. */
+  oversizeBody: (req: IncomingMessage) => number | undefined;
 }
 
 export function createHttp(dependencies: AppDependencies): GatewayHttp {
@@ -105,7 +108,7 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
     stopping: () => gate?.closed ?? false,
     etag,
   });
-  return { app, listener: closeLateBodies(listener, config.server.body_timeout_ms, clock) };
+  return { app, listener: closeLateBodies(listener, config.server.body_timeout_ms, clock), oversizeBody: oversizeBody(sizeInBytes(config.server.body_limit)) };
 }
 
 /**
@@ -144,10 +147,13 @@ export function createApp(
   app.use(everyRequest(recording, routes));
   if (gate) app.use(gate.middleware());
   app.use(optionsHandler(routes));
+  // A body announced over its route's limit is refused before anything would read it.
+  const bodyLimit = sizeInBytes(config.server.body_limit);
+  app.use(refuseOversizeBody(oversizeBody(bodyLimit)));
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const auth = bearerAuth(config.auth.api_keys);
-  const json = express.json({ limit: config.server.body_limit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
+  const json = express.json({ limit: bodyLimit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
   const limitsFor = tenantLimits(config);
   const caps = new OpenRequestCaps(limitsFor);
   // The hot read first, as a route of its own right after what every request gets: it skips the

@@ -4,11 +4,12 @@
  * replica), and the time a client may take to send a request body. Beyond a limit: 429 with
  * Retry-After, or 408 for a body too slow, as problem details.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
 import { announcesBody, authorizationRepeated, authorizationTwice, bearerKeyOf, sendProblem } from './middleware.js';
+import { WEBHOOK_BODY_LIMIT } from './webhook-body-budget.js';
 
 /** One tenant's limits, resolved (its own block over the defaults). */
 export interface TenantLimitSettings {
@@ -199,6 +200,76 @@ export function bodyTimeout(timeoutMs: number, clock: Clock): RequestHandler {
   return (req, res, next) => {
     limitBodyTime(req, res, timeoutMs, clock, (problem) => sendProblem(res, problem, req.occurrence));
     next();
+  };
+}
+
+const SIZE = /^(\d+(?:\.\d+)?) *(b|kb|mb|gb)?$/i;
+const UNIT_BYTES: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
+/**
+ * The bytes of a size such as `256kb` or `1mb` (`server.body_limit`, as the config checks it), as
+ * express's body parsers read one: 1024 per step, a fraction rounded down.
+ */
+export function sizeInBytes(size: string): number {
+  const match = SIZE.exec(size.trim());
+  if (!match) throw new Error(`not a size: ${JSON.stringify(size)}`);
+  return Math.floor(Number(match[1]) * UNIT_BYTES[(match[2] ?? 'b').toLowerCase()]!);
+}
+
+/** The path of a request target, also in absolute form (`POST http://host/v1/webhooks/…`, which express routes by its path). */
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+/** The webhook routes, as express matches their mount (any letter case). */
+const WEBHOOK_PATH = /^\/v1\/webhooks(?:[/?]|$)/i;
+
+/**
+ * What tells whether a request announces a body over the limit of its route: its `Content-Length`
+ * (as sent: no content coding, or `identity`) past `bodyLimit` bytes, or past `WEBHOOK_BODY_LIMIT`
+ * on the webhook routes. Returns the limit it is over, or undefined. A chunked or compressed body
+ * has no length to judge here: its parser counts what it reads.
+ */
+export function oversizeBody(bodyLimit: number): (req: IncomingMessage) => number | undefined {
+  return (req) => {
+    const length = req.headers['content-length'];
+    if (length === undefined) return undefined;
+    const coding = req.headers['content-encoding'];
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') return undefined;
+    const limit = WEBHOOK_PATH.test((req.url ?? '').replace(ABSOLUTE_FORM, '')) ? WEBHOOK_BODY_LIMIT : bodyLimit;
+    return Number(length) > limit ? limit : undefined;
+  };
+}
+
+/** The refusal of a body over `limit` bytes, as express's body parsers word it. */
+function tooLarge(limit: number): ProblemError {
+  return new ProblemError(413, 'too-large', 'Payload too large', `The body exceeds ${limit} bytes.`);
+}
+
+/**
+ * A request announcing a body over its route's limit (`oversizeBody`) is refused `413` at once,
+ * before anything reads its body, and its connection is closed once answered (the body is never
+ * read). Express's body parsers see such a length too, but read the whole body before they answer:
+ * a client got its `413` only after sending every byte, or a `408` when they did not come in time.
+ */
+export function refuseOversizeBody(over: (req: IncomingMessage) => number | undefined): RequestHandler {
+  return (req, res, next) => {
+    const limit = over(req);
+    if (limit === undefined) return next();
+    res.setHeader('connection', 'close');
+    next(tooLarge(limit));
+  };
+}
+
+/**
+ * The server's `checkContinue` listener (a request with `Expect: 100-continue`): `100 Continue`
+ * only for a body within its route's limit. One over it gets no invitation to send the body: the
+ * request goes on to be refused by `refuseOversizeBody`, its connection closed whatever answers it.
+ * Either way it then goes on as every request does (`request`), as node would send it on after
+ * writing `100 Continue` itself.
+ */
+export function continueWithinLimit(over: (req: IncomingMessage) => number | undefined) {
+  return function (this: Server, req: IncomingMessage, res: ServerResponse): void {
+    if (over(req) === undefined) res.writeContinue();
+    else res.setHeader('connection', 'close');
+    this.emit('request', req, res);
   };
 }
 
