@@ -622,14 +622,38 @@ function refuseBeforeRoutes(req: IncomingMessage, res: ServerResponse, error: Pr
 }
 
 /**
- * `listener`, but an HTTP/1.1 request without a `Host` header is refused (400) as node would
- * (RFC 9112 §3.2), with problem details. The server is created with `requireHostHeader: false`
- * so that this answers it.
+ * A `Host` value (RFC 9112 §3.2, RFC 3986 §3.2.2): a name or IPv4 address (unreserved,
+ * percent-encoded and sub-delimiter characters), or an IP literal in brackets, then an optional
+ * port; or empty (a target with no authority). Never user information, a path, or whitespace.
+ */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::\d*)?$/;
+
+/** How many `Host` lines a request sent (node keeps the first in `req.headers` and drops the rest). */
+function hostLines(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let at = 0; at < raw.length; at += 2) {
+    const name = raw[at]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') seen += 1;
+  }
+  return seen;
+}
+
+/**
+ * `listener`, but a request whose `Host` header is missing (HTTP/1.1), sent more than once, or no
+ * host at all (`user@host`, a space, a path) is refused (400) as RFC 9112 §3.2 asks, with problem
+ * details: a proxy in front may route by another of its hosts than the one node keeps. The server
+ * is created with `requireHostHeader: false` so that this answers a missing one.
  */
 export function requireHostHeader(listener: RequestListener): RequestListener {
   return (req, res) => {
-    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+    const host = req.headers.host;
+    if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
       refuseBeforeRoutes(req, res, new ProblemError(400, 'bad-request', 'Bad request', 'An HTTP/1.1 request must carry a Host header.'));
+      return;
+    }
+    if (host !== undefined && (!HOST_VALUE.test(host) || hostLines(req) > 1)) {
+      refuseBeforeRoutes(req, res, new ProblemError(400, 'bad-request', 'Bad request', 'The Host header must be sent once, naming one host (and port).'));
       return;
     }
     listener(req, res);

@@ -50,6 +50,13 @@ describe('requests the HTTP parser refuses', () => {
     ['both Content-Length and Transfer-Encoding', 400, 'POST /v1/webhooks/freepik HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
     // Refused by node's HTTP server after parsing, before the application.
     ['an HTTP/1.1 request without Host', 400, 'GET /healthz HTTP/1.1\r\n\r\n'],
+    // RFC 9112 §3.2: more than one Host, or one that is no host, is a 400 as a missing one is; a
+    // proxy in front may route by another of them than the gateway reads.
+    ['Host given twice', 400, 'GET /healthz HTTP/1.1\r\nHost: gateway.example\r\nHost: elsewhere.example\r\n\r\n'],
+    ['Host given twice, in other letter cases', 400, 'GET /healthz HTTP/1.1\r\nHost: gateway.example\r\nHOST: gateway.example\r\n\r\n'],
+    ['a Host with user information', 400, 'GET /healthz HTTP/1.1\r\nHost: user@elsewhere.example\r\n\r\n'],
+    ['a Host with a space', 400, 'GET /healthz HTTP/1.1\r\nHost: gateway.example elsewhere.example\r\n\r\n'],
+    ['a Host with a path', 400, 'GET /healthz HTTP/1.1\r\nHost: gateway.example/x\r\n\r\n'],
     ['an Expect other than 100-continue', 417, 'POST /v1/videos HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'],
   ])('%s: %i as problem details, connection closed', async (_what, status, raw) => {
     const answer = parse(await exchange(raw));
@@ -61,6 +68,19 @@ describe('requests the HTTP parser refuses', () => {
     expect(JSON.parse(answer.body)).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
     // The gateway still answers.
     expect((await gw.request('GET', '/healthz', undefined, {}, null)).status).toBe(200);
+  });
+});
+
+describe('a Host that names one host', () => {
+  it.each([
+    ['a name', 'gateway.example'],
+    ['a name and port', 'gateway.example:8080'],
+    ['an IPv4 address and port', '127.0.0.1:8080'],
+    ['an IPv6 literal and port', '[::1]:8080'],
+    ['empty (a target with no authority)', ''],
+  ])('%s is served', async (_what, host) => {
+    const answer = parse(await exchange(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    expect(answer.status).toBe(200);
   });
 });
 
