@@ -182,18 +182,36 @@ export function keyTenants(keys: readonly { tenant: string; key: string }[]): (k
  * `req.headers` and drops the rest, while a proxy in front may have judged the request by another.
  */
 export function authorizationRepeated(req: IncomingMessage): boolean {
+  return headerRepeated(req, 'authorization');
+}
+
+/** Whether a request carries the header `name` (lower case) more than once, in any letter case. */
+export function headerRepeated(req: IncomingMessage, name: string): boolean {
   const raw = req.rawHeaders;
   let seen = 0;
   for (let at = 0; at < raw.length; at += 2) {
-    const name = raw[at]!;
-    if (name.length === 13 && name.toLowerCase() === 'authorization' && ++seen > 1) return true;
+    const sent = raw[at]!;
+    if (sent.length === name.length && sent.toLowerCase() === name && ++seen > 1) return true;
   }
   return false;
 }
 
+/** The refusal of a request that sent a header more than once (`name` as a client writes it: `Idempotency-Key`). */
+export const headerTwice = (name: string) =>
+  problems.validation([{ path: `header.${name.toLowerCase()}`, message: 'given more than once; give it once' }], `The ${name} header was sent more than once.`);
+
 /** The refusal of a request that sent `Authorization` more than once. */
-export const authorizationTwice = () =>
-  problems.validation([{ path: 'header.authorization', message: 'given more than once; give it once' }], 'The Authorization header was sent more than once.');
+export const authorizationTwice = () => headerTwice('Authorization');
+
+/**
+ * A header read as one value refused when sent more than once (400 naming it), never read as
+ * node gives it: two `Idempotency-Key` lines joined into one value (`a, b`), which was refused as
+ * a malformed key though each line was a key.
+ */
+export function headerOnce(name: string): RequestHandler {
+  const lower = name.toLowerCase();
+  return (req, _res, next) => next(headerRepeated(req, lower) ? headerTwice(name) : undefined);
+}
 
 /** `Authorization: Bearer <gateway key>`, sent once. */
 export function bearerAuth(keys: readonly { tenant: string; key: string }[]): RequestHandler {
@@ -741,9 +759,17 @@ export function noBody(): RequestHandler {
   };
 }
 
-/** Requires a JSON body on writes (415 otherwise), so a form post never parses as empty. */
+/**
+ * Requires a JSON body on writes (415 otherwise), so a form post never parses as empty; its
+ * `Content-Type` sent once (400 otherwise: node reads the first of two, while a proxy in front may
+ * have judged the body by the other).
+ */
 export function requireJson(): RequestHandler {
   return (req, _res, next) => {
+    if (headerRepeated(req, 'content-type')) {
+      next(headerTwice('Content-Type'));
+      return;
+    }
     if (!req.is('application/json')) {
       next(new ProblemError(415, 'unsupported-media-type', 'Unsupported media type', 'Send the body as application/json.'));
       return;

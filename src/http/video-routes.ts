@@ -10,7 +10,7 @@ import { problems } from '../core/model/problems.js';
 import { queryNumber } from '../core/model/query-number.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { parseQuery } from '../core/tasks/task-service.js';
-import { TASK_ID_LOCAL, logTaskId, noBody, noQuery, rememberMountPath, requireJson } from './middleware.js';
+import { TASK_ID_LOCAL, headerOnce, logTaskId, noBody, noQuery, rememberMountPath, requireJson } from './middleware.js';
 import { gatewayStopping } from './stop-gate.js';
 import type { OpenRequestCaps } from './tenant-limits.js';
 
@@ -72,7 +72,7 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits, cloc
   router.use(rememberMountPath());
   router.param('id', logTaskId);
 
-  router.post('/', noQuery(), limits.createLimit, requireJson(), async (req, res) => {
+  router.post('/', noQuery(), headerOnce('Idempotency-Key'), limits.createLimit, requireJson(), async (req, res) => {
     const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });
     res.locals[TASK_ID_LOCAL] = result.task.id;
     if (result.replayed) res.setHeader('idempotent-replayed', 'true');

@@ -328,6 +328,37 @@ describe('an Authorization header sent twice', () => {
   });
 });
 
+describe('an Idempotency-Key or Content-Type header sent twice', () => {
+  // Node joins two Idempotency-Key lines into one value ("a, b") and keeps the first Content-Type
+  // of two: the first was refused as "not 1-255 visible ASCII characters" though each line was
+  // one, the second read as JSON a body a proxy in front may have judged as text by the other.
+  const body = JSON.stringify({ model: 'kling-v3', prompt: 'twice', duration: 5 });
+  const exchange = async (requestLine: string, headerLines: string[]) => {
+    const { host } = new URL(gw.url);
+    const head = [`host: ${host}`, 'connection: close', `authorization: Bearer ${TENANT_KEY}`, `content-length: ${Buffer.byteLength(body)}`, ...headerLines];
+    const answer = await rawExchange(gw.url, `${requestLine}\r\n${head.join('\r\n')}\r\n\r\n${body}`);
+    return { status: Number(answer.slice(9, 12)), body: answer.slice(answer.indexOf('\r\n\r\n') + 4) };
+  };
+
+  it.each([
+    ['Idempotency-Key, the same key twice, on a create', 'POST /v1/videos HTTP/1.1', ['content-type: application/json', 'idempotency-key: key-1', 'idempotency-key: key-1'], 'idempotency-key'],
+    ['Idempotency-Key, two keys, on a create', 'POST /v1/videos HTTP/1.1', ['content-type: application/json', 'idempotency-key: key-1', 'Idempotency-Key: key-2'], 'idempotency-key'],
+    ['Content-Type, on a create', 'POST /v1/videos HTTP/1.1', ['content-type: application/json', 'content-type: text/plain'], 'content-type'],
+    ['Content-Type, on a quote', 'POST /v1/videos/quote HTTP/1.1', ['content-type: application/json', 'Content-Type: application/json'], 'content-type'],
+  ])('%s: a 400 naming the header, nothing made', async (_what, requestLine, lines, header) => {
+    const before = (await gw.request('GET', '/v1/videos')).body.data.length;
+    const { status, body: answer } = await exchange(requestLine, lines);
+    expect(status, answer).toBe(400);
+    expect(JSON.parse(answer)).toMatchObject({ status: 400, errors: [{ path: `header.${header}`, message: 'given more than once; give it once' }] });
+    expect((await gw.request('GET', '/v1/videos')).body.data.length).toBe(before);
+  });
+
+  it('once each, a create is taken as before', async () => {
+    const { status } = await exchange('POST /v1/videos HTTP/1.1', ['content-type: application/json', 'idempotency-key: key-once']);
+    expect(status).toBe(202);
+  });
+});
+
 describe('a long path in a 404', () => {
   // A 404 quoted the whole path or id it was given: a 5,000-character id came back whole in the
   // detail, so any client could make the gateway echo kilobytes of its own choosing.
