@@ -20,7 +20,7 @@ import { contentRoutes } from './content-routes.js';
 import { DOCS_FILES, DOCS_PAGES, docsRoutes } from './docs-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
-import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, RequestRecording, type StoreTrouble } from './middleware.js';
+import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, refuseTransferCodings, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
 import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, sizeInBytes, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
@@ -150,6 +150,7 @@ export function createApp(
   // A body announced over its route's limit is refused before anything would read it.
   const bodyLimit = sizeInBytes(config.server.body_limit);
   app.use(refuseOversizeBody(oversizeBody(bodyLimit)));
+  app.use(refuseTransferCodings());
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const auth = bearerAuth(config.auth.api_keys);

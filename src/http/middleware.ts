@@ -728,6 +728,33 @@ export function announcesBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/**
+ * A body with a transfer coding other than `chunked` (`Transfer-Encoding: gzip, chunked`) is
+ * refused `415`, as a `Content-Encoding` the gateway does not decode is, before anything reads it,
+ * and its connection is closed. Node takes the chunks apart and hands on what is inside them
+ * undecoded: read as the body itself, a compressed create was "malformed JSON" and a webhook's
+ * signature was checked over bytes its sender never signed. (RFC 9112 §6.1 suggests `501`; a
+ * client's mistake is a 4xx here, never a 5xx an operator is paged for.) A body's own coding is
+ * `Content-Encoding`, which the JSON parser decodes.
+ */
+export function refuseTransferCodings(): RequestHandler {
+  return (req, res, next) => {
+    const codings = req.headers['transfer-encoding'];
+    if (codings === undefined) return next();
+    const other = codings.split(',').map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== '' && coding !== 'chunked');
+    if (other.length === 0) return next();
+    res.setHeader('connection', 'close');
+    next(
+      new ProblemError(
+        415,
+        'unsupported-encoding',
+        'Unsupported encoding',
+        `The transfer coding ${JSON.stringify(other[0]!.slice(0, 40))} is not supported: send the body chunked or with a Content-Length (compressed with Content-Encoding if you like).`,
+      ),
+    );
+  };
+}
+
 /** Fields named one by one in a refusal of a body, at most. */
 const NAMED_FIELDS = 16;
 

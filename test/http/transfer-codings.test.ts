@@ -1,0 +1,67 @@
+/**
+ * A request body sent with a transfer coding the gateway does not decode (`Transfer-Encoding:
+ * gzip, chunked`) is refused `415`, as a `Content-Encoding` it does not decode is (a client's
+ * mistake is a 4xx here, where RFC 9112 §6.1 suggests 501), as problem details, its connection closed.
+ * Node takes the chunks apart and hands on what is inside them as it is: the gateway read the
+ * compressed bytes as the body itself, answered a create or quote "malformed JSON", and checked a
+ * webhook's signature over bytes its sender never signed, where a proxy in front that decodes the
+ * coding saw another body. Plain `chunked` is read as before.
+ */
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+import { rawExchange } from '../support/raw-answer.js';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startTestGateway();
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+const QUOTE = JSON.stringify({ model: 'kling-v3', prompt: 'coded', duration: 5 });
+
+/** `body` as one chunk and the last chunk. */
+function chunked(body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
+}
+
+function parse(text: string): { status: number; headers: Record<string, string>; body: string } {
+  const [head = '', body = ''] = text.split('\r\n\r\n');
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((line) => {
+      const colon = line.indexOf(':');
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
+    }),
+  );
+  return { status: Number(statusLine.split(' ')[1]), headers, body };
+}
+
+async function send(path: string, codings: string, body: Buffer, extra = ''): Promise<string> {
+  const head = `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: ${codings}\r\n${extra}\r\n`;
+  return rawExchange(gw.url, Buffer.concat([Buffer.from(head), body]));
+}
+
+describe('a body with a transfer coding other than chunked', () => {
+  it.each([
+    ['gzip, chunked on a quote', '/v1/videos/quote', 'gzip, chunked', ''],
+    ['gzip, chunked on a create', '/v1/videos', 'gzip, chunked', ''],
+    ['deflate, chunked on a provider webhook', '/v1/webhooks/freepik', 'deflate, chunked', ''],
+    ['gzip and chunked on two lines', '/v1/videos/quote', 'gzip', 'Transfer-Encoding: chunked\r\n'],
+  ])('%s: 415 as problem details, connection closed, nothing made', async (_what, path, codings, extra) => {
+    const answer = parse(await send(path, codings, chunked(gzipSync(QUOTE)), extra));
+    expect(answer.status).toBe(415);
+    expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(answer.headers.connection).toBe('close');
+    expect(JSON.parse(answer.body)).toMatchObject({ status: 415, type: expect.stringMatching(/unsupported-encoding$/), detail: expect.stringContaining('chunked') });
+    expect((await gw.request('GET', '/v1/videos')).body.data).toEqual([]);
+  });
+
+  it('plain chunked is read as before', async () => {
+    const answer = parse(await send('/v1/videos/quote', 'chunked', chunked(Buffer.from(QUOTE)), 'Connection: close\r\n'));
+    expect(answer.status).toBe(200);
+  });
+});
