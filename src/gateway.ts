@@ -33,7 +33,7 @@ import { InProcessProviderState, type ProviderStateStore } from './core/upstream
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
-import { answerClientError, answerConnect, refuseExpectation, requireHostHeader } from './http/middleware.js';
+import { answerClientError, answerConnect, limitHeaderLines, refuseExpectation, requireHostHeader } from './http/middleware.js';
 import { continueWithinLimit, type CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
@@ -716,12 +716,14 @@ export class Gateway {
   }
 
   private httpServer(): Server {
-    const listener = requireHostHeader(this.listener);
+    const listener = limitHeaderLines(requireHostHeader(this.listener));
     const server = createServer({ requireHostHeader: false }, listener)
       .on('checkContinue', continueWithinLimit(this.oversizeBody))
       .on('clientError', answerClientError)
       .on('checkExpectation', refuseExpectation)
       .on('connect', answerConnect(listener));
+    // Every header line is read, and more than `MAX_HEADER_LINES` refused (`limitHeaderLines`).
+    server.maxHeadersCount = 0;
     server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;
     server.headersTimeout = this.config.server.keep_alive_timeout_ms + 1_000;
     return server;

@@ -640,6 +640,32 @@ function refuseBeforeRoutes(req: IncomingMessage, res: ServerResponse, error: Pr
 }
 
 /**
+ * Header lines a request may send. The server reads them all (`maxHeadersCount` 0: node's own
+ * bound dropped the lines past about a thousand without a word, so a key, or the second
+ * Authorization of two, went unseen there); node's size limit (16 kB) bounds how many there can be.
+ */
+export const MAX_HEADER_LINES = 1_000;
+
+/**
+ * `listener`, but a request with more than `MAX_HEADER_LINES` header lines is refused (431) with
+ * problem details, its connection closed, where node would drop the lines past its bound unread.
+ * The server is created with `maxHeadersCount` 0 so that every line is there to count.
+ */
+export function limitHeaderLines(listener: RequestListener): RequestListener {
+  return (req, res) => {
+    if (req.rawHeaders.length / 2 > MAX_HEADER_LINES) {
+      refuseBeforeRoutes(
+        req,
+        res,
+        new ProblemError(431, 'headers-too-large', 'Request header fields too large', `The request has more than ${MAX_HEADER_LINES} header lines.`),
+      );
+      return;
+    }
+    listener(req, res);
+  };
+}
+
+/**
  * A `Host` value (RFC 9112 §3.2, RFC 3986 §3.2.2): a name or IPv4 address (unreserved,
  * percent-encoded and sub-delimiter characters), or an IP literal in brackets, then an optional
  * port; or empty (a target with no authority). Never user information, a path, or whitespace.

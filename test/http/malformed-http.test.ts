@@ -50,6 +50,10 @@ describe('requests the HTTP parser refuses', () => {
     ['both Content-Length and Transfer-Encoding', 400, 'POST /v1/webhooks/freepik HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
     // Refused by node's HTTP server after parsing, before the application.
     ['an HTTP/1.1 request without Host', 400, 'GET /healthz HTTP/1.1\r\n\r\n'],
+    // Node read about the first thousand header lines and silently dropped the rest: a key, or the
+    // second Authorization of two (refused 400 when both are read), went unseen past them.
+    ['more than 1,000 header lines', 431, `GET /healthz HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(1_000)}\r\n`],
+    ['a second Authorization past 1,000 header lines', 431, `GET /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\n${'a: b\r\n'.repeat(1_500)}Authorization: Bearer other-secret-key\r\n\r\n`],
     // RFC 9112 §3.2: more than one Host, or one that is no host, is a 400 as a missing one is; a
     // proxy in front may route by another of them than the gateway reads.
     ['Host given twice', 400, 'GET /healthz HTTP/1.1\r\nHost: gateway.example\r\nHost: elsewhere.example\r\n\r\n'],
@@ -68,6 +72,13 @@ describe('requests the HTTP parser refuses', () => {
     expect(JSON.parse(answer.body)).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
     // The gateway still answers.
     expect((await gw.request('GET', '/healthz', undefined, {}, null)).status).toBe(200);
+  });
+});
+
+describe('many header lines, up to 1,000', () => {
+  it('are read, the last one included', async () => {
+    const answer = parse(await exchange(`GET /v1/videos HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(997)}Authorization: Bearer ${TENANT_KEY}\r\nConnection: close\r\n\r\n`));
+    expect(answer.status).toBe(200);
   });
 });
 
