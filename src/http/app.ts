@@ -20,7 +20,7 @@ import { contentRoutes } from './content-routes.js';
 import { DOCS_FILES, DOCS_PAGES, docsRoutes } from './docs-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
-import { bearerAuth, bearerKeyOf, everyRequest, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, refuseTransferCodings, RequestRecording, type StoreTrouble } from './middleware.js';
+import { bearerAuth, bearerKeyOf, everyRequest, jsonInUtf8, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, refuseTransferCodings, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
 import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, sizeInBytes, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
@@ -154,7 +154,7 @@ export function createApp(
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const auth = bearerAuth(config.auth.api_keys);
-  const json = express.json({ limit: bodyLimit, strict: true, type: 'application/json', reviver: refuseProtoKeys });
+  const json = [jsonInUtf8(), express.json({ limit: bodyLimit, strict: true, type: 'application/json', reviver: refuseProtoKeys })];
   const limitsFor = tenantLimits(config);
   const caps = new OpenRequestCaps(limitsFor);
   // The hot read first, as a route of its own right after what every request gets: it skips the

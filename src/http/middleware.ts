@@ -781,6 +781,28 @@ export function refuseTransferCodings(): RequestHandler {
   };
 }
 
+/** The `charset` parameter of a `Content-Type`, quoted or not, lower case; undefined without one. */
+const CHARSET = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i;
+
+/**
+ * JSON bodies in UTF-8 only (RFC 8259 §8.1: JSON exchanged between systems is UTF-8): a `charset`
+ * other than `utf-8` is refused `415` before the body is read. Express's JSON parser decodes any
+ * charset starting with `utf-`: a UTF-7 body, with no quote in its bytes, was read as a create, so
+ * what a proxy or WAF in front looked at was not what the gateway read.
+ */
+export function jsonInUtf8(): RequestHandler {
+  return (req, _res, next) => {
+    // As the parser: a request without a body is not read, whatever its headers say.
+    if (!announcesBody(req)) return next();
+    const match = CHARSET.exec(req.headers['content-type'] ?? '');
+    const charset = (match?.[1] ?? match?.[2])?.toLowerCase();
+    if (charset === undefined || charset === 'utf-8') return next();
+    next(
+      new ProblemError(415, 'unsupported-encoding', 'Unsupported encoding', `unsupported charset ${JSON.stringify(charset.slice(0, 40).toUpperCase())}: send JSON in UTF-8.`),
+    );
+  };
+}
+
 /** Fields named one by one in a refusal of a body, at most. */
 const NAMED_FIELDS = 16;
 
