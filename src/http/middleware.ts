@@ -754,6 +754,16 @@ export function announcesBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** The first transfer coding of a request other than `chunked` (lower case), if any: one the gateway does not decode. */
+export function otherTransferCoding(req: IncomingMessage): string | undefined {
+  const codings = req.headers['transfer-encoding'];
+  if (codings === undefined) return undefined;
+  return codings
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .find((coding) => coding !== '' && coding !== 'chunked');
+}
+
 /**
  * A body with a transfer coding other than `chunked` (`Transfer-Encoding: gzip, chunked`) is
  * refused `415`, as a `Content-Encoding` the gateway does not decode is, before anything reads it,
@@ -765,17 +775,15 @@ export function announcesBody(req: IncomingMessage): boolean {
  */
 export function refuseTransferCodings(): RequestHandler {
   return (req, res, next) => {
-    const codings = req.headers['transfer-encoding'];
-    if (codings === undefined) return next();
-    const other = codings.split(',').map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== '' && coding !== 'chunked');
-    if (other.length === 0) return next();
+    const other = otherTransferCoding(req);
+    if (other === undefined) return next();
     res.setHeader('connection', 'close');
     next(
       new ProblemError(
         415,
         'unsupported-encoding',
         'Unsupported encoding',
-        `The transfer coding ${JSON.stringify(other[0]!.slice(0, 40))} is not supported: send the body chunked or with a Content-Length (compressed with Content-Encoding if you like).`,
+        `The transfer coding ${JSON.stringify(other.slice(0, 40))} is not supported: send the body chunked or with a Content-Length (compressed with Content-Encoding if you like).`,
       ),
     );
   };

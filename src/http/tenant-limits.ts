@@ -8,7 +8,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
-import { announcesBody, authorizationRepeated, authorizationTwice, bearerKeyOf, sendProblem } from './middleware.js';
+import { announcesBody, authorizationRepeated, authorizationTwice, bearerKeyOf, otherTransferCoding, sendProblem } from './middleware.js';
 import { WEBHOOK_BODY_LIMIT } from './webhook-body-budget.js';
 
 /** One tenant's limits, resolved (its own block over the defaults). */
@@ -260,14 +260,15 @@ export function refuseOversizeBody(over: (req: IncomingMessage) => number | unde
 
 /**
  * The server's `checkContinue` listener (a request with `Expect: 100-continue`): `100 Continue`
- * only for a body within its route's limit. One over it gets no invitation to send the body: the
- * request goes on to be refused by `refuseOversizeBody`, its connection closed whatever answers it.
+ * only for a body the gateway may read: within its route's limit, in no transfer coding but
+ * `chunked`. Another gets no invitation to send the body: the request goes on to be refused by
+ * `refuseOversizeBody` or `refuseTransferCodings`, its connection closed whatever answers it.
  * Either way it then goes on as every request does (`request`), as node would send it on after
  * writing `100 Continue` itself.
  */
 export function continueWithinLimit(over: (req: IncomingMessage) => number | undefined) {
   return function (this: Server, req: IncomingMessage, res: ServerResponse): void {
-    if (over(req) === undefined) res.writeContinue();
+    if (over(req) === undefined && otherTransferCoding(req) === undefined) res.writeContinue();
     else res.setHeader('connection', 'close');
     this.emit('request', req, res);
   };

@@ -60,6 +60,15 @@ describe('a body with a transfer coding other than chunked', () => {
     expect((await gw.request('GET', '/v1/videos')).body.data).toEqual([]);
   });
 
+  it('with Expect: 100-continue: 415 at once, no 100 Continue inviting the body', async () => {
+    const text = await rawExchange(
+      gw.url,
+      `POST /v1/videos/quote HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    expect(text).toMatch(/^HTTP\/1\.1 415 /);
+    expect(parse(text).headers.connection).toBe('close');
+  });
+
   it('plain chunked is read as before', async () => {
     const answer = parse(await send('/v1/videos/quote', 'chunked', chunked(Buffer.from(QUOTE)), 'Connection: close\r\n'));
     expect(answer.status).toBe(200);
