@@ -11,6 +11,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+import { parseAnswerText, untilClosed } from '../support/raw-answer.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -22,41 +23,6 @@ afterAll(async () => {
 
 /** Over both limits (256 KiB); nothing of it is ever sent. */
 const TEN_MB = 10 * 1024 * 1024;
-
-/**
- * Writes `head` on a fresh connection, never the body it announces; resolves with what came back
- * once the server closed the connection, or with `timedOut` after `waitMs` (the body time limit
- * runs on the test's manual clock, so a gateway waiting for the body waits past it).
- */
-function headOnly(head: string, waitMs = 3_000): Promise<{ text: string; timedOut: boolean }> {
-  const { hostname, port } = new URL(gw.url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.write(head));
-    let text = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ text, timedOut: true });
-    }, waitMs);
-    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve({ text, timedOut: false });
-    });
-  });
-}
-
-function parse(text: string): { status: number; headers: Record<string, string>; body: string } {
-  const [head = '', body = ''] = text.split('\r\n\r\n');
-  const [statusLine = '', ...lines] = head.split('\r\n');
-  const headers = Object.fromEntries(
-    lines.map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
-    }),
-  );
-  return { status: Number(statusLine.split(' ')[1]), headers, body };
-}
 
 const KEY = `Authorization: Bearer ${TENANT_KEY}\r\n`;
 const JSON_TYPE = 'Content-Type: application/json\r\n';
@@ -70,10 +36,10 @@ describe('a body announced over its route’s limit', () => {
     ['a provider webhook with Expect: 100-continue', `POST /v1/webhooks/freepik HTTP/1.1\r\nHost: x\r\n${JSON_TYPE}Content-Length: ${TEN_MB}\r\nExpect: 100-continue\r\n\r\n`],
     ['a legacy callback, one byte over 256 KiB', `POST /v1/webhooks/kling-legacy/abc HTTP/1.1\r\nHost: x\r\n${JSON_TYPE}Content-Length: ${256 * 1024 + 1}\r\n\r\n`],
   ])('%s: 413 as problem details at once, no 100 Continue, connection closed', async (_what, head) => {
-    const { text, timedOut } = await headOnly(head);
+    const { text, timedOut } = await untilClosed(gw.url, head);
     expect(timedOut).toBe(false);
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
-    const answer = parse(text);
+    const answer = parseAnswerText(text);
     expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(answer.headers.connection).toBe('close');
@@ -81,7 +47,7 @@ describe('a body announced over its route’s limit', () => {
   });
 
   it('changes nothing: no task was made', async () => {
-    await headOnly(`POST /v1/videos HTTP/1.1\r\nHost: x\r\n${KEY}${JSON_TYPE}Content-Length: ${TEN_MB}\r\n\r\n`);
+    await untilClosed(gw.url, `POST /v1/videos HTTP/1.1\r\nHost: x\r\n${KEY}${JSON_TYPE}Content-Length: ${TEN_MB}\r\n\r\n`);
     const list = await gw.request('GET', '/v1/videos');
     expect(list.body.data).toEqual([]);
   });

@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
+import { parseAnswerText } from '../support/raw-answer.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -26,18 +27,6 @@ function exchange(raw: string): Promise<string> {
     socket.on('error', reject);
     socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
   });
-}
-
-function parse(answer: string): { status: number; headers: Record<string, string>; body: string } {
-  const [head = '', body = ''] = answer.split('\r\n\r\n');
-  const [statusLine = '', ...lines] = head.split('\r\n');
-  const headers = Object.fromEntries(
-    lines.map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
-    }),
-  );
-  return { status: Number(statusLine.split(' ')[1]), headers, body };
 }
 
 describe('requests the HTTP parser refuses', () => {
@@ -63,7 +52,7 @@ describe('requests the HTTP parser refuses', () => {
     ['a Host with a path', 400, 'GET /healthz HTTP/1.1\r\nHost: gateway.example/x\r\n\r\n'],
     ['an Expect other than 100-continue', 417, 'POST /v1/videos HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'],
   ])('%s: %i as problem details, connection closed', async (_what, status, raw) => {
-    const answer = parse(await exchange(raw));
+    const answer = parseAnswerText(await exchange(raw));
     expect(answer.status).toBe(status);
     expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
@@ -77,7 +66,7 @@ describe('requests the HTTP parser refuses', () => {
 
 describe('many header lines, up to 1,000', () => {
   it('are read, the last one included', async () => {
-    const answer = parse(await exchange(`GET /v1/videos HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(997)}Authorization: Bearer ${TENANT_KEY}\r\nConnection: close\r\n\r\n`));
+    const answer = parseAnswerText(await exchange(`GET /v1/videos HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(997)}Authorization: Bearer ${TENANT_KEY}\r\nConnection: close\r\n\r\n`));
     expect(answer.status).toBe(200);
   });
 });
@@ -90,7 +79,7 @@ describe('a Host that names one host', () => {
     ['an IPv6 literal and port', '[::1]:8080'],
     ['empty (a target with no authority)', ''],
   ])('%s is served', async (_what, host) => {
-    const answer = parse(await exchange(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    const answer = parseAnswerText(await exchange(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     expect(answer.status).toBe(200);
   });
 });
@@ -105,7 +94,7 @@ describe('a refusal queued behind an answer still being written on the same conn
     const answers = await exchange(first + second);
     const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => Number(match[1]));
     expect(statuses).toEqual([200, 400]);
-    const secondAnswer = parse(answers.slice(answers.lastIndexOf('HTTP/1.1 ')));
+    const secondAnswer = parseAnswerText(answers.slice(answers.lastIndexOf('HTTP/1.1 ')));
     expect(secondAnswer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(JSON.parse(secondAnswer.body)).toMatchObject({ status: 400, type: expect.stringMatching(/bad-request$/) });
   });
@@ -120,7 +109,7 @@ describe('CONNECT', () => {
     ['to an API route, without a key', 401, 'CONNECT /v1/videos HTTP/1.1\r\nHost: x\r\n\r\n'],
     ['to a webhook route', 405, 'CONNECT /v1/webhooks/freepik HTTP/1.1\r\nHost: x\r\n\r\n'],
   ])('%s: answered as any method the path does not take (%i), as problem details, connection closed', async (_what, status, raw) => {
-    const answer = parse(await exchange(raw));
+    const answer = parseAnswerText(await exchange(raw));
     expect(answer.status).toBe(status);
     expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
@@ -131,7 +120,7 @@ describe('CONNECT', () => {
   });
 
   it('a client-sent request id is echoed, as on every other answer', async () => {
-    const answer = parse(await exchange('CONNECT /v1/videos HTTP/1.1\r\nHost: x\r\nX-Request-Id: tunnel-1\r\n\r\n'));
+    const answer = parseAnswerText(await exchange('CONNECT /v1/videos HTTP/1.1\r\nHost: x\r\nX-Request-Id: tunnel-1\r\n\r\n'));
     expect(answer.headers['x-request-id']).toBe('tunnel-1');
   });
 });

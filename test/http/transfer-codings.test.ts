@@ -10,7 +10,7 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
-import { rawExchange } from '../support/raw-answer.js';
+import { parseAnswerText, rawExchange } from '../support/raw-answer.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -27,18 +27,6 @@ function chunked(body: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
 }
 
-function parse(text: string): { status: number; headers: Record<string, string>; body: string } {
-  const [head = '', body = ''] = text.split('\r\n\r\n');
-  const [statusLine = '', ...lines] = head.split('\r\n');
-  const headers = Object.fromEntries(
-    lines.map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
-    }),
-  );
-  return { status: Number(statusLine.split(' ')[1]), headers, body };
-}
-
 async function send(path: string, codings: string, body: Buffer, extra = ''): Promise<string> {
   const head = `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: ${codings}\r\n${extra}\r\n`;
   return rawExchange(gw.url, Buffer.concat([Buffer.from(head), body]));
@@ -51,7 +39,7 @@ describe('a body with a transfer coding other than chunked', () => {
     ['deflate, chunked on a provider webhook', '/v1/webhooks/freepik', 'deflate, chunked', ''],
     ['gzip and chunked on two lines', '/v1/videos/quote', 'gzip', 'Transfer-Encoding: chunked\r\n'],
   ])('%s: 415 as problem details, connection closed, nothing made', async (_what, path, codings, extra) => {
-    const answer = parse(await send(path, codings, chunked(gzipSync(QUOTE)), extra));
+    const answer = parseAnswerText(await send(path, codings, chunked(gzipSync(QUOTE)), extra));
     expect(answer.status).toBe(415);
     expect(answer.headers['content-type']).toBe('application/problem+json; charset=utf-8');
     expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
@@ -66,11 +54,11 @@ describe('a body with a transfer coding other than chunked', () => {
       `POST /v1/videos/quote HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TENANT_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nExpect: 100-continue\r\n\r\n`,
     );
     expect(text).toMatch(/^HTTP\/1\.1 415 /);
-    expect(parse(text).headers.connection).toBe('close');
+    expect(parseAnswerText(text).headers.connection).toBe('close');
   });
 
   it('plain chunked is read as before', async () => {
-    const answer = parse(await send('/v1/videos/quote', 'chunked', chunked(Buffer.from(QUOTE)), 'Connection: close\r\n'));
+    const answer = parseAnswerText(await send('/v1/videos/quote', 'chunked', chunked(Buffer.from(QUOTE)), 'Connection: close\r\n'));
     expect(answer.status).toBe(200);
   });
 });

@@ -97,3 +97,39 @@ export function rawExchange(base: string, raw: string | Buffer, halfClose = fals
     });
   });
 }
+
+/**
+ * Writes `raw` on a fresh connection to `base` and never more (a head announcing a body that is
+ * never sent, a stream asked to close); resolves with what came back once the server closed the
+ * connection, or with `timedOut` when it was still open after `waitMs`.
+ */
+export function untilClosed(base: string, raw: string, waitMs = 3_000): Promise<{ text: string; timedOut: boolean }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(raw));
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text, timedOut: true });
+    }, waitMs);
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, timedOut: false });
+    });
+  });
+}
+
+/** One answer read off the wire as text: its status, its headers (names in lower case, the last of a name kept), its body. */
+export function parseAnswerText(text: string): { status: number; headers: Record<string, string>; body: string } {
+  const [head = '', body = ''] = text.split('\r\n\r\n');
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((line) => {
+      const colon = line.indexOf(':');
+      return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
+    }),
+  );
+  return { status: Number(statusLine.split(' ')[1]), headers, body };
+}
