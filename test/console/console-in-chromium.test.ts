@@ -423,6 +423,69 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(creates).toHaveLength(1);
     expect(browserErrors).toEqual([]);
   });
+  it('opens New video with a hint, not with every provider refusing the empty form: no quote shown until there is a prompt or an input, Create saying what is missing', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    // The form's lists are in: the page is as a new user first sees it.
+    await target.locator('.inline-choices input[type="checkbox"]').first().waitFor();
+    const quote = target.locator('section.quote');
+    const create = target.getByRole('button', { name: 'Create video' });
+    const createHint = target.locator('#create-hint');
+    // The empty form's quote has answered (Duration says what the operation it inferred takes), and is not shown.
+    await expect.poll(() => target.locator('#duration-hint').textContent()).toBe('3–15 s; empty: 5');
+    expect(await quote.textContent()).toContain('Describe the video to see which providers can make it and what it costs');
+    expect(await quote.textContent()).not.toContain('No provider can serve');
+    expect(await quote.textContent()).not.toContain('required');
+    expect(await quote.getAttribute('aria-busy')).toBe('false');
+    expect(await create.isDisabled()).toBe(true);
+    expect(await createHint.textContent()).toBe('Available once the request has a prompt or an input: it has neither yet.');
+    // Nothing announced, no alert; the keyboard stays on the heading, as on any page opened.
+    expect(await target.locator('#announcer').textContent()).toBe('');
+    expect(await target.getByRole('alert').count()).toBe(0);
+    expect(await target.evaluate(() => `${document.activeElement?.tagName} ${document.activeElement?.textContent}`)).toBe('H1 New video');
+    // Enter in an empty field does not leave Create waiting for a quote that is never asked.
+    await target.getByLabel('Start image URL', { exact: true }).press('Enter');
+    await target.waitForTimeout(500);
+    expect(await create.textContent()).toBe('Create video');
+    expect(await accessibilityProblems(target)).toEqual([]);
+    // A try-on model needs its two images, and says so.
+    await target.getByLabel('Model', { exact: true }).selectOption('kolors-virtual-try-on-v1');
+    await expect.poll(() => quote.textContent()).toContain('Give the person (Start image URL) and the garment (Reference image URLs) to see which providers can make it and what it costs');
+    expect(await createHint.textContent()).toBe('Available once the request has the person and the garment: it has neither yet.');
+    await target.getByLabel('Model', { exact: true }).selectOption('kling-v3');
+
+    // Typed: quoted as before, providers and their reasons included.
+    await target.getByLabel('Prompt', { exact: true }).fill('a first video');
+    await expect.poll(() => quote.locator('.quote-summary').getAttribute('data-order')).toBeTruthy();
+    expect(await create.isEnabled()).toBe(true);
+    // Emptied again: back to the hint.
+    await target.getByLabel('Prompt', { exact: true }).fill('');
+    await expect.poll(() => quote.textContent()).toContain('Describe the video to see which providers can make it and what it costs');
+    expect(await create.isDisabled()).toBe(true);
+    await target.setViewportSize({ width: 375, height: 800 });
+    expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), 'the page fits a phone').toBeLessThanOrEqual(0);
+    await target.screenshot({ path: join(ARTIFACTS, 'new-video-empty-375.png'), fullPage: true });
+    await target.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('says at the empty New video form that the gateway cannot be reached, and shows the hint by itself once it can', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    const away = (url: URL) => url.pathname.endsWith('/v1/videos/quote');
+    await target.route(away, (route) => route.abort('connectionrefused'));
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    const quote = target.locator('section.quote');
+    await expect.poll(() => quote.textContent()).toContain('Cannot reach the gateway');
+    expect(await quote.textContent()).not.toContain('Describe the video');
+    await target.unroute(away);
+    await expect.poll(() => quote.textContent(), { timeout: 15_000 }).toContain('Describe the video to see which providers can make it and what it costs');
+    expect(await quote.textContent()).not.toContain('Cannot reach the gateway');
+    expect(await target.getByRole('button', { name: 'Create video' }).isDisabled()).toBe(true);
+    browserErrors.length = 0; // the browser logs the refused connections itself
+  });
+
   it('creates one video, not two, when Create is clicked again after the answer was lost', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -125,6 +125,17 @@ function buildRequest(form: FormState): { body: Record<string, unknown>; extraEr
   return { body, extraError, extraFields };
 }
 
+/**
+ * Whether the form gives the request something to judge: a prompt, an input or Other fields.
+ * Until then every provider would refuse it for what it lacks (prompt is required…), which says
+ * nothing to someone who has not started; its quote is not shown, the form says what to give instead.
+ * Model, operation, duration, quality and the like only shape a request that is not there yet.
+ */
+function hasSubject(form: FormState): boolean {
+  const given = ['prompt', 'negative_prompt', 'start_image_url', 'end_image_url', 'reference_images', 'reference_video_url', 'video_url', 'extra'] as const;
+  return given.some((field) => form[field].trim() !== '');
+}
+
 function operationsOf(models: ModelList | undefined, model: string) {
   return models?.data.find((entry) => entry.model === model)?.operations ?? [];
 }
@@ -288,9 +299,12 @@ export function CreatePage() {
 
   const { body, extraError, extraFields } = useMemo(() => buildRequest(form), [form]);
   const key = JSON.stringify(body);
+  const judged = hasSubject(form);
 
   useEffect(() => {
     // No quote of a request Other fields cannot be read into; one on its way is aborted below.
+    // A request with nothing to judge yet is quoted all the same, for the operation the gateway
+    // infers (Duration says what it takes), but its quote is not shown.
     if (extraError) {
       setQuoting(false);
       return;
@@ -341,7 +355,8 @@ export function CreatePage() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key, extraError, client, quoteAttempt]);
 
-  const current = quote && quote.key === key ? quote : null;
+  const answered = quote && quote.key === key ? quote : null;
+  const current = judged ? answered : null;
   const quoteHeading = useRef<HTMLHeadingElement>(null);
   // Ask again goes away with the answer: the keyboard waits at the quote's heading for it.
   const askAgain = () => {
@@ -397,7 +412,7 @@ export function CreatePage() {
   const [createWhenQuoted, setCreateWhenQuoted] = useState<string | null>(null);
   const enterBeforeQuote = (event: KeyboardEvent) => {
     if (event.key !== 'Enter' || event.isComposing || !(event.target instanceof HTMLInputElement)) return;
-    if (!canCreate && !creating && !current && !extraError) setCreateWhenQuoted(key);
+    if (!canCreate && !creating && !current && !extraError && judged) setCreateWhenQuoted(key);
   };
   useEffect(() => {
     if (createWhenQuoted === null || (createWhenQuoted === key && !current)) return;
@@ -636,14 +651,21 @@ export function CreatePage() {
           </fieldset>
         </div>
 
-        <section class="quote panel" aria-labelledby="quote-heading" aria-busy={quoting ? 'true' : 'false'}>
+        <section class="quote panel" aria-labelledby="quote-heading" aria-busy={quoting && judged ? 'true' : 'false'}>
           <h2 id="quote-heading" tabIndex={-1} ref={quoteHeading}>
             Quote
           </h2>
           {extraError ? (
             <p class="muted">No quote until Other fields can be sent: see the message there.</p>
+          ) : !judged && !answered?.error ? (
+            <p class="muted">
+              {tryOn
+                ? 'Give the person (Start image URL) and the garment (Reference image URLs) to see which providers can make it and what it costs.'
+                : `Describe the ${noun} to see which providers can make it and what it costs.`}
+            </p>
           ) : (
-            <QuoteView state={current} quoting={quoting} onAskAgain={askAgain} />
+            // Of an empty form, only an error is shown (the gateway cannot be reached…): never providers refusing it.
+            <QuoteView state={judged ? current : answered} quoting={quoting && judged} onAskAgain={askAgain} />
           )}
         </section>
 
@@ -657,7 +679,9 @@ export function CreatePage() {
           <span id="create-hint" class="muted small">
             {canCreate
               ? `Sends the request quoted above; ${current?.quote?.order[0]} is tried first.`
-              : 'Available once the quote shows a provider that can serve this request.'}
+              : judged || extraError
+                ? 'Available once the quote shows a provider that can serve this request.'
+                : `Available once the request has ${tryOn ? 'the person and the garment' : 'a prompt or an input'}: it has neither yet.`}
           </span>
         </div>
       </form>
