@@ -840,6 +840,46 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await target.screenshot({ path: join(ARTIFACTS, `phone-${name}.png`), fullPage: true });
     }
   });
+  it('says on the Providers page what a simulator is: nothing reaches the provider and nothing is billed, and says nothing of it where none is simulated', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Providers' }).first().click();
+    await target.locator('tr[data-provider="freepik"]').waitFor();
+    // The sandbox: every provider is simulated.
+    expect((await api.listProviders()).data.every((provider) => provider.mode === 'simulator')).toBe(true);
+    const note = target.locator('#simulator-note');
+    expect(await note.textContent()).toBe(
+      'Mode simulator: a simulator in the gateway\'s sandbox answers for that provider, as no key for it is configured. Nothing is sent to the provider and nothing is billed: a video\'s cost is what it would have cost.',
+    );
+    for (const width of [1280, 375]) {
+      await target.setViewportSize({ width, height: 900 });
+      expect(await note.isVisible()).toBe(true);
+      expect(await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), `the page fits ${width} px`).toBeLessThanOrEqual(0);
+      await target.screenshot({ path: join(ARTIFACTS, `providers-sandbox-${width}.png`), fullPage: true });
+    }
+    await target.setViewportSize({ width: 1280, height: 900 });
+    expect(await accessibilityProblems(target)).toEqual([]);
+    await target.close();
+
+    // Where every provider is live (the same answer, its modes changed), nothing is said of simulators.
+    const other = await openConsole();
+    await signIn(other);
+    await other.route(
+      (url) => url.pathname.endsWith('/v1/providers'),
+      async (route) => {
+        const answer = await route.fetch();
+        const body = (await answer.json()) as { data: { mode: string }[] };
+        for (const provider of body.data) provider.mode = 'live';
+        await route.fulfill({ response: answer, json: body });
+      },
+    );
+    await other.getByRole('link', { name: 'Providers' }).first().click();
+    await other.locator('tr[data-provider="freepik"]').waitFor();
+    await expect.poll(() => other.locator('tr[data-provider="freepik"]').textContent()).toContain('live');
+    expect(await other.locator('#simulator-note').count()).toBe(0);
+    expect(await other.locator('main').textContent()).not.toContain('simulator');
+  });
+
   it('keeps the top navigation on one line at 390 px (a phone) whichever page is open, and leaves no link alone on a line of its own at 320 px', async () => {
     const target = await openConsole();
     await target.setViewportSize({ width: 390, height: 844 });

@@ -110,6 +110,13 @@ export function ProvidersPage() {
         Success rate and latency cover the last 10 minutes of upstream calls; queued counts tasks waiting for any provider. Refreshed
         every {REFRESH_MS / 1000} s.
       </p>
+      {/* The sandbox's first look: costs appear on every video made, and "simulator" alone does not say that none is real. */}
+      {list.some((provider) => provider.mode === 'simulator') ? (
+        <p id="simulator-note" class="muted small">
+          Mode <strong>simulator</strong>: a simulator in the gateway's sandbox answers for that provider, as no key for it is configured.
+          Nothing is sent to the provider and nothing is billed: a video's cost is what it would have cost.
+        </p>
+      ) : null}
       <ProblemMessage error={providers.error} retrying />
       {list.length > 0 ? (
         <div class="table-scroll" role="region" aria-label="Providers" tabIndex={0}>
