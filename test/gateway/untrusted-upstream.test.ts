@@ -49,6 +49,24 @@ describe('result URLs', () => {
   );
 });
 
+describe('status words', () => {
+  it('a signed webhook with a made-up status word and a result URL leaves the task processing, with the word kept and no output', async () => {
+    gw = await startTestGateway();
+    const created = await gw.create(request);
+    expect(created.body.provider).toBe('freepik');
+    const answer = await postFreepikWebhook(gw, {
+      task_id: created.body.provider_task_id,
+      status: 'ALMOST_DONE',
+      generated: ['https://cdn.example.com/result.mp4'],
+    });
+    expect(answer.status).toBe(200);
+    const task = (await gw.get(created.body.id)).body;
+    expect(task.status).toBe('processing');
+    expect(task.provider_status).toBe('ALMOST_DONE');
+    expect(task.outputs).toEqual([]);
+  });
+});
+
 describe('metrics labels', () => {
   it('made-up upstream status words add no series', async () => {
     gw = await startTestGateway();
