@@ -550,6 +550,61 @@ describe('inbound Freepik webhooks with several accounts', () => {
   });
 });
 
+describe('a Freepik webhook on the path of a create whose answer was lost, with several accounts', () => {
+  let gw: TestGateway;
+  let closeSandbox: () => Promise<void>;
+  afterEach(async () => {
+    await gw.close();
+    await closeSandbox();
+  });
+
+  it('adopts the upstream task only when the secret of the account that sent the create signed it', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    closeSandbox = sandbox.close;
+    const freepik = sandbox.endpoints.get('freepik')!;
+    const endpoints = new Map(sandbox.endpoints).set('freepik', {
+      ...freepik,
+      accounts: [
+        { id: 'main', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-main'] },
+        { id: 'spare', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-spare'] },
+      ],
+    });
+    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators });
+    // Freepik takes the create and the connection drops before its answer: the task waits for news.
+    gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
+    const created = (await gw.create({ ...request, routing: { providers: ['freepik'] } })).body;
+    expect(created.status).toBe('queued');
+    const account = created.attempts[0].account as string;
+    const other = account === 'main' ? 'spare' : 'main';
+    const upstreamId = gw.simulator('freepik').tasks[0]!.id;
+    const body = JSON.stringify({ task_id: upstreamId, status: 'IN_PROGRESS', generated: [] });
+    const timestamp = String(Math.floor(clock.now() / 1000));
+    const post = (webhookId: string, secret: string) =>
+      gw.request(
+        'POST',
+        `/v1/webhooks/freepik/${created.id}-1`,
+        body,
+        { 'webhook-id': webhookId, 'webhook-timestamp': timestamp, 'webhook-signature': signFreepikWebhook(secret, webhookId, timestamp, body) },
+        null,
+      );
+
+    // Signed by the other account: it proves nothing about a create this account sent.
+    await post('msg_other_account', `secret-of-${other}`);
+    const after = (await gw.get(created.id)).body;
+    expect(after.status).toBe('queued');
+    expect(after.provider_task_id).toBeNull();
+    expect(after.attempts[0].recovered_by ?? null).toBeNull();
+
+    const genuine = await post('msg_own_account', `secret-of-${account}`);
+    expect(genuine.status).toBe(200);
+    const adopted = (await gw.get(created.id)).body;
+    expect(adopted.status).toBe('processing');
+    expect(adopted.provider_task_id).toBe(upstreamId);
+    expect(adopted.attempts).toEqual([expect.objectContaining({ account, outcome: 'accepted', recovered_by: 'webhook' })]);
+  });
+});
+
 describe('inbound Freepik webhooks while Freepik rotates its secret', () => {
   let gw: TestGateway;
   let closeSandbox: () => Promise<void>;
