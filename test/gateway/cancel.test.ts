@@ -483,4 +483,24 @@ describe('a provider that can cancel', () => {
     await gw.advance(30_000);
     expect((await gw.get(created.body.id)).body.status).toBe('canceled');
   });
+
+  it('keeps a task the provider did not cancel: the cancel answers 502, and the task runs on to its result', async () => {
+    const cancellable: VideoProvider = {
+      ...reelhouseProvider,
+      cancel: async () => {
+        throw new Error('the task is already rendering and cannot be canceled');
+      },
+    };
+    gw = await startTestGateway({ providers: [...PROVIDERS, cancellable] });
+    const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 10, routing: { providers: ['reelhouse'] } });
+    expect(created.body.status).toBe('processing');
+    const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
+    expect(answer.status).toBe(502);
+    expect(answer.body.detail).toMatch(/reelhouse did not cancel/);
+    expect((await gw.get(created.body.id)).body.status).toBe('processing');
+    // The provider goes on and bills it: its result is delivered, not dropped.
+    const done = await gw.finish(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs).toHaveLength(1);
+  });
 });
