@@ -1,8 +1,9 @@
 /**
- * dispatcher.ts never checks a task's deadline before sending it upstream (only when it ends up
- * waiting again), and tracker.ts `expireOverdue` fails at most 100 overdue tasks per pass. When
- * more than 100 queued tasks pass their deadline together, the dispatcher sends the rest upstream
- * (paid), and the next pass fails them with `timeout` while the upstream renders them.
+ * A burst of queued tasks passing their deadline together must never reach the upstream. The
+ * deadline pass (`expireOverdue`) fails at most 100 overdue tasks per pass, so with more than 100
+ * the rest are still queued when the dispatcher next runs: it checks each task's deadline before
+ * sending it (and `test/gateway/deadline-during-pass.test.ts` guards that check alone). This test
+ * found the bug when the dispatcher did not, and sent the rest upstream (paid).
  */
 import { afterEach, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
@@ -14,7 +15,6 @@ afterEach(async () => {
 
 const request = { model: 'kling-v3', prompt: 'past its deadline', duration: 5, routing: { providers: ['kling3api'] } };
 
-// Regression (review): a queued task already past its deadline is still submitted upstream (and billed) when >100 tasks expire in one pass; the next pass fails it with timeout.
 it('never sends upstream a task that is already past its deadline', async () => {
   gw = await startTestGateway({
     config: { tasks: { deadline_ms: 60_000 }, providers: { kling3api: { max_in_flight: 1 } }, sandbox: { processing_ms: 600_000 } },
