@@ -597,8 +597,10 @@ export class Dispatcher {
       if (failure.outcome === 'ambiguous' && !failure.failover) {
         // The upstream may hold the task: find out before failing it (adopt it, or go on when
         // the provider proves it has none); recovery keeps at it while the answer may come.
+        // A stopping gateway sends no lookup (it may take the provider's time limit again, past
+        // the drain): the task is held in doubt, and recovery looks it up after the stop.
         const attempt = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
-        if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt) } };
+        if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt, { lookUp: !this.stopped }) } };
       }
       // "Too many requests" is not a refusal of this task: the account is asked again after
       // Retry-After (its cool-down began as the call failed, `ProviderAccount.call`).

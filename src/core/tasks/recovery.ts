@@ -211,9 +211,11 @@ export class Recovery {
    * Settles a create whose answer was lost (its attempt `sending` after a stop, or `ambiguous`
    * after a broken connection or a timeout): adopts the upstream task when the provider shows
    * it, goes on to the next provider when it proves there is none, waits while it may still
-   * tell, and gives up when it no longer can. Returns the task as it ends up.
+   * tell, and gives up when it no longer can. Returns the task as it ends up. `lookUp: false`
+   * (a create's own dispatch during a graceful stop) asks the provider nothing now: the task is
+   * held in doubt as when a lookup cannot tell, and looked up at a later turn.
    */
-  async resolve(task: TaskRecord, found: AttemptRecord): Promise<TaskRecord | undefined> {
+  async resolve(task: TaskRecord, found: AttemptRecord, options: { lookUp?: boolean } = {}): Promise<TaskRecord | undefined> {
     const { runtimes, clock, tasks } = this.engine;
     let attempt = found;
     // A signed webhook named the upstream task while the create's answer was awaited (`adoptNamed`).
@@ -234,7 +236,7 @@ export class Recovery {
     // Only the account that sent the create can ask about it (its key sees its tasks).
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime && this.unansweredCreate(task, attempt, runtime);
-    const lookup = runtime && account && create ? await this.lookUp(task, runtime, account, create) : undefined;
+    const lookup = runtime && account && create ? await this.lookUp(task, runtime, account, create, options.lookUp !== false) : undefined;
     const now = clock.now();
     if (lookup?.kind === 'found') return this.adopt(task, attempt, lookup.ref, 'external_id');
 
@@ -340,9 +342,10 @@ export class Recovery {
   }
 
   /** Asks the provider about the create; any failure to ask is "cannot tell now". */
-  private async lookUp(task: TaskRecord, runtime: ProviderRuntime, account: ProviderAccount, create: UnansweredCreate): Promise<CreateLookup> {
+  private async lookUp(task: TaskRecord, runtime: ProviderRuntime, account: ProviderAccount, create: UnansweredCreate, ask = true): Promise<CreateLookup> {
     const { provider } = runtime;
     if (!provider.findCreate) return { kind: 'unknown', why: `${runtime.id} documents no way to find a task by what the create carried` };
+    if (!ask) return { kind: 'unknown', why: 'the gateway is stopping: not looked up now' };
     const admission = await account.admit(0);
     if (!admission.granted) return { kind: 'unknown', why: `${runtime.id} cannot be called now (${admission.reason})` };
     try {
