@@ -12,6 +12,7 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
+import { heldCall } from '../support/held-call.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
 
 const klingV3 = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
@@ -130,6 +131,36 @@ describe('a connection dropped before the upstream created anything', () => {
     expect(finished.provider).toBe('kling3api');
     expect(finished.attempts).toEqual([
       expect.objectContaining({ provider: 'freepik', outcome: 'failed', message: expect.stringMatching(/not accepted upstream: every one of the 0 task/) }),
+      expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
+    ]);
+  });
+
+  it('legacy Kling-API: a lookup sent before the create\'s answer could no longer come proves nothing, however late its "does not exist" arrives', async () => {
+    // Kling's own API: "does not exist" by external_task_id proves a create was not accepted.
+    const gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { apiShape: 'official' } } });
+    open.push(gw);
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ transport: 'reset' });
+    const lookup = heldCall();
+    cleanups.push(async () => lookup.release());
+    legacy.injectFault({ on: 'status', hold: lookup.hold });
+    const answer = gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
+    // The lookup reached the upstream right after the reset, while the create may still be acted
+    // on; its answer comes only after timeout_ms + 5 s have passed.
+    await lookup.reached;
+    await gw.clock.advance(60_000);
+    lookup.release();
+    const created = await answer;
+    // Read too early to prove anything: the create stays in doubt, not ruled out.
+    expect(created.body.status).toBe('queued');
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'ambiguous' })]);
+    expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 0, 'kling-legacy': 0 });
+    // A lookup sent once the answer could no longer come proves it; then the task moves on.
+    const finished = await gw.finish(created.body.id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider).toBe('kling3api');
+    expect(finished.attempts).toEqual([
+      expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', message: expect.stringMatching(/no task with external_task_id/) }),
       expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
     ]);
   });

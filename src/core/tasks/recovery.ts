@@ -236,12 +236,15 @@ export class Recovery {
     // Only the account that sent the create can ask about it (its key sees its tasks).
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime && this.unansweredCreate(task, attempt, runtime);
+    // A negative proves something only if the upstream was asked once the create's answer could
+    // no longer come: when the lookup was sent, not when its (maybe slow) answer arrived.
+    const askedAt = clock.now();
     const lookup = runtime && account && create ? await this.lookUp(task, runtime, account, create, options.lookUp !== false) : undefined;
     const now = clock.now();
     if (lookup?.kind === 'found') return this.adopt(task, attempt, lookup.ref, 'external_id');
 
     const settledAt = attempt.at + (runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
-    if (lookup?.kind === 'absent' && now >= settledAt) return this.provedAbsent(task, attempt, lookup.why);
+    if (lookup?.kind === 'absent' && askedAt >= settledAt) return this.provedAbsent(task, attempt, lookup.why);
 
     const hearsNews = runtime !== undefined && account !== undefined && create !== undefined && this.mayHearOf(task, runtime, account);
     const looksUp = runtime?.provider.findCreate !== undefined && account !== undefined && create !== undefined;
