@@ -67,8 +67,8 @@ export function tenantLimits(config: GatewayConfig): (tenant: string) => TenantL
   };
 }
 
-/** Probes and scrapes: frequent, and not worth a log line each. */
-const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/metrics']);
+/** Probes and scrapes (`/readyz` is the Compose health check): frequent, and not worth a log line each. */
+const UNLOGGED_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** The express app, and what the HTTP server runs: the app behind the hot read and webhooks (`hot-read.ts`, `hot-webhook.ts`). */
 export interface GatewayHttp {
