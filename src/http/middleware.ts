@@ -669,8 +669,10 @@ export function limitHeaderLines(listener: RequestListener): RequestListener {
  * A `Host` value (RFC 9112 §3.2, RFC 3986 §3.2.2): a name or IPv4 address (unreserved,
  * percent-encoded and sub-delimiter characters), or an IP literal in brackets, then an optional
  * port; or empty (a target with no authority). Never user information, a path, or whitespace.
+ * An IPv6 literal may carry a zone id (RFC 6874), raw or escaped: node's own HTTP client writes
+ * `Host: [fe80::1%eth0]:8080` for a link-local address; an IPvFuture literal (`[v1.…]`) is one too.
  */
-const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::\d*)?$/;
+const HOST_VALUE = /^(?:\[(?:[0-9A-Fa-f:.]+(?:%[A-Za-z0-9\-._~%]+)?|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::\d*)?$/;
 
 /** How many `Host` lines a request sent (node keeps the first in `req.headers` and drops the rest). */
 function hostLines(req: IncomingMessage): number {

@@ -78,6 +78,11 @@ describe('a Host that names one host', () => {
     ['an IPv4 address and port', '127.0.0.1:8080'],
     ['an IPv6 literal and port', '[::1]:8080'],
     ['empty (a target with no authority)', ''],
+    // What node's own HTTP client writes for a link-local address (RFC 6874 zone id, raw or escaped).
+    ['an IPv6 link-local literal with a zone id', '[fe80::1%eth0]:8080'],
+    ['an IPv6 link-local literal with an escaped zone id', '[fe80::1%25eth0]'],
+    ['an IPvFuture literal (RFC 3986)', '[v1.fe80::a+en1]:8080'],
+    ['an upper-case name with a trailing dot and an empty port', 'GATEWAY.EXAMPLE.:'],
   ])('%s is served', async (_what, host) => {
     const answer = parseAnswerText(await exchange(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     expect(answer.status).toBe(200);
