@@ -165,6 +165,32 @@ describe('a connection dropped before the upstream created anything', () => {
     ]);
   });
 
+  it('legacy Kling-API: a "does not exist" asked too early that arrives after the wait for news has ended is asked once more, and the task moves on, not fails', async () => {
+    const gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { apiShape: 'official' } } });
+    open.push(gw);
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ transport: 'reset' });
+    const lookup = heldCall();
+    cleanups.push(async () => lookup.release());
+    legacy.injectFault({ on: 'status', hold: lookup.hold });
+    const answer = gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
+    // Sent right after the reset (too early to prove anything), answered only after the 10 minutes
+    // the create waits for a callback naming its task.
+    await lookup.reached;
+    await gw.clock.advance(11 * 60_000);
+    lookup.release();
+    const created = await answer;
+    // Not given up on as if nothing could tell: the next lookup can prove it.
+    expect(created.body.status).toBe('queued');
+    const finished = await gw.finish(created.body.id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider).toBe('kling3api');
+    expect(finished.attempts).toEqual([
+      expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', message: expect.stringMatching(/no task with external_task_id/) }),
+      expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
+    ]);
+  });
+
   it('Freepik alone: proved never accepted, the task fails saying Freepik was ruled out, not that no provider is enabled', async () => {
     const gw = await gateway();
     gw.simulator('freepik').injectFault({ transport: 'reset' });

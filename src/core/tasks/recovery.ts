@@ -250,11 +250,14 @@ export class Recovery {
     const looksUp = runtime?.provider.findCreate !== undefined && account !== undefined && create !== undefined;
     const asked = hearsNews || looksUp ? Math.min(task.deadlineAt, Math.max(settledAt, attempt.at + (hearsNews ? NEWS_WAIT_MS : LOOKUP_WAIT_MS))) : now;
     const waitEnd = Math.max(asked, senderMayWrite);
-    if (now < waitEnd) {
+    // A "not found" asked too early that arrives once the wait is over is no reason to give up:
+    // the next lookup, asked now, proves it either way.
+    const askAgain = lookup?.kind === 'absent' && now >= settledAt;
+    if (now < waitEnd || askAgain) {
       const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
       // The sender's time is waited out in this one hold when nothing else keeps the create in
       // doubt as long: the next look finds the attempt `interrupted`, not when it was so found.
-      const until = senderMayWrite > asked ? senderMayWrite : Math.min(next, waitEnd);
+      const until = senderMayWrite > asked ? senderMayWrite : askAgain ? next : Math.min(next, waitEnd);
       return this.lifecycle.holdInDoubt(task, until, task.leaseOwner);
     }
     return this.giveUp(task, attempt, lookup);
