@@ -33,7 +33,7 @@ import { InProcessProviderState, type ProviderStateStore } from './core/upstream
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
-import { answerClientError, answerConnect, limitHeaderLines, refuseExpectation, requireHostHeader } from './http/middleware.js';
+import { answerClientError, answerConnect, limitHeaderLines, refusedAtTheDoor, refuseExpectation, requireHostHeader } from './http/middleware.js';
 import { continueWithinLimit, type CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
@@ -718,7 +718,7 @@ export class Gateway {
   private httpServer(): Server {
     const listener = limitHeaderLines(requireHostHeader(this.listener));
     const server = createServer({ requireHostHeader: false }, listener)
-      .on('checkContinue', continueWithinLimit(this.oversizeBody))
+      .on('checkContinue', continueWithinLimit(this.oversizeBody, refusedAtTheDoor))
       .on('clientError', answerClientError)
       .on('checkExpectation', refuseExpectation)
       .on('connect', answerConnect(listener));

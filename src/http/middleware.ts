@@ -653,7 +653,7 @@ export const MAX_HEADER_LINES = 1_000;
  */
 export function limitHeaderLines(listener: RequestListener): RequestListener {
   return (req, res) => {
-    if (req.rawHeaders.length / 2 > MAX_HEADER_LINES) {
+    if (tooManyHeaderLines(req)) {
       refuseBeforeRoutes(
         req,
         res,
@@ -663,6 +663,10 @@ export function limitHeaderLines(listener: RequestListener): RequestListener {
     }
     listener(req, res);
   };
+}
+
+function tooManyHeaderLines(req: IncomingMessage): boolean {
+  return req.rawHeaders.length / 2 > MAX_HEADER_LINES;
 }
 
 /**
@@ -693,17 +697,33 @@ function hostLines(req: IncomingMessage): number {
  */
 export function requireHostHeader(listener: RequestListener): RequestListener {
   return (req, res) => {
-    const host = req.headers.host;
-    if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
-      refuseBeforeRoutes(req, res, new ProblemError(400, 'bad-request', 'Bad request', 'An HTTP/1.1 request must carry a Host header.'));
-      return;
-    }
-    if (host !== undefined && (!HOST_VALUE.test(host) || hostLines(req) > 1)) {
-      refuseBeforeRoutes(req, res, new ProblemError(400, 'bad-request', 'Bad request', 'The Host header must be sent once, naming one host (and port).'));
+    const refusal = hostRefusal(req);
+    if (refusal) {
+      refuseBeforeRoutes(req, res, refusal);
       return;
     }
     listener(req, res);
   };
+}
+
+/** Why `requireHostHeader` refuses `req`, if it does. */
+function hostRefusal(req: IncomingMessage): ProblemError | undefined {
+  const host = req.headers.host;
+  if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+    return new ProblemError(400, 'bad-request', 'Bad request', 'An HTTP/1.1 request must carry a Host header.');
+  }
+  if (host !== undefined && (!HOST_VALUE.test(host) || hostLines(req) > 1)) {
+    return new ProblemError(400, 'bad-request', 'Bad request', 'The Host header must be sent once, naming one host (and port).');
+  }
+  return undefined;
+}
+
+/**
+ * Whether `limitHeaderLines` or `requireHostHeader` refuses `req` before any route: then no
+ * `100 Continue` invites a body that is never read (the server's `checkContinue` asks).
+ */
+export function refusedAtTheDoor(req: IncomingMessage): boolean {
+  return tooManyHeaderLines(req) || hostRefusal(req) !== undefined;
 }
 
 /**

@@ -261,14 +261,15 @@ export function refuseOversizeBody(over: (req: IncomingMessage) => number | unde
 /**
  * The server's `checkContinue` listener (a request with `Expect: 100-continue`): `100 Continue`
  * only for a body the gateway may read: within its route's limit, in no transfer coding but
- * `chunked`. Another gets no invitation to send the body: the request goes on to be refused by
- * `refuseOversizeBody` or `refuseTransferCodings`, its connection closed whatever answers it.
- * Either way it then goes on as every request does (`request`), as node would send it on after
- * writing `100 Continue` itself.
+ * `chunked`, of a request not refused before any route (`refusedFirst`: a Host naming no host,
+ * too many header lines). Another gets no invitation to send the body: the request goes on to be
+ * refused by `refuseOversizeBody`, `refuseTransferCodings` or the server's own checks, its
+ * connection closed whatever answers it. Either way it then goes on as every request does
+ * (`request`), as node would send it on after writing `100 Continue` itself.
  */
-export function continueWithinLimit(over: (req: IncomingMessage) => number | undefined) {
+export function continueWithinLimit(over: (req: IncomingMessage) => number | undefined, refusedFirst: (req: IncomingMessage) => boolean = () => false) {
   return function (this: Server, req: IncomingMessage, res: ServerResponse): void {
-    if (over(req) === undefined && otherTransferCoding(req) === undefined) res.writeContinue();
+    if (!refusedFirst(req) && over(req) === undefined && otherTransferCoding(req) === undefined) res.writeContinue();
     else res.setHeader('connection', 'close');
     this.emit('request', req, res);
   };

@@ -7,7 +7,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, TENANT_KEY, type TestGateway } from '../support/harness.js';
-import { parseAnswerText } from '../support/raw-answer.js';
+import { parseAnswerText, untilClosed } from '../support/raw-answer.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -61,6 +61,20 @@ describe('requests the HTTP parser refuses', () => {
     expect(JSON.parse(answer.body)).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
     // The gateway still answers.
     expect((await gw.request('GET', '/healthz', undefined, {}, null)).status).toBe(200);
+  });
+});
+
+describe('a request refused before any route, with Expect: 100-continue', () => {
+  const ask = `Authorization: Bearer ${TENANT_KEY}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nExpect: 100-continue\r\n`;
+  it.each([
+    ['Host given twice', 400, `POST /v1/videos/quote HTTP/1.1\r\nHost: gateway.example\r\nHost: elsewhere.example\r\n${ask}\r\n`],
+    ['a Host with user information', 400, `POST /v1/videos/quote HTTP/1.1\r\nHost: user@elsewhere.example\r\n${ask}\r\n`],
+    ['more than 1,000 header lines', 431, `POST /v1/videos/quote HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(1_000)}${ask}\r\n`],
+  ])('%s: its %i at once, never 100 Continue (an invitation to send the body it will not read)', async (_what, status, raw) => {
+    const { text, timedOut } = await untilClosed(gw.url, raw);
+    expect(timedOut).toBe(false);
+    expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(parseAnswerText(text).headers.connection).toBe('close');
   });
 });
 
