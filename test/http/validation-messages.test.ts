@@ -71,6 +71,16 @@ describe('the messages of a refused create', () => {
     expect(answer.body.errors).toEqual([{ path: field, message: 'must be a finite number (got one too large to read)' }]);
   });
 
+  it('shots adding up to more than 15 s are refused before any provider is asked; 15 s is not', async () => {
+    const shots = (first: number, second: number) => ({ prompt: undefined, duration: undefined, multi_shot: [{ prompt: 'dawn', duration: first }, { prompt: 'dusk', duration: second }] });
+    const { errors, detail } = await refusal(shots(8, 8));
+    expect(errors).toEqual([{ path: 'multi_shot', message: 'shots add up to 16 s; at most 15 s' }]);
+    expect(detail).toBe('multi_shot: shots add up to 16 s; at most 15 s.');
+    expect((await refusal(shots(10, 6), '/v1/videos/quote')).errors).toEqual([{ path: 'multi_shot', message: 'shots add up to 16 s; at most 15 s' }]);
+    const fifteen = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', ...shots(8, 7) });
+    expect(fifteen.status).toBe(200);
+  });
+
   it('a quote is refused in the same words', async () => {
     expect((await refusal({ duration: 16 }, '/v1/videos/quote')).errors).toEqual([{ path: 'duration', message: 'must be at most 15' }]);
   });
