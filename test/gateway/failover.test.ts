@@ -460,6 +460,25 @@ describe('circuit breaker', () => {
     expect(createCalls(gw, 'kling-legacy')).toBe(calls);
   });
 
+  it.each([
+    ['refuses our key (401)', { kind: 'unauthorized', status: 401 }],
+    ['forbids our key (403)', { kind: 'unauthorized', status: 403 }],
+    ['has no credits left (402)', { kind: 'insufficient_credits', status: 402 }],
+    ['has no credits left (its own insufficient-credits answer)', { kind: 'insufficient_credits' }],
+  ] as const)('opens the circuit of a provider that %s on consecutive creates, then skips it without a call', async (_what, fault) => {
+    gw = await startTestGateway();
+    gw.simulator('freepik').injectFault({ ...fault, times: 3 });
+    for (let i = 0; i < 3; i++) {
+      expect((await gw.create(request)).body.provider).toBe('kling3api');
+    }
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'freepik').circuit).toBe('open');
+    const skipped = await gw.create(request);
+    expect(skipped.body.provider).toBe('kling3api');
+    expect(skipped.body.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'skipped', error_code: 'circuit_open' });
+    expect(createCalls(gw, 'freepik')).toBe(3);
+  });
+
   it('does not count rejections of the request against the provider', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ kind: 'invalid', status: 400, times: 5 });
