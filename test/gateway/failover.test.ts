@@ -479,6 +479,21 @@ describe('circuit breaker', () => {
     expect(createCalls(gw, 'freepik')).toBe(3);
   });
 
+  it('opens the circuit of a provider whose account balance ran out, whatever HTTP status it says it with (legacy: 429, code 1102)', async () => {
+    gw = await startTestGateway();
+    const legacyOnly = { model: 'kling-v1', prompt: 'an old film look' };
+    gw.simulator('kling-legacy').injectFault({ kind: 'insufficient_credits', times: 3 });
+    for (let i = 0; i < 3; i++) {
+      expect((await gw.create(legacyOnly)).body).toMatchObject({ status: 'failed', error: { code: 'insufficient_credits' } });
+    }
+    const providers = await gw.request('GET', '/v1/providers');
+    expect(providers.body.data.find((p: { id: string }) => p.id === 'kling-legacy').circuit).toBe('open');
+    const skipped = await gw.create(legacyOnly);
+    expect(skipped.body).toMatchObject({ status: 'failed', error: { code: 'no_provider_available' } });
+    expect(skipped.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'skipped', error_code: 'circuit_open' })]);
+    expect(createCalls(gw, 'kling-legacy')).toBe(3);
+  });
+
   it('does not count rejections of the request against the provider', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ kind: 'invalid', status: 400, times: 5 });
