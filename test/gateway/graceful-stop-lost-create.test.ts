@@ -8,7 +8,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { heldCall } from '../support/held-call.js';
-import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { GatewayDeploys, startTestGateway, type TestGateway } from '../support/harness.js';
 
 const open: TestGateway[] = [];
 const releases: (() => void)[] = [];
@@ -50,4 +50,39 @@ it('answers a create whose upstream timed out during the stop, without looking t
   open.splice(0);
   create.release();
   await Promise.all([...gw.simulators.values()].map((simulator) => simulator.close()));
+}, 30_000);
+
+it('a create whose answer is lost during the stop after its task\'s deadline is looked up by the next start, not failed unasked', async () => {
+  const deploys = await GatewayDeploys.start();
+  const config = { tasks: { deadline_ms: 60_000 } };
+  // Kling's own API: the create's external_task_id finds the task it made.
+  const endpointOverrides = { 'kling-legacy': { apiShape: 'official' as const } };
+  const first = await deploys.deploy(config, { endpointOverrides });
+  open.push(first);
+  const legacy = deploys.simulators.get('kling-legacy')!;
+  // The upstream takes the create, but its answer never reaches the gateway.
+  const create = heldCall();
+  releases.push(create.release);
+  legacy.injectFault({ on: 'submit', hold: create.hold, transport: 'drop_after_accept' });
+  const answer = first.create({ model: 'kling-v3', prompt: 'sent late in its life', duration: 5, routing: { providers: ['kling-legacy', 'kling3api'] } });
+  await create.reached;
+  // The task's deadline passes while its create is on the wire, then the gateway is told to stop.
+  await deploys.clock.advance(61_000);
+  const stopped = first.gateway.close();
+  create.release();
+  const created = await answer;
+  await stopped;
+  open.splice(0);
+  // Not failed before anyone asked the provider, which holds (and bills) the task.
+  expect(created.status).toBe(202);
+  expect(created.body.status).toBe('queued');
+
+  const next = await deploys.deploy(config, { endpointOverrides });
+  open.push(next);
+  await next.advanceUntil(async () => (await next.get(created.body.id)).body.attempts[0]?.outcome !== 'ambiguous');
+  const found = (await next.get(created.body.id)).body;
+  expect(found.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'external_id' })]);
+  expect(legacy.tasks).toHaveLength(1);
+  expect(deploys.simulators.get('kling3api')!.tasks).toHaveLength(0);
+  await deploys.close();
 }, 30_000);

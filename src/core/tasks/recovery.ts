@@ -253,11 +253,14 @@ export class Recovery {
     // A "not found" asked too early that arrives once the wait is over is no reason to give up:
     // the next lookup, asked now, proves it either way.
     const askAgain = lookup?.kind === 'absent' && now >= settledAt;
-    if (now < waitEnd || askAgain) {
+    // Nor is a lookup left unasked during a stop (`lookUp: false`): also past the wait (the task's
+    // deadline passed while its create was on the wire), the one lookup is made at a later turn.
+    const unasked = options.lookUp === false && looksUp;
+    if (now < waitEnd || askAgain || unasked) {
       const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
       // The sender's time is waited out in this one hold when nothing else keeps the create in
       // doubt as long: the next look finds the attempt `interrupted`, not when it was so found.
-      const until = senderMayWrite > asked ? senderMayWrite : askAgain ? next : Math.min(next, waitEnd);
+      const until = senderMayWrite > asked ? senderMayWrite : now >= waitEnd ? next : Math.min(next, waitEnd);
       return this.lifecycle.holdInDoubt(task, until, task.leaseOwner);
     }
     return this.giveUp(task, attempt, lookup);
