@@ -119,6 +119,27 @@ describe('a connection dropped after the upstream accepted the create', () => {
   });
 });
 
+/**
+ * A create on Kling's own API (where "does not exist" by external_task_id proves a create was not
+ * accepted) whose connection is reset, so its task is looked up at once: that lookup is held
+ * while the clock moves `answeredAfterMs` on, then answered ("does not exist"). Returns the
+ * gateway and the create's answer.
+ */
+async function legacyCreateLookedUpEarly(answeredAfterMs: number) {
+  const gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { apiShape: 'official' } } });
+  open.push(gw);
+  const legacy = gw.simulator('kling-legacy');
+  legacy.injectFault({ transport: 'reset' });
+  const lookup = heldCall();
+  cleanups.push(async () => lookup.release());
+  legacy.injectFault({ on: 'status', hold: lookup.hold });
+  const answer = gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
+  await lookup.reached;
+  await gw.clock.advance(answeredAfterMs);
+  lookup.release();
+  return { gw, created: await answer };
+}
+
 describe('a connection dropped before the upstream created anything', () => {
   it('Freepik: once its answer can no longer come, a task list of known tasks only proves it — the task moves on', async () => {
     const gw = await gateway();
@@ -137,20 +158,9 @@ describe('a connection dropped before the upstream created anything', () => {
 
   it('legacy Kling-API: a lookup sent before the create\'s answer could no longer come proves nothing, however late its "does not exist" arrives', async () => {
     // Kling's own API: "does not exist" by external_task_id proves a create was not accepted.
-    const gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { apiShape: 'official' } } });
-    open.push(gw);
-    const legacy = gw.simulator('kling-legacy');
-    legacy.injectFault({ transport: 'reset' });
-    const lookup = heldCall();
-    cleanups.push(async () => lookup.release());
-    legacy.injectFault({ on: 'status', hold: lookup.hold });
-    const answer = gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
-    // The lookup reached the upstream right after the reset, while the create may still be acted
+    // The lookup reaches the upstream right after the reset, while the create may still be acted
     // on; its answer comes only after timeout_ms + 5 s have passed.
-    await lookup.reached;
-    await gw.clock.advance(60_000);
-    lookup.release();
-    const created = await answer;
+    const { gw, created } = await legacyCreateLookedUpEarly(60_000);
     // Read too early to prove anything: the create stays in doubt, not ruled out.
     expect(created.body.status).toBe('queued');
     expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'ambiguous' })]);
@@ -166,20 +176,9 @@ describe('a connection dropped before the upstream created anything', () => {
   });
 
   it('legacy Kling-API: a "does not exist" asked too early that arrives after the wait for news has ended is asked once more, and the task moves on, not fails', async () => {
-    const gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { apiShape: 'official' } } });
-    open.push(gw);
-    const legacy = gw.simulator('kling-legacy');
-    legacy.injectFault({ transport: 'reset' });
-    const lookup = heldCall();
-    cleanups.push(async () => lookup.release());
-    legacy.injectFault({ on: 'status', hold: lookup.hold });
-    const answer = gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
     // Sent right after the reset (too early to prove anything), answered only after the 10 minutes
     // the create waits for a callback naming its task.
-    await lookup.reached;
-    await gw.clock.advance(11 * 60_000);
-    lookup.release();
-    const created = await answer;
+    const { gw, created } = await legacyCreateLookedUpEarly(11 * 60_000);
     // Not given up on as if nothing could tell: the next lookup can prove it.
     expect(created.body.status).toBe('queued');
     const finished = await gw.finish(created.body.id);

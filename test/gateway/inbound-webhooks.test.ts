@@ -6,7 +6,7 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { liveEndpoint, startSandbox } from '../../src/sandbox/sandbox.js';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
+import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway, type TestGatewayOptions } from '../support/harness.js';
 import { heldCall, type HeldCall } from '../support/held-call.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
@@ -500,6 +500,24 @@ describe('news that arrives while its create is still being recorded', () => {
   });
 });
 
+/**
+ * A gateway whose Freepik provider has two accounts, `main` and `spare`: both reach the simulator
+ * (it takes one key), and each signs its webhooks with its own secret (`secret-of-<account>`).
+ */
+async function twoFreepikAccounts(clock: ManualClock, config?: TestGatewayOptions['config']) {
+  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+  const freepik = sandbox.endpoints.get('freepik')!;
+  const endpoints = new Map(sandbox.endpoints).set('freepik', {
+    ...freepik,
+    accounts: [
+      { id: 'main', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-main'] },
+      { id: 'spare', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-spare'] },
+    ],
+  });
+  const gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators, ...(config ? { config } : {}) });
+  return { gw, closeSandbox: sandbox.close };
+}
+
 describe('inbound Freepik webhooks with several accounts', () => {
   let gw: TestGateway;
   let closeSandbox: () => Promise<void>;
@@ -510,18 +528,7 @@ describe('inbound Freepik webhooks with several accounts', () => {
 
   it("believes a webhook about a task only when the secret of the account holding it signed it", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-    closeSandbox = sandbox.close;
-    const freepik = sandbox.endpoints.get('freepik')!;
-    // Both accounts reach the simulator (it takes one key); each signs its webhooks with its own secret.
-    const endpoints = new Map(sandbox.endpoints).set('freepik', {
-      ...freepik,
-      accounts: [
-        { id: 'main', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-main'] },
-        { id: 'spare', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-spare'] },
-      ],
-    });
-    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators, config: { providers: { freepik: { max_in_flight: 1 } } } });
+    ({ gw, closeSandbox } = await twoFreepikAccounts(clock, { providers: { freepik: { max_in_flight: 1 } } }));
     const pinned = { ...request, routing: { providers: ['freepik'] } };
     const first = (await gw.create(pinned)).body;
     const second = (await gw.create({ ...pinned, prompt: 'a second beach' })).body;
@@ -560,17 +567,7 @@ describe('a Freepik webhook on the path of a create whose answer was lost, with 
 
   it('adopts the upstream task only when the secret of the account that sent the create signed it', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-    closeSandbox = sandbox.close;
-    const freepik = sandbox.endpoints.get('freepik')!;
-    const endpoints = new Map(sandbox.endpoints).set('freepik', {
-      ...freepik,
-      accounts: [
-        { id: 'main', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-main'] },
-        { id: 'spare', apiKey: freepik.apiKey, webhookSecrets: ['secret-of-spare'] },
-      ],
-    });
-    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators });
+    ({ gw, closeSandbox } = await twoFreepikAccounts(clock));
     // Freepik takes the create and the connection drops before its answer: the task waits for news.
     gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
     const created = (await gw.create({ ...request, routing: { providers: ['freepik'] } })).body;
