@@ -140,6 +140,17 @@ async function legacyCreateLookedUpEarly(answeredAfterMs: number) {
   return { gw, created: await answer };
 }
 
+/** The task ends made by kling3api, its legacy attempt proved never accepted by a lookup. */
+async function expectProvedAbsentThenKling3api(gw: TestGateway, id: string) {
+  const finished = await gw.finish(id);
+  expect(finished.status).toBe('succeeded');
+  expect(finished.provider).toBe('kling3api');
+  expect(finished.attempts).toEqual([
+    expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', message: expect.stringMatching(/no task with external_task_id/) }),
+    expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
+  ]);
+}
+
 describe('a connection dropped before the upstream created anything', () => {
   it('Freepik: once its answer can no longer come, a task list of known tasks only proves it — the task moves on', async () => {
     const gw = await gateway();
@@ -166,13 +177,7 @@ describe('a connection dropped before the upstream created anything', () => {
     expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'ambiguous' })]);
     expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 0, 'kling-legacy': 0 });
     // A lookup sent once the answer could no longer come proves it; then the task moves on.
-    const finished = await gw.finish(created.body.id);
-    expect(finished.status).toBe('succeeded');
-    expect(finished.provider).toBe('kling3api');
-    expect(finished.attempts).toEqual([
-      expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', message: expect.stringMatching(/no task with external_task_id/) }),
-      expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
-    ]);
+    await expectProvedAbsentThenKling3api(gw, created.body.id);
   });
 
   it('legacy Kling-API: a "does not exist" asked too early that arrives after the wait for news has ended is asked once more, and the task moves on, not fails', async () => {
@@ -181,13 +186,7 @@ describe('a connection dropped before the upstream created anything', () => {
     const { gw, created } = await legacyCreateLookedUpEarly(11 * 60_000);
     // Not given up on as if nothing could tell: the next lookup can prove it.
     expect(created.body.status).toBe('queued');
-    const finished = await gw.finish(created.body.id);
-    expect(finished.status).toBe('succeeded');
-    expect(finished.provider).toBe('kling3api');
-    expect(finished.attempts).toEqual([
-      expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', message: expect.stringMatching(/no task with external_task_id/) }),
-      expect.objectContaining({ provider: 'kling3api', outcome: 'accepted' }),
-    ]);
+    await expectProvedAbsentThenKling3api(gw, created.body.id);
   });
 
   it('Freepik alone: proved never accepted, the task fails saying Freepik was ruled out, not that no provider is enabled', async () => {
