@@ -118,7 +118,8 @@ export function App() {
               {/* Every task's address is #/tasks/<id>: their parent is the list, not "Page not found". */}
               <Route path="/tasks">{() => <Redirect to="/" replace />}</Route>
               <Route path="/tasks/">{() => <Redirect to="/" replace />}</Route>
-              <Route path="/tasks/:id">{(params) => <TaskPage id={decodedId(params.id)} />}</Route>
+              {/* A page of its own per task (keyed by its id): the task before is never shown, for a frame, under the next one's address. */}
+              <Route path="/tasks/:id">{(params) => <TaskPage key={params.id} id={decodedId(params.id)} />}</Route>
               <Route path="/new">{() => <CreatePage />}</Route>
               <Route path="/providers">{() => <ProvidersPage />}</Route>
               <Route path="/models">{() => <ModelsPage />}</Route>

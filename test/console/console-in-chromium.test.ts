@@ -31,6 +31,7 @@ declare const document: {
   activeElement: { textContent: string | null; id: string; tagName: string } | null;
   documentElement: { scrollWidth: number };
   querySelectorAll(selector: string): Iterable<{ tagName: string; className: string; getBoundingClientRect(): Box & { width: number } }>;
+  querySelector(selector: string): { textContent: string | null } | null;
 };
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
@@ -307,6 +308,30 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       release();
       await target.unroute(read);
     }
+  });
+
+  it("never shows one task's page under another task's address: going from one task to the next shows the next, or Loading…, from the first frame", async () => {
+    const first = await api.createVideo({ model: 'kling-v3', prompt: 'the first of two' });
+    const second = await api.createVideo({ model: 'kling-v3', prompt: 'the second of two' });
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(first.id)}`);
+    await target.getByRole('heading', { level: 1, name: `Video ${first.id}` }).waitFor();
+    // Every frame painted after the address changes: which address, which heading.
+    await target.evaluate((to) => {
+      const frames: [string, string][] = [];
+      (window as unknown as { frames_seen: [string, string][] }).frames_seen = frames;
+      const sample = () => {
+        frames.push([window.location.hash, document.querySelector('h1')?.textContent ?? '']);
+        if (frames.length < 60) requestAnimationFrame(sample);
+      };
+      window.location.hash = to;
+      requestAnimationFrame(sample);
+    }, `#/tasks/${encodeURIComponent(second.id)}`);
+    await target.getByRole('heading', { level: 1, name: `Video ${second.id}` }).waitFor();
+    await target.waitForFunction(() => (window as unknown as { frames_seen: unknown[] }).frames_seen.length >= 60);
+    const frames = await target.evaluate(() => (window as unknown as { frames_seen: [string, string][] }).frames_seen);
+    expect(frames.filter(([hash, heading]) => hash.includes(second.id) && heading.includes(first.id))).toEqual([]);
   });
 
   it('keeps following a running task after the gateway could not be reached for a while', async () => {
@@ -1157,6 +1182,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
 
       // A task without a webhook_url has no such section.
       await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(plain.id)}`);
+      // Its own page, not the one before (the address changes before the page does).
+      await target.getByRole('heading', { level: 1, name: `Video ${plain.id}` }).waitFor();
       await target.getByRole('heading', { level: 2, name: 'Attempts' }).waitFor();
       expect(await target.getByRole('heading', { name: 'Webhook deliveries' }).count()).toBe(0);
     } finally {
