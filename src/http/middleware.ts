@@ -678,17 +678,6 @@ function tooManyHeaderLines(req: IncomingMessage): boolean {
  */
 const HOST_VALUE = /^(?:\[(?:[0-9A-Fa-f:.]+(?:%[A-Za-z0-9\-._~%]+)?|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::\d*)?$/;
 
-/** How many `Host` lines a request sent (node keeps the first in `req.headers` and drops the rest). */
-function hostLines(req: IncomingMessage): number {
-  const raw = req.rawHeaders;
-  let seen = 0;
-  for (let at = 0; at < raw.length; at += 2) {
-    const name = raw[at]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') seen += 1;
-  }
-  return seen;
-}
-
 /**
  * `listener`, but a request whose `Host` header is missing (HTTP/1.1), sent more than once, or no
  * host at all (`user@host`, a space, a path) is refused (400) as RFC 9112 §3.2 asks, with problem
@@ -712,7 +701,8 @@ function hostRefusal(req: IncomingMessage): ProblemError | undefined {
   if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
     return new ProblemError(400, 'bad-request', 'Bad request', 'An HTTP/1.1 request must carry a Host header.');
   }
-  if (host !== undefined && (!HOST_VALUE.test(host) || hostLines(req) > 1)) {
+  // Node keeps the first of several `Host` lines in `req.headers` and drops the rest.
+  if (host !== undefined && (!HOST_VALUE.test(host) || headerRepeated(req, 'host'))) {
     return new ProblemError(400, 'bad-request', 'Bad request', 'The Host header must be sent once, naming one host (and port).');
   }
   return undefined;
