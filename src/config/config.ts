@@ -68,6 +68,20 @@ const webhookSecrets = z
   .optional();
 
 /** What an http(s) URL field says of anything else (`ftp://…` is a URL, just not one the gateway can call). */
+/** A body size as `server.body_limit` takes it: `256kb`, `1mb`, `1.5mb`, `512` (bytes). */
+const BODY_SIZE = /^([1-9]\d*(?:\.\d+)?) *(b|kb|mb|gb)?$/i;
+const SIZE_UNIT_BYTES: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
+/**
+ * The bytes of a `server.body_limit` as express's body parsers read it: 1024 per step, a fraction
+ * rounded down (the config accepts only sizes this reads).
+ */
+export function bodyLimitBytes(size: string): number {
+  const match = BODY_SIZE.exec(size.trim());
+  if (!match) throw new Error(`not a size: ${JSON.stringify(size)}`);
+  return Math.floor(Number(match[1]) * SIZE_UNIT_BYTES[(match[2] ?? 'b').toLowerCase()]!);
+}
+
 const NOT_HTTP_URL = 'must be an http(s) URL';
 
 /** An optional http(s) URL where an empty value (an unset `${VAR:-}`) means absent. */
@@ -384,7 +398,7 @@ export const GatewayConfig = z.strictObject({
       body_limit: z
         .string()
         .trim()
-        .regex(/^[1-9]\d*(\.\d+)? *(b|kb|mb|gb)?$/i, 'must be a size such as 256kb or 1mb (b, kb, mb or gb)')
+        .regex(BODY_SIZE, 'must be a size such as 256kb or 1mb (b, kb, mb or gb)')
         .default('256kb'),
       /** Express `trust proxy` (client IPs behind a load balancer). */
       trust_proxy: booleanish.default(false),

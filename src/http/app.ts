@@ -4,7 +4,7 @@
 import express, { type Express } from 'express';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { isLiveConfig, type GatewayConfig } from '../config/config.js';
+import { bodyLimitBytes, isLiveConfig, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { InboundWebhooks } from '../core/tasks/inbound-webhooks.js';
 import type { OutputContent } from '../core/tasks/output-content.js';
@@ -23,7 +23,7 @@ import { withHotWebhooks } from './hot-webhook.js';
 import { bearerAuth, bearerKeyOf, everyRequest, jsonInUtf8, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, refuseTransferCodings, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
-import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, sizeInBytes, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
+import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
 import { readVideo, videoRoutes } from './video-routes.js';
@@ -108,7 +108,7 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
     stopping: () => gate?.closed ?? false,
     etag,
   });
-  return { app, listener: closeLateBodies(listener, config.server.body_timeout_ms, clock), oversizeBody: oversizeBody(sizeInBytes(config.server.body_limit)) };
+  return { app, listener: closeLateBodies(listener, config.server.body_timeout_ms, clock), oversizeBody: oversizeBody(bodyLimitBytes(config.server.body_limit)) };
 }
 
 /**
@@ -148,7 +148,7 @@ export function createApp(
   if (gate) app.use(gate.middleware());
   app.use(optionsHandler(routes));
   // A body announced over its route's limit is refused before anything would read it.
-  const bodyLimit = sizeInBytes(config.server.body_limit);
+  const bodyLimit = bodyLimitBytes(config.server.body_limit);
   app.use(refuseOversizeBody(oversizeBody(bodyLimit)));
   app.use(refuseTransferCodings());
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));

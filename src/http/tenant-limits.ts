@@ -203,19 +203,6 @@ export function bodyTimeout(timeoutMs: number, clock: Clock): RequestHandler {
   };
 }
 
-const SIZE = /^(\d+(?:\.\d+)?) *(b|kb|mb|gb)?$/i;
-const UNIT_BYTES: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
-
-/**
- * The bytes of a size such as `256kb` or `1mb` (`server.body_limit`, as the config checks it), as
- * express's body parsers read one: 1024 per step, a fraction rounded down.
- */
-export function sizeInBytes(size: string): number {
-  const match = SIZE.exec(size.trim());
-  if (!match) throw new Error(`not a size: ${JSON.stringify(size)}`);
-  return Math.floor(Number(match[1]) * UNIT_BYTES[(match[2] ?? 'b').toLowerCase()]!);
-}
-
 /** The path of a request target, also in absolute form (`POST http://host/v1/webhooks/…`, which express routes by its path). */
 const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
 /** The webhook routes, as express matches their mount (any letter case). */
