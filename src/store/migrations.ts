@@ -600,6 +600,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('tenant_turns').ifExists().execute();
       },
     },
+    '0020_attempt_time_limit': {
+      async up(db: Kysely<unknown>) {
+        // The provider's time limit a create was sent under: a lookup's "not found" proves the
+        // create absent only once that limit (+ a margin) has passed since it left, also after a
+        // restart that changed `timeout_ms`. Null on rows of earlier releases (the limit in force).
+        await db.schema.alterTable('attempts').addColumn('timeout_ms', 'integer').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('attempts').dropColumn('timeout_ms').execute();
+      },
+    },
   };
 }
 

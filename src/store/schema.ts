@@ -99,6 +99,8 @@ export interface AttemptsTable {
   account: Generated<string | null>;
   /** How an accepted task was found after its create answer was lost (`external_id`, `webhook`). */
   recovered_by: Generated<string | null>;
+  /** The provider's `timeout_ms` a create was sent under (null: written before it was recorded). */
+  timeout_ms: Generated<number | null>;
 }
 
 export interface IdempotencyKeysTable {

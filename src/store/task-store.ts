@@ -143,6 +143,7 @@ const ATTEMPT_COLUMNS = [
   'tracking_json',
   'account',
   'recovered_by',
+  'timeout_ms',
 ] as const satisfies readonly (keyof AttemptsTable)[];
 // A column added to `attempts` and not to the list above fails to compile here.
 const everyAttemptColumn: Exclude<keyof AttemptsTable, (typeof ATTEMPT_COLUMNS)[number]> extends never ? true : never = true;

@@ -412,6 +412,35 @@ describe('the gateway died while a create was in flight', () => {
     expect((await second.get(id)).body.attempts).toEqual([expect.objectContaining({ outcome: 'sending' })]);
   });
 
+  it('a restart with a shorter timeout_ms still waits out the time limit the create was sent under before a "does not exist" proves it absent', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    cleanups.push(() => sandbox.close());
+    const database = tempDatabaseUrl();
+    // Kling's own API, where "does not exist" by external_task_id proves a create was not accepted.
+    const setup = { clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators, endpointOverrides: { 'kling-legacy': { apiShape: 'official' as const } } };
+    const withTimeout = (timeoutMs: number) => ({ database: { url: database }, providers: { 'kling-legacy': { timeout_ms: timeoutMs } } });
+    const first = await startTestGateway({ ...setup, config: withTimeout(60_000) });
+    sandbox.simulators.get('kling-legacy')!.injectFault({ transport: 'reset' });
+    const created = await first.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
+    await first.close();
+    // Died with the create on the wire, sent under a 60 s limit; restarted with a 3 s one.
+    await leaveMidCreate(database, created.body.id, clock.now() - 1);
+    const second = await startTestGateway({ ...setup, config: withTimeout(3_000) });
+    open.push(second);
+    await second.gateway.runOnce();
+    // Past the new limit + 5 s, inside the one the create went out under: the aggregator may still act on it.
+    await clock.advance(10_000);
+    await second.gateway.runOnce();
+    const waiting = (await second.get(created.body.id)).body;
+    expect(waiting.status).toBe('queued');
+    expect(waiting.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'interrupted' })]);
+    expect(sandbox.simulators.get('kling3api')!.tasks).toHaveLength(0);
+    // Once that limit + 5 s has passed, the next lookup proves it, and the task moves on.
+    await clock.advance(60_000);
+    await expectProvedAbsentThenKling3api(second, created.body.id);
+  });
+
   it('kling3api: no documented way to find the task, so it stays interrupted and says so', async () => {
     const { second, id, simulators } = await diedMidCreate({ ...klingV3, routing: { providers: ['kling3api'] } });
     const task = (await second.get(id)).body;

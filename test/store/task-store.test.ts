@@ -203,6 +203,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0017_usage_video_seconds',
               '0018_task_list_filters',
               '0019_tenant_turns',
+              '0020_attempt_time_limit',
             ]);
           } finally {
             await second.close();

@@ -277,7 +277,7 @@ export class Dispatcher {
           if (admission.granted) permit = admission.permit;
           return admission.granted;
         },
-        attempt: { provider: runtime.id, account: account.id, outcome: 'sending', at: now },
+        attempt: { provider: runtime.id, account: account.id, outcome: 'sending', at: now, timeoutMs: runtime.config.timeout_ms },
         // Counted again once the provider's lock is held: a long wait for it must not leave the
         // submission's lease run out, or its attempt look sent long ago, as the request leaves.
         lockedAt: () => this.slotOf(runtime, account, clock.now()),
@@ -639,7 +639,7 @@ export class Dispatcher {
     const now = clock.now();
     return tasks.addHeldAttempt(
       task.id,
-      { provider: runtime.id, account: account.id, outcome: 'sending', at: now },
+      { provider: runtime.id, account: account.id, outcome: 'sending', at: now, timeoutMs: runtime.config.timeout_ms },
       { owner, leaseUntil: now + this.submissionLeaseMs(runtime) },
     );
   }

@@ -243,7 +243,8 @@ export class Recovery {
     const now = clock.now();
     if (lookup?.kind === 'found') return this.adopt(task, attempt, lookup.ref, 'external_id');
 
-    const settledAt = attempt.at + (runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
+    // The time limit the create was sent under (a restart may have changed the provider's since).
+    const settledAt = attempt.at + (attempt.timeoutMs ?? runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
     if (lookup?.kind === 'absent' && askedAt >= settledAt) return this.provedAbsent(task, attempt, lookup.why);
 
     const hearsNews = runtime !== undefined && account !== undefined && create !== undefined && this.mayHearOf(task, runtime, account);

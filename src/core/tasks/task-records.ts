@@ -208,14 +208,16 @@ export interface AttemptRecord {
   readonly tracking: Record<string, string> | null;
   /** How the task was found when the create's answer was lost (null: the answer said so). */
   readonly recoveredBy: RecoveredBy | null;
+  /** The provider's time limit (`timeout_ms`) a create was sent under; null when not recorded. */
+  readonly timeoutMs: number | null;
 }
 
 /** An attempt to append; fields left out are unknown (null). */
 export type NewAttempt = Pick<AttemptRecord, 'provider' | 'outcome' | 'at'> &
-  Partial<Pick<AttemptRecord, 'account' | 'errorCode' | 'providerCode' | 'httpStatus' | 'latencyMs' | 'message'>>;
+  Partial<Pick<AttemptRecord, 'account' | 'errorCode' | 'providerCode' | 'httpStatus' | 'latencyMs' | 'message' | 'timeoutMs'>>;
 
 /** What an attempt learns once it has an answer. */
-export type AttemptChange = Partial<Omit<AttemptRecord, 'seq' | 'provider' | 'account' | 'at'>>;
+export type AttemptChange = Partial<Omit<AttemptRecord, 'seq' | 'provider' | 'account' | 'at' | 'timeoutMs'>>;
 
 /** One task event on its way to the caller's `webhook_url`. */
 export interface DeliveryRecord {
@@ -460,6 +462,7 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
     providerTaskId: row.provider_task_id,
     tracking: parsed<Record<string, string> | null>(row.tracking_json, null),
     recoveredBy: (row.recovered_by ?? null) as RecoveredBy | null,
+    timeoutMs: row.timeout_ms ?? null,
   };
 }
 
@@ -475,6 +478,7 @@ export function rowFromAttempt(taskId: string, attempt: NewAttempt): NewAttemptR
     latency_ms: attempt.latencyMs ?? null,
     message: storableText(attempt.message ?? null),
     at: attempt.at,
+    ...(attempt.timeoutMs !== undefined ? { timeout_ms: attempt.timeoutMs } : {}),
   };
 }
 

@@ -50,6 +50,7 @@ function attempt(provider: string, outcome: AttemptRecord['outcome'], httpStatus
     providerTaskId: null,
     tracking: null,
     recoveredBy: null,
+    timeoutMs: null,
   };
 }
 

@@ -144,7 +144,7 @@ describe('TaskRepository', () => {
 
   it('numbers attempts and reads what an accepted one learned as objects', async () => {
     await tasks.create(taskRecord('t_1'));
-    expect(await tasks.addAttempt('t_1', { provider: 'freepik', account: 'main', outcome: 'sending', at: T0 })).toBe(1);
+    expect(await tasks.addAttempt('t_1', { provider: 'freepik', account: 'main', outcome: 'sending', at: T0, timeoutMs: 30_000 })).toBe(1);
     await tasks.updateAttempt('t_1', 1, { outcome: 'accepted', latencyMs: 120, providerTaskId: 'up-1', tracking: { family: 'v3' } });
     expect(await tasks.attempts('t_1')).toEqual([
       {
@@ -161,6 +161,7 @@ describe('TaskRepository', () => {
         providerTaskId: 'up-1',
         tracking: { family: 'v3' },
         recoveredBy: null,
+        timeoutMs: 30_000,
       },
     ]);
     expect((await tasks.attemptsOf(['t_1', 't_none'])).get('t_1')?.map((a) => a.seq)).toEqual([1]);
