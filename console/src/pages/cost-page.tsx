@@ -304,7 +304,13 @@ export function CostPage() {
           count it as spent. The At risk columns show it by the provider that may have billed it, and by the task's model and day.
         </p>
       ) : null}
-      {report.data?.groups.map((group) => {
+      {/* A period with no tasks: one sentence, not the same one under each of the three charts. */}
+      {report.data && report.data.groups.every((group) => group.rows.length === 0) ? (
+        <p class="muted" data-empty-period>
+          No tasks in this period, so nothing was spent.
+        </p>
+      ) : null}
+      {report.data?.groups.every((group) => group.rows.length === 0) ? null : report.data?.groups.map((group) => {
         const rows = [...group.rows].sort((a, b) =>
           group.field === 'day' ? String(a.day).localeCompare(String(b.day)) : amountOf(b) - amountOf(a),
         );
