@@ -35,7 +35,7 @@ declare const document: {
 };
 declare const sessionStorage: { length: number };
 declare const localStorage: { length: number };
-declare function getComputedStyle(element: unknown, pseudo?: string): { fontSize: string; display: string; direction: string; content: string };
+declare function getComputedStyle(element: unknown, pseudo?: string): { fontSize: string; display: string; direction: string; content: string; lineHeight: string };
 declare function requestAnimationFrame(callback: (time: number) => void): number;
 interface Box {
   left: number;
@@ -989,6 +989,31 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.locator('.timeline').textContent()).toContain(html);
     expect(await target.locator('main b, main img').count()).toBe(0);
     expect(await target.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
+  });
+  it('keeps a long failure reason in the task list to three lines at 1280 px, the whole of it in its title and for screen readers', async () => {
+    const long = `the prompt was refused: ${'this sentence explains at length what the provider disliked about it, '.repeat(6)}end`;
+    live.simulator('freepik').injectFault({ on: 'submit', status: 400, body: { message: long }, times: 1 });
+    const task = await api.waitForVideo(
+      (await api.createVideo({ model: 'kling-v3', prompt: 'a long refusal', routing: { providers: ['freepik'], allow_fallbacks: false } })).id,
+      { timeoutMs: 15_000 },
+    );
+    live.simulator('freepik').clearFaults();
+    expect(task.status).toBe('failed');
+    expect(task.error?.message).toContain(long);
+    const target = await openConsole();
+    await target.setViewportSize({ width: 1280, height: 900 });
+    await signIn(target);
+    const reason = target.locator(`tr[data-task-id="${task.id}"] .task-reason`);
+    await reason.waitFor();
+    const { height, lineHeight } = await reason.evaluate((element) => ({
+      height: element.getBoundingClientRect().height,
+      lineHeight: parseFloat(getComputedStyle(element).lineHeight),
+    }));
+    expect(height).toBeLessThanOrEqual(3 * lineHeight + 1);
+    await target.screenshot({ path: join(ARTIFACTS, 'task-list-long-failure-reason.png') });
+    // Cut for the eye only: the title and a screen reader have all of it.
+    expect(await reason.getAttribute('title')).toBe(task.error!.message);
+    expect(await reason.textContent()).toBe(task.error!.message);
   });
   it('keeps the console\'s own words in their order around metadata and a provider\'s message holding a right-to-left override', async () => {
     // U+202E reverses all that follows it on its line until U+202C closes it: here nothing closes it.

@@ -271,7 +271,10 @@ export function TaskListPage() {
                       <StatusBadge status={task.status as TaskStatus} />
                       {live.streaming.has(task.id) ? <span class="visually-hidden"> (live)</span> : null}
                       {task.error && (task.status === 'failed' || task.status === 'canceled') ? (
-                        <div class="task-reason muted small">{task.error.message}</div>
+                        // Three lines at most (the task's page has the whole reason); all of it in the title.
+                        <div class="task-reason muted small" title={task.error.message}>
+                          {task.error.message}
+                        </div>
                       ) : null}
                     </td>
                     <td role="cell" class="wide-only" data-label="Model">
