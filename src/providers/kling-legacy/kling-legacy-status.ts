@@ -48,10 +48,14 @@ export function klingLegacyFailure(message: string | null | undefined): MappedUp
   return { code: 'provider_error', message: said, providerCode: 'failed' };
 }
 
+/**
+ * `duration`: seconds as a decimal figure ("Seconds, as a string"; a number from some
+ * aggregators), read as a charge is (`statedCharge`). Anything else says no length: a blank is
+ * not 0 s (`Number(' ')` is 0), `0x10` is not 16 s, a negative figure is no length; each would
+ * be the output's `duration` and count in `/v1/usage`'s `video_seconds`.
+ */
 function durationSeconds(value: string | number | null | undefined): number | null {
-  if (value === null || value === undefined || value === '') return null;
-  const seconds = Number(value);
-  return Number.isFinite(seconds) ? seconds : null;
+  return statedCharge(value) ?? null;
 }
 
 /**

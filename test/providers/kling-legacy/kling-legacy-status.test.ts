@@ -47,6 +47,18 @@ describe('mapKlingLegacyStatus', () => {
     ).toEqual([{ type: 'video', url: 'https://cdn.example.com/v.mp4', duration: null }]);
   });
 
+  it('says no duration for a `duration` that is no decimal figure of seconds (blank, hex, negative), rather than a wrong one', () => {
+    // The document types `duration` as any string ("Seconds, as a string"): a fake may send these.
+    const durationOf = (duration: unknown) =>
+      status({ task_status: 'succeed', task_result: { videos: [{ url: 'https://cdn.example.com/v.mp4', duration }] } }).outputs[0]!.duration;
+    expect(durationOf(' ')).toBeNull();
+    expect(durationOf('0x10')).toBeNull();
+    expect(durationOf('-5')).toBeNull();
+    expect(durationOf('5')).toBe(5);
+    expect(durationOf(' 10.5 ')).toBe(10.5);
+    expect(durationOf(5)).toBe(5);
+  });
+
   it('reports final_unit_deduction as credits, string or number', () => {
     expect(status({ task_status: 'succeed', final_unit_deduction: '3.5' }).reportedCredits).toBe(3.5);
     expect(status({ task_status: 'succeed', final_unit_deduction: 10 }).reportedCredits).toBe(10);
