@@ -89,8 +89,16 @@ export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
  * Canonical error for a kling3api error answer: by the seed's code when the body has a known
  * one, else by HTTP status; a request-class rejection whose message or code reads as content
  * policy (the core's one wording rule: the seed has no code for it) becomes `content_policy`.
+ * Without a code of the table, only a 4xx refusal of the request may be one of its content: a
+ * 5xx that speaks of moderation or safety is still an outage (failed over), as it is for the
+ * other adapters, and auth, credit and rate-limit answers mean what their status says.
  */
 export function mapKling3apiHttpError(status: number, body: unknown): MappedUpstreamError {
+  return mapKling3apiError(status, body, status >= 400 && status < 500 && !NOT_CONTENT_STATUSES.has(status));
+}
+
+/** As above; `wordingMayRefuse`: whether, without a code of the table, the wording may make it `content_policy`. */
+function mapKling3apiError(status: number, body: unknown, wordingMayRefuse: boolean): MappedUpstreamError {
   const details = readKling3apiError(body);
   const code = details.providerCode?.toUpperCase();
   const entry = code !== undefined && isKnownCode(code) ? KLING3API_ERROR_CODES[code] : undefined;
@@ -100,7 +108,7 @@ export function mapKling3apiHttpError(status: number, body: unknown): MappedUpst
   const label = details.providerCode ?? (details.numericCode !== undefined ? `code ${details.numericCode}` : `HTTP ${status}`);
   const message = said ? `kling3api (${label}): ${said}` : `kling3api answered HTTP ${status}`;
   let canonical: ErrorCode = entry?.code ?? errorCodeForHttpStatus(status);
-  const policyCandidate = entry ? entry.code === 'invalid_request' : !NOT_CONTENT_STATUSES.has(status);
+  const policyCandidate = entry ? entry.code === 'invalid_request' : wordingMayRefuse;
   // The wording may be in the code alone (`CONTENT_POLICY_VIOLATION`, `NSFW_CONTENT`) under a generic message.
   if (policyCandidate && (looksLikeContentPolicy(said) || looksLikeContentPolicy(details.providerCode))) {
     canonical = 'content_policy';
@@ -137,7 +145,9 @@ export function kling3apiEnvelopeError(envelope: Kling3apiEnvelope, body: unknow
   const code = envelope.code;
   if (code === undefined || code === null || String(code).trim() === '200') return undefined;
   const httpStatus = kling3apiEnvelopeStatus(body);
-  return { error: mapKling3apiHttpError(httpStatus, body), httpStatus };
+  // A code that names no status (read as 502) is no outage: its wording may still say the content was refused.
+  const error = namedErrorStatus(body) === undefined ? mapKling3apiError(httpStatus, body, true) : mapKling3apiHttpError(httpStatus, body);
+  return { error, httpStatus };
 }
 
 /**

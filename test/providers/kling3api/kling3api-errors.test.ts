@@ -3,6 +3,9 @@
  * (the seed shows none), and the HTTP-status fallback.
  */
 import { describe, expect, it } from 'vitest';
+import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
+import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-provider.js';
+import { served } from './kling3api-fixtures.js';
 import { KLING3API_ERROR_CODES, kling3apiEnvelopeStatus, mapKling3apiHttpError, readKling3apiError } from '../../../src/providers/kling3api/kling3api-errors.js';
 import type { Kling3apiErrorCode } from '../../../src/providers/kling3api/kling3api-schemas.js';
 
@@ -134,6 +137,21 @@ describe('mapKling3apiHttpError', () => {
     expect(mapKling3apiHttpError(402, { message: 'prohibited: no credits' }).code).toBe('insufficient_credits');
     expect(mapKling3apiHttpError(429, { message: 'safety throttle' }).code).toBe('provider_error');
     expect(mapKling3apiHttpError(500, { code: 'INTERNAL_ERROR', message: 'safety service down' }).code).toBe('provider_error');
+  });
+
+  it('reads an outage (5xx) whose text speaks of moderation or safety as the outage it is, so the task is failed over, not failed as content_policy', async () => {
+    // The document's Error body has no required field: a 500 or 503 may say only its message.
+    expect(mapKling3apiHttpError(500, { message: 'Content moderation service unavailable' }).code).toBe('provider_error');
+    expect(mapKling3apiHttpError(503, { message: 'safety check timed out' }).code).toBe('provider_error');
+    // The same under HTTP 200, as the document allows (`code` other than 200 is an error): the create goes elsewhere.
+    const { request, offering } = served({ model: 'kling-v3', prompt: 'a red fox in snow' });
+    const http = { send: async () => ({ status: 200, headers: {}, data: { code: 500, message: 'Content moderation service unavailable' } }) };
+    const error = await kling3apiProvider.submit(request, offering, { http, taskId: 't', attemptKey: 't-1' }).catch((caught: unknown) => caught);
+    expect(classifyCreateFailure(error, false)).toMatchObject({ failover: true, reason: 'server_error', code: 'provider_error' });
+    // A code that names no status is no outage: its wording still says the content was refused.
+    const refusal = { send: async () => ({ status: 200, headers: {}, data: { code: 1, message: 'Prompt violates the content policy' } }) };
+    const refused = await kling3apiProvider.submit(request, offering, { http: refusal, taskId: 't', attemptKey: 't-2' }).catch((caught: unknown) => caught);
+    expect(classifyCreateFailure(refused, false)).toMatchObject({ failover: false, code: 'content_policy' });
   });
 });
 
