@@ -93,6 +93,21 @@ export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): Pr
   }
 }
 
+/**
+ * `baseUrl` without the route prefix of its API shape at its end (`…/kling/v1` for the legacy
+ * aggregator shape): the adapter adds that prefix to every path, so a base URL copied with it
+ * would reach `/kling/v1/kling/v1/…`, which no upstream serves. Anything else is kept as given.
+ */
+function withoutRoutePrefix(provider: VideoProvider, baseUrl: string, apiShape: string | undefined): string {
+  const prefix = provider.routePrefixes?.[apiShape ?? provider.apiShapes?.[0] ?? 'default'];
+  if (!prefix || /[?#]/.test(baseUrl)) return baseUrl;
+  const trimmed = baseUrl.replace(/\/+$/, '');
+  if (!trimmed.endsWith(prefix)) return baseUrl;
+  const rest = trimmed.slice(0, -prefix.length);
+  // Only a path prefix is cut, never part of the host.
+  return /^[a-z][a-z0-9+.-]*:\/\/[^/]+(\/.*)?$/i.test(rest) ? rest : baseUrl;
+}
+
 function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {
   const settings = config.providers[provider.id];
   if (!settings) return undefined;
@@ -112,7 +127,7 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
     if (apiShape !== undefined && !(provider.apiShapes ?? []).includes(apiShape)) {
       throw new Error(`${field('api_shape')}: ${provider.id} speaks ${(provider.apiShapes ?? ['one API']).join(' or ')}, not "${apiShape}"`);
     }
-    return { baseUrl: block.base_url ?? region?.baseUrl, apiShape };
+    return { baseUrl: block.base_url === undefined ? region?.baseUrl : withoutRoutePrefix(provider, block.base_url, apiShape), apiShape };
   };
   // A region or API shape is judged without credentials too (the sandbox): going live would
   // refuse it, and it is wrong already.

@@ -201,6 +201,13 @@ export interface VideoProvider {
    * legacy Kling-API as aggregators resell it and Kling's own API.
    */
   readonly apiShapes?: readonly string[];
+  /**
+   * The path every route of an API shape starts with (by shape; the provider's only shape under
+   * `default`), when the documentation names it as part of the API: a `base_url` given with it
+   * already (`https://reseller.example.com/kling/v1`) is reached without it, so the prefix is not
+   * sent twice.
+   */
+  readonly routePrefixes?: Readonly<Record<string, string>>;
   /** Canonical error for a non-2xx upstream answer. */
   mapHttpError(status: number, body: unknown): MappedUpstreamError;
   submit(request: VideoRequest, offering: Offering, context: SubmitContext): Promise<SubmitResult>;

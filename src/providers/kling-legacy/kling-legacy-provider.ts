@@ -28,6 +28,8 @@ import type {
 import { UpstreamError, unreadableAnswer, type UpstreamCall } from '../../core/upstream/upstream-error.js';
 import {
   KLING_LEGACY_API_SHAPES,
+  KLING_LEGACY_BASE_PATH,
+  KLING_OFFICIAL_BASE_PATH,
   KLING_LEGACY_OFFERINGS,
   klingLegacyActionPath,
   type KlingLegacyAction,
@@ -265,6 +267,8 @@ export const klingLegacyProvider: VideoProvider = {
   createAuth: ({ accessKey, secretKey }, clock) =>
     new JwtBearerAuth({ accessKey, secretKey, lifetimeMs: 30 * 60_000, notBeforeSkewMs: 5_000, refreshBeforeMs: 5 * 60_000, clock }),
   apiShapes: KLING_LEGACY_API_SHAPES,
+  // Aggregators document their routes as `/kling/v1/…` (seed 002), Kling's own API as `/v1/…`.
+  routePrefixes: { aggregator: KLING_LEGACY_BASE_PATH, official: KLING_OFFICIAL_BASE_PATH },
   // Kling's own hosts, by the names its documentation gives them; each speaks the official shape.
   regions: {
     global: { baseUrl: 'https://api.klingai.com', apiShape: 'official' },

@@ -88,6 +88,36 @@ describe('regions and API shapes', () => {
     ).toMatchObject({ baseUrl: 'https://proxy.example.com', apiShape: 'official' });
   });
 
+  it('reaches an aggregator whose base_url was given with its /kling/v1 (or /v1 on Kling\'s own API) once, not twice', async () => {
+    // The aggregator documents its routes as /kling/v1/…: a base_url copied with that prefix sent
+    // every create to /kling/v1/kling/v1/videos/text2video, which failed as "1203 does not exist".
+    const clock = new ManualClock(T0);
+    const settings = config({ base_url: 'https://reseller.example.com/kling/v1/', api_key: 'sk-agg-123', timeout_ms: 2_000, connect_timeout_ms: 2_000 });
+    const endpoint = liveEndpoint(settings, klingLegacyProvider)!;
+    expect(endpoint.baseUrl).toBe('https://reseller.example.com');
+    const scope = nock('https://reseller.example.com')
+      .post('/kling/v1/videos/text2video')
+      .reply(200, { code: 0, message: 'SUCCEED', request_id: 'r', data: { task_id: 'k-9', task_status: 'submitted' } });
+    const runtime = liveRuntime(settings, endpoint, clock);
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'a fox', quality: 'std', duration: 5 });
+    const account = runtime.accounts[0]!;
+    const result = await account.call((signal) =>
+      klingLegacyProvider.submit(request, offering, { http: account.clientFor({}), signal, taskId: 't', attemptKey: 't-1' }),
+    );
+    expect(scope.isDone()).toBe(true);
+    expect(result.ref.providerTaskId).toBe('k-9');
+    // Kling's own shape, on a proxy given with /v1; a path prefix of a proxy's own is kept.
+    expect(liveEndpoint(config({ base_url: 'https://proxy.example.com/kling/v1', api_shape: 'official', api_key: 'sk-1234567' }), klingLegacyProvider)).toMatchObject({
+      baseUrl: 'https://proxy.example.com/kling',
+      apiShape: 'official',
+    });
+    expect(liveEndpoint(config({ base_url: 'https://proxy.example.com/upstreams/kling', api_key: 'sk-1234567' }), klingLegacyProvider)).toMatchObject({
+      baseUrl: 'https://proxy.example.com/upstreams/kling',
+    });
+    const accounts = config({ base_url: 'https://reseller.example.com', accounts: [{ id: 'b', api_key: 'sk-b-1234567', base_url: 'https://other.example.com/kling/v1' }] });
+    expect(liveEndpoint(accounts, klingLegacyProvider)!.accounts?.[0]?.baseUrl).toBe('https://other.example.com');
+  });
+
   it('names the field of a block that does not add up', () => {
     expect(() => liveEndpoint(config({ region: 'mars', api_key: 'sk-1234567' }), klingLegacyProvider)).toThrow(
       'providers.kling-legacy.region: unknown region "mars" (known: global, singapore, beijing)',
