@@ -616,7 +616,8 @@ function isLoopbackHost(hostname: string): boolean {
 
 /**
  * What is wrong, though allowed, with the public URL of a live deployment: a loopback one (the
- * default), which no upstream can call back and whose content links work on this machine only,
+ * default), which only an upstream on this machine can call back (creates still ask for webhooks
+ * and callbacks there) and whose content links work on this machine only,
  * or a plain http one, over which callbacks carry their tokens and content links their
  * signatures unencrypted. The start logs it as a warning and `check-config` warns the same. The
  * sandbox's simulators call back on loopback, so it is fine there.
@@ -625,7 +626,7 @@ function publicUrlWarning(config: Pick<GatewayConfig, 'providers' | 'server'>): 
   if (!isLiveConfig(config)) return undefined;
   const url = new URL(config.server.public_url);
   if (isLoopbackHost(url.hostname)) {
-    return `server.public_url ${config.server.public_url} is a loopback address in a live deployment: upstream webhooks and callbacks cannot reach it (tasks are followed by polling only) and the links in outputs[].url work on this machine only; set PUBLIC_URL to the https address clients and upstreams reach the gateway at`;
+    return `server.public_url ${config.server.public_url} is a loopback address in a live deployment: only an upstream on this machine can call back there (webhooks and callbacks from anywhere else are lost, and their tasks are followed by polling only), and the links in outputs[].url work on this machine only; set PUBLIC_URL to the https address clients and upstreams reach the gateway at`;
   }
   if (url.protocol === 'http:') {
     return `server.public_url ${config.server.public_url} is plain http in a live deployment: upstream callbacks (with their tokens) and the signed links in outputs[].url would travel unencrypted; put TLS in front of the gateway and set PUBLIC_URL to its https address`;

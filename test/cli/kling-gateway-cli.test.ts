@@ -1194,7 +1194,8 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     ]);
     expect(loopback.code, loopback.stderr).toBe(0);
     expect(loopback.stderr).toContain(
-      'warning: server.public_url http://127.0.0.1:8080 is a loopback address in a live deployment: upstream webhooks and callbacks cannot reach it (tasks are followed by polling only) and the links in outputs[].url work on this machine only; set PUBLIC_URL to the https address clients and upstreams reach the gateway at',
+      // Webhooks and callbacks are still asked for there: an upstream on this machine reaches them.
+      'warning: server.public_url http://127.0.0.1:8080 is a loopback address in a live deployment: only an upstream on this machine can call back there (webhooks and callbacks from anywhere else are lost, and their tasks are followed by polling only), and the links in outputs[].url work on this machine only; set PUBLIC_URL to the https address clients and upstreams reach the gateway at',
     );
     expect(JSON.parse(named.stdout).warnings).toEqual([expect.stringContaining('server.public_url http://localhost:8080 is a loopback address in a live deployment')]);
     expect(JSON.parse(plain.stdout).warnings).toEqual([
