@@ -6,8 +6,9 @@
  * refused for content), creates are held on their way upstream while other steps run, provider
  * webhooks and callbacks arrive again, late, out of order or as duplicates (unsigned legacy
  * callbacks also claiming a stage not reached), tasks are canceled, creates are repeated by key,
- * and the gateway restarts on the same database (a graceful stop, or a process that died after
- * an upstream accepted a create but before it recorded the answer) — in whatever order fast-check
+ * and the gateway restarts on the same database (a graceful stop; one whose drain gives up on a
+ * create still on its way, which the provider then answers; or a process that died after an
+ * upstream accepted a create but before it recorded the answer) — in whatever order fast-check
  * draws. After every step and at the end (past every deadline, workers run until quiet), what
  * must never happen is checked through the API and the simulators' own records:
  *
@@ -23,7 +24,9 @@
  * - every task is terminal once its deadline has passed;
  * - `cost.estimated` is false only when the provider reported a charge (kling3api, legacy), or
  *   the task certainly cost nothing (credits 0); a task canceled before any create is free;
- * - a task succeeds only once its upstream task did;
+ * - a task succeeds only once its upstream task did, charged the provider's reported figure
+ *   (kling3api, legacy) or Freepik's estimate;
+ * - a create whose client got no answer (the stop came first) is in the task list, or was sent nowhere;
  * - at the end, the task list holds exactly the tasks the model made.
  *
  * Fixed seed, 20 runs of up to 24 steps (about 20 s). Deeper: `TASK_MODEL_RUNS=200
@@ -50,6 +53,8 @@ type ProviderId = (typeof PROVIDER_IDS)[number];
 type Route = 'any' | ProviderId;
 
 const SETTINGS = {
+  // A stop gives up on a create still on its way after this long (`Restart` with a cut drain).
+  server: { drain_timeout_ms: 300 },
   // Small enough that the final drain reaches every deadline in a few dozen passes.
   tasks: { deadline_ms: 15 * 60_000 },
   limits: { creates_per_minute: 100_000 },
@@ -79,6 +84,8 @@ class World {
   readonly log: string[] = [];
   /** Creates whose upstream call is held (on its way) while other steps run. */
   readonly pending: { answer: Promise<void>; release: () => void }[] = [];
+  /** Creates whose client got no answer (the gateway stopped first). */
+  readonly unanswered: { marker: string; body: Record<string, unknown>; key: string | undefined; createdAt: number }[] = [];
   private readonly webhookIds = new Map<string, string>();
   private sequence = 0;
 
@@ -133,6 +140,23 @@ class World {
     return answer;
   }
 
+  /** Finds the tasks of creates that got no answer in the task list, as their client would. */
+  async findUnanswered(): Promise<void> {
+    if (this.unanswered.length === 0) return;
+    const listed = (await this.gw.request('GET', '/v1/videos?limit=100')).body.data as { id: string; status: string; request: { prompt?: string } }[];
+    for (const one of this.unanswered.splice(0)) {
+      const task = listed.find((candidate) => candidate.request.prompt?.includes(one.marker));
+      if (!task) {
+        // Never made: its key (if any) must then make it now; nothing was sent upstream.
+        expect(this.upstreamOf(one.marker), `${one.marker} has no task but an upstream one`).toEqual([]);
+        continue;
+      }
+      if (one.key) this.keys.set(one.key, task.id);
+      this.tasks.push({ id: task.id, ...one, status: 'queued', terminal: undefined, upstreamAtCancel: undefined });
+      this.log.push(`found ${one.marker} as ${task.id} (${task.status})`);
+    }
+  }
+
   /** Lets every held create answer, and records its task. */
   async releaseHeld(): Promise<void> {
     const pending = this.pending.splice(0);
@@ -179,6 +203,7 @@ function bodyFor(route: Route, marker: string): Record<string, unknown> {
 /** Reads every task through the API and checks what may never happen. */
 async function checkInvariants(world: World, final = false): Promise<void> {
   const context = () => `\n${world.log.join('\n')}`;
+  await world.findUnanswered();
   if (final) {
     // No task the model does not know of (a repeat that made a second one), none lost.
     const listed = await world.gw.request('GET', '/v1/videos?limit=100');
@@ -213,6 +238,11 @@ async function checkInvariants(world: World, final = false): Promise<void> {
     // Cost: not an estimate only where the provider reports a charge, or nothing was charged.
     if (task.cost && task.cost.estimated === false && task.cost.credits > 0) {
       expect(['kling3api', 'kling-legacy'], `${record.id} cost ${JSON.stringify(task.cost)} from ${task.provider}${context()}`).toContain(task.provider);
+    }
+    // A success is charged what the provider reported (kling3api, legacy), or Freepik's estimate.
+    if (task.status === 'succeeded') {
+      expect(task.cost.estimated, `${record.id} succeeded at ${task.provider} with cost ${JSON.stringify(task.cost)}${context()}`).toBe(task.provider === 'freepik');
+      expect(task.cost.credits, `${record.id} succeeded for nothing${context()}`).toBeGreaterThan(0);
     }
     if (task.status === 'canceled' && upstream.length === 0) {
       expect(task.cost.credits, `${record.id} canceled, never sent${context()}`).toBe(0);
@@ -272,6 +302,10 @@ class Create extends Step {
       if (answer.status !== 202) return;
       if (key) world.keys.set(key, answer.body.id);
       world.tasks.push({ id: answer.body.id, marker, body, key, createdAt, status: answer.body.status, terminal: undefined, upstreamAtCancel: undefined });
+    }, (error: unknown) => {
+      // The gateway stopped before it answered: the task is found by its prompt (`findUnanswered`).
+      world.log.push(`${this} ${marker} → no answer (${String(error)})`);
+      world.unanswered.push({ marker, body, key, createdAt });
     });
     if (!this.held) {
       hold.release();
@@ -497,17 +531,21 @@ class Restart extends Step {
   constructor(
     readonly abrupt: boolean,
     readonly pick: number,
+    /** A create held on its way answers only after the drain gave up on it (`server.drain_timeout_ms`). */
+    readonly cut = false,
   ) {
     super();
   }
   async act(world: World): Promise<void> {
     const attemptCounts = new Map<string, number>();
     for (const record of world.tasks) attemptCounts.set(record.id, (await world.gw.get(record.id)).body.attempts.length);
+    const cut = this.cut && world.pending.length > 0;
     const closed = world.gw.close();
-    // A create on its way at the stop answers during the drain.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A create on its way at the stop answers during the drain, or after it was cut.
+    await new Promise((resolve) => setTimeout(resolve, cut ? SETTINGS.server.drain_timeout_ms + 100 : 20));
     await world.releaseHeld();
     await closed;
+    if (cut) world.log.push('drain cut');
     let note = '';
     if (this.abrupt) {
       const candidates = [];
@@ -542,7 +580,7 @@ class Restart extends Step {
     await world.gw.gateway.runOnce();
   }
   toString(): string {
-    return `restart(${this.abrupt ? 'abrupt' : 'graceful'}, ${this.pick})`;
+    return `restart(${this.abrupt ? 'abrupt' : 'graceful'}, ${this.pick}${this.cut ? ', drain cut' : ''})`;
   }
 }
 
@@ -561,7 +599,7 @@ const commands = fc.commands(
     fc.tuple(provider, fc.constantFrom(...(Object.keys(FAULTS) as (keyof typeof FAULTS)[]))).map(([p, f]) => new Fault(p, f)),
     fc.tuple(pick, fc.nat({ max: 2 }), fc.boolean(), fc.boolean()).map(([p, s, a, l]) => new News(p, s, a, l)),
     pick.map((p) => new Cancel(p)),
-    fc.tuple(fc.boolean(), pick).map(([a, p]) => new Restart(a, p)),
+    fc.tuple(fc.boolean(), pick, fc.boolean()).map(([a, p, c]) => new Restart(a, p, c)),
   ],
   { maxCommands: 24, size: 'large' },
 );
