@@ -155,6 +155,18 @@ describe('costOf', () => {
       currency: 'USD',
     });
   });
+
+  it('rounds a figure half-way between two last digits up, however its floating-point form falls', () => {
+    // 51.25 credits at $0.00125 are $0.0640625 (64062.49999999999 millionths in floating point);
+    // 15 at $0.0000005 are $0.0000075; both rounded down, where 2.5 millionths rounded up.
+    expect(costOf({ credit_value: 0.00125, currency: 'USD' }, 51.25).currencyAmount).toBe(0.064063);
+    expect(costOf({ credit_value: 0.0000005, currency: 'USD' }, 15).currencyAmount).toBe(0.000008);
+    expect(costOf({ credit_value: 0.0000005, currency: 'USD' }, 5).currencyAmount).toBe(0.000003);
+    // A reported 0.00145 credits (1.4499999999999999 ten-thousandths), and 0.00041 per second for 5 s.
+    expect(costOf({ credit_value: 1, currency: 'USD' }, 0.00145).credits).toBe(0.0015);
+    expect(costOf({ credit_value: 1, currency: 'USD' }, 0.00041 * 5).credits).toBe(0.0021);
+    expect(costOf({ credit_value: 1, currency: 'USD' }, 0.00025).credits).toBe(0.0003);
+  });
 });
 
 describe('mergePricing', () => {
