@@ -108,16 +108,24 @@ function ruleAt(list: PriceList, at: number) {
   return { rule: inEffect ? inEffect.price : list.base, creditValue: inEffect?.credit_value ?? list.credit_value };
 }
 
-/** Credits to 4 places and their money to 6, as README says a cost is rounded. */
-const rounded = (credits: number, creditValue: number) => ({
-  credits: Math.round(credits * 10_000) / 10_000,
-  currency_amount: Math.round(credits * creditValue * 1_000_000) / 1_000_000,
+/** A decimal (of at most 12 places, as every figure here is) in exact units of 10⁻¹². */
+const exact = (value: number) => BigInt(value.toFixed(12).replace('.', ''));
+/** `n` units of 10⁻ᵖ to the nearest unit of 10⁻ᵈ, half-way up, as that decimal. */
+const halfUp = (n: bigint, places: number, digits: number) => {
+  const step = 10n ** BigInt(places - digits);
+  return Number((2n * n + step) / (2n * step)) / 10 ** digits;
+};
+
+/** Credits to 4 places and their money to 6, as README says a cost is rounded, worked out in exact decimals. */
+const rounded = (credits: bigint, creditValue: number) => ({
+  credits: halfUp(credits, 12, 4),
+  currency_amount: halfUp(credits * exact(creditValue), 24, 6),
 });
 
 /** The estimate a price list makes at `at` for `seconds` of video. */
 function expectedEstimate(list: PriceList, seconds: number, at: number) {
   const { rule, creditValue } = ruleAt(list, at);
-  return rounded('credits_per_task' in rule ? rule.credits_per_task : rule.credits_per_second * seconds, creditValue);
+  return rounded('credits_per_task' in rule ? exact(rule.credits_per_task) : exact(rule.credits_per_second) * BigInt(seconds), creditValue);
 }
 
 const micros = (amount: number | null | undefined) => Math.round((amount ?? 0) * 1_000_000);
@@ -240,7 +248,7 @@ async function run(w: World) {
     // A reported figure is the charge, valued at the credit value in effect when the task was created.
     const figure = plan.charge === undefined ? undefined : Number(plan.charge);
     if (figure !== undefined && (holder === 'kling3api' || holder === 'kling-legacy')) {
-      const expected = rounded(figure, ruleAt(w.prices[holder], at).creditValue);
+      const expected = rounded(exact(figure), ruleAt(w.prices[holder], at).creditValue);
       expect([index, holder, finished.cost.credits, finished.cost.currency_amount, finished.cost.estimated]).toEqual([index, holder, expected.credits, expected.currency_amount, false]);
     }
     done.push(finished);

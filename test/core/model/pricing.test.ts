@@ -3,6 +3,7 @@
  * for, per-task prices do not; credits become currency at `credit_value`; a price list in
  * config.yaml overrides parts of a provider's shipped one.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CreateVideoRequest } from '../../../src/core/model/canonical.js';
 import { resolveRequest } from '../../../src/core/model/capabilities.js';
@@ -166,6 +167,22 @@ describe('costOf', () => {
     expect(costOf({ credit_value: 1, currency: 'USD' }, 0.00145).credits).toBe(0.0015);
     expect(costOf({ credit_value: 1, currency: 'USD' }, 0.00041 * 5).credits).toBe(0.0021);
     expect(costOf({ credit_value: 1, currency: 'USD' }, 0.00025).credits).toBe(0.0003);
+  });
+
+  it('is the exact decimal product rounded half-way up, for any credits of 4 decimals and credit value of up to 7', () => {
+    const halfUp = (n: bigint, step: bigint) => Number((2n * n + step) / (2n * step));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 10_000_000 }), fc.integer({ min: 1, max: 10_000_000 }), fc.constantFrom(2, 4, 7), (tenThousandths, units, places) => {
+        const credits = tenThousandths / 10_000;
+        const creditValue = Number((units / 10 ** 7).toFixed(places));
+        const valueUnits = BigInt(Math.round(creditValue * 10 ** 7));
+        const cost = costOf({ credit_value: creditValue, currency: 'USD' }, credits);
+        // credits × value in units of 10⁻¹¹, to whole millionths.
+        expect([credits, creditValue, cost.currencyAmount]).toEqual([credits, creditValue, halfUp(BigInt(tenThousandths) * valueUnits, 100_000n) / 1_000_000]);
+        expect(cost.credits).toBe(credits);
+      }),
+      { seed: 4242, numRuns: 5_000 },
+    );
   });
 });
 
