@@ -188,6 +188,16 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(metrics).toMatch(/^kling_gateway_video_seconds_total\{provider="kling3api",model="kling-v3-omni"\} 0$/m);
   });
 
+  it('rounds a cost per second half-way between two millionths up, as a task\'s cost rounds', async () => {
+    // Freepik at 35 credits a task × $0.000001: $0.000035 for 10 s, 0.0000035 a second.
+    const pricing = { currency: 'USD', credit_value: 0.000001, rules: [{ credits_per_task: 35 }] };
+    gw = await startTestGateway({ config: { providers: { freepik: { pricing } } } });
+    const [done] = await runAll(gw, [video('freepik', { duration: 10 })]);
+    expect(done).toMatchObject({ status: 'succeeded', cost: { credits: 35, currency_amount: 0.000035 } });
+    const usage = await gw.request('GET', '/v1/usage?group_by=provider');
+    expect(usage.body.data).toEqual([expect.objectContaining({ provider: 'freepik', currency_amount: 0.000035, video_seconds: 10, cost_per_second: 0.000004 })]);
+  });
+
   const stores: [string, boolean][] = [['SQLite', false], ...(postgres ? [['PostgreSQL', true] as [string, boolean]] : [])];
   it.each(stores)(
     'gives the cost of a second from the tasks that counted seconds only, when a row also has an edit of no known length (%s)',
