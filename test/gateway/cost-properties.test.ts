@@ -116,6 +116,9 @@ const halfUp = (n: bigint, places: number, digits: number) => {
   return Number((2n * n + step) / (2n * step)) / 10 ** digits;
 };
 
+/** Money of `micros` millionths over `seconds`, to the millionth, half-way up. */
+const perSecondOf = (micros: number, seconds: number) => Number((2n * BigInt(micros) + BigInt(seconds)) / (2n * BigInt(seconds))) / 1_000_000;
+
 /** Credits to 4 places and their money to 6, as README says a cost is rounded, worked out in exact decimals. */
 const rounded = (credits: bigint, creditValue: number) => ({
   credits: halfUp(credits, 12, 4),
@@ -268,15 +271,21 @@ async function run(w: World) {
   let grand: string | undefined;
   for (const grouping of GROUPINGS) {
     const keys = grouping ? grouping.split(',') : [];
-    const expected = new Map<string, { tasks: number; credits: number; micros: number; at_risk_tasks: number; at_risk_micros: number; at_risk_credits: number }>();
+    const expected = new Map<string, { tasks: number; succeeded: number; failed: number; canceled: number; video_seconds: number; seconds_micros: number; credits: number; micros: number; at_risk_tasks: number; at_risk_micros: number; at_risk_credits: number }>();
     const rowOf = (id: string) => {
-      const row = expected.get(id) ?? { tasks: 0, credits: 0, micros: 0, at_risk_tasks: 0, at_risk_micros: 0, at_risk_credits: 0 };
+      const row = expected.get(id) ?? { tasks: 0, succeeded: 0, failed: 0, canceled: 0, video_seconds: 0, seconds_micros: 0, credits: 0, micros: 0, at_risk_tasks: 0, at_risk_micros: 0, at_risk_credits: 0 };
       expected.set(id, row);
       return row;
     };
     for (const t of done) {
       const row = rowOf(JSON.stringify([...keys.map((key) => keyOf(t, key)), t.cost.currency]));
       row.tasks += 1;
+      row[t.status as 'succeeded' | 'failed' | 'canceled'] += 1;
+      // Every task here asked for its seconds (and the legacy answers say the same): a success delivered them.
+      const seconds = t.status === 'succeeded' ? t.request.duration : 0;
+      row.video_seconds += seconds;
+      // What a second of video cost: the successes that delivered seconds, and every failure.
+      if (t.status !== 'succeeded' || seconds > 0) row.seconds_micros += micros(t.cost.currency_amount);
       row.credits += tenThousandths(t.cost.credits);
       row.micros += micros(t.cost.currency_amount);
       for (const entry of t.cost.at_risk ?? []) {
@@ -294,9 +303,10 @@ async function run(w: World) {
     const csvRows = lines.map((line) => Object.fromEntries(line.split(',').map((value, i) => [columns[i]!, value])));
     expect([grouping, csvRows.length]).toEqual([grouping, json.length]);
     const seen = new Map<string, unknown>();
-    let totals = { tasks: 0, micros: 0, at_risk_micros: 0 };
+    const totals: Record<string, { tasks: number; micros: number; at_risk_micros: number }> = {};
     json.forEach((row: any, i: number) => {
       const id = JSON.stringify([...keys.map((key) => row[key]), row.currency]);
+      const want = expected.get(id);
       for (const column of columns) {
         // The CSV says what the JSON says, cell for cell.
         expect([grouping, id, column, csvRows[i]![column]]).toEqual([grouping, id, column, row[column] === null ? '' : String(row[column])]);
@@ -307,13 +317,28 @@ async function run(w: World) {
       expect([grouping, id, micros(row.currency_amount)]).toEqual([grouping, id, micros(row.currency_amount_estimated) + micros(row.currency_amount_reported)]);
       seen.set(id, {
         tasks: row.tasks,
+        succeeded: row.succeeded,
+        failed: row.failed,
+        canceled: row.canceled,
+        video_seconds: row.video_seconds,
+        seconds_micros: want?.seconds_micros,
         credits: tenThousandths(row.credits),
         micros: micros(row.currency_amount),
         at_risk_tasks: row.tasks_at_risk,
         at_risk_micros: micros(row.currency_amount_at_risk),
         at_risk_credits: tenThousandths(row.credits_at_risk),
       });
-      totals = { tasks: totals.tasks + row.tasks, micros: totals.micros + micros(row.currency_amount), at_risk_micros: totals.at_risk_micros + micros(row.currency_amount_at_risk) };
+      const total = (totals[row.currency] ??= { tasks: 0, micros: 0, at_risk_micros: 0 });
+      total.tasks += row.tasks;
+      total.micros += micros(row.currency_amount);
+      total.at_risk_micros += micros(row.currency_amount_at_risk);
+      // A second of video costs the row's money over its seconds, to the millionth (half-way up).
+      expect([grouping, id, 'cost_per_second', row.cost_per_second]).toEqual([
+        grouping,
+        id,
+        'cost_per_second',
+        want && want.video_seconds > 0 ? perSecondOf(want.seconds_micros, want.video_seconds) : null,
+      ]);
     });
     expect([grouping, Object.fromEntries(seen)]).toEqual([grouping, Object.fromEntries(expected)]);
     const printed = JSON.stringify(totals);

@@ -175,7 +175,7 @@ export function costOf(pricing: Pick<PricingConfig, 'credit_value' | 'currency'>
  * digits first: a product's floating-point dust (51.25 × 0.00125 × 10⁶ = 64062.49999999999, for
  * 64062.5) must not decide which way it rounds. Past 10¹⁵ a double has no such dust to drop.
  */
-function roundTo(value: number, digits: number): number {
+export function roundTo(value: number, digits: number): number {
   const factor = 10 ** digits;
   const scaled = value * factor;
   return Math.round(Math.abs(scaled) < 1e15 ? Number(scaled.toPrecision(15)) : scaled) / factor;

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { TERMINAL_STATUSES, type TaskStatus } from '../model/canonical.js';
 import { budgetWindow } from '../model/budget.js';
 import { problems } from '../model/problems.js';
-import { DateOrZonedDateTime, effectiveFromMs, fromMicros } from '../model/pricing.js';
+import { DateOrZonedDateTime, effectiveFromMs, fromMicros, roundTo } from '../model/pricing.js';
 import type { Engine } from './engine.js';
 import { SpendLedger, describeBudget, type BudgetDescription } from './spend-ledger.js';
 import type { UsageAtRiskSums, UsageFilter, UsageGroupColumn, UsageMedian, UsageSums } from './task-repository.js';
@@ -143,7 +143,8 @@ export interface UsageResult {
   format: 'json' | 'csv';
 }
 
-const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
+/** Half-way figures up, as a task's cost rounds (its floating-point dust decides nothing). */
+const round = roundTo;
 const ratio = (part: number, whole: number, digits = 6) => (whole > 0 ? round(part / whole, digits) : null);
 
 interface Accumulator {
