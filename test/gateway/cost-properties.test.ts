@@ -1,6 +1,7 @@
 /**
  * Cost truth under random inputs (fast-check, fixed seed), through the real API: random price
- * lists for the three providers (per-second and per-task prices, credit values of many decimals,
+ * lists for the three providers (in USD or EUR unless the tenant has a budget; per-second and
+ * per-task prices, credit values of many decimals,
  * a dated price change taking effect before, between or after the tasks), a budgeted tenant or
  * none, `failover_on_timeout` on or off, and random tasks (provider, quality, duration; succeeded
  * or failed; the charge kling3api's `consumed_credits` or the legacy `final_unit_deduction`
@@ -53,6 +54,8 @@ const price = fc.oneof(
 );
 
 const priceList = fc.record({
+  /** Budgets are never converted: a budgeted tenant's providers all price in USD. */
+  currency: fc.constantFrom('USD', 'EUR'),
   credit_value: creditValue,
   base: price,
   /** A dated rule, from some hours before the first task to after the last; with its own credit value or not. */
@@ -90,7 +93,7 @@ const world = fc.record({
 /** The moment `hours` after NOW, as a date-time in +01:00 without seconds (`2026-11-30T21:00+01:00`). */
 const zoned = (hours: number) => `${new Date(NOW + (hours + 1) * 3_600_000).toISOString().slice(0, 16)}+01:00`;
 
-function pricingConfig(list: PriceList) {
+function pricingConfig(list: PriceList, budgeted: boolean) {
   const rules: Record<string, unknown>[] = [{ ...list.base }];
   if (list.dated) {
     rules.push({
@@ -99,7 +102,7 @@ function pricingConfig(list: PriceList) {
       ...(list.dated.credit_value !== null ? { credit_value: list.dated.credit_value } : {}),
     });
   }
-  return { currency: 'USD', credit_value: list.credit_value, rules };
+  return { currency: budgeted ? 'USD' : list.currency, credit_value: list.credit_value, rules };
 }
 
 /** The rule in effect at `at` (the dated one once its moment has come) and what a credit is worth under it. */
@@ -180,9 +183,9 @@ async function run(w: World) {
       limits: { creates_per_minute: 100_000 },
       tenants: { acme: w.budget !== undefined ? { budget: { amount: w.budget, currency: 'USD', period: 'month' } } : {} },
       providers: {
-        freepik: { pricing: pricingConfig(w.prices.freepik), timeout_ms: 150 },
-        kling3api: { pricing: pricingConfig(w.prices.kling3api) },
-        'kling-legacy': { pricing: pricingConfig(w.prices['kling-legacy']) },
+        freepik: { pricing: pricingConfig(w.prices.freepik, w.budget !== undefined), timeout_ms: 150 },
+        kling3api: { pricing: pricingConfig(w.prices.kling3api, w.budget !== undefined) },
+        'kling-legacy': { pricing: pricingConfig(w.prices['kling-legacy'], w.budget !== undefined) },
       },
     },
   });
@@ -341,7 +344,7 @@ async function run(w: World) {
       ]);
     });
     expect([grouping, Object.fromEntries(seen)]).toEqual([grouping, Object.fromEntries(expected)]);
-    const printed = JSON.stringify(totals);
+    const printed = JSON.stringify(Object.entries(totals).sort(([a], [b]) => a.localeCompare(b)));
     grand ??= printed;
     expect([grouping, printed]).toEqual([grouping, grand]);
   }
@@ -388,9 +391,9 @@ async function budgetRun(w: BudgetWorld) {
       limits: { creates_per_minute: 100_000 },
       tenants: { acme: { budget: { amount: w.budget, currency: 'USD', period: 'month' } } },
       providers: {
-        freepik: { pricing: pricingConfig(w.prices.freepik), timeout_ms: 150, circuit_breaker: { consecutive_failures: 1_000 } },
-        kling3api: { pricing: pricingConfig(w.prices.kling3api) },
-        'kling-legacy': { pricing: pricingConfig(w.prices['kling-legacy']) },
+        freepik: { pricing: pricingConfig(w.prices.freepik, true), timeout_ms: 150, circuit_breaker: { consecutive_failures: 1_000 } },
+        kling3api: { pricing: pricingConfig(w.prices.kling3api, true) },
+        'kling-legacy': { pricing: pricingConfig(w.prices['kling-legacy'], true) },
       },
     },
   });
