@@ -24,12 +24,17 @@
  *   every money figure prints as its whole millionths do (never `0.30000000000000004`), and the
  *   grand total is the same whatever the grouping and its order.
  *
- * Fixed seed, 10 runs each (a few seconds). `COST_PROPERTY_RUNS` / `COST_PROPERTY_SEED` go deeper.
+ * Fixed seed, 10 runs each on SQLite (a few seconds), 3 of the first on PostgreSQL when one is
+ * reachable. `COST_PROPERTY_RUNS` / `COST_PROPERTY_SEED` go deeper.
  */
 import fc from 'fast-check';
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import type { Store } from '../../src/store/database.js';
+
+const postgres = await postgresAvailable();
 
 /** Four hours before a new month: tasks are created on both sides of it (a new budget period, another usage day). */
 const NOW = Date.UTC(2026, 10, 30, 20, 0, 0);
@@ -175,8 +180,9 @@ afterEach(async () => {
 
 type World = typeof world extends fc.Arbitrary<infer T> ? T : never;
 
-async function run(w: World) {
+async function run(w: World, store?: Store) {
   gw = await startTestGateway({
+    ...(store ? { store } : {}),
     clock: new ManualClock(NOW),
     config: {
       routing: { failover_on_timeout: w.failoverOnTimeout },
@@ -360,6 +366,24 @@ it('costs agree across quote, task, budget and usage (JSON and CSV, every groupi
       } finally {
         await gw?.close();
         gw = undefined;
+      }
+    }),
+    { numRuns: runs, seed, endOnFailure: true },
+  );
+}, 120_000);
+
+it.skipIf(!postgres)('costs agree across quote, task, budget and usage on PostgreSQL too (its sums and casts)', async () => {
+  const runs = Number(process.env.COST_PROPERTY_RUNS ?? 3);
+  const seed = Number(process.env.COST_PROPERTY_SEED ?? 4242);
+  await fc.assert(
+    fc.asyncProperty(world, async (w) => {
+      const schema = newSchemaName();
+      try {
+        await run(w, await openPostgresStore(schema));
+      } finally {
+        await gw?.close();
+        gw = undefined;
+        await dropSchema(schema);
       }
     }),
     { numRuns: runs, seed, endOnFailure: true },
