@@ -12,6 +12,7 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { heldCall } from '../support/held-call.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
 
@@ -201,6 +202,46 @@ describe('a connection dropped before the upstream created anything', () => {
     expect(finished.error.message).toMatch(/^every eligible provider was tried or ruled out for this task: freepik: .*not accepted upstream/);
     expect(finished.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'failed' })]);
     expect(upstreamTasks(gw)).toEqual({ freepik: 0, kling3api: 0, 'kling-legacy': 0 });
+  });
+
+  it('Freepik: a signed webhook on the attempt\'s path naming a task after its create was proved never accepted is reported as a paid task nobody tracks, and changes nothing', async () => {
+    const logs = capturedLogs();
+    const gw = await startTestGateway({ logTo: logs.sink });
+    open.push(gw);
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['freepik'] } });
+    const failed = await gw.finish(created.body.id);
+    expect(failed.error.code).toBe('no_provider_available');
+    // Freepik made it after all (an upstream that acted on the request later than the gateway waited).
+    const body = JSON.stringify({ task_id: 'made-after-all', status: 'IN_PROGRESS', generated: [] });
+    const webhookId = 'msg_made_after_all';
+    const timestamp = String(Math.floor(gw.clock.now() / 1000));
+    const headers = (secret: string) => ({
+      'webhook-id': webhookId,
+      'webhook-timestamp': timestamp,
+      'webhook-signature': signFreepikWebhook(secret, webhookId, timestamp, body),
+      'content-type': 'application/json',
+    });
+    const path = `${gw.url}/v1/webhooks/freepik/${created.body.id}-1`;
+    // Forged: nothing said.
+    expect((await fetch(path, { method: 'POST', headers: headers('not-the-secret'), body })).status).toBe(401);
+    expect(logs.text()).not.toMatch(/made-after-all/);
+    const answer = await fetch(path, { method: 'POST', headers: headers(gw.endpoints.get('freepik')!.webhookSecret!), body });
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ received: true, matched: false });
+    // The task stays as it ended; the operator is told which upstream task bills with no task to show for it.
+    expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'failed', provider_task_id: null });
+    const lines = logs.text().split('\n').filter((line) => line.includes('made-after-all')).map((line) => JSON.parse(line));
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        task_id: created.body.id,
+        provider: 'freepik',
+        provider_task_id: 'made-after-all',
+        msg: expect.stringMatching(/^freepik made a task for a create the gateway counted as not accepted: it may bill, and no task tracks it/),
+      }),
+    ]);
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/kling_gateway_inbound_webhooks_total\{provider="freepik",outcome="ruled_out"\} 1/);
   });
 
   it('Freepik: a list holding a task the gateway does not know proves nothing; the task waits, then fails as a timeout', async () => {

@@ -137,6 +137,11 @@ export class InboundWebhooks {
       // On an attempt's own path: the task of a create whose answer was lost, adopted when the
       // account that sent the create signed this.
       const adoption = await this.recovery.adoptNamed(providerId, attemptKey, verification.providerTaskId, { confirm: false, signedBy: verifiedBy });
+      if (adoption.kind === 'ruled_out') {
+        // Logged by recovery; nothing here tracks it, and a retry would change nothing.
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'ruled_out' });
+        return { received: true, matched: false };
+      }
       if (adoption.kind === 'busy') {
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'retry_later' });
         throw problems.retryLater('the create this webhook is about is still being recorded; retry shortly', WEBHOOK_RETRY_AFTER_S);

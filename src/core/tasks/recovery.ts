@@ -121,6 +121,8 @@ export type NamedTaskOutcome =
        */
       recorded?: Promise<void>;
     }
+  /** Signed news of a task made for a create counted as not accepted: logged, tracked by no task. */
+  | { kind: 'ruled_out' }
   /** Not an attempt in doubt (unknown, answered, or not this provider's). */
   | { kind: 'none' };
 
@@ -283,14 +285,25 @@ export class Recovery {
     const runtime = runtimes.get(provider);
     if (!key || !runtime?.provider.refOfCreate) return { kind: 'none' };
     const task = await tasks.get(key.taskId);
-    if (!task || task.phase !== 'submitting') return { kind: 'none' };
+    if (!task) return { kind: 'none' };
     const attempts = await tasks.attempts(task.id);
     const attempt = attempts.find((candidate) => candidate.seq === key.seq);
-    if (!attempt || attempt.provider !== provider || attempt.providerTaskId || !IN_DOUBT.has(attempt.outcome)) return { kind: 'none' };
-    const wentOn = wentOnFrom(attempt, attempts);
-    if (wentOn) return wentOn;
+    if (!attempt || attempt.provider !== provider || attempt.providerTaskId) return { kind: 'none' };
     // A signed webhook counts only when the account that sent the create signed it.
     if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
+    if (attempt.outcome === 'failed' && how.signedBy) {
+      // Signed news of a task made for a create counted as not accepted (refused, or proved absent
+      // by a lookup while the upstream had yet to act on it): the task moved on or ended without
+      // it, so nothing tracks what the provider may bill. Said loudly, for the operator to settle.
+      this.engine.logger.error(
+        { task_id: task.id, provider, account: attempt.account, provider_task_id: providerTaskId, attempt: attempt.seq },
+        `${provider} made a task for a create the gateway counted as not accepted: it may bill, and no task tracks it (cancel or keep it in ${provider}'s own dashboard)`,
+      );
+      return { kind: 'ruled_out' };
+    }
+    if (task.phase !== 'submitting' || !IN_DOUBT.has(attempt.outcome)) return { kind: 'none' };
+    const wentOn = wentOnFrom(attempt, attempts);
+    if (wentOn) return wentOn;
     const account = runtime.account(attempt.account ?? task.account);
     if (!account) return { kind: 'none' };
     const sendingHere = this.dispatchingHere(task.id);
