@@ -383,6 +383,8 @@ export class GatewayMetrics {
         }
       }
       for (const reason of known.failoverReasons) this.failovers.inc({ provider, reason }, 0);
+      // What the untracked-task alert counts: a webhook naming a task made for a create counted as not accepted.
+      this.inboundWebhooks.inc({ provider, outcome: 'ruled_out' }, 0);
     }
     // A task no provider took finishes under provider "none" (`no_provider_available`).
     for (const model of new Set(known.providers.flatMap((provider) => provider.models))) {

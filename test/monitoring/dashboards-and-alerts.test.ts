@@ -87,7 +87,7 @@ function metricNames(expr: string): string[] {
 describe('Prometheus alert rules', () => {
   it.skipIf(!hasPromtool)('pass promtool check rules', () => {
     const result = promtool('check', 'rules', RULES);
-    expect(result.output).toMatch(/SUCCESS: 7 rules found/);
+    expect(result.output).toMatch(/SUCCESS: 8 rules found/);
     expect(result.status).toBe(0);
   });
 
@@ -97,9 +97,9 @@ describe('Prometheus alert rules', () => {
     expect(result.status).toBe(0);
   });
 
-  it('cover circuit open, failure rate, budget near limit and queue age', () => {
+  it('cover circuit open, failure rate, budget near limit, queue age and paid upstream tasks nobody tracks', () => {
     expect(alertQueries.map((rule) => rule.alert)).toEqual(
-      expect.arrayContaining(['KlingGatewayCircuitOpen', 'KlingGatewayTaskFailureRate', 'KlingGatewayBudgetNearLimit', 'KlingGatewayQueueAge']),
+      expect.arrayContaining(['KlingGatewayCircuitOpen', 'KlingGatewayTaskFailureRate', 'KlingGatewayBudgetNearLimit', 'KlingGatewayQueueAge', 'KlingGatewayUntrackedUpstreamTask']),
     );
   });
 });
