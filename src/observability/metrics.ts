@@ -324,6 +324,12 @@ export class GatewayMetrics {
     labelNames: ['provider', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly untrackedUpstreamTasks = new Counter({
+    name: `${PREFIX}untracked_upstream_tasks_total`,
+    help: 'Upstream tasks a provider made that no gateway task tracks (they may bill): found_by="webhook", each signed webhook naming one made for a create counted as not accepted (one task may send several); found_by="late_answer", each create answer that came after its task was settled without it. The error log names each.',
+    labelNames: ['provider', 'found_by'] as const,
+    registers: [this.registry],
+  });
   readonly webhookDeliveries = new Counter({
     name: `${PREFIX}webhook_deliveries_total`,
     help: 'Attempts to deliver task events to client webhook URLs, by result (delivered, retrying, failed, gone: answered 410 Gone; not_sent: a task event not sent since its receiver answered 410 Gone).',
@@ -383,8 +389,8 @@ export class GatewayMetrics {
         }
       }
       for (const reason of known.failoverReasons) this.failovers.inc({ provider, reason }, 0);
-      // What the untracked-task alert counts: a webhook naming a task made for a create counted as not accepted.
-      this.inboundWebhooks.inc({ provider, outcome: 'ruled_out' }, 0);
+      // What the untracked-task alert counts.
+      for (const foundBy of ['webhook', 'late_answer']) this.untrackedUpstreamTasks.inc({ provider, found_by: foundBy }, 0);
     }
     // A task no provider took finishes under provider "none" (`no_provider_available`).
     for (const model of new Set(known.providers.flatMap((provider) => provider.models))) {

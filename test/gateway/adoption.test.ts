@@ -241,7 +241,9 @@ describe('a connection dropped before the upstream created anything', () => {
         msg: expect.stringMatching(/^freepik made a task for a create the gateway counted as not accepted: it may bill, and no task tracks it/),
       }),
     ]);
-    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/kling_gateway_inbound_webhooks_total\{provider="freepik",outcome="ruled_out"\} 1/);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/kling_gateway_inbound_webhooks_total\{provider="freepik",outcome="ruled_out"\} 1/);
+    expect(metrics).toMatch(/kling_gateway_untracked_upstream_tasks_total\{provider="freepik",found_by="webhook"\} 1/);
   });
 
   it('Freepik: a list holding a task the gateway does not know proves nothing; the task waits, then fails as a timeout', async () => {

@@ -70,4 +70,39 @@ describe.skipIf(!postgres)('a slow create seen from another replica', { timeout:
     expect(task.attempts[0].message ?? null).toBeNull();
     expect(kling3api.tasks).toHaveLength(1);
   });
+
+  it('answered only after the other replica settled it without it: the upstream task tracked by nobody is counted for the alert', async () => {
+    schema = newSchemaName();
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    cleanups.push(() => sandbox.close());
+    const config = { tracking: { lease_ms: 30_000 }, providers: { kling3api: { timeout_ms: 60_000 } } };
+    for (const owner of ['replica-a', 'replica-b']) {
+      const store = await openPostgresStore(schema);
+      stores.push(store);
+      gateways.push(await startTestGateway({ clock, store, owner, endpoints: sandbox.endpoints, simulators: sandbox.simulators, config }));
+    }
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const kling3api = sandbox.simulators.get('kling3api')!;
+    const held = heldCall();
+    releases.push(held.release);
+    kling3api.injectFault({ on: 'submit', hold: held.hold });
+    const creating = a.create(request);
+    await held.reached;
+    const id = (await b.request('GET', '/v1/videos')).body.data[0].id as string;
+    // The gateway's clock passes the submission's lease and the wait for its sender: the other
+    // replica settles it (kling3api cannot be asked), while the upstream has yet to act on it.
+    await clock.advance(120_000);
+    await b.gateway.runOnce();
+    await clock.advance(15_000);
+    await b.gateway.runOnce();
+    expect((await b.get(id)).body).toMatchObject({ status: 'failed', provider_task_id: null });
+
+    held.release();
+    await creating;
+    expect(kling3api.tasks).toHaveLength(1);
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    expect(metrics).toMatch(/kling_gateway_untracked_upstream_tasks_total\{provider="kling3api",found_by="late_answer"\} 1/);
+    expect((await b.get(id)).body.status).toBe('failed');
+  });
 });

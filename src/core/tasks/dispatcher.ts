@@ -762,6 +762,7 @@ export class Dispatcher {
     if (now && now.phase !== 'submitting' && now.providerTaskId !== result.ref.providerTaskId) {
       // Settled meanwhile as lost (failed, or gone on): nobody tracks the task from the attempt.
       logger.error(logContext, 'a create the provider accepted was written down after its task was settled without it: its upstream task is tracked by nobody');
+      this.engine.metrics.untrackedUpstreamTasks.inc({ provider: runtime.id, found_by: 'late_answer' });
       return { ok: true, task: now, untracked: true };
     }
     return { ok: true, task: now ?? task };

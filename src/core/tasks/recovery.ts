@@ -295,6 +295,7 @@ export class Recovery {
       // Signed news of a task made for a create counted as not accepted (refused, or proved absent
       // by a lookup while the upstream had yet to act on it): the task moved on or ended without
       // it, so nothing tracks what the provider may bill. Said loudly, for the operator to settle.
+      this.engine.metrics.untrackedUpstreamTasks.inc({ provider, found_by: 'webhook' });
       this.engine.logger.error(
         { task_id: task.id, provider, account: attempt.account, provider_task_id: providerTaskId, attempt: attempt.seq },
         `${provider} made a task for a create the gateway counted as not accepted: it may bill, and no task tracks it (cancel or keep it in ${provider}'s own dashboard)`,
