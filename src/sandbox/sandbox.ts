@@ -102,10 +102,9 @@ function withoutRoutePrefix(provider: VideoProvider, baseUrl: string, apiShape: 
   const prefix = provider.routePrefixes?.[apiShape ?? provider.apiShapes?.[0] ?? 'default'];
   if (!prefix || /[?#]/.test(baseUrl)) return baseUrl;
   const trimmed = baseUrl.replace(/\/+$/, '');
-  if (!trimmed.endsWith(prefix)) return baseUrl;
-  const rest = trimmed.slice(0, -prefix.length);
   // Only a path prefix is cut, never part of the host.
-  return /^[a-z][a-z0-9+.-]*:\/\/[^/]+(\/.*)?$/i.test(rest) ? rest : baseUrl;
+  const inPath = URL.canParse(trimmed) && new URL(trimmed).pathname.endsWith(prefix);
+  return inPath && trimmed.endsWith(prefix) ? trimmed.slice(0, -prefix.length) : baseUrl;
 }
 
 function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEndpoint | undefined {

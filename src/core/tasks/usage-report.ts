@@ -144,8 +144,7 @@ export interface UsageResult {
 }
 
 /** Half-way figures up, as a task's cost rounds (its floating-point dust decides nothing). */
-const round = roundTo;
-const ratio = (part: number, whole: number, digits = 6) => (whole > 0 ? round(part / whole, digits) : null);
+const ratio = (part: number, whole: number, digits = 6) => (whole > 0 ? roundTo(part / whole, digits) : null);
 
 interface Accumulator {
   row: UsageRow;
@@ -260,21 +259,21 @@ export class UsageReport {
       // Tasks of providers without a price list have credits but no currency value.
       const priced = row.currency !== null;
       const amountMicros = estimatedMicros + reportedMicros;
-      row.video_seconds = round(row.video_seconds, 3);
-      row.credits = round(row.credits_estimated + row.credits_reported, 4);
-      row.credits_estimated = round(row.credits_estimated, 4);
-      row.credits_reported = round(row.credits_reported, 4);
+      row.video_seconds = roundTo(row.video_seconds, 3);
+      row.credits = roundTo(row.credits_estimated + row.credits_reported, 4);
+      row.credits_estimated = roundTo(row.credits_estimated, 4);
+      row.credits_reported = roundTo(row.credits_reported, 4);
       row.currency_amount = priced ? fromMicros(amountMicros) : null;
       row.currency_amount_estimated = priced ? fromMicros(estimatedMicros) : null;
       row.currency_amount_reported = priced ? fromMicros(reportedMicros) : null;
-      row.cost_per_second = priced && row.video_seconds > 0 ? round(fromMicros(secondsMicros) / row.video_seconds, 6) : null;
+      row.cost_per_second = priced && row.video_seconds > 0 ? roundTo(fromMicros(secondsMicros) / row.video_seconds, 6) : null;
       row.success_rate = ratio(row.succeeded, row.succeeded + row.failed, 4);
       const median = medianOf.get(id);
       row.median_time_to_complete_ms = median === undefined ? null : Math.round(median);
-      row.drift_estimated_credits = round(row.drift_estimated_credits, 4);
-      row.drift_reported_credits = round(row.drift_reported_credits, 4);
+      row.drift_estimated_credits = roundTo(row.drift_estimated_credits, 4);
+      row.drift_reported_credits = roundTo(row.drift_reported_credits, 4);
       row.drift_ratio = ratio(row.drift_reported_credits, row.drift_estimated_credits);
-      row.credits_at_risk = round(row.credits_at_risk, 4);
+      row.credits_at_risk = roundTo(row.credits_at_risk, 4);
       row.currency_amount_at_risk = priced ? fromMicros(atRiskMicros) : null;
       return row;
     });
