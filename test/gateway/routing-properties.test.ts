@@ -25,9 +25,14 @@
  *   the task's provider and upstream id are the accepting one's, its cost that provider's quote;
  * - each upstream received exactly one create per attempt recorded on a reachable account, made
  *   at most the tasks its attempts accepted (or may have), and a repeat by `Idempotency-Key`
- *   sends nothing.
+ *   sends nothing;
+ * - a lost create later found upstream reads `accepted`, one a lookup proved absent `failed`
+ *   (and the task may then move on); a task back from the queue goes only to an account a 429
+ *   paused (or past a create proved absent), never to a provider that refused or may hold it;
+ * - right after, with providers paused or ruled out, a second quote is still what its create follows.
  *
- * Fixed seed; `ROUTING_PROPS_RUNS` / `ROUTING_PROPS_SEED` go deeper.
+ * Fixed seed, 60 runs (a few seconds); `ROUTING_PROPS_RUNS` / `ROUTING_PROPS_SEED` go deeper,
+ * `ROUTING_PROPS_STATS=1` prints how the runs ended (to see every case is reached).
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
@@ -445,6 +450,22 @@ async function run(w: World): Promise<void> {
     const before = createPosts();
     const repeat = await whileTimePasses(g, g.create(body, { 'idempotency-key': key }));
     expect([repeat.body.id, diff(createPosts(), before)]).toEqual([task.id, { freepik: 0, kling3api: 0, 'kling-legacy': 0 }]);
+
+    // Right after (providers now paused, ruled out or holding a task): a second quote is what the second create follows.
+    const second = bodyOf(w, `${marker}b`);
+    const quote2 = await g.request('POST', '/v1/videos/quote', second);
+    const created2 = await g.create(second);
+    const order2: Provider[] = quote2.body.order;
+    for (const entry of quote2.body.providers ?? []) for (const warning of entry.warnings ?? []) count(`second quote warns: ${String(warning).replace(/[0-9:.TZ-]{8,}/g, '…').slice(0, 70)}`);
+    if (order2.length < order.length) count('second quote: fewer eligible than the first');
+    const tried2 = (created2.body.attempts ?? []).map((a: any) => a.provider).filter((id: string, i: number, all: string[]) => all.indexOf(id) === i);
+    expect(['second create', JSON.stringify(quote2.body.providers), created2.status, tried2]).toEqual([
+      'second create',
+      JSON.stringify(quote2.body.providers),
+      order2.length === 0 ? 422 : 202,
+      order2.length === 0 ? [] : order2.slice(0, tried2.length),
+    ]);
+    if (order2.length > 0) expect(['second create first', tried2[0]]).toEqual(['second create first', order2[0]]);
   } finally {
     await g.close();
   }
