@@ -3,6 +3,8 @@
  * call about a task goes through the account that accepted it. Against a kling3api upstream that
  * takes two keys and counts, per key, the tasks running there at once.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Store } from '../../src/store/database.js';
@@ -65,6 +67,32 @@ function expectPerAccountBehaviour(upstream: MultiKeyKling3api, tasks: any[]): v
     expect(['east', 'west']).toContain(accepted.account);
     expect(upstream.created.get(KEYS[accepted.account as keyof typeof KEYS])).toContain(task.provider_task_id);
   }
+}
+
+/** The URL of a loopback port nothing listens on (taken, then closed). */
+async function closedPortUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+/** A server answering every request with `status` (a proxy in front of an upstream that is down), counting them. */
+async function answeringServer(status: number): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const server = createServer((request, response) => {
+    requests += 1;
+    request.resume();
+    response.writeHead(status, { 'content-type': 'text/plain' }).end('upstream unavailable');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe('several accounts of one provider', { timeout: 120_000 }, () => {
@@ -149,6 +177,56 @@ describe('several accounts of one provider', { timeout: 120_000 }, () => {
     const refused = (await gw.create(request(2))).body;
     expect(refused.status).toBe('failed');
     expect(refused.attempts.map((attempt: { account: string }) => attempt.account)).toEqual(['east', 'west']);
+  });
+
+  it("moves a task on to an account of the provider at another address when the first one's address is down, not to another provider", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    upstream = await MultiKeyKling3api.start(clock, Object.values(KEYS));
+    // East's region: first a port nothing listens on, then a proxy answering 503 to every request.
+    const unreachable = await closedPortUrl();
+    const down = await answeringServer(503);
+    try {
+      for (const [address, said] of [
+        [unreachable, null],
+        [down.url, 503],
+      ] as const) {
+        const config = accountsConfig(upstream);
+        const kling3api = (config.providers as Record<string, { accounts: Record<string, unknown>[] }>).kling3api!;
+        kling3api.accounts[0]!.base_url = address;
+        kling3api.accounts[1]!.base_url = upstream.url;
+        gw = await startTestGateway({ clock, config });
+        const task = (await gw.create(request(1))).body;
+        expect(task.status).toBe('processing');
+        expect(task.attempts.map((attempt: { account: string; http_status: number | null; outcome: string }) => [attempt.account, attempt.outcome, attempt.http_status])).toEqual([
+          ['east', 'failed', said],
+          ['west', 'accepted', 200],
+        ]);
+        expect(upstream.created.get(KEYS.west)).toContain(task.provider_task_id);
+        await gw.close();
+        gw = undefined;
+      }
+      expect(down.requests()).toBe(1);
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('does not send the create again through another account at the same address when that address answers 5xx', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    upstream = await MultiKeyKling3api.start(clock, Object.values(KEYS));
+    const down = await answeringServer(503);
+    try {
+      const config = accountsConfig(upstream);
+      (config.providers as Record<string, { base_url: string }>).kling3api!.base_url = down.url;
+      gw = await startTestGateway({ clock, config });
+      const task = (await gw.create(request(1))).body;
+      // kling3api was the only provider asked: the one refusal ends the task.
+      expect(task.status).toBe('failed');
+      expect(task.attempts.map((attempt: { account: string; http_status: number | null }) => [attempt.account, attempt.http_status])).toEqual([['east', 503]]);
+      expect(down.requests()).toBe(1);
+    } finally {
+      await down.close();
+    }
   });
 
   it('resumes a task accepted just before a crash with the account that accepted it, which keeps its slot', async () => {

@@ -527,7 +527,8 @@ function checkAttempts(w: World, order: Provider[], quoted: Map<string, any>, at
     tried.add(attempt.account);
     accountsTried.set(id, tried);
 
-    const transport = w.providers[id].accounts[Number(String(attempt.account).slice(4)) - 1];
+    const accounts = w.providers[id].accounts;
+    const transport = accounts[Number(String(attempt.account).slice(4)) - 1];
     let expected: Expected;
     if (transport === 'refused' || transport === 'reset_before_write') {
       expected = { outcome: 'failed', httpStatus: null, errorCode: 'provider_error', accountTrouble: false, certain: true, rateLimited: false, createdUpstream: false };
@@ -567,10 +568,15 @@ function checkAttempts(w: World, order: Provider[], quoted: Map<string, any>, at
       if (!w.failoverOnTimeout) stop = 'doubt';
       else current = undefined;
     } else {
+      // An address that is down (no connection, or a 5xx) is so for every account reached there
+      // (the accounts of one transport share an address): those reached elsewhere may take the task.
+      const addressDown = transport !== 'ok' || ['500', '502', '503'].includes(String(w.outcomes[id]));
+      if (addressDown) accounts.forEach((other, n) => other === transport && tried.add(`acct${n + 1}`));
+      const elsewhere = addressDown && accounts.some((other) => other !== transport);
       if (expected.rateLimited) paused.add(`${id}/${attempt.account}`);
-      else ruledOut.add(id);
-      const untried = w.providers[id].accounts.length > tried.size;
-      if (expected.accountTrouble && untried) mustStay = id;
+      else if (!elsewhere) ruledOut.add(id);
+      const untried = accounts.length > tried.size;
+      if ((expected.accountTrouble || elsewhere) && untried) mustStay = id;
       else current = undefined;
     }
     // One provider only with allow_fallbacks: false.

@@ -92,7 +92,24 @@ export function isAccountRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpS
   );
 }
 
-export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHistory {
+/**
+ * Whether a recorded refusal said the address the account is reached at is down (`isAddressTrouble`
+ * as written down: a `5xx`, or a connection that failed before the request was written, which has
+ * no HTTP status).
+ */
+export function isAddressRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpStatus' | 'errorCode'>): boolean {
+  if (attempt.outcome !== 'failed') return false;
+  return attempt.httpStatus === null ? attempt.errorCode === 'provider_error' || attempt.errorCode === 'timeout' : attempt.httpStatus >= 500;
+}
+
+/**
+ * The accounts of `provider` reached at the same address as `account` (itself included), when
+ * some other account of it is reached elsewhere; undefined when all share one address (or it is
+ * not configured).
+ */
+export type SameAddressAccounts = (provider: string, account: string) => readonly string[] | undefined;
+
+export function attemptHistory(attempts: readonly AttemptRecord[], sameAddress?: SameAddressAccounts): AttemptHistory {
   const refused = new Set<string>();
   const refusedAccounts = new Map<string, Set<string>>();
   const ruledOutBy = new Map<string, RuledOut>();
@@ -108,8 +125,10 @@ export function attemptHistory(attempts: readonly AttemptRecord[]): AttemptHisto
     // A 429 only meant "later", unless it said the credits are gone (the legacy API's 1100-1102 come as 429).
     if (attempt.outcome !== 'failed' || (attempt.httpStatus === 429 && attempt.errorCode !== 'insufficient_credits')) continue;
     said(attempt);
-    if (attempt.account !== null && isAccountRefusal(attempt)) {
-      refusedAccounts.set(attempt.provider, new Set([...(refusedAccounts.get(attempt.provider) ?? []), attempt.account]));
+    // Refused for its address: the provider's accounts reached elsewhere may still take the task.
+    const down = attempt.account !== null && isAddressRefusal(attempt) ? sameAddress?.(attempt.provider, attempt.account) : undefined;
+    if (attempt.account !== null && (down || isAccountRefusal(attempt))) {
+      refusedAccounts.set(attempt.provider, new Set([...(refusedAccounts.get(attempt.provider) ?? []), ...(down ?? [attempt.account])]));
     } else {
       refused.add(attempt.provider);
     }

@@ -26,10 +26,11 @@ import {
   type CandidateOutcome,
   type CandidateStep,
   type ProviderStanding,
+  type SameAddressAccounts,
 } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
 import { fairOrder, oneTenant, type WaitingTask } from './fair-queue.js';
-import { boundAccountMessage, circuitOpenFailure, classifyCreateFailure, isAccountTrouble } from './failover.js';
+import { boundAccountMessage, circuitOpenFailure, classifyCreateFailure, isAccountTrouble, isAddressTrouble } from './failover.js';
 import { firstPollDelay, lastPollAt } from './polling.js';
 import { Recovery, attemptKeyOf } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
@@ -321,7 +322,7 @@ export class Dispatcher {
       return (await this.lifecycle.cancelOverdueQueued(task)) ?? (await tasks.get(taskId));
     }
     const request = { request: task.request, explicit: new Set(task.plan.explicit) };
-    const history = attemptHistory(created ? [] : await tasks.attempts(taskId));
+    const history = attemptHistory(created ? [] : await tasks.attempts(taskId), this.sameAddress);
     const outcomes: CandidateOutcome[] = [];
     for (const entry of task.plan.candidates) {
       const runtime = runtimes.get(entry.provider);
@@ -394,6 +395,17 @@ export class Dispatcher {
    * bound to (the one that made its source video), alone: no other holds that video (none when it
    * is no longer configured).
    */
+  /**
+   * The provider's accounts reached where `account` is, when another of its accounts is reached
+   * elsewhere (its own region): an address that is down there leaves those others to try.
+   */
+  private readonly sameAddress: SameAddressAccounts = (provider, account) => {
+    const accounts = this.engine.runtimes.get(provider)?.accounts ?? [];
+    const at = accounts.find((candidate) => candidate.id === account)?.baseUrl;
+    const here = accounts.filter((candidate) => candidate.baseUrl === at).map((candidate) => candidate.id);
+    return at !== undefined && here.length < accounts.length ? here : undefined;
+  };
+
   private async accountsToTry(runtime: ProviderRuntime, entry: PlanEntry): Promise<readonly ProviderAccount[]> {
     if (entry.account !== undefined) {
       const bound = boundAccount(runtime, entry);
@@ -462,9 +474,12 @@ export class Dispatcher {
       const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context, first?.seq);
       first = undefined;
       if (sent.kind === 'settled') return sent.result;
-      tried.add(account.id);
+      // An address that is down is so for every account reached there.
+      for (const id of sent.addressTrouble ? (this.sameAddress(runtime.id, account.id) ?? [account.id]) : [account.id]) tried.add(id);
       refusal = sent.outcome;
-      if (!sent.accountTrouble) return { settled: false, task: current, outcome: refusal };
+      if (!sent.accountTrouble && !(sent.addressTrouble && this.sameAddress(runtime.id, account.id))) {
+        return { settled: false, task: current, outcome: refusal };
+      }
     }
   }
 
@@ -531,7 +546,7 @@ export class Dispatcher {
     context: Record<string, string>,
     /** The attempt, when it was written with the slot claim (`sendFirst`). */
     written?: number,
-  ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'refused'; outcome: CandidateOutcome; accountTrouble: boolean }> {
+  ): Promise<{ kind: 'settled'; result: TryResult } | { kind: 'refused'; outcome: CandidateOutcome; accountTrouble: boolean; addressTrouble: boolean }> {
     const { tasks, clock, config, metrics } = this.engine;
     const retryMs = config.tracking.tick_ms;
     const seq = written ?? (await this.writeSending(claimed, runtime, account));
@@ -606,7 +621,7 @@ export class Dispatcher {
       // Retry-After (its cool-down began as the call failed, `ProviderAccount.call`).
       const next = afterCreateFailure(failure, { now: clock.now(), retryMs, coolingDownUntil: runtime.coolingDownUntil });
       if (next.kind === 'fail') return { kind: 'settled', result: { settled: true, task: await this.failSubmission(claimed, next.error) } };
-      return { kind: 'refused', outcome: next, accountTrouble: isAccountTrouble(failure) };
+      return { kind: 'refused', outcome: next, accountTrouble: isAccountTrouble(failure), addressTrouble: isAddressTrouble(failure) };
     }
 
     // Accepted upstream. From here on the upstream id must not be lost.

@@ -111,6 +111,16 @@ export function isAccountTrouble(failure: CreateFailureDecision): boolean {
   return failure.failover && ['rate_limited', 'unauthorized', 'insufficient_credits'].includes(failure.reason);
 }
 
+/**
+ * Whether a refused create says the address its account is reached at is down — no connection
+ * (refused, timed out while connecting, broken before the request was written) or a `5xx` — and
+ * nothing about the request or the key: an account of the same provider reached at another
+ * address (its own region) may then take the task at once.
+ */
+export function isAddressTrouble(failure: CreateFailureDecision): boolean {
+  return failure.failover && ['connection_refused', 'connect_timeout', 'not_sent', 'server_error'].includes(failure.reason);
+}
+
 /** A provider passed over because its circuit is open: it holds no task, so the next one may go. */
 export function circuitOpenFailure(provider: string): CreateFailureDecision {
   return classifyCreateFailure(new CircuitBreakerOpenError(provider), false);

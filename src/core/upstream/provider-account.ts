@@ -121,6 +121,8 @@ export class ProviderAccount {
   /** What its webhooks may be signed with (any one verifies); none: it is sent no webhook URL. */
   readonly webhookSecrets: readonly string[];
   readonly stats: ProviderFigures;
+  /** Where it is reached: its own base URL (its region's), or the provider's. */
+  readonly baseUrl: string;
   /** Whether a create to this provider carries the task's callback token (in its callback URL). */
   private readonly sendsCallbackToken: boolean;
   private readonly providerStats: ProviderFigures;
@@ -162,9 +164,10 @@ export class ProviderAccount {
       credentials.accessKey && credentials.secretKey && provider.createAuth
         ? provider.createAuth({ accessKey: credentials.accessKey, secretKey: credentials.secretKey }, options.clock)
         : undefined;
+    this.baseUrl = credentials.baseUrl ?? options.baseUrl;
     this.client = new HttpUpstreamClient({
       provider,
-      baseUrl: credentials.baseUrl ?? options.baseUrl,
+      baseUrl: this.baseUrl,
       apiKey: credentials.apiKey ?? '',
       ...(signed ? { auth: signed } : {}),
       apiShape: credentials.baseUrl !== undefined ? credentials.apiShape : options.apiShape,

@@ -117,6 +117,27 @@ describe('decideCandidate', () => {
     );
   });
 
+  it('counts an address that was down (a 5xx, or no connection) against the accounts reached there only, when others are reached elsewhere', () => {
+    const downAt = (account: string, httpStatus: number | null) => ({ ...attempt('kling-legacy', 'failed', httpStatus), account, errorCode: 'provider_error' });
+    // east and east-2 in Singapore, west in Beijing.
+    const sameAddress = (provider: string, account: string) => (provider === 'kling-legacy' && account.startsWith('east') ? ['east', 'east-2'] : undefined);
+    for (const said of [503, null]) {
+      const history = attemptHistory([downAt('east', said)], sameAddress);
+      expect(history.refusedAccounts).toEqual(new Map([['kling-legacy', new Set(['east', 'east-2'])]]));
+      expect(history.refused.has('kling-legacy')).toBe(false);
+      // All accounts at one address (or no way to tell): the provider is down.
+      expect(attemptHistory([downAt('east', said)]).refused.has('kling-legacy')).toBe(true);
+      expect(attemptHistory([downAt('east', said)], () => undefined).refused.has('kling-legacy')).toBe(true);
+    }
+    // A refusal of the request itself stays the provider's, wherever it was said.
+    expect(attemptHistory([{ ...downAt('east', 400), errorCode: 'invalid_request' }], sameAddress).refused.has('kling-legacy')).toBe(true);
+    const threeAccounts = standing({ accounts: ['east', 'east-2', 'west'] });
+    const context503 = { ...context(), history: attemptHistory([downAt('east', 503)], sameAddress) };
+    expect(decideCandidate(entry('kling-legacy'), threeAccounts, context503)).toMatchObject({ kind: 'try' });
+    const bothDown = { ...context(), history: attemptHistory([downAt('east', 503), downAt('west', null)], (provider, account) => (account === 'west' ? ['west'] : sameAddress(provider, account))) };
+    expect(decideCandidate(entry('kling-legacy'), threeAccounts, bothDown)).toEqual(ruledOut('kling-legacy', null, 'provider_error'));
+  });
+
   it("keeps a task bound to one account (its source video's) to that account: passed over once it refused, refused when it is gone", () => {
     const refusedBy = (account: string, httpStatus: number) => ({ ...attempt('kling-legacy', 'failed', httpStatus), account });
     const bound = { ...entry('kling-legacy'), account: 'east' };
