@@ -47,12 +47,13 @@ import { Webhook } from 'standardwebhooks';
 import { expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { deliveryBackoffMs } from '../../src/core/tasks/outbound-webhooks.js';
-import { Gateway, gatewayLogger, gatewaySecrets } from '../../src/gateway.js';
+import type { Gateway } from '../../src/gateway.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, TENANT_WEBHOOK_SECRET, TestGateway, tempDatabaseUrl, testConfig } from '../support/harness.js';
 import { OTHER_WEBHOOK_SECRET } from '../support/webhook-receiver.js';
+import { startModelGateway } from '../support/task-life-model.js';
 
 const RUNS = Number(process.env.OUTBOUND_MODEL_RUNS ?? 15);
 const SEED = Number(process.env.OUTBOUND_MODEL_SEED ?? 20261205);
@@ -168,15 +169,7 @@ class World {
       webhooks: { allow_private_targets: true, max_attempts: MAX_ATTEMPTS, timeout_ms: TIMEOUT_MS },
       limits: { creates_per_minute: 100_000 },
     });
-    const gateway = await Gateway.create({
-      config,
-      providers: PROVIDERS,
-      endpoints: new Map(this.endpoints),
-      clock: this.clock,
-      logger: gatewayLogger('silent', PROVIDERS, gatewaySecrets(config, this.endpoints)),
-      random: () => 0.5,
-      trustedResultOrigins: [...this.endpoints.values()].map((endpoint) => endpoint.baseUrl),
-    });
+    const gateway = await startModelGateway(config, this.endpoints, this.clock);
     const url = await gateway.listen(0, '127.0.0.1');
     gateway.setPublicUrl(url);
     this.gw = new TestGateway(gateway, url, this.clock, this.simulators, this.endpoints, config, false);

@@ -49,7 +49,6 @@ import S3rver from 's3rver';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
-import { Gateway, gatewayLogger, gatewaySecrets } from '../../src/gateway.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import type { ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import { FilesystemStorage } from '../../src/storage/filesystem-storage.js';
@@ -58,6 +57,7 @@ import { S3Storage } from '../../src/storage/s3-storage.js';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, TestGateway, testConfig, tempDatabaseUrl } from '../support/harness.js';
+import { startModelGateway } from '../support/task-life-model.js';
 
 const SEED = Number(process.env.CUSTODY_MODEL_SEED ?? 20261205);
 const MAX_ATTEMPTS = 3;
@@ -422,13 +422,7 @@ class World {
       },
       limits: { creates_per_minute: 100_000 },
     });
-    const gateway = await Gateway.create({
-      config,
-      providers: PROVIDERS,
-      endpoints: new Map(this.endpoints),
-      clock: this.clock,
-      logger: gatewayLogger('silent', PROVIDERS, gatewaySecrets(config, this.endpoints)),
-      random: () => 0.5,
+    const gateway = await startModelGateway(config, this.endpoints, this.clock, {
       trustedResultOrigins: [this.host.url],
       objectStorage: await this.backend.open(),
     });

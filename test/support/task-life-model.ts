@@ -10,7 +10,8 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { ProviderSimulator, SimulatedFault } from '../../src/core/upstream/provider.js';
-import { Gateway, gatewayLogger, gatewaySecrets } from '../../src/gateway.js';
+import { Gateway, gatewayLogger, gatewaySecrets, type GatewayOptions } from '../../src/gateway.js';
+import type { GatewayConfig } from '../../src/config/config.js';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
@@ -88,15 +89,7 @@ export class World {
   /** Replica `index` on the world's database and its port (a restart keeps its public URL, as `npm start` does). */
   async start(index: number): Promise<void> {
     const config = testConfig({ ...SETTINGS, database: { url: this.database } }, PROVIDERS);
-    const gateway = await Gateway.create({
-      config,
-      providers: PROVIDERS,
-      endpoints: new Map(this.endpoints),
-      clock: this.clock,
-      logger: gatewayLogger('silent', PROVIDERS, gatewaySecrets(config, this.endpoints)),
-      random: () => 0.5,
-      trustedResultOrigins: [...this.endpoints.values()].map((endpoint) => endpoint.baseUrl),
-    });
+    const gateway = await startModelGateway(config, this.endpoints, this.clock);
     const url = await gateway.listen(this.ports[index]!, '127.0.0.1');
     gateway.setPublicUrl(url);
     this.replicas[index] = new TestGateway(gateway, url, this.clock, this.simulators, this.endpoints, config, false);
@@ -702,4 +695,26 @@ export async function runTaskLifeModel(options: { replicas: number; database: ()
     }),
     { seed: Number(process.env.TASK_MODEL_SEED ?? options.seed), numRuns: Number(process.env.TASK_MODEL_RUNS ?? options.runs) },
   );
+}
+
+/**
+ * A gateway of a model test: every provider, on the model's simulators (whose result files it
+ * trusts unless told otherwise) and clock, silent, with fixed randomness.
+ */
+export function startModelGateway(
+  config: GatewayConfig,
+  endpoints: ReadonlyMap<string, ProviderEndpoint>,
+  clock: ManualClock,
+  more: Partial<GatewayOptions> = {},
+): Promise<Gateway> {
+  return Gateway.create({
+    config,
+    providers: PROVIDERS,
+    endpoints: new Map(endpoints),
+    clock,
+    logger: gatewayLogger('silent', PROVIDERS, gatewaySecrets(config, new Map(endpoints))),
+    random: () => 0.5,
+    trustedResultOrigins: [...endpoints.values()].map((endpoint) => endpoint.baseUrl),
+    ...more,
+  });
 }
