@@ -92,13 +92,27 @@ export function isAccountRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpS
   );
 }
 
+/** What the message of an attempt recovery proved the provider never took says (`provedAbsentMessage`). */
+const PROVED_ABSENT = '; not accepted upstream: ';
+
+/**
+ * The message of an attempt in doubt that recovery proved the provider never took
+ * (`Recovery.provedAbsent`), at most 500 characters. What it said first is cut short when long,
+ * so that the words saying it was proved absent are always kept (`isAddressRefusal` reads them).
+ */
+export function provedAbsentMessage(message: string, why: string): string {
+  return `${message.slice(0, 300)}${PROVED_ABSENT}${why}`.slice(0, 500);
+}
+
 /**
  * Whether a recorded refusal said the address the account is reached at is down (`isAddressTrouble`
  * as written down: a `5xx`, or a connection that failed before the request was written, which has
- * no HTTP status).
+ * no HTTP status). A create in doubt (no answer after it was written, an answer that could not be
+ * read, a gateway stop) that recovery proved never taken looks alike, but says nothing about the
+ * address: it rules its provider out, as it always did.
  */
-export function isAddressRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpStatus' | 'errorCode'>): boolean {
-  if (attempt.outcome !== 'failed') return false;
+export function isAddressRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpStatus' | 'errorCode' | 'message'>): boolean {
+  if (attempt.outcome !== 'failed' || attempt.message?.includes(PROVED_ABSENT)) return false;
   return attempt.httpStatus === null ? attempt.errorCode === 'provider_error' || attempt.errorCode === 'timeout' : attempt.httpStatus >= 500;
 }
 

@@ -19,6 +19,7 @@ import { matchOffering } from '../model/capabilities.js';
 import type { ProviderAccount } from '../upstream/provider-account.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { CreateLookup, ProviderTaskRef, UnansweredCreate, UpstreamClient } from '../upstream/provider.js';
+import { provedAbsentMessage } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { AttemptRecord, TaskRecord } from './task-records.js';
@@ -413,7 +414,7 @@ export class Recovery {
     await tasks.updateAttempt(task.id, attempt.seq, {
       outcome: 'failed',
       errorCode: attempt.errorCode ?? 'provider_error',
-      message: `${attempt.message ?? 'the create was not answered'}; not accepted upstream: ${why}`.slice(0, 500),
+      message: provedAbsentMessage(attempt.message ?? 'the create was not answered', why),
     });
     metrics.failovers.inc({ provider: attempt.provider, reason: 'proved_absent' });
     return (await this.lifecycle.requeue(task, clock.now(), task.leaseOwner)) ?? tasks.get(task.id);

@@ -10,6 +10,7 @@ import type { Offering } from '../../../src/core/model/offerings.js';
 import {
   afterCreateFailure,
   attemptHistory,
+  provedAbsentMessage,
   conclude,
   decideCandidate,
   type CandidateOutcome,
@@ -136,6 +137,29 @@ describe('decideCandidate', () => {
     expect(decideCandidate(entry('kling-legacy'), threeAccounts, context503)).toMatchObject({ kind: 'try' });
     const bothDown = { ...context(), history: attemptHistory([downAt('east', 503), downAt('west', null)], (provider, account) => (account === 'west' ? ['west'] : sameAddress(provider, account))) };
     expect(decideCandidate(entry('kling-legacy'), threeAccounts, bothDown)).toEqual(ruledOut('kling-legacy', null, 'provider_error'));
+  });
+
+  it('passes over a provider whose lost create recovery proved never taken, though its other accounts are reached at another address', () => {
+    // east in Singapore, west in Beijing. A timeout after the request was written, a gateway stop
+    // or an unreadable answer says nothing about Singapore being down: once proved absent, the
+    // task goes on to the next provider, as a lost create always did.
+    const sameAddress = (provider: string, account: string) => (provider === 'kling-legacy' && account === 'east' ? ['east'] : undefined);
+    const twoAccounts = standing({ accounts: ['east', 'west'] });
+    const long = `kling-legacy answered but the answer could not be read: ${'x'.repeat(480)}`;
+    for (const [errorCode, httpStatus, said] of [
+      ['timeout', null, 'kling-legacy did not answer within 300 ms'],
+      ['provider_error', null, 'the gateway stopped while this request was in flight'],
+      ['provider_error', null, long],
+      ['provider_error', 502, long],
+    ] as const) {
+      const proved = { ...attempt('kling-legacy', 'failed', httpStatus), account: 'east', errorCode, message: provedAbsentMessage(said, 'no task with external_task_id t-1') };
+      const history = attemptHistory([proved], sameAddress);
+      expect(history.refused.has('kling-legacy')).toBe(true);
+      expect(decideCandidate(entry('kling-legacy'), twoAccounts, { ...context(), history })).toEqual(ruledOut('kling-legacy', httpStatus, proved.message));
+    }
+    // A connection refused before anything was sent is the address's: west may take the task.
+    const refused = { ...attempt('kling-legacy', 'failed'), account: 'east', errorCode: 'provider_error', message: 'kling-legacy refused the connection' };
+    expect(decideCandidate(entry('kling-legacy'), twoAccounts, { ...context(), history: attemptHistory([refused], sameAddress) })).toMatchObject({ kind: 'try' });
   });
 
   it("keeps a task bound to one account (its source video's) to that account: passed over once it refused, refused when it is gone", () => {
