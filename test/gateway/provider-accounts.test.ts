@@ -7,6 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
+import { addressOf } from '../../src/core/upstream/provider-account.js';
 import type { Store } from '../../src/store/database.js';
 import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
 import { TENANT_KEY, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
@@ -227,6 +228,32 @@ describe('several accounts of one provider', { timeout: 120_000 }, () => {
     } finally {
       await down.close();
     }
+  });
+
+  it('counts one address written two ways (with and without a trailing slash) as one address: the create is not sent there again', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    upstream = await MultiKeyKling3api.start(clock, Object.values(KEYS));
+    const down = await answeringServer(503);
+    try {
+      const config = accountsConfig(upstream);
+      const kling3api = (config.providers as Record<string, { accounts: Record<string, unknown>[] }>).kling3api!;
+      kling3api.accounts[0]!.base_url = `${down.url}/`;
+      kling3api.accounts[1]!.base_url = down.url;
+      gw = await startTestGateway({ clock, config });
+      const task = (await gw.create(request(1))).body;
+      expect(task.status).toBe('failed');
+      expect(task.attempts.map((attempt: { account: string; http_status: number | null }) => [attempt.account, attempt.http_status])).toEqual([['east', 503]]);
+      expect(down.requests()).toBe(1);
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('reads the ways one address can be written as one, and keeps different hosts, ports and paths apart', () => {
+    const same = ['https://api-singapore.klingai.com', 'https://api-singapore.klingai.com/', 'HTTPS://API-Singapore.KlingAI.com:443//', 'https://user:pw@api-singapore.klingai.com'];
+    expect(new Set(same.map(addressOf)).size).toBe(1);
+    const apart = ['https://api-singapore.klingai.com', 'https://api-beijing.klingai.com', 'https://api-singapore.klingai.com:8443', 'https://api-singapore.klingai.com/kling', 'http://api-singapore.klingai.com'];
+    expect(new Set(apart.map(addressOf)).size).toBe(apart.length);
   });
 
   it('resumes a task accepted just before a crash with the account that accepted it, which keeps its slot', async () => {

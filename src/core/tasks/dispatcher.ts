@@ -401,8 +401,8 @@ export class Dispatcher {
    */
   private readonly sameAddress: SameAddressAccounts = (provider, account) => {
     const accounts = this.engine.runtimes.get(provider)?.accounts ?? [];
-    const at = accounts.find((candidate) => candidate.id === account)?.baseUrl;
-    const here = accounts.filter((candidate) => candidate.baseUrl === at).map((candidate) => candidate.id);
+    const at = accounts.find((candidate) => candidate.id === account)?.address;
+    const here = accounts.filter((candidate) => candidate.address === at).map((candidate) => candidate.id);
     return at !== undefined && here.length < accounts.length ? here : undefined;
   };
 

@@ -123,6 +123,11 @@ export class ProviderAccount {
   readonly stats: ProviderFigures;
   /** Where it is reached: its own base URL (its region's), or the provider's. */
   readonly baseUrl: string;
+  /**
+   * `baseUrl` written one way (`addressOf`): accounts with the same address meet the same outage,
+   * however their base URLs were written.
+   */
+  readonly address: string;
   /** Whether a create to this provider carries the task's callback token (in its callback URL). */
   private readonly sendsCallbackToken: boolean;
   private readonly providerStats: ProviderFigures;
@@ -165,6 +170,7 @@ export class ProviderAccount {
         ? provider.createAuth({ accessKey: credentials.accessKey, secretKey: credentials.secretKey }, options.clock)
         : undefined;
     this.baseUrl = credentials.baseUrl ?? options.baseUrl;
+    this.address = addressOf(this.baseUrl);
     this.client = new HttpUpstreamClient({
       provider,
       baseUrl: this.baseUrl,
@@ -453,4 +459,16 @@ export class ProviderAccount {
       'upstream call',
     );
   }
+}
+
+/**
+ * A base URL written one way: scheme and host in lower case, a default port left out, no user
+ * part (a credential, not a place), no trailing slash (the client trims it: `…/` and `…` reach
+ * the same paths). One that does not parse is kept as written.
+ */
+export function addressOf(baseUrl: string): string {
+  const trimmed = baseUrl.replace(/\/+$/, '');
+  if (!URL.canParse(trimmed)) return trimmed;
+  const url = new URL(trimmed);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}${url.search}`;
 }
