@@ -113,6 +113,8 @@ export function provedAbsentMessage(message: string, why: string): string {
  */
 export function isAddressRefusal(attempt: Pick<AttemptRecord, 'outcome' | 'httpStatus' | 'errorCode' | 'message'>): boolean {
   if (attempt.outcome !== 'failed' || attempt.message?.includes(PROVED_ABSENT)) return false;
+  // Credits gone are the account's own, whatever status said so (`classifyCreateFailure` reads them first).
+  if (attempt.errorCode === 'insufficient_credits') return false;
   return attempt.httpStatus === null ? attempt.errorCode === 'provider_error' || attempt.errorCode === 'timeout' : attempt.httpStatus >= 500;
 }
 

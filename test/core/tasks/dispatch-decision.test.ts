@@ -139,6 +139,13 @@ describe('decideCandidate', () => {
     expect(decideCandidate(entry('kling-legacy'), threeAccounts, bothDown)).toEqual(ruledOut('kling-legacy', null, 'provider_error'));
   });
 
+  it("counts an account's credits gone against that account only, even when said with a 5xx: its neighbours at the same address may take the task", () => {
+    // east and east-2 in Singapore, west in Beijing; a live create reads it the same way (`classifyCreateFailure`: credits first).
+    const sameAddress = (provider: string, account: string) => (provider === 'kling-legacy' && account.startsWith('east') ? ['east', 'east-2'] : undefined);
+    const spent = { ...attempt('kling-legacy', 'failed', 500), account: 'east', errorCode: 'insufficient_credits', providerCode: '1102' };
+    expect(attemptHistory([spent], sameAddress).refusedAccounts).toEqual(new Map([['kling-legacy', new Set(['east'])]]));
+  });
+
   it('passes over a provider whose lost create recovery proved never taken, though its other accounts are reached at another address', () => {
     // east in Singapore, west in Beijing. A timeout after the request was written, a gateway stop
     // or an unreadable answer says nothing about Singapore being down: once proved absent, the
