@@ -389,13 +389,6 @@ export class Dispatcher {
   }
 
   /**
-   * The provider's accounts to try for a new task, best first (`pickAccounts`: free slots,
-   * least loaded relative to its cap, then healthiest). A lone account is simply tried: its
-   * slot claim and admission say whether it can take the task. So is the account a plan entry is
-   * bound to (the one that made its source video), alone: no other holds that video (none when it
-   * is no longer configured).
-   */
-  /**
    * The provider's accounts reached where `account` is, when another of its accounts is reached
    * elsewhere (its own region): an address that is down there leaves those others to try.
    */
@@ -406,6 +399,13 @@ export class Dispatcher {
     return at !== undefined && here.length < accounts.length ? here : undefined;
   };
 
+  /**
+   * The provider's accounts to try for a new task, best first (`pickAccounts`: free slots,
+   * least loaded relative to its cap, then healthiest). A lone account is simply tried: its
+   * slot claim and admission say whether it can take the task. So is the account a plan entry is
+   * bound to (the one that made its source video), alone: no other holds that video (none when it
+   * is no longer configured).
+   */
   private async accountsToTry(runtime: ProviderRuntime, entry: PlanEntry): Promise<readonly ProviderAccount[]> {
     if (entry.account !== undefined) {
       const bound = boundAccount(runtime, entry);
