@@ -212,38 +212,29 @@ describe('several accounts of one provider', { timeout: 120_000 }, () => {
     }
   });
 
-  it('does not send the create again through another account at the same address when that address answers 5xx', async () => {
+  it('does not send the create again through another account at the same address (however it is written) when that address answers 5xx', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
     upstream = await MultiKeyKling3api.start(clock, Object.values(KEYS));
     const down = await answeringServer(503);
     try {
-      const config = accountsConfig(upstream);
-      (config.providers as Record<string, { base_url: string }>).kling3api!.base_url = down.url;
-      gw = await startTestGateway({ clock, config });
-      const task = (await gw.create(request(1))).body;
-      // kling3api was the only provider asked: the one refusal ends the task.
-      expect(task.status).toBe('failed');
-      expect(task.attempts.map((attempt: { account: string; http_status: number | null }) => [attempt.account, attempt.http_status])).toEqual([['east', 503]]);
-      expect(down.requests()).toBe(1);
-    } finally {
-      await down.close();
-    }
-  });
-
-  it('counts one address written two ways (with and without a trailing slash) as one address: the create is not sent there again', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    upstream = await MultiKeyKling3api.start(clock, Object.values(KEYS));
-    const down = await answeringServer(503);
-    try {
-      const config = accountsConfig(upstream);
-      const kling3api = (config.providers as Record<string, { accounts: Record<string, unknown>[] }>).kling3api!;
-      kling3api.accounts[0]!.base_url = `${down.url}/`;
-      kling3api.accounts[1]!.base_url = down.url;
-      gw = await startTestGateway({ clock, config });
-      const task = (await gw.create(request(1))).body;
-      expect(task.status).toBe('failed');
-      expect(task.attempts.map((attempt: { account: string; http_status: number | null }) => [attempt.account, attempt.http_status])).toEqual([['east', 503]]);
-      expect(down.requests()).toBe(1);
+      // Both accounts at the provider's address; then each at its own, written with and without a trailing slash.
+      for (const [provider, east, west] of [
+        [down.url, undefined, undefined],
+        [upstream.url, `${down.url}/`, down.url],
+      ] as const) {
+        const config = accountsConfig(upstream);
+        const kling3api = (config.providers as Record<string, { base_url: string; accounts: Record<string, unknown>[] }>).kling3api!;
+        kling3api.base_url = provider;
+        if (east && west) [kling3api.accounts[0]!.base_url, kling3api.accounts[1]!.base_url] = [east, west];
+        gw = await startTestGateway({ clock, config });
+        const task = (await gw.create(request(1))).body;
+        // kling3api was the only provider asked: the one refusal ends the task.
+        expect(task.status).toBe('failed');
+        expect(task.attempts.map((attempt: { account: string; http_status: number | null }) => [attempt.account, attempt.http_status])).toEqual([['east', 503]]);
+        await gw.close();
+        gw = undefined;
+      }
+      expect(down.requests()).toBe(2);
     } finally {
       await down.close();
     }
