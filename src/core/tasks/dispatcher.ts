@@ -474,12 +474,11 @@ export class Dispatcher {
       const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context, first?.seq);
       first = undefined;
       if (sent.kind === 'settled') return sent.result;
-      // An address that is down is so for every account reached there.
-      for (const id of sent.addressTrouble ? (this.sameAddress(runtime.id, account.id) ?? [account.id]) : [account.id]) tried.add(id);
+      // An address that is down is so for every account reached there; those reached elsewhere may take the task.
+      const downHere = sent.addressTrouble ? this.sameAddress(runtime.id, account.id) : undefined;
+      for (const id of downHere ?? [account.id]) tried.add(id);
       refusal = sent.outcome;
-      if (!sent.accountTrouble && !(sent.addressTrouble && this.sameAddress(runtime.id, account.id))) {
-        return { settled: false, task: current, outcome: refusal };
-      }
+      if (!sent.accountTrouble && !downHere) return { settled: false, task: current, outcome: refusal };
     }
   }
 
