@@ -178,6 +178,26 @@ afterEach(async () => {
   gw = undefined;
 });
 
+/**
+ * Checks `property` on drawn worlds (`COST_PROPERTY_RUNS`, default `defaultRuns`; seed
+ * `COST_PROPERTY_SEED`), closing each run's gateway after it; stops at the first failure.
+ */
+async function forDrawnWorlds<T>(worlds: fc.Arbitrary<T>, defaultRuns: number, property: (w: T) => Promise<void>): Promise<void> {
+  const runs = Number(process.env.COST_PROPERTY_RUNS ?? defaultRuns);
+  const seed = Number(process.env.COST_PROPERTY_SEED ?? 4242);
+  await fc.assert(
+    fc.asyncProperty(worlds, async (w) => {
+      try {
+        await property(w);
+      } finally {
+        await gw?.close();
+        gw = undefined;
+      }
+    }),
+    { numRuns: runs, seed, endOnFailure: true },
+  );
+}
+
 type World = typeof world extends fc.Arbitrary<infer T> ? T : never;
 
 async function run(w: World, store?: Store) {
@@ -357,37 +377,21 @@ async function run(w: World, store?: Store) {
 }
 
 it('costs agree across quote, task, budget and usage (JSON and CSV, every grouping) for random prices and charges', async () => {
-  const runs = Number(process.env.COST_PROPERTY_RUNS ?? 10);
-  const seed = Number(process.env.COST_PROPERTY_SEED ?? 4242);
-  await fc.assert(
-    fc.asyncProperty(world, async (w) => {
-      try {
-        await run(w);
-      } finally {
-        await gw?.close();
-        gw = undefined;
-      }
-    }),
-    { numRuns: runs, seed, endOnFailure: true },
-  );
+  await forDrawnWorlds(world, 10, (w) => run(w));
 }, 120_000);
 
 it.skipIf(!postgres)('costs agree across quote, task, budget and usage on PostgreSQL too (its sums and casts)', async () => {
-  const runs = Number(process.env.COST_PROPERTY_RUNS ?? 3);
-  const seed = Number(process.env.COST_PROPERTY_SEED ?? 4242);
-  await fc.assert(
-    fc.asyncProperty(world, async (w) => {
-      const schema = newSchemaName();
-      try {
-        await run(w, await openPostgresStore(schema));
-      } finally {
-        await gw?.close();
-        gw = undefined;
-        await dropSchema(schema);
-      }
-    }),
-    { numRuns: runs, seed, endOnFailure: true },
-  );
+  await forDrawnWorlds(world, 3, async (w) => {
+    const schema = newSchemaName();
+    try {
+      await run(w, await openPostgresStore(schema));
+    } finally {
+      // The gateway lets go of the schema before it is dropped.
+      await gw?.close();
+      gw = undefined;
+      await dropSchema(schema);
+    }
+  });
 }, 120_000);
 
 /** Steps of the budget run: a create, or time moving (workers run) while tasks are in flight. */
@@ -478,17 +482,5 @@ async function budgetRun(w: BudgetWorld) {
 }
 
 it('a budget reserves, narrows and settles to the tasks\' own costs, and refuses a create exactly by its rule, under random prices and overlapping tasks', async () => {
-  const runs = Number(process.env.COST_PROPERTY_RUNS ?? 10);
-  const seed = Number(process.env.COST_PROPERTY_SEED ?? 4242);
-  await fc.assert(
-    fc.asyncProperty(budgetWorld, async (w) => {
-      try {
-        await budgetRun(w);
-      } finally {
-        await gw?.close();
-        gw = undefined;
-      }
-    }),
-    { numRuns: runs, seed, endOnFailure: true },
-  );
+  await forDrawnWorlds(budgetWorld, 10, (w) => budgetRun(w));
 }, 120_000);
