@@ -291,6 +291,16 @@ async function checkBadParameters(run: ListRun): Promise<void> {
     ['cursor', `cursor=${encode({ c: position.c })}`],
     ['cursor', `cursor=${encode('[]')}`],
     ['cursor', `cursor=${encode('null')}`],
+    // A cursor the gateway issued, altered: still decodes to the same position when base64 is read
+    // leniently, but it is not what the gateway issued.
+    ['cursor', `cursor=${issued}!`],
+    ['cursor', `cursor=${issued}%20`],
+    ['cursor', `cursor=%20${issued}`],
+    ['cursor', `cursor=${issued.slice(0, 4)}.${issued.slice(4)}`],
+    ['cursor', `cursor=${issued}=`],
+    ['cursor', `cursor=${encodeURIComponent(Buffer.from(issued, 'base64url').toString('base64'))}`],
+    ['cursor', `cursor=${encode({ c: position.c, i: position.i, extra: 1 })}`],
+    ['cursor', `cursor=${encode(` {"c":${position.c},"i":"${position.i}"}`)}`],
     ['offset', 'offset=1'],
   ];
   const wrong: string[] = [];

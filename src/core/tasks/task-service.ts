@@ -125,7 +125,7 @@ export function listQuery(providerIds: readonly string[]) {
   });
 }
 
-function encodeCursor(task: TaskRecord): string {
+function encodeCursor(task: Pick<TaskRecord, 'createdAt' | 'id'>): string {
   return Buffer.from(JSON.stringify({ c: task.createdAt, i: task.id })).toString('base64url');
 }
 
@@ -134,13 +134,17 @@ const CURSOR_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * The position of a cursor we issued; undefined for anything else. A forged one must not reach
- * the store as it is: PostgreSQL fails a query binding a NUL or a time past its bigint.
+ * the store as it is: PostgreSQL fails a query binding a NUL or a time past its bigint. Only the
+ * exact text `encodeCursor` writes is one: node reads base64 leniently (it skips characters
+ * outside the alphabet, and takes padding and `+`/`/`), so a cursor with a character added,
+ * a space, `=` or the JSON written another way decoded to the same position and was served.
  */
 function decodeCursor(cursor: string): { createdAt: number; id: string } | undefined {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { c?: unknown; i?: unknown };
     if (Number.isSafeInteger(value.c) && (value.c as number) >= 0 && typeof value.i === 'string' && CURSOR_ID.test(value.i)) {
-      return { createdAt: value.c as number, id: value.i };
+      const position = { createdAt: value.c as number, id: value.i };
+      return encodeCursor(position) === cursor ? position : undefined;
     }
   } catch {
     // Fall through: not a cursor we issued.
