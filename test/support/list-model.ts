@@ -73,15 +73,21 @@ const cancel = fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() 
 const change = fc.oneof({ arbitrary: create, weight: 6 }, { arbitrary: advance, weight: 2 }, { arbitrary: cancel, weight: 2 });
 type Change = typeof change extends fc.Arbitrary<infer T> ? T : never;
 
-const filter: fc.Arbitrary<Filter> = fc.record(
-  { status: fc.constantFrom(...STATUSES), provider: fc.constantFrom(...PROVIDERS), model: fc.constantFrom(...FILTER_MODELS) },
-  { requiredKeys: [] },
-);
+/** Each of a filter's parameters given one time in three: most walks list many tasks, some few. */
+const sometimes = <T>(values: readonly T[]) => fc.oneof({ arbitrary: fc.constant(undefined), weight: 2 }, { arbitrary: fc.constantFrom(...values), weight: 1 });
+const filter: fc.Arbitrary<Filter> = fc
+  .record({ status: sometimes(STATUSES), provider: sometimes(PROVIDERS), model: sometimes(FILTER_MODELS) })
+  .map((drawn) => Object.fromEntries(Object.entries(drawn).filter(([, value]) => value !== undefined)) as Filter);
 
 const walk = fc.record({
   tenant: fc.constantFrom<0 | 1>(0, 1),
   filter,
-  limit: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.constantFrom(7, 20, 100), fc.constant(undefined)),
+  /** Mostly small pages (many pages per walk, ties split between them); the default (20) and the most too. */
+  limit: fc.oneof(
+    { arbitrary: fc.integer({ min: 1, max: 3 }), weight: 6 },
+    { arbitrary: fc.constantFrom(4, 7, 100), weight: 2 },
+    { arbitrary: fc.constant(undefined), weight: 1 },
+  ),
   /** Changes before each page after the first (none: a walk over a frozen list). */
   between: fc.oneof(fc.constant([] as Change[][]), fc.array(fc.array(change, { maxLength: 3 }), { maxLength: 8 })),
   /** After a page: the cursor tried by the other tenant, and with another filter. */
