@@ -116,7 +116,8 @@ export function listQuery(providerIds: readonly string[]) {
       .min(1)
       .max(64)
       .superRefine((id, ctx) => {
-        if (!providerIds.includes(id)) ctx.addIssue({ code: 'custom', message: `unknown provider "${id}" (known: ${providerIds.join(', ')})` });
+        // An empty one is refused once, as empty (zod runs this refinement after `min` failed too).
+        if (id !== '' && !providerIds.includes(id)) ctx.addIssue({ code: 'custom', message: `unknown provider "${id}" (known: ${providerIds.join(', ')})` });
       })
       .optional(),
     model: Model.optional(),
