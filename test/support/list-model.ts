@@ -3,7 +3,8 @@
  * and the PostgreSQL suites. A drawn world: two tenants create tasks (drawn models, operations,
  * pinned providers, outcomes), many at the same millisecond (the clock not moved between
  * creates), some across clock steps; tasks end `succeeded` or `failed` as the simulators are told,
- * wait `queued` behind kling3api's cap of one and are canceled there. Then lists are walked page
+ * wait `queued` behind kling3api's cap of one and are canceled there; creates are sent again
+ * with their `Idempotency-Key` (by the same tenant: the same task; by the other: its own). Then lists are walked page
  * by page through `next_cursor` with drawn filters and limits, with drawn changes between pages
  * (new creates, at the same millisecond too; cancels; the clock moved so that tasks finish).
  *
@@ -70,7 +71,14 @@ const create = fc
 /** The clock moved (0 ms: a no-op; a few ms: a new timestamp only; seconds: tasks finish, queued ones get their slot). */
 const advance = fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(1, 3, 1_000, 2_500, 6_000) });
 const cancel = fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() });
-const change = fc.oneof({ arbitrary: create, weight: 6 }, { arbitrary: advance, weight: 2 }, { arbitrary: cancel, weight: 2 });
+/** An earlier create sent again with its `Idempotency-Key` by its tenant (the same task: nothing new to list), or by the other tenant (a task of its own). */
+const replay = fc.record({ kind: fc.constant('replay' as const), pick: fc.nat(), otherTenant: fc.boolean() });
+const change = fc.oneof(
+  { arbitrary: create, weight: 6 },
+  { arbitrary: advance, weight: 2 },
+  { arbitrary: cancel, weight: 2 },
+  { arbitrary: replay, weight: 1 },
+);
 type Change = typeof change extends fc.Arbitrary<infer T> ? T : never;
 
 /** Each of a filter's parameters given one time in three: most walks list many tasks, some few. */
@@ -129,6 +137,8 @@ export type IdRanks = (ids: string[]) => Promise<Map<string, number>>;
 
 class ListRun {
   readonly ids: { id: string; tenant: 0 | 1; model: string }[] = [];
+  /** Every create that made a task: what a replay sends again. */
+  private readonly sent: { tenant: 0 | 1; key: string; body: Record<string, unknown>; id: string }[] = [];
   creates = 0;
   private ranks: Map<string, number> | undefined;
   /** The list's order: JavaScript's comparison of ids is SQLite's (and a C collation's) byte order. */
@@ -150,6 +160,21 @@ class ListRun {
       expect([200, 409]).toContain(answer.status);
       return;
     }
+    if (step.kind === 'replay') {
+      const earlier = this.sent[step.pick % Math.max(1, this.sent.length)];
+      if (!earlier) return;
+      const tenant = (step.otherTenant ? 1 - earlier.tenant : earlier.tenant) as 0 | 1;
+      const answer = await this.gw.request('POST', '/v1/videos', earlier.body, { 'idempotency-key': earlier.key }, KEYS[tenant]);
+      expect(answer.status).toBe(202);
+      if (tenant === earlier.tenant) {
+        expect([answer.body.id, answer.headers.get('idempotent-replayed')]).toEqual([earlier.id, 'true']);
+      } else if (!this.ids.some((task) => task.id === answer.body.id)) {
+        // The same key of another tenant is that tenant's own: a task of its own (once; a later replay of it finds it).
+        expect(answer.body.id).not.toBe(earlier.id);
+        this.ids.push({ id: answer.body.id, tenant, model: earlier.body.model as string });
+      }
+      return;
+    }
     this.gw.simulator(step.provider).setOutcome(step.outcome === 'fail' ? 'fail' : 'succeed', 1);
     const body = {
       model: step.model,
@@ -158,13 +183,15 @@ class ListRun {
       duration: 5,
       routing: { providers: [step.provider], allow_fallbacks: false },
     };
-    const answer = await this.gw.request('POST', '/v1/videos', body, {}, KEYS[step.tenant]);
+    const key = `list-model-${this.creates}`;
+    const answer = await this.gw.request('POST', '/v1/videos', body, { 'idempotency-key': key }, KEYS[step.tenant]);
     // A model or operation the pinned provider does not serve is refused: no task, nothing to list.
     if (answer.status !== 202) {
       expect([400, 422]).toContain(answer.status);
       return;
     }
     this.ids.push({ id: answer.body.id, tenant: step.tenant, model: step.model });
+    this.sent.push({ tenant: step.tenant, key, body, id: answer.body.id });
   }
 
   /** Every task as its own read shows it now. */
