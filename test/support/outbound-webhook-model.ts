@@ -185,7 +185,14 @@ class World {
   /** Stops replica `index` gracefully and closes its pool at once. */
   async stop(index: number): Promise<void> {
     const closed = this.replicas[index]!.close();
-    await closed.finally(() => this.stores[index]?.close());
+    await closed.finally(() => this.closeStore(index));
+  }
+
+  /** Closes the pool the test opened for replica `index` (if any). */
+  async closeStore(index: number): Promise<void> {
+    const store = this.stores[index];
+    this.stores[index] = undefined;
+    await store?.close();
   }
 
   /**
@@ -592,7 +599,7 @@ class Restart extends Step {
     else {
       const { pass } = await holdPass(world, index, this.midPass);
       // SIGTERM now: the POSTs on their way are answered by the script during the stop.
-      const closed = world.stop(index);
+      const closed = world.gw(index).close();
       await new Promise((resolve) => setTimeout(resolve, 10));
       if (world.held.length > 0) tally('a graceful stop with POSTs on their way');
       world.answerHeld(false);
@@ -600,6 +607,8 @@ class Restart extends Step {
       // The rest of the pass, after its deliveries, may find the store closed; it ends all the same.
       const ended = await Promise.race([pass.then(() => true, () => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 3_000))]);
       expect(ended, `the pass on its way at the stop never ended${world.context()}`).toBe(true);
+      // The process's pool closes after its last pass (closed under it, a query waiting for a connection would wait its time out).
+      await world.closeStore(index);
     }
     await othersWork(world, index);
     if (this.rotate) {
@@ -622,21 +631,34 @@ class Restart extends Step {
 }
 
 /**
- * A worker pass of replica `index` `ms` later whose POSTs the receiver holds, until they are on
- * their way (well before their time limit); the pass, which settles once they are answered
- * (never, once its process is dead).
+ * A worker pass of replica `index` `ms` later whose POSTs the receiver holds, once it has claimed
+ * its due deliveries and they are on their way (well before their time limit); the pass, which
+ * settles once they are answered (never, once its process is dead). The stop or death comes only
+ * then: on a loaded machine the pass may take a while to reach its deliveries, and a stop before
+ * them would find it still reading tasks (whose retries wait on the test's clock, which no one moves).
  */
 async function holdPass(world: World, index: number, ms: number): Promise<{ pass: Promise<void> }> {
   const gateway = world.gw(index).gateway;
-  const webhooks = (gateway as unknown as { webhooks: { inFlight: Set<unknown> } }).webhooks;
+  const webhooks = (gateway as unknown as { webhooks: { inFlight: Set<unknown>; runner: { run(): Promise<void> } } }).webhooks;
   world.holding = true;
   await world.clock.advance(ms);
   world.pass += 1;
   let passed = false;
+  let claimed = false;
+  const { runner } = webhooks;
+  const run = runner.run;
+  runner.run = function (this: typeof runner) {
+    return run.call(this).finally(() => (claimed = true));
+  };
   const pass = gateway.runOnce().finally(() => (passed = true));
   // A dead process's pass may fail on its closed pool: nobody waits for it.
   pass.catch(() => undefined);
-  for (let wait = 0; wait < 30 && !passed && (world.held.length === 0 || world.held.length < webhooks.inFlight.size); wait++) await new Promise((resolve) => setTimeout(resolve, 5));
+  try {
+    for (let wait = 0; wait < 2_000 && !passed && !claimed; wait++) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (let wait = 0; wait < 60 && !passed && world.held.length < webhooks.inFlight.size; wait++) await new Promise((resolve) => setTimeout(resolve, 5));
+  } finally {
+    runner.run = run;
+  }
   if (!passed) expect(world.held.length, `POSTs held${world.context()}`).toBe(webhooks.inFlight.size);
   return { pass };
 }
