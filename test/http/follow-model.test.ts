@@ -23,7 +23,9 @@
  * - at the end (every task terminal, every client gone): no task listener, no watch, nothing on
  *   the stop signal.
  *
- * Fixed seed, `FOLLOW_MODEL_RUNS` (default 10) runs; `FOLLOW_MODEL_SEED` for another seed.
+ * Fixed seed, `FOLLOW_MODEL_RUNS` (default 12, about 12 s) runs of up to 30 steps; `FOLLOW_MODEL_SEED` for
+ * another seed; `FOLLOW_MODEL_NO_SHRINK=1` reports the first failure as drawn; `FOLLOW_MODEL_LOG=1`
+ * prints each run's steps and the cases reached (the default run asserts it reached each).
  */
 import fc from 'fast-check';
 import { expect, it, vi } from 'vitest';
@@ -32,8 +34,11 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
 
-const RUNS = Number(process.env.FOLLOW_MODEL_RUNS ?? 10);
+const RUNS = Number(process.env.FOLLOW_MODEL_RUNS ?? 12);
 const SEED = Number(process.env.FOLLOW_MODEL_SEED ?? 20261205);
+
+/** Cases the runs reached (the default run asserts it reached each). */
+const reached = new Set<string>();
 
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
 const RANK: Record<string, number> = { queued: 0, processing: 1, succeeded: 2, failed: 2, canceled: 2 };
@@ -140,6 +145,8 @@ interface PendingWait {
   startedAt: number;
   statusAtStart: string;
   answer: { status: number; body: any } | undefined;
+  checked?: boolean;
+  stopped?: boolean;
   promise: Promise<void>;
 }
 
@@ -212,6 +219,7 @@ class World {
     const status = await this.readOnly(() => within(stream.connect(this.gw.url, id, lastEventId), `opening ${stream.label}`));
     if (alreadyRead && TERMINAL.has(before.status)) {
       expect(status, `${stream.label} after the terminal event`).toBe(204);
+      reached.add('204 after the terminal event');
       stream.finished = true;
       return;
     }
@@ -219,6 +227,7 @@ class World {
     if (alreadyRead) {
       // Nothing until the task changes.
       stream.baseline = before.status;
+      reached.add(stream.events.length > 0 ? 'resume with the current status' : 'id ahead of the task');
       await new Promise((resolve) => setTimeout(resolve, 20));
       expect(stream.events.length, `${stream.label} sent what it has`).toBe(count);
       return;
@@ -270,21 +279,23 @@ class World {
       }
     }
     for (const wait of this.waits) {
-      if (wait.answer) continue;
+      if (wait.checked) continue;
       const task = now[wait.task];
       const due = TERMINAL.has(task.status) || this.clock.now() - wait.startedAt >= wait.seconds * 1000 || final;
       if (due) {
         await Promise.race([wait.promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`wait=${wait.seconds} on ${task.id} (${task.status}) not answered`)), 3_000))]);
       }
       if (wait.answer) {
+        wait.checked = true;
         const answer = wait.answer as { status: number; body: any };
         expect(answer.status).toBe(200);
         expect(answer.body.id).toBe(task.id);
         expect(RANK[answer.body.status]).toBeGreaterThanOrEqual(RANK[wait.statusAtStart]!);
         expect(RANK[answer.body.status]).toBeLessThanOrEqual(RANK[task.status]!);
+        reached.add(TERMINAL.has(answer.body.status) ? (wait.statusAtStart === answer.body.status ? 'wait on a finished task' : 'wait answered by the end') : 'wait answered by its N');
         if (!TERMINAL.has(answer.body.status) && !final) {
           // Answered before it ended: only once its N seconds passed (or a stop).
-          expect(this.clock.now() - wait.startedAt >= wait.seconds * 1000 || (wait as any).stopped).toBe(true);
+          expect(this.clock.now() - wait.startedAt >= wait.seconds * 1000 || wait.stopped).toBe(true);
         }
         if (TERMINAL.has(answer.body.status)) expect(answer.body).toMatchObject({ status: task.status, error: task.error, outputs: task.outputs });
       } else {
@@ -315,6 +326,7 @@ class World {
         const answer = await this.gw.request('POST', `/v1/videos/${this.ids[task]}/cancel`);
         expect([200, 409]).toContain(answer.status);
         this.log.push(`cancel ${task} → ${answer.status}`);
+        reached.add(`cancel ${answer.status}`);
         return;
       }
       case 'open': {
@@ -387,7 +399,7 @@ class World {
       case 'restart': {
         this.log.push('restart');
         const pending = this.waits.filter((wait) => !wait.answer);
-        for (const wait of pending) (wait as any).stopped = true;
+        for (const wait of pending) wait.stopped = true;
         await within(this.gw.close(), 'the graceful stop');
         // Every stream ended cleanly, every wait answered.
         await within(Promise.all(this.streams.map((stream) => stream.reading)), 'the streams at the stop');
@@ -400,6 +412,7 @@ class World {
           if (stream.dropped || stream.finished) continue;
           const last = stream.events.at(-1);
           if (last && TERMINAL.has(last.status)) continue;
+          reached.add('stream resumed after a restart');
           await this.openStream(stream, stream.resumeId);
         }
         return;
@@ -451,7 +464,14 @@ it(
             await world.act({ kind: 'advance', ms: 30_000 });
             await world.check();
           }
-          for (const task of await Promise.all(world.ids.map((_, index) => world.get(index)))) expect(TERMINAL.has(task.status)).toBe(true);
+          for (const task of await Promise.all(world.ids.map((_, index) => world.get(index)))) {
+            expect(TERMINAL.has(task.status)).toBe(true);
+            reached.add(`ended ${task.status}${task.error ? ` ${task.error.code}` : ''}`);
+          }
+          for (const stream of world.streams) {
+            const statuses = stream.events.map((e) => e.status).join('>');
+            if (statuses.startsWith('queued')) reached.add(`stream ${statuses}`);
+          }
           await world.check(true);
           for (const stream of world.streams) if (stream.open) await stream.drop();
           await new Promise((resolve) => setTimeout(resolve, 20));
@@ -469,6 +489,20 @@ it(
       { seed: SEED, numRuns: RUNS, endOnFailure: Boolean(process.env.FOLLOW_MODEL_NO_SHRINK) },
     );
     expect(steps).toBeGreaterThan(0);
+    if (process.env.FOLLOW_MODEL_LOG) console.log([...reached].sort().join('\n'));
+    if (!process.env.FOLLOW_MODEL_RUNS && !process.env.FOLLOW_MODEL_SEED) {
+      for (const want of [
+        '204 after the terminal event',
+        'id ahead of the task',
+        'resume with the current status',
+        'wait answered by its N',
+        'wait answered by the end',
+        'stream resumed after a restart',
+        'cancel 200',
+        'stream queued>processing>succeeded',
+      ])
+        expect(reached, want).toContain(want);
+    }
   },
   120_000,
 );
