@@ -295,7 +295,7 @@ class World {
         reached.add(TERMINAL.has(answer.body.status) ? (wait.statusAtStart === answer.body.status ? 'wait on a finished task' : 'wait answered by the end') : 'wait answered by its N');
         if (!TERMINAL.has(answer.body.status) && !final) {
           // Answered before it ended: only once its N seconds passed (or a stop).
-          expect(this.clock.now() - wait.startedAt >= wait.seconds * 1000 || wait.stopped).toBe(true);
+          expect(this.clock.now() - wait.startedAt >= wait.seconds * 1000 || wait.stopped === true, `wait=${wait.seconds} on ${task.id} answered ${answer.body.status} after ${this.clock.now() - wait.startedAt} ms`).toBe(true);
         }
         if (TERMINAL.has(answer.body.status)) expect(answer.body).toMatchObject({ status: task.status, error: task.error, outputs: task.outputs });
       } else {
