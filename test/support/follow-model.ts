@@ -305,7 +305,15 @@ class World {
       }
       case 'advance':
         await this.writer.advance(s.ms);
-        if (this.writer !== this.gw) await this.gw.gateway.runOnce();
+        if (this.writer !== this.gw) {
+          // The other replica hears of the changes and may start a pass of its own: let it finish
+          // (no upstream call for 100 ms), so no call of the workers is counted against a read.
+          await this.gw.gateway.runOnce();
+          for (let calls = -1, i = 0; calls !== this.upstreamCalls && i < 20; i++) {
+            calls = this.upstreamCalls;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        }
         this.log.push(`advance ${s.ms}`);
         return;
       case 'cancel': {
