@@ -4,49 +4,92 @@ import { TENANT_KEY } from './harness.js';
 export interface StreamEvent {
   id: string;
   event: string;
+  /** The task's status in the event's data. */
   status: string;
+  /** The event's data, parsed. */
+  data: any;
 }
 
 export interface OpenStream {
+  /** The answer's status: 200 for a stream; anything else was read whole and has no events. */
+  status: number;
+  headers: Headers;
   /** Resolves once `count` events arrived (or the stream ended), with every event so far. */
   events(count: number): Promise<StreamEvent[]>;
-  /** Resolves with every event once the server closed the stream. */
+  /** Resolves with every event once the server closed the stream (or the client aborted it). */
   ended(): Promise<StreamEvent[]>;
+  /** What arrived after the last complete event: `''` when the stream ended between events. */
+  rest(): string;
 }
 
-function parse(text: string): StreamEvent[] {
-  return [...text.matchAll(/^id: (\d+)\nevent: (\w+)\ndata: (.*)$/gm)].map((match) => ({
-    id: match[1]!,
-    event: match[2]!,
-    status: (JSON.parse(match[3]!) as { status: string }).status,
-  }));
+export interface StreamOptions {
+  /** More request headers (`last-event-id`, another `authorization`). */
+  headers?: Record<string, string>;
+  /** Aborting it ends the stream as a client dropping it would. */
+  signal?: AbortSignal;
+  /** Called with each event as it arrives. */
+  onEvent?: (event: StreamEvent) => void;
 }
 
-export async function openEventStream(baseUrl: string, id: string): Promise<OpenStream> {
-  const response = await fetch(`${baseUrl}/v1/videos/${id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
+/** The complete events at the start of `buffer` (blocks ended by a blank line; `:` lines are comments), and what is left. */
+function takeEvents(buffer: string): { events: StreamEvent[]; rest: string } {
+  const events: StreamEvent[] = [];
+  for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+    const lines = buffer
+      .slice(0, end)
+      .split('\n')
+      .filter((line) => !line.startsWith(':'));
+    buffer = buffer.slice(end + 2);
+    if (lines.length === 0) continue;
+    const field = (name: string) => lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
+    const data = JSON.parse(field('data')!);
+    events.push({ id: field('id')!, event: field('event')!, status: data.status, data });
+  }
+  return { events, rest: buffer };
+}
+
+export async function openEventStream(baseUrl: string, id: string, options: StreamOptions = {}): Promise<OpenStream> {
+  const response = await fetch(`${baseUrl}/v1/videos/${id}/events`, {
+    headers: { authorization: `Bearer ${TENANT_KEY}`, ...options.headers },
+    signal: options.signal,
+  });
+  const events: StreamEvent[] = [];
+  let buffer = '';
   const waiters: Array<() => void> = [];
+  let finished = false;
   const done = (async () => {
+    if (response.status !== 200) {
+      await response.text();
+      return;
+    }
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
     for (;;) {
-      const chunk = await reader.read();
+      const chunk = await reader.read().catch(() => ({ done: true as const, value: undefined }));
       if (chunk.done) break;
-      text += decoder.decode(chunk.value, { stream: true });
+      const taken = takeEvents(buffer + decoder.decode(chunk.value, { stream: true }));
+      buffer = taken.rest;
+      for (const event of taken.events) {
+        events.push(event);
+        options.onEvent?.(event);
+      }
       for (const wake of waiters.splice(0)) wake();
     }
+  })().finally(() => {
+    finished = true;
     for (const wake of waiters.splice(0)) wake();
-  })();
-  let finished = false;
-  void done.finally(() => (finished = true));
+  });
   return {
+    status: response.status,
+    headers: response.headers,
     async events(count) {
-      while (parse(text).length < count && !finished) await new Promise<void>((resolve) => waiters.push(resolve));
-      return parse(text);
+      while (events.length < count && !finished) await new Promise<void>((resolve) => waiters.push(resolve));
+      return [...events];
     },
     async ended() {
       await done;
-      return parse(text);
+      return [...events];
     },
+    rest: () => buffer,
   };
 }

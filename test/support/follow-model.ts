@@ -6,7 +6,8 @@ import { ManualClock } from '../../src/core/clock.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
-import { OTHER_TENANT_KEY, TENANT_KEY, testConfig, type TestGateway } from './harness.js';
+import { OTHER_TENANT_KEY, testConfig, type TestGateway } from './harness.js';
+import { openEventStream } from './event-stream.js';
 
 
 /** Cases the runs reached (the default run asserts it reached each). */
@@ -68,39 +69,22 @@ class Stream {
     this.controller = new AbortController();
     this.resumeId = lastEventId;
     const connection = ++this.connection;
-    const response = await fetch(`${url}/v1/videos/${id}/events`, {
-      headers: { authorization: `Bearer ${TENANT_KEY}`, ...(lastEventId !== undefined ? { 'last-event-id': lastEventId } : {}) },
+    const stream = await openEventStream(url, id, {
+      headers: lastEventId !== undefined ? { 'last-event-id': lastEventId } : {},
       signal: this.controller.signal,
+      onEvent: (event) => {
+        this.events.push({ id: Number(event.id), status: event.event, data: event.data, connection });
+        this.resumeId = event.id;
+      },
     });
-    this.statuses.push(response.status);
-    if (response.status !== 200) {
-      await response.text();
-      return response.status;
-    }
-    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    this.statuses.push(stream.status);
+    if (stream.status !== 200) return stream.status;
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
     this.open = true;
-    this.reading = (async () => {
-      const reader = response.body!.getReader();
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for (;;) {
-        const next = await reader.read().catch(() => ({ done: true as const, value: undefined }));
-        if (next.done) break;
-        buffer += decoder.decode(next.value, { stream: true });
-        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const lines = block.split('\n').filter((line) => !line.startsWith(':'));
-          if (lines.length === 0) continue;
-          const field = (name: string) => lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
-          const data = JSON.parse(field('data')!);
-          this.events.push({ id: Number(field('id')), status: field('event')!, data, connection });
-          this.resumeId = field('id');
-        }
-      }
-      expect(buffer, 'a stream ends between events').toBe('');
+    this.reading = stream.ended().then(() => {
+      expect(stream.rest(), 'a stream ends between events').toBe('');
       this.open = false;
-    })();
+    });
     return 200;
   }
 
