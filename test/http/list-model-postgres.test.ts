@@ -5,7 +5,7 @@
  * Fixed seed; `LIST_MODEL_RUNS` / `LIST_MODEL_SEED` go deeper.
  */
 import fc from 'fast-check';
-import { afterEach, it } from 'vitest';
+import { it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
 import type { TestGateway } from '../support/harness.js';
 import { checkListWorld, listModelParameters, listWorld, type IdRanks } from '../support/list-model.js';
@@ -27,28 +27,19 @@ async function idRanks(): Promise<IdRanks | undefined> {
   };
 }
 
-let gw: TestGateway | undefined;
-let store: Store | undefined;
-afterEach(async () => {
-  await gw?.close();
-  await store?.close();
-  gw = undefined;
-  store = undefined;
-});
-
 it.skipIf(!postgres)('pages the list as the tasks own reads say on PostgreSQL too', { timeout: 120_000 }, async () => {
   const ranks = await idRanks();
   await fc.assert(
     fc.asyncProperty(listWorld, async (world) => {
       const schema = newSchemaName();
+      let store: Store | undefined;
+      let gw: TestGateway | undefined;
       try {
         store = await openPostgresStore(schema, { maxConnections: 3 });
         await checkListWorld(world, { store, ...(ranks ? { idRanks: ranks } : {}), opened: (opened) => (gw = opened) });
       } finally {
         await gw?.close();
         await store?.close();
-        gw = undefined;
-        store = undefined;
         await dropSchema(schema);
       }
     }),
