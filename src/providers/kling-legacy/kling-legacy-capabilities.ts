@@ -279,9 +279,12 @@ export function klingLegacyAudioPossible(request: VideoRequest, model: string): 
   return spec?.audio !== undefined && audioObstacles({ ...request, audio: true }, spec).length === 0;
 }
 
-/** An explicit `audio: true` that cannot be honoured is refused, with what to change. */
+/**
+ * An explicit `audio: true` that cannot be honoured is refused, with what to change. Each reason
+ * opens with the field's name, so a capability `422` lists it under `audio` in `errors[]`.
+ */
 function audioReasons(request: VideoRequest, spec: KlingLegacyVideoModelSpec, explicit: ReadonlySet<string>): string[] {
-  return explicit.has('audio') ? audioObstacles(request, spec) : [];
+  return explicit.has('audio') ? audioObstacles(request, spec).map((obstacle) => `audio is not possible here: ${obstacle}`) : [];
 }
 
 /** A defaulted `audio: true` that cannot be honoured becomes silent video, with a warning. */

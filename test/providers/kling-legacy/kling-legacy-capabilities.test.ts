@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fieldOfReason, refusalsByField } from '../../../src/core/model/capabilities.js';
 import { KLING_LEGACY_OFFERINGS } from '../../../src/providers/kling-legacy/kling-legacy-capabilities.js';
 import { END_IMAGE, GARMENT, IMAGE, SOURCE_VIDEO, matchLegacy } from './kling-legacy-fixtures.js';
 
@@ -103,7 +104,7 @@ describe('kling-legacy capability misses', () => {
 
   it('refuses an explicit audio: true with an end frame on kling-v2-6 pro, and says what to change', () => {
     expect(reasonsFor({ model: 'kling-v2-6', start_image_url: IMAGE, end_image_url: END_IMAGE, audio: true })).toEqual([
-      'kling-v2-6 generates no audio with an end frame (end_image_url): send audio: false',
+      'audio is not possible here: kling-v2-6 generates no audio with an end frame (end_image_url): send audio: false',
     ]);
     expect(servedBy({ model: 'kling-v2-6', start_image_url: IMAGE, end_image_url: END_IMAGE, audio: false })).toBe(
       'POST /kling/v1/videos/image2video (model_name kling-v2-6)',
@@ -119,7 +120,7 @@ describe('kling-legacy capability misses', () => {
   });
 
   it('refuses an explicit audio: true at quality std on kling-v2-6 (audio is pro only); a defaulted one is a warning', () => {
-    const reason = 'kling-v2-6 generates audio only at quality pro: send audio: false or quality pro';
+    const reason = 'audio is not possible here: kling-v2-6 generates audio only at quality pro: send audio: false or quality pro';
     expect(reasonsFor({ model: 'kling-v2-6', quality: 'std', prompt: 'x', audio: true })).toEqual([reason]);
     const defaulted = matchLegacy({ model: 'kling-v2-6', quality: 'std', prompt: 'x' });
     expect(defaulted.reasons).toEqual([]);
@@ -214,5 +215,17 @@ describe('kling-legacy capability matches', () => {
     expect(KLING_LEGACY_OFFERINGS.filter((o) => o.operation === 'video-extend').map((o) => o.model)).toEqual(['kling-v1', 'kling-v1-6']);
     const cfgModels = new Set(KLING_LEGACY_OFFERINGS.filter((o) => 'cfg_scale' in o.fields && o.operation === 'text-to-video').map((o) => o.model));
     expect([...cfgModels].sort()).toEqual(['kling-v1', 'kling-v1-6', 'kling-v3']);
+  });
+});
+
+describe('kling-legacy audio refusals name their field', () => {
+  // A 422's errors[] has one entry per field some provider cannot serve as asked: an explicit
+  // `audio: true` kling-v2-6 cannot honour used to be left out of it (its reason opened with the
+  // model's name, not the field's), so a client reading errors[] saw nothing about `audio`.
+  it('reads `audio` as the field of each refusal of an explicit audio: true', () => {
+    const atStd = reasonsFor({ model: 'kling-v2-6', quality: 'std', prompt: 'x', audio: true });
+    const withEndFrame = reasonsFor({ model: 'kling-v2-6', start_image_url: IMAGE, end_image_url: END_IMAGE, audio: true });
+    for (const reason of [...atStd, ...withEndFrame]) expect(fieldOfReason(reason)).toBe('audio');
+    expect(refusalsByField([{ provider: 'kling-legacy', reasons: atStd }]).map((entry) => entry.path)).toEqual(['audio']);
   });
 });
