@@ -95,11 +95,11 @@ function checkKlingV3Shots(request: VideoRequest): string[] {
   if (!shots) return [];
   const reasons: string[] = [];
   if (shots.some((shot) => shot.duration === undefined)) {
-    reasons.push('kling-v3 multi_shot needs a duration (3-15 s) on every shot');
+    reasons.push('multi_shot on kling-v3 needs a duration (3-15 s) on every shot');
     return reasons;
   }
   if (shots.some((shot) => (shot.duration ?? 0) < 3)) {
-    reasons.push('kling-v3 multi_shot durations must be at least 3 s each');
+    reasons.push('multi_shot on kling-v3 needs durations of at least 3 s each');
   }
   const total = shots.reduce((sum, shot) => sum + (shot.duration ?? 0), 0);
   if (request.duration !== undefined && request.duration !== total) {
@@ -119,7 +119,7 @@ function checkOmniShots(request: VideoRequest): string[] {
   if (!shots) return [];
   const reasons: string[] = [];
   if (shots.some((shot) => shot.duration !== undefined)) {
-    reasons.push('kling-v3-omni multi_shot takes no per-shot durations (set duration for the whole video)');
+    reasons.push('multi_shot on kling-v3-omni takes no per-shot durations (set duration for the whole video)');
   }
   if (request.prompt !== undefined) {
     reasons.push('kling-v3-omni takes prompt or multi_shot, not both');

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { CreateVideoRequest } from '../../../src/core/model/canonical.js';
-import { matchOffering, resolveRequest } from '../../../src/core/model/capabilities.js';
+import { fieldOfReason, matchOffering, resolveRequest } from '../../../src/core/model/capabilities.js';
 import { FREEPIK_OFFERINGS } from '../../../src/providers/freepik/freepik-capabilities.js';
 import { toFreepikDuration, toFreepikRequest } from '../../../src/providers/freepik/freepik-request.js';
 import { loadOpenApiContract } from '../../support/openapi-contract.js';
@@ -406,5 +406,19 @@ describe('toFreepikRequest guards', () => {
       expect(offering.qualities).toEqual(['pro', 'std']);
       expect(offering.upstream).toMatch(/^POST \/v1\/ai\/(video|reference-to-video)\/kling-v3(-omni)?-\{pro\|std\}$/);
     }
+  });
+});
+
+describe('Freepik shot refusals name their field', () => {
+  // A capability 422 lists under errors[] each field some provider cannot serve as asked; the
+  // shot refusals opened with the model's name, so a 422 about multi_shot had no errors[] entry.
+  it.each<[string, Input]>([
+    ['untimed shots', { model: 'kling-v3', multi_shot: [{ prompt: 'a' }, { prompt: 'b' }] }],
+    ['a shot under 3 s', { model: 'kling-v3', multi_shot: [{ prompt: 'a', duration: 2 }, { prompt: 'b', duration: 5 }] }],
+    ['per-shot durations on Omni', { model: 'kling-v3-omni', multi_shot: [{ prompt: 'a', duration: 5 }, { prompt: 'b', duration: 5 }] }],
+  ])('%s: every reason is about multi_shot', (_name, input) => {
+    const { reasons } = match(input);
+    expect(reasons.length).toBeGreaterThan(0);
+    for (const reason of reasons) expect(fieldOfReason(reason), reason).toBe('multi_shot');
   });
 });
