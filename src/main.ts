@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import {
   CONFIG_REFUSED_EXIT,
   ConfigError,
+  ConfigRefusal,
   configurationWarnings,
   configuredSecrets,
   drainTimeoutMs,
@@ -211,6 +212,7 @@ async function serveAsWorker(config: GatewayConfig, logger: Logger, link: Worker
 
 main().catch((error) => {
   if (error instanceof ConfigError) refuseConfig(error);
+  if (error instanceof ConfigRefusal) refuseConfig(new ConfigError(configPath, [error.message]));
   console.error('kling-gateway failed to start:', error instanceof Error ? error.message : error);
   process.exit(1);
 });

@@ -837,6 +837,15 @@ function withoutQuotedText(error: ConfigFieldError, env: NodeJS.ProcessEnv): str
  */
 export const CONFIG_REFUSED_EXIT = 78;
 
+/**
+ * A configuration refusal found after the file was validated (a provider block the gateway cannot
+ * place: an unknown region or API shape, credentials that do not add up), its message naming the
+ * field: the start exits `CONFIG_REFUSED_EXIT` with it, as for a `ConfigError`, not 1 as a crash.
+ */
+export class ConfigRefusal extends Error {
+  override readonly name = 'ConfigRefusal';
+}
+
 /** Why a configuration was refused, one line per field. */
 export class ConfigError extends Error {
   constructor(

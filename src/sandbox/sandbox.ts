@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { hasCredentials, withoutConfiguredSecrets, type GatewayConfig } from '../config/config.js';
+import { ConfigRefusal, hasCredentials, withoutConfiguredSecrets, type GatewayConfig } from '../config/config.js';
 import type { Clock } from '../core/clock.js';
 import type { AccountCredentials } from '../core/upstream/provider-account.js';
 import type { ProviderSimulator, VideoProvider } from '../core/upstream/provider.js';
@@ -89,7 +89,7 @@ export function liveEndpoint(config: GatewayConfig, provider: VideoProvider): Pr
     return endpointOf(config, provider);
   } catch (error) {
     // A refusal quotes what it got (`unknown region "…"`): never a key set in the wrong place.
-    throw new Error(withoutConfiguredSecrets((error as Error).message, config));
+    throw new ConfigRefusal(withoutConfiguredSecrets((error as Error).message, config));
   }
 }
 

@@ -103,3 +103,21 @@ it('says at start which providers a live deployment leaves disabled (no key, or 
     await ended;
   }
 });
+
+// A provider block that check-config refuses with exit 78 (an unknown region or API shape, two
+// kinds of credentials) stopped the start with exit 1 as a crash ("failed to start"), so a
+// supervisor that gives up on 78 kept restarting it.
+it('refuses a provider block it cannot place (unknown region or API shape, two kinds of credentials) with exit 78, as check-config does', { timeout: 90_000 }, async () => {
+  for (const [env, problem] of [
+    [{ KLING_LEGACY_REGION: 'mars' }, 'providers.kling-legacy.region: unknown region "mars"'],
+    [{ KLING_LEGACY_ENABLED: 'false', KLING_LEGACY_API_SHAPE: 'soap' }, 'providers.kling-legacy.api_shape'],
+    [{ KLING_LEGACY_API_KEY: 'fpk-live-secret-value', KLING_LEGACY_ACCESS_KEY: 'ak-live', KLING_LEGACY_SECRET_KEY: 'sk-live', GATEWAY_API_KEYS: 'ops:ops-key-123456' }, 'providers.kling-legacy.api_key: give api_key, or access_key and secret_key, not both'],
+  ] as const) {
+    const refused = await start(env);
+    expect(refused.code, JSON.stringify(env)).toBe(78);
+    expect(refused.stderr).toContain('is not valid:');
+    expect(refused.stderr).toContain(`  - ${problem}`);
+    expect(refused.stderr).not.toContain('failed to start');
+    expect(refused.stderr).not.toContain('fpk-live-secret-value');
+  }
+});
