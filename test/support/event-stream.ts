@@ -1,4 +1,8 @@
-/** Reads a task's `GET /v1/videos/{id}/events` stream as a client does, event by event. */
+/**
+ * Reads a task's `GET /v1/videos/{id}/events` stream as a client does, event by event, with the
+ * parser the typed client uses (eventsource-parser).
+ */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { TENANT_KEY } from './harness.js';
 
 export interface StreamEvent {
@@ -31,32 +35,24 @@ export interface StreamOptions {
   onEvent?: (event: StreamEvent) => void;
 }
 
-/** The complete events at the start of `buffer` (blocks ended by a blank line; `:` lines are comments), and what is left. */
-function takeEvents(buffer: string): { events: StreamEvent[]; rest: string } {
-  const events: StreamEvent[] = [];
-  for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-    const lines = buffer
-      .slice(0, end)
-      .split('\n')
-      .filter((line) => !line.startsWith(':'));
-    buffer = buffer.slice(end + 2);
-    if (lines.length === 0) continue;
-    const field = (name: string) => lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
-    const data = JSON.parse(field('data')!);
-    events.push({ id: field('id')!, event: field('event')!, status: data.status, data });
-  }
-  return { events, rest: buffer };
-}
-
 export async function openEventStream(baseUrl: string, id: string, options: StreamOptions = {}): Promise<OpenStream> {
   const response = await fetch(`${baseUrl}/v1/videos/${id}/events`, {
     headers: { authorization: `Bearer ${TENANT_KEY}`, ...options.headers },
     signal: options.signal,
   });
   const events: StreamEvent[] = [];
+  /** The text after the last blank line: what a stream ending now would leave unfinished. */
   let buffer = '';
   const waiters: Array<() => void> = [];
   let finished = false;
+  const parser = createParser({
+    onEvent(message: EventSourceMessage) {
+      const data = JSON.parse(message.data);
+      const event = { id: message.id!, event: message.event!, status: data.status, data };
+      events.push(event);
+      options.onEvent?.(event);
+    },
+  });
   const done = (async () => {
     if (response.status !== 200) {
       await response.text();
@@ -67,12 +63,11 @@ export async function openEventStream(baseUrl: string, id: string, options: Stre
     for (;;) {
       const chunk = await reader.read().catch(() => ({ done: true as const, value: undefined }));
       if (chunk.done) break;
-      const taken = takeEvents(buffer + decoder.decode(chunk.value, { stream: true }));
-      buffer = taken.rest;
-      for (const event of taken.events) {
-        events.push(event);
-        options.onEvent?.(event);
-      }
+      const text = decoder.decode(chunk.value, { stream: true });
+      buffer += text;
+      const end = buffer.lastIndexOf('\n\n');
+      if (end >= 0) buffer = buffer.slice(end + 2);
+      parser.feed(text);
       for (const wake of waiters.splice(0)) wake();
     }
   })().finally(() => {
