@@ -542,6 +542,14 @@ describe('result custody on the filesystem', () => {
     expect((await download(read.url)).response.status).toBe(410);
   });
 
+  it('names a retention of part of a day as configured, not rounded to whole days', async () => {
+    const gateway = await startCopying({ tenants: { acme: { retention_days: 0.5 } } });
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect(done.outputs[0].storage).toBe('stored');
+    await gateway.advance(12 * 3600_000 + 60_000);
+    expect((await gateway.get(done.id)).body.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 0.5-day retention' });
+  });
+
   it('stores the videos of a tenant named "." or "..", inside the storage folder like any other', async () => {
     const directory = outputsDir();
     const gateway = await startCopying({ auth: { api_keys: `acme:${TENANT_KEY},..:dots-key,.:dot-key` } }, directory);

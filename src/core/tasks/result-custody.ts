@@ -413,7 +413,8 @@ export class ResultCustody {
           }
           deleted++;
           metrics.outputCopies.inc({ outcome: 'expired' });
-          const days = Math.round((output.expiresAt - (output.storedAt ?? output.expiresAt)) / DAY_MS);
+          // Retention may be part of a day (`retention_days: 0.5`): named as configured, not rounded.
+          const days = Number(((output.expiresAt - (output.storedAt ?? output.expiresAt)) / DAY_MS).toFixed(4));
           outputs.push({ ...output, storage: 'expired', storageError: `deleted after the ${days}-day retention`, key: null });
         }
         await this.lifecycle.expireStored(task, outputs);
