@@ -61,6 +61,12 @@ export function requestIdsOf(header: string | string[] | undefined): RequestIds 
 /** Where a route puts the id of the task a request is about (`res.locals`), for its log line. */
 export const TASK_ID_LOCAL = 'taskId';
 
+/**
+ * Set on an answer the gateway gives by design while it stops (the `503` to a request sent during
+ * a graceful stop): its request line is logged at `info`, as the normal part of a deploy it is.
+ */
+export const STOP_REFUSAL_LOCAL = 'stopRefusal';
+
 /** Names the task of a route's `:id` on the request's log line (`router.param('id', …)`). */
 export function logTaskId(_req: Request, res: Response, next: NextFunction, id: unknown): void {
   if (typeof id === 'string') res.locals[TASK_ID_LOCAL] = id;
@@ -114,7 +120,7 @@ export function everyRequest(recording: RequestRecording, routes: RouteTable): R
     const logged = recording.logs(req.url);
     onAnswerEnd(res, (status) => {
       const taskId: unknown = res.locals[TASK_ID_LOCAL];
-      recording.finished(req, req.method, req.originalUrl, routeOf(req), status, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined);
+      recording.finished(req, req.method, req.originalUrl, routeOf(req), status, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined, res.locals[STOP_REFUSAL_LOCAL] === true);
     });
     if (req.url.includes('%00')) {
       next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));
@@ -292,6 +298,7 @@ export class RequestRecording {
     elapsedMs: number,
     logged: boolean,
     taskId?: string,
+    stopRefusal = false,
   ): void {
     const status = String(statusCode);
     const key = `${method} ${route} ${status}`;
@@ -305,12 +312,13 @@ export class RequestRecording {
     }
     labelled.requests.inc();
     labelled.duration.observe(elapsedMs / 1000);
-    if (logged) this.log(ids, method, url, statusCode, elapsedMs, taskId);
+    if (logged) this.log(ids, method, url, statusCode, elapsedMs, taskId, stopRefusal);
   }
 
-  private log({ id, occurrence }: RequestIds, method: string, url: string, status: number, elapsedMs: number, taskId: string | undefined): void {
-    // A client that went away (499) is not the gateway's failure; other 4xx are the caller's mistakes.
-    const level = status >= 500 ? 'error' : status === CLIENT_GONE ? 'info' : status >= 400 ? 'warn' : 'info';
+  private log({ id, occurrence }: RequestIds, method: string, url: string, status: number, elapsedMs: number, taskId: string | undefined, stopRefusal: boolean): void {
+    // A client that went away (499) is not the gateway's failure, nor a request a stopping gateway
+    // sends to another replica (503); other 4xx are the caller's mistakes.
+    const level = stopRefusal || status === CLIENT_GONE ? 'info' : status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
     if (!this.logger.isLevelEnabled(level)) return;
     this.logger[level](
       {

@@ -13,7 +13,7 @@ import { Server as NetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestHandler } from 'express';
 import { problems, type ProblemError } from '../core/model/problems.js';
-import { sendProblem } from './middleware.js';
+import { sendProblem, STOP_REFUSAL_LOCAL } from './middleware.js';
 
 /** Seconds a refused client is asked to wait (another replica, or this one after its restart). */
 const RETRY_AFTER_S = 2;
@@ -133,6 +133,7 @@ export class StopGate {
           return next();
         }
         res.set('connection', 'close');
+        res.locals[STOP_REFUSAL_LOCAL] = true;
         const refuse = () => {
           if (req.path === '/readyz') res.status(503).json({ status: 'stopping' });
           else sendProblem(res, gatewayStopping(), req.occurrence);

@@ -7,6 +7,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { sendRawCreate } from '../support/raw-answer.js';
 import { followTaskFollowers } from '../support/task-followers.js';
 
@@ -60,4 +61,34 @@ it('ends event streams cleanly and answers long waits with the task as it is, in
   const waited = await waiting;
   expect(waited.status).toBe(200);
   expect(waited.body).toMatchObject({ id: task.id, status: events.match(/event: (\w+)/)![1] });
+});
+
+// A rolling deploy stops every replica in turn: its 503s to requests sent during the stop are the
+// gateway doing what it promises, not its failure. Logged at error, each deploy paged whoever
+// alerts on error lines.
+it('logs the 503 it answers a request sent during the stop at info, not error', async () => {
+  const logs = capturedLogs();
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()), logTo: logs.sink, config: { sandbox: { processing_ms: 600_000 } } });
+  const task = (await gw.create({ model: 'kling-v3', prompt: 'read during a deploy', duration: 5 })).body;
+  const headers = { authorization: `Bearer ${TENANT_KEY}` };
+  const followers = followTaskFollowers(gw);
+  // A wait held open keeps the stop going while a new request comes in.
+  const waiting = fetch(`${gw.url}/v1/videos/${task.id}?wait=60`, { headers }).then((response) => response.text());
+  await followers.until(task.id, 1);
+  const closing = gw.gateway.close();
+  const refused = await fetch(`${gw.url}/v1/videos`, { headers });
+  expect(refused.status).toBe(503);
+  await refused.text();
+  await waiting;
+  await closing;
+  gw = undefined;
+  const lines = logs
+    .text()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { level: string; msg: string; res?: { status: number }; req?: { url: string } });
+  const refusal = lines.filter((line) => line.msg === 'request completed' && line.res?.status === 503);
+  expect(refusal.map((line) => line.req?.url)).toEqual(['/v1/videos']);
+  expect(refusal.map((line) => line.level)).toEqual(['info']);
+  expect(lines.filter((line) => line.level === 'error' || line.level === 'fatal').map((line) => line.msg)).toEqual([]);
 });
