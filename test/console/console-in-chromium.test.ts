@@ -1129,6 +1129,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('button', { name: 'Show the whole prompt' }).count()).toBe(0);
   });
 
+  it('shows a prompt written on several lines on its lines, not run together, and its first five of them only until asked', async () => {
+    const prompt = Array.from({ length: 8 }, (_, index) => `Shot ${index + 1}: the camera moves on`).join('\n');
+    const task = await api.createVideo({ model: 'kling-v3', prompt });
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+    await target.locator('blockquote.prompt').waitFor();
+    // As typed in the form's box: each shot on a line of its own.
+    const lines = await target.locator('blockquote.prompt span').evaluate((element: { innerText: string }) => element.innerText.split('\n'));
+    expect(lines[0]).toBe('Shot 1: the camera moves on');
+    expect(lines[1]).toBe('Shot 2: the camera moves on');
+    // Eight lines are more than five: the rest is asked for.
+    await target.getByRole('button', { name: 'Show the whole prompt' }).waitFor();
+    await api.cancelVideo(task.id).catch(() => undefined);
+  });
+
   it('shows the whole request as accepted at 320 px, long URLs wrapped, nothing a keyboard cannot reach scrolled out of sight', async () => {
     const longUrl = `https://example.com/frames/${'a-very-long-path-segment-'.repeat(6)}start.png`;
     const task = await api.createVideo({ model: 'kling-v3', prompt: 'a request with a long URL', start_image_url: longUrl });
