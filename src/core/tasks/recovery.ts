@@ -447,7 +447,7 @@ export class Recovery {
       seq: attempt.seq,
       change: { message: attemptMessage.slice(0, 500) },
       still: attempt.outcome,
-    });
+    }, attempt.account);
     return failed ?? this.recordedMeanwhile(task);
   }
 

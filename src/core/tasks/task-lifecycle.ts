@@ -475,7 +475,7 @@ export class TaskLifecycle {
     holder: Pick<TaskChange, 'provider' | 'account'> = {},
   ): Promise<TaskRecord | undefined> {
     const inDoubt = await this.inDoubtProvider(task);
-    if (inDoubt) return this.cancel(task, reason, options, this.inDoubtCost(task, inDoubt), { ...holder, provider: inDoubt });
+    if (inDoubt) return this.cancel(task, reason, options, this.inDoubtCost(task, inDoubt.provider), { ...holder, ...inDoubt });
     return this.cancel(task, reason, options, unbilled(task), holder);
   }
 
@@ -537,7 +537,7 @@ export class TaskLifecycle {
     // A task no provider accepted cost nothing (`unbilled`), unless one may hold it after all.
     const neverAccepted = task.providerTaskId === null && report === undefined;
     const inDoubt = neverAccepted ? await this.inDoubtProvider(task) : undefined;
-    if (inDoubt) return this.failInDoubt(task, error, options, inDoubt);
+    if (inDoubt) return this.failInDoubt(task, error, options, inDoubt.provider, undefined, inDoubt.account);
     // Without a last answer (a deadline while the status could not be read), what the provider
     // already said it charged (kling3api at creation) is still its own figure. A last answer of a
     // task still running (the deadline's last look) that says 0 has charged nothing yet, which is
@@ -560,8 +560,10 @@ export class TaskLifecycle {
     provider: string,
     /** The attempt in doubt's change, written with the failure only while its outcome is still `still`. */
     attempt?: { seq: number; change: AttemptChange; still: AttemptOutcome },
+    /** The account that create went to, when the task shows another (it moved on from there). */
+    account?: string | null,
   ): Promise<TaskRecord | undefined> {
-    return this.writeFailure(task, error, options, this.inDoubtCost(task, provider), undefined, provider, attempt);
+    return this.writeFailure(task, error, options, this.inDoubtCost(task, provider), undefined, provider, attempt, account);
   }
 
   /** What a task costs that `provider` may hold (its create sent, never answered): that provider's estimate, still `estimated`. */
@@ -572,12 +574,15 @@ export class TaskLifecycle {
   /**
    * The provider that may hold a task no provider accepted: the last one whose create was sent
    * and never answered, and which the task was failed over from (`failover_on_timeout`) or
-   * moved on from. Undefined when every provider certainly refused it, or none was tried.
+   * moved on from, with the account its create went to (the task shows it under both, not under
+   * the account of a provider tried after it). Undefined when every provider certainly refused
+   * it, or none was tried.
    */
-  private async inDoubtProvider(task: TaskRecord): Promise<string | undefined> {
+  private async inDoubtProvider(task: TaskRecord): Promise<{ provider: string; account: string | null } | undefined> {
     if (task.providerTaskId !== null) return undefined;
     const attempts = await this.engine.tasks.attempts(task.id);
-    return attempts.findLast((attempt) => attempt.outcome === 'ambiguous' || attempt.outcome === 'interrupted')?.provider;
+    const attempt = attempts.findLast((entry) => entry.outcome === 'ambiguous' || entry.outcome === 'interrupted');
+    return attempt ? { provider: attempt.provider, account: attempt.account } : undefined;
   }
 
   private async writeFailure(
@@ -588,6 +593,7 @@ export class TaskLifecycle {
     report?: StatusReport,
     provider?: string,
     attempt?: { seq: number; change: AttemptChange; still: AttemptOutcome },
+    account?: string | null,
   ): Promise<TaskRecord | undefined> {
     const now = this.engine.clock.now();
     const updated = await this.transition(
@@ -602,6 +608,7 @@ export class TaskLifecycle {
         ...(report ? { providerStatus: report.providerStatus } : {}),
         ...(cost ? { cost } : {}),
         ...(provider ? { provider } : {}),
+        ...(account !== undefined ? { account } : {}),
       },
       options,
       attempt,
