@@ -50,3 +50,25 @@ it('a task failed over from an unanswered create and taken by nobody is charged 
   expect(metrics).toMatch(/^kling_gateway_credits_spent_total\{provider="kling3api",account="k3-main",model="kling-v3"\} 400$/m);
   expect(metrics).not.toMatch(/^kling_gateway_credits_spent_total\{provider="kling3api",account="default",.*\} (?!0$)/m);
 });
+
+it('a task failed over from an unanswered create and canceled while queued is charged under the account that create went to', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+  cleanups.push(() => sandbox.close());
+  const kling3api = sandbox.endpoints.get('kling3api')!;
+  gw = await startTestGateway({
+    clock,
+    endpoints: sandbox.endpoints,
+    simulators: sandbox.simulators,
+    config: { routing: { failover_on_timeout: true }, providers: { kling3api: { timeout_ms: 300 } } },
+    endpointOverrides: { kling3api: { accounts: [{ id: 'k3-main', apiKey: kling3api.apiKey }] } },
+  });
+  gw.simulator('kling3api').injectFault({ transport: 'hang' });
+  gw.simulator('freepik').injectFault({ kind: 'rate_limited', headers: { 'Retry-After': '60' } });
+  const created = await gw.create(request);
+  expect(created.body.status).toBe('queued');
+  const canceled = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
+  expect(canceled.body).toMatchObject({ status: 'canceled', provider: 'kling3api', cost: { credits: 400, estimated: true, currency_amount: 0.4, currency: 'USD' } });
+  const usage = await gw.request('GET', '/v1/usage?group_by=provider,account');
+  expect(usage.body.data).toEqual([expect.objectContaining({ provider: 'kling3api', account: 'k3-main', tasks: 1, credits: 400, currency_amount: 0.4 })]);
+});
