@@ -94,6 +94,8 @@ export async function* watchTask(
   };
   let timeout: TimerHandle | undefined;
   let recheckTimer: TimerHandle | undefined;
+  // A wait's N seconds count from here, not from the end of the first read (slow on a busy database).
+  const startedAt = clock.now();
   // Subscribed before the first read, so no change can slip in between.
   const unsubscribe = events.subscribe(id, offer);
   signal?.addEventListener('abort', end, { once: true });
@@ -101,7 +103,7 @@ export async function* watchTask(
     const current = await tasks.get(id);
     if (!current || current.tenant !== tenant) throw problems.notFound(`video ${id} not found`);
     offer(current);
-    if (options.timeoutMs !== undefined) timeout = clock.setTimeout(end, options.timeoutMs);
+    if (options.timeoutMs !== undefined) timeout = clock.setTimeout(end, Math.max(0, options.timeoutMs - (clock.now() - startedAt)));
     const recheckMs = events.hearsOtherReplicas
       ? Math.max(options.recheckMs ?? 0, NOTIFIED_RECHECK_MS)
       : (options.recheckMs ?? DEFAULT_RECHECK_MS);

@@ -4,7 +4,7 @@
  * never goes back a version, ends at the terminal one, and lets go of everything it held
  * when it ends (timeout, abort, or the consumer stopping).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { ProblemError } from '../../../src/core/model/problems.js';
 import { TaskEvents } from '../../../src/core/tasks/task-events.js';
@@ -107,6 +107,29 @@ describe('watchTask', () => {
     await aborted.done;
     expect(listeners()).toBe(0);
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('counts its time from when it began, not from the end of a slow first read', async () => {
+    // A first read held while 3 s pass (a busy database): the 5 s end 2 s after it, not 5 s.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const slowTasks = Object.assign(Object.create(tasks) as TaskRepository, {
+      get: async (id: string) => {
+        await held;
+        return tasks.get(id);
+      },
+    });
+    const timed = collect(watchTask({ tasks: slowTasks, events, clock }, 'acme', 't_1', { timeoutMs: 5_000 }));
+    await clock.advance(3_000);
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await clock.advance(1_999);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(listeners(), 'still waiting 4.999 s after it began').toBe(1);
+    await clock.advance(1);
+    await vi.waitFor(() => expect(listeners(), 'ended 5 s after it began').toBe(0), { timeout: 2_000 });
+    await timed.done;
+    expect(timed.seen.map((task) => task.status)).toEqual(['queued']);
   });
 
   it('never goes back a version and keeps only the newest change while the consumer is busy', async () => {
