@@ -342,6 +342,7 @@ class World {
         const before = await this.get(task);
         const wait: PendingWait = { task, seconds: s.seconds, startedAt: this.clock.now(), statusAtStart: before.status, answer: undefined, promise: Promise.resolve() };
         const calls = this.upstreamCalls;
+        const followers = this.followersOf(this.gw, task);
         wait.promise = this.gw.request('GET', `/v1/videos/${this.ids[task]}?wait=${s.seconds}`).then((answer) => {
           wait.answer = answer;
         });
@@ -352,7 +353,9 @@ class World {
           await wait.promise;
           expect(wait.answer!.body.status).toBe(before.status);
         } else {
-          await new Promise((resolve) => setTimeout(resolve, 10));
+          // Held by the gateway before the clock moves on: its N seconds start there (on a busy
+          // machine the request can take longer to arrive than any fixed pause).
+          await vi.waitFor(() => expect(this.followersOf(this.gw, task), 'the wait is held').toBeGreaterThan(followers), { timeout: 15_000, interval: 5 });
         }
         expect(this.upstreamCalls).toBe(calls);
         return;
@@ -404,9 +407,13 @@ class World {
     for (const gw of new Set([this.gw, this.writer])) this.leaksOf(gw);
   }
 
+  /** How many follow task `index` on `gw` now (its event streams and waits). */
+  private followersOf(gw: TestGateway, index: number): number {
+    return (gw.gateway.engine.events as unknown as { emitter: { listenerCount(name: string): number } }).emitter.listenerCount(this.ids[index]!);
+  }
+
   private leaksOf(gw: TestGateway): void {
-    const events = (gw.gateway.engine.events as unknown as { emitter: { listenerCount(name: string): number } }).emitter;
-    for (const id of this.ids) expect(events.listenerCount(id), `listeners of ${id}`).toBe(0);
+    for (let index = 0; index < this.ids.length; index++) expect(this.followersOf(gw, index), `listeners of ${this.ids[index]}`).toBe(0);
     const service = gw.gateway.service as unknown as { watchEnds: Set<unknown>; stopping: AbortController };
     expect(service.watchEnds.size, 'watches').toBe(0);
     const signal = service.stopping.signal;
