@@ -21,19 +21,25 @@ afterEach(async () => {
 
 const request = { model: 'kling-v3', prompt: 'a paper boat on a rainy street', duration: 5, routing: { providers: ['kling3api', 'freepik'] } };
 
-it('a task failed over from an unanswered create and taken by nobody is charged under the account that create went to', async () => {
+/** A gateway trying kling3api first (its one account `k3-main`, which never answers a create), failing over on timeouts. */
+async function gatewayWhoseKling3apiHangs(): Promise<TestGateway> {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
   cleanups.push(() => sandbox.close());
   const kling3api = sandbox.endpoints.get('kling3api')!;
-  gw = await startTestGateway({
+  const started = await startTestGateway({
     clock,
     endpoints: sandbox.endpoints,
     simulators: sandbox.simulators,
     config: { routing: { failover_on_timeout: true }, providers: { kling3api: { timeout_ms: 300 } } },
     endpointOverrides: { kling3api: { accounts: [{ id: 'k3-main', apiKey: kling3api.apiKey }] } },
   });
-  gw.simulator('kling3api').injectFault({ transport: 'hang' });
+  started.simulator('kling3api').injectFault({ transport: 'hang' });
+  return started;
+}
+
+it('a task failed over from an unanswered create and taken by nobody is charged under the account that create went to', async () => {
+  gw = await gatewayWhoseKling3apiHangs();
   gw.simulator('freepik').injectFault({ kind: 'server_error' });
   const created = await gw.create(request);
   expect(created.body.status).toBe('failed');
@@ -52,18 +58,7 @@ it('a task failed over from an unanswered create and taken by nobody is charged 
 });
 
 it('a task failed over from an unanswered create and canceled while queued is charged under the account that create went to', async () => {
-  const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-  const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-  cleanups.push(() => sandbox.close());
-  const kling3api = sandbox.endpoints.get('kling3api')!;
-  gw = await startTestGateway({
-    clock,
-    endpoints: sandbox.endpoints,
-    simulators: sandbox.simulators,
-    config: { routing: { failover_on_timeout: true }, providers: { kling3api: { timeout_ms: 300 } } },
-    endpointOverrides: { kling3api: { accounts: [{ id: 'k3-main', apiKey: kling3api.apiKey }] } },
-  });
-  gw.simulator('kling3api').injectFault({ transport: 'hang' });
+  gw = await gatewayWhoseKling3apiHangs();
   gw.simulator('freepik').injectFault({ kind: 'rate_limited', headers: { 'Retry-After': '60' } });
   const created = await gw.create(request);
   expect(created.body.status).toBe('queued');
