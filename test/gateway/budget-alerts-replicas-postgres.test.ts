@@ -25,14 +25,15 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function receiver(): Promise<{ url: string; received: Received[] }> {
+/** A tenant's events endpoint; it answers 500 to its first `failing` requests, then 200. */
+async function receiver(failing = 0): Promise<{ url: string; received: Received[] }> {
   const received: Received[] = [];
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       received.push({ headers: req.headers as Record<string, string>, body: Buffer.concat(chunks).toString('utf8') });
-      res.statusCode = 200;
+      res.statusCode = received.length <= failing ? 500 : 200;
       res.end();
     });
   });
@@ -117,6 +118,23 @@ describe.skipIf(!available)('budget alerts and refusals across three replicas on
         expect(budget.exhausted_at).toBe(exhausted.data.exhausted_at);
       }
       expect(upstreamTasks()).toBe(5);
+    }, 60_000);
+
+    it('retries an alert its events URL turned down from one replica, with the same webhook-id, and delivers it once', async () => {
+      target = await receiver(1);
+      const extra = { tenants: { acme: { budget: { amount: 2, currency: 'USD', period: 'month' }, events_url: target.url } } };
+      const gateways = [await replicas.replica('replica-a', extra), await replicas.replica('replica-b', extra), await replicas.replica('replica-c', extra)];
+      for (let i = 0; i < 4; i++) expect((await gateways[i % 3]!.create({ ...onKling3api, prompt: `warn ${i}` })).status).toBe(202);
+      for (let i = 0; i < 120 && target.received.length < 2; i++) {
+        await replicas.clock.advance(5_000);
+        await Promise.all(gateways.map((gateway) => gateway.gateway.runOnce()));
+      }
+      await runAll(gateways, 20);
+      expect(target.received.map((delivery) => JSON.parse(delivery.body).type)).toEqual(['budget.warning', 'budget.warning']);
+      const [first, second] = target.received;
+      expect(second!.headers['webhook-id']).toBe(first!.headers['webhook-id']);
+      expect(second!.body).toBe(first!.body);
+      for (const delivery of target.received) expect(signedByTenant(delivery)).toBe(true);
     }, 60_000);
 
     it('leaves nothing behind for a refused create on any replica: no task, no upstream call, no usage, no Idempotency-Key', async () => {
@@ -249,6 +267,24 @@ describe.skipIf(!available)('budget alerts and refusals across three replicas on
       for (const gateway of [a, b]) expect(await budgetOf(gateway)).toMatchObject({ spent: 0.4, reserved: 0 });
       const usage = (await b.request('GET', '/v1/usage')).body.data;
       expect(usage).toEqual([expect.objectContaining({ tasks: 3, succeeded: 1, canceled: 1, failed: 1, currency_amount: 0.4 })]);
+    }, 60_000);
+
+    it('settles at its deadline on another replica a task whose replica went away, to the charge kling3api reported at create', async () => {
+      const slow = { tasks: { deadline_ms: 60_000 } };
+      const a = await replicas.replica('replica-a', slow);
+      const b = await replicas.replica('replica-b', slow);
+      const created = await a.create(onKling3api);
+      expect(created.status).toBe(202);
+      // kling3api says it is still running, past the task's deadline.
+      const simulator = replicas.simulators.get('kling3api')!;
+      const running = { task_id: simulator.tasks[0]!.id, status: 'IN_PROGRESS' };
+      simulator.injectFault({ on: 'status', status: 200, times: 1_000, body: { code: 200, message: 'success', data: running } });
+      await a.close();
+      await b.advanceUntil(async () => (await b.get(created.body.id)).body.status === "failed", 1_000, 120);
+      expect((await b.get(created.body.id)).body).toMatchObject({ error: { code: 'timeout' }, cost: { credits: 400, currency_amount: 0.4 } });
+      expect(await budgetOf(b)).toMatchObject({ spent: 0.4, reserved: 0 });
+      const usage = (await b.request('GET', '/v1/usage')).body.data;
+      expect(usage).toEqual([expect.objectContaining({ tasks: 1, failed: 1, currency_amount: 0.4 })]);
     }, 60_000);
 
     it('with failover_on_timeout, spends the at-risk estimate of a provider left unanswered besides the charge of the one that took the task', async () => {
