@@ -61,6 +61,17 @@ async function metricsOf(gateway: TestGateway): Promise<string> {
   return (await gateway.request('GET', '/metrics', undefined, {}, null)).body as string;
 }
 
+/** A counter's samples named `name`, added up over the replicas' scrapes (each counts what it did). */
+async function summed(gateways: TestGateway[], name: string): Promise<number> {
+  let total = 0;
+  for (const gateway of gateways) {
+    for (const line of (await metricsOf(gateway)).split('\n')) {
+      if (line.startsWith(`${name}{`)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return Math.round(total * 1e6) / 1e6;
+}
+
 describe.skipIf(!available)('budget alerts and refusals across three replicas on PostgreSQL', () => {
   describe('a monthly budget of $2 with an events URL', () => {
     let target: Awaited<ReturnType<typeof receiver>>;
@@ -200,6 +211,8 @@ describe.skipIf(!available)('budget alerts and refusals across three replicas on
         const metrics = await metricsOf(gateway);
         expect(metrics).toMatch(/kling_gateway_budget_reserved\{[^}]*tenant="acme"[^}]*\} 0\b/);
       }
+      // The spend counters, added up over the replicas, agree with usage and the budget.
+      expect(await summed(gateways, 'kling_gateway_currency_spent_total')).toBe(Math.round(charged * 1e6) / 1e6);
     }, 60_000);
   });
 
@@ -305,6 +318,30 @@ describe.skipIf(!available)('budget alerts and refusals across three replicas on
       const byProvider = Object.fromEntries(usage.map((row: { provider: string }) => [row.provider, row]));
       expect(byProvider.freepik).toMatchObject({ currency_amount: 0.56 });
       expect(byProvider.kling3api).toMatchObject({ currency_amount_at_risk: 0.4 });
+      expect(await summed([a, b], 'kling_gateway_currency_spent_total')).toBe(0.56);
+      expect(await summed([a, b], 'kling_gateway_currency_at_risk_total')).toBe(0.4);
+    }, 60_000);
+  });
+
+  describe('failover_on_timeout with no provider taking the task', () => {
+    const replicas = usePostgresReplicas({ tenants: { acme: { budget: { amount: 1, currency: 'USD', period: 'month' } } }, routing: { failover_on_timeout: true } });
+
+    it('spends the estimate of the provider left unanswered, under that provider, and releases the rest', async () => {
+      const a = await replicas.replica('replica-a');
+      const b = await replicas.replica('replica-b');
+      replicas.simulators.get('kling3api')!.injectFault({ transport: 'drop_after_accept' });
+      replicas.simulators.get('freepik')!.injectFault({ kind: 'server_error', status: 500, times: 20 });
+      const pair = { ...onKling3api, routing: { providers: ['kling3api', 'freepik'] } };
+      // Reserves $0.40 + $0.56: each may be left unanswered and bill.
+      const created = await replicas.withClockRunning(a.create(pair));
+      expect(created.status).toBe(202);
+      await b.advanceUntil(async () => (await b.get(created.body.id)).body.status === 'failed', 1_000, 120);
+      const done = (await a.get(created.body.id)).body;
+      expect(done.cost).toMatchObject({ currency_amount: 0.4, estimated: true });
+      for (const gateway of [a, b]) expect(await budgetOf(gateway)).toMatchObject({ spent: 0.4, reserved: 0 });
+      const usage = (await b.request('GET', '/v1/usage?group_by=provider')).body.data;
+      expect(usage).toEqual([expect.objectContaining({ provider: 'kling3api', failed: 1, currency_amount: 0.4 })]);
+      expect(await summed([a, b], 'kling_gateway_currency_spent_total')).toBe(0.4);
     }, 60_000);
   });
 
