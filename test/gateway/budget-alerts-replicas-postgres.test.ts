@@ -119,6 +119,9 @@ describe.skipIf(!available)('budget alerts and refusals across three replicas on
       expect(warning.data).toMatchObject({ threshold_percent: 80, trigger: 'reserved' });
       const exhausted = events.find((event) => event.type === 'budget.exhausted');
       expect(exhausted.data.threshold_percent).toBe(100);
+      // As in the README's example: the event's timestamp is the moment the threshold was reached.
+      expect(warning.timestamp).toBe(warning.data.warned_at);
+      expect(exhausted.timestamp).toBe(exhausted.data.exhausted_at);
       expect(warning.data).toMatchObject({ period_start: '2026-11-01T00:00:00.000Z', period_end: '2026-12-01T00:00:00.000Z', per_task_limit: null });
       // Different events, each with its own webhook-id.
       expect(new Set(target.received.map((delivery) => delivery.headers['webhook-id'])).size).toBe(2);
