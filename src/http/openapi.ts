@@ -335,9 +335,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     operationId: 'cancelVideo',
     summary: 'Cancel a task',
     description:
-      'A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` ' +
+      'A task no provider has taken yet (`queued`, no `provider_task_id`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` ' +
       'webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if ' +
-      'the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the ' +
+      "the provider accepts it, it is not canceled. A task a provider accepted (`processing`, or `queued` in the provider's own queue) is answered 409: none of the " +
       'providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again. ' +
       'It takes no query and no body (an empty JSON object is accepted).',
     security,

@@ -1056,7 +1056,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     try {
       const created = await new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY }).createVideo({ model: 'kling-v3', prompt: 'slow' });
       const timedOut = await runHere(['wait', created.id, '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
-      expect([timedOut.code, timedOut.stderr]).toEqual([8, expect.stringContaining(`video ${created.id} is still processing`)]);
+      expect([timedOut.code, timedOut.stderr]).toEqual([8, expect.stringContaining(`video ${created.id} is still queued`)]);
       // Waiting ran out, the video did not: the next step is said, as after Ctrl-C.
       expect(timedOut.stderr).toContain(`video ${created.id} goes on at the gateway; follow it with: kling-gateway wait ${created.id}\n`);
       const generated = await runHere(['generate', 'slow too', '--model', 'kling-v3', '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });

@@ -319,7 +319,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, one killed repeatedly
       // After the outage the next probe closes the circuit, and every replica shows it.
       await sleep(BREAKER.half_open_after_ms);
       const { response } = await onSomeReplica(0, '/v1/videos', { method: 'POST', body: JSON.stringify(legacy) });
-      expect(((await response.json()) as any).status).toBe('processing');
+      expect(((await response.json()) as any).status).toBe('queued');
       for (const replica of cluster.replicas) {
         const providers = (await (await fetch(`${replica.url}/v1/providers`, { headers })).json()) as any;
         expect(providers.data.find((p: any) => p.id === 'kling-legacy').circuit).toBe('closed');

@@ -2607,7 +2607,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       const target = await openConsole('', context, slow);
       await signIn(target);
       const running = await slowApi.createVideo({ model: 'kling-v3', prompt: 'held by a provider that cannot cancel', routing: { providers: ['freepik'], allow_fallbacks: false } });
-      expect(running).toMatchObject({ status: 'processing', provider: 'freepik' });
+      expect(running).toMatchObject({ status: 'queued', provider: 'freepik', provider_task_id: expect.any(String) });
       await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(running.id)}`);
       await target.locator('.status-line .status-processing').waitFor();
       const note = target.locator('.cancel');

@@ -369,7 +369,7 @@ describe('a cancel while a create is on its way', () => {
     const answer = await canceling;
     expect(answer.status).toBe(409);
     expect(answer.body.detail).toMatch(/accepted by freepik/);
-    expect((await creating).body).toMatchObject({ id, status: 'processing', provider: 'freepik' });
+    expect((await creating).body).toMatchObject({ id, status: 'queued', provider: 'freepik' });
     expect((await gw.finish(id)).status).toBe('succeeded');
     expect(creates(gw, 'kling3api')).toBe(0);
   });
@@ -474,7 +474,7 @@ describe('a provider that can cancel', () => {
       reelhouse: true,
     });
     const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 10, routing: { providers: ['reelhouse'] } });
-    expect(created.body.status).toBe('processing');
+    expect(created.body.status).toBe('queued');
     const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ status: 'canceled', provider: 'reelhouse', error: { code: 'canceled', message: 'canceled by the caller; reelhouse confirmed' } });
@@ -493,11 +493,11 @@ describe('a provider that can cancel', () => {
     };
     gw = await startTestGateway({ providers: [...PROVIDERS, cancellable] });
     const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 10, routing: { providers: ['reelhouse'] } });
-    expect(created.body.status).toBe('processing');
+    expect(created.body.status).toBe('queued');
     const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
     expect(answer.status).toBe(502);
     expect(answer.body.detail).toMatch(/reelhouse did not cancel/);
-    expect((await gw.get(created.body.id)).body.status).toBe('processing');
+    expect((await gw.get(created.body.id)).body.status).toBe('queued');
     // The provider goes on and bills it: its result is delivered, not dropped.
     const done = await gw.finish(created.body.id);
     expect(done.status).toBe('succeeded');

@@ -29,7 +29,7 @@ describe.skipIf(!available)('a create on PostgreSQL', () => {
     const created = await a.create(freepikRequest);
 
     expect(created.status).toBe(202);
-    expect(created.body).toMatchObject({ status: 'processing', provider: 'freepik', attempts: [{ provider: 'freepik', outcome: 'accepted' }] });
+    expect(created.body).toMatchObject({ status: 'queued', provider: 'freepik', attempts: [{ provider: 'freepik', outcome: 'accepted' }] });
     expect(pool.commits).toBe(2);
     const steps = pool.events.flatMap((event) => {
       if (event.kind === 'commit') return ['commit'];
@@ -51,7 +51,7 @@ describe.skipIf(!available)('a create on PostgreSQL', () => {
     const a = await replica('replica-a', freepikWindows, { maxConnections: 1 });
     const b = await replica('replica-b', freepikWindows, { maxConnections: 1 });
     const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).create({ ...freepikRequest, prompt: `at once ${i}` })));
-    expect(answers.map((answer) => [answer.status, answer.body.status])).toEqual(Array.from({ length: 6 }, () => [202, 'processing']));
+    expect(answers.map((answer) => [answer.status, answer.body.status])).toEqual(Array.from({ length: 6 }, () => [202, 'queued']));
     expect(replicas.simulators.get('freepik')!.tasks).toHaveLength(6);
   });
 

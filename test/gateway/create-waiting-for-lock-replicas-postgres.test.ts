@@ -64,7 +64,7 @@ describe.skipIf(!available)('a create that waited for the provider lock', () => 
     }
 
     const created = await creating;
-    expect(created.body.status).toBe('processing');
+    expect(created.body.status).toBe('queued');
     expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'accepted' })]);
     expect(freepik.tasks).toHaveLength(1);
     expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(0);

@@ -108,7 +108,7 @@ it('answers a create the database has no room for with 503 and Retry-After, send
 it('answers a provider webhook it cannot write with 503, so the provider sends it again, and applies the one sent again', async () => {
   const { gateway } = await startOnFile();
   const created = await gateway.create({ ...request, routing: { providers: ['freepik'] } });
-  expect(created.body.status).toBe('processing');
+  expect(created.body.status).toBe('queued');
   const raw = JSON.stringify({ task_id: created.body.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example/a.mp4'] });
   const id = 'wh_full_1';
   const timestamp = String(Math.floor(gateway.clock.now() / 1000));
@@ -120,7 +120,7 @@ it('answers a provider webhook it cannot write with 503, so the provider sends i
   const refused = await send();
   expect(refused.status).toBe(503);
   expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
-  expect((await gateway.get(created.body.id)).body.status).toBe('processing');
+  expect((await gateway.get(created.body.id)).body.status).toBe('queued');
 
   writesFail = false;
   expect((await send()).status).toBe(200);

@@ -78,7 +78,7 @@ for (const error of IO_ERRORS) {
 it('answers a provider webhook its disk refuses with 503 and Retry-After, so the provider sends it again, and applies the one sent again', async () => {
   const { gateway } = await startOnFile();
   const created = await gateway.create({ ...request, routing: { providers: ['freepik'] } });
-  expect(created.body.status).toBe('processing');
+  expect(created.body.status).toBe('queued');
   const raw = JSON.stringify({ task_id: created.body.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example/a.mp4'] });
   const id = 'wh_io_1';
   const timestamp = String(Math.floor(gateway.clock.now() / 1000));
@@ -90,7 +90,7 @@ it('answers a provider webhook its disk refuses with 503 and Retry-After, so the
   const refused = await send();
   expect(refused.status).toBe(503);
   expect(refused.headers.get('retry-after')).toBe('30');
-  expect((await gateway.get(created.body.id)).body.status).toBe('processing');
+  expect((await gateway.get(created.body.id)).body.status).toBe('queued');
 
   failure = undefined;
   expect((await send()).status).toBe(200);

@@ -82,7 +82,7 @@ describe('a fourth provider added as one folder and one registry line', () => {
       routing: { providers: ['reelhouse'] },
     });
     expect(created.status).toBe(202);
-    expect(created.body).toMatchObject({ provider: 'reelhouse', status: 'processing' });
+    expect(created.body).toMatchObject({ provider: 'reelhouse', status: 'queued' });
     const [sent] = gw.simulator('reelhouse').tasks;
     expect(sent?.body).toEqual({
       prompt: 'a lighthouse at dusk',

@@ -60,7 +60,7 @@ it('accepts and records a legacy callback that arrives while the gateway drains,
   // here. A create in flight at the signal (a slow but healthy upstream) keeps the drain going.
   const { gw: started, legacy, slow, answerCreate, sendCallback } = await legacyTaskWithCreateInFlight('news that comes once');
   const { url } = started;
-  expect(legacy).toMatchObject({ provider: 'kling-legacy', status: 'processing' });
+  expect(legacy).toMatchObject({ provider: 'kling-legacy', status: 'queued' });
   // SIGTERM.
   const closing = started.gateway.close();
   await new Promise((resolve) => setTimeout(resolve, 20));

@@ -50,8 +50,8 @@ describe('Idempotency-Key (SPEC §5)', () => {
     expect(a.status).toBe(202);
     expect(b.status).toBe(202);
     expect(a.body.id).toBe(b.body.id);
-    expect(a.body.status).toBe('processing');
-    expect(b.body.status).toBe('processing');
+    expect(a.body.status).toBe('queued');
+    expect(b.body.status).toBe('queued');
     expect(upstreamTaskCount()).toBe(1);
   });
 

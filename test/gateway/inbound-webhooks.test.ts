@@ -58,14 +58,14 @@ describe('inbound Freepik webhooks', () => {
     await gw.close();
   });
 
-  async function processingTask() {
+  async function acceptedTask() {
     const created = await gw.create(request);
-    expect(created.body.status).toBe('processing');
+    expect(created.body.status).toBe('queued');
     return created.body as { id: string; provider_task_id: string };
   }
 
   it('applies a correctly signed webhook at once, without polling', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     const url = 'https://cdn.example.com/result.mp4';
     const answer = await postFreepikWebhook(gw, { task_id: task.provider_task_id, status: 'COMPLETED', generated: [url] });
     expect(answer.status).toBe(200);
@@ -96,7 +96,7 @@ describe('inbound Freepik webhooks', () => {
   });
 
   it('refuses a bad signature with 401 and changes nothing', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     const answer = await postFreepikWebhook(
       gw,
       { task_id: task.provider_task_id, status: 'COMPLETED', generated: ['https://evil.example/x.mp4'] },
@@ -105,12 +105,12 @@ describe('inbound Freepik webhooks', () => {
     expect(answer.status).toBe(401);
     expect(answer.headers.get('content-type')).toContain('application/problem+json');
     const after = (await gw.get(task.id)).body;
-    expect(after.status).toBe('processing');
+    expect(after.status).toBe('queued');
     expect(after.outputs).toEqual([]);
   });
 
   it('refuses a tampered body (signature over other bytes)', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     const id = 'wh_tampered';
     const timestamp = String(Math.floor(gw.clock.now() / 1000));
     const signed = JSON.stringify({ task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] });
@@ -121,11 +121,11 @@ describe('inbound Freepik webhooks', () => {
       { id, timestamp: Number(timestamp), signature },
     );
     expect(answer.status).toBe(401);
-    expect((await gw.get(task.id)).body.status).toBe('processing');
+    expect((await gw.get(task.id)).body.status).toBe('queued');
   });
 
   it('refuses stale and future timestamps outside the tolerance', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     const body = { task_id: task.provider_task_id, status: 'FAILED', generated: [] };
     const now = Math.floor(gw.clock.now() / 1000);
     const stale = await postFreepikWebhook(gw, body, { timestamp: now - 6 * 60 });
@@ -133,7 +133,7 @@ describe('inbound Freepik webhooks', () => {
     expect(stale.body.detail).toMatch(/too old/);
     const future = await postFreepikWebhook(gw, body, { timestamp: now + 6 * 60 });
     expect(future.status).toBe(401);
-    expect((await gw.get(task.id)).body.status).toBe('processing');
+    expect((await gw.get(task.id)).body.status).toBe('queued');
     // Within the tolerance it is accepted.
     const recent = await postFreepikWebhook(gw, body, { timestamp: now - 4 * 60 });
     expect(recent.status).toBe(200);
@@ -141,7 +141,7 @@ describe('inbound Freepik webhooks', () => {
   });
 
   it('ignores a replayed webhook-id even when re-signed with different content', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     const first = await postFreepikWebhook(gw, { task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] }, { id: 'wh_once' });
     expect(first.body).toEqual({ received: true, matched: true });
     expect((await gw.get(task.id)).body.provider_status).toBe('IN_PROGRESS');
@@ -158,7 +158,7 @@ describe('inbound Freepik webhooks', () => {
   });
 
   it('knows a replay of a webhook that changed nothing, and of one that finished the task', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     const progress = { task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] };
     await postFreepikWebhook(gw, progress, { id: 'wh_progress_1' });
     // The same news again under a new id changes nothing, and is still remembered.
@@ -182,15 +182,15 @@ describe('inbound Freepik webhooks', () => {
   });
 
   it('acknowledges a verified webhook that names no task (a retry would change nothing), changing nothing', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     const answer = await postFreepikWebhook(gw, { status: 'COMPLETED', generated: ['https://cdn.example.com/x.mp4'] });
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual({ received: true, matched: false });
-    expect((await gw.get(task.id)).body.status).toBe('processing');
+    expect((await gw.get(task.id)).body.status).toBe('queued');
   });
 
   it('finishes a task from the simulator’s own signed webhooks', async () => {
-    const task = await processingTask();
+    const task = await acceptedTask();
     await gw.clock.advance(5_000);
     await gw.advanceUntil(async () => (await gw.get(task.id)).body.status === 'succeeded', 10);
     const freepikStatusCalls = gw.simulator('freepik').requests.filter((r) => r.method === 'GET' && !r.path.startsWith('/sim-files'));
@@ -219,7 +219,7 @@ describe('legacy Kling-API callbacks', () => {
       null,
     );
     expect(answer.status).toBe(404);
-    expect((await gw.get(created.body.id)).body.status).toBe('processing');
+    expect((await gw.get(created.body.id)).body.status).toBe('queued');
   });
 
   it('does not believe a callback body: it confirms with a status fetch', async () => {
@@ -238,7 +238,7 @@ describe('legacy Kling-API callbacks', () => {
     expect(answer.status).toBe(200);
     await gw.gateway.runOnce();
     const after = (await gw.get(created.body.id)).body;
-    expect(after.status).toBe('processing');
+    expect(after.status).toBe('queued');
     expect(after.outputs).toEqual([]);
     const fetched = gw.simulator('kling-legacy').requests.filter((r) => r.method === 'GET').length;
     expect(fetched).toBe(before + 1);
@@ -314,7 +314,7 @@ describe('news that arrives while its create is still being recorded', () => {
     expect(early.status).toBe(503);
     expect(early.headers.get('retry-after')).toBe('5');
     release();
-    expect((await created).body.status).toBe('processing');
+    expect((await created).body.status).toBe('queued');
 
     // The retry (same webhook-id) is not taken for a replay: the first was never applied.
     const retried = await postFreepikWebhook(gw, unknown, { id: 'wh_early' });
@@ -455,7 +455,7 @@ describe('news that arrives while its create is still being recorded', () => {
       // Once the create's answer is recorded the callback is checked against it, and not believed.
       await upstream.gw.advanceUntil(async () => /inbound_webhooks_total\{provider="kling-legacy",outcome="mismatch"\} 1/.test(await metrics()), 100, 50);
       expect(upstream.statusCalls).toEqual([]);
-      expect((await upstream.gw.get(created.body.id)).body.status).toBe('processing');
+      expect((await upstream.gw.get(created.body.id)).body.status).toBe('queued');
     } finally {
       await upstream.close();
     }
@@ -544,7 +544,7 @@ describe('inbound Freepik webhooks with several accounts', () => {
       { secret: secretOf(otherOf(accountOf(first))) },
     );
     expect(forged.status).toBe(401);
-    expect((await gw.get(first.id)).body.status).toBe('processing');
+    expect((await gw.get(first.id)).body.status).toBe('queued');
 
     const genuine = await postFreepikWebhook(
       gw,
@@ -553,7 +553,7 @@ describe('inbound Freepik webhooks with several accounts', () => {
     );
     expect(genuine.body).toEqual({ received: true, matched: true });
     expect((await gw.get(first.id)).body.status).toBe('succeeded');
-    expect((await gw.get(second.id)).body.status).toBe('processing');
+    expect((await gw.get(second.id)).body.status).toBe('queued');
   });
 });
 
@@ -627,7 +627,7 @@ describe('inbound Freepik webhooks while Freepik rotates its secret', () => {
 
     const forged = await postFreepikWebhook(gw, done(byOld), { secret: 'freepik-other-secret' });
     expect(forged.status).toBe(401);
-    expect((await gw.get(byOld.id)).body).toMatchObject({ status: 'processing', outputs: [] });
+    expect((await gw.get(byOld.id)).body).toMatchObject({ status: 'queued', outputs: [] });
 
     const old = await postFreepikWebhook(gw, done(byOld), { id: 'wh_by_old', secret: 'freepik-old-secret' });
     expect(old.body).toEqual({ received: true, matched: true });

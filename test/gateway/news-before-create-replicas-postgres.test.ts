@@ -42,7 +42,7 @@ describe.skipIf(!available)('news that reaches another replica than the one send
       expect((await callback(b, { task_id: legacyId, task_status: 'succeed' })).status).toBe(200);
       upstream.answerCreate();
       const created = await creating;
-      expect(created.body.status).toBe('processing');
+      expect(created.body.status).toBe('queued');
 
       const task = await finishesSoon(b, created.body.id);
       expect(task).toMatchObject({ status: 'succeeded', provider_status: 'succeed', provider_task_id: legacyId });
@@ -81,7 +81,7 @@ describe.skipIf(!available)('news that reaches another replica than the one send
       await b.gateway.close();
       upstream.answerCreate();
       const created = await creating;
-      expect(created.body.status).toBe('processing');
+      expect(created.body.status).toBe('queued');
       // Its safety poll learns the rest.
       await replicas.clock.advance(600_000);
       expect((await finishesSoon(a, created.body.id)).status).toBe('succeeded');
@@ -115,7 +115,7 @@ describe.skipIf(!available)('news that reaches another replica than the one send
       expect((await webhook()).status).toBe(200);
       upstream.answerCreate();
       const created = await creating;
-      expect(created.body.status).toBe('processing');
+      expect(created.body.status).toBe('queued');
 
       const task = await finishesSoon(b, created.body.id);
       expect(task).toMatchObject({ status: 'succeeded', provider_status: 'COMPLETED', provider_task_id: freepikId });

@@ -173,7 +173,10 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     for (const provider of ['kling3api', 'freepik', 'kling-legacy']) {
       target.received.length = 0;
       const created = await gw.create({ ...request, routing: { providers: [provider] }, webhook_url: target.url });
-      await gw.advanceUntil(async () => target.received.length >= 1, 100);
+      // Freepik and the legacy API take the task into their queue first (`queued`, which sends no
+      // event): the first event comes when the gateway learns it runs (Freepik's webhook; for the
+      // legacy API, whose progress callbacks are not believed, the safety poll a minute on).
+      await gw.advanceUntil(async () => target.received.length >= 1, 1_000, 90);
       const event = JSON.parse(target.received[0]!.body);
       const read = (await gw.get(created.body.id)).body;
       expect(event.type, provider).toBe('video.processing');

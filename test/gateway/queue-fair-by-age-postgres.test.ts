@@ -37,7 +37,7 @@ describe.skipIf(!available)('the queue on PostgreSQL', () => {
     const a = await replica('replica-a', { providers: { kling3api: { max_in_flight: 1 }, freepik: { max_in_flight: 1 } } });
     expect((await a.create({ ...base, ...to('kling3api'), prompt: 'k holder' })).body.status).toBe('processing');
     await replicas.clock.advance(3_000);
-    expect((await a.create({ ...base, ...to('freepik'), prompt: 'f holder' })).body.status).toBe('processing');
+    expect((await a.create({ ...base, ...to('freepik'), prompt: 'f holder' })).body.status).toBe('queued');
     for (const body of [
       { ...base, ...to('freepik', 'kling3api'), prompt: 'old 1' },
       { ...base, ...to('kling3api'), prompt: 'young 1' },

@@ -40,7 +40,7 @@ it('gives a freed slot to the oldest task waiting for its provider, though a you
   // kling3api's one slot frees first; freepik's stays taken while the queue is served.
   expect((await gw.create({ ...base, ...to('kling3api'), prompt: 'k holder' })).body.status).toBe('processing');
   await gw.clock.advance(3_000);
-  expect((await gw.create({ ...base, ...to('freepik'), prompt: 'f holder' })).body.status).toBe('processing');
+  expect((await gw.create({ ...base, ...to('freepik'), prompt: 'f holder' })).body.status).toBe('queued');
 
   // Older tasks would take either provider, freepik first; younger ones want kling3api alone.
   const waiting = await createInOrder(gw, [

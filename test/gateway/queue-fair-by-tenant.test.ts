@@ -46,7 +46,7 @@ it('gives freed slots to the tenant with fewer tasks in flight, not to the oldes
 it('counts a tenant’s tasks in flight on the provider the task waits for, not its tasks elsewhere', async () => {
   gw = await startTestGateway({ config: { providers: { kling3api: { max_in_flight: 1 }, freepik: { max_in_flight: 3 } } } });
   // acme keeps three tasks busy at freepik; other fills kling3api's one slot and queues a burst for it.
-  for (const prompt of ['f 1', 'f 2', 'f 3']) expect(await createAs(gw, 'acme', { ...base, ...to('freepik'), prompt })).toBe('processing');
+  for (const prompt of ['f 1', 'f 2', 'f 3']) expect(await createAs(gw, 'acme', { ...base, ...to('freepik'), prompt })).toBe('queued');
   // Its polls there go unanswered: the three stay in flight while kling3api's queue is served.
   gw.simulator('freepik').injectFault({ on: 'status', status: 503, times: 10_000 });
   expect(await createAs(gw, 'other', { ...base, ...to('kling3api'), prompt: 'b holder' })).toBe('processing');

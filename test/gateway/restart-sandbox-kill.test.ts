@@ -62,7 +62,7 @@ describe('sandbox restarted on the same SQLite file (npm start, kill -9 or SIGTE
       expect(created.status).toBe(202);
       const body = (await created.json()) as { id: string; status: string };
       // Accepted upstream: the simulator holds the task.
-      expect(body.status).toBe('processing');
+      expect(body.status).toBe(provider === 'kling3api' ? 'processing' : 'queued');
       ids[provider] = body.id;
     }
     const createdAt = Date.now();

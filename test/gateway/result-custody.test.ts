@@ -86,7 +86,7 @@ async function stoppedMidCopy() {
 /** A Freepik task whose (signed) webhook reports it done with `urls` as its results. */
 async function freepikTaskFinishedWith(gateway: TestGateway, urls: string[], extra: Record<string, unknown> = {}) {
   const created = await gateway.create({ model: 'kling-v3', prompt: 'a heron in reeds', duration: 5, routing: { providers: ['freepik'] }, ...extra });
-  expect(created.body.status).toBe('processing');
+  expect(created.body.status).toBe('queued');
   const raw = JSON.stringify({ task_id: created.body.provider_task_id, status: 'COMPLETED', generated: urls });
   const id = `wh_${Math.random().toString(16).slice(2)}`;
   const timestamp = String(Math.floor(gateway.clock.now() / 1000));

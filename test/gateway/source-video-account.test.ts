@@ -110,7 +110,7 @@ describe('a video_id this tenant made on one of two legacy accounts', { timeout:
 
     const created = await gw.create(body(videoId));
     expect(created.status, JSON.stringify(created.body)).toBe(202);
-    expect(created.body.status).toBe('processing');
+    expect(created.body.status).toBe('queued');
     expect(accounts(created.body)).toEqual([['east', 'accepted', 200]]);
     expect(createsOf(setup.upstream.east, operation).map((task) => task.id)).toEqual([created.body.provider_task_id]);
     expect(setup.upstream.west.tasks).toHaveLength(westBefore);

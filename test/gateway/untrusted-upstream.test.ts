@@ -61,7 +61,7 @@ describe('status words', () => {
     });
     expect(answer.status).toBe(200);
     const task = (await gw.get(created.body.id)).body;
-    expect(task.status).toBe('processing');
+    expect(task.status).toBe('queued');
     expect(task.provider_status).toBe('ALMOST_DONE');
     expect(task.outputs).toEqual([]);
   });
@@ -276,7 +276,7 @@ describe('an upstream answer with a "__proto__" key', () => {
     const task = (await gw.get(created.body.id)).body;
     // The answer names no status of its own: what sits under "__proto__" is a key's value like
     // any other (as the same body by webhook, or to any JSON reader), not the task's status.
-    expect(task.status).toBe('processing');
+    expect(task.status).toBe('queued');
     expect(task.outputs).toEqual([]);
     expect(JSON.stringify(task)).not.toContain('hidden.mp4');
   });

@@ -169,7 +169,7 @@ async function leftByAnOlderRelease(backend: Backend, older: string) {
   const videoId = done.outputs[0].upstream_id as string;
   expect(videoId).toEqual(expect.any(String));
   const inDoubt = (await before.create(legacy)).body;
-  expect(inDoubt.status).toBe('processing');
+  expect(inDoubt.status).toBe('queued');
   const tracked = (await before.create({ ...onKling3api, webhook_url: hooks.url })).body;
   expect(tracked.status).toBe('processing');
   const queued = (await before.create(onKling3api, { 'idempotency-key': 'order-queued' })).body;

@@ -31,7 +31,8 @@ function reading(response: Response): { text(): string; ended: Promise<void> } {
 const beats = (text: string) => text.split(': keep-alive\n\n').length - 1;
 
 it('sends a keep-alive comment every 15 s of an idle stream, and none once it ended', async () => {
-  gw = await startTestGateway({ config: { sandbox: { processing_ms: 600_000 } } });
+  // A task that waits in its provider's queue the whole time: its stream has nothing to say.
+  gw = await startTestGateway({ config: { sandbox: { queued_ms: 600_000, processing_ms: 600_000 } } });
   const id = (await gw.create({ model: 'kling-v3', prompt: 'a quiet one', duration: 5 })).body.id as string;
   const response = await fetch(`${gw.url}/v1/videos/${id}/events`, { headers: { authorization: `Bearer ${TENANT_KEY}` } });
   expect(response.status).toBe(200);

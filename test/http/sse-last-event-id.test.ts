@@ -79,7 +79,8 @@ describe('event stream reconnects with Last-Event-ID', () => {
     const reader = firstStream.body!.getReader();
     const chunk = await reader.read();
     const seen = eventsOf(new TextDecoder().decode(chunk.value));
-    expect(seen.map((e) => e.event)).toEqual(['processing']);
+    // Freepik took it into its queue.
+    expect(seen.map((e) => e.event)).toEqual(['queued']);
     first.abort();
 
     const again = new AbortController();
@@ -87,30 +88,30 @@ describe('event stream reconnects with Last-Event-ID', () => {
     expect(resumed.status).toBe(200);
     const reading = textUntilEnd(resumed);
     await gw.finish(id);
-    expect(eventsOf(await reading).map((e) => e.event)).toEqual(['succeeded']);
+    expect(eventsOf(await reading).map((e) => e.event)).toEqual(['processing', 'succeeded']);
   });
   it('sends nothing again to a client that reconnects after polls changed the task but not its status', async () => {
     await gw.close();
-    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 120_000 } } });
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { queued_ms: 120_000, processing_ms: 120_000 } } });
     const created = await gw.create(request);
     const id = created.body.id as string;
     const first = new AbortController();
     const reader = (await open(id, undefined, first.signal)).body!.getReader();
     const seen = eventsOf(new TextDecoder().decode((await reader.read()).value));
-    expect(seen.map((e) => e.event)).toEqual(['processing']);
+    expect(seen.map((e) => e.event)).toEqual(['queued']);
     first.abort();
 
     // The client is away while the gateway polls the job (bookkeeping writes, no news).
     const before = (await gw.gateway.store.getTask(id))!.version;
     for (let i = 0; i < 3; i++) await gw.advance(15_000);
     expect((await gw.gateway.store.getTask(id))!.version).toBeGreaterThan(before);
-    expect((await gw.get(id)).body.status).toBe('processing');
+    expect((await gw.get(id)).body.status).toBe('queued');
 
     const again = new AbortController();
     const resumed = await open(id, seen[0]!.id, again.signal);
     expect(resumed.status).toBe(200);
     const reading = textUntilEnd(resumed);
     await gw.finish(id, 5_000);
-    expect(eventsOf(await reading).map((e) => e.event)).toEqual(['succeeded']);
+    expect(eventsOf(await reading).map((e) => e.event)).toEqual(['processing', 'succeeded']);
   });
 });

@@ -18,7 +18,7 @@ describe('videos API over HTTP against the simulators', () => {
     expect(created.headers.get('location')).toBe(`/v1/videos/${created.body.id}`);
     expect(created.body).toMatchObject({
       object: 'video',
-      status: 'processing',
+      status: 'queued',
       model: 'kling-v3',
       quality: 'pro',
       operation: 'text-to-video',
@@ -233,7 +233,7 @@ describe('videos API over HTTP against the simulators', () => {
 
     const byProvider = await gw.request('GET', '/v1/videos?provider=kling3api');
     expect(byProvider.body.data).toEqual([]);
-    const byStatus = await gw.request('GET', '/v1/videos?status=processing&limit=100');
+    const byStatus = await gw.request('GET', '/v1/videos?status=queued&limit=100');
     expect(byStatus.body.data).toHaveLength(5);
     // By model, paged like the rest: a page holds only that model, however the models are mixed.
     const otherModel = await gw.create({ ...textToVideo, model: 'kling-v2-6', prompt: 'another model' });

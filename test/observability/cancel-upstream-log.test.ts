@@ -27,7 +27,7 @@ it("logs an upstream cancel with the cancel request's id and the task's", async 
   const logs = capturedLogs();
   gw = await startTestGateway({ providers: [...PROVIDERS, cancellable], logTo: logs.sink });
   const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 10, routing: { providers: ['reelhouse'] } });
-  expect(created.body.status).toBe('processing');
+  expect(created.body.status).toBe('queued');
   const answer = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`, undefined, { 'x-request-id': 'req-cancel-upstream' });
   expect(answer.status).toBe(200);
   const lines = () => logs.text().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, any>);

@@ -58,7 +58,7 @@ export function AttemptsTimeline({ task }: { task: Task }) {
       ) : (
         <li class="timeline-item pending">
           <div>
-            <strong>{task.status === 'queued' ? 'Waiting for a provider' : 'Generating'}</strong>
+            <strong>{task.status !== 'queued' ? 'Generating' : task.provider_task_id ? `Waiting in ${task.provider}'s queue` : 'Waiting for a provider'}</strong>
             {task.provider_status ? (
               <>
                 {' '}(upstream says <bdi>{task.provider_status}</bdi>)

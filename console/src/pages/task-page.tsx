@@ -175,10 +175,11 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
   const keepButton = useRef<HTMLButtonElement>(null);
   const note = useRef<HTMLParagraphElement>(null);
   const running = !isTerminal(task);
-  // Whether the provider holding a processing task can cancel it there (asked while it runs).
+  // Whether the provider holding a task (processing, or queued in its own queue) can cancel it there (asked while it runs).
   const providers = useGatewayData((_c, signal) => (running ? client.listProviders({ signal }) : Promise.resolve(undefined)), [client, running]);
-  const holder = task.status === 'processing' && task.provider ? providers.data?.data.find((provider) => provider.id === task.provider) : undefined;
-  // Offered while no provider holds the task (queued), or when its provider can cancel there. While
+  const held = task.status === 'processing' || Boolean(task.provider_task_id);
+  const holder = held && task.provider ? providers.data?.data.find((provider) => provider.id === task.provider) : undefined;
+  // Offered while no provider holds the task (queued at the gateway), or when its provider can cancel there. While
   // that is not known (or a gateway does not say) it is offered: a refusal says why (409).
   const cancelable = holder?.can_cancel !== false;
   useEffect(() => {

@@ -73,7 +73,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel a task
-         * @description A task no provider has taken yet (`queued`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if the provider accepts it, it is not canceled. A task a provider accepted (`processing`) is answered 409: none of the providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again. It takes no query and no body (an empty JSON object is accepted).
+         * @description A task no provider has taken yet (`queued`, no `provider_task_id`) ends `canceled` at no cost (`error.code: canceled`); the `video.canceled` webhook is sent. A task being sent to a provider at this moment is waited for (up to the upstream time limit): if the provider accepts it, it is not canceled. A task a provider accepted (`processing`, or `queued` in the provider's own queue) is answered 409: none of the providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again. It takes no query and no body (an empty JSON object is accepted).
          */
         post: operations["cancelVideo"];
         delete?: never;
@@ -465,7 +465,7 @@ export interface components {
             };
         };
         /**
-         * @description `queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. `succeeded`, `failed`, `canceled` are terminal.
+         * @description `queued`: waiting, either at the gateway (no provider has accepted it: no `provider_task_id`) or in the provider's own queue (Freepik `CREATED`, legacy `submitted`: `provider_task_id` set). `processing`: the provider is generating it. `succeeded`, `failed`, `canceled` are terminal.
          * @enum {string}
          */
         TaskStatus: "queued" | "processing" | "succeeded" | "failed" | "canceled";
@@ -997,7 +997,7 @@ export interface operations {
     listVideos: {
         parameters: {
             query?: {
-                /** @description `queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. `succeeded`, `failed`, `canceled` are terminal. */
+                /** @description `queued`: waiting, either at the gateway (no provider has accepted it: no `provider_task_id`) or in the provider's own queue (Freepik `CREATED`, legacy `submitted`: `provider_task_id` set). `processing`: the provider is generating it. `succeeded`, `failed`, `canceled` are terminal. */
                 status?: components["schemas"]["TaskStatus"];
                 /** @description A provider the gateway knows: only its tasks. One turned off since (or left without a key) is still known, its tasks still listed; another id is a `400` naming the known ones. */
                 provider?: components["schemas"]["ProviderId"];

@@ -62,8 +62,9 @@ export const TASK_STATUSES = ['queued', 'processing', 'succeeded', 'failed', 'ca
 export const TaskStatus = z.enum(TASK_STATUSES).meta({
   id: 'TaskStatus',
   description:
-    '`queued`: accepted by the gateway, not yet by a provider. `processing`: accepted upstream. ' +
-    '`succeeded`, `failed`, `canceled` are terminal.',
+    '`queued`: waiting, either at the gateway (no provider has accepted it: no `provider_task_id`) or in the ' +
+    "provider's own queue (Freepik `CREATED`, legacy `submitted`: `provider_task_id` set). `processing`: the provider " +
+    'is generating it. `succeeded`, `failed`, `canceled` are terminal.',
 });
 export type TaskStatus = z.infer<typeof TaskStatus>;
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'canceled']);

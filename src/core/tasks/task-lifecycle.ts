@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AttemptOutcome, ChargeAtRisk, TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
+import { TERMINAL_STATUSES } from '../model/canonical.js';
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
@@ -98,6 +99,22 @@ export class TaskLifecycle {
      */
     attempt?: { seq: number; change: AttemptChange; still?: AttemptOutcome },
   ): Promise<TaskRecord | undefined> {
+    if (change.status !== undefined && TERMINAL_STATUSES.has(change.status) && task.status === 'queued' && task.providerTaskId !== null) {
+      // A task that waited in its provider's queue and ends there (a webhook or poll that says
+      // it is done without a word of it running, its deadline) is `processing` first, in a
+      // version and event of its own: every task a provider held goes queued → processing →
+      // its end, as clients following it and `processingBetween` expect. The provider webhook's
+      // id is remembered with the end only, so that a webhook whose end is not written can
+      // come again.
+      // Written only on the version read here: a replica that wrote the task meanwhile (the same
+      // webhook delivered to two replicas, say) may have written `processing` already, and this
+      // one must not send its event twice; the task is then judged again as it is now.
+      const { inbound: _inbound, ...started } = options;
+      const running = await this.transition(task, { status: 'processing' }, { ...started, version: task.version });
+      if (running) return this.transition(running, change, options.version === undefined ? options : { ...options, version: running.version }, attempt);
+      const current = options.version === undefined ? await this.engine.tasks.get(task.id) : undefined;
+      return current && current.version !== task.version ? this.transition(current, change, options, attempt) : undefined;
+    }
     const { tasks, clock } = this.engine;
     const now = clock.now();
     const statusChanges = change.status !== undefined && change.status !== task.status;
@@ -147,8 +164,9 @@ export class TaskLifecycle {
   }
 
   /**
-   * The provider took the task (from `submitting`, held by this replica): it is now `processing`
-   * and tracked. `accepted` (the attempt's upstream id) is written in the same transaction; when
+   * The provider took the task (from `submitting`, held by this replica): it is now tracked, and
+   * `processing` unless the provider answered that it waits in its queue (Freepik `CREATED`,
+   * legacy `submitted`: `queued`, SPEC §2). `accepted` (the attempt's upstream id) is written in the same transaction; when
    * the task is no longer held here nothing is written, and the caller writes the attempt alone.
    */
   async startTracking(
@@ -162,7 +180,7 @@ export class TaskLifecycle {
       task,
       {
         phase: 'tracking',
-        status: 'processing',
+        status: result.status === 'queued' ? 'queued' : 'processing',
         provider: runtime.id,
         providerTaskId: result.ref.providerTaskId,
         providerStatus: result.providerStatus,
@@ -381,12 +399,14 @@ export class TaskLifecycle {
       );
     }
     const reported = this.reportedCost(task, runtime, report.reportedCredits, true);
+    // Still in the provider's queue (or a word not known, which moves nothing): `queued`; once
+    // it runs, `processing`. An upstream that moves a running task back is not believed.
+    const stillWaiting = task.status === 'queued' && (report.status === 'queued' || report.status === 'unknown');
     return this.transition(
       task,
       {
         providerStatus: report.providerStatus,
-        // An upstream that moved the task back is not believed: it stays processing.
-        status: 'processing',
+        status: stillWaiting ? 'queued' : 'processing',
         ...(schedule ? { nextPollAt: schedule.nextPollAt, pollCount: schedule.pollCount } : {}),
         ...releaseHeldLease,
         ...(reported ? { cost: reported } : {}),

@@ -35,10 +35,11 @@ const NOTIFIED_RECHECK_MS = 5_000;
 /**
  * The `processing` a task went through between `before` (`queued`) and `after` (terminal) when
  * no version of it was seen here (another replica's changes are read back whole, and by then
- * the task may be done). A provider took it (it has the provider's id: only the move to
- * `processing` sets that), and a task never goes from `processing` back to `queued`, so the
- * version just before `after` (every write adds one) was `processing`: it is given as `after`
- * tells it, without the outcome.
+ * the task may be done). A provider took it (it has the provider's id), a task a provider took
+ * reaches its end only from `processing` (one still in the provider's queue is written
+ * `processing` first, `TaskLifecycle.transition`), and a task never goes from `processing` back
+ * to `queued`, so the version just before `after` (every write adds one) was `processing`: it is
+ * given as `after` tells it, without the outcome.
  */
 function processingBetween(before: TaskRecord, after: TaskRecord): TaskRecord | undefined {
   const skipped =

@@ -102,7 +102,7 @@ describe('the gateway on Kling\'s own API with an access key and a secret key', 
       logTo: logs,
     });
     const created = await gw.create({ model: 'kling-v2-6', prompt: 'a fox at dawn', duration: 5 });
-    expect(created.body).toMatchObject({ status: 'processing', provider: 'kling-legacy' });
+    expect(created.body).toMatchObject({ status: 'queued', provider: 'kling-legacy' });
     const done = await gw.finish(created.body.id);
     expect(done.status).toBe('succeeded');
     expect(seen[0]).toBe('POST /v1/videos/text2video');
@@ -122,11 +122,11 @@ describe('the gateway on Kling\'s own API with an access key and a secret key', 
     const baseUrl = await simulator.listen(0, '127.0.0.1');
     const endpoint: ProviderEndpoint = { baseUrl, apiKey: '', accessKey: ACCESS_KEY, secretKey: SECRET_KEY, apiShape: 'official', simulated: true, runTimeMs: 5_000 };
     gw = await startTestGateway({ clock, endpoints: new Map([['kling-legacy', endpoint]]), simulators: new Map([['kling-legacy', simulator]]) });
-    expect((await gw.create({ model: 'kling-v1', prompt: 'first' })).body.status).toBe('processing');
+    expect((await gw.create({ model: 'kling-v1', prompt: 'first' })).body.status).toBe('queued');
     // 40 minutes on: the first token would have expired; a new one is signed and accepted.
     await gw.clock.advance(40 * 60_000);
     const later = await gw.create({ model: 'kling-v1', prompt: 'second' });
-    expect(later.body.status).toBe('processing');
+    expect(later.body.status).toBe('queued');
     expect(later.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted' })]);
   });
 });

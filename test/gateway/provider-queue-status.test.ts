@@ -1,0 +1,80 @@
+/**
+ * SPEC §2: a provider's own queue word (Freepik `CREATED`, legacy `submitted`) is `queued`. Such a
+ * task has its upstream id (a provider holds it and bills it), so a cancel answers 409; it becomes
+ * `processing` when the provider says it runs. One the provider ends straight from its queue is
+ * written `processing` first, so clients following it see queued → processing → its end.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+/** Nothing listens here: deliveries are only looked at in the store. */
+const NO_RECEIVER = 'http://127.0.0.1:9/hooks';
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+});
+
+async function postFreepikWebhook(gateway: TestGateway, body: unknown) {
+  const raw = JSON.stringify(body);
+  const id = `wh_${Math.random().toString(16).slice(2)}`;
+  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
+  const signature = signFreepikWebhook(gateway.endpoints.get('freepik')!.webhookSecret!, id, timestamp, raw);
+  return gateway.request('POST', '/v1/webhooks/freepik', raw, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature }, null);
+}
+
+const eventTypes = async (gateway: TestGateway, id: string) =>
+  (await gateway.gateway.store.listDeliveries(id)).map((delivery) => delivery.event_type);
+
+it.each([
+  ['freepik', 'CREATED'],
+  ['kling-legacy', 'submitted'],
+])('shows a task %s holds in its queue as queued with its upstream id, refuses to cancel it, and makes it processing when it runs', async (provider, word) => {
+  // Jobs that wait a minute in the provider's queue.
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { queued_ms: 60_000, processing_ms: 60_000 } } });
+  const created = await gw.create({ model: 'kling-v3', prompt: 'a harbour at dusk', duration: 5, routing: { providers: [provider] }, webhook_url: NO_RECEIVER });
+  expect(created.status).toBe(202);
+  expect(created.body).toMatchObject({ status: 'queued', provider, provider_status: word, provider_task_id: expect.any(String) });
+  expect((await gw.get(created.body.id)).body.status).toBe('queued');
+  // The list's status filter reads the same status.
+  expect((await gw.request('GET', '/v1/videos?status=queued')).body.data.map((task: { id: string }) => task.id)).toEqual([created.body.id]);
+
+  const cancel = await gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
+  expect(cancel.status).toBe(409);
+  expect(cancel.body.detail).toMatch(new RegExp(`accepted by ${provider}`));
+  // `queued` sends no event: nothing was delivered yet.
+  expect(await eventTypes(gw, created.body.id)).toEqual([]);
+
+  // A minute on the provider runs it; the gateway learns it (Freepik's webhook, the legacy safety poll).
+  await gw.advanceUntil(async () => (await gw!.get(created.body.id)).body.status === 'processing', 1_000, 90);
+  expect(await eventTypes(gw, created.body.id)).toEqual(['video.processing']);
+  const done = await gw.finish(created.body.id);
+  expect(done.status).toBe('succeeded');
+  expect(await eventTypes(gw, created.body.id)).toEqual(['video.processing', 'video.succeeded']);
+});
+
+it('writes processing first when the provider reports the end straight from its queue', async () => {
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { queued_ms: 600_000, processing_ms: 600_000 } } });
+  const created = await gw.create({ model: 'kling-v3', prompt: 'a lighthouse', duration: 5, routing: { providers: ['freepik'] }, webhook_url: NO_RECEIVER });
+  expect(created.body.status).toBe('queued');
+  const answer = await postFreepikWebhook(gw, { task_id: created.body.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example.com/lighthouse.mp4'] });
+  expect(answer.status).toBe(200);
+  const done = await gw.finish(created.body.id);
+  expect(done).toMatchObject({ status: 'succeeded', provider_status: 'COMPLETED' });
+  expect(await eventTypes(gw, created.body.id)).toEqual(['video.processing', 'video.succeeded']);
+});
+
+it('writes processing first when a task in its provider queue reaches its deadline', async () => {
+  gw = await startTestGateway({
+    clock: new ManualClock(Date.now()),
+    config: { tasks: { deadline_ms: 120_000 }, sandbox: { queued_ms: 3_600_000, processing_ms: 60_000 } },
+  });
+  const created = await gw.create({ model: 'kling-v3', prompt: 'a long wait', duration: 5, routing: { providers: ['freepik'] }, webhook_url: NO_RECEIVER });
+  expect(created.body.status).toBe('queued');
+  const ended = await gw.finish(created.body.id, 5_000);
+  expect(ended).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
+  expect(await eventTypes(gw, created.body.id)).toEqual(['video.processing', 'video.failed']);
+});
