@@ -265,8 +265,9 @@ describe('the gateway against a fake that keeps to seed 002', () => {
     const answer = await gw.request('POST', new URL(fake.creates[0]!.body.callback_url).pathname, taskB, {}, null);
     expect(answer.status).toBe(400);
     await gw.gateway.runOnce();
-    expect((await gw.get(a.body.id)).body.status).toBe('processing');
-    expect((await gw.get(b.body.id)).body.status).toBe('processing');
+    // Both still wait in the aggregator's queue (`submitted`), as before the refused callback.
+    expect((await gw.get(a.body.id)).body.status).toBe('queued');
+    expect((await gw.get(b.body.id)).body.status).toBe('queued');
   });
 
   it('a create accepted but unanswered is adopted by its callback, not sent again', async () => {
@@ -303,9 +304,10 @@ describe('the gateway against a fake that keeps to seed 002', () => {
     const created = await gw.create({ model: 'kling-v1', quality: 'std', prompt: 'y', duration: 5 });
     expect(created.body).toMatchObject({ status: 'queued', error: null });
     expect(created.body.attempts).toEqual([expect.objectContaining({ outcome: 'failed', error_code: 'provider_error', provider_code: '1303', http_status: 429 })]);
-    for (let i = 0; i < 20 && (await gw.get(created.body.id)).body.status === 'queued'; i++) await gw.advance(5_000);
+    // Waiting at the gateway has no upstream id; once sent again the aggregator holds it.
+    for (let i = 0; i < 20 && !(await gw.get(created.body.id)).body.provider_task_id; i++) await gw.advance(5_000);
     const later = (await gw.get(created.body.id)).body;
-    expect(later.status).toBe('processing');
+    expect(later).toMatchObject({ status: 'queued', provider_status: 'submitted', provider_task_id: expect.any(String) });
     expect(later.attempts.map((attempt: { outcome: string }) => attempt.outcome)).toEqual(['failed', 'accepted']);
     expect(fake.creates).toHaveLength(2);
     expect(fake.creates[1]!.body.external_task_id).not.toBe(fake.creates[0]!.body.external_task_id);
@@ -326,7 +328,7 @@ describe('the gateway against a fake that keeps to seed 002', () => {
     gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: API_KEY, simulated: false } } });
     fake.createErrors.push([status, body]);
     const created = await gw.create({ model: 'kling-v3', prompt: 'x', duration: 5, routing: { providers: ['kling-legacy', 'freepik'] } });
-    expect(created.body).toMatchObject({ status: 'processing', provider: 'freepik' });
+    expect(created.body).toMatchObject({ status: 'queued', provider: 'freepik', provider_task_id: expect.any(String) });
     expect(created.body.attempts.map((attempt: { provider: string; error_code: string | null }) => [attempt.provider, attempt.error_code])).toEqual([
       ['kling-legacy', code],
       ['freepik', null],
