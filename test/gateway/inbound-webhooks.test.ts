@@ -244,21 +244,31 @@ describe('legacy Kling-API callbacks', () => {
     expect(fetched).toBe(before + 1);
   });
 
-  it('does not spend an upstream call on a callback that only claims progress', async () => {
+  it('checks a progress callback with one upstream call while the task waits in the queue, and spends none once it runs', async () => {
     const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
     const task = await gw.gateway.store.getTask(created.body.id);
     const statusCalls = () => gw.simulator('kling-legacy').requests.filter((r) => r.method === 'GET').length;
+    const claimProgress = async () => {
+      const answer = await gw.request(
+        'POST',
+        `/v1/webhooks/kling-legacy/${task!.callback_token}`,
+        JSON.stringify({ task_id: created.body.provider_task_id, task_status: 'processing' }),
+        {},
+        null,
+      );
+      expect(answer.status).toBe(200);
+      await gw.gateway.runOnce();
+    };
     const before = statusCalls();
-    const answer = await gw.request(
-      'POST',
-      `/v1/webhooks/kling-legacy/${task!.callback_token}`,
-      JSON.stringify({ task_id: created.body.provider_task_id, task_status: 'processing' }),
-      {},
-      null,
-    );
-    expect(answer.status).toBe(200);
-    await gw.gateway.runOnce();
-    expect(statusCalls()).toBe(before);
+    await claimProgress();
+    expect(statusCalls()).toBe(before + 1);
+    // The aggregator still says `submitted`: the callback's word is not believed.
+    expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'queued', provider_status: 'submitted' });
+
+    await gw.advanceUntil(async () => (await gw.get(created.body.id)).body.status === 'processing', 500, 20);
+    const running = statusCalls();
+    await claimProgress();
+    expect(statusCalls()).toBe(running);
   });
 
   it('refuses a callback naming another task id', async () => {

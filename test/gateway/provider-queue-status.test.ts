@@ -78,3 +78,18 @@ it('writes processing first when a task in its provider queue reaches its deadli
   expect(ended).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
   expect(await eventTypes(gw, created.body.id)).toEqual(['video.processing', 'video.failed']);
 });
+
+it('confirms a legacy progress callback on a task in its queue with one poll, so it reads processing long before the safety poll', async () => {
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { queued_ms: 1_000, processing_ms: 600_000 } } });
+  const created = await gw.create({ model: 'kling-v1', prompt: 'a paper boat', duration: 5, routing: { providers: ['kling-legacy'] } });
+  expect(created.body).toMatchObject({ status: 'queued', provider_status: 'submitted' });
+  const statusCalls = () => gw!.simulator('kling-legacy').requests.filter((request) => request.method === 'GET').length;
+  expect(statusCalls()).toBe(0);
+  // The aggregator calls back once the job runs (after 1 s); the safety poll would come at 60 s.
+  await gw.advanceUntil(async () => (await gw!.get(created.body.id)).body.status === 'processing', 500, 20);
+  expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'processing', provider_status: 'processing' });
+  expect(statusCalls()).toBe(1);
+  // Progress news about a running task changes nothing: no further fetch.
+  await gw.advance(5_000);
+  expect(statusCalls()).toBe(1);
+});

@@ -402,10 +402,12 @@ export class InboundWebhooks {
     }
     if (named && task.providerTaskId && named !== task.providerTaskId) throw this.mismatch(providerId);
     // Unsigned: believe nothing in the body. A claim that the task finished is confirmed by
-    // asking the provider now; a progress claim changes nothing and waits for the next poll.
+    // asking the provider now; so is news of a task still in the provider's queue (`queued`: it
+    // may run now, which its caller would otherwise learn only at the safety poll). A progress
+    // claim about a running task changes nothing and waits for the next poll.
     const claimsFinished = provider.callbackClaimsFinished?.(body) ?? true;
     metrics.inboundWebhooks.inc({ provider: providerId, outcome: claimsFinished ? 'confirming' : 'progress' });
-    if (claimsFinished) await this.tracker.pollSoon(task);
+    if (claimsFinished || task.status === 'queued') await this.tracker.pollSoon(task);
     return { received: true, matched: true };
   }
 
