@@ -234,8 +234,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     summary: 'Create a video generation task',
     description:
       'Validates the request, picks a provider by policy and submits it (failing over when the provider certainly ' +
-      'did not take it). Answers with the task: `processing` once a provider accepted it, `queued` while it waits for ' +
-      'a provider slot, or `failed` when no provider would take it.',
+      'did not take it). Answers with the task: `queued` with its `provider_task_id` once a provider accepted it into its ' +
+      'own queue, `processing` once it runs, `queued` with no `provider_task_id` while it waits for a provider slot, or `failed` ' +
+      'when no provider would take it.',
     security,
     request: {
       headers: z.object({
@@ -401,7 +402,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       400: problem('Invalid query.'),
       401: problem('No gateway key and no valid signed link.'),
       404: problem('No such task for this tenant, or no output at that index.'),
-      409: problem('The task is still generating, or the output is still being copied (the task is processing either way).'),
+      409: problem('The task is still waiting or generating, or the output is still being copied.'),
       410: problem('The stored copy was deleted after its retention, or was never stored and the provider no longer has it.'),
       416: problem('The range is outside the file (`Content-Range: bytes */<size>`).'),
       503: problem('Storage could not read the stored copy right now (`Retry-After`).'),
@@ -557,7 +558,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
   });
 
   for (const [type, status] of [
-    ['video.processing', 'a provider accepted the task (`processing`)'],
+    ['video.processing', 'the provider runs the task (`processing`)'],
     ['video.succeeded', 'the task `succeeded`: `data.outputs` holds the results'],
     ['video.failed', 'the task `failed`: `data.error` says why'],
     ['video.canceled', 'the task was `canceled`'],

@@ -13,7 +13,7 @@ export interface paths {
         put?: never;
         /**
          * Create a video generation task
-         * @description Validates the request, picks a provider by policy and submits it (failing over when the provider certainly did not take it). Answers with the task: `processing` once a provider accepted it, `queued` while it waits for a provider slot, or `failed` when no provider would take it.
+         * @description Validates the request, picks a provider by policy and submits it (failing over when the provider certainly did not take it). Answers with the task: `queued` with its `provider_task_id` once a provider accepted it into its own queue, `processing` once it runs, `queued` with no `provider_task_id` while it waits for a provider slot, or `failed` when no provider would take it.
          */
         post: operations["createVideo"];
         delete?: never;
@@ -322,7 +322,7 @@ export interface webhooks {
         get?: never;
         put?: never;
         /**
-         * video.processing: a provider accepted the task (`processing`)
+         * video.processing: the provider runs the task (`processing`)
          * @description Sent to the task's `webhook_url` once per event, signed with Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, the tenant's `whsec_` secret; while the tenant rotates it, one `v1,` signature per secret, space-separated, so either secret verifies). `data` is the task as `GET /v1/videos/{id}` answers it at that change. Its deliveries are listed by `GET /v1/videos/{id}/webhooks`.
          */
         post: operations["onVideoProcessing"];
@@ -1569,7 +1569,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task is still generating, or the output is still being copied (the task is processing either way). */
+            /** @description The task is still waiting or generating, or the output is still being copied. */
             409: {
                 headers: {
                     [name: string]: unknown;
