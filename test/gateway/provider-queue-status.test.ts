@@ -4,7 +4,8 @@
  * `processing` when the provider says it runs. One the provider ends straight from its queue is
  * written `processing` first, so clients following it see queued → processing → its end.
  */
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
+import type { StatusReport } from '../../src/core/upstream/provider.js';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
@@ -14,6 +15,7 @@ const NO_RECEIVER = 'http://127.0.0.1:9/hooks';
 
 let gw: TestGateway | undefined;
 afterEach(async () => {
+  vi.restoreAllMocks();
   await gw?.close();
   gw = undefined;
 });
@@ -92,4 +94,23 @@ it('confirms a legacy progress callback on a task in its queue with one poll, so
   // Progress news about a running task changes nothing: no further fetch.
   await gw.advance(5_000);
   expect(statusCalls()).toBe(1);
+});
+
+it('sends video.processing once when a poll and a webhook both learn that a task in its provider queue runs', async () => {
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { queued_ms: 600_000, processing_ms: 600_000 } } });
+  const created = await gw.create({ model: 'kling-v3', prompt: 'a lantern', duration: 5, routing: { providers: ['freepik'] }, webhook_url: NO_RECEIVER });
+  expect(created.body.status).toBe('queued');
+  const { store, engine, tracker } = gw.gateway;
+  const running: StatusReport = { status: 'processing', providerStatus: 'IN_PROGRESS', outputs: [] };
+  // A webhook saying it runs is read while the task is still queued ...
+  const readByWebhook = (await engine.tasks.get(created.body.id))!;
+  // ... and a poll that heard the same word writes processing first.
+  vi.spyOn(engine.runtimes.get('freepik')!.provider, 'getStatus').mockResolvedValueOnce(running);
+  await store.updateTask(created.body.id, { next_poll_at: gw.clock.now() });
+  await tracker.tick();
+  expect((await gw.get(created.body.id)).body.status).toBe('processing');
+  await tracker.onWebhook(readByWebhook, running);
+
+  expect((await gw.get(created.body.id)).body.status).toBe('processing');
+  expect(await eventTypes(gw, created.body.id)).toEqual(['video.processing']);
 });

@@ -123,17 +123,23 @@ export class TaskLifecycle {
     // The event carries the task as it reads after this write, the attempt written with it included.
     const attempts = attempt ? recorded.map((entry) => (entry.seq === attempt.seq ? withAttemptChange(entry, attempt.change) : entry)) : recorded;
     const { links } = this.engine;
+    // Sent only when this write gave the task its status (it took it at this version): `task` may
+    // be a stale read, and a replica that heard the same news first (a poll and a webhook both
+    // saying a task in its provider's queue runs) has sent the event already.
     const delivery =
       eventType && task.webhookUrl
-        ? (changed: TaskRecord): NewDelivery => ({
-            id: `msg_${randomBytes(12).toString('hex')}`,
-            taskId: changed.id,
-            tenant: changed.tenant,
-            url: changed.webhookUrl ?? '',
-            eventType,
-            payload: JSON.stringify({ type: eventType, timestamp: new Date(now).toISOString(), data: toTask(changed, attempts, links, this.engine.secrets) }),
-            createdAt: now,
-          })
+        ? (changed: TaskRecord): NewDelivery | undefined =>
+            changed.statusVersion !== changed.version
+              ? undefined
+              : {
+                  id: `msg_${randomBytes(12).toString('hex')}`,
+                  taskId: changed.id,
+                  tenant: changed.tenant,
+                  url: changed.webhookUrl ?? '',
+                  eventType,
+                  payload: JSON.stringify({ type: eventType, timestamp: new Date(now).toISOString(), data: toTask(changed, attempts, links, this.engine.secrets) }),
+                  createdAt: now,
+                }
         : undefined;
     // What other providers may have billed, as the ledger found it in the transaction that ended
     // the task (its last try): counted below only if that change was written, so once.
