@@ -195,7 +195,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
       }
       // A gateway that does not say (an older one) is not taken to say no.
       const cannotCancel = providers.data.filter((provider) => provider.can_cancel === false).map((provider) => provider.id);
-      if (cannotCancel.length > 0) out.note(`cannot cancel a task they accepted (cancel works only while it is queued): ${cannotCancel.join(', ')}`);
+      if (cannotCancel.length > 0) out.note(`cannot cancel a task they accepted (cancel works only while it waits at the gateway: queued, no provider task id): ${cannotCancel.join(', ')}`);
       out.note('queued = tasks waiting for any provider; success and latency over the last 10 minutes of upstream calls');
     });
 

@@ -541,7 +541,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
 
   program
     .command('cancel')
-    .description('cancel a task still queued, or one its provider can cancel (`providers` names those that cannot); otherwise 409')
+    .description('cancel a task still waiting at the gateway (queued, no provider task id), or one its provider can cancel (`providers` names those that cannot); otherwise 409')
     .argument('<id>', 'task id (vid_…)', taskId)
     .action(async (id: string, _options: unknown, command: Command) => {
       const out = context.outputFor(command);

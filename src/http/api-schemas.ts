@@ -95,7 +95,8 @@ export const ProviderStatus = z
     can_cancel: z.boolean().meta({
       description:
         'Whether the provider can cancel a task it accepted. When false, `POST /v1/videos/{id}/cancel` cancels its tasks only while they are ' +
-        '`queued` (no provider holds them yet) and answers `409` once it holds one.',
+        'waiting at the gateway (`queued` with no `provider_task_id`) and answers `409` once it holds one, also while it is `queued` in ' +
+        "the provider's own queue (`provider_task_id` set).",
     }),
     circuit: z.enum(['closed', 'open', 'half_open', 'isolated']),
     in_flight: z.number().int(),

@@ -182,8 +182,11 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     for (const provider of standing.data) {
       expect(providers.stdout).toMatch(new RegExp(`^${provider.id} +${provider.mode} +${provider.circuit.replace('_', '-')} +\\d+/${provider.max_in_flight} `, 'm'));
     }
-    // None of the three can cancel a task it accepted: `cancel` works on their tasks only while queued.
-    expect(providers.stderr).toContain('cannot cancel a task they accepted (cancel works only while it is queued): freepik, kling3api, kling-legacy');
+    // None of the three can cancel a task it accepted: `cancel` works on their tasks only while they
+    // wait at the gateway (a task `queued` in the provider's own queue has been accepted).
+    expect(providers.stderr).toContain(
+      'cannot cancel a task they accepted (cancel works only while it waits at the gateway: queued, no provider task id): freepik, kling3api, kling-legacy',
+    );
     expect(models.stdout).toMatch(/^kling-v3\n {2}text-to-video +freepik +pro,std +prompt\|multi_shot$/m);
   });
 

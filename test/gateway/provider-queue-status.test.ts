@@ -9,6 +9,7 @@ import type { StatusReport } from '../../src/core/upstream/provider.js';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { runCliCaptured } from '../support/cli-run.js';
 
 /** Nothing listens here: deliveries are only looked at in the store. */
 const NO_RECEIVER = 'http://127.0.0.1:9/hooks';
@@ -113,4 +114,16 @@ it('sends video.processing once when a poll and a webhook both learn that a task
 
   expect((await gw.get(created.body.id)).body.status).toBe('processing');
   expect(await eventTypes(gw, created.body.id)).toEqual(['video.processing']);
+});
+
+it('says a cancel works only while a task waits at the gateway, not while it is queued in its provider queue', async () => {
+  gw = await startTestGateway();
+  // The API's description of can_cancel, as the OpenAPI document and the typed client carry it.
+  const document = (await gw.request('GET', '/openapi.json')).body;
+  const canCancel: string = document.components.schemas.ProviderStatus.properties.can_cancel.description;
+  expect(canCancel).toContain('no `provider_task_id`');
+  expect(canCancel).not.toMatch(/only while they are `queued` \(no provider holds them yet\)/);
+  // The CLI's cancel help.
+  const help = await runCliCaptured(['cancel', '--help'], { env: {} });
+  expect(help.stdout.replace(/\s+/g, ' ')).toContain('cancel a task still waiting at the gateway (queued, no provider task id)');
 });

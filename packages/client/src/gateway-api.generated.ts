@@ -819,7 +819,7 @@ export interface components {
              */
             mode: "live" | "simulator" | "disabled";
             disabled_reason: string | null;
-            /** @description Whether the provider can cancel a task it accepted. When false, `POST /v1/videos/{id}/cancel` cancels its tasks only while they are `queued` (no provider holds them yet) and answers `409` once it holds one. */
+            /** @description Whether the provider can cancel a task it accepted. When false, `POST /v1/videos/{id}/cancel` cancels its tasks only while they are waiting at the gateway (`queued` with no `provider_task_id`) and answers `409` once it holds one, also while it is `queued` in the provider's own queue (`provider_task_id` set). */
             can_cancel: boolean;
             /** @enum {string} */
             circuit: "closed" | "open" | "half_open" | "isolated";
