@@ -6,8 +6,8 @@
  */
 import { afterEach, expect, it, vi } from 'vitest';
 import type { StatusReport } from '../../src/core/upstream/provider.js';
-import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { ManualClock } from '../../src/core/clock.js';
+import { postFreepikWebhook } from '../support/freepik-webhook.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 import { runCliCaptured } from '../support/cli-run.js';
 
@@ -20,14 +20,6 @@ afterEach(async () => {
   await gw?.close();
   gw = undefined;
 });
-
-async function postFreepikWebhook(gateway: TestGateway, body: unknown) {
-  const raw = JSON.stringify(body);
-  const id = `wh_${Math.random().toString(16).slice(2)}`;
-  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
-  const signature = signFreepikWebhook(gateway.endpoints.get('freepik')!.webhookSecret!, id, timestamp, raw);
-  return gateway.request('POST', '/v1/webhooks/freepik', raw, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature }, null);
-}
 
 const eventTypes = async (gateway: TestGateway, id: string) =>
   (await gateway.gateway.store.listDeliveries(id)).map((delivery) => delivery.event_type);

@@ -7,8 +7,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { capturedLogs } from '../support/captured-logs.js';
+import { postFreepikWebhook } from '../support/freepik-webhook.js';
 import { OTHER_TENANT_KEY, startTestGateway, TENANT_WEBHOOK_SECRET, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway | undefined;
@@ -19,14 +19,6 @@ afterEach(async () => {
   await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
   upstream = undefined;
 });
-
-async function postFreepikWebhook(gateway: TestGateway, body: unknown) {
-  const raw = JSON.stringify(body);
-  const id = `wh_${Math.random().toString(16).slice(2)}`;
-  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
-  const signature = signFreepikWebhook(gateway.endpoints.get('freepik')!.webhookSecret!, id, timestamp, raw);
-  return gateway.request('POST', '/v1/webhooks/freepik', raw, { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature }, null);
-}
 
 const request = { model: 'kling-v3', prompt: 'untrusted', duration: 5 };
 
