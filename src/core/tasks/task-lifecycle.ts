@@ -6,8 +6,7 @@
  * nothing and returns undefined.
  */
 import { randomBytes } from 'node:crypto';
-import type { AttemptOutcome, ChargeAtRisk, TaskCost, TaskError, TaskStatus } from '../model/canonical.js';
-import { TERMINAL_STATUSES } from '../model/canonical.js';
+import { TERMINAL_STATUSES, type AttemptOutcome, type ChargeAtRisk, type TaskCost, type TaskError, type TaskStatus } from '../model/canonical.js';
 import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
@@ -105,15 +104,12 @@ export class TaskLifecycle {
       // version and event of its own: every task a provider held goes queued → processing →
       // its end, as clients following it and `processingBetween` expect. The provider webhook's
       // id is remembered with the end only, so that a webhook whose end is not written can
-      // come again.
-      // Written only on the version read here: a replica that wrote the task meanwhile (the same
-      // webhook delivered to two replicas, say) may have written `processing` already, and this
-      // one must not send its event twice; the task is then judged again as it is now.
+      // come again. `task` may be a stale read (another replica wrote `processing` meanwhile):
+      // the write then changes no status and sends no event (see `delivery` below).
       const { inbound: _inbound, ...started } = options;
-      const running = await this.transition(task, { status: 'processing' }, { ...started, version: task.version });
-      if (running) return this.transition(running, change, options.version === undefined ? options : { ...options, version: running.version }, attempt);
-      const current = options.version === undefined ? await this.engine.tasks.get(task.id) : undefined;
-      return current && current.version !== task.version ? this.transition(current, change, options, attempt) : undefined;
+      const running = await this.transition(task, { status: 'processing' }, started);
+      if (!running) return undefined;
+      return this.transition(running, change, options.version === undefined ? options : { ...options, version: running.version }, attempt);
     }
     const { tasks, clock } = this.engine;
     const now = clock.now();
