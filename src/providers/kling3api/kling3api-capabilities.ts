@@ -3,7 +3,7 @@
  * qualities, each naming the upstream `type` it maps to.
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Available Models" and "Request Body".
  */
-import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
+import type { Model, Operation, Quality } from '../../core/model/canonical.js';
 import type { FieldRule, Offering } from '../../core/model/offerings.js';
 import type { Kling3apiTaskType } from './kling3api-schemas.js';
 
@@ -83,25 +83,17 @@ function upstreamOf(types: Record<Quality, Kling3apiTaskType>): string {
   return `POST /api/generate type=${types.pro}|${types.std}`;
 }
 
-function offering(
-  model: Model,
-  operation: Operation,
-  fields: Offering['fields'],
-  check?: (request: VideoRequest) => string[],
-): Offering {
+function offering(model: Model, operation: Operation, fields: Offering['fields'], requiredOneOf?: Offering['requiredOneOf']): Offering {
   const types = KLING3API_TASK_TYPES[model]?.[operation];
   if (!types) throw new Error(`kling3api has no type for ${model} ${operation}`);
-  return { model, qualities: ['pro', 'std'], operation, upstream: upstreamOf(types), fields, ...(check ? { check } : {}) };
+  return { model, qualities: ['pro', 'std'], operation, upstream: upstreamOf(types), fields, ...(requiredOneOf ? { requiredOneOf } : {}) };
 }
 
-/** Reference-to-video needs something to refer to: a video, images, or both (seed 004 "Request Body"). */
-function checkReferenceInputs(request: VideoRequest): string[] {
-  const hasImages = (request.reference_images?.length ?? 0) > 0;
-  if (!hasImages && request.reference_video_url === undefined) {
-    return ['reference-to-video needs reference_images, reference_video_url, or both'];
-  }
-  return [];
-}
+/**
+ * Reference-to-video needs something to refer to: a video, images, or both (seed 004 "Request
+ * Body"). A group, not a check of its own, so that `/v1/models` lists it as `required_one_of`.
+ */
+const REFERENCE_INPUTS: Offering['requiredOneOf'] = [['reference_images', 'reference_video_url']];
 
 /** Everything kling3api.com serves. Read by validation, quotes, `/v1/models` and the router. */
 export const KLING3API_OFFERINGS: readonly Offering[] = [
@@ -151,7 +143,7 @@ export const KLING3API_OFFERINGS: readonly Offering[] = [
       reference_images: referenceImages,
       reference_video_url: referenceVideo,
     },
-    checkReferenceInputs,
+    REFERENCE_INPUTS,
   ),
   // Video edit: duration is "auto" (seed 004 "Kling Video O3" table), and the output follows
   // the source video's frame, so neither duration nor aspect_ratio has a rule: a caller who

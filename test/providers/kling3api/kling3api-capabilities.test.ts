@@ -110,7 +110,7 @@ describe('kling3api offerings', () => {
       'video_url is required for kling-v3-omni video-edit',
     ]);
     expect(matchUnparsed({ model: 'kling-v3-omni', operation: 'reference-to-video', prompt: 'x' }).reasons).toEqual([
-      'reference-to-video needs reference_images, reference_video_url, or both',
+      'kling-v3-omni reference-to-video needs reference_images or reference_video_url',
     ]);
   });
 

@@ -528,7 +528,7 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     expect(fake.creates).toHaveLength(2);
   });
 
-  it('/v1/models names kling3api for the seed\'s twelve types', async () => {
+  it('/v1/models names kling3api for the seed\'s twelve types, and says what reference-to-video needs', async () => {
     const { gw } = await start();
     const models = (await gw.request('GET', '/v1/models')).body.data;
     const served = models.flatMap((model: any) =>
@@ -539,6 +539,12 @@ describe('the gateway against a fake that keeps to seed 004', () => {
       ),
     );
     expect(served).toHaveLength(Object.keys(TYPES).length);
+    const reference = models
+      .find((model: any) => model.model === 'kling-v3-omni')
+      .operations.find((operation: any) => operation.operation === 'reference-to-video')
+      .providers.find((provider: any) => provider.provider === 'kling3api');
+    // The router refuses a reference-to-video with neither (above): the catalogue says so too.
+    expect(reference.required_one_of).toEqual([['reference_images', 'reference_video_url']]);
   });
 
   it('all of the gateway\'s requests carried the Bearer key', async () => {
