@@ -3,7 +3,7 @@
  * qualities, each naming the upstream `type` it maps to.
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Available Models" and "Request Body".
  */
-import type { Model, Operation, Quality } from '../../core/model/canonical.js';
+import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
 import type { FieldRule, Offering } from '../../core/model/offerings.js';
 import type { Kling3apiTaskType } from './kling3api-schemas.js';
 
@@ -83,10 +83,10 @@ function upstreamOf(types: Record<Quality, Kling3apiTaskType>): string {
   return `POST /api/generate type=${types.pro}|${types.std}`;
 }
 
-function offering(model: Model, operation: Operation, fields: Offering['fields'], requiredOneOf?: Offering['requiredOneOf']): Offering {
+function offering(model: Model, operation: Operation, fields: Offering['fields'], rules: Pick<Offering, 'requiredOneOf' | 'check'> = {}): Offering {
   const types = KLING3API_TASK_TYPES[model]?.[operation];
   if (!types) throw new Error(`kling3api has no type for ${model} ${operation}`);
-  return { model, qualities: ['pro', 'std'], operation, upstream: upstreamOf(types), fields, ...(requiredOneOf ? { requiredOneOf } : {}) };
+  return { model, qualities: ['pro', 'std'], operation, upstream: upstreamOf(types), fields, ...rules };
 }
 
 /**
@@ -94,6 +94,18 @@ function offering(model: Model, operation: Operation, fields: Offering['fields']
  * Body"). A group, not a check of its own, so that `/v1/models` lists it as `required_one_of`.
  */
 const REFERENCE_INPUTS: Offering['requiredOneOf'] = [['reference_images', 'reference_video_url']];
+
+/**
+ * A video edit is not silent video: the source's sound stays or goes by `keep_original_sound`,
+ * whose default the seed does not give. An `audio: false` the caller wrote would be dropped
+ * unsaid (the core takes "no audio" from an offering with no audio rule as what it makes), so
+ * it is a reason instead, naming the field that does it.
+ */
+function checkEditAudio(request: VideoRequest, explicit: ReadonlySet<string>): string[] {
+  // An explicit `audio: true` is refused by the table already (no audio rule).
+  if (!explicit.has('audio') || request.audio !== false) return [];
+  return [`audio is not supported for ${request.model} video-edit; keep_original_sound keeps or drops the source video's sound`];
+}
 
 /** Everything kling3api.com serves. Read by validation, quotes, `/v1/models` and the router. */
 export const KLING3API_OFFERINGS: readonly Offering[] = [
@@ -143,7 +155,7 @@ export const KLING3API_OFFERINGS: readonly Offering[] = [
       reference_images: referenceImages,
       reference_video_url: referenceVideo,
     },
-    REFERENCE_INPUTS,
+    { requiredOneOf: REFERENCE_INPUTS },
   ),
   // Video edit: duration is "auto" (seed 004 "Kling Video O3" table), and the output follows
   // the source video's frame, so neither duration nor aspect_ratio has a rule: a caller who
@@ -153,5 +165,5 @@ export const KLING3API_OFFERINGS: readonly Offering[] = [
     negative_prompt: negativePrompt,
     video_url: sourceVideo,
     keep_original_sound: keepOriginalSound,
-  }),
+  }, { check: checkEditAudio }),
 ];

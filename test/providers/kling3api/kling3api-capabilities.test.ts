@@ -114,6 +114,15 @@ describe('kling3api offerings', () => {
     ]);
   });
 
+  it('refuses audio on a video edit, whichever way it is asked, with one reason', () => {
+    const edit = { model: 'kling-v3-omni' as const, prompt: 'x', video_url: 'https://example.com/v.mp4' };
+    expect(matchUnparsed({ ...edit, audio: false }).reasons).toEqual([
+      "audio is not supported for kling-v3-omni video-edit; keep_original_sound keeps or drops the source video's sound",
+    ]);
+    expect(matchUnparsed({ ...edit, audio: true }).reasons).toEqual(['audio is not supported for kling-v3-omni video-edit']);
+    expect(match({ ...edit, keep_original_sound: false }).reasons).toEqual([]);
+  });
+
   it('misses operations and models it does not serve', () => {
     expect(match({ model: 'kling-v3', prompt: 'x', video_url: 'https://example.com/v.mp4' }).reasons).toEqual([
       'does not serve video-edit with kling-v3; it serves kling-v3 for text-to-video, image-to-video',

@@ -428,6 +428,9 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     [{ voice_ids: ['v1'] }],
     [{ model: 'kling-v3-omni', operation: 'video-edit', video_url: VID, duration: 5 }],
     [{ model: 'kling-v3-omni', operation: 'reference-to-video' }],
+    // An edit is not silent: the source's sound goes with keep_original_sound, which the seed
+    // shows without a default; "no audio" has no field to go in, so it is not dropped unsaid.
+    [{ model: 'kling-v3-omni', operation: 'video-edit', video_url: VID, audio: false }],
   ])('a request the seed cannot take (%j) is refused with 422 and never sent', async (extra) => {
     const { gw, fake } = await start();
     const answer = await gw.create({ model: 'kling-v3', prompt: 'x', ...extra });
