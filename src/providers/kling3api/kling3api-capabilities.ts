@@ -83,10 +83,27 @@ function upstreamOf(types: Record<Quality, Kling3apiTaskType>): string {
   return `POST /api/generate type=${types.pro}|${types.std}`;
 }
 
+/**
+ * A prompt of spaces only is the "empty" prompt of seed 004's INVALID_PROMPT ("The prompt is
+ * invalid or empty"): sent, it would be refused; as a reason, routing can look elsewhere.
+ */
+function checkBlankPrompt(request: VideoRequest): string[] {
+  return request.prompt !== undefined && request.prompt.trim() === '' ? ['prompt is blank; kling3api refuses an empty prompt'] : [];
+}
+
 function offering(model: Model, operation: Operation, fields: Offering['fields'], rules: Pick<Offering, 'requiredOneOf' | 'check'> = {}): Offering {
   const types = KLING3API_TASK_TYPES[model]?.[operation];
   if (!types) throw new Error(`kling3api has no type for ${model} ${operation}`);
-  return { model, qualities: ['pro', 'std'], operation, upstream: upstreamOf(types), fields, ...rules };
+  const { check, ...groups } = rules;
+  return {
+    model,
+    qualities: ['pro', 'std'],
+    operation,
+    upstream: upstreamOf(types),
+    fields,
+    ...groups,
+    check: (request, explicit) => [...checkBlankPrompt(request), ...(check?.(request, explicit) ?? [])],
+  };
 }
 
 /**

@@ -114,6 +114,11 @@ describe('kling3api offerings', () => {
     ]);
   });
 
+  it('refuses a prompt of spaces only, the seed\'s empty prompt (INVALID_PROMPT)', () => {
+    expect(matchUnparsed({ model: 'kling-v3', prompt: ' \t ' }).reasons).toEqual(['prompt is blank; kling3api refuses an empty prompt']);
+    expect(match({ model: 'kling-v3', prompt: ' a ' }).reasons).toEqual([]);
+  });
+
   it('refuses audio on a video edit, whichever way it is asked, with one reason', () => {
     const edit = { model: 'kling-v3-omni' as const, prompt: 'x', video_url: 'https://example.com/v.mp4' };
     expect(matchUnparsed({ ...edit, audio: false }).reasons).toEqual([

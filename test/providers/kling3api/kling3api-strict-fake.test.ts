@@ -428,6 +428,8 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     [{ voice_ids: ['v1'] }],
     [{ model: 'kling-v3-omni', operation: 'video-edit', video_url: VID, duration: 5 }],
     [{ model: 'kling-v3-omni', operation: 'reference-to-video' }],
+    // INVALID_PROMPT: "The prompt is invalid or empty"; one of spaces is empty.
+    [{ prompt: ' \n\t ' }],
     // An edit is not silent: the source's sound goes with keep_original_sound, which the seed
     // shows without a default; "no audio" has no field to go in, so it is not dropped unsaid.
     [{ model: 'kling-v3-omni', operation: 'video-edit', video_url: VID, audio: false }],
