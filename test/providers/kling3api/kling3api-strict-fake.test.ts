@@ -127,7 +127,7 @@ class StrictFake {
   refusals: string[] = [];
   tasks = new Map<string, FakeTask>();
   /** Answers the next creates get instead of a task: an error of the table, or `drop` (accepted, answer lost). */
-  createErrors: (ErrorName | 'drop' | { status: number; body: unknown })[] = [];
+  createErrors: (ErrorName | 'drop' | 'hang' | { status: number; body: unknown; headers?: Record<string, string> })[] = [];
   pollErrors: ErrorName[] = [];
   errorShape: ErrorShape = 'string-code';
   /** What the next accepted create is charged, when not the table's figure. */
@@ -155,8 +155,8 @@ class StrictFake {
     return task;
   }
 
-  private answer(res: ServerResponse, status: number, body: unknown) {
-    res.writeHead(status, { 'content-type': 'application/json' });
+  private answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
   }
 
@@ -208,8 +208,13 @@ class StrictFake {
         req.socket.destroy();
         return;
       }
+      if (planned === 'hang') {
+        // Accepted, and the answer never comes.
+        this.accept(body);
+        return;
+      }
       if (typeof planned === 'string') return this.error(res, planned);
-      if (planned) return this.answer(res, planned.status, planned.body);
+      if (planned) return this.answer(res, planned.status, planned.body, planned.headers);
       const task = this.accept(body);
       return this.answer(res, 200, { code: 200, message: 'success', data: { task_id: task.task_id, status: task.status, consumed_credits: task.consumed_credits } });
     }
@@ -533,6 +538,19 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     expect(fake.creates).toHaveLength(2);
   });
 
+  it('with no other provider, a RATE_LIMITED with Retry-After is not sent again before it says', async () => {
+    const { gw, fake } = await start();
+    fake.createErrors.push({ status: 429, body: { code: 'RATE_LIMITED', message: ERRORS.RATE_LIMITED[1] }, headers: { 'retry-after': '30' } });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'x' });
+    expect(created.body).toMatchObject({ status: 'queued' });
+    for (let i = 0; i < 5; i++) await gw.advance(5_000);
+    expect(fake.creates).toHaveLength(1);
+    await gw.advance(10_000);
+    await gw.advance(5_000);
+    expect(fake.creates).toHaveLength(2);
+    expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'processing', provider_status: 'IN_PROGRESS' });
+  });
+
   it('/v1/models names kling3api for the seed\'s twelve types, and says what reference-to-video needs', async () => {
     const { gw } = await start();
     const models = (await gw.request('GET', '/v1/models')).body.data;
@@ -550,6 +568,23 @@ describe('the gateway against a fake that keeps to seed 004', () => {
       .providers.find((provider: any) => provider.provider === 'kling3api');
     // The router refuses a reference-to-video with neither (above): the catalogue says so too.
     expect(reference.required_one_of).toEqual([['reference_images', 'reference_video_url']]);
+  });
+
+  it('a create that gets no answer in time is not failed over (it may be billed)', async () => {
+    const { gw, fake } = await startWithOthers();
+    fake.createErrors.push('hang');
+    const created = await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api', 'freepik'] } });
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous', error_code: 'timeout' })]);
+    expect(created.body.provider).toBe('kling3api');
+    expect(fake.creates).toHaveLength(1);
+  });
+
+  it('a refusal worded as content policy is content_policy and not failed over', async () => {
+    const { gw, fake } = await startWithOthers();
+    fake.createErrors.push({ status: 400, body: { code: 'INVALID_PROMPT', message: 'The prompt was flagged by content moderation' } });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api', 'freepik'] } });
+    expect(created.body).toMatchObject({ status: 'failed', provider: 'kling3api', error: { code: 'content_policy', provider_code: 'INVALID_PROMPT' } });
+    expect(created.body.attempts).toHaveLength(1);
   });
 
   it('all of the gateway\'s requests carried the Bearer key', async () => {
