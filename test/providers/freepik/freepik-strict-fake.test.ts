@@ -12,7 +12,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
+import { FREEPIK_OFFERINGS } from '../../../src/providers/freepik/freepik-capabilities.js';
 import { freepikProvider } from '../../../src/providers/freepik/freepik-provider.js';
+import { variants } from '../../support/capability-requests.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
 
 const API_KEY = 'fpk-strict-fake';
@@ -296,6 +298,8 @@ async function start(webhooks = true) {
   fake = new StrictFreepik();
   const baseUrl = await fake.listen();
   gw = await startTestGateway({
+    // Room for every create of the sweep below at once.
+    config: { providers: { freepik: { max_in_flight: 1_000 } }, limits: { creates_per_minute: 1_000 } },
     clock: new ManualClock(Date.now()),
     providers: [freepikProvider],
     endpoints: new Map([['freepik', { baseUrl, apiKey: API_KEY, simulated: false, ...(webhooks ? { webhookSecrets: [WEBHOOK_SECRET] } : {}) }]]),
@@ -427,6 +431,36 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     expect(fake.creates[0]!.body.webhook_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/webhooks\/freepik\/[^/]+$/);
   });
 
+  it('every request the capabilities declare served (each field at its values and edges) reaches its endpoint in a body the seed accepts', async () => {
+    const { gw, fake } = await start();
+    const sent: string[] = [];
+    for (const offering of FREEPIK_OFFERINGS) {
+      for (const quality of offering.qualities) {
+        for (const variant of variants(offering, quality)) {
+          const before = fake.creates.length;
+          // Within Freepik's documented 50 hits/s, which the gateway keeps to.
+          await gw.clock.advance(50);
+          const created = await gw.create(variant.input);
+          const label = `${offering.model} ${offering.operation} ${quality} ${variant.label}`;
+          // A variant the offering does not serve (shots with no durations on Kling 3) is refused before Freepik.
+          if (created.status === 422) {
+            expect(fake.creates.length, label).toBe(before);
+            continue;
+          }
+          expect(created.status, label).toBe(202);
+          expect(fake.refusals, label).toEqual([]);
+          expect(fake.creates.length, label).toBe(before + 1);
+          const { path } = fake.creates.at(-1)!;
+          const family = (variant.input as { reference_video_url?: string }).reference_video_url ? '/v1/ai/reference-to-video/' : '/v1/ai/video/';
+          expect(path, label).toBe(`${family}${offering.model}-${quality}`);
+          sent.push(path);
+        }
+      }
+    }
+    expect(new Set(sent)).toEqual(new Set(Object.keys(CREATES)));
+    expect(sent.length).toBeGreaterThan(150);
+  });
+
   it('a webhook-tracked task: CREATED is queued with its id, IN_PROGRESS processing, COMPLETED succeeded with the generated URL and an estimated cost', async () => {
     const { gw, fake } = await start();
     const created = await gw.create({ model: 'kling-v3', quality: 'pro', prompt: 'a fox', duration: 5 });
@@ -481,12 +515,14 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     expect(new Set(fake.gets)).toEqual(new Set([`${family}/${task.task_id}`]));
   });
 
-  it('a FAILED task is failed with a provider_error', async () => {
+  it('a FAILED task is failed with a provider_error, at its estimated cost', async () => {
     const { gw } = await start(false);
     const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 5 });
     taskOf(created.body.provider_task_id).status = 'FAILED';
     const done = await gw.finish(created.body.id, 5_000);
     expect(done).toMatchObject({ status: 'failed', provider_status: 'FAILED', error: { code: 'provider_error' } });
+    // No charge is reported and none of the seeds says a failure is free: the estimate (8.4 credits a second, 5 s, Standard).
+    expect(done.cost).toMatchObject({ credits: 42, estimated: true });
   });
 
   it('polls answered 500, 503 and 401 do not end the task; the next answer does', async () => {
@@ -513,6 +549,8 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     fake.createErrors.push([400, { message: "Parameter 'prompt' is not valid" }]);
     const created = await gw.create({ model: 'kling-v3', quality: 'std', prompt: 'x', duration: 5 });
     expect(created.body).toMatchObject({ status: 'failed', error: { code: 'invalid_request', message: expect.stringContaining("Parameter 'prompt' is not valid") } });
+    // Certainly never accepted: nothing to pay.
+    expect(created.body.cost).toMatchObject({ credits: 0, estimated: false });
   });
 
   it('a prompt of 2500 characters outside the BMP is sent (maxLength counts characters)', async () => {
