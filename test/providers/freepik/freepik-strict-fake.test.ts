@@ -159,7 +159,13 @@ class StrictFreepik {
   refusals: string[] = [];
   tasks = new Map<string, FakeTask>();
   createErrors: Answer[] = [];
+  /** The create answer's shape: seed 001 gives it no schema (`task-detail-200-default-response`). */
+  createAnswer: 'envelope' | 'bare' = 'envelope';
+  /** The webhook payload's shape: seed 001 says only that it "includes the task status and result URL". */
+  webhookPayload: 'bare' | 'envelope' = 'bare';
   getErrors: [number, unknown][] = [];
+  /** Set: the task runs at once, and its IN_PROGRESS webhook is sent before the create is answered; the answers to it are kept. */
+  early?: { nowMs: () => number; statuses: number[] };
 
   constructor() {
     this.server = createServer((req, res) => void this.handle(req, res));
@@ -232,7 +238,11 @@ class StrictFreepik {
       }
       if (error) return this.answer(res, error[0], error[1]);
       this.tasks.set(task.task_id, task);
-      return this.answer(res, 200, { data: this.detail(task) });
+      if (this.early && task.webhookUrl) {
+        task.status = 'IN_PROGRESS';
+        this.early.statuses.push(await this.notify(task, this.early.nowMs()));
+      }
+      return this.answer(res, 200, this.createAnswer === 'bare' ? this.detail(task) : { data: this.detail(task) });
     }
     if (req.method === 'GET') {
       const family = Object.values(CREATES).find(([, candidate]) => path === candidate || path.startsWith(`${candidate}/`))?.[1];
@@ -271,7 +281,7 @@ class StrictFreepik {
    * with the secret's bytes.
    */
   async notify(task: FakeTask, nowMs: number, secret = WEBHOOK_SECRET): Promise<number> {
-    const body = JSON.stringify(this.detail(task));
+    const body = JSON.stringify(this.webhookPayload === 'bare' ? this.detail(task) : { data: this.detail(task) });
     const id = `msg_${randomUUID()}`;
     const timestamp = String(Math.floor(nowMs / 1000));
     const signature = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${id}.${timestamp}.${body}`).digest('base64');
@@ -480,6 +490,37 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     expect(done.outputs).toEqual([expect.objectContaining({ type: 'video', url: 'https://cdn.example.com/fox.mp4' })]);
     // Freepik reports no charge: the estimate stands (11.2 credits a second, 5 s, Pro).
     expect(done.cost).toMatchObject({ credits: 56, estimated: true });
+  });
+
+  it.each([
+    ['bare', 'envelope'],
+    ['envelope', 'envelope'],
+    ['bare', 'bare'],
+  ] as const)('the seed leaves the create answer and the webhook payload without a schema: a %s create answer and a webhook under %s are read', async (createAnswer, webhookPayload) => {
+    const { gw, fake } = await start();
+    fake.createAnswer = createAnswer;
+    fake.webhookPayload = webhookPayload;
+    const created = await gw.create({ model: 'kling-v3-omni', quality: 'pro', prompt: 'x', duration: 5 });
+    expect(created.body).toMatchObject({ status: 'queued', provider_status: 'CREATED', provider_task_id: expect.any(String) });
+    const task = taskOf(created.body.provider_task_id);
+    task.status = 'COMPLETED';
+    task.generated = ['https://cdn.example.com/shape.mp4'];
+    expect(await fake.notify(task, gw.clock.now())).toBe(200);
+    const done = await gw.finish(created.body.id);
+    expect(done).toMatchObject({ status: 'succeeded', outputs: [expect.objectContaining({ url: 'https://cdn.example.com/shape.mp4' })] });
+  });
+
+  it('an IN_PROGRESS webhook that comes before the create answer is held (200) and makes the task processing, with no poll', async () => {
+    const { gw, fake } = await start();
+    const statuses: number[] = [];
+    fake.early = { nowMs: () => gw.clock.now(), statuses };
+    const created = await gw.create({ model: 'kling-v3', quality: 'pro', prompt: 'quick', duration: 5 });
+    expect(created.body).toMatchObject({ provider_task_id: expect.any(String) });
+    expect(statuses).toEqual([200]);
+    expect(created.body).toMatchObject({ status: 'processing', provider_status: 'IN_PROGRESS' });
+    await gw.advance(1_000);
+    expect((await gw.get(created.body.id)).body.status).toBe('processing');
+    expect(fake.gets).toEqual([]);
   });
 
   it('a webhook signed with another secret is refused (401) and changes nothing', async () => {
