@@ -248,7 +248,9 @@ class StrictFreepik {
       const family = Object.values(CREATES).find(([, candidate]) => path === candidate || path.startsWith(`${candidate}/`))?.[1];
       const rest = family ? path.slice(family.length) : '';
       if (family && /^\/[^/]+$/.test(rest)) {
-        this.gets.push(path);
+        this.gets.push(`${path}${url.search}`);
+        // The status operations take the task id in the path and nothing else.
+        if (url.search !== '') return this.answer(res, 400, { message: "Parameter ':attribute' is not valid" });
         const getError = this.getErrors.shift();
         if (getError) return this.answer(res, getError[0], getError[1]);
         const task = this.tasks.get(decodeURIComponent(rest.slice(1)));
@@ -280,9 +282,8 @@ class StrictFreepik {
    * (Unix seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>`, keyed
    * with the secret's bytes.
    */
-  async notify(task: FakeTask, nowMs: number, secret = WEBHOOK_SECRET): Promise<number> {
+  async notify(task: FakeTask, nowMs: number, secret = WEBHOOK_SECRET, id = `msg_${randomUUID()}`): Promise<number> {
     const body = JSON.stringify(this.webhookPayload === 'bare' ? this.detail(task) : { data: this.detail(task) });
-    const id = `msg_${randomUUID()}`;
     const timestamp = String(Math.floor(nowMs / 1000));
     const signature = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${id}.${timestamp}.${body}`).digest('base64');
     const response = await fetch(task.webhookUrl!, {
@@ -521,6 +522,19 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     await gw.advance(1_000);
     expect((await gw.get(created.body.id)).body.status).toBe('processing');
     expect(fake.gets).toEqual([]);
+  });
+
+  it('a webhook sent again with its webhook-id (a retry) is acknowledged and changes nothing more', async () => {
+    const { gw, fake } = await start();
+    const created = await gw.create({ model: 'kling-v3', quality: 'pro', prompt: 'twice', duration: 5 });
+    const task = taskOf(created.body.provider_task_id);
+    task.status = 'COMPLETED';
+    task.generated = ['https://cdn.example.com/twice.mp4'];
+    const first = await fake.notify(task, gw.clock.now(), WEBHOOK_SECRET, 'msg_retry');
+    await gw.gateway.runOnce();
+    const again = await fake.notify(task, gw.clock.now(), WEBHOOK_SECRET, 'msg_retry');
+    expect([first, again]).toEqual([200, 200]);
+    expect((await gw.get(created.body.id)).body.status).toBe('succeeded');
   });
 
   it('a webhook signed with another secret is refused (401) and changes nothing', async () => {
