@@ -146,8 +146,8 @@ interface FakeTask {
   webhookUrl?: string;
 }
 
-/** `drop`: accepted, the answer lost; `lost`: the connection cut before the task was made. */
-type Answer = [number, unknown] | 'drop' | 'lost';
+/** `drop`: accepted, the answer lost; `hang`: accepted, never answered; `lost`: the connection cut before the task was made. */
+type Answer = [number, unknown] | 'drop' | 'hang' | 'lost';
 
 class StrictFreepik {
   server: Server;
@@ -230,10 +230,10 @@ class StrictFreepik {
       const task: FakeTask = { task_id: randomUUID(), status: 'CREATED', generated: [], family };
       const webhookUrl = (body as { webhook_url?: string }).webhook_url;
       if (webhookUrl) task.webhookUrl = webhookUrl;
-      if (error === 'drop') {
-        // Accepted, but the answer is lost.
+      if (error === 'drop' || error === 'hang') {
+        // Accepted, but the answer is lost (or never comes: the socket is closed with the server).
         this.tasks.set(task.task_id, task);
-        req.socket.destroy();
+        if (error === 'drop') req.socket.destroy();
         return;
       }
       if (error) return this.answer(res, error[0], error[1]);
@@ -699,9 +699,9 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     expect(created.body.attempts).toHaveLength(1);
   });
 
-  it('a create whose answer is lost is not failed over', async () => {
+  it.each(['drop', 'hang'] as const)('a create whose answer is lost (%s) is not failed over', async (loss) => {
     const { gw, fake } = await startWithOthers();
-    fake.createErrors.push('drop');
+    fake.createErrors.push(loss);
     const created = await gw.create({ model: 'kling-v3', prompt: 'x', duration: 5, routing: { providers: ['freepik', 'kling3api'] } });
     expect(created.body.provider).toBe('freepik');
     expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'ambiguous' })]);
