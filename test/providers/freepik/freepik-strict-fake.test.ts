@@ -561,6 +561,9 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     expect(fake.refusals).toEqual([]);
     expect(fake.creates[0]!.body.webhook_url).toBeUndefined();
     const task = taskOf(created.body.provider_task_id);
+    // Seed 001: "Typical generation takes 30-120 seconds": no poll before the shortest job could end.
+    for (let i = 0; i < 5; i++) await gw.advance(5_000);
+    expect(fake.gets).toEqual([]);
     task.status = 'IN_PROGRESS';
     await gw.advanceUntil(async () => (await gw.get(created.body.id)).body.status === 'processing', 5_000, 30);
     task.status = 'COMPLETED';
