@@ -694,9 +694,12 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
     ]);
   });
 
-  it('a create refused for its content is not failed over', async () => {
+  it.each([
+    [{ message: 'The prompt violates our content policy' }],
+    [{ problem: { message: "Your request parameters didn't validate.", invalid_params: [{ name: 'prompt', reason: 'flagged by content moderation' }] } }],
+  ])('a create refused for its content (%j) is not failed over', async (body) => {
     const { gw, fake } = await startWithOthers();
-    fake.createErrors.push([400, { message: 'The prompt violates our content policy' }]);
+    fake.createErrors.push([400, body]);
     const created = await gw.create({ model: 'kling-v3', prompt: 'x', duration: 5, routing: { providers: ['freepik', 'kling3api'] } });
     expect(created.body).toMatchObject({ status: 'failed', provider: 'freepik', error: { code: 'content_policy' } });
     expect(created.body.attempts).toHaveLength(1);
