@@ -8,14 +8,14 @@
  * 001 "Webhook security" says. Every body is checked against its schema, undocumented fields refused.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/core/clock.js';
 import { FREEPIK_OFFERINGS } from '../../../src/providers/freepik/freepik-capabilities.js';
 import { freepikProvider } from '../../../src/providers/freepik/freepik-provider.js';
 import { variants } from '../../support/capability-requests.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
+import { LoopbackFake } from '../../support/loopback-fake.js';
 
 const API_KEY = 'fpk-strict-fake';
 const WEBHOOK_SECRET = 'freepik-dashboard-secret';
@@ -149,9 +149,7 @@ interface FakeTask {
 /** `drop`: accepted, the answer lost; `hang`: accepted, never answered; `lost`: the connection cut before the task was made. */
 type Answer = [number, unknown] | 'drop' | 'hang' | 'lost';
 
-class StrictFreepik {
-  server: Server;
-  baseUrl = '';
+class StrictFreepik extends LoopbackFake {
   creates: { path: string; body: any }[] = [];
   gets: string[] = [];
   lists: string[] = [];
@@ -167,20 +165,6 @@ class StrictFreepik {
   /** Set: the task runs at once, and its IN_PROGRESS webhook is sent before the create is answered; the answers to it are kept. */
   early?: { nowMs: () => number; statuses: number[] };
 
-  constructor() {
-    this.server = createServer((req, res) => void this.handle(req, res));
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this.baseUrl;
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
 
   private answer(res: ServerResponse, status: number, body: unknown, type = 'application/json') {
     res.writeHead(status, { 'content-type': type });
@@ -192,7 +176,7 @@ class StrictFreepik {
     return { task_id: task.task_id, status: task.status, generated: task.generated };
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse) {
+  protected async handle(req: IncomingMessage, res: ServerResponse) {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     // seed 001, every operation's `401`.

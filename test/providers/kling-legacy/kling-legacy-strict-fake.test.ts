@@ -5,11 +5,11 @@
  * auth, and the `{code, message, request_id, data: {task_id, task_status, task_status_msg,
  * created_at, updated_at, task_result: {videos: [{id, url, duration}]}}}` answer.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
+import { LoopbackFake } from '../../support/loopback-fake.js';
 
 const API_KEY = 'sk-strict-fake';
 const ACTION2: Record<string, string[]> = { videos: ['text2video', 'image2video', 'lip-sync'], images: ['generations', 'kolors-virtual-try-on'] };
@@ -24,9 +24,7 @@ interface FakeTask {
   final_unit_deduction?: string;
 }
 
-class StrictFake {
-  server: Server;
-  baseUrl = '';
+class StrictFake extends LoopbackFake {
   creates: { path: string; body: any }[] = [];
   gets: string[] = [];
   tasks = new Map<string, FakeTask>();
@@ -36,26 +34,13 @@ class StrictFake {
   getErrors: [number, unknown][] = [];
   private next = 1;
 
-  constructor() {
-    this.server = createServer((req, res) => void this.handle(req, res));
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this.baseUrl;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
 
   private answer(res: ServerResponse, status: number, body: unknown) {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse) {
+  protected async handle(req: IncomingMessage, res: ServerResponse) {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     if (req.headers.authorization !== `Bearer ${API_KEY}`) return this.answer(res, 401, { code: 1000, message: 'auth', request_id: 'r' });

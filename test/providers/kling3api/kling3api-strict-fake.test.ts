@@ -12,11 +12,11 @@
  * adapter documents (`end_image`, `negative_prompt`, `cfg_scale`) and checks their types and
  * the types they are allowed on, as the descriptions give them.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-provider.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
+import { LoopbackFake } from '../../support/loopback-fake.js';
 
 const API_KEY = 'sk-kling3-strict-fake';
 
@@ -118,9 +118,7 @@ interface FakeTask {
 /** How an error answer's body looks: the seed shows the table, not the body. */
 type ErrorShape = 'string-code' | 'envelope';
 
-class StrictFake {
-  server: Server;
-  baseUrl = '';
+class StrictFake extends LoopbackFake {
   creates: { headers: IncomingMessage['headers']; body: any }[] = [];
   polls: string[] = [];
   /** Requests the seed would refuse, with why: a test expects none unless it asks for one. */
@@ -134,20 +132,6 @@ class StrictFake {
   charge: number | undefined;
   private next = 1;
 
-  constructor() {
-    this.server = createServer((req, res) => void this.handle(req, res));
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this.baseUrl;
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
 
   task(id: string): FakeTask {
     const task = this.tasks.get(id);
@@ -185,7 +169,7 @@ class StrictFake {
     return task;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse) {
+  protected async handle(req: IncomingMessage, res: ServerResponse) {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     if (req.headers.authorization !== `Bearer ${API_KEY}`) return this.error(res, 'INVALID_API_KEY');
