@@ -1,6 +1,9 @@
 /** An upstream faked on loopback for a test: a plain node:http server whose `handle` answers every request. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { VideoProvider } from '../../src/core/upstream/provider.js';
+import type { ProviderEndpoint } from '../../src/sandbox/sandbox.js';
+import { startTestGateway, type TestGateway, type TestGatewayOptions } from './harness.js';
 
 export abstract class LoopbackFake {
   readonly server: Server;
@@ -25,4 +28,18 @@ export abstract class LoopbackFake {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * A gateway whose only provider is `provider`, at `fake` (started listening here), with no
+ * simulator: what the gateway sends reaches the fake alone.
+ */
+export async function gatewayAtFake(
+  provider: VideoProvider,
+  fake: LoopbackFake,
+  endpoint: Omit<ProviderEndpoint, 'baseUrl' | 'simulated'>,
+  options: Omit<TestGatewayOptions, 'providers' | 'endpoints' | 'simulators'> = {},
+): Promise<TestGateway> {
+  const baseUrl = await fake.listen();
+  return startTestGateway({ ...options, providers: [provider], endpoints: new Map([[provider.id, { ...endpoint, baseUrl, simulated: false }]]), simulators: new Map() });
 }

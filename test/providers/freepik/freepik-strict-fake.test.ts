@@ -15,7 +15,7 @@ import { FREEPIK_OFFERINGS } from '../../../src/providers/freepik/freepik-capabi
 import { freepikProvider } from '../../../src/providers/freepik/freepik-provider.js';
 import { variants } from '../../support/capability-requests.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
-import { LoopbackFake } from '../../support/loopback-fake.js';
+import { gatewayAtFake, LoopbackFake } from '../../support/loopback-fake.js';
 
 const API_KEY = 'fpk-strict-fake';
 const WEBHOOK_SECRET = 'freepik-dashboard-secret';
@@ -291,15 +291,13 @@ afterEach(async () => {
 /** A gateway whose only provider is Freepik at the fake; webhooks on unless `webhooks: false`. */
 async function start(webhooks = true) {
   fake = new StrictFreepik();
-  const baseUrl = await fake.listen();
-  gw = await startTestGateway({
+  gw = await gatewayAtFake(
+    freepikProvider,
+    fake,
+    { apiKey: API_KEY, ...(webhooks ? { webhookSecrets: [WEBHOOK_SECRET] } : {}) },
     // Room for every create of the sweep below at once.
-    config: { providers: { freepik: { max_in_flight: 1_000 } }, limits: { creates_per_minute: 1_000 } },
-    clock: new ManualClock(Date.now()),
-    providers: [freepikProvider],
-    endpoints: new Map([['freepik', { baseUrl, apiKey: API_KEY, simulated: false, ...(webhooks ? { webhookSecrets: [WEBHOOK_SECRET] } : {}) }]]),
-    simulators: new Map(),
-  });
+    { config: { providers: { freepik: { max_in_flight: 1_000 } }, limits: { creates_per_minute: 1_000 } }, clock: new ManualClock(Date.now()) },
+  );
   return { gw, fake };
 }
 

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { klingLegacyProvider } from '../../../src/providers/kling-legacy/kling-legacy-provider.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
-import { LoopbackFake } from '../../support/loopback-fake.js';
+import { gatewayAtFake, LoopbackFake } from '../../support/loopback-fake.js';
 
 const API_KEY = 'sk-strict-fake';
 const ACTION2: Record<string, string[]> = { videos: ['text2video', 'image2video', 'lip-sync'], images: ['generations', 'kolors-virtual-try-on'] };
@@ -92,12 +92,7 @@ afterEach(async () => {
 
 async function start() {
   fake = new StrictFake();
-  const baseUrl = await fake.listen();
-  gw = await startTestGateway({
-    providers: [klingLegacyProvider],
-    endpoints: new Map([['kling-legacy', { baseUrl, apiKey: API_KEY, simulated: false }]]),
-    simulators: new Map(),
-  });
+  gw = await gatewayAtFake(klingLegacyProvider, fake, { apiKey: API_KEY });
   return { gw, fake };
 }
 

@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-provider.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
-import { LoopbackFake } from '../../support/loopback-fake.js';
+import { gatewayAtFake, LoopbackFake } from '../../support/loopback-fake.js';
 
 const API_KEY = 'sk-kling3-strict-fake';
 
@@ -231,12 +231,7 @@ afterEach(async () => {
 /** A gateway whose only provider is kling3api, at the fake. */
 async function start() {
   fake = new StrictFake();
-  const baseUrl = await fake.listen();
-  gw = await startTestGateway({
-    providers: [kling3apiProvider],
-    endpoints: new Map([['kling3api', { baseUrl, apiKey: API_KEY, simulated: false }]]),
-    simulators: new Map(),
-  });
+  gw = await gatewayAtFake(kling3apiProvider, fake, { apiKey: API_KEY });
   return { gw, fake };
 }
 
