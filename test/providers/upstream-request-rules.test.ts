@@ -148,7 +148,9 @@ function kling3apiProblems(sent: UpstreamRequest): string[] {
   if (!KLING3API_TYPES.has(type)) bad('type', 'is not in "Available Models"');
   const o3 = type.startsWith('o3-');
   const is = (kind: string) => type.endsWith(kind);
-  if (!isString(body.prompt) || (body.prompt as string).length === 0 || [...(body.prompt as string)].length > 2000) bad('prompt', 'is not 1-2000 characters');
+  if (!isString(body.prompt) || [...(body.prompt as string)].length > 2000) bad('prompt', 'is not 1-2000 characters');
+  // INVALID_PROMPT: "The prompt is invalid or empty"; one of white space only is empty.
+  else if ((body.prompt as string).trim() === '') bad('prompt', 'is blank');
   if (body.duration !== undefined && !(Number.isInteger(body.duration) && (body.duration as number) >= 3 && (body.duration as number) <= 15)) bad('duration', 'is no integer 3-15');
   if (body.duration !== undefined && is('video-edit')) bad('duration', 'on a video edit ("auto")');
   if (body.aspect_ratio !== undefined && !['16:9', '9:16', '1:1'].includes(body.aspect_ratio as string)) bad('aspect_ratio', String(body.aspect_ratio));
@@ -250,11 +252,13 @@ const URLS = ['https://assets.example.com/a.png', 'https://assets.example.com/a 
 const url = fc.constantFrom(...URLS);
 const videoUrl = url.map((value) => value.replace('.png', '.mp4'));
 const text = (lengths: number[]) => fc.oneof(fc.constant('a red fox in the snow'), fc.constantFrom(...lengths).map((n) => 'p'.repeat(n)));
+/** A prompt of white space only: the schema's `minLength: 1` lets it through, and some upstreams take it as none. */
+const blank = fc.constantFrom(' ', '\u00a0\n\t ');
 
 /** Every canonical field at ordinary values and at the edges of what some provider takes. */
 const fields = {
   quality: fc.constantFrom('pro', 'std'),
-  prompt: text([120, 500, 501, 2000, 2001, 2500]),
+  prompt: fc.oneof({ weight: 6, arbitrary: text([120, 500, 501, 2000, 2001, 2500]) }, { weight: 1, arbitrary: blank }),
   negative_prompt: text([200, 201, 2500]),
   duration: fc.integer({ min: 3, max: 15 }),
   aspect_ratio: fc.constantFrom('16:9', '9:16', '1:1', 'auto'),
@@ -351,6 +355,7 @@ describe('the transcribed rules themselves', () => {
     expect(freepikProblems(post('/v1/ai/video/kling-v3-omni-std', { prompt: 'x', cfg_scale: 0.5 })).join()).toContain('no field cfg_scale');
     expect(kling3apiProblems(post('/api/generate', { type: 'o3-pro-text-to-video', prompt: 'x', cfg_scale: 0.5 })).join()).toContain('Kling 3.0 only');
     expect(kling3apiProblems(post('/api/generate', { type: 'pro-text-to-video', prompt: 'x', duration: '5' })).join()).toContain('integer');
+    expect(kling3apiProblems(post('/api/generate', { type: 'pro-text-to-video', prompt: ' \n ' }))).toEqual(['pro-text-to-video: prompt is blank']);
     expect(legacyProblems(post('/kling/v1/videos/text2video', { model_name: 'kling-v2-master', prompt: 'x', cfg_scale: 0.5 })).join()).toContain('kling-v2-master');
     expect(legacyProblems(post('/kling/v1/videos/text2video', { prompt: 'x', duration: 5 })).join()).toContain('duration');
   });
