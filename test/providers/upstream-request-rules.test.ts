@@ -205,7 +205,8 @@ function legacyProblems(sent: UpstreamRequest): string[] {
   if (body.aspect_ratio !== undefined && !ratios.includes(body.aspect_ratio as string)) bad('aspect_ratio', String(body.aspect_ratio));
   const promptMax = action === 'generations' ? 500 : 2500;
   if (body.prompt !== undefined && (!isString(body.prompt) || [...(body.prompt as string)].length > promptMax)) bad('prompt', `is no string of at most ${promptMax}`);
-  if ((action === 'text2video' || action === 'generations') && !body.prompt) bad('prompt', 'is required');
+  // "Required": one of white space only is none (the simulator answers 1201 "prompt is required").
+  if ((action === 'text2video' || action === 'generations') && !(isString(body.prompt) && (body.prompt as string).trim() !== '')) bad('prompt', 'is required');
   const negativeMax = action === 'generations' ? 200 : 2500;
   if (body.negative_prompt !== undefined && [...String(body.negative_prompt)].length > negativeMax) bad('negative_prompt', `is longer than ${negativeMax}`);
   if (action === 'image2video' && !body.image) bad('image', 'is required');
@@ -358,6 +359,7 @@ describe('the transcribed rules themselves', () => {
     expect(kling3apiProblems(post('/api/generate', { type: 'pro-text-to-video', prompt: ' \n ' }))).toEqual(['pro-text-to-video: prompt is blank']);
     expect(legacyProblems(post('/kling/v1/videos/text2video', { model_name: 'kling-v2-master', prompt: 'x', cfg_scale: 0.5 })).join()).toContain('kling-v2-master');
     expect(legacyProblems(post('/kling/v1/videos/text2video', { prompt: 'x', duration: 5 })).join()).toContain('duration');
+    expect(legacyProblems(post('/kling/v1/videos/text2video', { prompt: ' ' }))).toEqual(['text2video: prompt is required']);
   });
 
   it('accept the seeds own examples', () => {

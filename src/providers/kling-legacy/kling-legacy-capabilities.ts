@@ -293,6 +293,18 @@ function audioWarnings(request: VideoRequest, spec: KlingLegacyVideoModelSpec, e
   return audioObstacles(request, spec).map((reason) => `audio defaulted to true but ${reason.replace(/: send audio: false.*$/, '')}; the video will be silent`);
 }
 
+/**
+ * Where the create page makes the prompt "Required" (Text to Video, Image Generation), one of
+ * white space only is none (the simulator answers it 1201 "prompt is required"; seed 002 shows no
+ * create body). Sent, that was a `202` and a failed task; as a reason, routing looks elsewhere,
+ * and a request only legacy serves is a `422` naming the prompt, as kling3api's blank prompt is.
+ */
+function blankPromptReasons(request: VideoRequest): string[] {
+  return request.prompt !== undefined && request.prompt.trim() === ''
+    ? [`prompt is blank; ${request.model} ${request.operation} needs a prompt`]
+    : [];
+}
+
 function textToVideoOffering(spec: KlingLegacyVideoModelSpec): Offering {
   return {
     model: spec.model,
@@ -306,6 +318,7 @@ function textToVideoOffering(spec: KlingLegacyVideoModelSpec): Offering {
       ...(spec.cameraControl ? { camera_control: {} } : {}),
     },
     check: (request, explicit) => [
+      ...blankPromptReasons(request),
       ...(request.camera_control ? scopeReasons(request, 'camera_control', spec.cameraControl) : []),
       ...audioReasons(request, spec, explicit),
     ],
@@ -383,11 +396,13 @@ function imageGenerationOffering(model: Model, image: { modelName: KlingLegacyIm
       aspect_ratio: VIDEO_ASPECT_RATIOS,
       ...(image.referenceImage ? { start_image_url: {} } : {}),
     },
-    check: (request) =>
+    check: (request) => [
+      ...blankPromptReasons(request),
       // Image Generation, field negative_prompt: not supported in the image-to-image case.
-      request.negative_prompt !== undefined && request.start_image_url !== undefined
+      ...(request.negative_prompt !== undefined && request.start_image_url !== undefined
         ? ['negative_prompt is not supported with a reference image (start_image_url) on image-generation']
-        : [],
+        : []),
+    ],
   };
 }
 

@@ -161,6 +161,16 @@ describe('kling-legacy capability misses', () => {
     expect(servedBy({ model: 'kling-v1', prompt: 'x'.repeat(2500) })).toContain('text2video');
   });
 
+  it('refuses a prompt of white space only where the prompt is required (text-to-video, image-generation)', () => {
+    // Sent, it was answered 1201 "prompt is required": a 202, then a failed task.
+    expect(reasonsFor({ model: 'kling-v1', prompt: ' \n\t ' })).toEqual(['prompt is blank; kling-v1 text-to-video needs a prompt']);
+    expect(reasonsFor({ model: 'kling-v1', operation: 'image-generation', prompt: '\u00a0' })).toEqual([
+      'prompt is blank; kling-v1 image-generation needs a prompt',
+    ]);
+    // Where the prompt is optional, a blank one is no obstacle.
+    expect(servedBy({ model: 'kling-v1', prompt: ' ', start_image_url: IMAGE })).toContain('image2video');
+  });
+
   it('does not serve operations or models it does not have', () => {
     expect(reasonsFor({ model: 'kling-v3-omni', prompt: 'x' })).toEqual(['does not serve text-to-video with kling-v3-omni']);
     expect(reasonsFor({ model: 'kling-v1-6', operation: 'image-generation', prompt: 'x' })[0]).toMatch(
