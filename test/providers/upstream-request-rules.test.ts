@@ -217,7 +217,8 @@ function legacyProblems(sent: UpstreamRequest): string[] {
     const input = (body.input ?? {}) as Body;
     if ((input.video_id === undefined) === (input.video_url === undefined)) bad('input', 'needs video_id or video_url, one of them');
     if (input.mode === 'text2video') {
-      if (!input.text || !input.voice_id || [...String(input.text)].length > 120) bad('input.text', 'and voice_id are required (text at most 120)');
+      const given = (value: unknown) => isString(value) && (value as string).trim() !== '';
+      if (!given(input.text) || !given(input.voice_id) || [...String(input.text)].length > 120) bad('input.text', 'and voice_id are required (text at most 120)');
       if (input.voice_language !== undefined && !['zh', 'en'].includes(input.voice_language as string)) bad('input.voice_language', String(input.voice_language));
       if (input.voice_speed !== undefined && !((input.voice_speed as number) >= 0.8 && (input.voice_speed as number) <= 2)) bad('input.voice_speed', 'is not 0.8-2');
     } else if (input.mode === 'audio2video') {
@@ -280,7 +281,12 @@ const fields = {
   keep_original_sound: fc.boolean(),
   lip_sync: fc.oneof(
     fc.record({ audio_url: url.map((value) => value.replace('.png', '.mp3')) }),
-    fc.record({ text: text([120]), voice_id: fc.constant('voice_a'), voice_language: fc.constantFrom('zh', 'en'), voice_speed: fc.constantFrom(0.8, 1, 2) }),
+    fc.record({
+      text: fc.oneof({ weight: 6, arbitrary: text([120]) }, { weight: 1, arbitrary: blank }),
+      voice_id: fc.oneof({ weight: 6, arbitrary: fc.constant('voice_a') }, { weight: 1, arbitrary: blank }),
+      voice_language: fc.constantFrom('zh', 'en'),
+      voice_speed: fc.constantFrom(0.8, 1, 2),
+    }),
   ),
   camera_control: fc.oneof(
     fc.record({ type: fc.constant('simple'), config: fc.record({ zoom: fc.constantFrom(-10, 5, 10) }) }),

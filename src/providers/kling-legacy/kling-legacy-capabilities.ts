@@ -374,13 +374,29 @@ function lipSyncOffering(model: Model): Offering {
       video_id: {},
       video_url: {},
     },
-    check: (request) => {
-      const sources = [request.video_id, request.video_url].filter((value) => value !== undefined);
-      if (sources.length === 0) return ['lip-sync needs the source video: video_id (a Kling video) or video_url'];
-      if (sources.length > 1) return ['lip-sync takes video_id or video_url, not both'];
-      return [];
-    },
+    check: (request) => [...sourceReasons(request), ...blankSpeechReasons(request)],
   };
+}
+
+/**
+ * Words or a voice of white space only are none: the simulator answers them as it answers a
+ * missing one (1201 "text is required", "voice_id is required"), as for a blank prompt.
+ */
+function blankSpeechReasons(request: VideoRequest): string[] {
+  const speech = request.lip_sync;
+  if (!speech || !('text' in speech)) return [];
+  return [
+    ...(speech.text.trim() === '' ? [`lip_sync text is blank; ${request.model} lip-sync needs words to speak`] : []),
+    ...(speech.voice_id.trim() === '' ? [`lip_sync voice_id is blank; ${request.model} lip-sync needs a voice`] : []),
+  ];
+}
+
+/** Lip-sync's source video: a Kling video id or a URL, one of them. */
+function sourceReasons(request: VideoRequest): string[] {
+  const sources = [request.video_id, request.video_url].filter((value) => value !== undefined);
+  if (sources.length === 0) return ['lip-sync needs the source video: video_id (a Kling video) or video_url'];
+  if (sources.length > 1) return ['lip-sync takes video_id or video_url, not both'];
+  return [];
 }
 
 function imageGenerationOffering(model: Model, image: { modelName: KlingLegacyImageModelName; referenceImage: boolean }): Offering {

@@ -171,6 +171,16 @@ describe('kling-legacy capability misses', () => {
     expect(servedBy({ model: 'kling-v1', prompt: ' ', start_image_url: IMAGE })).toContain('image2video');
   });
 
+  it('refuses lip-sync words or a voice of white space only', () => {
+    // Sent, either was answered 1201 ("text is required", "voice_id is required"): a 202, then a failed task.
+    expect(reasonsFor({ model: 'kling-v1', video_url: SOURCE_VIDEO, lip_sync: { text: '  ', voice_id: 'v' } })).toEqual([
+      'lip_sync text is blank; kling-v1 lip-sync needs words to speak',
+    ]);
+    expect(reasonsFor({ model: 'kling-v1', video_url: SOURCE_VIDEO, lip_sync: { text: 'hi', voice_id: '\t' } })).toEqual([
+      'lip_sync voice_id is blank; kling-v1 lip-sync needs a voice',
+    ]);
+  });
+
   it('does not serve operations or models it does not have', () => {
     expect(reasonsFor({ model: 'kling-v3-omni', prompt: 'x' })).toEqual(['does not serve text-to-video with kling-v3-omni']);
     expect(reasonsFor({ model: 'kling-v1-6', operation: 'image-generation', prompt: 'x' })[0]).toMatch(
