@@ -85,10 +85,14 @@ function upstreamOf(types: Record<Quality, Kling3apiTaskType>): string {
 
 /**
  * A prompt of spaces only is the "empty" prompt of seed 004's INVALID_PROMPT ("The prompt is
- * invalid or empty"): sent, it would be refused; as a reason, routing can look elsewhere.
+ * invalid or empty"): sent, it would be refused; as a reason, routing can look elsewhere. A
+ * `422` quotes it after the provider's name (`kling3api: prompt is blank; …`), so it names the
+ * model and operation, not the provider again.
  */
 function checkBlankPrompt(request: VideoRequest): string[] {
-  return request.prompt !== undefined && request.prompt.trim() === '' ? ['prompt is blank; kling3api refuses an empty prompt'] : [];
+  return request.prompt !== undefined && request.prompt.trim() === ''
+    ? [`prompt is blank; ${request.model} ${request.operation} needs a prompt`]
+    : [];
 }
 
 function offering(model: Model, operation: Operation, fields: Offering['fields'], rules: Pick<Offering, 'requiredOneOf' | 'check'> = {}): Offering {

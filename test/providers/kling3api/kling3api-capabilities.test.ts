@@ -115,7 +115,11 @@ describe('kling3api offerings', () => {
   });
 
   it('refuses a prompt of spaces only, the seed\'s empty prompt (INVALID_PROMPT)', () => {
-    expect(matchUnparsed({ model: 'kling-v3', prompt: ' \t ' }).reasons).toEqual(['prompt is blank; kling3api refuses an empty prompt']);
+    // Quoted after the provider's name ("kling3api: …"), so the reason does not name it again.
+    expect(matchUnparsed({ model: 'kling-v3', prompt: ' \t ' }).reasons).toEqual(['prompt is blank; kling-v3 text-to-video needs a prompt']);
+    expect(matchUnparsed({ model: 'kling-v3-omni', operation: 'video-edit', prompt: ' ', video_url: 'https://example.com/v.mp4' }).reasons).toEqual([
+      'prompt is blank; kling-v3-omni video-edit needs a prompt',
+    ]);
     expect(match({ model: 'kling-v3', prompt: ' a ' }).reasons).toEqual([]);
   });
 

@@ -424,6 +424,14 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     expect(fake.creates).toHaveLength(0);
   });
 
+  it('a blank prompt pinned to kling3api is a 422 under prompt that names the provider once', async () => {
+    const { gw, fake } = await start();
+    const answer = await gw.create({ model: 'kling-v3', prompt: ' \n\t ' });
+    expect(answer.status).toBe(422);
+    expect(answer.body.errors).toEqual([expect.objectContaining({ path: 'prompt', message: 'kling3api: prompt is blank; kling-v3 text-to-video needs a prompt' })]);
+    expect(fake.creates).toHaveLength(0);
+  });
+
   it.each([
     ['INVALID_API_KEY', 'string-code', 'provider_error'],
     ['INSUFFICIENT_CREDITS', 'string-code', 'insufficient_credits'],
