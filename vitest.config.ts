@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
  * processes, PostgreSQL, the browser), not computing, so on a 2-core machine (CI) three files at
  * a time finish sooner than vitest's default of one (cores − 1): with two, a core still sat idle
  * 40 % of the run (vmstat), and three finished the suite in 572 s against two's 651 s, back to
- * back on the same machine. Larger machines keep vitest's default.
+ * back on the same machine. Machines of four cores or more keep vitest's default.
  */
 const workers = Math.max(3, availableParallelism() - 1);
 
