@@ -45,3 +45,14 @@ export interface Offering {
   /** What the offering will do differently from defaults the caller did not write (shown on the task). */
   warnings?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
 }
+
+/**
+ * The reason a prompt of white space only gives where an upstream takes none as a prompt
+ * (kling3api's `INVALID_PROMPT`, "invalid or empty"; the legacy API's 1201 "prompt is required"):
+ * sent, it was a `202` and a failed task; as a reason, routing looks elsewhere, and a request no
+ * other provider serves is a `422` naming the prompt. A `422` quotes it after the provider's
+ * name, so it names the model and operation.
+ */
+export function blankPromptReasons(request: VideoRequest): string[] {
+  return request.prompt !== undefined && request.prompt.trim() === '' ? [`prompt is blank; ${request.model} ${request.operation} needs a prompt`] : [];
+}

@@ -9,7 +9,7 @@
  * declared, so a caller who sets it gets a capability miss instead of a silent drop.
  */
 import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
-import type { FieldRule, Offering } from '../../core/model/offerings.js';
+import { blankPromptReasons, type FieldRule, type Offering } from '../../core/model/offerings.js';
 import type { KlingLegacyImageModelName, KlingLegacyTryOnModelName, KlingLegacyVideoModelName } from './kling-legacy-schemas.js';
 
 /** `videos` or `images`: the first path segment after `/kling/v1`, also of the status path. */
@@ -293,18 +293,6 @@ function audioWarnings(request: VideoRequest, spec: KlingLegacyVideoModelSpec, e
   return audioObstacles(request, spec).map((reason) => `audio defaulted to true but ${reason.replace(/: send audio: false.*$/, '')}; the video will be silent`);
 }
 
-/**
- * Where the create page makes the prompt "Required" (Text to Video, Image Generation), one of
- * white space only is none (the simulator answers it 1201 "prompt is required"; seed 002 shows no
- * create body). Sent, that was a `202` and a failed task; as a reason, routing looks elsewhere,
- * and a request only legacy serves is a `422` naming the prompt, as kling3api's blank prompt is.
- */
-function blankPromptReasons(request: VideoRequest): string[] {
-  return request.prompt !== undefined && request.prompt.trim() === ''
-    ? [`prompt is blank; ${request.model} ${request.operation} needs a prompt`]
-    : [];
-}
-
 function textToVideoOffering(spec: KlingLegacyVideoModelSpec): Offering {
   return {
     model: spec.model,
@@ -318,6 +306,7 @@ function textToVideoOffering(spec: KlingLegacyVideoModelSpec): Offering {
       ...(spec.cameraControl ? { camera_control: {} } : {}),
     },
     check: (request, explicit) => [
+      // The create page makes the prompt "Required"; the aggregator answers a blank one 1201.
       ...blankPromptReasons(request),
       ...(request.camera_control ? scopeReasons(request, 'camera_control', spec.cameraControl) : []),
       ...audioReasons(request, spec, explicit),
@@ -413,6 +402,7 @@ function imageGenerationOffering(model: Model, image: { modelName: KlingLegacyIm
       ...(image.referenceImage ? { start_image_url: {} } : {}),
     },
     check: (request) => [
+      // Image Generation, field prompt: "Required"; the aggregator answers a blank one 1201.
       ...blankPromptReasons(request),
       // Image Generation, field negative_prompt: not supported in the image-to-image case.
       ...(request.negative_prompt !== undefined && request.start_image_url !== undefined

@@ -4,7 +4,7 @@
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Available Models" and "Request Body".
  */
 import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
-import type { FieldRule, Offering } from '../../core/model/offerings.js';
+import { blankPromptReasons, type FieldRule, type Offering } from '../../core/model/offerings.js';
 import type { Kling3apiTaskType } from './kling3api-schemas.js';
 
 /** Canonical operations kling3api serves, and for each quality the upstream type. */
@@ -83,18 +83,6 @@ function upstreamOf(types: Record<Quality, Kling3apiTaskType>): string {
   return `POST /api/generate type=${types.pro}|${types.std}`;
 }
 
-/**
- * A prompt of spaces only is the "empty" prompt of seed 004's INVALID_PROMPT ("The prompt is
- * invalid or empty"): sent, it would be refused; as a reason, routing can look elsewhere. A
- * `422` quotes it after the provider's name (`kling3api: prompt is blank; …`), so it names the
- * model and operation, not the provider again.
- */
-function checkBlankPrompt(request: VideoRequest): string[] {
-  return request.prompt !== undefined && request.prompt.trim() === ''
-    ? [`prompt is blank; ${request.model} ${request.operation} needs a prompt`]
-    : [];
-}
-
 function offering(model: Model, operation: Operation, fields: Offering['fields'], rules: Pick<Offering, 'requiredOneOf' | 'check'> = {}): Offering {
   const types = KLING3API_TASK_TYPES[model]?.[operation];
   if (!types) throw new Error(`kling3api has no type for ${model} ${operation}`);
@@ -106,7 +94,8 @@ function offering(model: Model, operation: Operation, fields: Offering['fields']
     upstream: upstreamOf(types),
     fields,
     ...groups,
-    check: (request, explicit) => [...checkBlankPrompt(request), ...(check?.(request, explicit) ?? [])],
+    // Seed 004's INVALID_PROMPT: "The prompt is invalid or empty" on every type.
+    check: (request, explicit) => [...blankPromptReasons(request), ...(check?.(request, explicit) ?? [])],
   };
 }
 
