@@ -1,32 +1,28 @@
-/** An upstream faked on loopback for a test: a plain node:http server whose `handle` answers every request. */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+/** An upstream faked on loopback for a test: `handle` answers every request, on a `loopbackServer`. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { VideoProvider } from '../../src/core/upstream/provider.js';
 import type { ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from './harness.js';
+import { loopbackServer } from './raw-answer.js';
 
 export abstract class LoopbackFake {
-  readonly server: Server;
   /** Where the fake listens, once `listen` resolved. */
   baseUrl = '';
-
-  constructor() {
-    this.server = createServer((req, res) => void this.handle(req, res));
-  }
+  private server: { close: () => Promise<void> } | undefined;
 
   protected abstract handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
 
   /** Listens on a free port of 127.0.0.1; resolves to the base URL. */
   async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const server = await loopbackServer((req, res) => void this.handle(req, res));
+    this.server = server;
+    this.baseUrl = server.base;
     return this.baseUrl;
   }
 
   /** Closes the fake, dropping connections still open (a request it holds unanswered among them). */
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+  async close(): Promise<void> {
+    await this.server?.close();
   }
 }
 
