@@ -42,14 +42,29 @@ function rebase(node: unknown, id: string): unknown {
   );
 }
 
-/** Ajv's errors as one line, naming the property an object does not allow. */
+/** Ajv's errors, one line each, naming the property an object does not allow. */
+function errorLines(errors: ValidateFunction['errors']): string[] {
+  return (errors ?? []).map((error) => {
+    const extra = (error.params as { additionalProperty?: string }).additionalProperty;
+    return `${error.instancePath || '/'} ${error.message}${extra ? `: ${extra}` : ''}`;
+  });
+}
+
+/** Ajv's errors as one line. */
 function describeErrors(errors: ValidateFunction['errors']): string {
-  return (errors ?? [])
-    .map((error) => {
-      const extra = (error.params as { additionalProperty?: string }).additionalProperty;
-      return `${error.instancePath || '/'} ${error.message}${extra ? `: ${extra}` : ''}`;
-    })
-    .join('; ');
+  return errorLines(errors).join('; ');
+}
+
+/**
+ * One JSON Schema (draft-07, as the providers' OpenAPI 3.0 documents write theirs) checked as
+ * requests are: every object that lists its properties closed. The problems with a value, empty
+ * when the schema allows it.
+ */
+export function closedSchema(schema: Json): (value: unknown) => string[] {
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  addFormats(ajv);
+  const validate = ajv.compile(closeObjects(schema) as Json);
+  return (value) => (validate(value) ? [] : errorLines(validate.errors));
 }
 
 interface CompiledOperation {

@@ -16,21 +16,17 @@ import { freepikProvider } from '../../../src/providers/freepik/freepik-provider
 import { variants } from '../../support/capability-requests.js';
 import { startTestGateway, type TestGateway } from '../../support/harness.js';
 import { gatewayAtFake, LoopbackFake } from '../../support/loopback-fake.js';
+import { closedSchema } from '../../support/openapi-contract.js';
 
 const API_KEY = 'fpk-strict-fake';
 const WEBHOOK_SECRET = 'freepik-dashboard-secret';
 
 // The schemas, copied from the seeds (001 and 003; the OpenAPI schemas, not the overview prose).
-type Spec =
-  | { type: 'string'; maxLength?: number; enum?: readonly string[]; uri?: boolean }
-  | { type: 'boolean' }
-  | { type: 'number'; minimum: number; maximum: number }
-  | { type: 'array'; items: Spec; maxItems?: number }
-  | { type: 'object'; properties: Record<string, Spec>; required?: readonly string[] };
+type Spec = Record<string, unknown>;
 
 const DURATION: Spec = { type: 'string', enum: ['3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15'] };
 const TEXT: Spec = { type: 'string', maxLength: 2500 };
-const URI: Spec = { type: 'string', uri: true };
+const URI: Spec = { type: 'string', format: 'uri' };
 const STRING: Spec = { type: 'string' };
 const STRINGS: Spec = { type: 'array', items: STRING };
 const CFG: Spec = { type: 'number', minimum: 0, maximum: 2 };
@@ -93,50 +89,18 @@ const OMNI_REFERENCE_REQUEST: Spec = {
   },
 };
 
-/** Create path → [request schema, the family its task is polled and listed under]. */
-const CREATES: Record<string, [Spec, string]> = {
-  '/v1/ai/video/kling-v3-pro': [KLING_V3_REQUEST, '/v1/ai/video/kling-v3'],
-  '/v1/ai/video/kling-v3-std': [KLING_V3_REQUEST, '/v1/ai/video/kling-v3'],
-  '/v1/ai/video/kling-v3-omni-pro': [OMNI_REQUEST, '/v1/ai/video/kling-v3-omni'],
-  '/v1/ai/video/kling-v3-omni-std': [OMNI_REQUEST, '/v1/ai/video/kling-v3-omni'],
-  '/v1/ai/reference-to-video/kling-v3-omni-pro': [OMNI_REFERENCE_REQUEST, '/v1/ai/reference-to-video/kling-v3-omni'],
-  '/v1/ai/reference-to-video/kling-v3-omni-std': [OMNI_REFERENCE_REQUEST, '/v1/ai/reference-to-video/kling-v3-omni'],
+/**
+ * Create path → [the problems with a body by its request schema (Ajv, every object closed, so an
+ * undocumented field is one), the family its task is polled and listed under].
+ */
+const CREATES: Record<string, [(body: unknown) => string[], string]> = {
+  '/v1/ai/video/kling-v3-pro': [closedSchema(KLING_V3_REQUEST), '/v1/ai/video/kling-v3'],
+  '/v1/ai/video/kling-v3-std': [closedSchema(KLING_V3_REQUEST), '/v1/ai/video/kling-v3'],
+  '/v1/ai/video/kling-v3-omni-pro': [closedSchema(OMNI_REQUEST), '/v1/ai/video/kling-v3-omni'],
+  '/v1/ai/video/kling-v3-omni-std': [closedSchema(OMNI_REQUEST), '/v1/ai/video/kling-v3-omni'],
+  '/v1/ai/reference-to-video/kling-v3-omni-pro': [closedSchema(OMNI_REFERENCE_REQUEST), '/v1/ai/reference-to-video/kling-v3-omni'],
+  '/v1/ai/reference-to-video/kling-v3-omni-std': [closedSchema(OMNI_REFERENCE_REQUEST), '/v1/ai/reference-to-video/kling-v3-omni'],
 };
-
-/** The reasons `value` breaks `spec` (empty when it keeps to it). */
-function violations(spec: Spec, value: unknown, at: string): string[] {
-  switch (spec.type) {
-    case 'string': {
-      if (typeof value !== 'string') return [`${at} is not a string`];
-      const reasons: string[] = [];
-      // JSON Schema's `maxLength` counts characters (code points), not UTF-16 units.
-      if (spec.maxLength !== undefined && [...value].length > spec.maxLength) reasons.push(`${at} is longer than ${spec.maxLength}`);
-      if (spec.enum && !spec.enum.includes(value)) reasons.push(`${at} "${value}" is not one of ${spec.enum.join(', ')}`);
-      if (spec.uri && (!URL.canParse(value) || /\s/.test(value))) reasons.push(`${at} is not a URI`);
-      return reasons;
-    }
-    case 'boolean':
-      return typeof value === 'boolean' ? [] : [`${at} is not a boolean`];
-    case 'number':
-      if (typeof value !== 'number') return [`${at} is not a number`];
-      return value < spec.minimum || value > spec.maximum ? [`${at} is outside ${spec.minimum}-${spec.maximum}`] : [];
-    case 'array': {
-      if (!Array.isArray(value)) return [`${at} is not an array`];
-      const reasons = value.flatMap((item, index) => violations(spec.items, item, `${at}[${index}]`));
-      if (spec.maxItems !== undefined && value.length > spec.maxItems) reasons.push(`${at} has more than ${spec.maxItems} items`);
-      return reasons;
-    }
-    case 'object': {
-      if (!value || typeof value !== 'object' || Array.isArray(value)) return [`${at} is not an object`];
-      const object = value as Record<string, unknown>;
-      const reasons = Object.entries(object).flatMap(([key, item]) =>
-        spec.properties[key] ? violations(spec.properties[key]!, item, `${at}.${key}`) : [`${at}.${key} is not documented`],
-      );
-      for (const key of spec.required ?? []) if (!(key in object)) reasons.push(`${at}.${key} is required`);
-      return reasons;
-    }
-  }
-}
 
 interface FakeTask {
   task_id: string;
@@ -165,7 +129,6 @@ class StrictFreepik extends LoopbackFake {
   /** Set: the task runs at once, and its IN_PROGRESS webhook is sent before the create is answered; the answers to it are kept. */
   early?: { nowMs: () => number; statuses: number[] };
 
-
   private answer(res: ServerResponse, status: number, body: unknown, type = 'application/json') {
     res.writeHead(status, { 'content-type': type });
     res.end(JSON.stringify(body));
@@ -186,7 +149,7 @@ class StrictFreepik extends LoopbackFake {
     const url = new URL(req.url ?? '/', this.baseUrl);
     const path = url.pathname;
     if (req.method === 'POST' && CREATES[path]) {
-      const [schema, family] = CREATES[path]!;
+      const [problems, family] = CREATES[path]!;
       let body: unknown;
       try {
         if (!/^application\/json/.test(req.headers['content-type'] ?? '')) throw new Error('not JSON');
@@ -195,7 +158,7 @@ class StrictFreepik extends LoopbackFake {
         return this.answer(res, 400, { message: "Parameter ':attribute' is not valid" });
       }
       this.creates.push({ path, body });
-      const reasons = violations(schema, body, 'body');
+      const reasons = problems(body);
       if (reasons.length > 0) {
         this.refusals.push(...reasons);
         // The problem form of seed 001's `400`.
