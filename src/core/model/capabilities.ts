@@ -136,7 +136,8 @@ export function checkOffering(offering: Offering, resolved: ResolvedRequest): Of
       // Asking for no audio from a provider that only makes silent video is asking for what it does.
       if (field === 'audio' && value === false) continue;
       if (explicit.has(field)) {
-        reasons.push(`${field} is not supported for ${request.model} ${request.operation}`);
+        const hint = offering.unsupportedHints?.[field];
+        reasons.push(`${field} is not supported for ${request.model} ${request.operation}${hint ? `; ${hint}` : ''}`);
       } else if (WARN_WHEN_DEFAULT_DROPPED.has(field) && value === true) {
         warnings.push(`${field} defaults to true but ${request.model} ${request.operation} here cannot generate it`);
       }

@@ -42,6 +42,11 @@ export interface Offering {
    * served. `explicit` holds the fields the caller wrote (the rest are defaults).
    */
   check?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
+  /**
+   * What to say after "field is not supported" for a field the offering has no rule for, where
+   * another field does what the caller asked (`keep_original_sound` for a video edit's `audio`).
+   */
+  unsupportedHints?: Partial<Record<CapabilityField, string>>;
   /** What the offering will do differently from defaults the caller did not write (shown on the task). */
   warnings?: (request: VideoRequest, explicit: ReadonlySet<string>) => string[];
 }
@@ -54,5 +59,13 @@ export interface Offering {
  * name, so it names the model and operation.
  */
 export function blankPromptReasons(request: VideoRequest): string[] {
-  return request.prompt !== undefined && request.prompt.trim() === '' ? [`prompt is blank; ${request.model} ${request.operation} needs a prompt`] : [];
+  return request.prompt !== undefined && isBlankText(request.prompt) ? [`prompt is blank; ${request.model} ${request.operation} needs a prompt`] : [];
+}
+
+/** White space and invisible format characters (zero-width spaces and joiners, a byte-order mark, soft hyphens). */
+const INVISIBLE = /[\p{White_Space}\p{Cf}]/gu;
+
+/** A text that shows nothing: empty, white space, or characters that are never drawn. */
+export function isBlankText(text: string): boolean {
+  return text.replace(INVISIBLE, '') === '';
 }

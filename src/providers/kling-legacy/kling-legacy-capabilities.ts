@@ -9,7 +9,7 @@
  * declared, so a caller who sets it gets a capability miss instead of a silent drop.
  */
 import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
-import { blankPromptReasons, type FieldRule, type Offering } from '../../core/model/offerings.js';
+import { blankPromptReasons, isBlankText, type FieldRule, type Offering } from '../../core/model/offerings.js';
 import type { KlingLegacyImageModelName, KlingLegacyTryOnModelName, KlingLegacyVideoModelName } from './kling-legacy-schemas.js';
 
 /** `videos` or `images`: the first path segment after `/kling/v1`, also of the status path. */
@@ -375,8 +375,8 @@ function blankSpeechReasons(request: VideoRequest): string[] {
   const speech = request.lip_sync;
   if (!speech || !('text' in speech)) return [];
   return [
-    ...(speech.text.trim() === '' ? [`lip_sync text is blank; ${request.model} lip-sync needs words to speak`] : []),
-    ...(speech.voice_id.trim() === '' ? [`lip_sync voice_id is blank; ${request.model} lip-sync needs a voice`] : []),
+    ...(isBlankText(speech.text) ? [`lip_sync text is blank; ${request.model} lip-sync needs words to speak`] : []),
+    ...(isBlankText(speech.voice_id) ? [`lip_sync voice_id is blank; ${request.model} lip-sync needs a voice`] : []),
   ];
 }
 

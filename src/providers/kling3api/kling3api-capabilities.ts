@@ -83,7 +83,12 @@ function upstreamOf(types: Record<Quality, Kling3apiTaskType>): string {
   return `POST /api/generate type=${types.pro}|${types.std}`;
 }
 
-function offering(model: Model, operation: Operation, fields: Offering['fields'], rules: Pick<Offering, 'requiredOneOf' | 'check'> = {}): Offering {
+function offering(
+  model: Model,
+  operation: Operation,
+  fields: Offering['fields'],
+  rules: Pick<Offering, 'requiredOneOf' | 'check' | 'unsupportedHints'> = {},
+): Offering {
   const types = KLING3API_TASK_TYPES[model]?.[operation];
   if (!types) throw new Error(`kling3api has no type for ${model} ${operation}`);
   const { check, ...groups } = rules;
@@ -107,14 +112,16 @@ const REFERENCE_INPUTS: Offering['requiredOneOf'] = [['reference_images', 'refer
 
 /**
  * A video edit is not silent video: the source's sound stays or goes by `keep_original_sound`,
- * whose default the seed does not give. An `audio: false` the caller wrote would be dropped
- * unsaid (the core takes "no audio" from an offering with no audio rule as what it makes), so
- * it is a reason instead, naming the field that does it.
+ * whose default the seed does not give. An `audio: true` is refused by the table (no audio
+ * rule), with this hint; an `audio: false` the caller wrote would be dropped unsaid (the core
+ * takes "no audio" from an offering with no audio rule as what it makes), so it is a reason of
+ * the same words instead.
  */
+const EDIT_AUDIO_HINT = "keep_original_sound keeps or drops the source video's sound";
+
 function checkEditAudio(request: VideoRequest, explicit: ReadonlySet<string>): string[] {
-  // An explicit `audio: true` is refused by the table already (no audio rule).
   if (!explicit.has('audio') || request.audio !== false) return [];
-  return [`audio is not supported for ${request.model} video-edit; keep_original_sound keeps or drops the source video's sound`];
+  return [`audio is not supported for ${request.model} video-edit; ${EDIT_AUDIO_HINT}`];
 }
 
 /** Everything kling3api.com serves. Read by validation, quotes, `/v1/models` and the router. */
@@ -175,5 +182,5 @@ export const KLING3API_OFFERINGS: readonly Offering[] = [
     negative_prompt: negativePrompt,
     video_url: sourceVideo,
     keep_original_sound: keepOriginalSound,
-  }, { check: checkEditAudio }),
+  }, { check: checkEditAudio, unsupportedHints: { audio: EDIT_AUDIO_HINT } }),
 ];

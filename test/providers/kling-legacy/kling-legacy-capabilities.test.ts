@@ -168,6 +168,7 @@ describe('kling-legacy capability misses', () => {
       'prompt is blank; kling-v1 image-generation needs a prompt',
     ]);
     // Where the prompt is optional, a blank one is no obstacle.
+    expect(reasonsFor({ model: 'kling-v1', prompt: '\u200b\u2060' })).toEqual(['prompt is blank; kling-v1 text-to-video needs a prompt']);
     expect(servedBy({ model: 'kling-v1', prompt: ' ', start_image_url: IMAGE })).toContain('image2video');
   });
 
@@ -177,6 +178,10 @@ describe('kling-legacy capability misses', () => {
       'lip_sync text is blank; kling-v1 lip-sync needs words to speak',
     ]);
     expect(reasonsFor({ model: 'kling-v1', video_url: SOURCE_VIDEO, lip_sync: { text: 'hi', voice_id: '\t' } })).toEqual([
+      'lip_sync voice_id is blank; kling-v1 lip-sync needs a voice',
+    ]);
+    expect(reasonsFor({ model: 'kling-v1', video_url: SOURCE_VIDEO, lip_sync: { text: '\u200b', voice_id: '\ufeff' } })).toEqual([
+      'lip_sync text is blank; kling-v1 lip-sync needs words to speak',
       'lip_sync voice_id is blank; kling-v1 lip-sync needs a voice',
     ]);
   });

@@ -62,7 +62,9 @@ describe('kling3api offerings', () => {
     expect(match({ ...edit, aspect_ratio: '9:16' }).reasons).toEqual([
       'aspect_ratio is not supported for kling-v3-omni video-edit',
     ]);
-    expect(match({ ...edit, audio: true }).reasons).toEqual(['audio is not supported for kling-v3-omni video-edit']);
+    expect(match({ ...edit, audio: true }).reasons).toEqual([
+      "audio is not supported for kling-v3-omni video-edit; keep_original_sound keeps or drops the source video's sound",
+    ]);
     expect(match(edit).offering?.operation).toBe('video-edit');
   });
 
@@ -123,12 +125,21 @@ describe('kling3api offerings', () => {
     expect(match({ model: 'kling-v3', prompt: ' a ' }).reasons).toEqual([]);
   });
 
+  it('takes a prompt of invisible characters only (zero-width spaces, joiners, a byte-order mark) for blank too', () => {
+    expect(matchUnparsed({ model: 'kling-v3', prompt: '\u200b\u200c\u200d\u2060\ufeff \u00ad' }).reasons).toEqual([
+      'prompt is blank; kling-v3 text-to-video needs a prompt',
+    ]);
+    expect(match({ model: 'kling-v3', prompt: '\u200ba\u200b' }).reasons).toEqual([]);
+  });
+
   it('refuses audio on a video edit, whichever way it is asked, with one reason', () => {
     const edit = { model: 'kling-v3-omni' as const, prompt: 'x', video_url: 'https://example.com/v.mp4' };
     expect(matchUnparsed({ ...edit, audio: false }).reasons).toEqual([
       "audio is not supported for kling-v3-omni video-edit; keep_original_sound keeps or drops the source video's sound",
     ]);
-    expect(matchUnparsed({ ...edit, audio: true }).reasons).toEqual(['audio is not supported for kling-v3-omni video-edit']);
+    expect(matchUnparsed({ ...edit, audio: true }).reasons).toEqual([
+      "audio is not supported for kling-v3-omni video-edit; keep_original_sound keeps or drops the source video's sound",
+    ]);
     expect(match({ ...edit, keep_original_sound: false }).reasons).toEqual([]);
   });
 
