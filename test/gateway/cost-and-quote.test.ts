@@ -524,7 +524,7 @@ describe('GET /v1/models', () => {
     // No one field is required there, but one of prompt and multi_shot is (what a quote without either says).
     expect(freepikT2v.required_one_of).toEqual([['prompt', 'multi_shot']]);
     const refused = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', duration: 5, routing: { providers: ['freepik'] } });
-    expect(refused.body.providers.find((p: { provider: string }) => p.provider === 'freepik').reasons).toContain('kling-v3 text-to-video needs prompt or multi_shot');
+    expect(refused.body.providers.find((p: { provider: string }) => p.provider === 'freepik').reasons).toContain('prompt or multi_shot is required for kling-v3 text-to-video');
   });
 });
 

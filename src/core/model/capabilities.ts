@@ -147,7 +147,7 @@ export function checkOffering(offering: Offering, resolved: ResolvedRequest): Of
     if (problem) reasons.push(problem);
   }
   for (const group of offering.requiredOneOf ?? []) {
-    if (group.every((field) => request[field] === undefined)) reasons.push(`${request.model} ${request.operation} needs ${group.join(' or ')}`);
+    if (group.every((field) => request[field] === undefined)) reasons.push(`${group.join(' or ')} is required for ${request.model} ${request.operation}`);
   }
   reasons.push(...(offering.check?.(request, explicit) ?? []));
   warnings.push(...(offering.warnings?.(request, explicit) ?? []));

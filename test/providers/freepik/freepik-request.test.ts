@@ -119,7 +119,7 @@ describe('kling-v3 → POST /v1/ai/video/kling-v3-{pro|std} (kling-v3-request)',
       { model: 'kling-v3', duration: 12, multi_shot: [{ prompt: 'a', duration: 4 }, { prompt: 'b', duration: 4 }] },
       "duration 12 differs from the shots' total of 8 s",
     ],
-    ['no prompt and no shots', { model: 'kling-v3', operation: 'text-to-video' }, 'needs prompt or multi_shot'],
+    ['no prompt and no shots', { model: 'kling-v3', operation: 'text-to-video' }, 'prompt or multi_shot is required for kling-v3 text-to-video'],
     [
       'an end frame on text-to-video',
       { model: 'kling-v3', operation: 'text-to-video', prompt: 'x', start_image_url: IMG('a'), end_image_url: IMG('b') },

@@ -112,7 +112,7 @@ describe('kling3api offerings', () => {
       'video_url is required for kling-v3-omni video-edit',
     ]);
     expect(matchUnparsed({ model: 'kling-v3-omni', operation: 'reference-to-video', prompt: 'x' }).reasons).toEqual([
-      'kling-v3-omni reference-to-video needs reference_images or reference_video_url',
+      'reference_images or reference_video_url is required for kling-v3-omni reference-to-video',
     ]);
   });
 

@@ -424,6 +424,19 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     expect(fake.creates).toHaveLength(0);
   });
 
+  it('a reference-to-video with neither reference is a 422 under the group\'s first field', async () => {
+    const { gw, fake } = await start();
+    const answer = await gw.create({ model: 'kling-v3-omni', operation: 'reference-to-video', prompt: 'walk' });
+    expect(answer.status).toBe(422);
+    expect(answer.body.errors).toEqual([
+      expect.objectContaining({
+        path: 'reference_images',
+        message: 'kling3api: reference_images or reference_video_url is required for kling-v3-omni reference-to-video',
+      }),
+    ]);
+    expect(fake.creates).toHaveLength(0);
+  });
+
   it('a blank prompt pinned to kling3api is a 422 under prompt that names the provider once', async () => {
     const { gw, fake } = await start();
     const answer = await gw.create({ model: 'kling-v3', prompt: ' \n\t ' });
