@@ -53,3 +53,12 @@ describe('If-Range on the content route', () => {
     expect(await resume({ 'if-range': etag })).toEqual({ status: 200, contentRange: null, length: size });
   });
 });
+
+describe('If-None-Match on the content route', () => {
+  it('compares weakly (RFC 9110 §13.1.2): the ETag, marked weak or not, alone or in a list, is a 304; another is the file', async () => {
+    for (const validator of [etag, `W/${etag}`, `"another-file", W/${etag}`, '*']) {
+      expect([validator, await resume({ 'if-none-match': validator })]).toEqual([validator, { status: 304, contentRange: null, length: 0 }]);
+    }
+    expect(await resume({ 'if-none-match': '"another-file", W/"another"' })).toEqual({ status: 200, contentRange: null, length: size });
+  });
+});
