@@ -151,6 +151,7 @@ export function errorInSuccessAnswer(
   mapped: MappedUpstreamError,
   statusCode: number,
   response: { data: unknown; headers: Record<string, string>; receivedAt?: number },
+  namesATask = false,
 ): UpstreamError {
   return new UpstreamError({
     ...call,
@@ -159,6 +160,9 @@ export function errorInSuccessAnswer(
     ...(mapped.providerCode !== undefined ? { providerCode: mapped.providerCode } : {}),
     statusCode,
     responseBody: response.data,
+    // A create answered with a server error beside a task id may have made that task (a refusal
+    // of the request, its key, credits or rate says it made none).
+    ...(namesATask && call.operation === 'submit' && statusCode >= 500 ? { mayHaveCreated: true } : {}),
     // A date is read against the gateway clock, as the client reads one on a 429.
     retryAfterMs: parseRetryAfter(response.headers['retry-after'], response.receivedAt ?? Date.now()),
   });

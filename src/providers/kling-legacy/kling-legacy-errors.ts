@@ -164,11 +164,15 @@ function namesATask(data: unknown): boolean {
  * than 0, with the HTTP status the official table gives for it. A code outside the official
  * scheme (a reseller's `200`, `1`, `-1`) beside a task in `data` is no error: the task id is the
  * upstream's word that the task exists, and failing that create over would pay for it twice.
+ * An official code beside a task is an error that names a task: a create answered with a server
+ * code (5000–5999) so may have made it, and is looked up by its `external_task_id` before any
+ * other provider is asked.
  */
 export function klingLegacyEnvelopeError(envelope: { data?: unknown }, body: unknown): ErrorInEnvelope | undefined {
   const code = klingLegacyServiceCode(body);
   if (code === undefined || code === 0) return undefined;
-  if (!klingLegacyOfficialCode(code) && namesATask(envelope.data)) return undefined;
+  const task = namesATask(envelope.data);
+  if (!klingLegacyOfficialCode(code) && task) return undefined;
   const { httpStatus, ...error } = mapKlingLegacyServiceCode(code, body);
-  return { error, httpStatus };
+  return { error, httpStatus, ...(task ? { namesATask: true } : {}) };
 }

@@ -153,12 +153,15 @@ export function kling3apiEnvelopeError(envelope: Kling3apiEnvelope, body: unknow
 /**
  * The same for a `POST /api/generate` answer, except that one carrying a task id under a code
  * that names no error (`0`, `"OK"`) is the task: the upstream holds it, and reading the answer
- * as a 502 would fail over and pay for the video twice.
+ * as a 502 would fail over and pay for the video twice. A named error beside a task id is the
+ * error, naming a task: a server error so may have made it, so it is never sent elsewhere.
  */
 export function kling3apiCreateEnvelopeError(envelope: Kling3apiEnvelope, body: unknown): ErrorInEnvelope | undefined {
   const reported = kling3apiEnvelopeError(envelope, body);
-  if (reported === undefined || namedErrorStatus(body) !== undefined) return reported;
-  return Kling3apiGenerateData.safeParse(envelope.data).success ? undefined : reported;
+  if (reported === undefined) return undefined;
+  const task = Kling3apiGenerateData.safeParse(envelope.data).success;
+  if (namedErrorStatus(body) !== undefined) return task ? { ...reported, namesATask: true } : reported;
+  return task ? undefined : reported;
 }
 
 /**

@@ -117,6 +117,27 @@ describe('klingLegacyProvider.submit over HttpUpstreamClient', () => {
     const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
     expect(error).toMatchObject({ providerCode: 'unreadable_answer', mayHaveCreated: true, operation: 'submit' });
   });
+  it.each([5000, 5001, 5002])(
+    'reads a create answer with server code %i beside a task id as one that may have made it (looked for, never sent elsewhere)',
+    async (code) => {
+      const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
+      interceptCreate('/kling/v1/videos/text2video', { body: { code, message: 'something went wrong', data: { task_id: TASK_ID, task_status: 'submitted' } } });
+      const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
+      expect(error).toMatchObject({ mayHaveCreated: true, operation: 'submit', providerCode: String(code) });
+    },
+  );
+
+  it.each([
+    ['a server code and no task', { code: 5000, message: 'Server internal error', data: null }, 500],
+    ['a refusal of the request beside a task id', { code: 1201, message: 'invalid value', data: { task_id: TASK_ID } }, 400],
+    ['credits gone beside a task id', { code: 1102, message: 'pack used up', data: { task_id: TASK_ID } }, 429],
+  ])('reads a create answer with %s as a refusal that made nothing', async (_name, body, statusCode) => {
+    const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
+    interceptCreate('/kling/v1/videos/text2video', { body });
+    const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
+    expect(error).toMatchObject({ statusCode, providerCode: String(body.code) });
+    expect(error.mayHaveCreated).toBeFalsy();
+  });
 });
 
 describe('klingLegacyProvider: one create and one poll per operation', () => {

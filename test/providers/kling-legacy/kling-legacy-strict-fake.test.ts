@@ -29,7 +29,10 @@ class StrictFake extends LoopbackFake {
   gets: string[] = [];
   tasks = new Map<string, FakeTask>();
   refusals: string[] = [];
-  /** Answers the next creates get instead of a task: [status, body]. */
+  /**
+   * Answers the next creates get instead of a task: [status, body]; status 0 makes the task and
+   * drops the connection, status 1 makes it and answers 200 with the body's code beside it.
+   */
   createErrors: [number, unknown][] = [];
   getErrors: [number, unknown][] = [];
   private next = 1;
@@ -58,6 +61,13 @@ class StrictFake extends LoopbackFake {
         this.tasks.set(id, { task_id: id, task_status: 'submitted', task_status_msg: '', created_at: 1, updated_at: 1 });
         req.socket.destroy();
         return;
+      }
+      if (error && error[0] === 1) {
+        // Made, but answered with an error code (the body) beside the task.
+        const id = `task-${this.next++}`;
+        const task: FakeTask = { task_id: id, task_status: 'submitted', task_status_msg: '', created_at: 1, updated_at: 1 };
+        this.tasks.set(id, task);
+        return this.answer(res, 200, { ...(error[1] as object), request_id: 'req', data: task });
       }
       if (error) return this.answer(res, error[0], error[1]);
       const id = `task-${this.next++}`;
@@ -265,6 +275,25 @@ describe('the gateway against a fake that keeps to seed 002', () => {
     await gw.advance(5_000);
     const after = (await gw.get(created.body.id)).body;
     expect(after).toMatchObject({ status: 'succeeded', provider_task_id: 'task-1', cost: { credits: 3, estimated: false } });
+    expect(fake.creates).toHaveLength(1);
+  });
+
+  it('a create answered with a server code beside its task is not sent to another provider; its callback adopts it', async () => {
+    fake = new StrictFake();
+    const baseUrl = await fake.listen();
+    gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: API_KEY, simulated: false } } });
+    fake.createErrors.push([1, { code: 5000, message: 'Server internal error' }]);
+    const created = await gw.create({ model: 'kling-v3', prompt: 'x', duration: 5, routing: { providers: ['kling-legacy', 'freepik'] } });
+    expect(created.status).toBe(202);
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'ambiguous', provider_code: '5000' })]);
+    const task = fake.tasks.get('task-1')!;
+    succeed(task, { videos: [{ id: 'v', url: 'https://cdn.example.com/made.mp4', duration: '5' }] }, '3');
+    const answer = await gw.request('POST', new URL(fake.creates[0]!.body.callback_url).pathname, task, {}, null);
+    expect(answer.status).toBe(200);
+    await gw.advance(5_000);
+    const after = (await gw.get(created.body.id)).body;
+    expect(after).toMatchObject({ status: 'succeeded', provider: 'kling-legacy', provider_task_id: 'task-1', cost: { credits: 3, estimated: false } });
+    expect(after.attempts.map((attempt: { provider: string }) => attempt.provider)).toEqual(['kling-legacy']);
     expect(fake.creates).toHaveLength(1);
   });
 

@@ -198,7 +198,14 @@ describe('kling3apiProvider.submit', () => {
     });
     // A code the seed's table or HTTP names is still the error it says, task id or not.
     nock(BASE).post('/api/generate').reply(200, { code: 402, message: 'Not enough credits', data: { task_id: 'n75abc123kling3' } });
-    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ code: 'insufficient_credits', statusCode: 402 });
+    const refused = await upstreamFailure(submitTextToVideo());
+    expect(refused).toMatchObject({ code: 'insufficient_credits', statusCode: 402 });
+    expect(refused.mayHaveCreated).toBeFalsy();
+    // A server error beside a task id may have made it: never sent to another provider.
+    nock(BASE).post('/api/generate').reply(200, { code: 'INTERNAL_ERROR', message: 'oops', data: { task_id: 'n75abc123kling3' } });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ statusCode: 500, mayHaveCreated: true });
+    nock(BASE).post('/api/generate').reply(200, { code: 'INTERNAL_ERROR', message: 'oops' });
+    expect((await upstreamFailure(submitTextToVideo())).mayHaveCreated).toBeFalsy();
   });
 
   it('a task id sent as a number is still the task (it exists upstream)', async () => {
