@@ -208,6 +208,8 @@ describe('outbound webhooks (Standard Webhooks)', () => {
 
   it.each([
     ['a redirect (not followed)', (res: ServerResponse): void => void res.writeHead(301, { location: 'http://127.0.0.1:9/elsewhere' }).end(), /answered 301/, 301],
+    // 2xx only: 300 is the first status that is not a success.
+    ['a 300 Multiple Choices', (res: ServerResponse): void => void res.writeHead(300).end(), /answered 300/, 300],
     ['a connection closed without an answer', (res: ServerResponse): void => void res.socket?.destroy(), /socket hang up/, null],
     ['an answer slower than webhooks.timeout_ms', (res: ServerResponse): void => void setTimeout(() => res.end(), 3_000), /timeout of 1000ms exceeded/, null],
   ] as const)('retries %s with the same webhook-id, signed afresh at each try', async (_case, fail, error, lastStatus) => {
