@@ -222,6 +222,25 @@ describe('legacy Kling-API callbacks', () => {
     expect((await gw.get(created.body.id)).body.status).toBe('queued');
   });
 
+  it('answers 404 to a callback on the token of a task another provider holds, and asks no upstream', async () => {
+    // Every task has a token; only a task the legacy Kling-API holds is its callbacks' to name.
+    const created = await gw.create({ model: 'kling-v3', prompt: 'a lighthouse at dusk', routing: { providers: ['freepik'] } });
+    expect(created.body.provider).toBe('freepik');
+    const task = await gw.gateway.store.getTask(created.body.id);
+    const statusCalls = () => gw.simulator('freepik').requests.filter((r) => r.method === 'GET').length;
+    const before = statusCalls();
+    const answer = await gw.request(
+      'POST',
+      `/v1/webhooks/kling-legacy/${task!.callback_token}`,
+      JSON.stringify({ task_id: created.body.provider_task_id, task_status: 'succeed' }),
+      {},
+      null,
+    );
+    expect(answer.status).toBe(404);
+    await gw.gateway.runOnce();
+    expect(statusCalls()).toBe(before);
+  });
+
   it('does not believe a callback body: it confirms with a status fetch', async () => {
     const created = await gw.create({ model: 'kling-v1-6', prompt: 'a lighthouse at dusk' });
     const task = await gw.gateway.store.getTask(created.body.id);
