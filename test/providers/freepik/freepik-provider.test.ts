@@ -198,6 +198,16 @@ describe('getStatus', () => {
     expect(report.providerStatus).toBe('PAUSED');
   });
 
+  it('polls a task id that holds "/", "?" or "#" as one path segment, so it reads that task and no other', async () => {
+    const odd = 'abc/../def?x=1#y';
+    const video = 'https://ai-statics.freepik.com/odd.mp4';
+    nock(BASE)
+      .get('/v1/ai/video/kling-v3/abc%2F..%2Fdef%3Fx%3D1%23y')
+      .reply(200, { data: { task_id: odd, status: 'COMPLETED', generated: [video] } });
+    const report = await freepikProvider.getStatus({ providerTaskId: odd, tracking: { family: '/v1/ai/video/kling-v3' } }, { http: client() });
+    expect(report).toEqual({ status: 'succeeded', providerStatus: 'COMPLETED', outputs: [{ type: 'video', url: video, duration: null }] });
+  });
+
   it('maps a 404 for a task it does not know', async () => {
     nock(BASE).get(`/v1/ai/video/kling-v3-omni/${TASK_ID}`).reply(404, { message: 'Not found' });
     const error = await freepikProvider
