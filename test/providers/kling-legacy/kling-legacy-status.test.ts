@@ -18,6 +18,18 @@ describe('mapKlingLegacyStatus', () => {
     expect(status({ task_status: 'failed', task_status_msg: 'boom' }).status).toBe('failed');
   });
 
+  it('reads the official words whatever their case or surrounding spaces, keeping the raw word', () => {
+    const video = { id: 'v1', url: 'https://cdn.example.com/v.mp4', duration: '5' };
+    expect(status({ task_status: ' Succeed ', task_result: { videos: [video] } })).toEqual({
+      status: 'succeeded',
+      providerStatus: ' Succeed ',
+      outputs: [{ type: 'video', url: video.url, duration: 5, id: 'v1' }],
+    });
+    expect(status({ task_status: 'SUBMITTED' }).status).toBe('queued');
+    expect(status({ task_status: 'Processing' }).status).toBe('processing');
+    expect(status({ task_status: 'FAILED', task_status_msg: 'boom' }).error?.code).toBe('provider_error');
+  });
+
   it('keeps an unknown word as unknown, never success', () => {
     const report = status({
       task_status: 'succeeded_partially',
