@@ -93,6 +93,15 @@ describe('an error in the OpenAI form an aggregator answers with (`{error: {mess
     }
   });
 
+  it('reads an exhausted quota from the code alone when the message does not say it', () => {
+    const preConsume = { error: { message: 'pre-consume quota failed, user quota: 0.12, need quota: 0.50', type: 'new_api_error', code: 'insufficient_user_quota' } };
+    expect(mapKlingLegacyHttpError(403, preConsume)).toEqual({
+      code: 'insufficient_credits',
+      message: 'kling-legacy answered HTTP 403 (code insufficient_user_quota): pre-consume quota failed, user quota: 0.12, need quota: 0.50',
+      providerCode: 'insufficient_user_quota',
+    });
+  });
+
   it('keeps any other error by its status, with its message', () => {
     expect(mapKlingLegacyHttpError(401, { error: { message: 'invalid token', type: 'new_api_error', code: 'invalid_api_key' } })).toEqual({
       code: 'provider_error',
@@ -149,5 +158,7 @@ describe('a code outside the official scheme in a non-2xx answer', () => {
     expect(mapKlingLegacyHttpError(400, envelope(1250)).code).toBe('invalid_request');
     expect(mapKlingLegacyHttpError(429, envelope(1102)).code).toBe('insufficient_credits');
     expect(mapKlingLegacyHttpError(500, envelope(5003)).code).toBe('provider_error');
+    // A server-family code outside the table is the server's error, whatever status carried it.
+    expect(mapKlingLegacyHttpError(400, envelope(5003))).toMatchObject({ code: 'provider_error', providerCode: '5003' });
   });
 });
