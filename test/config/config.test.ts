@@ -16,7 +16,8 @@ import {
   expandEnvironment,
   expandEnvironmentDeep,
 } from '../../src/config/env-expansion.js';
-import { PROVIDER_IDS } from '../../src/providers/registry.js';
+import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
+import { needsSimulator } from '../../src/sandbox/sandbox.js';
 
 const SHIPPED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config.yaml');
 
@@ -1124,5 +1125,114 @@ describe('webhook secret rotation (several secrets at once)', () => {
     expect(problemsOf(document({ providers: { freepik: { webhook_secret: ['fp-new-secret', 7] } } }))).toEqual([
       'providers.freepik.webhook_secret: must be a secret, or a list of secrets (several while one is rotated)',
     ]);
+  });
+});
+
+describe('what an operator is told at the edges of the file', () => {
+  it('inserts a variable as it is: a key holding ${ is never read as a reference of its own', () => {
+    const config = parseConfig(document({ auth: { api_keys: '${GATEWAY_API_KEYS}' } }), { GATEWAY_API_KEYS: 'acme:ab${NOPE}cd' }, PROVIDER_IDS);
+    expect(config.auth.api_keys).toEqual([{ tenant: 'acme', key: 'ab${NOPE}cd' }]);
+  });
+
+  it("refuses the shell's ${VAR-default}, naming the field, also while VAR is set (it would break on a machine without it)", () => {
+    const written = document({ server: { public_url: 'https://g.example', port: '${PORT-8080}' } });
+    const refusal = ['server.port: "${PORT-8080}": only ${NAME} and ${NAME:-default} are supported'];
+    expect(problemsOf(written, { PORT: '9000' })).toEqual(refusal);
+    expect(problemsOf(written, {})).toEqual(refusal);
+  });
+
+  it('refuses an unknown field at the top and in every block, naming each', () => {
+    expect(
+      problemsOf(
+        document({
+          loging: { level: 'debug' },
+          server: { public_url: 'https://g.example', prot: 8080 },
+          database: { url: 'sqlite::memory:', pool: 5 },
+          auth: { api_keys: 'acme:acme-key-123', webhook_secret: 'whsec_Z2hvc3Q=' },
+          tenants: { acme: { webhook_secrets: 'whsec_Z2hvc3Q=', limits: { creates_per_min: 5 } } },
+          limits: { creates_per_min: 5 },
+          routing: { stratgy: 'cheapest' },
+          tasks: { deadline: 1000 },
+          tracking: { poll_min_ms: 100 },
+          webhooks: { allow_private: true },
+          sandbox: { simulator: 'never' },
+          storage: { backnd: 's3', filesystem: { dir: '/x' }, s3: { bukket: 'b' } },
+          log: { levl: 'debug' },
+          providers: { freepik: { circuit_breaker: { failures: 1 }, accounts: [{ id: 'a', api_key: 'fpk-123456', apikey: 'x' }], rate_limits: [{ limit: 1, window_ms: 1, burst: 2 }] } },
+        }),
+      ).sort(),
+    ).toEqual(
+      [
+        'loging: unknown field',
+        'server.prot: unknown field',
+        'database.pool: unknown field',
+        'auth.webhook_secret: unknown field',
+        'tenants.acme.webhook_secrets: unknown field',
+        'tenants.acme.limits.creates_per_min: unknown field',
+        'limits.creates_per_min: unknown field',
+        'routing.stratgy: unknown field',
+        'tasks.deadline: unknown field',
+        'tracking.poll_min_ms: unknown field',
+        'webhooks.allow_private: unknown field',
+        'sandbox.simulator: unknown field',
+        'storage.backnd: unknown field',
+        'storage.filesystem.dir: unknown field',
+        'storage.s3.bukket: unknown field',
+        'log.levl: unknown field',
+        'providers.freepik.circuit_breaker.failures: unknown field',
+        'providers.freepik.accounts.0.apikey: unknown field',
+        'providers.freepik.rate_limits.0.burst: unknown field',
+      ].sort(),
+    );
+  });
+
+  it('refuses numbers just past their bounds, naming the field, and takes the bounds themselves', () => {
+    expect(
+      problemsOf(
+        document({
+          server: { public_url: 'https://g.example', port: 65536 },
+          tasks: { idempotency_ttl_ms: 86_399_999 },
+          tracking: { poll_jitter: 0.91 },
+          webhooks: { max_attempts: 0 },
+        }),
+      ),
+    ).toEqual([
+      'server.port: must be at most 65535',
+      'tasks.idempotency_ttl_ms: must be at least 86400000',
+      'tracking.poll_jitter: must be at most 0.9',
+      'webhooks.max_attempts: must be at least 1',
+    ]);
+    const config = parseConfig(
+      document({
+        server: { public_url: 'https://g.example', port: 65535 },
+        tasks: { idempotency_ttl_ms: 86_400_000 },
+        tracking: { poll_jitter: 0.9 },
+        webhooks: { max_attempts: 1 },
+      }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect([config.server.port, config.tasks.idempotency_ttl_ms, config.tracking.poll_jitter, config.webhooks.max_attempts]).toEqual([65535, 86_400_000, 0.9, 1]);
+  });
+
+  it('refuses s3 storage without a bucket, naming storage.s3.bucket', () => {
+    expect(problemsOf(document({ storage: { backend: 's3' } }))).toEqual(['storage.s3.bucket: required when storage.backend is s3']);
+  });
+
+  it('keeps a sandbox whose only upstream key belongs to a provider turned off: the shipped key and secret still work there', () => {
+    const config = parseConfig(
+      document({ auth: { api_keys: 'dev:dev-key' }, providers: { freepik: { enabled: false, api_key: 'fpk-live-key-123' } } }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect(config.tenants.dev?.webhook_secret).toEqual([SHIPPED_SANDBOX_WEBHOOK_SECRET]);
+    // The same decision as the simulators': the providers left on run theirs.
+    expect(needsSimulator(config, PROVIDERS, 'kling3api')).toBe(true);
+    expect(needsSimulator(config, PROVIDERS, 'freepik')).toBe(false);
+  });
+
+  it('refuses private webhook targets when a webhooks block leaves allow_private_targets out', () => {
+    const config = parseConfig(document({ webhooks: { max_attempts: 3 } }), {}, PROVIDER_IDS);
+    expect(config.webhooks).toEqual({ allow_private_targets: false, max_attempts: 3, timeout_ms: 10_000 });
   });
 });

@@ -69,6 +69,13 @@ describe('variables the configuration does not read', () => {
     expect(unreadVariables('server: [unclosed', { FREEPIK_APIKEY: 'k' })).toEqual([]);
   });
 
+  it('names a variable written with its underscores left out or added, however many', () => {
+    expect(unreadVariables(SHIPPED, { FREEPIKAPIKEY: 'fpk-live-secret-value', KLING_3_API_API_KEY: 'k3-secret' })).toEqual([
+      { name: 'FREEPIKAPIKEY', meant: 'FREEPIK_API_KEY' },
+      { name: 'KLING_3_API_API_KEY', meant: 'KLING3API_API_KEY' },
+    ]);
+  });
+
   it('says which variable is ignored and which was meant, never the value', () => {
     const warning = unreadVariableWarning({ name: 'FREEPIK_APIKEY', meant: 'FREEPIK_API_KEY' }, 'config.yaml');
     expect(warning).toBe('environment variable FREEPIK_APIKEY is set, but config.yaml reads no such variable (did you mean FREEPIK_API_KEY?): it is ignored');
