@@ -1231,6 +1231,70 @@ describe('what an operator is told at the edges of the file', () => {
     expect(needsSimulator(config, PROVIDERS, 'freepik')).toBe(false);
   });
 
+  it('never quotes a token or password variable set in the wrong field', () => {
+    const env = { METRICS_TOKEN: 'scrape-token-5150', SMTP_PASSWORD: 'mail-pass-8a8a8a' };
+    expect(
+      problemsOf(document({ server: { public_url: 'https://g.example', port: '${METRICS_TOKEN}' }, tasks: { deadline_ms: '${SMTP_PASSWORD}' } }), env),
+    ).toEqual(['server.port: expected a number, got "[redacted]"', 'tasks.deadline_ms: expected a number, got "[redacted]"']);
+  });
+
+  it('counts the storage secrets among the secrets kept out of logs', () => {
+    const config = parseConfig(
+      document({
+        storage: {
+          url_signing_secret: 'link-signing-5150',
+          s3: { bucket: 'b', access_key_id: 'AKIAEXAMPLE1', secret_access_key: 's3-secret-5150', session_token: 's3-session-5150' },
+        },
+      }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect(configuredSecrets(config)).toEqual(expect.arrayContaining(['link-signing-5150', 's3-secret-5150', 's3-session-5150']));
+  });
+
+  it('takes enabled and disabled as switches, as the README says', () => {
+    const config = parseConfig(
+      document({ providers: { freepik: { enabled: '${FREEPIK_ENABLED}' }, kling3api: { enabled: '${KLING3API_ENABLED}' } } }),
+      { FREEPIK_ENABLED: 'Disabled', KLING3API_ENABLED: 'enabled' },
+      PROVIDER_IDS,
+    );
+    expect([config.providers.freepik?.enabled, config.providers.kling3api?.enabled]).toEqual([false, true]);
+  });
+
+  it('refuses the documented bounds of storage and accounts one step past them, naming the field', () => {
+    expect(
+      problemsOf(
+        document({
+          storage: { retention_days: 0, url_ttl_seconds: 59, copy_concurrency: 257 },
+          tenants: { acme: { retention_days: '0' } },
+          providers: { freepik: { accounts: [{ id: 'a'.repeat(33), api_key: 'fpk-123456' }] } },
+        }),
+      ).sort(),
+    ).toEqual(
+      [
+        'storage.retention_days: must be a positive number of days',
+        'storage.url_ttl_seconds: must be at least 60',
+        'storage.copy_concurrency: must be at most 256',
+        'tenants.acme.retention_days: must be a positive number of days',
+        'providers.freepik.accounts.0.id: must be 1–32 lower-case letters, digits, - or _, starting with a letter or digit (it names the account in the API and metrics)',
+      ].sort(),
+    );
+    const config = parseConfig(
+      document({
+        storage: { retention_days: 0.5, url_ttl_seconds: 60, copy_concurrency: 256 },
+        providers: { freepik: { accounts: [{ id: 'a'.repeat(32), api_key: 'fpk-123456' }] } },
+      }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect([config.storage.retention_days, config.storage.url_ttl_seconds, config.storage.copy_concurrency, config.providers.freepik?.accounts?.[0]?.id]).toEqual([
+      0.5,
+      60,
+      256,
+      'a'.repeat(32),
+    ]);
+  });
+
   it('refuses private webhook targets when a webhooks block leaves allow_private_targets out', () => {
     const config = parseConfig(document({ webhooks: { max_attempts: 3 } }), {}, PROVIDER_IDS);
     expect(config.webhooks).toEqual({ allow_private_targets: false, max_attempts: 3, timeout_ms: 10_000 });
