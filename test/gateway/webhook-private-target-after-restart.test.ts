@@ -1,0 +1,75 @@
+/**
+ * A gateway that allowed private webhook targets (`webhooks.allow_private_targets: true`) took a
+ * task whose `webhook_url` is a loopback literal; it is restarted with the default (`false`) before
+ * the event goes out. The check at create no longer applies to that stored URL: the delivery itself
+ * must refuse it, without opening a connection to the address, and say so on the delivery the
+ * tenant reads (`GET /v1/videos/{id}/webhooks`).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, expect, it } from 'vitest';
+import { GatewayDeploys, type TestGateway } from '../support/harness.js';
+
+const open: TestGateway[] = [];
+let deploys: GatewayDeploys | undefined;
+let server: Server | undefined;
+afterEach(async () => {
+  for (const gw of open.splice(0)) await gw.close();
+  await deploys?.close();
+  deploys = undefined;
+  if (server) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+  }
+  server = undefined;
+});
+
+it('refuses, without connecting, a loopback webhook_url a task got while private targets were allowed, once a restart refuses them', async () => {
+  let connections = 0;
+  let requests = 0;
+  server = createServer((req, res) => {
+    requests++;
+    req.resume();
+    req.on('end', () => res.end());
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+
+  deploys = await GatewayDeploys.start();
+  const allowing = await deploys.deploy({ webhooks: { allow_private_targets: true } });
+  open.push(allowing);
+  const created = await allowing.create({ model: 'kling-v3', prompt: 'a harbour at dusk', duration: 5, webhook_url: url, routing: { providers: ['kling3api'] } });
+  expect(created.status).toBe(202);
+  // No worker pass ran on this deploy: the event waits in the store.
+  const waiting = (await allowing.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+  expect(waiting).toEqual([expect.objectContaining({ type: 'video.processing', status: 'pending', attempts: 0 })]);
+  await open.pop()!.close();
+
+  const refusing = await deploys.deploy({ webhooks: { allow_private_targets: false } });
+  open.push(refusing);
+  await refusing.advance(1_000);
+
+  const deliveries = (await refusing.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+  // Refused on the URL alone: not even a connection reached the loopback receiver.
+  expect({ connections, requests }).toEqual({ connections: 0, requests: 0 });
+  expect(deliveries).toEqual([
+    expect.objectContaining({
+      id: waiting[0].id,
+      type: 'video.processing',
+      status: 'failed',
+      attempts: 1,
+      last_status: null,
+      last_error: 'target refused: points at a private, loopback or link-local address (127.0.0.1)',
+      next_attempt_at: null,
+    }),
+  ]);
+  // Failed for good, not tried again; the task's next event, queued after the restart, is refused alike.
+  expect((await refusing.finish(created.body.id, 60_000)).status).toBe('succeeded');
+  await refusing.advance(3600_000);
+  expect((await refusing.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toEqual([
+    deliveries[0],
+    expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: 1, last_error: deliveries[0].last_error }),
+  ]);
+  expect({ connections, requests }).toEqual({ connections: 0, requests: 0 });
+});
