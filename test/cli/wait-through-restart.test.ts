@@ -16,6 +16,8 @@ describe('kling-gateway wait through a gateway restart', () => {
   /** Polls (`?wait=`) answered 503 before the gateway is back. */
   let awayFor = 0;
   let polls = 0;
+  /** What the gateway answers meanwhile: 503 (restarting), or 429 (too many requests). */
+  let awayStatus = 503;
 
   const task = (status: string) => ({
     id: ID,
@@ -45,8 +47,14 @@ describe('kling-gateway wait through a gateway restart', () => {
       const url = new URL(req.url ?? '/', 'http://x');
       const away = () =>
         res
-          .writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '0' })
-          .end(JSON.stringify({ type: 'about:blank', title: 'Service unavailable', status: 503, detail: 'the gateway is restarting' }));
+          .writeHead(awayStatus, { 'content-type': 'application/problem+json', 'retry-after': '0' })
+          .end(
+            JSON.stringify(
+              awayStatus === 429
+                ? { type: 'about:blank', title: 'Too many requests', status: 429, detail: 'slow down' }
+                : { type: 'about:blank', title: 'Service unavailable', status: 503, detail: 'the gateway is restarting' },
+            ),
+          );
       if (url.pathname === `/v1/videos/${ID}/events`) return away();
       if (url.pathname === `/v1/videos/${ID}` && url.searchParams.has('wait')) {
         polls += 1;
@@ -81,6 +89,17 @@ describe('kling-gateway wait through a gateway restart', () => {
     expect([result.code, result.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^${ID}\\s+succeeded$`, 'm'))]);
     expect(pauses).toEqual([2_000, 4_000]);
     expect(result.stderr).toContain(`the gateway is away (Service unavailable (503): the gateway is restarting); still following video ${ID}, again in 2 s`);
+  });
+
+  it('a gateway answering 429 (too many requests) for longer than the client\'s own polls is waited out too, not exit 9', async () => {
+    polls = 0;
+    awayFor = 8;
+    awayStatus = 429;
+    const pauses: number[] = [];
+    const result = await wait([], pauses).finally(() => (awayStatus = 503));
+    expect([result.code, result.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^${ID}\\s+succeeded$`, 'm'))]);
+    expect(pauses).toEqual([2_000, 4_000]);
+    expect(result.stderr).toContain(`the gateway is away (Too many requests (429): slow down); still following video ${ID}, again in 2 s`);
   });
 
   it('gives up on a gateway that stays away, naming the task to follow again', async () => {
