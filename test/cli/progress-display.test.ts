@@ -37,6 +37,16 @@ describe('progress display', () => {
     expect(out.writes.at(-1)).toBe('\r\x1b[2K✔ succeeded · freepik · 1:05 · $0.56 (56 credits)\n');
   });
 
+  it('ends the line of a task that failed or was canceled with ✖, not the ✔ of success', () => {
+    for (const status of ['failed', 'canceled'] as const) {
+      const out = stream(true);
+      const line = new TaskProgressLine(out, 0, () => 5_000);
+      line.update(task(status, 'freepik', null));
+      line.finish();
+      expect(out.writes.at(-1)).toMatch(new RegExp(`^\\r\\x1b\\[2K✖ ${status} · freepik · 0:05`));
+    }
+  });
+
   it('a terminal that reports no width (0 columns: script, a serial console, some CI terminals) gets the whole line, not 20 characters of it', () => {
     const out = { ...stream(true), columns: 0 };
     const line = new TaskProgressLine(out, 0, () => 3_000);

@@ -1,0 +1,102 @@
+/**
+ * What README's CLI section promises a user sees from `generate` (without --wait), `get --wait`,
+ * `list`, `quote`, `usage` and `KLING_GATEWAY_REQUEST_TIMEOUT`, against a stand-in gateway that
+ * records what it was asked.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliCaptured } from '../support/cli-run.js';
+import { succeededTask } from '../support/fake-task-gateway.js';
+import { loopbackServer } from '../support/raw-answer.js';
+
+describe('kling-gateway command outputs', () => {
+  let server: { base: string; close: () => Promise<void> };
+  /** Each request's method, path and query, as the stand-in got it. */
+  const requests: string[] = [];
+
+  const queued = (base: string) => ({
+    ...succeededTask(base, 'vid_queued'),
+    status: 'queued',
+    completed_at: null,
+    outputs: [],
+    provider: null,
+    provider_task_id: null,
+    provider_status: null,
+    cost: { credits: 56, estimated: true, currency_amount: 0.56, currency: 'USD' },
+  });
+
+  beforeAll(async () => {
+    server = await loopbackServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      requests.push(`${req.method} ${req.url}`);
+      const path = (req.url ?? '').split('?')[0]!;
+      const json = (body: unknown) => req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)));
+      if (req.method === 'POST' && path === '/v1/videos') return json(queued(server.base));
+      if (req.method === 'GET' && path === '/v1/videos') return json({ object: 'list', data: [queued(server.base)], next_cursor: null });
+      if (req.method === 'POST' && path === '/v1/videos/quote') {
+        // Providers in the answer's own order, not the try order.
+        const provider = (id: string, order: number | null) => ({
+          provider: id,
+          order,
+          eligible: order !== null,
+          estimated_credits: order === null ? null : 10 * order,
+          estimated_cost: order === null ? null : 0.1 * order,
+          currency: 'USD',
+          reasons: order === null ? ['model not served'] : [],
+          warnings: [],
+        });
+        return json({ strategy: 'priority', order: ['freepik', 'kling3api'], providers: [provider('legacy', null), provider('kling3api', 2), provider('freepik', 1)] });
+      }
+      if (path === '/v1/videos/vid_done') return json(succeededTask(server.base, 'vid_done'));
+      req.on('end', () => res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 })));
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    runCliCaptured(args, { env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123', ...env }, pause: async () => undefined });
+
+  it('generate without --wait prints the task and names the command that follows it', async () => {
+    const result = await run(['generate', 'a fox', '--model', 'kling-v3']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('vid_queued  queued');
+    expect(result.stderr).toMatch(/follow it: .*kling-gateway wait vid_queued\n/);
+  });
+
+  it('get --wait 30 asks the gateway to hold the read (?wait=30)', async () => {
+    requests.length = 0;
+    const result = await run(['get', 'vid_done', '--wait', '30']);
+    expect(result.code).toBe(0);
+    expect(requests).toEqual(['GET /v1/videos/vid_done?wait=30']);
+  });
+
+  it('list marks an estimated cost with ~ and says what ~ means on stderr', async () => {
+    const result = await run(['list']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/vid_queued\s+queued\s.*\$0\.56~/);
+    expect(result.stderr).toContain('~ = estimated cost');
+  });
+
+  it('quote lists the providers in the try order, those that cannot serve it last', async () => {
+    const result = await run(['quote', 'a fox', '--model', 'kling-v3']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('try order: freepik → kling3api');
+    const rows = result.stdout.split('\n').filter((line) => /^\s*(\d|—)\s/.test(line)).map((line) => line.trim().split(/\s+/)[1]);
+    expect(rows).toEqual(['freepik', 'kling3api', 'legacy']);
+  });
+
+  it('usage --from equal to --to exits 2 naming both flags, before anything is sent', async () => {
+    requests.length = 0;
+    const result = await run(['usage', '--from', '2026-12-01', '--to', '2026-12-01']);
+    expect([result.code, result.stderr]).toEqual([2, expect.stringContaining('--from 2026-12-01 must be before --to 2026-12-01')]);
+    expect(requests).toEqual([]);
+  });
+
+  it('a KLING_GATEWAY_REQUEST_TIMEOUT that is not a number of seconds is a command-line error (2) naming the variable', async () => {
+    const result = await run(['get', 'vid_done'], { KLING_GATEWAY_REQUEST_TIMEOUT: 'soon' });
+    expect([result.code, result.stderr]).toEqual([2, expect.stringContaining('KLING_GATEWAY_REQUEST_TIMEOUT soon: not a number of seconds')]);
+  });
+});
