@@ -32,6 +32,10 @@ describe('kling-gateway command outputs', () => {
       const path = (req.url ?? '').split('?')[0]!;
       const json = (body: unknown) => req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body)));
       if (req.method === 'POST' && path === '/v1/videos') return json(queued(server.base));
+      if (req.method === 'GET' && path === '/v1/videos' && (req.url ?? '').includes('cursor=cur_busy')) {
+        req.on('end', () => res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '5' }).end(JSON.stringify({ type: 'about:blank', title: 'Service unavailable', status: 503 })));
+        return;
+      }
       if (req.method === 'GET' && path === '/v1/videos') return json({ object: 'list', data: [queued(server.base)], next_cursor: null });
       if (req.method === 'POST' && path === '/v1/videos/quote') {
         // Providers in the answer's own order, not the try order.
@@ -98,5 +102,12 @@ describe('kling-gateway command outputs', () => {
   it('a KLING_GATEWAY_REQUEST_TIMEOUT that is not a number of seconds is a command-line error (2) naming the variable', async () => {
     const result = await run(['get', 'vid_done'], { KLING_GATEWAY_REQUEST_TIMEOUT: 'soon' });
     expect([result.code, result.stderr]).toEqual([2, expect.stringContaining('KLING_GATEWAY_REQUEST_TIMEOUT soon: not a number of seconds')]);
+  });
+
+  it('list --all --cursor whose first page fails names no command to go on with: it would be the same command', async () => {
+    const result = await run(['list', '--all', '--cursor', 'cur_busy']);
+    expect(result.code).toBe(9);
+    expect(result.stderr).toContain('Service unavailable (503)');
+    expect(result.stderr).not.toContain('go on from it');
   });
 });
