@@ -110,4 +110,10 @@ describe('kling-gateway command outputs', () => {
     expect(result.stderr).toContain('Service unavailable (503)');
     expect(result.stderr).not.toContain('go on from it');
   });
+
+  it('a gateway URL holding only a password (http://:secret@host) is a command-line error that never shows it', async () => {
+    const result = await run(['--url', 'http://:s3cret-pw@127.0.0.1:8080', 'get', 'vid_done']);
+    expect([result.code, result.stderr]).toEqual([2, expect.stringContaining('holds a user name or password')]);
+    expect(result.stderr + result.stdout).not.toContain('s3cret-pw');
+  });
 });
