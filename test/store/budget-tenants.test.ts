@@ -1,0 +1,49 @@
+/**
+ * Budgets are per tenant and period on both engines: one tenant's reservation, spend or release
+ * moves its own counter only, never another tenant's of the same period.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../src/store/database.js';
+import { UsageStore } from '../../src/store/usage-store.js';
+import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+
+const pg = await postgresAvailable();
+const schema = newSchemaName();
+const T0 = Date.UTC(2026, 10, 22, 12);
+
+const BACKENDS = [
+  { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
+  { name: 'postgres', skip: !pg, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
+] as const;
+
+describe.each(BACKENDS)('budgets of two tenants on $name', (backend) => {
+  describe.skipIf(backend.skip)(backend.name, () => {
+    let store: Store;
+    let usage: UsageStore;
+
+    beforeAll(async () => {
+      store = await backend.open();
+      usage = new UsageStore(store);
+    });
+
+    afterAll(async () => {
+      await store?.close();
+      await backend.cleanup();
+    });
+
+    it("moves only the asking tenant's counter of the period", async () => {
+      const reserve = (tenant: string, amount: number) =>
+        usage.transaction((db) => usage.reserve(db, { tenant, period: '2026-11', amount, limit: 1_000_000, now: T0 }));
+      expect(await reserve('acme', 300_000)).toMatchObject({ tenant: 'acme', reserved_micros: 300_000 });
+      expect(await reserve('other', 200_000)).toMatchObject({ tenant: 'other', reserved_micros: 200_000 });
+      expect(await usage.getBudget('acme', '2026-11')).toMatchObject({ reserved_micros: 300_000, spent_micros: 0 });
+
+      const settled = await usage.transaction((db) =>
+        usage.changeBudget(db, { tenant: 'other', period: '2026-11', reservedDelta: -200_000, spentDelta: 150_000, now: T0 }),
+      );
+      expect(settled).toMatchObject({ tenant: 'other', reserved_micros: 0, spent_micros: 150_000 });
+      expect(await usage.getBudget('acme', '2026-11')).toMatchObject({ reserved_micros: 300_000, spent_micros: 0 });
+      expect(await usage.getBudget('other', '2026-11')).toMatchObject({ reserved_micros: 0, spent_micros: 150_000 });
+    });
+  });
+});
