@@ -4,18 +4,13 @@
  * and its budget read, on its own row.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import { UsageStore } from '../../src/store/usage-store.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { storeBackends } from '../support/postgres.js';
 
-const pg = await postgresAvailable();
-const schema = newSchemaName();
 const T0 = Date.UTC(2026, 10, 22, 12);
 
-const BACKENDS = [
-  { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
-  { name: 'postgres', skip: !pg, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
-] as const;
+const BACKENDS = await storeBackends();
 
 describe.each(BACKENDS)('budgets of two tenants on $name', (backend) => {
   describe.skipIf(backend.skip)(backend.name, () => {

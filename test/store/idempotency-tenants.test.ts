@@ -3,18 +3,13 @@
  * a repeat by either one names its own task and its own request, never the other tenant's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { storeBackends } from '../support/postgres.js';
 import { MINUTE, T0, taskRow } from '../support/task-rows.js';
 
-const pg = await postgresAvailable();
-const schema = newSchemaName();
 
-const BACKENDS = [
-  { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
-  { name: 'postgres', skip: !pg, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
-] as const;
+const BACKENDS = await storeBackends();
 
 describe.each(BACKENDS)('idempotency keys of two tenants on $name', (backend) => {
   describe.skipIf(backend.skip)(backend.name, () => {

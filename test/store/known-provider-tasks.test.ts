@@ -4,18 +4,13 @@
  * known at this one, so a list holding it is not taken for one holding only the gateway's tasks.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { storeBackends } from '../support/postgres.js';
 import { T0, taskRow } from '../support/task-rows.js';
 
-const pg = await postgresAvailable();
-const schema = newSchemaName();
 
-const BACKENDS = [
-  { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
-  { name: 'postgres', skip: !pg, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
-] as const;
+const BACKENDS = await storeBackends();
 
 describe.each(BACKENDS)('upstream task ids known per provider on $name', (backend) => {
   describe.skipIf(backend.skip)(backend.name, () => {

@@ -6,19 +6,14 @@
  */
 import type { Insertable } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import type { DeliveriesTable } from '../../src/store/schema.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { storeBackends } from '../support/postgres.js';
 import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
 
-const pg = await postgresAvailable();
-const schema = newSchemaName();
 
-const BACKENDS = [
-  { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
-  { name: 'postgres', skip: !pg, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
-] as const;
+const BACKENDS = await storeBackends();
 
 function deliveryRow(id: string, taskId: string, overrides: Partial<Insertable<DeliveriesTable>> = {}): Insertable<DeliveriesTable> {
   return {

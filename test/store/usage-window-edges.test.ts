@@ -5,21 +5,16 @@
  * charge is at risk at two providers is one task at risk, not two.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/store/database.js';
+import type { Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
-import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
+import { storeBackends } from '../support/postgres.js';
 import { taskRow } from '../support/task-rows.js';
 
-const pg = await postgresAvailable();
-const schema = newSchemaName();
 const DEC_1 = Date.UTC(2026, 11, 1);
 const NOV_1 = Date.UTC(2026, 10, 1);
 
-const BACKENDS = [
-  { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
-  { name: 'postgres', skip: !pg, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
-] as const;
+const BACKENDS = await storeBackends();
 
 function usageRow(taskId: string, tenant: string, createdAt: number): NewUsageRow {
   return {

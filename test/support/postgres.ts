@@ -66,3 +66,16 @@ export async function endListeningConnections(...channels: (object | undefined)[
 export async function dropSchema(schema: string): Promise<void> {
   await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 }
+
+/**
+ * The two engines a store test runs on: SQLite in memory, and a PostgreSQL schema of its own
+ * (skipped when no server answers; dropped by `cleanup`).
+ */
+export async function storeBackends() {
+  const available = await postgresAvailable();
+  const schema = newSchemaName();
+  return [
+    { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
+    { name: 'postgres', skip: !available, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
+  ] as const;
+}
