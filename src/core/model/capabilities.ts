@@ -133,10 +133,11 @@ export function checkOffering(offering: Offering, resolved: ResolvedRequest): Of
       continue;
     }
     if (!rule) {
-      // Asking for no audio from a provider that only makes silent video is asking for what it does.
-      if (field === 'audio' && value === false) continue;
+      const hint = offering.unsupportedHints?.[field];
+      // Asking for no audio from a provider that only makes silent video is asking for what it
+      // does, unless another field decides the sound there (the hint names it).
+      if (field === 'audio' && value === false && hint === undefined) continue;
       if (explicit.has(field)) {
-        const hint = offering.unsupportedHints?.[field];
         reasons.push(`${field} is not supported for ${request.model} ${request.operation}${hint ? `; ${hint}` : ''}`);
       } else if (WARN_WHEN_DEFAULT_DROPPED.has(field) && value === true) {
         warnings.push(`${field} defaults to true but ${request.model} ${request.operation} here cannot generate it`);

@@ -45,6 +45,7 @@ export interface Offering {
   /**
    * What to say after "field is not supported" for a field the offering has no rule for, where
    * another field does what the caller asked (`keep_original_sound` for a video edit's `audio`).
+   * An explicit `audio: false` with a hint is refused too: the other field decides the sound.
    */
   unsupportedHints?: Partial<Record<CapabilityField, string>>;
   /** What the offering will do differently from defaults the caller did not write (shown on the task). */

@@ -112,17 +112,11 @@ const REFERENCE_INPUTS: Offering['requiredOneOf'] = [['reference_images', 'refer
 
 /**
  * A video edit is not silent video: the source's sound stays or goes by `keep_original_sound`,
- * whose default the seed does not give. An `audio: true` is refused by the table (no audio
- * rule), with this hint; an `audio: false` the caller wrote would be dropped unsaid (the core
- * takes "no audio" from an offering with no audio rule as what it makes), so it is a reason of
- * the same words instead.
+ * whose default the seed does not give. So an explicit `audio`, `true` or `false`, is refused
+ * with this hint (an `audio: false` would otherwise be taken as the silent video an offering
+ * with no audio rule makes, and dropped unsaid).
  */
 const EDIT_AUDIO_HINT = "keep_original_sound keeps or drops the source video's sound";
-
-function checkEditAudio(request: VideoRequest, explicit: ReadonlySet<string>): string[] {
-  if (!explicit.has('audio') || request.audio !== false) return [];
-  return [`audio is not supported for ${request.model} video-edit; ${EDIT_AUDIO_HINT}`];
-}
 
 /** Everything kling3api.com serves. Read by validation, quotes, `/v1/models` and the router. */
 export const KLING3API_OFFERINGS: readonly Offering[] = [
@@ -182,5 +176,5 @@ export const KLING3API_OFFERINGS: readonly Offering[] = [
     negative_prompt: negativePrompt,
     video_url: sourceVideo,
     keep_original_sound: keepOriginalSound,
-  }, { check: checkEditAudio, unsupportedHints: { audio: EDIT_AUDIO_HINT } }),
+  }, { unsupportedHints: { audio: EDIT_AUDIO_HINT } }),
 ];
