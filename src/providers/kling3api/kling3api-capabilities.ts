@@ -3,7 +3,7 @@
  * qualities, each naming the upstream `type` it maps to.
  * Source: shared/seeds/004_1ace3cef13878ba3.txt, "Available Models" and "Request Body".
  */
-import type { Model, Operation, Quality, VideoRequest } from '../../core/model/canonical.js';
+import type { Model, Operation, Quality } from '../../core/model/canonical.js';
 import { blankPromptReasons, type FieldRule, type Offering } from '../../core/model/offerings.js';
 import type { Kling3apiTaskType } from './kling3api-schemas.js';
 
