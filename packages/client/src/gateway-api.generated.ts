@@ -558,7 +558,7 @@ export interface components {
              * @description Set on an `accepted` attempt whose create answer was lost and which the gateway found afterwards.
              * @enum {string|null}
              */
-            recovered_by: "external_id" | "webhook" | null;
+            recovered_by: "external_id" | "webhook" | "answer" | null;
         };
         /**
          * @description `accepted`: the provider took the task. `failed`: it certainly did not. `ambiguous`: no answer after the request was sent (the task may exist upstream). `skipped`: not called (open circuit, rate limit). `interrupted`: the gateway stopped while the request was in flight.

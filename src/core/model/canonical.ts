@@ -464,13 +464,14 @@ export const AttemptOutcome = z.enum(ATTEMPT_OUTCOMES).meta({
 export type AttemptOutcome = z.infer<typeof AttemptOutcome>;
 
 /** How the gateway found a task a provider accepted while the create's answer was lost. */
-export const RECOVERED_BY = ['external_id', 'webhook'] as const;
+export const RECOVERED_BY = ['external_id', 'webhook', 'answer'] as const;
 export const RecoveredBy = z.enum(RECOVERED_BY).meta({
   id: 'RecoveredBy',
   description:
     'How an accepted task whose create answer was lost (the gateway stopped, or the connection broke after the ' +
     'request was sent) was found and adopted: `external_id`: the provider was asked for the id the gateway sent ' +
-    'with the create; `webhook`: the provider\'s webhook or callback for this attempt named it.',
+    'with the create; `webhook`: the provider\'s webhook or callback for this attempt named it; `answer`: the create was ' +
+      'answered with a server error naming a task, and the provider\'s status showed that task.',
 });
 export type RecoveredBy = z.infer<typeof RecoveredBy>;
 

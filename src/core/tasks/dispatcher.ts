@@ -614,7 +614,9 @@ export class Dispatcher {
         // A stopping gateway sends no lookup (it may take the provider's time limit again, past
         // the drain): the task is held in doubt, and recovery looks it up after the stop.
         const attempt = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
-        if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt, { lookUp: !this.stopped }) } };
+        // A task the answer named beside its server error is asked about first (adopted when shown).
+        const named = failure.namedTaskId !== undefined ? { namedInAnswer: failure.namedTaskId } : {};
+        if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt, { lookUp: !this.stopped, ...named }) } };
       }
       // "Too many requests" is not a refusal of this task: the account is asked again after
       // Retry-After (its cool-down began as the call failed, `ProviderAccount.call`).

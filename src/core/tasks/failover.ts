@@ -43,6 +43,8 @@ export interface CreateFailureDecision {
   providerCode: string | null;
   /** Who said it (null for an error that names none). */
   provider: string | null;
+  /** The upstream task the create's server-error answer named: asked about before the create is given up on. */
+  namedTaskId?: string;
 }
 
 export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean): CreateFailureDecision {
@@ -67,6 +69,7 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
       reason: 'unexpected_reply',
       code: 'provider_error',
       message: `${error.message}; the provider may have created the task, so it was not sent to another provider`,
+      ...(error.namedTaskId !== undefined ? { namedTaskId: error.namedTaskId } : {}),
     };
   }
   if (error.transport === 'timeout' || error.transport === 'reset') {

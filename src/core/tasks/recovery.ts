@@ -68,6 +68,13 @@ const SENDER_GRACE_MS = 10_000;
  */
 const IN_DOUBT = new Set(['sending', 'interrupted', 'ambiguous']);
 
+/** What an adopted attempt says of how its task was found. */
+const ADOPTED_MESSAGE: Record<RecoveredBy, (provider: string) => string> = {
+  external_id: (provider) => `the create's answer was lost; ${provider} holds the task, found by the id the create carried`,
+  webhook: (provider) => `the create's answer was lost; ${provider} holds the task, found by its webhook or callback`,
+  answer: (provider) => `${provider} answered the create with a server error naming a task, and its status shows that task`,
+};
+
 /** Whether the provider may hold the task from this attempt's create: it accepted, or its answer is not known. */
 export function mayBeHeldUpstream(attempt: Pick<AttemptRecord, 'outcome'>): boolean {
   return attempt.outcome === 'accepted' || IN_DOUBT.has(attempt.outcome);
@@ -216,9 +223,11 @@ export class Recovery {
    * it, goes on to the next provider when it proves there is none, waits while it may still
    * tell, and gives up when it no longer can. Returns the task as it ends up. `lookUp: false`
    * (a create's own dispatch during a graceful stop) asks the provider nothing now: the task is
-   * held in doubt as when a lookup cannot tell, and looked up at a later turn.
+   * held in doubt as when a lookup cannot tell, and looked up at a later turn. `namedInAnswer`
+   * is the upstream task the create's own server-error answer named: adopted first if the
+   * provider's status shows it (an id the answer made up is not tracked until the deadline).
    */
-  async resolve(task: TaskRecord, found: AttemptRecord, options: { lookUp?: boolean } = {}): Promise<TaskRecord | undefined> {
+  async resolve(task: TaskRecord, found: AttemptRecord, options: { lookUp?: boolean; namedInAnswer?: string } = {}): Promise<TaskRecord | undefined> {
     const { runtimes, clock, tasks } = this.engine;
     let attempt = found;
     // A signed webhook named the upstream task while the create's answer was awaited (`adoptNamed`).
@@ -239,6 +248,12 @@ export class Recovery {
     // Only the account that sent the create can ask about it (its key sees its tasks).
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime && this.unansweredCreate(task, attempt, runtime);
+    if (runtime && account && options.namedInAnswer !== undefined && options.lookUp !== false) {
+      const ref = this.refOfNamed(task, attempt, options.namedInAnswer);
+      if (ref && (await this.shows(task, runtime, account, ref, 'a create answer named a task its provider does not show')) === 'shown') {
+        return this.adopt(task, attempt, ref, 'answer');
+      }
+    }
     // A negative proves something only if the upstream was asked once the create's answer could
     // no longer come: when the lookup was sent, not when its (maybe slow) answer arrived.
     const askedAt = clock.now();
@@ -316,14 +331,8 @@ export class Recovery {
     const ref = this.refOfNamed(task, attempt, providerTaskId);
     if (!ref) return { kind: 'none' };
     if (how.confirm) {
-      const admission = await account.admit(0);
-      if (!admission.granted) return { kind: 'busy' };
-      try {
-        await account.call((signal) => runtime.provider.getStatus(ref, { http: account.clientForTask(task), signal }), admission.permit);
-      } catch (error) {
-        this.engine.logger.warn({ task_id: task.id, provider, provider_task_id: providerTaskId, err: error }, 'a callback named a task the provider does not confirm');
-        return { kind: 'none' };
-      }
+      const shown = await this.shows(task, runtime, account, ref, 'a callback named a task the provider does not confirm');
+      if (shown !== 'shown') return { kind: shown === 'busy' ? 'busy' : 'none' };
     }
     if (attempt.outcome === 'sending' && !abandoned) {
       // A signed webhook, or a callback on the task's token that the provider confirmed, is proof
@@ -343,6 +352,28 @@ export class Recovery {
       return recorded ? { kind: 'noted', taskId: task.id, recorded } : { kind: 'noted', taskId: task.id };
     }
     return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
+  }
+
+  /**
+   * Whether the provider's status answer shows the upstream task `ref` names (`busy`: it cannot
+   * be asked now); `unshown` is logged when it does not.
+   */
+  private async shows(
+    task: TaskRecord,
+    runtime: ProviderRuntime,
+    account: ProviderAccount,
+    ref: ProviderTaskRef,
+    unshown: string,
+  ): Promise<'shown' | 'not_shown' | 'busy'> {
+    const admission = await account.admit(0);
+    if (!admission.granted) return 'busy';
+    try {
+      await account.call((signal) => runtime.provider.getStatus(ref, { http: account.clientForTask(task), signal }), admission.permit);
+      return 'shown';
+    } catch (error) {
+      this.engine.logger.warn({ task_id: task.id, provider: runtime.id, provider_task_id: ref.providerTaskId, err: error }, unshown);
+      return 'not_shown';
+    }
   }
 
   /** The upstream task `providerTaskId` as the attempt's provider tracks a create's; undefined when it cannot tell. */
@@ -393,7 +424,7 @@ export class Recovery {
   /** Records the upstream task on the attempt, then tracks it: no second create. */
   private async adopt(task: TaskRecord, attempt: AttemptRecord, ref: ProviderTaskRef, via: RecoveredBy): Promise<TaskRecord | undefined> {
     const { tasks, clock, logger } = this.engine;
-    const message = `the create's answer was lost; ${attempt.provider} holds the task, found by ${via === 'external_id' ? 'the id the create carried' : 'its webhook or callback'}`;
+    const message = ADOPTED_MESSAGE[via](attempt.provider);
     await tasks.updateAttempt(task.id, attempt.seq, {
       outcome: 'accepted',
       providerTaskId: ref.providerTaskId,

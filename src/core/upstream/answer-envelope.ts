@@ -30,10 +30,10 @@ export interface ErrorInEnvelope {
   httpStatus: number;
   /**
    * The answer names a task beside its error code: on a create answered with a server error, the
-   * upstream may hold that task, so it is looked for (adopted, or proved absent) rather than sent
-   * to another provider.
+   * upstream may hold that task, so it is asked about (adopted when the provider shows it, else
+   * looked for or given up on) rather than sent to another provider.
    */
-  namesATask?: boolean;
+  namedTaskId?: string;
 }
 
 /** How one provider's `{code, message, data}` envelope is read. */
@@ -60,7 +60,7 @@ export function readCodedEnvelope<Envelope extends { data?: unknown }, Data>(
   const parsed = envelope.schema.safeParse(response.data);
   if (!parsed.success) throw unreadableAnswer(call, response.status, response.data, 'not a {code, message, data} envelope');
   const reported = envelope.errorOf(parsed.data, response.data);
-  if (reported) throw errorInSuccessAnswer(call, reported.error, reported.httpStatus, response, reported.namesATask === true);
+  if (reported) throw errorInSuccessAnswer(call, reported.error, reported.httpStatus, response, reported.namedTaskId);
   const data = dataSchema.safeParse(parsed.data.data);
   if (!data.success) throw unreadableAnswer(call, response.status, response.data, missing);
   return data.data;

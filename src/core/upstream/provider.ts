@@ -233,8 +233,8 @@ export interface VideoProvider {
   findCreate?(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup>;
   /**
    * The reference of the task an unanswered create became, from the upstream id a verified
-   * webhook (on the attempt's own path) or a confirmed callback named. Without it, such news
-   * cannot adopt a task.
+   * webhook (on the attempt's own path), a confirmed callback, or the create's own server-error
+   * answer (confirmed by its status) named. Without it, such news cannot adopt a task.
    */
   refOfCreate?(create: UnansweredCreate, providerTaskId: string): ProviderTaskRef;
   /** For `signed` providers: check signature, timestamp, and read the event. */

@@ -37,6 +37,11 @@ export interface UpstreamErrorInit {
    * that could not be read (no task id, not JSON). Such a failure is never failed over.
    */
   mayHaveCreated?: boolean;
+  /**
+   * The upstream task a create's error answer named beside a server error (`mayHaveCreated`):
+   * the task the upstream may hold, asked about before the create is given up on.
+   */
+  namedTaskId?: string;
 }
 
 /**
@@ -55,6 +60,7 @@ export class UpstreamError extends Error {
   readonly transport: TransportFailure | undefined;
   readonly retryAfterMs: number | undefined;
   readonly mayHaveCreated: boolean;
+  readonly namedTaskId: string | undefined;
 
   constructor(init: UpstreamErrorInit) {
     super(init.message);
@@ -68,6 +74,7 @@ export class UpstreamError extends Error {
     this.transport = init.transport;
     this.retryAfterMs = init.retryAfterMs;
     this.mayHaveCreated = init.mayHaveCreated ?? false;
+    this.namedTaskId = init.namedTaskId;
   }
 
   /**
@@ -151,7 +158,7 @@ export function errorInSuccessAnswer(
   mapped: MappedUpstreamError,
   statusCode: number,
   response: { data: unknown; headers: Record<string, string>; receivedAt?: number },
-  namesATask = false,
+  namedTaskId?: string,
 ): UpstreamError {
   return new UpstreamError({
     ...call,
@@ -162,7 +169,7 @@ export function errorInSuccessAnswer(
     responseBody: response.data,
     // A create answered with a server error beside a task id may have made that task (a refusal
     // of the request, its key, credits or rate says it made none).
-    ...(namesATask && call.operation === 'submit' && statusCode >= 500 ? { mayHaveCreated: true } : {}),
+    ...(namedTaskId !== undefined && call.operation === 'submit' && statusCode >= 500 ? { mayHaveCreated: true, namedTaskId } : {}),
     // A date is read against the gateway clock, as the client reads one on a 429.
     retryAfterMs: parseRetryAfter(response.headers['retry-after'], response.receivedAt ?? Date.now()),
   });

@@ -152,11 +152,12 @@ export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUp
   };
 }
 
-/** Whether an envelope's `data` names a task (a non-blank `task_id`). */
-function namesATask(data: unknown): boolean {
-  if (data === null || typeof data !== 'object') return false;
+/** The task an envelope's `data` names (a non-blank `task_id`), if any. */
+function namedTask(data: unknown): string | undefined {
+  if (data === null || typeof data !== 'object') return undefined;
   const id = (data as { task_id?: unknown }).task_id;
-  return (typeof id === 'string' && id.trim() !== '') || typeof id === 'number';
+  if (typeof id === 'string' && id.trim() !== '') return id;
+  return typeof id === 'number' && Number.isFinite(id) ? String(id) : undefined;
 }
 
 /**
@@ -171,8 +172,8 @@ function namesATask(data: unknown): boolean {
 export function klingLegacyEnvelopeError(envelope: { data?: unknown }, body: unknown): ErrorInEnvelope | undefined {
   const code = klingLegacyServiceCode(body);
   if (code === undefined || code === 0) return undefined;
-  const task = namesATask(envelope.data);
-  if (!klingLegacyOfficialCode(code) && task) return undefined;
+  const task = namedTask(envelope.data);
+  if (!klingLegacyOfficialCode(code) && task !== undefined) return undefined;
   const { httpStatus, ...error } = mapKlingLegacyServiceCode(code, body);
-  return { error, httpStatus, ...(task ? { namesATask: true } : {}) };
+  return { error, httpStatus, ...(task !== undefined ? { namedTaskId: task } : {}) };
 }

@@ -159,9 +159,9 @@ export function kling3apiEnvelopeError(envelope: Kling3apiEnvelope, body: unknow
 export function kling3apiCreateEnvelopeError(envelope: Kling3apiEnvelope, body: unknown): ErrorInEnvelope | undefined {
   const reported = kling3apiEnvelopeError(envelope, body);
   if (reported === undefined) return undefined;
-  const task = Kling3apiGenerateData.safeParse(envelope.data).success;
-  if (namedErrorStatus(body) !== undefined) return task ? { ...reported, namesATask: true } : reported;
-  return task ? undefined : reported;
+  const task = Kling3apiGenerateData.safeParse(envelope.data);
+  if (namedErrorStatus(body) !== undefined) return task.success ? { ...reported, namedTaskId: task.data.task_id } : reported;
+  return task.success ? undefined : reported;
 }
 
 /**

@@ -7,7 +7,15 @@ import type { VideoRequest } from '../../core/model/canonical.js';
 import type { Offering } from '../../core/model/offerings.js';
 import { readCodedEnvelope, type CodedEnvelope } from '../../core/upstream/answer-envelope.js';
 import { rememberedCharge } from '../../core/upstream/remembered-charge.js';
-import type { CallContext, ProviderTaskRef, StatusReport, SubmitContext, SubmitResult, VideoProvider } from '../../core/upstream/provider.js';
+import type {
+  CallContext,
+  ProviderTaskRef,
+  StatusReport,
+  SubmitContext,
+  SubmitResult,
+  UnansweredCreate,
+  VideoProvider,
+} from '../../core/upstream/provider.js';
 import { KLING3API_OFFERINGS } from './kling3api-capabilities.js';
 import { kling3apiCreateEnvelopeError, kling3apiStatusEnvelopeError, mapKling3apiHttpError } from './kling3api-errors.js';
 import { KLING3API_DEFAULT_PRICING } from './kling3api-pricing.js';
@@ -90,6 +98,14 @@ async function getStatus(ref: ProviderTaskRef, context: CallContext): Promise<St
   return CHARGE.carry(ref, report);
 }
 
+/**
+ * The reference of the task a create became, from the id its answer named beside a server error
+ * (`INTERNAL_ERROR` with a `task_id`): adopted once `GET /api/status` shows that task.
+ */
+function refOfCreate(create: UnansweredCreate, providerTaskId: string): ProviderTaskRef {
+  return { providerTaskId, tracking: { type: toKling3apiRequest(create.request, create.offering).type } };
+}
+
 /** kling3api.com: Kling 3.0 and Kling Video O3 behind one `type`-routed endpoint. */
 export const kling3apiProvider: VideoProvider = {
   id: KLING3API_PROVIDER_ID,
@@ -104,6 +120,7 @@ export const kling3apiProvider: VideoProvider = {
   mapHttpError: mapKling3apiHttpError,
   submit,
   getStatus,
+  refOfCreate,
   chargedCredits: CHARGE.chargedCredits,
   createSimulator: (options) => new Kling3apiSimulator(options),
 };

@@ -123,7 +123,7 @@ describe('klingLegacyProvider.submit over HttpUpstreamClient', () => {
       const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
       interceptCreate('/kling/v1/videos/text2video', { body: { code, message: 'something went wrong', data: { task_id: TASK_ID, task_status: 'submitted' } } });
       const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
-      expect(error).toMatchObject({ mayHaveCreated: true, operation: 'submit', providerCode: String(code) });
+      expect(error).toMatchObject({ mayHaveCreated: true, namedTaskId: TASK_ID, operation: 'submit', providerCode: String(code) });
     },
   );
 
@@ -137,6 +137,7 @@ describe('klingLegacyProvider.submit over HttpUpstreamClient', () => {
     const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
     expect(error).toMatchObject({ statusCode, providerCode: String(body.code) });
     expect(error.mayHaveCreated).toBeFalsy();
+    expect(error.namedTaskId).toBeUndefined();
   });
 });
 

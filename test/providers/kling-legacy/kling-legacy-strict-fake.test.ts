@@ -278,14 +278,17 @@ describe('the gateway against a fake that keeps to seed 002', () => {
     expect(fake.creates).toHaveLength(1);
   });
 
-  it('a create answered with a server code beside its task is not sent to another provider; its callback adopts it', async () => {
+  it('a create answered with a server code beside its task is not sent to another provider: adopted once its status shows it, finished by its callback', async () => {
     fake = new StrictFake();
     const baseUrl = await fake.listen();
     gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: API_KEY, simulated: false } } });
     fake.createErrors.push([1, { code: 5000, message: 'Server internal error' }]);
     const created = await gw.create({ model: 'kling-v3', prompt: 'x', duration: 5, routing: { providers: ['kling-legacy', 'freepik'] } });
     expect(created.status).toBe(202);
-    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'ambiguous', provider_code: '5000' })]);
+    expect(created.body).toMatchObject({ status: 'processing', provider: 'kling-legacy', provider_task_id: 'task-1', error: null });
+    expect(created.body.attempts).toEqual([
+      expect.objectContaining({ provider: 'kling-legacy', outcome: 'accepted', provider_code: '5000', recovered_by: 'answer' }),
+    ]);
     const task = fake.tasks.get('task-1')!;
     succeed(task, { videos: [{ id: 'v', url: 'https://cdn.example.com/made.mp4', duration: '5' }] }, '3');
     const answer = await gw.request('POST', new URL(fake.creates[0]!.body.callback_url).pathname, task, {}, null);

@@ -203,9 +203,11 @@ describe('kling3apiProvider.submit', () => {
     expect(refused.mayHaveCreated).toBeFalsy();
     // A server error beside a task id may have made it: never sent to another provider.
     nock(BASE).post('/api/generate').reply(200, { code: 'INTERNAL_ERROR', message: 'oops', data: { task_id: 'n75abc123kling3' } });
-    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ statusCode: 500, mayHaveCreated: true });
+    expect(await upstreamFailure(submitTextToVideo())).toMatchObject({ statusCode: 500, mayHaveCreated: true, namedTaskId: 'n75abc123kling3' });
     nock(BASE).post('/api/generate').reply(200, { code: 'INTERNAL_ERROR', message: 'oops' });
-    expect((await upstreamFailure(submitTextToVideo())).mayHaveCreated).toBeFalsy();
+    const unnamed = await upstreamFailure(submitTextToVideo());
+    expect(unnamed.mayHaveCreated).toBeFalsy();
+    expect(unnamed.namedTaskId).toBeUndefined();
   });
 
   it('a task id sent as a number is still the task (it exists upstream)', async () => {

@@ -124,8 +124,11 @@ class StrictFake extends LoopbackFake {
   /** Requests the seed would refuse, with why: a test expects none unless it asks for one. */
   refusals: string[] = [];
   tasks = new Map<string, FakeTask>();
-  /** Answers the next creates get instead of a task: an error of the table, or `drop` (accepted, answer lost). */
-  createErrors: (ErrorName | 'drop' | 'hang' | { status: number; body: unknown; headers?: Record<string, string> })[] = [];
+  /**
+   * Answers the next creates get instead of a task: an error of the table, `drop` (accepted,
+   * answer lost), `hang`, `made-then-500` (accepted, answered INTERNAL_ERROR beside its task id).
+   */
+  createErrors: (ErrorName | 'drop' | 'hang' | 'made-then-500' | { status: number; body: unknown; headers?: Record<string, string> })[] = [];
   pollErrors: ErrorName[] = [];
   errorShape: ErrorShape = 'string-code';
   /** What the next accepted create is charged, when not the table's figure. */
@@ -196,6 +199,10 @@ class StrictFake extends LoopbackFake {
         // Accepted, and the answer never comes.
         this.accept(body);
         return;
+      }
+      if (planned === 'made-then-500') {
+        const task = this.accept(body);
+        return this.answer(res, 200, { code: 'INTERNAL_ERROR', message: ERRORS.INTERNAL_ERROR[1], data: { task_id: task.task_id } });
       }
       if (typeof planned === 'string') return this.error(res, planned);
       if (planned) return this.answer(res, planned.status, planned.body, planned.headers);
@@ -499,6 +506,47 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     expect(later).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
     expect(later.error.message).toMatch(/may have been created \(and billed\)/);
     expect(later.cost).toMatchObject({ credits: 400, estimated: true });
+    expect(fake.creates).toHaveLength(1);
+  });
+
+  it('a create answered INTERNAL_ERROR beside the task it made is adopted once its status shows it: tracked to its video, never sent elsewhere', async () => {
+    const { gw, fake } = await startWithOthers();
+    fake.createErrors.push('made-then-500');
+    const created = await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api', 'freepik'] } });
+    expect(created.status).toBe(202);
+    expect(fake.creates).toHaveLength(1);
+    const [made] = [...fake.tasks.keys()];
+    expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api', provider_task_id: made, error: null });
+    expect(created.body.attempts).toEqual([
+      expect.objectContaining({
+        provider: 'kling3api',
+        outcome: 'accepted',
+        recovered_by: 'answer',
+        http_status: 500,
+        provider_code: 'INTERNAL_ERROR',
+        message: 'kling3api answered the create with a server error naming a task, and its status shows that task',
+      }),
+    ]);
+    // Its status was asked once, for the task the answer named.
+    expect(fake.polls).toEqual([made]);
+    succeed(fake.task(made!), ['https://cdn.example.com/videos/abc123.mp4']);
+    const done = await gw.finish(created.body.id, 120_000);
+    expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', cost: { credits: 400, estimated: false } });
+    expect(done.attempts).toHaveLength(1);
+    expect(fake.creates).toHaveLength(1);
+    expect(fake.refusals).toEqual([]);
+  });
+
+  it('a create answered INTERNAL_ERROR beside a task id its status does not show is not adopted, nor sent elsewhere', async () => {
+    const { gw, fake } = await startWithOthers();
+    fake.createErrors.push({ status: 200, body: { code: 'INTERNAL_ERROR', message: ERRORS.INTERNAL_ERROR[1], data: { task_id: 'n75never' } } });
+    const created = await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api', 'freepik'] } });
+    expect(fake.polls).toEqual(['n75never']);
+    expect(created.body.attempts.map((attempt: { provider: string }) => attempt.provider)).toEqual(['kling3api']);
+    expect(created.body).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
+    expect(created.body.error.message).toMatch(/may have created the task/);
+    expect(created.body.attempts[0]).toMatchObject({ outcome: 'ambiguous', recovered_by: null });
+    await gw.advance(60_000);
     expect(fake.creates).toHaveLength(1);
   });
 
