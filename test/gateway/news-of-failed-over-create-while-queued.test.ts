@@ -1,0 +1,71 @@
+/**
+ * With `failover_on_timeout`, a task goes on from a create whose answer was lost (Freepik's
+ * connection broke after it took the create) to the next provider, which says "later" (a 429):
+ * the task waits in the gateway's queue, taken by no provider. Freepik's signed webhook for the
+ * first create then names its upstream task: the provider holds it, and nothing else does. The
+ * task is tracked there, and never sent to the next provider once its cool-down ends (the same
+ * video made and paid for twice, Freepik's tracked by nobody).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+/** Served by Freepik, then kling3api (the legacy API, which could serve it too, left out). */
+const eitherProvider = { model: 'kling-v3', prompt: 'a kite over the dunes', duration: 5, routing: { providers: ['freepik', 'kling3api'] } };
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+});
+
+const creates = (gateway: TestGateway, provider: string) =>
+  gateway.simulator(provider).requests.filter((request) => request.method === 'POST').length;
+
+/** Freepik's signed webhook on the path of the task's first attempt, naming `upstreamId`. */
+async function webhookNaming(gateway: TestGateway, id: string, upstreamId: string): Promise<number> {
+  const body = JSON.stringify({ task_id: upstreamId, status: 'IN_PROGRESS', generated: [] });
+  const timestamp = String(Math.floor(gateway.clock.now() / 1000));
+  const secret = gateway.endpoints.get('freepik')!.webhookSecret!;
+  const answer = await fetch(`${gateway.url}/v1/webhooks/freepik/${id}-1`, {
+    method: 'POST',
+    headers: {
+      'webhook-id': 'msg_while_queued',
+      'webhook-timestamp': timestamp,
+      'webhook-signature': signFreepikWebhook(secret, 'msg_while_queued', timestamp, body),
+      'content-type': 'application/json',
+    },
+    body,
+  });
+  return answer.status;
+}
+
+describe('a signed webhook naming a create the task was failed over from, while the task waits in the queue', () => {
+  it('adopts it: tracked at Freepik, and the next provider is never sent the task', async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    gw.simulator('freepik').injectFault({ on: 'submit', transport: 'drop_after_accept' });
+    gw.simulator('kling3api').injectFault({ on: 'submit', status: 429, kind: 'rate_limited', headers: { 'retry-after': '60' } });
+    const created = (await gw.create(eitherProvider)).body;
+    expect(created).toMatchObject({ status: 'queued', provider_task_id: null });
+    expect(created.attempts.map((attempt: { provider: string; outcome: string }) => [attempt.provider, attempt.outcome])).toEqual([
+      ['freepik', 'ambiguous'],
+      ['kling3api', 'failed'],
+    ]);
+    const upstream = gw.simulator('freepik').tasks;
+    expect(upstream).toHaveLength(1);
+    const upstreamId = upstream[0]!.id;
+
+    expect(await webhookNaming(gw, created.id, upstreamId)).toBe(200);
+    // Before: answered 200 as no task's, and the task stayed queued for kling3api.
+    expect((await gw.get(created.id)).body).toMatchObject({ status: 'processing', provider: 'freepik', provider_task_id: upstreamId });
+
+    // kling3api's cool-down ends: it is not sent the task Freepik holds.
+    await gw.advance(61_000);
+    await gw.advance(1_000);
+    expect(creates(gw, 'kling3api')).toBe(1);
+    const task = (await gw.get(created.id)).body;
+    expect(task).toMatchObject({ provider: 'freepik', provider_task_id: upstreamId });
+    expect(task.cost.at_risk ?? []).toEqual([]);
+    expect(task.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'accepted', recovered_by: 'webhook', provider_task_id: upstreamId });
+  });
+});
