@@ -277,7 +277,9 @@ describe('failover on create', () => {
   });
 
   it('with failover_on_timeout, never sends the task again to the provider that may hold it', async () => {
-    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    // Freepik's webhooks do not verify (signed with a secret the gateway does not hold): no news
+    // names its task, which would be adopted while the task waits (news-of-failed-over-create-while-queued).
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } }, endpointOverrides: { freepik: { webhookSecret: 'whsec_not_the_simulators' } } });
     // Freepik takes the create and the connection drops; kling3api then asks for a pause.
     gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
     gw.simulator('kling3api').injectFault({ kind: 'rate_limited', status: 429, headers: { 'retry-after': '10' } });

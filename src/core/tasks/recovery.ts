@@ -68,13 +68,6 @@ const SENDER_GRACE_MS = 10_000;
  */
 const IN_DOUBT = new Set(['sending', 'interrupted', 'ambiguous']);
 
-/** What an adopted attempt says of how its task was found. */
-const ADOPTED_MESSAGE: Record<RecoveredBy, (provider: string) => string> = {
-  external_id: (provider) => `the create's answer was lost; ${provider} holds the task, found by the id the create carried`,
-  webhook: (provider) => `the create's answer was lost; ${provider} holds the task, found by its webhook or callback`,
-  answer: (provider) => `${provider} answered the create with a server error naming a task, and its status shows that task`,
-};
-
 /** Whether the provider may hold the task from this attempt's create: it accepted, or its answer is not known. */
 export function mayBeHeldUpstream(attempt: Pick<AttemptRecord, 'outcome'>): boolean {
   return attempt.outcome === 'accepted' || IN_DOUBT.has(attempt.outcome);
@@ -97,6 +90,12 @@ function wentOnFrom(attempt: AttemptRecord, attempts: readonly AttemptRecord[]):
 /** The attempt whose create the provider accepted, naming its upstream task, if any. */
 function acceptedOf(attempts: readonly AttemptRecord[]): AttemptRecord | undefined {
   return attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.providerTaskId);
+}
+
+/** The message of an attempt whose upstream task was found after its create's answer was lost or named beside an error. */
+function adoptedMessage(provider: string, via: RecoveredBy): string {
+  if (via === 'answer') return `${provider} answered the create with a server error naming a task, and its status shows that task`;
+  return `the create's answer was lost; ${provider} holds the task, found by ${via === 'external_id' ? 'the id the create carried' : 'its webhook or callback'}`;
 }
 
 /** The attempt key a create carried upstream (`SubmitContext.attemptKey`). */
@@ -318,7 +317,11 @@ export class Recovery {
       );
       return { kind: 'ruled_out' };
     }
-    if (task.phase !== 'submitting' || !IN_DOUBT.has(attempt.outcome)) return { kind: 'none' };
+    // A create the task was failed over from (`failover_on_timeout`) while the task now waits in
+    // the gateway's queue, taken by no provider: the news is adopted, as the next create would
+    // make and bill the same video again.
+    const fromQueue = task.phase === 'dispatch' && attempt.outcome === 'ambiguous';
+    if (!fromQueue && (task.phase !== 'submitting' || !IN_DOUBT.has(attempt.outcome))) return { kind: 'none' };
     const wentOn = wentOnFrom(attempt, attempts);
     if (wentOn) return wentOn;
     const account = runtime.account(attempt.account ?? task.account);
@@ -333,6 +336,17 @@ export class Recovery {
     if (how.confirm) {
       const shown = await this.shows(task, runtime, account, ref, 'a callback named a task the provider does not confirm');
       if (shown !== 'shown') return { kind: shown === 'busy' ? 'busy' : 'none' };
+    }
+    if (fromQueue) {
+      const change = { outcome: 'accepted' as const, providerTaskId: ref.providerTaskId, tracking: ref.tracking, recoveredBy: 'webhook' as const, message: adoptedMessage(attempt.provider, 'webhook') };
+      const adopted = await this.lifecycle.adoptQueued(task, { ...attempt, ...change }, change, attempt.outcome, clock.now());
+      // Claimed for another create meanwhile (or changed): the news is asked again, and read against that create then.
+      if (!adopted) return { kind: 'busy' };
+      this.engine.logger.warn(
+        { task_id: task.id, provider, provider_task_id: ref.providerTaskId, recovered_by: 'webhook' },
+        'adopted an upstream task of a create the task was failed over from, while it waited in the queue',
+      );
+      return { kind: 'adopted', task: adopted };
     }
     if (attempt.outcome === 'sending' && !abandoned) {
       // A signed webhook, or a callback on the task's token that the provider confirmed, is proof
@@ -424,7 +438,7 @@ export class Recovery {
   /** Records the upstream task on the attempt, then tracks it: no second create. */
   private async adopt(task: TaskRecord, attempt: AttemptRecord, ref: ProviderTaskRef, via: RecoveredBy): Promise<TaskRecord | undefined> {
     const { tasks, clock, logger } = this.engine;
-    const message = ADOPTED_MESSAGE[via](attempt.provider);
+    const message = adoptedMessage(attempt.provider, via);
     await tasks.updateAttempt(task.id, attempt.seq, {
       outcome: 'accepted',
       providerTaskId: ref.providerTaskId,

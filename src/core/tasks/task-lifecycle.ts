@@ -211,25 +211,36 @@ export class TaskLifecycle {
    * as `startTracking` does: until now it was the plan's first provider's, which may have refused it.
    */
   resumeTracking(task: TaskRecord, accepted: AttemptRecord, now: number): Promise<TaskRecord | undefined> {
+    return this.transition(task, this.trackingFrom(task, accepted, now), { phases: ['submitting'], leaseOwner: task.leaseOwner });
+  }
+
+  /**
+   * Tracks a task waiting in the gateway's queue at the provider of a create it was failed over
+   * from (`failover_on_timeout`), which news showed holds it: `accepted` is that attempt as it now
+   * reads, written in the same transaction, and both only while the task is still queued (no
+   * dispatcher claimed it for another create) and the attempt still as it was read.
+   */
+  adoptQueued(task: TaskRecord, accepted: AttemptRecord, change: AttemptChange, still: AttemptOutcome, now: number): Promise<TaskRecord | undefined> {
+    return this.transition(task, this.trackingFrom(task, accepted, now), { phases: ['dispatch'] }, { seq: accepted.seq, change, still });
+  }
+
+  /** The change that tracks `task` at the provider of its accepted attempt, polled at `now`. */
+  private trackingFrom(task: TaskRecord, accepted: AttemptRecord, now: number): TaskChange {
     const entry = task.plan.candidates.find((candidate) => candidate.provider === accepted.provider);
-    return this.transition(
-      task,
-      {
-        phase: 'tracking',
-        status: 'processing',
-        provider: accepted.provider,
-        // The account the accepted request went through is the one that can ask about it.
-        ...(accepted.account ? { account: accepted.account } : {}),
-        providerTaskId: accepted.providerTaskId,
-        tracking: accepted.tracking ?? {},
-        cost: costFromEstimate(entry?.estimate),
-        warnings: entry?.warnings ?? [],
-        nextPollAt: now,
-        pollCount: 0,
-        ...RELEASE_LEASE,
-      },
-      { phases: ['submitting'], leaseOwner: task.leaseOwner },
-    );
+    return {
+      phase: 'tracking',
+      status: 'processing',
+      provider: accepted.provider,
+      // The account the accepted request went through is the one that can ask about it.
+      ...(accepted.account ? { account: accepted.account } : {}),
+      providerTaskId: accepted.providerTaskId,
+      tracking: accepted.tracking ?? {},
+      cost: costFromEstimate(entry?.estimate),
+      warnings: entry?.warnings ?? [],
+      nextPollAt: now,
+      pollCount: 0,
+      ...RELEASE_LEASE,
+    };
   }
 
   /**
