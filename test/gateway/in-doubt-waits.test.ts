@@ -1,0 +1,75 @@
+/**
+ * How long a Freepik create whose answer was lost stays in doubt before the gateway decides
+ * (README "Guarantees"): a task list that shows none of it proves nothing until the create's
+ * answer could no longer come (`timeout_ms` + 5 s after it was sent), and a create the list cannot
+ * rule out waits up to 10 minutes for a webhook naming its task. Deciding sooner sends a task the
+ * upstream may still take to the next provider (paid twice), or fails one whose webhook was yet to
+ * come (a paid video abandoned).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { startTestGateway, type TestGateway } from '../support/harness.js';
+
+const klingV3 = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
+
+let gw: TestGateway | undefined;
+afterEach(async () => {
+  await gw?.close();
+  gw = undefined;
+});
+
+const outcomes = (task: { attempts: { provider: string; outcome: string }[] }) => task.attempts.map((attempt) => [attempt.provider, attempt.outcome]);
+
+describe('a Freepik create whose connection broke after the request was written', () => {
+  it('is not proved absent by a task list read before timeout_ms + 5 s have passed since it was sent', async () => {
+    gw = await startTestGateway({ config: { providers: { freepik: { timeout_ms: 20_000 } } } });
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = (await gw.create(klingV3)).body;
+    expect(outcomes(created)).toEqual([['freepik', 'ambiguous']]);
+    // Up to 24 s after the send (the 20 s limit and most of the 5 s margin), every list read proves nothing.
+    for (let second = 1; second <= 24; second++) await gw.advance(1_000);
+    const waiting = (await gw.get(created.id)).body;
+    expect(waiting.status).toBe('queued');
+    expect(outcomes(waiting)).toEqual([['freepik', 'ambiguous']]);
+    expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+    // Past 25 s a list of known tasks only proves it: the task moves on.
+    const finished = await gw.finish(created.id);
+    expect(finished).toMatchObject({ status: 'succeeded', provider: 'kling3api' });
+    expect(outcomes(finished)).toEqual([
+      ['freepik', 'failed'],
+      ['kling3api', 'accepted'],
+    ]);
+  });
+
+  it('that the list cannot rule out still adopts the task a signed webhook names 9 minutes later', async () => {
+    gw = await startTestGateway();
+    // Someone else's task under the same key: the list cannot prove the create was not accepted.
+    await fetch(`${gw.endpoints.get('freepik')!.baseUrl}/v1/ai/video/kling-v3-pro`, {
+      method: 'POST',
+      headers: { 'x-freepik-api-key': gw.endpoints.get('freepik')!.apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'another client', duration: '5' }),
+    });
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = (await gw.create(klingV3)).body;
+    for (let step = 0; step < 18; step++) await gw.advance(30_000);
+    expect((await gw.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
+
+    const body = JSON.stringify({ task_id: 'fp-named-late', status: 'IN_PROGRESS', generated: [] });
+    const timestamp = String(Math.floor(gw.clock.now() / 1000));
+    const answer = await fetch(`${gw.url}/v1/webhooks/freepik/${created.id}-1`, {
+      method: 'POST',
+      headers: {
+        'webhook-id': 'msg_named_late',
+        'webhook-timestamp': timestamp,
+        'webhook-signature': signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, 'msg_named_late', timestamp, body),
+        'content-type': 'application/json',
+      },
+      body,
+    });
+    expect(answer.status).toBe(200);
+    const adopted = (await gw.get(created.id)).body;
+    expect(adopted).toMatchObject({ status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-late' });
+    expect(outcomes(adopted)).toEqual([['freepik', 'accepted']]);
+    expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+  });
+});
