@@ -55,9 +55,8 @@ it('a create in doubt on an account removed at restart waits for it, and is adop
 
   const restored = await startTestGateway(options);
   open.push(restored);
-  await restored.advance(60_000);
-  const adopted = (await restored.get(created.id)).body;
-  expect(adopted).toMatchObject({ status: 'processing', provider: 'kling-legacy', provider_task_id: sandbox.simulators.get('kling-legacy')!.tasks[0]!.id });
+  const adopted = await restored.finish(created.id);
+  expect(adopted).toMatchObject({ status: 'succeeded', provider: 'kling-legacy', provider_task_id: sandbox.simulators.get('kling-legacy')!.tasks[0]!.id });
   expect(adopted.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'external_id' })]);
   expect(sandbox.simulators.get('kling-legacy')!.tasks).toHaveLength(1);
 });

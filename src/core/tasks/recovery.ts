@@ -256,7 +256,17 @@ export class Recovery {
     // A negative proves something only if the upstream was asked once the create's answer could
     // no longer come: when the lookup was sent, not when its (maybe slow) answer arrived.
     const askedAt = clock.now();
-    const lookup = runtime && account && create ? await this.lookUp(task, runtime, account, create, options.lookUp !== false) : undefined;
+    // The account that sent it is not configured now (removed at a restart, as the start's warning
+    // says): nothing can ask about the create until it is back, so the task waits for it until its
+    // deadline rather than failing at once while the provider may be making the video (where it
+    // gives a way to find it: kling3api's could not be found with the account back either).
+    const accountGone = runtime !== undefined && account === undefined && (runtime.provider.findCreate !== undefined || runtime.provider.refOfCreate !== undefined);
+    const lookup: CreateLookup | undefined =
+      runtime && account && create
+        ? await this.lookUp(task, runtime, account, create, options.lookUp !== false)
+        : accountGone
+          ? { kind: 'unknown', why: `account ${attempt.account ?? task.account ?? 'default'} of ${attempt.provider}, which the create went through, is no longer configured, so nothing could ask about it` }
+          : undefined;
     const now = clock.now();
     if (lookup?.kind === 'found') return this.adopt(task, attempt, lookup.ref, 'external_id');
 
@@ -266,7 +276,7 @@ export class Recovery {
 
     const hearsNews = runtime !== undefined && account !== undefined && create !== undefined && this.mayHearOf(task, runtime, account);
     const looksUp = runtime?.provider.findCreate !== undefined && account !== undefined && create !== undefined;
-    const asked = hearsNews || looksUp ? Math.min(task.deadlineAt, Math.max(settledAt, attempt.at + (hearsNews ? NEWS_WAIT_MS : LOOKUP_WAIT_MS))) : now;
+    const asked = accountGone ? task.deadlineAt : hearsNews || looksUp ? Math.min(task.deadlineAt, Math.max(settledAt, attempt.at + (hearsNews ? NEWS_WAIT_MS : LOOKUP_WAIT_MS))) : now;
     const waitEnd = Math.max(asked, senderMayWrite);
     // A "not found" asked too early that arrives once the wait is over is no reason to give up:
     // the next lookup, asked now, proves it either way.
