@@ -72,4 +72,25 @@ describe('a Freepik create whose connection broke after the request was written'
     expect(outcomes(adopted)).toEqual([['freepik', 'accepted']]);
     expect(gw.simulator('kling3api').tasks).toHaveLength(0);
   });
+
+  it('with no webhook to wait for, is looked up for 2 minutes after its send before it fails as in doubt', async () => {
+    // No webhook secret: Freepik's webhooks could not be verified, so only its task list can tell.
+    gw = await startTestGateway({ config: { providers: { freepik: { timeout_ms: 20_000 } } }, endpointOverrides: { freepik: { webhookSecret: undefined } } });
+    // Someone else's task under the same key: each list read proves nothing.
+    await fetch(`${gw.endpoints.get('freepik')!.baseUrl}/v1/ai/video/kling-v3-pro`, {
+      method: 'POST',
+      headers: { 'x-freepik-api-key': gw.endpoints.get('freepik')!.apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'another client', duration: '5' }),
+    });
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = (await gw.create(klingV3)).body;
+    for (let step = 0; step < 22; step++) await gw.advance(5_000);
+    // 110 s in: still looked up (past the create's 25 s, not yet its 2 minutes).
+    expect((await gw.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
+    const failed = await gw.finish(created.id, 5_000);
+    expect(failed).toMatchObject({ status: 'failed', provider: 'freepik' });
+    expect(failed.error.message).toMatch(/does not know/);
+    expect(Date.parse(failed.completed_at ?? failed.updated_at) - Date.parse(created.created_at)).toBeGreaterThanOrEqual(120_000);
+    expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+  });
 });
