@@ -374,6 +374,23 @@ describe('a cancel while a create is on its way', () => {
     expect(creates(gw, 'kling3api')).toBe(0);
   });
 
+  it('is kept when its wait runs out (409): a create the provider then asks to wait for ends the task canceled at once, not queued until the pause ends', async () => {
+    gw = await startTestGateway();
+    const held = hold();
+    gw.simulator('kling3api').injectFault({ on: 'submit', kind: 'rate_limited', headers: { 'retry-after': '30' }, hold: held.hold });
+    void gw.create(pinned);
+    await held.reached;
+    const id = await theTask(gw);
+    const canceling = gw.request('POST', `/v1/videos/${id}/cancel`);
+    await cancelRequested(gw, id);
+    await gw.clock.advance(40_000);
+    expect((await canceling).status).toBe(409);
+    held.release();
+    for (let i = 0; i < 200 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await gw.get(id)).body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false } });
+    expect(creates(gw)).toBe(1);
+  });
+
   it('is kept when its wait runs out (409): a create turned down after that still ends the task canceled, sent nowhere else', async () => {
     gw = await startTestGateway();
     const held = hold();
