@@ -93,4 +93,22 @@ describe('a Freepik create whose connection broke after the request was written'
     expect(Date.parse(failed.completed_at ?? failed.updated_at) - Date.parse(created.created_at)).toBeGreaterThanOrEqual(120_000);
     expect(gw.simulator('kling3api').tasks).toHaveLength(0);
   });
+
+  it('waits for news no longer than the task\'s deadline', async () => {
+    gw = await startTestGateway({ config: { tasks: { deadline_ms: 4 * 60_000 } } });
+    await fetch(`${gw.endpoints.get('freepik')!.baseUrl}/v1/ai/video/kling-v3-pro`, {
+      method: 'POST',
+      headers: { 'x-freepik-api-key': gw.endpoints.get('freepik')!.apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'another client', duration: '5' }),
+    });
+    gw.simulator('freepik').injectFault({ transport: 'reset' });
+    const created = (await gw.create(klingV3)).body;
+    for (let step = 0; step < 10; step++) await gw.advance(30_000);
+    // 5 minutes in, past its 4-minute deadline: ended, not waiting out the 10 minutes for a webhook.
+    const ended = (await gw.get(created.id)).body;
+    expect(ended).toMatchObject({ status: 'failed', provider: 'freepik' });
+    expect(Date.parse(ended.completed_at) - Date.parse(created.created_at)).toBeLessThanOrEqual(4 * 60_000 + 60_000);
+    expect(gw.simulator('kling3api').tasks).toHaveLength(0);
+  });
 });
+
