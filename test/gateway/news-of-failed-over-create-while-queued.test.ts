@@ -68,4 +68,20 @@ describe('a signed webhook naming a create the task was failed over from, while 
     expect(task.cost.at_risk ?? []).toEqual([]);
     expect(task.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'accepted', recovered_by: 'webhook' });
   });
+
+  it('changes nothing once the task ended (no provider took it): it stays failed, its Freepik attempt still in doubt', async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    gw.simulator('freepik').injectFault({ on: 'submit', transport: 'drop_after_accept' });
+    gw.simulator('kling3api').injectFault({ on: 'submit', status: 400, kind: 'invalid' });
+    const created = (await gw.create(eitherProvider)).body;
+    expect(created).toMatchObject({ status: 'failed', provider: 'freepik' });
+    expect(await webhookNaming(gw, created.id, gw.simulator('freepik').tasks[0]!.id)).toBe(200);
+    const task = (await gw.get(created.id)).body;
+    expect(task).toMatchObject({ status: 'failed', provider_task_id: null, cost: created.cost });
+    expect(task.attempts.map((attempt: { provider: string; outcome: string }) => [attempt.provider, attempt.outcome])).toEqual([
+      ['freepik', 'ambiguous'],
+      ['kling3api', 'failed'],
+    ]);
+  });
 });
+
