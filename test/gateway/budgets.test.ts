@@ -350,7 +350,14 @@ describe('budget reservations', () => {
     // 00:00 UTC: a new day with a fresh budget, while yesterday's task stays charged to yesterday.
     const next = await gw.create(video);
     expect(next.status).toBe(202);
-    expect(await budgetOf(gw)).toMatchObject({ period_key: '2026-11-23', reserved: 0.56, spent: 0 });
+    // The period is the UTC calendar day, from its midnight to the next.
+    expect(await budgetOf(gw)).toMatchObject({
+      period_key: '2026-11-23',
+      period_start: '2026-11-23T00:00:00.000Z',
+      period_end: '2026-11-24T00:00:00.000Z',
+      reserved: 0.56,
+      spent: 0,
+    });
     await gw.finish(late.body.id);
     await gw.finish(next.body.id);
     expect(await budgetOf(gw)).toMatchObject({ period_key: '2026-11-23', spent: 0.56, reserved: 0 });
