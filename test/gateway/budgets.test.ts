@@ -243,6 +243,25 @@ describe('budget reservations', () => {
     expect((await gw.create(onKling3api)).body.provider).toBe('kling3api');
   });
 
+  it('quotes a request that takes exactly what is left of the budget as eligible, as the create takes it', async () => {
+    // kling3api's 5 s pro with audio: 400 credits × $0.001 = $0.40, the whole budget.
+    gw = await startTestGateway({ config: budgeted({ amount: 0.4, currency: 'USD', period: 'month' }) });
+    const quote = await gw.request('POST', '/v1/videos/quote', onKling3api);
+    expect(quote.body.order).toEqual(['kling3api']);
+    expect(quote.body.providers.find((p: { provider: string }) => p.provider === 'kling3api')).toMatchObject({ eligible: true, reasons: [] });
+    const created = await gw.create(onKling3api);
+    expect(created.status).toBe(202);
+    expect(await budgetOf(gw)).toMatchObject({ reserved: 0.4, remaining: 0 });
+  });
+
+  it('gives a provider that does not serve the request only that reason, not a budget one', async () => {
+    gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
+    const quote = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v2-6', prompt: 'a lighthouse in a storm', duration: 5 });
+    const freepik = quote.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepik.reasons).toEqual([expect.stringMatching(/^does not serve text-to-video with kling-v2-6/)]);
+    expect(quote.body.order).toEqual(['kling-legacy']);
+  });
+
   it('leaves other tenants alone', async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 0.5, currency: 'USD', period: 'month' }) });
     expect((await gw.create(video)).status).toBe(402);
