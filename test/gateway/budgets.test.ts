@@ -262,6 +262,20 @@ describe('budget reservations', () => {
     expect(quote.body.order).toEqual(['kling-legacy']);
   });
 
+  it('settles to what the provider reports charging even past the budget, and then shows nothing remaining, not a negative amount', async () => {
+    // Estimated at 40 credits/s (200 credits, $0.20): the simulator reports the seed's 80/s (400 credits, $0.40).
+    const underPriced = { providers: { kling3api: { pricing: { rules: [{ model: 'kling-v3', credits_per_second: 40 }] } } } };
+    gw = await startTestGateway({ config: { ...budgeted({ amount: 0.3, currency: 'USD', period: 'month' }), ...underPriced } });
+    const created = await gw.create(onKling3api);
+    expect(created.status).toBe(202);
+    await gw.finish(created.body.id);
+    expect((await gw.get(created.body.id)).body.cost).toMatchObject({ credits: 400, estimated: false, currency_amount: 0.4 });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0, remaining: 0 });
+    const refused = await gw.create(onKling3api);
+    expect(refused.status).toBe(402);
+    expect(refused.body.detail).toMatch(/but tenant acme has 0 USD left of its monthly budget of 0\.3 USD/);
+  });
+
   it('leaves other tenants alone', async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 0.5, currency: 'USD', period: 'month' }) });
     expect((await gw.create(video)).status).toBe(402);
