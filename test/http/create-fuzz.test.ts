@@ -204,18 +204,16 @@ describe('POST /v1/videos, fuzzed', () => {
     );
   });
   it('every field just beyond its limits is a 400 naming that field, and reaches no upstream', { timeout: 60_000 }, async () => {
+    // Every case, each run: drawn at random, a case could go untried (a bound moved by one passed unseen).
     const cases = Object.entries(LIMITS).flatMap(([field, { beyond }]) => beyond.map((value) => [field, value] as const));
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...cases), async ([field, value]) => {
-        const before = upstreamCalls();
-        const answer = await gw.create(requestWith(field, value));
-        expect(answer.status, `${field} ${JSON.stringify(value)?.slice(0, 80)}`).toBe(400);
-        const paths = (answer.body.errors as { path: string }[]).map((error) => error.path);
-        expect(paths.some((path) => path === field || path.startsWith(`${field}.`)), JSON.stringify(answer.body.errors)).toBe(true);
-        expect(upstreamCalls()).toBe(before);
-      }),
-      { numRuns: cases.length * 2 },
-    );
+    for (const [field, value] of cases) {
+      const before = upstreamCalls();
+      const answer = await gw.create(requestWith(field, value));
+      expect(answer.status, `${field} ${JSON.stringify(value)?.slice(0, 80)}`).toBe(400);
+      const paths = (answer.body.errors as { path: string }[]).map((error) => error.path);
+      expect(paths.some((path) => path === field || path.startsWith(`${field}.`)), JSON.stringify(answer.body.errors)).toBe(true);
+      expect(upstreamCalls()).toBe(before);
+    }
   });
 
   it('every field at its limits passes validation (a provider may still not serve it)', { timeout: 60_000 }, async () => {
