@@ -51,6 +51,27 @@ describe('quote', () => {
     expect(quote.body.order).toEqual(['freepik']);
   });
 
+  it('with allow_fallbacks: false, says why the providers after the first are not tried', async () => {
+    gw = await startTestGateway();
+    const quote = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'quote me', routing: { allow_fallbacks: false } });
+    expect(quote.body.order).toEqual(['freepik']);
+    const byId = Object.fromEntries(quote.body.providers.map((p: { provider: string }) => [p.provider, p]));
+    expect(byId.freepik).toMatchObject({ eligible: true, order: 1, reasons: [] });
+    for (const id of ['kling3api', 'kling-legacy']) {
+      expect(byId[id]).toMatchObject({ eligible: false, order: null, reasons: ['not tried: allow_fallbacks is false and another provider comes first'] });
+    }
+  });
+
+  it('gives the budget reason only to providers the budget stops, not to those out for another reason', async () => {
+    gw = await startTestGateway({ config: { tenants: { acme: { budget: { amount: 1, currency: 'USD', period: 'month' } } } } });
+    // Freepik's $0.56 reserved leaves $0.44: less than this request's $0.56 at most.
+    expect((await gw.create({ model: 'kling-v3', prompt: 'quote me', duration: 5 })).status).toBe(202);
+    const quote = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'quote me', duration: 5, routing: { exclude: ['kling-legacy'] } });
+    const byId = Object.fromEntries(quote.body.providers.map((p: { provider: string }) => [p.provider, p]));
+    expect(byId['kling-legacy'].reasons).toEqual(['excluded by routing.exclude']);
+    expect(byId.freepik.reasons).toEqual([expect.stringMatching(/^this task would reserve 0\.56 USD, but tenant acme has 0\.44 USD left/)]);
+  });
+
   it('validates like create', async () => {
     gw = await startTestGateway();
     const bad = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', duration: 99 });
