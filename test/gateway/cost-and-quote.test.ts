@@ -465,6 +465,10 @@ describe('cost', () => {
     const refused = await gw.create({ model: 'kling-v3', prompt: 'budget', duration: 5, routing: { max_credits: 10 } });
     expect(refused.status).toBe(422);
     expect(JSON.stringify(refused.body.providers)).toMatch(/exceeds max_credits 10/);
+    // A provider that does not serve the request at all gives that reason alone, not a price one.
+    const legacyOnly = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v2-6', prompt: 'budget', duration: 5, routing: { max_credits: 100 } });
+    const freepik = legacyOnly.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepik.reasons).toEqual([expect.stringMatching(/^does not serve text-to-video with kling-v2-6/)]);
   });
 
   it('values a charge reported after the price list changed currency in the currency of the credit value it uses, the old one', async () => {
