@@ -72,6 +72,14 @@ describe('quote', () => {
     expect(byId.freepik.reasons).toEqual([expect.stringMatching(/^this task would reserve 0\.56 USD, but tenant acme has 0\.44 USD left/)]);
   });
 
+  it("takes six shots on Freepik's Kling 3 Omni, its multi_prompt.maxItems and the canonical most", async () => {
+    gw = await startTestGateway();
+    const shots = Array.from({ length: 6 }, (_, index) => ({ prompt: `scene ${index + 1}` }));
+    const quote = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3-omni', multi_shot: shots, duration: 10 });
+    const freepik = quote.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepik).toMatchObject({ eligible: true, reasons: [], order: 1 });
+  });
+
   it('validates like create', async () => {
     gw = await startTestGateway();
     const bad = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', duration: 99 });
@@ -214,6 +222,10 @@ describe('cost', () => {
     const narrowed = await gw.create({ ...body, routing: { strategy: 'cheapest', exclude: ['kling3api'] } });
     expect(narrowed.status).toBe(202);
     expect(narrowed.body.cost.currency).toBe('USD');
+    // The configured priority compares no amounts: every currency is served, in rank order.
+    const byRank = await gw.request('POST', '/v1/videos/quote', { ...body, routing: undefined });
+    expect(byRank.status).toBe(200);
+    expect(byRank.body.order).toEqual(['freepik', 'kling3api', 'kling-legacy']);
   });
 
   it('agrees between quote and the final cost for kling3api tasks, which the upstream reports', async () => {
