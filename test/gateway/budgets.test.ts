@@ -270,7 +270,7 @@ describe('budget reservations', () => {
     expect(created.status).toBe(202);
     await gw.finish(created.body.id);
     expect((await gw.get(created.body.id)).body.cost).toMatchObject({ credits: 400, estimated: false, currency_amount: 0.4 });
-    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0, remaining: 0 });
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0, remaining: 0, used_ratio: 1.3333 });
     const refused = await gw.create(onKling3api);
     expect(refused.status).toBe(402);
     expect(refused.body.detail).toMatch(/but tenant acme has 0 USD left of its monthly budget of 0\.3 USD/);

@@ -32,7 +32,8 @@ describe('quote', () => {
     expect(byId.freepik).toMatchObject({ eligible: true, order: 1, estimated_credits: 112, estimated_cost: 1.12, currency: 'USD' });
     // kling3api's shipped credit table: pro with audio = 80/s.
     expect(byId.kling3api).toMatchObject({ eligible: true, order: 2, estimated_credits: 800, estimated_cost: 0.8 });
-    expect(byId['kling-legacy']).toMatchObject({ eligible: true, order: 3, estimated_credits: null });
+    // Unpriced: no figure and no currency, rather than a zero in some currency.
+    expect(byId['kling-legacy']).toMatchObject({ eligible: true, order: 3, estimated_credits: null, estimated_cost: null, currency: null });
     expect((await gw.request('GET', '/v1/videos')).body.data).toEqual([]);
   });
 
