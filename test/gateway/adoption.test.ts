@@ -246,6 +246,54 @@ describe('a connection dropped before the upstream created anything', () => {
     expect(metrics).toMatch(/kling_gateway_untracked_upstream_tasks_total\{provider="freepik",found_by="webhook"\} 1/);
   });
 
+  it('Freepik: a signed webhook naming a create the task went on from (failover_on_timeout) is reported as a paid task nobody tracks, while the task runs and once it ended', async () => {
+    const logs = capturedLogs();
+    const gw = await startTestGateway({ logTo: logs.sink, config: { routing: { failover_on_timeout: true } } });
+    open.push(gw);
+    gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api' });
+    const freepikTask = gw.simulator('freepik').tasks[0]!.id;
+    const post = async (webhookId: string) => {
+      const body = JSON.stringify({ task_id: freepikTask, status: 'IN_PROGRESS', generated: [] });
+      const timestamp = String(Math.floor(gw.clock.now() / 1000));
+      const answer = await fetch(`${gw.url}/v1/webhooks/freepik/${created.body.id}-1`, {
+        method: 'POST',
+        headers: {
+          'webhook-id': webhookId,
+          'webhook-timestamp': timestamp,
+          'webhook-signature': signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, webhookId, timestamp, body),
+          'content-type': 'application/json',
+        },
+        body,
+      });
+      expect(answer.status).toBe(200);
+      expect(await answer.json()).toEqual({ received: true, matched: false });
+    };
+    const said = () =>
+      logs
+        .text()
+        .split('\n')
+        .filter((line) => line.includes(freepikTask) && line.includes('"level":"error"'))
+        .map((line) => JSON.parse(line).msg);
+    await post('msg_went_on_1');
+    expect(said()).toEqual([
+      "freepik made a task for a create the gateway left in doubt, after another provider took the task: it may bill, and no task tracks it (cancel or keep it in freepik's own dashboard)",
+    ]);
+    const done = await gw.finish(created.body.id);
+    expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api' });
+    await post('msg_went_on_2');
+    // Freepik's own webhooks for its task, sent meanwhile, were each reported the same way.
+    expect(said().at(-1)).toMatch(/^freepik made a task for a create the gateway left in doubt, after the task ended succeeded: it may bill/);
+    // Still tracked where it was; Freepik's stays a possible charge beside it.
+    const after = (await gw.get(created.body.id)).body;
+    expect(after).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: done.provider_task_id });
+    expect(after.cost.at_risk).toEqual([expect.objectContaining({ provider: 'freepik' })]);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toContain(`kling_gateway_inbound_webhooks_total{provider="freepik",outcome="ruled_out"} ${said().length}`);
+    expect(metrics).toContain(`kling_gateway_untracked_upstream_tasks_total{provider="freepik",found_by="webhook"} ${said().length}`);
+  });
+
   it('Freepik: a list holding a task the gateway does not know proves nothing; the task waits, then fails as a timeout', async () => {
     const gw = await gateway();
     // Someone else's task under the same key.

@@ -14,7 +14,7 @@
  *   before (`interrupted`, or the create's own `timeout`), never resent (paying twice);
  * - nothing was in flight: the task goes back to the queue.
  */
-import type { ErrorCode, RecoveredBy, TaskError } from '../model/canonical.js';
+import { TERMINAL_STATUSES, type ErrorCode, type RecoveredBy, type TaskError } from '../model/canonical.js';
 import { matchOffering } from '../model/capabilities.js';
 import type { ProviderAccount } from '../upstream/provider-account.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
@@ -316,14 +316,23 @@ export class Recovery {
     if (!attempt || attempt.provider !== provider || attempt.providerTaskId) return { kind: 'none' };
     // A signed webhook counts only when the account that sent the create signed it.
     if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
-    if (attempt.outcome === 'failed' && how.signedBy) {
-      // Signed news of a task made for a create counted as not accepted (refused, or proved absent
-      // by a lookup while the upstream had yet to act on it): the task moved on or ended without
-      // it, so nothing tracks what the provider may bill. Said loudly, for the operator to settle.
+    // Signed news of a task made for a create counted as not accepted (refused, or proved absent
+    // by a lookup while the upstream had yet to act on it), or for a create in doubt after the
+    // task went on to another provider that took it or ended without it: nothing tracks what the
+    // provider may bill. Said loudly, for the operator to settle.
+    const untracked =
+      attempt.outcome === 'failed'
+        ? 'counted as not accepted'
+        : IN_DOUBT.has(attempt.outcome) && TERMINAL_STATUSES.has(task.status)
+          ? `left in doubt, after the task ended ${task.status}`
+          : IN_DOUBT.has(attempt.outcome) && wentOnFrom(attempt, attempts)?.kind === 'none'
+            ? 'left in doubt, after another provider took the task'
+            : undefined;
+    if (untracked !== undefined && how.signedBy) {
       this.engine.metrics.untrackedUpstreamTasks.inc({ provider, found_by: 'webhook' });
       this.engine.logger.error(
         { task_id: task.id, provider, account: attempt.account, provider_task_id: providerTaskId, attempt: attempt.seq },
-        `${provider} made a task for a create the gateway counted as not accepted: it may bill, and no task tracks it (cancel or keep it in ${provider}'s own dashboard)`,
+        `${provider} made a task for a create the gateway ${untracked}: it may bill, and no task tracks it (cancel or keep it in ${provider}'s own dashboard)`,
       );
       return { kind: 'ruled_out' };
     }
