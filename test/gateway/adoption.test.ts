@@ -13,6 +13,7 @@ import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { capturedLogs } from '../support/captured-logs.js';
+import { postFreepikWebhook } from '../support/freepik-webhook.js';
 import { heldCall } from '../support/held-call.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
 
@@ -254,21 +255,9 @@ describe('a connection dropped before the upstream created anything', () => {
     const created = await gw.create({ ...klingV3, routing: { providers: ['freepik', 'kling3api'] } });
     expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api' });
     const freepikTask = gw.simulator('freepik').tasks[0]!.id;
-    const post = async (webhookId: string) => {
-      const body = JSON.stringify({ task_id: freepikTask, status: 'IN_PROGRESS', generated: [] });
-      const timestamp = String(Math.floor(gw.clock.now() / 1000));
-      const answer = await fetch(`${gw.url}/v1/webhooks/freepik/${created.body.id}-1`, {
-        method: 'POST',
-        headers: {
-          'webhook-id': webhookId,
-          'webhook-timestamp': timestamp,
-          'webhook-signature': signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, webhookId, timestamp, body),
-          'content-type': 'application/json',
-        },
-        body,
-      });
-      expect(answer.status).toBe(200);
-      expect(await answer.json()).toEqual({ received: true, matched: false });
+    const post = async () => {
+      const answer = await postFreepikWebhook(gw, { task_id: freepikTask, status: 'IN_PROGRESS', generated: [] }, { attemptKey: `${created.body.id}-1` });
+      expect(answer).toMatchObject({ status: 200, body: { received: true, matched: false } });
     };
     const said = () =>
       logs
@@ -276,13 +265,13 @@ describe('a connection dropped before the upstream created anything', () => {
         .split('\n')
         .filter((line) => line.includes(freepikTask) && line.includes('"level":"error"'))
         .map((line) => JSON.parse(line).msg);
-    await post('msg_went_on_1');
+    await post();
     expect(said()).toEqual([
       "freepik made a task for a create the gateway left in doubt, after another provider took the task: it may bill, and no task tracks it (cancel or keep it in freepik's own dashboard)",
     ]);
     const done = await gw.finish(created.body.id);
     expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api' });
-    await post('msg_went_on_2');
+    await post();
     // Freepik's own webhooks for its task, sent meanwhile, were each reported the same way.
     expect(said().at(-1)).toMatch(/^freepik made a task for a create the gateway left in doubt, after the task ended succeeded: it may bill/);
     // Still tracked where it was; Freepik's stays a possible charge beside it.

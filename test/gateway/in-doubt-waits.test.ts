@@ -7,7 +7,7 @@
  * come (a paid video abandoned).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
+import { anotherClientsFreepikTask, postFreepikWebhook } from '../support/freepik-webhook.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 const klingV3 = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
@@ -44,28 +44,13 @@ describe('a Freepik create whose connection broke after the request was written'
   it('that the list cannot rule out still adopts the task a signed webhook names 9 minutes later', async () => {
     gw = await startTestGateway();
     // Someone else's task under the same key: the list cannot prove the create was not accepted.
-    await fetch(`${gw.endpoints.get('freepik')!.baseUrl}/v1/ai/video/kling-v3-pro`, {
-      method: 'POST',
-      headers: { 'x-freepik-api-key': gw.endpoints.get('freepik')!.apiKey, 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'another client', duration: '5' }),
-    });
+    await anotherClientsFreepikTask(gw);
     gw.simulator('freepik').injectFault({ transport: 'reset' });
     const created = (await gw.create(klingV3)).body;
     for (let step = 0; step < 18; step++) await gw.advance(30_000);
     expect((await gw.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
 
-    const body = JSON.stringify({ task_id: 'fp-named-late', status: 'IN_PROGRESS', generated: [] });
-    const timestamp = String(Math.floor(gw.clock.now() / 1000));
-    const answer = await fetch(`${gw.url}/v1/webhooks/freepik/${created.id}-1`, {
-      method: 'POST',
-      headers: {
-        'webhook-id': 'msg_named_late',
-        'webhook-timestamp': timestamp,
-        'webhook-signature': signFreepikWebhook(gw.endpoints.get('freepik')!.webhookSecret!, 'msg_named_late', timestamp, body),
-        'content-type': 'application/json',
-      },
-      body,
-    });
+    const answer = await postFreepikWebhook(gw, { task_id: 'fp-named-late', status: 'IN_PROGRESS', generated: [] }, { attemptKey: `${created.id}-1` });
     expect(answer.status).toBe(200);
     const adopted = (await gw.get(created.id)).body;
     expect(adopted).toMatchObject({ status: 'processing', provider: 'freepik', provider_task_id: 'fp-named-late' });
@@ -77,11 +62,7 @@ describe('a Freepik create whose connection broke after the request was written'
     // No webhook secret: Freepik's webhooks could not be verified, so only its task list can tell.
     gw = await startTestGateway({ config: { providers: { freepik: { timeout_ms: 20_000 } } }, endpointOverrides: { freepik: { webhookSecret: undefined } } });
     // Someone else's task under the same key: each list read proves nothing.
-    await fetch(`${gw.endpoints.get('freepik')!.baseUrl}/v1/ai/video/kling-v3-pro`, {
-      method: 'POST',
-      headers: { 'x-freepik-api-key': gw.endpoints.get('freepik')!.apiKey, 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'another client', duration: '5' }),
-    });
+    await anotherClientsFreepikTask(gw);
     gw.simulator('freepik').injectFault({ transport: 'reset' });
     const created = (await gw.create(klingV3)).body;
     for (let step = 0; step < 22; step++) await gw.advance(5_000);
@@ -96,11 +77,7 @@ describe('a Freepik create whose connection broke after the request was written'
 
   it('waits for news no longer than the task\'s deadline', async () => {
     gw = await startTestGateway({ config: { tasks: { deadline_ms: 4 * 60_000 } } });
-    await fetch(`${gw.endpoints.get('freepik')!.baseUrl}/v1/ai/video/kling-v3-pro`, {
-      method: 'POST',
-      headers: { 'x-freepik-api-key': gw.endpoints.get('freepik')!.apiKey, 'content-type': 'application/json' },
-      body: JSON.stringify({ prompt: 'another client', duration: '5' }),
-    });
+    await anotherClientsFreepikTask(gw);
     gw.simulator('freepik').injectFault({ transport: 'reset' });
     const created = (await gw.create(klingV3)).body;
     for (let step = 0; step < 10; step++) await gw.advance(30_000);
