@@ -3,7 +3,7 @@ import { circuitAdmission, circuitStateOf, healthOf, TRIAL_RECHECK_MS } from '..
 import { HEALTHY_STANDING } from '../../../src/core/upstream/provider-state.js';
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 
-const failure = (init: { statusCode?: number; transport?: 'refused'; code?: 'invalid_request' }) =>
+const failure = (init: { statusCode?: number; transport?: 'refused'; code?: 'invalid_request' | 'insufficient_credits'; providerCode?: string }) =>
   new UpstreamError({ provider: 'p', operation: 'submit', url: '/x', code: init.code ?? 'provider_error', message: 'failed', ...init });
 
 const SETTINGS = { consecutive_failures: 3, half_open_after_ms: 30_000 };
@@ -42,5 +42,14 @@ describe('circuit admission', () => {
     expect(healthOf(failure({ statusCode: 400, code: 'invalid_request' }))).toBe('unknown');
     expect(healthOf(failure({ statusCode: 429 }))).toBe('unknown');
     expect(healthOf(new Error('aborted'))).toBe('unknown');
+  });
+
+  it('counts a refused key, exhausted credits said under any status, and a 2xx it cannot read as failures of the provider', () => {
+    expect(healthOf(failure({ statusCode: 401 }))).toBe('unhealthy');
+    expect(healthOf(failure({ statusCode: 403 }))).toBe('unhealthy');
+    expect(healthOf(failure({ statusCode: 402 }))).toBe('unhealthy');
+    // kling3api and the legacy API say "no credits" in a coded answer, not always with a 402.
+    expect(healthOf(failure({ statusCode: 400, code: 'insufficient_credits' }))).toBe('unhealthy');
+    expect(healthOf(failure({ statusCode: 200, providerCode: 'unreadable_answer' }))).toBe('unhealthy');
   });
 });

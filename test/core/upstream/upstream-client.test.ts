@@ -333,6 +333,21 @@ describe('onCall records', () => {
     ]);
   });
 
+  it.each([
+    [429, 'rate_limited'],
+    [401, 'unauthorized'],
+    [403, 'unauthorized'],
+    [402, 'insufficient_credits'],
+    [500, 'server_error'],
+    [503, 'server_error'],
+    [404, 'provider_error'],
+  ])('records an error answer %i with outcome %s, so the metrics tell throttling, a refused key and an outage apart', async (status, outcome) => {
+    nock(BASE).post('/v').reply(status, {});
+    const { http, calls } = client();
+    await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
+    expect(calls.map((call) => [call.status, call.outcome])).toEqual([[status, outcome]]);
+  });
+
   it('withContext adds to the context and leaves the original client unbound', async () => {
     nock(BASE).get('/t').times(2).reply(200, {});
     const { http, calls } = client();
