@@ -85,6 +85,29 @@ it('a connection reset before the request was fully written is transport "not_se
   );
 });
 
+
+it('time running out before the request was fully written is "not_sent" with code timeout: certain, failed over', async () => {
+  // The server takes the connection and never reads: the large body stays in the socket buffers
+  // until the time limit cuts the request.
+  const held: Socket[] = [];
+  await withTcpServer(
+    (socket) => {
+      socket.pause();
+      held.push(socket);
+    },
+    async (baseUrl) => {
+      const { http, calls } = client(baseUrl, 1_000);
+      const error = await upstreamFailure(
+        http.send({ method: 'POST', path: '/v', body: { prompt: 'x'.repeat(16 * 1024 * 1024) }, operation: 'submit' }),
+      );
+      for (const socket of held) socket.destroy();
+      expect(error).toMatchObject({ transport: 'not_sent', code: 'timeout' });
+      expect(classifyCreateFailure(error, false)).toMatchObject({ failover: true, outcome: 'failed', reason: 'not_sent', code: 'timeout' });
+      expect(calls.map((call) => call.outcome)).toEqual(['not_sent']);
+    },
+  );
+});
+
 });
 
 it('a pooled connection keeps one TCP keep-alive setting: later requests on it change nothing at the socket', async () => {
@@ -107,4 +130,5 @@ it('a pooled connection keeps one TCP keep-alive setting: later requests on it c
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+
 });
