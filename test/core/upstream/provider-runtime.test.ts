@@ -111,11 +111,49 @@ describe('one account shared by replicas', () => {
     expect((await b.admit(0)).granted).toBe(true);
   });
 
+  it('cools the account down for a 429 rate limit, for its Retry-After, but not for a 429 that says the credits are gone', async () => {
+    const { clock, a } = replicas();
+    const answered = (code: 'provider_error' | 'insufficient_credits') => async () => {
+      throw new UpstreamError({ provider: 'kling-legacy', operation: 'submit', url: '/x', code, message: code, statusCode: 429, retryAfterMs: 7_000 });
+    };
+    await a.call(answered('insufficient_credits')).catch(() => undefined);
+    expect(a.coolingDownUntil).toBe(0);
+    await a.call(answered('provider_error')).catch(() => undefined);
+    expect(a.coolingDownUntil).toBe(clock.now() + 7_000);
+    // Once the Retry-After has passed the account is no longer shown cooling down, and is picked again.
+    await clock.advance(7_000);
+    expect(a.coolingDownUntil).toBe(0);
+    expect(pickAccounts([{ account: a, inFlight: 0 }], clock.now())).toEqual([a]);
+  });
+
+  it('keeps the longer of two Retry-After waits: a later, shorter one does not cut the cool-down short', async () => {
+    const { clock, a, b } = replicas();
+    a.coolDown(60_000);
+    await clock.advance(0);
+    a.coolDown(5_000);
+    await clock.advance(0);
+    await b.refreshStanding();
+    expect([a.coolingDownUntil, b.coolingDownUntil]).toEqual([clock.now() + 60_000, clock.now() + 60_000]);
+    await clock.advance(10_000);
+    expect(await b.admit(0)).toMatchObject({ granted: false, reason: 'cooling_down' });
+  });
+
   it('counts every replica against the configured rate window', async () => {
     const { clock, a, b } = replicas({ rate_limits: [{ limit: 3, window_ms: 1_000 }] });
     const asks = await Promise.all([a, b, a, b, a].map((account) => account.admit(0)));
     expect(asks.filter((ask) => ask.granted)).toHaveLength(3);
     expect(asks.at(-1)).toEqual({ granted: false, reason: 'rate_limited', retryAt: clock.now() + 1_000 + RATE_WINDOW_MARGIN_MS });
+  });
+
+  it('does not keep the single call of an account in doubt while its rate window is full: the next call goes once the window has room', async () => {
+    const { clock, a, b } = replicas({ rate_limits: [{ limit: 1, window_ms: 1_000 }] });
+    const first = await a.admit(0);
+    if (!first.granted) throw new Error('the first call is allowed');
+    await a.call(async () => Promise.reject(down()), first.permit).catch(() => undefined);
+    // In doubt now; the window is full, so the trial is taken and handed back.
+    expect(await b.admit(0)).toMatchObject({ granted: false, reason: 'rate_limited' });
+    await clock.advance(1_000 + RATE_WINDOW_MARGIN_MS);
+    expect(await a.admit(0)).toMatchObject({ granted: true, permit: { trial: true } });
   });
 
   it('takes back the leave of a call that was never made: its rate allowance, and the trial call of an account in doubt', async () => {
@@ -185,6 +223,45 @@ describe('several accounts of one provider', () => {
     expect((await spare.admit(0)).granted).toBe(true);
     for (let i = 0; i < 2; i++) await spare.call(async () => Promise.reject(down())).catch(() => undefined);
     expect(runtime.circuit).toBe('open');
+  });
+
+  it("holds an account's own rate window for that account, not for its sibling", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const config = ProviderConfig.parse({
+      rate_limits: [{ limit: 5, window_ms: 1_000 }],
+      accounts: [{ id: 'main', api_key: 'key-main', rate_limits: [{ limit: 1, window_ms: 1_000 }] }, { id: 'spare', api_key: 'key-spare' }],
+    });
+    const runtime = new ProviderRuntime({
+      provider,
+      config,
+      baseUrl: 'http://127.0.0.1:1',
+      accounts: [
+        { id: 'main', apiKey: 'key-main' },
+        { id: 'spare', apiKey: 'key-spare' },
+      ],
+      simulated: false,
+      clock,
+      metrics: new GatewayMetrics(),
+      logger: createLogger('silent'),
+    });
+    const [main, spare] = runtime.accounts as [NonNullable<(typeof runtime.accounts)[0]>, NonNullable<(typeof runtime.accounts)[1]>];
+    expect((await main.admit(0)).granted).toBe(true);
+    expect(await main.admit(0)).toMatchObject({ granted: false, reason: 'rate_limited' });
+    const spareAsks = await Promise.all([1, 2, 3, 4, 5, 6].map(() => spare.admit(0)));
+    expect(spareAsks.map((ask) => ask.granted)).toEqual([true, true, true, true, true, false]);
+  });
+
+  it("counts every account's upstream calls in the provider's figures, and each in its own account's", async () => {
+    const { clock, runtime, main, spare } = twoAccounts();
+    // Nothing listens on port 1: the call is refused, and counted as a failed call.
+    await main
+      .clientFor({})
+      .send({ method: 'GET', path: '/x', operation: 'status' })
+      .catch(() => undefined);
+    const now = clock.now();
+    expect(runtime.stats.snapshot(now)).toMatchObject({ calls: 1, successRate: 0 });
+    expect(main.stats.snapshot(now)).toMatchObject({ calls: 1, successRate: 0 });
+    expect(spare.stats.snapshot(now)).toMatchObject({ calls: 0, successRate: null });
   });
 
   it('holds a Retry-After for the account that was told, not its sibling', async () => {
