@@ -3,7 +3,7 @@
  * reads it: success rate and latency of recent upstream calls, median time to complete.
  */
 import { describe, expect, it } from 'vitest';
-import { ProviderStats } from '../../../src/core/upstream/provider-stats.js';
+import { ProviderStats, SharedProviderStats, type SharedStatsSource } from '../../../src/core/upstream/provider-stats.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 const MINUTE = 60_000;
@@ -97,5 +97,28 @@ describe('ProviderStats', () => {
     stats.recordCompletion(75_000, NOW);
     expect(stats.snapshot(NOW + 5 * 60 * MINUTE).medianCompletionMs).toBe(75_000);
     expect(stats.snapshot(NOW + 7 * 60 * MINUTE)).toMatchObject({ medianCompletionMs: null, completions: 0 });
+  });
+});
+
+describe('SharedProviderStats', () => {
+  it('keeps the calls a refresh could not write: they still count here, and reach the store with the next refresh', async () => {
+    const written: { key: string; ok: boolean }[] = [];
+    let storeDown = true;
+    const source: SharedStatsSource = {
+      recordCalls: async (samples) => {
+        if (storeDown) throw new Error('database unavailable');
+        written.push(...samples.map(({ key, ok }) => ({ key, ok })));
+      },
+      recentCalls: async () => [...written].reverse().map((call) => ({ at: NOW, ok: call.ok, latencyMs: 100 })),
+      recentCompletionTimes: async () => [],
+    };
+    const stats = new SharedProviderStats('freepik:default', 'freepik', source);
+    stats.recordCall(NOW, false, 100);
+    await expect(stats.refresh(NOW)).rejects.toThrow('database unavailable');
+    expect(stats.snapshot(NOW)).toMatchObject({ calls: 1, successRate: 0 });
+    storeDown = false;
+    await stats.refresh(NOW);
+    expect(written).toEqual([{ key: 'freepik:default', ok: false }]);
+    expect(stats.snapshot(NOW)).toMatchObject({ calls: 1, successRate: 0 });
   });
 });
