@@ -138,6 +138,16 @@ describe('one account shared by replicas', () => {
     expect(await b.admit(0)).toMatchObject({ granted: false, reason: 'cooling_down' });
   });
 
+  it('waits out a cool-down that ends exactly when the caller stops waiting, and calls', async () => {
+    const { clock, a } = replicas();
+    a.coolDown(10_000);
+    await clock.advance(0);
+    const admission = a.admit(10_000);
+    await clock.advance(10_000);
+    expect(await admission).toMatchObject({ granted: true });
+    expect(clock.now()).toBe(Date.UTC(2026, 0, 1) + 10_000);
+  });
+
   it('counts every replica against the configured rate window', async () => {
     const { clock, a, b } = replicas({ rate_limits: [{ limit: 3, window_ms: 1_000 }] });
     const asks = await Promise.all([a, b, a, b, a].map((account) => account.admit(0)));
@@ -262,6 +272,15 @@ describe('several accounts of one provider', () => {
     expect(runtime.stats.snapshot(now)).toMatchObject({ calls: 1, successRate: 0 });
     expect(main.stats.snapshot(now)).toMatchObject({ calls: 1, successRate: 0 });
     expect(spare.stats.snapshot(now)).toMatchObject({ calls: 0, successRate: null });
+  });
+
+  it('shows the provider closed while one account is closed, even when another is half-open', async () => {
+    const { clock, runtime, main, spare } = twoAccounts();
+    for (let i = 0; i < 2; i++) await main.call(async () => Promise.reject(down())).catch(() => undefined);
+    await clock.advance(30_000);
+    expect([main.circuit, spare.circuit, runtime.circuit]).toEqual(['half_open', 'closed', 'closed']);
+    for (let i = 0; i < 2; i++) await spare.call(async () => Promise.reject(down())).catch(() => undefined);
+    expect([main.circuit, spare.circuit, runtime.circuit]).toEqual(['half_open', 'open', 'half_open']);
   });
 
   it('holds a Retry-After for the account that was told, not its sibling', async () => {
