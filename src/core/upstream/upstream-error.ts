@@ -76,15 +76,6 @@ export class UpstreamError extends Error {
     this.mayHaveCreated = init.mayHaveCreated ?? false;
     this.namedTaskId = init.namedTaskId;
   }
-
-  /**
-   * True when the upstream certainly did not create anything: the request never fully left
-   * (refused, no connection, broken while writing) or it answered with an error status. A reset
-   * or a timeout after the request was written is not certain.
-   */
-  get certainlyNotAccepted(): boolean {
-    return this.transport !== 'timeout' && this.transport !== 'reset' && !this.mayHaveCreated;
-  }
 }
 
 /** What an adapter's error mapping returns for an upstream error answer. */

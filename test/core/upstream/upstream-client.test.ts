@@ -205,7 +205,7 @@ describe('transport failures', () => {
       message: 'fake refused the connection',
       statusCode: undefined,
     });
-    expect(error.certainlyNotAccepted).toBe(true);
+    expect(classifyCreateFailure(error, false).outcome).toBe('failed');
     expect(calls.map((call) => call.outcome)).toEqual(['refused']);
   });
 
@@ -214,7 +214,7 @@ describe('transport failures', () => {
     const { http, calls } = client({ timeoutMs: 50 });
     const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: {}, operation: 'submit' }));
     expect(error).toMatchObject({ transport: 'timeout', code: 'timeout', message: 'fake did not answer within 50 ms' });
-    expect(error.certainlyNotAccepted).toBe(false);
+    expect(classifyCreateFailure(error, false).outcome).toBe('ambiguous');
     expect(calls.map((call) => call.outcome)).toEqual(['timeout']);
   });
 
@@ -229,7 +229,6 @@ describe('transport failures', () => {
         code: 'provider_error',
         message: 'fake could not be connected to within 100 ms; nothing was sent',
       });
-      expect(error.certainlyNotAccepted).toBe(true);
       expect(classifyCreateFailure(error, false)).toMatchObject({ failover: true, outcome: 'failed', reason: 'connect_timeout' });
       expect(calls.map((call) => call.outcome)).toEqual(['connect_timeout']);
       expect(silent.received()).not.toContain('POST /v');

@@ -3,6 +3,7 @@
  * exact request that leaves (path, `x-freepik-api-key`, JSON body), and how every kind of answer
  * and transport failure comes back.
  */
+import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
@@ -233,7 +234,7 @@ describe('error answers on create', () => {
     const error = await submitError(input);
     expect(error).toMatchObject({ code: 'invalid_request', statusCode: 400, transport: undefined });
     expect(error.message).toContain("Parameter ':attribute' is not valid");
-    expect(error.certainlyNotAccepted).toBe(true);
+    expect(classifyCreateFailure(error, false).outcome).toBe('failed');
   });
 
   it('400 problem+json with invalid_params at the top level → invalid_request naming the params', async () => {
@@ -300,7 +301,7 @@ describe('transport failures', () => {
       .submit(request, offering, context(client({ baseUrl: `http://127.0.0.1:${port}` })))
       .catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: 'provider_error', transport: 'refused' });
-    expect((error as UpstreamError).certainlyNotAccepted).toBe(true);
+    expect(classifyCreateFailure(error, false).outcome).toBe('failed');
   });
 
   it('no answer within the client time limit → timeout', async () => {
@@ -312,7 +313,7 @@ describe('transport failures', () => {
       .submit(request, offering, context(client({ timeoutMs: 100 })))
       .catch((caught: unknown) => caught);
     expect(error).toMatchObject({ code: 'timeout', transport: 'timeout' });
-    expect((error as UpstreamError).certainlyNotAccepted).toBe(false);
+    expect(classifyCreateFailure(error, false).outcome).toBe('ambiguous');
   });
 });
 

@@ -1,4 +1,5 @@
 import nock from 'nock';
+import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SubmitContext } from '../../../src/core/upstream/provider.js';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
@@ -306,7 +307,7 @@ describe('klingLegacyProvider errors', () => {
     const error = await rejection(klingLegacyProvider.submit(request, offering, context()));
     expect(error).toMatchObject({ code: canonical, statusCode: http, providerCode: String(code), provider: 'kling-legacy' });
     expect(error.transport).toBeUndefined();
-    expect(error.certainlyNotAccepted).toBe(true);
+    expect(classifyCreateFailure(error, false).outcome).toBe('failed');
     if (http === 429) expect(error.retryAfterMs).toBe(7_000);
   });
 
@@ -366,7 +367,7 @@ describe('klingLegacyProvider errors', () => {
     const { request, offering } = served({ model: 'kling-v1', prompt: 'x' });
     const error = await rejection(klingLegacyProvider.submit(request, offering, context(client(`http://127.0.0.1:${port}`))));
     expect(error).toMatchObject({ code: 'provider_error', transport: 'refused' });
-    expect(error.certainlyNotAccepted).toBe(true);
+    expect(classifyCreateFailure(error, false).outcome).toBe('failed');
   });
 
   it('classifies no answer within the client time limit as an ambiguous timeout', async () => {
@@ -377,7 +378,7 @@ describe('klingLegacyProvider errors', () => {
       .reply(() => new Promise<never>(() => undefined));
     const error = await rejection(klingLegacyProvider.submit(request, offering, context(client(BASE_URL, 50))));
     expect(error).toMatchObject({ code: 'timeout', transport: 'timeout' });
-    expect(error.certainlyNotAccepted).toBe(false);
+    expect(classifyCreateFailure(error, false).outcome).toBe('ambiguous');
   });
 });
 

@@ -2,6 +2,7 @@
  * The adapter through a real HttpUpstreamClient against nock: the exact upstream requests,
  * and every way an answer can fail.
  */
+import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
 import nock from 'nock';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.js';
@@ -123,7 +124,7 @@ describe('kling3apiProvider.submit', () => {
         message: `kling3api (${providerCode}): upstream: ${providerCode}`,
         transport: undefined,
       });
-      expect(error.certainlyNotAccepted).toBe(true);
+      expect(classifyCreateFailure(error, false).outcome).toBe('failed');
     });
   }
 
@@ -236,7 +237,7 @@ describe('kling3apiProvider.submit', () => {
     const port = await closedPort();
     const error = await upstreamFailure(submitTextToVideo(client(`http://127.0.0.1:${port}`)));
     expect(error).toMatchObject({ code: 'provider_error', transport: 'refused', statusCode: undefined });
-    expect(error.certainlyNotAccepted).toBe(true);
+    expect(classifyCreateFailure(error, false).outcome).toBe('failed');
   });
 
   it('no answer within the client time limit → timeout (ambiguous: may have been accepted)', async () => {
@@ -245,7 +246,7 @@ describe('kling3apiProvider.submit', () => {
       .reply(() => new Promise<never>(() => undefined));
     const error = await upstreamFailure(submitTextToVideo(client(BASE, 50)));
     expect(error).toMatchObject({ code: 'timeout', transport: 'timeout' });
-    expect(error.certainlyNotAccepted).toBe(false);
+    expect(classifyCreateFailure(error, false).outcome).toBe('ambiguous');
   });
 });
 
