@@ -62,6 +62,30 @@ describe('fairOrder', () => {
     expect(ids(fairOrder(tasks, turnsOnly))).toEqual(['b1', 'a1@freepik+kling3api', 'b2', 'a2@freepik+kling3api']);
   });
 
+  it('counts a task placed ahead once, however many providers it may take', () => {
+    // a's tasks may take either provider, b's only kling3api: each placed task is one slot, so the tenants alternate.
+    const tasks = queue('a1@freepik+kling3api', 'a2@freepik+kling3api', 'a3@freepik+kling3api', 'b1', 'b2', 'b3');
+    expect(ids(fairOrder(tasks, new FairShares()))).toEqual([
+      'a1@freepik+kling3api',
+      'b1',
+      'a2@freepik+kling3api',
+      'b2',
+      'a3@freepik+kling3api',
+      'b3',
+    ]);
+  });
+
+  it('adds up the slots a tenant holds at each of its task’s providers', () => {
+    // a holds one slot at each of its two providers (two in all), b one: b goes first, though a’s task is older.
+    const tasks = queue('a1@freepik+kling3api', 'b1');
+    const shares = new FairShares([
+      { tenant: 'a', provider: 'freepik', count: 1 },
+      { tenant: 'a', provider: 'kling3api', count: 1 },
+      { tenant: 'b', provider: 'kling3api', count: 1 },
+    ]);
+    expect(ids(fairOrder(tasks, shares))).toEqual(['b1', 'a1@freepik+kling3api']);
+  });
+
   it('orders a long queue of many tenants, each tenant’s tasks oldest first', () => {
     const names = Array.from({ length: 3_000 }, (_, index) => `t${index % 30}x${index}`);
     const tasks = names.map((name, index) => ({ id: name, tenant: name.split('x')[0]!, createdAt: index, providers: ['kling3api'] }));
