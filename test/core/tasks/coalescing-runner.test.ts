@@ -26,6 +26,26 @@ describe('CoalescingRunner', () => {
     expect(passes).toBe(3);
   });
 
+  it('is idle only once the running pass and the one asked for during it have ended', async () => {
+    const releases: (() => void)[] = [];
+    const runner = new CoalescingRunner(() => new Promise<void>((resolve) => releases.push(resolve)));
+    const flush = () => new Promise((resolve) => setImmediate(resolve));
+    void runner.run();
+    void runner.run();
+    let idle = false;
+    void runner.idle().then(() => (idle = true));
+    await flush();
+    expect(idle).toBe(false);
+    releases.shift()!();
+    await flush();
+    // The pass asked for during the first runs now.
+    expect(releases).toHaveLength(1);
+    expect(idle).toBe(false);
+    releases.shift()!();
+    await flush();
+    expect(idle).toBe(true);
+  });
+
   it('recovers after a failing pass', async () => {
     let fail = true;
     const runner = new CoalescingRunner(async () => {
