@@ -33,6 +33,17 @@ describe('Idempotency-Key (SPEC §5)', () => {
     expect(upstreamTaskCount()).toBe(1);
   });
 
+  it('answers 409 for the same key with the same list in another order (@Image1 is another image), and creates nothing', async () => {
+    const first = 'https://assets.example.com/portrait.png';
+    const second = 'https://assets.example.com/style.png';
+    const omni = { model: 'kling-v3-omni', prompt: 'in the style of @Image1', reference_images: [first, second] };
+    const made = await gw.create(omni, { 'idempotency-key': 'order-44' });
+    expect(made.status).toBe(202);
+    const reordered = await gw.create({ ...omni, reference_images: [second, first] }, { 'idempotency-key': 'order-44' });
+    expect(reordered.status).toBe(409);
+    expect(upstreamTaskCount()).toBe(1);
+  });
+
   it('keeps keys per tenant', async () => {
     const mine = await gw.create(request, { 'idempotency-key': 'shared' });
     const theirs = await gw.request('POST', '/v1/videos', request, { 'idempotency-key': 'shared' }, OTHER_TENANT_KEY);
@@ -52,6 +63,22 @@ describe('Idempotency-Key (SPEC §5)', () => {
     expect(a.body.id).toBe(b.body.id);
     expect(a.body.status).toBe('queued');
     expect(b.body.status).toBe('queued');
+    expect(upstreamTaskCount()).toBe(1);
+  });
+
+  it('makes a repeat wait for a submission still in flight after a second has passed, rather than answer 409', async () => {
+    // The upstream answers in 400 ms of real time; meanwhile a second of the gateway's time passes
+    // (less than the create's own time limit, so the first create is still on its way).
+    gw.simulator('freepik').injectFault({ delayMs: 400 });
+    const first = gw.create(request, { 'idempotency-key': 'slow-upstream' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const repeat = gw.create(request, { 'idempotency-key': 'slow-upstream' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await gw.clock.advance(1_000);
+    const [a, b] = await Promise.all([first, repeat]);
+    expect(a.status).toBe(202);
+    expect(b.status).toBe(202);
+    expect(b.body.id).toBe(a.body.id);
     expect(upstreamTaskCount()).toBe(1);
   });
 
