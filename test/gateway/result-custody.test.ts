@@ -604,6 +604,23 @@ describe('result custody on the filesystem', () => {
     expect(done.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4), bytes: SAMPLE_MP4.length });
   });
 
+  it('answers 409 to a cancel of a task whose video is made and being copied: the provider finished it, and it is still stored', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 4 } });
+    const url = files.host('/made.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [503, 502] });
+    const id = await freepikTaskFinishedWith(gateway, [url]);
+    await gateway.advanceUntil(async () => files!.requests.length >= 1, 100);
+    await gateway.advance(0);
+    expect((await gateway.get(id)).body.status).toBe('processing');
+
+    const cancel = await gateway.request('POST', `/v1/videos/${id}/cancel`);
+    expect(cancel.status).toBe(409);
+    expect(cancel.body.detail).toContain('already generated');
+    const done = await gateway.finish(id);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0]).toMatchObject({ storage: 'stored' });
+  });
+
   it('reports succeeded with the output not stored (and why) when the copy keeps failing', async () => {
     files = await new ResultServer().start();
     const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 3 } });
