@@ -454,6 +454,30 @@ describe('cancel_after', () => {
     expect(creates(gateway)).toBe(1 + ahead.length);
   });
 
+  it('never sends a task canceled while the dispatcher sent the tasks ahead of it in the same pass', async () => {
+    gw = await startTestGateway();
+    const gateway = gw;
+    const upstream = gateway.simulator('kling3api');
+    upstream.injectFault({ kind: 'rate_limited', headers: { 'retry-after': '5' } });
+    const ahead: string[] = [];
+    for (let i = 0; i < 8; i++) ahead.push((await gateway.create({ ...pinned, prompt: `ahead of it ${i}` })).body.id);
+    gateway.clock.set(gateway.clock.now() + 1);
+    const behind = await gateway.create(pinned);
+    expect(behind.body.status).toBe('queued');
+    // The eight ahead of it go out first and answer slowly; it is canceled as the first of them leaves.
+    upstream.injectFault({ delayMs: 300, times: 8 });
+    let canceling: Promise<{ status: number }> | undefined;
+    upstream.onRequest((request) => {
+      if (request.method === 'POST') canceling ??= gateway.request('POST', `/v1/videos/${behind.body.id}/cancel`);
+    });
+    await gateway.advance(6_000);
+    expect((await canceling!).status).toBe(200);
+    await gateway.gateway.dispatcher.idle();
+    for (const id of ahead) expect((await gateway.get(id)).body.provider_task_id).toEqual(expect.any(String));
+    expect((await gateway.get(behind.body.id)).body).toMatchObject({ status: 'canceled', provider_task_id: null, cost: { credits: 0 } });
+    expect(creates(gateway)).toBe(1 + ahead.length);
+  });
+
   it('leaves a task a provider took in time alone', async () => {
     gw = await startTestGateway();
     const created = await gw.create({ ...pinned, cancel_after: 1 });
