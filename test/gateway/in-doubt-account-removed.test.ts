@@ -5,7 +5,8 @@
  * warning tells the operator ("restore that account"): the task waits in doubt until its deadline
  * rather than failing at once, as though the provider documented no way to find it, while it may
  * be rendering (and billing) the video. With the account restored, the create is looked up by
- * the external_task_id it carried and the task is adopted.
+ * the external_task_id it carried and the task is adopted. kling3api gives no way to find a
+ * create, with the account back or not: its task fails at once, as before.
  */
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -24,26 +25,46 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup().catch(() => undefined);
 });
 
-it('a create in doubt on an account removed at restart waits for it, and is adopted once the account is back', async () => {
+/** A gateway that created `body` and died mid-create (the attempt still `sending`, its lease run out), and what it ran on. */
+async function diedMidCreate(body: Record<string, unknown>, provider: string) {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
   cleanups.push(() => sandbox.close());
   const database = tempDatabaseUrl();
   const options = { clock, endpoints: sandbox.endpoints, simulators: sandbox.simulators, config: { database: { url: database } } };
   const first = await startTestGateway(options);
-  const created = (await first.create(legacyVideo)).body;
-  expect(created.provider).toBe('kling-legacy');
+  const created = (await first.create({ ...body, routing: { providers: [provider] } })).body;
+  expect(created.provider).toBe(provider);
   await first.close();
-  // As a replica that died mid-create leaves it: the attempt still `sending`, its lease run out.
   const store = await openStore(database);
   const tasks = new TaskStore(store);
   await tasks.updateTask(created.id, { phase: 'submitting', status: 'queued', provider_task_id: null, lease_owner: 'dead-replica', lease_until: clock.now() - 1 });
   await tasks.updateAttempt(created.id, 1, { outcome: 'sending', latency_ms: null, provider_task_id: null, tracking_json: null, message: null, error_code: null, recovered_by: null });
   await store.close();
+  return { created, sandbox, options };
+}
 
-  const legacy = sandbox.endpoints.get('kling-legacy')!;
-  const moved = { id: 'main', apiKey: legacy.apiKey, ...(legacy.accessKey ? { accessKey: legacy.accessKey } : {}), ...(legacy.secretKey ? { secretKey: legacy.secretKey } : {}) };
-  const renamed = await startTestGateway({ ...options, endpointOverrides: { 'kling-legacy': { accounts: [moved] } } });
+/** The account of `provider`'s single key, moved under `accounts` with another id. */
+function movedAccount(sandbox: Awaited<ReturnType<typeof startSandbox>>, provider: string) {
+  const endpoint = sandbox.endpoints.get(provider)!;
+  return { id: 'main', apiKey: endpoint.apiKey, ...(endpoint.accessKey ? { accessKey: endpoint.accessKey } : {}), ...(endpoint.secretKey ? { secretKey: endpoint.secretKey } : {}) };
+}
+
+it('a kling3api create in doubt on an account removed at restart fails at once: nothing could find it with the account back either', async () => {
+  const { created, sandbox, options } = await diedMidCreate({ model: 'kling-v3', prompt: 'a kite', duration: 5 }, 'kling3api');
+  const renamed = await startTestGateway({ ...options, endpointOverrides: { kling3api: { accounts: [movedAccount(sandbox, 'kling3api')] } } });
+  open.push(renamed);
+  await renamed.gateway.runOnce();
+  await renamed.advance(1_000);
+  const failed = (await renamed.get(created.id)).body;
+  expect(failed).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
+  expect(failed.error.message).toMatch(/kling3api documents no way to find a task by anything the gateway sent/);
+  expect(sandbox.simulators.get('kling3api')!.tasks).toHaveLength(1);
+});
+
+it('a create in doubt on an account removed at restart waits for it, and is adopted once the account is back', async () => {
+  const { created, sandbox, options } = await diedMidCreate(legacyVideo, 'kling-legacy');
+  const renamed = await startTestGateway({ ...options, endpointOverrides: { 'kling-legacy': { accounts: [movedAccount(sandbox, 'kling-legacy')] } } });
   open.push(renamed);
   await renamed.gateway.runOnce();
   await renamed.advance(60_000);
