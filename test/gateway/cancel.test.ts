@@ -61,6 +61,21 @@ async function withFullProvider(options: Parameters<typeof startTestGateway>[0] 
 const ONE_A_SECOND = { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }, { limit: 2, window_ms: 60_000 }] } } };
 
 /**
+ * Eight tasks pinned to kling3api and, created last (so dispatched last: tasks go oldest first),
+ * `body`, all queued behind a 429 with `Retry-After: 5`.
+ */
+async function queuedBehindEight(gateway: TestGateway, body: Record<string, unknown>) {
+  const upstream = gateway.simulator('kling3api');
+  upstream.injectFault({ kind: 'rate_limited', headers: { 'retry-after': '5' } });
+  const ahead: string[] = [];
+  for (let i = 0; i < 8; i++) ahead.push((await gateway.create({ ...pinned, prompt: `ahead of it ${i}` })).body.id);
+  gateway.clock.set(gateway.clock.now() + 1);
+  const behind = await gateway.create(body);
+  expect(behind.body.status).toBe('queued');
+  return { upstream, ahead, behind };
+}
+
+/**
  * A gateway whose kling3api allows one create a second (`ONE_A_SECOND`), that allowance just taken:
  * the next create's dispatch waits (on the gateway's clock) for the window, its task held `submitting`.
  */
@@ -434,14 +449,7 @@ describe('cancel_after', () => {
   it('cancels, rather than sends, a task whose time ran out while the dispatcher sent the tasks ahead of it', async () => {
     gw = await startTestGateway();
     const gateway = gw;
-    const upstream = gateway.simulator('kling3api');
-    upstream.injectFault({ kind: 'rate_limited', headers: { 'retry-after': '5' } });
-    const ahead: string[] = [];
-    for (let i = 0; i < 8; i++) ahead.push((await gateway.create({ ...pinned, prompt: `ahead of it ${i}` })).body.id);
-    // Created last, so it is dispatched last (tasks go oldest first).
-    gateway.clock.set(gateway.clock.now() + 1);
-    const behind = await gateway.create({ ...pinned, cancel_after: 10 });
-    expect(behind.body.status).toBe('queued');
+    const { upstream, ahead, behind } = await queuedBehindEight(gateway, { ...pinned, cancel_after: 10 });
     // Each create the next pass sends takes the upstream 2 s: the eight ahead of it take 16.
     upstream.onRequest((request) => {
       if (request.method === 'POST') gateway.clock.set(gateway.clock.now() + 2_000);
@@ -457,13 +465,7 @@ describe('cancel_after', () => {
   it('never sends a task canceled while the dispatcher sent the tasks ahead of it in the same pass', async () => {
     gw = await startTestGateway();
     const gateway = gw;
-    const upstream = gateway.simulator('kling3api');
-    upstream.injectFault({ kind: 'rate_limited', headers: { 'retry-after': '5' } });
-    const ahead: string[] = [];
-    for (let i = 0; i < 8; i++) ahead.push((await gateway.create({ ...pinned, prompt: `ahead of it ${i}` })).body.id);
-    gateway.clock.set(gateway.clock.now() + 1);
-    const behind = await gateway.create(pinned);
-    expect(behind.body.status).toBe('queued');
+    const { upstream, ahead, behind } = await queuedBehindEight(gateway, pinned);
     // The eight ahead of it go out first and answer slowly; it is canceled as the first of them leaves.
     upstream.injectFault({ delayMs: 300, times: 8 });
     let canceling: Promise<{ status: number }> | undefined;

@@ -184,13 +184,16 @@ describe('one account shared by replicas', () => {
   });
 });
 
-function twoAccounts() {
-  const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const config = ProviderConfig.parse({
+/** kling3api with two accounts, `main` and `spare`; `settings` replaces the provider's config (caps 3 and 6, a circuit of 2 by default). */
+function twoAccounts(
+  settings: Record<string, unknown> = {
     circuit_breaker: { consecutive_failures: 2, half_open_after_ms: 30_000 },
     max_in_flight: 3,
     accounts: [{ id: 'main', api_key: 'key-main' }, { id: 'spare', api_key: 'key-spare', max_in_flight: 6 }],
-  });
+  },
+) {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const config = ProviderConfig.parse(settings);
   const runtime = new ProviderRuntime({
     provider,
     config,
@@ -236,25 +239,10 @@ describe('several accounts of one provider', () => {
   });
 
   it("holds an account's own rate window for that account, not for its sibling", async () => {
-    const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const config = ProviderConfig.parse({
+    const { main, spare } = twoAccounts({
       rate_limits: [{ limit: 5, window_ms: 1_000 }],
       accounts: [{ id: 'main', api_key: 'key-main', rate_limits: [{ limit: 1, window_ms: 1_000 }] }, { id: 'spare', api_key: 'key-spare' }],
     });
-    const runtime = new ProviderRuntime({
-      provider,
-      config,
-      baseUrl: 'http://127.0.0.1:1',
-      accounts: [
-        { id: 'main', apiKey: 'key-main' },
-        { id: 'spare', apiKey: 'key-spare' },
-      ],
-      simulated: false,
-      clock,
-      metrics: new GatewayMetrics(),
-      logger: createLogger('silent'),
-    });
-    const [main, spare] = runtime.accounts as [NonNullable<(typeof runtime.accounts)[0]>, NonNullable<(typeof runtime.accounts)[1]>];
     expect((await main.admit(0)).granted).toBe(true);
     expect(await main.admit(0)).toMatchObject({ granted: false, reason: 'rate_limited' });
     const spareAsks = await Promise.all([1, 2, 3, 4, 5, 6].map(() => spare.admit(0)));
