@@ -3,10 +3,10 @@
  * moves its own counter only, never another tenant's of the same period; its alerts are marked,
  * and its budget read, on its own row.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
 import { UsageStore } from '../../src/store/usage-store.js';
-import { storeBackends } from '../support/postgres.js';
+import { storeBackends, storeForTests } from '../support/postgres.js';
 
 const T0 = Date.UTC(2026, 10, 22, 12);
 
@@ -17,14 +17,9 @@ describe.each(BACKENDS)('budgets of two tenants on $name', (backend) => {
     let store: Store;
     let usage: UsageStore;
 
-    beforeAll(async () => {
-      store = await backend.open();
+    storeForTests(backend, (opened) => {
+      store = opened;
       usage = new UsageStore(store);
-    });
-
-    afterAll(async () => {
-      await store?.close();
-      await backend.cleanup();
     });
 
     it("moves only the asking tenant's counter of the period", async () => {

@@ -2,10 +2,10 @@
  * Idempotency keys are per tenant (SPEC §4) on both engines: when two tenants use the same key,
  * a repeat by either one names its own task and its own request, never the other tenant's.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { storeBackends } from '../support/postgres.js';
+import { storeBackends, storeForTests } from '../support/postgres.js';
 import { MINUTE, T0, taskRow } from '../support/task-rows.js';
 
 
@@ -16,14 +16,9 @@ describe.each(BACKENDS)('idempotency keys of two tenants on $name', (backend) =>
     let store: Store;
     let tasks: TaskStore;
 
-    beforeAll(async () => {
-      store = await backend.open();
+    storeForTests(backend, (opened) => {
+      store = opened;
       tasks = new TaskStore(store);
-    });
-
-    afterAll(async () => {
-      await store?.close();
-      await backend.cleanup();
     });
 
     it("a repeat of a key another tenant also used names the repeating tenant's own task", async () => {

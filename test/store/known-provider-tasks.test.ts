@@ -3,10 +3,10 @@
  * provider's task list against them), on both engines: an id recorded at another provider is not
  * known at this one, so a list holding it is not taken for one holding only the gateway's tasks.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { storeBackends } from '../support/postgres.js';
+import { storeBackends, storeForTests } from '../support/postgres.js';
 import { T0, taskRow } from '../support/task-rows.js';
 
 
@@ -17,14 +17,9 @@ describe.each(BACKENDS)('upstream task ids known per provider on $name', (backen
     let store: Store;
     let tasks: TaskStore;
 
-    beforeAll(async () => {
-      store = await backend.open();
+    storeForTests(backend, (opened) => {
+      store = opened;
       tasks = new TaskStore(store);
-    });
-
-    afterAll(async () => {
-      await store?.close();
-      await backend.cleanup();
     });
 
     it('knows an id only at the provider whose attempt recorded it', async () => {

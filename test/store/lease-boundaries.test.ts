@@ -4,59 +4,26 @@
  * workers never hold one task, or one delivery, at once; and a retention or window boundary
  * falls on the same side in SQLite and PostgreSQL.
  */
-import type { Insertable } from 'kysely';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
-import type { DeliveriesTable } from '../../src/store/schema.js';
 import { TaskStore } from '../../src/store/task-store.js';
-import { storeBackends } from '../support/postgres.js';
-import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
+import { clearTaskStore, storeBackends, storeForTests } from '../support/postgres.js';
+import { deliveryRow, MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
 
 
 const BACKENDS = await storeBackends();
-
-function deliveryRow(id: string, taskId: string, overrides: Partial<Insertable<DeliveriesTable>> = {}): Insertable<DeliveriesTable> {
-  return {
-    id,
-    task_id: taskId,
-    tenant: 'acme',
-    url: 'https://hooks.example.com/kling',
-    event_type: 'video.succeeded',
-    payload_json: '{}',
-    status: 'pending',
-    attempts: 0,
-    next_attempt_at: T0,
-    last_status: null,
-    last_error: null,
-    created_at: T0,
-    delivered_at: null,
-    lease_owner: null,
-    lease_until: null,
-    ...overrides,
-  };
-}
 
 describe.each(BACKENDS)('store time edges on $name', (backend) => {
   describe.skipIf(backend.skip)(backend.name, () => {
     let store: Store;
     let tasks: TaskStore;
 
-    beforeAll(async () => {
-      store = await backend.open();
+    storeForTests(backend, (opened) => {
+      store = opened;
       tasks = new TaskStore(store);
     });
 
-    afterAll(async () => {
-      await store?.close();
-      await backend.cleanup();
-    });
-
-    beforeEach(async () => {
-      for (const table of ['deliveries', 'attempts', 'idempotency_keys', 'inbound_webhooks', 'tasks', 'providers', 'tenant_turns'] as const) {
-        await store.db.deleteFrom(table).execute();
-      }
-      await tasks.registerProviders(['freepik', 'kling3api']);
-    });
+    beforeEach(() => clearTaskStore(store, tasks));
 
     it('a poll or copy leased until now is not leased to a second worker at that millisecond, and is one millisecond later', async () => {
       await tasks.createTask(trackedRow('t_poll', T0 - 1, { lease_owner: 'replica-b', lease_until: T0 }));

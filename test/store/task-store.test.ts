@@ -9,15 +9,16 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { sql, type Insertable, type Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../src/store/database-url.js';
 import { openStore, type Store } from '../../src/store/database.js';
-import type { Database, DeliveriesTable } from '../../src/store/schema.js';
+import type { Database } from '../../src/store/schema.js';
 import { TaskStore, type DeliveryRow, type NewTaskClaim } from '../../src/store/task-store.js';
 import { sqliteFileMigratedTo } from '../support/migrated-store.js';
-import { MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
+import { clearTaskStore, storeForTests } from '../support/postgres.js';
+import { deliveryRow, MINUTE, T0, taskRow, trackedRow } from '../support/task-rows.js';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -90,27 +91,6 @@ const BACKENDS: Backend[] = [
   },
 ];
 
-function deliveryRow(id: string, taskId: string, overrides: Partial<Insertable<DeliveriesTable>> = {}): Insertable<DeliveriesTable> {
-  return {
-    id,
-    task_id: taskId,
-    tenant: 'acme',
-    url: 'https://hooks.example.com/kling',
-    event_type: 'video.succeeded',
-    payload_json: '{}',
-    status: 'pending',
-    attempts: 0,
-    next_attempt_at: T0,
-    last_status: null,
-    last_error: null,
-    created_at: T0,
-    delivered_at: null,
-    lease_owner: null,
-    lease_until: null,
-    ...overrides,
-  };
-}
-
 const KEY = { key: 'idem-1', requestHash: 'sha256:aaa', expiresAt: T0 + 24 * 60 * MINUTE };
 
 describe('parseDatabaseUrl', () => {
@@ -143,14 +123,9 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
     let store: Store;
     let tasks: TaskStore;
 
-    beforeAll(async () => {
-      store = await backend.open();
+    storeForTests(backend, (opened) => {
+      store = opened;
       tasks = new TaskStore(store);
-    });
-
-    afterAll(async () => {
-      await store?.close();
-      await backend.cleanup();
     });
 
     /** Resolves once a statement of this schema waits for a row of `table` another transaction holds (PostgreSQL). */
@@ -160,12 +135,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
       while ((await waiters()).rows[0]!.n === 0) await new Promise((resolve) => setImmediate(resolve));
     }
 
-    beforeEach(async () => {
-      for (const table of ['deliveries', 'attempts', 'idempotency_keys', 'inbound_webhooks', 'tasks', 'providers', 'tenant_turns'] as const) {
-        await store.db.deleteFrom(table).execute();
-      }
-      await tasks.registerProviders(['freepik', 'kling3api']);
-    });
+    beforeEach(() => clearTaskStore(store, tasks));
 
     describe('openStore and migrations', () => {
       it('reports which engine it is', () => {

@@ -14,7 +14,7 @@ import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
 import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
 import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
 import { postgresSchemaMigratedTo, sqliteFileMigratedTo } from '../support/migrated-store.js';
-import { taskRow as queuedTaskRow } from '../support/task-rows.js';
+import { taskRow as queuedTaskRow, usageRow as usageRowAt } from '../support/task-rows.js';
 
 const pgAvailable = await postgresAvailable();
 const T0 = Date.UTC(2026, 10, 22, 12);
@@ -32,31 +32,9 @@ function taskRow(id: string, overrides: Partial<NewTaskRow> = {}): NewTaskRow {
   });
 }
 
+/** A usage line of a task made at this file's `T0`. */
 function usageRow(taskId: string, overrides: Partial<NewUsageRow> = {}): NewUsageRow {
-  return {
-    task_id: taskId,
-    tenant: 'acme',
-    created_at: T0,
-    day: '2026-11-22',
-    model: 'kling-v3',
-    quality: 'pro',
-    operation: 'text-to-video',
-    provider: 'freepik',
-    status: 'succeeded',
-    completed_at: T0 + 60_000,
-    duration_ms: 60_000,
-    video_seconds: 5,
-    credits: 56,
-    amount_micros: 560_000,
-    currency: 'USD',
-    reported: 0,
-    estimated_credits: 56,
-    reported_credits: null,
-    budget_period: null,
-    reserved_micros: 0,
-    settled: 1,
-    ...overrides,
-  };
+  return usageRowAt(taskId, T0, overrides);
 }
 
 interface Backend {

@@ -4,12 +4,12 @@
  * tenant filter holds for the sums, the charges at risk and the medians alike; a task whose
  * charge is at risk at two providers is one task at risk, not two.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
 import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
-import { storeBackends } from '../support/postgres.js';
-import { taskRow } from '../support/task-rows.js';
+import { storeBackends, storeForTests } from '../support/postgres.js';
+import { taskRow, usageRow as usageRowAt } from '../support/task-rows.js';
 
 const DEC_1 = Date.UTC(2026, 11, 1);
 const NOV_1 = Date.UTC(2026, 10, 1);
@@ -17,29 +17,7 @@ const NOV_1 = Date.UTC(2026, 10, 1);
 const BACKENDS = await storeBackends();
 
 function usageRow(taskId: string, tenant: string, createdAt: number): NewUsageRow {
-  return {
-    task_id: taskId,
-    tenant,
-    created_at: createdAt,
-    day: new Date(createdAt).toISOString().slice(0, 10),
-    model: 'kling-v3',
-    quality: 'pro',
-    operation: 'text-to-video',
-    provider: 'freepik',
-    status: 'succeeded',
-    completed_at: createdAt + 60_000,
-    duration_ms: 60_000,
-    video_seconds: 5,
-    credits: 56,
-    amount_micros: 560_000,
-    currency: 'USD',
-    reported: 0,
-    estimated_credits: 56,
-    reported_credits: null,
-    budget_period: null,
-    reserved_micros: 0,
-    settled: 1,
-  };
+  return usageRowAt(taskId, createdAt, { tenant });
 }
 
 describe.each(BACKENDS)('usage window edges on $name', (backend) => {
@@ -47,10 +25,13 @@ describe.each(BACKENDS)('usage window edges on $name', (backend) => {
     let store: Store;
     let usage: UsageStore;
 
-    beforeAll(async () => {
-      store = await backend.open();
-      const tasks = new TaskStore(store);
+    storeForTests(backend, (opened) => {
+      store = opened;
       usage = new UsageStore(store);
+    });
+
+    beforeAll(async () => {
+      const tasks = new TaskStore(store);
       const lines: [string, string, number][] = [
         ['t_nov_first', 'acme', NOV_1],
         ['t_nov_last', 'acme', DEC_1 - 1],
@@ -64,11 +45,6 @@ describe.each(BACKENDS)('usage window edges on $name', (backend) => {
           await usage.insertAtRisk(db, [{ task_id: id, tenant, created_at: at, day: new Date(at).toISOString().slice(0, 10), model: 'kling-v3', quality: 'pro', operation: 'text-to-video', provider: 'kling3api', account: 'default', credits: 10, amount_micros: 100_000, currency: 'USD' }]);
         });
       }
-    });
-
-    afterAll(async () => {
-      await store?.close();
-      await backend.cleanup();
     });
 
     const total = (rows: { tasks: number }[]) => rows.reduce((sum, row) => sum + row.tasks, 0);

@@ -5,7 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { openStore, type OpenStoreOptions, type Store } from '../../src/store/database.js';
+import type { TaskStore } from '../../src/store/task-store.js';
 
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -78,4 +80,28 @@ export async function storeBackends() {
     { name: 'sqlite', skip: false, open: () => openStore('sqlite::memory:'), cleanup: async () => undefined },
     { name: 'postgres', skip: !available, open: () => openPostgresStore(schema), cleanup: () => dropSchema(schema) },
   ] as const;
+}
+
+/**
+ * Opens `backend`'s store before the tests of the enclosing describe, handing it to `opened`,
+ * and closes it (dropping its PostgreSQL schema) after them.
+ */
+export function storeForTests(backend: { open(): Promise<Store>; cleanup(): Promise<void> }, opened: (store: Store) => void): void {
+  let store: Store | undefined;
+  beforeAll(async () => {
+    store = await backend.open();
+    opened(store);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await backend.cleanup();
+  });
+}
+
+/** Empties every table a task writes, and registers Freepik and kling3api again: a store as a new gateway finds it. */
+export async function clearTaskStore(store: Store, tasks: TaskStore): Promise<void> {
+  for (const table of ['deliveries', 'attempts', 'idempotency_keys', 'inbound_webhooks', 'tasks', 'providers', 'tenant_turns'] as const) {
+    await store.db.deleteFrom(table).execute();
+  }
+  await tasks.registerProviders(['freepik', 'kling3api']);
 }
