@@ -471,7 +471,7 @@ export const RecoveredBy = z.enum(RECOVERED_BY).meta({
     'How an accepted task whose create answer was lost (the gateway stopped, or the connection broke after the ' +
     'request was sent) was found and adopted: `external_id`: the provider was asked for the id the gateway sent ' +
     'with the create; `webhook`: the provider\'s webhook or callback for this attempt named it; `answer`: the create was ' +
-      'answered with a server error naming a task, and the provider\'s status showed that task.',
+    'answered with a server error naming a task, and the provider\'s status showed that task.',
 });
 export type RecoveredBy = z.infer<typeof RecoveredBy>;
 

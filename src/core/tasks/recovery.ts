@@ -87,6 +87,20 @@ function wentOnFrom(attempt: AttemptRecord, attempts: readonly AttemptRecord[]):
   return undefined;
 }
 
+/**
+ * Why the task an attempt's create made upstream is tracked by no gateway task, if it is not: the
+ * create was counted as not accepted (refused, or proved absent by a lookup while the upstream
+ * had yet to act on it), or it was left in doubt and the task then ended, or went on to another
+ * provider that took it. The provider may bill for it all the same.
+ */
+function untrackedBy(task: TaskRecord, attempt: AttemptRecord, attempts: readonly AttemptRecord[]): string | undefined {
+  if (attempt.outcome === 'failed') return 'counted as not accepted';
+  if (!IN_DOUBT.has(attempt.outcome)) return undefined;
+  if (TERMINAL_STATUSES.has(task.status)) return `left in doubt, after the task ended ${task.status}`;
+  if (wentOnFrom(attempt, attempts)?.kind === 'none') return 'left in doubt, after another provider took the task';
+  return undefined;
+}
+
 /** The attempt whose create the provider accepted, naming its upstream task, if any. */
 function acceptedOf(attempts: readonly AttemptRecord[]): AttemptRecord | undefined {
   return attempts.find((attempt) => attempt.outcome === 'accepted' && attempt.providerTaskId);
@@ -247,8 +261,8 @@ export class Recovery {
     // Only the account that sent the create can ask about it (its key sees its tasks).
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime && this.unansweredCreate(task, attempt, runtime);
-    if (runtime && account && options.namedInAnswer !== undefined && options.lookUp !== false) {
-      const ref = this.refOfNamed(task, attempt, options.namedInAnswer);
+    if (runtime && account && create && options.namedInAnswer !== undefined && options.lookUp !== false) {
+      const ref = runtime.provider.refOfCreate?.(create, options.namedInAnswer);
       if (ref && (await this.shows(task, runtime, account, ref, 'a create answer named a task its provider does not show')) === 'shown') {
         return this.adopt(task, attempt, ref, 'answer');
       }
@@ -320,18 +334,8 @@ export class Recovery {
     if (!attempt || attempt.provider !== provider || attempt.providerTaskId) return { kind: 'none' };
     // A signed webhook counts only when the account that sent the create signed it.
     if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
-    // Signed news of a task made for a create counted as not accepted (refused, or proved absent
-    // by a lookup while the upstream had yet to act on it), or for a create in doubt after the
-    // task went on to another provider that took it or ended without it: nothing tracks what the
-    // provider may bill. Said loudly, for the operator to settle.
-    const untracked =
-      attempt.outcome === 'failed'
-        ? 'counted as not accepted'
-        : IN_DOUBT.has(attempt.outcome) && TERMINAL_STATUSES.has(task.status)
-          ? `left in doubt, after the task ended ${task.status}`
-          : IN_DOUBT.has(attempt.outcome) && wentOnFrom(attempt, attempts)?.kind === 'none'
-            ? 'left in doubt, after another provider took the task'
-            : undefined;
+    // Signed news of a task nothing tracks (`untrackedBy`): said loudly, for the operator to settle.
+    const untracked = untrackedBy(task, attempt, attempts);
     if (untracked !== undefined && how.signedBy) {
       this.engine.metrics.untrackedUpstreamTasks.inc({ provider, found_by: 'webhook' });
       this.engine.logger.error(
