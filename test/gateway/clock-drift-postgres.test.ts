@@ -14,6 +14,7 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import type { Store } from '../../src/store/database.js';
 import { capturedLogs } from '../support/captured-logs.js';
+import { heldCall } from '../support/held-call.js';
 import { TENANT_KEY, testConfig } from '../support/harness.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
@@ -240,16 +241,21 @@ describe.skipIf(!available)('a replica whose clock drifts after it started', () 
   it('records the answer of a create on its way when the clock steps, and sends it nowhere else after a refusal', { timeout: 30_000 }, async () => {
     await start();
     const freepik = () => sandboxSimulators.get('freepik')!.requests.filter((request) => request.method === 'POST').length;
-    // One create is answered (accepted), the next refused with a 500: both after 300 ms.
-    kling3api.injectFault({ on: 'submit', delayMs: 300 });
-    kling3api.injectFault({ on: 'submit', delayMs: 300, status: 500 });
+    // One create is answered (accepted), the next refused with a 500. Each is held upstream until the
+    // clock has stepped; the second is sent only once the first is held, so each takes its own fault.
+    const accepted = heldCall();
+    const refusal = heldCall();
+    kling3api.injectFault({ on: 'submit', hold: accepted.hold });
+    kling3api.injectFault({ on: 'submit', status: 500, hold: refusal.hold });
     const onTheWire = call('POST', '/v1/videos', pinned);
+    await accepted.reached;
     const refused = call('POST', '/v1/videos', { ...pinned, prompt: 'refused while off', routing: { providers: ['kling3api', 'freepik'] } });
-    // Both creates are through the database and on the wire (however long that takes here); the clock
-    // steps as soon as that is seen, well inside the upstream's 300 ms.
-    await vi.waitFor(() => expect(kling3api.requests.filter((request) => request.method === 'POST')).toHaveLength(2), { timeout: 10_000, interval: 5 });
+    await refusal.reached;
+    // Both creates are through the database and on the wire: the clock steps, then they are answered.
     clock.driftMs = 20_000;
     await runFor(1_000);
+    accepted.release();
+    refusal.release();
 
     expect((await onTheWire).body.status).toBe('processing');
     expect((await refused).body.status).toBe('queued');
