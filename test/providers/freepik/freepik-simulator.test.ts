@@ -14,6 +14,8 @@ import { HttpUpstreamClient } from '../../../src/core/upstream/upstream-client.j
 import { UpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import { freepikProvider } from '../../../src/providers/freepik/index.js';
 import { verifyFreepikWebhook } from '../../../src/providers/freepik/freepik-status.js';
+import { withClientTimerHeld } from '../../support/client-timer.js';
+import { heldCall } from '../../support/held-call.js';
 
 const API_KEY = 'sim-freepik-key';
 const WEBHOOK_SECRET = 'sim-freepik-webhook-secret';
@@ -385,8 +387,16 @@ describe('injected faults', () => {
   });
 
   it('a hanging answer → timeout', async () => {
-    simulator.injectFault({ transport: 'hang' });
-    const error = await submit({ model: 'kling-v3', prompt: 'x' }, { timeoutMs: 150 }).catch((caught: unknown) => caught);
+    const hanging = heldCall();
+    hanging.release();
+    simulator.injectFault({ transport: 'hang', hold: hanging.hold });
+    const error = await withClientTimerHeld(async (runOut) => {
+      const answer = submit({ model: 'kling-v3', prompt: 'x' }, { timeoutMs: 150 }).catch((caught: unknown) => caught);
+      // The client's 150 ms run out once the create is with the upstream, however slow the machine.
+      await hanging.reached;
+      await runOut(150);
+      return answer;
+    });
     expect(error).toMatchObject({ code: 'timeout', transport: 'timeout' });
   });
 

@@ -13,6 +13,8 @@ import {
   klingLegacyErrorBody,
 } from '../../../src/providers/kling-legacy/kling-legacy-simulator.js';
 import { END_IMAGE, GARMENT, IMAGE, SOURCE_VIDEO, served } from './kling-legacy-fixtures.js';
+import { withClientTimerHeld } from '../../support/client-timer.js';
+import { heldCall } from '../../support/held-call.js';
 
 const API_KEY = 'sim-legacy-key';
 const QUEUED_MS = 1_000;
@@ -329,9 +331,17 @@ describe('kling-legacy simulator: faults', () => {
   });
 
   it('hangs until the client gives up', async () => {
-    simulator.injectFault({ transport: 'hang' });
+    const hanging = heldCall();
+    hanging.release();
+    simulator.injectFault({ transport: 'hang', hold: hanging.hold });
     const { request, offering } = served1();
-    const error = await rejection(klingLegacyProvider.submit(request, offering, submitContext({ http: http(API_KEY, 100) })));
+    const error = await withClientTimerHeld(async (runOut) => {
+      const answer = rejection(klingLegacyProvider.submit(request, offering, submitContext({ http: http(API_KEY, 100) })));
+      // The client's 100 ms run out once the create is with the upstream, however slow the machine.
+      await hanging.reached;
+      await runOut(100);
+      return answer;
+    });
     expect(error).toMatchObject({ code: 'timeout', transport: 'timeout' });
     expect(simulator.tasks).toHaveLength(0);
   });

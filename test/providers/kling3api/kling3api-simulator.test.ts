@@ -13,6 +13,7 @@ import { kling3apiProvider } from '../../../src/providers/kling3api/kling3api-pr
 import { toKling3apiRequest } from '../../../src/providers/kling3api/kling3api-request.js';
 import { KLING3API_SIM_CONTENT_POLICY_MESSAGE, KLING3API_SIM_EXPIRED_MESSAGE, KLING3API_SIM_FAILURE_MESSAGE, Kling3apiSimulator } from '../../../src/providers/kling3api/kling3api-simulator.js';
 import { served } from './kling3api-fixtures.js';
+import { withClientTimerHeld } from '../../support/client-timer.js';
 import { heldCall } from '../../support/held-call.js';
 import { upstreamFailure } from '../../support/upstream-failure.js';
 
@@ -314,17 +315,32 @@ describe('kling3api simulator: injected faults', () => {
       code: 'provider_error',
       transport: 'reset',
     });
-    simulator.injectFault({ transport: 'hang' });
-    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 100)))).toMatchObject({
-      code: 'timeout',
-      transport: 'timeout',
+    const hanging = heldCall();
+    hanging.release();
+    simulator.injectFault({ transport: 'hang', hold: hanging.hold });
+    const failure = await withClientTimerHeld(async (runOut) => {
+      const answer = upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 100)));
+      // The client's 100 ms run out once the create is with the upstream, however slow the machine.
+      await hanging.reached;
+      await runOut(100);
+      return answer;
     });
+    expect(failure).toMatchObject({ code: 'timeout', transport: 'timeout' });
   });
 
   it('a slow answer times out a short client and then answers normally', async () => {
     const before = simulator.tasks.length;
-    simulator.injectFault({ delayMs: 300 });
-    expect(await upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 50)))).toMatchObject({ transport: 'timeout' });
+    const slow = heldCall();
+    simulator.injectFault({ hold: slow.hold });
+    const failing = withClientTimerHeld(async (runOut) => {
+      const answer = upstreamFailure(submit(REQUESTS['pro-text-to-video'], client(KEY, 50)));
+      // The client's 50 ms run out once the create is with the upstream, however slow the machine.
+      await slow.reached;
+      await runOut(50);
+      return answer;
+    });
+    expect(await failing).toMatchObject({ transport: 'timeout' });
+    slow.release();
     simulator.injectFault({ delayMs: 20 });
     expect((await submit(REQUESTS['pro-text-to-video'])).result.status).toBe('processing');
     // The create the client gave up on had arrived: the simulator makes its task once the delay
