@@ -466,14 +466,15 @@ describe('cancel_after', () => {
     gw = await startTestGateway();
     const gateway = gw;
     const { upstream, ahead, behind } = await queuedBehindEight(gateway, pinned);
-    // The eight ahead of it go out first and answer slowly; it is canceled as the first of them leaves.
-    upstream.injectFault({ delayMs: 300, times: 8 });
-    let canceling: Promise<{ status: number }> | undefined;
-    upstream.onRequest((request) => {
-      if (request.method === 'POST') canceling ??= gateway.request('POST', `/v1/videos/${behind.body.id}/cancel`);
-    });
-    await gateway.advance(6_000);
-    expect((await canceling!).status).toBe(200);
+    // The eight ahead of it go out first and are held upstream; it is canceled once the first of
+    // them is there (the pass read it queued before), and the eight answer only after that.
+    const eight = hold();
+    upstream.injectFault({ hold: eight.hold, times: 8 });
+    const passing = gateway.advance(6_000);
+    await eight.reached;
+    expect((await gateway.request('POST', `/v1/videos/${behind.body.id}/cancel`)).status).toBe(200);
+    eight.release();
+    await passing;
     await gateway.gateway.dispatcher.idle();
     for (const id of ahead) expect((await gateway.get(id)).body.provider_task_id).toEqual(expect.any(String));
     expect((await gateway.get(behind.body.id)).body).toMatchObject({ status: 'canceled', provider_task_id: null, cost: { credits: 0 } });
