@@ -401,7 +401,7 @@ describe('a cancel while a create is on its way', () => {
     await gw.clock.advance(40_000);
     expect((await canceling).status).toBe(409);
     held.release();
-    for (let i = 0; i < 200 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 1_000 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect((await gw.get(id)).body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false } });
     expect(creates(gw)).toBe(1);
   });
@@ -421,7 +421,7 @@ describe('a cancel while a create is on its way', () => {
     expect(answer.body.detail).toMatch(/whether it accepts is not known yet\. The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else/);
     // Freepik turns it down: no create goes to kling3api.
     held.release();
-    for (let i = 0; i < 200 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 1_000 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect((await gw.get(id)).body).toMatchObject({ status: 'canceled', cost: { credits: 0, estimated: false } });
     await gw.advance(60_000);
     expect(creates(gw, 'kling3api')).toBe(0);

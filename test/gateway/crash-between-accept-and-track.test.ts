@@ -152,7 +152,7 @@ it('keeps the accepted create through a database outage of a few seconds', async
   };
 
   const pending = gw.request('POST', '/v1/videos', request);
-  for (let i = 0; i < 200 && backAt === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 1_000 && backAt === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   expect(backAt).toBeDefined();
   for (let i = 0; i < 16; i++) await gw.advance(250);
   const created = (await pending).body;

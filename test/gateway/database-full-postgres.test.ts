@@ -70,7 +70,7 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
       return push(...items);
     };
     const pending = sender.create(request);
-    for (let i = 0; i < 200 && tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 1_000 && tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     const upstreamId = (tasks[0] as { id: string }).id;
     for (let step = 0; step < seconds; step++) {
       await replicas.clock.advance(1_000);
@@ -184,7 +184,7 @@ describe.skipIf(!available)('a full PostgreSQL disk with two replicas', () => {
         if (pass.attemptReads !== 2 || landed) return;
         full.sender = false;
         await replicas.clock.advance(2_000);
-        for (let i = 0; i < 200 && (await outcome()) !== 'accepted'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        for (let i = 0; i < 1_000 && (await outcome()) !== 'accepted'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
         landed = (await outcome()) === 'accepted';
       });
       full = flags;

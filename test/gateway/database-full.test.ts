@@ -216,7 +216,7 @@ function fillWhenAccepted(gateway: TestGateway): void {
 async function createdWhileFull(gateway: TestGateway, seconds: number) {
   fillWhenAccepted(gateway);
   const pending = gateway.create(request);
-  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 1_000 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   const upstreamId = gateway.simulator('kling3api').tasks[0]!.id;
   for (let step = 0; step < seconds; step++) {
     await gateway.clock.advance(1_000);
@@ -229,7 +229,7 @@ it('records a create the provider accepted while the database was full once spac
   const { gateway } = await startOnFile();
   fillWhenAccepted(gateway);
   const pending = gateway.create(request);
-  for (let i = 0; i < 200 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 1_000 && gateway.simulator('kling3api').tasks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   await gateway.clock.advance(3_000);
   writesFail = false;
   await gateway.clock.advance(2_000);

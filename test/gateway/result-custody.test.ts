@@ -109,7 +109,7 @@ describe('result custody on the filesystem', () => {
         storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 },
       });
       const id = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/slow.mp4`]);
-      for (let i = 0; i < 200 && !silent.received().includes('GET /slow.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 1_000 && !silent.received().includes('GET /slow.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(silent.received()).toContain('GET /slow.mp4');
 
       // Copying: leased for one lease (30 s), not for the copy time limit (10 min).
@@ -139,7 +139,7 @@ describe('result custody on the filesystem', () => {
     try {
       const gateway = await startCopying({ storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000, copy_concurrency: 2 } });
       const stuck = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/never.mp4`]);
-      for (let i = 0; i < 200 && !silent.received().includes('GET /never.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 1_000 && !silent.received().includes('GET /never.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(silent.received()).toContain('GET /never.mp4');
 
       // Three more tasks finish meanwhile, more than the one slot left: each is copied as a slot
@@ -150,7 +150,7 @@ describe('result custody on the filesystem', () => {
         ids.push(await freepikTaskFinishedWith(gateway, [files.host(`/${name}.mp4`, { body: SAMPLE_MP4, contentType: 'video/mp4' })]));
       }
       const statuses = async () => Promise.all(ids.map(async (id) => (await gateway.get(id)).body.status as string));
-      for (let i = 0; i < 500 && (await statuses()).some((status) => status !== 'succeeded'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 1_000 && (await statuses()).some((status) => status !== 'succeeded'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(await statuses()).toEqual(['succeeded', 'succeeded', 'succeeded']);
       for (const id of ids) expect((await gateway.get(id)).body.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
       expect((await gateway.get(stuck)).body.status).toBe('processing');
@@ -171,7 +171,7 @@ describe('result custody on the filesystem', () => {
     try {
       const gateway = await startCopying({ tracking: { lease_ms: 30_000 }, storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 } });
       const id = await freepikTaskFinishedWith(gateway, [`${host.base}/result.mp4`]);
-      for (let i = 0; i < 200 && !finish; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 1_000 && !finish; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(asked).toBe(1);
       // The lease ran out (renewals the store refused): the next pass claims the task again.
       await gateway.gateway.store.updateTask(id, { lease_until: gateway.clock.now() - 1 });
@@ -179,7 +179,7 @@ describe('result custody on the filesystem', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(asked).toBe(1);
       finish!();
-      for (let i = 0; i < 200 && (await gateway.get(id)).body.status !== 'succeeded'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 1_000 && (await gateway.get(id)).body.status !== 'succeeded'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect((await gateway.get(id)).body.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
       expect(asked).toBe(1);
     } finally {
@@ -204,7 +204,7 @@ describe('result custody on the filesystem', () => {
         directory,
       );
       const id = await freepikTaskFinishedWith(gateway, [`${host.base}/result.mp4`]);
-      for (let i = 0; i < 200 && !finish; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 1_000 && !finish; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(finish).toBeDefined();
       const copying = (await gateway.gateway.store.getTask(id))!;
       expect(copying.phase).toBe('storing');
@@ -213,7 +213,7 @@ describe('result custody on the filesystem', () => {
       await gateway.gateway.store.updateTask(id, { lease_owner: 'replica-b', lease_until: gateway.clock.now() + 60_000 });
       // The next renewal finds the lease gone: the copy stops.
       await gateway.clock.advance(10_000);
-      for (let i = 0; i < 200 && !closed; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 1_000 && !closed; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(closed).toBe(true);
       finish!();
       await new Promise((resolve) => setTimeout(resolve, 100));

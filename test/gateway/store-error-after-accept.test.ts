@@ -30,7 +30,7 @@ it('keeps tracking a task the upstream accepted when the first store write after
   };
   const pending = gw.create(request);
   // The write is tried again after a pause (on the gateway's clock) once it failed.
-  for (let i = 0; i < 200 && failOnce; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 1_000 && failOnce; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   expect(failOnce).toBe(false);
   await gw.advance(100);
   const created = await pending;

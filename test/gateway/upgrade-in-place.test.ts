@@ -176,7 +176,7 @@ async function leftByAnOlderRelease(backend: Backend, older: string) {
   expect(queued.status).toBe('queued');
   // Its first event was sent and refused (503): the delivery waits for its next try.
   await before.gateway.runOnce();
-  for (let i = 0; i < 200 && hooks.received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 1_000 && hooks.received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   expect(hooks.received.map((received) => received.status)).toEqual([503]);
   const budgetBefore = (await before.request('GET', '/v1/usage')).body.budgets[0];
   expect(budgetBefore.reserved).toBeGreaterThan(0);

@@ -87,7 +87,7 @@ async function receiver(): Promise<{ url: string; bodies: Record<string, any>[] 
 /** Until every delivery the clock started has been answered. */
 async function delivered(bodies: unknown[], count: number): Promise<void> {
   for (let i = 0; i < 400 && bodies.length < count; i++) await new Promise((resolve) => setImmediate(resolve));
-  for (let i = 0; i < 200 && bodies.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  for (let i = 0; i < 2_000 && bodies.length < count; i++) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 /** At each moment, the simulator started on the journal answers `paths` as the one that wrote it does. */

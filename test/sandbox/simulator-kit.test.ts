@@ -97,7 +97,7 @@ describe('callbacks a simulator sent', () => {
     try {
       const legacy = host.simulators.get('kling-legacy') as unknown as { kit: SimulatorKit };
       legacy.kit.deliver(`http://127.0.0.1:${port}/v1/webhooks/kling-legacy/tok`, '{}', {}, 'task-1');
-      for (let i = 0; i < 200 && legacy.kit.callbacks[0]?.detail == null; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      for (let i = 0; i < 2_000 && legacy.kit.callbacks[0]?.detail == null; i++) await new Promise((resolve) => setTimeout(resolve, 5));
       const served = await (await fetch(`${host.url}/simulators/kling-legacy/callbacks`)).json();
       expect(served).toEqual([
         { url: `http://127.0.0.1:${port}/v1/webhooks/kling-legacy/tok`, task_id: 'task-1', attempt: 1, sent_at: 0, status: 503, detail: 'the gateway is stopping' },

@@ -204,7 +204,7 @@ class World {
       return;
     }
     // Otherwise its first event on this connection is the task as it is.
-    await vi.waitFor(() => expect(stream.events.length).toBeGreaterThan(count), { timeout: 3_000, interval: 5 });
+    await vi.waitFor(() => expect(stream.events.length).toBeGreaterThan(count), { timeout: 10_000, interval: 5 });
     const first = stream.events[count]!;
     expect(first.status, `first event of ${stream.label}`).toBe(before.status);
     expect(first.data.status).toBe(before.status);
@@ -221,10 +221,10 @@ class World {
     for (const stream of this.streams) {
       const task = now[stream.task];
       if (stream.open && !stream.dropped) {
-        await vi.waitFor(() => expect(stream.known, `${stream.label} caught up`).toBe(task.status), { timeout: 3_000, interval: 5 });
+        await vi.waitFor(() => expect(stream.known, `${stream.label} caught up`).toBe(task.status), { timeout: 10_000, interval: 5 });
         if (TERMINAL.has(task.status)) {
           // Ends right after the terminal event.
-          await Promise.race([stream.reading, new Promise((_, reject) => setTimeout(() => reject(new Error(`${stream.label} still open after its terminal event`)), 3_000))]);
+          await Promise.race([stream.reading, new Promise((_, reject) => setTimeout(() => reject(new Error(`${stream.label} still open after its terminal event`)), 10_000))]);
           expect(stream.open).toBe(false);
           stream.finished = true;
         }
@@ -254,7 +254,7 @@ class World {
       const task = now[wait.task];
       const due = TERMINAL.has(task.status) || this.clock.now() - wait.startedAt >= wait.seconds * 1000 || final;
       if (due) {
-        await Promise.race([wait.promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`wait=${wait.seconds} on ${task.id} (${task.status}) not answered`)), 3_000))]);
+        await Promise.race([wait.promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`wait=${wait.seconds} on ${task.id} (${task.status}) not answered`)), 10_000))]);
       }
       if (wait.answer) {
         wait.checked = true;
@@ -477,7 +477,7 @@ export async function runFollowModel(options: {
           }
           for (const stream of world.streams) if (stream.open) await stream.drop();
           await new Promise((resolve) => setTimeout(resolve, 20));
-          await vi.waitFor(() => world.leaks(), { timeout: 3_000, interval: 10 });
+          await vi.waitFor(() => world.leaks(), { timeout: 10_000, interval: 10 });
           if (process.env.FOLLOW_MODEL_LOG) console.log(world.log.join(' | '));
         } catch (error) {
           console.log(`${world.log.join('\n')}\n=> ${String(error)}`);
