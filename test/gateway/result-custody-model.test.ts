@@ -731,7 +731,7 @@ class Restart extends Step {
       if (!world.host.heldOpen(record.path!)) throw new Error(`the copy of ${record.id} never started${world.log.join('\n')}`);
       // Other copies finish first: only the held one is cut by the stop.
       // (The held one's write is on its way too.)
-      for (let step = 0; step < 300 && (world.host.busy() > 0 || world.faults.inFlight > 1); step++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let step = 0; step < 1_000 && (world.host.busy() > 0 || world.faults.inFlight > 1); step++) await new Promise((resolve) => setTimeout(resolve, 10));
       await new Promise((resolve) => setTimeout(resolve, 30));
       snapshot = await world.gateway.gateway.store.getTask(record.id);
       expect(snapshot.lease_owner, `the held copy of ${record.id} ended before the stop${world.log.join('\n')}`).not.toBeNull();
