@@ -10,12 +10,13 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loopbackServer } from '../support/raw-answer.js';
 import { succeededTask } from '../support/fake-task-gateway.js';
 import { GatewayClient, type Task } from '../../packages/client/src/index.js';
 import type { CliIo } from '../../src/cli/cli-context.js';
 import { runCliCaptured } from '../support/cli-run.js';
+import { withClientTimerHeld } from '../support/client-timer.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { startTestGateway, TENANT_KEY } from '../support/harness.js';
@@ -814,7 +815,16 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const pause = async (ms: number) => void waits.push(ms);
     try {
       const env = { KLING_GATEWAY_URL: hanging.base };
-      const run = await runHere(['--request-timeout', '0.2', 'generate', 'a fox', '--model', 'kling-v3'], env, pause);
+      // Each try's 0.2 s run out once the gateway has it, however slow the machine (a real 0.2 s
+      // could run out before the try was even sent, and the gateway would see fewer of them).
+      const run = await withClientTimerHeld(async (runOut) => {
+        const running = runHere(['--request-timeout', '0.2', 'generate', 'a fox', '--model', 'kling-v3'], env, pause);
+        for (let sent = 1; sent <= 3; sent++) {
+          await vi.waitFor(() => expect(keys).toHaveLength(sent), { timeout: 10_000, interval: 5 });
+          await runOut(200);
+        }
+        return running;
+      });
       expect(run.code).toBe(9);
       expect(keys).toHaveLength(3);
       expect(new Set(keys).size).toBe(1);
@@ -824,7 +834,12 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
       // The limit from the environment; a wrong one is a usage error that sends nothing.
       keys.length = 0;
-      const fromEnv = await runHere(['get', 'vid_x'], { ...env, KLING_GATEWAY_REQUEST_TIMEOUT: '0.2' });
+      const fromEnv = await withClientTimerHeld(async (runOut) => {
+        const running = runHere(['get', 'vid_x'], { ...env, KLING_GATEWAY_REQUEST_TIMEOUT: '0.2' });
+        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
+        await runOut(200);
+        return running;
+      });
       expect([fromEnv.code, fromEnv.stderr]).toEqual([9, `error: ${hanging.base} did not answer within 0.2 s\n`]);
       const [badFlag, badEnv] = await Promise.all([
         runHere(['--request-timeout', 'soon', 'list'], env),
@@ -858,8 +873,14 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const waits: number[] = [];
     const pause = async (ms: number) => void waits.push(ms);
     try {
-      // The first create never answers, whatever the limit; 1 s leaves the 409s time to come back on a loaded machine.
-      const run = await runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
+      // The first create never answers: its 1 s runs out once the gateway has it; the resends'
+      // limits never run out (the timers stay still), so their 409s come back however slow the machine.
+      const run = await withClientTimerHeld(async (runOut) => {
+        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
+        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
+        await runOut(1_000);
+        return running;
+      });
       // The key was made up by the CLI: without it, running the command again makes (and bills) a second video.
       expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
       expect(keys).toHaveLength(3);
