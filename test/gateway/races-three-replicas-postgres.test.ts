@@ -118,7 +118,7 @@ async function holdRows(lockQuery: string, values: unknown[]) {
   await watcher.connect();
   return {
     async blocked(count: number): Promise<void> {
-      for (let tries = 0; tries < 500; tries++) {
+      for (let tries = 0; tries < 1_000; tries++) {
         const waiting = await watcher.query<{ pid: number; blockers: number[] }>(
           "SELECT pid, pg_blocking_pids(pid) AS blockers FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
         );
@@ -378,7 +378,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       expect(sending).toMatchObject({ phase: 'submitting', lease_owner: 'replica-a' });
       const cancels = Promise.all([b!, c!].map((gateway) => gateway.request('POST', `/v1/videos/${id}/cancel`)));
       // Each cancel writes its request on the task (a version each) before it waits for the create.
-      for (let tries = 0; tries < 500 && (await a!.gateway.store.getTask(id))!.version < sending.version + 2; tries++) {
+      for (let tries = 0; tries < 2_000 && (await a!.gateway.store.getTask(id))!.version < sending.version + 2; tries++) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       expect((await a!.gateway.store.getTask(id))!.version).toBe(sending.version + 2);
@@ -427,7 +427,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
       expect(await a!.gateway.store.getTask(first.body.id)).toMatchObject({ phase: 'storing' });
       // Freepik takes it into its queue: its upstream id tells it was sent.
       let taken: string | null = null;
-      for (let tries = 0; tries < 300 && !taken; tries++) {
+      for (let tries = 0; tries < 1_000 && !taken; tries++) {
         await new Promise((resolve) => setTimeout(resolve, 10));
         taken = (await a!.get(second.body.id)).body.provider_task_id;
       }
