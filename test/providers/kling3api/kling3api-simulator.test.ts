@@ -343,9 +343,9 @@ describe('kling3api simulator: injected faults', () => {
     slow.release();
     simulator.injectFault({ delayMs: 20 });
     expect((await submit(REQUESTS['pro-text-to-video'])).result.status).toBe('processing');
-    // The create the client gave up on had arrived: the simulator makes its task once the delay
-    // is over (as a real upstream would). Waited for here, or on a busy machine it lands in the
-    // next test's count.
+    // The create the client gave up on had arrived: the simulator makes its task once the hold is
+    // released (as a real upstream would, answering late). Waited for here, or on a busy machine it
+    // lands in the next test's count.
     await vi.waitFor(() => expect(simulator.tasks).toHaveLength(before + 2), { timeout: 10_000 });
   });
 
