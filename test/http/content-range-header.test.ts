@@ -49,4 +49,15 @@ describe('a Range header built to make its reader backtrack', () => {
     expect(await fetchRange('bytes=0-1-2')).toMatchObject({ status: 200, contentRange: null });
     expect(await fetchRange('bytes=1 2-3')).toMatchObject({ status: 200, contentRange: null });
   });
+
+  it('a Range that does not read as one byte range is ignored: the whole file (200), never a 416', async () => {
+    // No number on either side of the dash, no dash, nothing after `=`: not a range (RFC 9110 §14.1.1), so not an unsatisfiable one.
+    for (const range of ['bytes=-', 'bytes=x', 'bytes=', 'bytes=0-9,x']) {
+      expect([range, await fetchRange(range)]).toMatchObject([range, { status: 200, contentRange: null }]);
+    }
+    // Several ranges: the whole file, not the first of them.
+    expect(await fetchRange('bytes=0-9,20-29')).toMatchObject({ status: 200, contentRange: null });
+    // The unit is read in any letter case (RFC 9110 §14.1: range units are case-insensitive).
+    expect(await fetchRange('Bytes=0-9')).toMatchObject({ status: 206, contentRange: `bytes 0-9/${size}` });
+  });
 });
