@@ -425,6 +425,28 @@ describe('result custody on the filesystem', () => {
     expect((await download(again.outputs[0].url)).response.status).toBe(200);
   });
 
+  it("holds a signed link to what it was made for: another video of the tenant, a later expiry or a signature of another length are refused (401)", async () => {
+    const gateway = await startCopying({ storage: { mode: 'copy', url_ttl_seconds: 3600 } });
+    const request = { model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } };
+    const done = await gateway.finish((await gateway.create(request)).body.id);
+    const other = await gateway.finish((await gateway.create(request)).body.id);
+    expect((await download(done.outputs[0].url)).response.status).toBe(200);
+    // The link of one video does not open another of the same tenant.
+    const elsewhere = new URL(done.outputs[0].url);
+    elsewhere.pathname = elsewhere.pathname.replace(done.id, other.id);
+    expect((await download(elsewhere.toString())).response.status).toBe(401);
+    // Its expiry is signed: moved later, the link is refused.
+    const extended = new URL(done.outputs[0].url);
+    extended.searchParams.set('expires', String(Number(extended.searchParams.get('expires')) + 365 * 24 * 3600));
+    expect((await download(extended.toString())).response.status).toBe(401);
+    // A signature shorter or longer than a real one is a wrong signature, not a server error.
+    for (const signature of ['A', 'A'.repeat(44), 'A'.repeat(200)]) {
+      const forged = new URL(done.outputs[0].url);
+      forged.searchParams.set('signature', signature);
+      expect([signature.length, (await download(forged.toString())).response.status]).toEqual([signature.length, 401]);
+    }
+  });
+
   it("keeps a link's signature out of the request log, however the parameter's name is written", async () => {
     const logs = capturedLogs();
     const directory = outputsDir();
@@ -597,6 +619,10 @@ describe('result custody on the filesystem', () => {
     expect(waiting.status).toBe('processing');
     expect(waiting.provider_status).toBe('COMPLETED');
     expect(waiting.outputs[0]).toMatchObject({ storage: 'pending', upstream_url: url, url });
+    // Its content is not there yet: 409, to ask again (never 410, which says it will never be).
+    const early = await download(`${gateway.url}/v1/videos/${id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(early.response.status).toBe(409);
+    expect(JSON.parse(early.bytes.toString()).detail).toMatch(/still being copied into storage/);
 
     const done = await gateway.finish(id);
     expect(done.status).toBe('succeeded');
