@@ -329,4 +329,36 @@ describe('copying a result file', () => {
     expect(failed).toMatchObject({ ok: false, retryable: true, gone: false, reason: "the gateway's storage could not write the copy" });
     expect(String((failed as { storageError?: unknown }).storageError)).toContain(directory);
   });
+
+  it('retries a host that asks to slow down (429) or timed the request out (408)', async () => {
+    routes.set('/slow.mp4', (res) => res.writeHead(429, { 'retry-after': '1' }).end());
+    routes.set('/late.mp4', (res) => res.writeHead(408).end());
+    expect(await copy('/slow.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the provider answered 429 for the result URL' });
+    expect(await copy('/late.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the provider answered 408 for the result URL' });
+  });
+
+  it('stores a file of exactly storage.max_bytes, its length announced or not', async () => {
+    policy = { ...policy, maxBytes: FILE.length };
+    routes.set('/announced.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': FILE.length }).end(FILE));
+    routes.set('/streamed.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4' }).end(FILE));
+    expect(await copy('/announced.mp4')).toEqual({ ok: true, sha256: sha256(FILE), bytes: FILE.length, contentType: 'video/mp4' });
+    expect(await copy('/streamed.mp4')).toEqual({ ok: true, sha256: sha256(FILE), bytes: FILE.length, contentType: 'video/mp4' });
+  });
+
+  it('refuses a result URL that is not http(s) at once, without trying it again', async () => {
+    for (const [url, scheme] of [['file:///etc/passwd', 'file'], ['ftp://files.example.com/out.mp4', 'ftp']]) {
+      expect(await copyToStorage({ url: url!, key: 'acme/vid_1/0.mp4', kind: 'video', storage: storage as unknown as ObjectStorage, policy })).toEqual({
+        ok: false,
+        retryable: false,
+        gone: false,
+        reason: `the result URL is not http(s) (${scheme})`,
+      });
+    }
+    expect(storage.objects.size).toBe(0);
+  });
+
+  it('records a media type that is not one type alone as the one its URL names', async () => {
+    routes.set('/odd.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4, text/html' }).end(FILE));
+    expect(await copy('/odd.mp4')).toMatchObject({ ok: true, contentType: 'video/mp4' });
+  });
 });
