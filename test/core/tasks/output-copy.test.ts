@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { copyToStorage, type CopyPolicy } from '../../../src/core/tasks/output-copy.js';
+import { copyToStorage, CopyAbortedError, type CopyPolicy } from '../../../src/core/tasks/output-copy.js';
 import { FilesystemStorage } from '../../../src/storage/filesystem-storage.js';
 import type { ObjectStorage } from '../../../src/storage/object-storage.js';
 import { loopbackServer } from '../../support/raw-answer.js';
@@ -360,5 +360,23 @@ describe('copying a result file', () => {
   it('records a media type that is not one type alone as the one its URL names', async () => {
     routes.set('/odd.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4, text/html' }).end(FILE));
     expect(await copy('/odd.mp4')).toMatchObject({ ok: true, contentType: 'video/mp4' });
+  });
+
+  it('refuses a file that turns out larger than storage.max_bytes as it streams, without trying it again', async () => {
+    policy = { ...policy, maxBytes: 10_000 };
+    routes.set('/unannounced.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4' }).end(FILE));
+    expect(await copy('/unannounced.mp4')).toEqual({ ok: false, retryable: false, gone: false, reason: 'the file is larger than storage.max_bytes (10000 bytes)' });
+    expect(storage.objects.size).toBe(0);
+  });
+
+  it('says a copy stopped by the gateway stopping was stopped, not that it failed (no try is counted against it)', async () => {
+    const stopping = new AbortController();
+    routes.set('/held.mp4', (res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4' });
+      res.write(FILE.subarray(0, 1000), () => stopping.abort());
+    });
+    const copying = copyToStorage({ url: `${origin}/held.mp4`, key: 'acme/vid_1/0.mp4', kind: 'video', storage: storage as unknown as ObjectStorage, policy, signal: stopping.signal });
+    await expect(copying).rejects.toThrow(CopyAbortedError);
+    expect(storage.objects.size).toBe(0);
   });
 });
