@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it, vi } from 'vitest';
@@ -70,8 +70,16 @@ it('leaves nothing when the bytes fail on their way or the write is stopped', as
 });
 
 it('refuses a key that would leave its directory', async () => {
-  const { storage: files } = storage();
+  const { storage: files, directory } = storage();
   await expect(files.write('../outside.mp4', Readable.from([Buffer.from('x')]), { contentType: 'video/mp4' })).rejects.toThrow(/leaves the storage directory/);
+  // Reads and deletes too: a file beside the folder is neither read nor deleted through a key.
+  const beside = `${directory}-beside.mp4`;
+  writeFileSync(beside, 'not a copy');
+  directories.push(beside);
+  const key = `../${basename(beside)}`;
+  await expect(files.read(key)).rejects.toThrow(/leaves the storage directory/);
+  await expect(files.delete(key)).rejects.toThrow(/leaves the storage directory/);
+  expect(readFileSync(beside, 'utf8')).toBe('not a copy');
 });
 
 it("makes a key's folder when it is missing, also when it was removed after an earlier write", async () => {
