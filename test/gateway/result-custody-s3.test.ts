@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SAMPLE_MP4 } from '../../src/sandbox/simulator-kit.js';
@@ -162,6 +162,16 @@ describe('result custody on S3-compatible storage', () => {
     expect(part.status).toBe(206);
     expect(part.headers.get('content-range')).toBe(`bytes 100-199/${SAMPLE_MP4.length}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(SAMPLE_MP4.subarray(100, 200))).toBe(true);
+  });
+
+  it('answers 410 when serve is proxy and the object is missing from the bucket (deleted by hand), not 503 as for a store that fails', async () => {
+    gw = await startTestGateway({ config: s3Config({ serve: 'proxy' }) });
+    const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect((await fetch(done.outputs[0].url)).status).toBe(200);
+    await client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `test-run/acme/${done.created_at.slice(0, 10)}/${done.id}-0.mp4` }));
+    const missing = await fetch(done.outputs[0].url, { headers: { range: 'bytes=0-9' } });
+    expect(missing.status).toBe(410);
+    expect(((await missing.json()) as { detail: string }).detail).toMatch(/missing from storage/);
   });
 
   it('deletes the object after the retention', async () => {
