@@ -669,3 +669,31 @@ describe('inbound Freepik webhooks while Freepik rotates its secret', () => {
     expect(replay.body).toEqual({ received: true, duplicate: true });
   });
 });
+
+describe('inbound Freepik webhooks while no Freepik webhook secret is configured', () => {
+  let gw: TestGateway;
+  let closeSandbox: () => Promise<void>;
+  afterEach(async () => {
+    await gw.close();
+    await closeSandbox();
+  });
+
+  it('answers a signed webhook 404 (not configured), not 500, and changes nothing: its tasks are followed by polling', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
+    closeSandbox = sandbox.close;
+    const simulator = sandbox.endpoints.get('freepik')!;
+    // A live Freepik configured without `webhook_secret`.
+    const endpoints = new Map(sandbox.endpoints).set('freepik', { ...simulator, webhookSecret: undefined, webhookSecrets: [] });
+    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators });
+    const task = (await gw.create({ ...request, routing: { providers: ['freepik'] } })).body;
+    const answer = await postFreepikWebhook(
+      gw,
+      { task_id: task.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example.com/beach.mp4'] },
+      { secret: simulator.webhookSecret! },
+    );
+    expect(answer.status).toBe(404);
+    expect(answer.body.detail).toMatch(/no webhook secret/);
+    expect((await gw.get(task.id)).body).toMatchObject({ status: 'queued', outputs: [] });
+  });
+});
