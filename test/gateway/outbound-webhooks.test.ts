@@ -428,6 +428,23 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(delivered).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
   });
 
+  // Only the throttling answers ask the sender to wait: any other failure is retried after the
+  // sender's own back-off, and a 404 (a receiver being deployed, a path not routed yet) is not an end.
+  it.each([404, 500])('retries a %i after its own 5 s back-off, whatever Retry-After it carries, and delivers the event then', async (status) => {
+    const { url, received } = await throttlingReceiver([[status, '120']]);
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+    const created = await gw.create({ ...request, webhook_url: url });
+    await gw.gateway.runOnce();
+    await gw.advanceUntil(async () => received.length >= 1, 100);
+    const [waiting] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(waiting).toMatchObject({ status: 'pending', attempts: 1, last_status: status });
+    expect(Date.parse(waiting.next_attempt_at) - gw.clock.now()).toBe(5_000);
+    await gw.advance(5_000);
+    const [delivered] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(delivered).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
+    expect(received).toHaveLength(2);
+  });
+
   it('keeps its own back-off when a Retry-After asks for less, and waits at most an hour whatever it asks', async () => {
     const { url, received } = await throttlingReceiver([[429, '1'], [503, '86400']]);
     gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
