@@ -119,6 +119,13 @@ describe('the webhook body budget', () => {
     expect((await smallWebhook(gw, true)).status).toBe(401);
   });
 
+  it('reads no chunked webhook body past the route limit: 413, and takes webhooks again after it', async () => {
+    const gw = await start();
+    const answer = await smallWebhook(gw, true, 'x'.repeat(WEBHOOK_BODY_LIMIT + 1));
+    expect(answer.status).toBe(413);
+    await untilAccepted(gw, true);
+  });
+
   it('counts a chunked body (express) as the whole limit, against the hot webhook too', async () => {
     const gw = await start();
     const chunked = holdWebhook(gw);
