@@ -6,8 +6,22 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { guardedAgents, isPrivateAddress, PrivateTargetError, refuseLiteralTarget, vettedLookup } from '../../../src/core/tasks/address-guard.js';
+
+/** A made-up name whose DNS answers a public address first and a private one after it; every other name resolves as usual. */
+const MIXED_NAME = 'mixed.attacker.test';
+
+vi.mock('node:dns', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:dns')>();
+  const mixed = 'mixed.attacker.test';
+  const lookup = ((name: string, options: unknown, callback?: unknown) => {
+    if (name !== mixed) return (real.lookup as (...args: unknown[]) => void)(name, options, callback);
+    const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
+    process.nextTick(() => done(null, [{ address: '93.184.215.14', family: 4 }, { address: '10.0.0.5', family: 4 }]));
+  }) as typeof real.lookup;
+  return { ...real, default: { ...real, lookup }, lookup };
+});
 
 describe('isPrivateAddress', () => {
   it.each([
@@ -183,6 +197,15 @@ describe('vettedLookup', () => {
     expect(all).toBeInstanceOf(PrivateTargetError);
     const one = await new Promise<unknown>((resolve) => lookup('localhost', {}, (error) => resolve(error)));
     expect(one).toBeInstanceOf(PrivateTargetError);
+  });
+
+  it('refuses a name when any of its answers is private, not only the first (a connection may try the next)', async () => {
+    const lookup = vettedLookup(2_000);
+    for (const options of [{ all: true }, {}]) {
+      const error = await new Promise<unknown>((resolve) => lookup(MIXED_NAME, options, (failure) => resolve(failure)));
+      expect(error).toBeInstanceOf(PrivateTargetError);
+      expect((error as PrivateTargetError).address).toBe('10.0.0.5');
+    }
   });
 });
 
