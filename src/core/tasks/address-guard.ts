@@ -48,7 +48,11 @@ const EMBEDDING_V6 = [
 /** 6to4: the IPv4 address is bits 16–47. */
 const SIX_TO_FOUR = ipaddr.IPv6.parseCIDR('2002::/16');
 
-/** Inside global unicast (2000::/3) but not reachable targets, or hiding an address we cannot judge. */
+/**
+ * Refused whatever they embed: ranges inside global unicast (2000::/3) that are not reachable targets
+ * or hide an address we cannot judge, and local-use NAT64 (outside 2000::/3, so refused anyway;
+ * listed so the reason is written down).
+ */
 const PRIVATE_V6 = [
   '64:ff9b:1::/48', // local-use NAT64 (RFC 8215): reaches whatever the local translator reaches
   '2001::/23', // IETF protocol assignments: Teredo (2001::/32), benchmarking, ORCHID …
