@@ -631,7 +631,7 @@ describe('a Freepik webhook on the path of a create whose answer was lost, with 
   });
 });
 
-describe('inbound Freepik webhooks while Freepik rotates its secret', () => {
+describe('inbound Freepik webhooks with the secrets a live Freepik is configured with', () => {
   let gw: TestGateway;
   let closeSandbox: () => Promise<void>;
   afterEach(async () => {
@@ -639,20 +639,26 @@ describe('inbound Freepik webhooks while Freepik rotates its secret', () => {
     await closeSandbox();
   });
 
-  it('accepts a webhook signed with either configured secret, refuses one signed with neither (401, nothing changed), and takes a replay once', async () => {
+  /** A gateway whose Freepik (the sandbox's simulator) verifies webhooks with `secrets` only. */
+  const withFreepikSecrets = async (secrets: string[]) => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
     const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
     closeSandbox = sandbox.close;
     const simulator = sandbox.endpoints.get('freepik')!;
+    const endpoints = new Map(sandbox.endpoints).set('freepik', { ...simulator, webhookSecret: undefined, webhookSecrets: secrets });
+    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators });
+    return simulator;
+  };
+  const pinned = { ...request, routing: { providers: ['freepik'] } };
+  const done = (task: { provider_task_id: string }) => ({ task_id: task.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example.com/beach.mp4'] });
+
+  it('while Freepik rotates its secret: accepts a webhook signed with either configured secret, refuses one signed with neither (401, nothing changed), and takes a replay once', async () => {
+    const simulator = await withFreepikSecrets(['freepik-new-secret', 'freepik-old-secret']);
     // What `providers.freepik.webhook_secret: [new, old]` makes of a live Freepik: both secrets verify.
     const configured = testConfig({ providers: { freepik: { api_key: simulator.apiKey, base_url: simulator.baseUrl, webhook_secret: ['freepik-new-secret', 'freepik-old-secret'] } } });
     expect(liveEndpoint(configured, freepikProvider)?.webhookSecrets).toEqual(['freepik-new-secret', 'freepik-old-secret']);
-    const endpoints = new Map(sandbox.endpoints).set('freepik', { ...simulator, webhookSecret: undefined, webhookSecrets: ['freepik-new-secret', 'freepik-old-secret'] });
-    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators });
-    const pinned = { ...request, routing: { providers: ['freepik'] } };
     const byOld = (await gw.create(pinned)).body;
     const byNew = (await gw.create({ ...pinned, prompt: 'a second beach' })).body;
-    const done = (task: { provider_task_id: string }) => ({ task_id: task.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example.com/beach.mp4'] });
 
     const forged = await postFreepikWebhook(gw, done(byOld), { secret: 'freepik-other-secret' });
     expect(forged.status).toBe(401);
@@ -668,30 +674,12 @@ describe('inbound Freepik webhooks while Freepik rotates its secret', () => {
     const replay = await postFreepikWebhook(gw, done(byOld), { id: 'wh_by_old', secret: 'freepik-old-secret' });
     expect(replay.body).toEqual({ received: true, duplicate: true });
   });
-});
 
-describe('inbound Freepik webhooks while no Freepik webhook secret is configured', () => {
-  let gw: TestGateway;
-  let closeSandbox: () => Promise<void>;
-  afterEach(async () => {
-    await gw.close();
-    await closeSandbox();
-  });
-
-  it('answers a signed webhook 404 (not configured), not 500, and changes nothing: its tasks are followed by polling', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
-    const sandbox = await startSandbox(testConfig(), PROVIDERS, clock);
-    closeSandbox = sandbox.close;
-    const simulator = sandbox.endpoints.get('freepik')!;
+  it('while no Freepik webhook secret is configured: answers a signed webhook 404 (not configured), not 500, and changes nothing; its tasks are followed by polling', async () => {
     // A live Freepik configured without `webhook_secret`.
-    const endpoints = new Map(sandbox.endpoints).set('freepik', { ...simulator, webhookSecret: undefined, webhookSecrets: [] });
-    gw = await startTestGateway({ clock, endpoints, simulators: sandbox.simulators });
-    const task = (await gw.create({ ...request, routing: { providers: ['freepik'] } })).body;
-    const answer = await postFreepikWebhook(
-      gw,
-      { task_id: task.provider_task_id, status: 'COMPLETED', generated: ['https://cdn.example.com/beach.mp4'] },
-      { secret: simulator.webhookSecret! },
-    );
+    const simulator = await withFreepikSecrets([]);
+    const task = (await gw.create(pinned)).body;
+    const answer = await postFreepikWebhook(gw, done(task), { secret: simulator.webhookSecret! });
     expect(answer.status).toBe(404);
     expect(answer.body.detail).toMatch(/no webhook secret/);
     expect((await gw.get(task.id)).body).toMatchObject({ status: 'queued', outputs: [] });

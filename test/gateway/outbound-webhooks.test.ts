@@ -57,6 +57,21 @@ afterEach(async () => {
 
 const request = { model: 'kling-v3', prompt: 'a lantern festival', duration: 5, routing: { providers: ['kling3api'] } };
 
+/**
+ * A task (its job running ten minutes) whose webhook events go to a receiver answering `answers`
+ * in turn, then 200, on `gw`; back once the first try of `video.processing` was answered.
+ * `delivery()` reads that delivery as the API shows it.
+ */
+async function firstTryAnswered(answers: [number, string][]) {
+  const { url, received } = await throttlingReceiver(answers);
+  gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
+  const created = await gw.create({ ...request, webhook_url: url });
+  await gw.gateway.runOnce();
+  await gw.advanceUntil(async () => received.length >= 1, 100);
+  const delivery = async () => (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data[0];
+  return { received, delivery };
+}
+
 describe('outbound webhooks (Standard Webhooks)', () => {
   it('sends only task events the OpenAPI document describes (its webhooks), each body valid by the schema given there', async () => {
     const target = await receiver();
@@ -413,49 +428,34 @@ describe('outbound webhooks (Standard Webhooks)', () => {
 
   // Standard Webhooks: 429, 502 and 504 ask the sender to throttle, honouring `Retry-After`.
   it.each([429, 502, 503, 504])('waits the Retry-After a receiver answering %i asks for before the next try, rather than its own 5 s', async (throttled) => {
-    const { url, received } = await throttlingReceiver([[throttled, '120']]);
-    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
-    const created = await gw.create({ ...request, webhook_url: url });
-    await gw.gateway.runOnce();
-    await gw.advanceUntil(async () => received.length >= 1, 100);
-    const [waiting] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    const { received, delivery } = await firstTryAnswered([[throttled, '120']]);
+    const waiting = await delivery();
     expect(waiting).toMatchObject({ status: 'pending', attempts: 1, last_status: throttled });
     expect(Date.parse(waiting.next_attempt_at) - gw.clock.now()).toBe(120_000);
     await gw.advance(60_000);
     expect(received).toHaveLength(1);
     await gw.advance(60_000);
-    const [delivered] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
-    expect(delivered).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
+    expect(await delivery()).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
   });
 
   // Only the throttling answers ask the sender to wait: any other failure is retried after the
   // sender's own back-off, and a 404 (a receiver being deployed, a path not routed yet) is not an end.
   it.each([404, 500])('retries a %i after its own 5 s back-off, whatever Retry-After it carries, and delivers the event then', async (status) => {
-    const { url, received } = await throttlingReceiver([[status, '120']]);
-    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
-    const created = await gw.create({ ...request, webhook_url: url });
-    await gw.gateway.runOnce();
-    await gw.advanceUntil(async () => received.length >= 1, 100);
-    const [waiting] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    const { received, delivery } = await firstTryAnswered([[status, '120']]);
+    const waiting = await delivery();
     expect(waiting).toMatchObject({ status: 'pending', attempts: 1, last_status: status });
     expect(Date.parse(waiting.next_attempt_at) - gw.clock.now()).toBe(5_000);
     await gw.advance(5_000);
-    const [delivered] = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
-    expect(delivered).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
+    expect(await delivery()).toMatchObject({ status: 'delivered', attempts: 2, last_status: 200 });
     expect(received).toHaveLength(2);
   });
 
   it('keeps its own back-off when a Retry-After asks for less, and waits at most an hour whatever it asks', async () => {
-    const { url, received } = await throttlingReceiver([[429, '1'], [503, '86400']]);
-    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { processing_ms: 600_000 } } });
-    const created = await gw.create({ ...request, webhook_url: url });
-    await gw.gateway.runOnce();
-    await gw.advanceUntil(async () => received.length >= 1, 100);
-    const deliveries = async () => (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data[0];
-    expect(Date.parse((await deliveries()).next_attempt_at) - gw.clock.now()).toBe(5_000);
+    const { received, delivery } = await firstTryAnswered([[429, '1'], [503, '86400']]);
+    expect(Date.parse((await delivery()).next_attempt_at) - gw.clock.now()).toBe(5_000);
     await gw.advance(5_000);
     await gw.advanceUntil(async () => received.length >= 2, 100);
-    expect(Date.parse((await deliveries()).next_attempt_at) - gw.clock.now()).toBe(3_600_000);
+    expect(Date.parse((await delivery()).next_attempt_at) - gw.clock.now()).toBe(3_600_000);
   });
 
   it('still retries a 500 and sends the task\'s later events', async () => {
