@@ -4,7 +4,7 @@
  * as an `UpstreamError`, what is recorded per call, and that the API key never leaks.
  */
 import nock from 'nock';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { classifyCreateFailure } from '../../../src/core/tasks/failover.js';
 import type { MappedUpstreamError } from '../../../src/core/upstream/upstream-error.js';
 import {
@@ -13,6 +13,7 @@ import {
   type UpstreamCallRecord,
   type UpstreamClientOptions,
 } from '../../../src/core/upstream/upstream-client.js';
+import { withClientTimerHeld } from '../../support/client-timer.js';
 import { silentServer } from '../../support/silent-server.js';
 import { upstreamFailure } from '../../support/upstream-failure.js';
 import { REFUSED_PORT } from '../../support/refused-port.js';
@@ -241,7 +242,14 @@ describe('transport failures', () => {
     const silent = await silentServer();
     try {
       const { http } = client({ baseUrl: `http://127.0.0.1:${silent.port}`, timeoutMs: 300, connectTimeoutMs: 100 });
-      const error = await upstreamFailure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
+      // Both limits run out only once the server has the request: with real ones, a loaded machine
+      // could let the 100 ms connect limit run out before the connection was seen to be made.
+      const error = await withClientTimerHeld(async (runOut) => {
+        const failing = upstreamFailure(http.send({ method: 'POST', path: '/v', body: { prompt: 'x' }, operation: 'submit' }));
+        await vi.waitFor(() => expect(silent.received()).toContain('POST /v'), { timeout: 10_000 });
+        await runOut(300);
+        return failing;
+      });
       expect(error).toMatchObject({ transport: 'timeout', code: 'timeout' });
       expect(classifyCreateFailure(error, false)).toMatchObject({ failover: false, outcome: 'ambiguous' });
       expect(silent.received()).toContain('POST /v');
