@@ -11,6 +11,7 @@ import axios, { AxiosError } from 'axios';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { postWebhook, type WebhookPostOptions } from '../../../src/core/tasks/webhook-post.js';
 import { loopbackServer } from '../../support/raw-answer.js';
+import { withClientTimerHeld } from '../../support/client-timer.js';
 import { REFUSED_URL } from '../../support/refused-port.js';
 
 type Receiver = (res: ServerResponse) => void;
@@ -112,7 +113,27 @@ describe('posting an outbound webhook', () => {
 
   it('comes back with the status when the answer body does not end within the time limit', async () => {
     receivers.set('/trickle', (res) => res.writeHead(202).write('still writing'));
-    expect(await outcomeOf(statusOf(`${base}/trickle`, '{}', { ...options, timeoutMs: 150 }))).toEqual({ status: 202 });
+    // The time limit runs out only once the answer's start is in: with a real 150 ms, a loaded
+    // machine could let it run out before the status came, and the POST failed with no status.
+    let answerCame!: () => void;
+    const answerIn = new Promise<void>((resolve) => (answerCame = resolve));
+    const httpAgent = new http.Agent();
+    const connect = httpAgent.createConnection.bind(httpAgent);
+    httpAgent.createConnection = (...args: Parameters<typeof connect>) => {
+      const socket = connect(...args);
+      socket?.on('data', (chunk: Buffer) => {
+        if (chunk.toString('latin1').includes('still writing')) setImmediate(answerCame);
+      });
+      return socket;
+    };
+    const outcome = await withClientTimerHeld(async (runOut) => {
+      const posting = outcomeOf(statusOf(`${base}/trickle`, '{}', { ...options, timeoutMs: 150, agents: { ...options.agents, httpAgent } }));
+      await answerIn;
+      await runOut(150);
+      return posting;
+    });
+    expect(outcome).toEqual({ status: 202 });
+    httpAgent.destroy();
   });
 
   it('fails when the receiver takes longer than the time limit', async () => {
