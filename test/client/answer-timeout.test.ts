@@ -3,8 +3,9 @@
  * the connection and never answers fails the call with `NoAnswerError` instead of holding it for
  * minutes; a long poll's own window, an event stream and a download are not cut by it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CreateAbortedError, GatewayClient, GatewayUnreachableError, NoAnswerError } from '../../packages/client/src/index.js';
+import { withClientTimerHeld } from '../support/client-timer.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
 /** Short, so each call that runs into it waits a fraction of a second. */
@@ -67,9 +68,16 @@ describe('client time limit on answers', () => {
   const client = () => new GatewayClient({ baseUrl: gateway.base, apiKey: 'key-1', timeoutMs: LIMIT_MS });
 
   it('a create the gateway took and never answered fails with NoAnswerError, which names the limit', async () => {
-    const error = await client()
-      .createVideo({ model: 'kling-v3', prompt: 'a fox' }, { idempotencyKey: 'key-never-answered' })
-      .catch((caught: unknown) => caught);
+    // The limit runs out once the gateway has the create: with a real 0.25 s, a loaded machine
+    // could let it run out before the create was even sent.
+    const error = await withClientTimerHeld(async (runOut) => {
+      const creating = client()
+        .createVideo({ model: 'kling-v3', prompt: 'a fox' }, { idempotencyKey: 'key-never-answered' })
+        .catch((caught: unknown) => caught);
+      await vi.waitFor(() => expect(createKeys).toContain('key-never-answered'), { timeout: 10_000 });
+      await runOut(LIMIT_MS);
+      return creating;
+    });
     expect(error).toBeInstanceOf(NoAnswerError);
     // The create may exist: callers that resend on an unreachable gateway (with the same key) do so here too.
     expect(error).toBeInstanceOf(GatewayUnreachableError);
@@ -98,8 +106,30 @@ describe('client time limit on answers', () => {
   });
 
   it('an event stream that started is not cut by the limit', async () => {
-    const events = [];
-    for await (const event of client().videoEvents('vid_slow')) events.push(event);
+    // Time passes once the stream has started: with a real 0.25 s, a loaded machine could let the
+    // limit run out before the stream's start was read.
+    let started = false;
+    const watching = new GatewayClient({
+      baseUrl: gateway.base,
+      apiKey: 'key-1',
+      timeoutMs: LIMIT_MS,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        started = true;
+        return response;
+      },
+    });
+    const events = await withClientTimerHeld(async (runOut) => {
+      const reading = (async () => {
+        const seen = [];
+        for await (const event of watching.videoEvents('vid_slow')) seen.push(event);
+        return seen;
+      })();
+      await vi.waitFor(() => expect(started).toBe(true), { timeout: 10_000 });
+      // Past the limit, to the first event.
+      await runOut(LIMIT_MS + 250);
+      return reading;
+    });
     expect(events.map((event) => [event.event, event.task.id])).toEqual([['task.succeeded', 'vid_slow']]);
   });
 
