@@ -5,8 +5,9 @@
  * `wait` is answered at once, and the client would send poll after poll until its time ran out.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatewayClient, WaitTimeoutError } from '../../packages/client/src/index.js';
+import { withClientTimerHeld } from '../support/client-timer.js';
 import { succeededTask } from '../support/fake-task-gateway.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
@@ -55,9 +56,20 @@ describe('waitForVideo poll pacing', () => {
     busyFor = 0;
     status = 'processing';
     startedAt = Date.now();
-    const error = await client()
-      .waitForVideo('vid_paced', { transport: 'poll', timeoutMs: 400 })
-      .catch((caught: unknown) => caught);
+    // The wait's timer runs out only once a poll was answered: with a real 400 ms, a loaded machine
+    // could let it run out before the first poll was answered, and the read the wait then makes
+    // to report the task (no `wait`: it is not a poll) came in as a poll without wait.
+    const error = await withClientTimerHeld(async (runOut) => {
+      let ended = false;
+      const waiting = client()
+        .waitForVideo('vid_paced', { transport: 'poll', timeoutMs: 400 })
+        .catch((caught: unknown) => caught)
+        .finally(() => (ended = true));
+      // A second poll is sent once the first was answered (or the wait already ended on its own clock).
+      await vi.waitFor(() => expect(ended || polls.length >= 2).toBe(true), { timeout: 10_000 });
+      await runOut(400);
+      return waiting;
+    });
     expect(error).toBeInstanceOf(WaitTimeoutError);
     expect(polls.length).toBeGreaterThan(0);
     expect(polls.map((poll) => poll.wait)).toEqual(polls.map(() => '1'));
