@@ -24,7 +24,7 @@ const statusLines = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)]
  * Writes `raw` (pipelined requests) on one kept-alive connection and resolves with what came back
  * once `answers` status lines arrived, or whatever came when the connection stayed quiet for `quietMs`.
  */
-function pipelined(raw: string, answers: number, quietMs = 2_000): Promise<string> {
+function pipelined(raw: string, answers: number, quietMs = 10_000): Promise<string> {
   const { hostname, port } = new URL(gw.url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname, () => socket.write(raw));

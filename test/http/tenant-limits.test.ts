@@ -158,7 +158,7 @@ describe('request body time limit', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(settled).toBe(false);
     // …and past it the answer is 408 (the clock is moved again until the request was seen, on a slow machine).
-    for (let step = 0; step < 100 && !settled; step++) {
+    for (let step = 0; step < 500 && !settled; step++) {
       await gw.clock.advance(1_001);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -190,14 +190,14 @@ describe('request body time limit', () => {
   ] as const)('closes the connection of %s once the body is late, though it was answered before the body came', async (_name, head, status) => {
     const gw = await start({ server: { body_timeout_ms: 5_000 } });
     const connection = halfSentBody(gw, head);
-    for (let step = 0; step < 200 && !connection.received().includes('\r\n\r\n'); step++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let step = 0; step < 1_000 && !connection.received().includes('\r\n\r\n'); step++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(connection.received()).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
     // Answered, but the rest of the body is still awaited: before the limit the connection stays…
     await gw.clock.advance(4_000);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(connection.closed()).toBe(false);
     // …and past it the gateway closes it, rather than reading a trickle of bytes for minutes.
-    for (let step = 0; step < 100 && !connection.closed(); step++) {
+    for (let step = 0; step < 500 && !connection.closed(); step++) {
       await gw.clock.advance(1_001);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

@@ -210,7 +210,7 @@ describe('videos API over HTTP against the simulators', () => {
     expect(settled).toBe(false);
     // The wait's 1 s starts once it has read the task: on a slow machine that may be after a step
     // of the clock, so the clock is moved again until it answers (no worker runs: the task stays as it is).
-    for (let step = 0; step < 100 && !settled; step++) {
+    for (let step = 0; step < 500 && !settled; step++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       await gw.clock.advance(1_100);
     }

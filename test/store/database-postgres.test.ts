@@ -33,7 +33,7 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     const idle = rows[0]!.pid;
 
     await terminate(idle);
-    for (let tries = 0; errors.length === 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let tries = 0; errors.length === 0 && tries < 500; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
 
     expect(errors).toEqual([expect.stringMatching(/terminating connection/)]);
     const after = await store.pool!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
@@ -47,7 +47,7 @@ describe.skipIf(!available)('PostgreSQL store', () => {
       const { rows } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(trx);
       // Between two queries (a transaction waiting on other work) the server ends it.
       await terminate(rows[0]!.pid);
-      for (let tries = 0; errors.length === 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let tries = 0; errors.length === 0 && tries < 500; tries++) await new Promise((resolve) => setTimeout(resolve, 20));
       await sql`SELECT 1`.execute(trx);
     });
 
@@ -123,7 +123,7 @@ async function waitForBlockedQuery(start: string, blocker: number): Promise<void
   const watcher = new pg.Client({ connectionString: POSTGRES_URL });
   await watcher.connect();
   try {
-    for (let tries = 0; tries < 200; tries++) {
+    for (let tries = 0; tries < 1_000; tries++) {
       const { rows } = await watcher.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1 AND $2 = ANY(pg_blocking_pids(pid))", [`${start}%`, blocker]);
       if (rows.length > 0) return;
       await new Promise((resolve) => setTimeout(resolve, 10));
