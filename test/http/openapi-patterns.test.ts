@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { cpuTimer } from '../support/cpu-time.js';
 
 const document = JSON.parse(readFileSync(new URL('../../openapi/gateway.json', import.meta.url), 'utf8')) as unknown;
 
@@ -41,9 +42,10 @@ describe('the patterns of the API document', () => {
     // The flag a JSON Schema validator compiles them with (Ajv: `u`).
     const pattern = new RegExp(source, 'u');
     for (const value of hostileValues(48)) {
-      const started = performance.now();
+      // CPU time: the wall clock also counts the time a loaded machine gives this process no core.
+      const cpuMs = cpuTimer();
       pattern.test(value);
-      expect(performance.now() - started, JSON.stringify(value)).toBeLessThan(50);
+      expect(cpuMs(), JSON.stringify(value)).toBeLessThan(50);
     }
   });
 });
