@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { compiledOnce } from '../../src/store/compiled-query.js';
 import { openStore, type Store } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
@@ -31,14 +31,15 @@ async function sharedCounter(prefix: string): Promise<{ file: string; store: Sto
 }
 
 /**
- * Another process takes the file's write lock and keeps it for `ms`; resolves once it holds it,
- * with its exit (listened for at once: it may be gone before this process looks again).
+ * Another process takes the file's write lock and keeps it until `release()`; resolves once it
+ * holds it, with its exit (listened for at once). Held for as long as the test needs, however
+ * slow the machine: a lock held for a real number of ms could be gone before this process acted.
  */
-async function holdWriteLock(file: string, ms: number): Promise<{ gone: Promise<unknown> }> {
-  const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file, String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function holdWriteLock(file: string): Promise<{ release: () => void; gone: Promise<unknown> }> {
+  const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, file], { stdio: ['pipe', 'pipe', 'inherit'] });
   const gone = new Promise((resolve) => holder.once('exit', resolve));
   await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
-  return { gone };
+  return { release: () => holder.stdin.end(), gone };
 }
 
 function run(file: string): Promise<{ code: number | null; stderr: string }> {
@@ -63,21 +64,26 @@ it('serializes read-then-write transactions of several processes on one file: no
 
 it("waits for another process's write lock without stopping this process", { timeout: 30_000 }, async () => {
   const { file, store } = await sharedCounter('kg-sqlite-turns-');
-  const holder = await holdWriteLock(file, 400);
+  const holder = await holdWriteLock(file);
 
   // Timers keep firing while the transaction waits its turn (SQLite's busy handler would sleep the process).
   let ticks = 0;
   const ticking = setInterval(() => ticks++, 10);
-  const started = Date.now();
-  await store.db.transaction().execute(async (trx) => {
-    await sql`UPDATE counter SET n = n + 1`.execute(trx);
-  });
-  const waited = Date.now() - started;
+  let written = false;
+  const writing = store.db
+    .transaction()
+    .execute(async (trx) => {
+      await sql`UPDATE counter SET n = n + 1`.execute(trx);
+    })
+    .then(() => (written = true));
+  await vi.waitFor(() => expect(ticks).toBeGreaterThanOrEqual(20), { timeout: 10_000 });
+  // Twenty ticks of this process's timers, and the transaction still waits for the lock.
+  expect(written).toBe(false);
+  holder.release();
+  await writing;
   clearInterval(ticking);
   await holder.gone;
 
-  expect(waited).toBeGreaterThan(200);
-  expect(ticks).toBeGreaterThan(waited / 10 / 3);
   const { rows } = await sql<{ n: number }>`SELECT n FROM counter`.execute(store.db);
   expect(rows[0]!.n).toBe(1);
   await store.close();
@@ -89,9 +95,12 @@ it("a compiled write outside a transaction waits for another process's write loc
   // rows, run on the database itself rather than in a transaction.
   const db = store.db as unknown as Kysely<{ counter: { n: number } }>;
   const add = compiledOnce((step: number) => db.updateTable('counter').set({ n: sql`n + ${step}` }).returning('n'), 1);
-  const holder = await holdWriteLock(file, 300);
+  const holder = await holdWriteLock(file);
 
-  const { rows } = await add(store.db, 5);
+  const adding = add(store.db, 5);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  holder.release();
+  const { rows } = await adding;
   await holder.gone;
   expect(rows).toEqual([{ n: 5 }]);
   await store.close();
@@ -102,7 +111,7 @@ it("a worker tick with nothing due does not wait for another process's write loc
   const tasks = new TaskStore(store);
   await tasks.createTask(trackedRow('t_later', T0 + MINUTE));
 
-  let holder = await holdWriteLock(file, 2_000);
+  let holder = await holdWriteLock(file);
   // Nothing due: each claim answers at once, while the other process still holds the lock.
   expect(await tasks.claimDueForTracking(T0, 'worker-a', MINUTE, 10)).toEqual([]);
   expect(await tasks.claimDueForStorage(T0, 'worker-a', MINUTE, 10)).toEqual([]);
@@ -110,12 +119,16 @@ it("a worker tick with nothing due does not wait for another process's write loc
   const probe = new SqliteDatabase(file, { timeout: 0 });
   expect(() => probe.exec('begin immediate')).toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
   probe.close();
+  holder.release();
   await holder.gone;
 
   await tasks.createTask(trackedRow('t_due', T0 - 1));
   // A task due: the claim writes, so it waits until the other process lets go (rather than failing).
-  holder = await holdWriteLock(file, 300);
-  const claimed = await tasks.claimDueForTracking(T0, 'worker-a', MINUTE, 10);
+  holder = await holdWriteLock(file);
+  const claiming = tasks.claimDueForTracking(T0, 'worker-a', MINUTE, 10);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  holder.release();
+  const claimed = await claiming;
   await holder.gone;
   expect(claimed.map((row) => [row.id, row.lease_owner, row.lease_until])).toEqual([['t_due', 'worker-a', T0 + MINUTE]]);
   await store.close();
