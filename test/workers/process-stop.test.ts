@@ -55,3 +55,12 @@ it('ends with 0 after a stop nothing failed, and with 1 when the stop itself fai
   expect(exits).toEqual([1]);
   expect(errors).toHaveLength(1);
 });
+
+it('ends with the first failing status asked for, not a later one', async () => {
+  const { stop, exits, finish } = stopWithWork();
+  const refused = stop.request(78);
+  const failed = stop.request(1);
+  finish();
+  await Promise.all([refused, failed]);
+  expect(exits).toEqual([78]);
+});

@@ -18,6 +18,11 @@ it('stops the gateway when a worker fails its start before the gateway first ser
   });
 });
 
+it('stops the gateway with the failed worker\'s own exit status, and with 1 (never 0, a clean stop to a supervisor) when it ended with 0', () => {
+  expect(afterWorkerExit({ code: 2, signal: null, served: false, gatewayServed: false })).toMatchObject({ kind: 'give-up', exitCode: 2 });
+  expect(afterWorkerExit({ code: 0, signal: null, served: false, gatewayServed: false })).toMatchObject({ kind: 'give-up', exitCode: 1 });
+});
+
 it('replaces a worker that already served and was killed while another worker of the first start was still starting', () => {
   expect(afterWorkerExit({ code: null, signal: 'SIGKILL', served: true, gatewayServed: false })).toEqual({ kind: 'replace' });
   expect(afterWorkerExit({ code: 1, signal: null, served: true, gatewayServed: false })).toEqual({ kind: 'replace' });
@@ -63,6 +68,15 @@ describe('replacing workers that keep dying (WorkerRestarts)', () => {
       advance(1_000);
     }
     expect(policy.died(300, false)).toEqual({ kind: 'give-up', crashes: CRASH_LOOP_LIMIT, windowMs: CRASH_LOOP_WINDOW_MS });
+  });
+
+  it('gives up at the fifth failed start in a row, as documented, not later', () => {
+    const { policy, advance } = restarts();
+    for (let death = 1; death < 5; death++) {
+      expect(policy.died(300, false).kind).toBe('replace');
+      advance(1_000);
+    }
+    expect(policy.died(300, false)).toMatchObject({ kind: 'give-up', crashes: 5 });
   });
 
   it('does not give up when a worker served between the failed starts, or when they are spread wider than the window', () => {

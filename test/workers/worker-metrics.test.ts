@@ -75,3 +75,36 @@ it('adds the workers\' spend up exactly, as usage does, not with floating-point 
   // Counted once, not once per worker.
   expect(body.match(/^kling_gateway_credits_spent_total\{/gm)).toHaveLength(1);
 });
+
+it('keeps counting what every dead worker counted, series by series, the late one\'s gauges left out', async () => {
+  const ledger = new WorkerMetricsLedger();
+  // Worker 1 counted 3 creates and 2 failures (labels given in another order), then died.
+  const one = worker(3, 4);
+  one.httpRequests.inc({ status: '500', route: '/v1/videos', method: 'POST' }, 2);
+  for (let index = 0; index < 2; index++) one.httpDuration.observe({ status: '500', route: '/v1/videos', method: 'POST' }, 2);
+  ledger.answered(1, await one.snapshot());
+  ledger.retire(1);
+  // Worker 2 counted 5 creates and a 429 nobody else had, then died too.
+  const two = worker(5, 4);
+  two.httpRequests.inc({ method: 'POST', route: '/v1/videos', status: '429' });
+  for (let index = 0; index < 2; index++) two.httpDuration.observe({ method: 'POST', route: '/v1/videos', status: '500' }, 2);
+  ledger.answered(2, await two.snapshot());
+  ledger.retire(2);
+  // Worker 3 answers this scrape; worker 4 is late, with a circuit it saw open a while ago.
+  ledger.answered(3, await worker(1, 6).snapshot());
+  const late = worker(0, 7);
+  late.setCircuitState('freepik', 'open');
+  ledger.answered(4, await late.snapshot());
+  const values = await scrape(ledger, [3]);
+
+  expect(values.get(CREATED)).toBe(9);
+  // One series, whatever order each worker gave the labels in (the first one's is shown).
+  expect(values.get('kling_gateway_http_requests_total{status="500",route="/v1/videos",method="POST"}')).toBe(2);
+  expect(values.get('kling_gateway_http_requests_total{method="POST",route="/v1/videos",status="429"}')).toBe(1);
+  // A histogram's count and sum stay apart: 4 observations of 2 s.
+  expect(values.get('kling_gateway_http_request_duration_seconds_count{status="500",route="/v1/videos",method="POST"}')).toBe(4);
+  expect(values.get('kling_gateway_http_request_duration_seconds_sum{status="500",route="/v1/videos",method="POST"}')).toBe(8);
+  // Gauges only from the worker that answered.
+  expect(values.get('kling_gateway_tasks_queued')).toBe(6);
+  expect(values.has('kling_gateway_circuit_state{provider="freepik"}')).toBe(false);
+});
