@@ -144,3 +144,29 @@ it('hands a held connection to the worker that starts serving before the hold ti
   expect(port.heldCount).toBe(0);
   await port.close();
 });
+
+it('hands the connections to the serving workers in turn, not all to one', { timeout: 20_000 }, async () => {
+  const one = await child(ANSWERING);
+  const two = await child(ANSWERING);
+  const sentToOne = vi.spyOn(one, 'send');
+  const sentToTwo = vi.spyOn(two, 'send');
+  const port = new SharedPort(() => [one, two] as unknown as Worker[], createLogger('silent'));
+  const portNumber = Number(new URL(await port.listen(0, '127.0.0.1')).port);
+  for (let index = 0; index < 4; index++) expect(await request(portNumber)).toBe('HTTP/1.1 200 OK');
+  expect(sentToOne).toHaveBeenCalledTimes(2);
+  expect(sentToTwo).toHaveBeenCalledTimes(2);
+  await port.close();
+});
+
+it('logs the 503s for want of a worker once while none serves, and again once one served in between', { timeout: 20_000 }, async () => {
+  const warn = vi.fn();
+  const logger = { warn, info: vi.fn(), error: vi.fn(), debug: vi.fn() } as unknown as ReturnType<typeof createLogger>;
+  const port = new SharedPort(() => [], logger, { maxHeld: 0 });
+  const portNumber = Number(new URL(await port.listen(0, '127.0.0.1')).port);
+  for (let index = 0; index < 3; index++) expect((await fullAnswer(portNumber)).split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+  expect(warn).toHaveBeenCalledTimes(1);
+  port.resume();
+  expect((await fullAnswer(portNumber)).split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+  expect(warn).toHaveBeenCalledTimes(2);
+  await port.close();
+});
