@@ -92,6 +92,34 @@ it('sends new connections to the worker that answers while the other hangs, and 
   expect(servedBy().size).toBe(2);
 });
 
+it('hands new connections to every worker when none answers the heartbeat, as before, and each is answered once they run again', { timeout: 90_000 }, async () => {
+  const workers = workerPids();
+  expect(workers).toHaveLength(2);
+  const silentBefore = lines.filter((line) => line.msg?.includes('has not answered for 5 s')).length;
+  for (const pid of workers) process.kill(pid, 'SIGSTOP');
+  try {
+    await expect
+      .poll(() => lines.filter((line) => line.msg?.includes('has not answered for 5 s')).length - silentBefore, { timeout: 20_000, interval: 100 })
+      .toBe(2);
+    // Handed to a stopped worker, it waits in that worker's queue: not held in the primary, which
+    // would answer it 503 after 10 s for want of a worker although both serve.
+    const answer = new Promise<number | 'error'>((resolve) => {
+      const req = request(`${base}/v1/providers`, { agent: false, headers: { authorization: 'Bearer dev-key' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', () => resolve('error'));
+      req.end();
+    });
+    // The primary (idle) accepts the connection and hands it over before the workers run again.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (const pid of workers) process.kill(pid, 'SIGCONT');
+    expect(await answer).toBe(200);
+  } finally {
+    for (const pid of workers) if (processAlive(pid)) process.kill(pid, 'SIGCONT');
+  }
+});
+
 const alive = processAlive;
 
 it('stops on SIGTERM with exit 0 while a worker hangs, ending the hung worker instead of waiting for it forever', { timeout: 90_000 }, async () => {
