@@ -8,6 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
@@ -245,6 +246,26 @@ describe('WORKERS=2 on a SQLite file', () => {
     }
     // What a client was told was accepted succeeds; a create the dead worker never answered may end otherwise.
     for (const task of ended.filter((each) => answered.includes(each.id))) expect(task.status, story(task)).toBe('succeeded');
+  });
+
+  it('answers a request that came while every worker was being replaced once a replacement serves, not 503 after the hold', { timeout: 60_000 }, async () => {
+    const workers = workerPids();
+    expect(workers).toHaveLength(2);
+    const died = lines.filter((line) => line.msg?.includes('died; replacing it')).length;
+    for (const pid of workers) process.kill(pid, 'SIGKILL');
+    await waitFor(() => lines.filter((line) => line.msg?.includes('died; replacing it')).length === died + 2, 10_000);
+    // No worker serves: the primary holds the connection for the first replacement that does.
+    const status = await new Promise<number | string>((resolve) => {
+      // A connection of its own: one kept alive from before went to a worker that is gone.
+      const req = request(`${base}/v1/providers`, { agent: false, headers: OPS }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', (error) => resolve(error.message));
+      req.end();
+    });
+    expect(status).toBe(200);
+    await waitFor(() => workerPids().length === 2, 30_000);
   });
 
   it('stops every worker on SIGTERM and exits 0', { timeout: 60_000 }, async () => {
