@@ -6,7 +6,7 @@
  * several in a row have ended before serving, with no worker serving meanwhile, the primary says
  * so, stops its workers and exits 1, which the supervisor acts on.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -53,5 +53,51 @@ it('stops every worker and exits 1 once replacements keep crashing on start, aft
     expect(processAlive(workers[1]!)).toBe(false);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+});
+
+it('keeps replacing a worker whose failed starts are broken by one that served: no crash loop, and a SIGTERM still ends it with 0', { timeout: 180_000 }, async () => {
+  const folder = mkdtempSync(join(tmpdir(), 'kg-crash-loop-served-'));
+  const crash = join(folder, 'crash-on-start');
+  const preload = join(folder, 'crash-on-start.mjs');
+  writeFileSync(preload, [`import cluster from 'node:cluster';`, `import { existsSync } from 'node:fs';`, `if (cluster.isWorker && existsSync(${JSON.stringify(crash)})) process.exit(1);`].join('\n'));
+  const child = spawnWorkersGateway(folder, preload);
+  const lines: { msg?: string; pid?: number }[] = [];
+  const keep = intoLogLines(lines);
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    const parts = out.split('\n');
+    out = parts.pop()!;
+    for (const part of parts) keep(part);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const replaced = () => lines.filter((line) => line.msg?.includes('replacing it in')).length;
+  const serving = () => lines.filter((line) => / serving$/.test(line.msg ?? '')).length;
+  const running = () => child.exitCode === null && child.signalCode === null;
+  try {
+    await expect.poll(() => lines.some((line) => line.msg?.includes('listening on')), { timeout: 60_000 }).toBe(true);
+    const workers = workerPidsOf(child);
+    expect(workers).toHaveLength(2);
+    // Worker 1 is killed and its next three starts fail...
+    writeFileSync(crash, '');
+    process.kill(workers[0]!, 'SIGKILL');
+    await expect.poll(() => replaced(), { timeout: 60_000, interval: 50 }).toBeGreaterThanOrEqual(4);
+    // ...then one serves.
+    rmSync(crash);
+    await expect.poll(() => serving(), { timeout: 60_000 }).toBe(3);
+    const replacement = workerPidsOf(child).find((pid) => pid !== workers[1])!;
+    // Killed again, its next two starts fail: five failed starts within the window, but one
+    // served between them — no loop, which a replacement would not end.
+    writeFileSync(crash, '');
+    process.kill(replacement, 'SIGKILL');
+    await expect.poll(() => replaced() >= 7 || !running(), { timeout: 90_000, interval: 100 }).toBe(true);
+    expect(lines.some((line) => line.msg?.includes('workers in a row ended before they served'))).toBe(false);
+    expect(running()).toBe(true);
+    rmSync(crash);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  } finally {
+    if (running()) child.kill('SIGKILL');
   }
 });
