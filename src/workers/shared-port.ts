@@ -167,7 +167,9 @@ export class SharedPort {
       this.refuse(socket, `none for ${Math.ceil(this.holdMs / 1000)} s`);
     }, this.holdMs);
     this.waiting.set(socket, timer);
-    // A client that gave up meanwhile is not kept.
+    // A held connection that closes (destroyed here or by a socket error) is forgotten. A paused
+    // socket reads nothing, so it does not see its client give up: such a connection counts among
+    // the held until its 503 or its hand-over to a worker, which then closes it.
     socket.once('close', () => {
       this.waiting.get(socket)?.cancel();
       this.waiting.delete(socket);
