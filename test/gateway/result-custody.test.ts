@@ -664,6 +664,23 @@ describe('result custody on the filesystem', () => {
     expect(answer.response.headers.get('location')).toBe(url);
   });
 
+  it('never fetches an output it gave up on again while another output of the task is still retried', async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 4 } });
+    // A 400 is not retried: that output is given up on at the first try; its sibling fails twice, then is there.
+    const refused = files.host('/refused.mp4', { body: SAMPLE_MP4, status: 400 });
+    const later = files.host('/later.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [503, 503] });
+    const id = await freepikTaskFinishedWith(gateway, [refused, later]);
+    const done = await gateway.finish(id);
+    expect(done.status).toBe('succeeded');
+    expect(files.requests.filter((path) => path === '/refused.mp4')).toHaveLength(1);
+    expect(files.requests.filter((path) => path === '/later.mp4')).toHaveLength(3);
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', url: refused });
+    expect(done.outputs[0].storage_error).toMatch(/answered 400/);
+    expect(done.outputs[0].storage_error).not.toMatch(/tries/);
+    expect(done.outputs[1]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
+  });
+
   it('deletes the file a copy left when it gives up on that output: nothing on disk that no task points to', async () => {
     files = await new ResultServer().start();
     const directory = outputsDir();
