@@ -125,8 +125,46 @@ describe('result custody on the filesystem', () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
         const held = (await gateway.gateway.store.getTask(id))!;
         expect(held).toMatchObject({ phase: 'storing', lease_owner: copying.lease_owner });
+        // Each renewal holds it a whole lease more: past the next renewal (every 10 s), so no replica may take it meanwhile.
+        expect(Number(held.lease_until)).toBeGreaterThan(gateway.clock.now() + 10_000);
+      }
+      expect((await gateway.get(id)).body.status).toBe('processing');
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('keeps renewing the lease of a copy after the store refused one renewal, so no other replica takes the task', async () => {
+    const silent = await silentServer();
+    try {
+      const gateway = await startCopying({
+        tracking: { lease_ms: 30_000 },
+        storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 },
+      });
+      const id = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/slow.mp4`]);
+      for (let i = 0; i < 1_000 && !silent.received().includes('GET /slow.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      const copying = (await gateway.gateway.store.getTask(id))!;
+      expect(copying.phase).toBe('storing');
+
+      // The first renewal fails (the database did not answer); the ones after it work again.
+      const store = gateway.gateway.store;
+      const update = store.updateTask.bind(store);
+      let refused = 0;
+      vi.spyOn(store, 'updateTask').mockImplementation((...args: Parameters<typeof store.updateTask>) => {
+        if (refused === 0 && args[0] === id && Object.keys(args[1]).join() === 'lease_until') {
+          refused++;
+          return Promise.reject(new Error('connection terminated unexpectedly'));
+        }
+        return update(...args);
+      });
+      for (let step = 0; step < 9; step++) {
+        await gateway.clock.advance(10_000);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const held = (await gateway.gateway.store.getTask(id))!;
+        expect(held).toMatchObject({ phase: 'storing', lease_owner: copying.lease_owner });
         expect(Number(held.lease_until)).toBeGreaterThan(gateway.clock.now());
       }
+      expect(refused).toBe(1);
       expect((await gateway.get(id)).body.status).toBe('processing');
     } finally {
       await silent.close();
