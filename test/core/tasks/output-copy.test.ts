@@ -135,6 +135,14 @@ describe('copying a result file', () => {
     expect(asked.map((entry) => entry.path)).toEqual(['/hop1', '/hop2', '/hop3', '/hop4', '/hop5', '/out.mp4']);
   });
 
+  it('resolves a relative redirect against the hop that sent it, not the first URL', async () => {
+    routes.set('/first/start.mp4', (res) => res.writeHead(302, { location: '/cdn/edge/next.mp4' }).end());
+    routes.set('/cdn/edge/next.mp4', (res) => res.writeHead(302, { location: 'out.mp4' }).end());
+    routes.set('/cdn/edge/out.mp4', (res) => res.writeHead(200, { 'content-type': 'video/mp4' }).end(FILE));
+    expect(await copy('/first/start.mp4')).toMatchObject({ ok: true, sha256: sha256(FILE) });
+    expect(asked.map((entry) => entry.path)).toEqual(['/first/start.mp4', '/cdn/edge/next.mp4', '/cdn/edge/out.mp4']);
+  });
+
   it('gives up after five redirects, as a failure worth retrying', async () => {
     for (let hop = 1; hop <= 6; hop++) routes.set(`/hop${hop}`, (res) => res.writeHead(301, { location: `/hop${hop + 1}` }).end());
     routes.set('/hop7', (res) => res.writeHead(200).end(FILE));
