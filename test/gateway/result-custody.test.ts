@@ -602,6 +602,24 @@ describe('result custody on the filesystem', () => {
     expect((await download(read.url)).response.status).toBe(410);
   });
 
+  it("deletes no copy while this replica's clock is off the database server's (it could be ahead), and deletes it once the clock agrees", async () => {
+    const gateway = await startCopying({ tenants: { acme: { retention_days: 1 } } });
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    expect(done.outputs[0].storage).toBe('stored');
+    await gateway.clock.advance(DAY_MS + 60_000);
+    const watch = gateway.gateway.engine.clockWatch;
+    const off = vi.spyOn(watch, 'holdReason', 'get').mockReturnValue("this machine's clock is 2.0 s ahead of the database server's (more than 1 s)");
+    await gateway.gateway.custody.purge();
+    expect((await gateway.get(done.id)).body.outputs[0].storage).toBe('stored');
+    const kept = await download(`${gateway.url}/v1/videos/${done.id}/content`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(kept.response.status).toBe(200);
+    expect(sha256(kept.bytes)).toBe(done.outputs[0].sha256);
+
+    off.mockRestore();
+    await gateway.gateway.custody.purge();
+    expect((await gateway.get(done.id)).body.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 1-day retention' });
+  });
+
   it('names a retention of part of a day as configured, not rounded to whole days', async () => {
     const gateway = await startCopying({ tenants: { acme: { retention_days: 0.5 } } });
     const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
