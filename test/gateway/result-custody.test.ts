@@ -659,6 +659,9 @@ describe('result custody on the filesystem', () => {
     writeFileSync(live, Buffer.alloc(4096, 2));
     const hourAgo = new Date(Date.now() - 3600_000);
     utimesSync(abandoned, hourAgo, hourAgo);
+    // Untouched for a minute and a half: longer than the copy time limit, not twice it (README), so kept.
+    const quietAWhile = new Date(Date.now() - 90_000);
+    utimesSync(live, quietAWhile, quietAWhile);
     await gateway.advance(61_000);
     expect(existsSync(abandoned)).toBe(false);
     expect(existsSync(live)).toBe(true);
