@@ -3,7 +3,7 @@
  * key, no temporary file left behind), whatever happens to the bytes on their way.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -177,4 +177,27 @@ it('lands every write in a folder that deletions of its other copies empty at th
   }
   expect(filesUnder(directory)).toEqual(['vid_40-0.mp4']);
   expect(readFileSync(join(directory, 'acme/2026-12-01/vid_40-0.mp4'), 'utf8')).toBe('acme/2026-12-01/vid_40-0.mp4');
+});
+
+it.skipIf(!existsSync('/proc/self/fd'))('holds no file open after its writes, stored or failed: copies never run the process out of descriptors', async () => {
+  const { storage: files } = storage();
+  const open = () => readdirSync('/proc/self/fd').length;
+  const before = open();
+  async function* failing() {
+    yield Buffer.alloc(4096, 1);
+    throw new Error('the source went away');
+  }
+  for (let index = 0; index < 30; index++) {
+    await files.write(`acme/2026-12-06/vid_${index}-0.mp4`, Readable.from([Buffer.alloc(2048, index)]), { contentType: 'video/mp4' });
+    await expect(files.write(`acme/2026-12-06/vid_${index}-1.mp4`, Readable.from(failing()), { contentType: 'video/mp4' })).rejects.toThrow();
+  }
+  expect(open()).toBeLessThan(before + 10);
+});
+
+it('keeps the storage folder itself when a deletion empties it, also without a folder of temporary files in it (copies moved in from elsewhere)', async () => {
+  const { storage: files, directory } = storage();
+  mkdirSync(join(directory, 'acme', '2026-12-01'), { recursive: true });
+  writeFileSync(join(directory, 'acme', '2026-12-01', 'vid_1-0.mp4'), 'moved in');
+  await files.delete('acme/2026-12-01/vid_1-0.mp4');
+  expect(readdirSync(directory)).toEqual([]);
 });
