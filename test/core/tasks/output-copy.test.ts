@@ -219,6 +219,25 @@ describe('copying a result file', () => {
     expect(await copy('/silent.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the copy failed: timeout of 150ms exceeded' });
   });
 
+  it('does not take a slow source that keeps sending for a silent one, however long the whole file takes', async () => {
+    policy = { ...policy, idleTimeoutMs: 200 };
+    // A piece every 50 ms, 800 ms in all: never quiet for the idle time, though four times as long.
+    routes.set('/trickle.mp4', (res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': FILE.length });
+      const pieces = 16;
+      const size = Math.ceil(FILE.length / pieces);
+      let sent = 0;
+      const next = () => {
+        const piece = FILE.subarray(sent * size, (sent + 1) * size);
+        sent += 1;
+        if (sent >= pieces) res.end(piece);
+        else res.write(piece, () => setTimeout(next, 50));
+      };
+      next();
+    });
+    expect(await copy('/trickle.mp4')).toEqual({ ok: true, sha256: sha256(FILE), bytes: FILE.length, contentType: 'video/mp4' });
+  });
+
   it('does not take a storage slower than the source (it stops reading a while) for a silent source', async () => {
     policy = { ...policy, idleTimeoutMs: 300, maxBytes: 100_000_000 };
     const big = Buffer.alloc(16 * 1024 * 1024, 7);
