@@ -620,6 +620,29 @@ describe('result custody on the filesystem', () => {
     expect((await gateway.get(done.id)).body.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 1-day retention' });
   });
 
+  it("deletes each output of a task at its own retention's end: one stored later (after a retry) is kept until its own", async () => {
+    files = await new ResultServer().start();
+    const gateway = await startCopying({ tenants: { acme: { retention_days: 1 } }, storage: { mode: 'copy', allow_private_sources: true } });
+    const first = files.host('/first.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4' });
+    const second = files.host('/second.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [503, 503, 503] });
+    const done = await gateway.finish(await freepikTaskFinishedWith(gateway, [first, second]));
+    expect(done.outputs.map((output: any) => output.storage)).toEqual(['stored', 'stored']);
+    const [ends0, ends1] = done.outputs.map((output: any) => Date.parse(output.expires_at));
+    expect(ends1 - ends0).toBeGreaterThanOrEqual(30_000);
+
+    await gateway.clock.advance(ends0 - gateway.clock.now());
+    await gateway.gateway.custody.purge();
+    const halfway = (await gateway.get(done.id)).body;
+    expect(halfway.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 1-day retention' });
+    expect(halfway.outputs[1]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4) });
+    const kept = await download(halfway.outputs[1].url);
+    expect(kept.response.status).toBe(200);
+
+    await gateway.clock.advance(ends1 - gateway.clock.now());
+    await gateway.gateway.custody.purge();
+    expect((await gateway.get(done.id)).body.outputs[1]).toMatchObject({ storage: 'expired' });
+  });
+
   it('names a retention of part of a day as configured, not rounded to whole days', async () => {
     const gateway = await startCopying({ tenants: { acme: { retention_days: 0.5 } } });
     const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
