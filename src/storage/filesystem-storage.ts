@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { close, constants, fdatasync, open as openFile, writev } from 'node:fs';
 import { access, lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ObjectNotFoundError, type ByteRange, type ObjectStorage } from './object-storage.js';
 
@@ -140,11 +140,15 @@ export class FilesystemStorage implements ObjectStorage {
     }
   }
 
-  /** The file of a key; a key that would leave the directory is refused. */
+  /**
+   * The file of a key; a key that would leave the directory is refused. Only a `..` part leaves
+   * it: a folder or file whose name merely begins with two dots (a tenant named `..acme`) is
+   * inside like any other.
+   */
   private pathOf(key: string): string {
     const path = resolve(this.root, key);
     const inside = relative(this.root, path);
-    if (!inside || inside.startsWith('..') || inside.split(sep).includes('..')) throw new Error(`storage key ${key} leaves the storage directory`);
+    if (!inside || isAbsolute(inside) || inside.split(sep)[0] === '..') throw new Error(`storage key ${key} leaves the storage directory`);
     return path;
   }
 

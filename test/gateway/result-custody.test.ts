@@ -651,11 +651,11 @@ describe('result custody on the filesystem', () => {
     expect((await gateway.get(done.id)).body.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 0.5-day retention' });
   });
 
-  it('stores the videos of a tenant named "." or "..", inside the storage folder like any other', async () => {
+  it('stores the videos of a tenant named ".", ".." or "..acme", inside the storage folder like any other', async () => {
     const directory = outputsDir();
-    const gateway = await startCopying({ auth: { api_keys: `acme:${TENANT_KEY},..:dots-key,.:dot-key` } }, directory);
+    const gateway = await startCopying({ auth: { api_keys: `acme:${TENANT_KEY},..:dots-key,.:dot-key,..acme:dotted-key` } }, directory);
     const request = { model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } };
-    for (const key of ['dots-key', 'dot-key']) {
+    for (const key of ['dots-key', 'dot-key', 'dotted-key']) {
       const id = (await gateway.request('POST', '/v1/videos', request, {}, key)).body.id;
       let task: any;
       await gateway.advanceUntil(async () => {
@@ -668,7 +668,8 @@ describe('result custody on the filesystem', () => {
       expect(copy.bytes.equals(SAMPLE_MP4)).toBe(true);
     }
     // Each tenant has a folder of its own, not the storage folder itself or its parent.
-    expect(readdirSync(directory).sort()).toEqual(['.partial', '_', '__']);
+    // A name that only begins with two dots is a folder name like any other (not the parent folder).
+    expect(readdirSync(directory).sort()).toEqual(['..acme', '.partial', '_', '__']);
   });
 
   it('deletes the half-written files of copies whose process was killed, once no copy could still be writing them', async () => {

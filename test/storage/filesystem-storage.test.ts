@@ -201,3 +201,15 @@ it('keeps the storage folder itself when a deletion empties it, also without a f
   await files.delete('acme/2026-12-01/vid_1-0.mp4');
   expect(readdirSync(directory)).toEqual([]);
 });
+
+it('takes a key whose first folder merely begins with two dots as inside its directory', async () => {
+  const { storage: files, directory } = storage();
+  await files.write('..acme/2026-12-06/vid_1-0.mp4', Readable.from([Buffer.from('dotted')]), { contentType: 'video/mp4' });
+  expect(readFileSync(join(directory, '..acme', '2026-12-06', 'vid_1-0.mp4'), 'utf8')).toBe('dotted');
+  expect(await new Promise((resolve) => files.read('..acme/2026-12-06/vid_1-0.mp4').then((stream) => stream.once('data', (chunk) => resolve(String(chunk)))))).toBe('dotted');
+  await files.delete('..acme/2026-12-06/vid_1-0.mp4');
+  expect(filesUnder(directory)).toEqual([]);
+  // A `..` anywhere that still leads out is refused, as is the directory itself.
+  await expect(files.write('acme/../../out.mp4', Readable.from([Buffer.from('x')]), { contentType: 'video/mp4' })).rejects.toThrow(/leaves the storage directory/);
+  await expect(files.write('.', Readable.from([Buffer.from('x')]), { contentType: 'video/mp4' })).rejects.toThrow(/leaves the storage directory/);
+});
