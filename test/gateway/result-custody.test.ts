@@ -12,7 +12,7 @@ import { OTHER_TENANT_KEY, TENANT_KEY, startTestGateway, tempDatabaseUrl, type T
 import { capturedLogs } from '../support/captured-logs.js';
 import { ResultServer } from '../support/result-server.js';
 import { loopbackServer } from '../support/raw-answer.js';
-import { silentServer } from '../support/silent-server.js';
+import { silentServer, type SilentServer } from '../support/silent-server.js';
 
 const DAY_MS = 24 * 3600_000;
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -100,21 +100,28 @@ async function freepikTaskFinishedWith(gateway: TestGateway, urls: string[], ext
   return created.body.id as string;
 }
 
+/**
+ * A Freepik task finished with one result at `silent` (a file host that never answers), its copy
+ * started: the task is `storing`, leased for 30 s, the copy's limits are 10 minutes.
+ */
+async function copyStartedFrom(silent: SilentServer) {
+  const gateway = await startCopying({
+    tracking: { lease_ms: 30_000 },
+    storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 },
+  });
+  const id = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/slow.mp4`]);
+  await vi.waitFor(() => expect(silent.received()).toContain('GET /slow.mp4'), { timeout: 10_000, interval: 10 });
+  const copying = (await gateway.gateway.store.getTask(id))!;
+  expect(copying.phase).toBe('storing');
+  return { gateway, id, copying };
+}
+
 describe('result custody on the filesystem', () => {
   it('renews its lease while a copy runs, so a replica that dies mid-copy holds the task for one lease, not the copy time limit', async () => {
     const silent = await silentServer();
     try {
-      const gateway = await startCopying({
-        tracking: { lease_ms: 30_000 },
-        storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 },
-      });
-      const id = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/slow.mp4`]);
-      for (let i = 0; i < 1_000 && !silent.received().includes('GET /slow.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-      expect(silent.received()).toContain('GET /slow.mp4');
-
+      const { gateway, id, copying } = await copyStartedFrom(silent);
       // Copying: leased for one lease (30 s), not for the copy time limit (10 min).
-      const copying = (await gateway.gateway.store.getTask(id))!;
-      expect(copying.phase).toBe('storing');
       expect(copying.lease_owner).not.toBeNull();
       expect(Number(copying.lease_until) - gateway.clock.now()).toBeLessThanOrEqual(30_000);
 
@@ -137,14 +144,7 @@ describe('result custody on the filesystem', () => {
   it('keeps renewing the lease of a copy after the store refused one renewal, so no other replica takes the task', async () => {
     const silent = await silentServer();
     try {
-      const gateway = await startCopying({
-        tracking: { lease_ms: 30_000 },
-        storage: { allow_private_sources: true, copy_timeout_ms: 600_000, idle_timeout_ms: 600_000 },
-      });
-      const id = await freepikTaskFinishedWith(gateway, [`http://127.0.0.1:${silent.port}/slow.mp4`]);
-      for (let i = 0; i < 1_000 && !silent.received().includes('GET /slow.mp4'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-      const copying = (await gateway.gateway.store.getTask(id))!;
-      expect(copying.phase).toBe('storing');
+      const { gateway, id, copying } = await copyStartedFrom(silent);
 
       // The first renewal fails (the database did not answer); the ones after it work again.
       const store = gateway.gateway.store;

@@ -14,14 +14,17 @@ import { CRASH_LOOP_LIMIT } from '../../src/workers/primary.js';
 import { intoLogLines, processAlive, workerPidsOf } from '../support/gateway-process.js';
 import { spawnWorkersGateway } from '../support/workers-process.js';
 
-it('stops every worker and exits 1 once replacements keep crashing on start, after growing pauses', { timeout: 120_000 }, async () => {
-  const folder = mkdtempSync(join(tmpdir(), 'kg-crash-loop-'));
+/**
+ * A gateway with `WORKERS=2` whose workers end at once on start while `crash` exists (as one whose
+ * start fails does), and the log lines its primary and workers have written so far.
+ */
+function crashOnStartGateway(prefix: string) {
+  const folder = mkdtempSync(join(tmpdir(), prefix));
   const crash = join(folder, 'crash-on-start');
   const preload = join(folder, 'crash-on-start.mjs');
-  // Every worker started once the file exists ends at once, as one whose start fails does.
   writeFileSync(preload, [`import cluster from 'node:cluster';`, `import { existsSync } from 'node:fs';`, `if (cluster.isWorker && existsSync(${JSON.stringify(crash)})) process.exit(1);`].join('\n'));
   const child = spawnWorkersGateway(folder, preload);
-  const lines: { msg?: string; code?: number }[] = [];
+  const lines: { msg?: string; code?: number; pid?: number }[] = [];
   const keep = intoLogLines(lines);
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -30,6 +33,11 @@ it('stops every worker and exits 1 once replacements keep crashing on start, aft
     out = parts.pop()!;
     for (const part of parts) keep(part);
   });
+  return { child, crash, lines };
+}
+
+it('stops every worker and exits 1 once replacements keep crashing on start, after growing pauses', { timeout: 120_000 }, async () => {
+  const { child, crash, lines } = crashOnStartGateway('kg-crash-loop-');
   const exited = new Promise<number | null | 'still running'>((resolve) => {
     const timer = setTimeout(() => resolve('still running'), 100_000);
     child.once('exit', (code) => {
@@ -57,20 +65,7 @@ it('stops every worker and exits 1 once replacements keep crashing on start, aft
 });
 
 it('keeps replacing a worker whose failed starts are broken by one that served: no crash loop, and a SIGTERM still ends it with 0', { timeout: 180_000 }, async () => {
-  const folder = mkdtempSync(join(tmpdir(), 'kg-crash-loop-served-'));
-  const crash = join(folder, 'crash-on-start');
-  const preload = join(folder, 'crash-on-start.mjs');
-  writeFileSync(preload, [`import cluster from 'node:cluster';`, `import { existsSync } from 'node:fs';`, `if (cluster.isWorker && existsSync(${JSON.stringify(crash)})) process.exit(1);`].join('\n'));
-  const child = spawnWorkersGateway(folder, preload);
-  const lines: { msg?: string; pid?: number }[] = [];
-  const keep = intoLogLines(lines);
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-    const parts = out.split('\n');
-    out = parts.pop()!;
-    for (const part of parts) keep(part);
-  });
+  const { child, crash, lines } = crashOnStartGateway('kg-crash-loop-served-');
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const replaced = () => lines.filter((line) => line.msg?.includes('replacing it in')).length;
   const serving = () => lines.filter((line) => / serving$/.test(line.msg ?? '')).length;
