@@ -3,7 +3,8 @@
  * task whose `webhook_url` is a loopback literal; it is restarted with the default (`false`) before
  * the event goes out. The check at create no longer applies to that stored URL: the delivery itself
  * must refuse it, without opening a connection to the address, and say so on the delivery the
- * tenant reads (`GET /v1/videos/{id}/webhooks`).
+ * tenant reads (`GET /v1/videos/{id}/webhooks`). Likewise a restart that removed the tenant's webhook
+ * secret: its pending events are never sent unsigned.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -72,4 +73,39 @@ it('refuses, without connecting, a loopback webhook_url a task got while private
     expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: 1, last_error: deliveries[0].last_error }),
   ]);
   expect({ connections, requests }).toEqual({ connections: 0, requests: 0 });
+});
+
+it('never sends an event unsigned: once a restart removed the tenant\'s webhook secret, its pending events fail saying why, and nothing reaches the receiver', async () => {
+  let requests = 0;
+  server = createServer((req, res) => {
+    requests++;
+    req.resume();
+    req.on('end', () => res.end());
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+
+  deploys = await GatewayDeploys.start();
+  const signing = await deploys.deploy({ webhooks: { allow_private_targets: true } });
+  open.push(signing);
+  const created = await signing.create({ model: 'kling-v3', prompt: 'a harbour at dawn', duration: 5, webhook_url: url, routing: { providers: ['kling3api'] } });
+  expect(created.status).toBe(202);
+  await open.pop()!.close();
+
+  // A live deployment (an upstream key set), whose tenant has no webhook secret any more: nothing fills one in.
+  const unsigned = await deploys.deploy({
+    webhooks: { allow_private_targets: true },
+    tenants: { acme: { webhook_secret: undefined } },
+    providers: { kling3api: { api_key: 'k3a-live-key-of-this-deployment' } },
+  });
+  open.push(unsigned);
+  expect(unsigned.config.tenants.acme?.webhook_secret).toBeUndefined();
+  expect((await unsigned.finish(created.body.id, 60_000)).status).toBe('succeeded');
+  await unsigned.advance(3600_000);
+
+  expect(requests).toBe(0);
+  expect((await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toEqual([
+    expect.objectContaining({ type: 'video.processing', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
+    expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
+  ]);
 });
