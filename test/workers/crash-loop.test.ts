@@ -33,11 +33,20 @@ function crashOnStartGateway(prefix: string) {
     out = parts.pop()!;
     for (const part of parts) keep(part);
   });
-  return { child, crash, lines };
+  /** Once it listens with its two workers: every start from now on fails, and the first worker is killed. Both workers' pids. */
+  const killIntoCrashes = async () => {
+    await expect.poll(() => lines.some((line) => line.msg?.includes('listening on')), { timeout: 60_000 }).toBe(true);
+    const workers = workerPidsOf(child);
+    expect(workers).toHaveLength(2);
+    writeFileSync(crash, '');
+    process.kill(workers[0]!, 'SIGKILL');
+    return workers;
+  };
+  return { child, crash, lines, killIntoCrashes };
 }
 
 it('stops every worker and exits 1 once replacements keep crashing on start, after growing pauses', { timeout: 120_000 }, async () => {
-  const { child, crash, lines } = crashOnStartGateway('kg-crash-loop-');
+  const { child, lines, killIntoCrashes } = crashOnStartGateway('kg-crash-loop-');
   const exited = new Promise<number | null | 'still running'>((resolve) => {
     const timer = setTimeout(() => resolve('still running'), 100_000);
     child.once('exit', (code) => {
@@ -46,11 +55,7 @@ it('stops every worker and exits 1 once replacements keep crashing on start, aft
     });
   });
   try {
-    await expect.poll(() => lines.some((line) => line.msg?.includes('listening on')), { timeout: 60_000 }).toBe(true);
-    const workers = workerPidsOf(child);
-    expect(workers).toHaveLength(2);
-    writeFileSync(crash, '');
-    process.kill(workers[0]!, 'SIGKILL');
+    const workers = await killIntoCrashes();
 
     expect(await exited).toBe(1);
     const replacing = lines.filter((line) => line.msg?.includes('replacing it in')).map((line) => Number(/replacing it in (\d+) ms/.exec(line.msg!)![1]));
@@ -65,18 +70,14 @@ it('stops every worker and exits 1 once replacements keep crashing on start, aft
 });
 
 it('keeps replacing a worker whose failed starts are broken by one that served: no crash loop, and a SIGTERM still ends it with 0', { timeout: 180_000 }, async () => {
-  const { child, crash, lines } = crashOnStartGateway('kg-crash-loop-served-');
+  const { child, crash, lines, killIntoCrashes } = crashOnStartGateway('kg-crash-loop-served-');
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const replaced = () => lines.filter((line) => line.msg?.includes('replacing it in')).length;
   const serving = () => lines.filter((line) => / serving$/.test(line.msg ?? '')).length;
   const running = () => child.exitCode === null && child.signalCode === null;
   try {
-    await expect.poll(() => lines.some((line) => line.msg?.includes('listening on')), { timeout: 60_000 }).toBe(true);
-    const workers = workerPidsOf(child);
-    expect(workers).toHaveLength(2);
     // Worker 1 is killed and its next three starts fail...
-    writeFileSync(crash, '');
-    process.kill(workers[0]!, 'SIGKILL');
+    const workers = await killIntoCrashes();
     await expect.poll(() => replaced(), { timeout: 60_000, interval: 50 }).toBeGreaterThanOrEqual(4);
     // ...then one serves.
     rmSync(crash);
