@@ -101,6 +101,20 @@ async function freepikTaskFinishedWith(gateway: TestGateway, urls: string[], ext
 }
 
 /**
+ * A Freepik task finished with one result at `path` of a file host (kept in `files`) that fails its
+ * first two GETs (503, 502); back once the first copy try was answered. Copies are tried 4 times.
+ */
+async function copyRetrying(path: string) {
+  const host = (files = await new ResultServer().start());
+  const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 4 } });
+  const url = host.host(path, { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [503, 502] });
+  const id = await freepikTaskFinishedWith(gateway, [url]);
+  await gateway.advanceUntil(async () => host.requests.length >= 1, 100);
+  await gateway.advance(0);
+  return { gateway, url, id, host };
+}
+
+/**
  * A Freepik task finished with one result at `silent` (a file host that never answers), its copy
  * started: the task is `storing`, leased for 30 s, the copy's limits are 10 minutes.
  */
@@ -692,12 +706,7 @@ describe('result custody on the filesystem', () => {
   });
 
   it('keeps the task processing while a copy fails, retries it from the store, then succeeds', async () => {
-    files = await new ResultServer().start();
-    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 4 } });
-    const url = files.host('/flaky.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [503, 502] });
-    const id = await freepikTaskFinishedWith(gateway, [url]);
-    await gateway.advanceUntil(async () => files!.requests.length >= 1, 100);
-    await gateway.advance(0);
+    const { gateway, url, id, host } = await copyRetrying('/flaky.mp4');
     const waiting = (await gateway.get(id)).body;
     expect(waiting.status).toBe('processing');
     expect(waiting.provider_status).toBe('COMPLETED');
@@ -709,17 +718,12 @@ describe('result custody on the filesystem', () => {
 
     const done = await gateway.finish(id);
     expect(done.status).toBe('succeeded');
-    expect(files.requests).toEqual(['/flaky.mp4', '/flaky.mp4', '/flaky.mp4']);
+    expect(host.requests).toEqual(['/flaky.mp4', '/flaky.mp4', '/flaky.mp4']);
     expect(done.outputs[0]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4), bytes: SAMPLE_MP4.length });
   });
 
   it('answers 409 to a cancel of a task whose video is made and being copied: the provider finished it, and it is still stored', async () => {
-    files = await new ResultServer().start();
-    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 4 } });
-    const url = files.host('/made.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4', failFirst: [503, 502] });
-    const id = await freepikTaskFinishedWith(gateway, [url]);
-    await gateway.advanceUntil(async () => files!.requests.length >= 1, 100);
-    await gateway.advance(0);
+    const { gateway, id } = await copyRetrying('/made.mp4');
     expect((await gateway.get(id)).body.status).toBe('processing');
 
     const cancel = await gateway.request('POST', `/v1/videos/${id}/cancel`);
