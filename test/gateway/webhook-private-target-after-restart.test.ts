@@ -25,17 +25,21 @@ afterEach(async () => {
   server = undefined;
 });
 
-it('refuses, without connecting, a loopback webhook_url a task got while private targets were allowed, once a restart refuses them', async () => {
-  let connections = 0;
-  let requests = 0;
+/** A receiver on loopback (kept in `server`) answering 200; the connections and requests it saw. */
+async function loopbackReceiver(): Promise<{ url: string; seen: { connections: number; requests: number } }> {
+  const seen = { connections: 0, requests: 0 };
   server = createServer((req, res) => {
-    requests++;
+    seen.requests++;
     req.resume();
     req.on('end', () => res.end());
   });
-  server.on('connection', () => connections++);
+  server.on('connection', () => seen.connections++);
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, seen };
+}
+
+it('refuses, without connecting, a loopback webhook_url a task got while private targets were allowed, once a restart refuses them', async () => {
+  const { url, seen } = await loopbackReceiver();
 
   deploys = await GatewayDeploys.start();
   const allowing = await deploys.deploy({ webhooks: { allow_private_targets: true } });
@@ -53,7 +57,7 @@ it('refuses, without connecting, a loopback webhook_url a task got while private
 
   const deliveries = (await refusing.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
   // Refused on the URL alone: not even a connection reached the loopback receiver.
-  expect({ connections, requests }).toEqual({ connections: 0, requests: 0 });
+  expect(seen).toEqual({ connections: 0, requests: 0 });
   expect(deliveries).toEqual([
     expect.objectContaining({
       id: waiting[0].id,
@@ -72,18 +76,11 @@ it('refuses, without connecting, a loopback webhook_url a task got while private
     deliveries[0],
     expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: 1, last_error: deliveries[0].last_error }),
   ]);
-  expect({ connections, requests }).toEqual({ connections: 0, requests: 0 });
+  expect(seen).toEqual({ connections: 0, requests: 0 });
 });
 
 it('never sends an event unsigned: once a restart removed the tenant\'s webhook secret, its pending events fail saying why, and nothing reaches the receiver', async () => {
-  let requests = 0;
-  server = createServer((req, res) => {
-    requests++;
-    req.resume();
-    req.on('end', () => res.end());
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  const { url, seen } = await loopbackReceiver();
 
   deploys = await GatewayDeploys.start();
   const signing = await deploys.deploy({ webhooks: { allow_private_targets: true } });
@@ -103,7 +100,7 @@ it('never sends an event unsigned: once a restart removed the tenant\'s webhook 
   expect((await unsigned.finish(created.body.id, 60_000)).status).toBe('succeeded');
   await unsigned.advance(3600_000);
 
-  expect(requests).toBe(0);
+  expect(seen.requests).toBe(0);
   expect((await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toEqual([
     expect.objectContaining({ type: 'video.processing', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
     expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
