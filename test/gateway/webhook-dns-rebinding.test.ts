@@ -14,29 +14,21 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it, vi } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
-const REBINDING_NAME = 'rebinding.attacker.test';
+// Hoisted with the mocks of DNS below, which read it.
+const { REBINDING_NAME } = vi.hoisted(() => ({ REBINDING_NAME: 'rebinding.attacker.test' }));
 
 vi.mock('node:dns/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:dns/promises')>();
-  const rebinding = 'rebinding.attacker.test';
   // The attacker's first answer: public, for a check.
   const lookup = (async (name: string, options?: unknown) =>
-    name === rebinding ? [{ address: '93.184.215.14', family: 4 }] : real.lookup(name, options as never)) as typeof real.lookup;
+    name === REBINDING_NAME ? [{ address: '93.184.215.14', family: 4 }] : real.lookup(name, options as never)) as typeof real.lookup;
   return { ...real, default: { ...real, lookup }, lookup };
 });
 
-vi.mock('node:dns', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:dns')>();
-  const rebinding = 'rebinding.attacker.test';
-  // The answers after it (TTL 0): the gateway's own loopback.
-  const lookup = ((name: string, options: unknown, callback?: unknown) => {
-    if (name !== rebinding) return (real.lookup as (...args: unknown[]) => void)(name, options, callback);
-    const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
-    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true;
-    process.nextTick(() => (all ? done(null, [{ address: '127.0.0.1', family: 4 }]) : done(null, '127.0.0.1', 4)));
-  }) as typeof real.lookup;
-  return { ...real, default: { ...real, lookup }, lookup };
-});
+// The answers after it (TTL 0): the gateway's own loopback.
+vi.mock('node:dns', async (importOriginal) =>
+  (await import('../support/dns-answers.js')).dnsAnswering(await importOriginal(), REBINDING_NAME, [{ address: '127.0.0.1', family: 4 }]),
+);
 
 let gw: TestGateway | undefined;
 let server: Server | undefined;

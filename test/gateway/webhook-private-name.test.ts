@@ -8,21 +8,12 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
-const INTERNAL_NAME = 'billing-db.corp.internal';
-const INTERNAL_ADDRESS = '10.20.30.40';
+// Hoisted with the mock of node:dns below, which reads them.
+const { INTERNAL_NAME, INTERNAL_ADDRESS } = vi.hoisted(() => ({ INTERNAL_NAME: 'billing-db.corp.internal', INTERNAL_ADDRESS: '10.20.30.40' }));
 
-vi.mock('node:dns', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:dns')>();
-  type Callback = (error: NodeJS.ErrnoException | null, addresses: { address: string; family: number }[]) => void;
-  const lookup = (name: string, options: unknown, callback: Callback) => {
-    if (name === INTERNAL_NAME) {
-      process.nextTick(() => callback(null, [{ address: INTERNAL_ADDRESS, family: 4 }]));
-      return;
-    }
-    (real.lookup as unknown as (name: string, options: unknown, callback: Callback) => void)(name, options, callback);
-  };
-  return { ...real, default: { ...real, lookup }, lookup };
-});
+vi.mock('node:dns', async (importOriginal) =>
+  (await import('../support/dns-answers.js')).dnsAnswering(await importOriginal(), INTERNAL_NAME, [{ address: INTERNAL_ADDRESS, family: 4 }]),
+);
 
 let gw: TestGateway | undefined;
 afterEach(async () => {

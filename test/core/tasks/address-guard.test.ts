@@ -10,18 +10,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { guardedAgents, isPrivateAddress, PrivateTargetError, refuseLiteralTarget, vettedLookup } from '../../../src/core/tasks/address-guard.js';
 
 /** A made-up name whose DNS answers a public address first and a private one after it; every other name resolves as usual. */
-const MIXED_NAME = 'mixed.attacker.test';
+const { MIXED_NAME } = vi.hoisted(() => ({ MIXED_NAME: 'mixed.attacker.test' }));
 
-vi.mock('node:dns', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:dns')>();
-  const mixed = 'mixed.attacker.test';
-  const lookup = ((name: string, options: unknown, callback?: unknown) => {
-    if (name !== mixed) return (real.lookup as (...args: unknown[]) => void)(name, options, callback);
-    const done = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void;
-    process.nextTick(() => done(null, [{ address: '93.184.215.14', family: 4 }, { address: '10.0.0.5', family: 4 }]));
-  }) as typeof real.lookup;
-  return { ...real, default: { ...real, lookup }, lookup };
-});
+vi.mock('node:dns', async (importOriginal) =>
+  (await import('../../support/dns-answers.js')).dnsAnswering(await importOriginal(), MIXED_NAME, [
+    { address: '93.184.215.14', family: 4 },
+    { address: '10.0.0.5', family: 4 },
+  ]),
+);
 
 describe('isPrivateAddress', () => {
   it.each([
