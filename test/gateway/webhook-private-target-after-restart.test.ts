@@ -38,20 +38,29 @@ async function loopbackReceiver(): Promise<{ url: string; seen: { connections: n
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, seen };
 }
 
-it('refuses, without connecting, a loopback webhook_url a task got while private targets were allowed, once a restart refuses them', async () => {
+/**
+ * The first deploy (private webhook targets allowed, left open in `open`) and a task it took whose
+ * `webhook_url` is a `loopbackReceiver()`; no worker pass ran, so its first event waits in the store.
+ * `next` makes the deploys after it.
+ */
+async function firstDeployWithLoopbackWebhook(prompt: string) {
   const { url, seen } = await loopbackReceiver();
-
-  deploys = await GatewayDeploys.start();
-  const allowing = await deploys.deploy({ webhooks: { allow_private_targets: true } });
+  const next = (deploys = await GatewayDeploys.start());
+  const allowing = await next.deploy({ webhooks: { allow_private_targets: true } });
   open.push(allowing);
-  const created = await allowing.create({ model: 'kling-v3', prompt: 'a harbour at dusk', duration: 5, webhook_url: url, routing: { providers: ['kling3api'] } });
+  const created = await allowing.create({ model: 'kling-v3', prompt, duration: 5, webhook_url: url, routing: { providers: ['kling3api'] } });
   expect(created.status).toBe(202);
+  return { seen, allowing, created, next };
+}
+
+it('refuses, without connecting, a loopback webhook_url a task got while private targets were allowed, once a restart refuses them', async () => {
+  const { seen, allowing, created, next } = await firstDeployWithLoopbackWebhook('a harbour at dusk');
   // No worker pass ran on this deploy: the event waits in the store.
   const waiting = (await allowing.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
   expect(waiting).toEqual([expect.objectContaining({ type: 'video.processing', status: 'pending', attempts: 0 })]);
   await open.pop()!.close();
 
-  const refusing = await deploys.deploy({ webhooks: { allow_private_targets: false } });
+  const refusing = await next.deploy({ webhooks: { allow_private_targets: false } });
   open.push(refusing);
   await refusing.advance(1_000);
 
@@ -80,17 +89,11 @@ it('refuses, without connecting, a loopback webhook_url a task got while private
 });
 
 it('never sends an event unsigned: once a restart removed the tenant\'s webhook secret, its pending events fail saying why, and nothing reaches the receiver', async () => {
-  const { url, seen } = await loopbackReceiver();
-
-  deploys = await GatewayDeploys.start();
-  const signing = await deploys.deploy({ webhooks: { allow_private_targets: true } });
-  open.push(signing);
-  const created = await signing.create({ model: 'kling-v3', prompt: 'a harbour at dawn', duration: 5, webhook_url: url, routing: { providers: ['kling3api'] } });
-  expect(created.status).toBe(202);
+  const { seen, created, next } = await firstDeployWithLoopbackWebhook('a harbour at dawn');
   await open.pop()!.close();
 
   // A live deployment (an upstream key set), whose tenant has no webhook secret any more: nothing fills one in.
-  const unsigned = await deploys.deploy({
+  const unsigned = await next.deploy({
     webhooks: { allow_private_targets: true },
     tenants: { acme: { webhook_secret: undefined } },
     providers: { kling3api: { api_key: 'k3a-live-key-of-this-deployment' } },
