@@ -6,7 +6,6 @@
  * no poll); once the clock is back within the limit it is ready and works again.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ManualClock, type Clock, type TimerHandle } from '../../src/core/clock.js';
 import type { ProviderSimulator } from '../../src/core/upstream/provider.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -14,6 +13,7 @@ import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import type { Store } from '../../src/store/database.js';
 import { capturedLogs } from '../support/captured-logs.js';
+import { DriftingClock } from '../support/drifting-clock.js';
 import { heldCall } from '../support/held-call.js';
 import { TENANT_KEY, testConfig } from '../support/harness.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
@@ -24,34 +24,6 @@ const available = await postgresAvailable();
 const SLOW_MACHINE = { timeout: 10_000, interval: 20 };
 
 const pinned = { model: 'kling-v3', prompt: 'a clock that drifts', duration: 5, routing: { providers: ['kling3api'] } };
-
-/**
- * The machine's wall clock, `driftMs` off, with timers that only fire when the test moves them (as
- * real timers count elapsed time, not the wall clock, they ignore the drift). `steady` (the
- * machine's steady clock, which no drift moves) unless `withSteady` is false: then only the
- * gateway's minutely reading can find the drift.
- */
-class DriftingClock implements Clock {
-  readonly timers = new ManualClock(Date.now());
-  driftMs = 0;
-  readonly steady: (() => number) | undefined;
-
-  constructor(withSteady = true) {
-    this.steady = withSteady ? () => Date.now() : undefined;
-  }
-
-  now(): number {
-    return Date.now() + this.driftMs;
-  }
-
-  setTimeout(callback: () => void, delayMs: number): TimerHandle {
-    return this.timers.setTimeout(callback, delayMs);
-  }
-
-  sleep(delayMs: number, signal?: AbortSignal): Promise<void> {
-    return this.timers.sleep(delayMs, signal);
-  }
-}
 
 describe.skipIf(!available)('a replica whose clock drifts after it started', () => {
   let schema: string;
@@ -119,7 +91,7 @@ describe.skipIf(!available)('a replica whose clock drifts after it started', () 
   /** Runs the workers' timers for `ms` (the clock's drift stays as it is). */
   const runFor = async (ms: number) => {
     for (let run = 0; run < ms; run += 1_000) {
-      await clock.timers.advance(1_000);
+      await clock.advance(1_000);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   };
@@ -192,7 +164,7 @@ describe.skipIf(!available)('a replica whose clock drifts after it started', () 
     // The workers' timers run on until both have moved (a loaded machine may need more real time per pass).
     await vi.waitFor(
       async () => {
-        await clock.timers.advance(1_000);
+        await clock.advance(1_000);
         expect((await call('GET', `/v1/videos/${queued.body.id}`)).body.status).not.toBe('queued');
         expect((await call('GET', `/v1/videos/${tracked.body.id}`)).body.status).toBe('succeeded');
       },

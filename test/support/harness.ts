@@ -101,6 +101,8 @@ export interface TestGatewayOptions {
   endpointOverrides?: Record<string, Partial<ProviderEndpoint>>;
   /** Storage for result copies (otherwise the configured one). */
   objectStorage?: ObjectStorage;
+  /** Reads the clock against the PostgreSQL server's, as production does (a `DriftingClock`'s); off by default on a manual clock. */
+  checkClock?: boolean;
 }
 
 export class TestGateway {
@@ -217,6 +219,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
       return endpoint ? [endpoint.baseUrl] : [];
     }),
     ...(options.objectStorage ? { objectStorage: options.objectStorage } : {}),
+    ...(options.checkClock !== undefined ? { checkClock: options.checkClock } : {}),
     ...(options.owner ? { owner: options.owner } : {}),
     ...(options.store ? { store: options.store } : {}),
   });
