@@ -3,6 +3,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import type { IncomingMessage, Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -39,6 +40,23 @@ afterEach(async () => {
   await gw?.close();
   gw = undefined;
 });
+
+/**
+ * Records the method and `Range` of each request s3rver gets (beside its own handling of them),
+ * until `stop`, which returns them.
+ */
+function requestsToS3() {
+  const seen: { method: string; range: string | undefined }[] = [];
+  const httpServer = (server as unknown as { httpServer: Server }).httpServer;
+  const record = (req: IncomingMessage) => seen.push({ method: req.method ?? '', range: req.headers.range });
+  httpServer.on('request', record);
+  return {
+    stop() {
+      httpServer.off('request', record);
+      return seen;
+    },
+  };
+}
 
 function s3Config(extra: Record<string, unknown> = {}) {
   return {
@@ -158,10 +176,13 @@ describe('result custody on S3-compatible storage', () => {
     expect(whole.headers.get('content-type')).toBe('video/mp4');
     expect(whole.headers.get('etag')).toBe(`"${sha256(SAMPLE_MP4)}"`);
     expect(Buffer.from(await whole.arrayBuffer()).equals(SAMPLE_MP4)).toBe(true);
+    const asked = requestsToS3();
     const part = await fetch(done.outputs[0].url, { headers: { range: 'bytes=100-199' } });
     expect(part.status).toBe(206);
     expect(part.headers.get('content-range')).toBe(`bytes 100-199/${SAMPLE_MP4.length}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(SAMPLE_MP4.subarray(100, 200))).toBe(true);
+    // S3 was asked for those 100 bytes only, not for the rest of the object from byte 100 on.
+    expect(asked.stop().filter((request) => request.method === 'GET').map((request) => request.range)).toEqual(['bytes=100-199']);
   });
 
   it('answers 410 when serve is proxy and the object is missing from the bucket (deleted by hand), not 503 as for a store that fails', async () => {
