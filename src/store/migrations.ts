@@ -611,6 +611,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('attempts').dropColumn('timeout_ms').execute();
       },
     },
+    '0021_attempt_named_task': {
+      async up(db: Kysely<unknown>) {
+        // The upstream task a create's own server-error answer named, kept on its attempt until
+        // the provider's status is asked about it (not during a graceful stop): the next start,
+        // or another replica, adopts it when shown instead of failing a task the provider may be
+        // making and billing. Not `provider_task_id`, which counts as found without asking.
+        await db.schema.alterTable('attempts').addColumn('named_task_id', 'text').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.alterTable('attempts').dropColumn('named_task_id').execute();
+      },
+    },
   };
 }
 

@@ -101,6 +101,8 @@ export interface AttemptsTable {
   recovered_by: Generated<string | null>;
   /** The provider's `timeout_ms` a create was sent under (null: written before it was recorded). */
   timeout_ms: Generated<number | null>;
+  /** The upstream task the create's server-error answer named, not yet confirmed by its status (null: none). */
+  named_task_id: Generated<string | null>;
 }
 
 export interface IdempotencyKeysTable {

@@ -144,6 +144,7 @@ const ATTEMPT_COLUMNS = [
   'account',
   'recovered_by',
   'timeout_ms',
+  'named_task_id',
 ] as const satisfies readonly (keyof AttemptsTable)[];
 // A column added to `attempts` and not to the list above fails to compile here.
 const everyAttemptColumn: Exclude<keyof AttemptsTable, (typeof ATTEMPT_COLUMNS)[number]> extends never ? true : never = true;

@@ -174,6 +174,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0018_task_list_filters',
               '0019_tenant_turns',
               '0020_attempt_time_limit',
+              '0021_attempt_named_task',
             ]);
           } finally {
             await second.close();

@@ -10,6 +10,8 @@ export interface UpstreamHoldingCreate {
   readonly base: string;
   /** The paths of the status fetches it answered. */
   readonly statusCalls: string[];
+  /** The body of every create that reached the upstream, in order. */
+  readonly creates: Record<string, string>[];
   /** The body of the first create, once it has reached the upstream. */
   readonly createReached: Promise<Record<string, string>>;
   /** Lets the create be answered. */
@@ -20,6 +22,7 @@ export interface UpstreamHoldingCreate {
 /** Answers a create with `answers.create` once `answerCreate` is called, and every other request with `answers.status`. */
 export async function upstreamHoldingCreate(answers: { create: unknown; status: unknown }): Promise<UpstreamHoldingCreate> {
   const statusCalls: string[] = [];
+  const creates: Record<string, string>[] = [];
   let reached!: (body: Record<string, string>) => void;
   const createReached = new Promise<Record<string, string>>((resolve) => (reached = resolve));
   let answerCreate!: () => void;
@@ -37,11 +40,13 @@ export async function upstreamHoldingCreate(answers: { create: unknown; status: 
         reply(answers.status);
         return;
       }
-      reached(JSON.parse(raw) as Record<string, string>);
+      const body = JSON.parse(raw) as Record<string, string>;
+      creates.push(body);
+      reached(body);
       void answered.then(() => reply(answers.create));
     });
   });
-  return { base: server.base, statusCalls, createReached, answerCreate, close: () => server.close() };
+  return { base: server.base, statusCalls, creates, createReached, answerCreate, close: () => server.close() };
 }
 
 /** Lets gateway time run on `gateway` in 100 ms steps (at most 5 s) until the task is terminal; returns it. */

@@ -597,6 +597,10 @@ export class Dispatcher {
         httpStatus: failure.httpStatus,
         latencyMs: clock.now() - started,
         message: failure.message.slice(0, 500),
+        // The upstream task the answer named beside its server error, kept until the provider's
+        // status is asked about it (not during a graceful stop): a later turn, the next start or
+        // another replica adopts it when shown (`Recovery.resolve`).
+        ...(failure.namedTaskId !== undefined ? { namedTaskId: failure.namedTaskId } : {}),
       };
       if (!(await tasks.updateSendingAttempt(claimed.id, seq, failed))) {
         // Signed news (a webhook, a confirmed callback) named the upstream task while the create
@@ -614,9 +618,9 @@ export class Dispatcher {
         // A stopping gateway sends no lookup (it may take the provider's time limit again, past
         // the drain): the task is held in doubt, and recovery looks it up after the stop.
         const attempt = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
-        // A task the answer named beside its server error is asked about first (adopted when shown).
-        const named = failure.namedTaskId !== undefined ? { namedInAnswer: failure.namedTaskId } : {};
-        if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt, { lookUp: !this.stopped, ...named }) } };
+        // A task the answer named beside its server error (kept on the attempt) is asked about
+        // first, adopted when shown; during a stop it is asked about at a later turn.
+        if (attempt) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, attempt, { lookUp: !this.stopped }) } };
       }
       // "Too many requests" is not a refusal of this task: the account is asked again after
       // Retry-After (its cool-down began as the call failed, `ProviderAccount.call`).

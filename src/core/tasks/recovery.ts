@@ -237,8 +237,10 @@ export class Recovery {
    * tell, and gives up when it no longer can. Returns the task as it ends up. `lookUp: false`
    * (a create's own dispatch during a graceful stop) asks the provider nothing now: the task is
    * held in doubt as when a lookup cannot tell, and looked up at a later turn. `namedInAnswer`
-   * is the upstream task the create's own server-error answer named: adopted first if the
-   * provider's status shows it (an id the answer made up is not tracked until the deadline).
+   * (otherwise the attempt's `namedTaskId`, kept from that answer) is the upstream task the
+   * create's own server-error answer named: adopted first if the provider's status shows it (an
+   * id the answer made up is not tracked until the deadline). Not asked now (a stop, or the
+   * account cannot be called before the task's deadline), the task is held in doubt for it.
    */
   async resolve(task: TaskRecord, found: AttemptRecord, options: { lookUp?: boolean; namedInAnswer?: string } = {}): Promise<TaskRecord | undefined> {
     const { runtimes, clock, tasks } = this.engine;
@@ -261,10 +263,18 @@ export class Recovery {
     // Only the account that sent the create can ask about it (its key sees its tasks).
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime && this.unansweredCreate(task, attempt, runtime);
-    if (runtime && account && create && options.namedInAnswer !== undefined && options.lookUp !== false) {
-      const ref = runtime.provider.refOfCreate?.(create, options.namedInAnswer);
-      if (ref && (await this.shows(task, runtime, account, ref, 'a create answer named a task its provider does not show')) === 'shown') {
-        return this.adopt(task, attempt, ref, 'answer');
+    // Whether the task the answer named is still to be asked about (its status not asked now).
+    let namedUnasked = false;
+    const namedInAnswer = options.namedInAnswer ?? attempt.namedTaskId ?? undefined;
+    const namedRef = runtime && account && create && namedInAnswer !== undefined ? runtime.provider.refOfCreate?.(create, namedInAnswer) : undefined;
+    if (runtime && account && namedRef) {
+      if (options.lookUp === false) namedUnasked = true;
+      else {
+        const shown = await this.shows(task, runtime, account, namedRef, 'a create answer named a task its provider does not show');
+        if (shown === 'shown') return this.adopt(task, attempt, namedRef, 'answer');
+        // Not shown: asked once, as a lookup's answer is (not asked again at each later turn).
+        if (shown === 'not_shown' && attempt.namedTaskId !== null) await tasks.updateAttempt(task.id, attempt.seq, { namedTaskId: null });
+        namedUnasked = shown === 'busy' && clock.now() < task.deadlineAt;
       }
     }
     // A negative proves something only if the upstream was asked once the create's answer could
@@ -301,7 +311,8 @@ export class Recovery {
     const askAgain = lookup?.kind === 'absent' && now >= settledAt;
     // Nor is a lookup left unasked during a stop (`lookUp: false`): also past the wait (the task's
     // deadline passed while its create was on the wire), the one lookup is made at a later turn.
-    const unasked = options.lookUp === false && looksUp;
+    // Nor is the task the answer named, while its status could not be asked.
+    const unasked = (options.lookUp === false && looksUp) || namedUnasked;
     if (now < waitEnd || askAgain || unasked) {
       const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
       // The sender's time is waited out in this one hold when nothing else keeps the create in

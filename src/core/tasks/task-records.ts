@@ -210,6 +210,12 @@ export interface AttemptRecord {
   readonly recoveredBy: RecoveredBy | null;
   /** The provider's time limit (`timeout_ms`) a create was sent under; null when not recorded. */
   readonly timeoutMs: number | null;
+  /**
+   * The upstream task the create's own answer named beside a server error, kept until the
+   * provider's status is asked about it (`Recovery.resolve`): adopted only when shown, unlike
+   * `providerTaskId`. Null when the answer named none.
+   */
+  readonly namedTaskId: string | null;
 }
 
 /** An attempt to append; fields left out are unknown (null). */
@@ -463,6 +469,7 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
     tracking: parsed<Record<string, string> | null>(row.tracking_json, null),
     recoveredBy: (row.recovered_by ?? null) as RecoveredBy | null,
     timeoutMs: row.timeout_ms ?? null,
+    namedTaskId: row.named_task_id ?? null,
   };
 }
 
@@ -493,6 +500,7 @@ export function patchFromAttemptChange(change: AttemptChange): AttemptPatch {
   if (change.providerTaskId !== undefined) patch.provider_task_id = change.providerTaskId;
   if (change.tracking !== undefined) patch.tracking_json = change.tracking === null ? null : JSON.stringify(change.tracking);
   if (change.recoveredBy !== undefined) patch.recovered_by = change.recoveredBy;
+  if (change.namedTaskId !== undefined) patch.named_task_id = storableText(change.namedTaskId);
   return patch;
 }
 

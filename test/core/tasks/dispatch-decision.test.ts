@@ -52,6 +52,7 @@ function attempt(provider: string, outcome: AttemptRecord['outcome'], httpStatus
     tracking: null,
     recoveredBy: null,
     timeoutMs: null,
+    namedTaskId: null,
   };
 }
 

@@ -162,9 +162,19 @@ describe('TaskRepository', () => {
         tracking: { family: 'v3' },
         recoveredBy: null,
         timeoutMs: 30_000,
+        namedTaskId: null,
       },
     ]);
     expect((await tasks.attemptsOf(['t_1', 't_none'])).get('t_1')?.map((a) => a.seq)).toEqual([1]);
+  });
+
+  it('keeps the task a create answer named beside a server error on its attempt, apart from the accepted one, until cleared', async () => {
+    await tasks.create(taskRecord('t_1'));
+    await tasks.addAttempt('t_1', { provider: 'kling3api', account: 'main', outcome: 'sending', at: T0 });
+    expect(await tasks.updateSendingAttempt('t_1', 1, { outcome: 'ambiguous', providerCode: 'INTERNAL_ERROR', namedTaskId: 'n75named' })).toBe(true);
+    expect(await tasks.attempts('t_1')).toEqual([expect.objectContaining({ outcome: 'ambiguous', providerTaskId: null, namedTaskId: 'n75named' })]);
+    await tasks.updateAttempt('t_1', 1, { namedTaskId: null });
+    expect((await tasks.attempts('t_1'))[0]?.namedTaskId).toBeNull();
   });
 
   it('counts the load per provider and the queue', async () => {

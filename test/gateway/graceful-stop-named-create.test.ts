@@ -1,0 +1,77 @@
+/**
+ * A kling3api create answered with a server error beside a task id is asked about (its status)
+ * before the task is given up: the provider may be making, and billing, that video. One so
+ * answered while the gateway stops gracefully is not asked in the drain (no call is started then):
+ * the named id is kept on the attempt, and the next start asks about it — adopting the task when
+ * the provider's status shows it, never sending the create again.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { GatewayDeploys, type TestGateway } from '../support/harness.js';
+import { upstreamHoldingCreate, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
+
+const NAMED = 'n75named0001';
+const VIDEO = 'https://cdn.example.com/named.mp4';
+const request = { model: 'kling-v3', prompt: 'answered with a server error during a deploy', duration: 5, routing: { providers: ['kling3api'] } };
+/** kling3api's server error, naming the task it made. */
+const namedServerError = { code: 'INTERNAL_ERROR', message: 'Server error, please try again later', data: { task_id: NAMED } };
+
+const open: TestGateway[] = [];
+const upstreams: UpstreamHoldingCreate[] = [];
+let deploys: GatewayDeploys | undefined;
+afterEach(async () => {
+  for (const upstream of upstreams) upstream.answerCreate();
+  for (const gateway of open.splice(0)) await gateway.close().catch(() => undefined);
+  for (const upstream of upstreams.splice(0)) await upstream.close();
+  await deploys?.close();
+  deploys = undefined;
+});
+
+/** A first deploy whose kling3api create is answered `namedServerError` once its graceful stop has begun; then the next deploy. */
+async function namedDuringTheStop(status: unknown): Promise<{ upstream: UpstreamHoldingCreate; created: any; next: TestGateway }> {
+  const upstream = await upstreamHoldingCreate({ create: namedServerError, status });
+  upstreams.push(upstream);
+  deploys = await GatewayDeploys.start();
+  const options = { endpointOverrides: { kling3api: { baseUrl: upstream.base } } };
+  const first = await deploys.deploy({}, options);
+  open.push(first);
+  const answer = first.create(request);
+  await upstream.createReached;
+  const stopped = first.gateway.close();
+  upstream.answerCreate();
+  const created = await answer;
+  await stopped;
+  open.splice(0);
+  expect(created.status).toBe(202);
+  // Nothing was asked in the drain.
+  expect(upstream.statusCalls).toEqual([]);
+  const next = await deploys.deploy({}, options);
+  open.push(next);
+  return { upstream, created: created.body, next };
+}
+
+it('a create answered with a server error naming a task during a graceful stop is adopted by the next start once the status shows it', async () => {
+  const { upstream, created, next } = await namedDuringTheStop({
+    code: 200,
+    message: 'success',
+    data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 },
+  });
+  const done = await next.finish(created.id);
+  expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED, error: null });
+  expect(done.outputs).toEqual([expect.objectContaining({ upstream_url: VIDEO })]);
+  expect(done.attempts).toEqual([
+    expect.objectContaining({ provider: 'kling3api', outcome: 'accepted', recovered_by: 'answer', provider_code: 'INTERNAL_ERROR' }),
+  ]);
+  expect(upstream.statusCalls[0]).toContain(`task_id=${NAMED}`);
+  // Never sent again (paid twice).
+  expect(upstream.creates).toHaveLength(1);
+}, 30_000);
+
+it('one whose named task the provider does not show is not adopted: it fails in doubt, never sent again', async () => {
+  const { upstream, created, next } = await namedDuringTheStop({ code: 'TASK_NOT_FOUND', message: `Task ${NAMED} not found` });
+  const done = await next.finish(created.id);
+  expect(done).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
+  expect(done.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous', recovered_by: null })]);
+  // Asked once, about the task the answer named, by the next start.
+  expect(upstream.statusCalls).toEqual([expect.stringContaining(`task_id=${NAMED}`)]);
+  expect(upstream.creates).toHaveLength(1);
+}, 30_000);
