@@ -3,7 +3,8 @@
  * before the task is given up: the provider may be making, and billing, that video. One so
  * answered while the gateway stops gracefully is not asked in the drain (no call is started then):
  * the named id is kept on the attempt, and the next start asks about it — adopting the task when
- * the provider's status shows it, never sending the create again.
+ * the provider's status shows it, never sending the create again. So is one whose status cannot be
+ * asked at once (the account's rate window is full): held, not failed unasked.
  */
 import { afterEach, expect, it } from 'vitest';
 import { GatewayDeploys, type TestGateway } from '../support/harness.js';
@@ -73,5 +74,29 @@ it('one whose named task the provider does not show is not adopted: it fails in 
   expect(done.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous', recovered_by: null })]);
   // Asked once, about the task the answer named, by the next start.
   expect(upstream.statusCalls).toEqual([expect.stringContaining(`task_id=${NAMED}`)]);
+  expect(upstream.creates).toHaveLength(1);
+}, 30_000);
+
+it('one answered so while the account\'s rate window is full is held until its status can be asked, then adopted', async () => {
+  const upstream = await upstreamHoldingCreate({
+    create: namedServerError,
+    status: { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } },
+  });
+  upstreams.push(upstream);
+  upstream.answerCreate();
+  deploys = await GatewayDeploys.start();
+  // The create takes the one request a minute allows: its status cannot be asked at once.
+  const gw = await deploys.deploy(
+    { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 60_000 }] } } },
+    { endpointOverrides: { kling3api: { baseUrl: upstream.base } } },
+  );
+  open.push(gw);
+  const created = await gw.create(request);
+  expect(created.status).toBe(202);
+  expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null, error: null });
+  expect(upstream.statusCalls).toEqual([]);
+  const done = await gw.finish(created.body.id, 5_000);
+  expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
+  expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
   expect(upstream.creates).toHaveLength(1);
 }, 30_000);
