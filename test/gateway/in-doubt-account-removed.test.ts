@@ -6,7 +6,9 @@
  * rather than failing at once, as though the provider documented no way to find it, while it may
  * be rendering (and billing) the video. With the account restored, the create is looked up by
  * the external_task_id it carried and the task is adopted. kling3api gives no way to find a
- * create, with the account back or not: its task fails at once, as before.
+ * create, with the account back or not: its task fails at once, as before — unless the create's
+ * answer named its task beside a server error: that one waits for the account too, and is adopted
+ * once its status shows the task.
  */
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -80,4 +82,28 @@ it('a create in doubt on an account removed at restart waits for it, and is adop
   expect(adopted).toMatchObject({ status: 'succeeded', provider: 'kling-legacy', provider_task_id: sandbox.simulators.get('kling-legacy')!.tasks[0]!.id });
   expect(adopted.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'external_id' })]);
   expect(sandbox.simulators.get('kling-legacy')!.tasks).toHaveLength(1);
+});
+
+it('a kling3api create answered with a server error naming a task, on an account removed at restart, waits for it, and is adopted once the account is back', async () => {
+  const { created, sandbox, options } = await diedMidCreate({ model: 'kling-v3', prompt: 'a kite over dunes', duration: 5 }, 'kling3api');
+  // Its answer was a server error beside the task it made (kept on the attempt, not yet asked about).
+  const made = sandbox.simulators.get('kling3api')!.tasks[0]!.id;
+  const store = await openStore(options.config.database.url);
+  await new TaskStore(store).updateAttempt(created.id, 1, { outcome: 'ambiguous', error_code: 'provider_error', provider_code: 'INTERNAL_ERROR', http_status: 500, named_task_id: made });
+  await store.close();
+  const renamed = await startTestGateway({ ...options, endpointOverrides: { kling3api: { accounts: [movedAccount(sandbox, 'kling3api')] } } });
+  open.push(renamed);
+  await renamed.gateway.runOnce();
+  await renamed.advance(60_000);
+  // Before: failed at once, although the id of the task the provider may be making was known.
+  expect((await renamed.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
+  await renamed.close();
+  open.splice(0);
+
+  const restored = await startTestGateway(options);
+  open.push(restored);
+  const adopted = await restored.finish(created.id);
+  expect(adopted).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: made });
+  expect(adopted.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
+  expect(sandbox.simulators.get('kling3api')!.tasks).toHaveLength(1);
 });

@@ -283,12 +283,13 @@ export class Recovery {
     // The account that sent it is not configured now (removed at a restart, as the start's warning
     // says): nothing can ask about the create until it is back, so the task waits for it until its
     // deadline rather than failing at once while the provider may be making the video (where it
-    // gives a way to find it, a lookup or news naming the task: kling3api's could not be found
-    // with the account back either).
+    // gives a way to find it, a lookup or news naming the task, or the create's answer named it:
+    // another kling3api one could not be found with the account back either).
     const accountGone =
       runtime !== undefined &&
       account === undefined &&
-      (runtime.provider.findCreate !== undefined || (runtime.provider.refOfCreate !== undefined && runtime.provider.inboundWebhook !== 'none'));
+      (runtime.provider.findCreate !== undefined ||
+        (runtime.provider.refOfCreate !== undefined && (runtime.provider.inboundWebhook !== 'none' || namedInAnswer !== undefined)));
     const lookup: CreateLookup | undefined =
       runtime && account && create
         ? await this.lookUp(task, runtime, account, create, options.lookUp !== false)
