@@ -68,7 +68,9 @@ it('a create answered with a server error naming a task during a graceful stop i
 }, 30_000);
 
 it('one whose named task the provider does not show is not adopted: it fails in doubt, never sent again', async () => {
-  const { upstream, created, next } = await namedDuringTheStop({ code: 'TASK_NOT_FOUND', message: `Task ${NAMED} not found` });
+  // An answer about the task (404), not a failure to get one (a server error, a reset: asked again).
+  const notFound = { http: 404, body: { code: 'TASK_NOT_FOUND', message: `Task ${NAMED} not found` } };
+  const { upstream, created, next } = await namedDuringTheStop(() => notFound);
   const done = await next.finish(created.id);
   expect(done).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
   expect(done.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous', recovered_by: null })]);
@@ -98,5 +100,28 @@ it('one answered so while the account\'s rate window is full is held until its s
   const done = await gw.finish(created.body.id, 5_000);
   expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
   expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
+  expect(upstream.creates).toHaveLength(1);
+}, 30_000);
+
+it.each([
+  ['a server error (503)', { http: 503, body: { code: 'INTERNAL_ERROR', message: 'Server error, please try again later' } }],
+  ['throttling (429)', { http: 429, body: { code: 'RATE_LIMITED', message: 'Too many requests, please slow down' } }],
+  ['a connection reset', 'reset'],
+] as const)('one whose first status fetch fails with %s is asked again and adopted, not failed in doubt', async (_, failure) => {
+  const shown = { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } };
+  const upstream = await upstreamHoldingCreate({ create: namedServerError, status: (call: number) => (call === 0 ? failure : { http: 200, body: shown }) });
+  upstreams.push(upstream);
+  upstream.answerCreate();
+  deploys = await GatewayDeploys.start();
+  const gw = await deploys.deploy({}, { endpointOverrides: { kling3api: { baseUrl: upstream.base } } });
+  open.push(gw);
+  const created = await gw.create(request);
+  expect(created.status).toBe(202);
+  // The failed fetch told nothing: the task waits in doubt for the next one.
+  expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null, error: null });
+  const done = await gw.finish(created.body.id, 5_000);
+  expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
+  expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
+  expect(upstream.statusCalls.slice(0, 2)).toEqual([expect.stringContaining(`task_id=${NAMED}`), expect.stringContaining(`task_id=${NAMED}`)]);
   expect(upstream.creates).toHaveLength(1);
 }, 30_000);

@@ -19,7 +19,14 @@ export interface UpstreamHoldingCreate {
   close(): Promise<void>;
 }
 
-/** Answers a create with `answers.create` once `answerCreate` is called, and every other request with `answers.status`. */
+/** One answer to a status fetch: its HTTP status and JSON body, or the connection reset before any answer. */
+export type StatusAnswer = { http: number; body: unknown } | 'reset';
+
+/**
+ * Answers a create with `answers.create` once `answerCreate` is called, and every other request
+ * with `answers.status` (a body sent with 200), or, when it is a function, with what it gives for
+ * the fetch's number (0 first).
+ */
 export async function upstreamHoldingCreate(answers: { create: unknown; status: unknown }): Promise<UpstreamHoldingCreate> {
   const statusCalls: string[] = [];
   const creates: Record<string, string>[] = [];
@@ -37,8 +44,11 @@ export async function upstreamHoldingCreate(answers: { create: unknown; status: 
       };
       if (req.method !== 'POST') {
         statusCalls.push(req.url ?? '');
-        reply(answers.status);
-        return;
+        if (typeof answers.status !== 'function') return reply(answers.status);
+        const answer = (answers.status as (call: number) => StatusAnswer)(statusCalls.length - 1);
+        if (answer === 'reset') return req.socket.destroy();
+        res.statusCode = answer.http;
+        return reply(answer.body);
       }
       const body = JSON.parse(raw) as Record<string, string>;
       creates.push(body);

@@ -18,6 +18,7 @@ import { TERMINAL_STATUSES, type ErrorCode, type RecoveredBy, type TaskError } f
 import { matchOffering } from '../model/capabilities.js';
 import type { ProviderAccount } from '../upstream/provider-account.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
+import { UpstreamError } from '../upstream/upstream-error.js';
 import type { CreateLookup, ProviderTaskRef, UnansweredCreate, UpstreamClient } from '../upstream/provider.js';
 import { provedAbsentMessage } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
@@ -39,6 +40,12 @@ const RECHECK_SHARE = 0.25;
 const MAX_RECHECK_MS = 60_000;
 
 /** How long after `now` a create sent at `sentAt` whose lookup could not tell is looked up again. */
+/** Whether a failed status fetch got no answer about its task: no answer at all, or one about the call or the account. */
+function saysNothingOfTheTask(error: unknown): boolean {
+  if (!(error instanceof UpstreamError) || error.statusCode === undefined) return true;
+  return error.statusCode >= 500 || [401, 402, 403, 408, 429].includes(error.statusCode);
+}
+
 function recheckDelay(sentAt: number, now: number): number {
   return Math.min(MAX_RECHECK_MS, Math.max(RECHECK_MS, Math.round((now - sentAt) * RECHECK_SHARE)));
 }
@@ -424,8 +431,14 @@ export class Recovery {
       await account.call((signal) => runtime.provider.getStatus(ref, { http: account.clientForTask(task), signal }), admission.permit);
       return 'shown';
     } catch (error) {
-      this.engine.logger.warn({ task_id: task.id, provider: runtime.id, provider_task_id: ref.providerTaskId, err: error }, unshown);
-      return 'not_shown';
+      // Only an answer about the task says it is not there; a call that got none (no connection,
+      // a timeout, a server error, throttling, the key refused) tells nothing: asked again later.
+      if (!saysNothingOfTheTask(error)) {
+        this.engine.logger.warn({ task_id: task.id, provider: runtime.id, provider_task_id: ref.providerTaskId, err: error }, unshown);
+        return 'not_shown';
+      }
+      this.engine.logger.warn({ task_id: task.id, provider: runtime.id, provider_task_id: ref.providerTaskId, err: error }, 'could not ask about a task the provider may hold; asking again later');
+      return 'busy';
     }
   }
 
