@@ -107,6 +107,8 @@ it.each([
   ['a server error (503)', { http: 503, body: { code: 'INTERNAL_ERROR', message: 'Server error, please try again later' } }],
   ['throttling (429)', { http: 429, body: { code: 'RATE_LIMITED', message: 'Too many requests, please slow down' } }],
   ['a connection reset', 'reset'],
+  // A 2xx that is no answer about the task (a proxy's page, a cut body): it says nothing either.
+  ['an unreadable 200 (not the envelope)', { http: 200, body: 'upstream warming up' }],
 ] as const)('one whose first status fetch fails with %s is asked again and adopted, not failed in doubt', async (_, failure) => {
   const shown = { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } };
   const upstream = await upstreamHoldingCreate({ create: namedServerError, status: (call: number) => (call === 0 ? failure : { http: 200, body: shown }) });

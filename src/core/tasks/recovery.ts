@@ -40,10 +40,14 @@ const RECHECK_SHARE = 0.25;
 const MAX_RECHECK_MS = 60_000;
 
 /** How long after `now` a create sent at `sentAt` whose lookup could not tell is looked up again. */
-/** Whether a failed status fetch got no answer about its task: no answer at all, or one about the call or the account. */
+/**
+ * Whether a failed status fetch got no answer about its task: no answer at all, one about the
+ * call or the account, or one that could not be read (a 2xx not in the provider's shape, a body
+ * cut short): only a 4xx refusal speaks of the task.
+ */
 function saysNothingOfTheTask(error: unknown): boolean {
   if (!(error instanceof UpstreamError) || error.statusCode === undefined) return true;
-  return error.statusCode >= 500 || [401, 402, 403, 408, 429].includes(error.statusCode);
+  return error.statusCode < 400 || error.statusCode >= 500 || [401, 402, 403, 408, 429].includes(error.statusCode);
 }
 
 function recheckDelay(sentAt: number, now: number): number {
