@@ -34,7 +34,7 @@ import { boundAccountMessage, circuitOpenFailure, classifyCreateFailure, isAccou
 import { firstPollDelay, lastPollAt } from './polling.js';
 import { Recovery, attemptKeyOf } from './recovery.js';
 import { TaskLifecycle } from './task-lifecycle.js';
-import type { NewAttempt, PlanEntry, TaskRecord } from './task-records.js';
+import type { AttemptChange, NewAttempt, PlanEntry, TaskRecord } from './task-records.js';
 import type { FirstClaim, SlotClaim } from './task-repository.js';
 
 /** A slot and first attempt taken with the task, handed to the dispatch that sends it. */
@@ -602,7 +602,14 @@ export class Dispatcher {
         // another replica adopts it when shown (`Recovery.resolve`).
         ...(failure.namedTaskId !== undefined ? { namedTaskId: failure.namedTaskId } : {}),
       };
-      if (!(await tasks.updateSendingAttempt(claimed.id, seq, failed))) {
+      // A named task is the only way to find what the provider may be making and billing: its
+      // write is tried again on store errors while the submission's lease runs, as an accepted
+      // create's is (else recovery would find the attempt `sending`, and fail it unasked).
+      const moved =
+        failure.namedTaskId === undefined
+          ? await tasks.updateSendingAttempt(claimed.id, seq, failed)
+          : await this.recordNamed(claimed, runtime, seq, failed, failure.namedTaskId, started + runtime.config.timeout_ms + SUBMISSION_LEASE_MARGIN_MS);
+      if (!moved) {
         // Signed news (a webhook, a confirmed callback) named the upstream task while the create
         // was on its way (`Recovery.adoptNamed`): the provider holds it, whatever answer reached
         // us (a proxy's error, a timeout). It is tracked there, never sent on (paid twice) nor
@@ -646,6 +653,17 @@ export class Dispatcher {
         }),
       },
     };
+  }
+
+  /**
+   * Writes a create's server-error answer that named a task (`namedTaskId`) on its attempt still
+   * `sending`, tried again on store errors until `until` (then once more, whose error is thrown).
+   */
+  private async recordNamed(task: TaskRecord, runtime: ProviderRuntime, seq: number, change: AttemptChange, namedTaskId: string, until: number): Promise<boolean> {
+    const logContext = { task_id: task.id, provider: runtime.id, named_task_id: namedTaskId };
+    const write = () => this.engine.tasks.updateSendingAttempt(task.id, seq, change);
+    const written = await this.persist(logContext, 'record a create answer that named a task the provider may hold', until, false, write);
+    return written.ok ? written.value : write();
   }
 
   /**
