@@ -39,7 +39,6 @@ const RECHECK_MS = 3_000;
 const RECHECK_SHARE = 0.25;
 const MAX_RECHECK_MS = 60_000;
 
-/** How long after `now` a create sent at `sentAt` whose lookup could not tell is looked up again. */
 /**
  * Whether a failed status fetch got no answer about its task: no answer at all, one about the
  * call or the account, or one that could not be read (a 2xx not in the provider's shape, a body
@@ -50,6 +49,7 @@ function saysNothingOfTheTask(error: unknown): boolean {
   return error.statusCode < 400 || error.statusCode >= 500 || [401, 402, 403, 408, 429].includes(error.statusCode);
 }
 
+/** How long after `now` a create sent at `sentAt` whose lookup could not tell is looked up again. */
 function recheckDelay(sentAt: number, now: number): number {
   return Math.min(MAX_RECHECK_MS, Math.max(RECHECK_MS, Math.round((now - sentAt) * RECHECK_SHARE)));
 }
