@@ -74,8 +74,10 @@ it('one whose named task the provider does not show is not adopted: it fails in 
   const done = await next.finish(created.id);
   expect(done).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
   expect(done.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'ambiguous', recovered_by: null })]);
-  // Asked once, about the task the answer named, by the next start.
-  expect(upstream.statusCalls).toEqual([expect.stringContaining(`task_id=${NAMED}`)]);
+  // Asked about the task the answer named, by the next start: again until the create could no
+  // longer be in the making (its time limit + 5 s), then given up on.
+  expect(upstream.statusCalls.length).toBeGreaterThan(0);
+  for (const call of upstream.statusCalls) expect(call).toContain(`task_id=${NAMED}`);
   expect(upstream.creates).toHaveLength(1);
 }, 30_000);
 
@@ -125,5 +127,25 @@ it.each([
   expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
   expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
   expect(upstream.statusCalls.slice(0, 2)).toEqual([expect.stringContaining(`task_id=${NAMED}`), expect.stringContaining(`task_id=${NAMED}`)]);
+  expect(upstream.creates).toHaveLength(1);
+}, 30_000);
+
+it('one its provider does not show yet when first asked (still making it) is asked again, and adopted once shown', async () => {
+  const shown = { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } };
+  const notYet = { http: 404, body: { code: 'TASK_NOT_FOUND', message: `Task ${NAMED} not found` } };
+  const upstream = await upstreamHoldingCreate({ create: namedServerError, status: (call: number) => (call === 0 ? notYet : { http: 200, body: shown }) });
+  upstreams.push(upstream);
+  upstream.answerCreate();
+  deploys = await GatewayDeploys.start();
+  const gw = await deploys.deploy({}, { endpointOverrides: { kling3api: { baseUrl: upstream.base } } });
+  open.push(gw);
+  const created = await gw.create(request);
+  expect(created.status).toBe(202);
+  // A "not found" right after the create's answer proves nothing yet: the task waits in doubt.
+  expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null, error: null });
+  expect(upstream.statusCalls).toHaveLength(1);
+  const done = await gw.finish(created.body.id, 1_000);
+  expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
+  expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
   expect(upstream.creates).toHaveLength(1);
 }, 30_000);

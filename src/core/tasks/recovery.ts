@@ -274,18 +274,26 @@ export class Recovery {
     // Only the account that sent the create can ask about it (its key sees its tasks).
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime && this.unansweredCreate(task, attempt, runtime);
+    // The time limit the create was sent under (a restart may have changed the provider's since).
+    const settledAt = attempt.at + (attempt.timeoutMs ?? runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
     // Whether the task the answer named is still to be asked about (its status not asked now).
     let namedUnasked = false;
+    // Whether its provider did not show it when asked too early to prove it has none.
+    let namedEarly = false;
     const namedInAnswer = options.namedInAnswer ?? attempt.namedTaskId ?? undefined;
     const namedRef = runtime && account && create && namedInAnswer !== undefined ? runtime.provider.refOfCreate?.(create, namedInAnswer) : undefined;
     if (runtime && account && namedRef) {
       if (options.lookUp === false) namedUnasked = true;
       else {
+        const namedAskedAt = clock.now();
         const shown = await this.shows(task, runtime, account, namedRef, 'a create answer named a task its provider does not show');
         if (shown === 'shown') return this.adopt(task, attempt, namedRef, 'answer');
-        // Not shown: asked once, as a lookup's answer is (not asked again at each later turn).
-        if (shown === 'not_shown' && attempt.namedTaskId !== null) await tasks.updateAttempt(task.id, attempt.seq, { namedTaskId: null });
-        namedUnasked = shown === 'busy' && clock.now() < task.deadlineAt;
+        // Not shown, asked once the upstream could no longer be acting on the create (as a
+        // lookup's negative counts): proof, not asked again at each later turn. Asked earlier,
+        // the provider may not show a task it is still making: asked again until then.
+        namedEarly = shown === 'not_shown' && namedAskedAt < settledAt;
+        if (shown === 'not_shown' && !namedEarly && attempt.namedTaskId !== null) await tasks.updateAttempt(task.id, attempt.seq, { namedTaskId: null });
+        namedUnasked = (shown === 'busy' || namedEarly) && clock.now() < task.deadlineAt;
       }
     }
     // A negative proves something only if the upstream was asked once the create's answer could
@@ -310,8 +318,6 @@ export class Recovery {
     const now = clock.now();
     if (lookup?.kind === 'found') return this.adopt(task, attempt, lookup.ref, 'external_id');
 
-    // The time limit the create was sent under (a restart may have changed the provider's since).
-    const settledAt = attempt.at + (attempt.timeoutMs ?? runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
     if (lookup?.kind === 'absent' && askedAt >= settledAt) return this.provedAbsent(task, attempt, lookup.why);
 
     const hearsNews = runtime !== undefined && account !== undefined && create !== undefined && this.mayHearOf(task, runtime, account);
@@ -326,7 +332,7 @@ export class Recovery {
     // Nor is the task the answer named, while its status could not be asked.
     const unasked = (options.lookUp === false && looksUp) || namedUnasked;
     if (now < waitEnd || askAgain || unasked) {
-      const next = lookup?.kind === 'absent' ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
+      const next = lookup?.kind === 'absent' || namedEarly ? Math.max(now + 100, Math.min(settledAt, now + RECHECK_MS)) : now + recheckDelay(attempt.at, now);
       // The sender's time is waited out in this one hold when nothing else keeps the create in
       // doubt as long: the next look finds the attempt `interrupted`, not when it was so found.
       const until = senderMayWrite > asked ? senderMayWrite : now >= waitEnd ? next : Math.min(next, waitEnd);

@@ -542,10 +542,15 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     fake.createErrors.push({ status: 200, body: { code: 'INTERNAL_ERROR', message: ERRORS.INTERNAL_ERROR[1], data: { task_id: 'n75never' } } });
     const created = await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api', 'freepik'] } });
     expect(fake.polls).toEqual(['n75never']);
-    expect(created.body.attempts.map((attempt: { provider: string }) => attempt.provider)).toEqual(['kling3api']);
-    expect(created.body).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
-    expect(created.body.error.message).toMatch(/may have created the task/);
-    expect(created.body.attempts[0]).toMatchObject({ outcome: 'ambiguous', recovered_by: null });
+    // Not shown right after the create's answer: kling3api may still be making it, so the task
+    // waits in doubt and is asked again until the create's time limit + 5 s have passed.
+    expect(created.body).toMatchObject({ status: 'queued', provider: 'kling3api', provider_task_id: null, error: null });
+    const done = await gw.finish(created.body.id);
+    expect(done.attempts.map((attempt: { provider: string }) => attempt.provider)).toEqual(['kling3api']);
+    expect(done).toMatchObject({ status: 'failed', provider: 'kling3api', provider_task_id: null, error: { code: 'provider_error' } });
+    expect(done.error.message).toMatch(/may have created the task/);
+    expect(done.attempts[0]).toMatchObject({ outcome: 'ambiguous', recovered_by: null });
+    expect(new Set(fake.polls)).toEqual(new Set(['n75never']));
     await gw.advance(60_000);
     expect(fake.creates).toHaveLength(1);
   });
