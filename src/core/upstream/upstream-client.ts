@@ -371,6 +371,9 @@ export class HttpUpstreamClient implements UpstreamClient {
     const body = this.scrubbed(response.data, secrets);
     const mapped = provider.mapHttpError(response.status, body);
     record(answerOutcome(response.status, mapped.code), response.status);
+    // A create answered with a server error beside a task id may have made that task (a refusal
+    // of its credits, rate or request made none): asked about, never sent to another provider.
+    const named = request.operation === 'submit' && response.status >= 500 && mapped.code === 'provider_error' ? mapped.namedTaskId : undefined;
     throw new UpstreamError({
       provider: provider.id,
       operation: request.operation,
@@ -384,7 +387,8 @@ export class HttpUpstreamClient implements UpstreamClient {
       // Redirects are not followed. A 303 See Other to a POST is the server saying it acted on the
       // request and where its result is (RFC 9110 §15.4.4): the task may exist, so it is no refusal.
       // The other redirects move the resource without acting on the request.
-      mayHaveCreated: response.status === 303 && request.method === 'POST',
+      mayHaveCreated: (response.status === 303 && request.method === 'POST') || named !== undefined,
+      ...(named !== undefined ? { namedTaskId: named } : {}),
     });
   }
 }

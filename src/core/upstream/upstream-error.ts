@@ -83,6 +83,11 @@ export interface MappedUpstreamError {
   code: ErrorCode;
   message: string;
   providerCode?: string;
+  /**
+   * The upstream task the error answer's body names (its `data.task_id`), if any: a create
+   * answered with a server error beside it may have made that task (`UpstreamClient`).
+   */
+  namedTaskId?: string;
 }
 
 /** The canonical code for an HTTP status when the body says nothing more specific. */

@@ -7,7 +7,7 @@
 import type { ErrorCode } from '../../core/model/canonical.js';
 import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
 import { looksLikeContentPolicy, NOT_CONTENT_STATUSES } from '../../core/upstream/content-policy.js';
-import { errorPageText } from '../../core/upstream/upstream-body.js';
+import { errorPageText, readJsonBody } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import { KlingLegacyErrorBody } from './kling-legacy-schemas.js';
 
@@ -133,10 +133,13 @@ export function mapKlingLegacyServiceCode(code: number, body?: unknown): MappedU
  * pack), else by the HTTP status, keeping any other non-zero code for the record.
  */
 export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUpstreamError {
+  const value = readJsonBody(body);
+  const task = value !== null && typeof value === 'object' ? namedTask((value as { data?: unknown }).data) : undefined;
+  const named = task !== undefined ? { namedTaskId: task } : {};
   const code = klingLegacyServiceCode(body);
   if (code !== undefined && code !== 0 && klingLegacyOfficialCode(code)) {
     const { httpStatus: _httpStatus, ...mapped } = mapKlingLegacyServiceCode(code, body);
-    return mapped;
+    return { ...mapped, ...named };
   }
   const aggregator = aggregatorError(body);
   const ownCode = code !== undefined && code !== 0 ? String(code) : aggregator.code;
@@ -149,6 +152,7 @@ export function mapKlingLegacyHttpError(status: number, body: unknown): MappedUp
     code: policyCandidate && looksLikeContentPolicy(detail) ? 'content_policy' : byStatus,
     message: `kling-legacy answered HTTP ${status}${ownCode !== undefined ? ` (code ${ownCode})` : ''}${detail ? `: ${detail}` : ''}`,
     ...(ownCode !== undefined ? { providerCode: ownCode } : {}),
+    ...named,
   };
 }
 

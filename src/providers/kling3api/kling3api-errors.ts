@@ -94,7 +94,10 @@ export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
  * other adapters, and auth, credit and rate-limit answers mean what their status says.
  */
 export function mapKling3apiHttpError(status: number, body: unknown): MappedUpstreamError {
-  return mapKling3apiError(status, body, status >= 400 && status < 500 && !NOT_CONTENT_STATUSES.has(status));
+  const mapped = mapKling3apiError(status, body, status >= 400 && status < 500 && !NOT_CONTENT_STATUSES.has(status));
+  const value = readJsonBody(body);
+  const named = value !== null && typeof value === 'object' ? Kling3apiGenerateData.safeParse((value as { data?: unknown }).data) : undefined;
+  return named?.success ? { ...mapped, namedTaskId: named.data.task_id } : mapped;
 }
 
 /** As above; `wordingMayRefuse`: whether, without a code of the table, the wording may make it `content_policy`. */

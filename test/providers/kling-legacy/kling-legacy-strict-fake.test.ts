@@ -31,7 +31,8 @@ class StrictFake extends LoopbackFake {
   refusals: string[] = [];
   /**
    * Answers the next creates get instead of a task: [status, body]; status 0 makes the task and
-   * drops the connection, status 1 makes it and answers 200 with the body's code beside it.
+   * drops the connection, status 1 makes it and answers 200 with the body's code beside it, status
+   * 2 the same under HTTP 500.
    */
   createErrors: [number, unknown][] = [];
   getErrors: [number, unknown][] = [];
@@ -62,12 +63,12 @@ class StrictFake extends LoopbackFake {
         req.socket.destroy();
         return;
       }
-      if (error && error[0] === 1) {
+      if (error && (error[0] === 1 || error[0] === 2)) {
         // Made, but answered with an error code (the body) beside the task.
         const id = `task-${this.next++}`;
         const task: FakeTask = { task_id: id, task_status: 'submitted', task_status_msg: '', created_at: 1, updated_at: 1 };
         this.tasks.set(id, task);
-        return this.answer(res, 200, { ...(error[1] as object), request_id: 'req', data: task });
+        return this.answer(res, error[0] === 1 ? 200 : 500, { ...(error[1] as object), request_id: 'req', data: task });
       }
       if (error) return this.answer(res, error[0], error[1]);
       const id = `task-${this.next++}`;
@@ -278,11 +279,14 @@ describe('the gateway against a fake that keeps to seed 002', () => {
     expect(fake.creates).toHaveLength(1);
   });
 
-  it('a create answered with a server code beside its task is not sent to another provider: adopted once its status shows it, finished by its callback', async () => {
+  it.each([
+    ['HTTP 200', 1],
+    ['HTTP 500', 2],
+  ] as const)('a create answered with a server code beside its task (%s) is not sent to another provider: adopted once its status shows it, finished by its callback', async (_, planned) => {
     fake = new StrictFake();
     const baseUrl = await fake.listen();
     gw = await startTestGateway({ endpointOverrides: { 'kling-legacy': { baseUrl, apiKey: API_KEY, simulated: false } } });
-    fake.createErrors.push([1, { code: 5000, message: 'Server internal error' }]);
+    fake.createErrors.push([planned, { code: 5000, message: 'Server internal error' }]);
     const created = await gw.create({ model: 'kling-v3', prompt: 'x', duration: 5, routing: { providers: ['kling-legacy', 'freepik'] } });
     expect(created.status).toBe(202);
     expect(created.body).toMatchObject({ status: 'processing', provider: 'kling-legacy', provider_task_id: 'task-1', error: null });

@@ -126,9 +126,10 @@ class StrictFake extends LoopbackFake {
   tasks = new Map<string, FakeTask>();
   /**
    * Answers the next creates get instead of a task: an error of the table, `drop` (accepted,
-   * answer lost), `hang`, `made-then-500` (accepted, answered INTERNAL_ERROR beside its task id).
+   * answer lost), `hang`, `made-then-500` (accepted, answered INTERNAL_ERROR beside its task id under
+   * HTTP 200), `made-then-http-500` (the same under HTTP 500, as the seed's error table gives it).
    */
-  createErrors: (ErrorName | 'drop' | 'hang' | 'made-then-500' | { status: number; body: unknown; headers?: Record<string, string> })[] = [];
+  createErrors: (ErrorName | 'drop' | 'hang' | 'made-then-500' | 'made-then-http-500' | { status: number; body: unknown; headers?: Record<string, string> })[] = [];
   pollErrors: ErrorName[] = [];
   errorShape: ErrorShape = 'string-code';
   /** What the next accepted create is charged, when not the table's figure. */
@@ -200,9 +201,9 @@ class StrictFake extends LoopbackFake {
         this.accept(body);
         return;
       }
-      if (planned === 'made-then-500') {
+      if (planned === 'made-then-500' || planned === 'made-then-http-500') {
         const task = this.accept(body);
-        return this.answer(res, 200, { code: 'INTERNAL_ERROR', message: ERRORS.INTERNAL_ERROR[1], data: { task_id: task.task_id } });
+        return this.answer(res, planned === 'made-then-500' ? 200 : 500, { code: 'INTERNAL_ERROR', message: ERRORS.INTERNAL_ERROR[1], data: { task_id: task.task_id } });
       }
       if (typeof planned === 'string') return this.error(res, planned);
       if (planned) return this.answer(res, planned.status, planned.body, planned.headers);
@@ -509,9 +510,9 @@ describe('the gateway against a fake that keeps to seed 004', () => {
     expect(fake.creates).toHaveLength(1);
   });
 
-  it('a create answered INTERNAL_ERROR beside the task it made is adopted once its status shows it: tracked to its video, never sent elsewhere', async () => {
+  it.each(['made-then-500', 'made-then-http-500'] as const)('a create answered INTERNAL_ERROR beside the task it made (%s) is adopted once its status shows it: tracked to its video, never sent elsewhere', async (answer) => {
     const { gw, fake } = await startWithOthers();
-    fake.createErrors.push('made-then-500');
+    fake.createErrors.push(answer);
     const created = await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api', 'freepik'] } });
     expect(created.status).toBe(202);
     expect(fake.creates).toHaveLength(1);
