@@ -27,7 +27,8 @@ export interface GatewayData<T> {
 export function useGatewayData<T>(
   load: (client: GatewayClient, signal: AbortSignal) => Promise<T>,
   deps: readonly unknown[],
-  options: { refreshMs?: number } = {},
+  /** Read again this long after a load: a number, or one worked out from what was loaded (none: not again). */
+  options: { refreshMs?: number | ((value: T) => number | undefined) } = {},
 ): GatewayData<T> {
   const session = useSession();
   const [data, setData] = useState<T | undefined>(undefined);
@@ -42,10 +43,12 @@ export function useGatewayData<T>(
     let timer: ReturnType<typeof setTimeout> | undefined;
     const run = async () => {
       setLoading(true);
-      let again = options.refreshMs;
+      const refresh = options.refreshMs;
+      let again = typeof refresh === 'number' ? refresh : undefined;
       try {
         const value = await loadRef.current(session.client, aborter.signal);
         if (aborter.signal.aborted) return;
+        if (typeof refresh === 'function') again = refresh(value);
         setData(value);
         setFailure(undefined);
       } catch (caught) {

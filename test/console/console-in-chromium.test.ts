@@ -14,7 +14,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { heldCall } from '../support/held-call.js';
 import { loopbackServer } from '../support/raw-answer.js';
-import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, usageEstimated, type Task } from '../../packages/client/src/index.js';
+import { formatCost, formatCostShort, formatMoney, GatewayClient, GatewayError, isTerminal, usageEstimated, type Task } from '../../packages/client/src/index.js';
 import { systemClock } from '../../src/core/clock.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -1233,6 +1233,58 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await receiver.close();
     }
   });
+  it('reads the webhook deliveries of an ended task no more than once a minute while every retry waits an hour, not every 3 s', async () => {
+    // Every try is refused and asked to wait an hour: the deliveries cannot change before then.
+    const receiver = await loopbackServer((req, res) => {
+      req.resume();
+      res.writeHead(503, { 'retry-after': '3600' }).end();
+    });
+    try {
+      const task = await api.createVideo({ model: 'kling-v3', prompt: 'a receiver asking to wait an hour', webhook_url: `${receiver.base}/hooks` });
+      const waitingAnHour = async () => {
+        const ended = isTerminal(await api.getVideo(task.id));
+        const deliveries = (await api.webhookDeliveries(task.id)).data;
+        return ended && deliveries.length === 2 && deliveries.every((d) => d.status === 'pending' && d.attempts === 1 && Date.parse(d.next_attempt_at ?? '') > Date.now() + 30 * 60_000);
+      };
+      await expect.poll(waitingAnHour, { timeout: 20_000 }).toBe(true);
+
+      const target = await openConsole();
+      await signIn(target);
+      let reads = 0;
+      let open = 0;
+      target.on('request', (request) => {
+        if (!new URL(request.url()).pathname.endsWith('/webhooks')) return;
+        reads += 1;
+        open += 1;
+      });
+      const done = (request: { url(): string }) => {
+        if (new URL(request.url()).pathname.endsWith('/webhooks')) open -= 1;
+      };
+      target.on('requestfinished', done);
+      target.on('requestfailed', done);
+      await target.clock.install();
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+      const rows = target.locator('.webhook-deliveries tbody tr[data-status="pending"]');
+      await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(2);
+      await expect.poll(() => open).toBe(0);
+      // The time the page stands still from here, but for the steps below.
+      await target.clock.pauseAt(Date.now() + 1_000);
+      await expect.poll(() => open).toBe(0);
+      const before = reads;
+      for (let step = 0; step < 5; step += 1) {
+        await target.clock.fastForward(10_000);
+        await expect.poll(() => open).toBe(0);
+      }
+      expect(reads - before, 'reads of the deliveries in the 50 s after they were shown').toBe(0);
+      // Still read again within the minute: a retry the gateway makes sooner (a restart) shows.
+      await target.clock.fastForward(15_000);
+      await expect.poll(() => reads - before, { timeout: 10_000 }).toBe(1);
+      expect(await rows.count()).toBe(2);
+    } finally {
+      await receiver.close();
+    }
+  });
+
   it('says in the task list why a failed or canceled task ended, next to its cost', async () => {
     const target = await openConsole();
     await signIn(target);

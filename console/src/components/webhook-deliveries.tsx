@@ -10,8 +10,14 @@ import { useSession } from '../gateway-context.js';
 import { useGatewayData } from '../use-gateway-data.js';
 import { ProblemMessage } from './problem-message.js';
 
-/** How often the deliveries are read again while one may still change. */
+/** How often the deliveries are read again while one may change at any moment. */
 const DELIVERIES_REFRESH_MS = 3_000;
+
+/**
+ * The longest wait between two reads while deliveries wait for a retry: a retry the gateway makes
+ * sooner than it said (after a restart), or a browser clock behind the gateway's, shows within it.
+ */
+const DELIVERIES_LONGEST_WAIT_MS = 60_000;
 
 /** The task's `webhook_url`, if its request has one. */
 export function webhookUrlOf(task: Task): string | null {
@@ -22,6 +28,17 @@ export function webhookUrlOf(task: Task): string | null {
 /** Nothing more will change: the task ended and no delivery waits for a retry. */
 function settled(task: Task, deliveries: WebhookDeliveryList | undefined): boolean {
   return isTerminal(task) && deliveries !== undefined && deliveries.data.every((delivery) => delivery.status !== 'pending');
+}
+
+/**
+ * When to read the deliveries again: not once nothing can change; every few seconds while the task
+ * runs (it sends events) or a delivery is due; else when the first retry is due, within a minute.
+ */
+function nextReadIn(task: Task, deliveries: WebhookDeliveryList, now = Date.now()): number | undefined {
+  if (settled(task, deliveries)) return undefined;
+  if (!isTerminal(task)) return DELIVERIES_REFRESH_MS;
+  const due = Math.min(...deliveries.data.filter((delivery) => delivery.status === 'pending').map((delivery) => (delivery.next_attempt_at ? Date.parse(delivery.next_attempt_at) : now)));
+  return Math.min(Math.max(due - now, DELIVERIES_REFRESH_MS), DELIVERIES_LONGEST_WAIT_MS);
 }
 
 function DeliveryWhen({ delivery }: { delivery: WebhookDelivery }) {
@@ -43,14 +60,14 @@ function DeliveryWhen({ delivery }: { delivery: WebhookDelivery }) {
 
 export function WebhookDeliveries({ task, url }: { task: Task; url: string }) {
   const { client } = useSession();
-  // Read again every few seconds until nothing can change any more; then once per task change.
-  const [quiet, setQuiet] = useState(false);
+  // Read again until nothing can change any more (see nextReadIn); then once per task change.
   const deliveries = useGatewayData<WebhookDeliveryList>(
     (_c, signal) => client.webhookDeliveries(task.id, { signal }),
-    [client, task.id, task.updated_at, quiet],
-    quiet ? {} : { refreshMs: DELIVERIES_REFRESH_MS },
+    [client, task.id, task.updated_at],
+    { refreshMs: (list) => nextReadIn(task, list) },
   );
-  useEffect(() => setQuiet(settled(task, deliveries.data)), [task, deliveries.data]);
+  // "next try in 40 sec." stays true between reads, which may be a minute apart.
+  useTick(1_000, deliveries.data?.data.some((delivery) => delivery.status === 'pending') ?? false);
   return (
     <section aria-labelledby="webhooks-heading" class="panel webhook-deliveries">
       <h2 id="webhooks-heading">Webhook deliveries</h2>
@@ -61,6 +78,16 @@ export function WebhookDeliveries({ task, url }: { task: Task; url: string }) {
       {deliveries.error && !deliveries.data ? null : <DeliveryTable deliveries={deliveries.data} />}
     </section>
   );
+}
+
+/** Renders again every `everyMs` while `on`. */
+function useTick(everyMs: number, on: boolean): void {
+  const [, setTicks] = useState(0);
+  useEffect(() => {
+    if (!on) return undefined;
+    const timer = setInterval(() => setTicks((ticks) => ticks + 1), everyMs);
+    return () => clearInterval(timer);
+  }, [everyMs, on]);
 }
 
 function DeliveryTable({ deliveries }: { deliveries: WebhookDeliveryList | undefined }) {
