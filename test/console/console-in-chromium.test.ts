@@ -1171,6 +1171,39 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await accessibilityProblems(target)).toEqual([]);
   });
 
+  it("shows the providers' price rules one a line, each word whole: no key cut across two lines (but at a hyphen) in a 1280 px window or at 320 px", async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), '#/providers');
+    const summaries = target.locator('summary', { hasText: /^Rules$/ });
+    await summaries.first().waitFor();
+    const providers = (await api.listProviders()).data.filter((provider) => (provider.pricing?.rules.length ?? 0) > 0);
+    expect(await summaries.count()).toBe(providers.length);
+    for (const summary of await summaries.all()) await summary.click();
+    const rules = target.locator('details[open] pre');
+    await expect.poll(() => rules.count()).toBe(providers.length);
+    // Each rule on a line of its own, and in it every word (a key, a value) on one line: a line
+    // may end after a space or a hyphen ("kling-v3-" "omni"), as the task list's names wrap.
+    const shown = () =>
+      rules.evaluateAll((elements) =>
+        elements.map((element) => {
+          const text = element.firstChild as { textContent: string } & object;
+          const split: string[] = [];
+          for (const match of (text.textContent ?? '').matchAll(/[^\s-]+-?/g)) {
+            const range = (element.ownerDocument as { createRange(): { setStart(node: object, offset: number): void; setEnd(node: object, offset: number): void; getClientRects(): { length: number } } }).createRange();
+            range.setStart(text, match.index);
+            range.setEnd(text, match.index + match[0].length);
+            if (range.getClientRects().length > 1) split.push(match[0]);
+          }
+          return { lines: (text.textContent ?? '').split('\n').map((line) => JSON.parse(line) as unknown), split };
+        }),
+      );
+    const expected = providers.map((provider) => ({ lines: provider.pricing!.rules, split: [] }));
+    expect(await shown()).toEqual(expected);
+    await target.setViewportSize({ width: 320, height: 800 });
+    expect(await shown()).toEqual(expected);
+  });
+
   it('shows the deliveries of a task\'s events to its webhook_url, live, as the API has them', async () => {
     const hits: string[] = [];
     const receiver = await loopbackServer((req, res) => {

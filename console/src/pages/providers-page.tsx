@@ -99,6 +99,20 @@ function ProviderRows({ provider }: { provider: ProviderStatus }) {
   );
 }
 
+/**
+ * A price rule as JSON with a space after each colon and comma, as config.yaml's flow style has
+ * it: a narrow card wraps it between keys and values, never inside one ("credits_per_second").
+ */
+function spacedJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(spacedJson).join(', ')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.entries(value)
+      .map(([key, item]) => `${JSON.stringify(key)}: ${spacedJson(item)}`)
+      .join(', ')}}`;
+  }
+  return JSON.stringify(value);
+}
+
 export function ProvidersPage() {
   const { client } = useSession();
   const providers = useGatewayData((_c, signal) => client.listProviders({ signal }), [client], { refreshMs: REFRESH_MS });
@@ -166,7 +180,7 @@ export function ProvidersPage() {
                 {provider.pricing && provider.pricing.rules.length > 0 ? (
                   <details>
                     <summary>Rules</summary>
-                    <pre>{provider.pricing.rules.map((rule) => JSON.stringify(rule)).join('\n')}</pre>
+                    <pre>{provider.pricing.rules.map((rule) => spacedJson(rule)).join('\n')}</pre>
                   </details>
                 ) : null}
               </div>
