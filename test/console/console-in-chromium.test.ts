@@ -1318,6 +1318,29 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
 
+  it("says on a task's page how long a video it asked for, in how many shots, and in which aspect ratio, not only in the request's JSON", async () => {
+    const ten = await api.createVideo({ model: 'kling-v3', prompt: 'a tall ten-second video', duration: 10, aspect_ratio: '9:16' });
+    const shots = await api.createVideo({ model: 'kling-v3', prompt: 'two shots', multi_shot: [{ prompt: 'one', duration: 3 }, { prompt: 'two', duration: 4 }] });
+    const image = await api.createVideo({ model: 'kling-v2-1-master', operation: 'image-generation', prompt: 'an image has no length' });
+    const target = await openConsole();
+    await signIn(target);
+    const detail = (term: string) => target.locator('dl.details dt', { hasText: new RegExp(`^${term}$`) }).locator('xpath=following-sibling::dd[1]');
+    const open = async (id: string, noun: string) => {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(id)}`);
+      await target.getByRole('heading', { level: 1, name: `${noun} ${id}` }).waitFor();
+      await target.getByRole('heading', { level: 2, name: 'Details' }).waitFor();
+    };
+    await open(ten.id, 'Video');
+    expect(await detail('Duration').textContent()).toBe('10 s');
+    expect(await detail('Aspect ratio').textContent()).toBe('9:16');
+    await open(shots.id, 'Video');
+    expect(await detail('Duration').textContent()).toBe('7 s in 2 shots');
+    expect(await detail('Aspect ratio').textContent()).toBe('16:9');
+    await open(image.id, 'Image');
+    expect(await detail('Duration').count()).toBe(0);
+    for (const task of [ten, shots, image]) await api.cancelVideo(task.id).catch(() => undefined);
+  });
+
   it('says in the task list why a failed or canceled task ended, next to its cost', async () => {
     const target = await openConsole();
     await signIn(target);

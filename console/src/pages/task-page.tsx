@@ -89,6 +89,16 @@ function aspectOf(task: Task): string {
   return asked === '9:16' || asked === '1:1' ? asked : '16:9';
 }
 
+/**
+ * How long a video the task asked for ("10 s", "7 s in 2 shots"), as the gateway accepted it; null
+ * for a request with no duration (an image, a lip-sync or an edit, whose length is the source's).
+ */
+function lengthOf(task: Task): string | null {
+  const { duration, multi_shot: shots } = task.request as { duration?: unknown; multi_shot?: unknown };
+  if (typeof duration !== 'number') return null;
+  return Array.isArray(shots) && shots.length > 1 ? `${duration} s in ${shots.length} shots` : `${duration} s`;
+}
+
 /** Where an output's file can be had outside the player: open it, download it (the gateway's copy), and its source. */
 function OutputLinks({ output }: { output: TaskOutput }) {
   return (
@@ -370,6 +380,7 @@ export function TaskPage({ id }: { id: string }) {
 
   const prompt = typeof task.request.prompt === 'string' ? task.request.prompt : null;
   const webhookUrl = webhookUrlOf(task);
+  const length = lengthOf(task);
   const noun = taskNoun(task);
   const took = task.completed_at ? formatElapsed(Date.parse(task.completed_at) - Date.parse(task.created_at)) : null;
   return (
@@ -434,6 +445,18 @@ export function TaskPage({ id }: { id: string }) {
             <dd>
               {task.model} · {task.quality} · {task.operation}
             </dd>
+            {length ? (
+              <>
+                <dt>Duration</dt>
+                <dd>{length}</dd>
+                {typeof task.request.aspect_ratio === 'string' ? (
+                  <>
+                    <dt>Aspect ratio</dt>
+                    <dd>{task.request.aspect_ratio}</dd>
+                  </>
+                ) : null}
+              </>
+            ) : null}
             <dt>Provider</dt>
             <dd>
               {holderText(task)}
