@@ -1341,6 +1341,19 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     for (const task of [ten, shots, image]) await api.cancelVideo(task.id).catch(() => undefined);
   });
 
+  it("shows a legacy Kling video's own id under it, the video_id that video-extend and lip-sync take, which the console showed nowhere", async () => {
+    const made = await api.createVideo({ model: 'kling-v1-6', prompt: 'a video to extend later', routing: { providers: ['kling-legacy'] } });
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(made.id)}`);
+    await target.locator('.status-line .status-succeeded').waitFor({ timeout: 20_000 });
+    const output = (await api.getVideo(made.id)).outputs[0]!;
+    expect(output.upstream_id).toBeTruthy();
+    const caption = target.locator('figure figcaption').first();
+    await expect.poll(() => caption.locator('.upstream-id code').first().textContent()).toBe(output.upstream_id);
+    expect(await caption.locator('.upstream-id').textContent()).toContain('video_id');
+  });
+
   it('says in the task list why a failed or canceled task ended, next to its cost', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -167,6 +167,12 @@ function OutputMedia({ task, index }: { task: Task; index: number }) {
       <figcaption>
         {label}
         {output.duration ? ` · ${output.duration} s` : ''} · <OutputLinks output={output} />
+        {output.type === 'video' && output.upstream_id ? (
+          // The legacy Kling-API's own id of the video: what extends it or syncs its lips, asked nowhere else.
+          <div class="upstream-id muted small">
+            Kling video id <code>{output.upstream_id}</code>: the <code>video_id</code> to give to extend it (video-extend) or sync its lips (lip-sync)
+          </div>
+        ) : null}
       </figcaption>
     </figure>
   );
