@@ -1314,6 +1314,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await expect.poll(() => reads - before, { timeout: 10_000 }).toBe(1);
       expect(await rows.count()).toBe(2);
     } finally {
+      // The clock is the browser context's: the pages of the tests after this one run, at the right time.
+      await page?.clock.resume().catch(() => undefined);
+      await page?.clock.setSystemTime(Date.now()).catch(() => undefined);
       await receiver.close();
     }
   });
