@@ -481,6 +481,30 @@ describe('the gateway died while a create was in flight', () => {
     expect(simulators.get('kling-legacy')!.tasks).toHaveLength(1);
   });
 
+  it('legacy Kling-API: a callback whose confirming status fetch gets no answer (a 503) is kept, not refused, and its task is tracked once the provider shows it', async () => {
+    // The provider's status call fails for a moment: that says nothing of the task. Answering the
+    // callback "retry later" lost the only news of a paid lip-sync (the legacy API documents no
+    // callback retries): its create was failed in doubt while the provider made the video.
+    const { second, id, simulators, token } = await legacyLipSyncLeftMidCreate();
+    const simulator = simulators.get('kling-legacy')!;
+    const upstreamId = simulator.tasks[0]!.id;
+    simulator.injectFault({ on: 'status', kind: 'unavailable' });
+    const received = await fetch(`${second.url}/v1/webhooks/kling-legacy/${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ task_id: upstreamId, task_status: 'succeed' }),
+    });
+    expect(received.status).toBe(200);
+    // No further callback comes; once the dead replica's lease ends, the provider is asked again.
+    await second.advance(21_000);
+    const finished = await second.finish(id);
+    expect(finished.status).toBe('succeeded');
+    expect(finished.provider_task_id).toBe(upstreamId);
+    expect(finished.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'webhook' })]);
+    expect(finished.attempts[0].message).toMatch(/found by its webhook or callback/);
+    expect(simulator.tasks).toHaveLength(1);
+  });
+
   it('legacy Kling-API: a callback naming a task the provider does not confirm is not kept', async () => {
     const { second, id, token } = await legacyLipSyncLeftMidCreate();
     const received = await fetch(`${second.url}/v1/webhooks/kling-legacy/${token}`, {

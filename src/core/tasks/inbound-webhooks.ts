@@ -392,6 +392,14 @@ export class InboundWebhooks {
           this.keepCallback(provider, task.id, body);
           return { received: true, matched: true };
         }
+        if (adoption.kind === 'kept') {
+          // The provider could not be asked now (no answer, a server error, throttling): the task
+          // it names is kept on the attempt and asked about again by recovery, not refused with
+          // "retry later" — a callback may come only once.
+          metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'kept_unconfirmed' });
+          this.keepCallback(provider, task.id, body);
+          return { received: true, matched: true };
+        }
       }
       // Acted on late, the create's dispatch here has ended without tracking the task (given up
       // on, or the store failed): recovery and the polls take it from there.

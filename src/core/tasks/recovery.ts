@@ -123,6 +123,15 @@ function adoptedMessage(provider: string, via: RecoveredBy): string {
   return `the create's answer was lost; ${provider} holds the task, found by ${via === 'external_id' ? 'the id the create carried' : 'its webhook or callback'}`;
 }
 
+/**
+ * How the task an attempt keeps as named (`namedTaskId`) was named: by its create's server-error
+ * answer, or, when the create got no such answer, by a callback whose status fetch could not be
+ * made at the time (`Recovery.keepUnconfirmed`).
+ */
+function namedVia(attempt: AttemptRecord): RecoveredBy {
+  return attempt.httpStatus !== null && attempt.httpStatus >= 500 ? 'answer' : 'webhook';
+}
+
 /** The attempt key a create carried upstream (`SubmitContext.attemptKey`). */
 export function attemptKeyOf(taskId: string, seq: number): string {
   return `${taskId}-${seq}`;
@@ -153,6 +162,11 @@ export type NamedTaskOutcome =
        */
       recorded?: Promise<void>;
     }
+  /**
+   * An unsigned callback named the upstream task of a create in doubt whose status could not be
+   * asked now: kept on the attempt, asked about again by recovery (`keepUnconfirmed`).
+   */
+  | { kind: 'kept' }
   /** Signed news of a task made for a create counted as not accepted: logged, tracked by no task. */
   | { kind: 'ruled_out' }
   /** Not an attempt in doubt (unknown, answered, or not this provider's). */
@@ -287,7 +301,7 @@ export class Recovery {
       else {
         const namedAskedAt = clock.now();
         const shown = await this.shows(task, runtime, account, namedRef, 'a create answer named a task its provider does not show');
-        if (shown === 'shown') return this.adopt(task, attempt, namedRef, 'answer');
+        if (shown === 'shown') return this.adopt(task, attempt, namedRef, namedVia(attempt));
         // Not shown, asked once the upstream could no longer be acting on the create (as a
         // lookup's negative counts): proof, not asked again at each later turn. Asked earlier,
         // the provider may not show a task it is still making: asked again until then.
@@ -391,7 +405,8 @@ export class Recovery {
     if (!ref) return { kind: 'none' };
     if (how.confirm) {
       const shown = await this.shows(task, runtime, account, ref, 'a callback named a task the provider does not confirm');
-      if (shown !== 'shown') return { kind: shown === 'busy' ? 'busy' : 'none' };
+      if (shown === 'not_shown') return { kind: 'none' };
+      if (shown === 'busy') return fromQueue ? { kind: 'busy' } : this.keepUnconfirmed(task, attempt, providerTaskId);
     }
     if (fromQueue) {
       const change = { outcome: 'accepted' as const, providerTaskId: ref.providerTaskId, tracking: ref.tracking, recoveredBy: 'webhook' as const, message: adoptedMessage(attempt.provider, 'webhook') };
@@ -422,6 +437,24 @@ export class Recovery {
       return recorded ? { kind: 'noted', taskId: task.id, recorded } : { kind: 'noted', taskId: task.id };
     }
     return { kind: 'adopted', task: await this.adopt(task, attempt, ref, 'webhook') };
+  }
+
+  /**
+   * A callback named the upstream task of a create in doubt, and the provider's status could not
+   * be asked about it now (no answer, a server error, throttling): that says nothing of the task,
+   * and the callback may be the only news of it (the legacy API documents no callback retries).
+   * The id is kept on the attempt (`namedTaskId`) as one a create's answer named is: recovery
+   * asks about it until the task's deadline and adopts it once shown. Not when the attempt keeps
+   * another id already (its create's answer named that one).
+   */
+  private async keepUnconfirmed(task: TaskRecord, attempt: AttemptRecord, providerTaskId: string): Promise<NamedTaskOutcome> {
+    if (attempt.namedTaskId !== null && attempt.namedTaskId !== providerTaskId) return { kind: 'busy' };
+    if (attempt.namedTaskId === null) await this.engine.tasks.updateAttempt(task.id, attempt.seq, { namedTaskId: providerTaskId });
+    this.engine.logger.warn(
+      { task_id: task.id, provider: attempt.provider, provider_task_id: providerTaskId, attempt: attempt.seq },
+      'a callback named the task of a create in doubt that its provider could not be asked about now; kept, and asked about again',
+    );
+    return { kind: 'kept' };
   }
 
   /**
