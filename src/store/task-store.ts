@@ -796,19 +796,22 @@ export class TaskStore {
     2,
   );
   private readonly selectOverdue = compiledOnce(
-    (now: number, limit: number) =>
+    (now: number, limit: number, lastLookGraceMs: number) =>
       this.db
         .selectFrom('tasks')
         .selectAll()
         .where(UNFINISHED)
         // A submission is settled by recovery (its create may be upstream), never by its deadline.
         .where('phase', '!=', 'submitting')
-        // A tracked task's last look at the upstream, due at its deadline, comes first.
-        .where((eb) => eb.or([eb('phase', '!=', 'tracking'), eb('next_poll_at', 'is', null), eb('next_poll_at', '>', eb.ref('deadline_at'))]))
+        // A tracked task's last look at the upstream, due at its deadline (or, its account not
+        // taking calls then, within `lastLookGraceMs` past it), comes first.
+        .where((eb) =>
+          eb.or([eb('phase', '!=', 'tracking'), eb('next_poll_at', 'is', null), eb('next_poll_at', '>', eb(eb.ref('deadline_at'), '+', lastLookGraceMs))]),
+        )
         .where('deadline_at', '<', now)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
         .limit(limit),
-    2,
+    3,
   );
 
   /** Tasks with a stored output whose retention ended. */
@@ -836,10 +839,11 @@ export class TaskStore {
 
   /**
    * Queued and tracked tasks past their deadline that no live lease holds (submissions are
-   * recovery's), a tracked task only once its poll at the deadline was made.
+   * recovery's), a tracked task only once its poll at the deadline was made (or is no longer due
+   * within `lastLookGraceMs` past the deadline: it waited for its account to take the call).
    */
-  async listOverdue(now: number, limit: number): Promise<TaskRow[]> {
-    return (await this.selectOverdue(this.db, now, limit)).rows;
+  async listOverdue(now: number, limit: number, lastLookGraceMs: number): Promise<TaskRow[]> {
+    return (await this.selectOverdue(this.db, now, limit, lastLookGraceMs)).rows;
   }
 
   async findByProviderTask(provider: string, providerTaskId: string): Promise<TaskRow | undefined> {

@@ -5,6 +5,7 @@
  * succeeded (a paid video), and it applies the deadline itself if the task is still running.
  */
 import { afterEach, expect, it, vi } from 'vitest';
+import { LAST_LOOK_GRACE_MS } from '../../src/core/tasks/polling.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
@@ -18,10 +19,11 @@ it('does not fail a task past its deadline that a poll leased after the deadline
   const created = await gw.create({ model: 'kling-v3', prompt: 'a lighthouse at dusk', routing: { providers: ['kling3api'] } });
   expect(created.body.status).toBe('processing');
   const { store, engine, tracker } = gw.gateway;
-  // Its next poll was put past the deadline (a provider's Retry-After, say): the deadline pass takes it.
+  // Its next poll was put past the deadline's grace for a last look (a provider's long Retry-After,
+  // say): the deadline pass takes it.
   const deadline = (await store.getTask(created.body.id))!.deadline_at;
-  await store.updateTask(created.body.id, { next_poll_at: deadline + 10_000 });
-  await gw.clock.advance(deadline + 20_000 - gw.clock.now());
+  await store.updateTask(created.body.id, { next_poll_at: deadline + LAST_LOOK_GRACE_MS + 10_000 });
+  await gw.clock.advance(deadline + LAST_LOOK_GRACE_MS + 20_000 - gw.clock.now());
 
   const now = gw.clock.now();
   const listOverdue = engine.tasks.listOverdue.bind(engine.tasks);

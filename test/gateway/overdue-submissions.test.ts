@@ -38,9 +38,9 @@ it('finishes its deadline pass with a hundred abandoned submissions past their d
   // Each read of overdue tasks is counted: a pass that reads the same page for ever is a hang.
   let reads = 0;
   const listOverdue = store.listOverdue.bind(store);
-  store.listOverdue = async (at, limit) => {
+  store.listOverdue = async (at, limit, lastLookGraceMs) => {
     if (++reads > 50) throw new Error('the deadline pass keeps reading the same overdue tasks');
-    return listOverdue(at, limit);
+    return listOverdue(at, limit, lastLookGraceMs);
   };
 
   await gw.advance(31_000);

@@ -192,6 +192,22 @@ describe('deadlines', () => {
     expect(gw.simulator('kling3api').tasks).toHaveLength(1);
   });
 
+  it('looks at a tracked task once more at its deadline even when its account is cooling down then: a video finished in time is not failed', async () => {
+    const gw = await startTestGateway({
+      config: { tasks: { deadline_ms: 60_000 }, tracking: { poll_max_interval_ms: 30_000 }, sandbox: { processing_ms: 57_500 } },
+    });
+    open.push(gw);
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api'] } });
+    for (let second = 0; second < 50; second++) await gw.advance(1_000);
+    // The poll at 57 s is answered 429 (Retry-After 5 s): at the deadline (60 s) the account is
+    // still cooling down, so the last look waits for it (62 s), within a minute past the deadline.
+    gw.simulator('kling3api').injectFault({ on: 'status', status: 429, headers: { 'retry-after': '5' } });
+    for (let second = 50; second < 70; second++) await gw.advance(1_000);
+    const task = (await gw.get(created.body.id)).body;
+    expect(task.status).toBe('succeeded');
+    expect(gw.simulator('kling3api').tasks).toHaveLength(1);
+  });
+
   it('fails a task that waited in the queue past its deadline', async () => {
     const gw = await startTestGateway({
       config: { tasks: { deadline_ms: 60_000 }, providers: { kling3api: { max_in_flight: 1 } }, sandbox: { processing_ms: 600_000 } },

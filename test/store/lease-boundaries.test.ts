@@ -54,9 +54,9 @@ describe.each(BACKENDS)('store time edges on $name', (backend) => {
       await tasks.createTask(taskRow('t_submit', { phase: 'submitting', provider: 'freepik', lease_owner: 'replica-b', lease_until: T0 }));
       await tasks.createTask(taskRow('t_queued', { deadline_at: T0 - 1, lease_owner: 'replica-b', lease_until: T0 }));
       expect(await tasks.listAbandonedSubmissions(T0, 10)).toEqual([]);
-      expect(await tasks.listOverdue(T0, 10)).toEqual([]);
+      expect(await tasks.listOverdue(T0, 10, 0)).toEqual([]);
       expect((await tasks.listAbandonedSubmissions(T0 + 1, 10)).map((row) => row.id)).toEqual(['t_submit']);
-      expect((await tasks.listOverdue(T0 + 1, 10)).map((row) => row.id)).toEqual(['t_queued']);
+      expect((await tasks.listOverdue(T0 + 1, 10, 0)).map((row) => row.id)).toEqual(['t_queued']);
     });
 
     it('an idempotency key ending now is purged, as a create at that millisecond treats it as gone', async () => {
@@ -97,7 +97,14 @@ describe.each(BACKENDS)('store time edges on $name', (backend) => {
     it('a tracked task whose last poll is due at its very deadline is not overdue before that poll is made', async () => {
       await tasks.createTask(trackedRow('t_last_look', T0 - 1, { deadline_at: T0 - 1 }));
       await tasks.createTask(trackedRow('t_looked', T0 + MINUTE, { deadline_at: T0 - 1 }));
-      expect((await tasks.listOverdue(T0, 10)).map((row) => row.id)).toEqual(['t_looked']);
+      expect((await tasks.listOverdue(T0, 10, 0)).map((row) => row.id)).toEqual(['t_looked']);
+    });
+
+    it('nor is one whose last poll waits for its account within the grace past its deadline, to its last millisecond', async () => {
+      const grace = 30_000;
+      await tasks.createTask(trackedRow('t_waits', T0 - 1 + grace, { deadline_at: T0 - 1 }));
+      await tasks.createTask(trackedRow('t_past_grace', T0 + grace, { deadline_at: T0 - 1 }));
+      expect((await tasks.listOverdue(T0, 10, grace)).map((row) => row.id)).toEqual(['t_past_grace']);
     });
   });
 });

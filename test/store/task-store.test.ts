@@ -774,9 +774,9 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         await tasks.createTask(taskRow('t_in_time', { deadline_at: T0 + MINUTE }));
         await tasks.createTask(taskRow('t_exactly', { deadline_at: T0 }));
         await tasks.createTask(taskRow('t_submitting', { phase: 'submitting', deadline_at: past, lease_owner: 'gone', lease_until: T0 - 1 }));
-        const rows = await tasks.listOverdue(T0, 10);
+        const rows = await tasks.listOverdue(T0, 10, 0);
         expect(rows.map((row) => row.id).sort()).toEqual(['t_queued', 't_tracking']);
-        expect(await tasks.listOverdue(T0, 1)).toHaveLength(1);
+        expect(await tasks.listOverdue(T0, 1, 0)).toHaveLength(1);
       });
 
       it('listDispatchable lists queued tasks that may go now and are in time, oldest first, by pages', async () => {

@@ -62,10 +62,18 @@ export function nextPollDelay(
 }
 
 /**
+ * How long past its deadline a tracked task's last look may wait for its account to take a call
+ * (cooling down after a 429, a full rate window, an open circuit): a job that finished in time is
+ * still seen. The deadline pass leaves a task whose next poll is due within it to that poll.
+ */
+export const LAST_LOOK_GRACE_MS = 60_000;
+
+/**
  * The latest a task's next poll may be: its deadline itself while that has not come, so a job
- * that finished in time is seen before the deadline pass ends the task (one last look); just past
- * it after that, when the deadline pass ends the task instead.
+ * that finished in time is seen before the deadline pass ends the task (one last look); once it
+ * has come (the last look waited for its account), the end of the grace, past which the deadline
+ * pass ends the task instead.
  */
 export function lastPollAt(deadlineAt: number, now: number): number {
-  return now < deadlineAt ? deadlineAt : deadlineAt + 1;
+  return now < deadlineAt ? deadlineAt : deadlineAt + LAST_LOOK_GRACE_MS + 1;
 }

@@ -8,6 +8,7 @@ import type { Database } from '../../store/schema.js';
 import type { AttemptOutcome } from '../model/canonical.js';
 import type { OpenTransaction } from '../upstream/provider-state.js';
 import { FairShares, type WaitingTask } from './fair-queue.js';
+import { LAST_LOOK_GRACE_MS } from './polling.js';
 import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import {
   UsageStore,
@@ -500,7 +501,7 @@ export class TaskRepository {
   }
 
   async listOverdue(now: number, limit: number): Promise<TaskRecord[]> {
-    return (await this.store.listOverdue(now, limit)).map(taskFromRow);
+    return (await this.store.listOverdue(now, limit, LAST_LOOK_GRACE_MS)).map(taskFromRow);
   }
 
   async findByProviderTask(provider: string, providerTaskId: string): Promise<TaskRecord | undefined> {

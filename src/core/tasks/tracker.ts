@@ -99,7 +99,7 @@ export class Tracker {
     if (!runtime || !account) {
       // Provider or account removed from configuration: nothing can be asked; the deadline ends the task.
       logger.warn({ task_id: task.id, provider: task.provider, account: task.account }, 'the account holding this task is no longer configured');
-      await this.lifecycle.reschedulePoll(task, task.deadlineAt + 1, false);
+      await this.lifecycle.reschedulePoll(task, lastPollAt(task.deadlineAt, task.deadlineAt), false);
       return;
     }
     // Leave to call: cool-down, circuit (one call at a time across replicas while in doubt), rate windows.
