@@ -87,14 +87,15 @@ export function mayBeHeldUpstream(attempt: Pick<AttemptRecord, 'outcome'>): bool
 /**
  * Whether news of an attempt in doubt comes after the task went on from it (`failover_on_timeout`)
  * to another provider whose create is on its way (`busy`: its answer decides, and the news is
- * asked again) or took it (`none`): adopting the first then would leave the other's upstream task,
- * which bills, tracked by nobody and counted nowhere. The first stays in doubt, its estimate listed
- * with the task's cost as what may also be billed. Undefined when nothing later holds the task.
+ * asked again), or once another attempt holds the task (`none`): a later provider took it, or an
+ * earlier create also left in doubt was found and adopted (two creates in doubt in a row).
+ * Adopting this one then would leave the other's upstream task, which bills, tracked by nobody and
+ * counted nowhere. This one stays in doubt, its estimate listed with the task's cost as what may
+ * also be billed. Undefined when nothing else holds the task.
  */
 function wentOnFrom(attempt: AttemptRecord, attempts: readonly AttemptRecord[]): { kind: 'busy' } | { kind: 'none' } | undefined {
-  const later = attempts.filter((candidate) => candidate.seq > attempt.seq);
-  if (later.some((candidate) => candidate.outcome === 'accepted')) return { kind: 'none' };
-  if (later.some((candidate) => candidate.outcome === 'sending')) return { kind: 'busy' };
+  if (attempts.some((candidate) => candidate.seq !== attempt.seq && candidate.outcome === 'accepted')) return { kind: 'none' };
+  if (attempts.some((candidate) => candidate.seq > attempt.seq && candidate.outcome === 'sending')) return { kind: 'busy' };
   return undefined;
 }
 
