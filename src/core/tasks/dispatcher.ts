@@ -136,15 +136,15 @@ export class Dispatcher {
   /** Dispatches running in this process, by task id (recovery leaves them alone; shutdown waits). */
   private readonly inFlight = new Map<string, Promise<TaskRecord | undefined>>();
   /**
-   * Accepted creates whose answer the store kept refusing past their submission (a full disk, a
-   * long outage), by task id: still written down in the background (`keepRecording`), and left
-   * alone by recovery meanwhile, as a dispatch running here is.
+   * Creates whose answer the store kept refusing past their submission (a full disk, a long
+   * outage) — accepted, or a server error naming a task —, by task id: still written down in the
+   * background (`keepRecording`), and left alone by recovery meanwhile, as a dispatch running here is.
    */
   private readonly recording = new Map<string, Promise<void>>();
   /**
-   * Creates a provider accepted whose writes the store has not taken yet, by task id (what their
-   * log lines name): a stop that cannot wait for them (the database not answering) says each,
-   * with the upstream id only this process knows (`unrecordedCreates`).
+   * Creates a provider accepted (or answered naming a task) whose writes the store has not taken
+   * yet, by task id (what their log lines name): a stop that cannot wait for them (the database
+   * not answering) says each, with the upstream id only this process knows (`unrecordedCreates`).
    */
   private readonly unrecorded = new Map<string, Record<string, string>>();
   /** Aborted as the gateway closes its store: the background writes of accepted creates end. */
@@ -603,12 +603,15 @@ export class Dispatcher {
         ...(failure.namedTaskId !== undefined ? { namedTaskId: failure.namedTaskId } : {}),
       };
       // A named task is the only way to find what the provider may be making and billing: its
-      // write is tried again on store errors while the submission's lease runs, as an accepted
-      // create's is (else recovery would find the attempt `sending`, and fail it unasked).
+      // write is tried again on store errors while the submission's lease runs, and then in the
+      // background, as an accepted create's is (else recovery would find the attempt `sending`,
+      // and fail it unasked).
       const moved =
         failure.namedTaskId === undefined
           ? await tasks.updateSendingAttempt(claimed.id, seq, failed)
           : await this.recordNamed(claimed, runtime, seq, failed, failure.namedTaskId, started + runtime.config.timeout_ms + SUBMISSION_LEASE_MARGIN_MS);
+      // Still being written in the background: answered with the task as the store has it.
+      if (moved === 'kept') return { kind: 'settled', result: { settled: true, task: await tasks.get(claimed.id).catch(() => claimed) } };
       if (!moved) {
         // Signed news (a webhook, a confirmed callback) named the upstream task while the create
         // was on its way (`Recovery.adoptNamed`): the provider holds it, whatever answer reached
@@ -657,13 +660,40 @@ export class Dispatcher {
 
   /**
    * Writes a create's server-error answer that named a task (`namedTaskId`) on its attempt still
-   * `sending`, tried again on store errors until `until` (then once more, whose error is thrown).
+   * `sending` (false when it is not any more), tried again on store errors until `until`. If the
+   * store still refuses then, it is written in the background (`keepRecording`): `kept`.
    */
-  private async recordNamed(task: TaskRecord, runtime: ProviderRuntime, seq: number, change: AttemptChange, namedTaskId: string, until: number): Promise<boolean> {
+  private async recordNamed(
+    task: TaskRecord,
+    runtime: ProviderRuntime,
+    seq: number,
+    change: AttemptChange,
+    namedTaskId: string,
+    until: number,
+  ): Promise<boolean | 'kept'> {
+    const { tasks, clock, logger } = this.engine;
     const logContext = { task_id: task.id, provider: runtime.id, named_task_id: namedTaskId };
-    const write = () => this.engine.tasks.updateSendingAttempt(task.id, seq, change);
-    const written = await this.persist(logContext, 'record a create answer that named a task the provider may hold', until, false, write);
-    return written.ok ? written.value : write();
+    const what = 'record a create answer that named a task the provider may hold';
+    this.unrecorded.set(task.id, logContext);
+    const written = await this.persist(logContext, what, until, false, () => tasks.updateSendingAttempt(task.id, seq, change));
+    if (written.ok) {
+      this.unrecorded.delete(task.id);
+      return written.value;
+    }
+    logger.error(logContext, `could not ${what}; trying until the database takes it`);
+    // As the dispatch does with a write that lands: an attempt no longer `sending` that no news
+    // named a task on (a process that took the task over marked it lost) gets the answer all the same.
+    const writeNamed = async () => {
+      if (await tasks.updateSendingAttempt(task.id, seq, change)) return;
+      const noted = (await tasks.attempts(task.id)).find((candidate) => candidate.seq === seq);
+      if (!noted?.providerTaskId) await tasks.updateAttempt(task.id, seq, change);
+    };
+    this.keepRecording(task.id, logContext, async () => (await this.persist(logContext, what, clock.now(), true, writeNamed)).ok, {
+      recorded: 'recorded a create answer that named a task the provider may hold while the database refused writes',
+      closed: 'the gateway closed its database before it could record a create answer that named a task the provider may hold; that task is not tracked',
+      failed: 'could not record a create answer that named a task the provider may hold',
+    });
+    return 'kept';
   }
 
   /**
@@ -694,7 +724,7 @@ export class Dispatcher {
    * answered with the task as stored and the writes go on in the background (`keepRecording`).
    */
   private async recordAccepted(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): Promise<TaskRecord | undefined> {
-    const { tasks, logger } = this.engine;
+    const { tasks, clock, logger } = this.engine;
     const logContext = acceptedLogContext(task, runtime, result);
     this.unrecorded.set(task.id, logContext);
     const written = await this.writeAccepted(task, runtime, result, details, details.persistUntil);
@@ -708,38 +738,54 @@ export class Dispatcher {
     // nobody could find. It is written down in the background for as long as this process runs;
     // the create is answered now, with the task as the store has it.
     logger.error(logContext, 'could not record a create the provider accepted; trying until the database takes it');
-    this.keepRecording(task, runtime, result, details);
+    this.keepRecording(
+      task.id,
+      logContext,
+      async () => {
+        const written = await this.writeAccepted(task, runtime, result, details, clock.now(), true);
+        if (written.ok && !written.untracked) logger.info(logContext, 'recorded a create the provider accepted while the database refused writes');
+        return written.ok;
+      },
+      {
+        closed: 'the gateway closed its database before it could record a create the provider accepted; its upstream task is not tracked',
+        failed: 'could not record a create the provider accepted',
+      },
+    );
     return tasks.get(task.id).catch(() => task);
   }
 
   /**
-   * Tries the writes of an accepted create again every `PERSIST_LONGEST_PAUSE_MS`, its failures
-   * not logged each time, until they are taken or the store closes; recovery in this process
-   * leaves the task alone meanwhile (`recording`), and a graceful stop waits for it (its drain).
+   * Tries `write` (a create's answer only this process knows: true once the store took it) again
+   * every `PERSIST_LONGEST_PAUSE_MS`, its failures not logged each time, until it is taken or the
+   * store closes; recovery in this process leaves the task alone meanwhile (`recording`), and a
+   * graceful stop waits for it (its drain).
    */
-  private keepRecording(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): void {
+  private keepRecording(
+    taskId: string,
+    logContext: Record<string, string>,
+    write: () => Promise<boolean>,
+    said: { recorded?: string; closed: string; failed: string },
+  ): void {
     const { clock, logger } = this.engine;
-    const logContext = acceptedLogContext(task, runtime, result);
     const run = async () => {
       while (!this.closing.signal.aborted) {
         await clock.sleep(PERSIST_LONGEST_PAUSE_MS, this.closing.signal).catch(() => undefined);
         if (this.closing.signal.aborted) break;
-        const written = await this.writeAccepted(task, runtime, result, details, clock.now(), true);
-        if (written.ok) {
-          if (!written.untracked) logger.info(logContext, 'recorded a create the provider accepted while the database refused writes');
+        if (await write()) {
+          if (said.recorded) logger.info(logContext, said.recorded);
           return;
         }
       }
-      logger.error(logContext, 'the gateway closed its database before it could record a create the provider accepted; its upstream task is not tracked');
+      logger.error(logContext, said.closed);
     };
     const recording = run()
-      .catch((error: unknown) => logger.error({ ...logContext, err: error }, 'could not record a create the provider accepted'))
+      .catch((error: unknown) => logger.error({ ...logContext, err: error }, said.failed))
       .finally(() => {
         // Recorded, or its failure logged with the upstream id.
-        this.recording.delete(task.id);
-        this.unrecorded.delete(task.id);
+        this.recording.delete(taskId);
+        this.unrecorded.delete(taskId);
       });
-    this.recording.set(task.id, recording);
+    this.recording.set(taskId, recording);
   }
 
   /**
