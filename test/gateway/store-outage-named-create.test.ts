@@ -7,8 +7,9 @@
  * end (said only in an error log), and recovery then failed the task `interrupted` unasked.
  */
 import { afterEach, expect, it } from 'vitest';
+import { openStore } from '../../src/store/database.js';
 import { capturedLogs } from '../support/captured-logs.js';
-import { GatewayDeploys, type TestGateway } from '../support/harness.js';
+import { GatewayDeploys, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
 import { upstreamHoldingCreate, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
 
 const NAMED = 'n75named0003';
@@ -28,6 +29,33 @@ afterEach(async () => {
   deploys = undefined;
 });
 
+/** The store of `gateway` refuses every write of the answer naming `NAMED` while `refusing` (`refused`: how many it refused). */
+function refuseNamedWrites(gateway: TestGateway) {
+  const refusal = { refusing: true, refused: 0 };
+  const store = gateway.gateway.store;
+  const updateSendingAttempt = store.updateSendingAttempt.bind(store);
+  store.updateSendingAttempt = async (...args: Parameters<typeof store.updateSendingAttempt>) => {
+    if (refusal.refusing && args[2].named_task_id === NAMED) {
+      refusal.refused += 1;
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    }
+    return updateSendingAttempt(...args);
+  };
+  return refusal;
+}
+
+/** Creates the task, its answer's write refused until past the submission's lease (the provider's 2 s time limit + 10 s): the create's answer. */
+async function createdPastTheLease(gateway: TestGateway, refusal: { refused: number }) {
+  const pending = gateway.create(request);
+  for (let i = 0; i < 1_000 && refusal.refused === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(refusal.refused).toBeGreaterThan(0);
+  for (let step = 0; step < 15; step++) {
+    await gateway.clock.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return pending;
+}
+
 it('keeps a named task id the store refused past the submission lease, writes it once the store takes it, and adopts the task, never sent again', async () => {
   upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
   upstream.answerCreate();
@@ -35,26 +63,8 @@ it('keeps a named task id the store refused past the submission lease, writes it
   const logs = capturedLogs();
   const gw = await deploys.deploy({}, { endpointOverrides: { kling3api: { baseUrl: upstream.base } }, logTo: logs.sink });
   open.push(gw);
-  const store = gw.gateway.store;
-  const updateSendingAttempt = store.updateSendingAttempt.bind(store);
-  let refusing = true;
-  let refused = 0;
-  store.updateSendingAttempt = async (...args: Parameters<typeof store.updateSendingAttempt>) => {
-    if (refusing && args[2].named_task_id === NAMED) {
-      refused += 1;
-      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-    }
-    return updateSendingAttempt(...args);
-  };
-  const pending = gw.create(request);
-  for (let i = 0; i < 1_000 && refused === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  expect(refused).toBeGreaterThan(0);
-  // Past the submission's lease (the provider's 2 s time limit + 10 s).
-  for (let step = 0; step < 15; step++) {
-    await gw.clock.advance(1_000);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  const created = await pending;
+  const refusal = refuseNamedWrites(gw);
+  const created = await createdPastTheLease(gw, refusal);
   expect(created.status).toBe(202);
   expect(created.body.status).toBe('queued');
   // The operator is told which upstream task is waiting to be written.
@@ -64,10 +74,60 @@ it('keeps a named task id the store refused past the submission lease, writes it
   for (let step = 0; step < 20; step++) await gw.advance(1_000);
   expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'queued', error: null });
 
-  refusing = false;
+  refusal.refusing = false;
   const done = await gw.finish(created.body.id);
   expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED, error: null });
   expect(done.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'accepted', recovered_by: 'answer' })]);
   expect(upstream.statusCalls[0]).toContain(`task_id=${NAMED}`);
   expect(upstream.creates).toHaveLength(1);
+}, 30_000);
+
+it("is adopted when another process sharing the database marked the create lost meanwhile and the store takes writes again within its 10 s, not failed interrupted", async () => {
+  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  upstream.answerCreate();
+  // Two processes on one SQLite file (as `WORKERS` opens it), sharing simulators and clock.
+  const url = tempDatabaseUrl();
+  const store = await openStore(url, { sharedByProcesses: true });
+  const endpointOverrides = { kling3api: { baseUrl: upstream.base } };
+  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender', endpointOverrides });
+  const other = await startTestGateway({
+    config: { database: { url } },
+    store,
+    endpoints: sender.endpoints,
+    simulators: sender.simulators,
+    clock: sender.clock,
+    owner: 'other',
+    endpointOverrides,
+  });
+  try {
+    const refusal = refuseNamedWrites(sender);
+    const created = await createdPastTheLease(sender, refusal);
+    expect(created.body.status).toBe('queued');
+    // The other process sees the lease run out and marks the create lost (`interrupted`), giving
+    // its sender 10 s to write the answer it holds; the store takes writes again within them.
+    for (let step = 0; step < 60; step++) {
+      if ((await other.get(created.body.id)).body.attempts[0].outcome === 'interrupted') break;
+      await other.gateway.runOnce();
+      await sender.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect((await other.get(created.body.id)).body).toMatchObject({ status: 'queued', attempts: [expect.objectContaining({ outcome: 'interrupted' })] });
+    refusal.refusing = false;
+    // The other process's passes run first at each step, before the sender's next try of its write.
+    for (let step = 0; step < 60; step++) {
+      const task = (await other.get(created.body.id)).body;
+      if (['succeeded', 'failed'].includes(task.status)) break;
+      await other.gateway.runOnce();
+      await sender.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const done = (await other.get(created.body.id)).body;
+    expect(done).toMatchObject({ status: 'succeeded', provider_task_id: NAMED, error: null });
+    expect(done.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'accepted', recovered_by: 'answer' })]);
+    expect(upstream.creates).toHaveLength(1);
+  } finally {
+    await other.gateway.close();
+    await sender.close();
+    await store.close();
+  }
 }, 30_000);
