@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
-import { upstreamHoldingCreate } from '../support/upstream-holding-create.js';
+import { kling3apiNamedServerError, kling3apiShownDone, upstreamHoldingCreate } from '../support/upstream-holding-create.js';
 
 const available = await postgresAvailable();
 
@@ -18,8 +18,8 @@ describe.skipIf(!available)('a create answered with a server error naming a task
 
   it('is adopted by another replica once the provider\'s status shows the task, never sent again', async () => {
     const upstream = await upstreamHoldingCreate({
-      create: { code: 'INTERNAL_ERROR', message: 'Server error, please try again later', data: { task_id: NAMED } },
-      status: { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } },
+      create: kling3apiNamedServerError(NAMED),
+      status: kling3apiShownDone(NAMED, VIDEO),
     });
     try {
       const overrides = { kling3api: { baseUrl: upstream.base } };

@@ -8,13 +8,14 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { GatewayDeploys, type TestGateway } from '../support/harness.js';
-import { upstreamHoldingCreate, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
+import { kling3apiNamedServerError, kling3apiShownDone, upstreamHoldingCreate, type StatusAnswer, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
 
 const NAMED = 'n75named0001';
 const VIDEO = 'https://cdn.example.com/named.mp4';
 const request = { model: 'kling-v3', prompt: 'answered with a server error during a deploy', duration: 5, routing: { providers: ['kling3api'] } };
-/** kling3api's server error, naming the task it made. */
-const namedServerError = { code: 'INTERNAL_ERROR', message: 'Server error, please try again later', data: { task_id: NAMED } };
+/** kling3api's server error, naming the task it made; its status, showing that task done. */
+const namedServerError = kling3apiNamedServerError(NAMED);
+const shown = kling3apiShownDone(NAMED, VIDEO);
 
 const open: TestGateway[] = [];
 const upstreams: UpstreamHoldingCreate[] = [];
@@ -50,12 +51,25 @@ async function namedDuringTheStop(status: unknown): Promise<{ upstream: Upstream
   return { upstream, created: created.body, next };
 }
 
+/**
+ * A deploy (`config`) whose kling3api create is answered `namedServerError` at once, the status
+ * fetches answered by `status` (by the fetch's number): the create, left in doubt (202, queued).
+ */
+async function namedAtOnce(status: (call: number) => StatusAnswer, config: Record<string, unknown> = {}): Promise<{ upstream: UpstreamHoldingCreate; gw: TestGateway; id: string }> {
+  const upstream = await upstreamHoldingCreate({ create: namedServerError, status });
+  upstreams.push(upstream);
+  upstream.answerCreate();
+  deploys = await GatewayDeploys.start();
+  const gw = await deploys.deploy(config, { endpointOverrides: { kling3api: { baseUrl: upstream.base } } });
+  open.push(gw);
+  const created = await gw.create(request);
+  expect(created.status).toBe(202);
+  expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null, error: null });
+  return { upstream, gw, id: created.body.id };
+}
+
 it('a create answered with a server error naming a task during a graceful stop is adopted by the next start once the status shows it', async () => {
-  const { upstream, created, next } = await namedDuringTheStop({
-    code: 200,
-    message: 'success',
-    data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 },
-  });
+  const { upstream, created, next } = await namedDuringTheStop(shown);
   const done = await next.finish(created.id);
   expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED, error: null });
   expect(done.outputs).toEqual([expect.objectContaining({ upstream_url: VIDEO })]);
@@ -82,24 +96,10 @@ it('one whose named task the provider does not show is not adopted: it fails in 
 }, 30_000);
 
 it('one answered so while the account\'s rate window is full is held until its status can be asked, then adopted', async () => {
-  const upstream = await upstreamHoldingCreate({
-    create: namedServerError,
-    status: { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } },
-  });
-  upstreams.push(upstream);
-  upstream.answerCreate();
-  deploys = await GatewayDeploys.start();
   // The create takes the one request a minute allows: its status cannot be asked at once.
-  const gw = await deploys.deploy(
-    { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 60_000 }] } } },
-    { endpointOverrides: { kling3api: { baseUrl: upstream.base } } },
-  );
-  open.push(gw);
-  const created = await gw.create(request);
-  expect(created.status).toBe(202);
-  expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null, error: null });
+  const { upstream, gw, id } = await namedAtOnce(() => ({ http: 200, body: shown }), { providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 60_000 }] } } });
   expect(upstream.statusCalls).toEqual([]);
-  const done = await gw.finish(created.body.id, 5_000);
+  const done = await gw.finish(id, 5_000);
   expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
   expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
   expect(upstream.creates).toHaveLength(1);
@@ -112,18 +112,9 @@ it.each([
   // A 2xx that is no answer about the task (a proxy's page, a cut body): it says nothing either.
   ['an unreadable 200 (not the envelope)', { http: 200, body: 'upstream warming up' }],
 ] as const)('one whose first status fetch fails with %s is asked again and adopted, not failed in doubt', async (_, failure) => {
-  const shown = { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } };
-  const upstream = await upstreamHoldingCreate({ create: namedServerError, status: (call: number) => (call === 0 ? failure : { http: 200, body: shown }) });
-  upstreams.push(upstream);
-  upstream.answerCreate();
-  deploys = await GatewayDeploys.start();
-  const gw = await deploys.deploy({}, { endpointOverrides: { kling3api: { baseUrl: upstream.base } } });
-  open.push(gw);
-  const created = await gw.create(request);
-  expect(created.status).toBe(202);
   // The failed fetch told nothing: the task waits in doubt for the next one.
-  expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null, error: null });
-  const done = await gw.finish(created.body.id, 5_000);
+  const { upstream, gw, id } = await namedAtOnce((call) => (call === 0 ? failure : { http: 200, body: shown }));
+  const done = await gw.finish(id, 5_000);
   expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
   expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
   expect(upstream.statusCalls.slice(0, 2)).toEqual([expect.stringContaining(`task_id=${NAMED}`), expect.stringContaining(`task_id=${NAMED}`)]);
@@ -131,20 +122,11 @@ it.each([
 }, 30_000);
 
 it('one its provider does not show yet when first asked (still making it) is asked again, and adopted once shown', async () => {
-  const shown = { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } };
   const notYet = { http: 404, body: { code: 'TASK_NOT_FOUND', message: `Task ${NAMED} not found` } };
-  const upstream = await upstreamHoldingCreate({ create: namedServerError, status: (call: number) => (call === 0 ? notYet : { http: 200, body: shown }) });
-  upstreams.push(upstream);
-  upstream.answerCreate();
-  deploys = await GatewayDeploys.start();
-  const gw = await deploys.deploy({}, { endpointOverrides: { kling3api: { baseUrl: upstream.base } } });
-  open.push(gw);
-  const created = await gw.create(request);
-  expect(created.status).toBe(202);
   // A "not found" right after the create's answer proves nothing yet: the task waits in doubt.
-  expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null, error: null });
+  const { upstream, gw, id } = await namedAtOnce((call) => (call === 0 ? notYet : { http: 200, body: shown }));
   expect(upstream.statusCalls).toHaveLength(1);
-  const done = await gw.finish(created.body.id, 1_000);
+  const done = await gw.finish(id, 1_000);
   expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: NAMED });
   expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
   expect(upstream.creates).toHaveLength(1);

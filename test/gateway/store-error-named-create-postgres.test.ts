@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { postgresAvailable } from '../support/postgres.js';
 import { usePostgresReplicas } from '../support/postgres-replicas.js';
-import { upstreamHoldingCreate } from '../support/upstream-holding-create.js';
+import { kling3apiNamedServerError, kling3apiShownDone, upstreamHoldingCreate } from '../support/upstream-holding-create.js';
 
 const available = await postgresAvailable();
 
@@ -18,8 +18,8 @@ describe.skipIf(!available)('a server-error answer naming a task whose write mee
 
   it('is written when tried again, and the task adopted, never sent again', async () => {
     const upstream = await upstreamHoldingCreate({
-      create: { code: 'INTERNAL_ERROR', message: 'Server error, please try again later', data: { task_id: NAMED } },
-      status: { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } },
+      create: kling3apiNamedServerError(NAMED),
+      status: kling3apiShownDone(NAMED, VIDEO),
     });
     upstream.answerCreate();
     try {

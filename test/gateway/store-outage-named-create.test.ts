@@ -10,13 +10,13 @@ import { afterEach, expect, it } from 'vitest';
 import { openStore } from '../../src/store/database.js';
 import { capturedLogs } from '../support/captured-logs.js';
 import { GatewayDeploys, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
-import { upstreamHoldingCreate, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
+import { kling3apiNamedServerError, kling3apiShownDone, upstreamHoldingCreate, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
 
 const NAMED = 'n75named0003';
 const VIDEO = 'https://cdn.example.com/named-store-outage.mp4';
 const request = { model: 'kling-v3', prompt: 'a server error naming a task, then a long store outage', duration: 5, routing: { providers: ['kling3api'] } };
-const namedServerError = { code: 'INTERNAL_ERROR', message: 'Server error, please try again later', data: { task_id: NAMED } };
-const shown = { code: 200, message: 'success', data: { task_id: NAMED, status: 'SUCCESS', response: [VIDEO], consumed_credits: 400 } };
+const namedServerError = kling3apiNamedServerError(NAMED);
+const shown = kling3apiShownDone(NAMED, VIDEO);
 
 const open: TestGateway[] = [];
 let upstream: UpstreamHoldingCreate | undefined;

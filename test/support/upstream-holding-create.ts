@@ -81,3 +81,13 @@ export function legacyUpstreamHoldingCreate(): Promise<UpstreamHoldingCreate> {
     status: { code: 0, message: 'SUCCEED', request_id: 'r2', data: done },
   });
 }
+
+/** kling3api's server error (seed 004's `INTERNAL_ERROR`) naming the task `taskId` beside it. */
+export function kling3apiNamedServerError(taskId: string) {
+  return { code: 'INTERNAL_ERROR', message: 'Server error, please try again later', data: { task_id: taskId } };
+}
+
+/** kling3api's status answer showing `taskId` done, its video at `video`, 400 credits charged. */
+export function kling3apiShownDone(taskId: string, video: string) {
+  return { code: 200, message: 'success', data: { task_id: taskId, status: 'SUCCESS', response: [video], consumed_credits: 400 } };
+}
