@@ -131,3 +131,60 @@ it("is adopted when another process sharing the database marked the create lost 
     await store.close();
   }
 }, 30_000);
+
+it('reports a named task id written only after another process sharing the database failed its task: an error naming it, untracked_upstream_tasks_total{found_by="late_answer"}', async () => {
+  // The store refuses the write for longer than the 10 s the other process gives the sender: the
+  // task is failed `interrupted` without the named id, which the sender's write then lands beside.
+  // The provider may be making and billing that task: said as an accepted create's late answer is.
+  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  upstream.answerCreate();
+  const url = tempDatabaseUrl();
+  const store = await openStore(url, { sharedByProcesses: true });
+  const endpointOverrides = { kling3api: { baseUrl: upstream.base } };
+  const logs = capturedLogs();
+  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender', endpointOverrides, logTo: logs.sink });
+  const other = await startTestGateway({
+    config: { database: { url } },
+    store,
+    endpoints: sender.endpoints,
+    simulators: sender.simulators,
+    clock: sender.clock,
+    owner: 'other',
+    endpointOverrides,
+  });
+  try {
+    const refusal = refuseNamedWrites(sender);
+    const created = await createdPastTheLease(sender, refusal);
+    for (let step = 0; step < 60; step++) {
+      if ((await other.get(created.body.id)).body.status === 'failed') break;
+      await other.gateway.runOnce();
+      await sender.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect((await other.get(created.body.id)).body).toMatchObject({ status: 'failed', provider_task_id: null });
+    const untracked = () => logs.text().split('\n').filter((line) => line.includes(NAMED) && line.includes('tracked by nobody'));
+    expect(untracked()).toEqual([]);
+
+    refusal.refusing = false;
+    for (let step = 0; step < 30 && untracked().length === 0; step++) {
+      await sender.clock.advance(1_000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const [line] = untracked().map((each) => JSON.parse(each));
+    expect(line).toMatchObject({ level: 'error', task_id: created.body.id, provider: 'kling3api', named_task_id: NAMED });
+    expect(line.msg).toMatch(/named a task in its answer/);
+    expect(line.msg).not.toMatch(/accepted/);
+    // Not also said to be recorded as if it were tracked now.
+    expect(logs.text()).not.toContain('recorded a create answer that named a task the provider may hold while the database refused writes');
+    const metrics = await (await fetch(`${sender.url}/metrics`)).text();
+    expect(metrics).toMatch(/kling_gateway_untracked_upstream_tasks_total\{provider="kling3api",found_by="late_answer"\} 1/);
+    // Its task stays failed, the named id on its attempt for an operator; nothing was sent again.
+    const after = (await other.get(created.body.id)).body;
+    expect(after).toMatchObject({ status: 'failed', provider_task_id: null });
+    expect(upstream.creates).toHaveLength(1);
+  } finally {
+    await other.gateway.close();
+    await sender.close();
+    await store.close();
+  }
+}, 30_000);

@@ -683,13 +683,24 @@ export class Dispatcher {
     logger.error(logContext, `could not ${what}; trying until the database takes it`);
     // As the dispatch does with a write that lands: an attempt no longer `sending` that no news
     // named a task on (a process that took the task over marked it lost) gets the answer all the same.
-    const writeNamed = async () => {
-      if (await tasks.updateSendingAttempt(task.id, seq, change)) return;
+    // Whether the named task is tracked by nobody: its task was settled without it meanwhile.
+    const writeNamed = async (): Promise<boolean> => {
+      if (await tasks.updateSendingAttempt(task.id, seq, change)) return false;
       const noted = (await tasks.attempts(task.id)).find((candidate) => candidate.seq === seq);
-      if (!noted?.providerTaskId) await tasks.updateAttempt(task.id, seq, change);
+      if (noted?.providerTaskId) return false;
+      await tasks.updateAttempt(task.id, seq, change);
+      const now = await tasks.get(task.id);
+      return now !== undefined && now.phase !== 'submitting' && now.providerTaskId !== namedTaskId;
     };
-    this.keepRecording(task.id, logContext, async () => (await this.persist(logContext, what, clock.now(), true, writeNamed)).ok, {
-      recorded: 'recorded a create answer that named a task the provider may hold while the database refused writes',
+    const write = async () => {
+      const written = await this.persist(logContext, what, clock.now(), true, writeNamed);
+      if (!written.ok) return false;
+      if (written.value) {
+        this.reportLateAnswer(runtime, logContext, 'the provider named a task in its answer to a create (beside a server error), and that answer was written down after its task was settled without it: the named task may bill, and is tracked by nobody');
+      } else logger.info(logContext, 'recorded a create answer that named a task the provider may hold while the database refused writes');
+      return true;
+    };
+    this.keepRecording(task.id, logContext, write, {
       closed: 'the gateway closed its database before it could record a create answer that named a task the provider may hold; that task is not tracked',
       failed: 'could not record a create answer that named a task the provider may hold',
     });
@@ -845,11 +856,20 @@ export class Dispatcher {
     const now = await tasks.get(task.id).catch(() => undefined);
     if (now && now.phase !== 'submitting' && now.providerTaskId !== result.ref.providerTaskId) {
       // Settled meanwhile as lost (failed, or gone on): nobody tracks the task from the attempt.
-      logger.error(logContext, 'a create the provider accepted was written down after its task was settled without it: its upstream task is tracked by nobody');
-      this.engine.metrics.untrackedUpstreamTasks.inc({ provider: runtime.id, found_by: 'late_answer' });
+      this.reportLateAnswer(runtime, logContext, 'a create the provider accepted was written down after its task was settled without it: its upstream task is tracked by nobody');
       return { ok: true, task: now, untracked: true };
     }
     return { ok: true, task: now ?? task };
+  }
+
+  /**
+   * A create's answer (accepted, or a server error naming a task) written down after its task was
+   * settled without it: the upstream task may bill and nothing tracks it. Said as an error (naming
+   * it, `message`) and counted in `untracked_upstream_tasks_total{found_by="late_answer"}`.
+   */
+  private reportLateAnswer(runtime: ProviderRuntime, logContext: Record<string, string>, message: string): void {
+    this.engine.logger.error(logContext, message);
+    this.engine.metrics.untrackedUpstreamTasks.inc({ provider: runtime.id, found_by: 'late_answer' });
   }
 
   /**
