@@ -784,7 +784,9 @@ export class Gateway {
     for (const create of this.dispatcher.unrecordedCreates()) {
       this.engine.logger.error(
         create,
-        'stopping before the database recorded a create the provider accepted: its upstream task is tracked by nobody until recovery finds it after a restart (by lookup or webhook where the provider allows; otherwise the task fails as interrupted)',
+        create.answer === 'accepted'
+          ? 'stopping before the database recorded a create the provider accepted: its upstream task is tracked by nobody until recovery finds it after a restart (by lookup or webhook where the provider allows; otherwise the task fails as interrupted)'
+          : 'stopping before the database recorded a create answer that named a task beside a server error: the task the provider named may bill, and is tracked by nobody until recovery finds it after a restart (by lookup or webhook where the provider allows; otherwise the task fails as interrupted)',
       );
     }
     if (waits.abandoned.length > 0) {

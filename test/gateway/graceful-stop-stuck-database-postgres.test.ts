@@ -132,6 +132,7 @@ describe.skipIf(!available)('a stop while PostgreSQL does not answer the write o
       .text()
       .split('\n')
       .find((each) => each.includes(upstream[0]!.id) && each.includes('stopping before the database recorded'));
+    expect(line).toMatch(/"answer":"accepted"/);
     expect(line).toMatch(/"level":"error"/);
     expect(line).toMatch(/"provider":"kling3api"/);
     void answer;

@@ -188,3 +188,37 @@ it('reports a named task id written only after another process sharing the datab
     await store.close();
   }
 }, 30_000);
+
+it('a stop while the database does not answer the write of a named task id says a task was named, not that the provider accepted the create', async () => {
+  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  upstream.answerCreate();
+  deploys = await GatewayDeploys.start();
+  const logs = capturedLogs();
+  const gw = await deploys.deploy({ server: { drain_timeout_ms: 200 } }, { endpointOverrides: { kling3api: { baseUrl: upstream.base } }, logTo: logs.sink });
+  const refusal = refuseNamedWrites(gw);
+  const created = await createdPastTheLease(gw, refusal);
+  expect(created.status).toBe(202);
+  // The database stops answering: the background write of the named id waits on it for ever.
+  const store = gw.gateway.store;
+  let hung = false;
+  store.updateSendingAttempt = async () => {
+    hung = true;
+    return new Promise<never>(() => undefined);
+  };
+  for (let step = 0; step < 20 && !hung; step++) {
+    await gw.clock.advance(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  expect(hung).toBe(true);
+  await gw.gateway.close();
+  const line = logs
+    .text()
+    .split('\n')
+    .filter((each) => each.includes('"msg":"stopping before the database recorded'))
+    .map((each) => JSON.parse(each))
+    .find((each) => each.task_id === created.body.id);
+  expect(line).toMatchObject({ level: 'error', provider: 'kling3api', named_task_id: NAMED, answer: 'named_task' });
+  expect(line.msg).toMatch(/named a task/);
+  expect(line.msg).not.toMatch(/accepted/);
+  await Promise.all([...gw.simulators.values()].map((simulator) => simulator.close()));
+}, 30_000);

@@ -108,6 +108,13 @@ function acceptedLogContext(task: TaskRecord, runtime: ProviderRuntime, result: 
   return { task_id: task.id, provider: runtime.id, provider_task_id: result.ref.providerTaskId };
 }
 
+/**
+ * A create's answer only this process knows, not yet written down: what its log lines name (task,
+ * provider, upstream id), and whether the provider accepted the create (`provider_task_id`) or
+ * only named a task beside a server error (`named_task_id`).
+ */
+export type UnrecordedCreate = Record<string, string> & { answer: 'accepted' | 'named_task' };
+
 /** How long, beyond the provider's time limit (and a rate wait), a submission owns its task. */
 const SUBMISSION_LEASE_MARGIN_MS = 10_000;
 
@@ -146,7 +153,7 @@ export class Dispatcher {
    * yet, by task id (what their log lines name): a stop that cannot wait for them (the database
    * not answering) says each, with the upstream id only this process knows (`unrecordedCreates`).
    */
-  private readonly unrecorded = new Map<string, Record<string, string>>();
+  private readonly unrecorded = new Map<string, UnrecordedCreate>();
   /** Aborted as the gateway closes its store: the background writes of accepted creates end. */
   private readonly closing = new AbortController();
   /** Set by a graceful stop: passes start no queued task any more (those stay queued for the next start). */
@@ -236,8 +243,11 @@ export class Dispatcher {
     await Promise.allSettled([...this.recording.values()]);
   }
 
-  /** Creates a provider accepted whose writes the store has not taken (nor been given up on, logged): task, provider, upstream id. */
-  unrecordedCreates(): Record<string, string>[] {
+  /**
+   * Creates a provider accepted, or answered naming a task, whose writes the store has not taken
+   * (nor been given up on, logged): task, provider, upstream id, and which of the two (`answer`).
+   */
+  unrecordedCreates(): UnrecordedCreate[] {
     return [...this.unrecorded.values()];
   }
 
@@ -674,7 +684,7 @@ export class Dispatcher {
     const { tasks, clock, logger } = this.engine;
     const logContext = { task_id: task.id, provider: runtime.id, named_task_id: namedTaskId };
     const what = 'record a create answer that named a task the provider may hold';
-    this.unrecorded.set(task.id, logContext);
+    this.unrecorded.set(task.id, { ...logContext, answer: 'named_task' });
     const written = await this.persist(logContext, what, until, false, () => tasks.updateSendingAttempt(task.id, seq, change));
     if (written.ok) {
       this.unrecorded.delete(task.id);
@@ -737,7 +747,7 @@ export class Dispatcher {
   private async recordAccepted(task: TaskRecord, runtime: ProviderRuntime, result: SubmitResult, details: AcceptedDetails): Promise<TaskRecord | undefined> {
     const { tasks, clock, logger } = this.engine;
     const logContext = acceptedLogContext(task, runtime, result);
-    this.unrecorded.set(task.id, logContext);
+    this.unrecorded.set(task.id, { ...logContext, answer: 'accepted' });
     const written = await this.writeAccepted(task, runtime, result, details, details.persistUntil);
     if (written.ok) {
       this.unrecorded.delete(task.id);
