@@ -326,7 +326,7 @@ export class GatewayMetrics {
   });
   readonly untrackedUpstreamTasks = new Counter({
     name: `${PREFIX}untracked_upstream_tasks_total`,
-    help: 'Upstream tasks a provider made that no gateway task tracks (they may bill): found_by="webhook", each signed webhook naming one made for a create counted as not accepted, or for a create left in doubt after its task ended or another provider took it (one task may send several); found_by="late_answer", each create answer that came after its task was settled without it. The error log names each.',
+    help: 'Upstream tasks a provider made that no gateway task tracks (they may bill): found_by="webhook", each signed webhook (or legacy callback confirmed by a status fetch) naming one made for a create counted as not accepted, or for a create left in doubt after its task ended or another provider took it (one task may send several); found_by="late_answer", each create answer that came after its task was settled without it. The error log names each.',
     labelNames: ['provider', 'found_by'] as const,
     registers: [this.registry],
   });

@@ -283,6 +283,92 @@ describe('a connection dropped before the upstream created anything', () => {
     expect(metrics).toContain(`kling_gateway_untracked_upstream_tasks_total{provider="freepik",found_by="webhook"} ${said().length}`);
   });
 
+  it('legacy Kling-API: a callback on the token of a task that went on from its create (failover_on_timeout) is confirmed by a status fetch and reported as a paid task nobody tracks', async () => {
+    // Legacy callbacks are unsigned: only the provider's own status answer makes one believed.
+    // Before, the token's task no longer being the legacy provider's, the callback was answered
+    // 404 "unknown callback" and its upstream task, which may bill, was reported nowhere.
+    const logs = capturedLogs();
+    const gw = await startTestGateway({ logTo: logs.sink, config: { routing: { failover_on_timeout: true } } });
+    open.push(gw);
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
+    expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api' });
+    const legacyTask = legacy.tasks[0]!.id;
+    const token = (await gw.gateway.store.getTask(created.body.id))!.callback_token;
+    const statusCalls = () => legacy.requests.filter((r) => r.method === 'GET' && r.path.includes(legacyTask)).length;
+    const said = () =>
+      logs
+        .text()
+        .split('\n')
+        .filter((line) => line.includes(legacyTask) && line.includes('"level":"error"'))
+        .map((line) => JSON.parse(line));
+    const post = (path: string, taskId: string) => gw.request('POST', path, JSON.stringify({ task_id: taskId, task_status: 'succeed' }), {}, null);
+
+    const fetchedBefore = statusCalls();
+    const answer = await post(`/v1/webhooks/kling-legacy/${token}`, legacyTask);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ received: true, matched: false });
+    expect(statusCalls()).toBeGreaterThan(fetchedBefore);
+    expect(said().at(-1)).toMatchObject({ task_id: created.body.id, provider: 'kling-legacy', provider_task_id: legacyTask });
+    expect(said().at(-1).msg).toMatch(/^kling-legacy made a task for a create the gateway left in doubt, after another provider took the task: it may bill, and no task tracks it/);
+    const reported = said().length;
+
+    // A forged token: 404, nothing asked, nothing said.
+    const forged = await post('/v1/webhooks/kling-legacy/not-a-token', legacyTask);
+    expect(forged.status).toBe(404);
+    // A task the legacy provider does not show on a real token: not believed, nothing said.
+    const unshown = await post(`/v1/webhooks/kling-legacy/${token}`, '999999999999999999');
+    expect(unshown.status).toBe(404);
+    // Nor a task another gateway task tracks at kling-legacy.
+    const other = await gw.create({ ...klingV3, routing: { providers: ['kling-legacy'] } });
+    expect(other.body).toMatchObject({ provider: 'kling-legacy', provider_task_id: expect.any(String) });
+    const othersTask = await post(`/v1/webhooks/kling-legacy/${token}`, other.body.provider_task_id);
+    expect(othersTask.status).toBe(404);
+    expect(logs.text()).not.toMatch(new RegExp(`"level":"error"[^\\n]*${other.body.provider_task_id}`));
+    expect(said()).toHaveLength(reported);
+
+    // Not adopted into the task kling3api made: it finishes there, the legacy charge at risk beside it.
+    const done = await gw.finish(created.body.id);
+    expect(done).toMatchObject({ status: 'succeeded', provider: 'kling3api' });
+    const after = await post(`/v1/webhooks/kling-legacy/${token}`, legacyTask);
+    expect(after.status).toBe(200);
+    expect(said().at(-1).msg).toMatch(/^kling-legacy made a task for a create the gateway left in doubt, after the task ended succeeded: it may bill/);
+    const final = (await gw.get(created.body.id)).body;
+    expect(final).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: done.provider_task_id });
+    expect(final.cost.at_risk).toEqual([expect.objectContaining({ provider: 'kling-legacy' })]);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toContain(`kling_gateway_untracked_upstream_tasks_total{provider="kling-legacy",found_by="webhook"} ${said().length}`);
+    expect(legacy.tasks).toHaveLength(2);
+  });
+
+  it('legacy Kling-API: a callback on the token of a task that ended failed, its legacy create left in doubt, is confirmed and reported, not taken for the task\'s own news', async () => {
+    // Before, the token's task being still the legacy provider's, the callback was answered 200
+    // as news of the task (a poll of a finished task: nothing) and reported nowhere.
+    const logs = capturedLogs();
+    const gw = await startTestGateway({ logTo: logs.sink, config: { routing: { failover_on_timeout: true } } });
+    open.push(gw);
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ ...klingV3, routing: { providers: ['kling-legacy'] } });
+    expect(created.body).toMatchObject({ status: 'failed', provider: 'kling-legacy', provider_task_id: null });
+    const legacyTask = legacy.tasks[0]!.id;
+    const token = (await gw.gateway.store.getTask(created.body.id))!.callback_token;
+    const answer = await gw.request('POST', `/v1/webhooks/kling-legacy/${token}`, JSON.stringify({ task_id: legacyTask, task_status: 'succeed' }), {}, null);
+    expect(answer).toMatchObject({ status: 200, body: { received: true, matched: false } });
+    const line = logs
+      .text()
+      .split('\n')
+      .filter((each) => each.includes(legacyTask) && each.includes('"level":"error"'))
+      .map((each) => JSON.parse(each))
+      .at(-1);
+    expect(line).toMatchObject({ task_id: created.body.id, provider: 'kling-legacy', provider_task_id: legacyTask });
+    expect(line.msg).toMatch(/^kling-legacy made a task for a create the gateway left in doubt, after the task ended failed: it may bill/);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/kling_gateway_untracked_upstream_tasks_total\{provider="kling-legacy",found_by="webhook"\} [1-9]/);
+    expect((await gw.get(created.body.id)).body).toMatchObject({ status: 'failed', provider_task_id: null });
+  });
+
   it('Freepik: a list holding a task the gateway does not know proves nothing; the task waits, then fails as a timeout', async () => {
     const gw = await gateway();
     // Someone else's task under the same key.

@@ -338,12 +338,62 @@ export class InboundWebhooks {
       throw problems.notFound(`no callbacks for provider ${providerId}`);
     }
     const task = await tasks.findByCallbackToken(token);
+    if (task) {
+      const news = await this.newsOfCreateLeftBehind(runtime.provider, task, body);
+      if (news) {
+        onTask?.(task.id);
+        return news;
+      }
+    }
     if (!task || task.provider !== providerId) {
       metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'unknown_token' });
       throw problems.notFound('unknown callback');
     }
     onTask?.(task.id);
     return this.actOnCallback(runtime.provider, task, body, true);
+  }
+
+  /**
+   * A callback on `task`'s token naming an upstream task the task does not track, while a create
+   * of it to this provider was left without one (failed over from, left in doubt as the task
+   * ended, counted as not accepted): the provider may hold that task and bill it. Confirmed by
+   * the provider's status answer (`Recovery.adoptNamed`), then adopted while the task waits in the
+   * queue, or else reported as a task nobody tracks (error log, `untracked_upstream_tasks_total`)
+   * and answered `200`: the news was received, and a resend would change nothing. Undefined when
+   * no such create is there or the provider does not show the task (then the callback is
+   * answered as before).
+   */
+  private async newsOfCreateLeftBehind(provider: VideoProvider, task: TaskRecord, body: unknown): Promise<WebhookReceipt | undefined> {
+    const { metrics, tasks } = this.engine;
+    const named = provider.readCallbackTaskId?.(body);
+    if (!named || !this.recovery) return undefined;
+    // The task's own news (`actOnCallback`): a create to this provider on its way, or its tracked task.
+    if (task.provider === provider.id && (task.phase === 'submitting' || task.providerTaskId === named)) return undefined;
+    const leftBehind = (await tasks.attempts(task.id)).filter((attempt) => attempt.provider === provider.id && !attempt.providerTaskId).reverse();
+    // A task another gateway task tracks is not one nobody tracks (the callback is answered as before).
+    if (leftBehind.length === 0 || (await tasks.findByProviderTask(provider.id, named))) return undefined;
+    for (const attempt of leftBehind) {
+      const adoption = await this.recovery.adoptNamed(provider.id, attemptKeyOf(task.id, attempt.seq), named, { confirm: true });
+      switch (adoption.kind) {
+        case 'none':
+          continue;
+        case 'ruled_out':
+          // Logged and counted by recovery; nothing here tracks it.
+          metrics.inboundWebhooks.inc({ provider: provider.id, outcome: 'ruled_out' });
+          return { received: true, matched: false };
+        case 'adopted':
+          metrics.inboundWebhooks.inc({ provider: provider.id, outcome: 'adopted' });
+          if (adoption.task) await this.tracker.pollSoon(adoption.task);
+          return { received: true, matched: true };
+        case 'busy':
+          metrics.inboundWebhooks.inc({ provider: provider.id, outcome: 'retry_later' });
+          throw problems.retryLater('the task this callback is about is changing, or its provider could not be asked now; retry shortly', WEBHOOK_RETRY_AFTER_S);
+        default:
+          metrics.inboundWebhooks.inc({ provider: provider.id, outcome: adoption.kind === 'kept' ? 'kept_unconfirmed' : 'noted' });
+          return { received: true, matched: true };
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -391,6 +441,11 @@ export class InboundWebhooks {
           metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'noted' });
           this.keepCallback(provider, task.id, body);
           return { received: true, matched: true };
+        }
+        if (adoption.kind === 'ruled_out') {
+          // A task the provider showed for a create nothing tracks any more: logged and counted by recovery.
+          metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'ruled_out' });
+          return { received: true, matched: false };
         }
         if (adoption.kind === 'kept') {
           // The provider could not be asked now (no answer, a server error, throttling): the task

@@ -168,7 +168,11 @@ export type NamedTaskOutcome =
    * asked now: kept on the attempt, asked about again by recovery (`keepUnconfirmed`).
    */
   | { kind: 'kept' }
-  /** Signed news of a task made for a create counted as not accepted: logged, tracked by no task. */
+  /**
+   * Signed news (or a callback the provider's status confirmed) of a task made for a create
+   * counted as not accepted, or left in doubt once its task ended or went on (`untrackedBy`):
+   * logged, counted, tracked by no task.
+   */
   | { kind: 'ruled_out' }
   /** Not an attempt in doubt (unknown, answered, or not this provider's). */
   | { kind: 'none' };
@@ -359,7 +363,8 @@ export class Recovery {
   /**
    * News (a verified webhook on the attempt's own path, a callback on the task's token) that
    * names the upstream task of an attempt in doubt. `confirm` asks the provider first (an
-   * unsigned callback proves nothing by itself).
+   * unsigned callback proves nothing by itself). News of a task nothing tracks any more is
+   * reported (`ruled_out`), never adopted.
    */
   async adoptNamed(
     provider: string,
@@ -378,9 +383,18 @@ export class Recovery {
     if (!attempt || attempt.provider !== provider || attempt.providerTaskId) return { kind: 'none' };
     // A signed webhook counts only when the account that sent the create signed it.
     if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
-    // Signed news of a task nothing tracks (`untrackedBy`): said loudly, for the operator to settle.
+    // News of a task nothing tracks (`untrackedBy`), signed or confirmed by the provider's own
+    // status answer (an unsigned callback proves nothing by itself): said loudly, for the operator
+    // to settle, and never adopted.
     const untracked = untrackedBy(task, attempt, attempts);
-    if (untracked !== undefined && how.signedBy) {
+    if (untracked !== undefined && (how.signedBy || how.confirm)) {
+      if (!how.signedBy) {
+        const account = runtime.account(attempt.account ?? task.account);
+        const ref = account && this.refOfNamed(task, attempt, providerTaskId);
+        if (!account || !ref) return { kind: 'none' };
+        const shown = await this.shows(task, runtime, account, ref, 'a callback named a task the provider does not confirm');
+        if (shown !== 'shown') return { kind: shown === 'busy' ? 'busy' : 'none' };
+      }
       this.engine.metrics.untrackedUpstreamTasks.inc({ provider, found_by: 'webhook' });
       this.engine.logger.error(
         { task_id: task.id, provider, account: attempt.account, provider_task_id: providerTaskId, attempt: attempt.seq },
