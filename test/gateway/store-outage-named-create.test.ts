@@ -6,6 +6,7 @@
  * this process leaves the task alone meanwhile. Before, the id was given up on at the lease's
  * end (said only in an error log), and recovery then failed the task `interrupted` unasked.
  */
+import type { Writable } from 'node:stream';
 import { afterEach, expect, it } from 'vitest';
 import { openStore } from '../../src/store/database.js';
 import { capturedLogs } from '../support/captured-logs.js';
@@ -56,6 +57,39 @@ async function createdPastTheLease(gateway: TestGateway, refusal: { refused: num
   return pending;
 }
 
+/**
+ * Two processes on one SQLite file (as `WORKERS` opens it), sharing simulators and clock, both
+ * sending kling3api's creates to `upstream`; `logTo` takes the sender's log.
+ */
+async function twoProcessesOnOneFile(logTo?: Writable) {
+  const url = tempDatabaseUrl();
+  const store = await openStore(url, { sharedByProcesses: true });
+  const endpointOverrides = { kling3api: { baseUrl: upstream!.base } };
+  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender', endpointOverrides, ...(logTo ? { logTo } : {}) });
+  const other = await startTestGateway({
+    config: { database: { url } },
+    store,
+    endpoints: sender.endpoints,
+    simulators: sender.simulators,
+    clock: sender.clock,
+    owner: 'other',
+    endpointOverrides,
+  });
+  const close = async () => {
+    await other.gateway.close();
+    await sender.close();
+    await store.close();
+  };
+  return { sender, other, close };
+}
+
+/** One step: a pass of the other process, then a second of the shared clock for the sender. */
+async function stepBoth(sender: TestGateway, other: TestGateway) {
+  await other.gateway.runOnce();
+  await sender.clock.advance(1_000);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 it('keeps a named task id the store refused past the submission lease, writes it once the store takes it, and adopts the task, never sent again', async () => {
   upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
   upstream.answerCreate();
@@ -85,20 +119,7 @@ it('keeps a named task id the store refused past the submission lease, writes it
 it("is adopted when another process sharing the database marked the create lost meanwhile and the store takes writes again within its 10 s, not failed interrupted", async () => {
   upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
   upstream.answerCreate();
-  // Two processes on one SQLite file (as `WORKERS` opens it), sharing simulators and clock.
-  const url = tempDatabaseUrl();
-  const store = await openStore(url, { sharedByProcesses: true });
-  const endpointOverrides = { kling3api: { baseUrl: upstream.base } };
-  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender', endpointOverrides });
-  const other = await startTestGateway({
-    config: { database: { url } },
-    store,
-    endpoints: sender.endpoints,
-    simulators: sender.simulators,
-    clock: sender.clock,
-    owner: 'other',
-    endpointOverrides,
-  });
+  const { sender, other, close } = await twoProcessesOnOneFile();
   try {
     const refusal = refuseNamedWrites(sender);
     const created = await createdPastTheLease(sender, refusal);
@@ -107,9 +128,7 @@ it("is adopted when another process sharing the database marked the create lost 
     // its sender 10 s to write the answer it holds; the store takes writes again within them.
     for (let step = 0; step < 60; step++) {
       if ((await other.get(created.body.id)).body.attempts[0].outcome === 'interrupted') break;
-      await other.gateway.runOnce();
-      await sender.clock.advance(1_000);
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await stepBoth(sender, other);
     }
     expect((await other.get(created.body.id)).body).toMatchObject({ status: 'queued', attempts: [expect.objectContaining({ outcome: 'interrupted' })] });
     refusal.refusing = false;
@@ -117,18 +136,14 @@ it("is adopted when another process sharing the database marked the create lost 
     for (let step = 0; step < 60; step++) {
       const task = (await other.get(created.body.id)).body;
       if (['succeeded', 'failed'].includes(task.status)) break;
-      await other.gateway.runOnce();
-      await sender.clock.advance(1_000);
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await stepBoth(sender, other);
     }
     const done = (await other.get(created.body.id)).body;
     expect(done).toMatchObject({ status: 'succeeded', provider_task_id: NAMED, error: null });
     expect(done.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'accepted', recovered_by: 'answer' })]);
     expect(upstream.creates).toHaveLength(1);
   } finally {
-    await other.gateway.close();
-    await sender.close();
-    await store.close();
+    await close();
   }
 }, 30_000);
 
@@ -138,28 +153,14 @@ it('reports a named task id written only after another process sharing the datab
   // The provider may be making and billing that task: said as an accepted create's late answer is.
   upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
   upstream.answerCreate();
-  const url = tempDatabaseUrl();
-  const store = await openStore(url, { sharedByProcesses: true });
-  const endpointOverrides = { kling3api: { baseUrl: upstream.base } };
   const logs = capturedLogs();
-  const sender = await startTestGateway({ config: { database: { url } }, store, owner: 'sender', endpointOverrides, logTo: logs.sink });
-  const other = await startTestGateway({
-    config: { database: { url } },
-    store,
-    endpoints: sender.endpoints,
-    simulators: sender.simulators,
-    clock: sender.clock,
-    owner: 'other',
-    endpointOverrides,
-  });
+  const { sender, other, close } = await twoProcessesOnOneFile(logs.sink);
   try {
     const refusal = refuseNamedWrites(sender);
     const created = await createdPastTheLease(sender, refusal);
     for (let step = 0; step < 60; step++) {
       if ((await other.get(created.body.id)).body.status === 'failed') break;
-      await other.gateway.runOnce();
-      await sender.clock.advance(1_000);
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await stepBoth(sender, other);
     }
     expect((await other.get(created.body.id)).body).toMatchObject({ status: 'failed', provider_task_id: null });
     const untracked = () => logs.text().split('\n').filter((line) => line.includes(NAMED) && line.includes('tracked by nobody'));
@@ -183,9 +184,7 @@ it('reports a named task id written only after another process sharing the datab
     expect(after).toMatchObject({ status: 'failed', provider_task_id: null });
     expect(upstream.creates).toHaveLength(1);
   } finally {
-    await other.gateway.close();
-    await sender.close();
-    await store.close();
+    await close();
   }
 }, 30_000);
 
