@@ -69,6 +69,46 @@ describe('a signed webhook naming a create the task was failed over from, while 
     expect(task.attempts[0]).toMatchObject({ provider: 'freepik', outcome: 'accepted', recovered_by: 'webhook' });
   });
 
+  it('legacy Kling-API: a callback on the task\'s token, confirmed by a status fetch, is adopted the same way', async () => {
+    // Unsigned upstream: the callback is believed only once the legacy provider's status shows
+    // the task. Before, the token's task being nobody's while queued, it was answered 404
+    // "unknown callback", and kling3api made the video again once its cool-down ended.
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ on: 'submit', transport: 'drop_after_accept' });
+    gw.simulator('kling3api').injectFault({ on: 'submit', status: 429, kind: 'rate_limited', headers: { 'retry-after': '60' } });
+    const created = (await gw.create({ ...eitherProvider, routing: { providers: ['kling-legacy', 'kling3api'] } })).body;
+    expect(created).toMatchObject({ status: 'queued', provider_task_id: null });
+    expect(created.attempts.map((attempt: { provider: string; outcome: string }) => [attempt.provider, attempt.outcome])).toEqual([
+      ['kling-legacy', 'ambiguous'],
+      ['kling3api', 'failed'],
+    ]);
+    expect(legacy.tasks).toHaveLength(1);
+    const upstreamId = legacy.tasks[0]!.id;
+    const token = (await gw.gateway.store.getTask(created.id))!.callback_token;
+    const callback = (taskId: string) =>
+      gw!.request('POST', `/v1/webhooks/kling-legacy/${token}`, JSON.stringify({ task_id: taskId, task_status: 'processing' }), {}, null);
+
+    // A task the provider does not show is not believed: nothing changes.
+    expect((await callback('999999999999999999')).status).toBe(404);
+    expect((await gw.get(created.id)).body).toMatchObject({ status: 'queued', provider: null, provider_task_id: null });
+
+    const statusCalls = () => legacy.requests.filter((request) => request.method === 'GET' && request.path.includes(upstreamId)).length;
+    const asked = statusCalls();
+    expect(await callback(upstreamId)).toMatchObject({ status: 200, body: { received: true, matched: true } });
+    expect(statusCalls()).toBeGreaterThan(asked);
+    expect((await gw.get(created.id)).body).toMatchObject({ provider: 'kling-legacy', provider_task_id: upstreamId });
+
+    await gw.advance(61_000);
+    await gw.advance(1_000);
+    expect(creates(gw, 'kling3api')).toBe(1);
+    const done = await gw.finish(created.id);
+    expect(done).toMatchObject({ status: 'succeeded', provider: 'kling-legacy', provider_task_id: upstreamId });
+    expect(done.cost.at_risk ?? []).toEqual([]);
+    expect(done.attempts[0]).toMatchObject({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'webhook' });
+    expect(legacy.tasks).toHaveLength(1);
+  });
+
   it('changes nothing once the task ended (no provider took it): it stays failed, its Freepik attempt still in doubt', async () => {
     gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
     gw.simulator('freepik').injectFault({ on: 'submit', transport: 'drop_after_accept' });
