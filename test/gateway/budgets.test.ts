@@ -91,6 +91,22 @@ describe('budget reservations', () => {
     expect(await budgetOf(gw)).toMatchObject({ spent: 0.4, reserved: 0 });
   });
 
+  it("narrows the reserve to the first provider's figure when it takes the task into its own queue (Freepik CREATED), and files the task under it in usage", async () => {
+    // Legacy priced dearer than Freepik: 1 unit/s × $0.14 = $0.70 for 5 s, against Freepik's $0.56.
+    const dearLegacy = { providers: { 'kling-legacy': { pricing: { rules: [{ model: 'kling-v3', credits_per_second: 1 }] } } } };
+    gw = await startTestGateway({ config: { ...budgeted({ amount: 10, currency: 'USD', period: 'month' }), ...dearLegacy } });
+    const created = await gw.create({ ...video, routing: { providers: ['freepik', 'kling-legacy'] } });
+    // Freepik answered the create CREATED: it holds the task, waiting in its own queue.
+    expect(created.body).toMatchObject({ status: 'queued', provider: 'freepik', provider_status: 'CREATED' });
+    expect(created.body.cost).toMatchObject({ credits: 56, currency_amount: 0.56, estimated: true });
+    // Only Freepik can bill it now: its figure is what stays reserved, not the legacy API's $0.70.
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0, reserved: 0.56, remaining: 9.44 });
+    const usage = await gw.request('GET', '/v1/usage?group_by=provider,account');
+    expect(usage.body.data).toEqual([expect.objectContaining({ provider: 'freepik', account: 'default', tasks: 1, in_progress: 1 })]);
+    await gw.finish(created.body.id);
+    expect(await budgetOf(gw)).toMatchObject({ spent: 0.56, reserved: 0 });
+  });
+
   it("keeps the estimate reserved while the legacy API reports a charge of 0 for a running task, and settles to the charge it reports at the end", async () => {
     gw = await startTestGateway({ config: budgeted({ amount: 10, currency: 'USD', period: 'month' }) });
     // The shipped placeholder: 0.8 units/s × $0.14 = $0.56 for 5 s; the simulator charges 3.5 units ($0.49).

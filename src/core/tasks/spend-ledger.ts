@@ -321,7 +321,12 @@ export class SpendLedger {
     const statusChanged = change.status !== undefined && change.status !== before.status;
     const providerChanged =
       (change.provider !== undefined && change.provider !== before.provider) || (change.account !== undefined && change.account !== before.account);
-    if (!terminal && !costChanged && !statusChanged && !providerChanged) return undefined;
+    // A provider taking the task may change neither its status nor its cost nor, as the task reads,
+    // its provider (a slot claim names it beforehand): the first provider of the plan answering
+    // that the task waits in its own queue (Freepik `CREATED`, legacy `submitted`). Its line still
+    // names no provider, and its reserve still covers the dearest provider of the plan.
+    const phaseChanged = change.phase !== undefined && change.phase !== before.phase;
+    if (!terminal && !costChanged && !statusChanged && !providerChanged && !phaseChanged) return undefined;
     return async (ledger, after) => {
       const charge = chargeOf(after);
       // What other providers may have billed is written beside the line once the task ends.
