@@ -28,6 +28,8 @@
  *   (kling3api, legacy) or Freepik's estimate;
  * - a create whose client got no answer (the stop came first) is in the task list, or was sent nowhere;
  * - at the end, the task list holds exactly the tasks the model made.
+ * - at the end, `/v1/usage` on every replica adds up, per currency, exactly the tasks' own outcomes,
+ *   charges and money at risk, and the tenant's budget has spent that and holds nothing back.
  *
  * The world, the steps and the invariants are in `test/support/task-life-model.ts`, shared with
  * the replicas variant (`task-life-model-replicas-postgres.test.ts`). Fixed seed, 20 runs of up

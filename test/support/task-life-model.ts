@@ -33,6 +33,8 @@ const SETTINGS = {
   // Small enough that the final drain reaches every deadline in a few dozen passes.
   tasks: { deadline_ms: 15 * 60_000 },
   limits: { creates_per_minute: 100_000 },
+  // A budget no run comes near: what it holds and spends is checked against the tasks at the end.
+  tenants: { acme: { budget: { amount: 1_000_000, currency: 'USD', period: 'month' } } },
   // One task in flight per provider: more wait `queued`, where a cancel ends them.
   providers: Object.fromEntries(['freepik', 'kling3api', 'kling-legacy'].map((id) => [id, { max_in_flight: 1 }])),
 };
@@ -208,6 +210,7 @@ async function checkInvariants(world: World, final = false): Promise<void> {
       expect(listed.body.data.map((task: { id: string }) => task.id).sort(), `listed tasks on replica ${index}${context()}`).toEqual(world.tasks.map((task) => task.id).sort());
     }
   }
+  const finals: any[] = [];
   for (const record of world.tasks) {
     // Read through every replica in turn: each read is no older than the one before it.
     let task: any;
@@ -252,6 +255,7 @@ async function checkInvariants(world: World, final = false): Promise<void> {
     }
 
     if (final) {
+      finals.push(task);
       expect(TERMINAL.has(task.status), `${record.id} still ${task.status} past its deadline${context()}`).toBe(true);
       // The accepted upstream task is tracked (not abandoned).
       for (const one of upstream) {
@@ -265,6 +269,54 @@ async function checkInvariants(world: World, final = false): Promise<void> {
         }
       }
     }
+  }
+  if (final) await checkUsageAgainstTasks(world, finals, context);
+}
+
+/** Money of a figure in whole millionths. */
+const microsOf = (amount: number | null | undefined) => Math.round((amount ?? 0) * 1_000_000);
+
+/**
+ * At the end: `/v1/usage` (every replica) adds up, per currency, exactly the tasks' own charges and
+ * what they put at risk, and the tenant's tasks by outcome.
+ */
+async function checkUsageAgainstTasks(world: World, tasks: any[], context: () => string): Promise<void> {
+  const expected = new Map<string, { tasks: number; succeeded: number; failed: number; canceled: number; micros: number; credits: number; atRisk: number }>();
+  const rowOf = (currency: string | null) => {
+    const key = String(currency);
+    const row = expected.get(key) ?? { tasks: 0, succeeded: 0, failed: 0, canceled: 0, micros: 0, credits: 0, atRisk: 0 };
+    expected.set(key, row);
+    return row;
+  };
+  for (const task of tasks) {
+    const row = rowOf(task.cost.currency);
+    row.tasks += 1;
+    row[task.status as 'succeeded' | 'failed' | 'canceled'] += 1;
+    row.micros += microsOf(task.cost.currency_amount);
+    row.credits += Math.round((task.cost.credits ?? 0) * 10_000);
+    for (const entry of task.cost.at_risk ?? []) rowOf(entry.currency).atRisk += microsOf(entry.currency_amount);
+  }
+  for (const [index, replica] of world.replicas.entries()) {
+    const usage = await replica.request('GET', '/v1/usage?from=2000-01-01&to=2100-01-01');
+    expect(usage.status, `usage on replica ${index}${context()}`).toBe(200);
+    const seen = new Map<string, unknown>();
+    for (const row of usage.body.data as any[]) {
+      seen.set(String(row.currency), {
+        tasks: row.tasks,
+        succeeded: row.succeeded,
+        failed: row.failed,
+        canceled: row.canceled,
+        micros: microsOf(row.currency_amount),
+        credits: Math.round(row.credits * 10_000),
+        atRisk: microsOf(row.currency_amount_at_risk),
+      });
+    }
+    const budget = usage.body.budgets[0];
+    const usd = expected.get('USD');
+    expect([index, microsOf(budget.spent), budget.reserved], `budget on replica ${index}${context()}`).toEqual([index, (usd?.micros ?? 0) + (usd?.atRisk ?? 0), 0]);
+    expect(Object.fromEntries(seen), `usage on replica ${index} against the tasks ${JSON.stringify(tasks.map((task) => [task.id, task.status, task.provider, task.cost]))}${context()}`).toEqual(
+      Object.fromEntries(expected),
+    );
   }
 }
 
