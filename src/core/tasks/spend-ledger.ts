@@ -324,9 +324,10 @@ export class SpendLedger {
     // A provider taking the task may change neither its status nor its cost nor, as the task reads,
     // its provider (a slot claim names it beforehand): the first provider of the plan answering
     // that the task waits in its own queue (Freepik `CREATED`, legacy `submitted`). Its line still
-    // names no provider, and its reserve still covers the dearest provider of the plan.
-    const phaseChanged = change.phase !== undefined && change.phase !== before.phase;
-    if (!terminal && !costChanged && !statusChanged && !providerChanged && !phaseChanged) return undefined;
+    // names no provider, and its reserve still covers the dearest provider of the plan. Other
+    // phase changes (a copy starting, a task put back in the queue) move no money by themselves.
+    const taken = change.phase === 'tracking' && before.phase !== 'tracking';
+    if (!terminal && !costChanged && !statusChanged && !providerChanged && !taken) return undefined;
     return async (ledger, after) => {
       const charge = chargeOf(after);
       // What other providers may have billed is written beside the line once the task ends.
