@@ -47,6 +47,8 @@ export const ExitCode = {
   unreachable: 9,
   /** Interrupted (Ctrl-C). */
   interrupted: 130,
+  /** Stopped by SIGTERM (`timeout`, a CI job canceled): 128 + 15, as a shell shows it; said as Ctrl-C is. */
+  terminated: 143,
   /**
    * `-o -`: stdout closed before the video was written whole (`| head -c 100`: its reader quit).
    * 128 + SIGPIPE, the status the shell shows for `cat` or a Go program in the same place, so a
@@ -107,5 +109,6 @@ export const EXIT_CODE_HELP = `Exit codes:
       (too many requests)
   78  check-config, migrate: the configuration is not valid
   130 interrupted (Ctrl-C); a video already created goes on at the gateway
+  143 stopped by SIGTERM (timeout, a CI job canceled), said as Ctrl-C is
   141 -o -: stdout closed before the video was written whole (| head: its reader quit)
   1   anything else (a bug)`;

@@ -68,11 +68,16 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
   const context = new CliContext({ env: process.env, stdout: process.stdout, stderr: process.stderr, pause, ...io });
   noteInvocation(context.env, io.script ?? process.argv[1] ?? '');
   const program = buildProgram(context);
-  const interrupt = () => {
-    if (context.signal.aborted) process.exit(ExitCode.interrupted);
-    context.aborter.abort(new CliError('interrupted', ExitCode.interrupted));
+  // Ctrl-C, and SIGTERM (`timeout`, a CI job canceled, `kill`), end the command the same way: a
+  // video already made is named so it is followed again rather than made again. A second one ends at once.
+  const stopOn = (code: ExitCode, said: string) => () => {
+    if (context.signal.aborted) process.exit(code);
+    context.aborter.abort(new CliError(said, code));
   };
+  const interrupt = stopOn(ExitCode.interrupted, 'interrupted');
+  const terminate = stopOn(ExitCode.terminated, 'terminated');
   process.on('SIGINT', interrupt);
+  process.on('SIGTERM', terminate);
   // `help <typo>`: commander prints the whole help; said as the typo itself is (unknown command, did you mean …).
   const [first, second] = argv;
   const asked = first === 'help' && second !== undefined && !second.startsWith('-') && !program.commands.some((command) => command.name() === second || command.aliases().includes(second));
@@ -83,6 +88,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     return report(error, context);
   } finally {
     process.off('SIGINT', interrupt);
+    process.off('SIGTERM', terminate);
   }
 }
 
@@ -93,9 +99,9 @@ function report(error: unknown, context: CliContext): number {
     return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   }
   const reason = context.signal.aborted ? context.signal.reason : error;
-  if (reason instanceof CliError && reason.exitCode === ExitCode.interrupted) {
-    stderr.write('\ninterrupted\n');
-    return ExitCode.interrupted;
+  if (reason instanceof CliError && (reason.exitCode === ExitCode.interrupted || reason.exitCode === ExitCode.terminated)) {
+    stderr.write(`\n${reason.message}\n`);
+    return reason.exitCode;
   }
   if (error instanceof GatewayError) {
     const lines = describeProblem(error);

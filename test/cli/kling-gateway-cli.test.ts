@@ -941,6 +941,41 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(execFileSync('sh', ['-c', `printf %s ${named}`], { encoding: 'utf8' })).toBe(given);
   });
 
+  it('SIGTERM while generate --wait follows its video (timeout, a CI job canceled) names the video to follow again, as Ctrl-C does', async () => {
+    // A gateway that makes the video, then holds every read of it; the command is stopped once it follows.
+    let terminate = () => undefined as unknown;
+    const holding = await loopbackServer((req, res) => {
+      req.resume();
+      if (req.method === 'POST' && req.url === '/v1/videos') {
+        const queued = { ...succeededTask('http://unused.test', 'vid_terminated'), status: 'queued', completed_at: null, provider_status: 'CREATED', outputs: [] };
+        res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify(queued));
+        return;
+      }
+      if (req.url?.startsWith('/v1/videos/vid_terminated')) {
+        terminate();
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
+    });
+    try {
+      const child = spawn(process.execPath, [BIN, 'generate', 'x', '--model', 'kling-v3', '--wait'], {
+        cwd: workdir,
+        env: { ...process.env, KLING_GATEWAY_URL: holding.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      terminate = () => child.kill('SIGTERM');
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      // 128 + SIGTERM, the status a shell shows for a process the signal ended.
+      expect(code).toBe(143);
+      expect(stderr).toContain('video vid_terminated goes on at the gateway; follow it with: kling-gateway wait vid_terminated\n');
+      expect(stderr.endsWith('\nterminated\n')).toBe(true);
+    } finally {
+      await holding.close();
+    }
+  });
+
   it('generate --wait whose download breaks says the video is done and how to save it, not to make it again', async () => {
     // Everything gets through except the video's bytes: its download stops half-way.
     const { createServer, request } = await import('node:http');
