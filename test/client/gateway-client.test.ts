@@ -13,6 +13,7 @@ import {
   GatewayUnreachableError,
   OutputUnavailableError,
   WaitTimeoutError,
+  type CreateVideoRequest,
   type Task,
 } from '../../packages/client/src/index.js';
 import { GatewayWebhookError, verifyGatewayWebhook } from '../../packages/client/src/webhooks.js';
@@ -254,6 +255,23 @@ describe('typed client against a running gateway', () => {
     const deadUrl = await listen(server);
     server.close();
     await expect(new GatewayClient({ baseUrl: deadUrl, apiKey: TENANT_KEY }).listVideos()).rejects.toBeInstanceOf(GatewayUnreachableError);
+  });
+
+  it("says a 422 no provider can serve once: each provider's reasons by field, the rest by provider, the title once", async () => {
+    // The gateway's detail quotes every reason again after its title, for clients that show only it.
+    const noPrompt = await client.createVideo({ model: 'kling-v3' } as CreateVideoRequest).catch((caught: unknown) => caught);
+    expect(noPrompt).toMatchObject({ name: 'GatewayError', status: 422 });
+    expect((noPrompt as GatewayError).message).toBe(
+      'No provider can serve this request (prompt: freepik: prompt or multi_shot is required for kling-v3 text-to-video | kling3api: prompt is required for kling-v3 text-to-video | kling-legacy: prompt is required for kling-v3 text-to-video)',
+    );
+    const pinned = await client
+      .createVideo({ model: 'kling-v3', prompt: 'a fox', operation: 'video-extend', video_id: 'v-1', routing: { providers: ['freepik'], allow_fallbacks: false } })
+      .catch((caught: unknown) => caught);
+    const message = (pinned as GatewayError).message;
+    expect(message.startsWith('No provider can serve this request (freepik: ')).toBe(true);
+    expect(message.match(/No provider can serve this request/g)).toHaveLength(1);
+    expect(message.match(/not listed in routing\.providers/g)).toHaveLength(2);
+    expect(message).toContain(' | kling3api: not listed in routing.providers; ');
   });
 
   it('refuses an empty Idempotency-Key rather than creating without one', async () => {

@@ -42,12 +42,19 @@ export function namesDoubledPrefix(error: GatewayError): boolean {
  * `Invalid request: 2 fields are not valid. … (prompt: must not be empty; duration: must be at
  * most 15)`: the title, the detail and each invalid field, so a message logged on its own says
  * what to fix; a detail that only repeats its one field is said once
- * (`Invalid request (duration: must be at most 15)`).
+ * (`Invalid request (duration: must be at most 15)`). A capability 422's detail only quotes its
+ * title and the providers' reasons: they are said once, by field where they are about one, the
+ * rest by provider (`No provider can serve this request (freepik: …; … | kling3api: …)`).
  */
 function messageOf(problem: ProblemDetails): string {
-  const head = problem.detail && !detailRepeatsItsField(problem, problem.detail) ? `${problem.title}: ${problem.detail}` : problem.title;
-  const fields = (problem.errors ?? []).map((field) => `${field.path}: ${field.message}`);
-  return fields.length > 0 ? `${head} (${fields.join('; ')})` : head;
+  const detail = (problem.providers ?? []).length > 0 ? undefined : problem.detail;
+  const head = detail && !detailRepeatsItsField(problem, detail) ? `${problem.title}: ${detail}` : problem.title;
+  const fields = (problem.errors ?? []).map((field) => `${field.path}: ${field.message}`).join('; ');
+  const byProvider = reasonsNotByField(problem)
+    .map((entry) => `${entry.provider}: ${entry.reasons.join('; ')}`)
+    .join(' | ');
+  const said = [fields, byProvider].filter((part) => part !== '');
+  return said.length > 0 ? `${head} (${said.join('; ')})` : head;
 }
 
 /**
