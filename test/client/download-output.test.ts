@@ -154,3 +154,21 @@ describe('downloadOutput resumed through a redirect to object storage', () => {
     ]);
   });
 });
+
+describe('downloadOutput of a task not done yet', () => {
+  it("is the gateway's own 409 saying the task is still being made, not a 404 that reads as a wrong id", async () => {
+    const running = { ...succeededTask('http://unused.test', 'vid_running'), status: 'processing', completed_at: null, outputs: [] };
+    const gateway = await loopbackServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(running));
+    });
+    try {
+      const error = await new GatewayClient({ baseUrl: gateway.base, apiKey: TENANT_KEY }).downloadOutput('vid_running').catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(GatewayError);
+      expect(error).toMatchObject({ status: 409, problem: { status: 409, title: 'Conflict' } });
+      expect((error as Error).message).toBe('Conflict: video vid_running is still processing; its outputs are served once the task has succeeded.');
+    } finally {
+      await gateway.close();
+    }
+  });
+});

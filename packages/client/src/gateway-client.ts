@@ -510,6 +510,11 @@ export class GatewayClient {
     const ifRange = from > 0 ? options.ifRange : undefined;
     const task = await this.getVideo(id, this.signalOf(options));
     const output = task.outputs[index];
+    if (!output && task.outputs.length === 0 && (task.status === 'queued' || task.status === 'processing')) {
+      // As the gateway's content route answers it: not "no such output", the task is still being made.
+      const detail = `video ${id} is still ${task.status}; its outputs are served once the task has succeeded.`;
+      throw new GatewayError(409, { type: 'https://kling-gateway.dev/problems/conflict', title: 'Conflict', status: 409, detail }, null);
+    }
     if (!output) {
       throw new GatewayError(
         404,
