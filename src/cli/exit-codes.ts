@@ -109,6 +109,6 @@ export const EXIT_CODE_HELP = `Exit codes:
       (too many requests)
   78  check-config, migrate: the configuration is not valid
   130 interrupted (Ctrl-C); a video already created goes on at the gateway
-  143 stopped by SIGTERM (timeout, a CI job canceled), said as Ctrl-C is
   141 -o -: stdout closed before the video was written whole (| head: its reader quit)
+  143 stopped by SIGTERM (timeout, a CI job canceled), said as Ctrl-C is
   1   anything else (a bug)`;
