@@ -128,7 +128,10 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   let task = first;
   try {
     if (!isTerminal(first)) {
-      task = await waitThroughOutages(context, client, first, options.timeout, (update) => progress.update(update), (note) => {
+      task = await waitThroughOutages(context, client, first, options.timeout, (update) => {
+        task = update;
+        progress.update(update);
+      }, (note) => {
         progress.clear();
         out.note(note);
       });
@@ -137,7 +140,9 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   } catch (error) {
     progress.finish();
     // The task goes on at the gateway (and is billed): say which one and how to follow it again,
-    // so it is followed again rather than made again, also when only the waiting ran out.
+    // so it is followed again rather than made again, also when only the waiting ran out. With
+    // --json, the task as last seen is still the result: `… --json | jq -r .id` gets its id.
+    out.data(task);
     out.note(`video ${first.id} goes on at the gateway; follow it with: ${cliCommand()} wait ${first.id}`);
     throw error;
   }

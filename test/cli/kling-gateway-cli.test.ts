@@ -1135,6 +1135,20 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('generate --wait --json whose waiting runs out still prints the task on stdout, so a script has its id to wait on', async () => {
+    const slow = await startLiveGateway({ sandbox: { queued_ms: 60_000, processing_ms: 60_000 } });
+    try {
+      const result = await runHere(['--json', 'generate', 'slow, followed by a script', '--model', 'kling-v3', '--wait', '--timeout', '0.5'], { KLING_GATEWAY_URL: slow.url });
+      const made = (await new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY }).listVideos()).data;
+      expect(made).toHaveLength(1);
+      expect(result.code).toBe(8);
+      // What `… --json | jq -r .id` reads: the task as last seen, still running.
+      expect(JSON.parse(result.stdout)).toMatchObject({ id: made[0]!.id, object: 'video', status: 'queued' });
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('check-config never shows a database password, in the URL\'s user part or in its query', async () => {
     for (const url of [
       'postgres://gateway:pg-pass-in-userinfo@db.example:5432/gateway?sslmode=require',
