@@ -394,6 +394,9 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     const idempotencyKey = (options.idempotencyKey as string | undefined) ?? `cli-${randomUUID()}`;
     const task = await createIdempotently(context, client, out, body as CreateVideoRequest, idempotencyKey);
     if (following) {
+      // Named before the minutes of waiting: whatever ends the command (a closed terminal, a job
+      // killed), the video it made (and is billed for) is followed again rather than made again.
+      if (!isTerminal(task)) out.note(`video ${task.id} created; if this command stops, follow it with: ${cliCommand()} wait ${task.id}`);
       context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
       return;
     }

@@ -81,6 +81,9 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(result.code, result.stderr).toBe(0);
     const id = /^(vid_\S+)\s+succeeded$/m.exec(result.stdout)?.[1];
     expect(id).toBeDefined();
+    // Named as soon as it is made, before the minutes of waiting: whatever ends the command (a
+    // closed terminal, a killed job), the video it made can be followed again, not made again.
+    expect(result.stderr.split('\n')[0]).toBe(`video ${id} created; if this command stops, follow it with: kling-gateway wait ${id}`);
     const task = await api.getVideo(id!);
     expect(task.status).toBe('succeeded');
     expect(result.stdout).toContain(`provider    freepik (task ${task.provider_task_id}, upstream ${task.provider_status})`);
