@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -897,31 +898,46 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   });
 
   /**
+   * Runs `kling-gateway <args>` against a stand-in gateway: `answer` takes each request, and may
+   * send the command `signal` instead of answering. The exit code and stderr.
+   */
+  async function signaledRun(
+    args: string[],
+    signal: NodeJS.Signals,
+    answer: (req: IncomingMessage, res: ServerResponse, stop: () => void) => void,
+  ): Promise<{ code: number | null; stderr: string }> {
+    let stop = () => undefined as unknown;
+    const gateway = await loopbackServer((req, res) => {
+      req.resume();
+      answer(req, res, () => stop());
+    });
+    try {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: workdir,
+        env: { ...process.env, KLING_GATEWAY_URL: gateway.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      stop = () => child.kill(signal);
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      return { code, stderr };
+    } finally {
+      await gateway.close();
+    }
+  }
+
+  /**
    * Runs `kling-gateway <args>` against a gateway that takes the create and never answers, and
    * presses Ctrl-C once the create arrived: the key it was sent with, the exit code and stderr.
    */
   async function interruptedCreate(args: string[]): Promise<{ sentKey: string | undefined; code: number | null; stderr: string }> {
     let sentKey: string | undefined;
-    let interrupt = () => undefined as unknown;
-    const slow = await loopbackServer((req) => {
-      req.resume();
+    const { code, stderr } = await signaledRun(args, 'SIGINT', (req, _res, stop) => {
       sentKey = req.headers['idempotency-key'] as string | undefined;
-      interrupt();
+      stop();
     });
-    try {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        cwd: workdir,
-        env: { ...process.env, KLING_GATEWAY_URL: slow.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      interrupt = () => child.kill('SIGINT');
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      return { sentKey, code, stderr };
-    } finally {
-      await slow.close();
-    }
+    return { sentKey, code, stderr };
   }
 
   it('Ctrl-C while the create is on its way names the Idempotency-Key that gets that video, not a second one', async () => {
@@ -946,37 +962,22 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it('SIGTERM while generate --wait follows its video (timeout, a CI job canceled) names the video to follow again, as Ctrl-C does', async () => {
     // A gateway that makes the video, then holds every read of it; the command is stopped once it follows.
-    let terminate = () => undefined as unknown;
-    const holding = await loopbackServer((req, res) => {
-      req.resume();
+    const { code, stderr } = await signaledRun(['generate', 'x', '--model', 'kling-v3', '--wait'], 'SIGTERM', (req, res, stop) => {
       if (req.method === 'POST' && req.url === '/v1/videos') {
         const queued = { ...succeededTask('http://unused.test', 'vid_terminated'), status: 'queued', completed_at: null, provider_status: 'CREATED', outputs: [] };
         res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify(queued));
         return;
       }
       if (req.url?.startsWith('/v1/videos/vid_terminated')) {
-        terminate();
+        stop();
         return;
       }
       res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 }));
     });
-    try {
-      const child = spawn(process.execPath, [BIN, 'generate', 'x', '--model', 'kling-v3', '--wait'], {
-        cwd: workdir,
-        env: { ...process.env, KLING_GATEWAY_URL: holding.base, KLING_GATEWAY_API_KEY: TENANT_KEY },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      terminate = () => child.kill('SIGTERM');
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      // 128 + SIGTERM, the status a shell shows for a process the signal ended.
-      expect(code).toBe(143);
-      expect(stderr).toContain('video vid_terminated goes on at the gateway; follow it with: kling-gateway wait vid_terminated\n');
-      expect(stderr.endsWith('\nterminated\n')).toBe(true);
-    } finally {
-      await holding.close();
-    }
+    // 128 + SIGTERM, the status a shell shows for a process the signal ended.
+    expect(code).toBe(143);
+    expect(stderr).toContain('video vid_terminated goes on at the gateway; follow it with: kling-gateway wait vid_terminated\n');
+    expect(stderr.endsWith('\nterminated\n')).toBe(true);
   });
 
   it('generate --wait whose download breaks says the video is done and how to save it, not to make it again', async () => {
