@@ -16,6 +16,9 @@ import { registerVideoCommands } from './video-commands.js';
 
 const VERSION = '0.1.0';
 
+/** How long a command has, after SIGTERM, to say what goes on and clean up before it is ended. */
+const SIGTERM_GRACE_MS = 2_000;
+
 /** Longest value commander's "argument '…' is invalid" quotes whole, in characters. */
 const LONGEST_QUOTED_VALUE = 80;
 
@@ -75,7 +78,18 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
     context.aborter.abort(new CliError(said, code));
   };
   const interrupt = stopOn(ExitCode.interrupted, 'interrupted');
-  const terminate = stopOn(ExitCode.terminated, 'terminated');
+  /** Whether the command has ended (and said so). */
+  let ended = false;
+  const terminate = () => {
+    stopOn(ExitCode.terminated, 'terminated')();
+    // Whoever sends SIGTERM sends it once and waits: a command that does not watch for it (migrate
+    // waiting on a database) still ends, as it did when the signal was not handled.
+    setTimeout(() => {
+      if (ended) process.exit(); // with the status the command ended with
+      context.stderr.write('\nterminated\n');
+      process.exit(ExitCode.terminated);
+    }, SIGTERM_GRACE_MS).unref();
+  };
   process.on('SIGINT', interrupt);
   process.on('SIGTERM', terminate);
   // `help <typo>`: commander prints the whole help; said as the typo itself is (unknown command, did you mean …).
@@ -87,6 +101,7 @@ export async function runCli(argv: readonly string[], io: Partial<CliIo> = {}): 
   } catch (error) {
     return report(error, context);
   } finally {
+    ended = true;
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', terminate);
   }

@@ -24,6 +24,7 @@ import { startTestGateway, TENANT_KEY } from '../support/harness.js';
 import { eastWestKling3api } from '../support/multi-key-upstream.js';
 import { startLiveGateway, type LiveGateway } from '../support/live-gateway.js';
 import { REFUSED_PORT } from '../support/refused-port.js';
+import { silentServer } from '../support/silent-server.js';
 
 const BIN = fileURLToPath(new URL('../../bin/kling-gateway.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -978,6 +979,27 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(code).toBe(143);
     expect(stderr).toContain('video vid_terminated goes on at the gateway; follow it with: kling-gateway wait vid_terminated\n');
     expect(stderr.endsWith('\nterminated\n')).toBe(true);
+  });
+
+  it('SIGTERM ends a command that does not watch for it (migrate held by a database that never answers) within a short grace', async () => {
+    const database = await silentServer();
+    try {
+      const child = spawn(process.execPath, [BIN, 'migrate', '--database-url', `postgres://gateway@127.0.0.1:${database.port}/gateway`], {
+        cwd: workdir,
+        env: { ...process.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await vi.waitFor(() => expect(database.received()).not.toBe(''), { timeout: 20_000, interval: 20 });
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      // `timeout 60 kling-gateway migrate` sends one SIGTERM and waits for the command to end: it
+      // ends within its grace of 2 s, not once the database connection gives up (10 s) or never.
+      expect(await closed).toBe(143);
+      expect(Date.now() - sent).toBeLessThan(6_000);
+    } finally {
+      await database.close();
+    }
   });
 
   it('generate --wait whose download breaks says the video is done and how to save it, not to make it again', async () => {
