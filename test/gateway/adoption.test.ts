@@ -292,6 +292,8 @@ describe('a connection dropped before the upstream created anything', () => {
     open.push(gw);
     const legacy = gw.simulator('kling-legacy');
     legacy.injectFault({ transport: 'drop_after_accept' });
+    // Its lookup by external_task_id gets no answer (a 503): the create stays in doubt as the task goes on.
+    legacy.injectFault({ on: 'status', kind: 'unavailable' });
     const created = await gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
     expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api' });
     const legacyTask = legacy.tasks[0]!.id;
@@ -350,6 +352,8 @@ describe('a connection dropped before the upstream created anything', () => {
     open.push(gw);
     const legacy = gw.simulator('kling-legacy');
     legacy.injectFault({ transport: 'drop_after_accept' });
+    // Its lookup by external_task_id gets no answer (a 503): the create stays in doubt, and the task fails with nowhere to go on to.
+    legacy.injectFault({ on: 'status', kind: 'unavailable' });
     const created = await gw.create({ ...klingV3, routing: { providers: ['kling-legacy'] } });
     expect(created.body).toMatchObject({ status: 'failed', provider: 'kling-legacy', provider_task_id: null });
     const legacyTask = legacy.tasks[0]!.id;

@@ -76,6 +76,8 @@ describe('a signed webhook naming a create the task was failed over from, while 
     gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
     const legacy = gw.simulator('kling-legacy');
     legacy.injectFault({ on: 'submit', transport: 'drop_after_accept' });
+    // Its lookup by external_task_id gets no answer (a 503): the create stays in doubt as the task goes on.
+    legacy.injectFault({ on: 'status', kind: 'unavailable' });
     gw.simulator('kling3api').injectFault({ on: 'submit', status: 429, kind: 'rate_limited', headers: { 'retry-after': '60' } });
     const created = (await gw.create({ ...eitherProvider, routing: { providers: ['kling-legacy', 'kling3api'] } })).body;
     expect(created).toMatchObject({ status: 'queued', provider_task_id: null });

@@ -631,6 +631,14 @@ export class Dispatcher {
         if (noted?.providerTaskId) return { kind: 'settled', result: { settled: true, task: await this.recovery.resolve(claimed, noted) } };
         await tasks.updateAttempt(claimed.id, seq, failed);
       }
+      if (failure.outcome === 'ambiguous' && failure.failover && !this.stopped) {
+        // Going on from a create whose answer was lost (`failover_on_timeout`): a provider that
+        // finds the task by the create's own id is asked once first, and the task adopted there
+        // when shown, not made and paid for again elsewhere. A stopping gateway sends no lookup.
+        const attempt = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
+        const found = attempt && (await this.recovery.findBeforeGoingOn(claimed, attempt));
+        if (found) return { kind: 'settled', result: { settled: true, task: found.task } };
+      }
       if (failure.failover) metrics.failovers.inc({ provider: runtime.id, reason: failure.reason });
       if (failure.outcome === 'ambiguous' && !failure.failover) {
         // The upstream may hold the task: find out before failing it (adopt it, or go on when

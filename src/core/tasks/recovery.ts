@@ -58,6 +58,14 @@ function recheckDelay(sentAt: number, now: number): number {
  * be acting on it: a list read earlier may not show a task it is about to accept.
  */
 const SETTLE_MARGIN_MS = 5_000;
+/**
+ * When the upstream can no longer be acting on the attempt's create: its time limit (the one it
+ * was sent under: a restart may have changed the provider's since) + `SETTLE_MARGIN_MS`. Only a
+ * lookup sent from then on proves the create was not accepted.
+ */
+function settledAtOf(attempt: AttemptRecord, runtime: ProviderRuntime | undefined): number {
+  return attempt.at + (attempt.timeoutMs ?? runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
+}
 /** How long a create in doubt waits for a webhook or callback to name its task. */
 const NEWS_WAIT_MS = 10 * 60_000;
 /** How long a create in doubt is looked up when no news can come (lookups that failed). */
@@ -293,8 +301,7 @@ export class Recovery {
     // Only the account that sent the create can ask about it (its key sees its tasks).
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime && this.unansweredCreate(task, attempt, runtime);
-    // The time limit the create was sent under (a restart may have changed the provider's since).
-    const settledAt = attempt.at + (attempt.timeoutMs ?? runtime?.config.timeout_ms ?? 0) + SETTLE_MARGIN_MS;
+    const settledAt = settledAtOf(attempt, runtime);
     // Whether the task the answer named is still to be asked about (its status not asked now).
     let namedUnasked = false;
     // Whether its provider did not show it when asked too early to prove it has none.
@@ -358,6 +365,29 @@ export class Recovery {
       return this.lifecycle.holdInDoubt(task, until, task.leaseOwner);
     }
     return this.giveUp(task, attempt, lookup);
+  }
+
+  /**
+   * A create whose answer was lost, which the task goes on from (`routing.failover_on_timeout`):
+   * a provider that finds a task by the create's own id (`findsCreateById`, the legacy API's
+   * `external_task_id`) is asked once first, so a video it is making is not made and paid for
+   * again elsewhere. Shown: the task is adopted there (returned as it ends up). Proved absent (as
+   * `resolve` counts a "not found": asked once the upstream could no longer be acting on the
+   * create), the attempt is failed and undefined returned: the task goes on. A lookup that gets no
+   * answer, or a "not found" asked earlier, proves nothing: undefined, the attempt left in doubt.
+   */
+  async findBeforeGoingOn(task: TaskRecord, attempt: AttemptRecord): Promise<{ task: TaskRecord | undefined } | undefined> {
+    const runtime = this.engine.runtimes.get(attempt.provider);
+    const account = runtime?.account(attempt.account ?? task.account);
+    const create = runtime?.provider.findsCreateById && this.unansweredCreate(task, attempt, runtime);
+    if (!runtime || !account || !create) return undefined;
+    const askedAt = this.engine.clock.now();
+    const lookup = await this.lookUp(task, runtime, account, create);
+    if (lookup.kind === 'found') return { task: await this.adopt(task, attempt, lookup.ref, 'external_id') };
+    // News (a callback the provider confirmed) named the task while the lookup was on its way.
+    if (acceptedOf(await this.engine.tasks.attempts(task.id))) return { task: await this.recordedMeanwhile(task) };
+    if (lookup.kind === 'absent' && askedAt >= settledAtOf(attempt, runtime)) await this.ruleOut(task, attempt, lookup.why);
+    return undefined;
   }
 
   /**
@@ -566,13 +596,18 @@ export class Recovery {
   private async provedAbsent(task: TaskRecord, attempt: AttemptRecord, why: string): Promise<TaskRecord | undefined> {
     const { tasks, clock, metrics } = this.engine;
     if (acceptedOf(await tasks.attempts(task.id))) return this.recordedMeanwhile(task);
-    await tasks.updateAttempt(task.id, attempt.seq, {
+    await this.ruleOut(task, attempt, why);
+    metrics.failovers.inc({ provider: attempt.provider, reason: 'proved_absent' });
+    return (await this.lifecycle.requeue(task, clock.now(), task.leaseOwner)) ?? tasks.get(task.id);
+  }
+
+  /** Writes down that the provider proved it holds nothing from the attempt's create. */
+  private async ruleOut(task: TaskRecord, attempt: AttemptRecord, why: string): Promise<void> {
+    await this.engine.tasks.updateAttempt(task.id, attempt.seq, {
       outcome: 'failed',
       errorCode: attempt.errorCode ?? 'provider_error',
       message: provedAbsentMessage(attempt.message ?? 'the create was not answered', why),
     });
-    metrics.failovers.inc({ provider: attempt.provider, reason: 'proved_absent' });
-    return (await this.lifecycle.requeue(task, clock.now(), task.leaseOwner)) ?? tasks.get(task.id);
   }
 
   /** Nothing can tell any more: the task fails as the upstream may hold it, and is never sent again. */

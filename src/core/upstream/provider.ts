@@ -232,6 +232,13 @@ export interface VideoProvider {
    */
   findCreate?(create: UnansweredCreate, context: LookupContext): Promise<CreateLookup>;
   /**
+   * Whether `findCreate` finds the task by what the create itself carried (the legacy API's
+   * `external_task_id`), so it can show it, not only prove there is none (a task list holding
+   * known tasks only). With `routing.failover_on_timeout`, such a provider is asked once about a
+   * create whose answer was lost before the task goes on to the next provider.
+   */
+  readonly findsCreateById?: boolean;
+  /**
    * The reference of the task an unanswered create became, from the upstream id a verified
    * webhook (on the attempt's own path), a confirmed callback, or the create's own server-error
    * answer (confirmed by its status) named. Without it, such news cannot adopt a task.

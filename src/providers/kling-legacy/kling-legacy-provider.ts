@@ -280,6 +280,7 @@ export const klingLegacyProvider: VideoProvider = {
   getStatus,
   chargedCredits: CHARGE.chargedCredits,
   findCreate,
+  findsCreateById: true,
   refOfCreate,
   readCallbackTaskId: readKlingLegacyCallbackTaskId,
   callbackClaimsFinished: klingLegacyCallbackClaimsFinished,
