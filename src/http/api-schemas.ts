@@ -195,7 +195,10 @@ export const UsageRow = z
     ),
     success_rate: z.number().nullable().meta({ description: '`succeeded / (succeeded + failed)`.' }),
     median_time_to_complete_ms: z.number().nullable().meta({ description: 'Median from creation to success, over the succeeded tasks.' }),
-    drift_tasks: z.number().int().meta({ description: 'Quote against actual: finished tasks with both an estimate and a reported charge.' }),
+    drift_tasks: z.number().int().meta({
+      description:
+        'Quote against actual: succeeded tasks with both an estimate and a reported charge (failed ones are left out: a refund or partial charge says nothing of the price list).',
+    }),
     drift_estimated_credits: z.number().meta({ description: 'What the price list estimated for those tasks.' }),
     drift_reported_credits: z.number().meta({ description: 'What the providers reported charging for them.' }),
     drift_ratio: z.number().nullable().meta({

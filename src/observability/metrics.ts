@@ -215,7 +215,7 @@ export class GatewayMetrics {
   });
   readonly costDrift = new Histogram({
     name: `${PREFIX}cost_drift_ratio`,
-    help: 'Quote against actual: credits the provider reported charging divided by the estimate from the price list, per finished task.',
+    help: 'Quote against actual: credits the provider reported charging divided by the estimate from the price list, per succeeded task (failures and their refunds left out).',
     labelNames: ['provider', 'model'] as const,
     buckets: DRIFT_BUCKETS,
     registers: [this.registry],

@@ -33,6 +33,13 @@ export interface UsageFilter {
 }
 
 /**
+ * The usage lines quote against actual compares: succeeded tasks whose provider reported its
+ * charge beside routing's estimate. A failure's charge (a refund, a partial charge) is no
+ * measure of how the price list estimates a video, so failures and cancels are left out.
+ */
+const COMPARED = sql`status = 'succeeded' and estimated_credits is not null and reported_credits is not null`;
+
+/**
  * Sums for one combination of the asked group columns plus `currency`, `status` and `reported`
  * (so the caller can split them as it likes without a second pass over the rows).
  */
@@ -49,7 +56,11 @@ export interface UsageSums {
   amount_micros: number;
   /** `amount_micros` of the lines that counted video seconds (the money a second of video is priced by). */
   seconds_amount_micros: number;
-  /** Tasks with both an estimate and a reported figure, and those two sums over them. */
+  /**
+   * Succeeded tasks with both an estimate and a reported figure, and those two sums over them:
+   * quote against actual. A failure's charge (a refund, a partial charge) says nothing of how
+   * the price list estimates a video.
+   */
   compared: number;
   compared_estimated_credits: number;
   compared_reported_credits: number;
@@ -204,13 +215,9 @@ export class UsageStore {
         sql<number>`cast(coalesce(sum(credits), 0) as double precision)`.as('credits'),
         sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount_micros'),
         sql<number>`cast(coalesce(sum(case when video_seconds > 0 then amount_micros end), 0) as bigint)`.as('seconds_amount_micros'),
-        sql<number>`sum(case when estimated_credits is not null and reported_credits is not null then 1 else 0 end)`.as('compared'),
-        sql<number>`cast(coalesce(sum(case when reported_credits is not null then estimated_credits end), 0) as double precision)`.as(
-          'compared_estimated_credits',
-        ),
-        sql<number>`cast(coalesce(sum(case when estimated_credits is not null then reported_credits end), 0) as double precision)`.as(
-          'compared_reported_credits',
-        ),
+        sql<number>`sum(case when ${COMPARED} then 1 else 0 end)`.as('compared'),
+        sql<number>`cast(coalesce(sum(case when ${COMPARED} then estimated_credits end), 0) as double precision)`.as('compared_estimated_credits'),
+        sql<number>`cast(coalesce(sum(case when ${COMPARED} then reported_credits end), 0) as double precision)`.as('compared_reported_credits'),
       ])
       .groupBy([...keys])
       .execute();

@@ -114,9 +114,10 @@ describe('GET /v1/usage: the provider comparison', () => {
       cost_per_second: 0.16,
       success_rate: 0.5,
       median_time_to_complete_ms: durationOf(finished[1]),
-      drift_tasks: 2,
-      drift_estimated_credits: 800,
-      drift_reported_credits: 800,
+      // Quote against actual counts the delivered video only: the failure's charge is no price.
+      drift_tasks: 1,
+      drift_estimated_credits: 400,
+      drift_reported_credits: 400,
       drift_ratio: 1,
     });
     expect(row('kling-legacy')).toMatchObject({
@@ -149,8 +150,8 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(drift('count', 'kling-legacy')).toBe(1);
     expect(metricValue(metrics, 'kling_gateway_cost_drift_ratio_bucket{le="0.75",provider="kling-legacy",model="kling-v3"}')).toBe(0);
     expect(metricValue(metrics, 'kling_gateway_cost_drift_ratio_bucket{le="0.9",provider="kling-legacy",model="kling-v3"}')).toBe(1);
-    expect(drift('sum', 'kling3api')).toBe(2);
-    expect(drift('count', 'kling3api')).toBe(2);
+    expect(drift('sum', 'kling3api')).toBe(1);
+    expect(drift('count', 'kling3api')).toBe(1);
     // Freepik reports no charge: nothing to compare.
     expect(drift('count', 'freepik')).toBeUndefined();
   });
@@ -218,6 +219,49 @@ describe('GET /v1/usage: the provider comparison', () => {
         const [header, line] = (csv.body as string).trim().split('\r\n');
         const cells = Object.fromEntries(line!.split(',').map((value, index) => [header!.split(',')[index], value]));
         expect(cells).toMatchObject({ provider: 'kling3api', currency_amount: '0.835', video_seconds: '5', cost_per_second: '0.08' });
+      } finally {
+        await gw?.close();
+        gw = undefined;
+        if (onPostgres) await dropSchema(schema);
+      }
+    },
+  );
+
+  it.each(stores)(
+    'measures quote against actual over succeeded tasks only: an exact price list reads 1 beside a refunded failure (%s)',
+    async (_name, onPostgres) => {
+      const schema = newSchemaName();
+      try {
+        gw = await startTestGateway(onPostgres ? { store: await openPostgresStore(schema) } : {});
+        // Four videos priced exactly (kling3api estimates and charges 400 credits for 5 s) ...
+        const done = await runAll(gw, [video('kling3api'), video('kling3api'), video('kling3api'), video('kling3api')]);
+        expect(done.map((task) => [task.status, task.cost.credits, task.cost.estimated])).toEqual(Array(4).fill(['succeeded', 400, false]));
+        // ... and a fifth that fails and is refunded: a charge of 0, which says nothing of the price list.
+        const kling3api = gw.simulator('kling3api');
+        const created = await gw.create(video('kling3api', { prompt: 'refunded' }));
+        const refunded = { task_id: kling3api.tasks.at(-1)!.id, status: 'FAILED', error_message: 'Generation failed', consumed_credits: 0 };
+        kling3api.injectFault({ on: 'status', status: 200, times: 1_000, body: { code: 200, message: 'success', data: refunded } });
+        expect(await gw.finish(created.body.id)).toMatchObject({ status: 'failed', cost: { credits: 0, estimated: false } });
+
+        const usage = await gw.request('GET', '/v1/usage?group_by=provider');
+        expect(usage.body.data).toEqual([
+          expect.objectContaining({
+            provider: 'kling3api',
+            succeeded: 4,
+            failed: 1,
+            drift_tasks: 4,
+            drift_estimated_credits: 1600,
+            drift_reported_credits: 1600,
+            drift_ratio: 1,
+          }),
+        ]);
+        const csv = await gw.request('GET', '/v1/usage?group_by=provider&format=csv');
+        const [header, line] = (csv.body as string).trim().split('\r\n');
+        const cells = Object.fromEntries(line!.split(',').map((value, index) => [header!.split(',')[index], value]));
+        expect(cells).toMatchObject({ provider: 'kling3api', drift_tasks: '4', drift_ratio: '1' });
+        const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+        const drift = (suffix: 'sum' | 'count') => metricValue(metrics, `kling_gateway_cost_drift_ratio_${suffix}{provider="kling3api",model="kling-v3"}`);
+        expect([drift('count'), drift('sum')]).toEqual([4, 4]);
       } finally {
         await gw?.close();
         gw = undefined;

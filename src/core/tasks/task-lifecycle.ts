@@ -740,9 +740,10 @@ export class TaskLifecycle {
     }
     const seconds = deliveredSeconds(task);
     if (seconds > 0) metrics.videoSeconds.inc({ provider, model: task.model }, seconds);
-    // Quote against actual: the provider's figure over the estimate routing made for it.
+    // Quote against actual: the provider's figure over the estimate routing made for it, for a
+    // delivered video only (a failure's refund or partial charge is no measure of the price list).
     const estimated = task.plan.candidates.find((entry) => entry.provider === task.provider)?.estimate?.credits;
-    if (estimated !== undefined && estimated > 0 && charge.reportedCredits !== null) {
+    if (task.status === 'succeeded' && estimated !== undefined && estimated > 0 && charge.reportedCredits !== null) {
       metrics.costDrift.observe({ provider, model: task.model }, charge.reportedCredits / estimated);
     }
   }
