@@ -952,7 +952,7 @@ describe('result custody on the filesystem', () => {
     const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true } });
     const urls = [
       files.host('/result-a', { body: SAMPLE_MP4, contentType: 'application/pdf' }),
-      files.host('/result-b.mp4', { body: SAMPLE_MP4, contentType: 'image/png' }),
+      files.host('/result-b.mp4', { body: SAMPLE_MP4, contentType: 'application/mp4' }),
       files.host('/result-c.mp4', { body: SAMPLE_MP4, contentType: 'binary/octet-stream' }),
     ];
     const done = await gateway.finish(await freepikTaskFinishedWith(gateway, urls));
@@ -1000,6 +1000,29 @@ describe('result custody on the filesystem', () => {
     // Nothing of the pages was kept.
     const kept = readdirSync(directory, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
     expect(kept).toEqual([]);
+  });
+
+  it("never stores a file of another kind answered with 200 as the video (a CDN's placeholder image, an audio track): retried, then not stored", async () => {
+    files = await new ResultServer().start();
+    const directory = outputsDir();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 2 } }, directory);
+    const placeholder = files.host('/placeholder.mp4', { body: SAMPLE_PNG, contentType: 'image/png' });
+    const track = files.host('/track.mp4', { body: SAMPLE_MP4, contentType: 'audio/mpeg' });
+    const video = files.host('/video.mp4', { body: SAMPLE_MP4, contentType: 'video/mp4' });
+    const id = await freepikTaskFinishedWith(gateway, [placeholder, track, video]);
+    const done = await gateway.finish(id, 5_000);
+    expect(done.status).toBe('succeeded');
+    expect(done.outputs[0]).toMatchObject({ storage: 'not_stored', url: placeholder, sha256: null, bytes: null, content_type: null });
+    expect(done.outputs[0].storage_error).toBe('the provider answered 200 with Content-Type image/png, which is not a video (gave up after 2 tries)');
+    expect(done.outputs[1]).toMatchObject({ storage: 'not_stored', url: track, sha256: null });
+    expect(done.outputs[1].storage_error).toBe('the provider answered 200 with Content-Type audio/mpeg, which is not a video (gave up after 2 tries)');
+    expect(done.outputs[2]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4), content_type: 'video/mp4' });
+    // The placeholder is not served as the video: the caller is sent to the upstream URL.
+    const answer = await download(`${gateway.url}/v1/videos/${id}/content?index=0`, { authorization: `Bearer ${TENANT_KEY}` });
+    expect(answer.response.status).toBe(307);
+    expect(answer.response.headers.get('location')).toBe(placeholder);
+    const kept = readdirSync(directory, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+    expect(kept.map((entry) => entry.name)).toEqual([`${id}-2.mp4`]);
   });
 
   it('retries a CDN error page answered with 200 and stores the video once the host serves it', async () => {

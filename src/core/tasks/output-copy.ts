@@ -119,11 +119,17 @@ const NOT_MEDIA = new Set([
   'audio/x-mpegurl',
 ]);
 
-/** The source's media type when it says the body is not a result file at all (a page, a document, a playlist), else undefined. */
-export function notMediaType(header: string | undefined): string | undefined {
+/**
+ * The source's media type when it says the body is not a result file of `kind` at all (a page, a
+ * document, a playlist; an audio file; an image for a video, as a CDN's placeholder picture is,
+ * or a video for an image), else undefined. Recorded as the URL's type instead, such a file would
+ * be stored and served as the result, and its task reported succeeded.
+ */
+export function notMediaType(header: string | undefined, kind: 'video' | 'image'): string | undefined {
   const given = header?.split(';')[0]?.trim().toLowerCase();
   if (!given) return undefined;
-  const refused = given.startsWith('text/') || NOT_MEDIA.has(given) || given.endsWith('+xml') || given.endsWith('+json');
+  const otherKind = given.startsWith('audio/') || given.startsWith(kind === 'video' ? 'image/' : 'video/');
+  const refused = otherKind || given.startsWith('text/') || NOT_MEDIA.has(given) || given.endsWith('+xml') || given.endsWith('+json');
   return refused ? given : undefined;
 }
 
@@ -266,9 +272,9 @@ export async function copyToStorage(input: {
       source.destroy();
       return failure(`the provider answered ${status} (${STATUS_CODES[status] ?? 'unknown'}), which is not the whole file`, true);
     }
-    const notMedia = notMediaType(response.contentType);
+    const notMedia = notMediaType(response.contentType, input.kind);
     if (notMedia !== undefined) {
-      // A CDN's error page answered 200 is never stored as the video: a failed try, retried (the file may come next).
+      // A CDN's error page or placeholder answered 200 is never stored as the video: a failed try, retried (the file may come next).
       source.destroy();
       return failure(`the provider answered ${status} with Content-Type ${notMedia}, which is ${input.kind === 'video' ? 'not a video' : 'not an image'}`, true);
     }

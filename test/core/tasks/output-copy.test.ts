@@ -195,6 +195,20 @@ describe('copying a result file', () => {
     expect(await copy('/raw.mp4')).toMatchObject({ ok: true, contentType: 'video/mp4' });
   });
 
+  it('writes nothing of a 200 answer of another kind (an image for a video, a video for an image, audio for either), worth retrying', async () => {
+    routes.set('/poster.mp4', (res) => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(FILE));
+    routes.set('/clip.png', (res) => res.writeHead(200, { 'content-type': 'video/mp4' }).end(FILE));
+    routes.set('/sound.png', (res) => res.writeHead(200, { 'content-type': 'audio/wav' }).end(FILE));
+    routes.set('/still.png', (res) => res.writeHead(200, { 'content-type': 'image/webp' }).end(FILE));
+    const image = (path: string) => copyToStorage({ url: `${origin}${path}`, key: 'acme/img_1/0.png', kind: 'image', storage: storage as unknown as ObjectStorage, policy });
+    expect(await copy('/poster.mp4')).toEqual({ ok: false, retryable: true, gone: false, reason: 'the provider answered 200 with Content-Type image/jpeg, which is not a video' });
+    expect(await image('/clip.png')).toMatchObject({ ok: false, retryable: true, reason: 'the provider answered 200 with Content-Type video/mp4, which is not an image' });
+    expect(await image('/sound.png')).toMatchObject({ ok: false, retryable: true, reason: 'the provider answered 200 with Content-Type audio/wav, which is not an image' });
+    expect(storage.objects.size).toBe(0);
+    // An image of the image's kind is stored as before.
+    expect(await image('/still.png')).toMatchObject({ ok: true, contentType: 'image/webp', sha256: sha256(FILE) });
+  });
+
   it('writes nothing of a success that is not the whole file (a part, a file not ready yet), says so, and retries it', async () => {
     routes.set('/part.mp4', (res) =>
       res.writeHead(206, { 'content-type': 'video/mp4', 'content-range': `bytes 0-999/${FILE.length}`, 'content-length': 1000 }).end(FILE.subarray(0, 1000)),
