@@ -1025,6 +1025,29 @@ describe('result custody on the filesystem', () => {
     expect(kept.map((entry) => entry.name)).toEqual([`${id}-2.mp4`]);
   });
 
+  it('never stores an error page or document answered with 200 as the video when its type says nothing (none, or octet-stream)', async () => {
+    files = await new ResultServer().start();
+    const directory = outputsDir();
+    const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 2 } }, directory);
+    const page = files.host('/page.mp4', { body: Buffer.from('\r\n<!DOCTYPE html><html><body>503 Service Unavailable</body></html>') });
+    const json = files.host('/error.mp4', { body: Buffer.from('{"code":"NoSuchKey","message":"expired"}'), contentType: 'application/octet-stream' });
+    const xml = files.host('/denied.mp4', { body: Buffer.from('\ufeff<?xml version="1.0"?><Error><Code>AccessDenied</Code></Error>'), contentType: 'binary/octet-stream' });
+    const video = files.host('/video.mp4', { body: SAMPLE_MP4 });
+    const id = await freepikTaskFinishedWith(gateway, [page, json, xml, video]);
+    const done = await gateway.finish(id, 5_000);
+    expect(done.status).toBe('succeeded');
+    for (const [index, url] of [page, json, xml].entries()) {
+      expect(done.outputs[index]).toMatchObject({ storage: 'not_stored', url, upstream_url_gone: false, sha256: null, bytes: null });
+      expect(done.outputs[index].storage_error).toBe('the provider answered 200 with a body that begins as a page or a document, which is not a video (gave up after 2 tries)');
+      const answer = await download(`${gateway.url}/v1/videos/${id}/content?index=${index}`, { authorization: `Bearer ${TENANT_KEY}` });
+      expect(answer.response.status).toBe(307);
+    }
+    // A video sent without a type is stored as before.
+    expect(done.outputs[3]).toMatchObject({ storage: 'stored', sha256: sha256(SAMPLE_MP4), content_type: 'video/mp4' });
+    const kept = readdirSync(directory, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+    expect(kept.map((entry) => entry.name)).toEqual([`${id}-3.mp4`]);
+  });
+
   it('retries a CDN error page answered with 200 and stores the video once the host serves it', async () => {
     files = await new ResultServer().start();
     const gateway = await startCopying({ storage: { mode: 'copy', allow_private_sources: true, max_attempts: 3 } });

@@ -179,14 +179,47 @@ function sourceAgents(policy: CopyPolicy): ReturnType<typeof guardedAgents> {
   return agents;
 }
 
-/** Hashes and counts what passes through; fails once more than `maxBytes` went by, or at the end when nothing did. */
+/** The first bytes of a body at most that are looked at for the start of a page or a document. */
+const SNIFFED_BYTES = 512;
+
+const isBlank = (byte: number) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09 || byte === 0x0c;
+const isLetter = (byte: number) => (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a);
+
+/**
+ * Whether a body beginning with `head` is a page or a document: after blanks (and a UTF-8 BOM),
+ * markup (`<` then a letter, `!`, `?` or `/`: HTML, XML, SVG) or a JSON object (`{` then `"`, `}`
+ * or a blank). Undefined while `head` is too short to tell. No video or image begins so: PNG, JPEG,
+ * GIF, WebP and WebM begin with their signatures, an MP4 or QuickTime file with the size of its
+ * first box (a first box of a gigabyte or more would be needed).
+ */
+function beginsAsDocument(head: Buffer): boolean | undefined {
+  let at = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  while (at < head.length && isBlank(head[at]!)) at++;
+  if (at + 1 >= head.length) return undefined;
+  const first = head[at]!;
+  const next = head[at + 1]!;
+  if (first === 0x3c) return isLetter(next) || next === 0x21 || next === 0x3f || next === 0x2f;
+  if (first === 0x7b) return next === 0x22 || next === 0x7d || isBlank(next);
+  return false;
+}
+
+/**
+ * Hashes and counts what passes through; fails once more than `maxBytes` went by, at the end when
+ * nothing did, and at the start when the body begins as a page or a document (`beginsAsDocument`):
+ * a CDN's error page answered 200 without a type, or as `application/octet-stream`, is never the file.
+ */
 class MeasuringStream extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
   /** The error this stream failed the copy with (the source's, or its own checks'), if any. */
   failure: Error | undefined;
+  /** The first bytes, until they tell whether the body begins as a document. */
+  private head: Buffer | undefined = Buffer.alloc(0);
 
-  constructor(private readonly maxBytes: number) {
+  constructor(
+    private readonly maxBytes: number,
+    private readonly notDocument: () => NotMediaError,
+  ) {
     super();
   }
 
@@ -196,6 +229,16 @@ class MeasuringStream extends Transform {
       this.failure = new TooLargeError(`the file is larger than storage.max_bytes (${this.maxBytes} bytes)`);
       callback(this.failure);
       return;
+    }
+    if (this.head) {
+      const head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
+      const document = beginsAsDocument(head.subarray(0, SNIFFED_BYTES));
+      if (document) {
+        this.failure = this.notDocument();
+        callback(this.failure);
+        return;
+      }
+      this.head = document === undefined && head.length < SNIFFED_BYTES ? Buffer.from(head) : undefined;
     }
     this.hash.update(chunk);
     callback(null, chunk);
@@ -210,6 +253,11 @@ class MeasuringStream extends Transform {
 
 class TooLargeError extends Error {
   override readonly name = 'TooLargeError';
+}
+
+/** The body is not a result file (it begins as a page or a document); its message is the reason. */
+class NotMediaError extends Error {
+  override readonly name = 'NotMediaError';
 }
 
 function failure(reason: string, retryable: boolean, gone = false, address?: string): Extract<CopyOutcome, { ok: false }> {
@@ -284,7 +332,9 @@ export async function copyToStorage(input: {
       return failure(`the file is larger than storage.max_bytes (${policy.maxBytes} bytes): the provider announced ${response.contentLength} bytes`, false);
     }
     const contentType = mediaTypeOf(response.contentType ?? '', url, input.kind);
-    const measured = (measuring = new MeasuringStream(policy.maxBytes));
+    const notDocument = () =>
+      new NotMediaError(`the provider answered ${status} with a body that begins as a page or a document, which is ${input.kind === 'video' ? 'not a video' : 'not an image'}`);
+    const measured = (measuring = new MeasuringStream(policy.maxBytes, notDocument));
     // Bytes flow before the backend starts reading (it may create folders first): an error in that
     // window stays on the stream (`errored`) for the backend's pipeline to report, not unhandled.
     measured.on('error', () => undefined);
@@ -300,6 +350,8 @@ export async function copyToStorage(input: {
     if (input.signal?.aborted) throw new CopyAbortedError('the copy was stopped');
     if (error instanceof PrivateTargetError) return failure(`the result URL was refused: ${error.message}`, false, false, error.address);
     if (error instanceof TooLargeError) return failure(error.message, false);
+    // As a page typed as one: a failed try, retried (the file may come next).
+    if (error instanceof NotMediaError) return failure(error.message, true);
     if (timedOut) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
     if (measuring && error !== measuring.failure) {
       // Not the source's failure, passed on by the backend: the backend's own (disk, bucket, network to it).

@@ -209,6 +209,28 @@ describe('copying a result file', () => {
     expect(await image('/still.png')).toMatchObject({ ok: true, contentType: 'image/webp', sha256: sha256(FILE) });
   });
 
+  it('writes nothing of a 200 answer whose body begins as a page or a document, however it is typed and cut into pieces', async () => {
+    // Blanks, then the page, each in its own piece: what arrives first says nothing yet.
+    routes.set('/pieces.mp4', (res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4' });
+      res.write('\n  ', () => res.write('<', () => res.end('html><body>busy</body></html>')));
+    });
+    routes.set('/object.png', (res) => res.writeHead(200).end('{ "error": "expired" }'));
+    const image = (path: string) => copyToStorage({ url: `${origin}${path}`, key: 'acme/img_1/0.png', kind: 'image', storage: storage as unknown as ObjectStorage, policy });
+    expect(await copy('/pieces.mp4')).toEqual({
+      ok: false,
+      retryable: true,
+      gone: false,
+      reason: 'the provider answered 200 with a body that begins as a page or a document, which is not a video',
+    });
+    expect(await image('/object.png')).toMatchObject({ ok: false, retryable: true, reason: 'the provider answered 200 with a body that begins as a page or a document, which is not an image' });
+    expect(storage.objects.size).toBe(0);
+    // A file whose first bytes are "<" or "{" followed by what no page has is still a file.
+    const binary = Buffer.concat([Buffer.from([0x3c, 0x00, 0x7b, 0x01]), FILE]);
+    routes.set('/binary.mp4', (res) => res.writeHead(200).end(binary));
+    expect(await copy('/binary.mp4')).toMatchObject({ ok: true, sha256: sha256(binary), bytes: binary.length });
+  });
+
   it('writes nothing of a success that is not the whole file (a part, a file not ready yet), says so, and retries it', async () => {
     routes.set('/part.mp4', (res) =>
       res.writeHead(206, { 'content-type': 'video/mp4', 'content-range': `bytes 0-999/${FILE.length}`, 'content-length': 1000 }).end(FILE.subarray(0, 1000)),
