@@ -5,7 +5,7 @@
  * commit more than the limit together. Methods that take `db` run inside the caller's
  * transaction (a task insert or status change), so money moves exactly when the task does.
  */
-import { sql, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type Updateable } from 'kysely';
+import { sql, type ExpressionBuilder, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type Updateable } from 'kysely';
 import { CompiledShapes, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { BudgetsTable, Database, TaskUsageTable, UsageAtRiskTable } from './schema.js';
@@ -22,6 +22,13 @@ export type Executor = Kysely<Database>;
 /** Columns a usage report may group by. */
 export const USAGE_GROUP_COLUMNS = ['tenant', 'provider', 'account', 'model', 'operation', 'quality', 'day'] as const;
 export type UsageGroupColumn = (typeof USAGE_GROUP_COLUMNS)[number];
+
+/** What a budget row counts when it is created: its period's bounds (ms, end exclusive) and the budget's currency. */
+export interface BudgetOpening {
+  start: number;
+  end: number;
+  currency: string;
+}
 
 export interface UsageFilter {
   /** Only this tenant's tasks (all tenants when absent). */
@@ -128,13 +135,9 @@ export class UsageStore {
    */
   async reserve(
     db: Executor,
-    input: { tenant: string; period: string; amount: number; limit: number; now: number },
+    input: { tenant: string; period: string; amount: number; limit: number; now: number; opening?: BudgetOpening },
   ): Promise<BudgetRow | undefined> {
-    await db
-      .insertInto('budgets')
-      .values({ tenant: input.tenant, period: input.period, spent_micros: 0, reserved_micros: 0, updated_at: input.now })
-      .onConflict((oc) => oc.columns(['tenant', 'period']).doNothing())
-      .execute();
+    await this.openBudget(db, input.tenant, input.period, input.now, input.opening);
     return db
       .updateTable('budgets')
       .set((eb) => ({ reserved_micros: eb('reserved_micros', '+', input.amount), updated_at: input.now }))
@@ -143,6 +146,98 @@ export class UsageStore {
       .where(sql<number>`spent_micros + reserved_micros + ${input.amount}`, '<=', input.limit)
       .returningAll()
       .executeTakeFirst();
+  }
+
+  /**
+   * Creates the (tenant, period) budget row unless it exists. With `opening`, a new row starts from
+   * what the tenant's usage lines of the period hold that no row of this period counts yet (tasks
+   * created before the budget, or under another period of it): see `openingFigures`. The
+   * unbudgeted lines still running are charged to this period as they are counted (their line
+   * names it and reserves its figure), so they settle into it, once. Only the caller whose insert
+   * made the row does this, in its transaction: a replica inserting the same row at once waits on
+   * it and then finds the row, already counted.
+   */
+  private async openBudget(db: Executor, tenant: string, period: string, now: number, opening?: BudgetOpening): Promise<void> {
+    const created = await db
+      .insertInto('budgets')
+      .values({ tenant, period, spent_micros: 0, reserved_micros: 0, updated_at: now })
+      .onConflict((oc) => oc.columns(['tenant', 'period']).doNothing())
+      .returning('tenant')
+      .executeTakeFirst();
+    if (!created || !opening) return;
+    // Claimed first, then the settled ones summed: a line settling meanwhile is either claimed
+    // (and settles into this row) or settled before the sum reads it.
+    const claimed = await db
+      .updateTable('task_usage')
+      .where(this.runningUnbudgeted(tenant, opening))
+      .set({ budget_period: period, reserved_micros: sql<number>`amount_micros` })
+      .returning('amount_micros')
+      .execute();
+    const reserved = claimed.reduce((sum, line) => sum + Number(line.amount_micros ?? 0), 0);
+    const spent = await this.countedAsSpent(db, tenant, period, opening);
+    if (reserved === 0 && spent === 0) return;
+    await db
+      .updateTable('budgets')
+      .set({ spent_micros: spent, reserved_micros: reserved })
+      .where('tenant', '=', tenant)
+      .where('period', '=', period)
+      .execute();
+  }
+
+  /**
+   * What a (tenant, period) budget row would start from if it were created now (`openBudget`),
+   * read without writing: for a budget no create has touched in its period yet.
+   */
+  async openingFigures(tenant: string, period: string, opening: BudgetOpening, db: Executor = this.db): Promise<{ spent: number; reserved: number }> {
+    const running = await db
+      .selectFrom('task_usage')
+      .where(this.runningUnbudgeted(tenant, opening))
+      .select(sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('reserved'))
+      .executeTakeFirst();
+    return { spent: await this.countedAsSpent(db, tenant, period, opening), reserved: Number(running?.reserved ?? 0) };
+  }
+
+  /** The tenant's lines of the period created without a budget, still running, priced in the budget's currency. */
+  private runningUnbudgeted(tenant: string, opening: BudgetOpening) {
+    return (eb: ExpressionBuilder<Database, 'task_usage'>) =>
+      eb.and([
+        eb('tenant', '=', tenant),
+        eb('created_at', '>=', opening.start),
+        eb('created_at', '<', opening.end),
+        eb('settled', '=', 0),
+        eb('budget_period', 'is', null),
+        eb('currency', '=', opening.currency),
+        eb('amount_micros', 'is not', null),
+      ]);
+  }
+
+  /**
+   * Money of the tenant's lines of the period that no row of this period counts, in the budget's
+   * currency: the final charge of each settled line and what other providers may have billed for
+   * it (`usage_at_risk`), and what a line still running under another period's budget holds there
+   * (it settles into that period's row; this one keeps its reserve as spent).
+   */
+  private async countedAsSpent(db: Executor, tenant: string, period: string, opening: BudgetOpening): Promise<number> {
+    const uncounted = (table: 'task_usage' | 'usage_at_risk') =>
+      db
+        .selectFrom(table as 'task_usage')
+        .where('tenant', '=', tenant)
+        .where('created_at', '>=', opening.start)
+        .where('created_at', '<', opening.end);
+    const otherPeriod = sql<boolean>`(budget_period is null or budget_period <> ${period})`;
+    const lines = await uncounted('task_usage')
+      .where(otherPeriod)
+      .select([
+        sql<number>`cast(coalesce(sum(case when settled = 1 and currency = ${opening.currency} then amount_micros end), 0) as bigint)`.as('charged'),
+        sql<number>`cast(coalesce(sum(case when settled = 0 and budget_period is not null then reserved_micros end), 0) as bigint)`.as('held'),
+      ])
+      .executeTakeFirst();
+    const atRisk = await uncounted('usage_at_risk')
+      .where('currency', '=', opening.currency)
+      .where('task_id', 'in', uncounted('task_usage').where(otherPeriod).where('settled', '=', 1).select('task_id'))
+      .select(sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount'))
+      .executeTakeFirst();
+    return Number(lines?.charged ?? 0) + Number(lines?.held ?? 0) + Number(atRisk?.amount ?? 0);
   }
 
   /** Moves money within (tenant, period) unconditionally: the upstream already holds it. */
@@ -166,13 +261,9 @@ export class UsageStore {
   /** Sets `column` to `at` if it is still empty; true for the one caller that set it. */
   async markBudgetAlert(
     db: Executor,
-    input: { tenant: string; period: string; column: 'warned_at' | 'exhausted_at'; at: number },
+    input: { tenant: string; period: string; column: 'warned_at' | 'exhausted_at'; at: number; opening?: BudgetOpening },
   ): Promise<boolean> {
-    await db
-      .insertInto('budgets')
-      .values({ tenant: input.tenant, period: input.period, spent_micros: 0, reserved_micros: 0, updated_at: input.at })
-      .onConflict((oc) => oc.columns(['tenant', 'period']).doNothing())
-      .execute();
+    await this.openBudget(db, input.tenant, input.period, input.at, input.opening);
     const row = await db
       .updateTable('budgets')
       .set({ [input.column]: input.at })

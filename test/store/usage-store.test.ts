@@ -155,6 +155,44 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
       }
     });
 
+    it("starts a period's new row from the tenant's lines of the period no row counts, once when reservations race, and charges the running ones to it", async () => {
+      const lines: [string, Partial<NewUsageRow>][] = [
+        ['done', {}],
+        ['running', { status: 'processing', completed_at: null, duration_ms: null, settled: 0 }],
+        ['last-month', { created_at: Date.UTC(2026, 9, 31, 23) }],
+        ['other-tenant', { tenant: 'other' }],
+        ['in-euros', { currency: 'EUR' }],
+        ['under-a-day-budget', { status: 'processing', completed_at: null, settled: 0, budget_period: '2026-11-22', reserved_micros: 700_000 }],
+      ];
+      for (const [id] of lines) await tasks.createTask(taskRow(id));
+      await usage.transaction(async (db) => {
+        for (const [id, overrides] of lines) await usage.insertUsage(db, usageRow(id, overrides));
+        const risk = { task_id: 'done', provider: 'kling3api', account: 'default', tenant: 'acme', created_at: T0, day: '2026-11-22' };
+        await usage.insertAtRisk(db, [{ ...risk, model: 'kling-v3', quality: 'pro', operation: 'text-to-video', credits: 100, amount_micros: 100_000, currency: 'USD' }]);
+      });
+      const opening = { start: Date.UTC(2026, 10, 1), end: Date.UTC(2026, 11, 1), currency: 'USD' };
+      // Before any create: what the first one will find, read without writing.
+      expect(await usage.openingFigures('acme', '2026-11', opening)).toEqual({ spent: 560_000 + 100_000 + 700_000, reserved: 560_000 });
+      expect(await usage.getBudget('acme', '2026-11')).toBeUndefined();
+
+      const others = backend.name === 'postgres' ? await Promise.all([opened.again(), opened.again()]) : [];
+      try {
+        const stores = [usage, ...others.map((store) => new UsageStore(store))];
+        const attempts = Array.from({ length: 20 }, (_, i) => {
+          const store = stores[i % stores.length]!;
+          return store.transaction((db) => store.reserve(db, { tenant: 'acme', period: '2026-11', amount: 100_000, limit: 3_000_000, now: T0, opening }));
+        });
+        const granted = (await Promise.all(attempts)).filter((row) => row !== undefined);
+        // 1 360 000 spent and 560 000 running already: 10 × 100 000 more fit in 3 000 000, an 11th would not.
+        expect(granted).toHaveLength(10);
+        expect(await usage.getBudget('acme', '2026-11')).toMatchObject({ spent_micros: 1_360_000, reserved_micros: 1_560_000 });
+        expect(await usage.getUsage('running')).toMatchObject({ budget_period: '2026-11', reserved_micros: 560_000, settled: 0 });
+        expect(await usage.getUsage('under-a-day-budget')).toMatchObject({ budget_period: '2026-11-22', reserved_micros: 700_000 });
+      } finally {
+        await Promise.all(others.map((store) => store.close()));
+      }
+    });
+
     it('marks each alert once per period, whoever asks first', async () => {
       const mark = () =>
         usage.transaction((db) => usage.markBudgetAlert(db, { tenant: 'acme', period: '2026-11', column: 'warned_at', at: T0 }));

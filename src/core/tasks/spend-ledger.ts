@@ -206,6 +206,18 @@ export function reserveFor(candidates: readonly { estimate?: { currencyAmount: n
   return failoverOnTimeout ? amounts.reduce((sum, amount) => sum + amount, 0) : Math.max(0, ...amounts);
 }
 
+/**
+ * What a budget's row counts when it is first made in a period (a budget added, or its period
+ * changed, while the tenant already spent): the tenant's usage lines created in the period that
+ * no row of it counts, in the budget's currency. Settled ones at their final charge (and what
+ * other providers may have billed), as spent; ones still running without a budget at their
+ * current figure, as reserved, and charged to the period so they settle into it, once; ones still
+ * running under another period's budget at what they hold there, as spent.
+ */
+function openingOf(settings: BudgetSettings, window: BudgetWindow) {
+  return { start: window.start, end: window.end, currency: settings.currency };
+}
+
 export class SpendLedger {
   constructor(private readonly engine: Engine) {}
 
@@ -235,7 +247,10 @@ export class SpendLedger {
     if (!settings) return undefined;
     const window = budgetWindow(settings.period, at);
     const record = await this.engine.tasks.budget(tenant, window.key);
-    return this.statusOf(tenant, settings, window, record);
+    if (record) return this.statusOf(tenant, settings, window, record);
+    // No create has touched the period's budget yet: what its first one will find (`openingOf`).
+    const opening = await this.engine.tasks.budgetOpening(tenant, window.key, openingOf(settings, window));
+    return { ...this.statusOf(tenant, settings, window, undefined), spentMicros: opening.spent, reservedMicros: opening.reserved };
   }
 
   private statusOf(tenant: string, settings: BudgetSettings, window: BudgetWindow, record: BudgetRecord | undefined): BudgetStatus {
@@ -296,7 +311,14 @@ export class SpendLedger {
       if (!settings || !window) return;
       const now = this.engine.clock.now();
       const limit = toMicros(settings.amount);
-      const reserved = await ledger.reserve({ tenant: task.tenant, period: window.key, amountMicros: reserve, limitMicros: limit, now });
+      const reserved = await ledger.reserve({
+        tenant: task.tenant,
+        period: window.key,
+        amountMicros: reserve,
+        limitMicros: limit,
+        now,
+        opening: openingOf(settings, window),
+      });
       if (!reserved) {
         const current = await ledger.budget(task.tenant, window.key);
         throw new BudgetExceededError(this.statusOf(task.tenant, settings, window, current), reserve);
@@ -418,7 +440,7 @@ export class SpendLedger {
     if (!settings) return;
     const now = this.engine.clock.now();
     const alert = threshold.percent >= 100 ? 'exhausted' : 'warned';
-    const first = await ledger.markBudgetAlert({ tenant, period, alert, at: now });
+    const first = await ledger.markBudgetAlert({ tenant, period, alert, at: now, opening: openingOf(settings, windowOfKey(period)) });
     if (!first) return;
     this.engine.logger.warn({ tenant, period, threshold: threshold.percent, trigger }, `budget ${threshold.event}`);
     const url = tenantSettings.events_url;

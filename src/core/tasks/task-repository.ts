@@ -12,6 +12,7 @@ import { LAST_LOOK_GRACE_MS } from './polling.js';
 import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
 import {
   UsageStore,
+  type BudgetOpening,
   type UsageAtRiskSums,
   type UsageFilter,
   type UsageGroupColumn,
@@ -100,8 +101,18 @@ export interface LedgerTransaction {
   updateUsage(taskId: string, change: UsageChange): Promise<void>;
   /** Writes `change` on a line that is not settled and reserves no budget (most lines): false, writing nothing, otherwise. */
   updateUnbudgetedUsage(taskId: string, change: UsageChange): Promise<boolean>;
-  /** Adds to the reserve if spent + reserved + amount stays within the limit; undefined (nothing written) otherwise. */
-  reserve(input: { tenant: string; period: string; amountMicros: number; limitMicros: number; now: number }): Promise<BudgetRecord | undefined>;
+  /**
+   * Adds to the reserve if spent + reserved + amount stays within the limit; undefined (nothing
+   * written) otherwise. A period's row created here starts from what `opening` finds (`BudgetOpening`).
+   */
+  reserve(input: {
+    tenant: string;
+    period: string;
+    amountMicros: number;
+    limitMicros: number;
+    now: number;
+    opening: BudgetOpening;
+  }): Promise<BudgetRecord | undefined>;
   /** Moves money unconditionally (the upstream already holds it). */
   changeBudget(input: {
     tenant: string;
@@ -112,7 +123,7 @@ export interface LedgerTransaction {
   }): Promise<BudgetRecord | undefined>;
   budget(tenant: string, period: string): Promise<BudgetRecord | undefined>;
   /** Records that an alert went out for this period; true only for the first caller. */
-  markBudgetAlert(input: { tenant: string; period: string; alert: 'warned' | 'exhausted'; at: number }): Promise<boolean>;
+  markBudgetAlert(input: { tenant: string; period: string; alert: 'warned' | 'exhausted'; at: number; opening: BudgetOpening }): Promise<boolean>;
   queueDelivery(delivery: NewDelivery): Promise<void>;
   /** The task's attempts as this transaction sees them. */
   attempts(taskId: string): Promise<AttemptRecord[]>;
@@ -190,6 +201,7 @@ export class TaskRepository {
           amount: input.amountMicros,
           limit: input.limitMicros,
           now: input.now,
+          opening: input.opening,
         });
         return row && budgetFromRow(row);
       },
@@ -213,6 +225,7 @@ export class TaskRepository {
           period: input.period,
           column: input.alert === 'warned' ? 'warned_at' : 'exhausted_at',
           at: input.at,
+          opening: input.opening,
         }),
       queueDelivery: (delivery) => this.store.insertDelivery(rowFromDelivery(delivery), db),
       attempts: async (taskId) => (await this.store.getAttemptsIn(db, taskId)).map(attemptFromRow),
@@ -246,6 +259,14 @@ export class TaskRepository {
   async budget(tenant: string, period: string): Promise<BudgetRecord | undefined> {
     const row = await this.usageStore.getBudget(tenant, period);
     return row && budgetFromRow(row);
+  }
+
+  /**
+   * What a tenant's budget row for a period would start from if a create made it now (money in
+   * millionths): for a budget no create has touched in its period yet.
+   */
+  budgetOpening(tenant: string, period: string, opening: BudgetOpening): Promise<{ spent: number; reserved: number }> {
+    return this.usageStore.openingFigures(tenant, period, opening);
   }
 
   /** Usage sums per group (plus currency, status and whether the figure was reported). */
