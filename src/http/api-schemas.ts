@@ -221,7 +221,12 @@ export const UsageReportSchema = z
     group_by: z.array(z.enum(['provider', 'account', 'model', 'operation', 'quality', 'day', 'tenant'])),
     tenant: z.string().nullable().meta({ description: 'Whose tasks the rows cover; null when an admin key reads every tenant.' }),
     data: z.array(UsageRow).meta({ description: 'One row per combination of the group keys and currency, sorted by them.' }),
-    budgets: z.array(UsageBudget).meta({ description: 'Budget state of the tenant (every budgeted tenant for an admin key).' }),
+    budgets: z.array(UsageBudget).meta({
+      description:
+        'Budget state of the tenant (every budgeted tenant for an admin key) in the current period, whatever `from` and `to` ask: ' +
+        'each entry names its period (`period_key`, `period_start`, `period_end`), which may not be the window of `data`. ' +
+        'A past period’s spend is in `data` (ask its window).',
+    }),
   })
   .meta({ id: 'UsageReport' });
 

@@ -411,6 +411,24 @@ describe('budget reservations', () => {
     await gw.finish(next.body.id);
     expect(await budgetOf(gw)).toMatchObject({ period_key: '2026-11-23', spent: 0.56, reserved: 0 });
   });
+
+  it('shows the budget of the current period whatever window usage is asked for, naming that period, as its document says', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 23, 59, 0));
+    gw = await startTestGateway({ clock, config: budgeted({ amount: 10, currency: 'USD', period: 'day' }) });
+    await gw.finish((await gw.create(video)).body.id);
+    await gw.advance(60_000);
+    // Yesterday's usage: its task, and today's budget, which says which period it is.
+    const yesterday = await gw.request('GET', '/v1/usage?from=2026-11-22&to=2026-11-23');
+    expect(yesterday.body.data).toEqual([expect.objectContaining({ succeeded: 1, currency_amount: 0.56 })]);
+    expect(yesterday.body.budgets).toEqual([
+      expect.objectContaining({ period_key: '2026-11-23', period_start: '2026-11-23T00:00:00.000Z', spent: 0, reserved: 0 }),
+    ]);
+    const document = (await gw.request('GET', '/openapi.json', undefined, {}, null)).body;
+    const described = document.components.schemas.UsageReport.properties.budgets.description;
+    expect(described).toMatch(/current period/);
+    expect(described).toMatch(/whatever `from` and `to`/);
+    expect(described).toMatch(/`period_key`/);
+  });
 });
 
 describe('budget alerts', () => {

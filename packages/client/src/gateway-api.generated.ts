@@ -873,7 +873,7 @@ export interface components {
             tenant: string | null;
             /** @description One row per combination of the group keys and currency, sorted by them. */
             data: components["schemas"]["UsageRow"][];
-            /** @description Budget state of the tenant (every budgeted tenant for an admin key). */
+            /** @description Budget state of the tenant (every budgeted tenant for an admin key) in the current period, whatever `from` and `to` ask: each entry names its period (`period_key`, `period_start`, `period_end`), which may not be the window of `data`. A past period’s spend is in `data` (ask its window). */
             budgets: components["schemas"]["UsageBudget"][];
         };
         UsageRow: {
