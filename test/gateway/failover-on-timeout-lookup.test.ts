@@ -119,19 +119,25 @@ describe('failover_on_timeout: a legacy create whose answer was lost is looked u
     expect(legacy.tasks).toHaveLength(0);
   });
 
-  it('Kling\'s own API proves no task was accepted, asked once the create could no longer be acted on: the task goes on, that create ruled out (nothing at risk)', async () => {
+  /**
+   * A create to Kling's own API whose connection is reset only once its time limit + 5 s have
+   * passed on the clock: the lookup that follows is sent when the upstream can no longer be acting
+   * on it, and its "does not exist" proves the create was not accepted.
+   */
+  async function createProvedAbsent(body: Record<string, unknown>) {
     const gw = await gateway({ endpointOverrides: { 'kling-legacy': { apiShape: 'official' } } });
-    const legacy = gw.simulator('kling-legacy');
-    // The create's connection is reset only once its time limit + 5 s have passed on the clock:
-    // the lookup that follows is sent when the upstream can no longer be acting on it.
     const create = heldCall();
     releases.push(create.release);
-    legacy.injectFault({ hold: create.hold, transport: 'reset' });
-    const answer = gw.create(legacyFirst);
+    gw.simulator('kling-legacy').injectFault({ hold: create.hold, transport: 'reset' });
+    const answer = gw.create(body);
     await create.reached;
     await gw.clock.advance(30_000 + 5_000 + 1);
     create.release();
-    const created = await answer;
+    return { gw, legacy: gw.simulator('kling-legacy'), created: await answer };
+  }
+
+  it('Kling\'s own API proves no task was accepted, asked once the create could no longer be acted on: the task goes on, that create ruled out (nothing at risk)', async () => {
+    const { gw, legacy, created } = await createProvedAbsent(legacyFirst);
     expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api' });
     expect(created.body.attempts).toEqual([
       expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', message: expect.stringMatching(/not accepted upstream: kling-legacy has no task with external_task_id/) }),
@@ -139,6 +145,19 @@ describe('failover_on_timeout: a legacy create whose answer was lost is looked u
     ]);
     expect(created.body.cost.at_risk).toBeUndefined();
     expect(legacy.tasks).toHaveLength(0);
+    // Counted as a create recovery proves absent is (before: the create's own reason, connection_reset).
+    expect(await legacyFailovers(gw)).toBe('kling_gateway_failovers_total{provider="kling-legacy",reason="proved_absent"} 1');
+  });
+
+  it('a legacy-only plan whose create the lookup proves was not accepted: the task fails saying so (nothing at risk), counted as proved_absent', async () => {
+    const { gw, legacy, created } = await createProvedAbsent({ ...klingV3, routing: { providers: ['kling-legacy'] } });
+    expect(created.body.attempts).toEqual([expect.objectContaining({ provider: 'kling-legacy', outcome: 'failed', message: expect.stringMatching(/not accepted upstream/) })]);
+    expect(created.body).toMatchObject({ status: 'failed', error: { message: expect.stringMatching(/not accepted upstream: kling-legacy has no task with external_task_id/) } });
+    // (Before, it said the task was failed over although it may exist upstream.)
+    expect(created.body.error.message).not.toMatch(/may exist upstream|failed over/);
+    expect(created.body.cost.at_risk).toBeUndefined();
+    expect(legacy.tasks).toHaveLength(0);
+    expect(await legacyFailovers(gw)).toBe('kling_gateway_failovers_total{provider="kling-legacy",reason="proved_absent"} 1');
   });
 
   it('during a graceful stop nothing is looked up (a lookup may take the provider\'s time limit again): the task goes on as before', async () => {

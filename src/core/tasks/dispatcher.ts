@@ -598,8 +598,10 @@ export class Dispatcher {
     } catch (error) {
       const classified = classifyCreateFailure(error, config.routing.failover_on_timeout);
       // Trouble of the account's own moves a task on to the next account, but not one bound to this account: say so.
-      const failure =
+      let failure =
         entry.account !== undefined && isAccountTrouble(classified) ? { ...classified, message: boundAccountMessage(classified.message, account.id) } : classified;
+      // Why the task leaves the provider, as `failovers_total` counts it.
+      let failoverReason: string = failure.reason;
       const failed = {
         outcome: failure.outcome,
         errorCode: failure.code,
@@ -636,10 +638,16 @@ export class Dispatcher {
         // finds the task by the create's own id is asked once first, and the task adopted there
         // when shown, not made and paid for again elsewhere. A stopping gateway sends no lookup.
         const attempt = (await tasks.attempts(claimed.id)).find((candidate) => candidate.seq === seq);
-        const found = attempt && (await this.recovery.findBeforeGoingOn(claimed, attempt));
-        if (found) return { kind: 'settled', result: { settled: true, task: found.task } };
+        const found = attempt && (await this.recovery.findBeforeGoingOn(claimed, attempt, failure.said));
+        if (found && 'task' in found) return { kind: 'settled', result: { settled: true, task: found.task } };
+        // Proved never accepted: the task (and its error, if no provider is left) says so, as a
+        // create recovery proves absent does; nothing of it is at risk.
+        if (found) {
+          failure = { ...failure, outcome: 'failed', message: found.ruledOut };
+          failoverReason = 'proved_absent';
+        }
       }
-      if (failure.failover) metrics.failovers.inc({ provider: runtime.id, reason: failure.reason });
+      if (failure.failover) metrics.failovers.inc({ provider: runtime.id, reason: failoverReason });
       if (failure.outcome === 'ambiguous' && !failure.failover) {
         // The upstream may hold the task: find out before failing it (adopt it, or go on when
         // the provider proves it has none); recovery keeps at it while the answer may come.

@@ -45,6 +45,11 @@ export interface CreateFailureDecision {
   provider: string | null;
   /** The upstream task the create's server-error answer named: asked about before the create is given up on. */
   namedTaskId?: string;
+  /**
+   * What the upstream's failure said, without the words on whether the task went on (a create in
+   * doubt that `failover_on_timeout` moves on from): what is kept when a lookup proves it absent.
+   */
+  said?: string;
 }
 
 export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean): CreateFailureDecision {
@@ -81,6 +86,7 @@ export function classifyCreateFailure(error: unknown, failoverOnTimeout: boolean
       outcome: 'ambiguous',
       reason,
       code: reason === 'timeout' ? 'timeout' : error.code,
+      said: error.message,
       message: failoverOnTimeout
         ? `${error.message}; failed over (failover_on_timeout) although the task may exist upstream`
         : `${error.message}; the task may have been created (and billed) upstream, so it was not sent to another provider`,

@@ -373,10 +373,16 @@ export class Recovery {
    * `external_task_id`) is asked once first, so a video it is making is not made and paid for
    * again elsewhere. Shown: the task is adopted there (returned as it ends up). Proved absent (as
    * `resolve` counts a "not found": asked once the upstream could no longer be acting on the
-   * create), the attempt is failed and undefined returned: the task goes on. A lookup that gets no
-   * answer, or a "not found" asked earlier, proves nothing: undefined, the attempt left in doubt.
+   * create), the attempt is failed, what `said` the create's failure (else the attempt's message)
+   * followed by why it was not accepted, and that message returned (`ruledOut`): the task goes on.
+   * A lookup that gets no answer, or a "not found" asked earlier, proves nothing: undefined, the
+   * attempt left in doubt.
    */
-  async findBeforeGoingOn(task: TaskRecord, attempt: AttemptRecord): Promise<{ task: TaskRecord | undefined } | undefined> {
+  async findBeforeGoingOn(
+    task: TaskRecord,
+    attempt: AttemptRecord,
+    said?: string,
+  ): Promise<{ task: TaskRecord | undefined } | { ruledOut: string } | undefined> {
     const runtime = this.engine.runtimes.get(attempt.provider);
     const account = runtime?.account(attempt.account ?? task.account);
     const create = runtime?.provider.findsCreateById && this.unansweredCreate(task, attempt, runtime);
@@ -386,7 +392,7 @@ export class Recovery {
     if (lookup.kind === 'found') return { task: await this.adopt(task, attempt, lookup.ref, 'external_id') };
     // News (a callback the provider confirmed) named the task while the lookup was on its way.
     if (acceptedOf(await this.engine.tasks.attempts(task.id))) return { task: await this.recordedMeanwhile(task) };
-    if (lookup.kind === 'absent' && askedAt >= settledAtOf(attempt, runtime)) await this.ruleOut(task, attempt, lookup.why);
+    if (lookup.kind === 'absent' && askedAt >= settledAtOf(attempt, runtime)) return { ruledOut: await this.ruleOut(task, attempt, lookup.why, said) };
     return undefined;
   }
 
@@ -601,13 +607,14 @@ export class Recovery {
     return (await this.lifecycle.requeue(task, clock.now(), task.leaseOwner)) ?? tasks.get(task.id);
   }
 
-  /** Writes down that the provider proved it holds nothing from the attempt's create. */
-  private async ruleOut(task: TaskRecord, attempt: AttemptRecord, why: string): Promise<void> {
-    await this.engine.tasks.updateAttempt(task.id, attempt.seq, {
-      outcome: 'failed',
-      errorCode: attempt.errorCode ?? 'provider_error',
-      message: provedAbsentMessage(attempt.message ?? 'the create was not answered', why),
-    });
+  /**
+   * Writes down that the provider proved it holds nothing from the attempt's create: what `said`
+   * the create's failure (else the attempt's message), then why. The message written is returned.
+   */
+  private async ruleOut(task: TaskRecord, attempt: AttemptRecord, why: string, said?: string): Promise<string> {
+    const message = provedAbsentMessage(said ?? attempt.message ?? 'the create was not answered', why);
+    await this.engine.tasks.updateAttempt(task.id, attempt.seq, { outcome: 'failed', errorCode: attempt.errorCode ?? 'provider_error', message });
+    return message;
   }
 
   /** Nothing can tell any more: the task fails as the upstream may hold it, and is never sent again. */
