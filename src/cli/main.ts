@@ -41,7 +41,7 @@ export function buildProgram(context: CliContext): Command {
     .addOption(new Option('--url <url>', `the gateway (default: $KLING_GATEWAY_URL or ${DEFAULT_GATEWAY_URL})`))
     .addOption(new Option('--key <key>', 'a gateway key (default: $KLING_GATEWAY_API_KEY)'))
     .addOption(new Option('--request-timeout <seconds>', 'longest wait for each answer of the gateway, 0 for none (default: $KLING_GATEWAY_REQUEST_TIMEOUT or 120)').argParser(requestTimeout))
-    .option('--json', "print JSON instead of tables: the API's answer (download: the task id and the files saved; check-config, migrate: what they found); progress and errors stay on stderr")
+    .option('--json', "print JSON instead of tables: the API's answer (download: the task id and the files saved; generate --wait, wait: the task, with the files saved in saved; check-config, migrate: what they found); progress and errors stay on stderr")
     .configureOutput(outputTo(context))
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `\n${PROGRAM_HELP}\n\n${EXIT_CODE_HELP}`)

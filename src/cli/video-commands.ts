@@ -147,17 +147,24 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
     throw error;
   }
   progress.finish();
-  out.data(task);
   if (task.status !== 'succeeded') {
+    out.data(task);
     printTask(out, task);
     out.note(`video ${task.id} ${task.status}${task.error ? `: ${task.error.code}: ${task.error.message}` : ''}`);
     return ExitCode.taskFailed;
   }
+  if (options.download === false) {
+    out.data(task);
+    printTask(out, task);
+    return ExitCode.ok;
+  }
   let saved: string[] = [];
-  if (options.download !== false && task.outputs.length > 0) {
+  if (task.outputs.length > 0) {
     try {
       saved = await saveOutputs(client, task, options.output, context.stderr, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
     } catch (error) {
+      // With --json, the task is still the result (`… --json | jq -r .id`), with nothing saved.
+      out.data(task);
       // The video is made (and billed): say so, or the command run again makes a second one. A
       // file that cannot be written, and stdout closed early, already say how to save it.
       if (!(error instanceof CliError && (error.exitCode === ExitCode.usage || error.exitCode === ExitCode.outputClosed))) {
@@ -166,10 +173,10 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
       throw error;
     }
   }
-  if (!out.json) {
-    printTask(out, task);
-    for (const path of saved) out.line(`  saved       ${path}`);
-  }
+  // The task as the API has it, and the files saved beside it, named as `download --json` names them.
+  out.data({ ...task, saved });
+  printTask(out, task);
+  for (const path of saved) out.line(`  saved       ${path}`);
   return ExitCode.ok;
 }
 

@@ -68,6 +68,23 @@ describe('kling-gateway download -o something that is not a regular file', () =>
     expect(help).toContain("--json print JSON instead of tables: the API's answer (download: the task id and the files saved;");
   });
 
+  it('generate --wait --json and wait --json print the task with the files saved beside it, under the name download --json uses', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'kgw-output-target-'));
+    roots.push(root);
+    const env = { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123' };
+    const generated = await runCliCaptured(['generate', 'a fox', '--model', 'kling-v3', '--wait', '--json', '-o', `${root}/`], { env, pause: async () => undefined });
+    expect(generated.code, generated.stderr).toBe(0);
+    // The task as the API has it (its fields unchanged), and where its video went.
+    expect(JSON.parse(generated.stdout)).toEqual({ ...succeededTask(server.base, ID), saved: [join(root, `${ID}.mp4`)] });
+    const waited = await runCliCaptured(['wait', ID, '--json', '-o', join(root, 'fox.mp4'), '--force'], { env, pause: async () => undefined });
+    expect(JSON.parse(waited.stdout)).toMatchObject({ id: ID, status: 'succeeded', saved: [join(root, 'fox.mp4')] });
+    // Nothing saved, nothing said: the task alone.
+    const unsaved = await runCliCaptured(['wait', ID, '--json', '--no-download'], { env, pause: async () => undefined });
+    expect(JSON.parse(unsaved.stdout)).toEqual(succeededTask(server.base, ID));
+    const help = (await runCliCaptured(['generate', '--help'], {})).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('generate --wait, wait: the task, with the files saved in saved;');
+  });
+
   it('-o /dev/null takes the bytes, needs no --force and stays the device it is', async () => {
     const before = statSync('/dev/null');
     const result = await download(['-o', '/dev/null']);

@@ -1,6 +1,7 @@
 /**
  * A stand-in gateway for the CLI's download tests: it answers every `GET /v1/videos/{id}` with
- * the task the test gives, and serves that task's output bytes at `/files/out.mp4`.
+ * the task the test gives (and a create, `POST /v1/videos`, with that task, as if it ended at
+ * once), and serves that task's output bytes at `/files/out.mp4`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loopbackServer } from './raw-answer.js';
@@ -43,6 +44,10 @@ export function fakeTaskGateway(task: (base: string) => unknown, bytes: Buffer =
     const path = (req.url ?? '').split('?')[0]!;
     if (path === '/files/out.mp4') {
       res.writeHead(200, { 'content-type': 'video/mp4', 'content-length': bytes.length }).end(bytes);
+      return;
+    }
+    if (req.method === 'POST' && path === '/v1/videos') {
+      req.resume().on('end', () => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(task(base))));
       return;
     }
     if (path.startsWith('/v1/videos/')) {
