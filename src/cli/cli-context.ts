@@ -8,7 +8,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { GatewayClient, notHttpUrl, redactUrl, unsendableKeyCharacter, unusableUrlReason } from '../../packages/client/src/index.js';
 import { CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
-import type { ProgressStream } from './progress-display.js';
+import { progressStreamFor, type ProgressStream } from './progress-display.js';
 
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080';
 
@@ -71,6 +71,11 @@ export class CliContext {
 
   get stderr(): CliIo['stderr'] {
     return this.io.stderr;
+  }
+
+  /** Where progress is drawn: stderr, as plain lines when it is a terminal with `TERM=dumb`. */
+  get progress(): ProgressStream {
+    return progressStreamFor(this.io.stderr, this.env);
   }
 
   pause(ms: number): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * What `generate --wait` shows while it waits and downloads, on stderr. On a terminal: one live
  * line (status, provider, elapsed time, cost) redrawn in place, then a byte progress bar
- * (cli-progress). Elsewhere (a pipe, CI logs): one plain line per change, no control characters.
+ * (cli-progress). Elsewhere (a pipe, CI logs, a terminal with `TERM=dumb`): one plain line per
+ * change, no control characters.
  */
 import cliProgress from 'cli-progress';
 import { formatBytes, formatCost, formatElapsed, type Task } from '../../packages/client/src/index.js';
@@ -11,6 +12,16 @@ export interface ProgressStream {
   write(text: string): boolean;
   isTTY?: boolean;
   columns?: number;
+}
+
+/**
+ * Where progress goes: `stream` itself, unless it is a terminal that says it cannot move its
+ * cursor (`TERM=dumb`: Emacs' shell, some CI consoles), which is then written to as a pipe is
+ * (plain lines, no control codes).
+ */
+export function progressStreamFor(stream: ProgressStream, env: NodeJS.ProcessEnv): ProgressStream {
+  if (stream.isTTY !== true || env.TERM !== 'dumb') return stream;
+  return { write: (text) => stream.write(text), isTTY: false };
 }
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];

@@ -123,7 +123,7 @@ interface FollowOptions {
  * exit code: 0 when it succeeded (and was saved), 6 when it failed or was canceled.
  */
 async function follow(context: CliContext, client: GatewayClient, out: CliOutput, first: Task, options: FollowOptions, startedAt: number): Promise<number> {
-  const progress = new TaskProgressLine(context.stderr, startedAt);
+  const progress = new TaskProgressLine(context.progress, startedAt);
   progress.update(first);
   let task = first;
   try {
@@ -161,7 +161,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
   let saved: string[] = [];
   if (task.outputs.length > 0) {
     try {
-      saved = await saveOutputs(client, task, options.output, context.stderr, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
+      saved = await saveOutputs(client, task, options.output, context.progress, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
     } catch (error) {
       // With --json, the task is still the result (`… --json | jq -r .id`), with nothing saved.
       out.data(task);
@@ -456,7 +456,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
           ? new CliError(`video ${id} ${task.status}${task.error ? ` (${task.error.code}: ${task.error.message})` : ''}; there is nothing to download`, ExitCode.taskFailed)
           : new CliError(`video ${id} is still ${task.status}; to save it once it is done: ${cliCommand()} wait ${id}`, ExitCode.timeout);
       }
-      const saved = await saveOutputs(client, task, options.output, context.stderr, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
+      const saved = await saveOutputs(client, task, options.output, context.progress, { signal: context.signal, overwrite: options.force === true, stdout: context.stdout, pause: (ms) => context.pause(ms) });
       out.data({ id, saved });
       for (const path of saved) out.line(path);
     });

@@ -2,9 +2,15 @@
  * What `generate --wait` draws: a live line redrawn in place on a terminal, plain lines
  * elsewhere, and a byte progress bar for the download.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../../packages/client/src/index.js';
+import { runCli } from '../../src/cli/main.js';
 import { DownloadProgress, TaskProgressLine } from '../../src/cli/progress-display.js';
+import { fakeTaskGateway, succeededTask } from '../support/fake-task-gateway.js';
 
 function stream(isTTY: boolean) {
   const writes: string[] = [];
@@ -97,5 +103,39 @@ describe('progress display', () => {
     quiet.add(300);
     quiet.finish('out/vid_1.mp4');
     expect(plain.writes).toEqual(['saved out/vid_1.mp4 (300 B)\n']);
+  });
+
+  it('generate --wait on a terminal with TERM=dumb (Emacs shell, some CI consoles) writes plain lines, no control codes', async () => {
+    const server = await fakeTaskGateway((base) => succeededTask(base, 'vid_dumb'));
+    const root = mkdtempSync(join(tmpdir(), 'kgw-dumb-'));
+    try {
+      const generate = async (term: string) => {
+        let drawn = '';
+        const terminal = Object.assign(
+          new Writable({
+            write(chunk: Buffer, _encoding, callback) {
+              drawn += chunk.toString('utf8');
+              callback();
+            },
+          }),
+          { isTTY: true, columns: 120 },
+        );
+        const stdout = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+        const env = { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'test-key-123', TERM: term };
+        const code = await runCli(['generate', 'a fox', '--model', 'kling-v3', '--wait', '-o', `${root}/`, '--force'], { env, stdout, stderr: terminal, pause: async () => undefined });
+        return { code, drawn };
+      };
+      // A terminal that can redraw gets the live line.
+      expect((await generate('xterm-256color')).drawn).toContain('\r\x1b[2K');
+      const dumb = await generate('dumb');
+      expect(dumb.code).toBe(0);
+      // (Before, the live line's \r and erase-line codes were written there too.)
+      expect(dumb.drawn).not.toMatch(/[\r\x1b]/);
+      expect(dumb.drawn).toMatch(/^succeeded · freepik · 0:05 · \$0\.01 \(1 credits?\)$/m);
+      expect(dumb.drawn).toContain(`saved ${join(root, 'vid_dumb.mp4')} (`);
+    } finally {
+      await server.close();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
