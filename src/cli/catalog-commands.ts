@@ -1,7 +1,7 @@
 /**
  * What the gateway offers and how it is doing: models, providers, usage.
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import gatewayDocument from '../../openapi/gateway.json' with { type: 'json' };
 import {
   accountsOf,
@@ -23,6 +23,20 @@ import { CliError, ExitCode } from './exit-codes.js';
 const USAGE_GROUPS: string[] = (
   gatewayDocument as unknown as { components: { schemas: { UsageReport: { properties: { group_by: { items: { enum: string[] } } } } } } }
 ).components.schemas.UsageReport.properties.group_by.items.enum;
+
+/** The group keys as `usage --help` and its errors name them. */
+const USAGE_GROUPS_SAID = USAGE_GROUPS.map((key) => (key === 'tenant' ? 'tenant (admin keys)' : key)).join(', ');
+
+/**
+ * `usage --group-by`, checked against the keys of the API document, so a key the gateway would
+ * refuse is a command-line error naming the flag (exit 2) rather than the gateway's 400 (exit 3).
+ */
+function usageGroups(value: string): string {
+  for (const key of value.split(',').map((field) => field.trim()).filter(Boolean)) {
+    if (!USAGE_GROUPS.includes(key)) throw new InvalidArgumentError(`${key} is not a group key: give ${USAGE_GROUPS_SAID}`);
+  }
+  return value;
+}
 
 /**
  * `usage`'s columns for what providers may also have billed (a create left unanswered before
@@ -202,7 +216,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
   program
     .command('usage')
     .description('spend and outcomes grouped by provider, account, model, operation, quality, day or (admin keys) tenant')
-    .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS.map((key) => (key === 'tenant' ? 'tenant (admin keys)' : key)).join(', ')}`, 'provider,model')
+    .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS_SAID}`, usageGroups, 'provider,model')
     .option('--tenant <name>', 'only this tenant (admin keys; without it an admin key reads every tenant)')
     .option('--from <date>', 'from this date or time (inclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone (default: the 1st of this month, UTC)')
     .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone (default: the end of today, UTC)')

@@ -68,4 +68,15 @@ describe('kling-gateway usage for an admin key', () => {
     expect(help.stdout.replace(/\s+/g, ' ')).toContain('comma-separated: provider, account, model, operation, quality, day, tenant (admin keys)');
     expect(help.stdout).toMatch(/--tenant <name>/);
   });
+
+  it('a --group-by key the API does not have is a command-line error naming the flag and the keys (exit 2), asked of no gateway', async () => {
+    const before = asked.length;
+    const result = await runCliCaptured(['usage', '--group-by', 'provider,nope'], { env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'admin-key-123' } });
+    // (Before, the gateway's 400 said so: exit 3.)
+    expect(result.code).toBe(2);
+    expect(result.stderr.split('\n')[0]).toBe(
+      "error: option '--group-by <fields>' argument 'provider,nope' is invalid. nope is not a group key: give provider, account, model, operation, quality, day, tenant (admin keys)",
+    );
+    expect(asked.length).toBe(before);
+  });
 });
