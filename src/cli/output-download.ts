@@ -178,7 +178,11 @@ export async function saveOutputs(
         } else if (error instanceof Error && error !== readError && ('path' in error || error === writeError)) {
           // A file this machine cannot write (or a disk that is full) is not the gateway's fault: exit
           // 9 would say "try again later", and trying generate again makes a second video.
-          failure = new CliError(`cannot save output ${index} of video ${task.id}: ${error.message} (save it with: ${cliCommand()} download ${task.id} -o <path>)`, ExitCode.usage);
+          // Said of the path the user gave, not of the `.part` it is written to first (a failed
+          // rename names both, and is left as it is).
+          const renaming = (error as NodeJS.ErrnoException).syscall === 'rename';
+          const said = intoItself || renaming ? error.message : error.message.split(`'${partial}'`).join(`'${path}'`);
+          failure = new CliError(`cannot save output ${index} of video ${task.id}: ${said} (save it with: ${cliCommand()} download ${task.id} -o <path>)`, ExitCode.usage);
         } else {
           if (!intoItself && file) written = await bytesKept(file, partial);
           const broken = error instanceof CliError ? error : brokeOff(task.id, index, written, whole, error);

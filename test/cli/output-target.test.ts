@@ -177,6 +177,15 @@ describe('kling-gateway download -o something that is not a regular file', () =>
     ]);
     expect(statSync('/dev/full').isCharacterDevice()).toBe(true);
   });
+
+  it('-o a place no file can be made (/proc): the error names the path given, not the .part written first', async () => {
+    const result = await download(['-o', '/proc/x.mp4']);
+    // (Before: "open '/proc/x.mp4.part'", a name the user never gave.)
+    expect([result.code, result.stderr]).toEqual([
+      2,
+      `error: cannot save output 0 of video ${ID}: ENOENT: no such file or directory, open '/proc/x.mp4' (save it with: kling-gateway download ${ID} -o <path>)\n`,
+    ]);
+  });
 });
 
 /**
