@@ -23,7 +23,7 @@ import { withHotWebhooks } from './hot-webhook.js';
 import { bearerAuth, bearerKeyOf, everyRequest, jsonInUtf8, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, refuseTransferCodings, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
-import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
+import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, giveBackReplayedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
 import { usageRoutes } from './usage-routes.js';
 import { readVideo, videoRoutes } from './video-routes.js';
@@ -191,6 +191,7 @@ export function createApp(
   app.use('/v1/videos', auth, json, videoRoutes(service, {
       createLimit: createRateLimit(createLimiter, limitsFor, (tenant, key) => service.isRepeat(tenant, key)),
       createRefused: giveBackRefusedCreate(createLimiter),
+      createReplayed: giveBackReplayedCreate(createLimiter),
       caps,
     }, clock));
   app.use('/v1', auth, catalogRoutes(catalog));

@@ -5,7 +5,7 @@
  * Retry-After, or 408 for a body too slow, as problem details.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import type { Clock } from '../core/clock.js';
 import { ProblemError, problems } from '../core/model/problems.js';
 import { announcesBody, authorizationRepeated, authorizationTwice, bearerKeyOf, otherTransferCoding, sendProblem } from './middleware.js';
@@ -94,14 +94,27 @@ export function createRateLimit(
  */
 export function giveBackRefusedCreate(limiter: CreateLimiter): ErrorRequestHandler {
   return async (error: unknown, _req, res, next) => {
-    const counted = res.locals[COUNTED_CREATE] as { tenant: string; countedUntil: number } | undefined;
     const status = error instanceof ProblemError ? error.status : undefined;
-    if (counted && status !== undefined && status >= 400 && status < 500 && status !== 402 && status !== 429) {
-      res.locals[COUNTED_CREATE] = undefined;
-      await limiter.giveBack(counted.tenant, counted.countedUntil).catch(() => undefined);
-    }
+    if (status !== undefined && status >= 400 && status < 500 && status !== 402 && status !== 429) await giveBackCounted(limiter, res);
     next(error);
   };
+}
+
+/**
+ * For a create answered as a repeat (its Idempotency-Key's task): it made no video, so it gives
+ * back the place `createRateLimit` counted, as a repeat past the limit is let through uncounted.
+ * Called before the answer is sent.
+ */
+export function giveBackReplayedCreate(limiter: CreateLimiter): (res: Response) => Promise<void> {
+  return (res) => giveBackCounted(limiter, res);
+}
+
+/** Uncounts the create `createRateLimit` counted for this request, if it counted one (once). */
+async function giveBackCounted(limiter: CreateLimiter, res: Response): Promise<void> {
+  const counted = res.locals[COUNTED_CREATE] as { tenant: string; countedUntil: number } | undefined;
+  if (!counted) return;
+  res.locals[COUNTED_CREATE] = undefined;
+  await limiter.giveBack(counted.tenant, counted.countedUntil).catch(() => undefined);
 }
 
 export type OpenKind = 'streams' | 'waits';

@@ -20,6 +20,8 @@ export interface VideoRouteLimits {
   createLimit: RequestHandler;
   /** Runs on a create's error: one refused for its input gives back what `createLimit` counted. */
   createRefused: ErrorRequestHandler;
+  /** Runs before a repeat (its key's task) is answered: it made no video, so it gives back what `createLimit` counted. */
+  createReplayed: (res: Response) => Promise<void>;
   /** Event streams and `?wait` requests open at once. */
   caps: OpenRequestCaps;
 }
@@ -75,7 +77,10 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits, cloc
   router.post('/', noQuery(), headerOnce('Idempotency-Key'), limits.createLimit, requireJson(), async (req, res) => {
     const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });
     res.locals[TASK_ID_LOCAL] = result.task.id;
-    if (result.replayed) res.setHeader('idempotent-replayed', 'true');
+    if (result.replayed) {
+      await limits.createReplayed(res);
+      res.setHeader('idempotent-replayed', 'true');
+    }
     res.status(202).location(`/v1/videos/${result.task.id}`).json(result.task);
   });
 

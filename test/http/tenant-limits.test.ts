@@ -91,6 +91,21 @@ describe('creates per minute', () => {
     expect(other.status).toBe(409);
     expect((await gw.request('GET', '/v1/videos')).body.data).toHaveLength(2);
   });
+
+  it("does not count a repeat answered with its key's task under the limit either: one video, one create of the minute", async () => {
+    const gw = await start({ limits: { creates_per_minute: 2 } });
+    const first = await gw.create(request, { 'idempotency-key': 'order-1' });
+    expect(first.status).toBe(202);
+    // The client lost the answer and sends the create again: the same task, no video made.
+    const repeat = await gw.create(request, { 'idempotency-key': 'order-1' });
+    expect(repeat.status).toBe(202);
+    expect(repeat.headers.get('idempotent-replayed')).toBe('true');
+    expect(repeat.body.id).toBe(first.body.id);
+    // One video made so far: the tenant's second create of the minute is still there.
+    const second = await gw.create(request, { 'idempotency-key': 'order-2' });
+    expect(second.status).toBe(202);
+    expect((await gw.create(request, { 'idempotency-key': 'order-3' })).status).toBe(429);
+  });
 });
 
 describe('open event streams and waits', () => {
