@@ -33,6 +33,19 @@ describe('Idempotency-Key (SPEC §5)', () => {
     expect(upstreamTaskCount()).toBe(1);
   });
 
+  it('says in its 409 why the body differs by its rule (a default written out counts) and which task the key made', async () => {
+    const made = await gw.create(request, { 'idempotency-key': 'order-45' });
+    expect(made.status).toBe(202);
+    // Written out at its default: the same video to the client, another body to the key.
+    const conflict = await gw.create({ ...request, quality: 'pro' }, { 'idempotency-key': 'order-45' });
+    expect(conflict.status).toBe(409);
+    expect(conflict.body.detail).toContain(`made task ${made.body.id}`);
+    expect(conflict.body.detail).toMatch(/key order and spacing do not matter/);
+    expect(conflict.body.detail).toMatch(/written out at its default/);
+    expect(conflict.body.detail).toMatch(/new key/);
+    expect(upstreamTaskCount()).toBe(1);
+  });
+
   it('answers 409 for the same key with the same list in another order (@Image1 is another image), and creates nothing', async () => {
     const first = 'https://assets.example.com/portrait.png';
     const second = 'https://assets.example.com/style.png';

@@ -447,7 +447,11 @@ export class TaskService {
   /** The answer to a repeat of the create that made `existing`: its task, or 409 for another body. */
   private async replay(tenant: string, existing: { taskId: string; requestHash: string }, requestHash: string): Promise<CreateResult> {
     if (existing.requestHash !== requestHash) {
-      throw problems.conflict('This Idempotency-Key was used with a different request body.');
+      throw problems.conflict(
+        `This Idempotency-Key was used with a different request body (it made task ${existing.taskId}), and a key answers only the body it came with. ` +
+          'Bodies are compared as JSON values: key order and spacing do not matter, but every field and value must be the same, ' +
+          'a field written out at its default included ("quality": "pro" differs from leaving quality out). Send a different request with a new key.',
+      );
     }
     return { task: await this.settledSubmission(tenant, existing.taskId), replayed: true };
   }
