@@ -283,11 +283,18 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
       // A resend (same key, same body) answered 409: the send whose answer was lost is still being
       // submitted upstream ("retry shortly"). Its video may be made: resent, and the key named at the end.
       const stillSubmitting = retry > 0 && error instanceof GatewayError && error.status === 409;
-      if (!signal.aborted && !answerLost(error) && !stillSubmitting) throw error;
+      const mayHaveMade = () =>
+        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${shellWord(idempotencyKey)} to get it rather than a second one`);
+      if (!signal.aborted && !answerLost(error) && !stillSubmitting) {
+        // A resend refused (a 429 while the unanswered send was not yet written, say): that send
+        // may still make the video, so its key is named all the same.
+        if (retry > 0) mayHaveMade();
+        throw error;
+      }
       const delay = resendDelay(error, retry);
       // Ctrl-C while the create was on its way, or still no answer after the last resend.
       if (signal.aborted || delay === undefined) {
-        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${shellWord(idempotencyKey)} to get it rather than a second one`);
+        mayHaveMade();
         throw error;
       }
       const wait = delay >= 1_000 ? ` in ${Math.round(delay / 1_000)} s` : '';

@@ -899,6 +899,43 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('a resend refused 429 after a create that got no answer names the key: the first send may still make the video', async () => {
+    // The first create is taken and never answered (the gateway is slow to write it); the resend
+    // comes while that create is not yet written, so its key made no task yet and the tenant's
+    // creates of the minute refuse it. The first create goes on and makes (and bills) its video.
+    const keys: string[] = [];
+    const limited = await loopbackServer((req, res) => {
+      req.resume();
+      keys.push(String(req.headers['idempotency-key']));
+      if (keys.length === 1) return;
+      res.writeHead(429, { 'content-type': 'application/problem+json', 'retry-after': '40' }).end(
+        JSON.stringify({
+          type: 'https://kling-gateway.dev/problems/rate-limited',
+          title: 'Too Many Requests',
+          status: 429,
+          detail: "This key's tenant may create 2 videos per minute; retry in 40 s.",
+        }),
+      );
+    });
+    const pause = async () => undefined;
+    try {
+      const run = await withClientTimerHeld(async (runOut) => {
+        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: limited.base }, pause);
+        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
+        await runOut(1_000);
+        return running;
+      });
+      expect(keys).toHaveLength(2);
+      expect(new Set(keys).size).toBe(1);
+      expect(run.stderr).toContain('retry in 40 s');
+      // Run again without the key, the command would make a second video beside the first send's.
+      expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
+      expect(run.code).not.toBe(0);
+    } finally {
+      await limited.close();
+    }
+  });
+
   /**
    * Runs `kling-gateway <args>` against a stand-in gateway: `answer` takes each request, and may
    * send the command `signal` instead of answering. The exit code and stderr.
