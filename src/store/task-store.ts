@@ -262,27 +262,31 @@ export class TaskStore {
           .where('key', '=', idempotency.key)
           .where('expires_at', '<=', row.created_at)
           .execute();
-        const inserted = await trx
-          .insertInto('idempotency_keys')
-          .values({
-            tenant: row.tenant,
-            key: idempotency.key,
-            request_hash: idempotency.requestHash,
-            task_id: row.id,
-            created_at: row.created_at,
-            expires_at: idempotency.expiresAt,
-          })
-          .onConflict((oc) => oc.columns(['tenant', 'key']).doNothing())
-          .returning('task_id')
-          .executeTakeFirst();
-        if (!inserted) {
+        // On PostgreSQL the key another create holds may be purged (past its time) between the
+        // insert that met it and the read of it: then nothing holds the key, and it is taken again.
+        for (let tries = 1; ; tries++) {
+          const inserted = await trx
+            .insertInto('idempotency_keys')
+            .values({
+              tenant: row.tenant,
+              key: idempotency.key,
+              request_hash: idempotency.requestHash,
+              task_id: row.id,
+              created_at: row.created_at,
+              expires_at: idempotency.expiresAt,
+            })
+            .onConflict((oc) => oc.columns(['tenant', 'key']).doNothing())
+            .returning('task_id')
+            .executeTakeFirst();
+          if (inserted) break;
           const existing = await trx
             .selectFrom('idempotency_keys')
             .select(['task_id', 'request_hash'])
             .where('tenant', '=', row.tenant)
             .where('key', '=', idempotency.key)
-            .executeTakeFirstOrThrow();
-          return { created: false, existing: { taskId: existing.task_id, requestHash: existing.request_hash } };
+            .executeTakeFirst();
+          if (existing) return { created: false, existing: { taskId: existing.task_id, requestHash: existing.request_hash } };
+          if (tries >= 3) throw new Error(`the idempotency key was neither taken nor held after ${tries} tries`);
         }
       }
       // Insert the task before its key row commits: both happen in this one transaction.
