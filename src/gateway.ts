@@ -280,7 +280,7 @@ export class Gateway {
   readonly tracker: Tracker;
   readonly webhooks: OutboundWebhooks;
   readonly custody: ResultCustody;
-  private readonly inbound: InboundWebhooks;
+  readonly inbound: InboundWebhooks;
   private readonly loopTimers = new Map<string, TimerHandle>();
   private readonly loopRuns = new Set<Promise<unknown>>();
   private stopping = false;

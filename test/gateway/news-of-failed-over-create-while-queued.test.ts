@@ -9,6 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
+import { heldCall } from '../support/held-call.js';
 
 /** Served by Freepik, then kling3api (the legacy API, which could serve it too, left out). */
 const eitherProvider = { model: 'kling-v3', prompt: 'a kite over the dunes', duration: 5, routing: { providers: ['freepik', 'kling3api'] } };
@@ -109,6 +110,64 @@ describe('a signed webhook naming a create the task was failed over from, while 
     expect(done.cost.at_risk ?? []).toEqual([]);
     expect(done.attempts[0]).toMatchObject({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'webhook' });
     expect(legacy.tasks).toHaveLength(1);
+  });
+
+  it("legacy Kling-API: a callback that comes while the next provider's create is on its way is kept, and adopted once that create is refused", async () => {
+    // The legacy API documents no callback retries: a 503 here may be the last word of a video
+    // it makes and bills. Before, the callback was answered 503 "retry later", the task waited
+    // in the queue with its legacy task tracked by nobody, and kling3api made the video again.
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ on: 'submit', transport: 'drop_after_accept' });
+    legacy.injectFault({ on: 'status', kind: 'unavailable' });
+    const held = heldCall();
+    gw.simulator('kling3api').injectFault({ on: 'submit', status: 429, kind: 'rate_limited', headers: { 'retry-after': '60' }, hold: held.hold });
+    const pending = gw.create({ ...eitherProvider, routing: { providers: ['kling-legacy', 'kling3api'] } });
+    await held.reached;
+    const listed = (await gw.request('GET', '/v1/videos')).body.data;
+    expect(listed).toHaveLength(1);
+    const token = (await gw.gateway.store.getTask(listed[0].id))!.callback_token;
+    const upstreamId = legacy.tasks[0]!.id;
+    const answer = await gw.request(
+      'POST',
+      `/v1/webhooks/kling-legacy/${token}`,
+      JSON.stringify({ task_id: upstreamId, task_status: 'processing' }),
+      {},
+      null,
+    );
+    expect(answer).toMatchObject({ status: 200, body: { received: true } });
+    held.release();
+    const created = (await pending).body;
+    await gw.gateway.inbound.idle();
+    const task = (await gw.get(created.id)).body;
+    expect(task).toMatchObject({ status: 'processing', provider: 'kling-legacy', provider_task_id: upstreamId });
+    expect(task.attempts[0]).toMatchObject({ provider: 'kling-legacy', outcome: 'accepted', recovered_by: 'webhook' });
+
+    await gw.advance(61_000);
+    await gw.advance(1_000);
+    expect(creates(gw, 'kling3api')).toBe(1);
+  });
+
+  it("legacy Kling-API: such a callback is reported as a task nobody tracks once the next provider's create is accepted", async () => {
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ on: 'submit', transport: 'drop_after_accept' });
+    legacy.injectFault({ on: 'status', kind: 'unavailable' });
+    const held = heldCall();
+    gw.simulator('kling3api').injectFault({ on: 'submit', hold: held.hold });
+    const pending = gw.create({ ...eitherProvider, routing: { providers: ['kling-legacy', 'kling3api'] } });
+    await held.reached;
+    const listed = (await gw.request('GET', '/v1/videos')).body.data;
+    const token = (await gw.gateway.store.getTask(listed[0].id))!.callback_token;
+    const upstreamId = legacy.tasks[0]!.id;
+    const answer = await gw.request('POST', `/v1/webhooks/kling-legacy/${token}`, JSON.stringify({ task_id: upstreamId, task_status: 'processing' }), {}, null);
+    // Before: 503, and a callback the legacy API does not retry said nothing more.
+    expect(answer.status).toBe(200);
+    held.release();
+    expect((await pending).body).toMatchObject({ status: 'processing', provider: 'kling3api' });
+    await gw.gateway.inbound.idle();
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toContain('kling_gateway_untracked_upstream_tasks_total{provider="kling-legacy",found_by="webhook"} 1');
   });
 
   it('changes nothing once the task ended (no provider took it): it stays failed, its Freepik attempt still in doubt', async () => {

@@ -363,15 +363,35 @@ export class InboundWebhooks {
    * no such create is there or the provider does not show the task (then the callback is
    * answered as before).
    */
-  private async newsOfCreateLeftBehind(provider: VideoProvider, task: TaskRecord, body: unknown): Promise<WebhookReceipt | undefined> {
+  private async newsOfCreateLeftBehind(provider: VideoProvider, task: TaskRecord, body: unknown, mayWait = true): Promise<WebhookReceipt | undefined> {
     const { metrics, tasks } = this.engine;
     const named = provider.readCallbackTaskId?.(body);
     if (!named || !this.recovery) return undefined;
     // The task's own news (`actOnCallback`): a create to this provider on its way, or its tracked task.
     if (task.provider === provider.id && (task.phase === 'submitting' || task.providerTaskId === named)) return undefined;
-    const leftBehind = (await tasks.attempts(task.id)).filter((attempt) => attempt.provider === provider.id && !attempt.providerTaskId).reverse();
+    const attempts = await tasks.attempts(task.id);
+    const leftBehind = attempts.filter((attempt) => attempt.provider === provider.id && !attempt.providerTaskId).reverse();
     // A task another gateway task tracks is not one nobody tracks (the callback is answered as before).
     if (leftBehind.length === 0 || (await tasks.findByProviderTask(provider.id, named))) return undefined;
+    // A create to another provider on its way in this process: whether the task is still to be
+    // taken (adopted here) or went on (reported) is known once its dispatch ends. A callback may
+    // come only once (the legacy Kling-API documents no retries), so it is kept until then, not
+    // answered 503.
+    const last = attempts[attempts.length - 1];
+    const recorded = mayWait && task.phase === 'submitting' && last ? this.recovery.createOnItsWayHere(task, last) : undefined;
+    if (recorded) {
+      metrics.inboundWebhooks.inc({ provider: provider.id, outcome: 'awaiting_create' });
+      this.whenRecorded(
+        recorded,
+        async () => {
+          const now = await tasks.get(task.id);
+          if (now) await this.newsOfCreateLeftBehind(provider, now, body, false);
+        },
+        { provider: provider.id, task_id: task.id },
+        'could not act on a callback about a create left behind that came while another create was on its way',
+      );
+      return { received: true, matched: true };
+    }
     for (const attempt of leftBehind) {
       const adoption = await this.recovery.adoptNamed(provider.id, attemptKeyOf(task.id, attempt.seq), named, { confirm: true });
       switch (adoption.kind) {
