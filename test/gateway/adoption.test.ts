@@ -283,21 +283,30 @@ describe('a connection dropped before the upstream created anything', () => {
     expect(metrics).toContain(`kling_gateway_untracked_upstream_tasks_total{provider="freepik",found_by="webhook"} ${said().length}`);
   });
 
-  it('legacy Kling-API: a callback on the token of a task that went on from its create (failover_on_timeout) is confirmed by a status fetch and reported as a paid task nobody tracks', async () => {
-    // Legacy callbacks are unsigned: only the provider's own status answer makes one believed.
-    // Before, the token's task no longer being the legacy provider's, the callback was answered
-    // 404 "unknown callback" and its upstream task, which may bill, was reported nowhere.
+  /**
+   * A legacy create whose connection dropped once the upstream took it, under `failover_on_timeout`,
+   * with its lookup by external_task_id answered 503: the create is left in doubt as the task goes
+   * on along `providers` (or fails when none is left). Its callback token and upstream task id.
+   */
+  async function legacyCreateLeftInDoubt(providers: string[]) {
     const logs = capturedLogs();
     const gw = await startTestGateway({ logTo: logs.sink, config: { routing: { failover_on_timeout: true } } });
     open.push(gw);
     const legacy = gw.simulator('kling-legacy');
     legacy.injectFault({ transport: 'drop_after_accept' });
-    // Its lookup by external_task_id gets no answer (a 503): the create stays in doubt as the task goes on.
     legacy.injectFault({ on: 'status', kind: 'unavailable' });
-    const created = await gw.create({ ...klingV3, routing: { providers: ['kling-legacy', 'kling3api'] } });
-    expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api' });
+    const created = await gw.create({ ...klingV3, routing: { providers } });
     const legacyTask = legacy.tasks[0]!.id;
     const token = (await gw.gateway.store.getTask(created.body.id))!.callback_token;
+    return { logs, gw, legacy, created, legacyTask, token };
+  }
+
+  it('legacy Kling-API: a callback on the token of a task that went on from its create (failover_on_timeout) is confirmed by a status fetch and reported as a paid task nobody tracks', async () => {
+    // Legacy callbacks are unsigned: only the provider's own status answer makes one believed.
+    // Before, the token's task no longer being the legacy provider's, the callback was answered
+    // 404 "unknown callback" and its upstream task, which may bill, was reported nowhere.
+    const { logs, gw, legacy, created, legacyTask, token } = await legacyCreateLeftInDoubt(['kling-legacy', 'kling3api']);
+    expect(created.body).toMatchObject({ status: 'processing', provider: 'kling3api' });
     const statusCalls = () => legacy.requests.filter((r) => r.method === 'GET' && r.path.includes(legacyTask)).length;
     const said = () =>
       logs
@@ -347,17 +356,9 @@ describe('a connection dropped before the upstream created anything', () => {
   it('legacy Kling-API: a callback on the token of a task that ended failed, its legacy create left in doubt, is confirmed and reported, not taken for the task\'s own news', async () => {
     // Before, the token's task being still the legacy provider's, the callback was answered 200
     // as news of the task (a poll of a finished task: nothing) and reported nowhere.
-    const logs = capturedLogs();
-    const gw = await startTestGateway({ logTo: logs.sink, config: { routing: { failover_on_timeout: true } } });
-    open.push(gw);
-    const legacy = gw.simulator('kling-legacy');
-    legacy.injectFault({ transport: 'drop_after_accept' });
-    // Its lookup by external_task_id gets no answer (a 503): the create stays in doubt, and the task fails with nowhere to go on to.
-    legacy.injectFault({ on: 'status', kind: 'unavailable' });
-    const created = await gw.create({ ...klingV3, routing: { providers: ['kling-legacy'] } });
+    // With nowhere to go on to, the task fails.
+    const { logs, gw, created, legacyTask, token } = await legacyCreateLeftInDoubt(['kling-legacy']);
     expect(created.body).toMatchObject({ status: 'failed', provider: 'kling-legacy', provider_task_id: null });
-    const legacyTask = legacy.tasks[0]!.id;
-    const token = (await gw.gateway.store.getTask(created.body.id))!.callback_token;
     const answer = await gw.request('POST', `/v1/webhooks/kling-legacy/${token}`, JSON.stringify({ task_id: legacyTask, task_status: 'succeed' }), {}, null);
     expect(answer).toMatchObject({ status: 200, body: { received: true, matched: false } });
     const line = logs
