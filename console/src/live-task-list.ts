@@ -90,8 +90,18 @@ export interface LiveTaskList {
   place: ListPlace;
 }
 
+/** How far along a task is: its status only moves forward (queued → processing → its end). */
+const PROGRESS: Record<TaskStatus, number> = { queued: 0, processing: 1, succeeded: 2, failed: 2, canceled: 2 };
+
+/**
+ * Whether `a` is a read of the task at least as recent as `b`. A read showing a status the task
+ * has left is older, whatever its time: a refresh read before the task ended and answered after
+ * its stream told the end, or a version written in the same millisecond as the end.
+ */
 function newer(a: Task, b: Task | undefined): boolean {
-  return !b || Date.parse(a.updated_at) >= Date.parse(b.updated_at);
+  if (!b) return true;
+  if (PROGRESS[a.status] !== PROGRESS[b.status]) return PROGRESS[a.status] > PROGRESS[b.status];
+  return Date.parse(a.updated_at) >= Date.parse(b.updated_at);
 }
 
 function byNewest(a: Task, b: Task): number {
@@ -126,7 +136,8 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
   const [streaming, setStreaming] = useState<ReadonlySet<string>>(new Set());
   const streams = useRef(new Map<string, AbortController>());
   const failedAt = useRef(new Map<string, number>());
-  const known = useRef(new Map<string, TaskStatus>());
+  /** The newest read of each task so far (what `merge` announces changes against). */
+  const known = useRef(new Map<string, Task>());
   /** The Load more on its way, if any: a filter change gives it up, so its page and cursor never land under other filters. */
   const more = useRef<AbortController | null>(null);
 
@@ -142,8 +153,10 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       });
       for (const task of tasks) {
         const before = known.current.get(task.id);
-        if (announceChanges && before && before !== task.status) announce(`${taskNoun(task)} ${shortId(task.id)} ${task.status}`);
-        known.current.set(task.id, task.status);
+        // An older read says nothing new: announced, it took the task back, and its end was said again after it.
+        if (!newer(task, before)) continue;
+        if (announceChanges && before && before.status !== task.status) announce(`${taskNoun(task)} ${shortId(task.id)} ${task.status}`);
+        known.current.set(task.id, task);
       }
     },
     [announce],

@@ -1726,6 +1726,104 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
 
+  /**
+   * A task followed in the list whose end its stream tells while a refresh read before that end
+   * is still on its way; `sameMillisecond`: that read shows the task as written in the millisecond
+   * of its end (two versions of one millisecond: a task ending from its provider's queue is written
+   * processing first). Checks the list keeps the end, and says it once and nothing after it.
+   */
+  async function followWhileARefreshIsSlow(sameMillisecond: boolean): Promise<void> {
+    // A task that runs long enough for a refresh to read it running while its stream is open.
+    const slow = await startLiveGateway({ sandbox: { queued_ms: 100, processing_ms: 8_000 } });
+    try {
+      const slowApi = new GatewayClient({ baseUrl: slow.url, apiKey: TENANT_KEY });
+      const running = await slowApi.createVideo({ model: 'kling-v3', prompt: 'followed while a refresh is slow' });
+      const target = await openConsole('', context, slow);
+      // The page's clock: its refreshes (every 5 s) and announcements come when moved on below.
+      await target.clock.install();
+      await target.reload();
+      // One refresh is read from the gateway at once (the task still running) and answered only later.
+      let holding = false;
+      let heldStatus: string | undefined;
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let listsAnswered = 0;
+      target.on('requestfinished', (request) => {
+        if (new URL(request.url()).pathname === '/v1/videos' && request.method() === 'GET') listsAnswered += 1;
+      });
+      await target.route(
+        (url) => url.pathname === '/v1/videos',
+        async (route) => {
+          if (route.request().method() !== 'GET' || !holding) return route.continue();
+          holding = false;
+          const response = await route.fetch();
+          const body = (await response.json()) as { data: Task[] };
+          heldStatus = body.data.find((task) => task.id === running.id)?.status;
+          await released;
+          if (!sameMillisecond) return route.fulfill({ response });
+          const ended = await slowApi.getVideo(running.id);
+          const data = body.data.map((task) => (task.id === running.id ? { ...task, updated_at: ended.updated_at } : task));
+          await route.fulfill({ response, json: { ...body, data } });
+        },
+      );
+      await signIn(target);
+      const row = target.locator(`tr[data-task-id="${running.id}"]`);
+      await row.waitFor();
+      await expect.poll(() => target.locator('.live-status').textContent()).toContain('following 1 running task');
+      // Every announcement the page makes, as the live region reads it, and every status the task's row shows.
+      await target.evaluate((id) => {
+        const page = globalThis as any;
+        const region = page.document.querySelector('#announcer');
+        const heard: string[] = [];
+        const shown: string[] = [];
+        page.heard = heard;
+        page.shown = shown;
+        new page.MutationObserver(() => {
+          if (region.textContent) heard.push(region.textContent);
+        }).observe(region, { childList: true, subtree: true, characterData: true });
+        new page.MutationObserver(() => {
+          const status = page.document.querySelector(`tr[data-task-id="${id}"]`)?.getAttribute('data-status');
+          if (status && status !== shown.at(-1)) shown.push(status);
+        }).observe(page.document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-status'] });
+      }, running.id);
+      holding = true;
+      await target.clock.fastForward(5_000);
+      await expect.poll(() => heldStatus).toBeDefined();
+      expect(['queued', 'processing']).toContain(heldStatus);
+      // The stream tells the end while that refresh is still on its way.
+      await expect.poll(() => row.getAttribute('data-status'), { timeout: 20_000 }).toBe('succeeded');
+      await target.clock.runFor(100);
+      const answered = listsAnswered;
+      release();
+      await expect.poll(() => listsAnswered).toBe(answered + 1);
+      await target.clock.runFor(100);
+      // The next refresh reads it succeeded: nothing new to say.
+      await target.clock.fastForward(5_000);
+      await expect.poll(() => listsAnswered).toBe(answered + 2);
+      await target.clock.runFor(100);
+      expect(await row.getAttribute('data-status')).toBe('succeeded');
+      const heard = (await target.evaluate(() => (globalThis as any).heard)) as string[];
+      // Once shown ended, it stays so.
+      const shown = (await target.evaluate(() => (globalThis as any).shown)) as string[];
+      expect(shown.slice(shown.indexOf('succeeded'))).toEqual(['succeeded']);
+      // Its end said once, and nothing after it: not the status it left, not the end again.
+      const end = heard.findIndex((words) => / succeeded$/.test(words));
+      expect(end).toBeGreaterThanOrEqual(0);
+      expect(heard.slice(end)).toEqual([heard[end]]);
+    } finally {
+      await page?.close();
+      await slow.close();
+    }
+  }
+
+  it('announces a followed task\'s end once, and never a status it left, when a refresh read before the end is answered after its stream told it', async () => {
+    await followWhileARefreshIsSlow(false);
+  });
+
+  it('keeps a followed task ended when a refresh answered after its end shows it running in the millisecond it ended', async () => {
+    await followWhileARefreshIsSlow(true);
+  });
+
   it('does not call the task list live while the gateway cannot be reached, and does again once it answers', async () => {
     const task = await api.createVideo({ model: 'kling-v3', prompt: 'listed once the gateway is back' });
     const target = await openConsole();
