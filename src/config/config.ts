@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BudgetSettings } from '../core/model/budget.js';
 import { configNumber } from '../core/model/config-number.js';
@@ -17,6 +16,7 @@ import { urlCredentials } from '../observability/secret-scrubber.js';
 import { databaseUrlProblem, userPartPassword } from '../store/database-url.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 import { unreadVariables, unreadVariableWarning } from './unread-variables.js';
+import { parseYamlText, YamlTextError } from './yaml-text.js';
 
 const TRUE_TEXT = new Set(['true', '1', 'yes', 'on', 'y', 'enabled']);
 const FALSE_TEXT = new Set(['false', '0', 'no', 'off', 'n', 'disabled']);
@@ -1031,8 +1031,8 @@ function providerCredentialProblems(id: string, settings: ProviderConfig): strin
  * A `${VAR}` written unquoted in a flow collection (`- { api_key: ${KEY} }`) is not YAML: `{` opens a
  * map there. When the line YAML stopped at holds one, the error says how to write it.
  */
-function flowPlaceholderHint(text: string, error: unknown): string {
-  const line = (error as { linePos?: [{ line: number }] }).linePos?.[0]?.line;
+function flowPlaceholderHint(text: string, error: YamlTextError): string {
+  const line = error.line;
   if (line === undefined || !/(^|[^"'])\$\{/.test(text.split('\n')[line - 1] ?? '')) return '';
   return '\n  a ${VAR} inside { } or [ ] must be quoted: "${VAR}"';
 }
@@ -1055,11 +1055,11 @@ export function readConfigText(path: string): string {
 export function parseConfigText(text: string, path: string, env: NodeJS.ProcessEnv, knownProviders: readonly string[]): GatewayConfig {
   let document: unknown;
   try {
-    document = parseYaml(text);
+    document = parseYamlText(text);
   } catch (error) {
-    // Where, not what: the parser quotes the offending line, and a line may hold a key.
-    const where = (error as Error).message.split('\n')[0]!.replace(/:\s*$/, '');
-    throw new ConfigError(path, [`is not valid YAML: ${where}${flowPlaceholderHint(text, error)}`]);
+    if (!(error instanceof YamlTextError)) throw error;
+    // Where, not what: a line may hold a key (the error quotes none of the file's text).
+    throw new ConfigError(path, [`is not valid YAML: ${error.message}${flowPlaceholderHint(text, error)}`]);
   }
   return parseConfig(document, env, knownProviders, path);
 }

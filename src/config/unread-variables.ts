@@ -6,7 +6,7 @@
  * `GATEWAY_API_KEYS` leaves `dev-key` in use. The start logs each one as a warning and
  * `check-config` warns about it; neither shows its value.
  */
-import { parse as parseYaml } from 'yaml';
+import { parseYamlText } from './yaml-text.js';
 
 /** Variables the gateway and its CLI read directly, not through the configuration file. */
 const READ_DIRECTLY = [
@@ -71,7 +71,7 @@ export interface UnreadVariable {
 export function unreadVariables(configText: string, env: NodeJS.ProcessEnv): UnreadVariable[] {
   let document: unknown;
   try {
-    document = parseYaml(configText);
+    document = parseYamlText(configText);
   } catch {
     return [];
   }

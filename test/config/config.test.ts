@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, configuredSecrets, loadConfigFile, parseConfig, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
 import {
   ConfigFieldError,
@@ -888,6 +888,38 @@ describe('loadConfigFile', () => {
     }
     expect(message).toMatch(/is not valid YAML: .*line \d+, column \d+/);
     expect(message).not.toContain('sk-live-');
+  });
+
+  it('refuses a key YAML reads as an alias, a block scalar, a tag, an escape or an anchor by line and column, quoting none of it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
+    // Each a key written straight into the file whose first characters YAML takes for syntax.
+    const written = [
+      ['*', 'Qz7aliasABCDEFGH'],
+      ['|', 'Qz7blockABCDEFGH'],
+      ['!', 'Qz7tagABCDEFGHIJ extra'],
+      ['"\\U', 'Qz7escABCDEFG"'],
+      ['&', 'Qz7anchorABCDEF'],
+    ] as const;
+    const emitWarning = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      for (const [start, rest] of written) {
+        const file = join(dir, 'broken.yaml');
+        writeFileSync(file, `server:\n  public_url: https://gateway.example.com\nproviders:\n  freepik:\n    api_key: ${start}${rest}\n`);
+        let message = '';
+        try {
+          loadConfigFile(file, {}, PROVIDER_IDS);
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        // Refused where it breaks (the tag's key was taken as "extra" before, the anchor's as nothing, without a word).
+        expect(message, start).toMatch(/is not valid YAML: .*line 5, column \d+/);
+        expect(message, start).not.toMatch(/Qz7|ABCDEFG/);
+      }
+      // The parser's own warning (node prints it on stderr with the whole line) is not raised.
+      expect(emitWarning).not.toHaveBeenCalled();
+    } finally {
+      emitWarning.mockRestore();
+    }
   });
 
   it('names the file in its error', () => {
