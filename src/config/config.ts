@@ -943,6 +943,13 @@ export function parseConfig(
         );
       }
     }
+    // Verifying a provider's webhooks with it, the gateway would take anyone's word that a task is done.
+    for (const [field, secret] of providerWebhookSecretFields(config, expanded)) {
+      if (!isShippedWebhookSecret(secret)) continue;
+      problems.push(
+        `${field}: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment): anyone could sign this provider's webhooks with it; set the secret the provider gives you`,
+      );
+    }
   }
   for (const [tenant, settings] of Object.entries(config.tenants)) {
     for (const [field, secret] of tenantSecrets.get(tenant) ?? []) {
@@ -975,11 +982,29 @@ function secretFields(field: string, secrets: readonly string[] | undefined, wri
   });
 }
 
+/** What the expanded document wrote at `path` (keys of maps, places in lists), before it was read. */
+function writtenAt(expanded: unknown, path: readonly (string | number)[]): unknown {
+  let value = expanded;
+  for (const step of path) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, step)) return undefined;
+    value = (value as Record<string | number, unknown>)[step];
+  }
+  return value;
+}
+
 /** The `webhook_secret` of `tenant` as the expanded document wrote it, before it was read. */
 function writtenTenantSecret(expanded: unknown, tenant: string): unknown {
-  const tenants = expanded !== null && typeof expanded === 'object' ? (expanded as Record<string, unknown>).tenants : undefined;
-  const block = tenants !== null && typeof tenants === 'object' && Object.hasOwn(tenants, tenant) ? (tenants as Record<string, unknown>)[tenant] : undefined;
-  return block !== null && typeof block === 'object' ? (block as Record<string, unknown>).webhook_secret : undefined;
+  return writtenAt(expanded, ['tenants', tenant, 'webhook_secret']);
+}
+
+/** Each webhook secret of every provider block and of each of its accounts, with the field that names it. */
+function providerWebhookSecretFields(config: GatewayConfig, expanded: unknown): [string, string][] {
+  return Object.entries(config.providers).flatMap(([id, settings]) => [
+    ...secretFields(`providers.${id}.webhook_secret`, settings.webhook_secret, writtenAt(expanded, ['providers', id, 'webhook_secret'])),
+    ...(settings.accounts ?? []).flatMap((account, index) =>
+      secretFields(`providers.${id}.accounts[${index}].webhook_secret`, account.webhook_secret, writtenAt(expanded, ['providers', id, 'accounts', index, 'webhook_secret'])),
+    ),
+  ]);
 }
 
 /**

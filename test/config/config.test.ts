@@ -853,6 +853,31 @@ describe('loadConfigFile', () => {
     }
   });
 
+  it("refuses the shipped webhook secret as a provider's or an account's webhook secret in a live start (anyone could sign its webhooks), and only live", () => {
+    const live = { FREEPIK_API_KEY: 'fpk-live-123456', GATEWAY_API_KEYS: 'ops:ops-key-123' };
+    const refusal = (field: string) =>
+      `${field}: the shipped sandbox webhook secret is in use while an upstream key is set (a live deployment): anyone could sign this provider's webhooks with it; set the secret the provider gives you`;
+    expect(problemsOf(loadDocument(), { ...live, FREEPIK_WEBHOOK_SECRET: SHIPPED_SANDBOX_WEBHOOK_SECRET })).toEqual([refusal('providers.freepik.webhook_secret[0]')]);
+    // In the place of a rotation list it was written in, and without its padding.
+    const unpadded = SHIPPED_SANDBOX_WEBHOOK_SECRET.replace(/=+$/, '');
+    expect(problemsOf(loadDocument(), { ...live, FREEPIK_WEBHOOK_SECRET: 'whsec_b3duLWZyZWVwaWstc2VjcmV0', FREEPIK_OLD_WEBHOOK_SECRET: unpadded })).toEqual([
+      refusal('providers.freepik.webhook_secret[1]'),
+    ]);
+    const doc = loadDocument() as { providers: Record<string, Record<string, unknown>> };
+    const withAccounts = {
+      ...doc,
+      providers: {
+        ...doc.providers,
+        freepik: { ...doc.providers.freepik, api_key: undefined, webhook_secret: undefined, accounts: [{ id: 'main', api_key: 'fpk-live-123456', webhook_secret: SHIPPED_SANDBOX_WEBHOOK_SECRET }] },
+      },
+    };
+    expect(problemsOf(withAccounts, { GATEWAY_API_KEYS: 'ops:ops-key-123' })).toEqual([refusal('providers.freepik.accounts[0].webhook_secret')]);
+    // The sandbox takes it (its simulators sign with secrets of their own).
+    expect(loadConfigFile(SHIPPED_CONFIG, { FREEPIK_WEBHOOK_SECRET: SHIPPED_SANDBOX_WEBHOOK_SECRET }, PROVIDER_IDS).providers.freepik?.webhook_secret).toEqual([
+      SHIPPED_SANDBOX_WEBHOOK_SECRET,
+    ]);
+  });
+
   it('refuses the shipped webhook secret live in another spelling of the same key (no base64 padding)', () => {
     // Standard Webhooks reads `whsec_…` with or without its padding as the same key: it signs alike.
     const unpadded = SHIPPED_SANDBOX_WEBHOOK_SECRET.replace(/=+$/, '');
