@@ -87,6 +87,15 @@ const NOT_HTTP_URL = 'must be an http(s) URL';
 /** An optional http(s) URL where an empty value (an unset `${VAR:-}`) means absent. */
 const optionalHttpUrl = optionalText.pipe(z.url({ protocol: /^https?$/, error: NOT_HTTP_URL }).optional());
 
+/**
+ * An upstream's base URL (a provider's or an account's), where an empty value means absent. The
+ * path of every call is appended to it, so a query or a fragment would take them in (`…?key=1/v1/…`)
+ * and every call would reach one wrong URL: refused, as for `server.public_url`.
+ */
+const optionalBaseUrl = optionalHttpUrl.refine((url) => url === undefined || !/[?#]/.test(url), {
+  message: 'must not hold a query or a fragment (? or #): the path of every call is appended to it',
+});
+
 /** A number of days where an empty value (an unset `${VAR:-}`) means "not set". */
 const optionalDays = z
   .union([z.number(), z.string()])
@@ -186,7 +195,7 @@ export const ProviderAccountConfig = z.strictObject({
    */
   webhook_secret: webhookSecrets,
   /** Where this account is reached when not at the provider's `base_url` / `region` (a Kling key belongs to one region). */
-  base_url: optionalHttpUrl,
+  base_url: optionalBaseUrl,
   region: optionalText,
   max_in_flight: count(1).optional(),
   rate_limits: z.array(RateLimitWindow).optional(),
@@ -196,7 +205,7 @@ export type ProviderAccountConfig = z.infer<typeof ProviderAccountConfig>;
 export const ProviderConfig = z.strictObject({
   enabled: booleanish.default(true),
   /** Upstream base URL. Ignored when the provider runs against its simulator. */
-  base_url: optionalHttpUrl,
+  base_url: optionalBaseUrl,
   /** Upstream key. Absent (with no access key either): the provider runs against its built-in simulator. */
   api_key: optionalText,
   /** Access key + secret key, signed into a short-lived token per call (Kling's own API), instead of `api_key`. */

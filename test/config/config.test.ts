@@ -227,6 +227,25 @@ describe('parseConfig', () => {
     expect(config.providers['kling-legacy']?.base_url).toBeUndefined();
   });
 
+  it('refuses a provider or account base URL with a query or a fragment, which every call path would be appended to; a path prefix or a trailing slash is fine', () => {
+    for (const url of ['https://api.freepik.com/?key=1', 'https://api.freepik.com/v1#main', 'https://api.freepik.com?']) {
+      expect(
+        problemsOf(
+          document({
+            providers: { freepik: { api_key: 'fpk-live-123456', base_url: url }, kling3api: { accounts: [{ id: 'main', api_key: 'k3-live-123456', base_url: url }] } },
+          }),
+        ),
+        url,
+      ).toEqual([
+        'providers.freepik.base_url: must not hold a query or a fragment (? or #): the path of every call is appended to it',
+        'providers.kling3api.accounts.0.base_url: must not hold a query or a fragment (? or #): the path of every call is appended to it',
+      ]);
+    }
+    for (const url of ['https://api.freepik.com/', 'https://proxy.example.com/freepik/']) {
+      expect(parseConfig(document({ providers: { freepik: { api_key: 'fpk-live-123456', base_url: url } } }), {}, PROVIDER_IDS).providers.freepik?.base_url).toBe(url);
+    }
+  });
+
   it('refuses a body limit express would misread, naming the field', () => {
     for (const limit of ['256kib', '1 MiB', 'lots', '0kb', '-1mb', '']) {
       expect(problemsOf(document({ server: { public_url: 'https://g.example', body_limit: limit } })), limit).toEqual([
