@@ -203,7 +203,10 @@ export async function startSandbox(
 ): Promise<Sandbox> {
   const endpoints = new Map<string, ProviderEndpoint>();
   const simulators = new Map<string, ProviderSimulator>();
-  const hosted = config.sandbox.simulators_url ? await hostedEndpoints(config.sandbox.simulators_url) : undefined;
+  // The simulator host is asked only when a provider needs a simulator: a live deployment (Compose
+  // sets the URL always) starts without one.
+  const hostUrl = config.sandbox.simulators_url;
+  let hosted: Record<string, HostedSimulatorEndpoint> | undefined;
   try {
     for (const provider of providers) {
       const live = liveEndpoint(config, provider);
@@ -220,8 +223,9 @@ export async function startSandbox(
         }
         continue;
       }
-      if (hosted) {
+      if (hostUrl) {
         // Simulators in their own process, shared with the other replicas.
+        hosted ??= await hostedEndpoints(hostUrl);
         const remote = hosted[provider.id];
         if (!remote) throw new Error(`the simulator host at ${config.sandbox.simulators_url} runs no ${provider.id} simulator`);
         endpoints.set(provider.id, {

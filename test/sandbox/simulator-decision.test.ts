@@ -3,6 +3,8 @@
  * all of them (the sandbox); once one provider has a key, none by default, so a real request never
  * lands on a simulator because a key was not injected; `sandbox.simulators` says otherwise.
  */
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -57,6 +59,24 @@ describe('simulators at start', () => {
   it('runs no simulator with sandbox.simulators never, and none for a provider turned off', async () => {
     expect(await startWith({ sandbox: { simulators: 'never' } })).toEqual({ freepik: 'disabled', kling3api: 'disabled', 'kling-legacy': 'disabled' });
     expect(await startWith({ providers: { kling3api: { enabled: false } } })).toEqual({ freepik: 'simulated', kling3api: 'off', 'kling-legacy': 'simulated' });
+  });
+
+  it('asks no simulator host (sandbox.simulators_url) when no provider needs a simulator', async () => {
+    // Compose sets the URL always: a live deployment whose simulator host is not running starts at
+    // once, rather than failing after ten seconds of asking a host it has no use for.
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const started = Date.now();
+    expect(await startWith({ providers: FREEPIK_LIVE, sandbox: { simulators_url: `http://127.0.0.1:${closed}` } })).toEqual({
+      freepik: 'live',
+      kling3api: 'disabled',
+      'kling-legacy': 'disabled',
+    });
+    expect(Date.now() - started).toBeLessThan(2_000);
   });
 
   it('keeps the sandbox when the only key belongs to a provider turned off: the others run their simulators', async () => {
