@@ -6,6 +6,7 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { CreateVideoRequest, IDEMPOTENCY_KEY, Model, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
+import { problemType } from '../core/model/problems.js';
 import { OUTPUT_MEDIA_TYPES } from '../core/tasks/output-copy.js';
 import { USAGE_GROUP_KEYS } from '../core/tasks/usage-report.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
@@ -16,6 +17,18 @@ const problem = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: ProblemDetails } },
 });
+
+/**
+ * The two 409s of a create with an `Idempotency-Key` (`task-service.ts`), told apart by `type`:
+ * one is not to be sent again, the other is, after `Retry-After`.
+ */
+const IdempotencyConflict = ProblemDetails.pick({ title: true, status: true, detail: true, instance: true }).extend({
+  type: z.enum([problemType('idempotency-key-reused'), problemType('idempotency-key-in-progress')]).meta({
+    description:
+      '`…/idempotency-key-reused`: the key made a task from another body (`detail` names it); do not send this again, send a new key. ' +
+      '`…/idempotency-key-in-progress`: the first request with this key is still being submitted; send the same request again after `Retry-After` seconds.',
+  }),
+}).meta({ id: 'IdempotencyConflict', description: 'RFC 9457 problem details of a 409 to a create with an `Idempotency-Key`.' });
 
 /** The webhook routes' body limit as the document says it (`WEBHOOK_BODY_LIMIT`). */
 const WEBHOOK_LIMIT_TEXT = `${WEBHOOK_BODY_LIMIT / 1024} KiB`;
@@ -254,7 +267,15 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       402: problem(
         "The task's reservation would pass the tenant's budget (`budget`, `spent`, `reserved`, `requested`); nothing was sent to a provider.",
       ),
-      409: problem('Idempotency-Key reused with a different body, or still being submitted.'),
+      409: {
+        description:
+          'The `Idempotency-Key` was used before with a different body (`type` `…/idempotency-key-reused`: send a new key), or the first request ' +
+          'with it is still being submitted after the repeat waited for it (`type` `…/idempotency-key-in-progress`, with `Retry-After`: send the same request again then).',
+        content: { 'application/problem+json': { schema: IdempotencyConflict } },
+        headers: z.object({
+          'retry-after': z.string().optional().meta({ description: 'On `…/idempotency-key-in-progress` only: seconds to wait before sending the request again.' }),
+        }),
+      },
       408: problem('The body did not arrive within `server.body_timeout_ms`.'),
       413: problem('Body too large.'),
       415: problem('Body is not JSON.'),

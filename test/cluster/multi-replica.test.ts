@@ -118,8 +118,8 @@ describe.skipIf(!available)('three replicas on PostgreSQL, one killed repeatedly
     for (let tries = 0; ; tries++) {
       const answer = await onSomeReplica(start + tries, '/v1/videos', { method: 'POST', ...init });
       if (answer.response.status !== 409 || tries >= 40) return answer;
-      const problem = (await answer.response.clone().json()) as { detail?: string };
-      if (!problem.detail?.includes('still being submitted')) return answer;
+      const problem = (await answer.response.clone().json()) as { type?: string };
+      if (problem.type !== 'https://kling-gateway.dev/problems/idempotency-key-in-progress') return answer;
       await sleep(500);
     }
   }

@@ -165,6 +165,8 @@ describe('POST /v1/videos/{id}/cancel', () => {
     const finished = await gw.request('POST', `/v1/videos/${done.id}/cancel`);
     expect(finished.status).toBe(409);
     expect(finished.body.detail).toMatch(/already succeeded/);
+    // The cancel's 409s keep the generic type: only a create's Idempotency-Key 409s have their own.
+    expect(finished.body.type).toBe('https://kling-gateway.dev/problems/conflict');
     expect((await gw.request('POST', '/v1/videos/vid_nope/cancel')).status).toBe(404);
     const theirs = await gw.request('POST', `/v1/videos/${done.id}/cancel`, undefined, {}, OTHER_TENANT_KEY);
     expect(theirs.status).toBe(404);

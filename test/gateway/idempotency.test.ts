@@ -1,5 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { heldCall } from '../support/held-call.js';
 import { OTHER_TENANT_KEY, startTestGateway, type TestGateway } from '../support/harness.js';
+
+/** The problem `type`s of the two 409s a create with an Idempotency-Key can get. */
+const KEY_REUSED = 'https://kling-gateway.dev/problems/idempotency-key-reused';
+const KEY_IN_PROGRESS = 'https://kling-gateway.dev/problems/idempotency-key-in-progress';
 
 const request = { model: 'kling-v3', prompt: 'a hot-air balloon over vineyards', duration: 5 };
 
@@ -30,6 +35,9 @@ describe('Idempotency-Key (SPEC §5)', () => {
     const conflict = await gw.create({ ...request, prompt: 'something else' }, { 'idempotency-key': 'order-43' });
     expect(conflict.status).toBe(409);
     expect(conflict.headers.get('content-type')).toContain('application/problem+json');
+    // Told apart from "still being submitted" by its type, not its words: not to be sent again.
+    expect(conflict.body).toMatchObject({ type: KEY_REUSED, status: 409, title: 'Idempotency-Key already used with another request' });
+    expect(conflict.headers.get('retry-after')).toBeNull();
     expect(upstreamTaskCount()).toBe(1);
   });
 
@@ -92,6 +100,44 @@ describe('Idempotency-Key (SPEC §5)', () => {
     expect(a.status).toBe(202);
     expect(b.status).toBe(202);
     expect(b.body.id).toBe(a.body.id);
+    expect(upstreamTaskCount()).toBe(1);
+  });
+
+  it('answers a repeat still in flight after its wait 409 of its own type, with Retry-After saying when the submission is settled', async () => {
+    await gw.close();
+    // A 30 s upstream limit, so the repeat's wait (limit + 2 s, on the gateway's clock) runs out
+    // while the first create is still held upstream.
+    gw = await startTestGateway({ config: { providers: { freepik: { timeout_ms: 30_000 } } } });
+    const held = heldCall();
+    gw.simulator('freepik').injectFault({ on: 'submit', hold: held.hold });
+    const first = gw.create(request, { 'idempotency-key': 'held-upstream' });
+    let id = '';
+    // Let go of the held create whatever happens, so the gateway closes without its 30 s.
+    try {
+      await held.reached;
+      let repeat: Awaited<ReturnType<TestGateway['create']>> | undefined;
+      void gw.create(request, { 'idempotency-key': 'held-upstream' }).then((answer) => (repeat = answer));
+      // The gateway's time passes a second at a time until the repeat has waited out its 32 s.
+      await vi.waitFor(
+        async () => {
+          await gw.clock.advance(1_000);
+          expect(repeat).toBeDefined();
+        },
+        { timeout: 10_000, interval: 5 },
+      );
+      expect(repeat!.status).toBe(409);
+      expect(repeat!.body).toMatchObject({ type: KEY_IN_PROGRESS, status: 409, title: 'Request with this Idempotency-Key still in progress' });
+      expect(repeat!.body.detail).toMatch(/still being submitted/);
+      // When the submission's lease runs out: by then its answer is in, or another replica takes it over.
+      id = (await gw.request('GET', '/v1/videos')).body.data[0].id;
+      const lease = (await gw.gateway.store.getTask(id))!.lease_until!;
+      expect(repeat!.headers.get('retry-after')).toBe(String(Math.ceil((lease - gw.clock.now()) / 1000)));
+    } finally {
+      held.release();
+    }
+    expect((await first).status).toBe(202);
+    const again = await gw.create(request, { 'idempotency-key': 'held-upstream' });
+    expect([again.status, again.body.id]).toEqual([202, id]);
     expect(upstreamTaskCount()).toBe(1);
   });
 

@@ -326,6 +326,7 @@ describe.skipIf(!available)('three replicas on PostgreSQL, racing', () => {
     expect(answers.map((answer) => answer.status).sort()).toEqual([202, 409, 409]);
     const winner = answers.findIndex((answer) => answer.status === 202);
     for (const answer of answers.filter((answer) => answer.status === 409)) {
+      expect(answer.body.type).toBe('https://kling-gateway.dev/problems/idempotency-key-reused');
       expect(answer.body.detail).toMatch(/different request body/);
     }
     expect(replicas.simulators.get('kling3api')!.tasks).toHaveLength(1);

@@ -412,7 +412,12 @@ class Repeat extends Step {
     if (!record) return;
     const answer = await world.whileTimePasses(world.gw(this.via).create(record.body, { 'idempotency-key': record.key! }));
     world.log.push(`${this} ${record.id} → ${answer.status} ${answer.body?.id ?? ''}`);
-    if (answer.status === 409) return; // still being submitted: the README's answer for a repeat meanwhile
+    if (answer.status === 409) {
+      // Still being submitted: the README's answer for a repeat meanwhile, never "another body".
+      expect(answer.body.type, world.log.join('\n')).toBe('https://kling-gateway.dev/problems/idempotency-key-in-progress');
+      expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
+      return;
+    }
     expect([200, 202], world.log.join('\n')).toContain(answer.status);
     expect(answer.headers.get('idempotent-replayed')).toBe('true');
     expect(answer.body.id, world.log.join('\n')).toBe(world.keys.get(record.key!));

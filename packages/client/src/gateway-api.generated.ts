@@ -609,6 +609,22 @@ export interface components {
             /** @description For 402: what this request would have reserved (the highest estimate among the providers it may go to). */
             requested?: number;
         };
+        /** @description RFC 9457 problem details of a 409 to a create with an `Idempotency-Key`. */
+        IdempotencyConflict: {
+            title: string;
+            status: number;
+            detail?: string;
+            /**
+             * @description This occurrence: `urn:request:` and an id the gateway gives this request alone, even when a client repeats its `x-request-id`. It is the answer's `x-request-id` when the client sent none; its log line carries it as `request_id`, or as `occurrence_id` beside the client's `request_id`. On every problem the gateway answers (one from a proxy in front of it may have none).
+             * @example urn:request:3f1c2a9e-8d4b-4f6a-9c1e-2b7d5e0a4c18
+             */
+            instance?: string;
+            /**
+             * @description `…/idempotency-key-reused`: the key made a task from another body (`detail` names it); do not send this again, send a new key. `…/idempotency-key-in-progress`: the first request with this key is still being submitted; send the same request again after `Retry-After` seconds.
+             * @enum {string}
+             */
+            type: "https://kling-gateway.dev/problems/idempotency-key-reused" | "https://kling-gateway.dev/problems/idempotency-key-in-progress";
+        };
         CreateVideoRequest: {
             model: components["schemas"]["Model"];
             /**
@@ -1123,13 +1139,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Idempotency-Key reused with a different body, or still being submitted. */
+            /** @description The `Idempotency-Key` was used before with a different body (`type` `…/idempotency-key-reused`: send a new key), or the first request with it is still being submitted after the repeat waited for it (`type` `…/idempotency-key-in-progress`, with `Retry-After`: send the same request again then). */
             409: {
                 headers: {
+                    /** @description On `…/idempotency-key-in-progress` only: seconds to wait before sending the request again. */
+                    "retry-after"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                    "application/problem+json": components["schemas"]["IdempotencyConflict"];
                 };
             };
             /** @description Body too large. */

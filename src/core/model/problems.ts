@@ -6,6 +6,9 @@ import { MAX_PROBLEM_ERRORS, type ProblemDetails } from './canonical.js';
 
 const TYPE_BASE = 'https://kling-gateway.dev/problems/';
 
+/** The `type` URI of the gateway's problems named `slug` (`conflict`, `idempotency-key-reused` …). */
+export const problemType = (slug: string): string => `${TYPE_BASE}${slug}`;
+
 /** `errors` cut to the first `MAX_PROBLEM_ERRORS`, with `detail` saying how many more there were. */
 function capErrors<T>(errors: readonly T[], detail: string | undefined): { errors: T[]; detail: string } {
   const more = (errors.length - MAX_PROBLEM_ERRORS).toLocaleString('en-US');
@@ -45,7 +48,7 @@ export class ProblemError extends Error {
       extra = { ...extra, errors };
     }
     super(detail ?? title);
-    this.problem = { type: `${TYPE_BASE}${slug}`, title, status, ...(detail ? { detail } : {}), ...extra };
+    this.problem = { type: problemType(slug), title, status, ...(detail ? { detail } : {}), ...extra };
     this.headers = headers;
   }
 
@@ -80,6 +83,11 @@ export const problems = {
   notFound: (detail: string) => new ProblemError(404, 'not-found', 'Not found', shortened(detail, 300)),
   methodNotAllowed: (detail: string, allow: string) => new ProblemError(405, 'method-not-allowed', 'Method not allowed', detail, {}, { allow }),
   conflict: (detail: string) => new ProblemError(409, 'conflict', 'Conflict', detail),
+  /** A create's Idempotency-Key came with another body than the one it made its task with: not to be sent again as it is (a new key). */
+  idempotencyKeyReused: (detail: string) => new ProblemError(409, 'idempotency-key-reused', 'Idempotency-Key already used with another request', detail),
+  /** A create's Idempotency-Key whose first request is still being submitted: to be sent again after `Retry-After`. */
+  idempotencyKeyInProgress: (detail: string, retryAfterSeconds: number) =>
+    new ProblemError(409, 'idempotency-key-in-progress', 'Request with this Idempotency-Key still in progress', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   unsupported: (detail: string, providers: { provider: string; reasons: string[] }[], errors: NonNullable<ProblemDetails['errors']> = []) =>
     new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { ...(errors.length > 0 ? { errors } : {}), providers }),
   tooManyRequests: (detail: string, retryAfterSeconds: number) =>

@@ -185,6 +185,12 @@ const CANCELED_BEFORE_SENT = 'canceled by the caller before any provider took it
 /** Times a cancel goes round when a dispatcher keeps taking the task back and forth. */
 const CANCEL_ROUNDS = 5;
 
+/**
+ * The least `Retry-After` of a repeat answered while its key's first request is still being
+ * submitted (409): once that submission's lease has run out, a recovery pass still has to take it.
+ */
+const MIN_IN_PROGRESS_RETRY_AFTER_S = 2;
+
 export class TaskService {
   private readonly lifecycle: TaskLifecycle;
   private readonly ledger: SpendLedger;
@@ -447,7 +453,7 @@ export class TaskService {
   /** The answer to a repeat of the create that made `existing`: its task, or 409 for another body. */
   private async replay(tenant: string, existing: { taskId: string; requestHash: string }, requestHash: string): Promise<CreateResult> {
     if (existing.requestHash !== requestHash) {
-      throw problems.conflict(
+      throw problems.idempotencyKeyReused(
         `This Idempotency-Key was used with a different request body (it made task ${existing.taskId}), and a key answers only the body it came with. ` +
           'Bodies are compared as JSON values: key order and spacing do not matter, but every field and value must be the same, ' +
           'a field written out at its default included ("quality": "pro" differs from leaving quality out). Send a different request with a new key.',
@@ -500,7 +506,13 @@ export class TaskService {
       const attempts = await this.engine.tasks.attempts(taskId);
       const last = attempts[attempts.length - 1];
       if (last?.outcome === 'sending' || last === undefined) {
-        throw problems.conflict('A request with this Idempotency-Key is still being submitted; retry shortly.');
+        // Ask again when the submission's lease runs out: by then its answer is recorded, or
+        // (its replica gone) recovery takes the task over.
+        const leaseLeftMs = (latest.leaseUntil ?? 0) - this.engine.clock.now();
+        throw problems.idempotencyKeyInProgress(
+          'A request with this Idempotency-Key is still being submitted; send it again after Retry-After seconds.',
+          Math.max(MIN_IN_PROGRESS_RETRY_AFTER_S, Math.ceil(leaseLeftMs / 1000)),
+        );
       }
     }
     return this.resourceOf(latest);
