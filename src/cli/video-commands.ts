@@ -16,6 +16,8 @@ import {
   GatewayUnreachableError,
   isTaskIdSegment,
   isTerminal,
+  keyReused,
+  keyStillInProgress,
   outputGone,
   UnexpectedAnswerError,
   WaitTimeoutError,
@@ -270,9 +272,10 @@ function shellWord(value: string): string {
 /**
  * Creates the task with an Idempotency-Key, sending it again with the same key when the answer
  * was lost: the gateway may have created the task already, and the same key then answers with
- * that task instead of making (and billing) a second video; a resend answered 409 (the lost send is
- * still being submitted upstream) is sent again too. If every send is lost, says which key to
- * re-run with.
+ * that task instead of making (and billing) a second video; a 409 whose `type` says the key's
+ * first request is still being submitted upstream is sent again too (after its `Retry-After`). If
+ * every send is lost, says which key to re-run with. A 409 saying the key was used with another
+ * body is not sent again: the key can only ever answer that other body.
  */
 async function createIdempotently(context: CliContext, client: GatewayClient, out: CliOutput, body: CreateVideoRequest, idempotencyKey: string): Promise<Task> {
   const { signal } = context;
@@ -280,15 +283,19 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
     try {
       return await client.createVideo(body, { idempotencyKey, signal });
     } catch (error) {
-      // A resend (same key, same body) answered 409: the send whose answer was lost is still being
-      // submitted upstream ("retry shortly"). Its video may be made: resent, and the key named at the end.
-      const stillSubmitting = retry > 0 && error instanceof GatewayError && error.status === 409;
+      // A 409 of the type saying the key's first request (a send whose answer was lost, or an
+      // earlier run's) is still being submitted upstream. Its video may be made: resent, and the
+      // key named at the end. On a resend, a gateway older than that type said it with its
+      // generic 409 (the same key and body can only mean that).
+      const stillSubmitting = keyStillInProgress(error, retry > 0);
       const mayHaveMade = () =>
         out.note(`the gateway may have created this video: run the command again with --idempotency-key ${shellWord(idempotencyKey)} to get it rather than a second one`);
       if (!signal.aborted && !answerLost(error) && !stillSubmitting) {
         // A resend refused (a 429 while the unanswered send was not yet written, say): that send
-        // may still make the video, so its key is named all the same.
-        if (retry > 0) mayHaveMade();
+        // may still make the video, so its key is named all the same. Not when the key turns out
+        // to have made a task of another body: no send of this command made a video, and running
+        // it again with that key would be refused again.
+        if (retry > 0 && !keyReused(error)) mayHaveMade();
         throw error;
       }
       const delay = resendDelay(error, retry);

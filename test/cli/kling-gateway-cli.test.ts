@@ -859,7 +859,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
-  it('a resend answered 409 "still being submitted" (the lost create is still on its way upstream) goes again, and the key is named', async () => {
+  it('a resend answered 409 "still being submitted" by a gateway older than its own type (the generic conflict) goes again, and the key is named', async () => {
     // The first create is taken and never answered (a failover slower than the limit); the
     // gateway then answers each resend with that key 409: the first send is still being submitted.
     const keys: string[] = [];
@@ -896,6 +896,110 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       expect(run.code).toBe(3);
     } finally {
       await busy.close();
+    }
+  });
+
+  it('a resend answered 409 idempotency-key-in-progress goes again after its Retry-After, and the key is named', async () => {
+    const keys: string[] = [];
+    const busy = await loopbackServer((req, res) => {
+      req.resume();
+      keys.push(String(req.headers['idempotency-key']));
+      if (keys.length === 1) return;
+      res.writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': '3' }).end(
+        JSON.stringify({
+          type: 'https://kling-gateway.dev/problems/idempotency-key-in-progress',
+          title: 'Request with this Idempotency-Key still in progress',
+          status: 409,
+          detail: 'A request with this Idempotency-Key is still being submitted; send it again after Retry-After seconds.',
+        }),
+      );
+    });
+    const waits: number[] = [];
+    const pause = async (ms: number) => void waits.push(ms);
+    try {
+      const run = await withClientTimerHeld(async (runOut) => {
+        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
+        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
+        await runOut(1_000);
+        return running;
+      });
+      expect(keys).toHaveLength(3);
+      expect(new Set(keys).size).toBe(1);
+      // After the lost first send the CLI's own 0.5 s; after the 409, the gateway's 3 s (longer than the CLI's 2 s).
+      expect(waits).toEqual([500, 3_000]);
+      expect(run.stderr).toContain('the create sent before is still being submitted; sending it again in 3 s with the same Idempotency-Key');
+      expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
+      expect(run.code).toBe(3);
+    } finally {
+      await busy.close();
+    }
+  });
+
+  it('a create run again with a key whose first request is still in progress (409 idempotency-key-in-progress) is sent again and gets its task', async () => {
+    // An earlier run's create lost its answer; this run, with its key, meets it still being submitted.
+    const keys: string[] = [];
+    const settling = await loopbackServer((req, res) => {
+      req.resume();
+      keys.push(String(req.headers['idempotency-key']));
+      if (keys.length === 1) {
+        res.writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': '2' }).end(
+          JSON.stringify({
+            type: 'https://kling-gateway.dev/problems/idempotency-key-in-progress',
+            title: 'Request with this Idempotency-Key still in progress',
+            status: 409,
+            detail: 'A request with this Idempotency-Key is still being submitted; send it again after Retry-After seconds.',
+          }),
+        );
+        return;
+      }
+      res.writeHead(202, { 'content-type': 'application/json', 'idempotent-replayed': 'true' }).end(JSON.stringify(succeededTask(settling.base, 'vid_earlier')));
+    });
+    const waits: number[] = [];
+    const pause = async (ms: number) => void waits.push(ms);
+    try {
+      const run = await runHere(['generate', 'a fox', '--model', 'kling-v3', '--idempotency-key', 'order-7', '--json'], { KLING_GATEWAY_URL: settling.base }, pause);
+      expect(keys).toEqual(['order-7', 'order-7']);
+      expect(waits).toEqual([2_000]);
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout).id).toBe('vid_earlier');
+    } finally {
+      await settling.close();
+    }
+  });
+
+  it('a resend answered 409 idempotency-key-reused is not sent again, and names no key to re-run with (it would be refused again)', async () => {
+    // --idempotency-key names a key an earlier, different request used; the first send's answer is lost.
+    const keys: string[] = [];
+    const used = await loopbackServer((req, res) => {
+      req.resume();
+      keys.push(String(req.headers['idempotency-key']));
+      if (keys.length === 1) return;
+      res.writeHead(409, { 'content-type': 'application/problem+json' }).end(
+        JSON.stringify({
+          type: 'https://kling-gateway.dev/problems/idempotency-key-reused',
+          title: 'Idempotency-Key already used with another request',
+          status: 409,
+          detail: 'This Idempotency-Key was used with a different request body (it made task vid_other), and a key answers only the body it came with. Send a different request with a new key.',
+        }),
+      );
+    });
+    const waits: number[] = [];
+    const pause = async (ms: number) => void waits.push(ms);
+    try {
+      const run = await withClientTimerHeld(async (runOut) => {
+        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3', '--idempotency-key', 'order-8'], { KLING_GATEWAY_URL: used.base }, pause);
+        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
+        await runOut(1_000);
+        return running;
+      });
+      expect(keys).toEqual(['order-8', 'order-8']);
+      expect(waits).toEqual([500]);
+      expect(run.stderr).toContain('Send a different request with a new key.');
+      expect(run.stderr).not.toContain('run the command again with --idempotency-key');
+      expect(run.stderr).not.toContain('still being submitted');
+      expect(run.code).toBe(3);
+    } finally {
+      await used.close();
     }
   });
 

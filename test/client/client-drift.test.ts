@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { OPTIONAL_ENDPOINTS } from '../../packages/client/src/index.js';
+import { IDEMPOTENCY_KEY_IN_PROGRESS, IDEMPOTENCY_KEY_REUSED, OPTIONAL_ENDPOINTS } from '../../packages/client/src/index.js';
 import { CLIENT_TYPES_PATH, generateClientTypes } from '../../scripts/generate-client-types.js';
 
 type Json = Record<string, any>;
@@ -20,6 +20,14 @@ function operation(endpoint: string): Json | undefined {
 describe('the typed client follows openapi/gateway.json', () => {
   it('has the types openapi-typescript generates from the committed document', async () => {
     expect(readFileSync(CLIENT_TYPES_PATH, 'utf8'), 'run npm run generate:client').toBe(await generateClientTypes());
+  });
+
+  it("tells a create's two Idempotency-Key 409s apart by the types the document gives them", () => {
+    const conflict = operation('POST /v1/videos')?.responses?.['409'] as Json | undefined;
+    const ref = conflict?.content?.['application/problem+json']?.schema?.$ref as string | undefined;
+    const schema = document.components?.schemas?.[ref?.split('/').pop() ?? ''] as Json | undefined;
+    expect(schema?.properties?.type?.enum).toEqual([IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_PROGRESS]);
+    expect(conflict?.headers?.['retry-after'], 'the 409 documents Retry-After').toBeDefined();
   });
 
   it('calls each optional endpoint the way the document describes it', () => {

@@ -5,7 +5,16 @@
  * gets that video instead of making (and paying for) a second one.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { CreateAbortedError, GatewayClient, GatewayError, GatewayUnreachableError } from '../../packages/client/src/index.js';
+import {
+  CreateAbortedError,
+  GatewayClient,
+  GatewayError,
+  GatewayUnreachableError,
+  IDEMPOTENCY_KEY_IN_PROGRESS,
+  IDEMPOTENCY_KEY_REUSED,
+  keyReused,
+  keyStillInProgress,
+} from '../../packages/client/src/index.js';
 
 const body = { model: 'kling-v3', prompt: 'a fox', duration: 5 } as const;
 const task = { id: 'vid_made_once', object: 'video', status: 'queued' };
@@ -91,5 +100,36 @@ describe('createVideo and a lost answer', () => {
     expect(error).toBeInstanceOf(GatewayUnreachableError);
     expect(Object.keys(error as object)).not.toContain('idempotencyKey');
     expect(Object.keys(new GatewayError(503, { type: 'about:blank', title: 'Retry later', status: 503 }, null))).not.toContain('idempotencyKey');
+  });
+});
+
+describe("createVideo's two Idempotency-Key 409s, told apart by type", () => {
+  const problem = (type: string, detail: string, headers: Record<string, string> = {}) => () =>
+    new Response(JSON.stringify({ type, title: 'Conflict', status: 409, detail }), {
+      status: 409,
+      headers: { 'content-type': 'application/problem+json', ...headers },
+    });
+  const inProgress = problem('https://kling-gateway.dev/problems/idempotency-key-in-progress', 'still being submitted', { 'retry-after': '7' });
+  const reused = problem('https://kling-gateway.dev/problems/idempotency-key-reused', 'used with a different request body');
+  const olderGateways = problem('https://kling-gateway.dev/problems/conflict', 'A request with this Idempotency-Key is still being submitted; retry shortly.');
+
+  it('still in progress: send the same create again after retryAfterSeconds', async () => {
+    const { client } = gateway([inProgress]);
+    const error = await client.createVideo(body, { idempotencyKey: 'order-9' }).catch((failure: unknown) => failure);
+    expect([keyStillInProgress(error), keyReused(error)]).toEqual([true, false]);
+    expect(error).toMatchObject({ status: 409, retryAfterSeconds: 7, idempotencyKey: 'order-9', problem: { type: IDEMPOTENCY_KEY_IN_PROGRESS } });
+  });
+
+  it('reused with another body: not in progress, even on a resend', async () => {
+    const { client } = gateway([reused]);
+    const error = await client.createVideo(body).catch((failure: unknown) => failure);
+    expect([keyReused(error), keyStillInProgress(error), keyStillInProgress(error, true)]).toEqual([true, false, false]);
+    expect(error).toMatchObject({ status: 409, retryAfterSeconds: null, problem: { type: IDEMPOTENCY_KEY_REUSED } });
+  });
+
+  it("an older gateway's generic 409 is in progress only on a resend (same key, same body), whatever its detail says", async () => {
+    const { client } = gateway([olderGateways]);
+    const error = await client.createVideo(body).catch((failure: unknown) => failure);
+    expect([keyStillInProgress(error), keyStillInProgress(error, true), keyReused(error)]).toEqual([false, true, false]);
   });
 });

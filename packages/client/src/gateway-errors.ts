@@ -28,6 +28,38 @@ export class GatewayError extends Error {
   }
 }
 
+/**
+ * The `type` of a create's 409 when its `Idempotency-Key` was used before with another body: the
+ * key answers only that body, so sending this again cannot succeed; send it with a new key.
+ */
+export const IDEMPOTENCY_KEY_REUSED = 'https://kling-gateway.dev/problems/idempotency-key-reused';
+
+/**
+ * The `type` of a create's 409 when the first request with its `Idempotency-Key` is still being
+ * submitted: send the same request again after `retryAfterSeconds`.
+ */
+export const IDEMPOTENCY_KEY_IN_PROGRESS = 'https://kling-gateway.dev/problems/idempotency-key-in-progress';
+
+/** The gateway's generic 409 `type`, which older gateways also gave both Idempotency-Key 409s. */
+const GENERIC_CONFLICT = 'https://kling-gateway.dev/problems/conflict';
+
+/**
+ * A create answered 409 because the first request with its `Idempotency-Key` is still being
+ * submitted: the same request, sent again after `retryAfterSeconds`, gets that task. Told by the
+ * problem's `type`, never its words. `resend`: the create was sent again with the key after its
+ * answer was lost, so a generic 409 from a gateway older than these types (same key, same body)
+ * is that one too.
+ */
+export function keyStillInProgress(error: unknown, resend = false): error is GatewayError {
+  if (!(error instanceof GatewayError) || error.status !== 409) return false;
+  return error.problem.type === IDEMPOTENCY_KEY_IN_PROGRESS || (resend && error.problem.type === GENERIC_CONFLICT);
+}
+
+/** A create answered 409 because its `Idempotency-Key` was used before with another body: send a new key. */
+export function keyReused(error: unknown): error is GatewayError {
+  return error instanceof GatewayError && error.status === 409 && error.problem.type === IDEMPOTENCY_KEY_REUSED;
+}
+
 /** A 404 of the gateway's router ("no route for GET /v1/v1/videos"): the path is unknown, not a task. */
 export function namesNoRoute(error: GatewayError): boolean {
   return error.status === 404 && /^no route for /.test(error.problem.detail ?? '');
