@@ -67,6 +67,35 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     return runCliCaptured(args, { env: { KLING_GATEWAY_URL: live.url, KLING_GATEWAY_API_KEY: TENANT_KEY, ...env }, ...(pause ? { pause } : {}) });
   }
 
+  /**
+   * `generate a fox` (and `args`) against a gateway that takes the first create and never answers
+   * it, and answers every later one `status` with `problem` and `headers`. The first send's 1 s runs
+   * out once the gateway has it; the resends' limits never run out (the timers stay still), so their
+   * answers come back however slow the machine. The run, the keys sent, and the pauses between sends.
+   */
+  async function generateFirstLost(status: number, problem: Record<string, unknown>, headers: Record<string, string> = {}, args: string[] = []) {
+    const keys: string[] = [];
+    const waits: number[] = [];
+    const gateway = await loopbackServer((req, res) => {
+      req.resume();
+      keys.push(String(req.headers['idempotency-key']));
+      if (keys.length === 1) return;
+      res.writeHead(status, { 'content-type': 'application/problem+json', ...headers }).end(JSON.stringify(problem));
+    });
+    try {
+      const run = await withClientTimerHeld(async (runOut) => {
+        const pause = async (ms: number) => void waits.push(ms);
+        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3', ...args], { KLING_GATEWAY_URL: gateway.base }, pause);
+        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
+        await runOut(1_000);
+        return running;
+      });
+      return { run, keys, waits };
+    } finally {
+      await gateway.close();
+    }
+  }
+
   beforeAll(async () => {
     live = await startLiveGateway();
     api = new GatewayClient({ baseUrl: live.url, apiKey: TENANT_KEY });
@@ -862,77 +891,39 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
   it('a resend answered 409 "still being submitted" by a gateway older than its own type (the generic conflict) goes again, and the key is named', async () => {
     // The first create is taken and never answered (a failover slower than the limit); the
     // gateway then answers each resend with that key 409: the first send is still being submitted.
-    const keys: string[] = [];
-    const busy = await loopbackServer((req, res) => {
-      req.resume();
-      keys.push(String(req.headers['idempotency-key']));
-      if (keys.length === 1) return;
-      res.writeHead(409, { 'content-type': 'application/problem+json' }).end(
-        JSON.stringify({
-          type: 'https://kling-gateway.dev/problems/conflict',
-          title: 'Conflict',
-          status: 409,
-          detail: 'A request with this Idempotency-Key is still being submitted; retry shortly.',
-        }),
-      );
+    const { run, keys, waits } = await generateFirstLost(409, {
+      type: 'https://kling-gateway.dev/problems/conflict',
+      title: 'Conflict',
+      status: 409,
+      detail: 'A request with this Idempotency-Key is still being submitted; retry shortly.',
     });
-    const waits: number[] = [];
-    const pause = async (ms: number) => void waits.push(ms);
-    try {
-      // The first create never answers: its 1 s runs out once the gateway has it; the resends'
-      // limits never run out (the timers stay still), so their 409s come back however slow the machine.
-      const run = await withClientTimerHeld(async (runOut) => {
-        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
-        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
-        await runOut(1_000);
-        return running;
-      });
-      // The key was made up by the CLI: without it, running the command again makes (and bills) a second video.
-      expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
-      expect(keys).toHaveLength(3);
-      expect(new Set(keys).size).toBe(1);
-      expect(waits).toEqual([500, 2_000]);
-      expect(run.stderr).toContain('the create sent before is still being submitted; sending it again in 2 s with the same Idempotency-Key');
-      expect(run.code).toBe(3);
-    } finally {
-      await busy.close();
-    }
+    // The key was made up by the CLI: without it, running the command again makes (and bills) a second video.
+    expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(1);
+    expect(waits).toEqual([500, 2_000]);
+    expect(run.stderr).toContain('the create sent before is still being submitted; sending it again in 2 s with the same Idempotency-Key');
+    expect(run.code).toBe(3);
   });
 
   it('a resend answered 409 idempotency-key-in-progress goes again after its Retry-After, and the key is named', async () => {
-    const keys: string[] = [];
-    const busy = await loopbackServer((req, res) => {
-      req.resume();
-      keys.push(String(req.headers['idempotency-key']));
-      if (keys.length === 1) return;
-      res.writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': '3' }).end(
-        JSON.stringify({
-          type: 'https://kling-gateway.dev/problems/idempotency-key-in-progress',
-          title: 'Request with this Idempotency-Key still in progress',
-          status: 409,
-          detail: 'A request with this Idempotency-Key is still being submitted; send it again after Retry-After seconds.',
-        }),
-      );
-    });
-    const waits: number[] = [];
-    const pause = async (ms: number) => void waits.push(ms);
-    try {
-      const run = await withClientTimerHeld(async (runOut) => {
-        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3'], { KLING_GATEWAY_URL: busy.base }, pause);
-        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
-        await runOut(1_000);
-        return running;
-      });
-      expect(keys).toHaveLength(3);
-      expect(new Set(keys).size).toBe(1);
-      // After the lost first send the CLI's own 0.5 s; after the 409, the gateway's 3 s (longer than the CLI's 2 s).
-      expect(waits).toEqual([500, 3_000]);
-      expect(run.stderr).toContain('the create sent before is still being submitted; sending it again in 3 s with the same Idempotency-Key');
-      expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
-      expect(run.code).toBe(3);
-    } finally {
-      await busy.close();
-    }
+    const { run, keys, waits } = await generateFirstLost(
+      409,
+      {
+        type: 'https://kling-gateway.dev/problems/idempotency-key-in-progress',
+        title: 'Request with this Idempotency-Key still in progress',
+        status: 409,
+        detail: 'A request with this Idempotency-Key is still being submitted; send it again after Retry-After seconds.',
+      },
+      { 'retry-after': '3' },
+    );
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(1);
+    // After the lost first send the CLI's own 0.5 s; after the 409, the gateway's 3 s (longer than the CLI's 2 s).
+    expect(waits).toEqual([500, 3_000]);
+    expect(run.stderr).toContain('the create sent before is still being submitted; sending it again in 3 s with the same Idempotency-Key');
+    expect(run.stderr).toContain(`run the command again with --idempotency-key ${keys[0]}`);
+    expect(run.code).toBe(3);
   });
 
   it('a create run again with a key whose first request is still in progress (409 idempotency-key-in-progress) is sent again and gets its task', async () => {
@@ -969,38 +960,23 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
 
   it('a resend answered 409 idempotency-key-reused is not sent again, and names no key to re-run with (it would be refused again)', async () => {
     // --idempotency-key names a key an earlier, different request used; the first send's answer is lost.
-    const keys: string[] = [];
-    const used = await loopbackServer((req, res) => {
-      req.resume();
-      keys.push(String(req.headers['idempotency-key']));
-      if (keys.length === 1) return;
-      res.writeHead(409, { 'content-type': 'application/problem+json' }).end(
-        JSON.stringify({
-          type: 'https://kling-gateway.dev/problems/idempotency-key-reused',
-          title: 'Idempotency-Key already used with another request',
-          status: 409,
-          detail: 'This Idempotency-Key was used with a different request body (it made task vid_other), and a key answers only the body it came with. Send a different request with a new key.',
-        }),
-      );
-    });
-    const waits: number[] = [];
-    const pause = async (ms: number) => void waits.push(ms);
-    try {
-      const run = await withClientTimerHeld(async (runOut) => {
-        const running = runHere(['--request-timeout', '1', 'generate', 'a fox', '--model', 'kling-v3', '--idempotency-key', 'order-8'], { KLING_GATEWAY_URL: used.base }, pause);
-        await vi.waitFor(() => expect(keys).toHaveLength(1), { timeout: 10_000, interval: 5 });
-        await runOut(1_000);
-        return running;
-      });
-      expect(keys).toEqual(['order-8', 'order-8']);
-      expect(waits).toEqual([500]);
-      expect(run.stderr).toContain('Send a different request with a new key.');
-      expect(run.stderr).not.toContain('run the command again with --idempotency-key');
-      expect(run.stderr).not.toContain('still being submitted');
-      expect(run.code).toBe(3);
-    } finally {
-      await used.close();
-    }
+    const { run, keys, waits } = await generateFirstLost(
+      409,
+      {
+        type: 'https://kling-gateway.dev/problems/idempotency-key-reused',
+        title: 'Idempotency-Key already used with another request',
+        status: 409,
+        detail: 'This Idempotency-Key was used with a different request body (it made task vid_other), and a key answers only the body it came with. Send a different request with a new key.',
+      },
+      {},
+      ['--idempotency-key', 'order-8'],
+    );
+    expect(keys).toEqual(['order-8', 'order-8']);
+    expect(waits).toEqual([500]);
+    expect(run.stderr).toContain('Send a different request with a new key.');
+    expect(run.stderr).not.toContain('run the command again with --idempotency-key');
+    expect(run.stderr).not.toContain('still being submitted');
+    expect(run.code).toBe(3);
   });
 
   it('a resend refused 429 after a create that got no answer names the key: the first send may still make the video', async () => {
