@@ -6,33 +6,20 @@
  * the provider's status shows it, never sending the create again. So is one whose status cannot be
  * asked at once (the account's rate window is full): held, not failed unasked.
  */
-import { afterEach, expect, it } from 'vitest';
-import { GatewayDeploys, type TestGateway } from '../support/harness.js';
-import { kling3apiNamedServerError, kling3apiShownDone, upstreamHoldingCreate, type StatusAnswer, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
+import { expect, it } from 'vitest';
+import type { TestGateway } from '../support/harness.js';
+import { namedCreateCase, type StatusAnswer, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
 
 const NAMED = 'n75named0001';
 const VIDEO = 'https://cdn.example.com/named.mp4';
-const request = { model: 'kling-v3', prompt: 'answered with a server error during a deploy', duration: 5, routing: { providers: ['kling3api'] } };
-/** kling3api's server error, naming the task it made; its status, showing that task done. */
-const namedServerError = kling3apiNamedServerError(NAMED);
-const shown = kling3apiShownDone(NAMED, VIDEO);
-
-const open: TestGateway[] = [];
-const upstreams: UpstreamHoldingCreate[] = [];
-let deploys: GatewayDeploys | undefined;
-afterEach(async () => {
-  for (const upstream of upstreams) upstream.answerCreate();
-  for (const gateway of open.splice(0)) await gateway.close().catch(() => undefined);
-  for (const upstream of upstreams.splice(0)) await upstream.close();
-  await deploys?.close();
-  deploys = undefined;
-});
+/** kling3api's server error, naming the task it made (`namedServerError`); its status, showing that task done (`shown`). */
+const named = namedCreateCase(NAMED, VIDEO, 'answered with a server error during a deploy');
+const { request, shown, open } = named;
 
 /** A first deploy whose kling3api create is answered `namedServerError` once its graceful stop has begun; then the next deploy. */
 async function namedDuringTheStop(status: unknown): Promise<{ upstream: UpstreamHoldingCreate; created: any; next: TestGateway }> {
-  const upstream = await upstreamHoldingCreate({ create: namedServerError, status });
-  upstreams.push(upstream);
-  deploys = await GatewayDeploys.start();
+  const upstream = await named.upstream(status);
+  const deploys = await named.deploys();
   const options = { endpointOverrides: { kling3api: { baseUrl: upstream.base } } };
   const first = await deploys.deploy({}, options);
   open.push(first);
@@ -56,10 +43,9 @@ async function namedDuringTheStop(status: unknown): Promise<{ upstream: Upstream
  * fetches answered by `status` (by the fetch's number): the create, left in doubt (202, queued).
  */
 async function namedAtOnce(status: (call: number) => StatusAnswer, config: Record<string, unknown> = {}): Promise<{ upstream: UpstreamHoldingCreate; gw: TestGateway; id: string }> {
-  const upstream = await upstreamHoldingCreate({ create: namedServerError, status });
-  upstreams.push(upstream);
+  const upstream = await named.upstream(status);
   upstream.answerCreate();
-  deploys = await GatewayDeploys.start();
+  const deploys = await named.deploys();
   const gw = await deploys.deploy(config, { endpointOverrides: { kling3api: { baseUrl: upstream.base } } });
   open.push(gw);
   const created = await gw.create(request);

@@ -4,31 +4,17 @@
  * written down (a dropped PostgreSQL connection, SQLITE_BUSY) must not lose it: the write is
  * tried again, as an accepted create's is, and the task is adopted once the status shows it.
  */
-import { afterEach, expect, it } from 'vitest';
-import { GatewayDeploys, type TestGateway } from '../support/harness.js';
-import { kling3apiNamedServerError, kling3apiShownDone, upstreamHoldingCreate, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
+import { expect, it } from 'vitest';
+import { namedCreateCase } from '../support/upstream-holding-create.js';
 
 const NAMED = 'n75named0002';
-const VIDEO = 'https://cdn.example.com/named-store-error.mp4';
-const request = { model: 'kling-v3', prompt: 'a server error naming a task, then a store error', duration: 5, routing: { providers: ['kling3api'] } };
-const namedServerError = kling3apiNamedServerError(NAMED);
-const shown = kling3apiShownDone(NAMED, VIDEO);
-
-const open: TestGateway[] = [];
-let upstream: UpstreamHoldingCreate | undefined;
-let deploys: GatewayDeploys | undefined;
-afterEach(async () => {
-  for (const gateway of open.splice(0)) await gateway.close().catch(() => undefined);
-  await upstream?.close();
-  upstream = undefined;
-  await deploys?.close();
-  deploys = undefined;
-});
+const named = namedCreateCase(NAMED, 'https://cdn.example.com/named-store-error.mp4', 'a server error naming a task, then a store error');
+const { request, open } = named;
 
 it('a store error while writing a server-error answer that named a task does not lose the task: it is adopted, never sent again', async () => {
-  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  const upstream = await named.upstream();
   upstream.answerCreate();
-  deploys = await GatewayDeploys.start();
+  const deploys = await named.deploys();
   const gw = await deploys.deploy({}, { endpointOverrides: { kling3api: { baseUrl: upstream.base } } });
   open.push(gw);
   const store = gw.gateway.store;

@@ -7,28 +7,17 @@
  * end (said only in an error log), and recovery then failed the task `interrupted` unasked.
  */
 import type { Writable } from 'node:stream';
-import { afterEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openStore } from '../../src/store/database.js';
 import { capturedLogs } from '../support/captured-logs.js';
-import { GatewayDeploys, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
-import { kling3apiNamedServerError, kling3apiShownDone, upstreamHoldingCreate, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
+import { startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
+import { namedCreateCase, type UpstreamHoldingCreate } from '../support/upstream-holding-create.js';
 
 const NAMED = 'n75named0003';
-const VIDEO = 'https://cdn.example.com/named-store-outage.mp4';
-const request = { model: 'kling-v3', prompt: 'a server error naming a task, then a long store outage', duration: 5, routing: { providers: ['kling3api'] } };
-const namedServerError = kling3apiNamedServerError(NAMED);
-const shown = kling3apiShownDone(NAMED, VIDEO);
-
-const open: TestGateway[] = [];
+const named = namedCreateCase(NAMED, 'https://cdn.example.com/named-store-outage.mp4', 'a server error naming a task, then a long store outage');
+const { request, open } = named;
+/** The upstream of the test running (`twoProcessesOnOneFile` sends kling3api's creates to it). */
 let upstream: UpstreamHoldingCreate | undefined;
-let deploys: GatewayDeploys | undefined;
-afterEach(async () => {
-  for (const gateway of open.splice(0)) await gateway.close().catch(() => undefined);
-  await upstream?.close();
-  upstream = undefined;
-  await deploys?.close();
-  deploys = undefined;
-});
 
 /** The store of `gateway` refuses every write of the answer naming `NAMED` while `refusing` (`refused`: how many it refused). */
 function refuseNamedWrites(gateway: TestGateway) {
@@ -91,9 +80,9 @@ async function stepBoth(sender: TestGateway, other: TestGateway) {
 }
 
 it('keeps a named task id the store refused past the submission lease, writes it once the store takes it, and adopts the task, never sent again', async () => {
-  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  upstream = await named.upstream();
   upstream.answerCreate();
-  deploys = await GatewayDeploys.start();
+  const deploys = await named.deploys();
   const logs = capturedLogs();
   const gw = await deploys.deploy({}, { endpointOverrides: { kling3api: { baseUrl: upstream.base } }, logTo: logs.sink });
   open.push(gw);
@@ -117,7 +106,7 @@ it('keeps a named task id the store refused past the submission lease, writes it
 }, 30_000);
 
 it("is adopted when another process sharing the database marked the create lost meanwhile and the store takes writes again within its 10 s, not failed interrupted", async () => {
-  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  upstream = await named.upstream();
   upstream.answerCreate();
   const { sender, other, close } = await twoProcessesOnOneFile();
   try {
@@ -151,7 +140,7 @@ it('reports a named task id written only after another process sharing the datab
   // The store refuses the write for longer than the 10 s the other process gives the sender: the
   // task is failed `interrupted` without the named id, which the sender's write then lands beside.
   // The provider may be making and billing that task: said as an accepted create's late answer is.
-  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  upstream = await named.upstream();
   upstream.answerCreate();
   const logs = capturedLogs();
   const { sender, other, close } = await twoProcessesOnOneFile(logs.sink);
@@ -189,9 +178,9 @@ it('reports a named task id written only after another process sharing the datab
 }, 30_000);
 
 it('a stop while the database does not answer the write of a named task id says a task was named, not that the provider accepted the create', async () => {
-  upstream = await upstreamHoldingCreate({ create: namedServerError, status: shown });
+  upstream = await named.upstream();
   upstream.answerCreate();
-  deploys = await GatewayDeploys.start();
+  const deploys = await named.deploys();
   const logs = capturedLogs();
   const gw = await deploys.deploy({ server: { drain_timeout_ms: 200 } }, { endpointOverrides: { kling3api: { baseUrl: upstream.base } }, logTo: logs.sink });
   const refusal = refuseNamedWrites(gw);

@@ -3,7 +3,8 @@
  * provider sends about a task (a webhook, a callback) while the gateway still waits for the
  * create's answer.
  */
-import type { TestGateway } from './harness.js';
+import { afterEach } from 'vitest';
+import { GatewayDeploys, type TestGateway } from './harness.js';
 import { loopbackServer } from './raw-answer.js';
 
 export interface UpstreamHoldingCreate {
@@ -90,4 +91,41 @@ export function kling3apiNamedServerError(taskId: string) {
 /** kling3api's status answer showing `taskId` done, its video at `video`, 400 credits charged. */
 export function kling3apiShownDone(taskId: string, video: string) {
   return { code: 200, message: 'success', data: { task_id: taskId, status: 'SUCCESS', response: [video], consumed_credits: 400 } };
+}
+
+/**
+ * A kling3api-only create (`prompt`) answered with kling3api's server error naming `named`, the
+ * status showing that task done with `video`; and what a test of it opens — gateways (`open`),
+ * upstreams (`upstream`), deploys (`deploys`) — closed after each test, held creates answered first.
+ */
+export function namedCreateCase(named: string, video: string, prompt: string) {
+  const namedServerError = kling3apiNamedServerError(named);
+  const shown = kling3apiShownDone(named, video);
+  const open: TestGateway[] = [];
+  const upstreams: UpstreamHoldingCreate[] = [];
+  let deploys: GatewayDeploys | undefined;
+  afterEach(async () => {
+    for (const upstream of upstreams) upstream.answerCreate();
+    for (const gateway of open.splice(0)) await gateway.close().catch(() => undefined);
+    for (const upstream of upstreams.splice(0)) await upstream.close();
+    await deploys?.close();
+    deploys = undefined;
+  });
+  return {
+    request: { model: 'kling-v3', prompt, duration: 5, routing: { providers: ['kling3api'] } },
+    namedServerError,
+    shown,
+    open,
+    /** An upstream answering creates with the named server error (once let) and status fetches with `status`. */
+    async upstream(status: unknown = shown): Promise<UpstreamHoldingCreate> {
+      const upstream = await upstreamHoldingCreate({ create: namedServerError, status });
+      upstreams.push(upstream);
+      return upstream;
+    },
+    /** Deploys of gateways on one database, one after another. */
+    async deploys(): Promise<GatewayDeploys> {
+      deploys = await GatewayDeploys.start();
+      return deploys;
+    },
+  };
 }
