@@ -39,7 +39,9 @@ const NOTIFIED_RECHECK_MS = 5_000;
  * reaches its end only from `processing` (one still in the provider's queue is written
  * `processing` first, `TaskLifecycle.transition`), and a task never goes from `processing` back
  * to `queued`, so the version just before `after` (every write adds one) was `processing`: it is
- * given as `after` tells it, without the outcome.
+ * given as `after` tells it, without the outcome and without the provider's word (the word this
+ * replica last read is the outcome's, e.g. `COMPLETED`; the one the task had while processing was
+ * never seen here).
  */
 function processingBetween(before: TaskRecord, after: TaskRecord): TaskRecord | undefined {
   const skipped =
@@ -52,6 +54,7 @@ function processingBetween(before: TaskRecord, after: TaskRecord): TaskRecord | 
     ...after,
     status: 'processing',
     phase: 'tracking',
+    providerStatus: null,
     outputs: [],
     error: null,
     cost: { ...after.cost, estimated: true },

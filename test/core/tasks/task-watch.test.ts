@@ -169,7 +169,7 @@ describe('watchTask', () => {
       // Written by another process, between two re-reads here.
       await tasks.update('t_1', accepted, {});
       await tasks.update('t_1', { providerStatus: 'IN_PROGRESS' }, {});
-      await tasks.update('t_1', failed, {});
+      await tasks.update('t_1', { ...failed, providerStatus: 'FAILED' }, {});
       await clock.advance(1_000);
       await done;
       expect(seen.map((task) => [task.version, task.status])).toEqual([
@@ -177,7 +177,9 @@ describe('watchTask', () => {
         [2, 'processing'],
         [3, 'failed'],
       ]);
-      expect(seen[1]).toMatchObject({ phase: 'tracking', providerTaskId: 'up_1', outputs: [], error: null, completedAt: null });
+      // The word read here is the outcome's: a processing event never carries it.
+      expect(seen[1]).toMatchObject({ phase: 'tracking', providerTaskId: 'up_1', providerStatus: null, outputs: [], error: null, completedAt: null });
+      expect(seen[2]).toMatchObject({ providerStatus: 'FAILED' });
     });
 
     it('yields no processing for a task no provider took', async () => {
