@@ -171,6 +171,8 @@ export class OutboundWebhooks {
     let permanent = false;
     /** The private address a target's name resolved to: for the operator's log line, never for the tenant. */
     let refusedAddress: string | undefined;
+    /** When the POST went out (real time, for the log line's `duration_ms`); undefined when none was sent. */
+    let postedAt: number | undefined;
     try {
       if (secrets.length === 0) {
         failure = `tenant ${delivery.tenant} has no webhook_secret configured`;
@@ -185,6 +187,7 @@ export class OutboundWebhooks {
           // One `v1,<signature>` per secret, space-separated (Standard Webhooks): while a secret is
           // rotated, a receiver verifying with the old one or the new one accepts the delivery.
           const signature = secrets.map((secret) => new Webhook(secret).sign(delivery.id, sentAt, delivery.payload)).join(' ');
+          postedAt = performance.now();
           ({ status, retryAfter } = await postWebhook(delivery.url, delivery.payload, {
             headers: {
               'content-type': 'application/json',
@@ -214,8 +217,18 @@ export class OutboundWebhooks {
     }
 
     const now = clock.now();
+    // Each try's line: who it was for and what the receiver said, never the URL (a tenant's may carry its own token).
+    const tried = {
+      task_id: delivery.taskId,
+      delivery_id: delivery.id,
+      event_type: delivery.eventType,
+      attempt,
+      status,
+      ...(postedAt === undefined ? {} : { duration_ms: Math.round(performance.now() - postedAt) }),
+    };
     if (failure === undefined) {
       metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: 'delivered' });
+      logger.info(tried, 'webhook delivered');
       this.record(delivery, await tasks.recordDelivery(delivery.id, owner, { delivered: true, attempts: attempt, lastStatus: status, at: now }));
       return;
     }
@@ -223,7 +236,7 @@ export class OutboundWebhooks {
     const outcome = status === 410 ? 'gone' : giveUp ? 'failed' : 'retrying';
     metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome });
     logger.warn(
-      { task_id: delivery.taskId, delivery_id: delivery.id, attempt, status, reason: failure, ...(refusedAddress ? { address: refusedAddress } : {}) },
+      { ...tried, reason: failure, ...(refusedAddress ? { address: refusedAddress } : {}) },
       giveUp ? 'webhook delivery abandoned' : 'webhook delivery failed; will retry',
     );
     const recorded = await tasks.recordDelivery(delivery.id, owner, {
