@@ -33,7 +33,7 @@ import { InProcessProviderState, type ProviderStateStore } from './core/upstream
 import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
-import { answerClientError, answerConnect, limitHeaderLines, refusedAtTheDoor, refuseExpectation, requireHostHeader } from './http/middleware.js';
+import { answerClientError, answerConnect, limitHeaderLines, refusedAtTheDoor, refuseExpectation, requireHostHeader, type RequestRecording } from './http/middleware.js';
 import { continueWithinLimit, type CreateLimiter } from './http/tenant-limits.js';
 import { ListenerStop, StopGate } from './http/stop-gate.js';
 import { createLogger, type Logger, type LoggerOptions } from './observability/logger.js';
@@ -272,6 +272,8 @@ export class Gateway {
   private readonly listener: RequestListener;
   /** Whether a request announces a body over its route's limit (`100 Continue` only when not). */
   private readonly oversizeBody: (req: IncomingMessage) => number | undefined;
+  /** Logs and counts what the server answers before any route. */
+  private readonly recording: RequestRecording;
   readonly engine: Engine;
   readonly service: TaskService;
   readonly catalog: ProviderCatalog;
@@ -342,6 +344,7 @@ export class Gateway {
     this.app = http.app;
     this.listener = http.listener;
     this.oversizeBody = http.oversizeBody;
+    this.recording = http.recording;
   }
 
   static async create(options: GatewayOptions): Promise<Gateway> {
@@ -716,12 +719,12 @@ export class Gateway {
   }
 
   private httpServer(): Server {
-    const listener = limitHeaderLines(requireHostHeader(this.listener));
+    const listener = limitHeaderLines(requireHostHeader(this.listener, this.recording), this.recording);
     const server = createServer({ requireHostHeader: false }, listener)
       .on('checkContinue', continueWithinLimit(this.oversizeBody, refusedAtTheDoor))
       .on('clientError', answerClientError)
-      .on('checkExpectation', refuseExpectation)
-      .on('connect', answerConnect(listener));
+      .on('checkExpectation', refuseExpectation(this.recording))
+      .on('connect', answerConnect(listener, this.recording));
     // Every header line is read, and more than `MAX_HEADER_LINES` refused (`limitHeaderLines`).
     server.maxHeadersCount = 0;
     server.keepAliveTimeout = this.config.server.keep_alive_timeout_ms;

@@ -76,6 +76,8 @@ export interface GatewayHttp {
   listener: RequestListener;
   /** Whether a request announces a body over its route's limit (the limit, or undefined): the server's `checkContinue` asks. */
   oversizeBody: (req: IncomingMessage) => number | undefined;
+  /** Logs and counts answers; also those the server gives before any route (`refuseBeforeRoutes`). */
+  recording: RequestRecording;
 }
 
 export function createHttp(dependencies: AppDependencies): GatewayHttp {
@@ -108,7 +110,12 @@ export function createHttp(dependencies: AppDependencies): GatewayHttp {
     stopping: () => gate?.closed ?? false,
     etag,
   });
-  return { app, listener: closeLateBodies(listener, config.server.body_timeout_ms, clock), oversizeBody: oversizeBody(bodyLimitBytes(config.server.body_limit)) };
+  return {
+    app,
+    listener: closeLateBodies(listener, config.server.body_timeout_ms, clock),
+    oversizeBody: oversizeBody(bodyLimitBytes(config.server.body_limit)),
+    recording,
+  };
 }
 
 /**

@@ -88,6 +88,7 @@ export function logTaskId(_req: Request, res: Response, next: NextFunction, id: 
  * The hot read (`hot-read.ts`) sends the same headers and records the same way.
  */
 export function everyRequest(recording: RequestRecording, routes: RouteTable): RequestHandler {
+  recording.nameRoutesBy(routes);
   const routeNames = new Map<string, string>();
   // The route as metrics name it: where its router is mounted and its path, once per route. An
   // answer no single express route gave (OPTIONS, a 405, a refusal before routing, a static file,
@@ -271,6 +272,8 @@ export function optionalBearerAuth(keys: readonly { tenant: string; key: string 
  */
 export class RequestRecording {
   private readonly children = new Map<string, { requests: { inc(): void }; duration: { observe(value: number): void } }>();
+  /** The route table's templates, for answers given before express (`everyRequest` hands it over). */
+  private routes: RouteTable | undefined;
 
   /** `unlogged`: paths not worth a log line (probes, scrapes). */
   constructor(
@@ -278,6 +281,16 @@ export class RequestRecording {
     private readonly logger: Logger,
     private readonly unlogged: ReadonlySet<string>,
   ) {}
+
+  nameRoutesBy(routes: RouteTable): void {
+    this.routes = routes;
+  }
+
+  /** The route metrics name a request target by, when no express route answered it: a template, or `unmatched`. */
+  routeOfTarget(url: string): string {
+    if (!url.startsWith('/')) return 'unmatched';
+    return this.routes?.match(url.split('?', 1)[0]!)?.route ?? 'unmatched';
+  }
 
   /** Whether a request to `url` (the whole path and query) gets a log line. */
   logs(url: string): boolean {
@@ -634,10 +647,18 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
 /**
  * Answers a request node's HTTP server refuses after parsing it, before any route: with problem
  * details and a request id, like every other refusal, and a closed connection (its body is not
- * read), where node would send a bare status line.
+ * read), where node would send a bare status line. Like every request, it gets its log line and
+ * HTTP metrics, its route named by the route table's template for its path.
  */
-function refuseBeforeRoutes(req: IncomingMessage, res: ServerResponse, error: ProblemError): void {
-  const { id, occurrence } = requestIdsOf(req.headers['x-request-id']);
+function refuseBeforeRoutes(req: IncomingMessage, res: ServerResponse, error: ProblemError, recording: RequestRecording): void {
+  const started = performance.now();
+  const ids = requestIdsOf(req.headers['x-request-id']);
+  const { id, occurrence } = ids;
+  // Its log line and HTTP metrics, as every request gets (`everyRequest` never sees it).
+  const url = req.url ?? '';
+  const method = req.method ?? 'GET';
+  const logged = recording.logs(url);
+  onAnswerEnd(res, (status) => recording.finished(ids, method, url, recording.routeOfTarget(url), status, performance.now() - started, logged));
   const body = problemJson(error, occurrence);
   res.setHeader('x-request-id', id);
   res.setHeader('x-content-type-options', 'nosniff');
@@ -659,13 +680,14 @@ export const MAX_HEADER_LINES = 1_000;
  * problem details, its connection closed, where node would drop the lines past its bound unread.
  * The server is created with `maxHeadersCount` 0 so that every line is there to count.
  */
-export function limitHeaderLines(listener: RequestListener): RequestListener {
+export function limitHeaderLines(listener: RequestListener, recording: RequestRecording): RequestListener {
   return (req, res) => {
     if (tooManyHeaderLines(req)) {
       refuseBeforeRoutes(
         req,
         res,
         new ProblemError(431, 'headers-too-large', 'Request header fields too large', `The request has more than ${MAX_HEADER_LINES} header lines.`),
+        recording,
       );
       return;
     }
@@ -692,11 +714,11 @@ const HOST_VALUE = /^(?:\[(?:[0-9A-Fa-f:.]+(?:%[A-Za-z0-9\-._~%]+)?|[vV][0-9A-Fa
  * details: a proxy in front may route by another of its hosts than the one node keeps. The server
  * is created with `requireHostHeader: false` so that this answers a missing one.
  */
-export function requireHostHeader(listener: RequestListener): RequestListener {
+export function requireHostHeader(listener: RequestListener, recording: RequestRecording): RequestListener {
   return (req, res) => {
     const refusal = hostRefusal(req);
     if (refusal) {
-      refuseBeforeRoutes(req, res, refusal);
+      refuseBeforeRoutes(req, res, refusal, recording);
       return;
     }
     listener(req, res);
@@ -732,17 +754,27 @@ export function refusedAtTheDoor(req: IncomingMessage): boolean {
  * node, with no such listener, closed the connection without a word. The connection is closed once
  * it is answered.
  */
-export function answerConnect(listener: RequestListener): (req: IncomingMessage, socket: Duplex) => void {
+export function answerConnect(listener: RequestListener, recording: RequestRecording): (req: IncomingMessage, socket: Duplex) => void {
   return (req, socket) => {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket as Socket);
+    // The server emits an answer's `close` (what its log line and metrics wait for) only for
+    // answers it made itself: this one says it once, sent whole or its connection gone first.
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      res.emit('close');
+    };
+    socket.once('close', close);
     res.once('finish', () => {
       res.detachSocket(socket as Socket);
       socket.end();
+      close();
     });
     if (!req.url?.startsWith('/')) {
-      refuseBeforeRoutes(req, res, problems.notFound('The gateway is not a proxy: a CONNECT to a host names no route here.'));
+      refuseBeforeRoutes(req, res, problems.notFound('The gateway is not a proxy: a CONNECT to a host names no route here.'), recording);
       return;
     }
     listener(req, res);
@@ -750,8 +782,9 @@ export function answerConnect(listener: RequestListener): (req: IncomingMessage,
 }
 
 /** The server's `checkExpectation` listener: an `Expect` other than `100-continue` is refused (417), with problem details. */
-export function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
-  refuseBeforeRoutes(req, res, new ProblemError(417, 'expectation-failed', 'Expectation failed', 'Only "Expect: 100-continue" is supported.'));
+export function refuseExpectation(recording: RequestRecording): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) =>
+    refuseBeforeRoutes(req, res, new ProblemError(417, 'expectation-failed', 'Expectation failed', 'Only "Expect: 100-continue" is supported.'), recording);
 }
 
 const NO_PARAMETERS = z.strictObject({});
