@@ -75,7 +75,9 @@ export function videoRoutes(service: TaskService, limits: VideoRouteLimits, cloc
   router.param('id', logTaskId);
 
   router.post('/', noQuery(), headerOnce('Idempotency-Key'), limits.createLimit, requireJson(), async (req, res) => {
-    const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id });
+    const result = await service.create(tenantOf(req), req.body, req.header('idempotency-key'), { request_id: req.id }, (taskId) => {
+      res.locals[TASK_ID_LOCAL] = taskId;
+    });
     res.locals[TASK_ID_LOCAL] = result.task.id;
     if (result.replayed) {
       await limits.createReplayed(res);

@@ -317,7 +317,17 @@ export class TaskService {
     return { provider: runtime.id, account: account.id };
   }
 
-  async create(tenant: string, body: unknown, idempotencyKey: string | undefined, context: Record<string, string> = {}): Promise<CreateResult> {
+  /**
+   * `onTask` is told the id of the task the create made as soon as it is written, before it is
+   * sent: a request whose client leaves meanwhile still names it on its log line.
+   */
+  async create(
+    tenant: string,
+    body: unknown,
+    idempotencyKey: string | undefined,
+    context: Record<string, string> = {},
+    onTask?: (taskId: string) => void,
+  ): Promise<CreateResult> {
     const { tasks, clock, config } = this.engine;
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw problems.validation(
@@ -404,6 +414,7 @@ export class TaskService {
       throw error;
     }
     if (!outcome.created) return this.replay(tenant, outcome.existing, requestHash);
+    onTask?.(outcome.task.id);
 
     let dispatched: TaskRecord | undefined = outcome.task;
     const claimed = outcome.first;
