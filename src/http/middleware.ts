@@ -275,7 +275,7 @@ export class RequestRecording {
   /** The route table's templates, for answers given before express (`everyRequest` hands it over). */
   private routes: RouteTable | undefined;
 
-  /** `unlogged`: paths not worth a log line (probes, scrapes). */
+  /** `unlogged`: paths not worth a log line (probes, scrapes), unless refused with a 4xx. */
   constructor(
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
@@ -292,7 +292,7 @@ export class RequestRecording {
     return this.routes?.match(url.split('?', 1)[0]!)?.route ?? 'unmatched';
   }
 
-  /** Whether a request to `url` (the whole path and query) gets a log line. */
+  /** Whether a request to `url` (the whole path and query) gets a log line (also one refused with a 4xx, whatever its path). */
   logs(url: string): boolean {
     return !this.unlogged.has(url) && this.logger.isLevelEnabled('warn');
   }
@@ -325,7 +325,9 @@ export class RequestRecording {
     }
     labelled.requests.inc();
     labelled.duration.observe(elapsedMs / 1000);
-    if (logged) this.log(ids, method, url, statusCode, elapsedMs, taskId, stopRefusal);
+    // A probe or scrape refused (a scrape without the metrics token) is no probe: it gets its line.
+    const refused = statusCode >= 400 && statusCode < 500 && statusCode !== CLIENT_GONE;
+    if (logged || refused) this.log(ids, method, url, statusCode, elapsedMs, taskId, stopRefusal);
   }
 
   private log({ id, occurrence }: RequestIds, method: string, url: string, status: number, elapsedMs: number, taskId: string | undefined, stopRefusal: boolean): void {
