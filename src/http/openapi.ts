@@ -30,6 +30,19 @@ const IdempotencyConflict = ProblemDetails.pick({ title: true, status: true, det
   }),
 }).meta({ id: 'IdempotencyConflict', description: 'RFC 9457 problem details of a 409 to a create with an `Idempotency-Key`.' });
 
+/**
+ * The 409s of a cancel (`task-service.ts`), told apart by `type`: a final one, and one whose
+ * cancel is kept undecided, to be asked again after `Retry-After`.
+ */
+const CancelConflict = ProblemDetails.pick({ title: true, status: true, detail: true, instance: true }).extend({
+  type: z.enum([problemType('conflict'), problemType('cancel-pending')]).meta({
+    description:
+      '`…/conflict`: final: the task finished, or a provider that cannot cancel holds it (it runs to the end and is billed); asking again changes nothing. ' +
+      '`…/cancel-pending`: the create on its way to a provider is not answered yet (or the task is changing hands); the cancel is kept, and the task ends ' +
+      '`canceled` if the provider turns the create down. Read the task, or cancel again, after `Retry-After` seconds.',
+  }),
+}).meta({ id: 'CancelConflict', description: 'RFC 9457 problem details of a 409 to a cancel.' });
+
 /** The webhook routes' body limit as the document says it (`WEBHOOK_BODY_LIMIT`). */
 const WEBHOOK_LIMIT_TEXT = `${WEBHOOK_BODY_LIMIT / 1024} KiB`;
 
@@ -370,7 +383,15 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
       408: problem('The body did not arrive within `server.body_timeout_ms`.'),
-      409: problem('The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided.'),
+      409: {
+        description:
+          'The task already finished, or a provider holds it and cannot cancel it (`type` `…/conflict`: final); or the create on its way to a ' +
+          'provider is still undecided (`type` `…/cancel-pending`, with `Retry-After`: the cancel is kept; read the task, or cancel again, then).',
+        content: { 'application/problem+json': { schema: CancelConflict } },
+        headers: z.object({
+          'retry-after': z.string().optional().meta({ description: 'On `…/cancel-pending` only: seconds to wait before reading the task or canceling again.' }),
+        }),
+      },
       413: problem('A body over `server.body_limit`.'),
       415: problem('A body that is not JSON.'),
       502: problem('The provider was asked to cancel and did not.'),

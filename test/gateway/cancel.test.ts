@@ -11,6 +11,9 @@ import { heldCall, type HeldCall } from '../support/held-call.js';
 import { MultiKeyKling3api } from '../support/multi-key-upstream.js';
 import { followTaskFollowers } from '../support/task-followers.js';
 
+/** The type of the 409 of a cancel that is kept while the create on its way is undecided. */
+const CANCEL_PENDING = 'https://kling-gateway.dev/problems/cancel-pending';
+
 const pinned = { model: 'kling-v3', prompt: 'a paper boat on a puddle', duration: 5, routing: { providers: ['kling3api'] } };
 
 let gw: TestGateway | undefined;
@@ -386,6 +389,9 @@ describe('a cancel while a create is on its way', () => {
     const answer = await canceling;
     expect(answer.status).toBe(409);
     expect(answer.body.detail).toMatch(/accepted by freepik/);
+    // Final: asking again changes nothing.
+    expect(answer.body.type).toBe('https://kling-gateway.dev/problems/conflict');
+    expect(answer.headers.get('retry-after')).toBeNull();
     expect((await creating).body).toMatchObject({ id, status: 'queued', provider: 'freepik' });
     expect((await gw.finish(id)).status).toBe('succeeded');
     expect(creates(gw, 'kling3api')).toBe(0);
@@ -421,6 +427,9 @@ describe('a cancel while a create is on its way', () => {
     const answer = await canceling;
     expect(answer.status).toBe(409);
     expect(answer.body.detail).toMatch(/whether it accepts is not known yet\. The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else/);
+    // A client tells this 409, to be asked again, from the final ones by its type, and knows when to ask again.
+    expect(answer.body.type).toBe(CANCEL_PENDING);
+    expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     // Freepik turns it down: no create goes to kling3api.
     held.release();
     for (let i = 0; i < 1_000 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -767,6 +767,22 @@ export interface components {
          * @enum {string}
          */
         ProviderId: "freepik" | "kling3api" | "kling-legacy";
+        /** @description RFC 9457 problem details of a 409 to a cancel. */
+        CancelConflict: {
+            title: string;
+            status: number;
+            detail?: string;
+            /**
+             * @description This occurrence: `urn:request:` and an id the gateway gives this request alone, even when a client repeats its `x-request-id`. It is the answer's `x-request-id` when the client sent none; its log line carries it as `request_id`, or as `occurrence_id` beside the client's `request_id`. On every problem the gateway answers (one from a proxy in front of it may have none).
+             * @example urn:request:3f1c2a9e-8d4b-4f6a-9c1e-2b7d5e0a4c18
+             */
+            instance?: string;
+            /**
+             * @description `…/conflict`: final: the task finished, or a provider that cannot cancel holds it (it runs to the end and is billed); asking again changes nothing. `…/cancel-pending`: the create on its way to a provider is not answered yet (or the task is changing hands); the cancel is kept, and the task ends `canceled` if the provider turns the create down. Read the task, or cancel again, after `Retry-After` seconds.
+             * @enum {string}
+             */
+            type: "https://kling-gateway.dev/problems/conflict" | "https://kling-gateway.dev/problems/cancel-pending";
+        };
         WebhookDeliveryList: {
             /** @description Oldest first. */
             data: components["schemas"]["WebhookDelivery"][];
@@ -1423,13 +1439,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task already finished, a provider holds it (and cannot cancel it), or its submission is still undecided. */
+            /** @description The task already finished, or a provider holds it and cannot cancel it (`type` `…/conflict`: final); or the create on its way to a provider is still undecided (`type` `…/cancel-pending`, with `Retry-After`: the cancel is kept; read the task, or cancel again, then). */
             409: {
                 headers: {
+                    /** @description On `…/cancel-pending` only: seconds to wait before reading the task or canceling again. */
+                    "retry-after"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                    "application/problem+json": components["schemas"]["CancelConflict"];
                 };
             };
             /** @description A body over `server.body_limit`. */

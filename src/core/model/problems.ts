@@ -88,6 +88,12 @@ export const problems = {
   /** A create's Idempotency-Key whose first request is still being submitted: to be sent again after `Retry-After`. */
   idempotencyKeyInProgress: (detail: string, retryAfterSeconds: number) =>
     new ProblemError(409, 'idempotency-key-in-progress', 'Request with this Idempotency-Key still in progress', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
+  /**
+   * A cancel that is kept but not decided yet (the create on its way is unanswered, or the task is
+   * changing hands): to be asked again after `Retry-After`, unlike a `conflict`, which is final.
+   */
+  cancelPending: (detail: string, retryAfterSeconds: number) =>
+    new ProblemError(409, 'cancel-pending', 'Cancel not decided yet', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   unsupported: (detail: string, providers: { provider: string; reasons: string[] }[], errors: NonNullable<ProblemDetails['errors']> = []) =>
     new ProblemError(422, 'no-capable-provider', 'No provider can serve this request', detail, { ...(errors.length > 0 ? { errors } : {}), providers }),
   tooManyRequests: (detail: string, retryAfterSeconds: number) =>

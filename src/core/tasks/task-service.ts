@@ -187,7 +187,8 @@ const CANCEL_ROUNDS = 5;
 
 /**
  * The least `Retry-After` of a repeat answered while its key's first request is still being
- * submitted (409): once that submission's lease has run out, a recovery pass still has to take it.
+ * submitted, or of a cancel kept while a create is undecided (409): once that submission's lease
+ * has run out, a recovery pass still has to take it.
  */
 const MIN_IN_PROGRESS_RETRY_AFTER_S = 2;
 
@@ -583,10 +584,14 @@ export class TaskService {
           if (!read || read.task.phase !== 'submitting' || !(await this.lifecycle.requestCancel(read.task))) break;
           task = await this.afterSubmission(tenant, id);
           if (task.phase === 'submitting') {
-            throw problems.conflict(
+            // Asked again once the submission's lease runs out: by then its answer is written, or
+            // (its replica gone) recovery took the task over.
+            const leaseLeftMs = (task.leaseUntil ?? 0) - this.engine.clock.now();
+            throw problems.cancelPending(
               `video ${id} is being sent to ${task.provider ?? 'a provider'} right now and whether it accepts is not known yet. ` +
                 'The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else. ' +
-                'Read the task, or retry the cancel, in a few seconds.',
+                'Read the task, or retry the cancel, after Retry-After seconds.',
+              Math.max(MIN_IN_PROGRESS_RETRY_AFTER_S, Math.ceil(leaseLeftMs / 1000)),
             );
           }
           continue;
@@ -600,7 +605,7 @@ export class TaskService {
       if (!current) throw problems.notFound(`video ${id} not found`);
       task = current;
     }
-    throw problems.conflict(`video ${id} is changing hands right now; retry the cancel in a few seconds.`);
+    throw problems.cancelPending(`video ${id} is changing hands right now; retry the cancel after Retry-After seconds.`, MIN_IN_PROGRESS_RETRY_AFTER_S);
   }
 
   /** A task a provider accepted: canceled there if the provider can, else 409. */
