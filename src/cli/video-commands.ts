@@ -12,6 +12,7 @@ import {
   formatMoney,
   formatMs,
   formatNumber,
+  cancelPending,
   GatewayError,
   GatewayUnreachableError,
   isTaskIdSegment,
@@ -235,6 +236,11 @@ async function waitThroughOutages(
     }
   }
 }
+
+/** Times `cancel` asks again while its cancel is kept undecided (409 cancel-pending), after its Retry-After. */
+const CANCEL_PENDING_ROUNDS = 3;
+/** The longest Retry-After of a pending cancel that `cancel` waits out before asking again. */
+const CANCEL_PENDING_LONGEST_WAIT_S = 30;
 
 /** Pauses between sends of one create whose answer was lost (then the command gives up). */
 const CREATE_RETRY_DELAYS_MS = [500, 2_000];
@@ -574,9 +580,25 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     .argument('<id>', 'task id (vid_…)', taskId)
     .action(async (id: string, _options: unknown, command: Command) => {
       const out = context.outputFor(command);
-      const task = await context.clientFor(command).cancelVideo(id, { signal: context.signal });
-      out.data(task);
-      printTask(out, task);
+      const client = context.clientFor(command);
+      for (let round = 0; ; round++) {
+        try {
+          const task = await client.cancelVideo(id, { signal: context.signal });
+          out.data(task);
+          printTask(out, task);
+          return;
+        } catch (error) {
+          // Kept, not decided yet (the create on its way is unanswered): asked again after its
+          // Retry-After, a few times; then said so, as something to try again later, not a request to fix.
+          if (!cancelPending(error) || context.signal.aborted) throw error;
+          const delay = Math.min(Math.max(error.retryAfterSeconds ?? 1, 1), CANCEL_PENDING_LONGEST_WAIT_S) * 1000;
+          if (round >= CANCEL_PENDING_ROUNDS) {
+            throw new CliError(`${error.message}\nrun \`cancel ${id}\` again, or \`get ${id}\`, in a few seconds`, ExitCode.unreachable);
+          }
+          out.note(`the cancel is kept while the create on its way is undecided; asking again in ${Math.round(delay / 1000)} s`);
+          await context.pause(delay);
+        }
+      }
     });
 
   program

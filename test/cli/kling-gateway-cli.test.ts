@@ -958,6 +958,63 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  /**
+   * `cancel vid_kept` against a gateway that answers the cancel 409 cancel-pending (Retry-After: 3)
+   * `pending` times, then with the task canceled. The run, the cancels sent and the pauses.
+   */
+  async function cancelPendingThen(pending: number, args: string[] = []) {
+    let cancels = 0;
+    const waits: number[] = [];
+    const gateway = await loopbackServer((req, res) => {
+      req.resume();
+      // Only the cancels: the client may also read what the gateway serves (its endpoints).
+      if (req.method !== 'POST' || req.url !== '/v1/videos/vid_kept/cancel') {
+        res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404, detail: `no route for ${req.method} ${req.url}` }));
+        return;
+      }
+      cancels++;
+      if (cancels <= pending) {
+        res.writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': '3' }).end(
+          JSON.stringify({
+            type: 'https://kling-gateway.dev/problems/cancel-pending',
+            title: 'Cancel not decided yet',
+            status: 409,
+            detail: 'video vid_kept is being sent to freepik right now and whether it accepts is not known yet. The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else. Read the task, or retry the cancel, after Retry-After seconds.',
+          }),
+        );
+        return;
+      }
+      const canceled = { ...succeededTask(gateway.base, 'vid_kept', 0), status: 'canceled', provider: null, provider_task_id: null, provider_status: null };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({ ...canceled, error: { code: 'canceled', message: 'canceled by the caller while its create was on its way; no provider took it', provider_code: null }, cost: { credits: 0, estimated: false, currency_amount: 0, currency: 'USD' } }),
+      );
+    });
+    try {
+      const run = await runHere([...args, 'cancel', 'vid_kept'], { KLING_GATEWAY_URL: gateway.base }, async (ms) => void waits.push(ms));
+      return { run, cancels, waits };
+    } finally {
+      await gateway.close();
+    }
+  }
+
+  it('cancel answered 409 cancel-pending asks again after its Retry-After, and shows the task once it is canceled', async () => {
+    const { run, cancels, waits } = await cancelPendingThen(1, ['--json']);
+    expect(cancels).toBe(2);
+    expect(waits).toEqual([3_000]);
+    expect(run.stderr).toContain('the cancel is kept while the create on its way is undecided; asking again in 3 s');
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ id: 'vid_kept', status: 'canceled' });
+  });
+
+  it('cancel still answered 409 cancel-pending after its tries exits 9 (try again later), saying the cancel is kept, not 3 as for a request to fix', async () => {
+    const { run, cancels, waits } = await cancelPendingThen(1_000);
+    expect(cancels).toBe(4);
+    expect(waits).toEqual([3_000, 3_000, 3_000]);
+    expect(run.stderr).toContain('The cancel is kept');
+    expect(run.stderr).toContain('run `cancel vid_kept` again, or `get vid_kept`, in a few seconds');
+    expect(run.code).toBe(ExitCode.unreachable);
+  });
+
   it('a resend answered 409 idempotency-key-reused is not sent again, and names no key to re-run with (it would be refused again)', async () => {
     // --idempotency-key names a key an earlier, different request used; the first send's answer is lost.
     const { run, keys, waits } = await generateFirstLost(

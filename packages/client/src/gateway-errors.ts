@@ -60,6 +60,19 @@ export function keyReused(error: unknown): error is GatewayError {
   return error instanceof GatewayError && error.status === 409 && error.problem.type === IDEMPOTENCY_KEY_REUSED;
 }
 
+/**
+ * The `type` of a cancel's 409 when the cancel is kept but not decided yet: the task's create is
+ * on its way to a provider, unanswered (or the task is changing hands). It ends `canceled` if the
+ * provider turns that create down; read the task, or cancel again, after `retryAfterSeconds`.
+ * Any other 409 of a cancel (`…/conflict`) is final: the task finished, or a provider holds it.
+ */
+export const CANCEL_PENDING = 'https://kling-gateway.dev/problems/cancel-pending';
+
+/** A cancel answered 409 `…/cancel-pending`: kept, not decided yet; ask again after `retryAfterSeconds`. */
+export function cancelPending(error: unknown): error is GatewayError {
+  return error instanceof GatewayError && error.status === 409 && error.problem.type === CANCEL_PENDING;
+}
+
 /** A 404 of the gateway's router ("no route for GET /v1/v1/videos"): the path is unknown, not a task. */
 export function namesNoRoute(error: GatewayError): boolean {
   return error.status === 404 && /^no route for /.test(error.problem.detail ?? '');
