@@ -335,6 +335,13 @@ export class Dispatcher {
     const history = attemptHistory(created ? [] : await tasks.attempts(taskId), this.sameAddress);
     const outcomes: CandidateOutcome[] = [];
     for (const entry of task.plan.candidates) {
+      if (clock.now() >= task.deadlineAt) {
+        // Its deadline passed while an earlier provider had its create: no other is sent, and
+        // the conclusion fails it with timeout.
+        turn?.releaseAll();
+        outcomes.push({ kind: 'wait', until: clock.now() });
+        break;
+      }
       const runtime = runtimes.get(entry.provider);
       // The slot taken with the task was taken on this decision: its attempt is on its way.
       const given = first && first.provider === entry.provider ? first : undefined;
@@ -479,6 +486,13 @@ export class Dispatcher {
       if (taken.kind === 'settled') return taken.result;
       const { account, permit } = taken;
       current = taken.task;
+      if (!first && this.engine.clock.now() >= current.deadlineAt) {
+        // Its deadline passed while an earlier account had its create, or while this one's rate
+        // allowance was waited for: nothing is sent, and the allowance goes back to the account.
+        await account.giveBack(permit);
+        turn?.releaseAll();
+        return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() } };
+      }
       // Claimed, with leave to call: the request leaves side by side with the younger tasks' claims.
       turn?.releaseAll();
       const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context, first?.seq);
