@@ -80,13 +80,13 @@ async function queuedBehindEight(gateway: TestGateway, body: Record<string, unkn
 
 /**
  * A gateway whose kling3api allows one create a second (`ONE_A_SECOND`), that allowance just taken:
- * the next create's dispatch waits (on the gateway's clock) for the window, its task held `submitting`.
+ * the next create (`body`)'s dispatch waits (on the gateway's clock) for the window, its task held `submitting`.
  */
-async function waitingForRateAllowance() {
+async function waitingForRateAllowance(body: Record<string, unknown> = pinned) {
   const gateway = await startTestGateway({ config: ONE_A_SECOND });
   gw = gateway;
   expect((await gateway.create({ ...pinned, prompt: 'takes the allowance' })).body.status).toBe('processing');
-  const creating = gateway.create(pinned);
+  const creating = gateway.create(body);
   for (;;) {
     const waiting = (await gateway.request('GET', '/v1/videos?status=queued')).body.data[0];
     if (waiting && (await gateway.gateway.store.getTask(waiting.id))?.phase === 'submitting') return { gateway, id: waiting.id as string, creating };
@@ -490,6 +490,40 @@ describe('cancel_after', () => {
     for (const id of ahead) expect((await gateway.get(id)).body.provider_task_id).toEqual(expect.any(String));
     expect((await gateway.get(behind.body.id)).body).toMatchObject({ status: 'canceled', provider_task_id: null, cost: { credits: 0 } });
     expect(creates(gateway)).toBe(1 + ahead.length);
+  });
+
+  it('cancels, rather than sends to the next provider, a task whose time ran out while the first provider had its create and then turned it down', async () => {
+    // freepik's time limit (30 s) is longer than the cancel_after (5 s): it answers 503 after the time ran out.
+    gw = await startTestGateway({ config: { providers: { freepik: { timeout_ms: 30_000 } } } });
+    const held = hold();
+    gw.simulator('freepik').injectFault({ on: 'submit', status: 503, hold: held.hold });
+    const creating = gw.create({ ...eitherProvider, cancel_after: 5 });
+    await held.reached;
+    await gw.clock.advance(6_000);
+    held.release();
+    const answer = (await creating).body;
+    expect(answer).toMatchObject({ status: 'canceled', provider_task_id: null, error: { code: 'canceled', message: 'still queued after cancel_after (5 s); no provider took it' } });
+    expect(answer.cost).toMatchObject({ credits: 0, estimated: false });
+    expect(answer.attempts.map((attempt: { provider: string }) => attempt.provider)).toEqual(['freepik']);
+    await gw.advance(2_000);
+    expect(creates(gw, 'kling3api') + creates(gw, 'kling-legacy')).toBe(0);
+  });
+
+  it('cancels, rather than sends, a task whose time ran out while its create waited for a rate allowance; the allowance goes back', async () => {
+    const { gateway, id, creating } = await waitingForRateAllowance({ ...pinned, cancel_after: 1 });
+    // The window has room again a second later, when its cancel_after has run out.
+    await gateway.advance(2_000);
+    expect((await creating).body).toMatchObject({
+      id,
+      status: 'canceled',
+      provider: null,
+      error: { code: 'canceled', message: 'still queued after cancel_after (1 s); no provider took it' },
+      cost: { credits: 0, estimated: false },
+      attempts: [],
+    });
+    expect(creates(gateway)).toBe(1);
+    // The allowance its dispatch took went back: the next create goes at once (the second of the minute).
+    expect((await gateway.create({ ...pinned, prompt: 'the next one' })).body.status).toBe('processing');
   });
 
   it('leaves a task a provider took in time alone', async () => {

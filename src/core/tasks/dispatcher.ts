@@ -342,6 +342,11 @@ export class Dispatcher {
         outcomes.push({ kind: 'wait', until: clock.now() });
         break;
       }
+      if (task.cancelAt !== null && clock.now() >= task.cancelAt) {
+        // Its `cancel_after` ran out while an earlier provider had its create: canceled, sent nowhere else.
+        turn?.releaseAll();
+        return (await this.cancelOverdue(task)) ?? (await tasks.get(taskId));
+      }
       const runtime = runtimes.get(entry.provider);
       // The slot taken with the task was taken on this decision: its attempt is on its way.
       const given = first && first.provider === entry.provider ? first : undefined;
@@ -382,6 +387,11 @@ export class Dispatcher {
         ? await this.lifecycle.requeue(task, conclusion.until)
         : await this.lifecycle.postpone(task, conclusion.until);
     return waiting ?? (await tasks.get(taskId));
+  }
+
+  /** Cancels a task no provider took whose `cancel_after` ran out, queued or held here between creates. */
+  private cancelOverdue(task: TaskRecord): Promise<TaskRecord | undefined> {
+    return task.phase === 'submitting' ? this.lifecycle.cancelOverdueUnsent(task) : this.lifecycle.cancelOverdueQueued(task);
   }
 
   /**
@@ -492,6 +502,12 @@ export class Dispatcher {
         await account.giveBack(permit);
         turn?.releaseAll();
         return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() } };
+      }
+      if (!first && current.cancelAt !== null && this.engine.clock.now() >= current.cancelAt) {
+        // Likewise its `cancel_after`: canceled instead of sent.
+        await account.giveBack(permit);
+        turn?.releaseAll();
+        return { settled: true, task: (await this.cancelOverdue(current)) ?? (await this.engine.tasks.get(current.id)) };
       }
       // Claimed, with leave to call: the request leaves side by side with the younger tasks' claims.
       turn?.releaseAll();

@@ -45,6 +45,12 @@ function isHttpUrl(text: string): boolean {
   }
 }
 
+/** Why a task ended that no provider took before its `cancel_after` ran out. */
+function overdueReason(task: TaskRecord): string {
+  const seconds = task.cancelAt !== null ? Math.round((task.cancelAt - task.createdAt) / 1000) : 0;
+  return `still queued after cancel_after (${seconds} s); no provider took it`;
+}
+
 /** Why a task ended whose caller canceled it while its create was on its way, which no provider took. */
 const CANCELED_WHILE_SENT = 'canceled by the caller while its create was on its way; no provider took it';
 
@@ -526,8 +532,16 @@ export class TaskLifecycle {
 
   /** A task still queued when its `cancel_after` ran out ends `canceled`, costed as `cancelQueued` costs it. */
   cancelOverdueQueued(task: TaskRecord): Promise<TaskRecord | undefined> {
-    const seconds = task.cancelAt !== null ? Math.round((task.cancelAt - task.createdAt) / 1000) : 0;
-    return this.cancelQueued(task, `still queued after cancel_after (${seconds} s); no provider took it`);
+    return this.cancelQueued(task, overdueReason(task));
+  }
+
+  /**
+   * A submission held here whose `cancel_after` ran out before its next create left (a provider
+   * turned the last one down after that, or its rate allowance was waited for) ends `canceled`,
+   * costed as `cancelQueued` costs it: nothing, unless a create of it may exist upstream.
+   */
+  cancelOverdueUnsent(task: TaskRecord): Promise<TaskRecord | undefined> {
+    return this.cancelNotTaken(task, overdueReason(task), this.held('submitting'), { provider: null, account: null });
   }
 
   /** The provider canceled a task it held, at the caller's request (providers that can). */
