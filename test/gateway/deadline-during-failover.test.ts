@@ -1,8 +1,9 @@
 /**
  * A task's deadline can pass while one of its creates is on its way: the provider that then turns
  * it down (a 503, a full account) moves it on to the next provider, or the next account of the
- * same provider. That next create would start a video the gateway has already given up on, billed
- * and tracked by nobody who waits for it: the task fails with `timeout` instead, sent nowhere else.
+ * same provider; or it can pass while the create waits for a rate allowance. That create would
+ * start a video the gateway has already given up on, billed and tracked by nobody who waits for
+ * it: the task fails with `timeout` instead, sent nowhere else.
  */
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -69,4 +70,20 @@ it("fails with timeout, rather than sends through the provider's next account, a
     gw = undefined;
     await upstream.close();
   }
+});
+
+it('fails with timeout, rather than sends, a task whose deadline passed while its create waited for a rate allowance', async () => {
+  // One create a second: the first takes the allowance, the second waits for the window, which has
+  // room again only when its deadline (1 s) has passed.
+  const pinned = { model: 'kling-v3', prompt: 'waits for the window', duration: 5, routing: { providers: ['kling3api'] } };
+  gw = await startTestGateway({
+    config: { tasks: { deadline_ms: 1_000 }, providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_000 }, { limit: 2, window_ms: 60_000 }] } } },
+  });
+  const gateway = gw;
+  expect((await gateway.create({ ...pinned, prompt: 'takes the allowance' })).body.status).toBe('processing');
+  const creating = gateway.create(pinned);
+  await gateway.advance(2_000);
+  const answer = (await creating).body;
+  expect(answer).toMatchObject({ status: 'failed', error: { code: 'timeout' }, cost: { credits: 0, estimated: false }, attempts: [] });
+  expect(creates(gateway, 'kling3api')).toBe(1);
 });
