@@ -42,7 +42,8 @@ export const ExitCode = {
   timeout: 8,
   /**
    * Try again later: the gateway (or, for migrate, the database) cannot be reached, answered 5xx,
-   * or 429 (too many requests: the message says when to retry).
+   * or 429 (too many requests: the message says when to retry); for cancel, the cancel is kept but
+   * still undecided (409 cancel-pending) after it asked again.
    */
   unreachable: 9,
   /** Interrupted (Ctrl-C). */
@@ -106,7 +107,8 @@ export const EXIT_CODE_HELP = `Exit codes:
   7   this gateway does not have the endpoint
   8   timed out waiting (or download of a task not done yet); the task is still running
   9   try again later: cannot reach the gateway (or the database), it answered 5xx, or 429
-      (too many requests)
+      (too many requests); cancel: the cancel is kept but not decided yet (the create on its
+      way is unanswered), still so after it asked again
   78  check-config, migrate: the configuration is not valid
   130 interrupted (Ctrl-C); a video already created goes on at the gateway
   141 -o -: stdout closed before the video was written whole (| head: its reader quit)

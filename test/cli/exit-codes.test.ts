@@ -30,6 +30,11 @@ describe('exit codes of gateway problems', () => {
     expect(EXIT_CODE_HELP).not.toMatch(/^ {2}3 {3}.*429/m);
   });
 
+  it('--help says that 9 covers a cancel still undecided after its tries (409 cancel-pending: ask again later)', () => {
+    const tryLater = EXIT_CODE_HELP.slice(EXIT_CODE_HELP.indexOf('\n  9 '), EXIT_CODE_HELP.indexOf('\n  78 ')).replace(/\s+/g, ' ');
+    expect(tryLater).toContain('cancel: the cancel is kept but not decided yet');
+  });
+
   it('--help lists every status that exits 3, a budget refusal (402) included', () => {
     const refusedLine = EXIT_CODE_HELP.split('\n').find((line) => /^ {2}3 {3}/.test(line)) ?? '';
     for (const status of [400, 402, 409, 413, 415, 422]) {
