@@ -228,10 +228,20 @@ export function conclude(
   return { kind: 'fail', error: noneLeft(outcomes.flatMap((outcome) => (outcome.kind === 'passed' && outcome.ruledOut ? [outcome.ruledOut] : []))) };
 }
 
-/** The error of a task no provider took before its deadline. */
+/** The error of a task no provider took before its deadline (`deadlineMs`: the task's own). */
 export function deadlineError(deadlineMs: number): TaskError {
-  const minutes = Math.round(deadlineMs / 60_000);
-  return { code: 'timeout', message: `no provider took the task within the ${minutes}-minute deadline`, provider_code: null };
+  return { code: 'timeout', message: `no provider took the task within the ${deadlineLength(deadlineMs)} deadline`, provider_code: null };
+}
+
+/** A task's own deadline: from its creation to its `deadlineAt`, whatever the configuration says now. */
+export function taskDeadlineMs(task: { createdAt: number; deadlineAt: number }): number {
+  return task.deadlineAt - task.createdAt;
+}
+
+/** A deadline's length as its error names it: `30-minute`, or in seconds when not whole minutes (`90-second`). */
+export function deadlineLength(deadlineMs: number): string {
+  if (deadlineMs >= 60_000 && deadlineMs % 60_000 === 0) return `${deadlineMs / 60_000}-minute`;
+  return `${Math.round(deadlineMs / 1000)}-second`;
 }
 
 /** A provider and what it said, as a task's error names it: `freepik (HTTP 503): …`. */

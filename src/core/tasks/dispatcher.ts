@@ -22,6 +22,7 @@ import {
   circuitOpenAttempt,
   conclude,
   deadlineError,
+  taskDeadlineMs,
   decideCandidate,
   type CandidateOutcome,
   type CandidateStep,
@@ -325,7 +326,7 @@ export class Dispatcher {
     if (!held && this.engine.clockWatch.holdReason) return task;
     if (clock.now() >= task.deadlineAt) {
       // Never send upstream (and pay for) a task the gateway has already given up on.
-      return this.failSubmission(task, deadlineError(config.tasks.deadline_ms));
+      return this.failSubmission(task, deadlineError(taskDeadlineMs(task)));
     }
     if (!held && task.cancelAt !== null && clock.now() >= task.cancelAt) {
       // Nor one whose `cancel_after` ran out since the pass read it (the tasks ahead of it took that long).
@@ -373,7 +374,7 @@ export class Dispatcher {
       }
     }
 
-    const conclusion = conclude(outcomes, { now: clock.now(), deadlineAt: task.deadlineAt, deadlineMs: config.tasks.deadline_ms });
+    const conclusion = conclude(outcomes, { now: clock.now(), deadlineAt: task.deadlineAt, deadlineMs: taskDeadlineMs(task) });
     if (conclusion.kind === 'fail') return this.failSubmission(task, conclusion.error);
     if (task.phase === 'dispatch' && outcomes.some((outcome) => outcome.kind === 'wait' && outcome.full)) {
       // Waiting for a slot, which frees at no known time: the task stays due, so the pass that

@@ -6,6 +6,7 @@
  */
 import type { TaskError } from '../model/canonical.js';
 import { CoalescingRunner } from './coalescing-runner.js';
+import { deadlineLength, taskDeadlineMs } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
 import { CircuitBreakerOpenError, longestTimeoutMs, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
@@ -210,13 +211,14 @@ export class Tracker {
 
   /** Why a task past its deadline fails. */
   private deadlineError(task: TaskRecord): TaskError {
-    const minutes = Math.round(this.engine.config.tasks.deadline_ms / 60_000);
+    // The deadline the task was created with: `TASK_DEADLINE_MS` may have changed since.
+    const length = deadlineLength(taskDeadlineMs(task));
     return {
       code: 'timeout',
       message:
         task.phase === 'dispatch'
-          ? `no provider took the task within the ${minutes}-minute deadline`
-          : `the task did not finish within the ${minutes}-minute deadline` +
+          ? `no provider took the task within the ${length} deadline`
+          : `the task did not finish within the ${length} deadline` +
             (task.providerStatus ? ` (last upstream status: ${task.providerStatus})` : ''),
       provider_code: null,
     };
