@@ -12,6 +12,7 @@ import {
   attemptHistory,
   provedAbsentMessage,
   conclude,
+  deadlineLength,
   decideCandidate,
   type CandidateOutcome,
   type DecisionContext,
@@ -280,6 +281,19 @@ describe('conclude', () => {
       kind: 'fail',
       error: { code: 'timeout', message: 'no provider took the task within the 30-minute deadline', provider_code: null },
     });
+  });
+
+  it('names a deadline in whole minutes, else in seconds: never a 0-minute or rounded one', () => {
+    expect([30 * 60_000, 60_000, 120 * 60_000, 90_000, 20_000, 1_000, 59_999, 1_500].map(deadlineLength)).toEqual([
+      '30-minute',
+      '1-minute',
+      '120-minute',
+      '90-second',
+      '20-second',
+      '1-second',
+      '60-second',
+      '2-second',
+    ]);
   });
 
   it('with nobody to wait for, fails with the code every provider gave, naming each', () => {
