@@ -26,6 +26,7 @@ export class SlidingWindowRateLimiter {
   /** Milliseconds until one more call is allowed (0 = now). */
   waitTime(): number {
     const now = this.clock.now();
+    this.stepBack(now);
     this.forget(now);
     let wait = 0;
     for (const window of this.windows) {
@@ -71,6 +72,15 @@ export class SlidingWindowRateLimiter {
     let count = 0;
     for (let i = this.calls.length - 1; i >= 0 && (this.calls[i] ?? 0) > since; i--) count++;
     return count;
+  }
+
+  /**
+   * Calls stamped after `now` were made before the clock stepped back (an NTP step): they count
+   * as made now, so they leave the window within its length; kept at their stamps, they would
+   * hold a full window (every create and poll of the account) for as long as the step.
+   */
+  private stepBack(now: number): void {
+    for (let i = this.calls.length - 1; i >= 0 && (this.calls[i] ?? 0) > now; i--) this.calls[i] = now;
   }
 
   private forget(now: number): void {

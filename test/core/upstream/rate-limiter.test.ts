@@ -218,3 +218,18 @@ describe('acquire', () => {
     expect(rate.tryAcquire()).toBe(true);
   });
 });
+
+describe('a clock stepped back (an NTP step on the one SQLite replica)', () => {
+  it('counts the calls made before the step as just made: the window frees within its length, not the step’s', () => {
+    const { clock, limiter: rate } = limiter([{ limit: 2, windowMs: 1_000 }]);
+    expect(drain(rate)).toBe(2);
+    clock.set(clock.now() - 3_600_000);
+    // Still full (those calls were made within the window, in real time)…
+    expect(rate.tryAcquire()).toBe(false);
+    expect(rate.waitTime()).toBe(1_000);
+    // …and free once the window has passed, not an hour later.
+    clock.set(clock.now() + 1_000);
+    expect(drain(rate)).toBe(2);
+    expect(rate.waitTime()).toBe(1_000);
+  });
+});
