@@ -502,7 +502,15 @@ export class Dispatcher {
         // allowance was waited for: nothing is sent, and the allowance goes back to the account.
         await account.giveBack(permit);
         turn?.releaseAll();
-        return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() } };
+        const now = this.engine.clock.now();
+        if ((await this.engine.tasks.attempts(current.id)).length === 0) {
+          // No create of it went anywhere: its slot goes back too, so the task the conclusion fails
+          // shows no provider (as one that timed out in the queue), not one it was never sent to.
+          const unsent = await this.lifecycle.requeue(current, now);
+          if (unsent?.phase !== 'dispatch') return { settled: true, task: unsent ?? (await this.engine.tasks.get(current.id)) };
+          current = unsent;
+        }
+        return { settled: false, task: current, outcome: { kind: 'wait', until: now } };
       }
       if (!first && current.cancelAt !== null && this.engine.clock.now() >= current.cancelAt) {
         // Likewise its `cancel_after`: canceled instead of sent.
