@@ -98,9 +98,14 @@ export class Tracker {
     // Only the account that accepted the task can ask about it (its key, its rate windows).
     const account = runtime?.account(task.account);
     if (!runtime || !account) {
-      // Provider or account removed from configuration: nothing can be asked; the deadline ends the task.
+      // Provider or account not configured here: nothing can be asked now, and the deadline ends
+      // the task unless it comes back. It may: a restart that restores it (as the start's warning
+      // advises), or another replica that has it (a rolling deploy adding an account). So the
+      // task is looked at again after the longest poll interval, not put off to its deadline: a
+      // video finished meanwhile is then fetched within a minute of its account being back. The
+      // look asks no upstream.
       logger.warn({ task_id: task.id, provider: task.provider, account: task.account }, 'the account holding this task is no longer configured');
-      await this.lifecycle.reschedulePoll(task, lastPollAt(task.deadlineAt, task.deadlineAt), false);
+      await this.lifecycle.reschedulePoll(task, clock.now() + this.engine.config.tracking.poll_max_interval_ms, false);
       return;
     }
     // Leave to call: cool-down, circuit (one call at a time across replicas while in doubt), rate windows.
