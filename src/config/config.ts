@@ -11,6 +11,7 @@ import { BudgetSettings } from '../core/model/budget.js';
 import { configNumber } from '../core/model/config-number.js';
 import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
+import { addressOf } from '../core/upstream/base-url-address.js';
 import { issueMessage } from '../core/model/issue-messages.js';
 import { urlCredentials } from '../observability/secret-scrubber.js';
 import { databaseUrlProblem, userPartPassword } from '../store/database-url.js';
@@ -1047,6 +1048,8 @@ function providerCredentialProblems(id: string, settings: ProviderConfig): strin
     }
   }
   const seen = new Set<string>();
+  // One key reached at one address is one upstream account, whatever the accounts are called.
+  const keyHolders = new Map<string, number>();
   for (const [index, account] of settings.accounts.entries()) {
     const path = `providers.${id}.accounts[${index}]`;
     if (seen.has(account.id)) problems.push(`${path}.id: "${account.id}" is used by an earlier account of ${id}`);
@@ -1056,9 +1059,33 @@ function providerCredentialProblems(id: string, settings: ProviderConfig): strin
       problems.push(`${path}: needs api_key (or access_key and secret_key)`);
     } else if (account.api_key && account.access_key) {
       problems.push(`${path}.api_key: give api_key, or access_key and secret_key, not both`);
+    } else {
+      const field = account.api_key ? 'api_key' : 'access_key';
+      const holder = `${field}\n${account.api_key ?? account.access_key}\n${accountAddress(settings, account)}`;
+      const earlier = keyHolders.get(holder);
+      if (earlier !== undefined) {
+        problems.push(
+          `${path}.${field}: the key of accounts[${earlier}] (${settings.accounts[earlier]!.id}), reached at the same address: one upstream account, ` +
+            'which would get twice its cap and rate windows; give each account its own key',
+        );
+      } else {
+        keyHolders.set(holder, index);
+      }
     }
   }
   return problems;
+}
+
+/**
+ * Where an account is reached, as its configuration names it: its own `base_url` or `region`, else
+ * the provider's. Base URLs that differ only in the case of scheme or host, a trailing slash, a
+ * default port or a user part are one address (as the router counts them).
+ */
+function accountAddress(settings: ProviderConfig, account: ProviderAccountConfig): string {
+  const own = account.base_url !== undefined || account.region !== undefined;
+  const baseUrl = own ? account.base_url : settings.base_url;
+  const region = own ? account.region : settings.region;
+  return baseUrl === undefined ? `region ${region ?? ''}` : addressOf(baseUrl);
 }
 
 /**

@@ -1410,7 +1410,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       accounts,
       readFileSync(join(REPO, 'config.yaml'), 'utf8').replace(
         /^ {4}api_key: \$\{FREEPIK_API_KEY:-\}\n/m,
-        '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}" }\n      - { id: burst, api_key: "${FREEPIK_API_KEY}", webhook_secret: "${FREEPIK_WEBHOOK_SECRET}" }\n',
+        '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}" }\n      - { id: burst, api_key: "${FREEPIK_BURST_API_KEY:-fpk-live-burst-value}", webhook_secret: "${FREEPIK_WEBHOOK_SECRET}" }\n',
       ),
     );
     const one = { ...rotating, FREEPIK_OLD_WEBHOOK_SECRET: undefined, GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_c2VjcmV0LW9mLWFjbWUtZm9yLXRlc3Rz' };
@@ -1485,7 +1485,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       accounts,
       readFileSync(join(REPO, 'config.yaml'), 'utf8').replace(
         /^ {4}api_key: \$\{FREEPIK_API_KEY:-\}\n/m,
-        '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}", webhook_secret: "${FREEPIK_WEBHOOK_SECRET:-}" }\n      - { id: burst, api_key: "${FREEPIK_API_KEY}" }\n',
+        '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}", webhook_secret: "${FREEPIK_WEBHOOK_SECRET:-}" }\n      - { id: burst, api_key: "${FREEPIK_BURST_API_KEY:-fpk-live-burst-value}" }\n',
       ).replace(/^ {4}webhook_secret: \["\$\{FREEPIK_WEBHOOK_SECRET:-\}", "\$\{FREEPIK_OLD_WEBHOOK_SECRET:-\}"\]\n/m, ''),
     );
     const [missing, set, keyless, oneAccount] = await Promise.all([

@@ -1079,6 +1079,37 @@ describe('provider accounts', () => {
     ]);
   });
 
+  it('refuses two accounts with one key reached at one address (one upstream account counted twice), naming the second', () => {
+    // A copied line: the one key would get twice its cap and rate windows, and two circuits.
+    expect(
+      problemsOf(
+        accountsOf([
+          { id: 'main', api_key: '${KEY_ONE}' },
+          { id: 'spare', api_key: '${KEY_ONE}' },
+          { id: 'team-a', access_key: 'ak-team', secret_key: 'sk-one' },
+          { id: 'team-b', access_key: 'ak-team', secret_key: 'sk-two', base_url: 'https://API-Singapore.klingai.com/' },
+        ]),
+        { KEY_ONE: 'key-one-123' },
+      ),
+    ).toEqual([
+      'providers.kling-legacy.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: one upstream account, which would get twice its cap and rate windows; give each account its own key',
+      'providers.kling-legacy.accounts[3].access_key: the key of accounts[2] (team-a), reached at the same address: one upstream account, which would get twice its cap and rate windows; give each account its own key',
+    ]);
+  });
+
+  it('takes one key in two accounts reached at different addresses (another region, or a proxy in front)', () => {
+    const config = parseConfig(
+      accountsOf([
+        { id: 'direct', api_key: 'key-one-123' },
+        { id: 'proxy', api_key: 'key-one-123', base_url: 'https://kling-proxy.example.com' },
+        { id: 'china', api_key: 'key-one-123', region: 'beijing' },
+      ]),
+      {},
+      PROVIDER_IDS,
+    );
+    expect(config.providers['kling-legacy']?.accounts?.map((account) => account.id)).toEqual(['direct', 'proxy', 'china']);
+  });
+
   it('refuses credentials both on the provider and in accounts', () => {
     expect(problemsOf(accountsOf([{ id: 'main', api_key: 'key-one-1' }], { api_key: 'provider-key' }))).toEqual([
       'providers.kling-legacy.api_key: give credentials either here (one account) or in accounts, not both',

@@ -21,6 +21,9 @@ import { HEALTHY_STANDING, type AccountStanding, type OpenTransaction, type Prov
 import type { ProviderFigures } from './provider-stats.js';
 import { HttpUpstreamClient, type UpstreamCallRecord } from './upstream-client.js';
 import { UpstreamError } from './upstream-error.js';
+import { addressOf } from './base-url-address.js';
+
+export { addressOf };
 
 /** The account id of the one-account shorthand (`providers.<id>.api_key`). */
 export const DEFAULT_ACCOUNT_ID = 'default';
@@ -459,16 +462,4 @@ export class ProviderAccount {
       'upstream call',
     );
   }
-}
-
-/**
- * A base URL written one way: scheme and host in lower case, a default port left out, no user
- * part (a credential, not a place), no trailing slash (the client trims it: `…/` and `…` reach
- * the same paths). One that does not parse is kept as written.
- */
-export function addressOf(baseUrl: string): string {
-  const trimmed = baseUrl.replace(/\/+$/, '');
-  if (!URL.canParse(trimmed)) return trimmed;
-  const url = new URL(trimmed);
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}${url.search}`;
 }
