@@ -615,8 +615,11 @@ describe('a Freepik webhook on the path of a create whose answer was lost, with 
         null,
       );
 
-    // Signed by the other account: it proves nothing about a create this account sent.
-    await post('msg_other_account', `secret-of-${other}`);
+    // Signed by the other account: it proves nothing about a create this account sent, and is
+    // refused as on the plain path (401), not put off as news still to come (503, sent again).
+    const foreign = await post('msg_other_account', `secret-of-${other}`);
+    expect(foreign.status).toBe(401);
+    expect(foreign.body.detail).toBe('signed by another account than the one that sent the create');
     const after = (await gw.get(created.id)).body;
     expect(after.status).toBe('queued');
     expect(after.provider_task_id).toBeNull();

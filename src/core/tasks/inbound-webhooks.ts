@@ -137,6 +137,12 @@ export class InboundWebhooks {
       // On an attempt's own path: the task of a create whose answer was lost, adopted when the
       // account that sent the create signed this.
       const adoption = await this.recovery.adoptNamed(providerId, attemptKey, verification.providerTaskId, { confirm: false, signedBy: verifiedBy });
+      if (adoption.kind === 'foreign') {
+        // As on the plain path: news is believed only from the account that holds the task.
+        metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'rejected' });
+        logger.warn({ provider: providerId, account: adoption.account, request_id: requestId }, "webhook signed by another account than the create's");
+        throw new ProblemError(401, 'bad-signature', 'Webhook not verified', 'signed by another account than the one that sent the create');
+      }
       if (adoption.kind === 'ruled_out') {
         // Logged by recovery; nothing here tracks it, and a retry would change nothing.
         metrics.inboundWebhooks.inc({ provider: providerId, outcome: 'ruled_out' });

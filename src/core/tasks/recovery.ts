@@ -182,6 +182,8 @@ export type NamedTaskOutcome =
    * logged, counted, tracked by no task.
    */
   | { kind: 'ruled_out' }
+  /** A signed webhook on the path of an attempt another account than its signer's sent: believed of nothing. */
+  | { kind: 'foreign'; account: string }
   /** Not an attempt in doubt (unknown, answered, or not this provider's). */
   | { kind: 'none' };
 
@@ -418,7 +420,7 @@ export class Recovery {
     const attempt = attempts.find((candidate) => candidate.seq === key.seq);
     if (!attempt || attempt.provider !== provider || attempt.providerTaskId) return { kind: 'none' };
     // A signed webhook counts only when the account that sent the create signed it.
-    if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'none' };
+    if (how.signedBy && attempt.account !== null && !how.signedBy.has(attempt.account)) return { kind: 'foreign', account: attempt.account };
     // News of a task nothing tracks (`untrackedBy`), signed or confirmed by the provider's own
     // status answer (an unsigned callback proves nothing by itself): said loudly, for the operator
     // to settle, and never adopted.
