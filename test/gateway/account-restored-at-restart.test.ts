@@ -8,12 +8,14 @@
  * for a video the upstream finished long before). A task whose account stays away still ends at
  * its deadline.
  */
+import type { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
 import { startSandbox, type ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import type { Store } from '../../src/store/database.js';
 import { EAST_WEST_KEYS, MultiKeyKling3api } from '../support/multi-key-upstream.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
 
@@ -32,8 +34,8 @@ async function restartable(clock: ManualClock) {
   cleanups.push(() => sandbox.close());
   const { endpoints, simulators } = sandbox;
   const database = tempDatabaseUrl();
-  const start = (overrides?: Record<string, Partial<ProviderEndpoint>>) =>
-    startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } }, ...(overrides ? { endpointOverrides: overrides } : {}) });
+  const start = (overrides?: Record<string, Partial<ProviderEndpoint>>, logTo?: Writable) =>
+    startTestGateway({ clock, endpoints, simulators, config: { database: { url: database } }, ...(overrides ? { endpointOverrides: overrides } : {}), ...(logTo ? { logTo } : {}) });
   // The provider's key moved into `accounts` as `main`: its account `default` is gone.
   const renamed = { kling3api: { accounts: [{ id: 'main', apiKey: endpoints.get('kling3api')!.apiKey }] } };
   return { start, renamed };
@@ -62,19 +64,26 @@ it('polls a task again soon once its account is back after a restart that lacked
   expect(done.attempts.map((attempt: { account: string }) => attempt.account)).toEqual(['default']);
 });
 
-it('still ends a task whose account stays away at its deadline, as timeout', async () => {
+it('still ends a task whose account stays away at its deadline, as timeout, warning of it once', async () => {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const { start, renamed } = await restartable(clock);
   const first = await start();
   const task = (await first.create(request)).body;
   await first.close();
 
-  const without = await start(renamed);
+  const logs = capturedLogs();
+  const without = await start(renamed, logs.sink);
   open.push(without);
   for (let step = 0; step < 35; step++) await without.advance(60_000);
   const ended = (await without.get(task.id)).body;
   expect(ended.status).toBe('failed');
   expect(ended.error.code).toBe('timeout');
+  // Looked at every minute meanwhile; the log says so once, not at every look.
+  const stranded = logs
+    .text()
+    .split('\n')
+    .filter((line) => line.includes('the account holding this task is no longer configured'));
+  expect(stranded.map((line) => JSON.parse(line).task_id)).toEqual([task.id]);
 });
 
 const postgres = await postgresAvailable();

@@ -23,10 +23,14 @@ import { UpstreamError } from '../upstream/upstream-error.js';
 const POLL_CONCURRENCY = 8;
 /** Beyond a provider's time limit, how long a poll's lease lasts: its answer may still be recorded. */
 const POLL_LEASE_MARGIN_MS = 5_000;
+/** At most this many tasks whose account is not configured here are remembered as already logged at warn. */
+const MAX_REMEMBERED_STRANDED = 10_000;
 
 export class Tracker {
   readonly lifecycle: TaskLifecycle;
   private readonly runner = new CoalescingRunner(() => this.pollDue());
+  /** Tasks whose missing account this process has warned about: each later look of them logs at debug. */
+  private readonly strandedLogged = new Set<string>();
 
   constructor(private readonly engine: Engine) {
     this.lifecycle = new TaskLifecycle(engine);
@@ -104,7 +108,9 @@ export class Tracker {
       // task is looked at again after the longest poll interval, not put off to its deadline: a
       // video finished meanwhile is then fetched within a minute of its account being back. The
       // look asks no upstream.
-      logger.warn({ task_id: task.id, provider: task.provider, account: task.account }, 'the account holding this task is no longer configured');
+      const first = !this.strandedLogged.has(task.id);
+      if (first && this.strandedLogged.size < MAX_REMEMBERED_STRANDED) this.strandedLogged.add(task.id);
+      logger[first ? 'warn' : 'debug']({ task_id: task.id, provider: task.provider, account: task.account }, 'the account holding this task is no longer configured');
       await this.lifecycle.reschedulePoll(task, clock.now() + this.engine.config.tracking.poll_max_interval_ms, false);
       return;
     }
