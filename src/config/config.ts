@@ -678,7 +678,8 @@ export interface ConfigWarning {
 /**
  * What the start logs as warnings and `check-config` prints, for `config` as read from `path`
  * with `env`: a loopback or plain-http public URL of a live deployment, a live account of a
- * provider among `signedProviders` with no webhook secret, a variable that looks like one the
+ * provider among `signedProviders` with no webhook secret, two accounts of a provider sharing one
+ * key at one address, a variable that looks like one the
  * file reads but is not it (a misspelt upstream key leaves the sandbox running).
  */
 export function configurationWarnings(config: GatewayConfig, path: string, env: NodeJS.ProcessEnv, signedProviders: readonly string[]): ConfigWarning[] {
@@ -686,6 +687,7 @@ export function configurationWarnings(config: GatewayConfig, path: string, env: 
   const publicUrl = publicUrlWarning(config);
   if (publicUrl) warnings.push({ message: publicUrl, fields: { public_url: config.server.public_url } });
   for (const message of missingWebhookSecretWarnings(config, signedProviders)) warnings.push({ message, fields: {} });
+  for (const message of sharedKeyWarnings(config)) warnings.push({ message, fields: {} });
   for (const variable of unreadVariables(readFileSync(path, 'utf8'), env)) {
     warnings.push({ message: unreadVariableWarning(variable, basename(path)), fields: { variable: variable.name, did_you_mean: variable.meant } });
   }
@@ -1048,8 +1050,6 @@ function providerCredentialProblems(id: string, settings: ProviderConfig): strin
     }
   }
   const seen = new Set<string>();
-  // One key reached at one address is one upstream account, whatever the accounts are called.
-  const keyHolders = new Map<string, number>();
   for (const [index, account] of settings.accounts.entries()) {
     const path = `providers.${id}.accounts[${index}]`;
     if (seen.has(account.id)) problems.push(`${path}.id: "${account.id}" is used by an earlier account of ${id}`);
@@ -1059,21 +1059,38 @@ function providerCredentialProblems(id: string, settings: ProviderConfig): strin
       problems.push(`${path}: needs api_key (or access_key and secret_key)`);
     } else if (account.api_key && account.access_key) {
       problems.push(`${path}.api_key: give api_key, or access_key and secret_key, not both`);
-    } else {
-      const field = account.api_key ? 'api_key' : 'access_key';
-      const holder = `${field}\n${account.api_key ?? account.access_key}\n${accountAddress(settings, account)}`;
-      const earlier = keyHolders.get(holder);
-      if (earlier !== undefined) {
-        problems.push(
-          `${path}.${field}: the key of accounts[${earlier}] (${settings.accounts[earlier]!.id}), reached at the same address: one upstream account, ` +
-            'which would get twice its cap and rate windows; give each account its own key',
-        );
-      } else {
-        keyHolders.set(holder, index);
-      }
     }
   }
   return problems;
+}
+
+/**
+ * Two accounts of a provider with one key reached at one address: one upstream account, which
+ * gets twice its cap and rate windows, and two circuits (a copied `api_key: "${KEY_1}"` line).
+ * Warned about, not refused: a proxy in front may hand each account's calls to a key of its own.
+ * The start logs it and `check-config` warns the same, naming the second account's field.
+ */
+export function sharedKeyWarnings(config: Pick<GatewayConfig, 'providers'>): string[] {
+  const warnings: string[] = [];
+  for (const [id, settings] of Object.entries(config.providers)) {
+    if (!settings?.enabled || !settings.accounts) continue;
+    const keyHolders = new Map<string, number>();
+    for (const [index, account] of settings.accounts.entries()) {
+      const key = account.api_key ?? account.access_key;
+      if (!key) continue;
+      const field = account.api_key ? 'api_key' : 'access_key';
+      const holder = `${field}\n${key}\n${accountAddress(settings, account)}`;
+      const earlier = keyHolders.get(holder);
+      if (earlier === undefined) keyHolders.set(holder, index);
+      else {
+        warnings.push(
+          `providers.${id}.accounts[${index}].${field}: the key of accounts[${earlier}] (${settings.accounts[earlier]!.id}), reached at the same address: ` +
+            'one upstream account, which gets twice its cap and rate windows; give each account its own key',
+        );
+      }
+    }
+  }
+  return warnings;
 }
 
 /**

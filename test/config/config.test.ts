@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { ConfigError, configuredSecrets, loadConfigFile, parseConfig, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET } from '../../src/config/config.js';
+import { ConfigError, configuredSecrets, loadConfigFile, parseConfig, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET, sharedKeyWarnings } from '../../src/config/config.js';
 import {
   ConfigFieldError,
   MissingEnvironmentVariableError,
@@ -1079,21 +1079,20 @@ describe('provider accounts', () => {
     ]);
   });
 
-  it('refuses two accounts with one key reached at one address (one upstream account counted twice), naming the second', () => {
-    // A copied line: the one key would get twice its cap and rate windows, and two circuits.
+  it('warns of two accounts with one key reached at one address (one upstream account counted twice), naming the second', () => {
+    // A copied line: the one key gets twice its cap and rate windows, and two circuits.
     expect(
-      problemsOf(
-        accountsOf([
+      sharedKeyWarnings(
+        parseConfig(accountsOf([
           { id: 'main', api_key: '${KEY_ONE}' },
           { id: 'spare', api_key: '${KEY_ONE}' },
           { id: 'team-a', access_key: 'ak-team', secret_key: 'sk-one' },
           { id: 'team-b', access_key: 'ak-team', secret_key: 'sk-two', base_url: 'https://API-Singapore.klingai.com/' },
-        ]),
-        { KEY_ONE: 'key-one-123' },
+        ]), { KEY_ONE: 'key-one-123' }, PROVIDER_IDS),
       ),
     ).toEqual([
-      'providers.kling-legacy.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: one upstream account, which would get twice its cap and rate windows; give each account its own key',
-      'providers.kling-legacy.accounts[3].access_key: the key of accounts[2] (team-a), reached at the same address: one upstream account, which would get twice its cap and rate windows; give each account its own key',
+      'providers.kling-legacy.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: one upstream account, which gets twice its cap and rate windows; give each account its own key',
+      'providers.kling-legacy.accounts[3].access_key: the key of accounts[2] (team-a), reached at the same address: one upstream account, which gets twice its cap and rate windows; give each account its own key',
     ]);
   });
 
@@ -1108,6 +1107,7 @@ describe('provider accounts', () => {
       PROVIDER_IDS,
     );
     expect(config.providers['kling-legacy']?.accounts?.map((account) => account.id)).toEqual(['direct', 'proxy', 'china']);
+    expect(sharedKeyWarnings(config)).toEqual([]);
   });
 
   it('refuses credentials both on the provider and in accounts', () => {
