@@ -336,21 +336,23 @@ export class Dispatcher {
     const history = attemptHistory(created ? [] : await tasks.attempts(taskId), this.sameAddress);
     const outcomes: CandidateOutcome[] = [];
     for (const entry of task.plan.candidates) {
-      if (clock.now() >= task.deadlineAt) {
+      // The slot taken with the task was taken on this decision: its attempt is on its way.
+      const given = first && first.provider === entry.provider ? first : undefined;
+      // A create written with its task (`sendFirst`) leaves as written: the checks before this
+      // loop saw the deadline, and `cancel_after` counts for what a dispatch picks up, not for it.
+      if (!given && clock.now() >= task.deadlineAt) {
         // Its deadline passed while an earlier provider had its create: no other is sent, and
         // the conclusion fails it with timeout.
         turn?.releaseAll();
         outcomes.push({ kind: 'wait', until: clock.now() });
         break;
       }
-      if (task.cancelAt !== null && clock.now() >= task.cancelAt) {
+      if (!given && task.cancelAt !== null && clock.now() >= task.cancelAt) {
         // Its `cancel_after` ran out while an earlier provider had its create: canceled, sent nowhere else.
         turn?.releaseAll();
         return (await this.cancelOverdue(task)) ?? (await tasks.get(taskId));
       }
       const runtime = runtimes.get(entry.provider);
-      // The slot taken with the task was taken on this decision: its attempt is on its way.
-      const given = first && first.provider === entry.provider ? first : undefined;
       const step =
         given?.step ??
         decideCandidate(entry, runtime && this.standingOf(runtime, pass, entry), {
