@@ -326,11 +326,15 @@ export class Dispatcher {
     if (!held && this.engine.clockWatch.holdReason) return task;
     if (clock.now() >= task.deadlineAt) {
       // Never send upstream (and pay for) a task the gateway has already given up on.
+      if (held) await this.withdrawFirst(task, first, "not sent: the task's deadline passed while it was being written");
       return this.failSubmission(task, deadlineError(taskDeadlineMs(task)));
     }
-    if (!held && task.cancelAt !== null && clock.now() >= task.cancelAt) {
-      // Nor one whose `cancel_after` ran out since the pass read it (the tasks ahead of it took that long).
-      return (await this.lifecycle.cancelOverdueQueued(task)) ?? (await tasks.get(taskId));
+    if (task.cancelAt !== null && clock.now() >= task.cancelAt) {
+      // Nor one whose `cancel_after` ran out since the pass read it (the tasks ahead of it took that
+      // long), or while it was written with its first create (a slow database).
+      if (!held) return (await this.lifecycle.cancelOverdueQueued(task)) ?? (await tasks.get(taskId));
+      await this.withdrawFirst(task, first, "not sent: the task's cancel_after ran out while it was being written");
+      return (await this.lifecycle.cancelOverdueUnsent(task)) ?? (await tasks.get(taskId));
     }
     const request = { request: task.request, explicit: new Set(task.plan.explicit) };
     const history = attemptHistory(created ? [] : await tasks.attempts(taskId), this.sameAddress);
@@ -338,8 +342,7 @@ export class Dispatcher {
     for (const entry of task.plan.candidates) {
       // The slot taken with the task was taken on this decision: its attempt is on its way.
       const given = first && first.provider === entry.provider ? first : undefined;
-      // A create written with its task (`sendFirst`) leaves as written: the checks before this
-      // loop saw the deadline, and `cancel_after` counts for what a dispatch picks up, not for it.
+      // A create written with its task (`sendFirst`) was looked at just before this loop.
       if (!given && clock.now() >= task.deadlineAt) {
         // Its deadline passed while an earlier provider had its create: no other is sent, and
         // the conclusion fails it with timeout.
@@ -390,6 +393,15 @@ export class Dispatcher {
         ? await this.lifecycle.requeue(task, conclusion.until)
         : await this.lifecycle.postpone(task, conclusion.until);
     return waiting ?? (await tasks.get(taskId));
+  }
+
+  /**
+   * The create written with its task (`sendFirst`) is not sent after all: its attempt reads
+   * `skipped` (never `sending`, as if on its way), and its rate allowance goes back to the account.
+   */
+  private async withdrawFirst(task: TaskRecord, first: FirstTaken, message: string): Promise<void> {
+    await this.engine.tasks.updateSendingAttempt(task.id, first.seq, { outcome: 'skipped', message });
+    await first.account.giveBack(first.permit);
   }
 
   /** Cancels a task no provider took whose `cancel_after` ran out, queued or held here between creates. */
