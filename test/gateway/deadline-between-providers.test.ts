@@ -76,3 +76,26 @@ it('does not send a task whose deadline passed while its create waited for the r
   expect(second).toMatchObject({ status: 'failed', provider: null, cost: { credits: 0 }, error: { code: 'timeout' } });
   expect(second.attempts).toEqual([]);
 });
+
+it('shows a task whose deadline passed while its next provider’s create waited for the rate window under the provider tried last, not that one', async () => {
+  const gw = await startTestGateway({
+    config: { tasks: { deadline_ms: 1_000 }, sandbox: { processing_ms: 600_000 }, providers: { kling3api: { rate_limits: [{ limit: 1, window_ms: 1_500 }] } } },
+  });
+  open.push(gw);
+  expect((await gw.create({ ...request, routing: { providers: ['kling3api'] } })).body.status).toBe('processing');
+  // Freepik turns the create down at once; kling3api's window is full for 1.5 s, past the task's 1 s deadline.
+  gw.simulator('freepik').injectFault({ on: 'submit', kind: 'unavailable', status: 503 });
+  let answered = false;
+  const pending = gw.create(request).then((answer) => ((answered = true), answer));
+  for (let step = 0; step < 30 && !answered; step++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    await gw.clock.advance(100);
+  }
+  const created = (await pending).body;
+  expect(creates(gw, 'kling3api')).toBe(1);
+  expect(created).toMatchObject({ status: 'failed', provider: 'freepik', cost: { credits: 0 }, error: { code: 'timeout' } });
+  expect(created.attempts).toEqual([expect.objectContaining({ provider: 'freepik', outcome: 'failed' })]);
+  // No slot is left held for it: kling3api's one is the first task's.
+  const providers = (await gw.request('GET', '/v1/providers')).body.data as { id: string; in_flight: number }[];
+  expect(Object.fromEntries(providers.map((provider) => [provider.id, provider.in_flight]))).toMatchObject({ freepik: 0, kling3api: 1 });
+});

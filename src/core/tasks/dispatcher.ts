@@ -517,14 +517,19 @@ export class Dispatcher {
         await account.giveBack(permit);
         turn?.releaseAll();
         const now = this.engine.clock.now();
-        if ((await this.engine.tasks.attempts(current.id)).length === 0) {
-          // No create of it went anywhere: its slot goes back too, so the task the conclusion fails
-          // shows no provider (as one that timed out in the queue), not one it was never sent to.
-          const unsent = await this.lifecycle.requeue(current, now);
-          if (unsent?.phase !== 'dispatch') return { settled: true, task: unsent ?? (await this.engine.tasks.get(current.id)) };
-          current = unsent;
+        const sent = (await this.engine.tasks.attempts(current.id)).filter((attempt) => attempt.outcome !== 'skipped');
+        const last = sent.at(-1);
+        if (last) {
+          // Failed here, shown under the provider (and account) tried last, not the one whose
+          // slot it holds and was never sent to; charged nothing unless an earlier create is in doubt.
+          const failed = await this.lifecycle.failSubmission(current, deadlineError(taskDeadlineMs(current)), { provider: last.provider, account: last.account });
+          return { settled: true, task: failed ?? (await this.engine.tasks.get(current.id)) };
         }
-        return { settled: false, task: current, outcome: { kind: 'wait', until: now } };
+        // No create of it went anywhere: its slot goes back too, so the task the conclusion fails
+        // shows no provider (as one that timed out in the queue), not one it was never sent to.
+        const unsent = await this.lifecycle.requeue(current, now);
+        if (unsent?.phase !== 'dispatch') return { settled: true, task: unsent ?? (await this.engine.tasks.get(current.id)) };
+        return { settled: false, task: unsent, outcome: { kind: 'wait', until: now } };
       }
       if (!first && current.cancelAt !== null && this.engine.clock.now() >= current.cancelAt) {
         // Likewise its `cancel_after`: canceled instead of sent.

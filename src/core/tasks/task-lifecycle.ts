@@ -580,6 +580,8 @@ export class TaskLifecycle {
     error: TaskError,
     options: TransitionOptions,
     report?: StatusReport,
+    /** The provider and account the task is shown under, when not the ones it holds (a slot claimed for a create never sent). */
+    shownUnder?: { provider: string; account: string | null },
   ): Promise<TaskRecord | undefined> {
     // A task no provider accepted cost nothing (`unbilled`), unless one may hold it after all.
     const neverAccepted = task.providerTaskId === null && report === undefined;
@@ -591,7 +593,7 @@ export class TaskLifecycle {
     // no certain charge of 0: the figure the task had stands, as while it ran.
     const credits = report ? chargeToKeep(report) : this.chargedCredits(task);
     const reported = credits !== undefined && task.provider ? this.reportedCostFor(task, task.provider, credits) : undefined;
-    return this.writeFailure(task, error, options, neverAccepted ? unbilled(task) : reported, report);
+    return this.writeFailure(task, error, options, neverAccepted ? unbilled(task) : reported, report, shownUnder?.provider, undefined, shownUnder?.account);
   }
 
   /**
@@ -667,10 +669,11 @@ export class TaskLifecycle {
   /**
    * Fails a task that is not tracked yet: still queued, or in this replica's submission. A
    * submission whose caller asked to cancel it meanwhile ends canceled instead (`cancelAsRequested`).
+   * `shownUnder`: the provider and account it is shown under, when not those of the slot it holds.
    */
-  async failSubmission(task: TaskRecord, error: TaskError): Promise<TaskRecord | undefined> {
-    if (task.phase !== 'submitting') return this.fail(task, error, { phases: ['dispatch'] });
-    return (await this.fail(task, error, { ...this.held('submitting'), cancelRequested: false })) ?? this.cancelAsRequested(task);
+  async failSubmission(task: TaskRecord, error: TaskError, shownUnder?: { provider: string; account: string | null }): Promise<TaskRecord | undefined> {
+    if (task.phase !== 'submitting') return this.fail(task, error, { phases: ['dispatch'] }, undefined, shownUnder);
+    return (await this.fail(task, error, { ...this.held('submitting'), cancelRequested: false }, undefined, shownUnder)) ?? this.cancelAsRequested(task);
   }
 
   /** What the provider holding `task` already said it charged for it, when it keeps that with the task's tracking. */
