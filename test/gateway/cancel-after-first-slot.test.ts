@@ -55,7 +55,8 @@ it('cancels, rather than sends, a create whose cancel_after ran out while it was
 it('fails with timeout, rather than sends, a create whose deadline passed while it was written; the allowance goes back', async () => {
   const gateway = await slowlyWritten({ ...ONE_A_MINUTE, tasks: { deadline_ms: 1_000 } });
   const answer = (await gateway.create(pinned)).body;
-  expect(answer).toMatchObject({ status: 'failed', error: { code: 'timeout' }, cost: { credits: 0, estimated: false } });
+  // Sent nowhere: it shows no provider, as a task that timed out in the queue.
+  expect(answer).toMatchObject({ status: 'failed', provider: null, error: { code: 'timeout' }, cost: { credits: 0, estimated: false } });
   expect(answer.attempts).toEqual([expect.objectContaining({ provider: 'kling3api', outcome: 'skipped' })]);
   expect(posts(gateway)).toBe(0);
   expect((await gateway.create({ ...pinned, prompt: 'the next one' })).body.status).toBe('processing');

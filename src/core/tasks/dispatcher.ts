@@ -326,7 +326,13 @@ export class Dispatcher {
     if (!held && this.engine.clockWatch.holdReason) return task;
     if (clock.now() >= task.deadlineAt) {
       // Never send upstream (and pay for) a task the gateway has already given up on.
-      if (held) await this.withdrawFirst(task, first, "not sent: the task's deadline passed while it was being written");
+      if (held) {
+        await this.withdrawFirst(task, first, "not sent: the task's deadline passed while it was being written");
+        // Its slot goes back too: sent nowhere, it shows no provider (as one that timed out in the queue).
+        const unsent = await this.lifecycle.requeue(task, clock.now());
+        if (unsent?.phase !== 'dispatch') return unsent ?? (await tasks.get(taskId));
+        return this.failSubmission(unsent, deadlineError(taskDeadlineMs(unsent)));
+      }
       return this.failSubmission(task, deadlineError(taskDeadlineMs(task)));
     }
     if (task.cancelAt !== null && clock.now() >= task.cancelAt) {
