@@ -144,6 +144,30 @@ async function warnOfStrandedTasks(
   }
 }
 
+/**
+ * Says at start how many webhook events wait for a tenant that has no webhook secret now (its
+ * secret, or the tenant itself, removed from the configuration): each fails unsent at its next
+ * try, since an event is never sent unsigned. A store that cannot say is passed over: each such
+ * delivery records why it failed.
+ */
+async function warnOfUnsignableDeliveries(taskStore: TaskStore, config: GatewayConfig, logger: Logger): Promise<void> {
+  let counts: Map<string, number>;
+  try {
+    counts = await taskStore.countPendingDeliveriesByTenant();
+  } catch {
+    return;
+  }
+  for (const [tenant, deliveries] of counts) {
+    if (deliveries <= 0 || (config.tenants[tenant]?.webhook_secret ?? []).length > 0) continue;
+    const [events, it, is] = deliveries === 1 ? ['1 webhook event', 'it', 'is'] : [`${deliveries} webhook events`, 'them', 'are'];
+    logger.warn(
+      { tenant, deliveries },
+      `${events} of tenant ${tenant} ${is} waiting to be sent, and the tenant has no webhook_secret now: ${it === 'it' ? 'it fails' : 'they fail'} unsent (never unsigned) at ${it === 'it' ? 'its' : 'their'} next try; ` +
+        `to send ${it}, stop the gateway and give tenants.${tenant}.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back, and keep it until the tenant's events have gone out`,
+    );
+  }
+}
+
 /** The backend `config.storage` names. */
 export function storageBackendSettings(config: GatewayConfig['storage']): StorageBackendSettings {
   if (config.backend === 'filesystem') return { backend: 'filesystem', path: config.filesystem.path };
@@ -509,7 +533,10 @@ export class Gateway {
       });
     }
     await engine.tasks.registerProviders([...runtimes.keys()]);
-    if (startWarnings) await warnOfStrandedTasks(taskStore, runtimes, options.endpoints, logger);
+    if (startWarnings) {
+      await warnOfStrandedTasks(taskStore, runtimes, options.endpoints, logger);
+      await warnOfUnsignableDeliveries(taskStore, config, logger);
+    }
     const gateway = new Gateway(
       config,
       engine,

@@ -1174,6 +1174,18 @@ export class TaskStore {
       .execute();
   }
 
+  /** Deliveries still to be sent, by tenant (tenants with none are absent). */
+  async countPendingDeliveriesByTenant(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom('deliveries')
+      .select('tenant')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('status', '=', 'pending')
+      .groupBy('tenant')
+      .execute();
+    return new Map(rows.map((row) => [row.tenant, Number(row.count)]));
+  }
+
   async listDeliveries(taskId: string): Promise<DeliveryRow[]> {
     return this.db.selectFrom('deliveries').selectAll().where('task_id', '=', taskId).orderBy('created_at').execute();
   }

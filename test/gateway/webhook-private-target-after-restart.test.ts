@@ -9,6 +9,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
+import { capturedLogs } from '../support/captured-logs.js';
 import { GatewayDeploys, type TestGateway } from '../support/harness.js';
 
 const open: TestGateway[] = [];
@@ -108,4 +109,39 @@ it('never sends an event unsigned: once a restart removed the tenant\'s webhook 
     expect.objectContaining({ type: 'video.processing', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
     expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
   ]);
+});
+
+it('says at start how many events of a tenant left without a webhook secret fail unsent, and what to do; a restart that keeps the secret says nothing', async () => {
+  const { created, next } = await firstDeployWithLoopbackWebhook('a harbour at noon');
+  await open.pop()!.close();
+  const warnings = (text: string) =>
+    text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.level === 'warn' && /webhook/.test(line.msg));
+
+  const kept = capturedLogs();
+  const same = await next.deploy({ webhooks: { allow_private_targets: true } }, { logTo: kept.sink });
+  await same.close();
+  expect(warnings(kept.text())).toEqual([]);
+
+  const logs = capturedLogs();
+  const unsigned = await next.deploy(
+    {
+      webhooks: { allow_private_targets: true },
+      tenants: { acme: { webhook_secret: undefined } },
+      providers: { kling3api: { api_key: 'k3a-live-key-of-this-deployment' } },
+    },
+    { logTo: logs.sink },
+  );
+  open.push(unsigned);
+  expect(warnings(logs.text())).toEqual([
+    expect.objectContaining({
+      tenant: 'acme',
+      deliveries: 1,
+      msg: '1 webhook event of tenant acme is waiting to be sent, and the tenant has no webhook_secret now: it fails unsent (never unsigned) at its next try; to send it, stop the gateway and give tenants.acme.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back, and keep it until the tenant\'s events have gone out',
+    }),
+  ]);
+  expect((await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toHaveLength(1);
 });
