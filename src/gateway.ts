@@ -160,10 +160,16 @@ async function warnOfUnsignableDeliveries(taskStore: TaskStore, config: GatewayC
   for (const [tenant, deliveries] of counts) {
     if (deliveries <= 0 || (config.tenants[tenant]?.webhook_secret ?? []).length > 0) continue;
     const [events, it, is] = deliveries === 1 ? ['1 webhook event', 'it', 'is'] : [`${deliveries} webhook events`, 'them', 'are'];
+    const fail = `${it === 'it' ? 'it fails' : 'they fail'} unsent (never unsigned) at ${it === 'it' ? 'its' : 'their'} next try`;
+    // A tenant no API key names cannot have settings of its own: the start refuses `tenants.<name>` then.
+    const named = config.auth.api_keys.some((entry) => entry.tenant === tenant);
     logger.warn(
       { tenant, deliveries },
-      `${events} of tenant ${tenant} ${is} waiting to be sent, and the tenant has no webhook_secret now: ${it === 'it' ? 'it fails' : 'they fail'} unsent (never unsigned) at ${it === 'it' ? 'its' : 'their'} next try; ` +
-        `to send ${it}, stop the gateway and give tenants.${tenant}.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back, and keep it until the tenant's events have gone out`,
+      named
+        ? `${events} of tenant ${tenant} ${is} waiting to be sent, and the tenant has no webhook_secret now: ${fail}; ` +
+            `to send ${it}, stop the gateway and give tenants.${tenant}.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back, and keep it until the tenant's events have gone out`
+        : `${events} of tenant ${tenant} ${is} waiting to be sent, and no API key names the tenant now (so it has no webhook_secret): ${fail}; ` +
+            `to send ${it}, stop the gateway and give the tenant back (a key in GATEWAY_API_KEYS and its webhook_secret), and keep them until the tenant's events have gone out`,
     );
   }
 }

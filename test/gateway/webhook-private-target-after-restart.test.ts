@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { capturedLogs } from '../support/captured-logs.js';
-import { GatewayDeploys, type TestGateway } from '../support/harness.js';
+import { GatewayDeploys, OTHER_TENANT_KEY, TENANT_KEY, type TestGateway } from '../support/harness.js';
 
 const open: TestGateway[] = [];
 let deploys: GatewayDeploys | undefined;
@@ -144,4 +144,36 @@ it('says at start how many events of a tenant left without a webhook secret fail
     }),
   ]);
   expect((await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toHaveLength(1);
+});
+
+it('says at start that events of a tenant no API key names any more fail unsent, and how to give the tenant back', async () => {
+  const { url } = await loopbackReceiver();
+  const next = (deploys = await GatewayDeploys.start());
+  const first = await next.deploy({ webhooks: { allow_private_targets: true } });
+  const created = await first.request(
+    'POST',
+    '/v1/videos',
+    { model: 'kling-v3', prompt: 'a harbour at dusk', duration: 5, webhook_url: url, routing: { providers: ['kling3api'] } },
+    {},
+    OTHER_TENANT_KEY,
+  );
+  expect(created.status).toBe(202);
+  await first.close();
+
+  const logs = capturedLogs();
+  const without = await next.deploy({ webhooks: { allow_private_targets: true }, auth: { api_keys: `acme:${TENANT_KEY}` } }, { logTo: logs.sink });
+  open.push(without);
+  const warnings = logs
+    .text()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((line) => line.level === 'warn' && /webhook/.test(line.msg));
+  expect(warnings).toEqual([
+    expect.objectContaining({
+      tenant: 'other',
+      deliveries: 1,
+      msg: '1 webhook event of tenant other is waiting to be sent, and no API key names the tenant now (so it has no webhook_secret): it fails unsent (never unsigned) at its next try; to send it, stop the gateway and give the tenant back (a key in GATEWAY_API_KEYS and its webhook_secret), and keep them until the tenant\'s events have gone out',
+    }),
+  ]);
 });
