@@ -78,6 +78,28 @@ describe('restart and crash recovery (SPEC §5)', () => {
     expect(simulators.get('kling3api')!.tasks).toHaveLength(2);
   });
 
+  it('fails a queued task whose every provider was turned off at the restart, naming each and why, and follows the one in flight to its end', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    const config = { database: { url: database }, providers: { kling3api: { max_in_flight: 1 } } };
+    const first = await startTestGateway({ clock, endpoints, simulators, config });
+    const a = await first.create(toKling3api);
+    const b = await first.create(toKling3api);
+    expect([a.body.status, b.body.status]).toEqual(['processing', 'queued']);
+    await first.close();
+
+    const second = await startTestGateway({ clock, endpoints, simulators, config: { ...config, providers: { kling3api: { max_in_flight: 1, enabled: false } } } });
+    open.push(second);
+    await second.gateway.runOnce();
+    expect((await second.get(b.body.id)).body).toMatchObject({
+      status: 'failed',
+      error: { code: 'no_provider_available', message: 'no eligible provider is enabled: kling3api (disabled in configuration)' },
+    });
+    expect((await second.finish(a.body.id)).status).toBe('succeeded');
+    expect(simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
+
   it('never re-sends a create that was in flight when the gateway died; where nothing can find it, it reports it', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
     const { endpoints, simulators } = await sandbox(clock);

@@ -15,6 +15,8 @@ import type { AttemptRecord, NewAttempt, PlanEntry } from './task-records.js';
 export interface ProviderStanding {
   /** Configured and enabled. */
   usable: boolean;
+  /** Why it is not usable (`disabled in configuration`, a missing key), when it is not. */
+  disabledReason?: string;
   /** Calls are refused right now (recent failures). */
   circuitOpen: boolean;
   /** Until when it asked us to back off (a 429 with `Retry-After`); 0 when it did not. */
@@ -52,13 +54,19 @@ export interface RuledOut {
   message: string;
 }
 
+/** A provider of the plan that could not be asked at all (switched off, gone, no longer serving the request), and why. */
+export interface SwitchedOff {
+  provider: string;
+  why: string;
+}
+
 /** What one provider of the plan came to, once the dispatcher is done with it. */
 export type CandidateOutcome =
   /**
    * Not for this task now (refused it before, switched off, cannot serve the request).
    * `ruledOut`: an earlier attempt of this task ruled it out (it refused the task, or may hold it).
    */
-  | { kind: 'passed'; ruledOut?: RuledOut }
+  | { kind: 'passed'; ruledOut?: RuledOut; off?: SwitchedOff }
   /**
    * Usable again from `until` (no free slot, cooling down, no rate allowance). `full`: no free
    * slot, which frees at no known time (`until` is only when to look again).
@@ -174,7 +182,8 @@ export function circuitOpenAttempt(provider: string, at: number): NewAttempt {
 export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | undefined, context: DecisionContext): CandidateStep {
   const { provider } = entry;
   if (context.history.refused.has(provider)) return ruledOut(provider, context.history);
-  if (!standing?.usable) return PASSED;
+  if (!standing) return { kind: 'passed', off: { provider, why: 'not configured' } };
+  if (!standing.usable) return { kind: 'passed', off: { provider, why: standing.disabledReason ?? 'disabled in configuration' } };
   // A task bound to the account that made its source video may go through that one alone.
   const accounts = entry.account === undefined ? standing.accounts : standing.accounts.filter((account) => account === entry.account);
   if (entry.account !== undefined && accounts.length === 0) return { kind: 'refused', failure: boundAccountGoneFailure(provider, entry.account) };
@@ -187,7 +196,7 @@ export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | u
   }
   if (standing.coolingDownUntil) return { kind: 'wait', until: standing.coolingDownUntil };
   const match = matchOffering(standing.offerings, context.request);
-  if (!match.offering) return PASSED;
+  if (!match.offering) return { kind: 'passed', off: { provider, why: 'does not serve this request any more' } };
   if (standing.knownFull) return { kind: 'wait', until: context.now + context.retryMs, full: true };
   return { kind: 'try', offering: match.offering, warnings: match.warnings };
 }
@@ -225,7 +234,14 @@ export function conclude(
   }
   const failures = outcomes.flatMap((outcome) => (outcome.kind === 'refused' ? [outcome.failure] : []));
   if (failures.length > 0) return { kind: 'fail', error: summarize(failures) };
-  return { kind: 'fail', error: noneLeft(outcomes.flatMap((outcome) => (outcome.kind === 'passed' && outcome.ruledOut ? [outcome.ruledOut] : []))) };
+  const passed = outcomes.flatMap((outcome) => (outcome.kind === 'passed' ? [outcome] : []));
+  return {
+    kind: 'fail',
+    error: noneLeft(
+      passed.flatMap((outcome) => (outcome.ruledOut ? [outcome.ruledOut] : [])),
+      passed.flatMap((outcome) => (outcome.off ? [outcome.off] : [])),
+    ),
+  };
 }
 
 /** The error of a task no provider took before its deadline (`deadlineMs`: the task's own). */
@@ -252,10 +268,14 @@ function named(said: { provider: string | null; httpStatus: number | null; messa
 /**
  * The error of a task whose plan was all passed over: the providers earlier attempts of the task
  * ruled out (a refusal, a create that may hold the task or that recovery proved never accepted)
- * by what they said; with none, no provider could be asked at all (switched off since).
+ * by what they said; with none, no provider could be asked at all (switched off since: each
+ * named with why, `off`).
  */
-function noneLeft(ruledOut: readonly RuledOut[]): TaskError {
-  if (ruledOut.length === 0) return { code: 'no_provider_available', message: 'no eligible provider is enabled', provider_code: null };
+function noneLeft(ruledOut: readonly RuledOut[], off: readonly SwitchedOff[] = []): TaskError {
+  if (ruledOut.length === 0) {
+    const named = off.map((entry) => `${entry.provider} (${entry.why})`).join('; ');
+    return { code: 'no_provider_available', message: `no eligible provider is enabled${named ? `: ${named}` : ''}`.slice(0, 1000), provider_code: null };
+  }
   return {
     code: 'no_provider_available',
     message: `every eligible provider was tried or ruled out for this task: ${ruledOut.map(named).join('; ')}`.slice(0, 1000),

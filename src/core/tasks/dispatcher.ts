@@ -423,6 +423,7 @@ export class Dispatcher {
     const standing = boundAccount(runtime, entry) ?? runtime;
     return {
       usable: runtime.enabled,
+      ...(runtime.disabledReason !== undefined ? { disabledReason: runtime.disabledReason } : {}),
       circuitOpen: standing.circuit === 'open',
       coolingDownUntil: standing.coolingDownUntil,
       offerings: runtime.provider.offerings,

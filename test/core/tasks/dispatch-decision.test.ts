@@ -98,9 +98,16 @@ describe('decideCandidate', () => {
   });
 
   it('passes over a provider that is not configured, is switched off, or cannot serve the request', () => {
-    expect(decideCandidate(entry('gone'), undefined, context())).toEqual({ kind: 'passed' });
-    expect(decideCandidate(entry('freepik'), standing({ usable: false }), context())).toEqual({ kind: 'passed' });
-    expect(decideCandidate(entry('freepik'), standing({ offerings: [imageOnly] }), context())).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('gone'), undefined, context())).toEqual({ kind: 'passed', off: { provider: 'gone', why: 'not configured' } });
+    expect(decideCandidate(entry('freepik'), standing({ usable: false }), context())).toEqual({ kind: 'passed', off: { provider: 'freepik', why: 'disabled in configuration' } });
+    expect(decideCandidate(entry('freepik'), standing({ usable: false, disabledReason: 'no api_key configured' }), context())).toEqual({
+      kind: 'passed',
+      off: { provider: 'freepik', why: 'no api_key configured' },
+    });
+    expect(decideCandidate(entry('freepik'), standing({ offerings: [imageOnly] }), context())).toEqual({
+      kind: 'passed',
+      off: { provider: 'freepik', why: 'does not serve this request any more' },
+    });
   });
 
   it('passes over a provider only once every one of its accounts refused the task for a reason of its own (key, credits)', () => {
@@ -226,7 +233,7 @@ describe('decideCandidate', () => {
     // Marked full: the task stays due rather than postponed, so it keeps its place in the queue.
     expect(decideCandidate(entry('freepik'), standing({ knownFull: true }), context())).toEqual({ kind: 'wait', until: NOW + 500, full: true });
     // Full matters only for a provider that could take the task at all.
-    expect(decideCandidate(entry('freepik'), standing({ knownFull: true, offerings: [imageOnly] }), context())).toEqual({
+    expect(decideCandidate(entry('freepik'), standing({ knownFull: true, offerings: [imageOnly] }), context())).toMatchObject({
       kind: 'passed',
     });
   });
@@ -234,7 +241,7 @@ describe('decideCandidate', () => {
   it('checks in the order: refused before, switched off, circuit, cool-down, offering, slots', () => {
     const everything = standing({ circuitOpen: true, coolingDownUntil: NOW + 1, knownFull: true });
     expect(decideCandidate(entry('freepik'), everything, context([attempt('freepik', 'failed', 503)]))).toEqual(ruledOut('freepik', 503, 'failed'));
-    expect(decideCandidate(entry('freepik'), { ...everything, usable: false }, context())).toEqual({ kind: 'passed' });
+    expect(decideCandidate(entry('freepik'), { ...everything, usable: false }, context())).toMatchObject({ kind: 'passed', off: { provider: 'freepik' } });
     expect(decideCandidate(entry('freepik'), everything, context())).toMatchObject({ kind: 'refused' });
     expect(decideCandidate(entry('freepik'), { ...everything, circuitOpen: false }, context())).toEqual({ kind: 'wait', until: NOW + 1 });
   });
@@ -354,6 +361,16 @@ describe('conclude', () => {
         message: 'every eligible provider was tried or ruled out for this task: freepik: the gateway stopped; not accepted upstream: none listed; kling3api (HTTP 503): busy',
         provider_code: null,
       },
+    });
+  });
+
+  it('with no provider tried at all because each was switched off, names each and why', () => {
+    const outcomes: CandidateOutcome[] = [
+      { kind: 'passed', off: { provider: 'freepik', why: 'disabled in configuration' } },
+      { kind: 'passed', off: { provider: 'kling3api', why: 'does not serve this request any more' } },
+    ];
+    expect(conclude(outcomes, task).kind === 'fail' && conclude(outcomes, task)).toMatchObject({
+      error: { code: 'no_provider_available', message: 'no eligible provider is enabled: freepik (disabled in configuration); kling3api (does not serve this request any more)' },
     });
   });
 
