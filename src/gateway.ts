@@ -145,6 +145,34 @@ async function warnOfStrandedTasks(
 }
 
 /**
+ * Says at start how many queued tasks only providers switched off now could take (turned off,
+ * left without a key, or gone): each fails with `no_provider_available` at its next dispatch,
+ * before anything is sent. A store that cannot say is passed over: each such task's error names
+ * its providers and why.
+ */
+async function warnOfUnsendableQueuedTasks(taskStore: TaskStore, runtimes: ReadonlyMap<string, ProviderRuntime>, logger: Logger): Promise<void> {
+  let counts: Map<string, number>;
+  try {
+    counts = await taskStore.countQueuedByCandidates();
+  } catch {
+    return;
+  }
+  for (const [candidates, tasks] of counts) {
+    const providers = candidates.split(',').filter(Boolean);
+    if (tasks <= 0 || providers.length === 0 || providers.some((id) => runtimes.get(id)?.enabled)) continue;
+    const why = providers.map((id) => `${id}: ${runtimes.get(id)?.disabledReason ?? 'not configured'}`).join('; ');
+    const [queued, them] = tasks === 1 ? ['1 queued task', 'it'] : [`${tasks} queued tasks`, 'them'];
+    const fail = tasks === 1 ? 'it fails with no_provider_available at its next dispatch' : 'they fail with no_provider_available at their next dispatch';
+    const until = tasks === 1 ? 'it has been sent' : 'they have been sent';
+    logger.warn(
+      { providers, tasks },
+      `${queued} may go only to ${providers.join(', ')}, switched off now (${why}): ${fail}, before anything is sent; ` +
+        `to send ${them} instead, stop the gateway and turn ${providers.length === 1 ? providers[0] : 'one of them'} back on until ${until}`,
+    );
+  }
+}
+
+/**
  * Says at start how many webhook events wait for a tenant that has no webhook secret now (its
  * secret, or the tenant itself, removed from the configuration): each fails unsent at its next
  * try, since an event is never sent unsigned. A store that cannot say is passed over: each such
@@ -542,6 +570,7 @@ export class Gateway {
     if (startWarnings) {
       await warnOfStrandedTasks(taskStore, runtimes, options.endpoints, logger);
       await warnOfUnsignableDeliveries(taskStore, config, logger);
+      await warnOfUnsendableQueuedTasks(taskStore, runtimes, logger);
     }
     const gateway = new Gateway(
       config,

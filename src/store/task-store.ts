@@ -1174,6 +1174,18 @@ export class TaskStore {
       .execute();
   }
 
+  /** Tasks waiting in the queue, by the providers they may be sent to (`candidates` as stored: `,a,b,`). */
+  async countQueuedByCandidates(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .selectFrom('tasks')
+      .select('candidates')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where(QUEUED)
+      .groupBy('candidates')
+      .execute();
+    return new Map(rows.map((row) => [row.candidates, Number(row.count)]));
+  }
+
   /** Deliveries still to be sent, by tenant (tenants with none are absent). */
   async countPendingDeliveriesByTenant(): Promise<Map<string, number>> {
     const rows = await this.db

@@ -4,6 +4,7 @@ import { openStore } from '../../src/store/database.js';
 import { TaskStore, type TaskPatch } from '../../src/store/task-store.js';
 import { startSandbox } from '../../src/sandbox/sandbox.js';
 import { PROVIDERS } from '../../src/providers/registry.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { startTestGateway, tempDatabaseUrl, testConfig, type TestGateway } from '../support/harness.js';
 
 const request = { model: 'kling-v3', prompt: 'a train crossing a viaduct', duration: 5 };
@@ -98,6 +99,41 @@ describe('restart and crash recovery (SPEC §5)', () => {
     });
     expect((await second.finish(a.body.id)).status).toBe('succeeded');
     expect(simulators.get('kling3api')!.tasks).toHaveLength(1);
+  });
+
+  it('says at start how many queued tasks only providers switched off now could take, and what to do; a restart that keeps them says nothing', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    const config = { database: { url: database }, providers: { kling3api: { max_in_flight: 1 } } };
+    const first = await startTestGateway({ clock, endpoints, simulators, config });
+    await first.create(toKling3api);
+    const queued = await Promise.all([first.create(toKling3api), first.create({ ...toKling3api, prompt: 'a second train' })]);
+    expect(queued.map((answer) => answer.body.status)).toEqual(['queued', 'queued']);
+    await first.close();
+    const warnings = (text: string) =>
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line))
+        .filter((line) => line.level === 'warn' && /queued/.test(line.msg));
+
+    const kept = capturedLogs();
+    await (await startTestGateway({ clock, endpoints, simulators, config, logTo: kept.sink })).close();
+    expect(warnings(kept.text())).toEqual([]);
+
+    const logs = capturedLogs();
+    const off = await startTestGateway({ clock, endpoints, simulators, config: { ...config, providers: { kling3api: { enabled: false } } }, logTo: logs.sink });
+    open.push(off);
+    expect(warnings(logs.text())).toEqual([
+      expect.objectContaining({
+        providers: ['kling3api'],
+        tasks: 2,
+        msg:
+          '2 queued tasks may go only to kling3api, switched off now (kling3api: disabled in configuration): they fail with no_provider_available at their next dispatch, ' +
+          'before anything is sent; to send them instead, stop the gateway and turn kling3api back on until they have been sent',
+      }),
+    ]);
   });
 
   it('never re-sends a create that was in flight when the gateway died; where nothing can find it, it reports it', async () => {
