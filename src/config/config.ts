@@ -663,7 +663,10 @@ function missingWebhookSecretWarnings(config: Pick<GatewayConfig, 'providers'>, 
       field = `providers.${id}.webhook_secret`;
     }
     if (field) {
-      warnings.push(`${field} is not set: ${id} is sent no webhook URL, so its tasks are followed by polling only, and a create whose answer was lost cannot be found again`);
+      warnings.push(
+        `${field} is not set: ${id} is sent no webhook URL, so its tasks are followed by polling only, and a create whose answer was lost cannot be found again; ` +
+          `set it to the secret ${id} signs the webhooks of this key with`,
+      );
     }
   }
   return warnings;

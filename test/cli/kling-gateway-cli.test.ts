@@ -1496,10 +1496,10 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     ]);
     expect(missing.code, missing.stderr).toBe(0);
     expect(missing.stderr).toContain(
-      'warning: providers.freepik.webhook_secret is not set: freepik is sent no webhook URL, so its tasks are followed by polling only, and a create whose answer was lost cannot be found again',
+      'warning: providers.freepik.webhook_secret is not set: freepik is sent no webhook URL, so its tasks are followed by polling only, and a create whose answer was lost cannot be found again; set it to the secret freepik signs the webhooks of this key with',
     );
     expect([JSON.parse(set.stdout).warnings, JSON.parse(keyless.stdout).warnings]).toEqual([[], []]);
-    expect(JSON.parse(oneAccount.stdout).warnings).toEqual([expect.stringMatching(/^providers\.freepik\.accounts\[1\]\.webhook_secret is not set: freepik is sent no webhook URL/)]);
+    expect(JSON.parse(oneAccount.stdout).warnings).toEqual([expect.stringMatching(/^providers\.freepik\.accounts\[1\]\.webhook_secret is not set: freepik is sent no webhook URL.*; set it to the secret freepik signs the webhooks of this key with$/)]);
   });
 
   it('check-config warns when the gateway\'s public URL has a port browsers and fetch never connect to', async () => {
