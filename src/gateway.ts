@@ -30,7 +30,14 @@ import { LOCAL_ONLY_FEED, replicaFeedOver, type ReplicaFeed, type TextChannel } 
 import { authHeaderNames, type VideoProvider } from './core/upstream/provider.js';
 import { ProviderRuntime } from './core/upstream/provider-runtime.js';
 import { InProcessProviderState, type ProviderStateStore } from './core/upstream/provider-state.js';
-import { CALL_WINDOW_MS, ProviderStats, SharedProviderStats, type ProviderFigures } from './core/upstream/provider-stats.js';
+import {
+  CALL_WINDOW_MS,
+  COMPLETION_WINDOW_MS,
+  MAX_COMPLETIONS,
+  ProviderStats,
+  SharedProviderStats,
+  type ProviderFigures,
+} from './core/upstream/provider-stats.js';
 import { createHttp, tenantLimits } from './http/app.js';
 import type { RequestListener } from './http/hot-read.js';
 import { answerClientError, answerConnect, limitHeaderLines, refusedAtTheDoor, refuseExpectation, requireHostHeader, type RequestRecording } from './http/middleware.js';
@@ -506,6 +513,16 @@ export class Gateway {
       });
       await runtime.start();
       runtimes.set(provider.id, runtime);
+    }
+    if (!sharedState) {
+      // A lone process keeps its figures in memory, but the tasks of the last six hours are in its
+      // database: a restart does not forget each provider's time to complete (`fastest`, `/v1/providers`).
+      const history = new SharedStateStore(store);
+      const now = clock.now();
+      for (const runtime of runtimes.values()) {
+        const completions = await history.recentCompletions(runtime.id, now - COMPLETION_WINDOW_MS, MAX_COMPLETIONS);
+        for (const completion of completions.reverse()) runtime.stats.recordCompletion(completion.durationMs, completion.at);
+      }
     }
     const runtimeConfigProblems = [
       ...budgetSettingsProblems(config.tenants, runtimes.values(), config.webhooks.allow_private_targets),

@@ -260,6 +260,11 @@ export class SharedStateStore {
 
   /** How long the newest succeeded tasks of `provider` (since `since`) took from creation to success. */
   async recentCompletionTimes(provider: string, since: number, limit: number): Promise<number[]> {
+    return (await this.recentCompletions(provider, since, limit)).map((completion) => completion.durationMs);
+  }
+
+  /** The newest succeeded tasks of `provider` (since `since`), newest first: when each finished, and how long it took from creation. */
+  async recentCompletions(provider: string, since: number, limit: number): Promise<{ at: number; durationMs: number }[]> {
     const rows = await this.db
       .selectFrom('tasks')
       .select(['created_at', 'completed_at'])
@@ -270,7 +275,7 @@ export class SharedStateStore {
       .orderBy('completed_at', 'desc')
       .limit(limit)
       .execute();
-    return rows.map((row) => Number(row.completed_at) - Number(row.created_at));
+    return rows.map((row) => ({ at: Number(row.completed_at), durationMs: Number(row.completed_at) - Number(row.created_at) }));
   }
 
   /**

@@ -27,7 +27,8 @@ export const COMPLETION_WINDOW_MS = 6 * 3600_000;
 /** Calls older than this no longer count towards success rate and latency. */
 export const CALL_WINDOW_MS = 10 * 60_000;
 const MAX_CALLS = 500;
-const MAX_COMPLETIONS = 50;
+/** How many of the newest completions count towards the median. */
+export const MAX_COMPLETIONS = 50;
 
 /** The figures of one provider, wherever they are kept. */
 export interface ProviderFigures {
