@@ -804,13 +804,26 @@ export class TaskService {
       const inFlight = loads.reduce((sum, load) => sum + load.inFlight, 0);
       return `no free slot${ofAccount} (${inFlight} of ${(pinned ?? runtime).maxInFlight} tasks in flight); ${later}`;
     }
-    // As a create takes an account: the first whose rate windows allow a call within the wait a
-    // create makes for that account; else it goes on.
+    // As a create takes an account: the first whose trial call (while in doubt) is free and whose
+    // rate windows allow a call within the wait a create makes for that account; else it goes on.
     let allowedAt = Number.POSITIVE_INFINITY;
+    let trialUntil = Number.POSITIVE_INFINITY;
     for (const [index, account] of free.entries()) {
+      const inline = inlineRateWaitMs(index, free.length);
+      const trial = await account.trialHeldUntil();
+      if (trial > now + inline) {
+        trialUntil = Math.min(trialUntil, trial);
+        continue;
+      }
       const wait = await account.rateWait();
-      if (wait <= inlineRateWaitMs(index, free.length)) return undefined;
+      if (wait <= inline) return undefined;
       allowedAt = Math.min(allowedAt, now + wait);
+    }
+    if (!Number.isFinite(allowedAt)) {
+      return (
+        `in doubt after a failed call: one call at a time goes to it${ofAccount}, and one is under way ` +
+        `(for at most until ${new Date(trialUntil).toISOString()}); ${later}`
+      );
     }
     return `rate limit reached: its next call is allowed at ${new Date(allowedAt).toISOString()}; ${later}`;
   }
