@@ -210,7 +210,7 @@ function byKey(key: (e: ProviderEvaluation) => number | null | undefined) {
  * - `priority`: configured rank.
  * - `cheapest`: lowest estimated currency amount for this request; unpriced last.
  * - `weighted`: random order where each provider's chance to lead is its share of the weights
- *   (Efraimidis–Spirakis keys); weight 0 only as a last resort.
+ *   (Efraimidis–Spirakis keys, compared by their logarithm); weight 0 only as a last resort.
  * - `fastest`: lowest recent median time to complete; providers without history last.
  */
 export function orderByStrategy(
@@ -227,11 +227,14 @@ export function orderByStrategy(
     case 'fastest':
       return list.sort(byKey((e) => e.medianCompletionMs));
     case 'weighted': {
+      // The key u^(1/w) compared by its logarithm, ln(u)/w: the same order, but u^(1/w) itself is
+      // 0 in floating point for most draws when w is small (0.0001 → u^10000), and such ties
+      // went to the configured priority instead of the weights.
       const keyed = list.map((e) => ({
         e,
-        key: e.weight > 0 ? Math.pow(Math.max(random(), Number.MIN_VALUE), 1 / e.weight) : -1,
+        key: e.weight > 0 ? Math.log(Math.max(random(), Number.MIN_VALUE)) / e.weight : Number.NEGATIVE_INFINITY,
       }));
-      return keyed.sort((a, b) => b.key - a.key || byPriority(a.e, b.e)).map((k) => k.e);
+      return keyed.sort((a, b) => (a.key === b.key ? 0 : b.key - a.key) || byPriority(a.e, b.e)).map((k) => k.e);
     }
   }
 }

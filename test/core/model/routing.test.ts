@@ -213,6 +213,19 @@ describe('weighted strategy', () => {
     expect(Math.abs(share('other') - 0.25)).toBeLessThan(0.02);
   });
 
+  it('follows the ratio of weights however small they are written (0.0001 : 0.0003 as 1 : 3)', () => {
+    // u^(1/w) with w = 0.0001 is u^10000, which is 0 in floating point for 93 % of the draws:
+    // every such tie went to the configured priority instead of the weights.
+    const random = seededRandom(42);
+    const eligible = evaluations({ light: 0.0001, heavy: 0.0003 });
+    let heavyLeads = 0;
+    const draws = 20_000;
+    for (let i = 0; i < draws; i++) {
+      if (orderByStrategy('weighted', eligible, random)[0]?.provider === 'heavy') heavyLeads++;
+    }
+    expect(Math.abs(heavyLeads / draws - 0.75)).toBeLessThan(0.02);
+  });
+
   it('puts a weight-0 provider last in every draw, yet keeps it as a last resort', () => {
     const random = seededRandom(7);
     const eligible = evaluations({ zero: 0, a: 1, b: 3 });
