@@ -30,6 +30,30 @@ describe('routing strategies through the API', () => {
     expect(created.body.provider).toBe('kling3api');
   });
 
+  it('weighted: the quote says its order is one random draw, and how often each provider comes first', async () => {
+    // A create draws its own order: the quote's is one draw of the same odds, which it states.
+    gw = await startTestGateway({
+      config: { routing: { strategy: 'weighted' }, providers: { freepik: { weight: 1 }, kling3api: { weight: 3 }, 'kling-legacy': { weight: 0 } } },
+    });
+    const quote = await gw.request('POST', '/v1/videos/quote', body);
+    expect(quote.body.order).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+    const warningsOf = (answer: typeof quote, id: string) =>
+      answer.body.providers.find((p: { provider: string }) => p.provider === id).warnings.join(' ');
+    expect(warningsOf(quote, 'kling3api')).toMatch(/first in about 75 % of creates \(weight 3 of 4\).*one random draw/);
+    expect(warningsOf(quote, 'freepik')).toMatch(/first in about 25 % of creates \(weight 1 of 4\)/);
+    expect(warningsOf(quote, 'kling-legacy')).toMatch(/weight 0: tried only after the providers with a weight/);
+
+    // Pinned to the first with `allow_fallbacks: false`, another draw may pin another provider.
+    const pinned = await gw.request('POST', '/v1/videos/quote', { ...body, routing: { allow_fallbacks: false } });
+    expect(pinned.body.order).toEqual(['kling3api']);
+    const freepik = pinned.body.providers.find((p: { provider: string }) => p.provider === 'freepik');
+    expect(freepik.reasons.join(' ')).toMatch(/not in this draw.*first in about 25 % of creates/);
+
+    // An exact order (routing.providers, no strategy) is no draw, under the configured weighted too: nothing to say.
+    const exact = await gw.request('POST', '/v1/videos/quote', { ...body, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(warningsOf(exact, 'freepik')).toBe('');
+  });
+
   it('fastest: the provider whose recent tasks finished sooner leads; one without history comes last', async () => {
     // Freepik's simulator takes two minutes a task, the others' five seconds.
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));

@@ -240,6 +240,21 @@ export function orderByStrategy(
 }
 
 /**
+ * For an order `weighted` drew at random: each eligible provider's chance to come first (its
+ * share of the eligible providers' weights; 0 for weight 0), so that a quote can say its order is
+ * one draw and a create draws its own. Undefined when the order is not drawn: another strategy,
+ * `routing.providers` as the exact order, or fewer than two eligible providers with a weight.
+ */
+export function leadShares(plan: RoutePlan, override: RoutingOverride | undefined): Map<string, { share: number; weight: number; total: number }> | undefined {
+  if (plan.strategy !== 'weighted' || (override?.providers && !override.strategy)) return undefined;
+  const eligible = plan.evaluations.filter((e) => e.eligible);
+  if (eligible.filter((e) => e.weight > 0).length < 2) return undefined;
+  // Read to 12 significant digits: 0.1 + 0.2 is shown as 0.3.
+  const total = Number(eligible.reduce((sum, e) => sum + e.weight, 0).toPrecision(12));
+  return new Map(eligible.map((e) => [e.provider, { share: e.weight / total, weight: e.weight, total }]));
+}
+
+/**
  * The whole routing decision for a request: evaluations of every provider and the try order.
  * `routing.providers` without a strategy is taken as the exact order; with one, the strategy
  * orders within the list. `allow_fallbacks: false` keeps only the first.

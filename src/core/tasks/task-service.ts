@@ -9,7 +9,7 @@ import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } f
 import { ProblemError, invalidDetail, problems } from '../model/problems.js';
 import { issueMessage } from '../model/issue-messages.js';
 import { queryNumber } from '../model/query-number.js';
-import { incomparableCheapest, planRoute, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
+import { incomparableCheapest, leadShares, planRoute, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
 import { longestTimeoutMs, pickAccounts, type ProviderAccount, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
@@ -760,6 +760,15 @@ export class TaskService {
       (wait ? later : freeNow).push(runtime.id);
     }
     const order = [...freeNow, ...later];
+    // `weighted` drew this order at random; a create draws its own with the same odds.
+    const shares = leadShares(plan, input.routing);
+    const percent = (share: number) => `${Math.round(share * 1000) / 10} %`;
+    const drawn = (provider: string): string | undefined => {
+      const lead = shares?.get(provider);
+      if (!lead) return undefined;
+      if (lead.weight === 0) return 'weighted: weight 0: tried only after the providers with a weight (this order is one random draw; each create draws its own)';
+      return `weighted: drawn first in about ${percent(lead.share)} of creates (weight ${lead.weight} of ${lead.total}); this order is one random draw, and each create draws its own`;
+    };
     return {
       strategy: plan.strategy,
       request: resolved.request as unknown as Record<string, unknown>,
@@ -774,8 +783,18 @@ export class TaskService {
           provider: evaluation.provider,
           eligible: reasons.length === 0 && rank >= 0,
           reasons:
-            reasons.length === 0 && rank < 0 ? ['not tried: allow_fallbacks is false and another provider comes first'] : reasons,
-          warnings: [...evaluation.warnings, ...(waitReasons.has(evaluation.provider) ? [waitReasons.get(evaluation.provider)!] : [])],
+            reasons.length === 0 && rank < 0
+              ? [
+                  shares?.get(evaluation.provider)?.weight
+                    ? `not in this draw: allow_fallbacks is false and weighted drew another provider first; it is drawn first in about ${percent(shares.get(evaluation.provider)!.share)} of creates`
+                    : 'not tried: allow_fallbacks is false and another provider comes first',
+                ]
+              : reasons,
+          warnings: [
+            ...evaluation.warnings,
+            ...(waitReasons.has(evaluation.provider) ? [waitReasons.get(evaluation.provider)!] : []),
+            ...(rank >= 0 && drawn(evaluation.provider) ? [drawn(evaluation.provider)!] : []),
+          ],
           order: rank >= 0 ? rank + 1 : null,
           estimated_credits: evaluation.estimate?.credits ?? null,
           estimated_cost: evaluation.estimate?.currencyAmount ?? null,
