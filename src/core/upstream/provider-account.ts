@@ -354,7 +354,6 @@ export class ProviderAccount {
     }
   }
 
-  /** The milliseconds until the rate windows allow one more call (0: now), taking nothing from them. */
   /**
    * While the account is in doubt (a failed call, the circuit not open) and a call holds its one
    * trial: until when that trial may be held (clock ms); 0 when a call may go now. Read as a call
@@ -366,6 +365,7 @@ export class ProviderAccount {
     return admission.kind === 'busy' ? (this.standing.trialUntil ?? admission.until) : 0;
   }
 
+  /** The milliseconds until the rate windows allow one more call (0: now), taking nothing from them. */
   rateWait(): Promise<number> {
     return this.state.rateWait(this.stateKey, this.rateWindows(), this.clock.now());
   }
