@@ -181,8 +181,9 @@ async function warnOfUnsendableQueuedTasks(taskStore: TaskStore, runtimes: Reado
 
 /**
  * Says at start how many webhook events wait for a tenant that has no webhook secret now (its
- * secret, or the tenant itself, removed from the configuration): each fails unsent at its next
- * try, since an event is never sent unsigned. A store that cannot say is passed over: each such
+ * secret, or the tenant itself, removed from the configuration): an event is never sent unsigned,
+ * so each is tried again on the usual back-off and fails unsent after its last try, unless the
+ * secret is given back (and the gateway restarted) before then. A store that cannot say is passed over: each such
  * delivery records why it failed.
  */
 async function warnOfUnsignableDeliveries(taskStore: TaskStore, config: GatewayConfig, logger: Logger): Promise<void> {
@@ -195,16 +196,18 @@ async function warnOfUnsignableDeliveries(taskStore: TaskStore, config: GatewayC
   for (const [tenant, deliveries] of counts) {
     if (deliveries <= 0 || (config.tenants[tenant]?.webhook_secret ?? []).length > 0) continue;
     const [events, it, is] = deliveries === 1 ? ['1 webhook event', 'it', 'is'] : [`${deliveries} webhook events`, 'them', 'are'];
-    const fail = `${it === 'it' ? 'it fails' : 'they fail'} unsent (never unsigned) at ${it === 'it' ? 'its' : 'their'} next try`;
+    const fail =
+      `${it === 'it' ? 'it is' : 'they are'} tried again on the usual back-off and ${it === 'it' ? 'fails' : 'fail'} unsent (never unsigned) ` +
+      `after ${it === 'it' ? 'its' : 'their'} last try (webhooks.max_attempts ${config.webhooks.max_attempts})`;
     // A tenant no API key names cannot have settings of its own: the start refuses `tenants.<name>` then.
     const named = config.auth.api_keys.some((entry) => entry.tenant === tenant);
     logger.warn(
       { tenant, deliveries },
       named
         ? `${events} of tenant ${tenant} ${is} waiting to be sent, and the tenant has no webhook_secret now: ${fail}; ` +
-            `to send ${it}, stop the gateway and give tenants.${tenant}.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back, and keep it until the tenant's events have gone out`
+            `to send ${it}, give tenants.${tenant}.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back and restart before then, and keep it until the tenant's events have gone out`
         : `${events} of tenant ${tenant} ${is} waiting to be sent, and no API key names the tenant now (so it has no webhook_secret): ${fail}; ` +
-            `to send ${it}, stop the gateway and give the tenant back (a key in GATEWAY_API_KEYS and its webhook_secret), and keep them until the tenant's events have gone out`,
+            `to send ${it}, give the tenant back (a key in GATEWAY_API_KEYS and its webhook_secret) and restart before then, and keep them until the tenant's events have gone out`,
     );
   }
 }

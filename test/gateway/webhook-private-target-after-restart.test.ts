@@ -89,7 +89,7 @@ it('refuses, without connecting, a loopback webhook_url a task got while private
   expect(seen).toEqual({ connections: 0, requests: 0 });
 });
 
-it('never sends an event unsigned: once a restart removed the tenant\'s webhook secret, its pending events fail saying why, and nothing reaches the receiver', async () => {
+it('never sends an event unsigned: once a restart removed the tenant\'s webhook secret, its pending events are tried again on the back-off, then fail saying why; nothing reaches the receiver', async () => {
   const { seen, created, next } = await firstDeployWithLoopbackWebhook('a harbour at dawn');
   await open.pop()!.close();
 
@@ -102,12 +102,43 @@ it('never sends an event unsigned: once a restart removed the tenant\'s webhook 
   open.push(unsigned);
   expect(unsigned.config.tenants.acme?.webhook_secret).toBeUndefined();
   expect((await unsigned.finish(created.body.id, 60_000)).status).toBe('succeeded');
-  await unsigned.advance(3600_000);
+  const deliveries = async () => (await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+  const why = 'tenant acme has no webhook_secret configured';
+  // Not failed at once: a secret given back before the last try still sends them (next test).
+  expect(await deliveries()).toEqual([
+    expect.objectContaining({ type: 'video.processing', status: 'pending', attempts: 1, last_status: null, last_error: why }),
+    expect.objectContaining({ type: 'video.succeeded', status: 'pending', attempts: 1, last_status: null, last_error: why }),
+  ]);
+  for (let hour = 0; hour < 3; hour++) await unsigned.advance(3600_000);
 
   expect(seen.requests).toBe(0);
-  expect((await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toEqual([
-    expect.objectContaining({ type: 'video.processing', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
-    expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: 1, last_status: null, last_error: 'tenant acme has no webhook_secret configured', next_attempt_at: null }),
+  const { max_attempts } = unsigned.config.webhooks;
+  expect(await deliveries()).toEqual([
+    expect.objectContaining({ type: 'video.processing', status: 'failed', attempts: max_attempts, last_status: null, last_error: why, next_attempt_at: null }),
+    expect.objectContaining({ type: 'video.succeeded', status: 'failed', attempts: max_attempts, last_status: null, last_error: why, next_attempt_at: null }),
+  ]);
+});
+
+it('sends, signed, the events of a tenant whose webhook secret a restart took away once the next restart gives it back before their last try', async () => {
+  const { seen, created, next } = await firstDeployWithLoopbackWebhook('a harbour at night');
+  await open.pop()!.close();
+  const unsigned = await next.deploy({
+    webhooks: { allow_private_targets: true },
+    tenants: { acme: { webhook_secret: undefined } },
+    providers: { kling3api: { api_key: 'k3a-live-key-of-this-deployment' } },
+  });
+  expect((await unsigned.finish(created.body.id, 60_000)).status).toBe('succeeded');
+  expect((await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data.map((d: { status: string }) => d.status)).toEqual(['pending', 'pending']);
+  await unsigned.close();
+  expect(seen.requests).toBe(0);
+
+  const restored = await next.deploy({ webhooks: { allow_private_targets: true } });
+  open.push(restored);
+  await restored.advance(3600_000);
+  expect(seen.requests).toBe(2);
+  expect((await restored.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toEqual([
+    expect.objectContaining({ type: 'video.processing', status: 'delivered', last_status: 200 }),
+    expect.objectContaining({ type: 'video.succeeded', status: 'delivered', last_status: 200 }),
   ]);
 });
 
@@ -140,7 +171,7 @@ it('says at start how many events of a tenant left without a webhook secret fail
     expect.objectContaining({
       tenant: 'acme',
       deliveries: 1,
-      msg: '1 webhook event of tenant acme is waiting to be sent, and the tenant has no webhook_secret now: it fails unsent (never unsigned) at its next try; to send it, stop the gateway and give tenants.acme.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back, and keep it until the tenant\'s events have gone out',
+      msg: '1 webhook event of tenant acme is waiting to be sent, and the tenant has no webhook_secret now: it is tried again on the usual back-off and fails unsent (never unsigned) after its last try (webhooks.max_attempts 3); to send it, give tenants.acme.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back and restart before then, and keep it until the tenant\'s events have gone out',
     }),
   ]);
   expect((await unsigned.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data).toHaveLength(1);
@@ -173,7 +204,7 @@ it('says at start that events of a tenant no API key names any more fail unsent,
     expect.objectContaining({
       tenant: 'other',
       deliveries: 1,
-      msg: '1 webhook event of tenant other is waiting to be sent, and no API key names the tenant now (so it has no webhook_secret): it fails unsent (never unsigned) at its next try; to send it, stop the gateway and give the tenant back (a key in GATEWAY_API_KEYS and its webhook_secret), and keep them until the tenant\'s events have gone out',
+      msg: '1 webhook event of tenant other is waiting to be sent, and no API key names the tenant now (so it has no webhook_secret): it is tried again on the usual back-off and fails unsent (never unsigned) after its last try (webhooks.max_attempts 3); to send it, give the tenant back (a key in GATEWAY_API_KEYS and its webhook_secret) and restart before then, and keep them until the tenant\'s events have gone out',
     }),
   ]);
 });

@@ -175,8 +175,9 @@ export class OutboundWebhooks {
     let postedAt: number | undefined;
     try {
       if (secrets.length === 0) {
+        // Never sent unsigned. Tried again on the usual back-off, not failed at once: the secret was
+        // taken away by a restart (the start warns), and one given back before the last try sends it.
         failure = `tenant ${delivery.tenant} has no webhook_secret configured`;
-        permanent = true;
       } else {
         const refused = refuseLiteralTarget(delivery.url, config.webhooks.allow_private_targets);
         if (refused) {
