@@ -623,6 +623,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('attempts').dropColumn('named_task_id').execute();
       },
     },
+    '0022_finished_task_index': {
+      async up(db: Kysely<unknown>) {
+        // `fastest` counts a failure of a task the provider accepted as a delivery that never
+        // came: the recent finished tasks per provider, successes and failures, in one index.
+        await sql`drop index if exists tasks_succeeded`.execute(db);
+        await sql`create index tasks_finished on tasks (provider, completed_at) where status in ('succeeded', 'failed')`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        await sql`drop index if exists tasks_finished`.execute(db);
+        await sql`create index tasks_succeeded on tasks (provider, completed_at) where status = 'succeeded'`.execute(db);
+      },
+    },
   };
 }
 

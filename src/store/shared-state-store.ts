@@ -258,24 +258,37 @@ export class SharedStateStore {
     return rows.map((row) => ({ at: Number(row.at), ok: Number(row.ok) === 1, latencyMs: Number(row.latency_ms) }));
   }
 
-  /** How long the newest succeeded tasks of `provider` (since `since`) took from creation to success. */
+  /**
+   * How long the newest finished tasks of `provider` (since `since`) took from creation to success,
+   * newest first; a failure that counts against the provider (`failureCounts`) is +Infinity.
+   */
   async recentCompletionTimes(provider: string, since: number, limit: number): Promise<number[]> {
     return (await this.recentCompletions(provider, since, limit)).map((completion) => completion.durationMs);
   }
 
-  /** The newest succeeded tasks of `provider` (since `since`), newest first: when each finished, and how long it took from creation. */
+  /**
+   * The newest finished tasks of `provider` (since `since`) that say how soon it delivers, newest
+   * first: when each finished, and how long it took from creation to success (+Infinity for a
+   * failure of a task the provider accepted, unless the failure is the caller's: the rule of
+   * `failureCounts` in `core/upstream/provider-stats.ts`, its `CALLER_FAULT_CODES` named here).
+   */
   async recentCompletions(provider: string, since: number, limit: number): Promise<{ at: number; durationMs: number }[]> {
+    const code = this.store.dialect === 'postgres' ? sql<string | null>`(error_json::json ->> 'code')` : sql<string | null>`json_extract(error_json, '$.code')`;
     const rows = await this.db
       .selectFrom('tasks')
-      .select(['created_at', 'completed_at'])
+      .select(['created_at', 'completed_at', 'status'])
       .where('provider', '=', provider)
-      // As the partial index `tasks_succeeded` says it (migration 0010), so it is used.
-      .where(sql<boolean>`status = 'succeeded'`)
+      // As the partial index `tasks_finished` says it (migration 0022), so it is used.
+      .where(sql<boolean>`status in ('succeeded', 'failed')`)
       .where('completed_at', '>=', since)
+      .where(sql<boolean>`(status = 'succeeded' or (provider_task_id is not null and coalesce(${code}, '') not in ('content_policy', 'invalid_request')))`)
       .orderBy('completed_at', 'desc')
       .limit(limit)
       .execute();
-    return rows.map((row) => ({ at: Number(row.completed_at), durationMs: Number(row.completed_at) - Number(row.created_at) }));
+    return rows.map((row) => ({
+      at: Number(row.completed_at),
+      durationMs: row.status === 'succeeded' ? Number(row.completed_at) - Number(row.created_at) : Number.POSITIVE_INFINITY,
+    }));
   }
 
   /**

@@ -175,6 +175,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0019_tenant_turns',
               '0020_attempt_time_limit',
               '0021_attempt_named_task',
+              '0022_finished_task_index',
             ]);
           } finally {
             await second.close();

@@ -19,8 +19,11 @@ export interface RoutingProvider {
   priority: number;
   weight: number;
   pricing: PricingConfig | undefined;
-  /** Recent median time to complete, for `fastest`. */
-  medianCompletionMs: number | null;
+  /**
+   * Recent median time to deliver, for `fastest`: a failure the provider is answerable for counts
+   * as a delivery that never came (Infinity); null without recent finished tasks.
+   */
+  medianDeliveryMs: number | null;
 }
 
 export interface RoutingPolicy {
@@ -73,7 +76,7 @@ export interface ProviderEvaluation {
   creditValue?: number;
   priority: number;
   weight: number;
-  medianCompletionMs: number | null;
+  medianDeliveryMs: number | null;
 }
 
 export interface RoutePlan {
@@ -120,7 +123,7 @@ export function evaluateProviders(
       ...(priced ? { estimate: priced.estimate, creditValue: priced.creditValue } : {}),
       priority: candidate.priority,
       weight: candidate.weight,
-      medianCompletionMs: candidate.medianCompletionMs,
+      medianDeliveryMs: candidate.medianDeliveryMs,
     };
   });
 }
@@ -205,13 +208,20 @@ function byKey(key: (e: ProviderEvaluation) => number | null | undefined) {
   };
 }
 
+/** `fastest`'s tiers: a median time to deliver, then no history, then mostly failures. */
+function deliveryRank(ms: number | null): number {
+  if (ms === null) return 1;
+  return Number.isFinite(ms) ? 0 : 2;
+}
+
 /**
  * Orders eligible providers by a strategy.
  * - `priority`: configured rank.
  * - `cheapest`: lowest estimated currency amount for this request; unpriced last.
  * - `weighted`: random order where each provider's chance to lead is its share of the weights
  *   (Efraimidis–Spirakis keys, compared by their logarithm); weight 0 only as a last resort.
- * - `fastest`: lowest recent median time to complete; providers without history last.
+ * - `fastest`: lowest recent median time to deliver; providers without history next, those whose
+ *   recent tasks mostly failed (Infinity) last: a provider without history may deliver, they do not.
  */
 export function orderByStrategy(
   strategy: RoutingStrategy,
@@ -225,7 +235,7 @@ export function orderByStrategy(
     case 'cheapest':
       return list.sort(byKey((e) => e.estimate?.currencyAmount));
     case 'fastest':
-      return list.sort(byKey((e) => e.medianCompletionMs));
+      return list.sort((a, b) => deliveryRank(a.medianDeliveryMs) - deliveryRank(b.medianDeliveryMs) || byKey((e) => e.medianDeliveryMs)(a, b));
     case 'weighted': {
       // The key u^(1/w) compared by its logarithm, ln(u)/w: the same order, but u^(1/w) itself is
       // 0 in floating point for most draws when w is small (0.0001 → u^10000), and such ties

@@ -11,6 +11,7 @@ import { costOf, type CostEstimate } from '../model/pricing.js';
 import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { StatusReport, SubmitResult } from '../upstream/provider.js';
 import { chargeToKeep } from '../upstream/remembered-charge.js';
+import { failureCounts } from '../upstream/provider-stats.js';
 import type { Engine } from './engine.js';
 import type { ChangeCondition, InboundMark } from './task-repository.js';
 import { holdsSlot, newOutput, withAttemptChange, type AttemptChange, type AttemptRecord, type NewDelivery, type OutputRecord, type TaskChange, type TaskPhase, type TaskRecord } from './task-records.js';
@@ -662,7 +663,12 @@ export class TaskLifecycle {
       options,
       attempt,
     );
-    if (updated) this.recordFinish(updated);
+    if (updated) {
+      // A task its provider accepted and failed counts against it under `fastest`, as the tasks
+      // table says it to a restart and to other replicas (`recentCompletions`).
+      if (updated.provider && failureCounts(updated)) this.engine.runtimes.get(updated.provider)?.stats.recordFailure(now);
+      this.recordFinish(updated);
+    }
     return updated;
   }
 

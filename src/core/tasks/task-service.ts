@@ -219,7 +219,7 @@ export class TaskService {
       weight: runtime.config.weight,
       pricing: runtime.pricing,
       ...(runtime.disabledReason ? { disabledReason: runtime.disabledReason } : {}),
-      medianCompletionMs: runtime.stats.medianCompletionMs(this.engine.clock.now()),
+      medianDeliveryMs: runtime.stats.medianDeliveryMs(this.engine.clock.now()),
     }));
   }
 

@@ -17,8 +17,9 @@ export interface ProviderStatsSnapshot {
   calls: number;
   latencyP50Ms: number | null;
   latencyP95Ms: number | null;
-  /** Median time from creation to success of recent tasks. */
+  /** Median time from creation to success of recent tasks (failures left out: what operators read as time to complete). */
   medianCompletionMs: number | null;
+  /** Recent successes (the samples of `medianCompletionMs`). */
   completions: number;
 }
 
@@ -27,18 +28,39 @@ export const COMPLETION_WINDOW_MS = 6 * 3600_000;
 /** Calls older than this no longer count towards success rate and latency. */
 export const CALL_WINDOW_MS = 10 * 60_000;
 const MAX_CALLS = 500;
-/** How many of the newest completions count towards the median. */
+/** How many of the newest finished tasks (successes and failures that count) count towards the medians. */
 export const MAX_COMPLETIONS = 50;
+
+/**
+ * Failures that are the caller's, not the provider's: they say nothing of how soon the provider
+ * delivers, so they do not count against it under `fastest`.
+ */
+export const CALLER_FAULT_CODES: ReadonlySet<string> = new Set(['content_policy', 'invalid_request']);
+
+/**
+ * Whether a finished task counts against its provider's time to deliver (`fastest`): a failure of a
+ * task the provider accepted, unless the failure is the caller's (`CALLER_FAULT_CODES`).
+ * (A canceled task is not `failed`; a task never accepted was failed over or never sent.)
+ */
+export function failureCounts(task: { status: string; providerTaskId: string | null; error: { code: string } | null }): boolean {
+  return task.status === 'failed' && task.providerTaskId !== null && !CALLER_FAULT_CODES.has(task.error?.code ?? '');
+}
 
 /** The figures of one provider, wherever they are kept. */
 export interface ProviderFigures {
   recordCall(at: number, ok: boolean, latencyMs: number): void;
   /** A task that finished `durationMs` after creation, at `at`. */
   recordCompletion(durationMs: number, at: number): void;
+  /** A task the provider accepted and failed, at `at` (`failureCounts`): a completion that never came. */
+  recordFailure(at: number): void;
   /** The figures as of the last refresh (synchronous: the router reads them on every create). */
   snapshot(now: number): ProviderStatsSnapshot;
-  /** The snapshot's `medianCompletionMs` alone, without going through the call samples (the router reads it on every create). */
-  medianCompletionMs(now: number): number | null;
+  /**
+   * What `fastest` orders by: the median time to deliver of the recent finished tasks, a counted
+   * failure being a delivery that never came (+Infinity). Infinity once more than half of them
+   * failed; null without any. Read on every create, so without going through the call samples.
+   */
+  medianDeliveryMs(now: number): number | null;
   /** Brings the figures up to date with other replicas' (nothing to do for in-process figures). */
   refresh(now: number): Promise<void>;
 }
@@ -68,10 +90,14 @@ export class ProviderStats implements ProviderFigures {
     if (this.calls.length > this.maxCalls) this.calls.shift();
   }
 
-  /** A task that finished `durationMs` after creation, at `at`. */
+  /** A task that finished `durationMs` after creation, at `at` (Infinity: one that failed, `recordFailure`). */
   recordCompletion(durationMs: number, at: number): void {
     this.completions.push({ at, durationMs });
     if (this.completions.length > this.maxCompletions) this.completions.shift();
+  }
+
+  recordFailure(at: number): void {
+    this.recordCompletion(Number.POSITIVE_INFINITY, at);
   }
 
   /** A copy, to add calls to without changing this one. */
@@ -82,22 +108,25 @@ export class ProviderStats implements ProviderFigures {
     return copy;
   }
 
-  /** Recent completion times, shortest first: old ones say little about a provider that has since slowed down or stopped. */
-  private recentCompletions(now: number): number[] {
+  /**
+   * Recent times to deliver, shortest first, failures (Infinity) last: old ones say little about a
+   * provider that has since slowed down or stopped.
+   */
+  private recentDeliveries(now: number): number[] {
     return this.completions
       .filter((completion) => completion.at >= now - COMPLETION_WINDOW_MS)
       .map((completion) => completion.durationMs)
       .sort((a, b) => a - b);
   }
 
-  medianCompletionMs(now: number): number | null {
-    return quantile(this.recentCompletions(now), 0.5);
+  medianDeliveryMs(now: number): number | null {
+    return quantile(this.recentDeliveries(now), 0.5);
   }
 
   snapshot(now: number): ProviderStatsSnapshot {
     const recent = this.calls.filter((call) => call.at >= now - this.windowMs);
     const latencies = recent.map((call) => call.latencyMs).sort((a, b) => a - b);
-    const completions = this.recentCompletions(now);
+    const completions = this.recentDeliveries(now).filter((durationMs) => Number.isFinite(durationMs));
     return {
       successRate: recent.length === 0 ? null : recent.filter((call) => call.ok).length / recent.length,
       calls: recent.length,
@@ -114,6 +143,7 @@ export interface SharedStatsSource {
   recordCalls(samples: readonly { key: string; at: number; ok: boolean; latencyMs: number }[]): Promise<void>;
   /** Newest first. */
   recentCalls(key: string, since: number, limit: number): Promise<{ at: number; ok: boolean; latencyMs: number }[]>;
+  /** Newest first; a failure that counts (`failureCounts`) is +Infinity. */
   recentCompletionTimes(provider: string, since: number, limit: number): Promise<number[]>;
 }
 
@@ -144,9 +174,13 @@ export class SharedProviderStats implements ProviderFigures {
     // Read back from the tasks table, where every replica's completions already are.
   }
 
-  medianCompletionMs(now: number): number | null {
+  recordFailure(): void {
+    // Read back from the tasks table too.
+  }
+
+  medianDeliveryMs(now: number): number | null {
     // Completions are read back from the tasks table: calls not yet written do not change them.
-    return this.shared.medianCompletionMs(now);
+    return this.shared.medianDeliveryMs(now);
   }
 
   snapshot(now: number): ProviderStatsSnapshot {
@@ -178,7 +212,7 @@ export class SharedProviderStats implements ProviderFigures {
     ]);
     const figures = new ProviderStats();
     for (const call of [...calls].reverse()) figures.recordCall(call.at, call.ok, call.latencyMs);
-    // Completion times only count their number and median here, so their own time is `now`.
+    // Completion times (and failures, Infinity) only count their number and medians here, so their own time is `now`.
     for (const durationMs of completions) figures.recordCompletion(durationMs, now);
     this.shared = figures;
   }

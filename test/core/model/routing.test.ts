@@ -73,7 +73,7 @@ function provider(id: string, overrides: Partial<RoutingProvider> = {}): Routing
     priority: 100,
     weight: 1,
     pricing: undefined,
-    medianCompletionMs: null,
+    medianDeliveryMs: null,
     ...overrides,
   };
 }
@@ -262,10 +262,10 @@ describe('fastest strategy', () => {
     const fastest: RoutingPolicy = { strategy: 'fastest', allowFallbacks: true };
     const result = plan(
       [
-        provider('slow', { priority: 1, medianCompletionMs: 240_000 }),
-        provider('unknown', { priority: 0, medianCompletionMs: null }),
-        provider('quick', { priority: 3, medianCompletionMs: 60_000 }),
-        provider('quick-too', { priority: 2, medianCompletionMs: 60_000 }),
+        provider('slow', { priority: 1, medianDeliveryMs: 240_000 }),
+        provider('unknown', { priority: 0, medianDeliveryMs: null }),
+        provider('quick', { priority: 3, medianDeliveryMs: 60_000 }),
+        provider('quick-too', { priority: 2, medianDeliveryMs: 60_000 }),
       ],
       undefined,
       {},
@@ -401,7 +401,7 @@ describe('evaluateProviders', () => {
 
   it('carries priority, weight, median and the estimate for the order and the quote', () => {
     const [evaluation] = evaluateProviders(
-      [provider('p', { priority: 4, weight: 3, medianCompletionMs: 90_000, pricing: FREEPIK_PRICES })],
+      [provider('p', { priority: 4, weight: 3, medianDeliveryMs: 90_000, pricing: FREEPIK_PRICES })],
       resolved(),
       undefined,
     );
@@ -410,7 +410,7 @@ describe('evaluateProviders', () => {
       reasons: [],
       priority: 4,
       weight: 3,
-      medianCompletionMs: 90_000,
+      medianDeliveryMs: 90_000,
       estimate: { credits: 56, currencyAmount: 0.56, currency: 'USD' },
     });
   });

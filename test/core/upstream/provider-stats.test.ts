@@ -80,8 +80,22 @@ describe('ProviderStats', () => {
     stats.recordCompletion(240_000, NOW);
     expect(stats.snapshot(NOW)).toMatchObject({ medianCompletionMs: 120_000, completions: 4 });
     // What the router reads on every create, without the call samples: the same figure.
-    expect(stats.medianCompletionMs(NOW)).toBe(120_000);
-    expect(stats.medianCompletionMs(NOW + 7 * 60 * MINUTE)).toBeNull();
+    expect(stats.medianDeliveryMs(NOW)).toBe(120_000);
+    expect(stats.medianDeliveryMs(NOW + 7 * 60 * MINUTE)).toBeNull();
+  });
+
+  it('counts a failure as a delivery that never came for fastest, and leaves it out of the median time to complete', () => {
+    const stats = new ProviderStats();
+    stats.recordCompletion(60_000, NOW);
+    stats.recordFailure(NOW);
+    // Half failed: the lower middle value is still a delivery.
+    expect(stats.medianDeliveryMs(NOW)).toBe(60_000);
+    stats.recordFailure(NOW);
+    // Most failed: this provider delivers nothing most of the time.
+    expect(stats.medianDeliveryMs(NOW)).toBe(Number.POSITIVE_INFINITY);
+    expect(stats.snapshot(NOW)).toMatchObject({ medianCompletionMs: 60_000, completions: 1 });
+    // Failures age out after six hours like successes.
+    expect(stats.medianDeliveryMs(NOW + 7 * 60 * MINUTE)).toBeNull();
   });
 
   it('keeps only the most recent completions, so the median follows a change in speed', () => {
