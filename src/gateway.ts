@@ -153,8 +153,8 @@ async function warnOfStrandedTasks(
 
 /**
  * Says at start how many queued tasks only providers switched off now could take (turned off,
- * left without a key, or gone): each fails with `no_provider_available` at its next dispatch,
- * before anything is sent. A store that cannot say is passed over: each such task's error names
+ * left without a key, or gone): each fails with `no_provider_available` at the first dispatch
+ * after the start, before anything is sent (so the advice is for the next such change). A store that cannot say is passed over: each such task's error names
  * its providers and why.
  */
 async function warnOfUnsendableQueuedTasks(taskStore: TaskStore, runtimes: ReadonlyMap<string, ProviderRuntime>, logger: Logger): Promise<void> {
@@ -168,13 +168,14 @@ async function warnOfUnsendableQueuedTasks(taskStore: TaskStore, runtimes: Reado
     const providers = candidates.split(',').filter(Boolean);
     if (tasks <= 0 || providers.length === 0 || providers.some((id) => runtimes.get(id)?.enabled)) continue;
     const why = providers.map((id) => `${id}: ${runtimes.get(id)?.disabledReason ?? 'not configured'}`).join('; ');
-    const [queued, them] = tasks === 1 ? ['1 queued task', 'it'] : [`${tasks} queued tasks`, 'them'];
-    const fail = tasks === 1 ? 'it fails with no_provider_available at its next dispatch' : 'they fail with no_provider_available at their next dispatch';
-    const until = tasks === 1 ? 'it has been sent' : 'they have been sent';
+    const queued = tasks === 1 ? '1 queued task' : `${tasks} queued tasks`;
+    const fail = tasks === 1 ? 'it fails with no_provider_available at the first dispatch after this start' : 'they fail with no_provider_available at the first dispatch after this start';
+    // Said after the fact: the dispatch runs as the start ends, so the advice is for the next such change.
+    const one = providers.length === 1 ? providers[0] : 'one of them';
     logger.warn(
       { providers, tasks },
       `${queued} may go only to ${providers.join(', ')}, switched off now (${why}): ${fail}, before anything is sent; ` +
-        `to send ${them} instead, stop the gateway and turn ${providers.length === 1 ? providers[0] : 'one of them'} back on until ${until}`,
+        `to keep such tasks when switching a provider off, leave ${one} on until the queue holds none that only ${providers.length === 1 ? 'it' : 'they'} can take (GET /v1/providers shows each one's queue)`,
     );
   }
 }

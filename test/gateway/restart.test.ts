@@ -130,8 +130,8 @@ describe('restart and crash recovery (SPEC §5)', () => {
         providers: ['kling3api'],
         tasks: 2,
         msg:
-          '2 queued tasks may go only to kling3api, switched off now (kling3api: disabled in configuration): they fail with no_provider_available at their next dispatch, ' +
-          'before anything is sent; to send them instead, stop the gateway and turn kling3api back on until they have been sent',
+          '2 queued tasks may go only to kling3api, switched off now (kling3api: disabled in configuration): they fail with no_provider_available at the first dispatch after this start, ' +
+          'before anything is sent; to keep such tasks when switching a provider off, leave kling3api on until the queue holds none that only it can take (GET /v1/providers shows each one\'s queue)',
       }),
     ]);
   });
