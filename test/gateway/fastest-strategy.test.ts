@@ -3,7 +3,8 @@
  * time to complete"). A provider that accepts tasks and then fails them delivers nothing: each
  * such failure counts as a completion that never came, so once most of its recent tasks failed it
  * goes after the providers that deliver (and after one without history), in this process and after
- * a restart on the same SQLite file. A failure that is the caller's (a prompt the content policy
+ * a restart on the same SQLite file, which also keeps the times to complete (read back from the
+ * tasks table at start). A failure that is the caller's (a prompt the content policy
  * refused) says nothing about the provider and does not count. `median_completion_ms` in
  * `/v1/providers` stays the median time to success.
  */
@@ -46,8 +47,32 @@ async function setup() {
     expect(task.status).toBe(status);
     return task;
   };
-  return { start, run, simulators };
+  return { start, run, simulators, clock };
 }
+
+it('keeps ordering by the recent times to complete after a restart on a SQLite file, and forgets them six hours on', async () => {
+  // A lone process keeps its figures in memory, but the tasks that finished are in its database:
+  // a restart must not forget which provider is fastest, nor show `/v1/providers` without a median.
+  const { start, run, clock } = await setup();
+  const first = await start();
+  await run(first, 'freepik', 'succeeded');
+  await run(first, 'kling3api', 'succeeded');
+  const before = await medians(first);
+  expect(await fastestOrder(first)).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+  await first.close();
+
+  const restarted = await start();
+  expect(await medians(restarted)).toEqual(before);
+  expect(await fastestOrder(restarted)).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+  const created = await restarted.create({ ...body, routing: { strategy: 'fastest' } });
+  expect(created.body.provider).toBe('kling3api');
+  await restarted.close();
+
+  // Completions older than six hours no longer count, after a restart as before it.
+  await clock.advance(6 * 3600_000 + 60_000);
+  const later = await start();
+  expect((await medians(later)).freepik).toBeNull();
+});
 
 it('puts a provider whose recent tasks mostly failed after those that deliver, in this process and after a restart', async () => {
   const { start, run, simulators } = await setup();
