@@ -2877,6 +2877,90 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await api.cancelVideo(queued.id).catch(() => undefined);
     }
   });
+  /**
+   * Cancels of the task open in `target` answered 409 cancel-pending (Retry-After: 1 s) `pending`
+   * times, as the gateway answers while the task's create is on its way unanswered; then passed on.
+   * The time each cancel was sent, in ms.
+   */
+  async function cancelPendingThen(target: Page, id: string, pending: number): Promise<number[]> {
+    const sent: number[] = [];
+    const detail = `video ${id} is being sent to freepik right now and whether it accepts is not known yet. The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else. Read the task, or retry the cancel, after Retry-After seconds.`;
+    await target.route('**/v1/videos/*/cancel', (route) => {
+      sent.push(Date.now());
+      if (sent.length > pending) return route.continue();
+      return route.fulfill({
+        status: 409,
+        contentType: 'application/problem+json',
+        headers: { 'retry-after': '1' },
+        body: JSON.stringify({ type: 'https://kling-gateway.dev/problems/cancel-pending', title: 'Cancel not decided yet', status: 409, detail }),
+      });
+    });
+    return sent;
+  }
+  it('says a cancel kept undecided (409 cancel-pending) is kept and ends the video canceled if the provider turns it down, asks again after its Retry-After, and shows it canceled', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'cancel kept undecided', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    const sent = await cancelPendingThen(target, queued.id, 1);
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      await target.getByRole('button', { name: 'Cancel video' }).click();
+      await target.getByRole('button', { name: 'Yes, cancel' }).click();
+      const note = target.getByRole('status').filter({ hasText: 'The cancel is kept' });
+      await note.waitFor();
+      const text = (await note.textContent()) ?? '';
+      expect(text).toContain('If the provider turns it down, the video ends canceled and is sent nowhere else');
+      expect(text).toContain('Asking again in 1 s.');
+      // Nothing a console user cannot act on: no header name, no "Conflict" to fix.
+      expect(text).not.toContain('Retry-After');
+      expect(await target.locator('.cancel [role="alert"]').count()).toBe(0);
+      // Asked again by itself after the Retry-After, which the gateway now decides: canceled.
+      await target.locator('.status-line .status-canceled').waitFor();
+      expect(sent).toHaveLength(2);
+      expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual(900);
+      expect(await target.getByRole('status').filter({ hasText: 'The cancel is kept' }).count()).toBe(0);
+      browserErrors.length = 0; // the browser logs the refused request itself
+    } finally {
+      await target.unroute('**/v1/videos/*/cancel');
+      live.simulator('freepik').clearFaults();
+      await api.cancelVideo(queued.id).catch(() => undefined);
+    }
+  });
+  it('stops asking again after a few rounds of a cancel still undecided, says the page shows the end and Cancel asks again, and a final 409 says the video runs to the end and is billed', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'cancel undecided for long', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    const sent = await cancelPendingThen(target, queued.id, 1_000);
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      await target.getByRole('button', { name: 'Cancel video' }).click();
+      await target.getByRole('button', { name: 'Yes, cancel' }).click();
+      const note = target.getByRole('status').filter({ hasText: 'The cancel is kept' });
+      await expect.poll(() => note.textContent(), { timeout: 10_000 }).toContain('Press Cancel video to ask again.');
+      expect(sent).toHaveLength(4);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(sent).toHaveLength(4);
+      expect(await target.getByRole('button', { name: 'Cancel video' }).count()).toBe(1);
+
+      // Asked again by hand, the provider has meanwhile accepted it: the final 409 says so.
+      await target.unroute('**/v1/videos/*/cancel');
+      const detail = `video ${queued.id} was accepted by freepik, which documents no way to cancel a task; it runs to the end and is billed as usual.`;
+      await target.route('**/v1/videos/*/cancel', (route) =>
+        route.fulfill({ status: 409, contentType: 'application/problem+json', body: JSON.stringify({ type: 'https://kling-gateway.dev/problems/conflict', title: 'Conflict', status: 409, detail }) }),
+      );
+      await target.getByRole('button', { name: 'Cancel video' }).click();
+      await target.getByRole('button', { name: 'Yes, cancel' }).click();
+      await expect.poll(() => target.locator('.cancel').textContent()).toContain('it runs to the end and is billed as usual');
+      expect(await note.count()).toBe(0);
+      browserErrors.length = 0;
+    } finally {
+      await target.unroute('**/v1/videos/*/cancel');
+      live.simulator('freepik').clearFaults();
+      await api.cancelVideo(queued.id).catch(() => undefined);
+    }
+  });
   it('opens a task link whose id is not valid percent-encoding as a task the gateway does not have, without an error in the page', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -6,6 +6,7 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
 import {
+  cancelPending,
   formatChargesAtRisk,
   formatCost,
   formatElapsed,
@@ -178,12 +179,40 @@ function OutputMedia({ task, index }: { task: Task; index: number }) {
   );
 }
 
+/** Times a cancel kept undecided (409 cancel-pending) is asked again by itself, as the CLI's `cancel` does. */
+const CANCEL_PENDING_ROUNDS = 3;
+/** The longest Retry-After of an undecided cancel waited out before asking again, in seconds. */
+const CANCEL_PENDING_LONGEST_WAIT_S = 30;
+
+/**
+ * A cancel the gateway keeps but has not decided (409 cancel-pending: the create on its way to a
+ * provider is unanswered), said plainly: kept, what decides it, and that it is asked again by
+ * itself (`waitS`), or, those rounds spent, that the page shows the end and Cancel asks again.
+ */
+function CancelPendingNote({ noun, waitS }: { noun: string; waitS: number | null }) {
+  const what = noun.toLowerCase();
+  return (
+    <div class="notice cancel-pending" role="status">
+      <strong>The cancel is kept, not decided yet.</strong> This {what} is being sent to a provider right now, and whether the provider
+      accepts it is not known. If the provider turns it down, the {what} ends canceled and is sent nowhere else; if it accepts it, it is
+      canceled there only if that provider can cancel a task, otherwise it runs to the end and is billed.{' '}
+      {waitS !== null
+        ? `Asking again in ${waitS} s.`
+        : `Still not decided after asking again: this page shows the ${what} canceled once the provider turns it down. Press Cancel ${what} to ask again.`}
+    </div>
+  );
+}
+
 function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Task) => void }) {
   const { client } = useSession();
   const [available, setAvailable] = useState<boolean | null>(null);
   const [confirming, setConfirming] = useState(false);
   const [error, setError] = useState<unknown>(undefined);
   const [busy, setBusy] = useState(false);
+  /** A cancel kept undecided: asked again in `waitS` seconds, or (null) no more by itself. */
+  const [pending, setPending] = useState<{ waitS: number | null } | null>(null);
+  /** The next ask of an undecided cancel, scheduled. */
+  const askAgain = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   // The control pressed is replaced by the next one: the keyboard's place moves with it.
   const focusNext = useRef(false);
   const noun = taskNoun(task);
@@ -207,6 +236,13 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
     if (!cancelable && running && (!document.activeElement || document.activeElement === document.body)) note.current?.focus();
   }, [cancelable, running]);
   useEffect(() => {
+    // Ended, or taken by a provider that cannot cancel: an undecided cancel is not asked again.
+    if (running && cancelable) return;
+    clearTimeout(askAgain.current);
+    setPending(null);
+  }, [cancelable, running]);
+  useEffect(() => () => clearTimeout(askAgain.current), []);
+  useEffect(() => {
     if (!focusNext.current) return;
     focusNext.current = false;
     (confirming ? keepButton : cancelButton).current?.focus();
@@ -227,17 +263,29 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
       </div>
     );
   }
-  const cancel = async () => {
+  const cancel = async (round = 0) => {
+    clearTimeout(askAgain.current);
     setBusy(true);
     setError(undefined);
     try {
       onCanceled(await client.cancelVideo(task.id));
+      setPending(null);
       setConfirming(false);
     } catch (caught) {
-      // Refused (a provider holds the task, or it is being sent): the question is answered, so
-      // it closes, and the reason shows beside the button it came from.
-      setError(caught);
-      confirm(false);
+      if (cancelPending(caught)) {
+        // Kept, not decided yet: said so, and asked again after its Retry-After, a few times (the
+        // page follows the task meanwhile, so its end shows however it comes).
+        const waitS = Math.min(Math.max(caught.retryAfterSeconds ?? 1, 1), CANCEL_PENDING_LONGEST_WAIT_S);
+        const again = round < CANCEL_PENDING_ROUNDS;
+        setPending({ waitS: again ? waitS : null });
+        if (again) askAgain.current = setTimeout(() => void cancel(round + 1), waitS * 1000);
+      } else {
+        // Refused (a provider holds the task, or it finished): the question is answered, so it
+        // closes, and the reason shows beside the button it came from.
+        setPending(null);
+        setError(caught);
+      }
+      if (round === 0) confirm(false);
     } finally {
       setBusy(false);
     }
@@ -248,7 +296,7 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
         // Escape answers the question as Keep it does, as it closes any question a page asks.
         <div role="group" aria-label="Confirm cancel" onKeyDown={(event) => event.key === 'Escape' && confirm(false)}>
           <span>Cancel this {noun.toLowerCase()}? A task a provider already holds cannot be canceled.</span>{' '}
-          <button type="button" class="danger" onClick={cancel} disabled={busy}>
+          <button type="button" class="danger" onClick={() => void cancel()} disabled={busy}>
             Yes, cancel
           </button>{' '}
           <button type="button" ref={keepButton} onClick={() => confirm(false)}>
@@ -260,6 +308,7 @@ function CancelControl({ task, onCanceled }: { task: Task; onCanceled: (task: Ta
           Cancel {noun.toLowerCase()}
         </button>
       )}
+      {pending ? <CancelPendingNote noun={noun} waitS={pending.waitS} /> : null}
       <ProblemMessage error={error} context="Cancel" />
     </div>
   );
@@ -430,8 +479,10 @@ export function TaskPage({ id }: { id: string }) {
             task={task}
             onCanceled={(canceled) => {
               setTask(canceled);
-              // The cancel controls go away with the task's end: the keyboard goes on from the result.
-              resultHeading.current?.focus();
+              // The cancel controls go away with the task's end: the keyboard goes on from the result
+              // (unless a cancel asked again by itself ended it while the keyboard was elsewhere).
+              const focused = document.activeElement;
+              if (!focused || focused === document.body || focused.closest('.cancel')) resultHeading.current?.focus();
             }}
           />
         </section>
