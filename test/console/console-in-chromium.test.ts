@@ -419,6 +419,46 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByRole('button', { name: 'Create video' }).isEnabled()).toBe(true);
   });
 
+  it('says a weighted quote\'s order is one random draw, not the order a create tries, and shows each provider\'s warnings one a line, whole', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByRole('heading', { level: 1, name: 'New video' }).waitFor();
+    // The gateway's own weighted quote, a provider of it also in doubt with its one trial call under way.
+    const trial = 'in doubt after a failed call: one call at a time goes to it, and one is under way (for at most until 2026-12-06T23:30:00.000Z); tried after the providers that can take it now';
+    let inDoubt = '';
+    await target.route('**/v1/videos/quote', async (route) => {
+      const answer = await route.fetch();
+      const quote = (await answer.json()) as { order: string[]; providers: { provider: string; warnings: string[] }[] };
+      inDoubt = quote.order.at(-1) ?? '';
+      quote.providers.find((provider) => provider.provider === inDoubt)?.warnings.unshift(trial);
+      await route.fulfill({ response: answer, json: quote });
+    });
+    try {
+      await target.getByLabel('Prompt', { exact: true }).fill('a fox drawn at random');
+      await target.getByLabel('Strategy').selectOption('weighted');
+      const summary = target.locator('.quote-summary');
+      await expect.poll(() => summary.textContent()).toContain('one random draw');
+      expect(await summary.textContent()).not.toContain('tried in this order');
+      expect(await target.locator('#create-hint').textContent()).toBe(
+        'Sends the request quoted above; the create draws its own order, so the provider tried first may not be the one quoted first.',
+      );
+      const order = ((await summary.getAttribute('data-order')) ?? '').split(',');
+      expect(order.length).toBeGreaterThan(1);
+      // Each warning whole, one an item: the trial call's and the draw's, each with a ";" of its own.
+      const items = await target.locator(`.quote-table tr[data-provider="${inDoubt}"] .quote-reasons li`).allTextContents();
+      expect(items).toHaveLength(2);
+      expect(items[0]).toBe(trial);
+      expect(items[1]).toMatch(/^weighted: drawn first in about \d+(\.\d)? % of creates \(weight \d+ of \d+\); this order is one random draw, and each create draws its own$/);
+      // A provider with the draw's warning only shows it as it is.
+      expect(await target.locator(`.quote-table tr[data-provider="${order[0]}"] .quote-reasons`).textContent()).toMatch(/^weighted: drawn first in about/);
+      await target.setViewportSize({ width: 375, height: 800 });
+      expect(await target.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    } finally {
+      await target.unroute('**/v1/videos/quote');
+      await target.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
   it('creates the video when Enter is pressed in a field before its quote has answered, once the quote shows a provider, and nothing when it shows none', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -10,6 +10,7 @@ import {
   formatNumber,
   GatewayError,
   NoAnswerError,
+  quoteOrderDrawn,
   randomIdempotencyKey,
   type CreateVideoRequest,
   type ModelList,
@@ -678,7 +679,9 @@ export function CreatePage() {
           </button>
           <span id="create-hint" class="muted small">
             {canCreate
-              ? `Sends the request quoted above; ${current?.quote?.order[0]} is tried first.`
+              ? current?.quote && quoteOrderDrawn(current.quote)
+                ? 'Sends the request quoted above; the create draws its own order, so the provider tried first may not be the one quoted first.'
+                : `Sends the request quoted above; ${current?.quote?.order[0]} is tried first.`
               : judged || extraError
                 ? 'Available once the quote shows a provider that can serve this request.'
                 : `Available once the request has ${tryOn ? 'the person and the garment' : 'a prompt or an input'}: it has neither yet.`}
@@ -686,6 +689,22 @@ export function CreatePage() {
         </div>
       </form>
     </section>
+  );
+}
+
+/**
+ * A provider's reasons and warnings in a quote: one alone as it is, several one an item each (a
+ * reason may hold a `;` of its own, so joined they could not be told apart); none, a dash.
+ */
+function Reasons({ items }: { items: readonly string[] }) {
+  if (items.length === 0) return <>—</>;
+  if (items.length === 1) return <>{items[0]}</>;
+  return (
+    <ul class="quote-reason-list">
+      {items.map((item, index) => (
+        <li key={index}>{item}</li>
+      ))}
+    </ul>
   );
 }
 
@@ -708,7 +727,13 @@ function QuoteView({ state, quoting, onAskAgain }: { state: QuoteState | null; q
   return (
     <>
       <p class="quote-summary" data-order={quote.order.join(',')}>
-        {quote.order.length > 0 ? (
+        {quote.order.length > 0 && quoteOrderDrawn(quote) ? (
+          // One draw of `weighted`: a create draws its own, so this is no promise of the order it tries.
+          <>
+            Strategy <strong>{quote.strategy}</strong>: one random draw: <strong>{quote.order.join(' → ')}</strong>. Each create draws its own order;
+            how often each provider is drawn first is under Why not / warnings.
+          </>
+        ) : quote.order.length > 0 ? (
           <>
             Strategy <strong>{quote.strategy}</strong>: tried in this order: <strong>{quote.order.join(' → ')}</strong>.
           </>
@@ -745,7 +770,7 @@ function QuoteView({ state, quoting, onAskAgain }: { state: QuoteState | null; q
                   {provider.estimated_cost === null ? '—' : formatMoney(provider.estimated_cost, provider.currency, GROUPED)}
                 </td>
                 <td role="cell" data-label="Why not / warnings" class="small quote-reasons">
-                  {[...provider.reasons, ...provider.warnings].join('; ') || '—'}
+                  <Reasons items={[...provider.reasons, ...provider.warnings]} />
                 </td>
               </tr>
             ))}

@@ -2,7 +2,7 @@
  * How the gateway's numbers read to people, the same in the CLI and the web console: costs with
  * their currency and whether they are estimates, durations, sizes, shares.
  */
-import type { TaskCost } from './gateway-types.js';
+import type { Quote, TaskCost } from './gateway-types.js';
 
 /** `$0.56 (56 credits, estimated)`; `—` when nothing is known. */
 export function formatCost(cost: TaskCost | null | undefined): string {
@@ -127,4 +127,13 @@ export function formatMs(ms: number | null | undefined): string {
 
 export function formatPercent(share: number | null | undefined): string {
   return share === null || share === undefined ? '—' : `${Math.round(share * 100)}%`;
+}
+
+/**
+ * Whether a quote's order is one random draw (`weighted`): each create then draws its own, and
+ * each provider in it warns how often it is drawn first. Not for an exact `routing.providers`
+ * order, or a single provider with a weight, which are no draw.
+ */
+export function quoteOrderDrawn(quote: Pick<Quote, 'strategy' | 'providers'>): boolean {
+  return quote.strategy === 'weighted' && quote.providers.some((provider) => provider.order !== null && provider.warnings.some((warning) => warning.startsWith('weighted:')));
 }
