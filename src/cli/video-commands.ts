@@ -13,6 +13,7 @@ import {
   formatMs,
   formatNumber,
   cancelPending,
+  quoteOrderDrawn,
   GatewayError,
   GatewayUnreachableError,
   isTaskIdSegment,
@@ -557,15 +558,26 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     const answer = await context.clientFor(command).quote(body as CreateVideoRequest, { signal: context.signal });
     out.data(answer);
     const rows = [...answer.providers].sort((a, b) => (a.order ?? 99) - (b.order ?? 99));
-    out.line(`strategy ${answer.strategy}; try order: ${answer.order.length > 0 ? answer.order.join(' → ') : 'none'}`);
+    // A weighted order is one draw: a create draws its own, so it is no promise of the order tried.
+    const drawn = quoteOrderDrawn(answer) ? ' (one random draw; each create draws its own)' : '';
+    out.line(`strategy ${answer.strategy}; try order${drawn}: ${answer.order.length > 0 ? answer.order.join(' → ') : 'none'}`);
     out.table(rows, [
       { header: 'ORDER', value: (p) => (p.order === null ? '—' : String(p.order)), right: true },
       { header: 'PROVIDER', value: (p) => p.provider },
       { header: 'ELIGIBLE', value: (p) => (p.eligible ? 'yes' : 'no') },
       { header: 'CREDITS', value: (p) => (p.estimated_credits === null ? '—' : formatNumber(p.estimated_credits)), right: true },
       { header: 'COST', value: (p) => (p.estimated_cost === null ? '—' : formatMoney(p.estimated_cost, p.currency)), right: true },
-      { header: 'WHY NOT / WARNINGS', value: (p) => [...p.reasons, ...p.warnings].join('; ') || '—' },
     ]);
+    // Why not, and warnings, under the table, one a line after its provider: a column of them made
+    // each row one line of hundreds of characters, and a reason's own `;` ran into the next.
+    const said = rows.filter((p) => p.reasons.length + p.warnings.length > 0);
+    if (said.length > 0) {
+      const width = Math.max(...said.map((p) => p.provider.length));
+      out.line('');
+      for (const p of said) {
+        [...p.reasons, ...p.warnings].forEach((text, index) => out.line(`${(index === 0 ? p.provider : '').padEnd(width)}  ${text}`));
+      }
+    }
     if (answer.order.length === 0) {
       // What a create of this request would be answered (422, exit 3): a script checking first with
       // `quote` learns it from the status, not by reading the table.

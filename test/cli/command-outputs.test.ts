@@ -9,6 +9,12 @@ import { runCliCaptured } from '../support/cli-run.js';
 import { succeededTask } from '../support/fake-task-gateway.js';
 import { loopbackServer } from '../support/raw-answer.js';
 
+/** The quote's warnings under weighted, as the gateway words them. */
+const TRIAL_WARNING =
+  'in doubt after a failed call: one call at a time goes to it, and one is under way (for at most until 2026-12-06T23:30:00.000Z); tried after the providers that can take it now';
+const drawnFirst = (percent: number, weight: number) =>
+  `weighted: drawn first in about ${percent} % of creates (weight ${weight} of 4); this order is one random draw, and each create draws its own`;
+
 describe('kling-gateway command outputs', () => {
   let server: { base: string; close: () => Promise<void> };
   /** Each request's method, path and query, as the stand-in got it. */
@@ -49,7 +55,25 @@ describe('kling-gateway command outputs', () => {
           reasons: order === null ? ['model not served'] : [],
           warnings: [],
         });
-        return json({ strategy: 'priority', order: ['freepik', 'kling3api'], providers: [provider('legacy', null), provider('kling3api', 2), provider('freepik', 1)] });
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+        const answer = (quote: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(quote));
+        req.on('end', () => {
+          // A quote of "drawn fox": one draw of weighted, freepik also in doubt with its one trial call under way.
+          if ((JSON.parse(body) as { prompt?: string }).prompt === 'drawn fox') {
+            return answer({
+              strategy: 'weighted',
+              order: ['kling3api', 'freepik'],
+              providers: [
+                { ...provider('freepik', 2), warnings: [TRIAL_WARNING, drawnFirst(25, 1)] },
+                { ...provider('kling3api', 1), warnings: [drawnFirst(75, 3)] },
+                provider('legacy', null),
+              ],
+            });
+          }
+          return answer({ strategy: 'priority', order: ['freepik', 'kling3api'], providers: [provider('legacy', null), provider('kling3api', 2), provider('freepik', 1)] });
+        });
+        return;
       }
       if (path === '/v1/videos/vid_done') return json(succeededTask(server.base, 'vid_done'));
       req.on('end', () => res.writeHead(404, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404 })));
@@ -90,6 +114,25 @@ describe('kling-gateway command outputs', () => {
     expect(result.stdout).toContain('try order: freepik → kling3api');
     const rows = result.stdout.split('\n').filter((line) => /^\s*(\d|—)\s/.test(line)).map((line) => line.trim().split(/\s+/)[1]);
     expect(rows).toEqual(['freepik', 'kling3api', 'legacy']);
+  });
+
+  it('quote under weighted says its order is one random draw, and prints each reason and warning whole on a line of its own after its provider; --json carries them', async () => {
+    const result = await run(['quote', 'drawn fox', '--model', 'kling-v3']);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.split('\n');
+    expect(lines[0]).toBe('strategy weighted; try order (one random draw; each create draws its own): kling3api → freepik');
+    // The table: short rows, no reason in them.
+    const rows = lines.filter((line) => /^\s*(\d|—)\s/.test(line));
+    expect(rows.map((line) => line.trim().split(/\s+/)[1])).toEqual(['kling3api', 'freepik', 'legacy']);
+    for (const row of rows) expect(row.length).toBeLessThan(60);
+    // Each reason and warning whole, its provider named once, the next ones under it.
+    expect(lines).toContain(`kling3api  ${drawnFirst(75, 3)}`);
+    expect(lines).toContain(`freepik    ${TRIAL_WARNING}`);
+    expect(lines).toContain(`           ${drawnFirst(25, 1)}`);
+    expect(lines).toContain('legacy     model not served');
+    const json = await run(['--json', 'quote', 'drawn fox', '--model', 'kling-v3']);
+    const quote = JSON.parse(json.stdout) as { providers: { provider: string; warnings: string[] }[] };
+    expect(quote.providers.find((p) => p.provider === 'freepik')?.warnings).toEqual([TRIAL_WARNING, drawnFirst(25, 1)]);
   });
 
   it('usage --from equal to --to exits 2 naming both flags, before anything is sent', async () => {
