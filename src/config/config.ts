@@ -1088,7 +1088,8 @@ export function sharedKeyWarnings(config: Pick<GatewayConfig, 'providers'>): str
       else {
         warnings.push(
           `providers.${id}.accounts[${index}].${field}: the key of accounts[${earlier}] (${settings.accounts[earlier]!.id}), reached at the same address: ` +
-            'one upstream account, which gets twice its cap and rate windows; give each account its own key',
+            // Said as the condition it is: behind a proxy that maps each account to a key of its own, it is right as it is.
+            'unless a proxy there gives each account a key of its own, this is one upstream account, which gets twice its cap and rate windows; give each account its own key',
         );
       }
     }

@@ -1091,8 +1091,8 @@ describe('provider accounts', () => {
         ]), { KEY_ONE: 'key-one-123' }, PROVIDER_IDS),
       ),
     ).toEqual([
-      'providers.kling-legacy.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: one upstream account, which gets twice its cap and rate windows; give each account its own key',
-      'providers.kling-legacy.accounts[3].access_key: the key of accounts[2] (team-a), reached at the same address: one upstream account, which gets twice its cap and rate windows; give each account its own key',
+      'providers.kling-legacy.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: unless a proxy there gives each account a key of its own, this is one upstream account, which gets twice its cap and rate windows; give each account its own key',
+      'providers.kling-legacy.accounts[3].access_key: the key of accounts[2] (team-a), reached at the same address: unless a proxy there gives each account a key of its own, this is one upstream account, which gets twice its cap and rate windows; give each account its own key',
     ]);
   });
 
