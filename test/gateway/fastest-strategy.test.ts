@@ -113,3 +113,20 @@ it('does not count failures that are the caller’s (content policy) against the
   const restarted = await start();
   expect(await fastestOrder(restarted)).toEqual(['kling3api', 'freepik', 'kling-legacy']);
 });
+
+it('does not count a create the provider refused (never accepted) against it, in this process and after a restart', async () => {
+  const { start, run, simulators } = await setup();
+  const gw = await start();
+  await run(gw, 'freepik', 'succeeded');
+  await run(gw, 'kling3api', 'succeeded');
+  // kling3api turns the next two creates down: those tasks fail, but no video of it was ever started.
+  simulators.get('kling3api')!.injectFault({ kind: 'insufficient_credits', times: 2 });
+  for (let i = 0; i < 2; i++) {
+    const failed = await run(gw, 'kling3api', 'failed');
+    expect(failed.provider_task_id ?? null).toBeNull();
+  }
+  expect(await fastestOrder(gw)).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+  await gw.close();
+  const restarted = await start();
+  expect(await fastestOrder(restarted)).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+});
