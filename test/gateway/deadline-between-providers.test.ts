@@ -99,3 +99,30 @@ it('shows a task whose deadline passed while its next provider’s create waited
   const providers = (await gw.request('GET', '/v1/providers')).body.data as { id: string; in_flight: number }[];
   expect(Object.fromEntries(providers.map((provider) => [provider.id, provider.in_flight]))).toMatchObject({ freepik: 0, kling3api: 1 });
 });
+
+it('shows no provider for a task whose deadline passed in the rate wait after a provider skipped for its open circuit (never sent it)', async () => {
+  const gw = await startTestGateway({
+    config: {
+      tasks: { deadline_ms: 1_000 },
+      sandbox: { processing_ms: 600_000 },
+      providers: { freepik: { circuit_breaker: { consecutive_failures: 1 } }, kling3api: { rate_limits: [{ limit: 1, window_ms: 1_500 }] } },
+    },
+  });
+  open.push(gw);
+  // Freepik's one failed create opens its circuit.
+  gw.simulator('freepik').injectFault({ on: 'submit', kind: 'unavailable', status: 503 });
+  expect((await gw.create({ ...request, routing: { providers: ['freepik'] } })).body.status).toBe('failed');
+  expect((await gw.create({ ...request, routing: { providers: ['kling3api'] } })).body.status).toBe('processing');
+  // Freepik is passed over unasked (circuit open); kling3api's window is full past the task's 1 s deadline.
+  let answered = false;
+  const pending = gw.create(request).then((answer) => ((answered = true), answer));
+  for (let step = 0; step < 30 && !answered; step++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    await gw.clock.advance(100);
+  }
+  const created = (await pending).body;
+  expect(creates(gw, 'freepik')).toBe(1);
+  expect(creates(gw, 'kling3api')).toBe(1);
+  // Sent nowhere: no provider is shown, not the one skipped unasked.
+  expect(created).toMatchObject({ status: 'failed', provider: null, cost: { credits: 0 }, error: { code: 'timeout' } });
+});
