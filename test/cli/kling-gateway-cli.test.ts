@@ -962,7 +962,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
    * `cancel vid_kept` against a gateway that answers the cancel 409 cancel-pending (Retry-After: 3)
    * `pending` times, then with the task canceled. The run, the cancels sent and the pauses.
    */
-  async function cancelPendingThen(pending: number, args: string[] = []) {
+  async function cancelPendingThen(pending: number, args: string[] = [], retryAfter = '3') {
     let cancels = 0;
     const waits: number[] = [];
     const gateway = await loopbackServer((req, res) => {
@@ -974,7 +974,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       }
       cancels++;
       if (cancels <= pending) {
-        res.writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': '3' }).end(
+        res.writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': retryAfter }).end(
           JSON.stringify({
             type: 'https://kling-gateway.dev/problems/cancel-pending',
             title: 'Cancel not decided yet',
@@ -1013,6 +1013,14 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(run.stderr).toContain('The cancel is kept');
     expect(run.stderr).toContain('run `cancel vid_kept` again, or `get vid_kept`, in a few seconds');
     expect(run.code).toBe(ExitCode.unreachable);
+  });
+
+  it('cancel answered 409 cancel-pending with a long Retry-After asks again after 30 s at most', async () => {
+    const { run, cancels, waits } = await cancelPendingThen(1, ['--json'], '600');
+    expect(cancels).toBe(2);
+    expect(waits).toEqual([30_000]);
+    expect(run.stderr).toContain('asking again in 30 s');
+    expect(run.code, run.stderr).toBe(0);
   });
 
   it('a resend answered 409 idempotency-key-reused is not sent again, and names no key to re-run with (it would be refused again)', async () => {
