@@ -430,6 +430,9 @@ describe('a cancel while a create is on its way', () => {
     // A client tells this 409, to be asked again, from the final ones by its type, and knows when to ask again.
     expect(answer.body.type).toBe(CANCEL_PENDING);
     expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Not before the submission's lease runs out (its answer written by then, or recovery taking it
+    // over): tens of seconds here, not the least wait of 2 s, which would only be answered 409 again.
+    expect(Number(answer.headers.get('retry-after'))).toBeGreaterThan(10);
     // Freepik turns it down: no create goes to kling3api.
     held.release();
     for (let i = 0; i < 1_000 && (await gw.get(id)).body.status !== 'canceled'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
