@@ -962,7 +962,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
    * `cancel vid_kept` against a gateway that answers the cancel 409 cancel-pending (Retry-After: 3)
    * `pending` times, then with the task canceled. The run, the cancels sent and the pauses.
    */
-  async function cancelPendingThen(pending: number, args: string[] = [], retryAfter = '3') {
+  async function cancelPendingThen(pending: number, args: string[] = [], retryAfter = '3', type = 'https://kling-gateway.dev/problems/cancel-pending') {
     let cancels = 0;
     const waits: number[] = [];
     const gateway = await loopbackServer((req, res) => {
@@ -976,7 +976,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
       if (cancels <= pending) {
         res.writeHead(409, { 'content-type': 'application/problem+json', 'retry-after': retryAfter }).end(
           JSON.stringify({
-            type: 'https://kling-gateway.dev/problems/cancel-pending',
+            type,
             title: 'Cancel not decided yet',
             status: 409,
             detail: 'video vid_kept is being sent to freepik right now and whether it accepts is not known yet. The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else. Read the task, or retry the cancel, after Retry-After seconds.',
@@ -1021,6 +1021,14 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     expect(waits).toEqual([30_000]);
     expect(run.stderr).toContain('asking again in 30 s');
     expect(run.code, run.stderr).toBe(0);
+  });
+
+  it('cancel answered a final 409 (conflict: the task finished, or a provider holds it) is not asked again', async () => {
+    const { run, cancels, waits } = await cancelPendingThen(1_000, [], '3', 'https://kling-gateway.dev/problems/conflict');
+    expect(cancels).toBe(1);
+    expect(waits).toEqual([]);
+    expect(run.code).not.toBe(ExitCode.unreachable);
+    expect(run.code).not.toBe(0);
   });
 
   it('a resend answered 409 idempotency-key-reused is not sent again, and names no key to re-run with (it would be refused again)', async () => {
