@@ -1398,6 +1398,23 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     }
   });
 
+  it('check-config warns of two accounts of a provider with one key at one address, and still passes the file', async () => {
+    const copied = join(workdir, 'freepik-copied-key.yaml');
+    writeFileSync(
+      copied,
+      readFileSync(join(REPO, 'config.yaml'), 'utf8').replace(
+        /^ {4}api_key: \$\{FREEPIK_API_KEY:-\}\n/m,
+        '    accounts:\n      - { id: main, api_key: "${FREEPIK_API_KEY}" }\n      - { id: burst, api_key: "${FREEPIK_API_KEY}" }\n',
+      ),
+    );
+    const checked = await runHere(['check-config', copied], { FREEPIK_API_KEY: 'fpk-live-secret-value', FREEPIK_WEBHOOK_SECRET: 'fpk-webhook-secret', GATEWAY_API_KEYS: 'acme:acme-key-123456' });
+    expect(checked.code, checked.stderr).toBe(0);
+    expect(`${checked.stdout}${checked.stderr}`).toContain(
+      'providers.freepik.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: one upstream account, which gets twice its cap and rate windows',
+    );
+    expect(`${checked.stdout}${checked.stderr}`).not.toContain('fpk-live-secret-value');
+  });
+
   it('check-config names a tenant with two keys (a key being rotated) once, with its key count', async () => {
     const env = { FREEPIK_API_KEY: 'fpk-live-secret-value', GATEWAY_API_KEYS: 'acme:acme-old-key-1,beta:beta-key-3,acme:acme-new-key-2', GATEWAY_WEBHOOK_SECRETS: 'acme:whsec_c2VjcmV0LW9mLWFjbWUtZm9yLXRlc3Rz' };
     const [human, json] = await Promise.all([
