@@ -1096,6 +1096,11 @@ describe('provider accounts', () => {
     ]);
   });
 
+  it('does not warn of one key in two accounts of a provider switched off', () => {
+    const config = parseConfig(accountsOf([{ id: 'main', api_key: 'key-one-123' }, { id: 'spare', api_key: 'key-one-123' }], { enabled: false }), {}, PROVIDER_IDS);
+    expect(sharedKeyWarnings(config)).toEqual([]);
+  });
+
   it('takes one key in two accounts reached at different addresses (another region, or a proxy in front)', () => {
     const config = parseConfig(
       accountsOf([
