@@ -136,6 +136,35 @@ describe('restart and crash recovery (SPEC §5)', () => {
     ]);
   });
 
+  it('does not warn at start of queued tasks that a provider still on may take, though another of theirs is switched off', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    const config = { database: { url: database }, providers: { kling3api: { max_in_flight: 1 }, freepik: { max_in_flight: 1 } } };
+    const first = await startTestGateway({ clock, endpoints, simulators, config });
+    await first.create(toKling3api);
+    await first.create({ ...request, routing: { providers: ['freepik'] } });
+    const either = await first.create({ ...request, prompt: 'a train either may take', routing: { providers: ['kling3api', 'freepik'] } });
+    expect(either.body.status).toBe('queued');
+    await first.close();
+    const logs = capturedLogs();
+    const off = await startTestGateway({
+      clock,
+      endpoints,
+      simulators,
+      config: { ...config, providers: { ...config.providers, kling3api: { enabled: false } } },
+      logTo: logs.sink,
+    });
+    open.push(off);
+    const warned = logs
+      .text()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.level === 'warn' && /queued task/.test(line.msg));
+    expect(warned).toEqual([]);
+  });
+
   it('never re-sends a create that was in flight when the gateway died; where nothing can find it, it reports it', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
     const { endpoints, simulators } = await sandbox(clock);
