@@ -208,3 +208,26 @@ it('says at start that events of a tenant no API key names any more fail unsent,
     }),
   ]);
 });
+
+it('says nothing at start of a tenant left without a webhook secret whose events all went out already', async () => {
+  const { seen, allowing, created, next } = await firstDeployWithLoopbackWebhook('a harbour in the rain');
+  expect((await allowing.finish(created.body.id, 60_000)).status).toBe('succeeded');
+  await allowing.advance(1_000);
+  expect(seen.requests).toBe(2);
+  expect((await allowing.request('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data.map((d: { status: string }) => d.status)).toEqual(['delivered', 'delivered']);
+  await open.pop()!.close();
+
+  const logs = capturedLogs();
+  const unsigned = await next.deploy(
+    { webhooks: { allow_private_targets: true }, tenants: { acme: { webhook_secret: undefined } }, providers: { kling3api: { api_key: 'k3a-live-key-of-this-deployment' } } },
+    { logTo: logs.sink },
+  );
+  open.push(unsigned);
+  const warned = logs
+    .text()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((line) => line.level === 'warn' && /waiting to be sent/.test(line.msg));
+  expect(warned).toEqual([]);
+});
