@@ -3,7 +3,7 @@
  * reads it: success rate and latency of recent upstream calls, median time to complete.
  */
 import { describe, expect, it } from 'vitest';
-import { ProviderStats, SharedProviderStats, type SharedStatsSource } from '../../../src/core/upstream/provider-stats.js';
+import { failureCounts, ProviderStats, SharedProviderStats, type SharedStatsSource } from '../../../src/core/upstream/provider-stats.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 const MINUTE = 60_000;
@@ -134,5 +134,19 @@ describe('SharedProviderStats', () => {
     await stats.refresh(NOW);
     expect(written).toEqual([{ key: 'freepik:default', ok: false }]);
     expect(stats.snapshot(NOW)).toMatchObject({ calls: 1, successRate: 0 });
+  });
+});
+
+describe('failureCounts', () => {
+  it('counts against the provider only a failure of a task it accepted that is not the caller’s', () => {
+    const failed = (code: string, providerTaskId: string | null = 'up-1') => ({ status: 'failed', providerTaskId, error: { code } });
+    expect(failureCounts(failed('provider_error'))).toBe(true);
+    expect(failureCounts(failed('timeout'))).toBe(true);
+    // The caller's: a prompt refused, a request the provider found invalid.
+    expect(failureCounts(failed('content_policy'))).toBe(false);
+    expect(failureCounts(failed('invalid_request'))).toBe(false);
+    // Never accepted: no video of it was ever started there.
+    expect(failureCounts(failed('provider_error', null))).toBe(false);
+    expect(failureCounts({ status: 'canceled', providerTaskId: 'up-1', error: { code: 'canceled' } })).toBe(false);
   });
 });
