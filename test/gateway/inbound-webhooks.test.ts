@@ -624,6 +624,8 @@ describe('a Freepik webhook on the path of a create whose answer was lost, with 
     expect(after.status).toBe('queued');
     expect(after.provider_task_id).toBeNull();
     expect(after.attempts[0].recovered_by ?? null).toBeNull();
+    // Counted as a refused webhook, as on the plain path.
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/kling_gateway_inbound_webhooks_total\{provider="freepik",outcome="rejected"\} 1\b/);
 
     const genuine = await post('msg_own_account', `secret-of-${account}`);
     expect(genuine.status).toBe(200);
