@@ -136,6 +136,27 @@ describe('restart and crash recovery (SPEC §5)', () => {
     ]);
   });
 
+  it('fails a queued task whose provider was left without a key at the restart, naming that reason', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
+    const { endpoints, simulators } = await sandbox(clock);
+    const database = tempDatabaseUrl();
+    const config = { database: { url: database }, providers: { kling3api: { max_in_flight: 1 } } };
+    const first = await startTestGateway({ clock, endpoints, simulators, config });
+    await first.create(toKling3api);
+    const queued = await first.create(toKling3api);
+    expect(queued.body.status).toBe('queued');
+    await first.close();
+
+    const keyless = new Map([...endpoints].map(([id, endpoint]) => [id, id === 'kling3api' ? { ...endpoint, disabledReason: 'KLING3API_API_KEY is not set' } : endpoint]));
+    const second = await startTestGateway({ clock, endpoints: keyless, simulators, config });
+    open.push(second);
+    await second.gateway.runOnce();
+    expect((await second.get(queued.body.id)).body).toMatchObject({
+      status: 'failed',
+      error: { code: 'no_provider_available', message: 'no eligible provider is enabled: kling3api (KLING3API_API_KEY is not set)' },
+    });
+  });
+
   it('does not warn at start of queued tasks that a provider still on may take, though another of theirs is switched off', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
     const { endpoints, simulators } = await sandbox(clock);
