@@ -1410,7 +1410,7 @@ describe('kling-gateway CLI', { timeout: 90_000 }, () => {
     const checked = await runHere(['check-config', copied], { FREEPIK_API_KEY: 'fpk-live-secret-value', FREEPIK_WEBHOOK_SECRET: 'fpk-webhook-secret', GATEWAY_API_KEYS: 'acme:acme-key-123456' });
     expect(checked.code, checked.stderr).toBe(0);
     expect(`${checked.stdout}${checked.stderr}`).toContain(
-      'providers.freepik.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: one upstream account, which gets twice its cap and rate windows',
+      'providers.freepik.accounts[1].api_key: the key of accounts[0] (main), reached at the same address: unless a proxy there gives each account a key of its own, this is one upstream account, which gets twice its cap and rate windows',
     );
     expect(`${checked.stdout}${checked.stderr}`).not.toContain('fpk-live-secret-value');
   });
