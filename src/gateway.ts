@@ -805,7 +805,7 @@ export class Gateway {
     const listener = limitHeaderLines(requireHostHeader(this.listener, this.recording), this.recording);
     const server = createServer({ requireHostHeader: false }, listener)
       .on('checkContinue', continueWithinLimit(this.oversizeBody, refusedAtTheDoor))
-      .on('clientError', answerClientError)
+      .on('clientError', answerClientError(this.recording))
       .on('checkExpectation', refuseExpectation(this.recording))
       .on('connect', answerConnect(listener, this.recording));
     // Every header line is read, and more than `MAX_HEADER_LINES` refused (`limitHeaderLines`).

@@ -330,6 +330,17 @@ export class RequestRecording {
     if (logged || refused) this.log(ids, method, url, statusCode, elapsedMs, taskId, stopRefusal);
   }
 
+  /**
+   * A request node's HTTP parser refused before there was a request to route (`answerClientError`):
+   * counted under method `unknown` and route `unparsed` (its duration is not known: when its first
+   * byte came is not told), and logged with the parser's code, never its bytes (they may hold a key).
+   */
+  refusedUnparsed(id: string, status: number, reason: string): void {
+    this.metrics.httpRequests.labels({ method: 'unknown', route: 'unparsed', status: String(status) }).inc();
+    if (!this.logger.isLevelEnabled('warn')) return;
+    this.logger.warn({ request_id: id, req: { method: null, url: null }, res: { status }, reason }, 'request completed');
+  }
+
   private log({ id, occurrence }: RequestIds, method: string, url: string, status: number, elapsedMs: number, taskId: string | undefined, stopRefusal: boolean): void {
     // A client that went away (499) is not the gateway's failure, nor a request a stopping gateway
     // sends to another replica (503); other 4xx are the caller's mistakes.
@@ -621,16 +632,25 @@ const MALFORMED_REQUEST: [number, string, string, string] = [400, 'bad-request',
 /**
  * The server's `clientError` listener: a request node's HTTP parser refused before any route saw it
  * (headers past the size limit, a malformed request line or header) is answered with problem
- * details and a request id, like every other refusal, where node would send a bare status line.
+ * details and a request id, like every other refusal, where node would send a bare status line,
+ * and gets its log line and count (`RequestRecording.refusedUnparsed`).
  * As node does, nothing is written when an answer on the connection has begun; the connection is
  * closed either way.
  */
-export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
-    socket.destroy();
-    return;
-  }
+export function answerClientError(recording: RequestRecording): (error: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (error, socket) => {
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const { id, status } = writeParserRefusal(error, socket);
+    recording.refusedUnparsed(id, status, error.code ?? 'unknown');
+  };
+}
+
+/** Writes the problem details answering a parser refusal and closes the connection once sent. */
+function writeParserRefusal(error: NodeJS.ErrnoException, socket: Duplex): { id: string; status: number } {
   const [status, type, title, detail] = (error.code && PARSER_REFUSALS[error.code]) || MALFORMED_REQUEST;
   const id = randomUUID();
   const body = problemJson(new ProblemError(status, type, title, detail), id);
@@ -644,6 +664,7 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     'connection: close',
   ];
   socket.write(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
+  return { id, status };
 }
 
 /**

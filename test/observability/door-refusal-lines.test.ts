@@ -67,3 +67,27 @@ it.each([
   expect(lines[0]).toMatchObject({ request_id: answer.headers['x-request-id'], level: 'warn', req: { method, url }, res: { status } });
   expect(await counted()).toBe(countedBefore + 1);
 });
+
+it.each([
+  ['a malformed header line', 400, 'HPE_INVALID_HEADER_TOKEN', 'GET /v1/videos HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n'],
+  ['headers past the size limit', 431, 'HPE_HEADER_OVERFLOW', `GET /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer acme-secret-key\r\nX-Big: ${'a'.repeat(20_000)}\r\n`],
+])("%s (refused by node's parser): its one line, with the parser's code and none of its bytes, and its count", async (_what, status, reason, head) => {
+  const counted = async () => {
+    const exposition = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    const series = `kling_gateway_http_requests_total{method="unknown",route="unparsed",status="${status}"} `;
+    const line = exposition.split('\n').find((entry) => entry.startsWith(series));
+    return line === undefined ? 0 : Number(line.slice(series.length));
+  };
+  const countedBefore = await counted();
+  const before = requestLines().length;
+  const answer = parseAnswerText(await exchange(`${head}\r\n`));
+  expect(answer.status).toBe(status);
+  const lines = await vi.waitFor(() => {
+    const added = requestLines().slice(before);
+    expect(added).toHaveLength(1);
+    return added;
+  });
+  expect(lines[0]).toMatchObject({ request_id: answer.headers['x-request-id'], level: 'warn', req: { method: null, url: null }, res: { status }, reason });
+  expect(logs.text()).not.toContain('acme-secret-key');
+  expect(await counted()).toBe(countedBefore + 1);
+});
