@@ -55,6 +55,7 @@ import { openStore, storeTrouble, type Store } from './store/database.js';
 import type { PostgresNotificationChannel } from './store/notification-channel.js';
 import { SharedStateStore } from './store/shared-state-store.js';
 import { TaskStore } from './store/task-store.js';
+import { warnOfStrandedTasks, warnOfUnsendableQueuedTasks, warnOfUnsignableDeliveries } from './start-warnings.js';
 import { openWindowLimiter, type WindowLimiter } from './store/window-limiter.js';
 
 export interface GatewayOptions {
@@ -105,115 +106,6 @@ export interface WorkerLink {
   serveMetrics(snapshot: () => Promise<unknown>): void;
 }
 
-/**
- * Says at start which tasks in flight nothing can ask about, which fail as `timeout` at their
- * deadline: those of an account no longer configured (renamed or removed, a provider's own key
- * moved into `accounts` under another id), and those of a provider left without a key (which a
- * live start disables with an endpoint that is never called; `enabled: false` keeps the key and
- * follows them). A store that cannot say is passed over: the tracker logs each such task when it
- * comes to poll it anyway.
- */
-async function warnOfStrandedTasks(
-  taskStore: TaskStore,
-  runtimes: ReadonlyMap<string, ProviderRuntime>,
-  endpoints: ReadonlyMap<string, ProviderEndpoint>,
-  logger: Logger,
-): Promise<void> {
-  const stranded = (tasks: number) =>
-    tasks === 1 ? { tasks: '1 task', them: 'it', fail: 'it fails', deadline: 'its deadline' } : { tasks: `${tasks} tasks`, them: 'them', fail: 'they fail', deadline: 'their deadline' };
-  for (const runtime of runtimes.values()) {
-    let counts: Map<string, number>;
-    try {
-      counts = await taskStore.countInFlightByAccount(runtime.id);
-    } catch {
-      continue;
-    }
-    const keyless = endpoints.get(runtime.id)?.disabledReason;
-    if (keyless !== undefined) {
-      const tasks = [...counts.values()].reduce((sum, count) => sum + Math.max(count, 0), 0);
-      if (tasks === 0) continue;
-      const words = stranded(tasks);
-      logger.warn(
-        { provider: runtime.id, tasks },
-        `${words.tasks} in flight on ${runtime.id}, which has no key now (${keyless}): nothing can ask about ${words.them}, so ${words.fail} as timeout at ${words.deadline}; give the key back, and turn the provider off with enabled: false instead (its tasks in flight are still followed)`,
-      );
-      continue;
-    }
-    for (const [account, tasks] of counts) {
-      if (tasks <= 0 || runtime.account(account || undefined)) continue;
-      const name = account || 'default';
-      const words = stranded(tasks);
-      logger.warn(
-        { provider: runtime.id, account: name, tasks },
-        `${words.tasks} in flight on ${runtime.id} account ${name}, which the configuration no longer has: nothing can ask about ${words.them}, so ${words.fail} as timeout at ${words.deadline}; restore that account (a provider's own api_key is its account "default") until ${words.them === 'it' ? 'it has' : 'they have'} ended`,
-      );
-    }
-  }
-}
-
-/**
- * Says at start how many queued tasks only providers switched off now could take (turned off,
- * left without a key, or gone): each fails with `no_provider_available` at the first dispatch
- * after the start, before anything is sent (so the advice is for the next such change). A store that cannot say is passed over: each such task's error names
- * its providers and why.
- */
-async function warnOfUnsendableQueuedTasks(taskStore: TaskStore, runtimes: ReadonlyMap<string, ProviderRuntime>, logger: Logger): Promise<void> {
-  let counts: Map<string, number>;
-  try {
-    counts = await taskStore.countQueuedByCandidates();
-  } catch {
-    return;
-  }
-  for (const [candidates, tasks] of counts) {
-    const providers = candidates.split(',').filter(Boolean);
-    if (tasks <= 0 || providers.length === 0 || providers.some((id) => runtimes.get(id)?.enabled)) continue;
-    const why = providers.map((id) => `${id}: ${runtimes.get(id)?.disabledReason ?? 'not configured'}`).join('; ');
-    const queued = tasks === 1 ? '1 queued task' : `${tasks} queued tasks`;
-    const fail = tasks === 1 ? 'it fails with no_provider_available at the first dispatch after this start' : 'they fail with no_provider_available at the first dispatch after this start';
-    // Said after the fact: the dispatch runs as the start ends, so the advice is for the next such change.
-    const one = providers.length === 1 ? providers[0] : 'one of them';
-    logger.warn(
-      { providers, tasks },
-      `${queued} may go only to ${providers.join(', ')}, switched off now (${why}): ${fail}, before anything is sent; ` +
-        `to keep such tasks when switching a provider off, leave ${one} on until the queue holds none that only ${providers.length === 1 ? 'it' : 'they'} can take (GET /v1/providers shows each one's queue)`,
-    );
-  }
-}
-
-/**
- * Says at start how many webhook events wait for a tenant that has no webhook secret now (its
- * secret, or the tenant itself, removed from the configuration): an event is never sent unsigned,
- * so each is tried again on the usual back-off and fails unsent after its last try, unless the
- * secret is given back (and the gateway restarted) before then. A store that cannot say is passed over: each such
- * delivery records why it failed.
- */
-async function warnOfUnsignableDeliveries(taskStore: TaskStore, config: GatewayConfig, logger: Logger): Promise<void> {
-  let counts: Map<string, number>;
-  try {
-    counts = await taskStore.countPendingDeliveriesByTenant();
-  } catch {
-    return;
-  }
-  for (const [tenant, deliveries] of counts) {
-    if (deliveries <= 0 || (config.tenants[tenant]?.webhook_secret ?? []).length > 0) continue;
-    const [events, it, is] = deliveries === 1 ? ['1 webhook event', 'it', 'is'] : [`${deliveries} webhook events`, 'them', 'are'];
-    const fail =
-      `${it === 'it' ? 'it is' : 'they are'} tried again on the usual back-off and ${it === 'it' ? 'fails' : 'fail'} unsent (never unsigned) ` +
-      `after ${it === 'it' ? 'its' : 'their'} last try (webhooks.max_attempts ${config.webhooks.max_attempts})`;
-    // A tenant no API key names cannot have settings of its own: the start refuses `tenants.<name>` then.
-    const named = config.auth.api_keys.some((entry) => entry.tenant === tenant);
-    logger.warn(
-      { tenant, deliveries },
-      named
-        ? `${events} of tenant ${tenant} ${is} waiting to be sent, and the tenant has no webhook_secret now: ${fail}; ` +
-            `to send ${it}, give tenants.${tenant}.webhook_secret (or GATEWAY_WEBHOOK_SECRETS) back and restart before then, and keep it until the tenant's events have gone out`
-        : `${events} of tenant ${tenant} ${is} waiting to be sent, and no API key names the tenant now (so it has no webhook_secret): ${fail}; ` +
-            `to send ${it}, give the tenant back (a key in GATEWAY_API_KEYS and its webhook_secret) and restart before then, and keep them until the tenant's events have gone out`,
-    );
-  }
-}
-
-/** The backend `config.storage` names. */
 export function storageBackendSettings(config: GatewayConfig['storage']): StorageBackendSettings {
   if (config.backend === 'filesystem') return { backend: 'filesystem', path: config.filesystem.path };
   const s3 = config.s3;
