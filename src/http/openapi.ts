@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { CreateVideoRequest, IDEMPOTENCY_KEY, Model, ProblemDetails, Task, TaskList, TaskStatus, WebhookDeliveryList } from '../core/model/canonical.js';
 import { problemType } from '../core/model/problems.js';
 import { OUTPUT_MEDIA_TYPES } from '../core/tasks/output-copy.js';
-import { USAGE_GROUP_KEYS } from '../core/tasks/usage-report.js';
+import { USAGE_GROUP_KEYS, USAGE_METRIC_COLUMNS } from '../core/tasks/usage-report.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
 import { BudgetEvent, Health, taskEvent, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 import { WEBHOOK_BODY_LIMIT } from './webhook-body-budget.js';
@@ -559,7 +559,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
           'application/json': { schema: UsageReportSchema },
           'text/csv': {
             schema: z.string().meta({
-              description: 'RFC 4180: the `group_by` keys, then the row fields from `currency` to `drift_ratio`; budgets are JSON only.',
+              // Every column, from the list the CSV is written by: a range ("from … to …") fell behind when columns were added.
+              description: `RFC 4180: a header, the \`group_by\` keys, then ${USAGE_METRIC_COLUMNS.map((column) => `\`${column}\``).join(', ')} (the JSON row's fields, in this order); budgets are JSON only.`,
             }),
           },
         },

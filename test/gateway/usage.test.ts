@@ -309,6 +309,19 @@ describe('GET /v1/usage: the provider comparison', () => {
     ]);
   });
 
+  it('names in its API document every column the CSV has, in order, down to the money at risk', async () => {
+    gw = await startTestGateway({ config: LEGACY_PRICES });
+    await runAll(gw, [video('freepik')]);
+    const csv = await gw.request('GET', '/v1/usage?group_by=provider&format=csv');
+    const header = (csv.body as string).split('\r\n')[0]!.split(',');
+    const document = (await gw.request('GET', '/openapi.json', undefined, {}, null)).body;
+    const said: string = document.paths['/v1/usage'].get.responses['200'].content['text/csv'].schema.description;
+    // What a reader of the document takes the columns after the group keys to be.
+    const named = [...said.slice(said.indexOf('then')).matchAll(/`([a-z_]+)`/g)].map((match) => match[1]);
+    expect(header[0]).toBe('provider');
+    expect(named).toEqual(header.slice(1));
+  });
+
   it('keeps CSV cells from being read as spreadsheet formulas: a text cell starting with = + - @ gets a leading quote', async () => {
     // Tenant names are free text in GATEWAY_API_KEYS; "@ops" or "-qa" opened in a spreadsheet
     // would be taken for a formula (Excel, LibreOffice and Sheets start one at = + - @).
