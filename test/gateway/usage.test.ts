@@ -388,6 +388,27 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(answer.body.errors.map((error: { path: string }) => error.path)).toContain(path);
   });
 
+  it('names the default a refused range was made with when the caller gave only one end of it', async () => {
+    gw ??= await startTestGateway();
+    // 2026-11-22 by the test clock: "up to October" meets the default from, the 1st of November.
+    const upToOctober = await gw.request('GET', '/v1/usage?to=2026-10-01');
+    expect(upToOctober.status).toBe(400);
+    expect(upToOctober.body.errors).toEqual([
+      {
+        path: 'to',
+        message: 'must be after from, which was not given and defaults to the first of the current UTC month, 2026-11-01T00:00:00.000Z: give from too',
+      },
+    ]);
+    const fromTomorrow = await gw.request('GET', '/v1/usage?from=2026-11-23T00:00:00Z');
+    expect(fromTomorrow.status).toBe(400);
+    expect(fromTomorrow.body.errors).toEqual([
+      {
+        path: 'from',
+        message: 'must be before to, which was not given and defaults to the end of the current UTC day, 2026-11-23T00:00:00.000Z: give to too',
+      },
+    ]);
+  });
+
   it('says what a refused date was, and that a "+" sent unencoded in a query reads as a space', async () => {
     gw ??= await startTestGateway();
     const wrong = await gw.request('GET', '/v1/usage?from=22/11/2026');

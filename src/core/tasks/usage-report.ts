@@ -179,7 +179,13 @@ export class UsageReport {
     const from = parsed.from ?? budgetWindow('month', now).start;
     const to = parsed.to ?? budgetWindow('day', now).end;
     if (from >= to) {
-      throw problems.validation([{ path: parsed.to === undefined ? 'from' : 'to', message: 'from must be before to' }]);
+      // Both given are refused by the query's own rule; here one end is a default the caller may
+      // not know of ("up to October" meets the 1st of this month), so the answer names it.
+      throw problems.validation([
+        parsed.from === undefined
+          ? { path: 'to', message: `must be after from, which was not given and defaults to the first of the current UTC month, ${new Date(from).toISOString()}: give from too` }
+          : { path: 'from', message: `must be before to, which was not given and defaults to the end of the current UTC day, ${new Date(to).toISOString()}: give to too` },
+      ]);
     }
     const tenant = admin ? parsed.tenant : caller;
     const filter: UsageFilter = { from, to, ...(tenant !== undefined ? { tenant } : {}) };
