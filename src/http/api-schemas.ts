@@ -197,7 +197,7 @@ export const UsageRow = z
     median_time_to_complete_ms: z.number().nullable().meta({ description: 'Median from creation to success, over the succeeded tasks.' }),
     drift_tasks: z.number().int().meta({
       description:
-        'Quote against actual: succeeded tasks with both an estimate and a reported charge (failed ones are left out: a refund or partial charge says nothing of the price list).',
+        'Quote against actual: succeeded tasks with both an estimate above 0 credits and a reported charge (failed ones are left out: a refund or partial charge says nothing of the price list; an estimate of 0 has no ratio, as in `cost_drift_ratio`).',
     }),
     drift_estimated_credits: z.number().meta({ description: 'What the price list estimated for those tasks.' }),
     drift_reported_credits: z.number().meta({ description: 'What the providers reported charging for them.' }),

@@ -42,9 +42,11 @@ export interface UsageFilter {
 /**
  * The usage lines quote against actual compares: succeeded tasks whose provider reported its
  * charge beside routing's estimate. A failure's charge (a refund, a partial charge) is no
- * measure of how the price list estimates a video, so failures and cancels are left out.
+ * measure of how the price list estimates a video, so failures and cancels are left out; so is
+ * an estimate of 0 credits, which no ratio divides by (the drift metric observes none for it:
+ * added to the sums, its charge alone would move the row's ratio away from the metric's).
  */
-const COMPARED = sql`status = 'succeeded' and estimated_credits is not null and reported_credits is not null`;
+const COMPARED = sql`status = 'succeeded' and estimated_credits > 0 and reported_credits is not null`;
 
 /**
  * Sums for one combination of the asked group columns plus `currency`, `status` and `reported`

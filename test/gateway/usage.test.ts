@@ -156,6 +156,37 @@ describe('GET /v1/usage: the provider comparison', () => {
     expect(drift('count', 'freepik')).toBeUndefined();
   });
 
+  it('measures quote against actual as the drift metric does: a task estimated at 0 credits gives no ratio to count', async () => {
+    // A free estimate (a promotion priced at 0 per task) of a video the legacy API charges 3.5
+    // units for, beside an exact estimate (1.5 units for 5 s std, as charged).
+    gw = await startTestGateway({
+      config: {
+        providers: {
+          'kling-legacy': {
+            pricing: {
+              currency: 'USD',
+              credit_value: 0.14,
+              rules: [
+                { model: 'kling-v3', quality: 'pro', credits_per_task: 0 },
+                { model: 'kling-v3', quality: 'std', credits_per_second: 0.3 },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const [free, exact] = await runAll(gw, [video('kling-legacy'), video('kling-legacy', { quality: 'std', prompt: 'std' })]);
+    expect([free.cost.credits, exact.cost.credits]).toEqual([3.5, 1.5]);
+    const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
+    const drift = (suffix: 'sum' | 'count') => metricValue(metrics, `kling_gateway_cost_drift_ratio_${suffix}{provider="kling-legacy",model="kling-v3"}`);
+    expect([drift('count'), drift('sum')]).toEqual([1, 1]);
+    const usage = (await gw.request('GET', '/v1/usage?group_by=provider,model')).body;
+    // Both charges are spend; only the task with an estimate to divide by is a measure of the price list.
+    expect(usage.data).toEqual([
+      expect.objectContaining({ succeeded: 2, credits: 5, drift_tasks: 1, drift_estimated_credits: 1.5, drift_reported_credits: 1.5, drift_ratio: 1 }),
+    ]);
+  });
+
   it('totals per currency without group_by, and counts unfinished tasks without their money', async () => {
     gw = await startTestGateway({ config: LEGACY_PRICES });
     await runAll(gw, [video('freepik'), video('kling3api')]);

@@ -954,7 +954,7 @@ export interface components {
             success_rate: number | null;
             /** @description Median from creation to success, over the succeeded tasks. */
             median_time_to_complete_ms: number | null;
-            /** @description Quote against actual: succeeded tasks with both an estimate and a reported charge (failed ones are left out: a refund or partial charge says nothing of the price list). */
+            /** @description Quote against actual: succeeded tasks with both an estimate above 0 credits and a reported charge (failed ones are left out: a refund or partial charge says nothing of the price list; an estimate of 0 has no ratio, as in `cost_drift_ratio`). */
             drift_tasks: number;
             /** @description What the price list estimated for those tasks. */
             drift_estimated_credits: number;
