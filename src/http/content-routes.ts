@@ -18,6 +18,22 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag);
 }
 
+/** Whether an `If-Match` list names this ETag (strong comparison: a weak ETag never matches; `*` is any file). */
+function ifMatchHolds(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  return header.split(',').some((candidate) => candidate.trim() === etag);
+}
+
+/**
+ * The date of an `If-Modified-Since` or `If-Unmodified-Since` in milliseconds, or undefined when it is
+ * not one HTTP date (RFC 9110 §13.1.3, §13.1.4: such a header is ignored).
+ */
+function headerDate(header: string | undefined): number | undefined {
+  if (header === undefined || header.includes(',', header.indexOf(',') + 1)) return undefined;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : date;
+}
+
 /** Decimal digits or nothing: a range's first or last byte. */
 const DIGITS = /^\d*$/;
 
@@ -83,7 +99,22 @@ async function sendStored(req: Request, res: Response, content: StoredContent, m
     // and reach nothing of it (the console's session included). Media plays as before.
     'content-security-policy': 'sandbox',
   };
-  if (matchesEtag(req.header('if-none-match'), etag)) {
+  // The preconditions in RFC 9110 §13.2.2's order: If-Match (else If-Unmodified-Since), then
+  // If-None-Match (else If-Modified-Since), then If-Range. Dates are compared to the second, as
+  // Last-Modified gives it.
+  const modifiedAt = Math.floor(content.storedAt / 1000) * 1000;
+  const ifMatch = req.header('if-match');
+  if (ifMatch !== undefined ? !ifMatchHolds(ifMatch, etag) : modifiedAt > (headerDate(req.header('if-unmodified-since')) ?? Infinity)) {
+    throw problems.preconditionFailed(
+      ifMatch !== undefined
+        ? `If-Match does not name this file's ETag (${etag}); nothing was sent.`
+        : `the file was stored after the If-Unmodified-Since date (${new Date(modifiedAt).toUTCString()}); nothing was sent.`,
+    );
+  }
+  const ifNoneMatch = req.header('if-none-match');
+  const notModified =
+    ifNoneMatch !== undefined ? matchesEtag(ifNoneMatch, etag) : modifiedAt <= (headerDate(req.header('if-modified-since')) ?? -Infinity);
+  if (notModified) {
     metrics.contentServed.inc({ outcome: 'not_modified' });
     res.status(304).set(fileHeaders).end();
     return;
@@ -122,6 +153,7 @@ const REFUSED_OUTCOMES: Partial<Record<number, string>> = {
   404: 'not_found',
   409: 'not_ready',
   410: 'gone',
+  412: 'precondition_failed',
   416: 'unsatisfiable',
   503: 'unavailable',
 };

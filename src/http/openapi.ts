@@ -406,7 +406,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       "The gateway's stored copy of output `index` (SHA-256 checked at copy time). Authenticated by the gateway key, or by " +
       'the signed link in `outputs[].url` (`expires` + `signature`, no key needed until it expires). Supports `Range` ' +
       '(one range → 206 with `Content-Range`; outside the file → 416), `If-None-Match` / `If-Range` against the ETag (the ' +
-      'SHA-256). With S3 storage (`storage.s3.serve: redirect`) the answer is a 302 to a presigned URL. An output that was ' +
+      'SHA-256), `If-Modified-Since` (304), `If-Match` / `If-Unmodified-Since` (412 when they do not hold). With S3 storage (`storage.s3.serve: redirect`) the answer is a 302 to a presigned URL. An output that was ' +
       'never stored (storage off, or the copy failed for good) redirects (307) to the provider\'s URL while it exists.',
     security: [...security, {}],
     request: {
@@ -420,6 +420,9 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
         range: z.string().optional().meta({ description: 'One byte range, e.g. `bytes=0-1023`.', example: 'bytes=0-1023' }),
         'if-none-match': z.string().optional(),
         'if-range': z.string().optional(),
+        'if-match': z.string().optional(),
+        'if-modified-since': z.string().optional(),
+        'if-unmodified-since': z.string().optional(),
       }),
     },
     responses: {
@@ -439,13 +442,14 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
         content: OUTPUT_BYTES,
       },
       302: { description: 'Redirect to a presigned URL of the stored copy (S3).', headers: { location: { schema: { type: 'string' as const } } } },
-      304: { description: 'Not modified (`If-None-Match` matched the ETag).' },
+      304: { description: 'Not modified (`If-None-Match` matched the ETag, or, without it, the copy is not newer than `If-Modified-Since`).' },
       307: { description: 'Not stored: redirect to the provider\'s URL.', headers: { location: { schema: { type: 'string' as const } } } },
       400: problem('Invalid query.'),
       401: problem('No gateway key and no valid signed link.'),
       404: problem('No such task for this tenant, or no output at that index.'),
       409: problem('The task is still waiting or generating, or the output is still being copied.'),
       410: problem('The stored copy was deleted after its retention, or was never stored and the provider no longer has it.'),
+      412: problem('`If-Match` does not name the ETag, or (without it) the copy was stored after `If-Unmodified-Since`.'),
       416: problem('The range is outside the file (`Content-Range: bytes */<size>`).'),
       503: problem('Storage could not read the stored copy right now (`Retry-After`).'),
     },

@@ -91,7 +91,7 @@ export interface paths {
         };
         /**
          * Download a stored output
-         * @description The gateway's stored copy of output `index` (SHA-256 checked at copy time). Authenticated by the gateway key, or by the signed link in `outputs[].url` (`expires` + `signature`, no key needed until it expires). Supports `Range` (one range → 206 with `Content-Range`; outside the file → 416), `If-None-Match` / `If-Range` against the ETag (the SHA-256). With S3 storage (`storage.s3.serve: redirect`) the answer is a 302 to a presigned URL. An output that was never stored (storage off, or the copy failed for good) redirects (307) to the provider's URL while it exists.
+         * @description The gateway's stored copy of output `index` (SHA-256 checked at copy time). Authenticated by the gateway key, or by the signed link in `outputs[].url` (`expires` + `signature`, no key needed until it expires). Supports `Range` (one range → 206 with `Content-Range`; outside the file → 416), `If-None-Match` / `If-Range` against the ETag (the SHA-256), `If-Modified-Since` (304), `If-Match` / `If-Unmodified-Since` (412 when they do not hold). With S3 storage (`storage.s3.serve: redirect`) the answer is a 302 to a presigned URL. An output that was never stored (storage off, or the copy failed for good) redirects (307) to the provider's URL while it exists.
          */
         get: operations["getVideoContent"];
         put?: never;
@@ -1504,6 +1504,9 @@ export interface operations {
                 range?: string;
                 "if-none-match"?: string;
                 "if-range"?: string;
+                "if-match"?: string;
+                "if-modified-since"?: string;
+                "if-unmodified-since"?: string;
             };
             path: {
                 /** @description Task id (`vid_…`). */
@@ -1563,7 +1566,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not modified (`If-None-Match` matched the ETag). */
+            /** @description Not modified (`If-None-Match` matched the ETag, or, without it, the copy is not newer than `If-Modified-Since`). */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -1616,6 +1619,15 @@ export interface operations {
             };
             /** @description The stored copy was deleted after its retention, or was never stored and the provider no longer has it. */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `If-Match` does not name the ETag, or (without it) the copy was stored after `If-Unmodified-Since`. */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };

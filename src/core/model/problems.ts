@@ -102,6 +102,8 @@ export const problems = {
     new ProblemError(503, 'retry-later', 'Retry later', detail, {}, { 'retry-after': String(retryAfterSeconds) }),
   badGateway: (detail: string) => new ProblemError(502, 'upstream-error', 'The provider did not do it', detail),
   gone: (detail: string) => new ProblemError(410, 'gone', 'Gone', detail),
+  /** An `If-Match` or `If-Unmodified-Since` that does not hold for the file asked for (RFC 9110 §13.2.2). */
+  preconditionFailed: (detail: string) => new ProblemError(412, 'precondition-failed', 'Precondition failed', detail),
   rangeNotSatisfiable: (detail: string, size: number) =>
     new ProblemError(416, 'range-not-satisfiable', 'Range not satisfiable', detail, {}, { 'content-range': `bytes */${size}` }),
   budgetExceeded: (detail: string, extra: Required<Pick<ProblemDetails, 'budget' | 'spent' | 'reserved' | 'requested'>>) =>
