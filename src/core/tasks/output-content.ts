@@ -106,12 +106,21 @@ export class OutputContent {
     const contentType = mediaTypeOf(output.contentType ?? undefined, output.upstreamUrl, output.type);
     const filename = `${id}-${index}.${extensionOf(contentType)}`;
     if (storage.presignedUrl && config.storage.s3.serve === 'redirect') {
-      const location = await storage.presignedUrl(key, {
-        expiresInSeconds: config.storage.s3.presign_ttl_seconds,
-        contentType,
-        filename,
-        method,
-      });
+      let location;
+      try {
+        location = await storage.presignedUrl(key, {
+          expiresInSeconds: config.storage.s3.presign_ttl_seconds,
+          contentType,
+          filename,
+          method,
+        });
+      } catch (error) {
+        // No credentials to sign with right now (the SDK's chain: a role's credentials not
+        // refreshed, a metadata endpoint not answering): as a copy storage cannot read, the
+        // operator's to fix and the caller's to retry, never an internal error.
+        this.engine.logger.error({ task_id: id, output: index, err: error, storage: storage.description }, 'a stored copy could not be presigned');
+        throw problems.retryLater(`the stored copy of output ${index} of video ${id} could not be read from storage right now; try again shortly.`, STORAGE_RETRY_AFTER_SECONDS);
+      }
       return { kind: 'redirect', location, via: 'presigned' };
     }
     return {
