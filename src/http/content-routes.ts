@@ -48,7 +48,11 @@ function byteRanges(header: string, size: number): { start: number; end: number 
   const match = /^\s*bytes\s*=(.*)$/i.exec(header);
   if (!match) return 'malformed';
   const ranges: { start: number; end: number }[] = [];
-  for (const spec of (match[1] ?? '').split(',')) {
+  // Empty list elements (`bytes=0-9,`) are skipped, as RFC 9110 §5.6.1.2 asks of a recipient; a set
+  // of nothing but them is no range at all.
+  const specs = (match[1] ?? '').split(',').filter((spec) => spec.trim() !== '');
+  if (specs.length === 0) return 'malformed';
+  for (const spec of specs) {
     // Cut at the dash and trimmed, never one pattern with whitespace on both sides of it: that one
     // tried every split of a long run of spaces (cubic), and a header of spaces held the event loop for minutes.
     const dash = spec.indexOf('-');

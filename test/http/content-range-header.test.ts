@@ -50,6 +50,16 @@ describe('a Range header built to make its reader backtrack', () => {
     expect(await fetchRange('bytes=1 2-3')).toMatchObject({ status: 200, contentRange: null });
   });
 
+  it('empty list elements around one range are skipped (RFC 9110 §5.6.1.2): that range (206)', async () => {
+    for (const range of ['bytes=0-9,', 'bytes=, 0-9', 'bytes=0-9 , ,']) {
+      expect([range, await fetchRange(range)]).toMatchObject([range, { status: 206, contentRange: `bytes 0-9/${size}` }]);
+    }
+    // Nothing but empty elements is still no range: the whole file.
+    for (const range of ['bytes=,', 'bytes= , ']) {
+      expect([range, await fetchRange(range)]).toMatchObject([range, { status: 200, contentRange: null }]);
+    }
+  });
+
   it('a Range that does not read as one byte range is ignored: the whole file (200), never a 416', async () => {
     // No number on either side of the dash, no dash, nothing after `=`: not a range (RFC 9110 §14.1.1), so not an unsatisfiable one.
     for (const range of ['bytes=-', 'bytes=x', 'bytes=', 'bytes=0-9,x']) {
