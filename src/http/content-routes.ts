@@ -24,13 +24,21 @@ function ifMatchHolds(header: string, etag: string): boolean {
   return header.split(',').some((candidate) => candidate.trim() === etag);
 }
 
+/** The three forms of an HTTP date (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms. */
+const IMF_FIXDATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const RFC850_DATE = /^[A-Z][a-z]{5,8}, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+const ASCTIME_DATE = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
 /**
  * The date of an `If-Modified-Since` or `If-Unmodified-Since` in milliseconds, or undefined when it is
- * not one HTTP date (RFC 9110 §13.1.3, §13.1.4: such a header is ignored).
+ * not one HTTP date (RFC 9110 §13.1.3, §13.1.4: such a header is ignored). `Date.parse` alone took
+ * anything it could read (`1` as the year 2001) and an asctime date as local time: asctime is UTC.
  */
 function headerDate(header: string | undefined): number | undefined {
-  if (header === undefined || header.includes(',', header.indexOf(',') + 1)) return undefined;
-  const date = Date.parse(header);
+  const text = header?.trim();
+  if (text === undefined) return undefined;
+  const asUtc = IMF_FIXDATE.test(text) || RFC850_DATE.test(text) ? text : ASCTIME_DATE.test(text) ? `${text} GMT` : undefined;
+  const date = asUtc === undefined ? NaN : Date.parse(asUtc);
   return Number.isNaN(date) ? undefined : date;
 }
 

@@ -74,6 +74,41 @@ describe('If-Unmodified-Since on the content route', () => {
   });
 });
 
+describe('the dates of If-Unmodified-Since and If-Modified-Since', () => {
+  /** `date` in the asctime form and the RFC 850 form HTTP also takes (RFC 9110 §5.6.7). */
+  const asctime = (date: string) => {
+    const d = new Date(Date.parse(date));
+    const [weekday, , month] = d.toUTCString().split(' ');
+    const time = d.toISOString().slice(11, 19);
+    return `${weekday!.slice(0, 3)} ${month} ${String(d.getUTCDate()).padStart(2, ' ')} ${time} ${d.getUTCFullYear()}`;
+  };
+  const rfc850 = (date: string) => {
+    const d = new Date(Date.parse(date));
+    const weekday = d.toLocaleDateString('en-US', { weekday: 'long', timeZone: 'UTC' });
+    const [, day, month, year, time] = d.toUTCString().split(' ');
+    return `${weekday}, ${day}-${month}-${year!.slice(2)} ${time} GMT`;
+  };
+
+  it('only HTTP dates are read (a bare number or an ISO date is ignored), the asctime form as UTC whatever the local zone', async () => {
+    for (const notHttpDate of ['1', '2020', new Date(Date.parse(lastModified) - 3_600_000).toISOString()]) {
+      expect([notHttpDate, (await ask({ 'if-unmodified-since': notHttpDate })).status]).toEqual([notHttpDate, 200]);
+    }
+    const zone = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      for (const form of [asctime, rfc850]) {
+        expect([form(lastModified), (await ask({ 'if-unmodified-since': form(lastModified) })).status]).toEqual([form(lastModified), 200]);
+        const before = form(second(lastModified, -1));
+        expect([before, (await ask({ 'if-unmodified-since': before })).status]).toEqual([before, 412]);
+        expect([form(lastModified), (await ask({ 'if-modified-since': form(lastModified) })).status]).toEqual([form(lastModified), 304]);
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+});
+
 describe('If-Modified-Since on the content route', () => {
   it('the copy not newer than the date: 304 with its ETag; older date: the file; with If-None-Match: that one decides', async () => {
     for (const date of [lastModified, second(lastModified, 60)]) {
