@@ -136,7 +136,7 @@ export interface WaitOptions extends RequestOptions {
    * opened or ends early (a proxy that buffers or cuts streams). `poll`: long polling only.
    */
   transport?: 'auto' | 'poll';
-  /** Longest single `?wait=` when polling, in seconds (default 10, at most 60). */
+  /** Longest single `?wait=` when polling, in whole seconds (default 10, 1 to 60; a fraction is cut to the seconds within it). */
   pollWindowSeconds?: number;
   /** How long the event stream may stay silent before the wait goes on by polling (default 45 s). */
   streamIdleTimeoutMs?: number;
@@ -385,6 +385,14 @@ export class GatewayClient {
    */
   async waitForVideo(id: string, options: WaitOptions = {}): Promise<Task> {
     taskSegment(id);
+    // Refused here, not found out in the middle of a wait: no number is no `?wait=` at all, and
+    // every poll would be answered at once, one after the other until the task ended.
+    if (options.pollWindowSeconds !== undefined && Number.isNaN(options.pollWindowSeconds)) {
+      throw new TypeError('pollWindowSeconds is NaN: give seconds (1 to 60)');
+    }
+    // The gateway holds a poll for whole seconds only (`?wait=2.5` is a 400): the longest window
+    // is the whole seconds within the one given.
+    const window = Math.min(60, Math.max(1, Math.floor(options.pollWindowSeconds ?? 10)));
     const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
     const deadline = Date.now() + timeoutMs;
     let last: Task | undefined;
@@ -439,7 +447,6 @@ export class GatewayClient {
         }
       }
 
-      const window = Math.min(60, Math.max(1, options.pollWindowSeconds ?? 10));
       let failedPolls = 0;
       while (true) {
         const remaining = deadline - Date.now();
