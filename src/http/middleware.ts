@@ -502,6 +502,10 @@ const CLIENT_ERROR_TYPES: Record<number, [type: string, title: string]> = {
 export function problemHandler(logger: Logger, storeTrouble: StoreTrouble): ErrorRequestHandler {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) {
+      // An answer already under way (an event stream whose next event could not be read) can no
+      // longer become a problem: it ends, and what cut it is logged, as any unexpected error is
+      // (dropped without a word, the request's only line said it completed with 200).
+      if (!(error instanceof ProblemError)) unexpectedProblem(error, req, logger, storeTrouble);
       res.end();
       return;
     }
