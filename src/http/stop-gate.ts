@@ -54,6 +54,13 @@ export class StopGate {
   private news = 0;
   /** Answers not yet begun: told to close their connection once a stop begins. */
   private readonly pending = new Set<ServerResponse>();
+  /**
+   * Reads being answered (a `?wait=` held up to a minute among them): not waited for, but told
+   * to close their connection once a stop begins, as counted requests are. A held wait is
+   * answered at the end of the drain, moments before the listener closes every connection: kept
+   * alive, the connection invited the client's next request, which the close then reset.
+   */
+  private readonly reads = new Set<ServerResponse>();
   private waiters: (() => void)[] = [];
   private newsWaiters: (() => void)[] = [];
 
@@ -81,6 +88,7 @@ export class StopGate {
     this.stopping = true;
     // Requests still running get their answer, on a connection that then closes.
     for (const res of this.pending) if (!res.headersSent) res.shouldKeepAlive = false;
+    for (const res of this.reads) if (!res.headersSent) res.shouldKeepAlive = false;
   }
 
   /** Resolves once no provider webhook or callback taken during the stop is still being handled. */
@@ -144,7 +152,13 @@ export class StopGate {
         else req.once('end', refuse).resume();
         return;
       }
-      if (READ_METHODS.has(req.method)) return next();
+      if (READ_METHODS.has(req.method)) {
+        this.reads.add(res);
+        const done = () => this.reads.delete(res);
+        res.once('finish', done);
+        res.once('close', done);
+        return next();
+      }
       this.count(res);
       next();
     };
