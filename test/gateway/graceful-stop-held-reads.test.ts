@@ -5,7 +5,7 @@
  * the close came had it reset, unanswered — what the stop promises never to do to a request
  * already sent, and unlike every other answer of a stopping gateway, which says
  * `Connection: close`. Now the wait's answer closes its connection too: the next request goes on
- * a new connection (answered 503, or refused before anything was sent).
+ * a new connection.
  */
 import http from 'node:http';
 import { afterEach, expect, it } from 'vitest';
@@ -48,13 +48,14 @@ it('closes the connection of a ?wait= answered at the stop, so the next request 
 
   const stopping = gw.gateway.close();
   const answered = await held;
-  // The next read, sent the moment the wait is answered, on the same agent.
-  const next = await get(`${gw.url}/v1/videos/${task.id}`, agent);
   await stopping;
   gw = undefined;
   agent.destroy();
 
+  // What the header makes the client do (open a new connection for its next request, which a
+  // closed listener refuses or, caught in the kernel's accept queue as the listener closes,
+  // resets, before anything of it was read) is the client's and the kernel's: the header is
+  // what the gateway owes.
   expect(answered).toMatchObject({ status: 200, connection: 'close' });
   expect(JSON.parse((answered as Answer).body)).toMatchObject({ id: task.id, status: expect.stringMatching(/^(queued|processing)$/) });
-  expect(JSON.stringify(next)).not.toMatch(/ECONNRESET|socket hang up/);
 });
