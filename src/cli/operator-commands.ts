@@ -266,7 +266,7 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       const refused = options.databaseUrl === undefined ? undefined : databaseUrlProblem(options.databaseUrl);
       if (refused) throw new CliError(`--database-url ${refused}`, ExitCode.usage);
       const url = options.databaseUrl ?? (await loadConfig(configPath(options.config, context.env), context.env)).database.url;
-      const [{ openStore }, { sql }, { holdSqliteFile, SqliteFileInUseError, SqliteWorkersStillRunningError }] = await Promise.all([import('../store/database.js'), import('kysely'), import('../store/sqlite-owner.js')]);
+      const [{ openStore, StoreMigrationError }, { sql }, { holdSqliteFile, SqliteFileInUseError, SqliteWorkersStillRunningError }] = await Promise.all([import('../store/database.js'), import('kysely'), import('../store/sqlite-owner.js')]);
       const startedAt = new Date();
       let store;
       // A SQLite file a running gateway uses is not migrated under it: that gateway, of the older
@@ -299,7 +299,7 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       } catch (error) {
         if (error instanceof CliError) throw error;
         const message = (error as Error).message;
-        throw new CliError(`${describeDatabaseUrl(url)}: ${message}`, /migration/.test(message) ? ExitCode.unexpected : ExitCode.unreachable);
+        throw new CliError(`${describeDatabaseUrl(url)}: ${message}`, error instanceof StoreMigrationError ? ExitCode.unexpected : ExitCode.unreachable);
       }
       try {
         const applied = await sql<{ name: string; timestamp: string }>`select name, timestamp from kysely_migration order by name`.execute(store.db);

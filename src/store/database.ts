@@ -612,6 +612,14 @@ function notOpened(store: Pick<Store, 'description'>, error: unknown): Error {
 }
 
 /**
+ * A start's migrations did not bring the store to the current schema although the store answered:
+ * one of them failed, or a newer release migrated the schema. Not the store being unreachable: a
+ * caller tells the two apart by this class, never by the message, which names the database (whose
+ * name or path may say "migration" as well).
+ */
+export class StoreMigrationError extends Error {}
+
+/**
  * The migration recorded in the database that this release does not know, when Kysely's migrator
  * refused for that reason (it calls the database "corrupted").
  */
@@ -625,7 +633,7 @@ function newerMigration(error: unknown): string | undefined {
  * schema holds, so it does not run on it, and says why rather than that the database is corrupted.
  */
 function migratedByNewerRelease(store: Pick<Store, 'description'>, migration: string): Error {
-  return new Error(
+  return new StoreMigrationError(
     `database ${store.description} was migrated by a newer release of the gateway (migration ${migration}, which this release does not know): ` +
       'run that release or a later one; an older release does not start on a newer schema',
   );
@@ -656,7 +664,7 @@ async function migrate(store: Store, beforeMigrating?: OpenStoreOptions['beforeM
     const newer = newerMigration(error);
     if (newer) throw migratedByNewerRelease(store, newer);
     const failed = results?.find((result) => result.status === 'Error');
-    if (failed) throw new Error(`database migration ${failed.migrationName} failed: ${(error as Error).message ?? String(error)}`);
+    if (failed) throw new StoreMigrationError(`database migration ${failed.migrationName} failed: ${(error as Error).message ?? String(error)}`);
     throw notOpened(store, error);
   }
   return (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName);
