@@ -267,7 +267,6 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       if (refused) throw new CliError(`--database-url ${refused}`, ExitCode.usage);
       const url = options.databaseUrl ?? (await loadConfig(configPath(options.config, context.env), context.env)).database.url;
       const [{ openStore, StoreMigrationError }, { sql }, { holdSqliteFile, SqliteFileInUseError, SqliteWorkersStillRunningError }] = await Promise.all([import('../store/database.js'), import('kysely'), import('../store/sqlite-owner.js')]);
-      const startedAt = new Date();
       let store;
       // A SQLite file a running gateway uses is not migrated under it: that gateway, of the older
       // release, would go on writing rows without what the migrations add.
@@ -303,10 +302,14 @@ export function registerOperatorCommands(program: Command, context: CliContext):
       }
       try {
         const applied = await sql<{ name: string; timestamp: string }>`select name, timestamp from kysely_migration order by name`.execute(store.db);
+        // What this open applied, as the store says: not told by the times recorded, which are
+        // the clock of whoever applied each (another host's, ahead of this one's, or a replica
+        // that migrated while this ran).
+        const appliedNow = new Set(store.migrated ?? []);
         const migrations = applied.rows.map((row) => ({
           name: row.name,
           applied_at: new Date(row.timestamp).toISOString(),
-          now: new Date(row.timestamp).getTime() >= startedAt.getTime(),
+          now: appliedNow.has(row.name),
         }));
         out.data({ database: describeDatabaseUrl(url), migrations });
         out.line(`${describeDatabaseUrl(url)}: schema up to date`);
