@@ -650,6 +650,12 @@ async function migrate(store: Store, beforeMigrating?: OpenStoreOptions['beforeM
     db: store.db,
     provider: new CodeMigrationProvider(store.dialect),
     ...(schema ? { migrationTableSchema: schema } : {}),
+    // Kysely orders the migrations a database ran by the times it recorded, each the clock of
+    // whoever applied it (a replica on another host, `migrate` in a container, a clock stepped
+    // back during a start), and called a database "corrupted" when that order was not the
+    // names': one upgraded by a clock behind the one before could not be opened again. The
+    // migrations here are one list, each run once by name; their recorded times do not matter.
+    allowUnorderedMigrations: true,
   });
   if (beforeMigrating) await beforeMigrating((await migrator.getMigrations()).filter((migration) => migration.executedAt === undefined).map((migration) => migration.name));
   let { error, results } = await migrator.migrateToLatest();
