@@ -268,14 +268,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           }
           return sql.raw(`json_extract(cost_json, '$.${field}')`);
         };
-        const reported = sql`case when ${costField('estimated', 'bool')} then 0 else 1 end`;
+        // As a task's end writes them (`chargeOf` in the spend ledger): a cost counts as the
+        // provider's report only on a task a provider accepted (an upstream id) whose cost is not
+        // an estimate and says its credits; the estimate beside it is the plan's for the task's
+        // provider. Before, every cost not marked estimated counted as reported (a task failed
+        // before any provider took it, one canceled while queued) and no line had an estimate,
+        // so the usage report's `tasks_reported` and drift differed from the release that ran them.
+        const isReported = sql`(coalesce(${costField('estimated', 'bool')}, false) = false and provider_task_id is not null and ${costField('credits', 'number')} is not null)`;
+        const plannedCredits =
+          dialect === 'postgres'
+            ? sql`(select (candidate->'estimate'->>'credits')::double precision from json_array_elements(case when json_typeof(plan_json::json->'candidates') = 'array' then plan_json::json->'candidates' else '[]'::json end) candidate where candidate->>'provider' = tasks.provider limit 1)`
+            : sql`(select json_extract(candidate.value, '$.estimate.credits') from json_each(plan_json, '$.candidates') candidate where json_extract(candidate.value, '$.provider') = tasks.provider limit 1)`;
         await sql`
           insert into task_usage (task_id, tenant, created_at, day, model, quality, operation, provider, status,
-            completed_at, duration_ms, video_seconds, credits, amount_micros, currency, reported, settled)
+            completed_at, duration_ms, video_seconds, credits, amount_micros, currency, reported, estimated_credits, reported_credits, settled)
           select id, tenant, created_at, ${dayOf}, model, quality, operation, provider, status,
             completed_at, completed_at - created_at, 0, ${costField('credits', 'number')},
             cast(round(${costField('currency_amount', 'number')} * 1000000) as bigint), ${costField('currency', 'text')},
-            ${reported}, case when phase = 'done' then 1 else 0 end
+            case when ${isReported} then 1 else 0 end, ${plannedCredits},
+            case when ${isReported} then ${costField('credits', 'number')} end,
+            case when phase = 'done' then 1 else 0 end
           from tasks`.execute(db);
 
         // Account events (budget alerts) are deliveries with no task.

@@ -284,6 +284,8 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
               status: 'succeeded',
               phase: 'done',
               provider: 'kling3api',
+              // Accepted by the provider, which said what it charged: a reported cost.
+              provider_task_id: 'up-done',
               completed_at: T0 + 90_000,
               cost_json: JSON.stringify({ credits: 400, estimated: false, currency_amount: 0.4, currency: 'USD' }),
             }),
