@@ -339,7 +339,8 @@ export class GatewayMetrics {
 
   readonly outputCopies = new Counter({
     name: `${PREFIX}output_copies_total`,
-    help: "Copies of results into the gateway's storage by outcome (stored, retrying, not_stored, expired).",
+    help:
+      "Copies of results into the gateway's storage by outcome (stored, retrying, not_stored, expired; later copies of outputs the gateway's storage could not take: recovered, recopy_failed, not_recovered).",
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

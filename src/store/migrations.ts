@@ -647,6 +647,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await sql`create index tasks_succeeded on tasks (provider, completed_at) where status = 'succeeded'`.execute(db);
       },
     },
+    '0023_output_recopy': {
+      async up(db: Kysely<unknown>) {
+        // An output given up on because the gateway's own storage failed (a full disk, S3 down) is
+        // copied again later, after its task succeeded: when the next later copy of a task is due,
+        // kept beside its outputs. Partial: only the few tasks waiting for one are in the index,
+        // and the re-copy pass repeats its WHERE term. Null on every row written before.
+        await db.schema.alterTable('tasks').addColumn('recopy_at', time).execute();
+        await sql`create index tasks_recopy on tasks (recopy_at) where recopy_at is not null`.execute(db);
+      },
+      async down(db: Kysely<unknown>) {
+        await sql`drop index if exists tasks_recopy`.execute(db);
+        await db.schema.alterTable('tasks').dropColumn('recopy_at').execute();
+      },
+    },
   };
 }
 

@@ -78,6 +78,11 @@ export interface TasksTable {
    * is sent after it, and a submission that does not end accepted ends canceled.
    */
   cancel_requested_at: Generated<number | null>;
+  /**
+   * When the earliest later copy of an output given up on for the gateway's own storage is due
+   * (null: none waits), for the re-copy pass.
+   */
+  recopy_at: Generated<number | null>;
 }
 
 export interface AttemptsTable {

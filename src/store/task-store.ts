@@ -746,6 +746,38 @@ export class TaskStore {
   }
 
   /**
+   * Leases up to `limit` succeeded tasks holding an output whose later copy is due (`recopy_at`,
+   * through the partial index `tasks_recopy`: its WHERE term is repeated) and that no live lease
+   * holds. On PostgreSQL the pick locks the rows it takes and skips those another claim holds.
+   */
+  async claimDueForRecopy(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
+    if ((await this.anyRecopyDue(this.db, now)).rows.length === 0) return [];
+    return (await this.leaseRecopyDue(this.db, now, owner, now + leaseMs, limit)).rows;
+  }
+
+  private recopyDueTasks(now: number) {
+    return this.db
+      .selectFrom('tasks')
+      .select('id')
+      .where('recopy_at', 'is not', null)
+      .where('recopy_at', '<=', now)
+      .where('phase', '=', 'done')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('recopy_at');
+  }
+
+  private readonly anyRecopyDue = compiledOnce((now: number) => this.recopyDueTasks(now).limit(1), 1);
+  private readonly leaseRecopyDue = compiledOnce(
+    (now: number, owner: string, leaseUntil: number, limit: number) =>
+      this.db
+        .updateTable('tasks')
+        .set({ lease_owner: owner, lease_until: leaseUntil })
+        .where('id', 'in', this.lockedForLease(this.recopyDueTasks(now).limit(limit)))
+        .returningAll(),
+    4,
+  );
+
+  /**
    * Tasks in `phase` whose `next_poll_at` is due and that no live lease holds, leased to `owner`.
    * A read first asks whether anything is due: on most worker ticks nothing is, and then no
    * transaction is opened (on SQLite one took the write lock every time). Then one statement
@@ -1211,8 +1243,9 @@ export class TaskStore {
   async expireLeases(owner?: string): Promise<void> {
     // Every phase but `done`, through the partial indexes that hold them (queued, submitted and
     // tracked tasks by their deadlines; tasks being stored by their due copies): `phase != 'done'`
-    // read every task ever made, at each start and each worker's death.
-    for (const unfinished of [UNFINISHED, sql<boolean>`${DUE} and phase = 'storing'`]) {
+    // read every task ever made, at each start and each worker's death. Succeeded tasks whose
+    // outputs wait for a later copy too, through theirs (`tasks_recopy`).
+    for (const unfinished of [UNFINISHED, sql<boolean>`${DUE} and phase = 'storing'`, sql<boolean>`recopy_at is not null and phase = 'done'`]) {
       let tasks = this.db.updateTable('tasks').set({ lease_until: 0 }).where(unfinished);
       tasks = owner === undefined ? tasks.where('lease_owner', 'is not', null) : tasks.where('lease_owner', '=', owner);
       await tasks.execute();

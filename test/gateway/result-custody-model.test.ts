@@ -471,7 +471,7 @@ function expectedOutcome(world: World, record: TaskModel, key: string): Expected
     // A fault before the body is read (the filesystem's open) fails any write; others only one whose body came whole (an
     // upload to S3 starts once its part is read: a body that fails before then fails the copy first).
     const storageFailed = fault !== undefined && ((fault === 'open' && world.backend.failsBeforeReading) || ['full', 'redirect'].includes(answer.kind));
-    const storage = { reason: "the gateway's storage could not write the copy", retryable: true, gone: false };
+    const storage = { reason: STORAGE_FAILED, retryable: true, gone: false };
     switch (answer.kind) {
       case 'full':
       case 'redirect':
@@ -495,13 +495,29 @@ function expectedOutcome(world: World, record: TaskModel, key: string): Expected
         break;
     }
   }
+  // Given up on because the gateway's storage failed: copied again later (no model run reaches the end of that).
+  let waiting: Expected | undefined;
   for (const [index, one] of tries.entries()) {
     const attempts = index + 1;
     if (one.body) return { decided: true, stored: true, body: one.body, attempts };
-    if (!one.retryable) return { decided: true, stored: false, error: one.reason, gone: false, attempts };
+    const later = attempts - MAX_ATTEMPTS;
+    const laterTries = later === 0 ? '' : ` and ${later} later ${later === 1 ? 'try' : 'tries'}`;
+    const reasonText = (reason: string | RegExp) => (typeof reason === 'string' ? escaped(reason) : reason.source.endsWith('$') ? reason.source.slice(0, -1) : `${reason.source}.*`);
+    if (!one.retryable) {
+      if (waiting) return { decided: true, stored: false, error: `${one.reason} (gave up after ${MAX_ATTEMPTS} tries${laterTries})`, gone: false, attempts };
+      return { decided: true, stored: false, error: one.reason, gone: false, attempts };
+    }
+    if (waiting) {
+      waiting = { decided: true, stored: false, error: new RegExp(`^${reasonText(one.reason)} \\(gave up after ${MAX_ATTEMPTS} tries${laterTries}; copied again later, until [0-9TZ:.-]+\\)$`), gone: false, attempts };
+      continue;
+    }
     if (attempts === MAX_ATTEMPTS) {
       const gone = tries.slice(0, attempts).every((t) => t.gone);
       const reason = one.reason;
+      if (reason === STORAGE_FAILED) {
+        waiting = { decided: true, stored: false, error: new RegExp(`^${escaped(reason)} \\(gave up after ${attempts} tries; copied again later, until [0-9TZ:.-]+\\)$`), gone: false, attempts };
+        continue;
+      }
       const error =
         typeof reason === 'string'
           ? gone
@@ -511,7 +527,14 @@ function expectedOutcome(world: World, record: TaskModel, key: string): Expected
       return { decided: true, stored: false, error, gone, attempts };
     }
   }
-  return { decided: false };
+  return waiting ?? { decided: false };
+}
+
+const STORAGE_FAILED = "the gateway's storage could not write the copy";
+
+/** `text` as a regular expression matching it exactly. */
+function escaped(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 async function fetchContent(world: World, id: string, index: number, headers: Record<string, string> = {}, key = TENANT_KEY) {

@@ -94,7 +94,7 @@ it('reads tasks through an index in every query of a task\'s life, from create t
     const used = new Set(
       onTasks.flatMap((sql) => planOf(sql).map((detail) => /USING (?:COVERING )?INDEX (\w+)/.exec(detail)?.[1])),
     );
-    for (const index of ['tasks_queue', 'tasks_due', 'tasks_in_flight', 'tasks_unfinished_deadline', 'tasks_submitting', 'tasks_provider_task', 'tasks_finished']) {
+    for (const index of ['tasks_queue', 'tasks_due', 'tasks_in_flight', 'tasks_unfinished_deadline', 'tasks_submitting', 'tasks_provider_task', 'tasks_finished', 'tasks_recopy']) {
       expect(used).toContain(index);
     }
   } finally {

@@ -176,6 +176,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0020_attempt_time_limit',
               '0021_attempt_named_task',
               '0022_finished_task_index',
+              '0023_output_recopy',
             ]);
           } finally {
             await second.close();
@@ -199,7 +200,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
         const outcome = await tasks.createTask(row);
         expect(outcome.created).toBe(true);
         const stored = await tasks.getTask('t_1');
-        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, account: null, status_version: null, cancel_requested_at: null, ...row });
+        expect(stored).toEqual({ candidates: '', cancel_at: null, storage_expires_at: null, account: null, status_version: null, cancel_requested_at: null, recopy_at: null, ...row });
         expect(typeof stored?.created_at).toBe('number');
         expect(typeof stored?.deadline_at).toBe('number');
         expect(typeof stored?.lease_until).toBe('number');

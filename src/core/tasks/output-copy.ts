@@ -51,6 +51,9 @@ export type CopyOutcome =
       storageError?: unknown;
     };
 
+/** Why a copy failed when the gateway's own storage (disk, bucket) could not write it, as the tenant reads it. */
+export const STORAGE_WRITE_FAILED = "the gateway's storage could not write the copy";
+
 /** Raised when the copy was stopped from outside (the gateway is stopping): not a failure of the copy. */
 export class CopyAbortedError extends Error {
   override readonly name = 'CopyAbortedError';
@@ -355,7 +358,7 @@ export async function copyToStorage(input: {
     if (timedOut) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
     if (measuring && error !== measuring.failure) {
       // Not the source's failure, passed on by the backend: the backend's own (disk, bucket, network to it).
-      return { ...failure("the gateway's storage could not write the copy", true), storageError: error };
+      return { ...failure(STORAGE_WRITE_FAILED, true), storageError: error };
     }
     return failure(`the copy failed: ${errorText(error)}`, true);
   } finally {

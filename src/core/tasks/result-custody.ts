@@ -5,21 +5,45 @@
  * replica at a time and every step is written to the store, so a crash or a restart resumes
  * the copy instead of losing it. A copy that fails is retried with back-off; one that keeps
  * failing never fails the generation: the task succeeds with that output marked `not_stored`
- * and pointing at the upstream's URL. A second pass deletes copies past the tenant's retention.
+ * and pointing at the upstream's URL. When the gateway's own storage was what failed (a full
+ * disk, S3 down), the output is copied again later, after the task succeeded, with a long
+ * back-off until the provider's URL dies (`recopyOutput`). A second pass deletes copies past the
+ * tenant's retention.
  */
 import type { TimerHandle } from '../clock.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { deliveryBackoffMs } from './outbound-webhooks.js';
-import { copyToStorage, CopyAbortedError, extensionOf, mediaTypeOf, type CopyPolicy } from './output-copy.js';
+import { copyToStorage, CopyAbortedError, extensionOf, mediaTypeOf, STORAGE_WRITE_FAILED, type CopyOutcome, type CopyPolicy } from './output-copy.js';
 import { TaskLifecycle } from './task-lifecycle.js';
-import { storageExpiresAt, type OutputRecord, type TaskRecord } from './task-records.js';
+import { storageExpiresAt, type OutputRecord, type TaskPhase, type TaskRecord } from './task-records.js';
 
 /** Tasks leased per claim at most (a claim takes no more than there are free copy slots). */
 const STORAGE_BATCH = 20;
 /** Tasks looked at per retention page. */
 const RETENTION_BATCH = 100;
 const DAY_MS = 24 * 3600_000;
+/** The first later copy of an output given up on for the gateway's storage is due this long after the give-up. */
+const RECOPY_FIRST_MS = 60_000;
+/** Later copies wait twice as long each time, up to this. */
+const RECOPY_LONGEST_MS = 3600_000;
+/** How long later copies go on when the provider documents no lifetime of its results. */
+const RECOPY_WITHOUT_LIFETIME_MS = DAY_MS;
+
+/**
+ * `storage_error` of an output the gateway's storage could not take, while later copies go on
+ * (`until`: the last one), or once they ended (`until` null).
+ */
+function storageFailedWording(reason: string, tries: number, later: number, until: number | null): string {
+  const laterTries = later === 0 ? '' : ` and ${later} later ${later === 1 ? 'try' : 'tries'}`;
+  if (until !== null) return `${reason} (gave up after ${tries} tries${laterTries}; copied again later, until ${new Date(until).toISOString()})`;
+  return `${reason} (gave up after ${tries} tries${laterTries})`;
+}
+
+/** A later copy is due for `output` at `now`. */
+function recopyDue(output: OutputRecord, now: number): boolean {
+  return output.storage === 'not_stored' && typeof output.recopyAt === 'number' && output.recopyAt <= now;
+}
 
 /**
  * The storage key of output `index`: `<tenant>/<UTC day the task was created>/<task>-<index>.<ext>`.
@@ -142,14 +166,14 @@ export class ResultCustody {
    * replica copies it now and decides what its keys hold (it may give an output up and delete
    * its key, which a copy still running here would then fill with a file no task points to).
    */
-  private keepLease(task: TaskRecord, lost: AbortController): { stop(): void } {
+  private keepLease(task: TaskRecord, phase: TaskPhase, lost: AbortController): { stop(): void } {
     const { clock, logger } = this.engine;
     let timer: TimerHandle | undefined;
     let stopped = false;
     const schedule = () => {
       timer = clock.setTimeout(() => {
         this.lifecycle
-          .extendLease(task, 'storing', clock.now() + this.leaseMs)
+          .extendLease(task, phase, clock.now() + this.leaseMs)
           .then((held) => {
             // Stopped meanwhile: the copy is done and the lease given back with it.
             if (stopped) return;
@@ -182,15 +206,23 @@ export class ResultCustody {
       return;
     }
     this.more = false;
+    // Tasks waiting to succeed first; then later copies of succeeded tasks, in the slots left.
+    let storing = true;
     for (;;) {
       const room = Math.min(config.storage.copy_concurrency - this.copies.size, STORAGE_BATCH);
       if (room <= 0) {
         this.more = true;
         return;
       }
-      const due = await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, room);
-      for (const task of due) if (!this.copies.has(task.id)) this.startCopy(task);
-      if (due.length < room || this.stopping.signal.aborted) return;
+      const due = storing
+        ? await tasks.claimDueForStorage(clock.now(), owner, this.leaseMs, room)
+        : await tasks.claimDueForRecopy(clock.now(), owner, this.leaseMs, room);
+      for (const task of due) if (!this.copies.has(task.id)) this.startCopy(task, storing ? 'storing' : 'done');
+      if (this.stopping.signal.aborted) return;
+      if (due.length < room) {
+        if (!storing) return;
+        storing = false;
+      }
     }
   }
 
@@ -199,14 +231,14 @@ export class ResultCustody {
    * the gateway stops or the lease is lost, and its slot is given back (with a new pass when more
    * tasks were due) the moment it ends.
    */
-  private startCopy(task: TaskRecord): void {
+  private startCopy(task: TaskRecord, phase: 'storing' | 'done'): void {
     const { logger } = this.engine;
     const stop = new AbortController();
-    const lease = this.keepLease(task, stop);
+    const lease = this.keepLease(task, phase, stop);
     const stopping = () => stop.abort();
     this.stopping.signal.addEventListener('abort', stopping, { once: true });
     if (this.stopping.signal.aborted) stop.abort();
-    const run: Promise<void> = this.storeLeased(task, stop.signal)
+    const run: Promise<void> = (phase === 'storing' ? this.storeLeased(task, stop.signal) : this.recopyLeased(task, stop.signal))
       .catch((error) => logger.error({ task_id: task.id, err: error }, 'storing outputs failed; will retry'))
       .finally(() => {
         lease.stop();
@@ -333,6 +365,9 @@ export class ResultCustody {
     const giveUp = !outcome.retryable || pastLifetime || copyAttempts >= config.storage.max_attempts;
     // Gone only when nothing but 404/410 was ever answered: a CDN not ready yet answers 404 for a while, then the file.
     const gone = giveUp && outcome.gone && (pastLifetime || goneAnswers === copyAttempts);
+    // The gateway's own storage failed (not the source): the output is copied again later, after
+    // the task succeeded, for as long as the provider keeps the file.
+    const recopyUntil = giveUp && !gone && outcome.storageError !== undefined ? this.recopyUntil(output) : null;
     metrics.outputCopies.inc({ outcome: giveUp ? 'not_stored' : 'retrying' });
     logger.warn(
       {
@@ -343,7 +378,11 @@ export class ResultCustody {
         ...(outcome.address ? { address: outcome.address } : {}),
         ...(outcome.storageError !== undefined ? { err: outcome.storageError, storage: storage.description } : {}),
       },
-      giveUp ? 'output not stored; the task reports the upstream URL' : 'output copy failed; will retry',
+      giveUp
+        ? recopyUntil !== null
+          ? 'output not stored; the task reports the upstream URL, and the output is copied again later'
+          : 'output not stored; the task reports the upstream URL'
+        : 'output copy failed; will retry',
     );
     return {
       ...output,
@@ -351,11 +390,163 @@ export class ResultCustody {
       storageError: gone
         ? goneWording(outcome.reason, copyAttempts, pastLifetime ? output.upstreamExpiresAt : null)
         : giveUp && outcome.retryable
-          ? `${outcome.reason} (gave up after ${copyAttempts} tries)`
+          ? storageFailedWording(outcome.reason, copyAttempts, 0, recopyUntil)
           : outcome.reason,
       upstreamGone: output.upstreamGone || gone,
       copyAttempts,
       goneAnswers,
+      ...(recopyUntil !== null ? { recopyAt: clock.now() + RECOPY_FIRST_MS, recopyUntil, recopies: 0 } : {}),
+    };
+  }
+
+  /**
+   * Until when an output the gateway's storage could not take is copied again: the provider's
+   * documented lifetime of its results, else a day. Null when that leaves no time for one.
+   */
+  private recopyUntil(output: OutputRecord): number | null {
+    const now = this.engine.clock.now();
+    const until = output.upstreamExpiresAt ?? now + RECOPY_WITHOUT_LIFETIME_MS;
+    return until >= now + RECOPY_FIRST_MS ? until : null;
+  }
+
+  /**
+   * Later copies of a succeeded task this replica leased: each output whose later copy is due is
+   * copied again (as the first copy was: written then renamed into place, under its own key). The
+   * outcome is written over the task as it is by then; a copy stopped (the gateway stopping, the
+   * lease lost) leaves its output as it was, due again.
+   */
+  private async recopyLeased(task: TaskRecord, signal: AbortSignal): Promise<void> {
+    const now = this.engine.clock.now();
+    const results = await Promise.all(task.outputs.map((output, index) => (recopyDue(output, now) ? this.recopyOutput(task, output, index, signal) : undefined)));
+    const changed = new Map<number, OutputRecord>();
+    results.forEach((result, index) => {
+      if (result) changed.set(index, result);
+    });
+    if (changed.size === 0) {
+      // Nothing done (stopped): given back to be taken again at once (a lease lost is not written over).
+      await this.lifecycle.releaseRecopy(task);
+      return;
+    }
+    await this.writeRecopies(task, changed);
+  }
+
+  /**
+   * Writes the outcomes of later copies over the task as it reads now (retention may have expired
+   * another of its copies since the claim), only while this replica holds its lease. Once written,
+   * an output stored is counted and logged as recovered, and the key of one still not stored is
+   * deleted (as a first copy's give-up deletes it): a write whose answer was lost may have left a
+   * file there that no output points to. A task deleted meanwhile has no output to
+   * point at what was written: its keys are deleted.
+   */
+  private async writeRecopies(task: TaskRecord, changed: Map<number, OutputRecord>): Promise<void> {
+    const { tasks, owner, logger, metrics, storage } = this.engine;
+    for (let round = 0; round < 3; round++) {
+      const fresh = await tasks.get(task.id);
+      if (!fresh) {
+        const stored = [...changed].flatMap(([index, output]) => (output.storage === 'stored' ? [index] : []));
+        await this.deleteLeftovers(task, stored);
+        return;
+      }
+      // Another replica holds it now (this one stalled past its lease): that one decides what its keys hold.
+      if (fresh.leaseOwner !== owner) return;
+      const outputs = fresh.outputs.map((output, index) => {
+        const result = changed.get(index);
+        return result && output.storage === 'not_stored' && typeof output.recopyAt === 'number' ? result : output;
+      });
+      const written = await this.lifecycle.recopied(fresh, outputs);
+      if (!written) continue;
+      const givenUp: number[] = [];
+      for (const [index, output] of changed) {
+        if (outputs[index] !== output) continue;
+        if (output.storage === 'stored') {
+          metrics.outputCopies.inc({ outcome: 'recovered' });
+          metrics.outputBytesStored.inc(output.bytes ?? 0);
+          logger.info(
+            { task_id: task.id, output: index, bytes: output.bytes, later_tries: output.recopies, storage: storage?.kind },
+            "output recovered: stored by a later copy after the gateway's storage had failed",
+          );
+        } else {
+          // Not stored (for good, or due again): a write whose answer was lost may have left a file at its key.
+          givenUp.push(index);
+        }
+      }
+      await this.deleteLeftovers(fresh, givenUp);
+      return;
+    }
+    logger.warn({ task_id: task.id }, 'could not write the outcome of later copies (the task kept changing); they are tried again');
+  }
+
+  /**
+   * One later copy of an output the gateway's storage could not take: stored, due again (doubling
+   * from a minute up to an hour), or given up on for good (past `recopyUntil`, the source refused
+   * for good, or the tenant's retention of the task's copies ended first). Undefined when stopped.
+   */
+  private async recopyOutput(task: TaskRecord, output: OutputRecord, index: number, signal: AbortSignal): Promise<OutputRecord | undefined> {
+    const { storage, clock, metrics, logger } = this.engine;
+    if (!storage) return undefined;
+    const now = clock.now();
+    const later = (output.recopies ?? 0) + 1;
+    const days = this.retentionDays(task.tenant);
+    // Retention is counted from the task's end, as for the task's other copies: one that would
+    // already be deleted is not made.
+    const keepUntil = days !== undefined ? (task.completedAt ?? now) + days * DAY_MS : null;
+    if (keepUntil !== null && keepUntil <= now) {
+      metrics.outputCopies.inc({ outcome: 'not_recovered' });
+      const kept = Number(days!.toFixed(4));
+      return {
+        ...output,
+        recopyAt: null,
+        storageError: `${storageFailedWording(STORAGE_WRITE_FAILED, output.copyAttempts, later - 1, null)}; not copied again: the ${kept}-day retention of the task's copies ended first`,
+      };
+    }
+    const key = outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type));
+    let outcome: CopyOutcome;
+    try {
+      outcome = await copyToStorage({ url: output.upstreamUrl, key, kind: output.type, storage, policy: this.policy, signal });
+    } catch (error) {
+      if (error instanceof CopyAbortedError) return undefined;
+      outcome = { ok: false, retryable: true, gone: false, reason: `the copy failed: ${(error as Error).message}` };
+    }
+    if (outcome.ok) {
+      const storedAt = clock.now();
+      return {
+        ...output,
+        storage: 'stored',
+        storageError: null,
+        key,
+        sha256: outcome.sha256,
+        bytes: outcome.bytes,
+        contentType: outcome.contentType,
+        storedAt,
+        expiresAt: keepUntil,
+        recopyAt: null,
+        recopies: later,
+      };
+    }
+    const until = output.recopyUntil ?? now;
+    const next = now + Math.min(RECOPY_FIRST_MS * 2 ** later, RECOPY_LONGEST_MS);
+    const pastLifetime = outcome.gone && output.upstreamExpiresAt !== null && now >= output.upstreamExpiresAt;
+    const final = !outcome.retryable || pastLifetime || next > until;
+    metrics.outputCopies.inc({ outcome: final ? 'not_recovered' : 'recopy_failed' });
+    logger.warn(
+      {
+        task_id: task.id,
+        output: index,
+        later_try: later,
+        reason: outcome.reason,
+        ...(outcome.address ? { address: outcome.address } : {}),
+        ...(outcome.storageError !== undefined ? { err: outcome.storageError, storage: storage.description } : {}),
+      },
+      final ? 'later copy of an output failed; it stays not stored' : 'later copy of an output failed; will retry',
+    );
+    return {
+      ...output,
+      storageError: pastLifetime
+        ? goneWording(outcome.reason, later, output.upstreamExpiresAt)
+        : storageFailedWording(outcome.reason, output.copyAttempts, later, final ? null : until),
+      upstreamGone: output.upstreamGone || pastLifetime,
+      recopyAt: final ? null : next,
+      recopies: later,
     };
   }
 

@@ -490,9 +490,29 @@ export class TaskLifecycle {
     return this.writeQuietly(task, { outputs, nextPollAt: at, ...RELEASE_LEASE }, this.held('storing'));
   }
 
-  /** Stored copies were deleted at the end of their retention: the outputs say so. */
+  /**
+   * Stored copies were deleted at the end of their retention: the outputs say so. Only over the
+   * outputs as read (`version`): a later copy may have stored another output of the task since,
+   * which outputs read before it would undo. Not written, the next pass finds the copy again
+   * (deleting a key that holds nothing does nothing) and writes it then.
+   */
   expireStored(task: TaskRecord, outputs: OutputRecord[]): Promise<TaskRecord | undefined> {
-    return this.transition(task, { outputs }, { phases: ['done'] });
+    return this.transition(task, { outputs }, { phases: ['done'], version: task.version });
+  }
+
+  /**
+   * The outcome of later copies of a succeeded task this replica leased (`fresh`, read again just
+   * before, so that a change made since its claim is kept): the outputs as they are now, the lease
+   * given back. The status stays what it is: no event is sent, the change is published to those
+   * following the task.
+   */
+  recopied(fresh: TaskRecord, outputs: OutputRecord[]): Promise<TaskRecord | undefined> {
+    return this.transition(fresh, { outputs, ...RELEASE_LEASE }, { ...this.held('done'), version: fresh.version });
+  }
+
+  /** Gives back the lease of a succeeded task whose later copies were stopped (the gateway is stopping). */
+  releaseRecopy(task: TaskRecord): Promise<TaskRecord | undefined> {
+    return this.writeQuietly(task, { ...RELEASE_LEASE }, this.held('done'));
   }
 
   /**

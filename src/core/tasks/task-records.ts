@@ -96,6 +96,16 @@ export interface OutputRecord {
    * answered so (`upstreamGone`): one answered otherwise (a 5xx, a 403) says it may still be there.
    */
   readonly goneAnswers: number;
+  /**
+   * When the next later copy is due: set on an output given up on because the gateway's own
+   * storage failed (a full disk, S3 down), which is copied again after its task succeeded until
+   * `recopyUntil`. Null or absent: none waits.
+   */
+  readonly recopyAt?: number | null;
+  /** The last time a later copy is tried (the provider's documented lifetime of results, else a day). */
+  readonly recopyUntil?: number | null;
+  /** Later copies tried so far (each waits twice as long as the one before, up to an hour). */
+  readonly recopies?: number;
 }
 
 /** A task as the engine sees it. Times are milliseconds since the epoch. */
@@ -322,6 +332,12 @@ export function storageExpiresAt(outputs: readonly OutputRecord[]): number | nul
   return deadlines.length > 0 ? Math.min(...deadlines) : null;
 }
 
+/** When the earliest later copy of an output not stored is due, or null: what the re-copy pass looks for. */
+export function recopyDueAt(outputs: readonly OutputRecord[]): number | null {
+  const due = outputs.flatMap((output) => (output.storage === 'not_stored' && typeof output.recopyAt === 'number' ? [output.recopyAt] : []));
+  return due.length > 0 ? Math.min(...due) : null;
+}
+
 /** Reads a JSON column; a value that does not parse reads as `fallback` rather than failing the read. */
 function parsed<T>(json: string | null, fallback: T): T {
   if (json === null) return fallback;
@@ -421,6 +437,7 @@ export function rowFromTask(task: TaskRecord): NewTaskRow {
     candidates: candidatesColumn(task.plan),
     cancel_at: task.cancelAt,
     storage_expires_at: storageExpiresAt(task.outputs),
+    recopy_at: recopyDueAt(task.outputs),
   };
 }
 
@@ -437,6 +454,7 @@ export function patchFromChange(change: TaskChange): TaskPatch {
   if (change.outputs !== undefined) {
     patch.outputs_json = JSON.stringify(change.outputs);
     patch.storage_expires_at = storageExpiresAt(change.outputs);
+    patch.recopy_at = recopyDueAt(change.outputs);
   }
   if (change.error !== undefined) patch.error_json = change.error === null ? null : JSON.stringify(change.error);
   if (change.cost !== undefined) patch.cost_json = JSON.stringify(change.cost);

@@ -503,6 +503,11 @@ export class TaskRepository {
     return (await this.store.claimDueForTracking(now, owner, leaseMs, limit)).map(taskFromRow);
   }
 
+  /** Leases up to `limit` succeeded tasks with an output whose later copy is due. */
+  async claimDueForRecopy(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRecord[]> {
+    return (await this.store.claimDueForRecopy(now, owner, leaseMs, limit)).map(taskFromRow);
+  }
+
   async claimDueForStorage(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRecord[]> {
     return (await this.store.claimDueForStorage(now, owner, leaseMs, limit)).map(taskFromRow);
   }
