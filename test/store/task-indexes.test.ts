@@ -266,3 +266,45 @@ it.skipIf(!pgAvailable && process.env.CI !== 'true')(
     }
   },
 );
+
+it.skipIf(!pgAvailable && process.env.CI !== 'true')(
+  'on PostgreSQL, the claim of later copies reads the partial index of the tasks waiting for one, not every finished task',
+  async () => {
+    const schema = newSchemaName();
+    const store = await openPostgresStore(schema);
+    const explain = new pg.Client({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}` });
+    try {
+      const tasks = new TaskStore(store);
+      const rows = Array.from({ length: 60 }, (_, index) =>
+        taskRow(`t_${String(index).padStart(4, '0')}`, { created_at: T0 + index, status: 'succeeded', phase: 'done', provider: 'freepik', ...(index === 7 ? { recopy_at: T0 } : {}) }),
+      );
+      await store.db.insertInto('tasks').values(rows).execute();
+      const sent: { text: string; values: unknown[] }[] = [];
+      const prototype = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+      const query = prototype.query;
+      prototype.query = function (this: unknown, ...args: unknown[]) {
+        const [config, values] = args as [{ text?: string; values?: unknown[] } | string, unknown[] | undefined];
+        const text = typeof config === 'string' ? config : config?.text;
+        if (text?.includes('"recopy_at" is not null')) sent.push({ text, values: (typeof config === 'string' ? values : config.values) ?? [] });
+        return query.apply(this, args);
+      };
+      restore.push(() => (prototype.query = query));
+      const claimed = await tasks.claimDueForRecopy(T0 + 1, 'replica-a', 30_000, 5);
+      expect(claimed.map((row) => row.id)).toEqual(['t_0007']);
+      // The read that asks whether any is due, and the claim (the plans asked below are not recorded).
+      prototype.query = query;
+      expect(sent).toHaveLength(2);
+      await explain.connect();
+      await explain.query('set enable_seqscan = off');
+      for (const { text, values } of sent) {
+        const plan = ((await explain.query(`explain ${text}`, values)).rows as { 'QUERY PLAN': string }[]).map((row) => row['QUERY PLAN']).join('\n');
+        expect(plan, plan).toMatch(/Index (Only )?Scan (using|on) tasks_recopy/);
+        expect(plan).not.toMatch(/Seq Scan on tasks/);
+      }
+    } finally {
+      await explain.end().catch(() => undefined);
+      await store.close();
+      await dropSchema(schema);
+    }
+  },
+);
