@@ -248,6 +248,15 @@ class ScriptedHost {
   }
 }
 
+/**
+ * The key an output's first copy is written under: a later copy (after the gateway's own storage
+ * failed) writes under a key of its own, the first's with a drawn `-later-<token>` before the
+ * extension. The model follows each output by its first key.
+ */
+function firstKeyOf(key: string): string {
+  return key.replace(/-later-[A-Za-z0-9_-]{8}(?=\.[a-z0-9]+$)/, '');
+}
+
 /** Storage faults armed per task id (each for one write), and every write with the fault it met. */
 class FaultLog {
   readonly armed = new Map<string, StorageFault[]>();
@@ -260,8 +269,9 @@ class FaultLog {
     const taskId = [...this.armed.keys()].find((id) => key.includes(id));
     const fault = taskId ? this.armed.get(taskId)!.shift() : undefined;
     if (taskId && this.armed.get(taskId)!.length === 0) this.armed.delete(taskId);
-    if (!this.writes.has(key)) this.writes.set(key, []);
-    this.writes.get(key)!.push(fault);
+    const first = firstKeyOf(key);
+    if (!this.writes.has(first)) this.writes.set(first, []);
+    this.writes.get(first)!.push(fault);
     return fault;
   }
 }
@@ -591,7 +601,7 @@ async function checkInvariants(world: World, final = false): Promise<void> {
       if (expected.stored) {
         storedKeys.add(key);
         expect(output, `${where}: expected stored${context()}`).toMatchObject({ storage: 'stored', storage_error: null, sha256: sha256(expected.body), bytes: expected.body.length });
-        const onDisk = await world.backend.read(key);
+        const onDisk = await world.backend.read(files.keys.find((file) => firstKeyOf(file) === key) ?? key);
         expect(sha256(onDisk), `${where}: the stored file`).toBe(output.sha256);
         const whole = await fetchContent(world, record.id, index);
         expect(whole.response.status, where).toBe(200);
@@ -622,8 +632,10 @@ async function checkInvariants(world: World, final = false): Promise<void> {
     }
   }
   // One file per stored output, nothing else (a pending output's key may hold what a lost write answer or a crash left).
-  for (const key of storedKeys) expect(files.keys, `stored ${key} missing${context()}`).toContain(key);
-  for (const key of files.keys) {
+  const firstKeys = files.keys.map(firstKeyOf);
+  for (const key of storedKeys) expect(firstKeys, `stored ${key} missing${context()}`).toContain(key);
+  for (const key of storedKeys) expect(firstKeys.filter((file) => file === key), `more than one file for the stored output ${key}${context()}`).toHaveLength(1);
+  for (const key of firstKeys) {
     const ok = storedKeys.has(key) || (!final && allowedKeys.has(key));
     expect(ok, `a file no stored output points to: ${key}${context()}`).toBe(true);
   }

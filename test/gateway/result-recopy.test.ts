@@ -9,7 +9,9 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { outputKey } from '../../src/core/tasks/result-custody.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openStore } from '../../src/store/database.js';
 import { TaskStore } from '../../src/store/task-store.js';
@@ -121,6 +123,13 @@ it('copies an output again once the full disk has room: GET then shows it stored
   const files = filesUnder(directory);
   expect(files).toHaveLength(1);
   expect(files[0]).not.toContain('.partial');
+
+  // A replica that gave the first copy up and stalled past its lease before deleting what that
+  // copy may have left deletes the first copy's key: the later copy was stored under its own.
+  const firstKey = outputKey({ tenant: 'acme', id: done.id, createdAt: Date.parse(done.created_at) }, 0, 'video/mp4');
+  expect(files[0]!.endsWith(firstKey)).toBe(false);
+  await rm(join(directory, firstKey), { force: true });
+  expect((await fetch(`${gw!.url}/v1/videos/${done.id}/content`, { headers: { authorization: `Bearer ${TENANT_KEY}` } })).status).toBe(200);
 
   // No second event: the task's deliveries are what they were.
   expect(await eventsOf(done.id)).toEqual(events);

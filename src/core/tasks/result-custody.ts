@@ -15,6 +15,7 @@ import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { deliveryBackoffMs } from './outbound-webhooks.js';
 import { copyToStorage, CopyAbortedError, extensionOf, mediaTypeOf, STORAGE_WRITE_FAILED, type CopyOutcome, type CopyPolicy } from './output-copy.js';
+import { randomToken } from './random-token.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import { storageExpiresAt, type OutputRecord, type TaskPhase, type TaskRecord } from './task-records.js';
 
@@ -53,11 +54,14 @@ function recopyDue(output: OutputRecord, now: number): boolean {
  * archives. Each output keeps the key it was stored under, so outputs stored under the older
  * `<tenant>/<task>/<index>.<ext>` keys are read and deleted as before.
  */
-export function outputKey(task: Pick<TaskRecord, 'tenant' | 'id' | 'createdAt'>, index: number, contentType: string): string {
+export function outputKey(task: Pick<TaskRecord, 'tenant' | 'id' | 'createdAt'>, index: number, contentType: string, suffix?: string): string {
   // A part of dots only (a tenant named `.` or `..`) would name the folder itself or its parent: dots become `_`.
   const safe = (text: string) => (/^\.+$/.test(text) ? '_'.repeat(text.length) : text.replace(/[^A-Za-z0-9._-]/g, '_'));
   const day = new Date(task.createdAt).toISOString().slice(0, 10);
-  return `${safe(task.tenant)}/${day}/${safe(task.id)}-${index}.${extensionOf(contentType)}`;
+  // A later copy (`suffix`: drawn for it) has a key of its own, so that deleting what a copy given
+  // up on may have left (by a replica that stalled past its lease included) never reaches a file
+  // another copy stored.
+  return `${safe(task.tenant)}/${day}/${safe(task.id)}-${index}${suffix === undefined ? '' : `-${safe(suffix)}`}.${extensionOf(contentType)}`;
 }
 
 /**
@@ -433,47 +437,52 @@ export class ResultCustody {
   /**
    * Writes the outcomes of later copies over the task as it reads now (retention may have expired
    * another of its copies since the claim), only while this replica holds its lease. Once written,
-   * an output stored is counted and logged as recovered, and the key of one still not stored is
-   * deleted (as a first copy's give-up deletes it): a write whose answer was lost may have left a
-   * file there that no output points to. A task deleted meanwhile has no output to
-   * point at what was written: its keys are deleted.
+   * an output stored is counted and logged as recovered. A copy stored under a key no output then
+   * points to (the task deleted, taken over by another replica after this one stalled past its
+   * lease, or the outcome never written) is deleted: each later copy has a key of its own.
    */
   private async writeRecopies(task: TaskRecord, changed: Map<number, OutputRecord>): Promise<void> {
     const { tasks, owner, logger, metrics, storage } = this.engine;
-    for (let round = 0; round < 3; round++) {
+    const applied = new Set<number>();
+    let written = false;
+    for (let round = 0; round < 3 && !written; round++) {
       const fresh = await tasks.get(task.id);
-      if (!fresh) {
-        const stored = [...changed].flatMap(([index, output]) => (output.storage === 'stored' ? [index] : []));
-        await this.deleteLeftovers(task, stored);
-        return;
-      }
-      // Another replica holds it now (this one stalled past its lease): that one decides what its keys hold.
-      if (fresh.leaseOwner !== owner) return;
+      // Deleted, or another replica holds it now: that one decides what its outputs hold.
+      if (!fresh || fresh.leaseOwner !== owner) break;
       const outputs = fresh.outputs.map((output, index) => {
         const result = changed.get(index);
         return result && output.storage === 'not_stored' && typeof output.recopyAt === 'number' ? result : output;
       });
-      const written = await this.lifecycle.recopied(fresh, outputs);
-      if (!written) continue;
-      const givenUp: number[] = [];
+      written = (await this.lifecycle.recopied(fresh, outputs)) !== undefined;
+      if (!written) {
+        if (round === 2) logger.warn({ task_id: task.id }, 'could not write the outcome of later copies (the task kept changing); they are tried again');
+        continue;
+      }
       for (const [index, output] of changed) {
         if (outputs[index] !== output) continue;
-        if (output.storage === 'stored') {
-          metrics.outputCopies.inc({ outcome: 'recovered' });
-          metrics.outputBytesStored.inc(output.bytes ?? 0);
-          logger.info(
-            { task_id: task.id, output: index, bytes: output.bytes, later_tries: output.recopies, storage: storage?.kind },
-            "output recovered: stored by a later copy after the gateway's storage had failed",
-          );
-        } else {
-          // Not stored (for good, or due again): a write whose answer was lost may have left a file at its key.
-          givenUp.push(index);
-        }
+        applied.add(index);
+        if (output.storage !== 'stored') continue;
+        metrics.outputCopies.inc({ outcome: 'recovered' });
+        metrics.outputBytesStored.inc(output.bytes ?? 0);
+        logger.info(
+          { task_id: task.id, output: index, bytes: output.bytes, later_tries: output.recopies, storage: storage?.kind },
+          "output recovered: stored by a later copy after the gateway's storage had failed",
+        );
       }
-      await this.deleteLeftovers(fresh, givenUp);
-      return;
     }
-    logger.warn({ task_id: task.id }, 'could not write the outcome of later copies (the task kept changing); they are tried again');
+    for (const [index, output] of changed) {
+      if (output.storage === 'stored' && output.key && !applied.has(index)) await this.deleteKey(task, index, output.key);
+    }
+  }
+
+  /** Deletes what a copy may have left at `key`, which no output points to (nothing there: nothing done). */
+  private async deleteKey(task: TaskRecord, index: number, key: string): Promise<void> {
+    const { storage, logger } = this.engine;
+    try {
+      await storage?.delete(key);
+    } catch (error) {
+      logger.warn({ task_id: task.id, output: index, err: error, storage: storage?.description }, 'could not delete what a copy given up on may have left');
+    }
   }
 
   /**
@@ -499,7 +508,7 @@ export class ResultCustody {
         storageError: `${storageFailedWording(STORAGE_WRITE_FAILED, output.copyAttempts, later - 1, null)}; not copied again: the ${kept}-day retention of the task's copies ended first`,
       };
     }
-    const key = outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type));
+    const key = outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type), `later-${randomToken(6)}`);
     let outcome: CopyOutcome;
     try {
       outcome = await copyToStorage({ url: output.upstreamUrl, key, kind: output.type, storage, policy: this.policy, signal });
@@ -523,6 +532,8 @@ export class ResultCustody {
         recopies: later,
       };
     }
+    // Its key is its own: whatever a write whose answer was lost left there, no output points to.
+    await this.deleteKey(task, index, key);
     const until = output.recopyUntil ?? now;
     const next = now + Math.min(RECOPY_FIRST_MS * 2 ** later, RECOPY_LONGEST_MS);
     const pastLifetime = outcome.gone && output.upstreamExpiresAt !== null && now >= output.upstreamExpiresAt;
