@@ -123,6 +123,21 @@ interface FollowOptions {
 }
 
 /**
+ * The flags of a command named to go on with a video (`wait <id>`, `download <id>`) that keep what
+ * this one was told about its result: `-o fox.mp4` left out would save it as `./<id>.mp4` instead,
+ * `--no-download` left out would download it. `download` takes no `--no-download`.
+ */
+function resultFlags(options: FollowOptions, command: 'wait' | 'download'): string {
+  return [
+    ...(options.output !== undefined ? ['-o', shellWord(options.output)] : []),
+    ...(options.force === true ? ['--force'] : []),
+    ...(command === 'wait' && options.download === false ? ['--no-download'] : []),
+  ]
+    .map((flag) => ` ${flag}`)
+    .join('');
+}
+
+/**
  * Follows a task to its end with the live progress line, then downloads its outputs. Returns the
  * exit code: 0 when it succeeded (and was saved), 6 when it failed or was canceled.
  */
@@ -147,7 +162,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
     // so it is followed again rather than made again, also when only the waiting ran out. With
     // --json, the task as last seen is still the result: `… --json | jq -r .id` gets its id.
     out.data(task);
-    out.note(`video ${first.id} goes on at the gateway; follow it with: ${cliCommand()} wait ${first.id}`);
+    out.note(`video ${first.id} goes on at the gateway; follow it with: ${cliCommand()} wait ${first.id}${resultFlags(options, 'wait')}`);
     throw error;
   }
   progress.finish();
@@ -172,7 +187,7 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
       // The video is made (and billed): say so, or the command run again makes a second one. A
       // file that cannot be written, and stdout closed early, already say how to save it.
       if (!(error instanceof CliError && (error.exitCode === ExitCode.usage || error.exitCode === ExitCode.outputClosed))) {
-        out.note(`video ${task.id} succeeded but was not saved; save it with: ${cliCommand()} download ${task.id}`);
+        out.note(`video ${task.id} succeeded but was not saved; save it with: ${cliCommand()} download ${task.id}${resultFlags(options, 'download')}`);
       }
       throw error;
     }
@@ -424,7 +439,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     if (following) {
       // Named before the minutes of waiting: whatever ends the command (a closed terminal, a job
       // killed), the video it made (and is billed for) is followed again rather than made again.
-      if (!isTerminal(task)) out.note(`video ${task.id} created; if this command stops, follow it with: ${cliCommand()} wait ${task.id}`);
+      if (!isTerminal(task)) out.note(`video ${task.id} created; if this command stops, follow it with: ${cliCommand()} wait ${task.id}${resultFlags(options as FollowOptions, 'wait')}`);
       context.exit(await follow(context, client, out, task, options as FollowOptions, startedAt));
       return;
     }
