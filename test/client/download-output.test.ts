@@ -102,6 +102,8 @@ describe('downloadOutput resumed through a redirect to object storage', () => {
   let gateway: { base: string; close: () => Promise<void> };
   let storage: { base: string; close: () => Promise<void> };
   const storageSaw: { range: string | undefined; ifRange: string | undefined; authorization: string | undefined }[] = [];
+  /** The `x-proxy-token` header (a client's extra header) each request came with, at the gateway and at the bucket. */
+  const extraSaw: { at: 'gateway' | 'storage'; path: string; token: string | undefined }[] = [];
 
   beforeAll(async () => {
     // A bucket as S3 answers: an ETag, and If-Range honoured (the rest while it matches, else the whole object).
@@ -109,6 +111,7 @@ describe('downloadOutput resumed through a redirect to object storage', () => {
       req.resume();
       const ifRange = req.headers['if-range'] as string | undefined;
       storageSaw.push({ range: req.headers.range, ifRange, authorization: req.headers.authorization });
+      extraSaw.push({ at: 'storage', path: (req.url ?? '').split('?')[0]!, token: req.headers['x-proxy-token'] as string | undefined });
       const from = ifRange === undefined || ifRange === ETAG ? Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0) : 0;
       if (from > 0) {
         res.writeHead(206, { etag: ETAG, 'content-type': 'video/mp4', 'content-length': FILE.length - from, 'content-range': `bytes ${from}-${FILE.length - 1}/${FILE.length}` });
@@ -121,6 +124,7 @@ describe('downloadOutput resumed through a redirect to object storage', () => {
     gateway = await loopbackServer((req, res) => {
       req.resume();
       const path = (req.url ?? '').split('?')[0]!;
+      extraSaw.push({ at: 'gateway', path, token: req.headers['x-proxy-token'] as string | undefined });
       const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       if (path === '/openapi.json') return json({ paths: { '/v1/videos/{id}': { get: {} }, '/v1/videos/{id}/content': { get: {} } } });
       if (path === '/v1/videos/vid_s3/content') return res.writeHead(302, { location: `${storage.base}/bucket/vid_s3-0.mp4?X-Amz-Signature=abc` }).end();
@@ -152,6 +156,20 @@ describe('downloadOutput resumed through a redirect to object storage', () => {
       { range: 'bytes=1000-', ifRange: ETAG, authorization: undefined },
       { range: 'bytes=1000-', ifRange: '"an-older-object"', authorization: undefined },
     ]);
+  });
+
+  it("sends the client's extra headers (a proxy's token before the gateway) to the gateway only, not on to the bucket it redirects to", async () => {
+    const client = new GatewayClient({ baseUrl: gateway.base, apiKey: TENANT_KEY, headers: { 'x-proxy-token': 'proxy-secret' } });
+    extraSaw.length = 0;
+    const download = await client.downloadOutput('vid_s3', { from: 1000, ifRange: ETAG });
+    expect(Buffer.from(await new Response(download.body).arrayBuffer()).equals(FILE.subarray(1000))).toBe(true);
+    expect(download).toMatchObject({ source: 'gateway', start: 1000, url: `${storage.base}/bucket/vid_s3-0.mp4?X-Amz-Signature=abc` });
+    expect(extraSaw.filter((seen) => seen.path !== '/openapi.json')).toEqual([
+      { at: 'gateway', path: '/v1/videos/vid_s3', token: 'proxy-secret' },
+      { at: 'gateway', path: '/v1/videos/vid_s3/content', token: 'proxy-secret' },
+      { at: 'storage', path: '/bucket/vid_s3-0.mp4', token: undefined },
+    ]);
+    expect(storageSaw.at(-1)).toEqual({ range: 'bytes=1000-', ifRange: ETAG, authorization: undefined });
   });
 });
 

@@ -163,6 +163,11 @@ function withBody(response: Response, body: ArrayBuffer | Blob): Response {
   return copy;
 }
 
+/** Redirect statuses, followed by hand where the caller's extra headers must stay at the gateway. */
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Redirects followed before giving up, as fetch does. */
+const MAX_REDIRECTS = 20;
+
 /** Statuses that say the request itself is wrong; waiting or retrying cannot help. */
 const FINAL_ERROR_STATUSES = new Set([400, 401, 403, 404]);
 
@@ -227,6 +232,8 @@ export class GatewayClient {
   /** The key, removed from any error text an answer quotes it in. */
   private readonly secrets: readonly string[];
   private readonly timeoutMs: number;
+  /** Whether the caller gave headers of its own, which must not follow a redirect to another origin. */
+  private readonly hasExtraHeaders: boolean;
   private endpoints: Promise<Set<string> | null> | undefined;
 
   constructor(options: GatewayClientOptions) {
@@ -238,6 +245,7 @@ export class GatewayClient {
     // fetch would refuse every request with a message that quotes the whole key.
     if (unsendable) throw new TypeError(`apiKey holds ${unsendable}, which an HTTP header cannot carry`);
     this.headers = { ...options.headers, authorization: `Bearer ${options.apiKey}` };
+    this.hasExtraHeaders = Object.keys(options.headers ?? {}).length > 0;
     this.secrets = [options.apiKey];
     const timeoutMs = options.timeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new TypeError(`timeoutMs is ${timeoutMs}: give milliseconds (0 for no limit)`);
@@ -649,12 +657,26 @@ export class GatewayClient {
    * `whole`: the time limit covers the body too (a JSON answer), not only its start (a stream or
    * a download).
    */
-  private async send(url: string, init: RequestInit, whole = false): Promise<Response> {
+  private async send(url: string, init: RequestInit, whole = false, hops = 0): Promise<Response> {
     const own = new URL(url).origin === this.origin;
     const headers = new Headers(own ? this.headers : {});
     for (const [name, value] of new Headers(init.headers)) headers.set(name, value);
     if (!own) headers.delete('authorization');
-    return this.fetchWithin(url, { ...init, headers }, { url: own ? this.baseUrl : url, whole });
+    const how = { url: own ? this.baseUrl : url, whole };
+    // fetch drops Authorization when a redirect leaves the origin, but not the caller's extra
+    // `headers` (a proxy's token): a download from the gateway, which may redirect (its content
+    // route, to a presigned storage URL or the provider's file), follows redirects here, each hop
+    // with the headers of its own origin. Where fetch hides the redirect (a browser's opaque
+    // answer), it is followed as fetch follows it. (A JSON answer, read whole, is never redirected.)
+    const method = (init.method ?? 'GET').toUpperCase();
+    if (!own || whole || method !== 'GET' || !this.hasExtraHeaders) return this.fetchWithin(url, { ...init, headers }, how);
+    const response = await this.fetchWithin(url, { ...init, headers, redirect: 'manual' }, how);
+    if (response.type === 'opaqueredirect') return this.fetchWithin(url, { ...init, headers }, how);
+    const location = REDIRECT_STATUSES.has(response.status) ? response.headers.get('location') : null;
+    if (location === null) return response;
+    await response.body?.cancel().catch(() => undefined);
+    if (hops >= MAX_REDIRECTS) throw new GatewayUnreachableError(url, new Error(`more than ${MAX_REDIRECTS} redirects`));
+    return this.send(new URL(location, url).href, init, whole, hops + 1);
   }
 
   /**
