@@ -62,3 +62,23 @@ it('refuses a window that is no number, rather than polling without one', async 
   await expect(client.waitForVideo(created.body.id, { transport: 'poll', pollWindowSeconds: Number.NaN, timeoutMs: 3_000 })).rejects.toThrow(TypeError);
   expect(polls).toBe(0);
 });
+
+it('refuses a timeoutMs that is no number (Number of an unset variable), rather than polling without a window', async () => {
+  gw = await startTestGateway();
+  const created = await gw.create(body);
+  const waits: (string | null)[] = [];
+  // Ends the wait should it poll on: NaN was no deadline and no `?wait=`, so poll after poll, each answered at once.
+  const stop = new AbortController();
+  const client = new GatewayClient({
+    baseUrl: gw.url,
+    apiKey: TENANT_KEY,
+    fetch: (input, init) => {
+      waits.push(new URL(input instanceof Request ? input.url : String(input)).searchParams.get('wait'));
+      if (waits.length >= 20) stop.abort(new Error('polled 20 times'));
+      return fetch(input, init);
+    },
+  });
+  const waited = client.waitForVideo(created.body.id, { transport: 'poll', timeoutMs: Number.NaN, signal: stop.signal });
+  await expect(waited).rejects.toThrow(new TypeError('timeoutMs is NaN: give milliseconds (Infinity for no limit)'));
+  expect(waits).toEqual([]);
+});

@@ -398,6 +398,11 @@ export class GatewayClient {
     if (options.pollWindowSeconds !== undefined && Number.isNaN(options.pollWindowSeconds)) {
       throw new TypeError('pollWindowSeconds is NaN: give seconds (1 to 60)');
     }
+    // No number is no deadline and no `?wait=` either (its window is cut to the time left): poll
+    // after poll, each answered at once, until the task ended.
+    if (options.timeoutMs !== undefined && Number.isNaN(options.timeoutMs)) {
+      throw new TypeError('timeoutMs is NaN: give milliseconds (Infinity for no limit)');
+    }
     // The gateway holds a poll for whole seconds only (`?wait=2.5` is a 400): the longest window
     // is the whole seconds within the one given.
     const window = Math.min(60, Math.max(1, Math.floor(options.pollWindowSeconds ?? 10)));
