@@ -232,7 +232,9 @@ async function waitThroughOutages(
     if (remaining !== undefined && remaining <= 0) throw new WaitTimeoutError(last, timeout! * 1000);
     try {
       return await client.waitForVideo(first.id, {
-        ...(remaining !== undefined ? { timeoutMs: remaining } : {}),
+        // Without --timeout, until the task ends: the gateway ends every task by its deadline
+        // (`tasks.deadline_ms`, which may be longer than the client's default 30 minutes).
+        timeoutMs: remaining ?? Number.POSITIVE_INFINITY,
         onUpdate: (update) => {
           last = update;
           onUpdate(update);
@@ -396,7 +398,7 @@ const OUTPUT_TARGETS =
 
 function waitFlags(command: Command): Command {
   return command
-    .option('--timeout <seconds>', 'stop waiting after this long (exit 8)', (value) => {
+    .option('--timeout <seconds>', 'stop waiting after this long (exit 8); without it, wait until the task ends', (value) => {
       const seconds = Number(value);
       if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('not a positive number of seconds.');
       return seconds;
