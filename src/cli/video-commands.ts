@@ -20,6 +20,7 @@ import {
   isTerminal,
   keyReused,
   keyStillInProgress,
+  NoAnswerError,
   outputGone,
   UnexpectedAnswerError,
   WaitTimeoutError,
@@ -266,6 +267,16 @@ const CREATE_RETRY_DELAYS_MS = [500, 2_000];
 /** The longest `Retry-After` a resend waits out; a gateway asking for more is left to the user. */
 const LONGEST_RETRY_AFTER_MS = 30_000;
 
+/** Connection errors before anything was sent: no gateway (nor a proxy before it) took the request. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Whether `error` says the request never left this machine (refused at connect, no such host), so it made nothing. */
+function neverSent(error: unknown): boolean {
+  if (!(error instanceof GatewayUnreachableError) || error instanceof NoAnswerError || error instanceof UnexpectedAnswerError) return false;
+  const code = (error.cause as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return typeof code === 'string' && NOT_SENT_CODES.has(code);
+}
+
 /** The create's answer never arrived (the connection dropped, the gateway restarted, a 5xx). */
 function answerLost(error: unknown): boolean {
   if (error instanceof UnexpectedAnswerError) return false; // something else answered: not a gateway
@@ -303,6 +314,8 @@ function shellWord(value: string): string {
  */
 async function createIdempotently(context: CliContext, client: GatewayClient, out: CliOutput, body: CreateVideoRequest, idempotencyKey: string): Promise<Task> {
   const { signal } = context;
+  /** Whether a send may have made the video (its answer lost): until one may have, none was made. */
+  let reached = false;
   for (let retry = 0; ; retry += 1) {
     try {
       return await client.createVideo(body, { idempotencyKey, signal });
@@ -312,8 +325,15 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
       // key named at the end. On a resend, a gateway older than that type said it with its
       // generic 409 (the same key and body can only mean that).
       const stillSubmitting = keyStillInProgress(error, retry > 0);
+      // A send whose answer was lost may have made the video; one refused at connect made nothing,
+      // and one answered with a refusal made nothing either.
+      if (stillSubmitting || ((answerLost(error) || signal.aborted) && !neverSent(error))) reached = true;
       const mayHaveMade = () =>
-        out.note(`the gateway may have created this video: run the command again with --idempotency-key ${shellWord(idempotencyKey)} to get it rather than a second one`);
+        out.note(
+          reached
+            ? `the gateway may have created this video: run the command again with --idempotency-key ${shellWord(idempotencyKey)} to get it rather than a second one`
+            : 'no create reached the gateway (no connection could be made to it): no video was made',
+        );
       if (!signal.aborted && !answerLost(error) && !stillSubmitting) {
         // A resend refused (a 429 while the unanswered send was not yet written, say): that send
         // may still make the video, so its key is named all the same. Not when the key turns out
