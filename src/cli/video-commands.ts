@@ -356,7 +356,11 @@ async function createIdempotently(context: CliContext, client: GatewayClient, ou
           : `no answer to the create (${error instanceof Error ? error.message : String(error)})`;
       out.note(`${why}; sending it again${wait} with the same Idempotency-Key`);
       await context.pause(delay);
-      if (signal.aborted) throw signal.reason;
+      // Ctrl-C while waiting to send again: the send before may have made the video.
+      if (signal.aborted) {
+        mayHaveMade();
+        throw signal.reason;
+      }
     }
   }
 }
