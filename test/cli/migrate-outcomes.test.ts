@@ -47,7 +47,7 @@ describe('kling-gateway migrate: exit codes', { timeout: 30_000 }, () => {
 describe('kling-gateway migrate: what it says it applied', { timeout: 30_000 }, () => {
   it('"applied now" names only what this run applied, not migrations another process recorded with a clock ahead of this one', async () => {
     // A replica on another host (its clock a few minutes ahead of the operator's) migrated the
-    // database up to 0021; this run applies 0022 only.
+    // database up to 0021; this run applies the migrations after it only.
     const older = await sqliteFileMigratedTo('0021_attempt_named_task');
     const ahead = new Date(Date.now() + 5 * 60_000).toISOString();
     await sql`update kysely_migration set timestamp = ${ahead}`.execute(older.db);
@@ -55,6 +55,9 @@ describe('kling-gateway migrate: what it says it applied', { timeout: 30_000 }, 
     const run = await runCliCaptured(['--json', 'migrate', '--database-url', `sqlite:${older.file}`], { env: {} });
     expect(run.code, run.stderr).toBe(0);
     const report = JSON.parse(run.stdout) as { migrations: { name: string; now: boolean }[] };
-    expect(report.migrations.filter((migration) => migration.now).map((migration) => migration.name)).toEqual(['0022_finished_task_index']);
+    const names = report.migrations.map((migration) => migration.name);
+    const after = names.slice(names.indexOf('0021_attempt_named_task') + 1);
+    expect(after[0]).toBe('0022_finished_task_index');
+    expect(report.migrations.filter((migration) => migration.now).map((migration) => migration.name)).toEqual(after);
   });
 });
