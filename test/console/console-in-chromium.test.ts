@@ -599,6 +599,34 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     browserErrors.length = 0; // the browser logs the refused create (503) itself
   });
 
+  it('says how long the gateway asks to wait before a refused create is sent again (Retry-After), which its detail names but cannot say', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // The gateway's answer when its database disk is full: a 503 whose wait is in its Retry-After.
+    const detail =
+      "The gateway's database is full (its disk has no room to write); send the request again after Retry-After seconds (a create with the same Idempotency-Key, which never makes a second task).";
+    await target.route(
+      (url) => url.pathname.endsWith('/v1/videos'),
+      (route) =>
+        route.request().method() === 'POST'
+          ? route.fulfill({
+              status: 503,
+              headers: { 'content-type': 'application/problem+json', 'retry-after': '30' },
+              body: JSON.stringify({ type: 'https://kling-gateway.dev/problems/retry-later', title: 'Retry later', status: 503, detail }),
+            })
+          : route.continue(),
+    );
+    await target.getByRole('link', { name: 'New video' }).first().click();
+    await target.getByLabel('Prompt', { exact: true }).fill('a create the gateway asks to send again later');
+    const create = target.getByRole('button', { name: 'Create video' });
+    await expect.poll(() => create.isEnabled()).toBe(true);
+    await create.click();
+    const refusal = target.locator('.actions').locator('xpath=preceding-sibling::*[1][@role="alert"]');
+    await expect.poll(() => refusal.textContent()).toContain('Retry later (503)');
+    expect(await refusal.textContent()).toContain('Try again in 30 s');
+    browserErrors.length = 0; // the browser logs the refused create (503) itself
+  });
+
   it('keeps what was typed in New video when the page is left and come back to, or reloaded, and a lost create sent again after it makes one video', async () => {
     const target = await openConsole();
     await signIn(target);

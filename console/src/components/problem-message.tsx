@@ -18,6 +18,14 @@ function RetryNote() {
   return <div class="muted small">Asking again every few seconds: this fills in by itself once the gateway answers.</div>;
 }
 
+/**
+ * The wait an answer's `Retry-After` asks for, as a reader takes it in ("30 s", "5 min"): a detail
+ * says "send it again after Retry-After seconds", a header the page's reader never sees.
+ */
+function waitText(seconds: number): string {
+  return seconds < 120 ? `${Math.max(1, Math.ceil(seconds))} s` : `${Math.ceil(seconds / 60)} min`;
+}
+
 export function ProblemMessage({ error, context, retrying = false }: { error: unknown; context?: string; retrying?: boolean }) {
   if (!error) return null;
   const note = retrying && passing(error) ? <RetryNote /> : null;
@@ -89,6 +97,7 @@ export function ProblemMessage({ error, context, retrying = false }: { error: un
             ))}
           </ul>
         ) : null}
+        {error.retryAfterSeconds !== null && !note ? <div>Try again in {waitText(error.retryAfterSeconds)} (the gateway's Retry-After).</div> : null}
         {error.requestId ? <div class="muted small">request id {error.requestId}</div> : null}
         {note}
       </div>
