@@ -2598,6 +2598,45 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(await target.getByText('~ estimated, wholly or in part', { exact: false }).first().isVisible()).toBe(true);
   });
 
+  it('draws euros and dollars in charts of their own, and names the currency of each row, when the providers price in two currencies', async () => {
+    // Freepik priced in euros, kling3api in dollars: kling-v3 made by each is a row per currency.
+    const mixed = await startLiveGateway({ ...WATCHABLE_TASKS, providers: { freepik: { pricing: { currency: 'EUR' } } } });
+    try {
+      const mixedApi = new GatewayClient({ baseUrl: mixed.url, apiKey: TENANT_KEY });
+      for (const provider of ['freepik', 'kling3api']) {
+        const created = await mixedApi.createVideo({ model: 'kling-v3', prompt: `priced by ${provider}`, routing: { providers: [provider] } });
+        await mixedApi.waitForVideo(created.id, { timeoutMs: 20_000 });
+      }
+      const byModel = (await mixedApi.usage({ group_by: ['model'] })).data;
+      expect(byModel.map((row) => `${row.model} ${row.currency}`).sort()).toEqual(['kling-v3 EUR', 'kling-v3 USD']);
+
+      const target = await openConsole('', context, mixed);
+      await signIn(target);
+      await target.getByRole('link', { name: 'Cost' }).first().click();
+      const models = target.getByRole('table', { name: 'Usage by model' });
+      await models.locator('tbody tr').first().waitFor();
+      // Each row says which money it counts: two rows both named "kling-v3" cannot be told apart.
+      expect((await models.getByRole('rowheader').allTextContents()).sort()).toEqual(['kling-v3 (EUR)', 'kling-v3 (USD)']);
+      // No chart measures euros and dollars with one ruler: each chart's amounts are in one currency.
+      for (const field of ['provider', 'model', 'day']) {
+        const charts = target.locator(`svg[data-chart^="chart-${field}"]`);
+        expect(await charts.count()).toBe(2);
+        for (const chart of await charts.all()) {
+          const values = await chart.locator('text.bar-value').allTextContents();
+          const currencies = new Set(values.map((value) => (value.includes('EUR') ? 'EUR' : value.startsWith('$') ? 'USD' : value)));
+          expect(currencies.size, values.join(', ')).toBe(1);
+        }
+      }
+      expect(await target.getByRole('figure', { name: 'Spend by model, EUR' }).count()).toBe(1);
+      expect(await target.getByRole('figure', { name: 'Spend by model, USD' }).count()).toBe(1);
+      expect(await accessibilityProblems(target)).toEqual([]);
+      await target.screenshot({ path: join(ARTIFACTS, 'cost-two-currencies.png'), fullPage: true });
+    } finally {
+      await page?.close();
+      await mixed.close();
+    }
+  });
+
   it('says in each cost table how many tasks are still running or were canceled, which Succeeded and Failed leave out', async () => {
     // The only provider serving kling-v2-6 is busy (429): the task waits in the queue, then is canceled there.
     live.simulator('kling-legacy').injectFault({ status: 429, times: 100 });

@@ -79,10 +79,24 @@ const GROUPS = [
 ] as const;
 
 /** A row's name in its table and chart: the usage report's null provider is the tasks no provider took. */
-function rowName(row: UsageFigures, field: (typeof GROUPS)[number]['field']): string {
+function rowName(row: UsageFigures, field: (typeof GROUPS)[number]['field'], currencyNamed = false): string {
   const value = row[field];
-  if (value === null || value === undefined || value === '') return field === 'provider' ? 'no provider' : '—';
-  return String(value);
+  const name = value === null || value === undefined || value === '' ? (field === 'provider' ? 'no provider' : '—') : String(value);
+  return currencyNamed ? `${name} (${row.currency ?? 'no price list'})` : name;
+}
+
+/**
+ * Whether a group's rows count money in more than one currency (or some in none: a provider
+ * without a price list). The report splits every row by currency, so one model or one day is then
+ * several rows, which only their currency tells apart.
+ */
+function severalCurrencies(rows: UsageFigures[]): boolean {
+  return new Set(rows.map((row) => row.currency ?? null)).size > 1;
+}
+
+/** The currencies a group's money is in, each once, in alphabetical order (rows without one have no money). */
+function moneyCurrencies(rows: UsageFigures[]): string[] {
+  return [...new Set(rows.flatMap((row) => (row.currency ? [row.currency] : [])))].sort();
 }
 
 /** What `~` means, under each table that has one (the task list says it as `~ estimated cost`). */
@@ -138,6 +152,7 @@ function notCounted(row: UsageFigures): string {
 }
 
 function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; rows: UsageFigures[] }) {
+  const currencyNamed = severalCurrencies(rows);
   const number = (value: unknown) => (typeof value === 'number' ? formatNumber(value, GROUPED) : '—');
   // Only failover_on_timeout puts money at risk: without it the column would be zeros.
   const atRisk = hasAtRisk(rows);
@@ -165,7 +180,7 @@ function UsageTable({ field, rows }: { field: (typeof GROUPS)[number]['field']; 
           <tbody>
             {rows.map((row, index) => (
               <tr key={`${String(row[field])}-${index}`} role="row">
-                <th scope="row" role="rowheader" class="primary-cell">{rowName(row, field)}</th>
+                <th scope="row" role="rowheader" class="primary-cell">{rowName(row, field, currencyNamed)}</th>
                 <td role="cell" data-label="Tasks" class="number">
                   {number(row.tasks)}
                   {notCounted(row) ? <span class="row-note muted small">{notCounted(row)}</span> : null}
@@ -311,20 +326,31 @@ export function CostPage() {
         </p>
       ) : null}
       {report.data?.groups.every((group) => group.rows.length === 0) ? null : report.data?.groups.map((group) => {
+        // Days in order; else the largest first, within each currency (amounts of two are not compared).
+        const currencyOrder = (a: UsageFigures, b: UsageFigures) => String(a.currency ?? '~').localeCompare(String(b.currency ?? '~'));
         const rows = [...group.rows].sort((a, b) =>
-          group.field === 'day' ? String(a.day).localeCompare(String(b.day)) : amountOf(b) - amountOf(a),
+          group.field === 'day' ? String(a.day).localeCompare(String(b.day)) || currencyOrder(a, b) : currencyOrder(a, b) || amountOf(b) - amountOf(a),
         );
+        // Euros and dollars are not measured with one ruler: a chart per currency, named so.
+        const currencies = moneyCurrencies(rows);
+        const charts =
+          currencies.length > 1
+            ? currencies.map((currency) => ({ id: `chart-${group.field}-${currency}`, title: `${group.title}, ${currency}`, rows: rows.filter((row) => row.currency === currency), named: false }))
+            : [{ id: `chart-${group.field}`, title: group.title, rows, named: severalCurrencies(rows) }];
         return (
           <section key={group.field} class="panel" aria-label={group.title}>
-            <BarChart
-              id={`chart-${group.field}`}
-              title={group.title}
-              data={rows.map((row) => ({
-                label: rowName(row, group.field),
-                value: amountOf(row),
-                text: costText(row),
-              }))}
-            />
+            {charts.map((chart) => (
+              <BarChart
+                key={chart.id}
+                id={chart.id}
+                title={chart.title}
+                data={chart.rows.map((row) => ({
+                  label: rowName(row, group.field, chart.named),
+                  value: amountOf(row),
+                  text: costText(row),
+                }))}
+              />
+            ))}
             {/* None in the period: the chart says so; a table of headings alone says nothing more. */}
             {rows.length > 0 ? <UsageTable field={group.field} rows={rows} /> : null}
           </section>
