@@ -3176,6 +3176,41 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => sent.some((body) => body.includes('"43"'))).toBe(true);
     expect(sent.filter((body) => body.includes('"42"') || body.includes('__proto__') || body.includes('one shot'))).toEqual([]);
   });
+  it('gives up a sign-in the gateway takes and never answers after 15 s and says so, instead of "Checking…" for two minutes', async () => {
+    const target = await openConsole();
+    // The page's clock, moved on below instead of waiting for it.
+    await target.clock.install();
+    await target.reload();
+    // The gateway takes the key's check and answers nothing until released.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const checks = (url: URL) => url.pathname.endsWith('/v1/providers');
+    let held = 0;
+    await target.route(checks, async (route) => {
+      held += 1;
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.getByLabel('Gateway key').fill(TENANT_KEY);
+      const button = target.locator('form button[type="submit"]');
+      await button.click();
+      await expect.poll(() => held).toBe(1);
+      expect(await button.textContent()).toBe('Checking…');
+      await target.clock.fastForward(15_000);
+      await expect.poll(() => target.getByRole('alert').textContent()).toContain('did not answer within 15 s');
+      expect(await button.textContent()).toBe('Sign in');
+      // Pressed again once the gateway answers: signed in.
+      release();
+      await target.unroute(checks);
+      await button.click();
+      await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+    } finally {
+      release();
+      await target.unroute(checks);
+    }
+  });
+
   it('gives up a quote the gateway takes and never answers after 15 s, says so at the quote, and asks again when told to', async () => {
     const target = await openConsole();
     // The page's clock, moved on below instead of waiting for it.

@@ -3,10 +3,17 @@
  * tab only, in sessionStorage).
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { GatewayError } from '../../../packages/client/src/index.js';
+import { GatewayClient, GatewayError } from '../../../packages/client/src/index.js';
 import { notePageShown } from '../components/page-heading.js';
 import { ProblemMessage } from '../components/problem-message.js';
-import { clientFor } from '../session.js';
+import { gatewayBaseUrl } from '../session.js';
+
+/**
+ * How long the key's check may go unanswered: a read the gateway answers at once, so a gateway
+ * that takes it and sends nothing is said to be so (as a quote is), not "Checking…" for the
+ * client's two minutes, which it keeps for a create.
+ */
+const SIGN_IN_TIMEOUT_MS = 15_000;
 
 /** A key the browser cannot send: it holds a character an HTTP header cannot carry. */
 class UnusableKey extends Error {
@@ -54,7 +61,7 @@ export function SignInPage({ onSignedIn, reason }: { onSignedIn: (key: string) =
     setChecking(true);
     try {
       // Any authenticated read proves the key; providers is small and has no side effects.
-      await clientFor(trimmed).listProviders();
+      await new GatewayClient({ baseUrl: gatewayBaseUrl(), apiKey: trimmed, timeoutMs: SIGN_IN_TIMEOUT_MS }).listProviders();
       onSignedIn(trimmed);
     } catch (caught) {
       setError(caught);
