@@ -3176,6 +3176,34 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(() => sent.some((body) => body.includes('"43"'))).toBe(true);
     expect(sent.filter((body) => body.includes('"42"') || body.includes('__proto__') || body.includes('one shot'))).toEqual([]);
   });
+  it("reads out a followed task's end once on its page, not twice (its status line and the page's announcement both)", async () => {
+    const created = await api.createVideo({ model: 'kling-v3', prompt: `its end said once ${Date.now()}`, duration: 5 });
+    const target = await openConsole();
+    await signIn(target);
+    await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(created.id)}`);
+    await target.locator('.status-line').waitFor();
+    expect(['queued', 'processing']).toContain(await target.locator('.status-line .badge').textContent().then((text) => text?.replace(/^\W+/, '')));
+    // What each live region of the page says from now on: the words a screen reader is given.
+    await target.evaluate(() => {
+      const page = globalThis as any;
+      const said: string[] = [];
+      page.said = said;
+      const live = (node: any) => node?.closest?.('[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"], [role="log"]');
+      new page.MutationObserver((records: any[]) => {
+        const regions = new Set<any>();
+        for (const record of records) {
+          const region = live(record.target.nodeType === 1 ? record.target : record.target.parentElement);
+          if (region) regions.add(region);
+        }
+        for (const region of regions) if (region.textContent.trim()) said.push(region.textContent.trim());
+      }).observe(page.document.body, { childList: true, subtree: true, characterData: true });
+    });
+    await target.locator('.status-line .status-succeeded').waitFor({ timeout: 20_000 });
+    await expect.poll(() => target.locator('#announcer').textContent()).toBe('Video succeeded');
+    const said = (await target.evaluate(() => (globalThis as any).said)) as string[];
+    expect(said.filter((words) => words.includes('succeeded'))).toEqual(['Video succeeded']);
+  });
+
   it('gives up a sign-in the gateway takes and never answers after 15 s and says so, instead of "Checking…" for two minutes', async () => {
     const target = await openConsole();
     // The page's clock, moved on below instead of waiting for it.

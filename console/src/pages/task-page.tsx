@@ -373,30 +373,28 @@ export function TaskPage({ id }: { id: string }) {
     setError(undefined);
     // `.` and `..` name no task: asked for, the URL would resolve to another route.
     if (!isTaskIdSegment(id)) return;
+    /** The status last shown; each change after the first shown is read out, once, by the page's announcer. */
+    let shownStatus = known?.status;
     const seen = (current: Task) => {
       // Ended (here or elsewhere) while the keyboard was on Cancel video or its question: those go
       // away with it, so the keyboard goes on from the result, not from the top of the page.
       if (isTerminal(current) && document.activeElement?.closest('.cancel')) refocus.current = true;
+      if (shownStatus !== undefined && current.status !== shownStatus) announce(`${taskNoun(current)} ${current.status}`);
+      shownStatus = current.status;
       setTask(current);
       setError(undefined);
     };
     (async () => {
       // A gateway that cannot be reached for a while (a restart, a dropped connection) is shown,
       // and the task is looked at again until it answers: the page never stops following.
-      let followed = false;
       while (!aborter.signal.aborted) {
         try {
           const current = known ?? (await client.getVideo(id, { signal: aborter.signal }));
           known = undefined;
           seen(current);
-          if (isTerminal(current)) {
-            if (followed) announce(`${taskNoun(current)} ${current.status}`);
-            return;
-          }
-          followed = true;
+          if (isTerminal(current)) return;
           const last = await client.waitForVideo(id, { signal: aborter.signal, timeoutMs: FOLLOW_MS, onUpdate: seen });
           seen(last);
-          announce(`${taskNoun(last)} ${last.status}`);
           return;
         } catch (caught) {
           if (aborter.signal.aborted || !passing(caught)) throw caught;
@@ -447,7 +445,8 @@ export function TaskPage({ id }: { id: string }) {
         <PageHeading title={`${noun} ${task.id}`}>
           <span id="task-title">{noun}</span> <code class="task-id">{task.id}</code>
         </PageHeading>
-        <div class="status-line" aria-live="polite">
+        {/* Not a live region: each status change is read out once, by the page's announcer ("Video succeeded"). */}
+        <div class="status-line">
           <StatusBadge status={task.status as TaskStatus} />
           {!isTerminal(task) ? <span class="muted small">{error ? ' reconnecting…' : ' following live…'}</span> : null}
         </div>
