@@ -6,7 +6,7 @@
  * not shown while the new load is on its way, which says Loading… instead.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { GatewayError, GatewayUnreachableError, type GatewayClient } from '../../packages/client/src/index.js';
+import { GatewayError, GatewayUnreachableError, NoAnswerError, type GatewayClient } from '../../packages/client/src/index.js';
 import { useSession } from './gateway-context.js';
 
 /** After a failure that passes, ask again this soon. */
@@ -28,7 +28,15 @@ export function useGatewayData<T>(
   load: (client: GatewayClient, signal: AbortSignal) => Promise<T>,
   deps: readonly unknown[],
   /** Read again this long after a load: a number, or one worked out from what was loaded (none: not again). */
-  options: { refreshMs?: number | ((value: T) => number | undefined) } = {},
+  options: {
+    refreshMs?: number | ((value: T) => number | undefined);
+    /**
+     * A load the gateway takes and does not answer within this is given up as `NoAnswerError` (and
+     * asked again, as any failure that passes): a page that says it refreshes every few seconds
+     * would otherwise show its last figures as current for the client's two minutes.
+     */
+    answerWithinMs?: number;
+  } = {},
 ): GatewayData<T> {
   const session = useSession();
   const [data, setData] = useState<T | undefined>(undefined);
@@ -45,8 +53,22 @@ export function useGatewayData<T>(
       setLoading(true);
       const refresh = options.refreshMs;
       let again = typeof refresh === 'number' ? refresh : undefined;
+      // This load's own signal: the effect's abort, or the answer's time limit passing.
+      const load = new AbortController();
+      const forward = () => load.abort(aborter.signal.reason);
+      aborter.signal.addEventListener('abort', forward, { once: true });
+      const limitMs = options.answerWithinMs;
+      let gaveUp = false;
+      const limit = limitMs
+        ? setTimeout(() => {
+            gaveUp = true;
+            load.abort(new NoAnswerError(session.client.baseUrl, limitMs));
+          }, limitMs)
+        : undefined;
       try {
-        const value = await loadRef.current(session.client, aborter.signal);
+        const value = await loadRef.current(session.client, load.signal).catch((error: unknown) => {
+          throw gaveUp && !aborter.signal.aborted ? new NoAnswerError(session.client.baseUrl, limitMs!) : error;
+        });
         if (aborter.signal.aborted) return;
         if (typeof refresh === 'function') again = refresh(value);
         setData(value);
@@ -60,6 +82,8 @@ export function useGatewayData<T>(
         setFailure({ error: caught, deps });
         if (passing(caught)) again = Math.min(again ?? RETRY_MS, RETRY_MS);
       } finally {
+        clearTimeout(limit);
+        aborter.signal.removeEventListener('abort', forward);
         if (!aborter.signal.aborted) {
           setLoading(false);
           // Refresh only while the tab is visible; a hidden tab catches up when shown again.

@@ -3204,6 +3204,43 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     expect(said.filter((words) => words.includes('succeeded'))).toEqual(['Video succeeded']);
   });
 
+  it('says on the Providers page, within 10 s, that the gateway takes its refreshes and answers none, instead of showing the last figures as current for two minutes', async () => {
+    const target = await openConsole();
+    await target.clock.install();
+    await target.reload();
+    await signIn(target);
+    await target.getByRole('link', { name: 'Providers' }).first().click();
+    await target.locator('table.providers tbody tr').first().waitFor();
+    // From now on the gateway takes every read of the providers and answers none until released.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const reads = (url: URL) => url.pathname.endsWith('/v1/providers');
+    let held = 0;
+    await target.route(reads, async (route) => {
+      held += 1;
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await target.clock.fastForward(5_000);
+      await expect.poll(() => held).toBe(1);
+      expect(await target.getByRole('alert').count()).toBe(0);
+      await target.clock.fastForward(10_000);
+      const alert = target.getByRole('alert');
+      await expect.poll(() => alert.textContent()).toContain('did not answer within 10 s');
+      expect(await alert.textContent()).toContain('Asking again every few seconds');
+      // The gateway answers again: the page fills in by itself and the error goes.
+      release();
+      await target.unroute(reads);
+      await target.clock.fastForward(3_000);
+      await expect.poll(() => alert.count()).toBe(0);
+      expect(await target.locator('table.providers tbody tr').count()).toBeGreaterThan(0);
+    } finally {
+      release();
+      await target.unroute(reads);
+    }
+  });
+
   it('gives up a sign-in the gateway takes and never answers after 15 s and says so, instead of "Checking…" for two minutes', async () => {
     const target = await openConsole();
     // The page's clock, moved on below instead of waiting for it.
