@@ -3238,6 +3238,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     } finally {
       release();
       await target.unroute(reads);
+      // The clock is the browser context's: the pages of the tests after this one run at the right time.
+      await target.clock.setSystemTime(Date.now()).catch(() => undefined);
     }
   });
 
@@ -3273,6 +3275,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     } finally {
       release();
       await target.unroute(checks);
+      // The clock is the browser context's: the pages of the tests after this one run at the right time.
+      await target.clock.setSystemTime(Date.now()).catch(() => undefined);
     }
   });
 
