@@ -1389,6 +1389,35 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
 
+  it('says a webhook retry whose time has come is due now, not that the next try was "1 hr. ago" with no try since', async () => {
+    // Every try is refused and asked to wait an hour.
+    const receiver = await loopbackServer((req, res) => {
+      req.resume();
+      res.writeHead(503, { 'retry-after': '3600' }).end();
+    });
+    const target = await openConsole();
+    try {
+      const task = await api.createVideo({ model: 'kling-v3', prompt: 'a retry whose time comes', webhook_url: `${receiver.base}/hooks` });
+      const waitingAnHour = async () => {
+        const deliveries = (await api.webhookDeliveries(task.id)).data;
+        return isTerminal(await api.getVideo(task.id)) && deliveries.length === 2 && deliveries.every((d) => d.status === 'pending' && d.attempts === 1 && d.next_attempt_at !== null);
+      };
+      await expect.poll(waitingAnHour, { timeout: 20_000 }).toBe(true);
+      await signIn(target);
+      await target.clock.install();
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(task.id)}`);
+      const when = target.locator('.webhook-deliveries tbody tr[data-status="pending"] td[data-label="When"]');
+      await expect.poll(() => when.count(), { timeout: 10_000 }).toBe(2);
+      expect(await when.first().textContent()).toMatch(/next try in (59|60) min/);
+      // Past the time the gateway gave (its retry not yet made, or the browser's clock ahead of it).
+      await target.clock.fastForward(2 * 3_600_000);
+      await expect.poll(() => when.locator('.next-try').allTextContents()).toEqual(['next try due now', 'next try due now']);
+    } finally {
+      await target.clock.setSystemTime(Date.now()).catch(() => undefined);
+      await receiver.close();
+    }
+  });
+
   it("says on a task's page how long a video it asked for, in how many shots, and in which aspect ratio, not only in the request's JSON", async () => {
     const ten = await api.createVideo({ model: 'kling-v3', prompt: 'a tall ten-second video', duration: 10, aspect_ratio: '9:16' });
     const shots = await api.createVideo({ model: 'kling-v3', prompt: 'two shots', multi_shot: [{ prompt: 'one', duration: 3 }, { prompt: 'two', duration: 4 }] });

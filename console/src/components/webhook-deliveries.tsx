@@ -50,8 +50,12 @@ function DeliveryWhen({ delivery }: { delivery: WebhookDelivery }) {
         {timeSince(when)}
       </time>
       {delivery.next_attempt_at ? (
-        <div class="muted small">
-          next try <time dateTime={delivery.next_attempt_at} title={localTime(delivery.next_attempt_at)}>{timeAgo(delivery.next_attempt_at)}</time>
+        <div class="muted small next-try">
+          {/* Its time come and no try since (the gateway's next pass, or this browser's clock ahead of it): due now, never "ago". */}
+          next try{' '}
+          <time dateTime={delivery.next_attempt_at} title={localTime(delivery.next_attempt_at)}>
+            {Date.parse(delivery.next_attempt_at) <= Date.now() ? 'due now' : timeAgo(delivery.next_attempt_at)}
+          </time>
         </div>
       ) : null}
     </>
