@@ -41,6 +41,11 @@ function storageFailedWording(reason: string, tries: number, later: number, unti
   return `${reason} (gave up after ${tries} tries${laterTries})`;
 }
 
+/** `output` as stored under `key` at `storedAt` by the copy that came back `outcome`, kept until `expiresAt` (null: for good). */
+function storedOutput(output: OutputRecord, key: string, outcome: Extract<CopyOutcome, { ok: true }>, storedAt: number, expiresAt: number | null): OutputRecord {
+  return { ...output, storage: 'stored', storageError: null, key, sha256: outcome.sha256, bytes: outcome.bytes, contentType: outcome.contentType, storedAt, expiresAt };
+}
+
 /** A later copy is due for `output` at `now`. */
 function recopyDue(output: OutputRecord, now: number): boolean {
   return output.storage === 'not_stored' && typeof output.recopyAt === 'number' && output.recopyAt <= now;
@@ -345,18 +350,7 @@ export class ResultCustody {
           { task_id: task.id, output: index, bytes: outcome.bytes, duration_ms: now - started, storage: storage.kind },
           'output stored',
         );
-        return {
-          ...output,
-          storage: 'stored',
-          storageError: null,
-          key,
-          sha256: outcome.sha256,
-          bytes: outcome.bytes,
-          contentType: outcome.contentType,
-          storedAt: now,
-          expiresAt: days !== undefined ? now + days * DAY_MS : null,
-          copyAttempts: output.copyAttempts + 1,
-        };
+        return { ...storedOutput(output, key, outcome, now, days !== undefined ? now + days * DAY_MS : null), copyAttempts: output.copyAttempts + 1 };
       }
     } catch (error) {
       if (error instanceof CopyAbortedError) return undefined;
@@ -516,22 +510,7 @@ export class ResultCustody {
       if (error instanceof CopyAbortedError) return undefined;
       outcome = { ok: false, retryable: true, gone: false, reason: `the copy failed: ${(error as Error).message}` };
     }
-    if (outcome.ok) {
-      const storedAt = clock.now();
-      return {
-        ...output,
-        storage: 'stored',
-        storageError: null,
-        key,
-        sha256: outcome.sha256,
-        bytes: outcome.bytes,
-        contentType: outcome.contentType,
-        storedAt,
-        expiresAt: keepUntil,
-        recopyAt: null,
-        recopies: later,
-      };
-    }
+    if (outcome.ok) return { ...storedOutput(output, key, outcome, clock.now(), keepUntil), recopyAt: null, recopies: later };
     // Its key is its own: whatever a write whose answer was lost left there, no output points to.
     await this.deleteKey(task, index, key);
     const until = output.recopyUntil ?? now;
