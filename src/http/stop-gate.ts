@@ -52,15 +52,14 @@ export class StopGate {
   private running = 0;
   /** Provider webhooks and callbacks still being handled (also counted in `running`). */
   private news = 0;
-  /** Answers not yet begun: told to close their connection once a stop begins. */
-  private readonly pending = new Set<ServerResponse>();
   /**
-   * Reads being answered (a `?wait=` held up to a minute among them): not waited for, but told
-   * to close their connection once a stop begins, as counted requests are. A held wait is
-   * answered at the end of the drain, moments before the listener closes every connection: kept
-   * alive, the connection invited the client's next request, which the close then reset.
+   * Answers not yet begun: told to close their connection once a stop begins. Counted requests,
+   * and reads (a `?wait=` held up to a minute among them), which the drain does not wait for: a
+   * held wait is answered at the end of the drain, moments before the listener closes every
+   * connection, and kept alive its connection invited the client's next request, which the close
+   * then reset.
    */
-  private readonly reads = new Set<ServerResponse>();
+  private readonly pending = new Set<ServerResponse>();
   private waiters: (() => void)[] = [];
   private newsWaiters: (() => void)[] = [];
 
@@ -88,7 +87,6 @@ export class StopGate {
     this.stopping = true;
     // Requests still running get their answer, on a connection that then closes.
     for (const res of this.pending) if (!res.headersSent) res.shouldKeepAlive = false;
-    for (const res of this.reads) if (!res.headersSent) res.shouldKeepAlive = false;
   }
 
   /** Resolves once no provider webhook or callback taken during the stop is still being handled. */
@@ -153,8 +151,8 @@ export class StopGate {
         return;
       }
       if (READ_METHODS.has(req.method)) {
-        this.reads.add(res);
-        const done = () => this.reads.delete(res);
+        this.pending.add(res);
+        const done = () => this.pending.delete(res);
         res.once('finish', done);
         res.once('close', done);
         return next();
