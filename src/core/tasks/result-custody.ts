@@ -11,6 +11,7 @@
  * tenant's retention.
  */
 import type { TimerHandle } from '../clock.js';
+import type { ObjectStorage } from '../../storage/object-storage.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import type { Engine } from './engine.js';
 import { deliveryBackoffMs } from './outbound-webhooks.js';
@@ -44,6 +45,15 @@ function storageFailedWording(reason: string, tries: number, later: number, unti
 /** `output` as stored under `key` at `storedAt` by the copy that came back `outcome`, kept until `expiresAt` (null: for good). */
 function storedOutput(output: OutputRecord, key: string, outcome: Extract<CopyOutcome, { ok: true }>, storedAt: number, expiresAt: number | null): OutputRecord {
   return { ...output, storage: 'stored', storageError: null, key, sha256: outcome.sha256, bytes: outcome.bytes, contentType: outcome.contentType, storedAt, expiresAt };
+}
+
+/** What a failed copy's log line says of why: the reason, the address refused, the storage's own error (never in the task). */
+function failureFields(outcome: Extract<CopyOutcome, { ok: false }>, storage: ObjectStorage): Record<string, unknown> {
+  return {
+    reason: outcome.reason,
+    ...(outcome.address ? { address: outcome.address } : {}),
+    ...(outcome.storageError !== undefined ? { err: outcome.storageError, storage: storage.description } : {}),
+  };
 }
 
 /** A later copy is due for `output` at `now`. */
@@ -312,15 +322,23 @@ export class ResultCustody {
    * retention would never delete. Deleting a key that holds nothing does nothing.
    */
   private async deleteLeftovers(task: TaskRecord, indexes: readonly number[]): Promise<void> {
-    const { storage, logger } = this.engine;
-    if (!storage) return;
+    if (!this.engine.storage) return;
     for (const index of indexes) {
       const output = task.outputs[index]!;
-      try {
-        await storage.delete(outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type)));
-      } catch (error) {
-        logger.warn({ task_id: task.id, output: index, err: error, storage: storage.description }, 'could not delete what a copy given up on may have left');
-      }
+      await this.deleteKey(task, index, outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type)));
+    }
+  }
+
+  /**
+   * One copy of `output` under `key`: its outcome, or undefined when it was stopped (the gateway
+   * stopping, the lease lost). A copy that throws is a failure to retry.
+   */
+  private async tryCopy(output: OutputRecord, key: string, storage: ObjectStorage, signal: AbortSignal): Promise<CopyOutcome | undefined> {
+    try {
+      return await copyToStorage({ url: output.upstreamUrl, key, kind: output.type, storage, policy: this.policy, signal });
+    } catch (error) {
+      if (error instanceof CopyAbortedError) return undefined;
+      return { ok: false, retryable: true, gone: false, reason: `the copy failed: ${(error as Error).message}` };
     }
   }
 
@@ -329,32 +347,17 @@ export class ResultCustody {
     const { storage, clock, config, metrics, logger } = this.engine;
     if (output.storage !== 'pending' || !storage || config.storage.mode !== 'copy') return output;
     const started = clock.now();
-    let outcome;
-    try {
-      // The key's extension follows the URL; the media type recorded is what the provider sends.
-      const key = outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type));
-      outcome = await copyToStorage({
-        url: output.upstreamUrl,
-        key,
-        kind: output.type,
-        storage,
-        policy: this.policy,
-        signal,
-      });
-      if (outcome.ok) {
-        const now = clock.now();
-        const days = this.retentionDays(task.tenant);
-        metrics.outputCopies.inc({ outcome: 'stored' });
-        metrics.outputBytesStored.inc(outcome.bytes);
-        logger.info(
-          { task_id: task.id, output: index, bytes: outcome.bytes, duration_ms: now - started, storage: storage.kind },
-          'output stored',
-        );
-        return { ...storedOutput(output, key, outcome, now, days !== undefined ? now + days * DAY_MS : null), copyAttempts: output.copyAttempts + 1 };
-      }
-    } catch (error) {
-      if (error instanceof CopyAbortedError) return undefined;
-      outcome = { ok: false as const, retryable: true, gone: false, reason: `the copy failed: ${(error as Error).message}` };
+    // The key's extension follows the URL; the media type recorded is what the provider sends.
+    const key = outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type));
+    const outcome = await this.tryCopy(output, key, storage, signal);
+    if (!outcome) return undefined;
+    if (outcome.ok) {
+      const now = clock.now();
+      const days = this.retentionDays(task.tenant);
+      metrics.outputCopies.inc({ outcome: 'stored' });
+      metrics.outputBytesStored.inc(outcome.bytes);
+      logger.info({ task_id: task.id, output: index, bytes: outcome.bytes, duration_ms: now - started, storage: storage.kind }, 'output stored');
+      return { ...storedOutput(output, key, outcome, now, days !== undefined ? now + days * DAY_MS : null), copyAttempts: output.copyAttempts + 1 };
     }
     const copyAttempts = output.copyAttempts + 1;
     const goneAnswers = output.goneAnswers + (outcome.gone ? 1 : 0);
@@ -372,9 +375,7 @@ export class ResultCustody {
         task_id: task.id,
         output: index,
         attempt: copyAttempts,
-        reason: outcome.reason,
-        ...(outcome.address ? { address: outcome.address } : {}),
-        ...(outcome.storageError !== undefined ? { err: outcome.storageError, storage: storage.description } : {}),
+        ...failureFields(outcome, storage),
       },
       giveUp
         ? recopyUntil !== null
@@ -503,13 +504,8 @@ export class ResultCustody {
       };
     }
     const key = outputKey(task, index, mediaTypeOf(undefined, output.upstreamUrl, output.type), `later-${randomToken(6)}`);
-    let outcome: CopyOutcome;
-    try {
-      outcome = await copyToStorage({ url: output.upstreamUrl, key, kind: output.type, storage, policy: this.policy, signal });
-    } catch (error) {
-      if (error instanceof CopyAbortedError) return undefined;
-      outcome = { ok: false, retryable: true, gone: false, reason: `the copy failed: ${(error as Error).message}` };
-    }
+    const outcome = await this.tryCopy(output, key, storage, signal);
+    if (!outcome) return undefined;
     if (outcome.ok) return { ...storedOutput(output, key, outcome, clock.now(), keepUntil), recopyAt: null, recopies: later };
     // Its key is its own: whatever a write whose answer was lost left there, no output points to.
     await this.deleteKey(task, index, key);
@@ -523,9 +519,7 @@ export class ResultCustody {
         task_id: task.id,
         output: index,
         later_try: later,
-        reason: outcome.reason,
-        ...(outcome.address ? { address: outcome.address } : {}),
-        ...(outcome.storageError !== undefined ? { err: outcome.storageError, storage: storage.description } : {}),
+        ...failureFields(outcome, storage),
       },
       final ? 'later copy of an output failed; it stays not stored' : 'later copy of an output failed; will retry',
     );
