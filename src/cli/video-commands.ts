@@ -273,8 +273,7 @@ const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOST
 /** Whether `error` says the request never left this machine (refused at connect, no such host), so it made nothing. */
 function neverSent(error: unknown): boolean {
   if (!(error instanceof GatewayUnreachableError) || error instanceof NoAnswerError || error instanceof UnexpectedAnswerError) return false;
-  const code = (error.cause as { cause?: { code?: unknown } } | undefined)?.cause?.code;
-  return typeof code === 'string' && NOT_SENT_CODES.has(code);
+  return error.code !== undefined && NOT_SENT_CODES.has(error.code);
 }
 
 /** The create's answer never arrived (the connection dropped, the gateway restarted, a 5xx). */

@@ -151,6 +151,8 @@ export class GatewayUnreachableError extends Error {
   override readonly name: string = 'GatewayUnreachableError';
   /** Why, in a few words, without the URL: `ECONNREFUSED (connect ECONNREFUSED 127.0.0.1:8080)`, `Failed to fetch`. */
   readonly reason: string;
+  /** The system's code for why (`ECONNREFUSED`, `ENOTFOUND` …), when the connection's error gave one. */
+  readonly code: string | undefined;
   /**
    * Set on an error of `createVideo`: the `Idempotency-Key` the create was sent with. Its answer
    * was lost, so the video may exist: `createVideo(body, { idempotencyKey: error.idempotencyKey })`
@@ -165,6 +167,7 @@ export class GatewayUnreachableError extends Error {
     const reason = describeCause(cause);
     super(`cannot reach ${url}: ${reason}`);
     this.reason = reason;
+    this.code = systemCode(cause);
   }
 }
 
@@ -215,8 +218,18 @@ export function answersJson(response: Response): boolean {
 }
 
 /** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND …) is on its cause. */
+function innerCause(cause: unknown): { code?: unknown; message?: unknown } | undefined {
+  return (cause as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+}
+
+/** The system's code of a failed fetch (its cause's), if any. */
+function systemCode(cause: unknown): string | undefined {
+  const code = innerCause(cause)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 function describeCause(cause: unknown): string {
-  const inner = (cause as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  const inner = innerCause(cause);
   if (inner && typeof inner.code === 'string') return `${inner.code}${typeof inner.message === 'string' ? ` (${inner.message})` : ''}`;
   if (inner && typeof inner.message === 'string') return inner.message;
   return cause instanceof Error ? cause.message : String(cause);
