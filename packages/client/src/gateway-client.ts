@@ -343,6 +343,7 @@ export class GatewayClient {
    * task is terminal, the stream closes, or it stays silent past `idleTimeoutMs`.
    */
   async *videoEvents(id: string, options: EventStreamOptions = {}): AsyncGenerator<TaskEvent> {
+    const idleMs = idleLimit('idleTimeoutMs', options.idleTimeoutMs);
     const url = `${this.baseUrl}/v1/videos/${taskSegment(id)}/events`;
     const response = await this.send(url, { headers: { accept: 'text/event-stream' }, ...this.signalOf(options) });
     if (!response.ok) throw await this.errorWithin(response, this.baseUrl);
@@ -352,7 +353,6 @@ export class GatewayClient {
     }
     // Every chunk (heartbeats included) restarts the idle timer; when it fires, the reader is
     // cancelled, which ends the read in progress and drops the connection.
-    const idleMs = options.idleTimeoutMs ?? DEFAULT_STREAM_IDLE_MS;
     let idleTimer: ReturnType<typeof setTimeout> | undefined;
     const arm = () => {
       clearTimeout(idleTimer);
@@ -403,6 +403,7 @@ export class GatewayClient {
     if (options.timeoutMs !== undefined && Number.isNaN(options.timeoutMs)) {
       throw new TypeError('timeoutMs is NaN: give milliseconds (Infinity for no limit)');
     }
+    if (options.streamIdleTimeoutMs !== undefined) idleLimit('streamIdleTimeoutMs', options.streamIdleTimeoutMs);
     // The gateway holds a poll for whole seconds only (`?wait=2.5` is a 400): the longest window
     // is the whole seconds within the one given.
     const window = Math.min(60, Math.max(1, Math.floor(options.pollWindowSeconds ?? 10)));
@@ -1026,6 +1027,16 @@ export function unusableUrlReason(wrong: UnusableUrl): string {
  * unreachable ("unknown scheme", "bad port"), or, with a password in it, fail with a message that
  * repeats it.
  */
+/**
+ * An event stream's idle limit. No number or one below 0 is refused before anything is sent: it
+ * was taken as "never idle", so a stream whose connection died without closing was read for ever.
+ */
+function idleLimit(name: string, ms: number | undefined): number {
+  if (ms === undefined) return DEFAULT_STREAM_IDLE_MS;
+  if (Number.isNaN(ms) || ms < 0) throw new TypeError(`${name} is ${ms}: give milliseconds (0 for never)`);
+  return ms;
+}
+
 function httpOrigin(baseUrl: string): string {
   const wrong = notHttpUrl(baseUrl);
   if (wrong?.credentials) {
