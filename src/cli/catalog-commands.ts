@@ -222,6 +222,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
     .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone (default: the end of today, UTC)')
     .option('--csv', 'print the CSV the gateway produces')
     .action(async (options: { groupBy: string; from?: string; to?: string; tenant?: string; csv?: boolean }, command: Command) => {
+      if (options.csv && context.globals(command).json) throw new CliError('--csv and --json each ask for a format of their own: give one', ExitCode.usage);
       await checkUsagePeriod(options.from, options.to);
       const out = context.outputFor(command);
       const client = context.clientFor(command);

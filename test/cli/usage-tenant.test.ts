@@ -79,4 +79,13 @@ describe('kling-gateway usage for an admin key', () => {
     );
     expect(asked.length).toBe(before);
   });
+
+  it('--csv with --json asks for two formats: a command-line error (exit 2) naming both, asked of no gateway', async () => {
+    const before = asked.length;
+    const result = await runCliCaptured(['usage', '--csv', '--json'], { env: { KLING_GATEWAY_URL: server.base, KLING_GATEWAY_API_KEY: 'admin-key-123' } });
+    // (Before, --json was ignored: CSV on stdout, exit 0, where a script expected JSON.)
+    expect([result.code, result.stdout]).toEqual([2, '']);
+    expect(result.stderr.split('\n')[0]).toBe('error: --csv and --json each ask for a format of their own: give one');
+    expect(asked.length).toBe(before);
+  });
 });
