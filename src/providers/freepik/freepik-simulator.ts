@@ -212,12 +212,16 @@ function kindOfStatus(status: number | undefined): SimulatedFault['kind'] {
   }
 }
 
-/** The problem form of a `400`, as the seed's example has it (fields at the top level). */
+/**
+ * The problem form of a `400` as seed 001's schema has it (`get_all_style_transfer_tasks_400_response_1`):
+ * `message` and `invalid_params` under `problem`. The seed's example puts them at the top level
+ * instead; the schema wins (the adapter reads both).
+ */
 function sendInvalidParams(res: Response, invalidParams: InvalidParam[]): void {
   res
     .status(400)
     .type('application/problem+json')
-    .send(JSON.stringify({ message: "Your request parameters didn't validate.", invalid_params: invalidParams }));
+    .send(JSON.stringify({ problem: { message: "Your request parameters didn't validate.", invalid_params: invalidParams } }));
 }
 
 /**

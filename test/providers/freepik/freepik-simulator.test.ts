@@ -296,8 +296,11 @@ describe('HTTP contract', () => {
     const answer = await rawPost(path, body);
     expect(answer.status).toBe(400);
     expect(answer.contentType).toContain('application/problem+json');
-    expect(answer.body.message).toBe("Your request parameters didn't validate.");
-    const names = (answer.body.invalid_params as { name: string }[]).map((entry) => entry.name);
+    // Seed 001's schema (`get_all_style_transfer_tasks_400_response_1`): everything under `problem`.
+    expect(Object.keys(answer.body)).toEqual(['problem']);
+    const problem = answer.body.problem as { message: string; invalid_params: { name: string; reason: string }[] };
+    expect(problem.message).toBe("Your request parameters didn't validate.");
+    const names = problem.invalid_params.map((entry) => entry.name);
     expect(names).toContain(param);
   });
 
@@ -350,11 +353,19 @@ describe('HTTP contract', () => {
     expect(other.data.map((task) => task.task_id)).not.toContain(created.ref.providerTaskId);
     const bad = await fetch(`${baseUrl}/v1/ai/reference-to-video/kling-v3-omni?page=0`, { headers });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ invalid_params: [{ name: 'page' }] });
+    expect(await bad.json()).toMatchObject({ problem: { invalid_params: [{ name: 'page' }] } });
     // The Kling 3 and Kling 3 Omni lists document no parameters at all (seeds 000, 001).
     const undocumented = await fetch(`${baseUrl}/v1/ai/video/kling-v3-omni?page=1&page_size=100`, { headers });
     expect(undocumented.status).toBe(400);
-    expect(await undocumented.json()).toMatchObject({ invalid_params: [{ name: 'page' }, { name: 'page_size' }] });
+    expect(await undocumented.json()).toEqual({
+      problem: {
+        message: "Your request parameters didn't validate.",
+        invalid_params: [
+          { name: 'page', reason: "Parameter 'page' is not valid" },
+          { name: 'page_size', reason: "Parameter 'page_size' is not valid" },
+        ],
+      },
+    });
     expect((await fetch(`${baseUrl}/v1/ai/video/kling-v3`)).status).toBe(401);
   });
 });
