@@ -7,7 +7,7 @@
 import type { ErrorCode } from '../../core/model/canonical.js';
 import type { ErrorInEnvelope } from '../../core/upstream/answer-envelope.js';
 import { looksLikeContentPolicy, NOT_CONTENT_STATUSES } from '../../core/upstream/content-policy.js';
-import { readJsonBody } from '../../core/upstream/upstream-body.js';
+import { errorPageText, readJsonBody } from '../../core/upstream/upstream-body.js';
 import { errorCodeForHttpStatus, type MappedUpstreamError } from '../../core/upstream/upstream-error.js';
 import {
   Kling3apiErrorBody,
@@ -56,9 +56,18 @@ export interface Kling3apiErrorDetails {
   message?: string;
 }
 
+/** How much of an error body that is not JSON goes into a message (as the legacy adapter keeps). */
+const MAX_PAGE_TEXT = 200;
+
 /** Reads the string code, numeric code and message out of any plausible error body. */
 export function readKling3apiError(body: unknown): Kling3apiErrorDetails {
-  const parsed = Kling3apiErrorBody.safeParse(readJsonBody(body));
+  const value = readJsonBody(body);
+  if (value === undefined && typeof body === 'string' && body.trim() !== '') {
+    // Not JSON (a proxy's HTML page, plain text): its words are the message, as the other
+    // adapters read such a body, so a refusal said in text is still read as one.
+    return { message: errorPageText(body).slice(0, MAX_PAGE_TEXT) };
+  }
+  const parsed = Kling3apiErrorBody.safeParse(value);
   if (!parsed.success) return {};
   const { code, error, error_code: errorCode, message, error_message: errorMessage, detail } = parsed.data;
   const nested = error !== null && typeof error === 'object' ? error : undefined;

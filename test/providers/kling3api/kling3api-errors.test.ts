@@ -48,7 +48,7 @@ describe('mapKling3apiHttpError', () => {
       'kling3api (INSUFFICIENT_CREDITS): Not enough credits for this operation',
     );
     expect(mapKling3apiHttpError(422, { code: 422, message: 'bad field' }).message).toBe('kling3api (code 422): bad field');
-    expect(mapKling3apiHttpError(503, '<html>Bad gateway</html>').message).toBe('kling3api answered HTTP 503');
+    expect(mapKling3apiHttpError(503, '<html>Bad gateway</html>').message).toBe('kling3api (HTTP 503): an HTML page (Bad gateway)');
   });
 
   it("reads a seed code given as the envelope's message ({code: 400, message: 'INVALID_DURATION'}, the success envelope's shape), saying the seed's description", () => {
@@ -86,13 +86,33 @@ describe('mapKling3apiHttpError', () => {
     expect(mapKling3apiHttpError(402, {})).toStrictEqual({ code: 'insufficient_credits', message: 'kling3api answered HTTP 402' });
     expect(mapKling3apiHttpError(503, '<html>Bad gateway</html>')).toStrictEqual({
       code: 'provider_error',
-      message: 'kling3api answered HTTP 503',
+      message: 'kling3api (HTTP 503): an HTML page (Bad gateway)',
     });
+    expect(mapKling3apiHttpError(500, '')).toStrictEqual({ code: 'provider_error', message: 'kling3api answered HTTP 500' });
+    expect(mapKling3apiHttpError(429, '   ')).toStrictEqual({ code: 'provider_error', message: 'kling3api answered HTTP 429' });
     expect(mapKling3apiHttpError(502, null).code).toBe('provider_error');
     expect(mapKling3apiHttpError(422, { code: 422, message: 'bad field' })).toStrictEqual({
       code: 'invalid_request',
       message: 'kling3api (code 422): bad field',
     });
+  });
+
+  it('reads an error body that is not JSON for its words, as the other adapters do: plain text as it came, an HTML page by its title', () => {
+    expect(mapKling3apiHttpError(429, 'Too many requests, slow down')).toStrictEqual({
+      code: 'provider_error',
+      message: 'kling3api (HTTP 429): Too many requests, slow down',
+    });
+    expect(mapKling3apiHttpError(502, '<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>')).toStrictEqual({
+      code: 'provider_error',
+      message: 'kling3api (HTTP 502): an HTML page (502 Bad Gateway)',
+    });
+    // A refusal of the content said in plain text is that refusal, not a malformed request.
+    expect(mapKling3apiHttpError(400, 'The prompt violates our content policy')).toStrictEqual({
+      code: 'content_policy',
+      message: 'kling3api (HTTP 400): The prompt violates our content policy',
+    });
+    // Still only a 4xx refusal of the request may be one of its content.
+    expect(mapKling3apiHttpError(503, 'content moderation service unavailable').code).toBe('provider_error');
   });
 
   it('reads a request rejection worded as content policy / safety as content_policy', () => {
@@ -163,7 +183,8 @@ describe('readKling3apiError', () => {
       message: 'slow down',
     });
     expect(readKling3apiError({ code: '402', message: 'no credits' })).toStrictEqual({ numericCode: 402, message: 'no credits' });
-    expect(readKling3apiError('not json')).toStrictEqual({});
+    expect(readKling3apiError('not json')).toStrictEqual({ message: 'not json' });
+    expect(readKling3apiError('')).toStrictEqual({});
   });
 });
 

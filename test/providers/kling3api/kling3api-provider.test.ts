@@ -224,12 +224,12 @@ describe('kling3apiProvider.submit', () => {
     expect(await upstreamFailure(submitTextToVideo())).toMatchObject(unreadable);
   });
 
-  it('an HTML error page falls back on the HTTP status', async () => {
+  it('an HTML error page falls back on the HTTP status, its words in the message', async () => {
     nock(BASE).post('/api/generate').reply(502, '<html><body>Bad Gateway</body></html>', { 'content-type': 'text/html' });
     expect(await upstreamFailure(submitTextToVideo())).toMatchObject({
       code: 'provider_error',
       statusCode: 502,
-      message: 'kling3api answered HTTP 502',
+      message: 'kling3api (HTTP 502): an HTML page (Bad Gateway)',
     });
   });
 
