@@ -22,6 +22,7 @@ import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.
 import { withHotWebhooks } from './hot-webhook.js';
 import { bearerAuth, bearerKeyOf, everyRequest, jsonInUtf8, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, refuseTransferCodings, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { refuseRepeatedKeys } from './repeated-json-key.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
 import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, giveBackReplayedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
@@ -161,7 +162,12 @@ export function createApp(
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const auth = bearerAuth(config.auth.api_keys);
-  const json = [jsonInUtf8(), express.json({ limit: bodyLimit, strict: true, type: 'application/json', reviver: refuseProtoKeys })];
+  const repeatedKeys = refuseRepeatedKeys();
+  const json = [
+    jsonInUtf8(),
+    express.json({ limit: bodyLimit, strict: true, type: 'application/json', reviver: refuseProtoKeys, verify: repeatedKeys.verify }),
+    repeatedKeys.check,
+  ];
   const limitsFor = tenantLimits(config);
   const caps = new OpenRequestCaps(limitsFor);
   // The hot read first, as a route of its own right after what every request gets: it skips the

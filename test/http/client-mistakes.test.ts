@@ -372,3 +372,31 @@ describe('a long path in a 404', () => {
     expect(detail.endsWith('…')).toBe(true);
   });
 });
+
+describe('a JSON key given twice', () => {
+  // JSON.parse keeps the last of two same-named keys and drops the first without a word: a proxy or
+  // a log reading the first would see another request than the one served. Like a header or a query
+  // parameter given twice, it is refused, naming where.
+  it.each([
+    ['at the top', '{"model":"kling-v3","prompt":"one","prompt":"two","duration":5}', 'prompt'],
+    ['spelled with an escape', '{"model":"kling-v3","prompt":"one","\\u0070rompt":"two","duration":5}', 'prompt'],
+    ['inside metadata', '{"model":"kling-v3","prompt":"x","duration":5,"metadata":{"a":"1","b":"2","a":"3"}}', 'metadata.a'],
+    ['inside an array item', '{"model":"kling-v3","prompt":"x","multi_shot":[{"prompt":"a","duration":3},{"prompt":"b","duration":3,"duration":4}]}', 'multi_shot.1.duration'],
+  ])('%s is a 400 naming the key, and no task is created', async (_where, body, path) => {
+    const before = (await gw.request('GET', '/v1/videos')).body.data.length;
+    for (const route of ['/v1/videos', '/v1/videos/quote']) {
+      const answer = await gw.request('POST', route, body);
+      expect(answer.status).toBe(400);
+      expect(answer.headers.get('content-type')).toContain('application/problem+json');
+      expect(answer.body.errors).toEqual([{ path, message: 'given more than once; give it once' }]);
+    }
+    expect((await gw.request('GET', '/v1/videos')).body.data.length).toBe(before);
+  });
+
+  it('the same key in two different objects, and keys that only look alike, are fine', async () => {
+    const body = '{"model":"kling-v3","prompt":"x","duration":5,"metadata":{"prompt":"p","Prompt":"q","a\\"b":"r","a":"s"}}';
+    const answer = await gw.request('POST', '/v1/videos/quote', body);
+    expect(answer.status).toBe(200);
+    expect(answer.body.request.metadata).toEqual({ prompt: 'p', Prompt: 'q', 'a"b': 'r', a: 's' });
+  });
+});
