@@ -20,9 +20,9 @@ import { contentRoutes } from './content-routes.js';
 import { DOCS_FILES, DOCS_PAGES, docsRoutes } from './docs-routes.js';
 import { READ_VIDEO_ROUTE, withHotRead, type RequestListener } from './hot-read.js';
 import { withHotWebhooks } from './hot-webhook.js';
+import { jsonBodyBytes } from './json-body-bytes.js';
 import { bearerAuth, bearerKeyOf, everyRequest, jsonInUtf8, keyTenants, methodNotAllowedHandler, notFoundHandler, optionalBearerAuth, optionsHandler, problemHandler, refuseProtoKeys, refuseTransferCodings, RequestRecording, type StoreTrouble } from './middleware.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { refuseRepeatedKeys } from './repeated-json-key.js';
 import { documentRoutes, RouteTable, type Route } from './route-table.js';
 import { bodyTimeout, closeLateBodies, createRateLimit, giveBackRefusedCreate, giveBackReplayedCreate, metricsAccess, OpenRequestCaps, oversizeBody, refuseOversizeBody, type CreateLimiter, type TenantLimitSettings } from './tenant-limits.js';
 import type { StopGate } from './stop-gate.js';
@@ -162,11 +162,11 @@ export function createApp(
   app.use(bodyTimeout(config.server.body_timeout_ms, clock));
 
   const auth = bearerAuth(config.auth.api_keys);
-  const repeatedKeys = refuseRepeatedKeys();
+  const bodyBytes = jsonBodyBytes();
   const json = [
     jsonInUtf8(),
-    express.json({ limit: bodyLimit, strict: true, type: 'application/json', reviver: refuseProtoKeys, verify: repeatedKeys.verify }),
-    repeatedKeys.check,
+    express.json({ limit: bodyLimit, strict: true, type: 'application/json', reviver: refuseProtoKeys, verify: bodyBytes.verify }),
+    bodyBytes.check,
   ];
   const limitsFor = tenantLimits(config);
   const caps = new OpenRequestCaps(limitsFor);

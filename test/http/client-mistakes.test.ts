@@ -400,3 +400,31 @@ describe('a JSON key given twice', () => {
     expect(answer.body.request.metadata).toEqual({ prompt: 'p', Prompt: 'q', 'a"b': 'r', a: 's' });
   });
 });
+
+describe('a body that is not UTF-8', () => {
+  // Bytes that are no UTF-8 were read as U+FFFD and sent on: a prompt or a URL other than the one
+  // the caller wrote (as a lone surrogate in a URL field, which is refused too).
+  it.each([
+    ['a stray byte in the prompt', Buffer.from([0xff, 0xfe])],
+    ['an overlong "/"', Buffer.from([0xc0, 0xaf])],
+    ['an encoded surrogate', Buffer.from([0xed, 0xa0, 0x80])],
+    ['a sequence cut short', Buffer.from([0xe2, 0x82])],
+  ])('%s is a 400 problem, and no task is created', async (_what, bytes) => {
+    const before = (await gw.request('GET', '/v1/videos')).body.data.length;
+    const body = Buffer.concat([Buffer.from('{"model":"kling-v3","duration":5,"prompt":"a'), bytes, Buffer.from('b"}')]);
+    for (const route of ['/v1/videos', '/v1/videos/quote']) {
+      const answer = await raw('POST', route, { authorization: `Bearer ${TENANT_KEY}`, 'content-type': 'application/json' }, body);
+      expect(answer.status).toBe(400);
+      expect(answer.type).toContain('application/problem+json');
+      expect(JSON.parse(answer.body).errors).toEqual([{ path: '(body)', message: 'not valid UTF-8' }]);
+    }
+    expect((await gw.request('GET', '/v1/videos')).body.data.length).toBe(before);
+  });
+
+  it('UTF-8 beyond ASCII, a byte order mark first, is read as written', async () => {
+    const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model":"kling-v3","duration":5,"prompt":"é 😀 ✓"}')]);
+    const answer = await raw('POST', '/v1/videos/quote', { authorization: `Bearer ${TENANT_KEY}`, 'content-type': 'application/json' }, body);
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body).request.prompt).toBe('é 😀 ✓');
+  });
+});

@@ -1,10 +1,15 @@
 /**
- * A JSON object that names a key twice. `JSON.parse` keeps the last value and drops the first
- * without a word, so a proxy, a log or a signature check that read the first would have judged
- * another request than the one served. Like a header or a query parameter given twice, it is
- * refused (400 naming where), never read one way or the other.
+ * What a JSON body's bytes say that its parsed value no longer does, checked once express.json
+ * read it:
+ * - bytes that are no UTF-8 (a stray byte, an overlong form, an encoded surrogate, a sequence cut
+ *   short), which the parser reads as U+FFFD: a prompt or a URL other than the one written;
+ * - an object that names a key twice. `JSON.parse` keeps the last value and drops the first
+ *   without a word, so a proxy, a log or a signature check that read the first would have judged
+ *   another request than the one served. Like a header or a query parameter given twice, it is
+ *   refused (400 naming where), never read one way or the other.
  */
 import type { RequestHandler } from 'express';
+import { isUtf8 } from 'node:buffer';
 import { problems } from '../core/model/problems.js';
 
 /** One open object (its keys so far, the one being read) or array (the index being read). */
@@ -66,9 +71,9 @@ export function repeatedJsonKey(text: string): string | undefined {
 
 /**
  * `express.json`'s `verify` (keeps each body's bytes) and the check run once it parsed the body:
- * a key given twice is a 400 naming it.
+ * bytes that are no UTF-8, or a key given twice, are a 400.
  */
-export function refuseRepeatedKeys(): { verify: (req: object, res: unknown, body: Buffer) => void; check: RequestHandler } {
+export function jsonBodyBytes(): { verify: (req: object, res: unknown, body: Buffer) => void; check: RequestHandler } {
   const bodies = new WeakMap<object, Buffer>();
   return {
     verify: (req, _res, body) => void bodies.set(req, body),
@@ -76,6 +81,7 @@ export function refuseRepeatedKeys(): { verify: (req: object, res: unknown, body
       const body = bodies.get(req);
       if (body === undefined) return next();
       bodies.delete(req);
+      if (!isUtf8(body)) return next(problems.validation([{ path: '(body)', message: 'not valid UTF-8' }], 'The body is not valid UTF-8: send JSON in UTF-8.'));
       const path = repeatedJsonKey(body.toString('utf8'));
       if (path === undefined) return next();
       next(problems.validation([{ path, message: 'given more than once; give it once' }], `The body gives ${path} more than once.`));
