@@ -88,6 +88,12 @@ export interface OpenStoreOptions {
   /** Told when the background checkpoint rounds succeed again after failing ones. */
   onBackgroundResumed?: (what: string) => void;
   /**
+   * How long PostgreSQL lets one of this pool's transactions sit idle between two statements
+   * before it ends the connection, rolling the transaction back and releasing its locks
+   * (`idle_in_transaction_session_timeout`): 5 s by default.
+   */
+  idleInTransactionTimeoutMs?: number;
+  /**
    * Told when PostgreSQL ends a pool connection (a restart, `pg_terminate_backend`): the pool drops
    * it and opens another for the next query.
    */
@@ -101,6 +107,8 @@ export interface OpenStoreOptions {
 }
 
 const PG_INT8 = 20;
+/** Longest a pool connection's transaction may sit idle between statements (`OpenStoreOptions.idleInTransactionTimeoutMs`). */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000;
 const PG_UNIQUE_VIOLATION = '23505';
 const PG_UNDEFINED_TABLE = '42P01';
 const PG_UNDEFINED_COLUMN = '42703';
@@ -212,6 +220,12 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: connectTimeoutMs,
+    // A replica stopped in the middle of a transaction (SIGSTOP, a paused VM) keeps its
+    // connection, so the server would keep the transaction and its locks until it resumed: a
+    // create's provider lock held that way stopped every replica's creates to that provider. No
+    // transaction here waits on anything but its own statements, so one idle for seconds belongs
+    // to a process that is not running: the server ends it and the other replicas go on.
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS,
     // A peer that vanished without closing is noticed by TCP within about a minute, not hours.
     keepAlive: true,
     keepAliveInitialDelayMillis: 30_000,

@@ -57,6 +57,14 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     expect(rows).toEqual([{ one: 1 }]);
   });
 
+  // A replica stopped (SIGSTOP) inside a transaction keeps its connection: without this limit the
+  // server kept the transaction and its locks (a provider's, every create's) until it resumed.
+  it('has the server end a transaction left idle between statements for 5 s, as a process stopped in it leaves it', async () => {
+    store = await openPostgresStore(schema, { maxConnections: 1 });
+    const { rows } = await sql<{ limit: string }>`SELECT current_setting('idle_in_transaction_session_timeout') AS limit`.execute(store.db);
+    expect(rows).toEqual([{ limit: '5s' }]);
+  });
+
   // A failover that leaves the old primary up as a standby (or read-only) keeps the pool's
   // connections on it: under load none is idle long enough to be closed, so every write failed
   // with 25006 for as long as the process ran. Now the connection that heard it is not reused.
