@@ -306,7 +306,8 @@ function dropReadOnlyConnections(pool: pg.Pool): PostgresPool {
 }
 
 /** PostgreSQL's classes and codes of "the server is not there right now": connection exceptions, shutting down, starting up, full. */
-const UNREACHABLE_CODES = /^(08...|57P0[123]|53300)$/;
+// 25P03: the server ended a transaction left idle (`idle_in_transaction_session_timeout`): its process was stopped.
+const UNREACHABLE_CODES = /^(08...|57P0[123]|53300|25P03)$/;
 /** Socket errors `pg` passes on as they are, and the ones it makes of its own. */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 const PG_CONNECTION_MESSAGES = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|timeout expired)/;

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { droppedElsewhere, openStore, type Store } from '../../src/store/database.js';
+import { droppedElsewhere, isStoreUnreachable, openStore, type Store } from '../../src/store/database.js';
 import { adminQuery, dropSchema, newSchemaName, openPostgresStore, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 
 const available = await postgresAvailable();
@@ -63,6 +63,27 @@ describe.skipIf(!available)('PostgreSQL store', () => {
     store = await openPostgresStore(schema, { maxConnections: 1 });
     const { rows } = await sql<{ limit: string }>`SELECT current_setting('idle_in_transaction_session_timeout') AS limit`.execute(store.db);
     expect(rows).toEqual([{ limit: '5s' }]);
+  });
+
+  // The process that resumes after the server ended its idle transaction tells its caller the
+  // database could not be reached (a 503 with Retry-After), never a 500: whether the server's
+  // 25P03 reaches it before the connection closes or not.
+  it('takes the end of an idle transaction for the store unreachable, not a fault of the request', async () => {
+    store = await openPostgresStore(schema, { maxConnections: 1, idleInTransactionTimeoutMs: 100 });
+    const client = await store.pool!.connect();
+    let error: unknown;
+    try {
+      await client.query('BEGIN');
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      await client.query('SELECT 1').catch((caught: unknown) => {
+        error = caught;
+      });
+    } finally {
+      client.release(true);
+    }
+    expect(error).toBeInstanceOf(Error);
+    expect(isStoreUnreachable(error)).toBe(true);
+    expect(isStoreUnreachable(Object.assign(new Error('terminating connection due to idle-in-transaction timeout'), { code: '25P03', severity: 'FATAL' }))).toBe(true);
   });
 
   // A failover that leaves the old primary up as a standby (or read-only) keeps the pool's
