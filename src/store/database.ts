@@ -226,7 +226,8 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     // transaction here waits on anything but its own statements, so one idle for seconds belongs
     // to a process that is not running: the server ends it and the other replicas go on.
     idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS,
-    // A peer that vanished without closing is noticed by TCP within about a minute, not hours.
+    // A peer that vanished without closing is noticed by TCP's keep-alive probes from 30 s of
+    // silence (the operating system's probe interval and count decide the rest: README).
     keepAlive: true,
     keepAliveInitialDelayMillis: 30_000,
     // Times are bigint columns; read them back as numbers (safe up to 2^53 ms).
