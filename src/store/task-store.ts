@@ -1110,13 +1110,40 @@ export class TaskStore {
       .execute();
   }
 
-  /** Pending deliveries due at `now` that no live lease holds. */
+  /**
+   * Pending deliveries due at `now` that no live lease holds, and that no earlier event of the
+   * same task to the same URL is still waiting for (pending, on its way or to be retried): a
+   * receiver gets a task's events one at a time, in the order they happened. Earlier: written
+   * before it, or in the same millisecond and `video.processing` beside a later status's event.
+   */
   private pendingDue(now: number) {
     return this.db
       .selectFrom('deliveries')
       .where('status', '=', 'pending')
       .where('next_attempt_at', '<=', now)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]));
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('deliveries as earlier')
+              .select('earlier.id')
+              .whereRef('earlier.task_id', '=', 'deliveries.task_id')
+              .whereRef('earlier.url', '=', 'deliveries.url')
+              .where('earlier.status', '=', 'pending')
+              .where((inner) =>
+                inner.or([
+                  inner('earlier.created_at', '<', inner.ref('deliveries.created_at')),
+                  inner.and([
+                    inner('earlier.created_at', '=', inner.ref('deliveries.created_at')),
+                    inner('earlier.event_type', '=', 'video.processing'),
+                    inner('deliveries.event_type', '!=', 'video.processing'),
+                  ]),
+                ]),
+              ),
+          ),
+        ),
+      );
   }
 
   /** Pending deliveries due at `now` that no live lease holds, earliest first. */

@@ -53,8 +53,9 @@ it.each([
   expect(created.status).toBe(202);
   const task = await gw.finish(created.body.id);
   expect(task.status).toBe('succeeded');
-  for (let i = 0; i < 3; i++) {
-    await gw.advance(1_000);
+  // A task's events go in turn: the later one is tried once the earlier one is over (its tries 5 s and 10 s apart).
+  for (let i = 0; i < 12; i++) {
+    await gw.advance(5_000);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   // Each event was tried, directly: the gateway resolved the name itself (the proxy would have answered 200).

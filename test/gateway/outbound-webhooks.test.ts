@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { OTHER_TENANT_KEY, TENANT_WEBHOOK_SECRET, startTestGateway, type TestGateway } from '../support/harness.js';
 import { REFUSED_PORT } from '../support/refused-port.js';
+import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 
 interface Received {
   headers: Record<string, string>;
@@ -391,8 +392,8 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     expect(metrics).not.toMatch(/webhook_deliveries_total\{[^}]*outcome="retrying"\}/);
   });
 
-  it('ends a retry waiting for the same task\'s URL once the receiver answers another of its events 410 Gone', async () => {
-    // The receiver fails video.processing (a 500: retried in 5 s) and answers video.succeeded 410.
+  it("ends a task's later event waiting behind a retry once the receiver answers that retry 410 Gone, unsent", async () => {
+    // The receiver fails video.processing (a 500: retried in 5 s), then answers its retry 410.
     const received: string[] = [];
     server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -400,7 +401,7 @@ describe('outbound webhooks (Standard Webhooks)', () => {
       req.on('end', () => {
         const { type } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string };
         received.push(type);
-        res.statusCode = type === 'video.processing' ? 500 : 410;
+        res.statusCode = received.length === 1 ? 500 : 410;
         res.end();
       });
     });
@@ -410,20 +411,20 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     const created = await gw.create({ ...request, webhook_url: url });
     await gw.gateway.runOnce();
     await gw.advanceUntil(async () => received.length >= 1, 100);
-    // Ends before the processing event's retry is due.
+    // Ends before the processing event's retry is due: video.succeeded waits behind that retry.
     expect((await gw.finish(created.body.id, 500)).status).toBe('succeeded');
     await gw.advanceUntil(async () => received.length >= 2, 100);
     for (let i = 0; i < 10; i++) await gw.advance(60_000);
 
-    expect(received).toEqual(['video.processing', 'video.succeeded']);
+    expect(received).toEqual(['video.processing', 'video.processing']);
     const deliveries = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
     expect(deliveries.map((d: any) => [d.type, d.status, d.attempts, d.last_status, d.next_attempt_at])).toEqual([
-      ['video.processing', 'failed', 1, 500, null],
-      ['video.succeeded', 'failed', 1, 410, null],
+      ['video.processing', 'failed', 2, 410, null],
+      ['video.succeeded', 'failed', 0, null, null],
     ]);
-    expect(deliveries[0].last_error).toBe(`not sent: the receiver answered 410 Gone to video.succeeded (${deliveries[1].id}) of this task`);
+    expect(deliveries[1].last_error).toBe(`not sent: the receiver answered 410 Gone to video.processing (${deliveries[0].id}) of this task`);
     const metrics = (await gw.request('GET', '/metrics', undefined, {}, null)).body as string;
-    expect(metrics).toContain('kling_gateway_webhook_deliveries_total{event_type="video.processing",outcome="not_sent"} 1');
+    expect(metrics).toContain('kling_gateway_webhook_deliveries_total{event_type="video.succeeded",outcome="not_sent"} 1');
   });
 
   // Standard Webhooks: 429, 502 and 504 ask the sender to throttle, honouring `Retry-After`.
@@ -473,6 +474,56 @@ describe('outbound webhooks (Standard Webhooks)', () => {
       ['video.processing', 'delivered', 200],
       ['video.succeeded', 'delivered', 200],
     ]);
+  });
+
+  it("sends a task's video.succeeded only after its video.processing is answered: a retry of the earlier event never comes after the later one", async () => {
+    const target = await receiver([500]);
+    server = target.server;
+    // The job ends before the first retry of video.processing (5 s) is due.
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { queued_ms: 0, processing_ms: 2_000 } } });
+    const created = await gw.create({ ...request, webhook_url: target.url });
+    await gw.finish(created.body.id, 500);
+    await gw.advanceUntil(async () => target.received.length >= 3, 500);
+    const verifier = new Webhook(TENANT_WEBHOOK_SECRET);
+    const types = target.received.map((delivery) => (verifier.verify(delivery.body, delivery.headers) as { type: string }).type);
+    expect(types).toEqual(['video.processing', 'video.processing', 'video.succeeded']);
+    const deliveries = (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data;
+    expect(deliveries.map((d: any) => [d.type, d.status, d.attempts, d.last_status])).toEqual([
+      ['video.processing', 'delivered', 2, 200],
+      ['video.succeeded', 'delivered', 1, 200],
+    ]);
+  });
+
+  it("never has a task's later event on its way while the receiver is still answering the earlier one", async () => {
+    // The receiver takes 300 ms over each answer; what it saw, in the order it saw it.
+    const seen: string[] = [];
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const { type } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string };
+        seen.push(`${type} came`);
+        setTimeout(() => {
+          seen.push(`${type} answered`);
+          res.end();
+        }, 300);
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()) });
+    const created = (await gw.create({ ...request, routing: { providers: ['freepik'] }, webhook_url: url })).body;
+    // Freepik says the job runs, then that it is done, before any delivery pass: both events are due at the next.
+    const secret = gw.endpoints.get('freepik')!.webhookSecret!;
+    for (const [id, status] of [['wh_runs', 'IN_PROGRESS'], ['wh_done', 'COMPLETED']] as const) {
+      const raw = JSON.stringify({ task_id: created.provider_task_id, status, generated: status === 'COMPLETED' ? ['https://cdn.example.com/lantern.mp4'] : [] });
+      const timestamp = String(Math.floor(gw.clock.now() / 1000));
+      const headers = { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signFreepikWebhook(secret, id, timestamp, raw) };
+      expect((await gw.request('POST', '/v1/webhooks/freepik', raw, headers, null)).body).toEqual({ received: true, matched: true });
+    }
+    expect((await gw.get(created.id)).body.status).toBe('succeeded');
+    await gw.advanceUntil(async () => seen.length >= 4, 100);
+    expect(seen).toEqual(['video.processing came', 'video.processing answered', 'video.succeeded came', 'video.succeeded answered']);
   });
 
   it('refuses private, loopback and link-local targets unless allowed', async () => {

@@ -231,6 +231,7 @@ export class OutboundWebhooks {
       metrics.webhookDeliveries.inc({ event_type: delivery.eventType, outcome: 'delivered' });
       logger.info(tried, 'webhook delivered');
       this.record(delivery, await tasks.recordDelivery(delivery.id, owner, { delivered: true, attempts: attempt, lastStatus: status, at: now }));
+      this.settled(delivery);
       return;
     }
     const giveUp = permanent || attempt >= config.webhooks.max_attempts;
@@ -249,12 +250,22 @@ export class OutboundWebhooks {
       retryAt: nextTryAt(attempt, now, status, retryAfter),
     });
     this.record(delivery, recorded);
+    if (giveUp) this.settled(delivery);
     // The task's other events waiting for a retry (or not yet tried) end now, not at their next try.
     if (recorded && outcome === 'gone' && delivery.taskId !== null) {
       const gone = { id: delivery.id, eventType: delivery.eventType };
       const ended = await tasks.abandonPendingDeliveries(delivery.taskId, delivery.url, now, notSentAfterGone(gone));
       for (const eventType of ended) metrics.webhookDeliveries.inc({ event_type: eventType, outcome: 'not_sent' });
     }
+  }
+
+  /**
+   * A task's event that will not be tried again: the task's next event, held back until then (the
+   * store hands out a task's events one at a time, in order), is claimed as soon as this one's
+   * try is over, not at the worker loop's next pass. Only a `video.processing` has one often.
+   */
+  private settled(delivery: DeliveryRecord): void {
+    if (delivery.eventType === 'video.processing') this.more = true;
   }
 
   /** A try that outlived its lease: another replica or worker has the delivery now, and its record stands. */
