@@ -1,3 +1,5 @@
+import { createHmac } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { signFreepikWebhook } from '../../src/providers/freepik/freepik-status.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -47,6 +49,11 @@ function fakeJsonUpstream(answer: (method: string, body: unknown, url: string) =
       });
     });
   });
+}
+
+/** A `v1,` entry keyed with `key`'s UTF-8 bytes, as the seed's Python and JavaScript samples sign. */
+function hmacEntry(key: string, id: string, at: Date, raw: string): string {
+  return `v1,${createHmac('sha256', Buffer.from(key, 'utf8')).update(`${id}.${Math.floor(at.getTime() / 1000)}.${raw}`).digest('base64')}`;
 }
 
 describe('inbound Freepik webhooks', () => {
@@ -678,6 +685,23 @@ describe('inbound Freepik webhooks with the secrets a live Freepik is configured
     // Replay protection is the same whichever secret signed.
     const replay = await postFreepikWebhook(gw, done(byOld), { id: 'wh_by_old', secret: 'freepik-old-secret' });
     expect(replay.body).toEqual({ received: true, duplicate: true });
+  });
+
+  it.each([
+    ['a short whsec_ secret, signed by the Standard Webhooks library', `whsec_${Buffer.from('fp-test-key').toString('base64')}`, (secret: string, id: string, at: Date, raw: string) => new Webhook(secret).sign(id, at, raw)],
+    ['a short base64 secret given without whsec_, signed by the Standard Webhooks library', Buffer.from('fp-test-key').toString('base64'), (secret: string, id: string, at: Date, raw: string) => new Webhook(secret).sign(id, at, raw)],
+    ['a secret given with whsec_, signed with the UTF-8 bytes of what follows it', 'whsec_freepik-dashboard-secret', (secret: string, id: string, at: Date, raw: string) => hmacEntry(secret.slice('whsec_'.length), id, at, raw)],
+    ['a secret given without whsec_, signed with the UTF-8 bytes of the whole whsec_ secret', 'freepik-dashboard-secret', (secret: string, id: string, at: Date, raw: string) => hmacEntry(`whsec_${secret}`, id, at, raw)],
+  ])('takes a webhook signed with %s (200, the task moves)', async (_case, secret, sign) => {
+    await withFreepikSecrets([secret]);
+    const task = (await gw.create(pinned)).body;
+    const raw = JSON.stringify(done(task));
+    const at = new Date(gw.clock.now());
+    const headers = { 'webhook-id': 'wh_short', 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': sign(secret, 'wh_short', at, raw) };
+    const answer = await gw.request('POST', '/v1/webhooks/freepik', raw, headers, null);
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ received: true, matched: true });
+    expect((await gw.get(task.id)).body.status).toBe('succeeded');
   });
 
   it('while no Freepik webhook secret is configured: answers a signed webhook 404 (not configured), not 500, and changes nothing; its tasks are followed by polling', async () => {

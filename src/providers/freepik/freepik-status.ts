@@ -8,7 +8,8 @@
  * entries); the signature is base64 HMAC-SHA256 of `${id}.${timestamp}.${body}`, keyed with the
  * secret's UTF-8 bytes as given — what the seed's prose and its Python/JS/Java samples do. Its
  * PHP sample base64-decodes the secret first (as Standard Webhooks does with `whsec_` keys), so
- * a signature made with the decoded secret is accepted too: both keys come from the one secret.
+ * a signature made with the decoded secret is accepted too, as is one keyed with the secret's
+ * text with its `whsec_` prefix off or on (`keysOf`): every key comes from the one secret.
  * Replay protection by `webhook-id` is the core's job.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -86,15 +87,23 @@ export const FREEPIK_WEBHOOK_TOLERANCE_MS = 5 * 60 * 1000;
 const keysBySecret = new Map<string, readonly Buffer[]>();
 const KEYS_KEPT = 64;
 
-/** The HMAC keys one secret may stand for: its UTF-8 bytes (the documented key), then its base64 decoding if it is one. */
+/**
+ * The HMAC keys one secret may stand for, the documented one first: its UTF-8 bytes; the UTF-8
+ * bytes of the same secret with its `whsec_` prefix taken off, or put on (an operator pastes it
+ * either way, and the seed's samples key with the text as given); then its base64 decoding,
+ * whatever its length, when it is base64 — what Standard Webhooks (and the seed's PHP sample)
+ * key with, `whsec_` or not. Every key comes from the configured secret alone.
+ */
 function keysOf(secret: string): readonly Buffer[] {
   const known = keysBySecret.get(secret);
   if (known) return known;
+  const prefixed = secret.startsWith('whsec_');
+  const encoded = prefixed ? secret.slice('whsec_'.length) : secret;
   const keys = [Buffer.from(secret, 'utf8')];
-  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  if (encoded) keys.push(Buffer.from(prefixed ? encoded : `whsec_${secret}`, 'utf8'));
   if (/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) && encoded.length % 4 === 0) {
     const decoded = Buffer.from(encoded, 'base64');
-    if (decoded.length >= 16) keys.push(decoded);
+    if (decoded.length > 0) keys.push(decoded);
   }
   if (keysBySecret.size >= KEYS_KEPT) keysBySecret.clear();
   keysBySecret.set(secret, keys);

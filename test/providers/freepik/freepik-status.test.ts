@@ -152,16 +152,25 @@ describe('verifyFreepikWebhook', () => {
     });
   });
 
-  it('keys the HMAC with the secret UTF-8 bytes, not base64-decoded', () => {
+  it('keys the HMAC with the secret UTF-8 bytes as given', () => {
     const secret = 'clé-secrète-ü';
     const id = 'msg_utf8';
     const digest = createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${id}.${NOW_S}.${BODY}`).digest('base64');
     expect(verifyFreepikWebhook(webhook({ id, signature: `v1,${digest}` }), secret, NOW_MS).ok).toBe(true);
+  });
 
-    // A Standard Webhooks `whsec_` style key (base64-decoded) is a different key.
+  it('also takes the keys of the same secret read as Standard Webhooks reads it (base64, short or long) and with its whsec_ prefix off or on, never another secret\'s', () => {
+    const id = 'msg_forms';
+    const entry = (key: Buffer) => `v1,${createHmac('sha256', key).update(`${id}.${NOW_S}.${BODY}`).digest('base64')}`;
     const base64Secret = Buffer.from('raw-key-bytes').toString('base64');
-    const decodedDigest = createHmac('sha256', Buffer.from(base64Secret, 'base64')).update(`${id}.${NOW_S}.${BODY}`).digest('base64');
-    expect(verifyFreepikWebhook(webhook({ id, signature: `v1,${decodedDigest}` }), base64Secret, NOW_MS).ok).toBe(false);
+    expect(verifyFreepikWebhook(webhook({ id, signature: entry(Buffer.from('raw-key-bytes')) }), base64Secret, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ id, signature: entry(Buffer.from('raw-key-bytes')) }), `whsec_${base64Secret}`, NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ id, signature: entry(Buffer.from('dashboard-secret')) }), 'whsec_dashboard-secret', NOW_MS).ok).toBe(true);
+    expect(verifyFreepikWebhook(webhook({ id, signature: entry(Buffer.from('whsec_dashboard-secret')) }), 'dashboard-secret', NOW_MS).ok).toBe(true);
+    // Keys of other secrets, in any of those forms, are refused.
+    expect(verifyFreepikWebhook(webhook({ id, signature: entry(Buffer.from('raw-key-byteS')) }), base64Secret, NOW_MS).ok).toBe(false);
+    expect(verifyFreepikWebhook(webhook({ id, signature: entry(Buffer.from('dashboard-secret')) }), 'whsec_dashboard-secreT', NOW_MS).ok).toBe(false);
+    expect(verifyFreepikWebhook(webhook({ id, signature: entry(Buffer.from('whsec_dashboard-secret')) }), 'other-secret', NOW_MS).ok).toBe(false);
   });
 
   it('refuses a bad signature', () => {
