@@ -147,6 +147,20 @@ describe('inbound Freepik webhooks', () => {
     expect((await gw.get(task.id)).body.status).toBe('failed');
   });
 
+  it('takes a timestamp exactly five minutes old or ahead at any point of the current second, as Standard Webhooks counts (whole seconds)', async () => {
+    const task = await acceptedTask();
+    const body = { task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] };
+    // 900 ms into a second: a sender's clock reads the same second.
+    await gw.clock.advance(1_000 - (gw.clock.now() % 1_000) + 900);
+    const now = Math.floor(gw.clock.now() / 1000);
+    expect((await postFreepikWebhook(gw, body, { timestamp: now - 300 })).status).toBe(200);
+    expect((await postFreepikWebhook(gw, body, { timestamp: now + 300 })).status).toBe(200);
+    const stale = await postFreepikWebhook(gw, body, { timestamp: now - 301 });
+    expect([stale.status, stale.body.detail]).toEqual([401, 'webhook-timestamp is too old']);
+    const future = await postFreepikWebhook(gw, body, { timestamp: now + 301 });
+    expect([future.status, future.body.detail]).toEqual([401, 'webhook-timestamp is in the future']);
+  });
+
   it('ignores a replayed webhook-id even when re-signed with different content', async () => {
     const task = await acceptedTask();
     const first = await postFreepikWebhook(gw, { task_id: task.provider_task_id, status: 'IN_PROGRESS', generated: [] }, { id: 'wh_once' });

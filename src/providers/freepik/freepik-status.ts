@@ -149,9 +149,11 @@ export function verifyFreepikWebhook(webhook: InboundWebhook, secret: string, no
   if (!secret) return { ok: false, reason: 'no Freepik webhook secret is configured' };
   const sentAtMs = timestampMs(timestamp);
   if (sentAtMs === undefined) return { ok: false, reason: 'webhook-timestamp is not a Unix time' };
-  const skewMs = nowMs - sentAtMs;
-  if (skewMs > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is too old' };
-  if (-skewMs > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is in the future' };
+  // In whole seconds, as Standard Webhooks counts: a timestamp five minutes off is taken at any
+  // point of the current second, not only at its start.
+  const skewS = Math.floor(nowMs / 1000) - Math.floor(sentAtMs / 1000);
+  if (skewS * 1000 > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is too old' };
+  if (-skewS * 1000 > FREEPIK_WEBHOOK_TOLERANCE_MS) return { ok: false, reason: 'webhook-timestamp is in the future' };
 
   // The signature text is compared as the seed's samples do (`expected_signature ==
   // generated_signature`), not its decoding: node's base64 reader skips stray characters and
