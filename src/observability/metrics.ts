@@ -393,9 +393,10 @@ export class GatewayMetrics {
       // What the untracked-task alert counts.
       for (const foundBy of ['webhook', 'late_answer']) this.untrackedUpstreamTasks.inc({ provider, found_by: foundBy }, 0);
     }
-    // A task no provider took finishes under provider "none" (`no_provider_available`).
+    // A task no provider took finishes under provider "none": every one refused it or none was
+    // left (`no_provider_available`), or it waited for a provider slot until its deadline (`timeout`).
     for (const model of new Set(known.providers.flatMap((provider) => provider.models))) {
-      this.taskOutcomes.inc({ provider: 'none', model, status: 'failed', error_code: 'no_provider_available' }, 0);
+      for (const code of ['no_provider_available', 'timeout']) this.taskOutcomes.inc({ provider: 'none', model, status: 'failed', error_code: code }, 0);
     }
     for (const tenant of known.budgetedTenants) this.budgetRefusals.inc({ tenant }, 0);
   }
