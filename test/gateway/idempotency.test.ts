@@ -150,6 +150,23 @@ describe('Idempotency-Key (SPEC §5)', () => {
     expect(later.body.id).not.toBe(first.body.id);
   });
 
+  it('remembers a key as long as the task it made may still run, when the deadline is longer than 24 hours', async () => {
+    await gw.close();
+    // A two-day deadline and a video that takes 30 hours: the key must not be forgotten while it runs.
+    gw = await startTestGateway({ config: { tasks: { deadline_ms: 48 * 3600_000 }, sandbox: { processing_ms: 30 * 3600_000 } } });
+    const pinned = { ...request, routing: { providers: ['kling3api'] } };
+    const first = await gw.create(pinned, { 'idempotency-key': 'long-job' });
+    expect(first.body.status).toBe('processing');
+    await gw.clock.advance(25 * 3600_000);
+    const repeat = await gw.create(pinned, { 'idempotency-key': 'long-job' });
+    expect([repeat.status, repeat.body.id, repeat.body.status]).toEqual([202, first.body.id, 'processing']);
+    expect(upstreamTaskCount()).toBe(1);
+    // Once that task is over (its deadline and an hour on), the key is forgotten.
+    await gw.clock.advance(24 * 3600_000 + 1);
+    const later = await gw.create(pinned, { 'idempotency-key': 'long-job' });
+    expect(later.body.id).not.toBe(first.body.id);
+  });
+
   it('returns a failed task on repeat rather than trying again', async () => {
     gw.simulator('freepik').injectFault({ status: 400, body: { message: 'violates our content policy' } });
     const first = await gw.create(request, { 'idempotency-key': 'blocked' });

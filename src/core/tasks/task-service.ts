@@ -192,6 +192,18 @@ const CANCEL_ROUNDS = 5;
  */
 const MIN_IN_PROGRESS_RETRY_AFTER_S = 2;
 
+/** How long past a task's deadline its Idempotency-Key is kept at least: the deadline's last look and recovery end well within it. */
+const KEY_PAST_DEADLINE_MS = 3_600_000;
+
+/**
+ * When a create's Idempotency-Key is forgotten: `tasks.idempotency_ttl_ms` after the create, but
+ * never while the task it made may still run (a deadline longer than that): a repeat then would
+ * make and bill a second video beside the first.
+ */
+function idempotencyKeyExpiry(createdAt: number, deadlineAt: number, ttlMs: number): number {
+  return Math.max(createdAt + ttlMs, deadlineAt + KEY_PAST_DEADLINE_MS);
+}
+
 export class TaskService {
   private readonly lifecycle: TaskLifecycle;
   private readonly ledger: SpendLedger;
@@ -406,7 +418,7 @@ export class TaskService {
     try {
       outcome = await tasks.create(
         task,
-        idempotencyKey ? { key: idempotencyKey, requestHash, expiresAt: now + config.tasks.idempotency_ttl_ms } : undefined,
+        idempotencyKey ? { key: idempotencyKey, requestHash, expiresAt: idempotencyKeyExpiry(now, task.deadlineAt, config.tasks.idempotency_ttl_ms) } : undefined,
         this.ledger.open(task),
         firstTry?.claim,
       );
