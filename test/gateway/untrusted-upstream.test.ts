@@ -59,6 +59,30 @@ describe('status words', () => {
   });
 });
 
+describe('an unknown status word heard at the deadline', () => {
+  it('is counted and logged like any other, and the task fails with timeout keeping the word', async () => {
+    const logs = capturedLogs();
+    gw = await startTestGateway({ logTo: logs.sink, config: { tasks: { deadline_ms: 600_000 } } });
+    const created = await gw.create({ ...request, routing: { providers: ['kling3api'] } });
+    expect(created.body.status).toBe('processing');
+    // The one status poll is the deadline's last look, and it hears a word kling3api never documented.
+    gw.simulator('kling3api').injectFault({
+      on: 'status',
+      status: 200,
+      body: { code: 200, message: 'success', data: { task_id: created.body.provider_task_id, status: 'RENDERING', consumed_credits: 400 } },
+    });
+    await gw.advance(600_001);
+    const task = (await gw.get(created.body.id)).body;
+    expect(task).toMatchObject({ status: 'failed', provider_status: 'RENDERING', error: { code: 'timeout' } });
+    expect(gw.simulator('kling3api').requests.filter((call) => call.method === 'GET')).toHaveLength(1);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toContain('kling_gateway_unknown_upstream_status_total{provider="kling3api"} 1');
+    const warned = logs.text().split('\n').filter((line) => line.includes('unknown upstream status'));
+    expect(warned).toHaveLength(1);
+    expect(JSON.parse(warned[0]!)).toMatchObject({ task_id: created.body.id, provider: 'kling3api', provider_status: 'RENDERING' });
+  });
+});
+
 describe('metrics labels', () => {
   it('made-up upstream status words add no series', async () => {
     gw = await startTestGateway();

@@ -353,7 +353,6 @@ export class TaskLifecycle {
     options: TransitionOptions,
     schedule?: { nextPollAt: number; pollCount: number },
   ): Promise<TaskRecord | undefined> {
-    const { metrics } = this.engine;
     const releaseHeldLease = options.leaseOwner ? RELEASE_LEASE : {};
     // What the adapter learned about where to ask goes with the task's next poll.
     const learned = report.tracking ? { tracking: report.tracking } : {};
@@ -410,14 +409,7 @@ export class TaskLifecycle {
       };
       return this.fail(task, error, options, report);
     }
-    if (report.status === 'unknown') {
-      // The word itself goes to the log only: a label of it would add a series per made-up word.
-      metrics.unknownStatuses.inc({ provider: runtime.id });
-      this.engine.logger.warn(
-        { task_id: task.id, provider: runtime.id, provider_status: report.providerStatus.slice(0, MAX_STATUS_CHARS) },
-        'unknown upstream status; task stays in progress',
-      );
-    }
+    this.noteUnknownStatus(task, runtime, report);
     const reported = this.reportedCost(task, runtime, report.reportedCredits, true);
     // Still in the provider's queue (or a word not known, which moves nothing): `queued`; once
     // it runs, `processing`. An upstream that moves a running task back is not believed.
@@ -433,6 +425,20 @@ export class TaskLifecycle {
         ...learned,
       },
       options,
+    );
+  }
+
+  /**
+   * Counts and logs a status word the adapter does not know (SPEC §2), wherever it was heard: a
+   * report applied to the task, or the deadline's last look that then ends it.
+   */
+  noteUnknownStatus(task: TaskRecord, runtime: ProviderRuntime, report: StatusReport, atDeadline = false): void {
+    if (report.status !== 'unknown') return;
+    // The word itself goes to the log only: a label of it would add a series per made-up word.
+    this.engine.metrics.unknownStatuses.inc({ provider: runtime.id });
+    this.engine.logger.warn(
+      { task_id: task.id, provider: runtime.id, provider_status: report.providerStatus.slice(0, MAX_STATUS_CHARS) },
+      atDeadline ? 'unknown upstream status at the deadline; task fails with timeout' : 'unknown upstream status; task stays in progress',
     );
   }
 

@@ -133,6 +133,7 @@ export class Tracker {
       metrics.polls.inc({ provider: runtime.id, outcome: report.status });
       if (report.status !== 'succeeded' && report.status !== 'failed' && clock.now() >= task.deadlineAt) {
         // The last look at the deadline found it still running: the deadline ends it.
+        this.lifecycle.noteUnknownStatus(task, runtime, report, true);
         await this.writeAfterPoll(task, 0, (current, held) =>
           this.lifecycle.fail(current, this.deadlineError({ ...current, providerStatus: report.providerStatus }), held, report),
         );
