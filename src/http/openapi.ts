@@ -38,8 +38,9 @@ const CancelConflict = ProblemDetails.pick({ title: true, status: true, detail: 
   type: z.enum([problemType('conflict'), problemType('cancel-pending')]).meta({
     description:
       '`…/conflict`: final: the task finished, or a provider that cannot cancel holds it (it runs to the end and is billed); asking again changes nothing. ' +
-      '`…/cancel-pending`: the create on its way to a provider is not answered yet (or the task is changing hands); the cancel is kept, and the task ends ' +
-      '`canceled` if the provider turns the create down. Read the task, or cancel again, after `Retry-After` seconds.',
+      '`…/cancel-pending`: the create on its way to a provider is not answered yet, or its answer was lost and whether the provider holds the task is ' +
+      'being looked up (or the task is changing hands); the cancel is kept, and the task ends `canceled` if the provider turns the create down or is ' +
+      'shown not to hold it. Read the task, or cancel again, after `Retry-After` seconds.',
   }),
 }).meta({ id: 'CancelConflict', description: 'RFC 9457 problem details of a 409 to a cancel.' });
 

@@ -444,6 +444,32 @@ describe('a cancel while a create is on its way', () => {
   });
 });
 
+describe('a cancel of a task whose create answer was lost', () => {
+  it('answers 409 cancel-pending at once, saying the create is being looked for, not that it is on its way; the cancel is kept', async () => {
+    gw = await startTestGateway();
+    // Freepik makes the task, and the connection drops before its answer: the task is in doubt.
+    gw.simulator('freepik').injectFault({ transport: 'drop_after_accept' });
+    const created = await gw.create({ ...pinned, routing: { providers: ['freepik'] } });
+    expect(created.body).toMatchObject({ status: 'queued', provider_task_id: null });
+    expect(created.body.attempts.map((attempt: { outcome: string }) => attempt.outcome)).toEqual(['ambiguous']);
+    // No create is on its way, so there is nothing to wait for: the answer comes without the gateway's clock moving.
+    const canceling = gw.request('POST', `/v1/videos/${created.body.id}/cancel`);
+    const answer = await Promise.race([canceling, new Promise<'still waiting'>((resolve) => setTimeout(() => resolve('still waiting'), 3_000))]);
+    expect(answer).not.toBe('still waiting');
+    const pending = answer as Awaited<typeof canceling>;
+    expect(pending.status).toBe(409);
+    expect(pending.body.type).toBe(CANCEL_PENDING);
+    expect(pending.body.detail).toMatch(/the answer to its create at freepik was lost, and whether freepik holds video vid_\S+ is being looked up\. The cancel is kept/);
+    expect(pending.body.detail).not.toMatch(/right now/);
+    expect(Number(pending.headers.get('retry-after'))).toBeGreaterThanOrEqual(2);
+    expect((await gw.gateway.store.getTask(created.body.id))?.cancel_requested_at).not.toBeNull();
+    // Freepik's webhook shows it holds the task: tracked there and billed, so a cancel now is final.
+    const task = await gw.finish(created.body.id);
+    expect(task.status).toBe('succeeded');
+    expect((await gw.request('POST', `/v1/videos/${created.body.id}/cancel`)).status).toBe(409);
+  });
+});
+
 describe('cancel_after', () => {
   it('cancels a task still queued when the time runs out', async () => {
     const { gateway, running } = await withFullProvider();

@@ -778,7 +778,7 @@ export interface components {
              */
             instance?: string;
             /**
-             * @description `…/conflict`: final: the task finished, or a provider that cannot cancel holds it (it runs to the end and is billed); asking again changes nothing. `…/cancel-pending`: the create on its way to a provider is not answered yet (or the task is changing hands); the cancel is kept, and the task ends `canceled` if the provider turns the create down. Read the task, or cancel again, after `Retry-After` seconds.
+             * @description `…/conflict`: final: the task finished, or a provider that cannot cancel holds it (it runs to the end and is billed); asking again changes nothing. `…/cancel-pending`: the create on its way to a provider is not answered yet, or its answer was lost and whether the provider holds the task is being looked up (or the task is changing hands); the cancel is kept, and the task ends `canceled` if the provider turns the create down or is shown not to hold it. Read the task, or cancel again, after `Retry-After` seconds.
              * @enum {string}
              */
             type: "https://kling-gateway.dev/problems/conflict" | "https://kling-gateway.dev/problems/cancel-pending";

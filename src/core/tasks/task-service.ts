@@ -594,6 +594,18 @@ export class TaskService {
           // task first, for whichever replica runs the submission: unless that create is
           // accepted, no other is sent and the task ends canceled.
           if (!read || read.task.phase !== 'submitting' || !(await this.lifecycle.requestCancel(read.task))) break;
+          const lost = read.attempts.some((attempt) => attempt.outcome === 'sending') ? undefined : read.attempts.findLast(mayBeHeldUpstream);
+          if (lost) {
+            // No create is on its way: its answer was lost, and recovery is finding out whether the
+            // provider holds the task, which can take minutes. Nothing is worth waiting for here.
+            const leaseLeftMs = (read.task.leaseUntil ?? 0) - this.engine.clock.now();
+            throw problems.cancelPending(
+              `the answer to its create at ${lost.provider} was lost, and whether ${lost.provider} holds video ${id} is being looked up. ` +
+                `The cancel is kept: if ${lost.provider} is shown not to hold it, the task ends canceled and is sent nowhere else. ` +
+                'Read the task, or retry the cancel, after Retry-After seconds.',
+              Math.max(MIN_IN_PROGRESS_RETRY_AFTER_S, Math.ceil(leaseLeftMs / 1000)),
+            );
+          }
           task = await this.afterSubmission(tenant, id);
           if (task.phase === 'submitting') {
             // Asked again once the submission's lease runs out: by then its answer is written, or
