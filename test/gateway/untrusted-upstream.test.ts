@@ -83,6 +83,29 @@ describe('an unknown status word heard at the deadline', () => {
   });
 });
 
+describe('a status answer that carries no word', () => {
+  it.each([
+    ['kling3api', 'IN_PROGRESS', 'processing', (id: string) => ({ code: 200, message: 'success', data: { task_id: id, consumed_credits: 400 } })],
+    ['kling-legacy', 'submitted', 'queued', (id: string) => ({ code: 0, message: 'SUCCEED', data: { task_id: id, task_status: '   ' } })],
+  ])('%s: keeps the last word heard in provider_status (not a blank), counts it as unknown, and the deadline names that word', async (provider, word, status, answer) => {
+    gw = await startTestGateway({ config: { tasks: { deadline_ms: 300_000 }, sandbox: { queued_ms: 600_000 } } });
+    const created = await gw.create({ ...request, routing: { providers: [provider] } });
+    expect([created.body.status, created.body.provider_status]).toEqual([status, word]);
+    gw.simulator(provider).injectFault({ on: 'status', status: 200, body: answer(created.body.provider_task_id), times: 1_000 });
+    const polls = () => gw!.simulator(provider).requests.filter((call) => call.method === 'GET').length;
+    for (let i = 0; i < 12 && polls() < 2; i++) await gw.advance(10_000);
+    expect(polls()).toBeGreaterThanOrEqual(2);
+    const running = (await gw.get(created.body.id)).body;
+    expect([running.status, running.provider_status]).toEqual([status, word]);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`kling_gateway_unknown_upstream_status_total\\{provider="${provider}"\\} [1-9]`));
+    await gw.advance(300_000);
+    const ended = (await gw.get(created.body.id)).body;
+    expect(ended).toMatchObject({ status: 'failed', provider_status: word, error: { code: 'timeout' } });
+    expect(ended.error.message).toContain(`(last upstream status: ${word})`);
+  });
+});
+
 describe('metrics labels', () => {
   it('made-up upstream status words add no series', async () => {
     gw = await startTestGateway();

@@ -64,6 +64,15 @@ function unbilled(task: TaskRecord): TaskCost {
   return { credits: 0, estimated: false, currency_amount: 0, currency: task.cost.currency };
 }
 
+/**
+ * The upstream word a task shows once `heard` is applied: that word, or, when the answer carried
+ * none (left out, or blank), the word the task showed before (null until one was heard). A blank
+ * is no word to keep (SPEC §2 keeps the raw word): the last word heard stays the task's.
+ */
+export function wordAfter(shown: string | null, heard: string): string | null {
+  return heard.trim() === '' ? shown : heard;
+}
+
 export function costFromEstimate(estimate: CostEstimate | undefined): TaskCost {
   return estimate
     ? { credits: estimate.credits, estimated: true, currency_amount: estimate.currencyAmount, currency: estimate.currency }
@@ -192,7 +201,7 @@ export class TaskLifecycle {
         status: result.status === 'queued' ? 'queued' : 'processing',
         provider: runtime.id,
         providerTaskId: result.ref.providerTaskId,
-        providerStatus: result.providerStatus,
+        providerStatus: wordAfter(task.providerStatus, result.providerStatus),
         tracking: result.ref.tracking,
         cost: this.reportedCost(task, runtime, result.reportedCredits, true) ?? costFromEstimate(extra.estimate),
         warnings: extra.warnings,
@@ -417,7 +426,7 @@ export class TaskLifecycle {
     return this.transition(
       task,
       {
-        providerStatus: report.providerStatus,
+        providerStatus: wordAfter(task.providerStatus, report.providerStatus),
         status: stillWaiting ? 'queued' : 'processing',
         ...(schedule ? { nextPollAt: schedule.nextPollAt, pollCount: schedule.pollCount } : {}),
         ...releaseHeldLease,
@@ -681,7 +690,7 @@ export class TaskLifecycle {
         completedAt: now,
         nextPollAt: null,
         ...RELEASE_LEASE,
-        ...(report ? { providerStatus: report.providerStatus } : {}),
+        ...(report ? { providerStatus: wordAfter(task.providerStatus, report.providerStatus) } : {}),
         ...(cost ? { cost } : {}),
         ...(provider ? { provider } : {}),
         ...(account !== undefined ? { account } : {}),

@@ -11,7 +11,7 @@ import type { Engine } from './engine.js';
 import { CircuitBreakerOpenError, longestTimeoutMs, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { lastPollAt, nextPollDelay } from './polling.js';
-import { TaskLifecycle, type TransitionOptions } from './task-lifecycle.js';
+import { TaskLifecycle, wordAfter, type TransitionOptions } from './task-lifecycle.js';
 import type { TaskRecord } from './task-records.js';
 import type { InboundMark } from './task-repository.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
@@ -135,7 +135,7 @@ export class Tracker {
         // The last look at the deadline found it still running: the deadline ends it.
         this.lifecycle.noteUnknownStatus(task, runtime, report, true);
         await this.writeAfterPoll(task, 0, (current, held) =>
-          this.lifecycle.fail(current, this.deadlineError({ ...current, providerStatus: report.providerStatus }), held, report),
+          this.lifecycle.fail(current, this.deadlineError({ ...current, providerStatus: wordAfter(current.providerStatus, report.providerStatus) }), held, report),
         );
         return;
       }
