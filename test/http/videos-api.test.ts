@@ -166,6 +166,27 @@ describe('videos API over HTTP against the simulators', () => {
     expect(reasonsOf('kling-legacy').join()).toMatch(/does not serve/);
   });
 
+  it('names in errors[] the fields of a reason about two fields together (a source video missing or doubled, prompt with Omni shots, too many Omni references)', async () => {
+    const pathsOf = async (body: Record<string, unknown>) => {
+      const answer = await gw.create(body);
+      expect(answer.status).toBe(422);
+      // Every provider reason that is not about the model and operation shows under a field.
+      const reasons = (answer.body.providers as { reasons: string[] }[]).flatMap((entry) => entry.reasons).filter((reason) => !reason.startsWith('does not serve'));
+      const placed = (answer.body.errors ?? []).flatMap((entry: { providers: { reasons: string[] }[] }) => entry.providers.flatMap((p) => p.reasons));
+      expect(placed.sort()).toEqual(reasons.sort());
+      return (answer.body.errors ?? []).map((entry: { path: string }) => entry.path);
+    };
+    expect(await pathsOf({ model: 'kling-v1-6', operation: 'lip-sync', lip_sync: { text: 'hello', voice_id: 'v1' } })).toEqual(['video_id']);
+    expect(
+      await pathsOf({ model: 'kling-v1-6', lip_sync: { text: 'hello', voice_id: 'v1' }, video_id: 'vid-1', video_url: 'https://example.com/v.mp4' }),
+    ).toEqual(['video_id']);
+    expect(await pathsOf({ model: 'kling-v3-omni', prompt: 'x', multi_shot: [{ prompt: 'a', duration: 5 }] })).toEqual(['multi_shot', 'prompt']);
+    const image = (n: number) => `https://example.com/i${n}.png`;
+    expect(
+      await pathsOf({ model: 'kling-v3-omni', prompt: 'x', reference_images: [image(1), image(2), image(3)], elements: [{ frontal_image_url: image(4) }, { frontal_image_url: image(5) }] }),
+    ).toEqual(['reference_images', 'elements']);
+  });
+
   it('names a duration and an aspect ratio the provider cannot do as two errors[] entries', async () => {
     const answer = await gw.create({ model: 'kling-v1', prompt: 'p', duration: 7, aspect_ratio: 'auto' });
     expect(answer.status).toBe(422);

@@ -122,7 +122,8 @@ function checkOmniShots(request: VideoRequest): string[] {
     reasons.push('multi_shot on kling-v3-omni takes no per-shot durations (set duration for the whole video)');
   }
   if (request.prompt !== undefined) {
-    reasons.push('kling-v3-omni takes prompt or multi_shot, not both');
+    // Opening with a field's name, as every reason about fields does (a `422` lists it under `prompt`).
+    reasons.push('prompt and multi_shot together: kling-v3-omni takes one or the other, not both');
   }
   return reasons;
 }
@@ -130,7 +131,7 @@ function checkOmniShots(request: VideoRequest): string[] {
 /** `kling-v3-omni-request.image_urls`: "Maximum 4 total (elements + reference images)". */
 function checkOmniReferenceCount(request: VideoRequest): string[] {
   const total = (request.reference_images?.length ?? 0) + (request.elements?.length ?? 0);
-  return total > 4 ? [`kling-v3-omni takes at most 4 reference images and elements together; got ${total}`] : [];
+  return total > 4 ? [`reference_images and elements together: kling-v3-omni takes at most 4; got ${total}`] : [];
 }
 
 /** `kling-v3-omni-aspect-ratio`: `auto` matches the input image, "image-to-video only". */

@@ -380,11 +380,14 @@ function blankSpeechReasons(request: VideoRequest): string[] {
   ];
 }
 
-/** Lip-sync's source video: a Kling video id or a URL, one of them. */
+/**
+ * Lip-sync's source video: a Kling video id or a URL, one of them. Each reason opens with a field's
+ * name, as every reason about fields does, so that a `422` lists it under that field in `errors[]`.
+ */
 function sourceReasons(request: VideoRequest): string[] {
   const sources = [request.video_id, request.video_url].filter((value) => value !== undefined);
-  if (sources.length === 0) return ['lip-sync needs the source video: video_id (a Kling video) or video_url'];
-  if (sources.length > 1) return ['lip-sync takes video_id or video_url, not both'];
+  if (sources.length === 0) return ['video_id or video_url is required for lip-sync: the source video (video_id a Kling video, or its URL)'];
+  if (sources.length > 1) return ['video_id and video_url together: lip-sync takes one source video, not both'];
   return [];
 }
 

@@ -248,7 +248,7 @@ describe('kling-v3-omni → POST /v1/ai/video/kling-v3-omni-{pro|std} (kling-v3-
       { model: 'kling-v3-omni', multi_shot: [{ prompt: 'a', duration: 5 }, { prompt: 'b', duration: 5 }] },
       'takes no per-shot durations',
     ],
-    ['prompt and shots together', { model: 'kling-v3-omni', prompt: 'x', multi_shot: [{ prompt: 'a' }] }, 'prompt or multi_shot, not both'],
+    ['prompt and shots together', { model: 'kling-v3-omni', prompt: 'x', multi_shot: [{ prompt: 'a' }] }, 'prompt and multi_shot together: kling-v3-omni takes one or the other, not both'],
     [
       'more than 4 images and elements together',
       {
@@ -257,7 +257,7 @@ describe('kling-v3-omni → POST /v1/ai/video/kling-v3-omni-{pro|std} (kling-v3-
         reference_images: [IMG('r1'), IMG('r2')],
         elements: [{ frontal_image_url: IMG('e1') }, { frontal_image_url: IMG('e2') }, { frontal_image_url: IMG('e3') }],
       },
-      'at most 4 reference images and elements together; got 5',
+      'reference_images and elements together: kling-v3-omni takes at most 4; got 5',
     ],
     [
       'more than 4 reference images',

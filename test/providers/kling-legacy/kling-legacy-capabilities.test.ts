@@ -68,7 +68,7 @@ describe('kling-legacy capability misses', () => {
 
   it('refuses lip_sync without a source video, and with two', () => {
     expect(reasonsFor({ model: 'kling-v1', lip_sync: { audio_url: 'https://a.example.com/a.mp3' } })).toEqual([
-      'lip-sync needs the source video: video_id (a Kling video) or video_url',
+      'video_id or video_url is required for lip-sync: the source video (video_id a Kling video, or its URL)',
     ]);
     expect(
       reasonsFor({
@@ -78,7 +78,7 @@ describe('kling-legacy capability misses', () => {
         video_url: SOURCE_VIDEO,
         lip_sync: { audio_url: 'https://a.example.com/a.mp3' },
       }),
-    ).toEqual(['lip-sync takes video_id or video_url, not both']);
+    ).toEqual(['video_id and video_url together: lip-sync takes one source video, not both']);
   });
 
   it('refuses try-on without a garment image, and with two', () => {
