@@ -75,6 +75,37 @@ describe('routing strategies through the API', () => {
     expect(warningsOf(alone, 'freepik')).not.toMatch(/drawn first|random draw/);
   });
 
+  it('weighted: with every weight 0 the quote says the order is the configured priority, and a lone weight says the others come after it', async () => {
+    gw = await startTestGateway({
+      config: { routing: { strategy: 'weighted' }, providers: { freepik: { weight: 0 }, kling3api: { weight: 0 }, 'kling-legacy': { weight: 0 } } },
+    });
+    const warningsOf = (answer: { body: { providers: { provider: string; warnings: string[] }[] } }, id: string) =>
+      answer.body.providers.find((p) => p.provider === id)!.warnings.join(' ');
+    const none = await gw.request('POST', '/v1/videos/quote', body);
+    expect(none.body.order).toEqual(['freepik', 'kling3api', 'kling-legacy']);
+    for (const id of none.body.order) {
+      expect(warningsOf(none, id)).toMatch(/weighted: every eligible provider has weight 0, so they are tried in the configured priority order/);
+    }
+    expect((await gw.create(body)).body.provider).toBe('freepik');
+    // Asked for per request, the same.
+    await gw.close();
+    gw = await startTestGateway({ config: { providers: { freepik: { weight: 0 }, kling3api: { weight: 0 }, 'kling-legacy': { weight: 0 } } } });
+    const asked = await gw.request('POST', '/v1/videos/quote', { ...body, routing: { strategy: 'weighted' } });
+    expect(warningsOf(asked, 'kling3api')).toMatch(/every eligible provider has weight 0/);
+    // Under priority, weights say nothing.
+    expect(warningsOf(await gw.request('POST', '/v1/videos/quote', body), 'kling3api')).toBe('');
+    await gw.close();
+
+    gw = await startTestGateway({
+      config: { routing: { strategy: 'weighted' }, providers: { freepik: { weight: 0 }, kling3api: { weight: 2 }, 'kling-legacy': { weight: 0 } } },
+    });
+    const lone = await gw.request('POST', '/v1/videos/quote', body);
+    expect(lone.body.order).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+    expect(warningsOf(lone, 'kling3api')).toBe('');
+    expect(warningsOf(lone, 'freepik')).toMatch(/^weighted: weight 0: tried only after the providers with a weight$/);
+    expect(warningsOf(lone, 'kling-legacy')).toMatch(/^weighted: weight 0: tried only after the providers with a weight$/);
+  });
+
   it('fastest: the provider whose recent tasks finished sooner leads; one without history comes last', async () => {
     // Freepik's simulator takes two minutes a task, the others' five seconds.
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));

@@ -787,7 +787,15 @@ export class TaskService {
     // `weighted` drew this order at random; a create draws its own with the same odds.
     const shares = leadShares(plan, input.routing);
     const percent = (share: number) => `${Math.round(share * 1000) / 10} %`;
+    // No draw (one provider alone has a weight, or none has): weight 0 still orders, and says how.
+    const weightedNoDraw =
+      !shares && plan.strategy === 'weighted' && !(input.routing?.providers && !input.routing.strategy)
+        ? plan.evaluations.some((e) => e.eligible && e.weight > 0)
+          ? 'weighted: weight 0: tried only after the providers with a weight'
+          : 'weighted: every eligible provider has weight 0, so they are tried in the configured priority order'
+        : undefined;
     const drawn = (provider: string): string | undefined => {
+      if (weightedNoDraw) return plan.evaluations.find((e) => e.provider === provider)?.weight === 0 ? weightedNoDraw : undefined;
       const lead = shares?.get(provider);
       if (!lead) return undefined;
       if (lead.weight === 0) return 'weighted: weight 0: tried only after the providers with a weight (this order is one random draw; each create draws its own)';
