@@ -91,6 +91,13 @@ it('puts a provider whose recent tasks mostly failed after those that deliver, i
   expect(before.kling3api).toBeLessThan(before.freepik);
   // The one that delivers leads; one without history may deliver, the failing one comes last.
   expect(await fastestOrder(gw)).toEqual(['freepik', 'kling-legacy', 'kling3api']);
+  // The quote says why each comes where it does.
+  const quote = await gw.request('POST', '/v1/videos/quote', { ...body, routing: { strategy: 'fastest' } });
+  expect(Object.fromEntries(quote.body.providers.map((p: { provider: string; warnings: string[] }) => [p.provider, p.warnings]))).toEqual({
+    freepik: [],
+    'kling-legacy': ['fastest: no task finished there in the last six hours; tried after the providers with a recent median time to complete'],
+    kling3api: ['fastest: most of its recent tasks failed; tried after the providers that deliver and those with no recent history'],
+  });
   expect((await gw.create({ ...body, routing: { strategy: 'fastest' } })).body.provider).toBe('freepik');
   await gw.close();
 

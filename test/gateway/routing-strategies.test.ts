@@ -106,6 +106,19 @@ describe('routing strategies through the API', () => {
     expect(warningsOf(lone, 'kling-legacy')).toMatch(/^weighted: weight 0: tried only after the providers with a weight$/);
   });
 
+  it('fastest with no history yet: the quote says the order is the configured priority', async () => {
+    gw = await startTestGateway({ config: { routing: { strategy: 'fastest' } } });
+    const quote = await gw.request('POST', '/v1/videos/quote', body);
+    expect(quote.body.order).toEqual(['freepik', 'kling3api', 'kling-legacy']);
+    for (const entry of quote.body.providers) {
+      expect(entry.warnings).toEqual(['fastest: no eligible provider has a task finished in the last six hours, so they are tried in the configured priority order']);
+    }
+    expect((await gw.create(body)).body.provider).toBe('freepik');
+    // routing.providers without a strategy is an exact order: nothing to say.
+    const exact = await gw.request('POST', '/v1/videos/quote', { ...body, routing: { providers: ['kling3api', 'freepik'] } });
+    expect(exact.body.providers.flatMap((p: { warnings: string[] }) => p.warnings)).toEqual([]);
+  });
+
   it('fastest: the provider whose recent tasks finished sooner leads; one without history comes last', async () => {
     // Freepik's simulator takes two minutes a task, the others' five seconds.
     const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
@@ -128,6 +141,9 @@ describe('routing strategies through the API', () => {
       const quote = await gw.request('POST', '/v1/videos/quote', { ...body, routing: { strategy: 'fastest' } });
       expect(quote.body.strategy).toBe('fastest');
       expect(quote.body.order).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+      const warningsOf = (id: string) => quote.body.providers.find((p: { provider: string }) => p.provider === id).warnings.join(' ');
+      expect(warningsOf('kling-legacy')).toBe('fastest: no task finished there in the last six hours; tried after the providers with a recent median time to complete');
+      expect(warningsOf('kling3api')).toBe('');
       const created = await gw.create({ ...body, routing: { strategy: 'fastest' } });
       expect(created.body.provider).toBe('kling3api');
     } finally {

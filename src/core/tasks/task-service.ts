@@ -9,7 +9,7 @@ import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } f
 import { ProblemError, invalidDetail, problems } from '../model/problems.js';
 import { issueMessage } from '../model/issue-messages.js';
 import { queryNumber } from '../model/query-number.js';
-import { incomparableCheapest, leadShares, planRoute, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
+import { incomparableCheapest, leadShares, planRoute, type ProviderEvaluation, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
 import { longestTimeoutMs, pickAccounts, type ProviderAccount, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
@@ -794,6 +794,22 @@ export class TaskService {
           ? 'weighted: weight 0: tried only after the providers with a weight'
           : 'weighted: every eligible provider has weight 0, so they are tried in the configured priority order'
         : undefined;
+    // `fastest`'s tiers, said: a provider with no recent history, or mostly failures, comes after those with a median.
+    const exactOrder = Boolean(input.routing?.providers && !input.routing.strategy);
+    const eligibleMedians = plan.evaluations.filter((e) => e.eligible).map((e) => e.medianDeliveryMs);
+    const fastestTier = (evaluation: ProviderEvaluation): string | undefined => {
+      if (plan.strategy !== 'fastest' || exactOrder) return undefined;
+      if (eligibleMedians.every((ms) => ms === null)) {
+        return 'fastest: no eligible provider has a task finished in the last six hours, so they are tried in the configured priority order';
+      }
+      if (evaluation.medianDeliveryMs === null) {
+        return 'fastest: no task finished there in the last six hours; tried after the providers with a recent median time to complete';
+      }
+      if (!Number.isFinite(evaluation.medianDeliveryMs)) {
+        return 'fastest: most of its recent tasks failed; tried after the providers that deliver and those with no recent history';
+      }
+      return undefined;
+    };
     const drawn = (provider: string): string | undefined => {
       if (weightedNoDraw) return plan.evaluations.find((e) => e.provider === provider)?.weight === 0 ? weightedNoDraw : undefined;
       const lead = shares?.get(provider);
@@ -826,6 +842,7 @@ export class TaskService {
             ...evaluation.warnings,
             ...(waitReasons.has(evaluation.provider) ? [waitReasons.get(evaluation.provider)!] : []),
             ...(rank >= 0 && drawn(evaluation.provider) ? [drawn(evaluation.provider)!] : []),
+            ...(rank >= 0 && fastestTier(evaluation) ? [fastestTier(evaluation)!] : []),
           ],
           order: rank >= 0 ? rank + 1 : null,
           estimated_credits: evaluation.estimate?.credits ?? null,
