@@ -178,6 +178,25 @@ describe('cost', () => {
     expect((await gw.create({ model: 'kling-v3', prompt: 'cheap', duration: 5 })).body.provider).toBe('freepik');
   });
 
+  it('cheapest: the quote says an unpriced provider is tried after the priced ones, and with no price anywhere the order is the priority', async () => {
+    gw = await startTestGateway({ config: LEGACY_UNPRICED });
+    const body = { model: 'kling-v3', prompt: 'quote me', duration: 5, routing: { strategy: 'cheapest' } };
+    const quote = await gw.request('POST', '/v1/videos/quote', body);
+    expect(quote.body.order).toEqual(['kling3api', 'freepik', 'kling-legacy']);
+    const warnings = Object.fromEntries(quote.body.providers.map((p: { provider: string; warnings: string[] }) => [p.provider, p.warnings]));
+    expect(warnings).toEqual({ freepik: [], kling3api: [], 'kling-legacy': ['cheapest: no price configured for this request; tried after the providers with one'] });
+    await gw.close();
+
+    const unpriced = { pricing: { rules: [] } };
+    gw = await startTestGateway({ config: { providers: { freepik: unpriced, kling3api: unpriced, 'kling-legacy': unpriced } } });
+    const none = await gw.request('POST', '/v1/videos/quote', body);
+    expect(none.body.order).toEqual(['freepik', 'kling3api', 'kling-legacy']);
+    for (const entry of none.body.providers) {
+      expect(entry.warnings).toEqual(['cheapest: no eligible provider has a price for this request, so they are tried in the configured priority order']);
+    }
+    expect((await gw.create(body)).body.provider).toBe('freepik');
+  });
+
   it('refuses to start with cheapest while enabled providers price in different currencies, naming the fields', async () => {
     const euroKling3api = { kling3api: { pricing: { currency: 'EUR' } } };
     // A gateway that starts anyway is kept for afterEach to close, not handed to the matcher.

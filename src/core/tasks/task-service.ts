@@ -794,19 +794,27 @@ export class TaskService {
           ? 'weighted: weight 0: tried only after the providers with a weight'
           : 'weighted: every eligible provider has weight 0, so they are tried in the configured priority order'
         : undefined;
-    // `fastest`'s tiers, said: a provider with no recent history, or mostly failures, comes after those with a median.
+    // Where `fastest` and `cheapest` put a provider without their figure, said: a provider with no
+    // recent history (or mostly failures), or no price for this request, comes after those with one.
     const exactOrder = Boolean(input.routing?.providers && !input.routing.strategy);
-    const eligibleMedians = plan.evaluations.filter((e) => e.eligible).map((e) => e.medianDeliveryMs);
-    const fastestTier = (evaluation: ProviderEvaluation): string | undefined => {
-      if (plan.strategy !== 'fastest' || exactOrder) return undefined;
-      if (eligibleMedians.every((ms) => ms === null)) {
-        return 'fastest: no eligible provider has a task finished in the last six hours, so they are tried in the configured priority order';
+    const eligible = plan.evaluations.filter((e) => e.eligible);
+    const strategyTier = (evaluation: ProviderEvaluation): string | undefined => {
+      if (exactOrder) return undefined;
+      if (plan.strategy === 'fastest') {
+        if (eligible.every((e) => e.medianDeliveryMs === null)) {
+          return 'fastest: no eligible provider has a task finished in the last six hours, so they are tried in the configured priority order';
+        }
+        if (evaluation.medianDeliveryMs === null) {
+          return 'fastest: no task finished there in the last six hours; tried after the providers with a recent median time to complete';
+        }
+        if (!Number.isFinite(evaluation.medianDeliveryMs)) {
+          return 'fastest: most of its recent tasks failed; tried after the providers that deliver and those with no recent history';
+        }
       }
-      if (evaluation.medianDeliveryMs === null) {
-        return 'fastest: no task finished there in the last six hours; tried after the providers with a recent median time to complete';
-      }
-      if (!Number.isFinite(evaluation.medianDeliveryMs)) {
-        return 'fastest: most of its recent tasks failed; tried after the providers that deliver and those with no recent history';
+      if (plan.strategy === 'cheapest' && evaluation.estimate === undefined) {
+        return eligible.every((e) => e.estimate === undefined)
+          ? 'cheapest: no eligible provider has a price for this request, so they are tried in the configured priority order'
+          : 'cheapest: no price configured for this request; tried after the providers with one';
       }
       return undefined;
     };
@@ -842,7 +850,7 @@ export class TaskService {
             ...evaluation.warnings,
             ...(waitReasons.has(evaluation.provider) ? [waitReasons.get(evaluation.provider)!] : []),
             ...(rank >= 0 && drawn(evaluation.provider) ? [drawn(evaluation.provider)!] : []),
-            ...(rank >= 0 && fastestTier(evaluation) ? [fastestTier(evaluation)!] : []),
+            ...(rank >= 0 && strategyTier(evaluation) ? [strategyTier(evaluation)!] : []),
           ],
           order: rank >= 0 ? rank + 1 : null,
           estimated_credits: evaluation.estimate?.credits ?? null,
