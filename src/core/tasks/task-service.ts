@@ -832,7 +832,11 @@ export class TaskService {
       providers: plan.evaluations.map((evaluation) => {
         const runtime = this.engine.runtimes.get(evaluation.provider);
         const reasons = [...evaluation.reasons];
-        if (runtime && circuitOf(runtime) === 'open') reasons.push('circuit open: recent calls failed; skipped until a probe succeeds');
+        if (runtime && circuitOf(runtime) === 'open') {
+          const probeAt = (pinnedOf(runtime) ?? runtime).probeAt;
+          const when = probeAt !== undefined ? ` (the first probe may go at ${new Date(probeAt).toISOString()})` : '';
+          reasons.push(`circuit open: recent calls failed; skipped until a probe succeeds${when}`);
+        }
         if (overBudget && plan.order.includes(evaluation)) reasons.push(overBudget);
         const rank = order.indexOf(evaluation.provider);
         return {

@@ -199,6 +199,12 @@ export class ProviderAccount {
     return circuitStateOf(this.standing, this.clock.now(), this.config.circuit_breaker);
   }
 
+  /** While the circuit is open, when it turns half-open and a probe may go (clock ms); else undefined. */
+  get probeAt(): number | undefined {
+    if (this.circuit !== 'open' || this.standing.openedAt === null) return undefined;
+    return this.standing.openedAt + this.config.circuit_breaker.half_open_after_ms;
+  }
+
   /** Until when a `429 Retry-After` asked us to stay away (clock ms), or 0. */
   get coolingDownUntil(): number {
     return this.standing.cooldownUntil > this.clock.now() ? this.standing.cooldownUntil : 0;

@@ -189,6 +189,12 @@ export class ProviderRuntime {
     return 'open';
   }
 
+  /** While every account's circuit is open, when the first of them may take a probe (clock ms); else undefined. */
+  get probeAt(): number | undefined {
+    const at = this.accounts.map((account) => account.probeAt);
+    return at.includes(undefined) ? undefined : Math.min(...(at as number[]));
+  }
+
   /** Until when every account is cooling down (the earliest of them), or 0 while one is not. */
   get coolingDownUntil(): number {
     const until = this.accounts.map((account) => account.coolingDownUntil);
