@@ -15,11 +15,18 @@ export interface WorkersGatewayOptions {
   apiKeys?: string;
   /** The primary's standard error: shown with the test's (default) or read by the test. */
   stderr?: 'inherit' | 'pipe';
+  /**
+   * Run the compiled build (`node dist/src/main.js`, as `npm start` does) instead of the sources
+   * through tsx, which every worker start compiles again: the caller makes sure the build is fresh
+   * (`compiledBuild`).
+   */
+  compiled?: boolean;
 }
 
 /** Starts it in `folder` (its database and outputs) with `preload` imported before the gateway; its log lines come on stdout. */
 export function spawnWorkersGateway(folder: string, preload: string, options: WorkersGatewayOptions = {}): ChildProcessByStdio<null, Readable, Readable | null> {
-  return spawn(process.execPath, ['--import', 'tsx', '--import', preload, join(REPO, 'src/main.ts')], {
+  const entry = options.compiled ? ['--import', preload, join(REPO, 'dist/src/main.js')] : ['--import', 'tsx', '--import', preload, join(REPO, 'src/main.ts')];
+  return spawn(process.execPath, entry, {
     cwd: REPO,
     env: {
       PATH: process.env.PATH ?? '',

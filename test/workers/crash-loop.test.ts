@@ -9,10 +9,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { CRASH_LOOP_LIMIT } from '../../src/workers/primary.js';
-import { intoLogLines, processAlive, workerPidsOf } from '../support/gateway-process.js';
+import { compiledBuild, intoLogLines, processAlive, workerPidsOf } from '../support/gateway-process.js';
 import { spawnWorkersGateway } from '../support/workers-process.js';
+
+// The compiled build, as `npm start` runs it: every replacement is a new process, which through
+// tsx compiles the sources again before it can crash.
+beforeAll(() => compiledBuild(), 120_000);
 
 /**
  * A gateway with `WORKERS=2` whose workers end at once on start while `crash` exists (as one whose
@@ -23,7 +27,7 @@ function crashOnStartGateway(prefix: string) {
   const crash = join(folder, 'crash-on-start');
   const preload = join(folder, 'crash-on-start.mjs');
   writeFileSync(preload, [`import cluster from 'node:cluster';`, `import { existsSync } from 'node:fs';`, `if (cluster.isWorker && existsSync(${JSON.stringify(crash)})) process.exit(1);`].join('\n'));
-  const child = spawnWorkersGateway(folder, preload);
+  const child = spawnWorkersGateway(folder, preload, { compiled: true });
   const lines: { msg?: string; code?: number; pid?: number }[] = [];
   const keep = intoLogLines(lines);
   let out = '';
@@ -45,7 +49,8 @@ function crashOnStartGateway(prefix: string) {
   return { child, crash, lines, killIntoCrashes };
 }
 
-it('stops every worker and exits 1 once replacements keep crashing on start, after growing pauses', { timeout: 120_000 }, async () => {
+// The two tests wait on the primary's pauses (0.5 s doubling) with gateways of their own: side by side.
+it.concurrent('stops every worker and exits 1 once replacements keep crashing on start, after growing pauses', { timeout: 120_000 }, async () => {
   const { child, lines, killIntoCrashes } = crashOnStartGateway('kg-crash-loop-');
   const exited = new Promise<number | null | 'still running'>((resolve) => {
     const timer = setTimeout(() => resolve('still running'), 100_000);
@@ -69,7 +74,7 @@ it('stops every worker and exits 1 once replacements keep crashing on start, aft
   }
 });
 
-it('keeps replacing a worker whose failed starts are broken by one that served: no crash loop, and a SIGTERM still ends it with 0', { timeout: 180_000 }, async () => {
+it.concurrent('keeps replacing a worker whose failed starts are broken by one that served: no crash loop, and a SIGTERM still ends it with 0', { timeout: 180_000 }, async () => {
   const { child, crash, lines, killIntoCrashes } = crashOnStartGateway('kg-crash-loop-served-');
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const replaced = () => lines.filter((line) => line.msg?.includes('replacing it in')).length;
