@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { watchMachineNoise } from '../../bench/machine-noise.js';
 import { Cluster, type UpstreamRequest } from '../../cluster/cluster.js';
+import { compiledBuild } from '../support/gateway-process.js';
 import { dropSchema, newSchemaName, POSTGRES_URL, postgresAvailable } from '../support/postgres.js';
 
 const available = await postgresAvailable();
@@ -71,8 +72,12 @@ describe.skipIf(!available)('three replicas on PostgreSQL, one killed repeatedly
 
   beforeAll(async () => {
     schema = newSchemaName();
+    // The compiled build, as `npm start` and the Docker image run: a killed replica is back in well
+    // under a second, where tsx compiled the sources again at each of its starts.
+    compiledBuild();
     cluster = await Cluster.start({
       replicas: 3,
+      compiled: true,
       databaseUrl: `${POSTGRES_URL}?schema=${schema}`,
       config: {
         tracking: { poll_min_interval_ms: 500, poll_max_interval_ms: 2_000, tick_ms: 200, lease_ms: 3_000, webhook_safety_poll_ms: 5_000 },
