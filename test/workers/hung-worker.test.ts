@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { intoLogLines, processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
+import { compiledBuild, intoLogLines, processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
 
 let child: ChildProcess;
 let base: string;
@@ -19,6 +19,7 @@ const lines: { worker?: number; msg?: string; req?: { url: string } }[] = [];
 let stopped: number | undefined;
 
 beforeAll(async () => {
+  compiledBuild();
   const dir = mkdtempSync(join(tmpdir(), 'kg-workers-hung-'));
   const started = await startGatewayProcess(
     {
@@ -30,6 +31,9 @@ beforeAll(async () => {
       LOG_LEVEL: 'info',
     },
     intoLogLines(lines),
+    60_000,
+    // The compiled build, as `npm start` runs it: three processes start, each through tsx otherwise.
+    { compiled: true },
   );
   child = started.child;
   base = started.url;

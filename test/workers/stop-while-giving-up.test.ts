@@ -8,10 +8,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { CONFIG_REFUSED_EXIT } from '../../src/config/config.js';
+import { compiledBuild } from '../support/gateway-process.js';
 import { spawnWorkersGateway } from '../support/workers-process.js';
 
+// The compiled build, as `npm start` runs it: each worker start goes through tsx otherwise.
+beforeAll(() => compiledBuild(), 120_000);
 
 it('exits with the status of the give-up when SIGTERM comes while the primary gives up', { timeout: 90_000 }, async () => {
   const folder = mkdtempSync(join(tmpdir(), 'kg-stop-giving-up-'));
@@ -26,7 +29,7 @@ it('exits with the status of the give-up when SIGTERM comes while the primary gi
       `if (cluster.isWorker && process.env.KLING_GATEWAY_WORKER === '2') process.on('SIGTERM', () => setTimeout(() => process.exit(0), 1_000));`,
     ].join('\n'),
   );
-  const child = spawnWorkersGateway(folder, preload, { stderr: 'pipe' });
+  const child = spawnWorkersGateway(folder, preload, { stderr: 'pipe', compiled: true });
   let out = '';
   let err = '';
   child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));

@@ -7,10 +7,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
+import { compiledBuild } from '../support/gateway-process.js';
 import { spawnWorkersGateway } from '../support/workers-process.js';
 
 const KEY = 'tenant-secret-key-0123456789';
+
+// The compiled build, as `npm start` runs it: each worker start goes through tsx otherwise.
+beforeAll(() => compiledBuild(), 120_000);
 
 it('a worker crash report is scrubbed and names the worker', { timeout: 90_000 }, async () => {
   const folder = mkdtempSync(join(tmpdir(), 'kg-worker-crash-'));
@@ -26,7 +30,7 @@ it('a worker crash report is scrubbed and names the worker', { timeout: 90_000 }
       `if (!cluster.isWorker) clearInterval(check);`,
     ].join('\n'),
   );
-  const child = spawnWorkersGateway(folder, preload, { apiKeys: `dev:${KEY}` });
+  const child = spawnWorkersGateway(folder, preload, { apiKeys: `dev:${KEY}`, compiled: true });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 80_000);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
+import { compiledBuild, processAlive, startGatewayProcess, workerPidsOf } from '../support/gateway-process.js';
 
 const KEY = { authorization: 'Bearer dev-key', 'content-type': 'application/json' };
 /** A second tenant, with a create limit of its own, for the tests after the limit's. */
@@ -114,6 +114,7 @@ function metricValue(text: string, name: string, labels: string): number {
 }
 
 beforeAll(async () => {
+  compiledBuild();
   const dir = mkdtempSync(join(tmpdir(), 'kg-workers-'));
   dbFile = join(dir, 'gw.db');
   const started = await startGatewayProcess(
@@ -136,6 +137,9 @@ beforeAll(async () => {
         // not a log line
       }
     },
+    60_000,
+    // The compiled build, as `npm start` runs it: three processes start, each through tsx otherwise.
+    { compiled: true },
   );
   child = started.child;
   base = started.url;
