@@ -1626,8 +1626,9 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // One task held in the queue (its provider does not answer its create yet), then a page (25) of
     // newer ones: the held task is on the second page. A gateway of its own, whose provider is given
     // all the time a slow machine needs before that create counts as unanswered (then it is looked
-    // up and sent again, which starts the task before the test has looked at it queued).
-    const own = await startLiveGateway({ ...WATCHABLE_TASKS, providers: { 'kling-legacy': { timeout_ms: 120_000 } } });
+    // up and sent again, which starts the task before the test has looked at it queued). Its tasks
+    // are the short ones (under a second): no page watches one run.
+    const own = await startLiveGateway({ providers: { 'kling-legacy': { timeout_ms: 120_000 } } });
     const ownApi = new GatewayClient({ baseUrl: own.url, apiKey: TENANT_KEY });
     const held = heldCall();
     own.simulator('kling-legacy').injectFault({ on: 'submit', hold: held.hold, times: 1 });
@@ -2587,10 +2588,13 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   });
 
   it('shows credits only by provider: a model\'s or a day\'s row would add one provider\'s credits to another\'s, units that differ', async () => {
-    for (const provider of ['freepik', 'kling3api']) {
-      const created = await api.createVideo({ model: 'kling-v3', prompt: `credits of ${provider}`, routing: { providers: [provider] } });
-      await api.waitForVideo(created.id, { timeoutMs: 20_000 });
-    }
+    // One task on each provider, run side by side.
+    await Promise.all(
+      ['freepik', 'kling3api'].map(async (provider) => {
+        const created = await api.createVideo({ model: 'kling-v3', prompt: `credits of ${provider}`, routing: { providers: [provider] } });
+        await api.waitForVideo(created.id, { timeoutMs: 20_000 });
+      }),
+    );
     const target = await openConsole();
     await signIn(target);
     await target.getByRole('link', { name: 'Cost' }).first().click();
@@ -2604,10 +2608,13 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
 
   it('marks the Cost page\'s figures that are wholly or partly estimates ~, as the task list marks a task\'s, and says what ~ means', async () => {
     // Freepik never reports a charge (its figures are the price list's); kling3api does.
-    for (const provider of ['freepik', 'kling3api']) {
-      const created = await api.createVideo({ model: 'kling-v3', prompt: `estimated or not: ${provider}`, routing: { providers: [provider] } });
-      await api.waitForVideo(created.id, { timeoutMs: 20_000 });
-    }
+    // One task on each provider, run side by side.
+    await Promise.all(
+      ['freepik', 'kling3api'].map(async (provider) => {
+        const created = await api.createVideo({ model: 'kling-v3', prompt: `estimated or not: ${provider}`, routing: { providers: [provider] } });
+        await api.waitForVideo(created.id, { timeoutMs: 20_000 });
+      }),
+    );
     const target = await openConsole();
     await signIn(target);
     await target.getByRole('link', { name: 'Cost' }).first().click();
@@ -2629,13 +2636,16 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
 
   it('draws euros and dollars in charts of their own, and names the currency of each row, when the providers price in two currencies', async () => {
     // Freepik priced in euros, kling3api in dollars: kling-v3 made by each is a row per currency.
-    const mixed = await startLiveGateway({ ...WATCHABLE_TASKS, providers: { freepik: { pricing: { currency: 'EUR' } } } });
+    // A gateway of its own, whose tasks no page watches while they run: its short tasks (under a second).
+    const mixed = await startLiveGateway({ providers: { freepik: { pricing: { currency: 'EUR' } } } });
     try {
       const mixedApi = new GatewayClient({ baseUrl: mixed.url, apiKey: TENANT_KEY });
-      for (const provider of ['freepik', 'kling3api']) {
-        const created = await mixedApi.createVideo({ model: 'kling-v3', prompt: `priced by ${provider}`, routing: { providers: [provider] } });
-        await mixedApi.waitForVideo(created.id, { timeoutMs: 20_000 });
-      }
+      await Promise.all(
+        ['freepik', 'kling3api'].map(async (provider) => {
+          const created = await mixedApi.createVideo({ model: 'kling-v3', prompt: `priced by ${provider}`, routing: { providers: [provider] } });
+          await mixedApi.waitForVideo(created.id, { timeoutMs: 20_000 });
+        }),
+      );
       const byModel = (await mixedApi.usage({ group_by: ['model'] })).data;
       expect(byModel.map((row) => `${row.model} ${row.currency}`).sort()).toEqual(['kling-v3 EUR', 'kling-v3 USD']);
 
