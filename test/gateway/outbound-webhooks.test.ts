@@ -494,6 +494,24 @@ describe('outbound webhooks (Standard Webhooks)', () => {
     ]);
   });
 
+  it("says a task's later event held behind a retry is tried no sooner than that retry, not that it is due now", async () => {
+    // The receiver asks video.processing to come back in an hour; the job ends meanwhile.
+    const { url } = await throttlingReceiver([[503, '3600']]);
+    gw = await startTestGateway({ clock: new ManualClock(Date.now()), config: { sandbox: { queued_ms: 0, processing_ms: 2_000 } } });
+    const created = await gw.create({ ...request, webhook_url: url });
+    expect((await gw.finish(created.body.id)).status).toBe('succeeded');
+    const listed = async () => (await gw.request<any>('GET', `/v1/videos/${created.body.id}/webhooks`)).body.data as any[];
+    await gw.advanceUntil(async () => (await listed())[0]?.attempts === 1, 100);
+    await gw.gateway.runOnce();
+    const deliveries = await listed();
+    expect(deliveries.map((d) => [d.type, d.status, d.attempts])).toEqual([
+      ['video.processing', 'pending', 1],
+      ['video.succeeded', 'pending', 0],
+    ]);
+    expect(Date.parse(deliveries[0].next_attempt_at)).toBeGreaterThan(gw.clock.now() + 59 * 60_000);
+    expect(deliveries[1].next_attempt_at).toBe(deliveries[0].next_attempt_at);
+  });
+
   it("never has a task's later event on its way while the receiver is still answering the earlier one", async () => {
     // The receiver takes 300 ms over each answer; what it saw, in the order it saw it.
     const seen: string[] = [];

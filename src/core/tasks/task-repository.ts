@@ -621,9 +621,13 @@ export class TaskRepository {
     return (await this.store.claimDueDeliveries(now, owner, leaseMs, limit, share)).map(deliveryFromRow);
   }
 
-  /** The deliveries of one task's events, oldest first. */
+  /**
+   * The deliveries of one task's events, oldest first. A pending event held behind an earlier one
+   * to the same URL (a task's events go one at a time, in order) says it is tried no sooner than
+   * that one's next try, not that it is due now.
+   */
   async deliveriesOf(taskId: string): Promise<DeliveryState[]> {
-    return (await this.store.listDeliveries(taskId)).map(deliveryStateFromRow);
+    return heldBehindEarlier((await this.store.listDeliveries(taskId)).map(deliveryStateFromRow));
   }
 
   /**
@@ -683,4 +687,26 @@ export class TaskRepository {
   expireLeftoverLeases(): Promise<void> {
     return this.store.expireLeases();
   }
+}
+
+/**
+ * `deliveries` (oldest first) with each pending one held behind an earlier pending one to the same
+ * URL given that one's next try when it is later than its own: the store sends it only once the
+ * earlier one is delivered or ends (in the same millisecond, `video.processing` goes first).
+ */
+export function heldBehindEarlier(deliveries: DeliveryState[]): DeliveryState[] {
+  const inTurn = [...deliveries].sort((a, b) => a.createdAt - b.createdAt || Number(b.eventType === 'video.processing') - Number(a.eventType === 'video.processing'));
+  const heldUntil = new Map<string, number>();
+  const shown = new Map<string, DeliveryState>();
+  for (const delivery of inTurn) {
+    if (delivery.status !== 'pending' || delivery.nextAttemptAt === null) {
+      shown.set(delivery.id, delivery);
+      continue;
+    }
+    const earlier = heldUntil.get(delivery.url);
+    const nextAttemptAt = earlier !== undefined && earlier > delivery.nextAttemptAt ? earlier : delivery.nextAttemptAt;
+    heldUntil.set(delivery.url, nextAttemptAt);
+    shown.set(delivery.id, nextAttemptAt === delivery.nextAttemptAt ? delivery : { ...delivery, nextAttemptAt });
+  }
+  return deliveries.map((delivery) => shown.get(delivery.id)!);
 }
