@@ -249,6 +249,11 @@ export function orderByStrategy(
   }
 }
 
+/** Whether `routing.providers` without a strategy is the exact try order (a strategy given orders within the list). */
+export function inExactOrder(override: RoutingOverride | undefined): boolean {
+  return Boolean(override?.providers && !override.strategy);
+}
+
 /**
  * For an order `weighted` drew at random: each eligible provider's chance to come first (its
  * share of the eligible providers' weights; 0 for weight 0), so that a quote can say its order is
@@ -256,7 +261,7 @@ export function orderByStrategy(
  * `routing.providers` as the exact order, or fewer than two eligible providers with a weight.
  */
 export function leadShares(plan: RoutePlan, override: RoutingOverride | undefined): Map<string, { share: number; weight: number; total: number }> | undefined {
-  if (plan.strategy !== 'weighted' || (override?.providers && !override.strategy)) return undefined;
+  if (plan.strategy !== 'weighted' || inExactOrder(override)) return undefined;
   const eligible = plan.evaluations.filter((e) => e.eligible);
   if (eligible.filter((e) => e.weight > 0).length < 2) return undefined;
   // Read to 12 significant digits: 0.1 + 0.2 is shown as 0.3.
@@ -280,7 +285,7 @@ export function planRoute(
   const eligible = evaluations.filter((e) => e.eligible);
   const strategy = override?.strategy ?? policy.strategy;
   let order: ProviderEvaluation[];
-  if (override?.providers && !override.strategy) {
+  if (override?.providers && inExactOrder(override)) {
     order = [...new Set(override.providers)]
       .map((id) => eligible.find((e) => e.provider === id))
       .filter((e): e is ProviderEvaluation => e !== undefined);

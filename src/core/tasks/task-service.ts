@@ -9,7 +9,7 @@ import { quoteReasons, refusalsByField, resolveRequest, type ResolvedRequest } f
 import { ProblemError, invalidDetail, problems } from '../model/problems.js';
 import { issueMessage } from '../model/issue-messages.js';
 import { queryNumber } from '../model/query-number.js';
-import { incomparableCheapest, leadShares, planRoute, type ProviderEvaluation, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
+import { incomparableCheapest, inExactOrder, leadShares, planRoute, type ProviderEvaluation, type RoutePlan, type RoutingProvider, type VideoSource } from '../model/routing.js';
 import { inlineRateWaitMs, type Dispatcher } from './dispatcher.js';
 import { longestTimeoutMs, pickAccounts, type ProviderAccount, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { Engine } from './engine.js';
@@ -532,10 +532,9 @@ export class TaskService {
       if (last?.outcome === 'sending' || last === undefined) {
         // Ask again when the submission's lease runs out: by then its answer is recorded, or
         // (its replica gone) recovery takes the task over.
-        const leaseLeftMs = (latest.leaseUntil ?? 0) - this.engine.clock.now();
         throw problems.idempotencyKeyInProgress(
           'A request with this Idempotency-Key is still being submitted; send it again after Retry-After seconds.',
-          Math.max(MIN_IN_PROGRESS_RETRY_AFTER_S, Math.ceil(leaseLeftMs / 1000)),
+          this.secondsUntilLeaseEnds(latest),
         );
       }
     }
@@ -598,24 +597,22 @@ export class TaskService {
           if (lost) {
             // No create is on its way: its answer was lost, and recovery is finding out whether the
             // provider holds the task, which can take minutes. Nothing is worth waiting for here.
-            const leaseLeftMs = (read.task.leaseUntil ?? 0) - this.engine.clock.now();
             throw problems.cancelPending(
               `the answer to its create at ${lost.provider} was lost, and whether ${lost.provider} holds video ${id} is being looked up. ` +
                 `The cancel is kept: if ${lost.provider} is shown not to hold it, the task ends canceled and is sent nowhere else. ` +
                 'Read the task, or retry the cancel, after Retry-After seconds.',
-              Math.max(MIN_IN_PROGRESS_RETRY_AFTER_S, Math.ceil(leaseLeftMs / 1000)),
+              this.secondsUntilLeaseEnds(read.task),
             );
           }
           task = await this.afterSubmission(tenant, id);
           if (task.phase === 'submitting') {
             // Asked again once the submission's lease runs out: by then its answer is written, or
             // (its replica gone) recovery took the task over.
-            const leaseLeftMs = (task.leaseUntil ?? 0) - this.engine.clock.now();
             throw problems.cancelPending(
               `video ${id} is being sent to ${task.provider ?? 'a provider'} right now and whether it accepts is not known yet. ` +
                 'The cancel is kept: if the provider turns the create down, the task ends canceled and is sent nowhere else. ' +
                 'Read the task, or retry the cancel, after Retry-After seconds.',
-              Math.max(MIN_IN_PROGRESS_RETRY_AFTER_S, Math.ceil(leaseLeftMs / 1000)),
+              this.secondsUntilLeaseEnds(task),
             );
           }
           continue;
@@ -630,6 +627,11 @@ export class TaskService {
       task = current;
     }
     throw problems.cancelPending(`video ${id} is changing hands right now; retry the cancel after Retry-After seconds.`, MIN_IN_PROGRESS_RETRY_AFTER_S);
+  }
+
+  /** `Retry-After` while a submission holds the task (a cancel, a repeated create): until its lease runs out, 2 s at least. */
+  private secondsUntilLeaseEnds(task: TaskRecord): number {
+    return Math.max(MIN_IN_PROGRESS_RETRY_AFTER_S, Math.ceil(((task.leaseUntil ?? 0) - this.engine.clock.now()) / 1000));
   }
 
   /** A task a provider accepted: canceled there if the provider can, else 409. */
@@ -787,16 +789,16 @@ export class TaskService {
     // `weighted` drew this order at random; a create draws its own with the same odds.
     const shares = leadShares(plan, input.routing);
     const percent = (share: number) => `${Math.round(share * 1000) / 10} %`;
+    const exactOrder = inExactOrder(input.routing);
     // No draw (one provider alone has a weight, or none has): weight 0 still orders, and says how.
     const weightedNoDraw =
-      !shares && plan.strategy === 'weighted' && !(input.routing?.providers && !input.routing.strategy)
+      !shares && plan.strategy === 'weighted' && !exactOrder
         ? plan.evaluations.some((e) => e.eligible && e.weight > 0)
           ? 'weighted: weight 0: tried only after the providers with a weight'
           : 'weighted: every eligible provider has weight 0, so they are tried in the configured priority order'
         : undefined;
     // Where `fastest` and `cheapest` put a provider without their figure, said: a provider with no
     // recent history (or mostly failures), or no price for this request, comes after those with one.
-    const exactOrder = Boolean(input.routing?.providers && !input.routing.strategy);
     const eligible = plan.evaluations.filter((e) => e.eligible);
     const strategyTier = (evaluation: ProviderEvaluation): string | undefined => {
       if (exactOrder) return undefined;
