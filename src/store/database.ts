@@ -306,8 +306,11 @@ function dropReadOnlyConnections(pool: pg.Pool): PostgresPool {
   return { connect: async () => wrap(await pool.connect()), end: () => pool.end() };
 }
 
-/** PostgreSQL's classes and codes of "the server is not there right now": connection exceptions, shutting down, starting up, full. */
-// 25P03: the server ended a transaction left idle (`idle_in_transaction_session_timeout`): its process was stopped.
+/**
+ * PostgreSQL's classes and codes of "the server is not there right now": connection exceptions,
+ * shutting down, starting up, full; and `25P03`, a transaction the server ended for sitting idle
+ * (`idle_in_transaction_session_timeout`: its process was stopped).
+ */
 const UNREACHABLE_CODES = /^(08...|57P0[123]|53300|25P03)$/;
 /** Socket errors `pg` passes on as they are, and the ones it makes of its own. */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);

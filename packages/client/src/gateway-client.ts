@@ -1023,11 +1023,6 @@ export function unusableUrlReason(wrong: UnusableUrl): string {
 }
 
 /**
- * The origin of an http(s) base URL. Anything else is refused at once: every call would fail as
- * unreachable ("unknown scheme", "bad port"), or, with a password in it, fail with a message that
- * repeats it.
- */
-/**
  * An event stream's idle limit. No number or one below 0 is refused before anything is sent: it
  * was taken as "never idle", so a stream whose connection died without closing was read for ever.
  */
@@ -1037,6 +1032,11 @@ function idleLimit(name: string, ms: number | undefined): number {
   return ms;
 }
 
+/**
+ * The origin of an http(s) base URL. Anything else is refused at once: every call would fail as
+ * unreachable ("unknown scheme", "bad port"), or, with a password in it, fail with a message that
+ * repeats it.
+ */
 function httpOrigin(baseUrl: string): string {
   const wrong = notHttpUrl(baseUrl);
   if (wrong?.credentials) {
