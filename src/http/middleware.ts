@@ -62,6 +62,13 @@ export function requestIdsOf(header: string | string[] | undefined): RequestIds 
 export const TASK_ID_LOCAL = 'taskId';
 
 /**
+ * Set by a route whose answers time differently from its plain ones (`?wait`, a long poll): its
+ * metrics route gets this suffix (`/v1/videos/:id?wait`), so a read held for a minute does not
+ * read as a slow read.
+ */
+export const ROUTE_VARIANT_LOCAL = 'routeVariant';
+
+/**
  * Set on an answer the gateway gives by design while it stops (the `503` to a request sent during
  * a graceful stop): its request line is logged at `info`, as the normal part of a deploy it is.
  */
@@ -121,7 +128,9 @@ export function everyRequest(recording: RequestRecording, routes: RouteTable): R
     const logged = recording.logs(req.url);
     onAnswerEnd(res, (status) => {
       const taskId: unknown = res.locals[TASK_ID_LOCAL];
-      recording.finished(req, req.method, req.originalUrl, routeOf(req), status, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined, res.locals[STOP_REFUSAL_LOCAL] === true);
+      const variant: unknown = res.locals[ROUTE_VARIANT_LOCAL];
+      const route = typeof variant === 'string' ? routeOf(req) + variant : routeOf(req);
+      recording.finished(req, req.method, req.originalUrl, route, status, performance.now() - started, logged, typeof taskId === 'string' ? taskId : undefined, res.locals[STOP_REFUSAL_LOCAL] === true);
     });
     if (req.url.includes('%00')) {
       next(problems.validation([{ path: '(url)', message: 'a NUL character (%00) is not allowed' }], 'The path or query is not valid.'));

@@ -10,7 +10,7 @@ import { problems } from '../core/model/problems.js';
 import { queryNumber } from '../core/model/query-number.js';
 import type { TaskService } from '../core/tasks/task-service.js';
 import { parseQuery } from '../core/tasks/task-service.js';
-import { TASK_ID_LOCAL, headerOnce, logTaskId, noBody, noQuery, rememberMountPath, requireJson } from './middleware.js';
+import { ROUTE_VARIANT_LOCAL, TASK_ID_LOCAL, headerOnce, logTaskId, noBody, noQuery, rememberMountPath, requireJson } from './middleware.js';
 import { gatewayStopping } from './stop-gate.js';
 import type { OpenRequestCaps } from './tenant-limits.js';
 
@@ -202,6 +202,7 @@ export function readVideo(service: TaskService, caps: OpenRequestCaps): RequestH
       res.json(await service.get(tenantOf(req), id));
       return;
     }
+    res.locals[ROUTE_VARIANT_LOCAL] = '?wait';
     const release = caps.acquire(tenantOf(req), 'waits');
     const aborted = new AbortController();
     res.on('close', () => {

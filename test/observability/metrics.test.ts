@@ -15,6 +15,9 @@ describe('/metrics', () => {
     await gw.finish(created.body.id);
     const unfinished = await gw.create({ model: 'kling-v1', prompt: 'legacy metrics' });
     await gw.request('GET', '/v1/videos/missing');
+    // A read held by `?wait` (here a finished task: answered at once) and a plain one.
+    await gw.request('GET', `/v1/videos/${created.body.id}?wait=5`);
+    await gw.request('GET', `/v1/videos/${created.body.id}`);
     // Content asked for of a task that does not exist, and of one whose output is not ready.
     await gw.request('GET', '/v1/videos/missing/content');
     await gw.request('GET', `/v1/videos/${unfinished.body.id}/content`);
@@ -42,6 +45,11 @@ describe('/metrics', () => {
       if (type === 'counter') expect(name.endsWith('_total'), name).toBe(true);
       else expect(name.endsWith('_total'), name).toBe(false);
     }
+  });
+
+  it('times a read held by ?wait apart from plain reads, so a long poll does not read as a slow read', () => {
+    expect(exposition).toMatch(/kling_gateway_http_request_duration_seconds_count\{method="GET",route="\/v1\/videos\/:id\?wait",status="200"\} 1\n/);
+    expect(exposition).toMatch(/kling_gateway_http_request_duration_seconds_count\{method="GET",route="\/v1\/videos\/:id",status="200"\} \d+\n/);
   });
 
   it('counts requests, upstream calls, failovers, outcomes, circuit state, in-flight and polls', () => {
