@@ -64,7 +64,7 @@ it('polls a task again soon once its account is back after a restart that lacked
   expect(done.attempts.map((attempt: { account: string }) => attempt.account)).toEqual(['default']);
 });
 
-it('still ends a task whose account stays away at its deadline, as timeout, warning of it once', async () => {
+it('still ends a task whose account stays away at its deadline, as timeout saying its account is not configured, warning of it once', async () => {
   const clock = new ManualClock(Date.UTC(2026, 10, 22, 12));
   const { start, renamed } = await restartable(clock);
   const first = await start();
@@ -78,6 +78,10 @@ it('still ends a task whose account stays away at its deadline, as timeout, warn
   const ended = (await without.get(task.id)).body;
   expect(ended.status).toBe('failed');
   expect(ended.error.code).toBe('timeout');
+  // The error says why nothing ended it sooner: no account here could ask about it, not a slow provider.
+  expect(ended.error.message).toBe(
+    "the task did not finish within the 30-minute deadline (last upstream status: IN_PROGRESS); nothing could ask about it: kling3api account default is not in this gateway's configuration",
+  );
   // Looked at every minute meanwhile; the log says so once, not at every look.
   const stranded = logs
     .text()

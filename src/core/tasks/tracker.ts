@@ -8,6 +8,7 @@ import type { TaskError } from '../model/canonical.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import { deadlineLength, taskDeadlineMs } from './dispatch-decision.js';
 import type { Engine } from './engine.js';
+import { DEFAULT_ACCOUNT_ID } from '../upstream/provider-account.js';
 import { CircuitBreakerOpenError, longestTimeoutMs, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
 import { lastPollAt, nextPollDelay } from './polling.js';
@@ -231,9 +232,23 @@ export class Tracker {
         task.phase === 'dispatch'
           ? `no provider took the task within the ${length} deadline`
           : `the task did not finish within the ${length} deadline` +
-            (task.providerStatus ? ` (last upstream status: ${task.providerStatus})` : ''),
+            (task.providerStatus ? ` (last upstream status: ${task.providerStatus})` : '') +
+            this.unaskable(task),
       provider_code: null,
     };
+  }
+
+  /**
+   * Why nothing here could ask about a tracked task, when that is so: its provider or the account
+   * holding it is not configured (a restart that dropped it). The deadline then ends a task the
+   * upstream may long have finished, and the error says so rather than blame a slow provider.
+   */
+  private unaskable(task: TaskRecord): string {
+    if (task.provider === null) return '';
+    const runtime = this.engine.runtimes.get(task.provider);
+    if (runtime?.account(task.account)) return '';
+    const holder = runtime ? `${task.provider} account ${task.account ?? DEFAULT_ACCOUNT_ID}` : `provider ${task.provider}`;
+    return `; nothing could ask about it: ${holder} is not in this gateway's configuration`;
   }
 
   /**
