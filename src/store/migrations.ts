@@ -661,7 +661,37 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('tasks').dropColumn('recopy_at').execute();
       },
     },
+    '0024_counted_usage_lines': {
+      async up(db: Kysely<unknown>) {
+        // A budget row made mid-period counted the tenant's settled lines of its period that no
+        // budget counted, and left them unmarked. A row now marks the lines it counts with its
+        // period, and adds those still unmarked (created while its budget was out of the
+        // configuration) at its next use: the lines every existing row has already counted are
+        // marked here, so none of them is counted twice.
+        const rows = await sql<{ tenant: string; period: string }>`select tenant, period from budgets`.execute(db);
+        for (const { tenant, period } of rows.rows) {
+          const window = periodWindow(period);
+          if (!window) continue;
+          await sql`
+            update task_usage set budget_period = ${period}
+            where tenant = ${tenant} and created_at >= ${window.start} and created_at < ${window.end}
+              and settled = 1 and budget_period is null`.execute(db);
+        }
+      },
+      async down() {
+        // The marks are read only by the release that wrote them; earlier releases pass them by.
+      },
+    },
   };
+}
+
+/** The bounds (ms, end exclusive) of a budget period's key: `2026-11` a UTC month, `2026-11-22` a UTC day. */
+function periodWindow(key: string): { start: number; end: number } | undefined {
+  const month = /^(\d{4})-(\d{2})$/.exec(key);
+  if (month) return { start: Date.UTC(Number(month[1]), Number(month[2]) - 1, 1), end: Date.UTC(Number(month[1]), Number(month[2]), 1) };
+  const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(key);
+  if (day) return { start: Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3])), end: Date.UTC(Number(day[1]), Number(day[2]) - 1, Number(day[3]) + 1) };
+  return undefined;
 }
 
 /** The provider's ids of a task's results, from its outputs column as stored (`upstreamId`). */

@@ -155,9 +155,15 @@ export class UsageStore {
    * what the tenant's usage lines of the period hold that no row of this period counts yet (tasks
    * created before the budget, or under another period of it): see `openingFigures`. The
    * unbudgeted lines still running are charged to this period as they are counted (their line
-   * names it and reserves its figure), so they settle into it, once. Only the caller whose insert
-   * made the row does this, in its transaction: a replica inserting the same row at once waits on
-   * it and then finds the row, already counted.
+   * names it and reserves its figure), so they settle into it, once; the settled ones counted are
+   * marked with the period too. Only the caller whose insert made the row does this, in its
+   * transaction: a replica inserting the same row at once waits on it and then finds the row,
+   * already counted.
+   *
+   * A row that exists may still miss lines: its budget was taken out of the configuration for a
+   * while and put back in the same period, and the tasks created meanwhile reserved nothing. The
+   * first use of the row in this process (and each later one until nothing is left to count) adds
+   * them the same way (`catchUp`).
    */
   private async openBudget(db: Executor, tenant: string, period: string, now: number, opening?: BudgetOpening): Promise<void> {
     const created = await db
@@ -166,7 +172,11 @@ export class UsageStore {
       .onConflict((oc) => oc.columns(['tenant', 'period']).doNothing())
       .returning('tenant')
       .executeTakeFirst();
-    if (!created || !opening) return;
+    if (!opening) return;
+    if (!created) {
+      await this.catchUp(db, tenant, period, opening);
+      return;
+    }
     // Claimed first, then the settled ones summed: a line settling meanwhile is either claimed
     // (and settles into this row) or settled before the sum reads it.
     const claimed = await db
@@ -177,6 +187,8 @@ export class UsageStore {
       .execute();
     const reserved = claimed.reduce((sum, line) => sum + Number(line.amount_micros ?? 0), 0);
     const spent = await this.countedAsSpent(db, tenant, period, opening);
+    // The settled lines no budget counted are this row's now: a catch-up does not count them again.
+    await db.updateTable('task_usage').where(this.settledUnbudgeted(tenant, opening)).set({ budget_period: period }).execute();
     if (reserved === 0 && spent === 0) return;
     await db
       .updateTable('budgets')
@@ -184,6 +196,99 @@ export class UsageStore {
       .where('tenant', '=', tenant)
       .where('period', '=', period)
       .execute();
+  }
+
+  /** (tenant, period) rows this process found nothing more to count for (`catchUp`). */
+  private readonly caughtUp = new Set<string>();
+
+  /** Transactions whose catch-up counted lines: until they commit, finding nothing more in them proves nothing. */
+  private readonly countedIn = new WeakSet<Executor>();
+
+  /**
+   * Adds to an existing (tenant, period) row the tenant's lines of the period that no budget
+   * counts (created while the budget was out of the configuration): the running ones are charged
+   * to the period and reserved, the settled ones marked and spent (with what other providers may
+   * have billed for them). Each line is marked as it is counted, so it is counted once, also by
+   * replicas catching up at the same moment. Once nothing is left, this process stops looking:
+   * budgets change only with the configuration, at a start.
+   */
+  private async catchUp(db: Executor, tenant: string, period: string, opening: BudgetOpening): Promise<void> {
+    const key = JSON.stringify([tenant, period, opening.currency]);
+    if (this.caughtUp.has(key)) return;
+    const claimed = await db
+      .updateTable('task_usage')
+      .where(this.runningUnbudgeted(tenant, opening))
+      .set({ budget_period: period, reserved_micros: sql<number>`amount_micros` })
+      .returning('amount_micros')
+      .execute();
+    const settled = await db
+      .updateTable('task_usage')
+      .where(this.settledUnbudgeted(tenant, opening))
+      .set({ budget_period: period })
+      .returning(['task_id', 'amount_micros', 'currency'])
+      .execute();
+    if (claimed.length === 0 && settled.length === 0) {
+      // Nothing left as the store stands, unless this transaction itself counted lines (it may still roll back).
+      if (!this.countedIn.has(db)) this.caughtUp.add(key);
+      return;
+    }
+    this.countedIn.add(db);
+    const reserved = claimed.reduce((sum, line) => sum + Number(line.amount_micros ?? 0), 0);
+    let spent = settled.reduce((sum, line) => sum + (line.currency === opening.currency ? Number(line.amount_micros ?? 0) : 0), 0);
+    const ids = settled.map((line) => line.task_id);
+    for (let start = 0; start < ids.length; start += 500) {
+      const atRisk = await db
+        .selectFrom('usage_at_risk')
+        .where('currency', '=', opening.currency)
+        .where('task_id', 'in', ids.slice(start, start + 500))
+        .select(sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount'))
+        .executeTakeFirst();
+      spent += Number(atRisk?.amount ?? 0);
+    }
+    if (reserved === 0 && spent === 0) return;
+    await db
+      .updateTable('budgets')
+      .set((eb) => ({ reserved_micros: eb('reserved_micros', '+', reserved), spent_micros: eb('spent_micros', '+', spent) }))
+      .where('tenant', '=', tenant)
+      .where('period', '=', period)
+      .execute();
+  }
+
+  /**
+   * What an existing (tenant, period) row does not count yet (`catchUp`), read without writing,
+   * so the budget shows it before the row's next use; nothing once this process caught up.
+   */
+  async pendingFigures(tenant: string, period: string, opening: BudgetOpening, db: Executor = this.db): Promise<{ spent: number; reserved: number }> {
+    const key = JSON.stringify([tenant, period, opening.currency]);
+    if (this.caughtUp.has(key)) return { spent: 0, reserved: 0 };
+    const uncounted = await db
+      .selectFrom('task_usage')
+      .where((eb) => eb.or([this.runningUnbudgeted(tenant, opening)(eb), this.settledUnbudgeted(tenant, opening)(eb)]))
+      .select('task_id')
+      .limit(1)
+      .executeTakeFirst();
+    if (!uncounted) {
+      // Read outside any transaction: nothing is left to count (`catchUp` stops looking too).
+      if (db === this.db) this.caughtUp.add(key);
+      return { spent: 0, reserved: 0 };
+    }
+    const running = await db
+      .selectFrom('task_usage')
+      .where(this.runningUnbudgeted(tenant, opening))
+      .select(sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('reserved'))
+      .executeTakeFirst();
+    const settled = () => db.selectFrom('task_usage').where(this.settledUnbudgeted(tenant, opening));
+    const charged = await settled()
+      .where('currency', '=', opening.currency)
+      .select(sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount'))
+      .executeTakeFirst();
+    const atRisk = await db
+      .selectFrom('usage_at_risk')
+      .where('currency', '=', opening.currency)
+      .where('task_id', 'in', settled().select('task_id'))
+      .select(sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('amount'))
+      .executeTakeFirst();
+    return { spent: Number(charged?.amount ?? 0) + Number(atRisk?.amount ?? 0), reserved: Number(running?.reserved ?? 0) };
   }
 
   /**
@@ -197,6 +302,18 @@ export class UsageStore {
       .select(sql<number>`cast(coalesce(sum(amount_micros), 0) as bigint)`.as('reserved'))
       .executeTakeFirst();
     return { spent: await this.countedAsSpent(db, tenant, period, opening), reserved: Number(running?.reserved ?? 0) };
+  }
+
+  /** The tenant's lines of the period created without a budget and settled, that no budget counts yet. */
+  private settledUnbudgeted(tenant: string, opening: BudgetOpening) {
+    return (eb: ExpressionBuilder<Database, 'task_usage'>) =>
+      eb.and([
+        eb('tenant', '=', tenant),
+        eb('created_at', '>=', opening.start),
+        eb('created_at', '<', opening.end),
+        eb('settled', '=', 1),
+        eb('budget_period', 'is', null),
+      ]);
   }
 
   /** The tenant's lines of the period created without a budget, still running, priced in the budget's currency. */

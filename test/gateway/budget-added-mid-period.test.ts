@@ -5,7 +5,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
-import { GatewayDeploys, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
+import { GatewayDeploys, startTestGateway, tempDatabaseUrl, type TestGateway } from '../support/harness.js';
+import { sqliteFileMigratedTo } from '../support/migrated-store.js';
+import { taskRow } from '../support/task-rows.js';
 import { dropSchema, newSchemaName, openPostgresStore, postgresAvailable } from '../support/postgres.js';
 
 const postgres = await postgresAvailable();
@@ -81,6 +83,39 @@ describe.each(stores)('a budget added mid-period (%s)', (_name, onPostgres) => {
     expect(usage).toEqual([expect.objectContaining({ succeeded: 2, currency_amount: 0.8 })]);
   }, 30_000);
 
+  it('counts what the tenant spent and has running while its budget was taken out, when the budget comes back in the same period', async () => {
+    const before = await start();
+    await before.close();
+    gateways = [];
+    const budgeted = await deploy(budget('month'));
+    expect((await budgeted.finish((await budgeted.create({ ...video, prompt: 'under the budget' })).body.id)).status).toBe('succeeded');
+    expect(await budgetOf(budgeted)).toMatchObject({ period_key: '2026-11', spent: 0.4, reserved: 0 });
+    await budgeted.close();
+    gateways = [];
+
+    // The operator takes the budget out for a while: one task finishes ($0.40), one is still running ($0.40).
+    const unbudgeted = await deploy({});
+    expect((await unbudgeted.finish((await unbudgeted.create({ ...video, prompt: 'while it was out' })).body.id)).status).toBe('succeeded');
+    const running = await unbudgeted.create({ ...video, prompt: 'running when it came back' });
+    expect(running.status).toBe(202);
+    await unbudgeted.close();
+    gateways = [];
+
+    // Back in: the month holds $1.20 of its $1, shown so before any create, and a create is refused.
+    const back = await deploy(budget('month'));
+    expect(await budgetOf(back)).toMatchObject({ period_key: '2026-11', spent: 0.8, reserved: 0.4, remaining: 0 });
+    const refused = await back.create({ ...video, prompt: 'one too many' });
+    expect(refused.status).toBe(402);
+    expect(refused.body).toMatchObject({ spent: 0.8, reserved: 0.4, requested: 0.4 });
+    // The running task settles into the budget once; nothing is counted twice.
+    expect((await back.finish(running.body.id)).status).toBe('succeeded');
+    expect(await budgetOf(back)).toMatchObject({ spent: 1.2, reserved: 0, remaining: 0 });
+    expect((await back.create({ ...video, prompt: 'still too many' })).status).toBe(402);
+    expect(await budgetOf(back)).toMatchObject({ spent: 1.2, reserved: 0 });
+    const usage = (await back.request('GET', '/v1/usage')).body.data;
+    expect(usage).toEqual([expect.objectContaining({ succeeded: 3, currency_amount: 1.2 })]);
+  }, 30_000);
+
   it('counts the tasks of the period when a daily budget becomes monthly', async () => {
     const daily = await start();
     await daily.close();
@@ -96,4 +131,32 @@ describe.each(stores)('a budget added mid-period (%s)', (_name, onPostgres) => {
     expect(await budgetOf(monthly)).toMatchObject({ period_key: '2026-11', spent: 0.4, reserved: 0, remaining: 0.3 });
     expect((await monthly.create({ ...video, prompt: 'past the month' })).status).toBe(402);
   }, 30_000);
+});
+
+it('counts once, after an upgrade, what a budget opened mid-period by the release before already counted', async () => {
+  // As that release left it: a budget opened in November that counted a task finished without a
+  // budget ($0.40) as spent, and left its line unmarked.
+  const older = await sqliteFileMigratedTo('0023_output_recopy');
+  const created = Date.UTC(2026, 10, 21, 9);
+  await older.db
+    .insertInto('tasks')
+    .values(taskRow('vid_before_the_budget', { status: 'succeeded', phase: 'done', provider: 'kling3api', provider_task_id: 'up_1', created_at: created, updated_at: created + 60_000, completed_at: created + 60_000 }))
+    .execute();
+  await older.db
+    .insertInto('task_usage')
+    .values({
+      task_id: 'vid_before_the_budget', tenant: 'acme', created_at: created, day: '2026-11-21', model: 'kling-v3', quality: 'pro',
+      operation: 'text-to-video', provider: 'kling3api', account: 'default', status: 'succeeded', completed_at: created + 60_000,
+      duration_ms: 60_000, video_seconds: 5, credits: 400, amount_micros: 400_000, currency: 'USD', reported: 1, estimated_credits: 400,
+      reported_credits: 400, budget_period: null, reserved_micros: 0, settled: 1,
+    })
+    .execute();
+  await older.db.insertInto('budgets').values({ tenant: 'acme', period: '2026-11', spent_micros: 400_000, reserved_micros: 0, updated_at: created + 120_000 }).execute();
+  await older.db.destroy();
+  store = await older.open();
+  const gateway = await startTestGateway({ store, config: budget('month') });
+  gateways.push(gateway);
+  expect(await budgetOf(gateway)).toMatchObject({ spent: 0.4, reserved: 0, remaining: 0.6 });
+  expect((await gateway.create(video)).status).toBe(202);
+  expect(await budgetOf(gateway)).toMatchObject({ spent: 0.4, reserved: 0.4, remaining: 0.2 });
 });

@@ -177,6 +177,7 @@ describe.each(BACKENDS)('TaskStore on $name', (backend) => {
               '0021_attempt_named_task',
               '0022_finished_task_index',
               '0023_output_recopy',
+              '0024_counted_usage_lines',
             ]);
           } finally {
             await second.close();

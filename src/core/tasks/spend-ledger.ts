@@ -247,7 +247,12 @@ export class SpendLedger {
     if (!settings) return undefined;
     const window = budgetWindow(settings.period, at);
     const record = await this.engine.tasks.budget(tenant, window.key);
-    if (record) return this.statusOf(tenant, settings, window, record);
+    if (record) {
+      // Tasks created while the budget was out of the configuration, which the row's next use counts.
+      const pending = await this.engine.tasks.budgetPending(tenant, window.key, openingOf(settings, window));
+      const status = this.statusOf(tenant, settings, window, record);
+      return { ...status, spentMicros: status.spentMicros + pending.spent, reservedMicros: status.reservedMicros + pending.reserved };
+    }
     // No create has touched the period's budget yet: what its first one will find (`openingOf`).
     const opening = await this.engine.tasks.budgetOpening(tenant, window.key, openingOf(settings, window));
     return { ...this.statusOf(tenant, settings, window, undefined), spentMicros: opening.spent, reservedMicros: opening.reserved };

@@ -269,6 +269,14 @@ export class TaskRepository {
     return this.usageStore.openingFigures(tenant, period, opening);
   }
 
+  /**
+   * What an existing budget row of a period does not count yet and its next use adds (money in
+   * millionths): tasks created while the budget was out of the configuration.
+   */
+  budgetPending(tenant: string, period: string, opening: BudgetOpening): Promise<{ spent: number; reserved: number }> {
+    return this.usageStore.pendingFigures(tenant, period, opening);
+  }
+
   /** Usage sums per group (plus currency, status and whether the figure was reported). */
   usageSums(filter: UsageFilter, groupBy: readonly UsageGroupColumn[]): Promise<UsageSums[]> {
     return this.usageStore.sums(filter, groupBy);
