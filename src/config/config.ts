@@ -97,6 +97,14 @@ const optionalBaseUrl = optionalHttpUrl.refine((url) => url === undefined || !/[
   message: 'must not hold a query or a fragment (? or #): the path of every call is appended to it',
 });
 
+/**
+ * Longest span a setting may add to the time of day to name a moment the API shows as a date
+ * (when a stored copy is deleted, when a content link stops working): 100 years. Far past it the
+ * moment lies beyond the last date JavaScript can write, and every read of such a task would fail.
+ */
+const MAX_DAYS_AHEAD = 100 * 365;
+const MAX_SPAN_WORDS = `${MAX_DAYS_AHEAD} days (100 years)`;
+
 /** A number of days where an empty value (an unset `${VAR:-}`) means "not set". */
 const optionalDays = z
   .union([z.number(), z.string()])
@@ -106,6 +114,10 @@ const optionalDays = z
     const days = Number(value);
     if (!Number.isFinite(days) || days <= 0) {
       ctx.addIssue({ code: 'custom', message: 'must be a positive number of days' });
+      return z.NEVER;
+    }
+    if (days > MAX_DAYS_AHEAD) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_SPAN_WORDS}` });
       return z.NEVER;
     }
     return days;
@@ -158,7 +170,9 @@ export const StorageConfig = z
     /** Let result URLs point at private, loopback or link-local addresses (the sandbox's own simulators always may). */
     allow_private_sources: booleanish.default(false),
     /** How long the signed content links on a Task work. */
-    url_ttl_seconds: count(60).default(24 * 3600),
+    url_ttl_seconds: configNumber(
+      z.number().int().min(60).max(MAX_DAYS_AHEAD * 24 * 3600, `must be at most ${MAX_DAYS_AHEAD * 24 * 3600} seconds, ${MAX_SPAN_WORDS}`),
+    ).default(24 * 3600),
     /** Signs content links together with each tenant's key; set it to invalidate every link at once. */
     url_signing_secret: optionalText,
   })

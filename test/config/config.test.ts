@@ -1407,6 +1407,27 @@ describe('what an operator is told at the edges of the file', () => {
     ]);
   });
 
+  it('refuses a retention or a link lifetime past 100 years, which would name a moment no date can write', () => {
+    expect(
+      problemsOf(
+        document({ storage: { retention_days: '${RETENTION}', url_ttl_seconds: 3_153_600_001 }, tenants: { acme: { retention_days: 1e9 } } }),
+        { RETENTION: '36501' },
+      ).sort(),
+    ).toEqual(
+      [
+        'storage.retention_days: must be at most 36500 days (100 years)',
+        'storage.url_ttl_seconds: must be at most 3153600000 seconds, 36500 days (100 years)',
+        'tenants.acme.retention_days: must be at most 36500 days (100 years)',
+      ].sort(),
+    );
+    const config = parseConfig(
+      document({ storage: { retention_days: 36_500, url_ttl_seconds: 3_153_600_000 }, tenants: { acme: { retention_days: 36_500 } } }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect([config.storage.retention_days, config.storage.url_ttl_seconds, config.tenants.acme?.retention_days]).toEqual([36_500, 3_153_600_000, 36_500]);
+  });
+
   it('refuses private webhook targets when a webhooks block leaves allow_private_targets out', () => {
     const config = parseConfig(document({ webhooks: { max_attempts: 3 } }), {}, PROVIDER_IDS);
     expect(config.webhooks).toEqual({ allow_private_targets: false, max_attempts: 3, timeout_ms: 10_000 });

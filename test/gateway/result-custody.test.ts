@@ -616,6 +616,15 @@ describe('result custody on the filesystem', () => {
     expect((await download(read.url)).response.status).toBe(410);
   });
 
+  it('reads a stored task back with its dates at the longest retention and link lifetime the configuration takes (100 years)', async () => {
+    const gateway = await startCopying({ tenants: { acme: { retention_days: 36_500 } }, storage: { mode: 'copy', url_ttl_seconds: 3_153_600_000 } });
+    const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+    const read = await gateway.get(done.id);
+    expect(read.status).toBe(200);
+    expect(read.body.outputs[0]).toMatchObject({ storage: 'stored', expires_at: new Date(Date.parse(read.body.completed_at) + 36_500 * DAY_MS).toISOString() });
+    expect(Date.parse(read.body.outputs[0].url_expires_at)).toBeLessThanOrEqual(Date.parse(read.body.outputs[0].expires_at));
+  });
+
   it("deletes no copy while this replica's clock is off the database server's (it could be ahead), and deletes it once the clock agrees", async () => {
     const gateway = await startCopying({ tenants: { acme: { retention_days: 1 } } });
     const done = await gateway.finish((await gateway.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
