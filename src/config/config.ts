@@ -34,7 +34,6 @@ const booleanish = z.preprocess((value, ctx) => {
   return z.NEVER;
 }, z.boolean());
 const count = (min = 0) => configNumber(z.number().int().min(min));
-const milliseconds = configNumber(z.number().int().min(0));
 /** Longest delay node's timers keep: a longer one fires at once (TimeoutOverflowWarning). */
 const MAX_TIMER_MS = 2_147_483_647;
 /** A time limit the gateway sets a timer for. */
@@ -104,6 +103,9 @@ const optionalBaseUrl = optionalHttpUrl.refine((url) => url === undefined || !/[
  */
 const MAX_DAYS_AHEAD = 100 * 365;
 const MAX_SPAN_WORDS = `${MAX_DAYS_AHEAD} days (100 years)`;
+const MAX_SPAN_MS = MAX_DAYS_AHEAD * 24 * 3600_000;
+/** A span in ms the gateway adds to the time to name a moment it may show as a date (a rate window's end, a circuit's probe). */
+const spanMs = (min: number) => configNumber(z.number().int().min(min).max(MAX_SPAN_MS, `must be at most ${MAX_SPAN_MS} ms, ${MAX_SPAN_WORDS}`));
 
 /** A number of days where an empty value (an unset `${VAR:-}`) means "not set". */
 const optionalDays = z
@@ -189,7 +191,7 @@ export type StorageConfig = z.infer<typeof StorageConfig>;
 export const RateLimitWindow = z.strictObject({
   /** Requests allowed within `window_ms`. */
   limit: count(1),
-  window_ms: count(1),
+  window_ms: spanMs(1),
 });
 
 /**
@@ -256,7 +258,7 @@ export const ProviderConfig = z.strictObject({
   circuit_breaker: z
     .strictObject({
       consecutive_failures: count(1).default(5),
-      half_open_after_ms: milliseconds.default(30_000),
+      half_open_after_ms: spanMs(0).default(30_000),
     })
     .default({ consecutive_failures: 5, half_open_after_ms: 30_000 }),
   /** Price list; parts left out come from the provider's shipped default. */

@@ -1428,6 +1428,34 @@ describe('what an operator is told at the edges of the file', () => {
     expect([config.storage.retention_days, config.storage.url_ttl_seconds, config.tenants.acme?.retention_days]).toEqual([36_500, 3_153_600_000, 36_500]);
   });
 
+  it('refuses a rate window or a circuit open time past 100 years, which would name a moment no date can write', () => {
+    expect(
+      problemsOf(
+        document({
+          providers: {
+            freepik: {
+              circuit_breaker: { half_open_after_ms: 9e15 },
+              accounts: [{ id: 'a', api_key: 'fpk-123456', rate_limits: [{ limit: 1, window_ms: '3153600000001' }] }],
+            },
+            kling3api: { rate_limits: [{ limit: 1, window_ms: 9e15 }] },
+          },
+        }),
+      ).sort(),
+    ).toEqual(
+      [
+        'providers.freepik.circuit_breaker.half_open_after_ms: must be at most 3153600000000 ms, 36500 days (100 years)',
+        'providers.freepik.accounts.0.rate_limits.0.window_ms: must be at most 3153600000000 ms, 36500 days (100 years)',
+        'providers.kling3api.rate_limits.0.window_ms: must be at most 3153600000000 ms, 36500 days (100 years)',
+      ].sort(),
+    );
+    const config = parseConfig(
+      document({ providers: { kling3api: { circuit_breaker: { half_open_after_ms: 3_153_600_000_000 }, rate_limits: [{ limit: 1, window_ms: 3_153_600_000_000 }] } } }),
+      {},
+      PROVIDER_IDS,
+    );
+    expect(config.providers.kling3api?.rate_limits).toEqual([{ limit: 1, window_ms: 3_153_600_000_000 }]);
+  });
+
   it('refuses private webhook targets when a webhooks block leaves allow_private_targets out', () => {
     const config = parseConfig(document({ webhooks: { max_attempts: 3 } }), {}, PROVIDER_IDS);
     expect(config.webhooks).toEqual({ allow_private_targets: false, max_attempts: 3, timeout_ms: 10_000 });

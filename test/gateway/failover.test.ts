@@ -435,6 +435,29 @@ describe('circuit breaker', () => {
     expect(metrics.body).toMatch(/kling_gateway_failovers_total\{provider="freepik",reason="circuit_open"\} 1/);
   });
 
+  it('quotes with the probe time and the next allowed call at the longest circuit open time and rate window the configuration takes (100 years)', async () => {
+    const longest = 3_153_600_000_000;
+    gw = await startTestGateway({
+      config: {
+        providers: {
+          freepik: { circuit_breaker: { consecutive_failures: 3, half_open_after_ms: longest } },
+          kling3api: { rate_limits: [{ limit: 1, window_ms: longest }] },
+        },
+      },
+    });
+    gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503, times: 3 });
+    for (let i = 0; i < 3; i++) expect((await gw.create({ ...request, routing: { providers: ['freepik', 'kling-legacy'] } })).body.provider).toBe('kling-legacy');
+    // kling3api's one call of its window.
+    expect((await gw.create({ ...request, routing: { providers: ['kling3api'] } })).body.provider).toBe('kling3api');
+    const quote = await gw.request('POST', '/v1/videos/quote', { ...request, routing: { providers: ['freepik', 'kling3api'] } });
+    expect(quote.status).toBe(200);
+    const said = (id: string) => quote.body.providers.find((p: { provider: string }) => p.provider === id);
+    expect(said('freepik').reasons).toEqual([
+      `circuit open: recent calls failed; skipped until a probe succeeds (the first probe may go at ${new Date(Date.parse('2026-11-22T12:00:00.000Z') + longest).toISOString()})`,
+    ]);
+    expect(said('kling3api').warnings.join('; ')).toMatch(/^rate limit reached: its next call is allowed at 2126-/);
+  });
+
   it('a circuit whose open time passed with no traffic is scraped as half-open, not open for ever', async () => {
     gw = await startTestGateway();
     gw.simulator('freepik').injectFault({ kind: 'unavailable', status: 503, times: 3 });
