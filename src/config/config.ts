@@ -422,9 +422,9 @@ export const GatewayConfig = z.strictObject({
        * take `256kib` as 256 bytes (its parser stops at the first non-digit).
        */
       body_limit: z
-        .string()
-        .trim()
-        .regex(BODY_SIZE, 'must be a size such as 256kb or 1mb (b, kb, mb or gb)')
+        // A bare number of bytes (`body_limit: 1048576`) is a YAML number: read as the same text from a variable.
+        .preprocess((value) => (typeof value === 'number' && Number.isFinite(value) ? String(value) : value), z.string())
+        .pipe(z.string().trim().regex(BODY_SIZE, 'must be a size such as 256kb or 1mb (b, kb, mb or gb)'))
         .default('256kb'),
       /** Express `trust proxy` (client IPs behind a load balancer). */
       trust_proxy: booleanish.default(false),

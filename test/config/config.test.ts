@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { ConfigError, configuredSecrets, loadConfigFile, parseConfig, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET, sharedKeyWarnings } from '../../src/config/config.js';
+import { bodyLimitBytes, ConfigError, configuredSecrets, loadConfigFile, parseConfig, parseConfigText, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET, sharedKeyWarnings } from '../../src/config/config.js';
 import {
   ConfigFieldError,
   MissingEnvironmentVariableError,
@@ -255,6 +255,14 @@ describe('parseConfig', () => {
     for (const limit of ['512kb', '1mb', '1.5 MB', '300000']) {
       expect(parseConfig(document({ server: { public_url: 'https://g.example', body_limit: limit } }), {}, PROVIDER_IDS).server.body_limit).toBe(limit);
     }
+  });
+
+  it('takes a body limit written as a bare YAML number as that many bytes, as the same text from a variable', () => {
+    const config = parseConfigText('server:\n  public_url: https://g.example\n  body_limit: 1048576\ndatabase:\n  url: "sqlite::memory:"\nauth:\n  api_keys: acme:acme-key-123\n', 'config.yaml', {}, PROVIDER_IDS);
+    expect([config.server.body_limit, bodyLimitBytes(config.server.body_limit)]).toEqual(['1048576', 1_048_576]);
+    expect(problemsOf(document({ server: { public_url: 'https://g.example', body_limit: 0 } }))).toEqual([
+      'server.body_limit: must be a size such as 256kb or 1mb (b, kb, mb or gb)',
+    ]);
   });
 
   it('refuses a time limit longer than node can keep a timer for, which would fire at once', () => {
