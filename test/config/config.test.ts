@@ -257,6 +257,12 @@ describe('parseConfig', () => {
     }
   });
 
+  it('names a YAML .nan as not a number, not as a number too large to read', () => {
+    expect(
+      problemsOf(parseYaml('server: { public_url: "https://g.example", port: .nan }\ndatabase: { url: "sqlite::memory:" }\nauth: { api_keys: acme:acme-key-123 }\n')),
+    ).toEqual(['server.port: must be a number (got .nan, not a number)']);
+  });
+
   it('takes a body limit written as a bare YAML number as that many bytes, as the same text from a variable', () => {
     const config = parseConfigText('server:\n  public_url: https://g.example\n  body_limit: 1048576\ndatabase:\n  url: "sqlite::memory:"\nauth:\n  api_keys: acme:acme-key-123\n', 'config.yaml', {}, PROVIDER_IDS);
     expect([config.server.body_limit, bodyLimitBytes(config.server.body_limit)]).toEqual(['1048576', 1_048_576]);

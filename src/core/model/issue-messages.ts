@@ -86,6 +86,8 @@ export function issueMessage(issue: z.core.$ZodRawIssue): string {
     case 'invalid_type':
       if (issue.input === undefined) return 'is required';
       if (issue.expected === 'int' && typeof issue.input === 'number') return 'must be an integer';
+      // YAML's `.nan` (JSON has none).
+      if (Number.isNaN(issue.input)) return 'must be a number (got .nan, not a number)';
       // JSON has no infinity: a number past a double's range (1e309) is what JSON.parse reads as one.
       if (typeof issue.input === 'number' && !Number.isFinite(issue.input)) return 'must be a finite number (got one too large to read)';
       return `must be ${TYPES[issue.expected] ?? issue.expected} (got ${kindOf(issue.input)})`;
