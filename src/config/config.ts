@@ -1131,7 +1131,19 @@ function accountAddress(settings: ProviderConfig, account: ProviderAccountConfig
  */
 function flowPlaceholderHint(text: string, error: YamlTextError): string {
   const line = error.line;
-  if (line === undefined || !/(^|[^"'])\$\{/.test(text.split('\n')[line - 1] ?? '')) return '';
+  const lines = text.split('\n');
+  const written = line === undefined ? undefined : lines[line - 1];
+  if (line === undefined || written === undefined) return '';
+  // Said only when quoting them is what mends the line: a line that breaks for another reason (a
+  // tab as indentation) may hold a ${VAR} all the same.
+  const quoted = written.replace(/(^|[^"'])(\$\{[^}]*\})/g, '$1"$2"');
+  if (quoted === written) return '';
+  lines[line - 1] = quoted;
+  try {
+    parseYamlText(lines.join('\n'));
+  } catch (reparsed) {
+    if (!(reparsed instanceof YamlTextError) || reparsed.line === line) return '';
+  }
   return '\n  a ${VAR} inside { } or [ ] must be quoted: "${VAR}"';
 }
 

@@ -799,6 +799,25 @@ describe('loadConfigFile', () => {
     );
   });
 
+  it('says nothing of quoting a ${VAR} when its line breaks for another reason (a tab as indentation)', () => {
+    const shipped = readFileSync(SHIPPED_CONFIG, 'utf8');
+    const problems = (text: string) => {
+      try {
+        parseConfigText(text, 'config.yaml', {}, PROVIDER_IDS);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      throw new Error('expected the configuration to be refused');
+    };
+    expect(problems(shipped.replace('  port: ${PORT:-8080}\n', '\tport: ${PORT:-8080}\n'))).toEqual([
+      'is not valid YAML: Tabs are not allowed as indentation at line 8, column 1',
+    ]);
+    // A flow map over several lines: the line YAML stops at holds no brace, and quoting still mends it.
+    expect(problems(shipped.replace('    api_key: ${FREEPIK_API_KEY:-}\n', '    accounts: [ {\n      id: a, api_key: ${FREEPIK_API_KEY} } ]\n'))[0]).toMatch(
+      /\n {2}a \$\{VAR\} inside \{ \} or \[ \] must be quoted: "\$\{VAR\}"$/,
+    );
+  });
+
   it("loads config.yaml's commented accounts example once it is uncommented", () => {
     const dir = mkdtempSync(join(tmpdir(), 'kg-config-'));
     const file = join(dir, 'config.yaml');
