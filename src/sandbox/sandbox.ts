@@ -128,6 +128,18 @@ function endpointOf(config: GatewayConfig, provider: VideoProvider): ProviderEnd
     }
     return { baseUrl: block.base_url === undefined ? region?.baseUrl : withoutRoutePrefix(provider, block.base_url, apiShape), apiShape };
   };
+  // A webhook secret of a provider that signs no webhooks would verify nothing: refused, in the
+  // sandbox too, rather than read as if its webhooks were checked with it.
+  if (provider.inboundWebhook !== 'signed') {
+    const why =
+      provider.inboundWebhook === 'token'
+        ? `${provider.id} signs no webhooks (each callback carries a token of its own, which the gateway checks)`
+        : `${provider.id} sends no webhooks (its tasks are polled)`;
+    if (settings.webhook_secret) throw new Error(`${field('webhook_secret')}: ${why}; leave it out`);
+    for (const [index, account] of (settings.accounts ?? []).entries()) {
+      if (account.webhook_secret) throw new Error(`${field(`accounts[${index}].webhook_secret`)}: ${why}; leave it out`);
+    }
+  }
   // A region or API shape is judged without credentials too (the sandbox): going live would
   // refuse it, and it is wrong already.
   if (!hasCredentials(settings)) {

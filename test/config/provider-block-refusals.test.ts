@@ -3,6 +3,8 @@
  * speak) is refused by `check-config` and at start, quoting what it got, as every config refusal
  * does; a key pasted into the wrong variable is quoted nowhere.
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
@@ -56,6 +58,34 @@ it('refuses an unknown region or API shape in the sandbox too, before going live
       (error: Error) => error.message,
     );
     expect(refusal).toMatch(/^providers\.kling-legacy\.(region|api_shape): /);
+  }
+});
+
+it('refuses a webhook secret given to a provider that signs no webhooks, at start and in check-config, naming the field', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kg-unsigned-')), 'config.yaml');
+  writeFileSync(
+    file,
+    readFileSync(CONFIG, 'utf8')
+      .replace('    api_key: ${KLING3API_API_KEY:-}\n', '    api_key: ${KLING3API_API_KEY:-}\n    webhook_secret: ${KLING3API_WEBHOOK_SECRET:-}\n')
+      .replace('    api_key: ${KLING_LEGACY_API_KEY:-}\n', '    api_key: ${KLING_LEGACY_API_KEY:-}\n    webhook_secret: ${KLING_LEGACY_WEBHOOK_SECRET:-}\n'),
+  );
+  const cases = [
+    [{ KLING3API_WEBHOOK_SECRET: 'k3-whsec-123456' }, 'providers.kling3api.webhook_secret: kling3api sends no webhooks (its tasks are polled); leave it out'],
+    [
+      { KLING_LEGACY_WEBHOOK_SECRET: 'kl-whsec-123456', GATEWAY_API_KEYS: 'ops:ops-key-123', KLING_LEGACY_BASE_URL: 'https://api.example-reseller.com', KLING_LEGACY_API_KEY: 'kl-live-123456' },
+      'providers.kling-legacy.webhook_secret: kling-legacy signs no webhooks (each callback carries a token of its own, which the gateway checks); leave it out',
+    ],
+  ] as const;
+  for (const [env, message] of cases) {
+    const config = loadConfigFile(file, env, PROVIDER_IDS);
+    const refusal = await startSandbox(config, PROVIDERS, new ManualClock(0)).then(
+      (sandbox) => sandbox.close().then(() => 'started'),
+      (error: Error) => error.message,
+    );
+    expect(refusal).toBe(message);
+    const checked = await runCliCaptured(['check-config', file], { env });
+    expect(checked.code).toBe(78);
+    expect(`${checked.stdout}${checked.stderr}`).toContain(message);
   }
 });
 
