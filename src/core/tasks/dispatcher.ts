@@ -127,6 +127,12 @@ function boundAccount(runtime: ProviderRuntime, entry: PlanEntry): ProviderAccou
   return entry.account === undefined ? undefined : runtime.account(entry.account);
 }
 
+/** What one dispatch has done so far that a graceful stop asks about. */
+interface DispatchSends {
+  /** A create of this dispatch has gone on the wire. */
+  sent: boolean;
+}
+
 /** A listed task, as `fairOrder` places it. */
 function waitingOf(task: TaskRecord): WaitingTask & { task: TaskRecord } {
   return { id: task.id, tenant: task.tenant, createdAt: task.createdAt, providers: task.plan.candidates.map((entry) => entry.provider), task };
@@ -345,6 +351,8 @@ export class Dispatcher {
     const request = { request: task.request, explicit: new Set(task.plan.explicit) };
     const history = attemptHistory(created ? [] : await tasks.attempts(taskId), this.sameAddress);
     const outcomes: CandidateOutcome[] = [];
+    // Whether this dispatch has put a create on the wire: during a graceful stop it sends no other.
+    const sending: DispatchSends = { sent: false };
     for (const entry of task.plan.candidates) {
       // The slot taken with the task was taken on this decision: its attempt is on its way.
       const given = first && first.provider === entry.provider ? first : undefined;
@@ -373,7 +381,7 @@ export class Dispatcher {
       if (step.kind === 'try') {
         // Only a configured provider is ever tried.
         const refusedAccounts = history.refusedAccounts.get(entry.provider) ?? new Set<string>();
-        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass, refusedAccounts, given, turn);
+        const tried = await this.tryProvider(task, runtime!, entry, step, context, pass, refusedAccounts, sending, given, turn);
         turn?.release(entry.provider);
         if (tried.settled) return tried.task;
         task = tried.task;
@@ -479,6 +487,8 @@ export class Dispatcher {
     context: Record<string, string>,
     pass: PassState | undefined,
     refusedAccounts: ReadonlySet<string>,
+    /** Whether the dispatch has put a create on the wire (set here as one leaves). */
+    sending: DispatchSends,
     /** A slot and attempt already taken (`sendFirst`): sent before anything else. */
     given?: FirstTaken,
     turn?: ClaimTurn,
@@ -495,6 +505,12 @@ export class Dispatcher {
         // The clock went off while this create was on its way: no other account or provider is
         // asked from here; the task waits in line for a replica whose clock agrees.
         return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() + this.engine.config.tracking.tick_ms } };
+      } else if (this.stopped && sending.sent) {
+        // The gateway is stopping and this dispatch's create was turned down: no other account or
+        // provider is sent the task now. Its create could outlast the drain and be cut there (the
+        // client's request reset; a task kling3api made then failed as interrupted by the next
+        // start). The task waits in the queue for the next start or another replica.
+        return { settled: false, task: current, outcome: { kind: 'wait', until: this.engine.clock.now() } };
       } else {
         if (turn) {
           await turn.waitFor(runtime.id);
@@ -546,6 +562,7 @@ export class Dispatcher {
       }
       // Claimed, with leave to call: the request leaves side by side with the younger tasks' claims.
       turn?.releaseAll();
+      sending.sent = true;
       const sent = await this.sendThrough(current, runtime, account, permit, entry, step, context, first?.seq);
       first = undefined;
       if (sent.kind === 'settled') return sent.result;
