@@ -121,6 +121,8 @@ export function storageBackendSettings(config: GatewayConfig['storage']): Storag
     sessionToken: s3.session_token,
     partSizeBytes: s3.part_size_mb * 1024 * 1024,
     queueSize: 2,
+    // A bucket that answers nothing is silent as a result's source may be, and has as long.
+    answerTimeoutMs: config.idle_timeout_ms,
   };
 }
 

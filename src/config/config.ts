@@ -166,7 +166,7 @@ export const StorageConfig = z
      */
     copy_concurrency: configNumber(z.number().int().min(1).max(256)).default(8),
     copy_timeout_ms: timerMs(1000).default(10 * 60_000),
-    /** Longest the source may send nothing mid-copy. */
+    /** Longest the source may send nothing mid-copy; also how long the S3 bucket has to answer a read or a delete. */
     idle_timeout_ms: timerMs(1000).default(30_000),
     max_bytes: count(1).default(2 * 1024 ** 3),
     /** Let result URLs point at private, loopback or link-local addresses (the sandbox's own simulators always may). */

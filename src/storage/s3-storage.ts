@@ -24,6 +24,13 @@ export interface S3StorageSettings {
   /** Bytes per uploaded part (≥ 5 MiB, S3's minimum); parts in flight at once. */
   partSizeBytes: number;
   queueSize: number;
+  /**
+   * Longest a read waits for the store to begin answering, and a delete for its answer; absent: no
+   * limit. The SDK sets none, and a store that takes a request and never answers it held a proxied
+   * `GET /content` for as long as its client waited, and a retention pass for good. A read's body
+   * is not timed once it flows: a client that pauses a video holds it back.
+   */
+  answerTimeoutMs?: number | undefined;
 }
 
 /**
@@ -95,6 +102,25 @@ export class S3Storage implements ObjectStorage {
     return `${this.settings.prefix}${key}`;
   }
 
+  /**
+   * `call` with a signal aborted once `answerTimeoutMs` passed without its answer; the timer is
+   * cleared when the answer comes (a read's body then streams untimed). Rejects with the reason.
+   */
+  private async answeredWithin<T>(what: string, call: (abortSignal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    const limit = this.settings.answerTimeoutMs;
+    if (limit === undefined) return call(undefined);
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), limit);
+    try {
+      return await call(stop.signal);
+    } catch (error) {
+      if (stop.signal.aborted) throw new Error(`the store did not answer the ${what} within ${limit} ms`);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async write(key: string, body: Readable, options: { contentType: string; signal?: AbortSignal }): Promise<void> {
     const upload = new this.modules.storage.Upload({
       client: this.client,
@@ -121,13 +147,12 @@ export class S3Storage implements ObjectStorage {
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
     try {
-      const answer = await this.client.send(
-        new this.modules.sdk.GetObjectCommand({
-          Bucket: this.settings.bucket,
-          Key: this.keyOf(key),
-          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
-        }),
-      );
+      const command = new this.modules.sdk.GetObjectCommand({
+        Bucket: this.settings.bucket,
+        Key: this.keyOf(key),
+        ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+      });
+      const answer = await this.answeredWithin('read', (abortSignal) => this.client.send(command, abortSignal ? { abortSignal } : {}));
       return answer.Body as Readable;
     } catch (error) {
       if (error instanceof this.modules.sdk.NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') {
@@ -139,7 +164,8 @@ export class S3Storage implements ObjectStorage {
 
   async delete(key: string): Promise<void> {
     try {
-      await this.client.send(new this.modules.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }));
+      const command = new this.modules.sdk.DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) });
+      await this.answeredWithin('delete', (abortSignal) => this.client.send(command, abortSignal ? { abortSignal } : {}));
     } catch (error) {
       throw withoutEchoedRequest(error);
     }
