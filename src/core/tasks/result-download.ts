@@ -6,7 +6,7 @@
  *
  * It behaves as the axios call it replaced did, so a copy stores the same bytes and fails for the
  * same reasons: the same request headers (`Accept-Encoding` included, and a compressed answer is
- * decoded as axios decodes it, except that a gzip or brotli stream cut short fails), redirects followed up to five hops with every hop checked by
+ * decoded as axios decodes it, except that a compressed stream cut short fails), redirects followed up to five hops with every hop checked by
  * `refuseHop` before it is requested, `timeout of <n>ms exceeded` when the source sends nothing for
  * the idle time, and the connection's own errors as they are.
  */
@@ -19,12 +19,11 @@ import zlib from 'node:zlib';
 export const ACCEPT_ENCODING = 'gzip, compress, deflate, br';
 /** Redirects followed before giving up, as axios's `maxRedirects: 5`. */
 const MAX_REDIRECTS = 5;
-const ZLIB_OPTIONS = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
 /**
- * Gzip and brotli streams must end where their format says they end: a body cut short inside
- * a whole HTTP answer (a proxy's truncation with a recomputed length) is an error, where axios's
- * lenient finish would have stored the first part of the file as all of it. Deflate keeps
- * axios's finish: a raw deflate body gets a zlib header and so never has the trailer to check.
+ * Compressed streams must end where their format says they end: a body cut short inside a whole
+ * HTTP answer (a proxy's truncation with a recomputed length) is an error, where axios's lenient
+ * finish would have stored the first part of the file as all of it. A deflate body with its zlib
+ * header ends with its checksum; a raw one (no header, as some servers send) with its last block.
  */
 const STRICT_ZLIB_OPTIONS = { flush: zlib.constants.Z_SYNC_FLUSH };
 const BROTLI_OPTIONS = { flush: zlib.constants.BROTLI_OPERATION_FLUSH };
@@ -57,16 +56,48 @@ export class DownloadTimeoutError extends Error {
   override readonly name = 'DownloadTimeoutError';
 }
 
-/** A deflate body without its zlib header gets the default one (as axios does), so `createUnzip` reads it. */
-class DeflateHeaderStream extends Transform {
-  private first = true;
+/** Whether a deflate body beginning with `head` has a zlib header (RFC 1950: method 8, the first two bytes a multiple of 31). */
+function hasZlibHeader(head: Buffer): boolean {
+  if (head.length < 2) return head[0] === 0x78;
+  return (head[0]! & 0x0f) === 8 && ((head[0]! << 8) | head[1]!) % 31 === 0;
+}
+
+/**
+ * Decodes a deflate body, with its zlib header or raw (told by its first bytes), strictly: a body
+ * that ends before its compressed stream does is an error. (Before, a raw body was given a zlib
+ * header, and the check of the trailer it never has was turned off for both.)
+ */
+class DeflateDecoder extends Transform {
+  private inflater: zlib.Inflate | zlib.InflateRaw | undefined;
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.first && chunk.length > 0) {
-      this.first = false;
-      if (chunk[0] !== 0x78) this.push(Buffer.from([0x78, 0x9c]));
+    if (chunk.length === 0) return callback();
+    if (!this.inflater) {
+      const inflater = hasZlibHeader(chunk) ? zlib.createInflate(STRICT_ZLIB_OPTIONS) : zlib.createInflateRaw(STRICT_ZLIB_OPTIONS);
+      inflater.on('data', (data: Buffer) => {
+        // Held while what was decoded is not read: the inflater then stops taking input too.
+        if (!this.push(data)) inflater.pause();
+      });
+      inflater.on('error', (error) => this.destroy(error));
+      this.inflater = inflater;
     }
-    callback(null, chunk);
+    this.inflater.write(chunk, () => callback());
+  }
+
+  override _read(size: number): void {
+    this.inflater?.resume();
+    super._read(size);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (!this.inflater) return callback();
+    this.inflater.once('end', () => callback());
+    this.inflater.end();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.inflater?.destroy();
+    callback(error);
   }
 }
 
@@ -81,7 +112,7 @@ function decodersFor(status: number, headers: IncomingHttpHeaders): Transform[] 
     case 'x-compress':
       return [zlib.createUnzip(STRICT_ZLIB_OPTIONS)];
     case 'deflate':
-      return [new DeflateHeaderStream(), zlib.createUnzip(ZLIB_OPTIONS)];
+      return [new DeflateDecoder()];
     case 'br':
       return [zlib.createBrotliDecompress(BROTLI_OPTIONS)];
     default:
