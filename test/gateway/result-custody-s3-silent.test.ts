@@ -4,7 +4,8 @@
  * limit: a `GET /content` with `serve: proxy` hung for as long as the client waited, where a store
  * that fails answers `503` with `Retry-After`; and a retention pass waiting on a delete never
  * ended, which held the storing worker's loop (it runs retention) and with it every copy waiting
- * for its next try. Now the bucket has `storage.idle_timeout_ms` to answer.
+ * for its next try. Now the bucket has `storage.idle_timeout_ms` to answer. An upload it never
+ * answers is its failure too (copied again later), not the file host's.
  */
 import { mkdtempSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
@@ -112,4 +113,17 @@ it('ends a retention pass whose delete the bucket never answers, keeping the cop
   await gw.advance(60_000);
   expect((await gw.get(done.id)).body.outputs[0]).toMatchObject({ storage: 'expired', storage_error: 'deleted after the 1-day retention' });
   await expect(client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NoSuchKey' });
+}, 30_000);
+
+it("counts an upload the bucket never answers as the storage's failure, copied again later once the bucket answers", async () => {
+  holds = (req) => req.method === 'PUT' || req.method === 'POST';
+  gw = await startTestGateway({ config: { storage: { ...config().storage, copy_timeout_ms: 1_000, max_attempts: 1 } } });
+  const done = await gw.finish((await gw.create({ model: 'kling-v3', prompt: 'x', routing: { providers: ['kling3api'] } })).body.id);
+  expect(done.status).toBe('succeeded');
+  expect(done.outputs[0].storage).toBe('not_stored');
+  // Not the file host's failure: the output is copied again later, as when the bucket answers an error.
+  expect(done.outputs[0].storage_error).toMatch(/^the gateway's storage could not write the copy \(gave up after 1 tries; copied again later, until /);
+  holds = () => false;
+  await gw.advance(61_000);
+  expect((await gw.get(done.id)).body.outputs[0]).toMatchObject({ storage: 'stored', storage_error: null, bytes: SAMPLE_MP4.length });
 }, 30_000);

@@ -288,15 +288,22 @@ export async function copyToStorage(input: {
   // copy. A listener and a timer, both removed when the copy ends, leave nothing.
   const stopped = new AbortController();
   let timedOut = false;
+  /**
+   * The time ran out with the source sent whole, or held back by storage not taking more: the
+   * storage's failure (a bucket that never answers an upload), copied again later as one that
+   * answers an error is, not the file host's.
+   */
+  let storageHeld = false;
+  let source: Readable | undefined;
   const deadline = setTimeout(() => {
     timedOut = true;
+    storageHeld = source !== undefined && (source.readableEnded || source.readableFlowing === false);
     stopped.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
   }, policy.timeoutMs).unref();
   const stop = () => stopped.abort();
   if (input.signal?.aborted) stop();
   else input.signal?.addEventListener('abort', stop, { once: true });
   const signal = stopped.signal;
-  let source: Readable | undefined;
   let measuring: MeasuringStream | undefined;
   try {
     const response = await download(url, {
@@ -355,6 +362,9 @@ export async function copyToStorage(input: {
     if (error instanceof TooLargeError) return failure(error.message, false);
     // As a page typed as one: a failed try, retried (the file may come next).
     if (error instanceof NotMediaError) return failure(error.message, true);
+    if (timedOut && measuring && storageHeld) {
+      return { ...failure(STORAGE_WRITE_FAILED, true), storageError: new Error(`storage did not take the copy within ${policy.timeoutMs} ms`) };
+    }
     if (timedOut) return failure(`the copy did not finish within ${policy.timeoutMs} ms`, true);
     if (measuring && error !== measuring.failure) {
       // Not the source's failure, passed on by the backend: the backend's own (disk, bucket, network to it).
