@@ -49,11 +49,12 @@ export interface Deployment {
 }
 
 /**
- * Longest a gateway's graceful stop takes with the shipped config.yaml: the longest upstream
- * `timeout_ms` (30 s) plus 5 s (`server.drain_timeout_ms` unset). Docker kills a container 10 s
+ * Longest a gateway's graceful stop takes with the shipped config.yaml: its drain, the longest
+ * upstream `timeout_ms` (30 s) plus 5 s (`server.drain_timeout_ms` unset), then up to 4 s for the
+ * listener to close and 5 s for what runs on the store after it. Docker kills a container 10 s
  * after SIGTERM unless its `stop_grace_period` says otherwise.
  */
-const GRACEFUL_STOP_MS = 35_000;
+const GRACEFUL_STOP_MS = 44_000;
 
 /** Milliseconds of a Compose duration (`40s`, `1m30s`, `500ms`); NaN when unreadable. */
 export function composeDurationMs(text: string): number {

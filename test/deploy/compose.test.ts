@@ -44,7 +44,7 @@ describe('deploy/docker-compose.yml', () => {
         'migrate: dist/src/migrations-runner.js is built from src/migrations-runner.ts, which does not exist',
         'nginx.conf does not send traffic to gateway-3:8080',
         'nginx.conf names gateway-4:8080, which is no gateway service',
-        'gateway-1: stop_grace_period (Docker default 10s) is shorter than its graceful stop (35s); Docker would kill the drain',
+        'gateway-1: stop_grace_period (Docker default 10s) is shorter than its graceful stop (44s); Docker would kill the drain',
         'gateway-3 is not given S3_SECRET_ACCESS_KEY, KLING_LEGACY_BASE_URL (config.yaml reads them)',
       ]),
     );
