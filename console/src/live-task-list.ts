@@ -212,8 +212,13 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       }
       setCursor(cursor);
     };
+    /** A read on its way: a tab shown again meanwhile does not start a second one. */
+    let reading = false;
     const refresh = async () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
       if (!document.hidden) {
+        reading = true;
         setWaitingSince(Date.now());
         try {
           if (first && broughtBack) {
@@ -234,6 +239,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
           if (aborter.signal.aborted) return;
           fail(caught);
         } finally {
+          reading = false;
           if (!aborter.signal.aborted) {
             setLoading(false);
             setWaitingSince(null);
@@ -242,8 +248,14 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       }
       if (!aborter.signal.aborted) timer = setTimeout(() => void refresh(), REFRESH_MS);
     };
+    // A tab shown again reads the list at once: what it shows is as old as the time it was hidden.
+    const onVisible = () => {
+      if (!document.hidden && !reading && !aborter.signal.aborted) void refresh();
+    };
+    document.addEventListener('visibilitychange', onVisible);
     void refresh();
     return () => {
+      document.removeEventListener('visibilitychange', onVisible);
       aborter.abort();
       more.current?.abort();
       more.current = null;

@@ -1989,7 +1989,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.reload();
     await signIn(target);
     const status = target.locator('.live-status');
-    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed/);
+    // The first read answered (not "list refreshed …", asked and not yet answered).
+    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed now/);
     // A tab left in the background asks nothing meanwhile: shown again a minute later, it is not
     // called "not answered" for the refresh it did not ask.
     const hidden = (value: boolean) =>
@@ -2018,7 +2019,8 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await expect.poll(() => asked).toBe(1);
       expect(await status.textContent()).toMatch(/^\s*Live: /);
       await target.clock.fastForward(15_000);
-      await expect.poll(() => status.textContent()).toMatch(/Not live: the gateway has not answered for a while; list as of 1 min\. ago/);
+      // The list is as of the read made when the tab was shown again, 20 s before.
+      await expect.poll(() => status.textContent()).toMatch(/Not live: the gateway has not answered for a while; list as of 20 sec\. ago/);
       expect(await status.locator('.live-dot').getAttribute('data-paused')).toBe('true');
       release();
       await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed/);
@@ -2026,6 +2028,32 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       release();
       await target.unroute(list);
     }
+  });
+
+  it('reads the task list again as soon as its tab is shown again, instead of showing the list of a minute ago as live for up to 5 s', async () => {
+    const target = await openConsole();
+    // The page's clock, moved on below instead of waiting for it.
+    await target.clock.install();
+    await target.reload();
+    await signIn(target);
+    const status = target.locator('.live-status');
+    // The first read answered (not "list refreshed …", asked and not yet answered).
+    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed now/);
+    const hidden = (value: boolean) =>
+      target.evaluate((isHidden) => {
+        Object.defineProperty(document, 'hidden', { value: isHidden, configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, value);
+    // From here the page's time stands still but where it is moved on: no refresh comes by itself.
+    await target.clock.pauseAt((await target.evaluate(() => Date.now())) + 1_000);
+    await hidden(true);
+    // Made elsewhere while the tab is in the background (the CLI, another tab).
+    const task = await api.createVideo({ model: 'kling-v3', prompt: 'made while the tab was hidden' });
+    await target.clock.fastForward(60_000);
+    // Shown again, and no time passes: the list is read at once.
+    await hidden(false);
+    await expect.poll(() => target.getByRole('link', { name: task.id }).count(), { timeout: 5_000 }).toBe(1);
+    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: .*list refreshed now/);
   });
 
   it('plays the gateway\'s stored copy, and says so, and shows an output no one still has as gone instead of a dead player', async () => {
