@@ -942,6 +942,10 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.locator('tr[data-provider="freepik"]').waitFor();
     // The sandbox: every provider is simulated.
     expect((await api.listProviders()).data.every((provider) => provider.mode === 'simulator')).toBe(true);
+    // Each figure's window, the median to finish's too: it covers hours, and shows beside "0 calls".
+    expect(await target.locator('#figures-note').textContent()).toBe(
+      'Success rate and latency (p50, p95) cover the last 10 minutes of upstream calls; median to finish, the last 50 videos the provider made in the last 6 hours; queued counts tasks waiting for any provider. Refreshed every 5 s.',
+    );
     const note = target.locator('#simulator-note');
     expect(await note.textContent()).toBe(
       'Mode simulator: a simulator in the gateway\'s sandbox answers for that provider, as no key for it is configured. Nothing is sent to the provider and nothing is billed: a video\'s cost is what it would have cost.',

@@ -123,9 +123,10 @@ export function ProvidersPage() {
   return (
     <section>
       <PageHeading title="Providers" />
-      <p class="muted small">
-        Success rate and latency cover the last 10 minutes of upstream calls; queued counts tasks waiting for any provider. Refreshed
-        every {REFRESH_MS / 1000} s.
+      {/* Median to finish covers hours, not the calls' 10 minutes: a provider with "0 calls" may still show one. */}
+      <p id="figures-note" class="muted small">
+        Success rate and latency (p50, p95) cover the last 10 minutes of upstream calls; median to finish, the last 50 videos the
+        provider made in the last 6 hours; queued counts tasks waiting for any provider. Refreshed every {REFRESH_MS / 1000} s.
       </p>
       {/* The sandbox's first look: costs appear on every video made, and "simulator" alone does not say that none is real. */}
       {list.some((provider) => provider.mode === 'simulator') ? (
