@@ -103,15 +103,17 @@ export class Tracker {
     // Only the account that accepted the task can ask about it (its key, its rate windows).
     const account = runtime?.account(task.account);
     if (!runtime || !account) {
-      // Provider or account not configured here: nothing can be asked now, and the deadline ends
-      // the task unless it comes back. It may: a restart that restores it (as the start's warning
-      // advises), or another replica that has it (a rolling deploy adding an account). So the
-      // task is looked at again after the longest poll interval, not put off to its deadline: a
-      // video finished meanwhile is then fetched within a minute of its account being back. The
-      // look asks no upstream.
+      // Provider or account not configured here, or the provider left without a key (a call could
+      // only fail, each one logged and counted towards its circuit): nothing can be asked now, and
+      // the deadline ends the task unless it comes back. It may: a restart that restores it (as the
+      // start's warning advises), or another replica that has it (a rolling deploy adding an
+      // account). So the task is looked at again after the longest poll interval, not put off to
+      // its deadline: a video finished meanwhile is then fetched within a minute of its account
+      // being back. The look asks no upstream.
       const first = !this.strandedLogged.has(task.id);
       if (first && this.strandedLogged.size < MAX_REMEMBERED_STRANDED) this.strandedLogged.add(task.id);
-      logger[first ? 'warn' : 'debug']({ task_id: task.id, provider: task.provider, account: task.account }, 'the account holding this task is no longer configured');
+      const why = runtime?.keyless ? 'the provider holding this task has no key configured' : 'the account holding this task is no longer configured';
+      logger[first ? 'warn' : 'debug']({ task_id: task.id, provider: task.provider, account: task.account }, why);
       await this.lifecycle.reschedulePoll(task, clock.now() + this.engine.config.tracking.poll_max_interval_ms, false);
       return;
     }
@@ -240,13 +242,14 @@ export class Tracker {
 
   /**
    * Why nothing here could ask about a tracked task, when that is so: its provider or the account
-   * holding it is not configured (a restart that dropped it). The deadline then ends a task the
+   * holding it is not configured (a restart that dropped it), or the provider has no key. The deadline then ends a task the
    * upstream may long have finished, and the error says so rather than blame a slow provider.
    */
   private unaskable(task: TaskRecord): string {
     if (task.provider === null) return '';
     const runtime = this.engine.runtimes.get(task.provider);
     if (runtime?.account(task.account)) return '';
+    if (runtime?.keyless) return `; nothing could ask about it: ${task.provider} has no key in this gateway's configuration`;
     const holder = runtime ? `${task.provider} account ${task.account ?? DEFAULT_ACCOUNT_ID}` : `provider ${task.provider}`;
     return `; nothing could ask about it: ${holder} is not in this gateway's configuration`;
   }

@@ -104,6 +104,11 @@ export class ProviderRuntime {
   readonly stats: ProviderFigures;
   /** In configured order. */
   readonly accounts: readonly ProviderAccount[];
+  /**
+   * True when no account has credentials: the stand-in a live start gives a provider left without
+   * a key. Nothing can ask it about anything, so it has no account to ask with (`account`).
+   */
+  readonly keyless: boolean;
   private readonly metrics: GatewayMetrics;
   private readonly simulatedRunTimeMs: number | undefined;
   private shownCircuit: CircuitStateName = 'closed';
@@ -134,6 +139,7 @@ export class ProviderRuntime {
       },
     ];
     if (credentials.length === 0) throw new Error(`providers.${this.id}: no account`);
+    this.keyless = credentials.every((account) => !account.apiKey && !(account.accessKey && account.secretKey));
     const state = options.state ?? new InProcessProviderState(options.clock);
     const alone = credentials.length === 1;
     this.accounts = credentials.map(
@@ -168,8 +174,12 @@ export class ProviderRuntime {
     this.showCircuit();
   }
 
-  /** The account of this id (a task's), if it is still configured. */
+  /**
+   * The account of this id (a task's), if it is still configured with a key: a call about the task
+   * without one could only fail (a provider left without a key has none).
+   */
   account(id: string | null | undefined): ProviderAccount | undefined {
+    if (this.keyless) return undefined;
     return this.accounts.find((account) => account.id === (id ?? DEFAULT_ACCOUNT_ID));
   }
 
