@@ -147,8 +147,24 @@ async function main(): Promise<void> {
     stopWork = () => gateway.close();
   }
 
+  // A second signal during the drain (Ctrl-C pressed again, a supervisor repeating itself, or
+  // `npm start` passing one Ctrl-C on as a second SIGINT) is answered with how long the drain may
+  // still take. **Decision**: it does not cut the drain short: a create on its way to a provider
+  // would go unrecorded (a video made and billed that no task follows until recovery finds it, if
+  // it can); SIGKILL ends the process at once for an operator who accepts that.
+  const drainMs = drainTimeoutMs(config, PROVIDER_IDS);
+  let stoppingSince = 0;
   const stop = (signal: string) => {
-    if (!processStop.begun) logger.info({ signal }, 'stopping');
+    if (!processStop.begun) {
+      stoppingSince = Date.now();
+      logger.info({ signal }, 'stopping');
+    } else {
+      const leftS = Math.max(1, Math.ceil((stoppingSince + drainMs - Date.now()) / 1000));
+      logger.info(
+        { signal, drain_left_s: leftS },
+        `already stopping: the drain ends within ${leftS} s (server.drain_timeout_ms), then the process exits; a repeated signal does not cut it short (a create on its way to a provider would go unrecorded); SIGKILL ends the process at once`,
+      );
+    }
     void processStop.request();
   };
   process.on('SIGINT', () => stop('SIGINT'));
