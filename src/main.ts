@@ -33,6 +33,8 @@ import { WorkerLink } from './workers/worker-link.js';
 import { workerCount } from './workers/worker-count.js';
 
 const configPath = resolve(process.env.CONFIG_FILE ?? 'config.yaml');
+/** The same stop signal again within this of the first is its echo (`npm start` passes a terminal's Ctrl-C on), not a second ask. */
+const ECHOED_SIGNAL_MS = 1_000;
 
 /**
  * Stops the start over a configuration it refuses: the problems under the file's own name, and
@@ -147,18 +149,21 @@ async function main(): Promise<void> {
     stopWork = () => gateway.close();
   }
 
-  // A second signal during the drain (Ctrl-C pressed again, a supervisor repeating itself, or
-  // `npm start` passing one Ctrl-C on as a second SIGINT) is answered with how long the drain may
-  // still take. **Decision**: it does not cut the drain short: a create on its way to a provider
-  // would go unrecorded (a video made and billed that no task follows until recovery finds it, if
-  // it can); SIGKILL ends the process at once for an operator who accepts that.
+  // A second signal during the drain (Ctrl-C pressed again, a supervisor repeating itself) is
+  // answered with how long the drain may still take. **Decision**: it does not cut the drain
+  // short: a create on its way to a provider would go unrecorded (a video made and billed that no
+  // task follows until recovery finds it, if it can); SIGKILL ends the process at once for an
+  // operator who accepts that. The same signal again at once is no second ask: `npm start` passes
+  // the terminal's one Ctrl-C on, so the gateway gets that SIGINT twice.
   const drainMs = drainTimeoutMs(config, PROVIDER_IDS);
   let stoppingSince = 0;
+  let stoppingOn = '';
   const stop = (signal: string) => {
     if (!processStop.begun) {
       stoppingSince = Date.now();
+      stoppingOn = signal;
       logger.info({ signal }, 'stopping');
-    } else {
+    } else if (signal !== stoppingOn || Date.now() - stoppingSince >= ECHOED_SIGNAL_MS) {
       const leftS = Math.max(1, Math.ceil((stoppingSince + drainMs - Date.now()) / 1000));
       logger.info(
         { signal, drain_left_s: leftS },

@@ -30,12 +30,14 @@ afterEach(async () => {
   child = upstream = undefined;
 });
 
-it('says it is already stopping, and how long the drain may take, when a second signal comes during the drain', { timeout: 60_000 }, async () => {
+type Line = { level?: number | string; msg?: string; signal?: string };
+
+/** The compiled gateway on a live kling3api that never answers, holding one create on its way there (which holds a drain open). */
+async function drainingGateway(lines: Line[]): Promise<ChildProcess> {
   upstream = await silentServer();
   const dir = mkdtempSync(join(tmpdir(), 'kg-second-signal-'));
   const shipped = readFileSync(new URL('../../config.yaml', import.meta.url), 'utf8');
   writeFileSync(join(dir, 'config.yaml'), shipped.replace(/# drain_timeout_ms: \d+/, `drain_timeout_ms: ${DRAIN_MS}`));
-  const lines: { level?: number | string; msg?: string; signal?: string }[] = [];
   const started = await startGatewayProcess(
     {
       HOST: '127.0.0.1',
@@ -52,14 +54,20 @@ it('says it is already stopping, and how long the drain may take, when a second 
     { compiled: true },
   );
   child = started.child;
-  // A create on its way to a provider that never answers holds the drain open.
   void fetch(`${started.url}/v1/videos`, { method: 'POST', headers: HEADERS, body: JSON.stringify(request) }).catch(() => undefined);
   await expect.poll(() => upstream!.received().includes('POST'), { timeout: 10_000 }).toBe(true);
+  return child;
+}
 
-  const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
+const exitOf = (process: ChildProcess) => new Promise<number | null>((resolve) => process.once('exit', (code) => resolve(code)));
+
+it('says it is already stopping, and how long the drain may take, when a second signal comes during the drain', { timeout: 60_000 }, async () => {
+  const lines: Line[] = [];
+  const gateway = await drainingGateway(lines);
+  const exited = exitOf(gateway);
+  gateway.kill('SIGTERM');
   await expect.poll(() => lines.some((line) => line.msg === 'stopping'), { timeout: 10_000 }).toBe(true);
-  child.kill('SIGINT');
+  gateway.kill('SIGINT');
   await expect.poll(() => lines.some((line) => line.signal === 'SIGINT'), { timeout: 10_000 }).toBe(true);
   const again = lines.find((line) => line.signal === 'SIGINT')!;
   expect(again.msg).toMatch(
@@ -67,4 +75,16 @@ it('says it is already stopping, and how long the drain may take, when a second 
   );
   // The drain ran on to its end: the process still exits cleanly.
   expect(await exited).toBe(0);
+});
+
+it('takes one Ctrl-C that `npm start` passes on (the same signal again right after) as one stop, saying nothing more', { timeout: 60_000 }, async () => {
+  const lines: Line[] = [];
+  const gateway = await drainingGateway(lines);
+  const exited = exitOf(gateway);
+  gateway.kill('SIGINT');
+  // npm passes it on once its own handler has run: the gateway has begun its stop by then.
+  await expect.poll(() => lines.some((line) => line.msg === 'stopping'), { timeout: 10_000, interval: 5 }).toBe(true);
+  gateway.kill('SIGINT');
+  expect(await exited).toBe(0);
+  expect(lines.filter((line) => line.signal !== undefined).map((line) => line.msg)).toEqual(['stopping']);
 });
