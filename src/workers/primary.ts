@@ -419,7 +419,12 @@ export class Primary {
       return;
     }
     const delay = restart.delayMs;
-    this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} died; replacing it in ${delay} ms`);
+    // A worker that served and ended with 0 stopped on a signal of its own (a worker ends with 0
+    // only by its stop): sent to it alone, or the gateway's stop reaching the workers before this
+    // primary (each process signalled in turn). Said only if it is replaced: not when this
+    // primary's own stop follows within the pause, which is no death of a worker.
+    const stoppedAlone = slot.ready && code === 0 && signal === null;
+    if (!stoppedAlone) this.options.logger.error({ worker: slot.index, owner: slot.owner, code, signal }, `worker ${slot.index} died; replacing it in ${delay} ms`);
     // Its leases end now: the other workers take up its submissions, polls and copies at once.
     this.tasks
       .expireLeases(slot.owner)
@@ -430,7 +435,14 @@ export class Primary {
       .releaseTrialsOf(slot.owner, Date.now())
       .catch((error) => this.options.logger.warn({ err: error, worker: slot.index }, 'could not give back the trial calls of a dead worker; they run out'));
     setTimeout(() => {
-      if (!this.stopping) this.fork(slot.index);
+      if (this.stopping) return;
+      if (stoppedAlone) {
+        this.options.logger.warn(
+          { worker: slot.index, owner: slot.owner, code, signal },
+          `worker ${slot.index} ended with 0 on a stop signal sent to it alone (the primary got none); replaced`,
+        );
+      }
+      this.fork(slot.index);
     }, delay).unref();
   }
 
