@@ -8,7 +8,8 @@
  * the external_task_id it carried and the task is adopted. kling3api gives no way to find a
  * create, with the account back or not: its task fails at once, as before — unless the create's
  * answer named its task beside a server error: that one waits for the account too, and is adopted
- * once its status shows the task.
+ * once its status shows the task. A provider left without a key at the restart is the same: its
+ * create waits for the key, and its deadline error says the provider has no key.
  */
 import { afterEach, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -106,4 +107,20 @@ it('a kling3api create answered with a server error naming a task, on an account
   expect(adopted).toMatchObject({ status: 'succeeded', provider: 'kling3api', provider_task_id: made });
   expect(adopted.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
   expect(sandbox.simulators.get('kling3api')!.tasks).toHaveLength(1);
+});
+
+it('a create in doubt on a provider left without a key at restart waits for its key, and says so when its deadline ends it', async () => {
+  const { created, options } = await diedMidCreate(legacyVideo, 'kling-legacy');
+  // What a live start gives a provider left without a key.
+  const keyless = { baseUrl: 'http://disabled.invalid', apiKey: '', accessKey: undefined, secretKey: undefined, simulated: false, disabledReason: 'no access_key and secret_key configured' };
+  const without = await startTestGateway({ ...options, endpointOverrides: { 'kling-legacy': keyless } });
+  open.push(without);
+  await without.gateway.runOnce();
+  await without.advance(60_000);
+  expect((await without.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
+  for (let step = 0; step < 31; step++) await without.advance(60_000);
+  const ended = (await without.get(created.id)).body;
+  expect(ended.status).toBe('failed');
+  expect(ended.error.message).toContain("kling-legacy has no key in this gateway's configuration, so nothing could ask about it");
+  expect(ended.error.message).not.toContain('no longer configured');
 });

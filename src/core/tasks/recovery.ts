@@ -341,7 +341,12 @@ export class Recovery {
       runtime && account && create
         ? await this.lookUp(task, runtime, account, create, options.lookUp !== false)
         : accountGone
-          ? { kind: 'unknown', why: `account ${attempt.account ?? task.account ?? 'default'} of ${attempt.provider}, which the create went through, is no longer configured, so nothing could ask about it` }
+          ? {
+              kind: 'unknown',
+              why: runtime.keyless
+                ? `${attempt.provider} has no key in this gateway's configuration, so nothing could ask about it`
+                : `account ${attempt.account ?? task.account ?? 'default'} of ${attempt.provider}, which the create went through, is no longer configured, so nothing could ask about it`,
+            }
           : undefined;
     const now = clock.now();
     if (lookup?.kind === 'found') return this.adopt(task, attempt, lookup.ref, 'external_id');
