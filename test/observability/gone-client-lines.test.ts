@@ -59,7 +59,7 @@ it('a ?wait its client gives up on gets its line as 499 and is counted', async (
   await waiting;
   await vi.waitFor(() => expect(requestLine('req-wait-abandoned')).toHaveLength(1), { timeout: 10_000 });
   expect(requestLine('req-wait-abandoned')[0]).toMatchObject({ level: 'info', task_id: taskId, res: { status: 499 } });
-  expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="499"\} 1$/m);
+  expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id\?wait",status="499"\} 1$/m);
 });
 
 it('a plain read whose client leaves while the task is being read gets its line as 499 and is counted', async () => {
@@ -81,5 +81,5 @@ it('a plain read whose client leaves while the task is being read gets its line 
   }).catch((error: unknown) => error);
   await vi.waitFor(() => expect(requestLine('req-read-abandoned')).toHaveLength(1), { timeout: 10_000 });
   expect(requestLine('req-read-abandoned')[0]).toMatchObject({ level: 'info', task_id: taskId, res: { status: 499 } });
-  expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="499"\} 2$/m);
+  expect(await metrics()).toMatch(/^kling_gateway_http_requests_total\{method="GET",route="\/v1\/videos\/:id",status="499"\} 1$/m);
 });
