@@ -267,8 +267,11 @@ const CREATE_RETRY_DELAYS_MS = [500, 2_000];
 /** The longest `Retry-After` a resend waits out; a gateway asking for more is left to the user. */
 const LONGEST_RETRY_AFTER_MS = 30_000;
 
-/** Connection errors before anything was sent: no gateway (nor a proxy before it) took the request. */
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+/**
+ * Connection errors before anything was sent: no gateway (nor a proxy before it) took the request.
+ * `ERR_SSL_WRONG_VERSION_NUMBER`: an https URL for a plain http server, whose TLS handshake failed.
+ */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_SSL_WRONG_VERSION_NUMBER']);
 
 /** Whether `error` says the request never left this machine (refused at connect, no such host), so it made nothing. */
 function neverSent(error: unknown): boolean {

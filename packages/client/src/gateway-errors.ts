@@ -164,7 +164,7 @@ export class GatewayUnreachableError extends Error {
     readonly url: string,
     override readonly cause: unknown,
   ) {
-    const reason = describeCause(cause);
+    const reason = describeCause(cause, url);
     super(`cannot reach ${url}: ${reason}`);
     this.reason = reason;
     this.code = systemCode(cause);
@@ -228,11 +228,39 @@ function systemCode(cause: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function describeCause(cause: unknown): string {
+function describeCause(cause: unknown, url: string): string {
   const inner = innerCause(cause);
-  if (inner && typeof inner.code === 'string') return `${inner.code}${typeof inner.message === 'string' ? ` (${inner.message})` : ''}`;
-  if (inner && typeof inner.message === 'string') return inner.message;
+  if (inner && typeof inner.code === 'string') {
+    if (typeof inner.message !== 'string') return inner.code;
+    let message = openSslReason(inner.message);
+    // An https URL for a server that answers plain http (the sandbox, a gateway with no TLS in front).
+    if (inner.code === 'ERR_SSL_WRONG_VERSION_NUMBER') message += `: the server does not speak TLS there; is its URL ${plainHttpUrl(url)}?`;
+    return `${inner.code} (${message})`;
+  }
+  if (inner && typeof inner.message === 'string') return openSslReason(inner.message);
   return cause instanceof Error ? cause.message : String(cause);
+}
+
+/**
+ * A TLS error's message as one line: OpenSSL's record (`80DC…:error:0A00010B:SSL
+ * routines:ssl3_get_record:wrong version number:../deps/openssl/…/ssl3_record.c:350:` and a
+ * line break) is its reason alone (`wrong version number`); any other message with its line
+ * breaks folded.
+ */
+function openSslReason(message: string): string {
+  const record = /^[0-9A-Fa-f]+:error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+):/.exec(message.trim());
+  return (record ? record[1]! : message).replace(/\s+/g, ' ').trim();
+}
+
+/** The same server as `url`, by plain http on the same port (443 written out when it was implied). */
+function plainHttpUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    const path = parsed.pathname === '/' ? '' : parsed.pathname;
+    return `http://${parsed.hostname}${parsed.port ? `:${parsed.port}` : parsed.protocol === 'https:' ? ':443' : ''}${path}`;
+  } catch {
+    return url.replace(/^https:/i, 'http:');
+  }
 }
 
 /**
