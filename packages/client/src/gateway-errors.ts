@@ -315,7 +315,8 @@ export class WaitTimeoutError extends Error {
     readonly task: Task,
     readonly timeoutMs: number,
   ) {
-    super(`video ${task.id} is still ${task.status} after ${Math.round(timeoutMs / 1000)} s`);
+    // As given, to the millisecond: rounded to whole seconds, 1.5 s read "after 2 s" and 0.4 s "after 0 s".
+    super(`video ${task.id} is still ${task.status} after ${Number((timeoutMs / 1000).toFixed(3))} s`);
   }
 }
 
