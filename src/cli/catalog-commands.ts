@@ -181,7 +181,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
         { header: 'NEEDS', value: (r) => r.needs },
         ...(options.upstream ? [{ header: 'UPSTREAM', value: (r: ModelRow) => r.upstream }] : []),
       ]);
-      if (rows.length > 0) out.note('NEEDS: fields a request must carry; a|b: at least one of them');
+      if (rows.length > 0) out.legend('NEEDS: fields a request must carry; a|b: at least one of them');
     });
 
   program
@@ -210,7 +210,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
       // A gateway that does not say (an older one) is not taken to say no.
       const cannotCancel = providers.data.filter((provider) => provider.can_cancel === false).map((provider) => provider.id);
       if (cannotCancel.length > 0) out.note(`cannot cancel a task they accepted (cancel works only while it waits at the gateway: queued, no provider task id): ${cannotCancel.join(', ')}`);
-      out.note('queued = tasks waiting for any provider; success and latency over the last 10 minutes of upstream calls');
+      out.legend('queued = tasks waiting for any provider; success and latency over the last 10 minutes of upstream calls');
     });
 
   program
@@ -275,7 +275,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
         },
         ...(atRisk ? AT_RISK_COLUMNS : []),
       ]);
-      if (report.data.some(usageEstimated)) out.note('~ = estimated, wholly or in part (the provider has not reported its charge): the price list\'s figure');
-      if (atRisk) out.note(AT_RISK_NOTE);
+      if (report.data.some(usageEstimated)) out.legend('~ = estimated, wholly or in part (the provider has not reported its charge): the price list\'s figure');
+      if (atRisk) out.legend(AT_RISK_NOTE);
     });
 }

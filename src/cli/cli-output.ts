@@ -55,6 +55,11 @@ export class CliOutput {
     this.stderr.write(`${printable(text)}\n`);
   }
 
+  /** A line explaining a table's marks or columns (stderr): skipped with --json, which prints no table. */
+  legend(text: string): void {
+    if (!this.json) this.note(text);
+  }
+
   /** Aligned columns, like `docker ps`: easy to read and to cut. */
   table<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): void {
     if (this.json) return;

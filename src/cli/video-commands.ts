@@ -586,7 +586,7 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
       if (page.next_cursor) {
         out.note(`more: ${cliCommand()} list ${[...same, '--cursor', page.next_cursor].join(' ')}`);
       }
-      if (page.data.some((task) => task.cost.estimated)) out.note('~ = estimated cost (the provider has not reported its charge)');
+      if (page.data.some((task) => task.cost.estimated)) out.legend('~ = estimated cost (the provider has not reported its charge)');
     });
 
   const quote = program
