@@ -9,6 +9,7 @@ import {
   formatMs,
   formatNumber,
   formatPercent,
+  GatewayError,
   type ModelList,
   type ProviderAccountStatus,
   type ProviderStatus,
@@ -72,6 +73,20 @@ async function checkUsagePeriod(from: string | undefined, to: string | undefined
     }
   }
   if (from && to && effectiveFromMs(from) >= effectiveFromMs(to)) throw new CliError(`--from ${from} must be before --to ${to}`, ExitCode.usage);
+}
+
+/**
+ * The gateway's 400 for a period of one end given (`--from` alone at or after the end of today,
+ * where `to` defaults; `--to` alone at or before the 1st of this month) as the command-line error
+ * it is, naming the flags; the defaults are the gateway's (its clock), so it says when.
+ */
+function oneEndOutOfOrder(error: unknown, from: string | undefined, to: string | undefined): unknown {
+  if (!(error instanceof GatewayError) || error.status !== 400 || Boolean(from) === Boolean(to)) return error;
+  const fields = error.problem.errors ?? [];
+  if (fields.length !== 1) return error;
+  if (from && fields[0]!.path === 'from') return new CliError(`--from ${from} is not before the end of today (UTC), where --to defaults: give --to too`, ExitCode.usage);
+  if (to && fields[0]!.path === 'to') return new CliError(`--to ${to} is not after the 1st of this month (UTC), where --from defaults: give --from too`, ExitCode.usage);
+  return error;
 }
 
 type ModelEntry = ModelList['data'][number];
@@ -233,11 +248,14 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
         ...(options.to ? { to: options.to } : {}),
         ...(options.tenant ? { tenant: options.tenant } : {}),
       };
+      const refused = (error: unknown) => {
+        throw oneEndOutOfOrder(error, options.from, options.to);
+      };
       if (options.csv) {
-        context.stdout.write(await client.usageCsv(query, { signal: context.signal }));
+        context.stdout.write(await client.usageCsv(query, { signal: context.signal }).catch(refused));
         return;
       }
-      const report = await client.usage(query, { signal: context.signal });
+      const report = await client.usage(query, { signal: context.signal }).catch(refused);
       out.data(report);
       // The period the gateway counted (its defaults when no --from/--to was given).
       const period = `from ${formatTime(report.from)} to ${formatTime(report.to)} (UTC, to excluded)`;
