@@ -237,7 +237,9 @@ export class GatewayClient {
   private endpoints: Promise<Set<string> | null> | undefined;
 
   constructor(options: GatewayClientOptions) {
-    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    // Blanks around it (a `.env` line's trailing space) are not part of the URL, as a URL parser
+    // reads it; kept, they went into every path (`http://host:8080 /v1/videos`).
+    this.baseUrl = options.baseUrl.replace(/^[\u0000-\u0020]+/, '').replace(/[\u0000-\u0020/]+$/, '');
     this.origin = httpOrigin(options.baseUrl);
     const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.fetchImpl = fetchImpl;
