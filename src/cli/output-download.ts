@@ -88,6 +88,21 @@ export function namesExistingFile(output: string | undefined): boolean {
   return output !== undefined && !output.endsWith('/') && existsSync(output) && statSync(output).isFile();
 }
 
+/**
+ * The file in the way of the directory `-o` would save into (`taken` of `-o taken/fox.mp4`, or of
+ * `-o taken/videos/`), which no save can get past; undefined when there is none.
+ */
+export function fileInTheWayOf(output: string | undefined): string | undefined {
+  if (output === undefined || output === '' || output === '-') return undefined;
+  let directory = output.endsWith('/') ? output : existsSync(output) && statSync(output).isDirectory() ? output : dirname(output);
+  for (;;) {
+    if (existsSync(directory)) return statSync(directory).isDirectory() ? undefined : directory.replace(/\/+$/, '');
+    const parent = dirname(directory);
+    if (parent === directory) return undefined;
+    directory = parent;
+  }
+}
+
 /** How `saveOutputs` reaches the world besides the client: Ctrl-C, `--force`, stdout, the pause between tries. */
 export interface SaveOptions {
   signal?: AbortSignal;

@@ -35,7 +35,7 @@ import { formatTime, type CliOutput } from './cli-output.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import { cliCommand } from './invocation.js';
 import type { CliContext } from './cli-context.js';
-import { namesExistingFile, namesStdout, refuseVideoOnTerminal, saveOutputs } from './output-download.js';
+import { fileInTheWayOf, namesExistingFile, namesStdout, refuseVideoOnTerminal, saveOutputs } from './output-download.js';
 import { TaskProgressLine } from './progress-display.js';
 import { addRequestFlags, promptArgument, requestFromFlags } from './request-flags.js';
 
@@ -459,6 +459,10 @@ export function registerVideoCommands(program: Command, context: CliContext): vo
     // Found out before the video is made (and paid for), not once it is ready.
     if (following && options.download !== false && !options.force && namesExistingFile(options.output as string | undefined)) {
       throw new CliError(`${String(options.output)} already exists: pass --force to replace it, or -o another path`, ExitCode.usage);
+    }
+    const inTheWay = following && options.download !== false ? fileInTheWayOf(options.output as string | undefined) : undefined;
+    if (inTheWay !== undefined) {
+      throw new CliError(`-o ${String(options.output)} cannot be written: ${inTheWay} is a file, not a directory (no video was created)`, ExitCode.usage);
     }
     const startedAt = Date.now();
     // An idempotency key makes a create sent again (after a dropped connection) safe.
