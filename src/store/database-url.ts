@@ -49,8 +49,24 @@ export function describeDatabaseUrl(url: string): string {
   return withoutQueryPasswords(url).replace(USER_PART_PASSWORD, '//$1:…@');
 }
 
+/** The forms of a database URL the store opens, as a refusal names them. */
+const DATABASE_URL_FORMS = 'sqlite:<file> (sqlite:./data/kling-gateway.db, sqlite:/var/lib/kg.db), sqlite::memory: or postgres://…';
+
 /** Why the store cannot open `url`, shown without its user part or passwords; undefined when it can. */
 export function databaseUrlProblem(url: string): string | undefined {
+  if (url.startsWith('sqlite:')) {
+    const location = url.slice('sqlite:'.length);
+    // Other tools read `sqlite:///x.db` as relative and `sqlite:////x.db` as absolute; as a path
+    // it names a file at the root (`sqlite://x.db` is `/x.db`): never what was meant.
+    if (location.startsWith('//')) {
+      return `sqlite:// is not a form it takes (read as a path, it names ${resolve(location)}): write ${DATABASE_URL_FORMS} (got "${url}")`;
+    }
+    // `sqlite::memory` (its last colon left out) would be a file named `:memory`.
+    if (location.startsWith(':') && location !== ':memory:') {
+      return `a file name starting with ":" is not one SQLite takes: the in-memory database is sqlite::memory:; write ${DATABASE_URL_FORMS} (got "${url}")`;
+    }
+    return undefined;
+  }
   if (databaseUrlTarget(url)) return undefined;
   // Not a database URL: what its user part holds is not known to be a name, so none of it is shown.
   const shown = withoutQueryPasswords(url.replace(/\/\/[\s\S]*@/, '//…@'));
@@ -60,14 +76,16 @@ export function databaseUrlProblem(url: string): string | undefined {
 function databaseUrlTarget(url: string): { dialect: Dialect; location: string } | undefined {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { dialect: 'postgres', location: url };
   if (url.startsWith('sqlite:')) return { dialect: 'sqlite', location: url.slice('sqlite:'.length) || ':memory:' };
-  if (url.endsWith('.db') || url.endsWith('.sqlite')) return { dialect: 'sqlite', location: url };
+  // A bare file path; one starting with a scheme (`file:x.db`, `SQLITE:x.db`) is not a path meant.
+  if ((url.endsWith('.db') || url.endsWith('.sqlite')) && !/^[a-z][a-z0-9+.-]+:/i.test(url)) return { dialect: 'sqlite', location: url };
   return undefined;
 }
 
 /** `sqlite:<path>`, `sqlite::memory:`, `postgres://…` / `postgresql://…`. */
 export function parseDatabaseUrl(url: string): { dialect: Dialect; location: string } {
+  const problem = databaseUrlProblem(url);
   const target = databaseUrlTarget(url);
-  if (!target) throw new Error(`database.url ${databaseUrlProblem(url)}`);
+  if (problem || !target) throw new Error(`database.url ${problem}`);
   return target;
 }
 

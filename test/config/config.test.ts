@@ -333,6 +333,28 @@ describe('parseConfig', () => {
     expect(parseConfig(document({ database: { url: 'postgresql://kg@db/kling' } }), {}, PROVIDER_IDS).database.url).toBe('postgresql://kg@db/kling');
   });
 
+  it('refuses a SQLite URL it would read as another file than meant, saying the forms it takes', () => {
+    // Each was opened as a file nobody asked for: `/x.db` at the filesystem root, a file named
+    // `:memory`, `SQLITE:x.db` or `file:x.db` in the working directory.
+    const forms = 'sqlite:<file> (sqlite:./data/kling-gateway.db, sqlite:/var/lib/kg.db), sqlite::memory: or postgres://…';
+    expect(problemsOf(document({ database: { url: 'sqlite://x.db' } }))).toEqual([
+      `database.url: sqlite:// is not a form it takes (read as a path, it names /x.db): write ${forms} (got "sqlite://x.db")`,
+    ]);
+    expect(problemsOf(document({ database: { url: 'sqlite:///var/lib/kg.db' } }))).toEqual([
+      `database.url: sqlite:// is not a form it takes (read as a path, it names /var/lib/kg.db): write ${forms} (got "sqlite:///var/lib/kg.db")`,
+    ]);
+    expect(problemsOf(document({ database: { url: 'sqlite::memory' } }))).toEqual([
+      `database.url: a file name starting with ":" is not one SQLite takes: the in-memory database is sqlite::memory:; write ${forms} (got "sqlite::memory")`,
+    ]);
+    for (const url of ['SQLITE:x.db', 'file:x.db', 'sqlite3:data/gw.sqlite']) {
+      expect(problemsOf(document({ database: { url } })), url).toEqual([`database.url: must start with sqlite: or postgres:// (got "${url}")`]);
+    }
+    // The documented forms, and a bare file path, still open what they name.
+    for (const url of ['sqlite:./data/kling-gateway.db', 'sqlite:/var/lib/kg.db', 'sqlite:data/gw.db', 'sqlite::memory:', 'sqlite:', './gateway.db', 'data/gateway.sqlite']) {
+      expect(parseConfig(document({ database: { url } }), {}, PROVIDER_IDS).database.url, url).toBe(url);
+    }
+  });
+
   it('refuses an unknown field rather than ignoring it, naming each by its own path', () => {
     expect(problemsOf(document({ providers: { freepik: { api_kye: 'x', enabeld: true } } }))).toEqual([
       'providers.freepik.api_kye: unknown field',
