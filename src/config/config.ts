@@ -14,7 +14,7 @@ import { PricingOverride } from '../core/model/pricing.js';
 import { addressOf } from '../core/upstream/base-url-address.js';
 import { issueMessage } from '../core/model/issue-messages.js';
 import { urlCredentials } from '../observability/secret-scrubber.js';
-import { databaseUrlProblem, userPartPassword } from '../store/database-url.js';
+import { databaseUrlProblem, parseDatabaseUrl, userPartPassword } from '../store/database-url.js';
 import { ConfigFieldError, expandEnvironmentDeep } from './env-expansion.js';
 import { unreadVariables, unreadVariableWarning } from './unread-variables.js';
 import { parseYamlText, YamlTextError } from './yaml-text.js';
@@ -697,7 +697,8 @@ export interface ConfigWarning {
 /**
  * What the start logs as warnings and `check-config` prints, for `config` as read from `path`
  * with `env`: a loopback or plain-http public URL of a live deployment, a live account of a
- * provider among `signedProviders` with no webhook secret, two accounts of a provider sharing one
+ * provider among `signedProviders` with no webhook secret, an in-memory database in a live
+ * deployment, two accounts of a provider sharing one
  * key at one address, a variable that looks like one the
  * file reads but is not it (a misspelt upstream key leaves the sandbox running).
  */
@@ -705,6 +706,13 @@ export function configurationWarnings(config: GatewayConfig, path: string, env: 
   const warnings: ConfigWarning[] = [];
   const publicUrl = publicUrlWarning(config);
   if (publicUrl) warnings.push({ message: publicUrl, fields: { public_url: config.server.public_url } });
+  // `DATABASE_URL=sqlite:${DB_FILE}` with DB_FILE empty is `sqlite:`, the in-memory database.
+  if (isLiveConfig(config) && parseDatabaseUrl(config.database.url).location === ':memory:') {
+    warnings.push({
+      message: `database.url ${config.database.url} is an in-memory database in a live deployment: every task (with what its upstream was paid), usage record and idempotency key is lost when the process stops; set DATABASE_URL to sqlite:<file> or postgres://…`,
+      fields: { database: config.database.url },
+    });
+  }
   for (const message of missingWebhookSecretWarnings(config, signedProviders)) warnings.push({ message, fields: {} });
   for (const message of sharedKeyWarnings(config)) warnings.push({ message, fields: {} });
   for (const variable of unreadVariables(readFileSync(path, 'utf8'), env)) {

@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { bodyLimitBytes, ConfigError, configuredSecrets, loadConfigFile, parseConfig, parseConfigText, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET, sharedKeyWarnings } from '../../src/config/config.js';
+import { bodyLimitBytes, ConfigError, configuredSecrets, configurationWarnings, loadConfigFile, parseConfig, parseConfigText, SHIPPED_DATABASE_PASSWORD, SHIPPED_SANDBOX_WEBHOOK_SECRET, sharedKeyWarnings } from '../../src/config/config.js';
 import {
   ConfigFieldError,
   MissingEnvironmentVariableError,
   expandEnvironment,
   expandEnvironmentDeep,
 } from '../../src/config/env-expansion.js';
-import { PROVIDER_IDS, PROVIDERS } from '../../src/providers/registry.js';
+import { PROVIDER_IDS, PROVIDERS, SIGNED_WEBHOOK_PROVIDER_IDS } from '../../src/providers/registry.js';
 import { needsSimulator } from '../../src/sandbox/sandbox.js';
 
 const SHIPPED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config.yaml');
@@ -764,6 +764,20 @@ describe('loadConfigFile', () => {
     // kling3api keeps its shipped credit table: config sets only what a credit costs.
     expect(config.providers.kling3api?.pricing).toEqual({ currency: 'USD', credit_value: 0.001 });
     expect(config.providers['kling-legacy']?.pricing?.rules?.length).toBeGreaterThan(0);
+  });
+
+  it('warns of an in-memory database in a live deployment (DATABASE_URL=sqlite:${DB_FILE} with DB_FILE empty), where every task is lost at a restart', () => {
+    const live = { GATEWAY_API_KEYS: 'acme:acme-key-123', KLING3API_API_KEY: 'k3_live_123456', PUBLIC_URL: 'https://gateway.example.com' };
+    const warningsWith = (env: NodeJS.ProcessEnv) =>
+      configurationWarnings(loadConfigFile(SHIPPED_CONFIG, env, PROVIDER_IDS), SHIPPED_CONFIG, env, SIGNED_WEBHOOK_PROVIDER_IDS).map((warning) => warning.message);
+    for (const url of ['sqlite:', 'sqlite::memory:']) {
+      expect(warningsWith({ ...live, DATABASE_URL: url }), url).toEqual([
+        `database.url ${url} is an in-memory database in a live deployment: every task (with what its upstream was paid), usage record and idempotency key is lost when the process stops; set DATABASE_URL to sqlite:<file> or postgres://…`,
+      ]);
+    }
+    // In the sandbox, and on a file, there is nothing to say.
+    expect(warningsWith({ DATABASE_URL: 'sqlite:' })).toEqual([]);
+    expect(warningsWith({ ...live, DATABASE_URL: 'sqlite:./data/kling-gateway.db' })).toEqual([]);
   });
 
   it('loads the shipped config.yaml with real keys and overrides from the environment', () => {
