@@ -278,6 +278,9 @@ function refusedPair(index: number, what: 'key' | 'secret'): string {
 /** What `Authorization: Bearer <token>` can carry: one run of visible ASCII. */
 const BEARER_TOKEN = /^[\x21-\x7e]+$/;
 
+/** A `;` followed by what reads as `tenant:`: a list separated by semicolons, not one key. */
+const LIST_SEPARATED_BY_SEMICOLONS = /;\s*[^\s;:,]+:/;
+
 const apiKeyList = z
   .string()
   .transform((text, ctx) => {
@@ -290,6 +293,11 @@ const apiKeyList = z
       if (separator <= 0 || !key) {
         // Never echo the entry: a pasted bare key is a secret.
         ctx.addIssue({ code: 'custom', message: `entry ${index + 1} is not tenant:key` });
+        return z.NEVER;
+      }
+      if (LIST_SEPARATED_BY_SEMICOLONS.test(key)) {
+        // `acme:k1;beta:k2` would be one tenant whose key is `k1;beta:k2`, and beta no tenant.
+        ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'key')} holds ";" followed by another tenant:key: separate entries with commas (tenant:key,tenant:key)` });
         return z.NEVER;
       }
       if (tenant in Object.prototype) {

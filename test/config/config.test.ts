@@ -694,6 +694,18 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     expect(parseConfig(document({ server: { public_url: 'https://g.example', metrics_token: ' tok-123 ' } }), {}, PROVIDER_IDS).server.metrics_token).toBe('tok-123');
   });
 
+  it('refuses entries separated by semicolons (one tenant whose key would hold the next pair), without echoing a key', () => {
+    for (const keys of ['acme:acme-key-123;beta:beta-key-456', 'acme:acme-key-123; beta:beta-key-456']) {
+      const problems = problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: keys });
+      expect(problems, keys).toEqual([
+        'auth.api_keys: the key of entry 1 (tenant:key) holds ";" followed by another tenant:key: separate entries with commas (tenant:key,tenant:key)',
+      ]);
+      expect(problems.join('\n')).not.toMatch(/acme-key-123|beta-key-456/);
+    }
+    // A semicolon that starts no pair stays part of the key.
+    expect(parseConfig(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:abc;def-123' }, PROVIDER_IDS).auth.api_keys).toEqual([{ tenant: 'acme', key: 'abc;def-123' }]);
+  });
+
   it('refuses a key shorter than 6 characters, naming its entry', () => {
     expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'beta:beta-key-123,acme:abc12' })).toEqual([
       'auth.api_keys: the key of entry 2 (tenant:key) is shorter than 6 characters',
