@@ -1107,6 +1107,16 @@ describe('tenants: budgets, account events, admin', () => {
     ]);
   });
 
+  it('refuses a credit worth nothing (KLING3API_CREDIT_VALUE=0), which makes every price of the provider 0 to cheapest routing and budgets', () => {
+    const WORTHLESS = 'must be more than 0: a credit worth nothing prices every task of the provider at 0 (cheapest routing would always pick it, budgets would never count it); price a free model with credits_per_task: 0';
+    expect(() => loadConfigFile(SHIPPED_CONFIG, { KLING3API_CREDIT_VALUE: '0' }, PROVIDER_IDS)).toThrow(`providers.kling3api.pricing.credit_value: ${WORTHLESS}`);
+    expect(problemsOf(document({ providers: { freepik: { pricing: { rules: [{ credits_per_task: 10, credit_value: 0, effective_from: '2027-01-01' }] } } } }))).toEqual([
+      `providers.freepik.pricing.rules.0.credit_value: ${WORTHLESS}`,
+    ]);
+    // A free rule is still a price.
+    expect(parseConfig(document({ providers: { freepik: { pricing: { rules: [{ credits_per_task: 0 }] } } } }), {}, PROVIDER_IDS).providers.freepik?.pricing?.rules).toEqual([{ credits_per_task: 0 }]);
+  });
+
   it('refuses a price currency not in capitals, like a budget currency: usd beside USD would count as two currencies', () => {
     expect(problemsOf(document({ providers: { kling3api: { pricing: { currency: 'usd', credit_value: 0.001 } } } }))).toEqual([
       'providers.kling3api.pricing.currency: an ISO 4217 code in capitals, e.g. USD',

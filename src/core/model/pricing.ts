@@ -29,6 +29,19 @@ export function effectiveFromMs(value: string): number {
   return Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
 }
 
+/**
+ * What one credit costs, as config.yaml gives it: more than 0. A credit worth nothing would price
+ * every task of the provider at 0, so `cheapest` would always pick it and budgets never count it
+ * (as a list with no `credit_value` would, which the start refuses); a free model is a rule of 0 credits.
+ */
+const configCreditValue = configNumber(
+  z
+    .number()
+    .positive(
+      'must be more than 0: a credit worth nothing prices every task of the provider at 0 (cheapest routing would always pick it, budgets would never count it); price a free model with credits_per_task: 0',
+    ),
+);
+
 export const PriceRule = z
   .strictObject({
     model: oneOrMany(Model).optional(),
@@ -41,7 +54,7 @@ export const PriceRule = z
     /** From when the rule applies (inclusive). Absent: always. */
     effective_from: EffectiveFrom.optional(),
     /** What one credit costs under this rule, when it differs from the list's `credit_value` (a dated plan change). */
-    credit_value: z.number().nonnegative().optional(),
+    credit_value: configCreditValue.optional(),
   })
   .refine((rule) => (rule.credits_per_second === undefined) !== (rule.credits_per_task === undefined), {
     message: 'give exactly one of credits_per_second and credits_per_task',
@@ -69,7 +82,7 @@ export type PricingConfig = z.infer<typeof PricingConfig>;
  */
 export const PricingOverride = z.strictObject({
   currency: CurrencyCode.optional(),
-  credit_value: configNumber(z.number().nonnegative()).optional(),
+  credit_value: configCreditValue.optional(),
   rules: z.array(PriceRule).optional(),
 });
 export type PricingOverride = z.infer<typeof PricingOverride>;
