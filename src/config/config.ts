@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import { BudgetSettings } from '../core/model/budget.js';
-import { configNumber } from '../core/model/config-number.js';
+import { configNumber, isNumericText } from '../core/model/config-number.js';
 import { RoutingStrategy } from '../core/model/canonical.js';
 import { PricingOverride } from '../core/model/pricing.js';
 import { addressOf } from '../core/upstream/base-url-address.js';
@@ -113,6 +113,11 @@ const optionalDays = z
   .optional()
   .transform((value, ctx) => {
     if (value === undefined || (typeof value === 'string' && value.trim() === '')) return undefined;
+    // As every other number is read: `Number` would take `0x10` as 16 days.
+    if (typeof value === 'string' && !isNumericText(value)) {
+      ctx.addIssue({ code: 'custom', message: `expected a number, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
     const days = Number(value);
     if (!Number.isFinite(days) || days <= 0) {
       ctx.addIssue({ code: 'custom', message: 'must be a positive number of days' });

@@ -1464,6 +1464,19 @@ describe('what an operator is told at the edges of the file', () => {
     expect([config.providers.freepik?.enabled, config.providers.kling3api?.enabled]).toEqual([false, true]);
   });
 
+  it('reads retention days as every other number: hex, binary or octal text refused, not 16 days from 0x10', () => {
+    const RETENTION = document({ storage: { retention_days: '${STORAGE_RETENTION_DAYS:-}' }, tenants: { acme: { retention_days: '${ACME_DAYS:-}' } } });
+    for (const days of ['0x10', '0b101', '0o7', '1_000']) {
+      expect(problemsOf(RETENTION, { STORAGE_RETENTION_DAYS: days, ACME_DAYS: days }).sort(), days).toEqual([
+        `storage.retention_days: expected a number, got "${days}"`,
+        `tenants.acme.retention_days: expected a number, got "${days}"`,
+      ]);
+    }
+    const config = parseConfig(RETENTION, { STORAGE_RETENTION_DAYS: ' 30 ', ACME_DAYS: '1.5' }, PROVIDER_IDS);
+    expect([config.storage.retention_days, config.tenants.acme?.retention_days]).toEqual([30, 1.5]);
+    expect(parseConfig(RETENTION, {}, PROVIDER_IDS).storage.retention_days).toBeUndefined();
+  });
+
   it('refuses the documented bounds of storage and accounts one step past them, naming the field', () => {
     expect(
       problemsOf(
