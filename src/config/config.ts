@@ -416,7 +416,16 @@ export type TenantConfig = z.infer<typeof TenantConfig>;
 export const GatewayConfig = z.strictObject({
   server: z
     .strictObject({
-      port: configNumber(z.number().int().min(0).max(65535)).default(8080),
+      port: z
+        .preprocess((value, ctx) => {
+          // `1e3` or `8080.0` is a number, but no URL takes it as a port (the public URL built from it would be refused).
+          if (typeof value === 'string' && isNumericText(value) && !/^\d+$/.test(value.trim())) {
+            ctx.addIssue({ code: 'custom', message: 'must be a whole number from 0 to 65535, written in digits' });
+            return z.NEVER;
+          }
+          return value;
+        }, configNumber(z.number().int().min(0).max(65535)))
+        .default(8080),
       host: z.string().default('0.0.0.0'),
       /** How upstreams reach the gateway's webhook routes. */
       public_url: z
@@ -908,6 +917,19 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * True when the public URL the document wrote carries its `server.port` as written (the shipped
+ * `http://127.0.0.1:${PORT}` with PUBLIC_URL unset): when that port is refused, the URL is refused
+ * only for it, and the port alone is named.
+ */
+function publicUrlHoldsPort(expanded: unknown): boolean {
+  const port = writtenAt(expanded, ['server', 'port']);
+  const publicUrl = writtenAt(expanded, ['server', 'public_url']);
+  if ((typeof port !== 'string' && typeof port !== 'number') || typeof publicUrl !== 'string') return false;
+  const text = String(port).trim();
+  return text !== '' && publicUrl.includes(`:${text}`);
+}
+
 function describePath(path: readonly PropertyKey[]): string {
   return path.map(String).join('.') || '(root)';
 }
@@ -935,9 +957,10 @@ export function parseConfig(
     // swapped, that is a key, so every secret the document and the environment hold is scrubbed
     // from the lines.
     const secrets = [...documentSecrets(expanded), ...environmentSecrets(env)];
+    const portRefused = result.error.issues.some((issue) => describePath(issue.path) === 'server.port');
     throw new ConfigError(
       source,
-      result.error.issues.flatMap((issue) =>
+      result.error.issues.filter((issue) => !(portRefused && describePath(issue.path) === 'server.public_url' && publicUrlHoldsPort(expanded))).flatMap((issue) =>
         // Each unknown field by its own path, as the API names them (zod puts them together at their object's).
         issue.code === 'unrecognized_keys'
           ? issue.keys.map((key) => withoutQuotedSecrets(`${describePath([...issue.path, key])}: unknown field`, secrets))

@@ -882,6 +882,29 @@ describe('loadConfigFile', () => {
     ]);
   });
 
+  it('names only the port when a bad PORT also breaks the public URL built from it (PUBLIC_URL unset)', () => {
+    const problemsWith = (env: NodeJS.ProcessEnv): string[] => {
+      try {
+        loadConfigFile(SHIPPED_CONFIG, env, PROVIDER_IDS);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      throw new Error('expected the configuration to be refused');
+    };
+    const DIGITS = 'server.port: must be a whole number from 0 to 65535, written in digits';
+    expect(problemsWith({ PORT: '70000' })).toEqual(['server.port: must be at most 65535']);
+    // `1e3` is 1000 to a number field, but no URL takes it as a port: a port is written in digits.
+    expect(problemsWith({ PORT: '1e3' })).toEqual([DIGITS]);
+    expect(problemsWith({ PORT: '8080.0' })).toEqual([DIGITS]);
+    expect(problemsWith({ PORT: 'http' })).toEqual(['server.port: expected a number, got "http"']);
+    // A public URL of its own that is wrong is still named.
+    expect(problemsWith({ PORT: '70000', PUBLIC_URL: 'ftp://gateway.example.com' })).toEqual([
+      'server.port: must be at most 65535',
+      'server.public_url: must be an http(s) URL',
+    ]);
+    expect(loadConfigFile(SHIPPED_CONFIG, { PORT: '9090' }, PROVIDER_IDS).server).toMatchObject({ port: 9090, public_url: 'http://127.0.0.1:9090' });
+  });
+
   it('refuses the shipped config.yaml when the environment breaks it, naming the field', () => {
     expect(() => loadConfigFile(SHIPPED_CONFIG, { ROUTING_STRATEGY: 'random' }, PROVIDER_IDS)).toThrow(/routing\.strategy: /);
   });
