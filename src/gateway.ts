@@ -57,6 +57,7 @@ import { SharedStateStore } from './store/shared-state-store.js';
 import { TaskStore } from './store/task-store.js';
 import { warnOfStrandedTasks, warnOfUnsendableQueuedTasks, warnOfUnsignableDeliveries } from './start-warnings.js';
 import { openWindowLimiter, type WindowLimiter } from './store/window-limiter.js';
+import { listenFailure } from './http/listen-failure.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -674,7 +675,7 @@ export class Gateway {
     this.listenerStop = new ListenerStop(server, undefined, () => this.gate.newsAnswered());
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
-      server.once('error', reject);
+      server.once('error', (error) => reject(listenFailure(error, host)));
     });
     const address = server.address() as AddressInfo;
     const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;

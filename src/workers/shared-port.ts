@@ -19,6 +19,7 @@ import { problems } from '../core/model/problems.js';
 import { problemJson } from '../http/express-answer.js';
 import type { Logger } from '../observability/logger.js';
 import { PRIMARY_TAG, type PrimaryMessage } from './worker-protocol.js';
+import { listenFailure } from '../http/listen-failure.js';
 
 /** A pause that lets the event loop accept connections waiting on the port (as `http/stop-gate.ts` does). */
 const ACCEPT_TURN_MS = 5;
@@ -90,9 +91,10 @@ export class SharedPort {
   /** Starts accepting; returns the base URL. */
   async listen(port: number, host: string): Promise<string> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const refused = (error: Error) => reject(listenFailure(error, host));
+      this.server.once('error', refused);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', refused);
         resolve();
       });
     });

@@ -60,3 +60,23 @@ it('stops when its WORKERS cannot start (a storage folder that cannot be written
   expect(failed.stderr).toContain('storage.filesystem.path');
   expect(failed.code).toBe(1);
 });
+
+it('names server.host when the start cannot listen there (a name with no address, an address of another machine), with WORKERS too', { timeout: 60_000 }, async () => {
+  const base = () => {
+    const folder = mkdtempSync(join(tmpdir(), 'kg-start-refusals-'));
+    return { PORT: '0', DATABASE_URL: `sqlite:${join(folder, 'gw.db')}`, STORAGE_PATH: join(folder, 'outputs'), LOG_LEVEL: 'silent' };
+  };
+  const [unknownName, otherMachine, workers] = await Promise.all([
+    gatewayExit({ ...base(), HOST: 'no-such-host.invalid' }, [], 45_000),
+    gatewayExit({ ...base(), HOST: '192.0.2.1', WORKERS: '2' }, [], 45_000),
+    // TEST-NET-1: an address no machine here holds.
+    gatewayExit({ ...base(), HOST: '192.0.2.1' }, [], 45_000),
+  ]);
+  expect(unknownName.stderr).toMatch(/server\.host "no-such-host\.invalid" has no address \(getaddrinfo (ENOTFOUND|EAI_AGAIN) no-such-host\.invalid\): set HOST to a name or address of this machine \(0\.0\.0\.0: every one\)/);
+  expect(unknownName.code).toBe(1);
+  expect(otherMachine.stderr).toContain('server.host "192.0.2.1" is not an address of this machine (listen EADDRNOTAVAIL: address not available 192.0.2.1): set HOST to a name or address of this machine (0.0.0.0: every one)');
+  expect(otherMachine.code).toBe(1);
+  // The primary of WORKERS listens for them: the same words.
+  expect(workers.stderr).toContain('server.host "192.0.2.1" is not an address of this machine');
+  expect(workers.code).toBe(1);
+});
