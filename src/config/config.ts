@@ -280,6 +280,9 @@ function refusedPair(index: number, what: 'key' | 'secret'): string {
   return `the ${what} of entry ${index + 1} (tenant:${what})`;
 }
 
+/** Fewest characters of a gateway key or the metrics token. */
+const MIN_BEARER_SECRET = 6;
+
 /** What `Authorization: Bearer <token>` can carry: one run of visible ASCII. */
 const BEARER_TOKEN = /^[\x21-\x7e]+$/;
 
@@ -318,8 +321,8 @@ const apiKeyList = z
         ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'key')} holds a space, a control or a non-ASCII character (separate entries with commas)` });
         return z.NEVER;
       }
-      if (key.length < 6) {
-        ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'key')} is shorter than 6 characters` });
+      if (key.length < MIN_BEARER_SECRET) {
+        ctx.addIssue({ code: 'custom', message: `${refusedPair(index, 'key')} is shorter than ${MIN_BEARER_SECRET} characters` });
         return z.NEVER;
       }
       keys.push({ tenant, key });
@@ -465,7 +468,12 @@ export const GatewayConfig = z.strictObject({
       webhook_bodies_max_bytes: count(256 * 1024).default(64 * 1024 * 1024),
       /** Bearer token `/metrics` asks for; unset: open to loopback only in a live deployment, open in the sandbox. */
       metrics_token: optionalText.pipe(
-        z.string().regex(BEARER_TOKEN, 'holds a space, a control or a non-ASCII character: no Authorization header could carry it').optional(),
+        z
+          .string()
+          .regex(BEARER_TOKEN, 'holds a space, a control or a non-ASCII character: no Authorization header could carry it')
+          // As a gateway key: shorter is guessed, and the log scrubber takes it for an ordinary word.
+          .min(MIN_BEARER_SECRET, `is shorter than ${MIN_BEARER_SECRET} characters`)
+          .optional(),
       ),
       /**
        * Longest a graceful stop (SIGTERM) waits for creates, cancels and dispatches still running

@@ -706,6 +706,13 @@ describe('GATEWAY_API_KEYS (auth.api_keys)', () => {
     expect(parseConfig(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'acme:abc;def-123' }, PROVIDER_IDS).auth.api_keys).toEqual([{ tenant: 'acme', key: 'abc;def-123' }]);
   });
 
+  it('refuses a metrics token shorter than 6 characters, as a gateway key (a guessable bearer token, and one logs would not scrub)', () => {
+    expect(problemsOf(document({ server: { public_url: 'https://g.example', metrics_token: '${METRICS_TOKEN}' } }), { METRICS_TOKEN: 'x' })).toEqual([
+      'server.metrics_token: is shorter than 6 characters',
+    ]);
+    expect(parseConfig(document({ server: { public_url: 'https://g.example', metrics_token: 'abc123' } }), {}, PROVIDER_IDS).server.metrics_token).toBe('abc123');
+  });
+
   it('refuses a key shorter than 6 characters, naming its entry', () => {
     expect(problemsOf(KEYS_FROM_ENV, { GATEWAY_API_KEYS: 'beta:beta-key-123,acme:abc12' })).toEqual([
       'auth.api_keys: the key of entry 2 (tenant:key) is shorter than 6 characters',
