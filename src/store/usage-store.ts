@@ -90,6 +90,9 @@ export interface UsageMedian {
   median_duration_ms: number;
 }
 
+/** Most (tenant, period) rows a process remembers as caught up (`UsageStore.caughtUp`). */
+export const MAX_CAUGHT_UP = 10_000;
+
 export class UsageStore {
   constructor(readonly store: Store) {}
 
@@ -198,8 +201,21 @@ export class UsageStore {
       .execute();
   }
 
-  /** (tenant, period) rows this process found nothing more to count for (`catchUp`). */
+  /**
+   * (tenant, period) rows this process found nothing more to count for (`catchUp`), the latest
+   * `MAX_CAUGHT_UP`: a new period each day or month would otherwise add an entry for good. One
+   * forgotten (a past period's) costs its next use a look that finds nothing.
+   */
   private readonly caughtUp = new Set<string>();
+
+  private rememberCaughtUp(key: string): void {
+    if (this.caughtUp.has(key)) return;
+    if (this.caughtUp.size >= MAX_CAUGHT_UP) {
+      const oldest = this.caughtUp.values().next();
+      if (!oldest.done) this.caughtUp.delete(oldest.value);
+    }
+    this.caughtUp.add(key);
+  }
 
   /** Transactions whose catch-up counted lines: until they commit, finding nothing more in them proves nothing. */
   private readonly countedIn = new WeakSet<Executor>();
@@ -229,7 +245,7 @@ export class UsageStore {
       .execute();
     if (claimed.length === 0 && settled.length === 0) {
       // Nothing left as the store stands, unless this transaction itself counted lines (it may still roll back).
-      if (!this.countedIn.has(db)) this.caughtUp.add(key);
+      if (!this.countedIn.has(db)) this.rememberCaughtUp(key);
       return;
     }
     this.countedIn.add(db);
@@ -269,7 +285,7 @@ export class UsageStore {
       .executeTakeFirst();
     if (!uncounted) {
       // Read outside any transaction: nothing is left to count (`catchUp` stops looking too).
-      if (db === this.db) this.caughtUp.add(key);
+      if (db === this.db) this.rememberCaughtUp(key);
       return { spent: 0, reserved: 0 };
     }
     const running = await db

@@ -11,7 +11,7 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.js';
 import type { Database } from '../../src/store/schema.js';
 import { TaskStore, type NewTaskRow } from '../../src/store/task-store.js';
-import { UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
+import { MAX_CAUGHT_UP, UsageStore, type NewUsageRow } from '../../src/store/usage-store.js';
 import { POSTGRES_URL, dropSchema, newSchemaName, postgresAvailable } from '../support/postgres.js';
 import { postgresSchemaMigratedTo, sqliteFileMigratedTo } from '../support/migrated-store.js';
 import { taskRow as queuedTaskRow, usageRow as usageRowAt } from '../support/task-rows.js';
@@ -477,3 +477,26 @@ describe.each(BACKENDS)('UsageStore on $name', (backend) => {
     });
   });
 });
+
+it('remembers a bounded number of budget periods as caught up, however many days a daily budget runs', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kg-usage-')), 'gateway.db');
+  const store = await openStore(`sqlite:${file}`);
+  try {
+    const usage = new UsageStore(store);
+    const DAY = 24 * HOUR;
+    const days = MAX_CAUGHT_UP + 5;
+    const keyOf = (day: number) => new Date(T0 + day * DAY).toISOString().slice(0, 10);
+    // Each day of a long-running process: its budget shown (`/v1/usage`), nothing left to count.
+    for (let day = 0; day < days; day++) {
+      const start = Date.UTC(2026, 10, 22) + day * DAY;
+      expect(await usage.pendingFigures('acme', keyOf(day), { start, end: start + DAY, currency: 'USD' })).toEqual({ spent: 0, reserved: 0 });
+    }
+    const remembered = (usage as unknown as { caughtUp: Set<string> }).caughtUp;
+    expect(remembered.size).toBe(MAX_CAUGHT_UP);
+    // The latest days are the ones kept.
+    expect(remembered.has(JSON.stringify(['acme', keyOf(days - 1), 'USD']))).toBe(true);
+    expect(remembered.has(JSON.stringify(['acme', keyOf(0), 'USD']))).toBe(false);
+  } finally {
+    await store.close();
+  }
+}, 60_000);
