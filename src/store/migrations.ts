@@ -667,7 +667,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // budget counted, and left them unmarked. A row now marks the lines it counts with its
         // period, and adds those still unmarked (created while its budget was out of the
         // configuration) at its next use: the lines every existing row has already counted are
-        // marked here, so none of them is counted twice.
+        // marked here, so none of them is counted twice. Lines that finished while a budget was
+        // out before this upgrade cannot be told from those and are marked too: no budget counts
+        // them (an undercount, never a line counted twice).
         const rows = await sql<{ tenant: string; period: string }>`select tenant, period from budgets`.execute(db);
         for (const { tenant, period } of rows.rows) {
           const window = periodWindow(period);
