@@ -2048,16 +2048,22 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
         Object.defineProperty(document, 'hidden', { value: isHidden, configurable: true });
         document.dispatchEvent(new Event('visibilitychange'));
       }, value);
-    // From here the page's time stands still but where it is moved on: no refresh comes by itself.
-    await target.clock.pauseAt((await target.evaluate(() => Date.now())) + 1_000);
-    await hidden(true);
-    // Made elsewhere while the tab is in the background (the CLI, another tab).
-    const task = await api.createVideo({ model: 'kling-v3', prompt: 'made while the tab was hidden' });
-    await target.clock.fastForward(60_000);
-    // Shown again, and no time passes: the list is read at once.
-    await hidden(false);
-    await expect.poll(() => target.getByRole('link', { name: task.id }).count(), { timeout: 5_000 }).toBe(1);
-    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: .*list refreshed now/);
+    try {
+      // From here the page's time stands still but where it is moved on: no refresh comes by itself.
+      await target.clock.pauseAt((await target.evaluate(() => Date.now())) + 1_000);
+      await hidden(true);
+      // Made elsewhere while the tab is in the background (the CLI, another tab).
+      const task = await api.createVideo({ model: 'kling-v3', prompt: 'made while the tab was hidden' });
+      await target.clock.fastForward(60_000);
+      // Shown again, and no time passes: the list is read at once.
+      await hidden(false);
+      await expect.poll(() => target.getByRole('link', { name: task.id }).count(), { timeout: 5_000 }).toBe(1);
+      await expect.poll(() => status.textContent()).toMatch(/^\s*Live: .*list refreshed now/);
+    } finally {
+      // The clock is the browser context's, which the tests after this one share: running again, on time.
+      await target.clock.setSystemTime(Date.now()).catch(() => undefined);
+      await target.clock.resume().catch(() => undefined);
+    }
   });
 
   it('plays the gateway\'s stored copy, and says so, and shows an output no one still has as gone instead of a dead player', async () => {
