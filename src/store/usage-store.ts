@@ -93,6 +93,11 @@ export interface UsageMedian {
 /** Most (tenant, period) rows a process remembers as caught up (`UsageStore.caughtUp`). */
 export const MAX_CAUGHT_UP = 10_000;
 
+/** A (tenant, period) row's key in `UsageStore.caughtUp`: what `catchUp` remembers is what `pendingFigures` looks up. */
+function caughtUpKey(tenant: string, period: string, opening: BudgetOpening): string {
+  return JSON.stringify([tenant, period, opening.currency]);
+}
+
 export class UsageStore {
   constructor(readonly store: Store) {}
 
@@ -229,7 +234,7 @@ export class UsageStore {
    * budgets change only with the configuration, at a start.
    */
   private async catchUp(db: Executor, tenant: string, period: string, opening: BudgetOpening): Promise<void> {
-    const key = JSON.stringify([tenant, period, opening.currency]);
+    const key = caughtUpKey(tenant, period, opening);
     if (this.caughtUp.has(key)) return;
     const claimed = await db
       .updateTable('task_usage')
@@ -275,7 +280,7 @@ export class UsageStore {
    * so the budget shows it before the row's next use; nothing once this process caught up.
    */
   async pendingFigures(tenant: string, period: string, opening: BudgetOpening, db: Executor = this.db): Promise<{ spent: number; reserved: number }> {
-    const key = JSON.stringify([tenant, period, opening.currency]);
+    const key = caughtUpKey(tenant, period, opening);
     if (this.caughtUp.has(key)) return { spent: 0, reserved: 0 };
     const uncounted = await db
       .selectFrom('task_usage')
