@@ -1690,6 +1690,35 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
 
+  it('keeps the keyboard on the task opened when the list Back brought renders again before the browser paints', async () => {
+    // The list brought back puts the keyboard on the task opened, and its heading takes it on every
+    // other page shown. A second render of the list before its effects ran (an announcement, an
+    // address change) ran the list's effects first and then the heading's, which took the keyboard.
+    // The page's clock is held so that nothing runs those effects until the list has rendered again.
+    for (let made = 0; made < 2; made += 1) await api.createVideo({ model: 'kling-v2-5-turbo', prompt: `opened, then Back ${made}` });
+    const target = await openConsole('#/?model=kling-v2-5-turbo');
+    try {
+      await signIn(target);
+      const rows = target.locator('tr[data-task-id]');
+      await expect.poll(() => rows.count()).toBeGreaterThan(1);
+      const opened = rows.nth(1);
+      const id = (await opened.getAttribute('data-task-id'))!;
+      await opened.locator('a.task-link').click();
+      await target.getByRole('heading', { level: 1, name: new RegExp(id) }).waitFor();
+
+      await target.clock.pauseAt((await target.evaluate(() => Date.now())) + 1_000);
+      await target.goBack();
+      await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+      // The address changes in a way the list ignores (a query field it does not read): it renders again.
+      await target.evaluate("history.replaceState(null, '', location.href + '&from=elsewhere'); dispatchEvent(new HashChangeEvent('hashchange'))");
+      await target.clock.resume();
+      await expect.poll(() => target.evaluate(() => document.activeElement?.textContent)).toBe(id);
+    } finally {
+      await target.clock.setSystemTime(Date.now()).catch(() => undefined);
+      await target.clock.resume().catch(() => undefined);
+    }
+  });
+
   it('says a task made by a gateway whose clock is ahead of the browser\'s was created now, not "in 1 min."', async () => {
     const target = await openConsole();
     // This browser's clock runs 90 s behind the gateway's (a laptop not synchronized lately).

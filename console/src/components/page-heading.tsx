@@ -17,8 +17,14 @@ export function notePageShown(): void {
   firstPageShown = true;
 }
 
-/** `id`: for a section the heading names (`aria-labelledby`). */
-export function PageHeading({ title, id, children }: { title: string; id?: string; children?: ComponentChildren }) {
+/**
+ * `id`: for a section the heading names (`aria-labelledby`). `takesFocus: false`: the page puts the
+ * keyboard elsewhere itself (the task list brought back by Back, on the task opened). Said here,
+ * not done after this heading's own focus: which of two components' effects runs last is not
+ * fixed (one that renders again before the browser paints runs its effects then, before its
+ * children's), so the heading could take the keyboard back from where the page put it.
+ */
+export function PageHeading({ title, id, takesFocus = true, children }: { title: string; id?: string; takesFocus?: boolean; children?: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · Kling Gateway`;
@@ -26,8 +32,9 @@ export function PageHeading({ title, id, children }: { title: string; id?: strin
   // Once per page shown, not per title: a title that follows the form (New video → New image)
   // must not take the keyboard away from the control that changed it.
   useEffect(() => {
-    if (firstPageShown) heading.current?.focus({ preventScroll: true });
+    if (firstPageShown && takesFocus) heading.current?.focus({ preventScroll: true });
     firstPageShown = true;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
   return (
     <h1 id={id} tabIndex={-1} ref={heading}>

@@ -131,14 +131,17 @@ export function TaskListPage() {
   }, [live.loading, live.tasks.length]);
   useKeyboardKeptInList(live.tasks, table, section);
   // Back to this list from one of its tasks: the same pages (kept by the list), scrolled where they
-  // were, the keyboard on the task opened (after the heading took it, as on every page shown).
+  // were, the keyboard on the task opened; on the heading, as on every page shown, when that task
+  // is no longer listed. The heading is told not to take it (see PageHeading).
+  const opened = live.restoredPlace?.openedId ?? null;
   useEffect(() => {
     const place = live.restoredPlace;
     if (place) {
       scrollTo(0, place.scrollY);
-      const opened = place.openedId;
-      const link = opened ? [...(table.current?.querySelectorAll<HTMLAnchorElement>('tr[data-task-id] a.task-link') ?? [])].find((a) => a.closest<HTMLElement>('tr')?.dataset.taskId === opened) : undefined;
-      link?.focus({ preventScroll: true });
+      if (opened) {
+        const link = [...(table.current?.querySelectorAll<HTMLAnchorElement>('tr[data-task-id] a.task-link') ?? [])].find((a) => a.closest<HTMLElement>('tr')?.dataset.taskId === opened);
+        (link ?? section.current?.querySelector<HTMLElement>('h1'))?.focus({ preventScroll: true });
+      }
     }
     const noteScroll = () => {
       live.place.scrollY = scrollY;
@@ -151,7 +154,7 @@ export function TaskListPage() {
   return (
     <section aria-labelledby="tasks-heading" ref={section}>
       <div class="page-head">
-        <PageHeading title="Tasks" id="tasks-heading" />
+        <PageHeading title="Tasks" id="tasks-heading" takesFocus={!opened} />
         <Link href="/new" class="button primary">
           New video
         </Link>
