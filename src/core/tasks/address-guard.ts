@@ -9,13 +9,17 @@
  * The check is made on the address actually connected to: connections go through agents whose
  * DNS lookup refuses private answers (so the name is resolved once, for the check and the
  * connection alike: no DNS rebinding) and which check the socket's peer address once connected.
+ * That lookup asks DNS itself, never getaddrinfo (`dns.lookup`): getaddrinfo runs on libuv's few
+ * shared threads (file work, zlib, every other lookup of the gateway) and cannot be abandoned, so a
+ * target named under a nameserver that never answers would hold them long after the guard gave up.
  * Those agents never use a proxy, whatever `HTTP_PROXY`/`HTTPS_PROXY` say: through a proxy the
  * gateway would resolve and check the proxy, not the target.
  */
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { Resolver } from 'node:dns';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 /** IPv4 ranges no outbound connection may reach (RFC 6890 special-purpose registry and the like). */
@@ -131,12 +135,82 @@ type VettedAddress = { address: string; family: 4 | 6 };
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | VettedAddress[], family?: number) => void;
 type LookupOptions = { all?: boolean; family?: number | string };
 
+/** `localhost` and names under it: loopback whatever a resolver would say (RFC 6761). */
+function isLocalhostName(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.+$/, '');
+  return name === 'localhost' || name.endsWith('.localhost');
+}
+
+/** The hosts file getaddrinfo reads before DNS. */
+const HOSTS_FILE = '/etc/hosts';
+/** How long a read of the hosts file is used before it is read again. */
+const HOSTS_FILE_TTL_MS = 10_000;
+let hostsRead: { at: number; entries: Promise<Map<string, VettedAddress[]>> } | undefined;
+
+/** The hosts file's addresses by lower-case name (none when it cannot be read). */
+function hostsFileEntries(): Promise<Map<string, VettedAddress[]>> {
+  const now = Date.now();
+  if (hostsRead && now - hostsRead.at < HOSTS_FILE_TTL_MS) return hostsRead.entries;
+  const entries = readFile(HOSTS_FILE, 'utf8').then(
+    (text) => {
+      const byName = new Map<string, VettedAddress[]>();
+      for (const line of text.split('\n')) {
+        const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
+        const family = isIP(address ?? '');
+        if (!address || names.length === 0 || (family !== 4 && family !== 6)) continue;
+        for (const name of names) {
+          const key = name.toLowerCase();
+          byName.set(key, [...(byName.get(key) ?? []), { address, family }]);
+        }
+      }
+      return byName;
+    },
+    () => new Map<string, VettedAddress[]>(),
+  );
+  hostsRead = { at: now, entries };
+  return entries;
+}
+
+/** Answers that only say the name has no address of that family (or none at all). */
+const NO_ADDRESS = new Set(['ENODATA', 'ENOTFOUND']);
+
+/**
+ * A name's IPv4 and IPv6 addresses, asked of DNS directly (c-ares, on the event loop): both
+ * families at once, and a family that has no address is no failure while the other has one.
+ */
+function resolveBoth(resolver: Resolver, hostname: string, done: (error: NodeJS.ErrnoException | null, addresses: VettedAddress[]) => void): void {
+  const answers: { 4?: string[]; 6?: string[] } = {};
+  const failures: NodeJS.ErrnoException[] = [];
+  const settle = () => {
+    // Both families answered (an address list or a failure each).
+    if (failures.length + Number(answers[4] !== undefined) + Number(answers[6] !== undefined) < 2) return;
+    const addresses = [
+      ...(answers[4] ?? []).map((address) => ({ address, family: 4 as const })),
+      ...(answers[6] ?? []).map((address) => ({ address, family: 6 as const })),
+    ];
+    if (addresses.length > 0) return done(null, addresses);
+    // Neither family has an address: say so as getaddrinfo would, or pass on what went wrong.
+    const failure = failures.find((error) => !NO_ADDRESS.has(String(error.code)));
+    done(failure ?? Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }), []);
+  };
+  const take = (family: 4 | 6) => (error: NodeJS.ErrnoException | null, addresses: string[]) => {
+    if (error) failures.push(error);
+    else answers[family] = addresses;
+    settle();
+  };
+  resolver.resolve4(hostname, take(4));
+  resolver.resolve6(hostname, take(6));
+}
+
 /**
  * A DNS lookup that refuses a name when any of its addresses is private. The check and the
  * connection use the same answer, so a name that resolves publicly for a check and inward for
- * the connection (DNS rebinding) cannot slip through. Gives up after `timeoutMs`.
+ * the connection (DNS rebinding) cannot slip through. Gives up after `timeoutMs`. DNS is asked
+ * directly, off the thread pool (see the top of this file).
  */
 export function vettedLookup(timeoutMs: number) {
+  // A family whose query goes unanswered fails within half the time, so the other's addresses are used.
+  const resolver = new Resolver({ timeout: Math.max(1, Math.floor(timeoutMs / 2)), tries: 1 });
   return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
     let settled = false;
     const finish = (error: Error | null, addresses: VettedAddress[]) => {
@@ -151,14 +225,21 @@ export function vettedLookup(timeoutMs: number) {
       callback(null, first.address, first.family);
     };
     const timer = setTimeout(() => finish(new Error(`DNS lookup of ${hostname} timed out`), []), timeoutMs);
-    dnsLookup(hostname, { all: true }, (error, addresses) => {
+    if (isLocalhostName(hostname)) {
+      finish(new PrivateTargetError('resolves to a private, loopback or link-local address', 'loopback (a localhost name)'), []);
+      return;
+    }
+    // As getaddrinfo does: the hosts file first (a local file, read at once), then DNS.
+    const judge = (error: NodeJS.ErrnoException | null, addresses: VettedAddress[]) => {
       if (error) return finish(error, []);
       const inward = addresses.find((entry) => isPrivateAddress(entry.address));
       if (inward) return finish(new PrivateTargetError('resolves to a private, loopback or link-local address', inward.address), []);
-      finish(
-        null,
-        addresses.map((entry: LookupAddress) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 })),
-      );
+      finish(null, addresses);
+    };
+    void hostsFileEntries().then((entries) => {
+      const listed = entries.get(hostname.toLowerCase().replace(/\.+$/, ''));
+      if (listed) judge(null, listed);
+      else resolveBoth(resolver, hostname, judge);
     });
   };
 }
