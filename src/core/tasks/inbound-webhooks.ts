@@ -21,6 +21,8 @@ const WEBHOOK_RETRY_AFTER_S = 5;
 const ELSEWHERE_MARGIN_MS = 5_000;
 /** At most this many tasks are followed here for news kept while another replica sends their create. */
 const MAX_FOLLOWED_ELSEWHERE = 10_000;
+/** At most this many tasks are remembered as confirmed lately for a callback (`confirmCallback`). */
+const MAX_CONFIRMED_LATELY = 10_000;
 
 /** A verified webhook that named the task of a create still on its way, applied once that create is recorded. */
 interface NotedWebhook {
@@ -65,6 +67,8 @@ export class InboundWebhooks {
   private readonly keptElsewhere = new Map<string, NewsAwaitingCreate>();
   /** Set by a stop: no task is followed for kept news any more. */
   private stopped = false;
+  /** When a callback last made each task due for a confirming poll here, by task id (`confirmCallback`). */
+  private readonly confirmedLately = new Map<string, number>();
 
   constructor(
     private readonly engine: Engine,
@@ -496,8 +500,33 @@ export class InboundWebhooks {
     // claim about a running task changes nothing and waits for the next poll.
     const claimsFinished = provider.callbackClaimsFinished?.(body) ?? true;
     metrics.inboundWebhooks.inc({ provider: providerId, outcome: claimsFinished ? 'confirming' : 'progress' });
-    if (claimsFinished || task.status === 'queued') await this.tracker.pollSoon(task);
+    if (claimsFinished || task.status === 'queued') await this.confirmCallback(task);
     return { received: true, matched: true };
+  }
+
+  /**
+   * Asks the provider about `task` for a callback: at once, unless a callback made it due less
+   * than `tracking.poll_min_interval_ms` ago here; then once that interval has passed (the task's
+   * poll is made due then, no sooner). Whoever holds a task's callback URL may post to it as often
+   * as they like; without this each post cost one status call on the account, whose rate windows
+   * every tenant's creates and polls share. A callback that comes sooner is confirmed late, not
+   * dropped: the task may have finished just after the last confirmation.
+   */
+  private async confirmCallback(task: TaskRecord): Promise<void> {
+    const { clock, config } = this.engine;
+    const now = clock.now();
+    const intervalMs = config.tracking.poll_min_interval_ms;
+    const last = this.confirmedLately.get(task.id);
+    if (last !== undefined && now - last < intervalMs) {
+      await this.tracker.lifecycle.pollBy(task, last + intervalMs);
+      return;
+    }
+    if (this.confirmedLately.size >= MAX_CONFIRMED_LATELY) {
+      for (const [id, at] of this.confirmedLately) if (now - at >= intervalMs) this.confirmedLately.delete(id);
+      if (this.confirmedLately.size >= MAX_CONFIRMED_LATELY) this.confirmedLately.clear();
+    }
+    this.confirmedLately.set(task.id, now);
+    await this.tracker.pollSoon(task);
   }
 
   /** A callback naming another upstream task than its task's: counted, and refused. */

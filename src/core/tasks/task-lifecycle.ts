@@ -351,6 +351,12 @@ export class TaskLifecycle {
     return this.writeQuietly(task, { nextPollAt: this.engine.clock.now() }, { phases: ['tracking'] });
   }
 
+  /** Makes a tracked task due for polling by `at` (sooner than it was due), or leaves it as it is. */
+  async pollBy(task: TaskRecord, at: number): Promise<TaskRecord | undefined> {
+    if (task.nextPollAt !== null && task.nextPollAt <= at) return task;
+    return this.writeQuietly(task, { nextPollAt: at }, { phases: ['tracking'] });
+  }
+
   /**
    * Applies what the upstream said about a task (a poll, a webhook, a confirmed callback).
    * Terminal reports finish the task; others record the raw word. Returns the new record.
