@@ -5,9 +5,10 @@
  * such callback used to cost one status call on the account, so a storm of them used up the
  * account's rate windows that every tenant's creates and polls share. Now a task's callbacks ask
  * the provider at most once per `tracking.poll_min_interval_ms`; one that comes sooner is
- * confirmed when that interval has passed, not dropped.
+ * confirmed when that interval has passed, not dropped. Callbacks naming another upstream task
+ * than the token's task tracks (news of a create left in doubt) are bounded likewise.
  */
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/harness.js';
 
 let gw: TestGateway;
@@ -60,4 +61,57 @@ it('confirms a "succeed" that came right behind a confirmed callback once the in
   // Confirmed once the interval has passed (the safety poll is a minute away).
   await gw.advance(minIntervalMs);
   expect((await gw.get(task.id)).body.status).toBe('succeeded');
+});
+
+describe('callbacks naming tasks on the token of a task with a legacy create left in doubt', () => {
+  // The legacy create's answer is lost and its lookup gets no answer: the task goes on to
+  // kling3api, its legacy attempt left in doubt. A callback on its token naming an upstream task
+  // is then news of a video nobody tracks, believed only once the provider shows it: one status
+  // call per callback, whatever it named, also long after the task ended.
+  async function taskWithLegacyCreateLeftBehind() {
+    await gw.close();
+    gw = await startTestGateway({ config: { routing: { failover_on_timeout: true } } });
+    // The simulator's own callbacks (as its task runs) go nowhere: the test sends each one.
+    gw.gateway.setPublicUrl('http://127.0.0.1:9');
+    const legacy = gw.simulator('kling-legacy');
+    legacy.injectFault({ on: 'submit', transport: 'drop_after_accept' });
+    legacy.injectFault({ on: 'status', kind: 'unavailable' });
+    const created = (await gw.create({ model: 'kling-v3', prompt: 'a kite', duration: 5, routing: { providers: ['kling-legacy', 'kling3api'] } })).body;
+    expect(created.attempts.map((attempt: { provider: string; outcome: string }) => [attempt.provider, attempt.outcome])).toEqual([
+      ['kling-legacy', 'ambiguous'],
+      ['kling3api', 'accepted'],
+    ]);
+    const token = (await gw.gateway.store.getTask(created.id))!.callback_token;
+    return { id: created.id as string, path: `/v1/webhooks/kling-legacy/${token}`, upstreamId: legacy.tasks[0]!.id };
+  }
+  const untrackedReported = async () => {
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    return Number(/untracked_upstream_tasks_total\{provider="kling-legacy",found_by="webhook"\} (\d+)/.exec(text)?.[1] ?? 0);
+  };
+
+  it('asks the provider a few times for a storm of callbacks naming made-up tasks, not once per callback, also after the task ended', async () => {
+    const task = await taskWithLegacyCreateLeftBehind();
+    let before = statusCalls();
+    for (let i = 0; i < 20; i++) {
+      const answer = await gw.request('POST', task.path, JSON.stringify({ task_id: `80000000000000${i}`, task_status: 'succeed' }), {}, null);
+      expect(answer.status).toBe(404);
+    }
+    // Three at once, then one per tracking.poll_min_interval_ms.
+    expect(statusCalls() - before).toBe(3);
+
+    expect((await gw.finish(task.id)).status).toBe('succeeded');
+    await gw.clock.advance(3 * gw.config.tracking.poll_min_interval_ms);
+    before = statusCalls();
+    for (let i = 0; i < 20; i++) await gw.request('POST', task.path, JSON.stringify({ task_id: `90000000000000${i}`, task_status: 'succeed' }), {}, null);
+    expect(statusCalls() - before).toBe(3);
+  });
+
+  it('still reports the task the provider made for the create left in doubt, named after a storm once the interval has passed', async () => {
+    const task = await taskWithLegacyCreateLeftBehind();
+    for (let i = 0; i < 5; i++) await gw.request('POST', task.path, JSON.stringify({ task_id: `80000000000000${i}`, task_status: 'succeed' }), {}, null);
+    await gw.clock.advance(gw.config.tracking.poll_min_interval_ms);
+    const answer = await gw.request('POST', task.path, JSON.stringify({ task_id: task.upstreamId, task_status: 'succeed' }), {}, null);
+    expect(answer.body).toEqual({ received: true, matched: false });
+    expect(await untrackedReported()).toBe(1);
+  });
 });

@@ -86,6 +86,10 @@ const SENDER_GRACE_MS = 10_000;
  * connection broke after the request was written, or no answer came in time).
  */
 const IN_DOUBT = new Set(['sending', 'interrupted', 'ambiguous']);
+/** At most this many tasks are remembered as having had the provider asked lately about a task nothing tracks (`adoptNamed`). */
+const MAX_ASKED_UNTRACKED = 10_000;
+/** How many such asks a task's callbacks may make at once, before one per `tracking.poll_min_interval_ms`. */
+const ASKS_AT_ONCE = 3;
 
 /** Whether the provider may hold the task from this attempt's create: it accepted, or its answer is not known. */
 export function mayBeHeldUpstream(attempt: Pick<AttemptRecord, 'outcome'>): boolean {
@@ -208,6 +212,12 @@ function eachRequestAdmitted(account: ProviderAccount, client: UpstreamClient): 
 }
 
 export class Recovery {
+  /**
+   * How many more times unsigned callbacks may have the provider asked about a task nothing
+   * tracks, as of `at`, by the gateway task on whose token they came (`mayAskAboutUntracked`).
+   */
+  private readonly askedUntracked = new Map<string, { left: number; at: number }>();
+
   constructor(
     private readonly engine: Engine,
     private readonly lifecycle: TaskLifecycle,
@@ -434,7 +444,7 @@ export class Recovery {
       if (!how.signedBy) {
         const account = runtime.account(attempt.account ?? task.account);
         const ref = account && this.refOfNamed(task, attempt, providerTaskId);
-        if (!account || !ref) return { kind: 'none' };
+        if (!account || !ref || !this.mayAskAboutUntracked(task.id)) return { kind: 'none' };
         const shown = await this.shows(task, runtime, account, ref, 'a callback named a task the provider does not confirm');
         if (shown !== 'shown') return { kind: shown === 'busy' ? 'busy' : 'none' };
       }
@@ -513,6 +523,30 @@ export class Recovery {
       'a callback named the task of a create in doubt that its provider could not be asked about now; kept, and asked about again',
     );
     return { kind: 'kept' };
+  }
+
+  /**
+   * Whether a callback on `taskId`'s token may have the provider asked about a task nothing
+   * tracks now: `ASKS_AT_ONCE` at once (the provider's own callbacks come one per status change),
+   * then one per `tracking.poll_min_interval_ms`, per task (in this process). Whoever holds the token may post as often as they like, naming any task, for as long
+   * as the gateway task is kept: unbounded, each post cost one status call on the account, whose
+   * rate windows every tenant's creates and polls share. A callback past the allowance is
+   * answered as naming a task the provider does not show; only the report of a task nobody
+   * tracks can be missed that way, never a task's own news.
+   */
+  private mayAskAboutUntracked(taskId: string): boolean {
+    const now = this.engine.clock.now();
+    const intervalMs = this.engine.config.tracking.poll_min_interval_ms;
+    const last = this.askedUntracked.get(taskId);
+    const left = last ? Math.min(ASKS_AT_ONCE, last.left + (now - last.at) / intervalMs) : ASKS_AT_ONCE;
+    if (left < 1) return false;
+    if (!last && this.askedUntracked.size >= MAX_ASKED_UNTRACKED) {
+      // Full: those whose allowance is whole again are forgotten (as good as never asked).
+      for (const [id, asked] of this.askedUntracked) if (asked.left + (now - asked.at) / intervalMs >= ASKS_AT_ONCE) this.askedUntracked.delete(id);
+      if (this.askedUntracked.size >= MAX_ASKED_UNTRACKED) this.askedUntracked.clear();
+    }
+    this.askedUntracked.set(taskId, { left: left - 1, at: now });
+    return true;
   }
 
   /**
