@@ -70,6 +70,19 @@ const QUEUED = sql<boolean>`phase = 'dispatch'`;
 const SUBMITTING = sql<boolean>`phase = 'submitting'`;
 const IN_FLIGHT = sql<boolean>`phase in ('submitting', 'tracking')`;
 const DUE = sql<boolean>`phase in ('tracking', 'storing')`;
+
+/** The account a task names when it names none (`provider:default` in a `TrackingScope`). */
+const DEFAULT_ACCOUNT = 'default';
+
+/**
+ * What a replica can poll (`claimDueForTracking`): `provider:account` keys of the accounts it
+ * holds keys for, and how long past due a task of any other account waits before it is claimed
+ * all the same (to be looked at, and ended at its deadline, where no replica can ask about it).
+ */
+export interface TrackingScope {
+  askable: readonly string[];
+  strandedAfterMs: number;
+}
 const UNFINISHED = sql<boolean>`phase in ('dispatch', 'submitting', 'tracking')`;
 
 /** `text` matched literally by LIKE … ESCAPE '\': its `%`, `_` and `\` escaped. */
@@ -736,8 +749,45 @@ export class TaskStore {
    * Leases up to `limit` tracked tasks whose next poll is due and that no live lease holds.
    * In PostgreSQL `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint batches.
    */
-  claimDueForTracking(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRow[]> {
-    return this.claimDue('tracking', now, owner, leaseMs, limit);
+  claimDueForTracking(now: number, owner: string, leaseMs: number, limit: number, only?: TrackingScope): Promise<TaskRow[]> {
+    if (!only) return this.claimDue('tracking', now, owner, leaseMs, limit);
+    return this.claimDueAskable(now, owner, leaseMs, limit, only);
+  }
+
+  /**
+   * `claimDueForTracking` for a replica that can ask about the tasks of `scope.askable` only: a
+   * task held by another account (or a provider without a key here) is left to a replica that
+   * can ask about it, unless its poll has waited `scope.strandedAfterMs` (no replica could).
+   */
+  private async claimDueAskable(now: number, owner: string, leaseMs: number, limit: number, scope: TrackingScope): Promise<TaskRow[]> {
+    const { askable } = scope;
+    const values = [now, ...askable, now - scope.strandedAfterMs];
+    const pick = (slots: readonly unknown[]) =>
+      this.db
+        .selectFrom('tasks')
+        .select('id')
+        .where('phase', '=', 'tracking')
+        .where('next_poll_at', '<=', slots[0] as number)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', slots[0] as number)]))
+        .where((eb) =>
+          eb.or([
+            ...(askable.length > 0
+              ? [eb(sql<string>`provider || ':' || coalesce(account, ${DEFAULT_ACCOUNT})`, 'in', slots.slice(1, 1 + askable.length) as string[])]
+              : []),
+            eb('next_poll_at', '<=', slots[1 + askable.length] as number),
+          ]),
+        )
+        .orderBy('next_poll_at');
+    const any = await this.shapes.execute(this.db, `any-due-askable:${askable.length}`, values, (slots) => pick(slots).limit(1));
+    if (any.rows.length === 0) return [];
+    const { rows } = await this.shapes.execute(this.db, `lease-due-askable:${askable.length}`, [...values, owner, now + leaseMs, limit], (slots) =>
+      this.db
+        .updateTable('tasks')
+        .set({ lease_owner: slots[values.length] as string, lease_until: slots[values.length + 1] as number })
+        .where('id', 'in', this.lockedForLease(pick(slots).limit(slots[values.length + 2] as number)))
+        .returningAll(),
+    );
+    return rows as TaskRow[];
   }
 
   /** Leases up to `limit` tasks whose outputs are due to be copied into storage (as `claimDueForTracking`). */

@@ -507,8 +507,18 @@ export class TaskRepository {
     );
   }
 
-  async claimDueForTracking(now: number, owner: string, leaseMs: number, limit: number): Promise<TaskRecord[]> {
-    return (await this.store.claimDueForTracking(now, owner, leaseMs, limit)).map(taskFromRow);
+  /**
+   * Leases up to `limit` tracked tasks due for a poll; with `only`, those of the `provider:account`
+   * keys it names, and others only once their poll has waited `only.strandedAfterMs`.
+   */
+  async claimDueForTracking(
+    now: number,
+    owner: string,
+    leaseMs: number,
+    limit: number,
+    only?: { askable: readonly string[]; strandedAfterMs: number },
+  ): Promise<TaskRecord[]> {
+    return (await this.store.claimDueForTracking(now, owner, leaseMs, limit, only)).map(taskFromRow);
   }
 
   /** Leases up to `limit` succeeded tasks with an output whose later copy is due. */

@@ -57,11 +57,30 @@ export class Tracker {
     await this.expireOverdue();
     const { tasks, clock, owner } = this.engine;
     for (;;) {
-      const due = await tasks.claimDueForTracking(clock.now(), owner, this.pollLeaseMs, POLL_CONCURRENCY);
+      const due = await tasks.claimDueForTracking(clock.now(), owner, this.pollLeaseMs, POLL_CONCURRENCY, this.scope);
       await Promise.all(due.map((task) => this.pollLeased(task)));
       if (due.length < POLL_CONCURRENCY) break;
     }
   }
+
+  /**
+   * What this replica can poll: the accounts it holds keys for. A task held by another account (or
+   * by a provider without a key here) is left to a replica that can ask about it — in a rolling
+   * deploy adding an account or giving a key back, one still on the old configuration would
+   * otherwise take that replica's turns, each look putting the poll off by the longest poll
+   * interval, and at the deadline take its last look, failing as timeout a video the upstream
+   * made. Once its poll has waited that long interval, no replica could ask, and this one takes it
+   * all the same: it is looked at (and warned about) here, and ends at its deadline.
+   */
+  private get scope(): { askable: readonly string[]; strandedAfterMs: number } {
+    const { runtimes, config } = this.engine;
+    this.askable ??= [...runtimes.values()].flatMap((runtime) =>
+      runtime.keyless ? [] : runtime.accounts.map((account) => `${runtime.id}:${account.id}`),
+    );
+    return { askable: this.askable, strandedAfterMs: config.tracking.poll_max_interval_ms };
+  }
+
+  private askable: readonly string[] | undefined;
 
   /**
    * How long a poll holds its task: `tracking.lease_ms`, but never less than the longest
