@@ -459,6 +459,7 @@ export class Gateway {
       metrics,
       logger,
       clockWatch,
+      replicas: store.dialect === 'postgres',
       events: new TaskEvents(feed, (id) => tasks.get(id), (error) => onFeedError(error, 'could not read a task another replica changed')),
       owner,
       random: options.random ?? Math.random,
@@ -486,7 +487,7 @@ export class Gateway {
     if (startWarnings) {
       await warnOfStrandedTasks(taskStore, runtimes, options.endpoints, logger);
       await warnOfUnsignableDeliveries(taskStore, config, logger);
-      await warnOfUnsendableQueuedTasks(taskStore, runtimes, logger);
+      await warnOfUnsendableQueuedTasks(taskStore, runtimes, logger, store.dialect === 'postgres');
     }
     const gateway = new Gateway(
       config,

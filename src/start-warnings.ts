@@ -69,9 +69,16 @@ export async function warnOfStrandedTasks(
  * Says at start how many queued tasks only providers switched off now could take (turned off,
  * left without a key, or gone): each fails with `no_provider_available` at the first dispatch
  * after the start, before anything is sent (so the advice is for the next such change). A store
- * that cannot say is passed over: each such task's error names its providers and why.
+ * that cannot say is passed over: each such task's error names its providers and why. With
+ * `replicas` (a store other replicas may share) they wait instead for a replica that has one of
+ * those providers on, and fail as timeout at their deadline if none does.
  */
-export async function warnOfUnsendableQueuedTasks(taskStore: TaskStore, runtimes: ReadonlyMap<string, ProviderRuntime>, logger: Logger): Promise<void> {
+export async function warnOfUnsendableQueuedTasks(
+  taskStore: TaskStore,
+  runtimes: ReadonlyMap<string, ProviderRuntime>,
+  logger: Logger,
+  replicas = false,
+): Promise<void> {
   let counts: Map<string, number>;
   try {
     counts = await taskStore.countQueuedByCandidates();
@@ -82,8 +89,20 @@ export async function warnOfUnsendableQueuedTasks(taskStore: TaskStore, runtimes
     const providers = candidates.split(',').filter(Boolean);
     if (tasks <= 0 || providers.length === 0 || providers.some((id) => runtimes.get(id)?.enabled)) continue;
     const why = providers.map((id) => `${id}: ${runtimes.get(id)?.disabledReason ?? 'not configured'}`).join('; ');
-    const words = wording(tasks, { queued: '1 queued task', they: 'it', fail: 'fails' }, { queued: `${tasks} queued tasks`, they: 'they', fail: 'fail' });
+    const words = wording(
+      tasks,
+      { queued: '1 queued task', they: 'it', fail: 'fails', wait: 'waits' },
+      { queued: `${tasks} queued tasks`, they: 'they', fail: 'fail', wait: 'wait' },
+    );
     const only = wording(providers.length, { one: providers[0]!, they: 'it' }, { one: 'one of them', they: 'they' });
+    if (replicas) {
+      logger.warn(
+        { providers, tasks },
+        `${words.queued} may go only to ${providers.join(', ')}, switched off on this replica (${why}): ${words.they} ${words.wait} for a replica that has ${only.one} on, ` +
+          `and ${words.fail} as timeout at ${words.they === 'it' ? 'its' : 'their'} deadline if none does; to end such tasks at once, cancel them (GET /v1/providers shows each provider's queue)`,
+      );
+      continue;
+    }
     // Said after the fact: the dispatch runs as the start ends, so the advice is for the next such change.
     logger.warn(
       { providers, tasks },

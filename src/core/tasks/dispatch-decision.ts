@@ -69,7 +69,8 @@ export type CandidateOutcome =
   | { kind: 'passed'; ruledOut?: RuledOut; off?: SwitchedOff }
   /**
    * Usable again from `until` (no free slot, cooling down, no rate allowance). `full`: no free
-   * slot, which frees at no known time (`until` is only when to look again).
+   * slot, which frees at no known time, or a provider only another replica may use (`until` is
+   * only when to look again; the task is left due).
    */
   | { kind: 'wait'; until: number; full?: true }
   /** Certainly holds no task and will not take it now; counts towards the error if nobody does. */
@@ -90,6 +91,12 @@ export interface DecisionContext {
   now: number;
   /** How soon a provider found busy is looked at again. */
   retryMs: number;
+  /**
+   * Whether other replicas may share the task store (PostgreSQL): a provider this replica cannot
+   * use (switched off, without a key, not configured here) may be usable on one of them — a task
+   * accepted there waits for it (until its deadline) rather than fail here.
+   */
+  replicas?: boolean;
 }
 
 /** A failed create that says the account cannot take tasks now (its key refused, its credits gone), not that the request is wrong. */
@@ -182,8 +189,13 @@ export function circuitOpenAttempt(provider: string, at: number): NewAttempt {
 export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | undefined, context: DecisionContext): CandidateStep {
   const { provider } = entry;
   if (context.history.refused.has(provider)) return ruledOut(provider, context.history);
-  if (!standing) return { kind: 'passed', off: { provider, why: 'not configured' } };
-  if (!standing.usable) return { kind: 'passed', off: { provider, why: standing.disabledReason ?? 'disabled in configuration' } };
+  if (!standing || !standing.usable) {
+    // In a rolling deploy a replica still on the old configuration must not fail a task another
+    // replica accepted for a provider it has: the task stays in line for that one, due, and
+    // untouched here (postponed, it would keep that replica from it as long).
+    if (context.replicas) return { kind: 'wait', until: context.now + context.retryMs, full: true };
+    return { kind: 'passed', off: { provider, why: standing ? (standing.disabledReason ?? 'disabled in configuration') : 'not configured' } };
+  }
   // A task bound to the account that made its source video may go through that one alone.
   const accounts = entry.account === undefined ? standing.accounts : standing.accounts.filter((account) => account === entry.account);
   if (entry.account !== undefined && accounts.length === 0) return { kind: 'refused', failure: boundAccountGoneFailure(provider, entry.account) };

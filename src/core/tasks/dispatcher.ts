@@ -276,6 +276,7 @@ export class Dispatcher {
       history: attemptHistory([]),
       now: clock.now(),
       retryMs: config.tracking.tick_ms,
+      replicas: this.engine.replicas === true,
     });
     if (step.kind !== 'try') return undefined;
     const [account] = await this.accountsToTry(runtime, entry);
@@ -377,6 +378,7 @@ export class Dispatcher {
           history,
           now: clock.now(),
           retryMs: config.tracking.tick_ms,
+          replicas: this.engine.replicas === true,
         });
       if (step.kind === 'try') {
         // Only a configured provider is ever tried.

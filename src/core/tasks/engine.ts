@@ -32,6 +32,11 @@ export interface Engine {
   events: TaskEvents;
   /** Whether this replica's clock agrees with the other replicas': while it does not, no leased work is taken. */
   clockWatch: ClockWatch;
+  /**
+   * Whether other replicas may share the task store (PostgreSQL), each with its own configuration
+   * during a rolling deploy: a provider unusable here may be usable there.
+   */
+  replicas?: boolean;
   /** This replica's id, written into leases. */
   owner: string;
   /** Randomness for jitter and weighted routing (seeded in tests). */
