@@ -275,7 +275,17 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       body: { required: true, content: { 'application/json': { schema: CreateVideoRequest } } },
     },
     responses: {
-      202: { ...json(Task, 'The task.'), headers: requestIdHeader },
+      202: {
+        ...json(Task, 'The task.'),
+        headers: {
+          ...requestIdHeader,
+          location: { description: "The task's own path, `/v1/videos/{id}`.", required: true, schema: { type: 'string' as const } },
+          'idempotent-replayed': {
+            description: '`true` when the answer is a repeat of an earlier create with the same `Idempotency-Key` (its task; nothing new was made); absent otherwise.',
+            schema: { type: 'string' as const, enum: ['true'] },
+          },
+        },
+      },
       400: problem('Invalid request (`errors[]` names each field).'),
       401: problem('Missing or invalid gateway key.'),
       402: problem(
@@ -362,7 +372,10 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       400: problem('Invalid query.'),
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
-      429: problem("With `wait`: the tenant already holds its `open_waits` waits open."),
+      429: {
+        ...problem("With `wait`: the tenant already holds its `open_waits` waits open; `Retry-After` says when to try again."),
+        headers: z.object({ 'retry-after': z.string() }),
+      },
     },
   });
   register({
@@ -477,7 +490,10 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       400: problem('A query parameter: this route takes none.'),
       401: problem('Missing or invalid gateway key.'),
       404: problem('No such task for this tenant.'),
-      429: problem('The tenant already holds its `open_streams` event streams open.'),
+      429: {
+        ...problem('The tenant already holds its `open_streams` event streams open; `Retry-After` says when to try again.'),
+        headers: z.object({ 'retry-after': z.string() }),
+      },
     },
   });
   register({

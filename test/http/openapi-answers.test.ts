@@ -12,6 +12,11 @@ import { OTHER_TENANT_KEY, startTestGateway, TENANT_KEY, type TestGateway } from
 import { followTaskFollowers } from '../support/task-followers.js';
 
 const textToVideo = { model: 'kling-v3', prompt: 'a lighthouse in a storm', duration: 5 };
+/**
+ * Headers a client acts on: each one an answer sends must be declared on its status in the
+ * document (a generated client sees only those), and each declared required must be sent.
+ */
+const ACTIONABLE_HEADERS = ['retry-after', 'location', 'idempotent-replayed'];
 /** A third tenant, held to one open stream and one open wait, for the caps' answers. */
 const CAPPED_KEY = 'capped-secret-key';
 
@@ -45,6 +50,15 @@ describe('the OpenAPI document describes every real answer', () => {
     const pathname = new URL(path, gw.url).pathname;
     for (const problem of served.responseProblems({ method, path: pathname }, response.status, type.includes('json') ? parsed : undefined)) {
       drift.push(`${where}: ${problem}`);
+    }
+    const declared = served.responseHeaders({ method, path: pathname }, response.status);
+    if (declared) {
+      for (const name of ACTIONABLE_HEADERS) {
+        if (response.headers.has(name) && !declared.has(name)) drift.push(`${where}: sends ${name}, not documented`);
+      }
+      for (const [name, required] of declared) {
+        if (required && !response.headers.has(name)) drift.push(`${where}: no ${name}, documented as always sent`);
+      }
     }
     if (response.status >= 400) {
       if (!type.startsWith('application/problem+json')) drift.push(`${where}: content-type ${type}`);

@@ -75,6 +75,8 @@ interface CompiledOperation {
   body?: ValidateFunction;
   /** By HTTP status (or `default`): the answer's JSON schema, `null` when it documents no body. */
   responses: Map<string, ValidateFunction | null>;
+  /** By HTTP status (or `default`): the headers the answer declares (lower case), each with whether it is required. */
+  headers: Map<string, Map<string, boolean>>;
 }
 
 export interface OpenApiContract {
@@ -82,6 +84,8 @@ export interface OpenApiContract {
   requestProblems(request: Pick<UpstreamRequest, 'method' | 'path' | 'query' | 'body'>): string[];
   /** Problems with an answer to that request, empty when the document describes it. */
   responseProblems(request: Pick<UpstreamRequest, 'method' | 'path'>, status: number, body: unknown): string[];
+  /** The headers an answer of that status declares (lower case → required), or undefined when the status is not documented. */
+  responseHeaders(request: Pick<UpstreamRequest, 'method' | 'path'>, status: number): Map<string, boolean> | undefined;
 }
 
 let schemaIds = 0;
@@ -123,7 +127,10 @@ export function openApiContract(document: Json, file: string): OpenApiContract {
       const parameters = [...((item.parameters as Json[] | undefined) ?? []), ...((op.parameters as Json[] | undefined) ?? [])];
       const body = ((op.requestBody as Json | undefined)?.content as Json | undefined)?.['application/json'] as Json | undefined;
       const responses = new Map<string, ValidateFunction | null>();
+      const headers = new Map<string, Map<string, boolean>>();
       for (const [status, response] of Object.entries((op.responses as Json | undefined) ?? {})) {
+        const declared = (resolveResponse(response as Json).headers as Record<string, Json> | undefined) ?? {};
+        headers.set(status, new Map(Object.entries(declared).map(([name, header]) => [name.toLowerCase(), header.required === true])));
         // A problem (`application/problem+json`) is held to its schema as a JSON answer is.
         const media = (resolveResponse(response as Json).content as Json | undefined) ?? {};
         const content = (media['application/json'] ?? media['application/problem+json']) as Json | undefined;
@@ -147,6 +154,7 @@ export function openApiContract(document: Json, file: string): OpenApiContract {
             })),
           ...(body ? { body: compileClosed(body.schema) } : {}),
           responses,
+          headers,
         },
       });
     }
@@ -199,6 +207,12 @@ export function openApiContract(document: Json, file: string): OpenApiContract {
       const validate = match.op.responses.has(key) ? match.op.responses.get(key) : match.op.responses.get('default');
       if (!validate) return [];
       return validate(body) ? [] : [`${status} answer ${describeErrors(validate.errors)}`];
+    },
+
+    responseHeaders(request, status) {
+      const match = find(request.method, request.path);
+      if (!match) return undefined;
+      return match.op.headers.get(String(status)) ?? match.op.headers.get('default');
     },
   };
 }

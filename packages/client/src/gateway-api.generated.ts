@@ -1113,6 +1113,10 @@ export interface operations {
                 headers: {
                     /** @description Echoes the client id or a generated one. */
                     "x-request-id"?: string;
+                    /** @description The task's own path, `/v1/videos/{id}`. */
+                    location: string;
+                    /** @description `true` when the answer is a repeat of an earlier create with the same `Idempotency-Key` (its task; nothing new was made); absent otherwise. */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1361,9 +1365,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description With `wait`: the tenant already holds its `open_waits` waits open. */
+            /** @description With `wait`: the tenant already holds its `open_waits` waits open; `Retry-After` says when to try again. */
             429: {
                 headers: {
+                    "retry-after": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1714,9 +1719,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The tenant already holds its `open_streams` event streams open. */
+            /** @description The tenant already holds its `open_streams` event streams open; `Retry-After` says when to try again. */
             429: {
                 headers: {
+                    "retry-after": string;
                     [name: string]: unknown;
                 };
                 content: {
