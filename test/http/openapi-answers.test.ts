@@ -19,6 +19,8 @@ const textToVideo = { model: 'kling-v3', prompt: 'a lighthouse in a storm', dura
 const ACTIONABLE_HEADERS = ['retry-after', 'location', 'idempotent-replayed'];
 /** A third tenant, held to one open stream and one open wait, for the caps' answers. */
 const CAPPED_KEY = 'capped-secret-key';
+/** A fourth tenant, whose budget no task fits in (402). */
+const BROKE_KEY = 'broke-secret-key';
 
 interface Exchange {
   method: 'GET' | 'POST';
@@ -74,8 +76,12 @@ describe('the OpenAPI document describes every real answer', () => {
   beforeAll(async () => {
     gw = await startTestGateway({
       config: {
-        auth: { api_keys: `acme:${TENANT_KEY},other:${OTHER_TENANT_KEY},capped:${CAPPED_KEY}` },
-        tenants: { other: { limits: { creates_per_minute: 1, open_streams: 1, open_waits: 1 } }, capped: { limits: { open_streams: 1, open_waits: 1 } } },
+        auth: { api_keys: `acme:${TENANT_KEY},other:${OTHER_TENANT_KEY},capped:${CAPPED_KEY},broke:${BROKE_KEY}` },
+        tenants: {
+          other: { limits: { creates_per_minute: 1, open_streams: 1, open_waits: 1 } },
+          capped: { limits: { open_streams: 1, open_waits: 1 } },
+          broke: { budget: { amount: 0.01, currency: 'USD', period: 'month' } },
+        },
       },
     });
     served = openApiContract((await (await fetch(`${gw.url}/openapi.json`)).json()) as Record<string, unknown>, '/openapi.json');
@@ -103,6 +109,10 @@ describe('the OpenAPI document describes every real answer', () => {
     await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: null });
     await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: OTHER_TENANT_KEY });
     await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: OTHER_TENANT_KEY });
+    expect((await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo), key: BROKE_KEY })).status).toBe(402);
+    await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify(textToVideo), key: BROKE_KEY });
+    await call({ method: 'GET', path: '/v1/usage', key: BROKE_KEY });
+    expect((await call({ method: 'GET', path: '/v1/usage?tenant=other' })).status).toBe(403);
 
     await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify(textToVideo) });
     await call({ method: 'POST', path: '/v1/videos/quote', body: JSON.stringify({ model: 'kling-v9' }) });
@@ -150,7 +160,7 @@ describe('the OpenAPI document describes every real answer', () => {
 
     expect(drift).toEqual([]);
     // The statuses the calls above reached (so the check is not one that cannot fail).
-    expect([...seen].filter((where) => /→ (400|401|404|409|413|415|422|429)$/.test(where)).length).toBeGreaterThan(20);
+    expect([...seen].filter((where) => /→ (400|401|402|403|404|409|413|415|422|429)$/.test(where)).length).toBeGreaterThan(20);
   });
 
   it('refuses (400) a create body exactly when the document refuses it', async () => {
