@@ -445,6 +445,8 @@ interface BodyParserError extends Error {
   statusCode?: number;
   expose?: boolean;
   limit?: number;
+  /** The body's text, on a parse failure. */
+  body?: unknown;
 }
 
 const PROTO_KEY_MESSAGE = 'a "__proto__" key is not allowed';
@@ -460,14 +462,32 @@ export function refuseProtoKeys(this: unknown, key: string, value: unknown): unk
 
 /**
  * Why a JSON body could not be read: a `__proto__` key, nesting deeper than the parser's stack
- * (valid JSON, but no request is shaped like it), or malformed JSON.
+ * (valid JSON, but no request is shaped like it), JSON whose value is not an object or array
+ * (`null`, `5`, a string: the parser's strict mode refuses it before parsing, in the words of a
+ * syntax error, but it is valid JSON and said to be of the wrong shape, as an array is), or
+ * malformed JSON.
  */
-function unreadableJson(parserMessage: string): ProblemError {
+function unreadableJson(parserMessage: string, text: unknown): ProblemError {
+  if (typeof text === 'string' && isJsonOtherThanObject(text)) {
+    return problems.validation([{ path: '(body)', message: 'expected a JSON object' }], 'The body must be a JSON object.');
+  }
   if (parserMessage.startsWith(PROTO_KEY_MESSAGE)) return problems.validation([{ path: '(body)', message: parserMessage }], 'The body is not valid JSON.');
   if (/maximum call stack/i.test(parserMessage)) {
     return problems.validation([{ path: '(body)', message: 'nested too deeply' }], 'The body is nested too deeply to read.');
   }
   return problems.validation([{ path: '(body)', message: 'malformed JSON' }], 'The body is not valid JSON.');
+}
+
+/** True for JSON text whose value is a string, number, boolean or null. */
+function isJsonOtherThanObject(text: string): boolean {
+  const first = text.trimStart()[0];
+  if (first === undefined || first === '{' || first === '[') return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Status code for a request whose client went away before it was answered (nginx's convention). */
@@ -534,7 +554,7 @@ export function problemHandler(logger: Logger, storeTrouble: StoreTrouble): Erro
       return;
     }
     if (parserError?.type === 'entity.parse.failed') {
-      sendProblem(res, unreadableJson(parserError.message), req.occurrence);
+      sendProblem(res, unreadableJson(parserError.message, parserError.body), req.occurrence);
       return;
     }
     if (parserError?.type === 'entity.too.large') {

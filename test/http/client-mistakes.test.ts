@@ -301,6 +301,24 @@ describe('a body nested too deeply to read', () => {
   });
 });
 
+describe('a body that is JSON but not an object', () => {
+  it('is a 400 saying the body must be a JSON object, as an array is, not "malformed JSON"', async () => {
+    for (const body of ['null', ' null ', '5', '"a lighthouse in a storm"', 'true', '[]']) {
+      for (const path of ['/v1/videos', '/v1/videos/quote']) {
+        const answer = await gw.request('POST', path, body);
+        expect(answer.status, `${path} ${body}`).toBe(400);
+        expect(answer.body.errors, `${path} ${body}`).toEqual([{ path: '(body)', message: 'expected a JSON object' }]);
+        expect(answer.body.detail, `${path} ${body}`).toBe('The body must be a JSON object.');
+      }
+    }
+    // Text that is not JSON at all is still malformed.
+    for (const body of ['nul', '{"model":', 'kling-v3']) {
+      const answer = await gw.request('POST', '/v1/videos/quote', body);
+      expect(answer.body.errors, body).toEqual([{ path: '(body)', message: 'malformed JSON' }]);
+    }
+  });
+});
+
 describe('an Authorization header sent twice', () => {
   /** The status line and body of a request written with the given header lines, on a connection of its own. */
   const exchange = async (requestLine: string, headerLines: string[]) => {
