@@ -95,6 +95,23 @@ export type RoutingStrategy = z.infer<typeof RoutingStrategy>;
 // pass on a URL the caller did not write. So is a lone surrogate (text that is not Unicode): the
 // store and the URL parser would each turn it into U+FFFD, another URL than the one given.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/*
+ * The document's words for the URL rules (its `pattern`s; JSON Schema's `format: uri` alone would
+ * allow any scheme, no host, or any port). The gateway reads a URL as the WHATWG URL parser does:
+ * for http(s), `\` ends the authority as `/` does, and the userinfo runs to the authority's last
+ * `@`. A port is decimal digits, leading zeros allowed, at most 65535.
+ */
+const URL_START = String.raw`^[Hh][Tt][Tt][Pp][Ss]?://+`;
+/** From the authority's start: an optional userinfo, then the host (an IPv6 literal in brackets, or a name or IPv4 address). */
+const USERINFO_AND_HOST = String.raw`(?:[^/?#\\]*@)?(?:\[[^\]/?#\\]*\]|[^:/?#\\@\[\]]*)`;
+const AUTHORITY_END = String.raw`(?:[/?#\\]|$)`;
+const PORT_PAST_65535 = String.raw`0*(?:[1-9]\d{5,}|[7-9]\d{4}|6[6-9]\d{3}|65[6-9]\d{2}|655[4-9]\d|6553[6-9])`;
+const HTTP_URL_PATTERN = `${URL_START}(?!${USERINFO_AND_HOST}:${PORT_PAST_65535}${AUTHORITY_END})[^/?#]`;
+/** Also no credentials (a userinfo other than none, `@` or `:@`) and not port 0. */
+const WEBHOOK_URL_PATTERN =
+  `${URL_START}(?=(?::?@)?[^@/?#\\\\]*${AUTHORITY_END})(?!${USERINFO_AND_HOST}:(?:0+|${PORT_PAST_65535})${AUTHORITY_END})[^/?#]`;
+
 const httpUrl = z
   .string()
   .refine((url) => !/[\u0000-\u001f\u007f]/.test(url), { error: 'must not contain a control character', abort: true })
@@ -105,7 +122,7 @@ const httpUrl = z
   // A message of its own: the one above would otherwise be said of a URL that is merely long.
   .max(2048, 'must be at most 2048 characters')
   // In the document: `format: uri` alone would allow any scheme (`ftp:`, `mailto:`) or no host, which is a 400.
-  .meta({ pattern: '^[Hh][Tt][Tt][Pp][Ss]?://+[^/?#]' });
+  .meta({ pattern: HTTP_URL_PATTERN });
 /**
  * The URL the gateway POSTs a task's events to. Credentials (`user:password@`) are refused: the
  * receiver authenticates the gateway by the Standard Webhooks signature, and a password here would
@@ -116,6 +133,7 @@ const webhookUrl = httpUrl
   // A URL may name port 0, but nothing can be connected to there: every delivery would fail.
   .refine((url) => URL.parse(url)?.port !== '0', { error: 'must not name port 0: no connection can be made to it' })
   .meta({
+    pattern: WEBHOOK_URL_PATTERN,
     description:
       'Where the task\'s events are POSTed (Standard Webhooks, signed with the tenant\'s `whsec_` secret). ' +
       'One carrying credentials (`user:password@`) is `400`; a literal private, loopback or link-local address is `422` unless the gateway allows private targets.',
