@@ -19,11 +19,17 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
 type Json = Record<string, unknown>;
 
+/**
+ * Keywords whose schemas test a part of a value rather than state its shape (`if: {properties:
+ * {type: …}}` holds of an object with more properties too): never closed.
+ */
+const CONDITIONS = new Set(['if', 'then', 'else', 'not', 'contains']);
+
 /** Adds `additionalProperties: false` to every object schema that lists its properties. */
 function closeObjects(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(closeObjects);
   if (!node || typeof node !== 'object') return node;
-  const copy: Json = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, closeObjects(value)]));
+  const copy: Json = Object.fromEntries(Object.entries(node).map(([key, value]) => [key, CONDITIONS.has(key) ? value : closeObjects(value)]));
   if (copy.properties && typeof copy.properties === 'object' && copy.additionalProperties === undefined) {
     copy.additionalProperties = false;
   }

@@ -199,7 +199,13 @@ export const CameraControl = z
       ctx.addIssue({ code: 'custom', path: ['config'], message: `\`${camera.type}\` takes no config` });
     }
   })
-  .meta({ id: 'CameraControl', description: 'Kling camera movement (legacy Kling-API models that take it).' });
+  .meta({
+    id: 'CameraControl',
+    description: 'Kling camera movement (legacy Kling-API models that take it).',
+    // The check above that only `simple` takes a config, in the document (its one axis is said on `config`).
+    if: { properties: { type: { not: { const: 'simple' } } } },
+    then: { not: { required: ['config'] } },
+  });
 export type CameraControl = z.infer<typeof CameraControl>;
 
 export const RoutingOverride = z
@@ -297,6 +303,9 @@ export const CreateVideoRequest = z
       }),
     multi_shot: z.array(MultiShotItem).min(1).max(6).optional().meta({
       description: 'Shots in order. Their durations add up to at most 15 s, and are given on every shot or on none.',
+      // The check below of "on every shot or on none", in the document (the sum is not said there).
+      if: { contains: { required: ['duration'] } },
+      then: { items: { required: ['duration'] } },
     }),
     elements: z.array(Element).min(1).max(4).optional(),
     audio: z.boolean().optional().meta({ description: 'Native audio; default `true` where the provider can.' }),
