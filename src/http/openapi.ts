@@ -427,7 +427,8 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       params: videoId,
       query: z.object({
         index: z.number().int().min(0).max(1000).optional().meta({ description: 'Which output (default 0).' }),
-        expires: z.number().int().positive().optional().meta({ description: 'Signed links: expiry (Unix seconds).' }),
+        // At most 15 digits, as every number of the query (`query-number.ts`).
+        expires: z.number().int().positive().max(999_999_999_999_999).optional().meta({ description: 'Signed links: expiry (Unix seconds).' }),
         signature: z.string().min(1).max(200).optional().meta({ description: 'Signed links: the signature.' }),
       }),
       headers: z.object({
@@ -556,7 +557,10 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
           // The keys `UsageQuery` takes, spaces around them and empty ones ignored; its other rules are said below.
           // Whitespace after a key only when there is one: `\s*(key)?\s*` let a validator split each run of
           // spaces every way between its two `\s*` (exponential in the runs of `,  ,  …!`).
-          pattern: `^\\s*((${USAGE_GROUP_KEYS.join('|')})\\s*)?(,\\s*((${USAGE_GROUP_KEYS.join('|')})\\s*)?)*$`,
+          // Then, ahead of it: no key twice, and `account` only beside `provider` (`[\s\S]`: any character, line breaks too).
+          pattern:
+            `^(?![\\s\\S]*\\b(${USAGE_GROUP_KEYS.join('|')})\\b[\\s\\S]*\\b\\1\\b)(?=[\\s\\S]*\\bprovider\\b|(?![\\s\\S]*\\baccount\\b))` +
+            `\\s*((${USAGE_GROUP_KEYS.join('|')})\\s*)?(,\\s*((${USAGE_GROUP_KEYS.join('|')})\\s*)?)*$`,
           description:
             'Comma-separated, in column order: `provider`, `account` (the provider account that took the task; with `provider`), `model`, `operation`, `quality`, `day`, `tenant` (admin); each at most once.',
           example: 'provider,model',
