@@ -240,17 +240,22 @@ export const taskEvent = (type: 'video.processing' | 'video.succeeded' | 'video.
     })
     .meta({ description: `A \`${type}\` event (Standard Webhooks).` });
 
-export const BudgetEvent = z
-  .object({
-    type: z.enum(['budget.warning', 'budget.exhausted']),
-    timestamp: z.string(),
-    data: UsageBudget.extend({
-      object: z.literal('budget'),
-      threshold_percent: z.union([z.literal(80), z.literal(100)]),
-      trigger: z.enum(['reserved', 'settled', 'refused']).meta({
-        description: 'What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.',
+/** The body of one budget alert: `budget.warning` at 80 %, `budget.exhausted` at 100 %, each its own type and threshold. */
+export const budgetEvent = <Type extends 'budget.warning' | 'budget.exhausted'>(type: Type, percent: Type extends 'budget.warning' ? 80 : 100) =>
+  z
+    .object({
+      type: z.literal(type),
+      timestamp: z.string(),
+      data: UsageBudget.extend({
+        object: z.literal('budget'),
+        threshold_percent: z.literal(percent),
+        trigger: z.enum(['reserved', 'settled', 'refused']).meta({
+          description: 'What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.',
+        }),
       }),
-    }),
-  })
-  // No component id: the generator does not collect schemas that only webhooks use, so it stays inline.
-  .meta({ description: 'An account event, POSTed to `tenants.<name>.events_url` (Standard Webhooks).' });
+    })
+    // No component id: the generator does not collect schemas that only webhooks use, so it stays inline.
+    .meta({ description: `A \`${type}\` account event, POSTed to \`tenants.<name>.events_url\` (Standard Webhooks).` });
+
+/** Either budget alert. */
+export const BudgetEvent = z.union([budgetEvent('budget.warning', 80), budgetEvent('budget.exhausted', 100)]);

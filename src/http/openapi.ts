@@ -10,7 +10,7 @@ import { problemType } from '../core/model/problems.js';
 import { OUTPUT_MEDIA_TYPES } from '../core/tasks/output-copy.js';
 import { USAGE_GROUP_KEYS, USAGE_METRIC_COLUMNS } from '../core/tasks/usage-report.js';
 import type { VideoProvider } from '../core/upstream/provider.js';
-import { BudgetEvent, Health, taskEvent, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
+import { budgetEvent, Health, taskEvent, ModelList, ProviderList, Quote, UsageReportSchema, WebhookAck } from './api-schemas.js';
 import { WEBHOOK_BODY_LIMIT } from './webhook-body-budget.js';
 
 const problem = (description: string) => ({
@@ -659,7 +659,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
         `Sent once per budget period to \`tenants.<name>.events_url\`, signed like task events (Standard Webhooks, the ` +
         `tenant's \`whsec_\` secret), when spent + reserved reaches ${percent} % of the budget` +
         (percent === 100 ? ', or when a create is first refused for the budget.' : '.'),
-      request: { body: { content: { 'application/json': { schema: BudgetEvent } } } },
+      request: { body: { content: { 'application/json': { schema: budgetEvent(type, percent) } } } },
       responses: { 200: { description: 'Any 2xx acknowledges; anything else is retried with back-off.' } },
     });
   }

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -461,6 +462,14 @@ describe('budget alerts', () => {
       data: { tenant: 'acme', threshold_percent: 100, trigger: 'refused', spent: 0, reserved: 0.8 },
     });
     for (const event of [warning, exhausted]) expect(BudgetEvent.safeParse(event).error).toBeUndefined();
+    // Each is what the document says of its own webhook, and not what it says of the other.
+    const document = (await gw.request('GET', '/openapi.json', undefined, {}, null)).body as {
+      webhooks: Record<string, { post: { requestBody: { content: { 'application/json': { schema: object } } } } }>;
+    };
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const documented = (type: string) => ajv.compile(document.webhooks[type]!.post.requestBody.content['application/json'].schema);
+    const [asWarning, asExhausted] = [documented('budget.warning'), documented('budget.exhausted')];
+    expect([asWarning(warning), asExhausted(warning), asExhausted(exhausted), asWarning(exhausted)]).toEqual([true, false, true, false]);
     const usage = await budgetOf(gw);
     expect(UsageBudget.strict().safeParse(usage).error).toBeUndefined();
     expect(usage.warned_at).toBe(warning.data.warned_at);

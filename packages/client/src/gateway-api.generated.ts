@@ -2450,7 +2450,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @enum {string} */
-                    type: "budget.warning" | "budget.exhausted";
+                    type: "budget.warning";
                     timestamp: string;
                     data: {
                         tenant: string;
@@ -2487,7 +2487,8 @@ export interface operations {
                         exhausted_at: string | null;
                         /** @enum {string} */
                         object: "budget";
-                        threshold_percent: 80 | 100;
+                        /** @enum {number} */
+                        threshold_percent: 80;
                         /**
                          * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
                          * @enum {string}
@@ -2518,7 +2519,7 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @enum {string} */
-                    type: "budget.warning" | "budget.exhausted";
+                    type: "budget.exhausted";
                     timestamp: string;
                     data: {
                         tenant: string;
@@ -2555,7 +2556,8 @@ export interface operations {
                         exhausted_at: string | null;
                         /** @enum {string} */
                         object: "budget";
-                        threshold_percent: 80 | 100;
+                        /** @enum {number} */
+                        threshold_percent: 100;
                         /**
                          * @description What reached the threshold: a reservation at create, a task’s final charge, or a create refused for the budget.
                          * @enum {string}
