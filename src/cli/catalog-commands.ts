@@ -28,15 +28,32 @@ const USAGE_GROUPS: string[] = (
 /** The group keys as `usage --help` and its errors name them. */
 const USAGE_GROUPS_SAID = USAGE_GROUPS.map((key) => (key === 'tenant' ? 'tenant (admin keys)' : key)).join(', ');
 
+/** `GET /v1/usage`'s `group_by` parameter in the API document: the gateway's whole rule for it. */
+const GROUP_BY_PARAMETER = (
+  gatewayDocument as unknown as {
+    paths: { '/v1/usage': { get: { parameters: { name: string; schema: { pattern: string; maxLength: number } }[] } } };
+  }
+).paths['/v1/usage'].get.parameters.find((parameter) => parameter.name === 'group_by')!.schema;
+const GROUP_BY_PATTERN = new RegExp(GROUP_BY_PARAMETER.pattern, 'u');
+
 /**
- * `usage --group-by`, checked against the keys of the API document, so a key the gateway would
- * refuse is a command-line error naming the flag (exit 2) rather than the gateway's 400 (exit 3).
+ * `usage --group-by`, checked against the API document's `group_by` parameter (its keys, each at
+ * most once, `account` only beside `provider`), so a value the gateway would refuse is a
+ * command-line error naming the flag (exit 2) rather than the gateway's 400 (exit 3). The document
+ * decides; the messages only say which of its rules the value breaks.
  */
 function usageGroups(value: string): string {
-  for (const key of value.split(',').map((field) => field.trim()).filter(Boolean)) {
+  const keys = value.split(',').map((field) => field.trim()).filter(Boolean);
+  for (const key of keys) {
     if (!USAGE_GROUPS.includes(key)) throw new InvalidArgumentError(`${key} is not a group key: give ${USAGE_GROUPS_SAID}`);
   }
-  return value;
+  if (value.length <= GROUP_BY_PARAMETER.maxLength && GROUP_BY_PATTERN.test(value)) return value;
+  const twice = keys.find((key, index) => keys.indexOf(key) !== index);
+  if (twice) throw new InvalidArgumentError(`${twice} is named twice: give each key once`);
+  if (keys.includes('account') && !keys.includes('provider')) {
+    throw new InvalidArgumentError('account ids are per provider: group by provider too (provider,account)');
+  }
+  throw new InvalidArgumentError(`is not a grouping the gateway takes: comma-separated, each at most once: ${USAGE_GROUPS_SAID}`);
 }
 
 /**
