@@ -390,7 +390,18 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
       'providers documents a way to cancel, so it runs to the end and is billed. Canceling a canceled task answers it again. ' +
       'It takes no query and no body (an empty JSON object is accepted).',
     security,
-    request: { params: videoId },
+    request: {
+      params: videoId,
+      // Optional: a client that sends `{}` (as some send on every POST) is declared, any field is a 400.
+      body: {
+        required: false,
+        content: {
+          'application/json': {
+            schema: z.strictObject({}).meta({ description: 'No body, or this empty object: the route takes no field.', example: {} }),
+          },
+        },
+      },
+    },
     responses: {
       200: json(Task, 'The canceled task.'),
       400: problem('A query parameter, or a JSON body that is not empty (`errors[]` names its fields), or malformed JSON.'),

@@ -429,6 +429,19 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(drift).toEqual([]);
   });
 
+  it('documents the empty JSON object a cancel takes as its body, and no field in it', async () => {
+    const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
+    const path = `/v1/videos/${created.body.id as string}/cancel`;
+    // A generated client can send only the body the document declares: `{}` must be one, optional.
+    expect(served.requestProblems({ method: 'POST', path, body: {} })).toEqual([]);
+    expect(served.requestProblems({ method: 'POST', path })).toEqual([]);
+    expect(served.requestProblems({ method: 'POST', path, body: { reason: 'x' } })).not.toEqual([]);
+    // Taken: canceled, or (a provider already holds the task) the documented 409; never a 400.
+    expect([200, 409]).toContain((await call({ method: 'POST', path, body: '{}' })).status);
+    expect((await call({ method: 'POST', path, body: JSON.stringify({ reason: 'x' }) })).status).toBe(400);
+    expect(drift).toEqual([]);
+  });
+
   it('answers provider webhooks and callbacks as documented: a body it cannot read, and a retry-later while a create is being recorded', async () => {
     // A body whose content-encoding lies cannot be read, on every webhook route.
     const unreadable = { body: 'not gzip', headers: { 'content-encoding': 'gzip' }, key: null };

@@ -79,6 +79,8 @@ interface CompiledOperation {
   /** `numeric`: the schema is a number or an integer, so the wire's text is read as a number first. */
   queryParams: { name: string; required: boolean; numeric: boolean; validate: ValidateFunction }[];
   body?: ValidateFunction;
+  /** `requestBody.required`: without it (OpenAPI's default), a request may send no body. */
+  bodyRequired?: boolean;
   /** By HTTP status (or `default`): the answer's JSON schema, `null` when it documents no body. */
   responses: Map<string, ValidateFunction | null>;
   /** By HTTP status (or `default`): the headers the answer declares (lower case), each with whether it is required. */
@@ -158,7 +160,7 @@ export function openApiContract(document: Json, file: string): OpenApiContract {
               numeric: ['integer', 'number'].includes(String((p.schema as Json | undefined)?.type)),
               validate: compileClosed(p.schema),
             })),
-          ...(body ? { body: compileClosed(body.schema) } : {}),
+          ...(body ? { body: compileClosed(body.schema), bodyRequired: (op.requestBody as Json).required === true } : {}),
           responses,
           headers,
         },
@@ -196,6 +198,7 @@ export function openApiContract(document: Json, file: string): OpenApiContract {
         if (!match.op.queryParams.some((p) => p.name === name)) problems.push(`query ${name} is not documented`);
       }
       if (match.op.body) {
+        if (request.body === undefined && !match.op.bodyRequired) return problems;
         if (!match.op.body(request.body)) problems.push(`body ${describeErrors(match.op.body.errors)}`);
       } else if (request.body !== undefined) {
         problems.push('sends a body the operation does not take');
