@@ -249,7 +249,7 @@ export function buildOpenApiDocument(providers: readonly VideoProvider[], provid
     description: '`server.metrics_token` (`METRICS_TOKEN`), for `/metrics` only; not a gateway key.',
   });
   const register = routeRegistrar(registry);
-  const videoId = z.object({ id: z.string().meta({ description: 'Task id (`vid_…`).', example: 'vid_4f3a9c0d2b1e' }) });
+  const videoId = z.object({ id: z.string().meta({ description: 'Task id: `vid_` and 16 base64url characters.', example: 'vid_Q7m2xK9pL4tR_wZ8' }) });
   const requestIdHeader = {
     'x-request-id': { description: 'Echoes the client id or a generated one.', schema: { type: 'string' as const } },
   };

@@ -429,6 +429,31 @@ describe('the OpenAPI document describes every real answer', () => {
     expect(drift).toEqual([]);
   });
 
+  it('gives task-id examples of the shape of the ids the gateway makes', async () => {
+    const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
+    const real = created.body.id as string;
+    // The shape of a real id: its prefix, then as many characters of its alphabet (base64url).
+    const prefix = /^[a-z]+_/.exec(real)![0];
+    const shape = new RegExp(`^${prefix}[A-Za-z0-9_-]{${real.length - prefix.length}}$`);
+    const document = (await (await fetch(`${gw.url}/openapi.json`)).json()) as unknown;
+    const examples: string[] = [];
+    const walk = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(walk);
+      else if (value !== null && typeof value === 'object') {
+        for (const [key, inner] of Object.entries(value)) {
+          if (key === 'example' && typeof inner === 'string' && inner.startsWith(prefix)) examples.push(inner);
+          walk(inner);
+        }
+      }
+    };
+    walk(document);
+    expect(examples.length).toBeGreaterThan(0);
+    expect(examples.filter((example) => !shape.test(example))).toEqual([]);
+    // And one of them names no task, as a real id of another's would: a 404, as documented.
+    expect((await call({ method: 'GET', path: `/v1/videos/${examples[0]!}` })).status).toBe(404);
+    expect(drift).toEqual([]);
+  });
+
   it('documents the empty JSON object a cancel takes as its body, and no field in it', async () => {
     const created = await call({ method: 'POST', path: '/v1/videos', body: JSON.stringify(textToVideo) });
     const path = `/v1/videos/${created.body.id as string}/cancel`;

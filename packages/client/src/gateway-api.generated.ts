@@ -1315,7 +1315,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description Task id (`vid_…`). */
+                /** @description Task id: `vid_` and 16 base64url characters. */
                 id: string;
             };
             cookie?: never;
@@ -1392,7 +1392,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Task id (`vid_…`). */
+                /** @description Task id: `vid_` and 16 base64url characters. */
                 id: string;
             };
             cookie?: never;
@@ -1518,7 +1518,7 @@ export interface operations {
                 "if-unmodified-since"?: string;
             };
             path: {
-                /** @description Task id (`vid_…`). */
+                /** @description Task id: `vid_` and 16 base64url characters. */
                 id: string;
             };
             cookie?: never;
@@ -1673,7 +1673,7 @@ export interface operations {
                 "last-event-id"?: string;
             };
             path: {
-                /** @description Task id (`vid_…`). */
+                /** @description Task id: `vid_` and 16 base64url characters. */
                 id: string;
             };
             cookie?: never;
@@ -1750,7 +1750,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Task id (`vid_…`). */
+                /** @description Task id: `vid_` and 16 base64url characters. */
                 id: string;
             };
             cookie?: never;
