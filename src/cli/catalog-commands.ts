@@ -248,7 +248,7 @@ export function registerCatalogCommands(program: Command, context: CliContext): 
   program
     .command('usage')
     .description('spend and outcomes grouped by provider, account, model, operation, quality, day or (admin keys) tenant')
-    .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS_SAID}`, usageGroups, 'provider,model')
+    .option('--group-by <fields>', `comma-separated: ${USAGE_GROUPS_SAID}; account only with provider, each key once`, usageGroups, 'provider,model')
     .option('--tenant <name>', 'only this tenant (admin keys; without it an admin key reads every tenant)')
     .option('--from <date>', 'from this date or time (inclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone (default: the 1st of this month, UTC)')
     .option('--to <date>', 'until this date or time (exclusive): YYYY-MM-DD (00:00 UTC) or ISO 8601 with a zone (default: the end of today, UTC)')

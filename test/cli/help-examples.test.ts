@@ -35,6 +35,15 @@ describe('help of each command', () => {
     }
   });
 
+  it('examples name task ids of the shape the gateway gives (vid_ and 16 base64url characters), and usage says the rules of --group-by', async () => {
+    const helps = await Promise.all(commands.filter((name) => name !== 'help').map((name) => runCliCaptured([name, '--help'], { env: {} })));
+    const ids = helps.flatMap((help) => [...help.stdout.matchAll(/\bvid_[\w-]+/g)].map((match) => match[0]));
+    expect(ids.length).toBeGreaterThan(0);
+    expect(ids.filter((id) => !/^vid_[A-Za-z0-9_-]{16}$/.test(id))).toEqual([]);
+    const usage = (await runCliCaptured(['usage', '--help'], { env: {} })).stdout.replace(/\s+/g, ' ');
+    expect(usage).toContain('account only with provider, each key once');
+  });
+
   it('help with a command that does not exist says so and suggests the one meant, rather than printing the whole help', async () => {
     const typo = await runCliCaptured(['help', 'genrate'], { env: {} });
     expect([typo.code, typo.stdout, typo.stderr]).toEqual([2, '', "error: unknown command 'genrate'\n(Did you mean generate?)\n(run with --help for usage)\n"]);
