@@ -20,6 +20,8 @@ export interface PostgresReplicas {
   readonly clock: ManualClock;
   /** The current test's simulators, by provider id. */
   readonly simulators: Map<string, ProviderSimulator>;
+  /** How the current test's replicas reach each provider (its simulator, its key), by provider id. */
+  readonly endpoints: ReadonlyMap<string, ProviderEndpoint>;
   /**
    * Starts a replica named `name` on the shared schema; `config` adds to the block's own, `store`
    * sets its pool (and how it reaches the server), `endpointOverrides` how it reaches a provider
@@ -95,6 +97,9 @@ export function usePostgresReplicas(config: Record<string, unknown> = {}): Postg
     },
     get simulators() {
       return simulators;
+    },
+    get endpoints() {
+      return endpoints;
     },
     withClockRunning,
     async replica(name, extra = {}, storeOptions = {}, endpointOverrides = {}, logTo = undefined) {

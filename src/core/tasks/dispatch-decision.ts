@@ -93,8 +93,9 @@ export interface DecisionContext {
   retryMs: number;
   /**
    * Whether other replicas may share the task store (PostgreSQL): a provider this replica cannot
-   * use (switched off, without a key, not configured here) may be usable on one of them — a task
-   * accepted there waits for it (until its deadline) rather than fail here.
+   * use (switched off, without a key, not configured here), or the account a task is bound to
+   * (not configured here), may be usable on one of them — a task accepted there waits for it
+   * (until its deadline) rather than fail here.
    */
   replicas?: boolean;
 }
@@ -198,7 +199,12 @@ export function decideCandidate(entry: PlanEntry, standing: ProviderStanding | u
   }
   // A task bound to the account that made its source video may go through that one alone.
   const accounts = entry.account === undefined ? standing.accounts : standing.accounts.filter((account) => account === entry.account);
-  if (entry.account !== undefined && accounts.length === 0) return { kind: 'refused', failure: boundAccountGoneFailure(provider, entry.account) };
+  if (entry.account !== undefined && accounts.length === 0) {
+    // Another replica may have that account (a rolling deploy adding it): the task waits in line
+    // for it, as for a provider unusable here, and ends at its deadline if none ever sends it.
+    if (context.replicas) return { kind: 'wait', until: context.now + context.retryMs, full: true };
+    return { kind: 'refused', failure: boundAccountGoneFailure(provider, entry.account) };
+  }
   const refusedAccounts = context.history.refusedAccounts.get(provider);
   if (refusedAccounts && accounts.every((account) => refusedAccounts.has(account))) return ruledOut(provider, context.history);
   if (standing.circuitOpen) {
