@@ -3,7 +3,7 @@
  * deliveries. State changes are conditional updates (`WHERE phase = … AND lease_owner = …`), so
  * when two replicas race for the same step exactly one of them wins and the other sees `false`.
  */
-import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction, type Updateable } from 'kysely';
+import { sql, type ExpressionBuilder, type Insertable, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction, type Updateable } from 'kysely';
 import { CompiledShapes, compiledOnce, definedKeys, slotted } from './compiled-query.js';
 import type { Store } from './database.js';
 import type { StoreTransaction } from './shared-state-store.js';
@@ -769,14 +769,7 @@ export class TaskStore {
         .where('phase', '=', 'tracking')
         .where('next_poll_at', '<=', slots[0] as number)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', slots[0] as number)]))
-        .where((eb) =>
-          eb.or([
-            ...(askable.length > 0
-              ? [eb(sql<string>`provider || ':' || coalesce(account, ${DEFAULT_ACCOUNT})`, 'in', slots.slice(1, 1 + askable.length) as string[])]
-              : []),
-            eb('next_poll_at', '<=', slots[1 + askable.length] as number),
-          ]),
-        )
+        .where((eb) => eb.or([...this.askableTerm(eb, slots.slice(1, 1 + askable.length) as string[]), eb('next_poll_at', '<=', slots[1 + askable.length] as number)]))
         .orderBy('next_poll_at');
     const any = await this.shapes.execute(this.db, `any-due-askable:${askable.length}`, values, (slots) => pick(slots).limit(1));
     if (any.rows.length === 0) return [];
@@ -918,9 +911,31 @@ export class TaskStore {
     return query.orderBy('storage_expires_at').orderBy('id').limit(limit).execute();
   }
 
-  /** Submissions whose owner's lease ran out (the replica died or hung mid-create). */
-  async listAbandonedSubmissions(now: number, limit: number): Promise<TaskRow[]> {
-    return (await this.selectAbandonedSubmissions(this.db, now, limit)).rows;
+  /**
+   * Submissions whose owner's lease ran out (the replica died or hung mid-create). With `only` (a
+   * replica that can ask about the tasks of `only.askable` alone), a submission of another account
+   * (or of a provider without a key here) is left to a replica that can look its create up, unless
+   * its lease has been out `only.strandedAfterMs` (no replica could).
+   */
+  async listAbandonedSubmissions(now: number, limit: number, only?: TrackingScope): Promise<TaskRow[]> {
+    if (!only) return (await this.selectAbandonedSubmissions(this.db, now, limit)).rows;
+    const { askable } = only;
+    const values = [now, ...askable, now - only.strandedAfterMs, limit];
+    const { rows } = await this.shapes.execute(this.db, `abandoned-askable:${askable.length}`, values, (slots) =>
+      this.db
+        .selectFrom('tasks')
+        .selectAll()
+        .where(SUBMITTING)
+        .where('lease_until', '<', slots[0] as number)
+        .where((eb) => eb.or([...this.askableTerm(eb, slots.slice(1, 1 + askable.length) as string[]), eb('lease_until', '<', slots[1 + askable.length] as number)]))
+        .limit(slots[2 + askable.length] as number),
+    );
+    return rows as TaskRow[];
+  }
+
+  /** The term that a task's `provider:account` is one of `keys` (none when there are none). */
+  private askableTerm(eb: ExpressionBuilder<Database, 'tasks'>, keys: readonly string[]) {
+    return keys.length > 0 ? [eb(sql<string>`provider || ':' || coalesce(account, ${DEFAULT_ACCOUNT})`, 'in', [...keys])] : [];
   }
 
   /**

@@ -21,6 +21,7 @@ import type { ProviderRuntime } from '../upstream/provider-runtime.js';
 import { UpstreamError } from '../upstream/upstream-error.js';
 import type { CreateLookup, ProviderTaskRef, UnansweredCreate, UpstreamClient } from '../upstream/provider.js';
 import { provedAbsentMessage } from './dispatch-decision.js';
+import { askableScope } from './askable-scope.js';
 import type { Engine } from './engine.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { AttemptRecord, TaskRecord } from './task-records.js';
@@ -261,7 +262,10 @@ export class Recovery {
   /** Settles submissions whose lease ran out, except those this process is still running. */
   async recoverAbandoned(now = this.engine.clock.now()): Promise<number> {
     const { tasks } = this.engine;
-    const abandoned = (await tasks.listAbandonedSubmissions(now, RECOVERY_BATCH)).filter((task) => !this.dispatchingHere(task.id));
+    // Where other replicas share the store, one that has the account (or the provider's key) this
+    // one lacks is left to settle a create in doubt through it: only it can look the create up
+    // (`askableScope`). Here it would be held in doubt, turn after turn, until its deadline.
+    const abandoned = (await tasks.listAbandonedSubmissions(now, RECOVERY_BATCH, askableScope(this.engine))).filter((task) => !this.dispatchingHere(task.id));
     for (const found of abandoned) {
       try {
         // Ours first (if nobody changed it since it was read), so no other replica settles it too.

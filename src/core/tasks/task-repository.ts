@@ -9,7 +9,7 @@ import type { AttemptOutcome } from '../model/canonical.js';
 import type { OpenTransaction } from '../upstream/provider-state.js';
 import { FairShares, type WaitingTask } from './fair-queue.js';
 import { LAST_LOOK_GRACE_MS } from './polling.js';
-import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore } from '../../store/task-store.js';
+import type { DeliveryShare, ListQuery, NewTaskClaim, SlotClaim, TaskRow, TaskStore, TrackingScope } from '../../store/task-store.js';
 import {
   UsageStore,
   type BudgetOpening,
@@ -516,7 +516,7 @@ export class TaskRepository {
     owner: string,
     leaseMs: number,
     limit: number,
-    only?: { askable: readonly string[]; strandedAfterMs: number },
+    only?: TrackingScope,
   ): Promise<TaskRecord[]> {
     return (await this.store.claimDueForTracking(now, owner, leaseMs, limit, only)).map(taskFromRow);
   }
@@ -540,8 +540,12 @@ export class TaskRepository {
     return (await this.store.listStorageExpired(now, limit, after)).map(taskFromRow);
   }
 
-  async listAbandonedSubmissions(now: number, limit: number): Promise<TaskRecord[]> {
-    return (await this.store.listAbandonedSubmissions(now, limit)).map(taskFromRow);
+  /**
+   * Submissions whose owner's lease ran out; with `only`, those of the `provider:account` keys it
+   * names, and others only once their lease has been out `only.strandedAfterMs`.
+   */
+  async listAbandonedSubmissions(now: number, limit: number, only?: TrackingScope): Promise<TaskRecord[]> {
+    return (await this.store.listAbandonedSubmissions(now, limit, only)).map(taskFromRow);
   }
 
   async listOverdue(now: number, limit: number): Promise<TaskRecord[]> {
