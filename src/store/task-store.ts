@@ -766,6 +766,9 @@ export class TaskStore {
       this.db
         .selectFrom('tasks')
         .select('id')
+        // The phases as literals: SQLite then proves the partial index `tasks_due` covers the pick
+        // (a bound phase alone left it scanning every task).
+        .where(DUE)
         .where('phase', '=', 'tracking')
         .where('next_poll_at', '<=', slots[0] as number)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', slots[0] as number)]))

@@ -7,7 +7,9 @@
 import type { TaskError } from '../model/canonical.js';
 import { CoalescingRunner } from './coalescing-runner.js';
 import { deadlineLength, taskDeadlineMs } from './dispatch-decision.js';
+import { askableScope } from './askable-scope.js';
 import type { Engine } from './engine.js';
+import type { TrackingScope } from '../../store/task-store.js';
 import { DEFAULT_ACCOUNT_ID } from '../upstream/provider-account.js';
 import { CircuitBreakerOpenError, longestTimeoutMs, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
@@ -64,23 +66,18 @@ export class Tracker {
   }
 
   /**
-   * What this replica can poll: the accounts it holds keys for. A task held by another account (or
-   * by a provider without a key here) is left to a replica that can ask about it — in a rolling
-   * deploy adding an account or giving a key back, one still on the old configuration would
-   * otherwise take that replica's turns, each look putting the poll off by the longest poll
-   * interval, and at the deadline take its last look, failing as timeout a video the upstream
-   * made. Once its poll has waited that long interval, no replica could ask, and this one takes it
-   * all the same: it is looked at (and warned about) here, and ends at its deadline.
+   * What this replica can poll (`askableScope`): where other replicas share the store, a task held
+   * by an account not configured here (or by a provider without a key here) is left to a replica
+   * that can ask about it — in a rolling deploy adding an account or giving a key back, one still
+   * on the old configuration would otherwise take that replica's turns, each look putting the poll
+   * off by the longest poll interval, and at the deadline take its last look, failing as timeout a
+   * video the upstream made. Once its poll has waited that long interval, no replica could ask,
+   * and this one takes it all the same: it is looked at (and warned about) here, and ends at its
+   * deadline. A store no other replica shares is claimed from plainly.
    */
-  private get scope(): { askable: readonly string[]; strandedAfterMs: number } {
-    const { runtimes, config } = this.engine;
-    this.askable ??= [...runtimes.values()].flatMap((runtime) =>
-      runtime.keyless ? [] : runtime.accounts.map((account) => `${runtime.id}:${account.id}`),
-    );
-    return { askable: this.askable, strandedAfterMs: config.tracking.poll_max_interval_ms };
+  private get scope(): TrackingScope | undefined {
+    return askableScope(this.engine);
   }
-
-  private askable: readonly string[] | undefined;
 
   /**
    * How long a poll holds its task: `tracking.lease_ms`, but never less than the longest
