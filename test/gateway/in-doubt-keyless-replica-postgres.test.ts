@@ -33,10 +33,10 @@ describe.skipIf(!available)('a create in doubt beside a replica without its prov
   const { replica } = replicas;
 
   /** A task whose replica died while its create was in flight: the upstream made it, the store says `sending`. */
-  async function diedMidCreate() {
+  async function diedMidCreate(body: Record<string, unknown> = legacyVideo) {
     const first = await replica('died');
-    const created = (await first.create(legacyVideo)).body;
-    expect(created.provider).toBe(LEGACY);
+    const created = (await first.create(body)).body;
+    expect(created.provider).toBe((body.routing as { providers: string[] }).providers[0]);
     await first.close();
     const store = await openPostgresStore(replicas.schema, { maxConnections: 1 });
     try {
@@ -70,6 +70,31 @@ describe.skipIf(!available)('a create in doubt beside a replica without its prov
     expect(done, JSON.stringify(done.error)).toMatchObject({ status: 'succeeded', error: null, provider_task_id: simulator.tasks[0]!.id });
     expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'external_id' })]);
     expect(simulator.tasks).toHaveLength(1);
+  }, 60_000);
+
+  it('is adopted by the replica with the key when the create answered naming its task (kling3api)', async () => {
+    const upstream = replicas.simulators.get('kling3api')!;
+    const created = await diedMidCreate({ model: 'kling-v3', prompt: 'a kite over dunes', duration: 5, routing: { providers: ['kling3api'] } });
+    // Its answer was a server error beside the task it made (kept on the attempt): kling3api finds a create no other way.
+    const made = upstream.tasks[0]!.id;
+    const store = await openPostgresStore(replicas.schema, { maxConnections: 1 });
+    await new TaskStore(store).updateAttempt(created.id, 1, { outcome: 'ambiguous', error_code: 'provider_error', provider_code: 'INTERNAL_ERROR', http_status: 500, named_task_id: made });
+    await store.close();
+
+    const keyless = await replica('without-key', {}, {}, { kling3api: { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false, disabledReason: 'no api_key configured' } });
+    for (let step = 0; step < 30; step++) await keyless.advance(1_000);
+    expect((await keyless.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
+
+    const keyed = await replica('with-key');
+    for (let step = 0; step < 60; step++) {
+      await replicas.clock.advance(1_000);
+      await keyless.gateway.runOnce();
+      await keyed.gateway.runOnce();
+    }
+    const done = (await keyed.get(created.id)).body;
+    expect(done, JSON.stringify(done.error)).toMatchObject({ status: 'succeeded', error: null, provider_task_id: made });
+    expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
+    expect(upstream.tasks).toHaveLength(1);
   }, 60_000);
 
   it('still ends at its deadline when no replica has the key, saying so', async () => {
