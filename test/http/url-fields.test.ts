@@ -77,9 +77,96 @@ it.each([
   expect(upstreamCalls()).toBe(calls);
 });
 
-it('a URL with a character outside the BMP (a surrogate pair) is taken as written', async () => {
+it('a URL with a character outside the BMP (a surrogate pair) is refused for its character, with its UTF-8 escapes, not as a lone surrogate', async () => {
   const url = 'https://hooks.example.com/kling/\u{1F98A}';
   const answer = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'fox', duration: 5, start_image_url: url });
+  expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+  expect(answer.body.errors).toEqual([{ path: 'start_image_url', message: expect.stringContaining('%F0%9F%A6%8A') }]);
+  const written = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'fox', duration: 5, start_image_url: 'https://hooks.example.com/kling/%F0%9F%A6%8A' });
+  expect(written.status, JSON.stringify(written.body)).toBe(200);
+});
+
+/*
+ * A URL goes upstream exactly as written, and the upstreams type these fields `format: uri`
+ * (RFC 3986): a URL only a browser would mend was taken here and refused there, as a failed task
+ * (after failover to every provider). Each is a 400 saying how a URI writes it; nothing is rewritten.
+ */
+const NOT_URIS = [
+  ['a space', 'https://assets.example.com/my photo.png', 'a space, which a URI writes as %20'],
+  ['a non-ASCII character in the path', 'https://assets.example.com/\u00fc.png', '%C3%BC'],
+  ['a non-ASCII character in the host', 'https://b\u00fccher.example/a.png', 'xn--bcher-kva.example'],
+  ['a % starting no escape', 'https://assets.example.com/a%zz.png', '"%zz", which is no percent-escape'],
+  ['a bare % at the end', 'https://assets.example.com/a.png?off=50%', '%25'],
+  ['a backslash', 'https://assets.example.com\\a.png', 'backslash'],
+  ['a |', 'https://assets.example.com/a.png?x=1|2', '%7C'],
+  ['a "', 'https://assets.example.com/"a".png', '%22'],
+  ['a [ in the query', 'https://assets.example.com/a.png?list[]=1', '%5B'],
+  ['a third slash', 'https:///assets.example.com/a.png', 'third slash'],
+] as const;
+
+it.each(NOT_URIS)('%s in any URL field is a 400 naming the field and how a URI writes it; nothing is made or sent', async (_what, url, hint) => {
+  const cases: [string, Record<string, unknown>][] = [
+    ['start_image_url', { model: 'kling-v3', prompt: 'uri', duration: 5, start_image_url: url }],
+    ['end_image_url', { model: 'kling-v3', prompt: 'uri', duration: 5, start_image_url: 'https://assets.example.com/a.png', end_image_url: url }],
+    ['reference_images.1', { model: 'kling-v3-omni', prompt: 'uri', duration: 5, reference_images: ['https://assets.example.com/a.png', url] }],
+    ['reference_video_url', { model: 'kling-v3-omni', prompt: 'uri', duration: 5, reference_video_url: url }],
+    ['video_url', { model: 'kling-v3-omni', prompt: 'uri', video_url: url }],
+    ['elements.0.frontal_image_url', { model: 'kling-v3', prompt: 'uri', duration: 5, elements: [{ frontal_image_url: url }] }],
+    ['elements.0.reference_image_urls.0', { model: 'kling-v3', prompt: 'uri', duration: 5, elements: [{ frontal_image_url: 'https://assets.example.com/a.png', reference_image_urls: [url] }] }],
+    ['lip_sync.audio_url', { model: 'kling-v3', video_id: 'vid_1', lip_sync: { audio_url: url } }],
+    ['webhook_url', { model: 'kling-v3', prompt: 'uri', duration: 5, webhook_url: url }],
+  ];
+  const tasks = await taskCount();
+  const calls = upstreamCalls();
+  for (const [path, body] of cases) {
+    for (const route of ['/v1/videos', '/v1/videos/quote']) {
+      const answer = await gw.request('POST', route, body);
+      expect(answer.status, `${route} ${path}: ${JSON.stringify(answer.body)}`).toBe(400);
+      expect(answer.body.errors, `${route} ${path}`).toEqual([{ path, message: expect.stringContaining('must be a URI (RFC 3986) as written') }]);
+      expect(answer.body.errors[0].message, `${route} ${path}`).toContain(hint);
+    }
+  }
+  expect(await taskCount()).toBe(tasks);
+  expect(upstreamCalls()).toBe(calls);
+});
+
+it.each([
+  ['an IPv6 host', 'https://[2001:db8::1]:8443/a.png'],
+  ['escapes, sub-delims and an empty port', 'https://Assets.Example.com:/caf%C3%A9%201.png?v=a%7Cb&w=(1)*2;c=$,d!~#frag/?@'],
+])('a URI with %s is taken as written', async (_what, url) => {
+  const answer = await gw.request('POST', '/v1/videos/quote', { model: 'kling-v3', prompt: 'uri', duration: 5, start_image_url: url });
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   expect(answer.body.request.start_image_url).toBe(url);
+});
+
+/*
+ * Idempotency compares bodies as written, the key first. `ü` and its URI `%C3%BC` are never two
+ * spellings of one accepted body: the first is refused (400) on its own, and under a key that
+ * made a task from the second it is another body (409, no replay, no second task). So is
+ * `%c3%bc` (RFC 3986 calls it equivalent to `%C3%BC`; the gateway rewrites neither).
+ */
+it('with an Idempotency-Key, a repeat whose URL is spelled otherwise is another body (409), never a replay or a second task', async () => {
+  const key = 'url-fields-idempotency-1';
+  const body = (start_image_url: string) => ({ model: 'kling-v3', prompt: 'same key', duration: 5, start_image_url });
+  const first = await gw.create(body('https://assets.example.com/%C3%BC.png'), { 'idempotency-key': key });
+  expect(first.status, JSON.stringify(first.body)).toBe(202);
+  const tasks = await taskCount();
+
+  const alone = await gw.create(body('https://assets.example.com/\u00fc.png'));
+  expect(alone.status).toBe(400);
+  expect(alone.body.errors).toEqual([{ path: 'start_image_url', message: expect.stringContaining('%C3%BC') }]);
+  const browserSpelling = await gw.create(body('https://assets.example.com/\u00fc.png'), { 'idempotency-key': key });
+  expect(browserSpelling.status).toBe(409);
+  expect(browserSpelling.body.type).toContain('idempotency-key-reused');
+
+  const lowerEscapes = await gw.create(body('https://assets.example.com/%c3%bc.png'), { 'idempotency-key': key });
+  expect(lowerEscapes.status).toBe(409);
+  expect(lowerEscapes.body.type).toContain('idempotency-key-reused');
+
+  const repeat = await gw.create(body('https://assets.example.com/%C3%BC.png'), { 'idempotency-key': key });
+  expect(repeat.status).toBe(first.status);
+  expect(repeat.headers.get('idempotent-replayed')).toBe('true');
+  expect(repeat.body.id).toBe(first.body.id);
+  expect(repeat.body.request.start_image_url).toBe('https://assets.example.com/%C3%BC.png');
+  expect(await taskCount()).toBe(tasks);
 });

@@ -51,7 +51,8 @@ function freepikSchemaOf(path: string): string | undefined {
   return match[2] === 'kling-v3' ? 'kling-v3-request' : 'kling-v3-omni-request';
 }
 
-const isUri = (value: unknown) => typeof value === 'string' && /^https?:\/\/[^\s"<>\\^`{|}]+$/.test(value);
+/** `format: uri` (RFC 3986): a URI's characters only, each `%` starting an escape. */
+const isUri = (value: unknown) => typeof value === 'string' && /^https?:\/\/(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$/.test(value);
 const isString = (value: unknown) => typeof value === 'string';
 const isStringList = (value: unknown) => Array.isArray(value) && value.every(isString);
 
@@ -250,7 +251,8 @@ const CALLBACKS: Record<string, string | undefined> = {
   'kling-legacy': 'https://gateway.example.com/v1/webhooks/kling-legacy/tok_0123456789abcdef',
 };
 
-const URLS = ['https://assets.example.com/a.png', 'https://assets.example.com/a b/c.png?x=1|2', 'https://exämple.com/ü.png'];
+// URIs as the gateway takes them (a space, `|` or `ü` is a 400 there), escapes and an IPv6 host included.
+const URLS = ['https://assets.example.com/a.png', 'https://Assets.example.com:443/a%20b/./c.png?x=1%7C2', 'https://xn--exmple-cua.com/%C3%BC.png', 'https://[2001:db8::1]/a.png'];
 const url = fc.constantFrom(...URLS);
 const videoUrl = url.map((value) => value.replace('.png', '.mp4'));
 const text = (lengths: number[]) => fc.oneof(fc.constant('a red fox in the snow'), fc.constantFrom(...lengths).map((n) => 'p'.repeat(n)));

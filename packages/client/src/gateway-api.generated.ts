@@ -647,14 +647,26 @@ export interface components {
              */
             aspect_ratio?: "16:9" | "9:16" | "1:1" | "auto";
             cfg_scale?: number;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description An http(s) URL written as an RFC 3986 URI, sent upstream exactly as written: no space, non-ASCII character, `\`, `|`, `"`, `<`, `>`, `^`, `` ` ``, `{` or `}` (percent-encode them: `ü` as `%C3%BC`, a space as `%20`; a host in ASCII, punycode for an international one), every `%` starting an escape (`%25` for a literal `%`), `[` `]` only around an IPv6 host, at most 2048 characters. Anything else is `400`, never rewritten.
+             */
             start_image_url?: string;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description An http(s) URL written as an RFC 3986 URI, sent upstream exactly as written: no space, non-ASCII character, `\`, `|`, `"`, `<`, `>`, `^`, `` ` ``, `{` or `}` (percent-encode them: `ü` as `%C3%BC`, a space as `%20`; a host in ASCII, punycode for an international one), every `%` starting an escape (`%25` for a literal `%`), `[` `]` only around an IPv6 host, at most 2048 characters. Anything else is `400`, never rewritten.
+             */
             end_image_url?: string;
             reference_images?: string[];
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description An http(s) URL written as an RFC 3986 URI, sent upstream exactly as written: no space, non-ASCII character, `\`, `|`, `"`, `<`, `>`, `^`, `` ` ``, `{` or `}` (percent-encode them: `ü` as `%C3%BC`, a space as `%20`; a host in ASCII, punycode for an international one), every `%` starting an escape (`%25` for a literal `%`), `[` `]` only around an IPv6 host, at most 2048 characters. Anything else is `400`, never rewritten.
+             */
             reference_video_url?: string;
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description An http(s) URL written as an RFC 3986 URI, sent upstream exactly as written: no space, non-ASCII character, `\`, `|`, `"`, `<`, `>`, `^`, `` ` ``, `{` or `}` (percent-encode them: `ü` as `%C3%BC`, a space as `%20`; a host in ASCII, punycode for an international one), every `%` starting an escape (`%25` for a literal `%`), `[` `]` only around an IPv6 host, at most 2048 characters. Anything else is `400`, never rewritten.
+             */
             video_url?: string;
             /** @description The provider's id of the source video (`outputs[].upstream_id` of one of your tasks): video-extend, lip-sync. The task goes to the provider account that made that video, and through no other (the video exists only there): `422` when that account is no longer configured or its provider is disabled. One another tenant's task made is `422`. */
             video_id?: string;
@@ -670,7 +682,7 @@ export interface components {
             camera_control?: components["schemas"]["CameraControl"];
             /**
              * Format: uri
-             * @description Where the task's events are POSTed (Standard Webhooks, signed with the tenant's `whsec_` secret). One carrying credentials (`user:password@`) is `400`; a literal private, loopback or link-local address is `422` unless the gateway allows private targets.
+             * @description Where the task's events are POSTed (Standard Webhooks, signed with the tenant's `whsec_` secret). Written as an RFC 3986 URI, as every URL field (see `start_image_url`). One carrying credentials (`user:password@`) is `400`; a literal private, loopback or link-local address is `422` unless the gateway allows private targets.
              */
             webhook_url?: string;
             /** @description At most 16 keys of 1-64 characters (not `__proto__`, `constructor` or `prototype`), each value at most 512 characters. */
@@ -688,7 +700,10 @@ export interface components {
         };
         /** @description A character or object kept consistent across the video. */
         Element: {
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description An http(s) URL written as an RFC 3986 URI, sent upstream exactly as written: no space, non-ASCII character, `\`, `|`, `"`, `<`, `>`, `^`, `` ` ``, `{` or `}` (percent-encode them: `ü` as `%C3%BC`, a space as `%20`; a host in ASCII, punycode for an international one), every `%` starting an escape (`%25` for a literal `%`), `[` `]` only around an IPv6 host, at most 2048 characters. Anything else is `400`, never rewritten.
+             */
             frontal_image_url: string;
             /** @default [] */
             reference_image_urls?: string[];
@@ -705,7 +720,10 @@ export interface components {
             /** @default 1 */
             voice_speed?: number;
         } | {
-            /** Format: uri */
+            /**
+             * Format: uri
+             * @description An http(s) URL written as an RFC 3986 URI, sent upstream exactly as written: no space, non-ASCII character, `\`, `|`, `"`, `<`, `>`, `^`, `` ` ``, `{` or `}` (percent-encode them: `ü` as `%C3%BC`, a space as `%20`; a host in ASCII, punycode for an international one), every `%` starting an escape (`%25` for a literal `%`), `[` `]` only around an IPv6 host, at most 2048 characters. Anything else is `400`, never rewritten.
+             */
             audio_url: string;
         };
         /** @description Kling camera movement (legacy Kling-API models that take it). */

@@ -6,6 +6,7 @@
  * Incoming schemas are strict (an unknown field is an error, never ignored).
  */
 import { z } from 'zod';
+import { uriProblem } from './uri-text.js';
 
 /**
  * The longest `video_id` a create may name (the legacy Kling API's ids are far shorter). The store
@@ -102,7 +103,13 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * for http(s), `\` ends the authority as `/` does, and the userinfo runs to the authority's last
  * `@`. A port is decimal digits, leading zeros allowed, at most 65535.
  */
-const URL_START = String.raw`^[Hh][Tt][Tt][Pp][Ss]?://+`;
+/**
+ * RFC 3986 as written (`uri-text.ts`): only a URI's characters, each `%` starting an escape;
+ * brackets only around an IPv6 host; exactly two slashes before the host.
+ */
+const URI_TEXT = String.raw`(?=(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$)`;
+const BRACKETS_AROUND_HOST_ONLY = String.raw`(?=(?:[^\[\]/?#]*@)?(?:\[[0-9A-Fa-f:.]+\](?::[0-9]*)?|[^\[\]/?#]*)(?:[/?#][^\[\]]*)?$)`;
+const URL_START = String.raw`^${URI_TEXT}[Hh][Tt][Tt][Pp][Ss]?://${BRACKETS_AROUND_HOST_ONLY}`;
 /** From the authority's start: an optional userinfo, then the host (an IPv6 literal in brackets, or a name or IPv4 address). */
 const USERINFO_AND_HOST = String.raw`(?:[^/?#\\]*@)?(?:\[[^\]/?#\\]*\]|[^:/?#\\@\[\]]*)`;
 const AUTHORITY_END = String.raw`(?:[/?#\\]|$)`;
@@ -118,11 +125,24 @@ const httpUrl = z
   .refine((url) => !LONE_SURROGATE.test(url), { error: 'must be well-formed Unicode (it holds a lone surrogate)', abort: true })
   // The URL check trims spaces at the ends; the text as written would go upstream (or be stored) with them.
   .refine((url) => !/^ | $/.test(url), { error: 'must not begin or end with white space', abort: true })
+  // Sent upstream as written, where these fields are `format: uri`: a URL a browser would mend
+  // (a space, `ü`, `|`, `%zz`, `\`) is a 400 here, saying how to write it, not a failed task there.
+  .refine((url) => uriProblem(url) === undefined, {
+    error: (issue) => `must be a URI (RFC 3986) as written: ${uriProblem(issue.input as string) ?? 'it is not'}`,
+    abort: true,
+  })
   .check(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }))
   // A message of its own: the one above would otherwise be said of a URL that is merely long.
   .max(2048, 'must be at most 2048 characters')
   // In the document: `format: uri` alone would allow any scheme (`ftp:`, `mailto:`) or no host, which is a 400.
-  .meta({ pattern: HTTP_URL_PATTERN });
+  .meta({
+    pattern: HTTP_URL_PATTERN,
+    description:
+      'An http(s) URL written as an RFC 3986 URI, sent upstream exactly as written: no space, non-ASCII character, ' +
+      '`\\`, `|`, `"`, `<`, `>`, `^`, `` ` ``, `{` or `}` (percent-encode them: `ü` as `%C3%BC`, a space as `%20`; ' +
+      'a host in ASCII, punycode for an international one), every `%` starting an escape (`%25` for a literal `%`), ' +
+      '`[` `]` only around an IPv6 host, at most 2048 characters. Anything else is `400`, never rewritten.',
+  });
 /**
  * The URL the gateway POSTs a task's events to. Credentials (`user:password@`) are refused: the
  * receiver authenticates the gateway by the Standard Webhooks signature, and a password here would
@@ -136,6 +156,7 @@ const webhookUrl = httpUrl
     pattern: WEBHOOK_URL_PATTERN,
     description:
       'Where the task\'s events are POSTed (Standard Webhooks, signed with the tenant\'s `whsec_` secret). ' +
+      'Written as an RFC 3986 URI, as every URL field (see `start_image_url`). ' +
       'One carrying credentials (`user:password@`) is `400`; a literal private, loopback or link-local address is `422` unless the gateway allows private targets.',
   });
 

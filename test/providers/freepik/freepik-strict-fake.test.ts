@@ -360,7 +360,7 @@ describe('the gateway against a fake that keeps to seeds 000, 001 and 003', () =
         operation: 'reference-to-video',
         prompt: 'like @Video1',
         negative_prompt: 'blur',
-        reference_video_url: 'https://cdn.example.com/ref clip.mp4',
+        reference_video_url: 'https://cdn.example.com/ref%20clip.mp4',
         start_image_url: 'https://img.example.com/a.png',
         aspect_ratio: '16:9',
         cfg_scale: 0,
