@@ -170,3 +170,37 @@ it('with an Idempotency-Key, a repeat whose URL is spelled otherwise is another 
   expect(repeat.body.request.start_image_url).toBe('https://assets.example.com/%C3%BC.png');
   expect(await taskCount()).toBe(tasks);
 });
+
+/*
+ * What each provider's simulator receives is the URL as the task's `request` shows it, to the
+ * byte: a URI is not rewritten on its way (its host's case, an empty or default port, `.`
+ * segments and escapes kept), in a `format: uri` field or a plain one.
+ */
+it.each([
+  ['freepik', { model: 'kling-v3', operation: 'image-to-video', start_image_url: 'START', end_image_url: 'END', elements: [{ frontal_image_url: 'FRONT', reference_image_urls: ['REF'] }] }],
+  ['freepik', { model: 'kling-v3-omni', operation: 'reference-to-video', reference_video_url: 'VIDEO', start_image_url: 'START' }],
+  ['kling3api', { model: 'kling-v3', operation: 'image-to-video', start_image_url: 'START', end_image_url: 'END' }],
+  ['kling3api', { model: 'kling-v3-omni', operation: 'reference-to-video', reference_images: ['START', 'REF'] }],
+  ['kling-legacy', { model: 'kling-v3', operation: 'image-to-video', start_image_url: 'START', end_image_url: 'END' }],
+] as const)('%s receives every URL of %j exactly as written', async (provider, shape) => {
+  const written: Record<string, string> = {
+    START: 'https://Assets.Example.com:443/in/./caf%C3%A9%201.png?v=a%7Cb&w=(1)',
+    END: 'https://assets.example.com:/out/../end.png#frame',
+    FRONT: 'https://[2001:db8::1]/front.png',
+    REF: 'https://assets.example.com/r%c3%a9f.png',
+    VIDEO: 'https://Assets.Example.com:443/v/./clip%20one.mp4?',
+  };
+  const body = JSON.parse(JSON.stringify(shape), (_key, value) => (typeof value === 'string' && value in written ? written[value] : value));
+  const simulator = gw.simulator(provider);
+  const before = simulator.tasks.length;
+  const created = await gw.create({ ...body, prompt: 'every url as written', duration: 5, routing: { providers: [provider] } });
+  expect(created.status, JSON.stringify(created.body)).toBe(202);
+  await gw.advanceUntil(async () => simulator.tasks.length > before, 100, 50);
+  const sent = JSON.stringify(simulator.tasks.at(-1)!.body);
+  const echoed = JSON.stringify(created.body.request);
+  for (const [placeholder, url] of Object.entries(written)) {
+    if (!JSON.stringify(shape).includes(`"${placeholder}"`)) continue;
+    expect(echoed, `request ${placeholder}`).toContain(JSON.stringify(url));
+    expect(sent, `${provider} ${placeholder}`).toContain(JSON.stringify(url));
+  }
+});

@@ -1,3 +1,5 @@
+import { uriProblem } from '../model/uri-text.js';
+
 /**
  * Bodies on the wire, both ways: what an adapter sends is exactly the fields it set, and what
  * comes back (an answer, a webhook, a callback) is read as JSON whatever form it arrived in.
@@ -33,12 +35,15 @@ const NOT_IN_URI_TAIL = /%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]/g
 
 /**
  * An http(s) URL as the RFC 3986 URI that names the same resource, for an upstream field typed
- * `format: uri`. The canonical request takes what a browser takes (a space, `|`, `[`, `é`, a bare
- * `%`), which is no URI as written: the host becomes ASCII (punycode) and every other character
- * a URI cannot hold is percent-encoded as UTF-8 (a bare `%` as `%25`). A URL that already is a
- * URI keeps its escapes.
+ * `format: uri`. A URL that already is a URI as written goes exactly as written: the canonical
+ * request takes no other (`uri-text.ts`), and the task's `request` shows what was sent (the
+ * parser's `href` would lowercase the host, drop a default or empty port and `.` segments).
+ * Otherwise (an adapter called with a URL a browser would mend: a space, `|`, `[`, `é`, a bare
+ * `%`) the host becomes ASCII (punycode) and every other character a URI cannot hold is
+ * percent-encoded as UTF-8 (a bare `%` as `%25`).
  */
 export function toHttpUri(url: string): string {
+  if (uriProblem(url) === undefined) return url;
   const { href, protocol } = new URL(url);
   const escape = (part: string) =>
     part.replace(NOT_IN_URI_TAIL, (character) => (character === '%' ? '%25' : encodeURIComponent(character)));

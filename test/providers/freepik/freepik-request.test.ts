@@ -9,6 +9,7 @@ import { CreateVideoRequest } from '../../../src/core/model/canonical.js';
 import { fieldOfReason, matchOffering, resolveRequest } from '../../../src/core/model/capabilities.js';
 import { FREEPIK_OFFERINGS } from '../../../src/providers/freepik/freepik-capabilities.js';
 import { toFreepikDuration, toFreepikRequest } from '../../../src/providers/freepik/freepik-request.js';
+import { toHttpUri } from '../../../src/core/upstream/upstream-body.js';
 import { loadOpenApiContract } from '../../support/openapi-contract.js';
 
 type Input = z.input<typeof CreateVideoRequest>;
@@ -316,48 +317,37 @@ describe('kling-v3-omni reference video → POST /v1/ai/reference-to-video/kling
     });
   });
 
-  it('sends a reference video URL the gateway accepted as the URI `video_url` is (`format: uri`), same resource', () => {
-    // Each of these passes the canonical check (a WHATWG URL) but is no RFC 3986 URI as written.
-    const written = [
-      'https://cdn.example.com/my dance.mp4',
-      'https://cdn.example.com/vidéo.mp4',
-      'https://cdn.example.com/take|2.mp4?v=a|b',
-      'https://cdn.example.com/clips/[final]^{2}.mp4',
-      'https://cdn.example.com/100%.mp4#t=1#2',
-      'https://exämple.com/v.mp4',
-    ];
+  it('sends the reference video URL exactly as written, a URI (`format: uri`): the gateway takes no other and rewrites none', () => {
     const contract = loadOpenApiContract('freepik.yaml');
-    const sent = written.map((url) => {
-      const call = mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: url });
-      expect(contract.requestProblems({ method: 'POST', path: call.path, body: call.body })).toEqual([]);
-      return (call.body as { video_url: string }).video_url;
-    });
-    expect(sent).toEqual([
+    const written = [
       'https://cdn.example.com/my%20dance.mp4',
       'https://cdn.example.com/vid%C3%A9o.mp4',
       'https://cdn.example.com/take%7C2.mp4?v=a%7Cb',
-      'https://cdn.example.com/clips/%5Bfinal%5D%5E%7B2%7D.mp4',
       'https://cdn.example.com/100%25.mp4#t=1%232',
       'https://xn--exmple-cua.com/v.mp4',
-    ]);
-    // A URI already is one as written: sent unchanged, escapes and all.
-    const plain = 'https://cdn.example.com/a%20b/clip.mp4?sig=x%2By&exp=1#t=2';
-    expect(mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: plain }).body).toMatchObject({ video_url: plain });
-  });
-
-  it('sends a reference video URL ending in an empty query or fragment to the same path, not to `//<path>`', () => {
-    // A URI as written (RFC 3986 allows an empty query and fragment): it goes unchanged. It went
-    // as `https://cdn.example.com//dance.mp4`, a path the upstream would fetch instead of the video.
-    const contract = loadOpenApiContract('freepik.yaml');
-    for (const url of ['https://cdn.example.com/dance.mp4?', 'https://cdn.example.com/dance.mp4#', 'https://cdn.example.com/dance.mp4?#', 'https://cdn.example.com/?']) {
+      'https://cdn.example.com/a%20b/clip.mp4?sig=x%2By&exp=1#t=2',
+      // The parser's `href` would lowercase the host and drop the default port and the `.` segment.
+      'https://CDN.example.com:443/./v.mp4',
+      // RFC 3986 allows an empty query and fragment: once sent as `https://cdn.example.com//dance.mp4`.
+      'https://cdn.example.com/dance.mp4?',
+      'https://cdn.example.com/dance.mp4#',
+      'https://cdn.example.com/dance.mp4?#',
+      'https://cdn.example.com/?',
+    ];
+    for (const url of written) {
       const call = mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: url });
       expect(contract.requestProblems({ method: 'POST', path: call.path, body: call.body })).toEqual([]);
       expect((call.body as { video_url: string }).video_url).toBe(url);
     }
-    // Escaped as any other URL where the rest is no URI: the markers stay where they were.
-    expect(mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: 'https://cdn.example.com/my dance.mp4?' }).body).toMatchObject({
-      video_url: 'https://cdn.example.com/my%20dance.mp4?',
-    });
+    // What is no URI as written never reaches the adapter.
+    for (const url of ['https://cdn.example.com/my dance.mp4', 'https://cdn.example.com/vidéo.mp4', 'https://cdn.example.com/100%.mp4']) {
+      expect(() => mapped({ model: 'kling-v3-omni', prompt: '@Video1', reference_video_url: url })).toThrow('must be a URI (RFC 3986) as written');
+    }
+  });
+
+  it('still sends the URI of a URL no URI as written, should an adapter be handed one (toHttpUri)', () => {
+    expect(toHttpUri('https://cdn.example.com/clips/[final]^{2} é.mp4?')).toBe('https://cdn.example.com/clips/%5Bfinal%5D%5E%7B2%7D%20%C3%A9.mp4?');
+    expect(toHttpUri('https://exämple.com/100%.mp4#t=1#2')).toBe('https://xn--exmple-cua.com/100%25.mp4#t=1%232');
   });
 
   it('serves the defaulted audio with a warning instead of sending it (the schema has no audio field)', () => {

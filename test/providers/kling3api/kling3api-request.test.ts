@@ -257,18 +257,22 @@ describe('toKling3apiRequest', () => {
     );
   });
 
-  it('URLs the gateway accepted but that are no URI as written go as the URI of the same resource (format: uri)', () => {
+  it('URLs go exactly as written (format: uri): the gateway takes only URIs, and rewrites none', () => {
     const contract = loadOpenApiContract('kling3api.yaml');
     const check = (body: Kling3apiGenerateRequest) => {
       expect(contract.requestProblems({ method: 'POST', path: '/api/generate', body })).toEqual([]);
       return body;
     };
-    expect(check(bodyFor({ model: 'kling-v3', prompt: 'p', start_image_url: 'https://cdn.example.com/my frame|1.jpg', end_image_url: 'https://exämple.com/end.jpg' }))).toMatchObject({
-      image: 'https://cdn.example.com/my%20frame%7C1.jpg',
+    // The parser's `href` would lowercase the host and drop the default port and the `.` segment.
+    const image = 'https://CDN.example.com:443/./my%20frame%7C1.jpg';
+    expect(check(bodyFor({ model: 'kling-v3', prompt: 'p', start_image_url: image, end_image_url: 'https://xn--exmple-cua.com/end.jpg' }))).toMatchObject({
+      image,
       end_image: 'https://xn--exmple-cua.com/end.jpg',
     });
-    expect(check(bodyFor({ model: 'kling-v3-omni', prompt: 'p', reference_images: ['https://cdn.example.com/[ref].jpg'] })).images).toEqual(['https://cdn.example.com/%5Bref%5D.jpg']);
-    expect(check(bodyFor({ model: 'kling-v3-omni', operation: 'video-edit', prompt: 'p', video_url: 'https://cdn.example.com/100%.mp4' })).video).toBe('https://cdn.example.com/100%25.mp4');
+    expect(check(bodyFor({ model: 'kling-v3-omni', prompt: 'p', reference_images: ['https://cdn.example.com/%5Bref%5D.jpg'] })).images).toEqual(['https://cdn.example.com/%5Bref%5D.jpg']);
+    expect(check(bodyFor({ model: 'kling-v3-omni', operation: 'video-edit', prompt: 'p', video_url: 'https://cdn.example.com/100%25.mp4' })).video).toBe('https://cdn.example.com/100%25.mp4');
+    // What is no URI as written never reaches the adapter.
+    expect(() => bodyFor({ model: 'kling-v3', prompt: 'p', start_image_url: 'https://cdn.example.com/my frame|1.jpg' })).toThrow('%20');
   });
 
   it('sends an image URL ending in an empty query or fragment to the same path, not to `//<path>`', () => {
