@@ -572,3 +572,23 @@ export function randomUuid(): string {
   return crypto.randomUUID();
 }
 
+
+/*
+ * An http(s) URI by RFC 3986's grammar, as a validator of `format: uri` reads one: the scheme,
+ * `//`, an optional userinfo, a host (an IPv6 literal in brackets, or a non-empty reg-name or
+ * IPv4 address), an optional port, then path, query and fragment of a URI's characters, each
+ * `%` starting an escape. Written from the RFC's ABNF, apart from the gateway's own check, so
+ * that the simulators judge what the adapters send as the upstreams would.
+ */
+const PCHAR = String.raw`(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})`;
+const REG_NAME_CHAR = String.raw`(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})`;
+const USERINFO_CHAR = String.raw`(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})`;
+const HTTP_URI = new RegExp(
+  String.raw`^https?://(?:${USERINFO_CHAR}*@)?(?:\[[0-9A-Fa-f:.]+\]|${REG_NAME_CHAR}+)(?::[0-9]*)?(?:/${PCHAR}*)*(?:\?(?:${PCHAR}|[/?])*)?(?:#(?:${PCHAR}|[/?])*)?$`,
+  'i',
+);
+
+/** True when `value` is an http(s) URI as RFC 3986 writes one (`format: uri` with an http(s) scheme). */
+export function isHttpUri(value: unknown): value is string {
+  return typeof value === 'string' && HTTP_URI.test(value);
+}

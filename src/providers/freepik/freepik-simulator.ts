@@ -14,7 +14,7 @@ import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
 import { z } from 'zod';
 import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
-import { KitSimulator, randomId, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
+import { isHttpUri, KitSimulator, randomId, randomUuid, type KitTask } from '../../sandbox/simulator-kit.js';
 import { FREEPIK_PAGED_LIST_FAMILIES, FREEPIK_STATUS_FAMILIES, type FreepikStatusFamily } from './freepik-capabilities.js';
 import { signFreepikWebhook } from './freepik-status.js';
 
@@ -23,6 +23,8 @@ const duration = z.enum(['3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '1
 const prompt = z.string().max(2500);
 // Image fields are plain `type: string` in the seed; only `webhook_url` and `video_url` are `format: uri`.
 const imageUrl = z.string().min(1);
+/** `format: uri` (RFC 3986): as a validator of the seed's schema reads it, not as a browser mends a URL. */
+const uri = z.string().refine(isHttpUri, { error: 'must be a URI (RFC 3986)' });
 const element = z.strictObject({
   reference_image_urls: z.array(imageUrl).optional(),
   frontal_image_url: imageUrl.optional(),
@@ -46,7 +48,7 @@ const requireImageForAutoAspect = (aspectRatio: string | undefined, hasImage: bo
 /** `POST /v1/ai/video/kling-v3-{pro|std}`. */
 const KlingV3RequestSchema = z
   .strictObject({
-    webhook_url: z.url().optional(),
+    webhook_url: uri.optional(),
     prompt: prompt.optional(),
     multi_prompt: z
       .array(z.strictObject({ prompt: prompt.optional(), duration: duration.optional() }))
@@ -80,7 +82,7 @@ const KlingV3RequestSchema = z
 /** `POST /v1/ai/video/kling-v3-omni-{pro|std}`. */
 const KlingV3OmniRequestSchema = z
   .strictObject({
-    webhook_url: z.url().optional(),
+    webhook_url: uri.optional(),
     prompt: prompt.optional(),
     multi_prompt: z.array(prompt).max(6).optional(),
     shot_type: z.enum(['customize']).optional(),
@@ -119,10 +121,10 @@ const KlingV3OmniRequestSchema = z
  */
 const KlingV3OmniVideoReferenceRequestSchema = z
   .strictObject({
-    webhook_url: z.url().optional(),
+    webhook_url: uri.optional(),
     prompt: prompt.optional(),
     image_url: imageUrl.optional(),
-    video_url: z.url(),
+    video_url: uri,
     duration: duration.optional(),
     aspect_ratio: z.enum(['auto', '16:9', '9:16', '1:1']).optional(),
     cfg_scale: z.number().min(0).max(2).optional(),

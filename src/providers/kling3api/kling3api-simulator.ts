@@ -17,7 +17,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { SimulatedFault, SimulatorOptions } from '../../core/upstream/provider.js';
 import { characterCount } from '../../core/model/capabilities.js';
-import { KitSimulator, randomId, type KitTask, type SimulatedPhase } from '../../sandbox/simulator-kit.js';
+import { isHttpUri, KitSimulator, randomId, type KitTask, type SimulatedPhase } from '../../sandbox/simulator-kit.js';
 import {
   KLING3API_ALL_TASK_TYPES,
   KLING3API_MAX_PROMPT_LENGTH,
@@ -87,9 +87,8 @@ function isTaskType(value: unknown): value is Kling3apiTaskType {
   return typeof value === 'string' && (KLING3API_ALL_TASK_TYPES as readonly string[]).includes(value);
 }
 
-function isUrl(value: unknown): value is string {
-  return typeof value === 'string' && /^https?:\/\/\S+$/.test(value);
-}
+/** `format: uri` in `openapi/kling3api.yaml` (the seed's "Image URL", "Video URL"): an RFC 3986 URI as written. */
+const isUrl = isHttpUri;
 
 const reject = (status: number, code: string, message: string): Kling3apiSimulatedRejection => ({ status, code, message });
 const invalid = (message: string) => reject(400, 'INVALID_PARAMETER', message);

@@ -292,6 +292,13 @@ describe('HTTP contract', () => {
       video_url: 'https://cdn.example.com/v.mp4',
       multi_prompt: ['a'],
     }, 'multi_prompt'],
+    // `format: uri` (RFC 3986) on `video_url` and `webhook_url`: what only a browser would mend is refused.
+    ['a space in video_url', '/v1/ai/reference-to-video/kling-v3-omni-pro', { video_url: 'https://cdn.example.com/my clip.mp4' }, 'video_url'],
+    ['a non-ASCII video_url', '/v1/ai/reference-to-video/kling-v3-omni-pro', { video_url: 'https://cdn.example.com/\u00fc.mp4' }, 'video_url'],
+    ['an IDN host in video_url', '/v1/ai/reference-to-video/kling-v3-omni-pro', { video_url: 'https://b\u00fccher.example/v.mp4' }, 'video_url'],
+    ['a bad escape in video_url', '/v1/ai/reference-to-video/kling-v3-omni-pro', { video_url: 'https://cdn.example.com/v%zz.mp4' }, 'video_url'],
+    ['a backslash in video_url', '/v1/ai/reference-to-video/kling-v3-omni-pro', { video_url: 'https://cdn.example.com\\v.mp4' }, 'video_url'],
+    ['a | in webhook_url', '/v1/ai/video/kling-v3-pro', { prompt: 'x', webhook_url: 'https://hooks.example.com/h?a=1|2' }, 'webhook_url'],
   ])('answers 400 problem+json naming the param for %s', async (_name, path, body, param) => {
     const answer = await rawPost(path, body);
     expect(answer.status).toBe(400);

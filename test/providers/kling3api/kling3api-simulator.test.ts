@@ -240,6 +240,12 @@ describe('kling3api simulator: validation', () => {
     ['aspect ratio auto', { ...t2v, aspect_ratio: 'auto' }, 'INVALID_PARAMETER'],
     ['a field outside the schema', { ...t2v, watermark: false }, 'INVALID_PARAMETER'],
     ['a body that is not JSON', '{"type": ', 'INVALID_PARAMETER'],
+    // `format: uri` (RFC 3986) on image, end_image, video and images: what only a browser would mend is refused.
+    ['a space in image', { type: 'pro-image-to-video', prompt: 'x', image: 'https://e.com/my photo.png' }, 'INVALID_PARAMETER'],
+    ['a non-ASCII end_image', { type: 'pro-image-to-video', prompt: 'x', image: 'https://e.com/a.png', end_image: 'https://e.com/\u00fc.png' }, 'INVALID_PARAMETER'],
+    ['a bad escape in video', { type: 'o3-pro-video-edit', prompt: 'x', video: 'https://e.com/v%zz.mp4' }, 'INVALID_PARAMETER'],
+    ['a | in images', { type: 'o3-pro-reference-to-video', prompt: 'x', images: ['https://e.com/a.png?x=1|2'] }, 'INVALID_PARAMETER'],
+    ['a third slash in image', { type: 'pro-image-to-video', prompt: 'x', image: 'https:///e.com/a.png' }, 'INVALID_PARAMETER'],
   ];
   for (const [name, body, providerCode] of cases) {
     it(`${name} → 400 ${providerCode}`, async () => {
@@ -254,6 +260,7 @@ describe('kling3api simulator: validation', () => {
       { ...t2v, duration: 3, cfg_scale: 0 },
       { ...t2v, duration: 15, cfg_scale: 1 },
       { type: 'o3-pro-reference-to-video', prompt: 'x', images: Array.from({ length: 7 }, (_, i) => `https://e.com/${i}.png`) },
+      { type: 'pro-image-to-video', prompt: 'x', image: 'https://E.com:443/./my%20photo%C3%BC.png?x=1%7C2&y=(1)#f', end_image: 'https://[2001:db8::1]:8443/b.png' },
     ]) {
       expect((await post(body)).status).toBe(200);
     }
