@@ -50,23 +50,30 @@ describe.skipIf(!available)('a create in doubt beside a replica without its prov
     return created;
   }
 
-  it('is looked up and adopted by the replica with the key, one upstream create in all', async () => {
-    const created = await diedMidCreate();
-    const simulator = replicas.simulators.get(LEGACY)!;
-    expect(simulator.tasks).toHaveLength(1);
-
-    const keyless = await replica('without-key', {}, {}, KEYLESS);
+  /**
+   * The replica without the key runs alone for 30 s (the task stays queued, untouched); then one
+   * with the key starts, and both look for work at each step, the one without the key first.
+   * The task as the replica with the key reads it a minute on.
+   */
+  async function keyedJoinsLater(keyless: Awaited<ReturnType<typeof replica>>, id: string) {
     for (let step = 0; step < 30; step++) await keyless.advance(1_000);
-    expect((await keyless.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
-
-    // The replica with the key starts 30 s in; both look for work at each step, the one without the key first.
+    expect((await keyless.get(id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
     const keyed = await replica('with-key');
     for (let step = 0; step < 60; step++) {
       await replicas.clock.advance(1_000);
       await keyless.gateway.runOnce();
       await keyed.gateway.runOnce();
     }
-    const done = (await keyed.get(created.id)).body;
+    return (await keyed.get(id)).body;
+  }
+
+  it('is looked up and adopted by the replica with the key, one upstream create in all', async () => {
+    const created = await diedMidCreate();
+    const simulator = replicas.simulators.get(LEGACY)!;
+    expect(simulator.tasks).toHaveLength(1);
+
+    const keyless = await replica('without-key', {}, {}, KEYLESS);
+    const done = await keyedJoinsLater(keyless, created.id);
     expect(done, JSON.stringify(done.error)).toMatchObject({ status: 'succeeded', error: null, provider_task_id: simulator.tasks[0]!.id });
     expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'external_id' })]);
     expect(simulator.tasks).toHaveLength(1);
@@ -82,16 +89,7 @@ describe.skipIf(!available)('a create in doubt beside a replica without its prov
     await store.close();
 
     const keyless = await replica('without-key', {}, {}, { kling3api: { baseUrl: 'http://disabled.invalid', apiKey: '', simulated: false, disabledReason: 'no api_key configured' } });
-    for (let step = 0; step < 30; step++) await keyless.advance(1_000);
-    expect((await keyless.get(created.id)).body).toMatchObject({ status: 'queued', provider_task_id: null });
-
-    const keyed = await replica('with-key');
-    for (let step = 0; step < 60; step++) {
-      await replicas.clock.advance(1_000);
-      await keyless.gateway.runOnce();
-      await keyed.gateway.runOnce();
-    }
-    const done = (await keyed.get(created.id)).body;
+    const done = await keyedJoinsLater(keyless, created.id);
     expect(done, JSON.stringify(done.error)).toMatchObject({ status: 'succeeded', error: null, provider_task_id: made });
     expect(done.attempts).toEqual([expect.objectContaining({ outcome: 'accepted', recovered_by: 'answer' })]);
     expect(upstream.tasks).toHaveLength(1);

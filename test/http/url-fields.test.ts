@@ -19,6 +19,26 @@ afterAll(async () => {
 const upstreamCalls = () => [...gw.simulators.values()].reduce((sum, simulator) => sum + simulator.requests.length, 0);
 const taskCount = async () => (await gw.request('GET', '/v1/videos?limit=100')).body.data.length as number;
 
+/**
+ * Each body, on create and on quote, is a 400 whose one error names its path with a message
+ * holding `message` (and `contains`, when given); nothing is made or sent upstream.
+ */
+async function expectRefusedEach(cases: [string, Record<string, unknown>][], message: string, contains?: string): Promise<void> {
+  const tasks = await taskCount();
+  const calls = upstreamCalls();
+  for (const [path, body] of cases) {
+    for (const route of ['/v1/videos', '/v1/videos/quote']) {
+      const answer = await gw.request('POST', route, body);
+      expect(answer.status, `${route} ${path}: ${JSON.stringify(answer.body)}`).toBe(400);
+      expect(answer.headers.get('content-type')).toContain('application/problem+json');
+      expect(answer.body.errors, `${route} ${path}`).toEqual([{ path, message: expect.stringContaining(message) }]);
+      if (contains) expect(answer.body.errors[0].message, `${route} ${path}`).toContain(contains);
+    }
+  }
+  expect(await taskCount()).toBe(tasks);
+  expect(upstreamCalls()).toBe(calls);
+}
+
 const SPELLINGS = [
   ['a tab', 'https://hooks.exa\tmple.com/kling'],
   ['a line feed', 'https://hooks.example.com/kl\ning'],
@@ -36,18 +56,7 @@ it.each(SPELLINGS)('%s in a URL field is a 400 naming the field, on create and q
     ['reference_images.0', { model: 'kling-v3-omni', prompt: 'control', duration: 5, reference_images: [url] }],
     ['video_url', { model: 'kling-v3-omni', prompt: 'control', video_url: url }],
   ];
-  const tasks = await taskCount();
-  const calls = upstreamCalls();
-  for (const [path, body] of cases) {
-    for (const route of ['/v1/videos', '/v1/videos/quote']) {
-      const answer = await gw.request('POST', route, body);
-      expect(answer.status, `${route} ${path}: ${JSON.stringify(answer.body)}`).toBe(400);
-      expect(answer.headers.get('content-type')).toContain('application/problem+json');
-      expect(answer.body.errors).toEqual([{ path, message: expect.stringContaining('control character') }]);
-    }
-  }
-  expect(await taskCount()).toBe(tasks);
-  expect(upstreamCalls()).toBe(calls);
+  await expectRefusedEach(cases, 'control character');
 });
 
 it('a URL without control characters is kept exactly as written', async () => {
@@ -116,18 +125,7 @@ it.each(NOT_URIS)('%s in any URL field is a 400 naming the field and how a URI w
     ['lip_sync.audio_url', { model: 'kling-v3', video_id: 'vid_1', lip_sync: { audio_url: url } }],
     ['webhook_url', { model: 'kling-v3', prompt: 'uri', duration: 5, webhook_url: url }],
   ];
-  const tasks = await taskCount();
-  const calls = upstreamCalls();
-  for (const [path, body] of cases) {
-    for (const route of ['/v1/videos', '/v1/videos/quote']) {
-      const answer = await gw.request('POST', route, body);
-      expect(answer.status, `${route} ${path}: ${JSON.stringify(answer.body)}`).toBe(400);
-      expect(answer.body.errors, `${route} ${path}`).toEqual([{ path, message: expect.stringContaining('must be a URI (RFC 3986) as written') }]);
-      expect(answer.body.errors[0].message, `${route} ${path}`).toContain(hint);
-    }
-  }
-  expect(await taskCount()).toBe(tasks);
-  expect(upstreamCalls()).toBe(calls);
+  await expectRefusedEach(cases, 'must be a URI (RFC 3986) as written', hint);
 });
 
 it.each([
