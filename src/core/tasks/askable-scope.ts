@@ -7,7 +7,7 @@
  * its deadline. Undefined on a store no other replica shares: there is nobody to leave a task to,
  * and the plain (index-friendly) claims are used.
  */
-import type { TrackingScope } from '../../store/task-store.js';
+import type { TrackingScope } from './task-repository.js';
 import type { Engine } from './engine.js';
 
 /** Worked out once per engine: only the replica's configuration decides it. */

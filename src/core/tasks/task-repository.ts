@@ -154,6 +154,8 @@ export type CreateOutcome =
   | { created: false; existing: { taskId: string; requestHash: string } };
 
 export type { SlotClaim };
+/** What a replica can poll or settle (`askable-scope.ts`), for the files of `core/tasks/` that may not import `store/`. */
+export type { TrackingScope };
 
 /** A slot claimed in the transaction that creates the task (`TaskStore.createTask`), with its first attempt. */
 export interface FirstClaim extends SlotClaim {

@@ -9,7 +9,7 @@ import { CoalescingRunner } from './coalescing-runner.js';
 import { deadlineLength, taskDeadlineMs } from './dispatch-decision.js';
 import { askableScope } from './askable-scope.js';
 import type { Engine } from './engine.js';
-import type { TrackingScope } from '../../store/task-store.js';
+import type { TrackingScope } from './task-repository.js';
 import { DEFAULT_ACCOUNT_ID } from '../upstream/provider-account.js';
 import { CircuitBreakerOpenError, longestTimeoutMs, type ProviderRuntime } from '../upstream/provider-runtime.js';
 import type { ProviderTaskRef, StatusReport } from '../upstream/provider.js';
