@@ -68,6 +68,7 @@ export interface LiveTaskList {
   /** How many tasks are loaded before the filters apply here (to tell "none match any more" from "none"). */
   loadedCount: number;
   hasMore: boolean;
+  /** The first page, the pages brought back (Back), or a Load more is on its way (each until its own answer). */
   loading: boolean;
   /** The first page for these filters has been read (until then an empty list means nothing). */
   loaded: boolean;
@@ -126,6 +127,8 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
   const [byId, setById] = useState<Map<string, Task>>(() => new Map(restored?.byId ?? []));
   const [cursor, setCursor] = useState<string | null>(restored?.cursor ?? null);
   const [loading, setLoading] = useState(restored === null);
+  /** A Load more on its way: its own, so a refresh that answers meanwhile does not say the page came. */
+  const [loadingMore, setLoadingMore] = useState(false);
   const [loaded, setLoaded] = useState(restored !== null);
   const latest = useRef({ key, byId, cursor, loaded });
   latest.current = { key, byId, cursor, loaded };
@@ -180,6 +183,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     restoring.current = false;
     more.current?.abort();
     more.current = null;
+    setLoadingMore(false);
     setMoreError(undefined);
     if (!broughtBack) {
       setById(new Map());
@@ -268,7 +272,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     more.current?.abort();
     const aborter = new AbortController();
     more.current = aborter;
-    setLoading(true);
+    setLoadingMore(true);
     setMoreError(undefined);
     client
       .listVideos(
@@ -296,7 +300,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
       .finally(() => {
         if (aborter.signal.aborted) return;
         more.current = null;
-        setLoading(false);
+        setLoadingMore(false);
       });
   }, [client, cursor, filters.status, filters.provider, filters.model, merge, fail]);
 
@@ -362,7 +366,7 @@ export function useLiveTaskList(filters: TaskFilters): LiveTaskList {
     tasks,
     loadedCount: byId.size,
     hasMore: cursor !== null,
-    loading,
+    loading: loading || loadingMore,
     loaded,
     error,
     moreError,

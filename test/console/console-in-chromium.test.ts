@@ -1558,6 +1558,53 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     // The first task the press brought in, where reading goes on.
     await expect.poll(focused).toBe(`A ${await rows.nth(25).getAttribute('data-task-id')}`);
   });
+  it('keeps Load more saying Loading… and puts the keyboard on the first task it brought in when a refresh of the list answers while its page is on its way', async () => {
+    // More than one page (25) of tasks, whatever earlier tests made.
+    for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `a page held behind a refresh ${made}` });
+    const target = await openConsole();
+    await signIn(target);
+    const rows = target.locator('tr[data-task-id]');
+    await expect.poll(() => rows.count()).toBe(25);
+    // The next page takes its time (a slow network): held until released.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const nextPage = (url: URL) => url.pathname.endsWith('/v1/videos') && url.searchParams.has('cursor');
+    let held = 0;
+    await target.route(nextPage, async (route) => {
+      held += 1;
+      await released;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      const button = target.locator('.list-footer button');
+      await button.focus();
+      await target.keyboard.press('Enter');
+      await expect.poll(() => held).toBe(1);
+      await expect.poll(() => button.textContent()).toBe('Loading…');
+      // The list's own refresh of its first page is asked and answered meanwhile.
+      await target.waitForResponse((response) => response.url().includes('/v1/videos?') && !response.url().includes('cursor=') && response.ok());
+      await target.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50))));
+      // That page is still on its way: the button says so, and a press now asks nothing twice.
+      expect(await button.textContent()).toBe('Loading…');
+      expect(await button.getAttribute('aria-disabled')).toBe('true');
+      release();
+      await expect.poll(() => rows.count()).toBeGreaterThan(25);
+      // The first task the press brought in, where reading goes on.
+      const first = await rows.nth(25).getAttribute('data-task-id');
+      await expect
+        .poll(() =>
+          target.evaluate(() => {
+            const element = (globalThis as any).document.activeElement;
+            return element?.closest('tr')?.getAttribute('data-task-id') ?? element?.tagName;
+          }),
+        )
+        .toBe(first);
+      expect(held).toBe(1);
+    } finally {
+      release();
+      await target.unroute(nextPage);
+    }
+  });
   it('says a Load more the gateway refused at Load more, and keeps saying it until pressed again, instead of calling the live list not live and promising a page that never comes', async () => {
     // More than one page (25) of tasks, whatever earlier tests made.
     for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `a page and more to load ${made}` });
