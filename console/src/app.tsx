@@ -84,6 +84,8 @@ export function App() {
   const [reason, setReason] = useState<string | null>(null);
   const [announcement, setAnnouncement] = useState('');
   const announceTimer = useRef<ReturnType<typeof setTimeout>>();
+  /** What is to be read out next, in the order it was said. */
+  const toAnnounce = useRef<string[]>([]);
 
   const signOut = useCallback((why?: string) => {
     forgetKey();
@@ -92,10 +94,15 @@ export function App() {
   }, []);
 
   const announce = useCallback((message: string) => {
-    // Cleared first so the same words twice are read twice.
+    // Cleared first so the same words twice are read twice. Said together with those said just
+    // before it (two tasks a refresh brings ended at once), not in their place: each is read out.
+    toAnnounce.current.push(message);
     setAnnouncement('');
     clearTimeout(announceTimer.current);
-    announceTimer.current = setTimeout(() => setAnnouncement(message), 50);
+    announceTimer.current = setTimeout(() => {
+      setAnnouncement(toAnnounce.current.join('. '));
+      toAnnounce.current = [];
+    }, 50);
   }, []);
 
   const session = useMemo<ConsoleSession | null>(

@@ -1999,6 +1999,55 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   }
 
+  it('reads out the end of each of two tasks a refresh of the list brings at once, not the last one only', async () => {
+    const both = [
+      await api.createVideo({ model: 'kling-v3', prompt: 'one of two ending together' }),
+      await api.createVideo({ model: 'kling-v3', prompt: 'the other of two ending together' }),
+    ];
+    for (const task of both) await api.waitForVideo(task.id, { timeoutMs: 20_000 });
+    const target = await openConsole();
+    // The page's clock: its refreshes (every 5 s) and announcements come when moved on below.
+    await target.clock.install();
+    try {
+      await target.reload();
+      // No stream follows them (each fails, as behind a proxy that cuts them): the refresh alone brings their ends.
+      await target.route((url) => url.pathname.endsWith('/events'), (route) => route.abort('connectionreset'));
+      // The first read of the list shows both still running; every later one as they are (ended).
+      let lists = 0;
+      await target.route(
+        (url) => url.pathname.endsWith('/v1/videos') && !url.searchParams.has('cursor'),
+        async (route) => {
+          if (route.request().method() !== 'GET' || (lists += 1) > 1) return route.continue();
+          const response = await route.fetch();
+          const body = (await response.json()) as { data: Task[] };
+          const data = body.data.map((task) =>
+            both.some((made) => made.id === task.id) ? { ...task, status: 'processing', completed_at: null, outputs: [], updated_at: both.find((made) => made.id === task.id)!.created_at } : task,
+          );
+          await route.fulfill({ response, json: { ...body, data } });
+        },
+      );
+      await signIn(target);
+      for (const task of both) await expect.poll(() => target.locator(`tr[data-task-id="${task.id}"]`).getAttribute('data-status')).toBe('processing');
+      await target.evaluate(() => {
+        const page = globalThis as any;
+        const region = page.document.querySelector('#announcer');
+        const heard: string[] = [];
+        page.heard = heard;
+        new page.MutationObserver(() => {
+          if (region.textContent) heard.push(region.textContent);
+        }).observe(region, { childList: true, subtree: true, characterData: true });
+      });
+      await target.clock.fastForward(5_000);
+      for (const task of both) await expect.poll(() => target.locator(`tr[data-task-id="${task.id}"]`).getAttribute('data-status')).toBe('succeeded');
+      await target.clock.runFor(1_000);
+      const heard = ((await target.evaluate(() => (globalThis as any).heard)) as string[]).join(' | ');
+      for (const task of both) expect(heard).toContain(`Video ${task.id.length > 14 ? `${task.id.slice(0, 12)}…` : task.id} succeeded`);
+    } finally {
+      await target.clock.setSystemTime(Date.now()).catch(() => undefined);
+      await target.clock.resume().catch(() => undefined);
+      browserErrors.length = 0; // the browser logs the streams cut (connection reset) itself
+    }
+  });
   it('announces a followed task\'s end once, and never a status it left, when a refresh read before the end is answered after its stream told it', async () => {
     await followWhileARefreshIsSlow(false);
   });
