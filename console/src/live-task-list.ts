@@ -17,6 +17,7 @@ import { GatewayError, isTerminal, type Model, type ProviderId, type Task, type 
 import { useSession } from './gateway-context.js';
 import { shortId, taskNoun } from './display.js';
 import { cameBackThroughHistory } from './hash-location.js';
+import { newer } from './task-statuses.js';
 
 export const MAX_STREAMS = 4;
 export const REFRESH_MS = 5_000;
@@ -89,20 +90,6 @@ export interface LiveTaskList {
   restoredPlace: ListPlace | null;
   /** Where the reader is now, kept with the list when it is left. */
   place: ListPlace;
-}
-
-/** How far along a task is: its status only moves forward (queued → processing → its end). */
-const PROGRESS: Record<TaskStatus, number> = { queued: 0, processing: 1, succeeded: 2, failed: 2, canceled: 2 };
-
-/**
- * Whether `a` is a read of the task at least as recent as `b`. A read showing a status the task
- * has left is older, whatever its time: a refresh read before the task ended and answered after
- * its stream told the end, or a version written in the same millisecond as the end.
- */
-function newer(a: Task, b: Task | undefined): boolean {
-  if (!b) return true;
-  if (PROGRESS[a.status] !== PROGRESS[b.status]) return PROGRESS[a.status] > PROGRESS[b.status];
-  return Date.parse(a.updated_at) >= Date.parse(b.updated_at);
 }
 
 function byNewest(a: Task, b: Task): number {

@@ -3116,6 +3116,58 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       await api.cancelVideo(queued.id).catch(() => undefined);
     }
   });
+  it('keeps a canceled video canceled when its event stream, read before the cancel, answers after it: never running again with Cancel offered', async () => {
+    // Freepik is busy (429) and the only provider it may use, so it waits in the gateway's queue.
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'canceled while its stream is slow', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    // Its page is the first shown (no list, whose own stream of this task would be the one held below).
+    const target = await openConsole(`#/tasks/${encodeURIComponent(queued.id)}`);
+    // The page's event stream reads the task at once (queued) and its answer comes only after the
+    // cancel's (a slow network); it then ends, as a proxy may end it.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const events = (url: URL) => url.pathname.endsWith(`/v1/videos/${queued.id}/events`);
+    let streams = 0;
+    await target.route(events, async (route) => {
+      if ((streams += 1) > 1) return route.continue();
+      const before = await api.getVideo(queued.id);
+      await released;
+      await route.fulfill({ status: 200, contentType: 'text/event-stream', body: `event: task.updated\ndata: ${JSON.stringify(before)}\n\n` });
+    });
+    try {
+      await target.getByLabel('Gateway key').fill(TENANT_KEY);
+      await target.getByRole('button', { name: 'Sign in' }).click();
+      await target.getByRole('button', { name: 'Cancel video' }).waitFor();
+      await expect.poll(() => streams).toBe(1);
+      // Every status the page shows, in order.
+      await target.evaluate(() => {
+        const page = globalThis as any;
+        const shown: string[] = [];
+        page.shown = shown;
+        const note = () => {
+          const status = page.document.querySelector('.status-line .badge')?.textContent?.replace(/^\W+/, '').trim();
+          if (status && status !== shown.at(-1)) shown.push(status);
+        };
+        note();
+        new page.MutationObserver(note).observe(page.document.body, { childList: true, subtree: true, characterData: true });
+      });
+      await target.getByRole('button', { name: 'Cancel video' }).click();
+      await target.getByRole('button', { name: 'Yes, cancel' }).click();
+      await target.locator('.status-line .status-canceled').waitFor();
+      // The stream's read of before the cancel arrives, the stream ends, and the page reads the task again.
+      const readAgain = target.waitForResponse((response) => new URL(response.url()).pathname.endsWith(`/v1/videos/${queued.id}`) && response.request().method() === 'GET');
+      release();
+      await readAgain;
+      await target.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50))));
+      expect(await target.evaluate(() => (globalThis as any).shown)).toEqual(['queued', 'canceled']);
+      expect(await target.getByRole('button', { name: 'Cancel video' }).count()).toBe(0);
+    } finally {
+      release();
+      await target.unroute(events);
+      live.simulator('freepik').clearFaults();
+      await api.cancelVideo(queued.id).catch(() => undefined);
+    }
+  });
   it('moves the keyboard from Cancel video to the result when the task ends by itself, instead of dropping it to the top of the page', async () => {
     const target = await openConsole();
     await signIn(target);

@@ -26,6 +26,7 @@ import { WebhookDeliveries, webhookUrlOf } from '../components/webhook-deliverie
 import { costSource, holderText, localTime, taskNoun } from '../display.js';
 import { useSession } from '../gateway-context.js';
 import { handedOver, takeHandedOver } from '../task-handoff.js';
+import { newer } from '../task-statuses.js';
 import { passing, RETRY_MS, useGatewayData } from '../use-gateway-data.js';
 
 /** What the task's cost is, under it. */
@@ -355,6 +356,12 @@ export function TaskPage({ id }: { id: string }) {
   const { client, announce, signOut } = useSession();
   // Opened by the create that made it: the task as its answer had it, shown at once.
   const [task, setTask] = useState<Task | undefined>(() => handedOver(id));
+  /**
+   * The read of the task shown now. A read older than it is not shown: the event stream's first
+   * event, read before a cancel and answered after the cancel's own answer, showed a canceled task
+   * running again, Cancel offered.
+   */
+  const shown = useRef<Task | undefined>(task);
   const [error, setError] = useState<unknown>(undefined);
   const resultHeading = useRef<HTMLHeadingElement>(null);
   /** The task ended while the keyboard was on its cancel controls, which go away with it. */
@@ -369,6 +376,7 @@ export function TaskPage({ id }: { id: string }) {
     const aborter = new AbortController();
     // The create's answer, when it opened this page: followed from there, not read again first.
     let known = takeHandedOver(id);
+    shown.current = known;
     setTask(known);
     setError(undefined);
     // `.` and `..` name no task: asked for, the URL would resolve to another route.
@@ -376,6 +384,8 @@ export function TaskPage({ id }: { id: string }) {
     /** The status last shown; each change after the first shown is read out, once, by the page's announcer. */
     let shownStatus = known?.status;
     const seen = (current: Task) => {
+      if (!newer(current, shown.current)) return;
+      shown.current = current;
       // Ended (here or elsewhere) while the keyboard was on Cancel video or its question: those go
       // away with it, so the keyboard goes on from the result, not from the top of the page.
       if (isTerminal(current) && document.activeElement?.closest('.cancel')) refocus.current = true;
@@ -477,7 +487,10 @@ export function TaskPage({ id }: { id: string }) {
           <CancelControl
             task={task}
             onCanceled={(canceled) => {
-              setTask(canceled);
+              if (newer(canceled, shown.current)) {
+                shown.current = canceled;
+                setTask(canceled);
+              }
               // The cancel controls go away with the task's end: the keyboard goes on from the result
               // (unless a cancel asked again by itself ended it while the keyboard was elsewhere).
               const focused = document.activeElement;
