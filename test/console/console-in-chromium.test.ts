@@ -2132,8 +2132,11 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
       }, value);
     await hidden(true);
     await target.clock.fastForward(60_000);
+    await expect.poll(() => status.textContent()).toMatch(/list refreshed 1 min\. ago/);
     await hidden(false);
     expect(await status.textContent()).not.toContain('Not live');
+    // Shown again, it reads the list at once; the next refresh is timed from that read's answer.
+    await expect.poll(() => status.textContent()).toMatch(/^\s*Live: list refreshed now/);
     // From now on the gateway takes each list request and never answers it (a stopped process, a
     // dropped route): no error comes for a long time.
     let release: () => void = () => undefined;
