@@ -920,16 +920,16 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
 
     // Phone width: nothing wider than the screen, every page still usable.
     await target.setViewportSize({ width: 390, height: 844 });
-    for (const [hash, name] of [
-      ['#/', 'tasks'],
-      [`#/tasks/${charged.id}`, 'task'],
-      ['#/new', 'create'],
-      ['#/providers', 'providers'],
-      ['#/cost', 'cost'],
+    for (const [hash, name, ready] of [
+      ['#/', 'tasks', 'table.tasks'],
+      [`#/tasks/${charged.id}`, 'task', '#details-heading'],
+      ['#/new', 'create', 'section.quote'],
+      ['#/providers', 'providers', 'tr[data-provider]'],
+      ['#/cost', 'cost', '#chart-provider-title'],
     ] as const) {
       await target.evaluate((to) => (window.location.hash = to), hash);
-      await target.locator('h1').first().waitFor();
-      await target.waitForTimeout(300);
+      // The page as read, not its Loading… (the last page's heading may still be there for a moment).
+      await target.locator(ready).first().waitFor();
       const overflow = await target.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${name} page fits 390 px`).toBeLessThanOrEqual(0);
       await target.screenshot({ path: join(ARTIFACTS, `phone-${name}.png`), fullPage: true });
