@@ -105,8 +105,20 @@ export function App() {
     }, 50);
   }, []);
 
+  /** The key signed in now: a refusal of a key signed out since (a request still on its way then) signs nothing out. */
+  const signedIn = useRef(key);
+  signedIn.current = key;
   const session = useMemo<ConsoleSession | null>(
-    () => (key ? { client: clientFor(key, () => signOut(KEY_REFUSED)), signOut, announce } : null),
+    () =>
+      key
+        ? {
+            client: clientFor(key, () => {
+              if (signedIn.current === key) signOut(KEY_REFUSED);
+            }),
+            signOut,
+            announce,
+          }
+        : null,
     [key, signOut, announce],
   );
 

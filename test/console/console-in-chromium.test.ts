@@ -2541,6 +2541,50 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByLabel('Gateway key').waitFor();
     expect(await target.getByRole('link', { name: 'Tasks' }).count()).toBe(0);
   });
+  it('keeps a console signed in with a new key when a request of the key before is refused (401) after it: the refusal was not of this key', async () => {
+    const target = await openConsole();
+    await signIn(target);
+    // Freepik is busy (429) and the only provider it may use, so the video waits in the gateway's queue.
+    live.simulator('freepik').injectFault({ status: 429, times: 100, headers: { 'retry-after': '30' } });
+    const queued = await api.createVideo({ model: 'kling-v3', prompt: 'canceled by a key since signed out', routing: { providers: ['freepik'], allow_fallbacks: false } });
+    // The cancel sent with the first key takes its time, and is answered 401 (that key revoked meanwhile).
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const cancel = (url: URL) => url.pathname.endsWith(`/v1/videos/${queued.id}/cancel`);
+    let held = 0;
+    await target.route(cancel, async (route) => {
+      held += 1;
+      await released;
+      await route
+        .fulfill({ status: 401, contentType: 'application/problem+json', json: { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'invalid API key' } })
+        .catch(() => undefined);
+    });
+    try {
+      await target.evaluate((to) => (window.location.hash = to), `#/tasks/${encodeURIComponent(queued.id)}`);
+      await target.getByRole('button', { name: 'Cancel video' }).click();
+      await target.getByRole('button', { name: 'Yes, cancel' }).click();
+      await expect.poll(() => held).toBe(1);
+      // Signed out, and in again with another key, while that cancel is on its way.
+      await target.getByRole('button', { name: 'Sign out' }).click();
+      await target.evaluate(() => (window.location.hash = '#/'));
+      await target.getByLabel('Gateway key').fill(OTHER_TENANT_KEY);
+      await target.getByRole('button', { name: 'Sign in' }).click();
+      await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+      const answered = target.waitForEvent('requestfinished', (request) => cancel(new URL(request.url())));
+      release();
+      await answered;
+      await target.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50))));
+      // Still signed in with the new key.
+      expect(await target.getByLabel('Gateway key').count()).toBe(0);
+      expect(await target.getByRole('heading', { level: 1, name: 'Tasks' }).count()).toBe(1);
+      browserErrors.length = 0; // the browser logs the refused request (401) itself
+    } finally {
+      release();
+      await target.unroute(cancel);
+      live.simulator('freepik').clearFaults();
+      await api.cancelVideo(queued.id).catch(() => undefined);
+    }
+  });
   it('signs out with its message when the gateway stops accepting the key on the New video page', async () => {
     const target = await openConsole();
     await signIn(target);
