@@ -62,6 +62,9 @@ it('replaces a worker sent SIGTERM alone, saying it stopped on a signal of its o
   const { child, workers } = await workersGateway(lines);
   process.kill(workers[0]!, 'SIGTERM');
   await expect.poll(() => workerPidsOf(child).filter((pid) => !workers.includes(pid)).length, { timeout: 30_000, interval: 50 }).toBe(1);
+  // The new worker shows in the process table at once; the primary's line comes down its output
+  // pipe, which a loaded machine may have this process read only later: wait for the line.
+  await expect.poll(() => lines.some((line) => /replac/.test(line.msg ?? '')), { timeout: 30_000, interval: 50 }).toBe(true);
   const said = lines.filter((line) => /replac/.test(line.msg ?? ''));
   expect(said.map((line) => [line.level, line.msg])).toEqual([
     ['warn', expect.stringMatching(/^worker \d ended with 0 on a stop signal sent to it alone \(the primary got none\); replaced$/)],
