@@ -2720,10 +2720,21 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   });
 
   it('does not name a provider that refused a task as the one holding it: the task list and the task page say none accepted it, and which was tried last', async () => {
+    // Freepik takes a create at once first (earlier tests' tasks may still fill its slots, or its
+    // circuit be open after their faults): the task is sent, and refused, within the wait below.
+    await expect
+      .poll(
+        async () => {
+          const freepik = (await api.listProviders()).data.find((provider) => provider.id === 'freepik')!;
+          return freepik.circuit === 'closed' && freepik.in_flight < freepik.max_in_flight && !(await coolingDown()).includes('freepik');
+        },
+        { timeout: 30_000 },
+      )
+      .toBe(true);
     // On its create: a status poll of another test's task must not take the fault.
     live.simulator('freepik').injectFault({ on: 'submit', status: 500, times: 1 });
     const refused = await api.createVideo({ model: 'kling-v3', prompt: 'refused by its only provider', routing: { providers: ['freepik'], allow_fallbacks: false } });
-    // Kept until the create is sent: freepik may still be cooling down after another test's 429s, and the task wait for it.
+    // Kept until the create is sent.
     const ended = await api.waitForVideo(refused.id, { timeoutMs: 20_000 });
     live.simulator('freepik').clearFaults();
     // The API names the provider tried last; none accepted it.
