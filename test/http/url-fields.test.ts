@@ -111,6 +111,10 @@ const NOT_URIS = [
   ['a "', 'https://assets.example.com/"a".png', '%22'],
   ['a [ in the query', 'https://assets.example.com/a.png?list[]=1', '%5B'],
   ['a third slash', 'https:///assets.example.com/a.png', 'third slash'],
+  // Characters a URI holds, but not there: the fragment runs to the end (a second `#` is none of
+  // its characters), and a userinfo ends at the first `@` (one more is none of the host's).
+  ['a second # in the fragment', 'https://assets.example.com/a.png#one#two', '%23'],
+  ['a second @ in the authority', 'https://me@home@assets.example.com/a.png', '%40'],
 ] as const;
 
 it.each(NOT_URIS)('%s in any URL field is a 400 naming the field and how a URI writes it; nothing is made or sent', async (_what, url, hint) => {

@@ -105,11 +105,12 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 /**
  * RFC 3986 as written (`uri-text.ts`): only a URI's characters, each `%` starting an escape;
- * brackets only around an IPv6 host; exactly two slashes before the host.
+ * brackets only around an IPv6 host; exactly two slashes before the host; one `#` at most (the
+ * fragment's start) and one `@` at most before the host (the userinfo's end).
  */
-const URI_TEXT = String.raw`(?=(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$)`;
+const URI_TEXT = String.raw`(?=(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$)(?![^#]*#[^#]*#)`;
 const BRACKETS_AROUND_HOST_ONLY = String.raw`(?=(?:[^\[\]/?#]*@)?(?:\[[0-9A-Fa-f:.]+\](?::[0-9]*)?|[^\[\]/?#]*)(?:[/?#][^\[\]]*)?$)`;
-const URL_START = String.raw`^${URI_TEXT}[Hh][Tt][Tt][Pp][Ss]?://${BRACKETS_AROUND_HOST_ONLY}`;
+const URL_START = String.raw`^${URI_TEXT}[Hh][Tt][Tt][Pp][Ss]?://${BRACKETS_AROUND_HOST_ONLY}(?![^/?#]*@[^/?#]*@)`;
 /** From the authority's start: an optional userinfo, then the host (an IPv6 literal in brackets, or a name or IPv4 address). */
 const USERINFO_AND_HOST = String.raw`(?:[^/?#\\]*@)?(?:\[[^\]/?#\\]*\]|[^:/?#\\@\[\]]*)`;
 const AUTHORITY_END = String.raw`(?:[/?#\\]|$)`;

@@ -31,10 +31,17 @@ export function uriProblem(url: string): string | undefined {
   const authority = AUTHORITY.exec(url);
   const authorityEnd = authority ? authority[0].length : 0;
   const authorityStart = authority ? authorityEnd - authority[1]!.length : 0;
+  const fragmentStart = url.indexOf('#');
+  const userinfoEnd = authority ? url.indexOf('@', authorityStart) : -1;
   let at = 0;
   for (const character of url) {
     const index = at;
     at += character.length;
+    // The fragment runs to the end and holds no `#`; the userinfo ends at the authority's first `@`.
+    if (character === '#' && index > fragmentStart) return 'holds a second "#", which a fragment writes as %23';
+    if (character === '@' && index > userinfoEnd && index < authorityEnd) {
+      return 'holds a second "@" before its host, which a URI\'s user part writes as %40';
+    }
     if (character === '%') {
       if (BAD_ESCAPE.test(url.slice(index, index + 3))) {
         return `holds "${url.slice(index, index + 3)}", which is no percent-escape (a % and two hex digits); a literal % is written %25`;
