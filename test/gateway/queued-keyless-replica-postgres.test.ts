@@ -5,7 +5,8 @@
  * leave them in line — not fail them with no_provider_available, nor keep putting them off — and
  * they end at their deadline only if no replica ever sends them.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { DISPATCH_CONCURRENCY } from '../../src/core/tasks/dispatcher.js';
 import type { ProviderEndpoint } from '../../src/sandbox/sandbox.js';
 import { capturedLogs } from '../support/captured-logs.js';
 import { postgresAvailable } from '../support/postgres.js';
@@ -40,6 +41,24 @@ describe.skipIf(!available)('tasks queued for a provider that one replica has no
       await keyed.gateway.runOnce();
     }
     for (const task of tasks) expect((await keyed.get(task.id)).body).toMatchObject({ status: 'succeeded', error: null });
+  }, 60_000);
+
+  it('are passed over by that replica without a read each, as tasks behind a full provider are', async () => {
+    const keyed = await replica('with-key');
+    const keyless = await replica('without-key', {}, {}, KEYLESS);
+    const tasks = [];
+    for (let i = 0; i < 1 + 3 * DISPATCH_CONCURRENCY; i++) tasks.push((await keyed.create({ ...request, prompt: `harbour ${i}` })).body);
+    expect(tasks.filter((task) => task.status === 'queued')).toHaveLength(3 * DISPATCH_CONCURRENCY);
+
+    // The first batch's looks tell the provider is off here: the tasks after it wait in line untouched.
+    const { tasks: repository } = keyless.gateway.engine;
+    const read = vi.spyOn(repository, 'get');
+    await replicas.clock.advance(1_000);
+    await keyless.gateway.runOnce();
+    const queuedIds = new Set(tasks.slice(1).map((task) => task.id));
+    expect(read.mock.calls.filter(([id]) => queuedIds.has(id as string)).length).toBeLessThanOrEqual(DISPATCH_CONCURRENCY);
+    read.mockRestore();
+    for (const task of tasks.slice(1)) expect((await keyless.get(task.id)).body).toMatchObject({ status: 'queued', error: null });
   }, 60_000);
 
   it('end as timeout at their deadline when no replica has the key', async () => {

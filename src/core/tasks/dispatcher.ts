@@ -390,6 +390,9 @@ export class Dispatcher {
         outcomes.push(tried.outcome);
       } else {
         turn?.release(entry.provider);
+        // A provider no task can go to from here (unusable on this replica, left to another):
+        // later tasks of the pass are passed over without a read, as behind a full one.
+        if (step.kind === 'wait' && step.full && entry.account === undefined) pass?.full.add(entry.provider);
         if (step.record) await this.recordSkip(task, step.record);
         outcomes.push(step);
       }
