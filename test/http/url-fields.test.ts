@@ -142,6 +142,24 @@ it.each([
 });
 
 /*
+ * Signed links as the storage services write them: their signatures cover the text as written,
+ * so each must be taken, and sent upstream, byte for byte (`%2F`, `+`, `=`, `~`, `(` `)`).
+ */
+it.each([
+  ['an S3 SigV4 presigned URL', 'https://examplebucket.s3.amazonaws.com/in%2Fcat.png?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEJr%2F%2F%2F%2B%3D&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404'],
+  ['an S3 SigV2 presigned URL with a + and ( )', 'https://s3.eu-west-1.amazonaws.com/my.bucket/dir/My+Photo%20(1).png?AWSAccessKeyId=AKIA&Expires=1700000000&Signature=vjbyPxybdZaNmGa%2ByT272YEAiv4%3D'],
+  ['a GCS V4 signed URL', 'https://storage.googleapis.com/example-bucket/cat.jpeg?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=example%40example-project.iam.gserviceaccount.com%2F20181026%2Fus-central1%2Fstorage%2Fgoog4_request&X-Goog-Date=20181026T181309Z&X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=247a2aa45f16'],
+  ['an Azure SAS URL with : in its times and a raw + / =', 'https://myaccount.blob.core.windows.net/container/photo.png?sv=2021-08-06&se=2024-01-01T00:00:00Z&sp=r&spr=https&sig=abc+def/ghi='],
+  ['a CloudFront signed URL with ~ and _', 'https://d111111abcdef8.cloudfront.net/image.jpg?Policy=eyJTdGF0ZW1lbnQiOlt7fV19__&Signature=nitfHRCrtziwO2HwPfWw~yYDhUF5Ew-j19DzZ&Key-Pair-Id=K2JCJMDEHXQW5F'],
+])('%s is taken as written, on quote and create', async (_what, url) => {
+  for (const route of ['/v1/videos/quote', '/v1/videos']) {
+    const answer = await gw.request('POST', route, { model: 'kling-v3', prompt: 'signed', duration: 5, start_image_url: url });
+    expect(answer.status, `${route}: ${JSON.stringify(answer.body)}`).toBe(route === '/v1/videos' ? 202 : 200);
+    expect(answer.body.request.start_image_url).toBe(url);
+  }
+});
+
+/*
  * Idempotency compares bodies as written, the key first. `ü` and its URI `%C3%BC` are never two
  * spellings of one accepted body: the first is refused (400) on its own, and under a key that
  * made a task from the second it is another body (409, no replay, no second task). So is
