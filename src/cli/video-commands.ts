@@ -164,11 +164,12 @@ async function follow(context: CliContext, client: GatewayClient, out: CliOutput
     // --json, the task as last seen is still the result: `… --json | jq -r .id` gets its id.
     out.data(task);
     out.note(`video ${first.id} goes on at the gateway; follow it with: ${cliCommand()} wait ${first.id}${resultFlags(options, 'wait')}`);
-    // What becomes of it, as last seen: one no provider has yet can still be stopped at no cost
-    // (the cancel route's own rule: queued, no provider task id); one a provider has is billed.
+    // What becomes of it, as last seen: one no provider had then can still be stopped, at no cost
+    // unless a create already on its way was taken meanwhile (the cancel route's own rule: queued,
+    // no provider task id); one a provider has is billed.
     if (!isTerminal(task)) {
       if (task.status === 'queued' && task.provider_task_id === null) {
-        out.note(`  no provider has it yet: to stop it at no cost, run: ${cliCommand()} cancel ${task.id}`);
+        out.note(`  no provider had it when last seen: to stop it, at no cost unless one has taken it since, run: ${cliCommand()} cancel ${task.id}`);
       } else if (task.provider_task_id !== null) {
         out.note(`  ${task.provider ?? 'its provider'} has it: it runs to its end and is billed, followed or not`);
       }

@@ -40,7 +40,7 @@ it('a video no provider took yet: names the cancel that stops it at no cost', as
   expect(result.code).toBe(9);
   expect(result.stderr).toContain(
     `video ${ID} goes on at the gateway; follow it with: kling-gateway wait ${ID}\n` +
-      `  no provider has it yet: to stop it at no cost, run: kling-gateway cancel ${ID}\n`,
+      `  no provider had it when last seen: to stop it, at no cost unless one has taken it since, run: kling-gateway cancel ${ID}\n`,
   );
 });
 
