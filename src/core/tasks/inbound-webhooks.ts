@@ -6,6 +6,7 @@
  */
 import { ProblemError, problems } from '../model/problems.js';
 import type { InboundWebhook, StatusReport, VideoProvider, WebhookVerification } from '../upstream/provider.js';
+import { PerTaskAllowance } from './per-task-allowance.js';
 import type { Engine } from './engine.js';
 import type { TaskRecord } from './task-records.js';
 import { DuplicateInboundWebhookError, type InboundMark } from './task-repository.js';
@@ -67,8 +68,8 @@ export class InboundWebhooks {
   private readonly keptElsewhere = new Map<string, NewsAwaitingCreate>();
   /** Set by a stop: no task is followed for kept news any more. */
   private stopped = false;
-  /** When a callback last made each task due for a confirming poll here, by task id (`confirmCallback`). */
-  private readonly confirmedLately = new Map<string, number>();
+  /** A confirming poll per task and `tracking.poll_min_interval_ms`, for callbacks (`confirmCallback`). */
+  private readonly confirmations = new PerTaskAllowance(1, MAX_CONFIRMED_LATELY);
 
   constructor(
     private readonly engine: Engine,
@@ -514,19 +515,9 @@ export class InboundWebhooks {
    */
   private async confirmCallback(task: TaskRecord): Promise<void> {
     const { clock, config } = this.engine;
-    const now = clock.now();
-    const intervalMs = config.tracking.poll_min_interval_ms;
-    const last = this.confirmedLately.get(task.id);
-    if (last !== undefined && now - last < intervalMs) {
-      await this.tracker.lifecycle.pollBy(task, last + intervalMs);
-      return;
-    }
-    if (this.confirmedLately.size >= MAX_CONFIRMED_LATELY) {
-      for (const [id, at] of this.confirmedLately) if (now - at >= intervalMs) this.confirmedLately.delete(id);
-      if (this.confirmedLately.size >= MAX_CONFIRMED_LATELY) this.confirmedLately.clear();
-    }
-    this.confirmedLately.set(task.id, now);
-    await this.tracker.pollSoon(task);
+    const taken = this.confirmations.take(task.id, clock.now(), config.tracking.poll_min_interval_ms);
+    if (taken === true) await this.tracker.pollSoon(task);
+    else await this.tracker.lifecycle.pollBy(task, taken);
   }
 
   /** A callback naming another upstream task than its task's: counted, and refused. */

@@ -22,6 +22,7 @@ import { UpstreamError } from '../upstream/upstream-error.js';
 import type { CreateLookup, ProviderTaskRef, UnansweredCreate, UpstreamClient } from '../upstream/provider.js';
 import { provedAbsentMessage } from './dispatch-decision.js';
 import { askableScope } from './askable-scope.js';
+import { PerTaskAllowance } from './per-task-allowance.js';
 import type { Engine } from './engine.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { AttemptRecord, TaskRecord } from './task-records.js';
@@ -213,11 +214,8 @@ function eachRequestAdmitted(account: ProviderAccount, client: UpstreamClient): 
 }
 
 export class Recovery {
-  /**
-   * How many more times unsigned callbacks may have the provider asked about a task nothing
-   * tracks, as of `at`, by the gateway task on whose token they came (`mayAskAboutUntracked`).
-   */
-  private readonly askedUntracked = new Map<string, { left: number; at: number }>();
+  /** Asks of the provider about a task nothing tracks, per gateway task on whose token callbacks came (`mayAskAboutUntracked`). */
+  private readonly askedUntracked = new PerTaskAllowance(ASKS_AT_ONCE, MAX_ASKED_UNTRACKED);
 
   constructor(
     private readonly engine: Engine,
@@ -539,18 +537,7 @@ export class Recovery {
    * tracks can be missed that way, never a task's own news.
    */
   private mayAskAboutUntracked(taskId: string): boolean {
-    const now = this.engine.clock.now();
-    const intervalMs = this.engine.config.tracking.poll_min_interval_ms;
-    const last = this.askedUntracked.get(taskId);
-    const left = last ? Math.min(ASKS_AT_ONCE, last.left + (now - last.at) / intervalMs) : ASKS_AT_ONCE;
-    if (left < 1) return false;
-    if (!last && this.askedUntracked.size >= MAX_ASKED_UNTRACKED) {
-      // Full: those whose allowance is whole again are forgotten (as good as never asked).
-      for (const [id, asked] of this.askedUntracked) if (asked.left + (now - asked.at) / intervalMs >= ASKS_AT_ONCE) this.askedUntracked.delete(id);
-      if (this.askedUntracked.size >= MAX_ASKED_UNTRACKED) this.askedUntracked.clear();
-    }
-    this.askedUntracked.set(taskId, { left: left - 1, at: now });
-    return true;
+    return this.askedUntracked.take(taskId, this.engine.clock.now(), this.engine.config.tracking.poll_min_interval_ms) === true;
   }
 
   /**
