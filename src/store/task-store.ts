@@ -763,17 +763,9 @@ export class TaskStore {
     const { askable } = scope;
     const values = [now, ...askable, now - scope.strandedAfterMs];
     const pick = (slots: readonly unknown[]) =>
-      this.db
-        .selectFrom('tasks')
-        .select('id')
-        // The phases as literals: SQLite then proves the partial index `tasks_due` covers the pick
-        // (a bound phase alone left it scanning every task).
-        .where(DUE)
-        .where('phase', '=', 'tracking')
-        .where('next_poll_at', '<=', slots[0] as number)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', slots[0] as number)]))
-        .where((eb) => eb.or([...this.askableTerm(eb, slots.slice(1, 1 + askable.length) as string[]), eb('next_poll_at', '<=', slots[1 + askable.length] as number)]))
-        .orderBy('next_poll_at');
+      this.dueTasks('tracking', slots[0] as number).where((eb) =>
+        eb.or([...this.askableTerm(eb, slots.slice(1, 1 + askable.length) as string[]), eb('next_poll_at', '<=', slots[1 + askable.length] as number)]),
+      );
     const any = await this.shapes.execute(this.db, `any-due-askable:${askable.length}`, values, (slots) => pick(slots).limit(1));
     if (any.rows.length === 0) return [];
     const { rows } = await this.shapes.execute(this.db, `lease-due-askable:${askable.length}`, [...values, owner, now + leaseMs, limit], (slots) =>
@@ -835,7 +827,11 @@ export class TaskStore {
     return (await this.leaseDue(this.db, phase, now, owner, now + leaseMs, limit)).rows;
   }
 
-  /** Tasks in `phase` due at `now` that no live lease holds, most overdue first. */
+  /**
+   * Tasks in `phase` due at `now` that no live lease holds, most overdue first. The polled phases
+   * are also written as literals (`DUE`): SQLite then proves the partial index `tasks_due` covers
+   * the pick (a bound phase alone left it scanning every task).
+   */
   private dueTasks(phase: TaskPhase, now: number) {
     return this.db
       .selectFrom('tasks')
