@@ -128,6 +128,14 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await target.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
   }
 
+  /** More than one page (25) of tasks, whatever earlier tests made (prompts `<prompt> <n>`); a console signed in on the task list. */
+  async function signedInOnMoreThanAPage(prompt: string): Promise<Page> {
+    for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `${prompt} ${made}` });
+    const target = await openConsole();
+    await signIn(target);
+    return target;
+  }
+
   /**
    * The first create from `target` reaches the gateway, which makes the task, and its answer never
    * gets back; later ones pass. The Idempotency-Key of each create sent, in order.
@@ -1534,10 +1542,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
   });
 
   it('keeps the keyboard in the task list when Clear filters or Load more is pressed: on the filters, on the first task loaded', async () => {
-    // More than one page (25) of tasks, whatever earlier tests made.
-    for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `one of a page and more ${made}` });
-    const target = await openConsole();
-    await signIn(target);
+    const target = await signedInOnMoreThanAPage('one of a page and more');
     const focused = () =>
       target.evaluate(() => {
         const element = document.activeElement;
@@ -1559,10 +1564,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     await expect.poll(focused).toBe(`A ${await rows.nth(25).getAttribute('data-task-id')}`);
   });
   it('keeps Load more saying Loading… and puts the keyboard on the first task it brought in when a refresh of the list answers while its page is on its way', async () => {
-    // More than one page (25) of tasks, whatever earlier tests made.
-    for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `a page held behind a refresh ${made}` });
-    const target = await openConsole();
-    await signIn(target);
+    const target = await signedInOnMoreThanAPage('a page held behind a refresh');
     const rows = target.locator('tr[data-task-id]');
     await expect.poll(() => rows.count()).toBe(25);
     // The next page takes its time (a slow network): held until released.
@@ -1606,10 +1608,7 @@ describe.skipIf(!HAVE_BROWSER && !process.env.CI)('web console in Chromium', { t
     }
   });
   it('says a Load more the gateway refused at Load more, and keeps saying it until pressed again, instead of calling the live list not live and promising a page that never comes', async () => {
-    // More than one page (25) of tasks, whatever earlier tests made.
-    for (let made = 0; made < 26; made += 1) await api.createVideo({ model: 'kling-v3', prompt: `a page and more to load ${made}` });
-    const target = await openConsole();
-    await signIn(target);
+    const target = await signedInOnMoreThanAPage('a page and more to load');
     const rows = target.locator('tr[data-task-id]');
     await expect.poll(() => rows.count()).toBe(25);
     // The next page is refused once (a replica draining); the list's own refreshes pass.
