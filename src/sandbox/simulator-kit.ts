@@ -572,7 +572,6 @@ export function randomUuid(): string {
   return crypto.randomUUID();
 }
 
-
 /*
  * An http(s) URI by RFC 3986's grammar, as a validator of `format: uri` reads one: the scheme,
  * `//`, an optional userinfo, a host (an IPv6 literal in brackets, or a non-empty reg-name or
